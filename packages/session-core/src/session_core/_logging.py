@@ -1,0 +1,68 @@
+"""One structlog set-up for every package: JSON lines in Lambda, a readable console locally."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values never reach a log line: secrets and what users wrote.
+_REDACTED_KEYS = frozenset(
+    {"token", "bot_token", "secret", "secret_token", "api_key", "authorization", "password",
+     "text", "prompt", "caption", "message_text"}
+)
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in event.keys() & _REDACTED_KEYS:
+        event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(*, json_lines: bool | None = None, level: str | None = None) -> None:
+    """Configure structlog once per process.
+
+    ``json_lines`` defaults to True inside Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set),
+    otherwise a console renderer. ``level`` defaults to ``LOG_LEVEL`` or INFO.
+    """
+    if json_lines is None:
+        json_lines = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+    level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level_name, logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def bind_correlation(
+    *, update_id: int | None = None, session_key: str | None = None, request_id: str | None = None
+) -> None:
+    """Bind the correlation fields for the rest of this invocation (clears earlier ones)."""
+    structlog.contextvars.clear_contextvars()
+    fields = {"update_id": update_id, "session_key": session_key, "request_id": request_id}
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger named after the calling module."""
+    return structlog.get_logger(name)
