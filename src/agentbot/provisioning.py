@@ -6,6 +6,7 @@ the two), so what runs locally has the same keys, TTL, lifecycle and redrive as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -148,10 +149,8 @@ def _create_bucket(s3: Any, name: str, expiry_days: int) -> None:
     kwargs: dict[str, Any] = {"Bucket": name}
     if region and region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(**kwargs)
-    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-        pass
     s3.put_bucket_lifecycle_configuration(
         Bucket=name,
         LifecycleConfiguration={

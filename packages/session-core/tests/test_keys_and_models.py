@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 import session_core
 from session_core import (
     InboundMessage,
@@ -44,7 +43,13 @@ def test_tenant_with_path_unicode_empty_or_overlong_parts_is_rejected(tenant: st
 
 @pytest.mark.parametrize(
     ("chat_id", "thread_id", "field"),
-    [(0, 0, "chat_id"), (2**63, 0, "chat_id"), (True, 0, "chat_id"), (1, -1, "thread_id"), (1, 2**31, "thread_id")],
+    [
+        (0, 0, "chat_id"),
+        (2**63, 0, "chat_id"),
+        (True, 0, "chat_id"),
+        (1, -1, "thread_id"),
+        (1, 2**31, "thread_id"),
+    ],
 )
 def test_out_of_range_ids_are_rejected(chat_id: int, thread_id: int, field: str) -> None:
     with pytest.raises(InvalidSessionKeyError) as info:
@@ -54,7 +59,20 @@ def test_out_of_range_ids_are_rejected(chat_id: int, thread_id: int, field: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["t/1", "t/1/0/x", "t/../0", "t/1/../../etc", "t/+1/0", "t/01/0", "t/-0/0", "t/1/٣", "t/1/0/", "/t/1/0", "t/1e3/0", ""],
+    [
+        "t/1",
+        "t/1/0/x",
+        "t/../0",
+        "t/1/../../etc",
+        "t/+1/0",
+        "t/01/0",
+        "t/-0/0",
+        "t/1/٣",
+        "t/1/0/",
+        "/t/1/0",
+        "t/1e3/0",
+        "",
+    ],
 )
 def test_parse_accepts_only_the_canonical_form(text: str) -> None:
     with pytest.raises(InvalidSessionKeyError):
@@ -68,8 +86,13 @@ def test_key_decoded_from_json_is_validated() -> None:
 
 def _message() -> InboundMessage:
     return InboundMessage(
-        update_id=7, session_key="default/5/0", kind="message", chat_id=5, chat_type="private",
-        message_id=3, text="hi",
+        update_id=7,
+        session_key="default/5/0",
+        kind="message",
+        chat_id=5,
+        chat_type="private",
+        message_id=3,
+        text="hi",
     )
 
 

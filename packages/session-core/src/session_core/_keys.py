@@ -62,7 +62,9 @@ class SessionKey(msgspec.Struct, frozen=True, kw_only=True):
         if len(parts) != 3:
             raise InvalidSessionKeyError("canonical", canonical, "expected tenant/chat_id/thread_id")
         tenant, chat, thread = parts
-        key = cls(tenant=tenant, chat_id=_parse_int("chat_id", chat), thread_id=_parse_int("thread_id", thread))
+        key = cls(
+            tenant=tenant, chat_id=_parse_int("chat_id", chat), thread_id=_parse_int("thread_id", thread)
+        )
         if key.canonical != canonical:  # rejects '+1', '007', '-0' and other aliases
             raise InvalidSessionKeyError("canonical", canonical, "not in canonical form")
         return key

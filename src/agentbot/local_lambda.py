@@ -1,0 +1,376 @@
+"""A local Lambda service: Lambda's Invoke API on one side, the Runtime API on the other.
+
+Each function runs as real `python -m awslambdaric <handler>` processes that long-poll
+this server for work, exactly as they do inside Lambda. Pointing `AWS_ENDPOINT_URL_LAMBDA`
+at `LocalLambda.endpoint` makes `boto3.client("lambda").invoke(...)` reach them, so the
+caller's code is the production code in tests and in `agentbot dev`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any
+
+_INVOKE_PREFIX = "/2015-03-31/functions/"
+_RUNTIME_PREFIX = "/2018-06-01/runtime/"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """How to run one function: its handler path, extra environment and limits."""
+
+    handler: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 900.0
+    max_concurrency: int = 2
+    memory_mb: int = 1024
+
+
+@dataclass
+class _Outcome:
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the handler raised or the runtime died
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    payload: bytes
+    deadline: float
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: _Outcome | None = None
+
+    def finish(self, outcome: _Outcome) -> None:
+        if not self.done.is_set():
+            self.outcome = outcome
+            self.done.set()
+
+
+def _error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class _Worker:
+    """One warm execution environment: a Runtime API port and one awslambdaric process."""
+
+    def __init__(self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None) -> None:
+        self.name = name
+        self.spec = spec
+        self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
+        self.current: _Invocation | None = None
+        self.init_error: bytes | None = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _runtime_handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        port = self._server.server_address[1]
+        env = {
+            **os.environ,
+            **spec.env,
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "_HANDLER": spec.handler,
+        }
+        env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
+        # A process group of its own, so stopping kills whatever the handler spawned too.
+        self.process = subprocess.Popen(
+            [python, "-m", "awslambdaric", spec.handler],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log if log is not None else None,
+            stderr=subprocess.STDOUT if log is not None else None,
+            start_new_session=True,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None and self.init_error is None
+
+    def run(self, invocation: _Invocation) -> _Outcome:
+        """Hand one invocation to the process and wait for its result, a crash or the timeout."""
+        self.current = invocation
+        self.inbox.put(invocation)
+        while not invocation.done.wait(0.05):
+            if self.init_error is not None:
+                invocation.finish(_Outcome(self.init_error, "Unhandled"))
+            elif self.process.poll() is not None:
+                invocation.finish(
+                    _Outcome(
+                        _error_payload(
+                            "Runtime.ExitError",
+                            f"RequestId: {invocation.request_id} Error: Runtime exited with "
+                            f"status {self.process.returncode}",
+                        ),
+                        "Unhandled",
+                    )
+                )
+            elif time.monotonic() > invocation.deadline:
+                self.stop()  # Lambda discards the sandbox of a timed-out invocation
+                invocation.finish(
+                    _Outcome(
+                        _error_payload(
+                            "Sandbox.Timedout",
+                            f"Task timed out after {self.spec.timeout_s:.2f} seconds",
+                        ),
+                        "Unhandled",
+                    )
+                )
+        self.current = None
+        assert invocation.outcome is not None
+        return invocation.outcome
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=3)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.inbox.put(None)  # releases a long-poll still waiting
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
+    class RuntimeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] = {}) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_GET(self) -> None:
+            if self.path != _RUNTIME_PREFIX + "invocation/next":
+                self._reply(404)
+                return
+            invocation = worker.inbox.get()
+            if invocation is None:
+                self._reply(500, b'{"errorMessage": "shutting down"}')
+                return
+            deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
+            self._reply(
+                200,
+                invocation.payload,
+                {
+                    "Content-Type": "application/json",
+                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn": (
+                        f"arn:aws:lambda:us-east-1:000000000000:function:{worker.name}"
+                    ),
+                    "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+                },
+            )
+
+        def do_POST(self) -> None:
+            body = self._body()
+            if self.path == _RUNTIME_PREFIX + "init/error":
+                worker.init_error = body or _error_payload("Runtime.InitError", "init failed")
+                self._reply(202)
+                return
+            parts = self.path[len(_RUNTIME_PREFIX) :].split("/")
+            invocation = worker.current
+            if (
+                len(parts) != 3
+                or parts[0] != "invocation"
+                or invocation is None
+                or parts[1] != invocation.request_id
+            ):
+                self._reply(400, b'{"errorMessage": "unknown invocation"}')
+                return
+            if parts[2] == "response":
+                invocation.finish(_Outcome(body))
+            elif parts[2] == "error":
+                invocation.finish(_Outcome(body, "Unhandled"))
+            else:
+                self._reply(404)
+                return
+            self._reply(202)
+
+    return RuntimeApi
+
+
+class _Function:
+    """The warm workers of one function, up to `max_concurrency` at a time."""
+
+    def __init__(self, name: str, spec: FunctionSpec, spawn: Callable[[], _Worker]) -> None:
+        self.name = name
+        self.spec = spec
+        self._spawn = spawn
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._slots = threading.BoundedSemaphore(spec.max_concurrency)
+        self._lock = threading.Lock()
+
+    def invoke(self, payload: bytes) -> _Outcome:
+        with self._slots:
+            worker = self._take_worker()
+            invocation = _Invocation(
+                request_id=str(uuid.uuid4()),
+                payload=payload,
+                deadline=time.monotonic() + self.spec.timeout_s,
+            )
+            try:
+                return worker.run(invocation)
+            finally:
+                with self._lock:
+                    if worker.alive:
+                        self._idle.append(worker)
+                    else:
+                        worker.stop()
+                        self._all.remove(worker)
+
+    def _take_worker(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive:
+                    return worker
+                worker.stop()
+                self._all.remove(worker)
+            worker = self._spawn()
+            self._all.append(worker)
+            return worker
+
+    def stop(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.stop()
+            self._all.clear()
+            self._idle.clear()
+
+    @property
+    def process_ids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._all]
+
+
+class LocalLambda:
+    """Serve Lambda's Invoke API on 127.0.0.1 for the given functions (a context manager)."""
+
+    def __init__(
+        self,
+        functions: Mapping[str, FunctionSpec],
+        *,
+        python: str = sys.executable,
+        log: IO[str] | None = None,
+    ) -> None:
+        self._functions = {
+            name: _Function(name, spec, self._spawner(name, spec, python, log))
+            for name, spec in functions.items()
+        }
+        self._server: ThreadingHTTPServer | None = None
+
+    @staticmethod
+    def _spawner(
+        name: str, spec: FunctionSpec, python: str, log: IO[str] | None
+    ) -> Callable[[], _Worker]:
+        return lambda: _Worker(name, spec, python, log)
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL to use as `AWS_ENDPOINT_URL_LAMBDA`."""
+        if self._server is None:
+            raise RuntimeError("LocalLambda is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def process_ids(self) -> list[int]:
+        """Process ids of the running awslambdaric workers (for leak checks)."""
+        return [pid for fn in self._functions.values() for pid in fn.process_ids]
+
+    def start(self) -> LocalLambda:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _invoke_handler_for(self._functions))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for function in self._functions.values():
+            function.stop()
+
+    def __enter__(self) -> LocalLambda:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _invoke_handler_for(functions: Mapping[str, _Function]) -> type[BaseHTTPRequestHandler]:
+    class InvokeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes, headers: Mapping[str, str] = {}) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            path = self.path.split("?", 1)[0]
+            if not (path.startswith(_INVOKE_PREFIX) and path.endswith("/invocations")):
+                self._reply(404, b'{"message": "unknown path"}')
+                return
+            name = path[len(_INVOKE_PREFIX) : -len("/invocations")]
+            name = name.rsplit(":function:", 1)[-1]  # accept ARNs as well as names
+            function = functions.get(name)
+            if function is None:
+                self._reply(
+                    404,
+                    json.dumps({"Type": "User", "message": f"Function not found: {name}"}).encode(),
+                    {"x-amzn-ErrorType": "ResourceNotFoundException"},
+                )
+                return
+            invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+            if invocation_type == "DryRun":
+                self._reply(204, b"")
+                return
+            if invocation_type == "Event":
+                threading.Thread(target=function.invoke, args=(payload or b"{}",), daemon=True).start()
+                self._reply(202, b"")
+                return
+            outcome = function.invoke(payload or b"{}")
+            headers = {"X-Amz-Executed-Version": "$LATEST"}
+            if outcome.function_error:
+                headers["X-Amz-Function-Error"] = outcome.function_error
+            self._reply(200, outcome.payload, headers)
+
+    return InvokeApi

@@ -1,0 +1,27 @@
+"""A tiny function for the local Lambda tests: echoes, fails, sleeps or crashes on request."""
+
+import os
+import time
+
+_COLD_START_PID = os.getpid()
+_calls = 0
+
+
+def handle(event, context):
+    global _calls
+    _calls += 1
+    action = event.get("action")
+    if action == "raise":
+        raise ValueError("asked to fail")
+    if action == "sleep":
+        time.sleep(event["seconds"])
+    if action == "exit":
+        os._exit(3)
+    return {
+        "echo": event,
+        "pid": _COLD_START_PID,
+        "calls": _calls,
+        "request_id": context.aws_request_id,
+        "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }

@@ -1,0 +1,110 @@
+"""The local Lambda service drives real awslambdaric processes behind Lambda's Invoke API,
+so boto3's `lambda.invoke` in the consumer is the same code locally and in production."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+
+FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
+
+
+def _client(endpoint: str):
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(read_timeout=30, retries={"total_max_attempts": 1}),
+    )
+
+
+def _invoke(client, payload: dict, name: str = "probe") -> tuple[dict, str | None]:
+    response = client.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
+    return json.loads(response["Payload"].read()), response.get("FunctionError")
+
+
+@pytest.fixture
+def local_lambda():
+    spec = FunctionSpec(
+        handler="probe_handler.handle",
+        env={"PYTHONPATH": FIXTURES},
+        timeout_s=3,
+        max_concurrency=2,
+    )
+    with LocalLambda({"probe": spec}) as service:
+        yield service
+
+
+def test_invoke_reaches_the_handler_and_reuses_the_warm_process(local_lambda) -> None:
+    client = _client(local_lambda.endpoint)
+    first, error = _invoke(client, {"hello": "world"})
+    assert error is None
+    assert first["echo"] == {"hello": "world"} and first["function"] == "probe"
+    assert 0 < first["remaining_ms"] <= 3000
+    second, _ = _invoke(client, {"n": 2})
+    assert second["pid"] == first["pid"] and second["calls"] == 2
+    assert second["request_id"] != first["request_id"]
+
+
+def test_handler_error_is_reported_as_function_error_and_the_worker_stays(local_lambda) -> None:
+    client = _client(local_lambda.endpoint)
+    body, error = _invoke(client, {"action": "raise"})
+    assert error == "Unhandled"
+    assert body["errorType"] == "ValueError" and "asked to fail" in body["errorMessage"]
+    ok, error = _invoke(client, {})
+    assert error is None and ok["calls"] == 2
+
+
+def test_crash_and_timeout_give_errors_and_a_fresh_process_next_time(local_lambda) -> None:
+    client = _client(local_lambda.endpoint)
+    before, _ = _invoke(client, {})
+    body, error = _invoke(client, {"action": "exit"})
+    assert error == "Unhandled" and "exited" in body["errorMessage"]
+    body, error = _invoke(client, {"action": "sleep", "seconds": 10})
+    assert error == "Unhandled" and "timed out" in body["errorMessage"]
+    after, error = _invoke(client, {})
+    assert error is None and after["pid"] != before["pid"]
+
+
+def test_concurrent_invokes_run_in_parallel_up_to_the_limit(local_lambda) -> None:
+    client = _client(local_lambda.endpoint)
+    results: list[dict] = []
+
+    def call() -> None:
+        results.append(_invoke(client, {"action": "sleep", "seconds": 1})[0])
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # a second warm process is started only while the first is busy
+    assert len({r["pid"] for r in results}) == 2
+
+
+def test_unknown_function_is_resource_not_found(local_lambda) -> None:
+    client = _client(local_lambda.endpoint)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.invoke(FunctionName="nope", Payload=b"{}")
+
+
+def test_stop_leaves_no_process_behind() -> None:
+    spec = FunctionSpec(handler="probe_handler.handle", env={"PYTHONPATH": FIXTURES})
+    service = LocalLambda({"probe": spec}).start()
+    _invoke(_client(service.endpoint), {})
+    pids = service.process_ids
+    assert pids
+    service.stop()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
