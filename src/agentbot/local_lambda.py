@@ -65,7 +65,9 @@ def _error_payload(error_type: str, message: str) -> bytes:
 class _Worker:
     """One warm execution environment: a Runtime API port and one awslambdaric process."""
 
-    def __init__(self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None) -> None:
+    def __init__(
+        self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None, endpoint: str
+    ) -> None:
         self.name = name
         self.spec = spec
         self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
@@ -77,6 +79,8 @@ class _Worker:
         port = self._server.server_address[1]
         env = {
             **os.environ,
+            # functions of this service reach each other through it, as within one account
+            "AWS_ENDPOINT_URL_LAMBDA": endpoint,
             **spec.env,
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
             "AWS_LAMBDA_FUNCTION_NAME": name,
@@ -287,11 +291,10 @@ class LocalLambda:
         }
         self._server: ThreadingHTTPServer | None = None
 
-    @staticmethod
     def _spawner(
-        name: str, spec: FunctionSpec, python: str, log: IO[str] | None
+        self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None
     ) -> Callable[[], _Worker]:
-        return lambda: _Worker(name, spec, python, log)
+        return lambda: _Worker(name, spec, python, log, self.endpoint)
 
     @property
     def endpoint(self) -> str:

@@ -25,3 +25,23 @@ def handle(event, context):
         "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         "remaining_ms": context.get_remaining_time_in_millis(),
     }
+
+
+def handle_http(event, context):
+    """Answers like an HTTP API function: echoes the body and a header."""
+    return {
+        "statusCode": 201 if event["requestContext"]["http"]["method"] == "POST" else 405,
+        "headers": {"content-type": "text/plain", "x-route": event["routeKey"]},
+        "body": f"{event['headers'].get('x-probe', '')}:{event['body']}",
+    }
+
+
+def handle_sqs(event, context):
+    """Reports the records whose body says 'fail' as batch item failures."""
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": record["messageId"]}
+            for record in event["Records"]
+            if record["body"] == "fail"
+        ]
+    }

@@ -1,0 +1,92 @@
+"""Keep `agentbot dev`'s sessions across restarts when it runs on the embedded moto server.
+
+moto holds everything in memory, so the state directory keeps a copy of what sessions
+need: every item of the sessions table (DynamoDB JSON, one per line) and every object of
+the sessions bucket (files under `s3/`). It is written after each reply and at exit
+(to a temporary name, then renamed, so a crash never leaves half a copy) and loaded into
+the fresh server at start. Queue contents are not kept: `agentbot dev` drains the queue
+before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+_TABLE_FILE = "table.jsonl"
+_OBJECTS_DIR = "s3"
+
+
+class StateDirectory:
+    """Saves and restores one table and one bucket to and from a directory."""
+
+    def __init__(self, root: Path, *, dynamodb: Any, s3: Any, table: str, bucket: str) -> None:
+        self.root = root
+        self._dynamodb = dynamodb
+        self._s3 = s3
+        self._table = table
+        self._bucket = bucket
+        self._lock = threading.Lock()
+
+    def restore(self) -> tuple[int, int]:
+        """Load a saved copy into the (empty) table and bucket; returns (items, objects)."""
+        items = objects = 0
+        table_file = self.root / _TABLE_FILE
+        if table_file.exists():
+            batch: list[dict[str, Any]] = []
+            for line in table_file.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    batch.append({"PutRequest": {"Item": json.loads(line)}})
+                    items += 1
+                if len(batch) == 25:
+                    self._write_batch(batch)
+                    batch = []
+            if batch:
+                self._write_batch(batch)
+        objects_dir = self.root / _OBJECTS_DIR
+        if objects_dir.is_dir():
+            for path in sorted(objects_dir.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    key = path.relative_to(objects_dir).as_posix()
+                    self._s3.put_object(Bucket=self._bucket, Key=key, Body=path.read_bytes())
+                    objects += 1
+        return items, objects
+
+    def save(self) -> None:
+        """Write the current table and bucket to the directory, replacing the last copy."""
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = self.root / ".saving"
+            shutil.rmtree(staging, ignore_errors=True)
+            (staging / _OBJECTS_DIR).mkdir(parents=True)
+            with open(staging / _TABLE_FILE, "w", encoding="utf-8") as out:
+                for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._table):
+                    for item in page["Items"]:
+                        out.write(json.dumps(item) + "\n")
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
+                for entry in page.get("Contents", []):
+                    target = (staging / _OBJECTS_DIR / entry["Key"]).resolve()
+                    if not target.is_relative_to((staging / _OBJECTS_DIR).resolve()):
+                        raise ValueError(f"object key {entry['Key']!r} would leave the state directory")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    body = self._s3.get_object(Bucket=self._bucket, Key=entry["Key"])["Body"].read()
+                    target.write_bytes(body)
+            # swap in the new copy; the old one is removed only after the new one is complete
+            previous = self.root / ".previous"
+            shutil.rmtree(previous, ignore_errors=True)
+            previous.mkdir()
+            for name in (_TABLE_FILE, _OBJECTS_DIR):
+                if (self.root / name).exists():
+                    os.replace(self.root / name, previous / name)
+                os.replace(staging / name, self.root / name)
+            shutil.rmtree(previous, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        pending: dict[str, Any] = {self._table: batch}
+        while pending:
+            pending = self._dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}

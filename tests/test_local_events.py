@@ -1,0 +1,76 @@
+"""The local HTTP API and SQS event source deliver the events AWS delivers, through Lambda invoke."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from agentbot.local_events import LocalHttpApi, SqsEventSource
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+
+FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
+
+
+def _lambda_client(endpoint: str):
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def test_http_api_passes_a_v2_event_and_maps_the_answer() -> None:
+    spec = FunctionSpec(handler="probe_handler.handle_http", env={"PYTHONPATH": FIXTURES})
+    with LocalLambda({"web": spec}) as service:
+        api = LocalHttpApi(lambda_client=_lambda_client(service.endpoint), function_name="web").start()
+        try:
+            response = httpx.post(api.url, content=b'{"a":1}', headers={"X-Probe": "p"})
+            missing = httpx.post(api.url.replace("/webhook", "/other"), content=b"")
+        finally:
+            api.stop()
+    assert response.status_code == 201
+    assert response.text == 'p:{"a":1}'
+    assert response.headers["x-route"] == "POST /webhook"
+    assert missing.status_code == 404
+
+
+def test_sqs_event_source_deletes_successes_and_retries_reported_failures(aws) -> None:
+    queue = aws.resources.queue_url
+    for n, body in enumerate(["ok", "fail"]):
+        aws.sqs.send_message(
+            QueueUrl=queue, MessageBody=body, MessageGroupId=f"g{n}", MessageDeduplicationId=f"d{n}"
+        )
+    seen: list[tuple[str, int]] = []
+    retried = threading.Event()
+
+    def on_batch(messages, outcome) -> None:
+        for message in messages:
+            count = int(message["Attributes"]["ApproximateReceiveCount"])
+            seen.append((message["Body"], count))
+            if message["Body"] == "fail" and count >= 2:
+                retried.set()
+
+    spec = FunctionSpec(handler="probe_handler.handle_sqs", env={"PYTHONPATH": FIXTURES})
+    with LocalLambda({"consumer": spec}) as service:
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=_lambda_client(service.endpoint),
+            queue_url=queue,
+            queue_arn=aws.resources.queue_arn,
+            function_name="consumer",
+            retry_delay_s=1,
+            on_batch=on_batch,
+        ).start()
+        try:
+            assert retried.wait(30), seen
+        finally:
+            source.stop()
+    assert [b for b, _ in seen].count("ok") == 1  # deleted after success, never redelivered
+    assert ("fail", 1) in seen and ("fail", 2) in seen
