@@ -29,7 +29,11 @@ from ._models import (
     decode_turn_result,
     encode,
 )
+from ._registry import Lease, SessionRecord, SessionRegistry
+from ._secrets import read_secret
 from ._settings import env_int, require_env
+from ._transcript_format import InvalidTranscriptEntryError
+from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
 
 __version__ = "0.1.0"
 
@@ -42,15 +46,22 @@ __all__ = [
     "CorruptTranscriptError",
     "InboundMessage",
     "InvalidSessionKeyError",
+    "InvalidTranscriptEntryError",
+    "Lease",
     "LeaseHeldError",
     "LeaseLostError",
     "MessageDecodeError",
     "QueueEnvelope",
     "SessionCoreError",
     "SessionKey",
+    "SessionListing",
+    "SessionRecord",
+    "SessionRegistry",
+    "SessionSummary",
     "StagedAttachment",
     "StaleHeadError",
     "StorageError",
+    "TranscriptStore",
     "TurnRequest",
     "TurnResult",
     "UnsupportedVersionError",
@@ -63,5 +74,6 @@ __all__ = [
     "encode",
     "env_int",
     "get_logger",
+    "read_secret",
     "require_env",
 ]

@@ -1,0 +1,48 @@
+"""Secrets (bot token, webhook secret, API key) from SSM Parameter Store, read once per process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._errors import ConfigError, StorageError
+
+# Parameter name → value. A warm Lambda container reads each secret once; values never
+# leave this dict except to the caller (no logging, no error messages).
+_cache: dict[str, str] = {}
+_lock = threading.Lock()
+
+
+def read_secret(ssm_client: Any, name: str) -> str:
+    """The decrypted value of SSM parameter ``name`` (a SecureString), cached per process.
+
+    Raises ConfigError naming the parameter when it does not exist or is empty, and
+    StorageError for other SSM failures (throttling, network) that a retry may cure.
+    """
+    with _lock:
+        cached = _cache.get(name)
+    if cached is not None:
+        return cached
+    try:
+        out = ssm_client.get_parameter(Name=name, WithDecryption=True)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "ParameterNotFound":
+            raise ConfigError(
+                name, "SSM parameter not found; create it as a SecureString in this region"
+            ) from exc
+        raise StorageError(
+            "read_secret", f"SSM GetParameter {name!r}: {code}", error_code=code
+        ) from exc
+    except BotoCoreError as exc:
+        raise StorageError(
+            "read_secret", f"SSM GetParameter {name!r}: {exc}", error_code=type(exc).__name__
+        ) from exc
+    value = str(out["Parameter"].get("Value", ""))
+    if not value.strip():
+        raise ConfigError(name, "SSM parameter is empty; put the secret's value in it")
+    with _lock:
+        _cache[name] = value
+    return value

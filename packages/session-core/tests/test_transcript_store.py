@@ -1,0 +1,509 @@
+"""Transcript store behaviour an operator would notice: what is stored, where, and at what cost.
+
+Request counts are recorded through botocore's public event hooks on dedicated clients
+(nothing in boto3 is patched), so they count real HTTP requests, retries included.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from session_core import (
+    InvalidSessionKeyError,
+    InvalidTranscriptEntryError,
+    StaleHeadError,
+    StorageError,
+    TranscriptStore,
+)
+
+pytestmark = pytest.mark.anyio
+
+WORDS = [f"{w}{i}" for i, w in enumerate(["lorem", "ipsum", "dolor", "sit", "amet", "def", "self"] * 40)]
+KEY = {"project_key": "-tmp-agentbot-sessions-acme-1-0", "session_id": "0b6e-sess"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Recorder:
+    """Counts the HTTP requests a client sends, by (service, operation), and their body bytes."""
+
+    def __init__(self, *clients: Any) -> None:
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.sent_bytes = 0
+        for client in clients:
+            client.meta.events.register("before-send", self._on_send)
+
+    def _on_send(self, request: Any, event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.requests[(service, operation)] += 1
+        body = request.body
+        self.sent_bytes += len(body) if isinstance(body, (bytes, bytearray)) else 0
+
+    def count(self, service: str | None = None) -> int:
+        return sum(n for (svc, _), n in self.requests.items() if service in (None, svc))
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.sent_bytes = 0
+
+
+def make_store(aws: Any, *, s3: Any = None, dynamodb: Any = None, **kwargs: Any) -> TranscriptStore:
+    return TranscriptStore(
+        s3=s3 or aws.s3,
+        dynamodb=dynamodb or aws.dynamodb,
+        bucket=aws.resources.bucket,
+        table=aws.resources.table,
+        **kwargs,
+    )
+
+
+def recorded_store(aws: Any, **kwargs: Any) -> tuple[TranscriptStore, Recorder]:
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    return make_store(aws, s3=s3, dynamodb=dynamodb, **kwargs), Recorder(s3, dynamodb)
+
+
+def turn(n: int, size: int = 2000) -> list[dict[str, Any]]:
+    """One synthetic turn: prompt, assistant tool call, tool result, answer."""
+    rng = random.Random(n)
+    filler = f"turn {n} " + " ".join(rng.choice(WORDS) for _ in range(size // 6))
+    return [
+        {"type": "user", "uuid": f"u{n}", "message": {"role": "user", "content": f"question {n}"}},
+        {
+            "type": "assistant",
+            "uuid": f"a{n}",
+            "message": {"content": [{"type": "tool_use", "id": f"t{n}", "input": {"cmd": "ls"}}]},
+        },
+        {"type": "user", "uuid": f"r{n}", "toolUseResult": filler},
+        {"type": "assistant", "uuid": f"b{n}", "message": {"content": [{"type": "text", "text": filler}]}},
+    ]
+
+
+def all_objects(aws: Any) -> list[str]:
+    listed = aws.s3.list_objects_v2(Bucket=aws.resources.bucket)
+    return [obj["Key"] for obj in listed.get("Contents", [])]
+
+
+def all_items(aws: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = aws.dynamodb.scan(TableName=aws.resources.table)["Items"]
+    return items
+
+
+# --- storage cost -------------------------------------------------------------------------
+
+
+async def test_append_is_one_transaction_and_warm_load_reads_nothing_from_s3(aws: Any) -> None:
+    store, rec = recorded_store(aws)
+    await store.append(KEY, turn(1))
+    assert rec.requests == Counter({("dynamodb", "TransactWriteItems"): 1})
+
+    rec.reset()
+    await store.append(KEY, turn(2))
+    assert rec.requests == Counter({("dynamodb", "TransactWriteItems"): 1})
+
+    rec.reset()
+    assert await store.load(KEY) == turn(1) + turn(2)
+    assert rec.requests == Counter({("dynamodb", "Query"): 1})
+    assert store.requests[("s3", "GetObject")] == 0
+
+
+async def test_cold_load_takes_at_most_three_requests_whatever_the_history(aws: Any) -> None:
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    expected: list[dict[str, Any]] = []
+    for n in range(60):
+        await writer.append(KEY, turn(n))
+        expected += turn(n)
+    assert writer.requests[("s3", "PutObject")] >= 3  # it compacted several times
+
+    reader, rec = recorded_store(aws)
+    assert await reader.load(KEY) == expected
+    assert rec.count() <= 3
+    assert rec.requests[("s3", "GetObject")] == 1
+
+    # Only the current snapshot remains, compressed; replaced chunks are gone.
+    objects = all_objects(aws)
+    assert len(objects) == 1
+    body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=objects[0])["Body"].read()
+    assert body[:2] == b"\x1f\x8b"
+    raw = gzip.decompress(body)
+    assert len(body) * 2 < len(raw)
+    assert [json.loads(line) for line in raw.splitlines()] == expected
+    chunks = [i for i in all_items(aws) if i["sk"]["S"].startswith("c#")]
+    assert len(chunks) < 10
+
+
+async def test_warm_load_after_another_writer_fetches_only_the_new_chunks(aws: Any) -> None:
+    mine, rec = recorded_store(aws, tail_limit_bytes=50_000, chunk_limit_bytes=20_000)
+    other = make_store(aws, tail_limit_bytes=50_000, chunk_limit_bytes=20_000)
+    for n in range(30):
+        await mine.append(KEY, turn(n))
+    await mine.load(KEY)
+    await other.append(KEY, turn(30))
+    rec.reset()
+    loaded = await mine.load(KEY)
+    assert loaded is not None and loaded[-4:] == turn(30) and len(loaded) == 31 * 4
+    assert rec.requests == Counter({("dynamodb", "Query"): 1})
+
+
+async def test_loads_see_what_another_writer_compacted(aws: Any) -> None:
+    limits = {"tail_limit_bytes": 20_000, "chunk_limit_bytes": 10_000}
+    mine, other = make_store(aws, **limits), make_store(aws, **limits)
+    await mine.append(KEY, turn(0))
+    await mine.load(KEY)
+    expected = turn(0)
+    for n in range(1, 20):  # the other container compacts entries this one never saw
+        await other.append(KEY, turn(n))
+        expected += turn(n)
+    assert await mine.load(KEY) == expected
+    await mine.append(KEY, turn(20))
+    assert await make_store(aws).load(KEY) == expected + turn(20)
+
+
+async def test_a_batch_too_big_for_an_item_spills_into_a_snapshot(aws: Any) -> None:
+    store = make_store(aws)
+    # ~4 MB of digits that compress to far more than one DynamoDB item can hold
+    huge = [
+        {
+            "type": "user",
+            "uuid": f"h{i}",
+            "blob": "".join(f"{(i * 7919 + j * j) % 100003}" for j in range(20_000)),
+        }
+        for i in range(40)
+    ]
+    await store.append(KEY, turn(0))
+    await store.append(KEY, huge)
+    await store.append(KEY, turn(1))
+    reader, rec = recorded_store(aws)
+    assert await reader.load(KEY) == turn(0) + huge + turn(1)
+    assert rec.count() <= 3
+    assert all(len(i.get("data", {}).get("B", b"")) < 400_000 for i in all_items(aws))
+
+
+async def test_the_cache_stays_within_its_memory_bound(aws: Any) -> None:
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    other = {**KEY, "session_id": "other"}
+    for n in range(30):
+        await writer.append(KEY, turn(n))
+    await writer.append(other, turn(0))
+    small, rec = recorded_store(aws, cache_limit_bytes=50_000)  # room for one session, not two
+    await small.load(KEY)
+    await small.load(other)  # evicts KEY
+    rec.reset()
+    assert await small.load(KEY) == [e for n in range(30) for e in turn(n)]
+    assert rec.requests[("s3", "GetObject")] == 1  # read again from storage
+    roomy, rec = recorded_store(aws)
+    await roomy.load(KEY)
+    await roomy.load(other)
+    rec.reset()
+    await roomy.load(KEY)
+    assert rec.requests[("s3", "GetObject")] == 0
+
+
+# --- idempotency and isolation ---------------------------------------------------------------
+
+
+async def test_entries_with_a_known_uuid_are_not_stored_twice(aws: Any) -> None:
+    store = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    title = {"type": "custom-title", "customTitle": "t"}  # no uuid: appended as is
+    history = [*turn(1), title, *turn(2)]
+    await store.append(KEY, history)
+    # import_session_to_store replays the whole local transcript, from a cold container too:
+    await store.append(KEY, [*history, *turn(3)])
+    cold = make_store(aws)
+    await cold.append(KEY, [*turn(1), *turn(3), *turn(4), *turn(4)])
+    expected = [*history, title, *turn(3), *turn(4)]
+    assert await make_store(aws).load(KEY) == expected
+    for n in range(5, 15):  # across compactions too
+        await store.append(KEY, turn(n) + turn(n - 1))
+        expected += turn(n)
+    assert await make_store(aws).load(KEY) == expected
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"project_key": "a|b", "session_id": "c"},
+        {"project_key": "a", "session_id": "b|c"},
+        {"project_key": "a%7Cb", "session_id": "c"},
+        {"project_key": "a/b", "session_id": "c"},
+        {"project_key": "a", "session_id": "b/c"},
+        {"project_key": "a", "session_id": "b", "subpath": "c"},
+        {"project_key": "a", "session_id": "b", "subpath": "~"},
+    ],
+)
+async def test_keys_that_look_alike_never_share_storage(aws: Any, other: dict[str, str]) -> None:
+    store = make_store(aws)
+    base = {"project_key": "a", "session_id": "b"}
+    await store.append(base, [{"type": "x", "who": "base"}])
+    await store.append(other, [{"type": "x", "who": "other"}])
+    fresh = make_store(aws)
+    assert await fresh.load(base) == [{"type": "x", "who": "base"}]
+    assert await fresh.load(other) == [{"type": "x", "who": "other"}]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"project_key": "..", "session_id": "..", "subpath": "../../etc/passwd"},
+        {"project_key": "/abs/path", "session_id": "./.", "subpath": "subagents/../../x"},
+        {"project_key": "проект 🚀", "session_id": "séance\u200b", "subpath": "子/エージェント"},
+        {"project_key": "p" * 1024, "session_id": "s" * 1024, "subpath": "x/" * 512},
+        {"project_key": "nul\x00byte", "session_id": "new\nline", "subpath": "%2e%2e/%2F"},
+    ],
+)
+async def test_path_like_unicode_and_long_key_parts_stay_inside_their_prefix(
+    aws: Any, key: dict[str, str]
+) -> None:
+    store = make_store(aws, fold_summary=fold)
+    await store.append(key, turn(1, size=200))
+    await store.append(_main(key), turn(2, size=200))
+    assert await make_store(aws).load(key) == turn(1, size=200)
+    assert await store.list_subkeys(_main(key)) == [key["subpath"]]
+    listed = await store.list_sessions(key["project_key"])
+    assert [s["session_id"] for s in listed] == [key["session_id"]]
+    for item in all_items(aws):
+        assert len(item["pk"]["S"].encode()) <= 2048 and len(item["sk"]["S"].encode()) <= 1024
+    await store.delete(_main(key))
+    assert await make_store(aws).load(key) is None
+    assert all_objects(aws) == []
+
+
+def _main(key: dict[str, str]) -> dict[str, str]:
+    return {"project_key": key["project_key"], "session_id": key["session_id"]}
+
+
+def test_snapshot_objects_stay_under_their_transcript_prefix() -> None:
+    from session_core._transcript_format import locate
+
+    for key in (
+        {"project_key": "..", "session_id": "..", "subpath": "../.."},
+        {"project_key": "a/b", "session_id": "c"},
+    ):
+        loc = locate(key)
+        assert all(part not in ("", ".", "..") for part in loc.s3_prefix.split("/")[:-1])
+        assert loc.s3_prefix.startswith(loc.session_s3_prefix)
+        assert loc.s3_prefix.count("/") == 4
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ({"project_key": "", "session_id": "s"}, "project_key"),
+        ({"project_key": "p", "session_id": ""}, "session_id"),
+        ({"project_key": "p", "session_id": "s", "subpath": ""}, "subpath"),
+        ({"project_key": "p", "session_id": 7}, "session_id"),
+        ({"project_key": "p" * 1025, "session_id": "s"}, "project_key"),
+        ({"project_key": "p", "session_id": "lone \ud800 surrogate"}, "session_id"),
+        ({"session_id": "s"}, "project_key"),
+        ("proj/sess", "key"),
+    ],
+)
+async def test_empty_or_invalid_key_parts_are_rejected_before_any_request(
+    aws: Any, key: Any, field: str
+) -> None:
+    store, rec = recorded_store(aws)
+    with pytest.raises(InvalidSessionKeyError) as info:
+        await store.append(key, turn(1))
+    assert info.value.field == field
+    with pytest.raises(InvalidSessionKeyError):
+        await store.load(key)
+    assert rec.count() == 0
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [{"type": "x", "bad": {1, 2}}],
+        [{"type": "x"}, "not an object"],
+        [{"type": "x", "n": float("nan")}],
+        "not a list",
+    ],
+)
+async def test_entries_that_are_not_json_objects_are_rejected(aws: Any, entries: Any) -> None:
+    store = make_store(aws)
+    await store.append(KEY, turn(1))
+    with pytest.raises(InvalidTranscriptEntryError):
+        await store.append(KEY, entries)
+    assert await make_store(aws).load(KEY) == turn(1)
+
+
+async def test_entries_round_trip_deep_equal_including_odd_text(aws: Any) -> None:
+    store = make_store(aws)
+    odd = [
+        {"type": "x", "uuid": "1", "text": "emoji 🚀, nul \x00, newline \n, rtl \u202e", "n": 2**60},
+        {"type": "x", "uuid": "2", "lone": json.loads('"\\ud800 surrogate"'), "f": 0.1},
+        {"type": "x", "nested": [{"a": None, "b": [True, False, 1.5e-300]}]},
+    ]
+    await store.append(KEY, odd)
+    assert await make_store(aws).load(KEY) == odd
+    assert await store.load(KEY) == odd
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+async def test_an_old_snapshot_is_rewritten_when_the_session_is_used(aws: Any) -> None:
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0], tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    for n in range(24):
+        await store.append(KEY, turn(n))
+    [first] = all_objects(aws)
+    now[0] += 4.5 * 86400  # the session rests, then comes back
+    await store.append(KEY, turn(24))
+    [second] = all_objects(aws)
+    assert second != first
+    head = next(i for i in all_items(aws) if i["sk"]["S"] == "head")
+    assert int(head["expires_at"]["N"]) == int(now[0] + 25 * 86400)
+    index = next(i for i in all_items(aws) if i["pk"]["S"].startswith("proj|"))
+    assert int(index["expires_at"]["N"]) == int(now[0] + 25 * 86400)
+    assert await make_store(aws).load(KEY) == [e for n in range(25) for e in turn(n)]
+
+
+async def test_a_transcript_past_its_ttl_reads_as_gone_and_can_start_again(aws: Any) -> None:
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0])
+    await store.append(KEY, turn(1))
+    await store.append(KEY, turn(2))
+    items = {i["sk"]["S"]: i for i in all_items(aws) if i["pk"]["S"].startswith("tx|")}
+    # Chunks outlive the head, so a head that is still there never points at a swept chunk.
+    assert int(items["c#000000000000"]["expires_at"]["N"]) > int(items["head"]["expires_at"]["N"])
+
+    now[0] += 25 * 86400 + 60  # DynamoDB's TTL sweep lags; the items are still there
+    later = make_store(aws, clock=lambda: now[0])
+    assert await later.load(KEY) is None
+    assert await later.list_sessions(KEY["project_key"]) == []
+    await later.append(KEY, turn(3))
+    assert await make_store(aws, clock=lambda: now[0]).load(KEY) == turn(3)
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+async def test_a_concurrent_writer_is_detected_and_both_batches_kept_in_commit_order(aws: Any) -> None:
+    mine, other = make_store(aws), make_store(aws)
+    await mine.append(KEY, turn(1))
+    await other.append(KEY, turn(2))  # other container, head moved under mine
+    await mine.append(KEY, turn(3))
+    assert await make_store(aws).load(KEY) == turn(1) + turn(2) + turn(3)
+
+
+async def test_a_head_that_keeps_moving_gives_stale_head_error_and_loses_nothing(aws: Any) -> None:
+    mine = make_store(aws, max_conflict_retries=0)
+    other = make_store(aws)
+    await mine.append(KEY, turn(1))
+    await other.append(KEY, turn(2))
+    with pytest.raises(StaleHeadError) as info:
+        await mine.append(KEY, turn(3))
+    assert info.value.retryable and info.value.expected_version == 1
+    assert await make_store(aws).load(KEY) == turn(1) + turn(2)
+    await mine.append(KEY, turn(3))  # it re-read the head; the next try succeeds
+    assert await make_store(aws).load(KEY) == turn(1) + turn(2) + turn(3)
+
+
+async def test_a_session_deleted_and_rewritten_elsewhere_is_not_served_from_cache(aws: Any) -> None:
+    mine, other = make_store(aws), make_store(aws)
+    await mine.append(KEY, [{"type": "x", "v": "old"}])
+    await other.delete(KEY)
+    await other.append(KEY, [{"type": "x", "v": "new"}])
+    assert await mine.load(KEY) == [{"type": "x", "v": "new"}]
+
+
+# --- listings and delete ---------------------------------------------------------------------
+
+
+def fold(prev: Any, key: Any, entries: Any) -> Any:
+    """A stand-in for the SDK's fold_session_summary: counts entries, remembers the last title."""
+    data = dict(prev["data"]) if prev else {}
+    data["count"] = data.get("count", 0) + len(entries)
+    for entry in entries:
+        if "customTitle" in entry:
+            data["title"] = entry["customTitle"]
+    return {"session_id": key["session_id"], "mtime": prev["mtime"] if prev else 0, "data": data}
+
+
+async def test_summaries_and_listing_share_one_clock_and_survive_a_new_container(aws: Any) -> None:
+    store = make_store(aws, fold_summary=fold)
+    await store.append(KEY, [{"type": "x", "customTitle": "hello"}, *turn(1)])
+    await make_store(aws, fold_summary=fold).append(KEY, turn(2))  # cold writer keeps the fold going
+    await store.append({**KEY, "subpath": "subagents/agent-1"}, turn(9))
+    [summary] = await store.list_session_summaries(KEY["project_key"])
+    [listing] = await store.list_sessions(KEY["project_key"])
+    assert summary["data"] == {"count": 9, "title": "hello"}
+    assert summary["mtime"] == listing["mtime"] > 1e12
+    with pytest.raises(NotImplementedError):
+        await make_store(aws).list_session_summaries(KEY["project_key"])
+
+
+async def test_delete_of_a_main_key_removes_every_item_and_object_of_the_session(aws: Any) -> None:
+    store = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    other = {"project_key": KEY["project_key"], "session_id": "other"}
+    for n in range(12):
+        await store.append(KEY, turn(n))
+        await store.append({**KEY, "subpath": "subagents/agent-1"}, turn(n))
+    await store.append(other, turn(0))
+    await store.delete(KEY)
+    assert await make_store(aws).load({**KEY, "subpath": "subagents/agent-1"}) is None
+    assert await store.list_subkeys(KEY) == []
+    assert [s["session_id"] for s in await store.list_sessions(KEY["project_key"])] == ["other"]
+    assert {i["pk"]["S"] for i in all_items(aws)} <= {
+        "tx|-tmp-agentbot-sessions-acme-1-0|other|~",
+        "proj|-tmp-agentbot-sessions-acme-1-0",
+    }
+    assert all_objects(aws) == []
+    assert await store.load(other) == turn(0)
+
+
+async def test_a_missing_table_is_a_permanent_storage_error(aws: Any) -> None:
+    store = TranscriptStore(s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table="nope")
+    with pytest.raises(StorageError) as info:
+        await store.append(KEY, turn(1))
+    assert info.value.error_code == "ResourceNotFoundException"
+    assert not info.value.retryable
+
+
+def incompressible(n_bytes: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return base64.b64encode(rng.randbytes(n_bytes * 3 // 4)).decode()
+
+
+async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> None:
+    store, rec = recorded_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(8)]
+    await store.append(KEY, big)  # spills: a >5 MiB snapshot
+    expected = list(big)
+    rec.reset()
+    n = 0
+    while rec.requests[("s3", "UploadPartCopy")] == 0:
+        await store.append(KEY, turn(n))
+        expected += turn(n)
+        n += 1
+    # The old snapshot was copied inside S3; only the newer entries went over the wire.
+    assert rec.requests[("s3", "PutObject")] == 0
+    assert rec.sent_bytes < 200_000
+    [snapshot] = all_objects(aws)
+    reader, cold = recorded_store(aws)
+    assert await reader.load(KEY) == expected
+    assert cold.count() <= 3
+    assert cold.requests[("s3", "GetObject")] == 1 and snapshot.endswith(".jsonl.gz")
+
+
+async def test_a_writer_rebuilds_a_snapshot_that_vanished_from_what_it_holds(aws: Any) -> None:
+    store = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(8)]
+    await store.append(KEY, big)
+    [lost] = all_objects(aws)
+    aws.s3.delete_object(Bucket=aws.resources.bucket, Key=lost)
+    expected = list(big)
+    for n in range(30):  # the next compaction cannot copy it, so it uploads what it holds
+        await store.append(KEY, turn(n))
+        expected += turn(n)
+    assert store.requests[("s3", "UploadPartCopy")] >= 1
+    assert await make_store(aws).load(KEY) == expected

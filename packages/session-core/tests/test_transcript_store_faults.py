@@ -1,0 +1,358 @@
+"""Faults: damaged or missing parts, crashes half-way, S3/DynamoDB errors, lost responses.
+
+Storage errors come from a small fault-injecting HTTP proxy on 127.0.0.1 in front of the
+moto server (boto3 is never patched); damaged parts are written straight into the bucket
+and table. Each case gives a clear typed error or is tolerated, and nothing stored is lost.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from session_core import CorruptTranscriptError, StorageError, TranscriptStore
+
+from agentbot.local_aws import LOCAL_CREDENTIALS
+
+pytestmark = pytest.mark.anyio
+
+KEY = {"project_key": "proj", "session_id": "sess"}
+SMALL = {"tail_limit_bytes": 8_000, "chunk_limit_bytes": 4_000}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def turn(n: int) -> list[dict[str, Any]]:
+    text = " ".join(f"w{(n * 31 + i * i) % 997}" for i in range(300))
+    return [
+        {"type": "user", "uuid": f"u{n}", "message": {"content": f"question {n}"}},
+        {"type": "assistant", "uuid": f"a{n}", "message": {"content": text}},
+    ]
+
+
+def history(turns: int) -> list[dict[str, Any]]:
+    return [e for n in range(turns) for e in turn(n)]
+
+
+# --- a fault-injecting proxy ------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    operation: str  # e.g. "dynamodb:TransactWriteItems", "s3:GetObject"
+    times: int  # how many matching requests to hit (-1: all)
+    status: int = 500
+    forward_first: bool = False  # let the request reach moto, then lose the response
+
+
+class FaultProxy:
+    """Forwards every request to the upstream endpoint, failing the operations it is told to."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.faults: list[Fault] = []
+        self.seen: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                operation = proxy.operation_of(self.command, self.path, self.headers)
+                fault = proxy.take_fault(operation)
+                if fault is None or fault.forward_first:
+                    status, headers, payload = proxy.forward(self.command, self.path, self.headers, body)
+                if fault is not None:
+                    status, headers, payload = proxy.error_response(operation, fault.status)
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def operation_of(self, method: str, path: str, headers: Any) -> str:
+        target = headers.get("X-Amz-Target")
+        if target:
+            return "dynamodb:" + target.split(".")[-1]
+        url = urllib.parse.urlsplit(path)
+        segments = [s for s in url.path.split("/") if s]
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        if len(segments) >= 2:
+            return "s3:" + {
+                "GET": "GetObject",
+                "PUT": "PutObject",
+                "DELETE": "DeleteObject",
+                "HEAD": "HeadObject",
+            }.get(method, method)
+        if method == "POST" and "delete" in query:
+            return "s3:DeleteObjects"
+        if method == "GET" and "list-type" in query:
+            return "s3:ListObjectsV2"
+        return f"s3:{method}"
+
+    def take_fault(self, operation: str) -> Fault | None:
+        with self._lock:
+            self.seen.append(operation)
+            for fault in self.faults:
+                if fault.operation == operation and fault.times != 0:
+                    fault.times -= 1 if fault.times > 0 else 0
+                    return fault
+        return None
+
+    def forward(
+        self, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        try:
+            skip = {"content-length", "connection", "transfer-encoding"}
+            conn.request(
+                method, path, body=body, headers={k: v for k, v in headers.items() if k.lower() not in skip}
+            )
+            response = conn.getresponse()
+            payload = response.read()
+            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
+            return response.status, kept, payload
+        finally:
+            conn.close()
+
+    @staticmethod
+    def error_response(operation: str, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+        if operation.startswith("dynamodb:"):
+            body = {
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": "injected fault",
+            }
+            return status, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(body).encode()
+        code = "SlowDown" if status == 503 else "InternalError"
+        xml = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
+        return status, [("Content-Type", "application/xml")], xml.encode()
+
+
+@pytest.fixture
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    started = FaultProxy(aws.endpoint)
+    started.thread.start()
+    yield started
+    started.server.shutdown()
+    started.server.server_close()
+
+
+def proxied_store(aws: Any, proxy: FaultProxy, **kwargs: Any) -> TranscriptStore:
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=proxy.endpoint,
+            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    return TranscriptStore(
+        s3=client("s3"),
+        dynamodb=client("dynamodb"),
+        bucket=aws.resources.bucket,
+        table=aws.resources.table,
+        **kwargs,
+    )
+
+
+def direct_store(aws: Any, **kwargs: Any) -> TranscriptStore:
+    return TranscriptStore(
+        s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table=aws.resources.table, **kwargs
+    )
+
+
+def items(aws: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    scanned = aws.dynamodb.scan(TableName=aws.resources.table, ConsistentRead=True)["Items"]
+    return {(i["pk"]["S"], i["sk"]["S"]): i for i in scanned}
+
+
+def objects(aws: Any) -> dict[str, bytes]:
+    listed = aws.s3.list_objects_v2(Bucket=aws.resources.bucket).get("Contents", [])
+    return {
+        o["Key"]: aws.s3.get_object(Bucket=aws.resources.bucket, Key=o["Key"])["Body"].read() for o in listed
+    }
+
+
+# --- damaged or missing parts -----------------------------------------------------------------
+
+
+async def test_a_corrupt_chunk_is_reported_by_location_and_left_untouched(aws: Any) -> None:
+    await direct_store(aws).append(KEY, turn(0))
+    await direct_store(aws).append(KEY, turn(1))
+    pk = "tx|proj|sess|~"
+    item = items(aws)[(pk, "c#000000000001")]
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item={**item, "data": {"B": b"not zlib at all"}})
+    before = items(aws)
+
+    for attempt in (direct_store(aws).load(KEY), direct_store(aws).append(KEY, turn(2))):
+        with pytest.raises(CorruptTranscriptError) as info:
+            await attempt
+        assert info.value.location == f"dynamodb://{aws.resources.table}/{pk}/c#000000000001"
+        assert not info.value.retryable
+    assert items(aws) == before  # nothing rewritten over the damaged part
+
+
+async def test_a_missing_chunk_is_reported_not_skipped(aws: Any) -> None:
+    for n in range(3):
+        await direct_store(aws).append(KEY, turn(n))
+    aws.dynamodb.delete_item(
+        TableName=aws.resources.table, Key={"pk": {"S": "tx|proj|sess|~"}, "sk": {"S": "c#000000000001"}}
+    )
+    with pytest.raises(CorruptTranscriptError, match="chunk is missing"):
+        await direct_store(aws).load(KEY)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda body: bytes(b ^ 0x5A for b in body),  # same size, garbage
+        lambda body: body[: len(body) // 2],  # half-written object
+        lambda body: body[:-8] + b"\x00" * 8,  # gzip trailer (CRC) broken
+    ],
+    ids=["garbage", "truncated", "bad-crc"],
+)
+async def test_a_corrupt_snapshot_is_reported_by_location(aws: Any, damage: Any) -> None:
+    store = direct_store(aws, **SMALL)
+    for n in range(12):
+        await store.append(KEY, turn(n))
+    [(snap_key, body)] = objects(aws).items()
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=snap_key, Body=damage(body))
+    with pytest.raises(CorruptTranscriptError) as info:
+        await direct_store(aws).load(KEY)
+    assert info.value.location == f"s3://{aws.resources.bucket}/{snap_key}"
+    # The process that wrote it still serves its cache; a warm load never reads S3.
+    assert await store.load(KEY) == history(12)
+
+
+async def test_a_missing_snapshot_object_is_a_typed_error_and_items_are_kept(aws: Any) -> None:
+    store = direct_store(aws, **SMALL)
+    for n in range(12):
+        await store.append(KEY, turn(n))
+    [snap_key] = objects(aws)
+    aws.s3.delete_object(Bucket=aws.resources.bucket, Key=snap_key)
+    before = items(aws)
+    with pytest.raises(CorruptTranscriptError, match="snapshot object is missing") as info:
+        await direct_store(aws).load(KEY)
+    assert info.value.location.endswith(snap_key)
+    with pytest.raises(CorruptTranscriptError):
+        await direct_store(aws).append(KEY, turn(99))
+    assert items(aws) == before
+
+
+async def test_an_orphan_snapshot_is_never_read_and_is_cleaned_up_later(aws: Any) -> None:
+    store = direct_store(aws, orphan_grace_s=0, **SMALL)
+    for n in range(12):
+        await store.append(KEY, turn(n))
+    [current] = objects(aws)
+    orphan = current.rsplit("/", 1)[0] + "/snap-000000000099-deadbeef.jsonl.gz"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=orphan, Body=b"half an upload")
+    assert await direct_store(aws).load(KEY) == history(12)
+    for n in range(12, 24):  # the next compaction removes it
+        await store.append(KEY, turn(n))
+    assert orphan not in objects(aws)
+    assert await direct_store(aws).load(KEY) == history(24)
+
+
+async def test_a_crash_between_snapshot_upload_and_head_move_loses_nothing(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(5):
+        await store.append(KEY, turn(n))
+    proxy.faults.append(Fault("dynamodb:TransactWriteItems", times=-1))
+    big = [e for n in range(5, 20) for e in turn(n)]  # too big for a chunk: goes to a snapshot
+    with pytest.raises(StorageError):
+        await store.append(KEY, big)  # uploaded, then could not move the head
+    assert "s3:PutObject" in proxy.seen
+    assert objects(aws) == {}  # the would-be orphan was removed at once
+    assert await direct_store(aws).load(KEY) == history(5)
+    proxy.faults.clear()
+    await store.append(KEY, big)
+    assert await direct_store(aws).load(KEY) == history(20)
+
+
+# --- S3 and DynamoDB errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "code", "action"),
+    [
+        ("dynamodb:TransactWriteItems", 500, "InternalServerError", "append"),
+        ("dynamodb:Query", 500, "InternalServerError", "load"),
+        ("s3:GetObject", 503, "SlowDown", "load"),
+        ("s3:PutObject", 500, "InternalError", "compact"),
+    ],
+)
+async def test_storage_errors_are_retryable_storage_errors_and_lose_nothing(
+    aws: Any, proxy: FaultProxy, operation: str, status: int, code: str, action: str
+) -> None:
+    writer = direct_store(aws, **SMALL)
+    for n in range(12):
+        await writer.append(KEY, turn(n))
+    store = proxied_store(aws, proxy, **SMALL)
+    if action != "load":
+        await store.load(KEY)
+    proxy.faults.append(Fault(operation, times=-1, status=status))
+    with pytest.raises(StorageError) as info:
+        if action == "load":
+            await store.load(KEY)
+        else:
+            for n in range(12, 30):
+                await store.append(KEY, turn(n))
+    error = info.value
+    assert error.retryable and error.error_code == code
+    assert isinstance(error.__cause__, ClientError)
+    assert proxy.seen.count(operation) >= 2  # botocore's own retries ran first
+    assert (await direct_store(aws).load(KEY) or [])[:24] == history(12)
+
+    proxy.faults.clear()  # the fault passes: the same store carries on
+    await store.append(KEY, turn(50))
+    loaded = await direct_store(aws).load(KEY)
+    assert loaded is not None and loaded[:24] == history(12) and loaded[-2:] == turn(50)
+
+
+async def test_a_transaction_whose_response_was_lost_is_not_applied_twice(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    store = proxied_store(aws, proxy)
+    await store.append(KEY, turn(0))
+    untagged = [{"type": "tag", "tag": "no uuid, so no dedup"}]
+    proxy.faults.append(Fault("dynamodb:TransactWriteItems", times=1, forward_first=True))
+    await store.append(KEY, untagged)  # committed, reply lost, botocore retried
+    # moto ignores ClientRequestToken, so the retry fails its condition; the store re-reads
+    # the head, finds its own transaction token there and stops (real DynamoDB would have
+    # answered the retry from the token without running it again).
+    assert proxy.seen[1:] == ["dynamodb:TransactWriteItems", "dynamodb:TransactWriteItems", "dynamodb:Query"]
+    assert await direct_store(aws).load(KEY) == turn(0) + untagged
+    await store.append(KEY, turn(1))
+    assert await direct_store(aws).load(KEY) == turn(0) + untagged + turn(1)
