@@ -1,1 +1,31 @@
-"""Telegram webhook Lambda."""
+"""Telegram webhook Lambda: verify the secret, decode, decide, dedupe and enqueue updates."""
+
+from ._config import GroupReplyMode, ProducerConfig, parse_id_list
+from ._errors import ProducerError, WebhookSecretError
+from ._updates import UNSUPPORTED_CONTENT, Update
+from ._webhook import (
+    MAX_TEXT_CHARS,
+    SECRET_HEADER,
+    Decision,
+    Producer,
+    check_secret,
+    decide,
+    sqs_safe_json,
+)
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "SECRET_HEADER",
+    "UNSUPPORTED_CONTENT",
+    "Decision",
+    "GroupReplyMode",
+    "Producer",
+    "ProducerConfig",
+    "ProducerError",
+    "Update",
+    "WebhookSecretError",
+    "check_secret",
+    "decide",
+    "parse_id_list",
+    "sqs_safe_json",
+]

@@ -1,0 +1,79 @@
+"""Commands answered without the model: /start, /help, /new, /status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from session_core import SessionKey, SessionRegistry
+
+from ._render import escape_html
+
+COMMANDS = ("start", "help", "new", "status")
+
+HELP_TEXT = (
+    "I am an AI agent. Every chat (and every forum topic) is one long conversation "
+    "that I remember for weeks.\n\n"
+    "Send me text, a photo or a document (up to 20 MB, the caption is your question).\n\n"
+    "/new: start a fresh conversation\n"
+    "/status: this conversation's id, turns, cost so far and age\n"
+    "/help: this message"
+)
+
+
+def parse_command(text: str, bot_username: str | None = None) -> str | None:
+    """The command a message starts with ("/status@bot args" → "status"), if it is one of
+    ours; None for anything else (which then goes to the model)."""
+    if not text.startswith("/"):
+        return None
+    word = text.split(maxsplit=1)[0][1:]
+    name, _, addressee = word.partition("@")
+    if addressee and bot_username and addressee.lower() != bot_username.lower():
+        return None
+    name = name.lower()
+    return name if name in COMMANDS else None
+
+
+def run_command(
+    name: str,
+    key: SessionKey,
+    *,
+    registry: SessionRegistry,
+    retention_days: int,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """Carry out a command and return its reply (Telegram HTML)."""
+    if name == "start":
+        return "Hello! " + escape_html(HELP_TEXT)
+    if name == "help":
+        return escape_html(HELP_TEXT)
+    if name == "new":
+        previous = registry.start_new_session(key)
+        if previous is None:
+            return "Started a fresh conversation."
+        return (
+            "Started a fresh conversation. The previous one is kept for "
+            f"{retention_days} days but I will not draw on it any more."
+        )
+    record = registry.get_session(key)
+    if record is None:
+        return "No conversation yet: send me a message to start one."
+    session = escape_html(record.sdk_session_id or "none yet (next message starts one)")
+    return (
+        f"<b>Session</b>: <code>{session}</code>\n"
+        f"<b>Turns</b>: {record.turns}\n"
+        f"<b>Cost so far</b>: ${record.cost_usd:.4f}\n"
+        f"<b>Age</b>: {_age(clock() - record.created_at)}"
+    )
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"

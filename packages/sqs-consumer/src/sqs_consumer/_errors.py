@@ -1,0 +1,80 @@
+"""Errors of the consumer; ``retryable`` decides between retrying the SQS record and
+acknowledging it with a message to the user."""
+
+from __future__ import annotations
+
+
+class ConsumerError(Exception):
+    """Base of every error the consumer raises on purpose."""
+
+    retryable: bool = False
+    error_kind: str = "internal"
+
+
+class TelegramApiError(ConsumerError):
+    """Raised when the Bot API answers ``ok: false`` or cannot be reached, after the client's
+    own retries. ``kind`` is one of: rate_limited, server, network, too_long, bad_html,
+    forbidden, bad_request."""
+
+    error_kind = "telegram"
+
+    def __init__(
+        self, method: str, error_code: int, description: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"Bot API {method} failed ({error_code}): {description}")
+        self.method = method
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+        self.kind = _kind(error_code, description)
+        self.retryable = self.kind in ("rate_limited", "server", "network")
+
+
+def _kind(code: int, description: str) -> str:
+    text = description.lower()
+    if code == 429:
+        return "rate_limited"
+    if code == 0:
+        return "network"
+    if code >= 500:
+        return "server"
+    if "message is too long" in text:
+        return "too_long"
+    if "can't parse entities" in text or "can't find end tag" in text:
+        return "bad_html"
+    if code == 403:
+        return "forbidden"
+    return "bad_request"
+
+
+class RuntimeInvokeError(ConsumerError):
+    """Raised when invoking the agent runtime fails: the Lambda call errors, the function
+    errors or times out, or its answer cannot be decoded."""
+
+    def __init__(self, function_name: str, detail: str, *, retryable: bool = True) -> None:
+        super().__init__(f"runtime {function_name}: {detail}")
+        self.function_name = function_name
+        self.detail = detail
+        self.retryable = retryable
+        self.error_kind = "runtime_invoke"
+
+
+class TurnFailedError(ConsumerError):
+    """Raised when the runtime answered with an error result (``TurnResult.error_kind``)."""
+
+    def __init__(self, error_kind: str, user_message: str | None, *, retryable: bool) -> None:
+        super().__init__(f"turn failed: {error_kind}")
+        self.error_kind = error_kind
+        self.user_message = user_message
+        self.retryable = retryable
+
+
+class AttachmentTooLargeError(ConsumerError):
+    """Raised when a photo or document is above the Bot API's 20 MB download limit."""
+
+    error_kind = "attachment_too_large"
+
+    def __init__(self, file_name: str, size: int | None) -> None:
+        super().__init__(f"attachment {file_name!r} is too large ({size} bytes)")
+        self.file_name = file_name
+        self.size = size

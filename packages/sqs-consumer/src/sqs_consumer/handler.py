@@ -1,0 +1,51 @@
+"""Lambda entry point: ``sqs_consumer.handler.handle`` (SQS event source, partial batch response).
+
+The container's Consumer is built on the first call: settings from the environment, the
+bot token from SSM, boto3 clients (the runtime's with a long read timeout and no retries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import httpx
+
+from ._config import ConsumerConfig
+from ._consumer import Consumer
+from ._runtime import RuntimeClient, runtime_client_config
+from ._telegram import BotApi
+
+_consumer: Consumer | None = None
+
+
+def build_consumer() -> Consumer:
+    """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
+    from session_core import SessionRegistry, configure_logging, read_secret
+
+    configure_logging()
+    config = ConsumerConfig.from_env()
+    token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
+    http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+    return Consumer(
+        config=config,
+        registry=SessionRegistry(
+            dynamodb=boto3.client("dynamodb"), table=config.table,
+            retention_days=config.retention_days,
+        ),
+        runtime=RuntimeClient(
+            lambda_client=boto3.client("lambda", config=runtime_client_config()),
+            function_name=config.runtime_function_name,
+        ),
+        bot=BotApi(http=http, token=token, base_url=config.telegram_api_base),
+        s3=boto3.client("s3"),
+        sqs=boto3.client("sqs"),
+    )
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """Process one batch of queue records."""
+    global _consumer
+    if _consumer is None:
+        _consumer = build_consumer()
+    return _consumer.handle_batch(event)

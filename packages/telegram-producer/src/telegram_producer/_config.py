@@ -1,0 +1,72 @@
+"""Producer settings, read once from the environment with errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from session_core import ConfigError, InvalidSessionKeyError, SessionKey, require_env
+
+GroupReplyMode = Literal["mention", "always"]
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """What the webhook needs to decide, dedupe and enqueue an update."""
+
+    queue_url: str
+    table: str
+    secret_parameter: str
+    tenant: str = "default"
+    retention_days: int = 25
+    allowed_user_ids: frozenset[int] = frozenset()
+    allowed_chat_ids: frozenset[int] = frozenset()
+    group_reply_mode: GroupReplyMode = "mention"
+    bot_username: str | None = None
+
+    @classmethod
+    def from_env(cls) -> ProducerConfig:
+        """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
+        TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, GROUP_REPLY_MODE and
+        BOT_USERNAME; raises ConfigError naming the first bad setting."""
+        env = os.environ
+        queue_url = require_env("INBOUND_QUEUE_URL")
+        table = require_env("SESSIONS_TABLE")
+        secret_parameter = require_env("WEBHOOK_SECRET_PARAMETER")
+        mode = env.get("GROUP_REPLY_MODE", "").strip().lower() or "mention"
+        if mode not in ("mention", "always"):
+            raise ConfigError("GROUP_REPLY_MODE", f"must be 'mention' or 'always', got {mode!r}")
+        username = env.get("BOT_USERNAME", "").strip().lstrip("@") or None
+        ttl_raw = env.get("SESSION_TTL_DAYS", "").strip() or "25"
+        if not ttl_raw.isdigit() or int(ttl_raw) < 1:
+            raise ConfigError("SESSION_TTL_DAYS", f"must be a positive integer, got {ttl_raw!r}")
+        tenant = env.get("TENANT", "").strip() or "default"
+        try:
+            SessionKey(tenant=tenant, chat_id=1)
+        except InvalidSessionKeyError as exc:
+            raise ConfigError("TENANT", exc.reason) from exc
+        return cls(
+            queue_url=queue_url,
+            table=table,
+            secret_parameter=secret_parameter,
+            tenant=tenant,
+            retention_days=int(ttl_raw),
+            allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
+            allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
+            group_reply_mode=mode,  # type: ignore[arg-type]
+            bot_username=username,
+        )
+
+
+def parse_id_list(setting: str, raw: str) -> frozenset[int]:
+    """Parse a comma list of Telegram ids ("" = no restriction); ConfigError names ``setting``."""
+    ids: set[int] = set()
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError as exc:
+            raise ConfigError(setting, f"{part!r} is not an integer id") from exc
+    return frozenset(ids)

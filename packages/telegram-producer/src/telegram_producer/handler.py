@@ -1,0 +1,43 @@
+"""Lambda entry point: ``telegram_producer.handler.handle`` (API Gateway HTTP API, payload 2.0).
+
+The container's Producer is built on the first call: settings from the environment and the
+webhook secret from SSM. Without a usable secret it raises ConfigError on every call (the
+function errors, API Gateway answers 5xx); it never accepts updates unauthenticated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from ._config import ProducerConfig
+from ._webhook import Producer
+
+_producer: Producer | None = None
+
+
+def build_producer() -> Producer:
+    """Build the container's Producer from the environment (raises ConfigError naming a setting)."""
+    from session_core import SessionRegistry, configure_logging, read_secret
+
+    configure_logging()
+    config = ProducerConfig.from_env()
+    secret = read_secret(boto3.client("ssm"), config.secret_parameter)
+    dynamodb = boto3.client("dynamodb")
+    return Producer(
+        config=config,
+        secret=secret,
+        sqs=boto3.client("sqs"),
+        registry=SessionRegistry(
+            dynamodb=dynamodb, table=config.table, retention_days=config.retention_days
+        ),
+    )
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one webhook call."""
+    global _producer
+    if _producer is None:
+        _producer = build_producer()
+    return _producer.handle_event(event, request_id=getattr(context, "aws_request_id", None))

@@ -1,0 +1,156 @@
+"""The Telegram path on this machine for tests: producer → moto FIFO → consumer → runtime stub
+(behind LocalLambda, reached by the consumer's real boto3 invoke) → LocalTelegram."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from session_core import SessionRegistry
+from sqs_consumer import BotApi, Consumer, ConsumerConfig, RuntimeClient, runtime_client_config
+from telegram_producer import Producer
+from telegram_producer import handler as producer_handler
+from telegram_support import BOT_USERNAME, WEBHOOK_SECRET, lambda_sqs_event, webhook_event
+
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+from agentbot.local_telegram import TEST_BOT_TOKEN, LocalTelegram
+
+TESTS_DIR = str(Path(__file__).parent)
+RUNTIME_FUNCTION = "agentbot-runtime"
+CONSUMER_FUNCTION = "agentbot-consumer"
+
+
+@dataclass
+class TelegramStack:
+    aws: Any
+    telegram: LocalTelegram
+    runtime: LocalLambda
+    state: Path
+    producer: Producer
+    http: httpx.Client
+    consumers: list[Consumer] = field(default_factory=list)
+
+    def consumer(self, *, typing_interval_s: float = 4.0) -> Consumer:
+        """An in-process Consumer wired like sqs_consumer.handler, with short retry back-off."""
+        config = ConsumerConfig.from_env()
+        return Consumer(
+            config=config,
+            registry=self.registry(),
+            runtime=RuntimeClient(
+                lambda_client=boto3.client("lambda", config=runtime_client_config()),
+                function_name=config.runtime_function_name,
+            ),
+            bot=BotApi(http=self.http, token=TEST_BOT_TOKEN, base_url=self.telegram.base_url, backoff_s=0.05),
+            s3=self.aws.s3,
+            sqs=self.aws.sqs,
+            typing_interval_s=typing_interval_s,
+        )
+
+    def registry(self) -> SessionRegistry:
+        return SessionRegistry(dynamodb=self.aws.dynamodb, table=self.aws.resources.table)
+
+    def post(self, update: dict[str, Any]) -> int:
+        """Deliver a webhook call through the producer; returns the HTTP status."""
+        return int(self.producer.handle_event(webhook_event(update))["statusCode"])
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Model runs of the runtime stub, in the order they started."""
+        path = self.state / "runs.jsonl"
+        if not path.exists():
+            return []
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return sorted(runs, key=lambda r: r["started"])
+
+    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
+        return self.aws.sqs.receive_message(
+            QueueUrl=self.aws.resources.queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=60,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+
+    def drain(self, consumer: Consumer, *, rounds: int = 100) -> list[dict[str, Any]]:
+        """Act as Lambda's event source until the queue is empty: receive a batch, hand it to
+        the consumer, delete what succeeded, make the failures visible again at once."""
+        responses = []
+        for _ in range(rounds):
+            messages = self.receive()
+            if not messages:
+                break
+            response = consumer.handle_batch(lambda_sqs_event(messages, self.aws))
+            responses.append(response)
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] in failed:
+                    self.aws.sqs.change_message_visibility(
+                        QueueUrl=self.aws.resources.queue_url,
+                        ReceiptHandle=m["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+                else:
+                    self.aws.sqs.delete_message(
+                        QueueUrl=self.aws.resources.queue_url, ReceiptHandle=m["ReceiptHandle"]
+                    )
+        return responses
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        got = self.aws.sqs.receive_message(
+            QueueUrl=self.aws.resources.dlq_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return got
+
+    def replies(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        return self.telegram.sent_messages(chat_id)
+
+
+@contextmanager
+def telegram_stack(
+    aws: Any, tmp_path: Path, monkeypatch: Any, **telegram_kwargs: Any
+) -> Iterator[TelegramStack]:
+    state = tmp_path / "runtime-state"
+    state.mkdir()
+    ssm = aws.client("ssm")
+    prefix = f"/agentbot/test-{uuid.uuid4().hex[:8]}"
+    ssm.put_parameter(Name=f"{prefix}/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
+    ssm.put_parameter(Name=f"{prefix}/bot-token", Value=TEST_BOT_TOKEN, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"{prefix}/webhook-secret")
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", f"{prefix}/bot-token")
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    monkeypatch.setenv("RUNTIME_FUNCTION_NAME", RUNTIME_FUNCTION)
+    runtime_spec = FunctionSpec(
+        handler="telegram_stub_runtime.handle",
+        env={"PYTHONPATH": TESTS_DIR, "STUB_RUNTIME_DIR": str(state)},
+        timeout_s=60,
+        max_concurrency=2,
+    )
+    with (
+        LocalTelegram(**telegram_kwargs) as telegram,
+        LocalLambda({RUNTIME_FUNCTION: runtime_spec}) as runtime,
+        httpx.Client(timeout=10) as http,
+    ):
+        monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)
+        yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), http)
+
+
+def wait_until(predicate: Any, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,405 @@
+"""The consumer with real parts: moto FIFO + DynamoDB + S3, the runtime stub behind the local
+Lambda runtime (reached by the consumer's own boto3 invoke) and the local Bot API server."""
+
+from __future__ import annotations
+
+import html.parser
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from session_core import SessionKey
+from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
+from telegram_stack import telegram_stack
+from telegram_support import BOT_USERNAME, long_markdown, update
+
+from agentbot.local_telegram import Fault
+
+CHAT = 501
+
+
+@pytest.fixture
+def stack(aws, tmp_path, monkeypatch):
+    with telegram_stack(aws, tmp_path, monkeypatch) as started:
+        yield started
+
+
+def test_a_message_gets_typing_then_one_quoted_reply_from_one_turn(stack) -> None:
+    assert stack.post(update(100, message_id=77, text="hello")) == 200
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Answer to: hello"
+    assert reply["reply_to_message"]["message_id"] == 77
+    assert reply["_params"]["parse_mode"] == "HTML"
+    calls = [c.method for c in stack.telegram.calls()]
+    assert calls.index("sendChatAction") < calls.index("sendMessage")
+    assert [r["update_id"] for r in stack.runs()] == [100]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record is not None and record.turns == 1
+
+
+def test_same_update_delivered_three_times_gives_one_turn_and_one_reply(stack) -> None:
+    for _ in range(3):
+        assert stack.post(update(101, text="once please")) == 200
+        stack.drain(stack.consumer())
+    assert len(stack.runs()) == 1
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: once please"]
+
+
+def test_a_requeued_copy_of_an_answered_update_is_neither_rerun_nor_resent(stack) -> None:
+    """Past the producer's dedup (say its mark was lost): the runtime replays, delivery skips."""
+    from session_core import ENVELOPE_VERSION, QueueEnvelope, decode_envelope, encode
+
+    stack.post(update(102, text="hi"))
+    [raw] = stack.receive()
+    body = raw["Body"]
+    stack.aws.sqs.change_message_visibility(
+        QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+    )
+    stack.drain(stack.consumer())
+    envelope = decode_envelope(body)
+    for copy in range(2):
+        stack.aws.sqs.send_message(
+            QueueUrl=stack.aws.resources.queue_url,
+            MessageBody=encode(QueueEnvelope(version=ENVELOPE_VERSION, message=envelope.message)).decode(),
+            MessageGroupId=envelope.message.session_key,
+            MessageDeduplicationId=f"copy-{copy}",
+        )
+    stack.drain(stack.consumer())
+    assert len(stack.runs()) == 1
+    assert len(stack.replies(CHAT)) == 1
+
+
+def test_burst_of_twenty_messages_in_one_chat_runs_twenty_turns_in_order(stack) -> None:
+    for i in range(20):
+        assert stack.post(update(200 + i, message_id=1000 + i, text=f"message {i}")) == 200
+    stack.drain(stack.consumer())
+    assert [r["update_id"] for r in stack.runs()] == list(range(200, 220))
+    replies = stack.replies(CHAT)
+    assert [m["text"] for m in replies] == [f"Answer to: message {i}" for i in range(20)]
+    assert [m["reply_to_message"]["message_id"] for m in replies] == list(range(1000, 1020))
+
+
+def test_ten_thousand_character_answer_is_split_into_valid_html_messages(stack) -> None:
+    stack.post(update(103, text="long:10000"))
+    stack.drain(stack.consumer())
+    sent = stack.telegram.calls("sendMessage")
+    assert len(sent) >= 3 and all(c.status == 200 for c in sent)
+    for call in sent:
+        assert call.params["parse_mode"] == "HTML"
+        assert len(call.params["text"]) <= 4096
+        assert_balanced_telegram_html(call.params["text"])
+    # only the first chunk quotes the user's message
+    assert ["reply_parameters" in c.params for c in sent] == [True] + [False] * (len(sent) - 1)
+    visible = "".join(m["text"] for m in stack.replies(CHAT))
+    expected = "".join(render_plain(long_markdown(10000)))
+    assert squash(visible) == squash(expected)
+
+
+def test_chunk_rejected_as_html_is_resent_as_plain_text(stack) -> None:
+    stack.telegram.inject("sendMessage", Fault.cant_parse_entities())
+    stack.post(update(104, text="hi"))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Answer to: hi" and "parse_mode" not in reply["_params"]
+    assert len(stack.runs()) == 1
+
+
+def test_message_too_long_is_resent_in_smaller_plain_parts(stack) -> None:
+    stack.telegram.inject("sendMessage", Fault.message_too_long())
+    stack.post(update(105, text="tell me something"))
+    stack.drain(stack.consumer())
+    replies = stack.replies(CHAT)
+    assert "".join(m["text"] for m in replies) == "Answer to: tell me something"
+    assert len(replies) == 2
+
+
+def test_rate_limit_waits_retry_after_and_5xx_is_retried_without_duplicates(stack) -> None:
+    stack.telegram.inject("sendMessage", Fault.retry_after_seconds(1))
+    stack.telegram.inject("sendMessage", Fault.server_error(502), times=2)
+    stack.post(update(106, text="hi"))
+    stack.drain(stack.consumer())
+    attempts = stack.telegram.calls("sendMessage")
+    assert [c.status for c in attempts] == [429, 502, 502, 200]
+    assert attempts[1].at - attempts[0].at >= 1.0  # honoured retry_after
+    assert len(stack.replies(CHAT)) == 1
+
+
+def test_delivery_interrupted_mid_answer_resumes_without_duplicates_or_rerun(stack) -> None:
+    """Telegram fails for longer than the client retries while chunk 2 goes out: the record is
+    retried; the turn is replayed, chunk 1 is not sent again."""
+    stack.telegram.inject("sendMessage", Fault.server_error(500), times=0)
+    sent_ok = []
+
+    def fail_second_chunk(method: str, params: dict) -> None:
+        if method == "sendMessage" and len(sent_ok) == 1 and not getattr(fail_second_chunk, "done", 0):
+            fail_second_chunk.done = 1  # type: ignore[attr-defined]
+            stack.telegram.inject("sendMessage", Fault.server_error(503), times=5)
+
+    stack.telegram.on_call = fail_second_chunk
+    stack.telegram.on_send = sent_ok.append
+    stack.post(update(107, text="long:10000"))
+    responses = stack.drain(stack.consumer())
+    assert responses[0]["batchItemFailures"]  # first attempt failed mid-delivery
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert len(texts) == len(set(texts)) == len(render_reply(long_markdown(10000)))
+    assert len(stack.runs()) == 1
+
+
+def test_commands_are_answered_without_the_model(stack) -> None:
+    stack.post(update(110, text="/start"))
+    stack.post(update(111, text="/help"))
+    stack.post(update(112, text="/status"))
+    stack.post(update(113, text="what is 2+2?"))
+    stack.post(update(114, text="/status"))
+    stack.post(update(115, text="/new"))
+    stack.post(update(116, text="/status"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[0].startswith("Hello!") and "/new" in texts[1]
+    assert texts[2].startswith("No conversation yet")
+    assert texts[3] == "Answer to: what is 2+2?"
+    assert "Turns: 1" in texts[4] and "Cost so far: $0.0100" in texts[4]
+    assert "sess-default-501-0" in texts[4]
+    assert texts[5].startswith("Started a fresh conversation")
+    assert "none yet" in texts[6]
+    assert [r["update_id"] for r in stack.runs()] == [113]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record.sdk_session_id is None and record.previous_session_ids == ("sess-default-501-0",)
+
+
+def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:
+    stack.post(update(117, text=f"/status@{BOT_USERNAME}", chat_id=-100200, chat_type="supergroup"))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(-100200)
+    assert reply["text"].startswith("No conversation yet")
+
+
+def test_voice_and_stickers_get_not_supported_yet(stack) -> None:
+    stack.post(update(120, text=None, voice={"file_id": "v1", "duration": 3}))
+    stack.post(update(121, text=None, sticker={"file_id": "s1"}))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts == [
+        "Sorry, voice messages are not supported yet. Send text, a photo or a document.",
+        "Sorry, sticker messages are not supported yet. Send text, a photo or a document.",
+    ]
+    assert stack.runs() == []
+
+
+def test_photo_is_staged_in_the_session_prefix_and_caption_is_the_prompt(stack) -> None:
+    content = b"\x89PNG fake image bytes" * 100
+    file_id = stack.telegram.add_file(content, file_path="photos/file_7.jpg")
+    photo = [
+        {"file_id": file_id, "file_unique_id": "u7", "width": 800, "height": 600, "file_size": len(content)}
+    ]
+    stack.post(update(122, message_id=55, text=None, photo=photo, caption="what is in it?"))
+    stack.drain(stack.consumer())
+    [run] = stack.runs()
+    assert run["prompt"] == "what is in it?"
+    [s3_key] = run["attachments"]
+    assert s3_key == "sessions/default/501/0/attachments/122/photo-55.jpg"
+    stored = stack.aws.s3.get_object(Bucket=stack.aws.resources.bucket, Key=s3_key)["Body"].read()
+    assert stored == content
+
+
+def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
+    file_id = stack.telegram.add_file(b"x", file_size=25 * 1024 * 1024)
+    doc = {"file_id": file_id, "file_unique_id": "big", "file_name": "huge.zip"}
+    stack.post(update(123, text=None, document=doc))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(CHAT)
+    assert "huge.zip is too large" in reply["text"] and "20 MB" in reply["text"]
+    assert stack.runs() == []
+
+
+def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(stack) -> None:
+    stack.post(update(130, text="fail:model_error"))
+    stack.drain(stack.consumer())
+    [notice] = stack.replies(CHAT)
+    assert notice["text"] == "The model could not answer this one."
+    [dead] = stack.dead_letters()
+    attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attrs["error_kind"] == "model_error"
+    assert attrs["update_id"] == "130" and attrs["session_key"] == "default/501/0"
+    assert stack.receive() == []  # acknowledged on the inbound queue
+    # the same update coming back (from the DLQ by an operator, say) does not notify again
+    stack.aws.sqs.send_message(
+        QueueUrl=stack.aws.resources.queue_url,
+        MessageBody=dead["Body"],
+        MessageGroupId="default/501/0",
+        MessageDeduplicationId="again",
+    )
+    stack.drain(stack.consumer())
+    assert len(stack.replies(CHAT)) == 1
+
+
+def test_retryable_failure_is_retried_then_dead_lettered_on_the_last_receive(stack) -> None:
+    stack.post(update(131, text="crash"))
+    responses = stack.drain(stack.consumer())
+    assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False]
+    [notice] = stack.replies(CHAT)
+    assert notice["text"] == FAILED_NOTICE
+    [dead] = stack.dead_letters()
+    attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attrs["error_kind"] == "runtime_invoke" and attrs["receive_count"] == "3"
+
+
+def test_a_failing_record_holds_back_its_own_chat_but_not_other_chats(stack) -> None:
+    stack.post(update(140, chat_id=601, user_id=601, text="crash"))
+    stack.post(update(141, chat_id=602, user_id=602, text="fine"))
+    stack.post(update(142, chat_id=601, user_id=601, text="after the crash"))
+    messages = stack.receive()
+    from telegram_support import lambda_sqs_event
+
+    # one batch with both chats (the order SQS gives them, 601 first)
+    response = stack.consumer().handle_batch(lambda_sqs_event(messages, stack.aws))
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    by_update = {m["MessageId"]: m for m in messages}
+    assert len(failed) == sum(1 for m in by_update.values() if '"chat_id":601' in m["Body"])
+    assert [r["update_id"] for r in stack.runs()] == [141]
+    assert stack.telegram.sent_messages(602)[0]["text"] == "Answer to: fine"
+
+
+def test_typing_shows_at_once_and_is_refreshed_until_the_reply(stack) -> None:
+    stack.post(update(150, text="sleep:2.5 think hard"))
+    [raw] = stack.receive()
+    import time
+
+    from telegram_support import lambda_sqs_event
+
+    picked_up = time.monotonic()
+    stack.consumer(typing_interval_s=0.8).handle_batch(lambda_sqs_event([raw], stack.aws))
+    typing = stack.telegram.calls("sendChatAction")
+    [reply] = stack.telegram.calls("sendMessage")
+    assert typing[0].at - picked_up < 1.0
+    assert len(typing) >= 3  # refreshed while the turn ran
+    assert typing[-1].at < reply.at
+    assert {c.params["action"] for c in typing} == {"typing"}
+
+
+def test_forum_topic_replies_go_to_the_same_topic(stack) -> None:
+    stack.post(update(160, text=f"@{BOT_USERNAME} hi", chat_id=-100300, chat_type="supergroup", thread_id=9))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(-100300)
+    assert reply["message_thread_id"] == 9
+    assert stack.runs()[0]["session_key"] == "default/-100300/9"
+    assert all(c.params.get("message_thread_id") == 9 for c in stack.telegram.calls("sendChatAction"))
+
+
+def test_runtime_invoke_is_never_repeated_by_boto3_and_waits_past_lambdas_maximum(aws) -> None:
+    """A throttled or failing invoke reaches the Lambda service once: SQS decides on retries."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import boto3
+    from session_core import TurnRequest
+    from sqs_consumer import RuntimeClient, RuntimeInvokeError
+
+    hits = []
+
+    class Throttling(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hits.append(self.path)
+            body = b'{"Type": "User", "message": "Rate exceeded"}'
+            self.send_response(429)
+            self.send_header("x-amzn-ErrorType", "TooManyRequestsException")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = runtime_client_config()
+        client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{server.server_port}",
+                              config=config)
+        runtime = RuntimeClient(lambda_client=client, function_name="agentbot-runtime")
+        with pytest.raises(RuntimeInvokeError) as err:
+            runtime.run_turn(TurnRequest(version=1, session_key="default/1/0", update_id=1,
+                                         prompt="hi"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert err.value.retryable and "TooManyRequestsException" in err.value.detail
+    assert len(hits) == 1  # boto3's default config would have sent it 3-5 times
+    assert config.read_timeout > 900  # longer than any Lambda can run
+
+
+def test_consumer_max_receive_count_matches_the_stack() -> None:
+    from sqs_consumer import MAX_RECEIVE_COUNT as CONSUMER_MAX
+
+    from agentbot.provisioning import MAX_RECEIVE_COUNT
+
+    assert CONSUMER_MAX == MAX_RECEIVE_COUNT
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+class _Balance(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        assert tag in {"b", "i", "s", "code", "pre", "a", "blockquote"}, tag
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack.pop() == tag, f"unbalanced </{tag}>"
+
+
+def assert_balanced_telegram_html(text: str) -> None:
+    parser = _Balance()
+    parser.feed(text)
+    parser.close()
+    assert parser.stack == [], f"unclosed {parser.stack}"
+
+
+def render_plain(markdown: str) -> list[str]:
+    from sqs_consumer import html_to_plain
+
+    return [html_to_plain(chunk) for chunk in render_reply(markdown)]
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_consumer_handler_refuses_to_start_without_its_settings(aws, monkeypatch) -> None:
+    from session_core import ConfigError
+    from sqs_consumer import handler as consumer_handler
+
+    monkeypatch.setattr(consumer_handler, "_consumer", None)
+    monkeypatch.setenv("RUNTIME_FUNCTION_NAME", "agentbot-runtime")
+    monkeypatch.delenv("BOT_TOKEN_PARAMETER", raising=False)
+    with pytest.raises(ConfigError) as err:
+        consumer_handler.handle({"Records": []}, None)
+    assert err.value.setting == "BOT_TOKEN_PARAMETER"
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", "/agentbot/nowhere/bot-token")
+    with pytest.raises(ConfigError) as err:
+        consumer_handler.handle({"Records": []}, None)
+    assert err.value.setting == "/agentbot/nowhere/bot-token"
+
+
+def test_undecodable_record_is_dead_lettered_and_its_neighbour_still_answered(stack) -> None:
+    stack.aws.sqs.send_message(
+        QueueUrl=stack.aws.resources.queue_url,
+        MessageBody='{"version": 9}',
+        MessageGroupId="default/777/0",
+        MessageDeduplicationId="junk",
+    )
+    stack.post(update(170, text="still here"))
+    responses = stack.drain(stack.consumer())
+    assert all(r["batchItemFailures"] == [] for r in responses)
+    [dead] = stack.dead_letters()
+    assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "bad_message"
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: still here"]

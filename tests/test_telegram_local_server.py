@@ -1,0 +1,130 @@
+"""The local Bot API server answers like Telegram, records calls and injects faults; and the
+public surface of the Telegram packages is exactly what their __all__ lists."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+
+import httpx
+import pytest
+import sqs_consumer
+import telegram_producer
+from sqs_consumer import BotApi, TelegramApiError
+
+from agentbot.local_telegram import TEST_BOT_TOKEN, Fault, LocalTelegram
+
+
+@pytest.fixture
+def telegram():
+    with LocalTelegram() as server:
+        yield server
+
+
+def api(server: LocalTelegram, **kwargs) -> BotApi:
+    return BotApi(
+        http=httpx.Client(timeout=5), token=TEST_BOT_TOKEN, base_url=server.base_url, backoff_s=0.01, **kwargs
+    )
+
+
+def test_serves_the_methods_the_bot_and_agentbot_dev_use(telegram) -> None:
+    bot = api(telegram)
+    assert bot.call("getMe", {})["username"] == "agent_test_bot"
+    assert bot.call("setWebhook", {"url": "https://example.test/hook", "secret_token": "s"}) is True
+    assert bot.call("getWebhookInfo", {})["url"] == "https://example.test/hook"
+    assert bot.call("deleteWebhook", {}) is True
+    bot.send_typing(5)
+    seen = []
+    telegram.on_send = seen.append
+    message_id = bot.send_message(5, "<b>hi</b> &amp; bye", html=True, thread_id=3, reply_to_message_id=9)
+    assert seen[0]["message_id"] == message_id and seen[0]["text"] == "hi & bye"
+    assert seen[0]["message_thread_id"] == 3 and seen[0]["reply_to_message"]["message_id"] == 9
+    file_id = telegram.add_file(b"payload", file_path="documents/a.txt")
+    info = bot.get_file(file_id)
+    assert bot.download(info["file_path"]) == b"payload"
+    assert [c.method for c in telegram.calls()] == [
+        "getMe",
+        "setWebhook",
+        "getWebhookInfo",
+        "deleteWebhook",
+        "sendChatAction",
+        "sendMessage",
+        "getFile",
+        "downloadFile",
+    ]
+
+
+def test_get_updates_long_polls_queued_updates(telegram) -> None:
+    bot = api(telegram)
+    threading.Timer(0.3, lambda: telegram.push_update({"message": {"text": "typed"}})).start()
+    started = time.monotonic()
+    [got] = bot.call("getUpdates", {"offset": 0, "timeout": 5})
+    assert got["message"]["text"] == "typed" and time.monotonic() - started < 3
+    assert bot.call("getUpdates", {"offset": got["update_id"] + 1, "timeout": 0}) == []
+
+
+def test_rejects_bad_html_long_text_and_a_wrong_token_like_telegram(telegram) -> None:
+    bot = api(telegram)
+    with pytest.raises(TelegramApiError) as bad:
+        bot.send_message(1, "<b>open", html=True)
+    assert bad.value.kind == "bad_html" and not bad.value.retryable
+    with pytest.raises(TelegramApiError) as long:
+        bot.send_message(1, "é" * 4097, html=False)
+    assert long.value.kind == "too_long"
+    wrong = BotApi(http=httpx.Client(), token="1:wrong", base_url=telegram.base_url)
+    with pytest.raises(TelegramApiError) as unauthorized:
+        wrong.call("getMe", {})
+    assert unauthorized.value.error_code == 401
+    assert "1:wrong" not in str(unauthorized.value)  # the token never reaches error text
+
+
+def test_client_honours_retry_after_and_gives_up_on_long_waits(telegram) -> None:
+    waits: list[float] = []
+    bot = api(telegram, sleep=waits.append, max_retry_after_s=10)
+    telegram.inject("sendMessage", Fault.retry_after_seconds(3))
+    bot.send_message(1, "x", html=False)
+    assert waits == [3.0]
+    telegram.inject("sendMessage", Fault.retry_after_seconds(60))
+    with pytest.raises(TelegramApiError) as err:
+        bot.send_message(1, "x", html=False)
+    assert err.value.retryable and err.value.retry_after == 60
+    assert len(telegram.sent_messages()) == 1
+
+
+def test_client_backs_off_on_5xx_then_raises_retryable(telegram) -> None:
+    waits: list[float] = []
+    bot = api(telegram, sleep=waits.append, max_attempts=3)
+    telegram.inject("sendMessage", Fault.server_error(502), times=3)
+    with pytest.raises(TelegramApiError) as err:
+        bot.send_message(1, "x", html=False)
+    assert err.value.kind == "server" and err.value.retryable
+    assert waits == [0.01, 0.02]
+    assert telegram.sent_messages() == []
+
+
+def test_unreachable_api_is_a_retryable_network_error() -> None:
+    with LocalTelegram() as server:
+        base = server.base_url
+    bot = BotApi(
+        http=httpx.Client(timeout=1),
+        token=TEST_BOT_TOKEN,
+        base_url=base,
+        max_attempts=2,
+        sleep=lambda s: None,
+    )
+    with pytest.raises(TelegramApiError) as err:
+        bot.send_typing(1)
+    assert err.value.kind == "network" and err.value.retryable
+    assert TEST_BOT_TOKEN not in str(err.value)
+
+
+@pytest.mark.parametrize("package", [telegram_producer, sqs_consumer])
+def test_public_surface_is_exactly_all(package) -> None:
+    public = {
+        name
+        for name, value in vars(package).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(package.__all__)
+    assert all(getattr(package, name) is not None for name in package.__all__)

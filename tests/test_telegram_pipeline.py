@@ -1,0 +1,104 @@
+"""The whole Telegram path with Lambda-shaped parts: the consumer runs as its own
+awslambdaric process behind the local Lambda runtime, fed by the SQS event source."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sqs_consumer import html_to_plain, render_reply, runtime_client_config
+from telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
+from telegram_support import long_markdown, update
+
+from agentbot.local_events import SqsEventSource
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+from agentbot.local_telegram import Fault
+
+
+@pytest.fixture
+def pipeline(aws, tmp_path, monkeypatch):
+    with (
+        telegram_stack(aws, tmp_path, monkeypatch) as stack,
+        LocalLambda(
+            {
+                CONSUMER_FUNCTION: FunctionSpec(
+                    handler="sqs_consumer.handler.handle",
+                    env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
+                    timeout_s=60,
+                    max_concurrency=2,
+                )
+            }
+        ) as consumer_lambda,
+    ):
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=boto3.client(
+                "lambda", endpoint_url=consumer_lambda.endpoint, config=runtime_client_config()
+            ),
+            queue_url=aws.resources.queue_url,
+            queue_arn=aws.resources.queue_arn,
+            function_name=CONSUMER_FUNCTION,
+            pollers=2,
+            retry_delay_s=1,
+        )
+        stack.consumer_lambda = consumer_lambda
+        source.start()
+        try:
+            yield stack
+        finally:
+            source.stop()
+
+
+def test_two_chats_run_in_parallel_each_in_its_own_order(pipeline) -> None:
+    for i in range(2):
+        pipeline.post(update(300 + i, chat_id=701, user_id=701, text=f"sleep:1.5 a{i}"))
+        pipeline.post(update(310 + i, chat_id=702, user_id=702, text=f"sleep:1.5 b{i}"))
+    assert wait_until(lambda: len(pipeline.replies()) == 4, timeout_s=40)
+    runs = pipeline.runs()
+    by_chat = {
+        key: [r for r in runs if r["session_key"] == key] for key in ("default/701/0", "default/702/0")
+    }
+    for chat_runs in by_chat.values():
+        assert [r["prompt"][-2:] for r in chat_runs] in (["a0", "a1"], ["b0", "b1"])
+        assert chat_runs[0]["ended"] <= chat_runs[1]["started"]  # one at a time within a chat
+    a, b = by_chat["default/701/0"], by_chat["default/702/0"]
+    overlaps = [x for x in a for y in b if x["started"] < y["ended"] and y["started"] < x["ended"]]
+    assert overlaps, "the two chats never ran at the same time"
+    assert [m["text"] for m in pipeline.replies(701)] == [
+        "Answer to: sleep:1.5 a0",
+        "Answer to: sleep:1.5 a1",
+    ]
+
+
+@pytest.mark.parametrize("kill_at_send", [1, 3], ids=["after_turn_before_delivery", "mid_delivery"])
+def test_consumer_killed_then_retried_sends_each_chunk_once_and_runs_the_model_once(
+    pipeline, kill_at_send
+) -> None:
+    expected = [html_to_plain(c) for c in render_reply(long_markdown(10000))]
+    attempts = []
+
+    def kill_consumer(method: str, params: dict) -> None:
+        if method != "sendMessage":
+            return
+        attempts.append(params)
+        if len(attempts) == kill_at_send:
+            for pid in pipeline.consumer_lambda.process_ids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            pipeline.telegram.inject("sendMessage", Fault.server_error(502))  # this one never lands
+
+    pipeline.telegram.on_call = kill_consumer
+    pipeline.post(update(320, text="long:10000"))
+    assert wait_until(lambda: len(pipeline.replies()) >= len(expected), timeout_s=40)
+    texts = [m["text"] for m in pipeline.replies()]
+    assert texts == expected  # every chunk once, in order
+    assert len(pipeline.runs()) == 1  # the retry replayed the recorded turn
+    assert len(attempts) == len(expected) + 1  # only the interrupted send was repeated
