@@ -58,6 +58,16 @@ class _Invocation:
             self.done.set()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a peer goes away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
@@ -73,8 +83,7 @@ class _Worker:
         self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
         self.current: _Invocation | None = None
         self.init_error: bytes | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _runtime_handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), _runtime_handler_for(self))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         port = self._server.server_address[1]
         env = {
@@ -174,8 +183,8 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
                 self._reply(404)
                 return
             invocation = worker.inbox.get()
-            if invocation is None:
-                self._reply(500, b'{"errorMessage": "shutting down"}')
+            if invocation is None:  # shutting down: the process is gone already
+                self.close_connection = True
                 return
             deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
             self._reply(
@@ -289,7 +298,7 @@ class LocalLambda:
             name: _Function(name, spec, self._spawner(name, spec, python, log))
             for name, spec in functions.items()
         }
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _QuietServer | None = None
 
     def _spawner(
         self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None
@@ -310,8 +319,7 @@ class LocalLambda:
         return [pid for fn in self._functions.values() for pid in fn.process_ids]
 
     def start(self) -> LocalLambda:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _invoke_handler_for(self._functions))
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), _invoke_handler_for(self._functions))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -10,6 +10,7 @@ before it exits.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ class StateDirectory:
             batch: list[dict[str, Any]] = []
             for line in table_file.read_text(encoding="utf-8").splitlines():
                 if line.strip():
-                    batch.append({"PutRequest": {"Item": json.loads(line)}})
+                    batch.append({"PutRequest": {"Item": _binary_in(json.loads(line))}})
                     items += 1
                 if len(batch) == 25:
                     self._write_batch(batch)
@@ -66,7 +67,7 @@ class StateDirectory:
             with open(staging / _TABLE_FILE, "w", encoding="utf-8") as out:
                 for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._table):
                     for item in page["Items"]:
-                        out.write(json.dumps(item) + "\n")
+                        out.write(json.dumps(_binary_out(item)) + "\n")
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
                 for entry in page.get("Contents", []):
                     target = (staging / _OBJECTS_DIR / entry["Key"]).resolve()
@@ -90,3 +91,24 @@ class StateDirectory:
         pending: dict[str, Any] = {self._table: batch}
         while pending:
             pending = self._dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+# DynamoDB JSON carries binary values ("B", "BS") as bytes; on disk they are base64 text.
+def _binary_out(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"__base64__": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _binary_out(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_binary_out(v) for v in value]
+    return value
+
+
+def _binary_in(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__base64__"}:
+            return base64.b64decode(value["__base64__"])
+        return {k: _binary_in(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_binary_in(v) for v in value]
+    return value
