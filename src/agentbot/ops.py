@@ -1,0 +1,638 @@
+"""`agentbot webhook ...` and `agentbot dlq ...`: operate a deployed stack.
+
+Where things are comes from ``--stack NAME`` (the CloudFormation outputs and parameters of
+infra/template.yaml), from explicit flags, or from the environment the functions use
+(``INBOUND_QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL``, ``BOT_TOKEN_PARAMETER``, ...), so the same
+commands work against AWS, LocalStack or the moto server of ``agentbot dev``.
+
+Secrets (bot token, webhook secret) are read from SSM, or from ``TELEGRAM_BOT_TOKEN`` /
+``TELEGRAM_WEBHOOK_SECRET`` when set; they are sent to Telegram and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import boto3
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+from session_core import (
+    MessageDecodeError,
+    SessionCoreError,
+    SessionKey,
+    decode_envelope,
+    read_secret,
+)
+
+DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
+# The update types telegram-producer handles (message, caption/photo/document inside it,
+# edited_message, callback_query, my_chat_member); Telegram drops every other type for us.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+# Template outputs and parameters the commands read with --stack.
+_OUTPUT_WEBHOOK_URL = "WebhookUrl"
+_OUTPUT_QUEUE_URL = "InboundQueueUrl"
+_OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
+_PARAM_BOT_TOKEN = "BotTokenParameterName"
+_PARAM_WEBHOOK_SECRET = "WebhookSecretParameterName"
+_SQS_BATCH = 10  # SQS's maximum per receive / batch call
+# A peeked or skipped message stays hidden this long at most; it is made visible again
+# explicitly as soon as the command is done with it.
+_HOLD_VISIBILITY_S = 60
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class OpsError(Exception):
+    """Base of the errors the operator commands report (printed, exit code 1)."""
+
+
+class SettingMissingError(OpsError):
+    """Raised when a command needs a setting that no flag, stack output or variable gives."""
+
+    def __init__(self, setting: str, how: str) -> None:
+        super().__init__(f"{setting} is not known: {how}")
+        self.setting = setting
+        self.how = how
+
+
+class StackLookupError(OpsError):
+    """Raised when ``--stack`` names a stack that does not exist or lacks an output."""
+
+    def __init__(self, stack: str, detail: str) -> None:
+        super().__init__(f"stack {stack!r}: {detail}")
+        self.stack = stack
+        self.detail = detail
+
+
+class TelegramApiError(OpsError):
+    """Raised when the Bot API answers ok=false or cannot be reached (never carries the token)."""
+
+    def __init__(self, method: str, description: str, *, error_code: int | None = None) -> None:
+        code = f" ({error_code})" if error_code is not None else ""
+        super().__init__(f"Telegram {method} failed{code}: {description}")
+        self.method = method
+        self.description = description
+        self.error_code = error_code
+
+
+# ------------------------------------------------------------------- stack lookup
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Outputs and parameters of a deployed agentbot stack."""
+
+    name: str
+    outputs: Mapping[str, str]
+    parameters: Mapping[str, str]
+
+    def output(self, key: str) -> str:
+        """An output's value; StackLookupError naming it when missing."""
+        value = self.outputs.get(key, "")
+        if not value:
+            raise StackLookupError(self.name, f"has no output {key!r} (deployed from infra/template.yaml?)")
+        return value
+
+
+def describe_stack(cloudformation: Any, name: str) -> StackInfo:
+    """Read a stack's outputs and parameters; StackLookupError when the stack is not there."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        raise StackLookupError(name, exc.response.get("Error", {}).get("Message", str(exc))) from exc
+    if not stacks:
+        raise StackLookupError(name, "not found")
+    stack = stacks[0]
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    return StackInfo(name=name, outputs=outputs, parameters=parameters)
+
+
+# ------------------------------------------------------------------------ webhook
+
+
+@dataclass(frozen=True)
+class BotApi:
+    """The few Bot API calls the operator needs; ``client`` is injected, the token stays inside."""
+
+    client: httpx.Client
+    token: str
+    base_url: str = DEFAULT_TELEGRAM_API_BASE
+
+    def call(self, method: str, payload: Mapping[str, Any]) -> Any:
+        """POST one Bot API method; its ``result``, or TelegramApiError with Telegram's description."""
+        url = f"{self.base_url.rstrip('/')}/bot{self.token}/{method}"
+        try:
+            response = self.client.post(url, json=dict(payload))
+            body = response.json()
+        except httpx.HTTPError as exc:
+            # httpx messages can quote the URL, which holds the token: name the error class only.
+            raise TelegramApiError(method, f"cannot reach the Bot API ({type(exc).__name__})") from None
+        except ValueError:
+            raise TelegramApiError(
+                method, f"answer is not JSON (HTTP {response.status_code})", error_code=response.status_code
+            ) from None
+        if not isinstance(body, dict) or not body.get("ok"):
+            description = str(body.get("description", "no description")) if isinstance(body, dict) else "?"
+            code = body.get("error_code") if isinstance(body, dict) else None
+            raise TelegramApiError(
+                method, description.replace(self.token, "<token>"), error_code=code or response.status_code
+            )
+        return body.get("result")
+
+
+def set_webhook(
+    api: BotApi,
+    *,
+    url: str,
+    secret_token: str,
+    allowed_updates: Sequence[str] = ALLOWED_UPDATES,
+    max_connections: int | None = None,
+    drop_pending_updates: bool = False,
+) -> dict[str, Any]:
+    """Point Telegram at ``url`` with the secret and update types the producer expects;
+    returns what getWebhookInfo reports afterwards."""
+    payload: dict[str, Any] = {
+        "url": url,
+        "secret_token": secret_token,
+        "allowed_updates": list(allowed_updates),
+        "drop_pending_updates": drop_pending_updates,
+    }
+    if max_connections is not None:
+        payload["max_connections"] = max_connections
+    api.call("setWebhook", payload)
+    return webhook_info(api)
+
+
+def webhook_info(api: BotApi) -> dict[str, Any]:
+    """What Telegram reports about the bot's webhook (getWebhookInfo)."""
+    result = api.call("getWebhookInfo", {})
+    return dict(result) if isinstance(result, dict) else {}
+
+
+def delete_webhook(api: BotApi, *, drop_pending_updates: bool = False) -> dict[str, Any]:
+    """Remove the webhook; returns what getWebhookInfo reports afterwards."""
+    api.call("deleteWebhook", {"drop_pending_updates": drop_pending_updates})
+    return webhook_info(api)
+
+
+def format_webhook_info(info: Mapping[str, Any]) -> str:
+    """Telegram's getWebhookInfo as lines for a person (no secret is part of it)."""
+    lines = [f"url:              {info.get('url') or '(none: no webhook set)'}"]
+    lines.append(f"pending updates:  {info.get('pending_update_count', 0)}")
+    if info.get("allowed_updates") is not None:
+        lines.append(f"allowed updates:  {', '.join(info['allowed_updates']) or '(all)'}")
+    if info.get("max_connections") is not None:
+        lines.append(f"max connections:  {info['max_connections']}")
+    if info.get("ip_address"):
+        lines.append(f"ip address:       {info['ip_address']}")
+    if info.get("last_error_date"):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(info["last_error_date"])))
+        lines.append(f"last error:       {when}: {info.get('last_error_message', '')}")
+    else:
+        lines.append("last error:       none")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message in the dead-letter queue, described without the user's text."""
+
+    message_id: str
+    group_id: str
+    receive_count: int
+    sent_at: float
+    update_id: int | None
+    session_key: str | None
+    kind: str | None
+    attachments: int
+    context: Mapping[str, str]  # message attributes (e.g. the error the consumer recorded)
+    decode_error: str | None = None
+
+
+@dataclass
+class RedriveReport:
+    """What ``redrive_dead_letters`` did: messages moved back, and messages left where they were."""
+
+    moved: list[DeadLetter] = field(default_factory=list)
+    left: list[tuple[DeadLetter, str]] = field(default_factory=list)  # (message, why)
+
+
+def describe_dead_letter(message: Mapping[str, Any]) -> DeadLetter:
+    """Decode one received SQS message: ids, counts and context, never the message text."""
+    attributes = message.get("Attributes", {})
+    context = {
+        name: str(value.get("StringValue", f"<{value.get('DataType', 'binary')}>"))
+        for name, value in sorted(message.get("MessageAttributes", {}).items())
+    }
+    common = {
+        "message_id": message["MessageId"],
+        "group_id": attributes.get("MessageGroupId", ""),
+        "receive_count": int(attributes.get("ApproximateReceiveCount", 0)),
+        "sent_at": int(attributes.get("SentTimestamp", 0)) / 1000,
+        "context": context,
+    }
+    try:
+        envelope = decode_envelope(message["Body"])
+    except MessageDecodeError as exc:
+        return DeadLetter(
+            **common,
+            update_id=None,
+            session_key=None,
+            kind=None,
+            attachments=0,
+            decode_error=exc.detail[:200],
+        )
+    inbound = envelope.message
+    return DeadLetter(
+        **common,
+        update_id=inbound.update_id,
+        session_key=inbound.session_key,
+        kind=inbound.kind,
+        attachments=len(inbound.attachments),
+    )
+
+
+def _receive(sqs: Any, queue_url: str, *, wait_seconds: int) -> list[dict[str, Any]]:
+    out = sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=_SQS_BATCH,
+        VisibilityTimeout=_HOLD_VISIBILITY_S,
+        WaitTimeSeconds=wait_seconds,
+        AttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    )
+    return list(out.get("Messages", []))
+
+
+def _release(sqs: Any, queue_url: str, messages: Sequence[Mapping[str, Any]]) -> None:
+    """Make held messages visible again right away (they stay in the queue untouched)."""
+    for start in range(0, len(messages), _SQS_BATCH):
+        chunk = messages[start : start + _SQS_BATCH]
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ],
+        )
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    """Approximate number of messages waiting (visible) in a queue."""
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
+
+
+def peek_dead_letters(sqs: Any, dlq_url: str, *, limit: int = 100, wait_seconds: int = 1) -> list[DeadLetter]:
+    """Describe up to ``limit`` dead letters without removing them.
+
+    SQS can only show a message by receiving it; each one is held for a moment and made
+    visible again before returning. A FIFO queue shows at most one receive's worth of
+    each message group while those are held, so a long backlog of one chat is listed
+    partially; ``queue_depth`` gives the total.
+    """
+    held: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        while len(held) < limit:
+            batch = _receive(sqs, dlq_url, wait_seconds=wait_seconds)
+            held.extend(batch)  # every receipt is released below, repeats included
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            seen.update(m["MessageId"] for m in fresh)
+    finally:
+        if held:
+            _release(sqs, dlq_url, held)
+    letters: dict[str, DeadLetter] = {}
+    for message in held:
+        letters.setdefault(message["MessageId"], describe_dead_letter(message))
+    return list(letters.values())[:limit]
+
+
+def _send_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
+    # Received attributes carry empty list fields that SendMessage rejects: keep the values.
+    kept: dict[str, Any] = {}
+    for name, value in message.get("MessageAttributes", {}).items():
+        entry = {"DataType": value["DataType"]}
+        if "StringValue" in value:
+            entry["StringValue"] = value["StringValue"]
+        if "BinaryValue" in value:
+            entry["BinaryValue"] = value["BinaryValue"]
+        kept[name] = entry
+    return kept
+
+
+def redrive_dead_letters(
+    sqs: Any,
+    *,
+    dlq_url: str,
+    queue_url: str,
+    limit: int | None = None,
+    session_key: str | None = None,
+    wait_seconds: int = 1,
+) -> RedriveReport:
+    """Move dead letters back to the inbound queue, oldest first within each chat.
+
+    Each message keeps its body, attributes and MessageGroupId (so a chat's turns stay in
+    order) and is deleted from the DLQ only after the send succeeded. The deduplication id
+    derives from the DLQ message id, so a redrive interrupted between send and delete and
+    run again within SQS's 5-minute window does not queue the message twice. Messages that
+    are not a valid queue envelope, or belong to another session than ``session_key``, stay.
+    """
+    if session_key is not None:
+        session_key = SessionKey.parse(session_key).canonical
+    report = RedriveReport()
+    kept: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        while limit is None or len(report.moved) < limit:
+            batch = [
+                m for m in _receive(sqs, dlq_url, wait_seconds=wait_seconds) if m["MessageId"] not in seen
+            ]
+            if not batch:
+                break
+            for message in batch:
+                seen.add(message["MessageId"])
+                letter = describe_dead_letter(message)
+                why = None
+                if letter.decode_error is not None:
+                    why = f"not a queue envelope: {letter.decode_error}"
+                elif session_key is not None and letter.session_key != session_key:
+                    why = "another session"
+                elif limit is not None and len(report.moved) >= limit:
+                    why = "over --max"
+                if why is not None:
+                    kept.append(message)
+                    report.left.append((letter, why))
+                    continue
+                try:
+                    sqs.send_message(
+                        QueueUrl=queue_url,
+                        MessageBody=message["Body"],
+                        MessageGroupId=letter.group_id,
+                        MessageDeduplicationId=f"redrive-{letter.message_id}",
+                        MessageAttributes=_send_attributes(message),
+                    )
+                except Exception:
+                    kept.append(message)
+                    raise
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                report.moved.append(letter)
+    finally:
+        if kept:
+            _release(sqs, dlq_url, kept)
+    return report
+
+
+def format_dead_letters(letters: Sequence[DeadLetter], *, total: int) -> str:
+    """A table of dead letters: ids, session, receives, age and context (no message text)."""
+    if not letters:
+        return "dead-letter queue is empty"
+    rows = [("update_id", "session_key", "kind", "receives", "sent (UTC)", "context")]
+    for letter in letters:
+        context = ", ".join(f"{k}={v}" for k, v in letter.context.items())
+        if letter.decode_error is not None:
+            context = f"undecodable: {letter.decode_error}" + (f"; {context}" if context else "")
+        if letter.attachments:
+            context = f"{letter.attachments} attachment(s)" + (f"; {context}" if context else "")
+        rows.append(
+            (
+                "?" if letter.update_id is None else str(letter.update_id),
+                letter.session_key or f"(group {letter.group_id or '?'})",
+                letter.kind or "?",
+                str(letter.receive_count),
+                time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(letter.sent_at)) if letter.sent_at else "?",
+                context or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    ]
+    shown = f"showing {len(letters)} of about {max(total, len(letters))}"
+    return "\n".join([f"{len(letters)} dead letter(s) ({shown})", *lines])
+
+
+# ------------------------------------------------------------------------- the CLI
+
+
+ClientFactory = Callable[[str], Any]
+
+
+def _boto_client(args: argparse.Namespace) -> ClientFactory:
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    return lambda service: session.client(service)
+
+
+def _stack(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None:
+    name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
+    if not name:
+        return None
+    cached = getattr(args, "_stack_info", None)
+    if cached is None:
+        cached = describe_stack(clients("cloudformation"), name)
+        args._stack_info = cached
+    return cached
+
+
+def _resolve(flag: str | None, env_name: str, stack: StackInfo | None, output: str, setting: str) -> str:
+    if flag:
+        return flag
+    if stack is not None:
+        return stack.output(output)
+    value = os.environ.get(env_name, "").strip()
+    if value:
+        return value
+    raise SettingMissingError(setting, f"pass {setting}, --stack NAME, or set {env_name}")
+
+
+def _secret(
+    *,
+    value_env: str,
+    parameter_flag: str | None,
+    parameter_env: str,
+    stack: StackInfo | None,
+    stack_parameter: str,
+    clients: ClientFactory,
+    setting: str,
+) -> str:
+    direct = os.environ.get(value_env, "").strip()
+    if direct:
+        return direct
+    name = parameter_flag or (stack.parameters.get(stack_parameter) if stack else None)
+    name = name or os.environ.get(parameter_env, "").strip()
+    if not name:
+        raise SettingMissingError(
+            setting,
+            f"set {value_env}, or name its SSM parameter with {setting}, --stack NAME or {parameter_env}",
+        )
+    return read_secret(clients("ssm"), name)
+
+
+def _bot_api(args: argparse.Namespace, clients: ClientFactory, client: httpx.Client) -> BotApi:
+    token = _secret(
+        value_env="TELEGRAM_BOT_TOKEN",
+        parameter_flag=args.token_parameter,
+        parameter_env="BOT_TOKEN_PARAMETER",
+        stack=_stack(args, clients),
+        stack_parameter=_PARAM_BOT_TOKEN,
+        clients=clients,
+        setting="--token-parameter",
+    )
+    base = args.api_base or os.environ.get("TELEGRAM_API_BASE", "").strip() or DEFAULT_TELEGRAM_API_BASE
+    return BotApi(client=client, token=token, base_url=base)
+
+
+def run_webhook(
+    args: argparse.Namespace,
+    *,
+    clients: ClientFactory | None = None,
+    http: httpx.Client | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """`agentbot webhook set|info|delete`."""
+    out = out or sys.stdout
+    clients = clients or _boto_client(args)
+    owned = http is None
+    http = http or httpx.Client(timeout=httpx.Timeout(30.0))
+    try:
+        api = _bot_api(args, clients, http)
+        if args.action == "set":
+            stack = _stack(args, clients)
+            url = args.url or (stack.output(_OUTPUT_WEBHOOK_URL) if stack else "")
+            if not url:
+                raise SettingMissingError("--url", "pass --url or --stack NAME")
+            secret = _secret(
+                value_env="TELEGRAM_WEBHOOK_SECRET",
+                parameter_flag=args.secret_parameter,
+                parameter_env="WEBHOOK_SECRET_PARAMETER",
+                stack=stack,
+                stack_parameter=_PARAM_WEBHOOK_SECRET,
+                clients=clients,
+                setting="--secret-parameter",
+            )
+            info = set_webhook(
+                api,
+                url=url,
+                secret_token=secret,
+                max_connections=args.max_connections,
+                drop_pending_updates=args.drop_pending_updates,
+            )
+            print(f"webhook set; Telegram reports:\n{format_webhook_info(info)}", file=out)
+        elif args.action == "info":
+            print(format_webhook_info(webhook_info(api)), file=out)
+        else:
+            info = delete_webhook(api, drop_pending_updates=args.drop_pending_updates)
+            print(f"webhook deleted; Telegram reports:\n{format_webhook_info(info)}", file=out)
+    finally:
+        if owned:
+            http.close()
+    return 0
+
+
+def run_dlq(
+    args: argparse.Namespace, *, clients: ClientFactory | None = None, out: IO[str] | None = None
+) -> int:
+    """`agentbot dlq list|redrive`."""
+    out = out or sys.stdout
+    clients = clients or _boto_client(args)
+    stack = _stack(args, clients)
+    sqs = clients("sqs")
+    dlq_url = _resolve(args.dlq_url, "DEAD_LETTER_QUEUE_URL", stack, _OUTPUT_DLQ_URL, "--dlq-url")
+    if args.action == "list":
+        letters = peek_dead_letters(sqs, dlq_url, limit=args.max or 100, wait_seconds=args.wait)
+        print(format_dead_letters(letters, total=queue_depth(sqs, dlq_url)), file=out)
+        return 0
+    queue_url = _resolve(args.queue_url, "INBOUND_QUEUE_URL", stack, _OUTPUT_QUEUE_URL, "--queue-url")
+    report = redrive_dead_letters(
+        sqs,
+        dlq_url=dlq_url,
+        queue_url=queue_url,
+        limit=args.max,
+        session_key=args.session,
+        wait_seconds=args.wait,
+    )
+    for letter in report.moved:
+        print(f"moved   update {letter.update_id} of {letter.session_key}", file=out)
+    for letter, why in report.left:
+        print(f"left    message {letter.message_id} ({why})", file=out)
+    print(f"{len(report.moved)} moved back to the queue, {len(report.left)} left in the DLQ", file=out)
+    return 0
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        # Ours, session-core's (a ConfigError names the SSM parameter) and AWS's errors are
+        # reported in one line; anything else is a bug and keeps its traceback.
+        except (OpsError, SessionCoreError, ClientError, BotoCoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return handler
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack", help="read queue URLs, webhook URL and parameter names from this stack (or AGENTBOT_STACK)"
+    )
+    parser.add_argument("--profile", help="AWS profile (default: the usual AWS settings)")
+    parser.add_argument("--region", help="AWS region (default: the usual AWS settings)")
+
+
+def register(subparsers: Any) -> None:
+    """Add the `webhook` and `dlq` commands."""
+    webhook = subparsers.add_parser(
+        "webhook",
+        help="point Telegram at the deployed webhook, show or remove it",
+        description="Set, show or delete the bot's webhook. The bot token comes from TELEGRAM_BOT_TOKEN or "
+        "its SSM parameter; the webhook secret from TELEGRAM_WEBHOOK_SECRET or its SSM parameter.",
+    )
+    webhook.add_argument("action", choices=["set", "info", "delete"])
+    _common(webhook)
+    webhook.add_argument("--url", help="webhook URL (default: the stack's WebhookUrl output)")
+    webhook.add_argument("--token-parameter", help="SSM parameter of the bot token (or BOT_TOKEN_PARAMETER)")
+    webhook.add_argument(
+        "--secret-parameter", help="SSM parameter of the webhook secret (or WEBHOOK_SECRET_PARAMETER)"
+    )
+    webhook.add_argument(
+        "--api-base", help=f"Bot API base URL (or TELEGRAM_API_BASE; default {DEFAULT_TELEGRAM_API_BASE})"
+    )
+    webhook.add_argument(
+        "--max-connections", type=int, help="most parallel webhook requests Telegram makes (1-100)"
+    )
+    webhook.add_argument(
+        "--drop-pending-updates", action="store_true", help="discard updates Telegram has queued for the bot"
+    )
+    webhook.set_defaults(handler=_guarded(run_webhook))
+
+    dlq = subparsers.add_parser(
+        "dlq",
+        help="list dead letters, or move them back to the inbound queue",
+        description="List the messages in the dead-letter queue (ids, session, receives, error context; "
+        "never message text), or move them back to the inbound queue keeping each chat's order.",
+    )
+    dlq.add_argument("action", choices=["list", "redrive"])
+    _common(dlq)
+    dlq.add_argument("--dlq-url", help="dead-letter queue URL (or DEAD_LETTER_QUEUE_URL)")
+    dlq.add_argument("--queue-url", help="inbound queue URL for redrive (or INBOUND_QUEUE_URL)")
+    dlq.add_argument("--session", metavar="KEY", help="redrive only this session (tenant/chat_id/thread_id)")
+    dlq.add_argument("--max", type=int, default=None, help="most messages to list or move")
+    dlq.add_argument("--wait", type=int, default=1, help=argparse.SUPPRESS)  # long-poll seconds per receive
+    dlq.set_defaults(handler=_guarded(run_dlq))

@@ -1,0 +1,332 @@
+"""`agentbot webhook ...` and `agentbot dlq ...` against a local Bot API server and moto."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from session_core import InboundMessage, QueueEnvelope, encode
+
+from agentbot.cli import main
+from agentbot.local_telegram import LocalTelegram
+from agentbot.ops import ALLOWED_UPDATES
+
+BOT_TOKEN = "123456789:OPS-test-token-not-a-real-one"
+WEBHOOK_SECRET = "ops-test-webhook-secret-0123456789"
+WEBHOOK_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhook"
+
+
+def _put_secret(aws: Any, value: str) -> str:
+    # Unique names: read_secret caches per process by parameter name.
+    name = f"/agentbot-test/{uuid.uuid4().hex}"
+    aws.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString")
+    return name
+
+
+@pytest.fixture
+def telegram() -> Any:
+    with LocalTelegram(token=BOT_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def secrets_in_ssm(aws: Any, telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployed set-up: secrets in SSM, named by the variables the functions get."""
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", _put_secret(aws, BOT_TOKEN))
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", _put_secret(aws, WEBHOOK_SECRET))
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert BOT_TOKEN not in out + err and WEBHOOK_SECRET not in out + err, "a secret was printed"
+    return code, out, err
+
+
+# ---------------------------------------------------------------------------- webhook
+
+
+def test_webhook_set_sends_secret_and_handled_update_types_and_prints_telegram_report(
+    secrets_in_ssm: None, telegram: LocalTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "webhook", "set", "--url", WEBHOOK_URL)
+
+    assert code == 0
+    assert telegram.webhook == {
+        "url": WEBHOOK_URL,
+        "secret_token": WEBHOOK_SECRET,
+        "allowed_updates": list(ALLOWED_UPDATES),
+    }
+    assert "webhook set" in out and WEBHOOK_URL in out and "pending updates:  0" in out
+    assert [c.method for c in telegram.calls()] == ["setWebhook", "getWebhookInfo"]
+
+
+def test_allowed_updates_are_the_types_the_producer_handles() -> None:
+    assert set(ALLOWED_UPDATES) == {"message", "edited_message", "callback_query", "my_chat_member"}
+
+
+def test_webhook_info_and_delete_report_what_telegram_says(
+    secrets_in_ssm: None, telegram: LocalTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(capsys, "webhook", "set", "--url", WEBHOOK_URL)[0] == 0
+
+    code, out, _ = _run(capsys, "webhook", "info")
+    assert code == 0 and f"url:              {WEBHOOK_URL}" in out
+
+    code, out, _ = _run(capsys, "webhook", "delete", "--drop-pending-updates")
+    assert code == 0 and "webhook deleted" in out and "(none: no webhook set)" in out
+    assert telegram.webhook == {}
+    assert telegram.calls("deleteWebhook")[0].params["drop_pending_updates"] is True
+
+
+def test_token_and_secret_from_environment_work_without_ssm(
+    telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    code, _, _ = _run(capsys, "webhook", "set", "--url", WEBHOOK_URL, "--api-base", telegram.base_url)
+    assert code == 0 and telegram.webhook["secret_token"] == WEBHOOK_SECRET
+
+
+def test_telegram_refusal_is_reported_without_the_token(
+    aws: Any, telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = "987654321:WRONG-token-not-a-real-one"
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", _put_secret(aws, wrong))
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+
+    code, out, err = _run(capsys, "webhook", "info")
+
+    assert code == 1
+    assert "Telegram getWebhookInfo failed (401): Unauthorized" in err
+    assert wrong not in out + err
+
+
+def test_unreachable_bot_api_is_an_error_that_does_not_quote_the_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    with LocalTelegram() as stopped:
+        dead_base = stopped.base_url  # nothing listens here once the block ends
+    code, _, err = _run(capsys, "webhook", "info", "--api-base", dead_base)
+    assert code == 1 and "cannot reach the Bot API" in err
+
+
+def test_missing_settings_name_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "BOT_TOKEN_PARAMETER", "AGENTBOT_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = _run(capsys, "webhook", "info")
+    assert code == 1 and "TELEGRAM_BOT_TOKEN" in err and "--token-parameter" in err
+
+
+def test_missing_ssm_parameter_is_named(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", "/agentbot-test/does-not-exist")
+    code, _, err = _run(capsys, "webhook", "info")
+    assert code == 1 and "/agentbot-test/does-not-exist" in err
+
+
+# ------------------------------------------------------------------------ --stack
+
+
+_STACK_TEMPLATE = {
+    "Parameters": {
+        "BotTokenParameterName": {"Type": "String"},
+        "WebhookSecretParameterName": {"Type": "String"},
+        "DlqUrl": {"Type": "String"},
+        "QueueUrl": {"Type": "String"},
+    },
+    "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+    "Outputs": {
+        "WebhookUrl": {"Value": WEBHOOK_URL},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "DlqUrl"}},
+        "InboundQueueUrl": {"Value": {"Ref": "QueueUrl"}},
+    },
+}
+
+
+def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
+    aws: Any, telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = f"agentbot-{uuid.uuid4().hex[:8]}"
+    aws.client("cloudformation").create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(_STACK_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": "BotTokenParameterName", "ParameterValue": _put_secret(aws, BOT_TOKEN)},
+            {
+                "ParameterKey": "WebhookSecretParameterName",
+                "ParameterValue": _put_secret(aws, WEBHOOK_SECRET),
+            },
+            {"ParameterKey": "DlqUrl", "ParameterValue": aws.resources.dlq_url},
+            {"ParameterKey": "QueueUrl", "ParameterValue": aws.resources.queue_url},
+        ],
+    )
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+    for name in ("BOT_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "DEAD_LETTER_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    code, _, _ = _run(capsys, "webhook", "set", "--stack", stack)
+    assert code == 0
+    assert telegram.webhook["url"] == WEBHOOK_URL and telegram.webhook["secret_token"] == WEBHOOK_SECRET
+
+    _send_dead_letter(aws, update_id=77, session_key="default/42/0")
+    code, out, _ = _run(capsys, "dlq", "list", "--stack", stack, "--wait", "0")
+    assert code == 0 and "77" in out
+
+
+def test_unknown_stack_is_reported(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "list", "--stack", "no-such-stack")
+    assert code == 1 and "no-such-stack" in err
+
+
+# --------------------------------------------------------------------------- dlq
+
+
+def _envelope(update_id: int, session_key: str, text: str = "the user's private words") -> bytes:
+    _tenant, chat, thread = session_key.split("/")
+    message = InboundMessage(
+        update_id=update_id,
+        session_key=session_key,
+        kind="message",
+        chat_id=int(chat),
+        thread_id=int(thread),
+        chat_type="private",
+        message_id=update_id * 10,
+        text=text,
+    )
+    return encode(QueueEnvelope(version=1, message=message))
+
+
+def _send_dead_letter(
+    aws: Any, *, update_id: int, session_key: str, body: bytes | None = None, **attributes: str
+) -> None:
+    aws.sqs.send_message(
+        QueueUrl=aws.resources.dlq_url,
+        MessageBody=(body or _envelope(update_id, session_key)).decode(),
+        MessageGroupId=session_key,
+        MessageDeduplicationId=f"update-{update_id}",
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
+
+
+def _drain(aws: Any, url: str) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while True:
+        batch = aws.sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=30,
+        ).get("Messages", [])
+        if not batch:
+            return got
+        got.extend(batch)
+        for m in batch:
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_dlq_list_shows_ids_session_and_error_context_but_no_text(
+    aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _send_dead_letter(aws, update_id=101, session_key="default/42/0", error_kind="model_error")
+    _send_dead_letter(aws, update_id=102, session_key="default/-1001/7")
+    _send_dead_letter(aws, update_id=103, session_key="default/43/0", body=b"{not an envelope")
+
+    code, out, _ = _run(capsys, "dlq", "list", "--wait", "0")
+
+    assert code == 0
+    assert out.splitlines()[0] == "3 dead letter(s) (showing 3 of about 3)"
+    row = next(line for line in out.splitlines() if line.startswith("101 "))
+    assert "default/42/0" in row and "error_kind=model_error" in row
+    assert "default/-1001/7" in out
+    assert "undecodable" in out and "(group default/43/0)" in out
+    assert "private words" not in out
+    # Listing leaves every message in the queue, visible at once for the next command.
+    assert len(_drain(aws, aws.resources.dlq_url)) == 3
+
+
+def test_dlq_list_of_empty_queue(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "dlq", "list", "--wait", "0")
+    assert code == 0 and out.strip() == "dead-letter queue is empty"
+
+
+def test_dlq_redrive_moves_messages_back_keeping_group_order_and_attributes(
+    aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for update_id in (1, 2, 3):
+        _send_dead_letter(aws, update_id=update_id, session_key="default/42/0", error_kind="internal")
+    _send_dead_letter(aws, update_id=4, session_key="default/43/0")
+    _send_dead_letter(aws, update_id=5, session_key="default/44/0", body=b"garbage")
+
+    code, out, _ = _run(capsys, "dlq", "redrive", "--wait", "0")
+
+    assert code == 0
+    assert "4 moved back to the queue, 1 left in the DLQ" in out
+    moved = _drain(aws, aws.resources.queue_url)
+    by_group: dict[str, list[int]] = {}
+    for m in moved:
+        envelope = json.loads(m["Body"])
+        by_group.setdefault(m["Attributes"]["MessageGroupId"], []).append(envelope["message"]["update_id"])
+    assert by_group == {"default/42/0": [1, 2, 3], "default/43/0": [4]}
+    first = next(m for m in moved if json.loads(m["Body"])["message"]["update_id"] == 1)
+    assert first["MessageAttributes"]["error_kind"]["StringValue"] == "internal"
+    assert first["Body"] == _envelope(1, "default/42/0").decode()
+    left = _drain(aws, aws.resources.dlq_url)
+    assert [m["Body"] for m in left] == ["garbage"]
+
+
+def test_dlq_redrive_of_one_session_leaves_the_others(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    _send_dead_letter(aws, update_id=11, session_key="default/42/0")
+    _send_dead_letter(aws, update_id=12, session_key="default/43/0")
+
+    code, out, _ = _run(capsys, "dlq", "redrive", "--session", "default/43/0", "--wait", "0")
+
+    assert code == 0 and "1 moved back to the queue, 1 left in the DLQ" in out
+    assert [json.loads(m["Body"])["message"]["update_id"] for m in _drain(aws, aws.resources.queue_url)] == [
+        12
+    ]
+    assert [json.loads(m["Body"])["message"]["update_id"] for m in _drain(aws, aws.resources.dlq_url)] == [11]
+
+
+def test_dlq_redrive_respects_max(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    for update_id in (21, 22, 23):
+        _send_dead_letter(aws, update_id=update_id, session_key="default/42/0")
+    code, out, _ = _run(capsys, "dlq", "redrive", "--max", "2", "--wait", "0")
+    assert code == 0 and out.strip().endswith("2 moved back to the queue, 1 left in the DLQ")
+    assert [json.loads(m["Body"])["message"]["update_id"] for m in _drain(aws, aws.resources.queue_url)] == [
+        21,
+        22,
+    ]
+    assert len(_drain(aws, aws.resources.dlq_url)) == 1
+
+
+def test_dlq_redrive_rejects_a_malformed_session_key(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "dlq", "redrive", "--session", "../etc", "--wait", "0")
+    assert code == 1 and "session key" in err
+
+
+def test_webhook_report_shows_telegrams_last_delivery_error() -> None:
+    from agentbot.ops import format_webhook_info
+
+    text = format_webhook_info(
+        {
+            "url": WEBHOOK_URL,
+            "pending_update_count": 4,
+            "allowed_updates": list(ALLOWED_UPDATES),
+            "last_error_date": 1764000000,
+            "last_error_message": "Wrong response from the webhook: 500 Internal Server Error",
+        }
+    )
+    assert "pending updates:  4" in text
+    assert "allowed updates:  message, edited_message, callback_query, my_chat_member" in text
+    assert "last error:       2025-11-24 16:00:00 UTC: Wrong response from the webhook: 500" in text

@@ -1,0 +1,528 @@
+"""infra/template.yaml agrees with the code, with provisioning.py and with its own invariants.
+
+The environment-variable check scans the Lambda packages' sources (not a hand-kept list),
+so code that starts reading a new variable fails here until the template sets it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from template_support import (
+    PACKAGES,
+    ROOT,
+    as_list,
+    aws_calls,
+    env_reads,
+    env_reads_in_source,
+    flatten_statements,
+    functions,
+    iam_actions,
+    load_template,
+    policy_statements,
+    resource,
+)
+
+from agentbot import provisioning
+
+TEMPLATE = load_template()
+FUNCTIONS = functions(TEMPLATE)
+SESSION_CORE_SRC = PACKAGES / "session-core" / "src"
+
+# Variables code may read that the template must NOT set, each with the reason.
+NOT_FROM_TEMPLATE = {
+    # Lambda sets these itself (reserved): https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html
+    "AWS_REGION": "Lambda",
+    "AWS_DEFAULT_REGION": "Lambda",
+    "AWS_LAMBDA_FUNCTION_NAME": "Lambda (session-core logs JSON when it is set)",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "Lambda",
+    "AWS_LAMBDA_FUNCTION_VERSION": "Lambda",
+    "AWS_LAMBDA_LOG_GROUP_NAME": "Lambda",
+    "AWS_LAMBDA_LOG_STREAM_NAME": "Lambda",
+    "AWS_LAMBDA_RUNTIME_API": "Lambda",
+    "AWS_EXECUTION_ENV": "Lambda",
+    "LAMBDA_TASK_ROOT": "Lambda (where the code or image's task files live)",
+    "PATH": "Lambda",
+    "TZ": "Lambda",
+    # Set by the runtime image (packages/agent-runtime/Dockerfile ENV), where claude-config is copied.
+    "CLAUDE_CONFIG_PATH": "the image's ENV; locally an override of the repository's claude-config",
+    "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
+    # Set by the runtime itself for the CLI of one turn (read back only to restore it).
+    "CLAUDE_CONFIG_DIR": "runtime-internal, per session",
+}
+# Names that would mean a secret's value sits in an environment variable.
+_SECRET_LIKE = re.compile(r"(TOKEN|SECRET|API_KEY|PASSWORD|PRIVATE_KEY)$")
+
+
+def _ref(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def _getatt(value: Any) -> list[str] | None:
+    return value.get("Fn::GetAtt") if isinstance(value, dict) else None
+
+
+def _default(parameter: str) -> Any:
+    return TEMPLATE["Parameters"][parameter]["Default"]
+
+
+# ---------------------------------------------------------------- code <-> template
+
+
+def test_every_handler_path_imports_with_the_template_environment() -> None:
+    """Each handler imports in a fresh interpreter given only the variables the template sets."""
+    for fn in FUNCTIONS.values():
+        env = {name: "x" for name in fn.environment}
+        env.update(
+            PATH=os.environ.get("PATH", ""),
+            AWS_REGION="us-east-1",
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+            HOME=os.environ.get("HOME", "/tmp"),
+        )
+        module, attr = fn.handler.rsplit(".", 1)
+        code = (
+            "import importlib, sys\n"
+            f"handler = getattr(importlib.import_module({module!r}), {attr!r}, None)\n"
+            "sys.exit(0 if callable(handler) else 3)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, (
+            f"{fn.logical_id}: handler {fn.handler} does not import "
+            f"(exit {done.returncode}; 3 = not callable):\n{done.stderr[-3000:]}"
+        )
+
+
+def test_code_reads_no_environment_variable_the_template_does_not_set() -> None:
+    core_reads = env_reads(SESSION_CORE_SRC)
+    problems = []
+    for fn in FUNCTIONS.values():
+        reads = {**core_reads}
+        for name, files in env_reads(fn.package_dir / "src").items():
+            reads[name] = reads.get(name, set()) | files
+        for name, files in sorted(reads.items()):
+            if name not in fn.environment and name not in NOT_FROM_TEMPLATE:
+                problems.append(f"{fn.logical_id} does not set {name} (read in {sorted(map(str, files))})")
+    assert not problems, "\n".join(problems)
+
+
+def test_claude_config_references_only_variables_the_runtime_has() -> None:
+    """mcp.json expands ``${NAME}`` from the runtime's environment; one without a default
+    must come from the template (``${PYTHON}`` is the runtime's own interpreter)."""
+    runtime = FUNCTIONS["RuntimeFunction"].environment
+    text = (ROOT / "claude-config" / "mcp.json").read_text()
+    needed = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)) - {"PYTHON"}
+    assert needed <= set(runtime), f"claude-config/mcp.json needs {sorted(needed - set(runtime))}"
+
+
+def test_every_variable_the_template_sets_is_read_by_some_code() -> None:
+    """Catches a typo in the template (the code would silently use its default)."""
+    read_anywhere: set[str] = set()
+    for src in PACKAGES.glob("*/src"):
+        read_anywhere |= set(env_reads(src))
+    unread = {f"{fn.logical_id}.{name}" for fn in FUNCTIONS.values() for name in fn.environment} - {
+        f"{fn.logical_id}.{name}" for fn in FUNCTIONS.values() for name in read_anywhere
+    }
+    assert not unread, f"set by the template but read by no code: {sorted(unread)}"
+
+
+def test_the_scanner_sees_each_way_code_reads_a_variable() -> None:
+    source = """
+import os
+from collections.abc import Mapping
+from os import environ
+from session_core import require_env, env_int
+NAME = "FROM_CONSTANT"
+env = os.environ
+a = os.environ["SUBSCRIPT"]
+b = os.environ.get("GET_CALL", "")
+c = os.getenv("GETENV")
+d = require_env("REQUIRED")
+e = env_int("AN_INT", 3)
+f = env.get("THROUGH_ALIAS")
+g = environ.get(NAME)
+h = "MEMBERSHIP" in os.environ
+os.environ["ASSIGNED_NOT_READ"] = "1"
+local = {}
+local.get("NOT_ENVIRON")
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(env.get(name, "") or default)
+
+def load(environ=None):
+    source = os.environ if environ is None else environ
+    def opt(name):
+        return source.get(name) or None
+    def req(name):
+        return opt(name) or fail(name)
+    return opt("NESTED_HELPER"), req("HELPER_OF_HELPER"), _int(environ, "SECOND_ARG", 1)
+
+def lookup(table, key):
+    return table.get(key)
+lookup({}, "PLAIN_DICT")
+"""
+    assert env_reads_in_source(source) == {
+        "SUBSCRIPT", "GET_CALL", "GETENV", "REQUIRED", "AN_INT", "THROUGH_ALIAS", "FROM_CONSTANT",
+        "MEMBERSHIP", "NESTED_HELPER", "HELPER_OF_HELPER", "SECOND_ARG",
+    }  # fmt: skip
+
+
+def test_secrets_are_ssm_parameter_names_never_values_in_environment_variables() -> None:
+    for fn in FUNCTIONS.values():
+        for name, value in fn.environment.items():
+            assert not _SECRET_LIKE.search(name), f"{fn.logical_id}.{name} looks like a secret value"
+            if name.endswith("_PARAMETER"):
+                ref = _ref(value) or _ref(
+                    (value.get("Fn::If") or [None, None])[1] if isinstance(value, dict) else None
+                )
+                assert ref and ref.endswith("ParameterName"), (
+                    f"{fn.logical_id}.{name} must name an SSM parameter"
+                )
+
+
+def test_each_secret_parameter_a_function_names_is_readable_by_its_role_only() -> None:
+    readable: dict[str, set[str]] = {}
+    for fn in FUNCTIONS.values():
+        role = resource(TEMPLATE, _getatt(fn.properties["Role"])[0])
+        for statement in policy_statements(role):
+            if "ssm:GetParameter" in as_list(statement["Action"]):
+                for res in as_list(statement["Resource"]):
+                    readable.setdefault(fn.logical_id, set()).update(
+                        re.findall(r"\$\{(\w+)\}", res["Fn::Sub"])
+                    )
+    for fn in FUNCTIONS.values():
+        named = set()
+        for name, value in fn.environment.items():
+            if name.endswith("_PARAMETER"):
+                named.add(_ref(value) or value["Fn::If"][1]["Ref"])
+        granted = readable.get(fn.logical_id, set()) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
+        assert granted == named, f"{fn.logical_id}: may read {granted}, names {named}"
+
+
+# ------------------------------------------------------------- timeouts and the queue
+
+
+def test_timeouts_cannot_produce_a_second_run_of_a_turn() -> None:
+    consumer, runtime = FUNCTIONS["ConsumerFunction"], FUNCTIONS["RuntimeFunction"]
+    queue = resource(TEMPLATE, "InboundQueue")["Properties"]
+    events = consumer.properties["Events"]["InboundMessages"]["Properties"]
+    assert all(fn.properties["Timeout"] <= 900 for fn in FUNCTIONS.values()), "Lambda's maximum is 900 s"
+    assert consumer.properties["Timeout"] > runtime.properties["Timeout"]
+    # The consumer's timeout must cover every record of a batch, each a full turn at worst.
+    assert events["BatchSize"] * runtime.properties["Timeout"] < consumer.properties["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * consumer.properties["Timeout"]
+    assert (runtime.properties["Timeout"], consumer.properties["Timeout"]) == (840, 900)
+    assert consumer.properties["Timeout"] == provisioning.CONSUMER_TIMEOUT_S
+
+
+def test_consumer_reads_the_fifo_queue_with_partial_batch_responses() -> None:
+    event = FUNCTIONS["ConsumerFunction"].properties["Events"]["InboundMessages"]
+    assert event["Type"] == "SQS"
+    assert _getatt(event["Properties"]["Queue"]) == ["InboundQueue", "Arn"]
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["BatchSize"] == 1
+
+
+def test_producer_is_behind_the_http_api_with_payload_v2() -> None:
+    event = FUNCTIONS["ProducerFunction"].properties["Events"]["TelegramWebhook"]
+    assert event["Type"] == "HttpApi" and event["Properties"]["Method"] == "POST"
+    assert event["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert resource(TEMPLATE, _ref(event["Properties"]["ApiId"]))["Type"] == "AWS::Serverless::HttpApi"
+    assert "/webhook" in TEMPLATE["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"]
+
+
+def test_dead_letters_raise_an_alarm_on_the_topic() -> None:
+    alarm = resource(TEMPLATE, "DeadLetterQueueAlarm")["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["InboundDeadLetterQueue", "QueueName"]}
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert resource(TEMPLATE, "AlarmTopic")["Type"] == "AWS::SNS::Topic"
+
+
+# ------------------------------------------------------- template <-> provisioning.py
+
+
+def test_provisioning_creates_the_queues_the_template_declares(aws: Any) -> None:
+    queue = resource(TEMPLATE, "InboundQueue")["Properties"]
+    dlq = resource(TEMPLATE, "InboundDeadLetterQueue")["Properties"]
+    created = aws.sqs.get_queue_attributes(QueueUrl=aws.resources.queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    created_dlq = aws.sqs.get_queue_attributes(QueueUrl=aws.resources.dlq_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+
+    for props, attrs in ((queue, created), (dlq, created_dlq)):
+        assert props["FifoQueue"] is True and attrs["FifoQueue"] == "true"
+        assert props["ContentBasedDeduplication"] is False and attrs["ContentBasedDeduplication"] == "false"
+        assert str(props["MessageRetentionPeriod"]) == attrs["MessageRetentionPeriod"]
+    assert str(queue["VisibilityTimeout"]) == created["VisibilityTimeout"]
+    redrive = json.loads(created["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == aws.resources.dlq_arn
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["InboundDeadLetterQueue", "Arn"]}
+    assert int(redrive["maxReceiveCount"]) == queue["RedrivePolicy"]["maxReceiveCount"] == 3
+
+
+def test_provisioning_creates_the_table_the_template_declares(aws: Any) -> None:
+    table = resource(TEMPLATE, "SessionsTable")["Properties"]
+    created = aws.dynamodb.describe_table(TableName=aws.resources.table)["Table"]
+    ttl = aws.dynamodb.describe_time_to_live(TableName=aws.resources.table)["TimeToLiveDescription"]
+
+    assert sorted(map(tuple, (d.values() for d in created["KeySchema"]))) == sorted(
+        map(tuple, (d.values() for d in table["KeySchema"]))
+    )
+    assert sorted(map(tuple, (d.values() for d in created["AttributeDefinitions"]))) == sorted(
+        map(tuple, (d.values() for d in table["AttributeDefinitions"]))
+    )
+    assert created["BillingModeSummary"]["BillingMode"] == table["BillingMode"] == "PAY_PER_REQUEST"
+    assert ttl["AttributeName"] == table["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
+    assert ttl["TimeToLiveStatus"] in {"ENABLED", "ENABLING"} and table["TimeToLiveSpecification"]["Enabled"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_provisioning_creates_the_bucket_lifecycle_the_template_declares(aws: Any) -> None:
+    rule = resource(TEMPLATE, "SessionsBucket")["Properties"]["LifecycleConfiguration"]["Rules"][0]
+    created = aws.s3.get_bucket_lifecycle_configuration(Bucket=aws.resources.bucket)["Rules"][0]
+    assert created["ID"] == rule["Id"]
+    assert created["Expiration"]["Days"] == _default(_ref(rule["ExpirationInDays"]))
+    assert created["AbortIncompleteMultipartUpload"] == rule["AbortIncompleteMultipartUpload"]
+    assert _default("SessionTtlDays") == provisioning.DEFAULT_RETENTION_DAYS
+    assert (
+        _default("SessionObjectExpiryDays") >= _default("SessionTtlDays") + provisioning.S3_EXPIRY_MARGIN_DAYS
+    )
+
+
+def test_resource_names_follow_provisioning_names() -> None:
+    names = provisioning.ResourceNames(prefix=_default("BotName"))
+
+    def named(logical_id: str, prop: str) -> str:
+        return resource(TEMPLATE, logical_id)["Properties"][prop]["Fn::Sub"].replace(
+            "${BotName}", names.prefix
+        )
+
+    assert named("SessionsTable", "TableName") == names.table
+    assert named("InboundQueue", "QueueName") == names.queue
+    assert named("InboundDeadLetterQueue", "QueueName") == names.dlq
+    # Bucket names are global: the template appends account and region to the same stem.
+    assert named("SessionsBucket", "BucketName").startswith(names.bucket + "-")
+
+
+def test_provisioning_constants_match_the_template() -> None:
+    queue = resource(TEMPLATE, "InboundQueue")["Properties"]
+    dlq = resource(TEMPLATE, "InboundDeadLetterQueue")["Properties"]
+    table = resource(TEMPLATE, "SessionsTable")["Properties"]
+    assert queue["VisibilityTimeout"] == provisioning.QUEUE_VISIBILITY_TIMEOUT_S
+    assert queue["MessageRetentionPeriod"] == provisioning.QUEUE_RETENTION_S
+    assert dlq["MessageRetentionPeriod"] == provisioning.DLQ_RETENTION_S
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == provisioning.MAX_RECEIVE_COUNT
+    assert [k["AttributeName"] for k in table["KeySchema"]] == [
+        provisioning.TABLE_HASH_KEY,
+        provisioning.TABLE_RANGE_KEY,
+    ]
+    assert table["TimeToLiveSpecification"]["AttributeName"] == provisioning.TTL_ATTRIBUTE
+
+
+# --------------------------------------------------------------------- the resources
+
+
+def test_runtime_is_an_arm64_image_sized_by_the_benchmark() -> None:
+    runtime = FUNCTIONS["RuntimeFunction"]
+    assert runtime.properties["PackageType"] == "Image"
+    assert TEMPLATE["Globals"]["Function"]["Architectures"] == ["arm64"]
+    assert "Architectures" not in runtime.properties
+    assert runtime.properties["MemorySize"] == 1024
+    storage = runtime.properties["EphemeralStorage"]["Size"]
+    assert 1024 <= storage <= 10240
+    # /tmp holds the turn's session (capped) and warm copies of others: room for at least 3.
+    assert storage >= 3 * int(runtime.environment["SESSION_DISK_LIMIT_MB"])
+    dockerfile = (
+        ROOT / "infra" / runtime.metadata["DockerContext"] / runtime.metadata["Dockerfile"]
+    ).resolve()
+    assert dockerfile.is_file(), f"{dockerfile} (the runtime image's Dockerfile) is missing"
+    text = dockerfile.read_text()
+    cmd = re.search(r"^CMD\s+(\[.*\])\s*$", text, re.M)
+    assert cmd and json.loads(cmd.group(1)) == runtime.properties["ImageConfig"]["Command"]
+    assert re.search(r"^FROM\s+--platform=linux/arm64\s", text, re.M), "the image must be built for arm64"
+    # The template leaves CLAUDE_CONFIG_PATH to the image, which knows where claude-config is.
+    assert re.search(r"^ENV\s+CLAUDE_CONFIG_PATH=", text, re.M)
+
+
+def test_zip_functions_build_from_their_workspace_package_with_the_makefile() -> None:
+    makefile = (ROOT / "infra" / "Makefile").read_text()
+    for fn in FUNCTIONS.values():
+        if fn.properties.get("PackageType") == "Image":
+            continue
+        assert fn.metadata == {"BuildMethod": "makefile", "ContextPath": "."}
+        assert (ROOT / "infra" / fn.properties["CodeUri"]).resolve() == fn.package_dir
+        package = tomllib.loads((fn.package_dir / "pyproject.toml").read_text())["project"]["name"]
+        assert re.search(
+            rf"^build-{fn.logical_id}:\n\t\$\(call build_zip_package,{package}\)$", makefile, re.M
+        )
+        assert fn.properties["Runtime"] == "python3.12"
+
+
+def test_table_and_bucket_are_protected() -> None:
+    table = resource(TEMPLATE, "SessionsTable")
+    bucket = resource(TEMPLATE, "SessionsBucket")
+    for stateful in (table, bucket):
+        assert stateful["DeletionPolicy"] == stateful["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert (
+        all(props["PublicAccessBlockConfiguration"].values())
+        and len(props["PublicAccessBlockConfiguration"]) == 4
+    )
+    (deny,) = resource(TEMPLATE, "SessionsBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Fn::GetAtt": ["SessionsBucket", "Arn"]} in deny["Resource"]
+
+
+def test_every_function_logs_to_its_own_group_with_retention() -> None:
+    groups = set()
+    for fn in FUNCTIONS.values():
+        group = _ref(fn.properties["LoggingConfig"]["LogGroup"])
+        assert resource(TEMPLATE, group)["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        groups.add(group)
+    assert len(groups) == len(FUNCTIONS)
+
+
+# ---------------------------------------------------------------------------- IAM
+
+# Actions a role holds that no code calls: Lambda's own use of the role.
+GRANTED_FOR_LAMBDA = {
+    "logs:CreateLogStream": "Lambda writes the function's logs",
+    "logs:PutLogEvents": "Lambda writes the function's logs",
+    "kms:Decrypt": "SSM decrypts SecureStrings under a customer key (only when SecretsKmsKeyArn is set)",
+}
+GRANTED_FOR_EVENT_SOURCE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+def _role_actions(role_id: str) -> set[str]:
+    actions = {a for s in policy_statements(resource(TEMPLATE, role_id)) for a in as_list(s["Action"])}
+    for other in TEMPLATE["Resources"].values():  # separate AWS::IAM::RolePolicy resources
+        if other["Type"] == "AWS::IAM::RolePolicy" and _ref(other["Properties"]["RoleName"]) == role_id:
+            for statement in flatten_statements(other["Properties"]["PolicyDocument"]["Statement"]):
+                actions.update(as_list(statement["Action"]))
+    return actions
+
+
+def test_each_role_allows_exactly_the_aws_calls_its_code_makes() -> None:
+    """The calls are found in the function's package and the session-core modules it imports
+    (so a new boto3 call fails here until the template grants it), and nothing more is granted."""
+    problems = []
+    for fn in FUNCTIONS.values():
+        role_id = _getatt(fn.properties["Role"])[0]
+        calls = aws_calls(fn.package_dir / "src")
+        needed = {action for call in calls for action in iam_actions(*call)}
+        granted = _role_actions(role_id)
+        for call, where in sorted(calls.items()):
+            missing = iam_actions(*call) - granted
+            if missing:
+                problems.append(f"{role_id} lacks {sorted(missing)} for {call} in {sorted(where)}")
+        allowed_extra = set(GRANTED_FOR_LAMBDA)
+        if "Events" in fn.properties and any(e["Type"] == "SQS" for e in fn.properties["Events"].values()):
+            allowed_extra |= GRANTED_FOR_EVENT_SOURCE
+        unused = granted - needed - allowed_extra
+        if unused:
+            problems.append(f"{role_id} grants {sorted(unused)} that no code of {fn.logical_id} uses")
+    assert not problems, "\n".join(problems)
+
+
+def test_s3_grants_cover_exactly_the_prefixes_the_code_writes() -> None:
+    from session_core import SESSIONS_PREFIX
+    from session_core._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX
+
+    def object_prefixes(role_id: str) -> set[str]:
+        found = set()
+        for statement in policy_statements(resource(TEMPLATE, role_id)):
+            if any(a.startswith("s3:") and a != "s3:ListBucket" for a in as_list(statement["Action"])):
+                for res in as_list(statement["Resource"]):
+                    found.add(res["Fn::Sub"].removeprefix("${SessionsBucket.Arn}/").removesuffix("*"))
+        return found
+
+    # The consumer stages attachments under the session's prefix; the runtime reads them
+    # and keeps transcript snapshots under their own prefix.
+    assert object_prefixes("ConsumerRole") == {SESSIONS_PREFIX}
+    assert object_prefixes("RuntimeRole") == {SESSIONS_PREFIX, TRANSCRIPTS_PREFIX}
+
+
+def _roles() -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
+
+
+def test_each_function_has_its_own_role_and_no_policies_added_by_sam() -> None:
+    roles = [_getatt(fn.properties["Role"])[0] for fn in FUNCTIONS.values()]
+    assert sorted(roles) == ["ConsumerRole", "ProducerRole", "RuntimeRole"]
+    for fn in FUNCTIONS.values():
+        assert "Policies" not in fn.properties, f"{fn.logical_id}: SAM policy templates widen the role"
+    for name, role in _roles().items():
+        assert "ManagedPolicyArns" not in role["Properties"], f"{name}: managed policies grant on '*'"
+
+
+def test_no_statement_allows_every_resource() -> None:
+    """No Allow on Resource "*": nothing in this stack needs it (AWS requires "*" only for actions
+    such as xray:PutTraceSegments, which the stack does not use)."""
+    statements = [s for role in _roles().values() for s in policy_statements(role)]
+    assume = resource(TEMPLATE, "RuntimeAssumeModelInvokeRolePolicy")["Properties"]["PolicyDocument"]
+    statements += list(flatten_statements(assume["Statement"]))
+    for statement in statements:
+        for res in as_list(statement["Resource"]):
+            assert res != "*", f"Resource '*' in {statement.get('Sid')}"
+            if isinstance(res, dict) and "Fn::Sub" in res:
+                # Wildcards only under a named prefix or model family: never a whole bucket or service.
+                assert not re.search(r"(:\*|Arn}/\*)$", res["Fn::Sub"]), res
+
+
+def test_the_agents_model_role_can_only_invoke_anthropic_models_and_only_the_runtime_assumes_it() -> None:
+    role = resource(TEMPLATE, "ModelInvokeRole")
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": ["RuntimeRole", "Arn"]}}
+    for statement in policy_statements(role):
+        assert statement["Effect"] == "Allow"
+        assert all("anthropic." in r["Fn::Sub"] for r in as_list(statement["Resource"]))
+    assume = resource(TEMPLATE, "RuntimeAssumeModelInvokeRolePolicy")["Properties"]
+    assert _ref(assume["RoleName"]) == "RuntimeRole"
+    (statement,) = assume["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRole" and _getatt(statement["Resource"]) == [
+        "ModelInvokeRole",
+        "Arn",
+    ]
+    runtime_env = FUNCTIONS["RuntimeFunction"].environment
+    assert runtime_env["MODEL_INVOKE_ROLE_ARN"]["Fn::If"][1] == {"Fn::GetAtt": ["ModelInvokeRole", "Arn"]}
+
+
+# ------------------------------------------------------------------ example configs
+
+
+def test_samconfig_example_points_at_the_template_and_names_real_parameters() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml.example").read_text())
+    assert (
+        ROOT / config["default"]["build"]["parameters"]["template_file"]
+    ).resolve() == ROOT / "infra" / "template.yaml"
+    overrides = config["default"]["deploy"]["parameters"]["parameter_overrides"]
+    for name in re.findall(r"(\w+)=", overrides):
+        assert name in TEMPLATE["Parameters"], f"samconfig.toml.example overrides unknown parameter {name}"
+    assert "CAPABILITY_IAM" in config["default"]["deploy"]["parameters"]["capabilities"]
+
+
+def test_env_example_holds_no_value_that_looks_real() -> None:
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name.strip()), line
+            if _SECRET_LIKE.search(name.strip()):
+                assert value.strip() in {"", '""'}, f"{name} must be empty in .env.example"
