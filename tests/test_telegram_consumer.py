@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from session_core import SessionKey
 from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
-from telegram_stack import telegram_stack
+from telegram_stack import telegram_stack, wait_until
 from telegram_support import BOT_USERNAME, long_markdown, update
 
 from agentbot.local_telegram import Fault
@@ -403,3 +403,16 @@ def test_undecodable_record_is_dead_lettered_and_its_neighbour_still_answered(st
     [dead] = stack.dead_letters()
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "bad_message"
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: still here"]
+
+
+def test_a_record_to_retry_comes_back_after_a_short_backoff_not_the_visibility_timeout(stack) -> None:
+    """The queue hides a received record for 6 x 900 s; a retry must not leave the chat silent that long."""
+    from sqs_consumer import retry_delay_s
+    from telegram_support import lambda_sqs_event
+
+    assert [retry_delay_s(n) for n in (1, 2, 3, 10)] == [10, 20, 40, 300]
+    stack.post(update(170, text="crash"))
+    [raw] = stack.receive()  # hidden for 60 s by this receive
+    response = stack.consumer().handle_batch(lambda_sqs_event([raw], stack.aws))
+    assert response["batchItemFailures"]
+    assert wait_until(lambda: bool(stack.receive()), timeout_s=20)

@@ -29,11 +29,12 @@ from session_core import (
     decode_envelope,
     read_secret,
 )
+from telegram_producer import HANDLED_UPDATE_TYPES
 
 DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
-# The update types telegram-producer handles (message, caption/photo/document inside it,
-# edited_message, callback_query, my_chat_member); Telegram drops every other type for us.
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+# Telegram drops every update type the producer does not handle, before it reaches us.
+ALLOWED_UPDATES = HANDLED_UPDATE_TYPES
+
 # Template outputs and parameters the commands read with --stack.
 _OUTPUT_WEBHOOK_URL = "WebhookUrl"
 _OUTPUT_QUEUE_URL = "InboundQueueUrl"

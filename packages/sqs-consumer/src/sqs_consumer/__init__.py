@@ -3,7 +3,7 @@
 from ._attachments import attachment_key, safe_file_name, stage_attachments
 from ._commands import COMMANDS, HELP_TEXT, parse_command, run_command
 from ._config import MAX_RECEIVE_COUNT, RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
-from ._consumer import FAILED_NOTICE, Consumer, RecordOutcome
+from ._consumer import FAILED_NOTICE, Consumer, RecordOutcome, retry_delay_s
 from ._errors import (
     AttachmentTooLargeError,
     ConsumerError,
@@ -51,6 +51,7 @@ __all__ = [
     "markdown_to_html",
     "parse_command",
     "render_reply",
+    "retry_delay_s",
     "run_command",
     "runtime_client_config",
     "safe_file_name",

@@ -24,6 +24,7 @@ class ConsumerConfig:
     table: str
     bucket: str
     dead_letter_queue_url: str
+    inbound_queue_url: str | None = None
     telegram_api_base: str = DEFAULT_TELEGRAM_API_BASE
     tenant: str = "default"
     retention_days: int = 25
@@ -33,7 +34,7 @@ class ConsumerConfig:
     @classmethod
     def from_env(cls) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
-        DEAD_LETTER_QUEUE_URL (required), TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
+        DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
         BOT_USERNAME; raises ConfigError naming the first bad setting."""
         env = os.environ
         base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or DEFAULT_TELEGRAM_API_BASE
@@ -53,6 +54,7 @@ class ConsumerConfig:
             table=require_env("SESSIONS_TABLE"),
             bucket=require_env("SESSIONS_BUCKET"),
             dead_letter_queue_url=require_env("DEAD_LETTER_QUEUE_URL"),
+            inbound_queue_url=env.get("INBOUND_QUEUE_URL", "").strip() or None,
             telegram_api_base=base,
             tenant=tenant,
             retention_days=int(ttl_raw),

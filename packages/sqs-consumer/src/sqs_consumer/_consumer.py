@@ -58,6 +58,15 @@ _MAX_PARALLEL_CHATS = 8
 FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
 
 
+RETRY_BASE_DELAY_S = 10
+RETRY_MAX_DELAY_S = 300
+
+
+def retry_delay_s(receive_count: int) -> int:
+    """Seconds before a failed record is received again: 10, 20, 40 … capped at 5 minutes."""
+    return min(RETRY_BASE_DELAY_S * 2 ** max(0, receive_count - 1), RETRY_MAX_DELAY_S)
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """What became of one record: ``done`` (delete it) or to be retried, and why."""
@@ -108,7 +117,24 @@ class Consumer:
                 failed = [i for ids in pool.map(self._handle_group, groups.values()) for i in ids]
         order = {str(r.get("messageId", "")): n for n, r in enumerate(records)}
         failed.sort(key=lambda i: order.get(i, 0))
+        self._delay_retries([r for r in records if str(r.get("messageId", "")) in set(failed)])
         return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+
+    def _delay_retries(self, records: list[dict[str, Any]]) -> None:
+        """Bring records to retry back after a short, growing backoff rather than the queue's
+        visibility timeout (6 x the consumer's 900 s, which would leave a chat silent for 90 min)."""
+        if not self._config.inbound_queue_url:
+            return
+        for record in records:
+            receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._config.inbound_queue_url,
+                    ReceiptHandle=record["receiptHandle"],
+                    VisibilityTimeout=retry_delay_s(receives),
+                )
+            except (ClientError, BotoCoreError, KeyError) as exc:
+                log.warning("retry_delay_not_set", error=type(exc).__name__)
 
     def _handle_group(self, records: list[dict[str, Any]]) -> list[str]:
         failed: list[str] = []

@@ -2,7 +2,7 @@
 
 from ._config import GroupReplyMode, ProducerConfig, parse_id_list
 from ._errors import ProducerError, WebhookSecretError
-from ._updates import UNSUPPORTED_CONTENT, Update
+from ._updates import HANDLED_UPDATE_TYPES, UNSUPPORTED_CONTENT, Update
 from ._webhook import (
     MAX_TEXT_CHARS,
     SECRET_HEADER,
@@ -14,6 +14,7 @@ from ._webhook import (
 )
 
 __all__ = [
+    "HANDLED_UPDATE_TYPES",
     "MAX_TEXT_CHARS",
     "SECRET_HEADER",
     "UNSUPPORTED_CONTENT",

@@ -136,4 +136,8 @@ class Update(msgspec.Struct, frozen=True, kw_only=True):
     my_chat_member: ChatMemberUpdated | None = None
 
 
+# What the webhook asks Telegram for (setWebhook / getUpdates `allowed_updates`): the kinds
+# the producer decodes; channel posts are decoded only to be acknowledged if they ever arrive.
+HANDLED_UPDATE_TYPES = ("message", "edited_message", "callback_query", "my_chat_member")
+
 update_decoder = msgspec.json.Decoder(Update)
