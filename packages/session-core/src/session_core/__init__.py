@@ -31,7 +31,7 @@ from ._models import (
 )
 from ._registry import Lease, SessionRecord, SessionRegistry
 from ._secrets import read_secret
-from ._settings import env_int, require_env
+from ._settings import env_int, require_env, retention_days_from_env, tenant_from_env
 from ._transcript_format import InvalidTranscriptEntryError
 from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
 
@@ -76,4 +76,6 @@ __all__ = [
     "get_logger",
     "read_secret",
     "require_env",
+    "retention_days_from_env",
+    "tenant_from_env",
 ]

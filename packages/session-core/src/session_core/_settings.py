@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
-from ._errors import ConfigError
+from ._errors import ConfigError, InvalidSessionKeyError
+from ._keys import SessionKey
+
+DEFAULT_TENANT = "default"
+DEFAULT_RETENTION_DAYS = 25
 
 
 def require_env(name: str) -> str:
@@ -27,3 +31,18 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(name, f"must be >= {minimum}, got {value}")
     return value
+
+
+def tenant_from_env() -> str:
+    """`TENANT` (default "default"), validated as a session key's tenant part."""
+    tenant = os.environ.get("TENANT", "").strip() or DEFAULT_TENANT
+    try:
+        SessionKey(tenant=tenant, chat_id=1)
+    except InvalidSessionKeyError as exc:
+        raise ConfigError("TENANT", exc.reason) from exc
+    return tenant
+
+
+def retention_days_from_env() -> int:
+    """`SESSION_TTL_DAYS` (default 25): how long an unused session is kept."""
+    return env_int("SESSION_TTL_DAYS", DEFAULT_RETENTION_DAYS, minimum=1)

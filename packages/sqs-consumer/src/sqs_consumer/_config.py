@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from session_core import ConfigError, InvalidSessionKeyError, SessionKey, require_env
+from session_core import ConfigError, require_env, retention_days_from_env, tenant_from_env
 
 DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
 # Mirrors MAX_RECEIVE_COUNT of infra/template.yaml and agentbot.provisioning (a test checks):
@@ -40,14 +40,7 @@ class ConsumerConfig:
         base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or DEFAULT_TELEGRAM_API_BASE
         if not base.startswith(("https://", "http://")):
             raise ConfigError("TELEGRAM_API_BASE", f"must be an http(s) URL, got {base!r}")
-        ttl_raw = env.get("SESSION_TTL_DAYS", "").strip() or "25"
-        if not ttl_raw.isdigit() or int(ttl_raw) < 1:
-            raise ConfigError("SESSION_TTL_DAYS", f"must be a positive integer, got {ttl_raw!r}")
-        tenant = env.get("TENANT", "").strip() or "default"
-        try:
-            SessionKey(tenant=tenant, chat_id=1)
-        except InvalidSessionKeyError as exc:
-            raise ConfigError("TENANT", exc.reason) from exc
+        tenant = tenant_from_env()
         return cls(
             runtime_function_name=require_env("RUNTIME_FUNCTION_NAME"),
             bot_token_parameter=require_env("BOT_TOKEN_PARAMETER"),
@@ -57,6 +50,6 @@ class ConsumerConfig:
             inbound_queue_url=env.get("INBOUND_QUEUE_URL", "").strip() or None,
             telegram_api_base=base,
             tenant=tenant,
-            retention_days=int(ttl_raw),
+            retention_days=retention_days_from_env(),
             bot_username=env.get("BOT_USERNAME", "").strip().lstrip("@") or None,
         )

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import ConfigError, InvalidSessionKeyError, SessionKey, require_env
+from session_core import ConfigError, require_env, retention_days_from_env, tenant_from_env
 
 GroupReplyMode = Literal["mention", "always"]
 
@@ -38,20 +38,13 @@ class ProducerConfig:
         if mode not in ("mention", "always"):
             raise ConfigError("GROUP_REPLY_MODE", f"must be 'mention' or 'always', got {mode!r}")
         username = env.get("BOT_USERNAME", "").strip().lstrip("@") or None
-        ttl_raw = env.get("SESSION_TTL_DAYS", "").strip() or "25"
-        if not ttl_raw.isdigit() or int(ttl_raw) < 1:
-            raise ConfigError("SESSION_TTL_DAYS", f"must be a positive integer, got {ttl_raw!r}")
-        tenant = env.get("TENANT", "").strip() or "default"
-        try:
-            SessionKey(tenant=tenant, chat_id=1)
-        except InvalidSessionKeyError as exc:
-            raise ConfigError("TENANT", exc.reason) from exc
+        tenant = tenant_from_env()
         return cls(
             queue_url=queue_url,
             table=table,
             secret_parameter=secret_parameter,
             tenant=tenant,
-            retention_days=int(ttl_raw),
+            retention_days=retention_days_from_env(),
             allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
             allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
             group_reply_mode=mode,  # type: ignore[arg-type]
