@@ -1,1 +1,53 @@
-"""Agent runtime container Lambda."""
+"""Agent runtime container Lambda: restore a session, run one Claude Agent SDK turn, persist it."""
+
+from ._build import build_runtime
+from ._claude_config import (
+    ClaudeConfig,
+    MainAgentPolicy,
+    SkillConfig,
+    SubagentConfig,
+    default_config_path,
+    load_claude_config,
+)
+from ._environment import (
+    PROXY_PLACEHOLDER_KEY,
+    AnthropicAccess,
+    BedrockAccess,
+    ModelAccess,
+    build_cli_environment,
+    bundled_cli_path,
+)
+from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
+from ._model_proxy import ModelProxy
+from ._settings import RuntimeSettings, load_settings
+from ._turn import USER_MESSAGES, PhaseTimes, Runtime
+from ._workspace import SessionWorkspace, session_workspace, workspace_paths
+
+__all__ = [
+    "PROXY_PLACEHOLDER_KEY",
+    "USER_MESSAGES",
+    "AgentRuntimeError",
+    "AnthropicAccess",
+    "AttachmentError",
+    "BedrockAccess",
+    "ClaudeConfig",
+    "ClaudeConfigError",
+    "MainAgentPolicy",
+    "ModelAccess",
+    "ModelBackendError",
+    "ModelProxy",
+    "PhaseTimes",
+    "Runtime",
+    "RuntimeSettings",
+    "SessionWorkspace",
+    "SkillConfig",
+    "SubagentConfig",
+    "build_cli_environment",
+    "build_runtime",
+    "bundled_cli_path",
+    "default_config_path",
+    "load_claude_config",
+    "load_settings",
+    "session_workspace",
+    "workspace_paths",
+]

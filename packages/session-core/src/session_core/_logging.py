@@ -17,6 +17,16 @@ _REDACTED_KEYS = frozenset(
 )
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event.keys() & _REDACTED_KEYS:
         event[key] = "[redacted]"
@@ -49,7 +59,7 @@ def configure_logging(*, json_lines: bool | None = None, level: str | None = Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level_name, logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -1,0 +1,189 @@
+"""Webhook → reply latency of the whole local stack with the offline demo model, by stage.
+
+Runs the same stack as `agentbot dev` (moto, the three functions under real awslambdaric,
+the local HTTP API and SQS event source, the local Bot API server) and sends 20 sequential
+messages in one chat. Stages: producer (webhook answer), queue wait, restore / SDK / persist
+(from the runtime's `turn.done` log lines), delivery (the rest, until the reply reached
+Telegram). Baseline measured in the same run: a bare Claude Agent SDK turn against the same
+model server, with no stack around it (the CLI's own time).
+
+    uv run python bench/pipeline.py [--turns 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agentbot.dev import TERMINAL_CHAT_ID, TERMINAL_USER, Progress, start_stack
+from agentbot.model_server import ModelServer, demo_responder
+
+
+class TimedProgress(Progress):
+    """Progress that also records when each update was picked up."""
+
+    def __init__(self, out: Any) -> None:
+        super().__init__(out)
+        self.received: dict[int, float] = {}
+
+    def say(self, text: str) -> None:  # keep the table readable: progress goes to a counter
+        pass
+
+    def running(self, messages: list[dict[str, Any]]) -> None:
+        now = time.perf_counter()
+        for message in messages:
+            body = json.loads(message["Body"])
+            self.received.setdefault(int(body["message"]["update_id"]), now)
+        super().running(messages)
+
+
+def _turn_logs(log_path: Path) -> dict[int, dict[str, float]]:
+    found = {}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"turn.done"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            found[int(event["update_id"])] = event
+    return found
+
+
+def bare_sdk_turns(turns: int) -> list[float]:
+    """The CLI's own time: one SDK query per turn against the demo model, nothing around it."""
+    from claude_agent_sdk import ClaudeAgentOptions, query
+
+    timings = []
+    with ModelServer(responder=demo_responder) as server, tempfile.TemporaryDirectory() as work:
+        env = {
+            "ANTHROPIC_BASE_URL": server.base_url,
+            "ANTHROPIC_API_KEY": "offline-demo-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CONFIG_DIR": str(Path(work) / "config"),
+            "IS_SANDBOX": "1",
+        }
+
+        async def one(prompt: str, resume: str | None) -> str | None:
+            options = ClaudeAgentOptions(cwd=work, env=env, resume=resume, max_turns=3)
+            session = None
+            async for message in query(prompt=prompt, options=options):
+                session = getattr(message, "session_id", session)
+            return session
+
+        session_id = None
+        for n in range(turns):
+            started = time.perf_counter()
+            session_id = asyncio.run(one(f"message {n}", session_id))
+            timings.append(time.perf_counter() - started)
+            print(f"  baseline turn {n + 1}/{turns}: {timings[-1]:.2f} s", file=sys.stderr, flush=True)
+    return timings
+
+
+def pipeline_turns(turns: int) -> list[dict[str, float]]:
+    progress = TimedProgress(sys.stderr)
+    args = argparse.Namespace(aws_endpoint=None, aws_profile=None, state_dir=None, tenant="default")
+    rows = []
+    with contextlib.ExitStack() as stack:
+        dev = start_stack(args, stack, progress)
+        replied: dict[int, float] = {}
+        arrived = threading.Condition()
+
+        def on_send(message: dict[str, Any]) -> None:
+            quoted = (message.get("reply_to_message") or {}).get("message_id")
+            with arrived:
+                replied.setdefault(int(quoted or 0), time.perf_counter())
+                arrived.notify_all()
+
+        dev.terminal.on_send = on_send
+        client = httpx.Client(timeout=60)
+        for n in range(1, turns + 1):
+            update_id = 10_000 + n
+            update = {
+                "update_id": update_id,
+                "message": {
+                    "message_id": n,
+                    "from": TERMINAL_USER,
+                    "chat": {"id": TERMINAL_CHAT_ID, "type": "private"},
+                    "date": int(time.time()),
+                    "text": f"message {n}",
+                },
+            }
+            posted = time.perf_counter()
+            status = dev.post_update(client, update)
+            acked = time.perf_counter()
+            if status != 200:
+                raise SystemExit(f"webhook answered {status} for update {update_id}")
+            with arrived:
+                if not arrived.wait_for(lambda n=n: n in replied, timeout=300):
+                    raise SystemExit(f"no reply to message {n} within 300 s; see {dev.log_path}")
+            rows.append(
+                {
+                    "update_id": update_id,
+                    "posted": posted,
+                    "acked": acked,
+                    "received": progress.received.get(update_id, acked),
+                    "replied": replied[n],
+                }
+            )
+            print(f"  pipeline turn {n}/{turns}: {replied[n] - posted:.2f} s", file=sys.stderr, flush=True)
+        logs = _turn_logs(dev.log_path)
+    for row in rows:
+        log = logs.get(int(row["update_id"]), {})
+        row["restore"] = float(log.get("restore_s", 0.0))
+        row["sdk"] = float(log.get("sdk_s", 0.0))
+        row["persist"] = float(log.get("persist_s", 0.0))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=20)
+    turns = parser.parse_args().turns
+
+    print(f"baseline: {turns} bare SDK turns against the demo model", file=sys.stderr, flush=True)
+    baseline = bare_sdk_turns(turns)
+    print(f"pipeline: {turns} turns webhook → reply through the local stack", file=sys.stderr, flush=True)
+    rows = pipeline_turns(turns)
+
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ("producer", "queue wait", "restore", "SDK", "persist", "delivery",
+                                       "total", "overhead vs SDK stage", "overhead vs bare SDK")}
+    bare = statistics.median(baseline)
+    for row in rows:
+        producer = row["acked"] - row["posted"]
+        queue_wait = max(0.0, row["received"] - row["acked"])
+        runtime = row["restore"] + row["sdk"] + row["persist"]
+        total = row["replied"] - row["posted"]
+        stages["producer"].append(producer)
+        stages["queue wait"].append(queue_wait)
+        stages["restore"].append(row["restore"])
+        stages["SDK"].append(row["sdk"])
+        stages["persist"].append(row["persist"])
+        stages["delivery"].append(max(0.0, row["replied"] - max(row["received"], row["acked"]) - runtime))
+        stages["total"].append(total)
+        stages["overhead vs SDK stage"].append(total - row["sdk"])
+        stages["overhead vs bare SDK"].append(total - bare)
+
+    print(f"\nwebhook → reply, {turns} sequential turns in one chat, offline demo model (seconds)")
+    print(f"{'stage':<24}{'median':>10}{'p90':>10}{'max':>10}")
+    for name, values in stages.items():
+        ordered = sorted(values)
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        print(f"{name:<24}{statistics.median(values):>10.3f}{p90:>10.3f}{max(values):>10.3f}")
+    print(f"{'baseline: bare SDK turn':<24}{bare:>10.3f}{sorted(baseline)[int(0.9 * len(baseline))]:>10.3f}"
+          f"{max(baseline):>10.3f}")
+    print("\ntarget: overhead beyond the CLI's own time <= 0.5 s per turn")
+
+
+if __name__ == "__main__":
+    main()

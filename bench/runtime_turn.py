@@ -1,0 +1,373 @@
+"""Benchmark: wall time and peak memory of one agent-runtime turn.
+
+Runs the real runtime (real Claude Code CLI, moto storage, scripted model server on
+127.0.0.1) in fresh processes, as a Lambda container would:
+
+- cold: a new process with an empty SESSIONS_ROOT (import, build, restore from storage, turn);
+- warm: the next turn in the same process;
+- for a short session (1 earlier turn) and a 100-turn session;
+- baseline: a bare SDK ``query()`` in the same warm process, without store, lease or registry.
+
+Peak RSS is the largest sum of RSS over the runtime process and all its children (the CLI,
+the MCP server, tools), sampled every 10 ms; shared pages count twice, so it errs high.
+Target: fits a 1024 MB Lambda with margin.
+
+    uv run python bench/runtime_turn.py [--long-turns 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+KEY_PARAMETER = "/agentbot/bench/anthropic-api-key"
+
+
+# ---------------------------------------------------------------------------------------
+# memory sampling (child side)
+# ---------------------------------------------------------------------------------------
+def _tree_rss_bytes(root: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/statm") as f:
+                rss[int(entry)] = int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+class PeakSampler:
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+
+    def __enter__(self) -> PeakSampler:
+        self.peak = _tree_rss_bytes(os.getpid())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---------------------------------------------------------------------------------------
+# child: one container
+# ---------------------------------------------------------------------------------------
+def child(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    with PeakSampler() as import_peak:
+        import asyncio
+
+        from agent_runtime import build_runtime
+        from claude_agent_sdk import ClaudeAgentOptions, query
+        from session_core import TurnRequest
+    import_s = time.perf_counter() - started
+    runtime = build_runtime()
+    build_s = time.perf_counter() - started - import_s
+    out: dict[str, Any] = {
+        "import_s": import_s,
+        "build_s": build_s,
+        "import_rss": import_peak.peak,
+        "turns": [],
+    }
+    for index in range(args.turns):
+        request = TurnRequest(
+            version=1,
+            session_key=args.session_key,
+            update_id=args.first_update + index,
+            prompt=f"bench turn {index}",
+        )
+        with PeakSampler() as peak:
+            turn_started = time.perf_counter()
+            result = runtime.run_turn(request)
+            wall = time.perf_counter() - turn_started
+        if not result.ok:
+            raise SystemExit(f"turn failed: {result}")
+        phases = runtime.last_phases
+        out["turns"].append(
+            {
+                "wall_s": wall,
+                "restore_s": phases.restore_s,
+                "sdk_s": phases.sdk_s,
+                "persist_s": phases.persist_s,
+                "peak_rss": peak.peak,
+                "text": result.text,
+                "loads": phases.store_loads,
+                "appends": phases.store_appends,
+            }
+        )
+    if args.baseline:
+        work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+        options = ClaudeAgentOptions(
+            cwd=str(work),
+            env={
+                "ANTHROPIC_BASE_URL": os.environ["ANTHROPIC_BASE_URL"],
+                "ANTHROPIC_API_KEY": "sk-bench",
+                "CLAUDE_CONFIG_DIR": str(work / "config"),
+                "IS_SANDBOX": "1",
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            },
+            permission_mode="bypassPermissions",
+        )
+
+        async def bare() -> None:
+            async for _ in query(prompt="bench bare", options=options):
+                pass
+
+        with PeakSampler() as peak:
+            bare_started = time.perf_counter()
+            asyncio.run(bare())
+            out["baseline"] = {"wall_s": time.perf_counter() - bare_started, "peak_rss": peak.peak}
+        shutil.rmtree(work, ignore_errors=True)
+    runtime.model.close()
+    print("BENCH-RESULT " + json.dumps(out), flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# parent: storage, model, scenarios, table
+# ---------------------------------------------------------------------------------------
+def _responder(request: dict[str, Any]) -> str:
+    from agentbot.model_server import user_turns
+
+    return f"bench reply; the request carried {user_turns(request)} user turns"
+
+
+def _run_container(
+    env: dict[str, str],
+    sessions_root: Path,
+    *,
+    turns: int,
+    first_update: int,
+    session_key: str,
+    baseline: bool = False,
+) -> tuple[dict[str, Any], float]:
+    shutil.rmtree(sessions_root, ignore_errors=True)  # a new container: empty /tmp
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--turns",
+        str(turns),
+        "--first-update",
+        str(first_update),
+        "--session-key",
+        session_key,
+    ] + (["--baseline"] if baseline else [])
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    wall = time.perf_counter() - started
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(
+            f"bench child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return json.loads(line.removeprefix("BENCH-RESULT ")), wall
+
+
+def _grow_session(store: Any, runtime_cwd: str, session_id: str, turns: int) -> None:
+    """Append ``turns`` synthetic user/assistant exchanges to a real transcript (as if the
+    session had run that many turns): same entry shapes, fresh uuids, one parent chain."""
+    import asyncio
+
+    from claude_agent_sdk import project_key_for_directory
+
+    key = {"project_key": project_key_for_directory(runtime_cwd), "session_id": session_id}
+    entries = asyncio.run(store.load(key))
+    chain = [e for e in entries if e.get("uuid")]
+    user = next(e for e in chain if e["type"] == "user")
+    assistant = next(e for e in reversed(chain) if e["type"] == "assistant")
+    parent = chain[-1]["uuid"]
+    start = datetime.fromisoformat(chain[-1]["timestamp"].replace("Z", "+00:00"))
+    new: list[dict[str, Any]] = []
+    filler = "lorem ipsum dolor sit amet " * 20  # ~540 bytes of text per message
+    for index in range(turns):
+        stamp = (start + timedelta(seconds=index + 1)).isoformat().replace("+00:00", "Z")
+        u = {
+            **user,
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": parent,
+            "timestamp": stamp,
+            "message": {"role": "user", "content": f"earlier question {index}: {filler}"},
+        }
+        a = {
+            **assistant,
+            "uuid": str(uuid.uuid4()),
+            "parentUuid": u["uuid"],
+            "timestamp": stamp,
+            "message": {
+                **assistant["message"],
+                "id": f"msg_grow_{index}",
+                "content": [{"type": "text", "text": f"earlier answer {index}: {filler}"}],
+            },
+        }
+        new += [u, a]
+        parent = a["uuid"]
+    # The CLI resumes from the leaf named by the last "last-prompt" entry.
+    new.append(
+        {
+            "type": "last-prompt",
+            "lastPrompt": f"earlier question {turns - 1}",
+            "leafUuid": parent,
+            "sessionId": session_id,
+        }
+    )
+    asyncio.run(store.append(key, new))
+
+
+def _start_to_answer(run: dict[str, Any]) -> float:
+    """Import + build + first turn: a cold container's time to its first answer."""
+    return float(run["import_s"] + run["build_s"] + run["turns"][0]["wall_s"])
+
+
+def _mb(value: float) -> str:
+    return f"{value / 2**20:7.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--turns", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--first-update", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--session-key", default="default/1/0", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--long-turns", type=int, default=100, help="length of the long session (default 100)"
+    )
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    import boto3
+    from agent_runtime import workspace_paths
+    from session_core import SessionKey, SessionRegistry, TranscriptStore
+
+    from agentbot.local_aws import LOCAL_CREDENTIALS, moto_endpoint
+    from agentbot.model_server import ModelServer
+    from agentbot.provisioning import ResourceNames, provision
+
+    def progress(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="agentbot-bench-"))
+    sessions_root = work / "sessions"
+    with moto_endpoint() as endpoint, ModelServer(_responder) as model:
+        clients = {
+            s: boto3.client(
+                s,
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+            )
+            for s in ("s3", "dynamodb", "sqs", "ssm")
+        }
+        resources = provision(
+            dynamodb=clients["dynamodb"],
+            s3=clients["s3"],
+            sqs=clients["sqs"],
+            names=ResourceNames(prefix="bench"),
+        )
+        clients["ssm"].put_parameter(Name=KEY_PARAMETER, Value="sk-ant-bench-fake", Type="SecureString")
+        env = {
+            **os.environ,
+            **LOCAL_CREDENTIALS,
+            **resources.environment(),
+            "AWS_ENDPOINT_URL": endpoint,
+            "ANTHROPIC_API_KEY_PARAMETER": KEY_PARAMETER,
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "SESSIONS_ROOT": str(sessions_root),
+            "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+            "LOG_LEVEL": "WARNING",
+        }
+        rows: list[tuple[str, dict[str, Any], float | None]] = []
+
+        progress(
+            "short session: first turn (creates it), then a fresh container runs turns 2 (cold) and 3 (warm)"
+        )
+        _run_container(env, sessions_root, turns=1, first_update=1, session_key="default/1/0")
+        short, _ = _run_container(
+            env, sessions_root, turns=2, first_update=2, session_key="default/1/0", baseline=True
+        )
+        rows.append(("short, cold process", short["turns"][0], _start_to_answer(short)))
+        rows.append(("short, warm", short["turns"][1], None))
+
+        progress(f"long session: one real turn, grown to {args.long_turns} turns in storage")
+        _run_container(env, sessions_root, turns=1, first_update=1, session_key="default/2/0")
+        store = TranscriptStore(
+            s3=clients["s3"], dynamodb=clients["dynamodb"], bucket=resources.bucket, table=resources.table
+        )
+        record = SessionRegistry(dynamodb=clients["dynamodb"], table=resources.table).get_session(
+            SessionKey.parse("default/2/0")
+        )
+        assert record is not None and record.sdk_session_id
+        cwd = workspace_paths(sessions_root, SessionKey.parse("default/2/0")).cwd
+        _grow_session(store, cwd, record.sdk_session_id, args.long_turns - 1)
+        progress("long session: a fresh container runs a cold and a warm turn")
+        long, _ = _run_container(env, sessions_root, turns=2, first_update=2, session_key="default/2/0")
+        rows.append((f"{args.long_turns}-turn, cold process", long["turns"][0], _start_to_answer(long)))
+        rows.append((f"{args.long_turns}-turn, warm", long["turns"][1], None))
+
+    shutil.rmtree(work, ignore_errors=True)
+    baseline = short["baseline"]
+    print()
+    print(f"agent-runtime turn (real CLI, moto storage, scripted model; {os.cpu_count()} CPUs)")
+    print(f"process start → runtime built: import {short['import_s']:.2f} s, build {short['build_s']:.2f} s")
+    header = (
+        f"{'scenario':<24} {'cold→1st':>8} {'turn':>6} {'restore':>8} {'SDK+CLI':>8} {'persist':>8} "
+        f"{'loads':>5} {'appends':>7} {'peak RSS MiB':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, turn, process_wall in rows:
+        process = f"{process_wall:7.2f}s" if process_wall is not None else f"{'-':>8}"
+        print(
+            f"{name:<24} {process} {turn['wall_s']:5.2f}s {turn['restore_s']:7.3f}s {turn['sdk_s']:7.2f}s "
+            f"{turn['persist_s']:7.3f}s {turn['loads']:>5} {turn['appends']:>7} {_mb(turn['peak_rss']):>12}"
+        )
+    print(
+        f"{'baseline: bare SDK query':<24} {'-':>8} {baseline['wall_s']:5.2f}s {'-':>8} {'-':>8} {'-':>8} "
+        f"{'-':>5} {'-':>7} {_mb(baseline['peak_rss']):>12}"
+    )
+    print()
+    print(f"model saw (long session, cold): {long['turns'][0]['text']}")
+    worst = max(t["peak_rss"] for _, t, _ in rows)
+    print(f"largest peak {worst / 2**20:.0f} MiB of a 1024 MB Lambda ({worst / (1024 * 10**6) * 100:.0f}%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""Loading and validating the operator's ``claude-config/`` directory (once per container).
+
+Layout::
+
+    system_prompt.md            the main agent's system prompt
+    agents.json                 {"main": {tool policy},
+                                 "agents": {name: {description, prompt_file, tools, model}}}
+    agents/<name>.md            a subagent's prompt (named by prompt_file)
+    mcp.json                    {"mcpServers": {name: {"type": "stdio"|"http"|"sse", ...}}}
+    skills/<name>/SKILL.md      YAML front matter (name, description) + Markdown, plus any scripts
+
+Every error is a :class:`ClaudeConfigError` naming the file and the field to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from ._errors import ClaudeConfigError
+
+PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
+_PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk")
+_MCP_TYPES = ("stdio", "http", "sse")
+# A full tool name: a built-in (Bash, Read, ...) or mcp__<server>__<tool>. No patterns.
+_BUILTIN_TOOL = re.compile(r"[A-Z][A-Za-z0-9]*")
+_MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
+_SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
+
+
+class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Tool policy of the main agent (``agents.json`` → ``main``)."""
+
+    tools: tuple[str, ...] | None = None
+    allowed_tools: tuple[str, ...] = ()
+    disallowed_tools: tuple[str, ...] = ()
+    permission_mode: PermissionMode = "bypassPermissions"
+    max_turns: int | None = None
+    model: str | None = None
+
+
+class SubagentConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """One subagent: what ``agents.json`` says plus the prompt read from ``prompt_file``."""
+
+    name: str
+    description: str
+    prompt: str
+    tools: tuple[str, ...] | None
+    model: str | None
+
+
+class SkillConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A skill directory under ``skills/`` with its parsed front matter."""
+
+    name: str
+    description: str
+    directory: str
+
+
+class ClaudeConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The validated contents of a claude-config directory."""
+
+    root: str
+    system_prompt: str
+    main: MainAgentPolicy
+    agents: tuple[SubagentConfig, ...]
+    mcp_servers: Mapping[str, Mapping[str, Any]]
+    skills: tuple[SkillConfig, ...]
+
+
+def default_config_path() -> Path:
+    """``CLAUDE_CONFIG_PATH``, else ``$LAMBDA_TASK_ROOT/claude-config``, else the repo's copy."""
+    explicit = os.environ.get("CLAUDE_CONFIG_PATH", "").strip()
+    if explicit:
+        return Path(explicit)
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "").strip()
+    if task_root and (Path(task_root) / "claude-config").is_dir():
+        return Path(task_root) / "claude-config"
+    # src/agent_runtime/_claude_config.py → repo root is four levels up
+    return Path(__file__).resolve().parents[4] / "claude-config"
+
+
+def load_claude_config(
+    root: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> ClaudeConfig:
+    """Read and validate a claude-config directory.
+
+    ``${NAME}`` / ``${NAME:-default}`` in mcp.json strings expand from ``environ``
+    (default: the process environment); ``${PYTHON}`` is this interpreter and
+    ``${CLAUDE_CONFIG_PATH}`` the config directory itself.
+    Raises ClaudeConfigError naming the file and field on any problem.
+    """
+    base = Path(root) if root is not None else default_config_path()
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("PYTHON", sys.executable)
+    env["CLAUDE_CONFIG_PATH"] = str(base.resolve())
+    if not base.is_dir():
+        raise ClaudeConfigError(str(base), None, "directory does not exist (set CLAUDE_CONFIG_PATH)")
+    system_prompt = _read_text(base / "system_prompt.md", None).strip()
+    if not system_prompt:
+        raise ClaudeConfigError(str(base / "system_prompt.md"), None, "is empty")
+    mcp_servers = _load_mcp(base / "mcp.json", env)
+    skills = _load_skills(base / "skills")
+    main, agents = _load_agents(base, set(mcp_servers))
+    return ClaudeConfig(
+        root=str(base),
+        system_prompt=system_prompt,
+        main=main,
+        agents=agents,
+        mcp_servers=mcp_servers,
+        skills=skills,
+    )
+
+
+def _read_text(path: Path, field: str | None) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ClaudeConfigError(str(path), field, "file does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClaudeConfigError(str(path), field, f"cannot be read: {exc}") from exc
+
+
+def _read_json(path: Path, *, required: bool) -> dict[str, Any]:
+    if not path.exists() and not required:
+        return {}
+    try:
+        data = json.loads(_read_text(path, None))
+    except json.JSONDecodeError as exc:
+        raise ClaudeConfigError(str(path), None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ClaudeConfigError(str(path), None, "must be a JSON object")
+    return data
+
+
+def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ClaudeConfigError(str(file), field, "must be a list of strings")
+    return tuple(value)
+
+
+def _check_tools(tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str]) -> None:
+    for index, tool in enumerate(tools):
+        where = f"{field}[{index}]"
+        if any(ch in tool for ch in "*?[]"):
+            raise ClaudeConfigError(
+                str(file), where, f"{tool!r} is a wildcard; list each tool by its full name"
+            )
+        mcp = _MCP_TOOL.fullmatch(tool)
+        if tool.startswith("mcp__"):
+            if mcp is None:
+                raise ClaudeConfigError(
+                    str(file), where, f"{tool!r} is not a full MCP tool name (mcp__<server>__<tool>)"
+                )
+            if mcp.group(1) not in mcp_names:
+                raise ClaudeConfigError(
+                    str(file),
+                    where,
+                    f"{tool!r} names MCP server {mcp.group(1)!r}, which mcp.json does not define",
+                )
+        elif not _BUILTIN_TOOL.fullmatch(tool):
+            raise ClaudeConfigError(str(file), where, f"{tool!r} is not a tool name")
+
+
+def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tuple[SubagentConfig, ...]]:
+    file = base / "agents.json"
+    data = _read_json(file, required=False)
+    unknown = set(data) - {"main", "agents"}
+    if unknown:
+        raise ClaudeConfigError(str(file), sorted(unknown)[0], "unknown field (expected 'main' and 'agents')")
+    main_raw = data.get("main", {})
+    if not isinstance(main_raw, dict):
+        raise ClaudeConfigError(str(file), "main", "must be an object")
+    try:
+        main = msgspec.convert(main_raw, MainAgentPolicy)
+    except msgspec.ValidationError as exc:
+        raise ClaudeConfigError(str(file), _field_of(exc, "main"), str(exc)) from exc
+    for name in ("tools", "allowed_tools", "disallowed_tools"):
+        value = getattr(main, name)
+        if value is not None:
+            _check_tools(value, file, f"main.{name}", mcp_names)
+
+    agents_raw = data.get("agents", {})
+    if not isinstance(agents_raw, dict):
+        raise ClaudeConfigError(str(file), "agents", "must be an object of name → definition")
+    agents = []
+    for name, spec in agents_raw.items():
+        field = f"agents.{name}"
+        if not _SKILL_NAME.fullmatch(name):
+            raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
+        if not isinstance(spec, dict):
+            raise ClaudeConfigError(str(file), field, "must be an object")
+        extra = set(spec) - {"description", "prompt_file", "tools", "model"}
+        if extra:
+            raise ClaudeConfigError(str(file), f"{field}.{sorted(extra)[0]}", "unknown field")
+        description = spec.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
+        prompt_file = spec.get("prompt_file")
+        if not isinstance(prompt_file, str) or not prompt_file.strip():
+            raise ClaudeConfigError(
+                str(file), f"{field}.prompt_file", "is required (a path relative to claude-config)"
+            )
+        prompt_path = (base / prompt_file).resolve()
+        if not prompt_path.is_relative_to(base.resolve()):
+            raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
+        if not prompt_path.is_file():
+            raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
+        prompt = _read_text(prompt_path, f"{field}.prompt_file").strip()
+        tools = None
+        if "tools" in spec:
+            tools = _string_list(spec["tools"], file, f"{field}.tools")
+            _check_tools(tools, file, f"{field}.tools", mcp_names)
+        model = spec.get("model")
+        if model is not None and not isinstance(model, str):
+            raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
+        agents.append(
+            SubagentConfig(
+                name=name, description=description.strip(), prompt=prompt, tools=tools, model=model
+            )
+        )
+    return main, tuple(agents)
+
+
+def _field_of(exc: msgspec.ValidationError, prefix: str) -> str:
+    match = re.search(r"at `\$\.?([^`]*)`", str(exc))
+    return f"{prefix}.{match.group(1)}" if match and match.group(1) else prefix
+
+
+def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ClaudeConfigError(str(file), field, f"${{{name}}} is not set and has no default")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, env, file, f"{field}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, env, file, f"{field}.{k}") for k, v in value.items()}
+    return value
+
+
+def _load_mcp(file: Path, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    data = _read_json(file, required=False)
+    servers = data.get("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in servers.items():
+        field = f"mcpServers.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
+        if not isinstance(spec, dict):
+            raise ClaudeConfigError(str(file), field, "must be an object")
+        kind = spec.get("type", "stdio")
+        if kind not in _MCP_TYPES:
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.type",
+                f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
+            )
+        if kind == "stdio":
+            if not isinstance(spec.get("command"), str) or not spec["command"]:
+                raise ClaudeConfigError(
+                    str(file), f"{field}.command", "is required for a command (stdio) server"
+                )
+            if "args" in spec:
+                _string_list(spec["args"], file, f"{field}.args")
+            allowed = {"type", "command", "args", "env"}
+        else:
+            if not isinstance(spec.get("url"), str) or not spec["url"]:
+                raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
+            allowed = {"type", "url", "headers"}
+        extra = set(spec) - allowed
+        if extra:
+            raise ClaudeConfigError(str(file), f"{field}.{sorted(extra)[0]}", "unknown field")
+        expanded = _expand({**spec, "type": kind}, env, file, field)
+        if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
+            raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
+        out[name] = expanded
+    return out
+
+
+def _load_skills(directory: Path) -> tuple[SkillConfig, ...]:
+    if not directory.exists():
+        return ()
+    skills = []
+    for skill_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        file = skill_dir / "SKILL.md"
+        text = _read_text(file, None)
+        match = _FRONT_MATTER.match(text)
+        if match is None:
+            raise ClaudeConfigError(
+                str(file), "front matter", "must start with '---', YAML (name, description), '---'"
+            )
+        try:
+            meta = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as exc:
+            raise ClaudeConfigError(str(file), "front matter", f"invalid YAML: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise ClaudeConfigError(str(file), "front matter", "must be a YAML mapping")
+        name = meta.get("name", skill_dir.name)
+        if not isinstance(name, str) or not _SKILL_NAME.fullmatch(name):
+            raise ClaudeConfigError(str(file), "name", "must be lowercase letters, digits and '-'")
+        if name != skill_dir.name:
+            raise ClaudeConfigError(
+                str(file), "name", f"{name!r} differs from its directory {skill_dir.name!r}"
+            )
+        description = meta.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
+        skills.append(SkillConfig(name=name, description=description.strip(), directory=str(skill_dir)))
+    return tuple(skills)

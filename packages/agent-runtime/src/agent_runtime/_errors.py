@@ -1,0 +1,44 @@
+"""The one error family of agent-runtime; callers branch on the class and its attributes."""
+
+from __future__ import annotations
+
+
+class AgentRuntimeError(Exception):
+    """Base of every error agent-runtime raises on purpose."""
+
+    retryable: bool = False
+
+
+class ClaudeConfigError(AgentRuntimeError):
+    """Raised at container start when a claude-config file is missing or malformed.
+
+    ``file`` is the path of the file to fix, ``field`` the JSON field / front-matter key
+    (dotted, e.g. ``agents.summarizer.tools[2]``) or ``None`` for the whole file.
+    """
+
+    def __init__(self, file: str, field: str | None, reason: str) -> None:
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"claude-config error in {where}: {reason}")
+        self.file = file
+        self.field = field
+        self.reason = reason
+
+
+class ModelBackendError(AgentRuntimeError):
+    """Raised at container start when the model backend settings cannot be used
+    (no API key parameter, Bedrock role cannot be assumed); names the setting."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"model backend setting {setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class AttachmentError(AgentRuntimeError):
+    """Raised when a staged attachment is outside the session's S3 prefix or cannot be fetched."""
+
+    def __init__(self, s3_key: str, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(f"attachment {s3_key!r}: {reason}")
+        self.s3_key = s3_key
+        self.reason = reason
+        self.retryable = retryable

@@ -1,0 +1,127 @@
+"""A key-injecting reverse proxy on 127.0.0.1 between the CLI and the Anthropic API.
+
+The CLI (and every tool it runs) only knows a placeholder key; the proxy replaces it with
+the real one on the way out and streams the answer back unchanged, byte for byte, as it
+arrives. A broken upstream stream becomes a broken downstream stream (no silent truncation).
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+# Hop-by-hop and credential headers are never forwarded as received.
+_DROP_REQUEST = {
+    "host",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "x-api-key",
+    "authorization",
+    "proxy-authorization",
+    "te",
+    "upgrade",
+}
+_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class ModelProxy:
+    """Forward every request to ``upstream`` with ``x-api-key`` set to ``api_key``."""
+
+    def __init__(self, *, upstream: str, api_key: str, timeout_s: float = 600.0) -> None:
+        parts = urlsplit(upstream.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"ANTHROPIC_BASE_URL must be an http(s) URL, got {upstream!r}")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        self._httpd: ThreadingHTTPServer | None = None
+
+    def start(self) -> ModelProxy:
+        """Listen on a free port of 127.0.0.1 in a daemon thread."""
+        handler = type("_BoundProxyHandler", (_ProxyHandler,), {"proxy": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    @property
+    def base_url(self) -> str:
+        """The URL the CLI is given as ``ANTHROPIC_BASE_URL``."""
+        assert self._httpd is not None, "proxy not started"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}"
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._scheme == "https":
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    proxy: ModelProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # no request lines in logs
+        pass
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
+        headers["x-api-key"] = self.proxy._api_key
+        upstream = self.proxy._connect()
+        try:
+            upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)
+            response = upstream.getresponse()
+        except OSError as exc:
+            message = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
+            self.send_response(502)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(message)))
+            self.end_headers()
+            self.wfile.write(message)
+            upstream.close()
+            self.log_error("upstream unreachable: %s", type(exc).__name__)
+            return
+        try:
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in _DROP_RESPONSE:
+                    self.send_header(name, value)
+            if self.command == "HEAD":
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while True:
+                try:
+                    chunk = response.read1(65536)
+                except (OSError, http.client.HTTPException):
+                    self.close_connection = True
+                    return  # upstream broke: end without the final chunk so the CLI sees it
+                if not chunk:
+                    break
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        finally:
+            upstream.close()
+
+    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _forward

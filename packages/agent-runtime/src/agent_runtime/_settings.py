@@ -1,0 +1,100 @@
+"""The runtime's environment settings (set by infra/template.yaml), read once per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+from session_core import ConfigError
+
+Backend = Literal["anthropic", "bedrock"]
+
+
+class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the runtime reads from its environment.
+
+    ``sessions_root`` is part of every session's project key (the SDK derives it from the
+    working directory), so it must be the same path in every container.
+    """
+
+    sessions_table: str
+    sessions_bucket: str
+    tenant: str = "default"
+    retention_days: int = 25
+    backend: Backend = "anthropic"
+    anthropic_api_key_parameter: str | None = None
+    anthropic_base_url: str | None = None
+    bedrock_base_url: str | None = None
+    model: str | None = None
+    small_model: str | None = None
+    aws_region: str = "us-east-1"
+    model_invoke_role_arn: str | None = None
+    sessions_root: str = "/tmp/agentbot-sessions"
+    session_disk_limit_mb: int = 512
+    lease_duration_s: float = 120.0
+    model_max_retries: int = 2
+    model_timeout_ms: int = 120_000
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(name, f"must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(name, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+    """Read the settings; a missing or malformed one is a ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+
+    def opt(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    def req(name: str) -> str:
+        value = opt(name)
+        if value is None:
+            raise ConfigError(name, "is not set (see infra/template.yaml)")
+        return value
+
+    backend: Backend = "bedrock" if _flag(env.get("CLAUDE_CODE_USE_BEDROCK", "")) else "anthropic"
+    if backend == "anthropic" and opt("ANTHROPIC_API_KEY_PARAMETER") is None:
+        raise ConfigError(
+            "ANTHROPIC_API_KEY_PARAMETER",
+            "is not set: name the SSM SecureString holding the Anthropic API key, "
+            "or set CLAUDE_CODE_USE_BEDROCK=1",
+        )
+    region = opt("AWS_REGION") or opt("AWS_DEFAULT_REGION") or "us-east-1"
+    return RuntimeSettings(
+        sessions_table=req("SESSIONS_TABLE"),
+        sessions_bucket=req("SESSIONS_BUCKET"),
+        tenant=opt("TENANT") or "default",
+        retention_days=_int(env, "SESSION_TTL_DAYS", 25, 1),
+        backend=backend,
+        anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
+        anthropic_base_url=opt("ANTHROPIC_BASE_URL"),
+        bedrock_base_url=opt("ANTHROPIC_BEDROCK_BASE_URL"),
+        model=opt("BEDROCK_MODEL_ID")
+        if backend == "bedrock" and opt("BEDROCK_MODEL_ID")
+        else opt("ANTHROPIC_MODEL"),
+        small_model=opt("ANTHROPIC_SMALL_FAST_MODEL"),
+        aws_region=region,
+        model_invoke_role_arn=opt("MODEL_INVOKE_ROLE_ARN"),
+        sessions_root=opt("SESSIONS_ROOT") or "/tmp/agentbot-sessions",
+        session_disk_limit_mb=_int(env, "SESSION_DISK_LIMIT_MB", 512, 16),
+        lease_duration_s=float(_int(env, "LEASE_DURATION_S", 120, 3)),
+        model_max_retries=_int(env, "MODEL_MAX_RETRIES", 2, 0),
+        model_timeout_ms=_int(env, "MODEL_TIMEOUT_MS", 120_000, 1000),
+    )

@@ -1,0 +1,533 @@
+"""One turn: lease → (replay | restore → Claude Agent SDK → persist) → exactly-once record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import msgspec
+from claude_agent_sdk import (
+    AgentDefinition,
+    AssistantMessage,
+    ClaudeAgentOptions,
+    MirrorErrorMessage,
+    ResultError,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    import_session_to_store,
+    project_key_for_directory,
+    query,
+)
+from session_core import (
+    TURN_VERSION,
+    InvalidSessionKeyError,
+    LeaseHeldError,
+    LeaseLostError,
+    SessionCoreError,
+    SessionKey,
+    StaleHeadError,
+    TurnRequest,
+    TurnResult,
+    Usage,
+    bind_correlation,
+    get_logger,
+)
+
+from ._claude_config import ClaudeConfig
+from ._environment import ModelAccess, build_cli_environment
+from ._errors import AgentRuntimeError, AttachmentError
+from ._settings import RuntimeSettings
+from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
+
+log = get_logger(__name__)
+
+# What users read; never a stack trace or a provider message.
+USER_MESSAGES = {
+    "busy": "I'm still working on your previous message in this chat; I'll answer this one right after.",
+    "model_error": "The AI model did not answer this time (it may be busy). Please try again in a minute.",
+    "internal": "Something went wrong on my side while answering. Please try again.",
+    "bad_request": "This message could not be processed.",
+    "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
+    "attachment": "I could not open the file you sent. Please send it again.",
+}
+
+
+class PhaseTimes(msgspec.Struct, kw_only=True):
+    """Seconds spent per phase of the last turn (for logs and bench/runtime_turn.py)."""
+
+    restore_s: float = 0.0
+    sdk_s: float = 0.0
+    persist_s: float = 0.0
+    total_s: float = 0.0
+    store_loads: int = 0
+    store_appends: int = 0
+
+
+class _TimedStore:
+    """Delegates to the transcript store and adds up the time the SDK spends in it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.load_s = 0.0
+        self.append_s = 0.0
+        self.loads = 0
+        self.appends = 0
+
+    def reset(self) -> None:
+        self.load_s = self.append_s = 0.0
+        self.loads = self.appends = 0
+
+    async def load(self, key: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.inner.load(key)
+        finally:
+            self.load_s += time.perf_counter() - started
+            self.loads += 1
+
+    async def append(self, key: Any, entries: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await self.inner.append(key, entries)
+        finally:
+            self.append_s += time.perf_counter() - started
+            self.appends += 1
+
+    async def list_subkeys(self, key: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.inner.list_subkeys(key)
+        finally:
+            self.load_s += time.perf_counter() - started
+
+    async def list_sessions(self, project_key: str) -> Any:
+        return await self.inner.list_sessions(project_key)
+
+    async def delete(self, key: Any) -> None:
+        await self.inner.delete(key)
+
+    async def list_session_summaries(self, project_key: str) -> Any:
+        return await self.inner.list_session_summaries(project_key)
+
+
+@dataclass
+class _LeaseHolder:
+    lease: Any
+    lost: bool = False
+
+
+@dataclass
+class _Outcome:
+    result: ResultMessage | None = None
+    session_id: str | None = None
+    texts: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    mirror_errors: int = 0
+    caught_up_after: int = 0
+
+
+@dataclass
+class Runtime:
+    """Everything a turn needs, built once per container (see ``handler.build_runtime``)."""
+
+    settings: RuntimeSettings
+    config: ClaudeConfig
+    store: Any
+    registry: Any
+    s3: Any
+    model: ModelAccess
+    cli_path: str
+    owner: str = field(default_factory=lambda: f"runtime-{uuid.uuid4().hex[:12]}")
+    last_phases: PhaseTimes = field(default_factory=PhaseTimes)
+    stderr_tail: list[str] = field(default_factory=list)
+    _timed_store: _TimedStore | None = None
+
+    def __post_init__(self) -> None:
+        self._timed_store = _TimedStore(self.store)
+
+    # -- public -------------------------------------------------------------------------
+    def run_turn(
+        self, request: TurnRequest, *, time_budget_s: float | None = None, request_id: str | None = None
+    ) -> TurnResult:
+        """Run (or replay) the turn that answers ``request.update_id``; never raises for
+        turn-level failures: they come back as a TurnResult with ``error_kind`` set."""
+        return asyncio.run(self.run_turn_async(request, time_budget_s=time_budget_s, request_id=request_id))
+
+    async def run_turn_async(
+        self, request: TurnRequest, *, time_budget_s: float | None = None, request_id: str | None = None
+    ) -> TurnResult:
+        """Async form of :meth:`run_turn`."""
+        started = time.perf_counter()
+        bind_correlation(update_id=request.update_id, session_key=request.session_key, request_id=request_id)
+        try:
+            return await self._turn(request, started, time_budget_s)
+        except (SessionCoreError, AgentRuntimeError) as exc:
+            # A storage outage, a missing secret...: a clean message for the user, a log for the operator.
+            log.error("turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300])
+            return _error(request, "internal", retryable=exc.retryable, started=started)
+
+    async def _turn(self, request: TurnRequest, started: float, time_budget_s: float | None) -> TurnResult:
+        try:
+            key = SessionKey.parse(request.session_key)
+        except InvalidSessionKeyError as exc:
+            log.warning("turn.bad_session_key", field=exc.field)
+            return _error(request, "bad_request", retryable=False, started=started)
+        recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+        if recorded is not None:
+            log.info("turn.replayed")
+            return _replayed(recorded)
+        try:
+            lease = await asyncio.to_thread(
+                self.registry.acquire_lease, key, owner=self.owner, duration_s=self.settings.lease_duration_s
+            )
+        except LeaseHeldError:
+            log.info("turn.busy")
+            return _error(request, "busy", retryable=True, started=started)
+        holder = _LeaseHolder(lease)
+        try:
+            # A racing container may have answered between our check and the lease.
+            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+            if recorded is not None:
+                return _replayed(recorded)
+            return await self._leased_turn(key, request, holder, started, time_budget_s)
+        finally:
+            with contextlib.suppress(SessionCoreError):
+                await asyncio.to_thread(self.registry.release_lease, holder.lease)
+
+    # -- the leased part ------------------------------------------------------------------
+    async def _leased_turn(
+        self,
+        key: SessionKey,
+        request: TurnRequest,
+        holder: _LeaseHolder,
+        started: float,
+        time_budget_s: float | None,
+    ) -> TurnResult:
+        if request.new_session:
+            await asyncio.to_thread(self.registry.start_new_session, key)
+        record = await asyncio.to_thread(self.registry.get_session, key)
+        resume = None if record is None else record.sdk_session_id
+        store = self._timed_store
+        assert store is not None
+        store.reset()
+        renewer = asyncio.create_task(self._keep_lease(holder))
+        try:
+            with session_workspace(
+                self.settings.sessions_root,
+                key,
+                self.config,
+                disk_limit_mb=self.settings.session_disk_limit_mb,
+            ) as workspace:
+                try:
+                    prompt = await self._stage_attachments(key, request, workspace)
+                except AttachmentError as exc:
+                    log.warning("turn.attachment_failed", reason=exc.reason)
+                    return _error(
+                        request,
+                        "bad_request",
+                        retryable=exc.retryable,
+                        started=started,
+                        user_message=USER_MESSAGES["attachment"],
+                    )
+                sdk_started = time.perf_counter()
+                try:
+                    outcome = await asyncio.wait_for(
+                        self._run_sdk(prompt, resume, workspace), timeout=_budget(time_budget_s)
+                    )
+                except TimeoutError:
+                    log.warning("turn.timeout")
+                    return _error(request, "model_error", retryable=True, started=started)
+                except (AgentRuntimeError, SessionCoreError):
+                    raise  # ours: classified once, in run_turn_async
+                except Exception as exc:  # the SDK raises ProcessError/CLIConnectionError/...
+                    log.error("turn.sdk_failed", error_type=type(exc).__name__, stderr=self.stderr_tail[-5:])
+                    return _error(request, "internal", retryable=True, started=started)
+                sdk_s = time.perf_counter() - sdk_started
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        result = outcome.result
+        if result is not None and result.subtype == "error_max_turns":
+            log.warning("turn.max_turns", num_turns=result.num_turns)
+            return _error(
+                request,
+                "model_error",
+                retryable=False,
+                started=started,
+                user_message=USER_MESSAGES["max_turns"],
+            )
+        if result is None or result.is_error or result.subtype != "success":
+            log.warning(
+                "turn.model_error",
+                subtype=getattr(result, "subtype", None),
+                api_status=getattr(result, "api_error_status", None),
+            )
+            return _error(request, "model_error", retryable=True, started=started)
+        if outcome.mirror_errors > outcome.caught_up_after:
+            log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
+            return _error(request, "internal", retryable=True, started=started)
+        if holder.lost:
+            return _error(request, "internal", retryable=True, started=started)
+        turn = TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            update_id=request.update_id,
+            text="\n\n".join(outcome.answers or outcome.texts).strip(),
+            session_id=result.session_id,
+            cost_usd=float(result.total_cost_usd or 0.0),
+            usage=_usage(result.usage),
+            num_turns=result.num_turns,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+        persist_started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.registry.complete_turn, holder.lease, result=turn)
+        except (StaleHeadError, LeaseLostError) as exc:
+            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+            if recorded is not None:
+                return _replayed(recorded)
+            log.error("turn.not_recorded", error_type=type(exc).__name__)
+            return _error(request, "internal", retryable=True, started=started)
+        persist_s = time.perf_counter() - persist_started
+        self.last_phases = PhaseTimes(
+            restore_s=store.load_s,
+            sdk_s=sdk_s - store.load_s,
+            persist_s=persist_s + store.append_s,
+            total_s=time.perf_counter() - started,
+            store_loads=store.loads,
+            store_appends=store.appends,
+        )
+        log.info(
+            "turn.done",
+            num_turns=turn.num_turns,
+            cost_usd=turn.cost_usd,
+            restore_s=round(store.load_s, 3),
+            sdk_s=round(sdk_s, 3),
+            persist_s=round(persist_s, 3),
+        )
+        return turn
+
+    async def _keep_lease(self, holder: _LeaseHolder) -> None:
+        interval = max(self.settings.lease_duration_s / 3, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                holder.lease = await asyncio.to_thread(
+                    self.registry.renew_lease, holder.lease, duration_s=self.settings.lease_duration_s
+                )
+            except LeaseLostError:
+                log.error("turn.lease_lost")
+                holder.lost = True
+                return
+            except SessionCoreError as exc:  # a storage hiccup: try again next interval
+                log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
+
+    async def _stage_attachments(
+        self, key: SessionKey, request: TurnRequest, workspace: SessionWorkspace
+    ) -> str:
+        clear_attachments(workspace)
+        if not request.attachments:
+            return request.prompt
+        target = Path(workspace.attachments)
+        target.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for index, attachment in enumerate(request.attachments):
+            if not attachment.s3_key.startswith(key.s3_prefix) or ".." in attachment.s3_key.split("/"):
+                raise AttachmentError(attachment.s3_key, f"is outside the session prefix {key.s3_prefix}")
+            name = safe_file_name(attachment.file_name, f"attachment-{index + 1}")
+            path = target / name
+            if path.exists():
+                path = target / f"{index + 1}-{name}"
+            try:
+                await asyncio.to_thread(
+                    self.s3.download_file, self.settings.sessions_bucket, attachment.s3_key, str(path)
+                )
+            except Exception as exc:  # botocore ClientError / transfer errors
+                raise AttachmentError(
+                    attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
+                ) from exc
+            size = path.stat().st_size
+            lines.append(
+                f"- attachments/{path.name} ({attachment.mime_type or 'unknown type'}, {size} bytes)"
+            )
+        return (
+            request.prompt
+            + "\n\n[The user attached files, saved in the working directory:\n"
+            + "\n".join(lines)
+            + "]"
+        ).strip()
+
+    def _options(self, resume: str | None, workspace: SessionWorkspace) -> ClaudeAgentOptions:
+        config, main = self.config, self.config.main
+        env = build_cli_environment(
+            home=workspace.home,
+            tmp=workspace.tmp,
+            config_dir=workspace.config_dir,
+            model_env=self.model.cli_environment(),
+            settings=self.settings,
+            cli_path=self.cli_path,
+        )
+        tail = self.stderr_tail
+        tail.clear()
+
+        def keep_stderr(line: str) -> None:
+            tail.append(line[:500])
+            del tail[:-20]
+
+        return ClaudeAgentOptions(
+            cwd=workspace.cwd,
+            cli_path=self.cli_wrapper,
+            env=env,
+            system_prompt=config.system_prompt,
+            tools=list(main.tools) if main.tools is not None else None,
+            allowed_tools=list(main.allowed_tools),
+            disallowed_tools=list(main.disallowed_tools),
+            permission_mode=main.permission_mode,
+            max_turns=main.max_turns,
+            model=main.model,
+            agents={
+                a.name: AgentDefinition(
+                    description=a.description,
+                    prompt=a.prompt,
+                    tools=list(a.tools) if a.tools is not None else None,
+                    model=a.model,
+                )
+                for a in config.agents
+            },
+            mcp_servers={name: cast(Any, dict(spec)) for name, spec in config.mcp_servers.items()},
+            setting_sources=["project"],
+            skills=[s.name for s in config.skills],
+            session_store=cast(Any, self._timed_store),
+            resume=resume,
+            stderr=keep_stderr,
+        )
+
+    @property
+    def cli_wrapper(self) -> str:
+        from ._environment import install_cli_wrapper
+
+        return install_cli_wrapper(Path(self.settings.sessions_root) / ".bin")
+
+    async def _run_sdk(self, prompt: str, resume: str | None, workspace: SessionWorkspace) -> _Outcome:
+        options = self._options(resume, workspace)
+        project_key = project_key_for_directory(workspace.cwd)
+        outcome = _Outcome()
+        try:
+            await self._consume(query(prompt=prompt, options=options), outcome, project_key, workspace)
+        except ResultError:
+            # The CLI exits non-zero after an error result; that result is the outcome.
+            if outcome.result is None:
+                raise
+        await self._catch_up(outcome, project_key, workspace)
+        return outcome
+
+    async def _consume(
+        self, messages: Any, outcome: _Outcome, project_key: str, workspace: SessionWorkspace
+    ) -> None:
+        async for message in messages:
+            if isinstance(message, MirrorErrorMessage):
+                outcome.mirror_errors += 1
+                log.warning("turn.mirror_error")
+            elif isinstance(message, SystemMessage) and message.subtype == "init":
+                outcome.session_id = message.data.get("session_id")
+            elif isinstance(message, AssistantMessage):
+                text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+                if text and message.parent_tool_use_id is None:
+                    outcome.texts.append(text)
+            elif isinstance(message, ResultMessage):
+                # A background subagent that finishes wakes the session for another turn
+                # inside this run: every result is part of the answer.
+                outcome.result = message
+                outcome.session_id = message.session_id
+                if message.result:
+                    outcome.answers.append(message.result.strip())
+                # Still inside the query: the SDK's resume copy of the transcript exists.
+                await self._catch_up(outcome, project_key, workspace)
+
+    async def _catch_up(self, outcome: _Outcome, project_key: str, workspace: SessionWorkspace) -> None:
+        """After a MirrorErrorMessage the store misses a batch: replay the local transcript
+        (duplicate-safe by entry uuid) before the turn may be recorded as done."""
+        if outcome.mirror_errors <= outcome.caught_up_after or not outcome.session_id:
+            return
+        errors_seen = outcome.mirror_errors
+        name = f"{outcome.session_id}.jsonl"
+        candidates = [
+            Path(workspace.config_dir),
+            *sorted(
+                Path(tempfile.gettempdir()).glob("claude-resume-*"),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            ),
+        ]
+        for config_dir in candidates:
+            if (config_dir / "projects" / project_key / name).is_file():
+                with _process_config_dir(str(config_dir)):
+                    await import_session_to_store(outcome.session_id, self.store, directory=workspace.cwd)
+                outcome.caught_up_after = errors_seen
+                log.info("turn.store_caught_up")
+                return
+        log.error("turn.catch_up_no_local_transcript")
+
+
+@contextlib.contextmanager
+def _process_config_dir(path: str) -> Iterator[None]:
+    # import_session_to_store finds the transcript through this process's CLAUDE_CONFIG_DIR.
+    before = os.environ.get("CLAUDE_CONFIG_DIR")
+    os.environ["CLAUDE_CONFIG_DIR"] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CLAUDE_CONFIG_DIR", None)
+        else:
+            os.environ["CLAUDE_CONFIG_DIR"] = before
+
+
+def _replayed(recorded: TurnResult) -> TurnResult:
+    return msgspec.structs.replace(recorded, replayed=True)
+
+
+def _budget(time_budget_s: float | None) -> float | None:
+    return None if time_budget_s is None else max(time_budget_s, 1.0)
+
+
+def _usage(raw: dict[str, Any] | None) -> Usage:
+    raw = raw or {}
+
+    def num(name: str) -> int:
+        value = raw.get(name)
+        return int(value) if isinstance(value, int | float) else 0
+
+    return Usage(
+        input_tokens=num("input_tokens"),
+        output_tokens=num("output_tokens"),
+        cache_read_input_tokens=num("cache_read_input_tokens"),
+        cache_creation_input_tokens=num("cache_creation_input_tokens"),
+    )
+
+
+def _error(
+    request: TurnRequest, kind: str, *, retryable: bool, started: float, user_message: str | None = None
+) -> TurnResult:
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        update_id=request.update_id,
+        error_kind=kind,  # type: ignore[arg-type]
+        user_message=user_message or USER_MESSAGES[kind],
+        retryable=retryable,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+RuntimeFactory = Callable[[], Runtime]

@@ -1,0 +1,152 @@
+"""Per-session directories inside a (possibly warm) container.
+
+``<SESSIONS_ROOT>/<sha256(session key)[:24]>/`` holds ``work/`` (the agent's cwd, whose
+path gives the SDK project key, so it must be the same in every container), ``config/``
+(``CLAUDE_CONFIG_DIR``), ``home/`` and ``tmp/``. Before a turn everything else under
+SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted:
+the next session's tools cannot read what the previous session left, and ``/tmp`` stays
+bounded (one session's files, capped by ``SESSION_DISK_LIMIT_MB``).
+
+A turn holds an advisory lock on its session directory, so where several runtime processes
+share one file system (the local Lambda runtime, `agentbot dev`) a cleanup never removes a
+directory another process is using.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+from session_core import SessionKey
+
+from ._claude_config import ClaudeConfig
+
+_RESERVED = {".bin"}
+_LOCK = ".lock"
+_STALE_SDK_COPY_S = 20 * 60  # longer than any Lambda invocation
+
+
+class SessionWorkspace(msgspec.Struct, frozen=True, kw_only=True):
+    """Paths of one session's directories (all exist once prepared)."""
+
+    root: str
+    cwd: str
+    config_dir: str
+    home: str
+    tmp: str
+    attachments: str
+
+
+def workspace_paths(sessions_root: str | os.PathLike[str], key: SessionKey) -> SessionWorkspace:
+    """Where the session's directories live; a pure function of the key and the root."""
+    digest = hashlib.sha256(key.canonical.encode()).hexdigest()[:24]
+    root = Path(sessions_root) / digest
+    return SessionWorkspace(
+        root=str(root),
+        cwd=str(root / "work"),
+        config_dir=str(root / "config"),
+        home=str(root / "home"),
+        tmp=str(root / "tmp"),
+        attachments=str(root / "work" / "attachments"),
+    )
+
+
+def _size_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
+    """Delete transcript copies the SDK materialized for resumes (``claude-resume-*``) and
+    did not clean up (a crashed turn). The SDK removes its own copy after every turn."""
+    now = time.time()
+    for leftover in Path(tempfile.gettempdir()).glob("claude-resume-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > older_than_s:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _remove_if_unused(entry: Path) -> None:
+    if not entry.is_dir() or entry.is_symlink():
+        entry.unlink(missing_ok=True)
+        return
+    try:
+        fd = os.open(entry / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        shutil.rmtree(entry, ignore_errors=True)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return  # another process is running a turn in it
+    try:
+        shutil.rmtree(entry, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def session_workspace(
+    sessions_root: str | os.PathLike[str], key: SessionKey, config: ClaudeConfig, *, disk_limit_mb: int
+) -> Iterator[SessionWorkspace]:
+    """Prepare this session's directories (deleting every other session's) and hold them for
+    the block."""
+    base = Path(sessions_root)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = workspace_paths(base, key)
+    mine = Path(paths.root)
+    mine.mkdir(exist_ok=True, mode=0o700)
+    fd = os.open(mine / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for entry in base.iterdir():
+            if entry.name not in _RESERVED and entry != mine:
+                _remove_if_unused(entry)
+        remove_stale_sdk_copies()
+        _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
+        yield paths
+    finally:
+        os.close(fd)
+
+
+def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit_mb: int) -> None:
+    mine = Path(paths.root)
+    if _size_bytes(mine) > disk_limit_mb * 1024 * 1024:
+        # Over budget: start the files afresh (the transcript lives in the store).
+        for child in mine.iterdir():
+            if child.name != _LOCK:
+                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+    for directory in (paths.cwd, paths.config_dir, paths.home, paths.tmp):
+        Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Skills are discovered from the project (.claude/skills under cwd): the SDK's resume
+    # copy of CLAUDE_CONFIG_DIR carries no user-level skills. Re-copied every turn so an
+    # edit by the agent never outlives the turn.
+    skills_dir = Path(paths.cwd) / ".claude" / "skills"
+    shutil.rmtree(skills_dir, ignore_errors=True)
+    for skill in config.skills:
+        shutil.copytree(skill.directory, skills_dir / skill.name)
+
+
+def clear_attachments(paths: SessionWorkspace) -> None:
+    """Remove files of earlier turns' attachments."""
+    shutil.rmtree(paths.attachments, ignore_errors=True)
+
+
+def safe_file_name(name: str, fallback: str) -> str:
+    """A file name that cannot leave its directory (no separators, no dot-only names)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in os.path.basename(name)).strip()
+    cleaned = cleaned.lstrip(".")
+    return cleaned[:120] or fallback

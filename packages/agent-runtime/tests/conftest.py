@@ -1,0 +1,165 @@
+"""Fixtures for agent-runtime tests: the scripted model server, a runtime wired to the local
+AWS (moto) and helpers to build turn requests. Real CLI, real boto3, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_runtime import Runtime, build_runtime, load_settings
+from session_core import TurnRequest, configure_logging
+
+from agentbot.model_server import ModelServer, ToolCall, last_user_text, tool_results, user_turns
+
+API_KEY_PARAMETER = "/agentbot/test/anthropic-api-key"
+# Looks like a key so a leak would be obvious; opens nothing.
+FAKE_API_KEY = "sk-ant-test-DO-NOT-LEAK-0123456789"
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
+
+
+def flow_responder(request: dict[str, Any]) -> Any:
+    """A model that follows simple commands in the user's text, one tool step at a time.
+
+    ``bash: CMD`` runs Bash; ``mcp: TEXT`` calls the agentbot-tools word_count tool;
+    ``agent: TEXT`` delegates to the summarizer subagent; ``skill: NAME`` uses the
+    hello-world skill and then its script. Anything else is answered with the number of
+    user turns the request carried and the last text.
+    """
+    system = json.dumps(request.get("system"))
+    if "You are a summarizer" in system:
+        return "SUBAGENT-SUMMARY: one, two, three"
+    results = tool_results(request)
+    text = last_user_text(request)
+    notice = re.search(
+        r"<task-notification>.*?<result>(.*?)</result>", json.dumps(request["messages"][-1]), re.S
+    )
+    if notice:  # a background agent finished
+        return f"DONE: {notice.group(1)}"
+    if results:
+        last = results[-1]
+        if text.startswith("skill:") and "hello" in last.lower() and "Hello," not in last:
+            name = text.split(":", 1)[1].strip()
+            return [
+                ToolCall(
+                    name="Bash",
+                    input={
+                        "command": f'python3 .claude/skills/hello-world/hello.py "{name}"',
+                        "description": "run the skill script",
+                    },
+                )
+            ]
+        return f"DONE: {last}"
+    if text.startswith("bash:"):
+        return [ToolCall(name="Bash", input={"command": text[5:].strip(), "description": "test"})]
+    if text.startswith("mcp:"):
+        return [ToolCall(name="mcp__agentbot-tools__word_count", input={"text": text[4:].strip()})]
+    if text.startswith("agent:"):
+        return [
+            ToolCall(
+                name="Agent",
+                input={
+                    "subagent_type": "summarizer",
+                    "description": "summarize",
+                    "prompt": text[6:].strip(),
+                    "run_in_background": False,
+                },
+            )
+        ]
+    if text.startswith("skill:"):
+        return [ToolCall(name="Skill", input={"skill": "hello-world"})]
+    return f"turns={user_turns(request)} last={text}"
+
+
+@pytest.fixture(autouse=True)
+def _logging_to_this_tests_stderr() -> None:
+    # session-core's logging binds sys.stderr when configured; a test that configured it under
+    # capsys leaves it bound to a closed stream. Rebind to the current one.
+    configure_logging(json_lines=False)
+
+
+@pytest.fixture
+def model_server() -> Iterator[ModelServer]:
+    with ModelServer(flow_responder) as server:
+        yield server
+
+
+@pytest.fixture
+def sessions_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    # A fixed-length path under the pytest temp dir; it is part of the project key, so every
+    # "container" of one test uses the same path (as /tmp/agentbot-sessions in Lambda).
+    root = tmp_path_factory.mktemp("sessions")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def runtime_env(
+    aws: Any, model_server: ModelServer, sessions_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment of a runtime container: storage from the `aws` fixture, the API key in
+    (moto) SSM, the model server as Anthropic endpoint."""
+    aws.client("ssm").put_parameter(
+        Name=API_KEY_PARAMETER, Value=FAKE_API_KEY, Type="SecureString", Overwrite=True
+    )
+    env = {
+        **aws.resources.environment(),
+        "ANTHROPIC_API_KEY_PARAMETER": API_KEY_PARAMETER,
+        "ANTHROPIC_BASE_URL": model_server.base_url,
+        "SESSIONS_ROOT": str(sessions_root),
+        "CLAUDE_CONFIG_PATH": str(REPO_CONFIG),
+        "MODEL_MAX_RETRIES": "0",
+        # the example HTTP MCP entry points at a closed local port in tests (offline)
+        "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def make_runtime(aws: Any, runtime_env: dict[str, str]) -> Iterator[Callable[..., Runtime]]:
+    """Build a runtime as a fresh container would (its own clients, store and caches)."""
+    built: list[Runtime] = []
+
+    def make(**overrides: Any) -> Runtime:
+        runtime = build_runtime(
+            load_settings({**runtime_env, **overrides.pop("env", {})}),
+            s3=aws.client("s3"),
+            dynamodb=aws.client("dynamodb"),
+            ssm=aws.client("ssm"),
+            **overrides,
+        )
+        built.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in built:
+        runtime.model.close()
+
+
+def _turn_request(
+    prompt: str, *, update_id: int, session_key: str = "default/1001/0", **kw: Any
+) -> TurnRequest:
+    return TurnRequest(version=1, session_key=session_key, update_id=update_id, prompt=prompt, **kw)
+
+
+@pytest.fixture
+def turn_request() -> Callable[..., TurnRequest]:
+    """Build a TurnRequest: ``turn_request(prompt, update_id=..., session_key=...)``."""
+    return _turn_request
+
+
+@pytest.fixture
+def fresh_container(sessions_root: Path) -> Callable[[], None]:
+    """Make the file system look like a new Lambda container's: same /tmp path, empty."""
+
+    def wipe() -> None:
+        shutil.rmtree(sessions_root, ignore_errors=True)
+        sessions_root.mkdir()
+
+    return wipe

@@ -1,0 +1,122 @@
+"""claude-config is validated once per container; every error names the file and the field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from agent_runtime import ClaudeConfigError, load_claude_config
+
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, target)
+    return target
+
+
+def edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_shipped_config_has_a_subagent_a_skill_and_both_kinds_of_mcp_server() -> None:
+    config = load_claude_config(REPO_CONFIG, environ={})
+    assert config.system_prompt.startswith("You are agentbot")
+    (agent,) = config.agents
+    assert agent.name == "summarizer" and "three short bullet points" in agent.prompt
+    assert [s.name for s in config.skills] == ["hello-world"]
+    servers = config.mcp_servers
+    assert servers["agentbot-tools"]["type"] == "stdio"
+    assert servers["agentbot-tools"]["command"] == sys.executable  # ${PYTHON}
+    assert servers["agentbot-tools"]["args"] == ["-I", f"{REPO_CONFIG}/mcp/agentbot_tools.py"]
+    assert servers["deepwiki"] == {"type": "http", "url": "https://mcp.deepwiki.com/mcp"}
+    assert config.main.permission_mode == "bypassPermissions"
+
+
+def test_environment_overrides_an_mcp_url() -> None:
+    config = load_claude_config(REPO_CONFIG, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:1/mcp"})
+    assert config.mcp_servers["deepwiki"]["url"] == "http://127.0.0.1:1/mcp"
+
+
+def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
+    (config_dir / "agents" / "summarizer.md").unlink()
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.file.endswith("agents.json")
+    assert caught.value.field == "agents.summarizer.prompt_file"
+
+
+def test_prompt_file_that_is_not_given_is_reported(config_dir: Path) -> None:
+    edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].pop("prompt_file"))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "agents.summarizer.prompt_file" and "required" in caught.value.reason
+
+
+@pytest.mark.parametrize("tool", ["mcp__agentbot-tools__*", "Bash*", "mcp__agentbot-tools"])
+def test_wildcards_and_partial_tool_names_are_refused(config_dir: Path, tool: str) -> None:
+    edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"]["tools"].append(tool))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "agents.summarizer.tools[3]"
+    assert caught.value.file.endswith("agents.json")
+
+
+def test_tool_of_an_undefined_mcp_server_is_refused(config_dir: Path) -> None:
+    edit_json(config_dir / "agents.json", lambda d: d["main"]["tools"].append("mcp__nowhere__x"))
+    with pytest.raises(ClaudeConfigError, match="nowhere") as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field.startswith("main.tools[")
+
+
+def test_unknown_mcp_type_names_the_server(config_dir: Path) -> None:
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(type="websocket"))
+    with pytest.raises(ClaudeConfigError, match="websocket") as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.file.endswith("mcp.json") and caught.value.field == "mcpServers.deepwiki.type"
+
+
+def test_command_server_without_command_is_refused(config_dir: Path) -> None:
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].pop("command"))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "mcpServers.agentbot-tools.command"
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("# no front matter\n", "front matter"),
+        ("---\nname: hello-world\ndescription: [unclosed\n---\nbody\n", "front matter"),
+        ("---\nname: hello-world\n---\nbody\n", "description"),
+        ("---\nname: Other_Name\ndescription: x\n---\n", "name"),
+    ],
+)
+def test_malformed_skill_front_matter_names_the_skill_file(config_dir: Path, text: str, field: str) -> None:
+    (config_dir / "skills" / "hello-world" / "SKILL.md").write_text(text)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.file.endswith("skills/hello-world/SKILL.md") and caught.value.field == field
+
+
+def test_invalid_json_and_permission_mode_are_reported(config_dir: Path) -> None:
+    (config_dir / "mcp.json").write_text("{not json")
+    with pytest.raises(ClaudeConfigError, match="line 1"):
+        load_claude_config(config_dir, environ={})
+    shutil.copy(REPO_CONFIG / "mcp.json", config_dir / "mcp.json")
+    edit_json(config_dir / "agents.json", lambda d: d["main"].update(permission_mode="yolo"))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "main.permission_mode"
+
+
+def test_missing_directory_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ClaudeConfigError, match="CLAUDE_CONFIG_PATH"):
+        load_claude_config(tmp_path / "absent", environ={})

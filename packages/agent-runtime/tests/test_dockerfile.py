@@ -1,0 +1,64 @@
+"""The runtime image cannot be built here (no Docker engine); check what can be checked:
+every path it copies exists, dependencies come from uv.lock, the entrypoint is awslambdaric."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+DOCKERFILE = REPO / "packages" / "agent-runtime" / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_every_copied_path_exists_in_the_repository() -> None:
+    copies = [shlex.split(rest) for word, rest in instructions() if word == "COPY"]
+    local = [args for args in copies if not any(a.startswith("--from=") for a in args)]
+    assert local
+    for args in local:
+        sources = [a for a in args[:-1] if not a.startswith("--")]
+        for source in sources:
+            assert (REPO / source).exists(), f"Dockerfile copies {source}, which does not exist"
+    copied = {s for args in local for s in args[:-1]}
+    members = {p.relative_to(REPO).as_posix() for p in (REPO / "packages").glob("*/pyproject.toml")}
+    assert members <= copied, "uv needs every workspace member's pyproject.toml"
+
+
+def test_image_installs_dependencies_from_the_lock_before_copying_code() -> None:
+    steps = instructions()
+    runs = [rest for word, rest in steps if word == "RUN"]
+    lock_step = next(i for i, (w, r) in enumerate(steps) if w == "RUN" and "uv export --frozen" in r)
+    code_copy = next(i for i, (w, r) in enumerate(steps) if w == "COPY" and "agent-runtime/src" in r)
+    assert lock_step < code_copy, "the dependency layer must come before the code so it stays cached"
+    assert "--package agent-runtime" in runs[0] and "--require-hashes" in runs[0]
+    assert "--no-deps" in runs[1]
+    # The export the image runs works on this lock and carries the SDK with hashes.
+    exported = subprocess.run(
+        ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--package", "agent-runtime"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r"^claude-agent-sdk==", exported, re.M) and "--hash=sha256:" in exported
+    assert not re.search(r"^(moto|pytest|telegram-producer)==", exported, re.M)
+
+
+def test_image_is_arm64_python_312_started_by_awslambdaric() -> None:
+    steps = dict((w, r) for w, r in instructions() if w in {"FROM", "ENTRYPOINT", "CMD", "USER"})
+    assert "--platform=linux/arm64" in steps["FROM"] and "lambda/python:3.12" in steps["FROM"]
+    assert steps["ENTRYPOINT"] == '["python", "-m", "awslambdaric"]'
+    assert steps["CMD"] == '["agent_runtime.handler.handle"]'
+    assert not steps["USER"].startswith("0") and steps["USER"] != "root"

@@ -1,0 +1,103 @@
+"""The command MCP server, the CLI's explicit environment and the key-injecting proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import agent_runtime
+import httpx
+import pytest
+from agent_runtime import ModelProxy, build_cli_environment, load_settings
+from agent_runtime._environment import install_cli_wrapper
+
+from agentbot.model_server import Fault, ModelServer
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_command_mcp_server_speaks_json_rpc_over_stdio() -> None:
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "word_count", "arguments": {"text": "a b\nc"}},
+        },
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}},
+    ]
+    done = subprocess.run(
+        [sys.executable, "-I", str(REPO / "claude-config" / "mcp" / "agentbot_tools.py")],
+        input="\n".join(map(json.dumps, messages)),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    replies = {r["id"]: r for r in map(json.loads, done.stdout.splitlines())}
+    assert set(replies) == {1, 2, 3, 4}  # no answer to the notification
+    assert replies[1]["result"]["serverInfo"]["name"] == "agentbot-tools"
+    assert {t["name"] for t in replies[2]["result"]["tools"]} == {"utc_now", "word_count"}
+    assert replies[3]["result"]["content"][0]["text"] == "words=3 lines=2 characters=5"
+    assert replies[4]["result"]["isError"] is True
+
+
+def test_cli_wrapper_passes_only_the_named_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(
+        {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
+    )
+    env = build_cli_environment(
+        home=str(tmp_path),
+        tmp=str(tmp_path),
+        config_dir=str(tmp_path / "c"),
+        model_env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "SPACED": "a b  c"},
+        settings=settings,
+        cli_path="/usr/bin/env",
+    )
+    wrapper = install_cli_wrapper(tmp_path / "bin")
+    # As the SDK does: the runtime's whole environment merged with ours.
+    inherited = {**os.environ, "AWS_SECRET_ACCESS_KEY": "runtime-secret", "BOT_TOKEN": "1:tok", **env}
+    out = subprocess.run([wrapper], env=inherited, capture_output=True, text=True, check=True).stdout
+    seen = dict(line.split("=", 1) for line in out.splitlines())
+    assert "AWS_SECRET_ACCESS_KEY" not in seen and "BOT_TOKEN" not in seen
+    assert seen["SPACED"] == "a b  c" and seen["HOME"] == str(tmp_path) and seen["IS_SANDBOX"] == "1"
+    assert set(seen) <= set(env["AGENTBOT_CLI_ENV_NAMES"].split())
+
+
+def test_proxy_swaps_the_placeholder_key_and_passes_broken_streams_on() -> None:
+    with ModelServer(lambda request: "proxied") as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            ok = httpx.post(
+                f"{proxy.base_url}/v1/messages?beta=true",
+                json=body,
+                headers={"x-api-key": "placeholder", "authorization": "Bearer x"},
+            )
+            texts = re.findall(r'"text_delta", "text": "([^"]*)"', ok.text)
+            assert ok.status_code == 200 and "".join(texts) == "proxied" and "message_stop" in ok.text
+            upstream.inject(Fault(cut_after_events=2))
+            with pytest.raises(httpx.RemoteProtocolError):
+                httpx.post(f"{proxy.base_url}/v1/messages", json=body)
+            upstream.inject(Fault(status=503))
+            assert httpx.post(f"{proxy.base_url}/v1/messages", json=body).status_code == 503
+        finally:
+            proxy.stop()
+    seen = upstream.model_calls[0]
+    assert seen.headers["x-api-key"] == "sk-real" and "authorization" not in {h.lower() for h in seen.headers}
+    assert seen.path == "/v1/messages?beta=true"
+
+
+def test_public_surface_is_exactly_what_init_exports() -> None:
+    public = {name for name in vars(agent_runtime) if not name.startswith("_")}
+    modules = {"handler"}
+    assert set(agent_runtime.__all__) == public - modules - {"annotations"}
+    for name in agent_runtime.__all__:
+        assert getattr(agent_runtime, name).__doc__ or isinstance(getattr(agent_runtime, name), (str, dict))

@@ -1,0 +1,341 @@
+"""Turns through the real bundled Claude Code CLI against the scripted model server, with
+storage in moto. Each CLI turn takes about a second."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_runtime import USER_MESSAGES, workspace_paths
+from session_core import LeaseHeldError, SessionKey, SessionRegistry, StagedAttachment
+
+from agentbot.model_server import Fault
+
+pytestmark = pytest.mark.slow
+
+KEY = "default/1001/0"
+
+
+def request_text(call: Any) -> str:
+    return json.dumps(call.body["messages"])
+
+
+def test_first_turn_then_a_fresh_container_resumes_the_session(
+    make_runtime, model_server, turn_request, fresh_container, aws
+) -> None:
+    first = make_runtime().run_turn(turn_request("my favourite colour is teal", update_id=1))
+    assert first.ok, first
+    assert first.text == "turns=1 last=my favourite colour is teal"
+    assert first.session_id and first.num_turns == 1 and first.usage.output_tokens > 0
+
+    fresh_container()
+    second = make_runtime().run_turn(turn_request("what is my favourite colour?", update_id=2))
+
+    assert second.ok, second
+    assert second.session_id == first.session_id
+    assert second.text == "turns=2 last=what is my favourite colour?"
+    assert "my favourite colour is teal" in request_text(model_server.model_calls[-1])
+    record = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table).get_session(
+        SessionKey.parse(KEY)
+    )
+    assert record is not None and record.turns == 2 and record.sdk_session_id == first.session_id
+
+
+def test_bash_tool_result_reaches_the_model_and_its_environment_holds_no_secret(
+    make_runtime, model_server, turn_request, monkeypatch
+) -> None:
+    # What a Lambda container's environment holds besides our settings.
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "runtime-role-session-token")
+    monkeypatch.setenv("BOT_TOKEN", "123456:telegram-bot-token")
+    result = make_runtime().run_turn(turn_request("bash: env; echo marker-$((6*7))", update_id=1))
+
+    assert result.ok, result
+    output = result.text
+    assert "marker-42" in output  # the tool ran and its output came back
+    assert "marker-42" in request_text(model_server.model_calls[-1])  # ...to the model
+    for secret in ("sk-ant-test-DO-NOT-LEAK", "runtime-role-session-token", "telegram-bot-token"):
+        assert secret not in output
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "BOT_TOKEN",
+        "SESSIONS_TABLE",
+        "ANTHROPIC_API_KEY_PARAMETER",
+    ):
+        assert f"\n{name}=" not in "\n" + output
+    # The real key only travels from the proxy to the model endpoint.
+    assert {c.headers.get("x-api-key") for c in model_server.model_calls} == {
+        "sk-ant-test-DO-NOT-LEAK-0123456789"
+    }
+
+
+def test_example_subagent_runs_in_a_turn(make_runtime, model_server, turn_request) -> None:
+    result = make_runtime().run_turn(turn_request("agent: the quick brown fox", update_id=1))
+
+    assert result.ok, result
+    assert "SUBAGENT-SUMMARY" in result.text
+    subagent_calls = [
+        c for c in model_server.model_calls if "You are a summarizer" in json.dumps(c.body["system"])
+    ]
+    assert subagent_calls and "the quick brown fox" in request_text(subagent_calls[0])
+    # the subagent got exactly the tools agents.json gives it
+    tools = {t["name"] for t in subagent_calls[0].body["tools"]}
+    assert {"Read", "Glob", "mcp__agentbot-tools__word_count"} <= tools and "Bash" not in tools
+
+
+def test_hello_world_skill_runs_its_script(make_runtime, model_server, turn_request) -> None:
+    result = make_runtime().run_turn(turn_request("skill: Ada", update_id=1))
+
+    assert result.ok, result
+    assert "Hello, Ada! (from the hello-world skill)" in result.text
+
+
+def test_command_mcp_server_answers_a_tool_call(make_runtime, model_server, turn_request) -> None:
+    result = make_runtime().run_turn(turn_request("mcp: one two three four", update_id=1))
+
+    assert result.ok, result
+    assert "words=4 lines=1 characters=18" in result.text
+
+
+def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(
+    make_runtime, model_server, turn_request, sessions_root
+) -> None:
+    runtime = make_runtime()
+    a_key, b_key = "default/2001/0", "default/2002/7"
+    a = runtime.run_turn(
+        turn_request("bash: echo private-of-a > note.txt && pwd", update_id=1, session_key=a_key)
+    )
+    assert a.ok, a
+    a_dir = workspace_paths(sessions_root, SessionKey.parse(a_key))
+    assert a_dir.cwd in a.text
+
+    b = runtime.run_turn(
+        turn_request(
+            f"bash: cat {a_dir.cwd}/note.txt; ls -a {sessions_root};"
+            f" grep -rl private-of-a {sessions_root} /tmp 2>/dev/null; echo end-of-listing",
+            update_id=2,
+            session_key=b_key,
+        )
+    )
+
+    assert b.ok, b
+    assert "end-of-listing" in b.text
+    assert "private-of-a" not in b.text.replace(f"cat {a_dir.cwd}/note.txt", "")
+    assert not Path(a_dir.root).exists()
+    assert Path(workspace_paths(sessions_root, SessionKey.parse(b_key)).cwd).is_dir()
+
+
+def test_retried_update_returns_the_recorded_result_without_calling_the_model(
+    make_runtime, model_server, turn_request
+) -> None:
+    runtime = make_runtime()
+    first = runtime.run_turn(turn_request("hello", update_id=77))
+    calls = len(model_server.model_calls)
+
+    again = make_runtime().run_turn(turn_request("hello", update_id=77))
+
+    assert again.replayed and not first.replayed
+    assert again.text == first.text and again.session_id == first.session_id
+    assert len(model_server.model_calls) == calls
+
+
+def test_held_lease_answers_busy_without_running_the_model(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    registry.acquire_lease(SessionKey.parse(KEY), owner="another-container", duration_s=60)
+
+    result = make_runtime().run_turn(turn_request("hello", update_id=5))
+
+    assert result.error_kind == "busy" and result.retryable
+    assert result.user_message == USER_MESSAGES["busy"]
+    assert model_server.model_calls == []
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault(status=500), Fault(cut_after_events=3)], ids=["http-500", "broken-stream"]
+)
+def test_model_failure_gives_a_clean_error_and_the_session_stays_resumable(
+    make_runtime, model_server, turn_request, fault
+) -> None:
+    runtime = make_runtime()
+    ok = runtime.run_turn(turn_request("remember: pineapple", update_id=1))
+    assert ok.ok, ok
+    model_server.inject(fault, times=5)
+
+    failed = runtime.run_turn(turn_request("second message", update_id=2))
+
+    assert failed.error_kind == "model_error" and failed.retryable
+    assert failed.user_message == USER_MESSAGES["model_error"]
+    assert failed.text == "" and "Traceback" not in (failed.user_message or "")
+    model_server.clear_faults()
+    retried = make_runtime().run_turn(turn_request("second message", update_id=2))
+    assert retried.ok, retried
+    assert retried.session_id == ok.session_id
+    assert "remember: pineapple" in request_text(model_server.model_calls[-1])
+
+
+def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    runtime = make_runtime()
+    old = runtime.run_turn(turn_request("old topic", update_id=1))
+
+    new = runtime.run_turn(turn_request("new topic", update_id=2, new_session=True))
+
+    assert new.ok and new.session_id != old.session_id
+    assert new.text == "turns=1 last=new topic"
+    record = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table).get_session(
+        SessionKey.parse(KEY)
+    )
+    assert record is not None and record.sdk_session_id == new.session_id
+    assert old.session_id in record.previous_session_ids
+    import asyncio
+
+    from agent_runtime import workspace_paths as paths
+    from claude_agent_sdk import project_key_for_directory
+
+    cwd = paths(runtime.settings.sessions_root, SessionKey.parse(KEY)).cwd
+    entries = asyncio.run(
+        runtime.store.load({"project_key": project_key_for_directory(cwd), "session_id": old.session_id})
+    )
+    assert entries and "old topic" in json.dumps(entries)
+
+
+def test_attachments_are_downloaded_into_the_working_directory(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    key = SessionKey.parse(KEY)
+    s3_key = f"{key.s3_prefix}attachments/9/notes.txt"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"attached-content-xyz")
+    staged = (StagedAttachment(s3_key=s3_key, file_name="../../notes.txt", mime_type="text/plain", size=20),)
+
+    result = make_runtime().run_turn(
+        turn_request("bash: cat attachments/notes.txt", update_id=9, attachments=staged)
+    )
+
+    assert result.ok, result
+    assert "attached-content-xyz" in result.text
+    assert "attachments/notes.txt (text/plain, 20 bytes)" in request_text(model_server.model_calls[0])
+
+
+def test_attachment_outside_the_session_prefix_is_refused(make_runtime, model_server, turn_request) -> None:
+    staged = (StagedAttachment(s3_key="sessions/default/9999/0/secret.txt", file_name="x.txt"),)
+
+    result = make_runtime().run_turn(turn_request("read it", update_id=3, attachments=staged))
+
+    assert result.error_kind == "bad_request" and not result.retryable
+    assert model_server.model_calls == []
+
+
+class FlakyStore:
+    """The real store, whose first ``failures`` appends fail (as S3 would under an outage)."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner, self.failures = inner, failures
+
+    async def append(self, key: Any, entries: Any) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError("injected append failure")
+        await self.inner.append(key, entries)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def load(self, key: Any) -> Any:
+        return await self.inner.load(key)
+
+    async def list_subkeys(self, key: Any) -> Any:
+        return await self.inner.list_subkeys(key)
+
+
+def test_failed_mirror_appends_are_caught_up_before_the_turn_is_recorded(
+    make_runtime, model_server, turn_request, fresh_container, aws
+) -> None:
+    from session_core import TranscriptStore
+
+    store = TranscriptStore(
+        s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table=aws.resources.table
+    )
+    flaky = make_runtime(store=FlakyStore(store, failures=3))
+    first = flaky.run_turn(turn_request("fact: the cat is called Miso", update_id=1))
+    assert first.ok, first
+
+    fresh_container()
+    second = make_runtime().run_turn(turn_request("what is the cat called?", update_id=2))
+
+    assert second.ok and second.session_id == first.session_id
+    assert "fact: the cat is called Miso" in request_text(model_server.model_calls[-1])
+
+
+def test_bedrock_backend_uses_model_invocation_credentials_only(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    runtime = make_runtime(
+        sts=aws.client("sts"),
+        env={
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "ANTHROPIC_API_KEY_PARAMETER": "",
+            "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url,
+            "BEDROCK_MODEL_ID": "anthropic.claude-sonnet-4-5-v1:0",
+            "MODEL_INVOKE_ROLE_ARN": "arn:aws:iam::123456789012:role/agentbot-model-invoke",
+        },
+    )
+
+    result = runtime.run_turn(turn_request("bash: env", update_id=1))
+
+    assert result.ok, result
+    paths = {c.path for c in model_server.model_calls}
+    assert paths and all(p.startswith("/model/") for p in paths)
+    assert "/model/anthropic.claude-sonnet-4-5-v1:0/invoke-with-response-stream" in paths
+    # The CLI signs with the assumed role's credentials, not the runtime's ("local").
+    auth = model_server.model_calls[0].headers.get("Authorization", "")
+    assert auth.startswith("AWS4-HMAC-SHA256") and "Credential=local/" not in auth
+    assert "AWS_SESSION_TOKEN=" in result.text and "AWS_ACCESS_KEY_ID=local\n" not in result.text
+
+
+def test_lease_is_renewed_while_the_model_works(make_runtime, model_server, turn_request, aws) -> None:
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    outcome: dict[str, Any] = {}
+
+    def slow_model(request: dict) -> str:
+        time.sleep(4.5)  # longer than the 3 s lease: only renewals keep it
+        try:
+            registry.acquire_lease(SessionKey.parse(KEY), owner="competitor", duration_s=30)
+            outcome["competitor"] = "got the lease"
+        except LeaseHeldError:
+            outcome["competitor"] = "busy"
+        return "slow answer"
+
+    model_server.responder = slow_model
+    result = make_runtime(env={"LEASE_DURATION_S": "3"}).run_turn(turn_request("hi", update_id=1))
+
+    assert outcome["competitor"] == "busy"
+    assert result.ok and result.text == "slow answer"
+
+
+def test_invalid_session_key_is_a_bad_request(make_runtime, model_server, turn_request) -> None:
+    result = make_runtime().run_turn(turn_request("hi", update_id=1, session_key="../etc/0"))
+
+    assert result.error_kind == "bad_request" and not result.retryable
+    assert model_server.model_calls == []
+
+
+def test_storage_outage_and_missing_secret_give_clean_internal_errors(
+    make_runtime, model_server, turn_request
+) -> None:
+    outage = make_runtime(env={"SESSIONS_TABLE": "no-such-table"}).run_turn(turn_request("hi", update_id=1))
+    no_key = make_runtime(env={"ANTHROPIC_API_KEY_PARAMETER": "/agentbot/missing"}).run_turn(
+        turn_request("hi", update_id=2)
+    )
+
+    assert outage.error_kind == "internal" and outage.retryable
+    assert no_key.error_kind == "internal" and not no_key.retryable  # an operator must create it
+    assert outage.user_message == no_key.user_message == USER_MESSAGES["internal"]
+    assert model_server.model_calls == []

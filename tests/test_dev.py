@@ -1,0 +1,101 @@
+"""`agentbot dev` as a user runs it: the real command, piped stdin, the offline demo model."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _clean_env(marker: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
+    }
+    env["AGENTBOT_TEST_MARKER"] = marker
+    return env
+
+
+def _run_dev(
+    lines: list[str], *, marker: str, state_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "agentbot.cli", "dev"]
+    if state_dir is not None:
+        command += ["--state-dir", str(state_dir)]
+    return subprocess.run(
+        command,
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        env=_clean_env(marker),
+        timeout=240,
+        check=False,
+    )
+
+
+def _survivors(marker: str) -> list[str]:
+    """Processes still carrying the run's marker in their environment."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"AGENTBOT_TEST_MARKER={marker}".encode() in environ or marker in cmdline:
+            found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def _replies(stdout: str) -> list[str]:
+    """Each reply starts with 'bot> '; its further lines are indented by five spaces."""
+    replies: list[str] = []
+    for line in stdout.splitlines():
+        if line.startswith("bot> "):
+            replies.append(line[5:])
+        elif line.startswith("     ") and replies:
+            replies[-1] += "\n" + line[5:]
+    return replies
+
+
+def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    done = _run_dev(["hello there", "what did I say?", "/status", "/new", "and now?"], marker=marker)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = _replies(done.stdout)
+    assert len(replies) >= 5, (done.stdout, done.stderr[-3000:])
+    first, second, status, new, after_new = replies[:5]
+    # every reply of the offline model says so; the second saw the first turn from the store
+    assert "offline demo model" in first and "offline demo model" in second
+    assert re.search(r"\b0 earlier user turns?\b", first), first
+    assert re.search(r"\b1 earlier user turn\b", second), second
+    assert re.search(r"Turns: 2\b", status), status
+    assert "fresh conversation" in new.lower()
+    assert re.search(r"\b0 earlier user turns?\b", after_new), after_new
+    # banner and one progress line per turn
+    assert "AWS" in done.stderr and "offline demo model" in done.stderr
+    assert re.search(r"update \d+: replied after [\d.]+ s", done.stderr)
+    assert _survivors(marker) == []
+
+
+def test_state_dir_keeps_the_session_across_restarts(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    state = tmp_path / "state"
+    first = _run_dev(["remember the word heron"], marker=marker, state_dir=state)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert re.search(r"\b0 earlier user turns?\b", _replies(first.stdout)[0])
+    second = _run_dev(["which word?"], marker=marker, state_dir=state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    reply = _replies(second.stdout)[0]
+    assert re.search(r"\b1 earlier user turn\b", reply), reply
+    assert _survivors(marker) == []

@@ -1,0 +1,68 @@
+"""The runtime handler driven by the real awslambdaric through the local Lambda service:
+Lambda's Invoke API on one side, the Runtime API on the other, a new process per container."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from session_core import TurnRequest, decode_turn_result, encode
+
+from agentbot.local_aws import LOCAL_CREDENTIALS
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+from agentbot.model_server import DEMO_MODEL_LABEL, ModelServer, demo_responder
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def invoke(endpoint: str, payload: bytes) -> Any:
+    client = boto3.client(
+        "lambda",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    out = client.invoke(FunctionName="agent-runtime", Payload=payload)
+    assert "FunctionError" not in out, out["Payload"].read()
+    return out["Payload"].read()
+
+
+def test_handler_runs_turns_through_awslambdaric_and_a_new_container_resumes(aws, tmp_path: Path) -> None:
+    aws.client("ssm").put_parameter(Name="/agentbot/key", Value="sk-ant-test-handler", Type="SecureString")
+    sessions_root = tmp_path / "sessions"
+    with ModelServer(demo_responder) as model:
+        env = {
+            "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key",
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "SESSIONS_ROOT": str(sessions_root),
+            "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+            "MODEL_MAX_RETRIES": "0",
+        }
+        spec = {"agent-runtime": FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)}
+
+        def turn(update_id: int, prompt: str) -> Any:
+            request = TurnRequest(version=1, session_key="default/555/3", update_id=update_id, prompt=prompt)
+            return decode_turn_result(invoke(lam.endpoint, encode(request)))
+
+        with LocalLambda(spec) as lam:
+            first = turn(1, "hello, I am Ada")
+            first_pids = lam.process_ids
+            bad = json.loads(invoke(lam.endpoint, b'{"version": 1, "session_key": "default/555/3"}'))
+        shutil.rmtree(sessions_root)  # a new container: new process, empty /tmp
+        with LocalLambda(spec) as lam:
+            second = turn(2, "who am I?")
+            assert set(lam.process_ids).isdisjoint(first_pids)
+            replayed = turn(2, "who am I?")
+
+    assert first.ok and first.text.startswith(DEMO_MODEL_LABEL) and "0 earlier user turns" in first.text
+    assert second.ok and "1 earlier user turn" in second.text and second.session_id == first.session_id
+    assert replayed.replayed and replayed.text == second.text
+    assert bad["error_kind"] == "bad_request" and bad["retryable"] is False
+    assert "hello, I am Ada" in json.dumps(model.model_calls[-1].body["messages"])
