@@ -72,6 +72,9 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str
     attachments: tuple[StagedAttachment, ...] = ()
     new_session: bool = False
+    # Wall-clock time (epoch ms) by which the answer must be back with the caller, so the
+    # runtime never outlasts the consumer that waits for it; None means the runtime's own limit.
+    deadline_epoch_ms: int | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
