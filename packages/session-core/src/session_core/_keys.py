@@ -28,12 +28,7 @@ class SessionKey(msgspec.Struct, frozen=True, kw_only=True):
     thread_id: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.tenant, str) or not _TENANT_RE.fullmatch(self.tenant):
-            raise InvalidSessionKeyError(
-                "tenant",
-                self.tenant,
-                "use 1-32 characters of a-z, 0-9 and inner '-'",
-            )
+        validate_tenant(self.tenant)
         if isinstance(self.chat_id, bool) or not isinstance(self.chat_id, int):
             raise InvalidSessionKeyError("chat_id", self.chat_id, "must be an integer")
         if self.chat_id == 0 or not -_CHAT_ID_LIMIT <= self.chat_id < _CHAT_ID_LIMIT:
@@ -71,6 +66,13 @@ class SessionKey(msgspec.Struct, frozen=True, kw_only=True):
 
     def __str__(self) -> str:
         return self.canonical
+
+
+def validate_tenant(tenant: object) -> str:
+    """Return ``tenant`` if it is a valid tenant name, else raise InvalidSessionKeyError."""
+    if not isinstance(tenant, str) or not _TENANT_RE.fullmatch(tenant):
+        raise InvalidSessionKeyError("tenant", tenant, "use 1-32 characters of a-z, 0-9 and inner '-'")
+    return tenant
 
 
 def _parse_int(field: str, text: str) -> int:

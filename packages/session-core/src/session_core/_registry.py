@@ -25,7 +25,7 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._errors import LeaseHeldError, LeaseLostError, StaleHeadError, StorageError
-from ._keys import SessionKey
+from ._keys import SessionKey, validate_tenant
 from ._logging import get_logger
 from ._models import TurnResult, decode_turn_result, encode
 
@@ -34,7 +34,6 @@ _DAY_S = 86_400
 _META = "meta"
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _NOTICE_KIND_RE = re.compile(r"[a-z0-9_]{1,64}")
-_TENANT_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")  # same rule as SessionKey
 
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -441,8 +440,7 @@ def _session_pk(key: SessionKey) -> str:
 
 
 def _update_pk(tenant: str, update_id: int) -> str:
-    if not _TENANT_RE.fullmatch(tenant):
-        raise ValueError(f"tenant {tenant!r} is not a valid tenant name (see TENANT)")
+    validate_tenant(tenant)
     return f"update|{tenant}|{_update_id(update_id)}"
 
 

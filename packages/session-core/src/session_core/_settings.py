@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ._errors import ConfigError, InvalidSessionKeyError
-from ._keys import SessionKey
+from ._keys import validate_tenant
 
 DEFAULT_TENANT = "default"
 DEFAULT_RETENTION_DAYS = 25
@@ -37,10 +37,9 @@ def tenant_from_env() -> str:
     """`TENANT` (default "default"), validated as a session key's tenant part."""
     tenant = os.environ.get("TENANT", "").strip() or DEFAULT_TENANT
     try:
-        SessionKey(tenant=tenant, chat_id=1)
+        return validate_tenant(tenant)
     except InvalidSessionKeyError as exc:
         raise ConfigError("TENANT", exc.reason) from exc
-    return tenant
 
 
 def retention_days_from_env() -> int:
