@@ -41,8 +41,15 @@ def _run_dev(
     )
 
 
-def _survivors(marker: str) -> list[str]:
-    """Processes still carrying the run's marker in their environment."""
+def _state_root(stderr: str) -> str:
+    found = re.search(r"^\s+state\s+(\S+)", stderr, re.M)
+    assert found, stderr[-2000:]
+    return found.group(1)
+
+
+def _survivors(marker: str, state_root: str | None = None) -> list[str]:
+    """Processes still carrying the run's marker, or its state directory (the agent's CLI runs
+    with an explicit environment whose config and home directories live there)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -52,7 +59,8 @@ def _survivors(marker: str) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if f"AGENTBOT_TEST_MARKER={marker}".encode() in environ or marker in cmdline:
+        mentions_state = state_root is not None and state_root.encode() in environ
+        if f"AGENTBOT_TEST_MARKER={marker}".encode() in environ or marker in cmdline or mentions_state:
             found.append(f"{proc.name}: {cmdline}")
     return found
 
@@ -85,7 +93,7 @@ def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> 
     # banner and one progress line per turn
     assert "AWS" in done.stderr and "offline demo model" in done.stderr
     assert re.search(r"update \d+: replied after [\d.]+ s", done.stderr)
-    assert _survivors(marker) == []
+    assert _survivors(marker, _state_root(done.stderr)) == []
 
 
 def test_state_dir_keeps_the_session_across_restarts(tmp_path: Path) -> None:
@@ -98,4 +106,38 @@ def test_state_dir_keeps_the_session_across_restarts(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-3000:]
     reply = _replies(second.stdout)[0]
     assert re.search(r"\b1 earlier user turn\b", reply), reply
-    assert _survivors(marker) == []
+    assert _survivors(marker, str(state.resolve())) == []
+
+
+def test_ctrl_c_stops_everything_and_leaves_no_process_behind() -> None:
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentbot.cli", "dev"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(marker),
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("hello\n")
+        process.stdin.flush()
+        first = process.stdout.readline()  # blocks until the first reply is printed
+        assert first.startswith("bot> ") and "offline demo model" in first
+        assert _survivors(marker)  # the functions' processes are running now
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+        stderr = process.stderr.read() if process.stderr else ""
+        assert "stopped" in stderr
+        state_root = _state_root(stderr)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deadline = time.monotonic() + 10
+    while _survivors(marker, state_root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _survivors(marker, state_root) == []
