@@ -18,8 +18,9 @@ from session_core import SessionRegistry
 from sqs_consumer import BotApi, Consumer, ConsumerConfig, RuntimeClient, runtime_client_config
 from telegram_producer import Producer
 from telegram_producer import handler as producer_handler
-from telegram_support import BOT_USERNAME, WEBHOOK_SECRET, lambda_sqs_event, webhook_event
+from telegram_support import BOT_USERNAME, WEBHOOK_SECRET, webhook_event
 
+from agentbot.local_events import sqs_lambda_event
 from agentbot.local_lambda import FunctionSpec, LocalLambda
 from agentbot.local_telegram import TEST_BOT_TOKEN, LocalTelegram
 
@@ -38,21 +39,34 @@ class TelegramStack:
     http: httpx.Client
     consumers: list[Consumer] = field(default_factory=list)
 
-    def consumer(self, *, typing_interval_s: float = 4.0) -> Consumer:
-        """An in-process Consumer wired like sqs_consumer.handler, with short retry back-off."""
+    def consumer(
+        self,
+        *,
+        typing_interval_s: float = 4.0,
+        max_retry_after_s: float = 30.0,
+        dynamodb: Any = None,
+        **timing: Any,
+    ) -> Consumer:
+        """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
+        busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
+        client)."""
         config = ConsumerConfig.from_env()
+        timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
         return Consumer(
             config=config,
-            registry=self.registry(),
+            registry=SessionRegistry(dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table),
             runtime=RuntimeClient(
                 lambda_client=boto3.client("lambda", config=runtime_client_config()),
                 function_name=config.runtime_function_name,
             ),
-            bot=BotApi(http=self.http, token=TEST_BOT_TOKEN, base_url=self.telegram.base_url, backoff_s=0.05),
+            bot=BotApi(http=self.http, token=TEST_BOT_TOKEN, base_url=self.telegram.base_url, backoff_s=0.05,
+                       max_retry_after_s=max_retry_after_s),
             s3=self.aws.s3,
             sqs=self.aws.sqs,
             typing_interval_s=typing_interval_s,
+            **timing,
         )
+
 
     def registry(self) -> SessionRegistry:
         return SessionRegistry(dynamodb=self.aws.dynamodb, table=self.aws.resources.table)
@@ -87,7 +101,10 @@ class TelegramStack:
             messages = self.receive()
             if not messages:
                 break
-            response = consumer.handle_batch(lambda_sqs_event(messages, self.aws))
+            event = sqs_lambda_event(
+                messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
+            )
+            response = consumer.handle_batch(event)
             responses.append(response)
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             for m in messages:

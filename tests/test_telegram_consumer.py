@@ -16,9 +16,12 @@ from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
 from telegram_stack import telegram_stack, wait_until
 from telegram_support import BOT_USERNAME, long_markdown, update
 
+from agentbot.local_aws import LOCAL_CREDENTIALS
+from agentbot.local_events import sqs_lambda_event
 from agentbot.local_telegram import Fault
 
 CHAT = 501
+REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 
 
 @pytest.fixture
@@ -217,16 +220,18 @@ def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
 
 
 def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(stack) -> None:
-    stack.post(update(130, text="fail:model_error"))
-    stack.drain(stack.consumer())
+    stack.post(update(130, text="fail:bad_request"))
+    responses = stack.drain(stack.consumer())
+    assert [r["batchItemFailures"] for r in responses] == [[]]  # not retried
     [notice] = stack.replies(CHAT)
     assert notice["text"] == "The model could not answer this one."
     [dead] = stack.dead_letters()
     attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
-    assert attrs["error_kind"] == "model_error"
+    assert attrs["error_kind"] == "bad_request"
     assert attrs["update_id"] == "130" and attrs["session_key"] == "default/501/0"
     assert stack.receive() == []  # acknowledged on the inbound queue
-    # the same update coming back (from the DLQ by an operator, say) does not notify again
+    # The same update coming back (from the DLQ by an operator, say): the runtime records no
+    # error result, so the turn runs again; failing again, it does not notify a second time.
     stack.aws.sqs.send_message(
         QueueUrl=stack.aws.resources.queue_url,
         MessageBody=dead["Body"],
@@ -234,13 +239,27 @@ def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(sta
         MessageDeduplicationId="again",
     )
     stack.drain(stack.consumer())
+    assert len(stack.runs()) == 2
     assert len(stack.replies(CHAT)) == 1
 
 
+def test_model_error_is_retried_and_told_once_on_the_last_receive(stack) -> None:
+    stack.post(update(132, text="fail:model_error"))
+    responses = stack.drain(stack.consumer())
+    assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False]
+    assert len(stack.runs()) == 3  # an error result is not recorded: each retry runs the model
+    assert [m["text"] for m in stack.replies(CHAT)] == ["The model could not answer this one."]
+    [dead] = stack.dead_letters()
+    assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error"
+
+
 def test_retryable_failure_is_retried_then_dead_lettered_on_the_last_receive(stack) -> None:
+    """A crashed runtime keeps the session's lease: each retry first waits (busy) until it
+    expires, runs again, crashes again; the user hears the failure once, never "busy"."""
     stack.post(update(131, text="crash"))
     responses = stack.drain(stack.consumer())
     assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False]
+    assert len(stack.runs()) == 3
     [notice] = stack.replies(CHAT)
     assert notice["text"] == FAILED_NOTICE
     [dead] = stack.dead_letters()
@@ -253,14 +272,14 @@ def test_a_failing_record_holds_back_its_own_chat_but_not_other_chats(stack) -> 
     stack.post(update(141, chat_id=602, user_id=602, text="fine"))
     stack.post(update(142, chat_id=601, user_id=601, text="after the crash"))
     messages = stack.receive()
-    from telegram_support import lambda_sqs_event
-
     # one batch with both chats (the order SQS gives them, 601 first)
-    response = stack.consumer().handle_batch(lambda_sqs_event(messages, stack.aws))
+    response = stack.consumer().handle_batch(
+        sqs_lambda_event(messages, queue_arn=stack.aws.resources.queue_arn, region=REGION)
+    )
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     by_update = {m["MessageId"]: m for m in messages}
     assert len(failed) == sum(1 for m in by_update.values() if '"chat_id":601' in m["Body"])
-    assert [r["update_id"] for r in stack.runs()] == [141]
+    assert sorted(r["update_id"] for r in stack.runs()) == [140, 141]  # 142 waits behind 140
     assert stack.telegram.sent_messages(602)[0]["text"] == "Answer to: fine"
 
 
@@ -269,10 +288,10 @@ def test_typing_shows_at_once_and_is_refreshed_until_the_reply(stack) -> None:
     [raw] = stack.receive()
     import time
 
-    from telegram_support import lambda_sqs_event
-
     picked_up = time.monotonic()
-    stack.consumer(typing_interval_s=0.8).handle_batch(lambda_sqs_event([raw], stack.aws))
+    stack.consumer(typing_interval_s=0.8).handle_batch(
+        sqs_lambda_event([raw], queue_arn=stack.aws.resources.queue_arn, region=REGION)
+    )
     typing = stack.telegram.calls("sendChatAction")
     [reply] = stack.telegram.calls("sendMessage")
     assert typing[0].at - picked_up < 1.0
@@ -408,11 +427,11 @@ def test_undecodable_record_is_dead_lettered_and_its_neighbour_still_answered(st
 def test_a_record_to_retry_comes_back_after_a_short_backoff_not_the_visibility_timeout(stack) -> None:
     """The queue hides a received record for 6 x 900 s; a retry must not leave the chat silent that long."""
     from sqs_consumer import retry_delay_s
-    from telegram_support import lambda_sqs_event
-
     assert [retry_delay_s(n) for n in (1, 2, 3, 10)] == [10, 20, 40, 300]
     stack.post(update(170, text="crash"))
     [raw] = stack.receive()  # hidden for 60 s by this receive
-    response = stack.consumer().handle_batch(lambda_sqs_event([raw], stack.aws))
+    response = stack.consumer(retry_base_delay_s=2).handle_batch(
+        sqs_lambda_event([raw], queue_arn=stack.aws.resources.queue_arn, region=REGION)
+    )
     assert response["batchItemFailures"]
     assert wait_until(lambda: bool(stack.receive()), timeout_s=20)

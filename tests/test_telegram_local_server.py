@@ -79,6 +79,18 @@ def test_rejects_bad_html_long_text_and_a_wrong_token_like_telegram(telegram) ->
     assert "1:wrong" not in str(unauthorized.value)  # the token never reaches error text
 
 
+def test_files_above_the_download_limit_are_a_file_too_big_error(telegram) -> None:
+    bot = api(telegram)
+    big = telegram.add_file(b"x", file_size=25 * 1024 * 1024)
+    with pytest.raises(TelegramApiError) as refused:
+        bot.get_file(big)
+    assert refused.value.kind == "file_too_big" and not refused.value.retryable
+    info = bot.get_file(telegram.add_file(b"0123456789", file_path="documents/b.bin"))
+    with pytest.raises(TelegramApiError) as cut:
+        bot.download(info["file_path"], max_bytes=4)
+    assert cut.value.kind == "file_too_big"
+
+
 def test_client_honours_retry_after_and_gives_up_on_long_waits(telegram) -> None:
     waits: list[float] = []
     bot = api(telegram, sleep=waits.append, max_retry_after_s=10)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -14,13 +15,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sqs_consumer import html_to_plain, render_reply, runtime_client_config
+from sqs_consumer import DELIVERY_RESERVE_S, html_to_plain, render_reply, runtime_client_config
 from telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
 from telegram_support import long_markdown, update
 
 from agentbot.local_events import SqsEventSource
 from agentbot.local_lambda import FunctionSpec, LocalLambda
 from agentbot.local_telegram import Fault
+
+CONSUMER_TIMEOUT_S = 60
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def pipeline(aws, tmp_path, monkeypatch):
                 CONSUMER_FUNCTION: FunctionSpec(
                     handler="sqs_consumer.handler.handle",
                     env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
-                    timeout_s=60,
+                    timeout_s=CONSUMER_TIMEOUT_S,
                     max_concurrency=2,
                 )
             }
@@ -76,6 +79,17 @@ def test_two_chats_run_in_parallel_each_in_its_own_order(pipeline) -> None:
         "Answer to: sleep:1.5 a0",
         "Answer to: sleep:1.5 a1",
     ]
+
+
+def test_runtime_deadline_comes_from_the_consumers_lambda_context(pipeline) -> None:
+    """The consumer function runs with a 60 s timeout here: the runtime must be told to
+    finish while the consumer still has its delivery reserve left."""
+    posted_ms = time.time() * 1000
+    pipeline.post(update(330, text="hi"))
+    assert wait_until(lambda: len(pipeline.replies()) == 1, timeout_s=30)
+    [run] = pipeline.runs()
+    latest = run["started"] * 1000 + (CONSUMER_TIMEOUT_S - DELIVERY_RESERVE_S) * 1000
+    assert posted_ms < run["deadline_epoch_ms"] <= latest
 
 
 @pytest.mark.parametrize("kill_at_send", [1, 3], ids=["after_turn_before_delivery", "mid_delivery"])

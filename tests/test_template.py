@@ -49,6 +49,7 @@ NOT_FROM_TEMPLATE = {
     "AWS_LAMBDA_LOG_GROUP_NAME": "Lambda",
     "AWS_LAMBDA_LOG_STREAM_NAME": "Lambda",
     "AWS_LAMBDA_RUNTIME_API": "Lambda",
+    "AWS_LAMBDA_MAX_CONCURRENCY": "Lambda (multi-concurrency mode; the runtime then skips its re-exec)",
     "AWS_EXECUTION_ENV": "Lambda",
     "LAMBDA_TASK_ROOT": "Lambda (where the code or image's task files live)",
     "PATH": "Lambda",

@@ -101,3 +101,34 @@ def test_public_surface_is_exactly_what_init_exports() -> None:
     assert set(agent_runtime.__all__) == public - modules - {"annotations"}
     for name in agent_runtime.__all__:
         assert getattr(agent_runtime, name).__doc__ or isinstance(getattr(agent_runtime, name), (str, dict))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/files"),
+        ("POST", "/v1/messages/batches"),
+        ("DELETE", "/v1/messages"),
+        ("GET", "/v1/messages"),
+        ("POST", "/v1/messages/../files"),
+        ("PUT", "/v1/messages/count_tokens"),
+    ],
+)
+def test_proxy_refuses_everything_but_messages(method: str, path: str) -> None:
+    with ModelServer(lambda request: "proxied") as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            with httpx.Client(base_url=proxy.base_url) as client:
+                request = client.build_request(method, "/", json={"model": "m"})
+                request.url = request.url.copy_with(raw_path=path.encode())
+                refused = client.send(request)
+                counted = client.post("/v1/messages/count_tokens?beta=true", json={"messages": []})
+        finally:
+            proxy.stop()
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+    assert counted.status_code == 200
+    # Nothing but the allowed call reached the upstream with the key.
+    assert [(c.method, c.path) for c in upstream.requests] == [
+        ("POST", "/v1/messages/count_tokens?beta=true")
+    ]

@@ -169,7 +169,9 @@ def test_model_failure_gives_a_clean_error_and_the_session_stays_resumable(
     model_server.inject(fault, times=5)
 
     failed = runtime.run_turn(turn_request("second message", update_id=2))
+    failed_again = runtime.run_turn(turn_request("second message", update_id=2))
 
+    assert failed_again.error_kind == "model_error" and failed_again.retryable
     assert failed.error_kind == "model_error" and failed.retryable
     assert failed.user_message == USER_MESSAGES["model_error"]
     assert failed.text == "" and "Traceback" not in (failed.user_message or "")
@@ -178,6 +180,12 @@ def test_model_failure_gives_a_clean_error_and_the_session_stays_resumable(
     assert retried.ok, retried
     assert retried.session_id == ok.session_id
     assert "remember: pineapple" in request_text(model_server.model_calls[-1])
+    # The failed attempt's prompt was left out: the model reads the user's message once.
+    assert retried.text == "turns=2 last=second message"
+    later = runtime.run_turn(turn_request("third message", update_id=3))
+    assert later.ok and later.text == "turns=3 last=third message", later
+    # once as the prompt, once in the answer "turns=2 last=second message"
+    assert request_text(model_server.model_calls[-1]).count("second message") == 2
 
 
 def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(

@@ -1,5 +1,12 @@
 """Agent runtime container Lambda: restore a session, run one Claude Agent SDK turn, persist it."""
 
+# ruff: noqa: E402
+# First, before the heavy imports: in the Lambda runtime process this re-executes the same
+# command line without the role's credentials in the environment block (see _process_secrets).
+from ._process_secrets import isolate_process_secrets
+
+isolate_process_secrets()
+
 from ._build import build_runtime
 from ._claude_config import (
     ClaudeConfig,
@@ -19,11 +26,13 @@ from ._environment import (
 )
 from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
 from ._model_proxy import ModelProxy
+from ._process_secrets import aws_session, held_secrets, is_secret_variable
 from ._settings import RuntimeSettings, load_settings
-from ._turn import USER_MESSAGES, PhaseTimes, Runtime
+from ._turn import DEADLINE_MARGIN_S, USER_MESSAGES, PhaseTimes, Runtime
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 __all__ = [
+    "DEADLINE_MARGIN_S",
     "PROXY_PLACEHOLDER_KEY",
     "USER_MESSAGES",
     "AgentRuntimeError",
@@ -42,10 +51,14 @@ __all__ = [
     "SessionWorkspace",
     "SkillConfig",
     "SubagentConfig",
+    "aws_session",
     "build_cli_environment",
     "build_runtime",
     "bundled_cli_path",
     "default_config_path",
+    "held_secrets",
+    "is_secret_variable",
+    "isolate_process_secrets",
     "load_claude_config",
     "load_settings",
     "session_workspace",

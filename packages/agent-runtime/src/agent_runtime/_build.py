@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from session_core import SessionRegistry, TranscriptStore
 
 from ._claude_config import load_claude_config
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
+from ._process_secrets import aws_session, config_environ
 from ._settings import RuntimeSettings, load_settings
 from ._turn import Runtime
 
@@ -28,19 +28,21 @@ def build_runtime(
 ) -> Runtime:
     """Settings, validated claude-config, clients, transcript store, registry and model access.
 
-    Clients default to boto3 clients (endpoints from ``AWS_ENDPOINT_URL*``). Raises
-    ConfigError / ClaudeConfigError naming what to fix.
+    Clients default to clients of ``aws_session()`` (the runtime role's credentials, kept
+    out of the environment; endpoints from ``AWS_ENDPOINT_URL*``). Raises ConfigError /
+    ClaudeConfigError naming what to fix.
     """
-    settings = settings or load_settings()
-    config = load_claude_config()
-    s3 = s3 or boto3.client("s3", config=_BOTO)
-    dynamodb = dynamodb or boto3.client("dynamodb", config=_BOTO)
+    settings = settings or load_settings(config_environ())
+    config = load_claude_config(environ=config_environ())
+    session = aws_session()
+    s3 = s3 or session.client("s3", config=_BOTO)
+    dynamodb = dynamodb or session.client("dynamodb", config=_BOTO)
     if model is None:
         if settings.backend == "bedrock":
-            sts = sts or (boto3.client("sts", config=_BOTO) if settings.model_invoke_role_arn else None)
-            model = BedrockAccess(settings, sts=sts, session=boto3.Session())
+            sts = sts or (session.client("sts", config=_BOTO) if settings.model_invoke_role_arn else None)
+            model = BedrockAccess(settings, sts=sts, session=session)
         else:
-            model = AnthropicAccess(settings, ssm=ssm or boto3.client("ssm", config=_BOTO))
+            model = AnthropicAccess(settings, ssm=ssm or session.client("ssm", config=_BOTO))
     if store is None:
         store = TranscriptStore(
             s3=s3,

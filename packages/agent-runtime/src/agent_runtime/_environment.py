@@ -14,9 +14,11 @@ explicitly, and model credentials that only reach the model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 from pathlib import Path
@@ -56,6 +58,8 @@ _BEDROCK_SESSION_POLICY = json.dumps(
 _WRAPPER = """#!/bin/sh
 # agentbot: start the Claude Code CLI with only the variables the runtime named.
 set -f
+# The runtime kills this pid (the CLI after exec) and its descendants when a turn is cancelled.
+[ -n "${AGENTBOT_CLI_PID_FILE-}" ] && echo $$ > "$AGENTBOT_CLI_PID_FILE"
 set -- "$AGENTBOT_CLI_PATH" "$@"
 for name in $AGENTBOT_CLI_ENV_NAMES; do
   eval "isset=\\${$name+x} value=\\${$name-}"
@@ -218,8 +222,10 @@ def build_cli_environment(
     model_env: dict[str, str],
     settings: RuntimeSettings,
     cli_path: str,
+    pid_file: str | None = None,
 ) -> dict[str, str]:
-    """The complete environment of the CLI and its tools, plus the two wrapper variables.
+    """The complete environment of the CLI and its tools, plus the wrapper's own variables
+    (``pid_file``: where the wrapper writes the CLI's pid, see ``kill_process_tree``).
 
     Nothing is inherited from the runtime process except ``PATH``.
     """
@@ -240,4 +246,47 @@ def build_cli_environment(
     names = sorted({*env, *_SDK_VARIABLES})
     env["AGENTBOT_CLI_PATH"] = cli_path
     env["AGENTBOT_CLI_ENV_NAMES"] = " ".join(names)
+    if pid_file is not None:
+        env["AGENTBOT_CLI_PID_FILE"] = pid_file
     return env
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def kill_process_tree(pid_file: str) -> int:
+    """SIGKILL the CLI named in ``pid_file`` and everything it started; returns how many.
+
+    Only a direct child of this process is accepted (a tool may rewrite the file, but cannot
+    make another process our child). Used when a turn is cancelled: the SDK's own close()
+    skips its terminate/kill escalation on a plain asyncio cancellation.
+    """
+    try:
+        pid = int(Path(pid_file).read_text().strip())
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return 0
+    if ppid != os.getpid() or pid == os.getpid():
+        return 0
+    tree, victims, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        victims.append(current)
+        todo.extend(tree.get(current, []))
+    for victim in victims:  # the CLI first, so it starts nothing new
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(victim, signal.SIGKILL)
+    return len(victims)

@@ -13,6 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from session_core import get_logger
+
+_log = get_logger(__name__)
+
 # Hop-by-hop and credential headers are never forwarded as received.
 _DROP_REQUEST = {
     "host",
@@ -27,10 +31,17 @@ _DROP_REQUEST = {
     "upgrade",
 }
 _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+# The only requests the CLI needs (measured); anything else a tool might try with the real
+# key (files, batches, admin endpoints...) is refused before it leaves the container.
+ALLOWED_REQUESTS = frozenset({("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens")})
+_FORBIDDEN = (
+    b'{"type":"error","error":{"type":"permission_error","message":"not allowed by the agentbot proxy"}}'
+)
 
 
 class ModelProxy:
-    """Forward every request to ``upstream`` with ``x-api-key`` set to ``api_key``."""
+    """Forward ``POST /v1/messages`` (and ``/v1/messages/count_tokens``) to ``upstream`` with
+    ``x-api-key`` set to ``api_key``; every other method or path gets a 403."""
 
     def __init__(self, *, upstream: str, api_key: str, timeout_s: float = 600.0) -> None:
         parts = urlsplit(upstream.rstrip("/"))
@@ -82,6 +93,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if (self.command, self.path.split("?", 1)[0]) not in ALLOWED_REQUESTS:
+            _log.warning(
+                "model_proxy.refused", method=self.command[:10], path=self.path.split("?", 1)[0][:100]
+            )
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(_FORBIDDEN)))
+            self.end_headers()
+            self.wfile.write(_FORBIDDEN)
+            return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["x-api-key"] = self.proxy._api_key
         upstream = self.proxy._connect()
@@ -103,10 +124,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             for name, value in response.getheaders():
                 if name.lower() not in _DROP_RESPONSE:
                     self.send_header(name, value)
-            if self.command == "HEAD":
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             while True:
@@ -124,4 +141,4 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _forward
+    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward

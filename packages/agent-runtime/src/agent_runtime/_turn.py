@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +19,7 @@ from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
     MirrorErrorMessage,
+    ProcessError,
     ResultError,
     ResultMessage,
     SystemMessage,
@@ -35,6 +36,7 @@ from session_core import (
     SessionCoreError,
     SessionKey,
     StaleHeadError,
+    StorageError,
     TurnRequest,
     TurnResult,
     Usage,
@@ -43,7 +45,7 @@ from session_core import (
 )
 
 from ._claude_config import ClaudeConfig
-from ._environment import ModelAccess, build_cli_environment
+from ._environment import ModelAccess, build_cli_environment, kill_process_tree
 from ._errors import AgentRuntimeError, AttachmentError
 from ._settings import RuntimeSettings
 from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
@@ -58,7 +60,14 @@ USER_MESSAGES = {
     "bad_request": "This message could not be processed.",
     "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
     "attachment": "I could not open the file you sent. Please send it again.",
+    "timeout": "This took longer than I can spend on one message, so I stopped. "
+    "Please ask for a smaller part.",
 }
+# Stop this long before the caller's deadline: killing the CLI, recording and answering.
+DEADLINE_MARGIN_S = 3.0
+# Without a deadline, keep retrying to record a paid answer this long.
+_RECORD_RETRY_S = 60.0
+_RECORD_ATTEMPT_S = 1.0  # what one more complete_turn attempt needs at least
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -123,6 +132,15 @@ class _TimedStore:
 class _LeaseHolder:
     lease: Any
     lost: bool = False
+    lost_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class _Run:
+    prompt: str
+    update_id: int
+    resume: str | None
+    resume_at: str | None  # resume_session_at: leave an unrecorded turn out
 
 
 @dataclass
@@ -133,6 +151,8 @@ class _Outcome:
     answers: list[str] = field(default_factory=list)
     mirror_errors: int = 0
     caught_up_after: int = 0
+    spent: bool = False  # the model answered at least once (tokens were paid for)
+    failure: Exception | None = None
 
 
 @dataclass
@@ -185,6 +205,14 @@ class Runtime:
         if recorded is not None:
             log.info("turn.replayed")
             return _replayed(recorded)
+        budget = _time_budget(time_budget_s, request.deadline_epoch_ms)
+        if budget is not None and budget <= 0:
+            # The caller stops waiting before anything could be done: spend nothing.
+            log.warning("turn.deadline_passed", deadline_epoch_ms=request.deadline_epoch_ms)
+            return _error(
+                request, "model_error", retryable=True, started=started, user_message=USER_MESSAGES["timeout"]
+            )
+        deadline = None if budget is None else started + budget
         try:
             lease = await asyncio.to_thread(
                 self.registry.acquire_lease, key, owner=self.owner, duration_s=self.settings.lease_duration_s
@@ -198,7 +226,7 @@ class Runtime:
             recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
             if recorded is not None:
                 return _replayed(recorded)
-            return await self._leased_turn(key, request, holder, started, time_budget_s)
+            return await self._leased_turn(key, request, holder, started, deadline)
         finally:
             with contextlib.suppress(SessionCoreError):
                 await asyncio.to_thread(self.registry.release_lease, holder.lease)
@@ -210,7 +238,7 @@ class Runtime:
         request: TurnRequest,
         holder: _LeaseHolder,
         started: float,
-        time_budget_s: float | None,
+        deadline: float | None,
     ) -> TurnResult:
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
@@ -219,6 +247,7 @@ class Runtime:
         store = self._timed_store
         assert store is not None
         store.reset()
+        # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
         try:
             with session_workspace(
@@ -239,65 +268,72 @@ class Runtime:
                         user_message=USER_MESSAGES["attachment"],
                     )
                 sdk_started = time.perf_counter()
-                try:
-                    outcome = await asyncio.wait_for(
-                        self._run_sdk(prompt, resume, workspace), timeout=_budget(time_budget_s)
+                resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
+                run = _Run(prompt, request.update_id, resume, resume_at)
+                outcome = _Outcome()
+                stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
+                if stopped == "lease_lost":
+                    return await self._lease_lost(key, request, started)
+                if stopped == "timeout":
+                    # A long task started again three times costs three times: tell the user,
+                    # unless nothing was spent yet.
+                    log.warning("turn.timeout", spent=outcome.spent)
+                    return _error(
+                        request,
+                        "model_error",
+                        retryable=not outcome.spent,
+                        started=started,
+                        user_message=USER_MESSAGES["timeout"],
                     )
-                except TimeoutError:
-                    log.warning("turn.timeout")
-                    return _error(request, "model_error", retryable=True, started=started)
-                except (AgentRuntimeError, SessionCoreError):
-                    raise  # ours: classified once, in run_turn_async
-                except Exception as exc:  # the SDK raises ProcessError/CLIConnectionError/...
-                    log.error("turn.sdk_failed", error_type=type(exc).__name__, stderr=self.stderr_tail[-5:])
+                if isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
+                    raise outcome.failure  # ours: classified once, in run_turn_async
+                if outcome.failure is not None:  # the SDK raises ProcessError/CLIConnectionError/...
+                    log.error(
+                        "turn.sdk_failed",
+                        error_type=type(outcome.failure).__name__,
+                        stderr=self.stderr_tail[-5:],
+                    )
                     return _error(request, "internal", retryable=True, started=started)
                 sdk_s = time.perf_counter() - sdk_started
+            result = outcome.result
+            if result is not None and result.subtype == "error_max_turns":
+                log.warning("turn.max_turns", num_turns=result.num_turns)
+                return _error(
+                    request,
+                    "model_error",
+                    retryable=False,
+                    started=started,
+                    user_message=USER_MESSAGES["max_turns"],
+                )
+            if result is None or result.is_error or result.subtype != "success":
+                log.warning(
+                    "turn.model_error",
+                    subtype=getattr(result, "subtype", None),
+                    api_status=getattr(result, "api_error_status", None),
+                )
+                return _error(request, "model_error", retryable=True, started=started)
+            if outcome.mirror_errors > outcome.caught_up_after:
+                log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
+                return _error(request, "internal", retryable=True, started=started)
+            if holder.lost:
+                return await self._lease_lost(key, request, started)
+            turn = TurnResult(
+                version=TURN_VERSION,
+                session_key=request.session_key,
+                update_id=request.update_id,
+                text="\n\n".join(outcome.answers or outcome.texts).strip(),
+                session_id=result.session_id,
+                cost_usd=float(result.total_cost_usd or 0.0),
+                usage=_usage(result.usage),
+                num_turns=result.num_turns,
+                duration_ms=int((time.perf_counter() - started) * 1000),
+            )
+            persist_started = time.perf_counter()
+            answer = await self._record(key, request, holder, turn, started, deadline)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-        result = outcome.result
-        if result is not None and result.subtype == "error_max_turns":
-            log.warning("turn.max_turns", num_turns=result.num_turns)
-            return _error(
-                request,
-                "model_error",
-                retryable=False,
-                started=started,
-                user_message=USER_MESSAGES["max_turns"],
-            )
-        if result is None or result.is_error or result.subtype != "success":
-            log.warning(
-                "turn.model_error",
-                subtype=getattr(result, "subtype", None),
-                api_status=getattr(result, "api_error_status", None),
-            )
-            return _error(request, "model_error", retryable=True, started=started)
-        if outcome.mirror_errors > outcome.caught_up_after:
-            log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
-            return _error(request, "internal", retryable=True, started=started)
-        if holder.lost:
-            return _error(request, "internal", retryable=True, started=started)
-        turn = TurnResult(
-            version=TURN_VERSION,
-            session_key=request.session_key,
-            update_id=request.update_id,
-            text="\n\n".join(outcome.answers or outcome.texts).strip(),
-            session_id=result.session_id,
-            cost_usd=float(result.total_cost_usd or 0.0),
-            usage=_usage(result.usage),
-            num_turns=result.num_turns,
-            duration_ms=int((time.perf_counter() - started) * 1000),
-        )
-        persist_started = time.perf_counter()
-        try:
-            await asyncio.to_thread(self.registry.complete_turn, holder.lease, result=turn)
-        except (StaleHeadError, LeaseLostError) as exc:
-            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-            if recorded is not None:
-                return _replayed(recorded)
-            log.error("turn.not_recorded", error_type=type(exc).__name__)
-            return _error(request, "internal", retryable=True, started=started)
         persist_s = time.perf_counter() - persist_started
         self.last_phases = PhaseTimes(
             restore_s=store.load_s,
@@ -314,7 +350,114 @@ class Runtime:
             restore_s=round(store.load_s, 3),
             sdk_s=round(sdk_s, 3),
             persist_s=round(persist_s, 3),
+            replayed=answer.replayed,
+            error_kind=answer.error_kind,
         )
+        return answer
+
+    async def _run_until_stopped(
+        self,
+        run: _Run,
+        workspace: SessionWorkspace,
+        outcome: _Outcome,
+        holder: _LeaseHolder,
+        deadline: float | None,
+    ) -> str:
+        """Run the SDK until it finishes ("done"), the lease is lost ("lease_lost") or the
+        time budget ends ("timeout"); a stopped run's CLI and tools are killed."""
+        pid_file = str(Path(workspace.root) / "cli.pid")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
+        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome, pid_file))
+        lost = asyncio.create_task(holder.lost_event.wait())
+        try:
+            timeout = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+            done, _ = await asyncio.wait({sdk, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if sdk in done:
+            return "done"
+        killed = kill_process_tree(pid_file)
+        sdk.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(sdk, timeout=15)
+        log.info("turn.cli_stopped", processes_killed=killed)
+        return "lease_lost" if holder.lost else "timeout"
+
+    async def _resume_point(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
+        """Where to resume so that an unrecorded turn at the transcript's end (a failed or
+        timed-out run; its retry) is left out: otherwise the model would read the user's
+        message twice. The runtime's prompts carry their update id in their uuid
+        (``_prompt_uuid``); the last one is looked up in the registry. None: resume it all."""
+        location = {"project_key": project_key_for_directory(workspace.cwd), "session_id": resume}
+        try:
+            entries = await self.store.load(location) or []
+        except Exception as exc:  # the SDK's own load reports a real outage; resume it all
+            log.warning("turn.resume_point_unknown", error_type=type(exc).__name__)
+            return None
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
+            update_id = _prompt_update_id(entry.get("uuid")) if entry.get("type") == "user" else None
+            if update_id is None:
+                continue
+            if await asyncio.to_thread(self.registry.get_turn_result, key, update_id) is not None:
+                return None  # the last prompt's turn was recorded: nothing to leave out
+            # The prompt hangs off the end of the conversation it was sent to: resume there
+            # (not at the entry before it in the file, which may be an earlier failed attempt).
+            point = entry.get("parentUuid")
+            log.info("turn.unrecorded_turn_left_out", update_id=update_id, dropped=len(entries) - index)
+            return point if isinstance(point, str) else None
+        return None
+
+    async def _lease_lost(self, key: SessionKey, request: TurnRequest, started: float) -> TurnResult:
+        # Whoever took the lease may have answered this very update: that answer counts.
+        recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+        if recorded is not None:
+            return _replayed(recorded)
+        log.error("turn.lease_lost_not_recorded")
+        return _error(request, "internal", retryable=True, started=started)
+
+    async def _record(
+        self,
+        key: SessionKey,
+        request: TurnRequest,
+        holder: _LeaseHolder,
+        turn: TurnResult,
+        started: float,
+        deadline: float | None,
+    ) -> TurnResult:
+        """Record the paid answer exactly once, retrying storage failures with backoff while
+        time remains; if another run of this update was recorded first, that result counts."""
+        give_up_at = deadline if deadline is not None else time.perf_counter() + _RECORD_RETRY_S
+        delay = 0.2
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await asyncio.to_thread(self.registry.complete_turn, holder.lease, result=turn)
+                break
+            except (StaleHeadError, LeaseLostError) as exc:
+                recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+                if recorded is not None:
+                    return _replayed(recorded)
+                log.error("turn.not_recorded", error_type=type(exc).__name__)
+                return _error(request, "internal", retryable=True, started=started)
+            except StorageError as exc:
+                if time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
+                    log.error("turn.record_failed", attempts=attempt, detail=str(exc)[:300])
+                    return _error(request, "internal", retryable=True, started=started)
+                log.warning("turn.record_retry", attempt=attempt, error_code=exc.error_code)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        # complete_turn changes nothing when the update was recorded already (another run of
+        # it won): answer with what was recorded, so every caller sees one answer.
+        try:
+            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
+        except StorageError:
+            return turn  # recorded just now; this read only guards the race above
+        if recorded is not None and msgspec.structs.replace(recorded, replayed=False) != turn:
+            log.warning("turn.recorded_by_another_run")
+            return _replayed(recorded)
         return turn
 
     async def _keep_lease(self, holder: _LeaseHolder) -> None:
@@ -328,6 +471,7 @@ class Runtime:
             except LeaseLostError:
                 log.error("turn.lease_lost")
                 holder.lost = True
+                holder.lost_event.set()
                 return
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
@@ -367,7 +511,7 @@ class Runtime:
             + "]"
         ).strip()
 
-    def _options(self, resume: str | None, workspace: SessionWorkspace) -> ClaudeAgentOptions:
+    def _options(self, run: _Run, workspace: SessionWorkspace, pid_file: str) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
         env = build_cli_environment(
             home=workspace.home,
@@ -376,6 +520,7 @@ class Runtime:
             model_env=self.model.cli_environment(),
             settings=self.settings,
             cli_path=self.cli_path,
+            pid_file=pid_file,
         )
         tail = self.stderr_tail
         tail.clear()
@@ -408,7 +553,8 @@ class Runtime:
             setting_sources=["project"],
             skills=[s.name for s in config.skills],
             session_store=cast(Any, self._timed_store),
-            resume=resume,
+            resume=run.resume,
+            resume_session_at=run.resume_at,
             stderr=keep_stderr,
         )
 
@@ -418,18 +564,25 @@ class Runtime:
 
         return install_cli_wrapper(Path(self.settings.sessions_root) / ".bin")
 
-    async def _run_sdk(self, prompt: str, resume: str | None, workspace: SessionWorkspace) -> _Outcome:
-        options = self._options(resume, workspace)
+    async def _run_sdk(
+        self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome, pid_file: str
+    ) -> None:
         project_key = project_key_for_directory(workspace.cwd)
-        outcome = _Outcome()
         try:
-            await self._consume(query(prompt=prompt, options=options), outcome, project_key, workspace)
-        except ResultError:
-            # The CLI exits non-zero after an error result; that result is the outcome.
-            if outcome.result is None:
-                raise
-        await self._catch_up(outcome, project_key, workspace)
-        return outcome
+            options = self._options(run, workspace, pid_file)
+            try:
+                messages = query(prompt=_prompt_stream(run), options=options)
+                await self._consume(messages, outcome, project_key, workspace)
+            except (ResultError, ProcessError):
+                # The CLI exits non-zero after an error result (ResultError, or ProcessError
+                # with a streamed prompt); that result is the outcome.
+                if outcome.result is None:
+                    raise
+            await self._catch_up(outcome, project_key, workspace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified by the caller, with the partial outcome at hand
+            outcome.failure = exc
 
     async def _consume(
         self, messages: Any, outcome: _Outcome, project_key: str, workspace: SessionWorkspace
@@ -441,6 +594,7 @@ class Runtime:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = message.data.get("session_id")
             elif isinstance(message, AssistantMessage):
+                outcome.spent = True
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
                 if text and message.parent_tool_use_id is None:
                     outcome.texts.append(text)
@@ -493,12 +647,50 @@ def _process_config_dir(path: str) -> Iterator[None]:
             os.environ["CLAUDE_CONFIG_DIR"] = before
 
 
+# Groups 2-3 of the uuid of every prompt the runtime sends; the last group is the update id.
+_PROMPT_MARK = "ab07-4b07"
+
+
+def _prompt_uuid(update_id: int) -> str:
+    """A fresh uuid per attempt (the store de-duplicates by uuid) that names its update."""
+    random = uuid.uuid4().hex
+    if not 0 <= update_id < 1 << 48:
+        return str(uuid.UUID(random))
+    return f"{random[:8]}-{_PROMPT_MARK}-8{random[8:11]}-{update_id:012x}"
+
+
+def _prompt_update_id(entry_uuid: object) -> int | None:
+    parts = entry_uuid.split("-") if isinstance(entry_uuid, str) else []
+    if len(parts) != 5 or f"{parts[1]}-{parts[2]}" != _PROMPT_MARK:
+        return None
+    try:
+        return int(parts[4], 16)
+    except ValueError:
+        return None
+
+
+async def _prompt_stream(run: _Run) -> AsyncIterator[dict[str, Any]]:
+    # A streamed user message may carry its own uuid; a plain string prompt may not.
+    yield {
+        "type": "user",
+        "session_id": "",
+        "message": {"role": "user", "content": run.prompt},
+        "parent_tool_use_id": None,
+        "uuid": _prompt_uuid(run.update_id),
+    }
+
+
 def _replayed(recorded: TurnResult) -> TurnResult:
     return msgspec.structs.replace(recorded, replayed=True)
 
 
-def _budget(time_budget_s: float | None) -> float | None:
-    return None if time_budget_s is None else max(time_budget_s, 1.0)
+def _time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> float | None:
+    """Seconds this turn may take: the runtime's own budget (at least 1 s), and no longer than
+    the caller's deadline minus a margin for stopping, recording and answering."""
+    budgets = [] if time_budget_s is None else [max(time_budget_s, 1.0)]
+    if deadline_epoch_ms is not None:
+        budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
+    return min(budgets) if budgets else None
 
 
 def _usage(raw: dict[str, Any] | None) -> Usage:

@@ -3,10 +3,20 @@
 from ._attachments import attachment_key, safe_file_name, stage_attachments
 from ._commands import COMMANDS, HELP_TEXT, parse_command, run_command
 from ._config import MAX_RECEIVE_COUNT, RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
-from ._consumer import FAILED_NOTICE, Consumer, RecordOutcome, retry_delay_s
+from ._consumer import (
+    DELIVERY_RESERVE_S,
+    FAILED_NOTICE,
+    MAX_REQUEUES,
+    REQUEUES_ATTRIBUTE,
+    Consumer,
+    RecordOutcome,
+    retry_delay_s,
+)
 from ._errors import (
     AttachmentTooLargeError,
     ConsumerError,
+    DeferredError,
+    DeliveryFailedError,
     RuntimeInvokeError,
     TelegramApiError,
     TurnFailedError,
@@ -27,10 +37,13 @@ from ._typing import TYPING_REFRESH_S, TypingIndicator
 
 __all__ = [
     "COMMANDS",
+    "DELIVERY_RESERVE_S",
     "FAILED_NOTICE",
     "HELP_TEXT",
     "MAX_DOWNLOAD_BYTES",
     "MAX_RECEIVE_COUNT",
+    "MAX_REQUEUES",
+    "REQUEUES_ATTRIBUTE",
     "RUNTIME_MAX_TIMEOUT_S",
     "TELEGRAM_MESSAGE_LIMIT",
     "TYPING_REFRESH_S",
@@ -39,6 +52,8 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerError",
+    "DeferredError",
+    "DeliveryFailedError",
     "RecordOutcome",
     "RuntimeClient",
     "RuntimeInvokeError",

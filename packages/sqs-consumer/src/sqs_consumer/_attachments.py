@@ -50,7 +50,7 @@ def stage_attachments(
                 raise AttachmentTooLargeError(name, size)
             data = bot.download(str(info["file_path"]), max_bytes=max_bytes)
         except TelegramApiError as exc:
-            if "too big" in exc.description:
+            if exc.kind == "file_too_big":
                 raise AttachmentTooLargeError(name, att.file_size) from exc
             raise
         if not att.file_name:

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 
 class ConsumerError(Exception):
-    """Base of every error the consumer raises on purpose."""
+    """Base of every error the consumer raises on purpose.
+
+    ``retryable``: trying the record again may help. ``deferrable``: the record must not be
+    dead-lettered for this error (nothing failed for good, e.g. the answer is recorded and
+    only sending is left); on the queue's last receive it is re-enqueued instead.
+    ``retry_after``: seconds before a retry makes sense (None: the usual backoff).
+    """
 
     retryable: bool = False
+    deferrable: bool = False
+    retry_after: float | None = None
     error_kind: str = "internal"
 
 
 class TelegramApiError(ConsumerError):
     """Raised when the Bot API answers ``ok: false`` or cannot be reached, after the client's
     own retries. ``kind`` is one of: rate_limited, server, network, too_long, bad_html,
-    forbidden, bad_request."""
+    file_too_big, forbidden, bad_request."""
 
     error_kind = "telegram"
 
@@ -42,6 +50,8 @@ def _kind(code: int, description: str) -> str:
         return "too_long"
     if "can't parse entities" in text or "can't find end tag" in text:
         return "bad_html"
+    if "file is too big" in text:  # getFile above the Bot API's 20 MB download limit
+        return "file_too_big"
     if code == 403:
         return "forbidden"
     return "bad_request"
@@ -78,3 +88,37 @@ class AttachmentTooLargeError(ConsumerError):
         super().__init__(f"attachment {file_name!r} is too large ({size} bytes)")
         self.file_name = file_name
         self.size = size
+
+
+class DeliveryFailedError(ConsumerError):
+    """Raised when a reply could not be sent or its delivery could not be recorded, after
+    the local retries; ``cause`` is the TelegramApiError or StorageError. What was to be
+    sent is settled (a recorded turn is replayed, not re-run), so a retryable one is
+    ``deferrable``: it is retried, never dead-lettered while Telegram may still take it."""
+
+    error_kind = "delivery"
+
+    def __init__(self, update_id: int, chunk_index: int, cause: Exception) -> None:
+        super().__init__(f"delivery of update {update_id} chunk {chunk_index} failed: {cause}")
+        self.update_id = update_id
+        self.chunk_index = chunk_index
+        self.cause = cause
+        self.retryable = bool(getattr(cause, "retryable", False))
+        self.deferrable = self.retryable
+        self.retry_after = getattr(cause, "retry_after", None)
+
+
+class DeferredError(ConsumerError):
+    """Raised when a record is put off without anything having failed: ``reason`` is
+    ``busy`` (another live turn held the session for all the time this invocation could
+    wait) or ``out_of_time`` (too little of the invocation left to run a turn). Retryable
+    and never dead-lettered (re-enqueued on the last receive)."""
+
+    retryable = True
+    deferrable = True
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"deferred ({reason}): {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.error_kind = reason

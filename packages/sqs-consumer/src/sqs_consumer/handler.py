@@ -44,8 +44,9 @@ def build_consumer() -> Consumer:
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
-    """Process one batch of queue records."""
+    """Process one batch of queue records within the invocation's remaining time."""
     global _consumer
     if _consumer is None:
         _consumer = build_consumer()
-    return _consumer.handle_batch(event)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return _consumer.handle_batch(event, remaining_time_ms=remaining)

@@ -1,0 +1,196 @@
+"""The consumer's time and retry rules with real parts (moto, the runtime stub behind the
+local Lambda runtime, the local Bot API server): a busy session is waited for, never
+dead-lettered; Telegram's retry_after is honoured by SQS; an answer that is recorded but not
+yet sent is never dead-lettered; a throttled delivery record is retried, not resent; the
+runtime gets a deadline inside the consumer's invocation."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from session_core import TurnRequest, decode_envelope, encode
+from sqs_consumer import (
+    DELIVERY_RESERVE_S,
+    FAILED_NOTICE,
+    MAX_REQUEUES,
+    REQUEUES_ATTRIBUTE,
+    runtime_client_config,
+)
+from telegram_stack import RUNTIME_FUNCTION, telegram_stack, wait_until
+from telegram_support import BUSY_TEXT, ThrottlingDynamoDB, update
+
+from agentbot.local_aws import LOCAL_CREDENTIALS
+from agentbot.local_events import sqs_lambda_event
+from agentbot.local_telegram import Fault
+
+CHAT = 501
+REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
+
+
+@pytest.fixture
+def stack(aws, tmp_path, monkeypatch):
+    with telegram_stack(aws, tmp_path, monkeypatch) as started:
+        yield started
+
+
+def receive_for_the_last_time(stack) -> dict:
+    """Receive the only queued record until SQS counts its last receive (maxReceiveCount)."""
+    for _ in range(2):
+        [raw] = stack.receive()
+        stack.aws.sqs.change_message_visibility(
+            QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+        )
+    [raw] = stack.receive()
+    assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
+    return raw
+
+
+def event(stack, messages: list[dict]) -> dict:
+    return sqs_lambda_event(messages, queue_arn=stack.aws.resources.queue_arn, region=REGION)
+
+
+def run_elsewhere(stack, raw: dict) -> threading.Thread:
+    """Another invocation of the runtime for the record's update (say, the one a previous
+    consumer started before its connection broke); returns once it holds the session's lease."""
+    msg = decode_envelope(raw["Body"]).message
+    request = TurnRequest(version=1, session_key=msg.session_key, update_id=msg.update_id, prompt=msg.text)
+    client = boto3.client("lambda", config=runtime_client_config())
+    thread = threading.Thread(
+        target=lambda: client.invoke(FunctionName=RUNTIME_FUNCTION, Payload=encode(request)), daemon=True
+    )
+    thread.start()
+
+    def lease_held() -> bool:
+        item = stack.aws.dynamodb.get_item(
+            TableName=stack.aws.resources.table,
+            Key={"pk": {"S": f"session|{msg.session_key}"}, "sk": {"S": "meta"}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        return "lease_owner" in item
+
+    assert wait_until(lease_held, timeout_s=20)
+    return thread
+
+
+def test_busy_session_on_the_last_receive_waits_for_the_live_turn_and_delivers_its_answer(stack) -> None:
+    stack.post(update(180, text="sleep:3 slow one"))
+    raw = receive_for_the_last_time(stack)
+    other = run_elsewhere(stack, raw)
+    response = stack.consumer().handle_batch(event(stack, [raw]))
+    other.join(timeout=20)
+    assert response["batchItemFailures"] == []
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: sleep:3 slow one"]
+    assert len(stack.runs()) == 1  # the waiting consumer got the other run's answer replayed
+    assert stack.dead_letters() == []
+
+
+def test_busy_past_what_the_invocation_can_wait_is_requeued_never_dead_lettered(stack) -> None:
+    stack.post(update(181, text="sleep:3 slow two"))
+    raw = receive_for_the_last_time(stack)
+    other = run_elsewhere(stack, raw)
+    # Just enough time left to invoke once, not to wait for the live turn.
+    response = stack.consumer().handle_batch(
+        event(stack, [raw]), remaining_time_ms=lambda: int((DELIVERY_RESERVE_S + 5) * 1000)
+    )
+    assert response["batchItemFailures"] == []  # acknowledged: a copy is back on the queue
+    stack.aws.sqs.delete_message(QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+    assert stack.dead_letters() == []
+    assert all(m["text"] != BUSY_TEXT for m in stack.replies())
+    other.join(timeout=20)
+    [copy] = stack.receive()
+    assert copy["MessageAttributes"][REQUEUES_ATTRIBUTE]["StringValue"] == "1"
+    assert copy["Body"] == raw["Body"]
+    stack.aws.sqs.change_message_visibility(
+        QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=copy["ReceiptHandle"], VisibilityTimeout=0
+    )
+    stack.drain(stack.consumer())
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: sleep:3 slow two"]
+    assert len(stack.runs()) == 1
+
+
+def test_too_little_time_left_defers_the_record_without_invoking_the_runtime(stack) -> None:
+    stack.post(update(182, text="hi"))
+    [raw] = stack.receive()
+    response = stack.consumer().handle_batch(
+        event(stack, [raw]), remaining_time_ms=lambda: int(DELIVERY_RESERVE_S * 1000)
+    )
+    assert response["batchItemFailures"] == [{"itemIdentifier": raw["MessageId"]}]
+    assert stack.runs() == [] and stack.replies() == [] and stack.dead_letters() == []
+
+
+def test_runtime_gets_a_deadline_that_leaves_the_consumer_time_to_deliver(stack) -> None:
+    stack.post(update(183, text="hi"))
+    [raw] = stack.receive()
+    picked_up_ms = time.time() * 1000
+    stack.consumer().handle_batch(event(stack, [raw]), remaining_time_ms=lambda: 100_000)
+    [run] = stack.runs()
+    latest = picked_up_ms + 100_000 - DELIVERY_RESERVE_S * 1000 + 1000
+    assert picked_up_ms < run["deadline_epoch_ms"] <= latest
+    assert len(stack.replies(CHAT)) == 1
+
+
+def test_long_retry_after_keeps_the_record_hidden_that_long(stack) -> None:
+    """The Bot API client gives up on waits above its limit; SQS must then wait retry_after,
+    not the shorter backoff."""
+    stack.telegram.inject("sendMessage", Fault.retry_after_seconds(4))
+    stack.post(update(184, text="hi"))
+    [raw] = stack.receive()
+    consumer = stack.consumer(max_retry_after_s=1, retry_base_delay_s=1)
+    assert consumer.handle_batch(event(stack, [raw]))["batchItemFailures"]
+    assert not wait_until(lambda: bool(stack.receive()), timeout_s=2.5)  # backoff alone: 1 s
+    assert wait_until(lambda: bool(stack.receive()), timeout_s=8)
+
+
+def test_answer_that_cannot_be_sent_on_the_last_receive_is_requeued_then_delivered(stack) -> None:
+    stack.telegram.inject("sendMessage", Fault.retry_after_seconds(60), times=3)
+    stack.post(update(185, text="paid answer"))
+    responses = stack.drain(stack.consumer())
+    assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False, False]
+    assert [c.status for c in stack.telegram.calls("sendMessage")] == [429, 429, 429, 200]
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: paid answer"]
+    assert len(stack.runs()) == 1
+    assert stack.dead_letters() == []
+
+
+def test_a_record_requeued_too_often_is_dead_lettered_with_the_generic_notice(stack) -> None:
+    stack.post(update(186, text="hi"))
+    [raw] = stack.receive()
+    stack.aws.sqs.delete_message(QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+    stack.aws.sqs.send_message(
+        QueueUrl=stack.aws.resources.queue_url,
+        MessageBody=raw["Body"],
+        MessageGroupId="default/501/0",
+        MessageDeduplicationId="requeued-often",
+        MessageAttributes={REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(MAX_REQUEUES)}},
+    )
+    stack.telegram.inject("sendMessage", Fault.retry_after_seconds(60), times=3)
+    stack.drain(stack.consumer())
+    [notice] = stack.replies(CHAT)
+    assert notice["text"] == FAILED_NOTICE
+    [dead] = stack.dead_letters()
+    attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert attrs["error_kind"] == "delivery" and attrs["requeues"] == str(MAX_REQUEUES)
+
+
+def test_throttled_delivery_record_is_retried_not_the_message_sent_again(stack) -> None:
+    # botocore's own retries off, so the consumer's retry of the write is what is tested.
+    with ThrottlingDynamoDB(
+        stack.aws.endpoint, operation="UpdateItem", body_contains='"chunk_0"', times=2
+    ) as proxy:
+        dynamodb = boto3.client(
+            "dynamodb", endpoint_url=proxy.endpoint, config=Config(retries={"total_max_attempts": 1})
+        )
+        stack.post(update(187, text="hi"))
+        responses = stack.drain(stack.consumer(dynamodb=dynamodb))
+    assert proxy.throttled == 2
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hi"]
