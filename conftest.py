@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 
-from agentbot.local_aws import LOCAL_CREDENTIALS, aws_endpoint
+from agentbot.local_aws import LOCAL_CREDENTIALS, aws_endpoint, local_client
 from agentbot.provisioning import ResourceNames, StackResources, provision
 
 
@@ -37,14 +36,8 @@ class LocalAws:
 
 
 def make_client(service: str, endpoint: str, **kwargs: Any) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-        **kwargs,
+    return local_client(
+        service, endpoint, config=Config(retries={"max_attempts": 2, "mode": "standard"}), **kwargs
     )
 
 

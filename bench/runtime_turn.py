@@ -271,11 +271,10 @@ def main() -> None:
         child(args)
         return
 
-    import boto3
     from agent_runtime import workspace_paths
     from session_core import SessionKey, SessionRegistry, TranscriptStore
 
-    from agentbot.local_aws import LOCAL_CREDENTIALS, moto_endpoint
+    from agentbot.local_aws import LOCAL_CREDENTIALS, local_client, moto_endpoint
     from agentbot.model_server import ModelServer
     from agentbot.provisioning import ResourceNames, provision
 
@@ -285,16 +284,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="agentbot-bench-"))
     sessions_root = work / "sessions"
     with moto_endpoint() as endpoint, ModelServer(_responder) as model:
-        clients = {
-            s: boto3.client(
-                s,
-                endpoint_url=endpoint,
-                region_name="us-east-1",
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
-            )
-            for s in ("s3", "dynamodb", "sqs", "ssm")
-        }
+        clients = {s: local_client(s, endpoint) for s in ("s3", "dynamodb", "sqs", "ssm")}
         resources = provision(
             dynamodb=clients["dynamodb"],
             s3=clients["s3"],

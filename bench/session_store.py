@@ -29,11 +29,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from session_core import TranscriptStore
 
-from agentbot.local_aws import LOCAL_CREDENTIALS, moto_endpoint
+from agentbot.local_aws import local_client, moto_endpoint
 from agentbot.provisioning import ResourceNames, provision
 
 TURN_BYTES = 100_000
@@ -218,12 +217,9 @@ def _body_size(request: Any) -> int:
 
 def clients(endpoint: str) -> tuple[Any, Any]:
     def make(service: str) -> Any:
-        return boto3.client(
+        return local_client(
             service,
-            endpoint_url=endpoint,
-            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            endpoint,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=4),
         )
 
@@ -385,13 +381,7 @@ async def main() -> None:
     rows: list[Row] = []
     with moto_endpoint() as endpoint:
         s3, ddb = clients(endpoint)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        sqs = local_client("sqs", endpoint)
         resources = provision(dynamodb=ddb, s3=s3, sqs=sqs, names=ResourceNames(prefix="bench"))
         for n in lengths:
             progress(f"generating {n} turns")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from session_core import QueueEnvelope, decode_envelope
@@ -119,76 +115,3 @@ def long_markdown(size: int) -> str:
             )
         i += 1
     return "\n\n".join(parts)
-
-
-class ThrottlingDynamoDB:
-    """An HTTP proxy in front of the local DynamoDB endpoint that answers the first
-    ``times`` requests for ``operation`` whose body contains ``body_contains`` with
-    ``ProvisionedThroughputExceededException`` (as DynamoDB does) and forwards everything
-    else. ``with ThrottlingDynamoDB(upstream, ...) as proxy:`` → point a client at
-    ``proxy.endpoint``; ``proxy.throttled`` counts the refused requests."""
-
-    def __init__(self, upstream: str, *, operation: str, body_contains: str, times: int) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.operation = operation
-        self.body_contains = body_contains.encode()
-        self.times = times
-        self.throttled = 0
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ThrottlingDynamoDB:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                target = self.headers.get("X-Amz-Target", "")
-                if target.endswith("." + proxy.operation) and proxy.body_contains in body:
-                    with proxy._lock:
-                        throttle = proxy.throttled < proxy.times
-                        proxy.throttled += throttle
-                    if throttle:
-                        self._reply(400, json.dumps({
-                            "__type": "com.amazonaws.dynamodb.v20120810#"
-                                      "ProvisionedThroughputExceededException",
-                            "message": "The level of configured provisioned throughput for the "
-                                       "table was exceeded.",
-                        }).encode(), "application/x-amz-json-1.0")
-                        return
-                headers = {
-                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
-                }
-                request = urllib.request.Request(proxy.upstream + self.path, data=body, headers=headers,
-                                                 method="POST")
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as answer:
-                        status, data, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
-                except urllib.error.HTTPError as error:
-                    status, data, kind = error.code, error.read(), error.headers.get("Content-Type")
-                self._reply(status, data, kind or "application/x-amz-json-1.0")
-
-            def _reply(self, status: int, data: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()

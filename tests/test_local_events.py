@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import boto3
 import httpx
 from botocore.config import Config
 
+from agentbot.local_aws import local_client
 from agentbot.local_events import LocalHttpApi, SqsEventSource
 from agentbot.local_lambda import FunctionSpec, LocalLambda
 
@@ -16,14 +16,7 @@ FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
 
 
 def _lambda_client(endpoint: str):
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return local_client("lambda", endpoint, config=Config(retries={"total_max_attempts": 1}))
 
 
 def test_http_api_passes_a_v2_event_and_maps_the_answer() -> None:

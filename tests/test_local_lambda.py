@@ -8,24 +8,17 @@ import os
 import threading
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.config import Config
 
+from agentbot.local_aws import local_client
 from agentbot.local_lambda import FunctionSpec, LocalLambda
 
 FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
 
 
 def _client(endpoint: str):
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(read_timeout=30, retries={"total_max_attempts": 1}),
-    )
+    return local_client("lambda", endpoint, config=Config(read_timeout=30, retries={"total_max_attempts": 1}))
 
 
 def _invoke(client, payload: dict, name: str = "probe") -> tuple[dict, str | None]:

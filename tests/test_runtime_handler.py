@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from session_core import TurnRequest, decode_turn_result, encode
 
-from agentbot.local_aws import LOCAL_CREDENTIALS
+from agentbot.local_aws import local_client
 from agentbot.local_lambda import FunctionSpec, LocalLambda
 from agentbot.model_server import DEMO_MODEL_LABEL, ModelServer, demo_responder
 
@@ -21,13 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def invoke(endpoint: str, payload: bytes) -> Any:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    client = local_client("lambda", endpoint)
     out = client.invoke(FunctionName="agent-runtime", Payload=payload)
     assert "FunctionError" not in out, out["Payload"].read()
     return out["Payload"].read()

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from session_core import SessionKey
 from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
-from telegram_stack import telegram_stack, wait_until
+from telegram_stack import wait_until
 from telegram_support import BOT_USERNAME, long_markdown, update
 
 from agentbot.local_aws import LOCAL_CREDENTIALS
@@ -22,12 +22,6 @@ from agentbot.local_telegram import Fault
 
 CHAT = 501
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
-
-
-@pytest.fixture
-def stack(aws, tmp_path, monkeypatch):
-    with telegram_stack(aws, tmp_path, monkeypatch) as started:
-        yield started
 
 
 def test_a_message_gets_typing_then_one_quoted_reply_from_one_turn(stack) -> None:
@@ -311,42 +305,23 @@ def test_forum_topic_replies_go_to_the_same_topic(stack) -> None:
 
 def test_runtime_invoke_is_never_repeated_by_boto3_and_waits_past_lambdas_maximum(aws) -> None:
     """A throttled or failing invoke reaches the Lambda service once: SQS decides on retries."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    import boto3
     from session_core import TurnRequest
     from sqs_consumer import RuntimeClient, RuntimeInvokeError
 
-    hits = []
+    from agentbot.testing import Fault as AwsFault
+    from agentbot.testing import FaultProxy
 
-    class Throttling(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            hits.append(self.path)
-            body = b'{"Type": "User", "message": "Rate exceeded"}'
-            self.send_response(429)
-            self.send_header("x-amzn-ErrorType", "TooManyRequestsException")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    throttled = AwsFault(
+        "lambda:Invoke", status=429, code="TooManyRequestsException", message="Rate exceeded"
+    )
+    with FaultProxy(aws.endpoint, [throttled]) as proxy:
+        hits = proxy.seen
         config = runtime_client_config()
-        client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{server.server_port}",
-                              config=config)
+        client = proxy.client("lambda", config=config)
         runtime = RuntimeClient(lambda_client=client, function_name="agentbot-runtime")
         with pytest.raises(RuntimeInvokeError) as err:
             runtime.run_turn(TurnRequest(version=1, session_key="default/1/0", update_id=1,
                                          prompt="hi"))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert err.value.retryable and "TooManyRequestsException" in err.value.detail
     assert len(hits) == 1  # boto3's default config would have sent it 3-5 times
     assert config.read_timeout > 900  # longer than any Lambda can run

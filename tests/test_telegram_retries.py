@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import boto3
-import pytest
 from botocore.config import Config
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -25,21 +24,17 @@ from sqs_consumer import (
     REQUEUES_ATTRIBUTE,
     runtime_client_config,
 )
-from telegram_stack import RUNTIME_FUNCTION, telegram_stack, wait_until
-from telegram_support import BUSY_TEXT, ThrottlingDynamoDB, update
+from telegram_stack import RUNTIME_FUNCTION, wait_until
+from telegram_support import BUSY_TEXT, update
 
 from agentbot.local_aws import LOCAL_CREDENTIALS
 from agentbot.local_events import sqs_lambda_event
 from agentbot.local_telegram import Fault
+from agentbot.testing import Fault as AwsFault
+from agentbot.testing import FaultProxy
 
 CHAT = 501
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
-
-
-@pytest.fixture
-def stack(aws, tmp_path, monkeypatch):
-    with telegram_stack(aws, tmp_path, monkeypatch) as started:
-        yield started
 
 
 def receive_for_the_last_time(stack) -> dict:
@@ -183,14 +178,18 @@ def test_a_record_requeued_too_often_is_dead_lettered_with_the_generic_notice(st
 
 def test_throttled_delivery_record_is_retried_not_the_message_sent_again(stack) -> None:
     # botocore's own retries off, so the consumer's retry of the write is what is tested.
-    with ThrottlingDynamoDB(
-        stack.aws.endpoint, operation="UpdateItem", body_contains='"chunk_0"', times=2
-    ) as proxy:
-        dynamodb = boto3.client(
-            "dynamodb", endpoint_url=proxy.endpoint, config=Config(retries={"total_max_attempts": 1})
-        )
+    throttle = AwsFault(
+        "dynamodb:UpdateItem",
+        times=2,
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        message="The level of configured provisioned throughput for the table was exceeded.",
+        when=lambda operation, body: b'"chunk_0"' in body,
+    )
+    with FaultProxy(stack.aws.endpoint, [throttle]) as proxy:
+        dynamodb = proxy.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
         stack.post(update(187, text="hi"))
         responses = stack.drain(stack.consumer(dynamodb=dynamodb))
-    assert proxy.throttled == 2
+    assert proxy.failed == ["dynamodb:UpdateItem"] * 2
     assert [r["batchItemFailures"] for r in responses] == [[]]
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hi"]

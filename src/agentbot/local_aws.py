@@ -7,6 +7,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 LOCALSTACK_IMAGE = "localstack/localstack:4.4.0"  # pinned: newer `latest` needs an auth token
 
@@ -16,6 +17,25 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def local_client(service: str, endpoint: str, *, config: Any = None, **kwargs: Any) -> Any:
+    """A boto3 client for ``service`` at a local endpoint, signed with LOCAL_CREDENTIALS.
+
+    ``config`` is a ``botocore.config.Config`` (retries, timeouts); other keywords go to
+    ``boto3.client``.
+    """
+    import boto3  # here, so `agentbot` commands that never call AWS start without it
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=config,
+        **kwargs,
+    )
 
 
 def docker_available() -> bool:

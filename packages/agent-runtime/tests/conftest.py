@@ -3,25 +3,20 @@ AWS (moto) and helpers to build turn requests. Real CLI, real boto3, real HTTP."
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import boto3
 import pytest
 from agent_runtime import Runtime, build_runtime, load_settings
 from botocore.config import Config
 from session_core import TurnRequest, configure_logging
 
-from agentbot.local_aws import LOCAL_CREDENTIALS
 from agentbot.model_server import ModelServer, ToolCall, last_user_text, tool_results, user_turns
+from agentbot.testing import Fault, FaultProxy
 
 API_KEY_PARAMETER = "/agentbot/test/anthropic-api-key"
 # Looks like a key so a leak would be obvious; opens nothing.
@@ -171,73 +166,29 @@ def fresh_container(sessions_root: Path) -> Callable[[], None]:
 
 
 class DynamoFaults:
-    """A small HTTP proxy in front of the local DynamoDB that answers chosen requests with a
-    500 (as DynamoDB does in an outage) while ``fail(target, body)`` says so. Real HTTP, real
-    boto3: ``client`` is a DynamoDB client that goes through it."""
+    """The test's DynamoDB behind agentbot's fault-injecting proxy: requests are answered with
+    a 500 (as DynamoDB does in an outage) while ``fail(target, body)`` says so. Real HTTP, real
+    boto3: ``client`` is a DynamoDB client that goes through it; ``failed`` lists the
+    operations (``"UpdateItem"``) refused."""
 
     def __init__(self, upstream: str) -> None:
         self.fail: Callable[[str, bytes], bool] = lambda target, body: False
-        self.failed: list[str] = []
-        self.passed: list[str] = []
-        parts = urlsplit(upstream)
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                target = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                if proxy.fail(target, body):
-                    proxy.failed.append(target)
-                    status, data, headers = (
-                        500,
-                        json.dumps(
-                            {
-                                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                                "message": "injected",
-                            }
-                        ).encode(),
-                        [("Content-Type", "application/x-amz-json-1.0")],
-                    )
-                else:
-                    proxy.passed.append(target)
-                    upstream_conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-                    try:
-                        upstream_conn.request(
-                            "POST", self.path, body=body, headers=dict(self.headers.items())
-                        )
-                        response = upstream_conn.getresponse()
-                        status, data = response.status, response.read()
-                        headers = [(k, v) for k, v in response.getheaders() if k.lower() in ("content-type",)]
-                    finally:
-                        upstream_conn.close()
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self.client = boto3.client(
-            "dynamodb",
-            endpoint_url=self.url,
-            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        outage = Fault("dynamodb:*", when=lambda operation, body: self.fail(_target(operation), body))
+        self.proxy = FaultProxy(upstream, [outage]).start()
+        self.client = self.proxy.client(
+            "dynamodb", config=Config(retries={"max_attempts": 2, "mode": "standard"})
         )
 
+    @property
+    def failed(self) -> list[str]:
+        return [_target(operation) for operation in self.proxy.failed]
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.proxy.stop()
+
+
+def _target(operation: str) -> str:
+    return operation.removeprefix("dynamodb:")
 
 
 @pytest.fixture

@@ -7,22 +7,15 @@ and table. Each case gives a clear typed error or is tolerated, and nothing stor
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from session_core import CorruptTranscriptError, StorageError, TranscriptStore
 
-from agentbot.local_aws import LOCAL_CREDENTIALS
+from agentbot.testing import Fault, FaultProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -47,138 +40,20 @@ def history(turns: int) -> list[dict[str, Any]]:
     return [e for n in range(turns) for e in turn(n)]
 
 
-# --- a fault-injecting proxy ------------------------------------------------------------------
-
-
-@dataclass
-class Fault:
-    operation: str  # e.g. "dynamodb:TransactWriteItems", "s3:GetObject"
-    times: int  # how many matching requests to hit (-1: all)
-    status: int = 500
-    forward_first: bool = False  # let the request reach moto, then lose the response
-
-
-class FaultProxy:
-    """Forwards every request to the upstream endpoint, failing the operations it is told to."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urllib.parse.urlsplit(upstream)
-        self.faults: list[Fault] = []
-        self.seen: list[str] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                operation = proxy.operation_of(self.command, self.path, self.headers)
-                fault = proxy.take_fault(operation)
-                if fault is None or fault.forward_first:
-                    status, headers, payload = proxy.forward(self.command, self.path, self.headers, body)
-                if fault is not None:
-                    status, headers, payload = proxy.error_response(operation, fault.status)
-                self.send_response(status)
-                for name, value in headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def operation_of(self, method: str, path: str, headers: Any) -> str:
-        target = headers.get("X-Amz-Target")
-        if target:
-            return "dynamodb:" + target.split(".")[-1]
-        url = urllib.parse.urlsplit(path)
-        segments = [s for s in url.path.split("/") if s]
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        if len(segments) >= 2:
-            return "s3:" + {
-                "GET": "GetObject",
-                "PUT": "PutObject",
-                "DELETE": "DeleteObject",
-                "HEAD": "HeadObject",
-            }.get(method, method)
-        if method == "POST" and "delete" in query:
-            return "s3:DeleteObjects"
-        if method == "GET" and "list-type" in query:
-            return "s3:ListObjectsV2"
-        return f"s3:{method}"
-
-    def take_fault(self, operation: str) -> Fault | None:
-        with self._lock:
-            self.seen.append(operation)
-            for fault in self.faults:
-                if fault.operation == operation and fault.times != 0:
-                    fault.times -= 1 if fault.times > 0 else 0
-                    return fault
-        return None
-
-    def forward(
-        self, method: str, path: str, headers: Any, body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
-        try:
-            skip = {"content-length", "connection", "transfer-encoding"}
-            conn.request(
-                method, path, body=body, headers={k: v for k, v in headers.items() if k.lower() not in skip}
-            )
-            response = conn.getresponse()
-            payload = response.read()
-            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in skip]
-            return response.status, kept, payload
-        finally:
-            conn.close()
-
-    @staticmethod
-    def error_response(operation: str, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
-        if operation.startswith("dynamodb:"):
-            body = {
-                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                "message": "injected fault",
-            }
-            return status, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(body).encode()
-        code = "SlowDown" if status == 503 else "InternalError"
-        xml = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>injected fault</Message></Error>"
-        return status, [("Content-Type", "application/xml")], xml.encode()
+# --- the fault-injecting proxy (agentbot.testing) ------------------------------------------
 
 
 @pytest.fixture
 def proxy(aws: Any) -> Iterator[FaultProxy]:
-    started = FaultProxy(aws.endpoint)
-    started.thread.start()
-    yield started
-    started.server.shutdown()
-    started.server.server_close()
+    with FaultProxy(aws.endpoint) as started:
+        yield started
 
 
 def proxied_store(aws: Any, proxy: FaultProxy, **kwargs: Any) -> TranscriptStore:
-    def client(service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=proxy.endpoint,
-            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-        )
-
+    config = Config(retries={"max_attempts": 2, "mode": "standard"})
     return TranscriptStore(
-        s3=client("s3"),
-        dynamodb=client("dynamodb"),
+        s3=proxy.client("s3", config=config),
+        dynamodb=proxy.client("dynamodb", config=config),
         bucket=aws.resources.bucket,
         table=aws.resources.table,
         **kwargs,

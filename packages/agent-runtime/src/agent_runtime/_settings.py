@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
-from session_core import ConfigError
+from session_core import ConfigError, env_int
 
 Backend = Literal["anthropic", "bedrock"]
 
@@ -42,19 +42,6 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(name, f"must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ConfigError(name, f"must be >= {minimum}, got {value}")
-    return value
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     """Read the settings; a missing or malformed one is a ConfigError naming the variable."""
     env = os.environ if environ is None else environ
@@ -81,7 +68,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
         tenant=opt("TENANT") or "default",
-        retention_days=_int(env, "SESSION_TTL_DAYS", 25, 1),
+        retention_days=env_int("SESSION_TTL_DAYS", 25, minimum=1, environ=env),
         backend=backend,
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=opt("ANTHROPIC_BASE_URL"),
@@ -93,8 +80,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         aws_region=region,
         model_invoke_role_arn=opt("MODEL_INVOKE_ROLE_ARN"),
         sessions_root=opt("SESSIONS_ROOT") or "/tmp/agentbot-sessions",
-        session_disk_limit_mb=_int(env, "SESSION_DISK_LIMIT_MB", 512, 16),
-        lease_duration_s=float(_int(env, "LEASE_DURATION_S", 120, 3)),
-        model_max_retries=_int(env, "MODEL_MAX_RETRIES", 2, 0),
-        model_timeout_ms=_int(env, "MODEL_TIMEOUT_MS", 120_000, 1000),
+        session_disk_limit_mb=env_int("SESSION_DISK_LIMIT_MB", 512, minimum=16, environ=env),
+        lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
+        model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
+        model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ._errors import ConfigError, InvalidSessionKeyError
 from ._keys import validate_tenant
@@ -19,9 +20,15 @@ def require_env(name: str) -> str:
     return value
 
 
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    """An integer setting with a default; a malformed value is a ConfigError naming it."""
-    raw = os.environ.get(name, "").strip()
+def env_int(
+    name: str, default: int, *, minimum: int = 0, environ: Mapping[str, str] | None = None
+) -> int:
+    """An integer setting with a default; a malformed value is a ConfigError naming it.
+
+    Read from ``environ`` when given (a settings loader's own mapping), else ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
