@@ -208,6 +208,7 @@ class SqsEventSource:
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._lock = threading.Lock()
+        self._receive_lock = threading.Lock()
 
     def start(self) -> SqsEventSource:
         for index in range(self._pollers):
@@ -232,13 +233,16 @@ class SqsEventSource:
         region = self._sqs.meta.region_name
         while not self._stopping.is_set():
             try:
-                received = self._sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=self._batch_size,
-                    WaitTimeSeconds=1,
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
+                # one receive at a time: moto can hand the same FIFO message to two concurrent
+                # receives (SQS does not); processing still runs in parallel
+                with self._receive_lock:
+                    received = self._sqs.receive_message(
+                        QueueUrl=self._queue_url,
+                        MaxNumberOfMessages=self._batch_size,
+                        WaitTimeSeconds=1,
+                        MessageSystemAttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    ).get("Messages", [])
             except Exception:  # the endpoint is going away at shutdown; keep polling otherwise
                 if self._stopping.wait(0.5):
                     return
