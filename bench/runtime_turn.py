@@ -195,14 +195,14 @@ def _run_container(
     return json.loads(line.removeprefix("BENCH-RESULT ")), wall
 
 
-def _grow_session(store: Any, runtime_cwd: str, session_id: str, turns: int) -> None:
+def _grow_session(store: Any, session: Any, session_id: str, turns: int) -> None:
     """Append ``turns`` synthetic user/assistant exchanges to a real transcript (as if the
     session had run that many turns): same entry shapes, fresh uuids, one parent chain."""
     import asyncio
 
-    from claude_agent_sdk import project_key_for_directory
+    from agent_runtime import transcript_project
 
-    key = {"project_key": project_key_for_directory(runtime_cwd), "session_id": session_id}
+    key = {"project_key": transcript_project(session), "session_id": session_id}
     entries = asyncio.run(store.load(key))
     chain = [e for e in entries if e.get("uuid")]
     user = next(e for e in chain if e["type"] == "user")
@@ -271,7 +271,6 @@ def main() -> None:
         child(args)
         return
 
-    from agent_runtime import workspace_paths
     from session_core import SessionKey, SessionRegistry, TranscriptStore
 
     from agentbot.local_aws import LOCAL_CREDENTIALS, local_client, moto_endpoint
@@ -325,8 +324,7 @@ def main() -> None:
             SessionKey.parse("default/2/0")
         )
         assert record is not None and record.sdk_session_id
-        cwd = workspace_paths(sessions_root, SessionKey.parse("default/2/0")).cwd
-        _grow_session(store, cwd, record.sdk_session_id, args.long_turns - 1)
+        _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, args.long_turns - 1)
         progress("long session: a fresh container runs a cold and a warm turn")
         long, _ = _run_container(env, sessions_root, turns=2, first_update=2, session_key="default/2/0")
         rows.append((f"{args.long_turns}-turn, cold process", long["turns"][0], _start_to_answer(long)))

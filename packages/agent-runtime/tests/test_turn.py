@@ -23,6 +23,23 @@ def request_text(call: Any) -> str:
     return json.dumps(call.body["messages"])
 
 
+def test_a_container_with_another_sessions_root_resumes_the_session(
+    make_runtime, model_server, turn_request, tmp_path
+) -> None:
+    """Transcripts are kept under the session key, not under the working directory's path."""
+    first = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "one")}).run_turn(
+        turn_request("the password is heron", update_id=1)
+    )
+    assert first.ok, first
+    second = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "two")}).run_turn(
+        turn_request("what is the password?", update_id=2)
+    )
+    assert second.ok, second
+    assert second.session_id == first.session_id
+    assert second.text == "turns=2 last=what is the password?"
+    assert "the password is heron" in request_text(model_server.model_calls[-1])
+
+
 def test_first_turn_then_a_fresh_container_resumes_the_session(
     make_runtime, model_server, turn_request, fresh_container, aws
 ) -> None:
@@ -205,12 +222,12 @@ def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
     assert old.session_id in record.previous_session_ids
     import asyncio
 
-    from agent_runtime import workspace_paths as paths
-    from claude_agent_sdk import project_key_for_directory
+    from agent_runtime import transcript_project
 
-    cwd = paths(runtime.settings.sessions_root, SessionKey.parse(KEY)).cwd
     entries = asyncio.run(
-        runtime.store.load({"project_key": project_key_for_directory(cwd), "session_id": old.session_id})
+        runtime.store.load(
+            {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": old.session_id}
+        )
     )
     assert entries and "old topic" in json.dumps(entries)
 

@@ -28,7 +28,7 @@ from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, Mode
 from ._model_proxy import ModelProxy
 from ._process_secrets import aws_session, held_secrets, is_secret_variable
 from ._settings import RuntimeSettings, load_settings
-from ._turn import DEADLINE_MARGIN_S, USER_MESSAGES, PhaseTimes, Runtime
+from ._turn import DEADLINE_MARGIN_S, USER_MESSAGES, PhaseTimes, Runtime, transcript_project
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 __all__ = [
@@ -62,5 +62,6 @@ __all__ = [
     "load_claude_config",
     "load_settings",
     "session_workspace",
+    "transcript_project",
     "workspace_paths",
 ]

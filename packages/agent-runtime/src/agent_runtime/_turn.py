@@ -81,11 +81,20 @@ class PhaseTimes(msgspec.Struct, kw_only=True):
     store_appends: int = 0
 
 
+def transcript_project(key: SessionKey) -> str:
+    """The project key under which a session's transcripts are stored: the session key itself,
+    not the SDK's key derived from the working directory, so a session resumes whatever
+    SESSIONS_ROOT (or `agentbot dev --state-dir`) a container uses."""
+    return key.canonical
+
+
 class _TimedStore:
-    """Delegates to the transcript store and adds up the time the SDK spends in it."""
+    """Delegates to the transcript store for the running turn's session (``scope``: every
+    project key the SDK passes becomes the session's) and adds up the time spent in it."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.scope: str | None = None
         self.load_s = 0.0
         self.append_s = 0.0
         self.loads = 0
@@ -98,7 +107,7 @@ class _TimedStore:
     async def load(self, key: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await self.inner.load(key)
+            return await self.inner.load(self._scoped(key))
         finally:
             self.load_s += time.perf_counter() - started
             self.loads += 1
@@ -106,7 +115,7 @@ class _TimedStore:
     async def append(self, key: Any, entries: Any) -> None:
         started = time.perf_counter()
         try:
-            await self.inner.append(key, entries)
+            await self.inner.append(self._scoped(key), entries)
         finally:
             self.append_s += time.perf_counter() - started
             self.appends += 1
@@ -114,18 +123,21 @@ class _TimedStore:
     async def list_subkeys(self, key: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await self.inner.list_subkeys(key)
+            return await self.inner.list_subkeys(self._scoped(key))
         finally:
             self.load_s += time.perf_counter() - started
 
     async def list_sessions(self, project_key: str) -> Any:
-        return await self.inner.list_sessions(project_key)
+        return await self.inner.list_sessions(self.scope or project_key)
 
     async def delete(self, key: Any) -> None:
-        await self.inner.delete(key)
+        await self.inner.delete(self._scoped(key))
 
     async def list_session_summaries(self, project_key: str) -> Any:
-        return await self.inner.list_session_summaries(project_key)
+        return await self.inner.list_session_summaries(self.scope or project_key)
+
+    def _scoped(self, key: Any) -> Any:
+        return key if self.scope is None else {**key, "project_key": self.scope}
 
 
 @dataclass
@@ -247,6 +259,7 @@ class Runtime:
         store = self._timed_store
         assert store is not None
         store.reset()
+        store.scope = transcript_project(key)
         # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
         try:
@@ -389,7 +402,7 @@ class Runtime:
         timed-out run; its retry) is left out: otherwise the model would read the user's
         message twice. The runtime's prompts carry their update id in their uuid
         (``_prompt_uuid``); the last one is looked up in the registry. None: resume it all."""
-        location = {"project_key": project_key_for_directory(workspace.cwd), "session_id": resume}
+        location = {"project_key": transcript_project(key), "session_id": resume}
         try:
             entries = await self.store.load(location) or []
         except Exception as exc:  # the SDK's own load reports a real outage; resume it all
@@ -626,7 +639,9 @@ class Runtime:
         for config_dir in candidates:
             if (config_dir / "projects" / project_key / name).is_file():
                 with _process_config_dir(str(config_dir)):
-                    await import_session_to_store(outcome.session_id, self.store, directory=workspace.cwd)
+                    await import_session_to_store(
+                        outcome.session_id, self._timed_store, directory=workspace.cwd
+                    )
                 outcome.caught_up_after = errors_seen
                 log.info("turn.store_caught_up")
                 return
