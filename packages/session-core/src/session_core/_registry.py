@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ._aws_errors import aws_error_code, storage_error
 from ._errors import LeaseHeldError, LeaseLostError, StaleHeadError, StorageError
 from ._keys import SessionKey, validate_tenant
 from ._logging import get_logger
@@ -123,7 +124,7 @@ class SessionRegistry:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _code(exc) == _CONDITION_FAILED:
+            if aws_error_code(exc) == _CONDITION_FAILED:
                 return self.get_session(key)  # someone else switched meanwhile; theirs stands
             raise self._storage_error("start_new_session", "UpdateItem", exc) from exc
         except BotoCoreError as exc:
@@ -170,7 +171,7 @@ class SessionRegistry:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != _CONDITION_FAILED:
+            if aws_error_code(exc) != _CONDITION_FAILED:
                 raise self._storage_error("acquire_lease", "UpdateItem", exc) from exc
             held = exc.response.get("Item") or self._get("acquire_lease", _session_pk(key), _META)
             holder = _str(held, "lease_owner") if held else "?"
@@ -214,7 +215,7 @@ class SessionRegistry:
                 },
             )
         except ClientError as exc:
-            if _code(exc) == _CONDITION_FAILED:
+            if aws_error_code(exc) == _CONDITION_FAILED:
                 raise LeaseLostError(lease.session_key.canonical, lease.owner) from exc
             raise self._storage_error("renew_lease", "UpdateItem", exc) from exc
         except BotoCoreError as exc:
@@ -232,7 +233,7 @@ class SessionRegistry:
                 ExpressionAttributeValues={":owner": {"S": lease.owner}},
             )
         except ClientError as exc:
-            if _code(exc) != _CONDITION_FAILED:
+            if aws_error_code(exc) != _CONDITION_FAILED:
                 raise self._storage_error("release_lease", "UpdateItem", exc) from exc
         except BotoCoreError as exc:
             raise self._storage_error("release_lease", "UpdateItem", exc) from exc
@@ -307,7 +308,7 @@ class SessionRegistry:
                 ]
             )
         except ClientError as exc:
-            if _code(exc) != "TransactionCanceledException":
+            if aws_error_code(exc) != "TransactionCanceledException":
                 raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
             reasons = exc.response.get("CancellationReasons") or [{}, {}]
             turn_reason, session_reason = reasons[0], reasons[1]
@@ -414,7 +415,7 @@ class SessionRegistry:
         try:
             self._db.update_item(TableName=self._table, Key=_key(pk, sk), **kwargs)
         except ClientError as exc:
-            if _code(exc) == _CONDITION_FAILED:
+            if aws_error_code(exc) == _CONDITION_FAILED:
                 raise _ConditionFailed from exc
             raise self._storage_error(operation, "UpdateItem", exc) from exc
         except BotoCoreError as exc:
@@ -423,11 +424,8 @@ class SessionRegistry:
     def _storage_error(
         self, operation: str, request: str, exc: ClientError | BotoCoreError
     ) -> StorageError:
-        code = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-        return StorageError(
-            f"registry.{operation}",
-            f"DynamoDB {request} on table {self._table!r}: {exc}",
-            error_code=code,
+        return storage_error(
+            f"registry.{operation}", exc, context=f"DynamoDB {request} on table {self._table!r}"
         )
 
 
@@ -474,10 +472,6 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 def _num(value: float) -> dict[str, str]:
     return {"N": str(value)}
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _str(item: Mapping[str, Any], name: str) -> str | None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._errors import ConfigError, StorageError
+from ._aws_errors import aws_error_code, storage_error
+from ._errors import ConfigError
 
 # Parameter name → value. A warm Lambda container reads each secret once; values never
 # leave this dict except to the caller (no logging, no error messages).
@@ -28,18 +29,13 @@ def read_secret(ssm_client: Any, name: str) -> str:
     try:
         out = ssm_client.get_parameter(Name=name, WithDecryption=True)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code == "ParameterNotFound":
+        if aws_error_code(exc) == "ParameterNotFound":
             raise ConfigError(
                 name, "SSM parameter not found; create it as a SecureString in this region"
             ) from exc
-        raise StorageError(
-            "read_secret", f"SSM GetParameter {name!r}: {code}", error_code=code
-        ) from exc
+        raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
     except BotoCoreError as exc:
-        raise StorageError(
-            "read_secret", f"SSM GetParameter {name!r}: {exc}", error_code=type(exc).__name__
-        ) from exc
+        raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
     value = str(out["Parameter"].get("Value", ""))
     if not value.strip():
         raise ConfigError(name, "SSM parameter is empty; put the secret's value in it")

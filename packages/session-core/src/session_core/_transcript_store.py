@@ -59,6 +59,7 @@ from typing import Any, TypedDict
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ._aws_errors import aws_error_code, storage_error
 from ._errors import ConfigError, CorruptTranscriptError, StaleHeadError, StorageError
 from ._logging import get_logger
 from ._transcript_format import (
@@ -926,7 +927,7 @@ class TranscriptStore:
         try:
             return getattr(client, method)(**kwargs)
         except ClientError as exc:
-            if passthrough and exc.response.get("Error", {}).get("Code") in passthrough:
+            if passthrough and aws_error_code(exc) in passthrough:
                 raise
             raise _storage_error(f"{service}.{operation}", exc) from exc
         except BotoCoreError as exc:
@@ -1025,12 +1026,6 @@ def _uuids_of(entries: list[Any]) -> set[str]:
 
 
 def _storage_error(operation: str, exc: Exception) -> StorageError:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        err = StorageError(operation, f"{code}: {error.get('Message', '')} (HTTP {status})", error_code=code)
-        if code in _PERMANENT_CODES:
-            err.retryable = False
-        return err
+    if isinstance(exc, (ClientError, BotoCoreError)):
+        return storage_error(operation, exc, context="", permanent_codes=_PERMANENT_CODES)
     return StorageError(operation, f"{type(exc).__name__}: {exc}")
