@@ -32,6 +32,9 @@ class StateDirectory:
         self._table = table
         self._bucket = bucket
         self._lock = threading.Lock()
+        # ETags of the objects in the last saved copy: a save after each reply downloads
+        # only what changed (snapshots are rewritten rarely, and they are the big part)
+        self._saved_etags: dict[str, str] = {}
 
     def restore(self) -> tuple[int, int]:
         """Load a saved copy into the (empty) table and bucket; returns (items, objects)."""
@@ -68,14 +71,20 @@ class StateDirectory:
                 for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._table):
                     for item in page["Items"]:
                         out.write(json.dumps(_binary_out(item)) + "\n")
+            etags: dict[str, str] = {}
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
                 for entry in page.get("Contents", []):
                     target = (staging / _OBJECTS_DIR / entry["Key"]).resolve()
                     if not target.is_relative_to((staging / _OBJECTS_DIR).resolve()):
                         raise ValueError(f"object key {entry['Key']!r} would leave the state directory")
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    body = self._s3.get_object(Bucket=self._bucket, Key=entry["Key"])["Body"].read()
-                    target.write_bytes(body)
+                    kept = self.root / _OBJECTS_DIR / entry["Key"]
+                    if self._saved_etags.get(entry["Key"]) == entry["ETag"] and kept.is_file():
+                        os.link(kept, target)  # unchanged since the last save: no download
+                    else:
+                        body = self._s3.get_object(Bucket=self._bucket, Key=entry["Key"])["Body"].read()
+                        target.write_bytes(body)
+                    etags[entry["Key"]] = entry["ETag"]
             # swap in the new copy; the old one is removed only after the new one is complete
             previous = self.root / ".previous"
             shutil.rmtree(previous, ignore_errors=True)
@@ -86,6 +95,7 @@ class StateDirectory:
                 os.replace(staging / name, self.root / name)
             shutil.rmtree(previous, ignore_errors=True)
             shutil.rmtree(staging, ignore_errors=True)
+            self._saved_etags = etags
 
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
         pending: dict[str, Any] = {self._table: batch}
