@@ -446,3 +446,17 @@ def test_an_unreachable_endpoint_is_a_storage_error(aws: Any) -> None:
     with pytest.raises(StorageError) as info:
         registry.update_seen("acme", 1)
     assert info.value.operation == "registry.update_seen"
+
+
+def test_record_turn_answers_with_the_result_that_counts(registry: SessionRegistry) -> None:
+    """The first run of an update to be recorded wins; a later run gets that answer back."""
+    first = registry.acquire_lease(KEY, owner="a", duration_s=60)
+    winner = result(7, text="first answer")
+    assert registry.record_turn(first, result=winner) is winner
+    assert registry.record_turn(first, result=winner) is winner  # a retry of our own write
+    registry.release_lease(first)
+    second = registry.acquire_lease(KEY, owner="b", duration_s=60)
+    counted = registry.record_turn(second, result=result(7, text="second answer"))
+    assert counted.text == "first answer" and counted.replayed
+    record = registry.get_session(KEY)
+    assert record is not None and record.turns == 1

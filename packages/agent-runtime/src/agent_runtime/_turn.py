@@ -447,7 +447,7 @@ class Runtime:
         while True:
             attempt += 1
             try:
-                await asyncio.to_thread(self.registry.complete_turn, holder.lease, result=turn)
+                counted = await asyncio.to_thread(self.registry.record_turn, holder.lease, result=turn)
                 break
             except (StaleHeadError, LeaseLostError) as exc:
                 recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
@@ -462,16 +462,11 @@ class Runtime:
                 log.warning("turn.record_retry", attempt=attempt, error_code=exc.error_code)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        # complete_turn changes nothing when the update was recorded already (another run of
-        # it won): answer with what was recorded, so every caller sees one answer.
-        try:
-            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-        except StorageError:
-            return turn  # recorded just now; this read only guards the race above
-        if recorded is not None and msgspec.structs.replace(recorded, replayed=False) != turn:
+        # Another run of this update may have been recorded first: its answer counts, so every
+        # caller sees one answer.
+        if counted is not turn:
             log.warning("turn.recorded_by_another_run")
-            return _replayed(recorded)
-        return turn
+        return counted
 
     async def _keep_lease(self, holder: _LeaseHolder) -> None:
         interval = max(self.settings.lease_duration_s / 3, 1.0)

@@ -258,6 +258,26 @@ class SessionRegistry:
         nothing is written then.
         """
         key = lease.session_key
+        self._write_turn(lease, result)
+        record = self.get_session(key)
+        if record is None:  # the transaction just wrote it; only a deleted table gets here
+            raise StorageError("complete_turn", f"session {key.canonical} vanished after its write")
+        return record
+
+    def record_turn(self, lease: Lease, *, result: TurnResult) -> TurnResult:
+        """Like ``complete_turn``, but answer with the result that counts for the update:
+        ``result`` when this call recorded it, or the one an earlier run of the same update
+        recorded first (``replayed=True``). No read follows a successful write."""
+        if self._write_turn(lease, result):
+            return result
+        recorded = self.get_turn_result(lease.session_key, result.update_id)
+        if recorded is None or msgspec.structs.replace(recorded, replayed=False) == result:
+            return result  # our own write landed before (a retry after a lost response)
+        return recorded
+
+    def _write_turn(self, lease: Lease, result: TurnResult) -> bool:
+        """The transaction of ``complete_turn``; False when the update was recorded already."""
+        key = lease.session_key
         if result.session_key != key.canonical:
             raise ValueError(
                 f"TurnResult.session_key {result.session_key!r} is not the lease's {key.canonical!r}"
@@ -312,10 +332,9 @@ class SessionRegistry:
                 raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
             reasons = exc.response.get("CancellationReasons") or [{}, {}]
             turn_reason, session_reason = reasons[0], reasons[1]
-            if turn_reason.get("Code") == "ConditionalCheckFailed":
-                record = self.get_session(key)  # already recorded: a retry changes nothing
-                if record is not None:
-                    return record
+            already_recorded = turn_reason.get("Code") == "ConditionalCheckFailed"
+            if already_recorded and self._get("complete_turn", _session_pk(key), _META) is not None:
+                return False  # a retry changes nothing
             if session_reason.get("Code") != "ConditionalCheckFailed":
                 raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
             current = session_reason.get("Item") or self._get(
@@ -326,10 +345,7 @@ class SessionRegistry:
             raise StaleHeadError(key.canonical, lease.head_version) from exc
         except BotoCoreError as exc:
             raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
-        record = self.get_session(key)
-        if record is None:  # the transaction just wrote it; only a deleted table gets here
-            raise StorageError("complete_turn", f"session {key.canonical} vanished after its write")
-        return record
+        return True
 
     # -- delivery records -------------------------------------------------------------------
 
