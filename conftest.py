@@ -1,8 +1,11 @@
 """Test stack shared by every package's tests: a local AWS endpoint that starts itself.
 
-The moto server on 127.0.0.1 by default; LocalStack via testcontainers when a Docker
-engine answers; `AWS_TEST_BACKEND=moto|localstack` forces one. Every test gets its
-own freshly provisioned resources (unique names), so state never leaks between cases.
+The moto server on 127.0.0.1 always serves DynamoDB (and SSM, STS, ...); S3 and SQS come
+from LocalStack, started through testcontainers, when a Docker engine answers and the
+LocalStack image is built (infra/images/localstack/build.sh), else from moto too.
+`AWS_TEST_BACKEND=moto|localstack` forces one (localstack fails loudly when it cannot start).
+The summary at the end says which ran. Every test gets its own freshly provisioned
+resources (unique names), so state never leaks between cases.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from agentbot.local_aws import LOCAL_CREDENTIALS, aws_endpoint, local_client
+from agentbot.local_aws import LOCAL_CREDENTIALS, LocalEndpoints, aws_endpoint, local_client
 from agentbot.provisioning import ResourceNames, StackResources, provision
 
 
@@ -24,15 +27,23 @@ from agentbot.provisioning import ResourceNames, StackResources, provision
 class LocalAws:
     """One test's AWS: the endpoint, ready clients and the resources provisioned for it."""
 
-    backend: str
-    endpoint: str
+    endpoints: LocalEndpoints
     resources: StackResources
     s3: Any
     dynamodb: Any
     sqs: Any
 
+    @property
+    def backend(self) -> str:
+        return self.endpoints.backend
+
+    @property
+    def endpoint(self) -> str:
+        """The moto server: DynamoDB and every service LocalStack does not serve."""
+        return self.endpoints.default
+
     def client(self, service: str, **kwargs: Any) -> Any:
-        return make_client(service, self.endpoint, **kwargs)
+        return make_client(service, self.endpoints.url_for(service), **kwargs)
 
 
 def make_client(service: str, endpoint: str, **kwargs: Any) -> Any:
@@ -41,26 +52,42 @@ def make_client(service: str, endpoint: str, **kwargs: Any) -> Any:
     )
 
 
+_started: list[LocalEndpoints] = []
+
+
 @pytest.fixture(scope="session")
-def aws_backend() -> Iterator[tuple[str, str]]:
-    """(backend name, endpoint URL) of the local AWS, started once per test session."""
+def aws_backend() -> Iterator[LocalEndpoints]:
+    """The local AWS endpoints, started once per test session."""
     with aws_endpoint() as started:
+        _started.append(started)
         yield started
 
 
 @pytest.fixture
-def aws(aws_backend: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> LocalAws:
+def aws(aws_backend: LocalEndpoints, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
     """Fresh table, bucket and FIFO queues for this test, with the handlers' env vars set."""
-    backend, endpoint = aws_backend
     for name, value in LOCAL_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    s3, dynamodb, sqs = (make_client(s, endpoint) for s in ("s3", "dynamodb", "sqs"))
+    for name, value in aws_backend.environment().items():
+        monkeypatch.setenv(name, value)
+    s3, dynamodb, sqs = (make_client(s, aws_backend.url_for(s)) for s in ("s3", "dynamodb", "sqs"))
     names = ResourceNames(prefix=f"t{uuid.uuid4().hex[:12]}")
     resources = provision(dynamodb=dynamodb, s3=s3, sqs=sqs, names=names)
     for name, value in resources.environment().items():
         monkeypatch.setenv(name, value)
-    return LocalAws(backend, endpoint, resources, s3, dynamodb, sqs)
+    return LocalAws(aws_backend, resources, s3, dynamodb, sqs)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which local AWS really ran; `AGENTBOT_EMULATOR_REPORT` also gets the line (CI)."""
+    if not _started:
+        return
+    line = f"emulator: {_started[0].describe()}"
+    terminalreporter.write_sep("=", line)
+    report = os.environ.get("AGENTBOT_EMULATOR_REPORT")
+    if report:
+        with open(report, "w", encoding="utf-8") as out:
+            out.write(line + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -235,12 +235,10 @@ def one_request_at_a_time(aws: Any) -> Iterator[str]:
 
     The moto server runs each request in its own thread with no lock, so two conditional
     writes to one item can both pass their condition (measured: both threads "won" within
-    a few rounds). Real DynamoDB (and LocalStack) serialize writes to an item; this
-    endpoint restores that guarantee, so the race below tests our conditions, not moto.
+    a few rounds). Real DynamoDB serializes writes to an item; this endpoint restores that
+    guarantee, so the race below tests our conditions, not moto. DynamoDB is moto in every
+    test backend (LocalStack would serve it with DynamoDB Local, which is not open source).
     """
-    if aws.backend != "moto":
-        yield aws.endpoint
-        return
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

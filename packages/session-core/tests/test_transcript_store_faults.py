@@ -45,7 +45,7 @@ def history(turns: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def proxy(aws: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(aws.endpoint) as started:
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as started:
         yield started
 
 

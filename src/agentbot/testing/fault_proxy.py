@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,13 +66,19 @@ class Fault:
 class FaultProxy:
     """Forward every request to ``upstream``, failing those the listed ``faults`` match.
 
+    ``services`` sends some services to another upstream (``{"s3": localstack_url}``), for a
+    local AWS whose services answer at different endpoints.
+
     ``seen`` lists every request's operation in arrival order and ``failed`` the ones answered
     with a fault. Use as a context manager (or ``start()``/``stop()``); ``faults`` may be
     changed while it runs.
     """
 
-    def __init__(self, upstream: str, faults: list[Fault] | None = None) -> None:
+    def __init__(
+        self, upstream: str, faults: list[Fault] | None = None, *, services: Mapping[str, str] | None = None
+    ) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
+        self.service_upstreams = {s: urllib.parse.urlsplit(u) for s, u in (services or {}).items()}
         self.faults: list[Fault] = list(faults or [])
         self.seen: list[str] = []
         self.failed: list[str] = []
@@ -89,7 +95,9 @@ class FaultProxy:
                 operation = operation_of(self.command, self.path, self.headers)
                 fault = proxy.take_fault(operation, body)
                 if fault is None or fault.forward_first:
-                    status, headers, payload = proxy.forward(self.command, self.path, self.headers, body)
+                    status, headers, payload = proxy.forward(
+                        self.command, self.path, self.headers, body, service=operation.split(":", 1)[0]
+                    )
                 if fault is not None:
                     status, headers, payload = error_response(operation, fault)
                 self.send_response(status)
@@ -147,9 +155,10 @@ class FaultProxy:
                     return fault
         return None
 
-    def forward(self, method: str, path: str, headers: Any, body: bytes) -> Reply:
-        """Send one request to the upstream; its status, headers and body."""
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+    def forward(self, method: str, path: str, headers: Any, body: bytes, service: str = "") -> Reply:
+        """Send one request to the upstream (of ``service``); its status, headers and body."""
+        upstream = self.service_upstreams.get(service, self.upstream)
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
         try:
             sent = {k: v for k, v in headers.items() if k.lower() not in _SKIPPED_HEADERS}
             conn.request(method, path, body=body, headers=sent)
