@@ -29,13 +29,22 @@ _RUNTIME_PREFIX = "/2018-06-01/runtime/"
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """How to run one function: its handler path, extra environment and limits."""
+    """How to run one function: its handler path, extra environment and limits.
+
+    With ``image`` the function runs from that container image (its entrypoint is
+    awslambdaric, as in Lambda) through ``docker run`` on the host network, on
+    ``image_platform`` (e.g. ``linux/arm64``, emulated on another machine), instead of as a
+    local process. The container gets ``env``, the Lambda variables and the caller's
+    ``AWS_*`` settings (local credentials and endpoints), nothing else of this process.
+    """
 
     handler: str
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 900.0
     max_concurrency: int = 2
     memory_mb: int = 1024
+    image: str | None = None
+    image_platform: str | None = None
 
 
 @dataclass
@@ -98,9 +107,14 @@ class _Worker:
             "_HANDLER": spec.handler,
         }
         env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
+        self.container: str | None = None
+        command = [python, "-m", "awslambdaric", spec.handler]
+        if spec.image:
+            self.container = f"agentbot-fn-{name}-{uuid.uuid4().hex[:8]}"
+            command = _container_command(self.container, spec, env)
         # A process group of its own, so stopping kills whatever the handler spawned too.
         self.process = subprocess.Popen(
-            [python, "-m", "awslambdaric", spec.handler],
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log if log is not None else None,
@@ -155,9 +169,23 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        if self.container:  # the container outlives a killed `docker run`
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
         self.inbox.put(None)  # releases a long-poll still waiting
         self._server.shutdown()
         self._server.server_close()
+
+
+def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str]) -> list[str]:
+    """`docker run` of the function's image; values travel in the environment, not argv."""
+    names = [n for n in env if n in spec.env or n.startswith(("AWS_", "_HANDLER"))]
+    command = ["docker", "run", "--rm", "--name", container, "--network", "host"]
+    if spec.image_platform:
+        command += ["--platform", spec.image_platform]
+    for name in sorted(names):
+        command += ["-e", name]
+    assert spec.image is not None
+    return [*command, spec.image, spec.handler]
 
 
 def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
