@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,9 @@ def _clean_env(marker: str) -> dict[str, str]:
 
 
 def _run_dev(
-    lines: list[str], *, marker: str, state_dir: Path | None = None
+    lines: list[str], *, marker: str, state_dir: Path | None = None, extra: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "agentbot.cli", "dev"]
+    command = [sys.executable, "-m", "agentbot.cli", "dev", *extra]
     if state_dir is not None:
         command += ["--state-dir", str(state_dir)]
     return subprocess.run(
@@ -93,6 +94,27 @@ def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> 
     # banner and one progress line per turn
     assert "AWS" in done.stderr and "offline demo model" in done.stderr
     assert re.search(r"update \d+: replied after [\d.]+ s", done.stderr)
+    assert _survivors(marker, _state_root(done.stderr)) == []
+
+
+def test_aws_endpoint_runs_the_bot_against_the_test_aws(aws_backend: Any) -> None:
+    """`--aws-endpoint`: the test session's AWS (LocalStack's S3 and SQS when it runs, per
+    service; DynamoDB and SSM on the embedded moto server), as a user points it at LocalStack."""
+    from agentbot.local_aws import local_client
+
+    marker = uuid.uuid4().hex
+    if aws_backend.services:
+        extra = tuple(f"--aws-endpoint={s}={url}" for s, url in sorted(aws_backend.services.items()))
+    else:
+        extra = (f"--aws-endpoint={aws_backend.default}",)
+    done = _run_dev(["hello endpoint", "again"], marker=marker, extra=extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = _replies(done.stdout)
+    assert len(replies) == 2 and re.search(r"\b1 earlier user turn\b", replies[1]), done.stdout
+    s3 = local_client("s3", aws_backend.url_for("s3"))
+    sqs = local_client("sqs", aws_backend.url_for("sqs"))
+    assert any(b["Name"].startswith("agentbot-dev") for b in s3.list_buckets()["Buckets"])
+    assert any("agentbot-dev" in q for q in sqs.list_queues().get("QueueUrls", []))
     assert _survivors(marker, _state_root(done.stderr)) == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import signal
 import sys
@@ -50,7 +51,12 @@ def register(subparsers: Any) -> None:
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--aws-endpoint", metavar="URL", help="use this AWS-compatible endpoint (e.g. LocalStack)"
+        "--aws-endpoint",
+        metavar="[SERVICE=]URL",
+        action="append",
+        help="use this AWS-compatible endpoint (e.g. LocalStack); SERVICE=URL for one service "
+        "(repeatable: --aws-endpoint s3=URL --aws-endpoint sqs=URL), services not named then "
+        "use the embedded moto server",
     )
     where.add_argument(
         "--aws-profile", metavar="NAME", help="use real AWS with this profile (creates real resources)"
@@ -182,11 +188,34 @@ def aws_for(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, str]]]:
             {"AWS_PROFILE": args.aws_profile, "AWS_REGION": region, "AWS_DEFAULT_REGION": region},
         )
     elif args.aws_endpoint:
-        endpoint_env = {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": args.aws_endpoint}
-        yield f"{args.aws_endpoint} (your endpoint)", endpoint_env
+        default, services = parse_endpoints(args.aws_endpoint)
+        named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
+        mine = ", ".join(f"{service} at {url}" for service, url in services.items())
+        if default:
+            label = f"{default} (your endpoint)" + (f"; {mine}" if mine else "")
+            yield label, {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": default, **named}
+        else:
+            with moto_endpoint() as url:
+                label = f"{mine}; the rest on the embedded moto server at {url}"
+                yield label, {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": url, **named}
     else:
         with moto_endpoint() as url:
             yield f"embedded moto server at {url}", {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": url}
+
+
+def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--aws-endpoint`` values: (the URL for every service or None, service -> URL)."""
+    default: str | None = None
+    services: dict[str, str] = {}
+    for value in values:
+        service, sep, url = value.partition("=")
+        if not sep:
+            default = value
+        elif re.fullmatch(r"[a-z0-9-]+", service) and url:
+            services[service.replace("-", "_")] = url
+        else:
+            raise SystemExit(f"agentbot dev: --aws-endpoint {value!r} is not URL or SERVICE=URL")
+    return default, services
 
 
 def _client(service: str, env: dict[str, str], **kwargs: Any) -> Any:
@@ -196,7 +225,9 @@ def _client(service: str, env: dict[str, str], **kwargs: Any) -> Any:
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
-    kwargs.setdefault("endpoint_url", env.get("AWS_ENDPOINT_URL"))
+    kwargs.setdefault(
+        "endpoint_url", env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL")
+    )
     return session.client(service, **kwargs)
 
 
