@@ -245,14 +245,33 @@ def build_wheels(root: Path, out: Path, *, uv: str | None = None) -> list[Path]:
     return wheels
 
 
+def verify_tag(root: Path, tag: str) -> Package:
+    """The package a release tag ``NAME-vX.Y.Z`` names, once its version is the tag's and
+    ``check`` passes; raises ReleaseError saying what does not match."""
+    packages = {p.tag: p for p in workspace_packages(root)}
+    if tag not in packages:
+        names = [p.name for p in packages.values() if tag.startswith(f"{p.name}-v")]
+        found = f"{names[0]} is at {packages_by_name(packages)[names[0]].version}" if names else "no package"
+        raise ReleaseError(f"tag {tag} names no package version of this commit ({found})")
+    problems = check(root)
+    if problems:
+        raise ReleaseError("; ".join(str(p) for p in problems))
+    return packages[tag]
+
+
+def packages_by_name(packages: dict[str, Package]) -> dict[str, Package]:
+    return {p.name: p for p in packages.values()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agentbot.release check|tags|build``."""
+    """``python -m agentbot.release check|tags|build|verify-tag TAG``."""
     parser = argparse.ArgumentParser(
         prog="python -m agentbot.release",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", choices=["check", "tags", "build"])
+    parser.add_argument("action", choices=["check", "tags", "build", "verify-tag"])
+    parser.add_argument("tag", nargs="?", help="verify-tag: the pushed tag, NAME-vX.Y.Z")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: .)")
     parser.add_argument("--out", type=Path, default=Path("dist"), help="where `build` puts wheels")
     args = parser.parse_args(argv)
@@ -265,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not problems:
                 print("every package's version matches its changes")
             return 1 if problems else 0
+        if args.action == "verify-tag":
+            package = verify_tag(root, args.tag or "")
+            # key=value lines, for $GITHUB_OUTPUT
+            print(f"package={package.name}\nversion={package.version}\ndirectory={package.directory}")
+            return 0
         if args.action == "tags":
             for package in untagged(root):
                 print(f"git tag {package.tag}")
