@@ -69,7 +69,8 @@ docker_stop() {
   fi
   DOCKERD_PID=""
   if [[ -n ${DOCKER_STATE_DIR:-} && -d $DOCKER_STATE_DIR ]]; then
-    umount -R "$DOCKER_STATE_DIR" 2>/dev/null || true
+    # dockerd leaves its network namespace mounted under the exec root
+    grep -o " $DOCKER_STATE_DIR/[^ ]*" /proc/mounts | sort -r | xargs -r -n 1 umount -l 2>/dev/null || true
     rm -rf "$DOCKER_STATE_DIR"
   fi
 }
