@@ -68,7 +68,7 @@ def test_image_is_python_313_from_an_argument_base_started_by_awslambdaric() -> 
     froms = [rest for word, rest in steps if word == "FROM"]
     # the build stage runs natively; the final stage is the (arm64) base and only copies
     assert froms[0].startswith("--platform=$BUILDPLATFORM ${BUILD_IMAGE}")
-    assert froms[-1] == "${BASE_IMAGE}"
+    assert froms[-1] == "--platform=linux/arm64 ${BASE_IMAGE}"
     final = steps[[i for i, (w, _) in enumerate(steps) if w == "FROM"][-1] :]
     assert not [r for w, r in final if w == "RUN"], "no emulated RUN steps in the arm64 stage"
     assert "aarch64" in args["WHEEL_PLATFORM"]
