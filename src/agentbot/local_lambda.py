@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import queue
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
+
+from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
+
+from .sigv4 import LocalCredentials, signed_by
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
@@ -36,6 +43,9 @@ class FunctionSpec:
     timeout_s: float = 900.0
     max_concurrency: int = 2
     memory_mb: int = 1024
+    # Run the function's processes as this user (the local stack started as root runs the
+    # agent runtime as an unprivileged user, as Lambda does).
+    user: str | None = None
 
 
 @dataclass
@@ -87,7 +97,9 @@ class _Worker:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         port = self._server.server_address[1]
         env = {
-            **os.environ,
+            # No secret of the caller's environment (a bot token, a model key) is passed on, only
+            # AWS credentials (as Lambda gives every function its role's); the spec adds the rest.
+            **{name: value for name, value in os.environ.items() if not _caller_secret(name)},
             # functions of this service reach each other through it, as within one account
             "AWS_ENDPOINT_URL_LAMBDA": endpoint,
             **spec.env,
@@ -106,6 +118,7 @@ class _Worker:
             stdout=log if log is not None else None,
             stderr=subprocess.STDOUT if log is not None else None,
             start_new_session=True,
+            **_as_user(spec.user),
         )
 
     @property
@@ -160,6 +173,26 @@ class _Worker:
         self._server.server_close()
 
 
+def _caller_secret(name: str) -> bool:
+    return is_secret_variable(name) and name not in AWS_CREDENTIAL_VARIABLES
+
+
+def _peer_gone(connection: socket.socket) -> bool:
+    """True when the other end closed the connection (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    record = pwd.getpwnam(user)
+    return {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
+
+
 def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
     class RuntimeApi(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -184,6 +217,12 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
                 return
             invocation = worker.inbox.get()
             if invocation is None:  # shutting down: the process is gone already
+                self.close_connection = True
+                return
+            if _peer_gone(self.connection):
+                # A poller that gave up (a killed tool that asked for work) must not swallow
+                # the invocation: it goes back to whoever asks next, the runtime itself.
+                worker.inbox.put(invocation)
                 self.close_connection = True
                 return
             deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
@@ -293,11 +332,15 @@ class LocalLambda:
         *,
         python: str = sys.executable,
         log: IO[str] | None = None,
+        require: LocalCredentials | None = None,
     ) -> None:
+        """``require``: callers of the Invoke API must sign with these credentials (SigV4), so
+        nobody without the functions' secret key (an agent's tool) can invoke a function."""
         self._functions = {
             name: _Function(name, spec, self._spawner(name, spec, python, log))
             for name, spec in functions.items()
         }
+        self._require = require
         self._server: _QuietServer | None = None
 
     def _spawner(
@@ -319,7 +362,7 @@ class LocalLambda:
         return [pid for fn in self._functions.values() for pid in fn.process_ids]
 
     def start(self) -> LocalLambda:
-        self._server = _QuietServer(("127.0.0.1", 0), _invoke_handler_for(self._functions))
+        self._server = _QuietServer(("127.0.0.1", 0), _invoke_handler_for(self._functions, self._require))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -338,7 +381,9 @@ class LocalLambda:
         self.stop()
 
 
-def _invoke_handler_for(functions: Mapping[str, _Function]) -> type[BaseHTTPRequestHandler]:
+def _invoke_handler_for(
+    functions: Mapping[str, _Function], require: LocalCredentials | None
+) -> type[BaseHTTPRequestHandler]:
     class InvokeApi(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -356,6 +401,19 @@ def _invoke_handler_for(functions: Mapping[str, _Function]) -> type[BaseHTTPRequ
 
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if require is not None and not signed_by(
+                require,
+                method="POST",
+                url=f"http://{self.headers.get('Host', '')}{self.path}",
+                headers=dict(self.headers.items()),
+                body=payload,
+            ):
+                self._reply(
+                    403,
+                    b'{"message": "The security token included in the request is invalid."}',
+                    {"x-amzn-ErrorType": "UnrecognizedClientException"},
+                )
+                return
             path = self.path.split("?", 1)[0]
             if not (path.startswith(_INVOKE_PREFIX) and path.endswith("/invocations")):
                 self._reply(404, b'{"message": "unknown path"}')

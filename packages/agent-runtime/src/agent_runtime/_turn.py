@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -45,8 +45,14 @@ from session_core import (
 )
 
 from ._claude_config import ClaudeConfig
-from ._environment import ModelAccess, build_cli_environment, kill_process_tree
+from ._environment import (
+    ModelAccess,
+    build_cli_environment,
+    install_cli_launcher,
+    sandbox_connect_ports,
+)
 from ._errors import AgentRuntimeError, AttachmentError
+from ._process_sweep import boot_ticks, reap_zombie_children, sweep_turn_processes
 from ._settings import RuntimeSettings
 from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
 
@@ -181,6 +187,8 @@ class Runtime:
     owner: str = field(default_factory=lambda: f"runtime-{uuid.uuid4().hex[:12]}")
     last_phases: PhaseTimes = field(default_factory=PhaseTimes)
     stderr_tail: list[str] = field(default_factory=list)
+    # Every descendant of this process started after this moment belongs to some turn.
+    started_ticks: int = field(default_factory=boot_ticks)
     _timed_store: _TimedStore | None = None
 
     def __post_init__(self) -> None:
@@ -378,24 +386,34 @@ class Runtime:
     ) -> str:
         """Run the SDK until it finishes ("done"), the lease is lost ("lease_lost") or the
         time budget ends ("timeout"); a stopped run's CLI and tools are killed."""
-        pid_file = str(Path(workspace.root) / "cli.pid")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pid_file)
-        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome, pid_file))
+        # Nothing a previous turn started may watch this one (normally a no-op: see below).
+        self._sweep_processes()
+        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
         try:
             timeout = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
             done, _ = await asyncio.wait({sdk, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
+            # Before any result leaves: no process of this turn survives it, and the model
+            # key it was given is dead.
+            killed = self._sweep_processes()
+            self.model.end_turn()
         if sdk in done:
+            reap_zombie_children(self.started_ticks)
             return "done"
-        killed = kill_process_tree(pid_file)
         sdk.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(sdk, timeout=15)
+        reap_zombie_children(self.started_ticks)
         log.info("turn.cli_stopped", processes_killed=killed)
         return "lease_lost" if holder.lost else "timeout"
+
+    def _sweep_processes(self) -> int:
+        killed = sweep_turn_processes(scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks)
+        if killed:
+            log.info("turn.processes_killed", count=killed)
+        return killed
 
     async def _resume_point(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
         """Where to resume so that an unrecorded turn at the transcript's end (a failed or
@@ -519,16 +537,18 @@ class Runtime:
             + "]"
         ).strip()
 
-    def _options(self, run: _Run, workspace: SessionWorkspace, pid_file: str) -> ClaudeAgentOptions:
+    def _options(self, run: _Run, workspace: SessionWorkspace) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
+        model_env = self.model.cli_environment()
         env = build_cli_environment(
             home=workspace.home,
             tmp=workspace.tmp,
             config_dir=workspace.config_dir,
-            model_env=self.model.cli_environment(),
+            model_env=model_env,
             settings=self.settings,
             cli_path=self.cli_path,
-            pid_file=pid_file,
+            writable=[workspace.root],
+            connect_ports=sandbox_connect_ports(model_env, dict(config.mcp_servers)),
         )
         tail = self.stderr_tail
         tail.clear()
@@ -539,7 +559,7 @@ class Runtime:
 
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
-            cli_path=self.cli_wrapper,
+            cli_path=self.cli_launcher,
             env=env,
             system_prompt=config.system_prompt,
             tools=list(main.tools) if main.tools is not None else None,
@@ -567,17 +587,13 @@ class Runtime:
         )
 
     @property
-    def cli_wrapper(self) -> str:
-        from ._environment import install_cli_wrapper
+    def cli_launcher(self) -> str:
+        return install_cli_launcher(Path(self.settings.sessions_root) / ".bin")
 
-        return install_cli_wrapper(Path(self.settings.sessions_root) / ".bin")
-
-    async def _run_sdk(
-        self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome, pid_file: str
-    ) -> None:
+    async def _run_sdk(self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome) -> None:
         project_key = project_key_for_directory(workspace.cwd)
         try:
-            options = self._options(run, workspace, pid_file)
+            options = self._options(run, workspace)
             try:
                 messages = query(prompt=_prompt_stream(run), options=options)
                 await self._consume(messages, outcome, project_key, workspace)
@@ -730,6 +746,3 @@ def _error(
         retryable=retryable,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
-
-
-RuntimeFactory = Callable[[], Runtime]

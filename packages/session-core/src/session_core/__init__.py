@@ -29,6 +29,7 @@ from ._models import (
     decode_turn_result,
     encode,
 )
+from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
 from ._registry import Lease, SessionRecord, SessionRegistry
 from ._secrets import read_secret
 from ._settings import env_int, require_env, retention_days_from_env, tenant_from_env
@@ -38,6 +39,7 @@ from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "AWS_CREDENTIAL_VARIABLES",
     "ENVELOPE_VERSION",
     "SESSIONS_PREFIX",
     "TURN_VERSION",
@@ -74,6 +76,8 @@ __all__ = [
     "encode",
     "env_int",
     "get_logger",
+    "is_secret_variable",
+    "make_non_dumpable",
     "read_secret",
     "require_env",
     "retention_days_from_env",
