@@ -122,7 +122,11 @@ def aws_calls(ports):
     done = []
     for port in ports:
         url = f"http://127.0.0.1:{port}"
+        from botocore.config import Config
+
+        quick = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
         kw = dict(
+            config=quick,
             endpoint_url=url,
             region_name="us-east-1",
             aws_access_key_id="AKIAFAKEFAKEFAKEFAKE",
@@ -132,9 +136,12 @@ def aws_calls(ports):
             ("s3", lambda: boto3.client("s3", **kw).list_buckets()),
             ("dynamodb", lambda: boto3.client("dynamodb", **kw).list_tables()),
             ("ssm", lambda: boto3.client("ssm", **kw).describe_parameters()),
-            (
-                "lambda",
-                lambda: boto3.client("lambda", **kw).invoke(FunctionName="agent-runtime", Payload=b"{}"),
+            *(
+                (
+                    f"lambda:{fn}",
+                    lambda fn=fn: boto3.client("lambda", **kw).invoke(FunctionName=fn, Payload=b"{}"),
+                )
+                for fn in ("agent-runtime", "agentbot-runtime", "agentbot-consumer", "agentbot-producer")
             ),
         ):
             try:

@@ -10,7 +10,6 @@ has it) and with ``LANDLOCK=off``, which shows what holds on a kernel without it
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
@@ -25,42 +24,31 @@ from typing import Any
 import httpx
 import pytest
 from agent_runtime._cli_launcher import landlock_abi
+from botocore.config import Config
 from session_core import TurnRequest, TurnResult, decode_turn_result, encode
 
 from agentbot.local_aws import local_client, moto_endpoint
 from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.model_server import ModelServer, ToolCall, last_user_text, tool_results, user_turns
+from agentbot.model_server import ModelServer
 from agentbot.provisioning import ResourceNames, provision
 from agentbot.sigv4 import LocalCredentials
 from agentbot.unprivileged import AGENT_USER, prepare_for_agent_user
+from tests.containment.support import (
+    REPO,
+    ROOT_ONLY_REASON,
+    agent_user_processes,
+    attack_command,
+    attack_dir,
+    attack_report,
+    attack_responder,
+)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        os.geteuid() != 0,
-        reason="CONTAINMENT NOT TESTED: these attack tests start the runtime as the unprivileged user "
-        "'nobody', which needs root; run the suite as root to prove the agent is contained",
-    ),
+    pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON),
 ]
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 MODEL_KEY = "sk-ant-containment-MODEL-KEY-never-visible-0042"
 CHAT_A, CHAT_B = "default/1111/0", "default/2222/0"
-
-
-def responder(attack_command: str) -> Any:
-    def respond(request: dict[str, Any]) -> Any:
-        text, results = last_user_text(request), tool_results(request)
-        if results:
-            return f"TOOL-OUTPUT {results[-1]}"
-        if text == "attack":
-            return [ToolCall(name="Bash", input={"command": attack_command, "description": "attack"})]
-        if text.startswith("note:"):
-            command = f"echo {text[5:].strip()} > note.txt && echo noted"
-            return [ToolCall(name="Bash", input={"command": command, "description": "note"})]
-        return f"genuine answer for chat A after {user_turns(request) - 1} earlier turns"
-
-    return respond
 
 
 @dataclass
@@ -79,19 +67,6 @@ class Scenario:
     local_service_ports: set[int]
     aws_port: int
     invoke_port: int
-
-
-def _nobody_processes(spared: int) -> list[str]:
-    uid = pwd.getpwnam(AGENT_USER).pw_uid
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != spared:
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
-                continue
-    return found
 
 
 def _listening_ports_of(pid: int) -> set[int]:
@@ -113,14 +88,10 @@ def _listening_ports_of(pid: int) -> set[int]:
 
 def run_scenario(landlock: bool) -> Scenario:
     credentials = LocalCredentials.generate()
-    attack_dir = Path(tempfile.mkdtemp(prefix="agentbot-attack-"))
+    attacker = attack_dir([MODEL_KEY, credentials.secret_access_key])
     sessions_root = Path(tempfile.mkdtemp(prefix="agentbot-contained-"))
     try:
-        shutil.copy(HERE / "attack.py", attack_dir / "attack.py")
-        (attack_dir / "needles.txt").write_text(f"{MODEL_KEY}\n{credentials.secret_access_key}\n")
-        attack_dir.chmod(0o777)  # so that a write there would show (Landlock must stop it)
         prepare_for_agent_user(AGENT_USER, writable=sessions_root)
-        command = f"python3 {attack_dir}/attack.py {attack_dir} {REPO / 'claude-config'}"
         with moto_endpoint(require=credentials) as aws_url:
 
             def client(service: str) -> Any:
@@ -140,7 +111,7 @@ def run_scenario(landlock: bool) -> Scenario:
             client("ssm").put_parameter(
                 Name="/contain/model-key", Value=MODEL_KEY, Type="SecureString", Overwrite=True
             )
-            with ModelServer(responder(command)) as model:
+            with ModelServer(attack_responder(attack_command(attacker))) as model:
                 env = {
                     **resources.environment(),
                     **credentials.environment(),  # as Lambda sets the role's credentials
@@ -163,6 +134,7 @@ def run_scenario(landlock: bool) -> Scenario:
                     invoker = local_client(
                         "lambda",
                         lam.endpoint,
+                        config=Config(read_timeout=300, retries={"total_max_attempts": 1}),
                         aws_access_key_id=credentials.access_key_id,
                         aws_secret_access_key=credentials.secret_access_key,
                     )
@@ -179,8 +151,8 @@ def run_scenario(landlock: bool) -> Scenario:
                     # Everything this test serves: the Runtime API, moto, the model server...
                     local_service_ports = _listening_ports_of(os.getpid())
                     attack = turn(CHAT_B, 2, "attack")
-                    survivors = _nobody_processes(spared=runtime_pid)
-                    report = json.loads(attack.text.split("ATTACK-REPORT ", 1)[1].splitlines()[0])
+                    survivors = agent_user_processes(spared=runtime_pid)
+                    report = attack_report(attack.text)
                     # The attacker kept the key it was given; outside its turn it is worth nothing.
                     after_turn = httpx.post(
                         f"{report['model_url']}/v1/messages",
@@ -210,7 +182,7 @@ def run_scenario(landlock: bool) -> Scenario:
                 invoke_port=invoke_port,
             )
     finally:
-        shutil.rmtree(attack_dir, ignore_errors=True)
+        shutil.rmtree(attacker, ignore_errors=True)
         shutil.rmtree(sessions_root, ignore_errors=True)
 
 
