@@ -11,7 +11,7 @@ from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
 from ._process_secrets import aws_session, config_environ
-from ._process_sweep import become_subreaper
+from ._process_sweep import become_subreaper, effective_scope
 from ._settings import RuntimeSettings, load_settings
 from ._turn import Runtime
 
@@ -78,6 +78,10 @@ def build_runtime(
 
 def _report_sandbox(settings: RuntimeSettings) -> None:
     """Say once per container what confines the agent's tools on this kernel."""
+    if effective_scope(settings.process_sweep_scope) != settings.process_sweep_scope:
+        log.warning(
+            "sandbox.sweep_scope_narrowed", reason="running as root: uid scope would kill the machine"
+        )
     abi = landlock_abi() if settings.landlock else 0
     missing = "network rules" if abi else "Landlock" if settings.landlock else "Landlock (LANDLOCK=off)"
     if abi >= _LANDLOCK_NET_ABI:

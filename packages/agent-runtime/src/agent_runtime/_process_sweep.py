@@ -82,6 +82,17 @@ def _ancestors(pid: int, table: dict[int, _Process]) -> set[int]:
     return found
 
 
+def find_turn_processes(scope: SweepScope, since_ticks: int) -> list[int]:
+    """The processes a sweep would kill now (one look at ``/proc``). The uid scope is never
+    applied as root: every process of the machine would be a victim."""
+    return _turn_processes(_process_table(), effective_scope(scope), since_ticks)
+
+
+def effective_scope(scope: SweepScope) -> SweepScope:
+    """``scope``, except that root gets "descendants" (root's uid is not the sandbox's)."""
+    return "descendants" if scope == "uid" and os.getuid() == 0 else scope
+
+
 def _turn_processes(table: dict[int, _Process], scope: SweepScope, since_ticks: int) -> list[int]:
     me = os.getpid()
     children: dict[int, list[int]] = {}
@@ -109,7 +120,7 @@ def sweep_turn_processes(*, scope: SweepScope, since_ticks: int, timeout_s: floa
     killed: set[int] = set()
     give_up = time.monotonic() + timeout_s
     for _ in range(_MAX_ROUNDS):
-        victims = _turn_processes(_process_table(), scope, since_ticks)
+        victims = find_turn_processes(scope, since_ticks)
         if not victims or time.monotonic() > give_up:
             break
         for pid in victims:
