@@ -59,3 +59,29 @@ def test_handler_runs_turns_through_awslambdaric_and_a_new_container_resumes(aws
     assert replayed.replayed and replayed.text == second.text
     assert bad["error_kind"] == "bad_request" and bad["retryable"] is False
     assert "hello, I am Ada" in json.dumps(model.model_calls[-1].body["messages"])
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": "x", "extra": _deep(70)},
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": _deep(2_000)},
+        {"version": _deep(100_000)},
+        [_deep(500)],
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": {1, 2}},
+    ],
+    ids=["deep-extra-field", "deep-prompt", "deeper-than-recursion", "deep-list-event", "not-json"],
+)
+def test_events_too_deep_or_not_json_are_bad_requests_not_exceptions(event) -> None:
+    from agent_runtime import handler
+
+    answer = handler.handle(event, None)  # decoded before any runtime is built
+
+    assert answer["error_kind"] == "bad_request" and answer["retryable"] is False

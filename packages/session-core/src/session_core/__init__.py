@@ -12,6 +12,15 @@ from ._errors import (
     StorageError,
     UnsupportedVersionError,
 )
+from ._json import (
+    MAX_JSON_DEPTH,
+    JsonTooDeepError,
+    check_json_depth,
+    decode_json,
+    encode_json,
+    json_event_bytes,
+    well_formed,
+)
 from ._keys import SESSIONS_PREFIX, SessionKey
 from ._logging import bind_correlation, configure_logging, get_logger
 from ._models import (
@@ -39,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "MAX_JSON_DEPTH",
     "SESSIONS_PREFIX",
     "TURN_VERSION",
     "Attachment",
@@ -47,6 +57,7 @@ __all__ = [
     "InboundMessage",
     "InvalidSessionKeyError",
     "InvalidTranscriptEntryError",
+    "JsonTooDeepError",
     "Lease",
     "LeaseHeldError",
     "LeaseLostError",
@@ -67,15 +78,20 @@ __all__ = [
     "UnsupportedVersionError",
     "Usage",
     "bind_correlation",
+    "check_json_depth",
     "configure_logging",
     "decode_envelope",
+    "decode_json",
     "decode_turn_request",
     "decode_turn_result",
     "encode",
+    "encode_json",
     "env_int",
     "get_logger",
+    "json_event_bytes",
     "read_secret",
     "require_env",
     "retention_days_from_env",
     "tenant_from_env",
+    "well_formed",
 ]
