@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
+
+from .process_tree import kill_descendants
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
@@ -98,15 +99,27 @@ class _Worker:
             "_HANDLER": spec.handler,
         }
         env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
-        # A process group of its own, so stopping kills whatever the handler spawned too.
-        self.process = subprocess.Popen(
-            [python, "-m", "awslambdaric", spec.handler],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log if log is not None else None,
-            stderr=subprocess.STDOUT if log is not None else None,
-            start_new_session=True,
-        )
+        # Under a subreaper (agentbot.process_tree): whatever the handler spawns, daemonized
+        # or in its own session, stays in the worker's tree and ends with it.
+        pid_read, pid_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "agentbot.process_tree", "--pid-fd", str(pid_write), "--",
+                 python, "-m", "awslambdaric", spec.handler],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log if log is not None else None,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                pass_fds=(pid_write,),
+            )
+            os.close(pid_write)
+            # The function's own process (what a caller would kill); 0 if it never started.
+            self.pid = int(os.read(pid_read, 32) or b"0")
+        finally:
+            os.close(pid_read)
+            with contextlib.suppress(OSError):
+                os.close(pid_write)
 
     @property
     def alive(self) -> bool:
@@ -146,15 +159,17 @@ class _Worker:
         return invocation.outcome
 
     def stop(self) -> None:
+        """End the worker and every process in its tree (the reaper kills the tree; if the
+        reaper does not answer, this process finds what is left through /proc)."""
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=3)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_descendants(self.process.pid)
+                self.process.kill()
+                self.process.wait()
         self.inbox.put(None)  # releases a long-poll still waiting
         self._server.shutdown()
         self._server.server_close()
@@ -281,7 +296,7 @@ class _Function:
     @property
     def process_ids(self) -> list[int]:
         with self._lock:
-            return [w.process.pid for w in self._all]
+            return [w.pid for w in self._all]
 
 
 class LocalLambda:
