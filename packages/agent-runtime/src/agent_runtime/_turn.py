@@ -321,15 +321,19 @@ class Runtime:
                     answer, recorded = await self._record(key, request, holder, turn, started, deadline)
                     outcome.recorded = recorded
                     persist_s = time.perf_counter() - persist_started
-                if isinstance(outcome.failure, AgentRuntimeError | SessionCoreError) and turn is None:
+                if outcome.failure is not None and turn is not None:
+                    log.warning("turn.failed_after_answer", error_type=type(outcome.failure).__name__)
+                elif isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
                     raise outcome.failure  # ours: classified once, in run_turn_async
-                if outcome.failure is not None and turn is None:  # ProcessError/CLIConnectionError/...
+                elif outcome.failure is not None:  # ProcessError/CLIConnectionError/...
                     log.error(
                         "turn.sdk_failed",
                         error_type=type(outcome.failure).__name__,
                         stderr=self.stderr_tail[-5:],
+                        spent=outcome.spent,
                     )
-                    return _error(request, "internal", retryable=True, started=started)
+                    # A run that already paid for tokens is not bought a second time.
+                    return _error(request, "internal", retryable=outcome.may_retry, started=started)
             if turn is None:
                 return await self._unpaid_outcome(key, request, holder, outcome, started)
         finally:
