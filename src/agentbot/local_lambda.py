@@ -14,7 +14,6 @@ import os
 import pwd
 import queue
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import IO, Any
 
 from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
 
+from .process_tree import kill_descendants
 from .sigv4 import LocalCredentials, signed_by
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
@@ -110,16 +110,34 @@ class _Worker:
             "_HANDLER": spec.handler,
         }
         env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
-        # A process group of its own, so stopping kills whatever the handler spawned too.
-        self.process = subprocess.Popen(
-            [python, "-m", "awslambdaric", spec.handler],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log if log is not None else None,
-            stderr=subprocess.STDOUT if log is not None else None,
-            start_new_session=True,
-            **_as_user(spec.user),
-        )
+        # Under a subreaper (agentbot.process_tree): whatever the handler spawns, daemonized
+        # or in its own session, stays in the worker's tree and ends with it.
+        # The function's environment (its credentials) goes through a pipe, so the reaper's own
+        # environment block, readable by any process of its user, holds no secret.
+        pid_read, pid_write = os.pipe()
+        env_read, env_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "agentbot.process_tree", "--pid-fd", str(pid_write),
+                 "--env-fd", str(env_read), "--", python, "-m", "awslambdaric", spec.handler],
+                env={"PATH": env.get("PATH", os.defpath)},
+                stdin=subprocess.DEVNULL,
+                stdout=log if log is not None else None,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                pass_fds=(pid_write, env_read),
+                **_as_user(spec.user),
+            )
+            os.close(pid_write)
+            os.close(env_read)
+            with os.fdopen(env_write, "wb") as pipe:  # below the pipe buffer: never blocks long
+                pipe.write(json.dumps(env).encode())
+            # The function's own process (what a caller would kill); 0 if it never started.
+            self.pid = int(os.read(pid_read, 32) or b"0")
+        finally:
+            for fd in (pid_read, pid_write, env_read, env_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     @property
     def alive(self) -> bool:
@@ -159,15 +177,17 @@ class _Worker:
         return invocation.outcome
 
     def stop(self) -> None:
+        """End the worker and every process in its tree (the reaper kills the tree; if the
+        reaper does not answer, this process finds what is left through /proc)."""
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=3)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_descendants(self.process.pid)
+                self.process.kill()
+                self.process.wait()
         self.inbox.put(None)  # releases a long-poll still waiting
         self._server.shutdown()
         self._server.server_close()
@@ -296,7 +316,8 @@ class _Function:
                         self._idle.append(worker)
                     else:
                         worker.stop()
-                        self._all.remove(worker)
+                        if worker in self._all:  # stop() of the whole function may have run
+                            self._all.remove(worker)
 
     def _take_worker(self) -> _Worker:
         with self._lock:
@@ -320,7 +341,7 @@ class _Function:
     @property
     def process_ids(self) -> list[int]:
         with self._lock:
-            return [w.process.pid for w in self._all]
+            return [w.pid for w in self._all]
 
 
 class LocalLambda:

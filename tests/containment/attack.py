@@ -155,7 +155,9 @@ def aws_calls(ports):
 def other_sessions():
     root = os.path.dirname(os.path.dirname(os.getcwd()))
     seen = []
-    for base in (root, "/tmp"):
+    # The sessions root and what the SDK copies into the temp dir (other files there are not ours).
+    bases = [root] + [os.path.join("/tmp", n) for n in os.listdir("/tmp") if n.startswith("claude")]
+    for base in bases:
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
                 data = read(os.path.join(dirpath, name))

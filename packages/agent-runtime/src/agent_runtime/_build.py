@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.config import Config
-from session_core import SessionRegistry, TranscriptStore, get_logger, make_non_dumpable
+from session_core import SessionRegistry, TranscriptStore, become_subreaper, get_logger, make_non_dumpable
 
 from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
 from ._process_secrets import aws_session, config_environ
-from ._process_sweep import become_subreaper, effective_scope
+from ._process_sweep import effective_scope
 from ._settings import RuntimeSettings, load_settings
 from ._turn import Runtime
 

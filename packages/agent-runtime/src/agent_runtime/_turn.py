@@ -41,7 +41,9 @@ from session_core import (
     TurnResult,
     Usage,
     bind_correlation,
+    boot_ticks,
     get_logger,
+    well_formed,
 )
 
 from ._claude_config import ClaudeConfig
@@ -52,7 +54,7 @@ from ._environment import (
     sandbox_connect_ports,
 )
 from ._errors import AgentRuntimeError, AttachmentError
-from ._process_sweep import boot_ticks, reap_zombie_children, sweep_turn_processes
+from ._process_sweep import reap_zombie_children, sweep_turn_processes
 from ._settings import RuntimeSettings
 from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
 
@@ -170,7 +172,13 @@ class _Outcome:
     mirror_errors: int = 0
     caught_up_after: int = 0
     spent: bool = False  # the model answered at least once (tokens were paid for)
+    recorded: bool = False  # the answer is in the registry: a retry replays it
     failure: Exception | None = None
+
+    @property
+    def may_retry(self) -> bool:
+        """Whether running this update again cannot pay twice for one answer."""
+        return self.recorded or not self.spent
 
 
 @dataclass
@@ -208,14 +216,22 @@ class Runtime:
         """Async form of :meth:`run_turn`."""
         started = time.perf_counter()
         bind_correlation(update_id=request.update_id, session_key=request.session_key, request_id=request_id)
+        outcome = _Outcome()
         try:
-            return await self._turn(request, started, time_budget_s)
+            return await self._turn(request, started, time_budget_s, outcome)
         except (SessionCoreError, AgentRuntimeError) as exc:
             # A storage outage, a missing secret...: a clean message for the user, a log for the operator.
-            log.error("turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300])
-            return _error(request, "internal", retryable=exc.retryable, started=started)
+            log.error(
+                "turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300], spent=outcome.spent
+            )
+            return _error(request, "internal", retryable=exc.retryable and outcome.may_retry, started=started)
+        except Exception as exc:  # a bug must not raise out of the handler (SQS would pay again)
+            log.exception("turn.crashed", error_type=type(exc).__name__, spent=outcome.spent)
+            return _error(request, "internal", retryable=outcome.may_retry, started=started)
 
-    async def _turn(self, request: TurnRequest, started: float, time_budget_s: float | None) -> TurnResult:
+    async def _turn(
+        self, request: TurnRequest, started: float, time_budget_s: float | None, outcome: _Outcome
+    ) -> TurnResult:
         try:
             key = SessionKey.parse(request.session_key)
         except InvalidSessionKeyError as exc:
@@ -246,7 +262,7 @@ class Runtime:
             recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
             if recorded is not None:
                 return _replayed(recorded)
-            return await self._leased_turn(key, request, holder, started, deadline)
+            return await self._leased_turn(key, request, holder, started, deadline, outcome)
         finally:
             with contextlib.suppress(SessionCoreError):
                 await asyncio.to_thread(self.registry.release_lease, holder.lease)
@@ -259,6 +275,7 @@ class Runtime:
         holder: _LeaseHolder,
         started: float,
         deadline: float | None,
+        outcome: _Outcome,
     ) -> TurnResult:
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
@@ -291,7 +308,6 @@ class Runtime:
                 sdk_started = time.perf_counter()
                 resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
                 run = _Run(prompt, request.update_id, resume, resume_at)
-                outcome = _Outcome()
                 stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
                 if stopped == "lease_lost":
                     return await self._lease_lost(key, request, started)
@@ -306,56 +322,34 @@ class Runtime:
                         started=started,
                         user_message=USER_MESSAGES["timeout"],
                     )
-                if isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
+                sdk_s = time.perf_counter() - sdk_started
+                turn = self._paid_answer(request, outcome, started)
+                if turn is not None:
+                    # Tokens were paid for this answer: record it (cost included) before
+                    # anything else can fail, so a retry replays it instead of paying again.
+                    persist_started = time.perf_counter()
+                    answer, recorded = await self._record(key, request, holder, turn, started, deadline)
+                    outcome.recorded = recorded
+                    persist_s = time.perf_counter() - persist_started
+                if outcome.failure is not None and turn is not None:
+                    log.warning("turn.failed_after_answer", error_type=type(outcome.failure).__name__)
+                elif isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
                     raise outcome.failure  # ours: classified once, in run_turn_async
-                if outcome.failure is not None:  # the SDK raises ProcessError/CLIConnectionError/...
+                elif outcome.failure is not None:  # ProcessError/CLIConnectionError/...
                     log.error(
                         "turn.sdk_failed",
                         error_type=type(outcome.failure).__name__,
                         stderr=self.stderr_tail[-5:],
+                        spent=outcome.spent,
                     )
-                    return _error(request, "internal", retryable=True, started=started)
-                sdk_s = time.perf_counter() - sdk_started
-            result = outcome.result
-            if result is not None and result.subtype == "error_max_turns":
-                log.warning("turn.max_turns", num_turns=result.num_turns)
-                return _error(
-                    request,
-                    "model_error",
-                    retryable=False,
-                    started=started,
-                    user_message=USER_MESSAGES["max_turns"],
-                )
-            if result is None or result.is_error or result.subtype != "success":
-                log.warning(
-                    "turn.model_error",
-                    subtype=getattr(result, "subtype", None),
-                    api_status=getattr(result, "api_error_status", None),
-                )
-                return _error(request, "model_error", retryable=True, started=started)
-            if outcome.mirror_errors > outcome.caught_up_after:
-                log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
-                return _error(request, "internal", retryable=True, started=started)
-            if holder.lost:
-                return await self._lease_lost(key, request, started)
-            turn = TurnResult(
-                version=TURN_VERSION,
-                session_key=request.session_key,
-                update_id=request.update_id,
-                text="\n\n".join(outcome.answers or outcome.texts).strip(),
-                session_id=result.session_id,
-                cost_usd=float(result.total_cost_usd or 0.0),
-                usage=_usage(result.usage),
-                num_turns=result.num_turns,
-                duration_ms=int((time.perf_counter() - started) * 1000),
-            )
-            persist_started = time.perf_counter()
-            answer = await self._record(key, request, holder, turn, started, deadline)
+                    # A run that already paid for tokens is not bought a second time.
+                    return _error(request, "internal", retryable=outcome.may_retry, started=started)
+            if turn is None:
+                return await self._unpaid_outcome(key, request, holder, outcome, started)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-        persist_s = time.perf_counter() - persist_started
         self.last_phases = PhaseTimes(
             restore_s=store.load_s,
             sdk_s=sdk_s - store.load_s,
@@ -375,6 +369,48 @@ class Runtime:
             error_kind=answer.error_kind,
         )
         return answer
+
+    def _paid_answer(self, request: TurnRequest, outcome: _Outcome, started: float) -> TurnResult | None:
+        """The TurnResult of a run that ended with a successful result and whose transcript
+        the store holds; None when there is no answer to record."""
+        result = outcome.result
+        if result is None or result.is_error or result.subtype != "success":
+            return None
+        if outcome.mirror_errors > outcome.caught_up_after:
+            return None  # not done until the store caught up (see _unpaid_outcome)
+        return TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            update_id=request.update_id,
+            text=well_formed("\n\n".join(outcome.answers or outcome.texts).strip()),
+            session_id=result.session_id,
+            cost_usd=float(result.total_cost_usd or 0.0),
+            usage=_usage(result.usage),
+            num_turns=result.num_turns,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+
+    async def _unpaid_outcome(
+        self, key: SessionKey, request: TurnRequest, holder: _LeaseHolder, outcome: _Outcome, started: float
+    ) -> TurnResult:
+        """The answer to a finished run that left nothing to record."""
+        result = outcome.result
+        if result is not None and result.subtype == "error_max_turns":
+            log.warning("turn.max_turns", num_turns=result.num_turns)
+            message = USER_MESSAGES["max_turns"]
+            return _error(request, "model_error", retryable=False, started=started, user_message=message)
+        if result is None or result.is_error or result.subtype != "success":
+            log.warning(
+                "turn.model_error",
+                subtype=getattr(result, "subtype", None),
+                api_status=getattr(result, "api_error_status", None),
+            )
+            return _error(request, "model_error", retryable=True, started=started)
+        if holder.lost:
+            return await self._lease_lost(key, request, started)
+        # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
+        log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
+        return _error(request, "internal", retryable=True, started=started)
 
     async def _run_until_stopped(
         self,
@@ -456,9 +492,11 @@ class Runtime:
         turn: TurnResult,
         started: float,
         deadline: float | None,
-    ) -> TurnResult:
+    ) -> tuple[TurnResult, bool]:
         """Record the paid answer exactly once, retrying storage failures with backoff while
-        time remains; if another run of this update was recorded first, that result counts."""
+        time remains; if another run of this update was recorded first, that result counts.
+        A registry that stays down gets ``turn`` back unrecorded (delivered, not paid again).
+        Also says whether the update's answer is now recorded."""
         give_up_at = deadline if deadline is not None else time.perf_counter() + _RECORD_RETRY_S
         delay = 0.2
         attempt = 0
@@ -470,13 +508,14 @@ class Runtime:
             except (StaleHeadError, LeaseLostError) as exc:
                 recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
                 if recorded is not None:
-                    return _replayed(recorded)
+                    return _replayed(recorded), True
                 log.error("turn.not_recorded", error_type=type(exc).__name__)
-                return _error(request, "internal", retryable=True, started=started)
+                return _error(request, "internal", retryable=True, started=started), False
             except StorageError as exc:
                 if time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
+                    # Running the model again would pay twice: the answer goes out unrecorded.
                     log.error("turn.record_failed", attempts=attempt, detail=str(exc)[:300])
-                    return _error(request, "internal", retryable=True, started=started)
+                    return turn, False
                 log.warning("turn.record_retry", attempt=attempt, error_code=exc.error_code)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -484,7 +523,7 @@ class Runtime:
         # caller sees one answer.
         if counted is not turn:
             log.warning("turn.recorded_by_another_run")
-        return counted
+        return counted, True
 
     async def _keep_lease(self, holder: _LeaseHolder) -> None:
         interval = max(self.settings.lease_duration_s / 3, 1.0)

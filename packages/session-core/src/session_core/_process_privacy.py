@@ -19,7 +19,10 @@ _PR_SET_DUMPABLE = 4
 
 
 def is_secret_variable(name: str) -> bool:
-    """True for an environment variable the CLI and the agent's tools must never see."""
+    """True for an environment variable the CLI and the agent's tools must never see. A
+    ``*_PARAMETER`` variable names the SSM parameter that holds a secret: a name, not a secret."""
+    if name.endswith("_PARAMETER"):
+        return False
     return name in AWS_CREDENTIAL_VARIABLES or bool(_SECRET_NAME.search(name))
 
 
