@@ -12,7 +12,11 @@ Peak RSS is the largest sum of RSS over the runtime process and all its children
 the MCP server, tools), sampled every 10 ms; shared pages count twice, so it errs high.
 Target: fits a 1024 MB Lambda with margin.
 
-    uv run python bench/runtime_turn.py [--long-turns 100]
+Containment cost (issue [F], target <= 50 ms per turn): the two process sweeps of a turn
+(before and after, both scopes) and starting the CLI through the confining launcher
+(clean environment + Landlock) instead of directly, each against its baseline in the same run.
+
+    uv run python bench/runtime_turn.py [--long-turns 100] [--containment-only]
 """
 
 from __future__ import annotations
@@ -266,9 +270,15 @@ def main() -> None:
     parser.add_argument(
         "--long-turns", type=int, default=100, help="length of the long session (default 100)"
     )
+    parser.add_argument(
+        "--containment-only", action="store_true", help="only measure the sweep and launcher cost"
+    )
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.containment_only:
+        print_containment_costs()
         return
 
     from session_core import SessionKey, SessionRegistry, TranscriptStore
@@ -355,6 +365,77 @@ def main() -> None:
     print(f"model saw (long session, cold): {long['turns'][0]['text']}")
     worst = max(t["peak_rss"] for _, t, _ in rows)
     print(f"largest peak {worst / 2**20:.0f} MiB of a 1024 MB Lambda ({worst / (1024 * 10**6) * 100:.0f}%)")
+    print_containment_costs()
+
+
+def _median_ms(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 2] * 1000
+
+
+def _time_exec(argv: list[str], env: dict[str, str], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, check=True)
+        samples.append(time.perf_counter() - started)
+    return _median_ms(samples)
+
+
+def print_containment_costs(runs: int = 40) -> None:
+    """What containment adds to a turn: two sweeps and the launcher's start-up."""
+    from agent_runtime._cli_launcher import landlock_abi
+    from agent_runtime._environment import install_cli_launcher
+    from agent_runtime._process_sweep import sweep_turn_processes
+    from session_core import ancestors, become_subreaper, boot_ticks, descendants, process_table
+
+    def look_as_uid_scope() -> None:  # what a uid sweep does when nothing is left to kill
+        table = process_table()
+        spared, me = ancestors(os.getpid(), table), os.getpid()
+        descendants(me, table, since_ticks=since) | {p.pid for p in table.values() if p.pid not in spared}
+
+    become_subreaper()
+    since = boot_ticks()
+    processes = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+    sweeps = {}
+    # A sweep that finds nothing left is one look at /proc; the uid scope is only looked at
+    # (never swept here: the bench may run as root, or as you).
+    for name, sweep in (
+        ("descendants", lambda: sweep_turn_processes(scope="descendants", since_ticks=since)),
+        ("uid", look_as_uid_scope),
+    ):
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            sweep()
+            samples.append(time.perf_counter() - started)
+        sweeps[name] = _median_ms(samples)
+    work = Path(tempfile.mkdtemp(prefix="agentbot-bench-launch-"))
+    launcher = install_cli_launcher(work / "bin")
+    target = shutil.which("true") or "/bin/true"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AGENTBOT_CLI_PATH": target,
+        "AGENTBOT_CLI_ENV_NAMES": "PATH",
+        "AGENTBOT_SANDBOX": json.dumps({"landlock": True, "write": [str(work)], "connect": [443, 80, 53]}),
+    }
+    direct = _time_exec([target], env, runs)
+    confined = _time_exec([launcher], env, runs)
+    unconfined = _time_exec([launcher], {**env, "AGENTBOT_SANDBOX": json.dumps({"landlock": False})}, runs)
+    shutil.rmtree(work, ignore_errors=True)
+    added = 2 * sweeps["uid"] + (confined - direct)
+    print()
+    print(
+        f"containment cost per turn (medians of {runs}; {processes} processes on this machine; "
+        f"Landlock ABI {landlock_abi()})"
+    )
+    print(f"{'what':<52} {'ms':>7}")
+    print("-" * 60)
+    print(f"{'process sweep, descendants scope (one)':<52} {sweeps['descendants']:7.2f}")
+    print(f"{'process sweep, uid scope (one; Lambda)':<52} {sweeps['uid']:7.2f}")
+    print(f"{'baseline: start the CLI binary directly':<52} {direct:7.2f}")
+    print(f"{'start it through the launcher, no Landlock':<52} {unconfined:7.2f}")
+    print(f"{'start it through the launcher with Landlock':<52} {confined:7.2f}")
+    print(f"{'added per turn: 2 sweeps (uid) + launcher - direct':<52} {added:7.2f}  (target <= 50)")
 
 
 if __name__ == "__main__":

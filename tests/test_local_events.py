@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -67,3 +68,36 @@ def test_sqs_event_source_deletes_successes_and_retries_reported_failures(aws) -
             source.stop()
     assert [b for b, _ in seen].count("ok") == 1  # deleted after success, never redelivered
     assert ("fail", 1) in seen and ("fail", 2) in seen
+
+
+def test_stopping_with_every_poller_busy_takes_seconds_not_a_wait_per_poller(aws) -> None:
+    queue = aws.resources.queue_url
+    for n in range(3):  # one batch per group, so each of three pollers is inside a long invoke
+        aws.sqs.send_message(
+            QueueUrl=queue, MessageBody="slow", MessageGroupId=f"slow{n}", MessageDeduplicationId=f"s{n}"
+        )
+    spec = FunctionSpec(
+        handler="probe_handler.handle_sqs_slowly",
+        env={"PYTHONPATH": FIXTURES},
+        timeout_s=120,
+        max_concurrency=3,
+    )
+    busy = threading.Semaphore(0)
+    with LocalLambda({"consumer": spec}) as service:
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=_lambda_client(service.endpoint),
+            queue_url=queue,
+            queue_arn=aws.resources.queue_arn,
+            function_name="consumer",
+            batch_size=1,
+            pollers=3,
+            on_receive=lambda messages: busy.release(),
+        ).start()
+        for _ in range(3):
+            assert busy.acquire(timeout=30)
+        time.sleep(0.5)  # the invokes are running
+        started = time.monotonic()
+        source.stop()
+        stopped_after = time.monotonic() - started
+    assert stopped_after < 7, stopped_after  # one bounded wait in all (was up to 30 s each)

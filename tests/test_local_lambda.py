@@ -3,9 +3,12 @@ so boto3's `lambda.invoke` in the consumer is the same code locally and in produ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +104,70 @@ def test_stop_leaves_no_process_behind() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _escaped_tool(client, tmp_path: Path, name: str, **extra) -> int:
+    """Invoke the probe so that it starts a tool that calls setsid and double-forks; its pid."""
+    pid_file = tmp_path / f"{name}.pid"
+    payload = {"action": "escape", "pid_file": str(pid_file), **extra}
+    if extra.get("then_sleep"):
+
+        def invoke_cut_short_by_stop() -> None:
+            with contextlib.suppress(Exception):
+                _invoke(client, payload)
+
+        threading.Thread(target=invoke_cut_short_by_stop, daemon=True).start()
+    else:
+        _invoke(client, payload)
+    deadline = time.monotonic() + 15
+    while not pid_file.exists():
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.02)
+    pid = int(pid_file.read_text())
+    assert os.getpgid(pid) != os.getpgid(os.getpid())  # really outside every group we know
+    return pid
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                if stat.read().rpartition(b")")[2].split()[0] == b"Z":
+                    return True  # dead, waiting to be reaped by whoever adopted it
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_stop_ends_tools_that_left_the_process_group(tmp_path: Path) -> None:
+    spec = FunctionSpec(handler="probe_handler.handle", env={"PYTHONPATH": FIXTURES}, max_concurrency=2)
+    service = LocalLambda({"probe": spec}).start()
+    try:
+        client = _client(service.endpoint)
+        idle = _escaped_tool(client, tmp_path, "idle")  # handler returned, tool lives on
+        busy = _escaped_tool(client, tmp_path, "busy", then_sleep=30)  # handler still running
+    finally:
+        started = time.monotonic()
+        service.stop()
+    assert time.monotonic() - started < 10
+    assert _gone(idle) and _gone(busy)
+
+
+@pytest.mark.parametrize("how", ["killed", "timed out", "exited"])
+def test_a_worker_that_dies_takes_its_escaped_tools_with_it(local_lambda, tmp_path: Path, how) -> None:
+    client = _client(local_lambda.endpoint)
+    tool = _escaped_tool(client, tmp_path, "tool")
+    [worker] = local_lambda.process_ids
+    if how == "killed":
+        os.kill(worker, signal.SIGKILL)  # what a crash (or the pipeline test) does to a worker
+    elif how == "timed out":
+        _, error = _invoke(client, {"action": "sleep", "seconds": 10})  # the fixture's timeout is 3 s
+        assert error == "Unhandled"
+    else:
+        _, error = _invoke(client, {"action": "exit"})
+        assert error == "Unhandled"
+    assert _gone(tool), f"tool {tool} outlived its worker"
+    answer, error = _invoke(client, {"n": 1})  # and the function still works, in a new process
+    assert error is None and answer["pid"] != worker

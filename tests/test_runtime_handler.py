@@ -59,3 +59,75 @@ def test_handler_runs_turns_through_awslambdaric_and_a_new_container_resumes(aws
     assert replayed.replayed and replayed.text == second.text
     assert bad["error_kind"] == "bad_request" and bad["retryable"] is False
     assert "hello, I am Ada" in json.dumps(model.model_calls[-1].body["messages"])
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": "x", "extra": _deep(70)},
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": _deep(2_000)},
+        {"version": _deep(100_000)},
+        [_deep(500)],
+        {"version": 1, "session_key": "default/1/0", "update_id": 3, "prompt": {1, 2}},
+    ],
+    ids=["deep-extra-field", "deep-prompt", "deeper-than-recursion", "deep-list-event", "not-json"],
+)
+def test_events_too_deep_or_not_json_are_bad_requests_not_exceptions(event) -> None:
+    from agent_runtime import handler
+
+    answer = handler.handle(event, None)  # decoded before any runtime is built
+
+    assert answer["error_kind"] == "bad_request" and answer["retryable"] is False
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["a plain answer", "broken \ud83d emoji", "\udc00 low first", "pair in reverse \ude00\ud83d"],
+)
+def test_an_answer_whose_delivery_fails_is_replayed_on_retry_not_bought_again(aws, tmp_path, answer) -> None:
+    """The model answers (tokens spent); the step after it fails (the Invoke response is lost
+    on the way back, through a real proxy). The caller's retry gets the recorded answer and
+    the model is not called again, whatever text the model produced."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from session_core import SessionKey, SessionRegistry, well_formed
+
+    from agentbot.testing import Fault, FaultProxy
+
+    aws.client("ssm").put_parameter(
+        Name="/agentbot/key2", Value="sk-ant-test-handler", Type="SecureString", Overwrite=True
+    )
+    session_key = f"default/{600 + len(answer)}/{sum(map(ord, answer)) % 1000 + 1}"  # one per case
+    with ModelServer(lambda request: answer) as model:
+        env = {
+            "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key2",
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "SESSIONS_ROOT": str(tmp_path / "sessions"),
+            "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+            "MODEL_MAX_RETRIES": "0",
+        }
+        spec = {"agent-runtime": FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)}
+        request = TurnRequest(version=1, session_key=session_key, update_id=41, prompt="hi")
+        lost = Fault("lambda:Invoke", times=1, forward_first=True)
+        with LocalLambda(spec) as lam, FaultProxy(lam.endpoint, [lost]) as proxy:
+            client = proxy.client("lambda", config=Config(retries={"total_max_attempts": 1}))
+            with pytest.raises(ClientError):  # the turn ran; its answer never arrived
+                client.invoke(FunctionName="agent-runtime", Payload=encode(request))
+            retried = client.invoke(FunctionName="agent-runtime", Payload=encode(request))
+
+    assert "FunctionError" not in retried
+    result = decode_turn_result(retried["Payload"].read())
+    assert result.ok and result.replayed, result
+    assert result.text == well_formed(answer)
+    assert len(model.model_calls) == 1  # paid once
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    session = registry.get_session(SessionKey.parse(session_key))
+    assert session is not None and session.turns == 1 and session.cost_usd > 0  # cost recorded

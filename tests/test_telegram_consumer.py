@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from session_core import SessionKey
+from session_core import InboundMessage, QueueEnvelope, SessionKey, encode
 from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
 from telegram_stack import wait_until
 from telegram_support import BOT_USERNAME, long_markdown, update
@@ -410,3 +410,63 @@ def test_a_record_to_retry_comes_back_after_a_short_backoff_not_the_visibility_t
     )
     assert response["batchItemFailures"]
     assert wait_until(lambda: bool(stack.receive()), timeout_s=20)
+
+
+def _record(message_id: str, body: str) -> dict:
+    """One record as Lambda's SQS event source hands it over (the body already a str, which
+    may hold any code point: the event's JSON is decoded before the handler sees it)."""
+    [record] = sqs_lambda_event(
+        [
+            {
+                "MessageId": message_id,
+                "ReceiptHandle": f"rh-{message_id}",
+                "Body": body,
+                "Attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": f"default/{CHAT}/0"},
+                "MD5OfBody": "-",
+            }
+        ],
+        queue_arn="arn:aws:sqs:us-east-1:000000000000:q.fifo",
+        region=REGION,
+    )["Records"]
+    return record
+
+
+def _envelope_text(update_id: int, text: str) -> str:
+    message = InboundMessage(
+        update_id=update_id,
+        session_key=f"default/{CHAT}/0",
+        kind="message",
+        chat_id=CHAT,
+        chat_type="private",
+        message_id=5,
+        text="TEXT",
+    )
+    body = encode(QueueEnvelope(version=1, message=message)).decode()
+    return body.replace("TEXT", text)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"version": 1, "message": ' + "[" * 1_000 + "]" * 1_000 + "}",
+        '{"k":' * 100_000 + "1" + "}" * 100_000,
+        "[" * 70 + "]" * 70,
+    ],
+    ids=["1000-deep-list", "100000-deep-object", "70-deep"],
+)
+def test_a_deeply_nested_record_is_dead_lettered_not_a_crash(stack, body) -> None:
+    response = stack.consumer().handle_batch({"Records": [_record("deep-1", body)]})
+    assert response == {"batchItemFailures": []}
+    [dead] = stack.dead_letters()
+    attributes = dead["MessageAttributes"]
+    assert attributes["error_kind"]["StringValue"] == "bad_message"
+    assert "nests deeper than 64 levels" in attributes["error_detail"]["StringValue"]
+
+
+@pytest.mark.parametrize("text", ["hi \ud83d", "\udc00!", "a\ude00\ud83db"])
+def test_a_record_whose_text_holds_lone_surrogates_is_answered_with_replacements(stack, text) -> None:
+    response = stack.consumer().handle_batch({"Records": [_record("odd-1", _envelope_text(180, text))]})
+    assert response == {"batchItemFailures": []}
+    expected = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    assert [m["text"] for m in stack.replies(CHAT)] == [f"Answer to: {expected}"]
+    assert stack.dead_letters() == []

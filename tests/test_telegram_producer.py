@@ -7,6 +7,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -300,3 +301,120 @@ def test_an_unusable_tenant_fails_at_start_not_on_every_message(secret_parameter
     with pytest.raises(ConfigError) as err:
         ProducerConfig.from_env()
     assert err.value.setting == "TENANT"
+
+
+# -- fault classes found from outside: numbers out of range, deep nesting, broken text ----
+
+
+def _with(path: str, value: Any) -> dict:
+    """An ordinary text update with the field at ``path`` (dots) set to ``value``."""
+    payload = update(7100, chat_id=-1001234567890, chat_type="supergroup", thread_id=4)
+    payload["message"]["text"] = f"@{BOT_USERNAME} hi"
+    node: Any = payload
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("update_id", 2**64),
+        ("update_id", 2**52),
+        ("update_id", -1),
+        ("message.message_id", 2**63),
+        ("message.from.id", 2**52),
+        ("message.chat.id", 2**63),
+        ("message.chat.id", -(2**63) - 1),
+        ("message.message_thread_id", 2**70),
+        ("message.date", -(2**64)),
+        ("message.entities", [{"type": "bold", "offset": 0, "length": 2**64}]),
+    ],
+)
+def test_ids_outside_the_bot_api_ranges_get_400_naming_the_field(aws, producer, path, value) -> None:
+    response = producer.handle_event(webhook_event(_with(path, value)))
+    assert response["statusCode"] == 400, response
+    outcome = body(response)["outcome"]
+    assert "`$." in outcome and path.split(".")[-1] in outcome  # says what to fix
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
+def test_ids_at_the_edges_of_the_ranges_are_accepted(aws, producer) -> None:
+    payload = _with("update_id", 2**52 - 1)
+    payload["message"]["from"]["id"] = 2**52 - 1
+    payload["message"]["chat"]["id"] = -(2**63)
+    assert producer.handle_event(webhook_event(payload))["statusCode"] == 200
+    [envelope] = envelopes(aws.sqs, aws.resources.queue_url)
+    assert (envelope.message.update_id, envelope.message.chat_id) == (2**52 - 1, -(2**63))
+
+
+def _with_deep(path: str, levels: int, kind: str) -> bytes:
+    """The body of ``_with(path, ...)`` whose value nests ``levels`` deep (json.dumps would
+    recurse, so the nested part is written by hand)."""
+    opening, closing = (b"[", b"]") if kind == "list" else (b'{"k":', b"}")
+    deep = opening * levels + b"1" + closing * levels
+    return json.dumps(_with(path, "DEEP")).encode().replace(b'"DEEP"', deep)
+
+
+@pytest.mark.parametrize(
+    ("path", "levels", "kind"),
+    [
+        ("message.unknown_field", 1_000, "list"),  # the 2.3 KB body found from outside
+        ("message.unknown_field", 100_000, "dict"),
+        ("unknown_update_type", 70, "list"),
+        ("message.voice", 5_000, "dict"),  # a field the producer reads as Any
+        ("message.chat.unknown_field", 2_000, "list"),
+    ],
+)
+@pytest.mark.parametrize("base64_wrapped", [False, True])
+def test_deeply_nested_bodies_get_400_not_an_exception(
+    aws, producer, path, levels, kind, base64_wrapped
+) -> None:
+    raw = _with_deep(path, levels, kind)
+    event = webhook_event(raw)
+    if base64_wrapped:
+        event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+    response = producer.handle_event(event)
+    assert response["statusCode"] == 400, response
+    assert "nests deeper than" in body(response)["outcome"]
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+def test_nesting_within_the_limit_is_still_accepted(aws, producer, kind) -> None:
+    response = producer.handle_event(webhook_event(_with_deep("message.unknown_field", 50, kind)))
+    assert response["statusCode"] == 200, response
+
+
+BROKEN_TEXTS = ["hi \ud83d", "\udc00 low first", "reversed \ude00\ud83d pair", "end\ud800", "\ud83d" * 5]
+
+
+@pytest.mark.parametrize("text", BROKEN_TEXTS)
+@pytest.mark.parametrize("field", ["text", "first_name"])
+def test_lone_surrogates_in_a_str_body_are_replaced_and_queued(aws, producer, text, field) -> None:
+    # API Gateway's event JSON may escape a lone surrogate; json.loads then puts it in the str.
+    payload = update(7102, text=text if field == "text" else "hello")
+    payload["message"]["from"]["first_name"] = text if field == "first_name" else "Alice"
+    event = webhook_event(payload)
+    event.update(body=json.dumps(payload, ensure_ascii=False), isBase64Encoded=False)
+    response = producer.handle_event(event)
+    assert response["statusCode"] == 200, response
+    [envelope] = envelopes(aws.sqs, aws.resources.queue_url)
+    expected = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    assert "\ufffd" in expected
+    if field == "text":
+        assert envelope.message.text == expected
+
+
+@pytest.mark.parametrize("text", BROKEN_TEXTS)
+def test_lone_surrogates_as_json_escapes_or_raw_bytes_get_400(aws, producer, text) -> None:
+    payload = update(7103, text=text)
+    escaped = json.dumps(payload).encode()  # "\\ud83d": valid JSON, not valid text
+    cesu = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")  # bad UTF-8
+    for raw in (escaped, cesu):
+        response = producer.handle_event(webhook_event(raw))
+        assert response["statusCode"] == 400, response
+        assert body(response)["outcome"].startswith("not a Telegram update: ")
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []

@@ -59,6 +59,10 @@ NOT_FROM_TEMPLATE = {
     "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
     # Set by the runtime itself for the CLI of one turn (read back only to restore it).
     "CLAUDE_CONFIG_DIR": "runtime-internal, per session",
+    # Set by the runtime for its CLI launcher (agent_runtime._cli_launcher), per turn.
+    "AGENTBOT_CLI_PATH": "runtime-internal, per turn",
+    "AGENTBOT_CLI_ENV_NAMES": "runtime-internal, per turn",
+    "AGENTBOT_SANDBOX": "runtime-internal, per turn",
 }
 # Names that would mean a secret's value sits in an environment variable.
 _SECRET_LIKE = re.compile(r"(TOKEN|SECRET|API_KEY|PASSWORD|PRIVATE_KEY)$")

@@ -26,7 +26,8 @@ from typing import IO, Any
 import boto3
 import httpx
 from botocore.config import Config
-from session_core import SessionKey, SessionRegistry, decode_envelope
+from botocore.exceptions import BotoCoreError, ClientError
+from session_core import SessionKey, SessionRegistry, decode_envelope, make_non_dumpable
 from telegram_producer import HANDLED_UPDATE_TYPES
 
 from . import __version__
@@ -35,6 +36,9 @@ from .local_events import BatchOutcome, LocalHttpApi, SqsEventSource
 from .local_lambda import FunctionSpec, LocalLambda
 from .local_state import StateDirectory
 from .provisioning import ResourceNames, StackResources, provision
+from .sigv4 import LocalCredentials
+from .unprivileged import agent_user as agent_user_for_runtime
+from .unprivileged import prepare_for_agent_user
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -89,13 +93,14 @@ class Progress:
     def say(self, text: str) -> None:
         print(f"[agentbot] {text}", file=self.out, flush=True)
 
-    def queued(self, update_id: int) -> None:
+    def queued(self, update_id: int, sender: int | None = None) -> None:
         with self.lock:
             if update_id in self.started:  # the consumer was quicker than the webhook's answer
                 return
             self.started[update_id] = time.monotonic()
             self.pending.add(update_id)
-        self.say(f"update {update_id}: queued")
+        # The sender's id is what ALLOWED_USER_IDS takes.
+        self.say(f"update {update_id}" + (f" from user {sender}" if sender else "") + ": queued")
 
     def running(self, messages: list[dict[str, Any]]) -> None:
         for update_id, _key in _updates_of(messages):
@@ -178,29 +183,74 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
     )
 
 
+class DevSetupError(Exception):
+    """Something the user must fix before `agentbot dev` can start; the message says what."""
+
+
 @contextlib.contextmanager
-def aws_for(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield (description, environment for clients and functions) of the chosen AWS."""
+def aws_for(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, str], LocalCredentials]]:
+    """Yield (description, environment for clients and functions, the functions' credentials)
+    of the chosen AWS. Local endpoints get credentials made for this run; the embedded moto
+    server refuses every request not signed with them (an agent's tool cannot use it)."""
     if args.aws_profile:
-        region = boto3.Session(profile_name=args.aws_profile).region_name or "us-east-1"
-        yield (
-            f"real AWS, profile {args.aws_profile} ({region})",
-            {"AWS_PROFILE": args.aws_profile, "AWS_REGION": region, "AWS_DEFAULT_REGION": region},
-        )
-    elif args.aws_endpoint:
+        yield _profile_aws(args.aws_profile)
+        return
+    credentials = LocalCredentials.generate()
+    signing = {**credentials.environment(), "AWS_DEFAULT_REGION": LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]}
+    if args.aws_endpoint:
         default, services = parse_endpoints(args.aws_endpoint)
         named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
         mine = ", ".join(f"{service} at {url}" for service, url in services.items())
         if default:
             label = f"{default} (your endpoint)" + (f"; {mine}" if mine else "")
-            yield label, {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": default, **named}
+            yield label, {**signing, "AWS_ENDPOINT_URL": default, **named}, credentials
         else:
-            with moto_endpoint() as url:
-                label = f"{mine}; the rest on the embedded moto server at {url}"
-                yield label, {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": url, **named}
+            # Services not named run on the embedded moto server, which still demands signatures
+            # with this run's credentials; the functions sign every service with them (an endpoint
+            # of yours that checks nothing, such as LocalStack, accepts them as any others).
+            with moto_endpoint(require=credentials) as url:
+                label = f"{mine}; the rest on the embedded moto server at {url} (signed requests only)"
+                yield label, {**signing, "AWS_ENDPOINT_URL": url, **named}, credentials
     else:
-        with moto_endpoint() as url:
-            yield f"embedded moto server at {url}", {**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": url}
+        with moto_endpoint(require=credentials) as url:
+            label = f"embedded moto server at {url} (signed requests only)"
+            yield label, {**signing, "AWS_ENDPOINT_URL": url}, credentials
+
+
+def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
+    """Real AWS: the profile's credentials, resolved once here so the functions (the runtime
+    may run as another user, who cannot read ~/.aws) get them explicitly."""
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    try:
+        session = boto3.Session(profile_name=profile)
+        frozen = session.get_credentials()
+        frozen = frozen.get_frozen_credentials() if frozen is not None else None
+    except ProfileNotFound:
+        raise DevSetupError(
+            f"--aws-profile {profile}: no such profile in ~/.aws/config or ~/.aws/credentials "
+            f"(create it with `aws configure --profile {profile}`)"
+        ) from None
+    except BotoCoreError as exc:
+        raise DevSetupError(
+            f"--aws-profile {profile}: cannot get its credentials ({type(exc).__name__})"
+        ) from None
+    if frozen is None:
+        raise DevSetupError(f"--aws-profile {profile}: the profile has no credentials (`aws configure`)")
+    region = session.region_name or "us-east-1"
+    env = {
+        "AWS_ACCESS_KEY_ID": frozen.access_key,
+        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    return (
+        f"real AWS, profile {profile} ({region})",
+        env,
+        LocalCredentials(frozen.access_key, frozen.secret_key),
+    )
 
 
 def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
@@ -214,15 +264,15 @@ def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
         elif re.fullmatch(r"[a-z0-9-]+", service) and url:
             services[service.replace("-", "_")] = url
         else:
-            raise SystemExit(f"agentbot dev: --aws-endpoint {value!r} is not URL or SERVICE=URL")
+            raise DevSetupError(f"--aws-endpoint {value!r} is not URL or SERVICE=URL")
     return default, services
 
 
 def _client(service: str, env: dict[str, str], **kwargs: Any) -> Any:
     session = boto3.Session(
-        profile_name=env.get("AWS_PROFILE"),
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
         region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
     kwargs.setdefault(
@@ -275,10 +325,18 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     log_path = state_root / "functions.log"
     log = stack.enter_context(log_path.open("a", encoding="utf-8"))
 
-    aws_label, aws_env = stack.enter_context(aws_for(args))
+    bot_username = _check_bot_token(token) if token else None
+    aws_label, aws_env, credentials = stack.enter_context(aws_for(args))
     names = ResourceNames(prefix="agentbot-dev")
     dynamodb, s3, sqs, ssm = (_client(s, aws_env) for s in ("dynamodb", "s3", "sqs", "ssm"))
-    resources = provision(dynamodb=dynamodb, s3=s3, sqs=sqs, names=names)
+    try:
+        resources = provision(dynamodb=dynamodb, s3=s3, sqs=sqs, names=names)
+    except (BotoCoreError, ClientError) as exc:
+        where = f"--aws-endpoint {' '.join(args.aws_endpoint)}" if args.aws_endpoint else aws_label
+        raise DevSetupError(
+            f"{where}: cannot create the table, bucket and queues ({_aws_problem(exc)}); "
+            "check that the endpoint is up and speaks S3, DynamoDB and SQS"
+        ) from None
 
     saved: StateDirectory | None = None
     if args.state_dir and not (args.aws_endpoint or args.aws_profile):
@@ -298,8 +356,14 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         names.prefix,
         {"webhook": webhook_secret, "bot": token or terminal.token, "anthropic": model.api_key or ""},
     )
-    functions = _functions(args, aws_env, resources, secret_names, model, telegram_base, state_root)
-    service = stack.enter_context(LocalLambda(functions, log=log))
+    agent_user = agent_user_for_runtime()
+    opened = []
+    if agent_user is not None:
+        opened = prepare_for_agent_user(agent_user, writable=state_root / "work")
+    functions = _functions(
+        args, aws_env, resources, secret_names, model, telegram_base, state_root, bot_username, agent_user
+    )
+    service = stack.enter_context(LocalLambda(functions, log=log, require=credentials))
     lambda_client = _client(
         "lambda",
         aws_env,
@@ -336,6 +400,17 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         f"  state     {state_root}" + ("" if args.state_dir else " (temporary, removed at exit)"),
         f"  logs      {log_path}",
     ]
+    if agent_user is not None:
+        banner.append(
+            f"  agent     runs as the unprivileged user {agent_user!r} (started as root)"
+            + (f"; made passable for it: {', '.join(opened)}" if opened else "")
+        )
+    if token and not (os.environ.get("ALLOWED_USER_IDS") or os.environ.get("ALLOWED_CHAT_IDS")):
+        banner.append(
+            "  WARNING   no ALLOWED_USER_IDS: anyone who finds the bot can chat with the agent and run "
+            "commands on this machine. Set ALLOWED_USER_IDS=<your id> (each progress line shows the "
+            "sender's id)."
+        )
     return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path)
 
 
@@ -349,6 +424,8 @@ def run_dev(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     progress = Progress(sys.stderr, tenant=args.tenant)
+    # This process holds the bot token, the model key and the webhook secret.
+    make_non_dumpable()
     try:
         with contextlib.ExitStack() as stack:
             dev = start_stack(args, stack, progress)
@@ -365,6 +442,9 @@ def run_dev(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         progress.say("stopped")
         return 130
+    except DevSetupError as exc:
+        progress.say(f"cannot start: {exc}")
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -388,6 +468,8 @@ def _functions(
     model: ModelChoice,
     telegram_base: str,
     state_root: Path,
+    bot_username: str | None,
+    agent_user: str | None,
 ) -> dict[str, FunctionSpec]:
     common = {
         **aws_env,
@@ -401,7 +483,7 @@ def _functions(
         "ALLOWED_USER_IDS": os.environ.get("ALLOWED_USER_IDS", ""),
         "ALLOWED_CHAT_IDS": os.environ.get("ALLOWED_CHAT_IDS", ""),
         "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
-        "BOT_USERNAME": os.environ.get("BOT_USERNAME", "agentbot"),
+        "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
     }
     consumer = {
         **common,
@@ -418,7 +500,9 @@ def _functions(
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
         CONSUMER: FunctionSpec(handler="sqs_consumer.handler.handle", env=consumer, timeout_s=900),
-        RUNTIME: FunctionSpec(handler="agent_runtime.handler.handle", env=runtime, timeout_s=840),
+        RUNTIME: FunctionSpec(
+            handler="agent_runtime.handler.handle", env=runtime, timeout_s=840, user=agent_user
+        ),
     }
 
 
@@ -428,7 +512,10 @@ def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, An
     def post(update: dict[str, Any]) -> None:
         status = dev.post_update(client, update)
         if status == 200:
-            progress.queued(int(update["update_id"]))
+            sender = next(
+                (v["from"].get("id") for v in update.values() if isinstance(v, dict) and "from" in v), None
+            )
+            progress.queued(int(update["update_id"]), sender)
         else:
             progress.say(f"update {update['update_id']}: webhook answered {status}")
 
@@ -481,7 +568,12 @@ def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -
     client = httpx.Client(timeout=40)
     api = f"{base}/bot{token}"
     print("[agentbot] removing the bot's webhook so getUpdates can receive updates", file=err, flush=True)
-    client.post(f"{api}/deleteWebhook", json={"drop_pending_updates": False}).raise_for_status()
+    try:
+        removed = client.post(f"{api}/deleteWebhook", json={"drop_pending_updates": False}).status_code
+    except httpx.HTTPError as exc:
+        removed = type(exc).__name__
+    if removed != 200:
+        print(f"[agentbot] deleteWebhook failed ({removed}); getUpdates may be refused", file=err, flush=True)
     offset = 0
     while not stop.is_set():
         try:
@@ -500,3 +592,34 @@ def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -
         for update in answer["result"]:
             offset = max(offset, int(update["update_id"]) + 1)
             post(update)
+
+
+def _aws_problem(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "error")
+    return type(exc).__name__
+
+
+def _check_bot_token(token: str) -> str:
+    """Ask Telegram who the bot is (``getMe``): its username, for mentions in groups. A refused
+    token or an unreachable Telegram stops the start with one line; the token is never shown."""
+    base = os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
+    try:
+        answer = httpx.post(f"{base}/bot{token}/getMe", timeout=15)
+    except httpx.HTTPError as exc:
+        raise DevSetupError(
+            f"cannot reach Telegram at {base} ({type(exc).__name__}): check the network "
+            "(or TELEGRAM_API_BASE), or unset TELEGRAM_BOT_TOKEN to chat in this terminal"
+        ) from None
+    if answer.status_code in (401, 404):
+        raise DevSetupError(
+            f"Telegram refused TELEGRAM_BOT_TOKEN ({answer.status_code}): "
+            "copy the token from @BotFather again"
+        )
+    try:
+        username = answer.json()["result"]["username"]
+    except (ValueError, KeyError, TypeError):
+        raise DevSetupError(
+            f"Telegram's getMe answered {answer.status_code} without a bot: try again in a minute"
+        ) from None
+    return str(username)

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from .sigv4 import LocalCredentials, signed_by
+
 Backend = Literal["moto", "localstack"]
 
 # Built locally by infra/images/localstack/build.sh (no registry is needed or used).
@@ -33,14 +35,17 @@ def local_client(service: str, endpoint: str, *, config: Any = None, **kwargs: A
     """
     import boto3  # here, so `agentbot` commands that never call AWS start without it
 
+    signing = {
+        "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        **kwargs,  # other credentials (an endpoint that checks signatures) win
+    }
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=config,
-        **kwargs,
+        **signing,
     )
 
 
@@ -131,18 +136,72 @@ class LocalEndpoints:
 
 
 @contextmanager
-def moto_endpoint() -> Iterator[str]:
-    """Run the moto server on 127.0.0.1 (a free port) for the life of the block."""
-    from moto.server import ThreadedMotoServer
+def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
+    """Run the moto server on 127.0.0.1 (a free port) for the life of the block. With
+    ``require``, every request must be signed with those credentials (see ``agentbot.sigv4``);
+    moto's own admin paths (``/moto-api/``: dump, reset) are refused then too."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app: Any = DomainDispatcherApplication(create_backend_app)
+    if require is not None:
+        app = _SignedRequestsOnly(app, require)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
+
+
+class _SignedRequestsOnly:
+    """WSGI middleware: pass a request on only if it is signed with the given credentials."""
+
+    _DENIED = (
+        b"<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>agentbot dev: requests must be "
+        b"signed with the functions' credentials</Message></Error></ErrorResponse>"
+    )
+
+    def __init__(self, app: Any, credentials: LocalCredentials) -> None:
+        self.app = app
+        self.credentials = credentials
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        import io
+
+        from werkzeug.wsgi import get_input_stream
+
+        body = get_input_stream(environ).read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        headers = {
+            key[5:].replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        if environ.get("CONTENT_LENGTH"):
+            headers["content-length"] = environ["CONTENT_LENGTH"]
+        path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        if "?" not in path and environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        url = f"http://{headers.get('HOST', 'localhost')}{path}"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not signed_by(self.credentials, method=method, url=url, headers=headers, body=body):
+            start_response(
+                "403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(self._DENIED)))]
+            )
+            return [self._DENIED]
+        return self.app(environ, start_response)
 
 
 def localstack_image() -> str:

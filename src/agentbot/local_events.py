@@ -223,10 +223,14 @@ class SqsEventSource:
         with self._lock:
             return self._busy > 0
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop polling; wait at most ``timeout_s`` in all for batches in flight. A poller
+        still inside an invoke then is left to end with it (its thread is a daemon): its
+        records come back after their visibility timeout, as after a crash."""
         self._stopping.set()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout=timeout_s)
+            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
         self._threads.clear()
 
     def _poll(self) -> None:
@@ -253,6 +257,9 @@ class SqsEventSource:
                 self._busy += 1
             try:
                 self._process(received, region)
+            except Exception:  # the function or its service went away: the records come back
+                if self._stopping.is_set():  # after their visibility timeout, as after a crash
+                    return
             finally:
                 with self._lock:
                     self._busy -= 1

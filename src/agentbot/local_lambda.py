@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import queue
-import signal
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
+
+from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
+
+from .process_tree import kill_descendants
+from .sigv4 import LocalCredentials, signed_by
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
@@ -45,6 +52,10 @@ class FunctionSpec:
     memory_mb: int = 1024
     image: str | None = None
     image_platform: str | None = None
+    # Run the function's processes as this user (the local stack started as root runs the
+    # agent runtime as an unprivileged user, as Lambda does). Not with ``image``: the docker
+    # client needs the engine's socket, and the image names its own user.
+    user: str | None = None
 
 
 @dataclass
@@ -96,7 +107,9 @@ class _Worker:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         port = self._server.server_address[1]
         env = {
-            **os.environ,
+            # No secret of the caller's environment (a bot token, a model key) is passed on, only
+            # AWS credentials (as Lambda gives every function its role's); the spec adds the rest.
+            **{name: value for name, value in os.environ.items() if not _caller_secret(name)},
             # functions of this service reach each other through it, as within one account
             "AWS_ENDPOINT_URL_LAMBDA": endpoint,
             **spec.env,
@@ -109,18 +122,39 @@ class _Worker:
         env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
         self.container: str | None = None
         command = [python, "-m", "awslambdaric", spec.handler]
+        user = spec.user
         if spec.image:
             self.container = f"agentbot-fn-{name}-{uuid.uuid4().hex[:8]}"
             command = _container_command(self.container, spec, env)
-        # A process group of its own, so stopping kills whatever the handler spawned too.
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log if log is not None else None,
-            stderr=subprocess.STDOUT if log is not None else None,
-            start_new_session=True,
-        )
+            user = None
+        # Under a subreaper (agentbot.process_tree): whatever the handler spawns, daemonized
+        # or in its own session, stays in the worker's tree and ends with it.
+        # The function's environment (its credentials) goes through a pipe, so the reaper's own
+        # environment block, readable by any process of its user, holds no secret.
+        pid_read, pid_write = os.pipe()
+        env_read, env_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "agentbot.process_tree", "--pid-fd", str(pid_write),
+                 "--env-fd", str(env_read), "--", *command],
+                env={"PATH": env.get("PATH", os.defpath)},
+                stdin=subprocess.DEVNULL,
+                stdout=log if log is not None else None,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                pass_fds=(pid_write, env_read),
+                **_as_user(user),
+            )
+            os.close(pid_write)
+            os.close(env_read)
+            with os.fdopen(env_write, "wb") as pipe:  # below the pipe buffer: never blocks long
+                pipe.write(json.dumps(env).encode())
+            # The function's own process (what a caller would kill); 0 if it never started.
+            self.pid = int(os.read(pid_read, 32) or b"0")
+        finally:
+            for fd in (pid_read, pid_write, env_read, env_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     @property
     def alive(self) -> bool:
@@ -160,15 +194,17 @@ class _Worker:
         return invocation.outcome
 
     def stop(self) -> None:
+        """End the worker and every process in its tree (the reaper kills the tree; if the
+        reaper does not answer, this process finds what is left through /proc)."""
         if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=3)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_descendants(self.process.pid)
+                self.process.kill()
+                self.process.wait()
         if self.container:  # the container outlives a killed `docker run`
             subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
         self.inbox.put(None)  # releases a long-poll still waiting
@@ -186,6 +222,26 @@ def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str
         command += ["-e", name]
     assert spec.image is not None
     return [*command, spec.image, spec.handler]
+
+
+def _caller_secret(name: str) -> bool:
+    return is_secret_variable(name) and name not in AWS_CREDENTIAL_VARIABLES
+
+
+def _peer_gone(connection: socket.socket) -> bool:
+    """True when the other end closed the connection (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    record = pwd.getpwnam(user)
+    return {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
 
 
 def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
@@ -212,6 +268,12 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
                 return
             invocation = worker.inbox.get()
             if invocation is None:  # shutting down: the process is gone already
+                self.close_connection = True
+                return
+            if _peer_gone(self.connection):
+                # A poller that gave up (a killed tool that asked for work) must not swallow
+                # the invocation: it goes back to whoever asks next, the runtime itself.
+                worker.inbox.put(invocation)
                 self.close_connection = True
                 return
             deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
@@ -285,7 +347,8 @@ class _Function:
                         self._idle.append(worker)
                     else:
                         worker.stop()
-                        self._all.remove(worker)
+                        if worker in self._all:  # stop() of the whole function may have run
+                            self._all.remove(worker)
 
     def _take_worker(self) -> _Worker:
         with self._lock:
@@ -309,7 +372,7 @@ class _Function:
     @property
     def process_ids(self) -> list[int]:
         with self._lock:
-            return [w.process.pid for w in self._all]
+            return [w.pid for w in self._all]
 
 
 class LocalLambda:
@@ -321,11 +384,15 @@ class LocalLambda:
         *,
         python: str = sys.executable,
         log: IO[str] | None = None,
+        require: LocalCredentials | None = None,
     ) -> None:
+        """``require``: callers of the Invoke API must sign with these credentials (SigV4), so
+        nobody without the functions' secret key (an agent's tool) can invoke a function."""
         self._functions = {
             name: _Function(name, spec, self._spawner(name, spec, python, log))
             for name, spec in functions.items()
         }
+        self._require = require
         self._server: _QuietServer | None = None
 
     def _spawner(
@@ -347,7 +414,7 @@ class LocalLambda:
         return [pid for fn in self._functions.values() for pid in fn.process_ids]
 
     def start(self) -> LocalLambda:
-        self._server = _QuietServer(("127.0.0.1", 0), _invoke_handler_for(self._functions))
+        self._server = _QuietServer(("127.0.0.1", 0), _invoke_handler_for(self._functions, self._require))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -366,7 +433,9 @@ class LocalLambda:
         self.stop()
 
 
-def _invoke_handler_for(functions: Mapping[str, _Function]) -> type[BaseHTTPRequestHandler]:
+def _invoke_handler_for(
+    functions: Mapping[str, _Function], require: LocalCredentials | None
+) -> type[BaseHTTPRequestHandler]:
     class InvokeApi(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -384,6 +453,19 @@ def _invoke_handler_for(functions: Mapping[str, _Function]) -> type[BaseHTTPRequ
 
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if require is not None and not signed_by(
+                require,
+                method="POST",
+                url=f"http://{self.headers.get('Host', '')}{self.path}",
+                headers=dict(self.headers.items()),
+                body=payload,
+            ):
+                self._reply(
+                    403,
+                    b'{"message": "The security token included in the request is invalid."}',
+                    {"x-amzn-ErrorType": "UnrecognizedClientException"},
+                )
+                return
             path = self.path.split("?", 1)[0]
             if not (path.startswith(_INVOKE_PREFIX) and path.endswith("/invocations")):
                 self._reply(404, b'{"message": "unknown path"}')

@@ -1,7 +1,21 @@
 """A tiny function for the local Lambda tests: echoes, fails, sleeps or crashes on request."""
 
 import os
+import subprocess
+import sys
 import time
+
+# A tool that leaves home: new session (its own process group), double fork, sleeps.
+_ESCAPE = """
+import os, sys, time
+os.setsid()
+if os.fork():
+    os._exit(0)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(600)
+"""
 
 _COLD_START_PID = os.getpid()
 _calls = 0
@@ -17,6 +31,12 @@ def handle(event, context):
         time.sleep(event["seconds"])
     if action == "exit":
         os._exit(3)
+    if action == "escape":
+        # A tool escapes its process group, then the handler (optionally) keeps working.
+        subprocess.Popen([sys.executable, "-c", _ESCAPE, event["pid_file"]])
+        while not os.path.exists(event["pid_file"]):
+            time.sleep(0.01)
+        time.sleep(event.get("then_sleep", 0))
     return {
         "echo": event,
         "pid": _COLD_START_PID,
@@ -45,3 +65,9 @@ def handle_sqs(event, context):
             if record["body"] == "fail"
         ]
     }
+
+
+def handle_sqs_slowly(event, context):
+    """A consumer busy for a minute with every batch."""
+    time.sleep(60)
+    return {"batchItemFailures": []}

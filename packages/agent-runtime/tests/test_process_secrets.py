@@ -38,7 +38,15 @@ def test_secret_names() -> None:
         "DB_PASSWORD",
     ):
         assert is_secret_variable(name), name
-    for name in ("PATH", "SESSIONS_TABLE", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_LAMBDA_RUNTIME_API"):
+    for name in (
+        "PATH",
+        "SESSIONS_TABLE",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_LAMBDA_RUNTIME_API",
+        "BOT_TOKEN_PARAMETER",  # where a secret lives, not the secret
+        "WEBHOOK_SECRET_PARAMETER",
+    ):
         assert not is_secret_variable(name), name
 
 

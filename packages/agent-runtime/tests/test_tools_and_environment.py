@@ -13,7 +13,7 @@ import agent_runtime
 import httpx
 import pytest
 from agent_runtime import ModelProxy, build_cli_environment, load_settings
-from agent_runtime._environment import install_cli_wrapper
+from agent_runtime._environment import install_cli_launcher
 
 from agentbot.model_server import Fault, ModelServer
 
@@ -49,7 +49,9 @@ def test_command_mcp_server_speaks_json_rpc_over_stdio() -> None:
     assert replies[4]["result"]["isError"] is True
 
 
-def test_cli_wrapper_passes_only_the_named_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_launcher_passes_only_the_named_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = load_settings(
         {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
     )
@@ -60,8 +62,10 @@ def test_cli_wrapper_passes_only_the_named_variables(tmp_path: Path, monkeypatch
         model_env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "SPACED": "a b  c"},
         settings=settings,
         cli_path="/usr/bin/env",
+        writable=[str(tmp_path)],
+        connect_ports=[443],
     )
-    wrapper = install_cli_wrapper(tmp_path / "bin")
+    wrapper = install_cli_launcher(tmp_path / "bin")
     # As the SDK does: the runtime's whole environment merged with ours.
     inherited = {**os.environ, "AWS_SECRET_ACCESS_KEY": "runtime-secret", "BOT_TOKEN": "1:tok", **env}
     out = subprocess.run([wrapper], env=inherited, capture_output=True, text=True, check=True).stdout
@@ -71,23 +75,24 @@ def test_cli_wrapper_passes_only_the_named_variables(tmp_path: Path, monkeypatch
     assert set(seen) <= set(env["AGENTBOT_CLI_ENV_NAMES"].split())
 
 
-def test_proxy_swaps_the_placeholder_key_and_passes_broken_streams_on() -> None:
+def test_proxy_swaps_the_turn_key_and_passes_broken_streams_on() -> None:
     with ModelServer(lambda request: "proxied") as upstream:
         proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
         try:
+            key = {"x-api-key": proxy.open_turn()}
             body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
             ok = httpx.post(
                 f"{proxy.base_url}/v1/messages?beta=true",
                 json=body,
-                headers={"x-api-key": "placeholder", "authorization": "Bearer x"},
+                headers={**key, "authorization": "Bearer x"},
             )
             texts = re.findall(r'"text_delta", "text": "([^"]*)"', ok.text)
             assert ok.status_code == 200 and "".join(texts) == "proxied" and "message_stop" in ok.text
             upstream.inject(Fault(cut_after_events=2))
             with pytest.raises(httpx.RemoteProtocolError):
-                httpx.post(f"{proxy.base_url}/v1/messages", json=body)
+                httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=key)
             upstream.inject(Fault(status=503))
-            assert httpx.post(f"{proxy.base_url}/v1/messages", json=body).status_code == 503
+            assert httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=key).status_code == 503
         finally:
             proxy.stop()
     seen = upstream.model_calls[0]
@@ -119,7 +124,8 @@ def test_proxy_refuses_everything_but_messages(method: str, path: str) -> None:
     with ModelServer(lambda request: "proxied") as upstream:
         proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
         try:
-            with httpx.Client(base_url=proxy.base_url) as client:
+            key = {"x-api-key": proxy.open_turn()}
+            with httpx.Client(base_url=proxy.base_url, headers=key) as client:
                 request = client.build_request(method, "/", json={"model": "m"})
                 request.url = request.url.copy_with(raw_path=path.encode())
                 refused = client.send(request)
@@ -132,3 +138,33 @@ def test_proxy_refuses_everything_but_messages(method: str, path: str) -> None:
     assert [(c.method, c.path) for c in upstream.requests] == [
         ("POST", "/v1/messages/count_tokens?beta=true")
     ]
+
+
+def test_proxy_accepts_only_the_current_turns_key() -> None:
+    """A key copied by a tool dies with its turn; guesses and the next turn's rivals are refused."""
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with ModelServer(lambda request: "proxied") as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+
+            def post(key: str | None, *, bearer: bool = False) -> int:
+                headers = (
+                    {}
+                    if key is None
+                    else {"authorization": f"Bearer {key}"}
+                    if bearer
+                    else {"x-api-key": key}
+                )
+                return httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=headers).status_code
+
+            assert post(None) == 401  # between turns nothing passes
+            first = proxy.open_turn()
+            assert post(first) == 200 and post(first, bearer=True) == 200
+            assert post(None) == 401 and post("sk-real") == 401 and post(first[:-1]) == 401
+            proxy.close_turn()
+            assert post(first) == 401  # after its turn
+            second = proxy.open_turn()
+            assert second != first and post(first) == 401 and post(second) == 200
+        finally:
+            proxy.stop()
+    assert len(upstream.model_calls) == 3

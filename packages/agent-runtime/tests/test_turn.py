@@ -134,7 +134,7 @@ def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(
     b = runtime.run_turn(
         turn_request(
             f"bash: cat {a_dir.cwd}/note.txt; ls -a {sessions_root};"
-            f" grep -rl private-of-a {sessions_root} /tmp 2>/dev/null; echo end-of-listing",
+            f" grep -rl -D skip private-of-a {sessions_root} /tmp 2>/dev/null; echo end-of-listing",
             update_id=2,
             session_key=b_key,
         )

@@ -177,3 +177,36 @@ def test_turn_stops_before_the_callers_deadline(
     assert not any("too late" in str(c.body) for c in model_server.model_calls)
     for update_id in (11, 12, 13):
         assert registry.get_turn_result(key, update_id) is None
+
+
+def test_a_paid_answer_the_registry_cannot_take_is_delivered_not_bought_again(
+    make_runtime, model_server, turn_request, dynamo_faults, registry
+) -> None:
+    # Every attempt to record the turn (the only transaction naming lease_owner) fails with a
+    # 500 until the caller's deadline; the transcript store's writes go through.
+    dynamo_faults.fail = lambda target, body: target == "TransactWriteItems" and b"lease_owner" in body
+    deadline_ms = int((time.time() + DEADLINE_MARGIN_S + 8) * 1000)
+
+    result = make_runtime(dynamodb=dynamo_faults.client).run_turn(
+        turn_request("hello", update_id=21, deadline_epoch_ms=deadline_ms)
+    )
+
+    assert "TransactWriteItems" in dynamo_faults.failed
+    assert result.ok and result.text == "turns=1 last=hello", result  # the answer, not "try again"
+    assert len(model_server.model_calls) == 1
+    assert registry.get_turn_result(SessionKey.parse(KEY), 21) is None
+
+
+def test_an_answer_with_lone_surrogates_is_recorded_with_its_cost_and_replayed(
+    make_runtime, model_server, turn_request, registry
+) -> None:
+    model_server.responder = lambda request: "half an emoji: \ud83d, a stray \udc00."
+
+    first = make_runtime().run_turn(turn_request("hi", update_id=22))
+    again = make_runtime().run_turn(turn_request("hi", update_id=22))
+
+    assert first.ok and first.text == "half an emoji: \ufffd, a stray \ufffd.", first
+    assert again.replayed and again.text == first.text
+    assert len(model_server.model_calls) == 1
+    session = registry.get_session(SessionKey.parse(KEY))
+    assert session is not None and session.turns == 1 and session.cost_usd == first.cost_usd > 0

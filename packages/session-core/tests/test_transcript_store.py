@@ -507,3 +507,31 @@ async def test_a_writer_rebuilds_a_snapshot_that_vanished_from_what_it_holds(aws
         expected += turn(n)
     assert store.requests[("s3", "UploadPartCopy")] >= 1
     assert await make_store(aws).load(KEY) == expected
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": [value]}
+    return value
+
+
+async def test_deep_entries_round_trip_and_too_deep_ones_are_refused_clearly(aws: Any) -> None:
+    store = make_store(aws)
+    deep = [{"type": "x", "uuid": "d1", "tool_input": _nested(150)}]  # 300 levels: a real input can
+    await store.append(KEY, deep)
+    assert await make_store(aws).load(KEY) == deep
+    with pytest.raises(InvalidTranscriptEntryError) as refused:
+        await store.append(KEY, [{"type": "x", "uuid": "d2", "tool_input": _nested(50_000)}])
+    assert "cannot be stored" in str(refused.value)
+    assert await make_store(aws).load(KEY) == deep  # nothing of the refused batch was written
+
+
+@pytest.mark.parametrize("levels", [2_000, 100_000])
+def test_stored_lines_nested_past_any_parser_read_as_corrupt_not_a_crash(levels: int) -> None:
+    from session_core import CorruptTranscriptError
+    from session_core._transcript_format import decode_lines
+
+    line = b'{"type": "x", "deep": ' + b"[" * levels + b"]" * levels + b"}"
+    with pytest.raises(CorruptTranscriptError):
+        decode_lines([b'{"type": "ok"}', line], "s3://bucket/transcripts/x")

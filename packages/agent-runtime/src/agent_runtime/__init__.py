@@ -17,7 +17,6 @@ from ._claude_config import (
     load_claude_config,
 )
 from ._environment import (
-    PROXY_PLACEHOLDER_KEY,
     AnthropicAccess,
     BedrockAccess,
     ModelAccess,
@@ -33,7 +32,6 @@ from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 __all__ = [
     "DEADLINE_MARGIN_S",
-    "PROXY_PLACEHOLDER_KEY",
     "USER_MESSAGES",
     "AgentRuntimeError",
     "AnthropicAccess",

@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.config import Config
-from session_core import SessionRegistry, TranscriptStore
+from session_core import SessionRegistry, TranscriptStore, become_subreaper, get_logger, make_non_dumpable
 
 from ._claude_config import load_claude_config
+from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
 from ._process_secrets import aws_session, config_environ
+from ._process_sweep import effective_scope
 from ._settings import RuntimeSettings, load_settings
 from ._turn import Runtime
+
+log = get_logger(__name__)
+# Landlock network rules (TCP connect) arrived with ABI 4.
+_LANDLOCK_NET_ABI = 4
 
 _BOTO = Config(retries={"max_attempts": 4, "mode": "adaptive"}, connect_timeout=5, read_timeout=30)
 
@@ -32,7 +38,12 @@ def build_runtime(
     out of the environment; endpoints from ``AWS_ENDPOINT_URL*``). Raises ConfigError /
     ClaudeConfigError naming what to fix.
     """
+    # This process holds the role's credentials and the model key: no tool may read its
+    # memory or environment, and every process a turn starts must stay findable.
+    make_non_dumpable()
+    become_subreaper()
     settings = settings or load_settings(config_environ())
+    _report_sandbox(settings)
     config = load_claude_config(environ=config_environ())
     session = aws_session()
     s3 = s3 or session.client("s3", config=_BOTO)
@@ -63,3 +74,23 @@ def build_runtime(
         model=model,
         cli_path=bundled_cli_path(),
     )
+
+
+def _report_sandbox(settings: RuntimeSettings) -> None:
+    """Say once per container what confines the agent's tools on this kernel."""
+    if effective_scope(settings.process_sweep_scope) != settings.process_sweep_scope:
+        log.warning(
+            "sandbox.sweep_scope_narrowed", reason="running as root: uid scope would kill the machine"
+        )
+    abi = landlock_abi() if settings.landlock else 0
+    missing = "network rules" if abi else "Landlock" if settings.landlock else "Landlock (LANDLOCK=off)"
+    if abi >= _LANDLOCK_NET_ABI:
+        log.info("sandbox.landlock", abi=abi, files="write: own session only", network="listed ports only")
+    else:
+        log.warning(
+            "sandbox.landlock_incomplete",
+            abi=abi,
+            missing=missing,
+            still_enforced="clean environment, non-dumpable runtime, process sweep, per-turn model key",
+            process_sweep_scope=settings.process_sweep_scope,
+        )

@@ -2,8 +2,9 @@
 explicitly, and model credentials that only reach the model.
 
 - The SDK starts the CLI with ``os.environ`` merged in, and in Lambda that holds the runtime
-  role's AWS credentials. So the CLI is started through a tiny ``env -i`` wrapper
-  (``cli_path``) that keeps only the variables named here.
+  role's AWS credentials. So the CLI is started through a launcher (``cli_path``, see
+  ``_cli_launcher``) that keeps only the variables named here and confines the CLI and its
+  tools with Landlock where the kernel offers it.
 - Anthropic backend: the API key (read from SSM) never enters the CLI. The CLI talks to a
   key-injecting proxy on 127.0.0.1 (see ``_model_proxy``) with a placeholder key, so a
   tool can at most call the model, never read the key.
@@ -14,19 +15,20 @@ explicitly, and model credentials that only reach the model.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import claude_agent_sdk
 from session_core import read_secret
 
+from . import _cli_launcher
 from ._errors import ModelBackendError
 from ._model_proxy import ModelProxy
 from ._settings import RuntimeSettings
@@ -40,7 +42,6 @@ _SDK_VARIABLES = (
     "CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING",
     "PWD",
 )
-PROXY_PLACEHOLDER_KEY = "sk-ant-agentbot-proxy-placeholder"
 # Only model invocation, whatever MODEL_INVOKE_ROLE_ARN itself allows.
 _BEDROCK_SESSION_POLICY = json.dumps(
     {
@@ -55,19 +56,6 @@ _BEDROCK_SESSION_POLICY = json.dumps(
     }
 )
 
-_WRAPPER = """#!/bin/sh
-# agentbot: start the Claude Code CLI with only the variables the runtime named.
-set -f
-# The runtime kills this pid (the CLI after exec) and its descendants when a turn is cancelled.
-[ -n "${AGENTBOT_CLI_PID_FILE-}" ] && echo $$ > "$AGENTBOT_CLI_PID_FILE"
-set -- "$AGENTBOT_CLI_PATH" "$@"
-for name in $AGENTBOT_CLI_ENV_NAMES; do
-  eval "isset=\\${$name+x} value=\\${$name-}"
-  [ -n "$isset" ] && set -- "$name=$value" "$@"
-done
-exec /usr/bin/env -i "$@"
-"""
-
 
 def bundled_cli_path() -> str:
     """The Claude Code CLI shipped inside the claude-agent-sdk wheel (else ``claude`` on PATH)."""
@@ -80,23 +68,49 @@ def bundled_cli_path() -> str:
     return found
 
 
-def install_cli_wrapper(directory: str | os.PathLike[str]) -> str:
-    """Write the env-clearing wrapper into ``directory`` (once) and return its path."""
-    path = Path(directory) / "claude-clean-env"
-    if not path.exists() or path.read_text() != _WRAPPER:
+def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
+    """Write the confining launcher (``_cli_launcher.py`` run by this interpreter in isolated
+    mode, no site-packages) into ``directory`` once and return its path: the SDK's ``cli_path``."""
+    source = f"#!{sys.executable} -IS\n" + Path(_cli_launcher.__file__).read_text()
+    path = Path(directory) / "claude-confined"
+    if not path.exists() or path.read_text() != source:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(_WRAPPER)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
         tmp.chmod(0o755)
         tmp.replace(path)
     return str(path)
+
+
+def _port(url: str | None) -> int | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+
+def sandbox_connect_ports(model_env: dict[str, str], mcp_servers: dict[str, Any]) -> list[int]:
+    """TCP ports the CLI and its tools may connect to: the web (443, 80, DNS over TCP), the
+    model endpoint it was given and the configured HTTP MCP servers. Nothing else on this host:
+    not Lambda's Runtime API, not a local service."""
+    urls = [
+        model_env.get("ANTHROPIC_BASE_URL"),
+        model_env.get("ANTHROPIC_BEDROCK_BASE_URL"),
+        *(spec.get("url") for spec in mcp_servers.values() if isinstance(spec, dict)),
+    ]
+    return sorted({443, 80, 53, *(port for url in urls if (port := _port(url)) is not None)})
 
 
 class ModelAccess(Protocol):
     """Gives the CLI what it needs to reach the model, and nothing more."""
 
     def cli_environment(self) -> dict[str, str]:
-        """Variables for the CLI (base URL, placeholder key or scoped credentials, model)."""
+        """Variables for the CLI of the turn that starts now (base URL, this turn's proxy key
+        or scoped credentials, model)."""
+        ...
+
+    def end_turn(self) -> None:
+        """The turn ended: whatever credential it was given stops working where we can."""
         ...
 
     def close(self) -> None:
@@ -125,12 +139,18 @@ class AnthropicAccess:
             if self._proxy is None:
                 upstream = self._settings.anthropic_base_url or "https://api.anthropic.com"
                 self._proxy = ModelProxy(upstream=upstream, api_key=self._api_key()).start()
-        env = {"ANTHROPIC_BASE_URL": self._proxy.base_url, "ANTHROPIC_API_KEY": PROXY_PLACEHOLDER_KEY}
+            turn_key = self._proxy.open_turn()
+        env = {"ANTHROPIC_BASE_URL": self._proxy.base_url, "ANTHROPIC_API_KEY": turn_key}
         if self._settings.model:
             env["ANTHROPIC_MODEL"] = self._settings.model
         if self._settings.small_model:
             env["ANTHROPIC_SMALL_FAST_MODEL"] = self._settings.small_model
         return env
+
+    def end_turn(self) -> None:
+        with self._lock:
+            if self._proxy is not None:
+                self._proxy.close_turn()
 
     def close(self) -> None:
         with self._lock:
@@ -210,6 +230,9 @@ class BedrockAccess:
             env["AWS_SESSION_TOKEN"] = frozen.token
         return env
 
+    def end_turn(self) -> None:
+        pass  # scoped STS credentials cannot be revoked one by one; see the runtime README
+
     def close(self) -> None:
         pass
 
@@ -222,10 +245,12 @@ def build_cli_environment(
     model_env: dict[str, str],
     settings: RuntimeSettings,
     cli_path: str,
-    pid_file: str | None = None,
+    writable: list[str],
+    connect_ports: list[int],
 ) -> dict[str, str]:
-    """The complete environment of the CLI and its tools, plus the wrapper's own variables
-    (``pid_file``: where the wrapper writes the CLI's pid, see ``kill_process_tree``).
+    """The complete environment of the CLI and its tools, plus the launcher's own variables:
+    the real CLI, the names it keeps, and its sandbox (``writable`` paths, ``connect_ports``;
+    the launcher adds the ``CLAUDE_CONFIG_DIR`` the SDK chose, see ``_cli_launcher``).
 
     Nothing is inherited from the runtime process except ``PATH``.
     """
@@ -246,47 +271,7 @@ def build_cli_environment(
     names = sorted({*env, *_SDK_VARIABLES})
     env["AGENTBOT_CLI_PATH"] = cli_path
     env["AGENTBOT_CLI_ENV_NAMES"] = " ".join(names)
-    if pid_file is not None:
-        env["AGENTBOT_CLI_PID_FILE"] = pid_file
+    env["AGENTBOT_SANDBOX"] = json.dumps(
+        {"landlock": settings.landlock, "write": writable, "connect": connect_ports}
+    )
     return env
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
-def kill_process_tree(pid_file: str) -> int:
-    """SIGKILL the CLI named in ``pid_file`` and everything it started; returns how many.
-
-    Only a direct child of this process is accepted (a tool may rewrite the file, but cannot
-    make another process our child). Used when a turn is cancelled: the SDK's own close()
-    skips its terminate/kill escalation on a plain asyncio cancellation.
-    """
-    try:
-        pid = int(Path(pid_file).read_text().strip())
-        with open(f"/proc/{pid}/stat") as f:
-            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return 0
-    if ppid != os.getpid() or pid == os.getpid():
-        return 0
-    tree, victims, todo = _children(), [], [pid]
-    while todo:
-        current = todo.pop()
-        victims.append(current)
-        todo.extend(tree.get(current, []))
-    for victim in victims:  # the CLI first, so it starts nothing new
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(victim, signal.SIGKILL)
-    return len(victims)

@@ -1,13 +1,17 @@
 """A key-injecting reverse proxy on 127.0.0.1 between the CLI and the Anthropic API.
 
-The CLI (and every tool it runs) only knows a placeholder key; the proxy replaces it with
-the real one on the way out and streams the answer back unchanged, byte for byte, as it
-arrives. A broken upstream stream becomes a broken downstream stream (no silent truncation).
+The CLI (and every tool it runs) only knows the current turn's key, made fresh for every
+turn (``open_turn``) and dead when it ends (``close_turn``): a tool that copied it cannot use
+it after its turn. The proxy replaces it with the real key on the way out and streams the
+answer back unchanged, byte for byte, as it arrives. A broken upstream stream becomes a
+broken downstream stream (no silent truncation).
 """
 
 from __future__ import annotations
 
+import hmac
 import http.client
+import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +41,11 @@ ALLOWED_REQUESTS = frozenset({("POST", "/v1/messages"), ("POST", "/v1/messages/c
 _FORBIDDEN = (
     b'{"type":"error","error":{"type":"permission_error","message":"not allowed by the agentbot proxy"}}'
 )
+_UNAUTHORIZED = (
+    b'{"type":"error","error":{"type":"authentication_error","message":"not the current turn\'s key"}}'
+)
+_UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
+TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
 
 
 class ModelProxy:
@@ -52,6 +61,7 @@ class ModelProxy:
         self._port = parts.port
         self._prefix = parts.path
         self._api_key = api_key
+        self._turn_key: str | None = None
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -69,6 +79,20 @@ class ModelProxy:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+
+    def open_turn(self) -> str:
+        """A fresh key for the turn that starts now; every earlier one stops working."""
+        self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
+        return self._turn_key
+
+    def close_turn(self) -> None:
+        """The turn ended: its key stops working; requests are refused until the next turn."""
+        self._turn_key = None
+
+    def accepts(self, presented: str | None) -> bool:
+        """True when ``presented`` is the current turn's key."""
+        current = self._turn_key
+        return bool(current and presented) and hmac.compare_digest(str(presented), str(current))
 
     @property
     def base_url(self) -> str:
@@ -90,18 +114,29 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # no request lines in logs
         pass
 
+    def _refuse(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _presented_key(self) -> str | None:
+        bearer = self.headers.get("Authorization", "")
+        return self.headers.get("x-api-key") or (bearer[7:] if bearer.startswith("Bearer ") else None)
+
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
+        if not self.proxy.accepts(self._presented_key()):
+            _log.warning("model_proxy.wrong_key", method=self.command[:10])
+            self._refuse(401, _UNAUTHORIZED)
+            return
         if (self.command, self.path.split("?", 1)[0]) not in ALLOWED_REQUESTS:
             _log.warning(
                 "model_proxy.refused", method=self.command[:10], path=self.path.split("?", 1)[0][:100]
             )
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(_FORBIDDEN)))
-            self.end_headers()
-            self.wfile.write(_FORBIDDEN)
+            self._refuse(403, _FORBIDDEN)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["x-api-key"] = self.proxy._api_key
@@ -110,12 +145,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)
             response = upstream.getresponse()
         except OSError as exc:
-            message = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
-            self.send_response(502)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(message)))
-            self.end_headers()
-            self.wfile.write(message)
+            self._refuse(502, _UNREACHABLE)
             upstream.close()
             self.log_error("upstream unreachable: %s", type(exc).__name__)
             return

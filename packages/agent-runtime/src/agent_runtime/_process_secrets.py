@@ -22,30 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-SECRETS_FD_VARIABLE = "AGENTBOT_MOVED_ENV_FD"
-AWS_CREDENTIAL_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-)
 # Anything named like a secret is moved too; the runtime reads it from here, the CLI never sees it.
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL", re.IGNORECASE)
+from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
+
+SECRETS_FD_VARIABLE = "AGENTBOT_MOVED_ENV_FD"
 # awslambdaric deletes it from os.environ before importing the handler; the fd stays open.
 _TELEMETRY_FD = "_LAMBDA_TELEMETRY_LOG_FD"
 _PIPE_LIMIT = 60_000  # below the 64 KiB pipe buffer: the write must not block before exec
 
 _held: dict[str, str] = {}
-
-
-def is_secret_variable(name: str) -> bool:
-    """True for an environment variable the CLI and the agent's tools must never see."""
-    return name in AWS_CREDENTIAL_VARIABLES or bool(_SECRET_NAME.search(name))
 
 
 def held_secrets() -> Mapping[str, str]:

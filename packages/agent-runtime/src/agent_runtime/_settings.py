@@ -10,6 +10,7 @@ import msgspec
 from session_core import ConfigError, env_int
 
 Backend = Literal["anthropic", "bedrock"]
+SweepScope = Literal["descendants", "uid"]
 
 
 class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +37,12 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     lease_duration_s: float = 120.0
     model_max_retries: int = 2
     model_timeout_ms: int = 120_000
+    # "uid": also kill every process of the runtime's uid that is not the runtime or its
+    # ancestors (Lambda, where the execution environment is ours alone); see _process_sweep.
+    process_sweep_scope: SweepScope = "descendants"
+    # Confine the CLI and its tools with Landlock where the kernel has it (LANDLOCK=off: don't,
+    # e.g. to tell whether the sandbox is what breaks a tool).
+    landlock: bool = True
 
 
 def _flag(value: str) -> bool:
@@ -63,6 +70,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             "is not set: name the SSM SecureString holding the Anthropic API key, "
             "or set CLAUDE_CODE_USE_BEDROCK=1",
         )
+    scope = opt("PROCESS_SWEEP_SCOPE") or "descendants"
+    if scope not in ("descendants", "uid"):
+        raise ConfigError("PROCESS_SWEEP_SCOPE", f"must be 'descendants' or 'uid', got {scope!r}")
     region = opt("AWS_REGION") or opt("AWS_DEFAULT_REGION") or "us-east-1"
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
@@ -84,4 +94,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
         model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
+        process_sweep_scope="uid" if scope == "uid" else "descendants",
+        landlock=_flag(env.get("LANDLOCK", "on")),
     )

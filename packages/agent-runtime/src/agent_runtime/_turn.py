@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -41,12 +41,20 @@ from session_core import (
     TurnResult,
     Usage,
     bind_correlation,
+    boot_ticks,
     get_logger,
+    well_formed,
 )
 
 from ._claude_config import ClaudeConfig
-from ._environment import ModelAccess, build_cli_environment, kill_process_tree
+from ._environment import (
+    ModelAccess,
+    build_cli_environment,
+    install_cli_launcher,
+    sandbox_connect_ports,
+)
 from ._errors import AgentRuntimeError, AttachmentError
+from ._process_sweep import reap_zombie_children, sweep_turn_processes
 from ._settings import RuntimeSettings
 from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
 
@@ -164,7 +172,13 @@ class _Outcome:
     mirror_errors: int = 0
     caught_up_after: int = 0
     spent: bool = False  # the model answered at least once (tokens were paid for)
+    recorded: bool = False  # the answer is in the registry: a retry replays it
     failure: Exception | None = None
+
+    @property
+    def may_retry(self) -> bool:
+        """Whether running this update again cannot pay twice for one answer."""
+        return self.recorded or not self.spent
 
 
 @dataclass
@@ -181,6 +195,8 @@ class Runtime:
     owner: str = field(default_factory=lambda: f"runtime-{uuid.uuid4().hex[:12]}")
     last_phases: PhaseTimes = field(default_factory=PhaseTimes)
     stderr_tail: list[str] = field(default_factory=list)
+    # Every descendant of this process started after this moment belongs to some turn.
+    started_ticks: int = field(default_factory=boot_ticks)
     _timed_store: _TimedStore | None = None
 
     def __post_init__(self) -> None:
@@ -200,14 +216,22 @@ class Runtime:
         """Async form of :meth:`run_turn`."""
         started = time.perf_counter()
         bind_correlation(update_id=request.update_id, session_key=request.session_key, request_id=request_id)
+        outcome = _Outcome()
         try:
-            return await self._turn(request, started, time_budget_s)
+            return await self._turn(request, started, time_budget_s, outcome)
         except (SessionCoreError, AgentRuntimeError) as exc:
             # A storage outage, a missing secret...: a clean message for the user, a log for the operator.
-            log.error("turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300])
-            return _error(request, "internal", retryable=exc.retryable, started=started)
+            log.error(
+                "turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300], spent=outcome.spent
+            )
+            return _error(request, "internal", retryable=exc.retryable and outcome.may_retry, started=started)
+        except Exception as exc:  # a bug must not raise out of the handler (SQS would pay again)
+            log.exception("turn.crashed", error_type=type(exc).__name__, spent=outcome.spent)
+            return _error(request, "internal", retryable=outcome.may_retry, started=started)
 
-    async def _turn(self, request: TurnRequest, started: float, time_budget_s: float | None) -> TurnResult:
+    async def _turn(
+        self, request: TurnRequest, started: float, time_budget_s: float | None, outcome: _Outcome
+    ) -> TurnResult:
         try:
             key = SessionKey.parse(request.session_key)
         except InvalidSessionKeyError as exc:
@@ -238,7 +262,7 @@ class Runtime:
             recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
             if recorded is not None:
                 return _replayed(recorded)
-            return await self._leased_turn(key, request, holder, started, deadline)
+            return await self._leased_turn(key, request, holder, started, deadline, outcome)
         finally:
             with contextlib.suppress(SessionCoreError):
                 await asyncio.to_thread(self.registry.release_lease, holder.lease)
@@ -251,6 +275,7 @@ class Runtime:
         holder: _LeaseHolder,
         started: float,
         deadline: float | None,
+        outcome: _Outcome,
     ) -> TurnResult:
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
@@ -283,7 +308,6 @@ class Runtime:
                 sdk_started = time.perf_counter()
                 resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
                 run = _Run(prompt, request.update_id, resume, resume_at)
-                outcome = _Outcome()
                 stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
                 if stopped == "lease_lost":
                     return await self._lease_lost(key, request, started)
@@ -298,56 +322,34 @@ class Runtime:
                         started=started,
                         user_message=USER_MESSAGES["timeout"],
                     )
-                if isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
+                sdk_s = time.perf_counter() - sdk_started
+                turn = self._paid_answer(request, outcome, started)
+                if turn is not None:
+                    # Tokens were paid for this answer: record it (cost included) before
+                    # anything else can fail, so a retry replays it instead of paying again.
+                    persist_started = time.perf_counter()
+                    answer, recorded = await self._record(key, request, holder, turn, started, deadline)
+                    outcome.recorded = recorded
+                    persist_s = time.perf_counter() - persist_started
+                if outcome.failure is not None and turn is not None:
+                    log.warning("turn.failed_after_answer", error_type=type(outcome.failure).__name__)
+                elif isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
                     raise outcome.failure  # ours: classified once, in run_turn_async
-                if outcome.failure is not None:  # the SDK raises ProcessError/CLIConnectionError/...
+                elif outcome.failure is not None:  # ProcessError/CLIConnectionError/...
                     log.error(
                         "turn.sdk_failed",
                         error_type=type(outcome.failure).__name__,
                         stderr=self.stderr_tail[-5:],
+                        spent=outcome.spent,
                     )
-                    return _error(request, "internal", retryable=True, started=started)
-                sdk_s = time.perf_counter() - sdk_started
-            result = outcome.result
-            if result is not None and result.subtype == "error_max_turns":
-                log.warning("turn.max_turns", num_turns=result.num_turns)
-                return _error(
-                    request,
-                    "model_error",
-                    retryable=False,
-                    started=started,
-                    user_message=USER_MESSAGES["max_turns"],
-                )
-            if result is None or result.is_error or result.subtype != "success":
-                log.warning(
-                    "turn.model_error",
-                    subtype=getattr(result, "subtype", None),
-                    api_status=getattr(result, "api_error_status", None),
-                )
-                return _error(request, "model_error", retryable=True, started=started)
-            if outcome.mirror_errors > outcome.caught_up_after:
-                log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
-                return _error(request, "internal", retryable=True, started=started)
-            if holder.lost:
-                return await self._lease_lost(key, request, started)
-            turn = TurnResult(
-                version=TURN_VERSION,
-                session_key=request.session_key,
-                update_id=request.update_id,
-                text="\n\n".join(outcome.answers or outcome.texts).strip(),
-                session_id=result.session_id,
-                cost_usd=float(result.total_cost_usd or 0.0),
-                usage=_usage(result.usage),
-                num_turns=result.num_turns,
-                duration_ms=int((time.perf_counter() - started) * 1000),
-            )
-            persist_started = time.perf_counter()
-            answer = await self._record(key, request, holder, turn, started, deadline)
+                    # A run that already paid for tokens is not bought a second time.
+                    return _error(request, "internal", retryable=outcome.may_retry, started=started)
+            if turn is None:
+                return await self._unpaid_outcome(key, request, holder, outcome, started)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-        persist_s = time.perf_counter() - persist_started
         self.last_phases = PhaseTimes(
             restore_s=store.load_s,
             sdk_s=sdk_s - store.load_s,
@@ -368,6 +370,48 @@ class Runtime:
         )
         return answer
 
+    def _paid_answer(self, request: TurnRequest, outcome: _Outcome, started: float) -> TurnResult | None:
+        """The TurnResult of a run that ended with a successful result and whose transcript
+        the store holds; None when there is no answer to record."""
+        result = outcome.result
+        if result is None or result.is_error or result.subtype != "success":
+            return None
+        if outcome.mirror_errors > outcome.caught_up_after:
+            return None  # not done until the store caught up (see _unpaid_outcome)
+        return TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            update_id=request.update_id,
+            text=well_formed("\n\n".join(outcome.answers or outcome.texts).strip()),
+            session_id=result.session_id,
+            cost_usd=float(result.total_cost_usd or 0.0),
+            usage=_usage(result.usage),
+            num_turns=result.num_turns,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+
+    async def _unpaid_outcome(
+        self, key: SessionKey, request: TurnRequest, holder: _LeaseHolder, outcome: _Outcome, started: float
+    ) -> TurnResult:
+        """The answer to a finished run that left nothing to record."""
+        result = outcome.result
+        if result is not None and result.subtype == "error_max_turns":
+            log.warning("turn.max_turns", num_turns=result.num_turns)
+            message = USER_MESSAGES["max_turns"]
+            return _error(request, "model_error", retryable=False, started=started, user_message=message)
+        if result is None or result.is_error or result.subtype != "success":
+            log.warning(
+                "turn.model_error",
+                subtype=getattr(result, "subtype", None),
+                api_status=getattr(result, "api_error_status", None),
+            )
+            return _error(request, "model_error", retryable=True, started=started)
+        if holder.lost:
+            return await self._lease_lost(key, request, started)
+        # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
+        log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
+        return _error(request, "internal", retryable=True, started=started)
+
     async def _run_until_stopped(
         self,
         run: _Run,
@@ -378,24 +422,34 @@ class Runtime:
     ) -> str:
         """Run the SDK until it finishes ("done"), the lease is lost ("lease_lost") or the
         time budget ends ("timeout"); a stopped run's CLI and tools are killed."""
-        pid_file = str(Path(workspace.root) / "cli.pid")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pid_file)
-        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome, pid_file))
+        # Nothing a previous turn started may watch this one (normally a no-op: see below).
+        self._sweep_processes()
+        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
         try:
             timeout = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
             done, _ = await asyncio.wait({sdk, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
+            # Before any result leaves: no process of this turn survives it, and the model
+            # key it was given is dead.
+            killed = self._sweep_processes()
+            self.model.end_turn()
         if sdk in done:
+            reap_zombie_children(self.started_ticks)
             return "done"
-        killed = kill_process_tree(pid_file)
         sdk.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(sdk, timeout=15)
+        reap_zombie_children(self.started_ticks)
         log.info("turn.cli_stopped", processes_killed=killed)
         return "lease_lost" if holder.lost else "timeout"
+
+    def _sweep_processes(self) -> int:
+        killed = sweep_turn_processes(scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks)
+        if killed:
+            log.info("turn.processes_killed", count=killed)
+        return killed
 
     async def _resume_point(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
         """Where to resume so that an unrecorded turn at the transcript's end (a failed or
@@ -438,9 +492,11 @@ class Runtime:
         turn: TurnResult,
         started: float,
         deadline: float | None,
-    ) -> TurnResult:
+    ) -> tuple[TurnResult, bool]:
         """Record the paid answer exactly once, retrying storage failures with backoff while
-        time remains; if another run of this update was recorded first, that result counts."""
+        time remains; if another run of this update was recorded first, that result counts.
+        A registry that stays down gets ``turn`` back unrecorded (delivered, not paid again).
+        Also says whether the update's answer is now recorded."""
         give_up_at = deadline if deadline is not None else time.perf_counter() + _RECORD_RETRY_S
         delay = 0.2
         attempt = 0
@@ -452,13 +508,14 @@ class Runtime:
             except (StaleHeadError, LeaseLostError) as exc:
                 recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
                 if recorded is not None:
-                    return _replayed(recorded)
+                    return _replayed(recorded), True
                 log.error("turn.not_recorded", error_type=type(exc).__name__)
-                return _error(request, "internal", retryable=True, started=started)
+                return _error(request, "internal", retryable=True, started=started), False
             except StorageError as exc:
                 if time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
+                    # Running the model again would pay twice: the answer goes out unrecorded.
                     log.error("turn.record_failed", attempts=attempt, detail=str(exc)[:300])
-                    return _error(request, "internal", retryable=True, started=started)
+                    return turn, False
                 log.warning("turn.record_retry", attempt=attempt, error_code=exc.error_code)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -466,7 +523,7 @@ class Runtime:
         # caller sees one answer.
         if counted is not turn:
             log.warning("turn.recorded_by_another_run")
-        return counted
+        return counted, True
 
     async def _keep_lease(self, holder: _LeaseHolder) -> None:
         interval = max(self.settings.lease_duration_s / 3, 1.0)
@@ -519,16 +576,18 @@ class Runtime:
             + "]"
         ).strip()
 
-    def _options(self, run: _Run, workspace: SessionWorkspace, pid_file: str) -> ClaudeAgentOptions:
+    def _options(self, run: _Run, workspace: SessionWorkspace) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
+        model_env = self.model.cli_environment()
         env = build_cli_environment(
             home=workspace.home,
             tmp=workspace.tmp,
             config_dir=workspace.config_dir,
-            model_env=self.model.cli_environment(),
+            model_env=model_env,
             settings=self.settings,
             cli_path=self.cli_path,
-            pid_file=pid_file,
+            writable=[workspace.root],
+            connect_ports=sandbox_connect_ports(model_env, dict(config.mcp_servers)),
         )
         tail = self.stderr_tail
         tail.clear()
@@ -539,7 +598,7 @@ class Runtime:
 
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
-            cli_path=self.cli_wrapper,
+            cli_path=self.cli_launcher,
             env=env,
             system_prompt=config.system_prompt,
             tools=list(main.tools) if main.tools is not None else None,
@@ -567,17 +626,13 @@ class Runtime:
         )
 
     @property
-    def cli_wrapper(self) -> str:
-        from ._environment import install_cli_wrapper
+    def cli_launcher(self) -> str:
+        return install_cli_launcher(Path(self.settings.sessions_root) / ".bin")
 
-        return install_cli_wrapper(Path(self.settings.sessions_root) / ".bin")
-
-    async def _run_sdk(
-        self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome, pid_file: str
-    ) -> None:
+    async def _run_sdk(self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome) -> None:
         project_key = project_key_for_directory(workspace.cwd)
         try:
-            options = self._options(run, workspace, pid_file)
+            options = self._options(run, workspace)
             try:
                 messages = query(prompt=_prompt_stream(run), options=options)
                 await self._consume(messages, outcome, project_key, workspace)
@@ -730,6 +785,3 @@ def _error(
         retryable=retryable,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
-
-
-RuntimeFactory = Callable[[], Runtime]

@@ -17,7 +17,9 @@ from session_core import (
     TurnResult,
     configure_logging,
     decode_turn_request,
+    encode,
     get_logger,
+    json_event_bytes,
 )
 
 from ._build import build_runtime
@@ -43,8 +45,8 @@ def get_runtime() -> Runtime:
 def handle(event: Any, context: Any) -> dict[str, Any]:
     """Run one turn for a TurnRequest payload and return a TurnResult payload."""
     try:
-        request = decode_turn_request(msgspec.json.encode(event))
-    except (MessageDecodeError, TypeError) as exc:
+        request = decode_turn_request(json_event_bytes(event, "TurnRequest"))
+    except MessageDecodeError as exc:
         log.warning("turn.bad_request", detail=str(exc)[:200])
         fields = event if isinstance(event, dict) else {}
         key, update = fields.get("session_key"), fields.get("update_id")
@@ -56,16 +58,17 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
             user_message=USER_MESSAGES["bad_request"],
             retryable=False,
         )
-        return cast(dict[str, Any], msgspec.to_builtins(result))
+        return _payload(result)
     budget = None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         budget = remaining() / 1000 - _SAFETY_MARGIN_S
-    return cast(
-        dict[str, Any],
-        msgspec.to_builtins(
-            get_runtime().run_turn(
-                request, time_budget_s=budget, request_id=getattr(context, "aws_request_id", None)
-            )
-        ),
+    result = get_runtime().run_turn(
+        request, time_budget_s=budget, request_id=getattr(context, "aws_request_id", None)
     )
+    return _payload(result)
+
+
+def _payload(result: TurnResult) -> dict[str, Any]:
+    # Through the one safe encoder: the answer's text is valid Unicode on the wire.
+    return cast(dict[str, Any], msgspec.json.decode(encode(result)))

@@ -7,7 +7,8 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from ._errors import MessageDecodeError, UnsupportedVersionError
+from ._errors import UnsupportedVersionError
+from ._json import as_json_bytes, decode_json, encode_json
 
 ENVELOPE_VERSION = 1
 TURN_VERSION = 1
@@ -118,7 +119,6 @@ _version_probe = msgspec.json.Decoder(_Versioned)
 _envelope_decoder = msgspec.json.Decoder(QueueEnvelope)
 _request_decoder = msgspec.json.Decoder(TurnRequest)
 _result_decoder = msgspec.json.Decoder(TurnResult)
-_encoder = msgspec.json.Encoder()
 
 
 _T = TypeVar("_T")
@@ -127,21 +127,17 @@ _T = TypeVar("_T")
 def _decode(
     data: bytes | str, decoder: msgspec.json.Decoder[_T], model: str, version: int
 ) -> _T:
-    try:
-        found = _version_probe.decode(data).version
-    except msgspec.DecodeError as exc:
-        raise MessageDecodeError(model, str(exc)) from exc
+    raw = as_json_bytes(data, model)
+    found = decode_json(raw, _version_probe.decode, model).version
     if found != version:
         raise UnsupportedVersionError(model, found, (version,))
-    try:
-        return decoder.decode(data)
-    except (msgspec.DecodeError, ValueError) as exc:
-        raise MessageDecodeError(model, str(exc)) from exc
+    return decode_json(raw, decoder.decode, model)
 
 
 def encode(message: QueueEnvelope | TurnRequest | TurnResult) -> bytes:
-    """JSON bytes of a boundary message."""
-    return _encoder.encode(message)
+    """JSON bytes of a boundary message; text that is not valid Unicode (lone surrogates)
+    is written with U+FFFD instead of raising."""
+    return encode_json(message)
 
 
 def decode_envelope(data: bytes | str) -> QueueEnvelope:

@@ -152,7 +152,7 @@ def encode_batch(entries: object) -> Batch:
             raise InvalidTranscriptEntryError(index, f"expected a JSON object, got {type(entry).__name__}")
         try:
             text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:  # sets, bytes, NaN: not JSON, would not round-trip
+        except (TypeError, ValueError, RecursionError) as exc:  # sets, bytes, NaN, too deep
             raise InvalidTranscriptEntryError(index, f"not JSON-serializable: {exc}") from exc
         try:
             line = text.encode("utf-8")
@@ -170,11 +170,11 @@ def decode_lines(lines: Sequence[bytes], location: str) -> list[Any]:
         return []
     try:
         return _entries_decoder.decode(b"[" + b",".join(lines) + b"]")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass
     try:  # escaped lone surrogates are valid JSON that only the stdlib decodes
         return [json.loads(line) for line in lines]
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CorruptTranscriptError(location, f"an entry is not valid JSON: {exc}") from exc
 
 

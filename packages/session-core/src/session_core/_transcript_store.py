@@ -279,7 +279,7 @@ class TranscriptStore:
                 continue
             try:
                 data = json.loads(item["summary"]["S"])
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 location = f"dynamodb://{self._table}/{pk}/{item.get('sk', {}).get('S')}"
                 raise CorruptTranscriptError(location, f"summary is not JSON: {exc}") from exc
             out.append(

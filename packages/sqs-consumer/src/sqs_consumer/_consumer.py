@@ -41,6 +41,7 @@ from session_core import (
     bind_correlation,
     decode_envelope,
     get_logger,
+    well_formed,
 )
 
 from ._attachments import stage_attachments
@@ -407,7 +408,7 @@ class Consumer:
         try:
             self._sqs.send_message(
                 QueueUrl=self._config.inbound_queue_url,
-                MessageBody=record.get("body") or "",
+                MessageBody=_body_text(record),
                 MessageGroupId=key.canonical,
                 # A retry of this same record (crashed after the send) reuses the id: one copy.
                 MessageDeduplicationId=f"requeue-{record.get('messageId', '')}"[:128],
@@ -434,7 +435,7 @@ class Consumer:
         attributes = record.get("attributes") or {}
         context = {
             "error_kind": error_kind,
-            "error_detail": detail[:256],
+            "error_detail": well_formed(detail[:256]),
             "update_id": str(msg.update_id) if msg else "",
             "session_key": key.canonical if key else "",
             "receive_count": str(attributes.get("ApproximateReceiveCount", "")),
@@ -444,7 +445,7 @@ class Consumer:
         try:
             self._sqs.send_message(
                 QueueUrl=self._config.dead_letter_queue_url,
-                MessageBody=record.get("body") or "(empty)",
+                MessageBody=_body_text(record) or "(empty)",
                 MessageGroupId=key.canonical if key else str(
                     attributes.get("MessageGroupId") or "undecodable"),
                 MessageDeduplicationId=f"dlq-{record.get('messageId', '')}"[:128],
@@ -459,6 +460,12 @@ class Consumer:
             return RecordOutcome(done=False, status="retry")
         log.error("record_dead_lettered", error_kind=error_kind)
         return RecordOutcome(done=True, status="dead_lettered")
+
+
+def _body_text(record: dict[str, Any]) -> str:
+    """The record's body as SQS can take it again (valid Unicode text)."""
+    body = record.get("body")
+    return well_formed(body if isinstance(body, str) else str(body or ""))
 
 
 def _receive_count(record: dict[str, Any]) -> int:

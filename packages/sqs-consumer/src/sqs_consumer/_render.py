@@ -13,19 +13,32 @@ import re
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 
-_FENCE_RE = re.compile(
-    r"^```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^```[ \t]*(?:\n|\Z)|\Z)", re.M | re.S
-)
-_INLINE_CODE_RE = re.compile(r"`([^`\n]+)`")
+# CommonMark fences: 3+ backticks or tildes, indented at most 3 spaces; a backtick fence's
+# info string has no backtick (```a``` on one line is a code span, not a fence).
+_FENCE_OPEN_RE = re.compile(r"^( {0,3})(`{3,}(?=[^`]*$)|~{3,})(.*)$")
+_FENCE_CLOSE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
+_LANG_RE = re.compile(r"[\w+#.-]+")
+_BACKTICKS_RE = re.compile(r"`+")
+# A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
+_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)<>\"]+)\)")
-_BOLD_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
-_STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_ITALIC_RE = re.compile(
-    r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"
-    r"|(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"
+# One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
+_BOLD_RES = (
+    re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"),
+    re.compile(r"__(?=\S)(.+?)(?<=\S)__"),
 )
-_HEADING_RE = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+_STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_ITALIC_RES = (
+    re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"),
+    re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"),
+)
+# ATX heading: the closing #s count only after a space ("# C#" is the heading "C#").
+_HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
+# Stand-ins for code spans and escaped characters while emphasis and links are matched:
+# private-use characters of plane 16, which any such character in the text also becomes.
+_PLACEHOLDER_BASE = 0x100000
+_PLACEHOLDER_RE = re.compile("[\U00100000-\U0010FFFF]")
 _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 
@@ -37,17 +50,42 @@ def escape_html(text: str) -> str:
 
 def markdown_to_html(markdown: str) -> str:
     """Convert common Markdown (code blocks, inline code, bold, italic, strike, links,
-    headings, bullets, quotes) to Telegram HTML; anything else stays as escaped text."""
+    headings, bullets, quotes) to Telegram HTML; anything else stays as escaped text.
+    Fences and code spans follow CommonMark, so no text is ever taken for markup."""
     out: list[str] = []
-    pos = 0
-    for fence in _FENCE_RE.finditer(markdown):
-        out.append(_blocks_to_html(markdown[pos : fence.start()]))
-        lang, code = fence.group(1), fence.group(2).rstrip("\n")
-        attr = f' class="language-{escape_html(lang)}"' if lang else ""
-        out.append(f"<pre><code{attr}>{escape_html(code)}</code></pre>\n")
-        pos = fence.end()
-    out.append(_blocks_to_html(markdown[pos:]))
+    text: list[str] = []
+    lines = markdown.split("\n")
+    i = 0
+    while i < len(lines):
+        opener = _FENCE_OPEN_RE.match(lines[i])
+        if opener is None:
+            text.append(lines[i])
+            i += 1
+            continue
+        indent, fence, info = len(opener.group(1)), opener.group(2), opener.group(3).strip()
+        code: list[str] = []
+        i += 1
+        while i < len(lines) and not _closes(lines[i], fence):
+            code.append(_unindent(lines[i], indent))
+            i += 1
+        i += 1  # the closing fence; an unclosed block runs to the end
+        if text:
+            out.append(_blocks_to_html("\n".join(text)) + "\n")
+            text = []
+        lang = _LANG_RE.fullmatch(info.split()[0]) if info else None
+        attr = f' class="language-{escape_html(lang.group())}"' if lang else ""
+        out.append(f"<pre><code{attr}>{escape_html(chr(10).join(code))}</code></pre>\n")
+    out.append(_blocks_to_html("\n".join(text)))
     return "".join(out).strip("\n")
+
+
+def _closes(line: str, fence: str) -> bool:
+    closing = _FENCE_CLOSE_RE.match(line)
+    return bool(closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence))
+
+
+def _unindent(line: str, indent: int) -> str:
+    return line[min(indent, len(line) - len(line.lstrip(" "))) :]
 
 
 def _blocks_to_html(text: str) -> str:
@@ -62,7 +100,7 @@ def _blocks_to_html(text: str) -> str:
             quote = []
         heading = _HEADING_RE.match(line)
         if heading:
-            lines.append(f"<b>{_inline(heading.group(1))}</b>")
+            lines.append(f"<b>{_inline(heading.group(1) or '')}</b>")
             continue
         bullet = _BULLET_RE.match(line)
         if bullet:
@@ -74,16 +112,56 @@ def _blocks_to_html(text: str) -> str:
 
 
 def _inline(line: str) -> str:
+    # Code spans and escapes are taken out first (CommonMark gives them precedence), so
+    # emphasis and links may contain them and never look inside them.
+    protected: list[str] = []
+
+    def protect(html_text: str) -> str:
+        protected.append(html_text)
+        return chr(_PLACEHOLDER_BASE + len(protected) - 1)
+
+    line = _PLACEHOLDER_RE.sub(lambda m: protect(m.group()), line)
     parts: list[str] = []
     pos = 0
-    for code in _INLINE_CODE_RE.finditer(line):
-        parts.append(_emphasis(line[pos : code.start()]))
-        parts.append(f"<code>{escape_html(code.group(1))}</code>")
-        pos = code.end()
-    parts.append(_emphasis(line[pos:]))
-    converted = "".join(parts)
-    # Overlapping markers (``**a *b** c*``) would produce crossed tags: keep such a line as text.
-    return converted if _balanced(converted) else escape_html(line)
+    for start, end, content in _code_spans(line):
+        parts.append(_ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), line[pos:start]))
+        parts.append(protect(f"<code>{escape_html(_restore(content, protected, plain=True))}</code>"))
+        pos = end
+    parts.append(_ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), line[pos:]))
+    converted = _emphasis("".join(parts))
+    if not _balanced(converted):
+        # Overlapping markers (``**a *b** c*``) would produce crossed tags: keep them as text.
+        converted = escape_html("".join(parts))
+    return _restore(converted, protected)
+
+
+def _code_spans(line: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of each code span: a run of n backticks up to the next run of
+    exactly n; one space on each side is dropped when both are there (CommonMark 6.1)."""
+    spans = []
+    search = 0
+    while (opening := _BACKTICKS_RE.search(line, search)) is not None:
+        size = len(opening.group())
+        closing = next(
+            (m for m in _BACKTICKS_RE.finditer(line, opening.end()) if len(m.group()) == size), None
+        )
+        if closing is None:  # no partner: the run is literal text
+            search = opening.end()
+            continue
+        content = line[opening.end() : closing.start()]
+        if len(content) >= 2 and content[0] == content[-1] == " " and content.strip(" "):
+            content = content[1:-1]
+        spans.append((opening.start(), closing.end(), content))
+        search = closing.end()
+    return spans
+
+
+def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
+    def original(m: re.Match[str]) -> str:
+        snippet = protected[ord(m.group()) - _PLACEHOLDER_BASE]
+        return html_to_plain(snippet) if plain else snippet
+
+    return _PLACEHOLDER_RE.sub(original, text)
 
 
 def _emphasis(text: str) -> str:
@@ -100,9 +178,12 @@ def _emphasis(text: str) -> str:
 
 
 def _styles(text: str) -> str:
-    text = _BOLD_RE.sub(lambda m: f"<b>{m.group(1) or m.group(2)}</b>", text)
+    for bold in _BOLD_RES:
+        text = bold.sub(r"<b>\1</b>", text)
     text = _STRIKE_RE.sub(r"<s>\1</s>", text)
-    return _ITALIC_RE.sub(lambda m: f"<i>{m.group(1) or m.group(2)}</i>", text)
+    for italic in _ITALIC_RES:
+        text = italic.sub(r"<i>\1</i>", text)
+    return text
 
 
 def _balanced(fragment: str) -> bool:
@@ -158,6 +239,11 @@ def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
                 breaks[kind] = (j, list(cur), size)
             elif tok == " ":
                 breaks[0] = (j, list(cur), size)
+        if j == i and _TAG_RE.match(tokens[i]) and not tokens[i].startswith("</"):
+            # An opening tag too long for any message (a link to a huge URL): its text is
+            # kept, the tag and its closing tag go.
+            _drop_tag_pair(tokens, sizes, i)
+            continue
         if j >= len(tokens):
             end, end_stack = j, cur
         else:
@@ -172,6 +258,19 @@ def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
         while i < len(tokens) and tokens[i] == "\n" and not stack:
             i += 1  # no leading blank lines in the next message
     return chunks
+
+
+def _drop_tag_pair(tokens: list[str], sizes: list[int], start: int) -> None:
+    depth = 0
+    for index in range(start, len(tokens)):
+        tag = _TAG_RE.match(tokens[index])
+        if tag is None:
+            continue
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            del tokens[index], sizes[index]
+            break
+    del tokens[start], sizes[start]
 
 
 def _choose_break(

@@ -11,6 +11,7 @@ from session_core import (
     MessageDecodeError,
     TurnRequest,
     TurnResult,
+    decode_json,
     decode_turn_result,
     encode,
 )
@@ -73,6 +74,6 @@ class RuntimeClient:
 
 def _error_type(payload: bytes) -> str:
     try:
-        return str(json.loads(payload).get("errorType", "unknown"))
-    except (ValueError, AttributeError):
+        return str(decode_json(payload, json.loads, "Lambda error").get("errorType", "unknown"))
+    except (MessageDecodeError, AttributeError):
         return "unknown"

@@ -7,12 +7,13 @@ httpx error text is ever put in an error message or a log line.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-from session_core import get_logger
+from session_core import MessageDecodeError, decode_json, encode_json, get_logger
 
 from ._errors import TelegramApiError
 
@@ -68,12 +69,15 @@ class BotApi:
 
     def _call_once(self, method: str, params: dict[str, Any]) -> Any:
         try:
-            response = self._http.post(f"{self._base}/bot{self._token}/{method}", json=params)
+            response = self._http.post(
+                f"{self._base}/bot{self._token}/{method}", content=encode_json(params),
+                headers={"content-type": "application/json"},
+            )
         except httpx.HTTPError as exc:
             raise TelegramApiError(method, 0, type(exc).__name__) from None
         try:
-            body = response.json()
-        except ValueError:
+            body = decode_json(response.content, json.loads, "Bot API answer")
+        except MessageDecodeError:
             body = None
         if not isinstance(body, dict):
             raise TelegramApiError(method, response.status_code or 0, "answer is not JSON")

@@ -21,8 +21,10 @@ _consumer: Consumer | None = None
 
 def build_consumer() -> Consumer:
     """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
-    from session_core import SessionRegistry, configure_logging, read_secret
+    from session_core import SessionRegistry, configure_logging, make_non_dumpable, read_secret
 
+    # This process is about to hold the bot token: no other process of its user may read it.
+    make_non_dumpable()
     configure_logging()
     config = ConsumerConfig.from_env()
     token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
@@ -30,7 +32,8 @@ def build_consumer() -> Consumer:
     return Consumer(
         config=config,
         registry=SessionRegistry(
-            dynamodb=boto3.client("dynamodb"), table=config.table,
+            dynamodb=boto3.client("dynamodb"),
+            table=config.table,
             retention_days=config.retention_days,
         ),
         runtime=RuntimeClient(

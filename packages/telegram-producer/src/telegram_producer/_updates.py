@@ -6,20 +6,28 @@ decode error, which the webhook answers with 400.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+# The Bot API's documented ranges: identifiers have at most 52 significant bits (safe in a
+# double); chat ids are signed 64-bit. Anything outside is not from Telegram: 400.
+_52_BITS = msgspec.Meta(ge=0, lt=2**52)
+Id = Annotated[int, _52_BITS]
+ChatId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# Counts, sizes and times share the bound: no larger number is meaningful here.
+Count = Annotated[int, _52_BITS]
+
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
+    id: Id
     is_bot: bool = False
     first_name: str = ""
     username: str | None = None
 
 
 class Chat(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
+    id: ChatId
     type: str = "private"
     title: str | None = None
     username: str | None = None
@@ -29,9 +37,9 @@ class Chat(msgspec.Struct, frozen=True, kw_only=True):
 class PhotoSize(msgspec.Struct, frozen=True, kw_only=True):
     file_id: str
     file_unique_id: str = ""
-    width: int = 0
-    height: int = 0
-    file_size: int | None = None
+    width: Count = 0
+    height: Count = 0
+    file_size: Count | None = None
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,19 +47,19 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     file_unique_id: str = ""
     file_name: str | None = None
     mime_type: str | None = None
-    file_size: int | None = None
+    file_size: Count | None = None
 
 
 class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
     type: str
-    offset: int
-    length: int
+    offset: Count
+    length: Count
 
 
 class RepliedMessage(msgspec.Struct, frozen=True, kw_only=True):
     """The message a message replies to (only who sent it matters here)."""
 
-    message_id: int
+    message_id: Id
     from_: User | None = msgspec.field(default=None, name="from")
 
 
@@ -76,11 +84,11 @@ UNSUPPORTED_CONTENT = (
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
-    message_id: int
-    date: int = 0
+    message_id: Id
+    date: Count = 0
     chat: Chat
     from_: User | None = msgspec.field(default=None, name="from")
-    message_thread_id: int | None = None
+    message_thread_id: Id | None = None
     is_topic_message: bool = False
     text: str | None = None
     caption: str | None = None
@@ -121,13 +129,13 @@ class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
 class ChatMemberUpdated(msgspec.Struct, frozen=True, kw_only=True):
     chat: Chat
     from_: User = msgspec.field(name="from")
-    date: int = 0
+    date: Count = 0
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):
     """One webhook body. At most one of the optional fields is set by Telegram."""
 
-    update_id: int
+    update_id: Id
     message: Message | None = None
     edited_message: Message | None = None
     channel_post: Message | None = None

@@ -22,12 +22,15 @@ from session_core import (
     Attachment,
     InboundMessage,
     InvalidSessionKeyError,
+    MessageDecodeError,
     QueueEnvelope,
     SessionKey,
     StorageError,
     bind_correlation,
+    decode_json,
     encode,
     get_logger,
+    well_formed,
 )
 
 from ._config import ProducerConfig
@@ -104,7 +107,7 @@ class Producer:
         bind_correlation(request_id=request_id)
         try:
             http = msgspec.convert(event, _HttpEvent)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):
             return _response(400, "not an API Gateway HTTP API event")
         headers = {str(k).lower(): v for k, v in http.headers.items()}
         given = headers.get(SECRET_HEADER)
@@ -120,11 +123,10 @@ class Producer:
         if len(body) > MAX_BODY_BYTES:
             return _response(413, "body too large")
         try:
-            update = update_decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            return _response(400, "not a Telegram update")
-        if update.update_id < 0:
-            return _response(400, "update_id must not be negative")
+            update = decode_json(body, update_decoder.decode, "Telegram update")
+        except MessageDecodeError as exc:
+            log.warning("webhook_rejected", reason="undecodable body", detail=exc.detail[:200])
+            return _response(400, f"not a Telegram update: {exc.detail[:200]}")
         bind_correlation(update_id=update.update_id, request_id=request_id)
         try:
             decision = decide(update, self._config, now=self._clock())
@@ -148,10 +150,7 @@ class Producer:
             # SQS dedup and the runtime's replay still hold; availability wins.
             log.warning("dedup_check_failed", error=str(exc))
         envelope = QueueEnvelope(version=ENVELOPE_VERSION, message=message, enqueued_at=self._clock())
-        try:
-            body = sqs_safe_json(encode(envelope))
-        except (UnicodeError, msgspec.EncodeError):
-            return _response(400, "text is not valid unicode")
+        body = sqs_safe_json(encode(envelope))
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
             return _response(413, "update too large for the queue")
         try:
@@ -288,7 +287,8 @@ def sqs_safe_json(data: bytes) -> str:
 def _body_bytes(http: _HttpEvent) -> bytes | None:
     raw = http.body or ""
     if not http.is_base64:
-        return raw.encode("utf-8", "surrogatepass")
+        # A str body may hold lone surrogates (the event's JSON escapes them): U+FFFD each.
+        return well_formed(raw).encode("utf-8")
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):

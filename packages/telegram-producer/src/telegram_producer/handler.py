@@ -19,8 +19,10 @@ _producer: Producer | None = None
 
 def build_producer() -> Producer:
     """Build the container's Producer from the environment (raises ConfigError naming a setting)."""
-    from session_core import SessionRegistry, configure_logging, read_secret
+    from session_core import SessionRegistry, configure_logging, make_non_dumpable, read_secret
 
+    # This process is about to hold the webhook secret: no other process of its user may read it.
+    make_non_dumpable()
     configure_logging()
     config = ProducerConfig.from_env()
     secret = read_secret(boto3.client("ssm"), config.secret_parameter)
@@ -29,9 +31,7 @@ def build_producer() -> Producer:
         config=config,
         secret=secret,
         sqs=boto3.client("sqs"),
-        registry=SessionRegistry(
-            dynamodb=dynamodb, table=config.table, retention_days=config.retention_days
-        ),
+        registry=SessionRegistry(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
     )
 
 

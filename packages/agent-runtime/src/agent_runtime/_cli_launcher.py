@@ -1,0 +1,128 @@
+"""Start the Claude Code CLI confined: a clean environment and, where the kernel has Landlock,
+a sandbox that the CLI and every tool it runs inherit and cannot leave.
+
+This file is also executed on its own as the SDK's ``cli_path`` (``install_cli_launcher``
+writes it with a ``#!python -IS`` line), so it uses the standard library only and imports
+nothing of agent_runtime. What it reads from its environment (set by ``build_cli_environment``):
+
+- ``AGENTBOT_CLI_PATH``: the real CLI; ``AGENTBOT_CLI_ENV_NAMES``: the variables the CLI keeps;
+- ``AGENTBOT_SANDBOX``: JSON ``{"landlock": bool, "write": [paths], "connect": [tcp ports]}``.
+
+Landlock (a kernel feature, no privileges needed, inherited across fork and exec):
+- writes (create, delete, rename, truncate, write) only beneath the ``write`` paths plus a few
+  device files; reads stay open (other sessions' files are removed before each turn);
+- TCP ``connect`` only to the ``connect`` ports (ABI >= 4): the model proxy, 443/80, HTTP MCP
+  servers; so Lambda's Runtime API (127.0.0.1:9001) and local services are out of reach;
+- no signals to, and no abstract unix sockets of, processes outside the sandbox (ABI >= 6);
+- ptrace and ``/proc/<pid>/mem`` / ``environ`` of processes outside it are refused (ABI >= 1).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import struct
+import sys
+
+# Generic syscall numbers: the same on x86_64 and aarch64.
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
+_PR_SET_NO_NEW_PRIVS = 38
+
+_WRITE_FILE = 1 << 1
+_WRITE_ACCESS_BY_ABI = {
+    # remove dir/file, make char/dir/reg/sock/fifo/block/sym
+    1: _WRITE_FILE | sum(1 << bit for bit in range(4, 13)),
+    2: 1 << 13,  # refer (link/rename across directories)
+    3: 1 << 14,  # truncate
+    5: 1 << 15,  # ioctl on devices
+}
+_NET_CONNECT_TCP = 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+# Device files every shell needs to write to.
+_WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts", "/dev/shm")
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 when it has none (or it is disabled)."""
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    version = libc.syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
+    return max(int(version), 0)
+
+
+def _write_access(abi: int) -> int:
+    return sum(bits for level, bits in _WRITE_ACCESS_BY_ABI.items() if abi >= level)
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"landlock {what}: {os.strerror(errno)}")
+    return result
+
+
+def apply_landlock(write_paths: list[str], connect_ports: list[int]) -> int:
+    """Confine this process (and all it will start) as described above; returns the ABI used
+    (0: no Landlock, nothing done)."""
+    abi = landlock_abi()
+    if abi < 1:
+        return 0
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    write = _write_access(abi)
+    net = _NET_CONNECT_TCP if abi >= 4 else 0
+    scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
+    attr = struct.pack("=QQQ", write, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    buffer = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _check(libc.syscall(_SYS_CREATE_RULESET, buffer, ctypes.c_size_t(len(attr)), 0), "ruleset")
+    try:
+        for path in [*write_paths, *_WRITABLE_DEVICES]:
+            try:
+                fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # a device this system lacks
+            try:
+                # Directories get every write right; a file only those that apply to files.
+                allowed = write if os.path.isdir(path) else write & (_WRITE_FILE | (1 << 14) | (1 << 15))
+                rule = ctypes.create_string_buffer(struct.pack("=Qi", allowed, fd), 12)
+                _check(libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, rule, 0), f"path {path}")
+            finally:
+                os.close(fd)
+        for port in connect_ports if net else []:
+            rule = ctypes.create_string_buffer(struct.pack("=QQ", _NET_CONNECT_TCP, port), 16)
+            _check(libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, rule, 0), f"port {port}")
+        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        _check(libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+def clean_environment(environ: dict[str, str]) -> dict[str, str]:
+    """Only the variables the runtime named for the CLI, nothing inherited by accident."""
+    names = environ.get("AGENTBOT_CLI_ENV_NAMES", "").split()
+    return {name: environ[name] for name in names if name in environ}
+
+
+def main(argv: list[str]) -> None:
+    """Confine this process, then become the CLI with its clean environment."""
+    environ = dict(os.environ)
+    cli = environ["AGENTBOT_CLI_PATH"]
+    sandbox = json.loads(environ.get("AGENTBOT_SANDBOX") or "{}")
+    # The SDK points CLAUDE_CONFIG_DIR at a fresh copy of the transcript when it resumes.
+    writable = [str(p) for p in sandbox.get("write", [])] + [environ.get("CLAUDE_CONFIG_DIR", "")]
+    if sandbox.get("landlock", True):
+        apply_landlock([p for p in writable if p], [int(p) for p in sandbox.get("connect", [])])
+    os.execve(cli, [cli, *argv[1:]], clean_environment(environ))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

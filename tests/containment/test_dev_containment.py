@@ -1,0 +1,122 @@
+"""The same attack through `agentbot dev` in real-Telegram mode, with a (fake) bot token and
+model key, run as root as a developer might: the agent runs as ``nobody`` and reaches neither
+the token, the key, the embedded AWS nor the functions, nor another chat.
+
+``LANDLOCK=off`` for the agent, so what is shown here does not depend on the kernel: the local
+endpoints demand the functions' signature and the secret holders are out of reach.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from agentbot.local_telegram import LocalTelegram
+from agentbot.model_server import ModelServer
+from tests.containment.support import (
+    ROOT_ONLY_REASON,
+    agent_user_processes,
+    attack_command,
+    attack_dir,
+    attack_report,
+    attack_responder,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON)]
+BOT_TOKEN = "7000001:AAH-fake-real-mode-token-DO-NOT-LEAK"
+MODEL_KEY = "sk-ant-fake-real-mode-key-DO-NOT-LEAK-77"
+ATTACKER, VICTIM = 5001, 6002
+
+
+def _private_message(chat: int, text: str) -> dict[str, object]:
+    person = {"id": chat, "is_bot": False, "first_name": f"user{chat}"}
+    return {
+        "message": {
+            "message_id": 1,
+            "from": person,
+            "chat": {"id": chat, "type": "private", "first_name": person["first_name"]},
+            "date": int(time.time()),
+            "text": text,
+        }
+    }
+
+
+def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent(tmp_path) -> None:
+    attacker = attack_dir([BOT_TOKEN, MODEL_KEY])
+    try:
+        with (
+            LocalTelegram(token=BOT_TOKEN, bot_username="real_mode_bot") as telegram,
+            ModelServer(attack_responder(attack_command(attacker))) as model,
+        ):
+            env = {
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
+            }
+            env.update(
+                TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+                TELEGRAM_API_BASE=telegram.base_url,
+                ANTHROPIC_API_KEY=MODEL_KEY,
+                ANTHROPIC_BASE_URL=model.base_url,
+                ALLOWED_USER_IDS=f"{ATTACKER},{VICTIM}",
+                LANDLOCK="off",
+            )
+            dev = subprocess.Popen(
+                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(tmp_path / "state")],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            answered = []
+            try:
+                for chat, text, count in (
+                    (VICTIM, "hello", 1),
+                    (ATTACKER, "attack", 1),
+                    (VICTIM, "again", 2),
+                ):
+                    telegram.push_update(_private_message(chat, text))
+                    answered.append(
+                        telegram.wait_for(
+                            lambda t, c=chat, n=count: len(t.sent_messages(c)) >= n, timeout_s=120
+                        )
+                    )
+                    if not answered[-1]:
+                        break
+            finally:
+                dev.send_signal(signal.SIGINT)
+                out, err = dev.communicate(timeout=60)
+            assert all(answered), (answered, err[-3000:])
+        survivors = agent_user_processes()
+    finally:
+        shutil.rmtree(attacker, ignore_errors=True)
+
+    answer = "".join(m["text"] for m in telegram.sent_messages(ATTACKER))
+    assert "ATTACK-REPORT" in answer, (answer[:2000], err[-3000:])
+    report = attack_report(answer)
+    moto_port = int(re.search(r"embedded moto server at http://127\.0\.0\.1:(\d+)", err).group(1))
+    # The agent ran as nobody and found no secret anywhere.
+    assert report["uid"] != 0
+    assert report["proc_leaks"] == [] and report["mem_leaks"] == [], report
+    assert not {n for n in report["env_names"] if n.startswith(("AWS_", "TELEGRAM"))}
+    # It reached the embedded AWS's port (no Landlock here) but nothing answered it.
+    assert moto_port in report["connectable"]
+    assert [
+        call for call in report["aws"] if call.startswith(f"{moto_port}:") or "lambda:agentbot" in call
+    ] == []
+    # The other chat got only its own answers; nothing was posted anywhere else.
+    assert {m["chat"]["id"] for m in telegram.sent_messages()} == {ATTACKER, VICTIM}
+    assert telegram.sent_messages(VICTIM)[-1]["text"].endswith("after 1 earlier turns")
+    assert all("FORGED" not in m["text"] for m in telegram.sent_messages())
+    # Nothing of the agent outlives the command; no secret reached the screen.
+    assert survivors == []
+    assert "agent     runs as the unprivileged user 'nobody'" in err
+    assert BOT_TOKEN not in out + err and MODEL_KEY not in out + err

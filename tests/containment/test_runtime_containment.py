@@ -1,0 +1,256 @@
+"""A prompt-injected agent in one chat reaches nothing outside its own turn.
+
+The runtime runs as Lambda runs it: the real awslambdaric behind the local Lambda service, as
+an unprivileged user (``nobody``; the tests must run as root to start it so), with the role's
+credentials in its environment and the model key in SSM. Its AWS demands a signature made with
+those credentials (as AWS does). The scripted model makes chat B run ``attack.py`` from its
+Bash tool; chat A talks before and after. Everything is run twice: with Landlock (this kernel
+has it) and with ``LANDLOCK=off``, which shows what holds on a kernel without it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agent_runtime._cli_launcher import landlock_abi
+from botocore.config import Config
+from session_core import TurnRequest, TurnResult, decode_turn_result, encode
+
+from agentbot.local_aws import local_client, moto_endpoint
+from agentbot.local_lambda import FunctionSpec, LocalLambda
+from agentbot.model_server import ModelServer
+from agentbot.provisioning import ResourceNames, provision
+from agentbot.sigv4 import LocalCredentials
+from agentbot.unprivileged import AGENT_USER, prepare_for_agent_user
+from tests.containment.support import (
+    REPO,
+    ROOT_ONLY_REASON,
+    agent_user_processes,
+    attack_command,
+    attack_dir,
+    attack_report,
+    attack_responder,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON),
+]
+MODEL_KEY = "sk-ant-containment-MODEL-KEY-never-visible-0042"
+CHAT_A, CHAT_B = "default/1111/0", "default/2222/0"
+
+
+@dataclass
+class Scenario:
+    landlock: bool
+    a_first: TurnResult
+    attack: TurnResult
+    a_second: TurnResult
+    report: dict[str, Any]
+    runtime_pid: int
+    survivors: list[str]
+    proxy_after_turn: int
+    model_calls_after_turn: int
+    model_calls_at_return: int
+    allowed_ports: set[int]
+    local_service_ports: set[int]
+    aws_port: int
+    invoke_port: int
+
+
+def _listening_ports_of(pid: int) -> set[int]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def run_scenario(landlock: bool) -> Scenario:
+    credentials = LocalCredentials.generate()
+    attacker = attack_dir([MODEL_KEY, credentials.secret_access_key])
+    sessions_root = Path(tempfile.mkdtemp(prefix="agentbot-contained-"))
+    try:
+        prepare_for_agent_user(AGENT_USER, writable=sessions_root)
+        with moto_endpoint(require=credentials) as aws_url:
+
+            def client(service: str) -> Any:
+                return local_client(
+                    service,
+                    aws_url,
+                    aws_access_key_id=credentials.access_key_id,
+                    aws_secret_access_key=credentials.secret_access_key,
+                )
+
+            resources = provision(
+                dynamodb=client("dynamodb"),
+                s3=client("s3"),
+                sqs=client("sqs"),
+                names=ResourceNames(prefix=f"contain{uuid.uuid4().hex[:8]}"),
+            )
+            client("ssm").put_parameter(
+                Name="/contain/model-key", Value=MODEL_KEY, Type="SecureString", Overwrite=True
+            )
+            with ModelServer(attack_responder(attack_command(attacker))) as model:
+                env = {
+                    **resources.environment(),
+                    **credentials.environment(),  # as Lambda sets the role's credentials
+                    "AWS_SESSION_TOKEN": "role-session-token-" + credentials.secret_access_key[::-1],
+                    "AWS_ENDPOINT_URL": aws_url,
+                    "AWS_DEFAULT_REGION": "us-east-1",
+                    "ANTHROPIC_API_KEY_PARAMETER": "/contain/model-key",
+                    "ANTHROPIC_BASE_URL": model.base_url,
+                    "SESSIONS_ROOT": str(sessions_root),
+                    "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+                    "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+                    "MODEL_MAX_RETRIES": "0",
+                    "PROCESS_SWEEP_SCOPE": "uid",
+                    "LANDLOCK": "on" if landlock else "off",
+                }
+                spec = FunctionSpec(
+                    handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=AGENT_USER
+                )
+                with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:
+                    invoker = local_client(
+                        "lambda",
+                        lam.endpoint,
+                        config=Config(read_timeout=300, retries={"total_max_attempts": 1}),
+                        aws_access_key_id=credentials.access_key_id,
+                        aws_secret_access_key=credentials.secret_access_key,
+                    )
+
+                    def turn(key: str, update_id: int, prompt: str) -> TurnResult:
+                        payload = encode(
+                            TurnRequest(version=1, session_key=key, update_id=update_id, prompt=prompt)
+                        )
+                        out = invoker.invoke(FunctionName="agent-runtime", Payload=payload)
+                        return decode_turn_result(out["Payload"].read())
+
+                    a_first = turn(CHAT_A, 1, "note: private-of-chat-a")
+                    (runtime_pid,) = lam.process_ids
+                    # Everything this test serves: the Runtime API, moto, the model server...
+                    local_service_ports = _listening_ports_of(os.getpid())
+                    attack = turn(CHAT_B, 2, "attack")
+                    survivors = agent_user_processes(runtime=runtime_pid)
+                    report = attack_report(attack.text)
+                    # The attacker kept the key it was given; outside its turn it is worth nothing.
+                    after_turn = httpx.post(
+                        f"{report['model_url']}/v1/messages",
+                        json={"model": "m", "messages": []},
+                        headers={"x-api-key": report["model_key"]},
+                    ).status_code
+                    calls_at_return = len(model.model_calls)
+                    time.sleep(1.5)  # the daemon, were it alive, tries every 0.1 s
+                    calls_after = len(model.model_calls)
+                    a_second = turn(CHAT_A, 3, "hello again")
+                    invoke_port = int(lam.endpoint.rsplit(":", 1)[1])
+            proxy_port = int(report["model_url"].rsplit(":", 1)[1])
+            return Scenario(
+                landlock=landlock,
+                a_first=a_first,
+                attack=attack,
+                a_second=a_second,
+                report=report,
+                runtime_pid=runtime_pid,
+                survivors=survivors,
+                proxy_after_turn=after_turn,
+                model_calls_after_turn=calls_after,
+                model_calls_at_return=calls_at_return,
+                allowed_ports={proxy_port, 443, 80, 53},
+                local_service_ports=local_service_ports,
+                aws_port=int(aws_url.rsplit(":", 1)[1]),
+                invoke_port=invoke_port,
+            )
+    finally:
+        shutil.rmtree(attacker, ignore_errors=True)
+        shutil.rmtree(sessions_root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["landlock", "no-landlock"])
+def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    landlock = request.param == "landlock"
+    if landlock and landlock_abi() < 4:
+        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    yield run_scenario(landlock)
+
+
+def test_the_attack_ran_as_the_unprivileged_user_and_every_chat_got_its_own_answer(
+    scenario: Scenario,
+) -> None:
+    assert scenario.report["uid"] == pwd.getpwnam(AGENT_USER).pw_uid
+    assert scenario.a_first.ok and "noted" in scenario.a_first.text
+    assert scenario.attack.ok and not scenario.attack.replayed
+    assert scenario.a_second.ok, scenario.a_second
+    assert scenario.a_second.text == "genuine answer for chat A after 1 earlier turns"
+    assert "FORGED" not in scenario.a_second.text + scenario.attack.text.split("ATTACK-REPORT", 1)[0]
+
+
+def test_no_secret_is_readable_from_any_process(scenario: Scenario) -> None:
+    report = scenario.report
+    assert report["proc_leaks"] == [] and report["mem_leaks"] == []
+    # The runtime holds the role's credentials and the model key: neither its environment block
+    # nor its memory can be read (it is non-dumpable), although it runs as the same user.
+    assert scenario.runtime_pid not in report["environ_readable"]
+    assert scenario.runtime_pid not in report["mem_readable"]
+    names = set(report["env_names"])
+    assert not {n for n in names if n.startswith("AWS_")}, names
+    assert not {"ANTHROPIC_API_KEY_PARAMETER", "SESSIONS_TABLE", "SESSIONS_BUCKET"} & names
+    assert report["model_key"] != MODEL_KEY and report["model_key"].startswith("sk-ant-agentbot-turn-")
+
+
+def test_no_process_of_the_turn_outlives_it_and_the_next_invocation_is_not_stolen(scenario: Scenario) -> None:
+    # The attack left a double-forked setsid daemon and a nohup'd sleep; both died with the turn.
+    assert scenario.survivors == []
+    assert scenario.report["stolen"] == []
+    assert scenario.a_second.ok and "FORGED" not in scenario.a_second.text
+
+
+def test_the_model_key_dies_with_its_turn(scenario: Scenario) -> None:
+    assert scenario.proxy_after_turn == 401
+    # Nothing the attacker tried after its turn reached the model.
+    assert scenario.model_calls_after_turn == scenario.model_calls_at_return
+
+
+def test_no_local_aws_or_lambda_call_succeeds_without_the_functions_credentials(scenario: Scenario) -> None:
+    # (Only this stack's endpoints count: other test servers on this machine take any signature.)
+    ours = {scenario.aws_port, scenario.invoke_port}
+    assert [call for call in scenario.report["aws"] if int(call.split(":")[0]) in ours] == []
+
+
+def test_no_other_chats_files_are_readable(scenario: Scenario) -> None:
+    assert scenario.report["other_sessions"] == []
+
+
+def test_with_landlock_only_the_listed_ports_are_reachable_and_writes_stay_in_the_session(
+    scenario: Scenario,
+) -> None:
+    if not scenario.landlock:
+        # What a kernel without Landlock allows; the checks above still hold there.
+        assert scenario.aws_port in scenario.report["connectable"]
+        return
+    connectable = set(scenario.report["connectable"])
+    assert connectable <= scenario.allowed_ports, connectable
+    assert not connectable & (scenario.local_service_ports | {scenario.aws_port, scenario.invoke_port})
+    assert scenario.report["writes"] == []
+    if landlock_abi() >= 6:
+        assert scenario.report["signals"] == []  # cannot signal the runtime (or anything outside)
