@@ -163,3 +163,90 @@ def test_ctrl_c_stops_everything_and_leaves_no_process_behind() -> None:
     while _survivors(marker, state_root) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _survivors(marker, state_root) == []
+
+
+def _start_fails(
+    marker: str,
+    *,
+    extra_env: dict[str, str],
+    args: list[str] = (),  # type: ignore[assignment]
+) -> subprocess.CompletedProcess[str]:
+    env = {**_clean_env(marker), **extra_env}
+    return subprocess.run(
+        [sys.executable, "-m", "agentbot.cli", "dev", *args],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "fix"),
+    [
+        ("wrong token", "copy the token from @BotFather again"),
+        ("telegram unreachable", "check the network"),
+        ("bad aws endpoint", "--aws-endpoint http://127.0.0.1:9"),
+        ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
+    ],
+)
+def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
+    case: str, fix: str, tmp_path: Path
+) -> None:
+    from agentbot.local_telegram import LocalTelegram
+
+    token = "7000002:AAH-real-looking-token-SHOULD-NOT-PRINT"
+    marker = uuid.uuid4().hex
+    with LocalTelegram(token="7000002:the-right-token") as telegram:
+        env = {"TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE": telegram.base_url}
+        args: list[str] = []
+        if case == "telegram unreachable":
+            env["TELEGRAM_API_BASE"] = "http://127.0.0.1:9"
+        elif case == "bad aws endpoint":
+            env = {"AWS_MAX_ATTEMPTS": "1", "AWS_CONNECT_TIMEOUT": "2"}
+            args = ["--aws-endpoint", "http://127.0.0.1:9"]
+        elif case == "unknown aws profile":
+            (tmp_path / "config").write_text("[profile other]\nregion = eu-west-1\n")
+            env = {
+                "AWS_CONFIG_FILE": str(tmp_path / "config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c"),
+            }
+            args = ["--aws-profile", "no-such-profile"]
+        done = _start_fails(marker, extra_env=env, args=args)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "Traceback" not in said and token not in said
+    failure = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert len(failure) == 1 and fix in failure[0], done.stderr[-2000:]
+    assert _survivors(marker) == []
+
+
+def test_a_real_token_without_an_allow_list_is_warned_about_in_the_banner() -> None:
+    import signal
+    import time
+
+    from agentbot.local_telegram import LocalTelegram
+
+    token = "7000003:AAH-fake-token"
+    marker = uuid.uuid4().hex
+    with LocalTelegram(token=token, bot_username="my_real_bot") as telegram:
+        env = {**_clean_env(marker), "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE": telegram.base_url}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentbot.cli", "dev"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert telegram.wait_for(lambda t: bool(t.calls("getUpdates")), timeout_s=60)
+            time.sleep(0.5)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+    warning = [line for line in stderr.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "ALLOWED_USER_IDS" in warning[0] and "run commands" in warning[0]
+    assert token not in stderr
