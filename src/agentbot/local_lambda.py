@@ -133,6 +133,15 @@ class _Worker:
         # environment block, readable by any process of its user, holds no secret.
         pid_read, pid_write = os.pipe()
         env_read, env_write = os.pipe()
+        # Each end is closed exactly once: this process serves HTTP on other threads, and a
+        # second close of a number the kernel already handed to a new socket would cut someone
+        # else's connection (seen as EBADF, ConnectionClosedError or a reply on the wrong socket).
+        open_fds = {pid_read, pid_write, env_read, env_write}
+
+        def close(fd: int) -> None:
+            open_fds.discard(fd)
+            os.close(fd)
+
         try:
             self.process = subprocess.Popen(
                 [python, "-m", "agentbot.process_tree", "--pid-fd", str(pid_write),
@@ -145,16 +154,17 @@ class _Worker:
                 pass_fds=(pid_write, env_read),
                 **_as_user(user),
             )
-            os.close(pid_write)
-            os.close(env_read)
+            close(pid_write)
+            close(env_read)
+            open_fds.discard(env_write)  # the file object below owns it now
             with os.fdopen(env_write, "wb") as pipe:  # below the pipe buffer: never blocks long
                 pipe.write(json.dumps(env).encode())
             # The function's own process (what a caller would kill); 0 if it never started.
             self.pid = int(os.read(pid_read, 32) or b"0")
         finally:
-            for fd in (pid_read, pid_write, env_read, env_write):
+            for fd in list(open_fds):
                 with contextlib.suppress(OSError):
-                    os.close(fd)
+                    close(fd)
 
     @property
     def alive(self) -> bool:
