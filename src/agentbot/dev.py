@@ -423,6 +423,9 @@ def run_dev(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C stops, also when started from a script in the background: a non-interactive shell
+    # starts `cmd &` with SIGINT ignored, and Python then installs no handler of its own.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     progress = Progress(sys.stderr, tenant=args.tenant)
     # This process holds the bot token, the model key and the webhook secret.
     make_non_dumpable()
@@ -447,6 +450,7 @@ def run_dev(args: argparse.Namespace) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _telegram(stack: contextlib.ExitStack, token: str) -> tuple[str, str, Any]:
