@@ -95,7 +95,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 dev.send_signal(signal.SIGINT)
                 out, err = dev.communicate(timeout=60)
             assert all(answered), (answered, err[-3000:])
-        survivors = agent_user_processes()
+        survivors = agent_user_processes(attacker)
     finally:
         shutil.rmtree(attacker, ignore_errors=True)
 
