@@ -97,7 +97,11 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     update_id: int
     text: str = ""
     session_id: str | None = None
+    # What this turn cost (USD), not the SDK session's running total.
     cost_usd: float = 0.0
+    # The SDK session's running total after this turn (the CLI's ``total_cost_usd``): the
+    # registry keeps it so the next turn of the same SDK session is priced by difference.
+    session_cost_usd: float = 0.0
     usage: Usage = Usage()
     num_turns: int = 0
     duration_ms: int = 0

@@ -16,7 +16,7 @@ HELP_TEXT = (
     "that I remember for weeks.\n\n"
     "Send me text, a photo or a document (up to 20 MB, the caption is your question).\n\n"
     "/new: start a fresh conversation\n"
-    "/status: this conversation's id, turns, cost so far and age\n"
+    "/status: this conversation's id, turns and cost, and this chat's total\n"
     "/help: this message"
 )
 
@@ -61,10 +61,21 @@ def run_command(
     session = escape_html(record.sdk_session_id or "none yet (next message starts one)")
     return (
         f"<b>Session</b>: <code>{session}</code>\n"
-        f"<b>Turns</b>: {record.turns}\n"
-        f"<b>Cost so far</b>: ${record.cost_usd:.4f}\n"
+        f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
+        f"{_usd(record.conversation_cost_usd)}\n"
+        f"<b>This chat in total</b>: {_turns(record.turns)}, {_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(clock() - record.created_at)}"
     )
+
+
+def _turns(count: int) -> str:
+    return f"{count} turn" + ("" if count == 1 else "s")
+
+
+def _usd(amount: float) -> str:
+    if amount == 0:
+        return "$0 (nothing billed)"
+    return f"${amount:.4f}"
 
 
 def _age(seconds: float) -> str:
