@@ -56,3 +56,26 @@ def test_twenty_resumed_turns_each_cost_one_turns_price(
     assert record is not None and (record.turns, record.conversation_turns) == (21, 1)
     assert record.conversation_cost_usd == pytest.approx(price, rel=1e-9)
     assert record.cost_usd == pytest.approx(21 * price, rel=1e-9)
+
+
+def test_a_turn_over_its_cost_cap_stops_in_the_cli_and_its_cost_still_counts(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    runtime = make_runtime()
+    first = runtime.run_turn(turn_request("hello", update_id=1))
+    assert first.ok, first
+    price = first.cost_usd  # one model call
+
+    # A tool step needs a second call; a cap below one call's price stops the run after the first.
+    capped = runtime.run_turn(turn_request("bash: echo hi", update_id=2, max_cost_usd=price / 2))
+    assert capped.error_kind == "model_error" and not capped.retryable, capped
+    assert "cost more than one message may spend" in (capped.user_message or "")
+    assert capped.cost_usd == pytest.approx(price, rel=1e-9)  # what the stopped run paid
+    assert len(model_server.model_calls) == 2  # the CLI stopped before the tool's second call
+
+    after = runtime.run_turn(turn_request("and now?", update_id=3))
+    assert after.ok and after.cost_usd == pytest.approx(price, rel=1e-9), after
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.turns == 2  # the stopped run is no recorded turn
+    assert record.cost_usd == pytest.approx(3 * price, rel=1e-9)  # but what it paid counts

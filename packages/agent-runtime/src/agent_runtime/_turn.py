@@ -71,6 +71,8 @@ USER_MESSAGES = {
     "attachment": "I could not open the file you sent. Please send it again.",
     "timeout": "This took longer than I can spend on one message, so I stopped. "
     "Please ask for a smaller part.",
+    "max_budget": "I stopped because answering this would cost more than one message may spend. "
+    "Please ask for a smaller part.",
 }
 # Stop this long before the caller's deadline: killing the CLI, recording and answering.
 DEADLINE_MARGIN_S = 3.0
@@ -163,6 +165,7 @@ class _Run:
     resume: str | None
     resume_at: str | None  # resume_session_at: leave an unrecorded turn out
     resumed_total_usd: float = 0.0  # the resumed SDK session's running total so far
+    max_cost_usd: float | None = None  # the SDK's max_budget_usd
 
 
 @dataclass
@@ -310,7 +313,7 @@ class Runtime:
                     )
                 sdk_started = time.perf_counter()
                 resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
-                run = _Run(prompt, request.update_id, resume, resume_at, resumed_total)
+                run = _Run(prompt, request.update_id, resume, resume_at, resumed_total, request.max_cost_usd)
                 stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
                 if stopped == "lease_lost":
                     return await self._lease_lost(key, request, started)
@@ -405,13 +408,24 @@ class Runtime:
         outcome: _Outcome,
         started: float,
     ) -> TurnResult:
-        """The answer to a finished run that left nothing to record (its spend is counted)."""
+        """The answer to a finished run that left nothing to record; what it cost (known from
+        an error result) is counted in the chat's cost and returned for the budgets."""
         result = outcome.result
-        if result is not None and result.total_cost_usd:
-            await self._count_failed_spend(key, _run_cost(run, result))
-        if result is not None and result.subtype == "error_max_turns":
-            log.warning("turn.max_turns", num_turns=result.num_turns)
-            message = USER_MESSAGES["max_turns"]
+        cost = 0.0 if result is None else _run_cost(run, result)
+        same_session = result is not None and result.session_id == run.resume
+        total = float(result.total_cost_usd or 0.0) if result is not None and same_session else None
+        await self._count_failed_spend(key, cost, total)
+        answer = await self._unrecorded_answer(key, request, holder, outcome, started)
+        return msgspec.structs.replace(answer, cost_usd=cost) if cost > 0 and not answer.replayed else answer
+
+    async def _unrecorded_answer(
+        self, key: SessionKey, request: TurnRequest, holder: _LeaseHolder, outcome: _Outcome, started: float
+    ) -> TurnResult:
+        result = outcome.result
+        if result is not None and result.subtype in ("error_max_turns", "error_max_budget_usd"):
+            log.warning("turn.stopped_by_limit", subtype=result.subtype, num_turns=result.num_turns)
+            kind = "max_turns" if result.subtype == "error_max_turns" else "max_budget"
+            message = USER_MESSAGES[kind]
             return _error(request, "model_error", retryable=False, started=started, user_message=message)
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
@@ -426,14 +440,18 @@ class Runtime:
         log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
         return _error(request, "internal", retryable=True, started=started)
 
-    async def _count_failed_spend(self, key: SessionKey, cost_usd: float) -> None:
+    async def _count_failed_spend(
+        self, key: SessionKey, cost_usd: float, session_total: float | None
+    ) -> None:
         """A run that ended in an error result still paid for its tokens: add them to the
-        chat's cost. A run killed before its result (timeout, lost lease) reports none, so
-        what it spent cannot be known here."""
+        chat's cost. A run killed before its result (timeout, lost lease) reports none here;
+        the CLI's running total of the session may include it at the next turn."""
         if cost_usd <= 0:
             return
         try:
-            await asyncio.to_thread(self.registry.add_failed_turn_cost, key, cost_usd)
+            await asyncio.to_thread(
+                self.registry.add_failed_turn_cost, key, cost_usd, session_cost_usd=session_total
+            )
         except SessionCoreError as exc:
             log.warning("turn.failed_cost_not_counted", error_type=type(exc).__name__, cost_usd=cost_usd)
         else:
@@ -649,6 +667,7 @@ class Runtime:
             session_store=cast(Any, self._timed_store),
             resume=run.resume,
             resume_session_at=run.resume_at,
+            max_budget_usd=run.max_cost_usd,
             stderr=keep_stderr,
         )
 

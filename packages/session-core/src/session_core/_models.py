@@ -76,6 +76,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Wall-clock time (epoch ms) by which the answer must be back with the caller, so the
     # runtime never outlasts the consumer that waits for it; None means the runtime's own limit.
     deadline_epoch_ms: int | None = None
+    # The most this turn may spend (USD), passed to the SDK as max_budget_usd; None: no cap.
+    max_cost_usd: float | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):

@@ -363,20 +363,29 @@ class SessionRegistry:
             raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
         return True
 
-    def add_failed_turn_cost(self, key: SessionKey, cost_usd: float) -> None:
+    def add_failed_turn_cost(
+        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+    ) -> None:
         """Add what a run that ended without a recorded answer (an error result) cost to the
-        chat's and the conversation's totals; the turn count and the SDK running total stay."""
+        chat's and the conversation's totals; the turn count stays. ``session_cost_usd`` is
+        the CLI's running total after that run when it continued the recorded SDK session:
+        the CLI keeps counting the run even though the next turn resumes before it."""
         if not cost_usd > 0:
             raise ValueError(f"cost_usd must be > 0, got {cost_usd!r}")
         now = self._clock()
+        values = {":cost": _num(cost_usd), ":ttl": _num(self._ttl(now))}
+        set_total = ""
+        if session_cost_usd is not None:
+            values[":total"] = _num(session_cost_usd)
+            set_total = ", sdk_session_cost_usd = :total"
         self._update(
             "add_failed_turn_cost",
             _session_pk(key),
             _META,
             UpdateExpression=(
-                "ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl"
+                f"ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl{set_total}"
             ),
-            ExpressionAttributeValues={":cost": _num(cost_usd), ":ttl": _num(self._ttl(now))},
+            ExpressionAttributeValues=values,
         )
 
     # -- delivery records -------------------------------------------------------------------

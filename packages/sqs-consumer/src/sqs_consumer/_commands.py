@@ -1,15 +1,16 @@
-"""Commands answered without the model: /start, /help, /new, /status."""
+"""Commands answered without the model: /start, /help, /new, /status, /cost."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from session_core import SessionKey, SessionRegistry
+from session_core import BudgetLedger, SessionKey, SessionRegistry
 
+from ._budget import cost_report
 from ._render import escape_html
 
-COMMANDS = ("start", "help", "new", "status")
+COMMANDS = ("start", "help", "new", "status", "cost")
 
 HELP_TEXT = (
     "I am an AI agent. Every chat (and every forum topic) is one long conversation "
@@ -17,6 +18,7 @@ HELP_TEXT = (
     "Send me text, a photo or a document (up to 20 MB, the caption is your question).\n\n"
     "/new: start a fresh conversation\n"
     "/status: this conversation's id, turns and cost, and this chat's total\n"
+    "/cost: what this chat and you spent today and this month, against the budgets\n"
     "/help: this message"
 )
 
@@ -41,6 +43,8 @@ def run_command(
     registry: SessionRegistry,
     retention_days: int,
     clock: Callable[[], float] = time.time,
+    budgets: BudgetLedger | None = None,
+    user_id: int | None = None,
 ) -> str:
     """Carry out a command and return its reply (Telegram HTML)."""
     if name == "start":
@@ -55,6 +59,10 @@ def run_command(
             "Started a fresh conversation. The previous one is kept for "
             f"{retention_days} days but I will not draw on it any more."
         )
+    if name == "cost":
+        if budgets is None:
+            return "No budgets are set for this bot; /status shows this chat's cost."
+        return cost_report(budgets.spending(chat_id=key.chat_id, user_id=user_id), budgets.now())
     record = registry.get_session(key)
     if record is None:
         return "No conversation yet: send me a message to start one."
