@@ -155,6 +155,9 @@ def telegram_stack(
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"{prefix}/webhook-secret")
     monkeypatch.setenv("BOT_TOKEN_PARAMETER", f"{prefix}/bot-token")
     monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    # Tests post many messages from one user within a minute; the rate-limit tests set their own.
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "0")
+    monkeypatch.setenv("RATE_LIMIT_CHAT_PER_MINUTE", "0")
     monkeypatch.setenv("RUNTIME_FUNCTION_NAME", RUNTIME_FUNCTION)
     runtime_spec = FunctionSpec(
         handler="telegram_stub_runtime.handle",
