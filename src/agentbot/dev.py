@@ -121,7 +121,8 @@ class Progress:
         with contextlib.suppress(Exception):
             result = self.registry.get_turn_result(key, update_id)
             if result is not None and result.ok:
-                return f", model {result.duration_ms / 1000:.1f} s, cost ${result.cost_usd:.4f}"
+                cost = "$0 (nothing billed)" if result.cost_usd == 0 else f"${result.cost_usd:.4f}"
+                return f", model {result.duration_ms / 1000:.1f} s, cost {cost}"
         return ""
 
     def wait_idle(self, timeout_s: float) -> bool:
@@ -174,11 +175,11 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)
-    from .model_server import ModelServer, demo_responder
+    from .model_server import FREE_USAGE, ModelServer, demo_responder
 
-    server = stack.enter_context(ModelServer(responder=demo_responder))
+    server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
     return ModelChoice(
-        f"offline demo model at {server.base_url} (no network, no credentials)",
+        f"offline demo model at {server.base_url} (no network, no credentials, costs $0)",
         {"ANTHROPIC_BASE_URL": server.base_url},
         "offline-demo-key",
     )
