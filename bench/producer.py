@@ -5,7 +5,10 @@ Run: uv run python bench/producer.py [--requests 500]
 Baselines measured in the same run, on the same moto server:
 - "floor": the three AWS calls the handler makes (GetItem, SendMessage, UpdateItem) issued
   directly with boto3, i.e. what the handler costs with zero code of its own;
-- "import boto3" in a fresh interpreter, which any Lambda handler on boto3 pays.
+- "import boto3" in a fresh interpreter, which any Lambda handler on boto3 pays;
+- the rate-limit check: the same handler with the limit off, and the limit's one UpdateItem
+  issued alone (the round trip the check needs). Target: the check adds <= 2 ms at p50
+  beyond that round trip.
 Target: handler p99 <= 10 ms.
 """
 
@@ -27,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 TARGET_P99_MS = 10.0
+TARGET_RATE_LIMIT_OVERHEAD_MS = 2.0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -93,15 +97,23 @@ def main() -> int:
         clients["ssm"].put_parameter(Name="/bench/webhook-secret", Value=WEBHOOK_SECRET,
                                      Type="SecureString")
         os.environ["WEBHOOK_SECRET_PARAMETER"] = "/bench/webhook-secret"
+        # The check runs on every message; the limit is high enough that none is dropped.
+        os.environ["RATE_LIMIT_USER_PER_MINUTE"] = "100000"
 
         from telegram_producer import handler
 
         started = time.perf_counter()
         producer = handler.build_producer()
         build_ms = (time.perf_counter() - started) * 1000
+        os.environ["RATE_LIMIT_USER_PER_MINUTE"] = "0"
+        unlimited = handler.build_producer()
 
-        events = [webhook_event(update(10_000 + i, chat_id=500 + i % 50, text=f"message {i}"))
-                  for i in range(args.requests)]
+        def private(update_id: int, i: int) -> dict:
+            return webhook_event(update(update_id, chat_id=500 + i % 50, user_id=500 + i % 50,
+                                        text=f"message {i}"))
+
+        events = [private(10_000 + i, i) for i in range(args.requests)]
+        unlimited_events = [private(200_000 + i, i) for i in range(args.requests)]
         db, sqs, table = clients["dynamodb"], clients["sqs"], resources.table
         floor_queue = sqs.create_queue(QueueName=f"floor{uuid.uuid4().hex[:6]}.fifo",
                                        Attributes={"FifoQueue": "true"})["QueueUrl"]
@@ -126,19 +138,40 @@ def main() -> int:
                            ExpressionAttributeValues={":t": {"N": "1"}})
             return (time.perf_counter() - t) * 1000
 
+        def rate_call(i: int) -> float:
+            # What RateLimiter._count sends, alone.
+            minute = int(time.time() // 60)
+            t = time.perf_counter()
+            key = {"pk": {"S": f"rate|bench|user|{i % 50}"}, "sk": {"S": "window"}}
+            db.update_item(TableName=table, Key=key,
+                           UpdateExpression="ADD #c :one SET expires_at = :ttl REMOVE #s",
+                           ExpressionAttributeNames={"#c": f"m{minute}", "#s": f"m{minute - 2}"},
+                           ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": {"N": "1"}},
+                           ReturnValues="ALL_NEW")
+            return (time.perf_counter() - t) * 1000
+
         for i, event in enumerate(events[:20]):  # warm connections
             producer.handle_event(event)
+            unlimited.handle_event(unlimited_events[i])
             floor_call(-i - 1)
+            rate_call(i)
         accepted: list[float] = []
+        accepted_unlimited: list[float] = []
         floor: list[float] = []
-        for i, event in enumerate(events[20:]):  # interleaved, so both see the same moto
+        rate_trip: list[float] = []
+        for i, event in enumerate(events[20:]):  # interleaved, so all see the same moto
             if i % 25 == 0:
                 purge()
             t = time.perf_counter()
             response = producer.handle_event(event)
             accepted.append((time.perf_counter() - t) * 1000)
-            assert response["statusCode"] == 200, response
+            assert json.loads(response["body"])["outcome"] == "enqueued", response
+            t = time.perf_counter()
+            response = unlimited.handle_event(unlimited_events[20 + i])
+            accepted_unlimited.append((time.perf_counter() - t) * 1000)
+            assert json.loads(response["body"])["outcome"] == "enqueued", response
             floor.append(floor_call(i))
+            rate_trip.append(rate_call(i))
         duplicate: list[float] = []
         for event in events[20:220]:
             t = time.perf_counter()
@@ -159,13 +192,21 @@ def main() -> int:
     print(f"|{'-' * 46}|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
     print(row("baseline: the 3 AWS calls alone (floor)", floor))
     print(row("handler: update accepted and enqueued", accepted))
+    print(row("baseline: same handler, rate limit off", accepted_unlimited))
+    print(row("baseline: the rate limit's UpdateItem alone", rate_trip))
     print(row("handler: duplicate update (1 GetItem)", duplicate))
     print(row("handler: wrong secret (no I/O)", rejected))
     print(row("cold import: boto3 (baseline)", imports_boto3))
     print(row("cold import: telegram_producer.handler", imports_handler))
     overhead = statistics.median(accepted) - statistics.median(floor)
     p99 = percentile(accepted, 99)
-    print(f"\nfirst-call build (config + SSM secret + clients): {build_ms:.1f} ms")
+    added = statistics.median(accepted) - statistics.median(accepted_unlimited)
+    beyond = added - statistics.median(rate_trip)
+    print(f"\nrate-limit check: adds {added:.2f} ms at p50; beyond its UpdateItem round trip "
+          f"({statistics.median(rate_trip):.2f} ms): {beyond:.2f} ms "
+          f"(target <= {TARGET_RATE_LIMIT_OVERHEAD_MS:.0f} ms: "
+          f"{'met' if beyond <= TARGET_RATE_LIMIT_OVERHEAD_MS else 'NOT met'})")
+    print(f"first-call build (config + SSM secret + clients): {build_ms:.1f} ms")
     print(f"handler overhead over the floor at p50: {overhead:.2f} ms")
     print(f"target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if p99 <= TARGET_P99_MS else 'NOT met'} "
           f"(p99 {p99:.2f} ms, of which the floor's p99 is {percentile(floor, 99):.2f} ms)")

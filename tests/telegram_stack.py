@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import httpx
-from session_core import SessionRegistry
+from session_core import BudgetLedger, SessionRegistry
 from sqs_consumer import BotApi, Consumer, ConsumerConfig, RuntimeClient, runtime_client_config
 from telegram_producer import Producer
 from telegram_producer import handler as producer_handler
@@ -45,13 +45,20 @@ class TelegramStack:
         typing_interval_s: float = 4.0,
         max_retry_after_s: float = 30.0,
         dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
         **timing: Any,
     ) -> Consumer:
         """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
         busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
-        client)."""
+        client; ``clock`` the budgets' clock)."""
         config = ConsumerConfig.from_env()
         timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
+        budgets = (
+            BudgetLedger(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, caps=config.budgets,
+                         tenant=config.tenant, clock=clock)
+            if config.budgets.any_period_cap
+            else None
+        )
         return Consumer(
             config=config,
             registry=SessionRegistry(dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table),
@@ -64,6 +71,7 @@ class TelegramStack:
             s3=self.aws.s3,
             sqs=self.aws.sqs,
             typing_interval_s=typing_interval_s,
+            budgets=budgets,
             **timing,
         )
 
@@ -147,6 +155,9 @@ def telegram_stack(
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"{prefix}/webhook-secret")
     monkeypatch.setenv("BOT_TOKEN_PARAMETER", f"{prefix}/bot-token")
     monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    # Tests post many messages from one user within a minute; the rate-limit tests set their own.
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "0")
+    monkeypatch.setenv("RATE_LIMIT_CHAT_PER_MINUTE", "0")
     monkeypatch.setenv("RUNTIME_FUNCTION_NAME", RUNTIME_FUNCTION)
     runtime_spec = FunctionSpec(
         handler="telegram_stub_runtime.handle",

@@ -88,12 +88,15 @@ def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> 
     assert "offline demo model" in first and "offline demo model" in second
     assert re.search(r"\b0 earlier user turns?\b", first), first
     assert re.search(r"\b1 earlier user turn\b", second), second
-    assert re.search(r"Turns: 2\b", status), status
+    # the offline model bills nothing and says so
+    assert "This conversation (since /new): 2 turns, $0 (nothing billed)" in status, status
+    assert "[offline demo model, costs $0]" in first
     assert "fresh conversation" in new.lower()
     assert re.search(r"\b0 earlier user turns?\b", after_new), after_new
     # banner and one progress line per turn
     assert "AWS" in done.stderr and "offline demo model" in done.stderr
     assert re.search(r"update \d+: replied after [\d.]+ s", done.stderr)
+    assert "cost $0 (nothing billed)" in done.stderr
     assert _survivors(marker, _state_root(done.stderr)) == []
 
 

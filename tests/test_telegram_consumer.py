@@ -154,18 +154,27 @@ def test_commands_are_answered_without_the_model(stack) -> None:
     stack.post(update(114, text="/status"))
     stack.post(update(115, text="/new"))
     stack.post(update(116, text="/status"))
+    stack.post(update(117, text="and 3+3?"))
+    stack.post(update(118, text="/status"))
     stack.drain(stack.consumer())
     texts = [m["text"] for m in stack.replies(CHAT)]
     assert texts[0].startswith("Hello!") and "/new" in texts[1]
     assert texts[2].startswith("No conversation yet")
     assert texts[3] == "Answer to: what is 2+2?"
-    assert "Turns: 1" in texts[4] and "Cost so far: $0.0100" in texts[4]
+    assert "This conversation (since /new): 1 turn, $0.0100" in texts[4]
+    assert "This chat in total: 1 turn, $0.0100" in texts[4]
     assert "sess-default-501-0" in texts[4]
     assert texts[5].startswith("Started a fresh conversation")
     assert "none yet" in texts[6]
-    assert [r["update_id"] for r in stack.runs()] == [113]
+    assert "This conversation (since /new): 0 turns, $0 (nothing billed)" in texts[6]
+    assert "This chat in total: 1 turn, $0.0100" in texts[6]
+    # The second conversation counts from zero; the chat's total keeps counting.
+    assert "This conversation (since /new): 1 turn, $0.0100" in texts[8]
+    assert "This chat in total: 2 turns, $0.0200" in texts[8]
+    assert [r["update_id"] for r in stack.runs()] == [113, 117]
     record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
-    assert record.sdk_session_id is None and record.previous_session_ids == ("sess-default-501-0",)
+    assert record.previous_session_ids == ("sess-default-501-0",)
+    assert (record.turns, record.conversation_turns) == (2, 1)
 
 
 def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:

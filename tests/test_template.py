@@ -256,6 +256,22 @@ def test_dead_letters_raise_an_alarm_on_the_topic() -> None:
     assert resource(TEMPLATE, "AlarmTopic")["Type"] == "AWS::SNS::Topic"
 
 
+def test_the_deployment_reaching_80_percent_of_its_daily_budget_raises_an_alarm() -> None:
+    """The alarm watches the metric the consumer emits (namespace, name, dimension)."""
+    from session_core._metrics import NAMESPACE
+    from sqs_consumer._budget import DEPLOYMENT_DAILY_SPEND_METRIC
+
+    declared = resource(TEMPLATE, "DeploymentDailyBudgetAlarm")
+    alarm = declared["Properties"]
+    assert declared["Condition"] == "HasDeploymentDailyBudget"
+    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, DEPLOYMENT_DAILY_SPEND_METRIC)
+    assert alarm["Dimensions"] == [{"Name": "Tenant", "Value": {"Ref": "Tenant"}}]
+    assert alarm["Threshold"] == 80 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    consumer = FUNCTIONS["ConsumerFunction"].environment
+    assert consumer["BUDGET_DEPLOYMENT_DAILY_USD"] == {"Ref": "BudgetDeploymentDailyUsd"}
+
+
 # ------------------------------------------------------- template <-> provisioning.py
 
 

@@ -103,8 +103,8 @@ class Progress:
         self.say(f"update {update_id}" + (f" from user {sender}" if sender else "") + ": queued")
 
     def running(self, messages: list[dict[str, Any]]) -> None:
-        for update_id, _key in _updates_of(messages):
-            self.queued(update_id)
+        for message, (update_id, _key) in zip(messages, _updates_of(messages), strict=True):
+            self.queued(update_id, _sender_of(message))
             self.say(f"update {update_id}: running")
 
     def finished(self, messages: list[dict[str, Any]], outcome: BatchOutcome) -> None:
@@ -127,7 +127,8 @@ class Progress:
         with contextlib.suppress(Exception):
             result = self.registry.get_turn_result(key, update_id)
             if result is not None and result.ok:
-                return f", model {result.duration_ms / 1000:.1f} s, cost ${result.cost_usd:.4f}"
+                cost = "$0 (nothing billed)" if result.cost_usd == 0 else f"${result.cost_usd:.4f}"
+                return f", model {result.duration_ms / 1000:.1f} s, cost {cost}"
         return ""
 
     def wait_idle(self, timeout_s: float) -> bool:
@@ -139,6 +140,13 @@ class Progress:
                     return False
                 self.idle.wait(left)
         return True
+
+
+def _sender_of(message: dict[str, Any]) -> int | None:
+    try:
+        return decode_envelope(message["Body"]).message.user_id
+    except Exception:  # a record that is not ours: no sender to show
+        return None
 
 
 def _updates_of(messages: list[dict[str, Any]]) -> list[tuple[int, SessionKey | None]]:
@@ -173,11 +181,11 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)
-    from .model_server import ModelServer, demo_responder
+    from .model_server import FREE_USAGE, ModelServer, demo_responder
 
-    server = stack.enter_context(ModelServer(responder=demo_responder))
+    server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
     return ModelChoice(
-        f"offline demo model at {server.base_url} (no network, no credentials)",
+        f"offline demo model at {server.base_url} (no network, no credentials, costs $0)",
         {"ANTHROPIC_BASE_URL": server.base_url},
         "offline-demo-key",
     )
@@ -514,7 +522,17 @@ def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, An
     client = httpx.Client(timeout=30)
 
     def post(update: dict[str, Any]) -> None:
-        status = dev.post_update(client, update)
+        # As Telegram does: a webhook that fails (5xx, a cold start that timed out) gets the
+        # update again, a few times, before it is given up.
+        for pause in (1.0, 2.0, 4.0, 0.0):
+            try:
+                status: int | str = dev.post_update(client, update)
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            if (isinstance(status, int) and status < 500) or not pause:
+                break
+            progress.say(f"update {update['update_id']}: webhook answered {status}; delivering again")
+            time.sleep(pause)
         if status == 200:
             sender = next(
                 (v["from"].get("id") for v in update.values() if isinstance(v, dict) and "from" in v), None

@@ -84,7 +84,7 @@ class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        if not isinstance(sys.exc_info()[1], OSError):  # a peer or the server itself went away
             super().handle_error(request, client_address)
 
 
@@ -133,15 +133,9 @@ class _Worker:
         # environment block, readable by any process of its user, holds no secret.
         pid_read, pid_write = os.pipe()
         env_read, env_write = os.pipe()
-        # Each end is closed exactly once: this process serves HTTP on other threads, and a
-        # second close of a number the kernel already handed to a new socket would cut someone
-        # else's connection (seen as EBADF, ConnectionClosedError or a reply on the wrong socket).
-        open_fds = {pid_read, pid_write, env_read, env_write}
-
-        def close(fd: int) -> None:
-            open_fds.discard(fd)
-            os.close(fd)
-
+        # Each end is closed exactly once: a second close could hit a descriptor another
+        # thread has been given meanwhile (a socket of one of our servers).
+        theirs = [pid_write, env_read]
         try:
             self.process = subprocess.Popen(
                 [python, "-m", "agentbot.process_tree", "--pid-fd", str(pid_write),
@@ -151,24 +145,27 @@ class _Worker:
                 stdout=log if log is not None else None,
                 stderr=subprocess.STDOUT if log is not None else None,
                 start_new_session=True,
-                pass_fds=(pid_write, env_read),
+                pass_fds=tuple(theirs),
                 **_as_user(user),
             )
-            close(pid_write)
-            close(env_read)
-            open_fds.discard(env_write)  # the file object below owns it now
-            with os.fdopen(env_write, "wb") as pipe:  # below the pipe buffer: never blocks long
-                pipe.write(json.dumps(env).encode())
-            # The function's own process (what a caller would kill); 0 if it never started.
-            self.pid = int(os.read(pid_read, 32) or b"0")
+        except BaseException:
+            os.close(env_write)
+            os.close(pid_read)
+            raise
         finally:
-            for fd in list(open_fds):
-                with contextlib.suppress(OSError):
-                    close(fd)
+            for fd in theirs:
+                os.close(fd)
+        with os.fdopen(env_write, "wb") as pipe, os.fdopen(pid_read, "rb") as pid_pipe:
+            pipe.write(json.dumps(env).encode())
+            pipe.close()
+            # The function's own process (what a caller would kill); 0 if it never started.
+            self.pid = int(pid_pipe.read(32) or b"0")
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None and self.init_error is None
+        # The function's own process, not only its reaper: a crashed function's reaper needs a
+        # moment to end the tree and exit, and must not be handed the next invocation meanwhile.
+        return self.process.poll() is None and self.init_error is None and _running(self.pid)
 
     def run(self, invocation: _Invocation) -> _Outcome:
         """Hand one invocation to the process and wait for its result, a crash or the timeout."""
@@ -232,6 +229,14 @@ def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str
         command += ["-e", name]
     assert spec.image is not None
     return [*command, spec.image, spec.handler]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _caller_secret(name: str) -> bool:

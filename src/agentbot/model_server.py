@@ -30,6 +30,8 @@ from typing import Any
 
 __all__ = [
     "DEMO_MODEL_LABEL",
+    "FREE_USAGE",
+    "CallUsage",
     "Fault",
     "ModelServer",
     "RecordedRequest",
@@ -65,6 +67,19 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class CallUsage:
+    """The token usage every model call reports, instead of an estimate from the request's
+    size: the CLI prices each call from it, so tests know what one call costs."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+# The offline demo model bills nothing: the CLI prices zero tokens at $0.
+FREE_USAGE = CallUsage()
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     """One request the server received (model calls and anything else)."""
 
@@ -84,6 +99,7 @@ class RecordedRequest:
 @dataclass
 class _State:
     responder: Responder
+    usage: CallUsage | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,11 +110,18 @@ class ModelServer:
     """Context manager running the scripted model on a free port of 127.0.0.1.
 
     ``base_url`` is for ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_BEDROCK_BASE_URL`` alike.
+    ``usage`` fixes the tokens every call reports (default: estimated from the request).
     """
 
-    def __init__(self, responder: Responder | None = None, *, model: str = "claude-scripted") -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        model: str = "claude-scripted",
+        usage: CallUsage | None = None,
+    ) -> None:
         self.model = model
-        self._state = _State(responder=responder or echo_responder)
+        self._state = _State(responder=responder or echo_responder, usage=usage)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -228,7 +251,7 @@ def echo_responder(request: dict[str, Any]) -> Reply:
     return f"echo: {last_user_text(request)}"
 
 
-DEMO_MODEL_LABEL = "[offline demo model]"
+DEMO_MODEL_LABEL = "[offline demo model, costs $0]"
 
 
 def demo_responder(request: dict[str, Any]) -> Reply:
@@ -275,7 +298,9 @@ def _normalize(reply: Reply) -> list[str | ToolCall]:
     return list(reply)
 
 
-def _message_events(reply: Reply, *, model: str, msg_id: str, input_tokens: int) -> list[dict[str, Any]]:
+def _message_events(
+    reply: Reply, *, model: str, msg_id: str, input_tokens: int, fixed: CallUsage | None = None
+) -> list[dict[str, Any]]:
     parts = _normalize(reply)
     events: list[dict[str, Any]] = [
         {
@@ -289,8 +314,8 @@ def _message_events(reply: Reply, *, model: str, msg_id: str, input_tokens: int)
                 "stop_reason": None,
                 "stop_sequence": None,
                 "usage": {
-                    "input_tokens": input_tokens,
-                    "output_tokens": 1,
+                    "input_tokens": input_tokens if fixed is None else fixed.input_tokens,
+                    "output_tokens": 1 if fixed is None else 0,
                     "cache_creation_input_tokens": 0,
                     "cache_read_input_tokens": 0,
                 },
@@ -339,7 +364,7 @@ def _message_events(reply: Reply, *, model: str, msg_id: str, input_tokens: int)
         {
             "type": "message_delta",
             "delta": {"stop_reason": stop, "stop_sequence": None},
-            "usage": {"output_tokens": output_tokens},
+            "usage": {"output_tokens": output_tokens if fixed is None else fixed.output_tokens},
         }
     )
     events.append({"type": "message_stop"})
@@ -461,7 +486,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         model = body.get("model") or self.model
-        events = _message_events(reply, model=model, msg_id=msg_id, input_tokens=_estimate_tokens(body))
+        events = _message_events(
+            reply, model=model, msg_id=msg_id, input_tokens=_estimate_tokens(body), fixed=self.state.usage
+        )
         cut = fault.cut_after_events if fault is not None else None
         if not stream:
             if cut is not None:  # a body that ends early

@@ -224,7 +224,7 @@ def leave_daemons(ports):
             daemon(ports, key, base)
         os._exit(0)
     os.waitpid(child, 0)
-    os.system("setsid nohup sleep 300 >/dev/null 2>&1 < /dev/null &")
+    os.system(f"setsid nohup sh -c 'sleep 300' {HERE} >/dev/null 2>&1 < /dev/null &")  # named by HERE
 
 
 def main():

@@ -61,20 +61,20 @@ def attack_report(answer: str) -> dict[str, Any]:
     return dict(json.loads(answer.split("ATTACK-REPORT ", 1)[1].splitlines()[0]))
 
 
-def agent_user_processes(runtime: int | None = None) -> list[str]:
-    """Command lines of every process of the unprivileged user but the ``runtime`` and the
-    local Lambda service's reaper above it."""
+def agent_user_processes(marker: Path) -> list[str]:
+    """Command lines of the unprivileged user's processes that belong to this attack (they
+    name ``marker``, its directory: other tests on the machine may run as that user too)."""
     uid = pwd.getpwnam(AGENT_USER).pw_uid
-    spared = set()
-    if runtime is not None:
-        stat = Path(f"/proc/{runtime}/stat").read_text()
-        spared = {runtime, int(stat.rsplit(")", 1)[1].split()[1])}
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in spared:
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    found.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
                 continue
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(marker) in cmdline:
+            found.append(cmdline)
     return found

@@ -95,7 +95,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 dev.send_signal(signal.SIGINT)
                 out, err = dev.communicate(timeout=60)
             assert all(answered), (answered, err[-3000:])
-        survivors = agent_user_processes()
+        survivors = agent_user_processes(attacker)
     finally:
         shutil.rmtree(attacker, ignore_errors=True)
 
@@ -119,4 +119,5 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     # Nothing of the agent outlives the command; no secret reached the screen.
     assert survivors == []
     assert "agent     runs as the unprivileged user 'nobody'" in err
+    assert f"from user {ATTACKER}: queued" in err  # the id ALLOWED_USER_IDS takes
     assert BOT_TOKEN not in out + err and MODEL_KEY not in out + err

@@ -151,7 +151,7 @@ def run_scenario(landlock: bool) -> Scenario:
                     # Everything this test serves: the Runtime API, moto, the model server...
                     local_service_ports = _listening_ports_of(os.getpid())
                     attack = turn(CHAT_B, 2, "attack")
-                    survivors = agent_user_processes(runtime=runtime_pid)
+                    survivors = agent_user_processes(attacker)
                     report = attack_report(attack.text)
                     # The attacker kept the key it was given; outside its turn it is worth nothing.
                     after_turn = httpx.post(

@@ -168,3 +168,45 @@ def test_proxy_accepts_only_the_current_turns_key() -> None:
         finally:
             proxy.stop()
     assert len(upstream.model_calls) == 3
+
+
+def test_bedrock_proxy_signs_model_calls_only_and_only_for_the_current_turn() -> None:
+    from agent_runtime._model_proxy import BedrockSigner
+    from botocore.credentials import Credentials
+
+    from agentbot.sigv4 import LocalCredentials, signed_by
+
+    role = LocalCredentials.generate()  # stands in for the model-invoke role's credentials
+    invoke = "/model/anthropic.claude-sonnet-4-5-v1:0/invoke"
+    with ModelServer(lambda request: "from bedrock") as upstream:
+        signer = BedrockSigner(lambda: Credentials(role.access_key_id, role.secret_access_key), "eu-west-1")
+        proxy = ModelProxy(upstream=upstream.base_url, auth=signer).start()
+        try:
+            key = {"Authorization": f"Bearer {proxy.open_turn()}"}
+            body = {
+                "anthropic_version": "bedrock-2023-05-31",
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+            raw = json.dumps(body).encode()
+            ok = httpx.post(
+                f"{proxy.base_url}{invoke}", content=raw, headers={**key, "content-type": "application/json"}
+            )
+            other = [
+                httpx.get(f"{proxy.base_url}/foundation-models", headers=key).status_code,
+                httpx.post(f"{proxy.base_url}/model/x/converse", json=body, headers=key).status_code,
+                httpx.post(
+                    f"{proxy.base_url}/guardrail/g/version/1/apply", json=body, headers=key
+                ).status_code,
+            ]
+            proxy.close_turn()
+            late = httpx.post(f"{proxy.base_url}{invoke}", json=body, headers=key).status_code
+            host = upstream.base_url.split("//", 1)[1]
+        finally:
+            proxy.stop()
+    assert ok.status_code == 200 and "from bedrock" in ok.text
+    assert other == [403, 403, 403] and late == 401
+    [call] = upstream.model_calls
+    assert call.path == invoke and "Bearer" not in call.headers.get("Authorization", "")
+    assert signed_by(
+        role, method="POST", url=f"http://{host}{invoke}", headers={**call.headers, "host": host}, body=raw
+    )

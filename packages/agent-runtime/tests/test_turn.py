@@ -4,10 +4,12 @@ storage in moto. Each CLI turn takes about a second."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from agent_runtime import USER_MESSAGES, workspace_paths
 from session_core import LeaseHeldError, SessionKey, SessionRegistry, StagedAttachment
@@ -319,10 +321,20 @@ def test_bedrock_backend_uses_model_invocation_credentials_only(
     paths = {c.path for c in model_server.model_calls}
     assert paths and all(p.startswith("/model/") for p in paths)
     assert "/model/anthropic.claude-sonnet-4-5-v1:0/invoke-with-response-stream" in paths
-    # The CLI signs with the assumed role's credentials, not the runtime's ("local").
+    # The proxy signs with the assumed role's credentials, not the runtime's ("local")...
     auth = model_server.model_calls[0].headers.get("Authorization", "")
     assert auth.startswith("AWS4-HMAC-SHA256") and "Credential=local/" not in auth
-    assert "AWS_SESSION_TOKEN=" in result.text and "AWS_ACCESS_KEY_ID=local\n" not in result.text
+    # ...and the CLI (so every tool) holds no AWS credentials, only this turn's key, dead now.
+    assert "AWS_ACCESS_KEY_ID=" not in result.text and "AWS_SESSION_TOKEN=" not in result.text
+    turn_key = re.search(r"AWS_BEARER_TOKEN_BEDROCK=(\S+)", result.text)
+    proxy_url = re.search(r"ANTHROPIC_BEDROCK_BASE_URL=(\S+)", result.text)
+    assert turn_key and proxy_url and turn_key.group(1).startswith("sk-ant-agentbot-turn-")
+    after = httpx.post(
+        f"{proxy_url.group(1)}/model/anthropic.claude-sonnet-4-5-v1:0/invoke",
+        json={"messages": []},
+        headers={"Authorization": f"Bearer {turn_key.group(1)}"},
+    )
+    assert after.status_code == 401
 
 
 def test_lease_is_renewed_while_the_model_works(make_runtime, model_server, turn_request, aws) -> None:

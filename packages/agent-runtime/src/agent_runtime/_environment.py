@@ -8,9 +8,9 @@ explicitly, and model credentials that only reach the model.
 - Anthropic backend: the API key (read from SSM) never enters the CLI. The CLI talks to a
   key-injecting proxy on 127.0.0.1 (see ``_model_proxy``) with a placeholder key, so a
   tool can at most call the model, never read the key.
-- Bedrock backend: the CLI gets short-lived credentials of ``MODEL_INVOKE_ROLE_ARN`` (a role
-  that may only invoke models), further narrowed by a session policy; the runtime role's
-  own credentials never reach it.
+- Bedrock backend: the same proxy signs each model call with short-lived credentials of
+  ``MODEL_INVOKE_ROLE_ARN`` (a role that may only invoke models, further narrowed by a session
+  policy); the CLI holds no AWS credentials, only this turn's key.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from session_core import read_secret
 
 from . import _cli_launcher
 from ._errors import ModelBackendError
-from ._model_proxy import ModelProxy
+from ._model_proxy import BedrockSigner, ModelProxy
 from ._settings import RuntimeSettings
 
 # Variables the SDK itself sets for the CLI (protocol, not secrets).
@@ -160,14 +160,14 @@ class AnthropicAccess:
 
 
 class BedrockAccess:
-    """Bedrock with credentials of ``MODEL_INVOKE_ROLE_ARN`` (assumed with ``sts``, narrowed to
-    model invocation, refreshed 5 minutes before they expire).
+    """Bedrock through the same proxy: the CLI sends this turn's key as a Bedrock bearer token
+    (``AWS_BEARER_TOKEN_BEDROCK``) and holds no AWS credentials; the proxy signs each model
+    call with SigV4 using credentials of ``MODEL_INVOKE_ROLE_ARN`` (assumed with ``sts``,
+    narrowed to model invocation, refreshed 5 minutes before they expire).
 
-    Without a role ARN: with ``ANTHROPIC_BEDROCK_BASE_URL`` the CLI is told to skip AWS auth
-    (``CLAUDE_CODE_SKIP_BEDROCK_AUTH``, for a gateway that authenticates by itself, such as the
-    local model server); otherwise (``agentbot dev`` against real Bedrock) it gets the
-    runtime's own credentials from ``session`` (a boto3 Session) - never in Lambda, where the
-    template always sets the role.
+    Without a role ARN (never in Lambda, where the template always sets it) the proxy signs
+    with the runtime's own credentials from ``session`` (``agentbot dev`` against real Bedrock,
+    or a local gateway that ignores signatures, such as the test model server).
     """
 
     def __init__(
@@ -177,11 +177,18 @@ class BedrockAccess:
         self._sts = sts
         self._session = session
         self._clock = clock
-        self._cached: tuple[dict[str, str], float] | None = None
+        self._cached: tuple[Any, float] | None = None
+        self._proxy: ModelProxy | None = None
+        self._lock = threading.Lock()
         if settings.model_invoke_role_arn and sts is None:
             raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "needs an sts client")
 
-    def _credentials(self) -> dict[str, str]:
+    def _credentials(self) -> Any:
+        """botocore Credentials the proxy signs with."""
+        from botocore.credentials import Credentials
+
+        if not self._settings.model_invoke_role_arn:
+            return self._own_credentials()
         if self._cached is not None and self._cached[1] - 300 > self._clock():
             return self._cached[0]
         try:
@@ -194,47 +201,55 @@ class BedrockAccess:
         except Exception as exc:  # botocore ClientError / BotoCoreError
             raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", f"cannot assume role: {exc}") from exc
         creds = out["Credentials"]
-        env = {
-            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-            "AWS_SESSION_TOKEN": creds["SessionToken"],
-        }
+        credentials = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
         expires = creds["Expiration"]
         expires_at = expires.timestamp() if hasattr(expires, "timestamp") else self._clock() + 3600
-        self._cached = (env, expires_at)
-        return env
+        self._cached = (credentials, expires_at)
+        return credentials
+
+    def _own_credentials(self) -> Any:
+        from botocore.credentials import Credentials
+
+        found = self._session.get_credentials() if self._session is not None else None
+        if found is None:
+            if self._settings.bedrock_base_url:  # a gateway that authenticates by itself
+                return Credentials("agentbot-unsigned", "agentbot-unsigned")
+            raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
+        return found.get_frozen_credentials()
 
     def cli_environment(self) -> dict[str, str]:
-        env = {"CLAUDE_CODE_USE_BEDROCK": "1", "AWS_REGION": self._settings.aws_region}
-        if self._settings.bedrock_base_url:
-            env["ANTHROPIC_BEDROCK_BASE_URL"] = self._settings.bedrock_base_url
+        region = self._settings.aws_region
+        with self._lock:
+            if self._proxy is None:
+                self._credentials()  # a role that cannot be assumed fails the turn here, clearly
+                upstream = (
+                    self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+                )
+                signer = BedrockSigner(self._credentials, region)
+                self._proxy = ModelProxy(upstream=upstream, auth=signer).start()
+            turn_key = self._proxy.open_turn()
+        env = {
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "AWS_REGION": region,
+            "ANTHROPIC_BEDROCK_BASE_URL": self._proxy.base_url,
+            "AWS_BEARER_TOKEN_BEDROCK": turn_key,
+        }
         if self._settings.model:
             env["ANTHROPIC_MODEL"] = self._settings.model
         if self._settings.small_model:
             env["ANTHROPIC_SMALL_FAST_MODEL"] = self._settings.small_model
-        if self._settings.model_invoke_role_arn:
-            env.update(self._credentials())
-        elif self._settings.bedrock_base_url or self._session is None:
-            env["CLAUDE_CODE_SKIP_BEDROCK_AUTH"] = "1"
-        else:
-            env.update(self._own_credentials())
-        return env
-
-    def _own_credentials(self) -> dict[str, str]:
-        credentials = self._session.get_credentials()
-        if credentials is None:
-            raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
-        frozen = credentials.get_frozen_credentials()
-        env = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
-        if frozen.token:
-            env["AWS_SESSION_TOKEN"] = frozen.token
         return env
 
     def end_turn(self) -> None:
-        pass  # scoped STS credentials cannot be revoked one by one; see the runtime README
+        with self._lock:
+            if self._proxy is not None:
+                self._proxy.close_turn()
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            if self._proxy is not None:
+                self._proxy.stop()
+                self._proxy = None
 
 
 def build_cli_environment(

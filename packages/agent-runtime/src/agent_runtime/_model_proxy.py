@@ -5,14 +5,20 @@ turn (``open_turn``) and dead when it ends (``close_turn``): a tool that copied 
 it after its turn. The proxy replaces it with the real key on the way out and streams the
 answer back unchanged, byte for byte, as it arrives. A broken upstream stream becomes a
 broken downstream stream (no silent truncation).
+
+Two upstreams: the Anthropic API (the proxy adds ``x-api-key``) and Bedrock (the proxy signs
+each request with SigV4 using the model-invoke role's credentials; the CLI sends this turn's
+key as a Bedrock bearer token and never holds AWS credentials).
 """
 
 from __future__ import annotations
 
 import hmac
 import http.client
+import re
 import secrets
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +39,10 @@ _DROP_REQUEST = {
     "proxy-authorization",
     "te",
     "upgrade",
+    # the proxy signs Bedrock calls itself
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
 }
 _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 # The only requests the CLI needs (measured); anything else a tool might try with the real
@@ -48,11 +58,59 @@ _UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model en
 TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
 
 
-class ModelProxy:
-    """Forward ``POST /v1/messages`` (and ``/v1/messages/count_tokens``) to ``upstream`` with
-    ``x-api-key`` set to ``api_key``; every other method or path gets a 403."""
+_BEDROCK_INVOKE = re.compile(r"/model/[A-Za-z0-9._:%-]+/(invoke|invoke-with-response-stream)")
 
-    def __init__(self, *, upstream: str, api_key: str, timeout_s: float = 600.0) -> None:
+
+class AnthropicKey:
+    """Upstream authentication for the Anthropic API: the real key as ``x-api-key``."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def allows(self, method: str, path: str) -> bool:
+        """Only the calls the CLI needs (measured)."""
+        return (method, path) in ALLOWED_REQUESTS
+
+    def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        """The headers to send upstream."""
+        return {**headers, "x-api-key": self._api_key}
+
+
+class BedrockSigner:
+    """Upstream authentication for Bedrock: SigV4 with ``credentials()`` (botocore
+    Credentials of the model-invoke role, refreshed by the caller), service ``bedrock``."""
+
+    def __init__(self, credentials: Callable[[], object], region: str) -> None:
+        self._credentials = credentials
+        self._region = region
+
+    def allows(self, method: str, path: str) -> bool:
+        """Only model invocation (streamed or not)."""
+        return method == "POST" and _BEDROCK_INVOKE.fullmatch(path) is not None
+
+    def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        """The headers to send upstream, signed."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
+        SigV4Auth(self._credentials(), "bedrock", self._region).add_auth(request)
+        return dict(request.headers.items())
+
+
+class ModelProxy:
+    """Forward the model calls ``auth`` allows to ``upstream``, authenticated by ``auth``
+    (``api_key`` is short for ``AnthropicKey(api_key)``); everything else gets a 403, and
+    anything without the current turn's key a 401."""
+
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        api_key: str | None = None,
+        auth: AnthropicKey | BedrockSigner | None = None,
+        timeout_s: float = 600.0,
+    ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"ANTHROPIC_BASE_URL must be an http(s) URL, got {upstream!r}")
@@ -60,7 +118,12 @@ class ModelProxy:
         self._host = parts.hostname
         self._port = parts.port
         self._prefix = parts.path
-        self._api_key = api_key
+        self._upstream = upstream.rstrip("/")
+        if auth is None:
+            if api_key is None:
+                raise ValueError("ModelProxy needs api_key or auth")
+            auth = AnthropicKey(api_key)
+        self._auth = auth
         self._turn_key: str | None = None
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
@@ -132,14 +195,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.warning("model_proxy.wrong_key", method=self.command[:10])
             self._refuse(401, _UNAUTHORIZED)
             return
-        if (self.command, self.path.split("?", 1)[0]) not in ALLOWED_REQUESTS:
+        if not self.proxy._auth.allows(self.command, self.path.split("?", 1)[0]):
             _log.warning(
                 "model_proxy.refused", method=self.command[:10], path=self.path.split("?", 1)[0][:100]
             )
             self._refuse(403, _FORBIDDEN)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
-        headers["x-api-key"] = self.proxy._api_key
+        url = self.proxy._upstream + self.path
+        headers = self.proxy._auth.authorize(self.command, url, headers, body)
         upstream = self.proxy._connect()
         try:
             upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)

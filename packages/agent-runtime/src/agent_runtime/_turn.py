@@ -47,6 +47,7 @@ from session_core import (
 )
 
 from ._claude_config import ClaudeConfig
+from ._cost import turn_cost_usd
 from ._environment import (
     ModelAccess,
     build_cli_environment,
@@ -69,6 +70,8 @@ USER_MESSAGES = {
     "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
     "attachment": "I could not open the file you sent. Please send it again.",
     "timeout": "This took longer than I can spend on one message, so I stopped. "
+    "Please ask for a smaller part.",
+    "max_budget": "I stopped because answering this would cost more than one message may spend. "
     "Please ask for a smaller part.",
 }
 # Stop this long before the caller's deadline: killing the CLI, recording and answering.
@@ -161,6 +164,8 @@ class _Run:
     update_id: int
     resume: str | None
     resume_at: str | None  # resume_session_at: leave an unrecorded turn out
+    resumed_total_usd: float = 0.0  # the resumed SDK session's running total so far
+    max_cost_usd: float | None = None  # the SDK's max_budget_usd
 
 
 @dataclass
@@ -281,6 +286,7 @@ class Runtime:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
         resume = None if record is None else record.sdk_session_id
+        resumed_total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
         store = self._timed_store
         assert store is not None
         store.reset()
@@ -307,7 +313,7 @@ class Runtime:
                     )
                 sdk_started = time.perf_counter()
                 resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
-                run = _Run(prompt, request.update_id, resume, resume_at)
+                run = _Run(prompt, request.update_id, resume, resume_at, resumed_total, request.max_cost_usd)
                 stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
                 if stopped == "lease_lost":
                     return await self._lease_lost(key, request, started)
@@ -323,7 +329,7 @@ class Runtime:
                         user_message=USER_MESSAGES["timeout"],
                     )
                 sdk_s = time.perf_counter() - sdk_started
-                turn = self._paid_answer(request, outcome, started)
+                turn = self._paid_answer(request, run, outcome, started)
                 if turn is not None:
                     # Tokens were paid for this answer: record it (cost included) before
                     # anything else can fail, so a retry replays it instead of paying again.
@@ -345,7 +351,7 @@ class Runtime:
                     # A run that already paid for tokens is not bought a second time.
                     return _error(request, "internal", retryable=outcome.may_retry, started=started)
             if turn is None:
-                return await self._unpaid_outcome(key, request, holder, outcome, started)
+                return await self._unpaid_outcome(key, request, run, holder, outcome, started)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -370,7 +376,9 @@ class Runtime:
         )
         return answer
 
-    def _paid_answer(self, request: TurnRequest, outcome: _Outcome, started: float) -> TurnResult | None:
+    def _paid_answer(
+        self, request: TurnRequest, run: _Run, outcome: _Outcome, started: float
+    ) -> TurnResult | None:
         """The TurnResult of a run that ended with a successful result and whose transcript
         the store holds; None when there is no answer to record."""
         result = outcome.result
@@ -384,20 +392,40 @@ class Runtime:
             update_id=request.update_id,
             text=well_formed("\n\n".join(outcome.answers or outcome.texts).strip()),
             session_id=result.session_id,
-            cost_usd=float(result.total_cost_usd or 0.0),
-            usage=_usage(result.usage),
+            cost_usd=_run_cost(run, result),
+            session_cost_usd=float(result.total_cost_usd or 0.0),
+            usage=_usage(result.usage),  # the CLI's usage is this run's, not the session's
             num_turns=result.num_turns,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
 
     async def _unpaid_outcome(
+        self,
+        key: SessionKey,
+        request: TurnRequest,
+        run: _Run,
+        holder: _LeaseHolder,
+        outcome: _Outcome,
+        started: float,
+    ) -> TurnResult:
+        """The answer to a finished run that left nothing to record; what it cost (known from
+        an error result) is counted in the chat's cost and returned for the budgets."""
+        result = outcome.result
+        cost = 0.0 if result is None else _run_cost(run, result)
+        same_session = result is not None and result.session_id == run.resume
+        total = float(result.total_cost_usd or 0.0) if result is not None and same_session else None
+        await self._count_failed_spend(key, cost, total)
+        answer = await self._unrecorded_answer(key, request, holder, outcome, started)
+        return msgspec.structs.replace(answer, cost_usd=cost) if cost > 0 and not answer.replayed else answer
+
+    async def _unrecorded_answer(
         self, key: SessionKey, request: TurnRequest, holder: _LeaseHolder, outcome: _Outcome, started: float
     ) -> TurnResult:
-        """The answer to a finished run that left nothing to record."""
         result = outcome.result
-        if result is not None and result.subtype == "error_max_turns":
-            log.warning("turn.max_turns", num_turns=result.num_turns)
-            message = USER_MESSAGES["max_turns"]
+        if result is not None and result.subtype in ("error_max_turns", "error_max_budget_usd"):
+            log.warning("turn.stopped_by_limit", subtype=result.subtype, num_turns=result.num_turns)
+            kind = "max_turns" if result.subtype == "error_max_turns" else "max_budget"
+            message = USER_MESSAGES[kind]
             return _error(request, "model_error", retryable=False, started=started, user_message=message)
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
@@ -411,6 +439,23 @@ class Runtime:
         # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
         log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
         return _error(request, "internal", retryable=True, started=started)
+
+    async def _count_failed_spend(
+        self, key: SessionKey, cost_usd: float, session_total: float | None
+    ) -> None:
+        """A run that ended in an error result still paid for its tokens: add them to the
+        chat's cost. A run killed before its result (timeout, lost lease) reports none here;
+        the CLI's running total of the session may include it at the next turn."""
+        if cost_usd <= 0:
+            return
+        try:
+            await asyncio.to_thread(
+                self.registry.add_failed_turn_cost, key, cost_usd, session_cost_usd=session_total
+            )
+        except SessionCoreError as exc:
+            log.warning("turn.failed_cost_not_counted", error_type=type(exc).__name__, cost_usd=cost_usd)
+        else:
+            log.info("turn.failed_cost_counted", cost_usd=cost_usd)
 
     async def _run_until_stopped(
         self,
@@ -622,6 +667,7 @@ class Runtime:
             session_store=cast(Any, self._timed_store),
             resume=run.resume,
             resume_session_at=run.resume_at,
+            max_budget_usd=run.max_cost_usd,
             stderr=keep_stderr,
         )
 
@@ -756,6 +802,15 @@ def _time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> 
     if deadline_epoch_ms is not None:
         budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
     return min(budgets) if budgets else None
+
+
+def _run_cost(run: _Run, result: ResultMessage) -> float:
+    return turn_cost_usd(
+        result.total_cost_usd,
+        session_id=result.session_id,
+        resumed_id=run.resume,
+        resumed_total_usd=run.resumed_total_usd,
+    )
 
 
 def _usage(raw: dict[str, Any] | None) -> Usage:

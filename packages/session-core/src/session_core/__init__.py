@@ -1,5 +1,15 @@
 """Shared core of the agentbot Lambdas: session keys, boundary models, storage, logging."""
 
+from ._budgets import (
+    BudgetCaps,
+    BudgetExceeded,
+    BudgetHold,
+    BudgetLedger,
+    BudgetPeriod,
+    BudgetScope,
+    Spend,
+    period_end,
+)
 from ._errors import (
     ConfigError,
     CorruptTranscriptError,
@@ -23,6 +33,7 @@ from ._json import (
 )
 from ._keys import SESSIONS_PREFIX, SessionKey
 from ._logging import bind_correlation, configure_logging, get_logger
+from ._metrics import emit_metric
 from ._models import (
     ENVELOPE_VERSION,
     TURN_VERSION,
@@ -64,6 +75,12 @@ __all__ = [
     "SESSIONS_PREFIX",
     "TURN_VERSION",
     "Attachment",
+    "BudgetCaps",
+    "BudgetExceeded",
+    "BudgetHold",
+    "BudgetLedger",
+    "BudgetPeriod",
+    "BudgetScope",
     "ConfigError",
     "CorruptTranscriptError",
     "InboundMessage",
@@ -82,6 +99,7 @@ __all__ = [
     "SessionRecord",
     "SessionRegistry",
     "SessionSummary",
+    "Spend",
     "StagedAttachment",
     "StaleHeadError",
     "StorageError",
@@ -101,6 +119,7 @@ __all__ = [
     "decode_turn_request",
     "decode_turn_result",
     "descendants",
+    "emit_metric",
     "encode",
     "encode_json",
     "env_int",
@@ -110,6 +129,7 @@ __all__ = [
     "kill_until_gone",
     "live",
     "make_non_dumpable",
+    "period_end",
     "process_table",
     "read_secret",
     "require_env",

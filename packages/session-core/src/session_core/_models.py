@@ -76,6 +76,8 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     # Wall-clock time (epoch ms) by which the answer must be back with the caller, so the
     # runtime never outlasts the consumer that waits for it; None means the runtime's own limit.
     deadline_epoch_ms: int | None = None
+    # The most this turn may spend (USD), passed to the SDK as max_budget_usd; None: no cap.
+    max_cost_usd: float | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +99,11 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     update_id: int
     text: str = ""
     session_id: str | None = None
+    # What this turn cost (USD), not the SDK session's running total.
     cost_usd: float = 0.0
+    # The SDK session's running total after this turn (the CLI's ``total_cost_usd``): the
+    # registry keeps it so the next turn of the same SDK session is priced by difference.
+    session_cost_usd: float = 0.0
     usage: Usage = Usage()
     num_turns: int = 0
     duration_ms: int = 0

@@ -6,8 +6,10 @@ Items (one table, ``pk``/``sk`` strings, every item carries the TTL attribute ``
 ==============================  ==================  =========================================
 pk                              sk                  holds
 ==============================  ==================  =========================================
-``session|<canonical key>``     ``meta``            sdk_session_id, head_version, turns, cost,
-                                                    previous_session_ids, lease_owner/_expires_at
+``session|<canonical key>``     ``meta``            sdk_session_id, head_version, turns, cost_usd
+                                                    (the chat's total), conversation_turns/_cost_usd
+                                                    (since /new), sdk_session_cost_usd (the SDK's
+                                                    running total), previous_session_ids, lease_*
 ``session|<canonical key>``     ``turn|<update>``   the recorded TurnResult of that update
 ``session|<canonical key>``     ``delivery|<upd>``  ``chunk_<i>`` → message_id, ``notice_<kind>``
 ``update|<tenant>|<update_id>`` ``seen``            durable dedup mark of the producer
@@ -44,10 +46,14 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     sdk_session_id: str | None
     head_version: int
     turns: int
-    cost_usd: float
+    cost_usd: float  # the chat's total, across /new
     created_at: float
     updated_at: float
     previous_session_ids: tuple[str, ...] = ()
+    conversation_turns: int = 0  # since the last /new
+    conversation_cost_usd: float = 0.0
+    # The current SDK session's running total as last recorded (prices its next turn).
+    sdk_session_cost_usd: float = 0.0
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,13 +117,16 @@ class SessionRegistry:
                 Key=_key(_session_pk(key), _META),
                 UpdateExpression=(
                     "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
-                    " :empty), :old), updated_at = :now, expires_at = :ttl REMOVE sdk_session_id"
+                    " :empty), :old), updated_at = :now, expires_at = :ttl,"
+                    " conversation_turns = :zero, conversation_cost_usd = :zero,"
+                    " sdk_session_cost_usd = :zero REMOVE sdk_session_id"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={
                     ":empty": {"L": []},
                     ":old": {"L": [{"S": record.sdk_session_id}]},
                     ":old_id": {"S": record.sdk_session_id},
+                    ":zero": _num(0),
                     ":now": _num(now),
                     ":ttl": _num(self._ttl(now)),
                 },
@@ -290,7 +299,9 @@ class SessionRegistry:
             ":head": _num(lease.head_version),
             ":owner": {"S": lease.owner},
             ":one": _num(1),
+            ":zero": _num(0),
             ":cost": _num(result.cost_usd),
+            ":sdk_total": _num(result.session_cost_usd),
             ":now": _num(now),
             ":ttl": ttl,
         }
@@ -318,6 +329,11 @@ class SessionRegistry:
                             "UpdateExpression": (
                                 "SET head_version = :next, turns = turns + :one,"
                                 " cost_usd = cost_usd + :cost, updated_at = :now,"
+                                " conversation_turns ="
+                                " if_not_exists(conversation_turns, :zero) + :one,"
+                                " conversation_cost_usd ="
+                                " if_not_exists(conversation_cost_usd, :zero) + :cost,"
+                                " sdk_session_cost_usd = :sdk_total,"
                                 f" expires_at = :ttl{set_sdk_id}"
                             ),
                             "ConditionExpression": "head_version = :head AND lease_owner = :owner",
@@ -346,6 +362,31 @@ class SessionRegistry:
         except BotoCoreError as exc:
             raise self._storage_error("complete_turn", "TransactWriteItems", exc) from exc
         return True
+
+    def add_failed_turn_cost(
+        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+    ) -> None:
+        """Add what a run that ended without a recorded answer (an error result) cost to the
+        chat's and the conversation's totals; the turn count stays. ``session_cost_usd`` is
+        the CLI's running total after that run when it continued the recorded SDK session:
+        the CLI keeps counting the run even though the next turn resumes before it."""
+        if not cost_usd > 0:
+            raise ValueError(f"cost_usd must be > 0, got {cost_usd!r}")
+        now = self._clock()
+        values = {":cost": _num(cost_usd), ":ttl": _num(self._ttl(now))}
+        set_total = ""
+        if session_cost_usd is not None:
+            values[":total"] = _num(session_cost_usd)
+            set_total = ", sdk_session_cost_usd = :total"
+        self._update(
+            "add_failed_turn_cost",
+            _session_pk(key),
+            _META,
+            UpdateExpression=(
+                f"ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl{set_total}"
+            ),
+            ExpressionAttributeValues=values,
+        )
 
     # -- delivery records -------------------------------------------------------------------
 
@@ -515,4 +556,7 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         previous_session_ids=tuple(
             str(v["S"]) for v in item.get("previous_session_ids", {}).get("L", [])
         ),
+        conversation_turns=_int(item, "conversation_turns"),
+        conversation_cost_usd=_float(item, "conversation_cost_usd"),
+        sdk_session_cost_usd=_float(item, "sdk_session_cost_usd"),
     )

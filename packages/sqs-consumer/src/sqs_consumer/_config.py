@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from session_core import ConfigError, require_env, retention_days_from_env, tenant_from_env
+from session_core import BudgetCaps, ConfigError, require_env, retention_days_from_env, tenant_from_env
 
 DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
 # Mirrors MAX_RECEIVE_COUNT of infra/template.yaml and agentbot.provisioning (a test checks):
@@ -30,12 +31,14 @@ class ConsumerConfig:
     retention_days: int = 25
     bot_username: str | None = None
     max_receive_count: int = MAX_RECEIVE_COUNT
+    budgets: BudgetCaps = field(default_factory=BudgetCaps)
 
     @classmethod
     def from_env(cls) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
         DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
-        BOT_USERNAME; raises ConfigError naming the first bad setting."""
+        BOT_USERNAME, and the budget caps (see ``budget_caps_from_env``); raises ConfigError
+        naming the first bad setting."""
         env = os.environ
         base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or DEFAULT_TELEGRAM_API_BASE
         if not base.startswith(("https://", "http://")):
@@ -52,4 +55,32 @@ class ConsumerConfig:
             tenant=tenant,
             retention_days=retention_days_from_env(),
             bot_username=env.get("BOT_USERNAME", "").strip().lstrip("@") or None,
+            budgets=budget_caps_from_env(env),
         )
+
+
+def budget_caps_from_env(env: Mapping[str, str]) -> BudgetCaps:
+    """USD caps from BUDGET_{CHAT,USER,DEPLOYMENT}_{DAILY,MONTHLY}_USD and MAX_TURN_COST_USD;
+    empty or 0 means no cap."""
+    return BudgetCaps(
+        chat_daily_usd=_usd(env, "BUDGET_CHAT_DAILY_USD"),
+        chat_monthly_usd=_usd(env, "BUDGET_CHAT_MONTHLY_USD"),
+        user_daily_usd=_usd(env, "BUDGET_USER_DAILY_USD"),
+        user_monthly_usd=_usd(env, "BUDGET_USER_MONTHLY_USD"),
+        deployment_daily_usd=_usd(env, "BUDGET_DEPLOYMENT_DAILY_USD"),
+        deployment_monthly_usd=_usd(env, "BUDGET_DEPLOYMENT_MONTHLY_USD"),
+        turn_usd=_usd(env, "MAX_TURN_COST_USD"),
+    )
+
+
+def _usd(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be an amount in USD such as 5 or 0.50, got {raw!r}") from None
+    if not 0 <= value < 1e9:  # also refuses nan and inf
+        raise ConfigError(name, f"must be 0 (no cap) or a positive amount in USD, got {raw!r}")
+    return value or None

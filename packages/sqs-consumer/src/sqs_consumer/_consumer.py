@@ -30,6 +30,9 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import (
     TURN_VERSION,
+    BudgetExceeded,
+    BudgetHold,
+    BudgetLedger,
     InboundMessage,
     InvalidSessionKeyError,
     MessageDecodeError,
@@ -45,6 +48,7 @@ from session_core import (
 )
 
 from ._attachments import stage_attachments
+from ._budget import refusal_text, report_deployment_spend
 from ._commands import parse_command, run_command
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._errors import (
@@ -128,8 +132,10 @@ class Consumer:
         turn_reserve_s: float = TURN_RESERVE_S,
         retry_base_delay_s: int = RETRY_BASE_DELAY_S,
         record_retry_backoff_s: float = 0.2,
+        budgets: BudgetLedger | None = None,
     ) -> None:
         self._config = config
+        self._budgets = budgets
         self._registry = registry
         self._runtime = runtime
         self._bot = bot
@@ -275,9 +281,38 @@ class Consumer:
         if command is not None:
             if not self._registry.delivered_chunks(key, msg.update_id):  # not done on a retry
                 reply = run_command(command, key, registry=self._registry,
-                                    retention_days=self._config.retention_days, clock=self._clock)
+                                    retention_days=self._config.retention_days, clock=self._clock,
+                                    budgets=self._budgets, user_id=msg.user_id)
                 self.deliver(msg, key, [reply])
             return "command"
+        hold = BudgetHold()
+        if self._budgets is not None:
+            admitted = self._budgets.hold(chat_id=msg.chat_id, user_id=msg.user_id)
+            if isinstance(admitted, BudgetExceeded):
+                log.warning("turn_over_budget", scope=admitted.scope, period=admitted.period,
+                            cap_usd=admitted.cap_usd)
+                self.deliver(msg, key, [escape_html(refusal_text(admitted, self._budgets.now()))])
+                return "over_budget"
+            hold = admitted
+        try:
+            result = self._answer(msg, key, remaining)
+        except Exception:
+            # The turn may have spent up to its cap: the hold stays until the period ends.
+            log.warning("budget_hold_kept", held_usd=hold.held_usd)
+            raise
+        if self._budgets is not None:
+            # A replayed answer was paid for by the run that recorded it.
+            self._budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
+            report_deployment_spend(self._budgets, self._config.tenant)
+        if result is None:
+            return "refused"
+        if not result.ok:
+            raise TurnFailedError(str(result.error_kind), result.user_message, retryable=result.retryable)
+        return "replied"
+
+    def _answer(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> TurnResult | None:
+        """Run the turn and deliver its answer; None when an attachment is refused, the
+        runtime's failed result (not raised here, so its cost is still counted)."""
         with TypingIndicator(self._bot, msg.chat_id, thread_id=msg.thread_id,
                              interval_s=self._typing_interval_s):
             try:
@@ -289,20 +324,20 @@ class Consumer:
                 self.deliver(msg, key, [
                     f"Sorry, {escape_html(exc.file_name)} is too large: I can read files up to 20 MB."
                 ])
-                return "refused"
+                return None
             prompt = msg.text or (FILE_ONLY_PROMPT if staged else "")
             result = self._run_turn_when_free(
                 TurnRequest(version=TURN_VERSION, session_key=key.canonical,
-                            update_id=msg.update_id, prompt=prompt, attachments=staged),
+                            update_id=msg.update_id, prompt=prompt, attachments=staged,
+                            max_cost_usd=self._config.budgets.turn_usd),
                 remaining,
             )
             if not result.ok:
-                raise TurnFailedError(str(result.error_kind), result.user_message,
-                                      retryable=result.retryable)
+                return result
             log.info("turn_answered", replayed=result.replayed, cost_usd=result.cost_usd,
                      duration_ms=result.duration_ms)
             self.deliver(msg, key, render_reply(result.text) or [EMPTY_ANSWER])
-        return "replied"
+        return result
 
     def _run_turn_when_free(self, request: TurnRequest, remaining_time_ms: RemainingTimeMs) -> TurnResult:
         """Invoke the runtime with a deadline that leaves time for delivery; while another

@@ -21,7 +21,7 @@ _consumer: Consumer | None = None
 
 def build_consumer() -> Consumer:
     """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
-    from session_core import SessionRegistry, configure_logging, make_non_dumpable, read_secret
+    from session_core import BudgetLedger, SessionRegistry, configure_logging, make_non_dumpable, read_secret
 
     # This process is about to hold the bot token: no other process of its user may read it.
     make_non_dumpable()
@@ -29,10 +29,16 @@ def build_consumer() -> Consumer:
     config = ConsumerConfig.from_env()
     token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+    dynamodb = boto3.client("dynamodb")
+    budgets = (
+        BudgetLedger(dynamodb=dynamodb, table=config.table, caps=config.budgets, tenant=config.tenant)
+        if config.budgets.any_period_cap
+        else None
+    )
     return Consumer(
         config=config,
         registry=SessionRegistry(
-            dynamodb=boto3.client("dynamodb"),
+            dynamodb=dynamodb,
             table=config.table,
             retention_days=config.retention_days,
         ),
@@ -43,6 +49,7 @@ def build_consumer() -> Consumer:
         bot=BotApi(http=http, token=token, base_url=config.telegram_api_base),
         s3=boto3.client("s3"),
         sqs=boto3.client("sqs"),
+        budgets=budgets,
     )
 
 

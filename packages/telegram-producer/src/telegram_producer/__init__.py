@@ -2,9 +2,11 @@
 
 from ._config import GroupReplyMode, ProducerConfig, parse_id_list
 from ._errors import ProducerError, WebhookSecretError
+from ._rate_limit import RateLimiter, RateVerdict
 from ._updates import HANDLED_UPDATE_TYPES, UNSUPPORTED_CONTENT, Update
 from ._webhook import (
     MAX_TEXT_CHARS,
+    RATE_LIMITED_METRIC,
     SECRET_HEADER,
     Decision,
     Producer,
@@ -16,6 +18,7 @@ from ._webhook import (
 __all__ = [
     "HANDLED_UPDATE_TYPES",
     "MAX_TEXT_CHARS",
+    "RATE_LIMITED_METRIC",
     "SECRET_HEADER",
     "UNSUPPORTED_CONTENT",
     "Decision",
@@ -23,6 +26,8 @@ __all__ = [
     "Producer",
     "ProducerConfig",
     "ProducerError",
+    "RateLimiter",
+    "RateVerdict",
     "Update",
     "WebhookSecretError",
     "check_secret",

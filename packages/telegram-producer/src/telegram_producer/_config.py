@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import ConfigError, require_env, retention_days_from_env, tenant_from_env
+from session_core import ConfigError, env_int, require_env, retention_days_from_env, tenant_from_env
 
 GroupReplyMode = Literal["mention", "always"]
 
@@ -24,12 +24,15 @@ class ProducerConfig:
     allowed_chat_ids: frozenset[int] = frozenset()
     group_reply_mode: GroupReplyMode = "mention"
     bot_username: str | None = None
+    rate_limit_user_per_minute: int = 20
+    rate_limit_chat_per_minute: int = 60
 
     @classmethod
     def from_env(cls) -> ProducerConfig:
         """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
-        TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, GROUP_REPLY_MODE and
-        BOT_USERNAME; raises ConfigError naming the first bad setting."""
+        TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, GROUP_REPLY_MODE,
+        BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20) and RATE_LIMIT_CHAT_PER_MINUTE (60; group
+        chats; 0 turns a limit off); raises ConfigError naming the first bad setting."""
         env = os.environ
         queue_url = require_env("INBOUND_QUEUE_URL")
         table = require_env("SESSIONS_TABLE")
@@ -49,6 +52,8 @@ class ProducerConfig:
             allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
             group_reply_mode=mode,  # type: ignore[arg-type]
             bot_username=username,
+            rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0),
+            rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0),
         )
 
 

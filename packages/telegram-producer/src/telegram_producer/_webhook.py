@@ -28,6 +28,7 @@ from session_core import (
     StorageError,
     bind_correlation,
     decode_json,
+    emit_metric,
     encode,
     get_logger,
     well_formed,
@@ -35,11 +36,14 @@ from session_core import (
 
 from ._config import ProducerConfig
 from ._errors import WebhookSecretError
+from ._rate_limit import RateLimiter
 from ._updates import Message, Update, update_decoder
 
 log = get_logger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
+# Count of messages dropped by the rate limits (EMF; see session_core.emit_metric).
+RATE_LIMITED_METRIC = "RateLimitedMessages"
 # Telegram's own limits are 4096 (text) and 1024 (caption); anything far above is not
 # from Telegram and would only bloat the queue (SQS takes at most 256 KiB a message).
 MAX_TEXT_CHARS = 16_384
@@ -95,8 +99,10 @@ class Producer:
         sqs: Any,
         registry: Registry,
         clock: Callable[[], float] = time.time,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._config = config
+        self._rate_limiter = rate_limiter
         self._secret = check_secret(secret).encode()
         self._sqs = sqs
         self._registry = registry
@@ -149,6 +155,10 @@ class Producer:
         except StorageError as exc:
             # SQS dedup and the runtime's replay still hold; availability wins.
             log.warning("dedup_check_failed", error=str(exc))
+        if self._rate_limiter is not None:
+            limited = self._rate_limited(message)
+            if limited is not None:
+                return limited
         envelope = QueueEnvelope(version=ENVELOPE_VERSION, message=message, enqueued_at=self._clock())
         body = sqs_safe_json(encode(envelope))
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
@@ -170,6 +180,40 @@ class Producer:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("update_enqueued")
         return _response(200, "enqueued")
+
+
+    def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
+        """None when the message may be queued; else the 200 that drops it: the first one over
+        the limit answers with a "slow down" sendMessage in the webhook reply (no bot token
+        needed, no extra request), the rest with nothing."""
+        limiter = self._rate_limiter
+        assert limiter is not None
+        verdict, which = limiter.check(
+            user_id=message.user_id,
+            chat_id=message.chat_id,
+            private=message.chat_type == "private",
+            now=self._clock(),
+        )
+        if verdict == "allowed":
+            return None
+        log.warning("update_rate_limited", limit=which, notified=verdict == "notify")
+        emit_metric(RATE_LIMITED_METRIC, 1, unit="Count", tenant=self._config.tenant)
+        if verdict == "drop":
+            return _response(200, f"rate limited ({which})")
+        per_minute = limiter.per_user if which == "user" else limiter.per_chat
+        who = "You are" if which == "user" else "This chat is"
+        text = (
+            f"{who} sending messages faster than I can answer (at most {per_minute} a minute). "
+            "Please slow down: I skip messages sent until the rate falls again."
+        )
+        reply: dict[str, Any] = {"method": "sendMessage", "chat_id": message.chat_id, "text": text}
+        if message.thread_id:
+            reply["message_thread_id"] = message.thread_id
+        return {
+            "statusCode": 200,
+            "headers": {"content-type": "application/json"},
+            "body": msgspec.json.encode(reply).decode(),
+        }
 
 
 def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decision:

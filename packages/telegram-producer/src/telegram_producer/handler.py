@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 
 from ._config import ProducerConfig
+from ._rate_limit import RateLimiter
 from ._webhook import Producer
 
 _producer: Producer | None = None
@@ -32,6 +33,13 @@ def build_producer() -> Producer:
         secret=secret,
         sqs=boto3.client("sqs"),
         registry=SessionRegistry(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        rate_limiter=RateLimiter(
+            dynamodb=dynamodb,
+            table=config.table,
+            tenant=config.tenant,
+            per_user=config.rate_limit_user_per_minute,
+            per_chat=config.rate_limit_chat_per_minute,
+        ),
     )
 
 

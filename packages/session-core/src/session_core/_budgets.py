@@ -1,0 +1,312 @@
+"""Spending caps per chat, per user and for the whole deployment, by UTC day and month.
+
+Every capped account is one DynamoDB item per period (``pk`` ``budget|<scope>|<tenant>|<id>``,
+``sk`` ``day|2026-12-02`` or ``month|2026-12``, TTL ``expires_at``) holding
+
+- ``spent_usd``: what finished turns cost (what ``/cost`` shows);
+- ``committed_usd``: ``spent_usd`` plus the per-turn cap of every turn still running.
+
+Once any cap is set, every turn is counted on the chat's, the user's and the deployment's
+day and month (six items), so ``/cost`` knows what an uncapped account spent too; running
+turns are held only on the capped ones.
+
+Before a turn, one TransactWriteItems adds the per-turn cap to ``committed_usd`` of every
+capped account, each on condition that it is still below its cap; after the turn one ADD per
+account settles the hold to the turn's real cost. A turn is admitted only while every account is below its
+cap, and a running turn can spend at most the per-turn cap, so concurrent turns (one user
+in several chats) overspend a cap together by less than one turn's cap.
+"""
+
+from __future__ import annotations
+
+import calendar
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._aws_errors import aws_error_code, storage_error
+from ._errors import StorageError
+from ._keys import validate_tenant
+
+BudgetScope = Literal["chat", "user", "deployment"]
+BudgetPeriod = Literal["day", "month"]
+SCOPES: tuple[BudgetScope, ...] = ("chat", "user", "deployment")
+PERIODS: tuple[BudgetPeriod, ...] = ("day", "month")
+# Period items outlive their period by this long (for /cost of yesterday's hold to settle).
+_KEEP_AFTER_PERIOD_S = 2 * 86_400
+_CONFLICT_ATTEMPTS = 6
+
+
+class BudgetCaps(msgspec.Struct, frozen=True, kw_only=True):
+    """Caps in USD; None means no cap. ``turn_usd`` is the most one turn may spend (the
+    SDK's ``max_budget_usd``) and what a running turn holds against the period caps."""
+
+    chat_daily_usd: float | None = None
+    chat_monthly_usd: float | None = None
+    user_daily_usd: float | None = None
+    user_monthly_usd: float | None = None
+    deployment_daily_usd: float | None = None
+    deployment_monthly_usd: float | None = None
+    turn_usd: float | None = None
+
+    def cap(self, scope: BudgetScope, period: BudgetPeriod) -> float | None:
+        """The cap of ``scope`` per ``period``, or None."""
+        value: float | None = getattr(self, f"{scope}_{'daily' if period == 'day' else 'monthly'}_usd")
+        return value
+
+    @property
+    def any_period_cap(self) -> bool:
+        """Whether any daily or monthly cap is set (else nothing is counted)."""
+        return any(self.cap(s, p) is not None for s in SCOPES for p in PERIODS)
+
+
+class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
+    """The cap that refused a turn and when its period ends (epoch seconds, UTC)."""
+
+    scope: BudgetScope
+    period: BudgetPeriod
+    cap_usd: float
+    spent_usd: float
+    resets_at: float
+
+
+class BudgetHold(msgspec.Struct, frozen=True, kw_only=True):
+    """What a running turn holds: the accounts it counts on (key, TTL), those with a cap
+    it holds ``held_usd`` on."""
+
+    accounts: tuple[tuple[tuple[str, str], int], ...] = ()
+    held_on: tuple[tuple[str, str], ...] = ()
+    held_usd: float = 0.0
+
+
+class Spend(msgspec.Struct, frozen=True, kw_only=True):
+    """What one account spent in its current period, against its cap."""
+
+    scope: BudgetScope
+    period: BudgetPeriod
+    spent_usd: float
+    cap_usd: float | None
+    resets_at: float
+
+
+def period_label(period: BudgetPeriod, now: float) -> str:
+    """``2026-12-02`` for a day, ``2026-12`` for a month (UTC)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+def period_end(period: BudgetPeriod, now: float) -> float:
+    """When the UTC day or month that contains ``now`` ends (epoch seconds)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    if period == "day":
+        start = datetime(moment.year, moment.month, moment.day, tzinfo=UTC).timestamp()
+        return start + 86_400
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() + days * 86_400
+
+
+class BudgetLedger:
+    """Holds, settles and reports spending against ``caps`` in the sessions table.
+
+    ``dynamodb`` is a boto3 DynamoDB client; ``clock`` returns epoch seconds (tests move it
+    across midnight and month ends).
+    """
+
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        table: str,
+        caps: BudgetCaps,
+        tenant: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        validate_tenant(tenant)
+        self._db = dynamodb
+        self._table = table
+        self.caps = caps
+        self._tenant = tenant
+        self._clock = clock
+
+    def now(self) -> float:
+        """The ledger's clock (epoch seconds): periods and reset times are counted by it."""
+        return self._clock()
+
+    def hold(self, *, chat_id: int, user_id: int | None) -> BudgetHold | BudgetExceeded:
+        """Admit a turn: hold the per-turn cap on every capped account of this day and month,
+        or say which cap is reached (nothing is held then). One TransactWriteItems over the
+        capped accounts only (fewer items, fewer conflicts between concurrent turns)."""
+        if not self.caps.any_period_cap:
+            return BudgetHold()
+        now = self._clock()
+        counted = self._accounts(chat_id, user_id, now)
+        capped = [(scope, period, key) for scope, period, key in counted if self.caps.cap(scope, period)]
+        held = self.caps.turn_usd or 0.0
+        items = []
+        for scope, period, key in capped:
+            cap = self.caps.cap(scope, period)
+            assert cap is not None
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(*key),
+                        "UpdateExpression": "ADD committed_usd :held SET expires_at = :ttl",
+                        "ConditionExpression": "attribute_not_exists(committed_usd) OR committed_usd < :cap",
+                        "ExpressionAttributeValues": {
+                            ":held": _num(held),
+                            ":cap": _num(cap),
+                            ":ttl": _num(_ttl(period, now)),
+                        },
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+            )
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                break
+            except ClientError as exc:
+                if aws_error_code(exc) != "TransactionCanceledException":
+                    raise self._error("hold", exc) from exc
+                reasons = exc.response.get("CancellationReasons") or []
+                for (scope, period, key), reason in zip(capped, reasons, strict=False):
+                    if reason.get("Code") == "ConditionalCheckFailed":
+                        item = reason.get("Item") or self._get(key) or {}
+                        cap = self.caps.cap(scope, period)
+                        assert cap is not None
+                        return BudgetExceeded(
+                            scope=scope,
+                            period=period,
+                            cap_usd=cap,
+                            spent_usd=_float(item, "spent_usd"),
+                            resets_at=period_end(period, now),
+                        )
+                # TransactionConflict: another turn of a shared account at the same moment.
+                if attempt == _CONFLICT_ATTEMPTS:
+                    raise self._error("hold", exc) from exc
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+            except BotoCoreError as exc:
+                raise self._error("hold", exc) from exc
+        return BudgetHold(
+            accounts=tuple((key, _ttl(period, now)) for _, period, key in counted),
+            held_on=tuple(key for _, _, key in capped),
+            held_usd=held,
+        )
+
+    def settle(self, hold: BudgetHold, cost_usd: float) -> None:
+        """Count the turn's real cost (0 for a turn that spent nothing) on every account and
+        release what it held. One atomic ADD per account, no transaction: counting needs no
+        all-or-nothing, and concurrent turns then never conflict."""
+        cost = max(cost_usd, 0.0)
+        held_on = set(hold.held_on)
+        for key, ttl in hold.accounts:
+            values = {":cost": _num(cost), ":ttl": _num(ttl)}
+            expression = "ADD spent_usd :cost"
+            if key in held_on:
+                values[":delta"] = _num(cost - hold.held_usd)
+                expression += ", committed_usd :delta"
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=_key(*key),
+                    UpdateExpression=f"{expression} SET expires_at = :ttl",
+                    ExpressionAttributeValues=values,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._error("settle", exc) from exc
+
+    def spending(self, *, chat_id: int, user_id: int | None) -> list[Spend]:
+        """This period's spend of the chat, the user (and the deployment, if capped): for
+        ``/cost``. One BatchGetItem."""
+        now = self._clock()
+        wanted: list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]] = []
+        for scope, ident in _owners(chat_id, user_id):
+            if ident is None:
+                continue
+            for period in PERIODS:
+                if scope == "deployment" and self.caps.cap("deployment", period) is None:
+                    continue
+                wanted.append((scope, period, self._account_key(scope, ident, period, now)))
+        try:
+            out = self._db.batch_get_item(
+                RequestItems={
+                    self._table: {"Keys": [_key(*key) for _, _, key in wanted], "ConsistentRead": True}
+                }
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("spending", exc) from exc
+        found = {
+            (item["pk"]["S"], item["sk"]["S"]): item for item in out.get("Responses", {}).get(self._table, [])
+        }
+        return [
+            Spend(
+                scope=scope,
+                period=period,
+                spent_usd=_float(found.get(key, {}), "spent_usd"),
+                cap_usd=self.caps.cap(scope, period),
+                resets_at=period_end(period, now),
+            )
+            for scope, period, key in wanted
+        ]
+
+    def deployment_daily_spent(self) -> float:
+        """What the whole deployment spent today (UTC), holds of running turns excluded."""
+        item = self._get(self._account_key("deployment", 0, "day", self._clock())) or {}
+        return _float(item, "spent_usd")
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _accounts(
+        self, chat_id: int, user_id: int | None, now: float
+    ) -> list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]]:
+        out: list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]] = []
+        for scope, ident in _owners(chat_id, user_id):
+            for period in PERIODS:
+                if ident is not None:
+                    out.append((scope, period, self._account_key(scope, ident, period, now)))
+        return out
+
+    def _account_key(
+        self, scope: BudgetScope, ident: int, period: BudgetPeriod, now: float
+    ) -> tuple[str, str]:
+        owner = f"budget|{scope}|{self._tenant}" + ("" if scope == "deployment" else f"|{ident}")
+        return owner, f"{period}|{period_label(period, now)}"
+
+    def _get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        try:
+            out = self._db.get_item(TableName=self._table, Key=_key(*key), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("get", exc) from exc
+        item: dict[str, Any] | None = out.get("Item")
+        return item
+
+    def _error(self, operation: str, exc: ClientError | BotoCoreError) -> StorageError:
+        return storage_error(f"budget.{operation}", exc, context=f"DynamoDB table {self._table!r}")
+
+
+def _ttl(period: BudgetPeriod, now: float) -> int:
+    return int(period_end(period, now)) + _KEEP_AFTER_PERIOD_S
+
+
+def _owners(chat_id: int, user_id: int | None) -> tuple[tuple[BudgetScope, int | None], ...]:
+    return (("chat", chat_id), ("user", user_id), ("deployment", 0))
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _num(value: float) -> dict[str, str]:
+    # Fixed point (no exponent), nano-dollar precision, no trailing zeros: "0.25", "-0.5", "0".
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return {"N": "0" if text in ("", "-0") else text}
+
+
+def _float(item: dict[str, Any], name: str) -> float:
+    return float(item[name]["N"]) if name in item else 0.0

@@ -1,0 +1,122 @@
+"""Budget caps in DynamoDB (moto over real HTTP): holds, settling, UTC periods, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, period_end
+
+# 2026-12-02 23:59:00 UTC, one minute before the day ends (and 29 days before the month does).
+LATE = datetime(2026, 12, 2, 23, 59, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ledger(aws: Any, caps: BudgetCaps, clock: Clock) -> BudgetLedger:
+    return BudgetLedger(
+        dynamodb=aws.dynamodb, table=aws.resources.table, caps=caps, tenant="default", clock=clock
+    )
+
+
+def test_a_chat_over_its_daily_cap_is_refused_until_midnight_utc(aws) -> None:
+    clock = Clock(LATE)
+    budget = ledger(aws, BudgetCaps(chat_daily_usd=1.0, turn_usd=0.5), clock)
+    for _ in range(2):
+        hold = budget.hold(chat_id=7, user_id=42)
+        assert isinstance(hold, BudgetHold)
+        budget.settle(hold, 0.5)
+
+    refused = budget.hold(chat_id=7, user_id=42)
+    assert isinstance(refused, BudgetExceeded)
+    assert (refused.scope, refused.period, refused.cap_usd, refused.spent_usd) == ("chat", "day", 1.0, 1.0)
+    assert refused.resets_at == datetime(2026, 12, 3, tzinfo=UTC).timestamp()
+    assert isinstance(budget.hold(chat_id=8, user_id=42), BudgetHold)  # another chat is not capped by it
+
+    clock.now += 60  # a new UTC day
+    assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetHold)
+
+
+def test_monthly_caps_roll_over_with_the_utc_month(aws) -> None:
+    clock = Clock(datetime(2026, 12, 31, 12, tzinfo=UTC).timestamp())
+    budget = ledger(aws, BudgetCaps(user_monthly_usd=2.0, turn_usd=1.0), clock)
+    budget.settle(budget.hold(chat_id=1, user_id=42), 2.0)  # type: ignore[arg-type]
+    refused = budget.hold(chat_id=2, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and (refused.scope, refused.period) == ("user", "month")
+    assert refused.resets_at == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
+    clock.now = datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC).timestamp()
+    assert isinstance(budget.hold(chat_id=2, user_id=42), BudgetHold)
+
+
+def test_spending_reports_settled_costs_and_a_turn_that_spent_nothing_frees_its_hold(aws) -> None:
+    clock = Clock(LATE)
+    caps = BudgetCaps(chat_daily_usd=1.0, user_monthly_usd=10.0, deployment_daily_usd=100.0, turn_usd=0.9)
+    budget = ledger(aws, caps, clock)
+    budget.settle(budget.hold(chat_id=7, user_id=42), 0.25)  # type: ignore[arg-type]
+    budget.settle(budget.hold(chat_id=7, user_id=42), 0.0)  # type: ignore[arg-type]
+    spent = {(s.scope, s.period): (s.spent_usd, s.cap_usd) for s in budget.spending(chat_id=7, user_id=42)}
+    assert spent == {
+        ("chat", "day"): (0.25, 1.0),
+        ("chat", "month"): (0.25, None),  # uncapped accounts are counted too
+        ("user", "day"): (0.25, None),
+        ("user", "month"): (0.25, 10.0),
+        ("deployment", "day"): (0.25, 100.0),
+    }
+    assert budget.deployment_daily_spent() == 0.25
+    # Holds were released: three more turns of 0.25 fit under the chat's 1.0.
+    for _ in range(3):
+        budget.settle(budget.hold(chat_id=7, user_id=42), 0.25)  # type: ignore[arg-type]
+    assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetExceeded)
+
+
+def test_without_caps_nothing_is_read_or_written(aws) -> None:
+    budget = ledger(aws, BudgetCaps(turn_usd=1.0), Clock(LATE))
+    hold = budget.hold(chat_id=7, user_id=42)
+    assert hold == BudgetHold()
+    budget.settle(hold, 5.0)
+    assert aws.dynamodb.scan(TableName=aws.resources.table)["Count"] == 0
+
+
+def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) -> None:
+    """Ten chats of one user start turns at the same moment; each turn spends its whole cap."""
+    clock = Clock(LATE)
+    caps = BudgetCaps(user_daily_usd=1.0, turn_usd=0.3)
+    admitted: list[BudgetHold] = []
+    lock = threading.Lock()
+
+    def chat(chat_id: int) -> None:
+        budget = ledger(aws, caps, clock)
+        while True:
+            hold = budget.hold(chat_id=chat_id, user_id=42)
+            if isinstance(hold, BudgetExceeded):
+                return
+            with lock:
+                admitted.append(hold)
+            budget.settle(hold, caps.turn_usd or 0)
+
+    threads = [threading.Thread(target=chat, args=(100 + i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    report = ledger(aws, caps, clock).spending(chat_id=0, user_id=42)
+    spent = {(s.scope, s.period): s.spent_usd for s in report}
+    total = spent[("user", "day")]
+    assert total == pytest.approx(len(admitted) * 0.3)
+    assert 1.0 <= total < 1.0 + 0.3  # reached the cap, overspent by less than one turn
+
+
+def test_period_end_is_the_next_utc_midnight_or_first_of_month() -> None:
+    assert period_end("day", LATE) == datetime(2026, 12, 3, tzinfo=UTC).timestamp()
+    assert period_end("month", LATE) == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
+    assert period_end("month", datetime(2028, 2, 29, tzinfo=UTC).timestamp()) == datetime(
+        2028, 3, 1, tzinfo=UTC
+    ).timestamp()

@@ -1,0 +1,75 @@
+"""What users read about budgets (a refused turn, /cost) and the deployment's spend metric."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from session_core import BudgetExceeded, BudgetLedger, BudgetScope, Spend, emit_metric, get_logger
+
+log = get_logger(__name__)
+
+# The metric infra/template.yaml alarms on at 80 %.
+DEPLOYMENT_DAILY_SPEND_METRIC = "DeploymentDailySpendPercent"
+
+_WHOSE: dict[BudgetScope, tuple[str, str]] = {
+    "chat": ("This chat has", "its"),
+    "user": ("You have", "your"),
+    "deployment": ("This bot has", "its shared"),
+}
+_PERIOD_NAME = {"day": "daily", "month": "monthly"}
+
+
+def refusal_text(exceeded: BudgetExceeded, now: float) -> str:
+    """The one message a user gets instead of a turn: which cap, and when it resets."""
+    resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
+    when = "00:00 UTC" if exceeded.period == "day" else f"{resets:%-d %B} 00:00 UTC"
+    who, whose = _WHOSE[exceeded.scope]
+    return (
+        f"{who} reached {whose} {_PERIOD_NAME[exceeded.period]} budget of "
+        f"{_usd(exceeded.cap_usd)} (spent {_usd(exceeded.spent_usd)}), so I did not send this "
+        f"message to the AI model. The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
+    )
+
+
+def cost_report(spending: list[Spend], now: float) -> str:
+    """The /cost reply: each account's spend this period against its cap (Telegram HTML)."""
+    names = {"chat": "This chat", "user": "You", "deployment": "This bot (everyone)"}
+    lines = []
+    for spend in spending:
+        period = "today" if spend.period == "day" else "this month"
+        cap = "no cap" if spend.cap_usd is None else f"of {_usd(spend.cap_usd)}"
+        lines.append(f"<b>{names[spend.scope]}</b>, {period}: {_usd(spend.spent_usd)} {cap}")
+    if not lines:
+        return "No spending is counted here."
+    lines.append(f"Days and months are UTC; today ends in {_duration(_next_midnight(now) - now)}.")
+    return "\n".join(lines)
+
+
+def report_deployment_spend(ledger: BudgetLedger, tenant: str) -> None:
+    """Emit the deployment's share of its daily cap (percent) for the 80 % alarm."""
+    cap = ledger.caps.deployment_daily_usd
+    if cap is None:
+        return
+    try:
+        spent = ledger.deployment_daily_spent()
+    except Exception as exc:  # a metric must never fail a delivered turn
+        log.warning("budget.metric_failed", error_type=type(exc).__name__)
+        return
+    emit_metric(DEPLOYMENT_DAILY_SPEND_METRIC, round(100 * spent / cap, 3), unit="Percent", tenant=tenant)
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.2f}" if round(amount, 2) == round(amount, 6) else f"${amount:.4f}"
+
+
+def _next_midnight(now: float) -> float:
+    return (int(now) // 86_400 + 1) * 86_400
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, int(seconds + 59) // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"

@@ -1,0 +1,80 @@
+"""Budget caps as a user meets them: the stack's runtime stub charges $0.01 per turn."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from telegram_support import update
+
+CHAT = 501
+NOON = datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_chat_over_its_daily_cap_gets_one_message_and_no_turn_until_midnight(
+    stack, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "0.02")
+    monkeypatch.setenv("BUDGET_DEPLOYMENT_DAILY_USD", "0.025")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    consumer = stack.consumer(clock=clock)
+    for update_id in (300, 301, 302):
+        stack.post(update(update_id, text=f"question {update_id}"))
+    responses = stack.drain(consumer)
+
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[:2] == ["Answer to: question 300", "Answer to: question 301"]
+    assert texts[2] == (
+        "This chat has reached its daily budget of $0.02 (spent $0.02), so I did not send this "
+        "message to the AI model. The budget resets at 00:00 UTC, in 12 h 0 min."
+    )
+    assert [r["update_id"] for r in stack.runs()] == [300, 301]  # no model call for the third
+    assert all(not r["batchItemFailures"] for r in responses) and stack.receive() == []  # not retried
+    # The deployment's daily spend went to the alarm's metric: 0.01 then 0.02 of 0.025.
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["DeploymentDailySpendPercent"] for m in metrics] == [40.0, 80.0]
+    assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Agentbot"
+
+    stack.post(update(303, text="/cost"))
+    stack.drain(consumer)
+    report = stack.replies(CHAT)[-1]["text"]
+    assert "This chat, today: $0.02 of $0.02" in report
+    assert "You, today: $0.02 no cap" in report and "You, this month: $0.02 no cap" in report
+    assert "This bot (everyone), today: $0.02 of $0.0250" in report
+
+    clock.now += 12 * 3600  # midnight UTC: a new day for the chat's cap
+    monkeypatch.setenv("BUDGET_DEPLOYMENT_DAILY_USD", "")
+    stack.post(update(304, text="a new day"))
+    stack.drain(stack.consumer(clock=clock))
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: a new day"
+
+
+def test_a_user_over_the_monthly_cap_is_refused_in_every_chat(stack, monkeypatch) -> None:
+    monkeypatch.setenv("BUDGET_USER_MONTHLY_USD", "0.01")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    consumer = stack.consumer(clock=Clock(NOON))
+    stack.post(update(310, text="first", chat_id=601, user_id=77))
+    stack.drain(consumer)
+    stack.post(update(311, text="second", chat_id=602, user_id=77))
+    stack.post(update(312, text="someone else", chat_id=603, user_id=78))
+    stack.drain(consumer)
+    assert stack.replies(601)[0]["text"] == "Answer to: first"
+    assert stack.replies(602)[0]["text"].startswith(
+        "You have reached your monthly budget of $0.01 (spent $0.01), so I did not send this message"
+    )
+    assert "resets at 1 January 00:00 UTC, in 29 d 12 h" in stack.replies(602)[0]["text"]
+    assert stack.replies(603)[0]["text"] == "Answer to: someone else"
+    assert [r["update_id"] for r in stack.runs()] == [310, 312]
