@@ -16,6 +16,9 @@ import urllib.request
 
 HERE = sys.argv[1]
 NEEDLES = [line.encode() for line in open(os.path.join(HERE, "needles.txt")).read().split("\n") if line]
+# Ports of the stack under test: the attack connects to every port it finds (harmless), but
+# acts (takes invocations, calls AWS) only on these, never on another test run's servers.
+TARGETS = {int(p) for p in open(os.path.join(HERE, "targets.txt")).read().split()}
 ME = os.getpid()
 
 
@@ -232,7 +235,8 @@ def main():
     mem_leaks, mem_readable = scan_memory()
     ports = listening_ports()
     reachable = connectable(ports)
-    stolen = [p for p in reachable if take_invocation(p, 1) == "stolen"]
+    ours = [p for p in reachable if p in TARGETS]
+    stolen = [p for p in ours if take_invocation(p, 1) == "stolen"]
     report = {
         "proc_leaks": proc_leaks,
         "environ_readable": environ_readable,
@@ -241,7 +245,7 @@ def main():
         "listening": ports,
         "connectable": reachable,
         "stolen": stolen,
-        "aws": aws_calls(reachable),
+        "aws": aws_calls(ours),
         "other_sessions": other_sessions(),
         "writes": writes(sys.argv[2]),
         "signals": signals(),
@@ -250,7 +254,7 @@ def main():
         "model_url": os.environ.get("ANTHROPIC_BASE_URL", ""),
         "uid": os.getuid(),
     }
-    leave_daemons(reachable or ports)
+    leave_daemons(sorted(TARGETS))
     print("ATTACK-REPORT " + json.dumps(report))
 
 

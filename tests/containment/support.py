@@ -33,6 +33,35 @@ def attack_dir(needles: list[str]) -> Path:
     return directory
 
 
+def allow_targets(directory: Path, ports: set[int]) -> None:
+    """The ports of the stack under test, the only ones the attack acts on (it still connects
+    to every port it finds, which harms no one)."""
+    (directory / "targets.txt").write_text(" ".join(map(str, sorted(ports))))
+
+
+def listening_ports(pids: set[int]) -> set[int]:
+    """TCP ports the given processes listen on."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def attack_command(directory: Path) -> str:
     """The Bash command the scripted model asks for."""
     return f"python3 {directory}/attack.py {directory} {REPO / 'claude-config'}"

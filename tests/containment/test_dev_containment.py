@@ -23,10 +23,12 @@ from agentbot.model_server import ModelServer
 from tests.containment.support import (
     ROOT_ONLY_REASON,
     agent_user_processes,
+    allow_targets,
     attack_command,
     attack_dir,
     attack_report,
     attack_responder,
+    listening_ports,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON)]
@@ -83,10 +85,12 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                     (ATTACKER, "attack", 1),
                     (VICTIM, "again", 2),
                 ):
+                    if text == "attack":  # every server of the stack runs by now
+                        allow_targets(attacker, listening_ports({dev.pid}))
                     telegram.push_update(_private_message(chat, text))
                     answered.append(
                         telegram.wait_for(
-                            lambda t, c=chat, n=count: len(t.sent_messages(c)) >= n, timeout_s=120
+                            lambda t, c=chat, n=count: len(t.sent_messages(c)) >= n, timeout_s=240
                         )
                     )
                     if not answered[-1]:

@@ -37,10 +37,12 @@ from tests.containment.support import (
     REPO,
     ROOT_ONLY_REASON,
     agent_user_processes,
+    allow_targets,
     attack_command,
     attack_dir,
     attack_report,
     attack_responder,
+    listening_ports,
 )
 
 pytestmark = [
@@ -67,23 +69,6 @@ class Scenario:
     local_service_ports: set[int]
     aws_port: int
     invoke_port: int
-
-
-def _listening_ports_of(pid: int) -> set[int]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and fields[9] in inodes:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 
 
 def run_scenario(landlock: bool) -> Scenario:
@@ -149,7 +134,8 @@ def run_scenario(landlock: bool) -> Scenario:
                     a_first = turn(CHAT_A, 1, "note: private-of-chat-a")
                     (runtime_pid,) = lam.process_ids
                     # Everything this test serves: the Runtime API, moto, the model server...
-                    local_service_ports = _listening_ports_of(os.getpid())
+                    local_service_ports = listening_ports({os.getpid()})
+                    allow_targets(attacker, local_service_ports)
                     attack = turn(CHAT_B, 2, "attack")
                     survivors = agent_user_processes(attacker)
                     report = attack_report(attack.text)
