@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -176,8 +177,6 @@ class _SignedRequestsOnly:
         self.credentials = credentials
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        import io
-
         from werkzeug.wsgi import get_input_stream
 
         body = get_input_stream(environ).read()

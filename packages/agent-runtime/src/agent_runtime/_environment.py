@@ -21,6 +21,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -118,34 +119,21 @@ class ModelAccess(Protocol):
         ...
 
 
-class AnthropicAccess:
-    """Anthropic API through a key-injecting proxy on 127.0.0.1; the key is read from SSM
-    (``ANTHROPIC_API_KEY_PARAMETER``) on first use and cached for the container."""
+class _TurnProxy:
+    """The container's model proxy, started on the first turn by ``start()``; hands out one
+    key per turn and revokes it when the turn ends. Shared by both model backends."""
 
-    def __init__(self, settings: RuntimeSettings, *, ssm: Any) -> None:
-        if not settings.anthropic_api_key_parameter:
-            raise ModelBackendError("ANTHROPIC_API_KEY_PARAMETER", "is not set")
-        self._settings = settings
-        self._ssm = ssm
+    def __init__(self, start: Callable[[], ModelProxy]) -> None:
+        self._start = start
         self._proxy: ModelProxy | None = None
         self._lock = threading.Lock()
 
-    def _api_key(self) -> str:
-        assert self._settings.anthropic_api_key_parameter is not None
-        return read_secret(self._ssm, self._settings.anthropic_api_key_parameter)
-
-    def cli_environment(self) -> dict[str, str]:
+    def open_turn(self) -> tuple[str, str]:
+        """(the proxy's base URL, a key valid for the turn that starts now)."""
         with self._lock:
             if self._proxy is None:
-                upstream = self._settings.anthropic_base_url or "https://api.anthropic.com"
-                self._proxy = ModelProxy(upstream=upstream, api_key=self._api_key()).start()
-            turn_key = self._proxy.open_turn()
-        env = {"ANTHROPIC_BASE_URL": self._proxy.base_url, "ANTHROPIC_API_KEY": turn_key}
-        if self._settings.model:
-            env["ANTHROPIC_MODEL"] = self._settings.model
-        if self._settings.small_model:
-            env["ANTHROPIC_SMALL_FAST_MODEL"] = self._settings.small_model
-        return env
+                self._proxy = self._start()
+            return self._proxy.base_url, self._proxy.open_turn()
 
     def end_turn(self) -> None:
         with self._lock:
@@ -157,6 +145,38 @@ class AnthropicAccess:
             if self._proxy is not None:
                 self._proxy.stop()
                 self._proxy = None
+
+
+def _model_names(settings: RuntimeSettings) -> dict[str, str]:
+    names = {"ANTHROPIC_MODEL": settings.model, "ANTHROPIC_SMALL_FAST_MODEL": settings.small_model}
+    return {name: value for name, value in names.items() if value}
+
+
+class AnthropicAccess:
+    """Anthropic API through a key-injecting proxy on 127.0.0.1; the key is read from SSM
+    (``ANTHROPIC_API_KEY_PARAMETER``) on first use and cached for the container."""
+
+    def __init__(self, settings: RuntimeSettings, *, ssm: Any) -> None:
+        if not settings.anthropic_api_key_parameter:
+            raise ModelBackendError("ANTHROPIC_API_KEY_PARAMETER", "is not set")
+        self._settings = settings
+        self._ssm = ssm
+        upstream = settings.anthropic_base_url or "https://api.anthropic.com"
+        self._proxy = _TurnProxy(lambda: ModelProxy(upstream=upstream, api_key=self._api_key()).start())
+
+    def _api_key(self) -> str:
+        assert self._settings.anthropic_api_key_parameter is not None
+        return read_secret(self._ssm, self._settings.anthropic_api_key_parameter)
+
+    def cli_environment(self) -> dict[str, str]:
+        base_url, turn_key = self._proxy.open_turn()
+        return {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": turn_key, **_model_names(self._settings)}
+
+    def end_turn(self) -> None:
+        self._proxy.end_turn()
+
+    def close(self) -> None:
+        self._proxy.close()
 
 
 class BedrockAccess:
@@ -178,8 +198,7 @@ class BedrockAccess:
         self._session = session
         self._clock = clock
         self._cached: tuple[Any, float] | None = None
-        self._proxy: ModelProxy | None = None
-        self._lock = threading.Lock()
+        self._proxy = _TurnProxy(self._start_proxy)
         if settings.model_invoke_role_arn and sts is None:
             raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "needs an sts client")
 
@@ -217,39 +236,27 @@ class BedrockAccess:
             raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
         return found.get_frozen_credentials()
 
-    def cli_environment(self) -> dict[str, str]:
+    def _start_proxy(self) -> ModelProxy:
         region = self._settings.aws_region
-        with self._lock:
-            if self._proxy is None:
-                self._credentials()  # a role that cannot be assumed fails the turn here, clearly
-                upstream = (
-                    self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
-                )
-                signer = BedrockSigner(self._credentials, region)
-                self._proxy = ModelProxy(upstream=upstream, auth=signer).start()
-            turn_key = self._proxy.open_turn()
-        env = {
+        self._credentials()  # a role that cannot be assumed fails the turn here, clearly
+        upstream = self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+        return ModelProxy(upstream=upstream, auth=BedrockSigner(self._credentials, region)).start()
+
+    def cli_environment(self) -> dict[str, str]:
+        base_url, turn_key = self._proxy.open_turn()
+        return {
             "CLAUDE_CODE_USE_BEDROCK": "1",
-            "AWS_REGION": region,
-            "ANTHROPIC_BEDROCK_BASE_URL": self._proxy.base_url,
+            "AWS_REGION": self._settings.aws_region,
+            "ANTHROPIC_BEDROCK_BASE_URL": base_url,
             "AWS_BEARER_TOKEN_BEDROCK": turn_key,
+            **_model_names(self._settings),
         }
-        if self._settings.model:
-            env["ANTHROPIC_MODEL"] = self._settings.model
-        if self._settings.small_model:
-            env["ANTHROPIC_SMALL_FAST_MODEL"] = self._settings.small_model
-        return env
 
     def end_turn(self) -> None:
-        with self._lock:
-            if self._proxy is not None:
-                self._proxy.close_turn()
+        self._proxy.end_turn()
 
     def close(self) -> None:
-        with self._lock:
-            if self._proxy is not None:
-                self._proxy.stop()
-                self._proxy = None
+        self._proxy.close()
 
 
 def build_cli_environment(
