@@ -7,6 +7,8 @@
 #   DOCKER_UNAVAILABLE) when no engine can be started; ARM64_QEMU names the registered arm64
 #   emulator (empty: none). docker_stop: stops it and removes the dir.
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 DOCKER_APT_PACKAGES=(docker.io mmdebstrap arch-test qemu-user-static)
 
 docker_install() {
@@ -19,8 +21,7 @@ docker_install() {
     DOCKER_UNAVAILABLE="not root, cannot install ${missing[*]}"
     return 1
   fi
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends "${DOCKER_APT_PACKAGES[@]}"; } >"${TMPDIR:-/tmp}/agentbot-apt.log" 2>&1; then
+  if ! apt_install "${TMPDIR:-/tmp}/agentbot-apt.log" "${DOCKER_APT_PACKAGES[@]}"; then
     DOCKER_UNAVAILABLE="apt-get install ${DOCKER_APT_PACKAGES[*]} failed (see ${TMPDIR:-/tmp}/agentbot-apt.log)"
     return 1
   fi

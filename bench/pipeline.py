@@ -7,7 +7,12 @@ messages in one chat. Stages: producer (webhook answer), queue wait, restore / S
 Telegram). Baseline measured in the same run: a bare Claude Agent SDK turn against the same
 model server, with no stack around it (the CLI's own time).
 
-    uv run python bench/pipeline.py [--turns 20]
+Live turns ([H]): turns that write a line and then run a 3 s tool measure the time from the
+model's first token to the first visible text (the first draft with text; target p50 ≤ 1.0 s)
+and the Telegram calls per turn; turns stopped with /stop while their tool runs measure the
+stop latency (from the /stop webhook call to the stopped answer; target p95 ≤ 2 s).
+
+    uv run python bench/pipeline.py [--turns 20] [--live-turns 10] [--stops 10]
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from local_stack import ModelServer, demo_responder
 
+from agentbot.cli import build_parser
 from agentbot.dev import TERMINAL_CHAT_ID, TERMINAL_USER, Progress, start_stack
-from agentbot.model_server import ModelServer, demo_responder
 
 
 class TimedProgress(Progress):
@@ -55,7 +61,7 @@ def _turn_logs(log_path: Path) -> dict[int, dict[str, float]]:
             continue
         with contextlib.suppress(ValueError):
             event = json.loads(line)
-            found[int(event["update_id"])] = event
+            found[int(event["turn_id"])] = event  # the consumer's turn id is the update's id
     return found
 
 
@@ -91,7 +97,7 @@ def bare_sdk_turns(turns: int) -> list[float]:
 
 def pipeline_turns(turns: int) -> list[dict[str, float]]:
     progress = TimedProgress(sys.stderr)
-    args = argparse.Namespace(aws_endpoint=None, aws_profile=None, state_dir=None, tenant="default")
+    args = build_parser().parse_args(["dev"])  # the defaults a user gets
     rows = []
     with contextlib.ExitStack() as stack:
         dev = start_stack(args, stack, progress)
@@ -119,7 +125,7 @@ def pipeline_turns(turns: int) -> list[dict[str, float]]:
                 },
             }
             posted = time.perf_counter()
-            status = dev.post_update(client, update)
+            status, _outcome = dev.post_update(client, update)
             acked = time.perf_counter()
             if status != 200:
                 raise SystemExit(f"webhook answered {status} for update {update_id}")
@@ -145,21 +151,146 @@ def pipeline_turns(turns: int) -> list[dict[str, float]]:
     return rows
 
 
+class TimedModel:
+    """[H] The demo model, noting when it answered each call (its first token follows at once)."""
+
+    def __init__(self) -> None:
+        import local_stack
+
+        self._inner = local_stack.demo_responder
+        self.answered: list[float] = []
+        local_stack.demo_responder = self  # `agentbot dev` picks the demo model up by this name
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        reply = self._inner(request)
+        self.answered.append(time.perf_counter())
+        return reply
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def live_turns(turns: int, stops: int) -> dict[str, list[float]]:
+    """[H] First token → first visible text, Telegram calls per turn, and stop latency."""
+    model = TimedModel()
+    progress = TimedProgress(sys.stderr)
+    args = build_parser().parse_args(["dev"])
+    found: dict[str, list[float]] = {"first text": [], "telegram calls": [], "stop latency": []}
+    with contextlib.ExitStack() as stack:
+        dev = start_stack(args, stack, progress)
+        server = dev.terminal
+        events = threading.Condition()
+        drafts: list[tuple[float, str]] = []
+        sends: list[tuple[float, str]] = []
+
+        def on_draft(draft: dict[str, Any]) -> None:
+            with events:
+                drafts.append((time.perf_counter(), str(draft.get("visible", ""))))
+                events.notify_all()
+
+        def on_send(message: dict[str, Any]) -> None:
+            with events:
+                sends.append((time.perf_counter(), str(message.get("text", ""))))
+                events.notify_all()
+
+        server.on_draft, server.on_send = on_draft, on_send
+        client = httpx.Client(timeout=60)
+        update_id = 20_000
+
+        def post(text: str) -> None:
+            nonlocal update_id
+            update_id += 1
+            status, _ = dev.post_update(
+                client,
+                {
+                    "update_id": update_id,
+                    "message": {
+                        "message_id": update_id,
+                        "from": TERMINAL_USER,
+                        "date": int(time.time()),
+                        "chat": {"id": TERMINAL_CHAT_ID, "type": "private"},
+                        "text": text,
+                    },
+                },
+            )
+            if status != 200:
+                raise SystemExit(f"webhook answered {status} for update {update_id}")
+
+        def wait(predicate: Any, what: str) -> None:
+            with events:
+                if not events.wait_for(predicate, timeout=300):
+                    raise SystemExit(f"no {what} within 300 s; see {dev.log_path}")
+
+        for n in range(1, turns + 1):
+            calls_before, drafts_before, sends_before = len(server.calls()), len(drafts), len(sends)
+            answered_before = len(model.answered)
+            post("run python3 -c 'import time; time.sleep(3)'")
+            wait(lambda sends_before=sends_before: len(sends) > sends_before, "answer")
+            first_token = model.answered[answered_before]
+            shown = next((at for at, text in drafts[drafts_before:] if "Running" in text), None)
+            if shown is not None:
+                found["first text"].append(shown - first_token)
+            # everything but the runtime's own tool time: drafts, typing, the answer
+            found["telegram calls"].append(len(server.calls()) - calls_before)
+            print(
+                f"  live turn {n}/{turns}: first text after {(shown or 0) - first_token:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        for n in range(1, stops + 1):
+            drafts_before, sends_before = len(drafts), len(sends)
+            post("run python3 -c 'import time; time.sleep(60)'")
+            wait(
+                lambda drafts_before=drafts_before: any("🔧" in t for _, t in drafts[drafts_before:]),
+                "tool line in a draft",
+            )
+            stopped_at = time.perf_counter()
+            post("/stop")
+            wait(
+                lambda sends_before=sends_before: any("Stopped" in t for _, t in sends[sends_before:]),
+                "stopped answer",
+            )
+            at = next(at for at, text in sends[sends_before:] if "Stopped" in text)
+            found["stop latency"].append(at - stopped_at)
+            print(
+                f"  stop {n}/{stops}: answered {at - stopped_at:.2f} s after /stop",
+                file=sys.stderr,
+                flush=True,
+            )
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=20)
-    turns = parser.parse_args().turns
+    parser.add_argument("--live-turns", type=int, default=10)
+    parser.add_argument("--stops", type=int, default=10)
+    options = parser.parse_args()
+    turns = options.turns
 
     print(f"baseline: {turns} bare SDK turns against the demo model", file=sys.stderr, flush=True)
     baseline = bare_sdk_turns(turns)
     print(f"pipeline: {turns} turns webhook → reply through the local stack", file=sys.stderr, flush=True)
     rows = pipeline_turns(turns)
 
-    stages: dict[str, list[float]] = {k: [] for k in
-                                      ("producer", "queue wait", "restore", "SDK", "persist", "delivery",
-                                       "total", "overhead vs SDK stage", "overhead vs bare SDK")}
+    stages: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "producer",
+            "queue wait",
+            "restore",
+            "SDK",
+            "persist",
+            "delivery",
+            "total",
+            "overhead vs SDK stage",
+            "overhead vs bare SDK",
+        )
+    }
     bare = statistics.median(baseline)
     for row in rows:
         producer = row["acked"] - row["posted"]
@@ -182,9 +313,23 @@ def main() -> None:
         ordered = sorted(values)
         p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
         print(f"{name:<24}{statistics.median(values):>10.3f}{p90:>10.3f}{max(values):>10.3f}")
-    print(f"{'baseline: bare SDK turn':<24}{bare:>10.3f}{sorted(baseline)[int(0.9 * len(baseline))]:>10.3f}"
-          f"{max(baseline):>10.3f}")
+    print(
+        f"{'baseline: bare SDK turn':<24}{bare:>10.3f}{sorted(baseline)[int(0.9 * len(baseline))]:>10.3f}"
+        f"{max(baseline):>10.3f}"
+    )
     print("\ntarget: overhead beyond the CLI's own time <= 0.5 s per turn")
+
+    if options.live_turns or options.stops:
+        live = live_turns(options.live_turns, options.stops)
+        print("\nlive turns (a line, a 3 s tool, the answer) and stops (seconds; calls)")
+        print(f"{'measure':<32}{'p50':>10}{'p95':>10}{'max':>10}")
+        for name, values in live.items():
+            if values:
+                print(
+                    f"{name:<32}{statistics.median(values):>10.3f}{_percentile(values, 0.95):>10.3f}"
+                    f"{max(values):>10.3f}"
+                )
+        print("targets: first token → first visible text p50 <= 1.0 s; stop latency p95 <= 2 s")
 
 
 if __name__ == "__main__":

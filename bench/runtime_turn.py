@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def child(args: argparse.Namespace) -> None:
 
         from agent_runtime import build_runtime
         from claude_agent_sdk import ClaudeAgentOptions, query
-        from session_core import TurnRequest
+        from session_core import TURN_VERSION, TurnRequest
     import_s = time.perf_counter() - started
     runtime = build_runtime()
     build_s = time.perf_counter() - started - import_s
@@ -107,9 +108,9 @@ def child(args: argparse.Namespace) -> None:
     }
     for index in range(args.turns):
         request = TurnRequest(
-            version=1,
+            version=TURN_VERSION,
             session_key=args.session_key,
-            update_id=args.first_update + index,
+            turn_id=args.first_update + index,
             prompt=f"bench turn {index}",
         )
         with PeakSampler() as peak:
@@ -162,7 +163,7 @@ def child(args: argparse.Namespace) -> None:
 # parent: storage, model, scenarios, table
 # ---------------------------------------------------------------------------------------
 def _responder(request: dict[str, Any]) -> str:
-    from agentbot.model_server import user_turns
+    from local_stack import user_turns
 
     return f"bench reply; the request carried {user_turns(request)} user turns"
 
@@ -199,9 +200,22 @@ def _run_container(
     return json.loads(line.removeprefix("BENCH-RESULT ")), wall
 
 
-def _grow_session(store: Any, session: Any, session_id: str, turns: int) -> None:
-    """Append ``turns`` synthetic user/assistant exchanges to a real transcript (as if the
-    session had run that many turns): same entry shapes, fresh uuids, one parent chain."""
+def _prose(rng: random.Random, size: int) -> str:
+    # Words drawn at random compress like real text (~3-4x), not like a repeated phrase.
+    words = ("agent", "session", "turn", "store", "lambda", "query", "result", "file", "the", "of")
+    out: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(words) + str(rng.randrange(1000))
+        out.append(word)
+        length += len(word) + 1
+    return " ".join(out)
+
+
+def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_bytes: int) -> None:
+    """Append ``turns`` synthetic user/assistant exchanges of ~``turn_bytes`` to a real
+    transcript (as if the session had run that many turns): same entry shapes, fresh uuids,
+    one parent chain."""
     import asyncio
 
     from agent_runtime import transcript_project
@@ -214,8 +228,9 @@ def _grow_session(store: Any, session: Any, session_id: str, turns: int) -> None
     parent = chain[-1]["uuid"]
     start = datetime.fromisoformat(chain[-1]["timestamp"].replace("Z", "+00:00"))
     new: list[dict[str, Any]] = []
-    filler = "lorem ipsum dolor sit amet " * 20  # ~540 bytes of text per message
+    rng = random.Random(turns)
     for index in range(turns):
+        filler = _prose(rng, turn_bytes // 2)
         stamp = (start + timedelta(seconds=index + 1)).isoformat().replace("+00:00", "Z")
         u = {
             **user,
@@ -271,6 +286,9 @@ def main() -> None:
         "--long-turns", type=int, default=100, help="length of the long session (default 100)"
     )
     parser.add_argument(
+        "--turn-kb", type=int, default=100, help="size of each grown turn in KB (default 100)"
+    )
+    parser.add_argument(
         "--containment-only", action="store_true", help="only measure the sweep and launcher cost"
     )
     args = parser.parse_args()
@@ -281,11 +299,15 @@ def main() -> None:
         print_containment_costs()
         return
 
+    from local_stack import (
+        LOCAL_CREDENTIALS,
+        ModelServer,
+        ResourceNames,
+        local_client,
+        moto_endpoint,
+        provision,
+    )
     from session_core import SessionKey, SessionRegistry, TranscriptStore
-
-    from agentbot.local_aws import LOCAL_CREDENTIALS, local_client, moto_endpoint
-    from agentbot.model_server import ModelServer
-    from agentbot.provisioning import ResourceNames, provision
 
     def progress(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -325,7 +347,7 @@ def main() -> None:
         rows.append(("short, cold process", short["turns"][0], _start_to_answer(short)))
         rows.append(("short, warm", short["turns"][1], None))
 
-        progress(f"long session: one real turn, grown to {args.long_turns} turns in storage")
+        progress(f"long session: one real turn, grown to {args.long_turns} turns of {args.turn_kb} KB")
         _run_container(env, sessions_root, turns=1, first_update=1, session_key="default/2/0")
         store = TranscriptStore(
             s3=clients["s3"], dynamodb=clients["dynamodb"], bucket=resources.bucket, table=resources.table
@@ -334,7 +356,8 @@ def main() -> None:
             SessionKey.parse("default/2/0")
         )
         assert record is not None and record.sdk_session_id
-        _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, args.long_turns - 1)
+        grown, size = args.long_turns - 1, args.turn_kb * 1000
+        _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, grown, size)
         progress("long session: a fresh container runs a cold and a warm turn")
         long, _ = _run_container(env, sessions_root, turns=2, first_update=2, session_key="default/2/0")
         rows.append((f"{args.long_turns}-turn, cold process", long["turns"][0], _start_to_answer(long)))

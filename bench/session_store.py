@@ -1,41 +1,62 @@
-"""Transcript store vs the naive whole-file approach, on one local moto server.
+"""Restore and persist of long sessions: the transcript store vs a whole-file download.
 
-Run: ``uv run python bench/session_store.py [--turns 10,100,300]``
+Run: ``uv run python bench/session_store.py [--turns 10,100,300,1000] [--repeat 3]``
 
-For synthetic sessions of 10, 100 and 300 turns (~100 KB of transcript JSON per turn, as
-the Claude Code CLI writes: user prompt, assistant turns with tool_use, large tool
-results, a final answer) it measures, on the same server in the same run:
+Synthetic sessions of ~110 KB of transcript JSON per turn (as the Claude Code CLI writes:
+prompt, assistant turns with tool_use, large tool results, a final answer), all measured on
+one moto server in the same run, on loopback and through ``shaping_proxy`` (a model of S3
+and DynamoDB seen from a Lambda function in the same region):
 
-* bytes written per turn, amortized over the session (request bodies of every write,
-  compaction and clean-up included);
-* a cold load (new process, empty cache): requests, bytes read and wall time;
-* a warm load (the process that wrote the session): requests by service.
+* S3: 15 ms to the first byte of a response, then 90 MB/s per connection (AWS quotes
+  single-connection GET throughput of 85-90 MB/s and first-byte latency of tens of ms;
+  15 ms is the low end for small objects in-region);
+* DynamoDB: 5 ms per round trip (single-digit ms in-region), same per-connection rate.
 
-The baseline keeps each session as one JSONL object and, every turn, downloads it whole,
-appends the turn and uploads it whole. Request counts come from botocore's ``before-send``
-event on the clients (nothing is patched), so they include every HTTP request.
+Columns (each time the median of ``--repeat`` runs):
+
+* persist: one append per turn (the SDK's batched mode flushes once per turn): mean and
+  slowest latency, requests per append, bytes written per turn amortized over the session
+  (request bodies of every write, compaction and clean-up included) and that as a multiple
+  of the turn's compressed size (zlib 6 of its JSONL);
+  reference: the SDK's reference adapter pattern, one PUT of the turn's JSONL per append;
+* cold restore: a new process with an empty disk, up to the CLI having its transcript file:
+  the runtime's ``TranscriptRestorer.restore`` (Query, GET, list_subkeys, write the file)
+  plus the resume-point scan (``find_last_prompt``);
+  whole file: GET of the session as one JSONL object + write the file (the baseline);
+  floor: GET of the whole history as one gzip object + decompress + write;
+* warm restore: the same container, its file current after the last turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import random
+import statistics
 import sys
+import tempfile
 import time
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from agent_runtime._prompt_marks import find_last_prompt, prompt_uuid
+from agent_runtime._restore import TranscriptRestorer, transcript_path
 from botocore.config import Config
+from local_stack import ResourceNames, local_client, moto_endpoint, provision
 from session_core import TranscriptStore
-
-from agentbot.local_aws import local_client, moto_endpoint
-from agentbot.provisioning import ResourceNames, provision
+from shaping_proxy import shaping_process
 
 TURN_BYTES = 100_000
+S3_FIRST_BYTE_S = 0.015
+DYNAMODB_ROUND_TRIP_S = 0.005
+BYTES_PER_S = 90e6
 
 
 # --- synthetic transcripts ---------------------------------------------------------------------
@@ -56,6 +77,7 @@ class Synth:
         ]
         self.session_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
         self.parent: str | None = None
+        self.turns = 0
         self.clock = 1_760_000_000.0
 
     def prose(self, size: int) -> str:
@@ -85,9 +107,11 @@ class Synth:
             n += len(line) + 1
         return "\n".join(lines)
 
-    def _entry(self, kind: str, message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    def _entry(
+        self, kind: str, message: dict[str, Any], entry_uuid: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         self.clock += self.rng.uniform(0.5, 20)
-        entry_uuid = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        entry_uuid = entry_uuid or str(uuid.UUID(int=self.rng.getrandbits(128)))
         entry = {
             "parentUuid": self.parent,
             "isSidechain": False,
@@ -107,7 +131,10 @@ class Synth:
 
     def turn(self) -> list[dict[str, Any]]:
         """One user turn: prompt, three tool round trips, final answer (~100 KB of JSON)."""
-        entries = [self._entry("user", {"role": "user", "content": self.prose(self.rng.randint(80, 600))})]
+        self.turns += 1
+        prompt = {"role": "user", "content": self.prose(self.rng.randint(80, 600))}
+        # The runtime's prompts carry their update id in their uuid (the resume point finds them).
+        entries = [self._entry("user", prompt, prompt_uuid(self.turns))]
         budget = TURN_BYTES - 6_000
         for tool in ("Read", "Grep", "Bash"):
             tool_id = "toolu_" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:24]
@@ -181,10 +208,8 @@ class Recorder:
     def __init__(self, *clients: Any) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.written = 0
-        self.read = 0
         for client in clients:
             client.meta.events.register("before-send", self._on_send)
-            client.meta.events.register("after-call", self._on_response)
 
     def _on_send(self, request: Any, event_name: str, **_: Any) -> None:
         _, service, operation = event_name.split(".", 2)
@@ -192,19 +217,8 @@ class Recorder:
         if operation in _WRITES:
             self.written += _body_size(request)
 
-    def _on_response(self, http_response: Any, **_: Any) -> None:
-        if http_response is not None:  # headers only: reading the body here would consume a stream
-            self.read += int(http_response.headers.get("content-length") or 0)
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.written = 0
-        self.read = 0
-
-    def by_service(self) -> str:
-        s3 = sum(n for (svc, _), n in self.requests.items() if svc == "s3")
-        ddb = sum(n for (svc, _), n in self.requests.items() if svc == "dynamodb")
-        return f"{s3 + ddb} (S3 {s3}, DDB {ddb})"
+    def total(self) -> int:
+        return sum(self.requests.values())
 
 
 def _body_size(request: Any) -> int:
@@ -215,29 +229,36 @@ def _body_size(request: Any) -> int:
     return int(headers.get("X-Amz-Decoded-Content-Length") or headers.get("Content-Length") or 0)
 
 
-def clients(endpoint: str) -> tuple[Any, Any]:
-    def make(service: str) -> Any:
-        return local_client(
-            service,
-            endpoint,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=4),
-        )
+@dataclass(frozen=True)
+class Network:
+    name: str
+    s3: str
+    dynamodb: str
 
-    return make("s3"), make("dynamodb")
+    def clients(self) -> tuple[Any, Any]:
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=4)
+        return local_client("s3", self.s3, config=config), local_client(
+            "dynamodb", self.dynamodb, config=config
+        )
 
 
 @dataclass
 class Row:
-    variant: str
     turns: int
-    written_per_turn: float
-    append_ms: float
-    slowest_append_ms: float
-    cold_requests: str
-    cold_read: int
-    cold_ms: float
-    warm_requests: str
-    stored: int
+    network: str
+    persist_ms: float = 0.0
+    persist_max_ms: float = 0.0
+    persist_requests: float = 0.0
+    reference_ms: float = 0.0
+    written_per_turn: float = 0.0
+    turn_compressed: float = 0.0
+    turn_json: float = 0.0
+    cold_ms: float = 0.0
+    whole_ms: float = 0.0
+    floor_ms: float = 0.0
+    warm_ms: float = 0.0
+    warm_requests: str = ""
+    cold_requests: str = ""
 
 
 def progress(text: str) -> None:
@@ -245,161 +266,186 @@ def progress(text: str) -> None:
     sys.stderr.flush()
 
 
-async def bench_store(endpoint: str, bucket: str, table: str, turns: list[list[dict[str, Any]]]) -> Row:
-    s3, ddb = clients(endpoint)
+def jsonl(entries: list[dict[str, Any]]) -> bytes:
+    return b"".join(
+        json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for e in entries
+    )
+
+
+async def persist(
+    network: Network,
+    bucket: str,
+    table: str,
+    key: dict[str, str],
+    turns: list[list[dict[str, Any]]],
+    row: Row,
+) -> None:
+    s3, ddb = network.clients()
     rec = Recorder(s3, ddb)
     store = TranscriptStore(s3=s3, dynamodb=ddb, bucket=bucket, table=table)
-    key = {"project_key": "-tmp-agentbot-sessions-default-1-0", "session_id": str(uuid.uuid4())}
-    started = time.perf_counter()
-    slowest = 0.0
+    times = []
     for i, entries in enumerate(turns):
-        progress(f"  store: {len(turns)} turns, turn {i + 1}")
+        progress(f"  {len(turns)} turns: persist turn {i + 1}")
         began = time.perf_counter()
-        await store.append(key, entries)  # the SDK's batched mode flushes once per turn
-        slowest = max(slowest, time.perf_counter() - began)
-    append_ms = (time.perf_counter() - started) * 1000 / len(turns)
-    written = rec.written
-
-    s3c, ddbc = clients(endpoint)
-    cold_rec = Recorder(s3c, ddbc)
-    cold = TranscriptStore(s3=s3c, dynamodb=ddbc, bucket=bucket, table=table)
-    started = time.perf_counter()
-    loaded = await cold.load(key)
-    cold_ms = (time.perf_counter() - started) * 1000
-    assert loaded == [e for t in turns for e in t], "store lost or changed entries"
-    cold_requests, cold_read = cold_rec.by_service(), cold_rec.read
-
-    rec.reset()
-    await store.load(key)
-    warm = rec.by_service()
-    stored = _stored_bytes(s3, ddb, bucket, table, key)
-    return Row(
-        "store",
-        len(turns),
-        written / len(turns),
-        append_ms,
-        slowest * 1000,
-        cold_requests,
-        cold_read,
-        cold_ms,
-        warm,
-        stored,
-    )
-
-
-def _stored_bytes(s3: Any, ddb: Any, bucket: str, table: str, key: dict[str, str]) -> int:
-    total = sum(
-        o["Size"]
-        for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-        if key["session_id"] in o["Key"]
-    )
-    items = ddb.scan(TableName=table)["Items"]
-    for item in items:
-        if key["session_id"] in item["pk"]["S"]:
-            total += len(item.get("data", {}).get("B", b""))
-    return total
-
-
-def bench_naive(endpoint: str, bucket: str, turns: list[list[dict[str, Any]]]) -> Row:
-    s3, _ = clients(endpoint)
-    rec = Recorder(s3)
-    object_key = f"naive/{uuid.uuid4()}.jsonl"
-    started = time.perf_counter()
-    slowest = 0.0
+        await store.append(key, entries)
+        times.append(time.perf_counter() - began)
+    row.persist_ms = statistics.mean(times) * 1000
+    row.persist_max_ms = max(times) * 1000
+    row.persist_requests = rec.total() / len(turns)
+    row.written_per_turn = rec.written / len(turns)
+    ref_s3, _ = network.clients()
+    ref_times = []
     for i, entries in enumerate(turns):
-        progress(f"  naive: {len(turns)} turns, turn {i + 1}")
+        body = jsonl(entries)
         began = time.perf_counter()
-        try:  # restore before the turn ...
-            body = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
-        except s3.exceptions.NoSuchKey:
-            body = b""
-        body += b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries)
-        s3.put_object(Bucket=bucket, Key=object_key, Body=body)  # ... persist whole after it
-        slowest = max(slowest, time.perf_counter() - began)
-    append_ms = (time.perf_counter() - started) * 1000 / len(turns)
-    written = rec.written
-
-    s3c, _ = clients(endpoint)
-    cold_rec = Recorder(s3c)
-    started = time.perf_counter()
-    body = s3c.get_object(Bucket=bucket, Key=object_key)["Body"].read()
-    loaded = [json.loads(line) for line in body.splitlines()]
-    cold_ms = (time.perf_counter() - started) * 1000
-    assert len(loaded) == sum(len(t) for t in turns)
-    cold_requests, cold_read = cold_rec.by_service(), cold_rec.read
-    rec.reset()
-    s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()  # it always downloads
-    return Row(
-        "naive",
-        len(turns),
-        written / len(turns),
-        append_ms,
-        slowest * 1000,
-        cold_requests,
-        cold_read,
-        cold_ms,
-        rec.by_service(),
-        len(body),
-    )
+        ref_s3.put_object(Bucket=bucket, Key=f"reference/{key['session_id']}/{i:06d}.jsonl", Body=body)
+        ref_times.append(time.perf_counter() - began)
+    row.reference_ms = statistics.mean(ref_times) * 1000
 
 
-def print_table(rows: list[Row]) -> None:
+async def measure_restores(
+    network: Network, bucket: str, table: str, key: dict[str, str], whole: bytes, repeat: int, row: Row
+) -> None:
+    whole_key = f"whole/{key['session_id']}.jsonl"
+    floor_key = f"whole/{key['session_id']}.jsonl.gz"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-restore-"))
+    path = transcript_path(str(workdir / "config"), "-bench-work", key["session_id"])
+
+    def fresh_disk() -> None:
+        path.unlink(missing_ok=True)
+
+    cold_times, whole_times, floor_times, warm_times = [], [], [], []
+    for attempt in range(repeat):
+        progress(f"  {row.turns} turns, {network.name}: restores, run {attempt + 1}")
+        # cold: new clients, new store, empty disk
+        fresh_disk()
+        s3, ddb = network.clients()
+        rec = Recorder(s3, ddb)
+        store = TranscriptStore(s3=s3, dynamodb=ddb, bucket=bucket, table=table)
+        restorer = TranscriptRestorer(store)
+        began = time.perf_counter()
+        restored = await restorer.restore("bench", key, path)
+        assert restored is not None and restored.written
+        assert find_last_prompt(restored.stored) is not None
+        cold_times.append(time.perf_counter() - began)
+        row.cold_requests = _by_service(rec.requests)
+        if attempt == 0:
+            assert path.read_bytes() == whole, "restored file differs from the session"
+        # warm: the same container after a clean turn
+        assert restorer.remember("bench", key, path)
+        before = Counter(rec.requests)
+        began = time.perf_counter()
+        again = await restorer.restore("bench", key, path)
+        assert again is not None and again.local and not again.written
+        assert find_last_prompt(again.stored) is not None
+        warm_times.append(time.perf_counter() - began)
+        row.warm_requests = _by_service(rec.requests - before)
+        # whole-file download
+        fresh_disk()
+        s3, _ = network.clients()
+        began = time.perf_counter()
+        body = s3.get_object(Bucket=bucket, Key=whole_key)["Body"].read()
+        path.write_bytes(body)
+        whole_times.append(time.perf_counter() - began)
+        # floor: one GET of the compressed history, decompress, write
+        fresh_disk()
+        s3, _ = network.clients()
+        began = time.perf_counter()
+        body = gzip.decompress(s3.get_object(Bucket=bucket, Key=floor_key)["Body"].read())
+        path.write_bytes(body)
+        floor_times.append(time.perf_counter() - began)
+    row.cold_ms = statistics.median(cold_times) * 1000
+    row.warm_ms = statistics.median(warm_times) * 1000
+    row.whole_ms = statistics.median(whole_times) * 1000
+    row.floor_ms = statistics.median(floor_times) * 1000
+
+
+def _by_service(requests: Counter[tuple[str, str]]) -> str:
+    s3 = sum(n for (svc, _), n in requests.items() if svc == "s3")
+    ddb = sum(n for (svc, _), n in requests.items() if svc == "dynamodb")
+    return f"S3 {s3}, DDB {ddb}"
+
+
+def print_tables(rows: list[Row]) -> None:
+    print("persist (loopback)")
     header = (
-        f"{'turns':>5} {'variant':<6} {'written/turn':>13} {'vs naive':>9} {'append avg/max':>17} "
-        f"{'cold load requests':>20} {'cold read':>11} {'cold load':>10} "
-        f"{'warm load requests':>20} {'stored':>10}"
+        f"{'turns':>5} {'KB/turn':>8} {'zlib/turn':>9} {'append avg/max ms':>18} {'reference PUT':>13} "
+        f"{'req/append':>10} {'written/turn':>12} {'x compressed':>12}"
     )
     print(header)
     print("-" * len(header))
-    naive = {r.turns: r for r in rows if r.variant == "naive"}
-    for row in rows:
-        ratio = (
-            naive[row.turns].written_per_turn / row.written_per_turn if row.turns in naive else float("nan")
-        )
+    for r in rows:
+        if r.network != "loopback":
+            continue
         print(
-            f"{row.turns:>5} {row.variant:<6} {_size(row.written_per_turn):>13} "
-            f"{'1/' + format(ratio, '.0f'):>9} {row.append_ms:>6.0f}/{row.slowest_append_ms:>5.0f} ms "
-            f"{row.cold_requests:>20} "
-            f"{_size(row.cold_read):>11} {row.cold_ms:>8.1f}ms "
-            f"{row.warm_requests:>20} {_size(row.stored):>10}"
+            f"{r.turns:>5} {r.turn_json / 1000:>8.0f} {r.turn_compressed / 1000:>8.1f}K "
+            f"{r.persist_ms:>9.1f}/{r.persist_max_ms:>7.1f} {r.reference_ms:>10.1f} ms "
+            f"{r.persist_requests:>10.2f} {r.written_per_turn / 1000:>10.1f}KB "
+            f"{r.written_per_turn / r.turn_compressed:>11.2f}x"
+        )
+    print()
+    print("restore (median ms; ratio = store / whole-file download in the same run)")
+    header = (
+        f"{'turns':>5} {'network':<9} {'whole file':>10} {'floor':>8} {'cold store':>10} {'/whole':>7} "
+        f"{'/floor':>7} {'cold requests':>14} {'warm':>7} {'/whole':>7} {'warm requests':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r.turns:>5} {r.network:<9} {r.whole_ms:>10.1f} {r.floor_ms:>8.1f} {r.cold_ms:>10.1f} "
+            f"{r.cold_ms / r.whole_ms:>7.2f} {r.cold_ms / r.floor_ms:>7.2f} {r.cold_requests:>14} "
+            f"{r.warm_ms:>7.1f} {r.warm_ms / r.whole_ms:>7.3f} {r.warm_requests:>14}"
         )
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError
-
-
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", default="10,100,300", help="comma list of session lengths")
+    parser.add_argument("--turns", default="10,100,300,1000", help="comma list of session lengths")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per restore timing (median)")
     args = parser.parse_args()
     lengths = [int(x) for x in args.turns.split(",")]
     rows: list[Row] = []
     with moto_endpoint() as endpoint:
-        s3, ddb = clients(endpoint)
+        port = urlparse(endpoint).port
+        assert port is not None
+        loopback = Network("loopback", endpoint, endpoint)
+        s3, ddb = loopback.clients()
         sqs = local_client("sqs", endpoint)
         resources = provision(dynamodb=ddb, s3=s3, sqs=sqs, names=ResourceNames(prefix="bench"))
-        for n in lengths:
-            progress(f"generating {n} turns")
-            synth = Synth(seed=n)
-            turns = [synth.turn() for _ in range(n)]
-            size = sum(len(json.dumps(e)) for t in turns for e in t) / n
-            rows.append(await bench_store(endpoint, resources.bucket, resources.table, turns))
-            rows.append(bench_naive(endpoint, resources.bucket, turns))
-            progress(f"done {n} turns ({size / 1000:.0f} KB of JSON per turn)\n")
+        bucket, table = resources.bucket, resources.table
+        with (
+            shaping_process(port, first_byte_s=S3_FIRST_BYTE_S, bytes_per_s=BYTES_PER_S) as s3_url,
+            shaping_process(port, first_byte_s=DYNAMODB_ROUND_TRIP_S, bytes_per_s=BYTES_PER_S) as ddb_url,
+        ):
+            shaped = Network("lambda", s3_url, ddb_url)
+            for n in lengths:
+                progress(f"generating {n} turns")
+                synth = Synth(seed=n)
+                turns = [synth.turn() for _ in range(n)]
+                key = {"project_key": "bench-project", "session_id": str(uuid.uuid4())}
+                whole = jsonl([e for t in turns for e in t])
+                s3.put_object(Bucket=bucket, Key=f"whole/{key['session_id']}.jsonl", Body=whole)
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=f"whole/{key['session_id']}.jsonl.gz",
+                    Body=gzip.compress(whole, compresslevel=6, mtime=0),
+                )
+                base = Row(turns=n, network="loopback")
+                base.turn_json = len(whole) / n
+                base.turn_compressed = sum(len(zlib.compress(jsonl(t), 6)) for t in turns) / n
+                asyncio.run(persist(loopback, bucket, table, key, turns, base))
+                for network in (loopback, shaped):
+                    row = base if network is loopback else Row(turns=n, network=network.name)
+                    asyncio.run(measure_restores(network, bucket, table, key, whole, args.repeat, row))
+                    if row is not base:
+                        rows.append(row)
+                rows.insert(len(rows) - 1, base)
+                del turns, whole
     progress("")
     print()
-    print_table(rows)
-    print(
-        "\nwritten/turn: request bodies of all writes (compaction and clean-up included), amortized;"
-        "\ncold load: a new process with an empty cache; warm load: the process that wrote the session;"
-        "\nnaive: one JSONL object per session, downloaded whole before and uploaded whole after each turn."
-    )
+    print_tables(rows)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -1,12 +1,14 @@
-"""The house rules that tools can check: ruff clean everywhere, mypy strict on session-core."""
+"""The house rules that tools can check: ruff clean everywhere, mypy strict on every workspace member."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MEMBER_SRCS = sorted(ROOT.glob("packages/*/src"))
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
@@ -18,6 +20,17 @@ def test_ruff_finds_nothing() -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
-def test_session_core_is_mypy_strict_clean() -> None:
-    done = _run(sys.executable, "-m", "mypy", "packages/session-core/src")
+def test_every_member_is_under_mypy_strict() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    strict = {m for o in config.get("overrides", []) if o.get("strict") for m in o["module"]}
+    modules = {p.name for src in MEMBER_SRCS for p in src.iterdir() if (p / "__init__.py").is_file()}
+    assert modules, "no workspace member found under packages/*/src"
+    missing = sorted({f"{m}.*" for m in modules} - strict)
+    assert not missing, f"not in a strict [[tool.mypy.overrides]] of pyproject.toml: {missing}"
+
+
+def test_every_member_is_mypy_strict_clean() -> None:
+    assert MEMBER_SRCS, "no workspace member found under packages/*/src"
+    srcs = [str(src.relative_to(ROOT)) for src in MEMBER_SRCS]
+    done = _run(sys.executable, "-m", "mypy", *srcs)
     assert done.returncode == 0, done.stdout[-4000:]

@@ -103,7 +103,7 @@ def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> 
 def test_aws_endpoint_runs_the_bot_against_the_test_aws(aws_backend: Any) -> None:
     """`--aws-endpoint`: the test session's AWS (LocalStack's S3 and SQS when it runs, per
     service; DynamoDB and SSM on the embedded moto server), as a user points it at LocalStack."""
-    from agentbot.local_aws import local_client
+    from local_stack import local_client
 
     marker = uuid.uuid4().hex
     if aws_backend.services:
@@ -193,12 +193,15 @@ def _start_fails(
         ("telegram unreachable", "check the network"),
         ("bad aws endpoint", "--aws-endpoint http://127.0.0.1:9"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
+        ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
+        ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
+        ("webhook url without token", "--webhook-url needs TELEGRAM_BOT_TOKEN"),
     ],
 )
 def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     case: str, fix: str, tmp_path: Path
 ) -> None:
-    from agentbot.local_telegram import LocalTelegram
+    from local_stack import LocalTelegram
 
     token = "7000002:AAH-real-looking-token-SHOULD-NOT-PRINT"
     marker = uuid.uuid4().hex
@@ -217,6 +220,13 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c"),
             }
             args = ["--aws-profile", "no-such-profile"]
+        elif case == "bad webhook secret":
+            env["TELEGRAM_WEBHOOK_SECRET"] = "bad secret!"
+        elif case == "http webhook url":
+            args = ["--webhook-url", "http://tunnel.example/hook"]
+        elif case == "webhook url without token":
+            env = {}
+            args = ["--webhook-url", "https://tunnel.example/hook"]
         done = _start_fails(marker, extra_env=env, args=args)
     said = done.stdout + done.stderr
     assert done.returncode == 2, said[-3000:]
@@ -230,7 +240,7 @@ def test_a_real_token_without_an_allow_list_is_warned_about_in_the_banner() -> N
     import signal
     import time
 
-    from agentbot.local_telegram import LocalTelegram
+    from local_stack import LocalTelegram
 
     token = "7000003:AAH-fake-token"
     marker = uuid.uuid4().hex
@@ -253,3 +263,429 @@ def test_a_real_token_without_an_allow_list_is_warned_about_in_the_banner() -> N
     warning = [line for line in stderr.splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "ALLOWED_USER_IDS" in warning[0] and "run commands" in warning[0]
     assert token not in stderr
+
+
+class _Dev:
+    """A running `agentbot dev` whose stdout and stderr lines are collected as they come."""
+
+    def __init__(
+        self,
+        marker: str,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        stdin: Any = subprocess.PIPE,
+    ) -> None:
+        import threading
+
+        self.lines: list[tuple[float, str, str]] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agentbot.cli", "dev", *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_clean_env(marker), **(env or {})},
+        )
+        for stream, name in ((self.process.stdout, "out"), (self.process.stderr, "err")):
+            threading.Thread(target=self._read, args=(stream, name), daemon=True).start()
+
+    def _read(self, stream: Any, name: str) -> None:
+        import time
+
+        for line in iter(stream.readline, ""):
+            self.lines.append((time.monotonic(), name, line.rstrip("\n")))
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def wait_for(self, pattern: str, *, timeout_s: float = 180) -> float:
+        """When the first line matching ``pattern`` appeared (monotonic time)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        ended_at: float | None = None
+        while time.monotonic() < deadline:
+            for at, _, line in list(self.lines):
+                if re.search(pattern, line):
+                    return at
+            if self.process.poll() is not None:
+                ended_at = ended_at or time.monotonic()
+                if time.monotonic() - ended_at > 1:  # the readers have caught up: it never came
+                    break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r}:\n{self.text()[-3000:]}")
+
+    def text(self, name: str | None = None) -> str:
+        return "\n".join(line for _, n, line in self.lines if name is None or n == name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _gone(marker: str, state_root: str, timeout_s: float = 10) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while _survivors(marker, state_root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _survivors(marker, state_root)
+
+
+def test_ctrl_c_during_a_turn_says_so_finishes_the_turn_and_exits_within_5_s(tools_config: Path) -> None:
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex
+    dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
+    try:
+        dev.send(f"run sleep 4; echo finished-{marker}")
+        dev.wait_for(r": running$")
+        state_root = _state_root(dev.text("err"))
+        time.sleep(1)  # the tool is sleeping now
+        dev.process.send_signal(signal.SIGINT)
+        dev.wait_for(r"stopping \(finishing the current turn, Ctrl-C again to abort\)", timeout_s=10)
+        answered = dev.wait_for(f"finished-{marker}")  # the turn was not cut short
+        assert dev.process.wait(timeout=30) == 130
+        exited = time.monotonic()
+    finally:
+        dev.stop()
+    assert exited - answered < 5, dev.text()
+    assert "Traceback" not in dev.text()
+    assert _gone(marker, state_root) == []
+
+
+def _run_a_tool_that_never_ends(dev: _Dev, marker: str) -> Path:
+    """Start a turn whose tool runs until killed; return the state root once the tool runs."""
+    import time
+
+    # (the CLI refuses long `sleep`s; a tail that never ends is as good)
+    dev.send(f"run timeout 120 tail -f /dev/null; echo {marker}")
+    dev.wait_for(r": running$")
+    state_root = _state_root(dev.text("err"))
+    deadline = time.monotonic() + 60
+    while not any("tail -f /dev/null" in s for s in _survivors(marker, state_root)):
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.2)
+    return state_root
+
+
+@pytest.mark.parametrize("how", ["double ctrl-c", "sigterm"])
+def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, tools_config: Path) -> None:
+    """The tool (its shell has the marker in its command line), the agent's CLI and the
+    function workers all go, at once, with no traceback."""
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex
+    dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
+    try:
+        state_root = _run_a_tool_that_never_ends(dev, marker)
+        started = time.monotonic()
+        if how == "sigterm":
+            dev.process.send_signal(signal.SIGTERM)
+            expected = 143
+        else:
+            dev.process.send_signal(signal.SIGINT)
+            # As a user would: the second press after the first was answered (two presses
+            # before Python runs its handler are one signal to it).
+            dev.wait_for(r"stopping \(finishing the current turn", timeout_s=10)
+            dev.process.send_signal(signal.SIGINT)
+            expected = 130
+        try:
+            code = dev.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running 30 s after the abort:\n{dev.text()[-3000:]}") from None
+        assert code == expected
+        took = time.monotonic() - started
+    finally:
+        dev.stop()
+    assert took < 5, (took, dev.text())
+    assert "Traceback" not in dev.text() and "aborting" in dev.text("err")
+    assert _gone(marker, state_root, timeout_s=2) == []
+
+
+def test_a_tool_turn_after_a_state_dir_restart_answers(tmp_path: Path) -> None:
+    """The demo model's message and tool ids must not repeat those of the restored transcript."""
+    marker = uuid.uuid4().hex
+    state = tmp_path / "state"
+    first = _run_dev(["run echo first-run-output"], marker=marker, state_dir=state)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "first-run-output" in _replies(first.stdout)[0]
+    second = _run_dev(["run echo second-run-output"], marker=marker, state_dir=state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    [reply] = _replies(second.stdout)
+    assert "The tool ran" in reply and "second-run-output" in reply, reply
+    assert "(no content)" not in reply
+
+
+def test_a_call_that_needs_approval_runs_once_after_allow_in_the_terminal(tmp_path: Path) -> None:
+    """[I] The shipped claude-config asks before a Bash command that is not read-only: the
+    terminal shows the call and how to answer; /allow runs it, once."""
+    marker = uuid.uuid4().hex
+    target = tmp_path / "made-by-the-agent"
+    done = _run_dev([f"run touch {target}; echo touched-{marker}", "/allow", "/allow"], marker=marker)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = _replies(done.stdout)
+    asked = next(r for r in replies if "May I run this?" in r and f"touch {target}" in r)
+    assert "/allow, /always or /deny" in done.stdout
+    ran = [r for r in replies if f"touched-{marker}" in r and "The tool ran" in r]
+    assert len(ran) == 1, replies
+    assert replies.index(asked) < replies.index(ran[0])
+    assert any("Allowed once by" in r for r in replies), replies  # the asking message, edited
+    assert "nothing is waiting for your approval" in done.stdout  # the second /allow
+    assert _survivors(marker, _state_root(done.stderr)) == []
+
+
+def test_a_waiting_call_survives_a_state_dir_restart_and_deny_keeps_it_from_running(tmp_path: Path) -> None:
+    """[I] The approval waits in the store, not in memory: after `agentbot dev --state-dir`
+    is started again, the terminal still shows it; /deny answers it and nothing runs."""
+    marker = uuid.uuid4().hex
+    state = tmp_path / "state"
+    target = tmp_path / "never-made"
+    first = _run_dev([f"run touch {target}"], marker=marker, state_dir=state)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "/allow, /always or /deny" in first.stdout
+
+    second = _run_dev(["/deny"], marker=marker, state_dir=state)
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"A call still waits for your approval: Bash: touch {target}" in second.stdout
+    # the agent is told (the message that asked is gone with the first run's chat server)
+    assert any("I declined your Bash call" in r for r in _replies(second.stdout)), second.stdout
+    assert not target.exists()
+
+
+def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos() -> None:
+    import pty
+
+    marker = uuid.uuid4().hex
+    controller, terminal = pty.openpty()
+    dev = _Dev(marker, stdin=terminal)
+    os.close(terminal)
+    try:
+        dev.wait_for(r"Ctrl-D ends")
+        os.write(controller, b"/help\n")
+        dev.wait_for(r"bot> ")
+        dev.wait_for(r"update \d+: replied")
+        os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert dev.process.wait(timeout=60) == 0
+    finally:
+        dev.stop()
+        os.close(controller)
+    out = dev.text("out")
+    assert out.startswith("you> bot> "), out[:200]  # the prompt, then the answer to the typed line
+    assert out.count("you> ") >= 2  # asked again after the answer
+    assert "photo" not in out and "text only" in out, out
+
+
+def test_piped_input_gets_no_prompt() -> None:
+    marker = uuid.uuid4().hex
+    done = _run_dev(["/help"], marker=marker)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "you> " not in done.stdout and done.stdout.startswith("bot> ")
+
+
+def _telegram_message(update_id: int, user_id: int, text: str, *, kind: str = "message") -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        kind: {
+            "message_id": update_id,
+            "from": {"id": user_id, "is_bot": False, "first_name": "U"},
+            "chat": {"id": user_id, "type": "private", "first_name": "U"},
+            "date": 1_700_000_000,
+            "text": text,
+        },
+    }
+
+
+def test_progress_says_what_became_of_each_update() -> None:
+    """Not "queued" for what the webhook ignored; not "replied" for what was dead-lettered."""
+    import signal
+
+    from local_stack import LocalTelegram, TelegramFault
+
+    token = "7000004:AAH-fake-token"
+    marker = uuid.uuid4().hex
+    with LocalTelegram(token=token) as telegram:
+        env = {"TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE": telegram.base_url, "ALLOWED_USER_IDS": "777"}
+        dev = _Dev(marker, env=env, stdin=subprocess.DEVNULL)
+        try:
+            assert telegram.wait_for(lambda t: bool(t.calls("getUpdates")), timeout_s=120)
+            telegram.push_update(_telegram_message(5001, 888, "hello from a stranger"))
+            telegram.push_update(_telegram_message(5002, 777, "fixed typo", kind="edited_message"))
+            dev.wait_for(r"update 5001: not queued \(ignored: not on the allow-list\)")
+            dev.wait_for(r"update 5002: not queued \(ignored: edited_message\)")
+            # The user blocked the bot: a permanent error, the consumer dead-letters the record.
+            telegram.inject(
+                "sendMessage", TelegramFault(403, "Forbidden: bot was blocked by the user"), times=20
+            )
+            telegram.push_update(_telegram_message(5003, 777, "/help"))
+            dev.wait_for(r"update 5003: gave up \(moved to the dead-letter queue")
+            state_root = _state_root(dev.text("err"))
+        finally:
+            dev.process.send_signal(signal.SIGINT)
+            dev.process.wait(timeout=60)
+            dev.stop()
+    err = dev.text("err")
+    assert not re.search(r"update 500[12].*queued$", err, re.M), err
+    assert "update 5003: replied" not in err
+    assert "Traceback" not in dev.text()
+    assert _gone(marker, state_root) == []
+
+
+def test_webhook_url_is_registered_with_the_configured_secret_and_removed_at_exit() -> None:
+    """`--webhook-url`: setWebhook with TELEGRAM_WEBHOOK_SECRET instead of long polling; a
+    tunnel (here: this test) calls the local webhook shown in the banner with that secret."""
+    import signal
+
+    import httpx
+    from local_stack import LocalTelegram
+
+    token = "7000005:AAH-fake-token"
+    secret = "dev-tunnel_secret-42"
+    public = "https://tunnel.example/hook"
+    marker = uuid.uuid4().hex
+    with LocalTelegram(token=token) as telegram:
+        env = {
+            "TELEGRAM_BOT_TOKEN": token,
+            "TELEGRAM_API_BASE": telegram.base_url,
+            "TELEGRAM_WEBHOOK_SECRET": secret,
+            "ALLOWED_USER_IDS": "777",
+        }
+        dev = _Dev(marker, args=("--webhook-url", public), env=env, stdin=subprocess.DEVNULL)
+        try:
+            dev.wait_for(r"Ctrl-C stops")
+            assert telegram.webhook["url"] == public and telegram.webhook["secret_token"] == secret
+            local = re.search(r"^\s+webhook\s+(http://127\.0\.0\.1:\d+/webhook)", dev.text("err"), re.M)
+            assert local, dev.text("err")
+            update = _telegram_message(6001, 777, "hello through the tunnel")
+            wrong = httpx.post(
+                local.group(1), json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
+            )
+            right = httpx.post(
+                local.group(1), json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=60
+            )
+            assert wrong.status_code == 403 and right.status_code == 200, (wrong.text, right.text)
+            assert telegram.wait_for(lambda t: bool(t.sent_messages(777)), timeout_s=120), dev.text()
+            assert "hello through the tunnel" in telegram.sent_messages(777)[0]["text"]
+            state_root = _state_root(dev.text("err"))
+        finally:
+            dev.process.send_signal(signal.SIGINT)
+            code = dev.process.wait(timeout=60)
+            dev.stop()
+        assert code == 130, dev.text()
+        assert telegram.webhook == {}  # removed at exit
+        assert telegram.calls("getUpdates") == []  # no long polling meanwhile
+    assert f"removed the webhook {public}" in dev.text("err")
+    assert secret not in dev.text() and token not in dev.text()
+    assert _gone(marker, state_root) == []
+
+
+def test_no_process_survives_when_a_worker_was_killed_under_a_running_tool(tools_config: Path) -> None:
+    """The runtime's reaper is killed while a tool runs: its orphans (runtime, CLI, tool) are
+    re-parented to `agentbot dev`, which still ends them when it stops."""
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex
+    dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
+    try:
+        state_root = _run_a_tool_that_never_ends(dev, marker)
+        reapers = []  # the runtime's reaper: a child of `agentbot dev` (its environment is bare)
+        for proc in Path("/proc").iterdir():
+            try:
+                parent = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == dev.process.pid and "local_stack._reaper" in cmdline and "agent_runtime" in cmdline:
+                reapers.append(int(proc.name))
+        assert reapers
+        for pid in reapers:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+        assert any("tail -f /dev/null" in s for s in _survivors(marker, state_root))  # orphaned, alive
+        dev.process.send_signal(signal.SIGINT)
+        dev.process.wait(timeout=30)
+    finally:
+        dev.stop()
+    assert "Traceback" not in dev.text()
+    assert _gone(marker, state_root, timeout_s=2) == []
+
+
+def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(monkeypatch, tmp_path) -> None:
+    import argparse
+
+    from local_stack import StackResources
+
+    from agentbot import dev
+
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "5")
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "3")
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.50")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "")  # empty: left to the function's default
+    monkeypatch.setenv("SOME_OTHER_SHELL_VARIABLE", "never passed")
+    resources = StackResources(
+        table="t", bucket="b", queue_url="q", dlq_url="d", queue_arn="qa", dlq_arn="da"
+    )
+    functions = dev._functions(
+        argparse.Namespace(tenant="default"),
+        {},
+        resources,
+        {"WEBHOOK_SECRET_PARAMETER": "/w", "BOT_TOKEN_PARAMETER": "/b", "ANTHROPIC_API_KEY_PARAMETER": "/a"},
+        dev.ModelChoice("demo", {}, None),
+        "http://127.0.0.1:1",
+        tmp_path,
+        None,
+        None,
+    )
+    producer, consumer, runtime = (functions[name].env for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME))
+    assert (producer["RATE_LIMIT_USER_PER_MINUTE"], producer["CHAT_QUEUE_LIMIT"]) == ("5", "3")
+    assert (consumer["CHAT_QUEUE_LIMIT"], consumer["BUDGET_USER_DAILY_USD"]) == ("3", "0.50")
+    assert "BUDGET_USER_DAILY_USD" not in producer and "RATE_LIMIT_USER_PER_MINUTE" not in consumer
+    assert "MAX_TURN_COST_USD" not in consumer
+    assert not any("SOME_OTHER_SHELL_VARIABLE" in env for env in (producer, consumer, runtime))
+
+
+def _tool_gone(marker: str, state_root: str, timeout_s: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while any("tail -f /dev/null" in s for s in _survivors(marker, state_root)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_stop_in_the_terminal_chat_shows_progress_ends_the_turn_and_the_next_resumes(
+    tools_config: Path,
+) -> None:
+    """[H] The terminal chat shows what the agent does; /stop ends the running turn (its tool
+    killed, the partial answer marked stopped) and the next message continues the session."""
+    import time
+
+    marker = uuid.uuid4().hex
+    dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
+    try:
+        state_root = _run_a_tool_that_never_ends(dev, marker)
+        dev.wait_for(r"^  ⋯ 🔧 Bash: timeout 120 tail", timeout_s=30)
+        asked = time.monotonic()
+        dev.send("/stop")
+        stopped = dev.wait_for(r"⏹ Stopped\.$", timeout_s=30)
+        dead = _tool_gone(marker, state_root, timeout_s=5)
+        dev.send("and now?")
+        dev.wait_for(r"\b1 earlier user turn\b", timeout_s=120)
+    finally:
+        dev.stop()
+    assert dead, dev.text()[-3000:]
+    assert stopped - asked < 5, dev.text()[-3000:]
+    replies = _replies(dev.text("out"))
+    assert replies[0].startswith("[offline demo model, costs $0] Running timeout 120 tail")
+    assert replies[0].endswith("⏹ Stopped.") and len([r for r in replies if "Stopped" in r]) == 1
+    assert "stop: Stopping…" in dev.text("err")

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import pytest
-from session_core import InboundMessage, QueueEnvelope, encode
+from local_stack import LocalTelegram
+from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
-from agentbot.local_telegram import LocalTelegram
 from agentbot.ops import ALLOWED_UPDATES
 
 BOT_TOKEN = "123456789:OPS-test-token-not-a-real-one"
@@ -67,7 +67,13 @@ def test_webhook_set_sends_secret_and_handled_update_types_and_prints_telegram_r
 
 
 def test_allowed_updates_are_the_types_the_producer_handles() -> None:
-    assert set(ALLOWED_UPDATES) == {"message", "edited_message", "callback_query", "my_chat_member"}
+    assert set(ALLOWED_UPDATES) == {
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+        "stopped_message_generation",
+    }
 
 
 def test_webhook_info_and_delete_report_what_telegram_says(
@@ -124,6 +130,83 @@ def test_missing_settings_name_what_to_set(
         monkeypatch.delenv(name, raising=False)
     code, _, err = _run(capsys, "webhook", "info")
     assert code == 1 and "TELEGRAM_BOT_TOKEN" in err and "--token-parameter" in err
+
+
+def test_missing_token_says_the_token_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "BOT_TOKEN_PARAMETER", "AGENTBOT_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = _run(capsys, "webhook", "info")
+    assert code == 1
+    assert err.startswith("error: the bot token is missing:"), err
+    assert "is not known" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "named"),
+    [
+        (WEBHOOK_URL, "bad secret!", "webhook secret"),
+        (WEBHOOK_URL, "x" * 257, "webhook secret"),
+        ("http://abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
+        ("abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
+    ],
+    ids=["space-and-bang", "too-long", "plain-http", "no-scheme"],
+)
+def test_webhook_set_refuses_what_telegram_would_refuse_before_calling_it(
+    url: str,
+    secret: str,
+    named: str,
+    telegram: LocalTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", secret)
+    code, out, err = _run(capsys, "webhook", "set", "--url", url, "--api-base", telegram.base_url)
+    assert code == 1 and err.startswith(f"error: {named}:"), err
+    assert secret not in out + err
+    assert telegram.calls("setWebhook") == [] and telegram.webhook == {}
+
+
+def test_dlq_list_with_nothing_set_names_stack_and_region(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in (
+        "DEAD_LETTER_QUEUE_URL",
+        "AGENTBOT_STACK",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/agentbot-test-config")
+    code, _, err = _run(capsys, "dlq", "list")
+    assert code == 1 and "--stack" in err and "--region" in err and "--dlq-url" in err, err
+    assert "You must specify a region" not in err
+    # a queue given but no region: the flag to pass is named too
+    code, _, err = _run(capsys, "dlq", "list", "--dlq-url", "https://sqs.example/1/q.fifo")
+    assert code == 1 and "--region" in err and "You must specify a region" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "own", "foreign"),
+    [
+        (["webhook", "set"], "--secret-parameter", "--dlq-url"),
+        (["webhook", "info"], "--token-parameter", "--max-connections"),
+        (["dlq", "list"], "--dlq-url", "--session"),
+        (["dlq", "redrive"], "--session", "--token-parameter"),
+    ],
+)
+def test_each_action_has_its_own_help(
+    argv: list[str], own: str, foreign: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert out.startswith(f"usage: agentbot {' '.join(argv)} ")
+    assert own in out and foreign not in out
 
 
 def test_missing_ssm_parameter_is_named(
@@ -203,7 +286,7 @@ def _envelope(update_id: int, session_key: str, text: str = "the user's private 
         message_id=update_id * 10,
         text=text,
     )
-    return encode(QueueEnvelope(version=1, message=message))
+    return encode_envelope(QueueEnvelope(version=1, message=message))
 
 
 def _send_dead_letter(

@@ -16,15 +16,29 @@ MEMBERS = sorted(p.parent.name for p in (ROOT / "packages").glob("*/pyproject.to
 _IMPORT_ALL = """
 import importlib, pkgutil, sys
 name = sys.argv[1]
+# a Lambda function's module that reads its function's environment at import (the Telegram
+# stack tests run it inside the local Lambda service)
+LAMBDA_MODULES = {"agentbot_testing.telegram_stub_runtime"}
 package = importlib.import_module(name)
 for info in pkgutil.walk_packages(package.__path__, name + "."):
-    importlib.import_module(info.name)
+    if info.name not in LAMBDA_MODULES:
+        importlib.import_module(info.name)
 print("imported", name)
 """
 
 
-def test_the_workspace_has_the_four_members_of_the_design() -> None:
-    assert MEMBERS == ["agent-runtime", "session-core", "sqs-consumer", "telegram-producer"]
+def test_the_workspace_has_the_members_of_the_design() -> None:
+    # the four of the design card, what the Telegram side shares (the runtime must not see it),
+    # the stack `agentbot dev` and the tests run on, and the test doubles every member's tests share
+    assert MEMBERS == [
+        "agent-runtime",
+        "agentbot-testing",
+        "local-stack",
+        "session-core",
+        "sqs-consumer",
+        "telegram-core",
+        "telegram-producer",
+    ]
     for member in MEMBERS:
         project = tomllib.loads((ROOT / "packages" / member / "pyproject.toml").read_text())["project"]
         assert project["name"] == member and project["version"]
@@ -37,18 +51,78 @@ def test_member_syncs_alone_from_the_lock_and_imports(member: str, tmp_path: Pat
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
     env.pop("VIRTUAL_ENV", None)
     synced = subprocess.run(
-        ["uv", "sync", "--locked", "--package", member, "--quiet"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+        ["uv", "sync", "--locked", "--package", member, "--no-dev", "--all-extras", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert synced.returncode == 0, synced.stderr
     python = tmp_path / "venv" / "bin" / "python"
     done = subprocess.run(
         [str(python), "-c", _IMPORT_ALL, member.replace("-", "_")],
-        capture_output=True, text=True, check=False, env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"]},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # only agent-runtime carries the SDK and its ~380 MiB CLI
-    has_sdk = subprocess.run(
-        [str(python), "-c", "import claude_agent_sdk"], capture_output=True, check=False
-    ).returncode == 0
+    has_sdk = (
+        subprocess.run(
+            [str(python), "-c", "import claude_agent_sdk"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     assert has_sdk == (member == "agent-runtime")
+
+
+TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / "tests").is_dir()]
+
+
+@pytest.mark.parametrize("member", TESTED_MEMBERS)
+def test_member_tests_run_alone_without_the_app(member: str, tmp_path: Path) -> None:
+    """`uv run --package NAME pytest packages/NAME`: the member and its dev group (the shared
+    test support) are enough to import every test, and the app (agentbot) is not there."""
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    env.pop("VIRTUAL_ENV", None)
+    synced = subprocess.run(
+        ["uv", "sync", "--locked", "--package", member, "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert synced.returncode == 0, synced.stderr
+    python = str(tmp_path / "venv" / "bin" / "python")
+    no_app = subprocess.run([python, "-c", "import agentbot"], capture_output=True, check=False)
+    assert no_app.returncode != 0, f"{member}'s dev environment installs the app"
+    collected = subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            f"packages/{member}/tests",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-2000:]
+    assert " tests collected" in collected.stdout or " test collected" in collected.stdout
+
+
+def test_pytest_testpaths_are_exactly_the_test_folders() -> None:
+    configured = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    folders = {f"packages/{member}/tests" for member in TESTED_MEMBERS} | {"tests"}
+    assert set(configured["testpaths"]) == folders

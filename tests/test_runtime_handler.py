@@ -9,11 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_core import TurnRequest, decode_turn_result, encode
-
-from agentbot.local_aws import local_client
-from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.model_server import DEMO_MODEL_LABEL, ModelServer, demo_responder
+from local_stack import DEMO_MODEL_LABEL, FunctionSpec, LocalLambda, ModelServer, demo_responder, local_client
+from session_core import TURN_VERSION, TurnRequest, decode_turn_result, encode
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +38,9 @@ def test_handler_runs_turns_through_awslambdaric_and_a_new_container_resumes(aws
         spec = {"agent-runtime": FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)}
 
         def turn(update_id: int, prompt: str) -> Any:
-            request = TurnRequest(version=1, session_key="default/555/3", update_id=update_id, prompt=prompt)
+            request = TurnRequest(
+                version=TURN_VERSION, session_key="default/555/3", turn_id=update_id, prompt=prompt
+            )
             return decode_turn_result(invoke(lam.endpoint, encode(request)))
 
         with LocalLambda(spec) as lam:
@@ -95,11 +94,10 @@ def test_an_answer_whose_delivery_fails_is_replayed_on_retry_not_bought_again(aw
     """The model answers (tokens spent); the step after it fails (the Invoke response is lost
     on the way back, through a real proxy). The caller's retry gets the recorded answer and
     the model is not called again, whatever text the model produced."""
+    from agentbot_testing import AwsFault, FaultProxy
     from botocore.config import Config
     from botocore.exceptions import ClientError
     from session_core import SessionKey, SessionRegistry, well_formed
-
-    from agentbot.testing import Fault, FaultProxy
 
     aws.client("ssm").put_parameter(
         Name="/agentbot/key2", Value="sk-ant-test-handler", Type="SecureString", Overwrite=True
@@ -115,8 +113,8 @@ def test_an_answer_whose_delivery_fails_is_replayed_on_retry_not_bought_again(aw
             "MODEL_MAX_RETRIES": "0",
         }
         spec = {"agent-runtime": FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)}
-        request = TurnRequest(version=1, session_key=session_key, update_id=41, prompt="hi")
-        lost = Fault("lambda:Invoke", times=1, forward_first=True)
+        request = TurnRequest(version=TURN_VERSION, session_key=session_key, turn_id=41, prompt="hi")
+        lost = AwsFault("lambda:Invoke", times=1, forward_first=True)
         with LocalLambda(spec) as lam, FaultProxy(lam.endpoint, [lost]) as proxy:
             client = proxy.client("lambda", config=Config(retries={"total_max_attempts": 1}))
             with pytest.raises(ClientError):  # the turn ran; its answer never arrived

@@ -14,11 +14,8 @@ import time
 from typing import Any
 
 import pytest
-from session_core import TurnRequest, decode_turn_result, encode
-
-from agentbot.local_aws import local_client
-from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.model_server import DEMO_MODEL_LABEL, ModelServer, demo_responder
+from local_stack import DEMO_MODEL_LABEL, FunctionSpec, LocalLambda, ModelServer, demo_responder, local_client
+from session_core import TURN_VERSION, TurnRequest, decode_turn_result, encode
 
 IMAGE = os.environ.get("AGENTBOT_RUNTIME_IMAGE", "")
 PLATFORM = os.environ.get("AGENTBOT_RUNTIME_PLATFORM", "linux/arm64")
@@ -51,7 +48,9 @@ def test_the_image_runs_a_real_turn_and_persists_it(aws: Any) -> None:
         started = time.monotonic()
         with LocalLambda({"agent-runtime": spec}) as lam:
             client = local_client("lambda", lam.endpoint, config=_long_read())
-            request = TurnRequest(version=1, session_key="default/777/0", update_id=1, prompt="hello image")
+            request = TurnRequest(
+                version=TURN_VERSION, session_key="default/777/0", turn_id=1, prompt="hello image"
+            )
             out = client.invoke(FunctionName="agent-runtime", Payload=encode(request))
             payload = out["Payload"].read()
         elapsed = time.monotonic() - started

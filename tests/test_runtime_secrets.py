@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_core import SessionKey, SessionRegistry, TurnRequest, decode_turn_result, encode
+from local_stack import FunctionSpec, LocalLambda, ModelServer, ToolCall, tool_results
+from session_core import TURN_VERSION, SessionKey, SessionRegistry, TurnRequest, decode_turn_result, encode
 
-from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.model_server import ModelServer, ToolCall, tool_results
 from tests.test_runtime_handler import invoke
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 # Split so that no command line (the tool's own included) ever holds the whole value.
 SECRET_HEAD, SECRET_TAIL = "runtime-role-secret-", "DO-NOT-LEAK-4711"
 TOKEN_HEAD, TOKEN_TAIL = "runtime-role-session-token-", "DO-NOT-LEAK-0815"
@@ -36,7 +34,9 @@ def scan_responder(request: dict[str, Any]) -> Any:
     return [ToolCall(name="Bash", input={"command": SCAN, "description": "scan /proc"})]
 
 
-def test_tools_cannot_read_the_runtime_role_credentials_from_proc(aws, tmp_path: Path) -> None:
+def test_tools_cannot_read_the_runtime_role_credentials_from_proc(
+    aws, tmp_path: Path, tools_config: Path
+) -> None:
     aws.client("ssm").put_parameter(
         Name="/agentbot/secrets-test-key", Value="sk-ant-test-secrets", Type="SecureString", Overwrite=True
     )
@@ -45,7 +45,7 @@ def test_tools_cannot_read_the_runtime_role_credentials_from_proc(aws, tmp_path:
             "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/secrets-test-key",
             "ANTHROPIC_BASE_URL": model.base_url,
             "SESSIONS_ROOT": str(tmp_path / "sessions"),
-            "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+            "CLAUDE_CONFIG_PATH": str(tools_config),
             "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
             "MODEL_MAX_RETRIES": "0",
             # As Lambda sets them for the function's role (moto accepts any credentials).
@@ -55,7 +55,7 @@ def test_tools_cannot_read_the_runtime_role_credentials_from_proc(aws, tmp_path:
             "AGENTBOT_VISIBLE": "agentbot-visible-marker",  # not a secret: stays, proves the scan sees us
         }
         spec = {"agent-runtime": FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)}
-        request = TurnRequest(version=1, session_key="default/777/0", update_id=1, prompt="scan")
+        request = TurnRequest(version=TURN_VERSION, session_key="default/777/0", turn_id=1, prompt="scan")
         with LocalLambda(spec) as lam:
             result = decode_turn_result(invoke(lam.endpoint, encode(request)))
             (runtime_pid,) = lam.process_ids

@@ -18,16 +18,10 @@ from claude_agent_sdk import (
     project_key_for_directory,
 )
 from claude_agent_sdk.testing import run_session_store_conformance
+from local_stack import ResourceNames, provision
 from session_core import TranscriptStore
 
-from agentbot.provisioning import ResourceNames, provision
-
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def test_transcript_store_passes_the_sdk_conformance_suite(aws: Any) -> None:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from telegram_support import update
+from agentbot_testing.telegram_support import update
 
 CHAT = 501
 NOON = datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp()

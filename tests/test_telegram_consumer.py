@@ -4,21 +4,15 @@ Lambda runtime (reached by the consumer's own boto3 invoke) and the local Bot AP
 from __future__ import annotations
 
 import html.parser
-import sys
-from pathlib import Path
+import time
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from session_core import InboundMessage, QueueEnvelope, SessionKey, encode
-from sqs_consumer import FAILED_NOTICE, render_reply, runtime_client_config
-from telegram_stack import wait_until
-from telegram_support import BOT_USERNAME, long_markdown, update
-
-from agentbot.local_aws import LOCAL_CREDENTIALS
-from agentbot.local_events import sqs_lambda_event
-from agentbot.local_telegram import Fault
+from agentbot_testing.telegram_stack import wait_until
+from agentbot_testing.telegram_support import BOT_USERNAME, long_markdown, update
+from local_stack import LOCAL_CREDENTIALS, TelegramFault, sqs_lambda_event
+from session_core import TURN_VERSION, SessionKey
+from sqs_consumer import FAILED_NOTICE, FAILURE_WORDING, render_reply, runtime_client_config
+from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 CHAT = 501
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
@@ -48,7 +42,7 @@ def test_same_update_delivered_three_times_gives_one_turn_and_one_reply(stack) -
 
 def test_a_requeued_copy_of_an_answered_update_is_neither_rerun_nor_resent(stack) -> None:
     """Past the producer's dedup (say its mark was lost): the runtime replays, delivery skips."""
-    from session_core import ENVELOPE_VERSION, QueueEnvelope, decode_envelope, encode
+    from telegram_core import ENVELOPE_VERSION, QueueEnvelope, decode_envelope, encode_envelope
 
     stack.post(update(102, text="hi"))
     [raw] = stack.receive()
@@ -61,7 +55,9 @@ def test_a_requeued_copy_of_an_answered_update_is_neither_rerun_nor_resent(stack
     for copy in range(2):
         stack.aws.sqs.send_message(
             QueueUrl=stack.aws.resources.queue_url,
-            MessageBody=encode(QueueEnvelope(version=ENVELOPE_VERSION, message=envelope.message)).decode(),
+            MessageBody=encode_envelope(
+                QueueEnvelope(version=ENVELOPE_VERSION, message=envelope.message)
+            ).decode(),
             MessageGroupId=envelope.message.session_key,
             MessageDeduplicationId=f"copy-{copy}",
         )
@@ -97,7 +93,7 @@ def test_ten_thousand_character_answer_is_split_into_valid_html_messages(stack) 
 
 
 def test_chunk_rejected_as_html_is_resent_as_plain_text(stack) -> None:
-    stack.telegram.inject("sendMessage", Fault.cant_parse_entities())
+    stack.telegram.inject("sendMessage", TelegramFault.cant_parse_entities())
     stack.post(update(104, text="hi"))
     stack.drain(stack.consumer())
     [reply] = stack.replies(CHAT)
@@ -106,7 +102,7 @@ def test_chunk_rejected_as_html_is_resent_as_plain_text(stack) -> None:
 
 
 def test_message_too_long_is_resent_in_smaller_plain_parts(stack) -> None:
-    stack.telegram.inject("sendMessage", Fault.message_too_long())
+    stack.telegram.inject("sendMessage", TelegramFault.message_too_long())
     stack.post(update(105, text="tell me something"))
     stack.drain(stack.consumer())
     replies = stack.replies(CHAT)
@@ -115,8 +111,8 @@ def test_message_too_long_is_resent_in_smaller_plain_parts(stack) -> None:
 
 
 def test_rate_limit_waits_retry_after_and_5xx_is_retried_without_duplicates(stack) -> None:
-    stack.telegram.inject("sendMessage", Fault.retry_after_seconds(1))
-    stack.telegram.inject("sendMessage", Fault.server_error(502), times=2)
+    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(1))
+    stack.telegram.inject("sendMessage", TelegramFault.server_error(502), times=2)
     stack.post(update(106, text="hi"))
     stack.drain(stack.consumer())
     attempts = stack.telegram.calls("sendMessage")
@@ -128,13 +124,13 @@ def test_rate_limit_waits_retry_after_and_5xx_is_retried_without_duplicates(stac
 def test_delivery_interrupted_mid_answer_resumes_without_duplicates_or_rerun(stack) -> None:
     """Telegram fails for longer than the client retries while chunk 2 goes out: the record is
     retried; the turn is replayed, chunk 1 is not sent again."""
-    stack.telegram.inject("sendMessage", Fault.server_error(500), times=0)
+    stack.telegram.inject("sendMessage", TelegramFault.server_error(500), times=0)
     sent_ok = []
 
     def fail_second_chunk(method: str, params: dict) -> None:
         if method == "sendMessage" and len(sent_ok) == 1 and not getattr(fail_second_chunk, "done", 0):
             fail_second_chunk.done = 1  # type: ignore[attr-defined]
-            stack.telegram.inject("sendMessage", Fault.server_error(503), times=5)
+            stack.telegram.inject("sendMessage", TelegramFault.server_error(503), times=5)
 
     stack.telegram.on_call = fail_second_chunk
     stack.telegram.on_send = sent_ok.append
@@ -144,6 +140,40 @@ def test_delivery_interrupted_mid_answer_resumes_without_duplicates_or_rerun(sta
     texts = [m["text"] for m in stack.replies(CHAT)]
     assert len(texts) == len(set(texts)) == len(render_reply(long_markdown(10000)))
     assert len(stack.runs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("channel", "invites_photos"), [(None, True), ("telegram", True), ("terminal", False)]
+)
+def test_help_invites_photos_only_where_they_can_be_sent(
+    stack, monkeypatch: pytest.MonkeyPatch, channel: str | None, invites_photos: bool
+) -> None:
+    if channel is not None:
+        monkeypatch.setenv("CHAT_CHANNEL", channel)
+    stack.post(update(119, text="/help"))
+    stack.drain(stack.consumer())
+    [answer] = [m["text"] for m in stack.replies(CHAT)]
+    assert ("photo" in answer) is invites_photos, answer
+    assert "/new" in answer and "/status" in answer  # the rest is the same text
+    if channel == "terminal":
+        assert "text only" in answer
+
+
+def test_an_unknown_chat_channel_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from session_core import ConfigError
+    from sqs_consumer import ConsumerConfig
+
+    for name, value in {
+        "RUNTIME_FUNCTION_NAME": "rt",
+        "BOT_TOKEN_PARAMETER": "/p",
+        "SESSIONS_TABLE": "t",
+        "SESSIONS_BUCKET": "b",
+        "DEAD_LETTER_QUEUE_URL": "https://q",
+        "CHAT_CHANNEL": "whatsapp",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="CHAT_CHANNEL"):
+        ConsumerConfig.from_env()
 
 
 def test_commands_are_answered_without_the_model(stack) -> None:
@@ -227,7 +257,7 @@ def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(sta
     responses = stack.drain(stack.consumer())
     assert [r["batchItemFailures"] for r in responses] == [[]]  # not retried
     [notice] = stack.replies(CHAT)
-    assert notice["text"] == "The model could not answer this one."
+    assert notice["text"] == FAILURE_WORDING["bad_request"]  # the consumer words the kind
     [dead] = stack.dead_letters()
     attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
     assert attrs["error_kind"] == "bad_request"
@@ -251,7 +281,7 @@ def test_model_error_is_retried_and_told_once_on_the_last_receive(stack) -> None
     responses = stack.drain(stack.consumer())
     assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False]
     assert len(stack.runs()) == 3  # an error result is not recorded: each retry runs the model
-    assert [m["text"] for m in stack.replies(CHAT)] == ["The model could not answer this one."]
+    assert [m["text"] for m in stack.replies(CHAT)] == [FAILURE_WORDING["model_error"]]
     [dead] = stack.dead_letters()
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error"
 
@@ -289,7 +319,6 @@ def test_a_failing_record_holds_back_its_own_chat_but_not_other_chats(stack) -> 
 def test_typing_shows_at_once_and_is_refreshed_until_the_reply(stack) -> None:
     stack.post(update(150, text="sleep:2.5 think hard"))
     [raw] = stack.receive()
-    import time
 
     picked_up = time.monotonic()
     stack.consumer(typing_interval_s=0.8).handle_batch(
@@ -303,6 +332,24 @@ def test_typing_shows_at_once_and_is_refreshed_until_the_reply(stack) -> None:
     assert {c.params["action"] for c in typing} == {"typing"}
 
 
+def test_no_typing_lands_after_the_reply_even_when_refreshed_constantly(stack) -> None:
+    # A "typing" sent after the answer shows the chat as typing for 5 s more.
+    def slow_typing(method: str, params: dict) -> None:
+        if method == "sendChatAction":
+            time.sleep(0.2)  # so a refresh is still in flight when the answer is ready
+
+    stack.telegram.on_call = slow_typing
+    stack.post(update(151, text="sleep:0.5 quick"))
+    [raw] = stack.receive()
+    stack.consumer(typing_interval_s=0.001).handle_batch(
+        sqs_lambda_event([raw], queue_arn=stack.aws.resources.queue_arn, region=REGION)
+    )
+    typing = stack.telegram.calls("sendChatAction")
+    [reply] = stack.telegram.calls("sendMessage")
+    assert len(typing) >= 2
+    assert max(c.at for c in typing) < reply.at
+
+
 def test_forum_topic_replies_go_to_the_same_topic(stack) -> None:
     stack.post(update(160, text=f"@{BOT_USERNAME} hi", chat_id=-100300, chat_type="supergroup", thread_id=9))
     stack.drain(stack.consumer())
@@ -314,11 +361,10 @@ def test_forum_topic_replies_go_to_the_same_topic(stack) -> None:
 
 def test_runtime_invoke_is_never_repeated_by_boto3_and_waits_past_lambdas_maximum(aws) -> None:
     """A throttled or failing invoke reaches the Lambda service once: SQS decides on retries."""
+    from agentbot_testing import AwsFault as AwsFault
+    from agentbot_testing import FaultProxy
     from session_core import TurnRequest
     from sqs_consumer import RuntimeClient, RuntimeInvokeError
-
-    from agentbot.testing import Fault as AwsFault
-    from agentbot.testing import FaultProxy
 
     throttled = AwsFault(
         "lambda:Invoke", status=429, code="TooManyRequestsException", message="Rate exceeded"
@@ -329,17 +375,17 @@ def test_runtime_invoke_is_never_repeated_by_boto3_and_waits_past_lambdas_maximu
         client = proxy.client("lambda", config=config)
         runtime = RuntimeClient(lambda_client=client, function_name="agentbot-runtime")
         with pytest.raises(RuntimeInvokeError) as err:
-            runtime.run_turn(TurnRequest(version=1, session_key="default/1/0", update_id=1,
-                                         prompt="hi"))
+            runtime.run_turn(
+                TurnRequest(version=TURN_VERSION, session_key="default/1/0", turn_id=1, prompt="hi")
+            )
     assert err.value.retryable and "TooManyRequestsException" in err.value.detail
     assert len(hits) == 1  # boto3's default config would have sent it 3-5 times
     assert config.read_timeout > 900  # longer than any Lambda can run
 
 
 def test_consumer_max_receive_count_matches_the_stack() -> None:
+    from local_stack import MAX_RECEIVE_COUNT
     from sqs_consumer import MAX_RECEIVE_COUNT as CONSUMER_MAX
-
-    from agentbot.provisioning import MAX_RECEIVE_COUNT
 
     assert CONSUMER_MAX == MAX_RECEIVE_COUNT
 
@@ -411,6 +457,7 @@ def test_undecodable_record_is_dead_lettered_and_its_neighbour_still_answered(st
 def test_a_record_to_retry_comes_back_after_a_short_backoff_not_the_visibility_timeout(stack) -> None:
     """The queue hides a received record for 6 x 900 s; a retry must not leave the chat silent that long."""
     from sqs_consumer import retry_delay_s
+
     assert [retry_delay_s(n) for n in (1, 2, 3, 10)] == [10, 20, 40, 300]
     stack.post(update(170, text="crash"))
     [raw] = stack.receive()  # hidden for 60 s by this receive
@@ -450,7 +497,7 @@ def _envelope_text(update_id: int, text: str) -> str:
         message_id=5,
         text="TEXT",
     )
-    body = encode(QueueEnvelope(version=1, message=message)).decode()
+    body = encode_envelope(QueueEnvelope(version=1, message=message)).decode()
     return body.replace("TEXT", text)
 
 

@@ -11,9 +11,17 @@ import httpx
 import pytest
 import sqs_consumer
 import telegram_producer
-from sqs_consumer import BotApi, TelegramApiError
-
-from agentbot.local_telegram import TEST_BOT_TOKEN, Fault, LocalTelegram
+from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
+from telegram_core import (
+    BotApi,
+    TelegramBadMarkup,
+    TelegramFileTooBig,
+    TelegramMessageTooLong,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorized,
+)
 
 
 @pytest.fixture
@@ -66,14 +74,14 @@ def test_get_updates_long_polls_queued_updates(telegram) -> None:
 
 def test_rejects_bad_html_long_text_and_a_wrong_token_like_telegram(telegram) -> None:
     bot = api(telegram)
-    with pytest.raises(TelegramApiError) as bad:
+    with pytest.raises(TelegramBadMarkup) as bad:
         bot.send_message(1, "<b>open", html=True)
     assert bad.value.kind == "bad_html" and not bad.value.retryable
-    with pytest.raises(TelegramApiError) as long:
+    with pytest.raises(TelegramMessageTooLong) as long:
         bot.send_message(1, "é" * 4097, html=False)
     assert long.value.kind == "too_long"
     wrong = BotApi(http=httpx.Client(), token="1:wrong", base_url=telegram.base_url)
-    with pytest.raises(TelegramApiError) as unauthorized:
+    with pytest.raises(TelegramUnauthorized) as unauthorized:
         wrong.call("getMe", {})
     assert unauthorized.value.error_code == 401
     assert "1:wrong" not in str(unauthorized.value)  # the token never reaches error text
@@ -82,11 +90,11 @@ def test_rejects_bad_html_long_text_and_a_wrong_token_like_telegram(telegram) ->
 def test_files_above_the_download_limit_are_a_file_too_big_error(telegram) -> None:
     bot = api(telegram)
     big = telegram.add_file(b"x", file_size=25 * 1024 * 1024)
-    with pytest.raises(TelegramApiError) as refused:
+    with pytest.raises(TelegramFileTooBig) as refused:
         bot.get_file(big)
     assert refused.value.kind == "file_too_big" and not refused.value.retryable
     info = bot.get_file(telegram.add_file(b"0123456789", file_path="documents/b.bin"))
-    with pytest.raises(TelegramApiError) as cut:
+    with pytest.raises(TelegramFileTooBig) as cut:
         bot.download(info["file_path"], max_bytes=4)
     assert cut.value.kind == "file_too_big"
 
@@ -94,11 +102,11 @@ def test_files_above_the_download_limit_are_a_file_too_big_error(telegram) -> No
 def test_client_honours_retry_after_and_gives_up_on_long_waits(telegram) -> None:
     waits: list[float] = []
     bot = api(telegram, sleep=waits.append, max_retry_after_s=10)
-    telegram.inject("sendMessage", Fault.retry_after_seconds(3))
+    telegram.inject("sendMessage", TelegramFault.retry_after_seconds(3))
     bot.send_message(1, "x", html=False)
     assert waits == [3.0]
-    telegram.inject("sendMessage", Fault.retry_after_seconds(60))
-    with pytest.raises(TelegramApiError) as err:
+    telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60))
+    with pytest.raises(TelegramRetryAfter) as err:
         bot.send_message(1, "x", html=False)
     assert err.value.retryable and err.value.retry_after == 60
     assert len(telegram.sent_messages()) == 1
@@ -107,8 +115,8 @@ def test_client_honours_retry_after_and_gives_up_on_long_waits(telegram) -> None
 def test_client_backs_off_on_5xx_then_raises_retryable(telegram) -> None:
     waits: list[float] = []
     bot = api(telegram, sleep=waits.append, max_attempts=3)
-    telegram.inject("sendMessage", Fault.server_error(502), times=3)
-    with pytest.raises(TelegramApiError) as err:
+    telegram.inject("sendMessage", TelegramFault.server_error(502), times=3)
+    with pytest.raises(TelegramServerError) as err:
         bot.send_message(1, "x", html=False)
     assert err.value.kind == "server" and err.value.retryable
     assert waits == [0.01, 0.02]
@@ -125,7 +133,7 @@ def test_unreachable_api_is_a_retryable_network_error() -> None:
         max_attempts=2,
         sleep=lambda s: None,
     )
-    with pytest.raises(TelegramApiError) as err:
+    with pytest.raises(TelegramNetworkError) as err:
         bot.send_typing(1)
     assert err.value.kind == "network" and err.value.retryable
     assert TEST_BOT_TOKEN not in str(err.value)

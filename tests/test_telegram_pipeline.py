@@ -6,22 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
+from agentbot_testing.telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
+from agentbot_testing.telegram_support import long_markdown, update
+from local_stack import FunctionSpec, LocalLambda, SqsEventSource, TelegramFault
 from sqs_consumer import DELIVERY_RESERVE_S, html_to_plain, render_reply, runtime_client_config
-from telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
-from telegram_support import long_markdown, update
-
-from agentbot.local_events import SqsEventSource
-from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.local_telegram import Fault
 
 CONSUMER_TIMEOUT_S = 60
 
@@ -50,7 +42,7 @@ def pipeline(aws, tmp_path, monkeypatch):
             queue_arn=aws.resources.queue_arn,
             function_name=CONSUMER_FUNCTION,
             pollers=2,
-            retry_delay_s=1,
+            crash_retry_delay_s=1,
         )
         stack.consumer_lambda = consumer_lambda
         source.start()
@@ -107,7 +99,7 @@ def test_consumer_killed_then_retried_sends_each_chunk_once_and_runs_the_model_o
             for pid in pipeline.consumer_lambda.process_ids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            pipeline.telegram.inject("sendMessage", Fault.server_error(502))  # this one never lands
+            pipeline.telegram.inject("sendMessage", TelegramFault.server_error(502))  # this one never lands
 
     pipeline.telegram.on_call = kill_consumer
     pipeline.post(update(320, text="long:10000"))

@@ -12,12 +12,9 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from template_support import (
+from agentbot_testing.template_support import (
     PACKAGES,
     ROOT,
     as_list,
@@ -31,8 +28,7 @@ from template_support import (
     policy_statements,
     resource,
 )
-
-from agentbot import provisioning
+from local_stack import _provisioning as provisioning
 
 TEMPLATE = load_template()
 FUNCTIONS = functions(TEMPLATE)
@@ -57,6 +53,7 @@ NOT_FROM_TEMPLATE = {
     # Set by the runtime image (packages/agent-runtime/Dockerfile ENV), where claude-config is copied.
     "CLAUDE_CONFIG_PATH": "the image's ENV; locally an override of the repository's claude-config",
     "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
+    "CHAT_CHANNEL": "local-only: `agentbot dev` says `terminal` for its text-only terminal chat",
     # Set by the runtime itself for the CLI of one turn (read back only to restore it).
     "CLAUDE_CONFIG_DIR": "runtime-internal, per session",
     # Set by the runtime for its CLI launcher (agent_runtime._cli_launcher), per turn.
@@ -212,6 +209,9 @@ def test_each_secret_parameter_a_function_names_is_readable_by_its_role_only() -
         for name, value in fn.environment.items():
             if name.endswith("_PARAMETER"):
                 named.add(_ref(value) or value["Fn::If"][1]["Ref"])
+        if fn.logical_id == "RuntimeFunction":
+            # claude-config/mcp.json names these (headers_from_ssm), not the environment.
+            named.add("McpSecretsParameterPath")
         granted = readable.get(fn.logical_id, set()) - {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
         assert granted == named, f"{fn.logical_id}: may read {granted}, names {named}"
 
@@ -270,6 +270,20 @@ def test_the_deployment_reaching_80_percent_of_its_daily_budget_raises_an_alarm(
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     consumer = FUNCTIONS["ConsumerFunction"].environment
     assert consumer["BUDGET_DEPLOYMENT_DAILY_USD"] == {"Ref": "BudgetDeploymentDailyUsd"}
+
+
+def test_a_permanent_configuration_error_raises_an_alarm() -> None:
+    """The alarm watches the metric the runtime emits when it finds a configuration error."""
+    from agent_runtime._config_report import CONFIG_ERROR_METRIC
+    from session_core._metrics import NAMESPACE
+
+    alarm = resource(TEMPLATE, "ConfigurationErrorAlarm")["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, CONFIG_ERROR_METRIC)
+    assert alarm["Dimensions"] == [{"Name": "Tenant", "Value": {"Ref": "Tenant"}}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert FUNCTIONS["RuntimeFunction"].environment["TENANT"] == {"Ref": "Tenant"}
 
 
 # ------------------------------------------------------- template <-> provisioning.py
@@ -448,10 +462,10 @@ def test_each_role_allows_exactly_the_aws_calls_its_code_makes() -> None:
     for fn in FUNCTIONS.values():
         role_id = _getatt(fn.properties["Role"])[0]
         calls = aws_calls(fn.package_dir / "src")
-        needed = {action for call in calls for action in iam_actions(*call)}
+        needed = {action for call, where in calls.items() for action in iam_actions(*call, where)}
         granted = _role_actions(role_id)
         for call, where in sorted(calls.items()):
-            missing = iam_actions(*call) - granted
+            missing = iam_actions(*call, where) - granted
             if missing:
                 problems.append(f"{role_id} lacks {sorted(missing)} for {call} in {sorted(where)}")
         allowed_extra = set(GRANTED_FOR_LAMBDA)

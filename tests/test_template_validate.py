@@ -11,17 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from template_support import ROOT, TEMPLATE, functions, load_template
+from agentbot_testing.template_support import ROOT, TEMPLATE, functions, load_template
 
 # cfn-lint 1.53.x is the last line that runs the SAM transform (aws-sam-translator) before
 # linting; later releases lint SAM resources against schemas without expanding them.
@@ -140,7 +136,8 @@ def test_sam_validate_lint_is_clean(runs: dict[str, Any]) -> None:
 @pytest.mark.parametrize("logical_id", ZIP_FUNCTIONS)
 def test_sam_build_packages_a_zip_function_for_arm64(runs: dict[str, Any], logical_id: str) -> None:
     """`sam build` (the image needs Docker, so the zip functions one by one) runs infra/Makefile
-    and yields a self-contained artifact: handler, session-core, aarch64 wheels, no editable links."""
+    and yields a self-contained artifact: handler, session-core, aarch64 wheels, no editable links,
+    bytecode compiled by Python 3.12."""
     code, output = runs[f"sam build {logical_id}"].result()
     assert code == 0, output[-5000:]
     artifact: Path = runs[f"artifact {logical_id}"]
@@ -149,3 +146,5 @@ def test_sam_build_packages_a_zip_function_for_arm64(runs: dict[str, Any], logic
     assert (artifact / "session_core" / "__init__.py").is_file()
     assert list(artifact.glob("msgspec/_core.*aarch64-linux-gnu.so")), "msgspec must be the arm64 build"
     assert not list(artifact.glob("*.pth")), "a workspace package was installed editable"
+    # /var/task is read-only: without bytecode for Lambda's Python every cold start compiles.
+    assert (artifact / "session_core" / "__pycache__" / "__init__.cpython-312.pyc").is_file()

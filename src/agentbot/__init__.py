@@ -1,3 +1,4 @@
-"""agentbot: operator CLI, provisioning and the local stack behind `agentbot dev`."""
+"""agentbot: the operator CLI (`agentbot dev`, `ops`, `doctor`, `release`); the stack `agentbot dev`
+runs on is the `local_stack` package."""
 
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import __version__
 
 # Modules that add commands; a missing one is skipped so commands land independently.
-_COMMAND_MODULES = ("agentbot.dev", "agentbot.ops")
+_COMMAND_MODULES = ("agentbot.dev", "agentbot.ops", "agentbot.doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,15 +9,17 @@ API with `TELEGRAM_BOT_TOKEN`, else a terminal chat that plays a private chat.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
+import queue
 import re
 import secrets
-import signal
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +29,54 @@ import boto3
 import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SessionKey, SessionRegistry, decode_envelope, make_non_dumpable
-from telegram_producer import HANDLED_UPDATE_TYPES
+from local_stack import (
+    LOCAL_CREDENTIALS,
+    BatchOutcome,
+    FunctionSpec,
+    LocalCredentials,
+    LocalHttpApi,
+    LocalLambda,
+    ResourceNames,
+    SqsEventSource,
+    StackResources,
+    StateDirectory,
+    kill_descendants,
+    moto_endpoint,
+    prepare_for_agent_user,
+    provision,
+)
+from local_stack import agent_user as agent_user_for_runtime
+from session_core import Approvals, SessionKey, SessionRegistry, make_non_dumpable
+from telegram_core import (
+    TelegramApiError,
+    TelegramNetworkError,
+    TelegramUnauthorized,
+    decode_envelope,
+)
+from telegram_producer import (
+    DECIDED_TEXT,
+    HANDLED_UPDATE_TYPES,
+    NOTHING_TO_STOP_TEXT,
+    STOPPING_TEXT,
+    WebhookSecretError,
+    check_secret,
+)
 
 from . import __version__
-from .local_aws import LOCAL_CREDENTIALS, moto_endpoint
-from .local_events import BatchOutcome, LocalHttpApi, SqsEventSource
-from .local_lambda import FunctionSpec, LocalLambda
-from .local_state import StateDirectory
-from .provisioning import ResourceNames, StackResources, provision
-from .sigv4 import LocalCredentials
-from .unprivileged import agent_user as agent_user_for_runtime
-from .unprivileged import prepare_for_agent_user
+from .dev_approvals import HINT as APPROVAL_HINT
+from .dev_approvals import NOTHING_WAITING, TerminalApprovals
+from .dev_stop import StopRequests, close_within, leave
+from .ops import (
+    WebhookSettingError,
+    check_webhook_settings,
+    delete_webhook,
+    operator_bot_api,
+    peek_dead_letters,
+    queue_depth,
+    set_webhook,
+    telegram_api_base,
+)
+from .preflight import ConfigurationProblem, check_dev_runtime
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -72,6 +110,19 @@ def register(subparsers: Any) -> None:
         help="keep sessions here across restarts (default: temporary, gone at exit)",
     )
     parser.add_argument("--tenant", default="default", help="tenant part of session keys")
+    parser.add_argument(
+        "--webhook-url",
+        metavar="https://...",
+        help="with TELEGRAM_BOT_TOKEN: register this public URL (a tunnel to the local webhook) "
+        "with Telegram instead of long polling; removed at exit",
+    )
+    parser.add_argument(
+        "--webhook-port",
+        metavar="PORT",
+        type=int,
+        default=0,
+        help="port of the local webhook on 127.0.0.1, for a tunnel (default: any free port)",
+    )
     parser.set_defaults(handler=run_dev)
 
 
@@ -82,6 +133,8 @@ class Progress:
     out: IO[str]
     registry: SessionRegistry | None = None
     tenant: str = "default"
+    # update ids the consumer has sent to the dead-letter queue (it acknowledges those records)
+    dead_letters: Callable[[], set[int]] | None = None
     started: dict[int, float] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,12 +155,18 @@ class Progress:
         # The sender's id is what ALLOWED_USER_IDS takes.
         self.say(f"update {update_id}" + (f" from user {sender}" if sender else "") + ": queued")
 
+    def not_queued(self, update_id: int, outcome: str) -> None:
+        """The webhook answered 200 without queueing the update (ignored, duplicate, rate limited)."""
+        self.say(f"update {update_id}: not queued ({outcome})")
+
     def running(self, messages: list[dict[str, Any]]) -> None:
         for message, (update_id, _key) in zip(messages, _updates_of(messages), strict=True):
             self.queued(update_id, _sender_of(message))
             self.say(f"update {update_id}: running")
 
     def finished(self, messages: list[dict[str, Any]], outcome: BatchOutcome) -> None:
+        acknowledged = [m for m in messages if m["MessageId"] not in outcome.failed_ids]
+        dead = self.dead_letters() if self.dead_letters is not None and acknowledged else set()
         for message, (update_id, key) in zip(messages, _updates_of(messages), strict=True):
             failed = message["MessageId"] in outcome.failed_ids
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
@@ -115,7 +174,10 @@ class Progress:
             if failed and receives < 3:
                 self.say(f"update {update_id}: will retry (attempt {receives} failed)")
                 continue
-            detail = "gave up (moved to the dead-letter queue)" if failed else "replied"
+            if failed or update_id in dead:
+                detail = "gave up (moved to the dead-letter queue; `agentbot dlq list` shows why)"
+            else:
+                detail = "replied"
             self.say(f"update {update_id}: {detail} after {elapsed:.1f} s{self._cost(key, update_id)}")
             with self.lock:
                 self.pending.discard(update_id)
@@ -150,7 +212,7 @@ def _sender_of(message: dict[str, Any]) -> int | None:
 
 
 def _updates_of(messages: list[dict[str, Any]]) -> list[tuple[int, SessionKey | None]]:
-    found = []
+    found: list[tuple[int, SessionKey | None]] = []
     for message in messages:
         try:
             inbound = decode_envelope(message["Body"]).message
@@ -181,7 +243,7 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)
-    from .model_server import FREE_USAGE, ModelServer, demo_responder
+    from local_stack import FREE_USAGE, ModelServer, demo_responder
 
     server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
     return ModelChoice(
@@ -313,18 +375,24 @@ class DevStack:
     banner: list[str]
     state_root: Path
     log_path: Path
+    events: SqsEventSource | None = None  # the consumer's queue poller
+    approvals: Approvals | None = None  # [I] the calls waiting for approval (the terminal's)
 
-    def post_update(self, client: httpx.Client, update: dict[str, Any]) -> int:
-        """Deliver one update to the webhook as Telegram would; returns the HTTP status."""
+    def post_update(self, client: httpx.Client, update: dict[str, Any]) -> tuple[int, str]:
+        """Deliver one update to the webhook as Telegram would; returns the HTTP status and
+        what the producer did with it ("enqueued", "ignored: ...", "duplicate", ...)."""
         response = client.post(
             self.webhook_url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret}
         )
-        return response.status_code
+        return response.status_code, _webhook_outcome(response)
 
 
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    webhook_secret = _local_webhook_secret()
+    if args.webhook_url:
+        _check_public_webhook(args.webhook_url, token, webhook_secret)
     if args.state_dir:
         state_root = args.state_dir.resolve()
     else:
@@ -358,7 +426,6 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
 
     model = choose_model(stack)
     telegram_base, telegram_label, terminal = _telegram(stack, token)
-    webhook_secret = secrets.token_urlsafe(24)
     secret_names = _put_secrets(
         ssm,
         names.prefix,
@@ -369,8 +436,22 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     if agent_user is not None:
         opened = prepare_for_agent_user(agent_user, writable=state_root / "work")
     functions = _functions(
-        args, aws_env, resources, secret_names, model, telegram_base, state_root, bot_username, agent_user
+        args,
+        aws_env,
+        resources,
+        secret_names,
+        model,
+        telegram_base,
+        state_root,
+        bot_username,
+        agent_user,
+        # the terminal's /help must not invite photos the terminal cannot send
+        channel="terminal" if terminal is not None else "telegram",
     )
+    try:  # the runtime's own start-up check, before any function starts
+        check_dev_runtime(functions[RUNTIME].env, ssm=ssm)
+    except ConfigurationProblem as exc:
+        raise DevSetupError(str(exc)) from None
     service = stack.enter_context(LocalLambda(functions, log=log, require=credentials))
     lambda_client = _client(
         "lambda",
@@ -378,10 +459,18 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         endpoint_url=service.endpoint,
         config=Config(read_timeout=1000, retries={"total_max_attempts": 1}),
     )
-    gateway = LocalHttpApi(lambda_client=lambda_client, function_name=PRODUCER).start()
+    try:
+        gateway = LocalHttpApi(lambda_client=lambda_client, function_name=PRODUCER, port=args.webhook_port)
+        gateway.start()
+    except OSError as exc:
+        raise DevSetupError(
+            f"--webhook-port {args.webhook_port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
+            "choose another port"
+        ) from None
     stack.callback(gateway.stop)
 
     progress.registry = SessionRegistry(dynamodb=dynamodb, table=resources.table)
+    progress.dead_letters = _dead_letter_watch(sqs, resources.dlq_url)
 
     def after_batch(messages: list[dict[str, Any]], outcome: BatchOutcome) -> None:
         progress.finished(messages, outcome)
@@ -399,6 +488,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     ).start()
     stack.callback(events.stop)
 
+    if args.webhook_url:
+        telegram_label = _register_public_webhook(stack, args.webhook_url, token, webhook_secret, progress)
     banner = [
         f"agentbot dev · {__version__}",
         f"  AWS       {aws_label}",
@@ -419,54 +510,115 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
             "commands on this machine. Set ALLOWED_USER_IDS=<your id> (each progress line shows the "
             "sender's id)."
         )
-    return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path)
+    approvals = Approvals(dynamodb=dynamodb, table=resources.table)
+    return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path, events, approvals)
 
 
 def run_dev(args: argparse.Namespace) -> int:
-    """Start everything, chat until EOF (terminal) or Ctrl-C, then stop everything."""
-    stop = threading.Event()
+    """Start everything, chat until EOF (terminal) or Ctrl-C, then stop everything.
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    # Ctrl-C stops, also when started from a script in the background: a non-interactive shell
-    # starts `cmd &` with SIGINT ignored, and Python then installs no handler of its own.
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    Only the banner, progress lines and replies reach the terminal: once the stack runs,
+    Python's stderr (where stray tracebacks of threads and servers go) is functions.log.
+    """
     progress = Progress(sys.stderr, tenant=args.tenant)
+    stop = StopRequests(progress.say)
     # This process holds the bot token, the model key and the webhook secret.
     make_non_dumpable()
-    try:
-        with contextlib.ExitStack() as stack:
+    stack = contextlib.ExitStack()
+    with stop.installed():
+        try:
             dev = start_stack(args, stack, progress)
-            hint = "Type a message; /help lists commands; Ctrl-D ends." if dev.terminal else "Ctrl-C stops."
-            print("\n".join([*dev.banner, f"  {hint}"]), file=sys.stderr, flush=True)
-            post = _webhook_poster(dev, progress)
-            if dev.terminal is not None:
-                _terminal_chat(dev.terminal, post, progress, stop)
-                progress.wait_idle(timeout_s=900)
-            else:
-                _poll_telegram(os.environ["TELEGRAM_BOT_TOKEN"].strip(), post, stop, sys.stderr)
-            progress.say("stopping")
-        return 0
-    except KeyboardInterrupt:
-        progress.say("stopped")
-        return 130
-    except DevSetupError as exc:
-        progress.say(f"cannot start: {exc}")
-        return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+            # inside the try: a Ctrl-C here still closes the stack (and removes a webhook)
+            stack.enter_context(_stderr_to(dev.log_path))
+            stop.started()
+        except DevSetupError as exc:
+            stack.close()
+            progress.say(f"cannot start: {exc}")
+            return 2
+        except KeyboardInterrupt:
+            stack.close()
+            progress.say("stopped")
+            return stop.exit_code
+        except BaseException:
+            stack.close()
+            raise
+        try:
+            code = _serve(args, dev, progress, stop)
+        except Exception:  # a bug: its traceback goes to functions.log, the stack still stops
+            traceback.print_exc()
+            progress.say(f"stopping after an unexpected error (traceback in {dev.log_path})")
+            code = 1
+        # After the turn (or the abort), closing takes a few seconds; never more than this.
+        closed = close_within(stack.close, _CLOSE_TIMEOUT_S)
+        # Whatever is left below this process (say a tool whose worker's reaper was killed and
+        # which was re-parented here) goes now.
+        kill_descendants(os.getpid())
+        if closed:
+            progress.say("stopped" if stop.requested else "stopped at the end of the input")
+        else:
+            progress.say(f"stopped (closing took longer than {_CLOSE_TIMEOUT_S:.0f} s and was cut short)")
+    # Everything is closed or killed: skip the interpreter's teardown of moto, botocore and the
+    # SDK's modules, which takes seconds and has nothing left to do.
+    leave(code)
+
+
+_CLOSE_TIMEOUT_S = 4.0
+
+
+def _serve(args: argparse.Namespace, dev: DevStack, progress: Progress, stop: StopRequests) -> int:
+    """Feed messages until EOF or a stop request; after one Ctrl-C wait for the turn in hand."""
+    if dev.terminal is not None:
+        hint = "Type a message; /help lists commands; Ctrl-D ends, Ctrl-C stops."
+    else:
+        hint = "Ctrl-C stops."
+    print("\n".join([*dev.banner, f"  {hint}"]), file=progress.out, flush=True)
+    fed_all = threading.Event()  # the terminal's input ended
+    stop_feeding = threading.Event()  # set: take no more messages
+    post = _webhook_poster(dev, progress)
+    feeder: tuple[Callable[..., None], tuple[Any, ...]] | None = None
+    if dev.terminal is not None:
+        feeder = (
+            _terminal_chat,
+            (dev.terminal, post, progress, stop_feeding, fed_all, dev.approvals, args.tenant),
+        )
+    elif not args.webhook_url:
+        token = os.environ["TELEGRAM_BOT_TOKEN"].strip()
+        feeder = _poll_telegram, (token, post, stop_feeding, progress.out)
+    # (with --webhook-url nothing is fed from here: Telegram calls the webhook through the tunnel)
+    if feeder is not None:
+        # A daemon thread: a read of stdin or a long poll must not hold up the stop.
+        target, feed_args = feeder
+        threading.Thread(target=target, args=feed_args, name="agentbot-dev-feed", daemon=True).start()
+    # The main thread only sleeps and reads flags here: a signal handler runs on this thread,
+    # and one that set an Event this thread was waiting on would deadlock on its lock.
+    while not (stop.requested or fed_all.is_set()):
+        time.sleep(0.2)
+    stop_feeding.set()
+    # End of input: every message typed gets its answer, retries included.
+    while not stop.requested and not progress.wait_idle(timeout_s=0.2):
+        pass
+    if stop.finish.is_set() and dev.events is not None:
+        # Ctrl-C: the turn in hand finishes, but nothing new starts (not even a retry).
+        dev.events.stop_receiving()
+        while not stop.abort.is_set() and dev.events.busy:
+            time.sleep(0.2)
+    if stop.abort.is_set():
+        return stop.exit_code
+    return 130 if stop.finish.is_set() else 0
+
+
+@contextlib.contextmanager
+def _stderr_to(log_path: Path) -> Iterator[None]:
+    with log_path.open("a", encoding="utf-8", buffering=1) as log, contextlib.redirect_stderr(log):
+        yield
 
 
 def _telegram(stack: contextlib.ExitStack, token: str) -> tuple[str, str, Any]:
     """(Bot API base URL for the consumer, banner text, terminal chat server or None)."""
     if token:
-        base = os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org")
+        base = telegram_api_base()
         return base, f"Bot API long polling ({base})", None
-    from .local_telegram import LocalTelegram
+    from local_stack import LocalTelegram
 
     server = stack.enter_context(LocalTelegram())
     return server.base_url, "terminal chat (no TELEGRAM_BOT_TOKEN; stdin plays a private chat)", server
@@ -482,6 +634,7 @@ def _functions(
     state_root: Path,
     bot_username: str | None,
     agent_user: str | None,
+    channel: str = "telegram",
 ) -> dict[str, FunctionSpec]:
     common = {
         **aws_env,
@@ -496,18 +649,22 @@ def _functions(
         "ALLOWED_CHAT_IDS": os.environ.get("ALLOWED_CHAT_IDS", ""),
         "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
         "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
+        **_shell_settings(PRODUCER_SETTINGS),
     }
     consumer = {
         **common,
+        **_shell_settings(CONSUMER_SETTINGS),
         "RUNTIME_FUNCTION_NAME": RUNTIME,
         "BOT_TOKEN_PARAMETER": secret_names["BOT_TOKEN_PARAMETER"],
         "TELEGRAM_API_BASE": telegram_base,
+        "CHAT_CHANNEL": channel,
     }
     runtime = {
         **common,
         **model.runtime_env,
         "ANTHROPIC_API_KEY_PARAMETER": secret_names["ANTHROPIC_API_KEY_PARAMETER"],
         "SESSIONS_ROOT": str(state_root / "work"),
+        **_shell_settings(RUNTIME_SETTINGS),
     }
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
@@ -518,49 +675,120 @@ def _functions(
     }
 
 
+# Limits and budgets a developer may set in the shell for the local functions (none is a secret).
+PRODUCER_SETTINGS = ("RATE_LIMIT_USER_PER_MINUTE", "RATE_LIMIT_CHAT_PER_MINUTE", "CHAT_QUEUE_LIMIT")
+CONSUMER_SETTINGS = (
+    "CHAT_QUEUE_LIMIT",
+    "MAX_TURN_COST_USD",
+    *(
+        f"BUDGET_{scope}_{period}_USD"
+        for scope in ("CHAT", "USER", "DEPLOYMENT")
+        for period in ("DAILY", "MONTHLY")
+    ),
+)
+
+
+# Another claude-config than the repository's (the start-up check reads the same one).
+RUNTIME_SETTINGS = ("CLAUDE_CONFIG_PATH",)
+
+
+def _shell_settings(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
+
+
 def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, Any]], None]:
     client = httpx.Client(timeout=30)
 
     def post(update: dict[str, Any]) -> None:
         # As Telegram does: a webhook that fails (5xx, a cold start that timed out) gets the
         # update again, a few times, before it is given up.
+        outcome = ""
         for pause in (1.0, 2.0, 4.0, 0.0):
             try:
-                status: int | str = dev.post_update(client, update)
+                status: int | str
+                status, outcome = dev.post_update(client, update)
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             if (isinstance(status, int) and status < 500) or not pause:
                 break
             progress.say(f"update {update['update_id']}: webhook answered {status}; delivering again")
             time.sleep(pause)
-        if status == 200:
+        if status == 200 and (outcome == "enqueued" or outcome in _QUEUED_PRESSES):
             sender = next(
                 (v["from"].get("id") for v in update.values() if isinstance(v, dict) and "from" in v), None
             )
             progress.queued(int(update["update_id"]), sender)
+        elif status == 200:
+            progress.not_queued(int(update["update_id"]), outcome)
         else:
             progress.say(f"update {update['update_id']}: webhook answered {status}")
 
     return post
 
 
-def _terminal_chat(server: Any, post: Any, progress: Progress, stop: threading.Event) -> None:
-    """Read lines from stdin as messages of a private chat; print the bot's replies."""
+def _terminal_progress() -> Any:
+    """[H] Print the activity line of the terminal chat's drafts ("🔧 Bash: ls") when it changes;
+    the answer itself is printed once, when it is sent."""
+    last: list[str] = [""]
+
+    def show(draft: dict[str, Any]) -> None:
+        line = str(draft.get("visible", "")).rsplit("\n\n", 1)[-1]
+        if draft.get("chat_id") == TERMINAL_CHAT_ID and line.startswith(("🔧", "🤖")) and line != last[0]:
+            last[0] = line
+            print(f"  ⋯ {line}", flush=True)
+
+    return show
+
+
+def _terminal_chat(
+    server: Any,
+    post: Any,
+    progress: Progress,
+    stop: threading.Event,
+    fed_all: threading.Event,
+    approvals_store: Approvals | None = None,
+    tenant: str = "default",
+) -> None:
+    """Read lines from stdin as messages of a private chat; print the bot's replies. At a
+    terminal, ``you> `` asks for each message."""
+
+    # [I] /allow, /always, /deny press the waiting call's button (one from before a restart too)
+    approvals = TerminalApprovals(
+        approvals_store, SessionKey(tenant=tenant, chat_id=TERMINAL_CHAT_ID, thread_id=0)
+    )
+    before = approvals.waiting_from_before()
+    if before is not None:
+        print(f"bot> A call still waits for your approval: {before}\n{APPROVAL_HINT}", flush=True)
 
     def show(message: dict[str, Any]) -> None:
         if message["chat"]["id"] == TERMINAL_CHAT_ID:
             # continuation lines are indented so each reply reads as one block
             print("bot> " + message["text"].replace("\n", "\n     "), flush=True)
+            if approvals.seen(message):
+                print(APPROVAL_HINT, flush=True)
+
+    def show_edit(edit: dict[str, Any]) -> None:
+        if edit["chat_id"] == TERMINAL_CHAT_ID and not edit.get("reply_markup"):
+            print("bot> " + str(edit["visible"]).replace("\n", "\n     "), flush=True)
 
     server.on_send = show
+    server.on_edit = show_edit  # [I] an approval's message, edited to show the decision
+    server.on_draft = _terminal_progress()  # [H] what the agent is doing, one line per step
+    prompt = "you> " if os.isatty(0) else ""
     update_id = int(time.time()) % 1_000_000 * 1000
     message_id = 0
-    for line in sys.stdin:
-        if stop.is_set():
-            break
-        text = line.rstrip("\n")
-        if not text.strip():
-            continue
+    # [H] Lines are read by their own thread so that a /stop typed while a turn runs goes out
+    # at once (the producer stops the turn); every other line waits for the answer before it.
+    lines: queue.Queue[str | None] = queue.Queue()
+    held: collections.deque[str] = collections.deque()
+
+    def read_all() -> None:
+        for line in _stdin_lines(lambda: None):
+            lines.put(line)
+        lines.put(None)
+
+    def post_text(text: str) -> None:
+        nonlocal update_id, message_id
         update_id += 1
         message_id += 1
         post(
@@ -580,40 +808,189 @@ def _terminal_chat(server: Any, post: Any, progress: Progress, stop: threading.E
                 },
             }
         )
-        # one message at a time, like a person waiting for the answer
-        progress.wait_idle(timeout_s=900)
+
+    def press(text: str) -> None:
+        nonlocal update_id
+        update = approvals.press(text, TERMINAL_USER)
+        if update is None:
+            print(NOTHING_WAITING, flush=True)
+            return
+        update_id += 1
+        post({"update_id": update_id, **update})
+
+    def stops_meanwhile() -> None:
+        while True:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is not None and _STOP_LINE.match(line.strip()):
+                post_text(line.strip())
+            else:
+                held.append(line)  # type: ignore[arg-type]  # None (end of input) keeps its place
+
+    threading.Thread(target=read_all, name="agentbot-dev-stdin", daemon=True).start()
+    try:
+        while not stop.is_set():
+            if not held and prompt:
+                print(prompt, end="", flush=True)
+            line = held.popleft() if held else lines.get()
+            if line is None:
+                return
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            if approvals.is_command(text):
+                press(text)
+            else:
+                approvals.answered()  # a message declines a waiting call (and reaches the agent)
+                post_text(text)
+            # one message at a time, like a person waiting for the answer (a /stop excepted)
+            while not stop.is_set() and not progress.wait_idle(timeout_s=0.5):
+                stops_meanwhile()
+    finally:
+        fed_all.set()
+
+
+# [I] A press the producer decided: it queued the turn that carries the decision out.
+_QUEUED_PRESSES = frozenset(f"button: {text}" for text in DECIDED_TEXT.values())
+_STOP_LINE = re.compile(r"/stop(@\w+)?(\s|$)", re.IGNORECASE)
+
+
+def _stdin_lines(before_each: Callable[[], object]) -> Iterator[str]:
+    """Lines of stdin read with os.read: a thread blocked here holds no lock of sys.stdin,
+    which the interpreter would otherwise wait for at exit."""
+    pending = b""
+    while True:
+        if b"\n" not in pending:
+            before_each()
+        while b"\n" not in pending:
+            try:
+                chunk = os.read(0, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if pending:
+                    yield pending.decode("utf-8", errors="replace")
+                return
+            pending += chunk
+        line, _, pending = pending.partition(b"\n")
+        yield line.decode("utf-8", errors="replace")
 
 
 def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -> None:
     """Long-poll getUpdates (after removing any webhook) and feed updates to the producer."""
-    base = os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
-    client = httpx.Client(timeout=40)
-    api = f"{base}/bot{token}"
+    api = operator_bot_api(httpx.Client(timeout=40), token, telegram_api_base())
     print("[agentbot] removing the bot's webhook so getUpdates can receive updates", file=err, flush=True)
     try:
-        removed = client.post(f"{api}/deleteWebhook", json={"drop_pending_updates": False}).status_code
-    except httpx.HTTPError as exc:
-        removed = type(exc).__name__
-    if removed != 200:
-        print(f"[agentbot] deleteWebhook failed ({removed}); getUpdates may be refused", file=err, flush=True)
+        api.call("deleteWebhook", {"drop_pending_updates": False})
+    except TelegramApiError as exc:
+        print(
+            f"[agentbot] deleteWebhook failed ({exc.error_code}); getUpdates may be refused",
+            file=err,
+            flush=True,
+        )
     offset = 0
     while not stop.is_set():
         try:
-            answer = client.post(
-                f"{api}/getUpdates",
-                json={"offset": offset, "timeout": 25, "allowed_updates": list(HANDLED_UPDATE_TYPES)},
-            ).json()
-        except httpx.HTTPError as exc:
-            print(f"[agentbot] getUpdates failed ({type(exc).__name__}); retrying", file=err, flush=True)
+            updates = api.call(
+                "getUpdates",
+                {"offset": offset, "timeout": 25, "allowed_updates": list(HANDLED_UPDATE_TYPES)},
+            )
+        except TelegramNetworkError as exc:
+            print(f"[agentbot] getUpdates failed ({exc.description}); retrying", file=err, flush=True)
             stop.wait(2)
             continue
-        if not answer.get("ok"):
-            print(f"[agentbot] getUpdates: {answer.get('description')}", file=err, flush=True)
+        except TelegramApiError as exc:
+            print(f"[agentbot] getUpdates: {exc.description}", file=err, flush=True)
             stop.wait(2)
             continue
-        for update in answer["result"]:
+        for update in updates:
+            if stop.is_set():
+                return
             offset = max(offset, int(update["update_id"]) + 1)
             post(update)
+
+
+def _local_webhook_secret() -> str:
+    """TELEGRAM_WEBHOOK_SECRET when set (so a tunnel or a test client can call the local
+    webhook), else a fresh one for this run."""
+    configured = os.environ.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
+    if not configured:
+        return secrets.token_urlsafe(24)
+    try:
+        return check_secret(configured)
+    except WebhookSecretError:
+        raise DevSetupError(
+            "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        ) from None
+
+
+def _check_public_webhook(url: str, token: str, secret: str) -> None:
+    if not token:
+        raise DevSetupError(
+            "--webhook-url needs TELEGRAM_BOT_TOKEN: it registers the URL with your bot "
+            "(the terminal chat has no webhook to register)"
+        )
+    try:
+        check_webhook_settings(url=url, secret_token=secret)
+    except WebhookSettingError as exc:
+        raise DevSetupError(f"--webhook-url {url}: {exc.problem}") from None
+
+
+def _register_public_webhook(
+    stack: contextlib.ExitStack, url: str, token: str, secret: str, progress: Progress
+) -> str:
+    """setWebhook with this run's secret (long polling is off while it is set); deleteWebhook
+    at exit, so the bot is not left pointing at a tunnel that is gone. Returns the banner text."""
+    client = stack.enter_context(httpx.Client(timeout=httpx.Timeout(10.0)))
+    api = operator_bot_api(client, token, telegram_api_base())
+    try:
+        set_webhook(api, url=url, secret_token=secret)
+    except TelegramApiError as exc:
+        raise DevSetupError(f"--webhook-url {url}: {exc}") from None
+
+    def remove() -> None:
+        try:
+            delete_webhook(api)
+            progress.say(f"removed the webhook {url}")
+        except TelegramApiError as exc:
+            progress.say(f"could not remove the webhook {url} ({exc}); `agentbot webhook delete` does")
+
+    stack.callback(remove)
+    return f"webhook {url} (set with Telegram; removed at exit), forwarded to the local webhook below"
+
+
+def _dead_letter_watch(sqs: Any, dlq_url: str) -> Callable[[], set[int]]:
+    """Update ids now in the dead-letter queue (looked at without taking them out)."""
+    lock = threading.Lock()  # two pollers peeking at once would hide messages from each other
+
+    def dead_letters() -> set[int]:
+        with lock, contextlib.suppress(BotoCoreError, ClientError):
+            if queue_depth(sqs, dlq_url):
+                letters = peek_dead_letters(sqs, dlq_url, limit=100, wait_seconds=0)
+                return {letter.update_id for letter in letters if letter.update_id is not None}
+        return set()
+
+    return dead_letters
+
+
+def _webhook_outcome(response: httpx.Response) -> str:
+    """What the producer says it did; a reply in the webhook's answer is its rate-limit notice."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(answer, dict) and isinstance(answer.get("outcome"), str):
+        return str(answer["outcome"])
+    if isinstance(answer, dict) and answer.get("text") in (STOPPING_TEXT, NOTHING_TO_STOP_TEXT):
+        return f"stop: {answer['text']}"  # [H] the producer answers /stop itself
+    if isinstance(answer, dict) and answer.get("method") == "answerCallbackQuery":
+        return f"button: {answer.get('text', '')}"  # [I] the producer answers a press itself
+    if isinstance(answer, dict) and answer.get("method") == "sendMessage":
+        return "rate limited; the sender was asked to slow down"
+    return f"HTTP {response.status_code}"
 
 
 def _aws_problem(exc: Exception) -> str:
@@ -625,23 +1002,25 @@ def _aws_problem(exc: Exception) -> str:
 def _check_bot_token(token: str) -> str:
     """Ask Telegram who the bot is (``getMe``): its username, for mentions in groups. A refused
     token or an unreachable Telegram stops the start with one line; the token is never shown."""
-    base = os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
-    try:
-        answer = httpx.post(f"{base}/bot{token}/getMe", timeout=15)
-    except httpx.HTTPError as exc:
-        raise DevSetupError(
-            f"cannot reach Telegram at {base} ({type(exc).__name__}): check the network "
-            "(or TELEGRAM_API_BASE), or unset TELEGRAM_BOT_TOKEN to chat in this terminal"
-        ) from None
-    if answer.status_code in (401, 404):
-        raise DevSetupError(
-            f"Telegram refused TELEGRAM_BOT_TOKEN ({answer.status_code}): "
-            "copy the token from @BotFather again"
-        )
-    try:
-        username = answer.json()["result"]["username"]
-    except (ValueError, KeyError, TypeError):
-        raise DevSetupError(
-            f"Telegram's getMe answered {answer.status_code} without a bot: try again in a minute"
-        ) from None
+    base = telegram_api_base()
+    with httpx.Client(timeout=15) as http:
+        try:
+            me = operator_bot_api(http, token, base).call("getMe", {})
+        except TelegramNetworkError as exc:
+            raise DevSetupError(
+                f"cannot reach Telegram at {base} ({exc.description}): check the network "
+                "(or TELEGRAM_API_BASE), or unset TELEGRAM_BOT_TOKEN to chat in this terminal"
+            ) from None
+        except TelegramApiError as exc:
+            if isinstance(exc, TelegramUnauthorized) or exc.error_code == 404:
+                raise DevSetupError(
+                    f"Telegram refused TELEGRAM_BOT_TOKEN ({exc.error_code}): "
+                    "copy the token from @BotFather again"
+                ) from None
+            raise DevSetupError(
+                f"Telegram's getMe answered {exc.error_code} without a bot: try again in a minute"
+            ) from None
+    username = me.get("username") if isinstance(me, dict) else None
+    if not username:
+        raise DevSetupError("Telegram's getMe answered without a bot: try again in a minute")
     return str(username)

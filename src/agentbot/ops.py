@@ -12,26 +12,21 @@ Secrets (bot token, webhook secret) are read from SSM, or from ``TELEGRAM_BOT_TO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import boto3
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
-from session_core import (
-    MessageDecodeError,
-    SessionCoreError,
-    SessionKey,
-    decode_envelope,
-    read_secret,
-)
-from telegram_producer import HANDLED_UPDATE_TYPES
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from session_core import MessageDecodeError, SessionCoreError, SessionKey, read_secret
+from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
+from telegram_producer import HANDLED_UPDATE_TYPES, WebhookSecretError, check_secret
 
-DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
 # Telegram drops every update type the producer does not handle, before it reaches us.
 ALLOWED_UPDATES = HANDLED_UPDATE_TYPES
 
@@ -55,12 +50,24 @@ class OpsError(Exception):
 
 
 class SettingMissingError(OpsError):
-    """Raised when a command needs a setting that no flag, stack output or variable gives."""
+    """Raised when a command needs a setting that no flag, stack output or variable gives;
+    ``what`` names the missing thing when it is not the flag itself (e.g. "the bot token")."""
 
-    def __init__(self, setting: str, how: str) -> None:
-        super().__init__(f"{setting} is not known: {how}")
+    def __init__(self, setting: str, how: str, *, what: str | None = None) -> None:
+        super().__init__(f"{what} is missing: {how}" if what else f"{setting} is not known: {how}")
         self.setting = setting
         self.how = how
+        self.what = what
+
+
+class WebhookSettingError(OpsError):
+    """Raised before calling Telegram when a webhook URL or secret is one Telegram would refuse
+    or that would expose the secret (plain http); never carries the secret itself."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class StackLookupError(OpsError):
@@ -70,17 +77,6 @@ class StackLookupError(OpsError):
         super().__init__(f"stack {stack!r}: {detail}")
         self.stack = stack
         self.detail = detail
-
-
-class TelegramApiError(OpsError):
-    """Raised when the Bot API answers ok=false or cannot be reached (never carries the token)."""
-
-    def __init__(self, method: str, description: str, *, error_code: int | None = None) -> None:
-        code = f" ({error_code})" if error_code is not None else ""
-        super().__init__(f"Telegram {method} failed{code}: {description}")
-        self.method = method
-        self.description = description
-        self.error_code = error_code
 
 
 # ------------------------------------------------------------------- stack lookup
@@ -119,36 +115,6 @@ def describe_stack(cloudformation: Any, name: str) -> StackInfo:
 # ------------------------------------------------------------------------ webhook
 
 
-@dataclass(frozen=True)
-class BotApi:
-    """The few Bot API calls the operator needs; ``client`` is injected, the token stays inside."""
-
-    client: httpx.Client
-    token: str
-    base_url: str = DEFAULT_TELEGRAM_API_BASE
-
-    def call(self, method: str, payload: Mapping[str, Any]) -> Any:
-        """POST one Bot API method; its ``result``, or TelegramApiError with Telegram's description."""
-        url = f"{self.base_url.rstrip('/')}/bot{self.token}/{method}"
-        try:
-            response = self.client.post(url, json=dict(payload))
-            body = response.json()
-        except httpx.HTTPError as exc:
-            # httpx messages can quote the URL, which holds the token: name the error class only.
-            raise TelegramApiError(method, f"cannot reach the Bot API ({type(exc).__name__})") from None
-        except ValueError:
-            raise TelegramApiError(
-                method, f"answer is not JSON (HTTP {response.status_code})", error_code=response.status_code
-            ) from None
-        if not isinstance(body, dict) or not body.get("ok"):
-            description = str(body.get("description", "no description")) if isinstance(body, dict) else "?"
-            code = body.get("error_code") if isinstance(body, dict) else None
-            raise TelegramApiError(
-                method, description.replace(self.token, "<token>"), error_code=code or response.status_code
-            )
-        return body.get("result")
-
-
 def set_webhook(
     api: BotApi,
     *,
@@ -159,7 +125,9 @@ def set_webhook(
     drop_pending_updates: bool = False,
 ) -> dict[str, Any]:
     """Point Telegram at ``url`` with the secret and update types the producer expects;
-    returns what getWebhookInfo reports afterwards."""
+    returns what getWebhookInfo reports afterwards. A URL that is not https or a secret
+    Telegram would refuse raises WebhookSettingError before anything is sent."""
+    check_webhook_settings(url=url, secret_token=secret_token)
     payload: dict[str, Any] = {
         "url": url,
         "secret_token": secret_token,
@@ -170,6 +138,28 @@ def set_webhook(
         payload["max_connections"] = max_connections
     api.call("setWebhook", payload)
     return webhook_info(api)
+
+
+def check_webhook_settings(*, url: str, secret_token: str) -> None:
+    """Refuse what Telegram would refuse, or accept and regret: the webhook must be https
+    (Telegram sends the secret in a header; it calls only https URLs), and the secret must be
+    1-256 of A-Z a-z 0-9 _ - (the producer checks its configured secret with the same rule)."""
+    try:
+        parsed: httpx.URL | None = httpx.URL(url) if "://" in url else None
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme != "https" or not parsed.host:
+        raise WebhookSettingError(
+            "--url", f"{url!r} is not an https:// URL (Telegram calls only https webhooks)"
+        )
+    try:
+        check_secret(secret_token)
+    except WebhookSecretError:
+        raise WebhookSettingError(
+            "webhook secret",
+            "Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        ) from None
 
 
 def webhook_info(api: BotApi) -> dict[str, Any]:
@@ -440,6 +430,30 @@ def _boto_client(args: argparse.Namespace) -> ClientFactory:
     return lambda service: session.client(service)
 
 
+def telegram_api_base(flag: str | None = None) -> str:
+    """The Bot API base URL: ``flag`` (``--api-base``), else ``TELEGRAM_API_BASE``, else Telegram's."""
+    return flag or os.environ.get("TELEGRAM_API_BASE", "").strip() or TELEGRAM_API_BASE
+
+
+def operator_bot_api(http: httpx.Client, token: str, base_url: str) -> BotApi:
+    """The Bot API client of an operator command: one attempt per call, the operator retries."""
+    return BotApi(http=http, token=token, base_url=base_url, max_attempts=1)
+
+
+@contextlib.contextmanager
+def operator_clients(
+    args: argparse.Namespace, clients: ClientFactory | None, http: httpx.Client | None
+) -> Iterator[tuple[ClientFactory, httpx.Client]]:
+    """The AWS clients (from ``--profile`` / ``--region``) and the HTTP client of an operator
+    command, each made only when not given (tests pass their own); closes what it made."""
+    clients = clients or _boto_client(args)
+    if http is not None:
+        yield clients, http
+        return
+    with httpx.Client(timeout=httpx.Timeout(30.0)) as owned:
+        yield clients, owned
+
+
 def _stack(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None:
     name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
     if not name:
@@ -459,7 +473,9 @@ def _resolve(flag: str | None, env_name: str, stack: StackInfo | None, output: s
     value = os.environ.get(env_name, "").strip()
     if value:
         return value
-    raise SettingMissingError(setting, f"pass {setting}, --stack NAME, or set {env_name}")
+    raise SettingMissingError(
+        setting, f"pass {setting}, --stack NAME (and --region REGION), or set {env_name}"
+    )
 
 
 def _secret(
@@ -471,6 +487,7 @@ def _secret(
     stack_parameter: str,
     clients: ClientFactory,
     setting: str,
+    what: str,
 ) -> str:
     direct = os.environ.get(value_env, "").strip()
     if direct:
@@ -481,6 +498,7 @@ def _secret(
         raise SettingMissingError(
             setting,
             f"set {value_env}, or name its SSM parameter with {setting}, --stack NAME or {parameter_env}",
+            what=what,
         )
     return read_secret(clients("ssm"), name)
 
@@ -494,9 +512,9 @@ def _bot_api(args: argparse.Namespace, clients: ClientFactory, client: httpx.Cli
         stack_parameter=_PARAM_BOT_TOKEN,
         clients=clients,
         setting="--token-parameter",
+        what="the bot token",
     )
-    base = args.api_base or os.environ.get("TELEGRAM_API_BASE", "").strip() or DEFAULT_TELEGRAM_API_BASE
-    return BotApi(client=client, token=token, base_url=base)
+    return operator_bot_api(client, token, telegram_api_base(args.api_base))
 
 
 def run_webhook(
@@ -508,10 +526,7 @@ def run_webhook(
 ) -> int:
     """`agentbot webhook set|info|delete`."""
     out = out or sys.stdout
-    clients = clients or _boto_client(args)
-    owned = http is None
-    http = http or httpx.Client(timeout=httpx.Timeout(30.0))
-    try:
+    with operator_clients(args, clients, http) as (clients, http):
         api = _bot_api(args, clients, http)
         if args.action == "set":
             stack = _stack(args, clients)
@@ -526,6 +541,7 @@ def run_webhook(
                 stack_parameter=_PARAM_WEBHOOK_SECRET,
                 clients=clients,
                 setting="--secret-parameter",
+                what="the webhook secret",
             )
             info = set_webhook(
                 api,
@@ -540,9 +556,6 @@ def run_webhook(
         else:
             info = delete_webhook(api, drop_pending_updates=args.drop_pending_updates)
             print(f"webhook deleted; Telegram reports:\n{format_webhook_info(info)}", file=out)
-    finally:
-        if owned:
-            http.close()
     return 0
 
 
@@ -553,8 +566,9 @@ def run_dlq(
     out = out or sys.stdout
     clients = clients or _boto_client(args)
     stack = _stack(args, clients)
-    sqs = clients("sqs")
+    # Where the queue is comes first: with nothing set, that (not the region) is what to fix.
     dlq_url = _resolve(args.dlq_url, "DEAD_LETTER_QUEUE_URL", stack, _OUTPUT_DLQ_URL, "--dlq-url")
+    sqs = clients("sqs")
     if args.action == "list":
         letters = peek_dead_letters(sqs, dlq_url, limit=args.max or 100, wait_seconds=args.wait)
         print(format_dead_letters(letters, total=queue_depth(sqs, dlq_url)), file=out)
@@ -582,46 +596,85 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
             return run(args)
         # Ours, session-core's (a ConfigError names the SSM parameter) and AWS's errors are
         # reported in one line; anything else is a bug and keeps its traceback.
-        except (OpsError, SessionCoreError, ClientError, BotoCoreError) as exc:
+        except NoRegionError:
+            print(
+                "error: no AWS region: pass --region REGION (or --profile NAME with a region, "
+                "or set AWS_REGION)",
+                file=sys.stderr,
+            )
+            return 1
+        except (OpsError, TelegramApiError, SessionCoreError, ClientError, BotoCoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
 
     return handler
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common() -> argparse.ArgumentParser:
+    """The options every operator command takes (an argparse parent parser)."""
+    parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         "--stack", help="read queue URLs, webhook URL and parameter names from this stack (or AGENTBOT_STACK)"
     )
     parser.add_argument("--profile", help="AWS profile (default: the usual AWS settings)")
     parser.add_argument("--region", help="AWS region (default: the usual AWS settings)")
+    return parser
+
+
+def _actions(parser: argparse.ArgumentParser, command: str) -> Any:
+    # Each action is its own subcommand, so `agentbot webhook set --help` shows set's options only.
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True, title=f"{command} actions")
 
 
 def register(subparsers: Any) -> None:
-    """Add the `webhook` and `dlq` commands."""
+    """Add the `webhook` and `dlq` commands, each action with its own help."""
+    common = _common()
+    bot = argparse.ArgumentParser(add_help=False)
+    bot.add_argument("--token-parameter", help="SSM parameter of the bot token (or BOT_TOKEN_PARAMETER)")
+    bot.add_argument(
+        "--api-base", help=f"Bot API base URL (or TELEGRAM_API_BASE; default {TELEGRAM_API_BASE})"
+    )
+    drop = argparse.ArgumentParser(add_help=False)
+    drop.add_argument(
+        "--drop-pending-updates", action="store_true", help="discard updates Telegram has queued for the bot"
+    )
+    secrets_from = (
+        "The bot token comes from TELEGRAM_BOT_TOKEN or its SSM parameter; the webhook secret from "
+        "TELEGRAM_WEBHOOK_SECRET or its SSM parameter."
+    )
     webhook = subparsers.add_parser(
         "webhook",
         help="point Telegram at the deployed webhook, show or remove it",
-        description="Set, show or delete the bot's webhook. The bot token comes from TELEGRAM_BOT_TOKEN or "
-        "its SSM parameter; the webhook secret from TELEGRAM_WEBHOOK_SECRET or its SSM parameter.",
+        description="Set, show or delete the bot's webhook. " + secrets_from,
     )
-    webhook.add_argument("action", choices=["set", "info", "delete"])
-    _common(webhook)
-    webhook.add_argument("--url", help="webhook URL (default: the stack's WebhookUrl output)")
-    webhook.add_argument("--token-parameter", help="SSM parameter of the bot token (or BOT_TOKEN_PARAMETER)")
-    webhook.add_argument(
+    actions = _actions(webhook, "webhook")
+    set_parser = actions.add_parser(
+        "set",
+        parents=[common, bot, drop],
+        help="point Telegram at the webhook URL with the webhook secret",
+        description="Point Telegram at the webhook (https only) with the webhook secret and the update "
+        "types the producer handles, then show what Telegram reports. " + secrets_from,
+    )
+    set_parser.add_argument("--url", help="webhook URL, https:// (default: the stack's WebhookUrl output)")
+    set_parser.add_argument(
         "--secret-parameter", help="SSM parameter of the webhook secret (or WEBHOOK_SECRET_PARAMETER)"
     )
-    webhook.add_argument(
-        "--api-base", help=f"Bot API base URL (or TELEGRAM_API_BASE; default {DEFAULT_TELEGRAM_API_BASE})"
-    )
-    webhook.add_argument(
+    set_parser.add_argument(
         "--max-connections", type=int, help="most parallel webhook requests Telegram makes (1-100)"
     )
-    webhook.add_argument(
-        "--drop-pending-updates", action="store_true", help="discard updates Telegram has queued for the bot"
+    actions.add_parser(
+        "info",
+        parents=[common, bot],
+        help="show what Telegram reports about the webhook (URL, pending updates, last error)",
+        description="Show getWebhookInfo: URL, pending updates, last delivery error.",
     )
-    webhook.set_defaults(handler=_guarded(run_webhook))
+    actions.add_parser(
+        "delete",
+        parents=[common, bot, drop],
+        help="remove the webhook",
+        description="Remove the bot's webhook, then show what Telegram reports.",
+    )
+    webhook.set_defaults(handler=_guarded(run_webhook), url=None, secret_parameter=None, max_connections=None)
 
     dlq = subparsers.add_parser(
         "dlq",
@@ -629,11 +682,26 @@ def register(subparsers: Any) -> None:
         description="List the messages in the dead-letter queue (ids, session, receives, error context; "
         "never message text), or move them back to the inbound queue keeping each chat's order.",
     )
-    dlq.add_argument("action", choices=["list", "redrive"])
-    _common(dlq)
-    dlq.add_argument("--dlq-url", help="dead-letter queue URL (or DEAD_LETTER_QUEUE_URL)")
-    dlq.add_argument("--queue-url", help="inbound queue URL for redrive (or INBOUND_QUEUE_URL)")
-    dlq.add_argument("--session", metavar="KEY", help="redrive only this session (tenant/chat_id/thread_id)")
-    dlq.add_argument("--max", type=int, default=None, help="most messages to list or move")
-    dlq.add_argument("--wait", type=int, default=1, help=argparse.SUPPRESS)  # long-poll seconds per receive
-    dlq.set_defaults(handler=_guarded(run_dlq))
+    queue = argparse.ArgumentParser(add_help=False)
+    queue.add_argument("--dlq-url", help="dead-letter queue URL (or DEAD_LETTER_QUEUE_URL)")
+    queue.add_argument("--wait", type=int, default=1, help=argparse.SUPPRESS)  # long-poll seconds per receive
+    dlq_actions = _actions(dlq, "dlq")
+    listing = dlq_actions.add_parser(
+        "list",
+        parents=[common, queue],
+        help="show dead letters: ids, session, receives, error context (never message text)",
+        description="Show the messages in the dead-letter queue without removing them.",
+    )
+    listing.add_argument("--max", type=int, default=None, help="most messages to list")
+    redrive = dlq_actions.add_parser(
+        "redrive",
+        parents=[common, queue],
+        help="move dead letters back to the inbound queue, each chat in order",
+        description="Move dead letters back to the inbound queue, keeping each chat's order.",
+    )
+    redrive.add_argument("--queue-url", help="inbound queue URL (or INBOUND_QUEUE_URL)")
+    redrive.add_argument(
+        "--session", metavar="KEY", help="redrive only this session (tenant/chat_id/thread_id)"
+    )
+    redrive.add_argument("--max", type=int, default=None, help="most messages to move")
+    dlq.set_defaults(handler=_guarded(run_dlq), queue_url=None, session=None)

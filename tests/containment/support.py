@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentbot.model_server import ToolCall, last_user_text, tool_results, user_turns
-from agentbot.unprivileged import AGENT_USER
+from agentbot_testing import claude_config_without_approvals
+from local_stack import AGENT_USER, ToolCall, last_user_text, tool_results, user_turns
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -31,6 +31,15 @@ def attack_dir(needles: list[str]) -> Path:
     (directory / "needles.txt").write_text("".join(f"{n}\n" for n in needles))
     directory.chmod(0o777)
     return directory
+
+
+def tools_config(directory: Path) -> Path:
+    """claude-config without approval rules (the attack's Bash call runs unasked: the sandbox
+    must hold whatever a user allows), readable by the unprivileged user, writable by root only."""
+    parent = directory / "config"
+    parent.mkdir(mode=0o755)
+    parent.chmod(0o755)
+    return claude_config_without_approvals(parent)
 
 
 def allow_targets(directory: Path, ports: set[int]) -> None:

@@ -17,9 +17,8 @@ import sys
 import time
 
 import pytest
+from local_stack import LocalTelegram, ModelServer
 
-from agentbot.local_telegram import LocalTelegram
-from agentbot.model_server import ModelServer
 from tests.containment.support import (
     ROOT_ONLY_REASON,
     agent_user_processes,
@@ -29,6 +28,7 @@ from tests.containment.support import (
     attack_report,
     attack_responder,
     listening_ports,
+    tools_config,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON)]
@@ -68,6 +68,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 ANTHROPIC_API_KEY=MODEL_KEY,
                 ANTHROPIC_BASE_URL=model.base_url,
                 ALLOWED_USER_IDS=f"{ATTACKER},{VICTIM}",
+                CLAUDE_CONFIG_PATH=str(tools_config(attacker)),
                 LANDLOCK="off",
             )
             dev = subprocess.Popen(

@@ -25,16 +25,21 @@ import httpx
 import pytest
 from agent_runtime._cli_launcher import landlock_abi
 from botocore.config import Config
-from session_core import TurnRequest, TurnResult, decode_turn_result, encode
+from local_stack import (
+    AGENT_USER,
+    FunctionSpec,
+    LocalCredentials,
+    LocalLambda,
+    ModelServer,
+    ResourceNames,
+    local_client,
+    moto_endpoint,
+    prepare_for_agent_user,
+    provision,
+)
+from session_core import TURN_VERSION, TurnRequest, TurnResult, decode_turn_result, encode
 
-from agentbot.local_aws import local_client, moto_endpoint
-from agentbot.local_lambda import FunctionSpec, LocalLambda
-from agentbot.model_server import ModelServer
-from agentbot.provisioning import ResourceNames, provision
-from agentbot.sigv4 import LocalCredentials
-from agentbot.unprivileged import AGENT_USER, prepare_for_agent_user
 from tests.containment.support import (
-    REPO,
     ROOT_ONLY_REASON,
     agent_user_processes,
     allow_targets,
@@ -43,6 +48,7 @@ from tests.containment.support import (
     attack_report,
     attack_responder,
     listening_ports,
+    tools_config,
 )
 
 pytestmark = [
@@ -106,7 +112,7 @@ def run_scenario(landlock: bool) -> Scenario:
                     "ANTHROPIC_API_KEY_PARAMETER": "/contain/model-key",
                     "ANTHROPIC_BASE_URL": model.base_url,
                     "SESSIONS_ROOT": str(sessions_root),
-                    "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),
+                    "CLAUDE_CONFIG_PATH": str(tools_config(attacker)),
                     "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
                     "MODEL_MAX_RETRIES": "0",
                     "PROCESS_SWEEP_SCOPE": "uid",
@@ -126,7 +132,9 @@ def run_scenario(landlock: bool) -> Scenario:
 
                     def turn(key: str, update_id: int, prompt: str) -> TurnResult:
                         payload = encode(
-                            TurnRequest(version=1, session_key=key, update_id=update_id, prompt=prompt)
+                            TurnRequest(
+                                version=TURN_VERSION, session_key=key, turn_id=update_id, prompt=prompt
+                            )
                         )
                         out = invoker.invoke(FunctionName="agent-runtime", Payload=payload)
                         return decode_turn_result(out["Payload"].read())

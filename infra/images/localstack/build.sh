@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the LocalStack image the tests start through testcontainers (agentbot.local_aws):
+# Build the LocalStack image the tests start through testcontainers (local_stack._aws):
 #   infra/images/localstack/build.sh   -> prints the tag (agentbot-localstack:<version>)
 # Needs Docker and the base image (infra/images/base.sh amd64); pip packages come from PyPI
 # on the host, since nothing inside `docker build` can reach a registry here.

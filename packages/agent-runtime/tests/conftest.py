@@ -3,25 +3,73 @@ AWS (moto) and helpers to build turn requests. Real CLI, real boto3, real HTTP."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agent_runtime import Runtime, build_runtime, load_settings
+from agentbot_testing import AwsFault, FaultProxy
 from botocore.config import Config
-from session_core import TurnRequest, configure_logging
-
-from agentbot.model_server import ModelServer, ToolCall, last_user_text, tool_results, user_turns
-from agentbot.testing import Fault, FaultProxy
+from local_stack import ModelServer, ToolCall, last_user_text, tool_results, user_turns
+from session_core import TURN_VERSION, TurnRequest, configure_logging
 
 API_KEY_PARAMETER = "/agentbot/test/anthropic-api-key"
 # Looks like a key so a leak would be obvious; opens nothing.
 FAKE_API_KEY = "sk-ant-test-DO-NOT-LEAK-0123456789"
-REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
+
+
+class ManualClock:
+    """A lease clock that moves only when a test says so (``advance``); a runtime's lease
+    renewer waiting on it wakes once enough of its time has passed. ``wait_for`` waits (in
+    real time, bounded) for what the runtime does in response."""
+
+    def __init__(self, now: float = 1_760_000_000.0) -> None:
+        self.now = now
+        self.sleeping = 0  # how many waits on this clock are running (the lease renewer's)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        # The renewer must be waiting first: one that starts its wait after this move would
+        # count its interval from the new time, and the time the test means to pass never would.
+        self.wait_for(lambda: self.sleeping > 0, "the lease renewer to wait on the clock")
+        with self._lock:
+            self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        until = self() + seconds
+        with self._lock:
+            self.sleeping += 1
+        try:
+            while self() < until:
+                await asyncio.sleep(0.005)
+        finally:
+            with self._lock:
+                self.sleeping -= 1
+
+    @staticmethod
+    def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def lease_clock() -> ManualClock:
+    """The clock of a runtime's leases and of the test's own registry (pass ``clock=``)."""
+    return ManualClock()
 
 
 def flow_responder(request: dict[str, Any]) -> Any:
@@ -101,7 +149,11 @@ def sessions_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def runtime_env(
-    aws: Any, model_server: ModelServer, sessions_root: Path, monkeypatch: pytest.MonkeyPatch
+    aws: Any,
+    model_server: ModelServer,
+    sessions_root: Path,
+    tools_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
     """Environment of a runtime container: storage from the `aws` fixture, the API key in
     (moto) SSM, the model server as Anthropic endpoint."""
@@ -113,7 +165,7 @@ def runtime_env(
         "ANTHROPIC_API_KEY_PARAMETER": API_KEY_PARAMETER,
         "ANTHROPIC_BASE_URL": model_server.base_url,
         "SESSIONS_ROOT": str(sessions_root),
-        "CLAUDE_CONFIG_PATH": str(REPO_CONFIG),
+        "CLAUDE_CONFIG_PATH": str(tools_config),  # no approvals: tests of them set their own
         "MODEL_MAX_RETRIES": "0",
         # the example HTTP MCP entry points at a closed local port in tests (offline)
         "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
@@ -143,14 +195,14 @@ def make_runtime(aws: Any, runtime_env: dict[str, str]) -> Iterator[Callable[...
 
 
 def _turn_request(
-    prompt: str, *, update_id: int, session_key: str = "default/1001/0", **kw: Any
+    prompt: str, *, turn_id: int, session_key: str = "default/1001/0", **kw: Any
 ) -> TurnRequest:
-    return TurnRequest(version=1, session_key=session_key, update_id=update_id, prompt=prompt, **kw)
+    return TurnRequest(version=TURN_VERSION, session_key=session_key, turn_id=turn_id, prompt=prompt, **kw)
 
 
 @pytest.fixture
 def turn_request() -> Callable[..., TurnRequest]:
-    """Build a TurnRequest: ``turn_request(prompt, update_id=..., session_key=...)``."""
+    """Build a TurnRequest: ``turn_request(prompt, turn_id=..., session_key=...)``."""
     return _turn_request
 
 
@@ -173,7 +225,7 @@ class DynamoFaults:
 
     def __init__(self, upstream: str) -> None:
         self.fail: Callable[[str, bytes], bool] = lambda target, body: False
-        outage = Fault("dynamodb:*", when=lambda operation, body: self.fail(_target(operation), body))
+        outage = AwsFault("dynamodb:*", when=lambda operation, body: self.fail(_target(operation), body))
         self.proxy = FaultProxy(upstream, [outage]).start()
         self.client = self.proxy.client(
             "dynamodb", config=Config(retries={"max_attempts": 2, "mode": "standard"})

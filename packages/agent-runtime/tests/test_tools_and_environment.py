@@ -14,8 +14,7 @@ import httpx
 import pytest
 from agent_runtime import ModelProxy, build_cli_environment, load_settings
 from agent_runtime._environment import install_cli_launcher
-
-from agentbot.model_server import Fault, ModelServer
+from local_stack import ModelFault, ModelServer
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -88,10 +87,10 @@ def test_proxy_swaps_the_turn_key_and_passes_broken_streams_on() -> None:
             )
             texts = re.findall(r'"text_delta", "text": "([^"]*)"', ok.text)
             assert ok.status_code == 200 and "".join(texts) == "proxied" and "message_stop" in ok.text
-            upstream.inject(Fault(cut_after_events=2))
+            upstream.inject(ModelFault(cut_after_events=2))
             with pytest.raises(httpx.RemoteProtocolError):
                 httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=key)
-            upstream.inject(Fault(status=503))
+            upstream.inject(ModelFault(status=503))
             assert httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=key).status_code == 503
         finally:
             proxy.stop()
@@ -173,8 +172,7 @@ def test_proxy_accepts_only_the_current_turns_key() -> None:
 def test_bedrock_proxy_signs_model_calls_only_and_only_for_the_current_turn() -> None:
     from agent_runtime._model_proxy import BedrockSigner
     from botocore.credentials import Credentials
-
-    from agentbot.sigv4 import LocalCredentials, signed_by
+    from local_stack import LocalCredentials, signed_by
 
     role = LocalCredentials.generate()  # stands in for the model-invoke role's credentials
     invoke = "/model/anthropic.claude-sonnet-4-5-v1:0/invoke"

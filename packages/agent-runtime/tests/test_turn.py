@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from agent_runtime import USER_MESSAGES, workspace_paths
-from session_core import LeaseHeldError, SessionKey, SessionRegistry, StagedAttachment
-
-from agentbot.model_server import Fault
+from agent_runtime import workspace_paths
+from local_stack import ModelFault
+from session_core import ConfigError, LeaseHeldError, SessionKey, SessionRegistry, StagedAttachment, encode
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +29,11 @@ def test_a_container_with_another_sessions_root_resumes_the_session(
 ) -> None:
     """Transcripts are kept under the session key, not under the working directory's path."""
     first = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "one")}).run_turn(
-        turn_request("the password is heron", update_id=1)
+        turn_request("the password is heron", turn_id=1)
     )
     assert first.ok, first
     second = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "two")}).run_turn(
-        turn_request("what is the password?", update_id=2)
+        turn_request("what is the password?", turn_id=2)
     )
     assert second.ok, second
     assert second.session_id == first.session_id
@@ -45,13 +44,13 @@ def test_a_container_with_another_sessions_root_resumes_the_session(
 def test_first_turn_then_a_fresh_container_resumes_the_session(
     make_runtime, model_server, turn_request, fresh_container, aws
 ) -> None:
-    first = make_runtime().run_turn(turn_request("my favourite colour is teal", update_id=1))
+    first = make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
     assert first.ok, first
     assert first.text == "turns=1 last=my favourite colour is teal"
     assert first.session_id and first.num_turns == 1 and first.usage.output_tokens > 0
 
     fresh_container()
-    second = make_runtime().run_turn(turn_request("what is my favourite colour?", update_id=2))
+    second = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
 
     assert second.ok, second
     assert second.session_id == first.session_id
@@ -63,13 +62,64 @@ def test_first_turn_then_a_fresh_container_resumes_the_session(
     assert record is not None and record.turns == 2 and record.sdk_session_id == first.session_id
 
 
+def test_a_warm_container_resumes_from_its_own_file_until_another_container_moves_on(
+    make_runtime, model_server, turn_request, tmp_path
+) -> None:
+    """A warm container's transcript file is current after its turn: the next turn resumes
+    from it without the SDK loading the history. Once another container has answered, the
+    stale file is replaced from the store, so nothing said elsewhere is missed."""
+    a = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "a")})
+    first = a.run_turn(turn_request("the bird is a heron", turn_id=1))
+    assert first.ok
+    config_dir = Path(workspace_paths(tmp_path / "a", SessionKey.parse(KEY)).config_dir)
+    [transcript] = config_dir.glob(f"projects/*/{first.session_id}.jsonl")
+    second = a.run_turn(turn_request("and the fish?", turn_id=2))
+    assert second.ok and second.text == "turns=2 last=and the fish?", second
+    assert a.last_phases.store_loads == 0  # no history copied for the SDK
+    assert transcript.exists()
+    assert "the bird is a heron" in request_text(model_server.model_calls[-1])
+
+    b = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "b")})
+    assert b.run_turn(turn_request("the fish is a carp", turn_id=3)).ok
+    third = a.run_turn(turn_request("name both", turn_id=4))
+    assert third.ok and third.text == "turns=4 last=name both", third
+    sent = request_text(model_server.model_calls[-1])
+    assert "the bird is a heron" in sent and "the fish is a carp" in sent
+
+
+def test_a_tool_that_edits_the_kept_transcript_changes_neither_the_next_turn_nor_files_outside(
+    make_runtime, model_server, turn_request, tmp_path
+) -> None:
+    """The transcript file stays in the session's config dir between turns, where tools can
+    write. A tool that rewrites an earlier user message in it, and plants a link where the
+    runtime writes its next copy, gets neither: the next turn resumes from what the store holds
+    and nothing outside is written."""
+    runtime = make_runtime(env={"SESSIONS_ROOT": str(tmp_path / "a")})
+    assert runtime.run_turn(turn_request("the bird is a heron", turn_id=1)).ok
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    outside.chmod(0o666)
+    # (the pattern is written so that the command's own text holds neither word)
+    tamper = (
+        'bash: for f in "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl; do '
+        'sed -i "s/h[e]ron/EAG""LE/g" "$f"; ln -sf ' + str(outside) + ' "$f.partial"; done; echo edited'
+    )
+    edited = runtime.run_turn(turn_request(tamper, turn_id=2))
+    assert edited.ok and "edited" in edited.text, edited
+    third = runtime.run_turn(turn_request("which bird?", turn_id=3))
+    assert third.ok, third
+    sent = request_text(model_server.model_calls[-1])
+    assert "the bird is a heron" in sent and "EAGLE" not in sent
+    assert outside.read_text() == "untouched"
+
+
 def test_bash_tool_result_reaches_the_model_and_its_environment_holds_no_secret(
     make_runtime, model_server, turn_request, monkeypatch
 ) -> None:
     # What a Lambda container's environment holds besides our settings.
     monkeypatch.setenv("AWS_SESSION_TOKEN", "runtime-role-session-token")
     monkeypatch.setenv("BOT_TOKEN", "123456:telegram-bot-token")
-    result = make_runtime().run_turn(turn_request("bash: env; echo marker-$((6*7))", update_id=1))
+    result = make_runtime().run_turn(turn_request("bash: env; echo marker-$((6*7))", turn_id=1))
 
     assert result.ok, result
     output = result.text
@@ -94,7 +144,7 @@ def test_bash_tool_result_reaches_the_model_and_its_environment_holds_no_secret(
 
 
 def test_example_subagent_runs_in_a_turn(make_runtime, model_server, turn_request) -> None:
-    result = make_runtime().run_turn(turn_request("agent: the quick brown fox", update_id=1))
+    result = make_runtime().run_turn(turn_request("agent: the quick brown fox", turn_id=1))
 
     assert result.ok, result
     assert "SUBAGENT-SUMMARY" in result.text
@@ -108,14 +158,14 @@ def test_example_subagent_runs_in_a_turn(make_runtime, model_server, turn_reques
 
 
 def test_hello_world_skill_runs_its_script(make_runtime, model_server, turn_request) -> None:
-    result = make_runtime().run_turn(turn_request("skill: Ada", update_id=1))
+    result = make_runtime().run_turn(turn_request("skill: Ada", turn_id=1))
 
     assert result.ok, result
     assert "Hello, Ada! (from the hello-world skill)" in result.text
 
 
 def test_command_mcp_server_answers_a_tool_call(make_runtime, model_server, turn_request) -> None:
-    result = make_runtime().run_turn(turn_request("mcp: one two three four", update_id=1))
+    result = make_runtime().run_turn(turn_request("mcp: one two three four", turn_id=1))
 
     assert result.ok, result
     assert "words=4 lines=1 characters=18" in result.text
@@ -126,25 +176,34 @@ def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(
 ) -> None:
     runtime = make_runtime()
     a_key, b_key = "default/2001/0", "default/2002/7"
-    a = runtime.run_turn(
-        turn_request("bash: echo private-of-a > note.txt && pwd", update_id=1, session_key=a_key)
-    )
+    # a secret no file on the machine holds before this test: b prints whatever holds it, so
+    # any copy b can read (a's note, a transcript, a temp file) shows up in b's answer
+    suffix = uuid.uuid4().hex
+    secret = f"private-of-a-{suffix}"
+    a = runtime.run_turn(turn_request(f"bash: echo {secret} > note.txt && pwd", turn_id=1, session_key=a_key))
     assert a.ok, a
     a_dir = workspace_paths(sessions_root, SessionKey.parse(a_key))
     assert a_dir.cwd in a.text
 
     b = runtime.run_turn(
         turn_request(
-            f"bash: cat {a_dir.cwd}/note.txt; ls -a {sessions_root};"
-            f" grep -rl -D skip private-of-a {sessions_root} /tmp 2>/dev/null; echo end-of-listing",
-            update_id=2,
+            # b's command spells the secret in two halves, so echoing the command leaks nothing
+            f"bash: s=private-of-a; cat {a_dir.cwd}/note.txt; ls -a {sessions_root};"
+            # files written in the last half hour (a's are minutes old; a busy machine's /tmp
+            # holds gigabytes); -xdev keeps off file systems mounted under /tmp (a /proc there
+            # blocks a reader forever); the timeout turns any other stall into a clear failure
+            f" timeout 90 find {sessions_root} /tmp -xdev -type f -mmin -30 -print0 2>/dev/null"
+            f' | timeout 90 xargs -0 grep -ah "$s-{suffix}" 2>/dev/null;'
+            f" echo search-exit-${{PIPESTATUS[0]}}; echo end-of-listing",
+            turn_id=2,
             session_key=b_key,
         )
     )
 
     assert b.ok, b
     assert "end-of-listing" in b.text
-    assert "private-of-a" not in b.text.replace(f"cat {a_dir.cwd}/note.txt", "")
+    assert "search-exit-124" not in b.text, "the search for a's file timed out; it proves nothing"
+    assert secret not in b.text
     assert not Path(a_dir.root).exists()
     assert Path(workspace_paths(sessions_root, SessionKey.parse(b_key)).cwd).is_dir()
 
@@ -153,10 +212,10 @@ def test_retried_update_returns_the_recorded_result_without_calling_the_model(
     make_runtime, model_server, turn_request
 ) -> None:
     runtime = make_runtime()
-    first = runtime.run_turn(turn_request("hello", update_id=77))
+    first = runtime.run_turn(turn_request("hello", turn_id=77))
     calls = len(model_server.model_calls)
 
-    again = make_runtime().run_turn(turn_request("hello", update_id=77))
+    again = make_runtime().run_turn(turn_request("hello", turn_id=77))
 
     assert again.replayed and not first.replayed
     assert again.text == first.text and again.session_id == first.session_id
@@ -169,39 +228,39 @@ def test_held_lease_answers_busy_without_running_the_model(
     registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
     registry.acquire_lease(SessionKey.parse(KEY), owner="another-container", duration_s=60)
 
-    result = make_runtime().run_turn(turn_request("hello", update_id=5))
+    result = make_runtime().run_turn(turn_request("hello", turn_id=5))
 
     assert result.error_kind == "busy" and result.retryable
-    assert result.user_message == USER_MESSAGES["busy"]
+    assert result.error_reason is None  # the consumer words "busy" itself
     assert model_server.model_calls == []
 
 
 @pytest.mark.parametrize(
-    "fault", [Fault(status=500), Fault(cut_after_events=3)], ids=["http-500", "broken-stream"]
+    "fault", [ModelFault(status=500), ModelFault(cut_after_events=3)], ids=["http-500", "broken-stream"]
 )
 def test_model_failure_gives_a_clean_error_and_the_session_stays_resumable(
     make_runtime, model_server, turn_request, fault
 ) -> None:
     runtime = make_runtime()
-    ok = runtime.run_turn(turn_request("remember: pineapple", update_id=1))
+    ok = runtime.run_turn(turn_request("remember: pineapple", turn_id=1))
     assert ok.ok, ok
     model_server.inject(fault, times=5)
 
-    failed = runtime.run_turn(turn_request("second message", update_id=2))
-    failed_again = runtime.run_turn(turn_request("second message", update_id=2))
+    failed = runtime.run_turn(turn_request("second message", turn_id=2))
+    failed_again = runtime.run_turn(turn_request("second message", turn_id=2))
 
     assert failed_again.error_kind == "model_error" and failed_again.retryable
     assert failed.error_kind == "model_error" and failed.retryable
-    assert failed.user_message == USER_MESSAGES["model_error"]
-    assert failed.text == "" and "Traceback" not in (failed.user_message or "")
+    assert failed.error_reason is None
+    assert failed.text == "" and "Traceback" not in encode(failed).decode()  # no provider detail leaks
     model_server.clear_faults()
-    retried = make_runtime().run_turn(turn_request("second message", update_id=2))
+    retried = make_runtime().run_turn(turn_request("second message", turn_id=2))
     assert retried.ok, retried
     assert retried.session_id == ok.session_id
     assert "remember: pineapple" in request_text(model_server.model_calls[-1])
     # The failed attempt's prompt was left out: the model reads the user's message once.
     assert retried.text == "turns=2 last=second message"
-    later = runtime.run_turn(turn_request("third message", update_id=3))
+    later = runtime.run_turn(turn_request("third message", turn_id=3))
     assert later.ok and later.text == "turns=3 last=third message", later
     # once as the prompt, once in the answer "turns=2 last=second message"
     assert request_text(model_server.model_calls[-1]).count("second message") == 2
@@ -211,9 +270,9 @@ def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
     make_runtime, model_server, turn_request, aws
 ) -> None:
     runtime = make_runtime()
-    old = runtime.run_turn(turn_request("old topic", update_id=1))
+    old = runtime.run_turn(turn_request("old topic", turn_id=1))
 
-    new = runtime.run_turn(turn_request("new topic", update_id=2, new_session=True))
+    new = runtime.run_turn(turn_request("new topic", turn_id=2, new_session=True))
 
     assert new.ok and new.session_id != old.session_id
     assert new.text == "turns=1 last=new topic"
@@ -243,7 +302,7 @@ def test_attachments_are_downloaded_into_the_working_directory(
     staged = (StagedAttachment(s3_key=s3_key, file_name="../../notes.txt", mime_type="text/plain", size=20),)
 
     result = make_runtime().run_turn(
-        turn_request("bash: cat attachments/notes.txt", update_id=9, attachments=staged)
+        turn_request("bash: cat attachments/notes.txt", turn_id=9, attachments=staged)
     )
 
     assert result.ok, result
@@ -254,7 +313,7 @@ def test_attachments_are_downloaded_into_the_working_directory(
 def test_attachment_outside_the_session_prefix_is_refused(make_runtime, model_server, turn_request) -> None:
     staged = (StagedAttachment(s3_key="sessions/default/9999/0/secret.txt", file_name="x.txt"),)
 
-    result = make_runtime().run_turn(turn_request("read it", update_id=3, attachments=staged))
+    result = make_runtime().run_turn(turn_request("read it", turn_id=3, attachments=staged))
 
     assert result.error_kind == "bad_request" and not result.retryable
     assert model_server.model_calls == []
@@ -291,11 +350,11 @@ def test_failed_mirror_appends_are_caught_up_before_the_turn_is_recorded(
         s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table=aws.resources.table
     )
     flaky = make_runtime(store=FlakyStore(store, failures=3))
-    first = flaky.run_turn(turn_request("fact: the cat is called Miso", update_id=1))
+    first = flaky.run_turn(turn_request("fact: the cat is called Miso", turn_id=1))
     assert first.ok, first
 
     fresh_container()
-    second = make_runtime().run_turn(turn_request("what is the cat called?", update_id=2))
+    second = make_runtime().run_turn(turn_request("what is the cat called?", turn_id=2))
 
     assert second.ok and second.session_id == first.session_id
     assert "fact: the cat is called Miso" in request_text(model_server.model_calls[-1])
@@ -315,7 +374,7 @@ def test_bedrock_backend_uses_model_invocation_credentials_only(
         },
     )
 
-    result = runtime.run_turn(turn_request("bash: env", update_id=1))
+    result = runtime.run_turn(turn_request("bash: env", turn_id=1))
 
     assert result.ok, result
     paths = {c.path for c in model_server.model_calls}
@@ -337,42 +396,56 @@ def test_bedrock_backend_uses_model_invocation_credentials_only(
     assert after.status_code == 401
 
 
-def test_lease_is_renewed_while_the_model_works(make_runtime, model_server, turn_request, aws) -> None:
-    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+def test_lease_is_renewed_while_the_model_works(
+    make_runtime, model_server, turn_request, aws, lease_clock
+) -> None:
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
+    key = SessionKey.parse(KEY)
     outcome: dict[str, Any] = {}
 
+    def lease_expires_at() -> float:
+        item = aws.dynamodb.get_item(
+            TableName=aws.resources.table, Key={"pk": {"S": f"session|{KEY}"}, "sk": {"S": "meta"}}
+        )["Item"]
+        return float(item["lease_expires_at"]["N"])
+
     def slow_model(request: dict) -> str:
-        time.sleep(4.5)  # longer than the 3 s lease: only renewals keep it
+        # 5 s of lease time pass, longer than the 3 s lease: only renewals keep it.
+        for _ in range(5):
+            lease_clock.advance(1.0)  # one renewal interval (LEASE_DURATION_S / 3)
+            lease_clock.wait_for(lambda: lease_expires_at() >= lease_clock() + 3, "a renewal")
         try:
-            registry.acquire_lease(SessionKey.parse(KEY), owner="competitor", duration_s=30)
+            registry.acquire_lease(key, owner="competitor", duration_s=30)
             outcome["competitor"] = "got the lease"
         except LeaseHeldError:
             outcome["competitor"] = "busy"
         return "slow answer"
 
     model_server.responder = slow_model
-    result = make_runtime(env={"LEASE_DURATION_S": "3"}).run_turn(turn_request("hi", update_id=1))
+    runtime = make_runtime(env={"LEASE_DURATION_S": "3"}, clock=lease_clock)
+    result = runtime.run_turn(turn_request("hi", turn_id=1))
 
     assert outcome["competitor"] == "busy"
     assert result.ok and result.text == "slow answer"
 
 
 def test_invalid_session_key_is_a_bad_request(make_runtime, model_server, turn_request) -> None:
-    result = make_runtime().run_turn(turn_request("hi", update_id=1, session_key="../etc/0"))
+    result = make_runtime().run_turn(turn_request("hi", turn_id=1, session_key="../etc/0"))
 
     assert result.error_kind == "bad_request" and not result.retryable
     assert model_server.model_calls == []
 
 
-def test_storage_outage_and_missing_secret_give_clean_internal_errors(
+def test_storage_outage_is_a_clean_internal_error_and_a_missing_key_stops_the_build(
     make_runtime, model_server, turn_request
 ) -> None:
-    outage = make_runtime(env={"SESSIONS_TABLE": "no-such-table"}).run_turn(turn_request("hi", update_id=1))
-    no_key = make_runtime(env={"ANTHROPIC_API_KEY_PARAMETER": "/agentbot/missing"}).run_turn(
-        turn_request("hi", update_id=2)
-    )
+    outage = make_runtime(env={"SESSIONS_TABLE": "no-such-table"}).run_turn(turn_request("hi", turn_id=1))
+    # A missing key parameter is found by the start-up check, before any turn (an operator
+    # must create it; the handler turns it into error_kind="config", see test_config_errors).
+    with pytest.raises(ConfigError) as caught:
+        make_runtime(env={"ANTHROPIC_API_KEY_PARAMETER": "/agentbot/missing"})
 
     assert outage.error_kind == "internal" and outage.retryable
-    assert no_key.error_kind == "internal" and not no_key.retryable  # an operator must create it
-    assert outage.user_message == no_key.user_message == USER_MESSAGES["internal"]
+    assert outage.error_reason is None
+    assert caught.value.setting == "/agentbot/missing" and "not found" in caught.value.reason
     assert model_server.model_calls == []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
+from local_stack import CallUsage, ModelServer, ToolCall, last_user_text
 from session_core import SessionKey, SessionRegistry
-
-from agentbot.model_server import CallUsage, ModelServer
 
 from .conftest import flow_responder
 
@@ -16,9 +16,25 @@ KEY = "default/1001/0"
 PER_CALL = CallUsage(input_tokens=1000, output_tokens=100)
 
 
+def stalling_responder(request: dict) -> object:
+    """``stall after N``: N - 1 quick Bash steps, then one that sleeps past any deadline, so
+    the run is killed after exactly N model calls; anything else as ``flow_responder``."""
+    text = last_user_text(request)
+    if not text.startswith("stall after "):
+        return flow_responder(request)
+    calls = int(text.rsplit(" ", 1)[1])
+    # The steps taken since that prompt: the assistant messages after the last plain user text.
+    messages = request["messages"]
+    prompt_at = max(i for i, m in enumerate(messages) if m["role"] == "user" and text in json.dumps(m))
+    step = sum(1 for m in messages[prompt_at:] if m["role"] == "assistant") + 1
+    # (the CLI refuses a plain long `sleep`)
+    command = "echo step" if step < calls else "python3 -c 'import time; time.sleep(120)'"
+    return [ToolCall(name="Bash", input={"command": command, "description": f"step {step}"})]
+
+
 @pytest.fixture
 def model_server() -> Iterator[ModelServer]:
-    with ModelServer(flow_responder, usage=PER_CALL) as server:
+    with ModelServer(stalling_responder, usage=PER_CALL) as server:
         yield server
 
 
@@ -32,7 +48,7 @@ def test_twenty_resumed_turns_each_cost_one_turns_price(
         if update_id % 7 == 0:  # now and then a new container resumes from the store
             fresh_container()
             runtime = make_runtime()
-        result = runtime.run_turn(turn_request(f"message {update_id}", update_id=update_id))
+        result = runtime.run_turn(turn_request(f"message {update_id}", turn_id=update_id))
         assert result.ok, result
         results.append(result)
 
@@ -49,7 +65,7 @@ def test_twenty_resumed_turns_each_cost_one_turns_price(
     assert record.cost_usd == pytest.approx(20 * price, rel=1e-9)
     assert record.conversation_cost_usd == pytest.approx(20 * price, rel=1e-9)
 
-    fresh = runtime.run_turn(turn_request("start over", update_id=21, new_session=True))
+    fresh = runtime.run_turn(turn_request("start over", turn_id=21, new_session=True))
     assert fresh.ok and fresh.session_id != results[0].session_id
     assert fresh.cost_usd == pytest.approx(price, rel=1e-9)  # a new SDK session: its whole total
     record = registry.get_session(SessionKey.parse(KEY))
@@ -63,19 +79,77 @@ def test_a_turn_over_its_cost_cap_stops_in_the_cli_and_its_cost_still_counts(
 ) -> None:
     registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
     runtime = make_runtime()
-    first = runtime.run_turn(turn_request("hello", update_id=1))
+    first = runtime.run_turn(turn_request("hello", turn_id=1))
     assert first.ok, first
     price = first.cost_usd  # one model call
 
     # A tool step needs a second call; a cap below one call's price stops the run after the first.
-    capped = runtime.run_turn(turn_request("bash: echo hi", update_id=2, max_cost_usd=price / 2))
+    capped = runtime.run_turn(turn_request("bash: echo hi", turn_id=2, max_cost_usd=price / 2))
     assert capped.error_kind == "model_error" and not capped.retryable, capped
-    assert "cost more than one message may spend" in (capped.user_message or "")
+    assert capped.error_reason == "max_budget"
     assert capped.cost_usd == pytest.approx(price, rel=1e-9)  # what the stopped run paid
     assert len(model_server.model_calls) == 2  # the CLI stopped before the tool's second call
 
-    after = runtime.run_turn(turn_request("and now?", update_id=3))
+    after = runtime.run_turn(turn_request("and now?", turn_id=3))
     assert after.ok and after.cost_usd == pytest.approx(price, rel=1e-9), after
     record = registry.get_session(SessionKey.parse(KEY))
     assert record is not None and record.turns == 2  # the stopped run is no recorded turn
     assert record.cost_usd == pytest.approx(3 * price, rel=1e-9)  # but what it paid counts
+
+
+def test_a_tool_calling_the_model_itself_is_on_the_turns_bill(
+    make_runtime, model_server, turn_request
+) -> None:
+    """The CLI counts only its own calls; a tool that calls the model through the proxy with
+    the turn's key (it can read both from its environment) is billed to the turn too."""
+    runtime = make_runtime()
+    first = runtime.run_turn(turn_request("hello", turn_id=1))
+    assert first.ok, first
+    price = first.cost_usd
+    own_call = (
+        "python3 -c 'import json,os,urllib.request as u; "
+        'r=u.Request(os.environ["ANTHROPIC_BASE_URL"].rstrip("/")+"/v1/messages", method="POST", '
+        'data=json.dumps({"model":MODEL,"max_tokens":5,'
+        '"messages":[{"role":"user","content":"extra"}]}).encode(), '
+        'headers={"x-api-key":os.environ.get("ANTHROPIC_API_KEY",""),"content-type":"application/json",'
+        '"anthropic-version":"2023-06-01"}); print("status", u.urlopen(r).status)\''
+    )
+    own_call = own_call.replace("MODEL", json.dumps(model_server.model_calls[-1].body["model"]))
+    calls_before = len(model_server.model_calls)
+    turn = runtime.run_turn(turn_request(f"bash: {own_call}", turn_id=2))
+    assert turn.ok and "status 200" in turn.text, turn
+    assert len(model_server.model_calls) - calls_before == 3  # two by the CLI, one by the tool
+    assert turn.cost_usd == pytest.approx(3 * price, rel=1e-9)
+
+
+@pytest.mark.parametrize("new_container_after", [False, True])
+def test_a_turn_killed_at_its_deadline_costs_exactly_the_calls_it_made(
+    make_runtime, model_server, turn_request, fresh_container, aws, new_container_after
+) -> None:
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    runtime = make_runtime()
+    first = runtime.run_turn(turn_request("hello", turn_id=1))
+    assert first.ok, first
+    price = first.cost_usd  # one call, priced by the CLI
+
+    calls_before = len(model_server.model_calls)
+    killed = runtime.run_turn(turn_request("stall after 3", turn_id=2), time_budget_s=20)
+    assert len(model_server.model_calls) - calls_before == 3
+    assert killed.error_kind == "model_error" and not killed.retryable, killed
+    assert killed.error_reason == "timeout"
+    # Priced by the model proxy from the three calls' usage: what the CLI charges for three.
+    assert killed.cost_usd == pytest.approx(3 * price, rel=1e-9)
+    assert (killed.usage.input_tokens, killed.usage.output_tokens) == (3000, 300)
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.turns == 1  # no recorded turn, but its spend counts
+    assert record.cost_usd == pytest.approx(4 * price, rel=1e-9)
+
+    if new_container_after:
+        fresh_container()
+        runtime = make_runtime()
+    after = runtime.run_turn(turn_request("and now?", turn_id=3))
+    assert after.ok, after
+    assert after.cost_usd == pytest.approx(price, rel=1e-9)  # not charged the killed run again
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.turns == 2
+    assert record.cost_usd == pytest.approx(5 * price, rel=1e-9)

@@ -9,10 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from agent_runtime import DEADLINE_MARGIN_S, USER_MESSAGES, workspace_paths
-from session_core import LeaseHeldError, SessionKey, SessionRegistry, TurnResult
-
-from agentbot.model_server import ToolCall, last_user_text, tool_results
+from agent_runtime import DEADLINE_MARGIN_S, workspace_paths
+from local_stack import ToolCall, last_user_text, tool_results
+from session_core import TURN_VERSION, LeaseHeldError, SessionKey, SessionRegistry, TurnResult
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +36,21 @@ def processes_in(directory: str) -> list[int]:
 
 
 @pytest.fixture
-def registry(aws: Any) -> SessionRegistry:
-    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+def registry(aws: Any, lease_clock: Any) -> SessionRegistry:
+    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
+
+
+def stall_past_the_lease(lease_clock: Any, dynamo_faults: Any) -> None:
+    """This container stalls: its lease renewals fail (one is seen failing) while 3.5 s of
+    lease time pass, longer than the 3 s lease."""
+    dynamo_faults.fail = lease_renewals
+    lease_clock.advance(1.0)  # one renewal interval
+    lease_clock.wait_for(lambda: "UpdateItem" in dynamo_faults.failed, "a failed renewal")
+    lease_clock.advance(2.5)
 
 
 def test_update_recorded_by_another_run_is_the_answer(
-    make_runtime, model_server, turn_request, dynamo_faults, registry
+    make_runtime, model_server, turn_request, dynamo_faults, registry, lease_clock
 ) -> None:
     key = SessionKey.parse(KEY)
     calls: list[int] = []
@@ -51,23 +59,26 @@ def test_update_recorded_by_another_run_is_the_answer(
         calls.append(1)
         if len(calls) == 1:
             # This container stalls: its lease renewals fail and the lease runs out...
-            dynamo_faults.fail = lease_renewals
-            time.sleep(3.5)
+            stall_past_the_lease(lease_clock, dynamo_faults)
             # ...while another container answers the same update and records it.
             lease = registry.acquire_lease(key, owner="other-container", duration_s=30)
-            registry.complete_turn(
+            registry.record_turn(
                 lease,
                 result=TurnResult(
-                    version=1, session_key=KEY, update_id=5, text="answer of the other run", session_id="s-1"
+                    version=TURN_VERSION,
+                    session_key=KEY,
+                    turn_id=5,
+                    text="answer of the other run",
+                    session_id="s-1",
                 ),
             )
             registry.release_lease(lease)
         return "answer of this run"
 
     model_server.responder = stalled_then_overtaken
-    runtime = make_runtime(dynamodb=dynamo_faults.client, env={"LEASE_DURATION_S": "3"})
+    runtime = make_runtime(dynamodb=dynamo_faults.client, env={"LEASE_DURATION_S": "3"}, clock=lease_clock)
 
-    result = runtime.run_turn(turn_request("hi", update_id=5))
+    result = runtime.run_turn(turn_request("hi", turn_id=5))
 
     assert "UpdateItem" in dynamo_faults.failed  # the renewals really failed
     assert result.ok and result.replayed, result
@@ -77,7 +88,7 @@ def test_update_recorded_by_another_run_is_the_answer(
 
 
 def test_lease_stolen_mid_turn_stops_the_run_without_recording(
-    make_runtime, model_server, turn_request, dynamo_faults, registry, sessions_root
+    make_runtime, model_server, turn_request, dynamo_faults, registry, sessions_root, lease_clock
 ) -> None:
     key = SessionKey.parse(KEY)
     model_done = threading.Event()
@@ -85,25 +96,25 @@ def test_lease_stolen_mid_turn_stops_the_run_without_recording(
 
     def slow_model(request: dict) -> str:
         if not stolen_at:
-            dynamo_faults.fail = lease_renewals  # this container stalls...
-            time.sleep(3.5)
+            stall_past_the_lease(lease_clock, dynamo_faults)  # this container stalls...
             registry.acquire_lease(key, owner="thief", duration_s=60)  # ...its lease is taken...
             stolen_at.append(time.monotonic())
             dynamo_faults.fail = lambda target, body: False  # ...and it wakes up
+            lease_clock.advance(1.0)  # at its next renewal it finds the lease gone
         model_done.wait(30)  # a slow model answer
         return "too late"
 
     model_server.responder = slow_model
-    runtime = make_runtime(dynamodb=dynamo_faults.client, env={"LEASE_DURATION_S": "3"})
+    runtime = make_runtime(dynamodb=dynamo_faults.client, env={"LEASE_DURATION_S": "3"}, clock=lease_clock)
     try:
-        result = runtime.run_turn(turn_request("long job", update_id=6))
+        result = runtime.run_turn(turn_request("long job", turn_id=6))
         returned_at = time.monotonic()
         leftovers = processes_in(workspace_paths(sessions_root, key).cwd)
     finally:
         model_done.set()
 
     assert result.error_kind == "internal" and result.retryable, result
-    assert result.user_message == USER_MESSAGES["internal"]
+    assert result.error_reason is None
     assert returned_at - stolen_at[0] < 10  # stopped by the lost lease, not the model's 30 s
     assert leftovers == []  # the CLI and its children are gone
     assert registry.get_turn_result(key, 6) is None
@@ -122,7 +133,7 @@ def test_result_is_recorded_after_a_brief_registry_outage(
         target == "TransactWriteItems" and b"lease_owner" in body and len(dynamo_faults.failed) < 5
     )
 
-    result = make_runtime(dynamodb=dynamo_faults.client).run_turn(turn_request("hello", update_id=8))
+    result = make_runtime(dynamodb=dynamo_faults.client).run_turn(turn_request("hello", turn_id=8))
 
     assert result.ok and not result.replayed, result
     assert result.text == "turns=1 last=hello"
@@ -150,7 +161,7 @@ def test_turn_stops_before_the_callers_deadline(
     def run(prompt: str, update_id: int, seconds_left: float) -> tuple[TurnResult, float, float]:
         deadline = time.time() + seconds_left
         result = runtime.run_turn(
-            turn_request(prompt, update_id=update_id, deadline_epoch_ms=int(deadline * 1000))
+            turn_request(prompt, turn_id=update_id, deadline_epoch_ms=int(deadline * 1000))
         )
         return result, time.time(), deadline
 
@@ -159,14 +170,14 @@ def test_turn_stops_before_the_callers_deadline(
         leftovers = processes_in(workspace_paths(sessions_root, key).cwd)
         unspent, unspent_at, unspent_deadline = run("nothing yet", 12, DEADLINE_MARGIN_S + 3)
         late = runtime.run_turn(
-            turn_request("too late", update_id=13, deadline_epoch_ms=int(time.time() * 1000))
+            turn_request("too late", turn_id=13, deadline_epoch_ms=int(time.time() * 1000))
         )
     finally:
         model_done.set()
 
     # The model had already worked: running it again from the start would pay twice.
     assert spent.error_kind == "model_error" and not spent.retryable, spent
-    assert spent.user_message == USER_MESSAGES["timeout"]
+    assert spent.error_reason == "timeout"
     assert spent_at < spent_deadline  # answered while the caller still waits
     assert leftovers == []
     # Nothing came back from the model yet: a retry costs nothing extra.
@@ -188,7 +199,7 @@ def test_a_paid_answer_the_registry_cannot_take_is_delivered_not_bought_again(
     deadline_ms = int((time.time() + DEADLINE_MARGIN_S + 8) * 1000)
 
     result = make_runtime(dynamodb=dynamo_faults.client).run_turn(
-        turn_request("hello", update_id=21, deadline_epoch_ms=deadline_ms)
+        turn_request("hello", turn_id=21, deadline_epoch_ms=deadline_ms)
     )
 
     assert "TransactWriteItems" in dynamo_faults.failed
@@ -202,8 +213,8 @@ def test_an_answer_with_lone_surrogates_is_recorded_with_its_cost_and_replayed(
 ) -> None:
     model_server.responder = lambda request: "half an emoji: \ud83d, a stray \udc00."
 
-    first = make_runtime().run_turn(turn_request("hi", update_id=22))
-    again = make_runtime().run_turn(turn_request("hi", update_id=22))
+    first = make_runtime().run_turn(turn_request("hi", turn_id=22))
+    again = make_runtime().run_turn(turn_request("hi", turn_id=22))
 
     assert first.ok and first.text == "half an emoji: \ufffd, a stray \ufffd.", first
     assert again.replayed and again.text == first.text

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from agentbot_testing import one_request_at_a_time
+from local_stack import local_client
 from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, period_end
 
 # 2026-12-02 23:59:00 UTC, one minute before the day ends (and 29 days before the month does).
@@ -93,7 +95,13 @@ def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) 
     lock = threading.Lock()
 
     def chat(chat_id: int) -> None:
-        budget = ledger(aws, caps, clock)
+        budget = BudgetLedger(
+            dynamodb=local_client("dynamodb", serialized),
+            table=aws.resources.table,
+            caps=caps,
+            tenant="default",
+            clock=clock,
+        )
         while True:
             hold = budget.hold(chat_id=chat_id, user_id=42)
             if isinstance(hold, BudgetExceeded):
@@ -102,11 +110,13 @@ def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) 
                 admitted.append(hold)
             budget.settle(hold, caps.turn_usd or 0)
 
-    threads = [threading.Thread(target=chat, args=(100 + i,)) for i in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # moto applies concurrent conditional writes to one item without a lock; DynamoDB does not
+    with one_request_at_a_time() as serialized:
+        threads = [threading.Thread(target=chat, args=(100 + i,)) for i in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     report = ledger(aws, caps, clock).spending(chat_id=0, user_id=42)
     spent = {(s.scope, s.period): s.spent_usd for s in report}
     total = spent[("user", "day")]
@@ -117,6 +127,42 @@ def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) 
 def test_period_end_is_the_next_utc_midnight_or_first_of_month() -> None:
     assert period_end("day", LATE) == datetime(2026, 12, 3, tzinfo=UTC).timestamp()
     assert period_end("month", LATE) == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
-    assert period_end("month", datetime(2028, 2, 29, tzinfo=UTC).timestamp()) == datetime(
-        2028, 3, 1, tzinfo=UTC
-    ).timestamp()
+    assert (
+        period_end("month", datetime(2028, 2, 29, tzinfo=UTC).timestamp())
+        == datetime(2028, 3, 1, tzinfo=UTC).timestamp()
+    )
+
+
+def test_a_hold_left_by_a_crashed_turn_is_released_after_its_deadline(aws) -> None:
+    from session_core._budgets import HOLD_LIFETIME_S
+
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    budget = ledger(aws, BudgetCaps(user_daily_usd=1.0, turn_usd=0.5), clock)
+    settled = budget.hold(chat_id=7, user_id=42)
+    assert isinstance(settled, BudgetHold)
+    budget.settle(settled, 0.1)
+    crashed = budget.hold(chat_id=8, user_id=42)  # its consumer dies: never settled
+    assert isinstance(crashed, BudgetHold)
+    clock.now += 60
+    running = budget.hold(chat_id=9, user_id=42)  # 0.1 spent + 0.5 held: admitted
+    assert isinstance(running, BudgetHold)
+    assert isinstance(budget.hold(chat_id=9, user_id=42), BudgetExceeded)  # 0.1 + 0.5 + 0.5
+    budget.settle(running, 0.4)
+    # 0.5 spent + the crashed turn's 0.5: the cap is reached while its hold counts.
+    assert isinstance(budget.hold(chat_id=9, user_id=42), BudgetExceeded)
+
+    clock.now += HOLD_LIFETIME_S  # the crashed turn's deadline passed: its hold goes
+    late = budget.hold(chat_id=9, user_id=42)
+    assert isinstance(late, BudgetHold)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=9, user_id=42)}
+    assert spent[("user", "day")] == pytest.approx(0.5)  # the crashed turn counted nothing
+
+    # A turn that outlives its hold's deadline still counts its cost when it settles, once.
+    budget.settle(crashed, 0.05)
+    budget.settle(late, 0.1)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=9, user_id=42)}
+    assert spent[("user", "day")] == pytest.approx(0.65)
+    # Nothing is held any more: 0.65 spent, so one more hold fits and then no other.
+    again = budget.hold(chat_id=9, user_id=42)
+    assert isinstance(again, BudgetHold)
+    assert isinstance(budget.hold(chat_id=9, user_id=42), BudgetExceeded)

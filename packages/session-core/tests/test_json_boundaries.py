@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from session_core import (
+    TURN_VERSION,
     JsonTooDeepError,
     MessageDecodeError,
     SessionKey,
     SessionRegistry,
     TurnRequest,
     TurnResult,
-    decode_envelope,
     decode_turn_request,
     decode_turn_result,
     encode,
@@ -31,7 +31,9 @@ any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), ma
 
 
 def result(text: str, update_id: int = 1) -> TurnResult:
-    return TurnResult(version=1, session_key=KEY.canonical, update_id=update_id, text=text, cost_usd=0.25)
+    return TurnResult(
+        version=TURN_VERSION, session_key=KEY.canonical, turn_id=update_id, text=text, cost_usd=0.25
+    )
 
 
 @pytest.mark.parametrize("text", BROKEN)
@@ -60,7 +62,7 @@ def test_well_formed_keeps_valid_text_and_joins_split_pairs() -> None:
 def test_any_text_crosses_every_boundary_message(text: str, prompt: str) -> None:
     answer = decode_turn_result(encode(result(text)))
     assert answer.text == well_formed(text)
-    request = TurnRequest(version=1, session_key=KEY.canonical, update_id=1, prompt=prompt)
+    request = TurnRequest(version=TURN_VERSION, session_key=KEY.canonical, turn_id=1, prompt=prompt)
     assert decode_turn_request(encode(request)).prompt == well_formed(prompt)
     # The same message as a str that holds the raw code points (as json.loads of an SQS
     # body or a Lambda event makes it) decodes as well.
@@ -73,7 +75,7 @@ def _deep(levels: int, kind: str) -> bytes:
     return opening * levels + b"1" + closing * levels
 
 
-@pytest.mark.parametrize("decode", [decode_envelope, decode_turn_request, decode_turn_result])
+@pytest.mark.parametrize("decode", [decode_turn_request, decode_turn_result])
 @pytest.mark.parametrize(("levels", "kind"), [(65, "list"), (1_000, "list"), (200_000, "dict")])
 @pytest.mark.parametrize("where", ["version", "unknown", "top"])
 def test_deeply_nested_messages_are_refused_with_a_decode_error(decode, levels, kind, where) -> None:
@@ -91,7 +93,7 @@ def test_deeply_nested_messages_are_refused_with_a_decode_error(decode, levels, 
         decode(data.decode())
 
 
-@pytest.mark.parametrize("decode", [decode_envelope, decode_turn_request, decode_turn_result])
+@pytest.mark.parametrize("decode", [decode_turn_request, decode_turn_result])
 @pytest.mark.parametrize("data", [b"\xff\xfe", b'{"version": 1, "x": "\\ud83d"}', 5, None, b"[" * 10 + b"]"])
 def test_garbage_of_any_kind_is_a_decode_error(decode, data) -> None:
     with pytest.raises(MessageDecodeError):

@@ -6,15 +6,13 @@ import msgspec
 import pytest
 import session_core
 from session_core import (
-    InboundMessage,
+    TURN_VERSION,
     InvalidSessionKeyError,
     MessageDecodeError,
-    QueueEnvelope,
     SessionKey,
     TurnRequest,
     TurnResult,
     UnsupportedVersionError,
-    decode_envelope,
     decode_turn_request,
     decode_turn_result,
     encode,
@@ -84,43 +82,42 @@ def test_key_decoded_from_json_is_validated() -> None:
         msgspec.json.decode(b'{"tenant":"../x","chat_id":1}', type=SessionKey)
 
 
-def _message() -> InboundMessage:
-    return InboundMessage(
-        update_id=7,
-        session_key="default/5/0",
-        kind="message",
-        chat_id=5,
-        chat_type="private",
-        message_id=3,
-        text="hi",
-    )
-
-
-def test_envelope_round_trips_and_unknown_versions_are_rejected() -> None:
-    envelope = QueueEnvelope(version=1, message=_message())
-    assert decode_envelope(encode(envelope)) == envelope
-    future = encode(QueueEnvelope(version=2, message=_message()))
-    with pytest.raises(UnsupportedVersionError) as info:
-        decode_envelope(future)
-    assert info.value.version == 2 and info.value.model == "QueueEnvelope"
-    with pytest.raises(UnsupportedVersionError):
-        decode_envelope(b'{"message": {}}')
-    with pytest.raises(MessageDecodeError):
-        decode_envelope(b"not json")
-    with pytest.raises(MessageDecodeError):
-        decode_envelope(b'{"version": 1, "message": {"update_id": "seven"}}')
-
-
 def test_turn_request_and_result_round_trip() -> None:
-    request = TurnRequest(version=1, session_key="default/5/0", update_id=7, prompt="hello")
+    request = TurnRequest(version=TURN_VERSION, session_key="default/5/0", turn_id=7, prompt="hello")
     assert decode_turn_request(encode(request)) == request
-    result = TurnResult(version=1, session_key="default/5/0", update_id=7, text="hi", session_id="s")
+    result = TurnResult(version=TURN_VERSION, session_key="default/5/0", turn_id=7, text="hi", session_id="s")
     decoded = decode_turn_result(encode(result))
     assert decoded == result and decoded.ok
-    failed = TurnResult(version=1, session_key="default/5/0", update_id=7, error_kind="busy", retryable=True)
-    assert not decode_turn_result(encode(failed)).ok
-    with pytest.raises(UnsupportedVersionError):
-        decode_turn_result(b'{"version": 9, "session_key": "x", "update_id": 1}')
+    failed = TurnResult(
+        version=TURN_VERSION,
+        session_key="default/5/0",
+        turn_id=7,
+        error_kind="model_error",
+        error_reason="timeout",
+    )
+    assert decode_turn_result(encode(failed)) == failed and not failed.ok
+    with pytest.raises(UnsupportedVersionError) as info:
+        decode_turn_result(b'{"version": 9, "session_key": "x", "turn_id": 1}')
+    assert info.value.supported == (1, 2)
+
+
+def test_version_1_turns_named_by_update_id_still_decode_as_the_current_model() -> None:
+    # What the consumer sent and the registry stored before the turn id became channel-neutral.
+    stored = (
+        b'{"version": 1, "session_key": "default/5/0", "update_id": 7, "text": "hi",'
+        b' "user_message": null, "retryable": false, "replayed": false}'
+    )
+    assert decode_turn_result(stored) == TurnResult(
+        version=TURN_VERSION, session_key="default/5/0", turn_id=7, text="hi"
+    )
+    in_flight = b'{"version": 1, "session_key": "default/5/0", "update_id": 8, "prompt": "hello"}'
+    assert decode_turn_request(in_flight) == TurnRequest(
+        version=TURN_VERSION, session_key="default/5/0", turn_id=8, prompt="hello"
+    )
+    with pytest.raises(MessageDecodeError):
+        decode_turn_request(b'{"version": 1, "session_key": "default/5/0", "update_id": "x", "prompt": "p"}')
+    with pytest.raises(MessageDecodeError):  # version 2 has no update_id
+        decode_turn_request(b'{"version": 2, "session_key": "default/5/0", "update_id": 8, "prompt": "p"}')
 
 
 def test_public_surface_is_exactly_what_init_exports() -> None:

@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
+from agentbot_testing import CLOCK_START as START
+from agentbot_testing import FakeClock, one_request_at_a_time
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from session_core import (
+    DEFAULT_RETENTION_DAYS,
+    TURN_VERSION,
     Lease,
     LeaseHeldError,
     LeaseLostError,
     SessionKey,
+    SessionRecord,
     SessionRegistry,
     StaleHeadError,
     StorageError,
@@ -27,18 +31,7 @@ from session_core import (
 )
 
 DAY = 86_400
-START = 1_760_000_000.0
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
-
-
-class FakeClock:
-    """Epoch seconds that only move when a test says so."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -53,9 +46,9 @@ def registry(aws: Any, clock: FakeClock) -> SessionRegistry:
 
 def result(update_id: int, *, session_id: str = "sdk-1", cost: float = 0.25, text: str = "hi") -> TurnResult:
     return TurnResult(
-        version=1,
+        version=TURN_VERSION,
         session_key=KEY.canonical,
-        update_id=update_id,
+        turn_id=update_id,
         text=text,
         session_id=session_id,
         cost_usd=cost,
@@ -70,9 +63,17 @@ def raw_item(aws: Any, pk: str, sk: str) -> dict[str, Any]:
     return item
 
 
+def complete(registry: SessionRegistry, lease: Lease, turn: TurnResult) -> SessionRecord:
+    """Record ``turn`` and read the session record it left."""
+    registry.record_turn(lease, result=turn)
+    record = registry.get_session(lease.session_key)
+    assert record is not None
+    return record
+
+
 def run_turn(registry: SessionRegistry, update_id: int, owner: str = "runtime-a", **kw: Any) -> Lease:
     lease = registry.acquire_lease(KEY, owner=owner, duration_s=60)
-    registry.complete_turn(lease, result=result(update_id, **kw))
+    complete(registry, lease, result(update_id, **kw))
     registry.release_lease(lease)
     return lease
 
@@ -86,7 +87,7 @@ def test_first_turn_creates_the_session_record(registry: SessionRegistry, clock:
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
     assert lease.head_version == 0
     clock.now += 5
-    record = registry.complete_turn(lease, result=result(1001, session_id="sdk-1", cost=0.25))
+    record = complete(registry, lease, result(1001, session_id="sdk-1", cost=0.25))
 
     assert record == registry.get_session(KEY)
     assert record.sdk_session_id == "sdk-1"
@@ -107,12 +108,12 @@ def test_turns_accumulate_and_the_next_lease_starts_at_the_new_head(registry: Se
 
 def test_stale_head_is_rejected_and_overwrites_nothing(registry: SessionRegistry) -> None:
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    registry.complete_turn(lease, result=result(1, session_id="sdk-1"))
+    complete(registry, lease, result(1, session_id="sdk-1"))
     before = registry.get_session(KEY)
 
     # The same lease still says head 0, but the head is at 1 now.
     with pytest.raises(StaleHeadError) as info:
-        registry.complete_turn(lease, result=result(2, session_id="sdk-forked", cost=9.0))
+        complete(registry, lease, result(2, session_id="sdk-forked", cost=9.0))
 
     assert info.value.expected_version == 0
     assert info.value.key == KEY.canonical
@@ -124,17 +125,17 @@ def test_stale_head_is_rejected_and_overwrites_nothing(registry: SessionRegistry
 def test_a_turn_without_session_id_keeps_the_current_one(registry: SessionRegistry) -> None:
     run_turn(registry, 1, session_id="sdk-1")
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    failed = TurnResult(version=1, session_key=KEY.canonical, update_id=2, error_kind="model_error")
-    record = registry.complete_turn(lease, result=failed)
+    failed = TurnResult(version=TURN_VERSION, session_key=KEY.canonical, turn_id=2, error_kind="model_error")
+    record = complete(registry, lease, failed)
     assert record.sdk_session_id == "sdk-1"
     assert record.head_version == 2
 
 
 def test_result_for_another_session_is_refused(registry: SessionRegistry) -> None:
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    other = TurnResult(version=1, session_key="acme/5/0", update_id=1)
+    other = TurnResult(version=TURN_VERSION, session_key="acme/5/0", turn_id=1)
     with pytest.raises(ValueError, match="session_key"):
-        registry.complete_turn(lease, result=other)
+        complete(registry, lease, other)
     record = registry.get_session(KEY)
     assert record is not None and record.head_version == 0
 
@@ -187,20 +188,18 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_loses_it(
     clock.now += 61  # the container holding it died; the chat must not stay blocked
     taker = registry.acquire_lease(KEY, owner="runtime-b", duration_s=60)
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(e["event"], e["previous_owner"]) for e in logged] == [
-        ("expired_lease_taken_over", "runtime-a")
-    ]
+    assert [(e["event"], e["previous_owner"]) for e in logged] == [("expired_lease_taken_over", "runtime-a")]
 
     with pytest.raises(LeaseLostError) as info:
         registry.renew_lease(crashed, duration_s=60)
     assert info.value.owner == "runtime-a"
     with pytest.raises(LeaseLostError):
-        registry.complete_turn(crashed, result=result(1, session_id="sdk-zombie"))
+        complete(registry, crashed, result(1, session_id="sdk-zombie"))
     registry.release_lease(crashed)  # a lost lease releases quietly and frees nothing
 
     with pytest.raises(LeaseHeldError):
         registry.acquire_lease(KEY, owner="runtime-c", duration_s=60)
-    record = registry.complete_turn(taker, result=result(1, session_id="sdk-1"))
+    record = complete(registry, taker, result(1, session_id="sdk-1"))
     assert (record.sdk_session_id, record.head_version, record.turns) == ("sdk-1", 1, 1)
 
 
@@ -215,7 +214,7 @@ def test_renewal_keeps_the_lease_alive_past_its_first_expiry(
     clock.now += 30  # past the first expiry, inside the renewed one
     with pytest.raises(LeaseHeldError):
         registry.acquire_lease(KEY, owner="runtime-b", duration_s=60)
-    registry.complete_turn(renewed, result=result(1))
+    complete(registry, renewed, result(1))
 
 
 def test_release_lets_the_next_turn_in_and_completing_after_release_fails(
@@ -225,42 +224,8 @@ def test_release_lets_the_next_turn_in_and_completing_after_release_fails(
     registry.release_lease(lease)
     registry.release_lease(lease)  # twice is fine
     with pytest.raises(LeaseLostError):
-        registry.complete_turn(lease, result=result(1))
+        complete(registry, lease, result(1))
     assert registry.acquire_lease(KEY, owner="runtime-b", duration_s=60).head_version == 0
-
-
-@contextmanager
-def one_request_at_a_time(aws: Any) -> Iterator[str]:
-    """An endpoint onto the same DynamoDB data that applies one request at a time.
-
-    The moto server runs each request in its own thread with no lock, so two conditional
-    writes to one item can both pass their condition (measured: both threads "won" within
-    a few rounds). Real DynamoDB serializes writes to an item; this endpoint restores that
-    guarantee, so the race below tests our conditions, not moto. DynamoDB is moto in every
-    test backend (LocalStack would serve it with DynamoDB Local, which is not open source).
-    """
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    app = DomainDispatcherApplication(create_backend_app)  # moto's state is per process
-    lock = threading.Lock()
-
-    def serialized(environ: Any, start_response: Any) -> list[bytes]:
-        with lock:
-            return list(app(environ, start_response))
-
-    server = make_server("127.0.0.1", 0, serialized, threaded=True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def race_for_lease(registry: SessionRegistry, key: SessionKey) -> tuple[list[str], list[str]]:
@@ -286,7 +251,7 @@ def race_for_lease(registry: SessionRegistry, key: SessionKey) -> tuple[list[str
 
 
 def test_two_threads_racing_for_one_lease_exactly_one_wins(aws: Any) -> None:
-    with one_request_at_a_time(aws) as endpoint:
+    with one_request_at_a_time() as endpoint:
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         registry = SessionRegistry(dynamodb=dynamodb, table=aws.resources.table)
         for round_no in range(20):
@@ -303,66 +268,28 @@ def test_a_retried_update_gets_its_recorded_result(registry: SessionRegistry) ->
 
     replay = registry.get_turn_result(KEY, 77)
     assert replay is not None
-    assert (replay.text, replay.session_id, replay.update_id) == ("the answer", "sdk-1", 77)
+    assert (replay.text, replay.session_id, replay.turn_id) == ("the answer", "sdk-1", 77)
     assert replay.replayed
     assert registry.get_turn_result(KEY, 78) is None
 
 
 def test_completing_the_same_update_twice_counts_it_once(registry: SessionRegistry) -> None:
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    first = registry.complete_turn(lease, result=result(5, cost=1.5))
+    first = complete(registry, lease, result(5, cost=1.5))
     # The retry (e.g. the response was lost on the way back) must not double count.
-    again = registry.complete_turn(lease, result=result(5, cost=1.5, text="different"))
+    counted = registry.record_turn(lease, result=result(5, cost=1.5, text="different"))
+    assert counted.replayed and counted.text == "hi"  # the first answer counts
+    again = registry.get_session(KEY)
     assert again == first
     assert (again.turns, again.cost_usd, again.head_version) == (1, 1.5, 1)
     recorded = registry.get_turn_result(KEY, 5)
     assert recorded is not None and recorded.text == "hi"
 
 
-def test_delivery_records_accumulate_per_update(registry: SessionRegistry) -> None:
-    assert registry.delivered_chunks(KEY, 9) == {}
-    registry.record_delivered_chunk(KEY, 9, 0, 501)
-    registry.record_delivered_chunk(KEY, 9, 1, 502)
-    registry.record_delivered_chunk(KEY, 10, 0, 601)
-    registry.record_delivered_chunk(KEY, 9, 1, 502)  # a retried send records the same again
-
-    assert registry.delivered_chunks(KEY, 9) == {0: 501, 1: 502}
-    assert registry.delivered_chunks(KEY, 10) == {0: 601}
-    # Notices share the delivery item but are not chunks.
-    assert registry.notice_sent(KEY, 9, "busy")
-    assert registry.delivered_chunks(KEY, 9) == {0: 501, 1: 502}
-
-
-def test_a_notice_is_sent_once_per_update_and_kind(registry: SessionRegistry) -> None:
-    assert registry.notice_sent(KEY, 9, "busy") is True
-    assert registry.notice_sent(KEY, 9, "busy") is False
-    assert registry.notice_sent(KEY, 9, "busy") is False
-    assert registry.notice_sent(KEY, 9, "model_error") is True
-    assert registry.notice_sent(KEY, 10, "busy") is True
-    with pytest.raises(ValueError, match="notice kind"):
-        registry.notice_sent(KEY, 9, "../x")
-
-
-def test_update_dedup_is_durable_and_per_tenant(aws: Any, registry: SessionRegistry) -> None:
-    assert registry.update_seen("acme", 123456) is False
-    registry.mark_update_seen("acme", 123456)
-    registry.mark_update_seen("acme", 123456)  # a redelivery marking again is fine
-    assert registry.update_seen("acme", 123456) is True
-    assert registry.update_seen("other", 123456) is False
-    assert registry.update_seen("acme", 123457) is False
-    # Another container (another registry object) sees the mark.
-    fresh = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
-    assert fresh.update_seen("acme", 123456) is True
-    with pytest.raises(ValueError, match="tenant"):
-        registry.update_seen("a|b", 1)
-
-
 # -- retention ---------------------------------------------------------------------------------
 
 
-def test_every_item_expires_after_the_retention_and_use_refreshes_it(
-    aws: Any, clock: FakeClock
-) -> None:
+def test_every_item_expires_after_the_retention_and_use_refreshes_it(aws: Any, clock: FakeClock) -> None:
     ttl = aws.dynamodb.describe_time_to_live(TableName=aws.resources.table)
     assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
     registry = SessionRegistry(
@@ -374,24 +301,18 @@ def test_every_item_expires_after_the_retention_and_use_refreshes_it(
         return int(raw_item(aws, pk, sk)["expires_at"]["N"])
 
     run_turn(registry, 1)
-    registry.record_delivered_chunk(KEY, 1, 0, 11)
-    registry.mark_update_seen("acme", 1)
     first = int(START) + 3 * DAY
     assert expires(pk, "meta") == first
     assert expires(pk, "turn|1") == first
-    assert expires(pk, "delivery|1") == first
-    assert expires("update|acme|1", "seen") == first
 
     clock.now += 2 * DAY  # the chat is used again two days later
     run_turn(registry, 2)
-    registry.record_delivered_chunk(KEY, 1, 1, 12)
-    registry.mark_update_seen("acme", 1)
     assert expires(pk, "meta") == first + 2 * DAY
-    assert expires(pk, "delivery|1") == first + 2 * DAY
-    assert expires("update|acme|1", "seen") == first + 2 * DAY
+    assert expires(pk, "turn|2") == first + 2 * DAY
 
 
 def test_default_retention_is_25_days(aws: Any, registry: SessionRegistry) -> None:
+    assert DEFAULT_RETENTION_DAYS == 25  # infra/template.yaml's SessionTtlDays says the same (test_template)
     registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
     item = raw_item(aws, f"session|{KEY.canonical}", "meta")
     assert int(item["expires_at"]["N"]) == int(START) + 25 * DAY
@@ -413,11 +334,8 @@ def test_a_missing_table_is_a_storage_error_naming_operation_and_table(aws: Any)
     calls: list[tuple[str, Callable[[], object]]] = [
         ("get_session", lambda: registry.get_session(KEY)),
         ("get_turn_result", lambda: registry.get_turn_result(KEY, 1)),
-        ("update_seen", lambda: registry.update_seen("acme", 1)),
-        ("mark_update_seen", lambda: registry.mark_update_seen("acme", 1)),
-        ("record_delivered_chunk", lambda: registry.record_delivered_chunk(KEY, 1, 0, 1)),
-        ("notice_sent", lambda: registry.notice_sent(KEY, 1, "busy")),
-        ("complete_turn", lambda: registry.complete_turn(lease, result=result(1))),
+        ("add_failed_turn_cost", lambda: registry.add_failed_turn_cost(KEY, 0.5)),
+        ("record_turn", lambda: registry.record_turn(lease, result=result(1))),
         ("renew_lease", lambda: registry.renew_lease(lease, duration_s=1)),
         ("release_lease", lambda: registry.release_lease(lease)),
     ]
@@ -442,8 +360,8 @@ def test_an_unreachable_endpoint_is_a_storage_error(aws: Any) -> None:
     assert info.value.operation == "registry.acquire_lease"
     assert info.value.error_code == "EndpointConnectionError"
     with pytest.raises(StorageError) as info:
-        registry.update_seen("acme", 1)
-    assert info.value.operation == "registry.update_seen"
+        registry.get_turn_result(KEY, 1)
+    assert info.value.operation == "registry.get_turn_result"
 
 
 def test_record_turn_answers_with_the_result_that_counts(registry: SessionRegistry) -> None:

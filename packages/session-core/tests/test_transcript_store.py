@@ -10,11 +10,14 @@ import base64
 import gzip
 import json
 import random
+import zlib
 from collections import Counter
 from typing import Any
 
 import pytest
+import zstandard
 from session_core import (
+    CorruptTranscriptError,
     InvalidSessionKeyError,
     InvalidTranscriptEntryError,
     StaleHeadError,
@@ -26,11 +29,6 @@ pytestmark = pytest.mark.anyio
 
 WORDS = [f"{w}{i}" for i, w in enumerate(["lorem", "ipsum", "dolor", "sit", "amet", "def", "self"] * 40)]
 KEY = {"project_key": "-tmp-agentbot-sessions-acme-1-0", "session_id": "0b6e-sess"}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Recorder:
@@ -132,10 +130,11 @@ async def test_cold_load_takes_at_most_three_requests_whatever_the_history(aws: 
     objects = all_objects(aws)
     assert len(objects) == 1
     body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=objects[0])["Body"].read()
-    assert body[:2] == b"\x1f\x8b"
-    raw = gzip.decompress(body)
+    assert body[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    raw = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(body)
     assert len(body) * 2 < len(raw)
-    assert [json.loads(line) for line in raw.splitlines()] == expected
+    snapshotted = [json.loads(line) for line in raw.splitlines()]
+    assert len(snapshotted) > len(expected) // 2 and snapshotted == expected[: len(snapshotted)]
     chunks = [i for i in all_items(aws) if i["sk"]["S"].startswith("c#")]
     assert len(chunks) < 10
 
@@ -491,8 +490,9 @@ async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> N
     [snapshot] = all_objects(aws)
     reader, cold = recorded_store(aws)
     assert await reader.load(KEY) == expected
-    assert cold.count() <= 3
-    assert cold.requests[("s3", "GetObject")] == 1 and snapshot.endswith(".jsonl.gz")
+    # One Query, and the snapshot in byte ranges (one per started 4 MiB, at most 4) side by side.
+    assert cold.count("dynamodb") == 1 and cold.requests[("s3", "GetObject")] == 2
+    assert snapshot.endswith(".jsonl.zst")
 
 
 async def test_a_writer_rebuilds_a_snapshot_that_vanished_from_what_it_holds(aws: Any) -> None:
@@ -535,3 +535,91 @@ def test_stored_lines_nested_past_any_parser_read_as_corrupt_not_a_crash(levels:
     line = b'{"type": "x", "deep": ' + b"[" * levels + b"]" * levels + b"}"
     with pytest.raises(CorruptTranscriptError):
         decode_lines([b'{"type": "ok"}', line], "s3://bucket/transcripts/x")
+
+
+# --- upgrade: transcripts written before zstd ----------------------------------------------------
+
+
+def history(turns: int) -> list[dict[str, Any]]:
+    return [e for n in range(turns) for e in turn(n)]
+
+
+def rewrite_in_the_format_before_zstd(aws: Any) -> None:
+    """Turn every stored part into what the store wrote before zstd: zlib chunk items and a gzip
+    snapshot object (``.jsonl.gz``), neither with a codec attribute."""
+    unzstd = zstandard.ZstdDecompressor()
+    table, bucket = aws.resources.table, aws.resources.bucket
+    for item in all_items(aws):
+        if item["sk"]["S"].startswith("c#") and "codec" in item:
+            del item["codec"]
+            raw = unzstd.decompressobj(read_across_frames=True).decompress(item["data"]["B"])
+            aws.dynamodb.put_item(TableName=table, Item={**item, "data": {"B": zlib.compress(raw, 6)}})
+        elif item["sk"]["S"] == "head" and "snap_key" in item:
+            key = item["snap_key"]["S"]
+            body = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            raw = unzstd.decompressobj(read_across_frames=True).decompress(body)
+            old = gzip.compress(raw, compresslevel=6, mtime=0)
+            old_key = key.removesuffix(".jsonl.zst") + ".jsonl.gz"
+            aws.s3.put_object(Bucket=bucket, Key=old_key, Body=old)
+            aws.s3.delete_object(Bucket=bucket, Key=key)
+            del item["snap_codec"]
+            item.update(snap_key={"S": old_key}, snap_size={"N": str(len(old))})
+            aws.dynamodb.put_item(TableName=table, Item=item)
+
+
+async def test_a_transcript_written_before_zstd_loads_grows_and_moves_to_zstd(aws: Any) -> None:
+    limits = {"tail_limit_bytes": 20_000, "chunk_limit_bytes": 10_000}
+    writer = make_store(aws, **limits)
+    for n in range(30):
+        await writer.append(KEY, turn(n))
+    rewrite_in_the_format_before_zstd(aws)
+    assert [k for k in all_objects(aws) if k.endswith(".jsonl.gz")]
+    assert not [i for i in all_items(aws) if "codec" in i or "snap_codec" in i]
+
+    upgraded = make_store(aws, **limits)
+    assert await upgraded.load(KEY) == history(30)
+    stored = await make_store(aws).load_stored(KEY)
+    assert stored is not None and stored.count == len(history(30))
+    assert [json.loads(line) for line in b"".join(stored.jsonl).splitlines()] == history(30)
+
+    for n in range(30, 60):  # its next compactions re-upload the small old snapshot as zstd
+        await upgraded.append(KEY, turn(n))
+    assert await make_store(aws).load(KEY) == history(60)
+    [snapshot] = all_objects(aws)
+    assert snapshot.endswith(".jsonl.zst")
+
+
+async def test_a_big_gzip_snapshot_keeps_growing_as_gzip_without_a_reupload(aws: Any) -> None:
+    store, rec = recorded_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(8)]
+    await store.append(KEY, big)  # spills: a >5 MiB snapshot
+    rewrite_in_the_format_before_zstd(aws)
+
+    upgraded, rec = recorded_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    expected = list(big)
+    n = 0
+    while rec.requests[("s3", "UploadPartCopy")] == 0:
+        await upgraded.append(KEY, turn(n))
+        expected += turn(n)
+        n += 1
+    assert rec.requests[("s3", "PutObject")] == 0  # copied inside S3, one gzip member added
+    [snapshot] = all_objects(aws)
+    assert snapshot.endswith(".jsonl.gz")
+    assert await make_store(aws).load(KEY) == expected
+
+
+async def test_a_big_snapshot_is_read_in_parallel_ranges_and_a_short_one_is_a_typed_error(aws: Any) -> None:
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(12)]
+    await writer.append(KEY, big)  # one snapshot of ~9 MB: one range per started 4 MiB
+    [snapshot] = all_objects(aws)
+
+    reader, rec = recorded_store(aws)
+    assert await reader.load(KEY) == big
+    assert rec.requests[("s3", "GetObject")] == 3
+
+    body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=snapshot)["Body"].read()
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=snapshot, Body=body[: len(body) * 3 // 4])
+    with pytest.raises(CorruptTranscriptError) as info:
+        await make_store(aws).load(KEY)
+    assert info.value.location == f"s3://{aws.resources.bucket}/{snapshot}"

@@ -11,21 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from session_core import CorruptTranscriptError, StorageError, TranscriptStore
-
-from agentbot.testing import Fault, FaultProxy
 
 pytestmark = pytest.mark.anyio
 
 KEY = {"project_key": "proj", "session_id": "sess"}
 SMALL = {"tail_limit_bytes": 8_000, "chunk_limit_bytes": 4_000}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def turn(n: int) -> list[dict[str, Any]]:
@@ -40,7 +34,7 @@ def history(turns: int) -> list[dict[str, Any]]:
     return [e for n in range(turns) for e in turn(n)]
 
 
-# --- the fault-injecting proxy (agentbot.testing) ------------------------------------------
+# --- the fault-injecting proxy (agentbot_testing) ------------------------------------------
 
 
 @pytest.fixture
@@ -112,7 +106,7 @@ async def test_a_missing_chunk_is_reported_not_skipped(aws: Any) -> None:
     [
         lambda body: bytes(b ^ 0x5A for b in body),  # same size, garbage
         lambda body: body[: len(body) // 2],  # half-written object
-        lambda body: body[:-8] + b"\x00" * 8,  # gzip trailer (CRC) broken
+        lambda body: body[:-8] + b"\x00" * 8,  # the frame's checksum broken
     ],
     ids=["garbage", "truncated", "bad-crc"],
 )
@@ -164,7 +158,7 @@ async def test_a_crash_between_snapshot_upload_and_head_move_loses_nothing(
     store = proxied_store(aws, proxy, **SMALL)
     for n in range(5):
         await store.append(KEY, turn(n))
-    proxy.faults.append(Fault("dynamodb:TransactWriteItems", times=-1))
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=-1))
     big = [e for n in range(5, 20) for e in turn(n)]  # too big for a chunk: goes to a snapshot
     with pytest.raises(StorageError):
         await store.append(KEY, big)  # uploaded, then could not move the head
@@ -197,7 +191,7 @@ async def test_storage_errors_are_retryable_storage_errors_and_lose_nothing(
     store = proxied_store(aws, proxy, **SMALL)
     if action != "load":
         await store.load(KEY)
-    proxy.faults.append(Fault(operation, times=-1, status=status))
+    proxy.faults.append(AwsFault(operation, times=-1, status=status))
     with pytest.raises(StorageError) as info:
         if action == "load":
             await store.load(KEY)
@@ -222,7 +216,7 @@ async def test_a_transaction_whose_response_was_lost_is_not_applied_twice(
     store = proxied_store(aws, proxy)
     await store.append(KEY, turn(0))
     untagged = [{"type": "tag", "tag": "no uuid, so no dedup"}]
-    proxy.faults.append(Fault("dynamodb:TransactWriteItems", times=1, forward_first=True))
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=1, forward_first=True))
     await store.append(KEY, untagged)  # committed, reply lost, botocore retried
     # moto ignores ClientRequestToken, so the retry fails its condition; the store re-reads
     # the head, finds its own transaction token there and stops (real DynamoDB would have

@@ -7,6 +7,8 @@ from ._process_secrets import isolate_process_secrets
 
 isolate_process_secrets()
 
+from session_core import is_secret_variable
+
 from ._build import build_runtime
 from ._claude_config import (
     ClaudeConfig,
@@ -25,14 +27,21 @@ from ._environment import (
 )
 from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
 from ._model_proxy import ModelProxy
-from ._process_secrets import aws_session, held_secrets, is_secret_variable
+from ._preflight import (
+    PERMANENT_CONFIG_ERRORS,
+    check_model_access,
+    check_runtime_configuration,
+    config_problem,
+)
+from ._process_secrets import aws_session, held_secrets
 from ._settings import RuntimeSettings, load_settings
-from ._turn import DEADLINE_MARGIN_S, USER_MESSAGES, PhaseTimes, Runtime, transcript_project
+from ._turn import PhaseTimes, Runtime, transcript_project
+from ._turn_state import DEADLINE_MARGIN_S
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 __all__ = [
     "DEADLINE_MARGIN_S",
-    "USER_MESSAGES",
+    "PERMANENT_CONFIG_ERRORS",
     "AgentRuntimeError",
     "AnthropicAccess",
     "AttachmentError",
@@ -53,6 +62,9 @@ __all__ = [
     "build_cli_environment",
     "build_runtime",
     "bundled_cli_path",
+    "check_model_access",
+    "check_runtime_configuration",
+    "config_problem",
     "default_config_path",
     "held_secrets",
     "is_secret_variable",

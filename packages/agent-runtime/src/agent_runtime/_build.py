@@ -5,14 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.config import Config
-from session_core import SessionRegistry, TranscriptStore, become_subreaper, get_logger, make_non_dumpable
+from session_core import (
+    Approvals,
+    LeaseClock,
+    LiveTurns,
+    SessionRegistry,
+    SystemClock,
+    TranscriptStore,
+    become_subreaper,
+    get_logger,
+    make_non_dumpable,
+)
 
 from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
+from ._mcp_secrets import McpSecretProxies, read_mcp_secret_headers
+from ._preflight import check_model_access, check_runtime_configuration
 from ._process_secrets import aws_session, config_environ
 from ._process_sweep import effective_scope
-from ._settings import RuntimeSettings, load_settings
+from ._settings import RuntimeSettings
 from ._turn import Runtime
 
 log = get_logger(__name__)
@@ -31,9 +43,11 @@ def build_runtime(
     sts: Any = None,
     store: Any = None,
     model: ModelAccess | None = None,
+    clock: LeaseClock | None = None,
 ) -> Runtime:
     """Settings, validated claude-config, clients, transcript store, registry and model access.
 
+    ``clock`` stamps and paces leases (the wall clock unless a test moves its own).
     Clients default to clients of ``aws_session()`` (the runtime role's credentials, kept
     out of the environment; endpoints from ``AWS_ENDPOINT_URL*``). Raises ConfigError /
     ClaudeConfigError naming what to fix.
@@ -42,18 +56,28 @@ def build_runtime(
     # memory or environment, and every process a turn starts must stay findable.
     make_non_dumpable()
     become_subreaper()
-    settings = settings or load_settings(config_environ())
-    _report_sandbox(settings)
-    config = load_claude_config(environ=config_environ())
     session = aws_session()
+    environ = config_environ()
+    ssm = ssm or session.client("ssm", config=_BOTO)
+    if sts is None and "MODEL_INVOKE_ROLE_ARN" in environ:
+        sts = session.client("sts", config=_BOTO)
+    # Everything a turn will need is checked now, once: a broken config fails every turn alike.
+    if settings is None:
+        settings, config = check_runtime_configuration(environ, ssm=ssm, session=session, sts=sts)
+    else:
+        config = load_claude_config(environ=environ)
+        if model is None:
+            check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
+    _report_sandbox(settings)
     s3 = s3 or session.client("s3", config=_BOTO)
     dynamodb = dynamodb or session.client("dynamodb", config=_BOTO)
     if model is None:
         if settings.backend == "bedrock":
-            sts = sts or (session.client("sts", config=_BOTO) if settings.model_invoke_role_arn else None)
-            model = BedrockAccess(settings, sts=sts, session=session)
+            model = BedrockAccess(
+                settings, sts=sts if settings.model_invoke_role_arn else None, session=session
+            )
         else:
-            model = AnthropicAccess(settings, ssm=ssm or session.client("ssm", config=_BOTO))
+            model = AnthropicAccess(settings, ssm=ssm)
     if store is None:
         store = TranscriptStore(
             s3=s3,
@@ -62,17 +86,32 @@ def build_runtime(
             table=settings.sessions_table,
             retention_days=settings.retention_days,
         )
+    clock = clock or SystemClock()
     registry = SessionRegistry(
-        dynamodb=dynamodb, table=settings.sessions_table, retention_days=settings.retention_days
+        dynamodb=dynamodb, table=settings.sessions_table, retention_days=settings.retention_days, clock=clock
     )
+    mcp_proxies = None
+    if config.mcp_secret_headers:
+        mcp_proxies = McpSecretProxies(config.mcp_servers, read_mcp_secret_headers(config, ssm))
     return Runtime(
         settings=settings,
         config=config,
+        mcp_proxies=mcp_proxies,
         store=store,
         registry=registry,
         s3=s3,
         model=model,
         cli_path=bundled_cli_path(),
+        clock=clock,
+        live_turns=LiveTurns(
+            dynamodb=dynamodb, table=settings.sessions_table, retention_days=settings.retention_days
+        ),
+        approvals=Approvals(
+            dynamodb=dynamodb,
+            table=settings.sessions_table,
+            retention_days=settings.retention_days,
+            clock=clock,
+        ),
     )
 
 

@@ -7,7 +7,9 @@ Layout::
                                  "agents": {name: {description, prompt_file, tools, model}}}
     agents/<name>.md            a subagent's prompt (named by prompt_file)
     mcp.json                    {"mcpServers": {name: {"type": "stdio"|"http"|"sse", ...}}}
+                                (http/sse may name secret headers: "headers_from_ssm")
     skills/<name>/SKILL.md      YAML front matter (name, description) + Markdown, plus any scripts
+    approvals.json              which tool calls wait for the user's approval (_approval_rules.py)
 
 Every error is a :class:`ClaudeConfigError` naming the file and the field to fix.
 """
@@ -25,6 +27,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from ._approval_rules import ApprovalRules, load_approval_rules
 from ._errors import ClaudeConfigError
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
@@ -35,6 +38,8 @@ _BUILTIN_TOOL = re.compile(r"[A-Z][A-Za-z0-9]*")
 _MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
 
 
@@ -76,6 +81,11 @@ class ClaudeConfig(msgspec.Struct, frozen=True, kw_only=True):
     agents: tuple[SubagentConfig, ...]
     mcp_servers: Mapping[str, Mapping[str, Any]]
     skills: tuple[SkillConfig, ...]
+    # HTTP/SSE server → header → SSM parameter holding the header's value (``headers_from_ssm``):
+    # the runtime adds these headers in a proxy, so they never reach the CLI (see _mcp_secrets).
+    mcp_secret_headers: Mapping[str, Mapping[str, str]] = {}
+    # [I] Which tool calls wait for the user's approval in the chat (approvals.json).
+    approvals: ApprovalRules = ApprovalRules()
 
 
 def default_config_path() -> Path:
@@ -109,7 +119,7 @@ def load_claude_config(
     system_prompt = _read_text(base / "system_prompt.md", None).strip()
     if not system_prompt:
         raise ClaudeConfigError(str(base / "system_prompt.md"), None, "is empty")
-    mcp_servers = _load_mcp(base / "mcp.json", env)
+    mcp_servers, mcp_secret_headers = _load_mcp(base / "mcp.json", env)
     skills = _load_skills(base / "skills")
     main, agents = _load_agents(base, set(mcp_servers))
     return ClaudeConfig(
@@ -119,6 +129,8 @@ def load_claude_config(
         agents=agents,
         mcp_servers=mcp_servers,
         skills=skills,
+        mcp_secret_headers=mcp_secret_headers,
+        approvals=load_approval_rules(base),
     )
 
 
@@ -256,12 +268,15 @@ def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
     return value
 
 
-def _load_mcp(file: Path, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def _load_mcp(
+    file: Path, env: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
     data = _read_json(file, required=False)
     servers = data.get("mcpServers", {})
     if not isinstance(servers, dict):
         raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
     out: dict[str, dict[str, Any]] = {}
+    secret_headers: dict[str, dict[str, str]] = {}
     for name, spec in servers.items():
         field = f"mcpServers.{name}"
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
@@ -286,15 +301,42 @@ def _load_mcp(file: Path, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         else:
             if not isinstance(spec.get("url"), str) or not spec["url"]:
                 raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
-            allowed = {"type", "url", "headers"}
+            allowed = {"type", "url", "headers", "headers_from_ssm"}
         extra = set(spec) - allowed
         if extra:
             raise ClaudeConfigError(str(file), f"{field}.{sorted(extra)[0]}", "unknown field")
-        expanded = _expand({**spec, "type": kind}, env, file, field)
+        if "headers_from_ssm" in spec:
+            secret_headers[name] = _secret_headers(spec, file, field)
+        plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
+        expanded = _expand({**plain, "type": kind}, env, file, field)
         if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
             raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
         out[name] = expanded
-    return out
+    return out, secret_headers
+
+
+def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:
+    """``headers_from_ssm``: header name → SSM parameter name (no ``${}``: names, not values)."""
+    raw = spec["headers_from_ssm"]
+    where = f"{field}.headers_from_ssm"
+    if not isinstance(raw, dict) or not raw:
+        raise ClaudeConfigError(str(file), where, "must be an object of header name → SSM parameter name")
+    plain = {str(h).lower() for h in (spec.get("headers") or {})}
+    for reserved in sorted(plain & {"authorization", "x-api-key"}):
+        # The runtime's proxy authenticates the CLI with these and never forwards them.
+        raise ClaudeConfigError(
+            str(file), f"{field}.headers.{reserved}", "cannot be used with headers_from_ssm: move it there"
+        )
+    for header, parameter in raw.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise ClaudeConfigError(str(file), f"{where}.{header}", "is not an HTTP header name")
+        if header.lower() in plain:
+            raise ClaudeConfigError(str(file), f"{where}.{header}", "is also in headers: name it once")
+        if not isinstance(parameter, str) or not _SSM_NAME.fullmatch(parameter):
+            raise ClaudeConfigError(
+                str(file), f"{where}.{header}", "must be an SSM parameter name such as /agentbot/mcp/token"
+            )
+    return dict(raw)
 
 
 def _load_skills(directory: Path) -> tuple[SkillConfig, ...]:

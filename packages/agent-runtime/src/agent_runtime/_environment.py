@@ -33,6 +33,7 @@ from . import _cli_launcher
 from ._errors import ModelBackendError
 from ._model_proxy import BedrockSigner, ModelProxy
 from ._settings import RuntimeSettings
+from ._usage_meter import MeteredSpend
 
 # Variables the SDK itself sets for the CLI (protocol, not secrets).
 _SDK_VARIABLES = (
@@ -110,8 +111,9 @@ class ModelAccess(Protocol):
         or scoped credentials, model)."""
         ...
 
-    def end_turn(self) -> None:
-        """The turn ended: whatever credential it was given stops working where we can."""
+    def end_turn(self) -> MeteredSpend:
+        """The turn ended: whatever credential it was given stops working where we can.
+        Returns what its model calls reported (their usage and its price)."""
         ...
 
     def close(self) -> None:
@@ -135,10 +137,9 @@ class _TurnProxy:
                 self._proxy = self._start()
             return self._proxy.base_url, self._proxy.open_turn()
 
-    def end_turn(self) -> None:
+    def end_turn(self) -> MeteredSpend:
         with self._lock:
-            if self._proxy is not None:
-                self._proxy.close_turn()
+            return MeteredSpend() if self._proxy is None else self._proxy.close_turn()
 
     def close(self) -> None:
         with self._lock:
@@ -172,8 +173,8 @@ class AnthropicAccess:
         base_url, turn_key = self._proxy.open_turn()
         return {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": turn_key, **_model_names(self._settings)}
 
-    def end_turn(self) -> None:
-        self._proxy.end_turn()
+    def end_turn(self) -> MeteredSpend:
+        return self._proxy.end_turn()
 
     def close(self) -> None:
         self._proxy.close()
@@ -252,8 +253,8 @@ class BedrockAccess:
             **_model_names(self._settings),
         }
 
-    def end_turn(self) -> None:
-        self._proxy.end_turn()
+    def end_turn(self) -> MeteredSpend:
+        return self._proxy.end_turn()
 
     def close(self) -> None:
         self._proxy.close()

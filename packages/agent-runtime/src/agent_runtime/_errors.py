@@ -26,12 +26,14 @@ class ClaudeConfigError(AgentRuntimeError):
 
 class ModelBackendError(AgentRuntimeError):
     """Raised at container start when the model backend settings cannot be used
-    (no API key parameter, Bedrock role cannot be assumed); names the setting."""
+    (no API key parameter, Bedrock role cannot be assumed); names the setting.
+    ``retryable`` only when the cause may pass by itself (STS throttled or unreachable)."""
 
-    def __init__(self, setting: str, reason: str) -> None:
+    def __init__(self, setting: str, reason: str, *, retryable: bool = False) -> None:
         super().__init__(f"model backend setting {setting}: {reason}")
         self.setting = setting
         self.reason = reason
+        self.retryable = retryable
 
 
 class AttachmentError(AgentRuntimeError):

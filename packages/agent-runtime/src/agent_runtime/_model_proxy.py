@@ -9,21 +9,27 @@ broken downstream stream (no silent truncation).
 Two upstreams: the Anthropic API (the proxy adds ``x-api-key``) and Bedrock (the proxy signs
 each request with SigV4 using the model-invoke role's credentials; the CLI sends this turn's
 key as a Bedrock bearer token and never holds AWS credentials).
+
+Each turn's calls are metered on the way back (``_usage_meter``): ``close_turn`` returns what
+they reported, so a run killed before its result still knows its cost.
 """
 
 from __future__ import annotations
 
 import hmac
 import http.client
+import json
 import re
 import secrets
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from session_core import get_logger
+
+from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
 
 _log = get_logger(__name__)
 
@@ -51,6 +57,9 @@ ALLOWED_REQUESTS = frozenset({("POST", "/v1/messages"), ("POST", "/v1/messages/c
 _FORBIDDEN = (
     b'{"type":"error","error":{"type":"permission_error","message":"not allowed by the agentbot proxy"}}'
 )
+_BAD_TARGET = (
+    b'{"type":"error","error":{"type":"invalid_request_error","message":"request target must be a path"}}'
+)
 _UNAUTHORIZED = (
     b'{"type":"error","error":{"type":"authentication_error","message":"not the current turn\'s key"}}'
 )
@@ -59,6 +68,16 @@ TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
 
 
 _BEDROCK_INVOKE = re.compile(r"/model/[A-Za-z0-9._:%-]+/(invoke|invoke-with-response-stream)")
+
+
+class UpstreamAuth(Protocol):
+    """What the proxy lets through (``allows``) and how it authenticates it upstream."""
+
+    def allows(self, method: str, path: str) -> bool: ...
+
+    def authorize(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> dict[str, str]: ...
 
 
 class AnthropicKey:
@@ -101,15 +120,17 @@ class BedrockSigner:
 class ModelProxy:
     """Forward the model calls ``auth`` allows to ``upstream``, authenticated by ``auth``
     (``api_key`` is short for ``AnthropicKey(api_key)``); everything else gets a 403, and
-    anything without the current turn's key a 401."""
+    anything without the current turn's key a 401. ``metered=False`` reads no usage from the
+    answers (an upstream that is no model)."""
 
     def __init__(
         self,
         *,
         upstream: str,
         api_key: str | None = None,
-        auth: AnthropicKey | BedrockSigner | None = None,
+        auth: UpstreamAuth | None = None,
         timeout_s: float = 600.0,
+        metered: bool = True,
     ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -123,8 +144,10 @@ class ModelProxy:
             if api_key is None:
                 raise ValueError("ModelProxy needs api_key or auth")
             auth = AnthropicKey(api_key)
-        self._auth = auth
+        self._auth: UpstreamAuth = auth
+        self._metered = metered
         self._turn_key: str | None = None
+        self._meter: TurnMeter | None = None
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -145,17 +168,26 @@ class ModelProxy:
 
     def open_turn(self) -> str:
         """A fresh key for the turn that starts now; every earlier one stops working."""
+        self._meter = TurnMeter() if self._metered else None
         self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
         return self._turn_key
 
-    def close_turn(self) -> None:
-        """The turn ended: its key stops working; requests are refused until the next turn."""
+    def close_turn(self) -> MeteredSpend:
+        """The turn ended: its key stops working; requests are refused until the next turn.
+        Returns what the turn's model calls reported."""
         self._turn_key = None
+        meter, self._meter = self._meter, None
+        return MeteredSpend() if meter is None else meter.spend()
 
     def accepts(self, presented: str | None) -> bool:
         """True when ``presented`` is the current turn's key."""
         current = self._turn_key
         return bool(current and presented) and hmac.compare_digest(str(presented), str(current))
+
+    def _admit(self, presented: str | None) -> tuple[bool, TurnMeter | None]:
+        """(is ``presented`` the current turn's key, that turn's meter: None when unmetered)."""
+        meter = self._meter
+        return self.accepts(presented), meter
 
     @property
     def base_url(self) -> str:
@@ -191,7 +223,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        if not self.proxy.accepts(self._presented_key()):
+        if not self.path.startswith("/") or self.path.startswith("//"):
+            # An absolute-form target (``GET http://other.example/x``) would make http.client
+            # send it, and the Host it names, upstream: the credential would reach another
+            # virtual host of the same front. Only a path goes to the configured upstream.
+            _log.warning("model_proxy.bad_target", method=self.command[:10])
+            self._refuse(400, _BAD_TARGET)
+            return
+        accepted, meter = self.proxy._admit(self._presented_key())
+        if not accepted:
             _log.warning("model_proxy.wrong_key", method=self.command[:10])
             self._refuse(401, _UNAUTHORIZED)
             return
@@ -213,6 +253,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.close()
             self.log_error("upstream unreachable: %s", type(exc).__name__)
             return
+        reader = (
+            ResponseReader(
+                meter,
+                content_type=response.getheader("Content-Type") or "",
+                request_model=_requested_model(self.path, body),
+            )
+            if response.status == 200 and meter is not None
+            else None
+        )
         try:
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
@@ -228,11 +277,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     return  # upstream broke: end without the final chunk so the CLI sees it
                 if not chunk:
                     break
+                if reader is not None:
+                    reader.feed(chunk)
                 self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 self.wfile.flush()
+            if reader is not None:
+                reader.finish()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         finally:
             upstream.close()
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward
+
+
+def _requested_model(path: str, body: bytes | None) -> str:
+    """The model a call asked for (the answer may name it too): Bedrock has it in the path,
+    the Messages API in the body."""
+    bedrock = _BEDROCK_INVOKE.fullmatch(path.split("?", 1)[0])
+    if bedrock is not None:
+        return unquote(path.split("/")[2])
+    try:
+        model = json.loads(body or b"{}").get("model")
+    except (ValueError, AttributeError):
+        return ""
+    return model if isinstance(model, str) else ""

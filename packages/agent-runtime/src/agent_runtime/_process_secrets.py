@@ -9,7 +9,7 @@ offers no setuid or user namespaces, so the block itself has to go:
 1. On the first import of agent_runtime in the awslambdaric process (during init, before it
    asks the Runtime API for an invocation) the secret variables are written into a pipe and
    the same command line is ``execve``'d without them; only the pipe's fd number travels in
-   ``AGENTBOT_MOVED_ENV_FD``. Same pid, so Lambda and agentbot.local_lambda see nothing.
+   ``AGENTBOT_MOVED_ENV_FD``. Same pid, so Lambda and the local Lambda (local_stack) see nothing.
 2. The re-executed process reads the pipe, closes it (no child ever inherits it) and keeps
    the values in this module; boto3 gets them through an explicit Session (``aws_session``).
    Lambda's static credentials are valid for the execution environment's lifetime.

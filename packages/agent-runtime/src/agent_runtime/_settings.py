@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
-from session_core import ConfigError, env_int
+from session_core import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_TENANT,
+    ConfigError,
+    env_int,
+    retention_days_from_env,
+    tenant_from_env,
+)
 
 Backend = Literal["anthropic", "bedrock"]
 SweepScope = Literal["descendants", "uid"]
@@ -22,8 +29,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     sessions_table: str
     sessions_bucket: str
-    tenant: str = "default"
-    retention_days: int = 25
+    tenant: str = DEFAULT_TENANT
+    retention_days: int = DEFAULT_RETENTION_DAYS
     backend: Backend = "anthropic"
     anthropic_api_key_parameter: str | None = None
     anthropic_base_url: str | None = None
@@ -77,8 +84,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
-        tenant=opt("TENANT") or "default",
-        retention_days=env_int("SESSION_TTL_DAYS", 25, minimum=1, environ=env),
+        tenant=tenant_from_env(env),
+        retention_days=retention_days_from_env(env),
         backend=backend,
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=opt("ANTHROPIC_BASE_URL"),

@@ -4,81 +4,78 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
 
 import msgspec
 from claude_agent_sdk import (
-    AgentDefinition,
-    AssistantMessage,
-    ClaudeAgentOptions,
-    MirrorErrorMessage,
-    ProcessError,
-    ResultError,
-    ResultMessage,
-    SystemMessage,
-    TextBlock,
-    import_session_to_store,
     project_key_for_directory,
-    query,
 )
 from session_core import (
     TURN_VERSION,
+    Approvals,
+    ErrorKind,
+    ErrorReason,
     InvalidSessionKeyError,
+    LeaseClock,
     LeaseHeldError,
     LeaseLostError,
+    LiveTurns,
     SessionCoreError,
     SessionKey,
-    StaleHeadError,
     StorageError,
+    StoredTranscript,
+    SystemClock,
+    TurnLedger,
     TurnRequest,
     TurnResult,
-    Usage,
     bind_correlation,
     boot_ticks,
     get_logger,
     well_formed,
 )
 
+from ._approval_turn import ApprovalSteps
+from ._attachments import stage_attachments
 from ._claude_config import ClaudeConfig
-from ._cost import turn_cost_usd
+from ._collaborators import RuntimeRegistry, S3Downloads, TranscriptStoreVerbs
+from ._config_report import config_error_result, report_config_error
 from ._environment import (
     ModelAccess,
-    build_cli_environment,
-    install_cli_launcher,
-    sandbox_connect_ports,
 )
-from ._errors import AgentRuntimeError, AttachmentError
+from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError
+from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
+from ._mcp_secrets import McpSecretProxies
 from ._process_sweep import reap_zombie_children, sweep_turn_processes
+from ._prompt_marks import find_last_prompt
+from ._restore import TranscriptRestorer, transcript_path
+from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
-from ._workspace import SessionWorkspace, clear_attachments, safe_file_name, session_workspace
+from ._stopped_turn import stopped_result
+from ._timed_store import TimedStore
+from ._turn_events import TurnStopped
+from ._turn_state import (
+    LeaseHolder,
+    RunEnd,
+    RunOutcome,
+    SdkRun,
+    run_cost,
+    time_budget,
+    usage_of,
+    with_spend,
+)
+from ._workspace import SessionWorkspace, session_workspace
 
 log = get_logger(__name__)
 
-# What users read; never a stack trace or a provider message.
-USER_MESSAGES = {
-    "busy": "I'm still working on your previous message in this chat; I'll answer this one right after.",
-    "model_error": "The AI model did not answer this time (it may be busy). Please try again in a minute.",
-    "internal": "Something went wrong on my side while answering. Please try again.",
-    "bad_request": "This message could not be processed.",
-    "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
-    "attachment": "I could not open the file you sent. Please send it again.",
-    "timeout": "This took longer than I can spend on one message, so I stopped. "
-    "Please ask for a smaller part.",
-    "max_budget": "I stopped because answering this would cost more than one message may spend. "
-    "Please ask for a smaller part.",
-}
-# Stop this long before the caller's deadline: killing the CLI, recording and answering.
-DEADLINE_MARGIN_S = 3.0
+# Model API statuses that mean the key (Anthropic) or the signing role (Bedrock) is refused.
+_KEY_REFUSED = (401, 403)
 # Without a deadline, keep retrying to record a paid answer this long.
 _RECORD_RETRY_S = 60.0
-_RECORD_ATTEMPT_S = 1.0  # what one more complete_turn attempt needs at least
+_RECORD_ATTEMPT_S = 1.0  # what one more save attempt needs at least
+# The proxy's price of a turn may differ from the CLI's by rounding; beyond this it saw more calls.
+_METERED_SLACK = 0.02
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -99,102 +96,15 @@ def transcript_project(key: SessionKey) -> str:
     return key.canonical
 
 
-class _TimedStore:
-    """Delegates to the transcript store for the running turn's session (``scope``: every
-    project key the SDK passes becomes the session's) and adds up the time spent in it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.scope: str | None = None
-        self.load_s = 0.0
-        self.append_s = 0.0
-        self.loads = 0
-        self.appends = 0
-
-    def reset(self) -> None:
-        self.load_s = self.append_s = 0.0
-        self.loads = self.appends = 0
-
-    async def load(self, key: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self.inner.load(self._scoped(key))
-        finally:
-            self.load_s += time.perf_counter() - started
-            self.loads += 1
-
-    async def append(self, key: Any, entries: Any) -> None:
-        started = time.perf_counter()
-        try:
-            await self.inner.append(self._scoped(key), entries)
-        finally:
-            self.append_s += time.perf_counter() - started
-            self.appends += 1
-
-    async def list_subkeys(self, key: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self.inner.list_subkeys(self._scoped(key))
-        finally:
-            self.load_s += time.perf_counter() - started
-
-    async def list_sessions(self, project_key: str) -> Any:
-        return await self.inner.list_sessions(self.scope or project_key)
-
-    async def delete(self, key: Any) -> None:
-        await self.inner.delete(self._scoped(key))
-
-    async def list_session_summaries(self, project_key: str) -> Any:
-        return await self.inner.list_session_summaries(self.scope or project_key)
-
-    def _scoped(self, key: Any) -> Any:
-        return key if self.scope is None else {**key, "project_key": self.scope}
-
-
 @dataclass
-class _LeaseHolder:
-    lease: Any
-    lost: bool = False
-    lost_event: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True)
-class _Run:
-    prompt: str
-    update_id: int
-    resume: str | None
-    resume_at: str | None  # resume_session_at: leave an unrecorded turn out
-    resumed_total_usd: float = 0.0  # the resumed SDK session's running total so far
-    max_cost_usd: float | None = None  # the SDK's max_budget_usd
-
-
-@dataclass
-class _Outcome:
-    result: ResultMessage | None = None
-    session_id: str | None = None
-    texts: list[str] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)
-    mirror_errors: int = 0
-    caught_up_after: int = 0
-    spent: bool = False  # the model answered at least once (tokens were paid for)
-    recorded: bool = False  # the answer is in the registry: a retry replays it
-    failure: Exception | None = None
-
-    @property
-    def may_retry(self) -> bool:
-        """Whether running this update again cannot pay twice for one answer."""
-        return self.recorded or not self.spent
-
-
-@dataclass
-class Runtime:
+class Runtime(SdkRunSteps, ApprovalSteps):
     """Everything a turn needs, built once per container (see ``handler.build_runtime``)."""
 
     settings: RuntimeSettings
     config: ClaudeConfig
-    store: Any
-    registry: Any
-    s3: Any
+    store: TranscriptStoreVerbs
+    registry: RuntimeRegistry
+    s3: S3Downloads
     model: ModelAccess
     cli_path: str
     owner: str = field(default_factory=lambda: f"runtime-{uuid.uuid4().hex[:12]}")
@@ -202,16 +112,30 @@ class Runtime:
     stderr_tail: list[str] = field(default_factory=list)
     # Every descendant of this process started after this moment belongs to some turn.
     started_ticks: int = field(default_factory=boot_ticks)
-    _timed_store: _TimedStore | None = None
+    # Proxies that add HTTP MCP servers' secret headers (None: no server has any).
+    mcp_proxies: McpSecretProxies | None = None
+    # Stamps and paces the lease (tests pass one they move themselves); the registry's clock.
+    clock: LeaseClock = field(default_factory=SystemClock)
+    # The sessions' live items: progress for the channel, stop requests from the user.
+    live_turns: LiveTurns | None = None
+    # [I] The sessions' pending tool approvals and the chats' grants.
+    approvals: Approvals | None = None
+    progress_interval_s: float = PUBLISH_INTERVAL_S
+    ledger: TurnLedger = field(init=False)
+    _timed_store: TimedStore | None = None
+    _restorer: TranscriptRestorer | None = None
+    _model_refusal_reported: bool = False
 
     def __post_init__(self) -> None:
-        self._timed_store = _TimedStore(self.store)
+        self.ledger = TurnLedger(self.registry, owner=self.owner)
+        self._timed_store = TimedStore(self.store)
+        self._restorer = TranscriptRestorer(self.store)
 
     # -- public -------------------------------------------------------------------------
     def run_turn(
         self, request: TurnRequest, *, time_budget_s: float | None = None, request_id: str | None = None
     ) -> TurnResult:
-        """Run (or replay) the turn that answers ``request.update_id``; never raises for
+        """Run (or replay) turn ``request.turn_id`` of its session; never raises for
         turn-level failures: they come back as a TurnResult with ``error_kind`` set."""
         return asyncio.run(self.run_turn_async(request, time_budget_s=time_budget_s, request_id=request_id))
 
@@ -220,8 +144,8 @@ class Runtime:
     ) -> TurnResult:
         """Async form of :meth:`run_turn`."""
         started = time.perf_counter()
-        bind_correlation(update_id=request.update_id, session_key=request.session_key, request_id=request_id)
-        outcome = _Outcome()
+        bind_correlation(turn_id=request.turn_id, session_key=request.session_key, request_id=request_id)
+        outcome = RunOutcome()
         try:
             return await self._turn(request, started, time_budget_s, outcome)
         except (SessionCoreError, AgentRuntimeError) as exc:
@@ -235,64 +159,60 @@ class Runtime:
             return _error(request, "internal", retryable=outcome.may_retry, started=started)
 
     async def _turn(
-        self, request: TurnRequest, started: float, time_budget_s: float | None, outcome: _Outcome
+        self, request: TurnRequest, started: float, time_budget_s: float | None, outcome: RunOutcome
     ) -> TurnResult:
         try:
             key = SessionKey.parse(request.session_key)
         except InvalidSessionKeyError as exc:
             log.warning("turn.bad_session_key", field=exc.field)
             return _error(request, "bad_request", retryable=False, started=started)
-        recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-        if recorded is not None:
-            log.info("turn.replayed")
-            return _replayed(recorded)
-        budget = _time_budget(time_budget_s, request.deadline_epoch_ms)
+        budget = time_budget(time_budget_s, request.deadline_epoch_ms)
         if budget is not None and budget <= 0:
-            # The caller stops waiting before anything could be done: spend nothing.
+            # The caller stops waiting before anything could be done: spend nothing, but an
+            # answer saved already is still the answer.
+            saved = await asyncio.to_thread(self.ledger.saved, key, request.turn_id)
+            if saved is not None:
+                log.info("turn.replayed")
+                return saved
             log.warning("turn.deadline_passed", deadline_epoch_ms=request.deadline_epoch_ms)
-            return _error(
-                request, "model_error", retryable=True, started=started, user_message=USER_MESSAGES["timeout"]
-            )
+            return _error(request, "model_error", retryable=True, started=started, reason="timeout")
         deadline = None if budget is None else started + budget
         try:
-            lease = await asyncio.to_thread(
-                self.registry.acquire_lease, key, owner=self.owner, duration_s=self.settings.lease_duration_s
+            start = await asyncio.to_thread(
+                self.ledger.start, key, request.turn_id, lease_s=self.settings.lease_duration_s
             )
         except LeaseHeldError:
             log.info("turn.busy")
             return _error(request, "busy", retryable=True, started=started)
-        holder = _LeaseHolder(lease)
+        if start.lease is None:
+            assert start.replay is not None
+            log.info("turn.replayed")
+            return start.replay
+        holder = LeaseHolder(start.lease)
         try:
-            # A racing container may have answered between our check and the lease.
-            recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-            if recorded is not None:
-                return _replayed(recorded)
             return await self._leased_turn(key, request, holder, started, deadline, outcome)
         finally:
             with contextlib.suppress(SessionCoreError):
-                await asyncio.to_thread(self.registry.release_lease, holder.lease)
+                await asyncio.to_thread(self.ledger.release, holder.lease)
 
     # -- the leased part ------------------------------------------------------------------
     async def _leased_turn(
         self,
         key: SessionKey,
         request: TurnRequest,
-        holder: _LeaseHolder,
+        holder: LeaseHolder,
         started: float,
         deadline: float | None,
-        outcome: _Outcome,
+        outcome: RunOutcome,
     ) -> TurnResult:
-        if request.new_session:
-            await asyncio.to_thread(self.registry.start_new_session, key)
-        record = await asyncio.to_thread(self.registry.get_session, key)
-        resume = None if record is None else record.sdk_session_id
-        resumed_total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
-        store = self._timed_store
-        assert store is not None
-        store.reset()
-        store.scope = transcript_project(key)
+        """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
+        resume, resumed_total = await self._session_to_resume(key, request)
+        store = self._scoped_store(key)
         # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
+        # Progress out, stop requests in (see _live_progress.py).
+        live = await self._begin_live(key, request, outcome)
+        watcher = asyncio.create_task(live.watch()) if live is not None else None
         try:
             with session_workspace(
                 self.settings.sessions_root,
@@ -301,7 +221,9 @@ class Runtime:
                 disk_limit_mb=self.settings.session_disk_limit_mb,
             ) as workspace:
                 try:
-                    prompt = await self._stage_attachments(key, request, workspace)
+                    prompt = await stage_attachments(
+                        self.s3, self.settings.sessions_bucket, key, request, workspace
+                    )
                 except AttachmentError as exc:
                     log.warning("turn.attachment_failed", reason=exc.reason)
                     return _error(
@@ -309,53 +231,130 @@ class Runtime:
                         "bad_request",
                         retryable=exc.retryable,
                         started=started,
-                        user_message=USER_MESSAGES["attachment"],
+                        reason="attachment",
                     )
+                plan = await self._approval_plan(key, request, prompt, resume)
+                if plan.nothing_to_do:
+                    return _nothing_to_resume(request, started)
                 sdk_started = time.perf_counter()
-                resume_at = None if resume is None else await self._resume_point(key, resume, workspace)
-                run = _Run(prompt, request.update_id, resume, resume_at, resumed_total, request.max_cost_usd)
-                stopped = await self._run_until_stopped(run, workspace, outcome, holder, deadline)
-                if stopped == "lease_lost":
-                    return await self._lease_lost(key, request, started)
-                if stopped == "timeout":
-                    # A long task started again three times costs three times: tell the user,
-                    # unless nothing was spent yet.
-                    log.warning("turn.timeout", spent=outcome.spent)
-                    return _error(
-                        request,
-                        "model_error",
-                        retryable=not outcome.spent,
-                        started=started,
-                        user_message=USER_MESSAGES["timeout"],
+                resume_at = None if resume is None else await self._restore(key, resume, workspace)
+                run = SdkRun(
+                    plan.prompt,
+                    request.turn_id,
+                    resume,
+                    resume_at,
+                    resumed_total,
+                    request.max_cost_usd,
+                    gate=plan.gate,
+                )
+                end = await self._run_until_stopped(run, workspace, outcome, holder, deadline, live)
+                await self._remember_local_copy(key, end, outcome, workspace)
+                if end is RunEnd.STOPPED and live is not None:
+                    return await self._user_stopped(
+                        key, request, run, live, workspace, holder, outcome, started, deadline
                     )
+                if end is not RunEnd.FINISHED:
+                    return await self._stopped_run(key, request, end, outcome, started)
                 sdk_s = time.perf_counter() - sdk_started
                 turn = self._paid_answer(request, run, outcome, started)
+                if turn is not None:
+                    turn = await self._with_approval(key, request, turn, plan)
                 if turn is not None:
                     # Tokens were paid for this answer: record it (cost included) before
                     # anything else can fail, so a retry replays it instead of paying again.
                     persist_started = time.perf_counter()
-                    answer, recorded = await self._record(key, request, holder, turn, started, deadline)
-                    outcome.recorded = recorded
+                    answer, outcome.recorded = await self._record(request, holder, turn, started, deadline)
+                    await self._approval_recorded(key, plan, answer)
                     persist_s = time.perf_counter() - persist_started
-                if outcome.failure is not None and turn is not None:
-                    log.warning("turn.failed_after_answer", error_type=type(outcome.failure).__name__)
-                elif isinstance(outcome.failure, AgentRuntimeError | SessionCoreError):
-                    raise outcome.failure  # ours: classified once, in run_turn_async
-                elif outcome.failure is not None:  # ProcessError/CLIConnectionError/...
-                    log.error(
-                        "turn.sdk_failed",
-                        error_type=type(outcome.failure).__name__,
-                        stderr=self.stderr_tail[-5:],
-                        spent=outcome.spent,
-                    )
-                    # A run that already paid for tokens is not bought a second time.
-                    return _error(request, "internal", retryable=outcome.may_retry, started=started)
+                failed = await self._failed_run(
+                    key, request, outcome, answered=turn is not None, started=started
+                )
+                if failed is not None:
+                    return failed
             if turn is None:
                 return await self._unpaid_outcome(key, request, run, holder, outcome, started)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            if watcher is not None and live is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                await live.end()
+        self._report_done(store, turn, answer, started=started, sdk_s=sdk_s, persist_s=persist_s)
+        return answer
+
+    async def _session_to_resume(self, key: SessionKey, request: TurnRequest) -> tuple[str | None, float]:
+        """The SDK session this turn continues (None: a fresh one) and its running total so far."""
+        if request.new_session:
+            await asyncio.to_thread(self.registry.start_new_session, key)
+        record = await asyncio.to_thread(self.registry.get_session, key)
+        resume = None if record is None else record.sdk_session_id
+        return resume, 0.0 if record is None or resume is None else record.sdk_session_cost_usd
+
+    def _scoped_store(self, key: SessionKey) -> TimedStore:
+        store = self._timed_store
+        assert store is not None
+        store.reset()
+        store.scope = transcript_project(key)
+        return store
+
+    async def _stopped_run(
+        self, key: SessionKey, request: TurnRequest, end: RunEnd, outcome: RunOutcome, started: float
+    ) -> TurnResult:
+        """The answer to a run stopped before it finished: its lease was lost, or its time ran out."""
+        await self._count_killed_run(key, outcome)
+        if end is RunEnd.LEASE_LOST:
+            return with_spend(await self._lease_lost(key, request, started), outcome)
+        # A long task started again three times costs three times: tell the user, unless
+        # nothing was spent yet.
+        log.warning("turn.timeout", spent=outcome.spent)
+        return with_spend(
+            _error(
+                request,
+                "model_error",
+                retryable=not outcome.spent,
+                started=started,
+                reason="timeout",
+            ),
+            outcome,
+        )
+
+    async def _failed_run(
+        self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, *, answered: bool, started: float
+    ) -> TurnResult | None:
+        """The answer to a run whose SDK call raised; None when it did not, or when it had
+        answered first (that answer, already saved, stands)."""
+        failure = outcome.failure
+        if failure is None:
+            return None
+        if answered:
+            log.warning("turn.failed_after_answer", error_type=type(failure).__name__)
+            return None
+        if isinstance(failure, AgentRuntimeError | SessionCoreError):
+            raise failure  # ours: classified once, in run_turn_async
+        # ProcessError/CLIConnectionError/...
+        log.error(
+            "turn.sdk_failed",
+            error_type=type(failure).__name__,
+            stderr=self.stderr_tail[-5:],
+            spent=outcome.spent,
+        )
+        # A run that already paid for tokens is not bought a second time.
+        await self._count_killed_run(key, outcome)
+        return with_spend(_error(request, "internal", retryable=outcome.may_retry, started=started), outcome)
+
+    def _report_done(
+        self,
+        store: TimedStore,
+        turn: TurnResult,
+        answer: TurnResult,
+        *,
+        started: float,
+        sdk_s: float,
+        persist_s: float,
+    ) -> None:
         self.last_phases = PhaseTimes(
             restore_s=store.load_s,
             sdk_s=sdk_s - store.load_s,
@@ -374,10 +373,9 @@ class Runtime:
             replayed=answer.replayed,
             error_kind=answer.error_kind,
         )
-        return answer
 
     def _paid_answer(
-        self, request: TurnRequest, run: _Run, outcome: _Outcome, started: float
+        self, request: TurnRequest, run: SdkRun, outcome: RunOutcome, started: float
     ) -> TurnResult | None:
         """The TurnResult of a run that ended with a successful result and whose transcript
         the store holds; None when there is no answer to record."""
@@ -386,15 +384,21 @@ class Runtime:
             return None
         if outcome.mirror_errors > outcome.caught_up_after:
             return None  # not done until the store caught up (see _unpaid_outcome)
+        cost, usage = run_cost(run, result), usage_of(result.usage)  # the CLI's usage is this run's
+        if outcome.metered.cost_usd > cost * (1 + _METERED_SLACK) + 1e-9:
+            # The proxy saw calls the CLI did not count (a tool calling the model with the
+            # turn's key): they are on the operator's bill all the same.
+            log.warning("turn.cost_above_cli_figure", cli_usd=cost, metered_usd=outcome.metered.cost_usd)
+            cost, usage = outcome.metered.cost_usd, outcome.metered.usage
         return TurnResult(
             version=TURN_VERSION,
             session_key=request.session_key,
-            update_id=request.update_id,
+            turn_id=request.turn_id,
             text=well_formed("\n\n".join(outcome.answers or outcome.texts).strip()),
             session_id=result.session_id,
-            cost_usd=_run_cost(run, result),
+            cost_usd=cost,
             session_cost_usd=float(result.total_cost_usd or 0.0),
-            usage=_usage(result.usage),  # the CLI's usage is this run's, not the session's
+            usage=usage,
             num_turns=result.num_turns,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
@@ -403,15 +407,15 @@ class Runtime:
         self,
         key: SessionKey,
         request: TurnRequest,
-        run: _Run,
-        holder: _LeaseHolder,
-        outcome: _Outcome,
+        run: SdkRun,
+        holder: LeaseHolder,
+        outcome: RunOutcome,
         started: float,
     ) -> TurnResult:
         """The answer to a finished run that left nothing to record; what it cost (known from
         an error result) is counted in the chat's cost and returned for the budgets."""
         result = outcome.result
-        cost = 0.0 if result is None else _run_cost(run, result)
+        cost = 0.0 if result is None else run_cost(run, result)
         same_session = result is not None and result.session_id == run.resume
         total = float(result.total_cost_usd or 0.0) if result is not None and same_session else None
         await self._count_failed_spend(key, cost, total)
@@ -419,14 +423,28 @@ class Runtime:
         return msgspec.structs.replace(answer, cost_usd=cost) if cost > 0 and not answer.replayed else answer
 
     async def _unrecorded_answer(
-        self, key: SessionKey, request: TurnRequest, holder: _LeaseHolder, outcome: _Outcome, started: float
+        self, key: SessionKey, request: TurnRequest, holder: LeaseHolder, outcome: RunOutcome, started: float
     ) -> TurnResult:
         result = outcome.result
         if result is not None and result.subtype in ("error_max_turns", "error_max_budget_usd"):
             log.warning("turn.stopped_by_limit", subtype=result.subtype, num_turns=result.num_turns)
-            kind = "max_turns" if result.subtype == "error_max_turns" else "max_budget"
-            message = USER_MESSAGES[kind]
-            return _error(request, "model_error", retryable=False, started=started, user_message=message)
+            reason: ErrorReason = "max_turns" if result.subtype == "error_max_turns" else "max_budget"
+            return _error(request, "model_error", retryable=False, started=started, reason=reason)
+        status = getattr(result, "api_error_status", None)
+        if status in _KEY_REFUSED:
+            # The model refuses the key or the role: every later turn would fail the same way.
+            if not self._model_refusal_reported:
+                self._model_refusal_reported = True
+                setting = (
+                    "MODEL_INVOKE_ROLE_ARN"
+                    if self.settings.backend == "bedrock"
+                    else (f"{self.settings.anthropic_api_key_parameter} (ANTHROPIC_API_KEY_PARAMETER)")
+                )
+                report_config_error(
+                    ModelBackendError(setting, f"the model answered {status}: the key or role is refused"),
+                    tenant=self.settings.tenant,
+                )
+            return config_error_result(request, started=started)
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
                 "turn.model_error",
@@ -443,9 +461,8 @@ class Runtime:
     async def _count_failed_spend(
         self, key: SessionKey, cost_usd: float, session_total: float | None
     ) -> None:
-        """A run that ended in an error result still paid for its tokens: add them to the
-        chat's cost. A run killed before its result (timeout, lost lease) reports none here;
-        the CLI's running total of the session may include it at the next turn."""
+        """A run that ended without an answer still paid for its tokens: add them to the chat's
+        cost (an error result's own figure, or the model proxy's count of a killed run)."""
         if cost_usd <= 0:
             return
         try:
@@ -457,38 +474,111 @@ class Runtime:
         else:
             log.info("turn.failed_cost_counted", cost_usd=cost_usd)
 
+    async def _count_killed_run(self, key: SessionKey, outcome: RunOutcome) -> None:
+        """A run that ended without a result (killed at the deadline, lease lost, CLI crashed)
+        paid for the calls the model proxy saw: count them in the chat's cost."""
+        if outcome.result is None and outcome.metered.calls:
+            spend = outcome.metered
+            log.info("turn.killed_run_metered", calls=spend.calls, cost_usd=spend.cost_usd)
+            await self._count_failed_spend(key, outcome.metered.cost_usd, None)
+
     async def _run_until_stopped(
         self,
-        run: _Run,
+        run: SdkRun,
         workspace: SessionWorkspace,
-        outcome: _Outcome,
-        holder: _LeaseHolder,
+        outcome: RunOutcome,
+        holder: LeaseHolder,
         deadline: float | None,
-    ) -> str:
-        """Run the SDK until it finishes ("done"), the lease is lost ("lease_lost") or the
-        time budget ends ("timeout"); a stopped run's CLI and tools are killed."""
+        live: LiveProgress | None = None,
+    ) -> RunEnd:
+        """Run the SDK until it finishes, the lease is lost, the time budget ends or the user
+        stops it; a stopped run's CLI and tools are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
         self._sweep_processes()
         sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
+        # a stop request from the user (never set without a live item)
+        stop = asyncio.create_task(live.stop_requested.wait() if live is not None else asyncio.Event().wait())
         try:
             timeout = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
-            done, _ = await asyncio.wait({sdk, lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {sdk, lost, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             lost.cancel()
+            stop.cancel()
             # Before any result leaves: no process of this turn survives it, and the model
             # key it was given is dead.
             killed = self._sweep_processes()
-            self.model.end_turn()
+            outcome.metered = self.model.end_turn()
+            if self.mcp_proxies is not None:
+                self.mcp_proxies.end_turn()
         if sdk in done:
             reap_zombie_children(self.started_ticks)
-            return "done"
+            return RunEnd.FINISHED
         sdk.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(sdk, timeout=15)
         reap_zombie_children(self.started_ticks)
         log.info("turn.cli_stopped", processes_killed=killed)
-        return "lease_lost" if holder.lost else "timeout"
+        if holder.lost:
+            return RunEnd.LEASE_LOST
+        if live is not None and live.stop_requested.is_set():
+            live.emit(TurnStopped())
+            return RunEnd.STOPPED
+        return RunEnd.TIMED_OUT
+
+    async def _begin_live(
+        self, key: SessionKey, request: TurnRequest, outcome: RunOutcome
+    ) -> LiveProgress | None:
+        """The turn's live progress (None without a live-turns table or when it cannot be
+        written: the turn runs all the same, unwatched and unstoppable)."""
+        if self.live_turns is None:
+            return None
+        live = LiveProgress(self.live_turns, key, request.turn_id, interval_s=self.progress_interval_s)
+        try:
+            await live.begin()
+        except SessionCoreError as exc:
+            log.warning("turn.live_begin_failed", error_type=type(exc).__name__)
+            return None
+        outcome.sink = live
+        return live
+
+    async def _user_stopped(
+        self,
+        key: SessionKey,
+        request: TurnRequest,
+        run: SdkRun,
+        live: LiveProgress,
+        workspace: SessionWorkspace,
+        holder: LeaseHolder,
+        outcome: RunOutcome,
+        started: float,
+        deadline: float | None,
+    ) -> TurnResult:
+        """The answer to a run the user stopped: what was written so far, recorded like any
+        answer (its metered cost counted), so the next message resumes after it. A run whose
+        transcript the store could not take is not recorded (the next turn resumes before it);
+        its cost is counted all the same."""
+        # A run stopped before the CLI named its session still continues the resumed one: its
+        # running total stays, or the next turn would be priced the whole session's history.
+        continued = outcome.session_id in (None, run.resume)
+        stopped_turn = stopped_result(
+            request,
+            text=live.text or "\n\n".join(outcome.texts),
+            session_id=outcome.session_id,
+            resumed_total_usd=run.resumed_total_usd if continued else 0.0,
+            metered=outcome.metered,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+        await self._catch_up(outcome, project_key_for_directory(workspace.cwd), workspace)
+        if outcome.mirror_errors > outcome.caught_up_after:
+            log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
+            await self._count_killed_run(key, outcome)
+            return stopped_turn
+        answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
+        log.info("turn.stopped", cost_usd=stopped_turn.cost_usd, chars=len(stopped_turn.text))
+        return answer
 
     def _sweep_processes(self) -> int:
         killed = sweep_turn_processes(scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks)
@@ -496,44 +586,81 @@ class Runtime:
             log.info("turn.processes_killed", count=killed)
         return killed
 
-    async def _resume_point(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
+    async def _restore(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
+        """Restore the transcript into the session's config dir (see ``_restore.py``) and
+        return where to resume; counted as the turn's restore time."""
+        store, restorer = self._timed_store, self._restorer
+        assert store is not None and restorer is not None
+        started = time.perf_counter()
+        store_key = {"project_key": transcript_project(key), "session_id": resume}
+        path = transcript_path(workspace.config_dir, project_key_for_directory(workspace.cwd), resume)
+        try:
+            try:
+                restored = await restorer.restore(key.canonical, store_key, path)
+            except Exception as exc:  # the SDK's own load reports a real outage; resume it all
+                log.warning("turn.restore_failed", error_type=type(exc).__name__)
+                return None
+            if restored is None:
+                return None
+            if restored.local:
+                store.restored_locally = resume
+            log.info("turn.restored", local=restored.local, written=restored.written)
+            return await self._resume_point(key, restored.stored)
+        finally:
+            store.load_s += time.perf_counter() - started
+
+    async def _remember_local_copy(
+        self, key: SessionKey, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
+    ) -> None:
+        """After a clean run the transcript file (rewritten from the store) is what the next turn
+        resumes from."""
+        restorer = self._restorer
+        assert restorer is not None
+        caught_up = outcome.mirror_errors <= outcome.caught_up_after
+        if (
+            end is not RunEnd.FINISHED
+            or outcome.failure is not None
+            or not caught_up
+            or not outcome.session_id
+        ):
+            restorer.forget(key.canonical)
+            return
+        store_key = {"project_key": transcript_project(key), "session_id": outcome.session_id}
+        path = transcript_path(
+            workspace.config_dir, project_key_for_directory(workspace.cwd), outcome.session_id
+        )
+        # rewrites the whole file: off the event loop, where the lease renewer runs
+        await asyncio.to_thread(restorer.remember, key.canonical, store_key, path)
+
+    async def _resume_point(self, key: SessionKey, stored: StoredTranscript) -> str | None:
         """Where to resume so that an unrecorded turn at the transcript's end (a failed or
         timed-out run; its retry) is left out: otherwise the model would read the user's
         message twice. The runtime's prompts carry their update id in their uuid
         (``_prompt_uuid``); the last one is looked up in the registry. None: resume it all."""
-        location = {"project_key": transcript_project(key), "session_id": resume}
-        try:
-            entries = await self.store.load(location) or []
-        except Exception as exc:  # the SDK's own load reports a real outage; resume it all
-            log.warning("turn.resume_point_unknown", error_type=type(exc).__name__)
+        found = find_last_prompt(stored)
+        if found is None:
             return None
-        for index in range(len(entries) - 1, -1, -1):
-            entry = entries[index]
-            update_id = _prompt_update_id(entry.get("uuid")) if entry.get("type") == "user" else None
-            if update_id is None:
-                continue
-            if await asyncio.to_thread(self.registry.get_turn_result, key, update_id) is not None:
-                return None  # the last prompt's turn was recorded: nothing to leave out
-            # The prompt hangs off the end of the conversation it was sent to: resume there
-            # (not at the entry before it in the file, which may be an earlier failed attempt).
-            point = entry.get("parentUuid")
-            log.info("turn.unrecorded_turn_left_out", update_id=update_id, dropped=len(entries) - index)
-            return point if isinstance(point, str) else None
-        return None
+        following, entry, turn_id = found
+        if await asyncio.to_thread(self.ledger.saved, key, turn_id) is not None:
+            return None  # the last prompt's turn was recorded: nothing to leave out
+        # The prompt hangs off the end of the conversation it was sent to: resume there
+        # (not at the entry before it in the file, which may be an earlier failed attempt).
+        point = entry.get("parentUuid")
+        log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
+        return point if isinstance(point, str) else None
 
     async def _lease_lost(self, key: SessionKey, request: TurnRequest, started: float) -> TurnResult:
         # Whoever took the lease may have answered this very update: that answer counts.
-        recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-        if recorded is not None:
-            return _replayed(recorded)
+        saved = await asyncio.to_thread(self.ledger.saved, key, request.turn_id)
+        if saved is not None:
+            return saved
         log.error("turn.lease_lost_not_recorded")
         return _error(request, "internal", retryable=True, started=started)
 
     async def _record(
         self,
-        key: SessionKey,
         request: TurnRequest,
-        holder: _LeaseHolder,
+        holder: LeaseHolder,
         turn: TurnResult,
         started: float,
         deadline: float | None,
@@ -548,14 +675,8 @@ class Runtime:
         while True:
             attempt += 1
             try:
-                counted = await asyncio.to_thread(self.registry.record_turn, holder.lease, result=turn)
+                saved = await asyncio.to_thread(self.ledger.save, holder.lease, turn)
                 break
-            except (StaleHeadError, LeaseLostError) as exc:
-                recorded = await asyncio.to_thread(self.registry.get_turn_result, key, request.update_id)
-                if recorded is not None:
-                    return _replayed(recorded), True
-                log.error("turn.not_recorded", error_type=type(exc).__name__)
-                return _error(request, "internal", retryable=True, started=started), False
             except StorageError as exc:
                 if time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
                     # Running the model again would pay twice: the answer goes out unrecorded.
@@ -564,16 +685,19 @@ class Runtime:
                 log.warning("turn.record_retry", attempt=attempt, error_code=exc.error_code)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if saved.result is None:  # the lease was lost or the head moved, and no run saved it
+            log.error("turn.not_recorded", outcome=saved.outcome)
+            return _error(request, "internal", retryable=True, started=started), False
         # Another run of this update may have been recorded first: its answer counts, so every
         # caller sees one answer.
-        if counted is not turn:
+        if saved.outcome == "saved_by_another_run":
             log.warning("turn.recorded_by_another_run")
-        return counted, True
+        return saved.result, True
 
-    async def _keep_lease(self, holder: _LeaseHolder) -> None:
+    async def _keep_lease(self, holder: LeaseHolder) -> None:
         interval = max(self.settings.lease_duration_s / 3, 1.0)
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             try:
                 holder.lease = await asyncio.to_thread(
                     self.registry.renew_lease, holder.lease, duration_s=self.settings.lease_duration_s
@@ -586,257 +710,31 @@ class Runtime:
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
 
-    async def _stage_attachments(
-        self, key: SessionKey, request: TurnRequest, workspace: SessionWorkspace
-    ) -> str:
-        clear_attachments(workspace)
-        if not request.attachments:
-            return request.prompt
-        target = Path(workspace.attachments)
-        target.mkdir(parents=True, exist_ok=True)
-        lines = []
-        for index, attachment in enumerate(request.attachments):
-            if not attachment.s3_key.startswith(key.s3_prefix) or ".." in attachment.s3_key.split("/"):
-                raise AttachmentError(attachment.s3_key, f"is outside the session prefix {key.s3_prefix}")
-            name = safe_file_name(attachment.file_name, f"attachment-{index + 1}")
-            path = target / name
-            if path.exists():
-                path = target / f"{index + 1}-{name}"
-            try:
-                await asyncio.to_thread(
-                    self.s3.download_file, self.settings.sessions_bucket, attachment.s3_key, str(path)
-                )
-            except Exception as exc:  # botocore ClientError / transfer errors
-                raise AttachmentError(
-                    attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
-                ) from exc
-            size = path.stat().st_size
-            lines.append(
-                f"- attachments/{path.name} ({attachment.mime_type or 'unknown type'}, {size} bytes)"
-            )
-        return (
-            request.prompt
-            + "\n\n[The user attached files, saved in the working directory:\n"
-            + "\n".join(lines)
-            + "]"
-        ).strip()
 
-    def _options(self, run: _Run, workspace: SessionWorkspace) -> ClaudeAgentOptions:
-        config, main = self.config, self.config.main
-        model_env = self.model.cli_environment()
-        env = build_cli_environment(
-            home=workspace.home,
-            tmp=workspace.tmp,
-            config_dir=workspace.config_dir,
-            model_env=model_env,
-            settings=self.settings,
-            cli_path=self.cli_path,
-            writable=[workspace.root],
-            connect_ports=sandbox_connect_ports(model_env, dict(config.mcp_servers)),
-        )
-        tail = self.stderr_tail
-        tail.clear()
-
-        def keep_stderr(line: str) -> None:
-            tail.append(line[:500])
-            del tail[:-20]
-
-        return ClaudeAgentOptions(
-            cwd=workspace.cwd,
-            cli_path=self.cli_launcher,
-            env=env,
-            system_prompt=config.system_prompt,
-            tools=list(main.tools) if main.tools is not None else None,
-            allowed_tools=list(main.allowed_tools),
-            disallowed_tools=list(main.disallowed_tools),
-            permission_mode=main.permission_mode,
-            max_turns=main.max_turns,
-            model=main.model,
-            agents={
-                a.name: AgentDefinition(
-                    description=a.description,
-                    prompt=a.prompt,
-                    tools=list(a.tools) if a.tools is not None else None,
-                    model=a.model,
-                )
-                for a in config.agents
-            },
-            mcp_servers={name: cast(Any, dict(spec)) for name, spec in config.mcp_servers.items()},
-            setting_sources=["project"],
-            skills=[s.name for s in config.skills],
-            session_store=cast(Any, self._timed_store),
-            resume=run.resume,
-            resume_session_at=run.resume_at,
-            max_budget_usd=run.max_cost_usd,
-            stderr=keep_stderr,
-        )
-
-    @property
-    def cli_launcher(self) -> str:
-        return install_cli_launcher(Path(self.settings.sessions_root) / ".bin")
-
-    async def _run_sdk(self, run: _Run, workspace: SessionWorkspace, outcome: _Outcome) -> None:
-        project_key = project_key_for_directory(workspace.cwd)
-        try:
-            options = self._options(run, workspace)
-            try:
-                messages = query(prompt=_prompt_stream(run), options=options)
-                await self._consume(messages, outcome, project_key, workspace)
-            except (ResultError, ProcessError):
-                # The CLI exits non-zero after an error result (ResultError, or ProcessError
-                # with a streamed prompt); that result is the outcome.
-                if outcome.result is None:
-                    raise
-            await self._catch_up(outcome, project_key, workspace)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # classified by the caller, with the partial outcome at hand
-            outcome.failure = exc
-
-    async def _consume(
-        self, messages: Any, outcome: _Outcome, project_key: str, workspace: SessionWorkspace
-    ) -> None:
-        async for message in messages:
-            if isinstance(message, MirrorErrorMessage):
-                outcome.mirror_errors += 1
-                log.warning("turn.mirror_error")
-            elif isinstance(message, SystemMessage) and message.subtype == "init":
-                outcome.session_id = message.data.get("session_id")
-            elif isinstance(message, AssistantMessage):
-                outcome.spent = True
-                text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
-                if text and message.parent_tool_use_id is None:
-                    outcome.texts.append(text)
-            elif isinstance(message, ResultMessage):
-                # A background subagent that finishes wakes the session for another turn
-                # inside this run: every result is part of the answer.
-                outcome.result = message
-                outcome.session_id = message.session_id
-                if message.result:
-                    outcome.answers.append(message.result.strip())
-                # Still inside the query: the SDK's resume copy of the transcript exists.
-                await self._catch_up(outcome, project_key, workspace)
-
-    async def _catch_up(self, outcome: _Outcome, project_key: str, workspace: SessionWorkspace) -> None:
-        """After a MirrorErrorMessage the store misses a batch: replay the local transcript
-        (duplicate-safe by entry uuid) before the turn may be recorded as done."""
-        if outcome.mirror_errors <= outcome.caught_up_after or not outcome.session_id:
-            return
-        errors_seen = outcome.mirror_errors
-        name = f"{outcome.session_id}.jsonl"
-        candidates = [
-            Path(workspace.config_dir),
-            *sorted(
-                Path(tempfile.gettempdir()).glob("claude-resume-*"),
-                key=lambda p: p.stat().st_mtime,
-                reverse=True,
-            ),
-        ]
-        for config_dir in candidates:
-            if (config_dir / "projects" / project_key / name).is_file():
-                with _process_config_dir(str(config_dir)):
-                    await import_session_to_store(
-                        outcome.session_id, self._timed_store, directory=workspace.cwd
-                    )
-                outcome.caught_up_after = errors_seen
-                log.info("turn.store_caught_up")
-                return
-        log.error("turn.catch_up_no_local_transcript")
-
-
-@contextlib.contextmanager
-def _process_config_dir(path: str) -> Iterator[None]:
-    # import_session_to_store finds the transcript through this process's CLAUDE_CONFIG_DIR.
-    before = os.environ.get("CLAUDE_CONFIG_DIR")
-    os.environ["CLAUDE_CONFIG_DIR"] = path
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("CLAUDE_CONFIG_DIR", None)
-        else:
-            os.environ["CLAUDE_CONFIG_DIR"] = before
-
-
-# Groups 2-3 of the uuid of every prompt the runtime sends; the last group is the update id.
-_PROMPT_MARK = "ab07-4b07"
-
-
-def _prompt_uuid(update_id: int) -> str:
-    """A fresh uuid per attempt (the store de-duplicates by uuid) that names its update."""
-    random = uuid.uuid4().hex
-    if not 0 <= update_id < 1 << 48:
-        return str(uuid.UUID(random))
-    return f"{random[:8]}-{_PROMPT_MARK}-8{random[8:11]}-{update_id:012x}"
-
-
-def _prompt_update_id(entry_uuid: object) -> int | None:
-    parts = entry_uuid.split("-") if isinstance(entry_uuid, str) else []
-    if len(parts) != 5 or f"{parts[1]}-{parts[2]}" != _PROMPT_MARK:
-        return None
-    try:
-        return int(parts[4], 16)
-    except ValueError:
-        return None
-
-
-async def _prompt_stream(run: _Run) -> AsyncIterator[dict[str, Any]]:
-    # A streamed user message may carry its own uuid; a plain string prompt may not.
-    yield {
-        "type": "user",
-        "session_id": "",
-        "message": {"role": "user", "content": run.prompt},
-        "parent_tool_use_id": None,
-        "uuid": _prompt_uuid(run.update_id),
-    }
-
-
-def _replayed(recorded: TurnResult) -> TurnResult:
-    return msgspec.structs.replace(recorded, replayed=True)
-
-
-def _time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> float | None:
-    """Seconds this turn may take: the runtime's own budget (at least 1 s), and no longer than
-    the caller's deadline minus a margin for stopping, recording and answering."""
-    budgets = [] if time_budget_s is None else [max(time_budget_s, 1.0)]
-    if deadline_epoch_ms is not None:
-        budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
-    return min(budgets) if budgets else None
-
-
-def _run_cost(run: _Run, result: ResultMessage) -> float:
-    return turn_cost_usd(
-        result.total_cost_usd,
-        session_id=result.session_id,
-        resumed_id=run.resume,
-        resumed_total_usd=run.resumed_total_usd,
-    )
-
-
-def _usage(raw: dict[str, Any] | None) -> Usage:
-    raw = raw or {}
-
-    def num(name: str) -> int:
-        value = raw.get(name)
-        return int(value) if isinstance(value, int | float) else 0
-
-    return Usage(
-        input_tokens=num("input_tokens"),
-        output_tokens=num("output_tokens"),
-        cache_read_input_tokens=num("cache_read_input_tokens"),
-        cache_creation_input_tokens=num("cache_creation_input_tokens"),
+def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:
+    """[I] A press whose approval was answered by an earlier run: nothing to run or say."""
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        duration_ms=int((time.perf_counter() - started) * 1000),
     )
 
 
 def _error(
-    request: TurnRequest, kind: str, *, retryable: bool, started: float, user_message: str | None = None
+    request: TurnRequest,
+    kind: ErrorKind,
+    *,
+    retryable: bool,
+    started: float,
+    reason: ErrorReason | None = None,
 ) -> TurnResult:
     return TurnResult(
         version=TURN_VERSION,
         session_key=request.session_key,
-        update_id=request.update_id,
-        error_kind=kind,  # type: ignore[arg-type]
-        user_message=user_message or USER_MESSAGES[kind],
+        turn_id=request.turn_id,
+        error_kind=kind,
+        error_reason=reason,
         retryable=retryable,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )

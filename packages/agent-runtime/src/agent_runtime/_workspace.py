@@ -143,10 +143,3 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
 def clear_attachments(paths: SessionWorkspace) -> None:
     """Remove files of earlier turns' attachments."""
     shutil.rmtree(paths.attachments, ignore_errors=True)
-
-
-def safe_file_name(name: str, fallback: str) -> str:
-    """A file name that cannot leave its directory (no separators, no dot-only names)."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in os.path.basename(name)).strip()
-    cleaned = cleaned.lstrip(".")
-    return cleaned[:120] or fallback

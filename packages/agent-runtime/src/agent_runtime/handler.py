@@ -7,6 +7,7 @@ first invocation and reused while the container stays warm.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, cast
 
@@ -23,22 +24,39 @@ from session_core import (
 )
 
 from ._build import build_runtime
-from ._turn import USER_MESSAGES, Runtime
+from ._config_report import config_error_result, report_config_error
+from ._preflight import PERMANENT_CONFIG_ERRORS
+from ._turn import Runtime
 
 log = get_logger(__name__)
 _runtime: Runtime | None = None
+_config_error: Exception | None = None
 _lock = threading.Lock()
 # Leave this much of the Lambda timeout for recording the result and answering.
 _SAFETY_MARGIN_S = 15.0
 
 
 def get_runtime() -> Runtime:
-    """The container's runtime, built once (config validated, clients created)."""
-    global _runtime
+    """The container's runtime, built once (config validated, clients created).
+
+    A permanent configuration error is kept and raised again on every later invocation
+    without rebuilding: it is reported once per container (see ``report_config_error``).
+    A transient failure (SSM throttled) is raised as is; the next invocation builds again.
+    """
+    global _runtime, _config_error
     with _lock:
+        if _config_error is not None:
+            raise _config_error
         if _runtime is None:
             configure_logging()
-            _runtime = build_runtime()
+            try:
+                _runtime = build_runtime()
+            except PERMANENT_CONFIG_ERRORS as exc:
+                if getattr(exc, "retryable", False):
+                    raise
+                _config_error = exc
+                report_config_error(exc, tenant=os.environ.get("TENANT") or "default")
+                raise
         return _runtime
 
 
@@ -49,13 +67,12 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     except MessageDecodeError as exc:
         log.warning("turn.bad_request", detail=str(exc)[:200])
         fields = event if isinstance(event, dict) else {}
-        key, update = fields.get("session_key"), fields.get("update_id")
+        key, turn = fields.get("session_key"), fields.get("turn_id", fields.get("update_id"))
         result = TurnResult(
             version=TURN_VERSION,
             session_key=key if isinstance(key, str) else "",
-            update_id=update if isinstance(update, int) else 0,
+            turn_id=turn if isinstance(turn, int) else 0,
             error_kind="bad_request",
-            user_message=USER_MESSAGES["bad_request"],
             retryable=False,
         )
         return _payload(result)
@@ -63,7 +80,14 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         budget = remaining() / 1000 - _SAFETY_MARGIN_S
-    result = get_runtime().run_turn(
+    try:
+        runtime = get_runtime()
+    except PERMANENT_CONFIG_ERRORS as exc:
+        if getattr(exc, "retryable", False):
+            raise
+        # No turn can run; the consumer words the user's notice and does not retry.
+        return _payload(config_error_result(request))
+    result = runtime.run_turn(
         request, time_budget_s=budget, request_id=getattr(context, "aws_request_id", None)
     )
     return _payload(result)

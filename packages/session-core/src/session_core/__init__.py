@@ -1,5 +1,18 @@
 """Shared core of the agentbot Lambdas: session keys, boundary models, storage, logging."""
 
+from ._approvals import (
+    APPROVAL_CHOICES,
+    Approval,
+    ApprovalChoice,
+    ApprovalNotPending,
+    ApprovalOutcome,
+    ApprovalRequest,
+    Approvals,
+    Grant,
+    grant_token,
+    new_approval_id,
+)
+from ._backlog import BacklogVerdict, ChatBacklog
 from ._budgets import (
     BudgetCaps,
     BudgetExceeded,
@@ -9,6 +22,17 @@ from ._budgets import (
     BudgetScope,
     Spend,
     period_end,
+)
+from ._clock import LeaseClock, SystemClock
+from ._dynamo_table import (
+    ConditionFailed,
+    DynamoTable,
+    check_update_id,
+    item_float,
+    item_int,
+    item_key,
+    item_str,
+    number,
 )
 from ._errors import (
     ConfigError,
@@ -22,6 +46,7 @@ from ._errors import (
     StorageError,
     UnsupportedVersionError,
 )
+from ._file_names import safe_file_name
 from ._json import (
     MAX_JSON_DEPTH,
     JsonTooDeepError,
@@ -31,22 +56,22 @@ from ._json import (
     json_event_bytes,
     well_formed,
 )
-from ._keys import SESSIONS_PREFIX, SessionKey
+from ._keys import SESSIONS_PREFIX, SessionKey, validate_tenant
+from ._leases import Lease
+from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
 from ._logging import bind_correlation, configure_logging, get_logger
-from ._metrics import emit_metric
+from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
 from ._models import (
-    ENVELOPE_VERSION,
     TURN_VERSION,
-    Attachment,
-    InboundMessage,
-    QueueEnvelope,
+    ErrorKind,
+    ErrorReason,
     StagedAttachment,
     TurnRequest,
     TurnResult,
     Usage,
-    decode_envelope,
     decode_turn_request,
     decode_turn_result,
+    decode_versioned,
     encode,
 )
 from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
@@ -60,39 +85,67 @@ from ._process_tree import (
     live,
     process_table,
 )
-from ._registry import Lease, SessionRecord, SessionRegistry
+from ._registry import SessionRecord, SessionRegistry
+from ._registry_keys import session_item_pk
 from ._secrets import read_secret
-from ._settings import env_int, require_env, retention_days_from_env, tenant_from_env
-from ._transcript_format import InvalidTranscriptEntryError
+from ._settings import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_TENANT,
+    MAX_RECEIVE_COUNT,
+    env_int,
+    require_env,
+    retention_days_from_env,
+    tenant_from_env,
+)
+from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
 from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
+from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "APPROVAL_CHOICES",
     "AWS_CREDENTIAL_VARIABLES",
-    "ENVELOPE_VERSION",
+    "CONFIGURATION_ERRORS_METRIC",
+    "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_TENANT",
     "MAX_JSON_DEPTH",
+    "MAX_PROGRESS_TEXT",
+    "MAX_RECEIVE_COUNT",
     "SESSIONS_PREFIX",
     "TURN_VERSION",
-    "Attachment",
+    "Approval",
+    "ApprovalChoice",
+    "ApprovalNotPending",
+    "ApprovalOutcome",
+    "ApprovalRequest",
+    "Approvals",
+    "BacklogVerdict",
     "BudgetCaps",
     "BudgetExceeded",
     "BudgetHold",
     "BudgetLedger",
     "BudgetPeriod",
     "BudgetScope",
+    "ChatBacklog",
+    "ConditionFailed",
     "ConfigError",
     "CorruptTranscriptError",
-    "InboundMessage",
+    "DynamoTable",
+    "ErrorKind",
+    "ErrorReason",
+    "Grant",
     "InvalidSessionKeyError",
     "InvalidTranscriptEntryError",
     "JsonTooDeepError",
     "Lease",
+    "LeaseClock",
     "LeaseHeldError",
     "LeaseLostError",
+    "LiveTurns",
     "MessageDecodeError",
     "ProcessInfo",
-    "QueueEnvelope",
+    "SaveOutcome",
     "SessionCoreError",
     "SessionKey",
     "SessionListing",
@@ -102,10 +155,19 @@ __all__ = [
     "Spend",
     "StagedAttachment",
     "StaleHeadError",
+    "StopOutcome",
     "StorageError",
+    "StoredTranscript",
+    "SystemClock",
+    "ToolActivity",
     "TranscriptStore",
+    "TurnLedger",
+    "TurnProgress",
+    "TurnRecords",
     "TurnRequest",
     "TurnResult",
+    "TurnSaved",
+    "TurnStart",
     "UnsupportedVersionError",
     "Usage",
     "ancestors",
@@ -113,27 +175,38 @@ __all__ = [
     "bind_correlation",
     "boot_ticks",
     "check_json_depth",
+    "check_update_id",
     "configure_logging",
-    "decode_envelope",
     "decode_json",
     "decode_turn_request",
     "decode_turn_result",
+    "decode_versioned",
     "descendants",
     "emit_metric",
     "encode",
     "encode_json",
     "env_int",
     "get_logger",
+    "grant_token",
     "is_secret_variable",
+    "item_float",
+    "item_int",
+    "item_key",
+    "item_str",
     "json_event_bytes",
     "kill_until_gone",
     "live",
     "make_non_dumpable",
+    "new_approval_id",
+    "number",
     "period_end",
     "process_table",
     "read_secret",
     "require_env",
     "retention_days_from_env",
+    "safe_file_name",
+    "session_item_pk",
     "tenant_from_env",
+    "validate_tenant",
     "well_formed",
 ]

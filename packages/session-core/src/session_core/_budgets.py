@@ -15,6 +15,14 @@ capped account, each on condition that it is still below its cap; after the turn
 account settles the hold to the turn's real cost. A turn is admitted only while every account is below its
 cap, and a running turn can spend at most the per-turn cap, so concurrent turns (one user
 in several chats) overspend a cap together by less than one turn's cap.
+
+Holds expire: with each one the transaction writes a hold record beside the account (``sk``
+``hold|<period>|<hold id>``, with its ``deadline``, ``HOLD_LIFETIME_S`` after the hold). Settling
+deletes it in the same transaction as the ADD. A consumer that crashed between hold and settle
+leaves its record behind; when a cap refuses a turn, the account's records past their
+deadline are released (their amount taken off ``committed_usd``, the record deleted, both in
+one transaction) and the turn is tried once more. A settle that finds its record already
+released counts the real cost without releasing twice.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import calendar
 import random
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -32,6 +41,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ._aws_errors import aws_error_code, storage_error
 from ._errors import StorageError
 from ._keys import validate_tenant
+from ._logging import get_logger
+
+log = get_logger(__name__)
 
 BudgetScope = Literal["chat", "user", "deployment"]
 BudgetPeriod = Literal["day", "month"]
@@ -40,6 +52,9 @@ PERIODS: tuple[BudgetPeriod, ...] = ("day", "month")
 # Period items outlive their period by this long (for /cost of yesterday's hold to settle).
 _KEEP_AFTER_PERIOD_S = 2 * 86_400
 _CONFLICT_ATTEMPTS = 6
+# A hold not settled within this long is taken for a crashed turn and may be released: longer
+# than a turn can run (Lambda's 15 min) plus its settling.
+HOLD_LIFETIME_S = 1_200
 
 
 class BudgetCaps(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +97,7 @@ class BudgetHold(msgspec.Struct, frozen=True, kw_only=True):
     accounts: tuple[tuple[tuple[str, str], int], ...] = ()
     held_on: tuple[tuple[str, str], ...] = ()
     held_usd: float = 0.0
+    hold_id: str = ""  # names the hold records beside the capped accounts
 
 
 class Spend(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,13 +156,15 @@ class BudgetLedger:
     def hold(self, *, chat_id: int, user_id: int | None) -> BudgetHold | BudgetExceeded:
         """Admit a turn: hold the per-turn cap on every capped account of this day and month,
         or say which cap is reached (nothing is held then). One TransactWriteItems over the
-        capped accounts only (fewer items, fewer conflicts between concurrent turns)."""
+        capped accounts only (fewer items, fewer conflicts between concurrent turns); a
+        refusal first releases holds of crashed turns past their deadline (see the module)."""
         if not self.caps.any_period_cap:
             return BudgetHold()
         now = self._clock()
         counted = self._accounts(chat_id, user_id, now)
         capped = [(scope, period, key) for scope, period, key in counted if self.caps.cap(scope, period)]
         held = self.caps.turn_usd or 0.0
+        hold_id = uuid.uuid4().hex
         items = []
         for scope, period, key in capped:
             cap = self.caps.cap(scope, period)
@@ -167,57 +185,75 @@ class BudgetLedger:
                     }
                 }
             )
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                self._db.transact_write_items(TransactItems=items)
-                break
-            except ClientError as exc:
-                if aws_error_code(exc) != "TransactionCanceledException":
-                    raise self._error("hold", exc) from exc
-                reasons = exc.response.get("CancellationReasons") or []
-                for (scope, period, key), reason in zip(capped, reasons, strict=False):
-                    if reason.get("Code") == "ConditionalCheckFailed":
-                        item = reason.get("Item") or self._get(key) or {}
-                        cap = self.caps.cap(scope, period)
-                        assert cap is not None
-                        return BudgetExceeded(
-                            scope=scope,
-                            period=period,
-                            cap_usd=cap,
-                            spent_usd=_float(item, "spent_usd"),
-                            resets_at=period_end(period, now),
-                        )
-                # TransactionConflict: another turn of a shared account at the same moment.
-                if attempt == _CONFLICT_ATTEMPTS:
-                    raise self._error("hold", exc) from exc
-                time.sleep(random.uniform(0.01, 0.05) * attempt)
-            except BotoCoreError as exc:
-                raise self._error("hold", exc) from exc
+            if held:
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                **_key(*_hold_key(key, hold_id)),
+                                "held_usd": _num(held),
+                                "deadline": _num(now + HOLD_LIFETIME_S),
+                                "expires_at": _num(_ttl(period, now)),
+                            },
+                        }
+                    }
+                )
+        refused = self._transact("hold", items, [(scope, period, key) for scope, period, key in capped])
+        if refused is not None:
+            scope, period, key, item = refused
+            if self._release_expired(key, now):
+                return self.hold(chat_id=chat_id, user_id=user_id)
+            cap = self.caps.cap(scope, period)
+            assert cap is not None
+            return BudgetExceeded(
+                scope=scope,
+                period=period,
+                cap_usd=cap,
+                spent_usd=_float(item, "spent_usd"),
+                resets_at=period_end(period, now),
+            )
         return BudgetHold(
             accounts=tuple((key, _ttl(period, now)) for _, period, key in counted),
             held_on=tuple(key for _, _, key in capped),
             held_usd=held,
+            hold_id=hold_id if held else "",
         )
 
     def settle(self, hold: BudgetHold, cost_usd: float) -> None:
         """Count the turn's real cost (0 for a turn that spent nothing) on every account and
-        release what it held. One atomic ADD per account, no transaction: counting needs no
-        all-or-nothing, and concurrent turns then never conflict."""
+        release what it held. One atomic ADD per account; on a held account in one transaction
+        with the deletion of its hold record (when that was released already, as a crashed
+        turn's, the ADD releases nothing)."""
         cost = max(cost_usd, 0.0)
         held_on = set(hold.held_on)
         for key, ttl in hold.accounts:
             values = {":cost": _num(cost), ":ttl": _num(ttl)}
-            expression = "ADD spent_usd :cost"
-            if key in held_on:
-                values[":delta"] = _num(cost - hold.held_usd)
-                expression += ", committed_usd :delta"
+            update = {
+                "TableName": self._table,
+                "Key": _key(*key),
+                "UpdateExpression": "ADD spent_usd :cost SET expires_at = :ttl",
+                "ExpressionAttributeValues": values,
+            }
+            if key in held_on and hold.hold_id:
+                released = {
+                    **update,
+                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :delta SET expires_at = :ttl",
+                    "ExpressionAttributeValues": {**values, ":delta": _num(cost - hold.held_usd)},
+                }
+                record = {
+                    "TableName": self._table,
+                    "Key": _key(*_hold_key(key, hold.hold_id)),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+                if self._transact("settle", [{"Update": released}, {"Delete": record}], None) is None:
+                    continue
+                values[":cost"] = _num(cost)  # the hold was released for us: count the cost only
+                update["UpdateExpression"] = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
+            elif key in held_on:  # a hold of nothing (no per-turn cap): no record to delete
+                update["UpdateExpression"] = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
             try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=_key(*key),
-                    UpdateExpression=f"{expression} SET expires_at = :ttl",
-                    ExpressionAttributeValues=values,
-                )
+                self._db.update_item(**update)
             except (ClientError, BotoCoreError) as exc:
                 raise self._error("settle", exc) from exc
 
@@ -278,6 +314,79 @@ class BudgetLedger:
         owner = f"budget|{scope}|{self._tenant}" + ("" if scope == "deployment" else f"|{ident}")
         return owner, f"{period}|{period_label(period, now)}"
 
+    def _transact(
+        self,
+        operation: str,
+        items: list[dict[str, Any]],
+        conditioned: list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]] | None,
+    ) -> tuple[BudgetScope, BudgetPeriod, tuple[str, str], dict[str, Any]] | None:
+        """Write ``items`` in one transaction, retrying conflicts with concurrent turns. None
+        when written; else the first account of ``conditioned`` (the Update items, in order)
+        whose condition failed, with the item as it stood (for settle: any failed condition,
+        ``conditioned`` None, gives a placeholder)."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                return None
+            except ClientError as exc:
+                if aws_error_code(exc) != "TransactionCanceledException":
+                    raise self._error(operation, exc) from exc
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = [r for r in reasons if r.get("Code") == "ConditionalCheckFailed"]
+                if failed and conditioned is None:
+                    return ("chat", "day", ("", ""), {})
+                updates = [r for r, item in zip(reasons, items, strict=False) if "Update" in item]
+                for (scope, period, key), reason in zip(conditioned or [], updates, strict=False):
+                    if reason.get("Code") == "ConditionalCheckFailed":
+                        return scope, period, key, reason.get("Item") or self._get(key) or {}
+                # TransactionConflict: another turn of a shared account at the same moment.
+                if attempt == _CONFLICT_ATTEMPTS:
+                    raise self._error(operation, exc) from exc
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+            except BotoCoreError as exc:
+                raise self._error(operation, exc) from exc
+        raise AssertionError("unreachable")
+
+    def _release_expired(self, key: tuple[str, str], now: float) -> bool:
+        """Release the holds on account ``key`` whose turns did not settle by their deadline;
+        True when any was released."""
+        prefix = f"hold|{key[1]}|"
+        try:
+            out = self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": key[0]}, ":prefix": {"S": prefix}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("release_expired", exc) from exc
+        released = False
+        for record in out.get("Items", []):
+            if _float(record, "deadline") > now:
+                continue
+            items = [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _key(key[0], record["sk"]["S"]),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(*key),
+                        "UpdateExpression": "ADD committed_usd :release",
+                        "ExpressionAttributeValues": {":release": _num(-_float(record, "held_usd"))},
+                    }
+                },
+            ]
+            if self._transact("release_expired", items, None) is None:
+                held = _float(record, "held_usd")
+                log.warning("budget.expired_hold_released", period=key[1], held_usd=held)
+                released = True
+        return released
+
     def _get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         try:
             out = self._db.get_item(TableName=self._table, Key=_key(*key), ConsistentRead=True)
@@ -288,6 +397,11 @@ class BudgetLedger:
 
     def _error(self, operation: str, exc: ClientError | BotoCoreError) -> StorageError:
         return storage_error(f"budget.{operation}", exc, context=f"DynamoDB table {self._table!r}")
+
+
+def _hold_key(account: tuple[str, str], hold_id: str) -> tuple[str, str]:
+    # Beside the account (same pk), named by its period, so one Query finds an account's holds.
+    return account[0], f"hold|{account[1]}|{hold_id}"
 
 
 def _ttl(period: BudgetPeriod, now: float) -> int:

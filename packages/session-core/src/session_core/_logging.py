@@ -12,8 +12,19 @@ import structlog
 
 # Keys whose values never reach a log line: secrets and what users wrote.
 _REDACTED_KEYS = frozenset(
-    {"token", "bot_token", "secret", "secret_token", "api_key", "authorization", "password",
-     "text", "prompt", "caption", "message_text"}
+    {
+        "token",
+        "bot_token",
+        "secret",
+        "secret_token",
+        "api_key",
+        "authorization",
+        "password",
+        "text",
+        "prompt",
+        "caption",
+        "message_text",
+    }
 )
 
 
@@ -43,9 +54,7 @@ def configure_logging(*, json_lines: bool | None = None, level: str | None = Non
         json_lines = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
     level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json_lines
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -65,11 +74,22 @@ def configure_logging(*, json_lines: bool | None = None, level: str | None = Non
 
 
 def bind_correlation(
-    *, update_id: int | None = None, session_key: str | None = None, request_id: str | None = None
+    *,
+    update_id: int | None = None,
+    turn_id: int | None = None,
+    session_key: str | None = None,
+    request_id: str | None = None,
 ) -> None:
-    """Bind the correlation fields for the rest of this invocation (clears earlier ones)."""
+    """Bind the correlation fields for the rest of this invocation (clears earlier ones):
+    the Telegram side logs ``update_id``, the runtime the channel-neutral ``turn_id`` (the
+    consumer sends the update id as the turn id, so both name the same number)."""
     structlog.contextvars.clear_contextvars()
-    fields = {"update_id": update_id, "session_key": session_key, "request_id": request_id}
+    fields = {
+        "update_id": update_id,
+        "turn_id": turn_id,
+        "session_key": session_key,
+        "request_id": request_id,
+    }
     structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
 
 

@@ -8,6 +8,9 @@ import time
 from typing import Literal, TextIO
 
 NAMESPACE = "Agentbot"
+# A function found a permanent configuration error (one count per container); alarmed in
+# infra/template.yaml as <BotName>-configuration-error.
+CONFIGURATION_ERRORS_METRIC = "ConfigurationErrors"
 MetricUnit = Literal["Count", "Percent", "None"]
 
 

@@ -1,5 +1,5 @@
-"""Messages that cross a boundary: the queue envelope (producer → consumer) and the
-turn request/result (consumer ⇄ runtime). Each carries a schema version."""
+"""Messages that cross the consumer ⇄ runtime boundary (turn request and result), each with a
+schema version, and the versioned decode every boundary message (the queue envelope too) uses."""
 
 from __future__ import annotations
 
@@ -7,52 +7,14 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from ._errors import UnsupportedVersionError
+from ._approvals import ApprovalOutcome, ApprovalRequest
+from ._errors import MessageDecodeError, UnsupportedVersionError
 from ._json import as_json_bytes, decode_json, encode_json
 
-ENVELOPE_VERSION = 1
-TURN_VERSION = 1
-
-
-class Attachment(msgspec.Struct, frozen=True, kw_only=True):
-    """A file the user sent, as Telegram describes it (not yet downloaded)."""
-
-    kind: Literal["photo", "document"]
-    file_id: str
-    file_unique_id: str = ""
-    file_name: str | None = None
-    mime_type: str | None = None
-    file_size: int | None = None
-
-
-class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """One Telegram update reduced to what the consumer needs.
-
-    ``kind`` says what to do: ``message`` starts a turn (or a command),
-    ``unsupported`` gets a short "not supported yet" (``unsupported_what`` names it).
-    """
-
-    update_id: int
-    session_key: str
-    kind: Literal["message", "unsupported"]
-    chat_id: int
-    chat_type: str
-    message_id: int
-    thread_id: int = 0
-    user_id: int | None = None
-    user_name: str | None = None
-    text: str = ""
-    attachments: tuple[Attachment, ...] = ()
-    unsupported_what: str | None = None
-    sent_at: int = 0
-
-
-class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):
-    """What the producer puts on the FIFO queue."""
-
-    version: int
-    message: InboundMessage
-    enqueued_at: float = 0.0
+# 2: the turn is named by a channel-neutral ``turn_id`` (was Telegram's ``update_id`` in 1).
+# Version 1 still decodes (turn records stored before, a request in flight during a deploy).
+TURN_VERSION = 2
+_TURN_VERSIONS = (1, 2)
 
 
 class StagedAttachment(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,11 +27,14 @@ class StagedAttachment(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """Ask the runtime to run (or replay) the turn that answers ``update_id``."""
+    """Ask the runtime to run (or replay) turn ``turn_id`` of a session.
+
+    ``turn_id`` is chosen by the channel (the consumer uses the Telegram update id): a
+    non-negative integer, unique per session, the same for every retry of that turn."""
 
     version: int
     session_key: str
-    update_id: int
+    turn_id: int
     prompt: str
     attachments: tuple[StagedAttachment, ...] = ()
     new_session: bool = False
@@ -78,6 +43,11 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     deadline_epoch_ms: int | None = None
     # The most this turn may spend (USD), passed to the SDK as max_budget_usd; None: no cap.
     max_cost_usd: float | None = None
+    # [I] This turn answers the session's pending approval ``resume_approval`` (a button
+    # press): the runtime reads the decision from the store and resumes the deferred call.
+    resume_approval: str | None = None
+    # Who sent the message (Telegram user id): the one whose buttons an approval shows.
+    user_id: int | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,16 +57,23 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     cache_creation_input_tokens: int = 0
 
 
-ErrorKind = Literal["busy", "model_error", "bad_request", "internal"]
+# "config": the deployment is misconfigured (claude-config, a missing key parameter, the model
+# refusing the key); permanent, the operator has been told by a log line, metric and alarm.
+ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
+# Why a turn failed, where its kind alone does not say what the user should do: it ran out of
+# time, hit the agent's step limit or the turn's budget, or could not open an attachment.
+ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment"]
 
 
 class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The runtime's answer. On failure ``error_kind`` is set and ``user_message`` is safe
-    to show a user (never a stack trace); ``retryable`` says whether trying again may help."""
+    """The runtime's answer. On failure ``error_kind`` is set, with ``error_reason`` where the
+    kind alone does not tell what happened; ``retryable`` says whether trying again may help.
+    The runtime words nothing for users: the consumer turns kind and reason into what the
+    user reads (results stored before this carried a ``user_message``; it is ignored)."""
 
     version: int
     session_key: str
-    update_id: int
+    turn_id: int
     text: str = ""
     session_id: str | None = None
     # What this turn cost (USD), not the SDK session's running total.
@@ -108,9 +85,17 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     num_turns: int = 0
     duration_ms: int = 0
     error_kind: ErrorKind | None = None
-    user_message: str | None = None
+    error_reason: ErrorReason | None = None
     retryable: bool = False
     replayed: bool = False
+    # The user stopped the turn: ``text`` is what was written until then, and the turn is
+    # recorded (a retry replays it; the next message resumes the session after it).
+    stopped: bool = False
+    # [I] The run ended at a tool call that waits for the user's approval (``text`` is what
+    # the agent wrote before it); the consumer shows the call with Allow/Always/Deny buttons.
+    approval_request: ApprovalRequest | None = None
+    # [I] The pending approval this turn answered (a button, or a new message declining it).
+    approval_outcome: ApprovalOutcome | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,17 +107,21 @@ class _Versioned(msgspec.Struct):
 
 
 _version_probe = msgspec.json.Decoder(_Versioned)
-_envelope_decoder = msgspec.json.Decoder(QueueEnvelope)
 _request_decoder = msgspec.json.Decoder(TurnRequest)
 _result_decoder = msgspec.json.Decoder(TurnResult)
+
+
+# Version 1 on the wire named the turn id ``update_id``: read as fields, renamed, then checked
+# against the current model, so a version 1 message passes the same validation.
+_v1_fields_decoder = msgspec.json.Decoder(dict[str, object])
 
 
 _T = TypeVar("_T")
 
 
-def _decode(
-    data: bytes | str, decoder: msgspec.json.Decoder[_T], model: str, version: int
-) -> _T:
+def decode_versioned(data: bytes | str, decoder: msgspec.json.Decoder[_T], model: str, version: int) -> _T:
+    """Decode ``data`` as ``model`` once its ``version`` field equals ``version``; anything else
+    (another version, malformed or too deeply nested JSON) raises a MessageDecodeError subclass."""
     raw = as_json_bytes(data, model)
     found = decode_json(raw, _version_probe.decode, model).version
     if found != version:
@@ -140,22 +129,46 @@ def _decode(
     return decode_json(raw, decoder.decode, model)
 
 
-def encode(message: QueueEnvelope | TurnRequest | TurnResult) -> bytes:
+def encode(message: msgspec.Struct) -> bytes:
     """JSON bytes of a boundary message; text that is not valid Unicode (lone surrogates)
     is written with U+FFFD instead of raising."""
     return encode_json(message)
 
 
-def decode_envelope(data: bytes | str) -> QueueEnvelope:
-    """Decode a queue message body; rejects unknown versions with UnsupportedVersionError."""
-    return _decode(data, _envelope_decoder, "QueueEnvelope", ENVELOPE_VERSION)
-
-
 def decode_turn_request(data: bytes | str) -> TurnRequest:
-    """Decode a runtime invoke payload; rejects unknown versions with UnsupportedVersionError."""
-    return _decode(data, _request_decoder, "TurnRequest", TURN_VERSION)
+    """Decode a runtime invoke payload (version 1 or 2, answered as the current model);
+    rejects other versions with UnsupportedVersionError."""
+    raw, version = _turn_version(data, "TurnRequest")
+    if version == 1:
+        return _from_v1(raw, TurnRequest, "TurnRequest")
+    return decode_json(raw, _request_decoder.decode, "TurnRequest")
 
 
 def decode_turn_result(data: bytes | str) -> TurnResult:
-    """Decode a runtime answer; rejects unknown versions with UnsupportedVersionError."""
-    return _decode(data, _result_decoder, "TurnResult", TURN_VERSION)
+    """Decode a runtime answer or a stored turn record (version 1 or 2, answered as the
+    current model); rejects other versions with UnsupportedVersionError."""
+    raw, version = _turn_version(data, "TurnResult")
+    if version == 1:
+        return _from_v1(raw, TurnResult, "TurnResult")
+    return decode_json(raw, _result_decoder.decode, "TurnResult")
+
+
+def _from_v1(raw: bytes, model: type[_T], name: str) -> _T:
+    fields = decode_json(raw, _v1_fields_decoder.decode, name)
+    if "update_id" in fields:
+        fields["turn_id"] = fields.pop("update_id")
+    fields["version"] = TURN_VERSION
+    fields.pop("user_message", None)  # version 1's wording, now the consumer's
+    try:
+        return msgspec.convert(fields, model)
+    except msgspec.ValidationError as exc:
+        raise MessageDecodeError(name, str(exc)[:300]) from exc
+
+
+def _turn_version(data: bytes | str, model: str) -> tuple[bytes, int]:
+    raw = as_json_bytes(data, model)
+    found = decode_json(raw, _version_probe.decode, model).version
+    if isinstance(found, bool) or found not in _TURN_VERSIONS:
+        raise UnsupportedVersionError(model, found, _TURN_VERSIONS)
+    assert isinstance(found, int)
+    return raw, found

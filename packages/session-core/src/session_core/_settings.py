@@ -9,7 +9,12 @@ from ._errors import ConfigError, InvalidSessionKeyError
 from ._keys import validate_tenant
 
 DEFAULT_TENANT = "default"
+# How long an unused session's registry items live (days, refreshed on use): the one default
+# every package reads; infra/template.yaml's SessionTtlDays repeats it (a test ties them).
 DEFAULT_RETENTION_DAYS = 25
+# The receive on which a still-failing queue record is answered for good instead of retried:
+# the consumer's limit and the queue's redrive maxReceiveCount (template and local stack).
+MAX_RECEIVE_COUNT = 3
 
 
 def require_env(name: str) -> str:
@@ -20,9 +25,7 @@ def require_env(name: str) -> str:
     return value
 
 
-def env_int(
-    name: str, default: int, *, minimum: int = 0, environ: Mapping[str, str] | None = None
-) -> int:
+def env_int(name: str, default: int, *, minimum: int = 0, environ: Mapping[str, str] | None = None) -> int:
     """An integer setting with a default; a malformed value is a ConfigError naming it.
 
     Read from ``environ`` when given (a settings loader's own mapping), else ``os.environ``.
@@ -40,15 +43,18 @@ def env_int(
     return value
 
 
-def tenant_from_env() -> str:
-    """`TENANT` (default "default"), validated as a session key's tenant part."""
-    tenant = os.environ.get("TENANT", "").strip() or DEFAULT_TENANT
+def tenant_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """`TENANT` (default "default"), validated as a session key's tenant part.
+
+    Read from ``environ`` when given (a settings loader's own mapping), else ``os.environ``."""
+    env = os.environ if environ is None else environ
+    tenant = env.get("TENANT", "").strip() or DEFAULT_TENANT
     try:
         return validate_tenant(tenant)
     except InvalidSessionKeyError as exc:
         raise ConfigError("TENANT", exc.reason) from exc
 
 
-def retention_days_from_env() -> int:
-    """`SESSION_TTL_DAYS` (default 25): how long an unused session is kept."""
-    return env_int("SESSION_TTL_DAYS", DEFAULT_RETENTION_DAYS, minimum=1)
+def retention_days_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """`SESSION_TTL_DAYS` (default ``DEFAULT_RETENTION_DAYS``): how long an unused session is kept."""
+    return env_int("SESSION_TTL_DAYS", DEFAULT_RETENTION_DAYS, minimum=1, environ=environ)

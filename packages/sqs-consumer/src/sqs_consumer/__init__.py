@@ -1,26 +1,24 @@
 """SQS FIFO consumer Lambda: commands, typing, runtime invoke, render and deliver replies."""
 
-from ._attachments import attachment_key, safe_file_name, stage_attachments
-from ._commands import COMMANDS, HELP_TEXT, parse_command, run_command
-from ._config import MAX_RECEIVE_COUNT, RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
-from ._consumer import (
-    DELIVERY_RESERVE_S,
-    FAILED_NOTICE,
-    MAX_REQUEUES,
-    REQUEUES_ATTRIBUTE,
-    Consumer,
-    RecordOutcome,
-    retry_delay_s,
-)
+from session_core import MAX_RECEIVE_COUNT
+
+from ._attachments import attachment_key, stage_attachments
+from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
+from ._commands import COMMANDS, HELP_TEXT, Channel, help_text, parse_command, run_command
+from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
+from ._consumer import Consumer
+from ._delivery import Delivery, DeliveryRecords
+from ._deps import ConsumerDeps, ObjectStore, TurnRunner
 from ._errors import (
     AttachmentTooLargeError,
     ConsumerError,
     DeferredError,
     DeliveryFailedError,
     RuntimeInvokeError,
-    TelegramApiError,
     TurnFailedError,
 )
+from ._failures import MAX_REQUEUES, Failure, FailurePolicy, SqsClient, classify, retry_delay_s
+from ._outcomes import MessageStatus, RecordOutcome, RecordStatus
 from ._render import (
     TELEGRAM_MESSAGE_LIMIT,
     escape_html,
@@ -32,44 +30,61 @@ from ._render import (
     utf16_len,
 )
 from ._runtime import RuntimeClient, runtime_client_config
-from ._telegram import MAX_DOWNLOAD_BYTES, BotApi
+from ._timing import DELIVERY_RESERVE_S, ConsumerTiming
 from ._typing import TYPING_REFRESH_S, TypingIndicator
+from ._wording import FAILED_NOTICE, FAILURE_WORDING, MISCONFIGURED_NOTICE, failure_text
 
 __all__ = [
     "COMMANDS",
     "DELIVERY_RESERVE_S",
     "FAILED_NOTICE",
+    "FAILURE_WORDING",
     "HELP_TEXT",
-    "MAX_DOWNLOAD_BYTES",
     "MAX_RECEIVE_COUNT",
     "MAX_REQUEUES",
+    "MISCONFIGURED_NOTICE",
     "REQUEUES_ATTRIBUTE",
     "RUNTIME_MAX_TIMEOUT_S",
     "TELEGRAM_MESSAGE_LIMIT",
     "TYPING_REFRESH_S",
     "AttachmentTooLargeError",
-    "BotApi",
+    "Channel",
     "Consumer",
     "ConsumerConfig",
+    "ConsumerDeps",
     "ConsumerError",
+    "ConsumerTiming",
     "DeferredError",
+    "Delivery",
     "DeliveryFailedError",
+    "DeliveryRecords",
+    "Failure",
+    "FailurePolicy",
+    "MessageStatus",
+    "ObjectStore",
     "RecordOutcome",
+    "RecordStatus",
     "RuntimeClient",
     "RuntimeInvokeError",
-    "TelegramApiError",
+    "SqsClient",
+    "SqsRecord",
     "TurnFailedError",
+    "TurnRunner",
     "TypingIndicator",
     "attachment_key",
+    "batch_response",
+    "classify",
     "escape_html",
+    "failure_text",
+    "help_text",
     "html_to_plain",
     "markdown_to_html",
     "parse_command",
+    "process_fifo_batch",
     "render_reply",
     "retry_delay_s",
     "run_command",
     "runtime_client_config",
-    "safe_file_name",
     "split_html",
     "split_plain",
     "stage_attachments",

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import posixpath
-import re
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import Attachment, SessionKey, StagedAttachment, StorageError
+from session_core import SessionKey, StagedAttachment, StorageError, safe_file_name
+from telegram_core import MAX_DOWNLOAD_BYTES, Attachment, BotApi, TelegramFileTooBig
 
-from ._errors import AttachmentTooLargeError, TelegramApiError
-from ._telegram import MAX_DOWNLOAD_BYTES, BotApi
-
-_UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_file_name(name: str | None, fallback: str = "file") -> str:
-    """A file name that is one harmless path step (no '/', no leading dot, ≤ 100 chars)."""
-    cleaned = _UNSAFE_NAME_RE.sub("_", posixpath.basename(name or "")).lstrip("._")[-100:]
-    return cleaned or fallback
+from ._deps import ObjectStore
+from ._errors import AttachmentTooLargeError
 
 
 def attachment_key(key: SessionKey, update_id: int, file_name: str) -> str:
@@ -32,7 +23,7 @@ def stage_attachments(
     key: SessionKey,
     update_id: int,
     bot: BotApi,
-    s3: Any,
+    s3: ObjectStore,
     bucket: str,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> tuple[StagedAttachment, ...]:
@@ -49,10 +40,8 @@ def stage_attachments(
             if size > max_bytes:
                 raise AttachmentTooLargeError(name, size)
             data = bot.download(str(info["file_path"]), max_bytes=max_bytes)
-        except TelegramApiError as exc:
-            if exc.kind == "file_too_big":
-                raise AttachmentTooLargeError(name, att.file_size) from exc
-            raise
+        except TelegramFileTooBig as exc:
+            raise AttachmentTooLargeError(name, att.file_size) from exc
         if not att.file_name:
             name = posixpath.basename(str(info["file_path"])) or name
         s3_key = attachment_key(key, update_id, name)

@@ -1,26 +1,49 @@
-"""Commands answered without the model: /start, /help, /new, /status, /cost."""
+"""Commands answered without the model: /start, /help, /new, /status, /cost, /usage, /stop,
+/permissions."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from session_core import BudgetLedger, SessionKey, SessionRegistry
+from telegram_core import ChatSettings
 
+from ._approval_view import permissions_html
 from ._budget import cost_report
+from ._deps import ApprovalRecords
 from ._render import escape_html
 
-COMMANDS = ("start", "help", "new", "status", "cost")
+COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissions")
 
-HELP_TEXT = (
-    "I am an AI agent. Every chat (and every forum topic) is one long conversation "
-    "that I remember for weeks.\n\n"
-    "Send me text, a photo or a document (up to 20 MB, the caption is your question).\n\n"
-    "/new: start a fresh conversation\n"
-    "/status: this conversation's id, turns and cost, and this chat's total\n"
-    "/cost: what this chat and you spent today and this month, against the budgets\n"
-    "/help: this message"
-)
+# Where the user types: Telegram, or the terminal chat of `agentbot dev` (text only).
+Channel = Literal["telegram", "terminal"]
+CHANNELS: tuple[Channel, ...] = ("telegram", "terminal")
+
+_WHAT_TO_SEND: dict[Channel, str] = {
+    "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
+    "terminal": "Type a message and press Enter (this terminal chat sends text only).",
+}
+
+
+def help_text(channel: Channel = "telegram") -> str:
+    """The /help answer (plain text): what to send is the only part that depends on the channel."""
+    return (
+        "I am an AI agent. Every chat (and every forum topic) is one long conversation "
+        "that I remember for weeks.\n\n"
+        f"{_WHAT_TO_SEND[channel]}\n\n"
+        "/stop: stop the answer I am writing (what I wrote so far is kept)\n"
+        "/new: start a fresh conversation\n"
+        "/status: this conversation's id, turns and cost, and this chat's total\n"
+        "/cost: what this chat and you spent today and this month, against the budgets\n"
+        "/usage on|off: show the tokens and cost of each answer below it (off at first)\n"
+        "/permissions: the tools I may always use in this chat, with a button to revoke each\n"
+        "/help: this message"
+    )
+
+
+HELP_TEXT = help_text()
 
 
 def parse_command(text: str, bot_username: str | None = None) -> str | None:
@@ -41,17 +64,28 @@ def run_command(
     key: SessionKey,
     *,
     registry: SessionRegistry,
+    chat_settings: ChatSettings,
     retention_days: int,
     clock: Callable[[], float] = time.time,
     budgets: BudgetLedger | None = None,
     user_id: int | None = None,
+    channel: Channel = "telegram",
+    argument: str = "",
+    approvals: ApprovalRecords | None = None,
 ) -> str:
-    """Carry out a command and return its reply (Telegram HTML)."""
+    """Carry out a command (``argument``: the rest of the message) and return its reply
+    (Telegram HTML)."""
     if name == "start":
-        return "Hello! " + escape_html(HELP_TEXT)
+        return "Hello! " + escape_html(help_text(channel))
     if name == "help":
-        return escape_html(HELP_TEXT)
+        return escape_html(help_text(channel))
+    if name == "permissions":  # Telegram shows it with revoke buttons (_message)
+        return permissions_html([] if approvals is None else approvals.grants(key))
     if name == "new":
+        if approvals is not None:
+            # A call still waiting belongs to the old conversation: its buttons go stale.
+            # "Always in this chat" grants stay (revoked with /permissions).
+            approvals.clear(key)
         previous = registry.start_new_session(key)
         if previous is None:
             return "Started a fresh conversation."
@@ -59,6 +93,11 @@ def run_command(
             "Started a fresh conversation. The previous one is kept for "
             f"{retention_days} days but I will not draw on it any more."
         )
+    if name == "usage":
+        return _usage(key, chat_settings, argument.strip().lower())
+    if name == "stop":
+        # [H] The producer stops a running turn itself; a /stop that was queued comes after it.
+        return "Nothing is running in this chat right now."
     if name == "cost":
         if budgets is None:
             return "No budgets are set for this bot; /status shows this chat's cost."
@@ -74,6 +113,16 @@ def run_command(
         f"<b>This chat in total</b>: {_turns(record.turns)}, {_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(clock() - record.created_at)}"
     )
+
+
+def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str) -> str:
+    if choice in ("on", "off"):
+        chat_settings.set_usage_footer(key, choice == "on")
+        if choice == "on":
+            return "From now on each answer in this chat ends with its tokens and cost. /usage off stops it."
+        return "Answers in this chat no longer show their tokens and cost."
+    state = "on" if chat_settings.usage_footer(key) else "off"
+    return f"The usage line under answers is {state} in this chat. Send /usage on or /usage off."
 
 
 def _turns(count: int) -> str:

@@ -6,12 +6,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from session_core import BudgetCaps, ConfigError, require_env, retention_days_from_env, tenant_from_env
+from session_core import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_TENANT,
+    MAX_RECEIVE_COUNT,
+    BudgetCaps,
+    ConfigError,
+    env_int,
+    require_env,
+    retention_days_from_env,
+    tenant_from_env,
+)
+from telegram_core import TELEGRAM_API_BASE
 
-DEFAULT_TELEGRAM_API_BASE = "https://api.telegram.org"
-# Mirrors MAX_RECEIVE_COUNT of infra/template.yaml and agentbot.provisioning (a test checks):
-# the receive on which a still-failing record is answered for good instead of retried.
-MAX_RECEIVE_COUNT = 3
+from ._commands import CHANNELS, Channel
+
 # The longest a runtime invocation can last (Lambda's maximum); boto3 must wait longer.
 RUNTIME_MAX_TIMEOUT_S = 900
 
@@ -26,21 +35,23 @@ class ConsumerConfig:
     bucket: str
     dead_letter_queue_url: str
     inbound_queue_url: str | None = None
-    telegram_api_base: str = DEFAULT_TELEGRAM_API_BASE
-    tenant: str = "default"
-    retention_days: int = 25
+    telegram_api_base: str = TELEGRAM_API_BASE
+    tenant: str = DEFAULT_TENANT
+    retention_days: int = DEFAULT_RETENTION_DAYS
     bot_username: str | None = None
     max_receive_count: int = MAX_RECEIVE_COUNT
     budgets: BudgetCaps = field(default_factory=BudgetCaps)
+    channel: Channel = "telegram"
+    chat_queue_limit: int = 10  # the producer's CHAT_QUEUE_LIMIT: the consumer releases its count
 
     @classmethod
     def from_env(cls) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
         DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
-        BOT_USERNAME, and the budget caps (see ``budget_caps_from_env``); raises ConfigError
-        naming the first bad setting."""
+        BOT_USERNAME, CHAT_QUEUE_LIMIT (10; must match the producer's) and the budget caps (see
+        ``budget_caps_from_env``); raises ConfigError naming the first bad setting."""
         env = os.environ
-        base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or DEFAULT_TELEGRAM_API_BASE
+        base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or TELEGRAM_API_BASE
         if not base.startswith(("https://", "http://")):
             raise ConfigError("TELEGRAM_API_BASE", f"must be an http(s) URL, got {base!r}")
         tenant = tenant_from_env()
@@ -56,7 +67,18 @@ class ConsumerConfig:
             retention_days=retention_days_from_env(),
             bot_username=env.get("BOT_USERNAME", "").strip().lstrip("@") or None,
             budgets=budget_caps_from_env(env),
+            channel=_channel(env),
+            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0),
         )
+
+
+def _channel(env: Mapping[str, str]) -> Channel:
+    # Set only by `agentbot dev` for its terminal chat; a deployed consumer serves Telegram.
+    raw = env.get("CHAT_CHANNEL", "").strip() or "telegram"
+    for channel in CHANNELS:
+        if raw == channel:
+            return channel
+    raise ConfigError("CHAT_CHANNEL", f"must be one of {', '.join(CHANNELS)}, got {raw!r}")
 
 
 def budget_caps_from_env(env: Mapping[str, str]) -> BudgetCaps:

@@ -19,44 +19,6 @@ class ConsumerError(Exception):
     error_kind: str = "internal"
 
 
-class TelegramApiError(ConsumerError):
-    """Raised when the Bot API answers ``ok: false`` or cannot be reached, after the client's
-    own retries. ``kind`` is one of: rate_limited, server, network, too_long, bad_html,
-    file_too_big, forbidden, bad_request."""
-
-    error_kind = "telegram"
-
-    def __init__(
-        self, method: str, error_code: int, description: str, *, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"Bot API {method} failed ({error_code}): {description}")
-        self.method = method
-        self.error_code = error_code
-        self.description = description
-        self.retry_after = retry_after
-        self.kind = _kind(error_code, description)
-        self.retryable = self.kind in ("rate_limited", "server", "network")
-
-
-def _kind(code: int, description: str) -> str:
-    text = description.lower()
-    if code == 429:
-        return "rate_limited"
-    if code == 0:
-        return "network"
-    if code >= 500:
-        return "server"
-    if "message is too long" in text:
-        return "too_long"
-    if "can't parse entities" in text or "can't find end tag" in text:
-        return "bad_html"
-    if "file is too big" in text:  # getFile above the Bot API's 20 MB download limit
-        return "file_too_big"
-    if code == 403:
-        return "forbidden"
-    return "bad_request"
-
-
 class RuntimeInvokeError(ConsumerError):
     """Raised when invoking the agent runtime fails: the Lambda call errors, the function
     errors or times out, or its answer cannot be decoded."""

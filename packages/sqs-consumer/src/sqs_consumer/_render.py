@@ -38,7 +38,7 @@ _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
 # Stand-ins for code spans and escaped characters while emphasis and links are matched:
 # private-use characters of plane 16, which any such character in the text also becomes.
 _PLACEHOLDER_BASE = 0x100000
-_PLACEHOLDER_RE = re.compile("[\U00100000-\U0010FFFF]")
+_PLACEHOLDER_RE = re.compile("[\U00100000-\U0010ffff]")
 _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 
@@ -104,7 +104,7 @@ def _blocks_to_html(text: str) -> str:
             continue
         bullet = _BULLET_RE.match(line)
         if bullet:
-            line = f"{bullet.group(1)}• {line[bullet.end():]}"
+            line = f"{bullet.group(1)}• {line[bullet.end() :]}"
         lines.append(_inline(line))
     if quote:
         lines.append("<blockquote>" + "\n".join(quote) + "</blockquote>")

@@ -65,7 +65,7 @@ class RuntimeClient:
             result = decode_turn_result(payload)
         except MessageDecodeError as exc:
             raise RuntimeInvokeError(self._function, str(exc), retryable=False) from exc
-        if result.update_id != request.update_id or result.session_key != request.session_key:
+        if result.turn_id != request.turn_id or result.session_key != request.session_key:
             raise RuntimeInvokeError(
                 self._function, "answer is for another update or session", retryable=False
             )

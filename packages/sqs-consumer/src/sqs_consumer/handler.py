@@ -6,22 +6,36 @@ bot token from SSM, boto3 clients (the runtime's with a long read timeout and no
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
 import httpx
+from telegram_core import BotApi
 
 from ._config import ConsumerConfig
 from ._consumer import Consumer
+from ._deps import ConsumerDeps
 from ._runtime import RuntimeClient, runtime_client_config
-from ._telegram import BotApi
 
 _consumer: Consumer | None = None
+_config_reported = False
 
 
 def build_consumer() -> Consumer:
     """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
-    from session_core import BudgetLedger, SessionRegistry, configure_logging, make_non_dumpable, read_secret
+    from session_core import (
+        Approvals,
+        BudgetLedger,
+        ChatBacklog,
+        DynamoTable,
+        LiveTurns,
+        SessionRegistry,
+        configure_logging,
+        make_non_dumpable,
+        read_secret,
+    )
+    from telegram_core import ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter
 
     # This process is about to hold the bot token: no other process of its user may read it.
     make_non_dumpable()
@@ -30,18 +44,20 @@ def build_consumer() -> Consumer:
     token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")
+    records = DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
     budgets = (
         BudgetLedger(dynamodb=dynamodb, table=config.table, caps=config.budgets, tenant=config.tenant)
         if config.budgets.any_period_cap
         else None
     )
-    return Consumer(
-        config=config,
+    deps = ConsumerDeps(
         registry=SessionRegistry(
             dynamodb=dynamodb,
             table=config.table,
             retention_days=config.retention_days,
         ),
+        deliveries=DeliveryLog(records),
+        chat_settings=ChatSettings(records),
         runtime=RuntimeClient(
             lambda_client=boto3.client("lambda", config=runtime_client_config()),
             function_name=config.runtime_function_name,
@@ -50,13 +66,36 @@ def build_consumer() -> Consumer:
         s3=boto3.client("s3"),
         sqs=boto3.client("sqs"),
         budgets=budgets,
+        backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
+        live_turns=LiveTurns(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        progress_budget=RateLimiter(dynamodb=dynamodb, table=config.table, tenant=config.tenant),
+        delivery_claims=DeliveryClaims(records),
+        approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
     )
+    return Consumer(config, deps)
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
-    """Process one batch of queue records within the invocation's remaining time."""
-    global _consumer
+    """Process one batch of queue records within the invocation's remaining time.
+
+    A missing or malformed setting (the bot token's parameter, say) fails the batch: with no
+    token nobody can be told, and the records reach the DLQ to be redriven once it is fixed.
+    It is reported once per container (log line ``config.invalid`` and the
+    ConfigurationErrors metric), like the runtime's configuration errors.
+    """
+    global _consumer, _config_reported
     if _consumer is None:
-        _consumer = build_consumer()
+        from session_core import CONFIGURATION_ERRORS_METRIC, ConfigError, emit_metric, get_logger
+
+        try:
+            _consumer = build_consumer()
+        except ConfigError as exc:
+            if not _config_reported:
+                _config_reported = True
+                get_logger(__name__).error("config.invalid", fix=exc.setting, reason=exc.reason)
+                emit_metric(
+                    CONFIGURATION_ERRORS_METRIC, 1, unit="Count", tenant=os.environ.get("TENANT") or "default"
+                )
+            raise
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return _consumer.handle_batch(event, remaining_time_ms=remaining)

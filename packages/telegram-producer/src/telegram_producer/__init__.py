@@ -1,37 +1,59 @@
 """Telegram webhook Lambda: verify the secret, decode, decide, dedupe and enqueue updates."""
 
+from telegram_core import RateLimiter, RateVerdict  # moved to telegram-core ([H]: the consumer shares it)
+
+from ._approval import (
+    ALREADY_REVOKED_TEXT,
+    DECIDED_TEXT,
+    NOT_VALID_TEXT,
+    NOT_WAITING_TEXT,
+    NOT_YOURS_TEXT,
+    ButtonPress,
+    button_press,
+)
 from ._config import GroupReplyMode, ProducerConfig, parse_id_list
 from ._errors import ProducerError, WebhookSecretError
-from ._rate_limit import RateLimiter, RateVerdict
+from ._routing import Decision, IgnoredReason, decide
+from ._stop import NOTHING_TO_STOP_TEXT, STOPPING_TEXT, StopRequest, stop_request
 from ._updates import HANDLED_UPDATE_TYPES, UNSUPPORTED_CONTENT, Update
 from ._webhook import (
     MAX_TEXT_CHARS,
     RATE_LIMITED_METRIC,
     SECRET_HEADER,
-    Decision,
     Producer,
     check_secret,
-    decide,
     sqs_safe_json,
 )
 
 __all__ = [
+    "ALREADY_REVOKED_TEXT",
+    "DECIDED_TEXT",
     "HANDLED_UPDATE_TYPES",
     "MAX_TEXT_CHARS",
+    "NOTHING_TO_STOP_TEXT",
+    "NOT_VALID_TEXT",
+    "NOT_WAITING_TEXT",
+    "NOT_YOURS_TEXT",
     "RATE_LIMITED_METRIC",
     "SECRET_HEADER",
+    "STOPPING_TEXT",
     "UNSUPPORTED_CONTENT",
+    "ButtonPress",
     "Decision",
     "GroupReplyMode",
+    "IgnoredReason",
     "Producer",
     "ProducerConfig",
     "ProducerError",
     "RateLimiter",
     "RateVerdict",
+    "StopRequest",
     "Update",
     "WebhookSecretError",
+    "button_press",
     "check_secret",
     "decide",
     "parse_id_list",
     "sqs_safe_json",
+    "stop_request",
 ]

@@ -6,7 +6,15 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import ConfigError, env_int, require_env, retention_days_from_env, tenant_from_env
+from session_core import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_TENANT,
+    ConfigError,
+    env_int,
+    require_env,
+    retention_days_from_env,
+    tenant_from_env,
+)
 
 GroupReplyMode = Literal["mention", "always"]
 
@@ -18,21 +26,23 @@ class ProducerConfig:
     queue_url: str
     table: str
     secret_parameter: str
-    tenant: str = "default"
-    retention_days: int = 25
+    tenant: str = DEFAULT_TENANT
+    retention_days: int = DEFAULT_RETENTION_DAYS
     allowed_user_ids: frozenset[int] = frozenset()
     allowed_chat_ids: frozenset[int] = frozenset()
     group_reply_mode: GroupReplyMode = "mention"
     bot_username: str | None = None
     rate_limit_user_per_minute: int = 20
     rate_limit_chat_per_minute: int = 60
+    chat_queue_limit: int = 10
 
     @classmethod
     def from_env(cls) -> ProducerConfig:
         """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
         TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, GROUP_REPLY_MODE,
-        BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20) and RATE_LIMIT_CHAT_PER_MINUTE (60; group
-        chats; 0 turns a limit off); raises ConfigError naming the first bad setting."""
+        BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20), RATE_LIMIT_CHAT_PER_MINUTE (60; group
+        chats) and CHAT_QUEUE_LIMIT (10 messages waiting per chat; 0 turns a limit off);
+        raises ConfigError naming the first bad setting."""
         env = os.environ
         queue_url = require_env("INBOUND_QUEUE_URL")
         table = require_env("SESSIONS_TABLE")
@@ -54,6 +64,7 @@ class ProducerConfig:
             bot_username=username,
             rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0),
             rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0),
+            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0),
         )
 
 

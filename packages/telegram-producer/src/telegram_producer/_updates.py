@@ -120,10 +120,27 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
 
+class CallbackMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """The message an inline button was on (only where it is matters here)."""
+
+    message_id: Id
+    chat: Chat
+    message_thread_id: Id | None = None
+
+
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     from_: User = msgspec.field(name="from")
     data: str | None = None
+    message: CallbackMessage | None = None
+
+
+class MessageGenerationStopped(msgspec.Struct, frozen=True, kw_only=True):
+    """The user pressed the stop control of a draft sent with ``can_stop`` (Bot API 10.3)."""
+
+    chat: Chat
+    draft_id: Id
+    message_thread_id: Id | None = None
 
 
 class ChatMemberUpdated(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,10 +159,17 @@ class Update(msgspec.Struct, frozen=True, kw_only=True):
     edited_channel_post: Message | None = None
     callback_query: CallbackQuery | None = None
     my_chat_member: ChatMemberUpdated | None = None
+    stopped_message_generation: MessageGenerationStopped | None = None
 
 
 # What the webhook asks Telegram for (setWebhook / getUpdates `allowed_updates`): the kinds
 # the producer decodes; channel posts are decoded only to be acknowledged if they ever arrive.
-HANDLED_UPDATE_TYPES = ("message", "edited_message", "callback_query", "my_chat_member")
+HANDLED_UPDATE_TYPES = (
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "stopped_message_generation",
+)
 
 update_decoder = msgspec.json.Decoder(Update)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from telegram_core import RateLimiter
 
 from ._config import ProducerConfig
-from ._rate_limit import RateLimiter
 from ._webhook import Producer
 
 _producer: Producer | None = None
@@ -20,7 +20,16 @@ _producer: Producer | None = None
 
 def build_producer() -> Producer:
     """Build the container's Producer from the environment (raises ConfigError naming a setting)."""
-    from session_core import SessionRegistry, configure_logging, make_non_dumpable, read_secret
+    from session_core import (
+        Approvals,
+        ChatBacklog,
+        DynamoTable,
+        LiveTurns,
+        configure_logging,
+        make_non_dumpable,
+        read_secret,
+    )
+    from telegram_core import UpdateDedup
 
     # This process is about to hold the webhook secret: no other process of its user may read it.
     make_non_dumpable()
@@ -32,7 +41,9 @@ def build_producer() -> Producer:
         config=config,
         secret=secret,
         sqs=boto3.client("sqs"),
-        registry=SessionRegistry(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        registry=UpdateDedup(
+            DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
+        ),
         rate_limiter=RateLimiter(
             dynamodb=dynamodb,
             table=config.table,
@@ -40,6 +51,9 @@ def build_producer() -> Producer:
             per_user=config.rate_limit_user_per_minute,
             per_chat=config.rate_limit_chat_per_minute,
         ),
+        backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
+        stops=LiveTurns(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
     )
 
 

@@ -1,0 +1,215 @@
+"""[I] Which tool calls need the user's approval: ``claude-config/approvals.json``.
+
+::
+
+    {"require_approval": [
+        {"tool": "Bash", "except": ["ls *", "cat *", "pwd"]},
+        {"tool": "Write"},
+        {"tool": "Edit"},
+        {"tool": "mcp__agentbot-tools__*"}
+    ]}
+
+``tool`` is a tool name or a pattern (``*`` any text, ``?`` one character), so one entry can
+cover an MCP server's tools. ``except`` lists Bash command patterns that run without asking
+(only for Bash: other tools have no command to match). A missing file means no tool asks.
+
+A grant ("Always in this chat") is a rule of the same shape in one string: ``Write``,
+``mcp__server__tool``, or ``Bash(git *)`` for a command pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ._errors import ClaudeConfigError
+
+APPROVALS_FILE = "approvals.json"
+_TOOL_PATTERN = re.compile(r"[A-Za-z0-9_*?-]{1,128}")
+_BASH_GRANT = re.compile(r"Bash\((?P<pattern>.+)\)", re.S)
+
+
+class ApprovalRule(msgspec.Struct, frozen=True, kw_only=True):
+    tool: str
+    except_commands: tuple[str, ...] = ()
+
+
+class ApprovalRules(msgspec.Struct, frozen=True, kw_only=True):
+    """The validated ``approvals.json`` (empty: nothing asks)."""
+
+    rules: tuple[ApprovalRule, ...] = ()
+
+    def needs_approval(self, tool_name: str, tool_input: Mapping[str, Any]) -> bool:
+        for rule in self.rules:
+            if not fnmatch.fnmatchcase(tool_name, rule.tool):
+                continue
+            command = _bash_command(tool_name, tool_input)
+            excepted = command is not None and any(_matches_command(command, p) for p in rule.except_commands)
+            return not excepted
+        return False
+
+
+def load_approval_rules(base: Path) -> ApprovalRules:
+    """Read ``base/approvals.json``; ClaudeConfigError naming the file and field when invalid."""
+    path = base / APPROVALS_FILE
+    if not path.is_file():
+        return ApprovalRules()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClaudeConfigError(str(path), None, f"is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ClaudeConfigError(str(path), None, "must be a JSON object")
+    unknown = sorted(set(raw) - {"require_approval"})
+    if unknown:
+        raise ClaudeConfigError(str(path), unknown[0], "is not a known field (expected: require_approval)")
+    entries = raw.get("require_approval", [])
+    if not isinstance(entries, list):
+        raise ClaudeConfigError(str(path), "require_approval", "must be a list of {tool, except}")
+    return ApprovalRules(rules=tuple(_rule(path, f"require_approval[{i}]", e) for i, e in enumerate(entries)))
+
+
+def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
+    if not isinstance(entry, dict):
+        raise ClaudeConfigError(str(path), where, 'must be an object like {"tool": "Bash"}')
+    unknown = sorted(set(entry) - {"tool", "except"})
+    if unknown:
+        raise ClaudeConfigError(
+            str(path), f"{where}.{unknown[0]}", "is not a known field (expected: tool, except)"
+        )
+    tool = entry.get("tool")
+    if not isinstance(tool, str) or not _TOOL_PATTERN.fullmatch(tool):
+        raise ClaudeConfigError(
+            str(path), f"{where}.tool", "must be a tool name or pattern (letters, digits, _ - * ?), e.g. Bash"
+        )
+    excepted = entry.get("except", [])
+    if not isinstance(excepted, list) or not all(isinstance(c, str) and c.strip() for c in excepted):
+        raise ClaudeConfigError(
+            str(path), f"{where}.except", 'must be a list of command patterns, e.g. ["ls *"]'
+        )
+    if excepted and tool != "Bash":
+        raise ClaudeConfigError(
+            str(path), f"{where}.except", "applies to Bash only (other tools have no command)"
+        )
+    return ApprovalRule(tool=tool, except_commands=tuple(c.strip() for c in excepted))
+
+
+def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
+    """What "Always in this chat" allows for this call: the program of a Bash command with any
+    arguments (``Bash(git *)``), else the tool. A command that starts with an assignment
+    (``LANG=C ls``) or a program that runs other programs (``env``, ``sudo``, ``bash``,
+    ``xargs``, ``python``...) is granted exactly as it is: its first word says nothing of what
+    would run."""
+    command = _bash_command(tool_name, tool_input)
+    if command is None:
+        return tool_name
+    words = command.split()
+    program = words[0] if words else ""
+    general = program and not _GLOB.search(program) and "=" not in program and "/" not in program
+    if not general or program in _RUNS_OTHER_PROGRAMS:
+        return f"Bash({_GLOB.sub(lambda m: f'[{m.group(0)}]', command)})"  # this command only
+    return f"Bash({program} *)" if len(words) > 1 else f"Bash({program})"
+
+
+_GLOB = re.compile(r"[*?\[\]]")
+# Programs whose arguments name another program to run (or code): "Always" for them would be
+# "always anything".
+_RUNS_OTHER_PROGRAMS = frozenset(
+    {
+        "env",
+        "sudo",
+        "doas",
+        "su",
+        "command",
+        "builtin",
+        "exec",
+        "eval",
+        "source",
+        ".",
+        "nice",
+        "nohup",
+        "timeout",
+        "time",
+        "xargs",
+        "stdbuf",
+        "ionice",
+        "chrt",
+        "taskset",
+        "setsid",
+        "chroot",
+        "unshare",
+        "nsenter",
+        "strace",
+        "ltrace",
+        "watch",
+        "flock",
+        "script",
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "fish",
+        "busybox",
+        "python",
+        "python3",
+        "perl",
+        "ruby",
+        "node",
+        "nodejs",
+        "deno",
+        "bun",
+        "php",
+        "lua",
+        "awk",
+        "gawk",
+        "mawk",
+        "sed",
+        "find",
+        "parallel",
+        "make",
+        "npx",
+        "uvx",
+        "pipx",
+    }
+)
+
+
+def granted(grants: Iterable[str], tool_name: str, tool_input: Mapping[str, Any]) -> bool:
+    """Whether one of the chat's grant rules covers this call."""
+    command = _bash_command(tool_name, tool_input)
+    for rule in grants:
+        bash = _BASH_GRANT.fullmatch(rule)
+        if bash is not None:
+            if command is not None and _matches_command(command, bash.group("pattern")):
+                return True
+        elif fnmatch.fnmatchcase(tool_name, rule):
+            return True
+    return False
+
+
+def _bash_command(tool_name: str, tool_input: Mapping[str, Any]) -> str | None:
+    if tool_name != "Bash":
+        return None
+    command = tool_input.get("command")
+    return command.strip() if isinstance(command, str) else ""
+
+
+# A command that chains, pipes, substitutes or redirects does more than its first program:
+# a pattern such as "ls *" never lets "ls; rm -rf ~" through.
+_COMPOUND = re.compile(r"[;&|`$<>\n(){}]")
+
+
+def _matches_command(command: str, pattern: str) -> bool:
+    if _COMPOUND.search(command):
+        return False
+    if fnmatch.fnmatchcase(command, pattern):
+        return True
+    # "ls *" also covers plain "ls"
+    return pattern.endswith(" *") and command == pattern[:-2]

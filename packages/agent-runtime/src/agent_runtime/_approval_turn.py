@@ -1,0 +1,188 @@
+"""[I] A turn's part in tool approvals: before the run, what the turn says about the session's
+waiting call (the user's decision, or that a new message passed it by); after it, the call the
+run held back (kept for the chat's buttons), the answered approval settled, "Always" granted.
+
+Decided (README "Approvals"): a message sent while a call waits declines that call, and the
+message goes to the agent, so nothing the user writes is lost or queued behind an answer that
+may never come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import msgspec
+from session_core import (
+    Approval,
+    ApprovalNotPending,
+    Approvals,
+    SessionKey,
+    TurnRequest,
+    TurnResult,
+    get_logger,
+    new_approval_id,
+)
+
+from ._approval_gate import ApprovalGate, HeldCall, call_fingerprint
+from ._claude_config import ClaudeConfig
+
+log = get_logger("agent_runtime._approvals")
+
+# ``decided_by`` of a call declined because the user wrote a new message instead.
+NEW_MESSAGE = "a new message"
+
+
+@dataclass
+class ApprovalPlan:
+    """How this turn's run starts: its prompt, its hook, and the approval it answers."""
+
+    prompt: str
+    gate: ApprovalGate
+    answering: Approval | None = None
+    nothing_to_do: bool = False  # a press whose approval an earlier turn answered
+    opening: Approval | None = None  # the call this run held back, stored once it is recorded
+
+
+class ApprovalSteps:
+    """The approval steps of ``Runtime`` (which sets these attributes)."""
+
+    config: ClaudeConfig
+    approvals: Approvals | None
+
+    async def _approval_plan(
+        self, key: SessionKey, request: TurnRequest, prompt: str, sdk_session: str | None
+    ) -> ApprovalPlan:
+        store = self.approvals
+        gate = ApprovalGate(self.config.approvals)
+        if store is None or not gate.active:
+            # nothing asks in this deployment: no call can be waiting, no read is spent
+            return ApprovalPlan(prompt=prompt, gate=gate)
+        waiting, grants = await asyncio.gather(
+            asyncio.to_thread(store.current, key), asyncio.to_thread(store.grants, key)
+        )
+        gate.grants = [g.rule for g in grants]
+        if waiting is not None and (waiting.state == "settled" or waiting.sdk_session_id != sdk_session):
+            waiting = None  # answered already, or the session moved on (/new)
+        if request.resume_approval is not None:
+            if (
+                waiting is None
+                or waiting.approval_id != request.resume_approval
+                or waiting.state == "pending"
+            ):
+                log.info("approval.nothing_to_answer", approval_id=request.resume_approval)
+                return ApprovalPlan(prompt="", gate=gate, nothing_to_do=True)
+            return self._answer_plan(key, waiting, gate, also=None)
+        if waiting is None:
+            return ApprovalPlan(prompt=prompt, gate=gate)
+        if waiting.state == "used":  # the turn that ran it did not finish: say so, once
+            return ApprovalPlan(
+                prompt=f"{_ran_already_text(waiting)}\n\n{prompt}", gate=gate, answering=waiting
+            )
+        if waiting.state == "pending":
+            try:
+                await asyncio.to_thread(
+                    store.decide, key, waiting.approval_id, "deny", decided_by=NEW_MESSAGE
+                )
+            except ApprovalNotPending as raced:  # a button won the race: its answer stands
+                if raced.current is None or raced.current.state != "decided":
+                    return ApprovalPlan(prompt=prompt, gate=gate)
+                return self._answer_plan(key, raced.current, gate, also=prompt)
+            passed_by = msgspec.structs.replace(
+                waiting, state="decided", choice="deny", decided_by=NEW_MESSAGE
+            )
+            return ApprovalPlan(
+                prompt=f"{_passed_by_text(waiting)}\n\n{prompt}", gate=gate, answering=passed_by
+            )
+        # Decided by a button whose turn is still queued behind this message: say both now
+        # (that turn then finds nothing to do).
+        return self._answer_plan(key, waiting, gate, also=prompt)
+
+    def _answer_plan(
+        self, key: SessionKey, approval: Approval, gate: ApprovalGate, *, also: str | None
+    ) -> ApprovalPlan:
+        """The turn that tells the agent the user's decision (and, raced, their new message).
+        An allowed call is let through once: its allowance is taken in the store before it
+        runs, so a retry of this turn (after a crash, a timeout, a Stop) never runs it again."""
+        store = self.approvals
+        if approval.state == "used":
+            text = _ran_already_text(approval)
+        elif approval.choice == "deny":
+            text = f"[Approval] I declined your {approval.tool_name} call; it did not run."
+            if approval.reason.strip():
+                text += f" {approval.reason.strip()}"
+        else:
+            gate.allowed_once = approval.call_fingerprint
+            if store is not None:
+                gate.claim = lambda: asyncio.to_thread(store.use, key, approval.approval_id)
+            scope = "once"
+            if approval.choice == "always":
+                gate.grants = [*gate.grants, approval.grant_rule]
+                scope = f"and I allow {approval.grant_rule} from now on in this chat"
+            text = (
+                f"[Approval] I allowed your {approval.tool_name} call ({scope}). "
+                "Make exactly that call again now."
+            )
+        prompt = text if not also else f"{text}\n\n{also}"
+        return ApprovalPlan(prompt=prompt, gate=gate, answering=approval)
+
+    async def _with_approval(
+        self, key: SessionKey, request: TurnRequest, turn: TurnResult, plan: ApprovalPlan
+    ) -> TurnResult:
+        """The run's answer with what it did about approvals: the approval it answered, and the
+        call it held back (stored by ``_approval_recorded`` once the answer is recorded: a retry
+        of an unrecorded run must still find the approval it answers)."""
+        store, held = self.approvals, plan.gate.held
+        outcome = plan.answering.outcome() if plan.answering is not None else None
+        if held is None or store is None or turn.session_id is None:
+            return msgspec.structs.replace(turn, approval_outcome=outcome)
+        plan.opening = _approval_for(held, turn.session_id, request.user_id)
+        return msgspec.structs.replace(
+            turn, approval_request=plan.opening.request(), approval_outcome=outcome
+        )
+
+    async def _approval_recorded(self, key: SessionKey, plan: ApprovalPlan, answer: TurnResult) -> None:
+        """The answered approval is done with ("Always" becomes a grant of the chat), and the
+        call the run held back waits for the user."""
+        store = self.approvals
+        if store is None or answer.replayed:  # a replay: the turn that recorded it did this
+            return
+        answering = plan.answering
+        if answering is not None:
+            if answering.choice == "always":
+                await asyncio.to_thread(
+                    store.grant, key, answering.grant_rule, granted_by=answering.decided_by
+                )
+            await asyncio.to_thread(store.settle, key, answering.approval_id)
+        if plan.opening is not None:
+            await asyncio.to_thread(store.open, key, plan.opening)
+            log.info("approval.opened", tool=plan.opening.tool_name, approval_id=plan.opening.approval_id)
+
+
+def _passed_by_text(approval: Approval) -> str:
+    return (
+        f"[Approval] I did not answer your request to make a {approval.tool_name} call; it did not "
+        "run. My new message follows."
+    )
+
+
+def _ran_already_text(approval: Approval) -> str:
+    return (
+        f"[Approval] The {approval.tool_name} call I allowed has run, but the turn that ran it "
+        "did not finish, so its result may be missing. Do not run it again."
+    )
+
+
+def _approval_for(held: HeldCall, sdk_session_id: str, requested_by: int | None) -> Approval:
+    view = held.view
+    return Approval(
+        approval_id=new_approval_id(),
+        state="pending",
+        tool_name=held.tool_name,
+        tool_use_id=held.tool_use_id,
+        call_fingerprint=call_fingerprint(held.tool_name, held.tool_input),
+        summary=view.summary,
+        grant_rule=view.grant_rule,
+        sdk_session_id=sdk_session_id,
+        requested_by=requested_by,
+    )

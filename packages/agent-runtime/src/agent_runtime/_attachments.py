@@ -1,0 +1,47 @@
+"""The files a user sent, fetched from the session's S3 prefix into the turn's workspace."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from session_core import SessionKey, TurnRequest, safe_file_name
+
+from ._collaborators import S3Downloads
+from ._errors import AttachmentError
+from ._workspace import SessionWorkspace, clear_attachments
+
+
+async def stage_attachments(
+    s3: S3Downloads, bucket: str, key: SessionKey, request: TurnRequest, workspace: SessionWorkspace
+) -> str:
+    """Download the request's staged attachments into the workspace's ``attachments/`` and
+    return the prompt listing them; AttachmentError for a key outside the session's prefix
+    or a failed download."""
+    clear_attachments(workspace)
+    if not request.attachments:
+        return request.prompt
+    target = Path(workspace.attachments)
+    target.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for index, attachment in enumerate(request.attachments):
+        if not attachment.s3_key.startswith(key.s3_prefix) or ".." in attachment.s3_key.split("/"):
+            raise AttachmentError(attachment.s3_key, f"is outside the session prefix {key.s3_prefix}")
+        name = safe_file_name(attachment.file_name, f"attachment-{index + 1}")
+        path = target / name
+        if path.exists():
+            path = target / f"{index + 1}-{name}"
+        try:
+            await asyncio.to_thread(s3.download_file, bucket, attachment.s3_key, str(path))
+        except Exception as exc:  # botocore ClientError / transfer errors
+            raise AttachmentError(
+                attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
+            ) from exc
+        size = path.stat().st_size
+        lines.append(f"- attachments/{path.name} ({attachment.mime_type or 'unknown type'}, {size} bytes)")
+    return (
+        request.prompt
+        + "\n\n[The user attached files, saved in the working directory:\n"
+        + "\n".join(lines)
+        + "]"
+    ).strip()

@@ -1,0 +1,68 @@
+"""What the runtime needs of the things it is handed (``Runtime(store=..., registry=..., s3=...)``):
+the verbs it calls, as Protocols; session-core's classes and boto3's clients have them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from session_core import Lease, SessionKey, SessionRecord, TurnRecords
+
+
+class TranscriptStoreVerbs(Protocol):
+    """The Claude Agent SDK's ``SessionStore`` verbs (``session_core.TranscriptStore`` has them;
+    ``load_stored`` and ``known_stored`` are optional extras the restore uses when present)."""
+
+    async def append(self, key: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> None:
+        """Persist a batch of transcript entries after the ones stored."""
+        ...
+
+    async def load(self, key: Mapping[str, Any]) -> list[Any] | None:
+        """Every entry stored under ``key``, or None."""
+        ...
+
+    async def list_subkeys(self, key: Mapping[str, Any]) -> list[str]:
+        """The subagent transcripts of a session."""
+        ...
+
+    async def list_sessions(self, project_key: str) -> Any:
+        """The project's sessions with their mtimes."""
+        ...
+
+    async def list_session_summaries(self, project_key: str) -> Any:
+        """The project's sessions with their folded summaries."""
+        ...
+
+    async def delete(self, key: Mapping[str, Any]) -> None:
+        """Remove a transcript."""
+        ...
+
+
+class RuntimeRegistry(TurnRecords, Protocol):
+    """The session registry's verbs the runtime calls (``session_core.SessionRegistry``)."""
+
+    def get_session(self, key: SessionKey) -> SessionRecord | None:
+        """The session's record, or None before its first turn."""
+        ...
+
+    def start_new_session(self, key: SessionKey) -> SessionRecord | None:
+        """Forget the current SDK session (``/new``)."""
+        ...
+
+    def renew_lease(self, lease: Lease, *, duration_s: float) -> Lease:
+        """Extend a lease we hold; LeaseLostError if it is no longer ours."""
+        ...
+
+    def add_failed_turn_cost(
+        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+    ) -> None:
+        """Count what a run without a saved answer cost."""
+        ...
+
+
+class S3Downloads(Protocol):
+    """The one S3 verb the runtime uses (a boto3 S3 client has it)."""
+
+    def download_file(self, Bucket: str, Key: str, Filename: str) -> None:
+        """Download an object to a local file."""
+        ...

@@ -1,0 +1,42 @@
+"""Telling the operator about a permanent configuration error: one structured log line and one
+CloudWatch metric (``Agentbot/ConfigurationErrors``, alarmed in infra/template.yaml), once per
+container; and the turn's result that tells the consumer not to retry."""
+
+from __future__ import annotations
+
+import time
+
+from session_core import (
+    CONFIGURATION_ERRORS_METRIC,
+    TURN_VERSION,
+    TurnRequest,
+    TurnResult,
+    emit_metric,
+    get_logger,
+)
+
+from ._preflight import config_problem
+
+log = get_logger(__name__)
+
+CONFIG_ERROR_METRIC = CONFIGURATION_ERRORS_METRIC
+
+
+def report_config_error(exc: BaseException, *, tenant: str) -> None:
+    """Log what to fix (setting, or file and field) and count it in the metric."""
+    where, reason = config_problem(exc)
+    log.error("config.invalid", fix=where, reason=reason, error=type(exc).__name__)
+    emit_metric(CONFIG_ERROR_METRIC, 1, unit="Count", tenant=tenant)
+
+
+def config_error_result(request: TurnRequest, *, started: float | None = None) -> TurnResult:
+    """A permanent, not retryable failure (the consumer words it for the user)."""
+    elapsed = 0 if started is None else int((time.perf_counter() - started) * 1000)
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        error_kind="config",
+        retryable=False,
+        duration_ms=elapsed,
+    )

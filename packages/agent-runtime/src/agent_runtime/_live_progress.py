@@ -1,0 +1,137 @@
+"""The production turn-event sink: keeps the running turn's progress, publishes it into the
+session's ``live`` item at most once per interval, and learns of a stop request on the same
+round trip (so a stop reaches the turn within about one interval, outside its FIFO group).
+
+Why this transport: the runtime is invoked synchronously by the consumer, and Lambda response
+streaming is not offered to a container run by awslambdaric (Python). The consumer polls the
+item while its invoke is in flight; `agentbot dev` runs the same code against moto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from session_core import (
+    MAX_PROGRESS_TEXT,
+    LiveTurns,
+    SessionCoreError,
+    SessionKey,
+    ToolActivity,
+    TurnProgress,
+    get_logger,
+)
+
+from ._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted, TurnEvent, TurnStopped
+
+log = get_logger(__name__)
+
+PUBLISH_INTERVAL_S = 1.0
+
+
+class LiveProgress:
+    """A :class:`TurnEventSink` for one turn. Run :meth:`watch` while the turn runs; it sets
+    ``stop_requested`` when the user asks to stop."""
+
+    def __init__(
+        self,
+        live: LiveTurns,
+        key: SessionKey,
+        turn_id: int,
+        *,
+        interval_s: float = PUBLISH_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._live = live
+        self._key = key
+        self._turn_id = turn_id
+        self._interval_s = interval_s
+        self._clock = clock
+        self._blocks: list[str] = [""]
+        self._activity: ToolActivity | None = None
+        self._seq = 0
+        self._published_seq = 0
+        self._changed = asyncio.Event()
+        self.stop_requested = asyncio.Event()
+        self.stopped = False
+
+    @property
+    def text(self) -> str:
+        """The answer written so far (all of it)."""
+        return "\n\n".join(block.strip() for block in self._blocks if block.strip())
+
+    def emit(self, event: TurnEvent) -> None:
+        """Take one event of the turn (see ``_turn_events.py``)."""
+        if isinstance(event, TextWritten):
+            self._blocks[-1] += event.delta
+            self._activity = None
+        elif isinstance(event, TextBlockEnded):
+            if self._blocks[-1].strip():
+                self._blocks.append("")
+            return  # nothing visible changed
+        elif isinstance(event, ToolStarted):
+            self._activity = event.activity
+        elif isinstance(event, ToolFinished):
+            self._activity = None
+        elif isinstance(event, TurnStopped):
+            self.stopped = True
+        self._seq += 1
+        self._changed.set()
+
+    def snapshot(self) -> TurnProgress:
+        """The progress as it would be published now."""
+        return TurnProgress(
+            turn_id=self._turn_id,
+            text=self.text[-MAX_PROGRESS_TEXT:],
+            activity=self._activity,
+            seq=self._seq,
+            stopped=self.stopped,
+        )
+
+    async def begin(self) -> None:
+        """Make this the session's running turn (a stop request now reaches it)."""
+        await asyncio.to_thread(self._live.begin, self._key, self._turn_id)
+
+    async def end(self) -> None:
+        """Publish the final state and mark the turn ended; storage trouble is only logged
+        (the answer itself travels in the TurnResult)."""
+        try:
+            await asyncio.to_thread(self._live.end, self._key, self._turn_id, self.snapshot())
+        except Exception as exc:  # progress must never fail a turn
+            log.warning("turn.live_end_failed", error_type=type(exc).__name__)
+
+    async def watch(self) -> None:
+        """Publish changes (at most one request per interval, at once when the last one is
+        older) and look for a stop request on each round trip; returns once a stop was seen."""
+        last = -self._interval_s
+        while True:
+            wait = last + self._interval_s - self._clock()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.0))
+            pause = last + self._interval_s - self._clock()
+            if pause > 0:
+                await asyncio.sleep(pause)  # changed early: coalesce until the interval ends
+            self._changed.clear()
+            try:
+                if self._seq != self._published_seq:
+                    seq = self._seq
+                    stop = await asyncio.to_thread(self._live.publish, self._key, self.snapshot())
+                    self._published_seq = seq
+                else:
+                    stop = await asyncio.to_thread(self._live.stop_requested, self._key, self._turn_id)
+            except SessionCoreError as exc:  # a storage hiccup: the next round tries again
+                log.warning("turn.live_publish_failed", error_type=type(exc).__name__)
+                continue
+            except Exception as exc:  # a bug here must not fail the turn: progress stops
+                log.error("turn.live_publish_crashed", error_type=type(exc).__name__)
+                return
+            finally:
+                # Counted from the end of this request: however slow it was, the next one
+                # starts a whole interval later (at most one write per interval, as DynamoDB sees it).
+                last = self._clock()
+            if stop:
+                log.info("turn.stop_requested")
+                self.stop_requested.set()
+                return

@@ -1,0 +1,105 @@
+"""Secret headers for HTTP MCP servers, kept out of the CLI and the agent's tools.
+
+``mcp.json`` names an SSM parameter per header (``headers_from_ssm``). The runtime reads the
+values once per container and gives the CLI, instead of the server's URL, a proxy on
+127.0.0.1 (the model proxy's code: :class:`ModelProxy` with another upstream authentication)
+that adds the headers on the way out. The CLI authenticates to the proxy with a key made for
+the turn, dead when it ends, exactly as for the model. So the secret is never in the CLI's
+command line, environment or memory, nor in any tool's; a tool can at most call the server
+through the proxy during its own turn, as it can call the model, and only at the configured
+URL's path with the methods of MCP's streamable HTTP: the secret reaches no other endpoint of
+that origin. The proxy reads no model usage from these answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from session_core import ConfigError, read_secret
+
+from ._claude_config import ClaudeConfig
+from ._environment import _TurnProxy
+from ._errors import ClaudeConfigError
+from ._model_proxy import ModelProxy
+
+# MCP's streamable HTTP: POST (messages), GET (server events), DELETE (end of session).
+_MCP_METHODS = frozenset({"POST", "GET", "DELETE"})
+
+
+class McpSecretHeaders:
+    """Upstream authentication for an MCP server: the secret headers, added only to MCP's
+    methods at the server's own ``path`` (any query string)."""
+
+    def __init__(self, headers: Mapping[str, str], path: str) -> None:
+        self._headers = dict(headers)
+        self._path = path or "/"
+
+    def allows(self, method: str, path: str) -> bool:
+        """Only the configured endpoint: the same origin's other paths never get the secret."""
+        return method in _MCP_METHODS and path == self._path
+
+    def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        """The headers to send upstream."""
+        return {**headers, **self._headers}
+
+
+def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
+    """server → header → value, read from SSM. A missing or empty parameter is a
+    ClaudeConfigError naming mcp.json's field and the parameter; an SSM outage is a
+    (retryable) StorageError."""
+    values: dict[str, dict[str, str]] = {}
+    for server, headers in config.mcp_secret_headers.items():
+        values[server] = {}
+        for header, parameter in headers.items():
+            try:
+                values[server][header] = read_secret(ssm, parameter)
+            except ConfigError as exc:
+                raise ClaudeConfigError(
+                    f"{config.root}/mcp.json",
+                    f"mcpServers.{server}.headers_from_ssm.{header}",
+                    f"{parameter}: {exc.reason}",
+                ) from exc
+    return values
+
+
+class McpSecretProxies:
+    """One proxy per MCP server with secret headers, started on the first turn; a key per turn."""
+
+    def __init__(
+        self, servers: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        self._servers = servers
+        self._proxies: dict[str, tuple[_TurnProxy, str]] = {}
+        for name, headers in secrets.items():
+            parts = urlsplit(str(servers[name]["url"]))
+            origin = f"{parts.scheme}://{parts.netloc}"
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            start = _proxy_starter(origin, headers, parts.path)
+            self._proxies[name] = (_TurnProxy(start), path)
+
+    def cli_servers(self) -> dict[str, dict[str, Any]]:
+        """The MCP servers as the CLI of the turn that starts now sees them: servers with
+        secret headers point at their proxy, with this turn's key as ``x-api-key``."""
+        out = {name: dict(spec) for name, spec in self._servers.items()}
+        for name, (proxy, path) in self._proxies.items():
+            base_url, turn_key = proxy.open_turn()
+            out[name]["url"] = base_url + path
+            out[name]["headers"] = {**dict(out[name].get("headers") or {}), "x-api-key": turn_key}
+        return out
+
+    def end_turn(self) -> None:
+        """The turn ended: its keys stop working."""
+        for proxy, _path in self._proxies.values():
+            proxy.end_turn()
+
+    def close(self) -> None:
+        """Stop the proxies."""
+        for proxy, _path in self._proxies.values():
+            proxy.close()
+
+
+def _proxy_starter(origin: str, headers: Mapping[str, str], path: str) -> Any:
+    auth = McpSecretHeaders(headers, path)
+    return lambda: ModelProxy(upstream=origin, auth=auth, metered=False).start()

@@ -1,0 +1,66 @@
+"""Prompts that name their turn: every prompt the runtime sends carries its turn id in its
+uuid (``xxxxxxxx-ab07-4b07-8xxx-<turn id, 12 hex>``), so a restored transcript tells which
+turn its last prompt belonged to (and whether that turn was recorded) without a second store.
+The format is what transcripts stored before this file hold: it must not change."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from session_core import StoredTranscript
+
+# Groups 2-3 of the uuid of every prompt the runtime sends; the last group is the turn id.
+_PROMPT_MARK = "ab07-4b07"
+_PROMPT_MARK_BYTES = _PROMPT_MARK.encode()
+_entry_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int] | None:
+    """The last prompt the runtime sent in a transcript: (lines after it, entry, update id).
+
+    Only lines that hold the prompts' uuid mark are decoded, newest first."""
+    for line, following in stored.lines_containing(_PROMPT_MARK_BYTES):
+        entry = _decode_entry(line)
+        turn_id = prompt_turn_id(entry.get("uuid")) if entry.get("type") == "user" else None
+        if turn_id is not None:
+            return following, entry, turn_id
+    return None
+
+
+def _decode_entry(line: bytes) -> dict[str, Any]:
+    try:
+        return _entry_decoder.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return {}  # not an entry the runtime wrote; the CLI judges the file itself
+
+
+def prompt_uuid(turn_id: int) -> str:
+    """A fresh uuid per attempt (the store de-duplicates by uuid) that names its turn."""
+    random = uuid.uuid4().hex
+    if not 0 <= turn_id < 1 << 48:
+        return str(uuid.UUID(random))
+    return f"{random[:8]}-{_PROMPT_MARK}-8{random[8:11]}-{turn_id:012x}"
+
+
+def prompt_turn_id(entry_uuid: object) -> int | None:
+    parts = entry_uuid.split("-") if isinstance(entry_uuid, str) else []
+    if len(parts) != 5 or f"{parts[1]}-{parts[2]}" != _PROMPT_MARK:
+        return None
+    try:
+        return int(parts[4], 16)
+    except ValueError:
+        return None
+
+
+async def prompt_stream(prompt: str, turn_id: int) -> AsyncIterator[dict[str, Any]]:
+    # A streamed user message may carry its own uuid; a plain string prompt may not.
+    yield {
+        "type": "user",
+        "session_id": "",
+        "message": {"role": "user", "content": prompt},
+        "parent_tool_use_id": None,
+        "uuid": prompt_uuid(turn_id),
+    }

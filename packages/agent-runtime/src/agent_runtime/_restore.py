@@ -1,0 +1,217 @@
+"""Put a session's transcript where the CLI resumes from: the session's own config dir.
+
+The SDK's resume path (``session_store`` + ``resume``) loads every entry from the store,
+re-encodes it into a temporary ``CLAUDE_CONFIG_DIR`` and deletes that copy after the turn,
+so every turn, warm or cold, decodes and writes the whole history. Instead the runtime writes
+the stored JSON lines unchanged to ``<config_dir>/projects/<project>/<session>.jsonl`` and
+answers the SDK's ``load`` of that session with "nothing stored" (``_TimedStore``): the SDK
+then starts the CLI with ``--resume`` on the session's own config dir, where the file already
+is, and still mirrors every new entry to the store. The file outlives the turn, so a warm
+container whose copy is current (the store's revision, the file's size and mtime are what the
+last clean turn left) writes nothing and reads nothing from S3: one Query.
+
+The agent's tools can write the session's config dir, so the file the CLI leaves is never
+trusted: after a clean turn it is rewritten from the store's own bytes (a tool that edited an
+earlier entry during the turn is undone there), and every write refuses links, FIFOs and
+directories a tool may have planted in its path.
+
+Sessions with subagent transcripts keep the SDK's own resume path (it materializes those
+too); the store is still the only source of truth, this is just a faster copy of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from session_core import StoredTranscript, get_logger
+
+log = get_logger(__name__)
+
+_TAIL_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """What a clean turn left in the session's config dir, to recognise it next turn."""
+
+    session_id: str
+    revision: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Restored:
+    """The outcome of a restore: the stored lines, and whether the CLI resumes from the local file."""
+
+    stored: StoredTranscript = field(repr=False)
+    local: bool
+    written: bool  # False: the file from the last turn was current and kept
+
+
+def transcript_path(config_dir: str, project_dir: str, session_id: str) -> Path:
+    """Where the CLI keeps (and looks for) the session's transcript."""
+    return Path(config_dir) / "projects" / project_dir / f"{session_id}.jsonl"
+
+
+class TranscriptRestorer:
+    """Restores transcripts into config dirs and remembers which copies are current.
+
+    One per container (its memory of local copies is what makes warm turns cheap). A store
+    without ``load_stored``/``known_stored`` (any other ``SessionStore``) leaves every resume to
+    the SDK and is only read for the resume point.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.enabled = all(hasattr(store, verb) for verb in ("load_stored", "known_stored", "list_subkeys"))
+        self._copies: dict[str, LocalCopy] = {}
+
+    async def restore(self, slot: str, store_key: dict[str, str], path: Path) -> Restored | None:
+        """Bring ``path`` up to the stored transcript ``store_key``; None if nothing is stored.
+
+        ``slot`` names the session (one local copy per slot). ``local`` is False when the
+        session has subagent transcripts: then the SDK materializes it as before.
+        """
+        copy = self._copies.pop(slot, None)  # valid again only once a clean turn says so
+        if not self.enabled:
+            entries = await self.store.load(store_key)
+            if not entries:
+                return None
+            jsonl = b"".join(msgspec.json.encode(entry) + b"\n" for entry in entries)
+            return Restored(
+                stored=StoredTranscript(revision="", count=len(entries), jsonl=(jsonl,)),
+                local=False,
+                written=False,
+            )
+        if copy is not None:  # likely current: one Query says so
+            stored = await self.store.load_stored(store_key)
+            if stored is not None and copy.revision == stored.revision and _unchanged(path, copy):
+                return Restored(stored=stored, local=True, written=False)
+            subkeys = await self.store.list_subkeys(store_key)
+        else:  # subagent transcripts are listed while the transcript loads: one round trip
+            stored, subkeys = await asyncio.gather(
+                self.store.load_stored(store_key), self.store.list_subkeys(store_key)
+            )
+        if stored is None or not stored.count:
+            return None
+        if subkeys:
+            return Restored(stored=stored, local=False, written=False)
+        await asyncio.to_thread(_write_atomically, path, stored.jsonl)  # the lease renewer keeps running
+        return Restored(stored=stored, local=True, written=True)
+
+    def remember(self, slot: str, store_key: dict[str, str], path: Path) -> bool:
+        """After a clean turn: make the file what the store holds and note it as current.
+
+        The store's last entry must be the file's last entry (the SDK's final flush can fail
+        after the last message was read); otherwise the next turn restores from the store.
+        The file is then rewritten from the stored bytes, so nothing a tool changed in it
+        during the turn reaches the next one.
+        """
+        if not self.enabled:
+            return False
+        stored = self.store.known_stored(store_key)
+        newest = stored.last_line() if stored is not None else None
+        last = _decoded(newest) if newest is not None else None
+        if stored is None or last is None or last != _decoded(_last_line(path)):
+            log.info("restore.local_copy_not_current")
+            return False
+        try:
+            _write_atomically(path, stored.jsonl)
+            info = path.stat()
+        except OSError:
+            return False
+        self._copies[slot] = LocalCopy(
+            session_id=store_key["session_id"],
+            revision=stored.revision,
+            size=info.st_size,
+            mtime_ns=info.st_mtime_ns,
+        )
+        return True
+
+    def forget(self, slot: str) -> None:
+        """The local copy may differ from the store (a failed turn): restore it next time."""
+        self._copies.pop(slot, None)
+
+
+def _unchanged(path: Path, copy: LocalCopy) -> bool:
+    try:
+        info = os.lstat(path)  # a link put in its place is not the file this turn left
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == copy.size and info.st_mtime_ns == copy.mtime_ns
+
+
+def _real_directories(path: Path, levels: int) -> None:
+    """Make the ``levels`` directories above ``path`` real directories: a symlink or any other
+    file a tool put in their place is removed first (the runtime must not write through it)."""
+    for directory in reversed(path.parents[:levels]):
+        try:
+            mode = os.lstat(directory).st_mode
+        except FileNotFoundError:
+            directory.mkdir(mode=0o700)
+            continue
+        if not stat.S_ISDIR(mode):
+            directory.unlink()
+            directory.mkdir(mode=0o700)
+
+
+def _write_atomically(path: Path, jsonl: tuple[bytes, ...]) -> None:
+    # path is <config_dir>/projects/<project>/<session>.jsonl: config_dir, projects and the
+    # project dir are checked; the config dir's own parents belong to the runtime.
+    _real_directories(path, 3)
+    partial = path.with_name(path.name + ".partial")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()  # whatever is there (a planted link or FIFO) is not opened
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in jsonl:  # fragments as stored: the history is never copied into one buffer
+                out.write(part)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+
+
+def _last_line(path: Path) -> bytes:
+    """The file's last non-empty line, read from the end in blocks; empty unless a regular file
+    (a tool may have put a link or a FIFO there, which must neither redirect nor block this)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return b""
+        end = f.seek(0, os.SEEK_END)
+        tail = b""
+        position = end
+        while position > 0:
+            step = min(_TAIL_BLOCK, position)
+            position -= step
+            f.seek(position)
+            tail = f.read(step) + tail
+            stripped = tail.rstrip(b"\n")
+            if b"\n" in stripped:
+                return stripped.rsplit(b"\n", 1)[1]
+        return tail.rstrip(b"\n")
+
+
+_entry_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def _decoded(line: bytes) -> dict[str, Any] | None:
+    # Compared decoded: the store re-encodes entries, so equal entries need not be equal bytes.
+    try:
+        return _entry_decoder.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return None

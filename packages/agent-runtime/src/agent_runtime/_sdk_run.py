@@ -1,0 +1,207 @@
+"""Driving the Claude Agent SDK for one run: its options (CLI, sandboxed environment, agents,
+MCP servers, the timed transcript store), reading its messages into the run's outcome, and
+catching the store up after a dropped mirror batch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+from claude_agent_sdk import (
+    AgentDefinition,
+    AssistantMessage,
+    ClaudeAgentOptions,
+    HookMatcher,
+    MirrorErrorMessage,
+    ProcessError,
+    ResultError,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    import_session_to_store,
+    project_key_for_directory,
+    query,
+)
+from session_core import get_logger
+
+from ._claude_config import ClaudeConfig
+from ._environment import (
+    ModelAccess,
+    build_cli_environment,
+    install_cli_launcher,
+    sandbox_connect_ports,
+)
+from ._mcp_secrets import McpSecretProxies
+from ._prompt_marks import prompt_stream
+from ._settings import RuntimeSettings
+from ._timed_store import TimedStore
+from ._turn_events import events_of
+from ._turn_state import (
+    RunOutcome,
+    SdkRun,
+)
+from ._workspace import SessionWorkspace
+
+log = get_logger("agent_runtime._turn")
+
+
+class SdkRunSteps:
+    """The SDK-facing steps of ``Runtime`` (which sets these attributes)."""
+
+    settings: RuntimeSettings
+    config: ClaudeConfig
+    model: ModelAccess
+    cli_path: str
+    stderr_tail: list[str]
+    mcp_proxies: McpSecretProxies | None
+    _timed_store: TimedStore | None
+
+    def _options(self, run: SdkRun, workspace: SessionWorkspace) -> ClaudeAgentOptions:
+        config, main = self.config, self.config.main
+        model_env = self.model.cli_environment()
+        mcp_servers = (
+            self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers)
+        )
+        env = build_cli_environment(
+            home=workspace.home,
+            tmp=workspace.tmp,
+            config_dir=workspace.config_dir,
+            model_env=model_env,
+            settings=self.settings,
+            cli_path=self.cli_path,
+            writable=[workspace.root],
+            connect_ports=sandbox_connect_ports(model_env, mcp_servers),
+        )
+        tail = self.stderr_tail
+        tail.clear()
+
+        def keep_stderr(line: str) -> None:
+            tail.append(line[:500])
+            del tail[:-20]
+
+        gate = run.gate if run.gate is not None and run.gate.active else None
+        return ClaudeAgentOptions(
+            cwd=workspace.cwd,
+            cli_path=self.cli_launcher,
+            env=env,
+            system_prompt=config.system_prompt,
+            tools=list(main.tools) if main.tools is not None else None,
+            allowed_tools=list(main.allowed_tools),
+            disallowed_tools=list(main.disallowed_tools),
+            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[cast(Any, gate)])]} if gate else None,
+            permission_mode=main.permission_mode,
+            max_turns=main.max_turns,
+            model=main.model,
+            agents={
+                a.name: AgentDefinition(
+                    description=a.description,
+                    prompt=a.prompt,
+                    tools=list(a.tools) if a.tools is not None else None,
+                    model=a.model,
+                )
+                for a in config.agents
+            },
+            mcp_servers={name: cast(Any, spec) for name, spec in mcp_servers.items()},
+            setting_sources=["project"],
+            skills=[s.name for s in config.skills],
+            session_store=cast(Any, self._timed_store),
+            resume=run.resume,
+            resume_session_at=run.resume_at,
+            max_budget_usd=run.max_cost_usd,
+            stderr=keep_stderr,
+            include_partial_messages=True,  # text deltas for the live progress
+        )
+
+    @property
+    def cli_launcher(self) -> str:
+        return install_cli_launcher(Path(self.settings.sessions_root) / ".bin")
+
+    async def _run_sdk(self, run: SdkRun, workspace: SessionWorkspace, outcome: RunOutcome) -> None:
+        project_key = project_key_for_directory(workspace.cwd)
+        try:
+            options = self._options(run, workspace)
+            try:
+                messages = query(prompt=prompt_stream(run.prompt, run.turn_id), options=options)
+                await self._consume(messages, outcome, project_key, workspace)
+            except (ResultError, ProcessError):
+                # The CLI exits non-zero after an error result (ResultError, or ProcessError
+                # with a streamed prompt); that result is the outcome.
+                if outcome.result is None:
+                    raise
+            await self._catch_up(outcome, project_key, workspace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified by the caller, with the partial outcome at hand
+            outcome.failure = exc
+
+    async def _consume(
+        self, messages: Any, outcome: RunOutcome, project_key: str, workspace: SessionWorkspace
+    ) -> None:
+        async for message in messages:
+            for event in events_of(message, streamed_text=True):
+                outcome.sink.emit(event)
+            if isinstance(message, MirrorErrorMessage):
+                outcome.mirror_errors += 1
+                log.warning("turn.mirror_error")
+            elif isinstance(message, SystemMessage) and message.subtype == "init":
+                outcome.session_id = message.data.get("session_id")
+            elif isinstance(message, AssistantMessage):
+                outcome.spent = True
+                text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+                if text and message.parent_tool_use_id is None:
+                    outcome.texts.append(text)
+            elif isinstance(message, ResultMessage):
+                # A background subagent that finishes wakes the session for another turn
+                # inside this run: every result is part of the answer.
+                outcome.result = message
+                outcome.session_id = message.session_id
+                if message.result:
+                    outcome.answers.append(message.result.strip())
+                # Still inside the query: the SDK's resume copy of the transcript exists.
+                await self._catch_up(outcome, project_key, workspace)
+
+    async def _catch_up(self, outcome: RunOutcome, project_key: str, workspace: SessionWorkspace) -> None:
+        """After a MirrorErrorMessage the store misses a batch: replay the local transcript
+        (duplicate-safe by entry uuid) before the turn may be recorded as done."""
+        if outcome.mirror_errors <= outcome.caught_up_after or not outcome.session_id:
+            return
+        errors_seen = outcome.mirror_errors
+        name = f"{outcome.session_id}.jsonl"
+        candidates = [
+            Path(workspace.config_dir),
+            *sorted(
+                Path(tempfile.gettempdir()).glob("claude-resume-*"),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            ),
+        ]
+        for config_dir in candidates:
+            if (config_dir / "projects" / project_key / name).is_file():
+                with _process_config_dir(str(config_dir)):
+                    # TimedStore has the SDK's SessionStore verbs (duck-typed, like _options)
+                    await import_session_to_store(
+                        outcome.session_id, cast(Any, self._timed_store), directory=workspace.cwd
+                    )
+                outcome.caught_up_after = errors_seen
+                log.info("turn.store_caught_up")
+                return
+        log.error("turn.catch_up_no_local_transcript")
+
+
+@contextlib.contextmanager
+def _process_config_dir(path: str) -> Iterator[None]:
+    # import_session_to_store finds the transcript through this process's CLAUDE_CONFIG_DIR.
+    before = os.environ.get("CLAUDE_CONFIG_DIR")
+    os.environ["CLAUDE_CONFIG_DIR"] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CLAUDE_CONFIG_DIR", None)
+        else:
+            os.environ["CLAUDE_CONFIG_DIR"] = before

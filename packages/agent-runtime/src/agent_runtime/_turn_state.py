@@ -1,0 +1,119 @@
+"""What one turn carries between its steps: the lease being renewed, the SDK run it starts, what
+that run produced, how the run ended, and the arithmetic of its time budget and cost."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from claude_agent_sdk import ResultMessage
+from session_core import Lease, TurnResult, Usage
+
+from ._approval_gate import ApprovalGate
+from ._cost import turn_cost_usd
+from ._turn_events import NoSink, TurnEventSink
+from ._usage_meter import MeteredSpend
+
+# Stop this long before the caller's deadline: killing the CLI, recording and answering.
+DEADLINE_MARGIN_S = 3.0
+
+
+class RunEnd(enum.Enum):
+    """How an SDK run ended: it finished (well or not), its lease was lost, its time ran out,
+    or the user stopped it."""
+
+    FINISHED = "finished"
+    LEASE_LOST = "lease_lost"
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"
+
+
+@dataclass
+class LeaseHolder:
+    """The turn's lease as the renewer keeps it; ``lost`` once a renewal found it taken."""
+
+    lease: Lease
+    lost: bool = False
+    lost_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class SdkRun:
+    """What one SDK run is started with."""
+
+    prompt: str
+    turn_id: int
+    resume: str | None
+    resume_at: str | None  # resume_session_at: leave an unrecorded turn out
+    resumed_total_usd: float = 0.0  # the resumed SDK session's running total so far
+    max_cost_usd: float | None = None  # the SDK's max_budget_usd
+    gate: ApprovalGate | None = None  # [I] the PreToolUse hook asking for approvals
+
+
+@dataclass
+class RunOutcome:
+    """What one SDK run produced, filled in as its messages arrive."""
+
+    result: ResultMessage | None = None
+    session_id: str | None = None
+    texts: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+    mirror_errors: int = 0
+    caught_up_after: int = 0
+    spent: bool = False  # the model answered at least once (tokens were paid for)
+    recorded: bool = False  # the answer is in the registry: a retry replays it
+    failure: Exception | None = None
+    metered: MeteredSpend = field(default_factory=MeteredSpend)  # what the model proxy saw
+    sink: TurnEventSink = field(default_factory=NoSink)  # where the turn's events go (progress)
+
+    @property
+    def may_retry(self) -> bool:
+        """Whether running this update again cannot pay twice for one answer."""
+        return self.recorded or not self.spent
+
+
+def with_spend(answer: TurnResult, outcome: RunOutcome) -> TurnResult:
+    """A failed run's answer with what the run spent by the model proxy's count (for the
+    budgets), unless the run had a result (then its own figure counts) or the answer is a replay."""
+    if outcome.result is not None or answer.replayed or not outcome.metered.calls:
+        return answer
+    return msgspec.structs.replace(answer, cost_usd=outcome.metered.cost_usd, usage=outcome.metered.usage)
+
+
+def time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> float | None:
+    """Seconds this turn may take: the runtime's own budget (at least 1 s), and no longer than
+    the caller's deadline minus a margin for stopping, recording and answering."""
+    budgets = [] if time_budget_s is None else [max(time_budget_s, 1.0)]
+    if deadline_epoch_ms is not None:
+        budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
+    return min(budgets) if budgets else None
+
+
+def run_cost(run: SdkRun, result: ResultMessage) -> float:
+    """What this run cost: the CLI's running total less what the resumed session had spent."""
+    return turn_cost_usd(
+        result.total_cost_usd,
+        session_id=result.session_id,
+        resumed_id=run.resume,
+        resumed_total_usd=run.resumed_total_usd,
+    )
+
+
+def usage_of(raw: dict[str, Any] | None) -> Usage:
+    """The token counts of a result's ``usage`` (missing or odd values count 0)."""
+    raw = raw or {}
+
+    def num(name: str) -> int:
+        value = raw.get(name)
+        return int(value) if isinstance(value, int | float) else 0
+
+    return Usage(
+        input_tokens=num("input_tokens"),
+        output_tokens=num("output_tokens"),
+        cache_read_input_tokens=num("cache_read_input_tokens"),
+        cache_creation_input_tokens=num("cache_creation_input_tokens"),
+    )

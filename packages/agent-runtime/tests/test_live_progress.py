@@ -1,0 +1,137 @@
+"""[H] The live progress sink: what it publishes (the answer so far, the tool line, masked and
+shortened), how often (at most once per interval, the first change at once) and how it learns
+of a stop on the same round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import pytest
+from agent_runtime._live_progress import LiveProgress
+from agent_runtime._tool_activity import tool_activity
+from agent_runtime._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted
+from session_core import SessionKey, ToolActivity, TurnProgress
+
+KEY = SessionKey.parse("default/1/0")
+
+
+class RecordingLive:
+    """A LiveTurns double: records publications and answers a stop when told."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[float, TurnProgress]] = []
+        self.reads = 0
+        self.stop = False
+
+    def begin(self, key: SessionKey, turn_id: int) -> None: ...
+
+    def publish(self, key: SessionKey, progress: TurnProgress) -> bool:
+        self.published.append((time.monotonic(), progress))
+        return self.stop
+
+    def stop_requested(self, key: SessionKey, turn_id: int) -> bool:
+        self.reads += 1
+        return self.stop
+
+    def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None: ...
+
+
+def bash(argument: str) -> ToolActivity:
+    return ToolActivity(kind="tool", name="Bash", argument=argument)
+
+
+@pytest.mark.parametrize(
+    ("name", "tool_input", "expected"),
+    [
+        ("Bash", {"command": "ls -la"}, ToolActivity(kind="tool", name="Bash", argument="ls -la")),
+        (
+            "Read",
+            {"file_path": "/s/work/notes.md"},
+            ToolActivity(kind="tool", name="Read", argument="work/notes.md"),
+        ),
+        ("Agent", {"subagent_type": "aws-support"}, ToolActivity(kind="subagent", name="aws-support")),
+        ("mcp__deepwiki__ask", {"question": "x"}, ToolActivity(kind="tool", name="deepwiki: ask")),
+        (
+            "WebFetch",
+            {"url": "https://x.io/a?token=s3cret"},
+            ToolActivity(kind="tool", name="WebFetch", argument="https://x.io/a"),
+        ),
+        (
+            "Bash",
+            {"command": "export ANTHROPIC_API_KEY=sk-ant-api03-abcdefghij"},
+            ToolActivity(kind="tool", name="Bash", argument="export ANTHROPIC_API_KEY=…"),
+        ),
+        (
+            "Bash",
+            {"command": "curl -H 'Authorization: Bearer abc.def' https://u:pw@h/"},
+            ToolActivity(
+                kind="tool", name="Bash", argument="curl -H 'Authorization: Bearer …' https://u:…@h/"
+            ),
+        ),
+        (
+            "Bash",
+            {"command": "echo " + "word " * 40},
+            ToolActivity(kind="tool", name="Bash", argument=("echo " + "word " * 15)[:79].rstrip() + "…"),
+        ),
+        ("Bash", {"command": "curl -H 'X-Api-Key: abc123def' x"}, bash("curl -H 'X-Api-Key: …' x")),
+        ("Bash", {"command": "mysql --password hunter2 db"}, bash("mysql --password … db")),
+        ("Bash", {"command": "curl -u admin:hunter2 https://h"}, bash("curl -u admin:… https://h")),
+        ("Bash", {"command": "sshpass -p hunter2 ssh h"}, bash("sshpass -p … ssh h")),
+        (
+            "Bash",
+            {"command": "curl -H 'Authorization: Basic dXNlcjpwdw==' x"},
+            bash("curl -H 'Authorization: Basic …' x"),
+        ),
+    ],
+    ids=[
+        "bash",
+        "read",
+        "subagent",
+        "mcp",
+        "url_query",
+        "api_key",
+        "bearer_and_userinfo",
+        "long",
+        "header_key",
+        "password_option",
+        "curl_user",
+        "sshpass",
+        "basic_auth",
+    ],
+)
+def test_the_tool_line_names_the_tool_and_its_main_argument_never_a_secret(
+    name, tool_input, expected
+) -> None:
+    assert tool_activity(name, tool_input) == expected
+
+
+def test_progress_is_published_at_most_once_per_interval_and_a_stop_ends_the_watch() -> None:
+    live = RecordingLive()
+    sink = LiveProgress(live, KEY, 7, interval_s=0.2)  # type: ignore[arg-type]
+
+    async def scenario() -> float:
+        watcher = asyncio.create_task(sink.watch())
+        started = time.monotonic()
+        sink.emit(TextWritten("Hello"))
+        for n in range(40):  # a burst of deltas over 0.8 s
+            sink.emit(TextWritten(f" {n}"))
+            await asyncio.sleep(0.02)
+        sink.emit(TextBlockEnded())
+        sink.emit(ToolStarted(ToolActivity(kind="tool", name="Bash", argument="ls")))
+        await asyncio.sleep(0.3)
+        sink.emit(ToolFinished())
+        live.stop = True
+        await asyncio.wait_for(watcher, timeout=2)
+        return time.monotonic() - started
+
+    took = asyncio.run(scenario())
+    times = [at for at, _ in live.published]
+    assert len(times) <= took / 0.2 + 2, times
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(times)), times
+    last = live.published[-1][1]
+    assert last.text.startswith("Hello 0 1 2") and last.text.endswith(" 39")
+    assert any(p.activity == ToolActivity(kind="tool", name="Bash", argument="ls") for _, p in live.published)
+    assert sink.stop_requested.is_set()
+    assert [p.seq for _, p in live.published] == sorted({p.seq for _, p in live.published})

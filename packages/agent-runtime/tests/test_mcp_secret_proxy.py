@@ -1,0 +1,105 @@
+"""The proxy that adds an MCP server's secret header sends it to the configured endpoint only:
+not to another virtual host named by an absolute-form request target, not to another path
+or method on the same origin. A recording MCP server on 127.0.0.1 is the upstream."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from agent_runtime._mcp_secrets import McpSecretProxies
+from agent_runtime._model_proxy import ModelProxy
+from agentbot_testing import HttpMcpServer
+from local_stack import ModelServer
+
+SECRET = "Bearer vault-secret-for-tests"
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
+
+
+def raw_request(base_url: str, request_line: str, headers: dict[str, str]) -> int:
+    """Send ``request_line`` verbatim (httpx never sends an absolute-form target); the status."""
+    parts = urlsplit(base_url)
+    lines = [request_line, f"Host: {parts.netloc}", "Content-Length: 0", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n" not in answer:
+            piece = conn.recv(4096)
+            if not piece:
+                break
+            answer += piece
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture
+def vault_through_proxy():
+    """(the recording vault, the URL the CLI is given, this turn's key header)."""
+    with HttpMcpServer() as vault:
+        proxies = McpSecretProxies(
+            {"vault": {"type": "http", "url": vault.url}}, {"vault": {"Authorization": SECRET}}
+        )
+        try:
+            given = proxies.cli_servers()["vault"]
+            yield vault, given["url"], {"x-api-key": given["headers"]["x-api-key"]}
+        finally:
+            proxies.end_turn()
+            proxies.close()
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://other-vhost.example/mcp", "http://127.0.0.1/mcp", "other-vhost.example:80"],
+)
+def test_an_absolute_form_target_is_refused_before_the_upstream(vault_through_proxy, target: str) -> None:
+    vault, url, key = vault_through_proxy
+    status = raw_request(url, f"POST {target} HTTP/1.1", key)
+    assert status == 400
+    assert vault.requests == []  # nothing, so no secret, left the container
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/admin"),
+        ("GET", "/"),
+        ("POST", "/mcp/"),
+        ("POST", "/mcpx"),
+        ("PUT", "/mcp"),
+        ("PATCH", "/mcp"),
+    ],
+)
+def test_another_path_or_method_of_the_origin_gets_no_secret(
+    vault_through_proxy, method: str, path: str
+) -> None:
+    vault, url, key = vault_through_proxy
+    origin = url.removesuffix(urlsplit(url).path)
+    response = httpx.request(method, origin + path, headers=key, json=INITIALIZE)
+    assert response.status_code == 403
+    assert vault.requests == []
+
+
+def test_the_configured_endpoint_gets_the_secret_header(vault_through_proxy) -> None:
+    vault, url, key = vault_through_proxy
+    posted = httpx.post(url, headers=key, json=INITIALIZE)
+    with_query = httpx.post(url + "?session=1", headers=key, json=INITIALIZE)
+    ended = httpx.delete(url, headers=key)
+    assert posted.status_code == with_query.status_code == ended.status_code == 200
+    assert posted.json()["result"]["serverInfo"]["name"] == "test-vault"
+    assert [method for method, _headers in vault.requests] == ["POST", "POST", "DELETE"]
+    assert vault.header_values("Authorization") == [SECRET] * 3
+    assert key["x-api-key"] not in vault.header_values("x-api-key")
+
+
+def test_the_model_proxy_refuses_an_absolute_form_target_too() -> None:
+    with ModelServer(lambda request: "never asked") as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn()}
+            status = raw_request(proxy.base_url, "POST http://other-vhost.example/v1/messages HTTP/1.1", key)
+        finally:
+            proxy.stop()
+        assert status == 400  # a bad request, told apart from a refused endpoint (403)
+        assert upstream.requests == []

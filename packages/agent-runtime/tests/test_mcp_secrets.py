@@ -1,0 +1,140 @@
+"""An HTTP MCP server's secret header comes from SSM and reaches the server, never the agent:
+not the CLI's command line or environment, not a tool's, not a file of the session. Real CLI,
+scripted model, a recording MCP server on 127.0.0.1, SSM in moto."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from agent_runtime import ClaudeConfigError, load_claude_config, workspace_paths
+from agentbot_testing import LOOKUP_ANSWER, HttpMcpServer
+from local_stack import ToolCall, tool_results
+from session_core import SessionKey
+
+pytestmark = pytest.mark.slow
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
+KEY = "default/3003/0"
+# Everything a tool of the turn can see: every process's command line and environment, its
+# own environment, and every file of the session's home, config and temp directories.
+DUMP = (
+    "(for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline; tr '\\0' '\\n' < $p/environ; done; env; "
+    "find $HOME $CLAUDE_CONFIG_DIR $TMPDIR . -type f ! -name dump.txt -exec cat {} +) "
+    "> dump.txt 2>/dev/null; echo $(wc -c < dump.txt) bytes"
+)
+
+
+def config_with_vault(tmp_path: Path, url: str, parameter: str) -> Path:
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": url,
+        "headers": {"X-Client": "agentbot"},
+        "headers_from_ssm": {"Authorization": parameter},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["allowed_tools"].append("mcp__vault__lookup")
+    (config / "agents.json").write_text(json.dumps(agents))
+    return config
+
+
+def cli_mcp_config(dump: str) -> dict[str, Any]:
+    """The MCP servers this turn's CLI was started with (its --mcp-config argument, one line of the
+    dump); other tests' CLIs may run at the same time, and only this one has the vault."""
+    for line in dump.splitlines():
+        if line.startswith('{"mcpServers"'):
+            servers = dict(json.loads(line)["mcpServers"])
+            if "vault" in servers:
+                return servers
+    raise AssertionError("the CLI's --mcp-config was not in the dump")
+
+
+def vault_then_dump(request: dict[str, Any]) -> Any:
+    """Call the vault's tool, then run the dump, then answer with both results."""
+    results = tool_results(request)
+    if not results:
+        return [ToolCall(name="mcp__vault__lookup", input={})]
+    if "bytes" not in json.dumps(request["messages"][-1]) and LOOKUP_ANSWER in results[-1]:
+        return [ToolCall(name="Bash", input={"command": DUMP, "description": "look for secrets"})]
+    earlier = json.dumps(request["messages"])
+    looked_up = LOOKUP_ANSWER if LOOKUP_ANSWER in earlier else "no lookup"
+    return f"DONE: {looked_up} | dumped {results[-1].strip()}"
+
+
+def test_secret_header_reaches_the_server_but_no_tool(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, sessions_root: Path, monkeypatch
+) -> None:
+    secret = f"Bearer vault-secret-{uuid.uuid4().hex}"
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=parameter, Value=secret, Type="SecureString")
+    with HttpMcpServer() as vault:
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config_with_vault(tmp_path, vault.url, parameter)))
+        model_server.responder = vault_then_dump
+        runtime = make_runtime()
+
+        result = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+
+        dump = Path(workspace_paths(sessions_root, SessionKey.parse(KEY)).cwd, "dump.txt").read_text(
+            errors="replace"
+        )
+        # What the CLI was given instead: the proxy and this turn's key, dead after the turn.
+        given = cli_mcp_config(dump)["vault"]
+        turn_key = given["headers"]["x-api-key"]
+        after = httpx.post(given["url"], headers={"x-api-key": turn_key}, json={})
+
+    assert result.ok, result
+    assert LOOKUP_ANSWER in result.text  # the MCP call went through the proxy
+    assert vault.header_values("Authorization") and set(vault.header_values("Authorization")) == {secret}
+    assert set(vault.header_values("X-Client")) == {"agentbot"}
+    assert given["url"] != vault.url
+    assert turn_key not in vault.header_values("x-api-key")  # the turn key stays local
+    assert len(dump) > 10_000  # the tool really read the processes and files
+    assert secret not in dump and secret.split()[1] not in dump
+    assert after.status_code == 401
+
+
+def test_a_missing_secret_parameter_names_mcp_json_field_and_parameter(tmp_path: Path, aws: Any) -> None:
+    from agent_runtime import check_runtime_configuration
+
+    config = config_with_vault(tmp_path, "https://vault.example/mcp", "/agentbot/test/no-such-vault-key")
+    environ = {
+        **aws.resources.environment(),
+        "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/test/vault-model-key",
+        "CLAUDE_CONFIG_PATH": str(config),
+    }
+    aws.client("ssm").put_parameter(
+        Name="/agentbot/test/vault-model-key", Value="sk-ant-x", Type="SecureString", Overwrite=True
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        check_runtime_configuration(environ, ssm=aws.client("ssm"), session=None)
+    assert caught.value.file.endswith("mcp.json")
+    assert caught.value.field == "mcpServers.vault.headers_from_ssm.Authorization"
+    assert "/agentbot/test/no-such-vault-key" in caught.value.reason and "not found" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"headers_from_ssm": {"Authorization": "${TOKEN}"}}, "headers_from_ssm.Authorization"),
+        ({"headers_from_ssm": {"bad header": "/a/b"}}, "headers_from_ssm.bad header"),
+        ({"headers": {"Authorization": "x"}, "headers_from_ssm": {"X-Key": "/a/b"}}, "headers.authorization"),
+        ({"headers_from_ssm": []}, "headers_from_ssm"),
+    ],
+)
+def test_malformed_secret_headers_are_refused(tmp_path: Path, entry: dict[str, Any], field: str) -> None:
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {"type": "http", "url": "https://vault.example/mcp", **entry}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config, environ={})
+    assert caught.value.field == f"mcpServers.vault.{field}"

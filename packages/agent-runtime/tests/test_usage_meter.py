@@ -1,0 +1,172 @@
+"""The model proxy meters every call of a turn from the responses it forwards: SSE and JSON
+from the Messages API, Bedrock's JSON and event stream; a cut stream counts what it reported."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from agent_runtime._cost import call_cost_usd
+from agent_runtime._model_proxy import BedrockSigner, ModelProxy
+from agent_runtime._usage_meter import MeteredSpend, ResponseReader, TurnMeter
+from botocore.credentials import Credentials
+from local_stack import CallUsage, LocalCredentials, ModelFault, ModelServer, Streamed, eventstream_frame
+
+# Claude Sonnet 4.5's list price: $3 per million input tokens, $15 per million output tokens.
+SONNET_CALL_USD = 1000 * 3 / 1e6 + 100 * 15 / 1e6
+PER_CALL = CallUsage(input_tokens=1000, output_tokens=100)
+MESSAGE_START = {
+    "type": "message_start",
+    "message": {"model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 1}},
+}
+BODY = {
+    "model": "claude-sonnet-4-5-20250929",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "hi"}],
+}
+
+
+def test_anthropic_calls_streamed_or_not_are_metered_per_turn() -> None:
+    with ModelServer(lambda request: "metered answer", model="claude-sonnet-4-5", usage=PER_CALL) as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn()}
+            streamed = httpx.post(f"{proxy.base_url}/v1/messages", json={**BODY, "stream": True}, headers=key)
+            whole = httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=key)
+            counted = httpx.post(f"{proxy.base_url}/v1/messages/count_tokens", json=BODY, headers=key)
+            assert streamed.status_code == whole.status_code == counted.status_code == 200
+            assert "message_stop" in streamed.text and whole.json()["content"][0]["text"] == "metered answer"
+            first = proxy.close_turn()
+
+            key = {"x-api-key": proxy.open_turn()}  # the next turn starts from nothing
+            httpx.post(f"{proxy.base_url}/v1/messages", json={**BODY, "stream": True}, headers=key)
+            second = proxy.close_turn()
+        finally:
+            proxy.stop()
+    assert first.calls == 2  # counting tokens is free and no call
+    assert (first.usage.input_tokens, first.usage.output_tokens) == (2000, 200)
+    assert first.cost_usd == pytest.approx(2 * SONNET_CALL_USD, rel=1e-12)
+    assert second.calls == 1 and second.cost_usd == pytest.approx(SONNET_CALL_USD, rel=1e-12)
+
+
+def test_bedrock_calls_streamed_or_not_are_metered() -> None:
+    role = LocalCredentials.generate()
+    model_id = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": BODY["messages"]}
+    with ModelServer(lambda request: "from bedrock", model=model_id, usage=PER_CALL) as upstream:
+        signer = BedrockSigner(lambda: Credentials(role.access_key_id, role.secret_access_key), "eu-west-1")
+        proxy = ModelProxy(upstream=upstream.base_url, auth=signer).start()
+        try:
+            key = {"Authorization": f"Bearer {proxy.open_turn()}"}
+            for action in ("invoke", "invoke-with-response-stream"):
+                response = httpx.post(f"{proxy.base_url}/model/{model_id}/{action}", json=body, headers=key)
+                assert response.status_code == 200, action
+            spend = proxy.close_turn()
+        finally:
+            proxy.stop()
+    assert spend.calls == 2
+    assert (spend.usage.input_tokens, spend.usage.output_tokens) == (2000, 200)
+    assert spend.cost_usd == pytest.approx(2 * SONNET_CALL_USD, rel=1e-12)
+
+
+def spend_of_a_cut_stream(reply: Any, cut_after_events: int) -> MeteredSpend:
+    """What the proxy metered for one streamed call whose upstream died after that many events."""
+    with ModelServer(lambda request: reply, model="claude-sonnet-4-5", usage=PER_CALL) as upstream:
+        upstream.inject(ModelFault(cut_after_events=cut_after_events))
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn()}
+            with pytest.raises(httpx.HTTPError):
+                httpx.post(f"{proxy.base_url}/v1/messages", json={**BODY, "stream": True}, headers=key)
+            return proxy.close_turn()
+        finally:
+            proxy.stop()
+
+
+def test_a_stream_cut_off_counts_the_input_it_reported() -> None:
+    spend = spend_of_a_cut_stream("never finished", 2)  # message_start and one more event, then gone
+    # The input was billed as soon as the model started; the output never got reported.
+    assert spend.calls == 1 and (spend.usage.input_tokens, spend.usage.output_tokens) == (1000, 0)
+    assert spend.cost_usd == pytest.approx(1000 * 3 / 1e6, rel=1e-12)
+
+
+def test_a_stream_cut_off_mid_answer_counts_the_output_it_streamed() -> None:
+    # A stopped turn's last call never reaches message_delta: its output so far is estimated
+    # from the text it streamed (~4 characters a token), not dropped.
+    answer = Streamed("x" * 400, pieces=8, pause_s=0)  # 50 characters a delta
+    spend = spend_of_a_cut_stream([answer], 8)  # start, block start, then 3 deltas
+    assert (spend.usage.input_tokens, spend.usage.output_tokens) == (1000, 150 // 4 + 1)
+    assert spend.cost_usd == pytest.approx(1000 * 3 / 1e6 + 38 * 15 / 1e6, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("model", "usage", "expected_usd"),
+    [
+        # Opus 4.5: $5 in, $25 out, $6.25 cache write (5 min), $10 (1 h), $0.50 cache read.
+        ("claude-opus-4-5-20251101", {"input_tokens": 1_000_000}, 5.0),
+        ("claude-opus-4-5", {"output_tokens": 1_000_000}, 25.0),
+        (
+            "claude-opus-4-5",
+            {
+                "cache_creation_input_tokens": 3_000_000,
+                "cache_creation": {"ephemeral_1h_input_tokens": 1_000_000},
+                "cache_read_input_tokens": 2_000_000,
+            },
+            2 * 6.25 + 10 + 2 * 0.5,
+        ),
+        # Opus 4.1 ($15/$75) under a Bedrock id; the "us" inference geography adds 10 %.
+        (
+            "us.anthropic.claude-opus-4-1-20250805-v1:0",
+            {"input_tokens": 1_000_000, "inference_geo": "us"},
+            16.5,
+        ),
+        (
+            "claude-haiku-4-5",
+            {"input_tokens": 1_000_000, "server_tool_use": {"web_search_requests": 3}},
+            1.03,
+        ),
+        # Unknown: priced as the dearest model, so a guess never understates the bill.
+        ("some-future-model", {"output_tokens": 1_000_000}, 75.0),
+    ],
+)
+def test_call_prices(model: str, usage: dict, expected_usd: float) -> None:
+    assert call_cost_usd(model, json.loads(json.dumps(usage))) == pytest.approx(expected_usd, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        struct.pack("!IIII", 0, 0, 0, 0),  # total 0: the frame would never be consumed
+        struct.pack("!III", 12, 0, 0),  # shorter than its own prelude and CRC
+        struct.pack("!III", 40, 30, 0) + bytes(28),  # headers longer than the frame holds
+    ],
+    ids=["zero-length", "shorter-than-prelude", "headers-past-the-end"],
+)
+def test_a_malformed_event_stream_frame_stops_metering_that_answer_at_once(frame: bytes) -> None:
+    meter = TurnMeter()
+    reader = ResponseReader(
+        meter, content_type="application/vnd.amazon.eventstream", request_model="claude-sonnet-4-5"
+    )
+    valid = eventstream_frame(
+        {":event-type": "chunk"},
+        json.dumps({"bytes": base64.b64encode(json.dumps(MESSAGE_START).encode()).decode()}).encode(),
+    )
+    # A zero-length frame used to make the reader spin forever, holding a proxy thread.
+    feeding = threading.Thread(target=reader.feed, args=(frame,), daemon=True)
+    feeding.start()
+    feeding.join(timeout=5)
+    assert not feeding.is_alive()
+    reader.feed(valid)  # after a malformed frame the stream cannot be framed: it counts nothing
+    reader.finish()
+    assert meter.spend().calls == 0
+
+    control = TurnMeter()  # the same valid frame on its own is counted
+    ResponseReader(
+        control, content_type="application/vnd.amazon.eventstream", request_model="claude-sonnet-4-5"
+    ).feed(valid)
+    assert control.spend().calls == 1

@@ -1,0 +1,25 @@
+"""What tests of every package share: the `aws` pytest plugin (loaded through the `pytest11`
+entry point) and real network seams — a fault-injecting AWS proxy and an HTTP MCP server.
+
+Nothing here patches boto3; each helper is a server on 127.0.0.1 that tests point clients
+at. The Telegram path (`agentbot_testing.telegram_stack`, `telegram_support`,
+`telegram_stub_runtime`) needs the producer and consumer: install the `telegram` extra.
+"""
+
+from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
+from ._fake_clock import CLOCK_START, FakeClock
+from ._fault_proxy import AwsFault, FaultProxy
+from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
+from ._serialized_dynamodb import one_request_at_a_time
+
+__all__ = [
+    "CLOCK_START",
+    "LOOKUP_ANSWER",
+    "REPO_CLAUDE_CONFIG",
+    "AwsFault",
+    "FakeClock",
+    "FaultProxy",
+    "HttpMcpServer",
+    "claude_config_without_approvals",
+    "one_request_at_a_time",
+]

@@ -1,0 +1,102 @@
+"""A minimal MCP server over streamable HTTP on 127.0.0.1 that records every request's headers.
+
+It answers ``initialize``, ``tools/list`` and ``tools/call`` for one tool, ``lookup``, with
+JSON responses (no server-sent events; GET is refused with 405, which clients accept). Tests
+use it to see which headers reach an HTTP MCP server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from local_stack import LoopbackServer
+
+LOOKUP_ANSWER = "the vault is open"
+
+
+class HttpMcpServer(LoopbackServer):
+    """Serve at ``url`` (``/mcp``) until ``stop()``; ``requests`` lists (method, headers) seen."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        super().__init__()
+        self.bind()  # the url is known before it serves
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return type("_BoundMcpHandler", (_McpHandler,), {"server_state": self})
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def record(self, method: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self.requests.append((method, headers))
+
+    def header_values(self, name: str) -> list[str]:
+        """The values ``name`` had on the requests that carried it."""
+        with self._lock:
+            return [h[name.lower()] for _m, h in self.requests if name.lower() in h]
+
+
+class _McpHandler(BaseHTTPRequestHandler):
+    server_state: HttpMcpServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, payload: dict[str, Any] | None = None) -> None:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        self.send_response(status)
+        if payload is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _headers(self) -> dict[str, str]:
+        return {k.lower(): v for k, v in self.headers.items()}
+
+    def do_GET(self) -> None:
+        self.server_state.record("GET", self._headers())
+        self._reply(405, {"error": "no server-sent events"})
+
+    def do_DELETE(self) -> None:
+        self.server_state.record("DELETE", self._headers())
+        self._reply(200, {})
+
+    def do_POST(self) -> None:
+        self.server_state.record("POST", self._headers())
+        length = int(self.headers.get("Content-Length") or 0)
+        message = json.loads(self.rfile.read(length) or b"{}")
+        if "id" not in message:  # a notification
+            self._reply(202)
+            return
+        method = message.get("method")
+        if method == "initialize":
+            version = (message.get("params") or {}).get("protocolVersion", "2025-06-18")
+            result: dict[str, Any] = {
+                "protocolVersion": version,
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "test-vault", "version": "1.0"},
+            }
+        elif method == "tools/list":
+            result = {
+                "tools": [
+                    {
+                        "name": "lookup",
+                        "description": "Look something up in the vault.",
+                        "inputSchema": {"type": "object", "properties": {}},
+                    }
+                ]
+            }
+        elif method == "tools/call":
+            result = {"content": [{"type": "text", "text": LOOKUP_ANSWER}]}
+        else:
+            result = {}
+        self._reply(200, {"jsonrpc": "2.0", "id": message["id"], "result": result})

@@ -1,0 +1,162 @@
+"""The pytest plugin every package's tests get (entry point `pytest11`): a local AWS endpoint
+that starts itself, fresh resources per test, and no real credentials.
+
+The moto server on 127.0.0.1 always serves DynamoDB (and SSM, STS, ...); S3 and SQS come
+from LocalStack, started through testcontainers, when a Docker engine answers and the
+LocalStack image is built (infra/images/localstack/build.sh), else from moto too.
+`AWS_TEST_BACKEND=moto|localstack` forces one (localstack fails loudly when it cannot start).
+The summary at the end says which ran, once, also under pytest-xdist (each worker starts its
+own endpoints; the workers report them to the controller). Every test gets its own freshly
+provisioned resources (unique names), so state never leaks between cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from local_stack import (
+    LOCAL_CREDENTIALS,
+    LocalEndpoints,
+    ResourceNames,
+    StackResources,
+    aws_endpoint,
+    local_client,
+    provision,
+)
+
+from ._claude_config import claude_config_without_approvals
+
+
+@dataclass
+class LocalAws:
+    """One test's AWS: the endpoint, ready clients and the resources provisioned for it."""
+
+    endpoints: LocalEndpoints
+    resources: StackResources
+    s3: Any
+    dynamodb: Any
+    sqs: Any
+
+    @property
+    def backend(self) -> str:
+        return self.endpoints.backend
+
+    @property
+    def endpoint(self) -> str:
+        """The moto server: DynamoDB and every service LocalStack does not serve."""
+        return self.endpoints.default
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """A client of `service` on this test's endpoints (few retries: failures show fast)."""
+        return make_client(service, self.endpoints.url_for(service), **kwargs)
+
+
+def make_client(service: str, endpoint: str, **kwargs: Any) -> Any:
+    """A boto3 client for a local endpoint, with the test stack's retry settings."""
+    return local_client(
+        service, endpoint, config=Config(retries={"max_attempts": 2, "mode": "standard"}), **kwargs
+    )
+
+
+# What this process started (a worker's, or the only process's without xdist), and what the
+# xdist workers reported to the controller.
+_started: list[LocalEndpoints] = []
+_reported: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def aws_backend() -> Iterator[LocalEndpoints]:
+    """The local AWS endpoints, started once per test session (per worker under xdist)."""
+    with aws_endpoint() as started:
+        _started.append(started)
+        yield started
+
+
+@pytest.fixture
+def aws(aws_backend: LocalEndpoints, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
+    """Fresh table, bucket and FIFO queues for this test, with the handlers' env vars set."""
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name, value in aws_backend.environment().items():
+        monkeypatch.setenv(name, value)
+    s3, dynamodb, sqs = (make_client(s, aws_backend.url_for(s)) for s in ("s3", "dynamodb", "sqs"))
+    names = ResourceNames(prefix=f"t{uuid.uuid4().hex[:12]}")
+    resources = provision(dynamodb=dynamodb, s3=s3, sqs=sqs, names=names)
+    for name, value in resources.environment().items():
+        monkeypatch.setenv(name, value)
+    return LocalAws(aws_backend, resources, s3, dynamodb, sqs)
+
+
+@pytest.fixture(scope="session")
+def tools_config() -> Iterator[Path]:
+    """The repository's claude-config without approval rules: tools run without asking. In a
+    directory of its own that anyone may read (a runtime may run as the unprivileged user)."""
+    parent = Path(tempfile.mkdtemp(prefix="agentbot-tools-config-"))
+    parent.chmod(0o755)
+    try:
+        yield claude_config_without_approvals(parent)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the SDK's loop), never on trio."""
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see credentials or profiles of the machine they run on."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") and name != "AWS_TEST_BACKEND":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per CPU — most tests wait on subprocesses (the CLI, awslambdaric,
+    `agentbot dev`) and sockets, not on the CPU. `PYTEST_XDIST_AUTO_NUM_WORKERS` still decides."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").strip()
+    if forced.isdigit():
+        return int(forced)
+    return 2 * len(os.sched_getaffinity(0))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands the controller what it started (the controller prints it)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _started:
+        workeroutput["agentbot_emulator"] = _started[0].describe()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Controller side of xdist: collect each worker's emulator line."""
+    described = getattr(node, "workeroutput", {}).get("agentbot_emulator")
+    if described:
+        _reported.append(described)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which local AWS really ran; `AGENTBOT_EMULATOR_REPORT` also gets the line (CI)."""
+    if hasattr(terminalreporter.config, "workerinput"):
+        return  # a worker: the controller prints the one line
+    described = [endpoints.describe() for endpoints in _started] or _reported
+    if not described:
+        return
+    line = f"emulator: {described[0]}"
+    terminalreporter.write_sep("=", line)
+    report = os.environ.get("AGENTBOT_EMULATOR_REPORT")
+    if report:
+        with open(report, "w", encoding="utf-8") as out:
+            out.write(line + "\n")

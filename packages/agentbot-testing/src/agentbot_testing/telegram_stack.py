@@ -1,0 +1,228 @@
+"""The Telegram path on this machine for tests: producer → moto FIFO → consumer → runtime stub
+(behind LocalLambda, reached by the consumer's real boto3 invoke) → LocalTelegram."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from local_stack import TEST_BOT_TOKEN, FunctionSpec, LocalLambda, LocalTelegram, sqs_lambda_event
+from session_core import Approvals, BudgetLedger, ChatBacklog, DynamoTable, LiveTurns, SessionRegistry
+from sqs_consumer import (
+    Consumer,
+    ConsumerConfig,
+    ConsumerDeps,
+    ConsumerTiming,
+    RuntimeClient,
+    runtime_client_config,
+)
+from telegram_core import BotApi, ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter, UpdateDedup
+from telegram_producer import Producer
+from telegram_producer import handler as producer_handler
+
+from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, webhook_event
+
+RUNTIME_FUNCTION = "agentbot-runtime"
+CONSUMER_FUNCTION = "agentbot-consumer"
+
+
+@dataclass
+class TelegramStack:
+    aws: Any
+    telegram: LocalTelegram
+    runtime: LocalLambda
+    state: Path
+    producer: Producer
+    http: httpx.Client
+    consumers: list[Consumer] = field(default_factory=list)
+
+    def consumer(
+        self,
+        *,
+        typing_interval_s: float = 4.0,
+        max_retry_after_s: float = 30.0,
+        dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
+        **timing: Any,
+    ) -> Consumer:
+        """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
+        busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
+        client; ``clock`` the budgets' clock)."""
+        config = ConsumerConfig.from_env()
+        timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
+        budgets = (
+            BudgetLedger(
+                dynamodb=self.aws.dynamodb,
+                table=self.aws.resources.table,
+                caps=config.budgets,
+                tenant=config.tenant,
+                clock=clock,
+            )
+            if config.budgets.any_period_cap
+            else None
+        )
+        deps = ConsumerDeps(
+            registry=SessionRegistry(dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table),
+            deliveries=DeliveryLog(self.records(dynamodb)),
+            chat_settings=ChatSettings(self.records(dynamodb)),
+            runtime=RuntimeClient(
+                lambda_client=boto3.client("lambda", config=runtime_client_config()),
+                function_name=config.runtime_function_name,
+            ),
+            bot=BotApi(
+                http=self.http,
+                token=TEST_BOT_TOKEN,
+                base_url=self.telegram.base_url,
+                backoff_s=0.05,
+                max_retry_after_s=max_retry_after_s,
+            ),
+            s3=self.aws.s3,
+            sqs=self.aws.sqs,
+            budgets=budgets,
+            backlog=ChatBacklog(
+                dynamodb=self.aws.dynamodb, table=self.aws.resources.table, limit=config.chat_queue_limit
+            ),
+            live_turns=LiveTurns(dynamodb=self.aws.dynamodb, table=self.aws.resources.table),
+            progress_budget=RateLimiter(
+                dynamodb=self.aws.dynamodb, table=self.aws.resources.table, tenant=config.tenant
+            ),
+            delivery_claims=DeliveryClaims(self.records(dynamodb)),
+            approvals=self.approvals(),
+        )
+        return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
+
+    def approvals(self) -> Approvals:
+        """[I] The store of pending approvals and grants (as the producer and runtime see it)."""
+        return Approvals(dynamodb=self.aws.dynamodb, table=self.aws.resources.table)
+
+    def registry(self) -> SessionRegistry:
+        return SessionRegistry(dynamodb=self.aws.dynamodb, table=self.aws.resources.table)
+
+    def records(self, dynamodb: Any = None) -> DynamoTable:
+        """The registry's table for the Telegram side's records (telegram_core)."""
+        return DynamoTable(dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table)
+
+    def update_dedup(self) -> UpdateDedup:
+        return UpdateDedup(self.records())
+
+    def post(self, update: dict[str, Any]) -> int:
+        """Deliver a webhook call through the producer; returns the HTTP status."""
+        return int(self.producer.handle_event(webhook_event(update))["statusCode"])
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Model runs of the runtime stub, in the order they started."""
+        path = self.state / "runs.jsonl"
+        if not path.exists():
+            return []
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return sorted(runs, key=lambda r: r["started"])
+
+    def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.aws.sqs.receive_message(
+            QueueUrl=self.aws.resources.queue_url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=60,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
+
+    def drain(self, consumer: Consumer, *, rounds: int = 100) -> list[dict[str, Any]]:
+        """Act as Lambda's event source until the queue is empty: receive a batch, hand it to
+        the consumer, delete what succeeded, make the failures visible again at once."""
+        responses = []
+        for _ in range(rounds):
+            messages = self.receive()
+            if not messages:
+                break
+            event = sqs_lambda_event(
+                messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
+            )
+            response = consumer.handle_batch(event)
+            responses.append(response)
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] in failed:
+                    self.aws.sqs.change_message_visibility(
+                        QueueUrl=self.aws.resources.queue_url,
+                        ReceiptHandle=m["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+                else:
+                    self.aws.sqs.delete_message(
+                        QueueUrl=self.aws.resources.queue_url, ReceiptHandle=m["ReceiptHandle"]
+                    )
+        return responses
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = self.aws.sqs.receive_message(
+            QueueUrl=self.aws.resources.dlq_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return got
+
+    def replies(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        return self.telegram.sent_messages(chat_id)
+
+
+@contextmanager
+def telegram_stack(
+    aws: Any,
+    tmp_path: Path,
+    monkeypatch: Any,
+    *,
+    runtime_spec: FunctionSpec | None = None,
+    runtime_log: Any = None,
+    **telegram_kwargs: Any,
+) -> Iterator[TelegramStack]:
+    """The path with the runtime stub, or ``runtime_spec`` (e.g. the real runtime handler)
+    writing its output to ``runtime_log``."""
+    state = tmp_path / "runtime-state"
+    state.mkdir()
+    ssm = aws.client("ssm")
+    prefix = f"/agentbot/test-{uuid.uuid4().hex[:8]}"
+    ssm.put_parameter(Name=f"{prefix}/webhook-secret", Value=WEBHOOK_SECRET, Type="SecureString")
+    ssm.put_parameter(Name=f"{prefix}/bot-token", Value=TEST_BOT_TOKEN, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"{prefix}/webhook-secret")
+    monkeypatch.setenv("BOT_TOKEN_PARAMETER", f"{prefix}/bot-token")
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    # Tests post many messages from one user within a minute; the rate-limit tests set their own.
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "0")
+    monkeypatch.setenv("RATE_LIMIT_CHAT_PER_MINUTE", "0")
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "0")
+    monkeypatch.setenv("RUNTIME_FUNCTION_NAME", RUNTIME_FUNCTION)
+    runtime_spec = runtime_spec or FunctionSpec(
+        handler="agentbot_testing.telegram_stub_runtime.handle",
+        env={"STUB_RUNTIME_DIR": str(state)},
+        timeout_s=60,
+        max_concurrency=2,
+    )
+    with (
+        LocalTelegram(**telegram_kwargs) as telegram,
+        LocalLambda({RUNTIME_FUNCTION: runtime_spec}, log=runtime_log) as runtime,
+        httpx.Client(timeout=10) as http,
+    ):
+        monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)
+        yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), http)
+
+
+def wait_until(predicate: Any, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,249 @@
+"""A scripted stand-in for agent_runtime.handler.handle, run behind LocalLambda.
+
+It keeps the real runtime's (packages/agent-runtime/src/agent_runtime/_turn.py) contract
+with the consumer: a recorded update is replayed (no second "model run"); otherwise the
+session's lease is taken (another live holder → a ``busy`` result, which the consumer
+words), the answer is saved and the lease released: the same ``session_core.TurnLedger``
+the runtime uses decides replay, busy and save. Error results
+are never recorded (a retry runs the model again), ``model_error`` and ``internal`` are
+retryable, ``bad_request`` is not. A crash keeps the lease: like a killed container, it
+blocks the chat until the lease expires (``$STUB_LEASE_S`` seconds beyond the scripted
+sleep; the real runtime renews its lease while the model works).
+
+Every model run is appended to ``$STUB_RUNTIME_DIR/runs.jsonl`` (with the request's
+``deadline_epoch_ms``) so tests can count and order them.
+
+The prompt scripts the answer:
+  "sleep:<s> ..."      wait s seconds, then answer
+  "long:<n>"           a Markdown answer of about n characters with code blocks
+  "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
+  "crash"              the handler raises (a function error) and keeps the lease
+  "free: ..."          answered like anything else, but billed nothing (as the demo model)
+  "ask:<tool> <what>"  [I] ends at a tool call needing approval, as the real runtime does: the
+                       call is kept as the session's pending Approval (``requested_by`` = the
+                       request's user_id) and the result carries its ApprovalRequest
+  anything else        "Answer to: <prompt>", costing $0.01 (1,200 tokens in, 34 out)
+
+[I] A request with ``resume_approval`` answers the decision in the store: "Ran <tool>: <what>"
+or "Did not run <tool>.", an "always" adds the grant ``<tool>(*)``, the approval is settled and
+the result carries its ApprovalOutcome; with nothing decided to resume (a duplicate, a stale id)
+the result is empty. A message while an approval is pending declines it (decided by "a new
+message"), like the real runtime, and says so in ``approval_outcome``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import boto3
+from session_core import (
+    TURN_VERSION,
+    Approval,
+    ApprovalOutcome,
+    ApprovalRequest,
+    Approvals,
+    ErrorKind,
+    LeaseHeldError,
+    SessionKey,
+    SessionRegistry,
+    TurnLedger,
+    TurnRequest,
+    TurnResult,
+    Usage,
+    decode_turn_request,
+    encode,
+    new_approval_id,
+)
+
+from agentbot_testing.telegram_support import long_markdown
+
+_registry = SessionRegistry(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
+_approvals = Approvals(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
+
+# The real runtime's retry flags (agent_runtime._turn's _error calls).
+RETRYABLE: dict[ErrorKind, bool] = {"model_error": True, "internal": True, "bad_request": False}
+
+
+class _LambdaContext(Protocol):
+    """What the stub reads of the Lambda context object."""
+
+    @property
+    def aws_request_id(self) -> str: ...
+
+
+def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
+    """Answer one turn request as the script in its prompt says (see the module docstring)."""
+    request = decode_turn_request(json.dumps(event))
+    key = SessionKey.parse(request.session_key)
+    prompt = request.prompt
+    sleep_s = float(prompt.split()[0].split(":")[1]) if prompt.startswith("sleep:") else 0.0
+    lease_s = float(os.environ.get("STUB_LEASE_S", "2")) + sleep_s
+    ledger = TurnLedger(_registry, owner=context.aws_request_id)
+    try:
+        start = ledger.start(key, request.turn_id, lease_s=lease_s)
+    except LeaseHeldError:
+        return _answer(_error(request, "busy", retryable=True))
+    if start.lease is None:  # a recorded update (or a racing run answered)
+        assert start.replay is not None
+        return _answer(start.replay)
+    lease = start.lease
+    started = time.time()
+    if prompt == "crash":
+        _log_run(request, started)
+        raise RuntimeError("scripted crash")  # the lease stays held until it expires
+    time.sleep(sleep_s)
+    if request.resume_approval is not None:
+        result = _resume(request, key, request.resume_approval)
+        if result.approval_outcome is not None:
+            result = ledger.save(lease, result).result or result
+    elif prompt.startswith("fail:"):
+        kind = _scripted_error_kind(prompt.split(":")[1].strip())
+        result = _error(request, kind, retryable=RETRYABLE[kind])
+    elif prompt.startswith("ask:"):
+        asked = _ask(request, key)
+        result = ledger.save(lease, asked).result or asked
+    else:
+        text = long_markdown(int(prompt.split(":")[1])) if prompt.startswith("long:") else None
+        free = prompt.startswith("free:")
+        result = TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            turn_id=request.turn_id,
+            text=text or f"Answer to: {prompt}",
+            session_id=f"sess-{request.session_key.replace('/', '-')}",
+            cost_usd=0.0 if free else 0.01,
+            usage=Usage() if free else Usage(input_tokens=1200, output_tokens=34),
+            num_turns=1,
+            duration_ms=int((time.time() - started) * 1000),
+            approval_outcome=_decline_pending(key),
+        )
+        result = ledger.save(lease, result).result or result
+    _log_run(request, started)
+    ledger.release(lease)
+    return _answer(result)
+
+
+def _ask(request: TurnRequest, key: SessionKey) -> TurnResult:
+    tool, _, what = request.prompt.removeprefix("ask:").partition(" ")
+    declined = _decline_pending(key)
+    answer = TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        text=f"Ran {tool}: {what}",
+        session_id=f"sess-{request.session_key.replace('/', '-')}",
+        cost_usd=0.01,
+        usage=Usage(input_tokens=1200, output_tokens=34),
+        num_turns=1,
+        approval_outcome=declined,
+    )
+    if any(grant.rule == f"{tool}(*)" for grant in _approvals.grants(key)):
+        return answer  # "Always in this chat": no question
+    approval = Approval(
+        approval_id=new_approval_id(),
+        state="pending",
+        tool_name=tool,
+        tool_use_id=f"toolu_{request.turn_id}",
+        call_fingerprint=f"fingerprint of {what}",
+        summary=what,
+        grant_rule=f"{tool}(*)",
+        sdk_session_id=f"sess-{request.session_key.replace('/', '-')}",
+        requested_by=request.user_id,
+    )
+    _approvals.open(key, approval)
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        text=f"I need to use {tool} for this.",
+        session_id=answer.session_id,
+        cost_usd=answer.cost_usd,
+        usage=answer.usage,
+        num_turns=1,
+        approval_outcome=declined,
+        approval_request=ApprovalRequest(
+            approval_id=approval.approval_id,
+            tool_name=tool,
+            summary=what,
+            grant_rule=approval.grant_rule,
+        ),
+    )
+
+
+def _resume(request: TurnRequest, key: SessionKey, approval_id: str) -> TurnResult:
+    approval = _approvals.current(key)
+    empty = TurnResult(version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id)
+    if approval is None or approval.approval_id != approval_id or approval.state != "decided":
+        return empty  # nothing to resume: answered already, or another approval
+    if approval.choice == "always":
+        _approvals.grant(key, approval.grant_rule, granted_by=approval.decided_by)
+    ran = approval.choice in ("once", "always")
+    _approvals.settle(key, approval_id)
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        text=f"Ran {approval.tool_name}: {approval.summary}" if ran else f"Did not run {approval.tool_name}.",
+        session_id=approval.sdk_session_id,
+        cost_usd=0.01,
+        usage=Usage(input_tokens=1200, output_tokens=34),
+        num_turns=1,
+        approval_outcome=approval.outcome(),
+    )
+
+
+def _decline_pending(key: SessionKey) -> ApprovalOutcome | None:
+    pending = _approvals.current(key)
+    if pending is None or pending.state != "pending":
+        return None
+    declined = _approvals.decide(key, pending.approval_id, "deny", decided_by="a new message")
+    _approvals.settle(key, pending.approval_id)
+    return declined.outcome()
+
+
+def _scripted_error_kind(name: str) -> ErrorKind:
+    for kind in RETRYABLE:
+        if kind == name:
+            return kind
+    raise KeyError(name)
+
+
+def _error(request: TurnRequest, kind: ErrorKind, *, retryable: bool) -> TurnResult:
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        error_kind=kind,
+        retryable=retryable,
+    )
+
+
+def _answer(result: TurnResult) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads(encode(result))
+    return answer
+
+
+def _log_run(request: TurnRequest, started: float) -> None:
+    state = Path(os.environ["STUB_RUNTIME_DIR"])
+    with open(state / "runs.jsonl", "a") as runs:
+        runs.write(
+            json.dumps(
+                {
+                    "update_id": request.turn_id,
+                    "session_key": request.session_key,
+                    "prompt": request.prompt,
+                    "resume_approval": request.resume_approval,
+                    "user_id": request.user_id,
+                    "attachments": [a.s3_key for a in request.attachments],
+                    "deadline_epoch_ms": request.deadline_epoch_ms,
+                    "started": started,
+                    "ended": time.time(),
+                    "pid": os.getpid(),
+                }
+            )
+            + "\n"
+        )

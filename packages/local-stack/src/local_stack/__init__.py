@@ -1,0 +1,82 @@
+"""The AWS-free local stack: everything `agentbot dev` and the tests run on 127.0.0.1.
+
+A moto server (with LocalStack when Docker answers) for S3, DynamoDB and SQS; a Lambda service
+that drives the real `awslambdaric`; the event sources that feed it (SQS, HTTP API); a Bot API
+server and a scripted Messages API server; provisioning of the resources the template declares;
+the local state directory, the reaper that ends a worker's process tree and the unprivileged
+agent user. Nothing here is deployed.
+"""
+
+from session_core import MAX_RECEIVE_COUNT
+
+from ._aws import LOCAL_CREDENTIALS, LocalEndpoints, aws_endpoint, local_client, moto_endpoint
+from ._events import BatchOutcome, LocalHttpApi, SqsEventSource, http_api_event, sqs_lambda_event
+from ._lambda import FunctionSpec, LocalLambda
+from ._loopback import LoopbackServer
+from ._model_server import (
+    DEMO_MODEL_LABEL,
+    FREE_USAGE,
+    CallUsage,
+    ModelFault,
+    ModelServer,
+    Streamed,
+    ToolCall,
+    demo_responder,
+    echo_responder,
+    eventstream_frame,
+    last_tool_call,
+    last_user_text,
+    tool_results,
+    user_turns,
+)
+from ._process_tree import kill_descendants
+from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
+from ._sigv4 import LocalCredentials, signed_by
+from ._state import StateDirectory
+from ._telegram import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
+from ._unprivileged import AGENT_USER, agent_user, prepare_for_agent_user
+
+__all__ = [
+    "AGENT_USER",
+    "DEMO_MODEL_LABEL",
+    "FREE_USAGE",
+    "LOCAL_CREDENTIALS",
+    "MAX_RECEIVE_COUNT",
+    "TEST_BOT_TOKEN",
+    "TTL_ATTRIBUTE",
+    "BatchOutcome",
+    "CallUsage",
+    "FunctionSpec",
+    "LocalCredentials",
+    "LocalEndpoints",
+    "LocalHttpApi",
+    "LocalLambda",
+    "LocalTelegram",
+    "LoopbackServer",
+    "ModelFault",
+    "ModelServer",
+    "ResourceNames",
+    "SqsEventSource",
+    "StackResources",
+    "StateDirectory",
+    "Streamed",
+    "TelegramFault",
+    "ToolCall",
+    "agent_user",
+    "aws_endpoint",
+    "demo_responder",
+    "echo_responder",
+    "eventstream_frame",
+    "http_api_event",
+    "kill_descendants",
+    "last_tool_call",
+    "last_user_text",
+    "local_client",
+    "moto_endpoint",
+    "prepare_for_agent_user",
+    "provision",
+    "signed_by",
+    "sqs_lambda_event",
+    "tool_results",
+    "user_turns",
+]

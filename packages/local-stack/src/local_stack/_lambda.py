@@ -1,0 +1,521 @@
+"""A local Lambda service: Lambda's Invoke API on one side, the Runtime API on the other.
+
+Each function runs as real `python -m awslambdaric <handler>` processes that long-poll
+this server for work, exactly as they do inside Lambda. Pointing `AWS_ENDPOINT_URL_LAMBDA`
+at `LocalLambda.endpoint` makes `boto3.client("lambda").invoke(...)` reach them, so the
+caller's code is the production code in tests and in `agentbot dev`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import queue
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO, Any
+
+from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
+
+from ._loopback import LoopbackServer
+from ._process_tree import kill_descendants
+from ._sigv4 import LocalCredentials, signed_by
+
+_INVOKE_PREFIX = "/2015-03-31/functions/"
+_RUNTIME_PREFIX = "/2018-06-01/runtime/"
+# How often a server checks whether it is asked to stop (socketserver's default is 0.5 s, and
+# stopping `agentbot dev` stops one server per worker).
+_STOP_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """How to run one function: its handler path, extra environment and limits.
+
+    With ``image`` the function runs from that container image (its entrypoint is
+    awslambdaric, as in Lambda) through ``docker run`` on the host network, on
+    ``image_platform`` (e.g. ``linux/arm64``, emulated on another machine), instead of as a
+    local process. The container gets ``env``, the Lambda variables and the caller's
+    ``AWS_*`` settings (local credentials and endpoints), nothing else of this process.
+    """
+
+    handler: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 900.0
+    max_concurrency: int = 2
+    memory_mb: int = 1024
+    image: str | None = None
+    image_platform: str | None = None
+    # Run the function's processes as this user (the local stack started as root runs the
+    # agent runtime as an unprivileged user, as Lambda does). Not with ``image``: the docker
+    # client needs the engine's socket, and the image names its own user.
+    user: str | None = None
+
+
+@dataclass
+class _Outcome:
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the handler raised or the runtime died
+
+
+@dataclass
+class _Invocation:
+    request_id: str
+    payload: bytes
+    deadline: float
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: _Outcome | None = None
+
+    def finish(self, outcome: _Outcome) -> None:
+        if not self.done.is_set():
+            self.outcome = outcome
+            self.done.set()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a peer goes away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a peer or the server itself went away
+            super().handle_error(request, client_address)
+
+
+def _error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class _Worker:
+    """One warm execution environment: a Runtime API port and one awslambdaric process."""
+
+    def __init__(
+        self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None, endpoint: str
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
+        self.current: _Invocation | None = None
+        self.init_error: bytes | None = None
+        self._server = _QuietServer(("127.0.0.1", 0), _runtime_handler_for(self))
+        threading.Thread(target=self._server.serve_forever, args=(_STOP_POLL_S,), daemon=True).start()
+        port = self._server.server_address[1]
+        env = {
+            # No secret of the caller's environment (a bot token, a model key) is passed on, only
+            # AWS credentials (as Lambda gives every function its role's); the spec adds the rest.
+            **{name: value for name, value in os.environ.items() if not _caller_secret(name)},
+            # functions of this service reach each other through it, as within one account
+            "AWS_ENDPOINT_URL_LAMBDA": endpoint,
+            **spec.env,
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "_HANDLER": spec.handler,
+        }
+        env.setdefault("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))
+        self.container: str | None = None
+        command = [python, "-m", "awslambdaric", spec.handler]
+        user = spec.user
+        if spec.image:
+            self.container = f"agentbot-fn-{name}-{uuid.uuid4().hex[:8]}"
+            command = _container_command(self.container, spec, env)
+            user = None
+        # Under a subreaper (local_stack._process_tree): whatever the handler spawns, daemonized
+        # or in its own session, stays in the worker's tree and ends with it.
+        # The function's environment (its credentials) goes through a pipe, so the reaper's own
+        # environment block, readable by any process of its user, holds no secret.
+        pid_read, pid_write = os.pipe()
+        env_read, env_write = os.pipe()
+        # Each end is closed exactly once: a second close could hit a descriptor another
+        # thread has been given meanwhile (a socket of one of our servers).
+        theirs = [pid_write, env_read]
+        try:
+            self.process = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "local_stack._reaper",
+                    "--pid-fd",
+                    str(pid_write),
+                    "--env-fd",
+                    str(env_read),
+                    "--",
+                    *command,
+                ],
+                env={"PATH": env.get("PATH", os.defpath)},
+                stdin=subprocess.DEVNULL,
+                stdout=log if log is not None else None,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                pass_fds=tuple(theirs),
+                **_as_user(user),
+            )
+        except BaseException:
+            os.close(env_write)
+            os.close(pid_read)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        with os.fdopen(env_write, "wb") as pipe, os.fdopen(pid_read, "rb") as pid_pipe:
+            pipe.write(json.dumps(env).encode())
+            pipe.close()
+            # The function's own process (what a caller would kill); 0 if it never started.
+            self.pid = int(pid_pipe.read(32) or b"0")
+
+    @property
+    def alive(self) -> bool:
+        # The function's own process, not only its reaper: a crashed function's reaper needs a
+        # moment to end the tree and exit, and must not be handed the next invocation meanwhile.
+        return self.process.poll() is None and self.init_error is None and _running(self.pid)
+
+    def run(self, invocation: _Invocation) -> _Outcome:
+        """Hand one invocation to the process and wait for its result, a crash or the timeout."""
+        self.current = invocation
+        self.inbox.put(invocation)
+        while not invocation.done.wait(0.05):
+            if self.init_error is not None:
+                invocation.finish(_Outcome(self.init_error, "Unhandled"))
+            elif self.process.poll() is not None:
+                invocation.finish(
+                    _Outcome(
+                        _error_payload(
+                            "Runtime.ExitError",
+                            f"RequestId: {invocation.request_id} Error: Runtime exited with "
+                            f"status {self.process.returncode}",
+                        ),
+                        "Unhandled",
+                    )
+                )
+            elif time.monotonic() > invocation.deadline:
+                self.stop()  # Lambda discards the sandbox of a timed-out invocation
+                invocation.finish(
+                    _Outcome(
+                        _error_payload(
+                            "Sandbox.Timedout",
+                            f"Task timed out after {self.spec.timeout_s:.2f} seconds",
+                        ),
+                        "Unhandled",
+                    )
+                )
+        self.current = None
+        assert invocation.outcome is not None
+        return invocation.outcome
+
+    def stop(self) -> None:
+        """End the worker and every process in its tree (the reaper kills the tree; if the
+        reaper does not answer, this process finds what is left through /proc)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_descendants(self.process.pid)
+                self.process.kill()
+                self.process.wait()
+        if self.container:  # the container outlives a killed `docker run`
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
+        self.inbox.put(None)  # releases a long-poll still waiting
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str]) -> list[str]:
+    """`docker run` of the function's image; values travel in the environment, not argv."""
+    names = [n for n in env if n in spec.env or n.startswith(("AWS_", "_HANDLER"))]
+    command = ["docker", "run", "--rm", "--name", container, "--network", "host"]
+    if spec.image_platform:
+        command += ["--platform", spec.image_platform]
+    for name in sorted(names):
+        command += ["-e", name]
+    assert spec.image is not None
+    return [*command, spec.image, spec.handler]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _caller_secret(name: str) -> bool:
+    return is_secret_variable(name) and name not in AWS_CREDENTIAL_VARIABLES
+
+
+def _peer_gone(connection: socket.socket) -> bool:
+    """True when the other end closed the connection (readable with nothing to read)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    record = pwd.getpwnam(user)
+    return {"user": record.pw_uid, "group": record.pw_gid, "extra_groups": []}
+
+
+def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
+    class RuntimeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] = {}) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_GET(self) -> None:
+            if self.path != _RUNTIME_PREFIX + "invocation/next":
+                self._reply(404)
+                return
+            invocation = worker.inbox.get()
+            if invocation is None:  # shutting down: the process is gone already
+                self.close_connection = True
+                return
+            if _peer_gone(self.connection):
+                # A poller that gave up (a killed tool that asked for work) must not swallow
+                # the invocation: it goes back to whoever asks next, the runtime itself.
+                worker.inbox.put(invocation)
+                self.close_connection = True
+                return
+            deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
+            self._reply(
+                200,
+                invocation.payload,
+                {
+                    "Content-Type": "application/json",
+                    "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+                    "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
+                    "Lambda-Runtime-Invoked-Function-Arn": (
+                        f"arn:aws:lambda:us-east-1:000000000000:function:{worker.name}"
+                    ),
+                    "Lambda-Runtime-Trace-Id": f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]}",
+                },
+            )
+
+        def do_POST(self) -> None:
+            body = self._body()
+            if self.path == _RUNTIME_PREFIX + "init/error":
+                worker.init_error = body or _error_payload("Runtime.InitError", "init failed")
+                self._reply(202)
+                return
+            parts = self.path[len(_RUNTIME_PREFIX) :].split("/")
+            invocation = worker.current
+            if (
+                len(parts) != 3
+                or parts[0] != "invocation"
+                or invocation is None
+                or parts[1] != invocation.request_id
+            ):
+                self._reply(400, b'{"errorMessage": "unknown invocation"}')
+                return
+            if parts[2] == "response":
+                invocation.finish(_Outcome(body))
+            elif parts[2] == "error":
+                invocation.finish(_Outcome(body, "Unhandled"))
+            else:
+                self._reply(404)
+                return
+            self._reply(202)
+
+    return RuntimeApi
+
+
+class _Function:
+    """The warm workers of one function, up to `max_concurrency` at a time."""
+
+    def __init__(self, name: str, spec: FunctionSpec, spawn: Callable[[], _Worker]) -> None:
+        self.name = name
+        self.spec = spec
+        self._spawn = spawn
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._slots = threading.BoundedSemaphore(spec.max_concurrency)
+        self._lock = threading.Lock()
+
+    def invoke(self, payload: bytes) -> _Outcome:
+        with self._slots:
+            worker = self._take_worker()
+            invocation = _Invocation(
+                request_id=str(uuid.uuid4()),
+                payload=payload,
+                deadline=time.monotonic() + self.spec.timeout_s,
+            )
+            try:
+                return worker.run(invocation)
+            finally:
+                with self._lock:
+                    if worker.alive:
+                        self._idle.append(worker)
+                    else:
+                        worker.stop()
+                        if worker in self._all:  # stop() of the whole function may have run
+                            self._all.remove(worker)
+
+    def _take_worker(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive:
+                    return worker
+                worker.stop()
+                self._all.remove(worker)
+            worker = self._spawn()
+            self._all.append(worker)
+            return worker
+
+    def stop(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.stop()
+            self._all.clear()
+            self._idle.clear()
+
+    @property
+    def process_ids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._all]
+
+
+class LocalLambda(LoopbackServer):
+    """Serve Lambda's Invoke API on 127.0.0.1 for the given functions (a context manager)."""
+
+    def __init__(
+        self,
+        functions: Mapping[str, FunctionSpec],
+        *,
+        python: str = sys.executable,
+        log: IO[str] | None = None,
+        require: LocalCredentials | None = None,
+    ) -> None:
+        """``require``: callers of the Invoke API must sign with these credentials (SigV4), so
+        nobody without the functions' secret key (an agent's tool) can invoke a function."""
+        self._functions = {
+            name: _Function(name, spec, self._spawner(name, spec, python, log))
+            for name, spec in functions.items()
+        }
+        self._require = require
+        super().__init__()
+
+    def _spawner(
+        self, name: str, spec: FunctionSpec, python: str, log: IO[str] | None
+    ) -> Callable[[], _Worker]:
+        return lambda: _Worker(name, spec, python, log, self.endpoint)
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL to use as `AWS_ENDPOINT_URL_LAMBDA`."""
+        if self._server is None:
+            raise RuntimeError("LocalLambda is not started")
+        return self.base_url
+
+    @property
+    def process_ids(self) -> list[int]:
+        """Process ids of the running awslambdaric workers (for leak checks)."""
+        return [pid for fn in self._functions.values() for pid in fn.process_ids]
+
+    poll_interval_s = _STOP_POLL_S
+    server_class = _QuietServer
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _invoke_handler_for(self._functions, self._require)
+
+    def stop(self) -> None:
+        super().stop()
+        # Each function's workers are stopped side by side: a stop waits for its process to
+        # exit and for its Runtime API server to notice, which adds up one after another.
+        stoppers = [threading.Thread(target=function.stop) for function in self._functions.values()]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+
+
+def _invoke_handler_for(
+    functions: Mapping[str, _Function], require: LocalCredentials | None
+) -> type[BaseHTTPRequestHandler]:
+    class InvokeApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes, headers: Mapping[str, str] = {}) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            payload = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if require is not None and not signed_by(
+                require,
+                method="POST",
+                url=f"http://{self.headers.get('Host', '')}{self.path}",
+                headers=dict(self.headers.items()),
+                body=payload,
+            ):
+                self._reply(
+                    403,
+                    b'{"message": "The security token included in the request is invalid."}',
+                    {"x-amzn-ErrorType": "UnrecognizedClientException"},
+                )
+                return
+            path = self.path.split("?", 1)[0]
+            if not (path.startswith(_INVOKE_PREFIX) and path.endswith("/invocations")):
+                self._reply(404, b'{"message": "unknown path"}')
+                return
+            name = path[len(_INVOKE_PREFIX) : -len("/invocations")]
+            name = name.rsplit(":function:", 1)[-1]  # accept ARNs as well as names
+            function = functions.get(name)
+            if function is None:
+                self._reply(
+                    404,
+                    json.dumps({"Type": "User", "message": f"Function not found: {name}"}).encode(),
+                    {"x-amzn-ErrorType": "ResourceNotFoundException"},
+                )
+                return
+            invocation_type = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+            if invocation_type == "DryRun":
+                self._reply(204, b"")
+                return
+            if invocation_type == "Event":
+                threading.Thread(target=function.invoke, args=(payload or b"{}",), daemon=True).start()
+                self._reply(202, b"")
+                return
+            outcome = function.invoke(payload or b"{}")
+            headers = {"X-Amz-Executed-Version": "$LATEST"}
+            if outcome.function_error:
+                headers["X-Amz-Function-Error"] = outcome.function_error
+            self._reply(200, outcome.payload, headers)
+
+    return InvokeApi

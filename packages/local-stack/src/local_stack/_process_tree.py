@@ -1,0 +1,122 @@
+"""Keep every process a local function worker starts in one tree, and end that tree whole.
+
+A worker runs under a small reaper (``python -m local_stack._reaper --pid-fd N -- CMD``)
+that marks itself a child subreaper (``PR_SET_CHILD_SUBREAPER``): a tool that calls
+``setsid`` or double-forks is re-parented to the reaper instead of init, so it stays in the
+tree. When the command exits (or is killed) and when the reaper is told to stop (SIGTERM,
+SIGINT), it kills every process left in its tree, reaps them, and exits the way the command
+did. Process groups are no help here: a tool can leave its group, not its subreaper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from session_core import (
+    become_subreaper,
+    descendants,
+    kill_until_gone,
+    live,
+    make_non_dumpable,
+    process_table,
+)
+
+_GRACE_S = 2.0  # what a stopped command gets to exit on SIGTERM before the tree is killed
+
+
+def kill_descendants(root: int) -> int:
+    """SIGKILL every descendant of ``root`` until none is left; how many were killed. When
+    ``root`` is this process, the dead are reaped as they go."""
+
+    def alive() -> set[int]:
+        if root == os.getpid():
+            _reap_all()
+        table = process_table()
+        return live(descendants(root, table), table)
+
+    killed = kill_until_gone(alive, timeout_s=10.0)
+    if root == os.getpid():
+        _reap_all()
+    return killed
+
+
+def _reap_all() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+class _Stop(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signum)
+
+
+def run_reaped(
+    command: Sequence[str], *, pid_fd: int | None = None, env: dict[str, str] | None = None
+) -> int:
+    """Run ``command`` as the only direct child of this subreaper; when it ends, or this
+    process is told to stop, end everything left in the tree. Returns the exit status
+    to use (negative: the signal that ended the command)."""
+    with contextlib.suppress(OSError):  # not Linux: the tree is killed as far as it is found
+        become_subreaper()
+        # It was started with the function's environment (its credentials): no tool may read it.
+        make_non_dumpable()
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    child = subprocess.Popen(list(command), env=env)
+    if pid_fd is not None:
+        os.write(pid_fd, str(child.pid).encode())
+        os.close(pid_fd)
+    status = -signal.SIGKILL
+    try:
+        while True:
+            pid, raw = os.waitpid(-1, 0)  # reaps re-parented orphans as well
+            if pid == child.pid:
+                status = os.waitstatus_to_exitcode(raw)
+                break
+    except _Stop as stop:
+        status = -stop.signum
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)  # a moment to stop cleanly, then the tree goes
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+            child.wait(timeout=_GRACE_S)
+    except ChildProcessError:  # nothing left to wait for
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kill_descendants(os.getpid())
+    _reap_all()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local_stack._reaper")
+    parser.add_argument("--pid-fd", type=int, help="write the command's pid to this descriptor")
+    parser.add_argument("--env-fd", type=int, help="read the command's environment (JSON) from it")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given")
+    env = None
+    if args.env_fd is not None:
+        with os.fdopen(args.env_fd, "rb") as pipe:
+            env = json.loads(pipe.read())
+    status = run_reaped(command, pid_fd=args.pid_fd, env=env)
+    if status < 0:  # end the way the command ended, so the parent sees the same signal
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    sys.exit(status if status >= 0 else 128 - status)

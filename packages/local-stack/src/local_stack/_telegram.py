@@ -1,0 +1,733 @@
+"""A Telegram Bot API server on 127.0.0.1: records every call and injects faults on request.
+
+Tests point the consumer's ``TELEGRAM_API_BASE`` at it; ``agentbot dev`` uses it as the
+terminal chat (``on_send`` sees every message the bot sends, ``push_update`` queues what the
+user types for ``getUpdates``). It answers like api.telegram.org does, including the errors
+the consumer must survive: 429 with ``retry_after``, 5xx, "message is too long" and
+"can't parse entities" (raised for real HTML mistakes as well as on request).
+"""
+
+from __future__ import annotations
+
+import html.parser
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from ._loopback import LoopbackServer
+
+TEST_BOT_TOKEN = "123456789:LOCAL-test-token-not-a-real-one"
+MAX_MESSAGE_UTF16 = 4096
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# Tags Telegram's HTML parse mode understands (https://core.telegram.org/bots/api#html-style).
+_ALLOWED_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-emoji",
+    }
+)
+_KNOWN_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
+
+
+@dataclass(frozen=True)
+class BotApiCall:
+    """One request the server received: method, its parameters, when, and what it answered."""
+
+    method: str
+    params: dict[str, Any]
+    at: float  # time.monotonic() when it arrived
+    status: int
+
+
+@dataclass(frozen=True)
+class TelegramFault:
+    """An error answer to inject instead of serving a call."""
+
+    status: int
+    description: str
+    retry_after: int | None = None
+
+    @classmethod
+    def retry_after_seconds(cls, seconds: int) -> TelegramFault:
+        """429 Too Many Requests with ``parameters.retry_after``."""
+        return cls(429, f"Too Many Requests: retry after {seconds}", seconds)
+
+    @classmethod
+    def server_error(cls, status: int = 502) -> TelegramFault:
+        """A 5xx the way Telegram's front end returns them."""
+        return cls(status, "Bad Gateway" if status == 502 else "Internal Server Error")
+
+    @classmethod
+    def message_too_long(cls) -> TelegramFault:
+        return cls(400, "Bad Request: message is too long")
+
+    @classmethod
+    def cant_parse_entities(cls) -> TelegramFault:
+        return cls(400, 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0')
+
+
+@dataclass
+class _File:
+    content: bytes
+    file_path: str
+    file_unique_id: str
+    file_size: int
+
+
+@dataclass
+class _State:
+    calls: list[BotApiCall] = field(default_factory=list)
+    faults: dict[str, list[TelegramFault]] = field(default_factory=dict)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, _File] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    # [H] live turns
+    drafts: list[dict[str, Any]] = field(default_factory=list)  # every sendMessageDraft, in order
+    edits: list[dict[str, Any]] = field(default_factory=list)  # every editMessageText that landed
+    callback_answers: list[dict[str, Any]] = field(default_factory=list)
+    group_sends: dict[int, list[float]] = field(default_factory=dict)  # chat → monotonic times
+    limited: list[str] = field(default_factory=list)  # methods answered 429 by the group limit
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.retry_after = retry_after
+
+
+class LocalTelegram(LoopbackServer):
+    """The Bot API for one bot, served on 127.0.0.1 at a free port (a context manager).
+
+    ``on_send(message)`` is called for every message the bot sends (after it is recorded);
+    ``on_call(method, params)`` before any call is served (a test may inject a fault there);
+    ``validate_html`` rejects malformed ``parse_mode=HTML`` text like Telegram does.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = TEST_BOT_TOKEN,
+        bot_username: str = "agent_test_bot",
+        bot_id: int = 999000111,
+        on_send: Callable[[dict[str, Any]], None] | None = None,
+        on_call: Callable[[str, dict[str, Any]], None] | None = None,
+        validate_html: bool = True,
+        group_limit_per_minute: int | None = None,
+        on_draft: Callable[[dict[str, Any]], None] | None = None,
+        on_edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.bot_id = bot_id
+        self.on_send = on_send
+        self.on_call = on_call
+        self.validate_html = validate_html
+        # [H] Telegram's limit of messages (sends and edits) a minute per group; None: off.
+        self.group_limit_per_minute = group_limit_per_minute
+        self.on_draft = on_draft  # [H] called with every draft (agentbot dev's terminal chat)
+        self.on_edit = on_edit  # [I] called with every edit that landed (the terminal chat)
+        self._state = _State()
+        self._lock = threading.Condition()
+        self._message_ids = itertools.count(1000)
+        self._update_ids = itertools.count(1)
+        super().__init__()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    # ``base_url`` (what ``TELEGRAM_API_BASE`` should be set to) and ``start``: LoopbackServer.
+    thread_name = "local-telegram"
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
+
+    def stop(self) -> None:
+        """Stop serving and release long polls."""
+        with self._lock:
+            self._lock.notify_all()
+        super().stop()
+
+    # -- what tests and `agentbot dev` use ------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[BotApiCall]:
+        """Every call received so far (of ``method`` only, if given), in arrival order."""
+        with self._lock:
+            return [c for c in self._state.calls if method is None or c.method == method]
+
+    def sent_messages(
+        self, chat_id: int | None = None, *, include_deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        """Messages the bot sent successfully (of ``chat_id`` only, if given), without those it
+        deleted since (unless ``include_deleted``)."""
+        with self._lock:
+            return [
+                m
+                for m in self._state.sent
+                if (chat_id is None or m["chat"]["id"] == chat_id)
+                and (include_deleted or not m.get("_deleted"))
+            ]
+
+    def inject(self, method: str, fault: TelegramFault, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with ``fault`` instead of serving them."""
+        with self._lock:
+            self._state.faults.setdefault(method, []).extend([fault] * times)
+
+    def add_file(
+        self,
+        content: bytes,
+        *,
+        file_id: str | None = None,
+        file_path: str | None = None,
+        file_size: int | None = None,
+    ) -> str:
+        """Make a file available to ``getFile``/downloads; returns its file_id.
+
+        ``file_size`` overrides the reported size (to test the 20 MB limit cheaply).
+        """
+        file_id = file_id or f"file-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._state.files[file_id] = _File(
+                content=content,
+                file_path=file_path or f"documents/{file_id}.bin",
+                file_unique_id=uuid.uuid4().hex[:8],
+                file_size=len(content) if file_size is None else file_size,
+            )
+        return file_id
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue an update for ``getUpdates`` (an ``update_id`` is assigned if missing)."""
+        with self._lock:
+            update = dict(update)
+            update.setdefault("update_id", next(self._update_ids))
+            self._state.updates.append(update)
+            self._lock.notify_all()
+            return int(update["update_id"])
+
+    def wait_for(self, predicate: Callable[[LocalTelegram], bool], timeout_s: float = 10.0) -> bool:
+        """Block until ``predicate(self)`` holds (re-checked on every call) or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                self._lock.release()
+                try:
+                    if predicate(self):
+                        return True
+                finally:
+                    self._lock.acquire()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.1))
+
+    @property
+    def webhook(self) -> dict[str, Any]:
+        """The webhook set by ``setWebhook`` (empty when none)."""
+        with self._lock:
+            return dict(self._state.webhook)
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        if self.on_call is not None:
+            self.on_call(method, params)
+        with self._lock:
+            queued = self._state.faults.get(method)
+            if queued:
+                fault = queued.pop(0)
+                raise _ApiError(fault.status, fault.description, fault.retry_after)
+        serve = _METHODS.get(method)
+        if serve is None:
+            raise _ApiError(404, "Not Found: method not found")
+        return serve(self, params)
+
+    def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+        with self._lock:
+            self._state.calls.append(BotApiCall(method, params, time.monotonic(), status))
+            self._lock.notify_all()
+
+    def _get_me(self, params: dict[str, Any]) -> Any:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "Agent",
+            "username": self.bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def _send_message(self, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        self._count_group_send(chat_id, "sendMessage")
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        visible = text
+        if str(params.get("parse_mode", "")).upper() == "HTML":
+            visible = _parse_html(text) if self.validate_html else text
+        if _utf16_len(visible) > MAX_MESSAGE_UTF16:
+            raise _ApiError(400, "Bad Request: message is too long")
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "Agent", "username": self.bot_username},
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "date": int(time.time()),
+            "text": visible,
+        }
+        if params.get("message_thread_id"):
+            message["message_thread_id"] = _int_param(params, "message_thread_id")
+        reply = params.get("reply_parameters")
+        if isinstance(reply, str):
+            reply = json.loads(reply)
+        if isinstance(reply, dict) and "message_id" in reply:
+            message["reply_to_message"] = {"message_id": reply["message_id"], "chat": message["chat"]}
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        with self._lock:
+            self._state.sent.append({**message, "_params": params})
+        if self.on_send is not None:
+            self.on_send(message)
+        return message
+
+    def _send_chat_action(self, params: dict[str, Any]) -> Any:
+        _int_param(params, "chat_id")
+        if params.get("action") not in {"typing", "upload_photo", "upload_document", "record_voice"}:
+            raise _ApiError(400, "Bad Request: wrong parameter action in request")
+        return True
+
+    def _get_file(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            found = self._state.files.get(str(params.get("file_id", "")))
+        if found is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if found.file_size > MAX_DOWNLOAD_BYTES:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": params["file_id"],
+            "file_unique_id": found.file_unique_id,
+            "file_size": found.file_size,
+            "file_path": found.file_path,
+        }
+
+    def _set_webhook(self, params: dict[str, Any]) -> Any:
+        url = str(params.get("url", ""))
+        with self._lock:
+            self._state.webhook = (
+                {
+                    "url": url,
+                    "secret_token": params.get("secret_token"),
+                    "allowed_updates": params.get("allowed_updates"),
+                }
+                if url
+                else {}
+            )
+        return True
+
+    def _delete_webhook(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            self._state.webhook = {}
+            if str(params.get("drop_pending_updates", "")).lower() == "true":
+                self._state.updates.clear()
+        return True
+
+    def _get_webhook_info(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            info = {
+                "url": self._state.webhook.get("url", ""),
+                "has_custom_certificate": False,
+                "pending_update_count": len(self._state.updates),
+            }
+            for name in ("last_error_date", "last_error_message"):
+                if name in self._state.webhook:
+                    info[name] = self._state.webhook[name]
+            return info
+
+    def fail_webhook_delivery(self, message: str, *, at: float | None = None) -> None:
+        """Make getWebhookInfo report a failed delivery to the webhook, as Telegram does
+        (``last_error_date``, ``last_error_message``)."""
+        with self._lock:
+            self._state.webhook["last_error_date"] = int(at if at is not None else time.time())
+            self._state.webhook["last_error_message"] = message
+
+    def _get_updates(self, params: dict[str, Any]) -> Any:
+        offset = int(params.get("offset") or 0)
+        timeout = min(float(params.get("timeout") or 0), 50.0)
+        limit = int(params.get("limit") or 100)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._state.webhook:
+                raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+            while True:
+                # Telegram forgets updates below the offset once it is confirmed.
+                self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
+                if self._state.updates or time.monotonic() >= deadline or self._server is None:
+                    return self._state.updates[:limit]
+                self._lock.wait(min(deadline - time.monotonic(), 0.2))
+
+    # -- [H] live turns: drafts, edits, buttons, the group limit ---------------------------------
+
+    def drafts(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Every draft the bot sent (``sendMessageDraft`` parameters), in order."""
+        with self._lock:
+            return [d for d in self._state.drafts if chat_id is None or d["chat_id"] == chat_id]
+
+    def edits(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Every ``editMessageText`` that landed, in order."""
+        with self._lock:
+            return [e for e in self._state.edits if chat_id is None or e["chat_id"] == chat_id]
+
+    @property
+    def callback_answers(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._state.callback_answers)
+
+    @property
+    def group_limited(self) -> list[str]:
+        """Methods the group limit answered with 429, in order."""
+        with self._lock:
+            return list(self._state.limited)
+
+    def press_draft_stop(self, chat_id: int) -> dict[str, Any]:
+        """The update Telegram sends when the user presses the stop control of the chat's last
+        draft (sent with ``can_stop``); the test delivers it (webhook or ``push_update``)."""
+        with self._lock:
+            draft = next((d for d in reversed(self._state.drafts) if d["chat_id"] == chat_id), None)
+        if draft is None or not draft.get("can_stop"):
+            raise AssertionError(f"chat {chat_id} shows no draft with a stop control")
+        stopped: dict[str, Any] = {
+            "chat": {"id": chat_id, "type": "private"},
+            "draft_id": draft["draft_id"],
+        }
+        if draft.get("message_thread_id"):
+            stopped["message_thread_id"] = draft["message_thread_id"]
+        return {"update_id": next(self._update_ids) + 10_000_000, "stopped_message_generation": stopped}
+
+    def press_button(
+        self,
+        message: dict[str, Any],
+        *,
+        user_id: int = 501,
+        text: str | None = None,
+        first_name: str = "Alice",
+        username: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``callback_query`` update of pressing an inline button of ``message`` as user
+        ``user_id``: the one labelled ``text``, or the first one."""
+        markup = message.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if not markup or not markup.get("inline_keyboard"):
+            raise AssertionError("the message has no inline button")
+        buttons = [button for row in markup["inline_keyboard"] for button in row]
+        if text is not None:
+            buttons = [button for button in buttons if button["text"] == text]
+            if not buttons:
+                raise AssertionError(f"the message has no button {text!r}")
+        button = buttons[0]
+        shown = {k: v for k, v in message.items() if not k.startswith("_")}
+        sender: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if username is not None:
+            sender["username"] = username
+        return {
+            "update_id": next(self._update_ids) + 10_000_000,
+            "callback_query": {
+                "id": uuid.uuid4().hex[:16],
+                "from": sender,
+                "message": shown,
+                "chat_instance": "1",
+                "data": button["callback_data"],
+            },
+        }
+
+    def _count_group_send(self, chat_id: int, method: str) -> None:
+        """Refuse a group's message over ``group_limit_per_minute`` (a sliding minute) with 429."""
+        limit = self.group_limit_per_minute
+        if limit is None or chat_id > 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            times = [t for t in self._state.group_sends.get(chat_id, []) if t > now - 60]
+            if len(times) >= limit:
+                self._state.group_sends[chat_id] = times
+                self._state.limited.append(method)
+                raise _ApiError(429, "Too Many Requests: retry after 1", max(1, int(times[0] + 60 - now) + 1))
+            times.append(now)
+            self._state.group_sends[chat_id] = times
+
+    def _send_message_draft(self, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        draft_id = _int_param(params, "draft_id")
+        if chat_id < 0:
+            raise _ApiError(400, "Bad Request: drafts can be sent only to private chats")
+        if draft_id == 0:
+            raise _ApiError(400, "Bad Request: draft_id must be non-zero")
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        visible = _parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
+        if _utf16_len(visible) > MAX_MESSAGE_UTF16:
+            raise _ApiError(400, "Bad Request: message is too long")
+        draft = {
+            **params,
+            "chat_id": chat_id,
+            "draft_id": draft_id,
+            "visible": visible,
+            "can_stop": str(params.get("can_stop", "")).lower() == "true",
+            "at": time.monotonic(),
+        }
+        with self._lock:
+            self._state.drafts.append(draft)
+        if self.on_draft is not None:
+            self.on_draft(draft)
+        return True
+
+    def _edit_message_text(self, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        message_id = _int_param(params, "message_id")
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        visible = _parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
+        with self._lock:
+            found = self._sent_message(chat_id, message_id)
+        if found is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        if found["text"] == visible and found.get("reply_markup") == params.get("reply_markup"):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        self._count_group_send(chat_id, "editMessageText")
+        with self._lock:
+            found["text"] = visible
+            # Like Telegram: an edit that does not repeat the inline keyboard removes it.
+            if params.get("reply_markup"):
+                found["reply_markup"] = params["reply_markup"]
+            else:
+                found.pop("reply_markup", None)
+            self._state.edits.append(
+                {
+                    **params,
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                    "visible": visible,
+                    "at": time.monotonic(),
+                }
+            )
+        if self.on_edit is not None:
+            self.on_edit({**params, "chat_id": chat_id, "message_id": message_id, "visible": visible})
+        return {k: v for k, v in found.items() if not k.startswith("_")}
+
+    def _delete_message(self, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        message_id = _int_param(params, "message_id")
+        with self._lock:
+            found = self._sent_message(chat_id, message_id)
+            if found is None:
+                raise _ApiError(400, "Bad Request: message to delete not found")
+            found["_deleted"] = True
+        return True
+
+    def _sent_message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The message sent (and not deleted) as ``message_id`` in ``chat_id``; the caller holds the lock."""
+        return next(
+            (
+                m
+                for m in self._state.sent
+                if m["chat"]["id"] == chat_id and m["message_id"] == message_id and not m.get("_deleted")
+            ),
+            None,
+        )
+
+    def _answer_callback_query(self, params: dict[str, Any]) -> Any:
+        if not params.get("callback_query_id"):
+            raise _ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        with self._lock:
+            self._state.callback_answers.append(dict(params))
+        return True
+
+    def _download(self, file_path: str) -> bytes | None:
+        with self._lock:
+            return next((f.content for f in self._state.files.values() if f.file_path == file_path), None)
+
+
+_METHODS: dict[str, Callable[[LocalTelegram, dict[str, Any]], Any]] = {
+    "getMe": LocalTelegram._get_me,
+    "sendMessage": LocalTelegram._send_message,
+    "sendChatAction": LocalTelegram._send_chat_action,
+    "getFile": LocalTelegram._get_file,
+    "setWebhook": LocalTelegram._set_webhook,
+    "deleteWebhook": LocalTelegram._delete_webhook,
+    "getWebhookInfo": LocalTelegram._get_webhook_info,
+    "getUpdates": LocalTelegram._get_updates,
+    # [H] live turns
+    "sendMessageDraft": LocalTelegram._send_message_draft,
+    "editMessageText": LocalTelegram._edit_message_text,
+    "deleteMessage": LocalTelegram._delete_message,
+    "answerCallbackQuery": LocalTelegram._answer_callback_query,
+}
+
+
+def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
+    class BotApi(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def _serve(self) -> None:
+            path, _, query = self.path.partition("?")
+            file_prefix = f"/file/bot{api.token}/"
+            if path.startswith(file_prefix):
+                content = api._download(urllib.parse.unquote(path[len(file_prefix) :]))
+                api._record(
+                    "downloadFile",
+                    {"file_path": path[len(file_prefix) :]},
+                    200 if content is not None else 404,
+                )
+                if content is None:
+                    self._send(404, b'{"ok":false,"error_code":404,"description":"Not Found"}')
+                else:
+                    self._send(200, content, "application/octet-stream")
+                return
+            parts = path.strip("/").split("/")
+            if len(parts) != 2 or not parts[0].startswith("bot"):
+                self._send(404, b'{"ok":false,"error_code":404,"description":"Not Found"}')
+                return
+            method = parts[1]
+            try:
+                params = self._params(query)
+            except ValueError:
+                params = {}
+                api._record(method, params, 400)
+                self._answer_error(_ApiError(400, "Bad Request: can't parse request body"))
+                return
+            if parts[0] != f"bot{api.token}":
+                api._record(method, params, 401)
+                self._answer_error(_ApiError(401, "Unauthorized"))
+                return
+            try:
+                result = api._dispatch(method, params)
+            except _ApiError as exc:
+                api._record(method, params, exc.status)
+                self._answer_error(exc)
+                return
+            api._record(method, params, 200)
+            self._send(200, json.dumps({"ok": True, "result": result}).encode())
+
+        def _params(self, query: str) -> dict[str, Any]:
+            params: dict[str, Any] = dict(urllib.parse.parse_qsl(query))
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if raw and ctype == "application/json":
+                body = json.loads(raw)
+                if not isinstance(body, dict):
+                    raise ValueError("body is not an object")
+                params.update(body)
+            elif raw:
+                params.update(urllib.parse.parse_qsl(raw.decode()))
+            return params
+
+        def _answer_error(self, exc: _ApiError) -> None:
+            body: dict[str, Any] = {"ok": False, "error_code": exc.status, "description": exc.description}
+            if exc.retry_after is not None:
+                body["parameters"] = {"retry_after": exc.retry_after}
+            self._send(exc.status, json.dumps(body).encode())
+
+        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return BotApi
+
+
+def _int_param(params: dict[str, Any], name: str) -> int:
+    try:
+        return int(params[name])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _ApiError(400, f"Bad Request: {name} is required and must be an integer") from exc
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+class _TelegramHtml(html.parser.HTMLParser):
+    """Parse Bot API HTML the strict way Telegram does and collect the visible text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.stack: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _ALLOWED_TAGS:
+            raise _ApiError(400, f'Bad Request: can\'t parse entities: Unsupported start tag "{tag}"')
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            raise _ApiError(400, f'Bad Request: can\'t parse entities: Unexpected end tag "{tag}"')
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        for char in "<&":
+            if char in data:
+                raise _ApiError(400, f'Bad Request: can\'t parse entities: Unexpected character "{char}"')
+        self.text.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        if name not in _KNOWN_ENTITIES:
+            raise _ApiError(400, f'Bad Request: can\'t parse entities: Unsupported entity "&{name};"')
+        self.text.append({"lt": "<", "gt": ">", "amp": "&", "quot": '"'}[name])
+
+    def handle_charref(self, name: str) -> None:
+        code = int(name[1:], 16) if name[:1] in ("x", "X") else int(name)
+        self.text.append(chr(code))
+
+
+def _parse_html(text: str) -> str:
+    parser = _TelegramHtml()
+    parser.feed(text)
+    parser.close()
+    if parser.stack:
+        raise _ApiError(
+            400,
+            f"Bad Request: can't parse entities: Can't find end tag corresponding to start tag "
+            f'"{parser.stack[-1]}"',
+        )
+    if parser.rawdata:  # an unterminated tag or entity left behind
+        raise _ApiError(400, "Bad Request: can't parse entities: unclosed tag or entity")
+    return "".join(parser.text)

@@ -1,0 +1,103 @@
+"""The local HTTP API and SQS event source deliver the events AWS delivers, through Lambda invoke."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from botocore.config import Config
+from local_stack import FunctionSpec, LocalHttpApi, LocalLambda, SqsEventSource, local_client
+
+FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
+
+
+def _lambda_client(endpoint: str):
+    return local_client("lambda", endpoint, config=Config(retries={"total_max_attempts": 1}))
+
+
+def test_http_api_passes_a_v2_event_and_maps_the_answer() -> None:
+    spec = FunctionSpec(handler="probe_handler.handle_http", env={"PYTHONPATH": FIXTURES})
+    with LocalLambda({"web": spec}) as service:
+        api = LocalHttpApi(lambda_client=_lambda_client(service.endpoint), function_name="web").start()
+        try:
+            response = httpx.post(api.url, content=b'{"a":1}', headers={"X-Probe": "p"})
+            missing = httpx.post(api.url.replace("/webhook", "/other"), content=b"")
+        finally:
+            api.stop()
+    assert response.status_code == 201
+    assert response.text == 'p:{"a":1}'
+    assert response.headers["x-route"] == "POST /webhook"
+    assert missing.status_code == 404
+
+
+def test_sqs_event_source_deletes_successes_and_keeps_the_functions_own_backoff(aws) -> None:
+    """A reported failure comes back when the function said (Lambda's event source does not
+    touch its visibility); a success is deleted and never seen again."""
+    queue = aws.resources.queue_url
+    for n, body in enumerate(["ok", "fail:4"]):
+        aws.sqs.send_message(
+            QueueUrl=queue, MessageBody=body, MessageGroupId=f"g{n}", MessageDeduplicationId=f"d{n}"
+        )
+    seen: list[tuple[str, int, float]] = []
+    retried = threading.Event()
+
+    def on_receive(messages) -> None:
+        for message in messages:
+            count = int(message["Attributes"]["ApproximateReceiveCount"])
+            seen.append((message["Body"], count, time.monotonic()))
+            if message["Body"] != "ok" and count >= 2:
+                retried.set()
+
+    spec = FunctionSpec(handler="probe_handler.handle_sqs_with_backoff", env={"PYTHONPATH": FIXTURES})
+    with LocalLambda({"consumer": spec}) as service:
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=_lambda_client(service.endpoint),
+            queue_url=queue,
+            queue_arn=aws.resources.queue_arn,
+            function_name="consumer",
+            crash_retry_delay_s=1,
+            on_receive=on_receive,
+        ).start()
+        try:
+            assert retried.wait(30), seen
+        finally:
+            source.stop()
+    assert [b for b, _, _ in seen].count("ok") == 1  # deleted after success, never redelivered
+    first, second = [at for body, _, at in seen if body == "fail:4"][:2]
+    assert second - first >= 3.5, seen  # the function's 4 s, not the event source's 1 s
+
+
+def test_stopping_with_every_poller_busy_takes_seconds_not_a_wait_per_poller(aws) -> None:
+    queue = aws.resources.queue_url
+    for n in range(3):  # one batch per group, so each of three pollers is inside a long invoke
+        aws.sqs.send_message(
+            QueueUrl=queue, MessageBody="slow", MessageGroupId=f"slow{n}", MessageDeduplicationId=f"s{n}"
+        )
+    spec = FunctionSpec(
+        handler="probe_handler.handle_sqs_slowly",
+        env={"PYTHONPATH": FIXTURES},
+        timeout_s=120,
+        max_concurrency=3,
+    )
+    busy = threading.Semaphore(0)
+    with LocalLambda({"consumer": spec}) as service:
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=_lambda_client(service.endpoint),
+            queue_url=queue,
+            queue_arn=aws.resources.queue_arn,
+            function_name="consumer",
+            batch_size=1,
+            pollers=3,
+            on_receive=lambda messages: busy.release(),
+        ).start()
+        for _ in range(3):
+            assert busy.acquire(timeout=30)
+        time.sleep(0.5)  # the invokes are running
+        started = time.monotonic()
+        source.stop()
+        stopped_after = time.monotonic() - started
+    assert stopped_after < 7, stopped_after  # one bounded wait in all (was up to 30 s each)

@@ -1,0 +1,142 @@
+"""The scripted model server speaks the wire formats the CLI reads: Anthropic SSE and
+Bedrock's event stream (parsed here with botocore's own decoder)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+from botocore.eventstream import EventStreamBuffer
+from local_stack import (
+    DEMO_MODEL_LABEL,
+    ModelFault,
+    ModelServer,
+    ToolCall,
+    demo_responder,
+    last_user_text,
+    user_turns,
+)
+
+BODY = {
+    "model": "claude-test",
+    "max_tokens": 100,
+    "stream": True,
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<system-reminder>x</system-reminder>"},
+                {"type": "text", "text": "hi"},
+            ],
+        }
+    ],
+}
+
+
+def sse_events(text: str) -> list[dict]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        event = json.loads(lines["data"])
+        assert lines["event"] == event["type"]
+        events.append(event)
+    return events
+
+
+def test_sse_stream_carries_text_and_tool_use_in_the_messages_api_shape() -> None:
+    reply = ["Let me check.", ToolCall(name="Bash", input={"command": "ls"})]
+    with ModelServer(lambda request: reply) as server:
+        response = httpx.post(
+            f"{server.base_url}/v1/messages?beta=true", json=BODY, headers={"x-api-key": "k"}
+        )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    text = "".join(
+        e["delta"]["text"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "text_delta"
+    )
+    assert text == "Let me check."
+    tool = json.loads(
+        "".join(
+            e["delta"]["partial_json"]
+            for e in events
+            if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+        )
+    )
+    assert tool == {"command": "ls"}
+    delta = next(e for e in events if e["type"] == "message_delta")
+    assert delta["delta"]["stop_reason"] == "tool_use" and delta["usage"]["output_tokens"] > 0
+    assert server.model_calls[0].body == BODY and server.model_calls[0].headers["x-api-key"] == "k"
+
+
+def test_bedrock_stream_is_an_amazon_eventstream_of_base64_chunks() -> None:
+    with ModelServer(lambda request: "from bedrock") as server:
+        body = {k: v for k, v in BODY.items() if k not in ("model", "stream")}
+        response = httpx.post(
+            f"{server.base_url}/model/anthropic.claude-x/invoke-with-response-stream", json=body
+        )
+    assert response.headers["content-type"] == "application/vnd.amazon.eventstream"
+    buffer = EventStreamBuffer()
+    buffer.add_data(response.content)  # botocore verifies prelude and message CRCs
+    events = []
+    for message in buffer:
+        assert message.headers[":event-type"] == "chunk"
+        events.append(json.loads(base64.b64decode(json.loads(message.payload)["bytes"])))
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    assert (
+        "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+        == "from bedrock"
+    )
+
+
+def test_injected_faults_fail_the_next_calls_then_stop() -> None:
+    with ModelServer(lambda request: "fine") as server:
+        server.inject(ModelFault(status=529))
+        server.inject(ModelFault(cut_after_events=2))
+        url = f"{server.base_url}/v1/messages"
+        first = httpx.post(url, json=BODY)
+        assert first.status_code == 529 and first.json()["type"] == "error"
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(url, json=BODY)
+        assert httpx.post(url, json=BODY).status_code == 200
+        assert len(server.model_calls) == 3
+
+
+def test_non_streaming_calls_and_token_counts_are_answered() -> None:
+    with ModelServer(lambda request: "whole") as server:
+        whole = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False}).json()
+        counted = httpx.post(f"{server.base_url}/v1/messages/count_tokens", json=BODY).json()
+    assert whole["content"] == [{"type": "text", "text": "whole"}] and whole["stop_reason"] == "end_turn"
+    assert counted["input_tokens"] > 0
+
+
+def conversation(*user_texts: str) -> dict:
+    messages = []
+    for text in user_texts:
+        messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]
+    return {"messages": messages[:-1]}
+
+
+def test_demo_responder_labels_itself_and_counts_earlier_turns() -> None:
+    reply = demo_responder(conversation("one", "two", "three"))
+    assert isinstance(reply, str) and reply.startswith(DEMO_MODEL_LABEL)
+    assert "2 earlier user turns" in reply and "three" in reply
+    assert user_turns(conversation("a")) == 1 and last_user_text(BODY) == "hi"
+
+
+def test_demo_responder_calls_bash_and_reports_the_tool_output() -> None:
+    call = demo_responder(conversation("run echo hi"))
+    assert isinstance(call, list) and isinstance(call[-1], ToolCall)
+    assert call[-1].name == "Bash" and call[-1].input["command"] == "echo hi"
+    request = conversation("run echo hi")
+    request["messages"] += [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "hi-out"}]},
+    ]
+    report = demo_responder(request)
+    assert isinstance(report, str) and report.startswith(DEMO_MODEL_LABEL) and "hi-out" in report

@@ -1,0 +1,295 @@
+"""[I] Tool calls waiting for the user's approval, and the chat's "always allowed" grants.
+
+A run that reaches a tool call needing approval ends with the call deferred (the Claude Agent
+SDK's ``permissionDecision: "defer"``); the runtime keeps it here as the session's one pending
+approval. The producer records the user's answer (a button press) with a conditional write, so
+a double press or a stale button changes nothing; a later runtime invocation resumes the
+session with the decision and marks the approval settled. Nothing waits in memory meanwhile.
+
+Items live in the session's partition: ``approval`` (at most one per chat or topic: a deferred
+run stops at its call) and ``grant|<rule>`` (kept across ``/new``, revoked with /permissions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any, Literal
+
+import msgspec
+
+from ._dynamo_table import ConditionFailed, TableStore, item_int, item_str, number
+from ._keys import SessionKey
+from ._registry_keys import session_item_pk
+
+APPROVAL_SK = "approval"
+_GRANT_PREFIX = "grant|"
+
+# pending → decided (a press, or a new message) → used (the allowed call was let through: it
+# never is again) → settled (the turn that answered it is recorded).
+ApprovalState = Literal["pending", "decided", "used", "settled"]
+# once: run this call; always: run it and every later call the grant's rule matches; deny: don't.
+ApprovalChoice = Literal["once", "always", "deny"]
+APPROVAL_CHOICES: tuple[ApprovalChoice, ...] = ("once", "always", "deny")
+
+
+class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A deferred tool call as the chat shows it (the runtime's TurnResult carries it)."""
+
+    approval_id: str
+    tool_name: str
+    summary: str  # what would run: escaped for nothing, shortened, secrets masked
+    grant_rule: str  # what "Always in this chat" would allow (e.g. "Bash(git *)", "Write")
+
+
+class ApprovalOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a pending approval was answered (the TurnResult of the run that resumed it)."""
+
+    approval_id: str
+    choice: ApprovalChoice
+    decided_by: str  # a display name, or "a new message" when the user wrote instead
+    tool_name: str
+    summary: str
+    message_id: int | None = None  # the chat message with the buttons, to edit
+
+
+class Approval(msgspec.Struct, frozen=True, kw_only=True):
+    """The session's approval item."""
+
+    approval_id: str
+    state: ApprovalState
+    tool_name: str
+    tool_use_id: str
+    call_fingerprint: str  # what the call does, hashed: an allowed call made again must match
+    summary: str
+    grant_rule: str
+    sdk_session_id: str
+    requested_by: int | None = None
+    message_id: int | None = None
+    choice: ApprovalChoice | None = None
+    reason: str = ""
+    decided_by: str = ""
+    decided_by_id: int | None = None
+
+    def request(self) -> ApprovalRequest:
+        return ApprovalRequest(
+            approval_id=self.approval_id,
+            tool_name=self.tool_name,
+            summary=self.summary,
+            grant_rule=self.grant_rule,
+        )
+
+    def outcome(self) -> ApprovalOutcome:
+        assert self.choice is not None, "only a decided approval has an outcome"
+        return ApprovalOutcome(
+            approval_id=self.approval_id,
+            choice=self.choice,
+            decided_by=self.decided_by,
+            tool_name=self.tool_name,
+            summary=self.summary,
+            message_id=self.message_id,
+        )
+
+
+class Grant(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule the chat allowed "always"; ``token`` names it in a revoke button."""
+
+    rule: str
+    granted_by: str
+    token: str
+
+
+class ApprovalNotPending(Exception):
+    """``decide`` found no pending approval with that id: ``current`` is the session's approval
+    item as it is now (None when there is none: never asked, expired, or cleared by /new)."""
+
+    def __init__(self, current: Approval | None) -> None:
+        super().__init__("approval not pending")
+        self.current = current
+
+
+def new_approval_id() -> str:
+    """An unguessable id for a button's callback data (12 hex digits, 48 bits)."""
+    return secrets.token_hex(6)
+
+
+def grant_token(rule: str) -> str:
+    """A short stable name of a grant rule for a revoke button's callback data."""
+    return hashlib.sha256(rule.encode()).hexdigest()[:12]
+
+
+class Approvals(TableStore):
+    """The pending approval and the grants of each session, in the registry table."""
+
+    _label = "approvals"
+
+    # -- the pending call -------------------------------------------------------------
+    def open(self, key: SessionKey, approval: Approval) -> None:
+        """Keep ``approval`` (state pending) as the session's approval, replacing an older one."""
+        now = self._table.clock()
+        self._table.put(
+            "open",
+            session_item_pk(key),
+            APPROVAL_SK,
+            {
+                **_approval_attributes(approval),
+                "created_at": number(int(now)),
+                "expires_at": number(self._table.expires_at(now)),
+            },
+        )
+
+    def current(self, key: SessionKey) -> Approval | None:
+        item = self._table.get("current", session_item_pk(key), APPROVAL_SK)
+        return None if item is None else _approval_of(item)
+
+    def attach_message(self, key: SessionKey, approval_id: str, message_id: int) -> None:
+        """Remember which chat message carries the approval's buttons (to edit it later);
+        nothing when the approval is gone or another one."""
+        self._update_if("attach_message", key, approval_id, "message_id", number(message_id))
+
+    def decide(
+        self,
+        key: SessionKey,
+        approval_id: str,
+        choice: ApprovalChoice,
+        *,
+        decided_by: str,
+        decided_by_id: int | None = None,
+        reason: str = "",
+    ) -> Approval:
+        """Record the answer to pending approval ``approval_id``: once only. ApprovalNotPending
+        when it was answered already, is another approval, or there is none."""
+        values: dict[str, Any] = {
+            ":id": {"S": approval_id},
+            ":pending": {"S": "pending"},
+            ":decided": {"S": "decided"},
+            ":choice": {"S": choice},
+            ":by": {"S": decided_by},
+            ":reason": {"S": reason},
+        }
+        update = "SET #state = :decided, choice = :choice, decided_by = :by, reason = :reason"
+        if decided_by_id is not None:
+            update += ", decided_by_id = :by_id"
+            values[":by_id"] = number(decided_by_id)
+        try:
+            out = self._table.update(
+                "decide",
+                session_item_pk(key),
+                APPROVAL_SK,
+                UpdateExpression=update,
+                ConditionExpression="approval_id = :id AND #state = :pending",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failed:
+            raise ApprovalNotPending(None if failed.item is None else _approval_of(failed.item)) from None
+        return _approval_of(out["Attributes"])
+
+    def use(self, key: SessionKey, approval_id: str) -> bool:
+        """Take the allowance of decided approval ``approval_id`` for its one run; False when
+        it was taken already (a retried turn must not run the call again) or is gone."""
+        return self._update_if("use", key, approval_id, "state", {"S": "used"}, in_state="decided")
+
+    def settle(self, key: SessionKey, approval_id: str) -> None:
+        """The run that resumed the decided approval is recorded: it is done with."""
+        self._update_if("settle", key, approval_id, "state", {"S": "settled"})
+
+    def _update_if(
+        self,
+        operation: str,
+        key: SessionKey,
+        approval_id: str,
+        attribute: str,
+        value: dict[str, str],
+        *,
+        in_state: ApprovalState | None = None,
+    ) -> bool:
+        """Set ``attribute`` of approval ``approval_id`` (with ``in_state``: only while the
+        approval's state is that); False when the session's approval is another one, is gone,
+        or is in another state."""
+        condition = "approval_id = :id"
+        names = {"#a": attribute}
+        values: dict[str, Any] = {":id": {"S": approval_id}, ":v": value}
+        if in_state is not None:
+            condition += " AND #state = :from"
+            names["#state"] = "state"
+            values[":from"] = {"S": in_state}
+        try:
+            self._table.update(
+                operation,
+                session_item_pk(key),
+                APPROVAL_SK,
+                UpdateExpression="SET #a = :v",
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#a": attribute, "#state": "state"}
+                if in_state
+                else {"#a": attribute},
+                ExpressionAttributeValues=values,
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def clear(self, key: SessionKey) -> Approval | None:
+        """Forget the session's approval (``/new``): its buttons become stale. Answers it."""
+        item = self._table.delete("clear", session_item_pk(key), APPROVAL_SK)
+        return None if item is None else _approval_of(item)
+
+    # -- "always in this chat" ----------------------------------------------------------
+    def grant(self, key: SessionKey, rule: str, *, granted_by: str) -> None:
+        now = self._table.clock()
+        self._table.put(
+            "grant",
+            session_item_pk(key),
+            _GRANT_PREFIX + rule,
+            {
+                "rule": {"S": rule},
+                "granted_by": {"S": granted_by},
+                "created_at": number(int(now)),
+                "expires_at": number(self._table.expires_at(now)),
+            },
+        )
+
+    def grants(self, key: SessionKey) -> list[Grant]:
+        items = self._table.query_prefix("grants", session_item_pk(key), _GRANT_PREFIX)
+        return [
+            Grant(
+                rule=str(item_str(item, "rule")),
+                granted_by=item_str(item, "granted_by") or "",
+                token=grant_token(str(item_str(item, "rule"))),
+            )
+            for item in items
+        ]
+
+    def revoke(self, key: SessionKey, token: str) -> Grant | None:
+        """Drop the grant named ``token``; answers it (None when no grant has that name)."""
+        for grant in self.grants(key):
+            if grant.token == token:
+                self._table.delete("revoke", session_item_pk(key), _GRANT_PREFIX + grant.rule)
+                return grant
+        return None
+
+
+def _approval_attributes(approval: Approval) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for name, value in msgspec.structs.asdict(approval).items():
+        if value is None:
+            continue
+        attributes["state" if name == "state" else name] = (
+            number(value) if isinstance(value, int) and not isinstance(value, bool) else {"S": str(value)}
+        )
+    return attributes
+
+
+_INT_FIELDS = ("requested_by", "message_id", "decided_by_id")
+
+
+def _approval_of(item: dict[str, Any]) -> Approval:
+    fields: dict[str, Any] = {}
+    for name in Approval.__struct_fields__:
+        if name not in item:
+            continue
+        fields[name] = item_int(item, name) if name in _INT_FIELDS else item_str(item, name)
+    return msgspec.convert(fields, Approval)

@@ -1,0 +1,383 @@
+"""Appending to a transcript: one transaction per batch (chunk, head, index), compaction into a
+new snapshot when the tail grows past its limits, and garbage collection of what it replaced."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ._errors import StaleHeadError, StorageError
+from ._logging import get_logger
+from ._transcript_format import (
+    CODEC_ZSTD,
+    Batch,
+    Location,
+    chunk_sk,
+    compress_chunk,
+    compress_snapshot,
+    jsonl_of,
+)
+from ._transcript_items import (
+    _CONTENT_TYPES,
+    MIN_COPY_PART_BYTES,
+    _content_type,
+    _Head,
+    _head_item,
+    _HeadConflict,
+    _snapshot_key,
+    _SnapshotMissing,
+    _State,
+    _storage_error,
+    _TransactionConflict,
+)
+from ._transcript_load import Loading
+
+_log = get_logger("session_core._transcript_store")
+
+
+class Appending(Loading):
+    def _append_locked(self, location: Location, batch: Batch) -> None:
+        with self._key_lock(location):
+            state = self._cached(location)
+            tried: set[str] = set()
+            expected = 0
+            for attempt in range(self._max_conflict_retries + 1):
+                # A fresh token per attempt: DynamoDB rejects a reused ClientRequestToken whose
+                # transaction differs, and the head's ``tx`` tells us which attempt landed.
+                token = uuid.uuid4().hex
+                tried.add(token)
+                try:
+                    new_state = self._commit(location, state, batch, token)
+                except _HeadConflict:
+                    expected = state.head.version if state else 0
+                    state = self._refresh(location, state)
+                    if state is None:
+                        self._forget(location)
+                        continue
+                    self._remember(location, state)
+                    if state.head.tx in tried:
+                        return  # our transaction landed although its response was lost
+                    continue
+                except _TransactionConflict:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                if new_state is not None:
+                    self._remember(location, new_state)
+                return
+            raise StaleHeadError(location.describe(), expected)
+
+    def _commit(self, location: Location, state: _State | None, batch: Batch, token: str) -> _State | None:
+        """Write the batch's new entries on top of ``state``; returns the state after it."""
+        known = self._uuids(location, state) if state else set()
+        seen: set[str] = set()
+        keep: list[int] = []
+        for i, uid in enumerate(batch.uuids):
+            if uid is not None:
+                if uid in known or uid in seen:
+                    continue  # uuid is the SDK's idempotency key (e.g. import replays)
+                seen.add(uid)
+            keep.append(i)
+        if not keep:
+            return None
+        lines = [batch.lines[i] for i in keep]
+        now = self._clock()
+        mtime_ms = self._next_mtime_ms(now)
+        summary = self._fold(location, state, [batch.entries[i] for i in keep], mtime_ms)
+        chunk = compress_chunk(lines)
+        old = state.head if state else None
+        if self._needs_snapshot(old, len(chunk), now):
+            return self._commit_snapshot(location, state, lines, known | seen, summary, mtime_ms, now, token)
+        assert old is None or old.next_seq >= old.snap_seq
+        seq = old.next_seq if old else 0
+        head = _Head(
+            version=(old.version if old else 0) + 1,
+            epoch=old.epoch if old else uuid.uuid4().hex,
+            next_seq=seq + 1,
+            snap_key=old.snap_key if old else None,
+            snap_seq=old.snap_seq if old else 0,
+            snap_count=old.snap_count if old else 0,
+            snap_size=old.snap_size if old else 0,
+            snap_at=old.snap_at if old else now,
+            tail_bytes=(old.tail_bytes if old else 0) + len(chunk),
+            tail_at=old.tail_at if old and old.tail_at is not None else now,
+            tx=token,
+            summary=summary,
+            snap_codec=old.snap_codec if old else CODEC_ZSTD,
+            snap_raw_size=old.snap_raw_size if old else None,
+        )
+        chunk_item = {
+            "pk": {"S": location.pk},
+            "sk": {"S": chunk_sk(seq)},
+            "epoch": {"S": head.epoch},
+            "n": {"N": str(len(lines))},
+            "data": {"B": chunk},
+            "codec": {"S": CODEC_ZSTD},
+            # Outlives the head: a chunk can be refresh_after_days old when the head is rewritten.
+            "expires_at": {"N": str(int(now + self._retention_s + self._refresh_after_s))},
+        }
+        self._transact(
+            location,
+            old,
+            [{"Put": {"TableName": self._table, "Item": chunk_item}}],
+            head,
+            mtime_ms,
+            now,
+        )
+        return _State(
+            head=head,
+            snap=state.snap if state else (),
+            tail=[*(state.tail if state else []), *lines],
+            uuids=known | seen,
+            garbage=set(state.garbage) if state else set(),
+            snap_body=state.snap_body if state else None,
+        )
+
+    def _needs_snapshot(self, old: _Head | None, chunk_size: int, now: float) -> bool:
+        if chunk_size > self._chunk_limit:
+            return True  # too big for an item: spill into a snapshot right away
+        if old is None:
+            return False
+        if old.tail_bytes + chunk_size > self._tail_limit:
+            return True
+        if old.next_seq - old.snap_seq + 1 > self._max_tail_chunks:
+            return True
+        if old.snap_key is not None and now - old.snap_at > self._refresh_after_s:
+            return True
+        return old.tail_at is not None and now - old.tail_at > self._refresh_after_s
+
+    def _commit_snapshot(
+        self,
+        location: Location,
+        state: _State | None,
+        lines: list[bytes],
+        uuids: set[str],
+        summary: str | None,
+        mtime_ms: int,
+        now: float,
+        token: str,
+    ) -> _State:
+        """Compaction: a new snapshot = the old one + one more frame of the newer entries.
+
+        Above 5 MiB the old snapshot is copied server-side into part 1 of a multipart upload
+        and only the new frame is sent, so a compaction writes what is new, not the history.
+        """
+        old = state.head if state else None
+        snap = state.snap if state else ()
+        newer = jsonl_of([*(state.tail if state else []), *lines])
+        seq = old.next_seq if old else 0
+        codec = CODEC_ZSTD
+        body: bytes | None = None
+        if old is not None and old.snap_key is not None and old.snap_size >= MIN_COPY_PART_BYTES:
+            codec = old.snap_codec  # frames of one codec only: an old gzip snapshot stays gzip
+            snap_key = _snapshot_key(location, seq, token, codec)
+            member = compress_snapshot([newer], codec)
+            try:
+                self._compose_snapshot(snap_key, old.snap_key, member)
+                size = old.snap_size + len(member)
+            except _SnapshotMissing:
+                # The old snapshot vanished: rebuild it from what this process holds.
+                codec = CODEC_ZSTD
+                snap_key = _snapshot_key(location, seq, token, codec)
+                body = compress_snapshot([*snap, newer], codec)
+        else:
+            snap_key = _snapshot_key(location, seq, token, codec)
+            prefix = b""
+            if state is not None and old is not None and old.snap_count:
+                reusable = state.snap_body is not None and old.snap_codec == codec
+                prefix = state.snap_body if reusable and state.snap_body else compress_snapshot(snap, codec)
+            body = prefix + compress_snapshot([newer], codec)
+        if body is not None:
+            self._call(
+                "s3",
+                "put_object",
+                Bucket=self._bucket,
+                Key=snap_key,
+                Body=body,
+                ContentType=_CONTENT_TYPES[codec],
+            )
+            size = len(body)
+        snap = (*snap, newer)
+        snap_count = (old.snap_count if old else 0) + newer.count(b"\n")
+        head = _Head(
+            version=(old.version if old else 0) + 1,
+            epoch=old.epoch if old else uuid.uuid4().hex,
+            next_seq=seq + 1,
+            snap_key=snap_key,
+            snap_seq=seq + 1,
+            snap_count=snap_count,
+            snap_size=size,
+            snap_at=now,
+            tail_bytes=0,
+            tail_at=None,
+            tx=token,
+            summary=summary,
+            snap_codec=codec,
+            snap_raw_size=sum(len(part) for part in snap),
+        )
+        try:
+            self._transact(location, old, [], head, mtime_ms, now)
+        except (_HeadConflict, _TransactionConflict, StorageError):
+            self._best_effort_delete_objects([snap_key])  # an orphan otherwise; never read
+            raise
+        garbage = set(state.garbage) if state else set()
+        if old is not None:
+            garbage.update(chunk_sk(s) for s in range(old.snap_seq, old.next_seq))
+        new_state = _State(
+            head=head,
+            snap=snap,
+            tail=[],
+            uuids=uuids,
+            garbage=garbage,
+            snap_body=body if body is not None and len(body) < MIN_COPY_PART_BYTES else None,
+        )
+        self._collect_garbage(location, new_state, old.snap_key if old else None, now)
+        return new_state
+
+    def _compose_snapshot(self, key: str, source: str, member: bytes) -> None:
+        upload = self._call(
+            "s3", "create_multipart_upload", Bucket=self._bucket, Key=key, ContentType=_content_type(key)
+        )["UploadId"]
+        target = {"Bucket": self._bucket, "Key": key, "UploadId": upload}
+        try:
+            try:
+                copied = self._call(
+                    "s3",
+                    "upload_part_copy",
+                    passthrough={"NoSuchKey", "404"},
+                    PartNumber=1,
+                    CopySource={"Bucket": self._bucket, "Key": source},
+                    **target,
+                )
+            except ClientError as exc:
+                raise _SnapshotMissing(source) from exc
+            sent = self._call("s3", "upload_part", PartNumber=2, Body=member, **target)
+            parts = [
+                {"PartNumber": 1, "ETag": copied["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": sent["ETag"]},
+            ]
+            self._call("s3", "complete_multipart_upload", MultipartUpload={"Parts": parts}, **target)
+        except BaseException:
+            with contextlib.suppress(StorageError):  # the lifecycle rule aborts leftovers after a day
+                self._call("s3", "abort_multipart_upload", **target)
+            raise
+
+    def _transact(
+        self,
+        location: Location,
+        old: _Head | None,
+        extra: list[dict[str, Any]],
+        head: _Head,
+        mtime_ms: int,
+        now: float,
+    ) -> None:
+        expires = {"N": str(int(now + self._retention_s))}
+        if old is None:
+            # A head past its TTL that DynamoDB has not swept yet counts as absent.
+            condition = "attribute_not_exists(pk) OR expires_at < :now"
+            values: dict[str, Any] | None = {":now": {"N": str(int(now))}}
+        else:
+            condition = "v = :expected_version AND epoch = :expected_epoch"
+            values = {
+                ":expected_version": {"N": str(old.version)},
+                ":expected_epoch": {"S": old.epoch},
+            }
+        put_head: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _head_item(location, head, expires),
+            "ConditionExpression": condition,
+        }
+        if values:
+            put_head["ExpressionAttributeValues"] = values
+        index_values: dict[str, Any] = {
+            ":sid": {"S": location.session_id},
+            ":pkey": {"S": location.project_key},
+            ":exp": expires,
+        }
+        if location.subpath is None:
+            update = (
+                "SET session_id = :sid, project_key = :pkey, expires_at = :exp, "
+                "main_mtime = :mtime, has_main = :yes"
+            )
+            index_values[":mtime"] = {"N": str(mtime_ms)}
+            index_values[":yes"] = {"BOOL": True}
+            if head.summary is not None:
+                update += ", summary = :summary"
+                index_values[":summary"] = {"S": head.summary}
+        else:
+            update = "SET session_id = :sid, project_key = :pkey, expires_at = :exp ADD subpaths :sub"
+            index_values[":sub"] = {"SS": [location.subpath]}
+        items = [
+            *extra,
+            {"Put": put_head},
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": location.index_pk}, "sk": {"S": location.index_sk}},
+                    "UpdateExpression": update,
+                    "ExpressionAttributeValues": index_values,
+                }
+            },
+        ]
+        try:
+            self._call(
+                "dynamodb",
+                "transact_write_items",
+                passthrough={"TransactionCanceledException"},
+                TransactItems=items,
+                ClientRequestToken=head.tx,
+            )
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise _HeadConflict from exc
+            if "TransactionConflict" in reasons:
+                raise _TransactionConflict from exc
+            raise _storage_error("dynamodb.TransactWriteItems", exc) from exc
+
+    def _fold(
+        self,
+        location: Location,
+        state: _State | None,
+        entries: list[Mapping[str, Any]],
+        mtime_ms: int,
+    ) -> str | None:
+        """The main transcript's summary after these entries, as JSON (subpaths have none)."""
+        if location.subpath is not None or self._fold_summary is None:
+            return None
+        prev = None
+        if state is not None and state.head.summary is not None:
+            prev = {
+                "session_id": location.session_id,
+                "mtime": mtime_ms,
+                "data": json.loads(state.head.summary),
+            }
+        folded = self._fold_summary(prev, location.sdk_key(), [dict(e) for e in entries])
+        return json.dumps(folded["data"], separators=(",", ":"))
+
+    def _collect_garbage(
+        self, location: Location, state: _State, replaced_snapshot: str | None, now: float
+    ) -> None:
+        """Delete replaced chunks/snapshots and old orphans; failures are left to TTL/lifecycle."""
+        if state.garbage:
+            try:
+                self._delete_items(location.pk, sorted(state.garbage))
+                state.garbage.clear()
+            except StorageError as exc:
+                _log.warning("transcript_gc_failed", key=location.describe(), error=str(exc))
+        doomed = [replaced_snapshot] if replaced_snapshot else []
+        try:
+            for obj in self._list_objects(location.s3_prefix):
+                key = obj["Key"]
+                if key in (state.head.snap_key, replaced_snapshot):
+                    continue
+                if now - obj["LastModified"].timestamp() >= self._orphan_grace_s:
+                    doomed.append(key)  # a snapshot no head took (crash between upload and move)
+        except StorageError as exc:
+            _log.warning("transcript_gc_failed", key=location.describe(), error=str(exc))
+        self._best_effort_delete_objects(doomed)

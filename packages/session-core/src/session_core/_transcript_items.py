@@ -1,0 +1,201 @@
+"""How a transcript is kept in DynamoDB items and S3 objects: the head, the in-memory state of
+one transcript, the snapshot object names, the store's limits and its error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._aws_errors import storage_error
+from ._errors import CorruptTranscriptError, StorageError
+from ._transcript_format import (
+    CODEC_GZIP,
+    CODEC_ZSTD,
+    HEAD_SK,
+    Location,
+    StoredTranscript,
+    jsonl_of,
+)
+
+DAY_S = 86400.0
+# DynamoDB items are at most 400 KB and one Query page 1 MB: a chunk stays well under the
+# first, head + tail well under the second, so one request returns them all.
+DEFAULT_CHUNK_LIMIT_BYTES = 300_000
+DEFAULT_TAIL_LIMIT_BYTES = 600_000
+DEFAULT_MAX_TAIL_CHUNKS = 200
+# S3 expires objects retention + 5 days after creation while items live retention days
+# after their last write; rewriting a snapshot (and old chunks) that is older than 4 days
+# whenever the transcript is written keeps every part of a live session alive.
+DEFAULT_REFRESH_AFTER_DAYS = 4.0
+# A snapshot that no head names may still be in flight for a concurrent writer.
+DEFAULT_ORPHAN_GRACE_S = 3600.0
+DEFAULT_CACHE_LIMIT_BYTES = 256 * 1024 * 1024
+# S3's smallest non-final multipart part: bigger snapshots are extended by server-side copy.
+MIN_COPY_PART_BYTES = 5 * 1024 * 1024
+# A cold load fetches a snapshot as one byte range per started SNAPSHOT_RANGE_BYTES (at most
+# MAX_SNAPSHOT_RANGES), over parallel connections.
+SNAPSHOT_RANGE_BYTES = 4 * 1024 * 1024
+MAX_SNAPSHOT_RANGES = 4
+
+_PERMANENT_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidAccessKeyId",
+        "NoSuchBucket",
+        "ResourceNotFoundException",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "ValidationException",
+    }
+)
+
+
+class SessionListing(TypedDict):
+    """One row of ``list_sessions`` (the SDK's ``SessionStoreListEntry``)."""
+
+    session_id: str
+    mtime: int
+
+
+class SessionSummary(TypedDict):
+    """One row of ``list_session_summaries`` (the SDK's ``SessionSummaryEntry``)."""
+
+    session_id: str
+    mtime: int
+    data: dict[str, Any]
+
+
+FoldSummary = Callable[[Any, Any, Any], Any]
+
+
+class _HeadConflict(Exception):
+    """The head moved since we read it (another writer, or our own lost-response retry)."""
+
+
+class _TransactionConflict(Exception):
+    """DynamoDB refused the transaction because another one touched the same item."""
+
+
+class _SnapshotMissing(Exception):
+    pass
+
+
+class _Head(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    epoch: str
+    next_seq: int
+    snap_key: str | None
+    snap_seq: int
+    snap_count: int
+    snap_size: int
+    snap_at: float
+    tail_bytes: int
+    tail_at: float | None
+    tx: str
+    summary: str | None
+    snap_codec: str  # of the snapshot object: CODEC_ZSTD, or CODEC_GZIP for older ones
+    snap_raw_size: int | None  # bytes of its JSONL; None in heads written before zstd
+
+
+@dataclass
+class _State:
+    """All a store knows of one transcript at ``head.version``, as it is stored (not decoded)."""
+
+    head: _Head
+    snap: tuple[bytes, ...]  # JSONL fragments of the head.snap_count entries in the snapshot
+    tail: list[bytes]  # JSON lines of the entries after it (chunks, this process's appends)
+    uuids: set[str] | None  # None until an append or a load needs them: a restore never does
+    garbage: set[str] = field(default_factory=set)  # chunk sort keys no head needs any more
+    snap_body: bytes | None = None  # the snapshot object while small enough to re-upload whole
+
+    @property
+    def nbytes(self) -> int:
+        return (
+            sum(len(part) for part in self.snap)
+            + sum(len(line) + 64 for line in self.tail)
+            + len(self.snap_body or b"")
+        )
+
+    def stored(self) -> StoredTranscript:
+        return StoredTranscript(
+            revision=f"{self.head.epoch}:{self.head.version}",
+            count=self.head.snap_count + len(self.tail),
+            jsonl=(*self.snap, jsonl_of(self.tail)),
+        )
+
+
+def _head_item(location: Location, head: _Head, expires: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": location.pk},
+        "sk": {"S": HEAD_SK},
+        "v": {"N": str(head.version)},
+        "epoch": {"S": head.epoch},
+        "next_seq": {"N": str(head.next_seq)},
+        "snap_seq": {"N": str(head.snap_seq)},
+        "snap_count": {"N": str(head.snap_count)},
+        "snap_size": {"N": str(head.snap_size)},
+        "snap_at": {"N": repr(head.snap_at)},
+        "tail_bytes": {"N": str(head.tail_bytes)},
+        "tx": {"S": head.tx},
+        "project_key": {"S": location.project_key},
+        "session_id": {"S": location.session_id},
+        "expires_at": expires,
+    }
+    if head.snap_key is not None:
+        item["snap_key"] = {"S": head.snap_key}
+        item["snap_codec"] = {"S": head.snap_codec}
+    if head.snap_raw_size is not None:
+        item["snap_raw_size"] = {"N": str(head.snap_raw_size)}
+    if head.tail_at is not None:
+        item["tail_at"] = {"N": repr(head.tail_at)}
+    if head.summary is not None:
+        item["summary"] = {"S": head.summary}
+    if location.subpath is not None:
+        item["subpath"] = {"S": location.subpath}
+    return item
+
+
+def _head_from_item(item: dict[str, Any], where: str) -> _Head:
+    try:
+        return _Head(
+            version=int(item["v"]["N"]),
+            epoch=item["epoch"]["S"],
+            next_seq=int(item["next_seq"]["N"]),
+            snap_key=item["snap_key"]["S"] if "snap_key" in item else None,
+            snap_seq=int(item["snap_seq"]["N"]),
+            snap_count=int(item["snap_count"]["N"]),
+            snap_size=int(item["snap_size"]["N"]),
+            snap_at=float(item["snap_at"]["N"]),
+            tail_bytes=int(item["tail_bytes"]["N"]),
+            tail_at=float(item["tail_at"]["N"]) if "tail_at" in item else None,
+            tx=item["tx"]["S"],
+            summary=item["summary"]["S"] if "summary" in item else None,
+            # Snapshots written before zstd have no codec attribute.
+            snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
+            snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
+
+
+_CONTENT_TYPES = {CODEC_ZSTD: "application/zstd", CODEC_GZIP: "application/gzip"}
+_SUFFIXES = {CODEC_ZSTD: ".jsonl.zst", CODEC_GZIP: ".jsonl.gz"}
+
+
+def _snapshot_key(location: Location, seq: int, token: str, codec: str) -> str:
+    return f"{location.s3_prefix}snap-{seq + 1:012d}-{token}{_SUFFIXES[codec]}"
+
+
+def _content_type(key: str) -> str:
+    return _CONTENT_TYPES[CODEC_GZIP if key.endswith(".gz") else CODEC_ZSTD]
+
+
+def _storage_error(operation: str, exc: Exception) -> StorageError:
+    if isinstance(exc, (ClientError, BotoCoreError)):
+        return storage_error(operation, exc, context="", permanent_codes=_PERMANENT_CODES)
+    return StorageError(operation, f"{type(exc).__name__}: {exc}")

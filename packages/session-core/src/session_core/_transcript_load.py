@@ -1,0 +1,227 @@
+"""Loading a transcript: one Query of head and tail (+ the snapshot when not cached), catching
+a cached copy up with only the chunks it lacks, and assembling the state."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._aws_errors import aws_error_code
+from ._errors import CorruptTranscriptError, StaleHeadError
+from ._logging import get_logger
+from ._transcript_cache import StateCache
+from ._transcript_format import (
+    CHUNK_SK_PREFIX,
+    CODEC_ZLIB,
+    HEAD_SK,
+    Location,
+    StoredTranscript,
+    chunk_sk,
+    decode_jsonl,
+    decompress_chunk,
+    decompress_snapshot,
+    jsonl_of,
+    uuid_of,
+    uuids_of_jsonl,
+)
+from ._transcript_items import (
+    MAX_SNAPSHOT_RANGES,
+    MIN_COPY_PART_BYTES,
+    SNAPSHOT_RANGE_BYTES,
+    _Head,
+    _head_from_item,
+    _SnapshotMissing,
+    _State,
+    _storage_error,
+)
+
+_log = get_logger("session_core._transcript_store")
+
+
+class Loading(StateCache):
+    def _load_locked(self, location: Location) -> list[Any] | None:
+        with self._key_lock(location):
+            state = self._refresh_cache(location)
+            if state is None:
+                return None
+            # Decoded once per load, fresh dicts every time: callers may mutate what they get.
+            entries = decode_jsonl(state.stored().jsonl, self._head_location(location))
+            if state.uuids is None:
+                state.uuids = {u for u in map(uuid_of, entries) if u is not None}
+            return entries
+
+    def _load_stored_locked(self, location: Location) -> StoredTranscript | None:
+        with self._key_lock(location):
+            state = self._refresh_cache(location)
+            return None if state is None else state.stored()
+
+    def _refresh_cache(self, location: Location) -> _State | None:
+        state = self._refresh(location, self._cached(location))
+        if state is None:
+            self._forget(location)
+        else:
+            self._remember(location, state)
+        return state
+
+    def _uuids(self, location: Location, state: _State) -> set[str]:
+        """The stored entries' uuids; worked out on first need (an append after a restore)."""
+        if state.uuids is None:
+            state.uuids = uuids_of_jsonl(state.stored().jsonl, self._head_location(location))
+        return state.uuids
+
+    def _refresh(self, location: Location, cached: _State | None) -> _State | None:
+        """Bring ``cached`` up to the stored head (cold: Query + GET; warm: one Query)."""
+        for _ in range(3):
+            try:
+                if cached is None:
+                    return self._read_state(location, self._query(location.pk))
+                return self._catch_up(location, cached)
+            except _SnapshotMissing as missing:
+                # A concurrent compaction may have replaced it between our Query and GET.
+                head = self._read_head(location, self._query(location.pk, start=HEAD_SK))
+                if head is None:
+                    return None
+                if head.snap_key == missing.args[0]:
+                    raise CorruptTranscriptError(
+                        f"s3://{self._bucket}/{missing.args[0]}",
+                        "snapshot object is missing (the head names it; nothing else was changed)",
+                    ) from None
+                cached = None
+        raise StaleHeadError(location.describe(), cached.head.version if cached else 0)
+
+    def _catch_up(self, location: Location, cached: _State) -> _State | None:
+        items = self._query(location.pk, start=chunk_sk(cached.head.next_seq))
+        head = self._read_head(location, items)
+        if head is None:
+            return None
+        if head.epoch != cached.head.epoch:  # deleted and written anew elsewhere
+            return self._read_state(location, self._query(location.pk))
+        if head.version == cached.head.version:
+            return cached
+        chunks = self._chunk_items(location, head, items)
+        if head.snap_seq > cached.head.next_seq:
+            # Another writer compacted entries we never saw: the snapshot has them.
+            return self._assemble(location, head, chunks, garbage=set(cached.garbage))
+        snap_body = cached.snap_body if head.snap_key == cached.head.snap_key else None
+        new_lines = self._chunk_lines(location, head, chunks, cached.head.next_seq)
+        new_uuids = uuids_of_jsonl([jsonl_of(new_lines)], self._head_location(location))  # checks JSON
+        return _State(
+            head=head,
+            snap=cached.snap,
+            tail=[*cached.tail, *new_lines],
+            uuids=None if cached.uuids is None else cached.uuids | new_uuids,
+            garbage=set(cached.garbage),
+            snap_body=snap_body,
+        )
+
+    def _read_state(self, location: Location, items: list[dict[str, Any]]) -> _State | None:
+        head = self._read_head(location, items)
+        if head is None:
+            return None
+        chunks = self._chunk_items(location, head, items)
+        garbage = {
+            item["sk"]["S"]
+            for item in items
+            if item["sk"]["S"].startswith(CHUNK_SK_PREFIX) and item["sk"]["S"] not in chunks
+        }
+        return self._assemble(location, head, chunks, garbage=garbage)
+
+    def _assemble(
+        self, location: Location, head: _Head, chunks: dict[str, dict[str, Any]], *, garbage: set[str]
+    ) -> _State:
+        """State from the head's snapshot (one GET) and chunk items already in hand; no decode."""
+        snap, body = self._read_snapshot(location, head) if head.snap_key else ((), b"")
+        return _State(
+            head=head,
+            snap=snap,
+            tail=self._chunk_lines(location, head, chunks, head.snap_seq),
+            uuids=None,
+            garbage=garbage,
+            snap_body=body if len(body) < MIN_COPY_PART_BYTES else None,
+        )
+
+    def _read_head(self, location: Location, items: list[dict[str, Any]]) -> _Head | None:
+        for item in items:
+            if item["sk"]["S"] == HEAD_SK:
+                expires = item.get("expires_at", {}).get("N")
+                if expires is not None and float(expires) < self._clock():
+                    return None  # expired: TTL deletion lags, the transcript is gone already
+                return _head_from_item(item, self._head_location(location))
+        return None
+
+    def _chunk_items(
+        self, location: Location, head: _Head, items: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Chunk items that belong to the head (this epoch, not yet compacted) by sort key."""
+        wanted = {chunk_sk(s) for s in range(head.snap_seq, head.next_seq)}
+        return {
+            item["sk"]["S"]: item
+            for item in items
+            if item["sk"]["S"] in wanted and item.get("epoch", {}).get("S") == head.epoch
+        }
+
+    def _chunk_lines(
+        self, location: Location, head: _Head, chunks: dict[str, dict[str, Any]], first: int
+    ) -> list[bytes]:
+        lines: list[bytes] = []
+        for seq in range(first, head.next_seq):
+            sk = chunk_sk(seq)
+            where = f"dynamodb://{self._table}/{location.pk}/{sk}"
+            item = chunks.get(sk)
+            if item is None:
+                raise CorruptTranscriptError(where, f"chunk is missing (head version {head.version})")
+            try:
+                data = item["data"]["B"]
+                count = int(item["n"]["N"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptTranscriptError(where, f"chunk item lacks data/n: {exc!r}") from exc
+            codec = item.get("codec", {}).get("S", CODEC_ZLIB)  # none: written before zstd
+            lines.extend(decompress_chunk(data, count, where, codec))
+        return lines
+
+    def _read_snapshot(self, location: Location, head: _Head) -> tuple[tuple[bytes, ...], bytes]:
+        """The snapshot's JSONL and (when one GET fetched it) its compressed body.
+
+        A big one comes as byte ranges over parallel connections (S3 serves ~90 MB/s per
+        connection), each decompressed while the later ones are still arriving."""
+        assert head.snap_key is not None
+        key, size = head.snap_key, head.snap_size
+        where = f"s3://{self._bucket}/{key}"
+        ranges = min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES))
+        if ranges <= 1:
+            body = self._get_snapshot_range(key, None, size, where)
+            raw = decompress_snapshot([body], head.snap_count, where, head.snap_codec, head.snap_raw_size)
+            return (raw,), body
+        step = -(-size // ranges)
+        spans = [(start, min(start + step, size)) for start in range(0, size, step)]
+        with ThreadPoolExecutor(len(spans)) as pool:
+            pieces = [pool.submit(self._get_snapshot_range, key, span, size, where) for span in spans]
+            in_order = (piece.result() for piece in pieces)
+            raw = decompress_snapshot(in_order, head.snap_count, where, head.snap_codec, head.snap_raw_size)
+        return (raw,), b""
+
+    def _get_snapshot_range(self, key: str, span: tuple[int, int] | None, size: int, where: str) -> bytes:
+        request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if span is not None:
+            request["Range"] = f"bytes={span[0]}-{span[1] - 1}"
+        try:
+            response = self._call("s3", "get_object", passthrough={"NoSuchKey", "InvalidRange"}, **request)
+            body: bytes = response["Body"].read()
+        except ClientError as exc:
+            if aws_error_code(exc) == "InvalidRange":
+                shorter = f"snapshot is shorter than the {size} bytes the head expects"
+                raise CorruptTranscriptError(where, shorter) from exc
+            raise _SnapshotMissing(key) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("s3.GetObject", exc) from exc
+        whole = response.get("ContentRange", "").rpartition("/")[2] if span is not None else str(len(body))
+        wanted = size if span is None else span[1] - span[0]
+        if len(body) != wanted or (whole.isdigit() and int(whole) != size):
+            found = whole if whole.isdigit() else str(len(body))
+            raise CorruptTranscriptError(where, f"snapshot has {found} bytes, head expects {size}")
+        return body
+
+    def _head_location(self, location: Location) -> str:
+        return f"dynamodb://{self._table}/{location.pk}/{HEAD_SK}"

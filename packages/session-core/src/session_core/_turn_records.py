@@ -1,0 +1,149 @@
+"""Turn records: the answer saved for each turn, written with the head advance in one
+transaction (exactly once), and the cost of runs that ended without a saved answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._aws_errors import aws_error_code
+from ._dynamo_table import DynamoTable, item_key, item_str, number
+from ._errors import LeaseLostError, StaleHeadError
+from ._keys import SessionKey
+from ._leases import Lease
+from ._models import TurnResult, decode_turn_result, encode
+from ._registry_keys import META, session_item_pk, turn_item_sk
+
+
+class TurnRecordVerbs:
+    """The turn-record verbs of SessionRegistry (see ``_registry.py``)."""
+
+    _table: DynamoTable
+
+    def get_turn_result(self, key: SessionKey, turn_id: int) -> TurnResult | None:
+        """The result recorded for turn ``turn_id`` (marked ``replayed=True``), or None."""
+        item = self._table.get("get_turn_result", session_item_pk(key), turn_item_sk(turn_id))
+        if item is None:
+            return None
+        result = decode_turn_result(item["result"]["B"])
+        return msgspec.structs.replace(result, replayed=True)
+
+    def record_turn(self, lease: Lease, *, result: TurnResult) -> TurnResult:
+        """Record ``result`` as the answer to its update and advance the head by one, atomically;
+        answer with the result that counts for the update: ``result`` when this call recorded
+        it, or the one an earlier run of the same update recorded first (``replayed=True``).
+
+        One TransactWriteItems: the turn item (only if that update has none yet) and the
+        session update (only if the head is still ``lease.head_version`` and the lease is
+        still ours). Raises LeaseLostError or StaleHeadError when a condition fails; nothing
+        is written then. No read follows a successful write."""
+        if self._write_turn(lease, result):
+            return result
+        recorded = self.get_turn_result(lease.session_key, result.turn_id)
+        if recorded is None or msgspec.structs.replace(recorded, replayed=False) == result:
+            return result  # our own write landed before (a retry after a lost response)
+        return recorded
+
+    def _write_turn(self, lease: Lease, result: TurnResult) -> bool:
+        """The transaction of ``record_turn``; False when the update was recorded already."""
+        key = lease.session_key
+        if result.session_key != key.canonical:
+            raise ValueError(
+                f"TurnResult.session_key {result.session_key!r} is not the lease's {key.canonical!r}"
+            )
+        now = self._table.clock()
+        ttl = number(self._table.expires_at(now))
+        set_sdk_id = ", sdk_session_id = :sid" if result.session_id else ""
+        values: dict[str, Any] = {
+            ":next": number(lease.head_version + 1),
+            ":head": number(lease.head_version),
+            ":owner": {"S": lease.owner},
+            ":one": number(1),
+            ":zero": number(0),
+            ":cost": number(result.cost_usd),
+            ":sdk_total": number(result.session_cost_usd),
+            ":now": number(now),
+            ":ttl": ttl,
+        }
+        if result.session_id:
+            values[":sid"] = {"S": result.session_id}
+        try:
+            self._table.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table.name,
+                            "Item": {
+                                **item_key(session_item_pk(key), turn_item_sk(result.turn_id)),
+                                "result": {"B": encode(result)},
+                                "recorded_at": number(now),
+                                "expires_at": ttl,
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table.name,
+                            "Key": item_key(session_item_pk(key), META),
+                            "UpdateExpression": (
+                                "SET head_version = :next, turns = turns + :one,"
+                                " cost_usd = cost_usd + :cost, updated_at = :now,"
+                                " conversation_turns ="
+                                " if_not_exists(conversation_turns, :zero) + :one,"
+                                " conversation_cost_usd ="
+                                " if_not_exists(conversation_cost_usd, :zero) + :cost,"
+                                " sdk_session_cost_usd = :sdk_total,"
+                                f" expires_at = :ttl{set_sdk_id}"
+                            ),
+                            "ConditionExpression": "head_version = :head AND lease_owner = :owner",
+                            "ExpressionAttributeValues": values,
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if aws_error_code(exc) != "TransactionCanceledException":
+                raise self._table.storage_error("record_turn", "TransactWriteItems", exc) from exc
+            reasons = exc.response.get("CancellationReasons") or [{}, {}]
+            turn_reason, session_reason = reasons[0], reasons[1]
+            already_recorded = turn_reason.get("Code") == "ConditionalCheckFailed"
+            if already_recorded and self._table.get("record_turn", session_item_pk(key), META) is not None:
+                return False  # a retry changes nothing
+            if session_reason.get("Code") != "ConditionalCheckFailed":
+                raise self._table.storage_error("record_turn", "TransactWriteItems", exc) from exc
+            current = session_reason.get("Item") or self._table.get("record_turn", session_item_pk(key), META)
+            if not current or item_str(current, "lease_owner") != lease.owner:
+                raise LeaseLostError(key.canonical, lease.owner) from exc
+            raise StaleHeadError(key.canonical, lease.head_version) from exc
+        except BotoCoreError as exc:
+            raise self._table.storage_error("record_turn", "TransactWriteItems", exc) from exc
+        return True
+
+    def add_failed_turn_cost(
+        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+    ) -> None:
+        """Add what a run that ended without a recorded answer (an error result) cost to the
+        chat's and the conversation's totals; the turn count stays. ``session_cost_usd`` is
+        the CLI's running total after that run when it continued the recorded SDK session:
+        the CLI keeps counting the run even though the next turn resumes before it."""
+        if not cost_usd > 0:
+            raise ValueError(f"cost_usd must be > 0, got {cost_usd!r}")
+        now = self._table.clock()
+        values = {":cost": number(cost_usd), ":ttl": number(self._table.expires_at(now))}
+        set_total = ""
+        if session_cost_usd is not None:
+            values[":total"] = number(session_cost_usd)
+            set_total = ", sdk_session_cost_usd = :total"
+        self._table.update(
+            "add_failed_turn_cost",
+            session_item_pk(key),
+            META,
+            UpdateExpression=(
+                f"ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl{set_total}"
+            ),
+            ExpressionAttributeValues=values,
+        )

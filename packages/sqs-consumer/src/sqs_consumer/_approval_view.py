@@ -1,0 +1,110 @@
+"""[I] How a tool call waiting for approval looks in the chat: the message with its three
+buttons, the same message once answered (buttons gone, who decided), and /permissions with a
+revoke button per grant. Telegram HTML; every text from the runtime or the store is escaped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from session_core import APPROVAL_CHOICES, ApprovalOutcome, ApprovalRequest, Grant
+from telegram_core import approval_callback_data, revoke_callback_data
+
+from ._render import escape_html
+from ._wording import (
+    APPROVAL_ALWAYS_WOULD_ALLOW,
+    APPROVAL_ASKS,
+    APPROVAL_BUTTON_TEXT,
+    APPROVAL_DECIDED,
+    APPROVAL_DECLINED,
+    DECLINED_BY_NEW_MESSAGE,
+    GRANT_LINE,
+    GRANTS_HEADING,
+    NO_GRANTS,
+    REVOKE_BUTTON_TEXT,
+)
+
+# Telegram's limit is 4096 characters after entity parsing; the runtime shortens the summary
+# already, these bounds keep any message of ours well inside it whatever it sends.
+_MAX_SUMMARY_CHARS = 3000
+_MAX_RULE_CHARS = 300
+_MAX_NAME_CHARS = 64
+# A button's label is cut by Telegram anyway; a /permissions message lists at most this many.
+_MAX_BUTTON_LABEL_CHARS = 60
+_MAX_GRANTS_SHOWN = 30
+
+
+def approval_request_html(request: ApprovalRequest) -> str:
+    """The message that asks: the tool, exactly what would run, and what "always" allows."""
+    return (
+        f"{APPROVAL_ASKS}\n"
+        f"<b>{escape_html(_cut(request.tool_name, _MAX_RULE_CHARS))}</b>\n"
+        f"<pre>{escape_html(_cut(request.summary, _MAX_SUMMARY_CHARS))}</pre>\n"
+        f"{APPROVAL_ALWAYS_WOULD_ALLOW}: "
+        f"<code>{escape_html(_cut(request.grant_rule, _MAX_RULE_CHARS))}</code>"
+    )
+
+
+def approval_keyboard(approval_id: str) -> dict[str, Any]:
+    """One row: Allow once, Always in this chat, Deny (``ap:<id>:<o|a|d>``)."""
+    return {
+        "inline_keyboard": [
+            [
+                {
+                    "text": APPROVAL_BUTTON_TEXT[choice],
+                    "callback_data": approval_callback_data(approval_id, choice),
+                }
+                for choice in APPROVAL_CHOICES
+            ]
+        ]
+    }
+
+
+def approval_outcome_html(outcome: ApprovalOutcome) -> str:
+    """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"."""
+    if outcome.decided_by == DECLINED_BY_NEW_MESSAGE:
+        head = APPROVAL_DECLINED
+    else:
+        who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
+        head = APPROVAL_DECIDED[outcome.choice].format(who=who)
+    return approval_settled_html(head, outcome.tool_name, outcome.summary)
+
+
+def approval_settled_html(head: str, tool_name: str, summary: str) -> str:
+    """``head`` (HTML) followed by the call it was about."""
+    return (
+        f"{head}: <b>{escape_html(_cut(tool_name, _MAX_RULE_CHARS))}</b> "
+        f"<code>{escape_html(_cut(summary, _MAX_SUMMARY_CHARS))}</code>"
+    )
+
+
+def permissions_html(grants: list[Grant]) -> str:
+    """The /permissions answer: each rule and who granted it, or that there are none."""
+    if not grants:
+        return NO_GRANTS
+    lines = [GRANTS_HEADING]
+    for grant in grants[:_MAX_GRANTS_SHOWN]:
+        rule = f"<code>{escape_html(_cut(grant.rule, _MAX_RULE_CHARS))}</code>"
+        who = escape_html(_cut(grant.granted_by or "someone", _MAX_NAME_CHARS))
+        lines.append("• " + GRANT_LINE.format(rule=rule, who=who))
+    return "\n".join(lines)
+
+
+def permissions_keyboard(grants: list[Grant]) -> dict[str, Any] | None:
+    """One "Revoke <rule>" button per grant (``rv:<token>``); None without grants."""
+    if not grants:
+        return None
+    return {
+        "inline_keyboard": [
+            [
+                {
+                    "text": _cut(REVOKE_BUTTON_TEXT.format(rule=grant.rule), _MAX_BUTTON_LABEL_CHARS),
+                    "callback_data": revoke_callback_data(grant.token),
+                }
+            ]
+            for grant in grants[:_MAX_GRANTS_SHOWN]
+        ]
+    }
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,183 @@
+"""Delivery: the reply's chunks sent exactly once, and the one failure notice a user gets.
+
+Each delivered chunk is recorded (``record_delivered_chunk``, retried locally: the send cannot
+be undone) and skipped on a retry; with claims, each chunk is claimed before it is sent. A
+chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
+plain halves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from session_core import SessionKey, StorageError, get_logger
+from telegram_core import (
+    BotApi,
+    InboundMessage,
+    TelegramApiError,
+    TelegramBadMarkup,
+    TelegramMessageTooLong,
+)
+
+from ._chunk_claims import ChunkClaimer, Claims
+from ._errors import ConsumerError, DeliveryFailedError
+from ._render import html_to_plain, split_plain
+from ._wording import FAILED_NOTICE
+
+log = get_logger(__name__)
+
+_RECORD_WRITE_ATTEMPTS = 5
+
+
+class DeliveryRecords(Protocol):
+    """Where delivery is remembered (``SessionRegistry``); each call raises StorageError."""
+
+    def delivered_chunks(self, key: SessionKey, update_id: int) -> Mapping[int, int]:
+        """Chunks of the answer to ``update_id`` already sent: index → Telegram message_id."""
+        ...
+
+    def record_delivered_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
+        """Remember that chunk ``index`` went out as ``message_id``."""
+        ...
+
+    def notice_sent(self, key: SessionKey, update_id: int, kind: str) -> bool:
+        """Mark notice ``kind`` as sent for ``update_id``; True the first time only."""
+        ...
+
+
+class Delivery:
+    """Sends replies to the chat of an inbound message through ``bot``, recording each chunk
+    in ``registry``; with ``claims`` each chunk is claimed before it is sent, so two live
+    deliveries of one record never both send it (``claim_poll_s``: how often the other one
+    looks again); ``sleep`` and ``record_retry_backoff_s`` pace a record write's retries."""
+
+    def __init__(
+        self,
+        *,
+        bot: BotApi,
+        registry: DeliveryRecords,
+        claims: Claims | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        record_retry_backoff_s: float = 0.2,
+        claim_poll_s: float = 0.5,
+    ) -> None:
+        self._bot = bot
+        self._registry = registry
+        self._claims = claims
+        self._claim_poll_s = claim_poll_s
+        self._sleep = sleep
+        self._record_retry_backoff_s = record_retry_backoff_s
+
+    def deliver(self, msg: InboundMessage, key: SessionKey, chunks: list[str]) -> None:
+        """Send the chunks not yet delivered for this update, recording each one as it goes.
+
+        The first chunk quotes the user's message; all go to the message's forum topic.
+        Raises DeliveryFailedError (retryable ones are deferrable) when Telegram or the
+        delivery record fails after the local retries.
+        """
+        index = 0
+        claims = self._chunk_claimer(key, msg.update_id)
+        try:
+            delivered = self._registry.delivered_chunks(key, msg.update_id)
+            for index, chunk in enumerate(chunks):
+                if index in delivered or (claims is not None and not claims.claim(index)):
+                    continue
+                with claims.sending(index) if claims is not None else contextlib.nullcontext():
+                    message_id = self._send_chunk(msg, chunk, reply_to=msg.message_id if index == 0 else None)
+                self._record_chunk(key, msg.update_id, index, message_id)
+        except (TelegramApiError, StorageError) as exc:
+            raise DeliveryFailedError(msg.update_id, index, exc) from exc
+
+    def deliver_with_buttons(
+        self, msg: InboundMessage, key: SessionKey, index: int, text: str, markup: Mapping[str, Any]
+    ) -> int | None:
+        """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply,
+        once: a retry finds it recorded and answers the message_id it went out as (None when
+        another delivery holds its claim). Raises DeliveryFailedError like ``deliver``."""
+        claims = self._chunk_claimer(key, msg.update_id)
+        try:
+            delivered = self._registry.delivered_chunks(key, msg.update_id)
+            if index in delivered:
+                return delivered[index]
+            if claims is not None and not claims.claim(index):  # the other delivery sent it
+                return self._registry.delivered_chunks(key, msg.update_id).get(index)
+            with claims.sending(index) if claims is not None else contextlib.nullcontext():
+                message_id = self._bot.send_message(
+                    msg.chat_id,
+                    text,
+                    html=True,
+                    thread_id=msg.thread_id,
+                    reply_to_message_id=msg.message_id if index == 0 else None,
+                    reply_markup=markup,
+                )
+            self._record_chunk(key, msg.update_id, index, message_id)
+        except (TelegramApiError, StorageError) as exc:
+            raise DeliveryFailedError(msg.update_id, index, exc) from exc
+        return message_id
+
+    def _chunk_claimer(self, key: SessionKey, update_id: int) -> ChunkClaimer | None:
+        """This delivery attempt's chunk claims (None: claims are off)."""
+        if self._claims is None:
+            return None
+        return ChunkClaimer(self._claims, key, update_id, sleep=self._sleep, poll_s=self._claim_poll_s)
+
+    def tell_user_once(self, msg: InboundMessage, key: SessionKey, user_message: str | None) -> None:
+        """Tell the user their message failed (``user_message`` or FAILED_NOTICE), once per
+        update however often this runs; a notice that cannot be sent is only logged."""
+        try:
+            if not self._registry.notice_sent(key, msg.update_id, "failed"):
+                return
+            self._bot.send_message(
+                msg.chat_id,
+                user_message or FAILED_NOTICE,
+                html=False,
+                thread_id=msg.thread_id,
+                reply_to_message_id=msg.message_id,
+            )
+        except (ConsumerError, TelegramApiError, StorageError, ValueError) as exc:
+            log.warning("failure_notice_not_sent", error=type(exc).__name__)
+
+    def _record_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
+        # The chunk is out and cannot be taken back: a lost record would send it twice on
+        # the record's retry, so a throttled or failing write is retried here first.
+        for attempt in range(1, _RECORD_WRITE_ATTEMPTS + 1):
+            try:
+                self._registry.record_delivered_chunk(key, update_id, index, message_id)
+                return
+            except StorageError as exc:
+                if attempt == _RECORD_WRITE_ATTEMPTS:
+                    log.error("delivery_not_recorded", chunk=index, error_code=exc.error_code)
+                    raise
+                wait = self._record_retry_backoff_s * 2 ** (attempt - 1)
+                log.warning(
+                    "delivery_record_retry",
+                    chunk=index,
+                    attempt=attempt,
+                    error_code=exc.error_code,
+                    wait_s=wait,
+                )
+                self._sleep(wait)
+
+    def _send_chunk(self, msg: InboundMessage, chunk: str, *, reply_to: int | None) -> int:
+        try:
+            return self._bot.send_message(
+                msg.chat_id, chunk, html=True, thread_id=msg.thread_id, reply_to_message_id=reply_to
+            )
+        except (TelegramBadMarkup, TelegramMessageTooLong) as exc:
+            rejected: TelegramApiError = exc
+            log.warning("chunk_sent_as_plain_text", kind=exc.kind)
+        plain = html_to_plain(chunk)
+        if isinstance(rejected, TelegramBadMarkup):
+            return self._bot.send_message(
+                msg.chat_id, plain, html=False, thread_id=msg.thread_id, reply_to_message_id=reply_to
+            )
+        message_id = 0
+        for part in split_plain(plain, len(plain) // 2 + 1):  # Telegram counted more than we did
+            message_id = self._bot.send_message(
+                msg.chat_id, part, html=False, thread_id=msg.thread_id, reply_to_message_id=reply_to
+            )
+            reply_to = None
+        return message_id

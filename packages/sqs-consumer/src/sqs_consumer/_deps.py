@@ -1,0 +1,85 @@
+"""The consumer's collaborators, built once per container (``handler.build_consumer``) or by a
+test; the Consumer and its parts receive them, never create them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from session_core import (
+    Approval,
+    BudgetLedger,
+    ChatBacklog,
+    Grant,
+    SessionKey,
+    SessionRegistry,
+    TurnRequest,
+    TurnResult,
+)
+from telegram_core import BotApi, ChatSettings, DeliveryLog
+
+from ._chunk_claims import Claims
+from ._failures import SqsClient
+from ._live_view import GroupBudget, ProgressSource
+
+
+class TurnRunner(Protocol):
+    """Runs one turn on the agent runtime (``RuntimeClient``)."""
+
+    def run_turn(self, request: TurnRequest) -> TurnResult:
+        """The runtime's answer; raises RuntimeInvokeError when there is none."""
+        ...
+
+
+class ApprovalRecords(Protocol):
+    """The verbs of session_core.Approvals the consumer uses ([I])."""
+
+    def attach_message(self, key: SessionKey, approval_id: str, message_id: int) -> None:
+        """Remember the chat message that carries the approval's buttons."""
+        ...
+
+    def grants(self, key: SessionKey) -> list[Grant]:
+        """The chat's "always" grants (/permissions)."""
+        ...
+
+    def clear(self, key: SessionKey) -> Approval | None:
+        """Forget the pending approval (/new); answers it."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Where attachments are staged for the runtime (a boto3 S3 client)."""
+
+    def put_object(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ConsumerDeps:
+    """``registry``: sessions and turns; ``deliveries``: which chunks and notices went out;
+    ``chat_settings``: per-chat choices such as /usage; ``runtime``: runs turns; ``bot``: the
+    Bot API; ``s3``: staged attachments; ``sqs``: retries, copies and dead letters;
+    ``budgets`` / ``backlog``: spending caps and the chat's queue count (None: off);
+    ``live_turns``: the running turn's progress (session_core.LiveTurns; None: no live view);
+    ``progress_budget``: the groups' outgoing budget for showing it (telegram_core.RateLimiter);
+    ``delivery_claims``: each chunk is claimed before it is sent (None: off);
+    ``approvals``: tool calls waiting for approval and the chat's grants (session_core.Approvals;
+    None: no approval buttons, /permissions lists nothing);
+    ``clock`` / ``sleep``: wall-clock time, injectable."""
+
+    registry: SessionRegistry
+    deliveries: DeliveryLog
+    chat_settings: ChatSettings
+    runtime: TurnRunner
+    bot: BotApi
+    s3: ObjectStore
+    sqs: SqsClient
+    budgets: BudgetLedger | None = None
+    backlog: ChatBacklog | None = None
+    live_turns: ProgressSource | None = None
+    progress_budget: GroupBudget | None = None
+    delivery_claims: Claims | None = None
+    approvals: ApprovalRecords | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep

@@ -1,0 +1,273 @@
+"""Answering one inbound message: "not supported yet", a command, the budget's refusal, or a
+turn on the runtime (typing shown, attachments staged) whose reply is delivered.
+
+Time: the runtime gets a deadline (the invocation's remaining time minus a reserve for
+delivery), so the consumer never times out after the turn. A session busy with another live
+turn is waited for inside the invocation, then invoked again (the runtime replays the other
+run's answer or runs the turn once the lease is free).
+"""
+
+from __future__ import annotations
+
+import msgspec
+from session_core import (
+    TURN_VERSION,
+    ApprovalOutcome,
+    ApprovalRequest,
+    BudgetExceeded,
+    BudgetHold,
+    SessionKey,
+    StorageError,
+    TurnRequest,
+    TurnResult,
+    get_logger,
+)
+from telegram_core import InboundMessage, TelegramApiError
+
+from ._approval_view import (
+    approval_keyboard,
+    approval_outcome_html,
+    approval_request_html,
+    permissions_html,
+    permissions_keyboard,
+)
+from ._attachments import stage_attachments
+from ._budget import refusal_text, report_deployment_spend
+from ._commands import parse_command, run_command
+from ._config import ConsumerConfig
+from ._delivery import Delivery
+from ._deps import ConsumerDeps
+from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
+from ._live_view import LiveView
+from ._outcomes import MessageStatus
+from ._progress_render import stopped_markdown
+from ._render import escape_html, render_reply
+from ._timing import ConsumerTiming, RemainingTimeMs
+from ._typing import TypingIndicator
+from ._usage_footer import usage_footer
+from ._wording import EMPTY_ANSWER, FILE_ONLY_PROMPT, failure_text, too_large_notice, unsupported_notice
+
+log = get_logger(__name__)
+
+
+class MessageHandler:
+    """Answers one inbound message; raises on failure (``retryable`` says whether to retry)."""
+
+    def __init__(
+        self, *, config: ConsumerConfig, deps: ConsumerDeps, timing: ConsumerTiming, delivery: Delivery
+    ) -> None:
+        self._config = config
+        self._deps = deps
+        self._timing = timing
+        self._delivery = delivery
+
+    def process(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> MessageStatus:
+        """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting."""
+        if msg.kind == "unsupported":
+            self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
+            return "unsupported"
+        registry, budgets = self._deps.registry, self._deps.budgets
+        command = None if msg.kind == "approval" else parse_command(msg.text, self._config.bot_username)
+        if command == "permissions" and self._config.channel == "telegram":
+            self._show_permissions(msg, key)
+            return "command"
+        if command is not None:
+            if not self._deps.deliveries.delivered_chunks(key, msg.update_id):  # not done on a retry
+                reply = run_command(
+                    command,
+                    key,
+                    registry=registry,
+                    chat_settings=self._deps.chat_settings,
+                    retention_days=self._config.retention_days,
+                    clock=self._deps.clock,
+                    budgets=budgets,
+                    user_id=msg.user_id,
+                    channel=self._config.channel,
+                    argument=msg.text.partition(" ")[2],
+                    approvals=self._deps.approvals,
+                )
+                self._delivery.deliver(msg, key, [reply])
+            return "command"
+        hold = BudgetHold()
+        if budgets is not None:
+            admitted = budgets.hold(chat_id=msg.chat_id, user_id=msg.user_id)
+            if isinstance(admitted, BudgetExceeded):
+                log.warning(
+                    "turn_over_budget", scope=admitted.scope, period=admitted.period, cap_usd=admitted.cap_usd
+                )
+                self._delivery.deliver(msg, key, [escape_html(refusal_text(admitted, budgets.now()))])
+                return "over_budget"
+            hold = admitted
+        try:
+            result = self._answer(msg, key, remaining)
+        except Exception:
+            # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
+            log.warning("budget_hold_kept", held_usd=hold.held_usd)
+            raise
+        if budgets is not None:
+            # A replayed answer was paid for by the run that recorded it.
+            budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
+            report_deployment_spend(budgets, self._config.tenant)
+        if result is None:
+            return "refused"
+        if not result.ok:
+            raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
+        return "replied"
+
+    def _answer(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> TurnResult | None:
+        """Run the turn and deliver its answer; None when an attachment is refused, the
+        runtime's failed result (not raised here, so its cost is still counted)."""
+        bot = self._deps.bot
+        with TypingIndicator(
+            bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
+        ) as typing:
+            try:
+                staged = stage_attachments(
+                    msg.attachments,
+                    key=key,
+                    update_id=msg.update_id,
+                    bot=bot,
+                    s3=self._deps.s3,
+                    bucket=self._config.bucket,
+                )
+            except AttachmentTooLargeError as exc:
+                typing.stop()
+                self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
+                return None
+            prompt = msg.text or (FILE_ONLY_PROMPT if staged else "")
+            view = self._live_view(msg, key)  # drafts / group progress while the turn runs
+            try:
+                with view:
+                    result = self._run_turn_when_free(
+                        TurnRequest(
+                            version=TURN_VERSION,
+                            session_key=key.canonical,
+                            turn_id=msg.update_id,
+                            prompt=prompt,
+                            attachments=staged,
+                            max_cost_usd=self._config.budgets.turn_usd,
+                            resume_approval=msg.approval_id if msg.kind == "approval" else None,
+                            user_id=msg.user_id,
+                        ),
+                        remaining,
+                    )
+                if not result.ok:
+                    return result
+                log.info(
+                    "turn_answered",
+                    replayed=result.replayed,
+                    cost_usd=result.cost_usd,
+                    duration_ms=result.duration_ms,
+                    stopped=result.stopped,
+                )
+                if result.approval_outcome is not None:
+                    self._show_outcome(msg, result.approval_outcome)
+                typing.stop()
+                chunks = self._answer_chunks(msg, key, result)
+                asking = result.approval_request
+                view.spend_on_answer(
+                    len(chunks) + (asking is not None)
+                )  # progress yields to answers in groups
+                self._delivery.deliver(msg, key, chunks)
+                if asking is not None:
+                    self._ask_approval(msg, key, asking, index=len(chunks))
+            finally:
+                view.cleanup()
+        return result
+
+    def _answer_chunks(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> list[str]:
+        """The reply's HTML chunks. A turn that ends asking for approval, or resumes one, may
+        have written nothing: then it sends no text (the buttons, or the edited message, say
+        what happened; an empty resume is one the runtime found nothing to resume for)."""
+        text = stopped_markdown(result.text) if result.stopped else result.text
+        quiet = msg.kind == "approval" or result.approval_request is not None
+        if quiet and not text.strip():
+            return []
+        if self._wants_usage_footer(key):
+            text = f"{text.strip() or EMPTY_ANSWER}\n\n{usage_footer(result)}"
+        return render_reply(text) or [EMPTY_ANSWER]
+
+    def _ask_approval(
+        self, msg: InboundMessage, key: SessionKey, request: ApprovalRequest, *, index: int
+    ) -> None:
+        """[I] Show the call waiting for approval with its buttons (once, as chunk ``index`` of
+        this reply), and tell the store which message carries them."""
+        message_id = self._delivery.deliver_with_buttons(
+            msg, key, index, approval_request_html(request), approval_keyboard(request.approval_id)
+        )
+        if message_id is not None and self._deps.approvals is not None:
+            self._deps.approvals.attach_message(key, request.approval_id, message_id)
+        log.info("approval_asked", tool=request.tool_name)
+
+    def _show_outcome(self, msg: InboundMessage, outcome: ApprovalOutcome) -> None:
+        """[I] Edit the buttons message of the answered approval: the call, the decision and
+        who made it, buttons gone. Best effort: a message deleted or edited already (a retry)
+        changes nothing."""
+        if outcome.message_id is None:
+            return
+        try:
+            self._deps.bot.edit_message_text(
+                msg.chat_id, outcome.message_id, approval_outcome_html(outcome), html=True
+            )
+        except TelegramApiError as exc:
+            log.info("approval_message_not_edited", kind=exc.kind)
+
+    def _show_permissions(self, msg: InboundMessage, key: SessionKey) -> None:
+        """[I] /permissions: the chat's grants, each with a revoke button."""
+        grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
+        markup = permissions_keyboard(grants)
+        if markup is None:
+            self._delivery.deliver(msg, key, [permissions_html(grants)])
+        else:
+            self._delivery.deliver_with_buttons(msg, key, 0, permissions_html(grants), markup)
+
+    def _live_view(self, msg: InboundMessage, key: SessionKey) -> LiveView:
+        """The live view of this message's turn (shows nothing without live turns)."""
+        return LiveView(
+            bot=self._deps.bot,
+            source=self._deps.live_turns,
+            key=key,
+            turn_id=msg.update_id,
+            chat_id=msg.chat_id,
+            private=msg.chat_type == "private",
+            thread_id=msg.thread_id,
+            budget=self._deps.progress_budget,
+            poll_s=self._timing.progress_poll_s,
+        )
+
+    def _wants_usage_footer(self, key: SessionKey) -> bool:
+        try:
+            return self._deps.chat_settings.usage_footer(key)
+        except StorageError as exc:  # the answer matters more than its footer
+            log.warning("usage_setting_unreadable", error_code=exc.error_code)
+            return False
+
+    def _run_turn_when_free(self, request: TurnRequest, remaining_time_ms: RemainingTimeMs) -> TurnResult:
+        """Invoke the runtime with a deadline that leaves time for delivery; while another
+        live turn holds the session ("busy"), wait and invoke again: the runtime replays the
+        other run's answer to this update, or runs the turn once the lease is free."""
+        timing = self._timing
+        polls = 0
+        while True:
+            budget_s = remaining_time_ms() / 1000 - timing.delivery_reserve_s
+            if budget_s < 1:
+                raise DeferredError(
+                    "out_of_time",
+                    f"{budget_s + timing.delivery_reserve_s:.0f} s "
+                    "left of the invocation, not enough for a turn and its delivery",
+                )
+            deadline_ms = int((self._deps.clock() + budget_s) * 1000)
+            result = self._deps.runtime.run_turn(
+                msgspec.structs.replace(request, deadline_epoch_ms=deadline_ms)
+            )
+            if result.error_kind != "busy":
+                if polls:
+                    log.info("session_free_again", polls=polls, replayed=result.replayed)
+                return result
+            wait_left_s = budget_s - timing.turn_reserve_s
+            if wait_left_s < timing.busy_poll_s:
+                raise DeferredError("busy", f"another turn held the session through {polls} polls")
+            if not polls:
+                log.info("session_busy_waiting", poll_s=timing.busy_poll_s, up_to_s=round(wait_left_s))
+            polls += 1
+            self._deps.sleep(timing.busy_poll_s)

@@ -1,0 +1,24 @@
+"""What became of one message and of one SQS record, as closed sets of names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# How a message was answered: a turn's reply, a command's, "not supported yet", a refused
+# attachment, or the budget's refusal.
+MessageStatus = Literal["replied", "command", "unsupported", "refused", "over_budget"]
+# What became of a record: answered (a MessageStatus), or handled without an answer.
+RecordStatus = Literal[MessageStatus, "dead_lettered", "requeued", "misconfigured", "retry"]
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What became of one record: ``done`` (delete it) or to be retried, and why.
+
+    ``retry_delay_s``: when not done, how long the record stays hidden before its retry.
+    """
+
+    done: bool
+    status: RecordStatus
+    retry_delay_s: int | None = None

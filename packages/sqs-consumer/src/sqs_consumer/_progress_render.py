@@ -1,0 +1,70 @@
+"""[H] How a running turn looks in Telegram: the answer so far and one line on what the agent
+does ("Bash: `ls -la`", "Reading `notes.md`", "Subagent aws-support"), in Telegram HTML, and
+how a stopped answer ends. The runtime sends raw, masked, shortened facts; the words are here."""
+
+from __future__ import annotations
+
+from session_core import ToolActivity, TurnProgress
+
+from ._render import escape_html, utf16_len
+
+# A draft or progress message shows the end of the answer: room for the activity line.
+MAX_SHOWN_TEXT = 3500
+THINKING = "<i>Thinking…</i>"
+STOPPED_NOTE = "⏹ *Stopped.*"
+STOPPED_EMPTY = "⏹ *Stopped before I wrote anything.*"
+STOP_BUTTON_TEXT = "⏹ Stop"
+_FILE_VERBS = {
+    "Read": "Reading",
+    "Write": "Writing",
+    "Edit": "Editing",
+    "MultiEdit": "Editing",
+    "NotebookEdit": "Editing",
+    "Glob": "Finding files",
+    "Grep": "Searching for",
+    "WebFetch": "Fetching",
+    "WebSearch": "Searching the web for",
+}
+
+
+def activity_line(activity: ToolActivity) -> str:
+    """One escaped line on what the agent does now."""
+    name = escape_html(activity.name)
+    if activity.kind == "subagent":
+        return f"🤖 Subagent <b>{name}</b>"
+    argument = f"<code>{escape_html(activity.argument)}</code>" if activity.argument else ""
+    verb = _FILE_VERBS.get(activity.name)
+    if verb:
+        return f"🔧 {verb} {argument}".rstrip()
+    return f"🔧 {name}: {argument}" if argument else f"🔧 {name}"
+
+
+def progress_html(progress: TurnProgress) -> str:
+    """The draft's (private chat) or progress message's (group) text: the answer so far
+    (its end, escaped, not yet rendered: Markdown half-written cannot be) and the activity."""
+    parts = []
+    text = progress.text.strip()
+    if text:
+        shown = text if utf16_len(text) <= MAX_SHOWN_TEXT else "…" + _tail_within(text, MAX_SHOWN_TEXT - 1)
+        parts.append(escape_html(shown))
+    if progress.activity is not None:
+        parts.append(activity_line(progress.activity))
+    elif not text:
+        parts.append(THINKING)
+    return "\n\n".join(parts)
+
+
+def _tail_within(text: str, limit: int) -> str:
+    """The end of ``text`` that fits ``limit`` UTF-16 units (as Telegram counts length)."""
+    used = 0
+    start = len(text)
+    while start > 0 and used + utf16_len(text[start - 1]) <= limit:
+        start -= 1
+        used += utf16_len(text[start])
+    return text[start:]
+
+
+def stopped_markdown(text: str) -> str:
+    """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped."""
+    text = text.strip()
+    return f"{text}\n\n{STOPPED_NOTE}" if text else STOPPED_EMPTY

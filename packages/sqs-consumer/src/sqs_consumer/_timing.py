@@ -1,0 +1,45 @@
+"""The consumer's timing knobs and the invocation's remaining time; production defaults,
+tests shorten them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._live_view import POLL_S
+from ._typing import TYPING_REFRESH_S
+
+RETRY_BASE_DELAY_S = 10
+# Kept free of the runtime's deadline: sending a long answer, with Telegram's own retries.
+DELIVERY_RESERVE_S = 45.0
+# Busy waiting stops when less than this (plus the delivery reserve) is left for our own turn.
+TURN_RESERVE_S = 120.0
+BUSY_POLL_S = 5.0
+
+# Lambda's context.get_remaining_time_in_millis.
+RemainingTimeMs = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class ConsumerTiming:
+    """How long the consumer waits for what: ``typing_interval_s`` between "typing…"
+    refreshes, ``busy_poll_s`` between polls of a busy session, the reserves kept free of a
+    turn for delivery (``delivery_reserve_s``) and for our own turn while waiting
+    (``turn_reserve_s``), the first retry's delay (``retry_base_delay_s``), the backoff of
+    a delivery record's write (``record_retry_backoff_s``) and how often a running turn's
+    progress is read (``progress_poll_s``)."""
+
+    typing_interval_s: float = TYPING_REFRESH_S
+    busy_poll_s: float = BUSY_POLL_S
+    delivery_reserve_s: float = DELIVERY_RESERVE_S
+    turn_reserve_s: float = TURN_RESERVE_S
+    retry_base_delay_s: int = RETRY_BASE_DELAY_S
+    record_retry_backoff_s: float = 0.2
+    progress_poll_s: float = POLL_S
+
+
+def time_left_of(seconds: float) -> RemainingTimeMs:
+    """A remaining-time function for ``seconds`` from now (when Lambda gave none)."""
+    ends = time.monotonic() + seconds
+    return lambda: int((ends - time.monotonic()) * 1000)

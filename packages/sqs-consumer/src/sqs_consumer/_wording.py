@@ -1,0 +1,81 @@
+"""What the user reads when there is no answer from the model: every notice the consumer
+words itself, including every sentence about a failed turn (commands and budget refusals are
+worded with their rules, in ``_commands`` and ``_budget``). The runtime answers a failure with
+an error kind and reason (facts, no wording) and words nothing a user reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from session_core import ApprovalChoice, ErrorKind, ErrorReason, TurnResult
+
+from ._render import escape_html
+
+FAILED_NOTICE = (
+    "Sorry, I could not answer this message. Please try again in a moment, "
+    "or send /new to start a fresh conversation."
+)
+MISCONFIGURED_NOTICE = "Sorry, the bot is misconfigured; the operator has been told."
+EMPTY_ANSWER = "(I have nothing to add.)"
+# Not shown to the user: the prompt of a turn whose message is only files.
+FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
+
+
+def unsupported_notice(what: str | None) -> str:
+    """The answer to content the bot does not handle yet (``what``: Telegram's name of it)."""
+    kind = (what or "this kind of").replace("_", " ")
+    return f"Sorry, {kind} messages are not supported yet. Send text, a photo or a document."
+
+
+def too_large_notice(file_name: str) -> str:
+    """The answer to a file above the Bot API's 20 MB download limit (HTML)."""
+    return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."
+
+
+# Never a stack trace or a provider message. "config" has no entry: the operator was told
+# (log, metric, alarm) and the user gets the consumer's general FAILED_NOTICE.
+FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
+    "busy": "I'm still working on your previous message in this chat; I'll answer this one right after.",
+    "model_error": "The AI model did not answer this time (it may be busy). Please try again in a minute.",
+    "internal": "Something went wrong on my side while answering. Please try again.",
+    "bad_request": "This message could not be processed.",
+    "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
+    "attachment": "I could not open the file you sent. Please send it again.",
+    "timeout": "This took longer than I can spend on one message, so I stopped. "
+    "Please ask for a smaller part.",
+    "max_budget": "I stopped because answering this would cost more than one message may spend. "
+    "Please ask for a smaller part.",
+}
+
+
+def failure_text(result: TurnResult) -> str | None:
+    """The sentence for a failed turn: by its reason when it has one, else by its kind;
+    None when there is none (the caller sends its general notice)."""
+    if result.error_reason is not None:
+        return FAILURE_WORDING[result.error_reason]
+    if result.error_kind is None:
+        return None
+    return FAILURE_WORDING.get(result.error_kind)
+
+
+# [I] Tool approval: the buttons under a call that waits, what the message says once answered,
+# and /permissions.
+APPROVAL_BUTTON_TEXT: Mapping[ApprovalChoice, str] = {
+    "once": "Allow once",
+    "always": "Always in this chat",
+    "deny": "Deny",
+}
+APPROVAL_ASKS = "🔐 May I run this?"
+APPROVAL_ALWAYS_WOULD_ALLOW = "“Always in this chat” would allow"
+APPROVAL_DECIDED: Mapping[ApprovalChoice, str] = {
+    "once": "✅ Allowed once by {who}",
+    "always": "✅ Always allowed in this chat by {who}",
+    "deny": "❌ Denied by {who}",
+}
+# The runtime's ``decided_by`` when the user wrote instead of pressing a button.
+DECLINED_BY_NEW_MESSAGE = "a new message"
+APPROVAL_DECLINED = "❌ Declined: you sent a new message"
+NO_GRANTS = "Nothing is always allowed in this chat. Tools that need approval ask each time."
+GRANTS_HEADING = "Always allowed in this chat:"
+GRANT_LINE = "{rule} (by {who})"
+REVOKE_BUTTON_TEXT = "Revoke {rule}"

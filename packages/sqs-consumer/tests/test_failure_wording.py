@@ -1,0 +1,48 @@
+"""The consumer words every failure the user reads, from the runtime's error kind and reason."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+import pytest
+from session_core import TURN_VERSION, ErrorKind, ErrorReason, TurnResult
+from sqs_consumer import FAILURE_WORDING, failure_text
+
+
+def failed(kind: ErrorKind, reason: ErrorReason | None = None) -> TurnResult:
+    return TurnResult(
+        version=TURN_VERSION, session_key="default/1/0", turn_id=1, error_kind=kind, error_reason=reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason", "words"),
+    [
+        ("busy", None, "still working on your previous message"),
+        ("model_error", None, "did not answer this time"),
+        ("internal", None, "went wrong on my side"),
+        ("bad_request", None, "could not be processed"),
+        ("model_error", "timeout", "took longer than I can spend"),
+        ("model_error", "max_turns", "too many steps"),
+        ("model_error", "max_budget", "cost more than one message may spend"),
+        ("bad_request", "attachment", "could not open the file you sent"),
+    ],
+)
+def test_the_reason_words_the_failure_before_the_kind(
+    kind: ErrorKind, reason: ErrorReason | None, words: str
+) -> None:
+    text = failure_text(failed(kind, reason))
+    assert text is not None and words in text
+
+
+def test_a_misconfigured_deployment_gets_the_general_notice_and_success_has_no_wording() -> None:
+    assert failure_text(failed("config")) is None  # the caller sends FAILED_NOTICE
+    assert (
+        failure_text(TurnResult(version=TURN_VERSION, session_key="default/1/0", turn_id=1, text="hi"))
+        is None
+    )
+
+
+def test_every_reason_has_its_words() -> None:
+    assert set(get_args(ErrorReason)) <= set(FAILURE_WORDING)
+    assert set(get_args(ErrorKind)) - {"config"} <= set(FAILURE_WORDING)

@@ -1,0 +1,22 @@
+"""What a draft or progress message shows: the end of the answer so far, within Telegram's
+4,096 characters as Telegram counts them (UTF-16 units), and the tool line."""
+
+from __future__ import annotations
+
+import pytest
+from session_core import ToolActivity, TurnProgress
+from sqs_consumer._progress_render import MAX_SHOWN_TEXT, progress_html
+from sqs_consumer._render import utf16_len
+
+
+@pytest.mark.parametrize("unit", ["a", "é", "😀", "<"], ids=["ascii", "accented", "emoji", "escaped"])
+def test_a_long_answer_shows_its_end_within_telegrams_limit(unit: str) -> None:
+    text = "start " + unit * 5000 + " the end"
+    shown = progress_html(
+        TurnProgress(turn_id=1, text=text, activity=ToolActivity(kind="tool", name="Bash", argument="ls"))
+    )
+    answer, _, tool_line = shown.rpartition("\n\n")
+    visible = answer.replace("&lt;", "<")  # Telegram counts the text after entity parsing
+    assert visible.endswith(" the end") and visible.startswith("…")
+    assert utf16_len(visible) <= MAX_SHOWN_TEXT
+    assert utf16_len(visible) + utf16_len(tool_line) + 2 <= 4096

@@ -1,0 +1,326 @@
+"""Markdown → Telegram HTML and splitting: every chunk valid on its own, nothing lost."""
+
+from __future__ import annotations
+
+import html.parser
+import re
+
+import pytest
+from agentbot_testing.telegram_support import long_markdown
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqs_consumer import (
+    TELEGRAM_MESSAGE_LIMIT,
+    html_to_plain,
+    markdown_to_html,
+    render_reply,
+    split_html,
+    split_plain,
+    utf16_len,
+)
+
+_TAGS = {"b", "i", "s", "code", "pre", "a", "blockquote"}
+
+
+class _Strict(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        assert tag in _TAGS, tag
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack.pop() == tag, f"unbalanced </{tag}>"
+
+    def handle_data(self, data):
+        assert "<" not in data and ">" not in data and "&" not in data, data
+
+    def handle_entityref(self, name):
+        assert name in {"lt", "gt", "amp", "quot"}, name
+
+
+def assert_valid(chunk: str) -> None:
+    parser = _Strict()
+    parser.feed(chunk)
+    parser.close()
+    assert parser.stack == [] and parser.rawdata == ""
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def test_escapes_and_keeps_code_blocks() -> None:
+    out = markdown_to_html("a < b && c > d\n\n```js\nif (a<b) { x = '&'; }\n```\n**bold** `x<y`")
+    assert out == (
+        "a &lt; b &amp;&amp; c &gt; d\n\n"
+        "<pre><code class=\"language-js\">if (a&lt;b) { x = '&amp;'; }</code></pre>\n"
+        "<b>bold</b> <code>x&lt;y</code>"
+    )
+
+
+def test_crossed_markers_stay_text_instead_of_breaking_html() -> None:
+    out = markdown_to_html("**a *b** c*")
+    assert_valid(out)
+    assert html_to_plain(out) == "**a *b** c*"
+
+
+def test_ten_thousand_characters_with_code_blocks_split_into_valid_chunks() -> None:
+    markdown = long_markdown(10_000)
+    chunks = render_reply(markdown)
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        assert utf16_len(chunk) <= TELEGRAM_MESSAGE_LIMIT
+        assert_valid(chunk)
+    assert squash("".join(html_to_plain(c) for c in chunks)) == squash(
+        html_to_plain(markdown_to_html(markdown))
+    )
+
+
+def test_a_code_block_longer_than_a_message_is_closed_and_reopened() -> None:
+    code = "\n".join(f"line {i} <x> & y" for i in range(600))
+    chunks = render_reply(f"```python\n{code}\n```")
+    assert len(chunks) >= 3
+    for chunk in chunks:
+        assert chunk.startswith('<pre><code class="language-python">')
+        assert chunk.endswith("</code></pre>")
+        assert_valid(chunk)
+    # breaks fall on line boundaries: every line arrives whole
+    lines = [line for c in chunks for line in html_to_plain(c).split("\n")]
+    assert lines == code.split("\n")
+
+
+def test_breaks_prefer_paragraphs_then_lines_then_words() -> None:
+    paragraphs = ["word " * 150 for _ in range(12)]
+    chunks = render_reply("\n\n".join(p.strip() for p in paragraphs))
+    for chunk in chunks[:-1]:
+        assert chunk.endswith("word")  # a whole paragraph (or line) ended the chunk
+    one_line = "x" * 9000
+    assert [len(c) for c in render_reply(one_line)] == [4096, 4096, 808]
+
+
+def test_limit_is_counted_in_utf16_units_as_telegram_does() -> None:
+    chunks = render_reply("😀" * 3000)  # 2 UTF-16 units each
+    assert all(utf16_len(c) <= TELEGRAM_MESSAGE_LIMIT for c in chunks)
+    assert len(chunks) == 2
+
+
+def test_empty_and_whitespace_answers_give_no_chunks() -> None:
+    assert render_reply("") == [] and render_reply("  \n\n ") == []
+
+
+def test_split_plain_respects_the_limit() -> None:
+    parts = split_plain("line\n" * 100 + "z" * 300, 120)
+    assert all(utf16_len(p) <= 120 for p in parts)
+    assert "".join(parts) == "line\n" * 100 + "z" * 300
+
+
+markdown_pieces = st.lists(
+    st.sampled_from(
+        [
+            "**bold**",
+            "*it*",
+            "_u_",
+            "~~s~~",
+            "`co<de>`",
+            "[l](https://x.y/a_b)",
+            "# head",
+            "- item",
+            "> quote",
+            "```py\nx < 1\n```",
+            "\n",
+            "\n\n",
+            " ",
+            "&",
+            "<",
+            ">",
+            "**",
+            "`",
+            "😀",
+            "word",
+        ]
+    )
+    | st.text(max_size=30),
+    max_size=400,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=markdown_pieces, limit=st.sampled_from([64, 200, 4096]))
+def test_any_markdown_renders_to_valid_chunks_within_the_limit(pieces, limit) -> None:
+    markdown = "".join(pieces)
+    full = markdown_to_html(markdown)
+    assert_valid(full)
+    chunks = split_html(full, limit)
+    for chunk in chunks:
+        assert utf16_len(chunk) <= limit
+        assert_valid(chunk)
+    assert squash("".join(html_to_plain(c) for c in chunks)) == squash(html_to_plain(full))
+
+
+# -- CommonMark's rules, as a property: the visible text is the source minus its markup -----
+#
+# Each strategy below yields (markdown, visible text CommonMark gives it). The renderer must
+# show exactly that text (whitespace aside): no character of content may vanish as markup,
+# and no markup character may show. Tables stay text (Telegram has none): their pipes and
+# delimiter row show; markup inside cells does not.
+
+_MARKUP = set("*_~`[]()#>|\\-+")
+_SAFE = st.characters(codec=None, exclude_categories=("Cs", "Cc", "Z")).filter(lambda c: c not in _MARKUP)
+_words = st.text(_SAFE, min_size=1, max_size=8) | st.sampled_from(
+    ["C#", "F#", "a_b_c", "x*y", "2*3=6", "<b>", "&amp;", "\U00100000", "\U0010fffd", "😀"]
+)
+_code_content = st.text(
+    st.characters(codec=None, exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=12
+).filter(lambda t: t.strip() and "\n" not in t and "\r" not in t)
+_escapable = st.sampled_from(list("!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"))
+
+
+def _text(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+    return " ".join(m for m, _ in pairs), " ".join(v for _, v in pairs)
+
+
+@st.composite
+def code_spans(draw, size: int | None = None) -> tuple[str, str]:
+    content = draw(_code_content)
+    runs = [len(r) for r in re.findall("`+", content)]
+    n = size if size is not None and size not in runs else max(runs, default=0) + 1
+    if n in runs:
+        n = max(runs) + 1
+    padded = f" {content} " if content.startswith("`") or content.endswith("`") else content
+    return f"{'`' * n}{padded}{'`' * n}", content
+
+
+@st.composite
+def emphasis(draw, inner, used: frozenset[str] = frozenset()) -> tuple[str, str]:
+    marker = draw(st.sampled_from([m for m in ("**", "__", "*", "_", "~~") if m[0] not in used]))
+    middle = draw(st.lists(inner(used | {marker[0]}), max_size=2))
+    words = [(w, w) for w in draw(st.lists(_words, min_size=2, max_size=2))]
+    markdown, visible = _text([words[0], *middle, words[1]])
+    return f"{marker}{markdown}{marker}", visible
+
+
+def _inline_element(used: frozenset[str] = frozenset()):
+    return st.one_of(
+        _words.map(lambda w: (w, w)),
+        code_spans(),
+        _escapable.map(lambda c: (f"\\{c}", c)),
+        st.deferred(lambda: emphasis(_inline_element, used)) if len(used) < 2 else st.nothing(),
+    )
+
+
+@st.composite
+def links(draw) -> tuple[str, str]:
+    text = draw(st.lists(_inline_element(frozenset("`")), min_size=1, max_size=3))
+    path = draw(st.from_regex(r"[a-z0-9/_.*~-]{0,12}", fullmatch=True))
+    markdown, visible = _text(text)
+    return f"[{markdown}](https://example.com/{path})", visible
+
+
+@st.composite
+def inline_lines(draw) -> tuple[str, str]:
+    first = draw(code_spans(3) | _inline_element() | links())  # ```span``` may open a line
+    rest = draw(st.lists(_inline_element() | links(), max_size=5))
+    return _text([first, *rest])
+
+
+@st.composite
+def fenced_blocks(draw, last: bool = False) -> tuple[str, str]:
+    char = draw(st.sampled_from("`~"))
+    size = draw(st.integers(3, 5))
+    indent = " " * draw(st.integers(0, 3))
+    info = draw(st.sampled_from(["", "py", "rm -rf /tmp/x", "c++ {.numberLines}"]))
+    not_a_fence = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
+    lines = draw(
+        st.lists(
+            st.text(
+                st.characters(codec=None, exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20
+            ).filter(lambda t: not not_a_fence.match(t) and "\r" not in t),
+            max_size=4,
+        )
+    )
+    closed = draw(st.booleans()) if last else True  # an unclosed fence takes the rest as code
+    markdown = "\n".join(
+        [f"{indent}{char * size}{info}", *lines, *([indent + char * size] if closed else [])]
+    )
+    return markdown, " ".join(lines)
+
+
+@st.composite
+def blocks(draw) -> tuple[str, str]:
+    kind = draw(st.sampled_from(["paragraph", "heading", "bullet", "ordered", "quote", "fence", "table"]))
+    if kind == "fence":
+        return draw(fenced_blocks())
+    if kind == "table":
+        rows = draw(
+            st.lists(
+                st.lists(_inline_element(frozenset("`")), min_size=2, max_size=2), min_size=1, max_size=3
+            )
+        )
+        texts = [[_text([cell]) for cell in row] for row in rows]
+        markdown = ["| " + " | ".join(m for m, _ in row) + " |" for row in texts]
+        visible = ["| " + " | ".join(v for _, v in row) + " |" for row in texts]
+        return "\n".join([markdown[0], "|---|---|", *markdown[1:]]), "\n".join(
+            [visible[0], "|---|---|", *visible[1:]]
+        )
+    markdown, visible = draw(inline_lines())
+    if kind == "heading":
+        level = draw(st.integers(1, 6))
+        closing = draw(st.sampled_from(["", " #", " ###"]))
+        return f"{'#' * level} {markdown}{closing}", visible
+    if kind == "bullet":
+        return f"{draw(st.sampled_from('-*+'))} {markdown}", f"• {visible}"
+    if kind == "ordered":
+        number = draw(st.integers(1, 99))
+        return f"{number}. {markdown}", f"{number}. {visible}"
+    if kind == "quote":
+        return f"> {markdown}", visible
+    return markdown, visible
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=st.tuples(st.lists(blocks(), max_size=6), st.lists(fenced_blocks(last=True), max_size=1)).map(
+        lambda parts: parts[0] + parts[1]
+    ),
+    limit=st.sampled_from([64, 200, 4096]),
+)
+def test_visible_text_is_the_markdown_minus_its_markup(document, limit) -> None:
+    markdown = "\n\n".join(m for m, _ in document)
+    expected = " ".join(v for _, v in document)
+
+    chunks = render_reply(markdown, limit)
+
+    for chunk in chunks:
+        assert_valid(chunk)
+    assert squash("".join(html_to_plain(c) for c in chunks)) == squash(expected), markdown
+
+
+@pytest.mark.parametrize(
+    ("markdown", "visible"),
+    [
+        ("```rm -rf /tmp/x```", "rm -rf /tmp/x"),  # found from outside: a code span, not a fence
+        ("run ```rm -rf /tmp/x``` now", "run rm -rf /tmp/x now"),
+        ("```a``` and ```b```", "a and b"),
+        ("``a ` b``", "a ` b"),
+        ("~~~\n*kept*\n~~~", "*kept*"),
+        ("````\n```\nstill code\n````", "```\nstill code"),
+        ("# C#", "C#"),
+        ("**bold `code` bold**", "bold code bold"),
+        (r"\*literal\* \_x\_", "*literal* _x_"),
+        ("**a __b__ c** and *a _b_ c*", "a b c and a b c"),
+    ],
+)
+def test_commonmark_cases_found_from_outside(markdown, visible) -> None:
+    assert html_to_plain(markdown_to_html(markdown)) == visible
+
+
+def test_a_link_whose_tag_cannot_fit_a_message_keeps_its_text() -> None:
+    markdown = f"> see [the docs](https://example.com/{'a' * 100}) now"
+    chunks = render_reply(markdown, 64)
+    for chunk in chunks:
+        assert utf16_len(chunk) <= 64
+        assert_valid(chunk)
+    assert squash("".join(html_to_plain(c) for c in chunks)) == "seethedocsnow"

@@ -1,0 +1,87 @@
+"""What the Telegram side (producer and consumer) shares; the runtime never imports it."""
+
+from ._approval_control import (
+    APPROVAL_CALLBACK_PREFIX,
+    REVOKE_CALLBACK_PREFIX,
+    ApprovalButton,
+    InvalidButton,
+    RevokeButton,
+    approval_button_of,
+    approval_callback_data,
+    revoke_button_of,
+    revoke_callback_data,
+)
+from ._bot_api import MAX_DOWNLOAD_BYTES, TELEGRAM_API_BASE, BotApi, check_response, error_for
+from ._chat_settings import ChatSettings
+from ._delivery_claims import ClaimVerdict, DeliveryClaims
+from ._delivery_log import DeliveryLog
+from ._envelope import (
+    ENVELOPE_VERSION,
+    Attachment,
+    InboundMessage,
+    QueueEnvelope,
+    decode_envelope,
+    encode_envelope,
+)
+from ._errors import (
+    TelegramApiError,
+    TelegramBadMarkup,
+    TelegramBadRequest,
+    TelegramErrorKind,
+    TelegramFileTooBig,
+    TelegramForbidden,
+    TelegramMessageTooLong,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorized,
+)
+from ._rate_limit import RateLimiter, RateVerdict
+from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
+from ._update_dedup import UpdateDedup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APPROVAL_CALLBACK_PREFIX",
+    "ENVELOPE_VERSION",
+    "MAX_DOWNLOAD_BYTES",
+    "REVOKE_CALLBACK_PREFIX",
+    "STOP_CALLBACK_PREFIX",
+    "TELEGRAM_API_BASE",
+    "ApprovalButton",
+    "Attachment",
+    "BotApi",
+    "ChatSettings",
+    "ClaimVerdict",
+    "DeliveryClaims",
+    "DeliveryLog",
+    "InboundMessage",
+    "InvalidButton",
+    "QueueEnvelope",
+    "RateLimiter",
+    "RateVerdict",
+    "RevokeButton",
+    "TelegramApiError",
+    "TelegramBadMarkup",
+    "TelegramBadRequest",
+    "TelegramErrorKind",
+    "TelegramFileTooBig",
+    "TelegramForbidden",
+    "TelegramMessageTooLong",
+    "TelegramNetworkError",
+    "TelegramRetryAfter",
+    "TelegramServerError",
+    "TelegramUnauthorized",
+    "UpdateDedup",
+    "approval_button_of",
+    "approval_callback_data",
+    "check_response",
+    "decode_envelope",
+    "encode_envelope",
+    "error_for",
+    "revoke_button_of",
+    "revoke_callback_data",
+    "stop_callback_data",
+    "stopped_turn_of",
+]

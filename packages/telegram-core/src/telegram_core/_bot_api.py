@@ -1,0 +1,247 @@
+"""The one Bot API client: every call to Telegram in the codebase goes through ``BotApi``.
+
+Retries what Telegram says to retry, no more: a 429 waits ``retry_after``; 5xx and network
+errors back off; every other error is raised at once. What kind of failure an answer is gets
+decided in one place, ``check_response``. The bot token is part of the URL, so no URL or httpx
+error text ever reaches an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from session_core import MessageDecodeError, decode_json, encode_json, get_logger
+
+from ._errors import (
+    TelegramApiError,
+    TelegramBadMarkup,
+    TelegramBadRequest,
+    TelegramFileTooBig,
+    TelegramForbidden,
+    TelegramMessageTooLong,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorized,
+)
+
+log = get_logger(__name__)
+
+# The one place the real Bot API's address is written; tests and `agentbot dev` pass their own.
+TELEGRAM_API_BASE = "https://api.telegram.org"
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+
+# Telegram says which bad request it is only in the description; read here, nowhere else.
+_BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
+    (("message is too long",), TelegramMessageTooLong),
+    (("can't parse entities", "can't find end tag"), TelegramBadMarkup),
+    (("file is too big",), TelegramFileTooBig),  # getFile above the 20 MB download limit
+)
+
+
+def error_for(
+    method: str, error_code: int, description: str, *, retry_after: float | None = None
+) -> TelegramApiError:
+    """The typed error for a failed call: by ``error_code`` first (429, 0 for no answer, 5xx,
+    401, 403), then by the description of a bad request Telegram gives no code of its own."""
+    if error_code == 429:
+        return TelegramRetryAfter(method, error_code, description, retry_after=retry_after or 1.0)
+    if error_code == 0:
+        return TelegramNetworkError(method, error_code, description)
+    if error_code >= 500:
+        return TelegramServerError(method, error_code, description)
+    text = description.lower()
+    for phrases, kind in _BAD_REQUESTS:
+        if any(phrase in text for phrase in phrases):
+            return kind(method, error_code, description)
+    if error_code == 401:
+        return TelegramUnauthorized(method, error_code, description)
+    if error_code == 403:
+        return TelegramForbidden(method, error_code, description)
+    return TelegramBadRequest(method, error_code, description)
+
+
+def check_response(method: str, status_code: int, content: bytes, *, token: str = "") -> Any:
+    """The ``result`` of a Bot API answer, or the typed TelegramApiError it stands for.
+
+    ``token`` is scrubbed from Telegram's description, should it ever quote it.
+    """
+    try:
+        body = decode_json(content, json.loads, "Bot API answer")
+    except MessageDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise error_for(method, status_code or 0, f"answer is not JSON (HTTP {status_code})")
+    if body.get("ok") is True:
+        return body.get("result")
+    parameters = body.get("parameters")
+    retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    description = str(body.get("description") or "no description")
+    if token:
+        description = description.replace(token, "<token>")
+    code = body.get("error_code")
+    error_code = code if isinstance(code, int) and code else status_code
+    raise error_for(
+        method,
+        error_code,
+        description,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+    )
+
+
+class BotApi:
+    """Calls the Bot API at ``base_url`` for the bot with ``token`` through ``http``.
+
+    ``max_attempts`` bounds every call's retries (1: no retry, what an operator command
+    wants); ``sleep`` is injectable so tests wait for nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        token: str,
+        base_url: str = TELEGRAM_API_BASE,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+        max_retry_after_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http
+        self._token = token
+        self._base = base_url.rstrip("/")
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
+
+    def call(self, method: str, params: Mapping[str, Any], *, attempts: int | None = None) -> Any:
+        """Call ``method`` with JSON ``params`` and return its ``result``.
+
+        Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``), 5xx
+        and network errors up to ``attempts`` times in all; raises TelegramApiError.
+        """
+        total = attempts or self._max_attempts
+        for attempt in range(1, total + 1):
+            try:
+                return self._call_once(method, params)
+            except TelegramApiError as error:
+                if not error.retryable or attempt == total:
+                    raise
+                if isinstance(error, TelegramRetryAfter):
+                    wait = error.retry_after
+                    if wait > self._max_retry_after_s:
+                        raise  # let the caller come back later instead of idling
+                else:
+                    wait = self._backoff_s * 2 ** (attempt - 1)
+                log.warning("telegram_retry", method=method, kind=error.kind, wait_s=wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, params: Mapping[str, Any]) -> Any:
+        try:
+            response = self._http.post(
+                f"{self._base}/bot{self._token}/{method}",
+                content=encode_json(dict(params)),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            # httpx messages can quote the URL, which holds the token: name the error class only.
+            raise TelegramNetworkError(
+                method, 0, f"cannot reach the Bot API ({type(exc).__name__})"
+            ) from None
+        return check_response(method, response.status_code, response.content, token=self._token)
+
+    def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        html: bool,
+        thread_id: int = 0,
+        reply_to_message_id: int | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Send one message (HTML or plain), with inline buttons when ``reply_markup`` is
+        given; returns its message_id."""
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": text,
+            "link_preview_options": {"is_disabled": True},
+        }
+        if html:
+            params["parse_mode"] = "HTML"
+        if thread_id:
+            params["message_thread_id"] = thread_id
+        if reply_to_message_id is not None:
+            params["reply_parameters"] = {
+                "message_id": reply_to_message_id,
+                "allow_sending_without_reply": True,
+            }
+        if reply_markup is not None:
+            params["reply_markup"] = dict(reply_markup)
+        result = self.call("sendMessage", params)
+        return int(result["message_id"])
+
+    def edit_message_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        *,
+        html: bool,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Replace the text of message ``message_id``; without ``reply_markup`` its inline
+        buttons go (Telegram drops a keyboard an edit does not repeat)."""
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "link_preview_options": {"is_disabled": True},
+        }
+        if html:
+            params["parse_mode"] = "HTML"
+        if reply_markup is not None:
+            params["reply_markup"] = dict(reply_markup)
+        self.call("editMessageText", params)
+
+    def send_typing(self, chat_id: int, *, thread_id: int = 0) -> None:
+        """Show "typing…" for up to 5 s; one attempt only (the next refresh is the retry)."""
+        params: dict[str, Any] = {"chat_id": chat_id, "action": "typing"}
+        if thread_id:
+            params["message_thread_id"] = thread_id
+        self.call("sendChatAction", params, attempts=1)
+
+    def get_file(self, file_id: str) -> dict[str, Any]:
+        """``getFile``: the file's ``file_path`` and ``file_size``."""
+        result = self.call("getFile", {"file_id": file_id})
+        return dict(result)
+
+    def download(self, file_path: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+        """Download a file returned by ``getFile``; refuses more than ``max_bytes``
+        (TelegramFileTooBig)."""
+        url = f"{self._base}/file/bot{self._token}/{file_path}"
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                with self._http.stream("GET", url) as response:
+                    if response.status_code >= 500 and attempt < self._max_attempts:
+                        self._sleep(self._backoff_s * 2 ** (attempt - 1))
+                        continue
+                    if response.status_code != 200:
+                        raise error_for("downloadFile", response.status_code, "download failed")
+                    data = bytearray()
+                    for part in response.iter_bytes():
+                        data.extend(part)
+                        if len(data) > max_bytes:
+                            raise TelegramFileTooBig("downloadFile", 400, "file is too big")
+                    return bytes(data)
+            except httpx.HTTPError as exc:
+                if attempt == self._max_attempts:
+                    raise TelegramNetworkError("downloadFile", 0, type(exc).__name__) from None
+                self._sleep(self._backoff_s * 2 ** (attempt - 1))
+        raise TelegramNetworkError("downloadFile", 0, "no attempts left")

@@ -1,0 +1,82 @@
+"""What already went out for one update: the chunks of its answer (so a retried consumer sends
+only what is missing) and the notices sent (so a redelivered update tells the user once).
+
+One item per update in the session's partition: ``session|<key>`` / ``delivery|<update_id>``
+holding ``chunk_<i>`` → Telegram message_id and ``notice_<kind>`` → when it was sent (and the
+chunk claims of ``_delivery_claims.py``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from session_core import (
+    ConditionFailed,
+    DynamoTable,
+    SessionKey,
+    check_update_id,
+    number,
+    session_item_pk,
+)
+
+_NOTICE_KIND_RE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+class DeliveryLog:
+    """Delivered chunks and sent notices per update, in the registry's table."""
+
+    def __init__(self, table: DynamoTable) -> None:
+        self._table = table
+
+    def delivered_chunks(self, key: SessionKey, update_id: int) -> dict[int, int]:
+        """Chunks of the answer to ``update_id`` already sent: chunk index → Telegram message_id."""
+        item = self._table.get("delivered_chunks", session_item_pk(key), delivery_sk(update_id)) or {}
+        return {
+            int(name.removeprefix("chunk_")): int(value["N"])
+            for name, value in item.items()
+            if name.startswith("chunk_")
+        }
+
+    def record_delivered_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
+        """Remember that chunk ``index`` of the answer went out as ``message_id``."""
+        if index < 0:
+            raise ValueError(f"chunk index must be >= 0, got {index}")
+        now = self._table.clock()
+        self._table.update(
+            "record_delivered_chunk",
+            session_item_pk(key),
+            delivery_sk(update_id),
+            UpdateExpression="SET #chunk = :mid, expires_at = :ttl",
+            ExpressionAttributeNames={"#chunk": f"chunk_{index}"},
+            ExpressionAttributeValues={
+                ":mid": number(message_id),
+                ":ttl": number(self._table.expires_at(now)),
+            },
+        )
+
+    def notice_sent(self, key: SessionKey, update_id: int, kind: str) -> bool:
+        """Mark that notice ``kind`` (e.g. "busy") was sent for ``update_id``.
+
+        True the first time only, so a redelivered update tells the user once.
+        """
+        if not _NOTICE_KIND_RE.fullmatch(kind):
+            raise ValueError(f"notice kind must match {_NOTICE_KIND_RE.pattern}, got {kind!r}")
+        now = self._table.clock()
+        try:
+            self._table.update(
+                "notice_sent",
+                session_item_pk(key),
+                delivery_sk(update_id),
+                UpdateExpression="SET #notice = :now, expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(#notice)",
+                ExpressionAttributeNames={"#notice": f"notice_{kind}"},
+                ExpressionAttributeValues={":now": number(now), ":ttl": number(self._table.expires_at(now))},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+
+def delivery_sk(update_id: int) -> str:
+    """The sort key of the update's delivery item (its chunks, notices and chunk claims)."""
+    return f"delivery|{check_update_id(update_id)}"

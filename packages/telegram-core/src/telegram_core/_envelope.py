@@ -1,0 +1,69 @@
+"""The queue envelope: one Telegram update reduced to what the consumer needs, as the producer
+puts it on the FIFO queue. Versioned like every boundary message."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from session_core import decode_versioned, encode_json
+
+ENVELOPE_VERSION = 1
+
+
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A file the user sent, as Telegram describes it (not yet downloaded)."""
+
+    kind: Literal["photo", "document"]
+    file_id: str
+    file_unique_id: str = ""
+    file_name: str | None = None
+    mime_type: str | None = None
+    file_size: int | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One Telegram update reduced to what the consumer needs.
+
+    ``kind`` says what to do: ``message`` starts a turn (or a command),
+    ``unsupported`` gets a short "not supported yet" (``unsupported_what`` names it),
+    ``approval`` resumes the session's pending tool call ``approval_id`` once a button press
+    decided it ([I]; ``message_id`` is then the message with the buttons). Messages queued
+    before [I] have neither and decode as before.
+    """
+
+    update_id: int
+    session_key: str
+    kind: Literal["message", "unsupported", "approval"]
+    chat_id: int
+    chat_type: str
+    message_id: int
+    thread_id: int = 0
+    user_id: int | None = None
+    user_name: str | None = None
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    unsupported_what: str | None = None
+    approval_id: str | None = None
+    sent_at: int = 0
+
+
+class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """What the producer puts on the FIFO queue."""
+
+    version: int
+    message: InboundMessage
+    enqueued_at: float = 0.0
+
+
+_envelope_decoder = msgspec.json.Decoder(QueueEnvelope)
+
+
+def encode_envelope(envelope: QueueEnvelope) -> bytes:
+    """JSON bytes of a queue message body; lone surrogates are written as U+FFFD."""
+    return encode_json(envelope)
+
+
+def decode_envelope(data: bytes | str) -> QueueEnvelope:
+    """Decode a queue message body; rejects unknown versions with UnsupportedVersionError."""
+    return decode_versioned(data, _envelope_decoder, "QueueEnvelope", ENVELOPE_VERSION)

@@ -1,0 +1,103 @@
+"""The Bot API's failures, one class per kind, decided once from the answer (``check_response``
+in ``_bot_api``): callers catch a type or read an attribute, never parse a description.
+
+No error text ever holds the bot token (it is part of every request URL): network errors are
+named by their class only, and Telegram's own description is scrubbed of the token.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# rate_limited: 429; server: 5xx; network: no answer; too_long / bad_html / file_too_big: the
+# bad requests a caller can repair; forbidden: 403 (blocked, kicked); unauthorized: 401 (token).
+TelegramErrorKind = Literal[
+    "rate_limited",
+    "server",
+    "network",
+    "too_long",
+    "bad_html",
+    "file_too_big",
+    "forbidden",
+    "unauthorized",
+    "bad_request",
+]
+
+
+class TelegramApiError(Exception):
+    """Raised when a Bot API call fails; base of every Telegram error.
+
+    ``method``: the Bot API method; ``error_code``: Telegram's (or HTTP's) code, 0 when no
+    answer came; ``description``: Telegram's text, for logs only; ``retryable``: trying again
+    later may help; ``retry_after``: seconds Telegram asked to wait (None: back off as usual).
+    """
+
+    kind: TelegramErrorKind = "bad_request"
+    retryable: bool = False
+
+    def __init__(
+        self, method: str, error_code: int, description: str, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"Telegram {method} failed ({error_code}): {description}")
+        self.method = method
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+
+class TelegramRetryAfter(TelegramApiError):
+    """Raised on 429 Too Many Requests; ``retry_after`` says how long to wait."""
+
+    kind: TelegramErrorKind = "rate_limited"
+    retryable = True
+    retry_after: float
+
+
+class TelegramServerError(TelegramApiError):
+    """Raised on a 5xx answer (or a non-JSON one): Telegram's side failed, a retry may help."""
+
+    kind: TelegramErrorKind = "server"
+    retryable = True
+
+
+class TelegramNetworkError(TelegramApiError):
+    """Raised when the Bot API cannot be reached or the connection breaks (``error_code`` 0)."""
+
+    kind: TelegramErrorKind = "network"
+    retryable = True
+
+
+class TelegramBadRequest(TelegramApiError):
+    """Raised on a 400 (or any other 4xx not classed below): the request itself is wrong."""
+
+    kind: TelegramErrorKind = "bad_request"
+
+
+class TelegramMessageTooLong(TelegramBadRequest):
+    """Raised when Telegram counts a message above 4096 characters after entity parsing."""
+
+    kind: TelegramErrorKind = "too_long"
+
+
+class TelegramBadMarkup(TelegramBadRequest):
+    """Raised when Telegram cannot parse a message's HTML entities."""
+
+    kind: TelegramErrorKind = "bad_html"
+
+
+class TelegramFileTooBig(TelegramBadRequest):
+    """Raised when a file is above the Bot API's 20 MB download limit (``getFile`` or download)."""
+
+    kind: TelegramErrorKind = "file_too_big"
+
+
+class TelegramForbidden(TelegramApiError):
+    """Raised on 403: the bot was blocked, kicked, or may not write to the chat."""
+
+    kind: TelegramErrorKind = "forbidden"
+
+
+class TelegramUnauthorized(TelegramApiError):
+    """Raised on 401: the bot token is wrong or revoked."""
+
+    kind: TelegramErrorKind = "unauthorized"

@@ -1,0 +1,183 @@
+"""The one Bot API client: each kind of failure is its own error type, decided from the answer
+in one place; only what Telegram says to retry is retried; the token never reaches error text.
+The network is an httpx MockTransport, so these run without a server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from telegram_core import (
+    TELEGRAM_API_BASE,
+    BotApi,
+    TelegramApiError,
+    TelegramBadMarkup,
+    TelegramBadRequest,
+    TelegramFileTooBig,
+    TelegramForbidden,
+    TelegramMessageTooLong,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorized,
+    check_response,
+)
+
+TOKEN = "123456:SECRET-token-never-shown"
+
+
+def failure(code: int, description: str, **parameters: Any) -> bytes:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "expected", "retryable"),
+    [
+        (429, failure(429, "Too Many Requests: retry after 7", retry_after=7), TelegramRetryAfter, True),
+        (502, failure(502, "Bad Gateway"), TelegramServerError, True),
+        (502, b"<html>bad gateway</html>", TelegramServerError, True),
+        (400, failure(400, "Bad Request: message is too long"), TelegramMessageTooLong, False),
+        (400, failure(400, "Bad Request: can't parse entities: unclosed tag"), TelegramBadMarkup, False),
+        (
+            400,
+            failure(400, "Bad Request: can't find end tag corresponding to start tag b"),
+            TelegramBadMarkup,
+            False,
+        ),
+        (400, failure(400, "Bad Request: file is too big"), TelegramFileTooBig, False),
+        (403, failure(403, "Forbidden: bot was blocked by the user"), TelegramForbidden, False),
+        (401, failure(401, "Unauthorized"), TelegramUnauthorized, False),
+        (400, failure(400, "Bad Request: chat not found"), TelegramBadRequest, False),
+        (404, failure(404, "Not Found"), TelegramBadRequest, False),
+    ],
+)
+def test_each_failure_is_decided_once_into_its_type(
+    status: int, content: bytes, expected: type[TelegramApiError], retryable: bool
+) -> None:
+    with pytest.raises(TelegramApiError) as caught:
+        check_response("sendMessage", status, content)
+    assert type(caught.value) is expected
+    assert caught.value.retryable is retryable and caught.value.method == "sendMessage"
+    assert caught.value.error_code == status
+
+
+def test_retry_after_is_an_attribute_not_text() -> None:
+    with pytest.raises(TelegramRetryAfter) as caught:
+        check_response("sendMessage", 429, failure(429, "Too Many Requests", retry_after=12))
+    assert caught.value.retry_after == 12.0
+    with pytest.raises(TelegramRetryAfter) as unsaid:  # no parameters: a short wait, not none
+        check_response("sendMessage", 429, failure(429, "Too Many Requests"))
+    assert unsaid.value.retry_after == 1.0
+
+
+def test_an_ok_answer_is_its_result() -> None:
+    assert check_response("getMe", 200, b'{"ok": true, "result": {"id": 1}}') == {"id": 1}
+
+
+def test_a_description_quoting_the_token_is_scrubbed() -> None:
+    with pytest.raises(TelegramBadRequest) as caught:
+        check_response("getMe", 400, failure(400, f"bad token {TOKEN}"), token=TOKEN)
+    assert TOKEN not in str(caught.value) and "<token>" in caught.value.description
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client(handler: Handler, **kwargs: Any) -> tuple[BotApi, list[float]]:
+    waits: list[float] = []
+    api = BotApi(
+        http=httpx.Client(transport=httpx.MockTransport(handler)),
+        token=TOKEN,
+        base_url="http://bot.test/",
+        backoff_s=0.5,
+        sleep=waits.append,
+        **kwargs,
+    )
+    return api, waits
+
+
+def scripted(*answers: tuple[int, bytes]) -> tuple[Handler, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, content = queue.pop(0)
+        return httpx.Response(status, content=content)
+
+    return handle, seen
+
+
+def test_the_base_url_is_injectable_and_the_default_is_written_once() -> None:
+    handle, seen = scripted((200, b'{"ok": true, "result": {"message_id": 41}}'))
+    api, _ = client(handle)
+    assert api.send_message(5, "hi", html=True, thread_id=3, reply_to_message_id=9) == 41
+    assert str(seen[0].url) == f"http://bot.test/bot{TOKEN}/sendMessage"
+    sent = json.loads(seen[0].content)
+    assert sent["parse_mode"] == "HTML" and sent["message_thread_id"] == 3
+    assert sent["reply_parameters"] == {"message_id": 9, "allow_sending_without_reply": True}
+    assert TELEGRAM_API_BASE == "https://api.telegram.org"
+
+
+def test_retry_after_is_waited_then_the_call_succeeds() -> None:
+    handle, seen = scripted(
+        (429, failure(429, "Too Many Requests", retry_after=3)),
+        (200, b'{"ok": true, "result": true}'),
+    )
+    api, waits = client(handle)
+    assert api.call("setWebhook", {"url": "https://x.test"}) is True
+    assert waits == [3.0] and len(seen) == 2
+
+
+def test_a_retry_after_longer_than_allowed_is_raised_at_once() -> None:
+    handle, seen = scripted((429, failure(429, "Too Many Requests", retry_after=60)))
+    api, waits = client(handle, max_retry_after_s=10)
+    with pytest.raises(TelegramRetryAfter) as caught:
+        api.call("sendMessage", {})
+    assert caught.value.retry_after == 60 and waits == [] and len(seen) == 1
+
+
+def test_server_errors_back_off_and_bad_requests_are_not_retried() -> None:
+    handle, seen = scripted(*[(500, failure(500, "Internal"))] * 3)
+    api, waits = client(handle, max_attempts=3)
+    with pytest.raises(TelegramServerError):
+        api.call("sendMessage", {})
+    assert waits == [0.5, 1.0] and len(seen) == 3
+    handle, seen = scripted((400, failure(400, "Bad Request: chat not found")))
+    api, waits = client(handle)
+    with pytest.raises(TelegramBadRequest):
+        api.call("sendMessage", {})
+    assert waits == [] and len(seen) == 1
+
+
+def test_one_attempt_means_no_retry() -> None:
+    handle, seen = scripted((502, failure(502, "Bad Gateway")))
+    api, waits = client(handle, max_attempts=1)
+    with pytest.raises(TelegramServerError):
+        api.call("getWebhookInfo", {})
+    assert waits == [] and len(seen) == 1
+
+
+def test_a_network_failure_names_no_url_and_no_token() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect to {request.url}", request=request)
+
+    api, waits = client(refuse, max_attempts=2)
+    with pytest.raises(TelegramNetworkError) as caught:
+        api.call("getMe", {})
+    assert caught.value.retryable and caught.value.error_code == 0 and len(waits) == 1
+    assert TOKEN not in str(caught.value) and "bot.test" not in str(caught.value)
+    assert "ConnectError" in str(caught.value)
+
+
+def test_a_download_above_the_limit_is_file_too_big() -> None:
+    api, _ = client(lambda request: httpx.Response(200, content=b"0123456789"))
+    assert api.download("documents/a.bin") == b"0123456789"
+    with pytest.raises(TelegramFileTooBig):
+        api.download("documents/a.bin", max_bytes=4)

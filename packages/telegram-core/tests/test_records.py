@@ -1,0 +1,154 @@
+"""The Telegram side's records in the registry's table, against a real DynamoDB endpoint (the
+moto server): what a retried consumer, a redelivered update or a /usage choice leaves behind."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from agentbot_testing import CLOCK_START as START
+from agentbot_testing import FakeClock
+from botocore.config import Config
+from session_core import DynamoTable, SessionKey, StorageError
+from telegram_core import ChatSettings, DeliveryLog, UpdateDedup
+
+DAY = 86_400
+KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def table(aws: Any, clock: FakeClock) -> DynamoTable:
+    return DynamoTable(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+
+
+@pytest.fixture
+def deliveries(table: DynamoTable) -> DeliveryLog:
+    return DeliveryLog(table)
+
+
+@pytest.fixture
+def dedup(table: DynamoTable) -> UpdateDedup:
+    return UpdateDedup(table)
+
+
+def expires(aws: Any, pk: str, sk: str) -> int:
+    item = aws.dynamodb.get_item(
+        TableName=aws.resources.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+    )["Item"]
+    return int(item["expires_at"]["N"])
+
+
+def test_delivery_records_accumulate_per_update(deliveries: DeliveryLog) -> None:
+    assert deliveries.delivered_chunks(KEY, 9) == {}
+    deliveries.record_delivered_chunk(KEY, 9, 0, 501)
+    deliveries.record_delivered_chunk(KEY, 9, 1, 502)
+    deliveries.record_delivered_chunk(KEY, 10, 0, 601)
+    deliveries.record_delivered_chunk(KEY, 9, 1, 502)  # a retried send records the same again
+
+    assert deliveries.delivered_chunks(KEY, 9) == {0: 501, 1: 502}
+    assert deliveries.delivered_chunks(KEY, 10) == {0: 601}
+    # Notices share the delivery item but are not chunks.
+    assert deliveries.notice_sent(KEY, 9, "busy")
+    assert deliveries.delivered_chunks(KEY, 9) == {0: 501, 1: 502}
+    with pytest.raises(ValueError, match="chunk index"):
+        deliveries.record_delivered_chunk(KEY, 9, -1, 503)
+
+
+def test_a_notice_is_sent_once_per_update_and_kind(deliveries: DeliveryLog) -> None:
+    assert deliveries.notice_sent(KEY, 9, "busy") is True
+    assert deliveries.notice_sent(KEY, 9, "busy") is False
+    assert deliveries.notice_sent(KEY, 9, "busy") is False
+    assert deliveries.notice_sent(KEY, 9, "model_error") is True
+    assert deliveries.notice_sent(KEY, 10, "busy") is True
+    with pytest.raises(ValueError, match="notice kind"):
+        deliveries.notice_sent(KEY, 9, "../x")
+
+
+def test_update_dedup_is_durable_and_per_tenant(aws: Any, dedup: UpdateDedup) -> None:
+    assert dedup.update_seen("acme", 123456) is False
+    dedup.mark_update_seen("acme", 123456)
+    dedup.mark_update_seen("acme", 123456)  # a redelivery marking again is fine
+    assert dedup.update_seen("acme", 123456) is True
+    assert dedup.update_seen("other", 123456) is False
+    assert dedup.update_seen("acme", 123457) is False
+    # Another container (another object on the same table) sees the mark.
+    fresh = UpdateDedup(DynamoTable(dynamodb=aws.dynamodb, table=aws.resources.table))
+    assert fresh.update_seen("acme", 123456) is True
+    with pytest.raises(ValueError, match="tenant"):
+        dedup.update_seen("a|b", 1)
+    with pytest.raises(ValueError, match="update_id"):
+        dedup.update_seen("acme", -1)
+
+
+def test_the_usage_footer_is_off_until_set_and_expires_with_the_retention(
+    aws: Any, table: DynamoTable, clock: FakeClock
+) -> None:
+    settings = ChatSettings(table)
+    assert settings.usage_footer(KEY) is False
+    settings.set_usage_footer(KEY, True)
+    assert settings.usage_footer(KEY) is True
+    assert expires(aws, f"session|{KEY.canonical}", "settings") == int(START) + 25 * DAY
+    settings.set_usage_footer(KEY, False)
+    assert settings.usage_footer(KEY) is False
+
+
+def test_every_record_expires_after_the_retention_and_use_refreshes_it(aws: Any, clock: FakeClock) -> None:
+    table = DynamoTable(dynamodb=aws.dynamodb, table=aws.resources.table, retention_days=3, clock=clock)
+    deliveries, dedup = DeliveryLog(table), UpdateDedup(table)
+    pk = f"session|{KEY.canonical}"
+
+    deliveries.record_delivered_chunk(KEY, 1, 0, 11)
+    dedup.mark_update_seen("acme", 1)
+    first = int(START) + 3 * DAY
+    assert expires(aws, pk, "delivery|1") == first
+    assert expires(aws, "update|acme|1", "seen") == first
+
+    clock.now += 2 * DAY  # the chat is used again two days later
+    deliveries.record_delivered_chunk(KEY, 1, 1, 12)
+    dedup.mark_update_seen("acme", 1)
+    assert expires(aws, pk, "delivery|1") == first + 2 * DAY
+    assert expires(aws, "update|acme|1", "seen") == first + 2 * DAY
+
+
+def test_a_missing_table_is_a_storage_error_naming_operation_and_table(aws: Any) -> None:
+    table = DynamoTable(dynamodb=aws.dynamodb, table="no-such-table")
+    deliveries, dedup, settings = DeliveryLog(table), UpdateDedup(table), ChatSettings(table)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("update_seen", lambda: dedup.update_seen("acme", 1)),
+        ("mark_update_seen", lambda: dedup.mark_update_seen("acme", 1)),
+        ("delivered_chunks", lambda: deliveries.delivered_chunks(KEY, 1)),
+        ("record_delivered_chunk", lambda: deliveries.record_delivered_chunk(KEY, 1, 0, 1)),
+        ("notice_sent", lambda: deliveries.notice_sent(KEY, 1, "busy")),
+        ("usage_footer", lambda: settings.usage_footer(KEY)),
+        ("set_usage_footer", lambda: settings.set_usage_footer(KEY, True)),
+    ]
+    for operation, call in calls:
+        with pytest.raises(StorageError) as info:
+            call()
+        assert info.value.operation == f"registry.{operation}"
+        assert info.value.error_code == "ResourceNotFoundException"
+        assert "no-such-table" in str(info.value)
+
+
+def test_an_unreachable_endpoint_is_a_storage_error(aws: Any) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
+    )
+    dedup = UpdateDedup(DynamoTable(dynamodb=dynamodb, table=aws.resources.table))
+    with pytest.raises(StorageError) as info:
+        dedup.update_seen("acme", 1)
+    assert info.value.operation == "registry.update_seen"
+    assert info.value.error_code == "EndpointConnectionError"

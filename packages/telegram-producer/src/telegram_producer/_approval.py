@@ -1,0 +1,132 @@
+"""[I] Presses of the approval buttons (Allow once / Always in this chat / Deny) and of the
+revoke buttons of /permissions: the ``callback_query`` updates whose data starts ``ap:`` or
+``rv:``.
+
+Like a stop, the producer answers them itself, in the webhook reply (no bot token needed): it
+records the decision with the store's conditional write (a double press or a stale button
+changes nothing) and queues an ``approval`` message for the chat's FIFO group, whose turn
+resumes the deferred call. Who may answer: the person whose message led to the call
+(``requested_by``) or anyone on the producer's ALLOWED_USER_IDS; a chat the bot does not answer
+at all (the allow-list) gets no answer. Who may revoke: anyone the bot answers in the chat:
+revoking only makes the bot ask again, so it needs no more trust than writing to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from session_core import Approval, ApprovalChoice, Grant, SessionKey
+from telegram_core import ApprovalButton, InvalidButton, RevokeButton, approval_button_of, revoke_button_of
+
+from ._config import ProducerConfig
+from ._updates import Update
+
+NOT_VALID_TEXT = "This button is not valid."
+NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
+NOT_YOURS_TEXT = "Only the person who asked can answer this."
+ALREADY_REVOKED_TEXT = "Already revoked."
+DECIDED_TEXT: dict[ApprovalChoice, str] = {
+    "once": "Allowed once.",
+    "always": "Always allowed in this chat.",
+    "deny": "Denied.",
+}
+_ANSWERED_AS: dict[ApprovalChoice, str] = {
+    "once": "Allowed once",
+    "always": "Always allowed",
+    "deny": "Denied",
+}
+# answerCallbackQuery shows at most 200 characters.
+_MAX_ANSWER_CHARS = 200
+
+
+class ApprovalStore(Protocol):
+    """The verbs of session_core.Approvals the producer uses."""
+
+    def current(self, key: SessionKey) -> Approval | None: ...
+
+    def decide(
+        self,
+        key: SessionKey,
+        approval_id: str,
+        choice: ApprovalChoice,
+        *,
+        decided_by: str,
+        decided_by_id: int | None = None,
+        reason: str = "",
+    ) -> Approval: ...
+
+    def revoke(self, key: SessionKey, token: str) -> Grant | None: ...
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """A press of an approval or revoke button on a message of chat ``chat_id``."""
+
+    key: SessionKey
+    button: ApprovalButton | RevokeButton | InvalidButton
+    chat_id: int
+    chat_type: str
+    message_id: int
+    user_id: int
+    user_name: str
+    callback_query_id: str
+    thread_id: int = 0
+
+
+def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
+    """The approval or revoke press an update carries, if any; pure, so tests call it directly."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return None
+    button: ApprovalButton | RevokeButton | InvalidButton | None = approval_button_of(query.data)
+    if button is None:
+        button = revoke_button_of(query.data)
+    if button is None:
+        return None
+    thread_id = query.message.message_thread_id or 0
+    chat = query.message.chat
+    return ButtonPress(
+        key=SessionKey(tenant=config.tenant, chat_id=chat.id, thread_id=thread_id),
+        button=button,
+        chat_id=chat.id,
+        chat_type=chat.type,
+        message_id=query.message.message_id,
+        user_id=query.from_.id,
+        user_name=query.from_.username or query.from_.first_name or str(query.from_.id),
+        callback_query_id=query.id,
+        thread_id=thread_id,
+    )
+
+
+def refusal(
+    approval: Approval | None, button: ApprovalButton, press: ButtonPress, config: ProducerConfig
+) -> str | None:
+    """Why ``press`` may not answer ``approval`` (the text to answer with), or None: it may."""
+    if approval is None or approval.approval_id != button.approval_id or approval.state == "settled":
+        return NOT_WAITING_TEXT
+    if approval.state in ("decided", "used"):
+        return already_answered_text(approval)
+    asker = approval.requested_by
+    if asker is not None and press.user_id != asker and press.user_id not in config.allowed_user_ids:
+        return NOT_YOURS_TEXT
+    return None
+
+
+def already_answered_text(approval: Approval) -> str:
+    """ "Already answered: Allowed once by ada." (or "no longer waiting" without a choice)."""
+    if approval.choice is None:
+        return NOT_WAITING_TEXT
+    return f"Already answered: {_ANSWERED_AS[approval.choice]} by {approval.decided_by or 'someone'}."
+
+
+def revoked_text(grant: Grant | None) -> str:
+    """The answer to a revoke press."""
+    return ALREADY_REVOKED_TEXT if grant is None else f"Revoked: {grant.rule}. It will ask again."
+
+
+def callback_answer(press: ButtonPress, text: str) -> dict[str, Any]:
+    """The answerCallbackQuery the webhook replies with (Telegram makes the call for us)."""
+    if len(text) > _MAX_ANSWER_CHARS:
+        text = text[: _MAX_ANSWER_CHARS - 1] + "…"
+    return {"method": "answerCallbackQuery", "callback_query_id": press.callback_query_id, "text": text}

@@ -1,0 +1,138 @@
+"""The producer's routing rules: which update starts a turn (and as what message), which is
+acknowledged and ignored, and why. Pure: no I/O, so tests call ``decide`` directly."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from session_core import SessionKey
+from telegram_core import Attachment, InboundMessage
+
+from ._config import ProducerConfig
+from ._updates import Message, Update
+
+# Updates of other kinds than a message; each is acknowledged and starts no turn (edits
+# included: see README "Telegram").
+OtherUpdate = Literal["edited_message", "callback_query", "my_chat_member", "channel_post"]
+_OTHER_UPDATES: tuple[OtherUpdate, ...] = (
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "channel_post",
+)
+# Why an update starts no turn (logged, and named in the webhook's answer).
+IgnoredReason = Literal[
+    OtherUpdate,
+    "unknown update type",
+    "message from a bot",
+    "not on the allow-list",
+    "no content (service message)",
+    "group message not addressed to the bot",
+]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a decoded update: enqueue ``message``, or acknowledge with ``ignored``."""
+
+    message: InboundMessage | None = None
+    ignored: IgnoredReason | None = None
+
+
+def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decision:
+    """Decide whether an update starts a turn; pure, so tests can call it directly."""
+    if update.message is None:
+        other: IgnoredReason = next(
+            (name for name in _OTHER_UPDATES if getattr(update, name) is not None), "unknown update type"
+        )
+        return Decision(ignored=other)
+    msg = update.message
+    user = msg.from_
+    if user is not None and user.is_bot:
+        return Decision(ignored="message from a bot")
+    if not allowed(config, user_id=user.id if user else None, chat_id=msg.chat.id):
+        return Decision(ignored="not on the allow-list")
+    text = msg.text if msg.text is not None else (msg.caption or "")
+    attachments = _attachments(msg)
+    unsupported = msg.unsupported_content() if not attachments and msg.text is None else None
+    if not text and not attachments and unsupported is None:
+        return Decision(ignored="no content (service message)")
+    if msg.chat.type in ("group", "supergroup"):
+        addressed, text = _addressed_in_group(msg, text, config)
+        if not addressed:
+            return Decision(ignored="group message not addressed to the bot")
+    thread_id = msg.message_thread_id if msg.is_topic_message and msg.message_thread_id else 0
+    key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
+    return Decision(
+        message=InboundMessage(
+            update_id=update.update_id,
+            session_key=key.canonical,
+            kind="unsupported" if unsupported else "message",
+            chat_id=msg.chat.id,
+            chat_type=msg.chat.type,
+            message_id=msg.message_id,
+            thread_id=thread_id,
+            user_id=user.id if user else None,
+            user_name=(user.username or user.first_name or None) if user else None,
+            text=text,
+            attachments=attachments,
+            unsupported_what=unsupported,
+            sent_at=msg.date or int(now),
+        )
+    )
+
+
+def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> bool:
+    # Empty lists mean everyone; otherwise an allowed user (anywhere) or an allowed chat
+    # (anyone in it) passes.
+    if not config.allowed_user_ids and not config.allowed_chat_ids:
+        return True
+    return (user_id is not None and user_id in config.allowed_user_ids) or (
+        chat_id in config.allowed_chat_ids
+    )
+
+
+def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
+    """(should the bot answer, text without the bot's @mention)."""
+    username = config.bot_username
+    mention = re.compile(rf"@{re.escape(username)}\b", re.IGNORECASE) if username else None
+    mentioned = bool(mention and mention.search(text))
+    replied = bool(
+        username
+        and msg.reply_to_message is not None
+        and msg.reply_to_message.from_ is not None
+        and (msg.reply_to_message.from_.username or "").lower() == username.lower()
+    )
+    if mention is not None:
+        text = mention.sub("", text).strip()
+    return (config.group_reply_mode == "always" or mentioned or replied), text
+
+
+def _attachments(msg: Message) -> tuple[Attachment, ...]:
+    if msg.photo:
+        best = max(msg.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
+        return (
+            Attachment(
+                kind="photo",
+                file_id=best.file_id,
+                file_unique_id=best.file_unique_id,
+                file_name=f"photo-{msg.message_id}.jpg",
+                mime_type="image/jpeg",
+                file_size=best.file_size,
+            ),
+        )
+    if msg.document is not None:
+        doc = msg.document
+        return (
+            Attachment(
+                kind="document",
+                file_id=doc.file_id,
+                file_unique_id=doc.file_unique_id,
+                file_name=doc.file_name,
+                mime_type=doc.mime_type,
+                file_size=doc.file_size,
+            ),
+        )
+    return ()

@@ -1,0 +1,103 @@
+"""[H] Stop requests: `/stop`, a draft's stop control (``stopped_message_generation``) and the
+Stop button of a group's progress message (``callback_query`` with ``stop:<turn>``).
+
+The producer handles them itself instead of queueing them: the FIFO group of the chat is busy
+with the very turn to stop. It writes the request into the session's live item (the runtime
+reads it within about a second) and answers in the webhook reply (no bot token needed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from session_core import SessionKey, StopOutcome
+from telegram_core import stopped_turn_of
+
+from ._config import ProducerConfig
+from ._updates import Update
+
+_STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
+
+StopVia = Literal["command", "draft", "button"]
+
+STOPPING_TEXT = "Stopping…"
+NOTHING_TO_STOP_TEXT = "Nothing is running in this chat right now."
+
+
+class StopRequests(Protocol):
+    """The verb of session_core.LiveTurns the producer uses."""
+
+    def request_stop(self, key: SessionKey, *, turn_id: int | None = None) -> StopOutcome: ...
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """A user's request to stop the running turn of a chat (or topic)."""
+
+    key: SessionKey
+    via: StopVia
+    chat_id: int
+    thread_id: int = 0
+    user_id: int | None = None
+    turn_id: int | None = None  # the turn the control belonged to (draft, button)
+    callback_query_id: str | None = None
+
+
+def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
+    """The stop request an update carries, if any; pure, so tests can call it directly."""
+    if update.stopped_message_generation is not None:
+        stopped = update.stopped_message_generation
+        thread_id = stopped.message_thread_id or 0
+        return StopRequest(
+            key=SessionKey(tenant=config.tenant, chat_id=stopped.chat.id, thread_id=thread_id),
+            via="draft",
+            chat_id=stopped.chat.id,
+            thread_id=thread_id,
+            user_id=stopped.chat.id if stopped.chat.type == "private" else None,
+            turn_id=stopped.draft_id,
+        )
+    query = update.callback_query
+    button_turn = None if query is None else stopped_turn_of(query.data)
+    if query is not None and query.message is not None and button_turn is not None:
+        thread_id = query.message.message_thread_id or 0
+        return StopRequest(
+            key=SessionKey(tenant=config.tenant, chat_id=query.message.chat.id, thread_id=thread_id),
+            via="button",
+            chat_id=query.message.chat.id,
+            thread_id=thread_id,
+            user_id=query.from_.id,
+            turn_id=button_turn if button_turn >= 0 else None,
+            callback_query_id=query.id,
+        )
+    msg = update.message
+    if msg is None or msg.text is None:
+        return None
+    match = _STOP_COMMAND.fullmatch(msg.text.strip().split(maxsplit=1)[0] if msg.text.strip() else "")
+    if match is None:
+        return None
+    addressee = match.group("bot")
+    if addressee and config.bot_username and addressee.lower() != config.bot_username.lower():
+        return None  # another bot's /stop
+    thread_id = msg.message_thread_id if msg.is_topic_message and msg.message_thread_id else 0
+    return StopRequest(
+        key=SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id),
+        via="command",
+        chat_id=msg.chat.id,
+        thread_id=thread_id,
+        user_id=msg.from_.id if msg.from_ else None,
+    )
+
+
+def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:
+    """The Bot API call the webhook answers a stop with (None: nothing to say)."""
+    text = STOPPING_TEXT if outcome == "stopping" else NOTHING_TO_STOP_TEXT
+    if request.callback_query_id is not None:
+        return {"method": "answerCallbackQuery", "callback_query_id": request.callback_query_id, "text": text}
+    if request.via == "draft":
+        return None  # the draft's own control already shows the stop
+    reply: dict[str, Any] = {"method": "sendMessage", "chat_id": request.chat_id, "text": text}
+    if request.thread_id:
+        reply["message_thread_id"] = request.thread_id
+    return reply

@@ -1,0 +1,111 @@
+"""The producer's routing rules, called directly: which update starts a turn, which is
+acknowledged and ignored (and why), and what the queued message carries. Pure: no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+import pytest
+from telegram_producer import ProducerConfig, Update, decide
+
+BOT = {"id": 99, "is_bot": True, "first_name": "Bot", "username": "agent_bot"}
+ALICE = {"id": 7, "is_bot": False, "first_name": "Alice", "username": "alice"}
+
+
+def config(**changes: Any) -> ProducerConfig:
+    base = ProducerConfig(queue_url="q", table="t", secret_parameter="s", bot_username="agent_bot")
+    return replace(base, **changes)
+
+
+def update(kind: str = "message", *, chat: dict[str, Any] | None = None, **message: Any) -> Update:
+    body: dict[str, Any] = {
+        "message_id": 3,
+        "date": 1_700_000_000,
+        "chat": chat or {"id": 7, "type": "private"},
+        "from": ALICE,
+        **message,
+    }
+    return msgspec.convert({"update_id": 100, kind: body}, Update)
+
+
+GROUP = {"id": -100, "type": "supergroup"}
+PHOTO = [{"file_id": "s", "file_unique_id": "us", "width": 90, "height": 90, "file_size": 10}]
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "settings", "ignored"),
+    [
+        ("an edit", update("edited_message", text="fixed"), {}, "edited_message"),
+        ("a bot's message", update(text="hi", **{"from": BOT}), {}, "message from a bot"),
+        ("a stranger", update(text="hi"), {"allowed_user_ids": frozenset({1})}, "not on the allow-list"),
+        ("a service message", update(new_chat_title="x"), {}, "no content (service message)"),
+        ("a group aside", update(chat=GROUP, text="lunch?"), {}, "group message not addressed to the bot"),
+    ],
+)
+def test_updates_that_start_no_turn_say_why(
+    case: str, given: Update, settings: dict[str, Any], ignored: str
+) -> None:
+    decision = decide(given, config(**settings))
+    assert decision.message is None and decision.ignored == ignored, case
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "settings", "kind", "text"),
+    [
+        ("a private message", update(text="hello"), {}, "message", "hello"),
+        ("an allowed user", update(text="hi"), {"allowed_user_ids": frozenset({7})}, "message", "hi"),
+        ("an allowed chat", update(text="hi"), {"allowed_chat_ids": frozenset({7})}, "message", "hi"),
+        ("a mention in a group", update(chat=GROUP, text="@agent_bot what now"), {}, "message", "what now"),
+        (
+            "a reply to the bot in a group",
+            update(chat=GROUP, text="and then?", reply_to_message={"message_id": 2, "from": BOT}),
+            {},
+            "message",
+            "and then?",
+        ),
+        (
+            "any group message when always",
+            update(chat=GROUP, text="lunch?"),
+            {"group_reply_mode": "always"},
+            "message",
+            "lunch?",
+        ),
+        ("a captioned photo", update(photo=PHOTO, caption="look"), {}, "message", "look"),
+        ("a voice note", update(voice={"file_id": "v"}), {}, "unsupported", ""),
+    ],
+)
+def test_updates_that_start_a_turn(
+    case: str, given: Update, settings: dict[str, Any], kind: str, text: str
+) -> None:
+    decision = decide(given, config(**settings))
+    assert decision.ignored is None and decision.message is not None, case
+    assert (decision.message.kind, decision.message.text) == (kind, text)
+
+
+def test_the_message_carries_its_session_topic_and_sender() -> None:
+    given = update(
+        chat={"id": -100, "type": "supergroup", "is_forum": True},
+        text="@agent_bot hi",
+        message_thread_id=12,
+        is_topic_message=True,
+    )
+    message = decide(given, config(tenant="acme")).message
+    assert message is not None
+    assert (message.session_key, message.thread_id, message.chat_id) == ("acme/-100/12", 12, -100)
+    assert (message.update_id, message.message_id, message.user_id, message.user_name) == (100, 3, 7, "alice")
+    assert message.sent_at == 1_700_000_000
+
+
+def test_a_voice_note_names_what_is_unsupported() -> None:
+    message = decide(update(voice={"file_id": "v"}), config()).message
+    assert message is not None and message.unsupported_what == "voice"
+
+
+def test_the_largest_photo_is_the_attachment() -> None:
+    sizes = [*PHOTO, {"file_id": "b", "file_unique_id": "ub", "width": 800, "height": 800, "file_size": 900}]
+    message = decide(update(photo=sizes), config()).message
+    assert message is not None
+    [attachment] = message.attachments
+    assert (attachment.kind, attachment.file_id, attachment.file_size) == ("photo", "b", 900)

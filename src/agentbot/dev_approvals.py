@@ -1,0 +1,114 @@
+"""[I] Tool approvals in `agentbot dev`'s terminal chat: the chat shows the call that waits
+with a hint, and ``/allow``, ``/always`` or ``/deny`` press its button (a ``callback_query``
+update to the producer, as Telegram would send). Anything else typed declines the call and
+goes to the agent, as in Telegram."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from session_core import ApprovalChoice, Approvals, SessionKey
+from telegram_core import ApprovalButton, approval_button_of, approval_callback_data
+
+COMMANDS: dict[str, ApprovalChoice] = {"/allow": "once", "/always": "always", "/deny": "deny"}
+HINT = "     (answer with /allow, /always or /deny; anything else you type declines it)"
+NOTHING_WAITING = "  (nothing is waiting for your approval)"
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    message: dict[str, Any]
+    approval_id: str
+
+
+class TerminalApprovals:
+    """The approval the terminal chat last saw asked (its buttons' message); with ``store``,
+    one asked before a restart of ``agentbot dev --state-dir`` too (the store remembers it)."""
+
+    def __init__(self, store: Approvals | None = None, key: SessionKey | None = None) -> None:
+        self._lock = threading.Lock()
+        self._waiting: _Waiting | None = None
+        self._store, self._key = store, key
+
+    def waiting_from_before(self) -> str | None:
+        """What a call asked before this run still waits for ("Bash: ls -la"), if one does."""
+        found = self._stored()
+        return None if found is None else f"{found[1]}: {found[2]}"
+
+    def seen(self, message: dict[str, Any]) -> bool:
+        """Note a message the bot sent; True when it asks for an approval."""
+        approval_id = _approval_id_of(message.get("reply_markup"))
+        if approval_id is not None:
+            with self._lock:
+                self._waiting = _Waiting(message, approval_id)
+        return approval_id is not None
+
+    @staticmethod
+    def is_command(text: str) -> bool:
+        return text.strip().split(maxsplit=1)[0].lower() in COMMANDS if text.strip() else False
+
+    def press(self, text: str, user: dict[str, Any]) -> dict[str, Any] | None:
+        """The callback_query update (no update_id yet) that ``/allow`` etc. stands for; None
+        when no call waits. The press is Telegram's: the producer decides whether it counts."""
+        choice = COMMANDS[text.strip().split(maxsplit=1)[0].lower()]
+        with self._lock:
+            waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            stored = self._stored()
+            if stored is None:
+                return None
+            message_id, approval_id = stored[0], stored[3]
+            chat = {"id": self._key.chat_id if self._key else 0, "type": "private"}
+            waiting = _Waiting({"message_id": message_id, "chat": chat}, approval_id)
+        chat = waiting.message["chat"]
+        return {
+            "callback_query": {
+                "id": uuid.uuid4().hex,
+                "from": user,
+                "chat_instance": str(chat["id"]),
+                "data": approval_callback_data(waiting.approval_id, choice),
+                "message": {
+                    "message_id": waiting.message["message_id"],
+                    "chat": chat,
+                    "date": int(time.time()),
+                    "text": waiting.message.get("text", ""),
+                },
+            }
+        }
+
+    def _stored(self) -> tuple[int, str, str, str] | None:
+        if self._store is None or self._key is None:
+            return None
+        try:
+            current = self._store.current(self._key)
+        except Exception:  # the local store is gone: nothing to answer
+            return None
+        if current is None or current.state != "pending" or current.message_id is None:
+            return None
+        return current.message_id, current.tool_name, current.summary, current.approval_id
+
+    def answered(self) -> None:
+        """A message was typed instead: the call it waited on is declined by it."""
+        with self._lock:
+            self._waiting = None
+
+
+def _approval_id_of(markup: object) -> str | None:
+    if isinstance(markup, str):
+        try:
+            markup = json.loads(markup)
+        except ValueError:
+            return None
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    for row in rows if isinstance(rows, list) else []:
+        for button in row if isinstance(row, list) else []:
+            data = button.get("callback_data") if isinstance(button, dict) else None
+            parsed = approval_button_of(data if isinstance(data, str) else None)
+            if isinstance(parsed, ApprovalButton):
+                return parsed.approval_id
+    return None

@@ -1,0 +1,471 @@
+"""`agentbot doctor`: check everything the bot needs and print a checklist with a fix per failure.
+
+Without ``--stack`` it checks what `agentbot dev` would use (claude-config, the model from
+``ANTHROPIC_API_KEY`` / ``CLAUDE_CODE_USE_BEDROCK``, ``TELEGRAM_BOT_TOKEN``); with ``--stack NAME``
+a deployed stack (its parameters name the SSM secrets, the model backend and the queues).
+Exit code 1 when anything failed. No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, Literal
+
+import boto3
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+from session_core import ConfigError, SessionCoreError, read_secret
+from telegram_core import BotApi, TelegramApiError
+
+from .ops import (
+    OpsError,
+    StackInfo,
+    describe_stack,
+    operator_bot_api,
+    operator_clients,
+    queue_depth,
+    telegram_api_base,
+    webhook_info,
+)
+from .preflight import describe
+
+Status = Literal["ok", "warn", "FAIL", "skip"]
+ClientFactory = Callable[[str], Any]
+
+DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
+DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"  # the template's AnthropicModel default
+# A delivery error Telegram reports this recently means the webhook is failing now.
+RECENT_WEBHOOK_ERROR_S = 3600
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist; ``fix`` says what to do when it is not ok."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is being checked: the local set-up of `agentbot dev`, or a deployed stack."""
+
+    clients: ClientFactory
+    http: httpx.Client
+    stack: StackInfo | None
+    telegram_base: str
+
+    def parameter(self, name: str) -> str:
+        assert self.stack is not None
+        value = self.stack.parameters.get(name, "")
+        if not value:
+            raise OpsError(
+                f"stack {self.stack.name!r} has no parameter {name!r} (deployed from infra/template.yaml?)"
+            )
+        return value
+
+
+# ------------------------------------------------------------------------ checks
+
+
+def check_claude_config(target: Target) -> Check:
+    """claude-config validates as the runtime loads it (the same loader, the same errors)."""
+    from agent_runtime import ClaudeConfigError, default_config_path, load_claude_config
+
+    where = str(default_config_path())
+    try:
+        config = load_claude_config()
+    except ClaudeConfigError as exc:
+        problem = describe(exc, deployed=target.stack is not None)
+        return Check("claude-config", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)
+    counts = (
+        f"{len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
+        f"{len(config.mcp_servers)} MCP server(s)"
+    )
+    unused = [name for name in config.mcp_servers if not _allowed_tools_of(config, name)]
+    if unused:
+        return Check(
+            "claude-config",
+            "warn",
+            f"{where}: {counts}; MCP server(s) {', '.join(unused)} have no tool in main.allowed_tools",
+            "list the tools the agent may call as mcp__<server>__<tool> in agents.json main.allowed_tools "
+            "(see docs/customise.md)",
+        )
+    baked = " (baked into the image at `sam build`)" if target.stack is not None else ""
+    return Check("claude-config", "ok", f"{where}{baked}: {counts}")
+
+
+def _allowed_tools_of(config: Any, server: str) -> list[str]:
+    return [t for t in config.main.allowed_tools if t.startswith(f"mcp__{server}__")]
+
+
+def check_model(target: Target) -> Check:
+    """The model answers a 1-token request with the key or credentials the bot would use."""
+    if target.stack is not None:
+        if target.parameter("ModelBackend") == "bedrock":
+            return _probe_bedrock(target.clients("bedrock-runtime"), target.parameter("BedrockModelId"))
+        name = target.parameter("AnthropicApiKeyParameterName")
+        try:
+            key = read_secret(target.clients("ssm"), name)
+        except ConfigError as exc:
+            problem = describe(exc, deployed=True)
+            return Check("model", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)
+        base = target.stack.parameters.get("AnthropicBaseUrl") or DEFAULT_ANTHROPIC_BASE
+        model = target.stack.parameters.get("AnthropicModel") or DEFAULT_ANTHROPIC_MODEL
+        refused_fix = (
+            "put the right key: read -rs KEY && aws ssm put-parameter --overwrite "
+            f'--type SecureString --name {name} --value "$KEY"'
+        )
+        return _probe_anthropic(target.http, base, key, model, refused_fix=refused_fix)
+    if os.environ.get("ANTHROPIC_API_KEY", "").strip():
+        base = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE
+        model = os.environ.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL
+        return _probe_anthropic(
+            target.http,
+            base,
+            os.environ["ANTHROPIC_API_KEY"].strip(),
+            model,
+            refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
+        )
+    if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").strip().lower() in {"1", "true"}:
+        session = boto3.Session()
+        region = os.environ.get("AWS_REGION") or session.region_name
+        if not region:
+            return Check(
+                "model",
+                "FAIL",
+                "Bedrock: AWS_REGION is not set",
+                "export AWS_REGION=<a region where the model is enabled in the Bedrock console>",
+            )
+        if session.get_credentials() is None:
+            return Check(
+                "model",
+                "FAIL",
+                "Bedrock: no AWS credentials found",
+                "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
+            )
+        model = os.environ.get("BEDROCK_MODEL_ID") or os.environ.get("ANTHROPIC_MODEL") or ""
+        if not model:
+            return Check(
+                "model",
+                "FAIL",
+                "Bedrock: BEDROCK_MODEL_ID is not set",
+                "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
+            )
+        return _probe_bedrock(session.client("bedrock-runtime", region_name=region), model)
+    return Check(
+        "model", "skip", "no ANTHROPIC_API_KEY or CLAUDE_CODE_USE_BEDROCK: dev uses the offline demo model"
+    )
+
+
+def _probe_anthropic(http: httpx.Client, base: str, key: str, model: str, *, refused_fix: str) -> Check:
+    url = f"{base.rstrip('/')}/v1/messages"
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+    try:
+        answer = http.post(url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Check(
+            "model",
+            "FAIL",
+            f"cannot reach {base} ({type(exc).__name__})",
+            "check the network, or the base URL (ANTHROPIC_BASE_URL / AnthropicBaseUrl)",
+        )
+    if answer.status_code == 200:
+        return Check("model", "ok", f"Anthropic API at {base} answered a 1-token request ({model})")
+    if answer.status_code in (401, 403):
+        return Check(
+            "model", "FAIL", f"Anthropic API answered {answer.status_code}: the key is refused", refused_fix
+        )
+    if answer.status_code in (400, 404):
+        return Check(
+            "model",
+            "FAIL",
+            f"Anthropic API answered {answer.status_code}: {_error_message(answer)}",
+            "check the model id (ANTHROPIC_MODEL / AnthropicModel)",
+        )
+    return Check(
+        "model",
+        "FAIL",
+        f"Anthropic API answered {answer.status_code} (busy or down)",
+        "try again in a minute; see status.anthropic.com",
+    )
+
+
+def _error_message(answer: httpx.Response) -> str:
+    try:
+        return str(answer.json()["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return "no message"
+
+
+def _probe_bedrock(bedrock: Any, model_id: str) -> Check:
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "ping"}],
+    }
+    try:
+        bedrock.invoke_model(
+            modelId=model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "error"))
+        fix = (
+            "enable access to the model in the Bedrock console, and check BedrockModelId / BEDROCK_MODEL_ID"
+            if code in ("AccessDeniedException", "ValidationException", "ResourceNotFoundException")
+            else "try again in a minute"
+        )
+        return Check("model", "FAIL", f"Bedrock refused a 1-token request to {model_id} ({code})", fix)
+    except BotoCoreError as exc:
+        return Check(
+            "model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network and region"
+        )
+    return Check("model", "ok", f"Bedrock answered a 1-token request ({model_id})")
+
+
+def _bot_token(target: Target) -> tuple[str | None, Check | None]:
+    """The bot token, or (None, the check line saying why there is none)."""
+    if target.stack is None:
+        token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if not token:
+            return None, Check("bot token", "skip", "no TELEGRAM_BOT_TOKEN: dev chats in the terminal")
+        return token, None
+    name = target.parameter("BotTokenParameterName")
+    try:
+        return read_secret(target.clients("ssm"), name), None
+    except ConfigError as exc:
+        problem = describe(exc, deployed=True)
+        return None, Check("bot token", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)
+
+
+def check_bot_token(target: Target, api: BotApi | None, missing: Check | None) -> Check:
+    """Telegram knows the token (getMe)."""
+    if api is None:
+        assert missing is not None
+        return missing
+    try:
+        me = api.call("getMe", {})
+    except TelegramApiError as exc:
+        if exc.error_code in (401, 404):
+            where = (
+                "TELEGRAM_BOT_TOKEN" if target.stack is None else target.parameter("BotTokenParameterName")
+            )
+            return Check(
+                "bot token",
+                "FAIL",
+                f"Telegram refused the token ({exc.error_code})",
+                f"copy the token from @BotFather again into {where}",
+            )
+        return Check("bot token", "FAIL", str(exc), "check the network (or TELEGRAM_API_BASE)")
+    return Check("bot token", "ok", f"@{me.get('username', '?')} (getMe)")
+
+
+def check_webhook(target: Target, api: BotApi | None) -> Check:
+    """Telegram's webhook: pointed at the stack, its secret in SSM well-formed, no recent error."""
+    if api is None:
+        return Check("webhook", "skip", "needs a bot token that Telegram accepts (see above)")
+    try:
+        info = webhook_info(api)
+    except TelegramApiError as exc:
+        return Check("webhook", "FAIL", str(exc), "check the network (or TELEGRAM_API_BASE)")
+    url = str(info.get("url") or "")
+    pending = int(info.get("pending_update_count") or 0)
+    if target.stack is None:
+        if url:
+            return Check(
+                "webhook",
+                "warn",
+                f"set to {url}: `agentbot dev` removes it and long-polls",
+                "afterwards, `agentbot webhook set --stack NAME` points Telegram back at the stack",
+            )
+        return Check("webhook", "ok", "none set (dev long-polls)")
+    expected = target.stack.output("WebhookUrl")
+    set_again = f"agentbot webhook set --stack {target.stack.name}"
+    if url != expected:
+        what = f"points at {url}" if url else "is not set"
+        return Check("webhook", "FAIL", f"{what}, not the stack's {expected}", set_again)
+    secret_name = target.parameter("WebhookSecretParameterName")
+    try:
+        secret = read_secret(target.clients("ssm"), secret_name)
+    except ConfigError as exc:
+        problem = describe(exc, deployed=True)
+        return Check(
+            "webhook",
+            "FAIL",
+            f"secret {problem.where}: {problem.reason}",
+            problem.fix + f"; then {set_again}",
+        )
+    if not _WEBHOOK_SECRET.fullmatch(secret):
+        return Check(
+            "webhook",
+            "FAIL",
+            f"secret {secret_name} is not 1-256 of A-Z a-z 0-9 _ -",
+            "put a new one (python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+            f"then {set_again}",
+        )
+    error_at = int(info.get("last_error_date") or 0)
+    if error_at and time.time() - error_at < RECENT_WEBHOOK_ERROR_S:
+        when = time.strftime("%H:%M UTC", time.gmtime(error_at))
+        return Check(
+            "webhook",
+            "FAIL",
+            f"Telegram's last delivery failed at {when}: "
+            f"{info.get('last_error_message', '')} ({pending} pending)",
+            f"look at the producer's log (sam logs --stack-name {target.stack.name}); "
+            f"a 401/403 means the secret differs: {set_again}",
+        )
+    note = f"; last error {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(error_at))}" if error_at else ""
+    return Check("webhook", "ok", f"{url}, secret set, {pending} pending{note}")
+
+
+def check_dead_letters(target: Target) -> Check:
+    """Nothing waits in the dead-letter queue."""
+    if target.stack is None:
+        return Check("dead letters", "skip", "agentbot dev keeps its queues in memory")
+    depth = queue_depth(target.clients("sqs"), target.stack.output("DeadLetterQueueUrl"))
+    if depth:
+        name = target.stack.name
+        return Check(
+            "dead letters",
+            "FAIL",
+            f"{depth} message(s) in the dead-letter queue",
+            f"agentbot dlq list --stack {name}; after fixing the cause, agentbot dlq redrive --stack {name}",
+        )
+    return Check("dead letters", "ok", "the dead-letter queue is empty")
+
+
+def check_aws_resources(target: Target) -> Check:
+    """The stack's table, bucket and queue answer with the operator's credentials."""
+    if target.stack is None:
+        return Check("AWS resources", "skip", "agentbot dev creates its table, bucket and queues at start")
+    table = target.stack.output("SessionsTableName")
+    status = target.clients("dynamodb").describe_table(TableName=table)["Table"].get("TableStatus")
+    if status != "ACTIVE":
+        return Check(
+            "AWS resources", "FAIL", f"table {table} is {status}", "wait for it, or see the stack's events"
+        )
+    bucket = target.stack.output("SessionsBucketName")
+    target.clients("s3").head_bucket(Bucket=bucket)
+    target.clients("sqs").get_queue_attributes(
+        QueueUrl=target.stack.output("InboundQueueUrl"), AttributeNames=["QueueArn"]
+    )
+    return Check("AWS resources", "ok", f"table {table}, bucket {bucket} and the inbound queue answer")
+
+
+def check_configuration_alarm(target: Target) -> Check:
+    """The deployed functions have not reported a configuration error (the alarm is not firing)."""
+    if target.stack is None:
+        return Check("config alarm", "skip", "no deployed functions to ask")
+    bot = target.parameter("BotName")
+    name = f"{bot}-configuration-error"
+    alarms = target.clients("cloudwatch").describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
+    if not alarms:
+        return Check(
+            "config alarm", "warn", f"{name} does not exist", "deploy infra/template.yaml (sam deploy)"
+        )
+    if alarms[0].get("StateValue") == "ALARM":
+        return Check(
+            "config alarm",
+            "FAIL",
+            f"{name} is firing: a deployed function met a configuration error",
+            f"see what to fix: aws logs tail /aws/lambda/{bot}-runtime --since 1h "
+            f"--filter-pattern config.invalid (and {bot}-consumer); then fix it and redeploy",
+        )
+    return Check("config alarm", "ok", f"{name}: {alarms[0].get('StateValue', '?')}")
+
+
+# ------------------------------------------------------------------------- runner
+
+
+def run_checks(target: Target) -> list[Check]:
+    """Every check in checklist order; one that cannot run at all is a FAIL line, not a crash."""
+    checks: list[Check] = []
+
+    def guarded(name: str, run: Callable[[], Check]) -> None:
+        try:
+            checks.append(run())
+        except (OpsError, TelegramApiError, SessionCoreError, ClientError, BotoCoreError) as exc:
+            checks.append(
+                Check(name, "FAIL", str(exc)[:300], "fix what the line names, then run doctor again")
+            )
+
+    guarded("claude-config", lambda: check_claude_config(target))
+    guarded("model", lambda: check_model(target))
+    api: BotApi | None = None
+    missing: Check | None = None
+    try:
+        token, missing = _bot_token(target)
+        api = operator_bot_api(target.http, token, target.telegram_base) if token else None
+    except (OpsError, SessionCoreError, ClientError, BotoCoreError) as exc:
+        missing = Check("bot token", "FAIL", str(exc)[:300], "fix what the line names, then run doctor again")
+    guarded("bot token", lambda: check_bot_token(target, api, missing))
+    # Telegram answers nothing about the webhook to a token it refuses.
+    guarded("webhook", lambda: check_webhook(target, api if checks[-1].status == "ok" else None))
+    guarded("dead letters", lambda: check_dead_letters(target))
+    guarded("AWS resources", lambda: check_aws_resources(target))
+    guarded("config alarm", lambda: check_configuration_alarm(target))
+    return checks
+
+
+def format_checklist(title: str, checks: list[Check]) -> str:
+    """The checklist as printed: one line per check, a fix line under each failure or warning."""
+    lines = [title]
+    for check in checks:
+        lines.append(f"  {check.status:<5} {check.name:<14} {check.detail}")
+        if check.fix and check.status in ("FAIL", "warn"):
+            lines.append(f"  {'':<5} {'':<14} fix: {check.fix}")
+    failed = sum(c.status == "FAIL" for c in checks)
+    lines.append(f"{failed} problem(s) found." if failed else "All checks passed.")
+    return "\n".join(lines)
+
+
+def run_doctor(
+    args: argparse.Namespace,
+    *,
+    clients: ClientFactory | None = None,
+    http: httpx.Client | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """`agentbot doctor [--stack NAME]`: print the checklist; 1 when anything failed."""
+    out = out or sys.stdout
+    with operator_clients(args, clients, http) as (clients, http):
+        name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
+        try:
+            stack = describe_stack(clients("cloudformation"), name) if name else None
+        except (OpsError, ClientError, BotoCoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        target = Target(clients=clients, http=http, stack=stack, telegram_base=telegram_api_base())
+        checks = run_checks(target)
+        title = (
+            f"agentbot doctor · stack {name}"
+            if stack
+            else "agentbot doctor · local (what `agentbot dev` uses)"
+        )
+        print(format_checklist(title, checks), file=out)
+    return 1 if any(c.status == "FAIL" for c in checks) else 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `doctor` command."""
+    doctor = subparsers.add_parser(
+        "doctor",
+        help="check claude-config, model, bot token, webhook and dead letters; print a fix for each problem",
+        description="Check what the bot needs and print a checklist with a fix per failure (exit 1 on "
+        "any). Without --stack: what `agentbot dev` would use. With --stack: a deployed stack.",
+    )
+    doctor.add_argument("--stack", help="check this deployed stack (or AGENTBOT_STACK)")
+    doctor.add_argument("--profile", help="AWS profile (default: the usual AWS settings)")
+    doctor.add_argument("--region", help="AWS region (default: the usual AWS settings)")
+    doctor.set_defaults(handler=run_doctor)

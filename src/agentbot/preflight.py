@@ -1,0 +1,129 @@
+"""What the functions need, checked before anything runs: the runtime's own start-up check
+(``agent_runtime.check_runtime_configuration``: settings, claude-config, model access) worded
+for the person at the terminal, with what to do. Used by `agentbot dev` (refuse to start) and
+`agentbot doctor` (one checklist line each)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from session_core import ConfigError
+
+if TYPE_CHECKING:
+    from agent_runtime import ClaudeConfig
+
+# agent_runtime (and the SDK under it) takes ~1 s to import: only the commands that check
+# configuration pay for it, not every `agentbot` command that merely registers its parser.
+
+
+class ConfigurationProblem(Exception):
+    """Raised when a configuration the functions need is wrong; ``where`` names the setting, or
+    the file and field, ``reason`` what is wrong and ``fix`` what to do (one line together)."""
+
+    def __init__(self, where: str, reason: str, fix: str) -> None:
+        super().__init__(f"{where}: {reason}; {fix}")
+        self.where = where
+        self.reason = reason
+        self.fix = fix
+
+
+def fix_for(exc: BaseException, *, deployed: bool) -> str:
+    """What the operator does about a permanent configuration error, locally or on a stack."""
+    from agent_runtime import ClaudeConfigError, ModelBackendError
+
+    if isinstance(exc, ClaudeConfigError) and exc.field and ".headers_from_ssm." in exc.field:
+        _, server, _, header = exc.field.split(".", 3)
+        parameter = exc.reason.split(":", 1)[0]
+        if deployed:
+            return (
+                f"create it: read -rs VALUE && aws ssm put-parameter --type SecureString "
+                f'--name {parameter} --value "$VALUE" (the whole header value, e.g. "Bearer …")'
+            )
+        return f"export {mcp_secret_variable(server, header)}=<the header's value>; dev puts it into its SSM"
+    if isinstance(exc, ClaudeConfigError):
+        if deployed:
+            return "fix the file, then `sam build && sam deploy` (claude-config/ is baked into the image)"
+        return "fix the file and start `agentbot dev` again (claude-config/ is read once at start)"
+    if isinstance(exc, ConfigError) and exc.setting.startswith("/"):
+        return (
+            f"create it: read -rs VALUE && aws ssm put-parameter --type SecureString "
+            f'--name {exc.setting} --value "$VALUE"'
+        )
+    if isinstance(exc, ModelBackendError) and exc.setting == "AWS_REGION":
+        return "export AWS_REGION=<a region where the model is enabled in the Bedrock console>"
+    if isinstance(exc, ModelBackendError):
+        return "give the runtime credentials that may call Bedrock (AWS_PROFILE, or MODEL_INVOKE_ROLE_ARN)"
+    return "set it (see infra/template.yaml for what each variable means)"
+
+
+def describe(exc: BaseException, *, deployed: bool) -> ConfigurationProblem:
+    """A permanent configuration error as a ConfigurationProblem with its fix."""
+    from agent_runtime import config_problem
+
+    where, reason = config_problem(exc)
+    return ConfigurationProblem(where, reason, fix_for(exc, deployed=deployed))
+
+
+def check_runtime_environment(
+    environ: Mapping[str, str], *, ssm: Any, session: Any, sts: Any = None, deployed: bool = False
+) -> ClaudeConfig:
+    """The runtime's start-up check on ``environ`` (the runtime function's environment);
+    ConfigurationProblem for the first thing to fix."""
+    from agent_runtime import PERMANENT_CONFIG_ERRORS, check_runtime_configuration
+
+    try:
+        _settings, config = check_runtime_configuration(environ, ssm=ssm, session=session, sts=sts)
+    except PERMANENT_CONFIG_ERRORS as exc:
+        raise describe(exc, deployed=deployed) from None
+    return config
+
+
+def check_dev_runtime(runtime_env: Mapping[str, str], *, ssm: Any) -> ClaudeConfig:
+    """`agentbot dev`'s start-up check of the runtime it is about to start.
+
+    The local stack gives every function a default region, so for Bedrock the region and the
+    credentials checked are the user's own (environment or profile): those are what reach
+    Bedrock, and a run that merely inherits the local default would fail at the first turn.
+    """
+    import os
+
+    import boto3
+
+    environ = {**os.environ, **runtime_env}
+    _seed_mcp_secrets(environ, ssm)
+    session = boto3.Session()
+    if environ.get("CLAUDE_CODE_USE_BEDROCK"):
+        environ["AWS_REGION"] = os.environ.get("AWS_REGION") or session.region_name or ""
+        environ["AWS_DEFAULT_REGION"] = ""
+    return check_runtime_environment(environ, ssm=ssm, session=session)
+
+
+def mcp_secret_variable(server: str, header: str) -> str:
+    """The variable `agentbot dev` takes an MCP server's secret header from, e.g.
+    ``MCP_SECRET_GITHUB_AUTHORIZATION`` (its name keeps it out of every function's environment)."""
+    return "MCP_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{server}_{header}").upper()
+
+
+def _seed_mcp_secrets(environ: Mapping[str, str], ssm: Any) -> None:
+    """Put each MCP secret header given as ``MCP_SECRET_<SERVER>_<HEADER>`` into SSM under the
+    name mcp.json gives it, where it does not exist yet (an existing parameter is never
+    overwritten: with --aws-profile it may be the deployed bot's)."""
+    from agent_runtime import ClaudeConfigError, load_claude_config
+    from botocore.exceptions import ClientError
+
+    try:
+        config = load_claude_config(environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, environ=environ)
+    except ClaudeConfigError:
+        return  # the check that follows names the problem
+    for server, headers in config.mcp_secret_headers.items():
+        for header, parameter in headers.items():
+            value = environ.get(mcp_secret_variable(server, header), "")
+            if not value:
+                continue
+            try:
+                ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=False)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ParameterAlreadyExists":
+                    raise

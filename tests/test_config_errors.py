@@ -1,0 +1,187 @@
+"""A permanent configuration error through the real path: producer → queue → consumer → the real
+runtime handler (awslambdaric, real CLI, scripted model). The operator is told once (log line and
+metric), each user gets one short notice, nothing is retried and nothing reaches the DLQ; a
+transient model failure keeps its retries."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_stack import FunctionSpec, ModelFault, ModelServer, demo_responder
+from sqs_consumer import MISCONFIGURED_NOTICE
+
+pytestmark = pytest.mark.slow
+TESTS_DIR = Path(__file__).parent
+REPO_CONFIG = TESTS_DIR.parent / "claude-config"
+KEY_PARAMETER = "/agentbot/test/config-errors/anthropic-key"
+
+
+@pytest.fixture
+def real_runtime(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``start(config_dir)`` → the Telegram path with the real runtime on that claude-config."""
+    from agentbot_testing.telegram_stack import telegram_stack
+
+    aws.client("ssm").put_parameter(
+        Name=KEY_PARAMETER, Value="sk-ant-test-config", Type="SecureString", Overwrite=True
+    )
+    log_path = tmp_path / "runtime.log"
+    with ModelServer(demo_responder) as model, log_path.open("a") as log:
+
+        def start(config_dir: Path) -> Any:
+            env = {
+                "ANTHROPIC_API_KEY_PARAMETER": KEY_PARAMETER,
+                "ANTHROPIC_BASE_URL": model.base_url,
+                "SESSIONS_ROOT": str(tmp_path / "sessions"),
+                "CLAUDE_CONFIG_PATH": str(config_dir),
+                "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+                "MODEL_MAX_RETRIES": "0",
+            }
+            spec = FunctionSpec(
+                handler="agent_runtime.handler.handle", env=env, timeout_s=120, max_concurrency=1
+            )
+            return telegram_stack(aws, tmp_path, monkeypatch, runtime_spec=spec, runtime_log=log)
+
+        yield start, model, log_path
+
+
+def broken_config(tmp_path: Path) -> Path:
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["agents"]["summarizer"]["tools"] = ["Read", "mcp__nowhere__search"]
+    (config / "agents.json").write_text(json.dumps(agents))
+    return config
+
+
+def metric_lines(log_path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for line in log_path.read_text().splitlines():
+        if '"ConfigurationErrors"' in line and line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line[line.index("{") :])
+            except ValueError:
+                continue
+            if "_aws" in record:
+                lines.append(record)
+    return lines
+
+
+def post_texts(stack: Any, texts: list[str], *, chat_id: int = 4242) -> None:
+    from agentbot_testing.telegram_support import update
+
+    for offset, text in enumerate(texts):
+        sent = update(
+            chat_id * 10 + offset, message_id=20 + offset, chat_id=chat_id, user_id=chat_id, text=text
+        )
+        assert stack.post(sent) == 200
+
+
+def test_malformed_agents_json_is_reported_once_and_never_retried(real_runtime, tmp_path: Path) -> None:
+    start, model, log_path = real_runtime
+    with start(broken_config(tmp_path)) as stack:
+        post_texts(stack, ["hello", "are you there?"])
+        consumer = stack.consumer()
+        responses = stack.drain(consumer)
+        dead = stack.dead_letters()
+        replies = [m["text"] for m in stack.replies(4242)]
+
+    assert all(not r["batchItemFailures"] for r in responses), responses  # no retry
+    assert dead == []
+    assert replies == [MISCONFIGURED_NOTICE, MISCONFIGURED_NOTICE]
+    assert model.model_calls == []
+    log = log_path.read_text()
+    # One report per container, naming the file and the field to fix.
+    assert log.count("config.invalid") == 1, log
+    assert "agents.json: agents.summarizer.tools[1]" in log
+    assert "mcp__nowhere__search" in log
+    metrics = metric_lines(log_path)
+    assert len(metrics) == 1 and metrics[0]["ConfigurationErrors"] == 1
+    assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Agentbot"
+
+
+def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_runtime) -> None:
+    start, model, log_path = real_runtime
+    with start(REPO_CONFIG) as stack:
+        model.inject(ModelFault(status=401), times=2)
+        post_texts(stack, ["first", "second"])
+        consumer = stack.consumer(retry_base_delay_s=0)
+        refused = stack.drain(consumer)
+        notices = [m["text"] for m in stack.replies(4242)]
+        refused_calls = len(model.model_calls)
+
+        model.inject(ModelFault(status=503), times=1)
+        post_texts(stack, ["third"], chat_id=5151)
+        retried = stack.drain(consumer)
+        answer = [m["text"] for m in stack.replies(5151)]
+        dead = stack.dead_letters()
+
+    assert all(not r["batchItemFailures"] for r in refused), refused
+    assert notices == [MISCONFIGURED_NOTICE, MISCONFIGURED_NOTICE]
+    assert refused_calls == 2  # one model call per message: no retry
+    assert len(metric_lines(log_path)) == 1  # reported once per container
+    assert "the model answered 401" in log_path.read_text()
+    # The 503 is transient: the record came back and was answered on its retry.
+    assert any(r["batchItemFailures"] for r in retried), retried
+    assert len(answer) == 1 and answer[0] != MISCONFIGURED_NOTICE and "demo" in answer[0]
+    assert dead == []
+
+
+def test_the_consumer_without_its_bot_token_is_reported_once_and_leaves_records_for_the_dlq(
+    aws: Any, tmp_path: Path
+) -> None:
+    """No token: nobody can be told, so the batch fails (Lambda retries it, then the queue's
+    redrive policy keeps it in the DLQ for a redrive once fixed); the operator hears once."""
+    from local_stack import LocalLambda, sqs_lambda_event
+    from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
+
+    message = InboundMessage(
+        update_id=1,
+        session_key="default/42/0",
+        kind="message",
+        chat_id=42,
+        chat_type="private",
+        message_id=10,
+        text="hi",
+    )
+    aws.sqs.send_message(
+        QueueUrl=aws.resources.queue_url,
+        MessageBody=encode_envelope(QueueEnvelope(version=1, message=message)).decode(),
+        MessageGroupId="default/42/0",
+        MessageDeduplicationId="u1",
+    )
+    received = aws.sqs.receive_message(
+        QueueUrl=aws.resources.queue_url, MessageSystemAttributeNames=["All"], VisibilityTimeout=60
+    )["Messages"]
+    event = json.dumps(sqs_lambda_event(received, queue_arn=aws.resources.queue_arn, region="us-east-1"))
+    env = {
+        **aws.resources.environment(),
+        "RUNTIME_FUNCTION_NAME": "agentbot-runtime",
+        "BOT_TOKEN_PARAMETER": "/agentbot/test/config-errors/no-such-bot-token",
+        "TENANT": "default",
+    }
+    log_path = tmp_path / "consumer.log"
+    spec = {
+        "consumer": FunctionSpec(
+            handler="sqs_consumer.handler.handle", env=env, timeout_s=60, max_concurrency=1
+        )
+    }
+    with log_path.open("a") as log, LocalLambda(spec, log=log) as lam:
+        client = local_lambda_client(lam.endpoint)
+        outcomes = [client.invoke(FunctionName="consumer", Payload=event.encode()) for _ in range(2)]
+
+    assert all(o.get("FunctionError") for o in outcomes), outcomes
+    text = log_path.read_text()
+    assert text.count("config.invalid") == 1, text
+    assert "/agentbot/test/config-errors/no-such-bot-token" in text
+    assert len(metric_lines(log_path)) == 1
+
+
+def local_lambda_client(endpoint: str) -> Any:
+    from local_stack import local_client
+
+    return local_client("lambda", endpoint)

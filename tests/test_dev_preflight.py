@@ -1,0 +1,109 @@
+"""`agentbot dev` runs the runtime's own start-up check before any function starts: a broken
+claude-config or unusable model settings stop the start with one line naming the file and
+field, or the setting, and what to do (exit 2), instead of failing the first message."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
+
+
+def _start(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "agentbot.cli", "dev"],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        env={**env, **extra_env},
+        timeout=180,
+        check=False,
+    )
+
+
+def _copy_config(tmp_path: Path) -> Path:
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    return config
+
+
+def _one_failure_line(done: subprocess.CompletedProcess[str]) -> str:
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "Traceback" not in said and "bot> " not in done.stdout
+    failure = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert len(failure) == 1, done.stderr[-2000:]
+    return failure[0]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "names", "fix"),
+    [
+        ("agents.json is not JSON", "agents.json", "invalid JSON at line 1"),
+        ("a subagent names an undefined MCP server", "agents.json: agents.summarizer.tools[0]", "mcp.json"),
+        ("a skill without description", "SKILL.md: description", "is required"),
+    ],
+)
+def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
+    breakage: str, names: str, fix: str, tmp_path: Path
+) -> None:
+    config = _copy_config(tmp_path)
+    if breakage == "agents.json is not JSON":
+        (config / "agents.json").write_text('{"main": {"tools": ["Bash",]}}')
+    elif breakage == "a subagent names an undefined MCP server":
+        agents = json.loads((config / "agents.json").read_text())
+        agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
+        (config / "agents.json").write_text(json.dumps(agents))
+    else:
+        (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
+
+    line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
+
+    assert names in line and fix in line, line
+    assert "start `agentbot dev` again" in line
+
+
+def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text("[default]\n")  # a profile without a region
+    line = _one_failure_line(
+        _start(
+            {
+                "CLAUDE_CODE_USE_BEDROCK": "1",
+                "AWS_CONFIG_FILE": str(tmp_path / "config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+            }
+        )
+    )
+    assert "AWS_REGION" in line and "export AWS_REGION=" in line, line
+
+
+def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tmp_path: Path) -> None:
+    config = _copy_config(tmp_path)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": "http://127.0.0.1:9/mcp",
+        "headers_from_ssm": {"Authorization": "/agentbot/mcp/vault-token"},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+
+    line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
+    assert "mcp.json: mcpServers.vault.headers_from_ssm.Authorization" in line, line
+    assert "/agentbot/mcp/vault-token" in line and "export MCP_SECRET_VAULT_AUTHORIZATION=" in line
+
+    secret = "Bearer dev-vault-secret-0123456789"
+    done = _start({"CLAUDE_CONFIG_PATH": str(config), "MCP_SECRET_VAULT_AUTHORIZATION": secret})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "bot> " in done.stdout and secret not in done.stdout + done.stderr

@@ -1,0 +1,283 @@
+"""`agentbot doctor` against the local Bot API server, moto (a CloudFormation stack, SSM, SQS)
+and the scripted model server: a checklist line per check, a fix under each failure, exit 1 on
+any failure, and no secret in the output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from local_stack import LocalTelegram, ModelFault, ModelServer, echo_responder
+from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
+
+from agentbot.cli import main
+
+BOT_TOKEN = "123456789:DOCTOR-test-token-not-a-real-one"
+WEBHOOK_SECRET = "doctor-test-webhook-secret-0123456789"
+API_KEY = "sk-ant-test-DOCTOR-0123456789"
+WEBHOOK_URL = "https://doctor1.execute-api.eu-west-1.amazonaws.com/webhook"
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
+
+_STACK_TEMPLATE = {
+    "Parameters": {
+        name: {"Type": "String"}
+        for name in (
+            "BotName",
+            "BotTokenParameterName",
+            "WebhookSecretParameterName",
+            "AnthropicApiKeyParameterName",
+            "ModelBackend",
+            "AnthropicBaseUrl",
+            "AnthropicModel",
+            "BedrockModelId",
+            "DlqUrl",
+            "QueueUrl",
+            "Table",
+            "Bucket",
+        )
+    },
+    "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+    "Outputs": {
+        "WebhookUrl": {"Value": WEBHOOK_URL},
+        "DeadLetterQueueUrl": {"Value": {"Ref": "DlqUrl"}},
+        "InboundQueueUrl": {"Value": {"Ref": "QueueUrl"}},
+        "SessionsTableName": {"Value": {"Ref": "Table"}},
+        "SessionsBucketName": {"Value": {"Ref": "Bucket"}},
+    },
+}
+
+
+def _secret(aws: Any, value: str) -> str:
+    name = f"/agentbot-doctor/{uuid.uuid4().hex}"  # unique: read_secret caches by name
+    aws.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString")
+    return name
+
+
+@pytest.fixture
+def telegram() -> Iterator[LocalTelegram]:
+    with LocalTelegram(token=BOT_TOKEN, bot_username="doctor_test_bot") as server:
+        yield server
+
+
+@pytest.fixture
+def model() -> Iterator[ModelServer]:
+    with ModelServer(echo_responder) as server:
+        yield server
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, telegram: LocalTelegram) -> pytest.MonkeyPatch:
+    for name in (
+        "TELEGRAM_BOT_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_USE_BEDROCK",
+        "AGENTBOT_STACK",
+        "ANTHROPIC_BASE_URL",
+        "CLAUDE_CONFIG_PATH",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+    monkeypatch.setenv("DEEPWIKI_MCP_URL", "http://127.0.0.1:9/mcp")
+    return monkeypatch
+
+
+def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
+    name = f"agentbot-{uuid.uuid4().hex[:8]}"
+    parameters = {
+        "BotName": name,
+        "BotTokenParameterName": _secret(aws, BOT_TOKEN),
+        "WebhookSecretParameterName": _secret(aws, WEBHOOK_SECRET),
+        "AnthropicApiKeyParameterName": _secret(aws, API_KEY),
+        "ModelBackend": "anthropic",
+        "AnthropicBaseUrl": model.base_url,
+        "AnthropicModel": "claude-test",
+        "BedrockModelId": "anthropic.claude-test-v1:0",
+        "DlqUrl": aws.resources.dlq_url,
+        "QueueUrl": aws.resources.queue_url,
+        "Table": aws.resources.table,
+        "Bucket": aws.resources.bucket,
+        **overrides,
+    }
+    aws.client("cloudformation").create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(_STACK_TEMPLATE),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    aws.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"{parameters['BotName']}-configuration-error",
+        Namespace="Agentbot",
+        MetricName="ConfigurationErrors",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    return name
+
+
+def _doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, str], str]:
+    code = main(["doctor", *argv])
+    out, err = capsys.readouterr()
+    for secret in (BOT_TOKEN, WEBHOOK_SECRET, API_KEY):
+        assert secret not in out + err, "a secret was printed"
+    lines: dict[str, str] = {}
+    current = ""
+    for line in out.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0] in ("ok", "warn", "FAIL", "skip"):
+            name = line[8:22].strip()
+            current = name
+            lines[name] = line
+        elif current and line.strip().startswith("fix:"):
+            lines[current] += "\n" + line
+    return code, lines, out
+
+
+def _set_webhook(telegram: LocalTelegram) -> None:
+    answer = httpx.post(
+        f"{telegram.base_url}/bot{BOT_TOKEN}/setWebhook",
+        json={"url": WEBHOOK_URL, "secret_token": WEBHOOK_SECRET},
+    )
+    assert answer.json()["ok"]
+
+
+def _dead_letter(aws: Any) -> None:
+    message = InboundMessage(
+        update_id=9,
+        session_key="default/42/0",
+        kind="message",
+        chat_id=42,
+        chat_type="private",
+        message_id=90,
+        text="private words",
+    )
+    aws.sqs.send_message(
+        QueueUrl=aws.resources.dlq_url,
+        MessageBody=encode_envelope(QueueEnvelope(version=1, message=message)).decode(),
+        MessageGroupId="default/42/0",
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+
+
+def test_a_healthy_stack_passes_every_check(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 0, out
+    assert [line.split()[0] for line in lines.values()] == ["ok"] * 7, out
+    assert "@doctor_test_bot" in lines["bot token"]
+    assert WEBHOOK_URL in lines["webhook"] and "secret set" in lines["webhook"]
+    assert "All checks passed." in out
+    # The model check is one 1-token request with the key from SSM.
+    (probe,) = model.model_calls
+    assert probe.body["max_tokens"] == 1 and probe.body["model"] == "claude-test"
+    assert probe.headers.get("x-api-key") == API_KEY
+
+
+def test_each_failure_of_a_stack_has_its_fix_and_the_exit_code_is_1(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    stack = _stack(
+        aws,
+        model,
+        AnthropicApiKeyParameterName="/agentbot-doctor/missing-key",
+        BotTokenParameterName=_secret(aws, "123:wrong-token"),
+    )
+    _dead_letter(aws)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    assert lines["model"].startswith("  FAIL"), out
+    assert "/agentbot-doctor/missing-key" in lines["model"] and "put-parameter" in lines["model"]
+    assert lines["bot token"].startswith("  FAIL") and "@BotFather" in lines["bot token"]
+    assert lines["webhook"].startswith("  skip"), out  # Telegram cannot be asked without a token
+    assert lines["dead letters"].startswith("  FAIL") and "1 message" in lines["dead letters"]
+    assert lines["AWS resources"].startswith("  ok") and lines["config alarm"].startswith("  ok")
+    assert f"agentbot dlq list --stack {stack}" in lines["dead letters"]
+    assert "123:wrong-token" not in out
+    assert "private words" not in out
+
+
+def test_a_refused_key_an_unset_webhook_and_a_recent_delivery_error_are_failures(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    stack = _stack(aws, model)
+    model.inject(ModelFault(status=401))
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 1
+    assert "answered 401: the key is refused" in lines["model"] and "--overwrite" in lines["model"]
+    assert "is not set" in lines["webhook"] and f"agentbot webhook set --stack {stack}" in lines["webhook"]
+
+    _set_webhook(telegram)
+    telegram.fail_webhook_delivery("Wrong response from the webhook: 403 Forbidden", at=time.time() - 60)
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 1
+    assert lines["model"].startswith("  ok")
+    assert "403 Forbidden" in lines["webhook"] and "the secret differs" in lines["webhook"], out
+
+
+def test_local_checks_name_the_broken_claude_config_file_and_field(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["allowed_tools"].append("mcp__agentbot-tools__*")
+    (config / "agents.json").write_text(json.dumps(agents))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert (
+        "agents.json: main.allowed_tools[" in lines["claude-config"] and "wildcard" in lines["claude-config"]
+    )
+    assert "start `agentbot dev` again" in lines["claude-config"]
+    assert lines["model"].startswith("  skip") and "offline demo model" in lines["model"]
+    assert lines["bot token"].startswith("  ok") and lines["dead letters"].startswith("  skip")
+
+
+def test_local_checks_pass_with_the_shipped_claude_config_and_a_working_key(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
+    clean_env.setenv("ANTHROPIC_BASE_URL", model.base_url)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert lines["claude-config"].startswith("  ok") and "1 subagent(s), 1 skill(s), 2 MCP server(s)" in out
+    assert lines["model"].startswith("  ok") and len(model.model_calls) == 1
+
+
+def test_a_firing_configuration_alarm_points_at_the_log_line(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    aws.client("cloudwatch").set_alarm_state(
+        AlarmName=f"{stack}-configuration-error", StateValue="ALARM", StateReason="test"
+    )
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    assert lines["config alarm"].startswith("  FAIL"), out
+    assert (
+        f"/aws/lambda/{stack}-runtime" in lines["config alarm"] and "config.invalid" in lines["config alarm"]
+    )

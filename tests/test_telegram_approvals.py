@@ -1,0 +1,283 @@
+"""[I] Tool approval from the chat, end to end: producer → moto FIFO → consumer → runtime stub
+(which opens and resumes approvals in the store as the real runtime does) → local Bot API.
+What is asserted is what a user sees: the buttons message, the press's answer, the edited
+message, and how often the runtime was asked to resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, update, webhook_event
+from botocore.exceptions import ClientError
+from session_core import SessionKey, grant_token
+from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope
+from telegram_producer import Producer, ProducerConfig
+from telegram_producer import handler as producer_handler
+
+CHAT = 501
+GROUP = -100300
+KEY = SessionKey(tenant="default", chat_id=CHAT)
+GROUP_KEY = SessionKey(tenant="default", chat_id=GROUP)
+
+
+def post(stack: Any, body: dict[str, Any], producer: Any = None) -> dict[str, Any]:
+    """Deliver a webhook call; the JSON body of its 200 answer."""
+    response = (producer or stack.producer).handle_event(webhook_event(body))
+    assert response["statusCode"] == 200, response
+    return dict(json.loads(response["body"]))
+
+
+def buttons_of(message: dict[str, Any]) -> list[tuple[str, str]]:
+    markup = message.get("reply_markup") or {}
+    return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def asking_message(stack: Any, chat_id: int = CHAT) -> dict[str, Any]:
+    """The bot's last message with approval buttons in the chat, as the user saw it then (the
+    server edits its own copy in place)."""
+    asking = [m for m in stack.replies(chat_id) if any(d.startswith("ap:") for _, d in buttons_of(m))]
+    assert asking, [m["text"] for m in stack.replies(chat_id)]
+    return copy.deepcopy(asking[-1])
+
+
+def message_now(stack: Any, message_id: int, chat_id: int = CHAT) -> dict[str, Any]:
+    [found] = [m for m in stack.replies(chat_id) if m["message_id"] == message_id]
+    return found
+
+
+def resumes(stack: Any) -> list[dict[str, Any]]:
+    return [run for run in stack.runs() if run["resume_approval"]]
+
+
+def ask(stack: Any, update_id: int, what: str = "ls -la <src>", **fields: Any) -> dict[str, Any]:
+    assert stack.post(update(update_id, text=f"ask:Bash {what}", **fields)) == 200
+    stack.drain(stack.consumer())
+    return asking_message(stack, fields.get("chat_id", CHAT))
+
+
+def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes_it(stack) -> None:
+    asking = ask(stack, 300)
+    approval = stack.approvals().current(KEY)
+    assert approval is not None and approval.state == "pending"
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[0] == "I need to use Bash for this."  # the turn's text first, then the question
+    assert "Bash" in asking["text"] and "ls -la <src>" in asking["text"]  # escaped, shown as is
+    assert "Bash(*)" in asking["text"]  # what "always" would allow
+    aid = approval.approval_id
+    assert buttons_of(asking) == [
+        ("Allow once", f"ap:{aid}:o"),
+        ("Always in this chat", f"ap:{aid}:a"),
+        ("Deny", f"ap:{aid}:d"),
+    ]
+    assert all(len(data.encode()) <= 64 for _, data in buttons_of(asking))
+    assert approval.message_id == asking["message_id"]  # attached, so it can be edited later
+    assert approval.requested_by == CHAT and stack.runs()[0]["user_id"] == CHAT
+
+    answer = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    assert answer["method"] == "answerCallbackQuery" and answer["text"] == "Allowed once."
+    decided = stack.approvals().current(KEY)
+    assert decided is not None and decided.state == "decided" and decided.decided_by == "ada"
+    stack.drain(stack.consumer())
+
+    [resume] = resumes(stack)
+    assert resume["resume_approval"] == aid and resume["prompt"] == "" and resume["user_id"] == CHAT
+    assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: ls -la <src>"
+    edited = message_now(stack, asking["message_id"])
+    assert edited["text"] == "✅ Allowed once by ada: Bash ls -la <src>"
+    assert not edited.get("reply_markup")  # the buttons are gone
+    # Pressed again once it ran: nothing waits for an answer any more.
+    late = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
+    assert late["text"] == "This request is no longer waiting for an answer."
+    stack.drain(stack.consumer())
+    assert len(resumes(stack)) == 1
+
+
+def test_a_double_press_is_answered_once_and_resumes_once(stack) -> None:
+    asking = ask(stack, 310)
+    first = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
+    again = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
+    other = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    assert first["text"] == "Denied."
+    assert again["text"] == other["text"] == "Already answered: Denied by ada."
+    stack.drain(stack.consumer())
+    assert len(resumes(stack)) == 1
+    assert stack.replies(CHAT)[-1]["text"] == "Did not run Bash."
+    assert message_now(stack, asking["message_id"])["text"] == "❌ Denied by ada: Bash ls -la <src>"
+
+
+def test_a_press_telegram_sends_again_is_processed_once(stack) -> None:
+    asking = ask(stack, 315)
+    press = stack.telegram.press_button(asking, text="Allow once", username="ada")
+    assert post(stack, press)["text"] == "Allowed once."
+    assert post(stack, press) == {"ok": True, "outcome": "duplicate"}
+    stack.drain(stack.consumer())
+    assert len(resumes(stack)) == 1
+
+
+def test_in_a_group_only_the_asker_or_an_allowed_user_may_answer(stack, monkeypatch) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    asking = ask(stack, 320, f"rm -rf build @{BOT_USERNAME}", **group)  # the mention is dropped
+    refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"))
+    assert refused["text"] == "Only the person who asked can answer this."
+    pending = stack.approvals().current(GROUP_KEY)
+    assert pending is not None and pending.state == "pending" and pending.requested_by == CHAT
+    stack.drain(stack.consumer())
+    assert resumes(stack) == []
+    # On the producer's allow-list of users, another member may answer for the chat.
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{CHAT},777")
+    trusted = producer_handler.build_producer()
+    answer = post(
+        stack, stack.telegram.press_button(asking, user_id=777, text="Deny", username="bob"), trusted
+    )
+    assert answer["text"] == "Denied."
+    stack.drain(stack.consumer())
+    [resume] = resumes(stack)
+    assert resume["user_id"] == 777
+    assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by bob: Bash")
+
+
+def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:
+    asking = ask(stack, 330)
+    assert stack.post(update(331, text="/new")) == 200
+    stack.drain(stack.consumer())
+    assert stack.approvals().current(KEY) is None
+    stale = post(stack, stack.telegram.press_button(asking, text="Allow once"))
+    assert stale["text"] == "This request is no longer waiting for an answer."
+    stack.drain(stack.consumer())
+    assert resumes(stack) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["ap:zz:q", "ap:0123456789ab:x", "ap:0123456789ab:o:extra", "ap:" + "a" * 70 + ":o", "rv:", "rv:NOTHEX"],
+)
+def test_forged_button_data_is_not_valid_and_changes_nothing(stack, data: str) -> None:
+    asking = ask(stack, 340)
+    press = stack.telegram.press_button(asking)
+    press["callback_query"]["data"] = data
+    answer = post(stack, press)
+    assert answer == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": answer["callback_query_id"],
+        "text": "This button is not valid.",
+    }
+    still = stack.approvals().current(KEY)
+    assert still is not None and still.state == "pending"
+    assert stack.receive() == []
+
+
+def test_a_new_message_declines_the_waiting_call_and_the_buttons_say_so(stack) -> None:
+    asking = ask(stack, 350)
+    assert stack.post(update(351, text="never mind")) == 200
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: never mind"
+    edited = message_now(stack, asking["message_id"])
+    assert edited["text"] == "❌ Declined: you sent a new message: Bash ls -la <src>"
+    assert not edited.get("reply_markup")
+
+
+def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(stack) -> None:
+    nothing = "Nothing is always allowed in this chat. Tools that need approval ask each time."
+    assert stack.post(update(360, text="/permissions")) == 200
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == nothing
+    asking = ask(stack, 361)
+    assert (
+        post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))["text"]
+        == "Always allowed in this chat."
+    )
+    stack.drain(stack.consumer())
+    assert message_now(stack, asking["message_id"])["text"].startswith(
+        "✅ Always allowed in this chat by ada"
+    )
+    assert stack.post(update(362, text="ask:Bash pwd")) == 200  # granted: no question this time
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: pwd"
+    assert stack.approvals().current(KEY).state == "settled"  # type: ignore[union-attr]
+
+    assert stack.post(update(363, text="/permissions")) == 200
+    stack.drain(stack.consumer())
+    listing = copy.deepcopy(stack.replies(CHAT)[-1])
+    assert listing["text"] == "Always allowed in this chat:\n• Bash(*) (by ada)"
+    assert buttons_of(listing) == [("Revoke Bash(*)", f"rv:{grant_token('Bash(*)')}")]
+    revoke = stack.telegram.press_button(listing, text="Revoke Bash(*)")
+    assert post(stack, revoke)["text"] == "Revoked: Bash(*). It will ask again."
+    assert post(stack, stack.telegram.press_button(listing))["text"] == "Already revoked."
+    assert stack.approvals().grants(KEY) == []
+    # /new keeps grants; this one is gone, so the next call asks again.
+    ask(stack, 364, "pwd")
+    assert stack.approvals().current(KEY).state == "pending"  # type: ignore[union-attr]
+
+
+def test_new_keeps_always_grants(stack) -> None:
+    asking = ask(stack, 370)
+    post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))
+    stack.drain(stack.consumer())
+    assert stack.post(update(371, text="/new")) == 200
+    stack.drain(stack.consumer())
+    assert [g.rule for g in stack.approvals().grants(KEY)] == ["Bash(*)"]
+
+
+def test_a_resume_the_runtime_finds_nothing_for_delivers_nothing(stack) -> None:
+    ask(stack, 380)
+    before = (len(stack.replies(CHAT)), len(stack.telegram.edits(CHAT)))
+    stray = InboundMessage(
+        update_id=381,
+        session_key=KEY.canonical,
+        kind="approval",
+        chat_id=CHAT,
+        chat_type="private",
+        message_id=1,
+        user_id=CHAT,
+        approval_id="00000000beef",
+    )
+    stack.aws.sqs.send_message(
+        QueueUrl=stack.aws.resources.queue_url,
+        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=stray)).decode(),
+        MessageGroupId=KEY.canonical,
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+    stack.drain(stack.consumer())
+    assert [r["resume_approval"] for r in resumes(stack)] == ["00000000beef"]  # asked, found nothing
+    assert (len(stack.replies(CHAT)), len(stack.telegram.edits(CHAT))) == before
+    assert stack.dead_letters() == []
+
+
+class _QueueDownOnce:
+    """An SQS client whose first send fails as a throttled SQS would (then the real one)."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+        self.failed = 0
+
+    def send_message(self, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed += 1
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "SendMessage"
+            )
+        return self._sqs.send_message(**kwargs)
+
+
+def test_a_press_whose_resume_could_not_be_queued_is_finished_by_telegrams_copy(stack) -> None:
+    asking = ask(stack, 390)
+    flaky = Producer(
+        config=ProducerConfig.from_env(),
+        secret=WEBHOOK_SECRET,
+        sqs=_QueueDownOnce(stack.aws.sqs),
+        registry=stack.update_dedup(),
+        approvals=stack.approvals(),
+    )
+    press = stack.telegram.press_button(asking, text="Allow once", username="ada")
+    assert flaky.handle_event(webhook_event(press))["statusCode"] == 503  # Telegram sends it again
+    assert stack.approvals().current(KEY).state == "decided"  # type: ignore[union-attr]
+    assert post(stack, press, flaky)["text"] == "Allowed once."  # the copy queues the resume
+    second = stack.telegram.press_button(asking, text="Allow once", username="ada")
+    assert post(stack, second, flaky)["text"] == "Already answered: Allowed once by ada."
+    stack.drain(stack.consumer())
+    assert len(resumes(stack)) == 1
+    assert message_now(stack, asking["message_id"])["text"].startswith("✅ Allowed once by ada")

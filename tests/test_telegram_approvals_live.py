@@ -1,0 +1,141 @@
+"""[I] Approval through the whole stack with the real runtime: producer → moto FIFO → consumer
+→ the real runtime (awslambdaric, real CLI, the shipped claude-config that asks before Bash)
+→ the local Bot API server. The runtime's processes are killed between the question and the
+answer: the press is carried out by a new container, from the store."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentbot_testing import REPO_CLAUDE_CONFIG
+from agentbot_testing.telegram_support import update, webhook_event
+from local_stack import FunctionSpec, ModelServer, ToolCall, last_tool_call, last_user_text, tool_results
+
+pytestmark = pytest.mark.slow
+KEY_PARAMETER = "/agentbot/test/approvals/anthropic-key"
+CHAT = 501
+
+
+def responder(request: dict[str, Any]) -> Any:
+    """``bash: CMD`` asks to run CMD; told to make an allowed call again, it does; a tool's
+    result is reported as ``DONE: <result>``."""
+    text = last_user_text(request)
+    results = tool_results(request)
+    if results:
+        return f"DONE: {results[-1]}"
+    if "Make exactly that call again" in text:
+        again = last_tool_call(request)
+        return [again] if again is not None else "nothing to make again"
+    if text.startswith("bash:"):
+        return [
+            "Let me run that.",
+            ToolCall(name="Bash", input={"command": text[5:].strip(), "description": "x"}),
+        ]
+    return f"you said: {text}"
+
+
+@pytest.fixture
+def live(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from agentbot_testing.telegram_stack import telegram_stack
+
+    aws.client("ssm").put_parameter(
+        Name=KEY_PARAMETER, Value="sk-ant-test-approvals", Type="SecureString", Overwrite=True
+    )
+    with ModelServer(responder) as model, (tmp_path / "runtime.log").open("a") as log:
+        env = {
+            "ANTHROPIC_API_KEY_PARAMETER": KEY_PARAMETER,
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "SESSIONS_ROOT": str(tmp_path / "sessions"),
+            "CLAUDE_CONFIG_PATH": str(REPO_CLAUDE_CONFIG),  # as shipped: Bash asks
+            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+            "MODEL_MAX_RETRIES": "0",
+        }
+        spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120)
+        with telegram_stack(aws, tmp_path, monkeypatch, runtime_spec=spec, runtime_log=log) as stack:
+            stack.model = model
+            yield stack
+
+
+def post(stack: Any, body: dict[str, Any]) -> dict[str, Any]:
+    response = stack.producer.handle_event(webhook_event(body))
+    assert response["statusCode"] == 200, response
+    return dict(json.loads(response["body"]))
+
+
+def asking_message(stack: Any) -> dict[str, Any]:
+    def data(message: dict[str, Any]) -> list[str]:
+        markup = message.get("reply_markup") or {}
+        return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+    asking = [m for m in stack.replies(CHAT) if any(d.startswith("ap:") for d in data(m))]
+    assert asking, [m["text"] for m in stack.replies(CHAT)]
+    return copy.deepcopy(asking[-1])
+
+
+def outputs(stack: Any) -> list[str]:
+    """Every tool result the model was shown."""
+    return [r for call in stack.model.model_calls for r in tool_results(call.body)]
+
+
+def kill_the_runtime(stack: Any) -> None:
+    """Every runtime container goes: the next invocation starts a new one (a cold restore)."""
+    for pid in stack.runtime.process_ids:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers_once(live: Any) -> None:
+    marker = uuid.uuid4().hex[:12]
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch ran-{marker}; echo ran-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    asking = asking_message(live)
+    assert f"touch ran-{marker}; echo ran-{marker}" in asking["text"]
+    assert not any(f"ran-{marker}" == out.strip() for out in outputs(live))  # nothing ran
+
+    kill_the_runtime(live)
+    answer = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
+    again = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
+    live.drain(live.consumer())
+
+    assert answer["text"] == "Allowed once." and again["text"].startswith("Already answered")
+    assert [out.strip() for out in outputs(live)].count(f"ran-{marker}") == 1  # ran once
+    answers = [m["text"] for m in live.replies(CHAT) if f"DONE: ran-{marker}" in m["text"]]
+    assert len(answers) == 1, [m["text"] for m in live.replies(CHAT)]
+    edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
+    assert edited["text"].startswith("✅ Allowed once by ada") and not edited.get("reply_markup")
+
+
+def test_deny_and_a_new_message_keep_the_command_from_running(live: Any) -> None:
+    marker = uuid.uuid4().hex[:12]
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch a-{marker}; echo a-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    denied = post(live, live.telegram.press_button(asking_message(live), user_id=CHAT, text="Deny"))
+    live.drain(live.consumer())
+    assert (
+        live.post(update(2, message_id=2, chat_id=CHAT, text=f"bash: touch b-{marker}; echo b-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    assert live.post(update(3, message_id=3, chat_id=CHAT, text="never mind that")) == 200
+    live.drain(live.consumer())
+
+    assert denied["text"] == "Denied."
+    ran = [out.strip() for out in outputs(live)]
+    assert f"a-{marker}" not in ran and f"b-{marker}" not in ran
+    texts = [m["text"] for m in live.replies(CHAT)]
+    assert any("I declined your Bash call" in t for t in texts), texts  # the agent was told
+    assert any("never mind that" in t for t in texts), texts  # the new message reached it
+    assert any(t.startswith("❌ Declined: you sent a new message") for t in texts), texts

@@ -1,0 +1,160 @@
+"""[H] Which updates are stop requests (a pure rule, tested directly) and how the webhook answers
+them: the stop is written for the running turn only, never queued, answered in the reply."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import msgspec
+import pytest
+from agentbot_testing.telegram_support import (
+    BOT_USERNAME,
+    WEBHOOK_SECRET,
+    message,
+    receive_all,
+    webhook_event,
+)
+from session_core import LiveTurns, SessionKey
+from telegram_producer import ProducerConfig, Update, stop_request
+from telegram_producer import handler as producer_handler
+
+CONFIG = ProducerConfig(
+    queue_url="q", table="t", secret_parameter="/s", tenant="default", bot_username=BOT_USERNAME
+)
+PRIVATE = {"id": 501, "type": "private"}
+GROUP = {"id": -100200, "type": "supergroup", "is_forum": True}
+
+
+def _update(**fields: Any) -> Update:
+    return msgspec.convert({"update_id": 1, **fields}, Update)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"message": message(text="/stop")}, ("command", "default/501/0", None)),
+        ({"message": message(text="/STOP@agent_test_bot now")}, ("command", "default/501/0", None)),
+        ({"message": message(text="/stop@other_bot")}, None),
+        ({"message": message(text="please /stop")}, None),
+        ({"message": message(text="/stopwatch")}, None),
+        (
+            {"message": message(text="/stop", chat_id=-100200, chat_type="supergroup", thread_id=7)},
+            ("command", "default/-100200/7", None),
+        ),
+        ({"stopped_message_generation": {"chat": PRIVATE, "draft_id": 42}}, ("draft", "default/501/0", 42)),
+        (
+            {
+                "callback_query": {
+                    "id": "q1",
+                    "from": {"id": 501},
+                    "data": "stop:43",
+                    "message": {"message_id": 9, "chat": GROUP, "message_thread_id": 7},
+                }
+            },
+            ("button", "default/-100200/7", 43),
+        ),
+        (
+            {
+                "callback_query": {
+                    "id": "q2",
+                    "from": {"id": 501},
+                    "data": "other",
+                    "message": {"message_id": 9, "chat": GROUP},
+                }
+            },
+            None,
+        ),
+        *(
+            (
+                {
+                    "callback_query": {
+                        "id": "q3",
+                        "from": {"id": 501},
+                        "data": forged,
+                        "message": {"message_id": 9, "chat": GROUP, "message_thread_id": 7},
+                    }
+                },
+                ("button", "default/-100200/7", None),  # not our turn id: stops what runs there
+            )
+            for forged in ("stop:²", "stop:" + "9" * 40, "stop:x")
+        ),
+    ],
+    ids=[
+        "command",
+        "addressed",
+        "other_bot",
+        "not_first",
+        "longer_word",
+        "topic",
+        "draft",
+        "button",
+        "other_button",
+        "forged_superscript_digit",
+        "forged_huge_turn",
+        "forged_text",
+    ],
+)
+def test_stop_requests_are_recognised(fields: dict[str, Any], expected: Any) -> None:
+    found = stop_request(_update(**fields), CONFIG)
+    got = None if found is None else (found.via, found.key.canonical, found.turn_id)
+    assert got == expected
+
+
+@pytest.fixture
+def producer(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
+    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    return producer_handler.build_producer()
+
+
+def _post(producer: Any, update: dict[str, Any]) -> dict[str, Any]:
+    response = producer.handle_event(webhook_event(update))
+    assert response["statusCode"] == 200
+    return dict(json.loads(response["body"]))
+
+
+def test_a_stop_reaches_only_the_running_turn_and_is_never_queued(aws: Any, producer: Any) -> None:
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    stop = {"update_id": 5, "message": message(text="/stop")}
+    assert _post(producer, stop)["text"] == "Nothing is running in this chat right now."
+    live.begin(key, 77)
+    assert not live.stop_requested(key, 77)  # the earlier /stop found nothing: it is gone
+    assert _post(producer, {**stop, "update_id": 6})["text"] == "Stopping…"
+    assert live.stop_requested(key, 77)
+    live.end(key, 77)
+    live.begin(key, 78)  # the next turn starts clean
+    assert not live.stop_requested(key, 78)
+    # A draft's stop names its turn: one for an earlier turn stops nothing.
+    old_draft = {"update_id": 7, "stopped_message_generation": {"chat": PRIVATE, "draft_id": 77}}
+    assert _post(producer, old_draft) == {"ok": True, "outcome": "stop: nothing_running"}
+    assert not live.stop_requested(key, 78)
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
+def test_a_stop_from_outside_the_allow_list_is_ignored(aws: Any, producer: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("ALLOWED_USER_IDS", "9")
+    strict = producer_handler.build_producer()
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    live.begin(key, 1)
+    assert _post(strict, {"update_id": 8, "message": message(text="/stop")})["outcome"].startswith("ignored")
+    assert not live.stop_requested(key, 1)
+
+
+def test_a_stop_telegram_sends_again_does_not_stop_the_next_turn(aws: Any, producer: Any) -> None:
+    # Telegram sends an update again when it missed our answer; a /stop names no turn, so a
+    # late copy would stop whatever runs then.
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    live.begin(key, 90)
+    stop = {"update_id": 9, "message": message(text="/stop")}
+    assert _post(producer, stop)["text"] == "Stopping…"
+    live.end(key, 90)
+    live.begin(key, 91)
+    assert _post(producer, stop) == {"ok": True, "outcome": "duplicate"}
+    assert not live.stop_requested(key, 91)
