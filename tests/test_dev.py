@@ -336,12 +336,17 @@ def _gone(marker: str, state_root: str, timeout_s: float = 10) -> list[str]:
     return _survivors(marker, state_root)
 
 
-def test_ctrl_c_during_a_turn_says_so_finishes_the_turn_and_exits_within_5_s(tools_config: Path) -> None:
+def test_ctrl_c_during_a_turn_says_so_finishes_the_turn_and_exits_within_5_s(
+    tools_config: Path, tmp_path: Path
+) -> None:
     import signal
     import time
 
     marker = uuid.uuid4().hex
-    dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
+    state = tmp_path / "state"  # kept after the exit: a failure shows the functions' log
+    dev = _Dev(
+        marker, args=("--state-dir", str(state)), env={"CLAUDE_CONFIG_PATH": str(tools_config)}
+    )  # tools run unasked
     try:
         dev.send(f"run sleep 4; echo finished-{marker}")
         dev.wait_for(r": running$")
@@ -349,7 +354,11 @@ def test_ctrl_c_during_a_turn_says_so_finishes_the_turn_and_exits_within_5_s(too
         time.sleep(1)  # the tool is sleeping now
         dev.process.send_signal(signal.SIGINT)
         dev.wait_for(r"stopping \(finishing the current turn, Ctrl-C again to abort\)", timeout_s=10)
-        answered = dev.wait_for(f"finished-{marker}")  # the turn was not cut short
+        try:
+            answered = dev.wait_for(f"finished-{marker}")  # the turn was not cut short
+        except AssertionError as failed:
+            log = state / "functions.log"
+            raise AssertionError(f"{failed}\n--- functions.log:\n{log.read_text()[-6000:]}") from None
         assert dev.process.wait(timeout=30) == 130
         exited = time.monotonic()
     finally:

@@ -119,7 +119,9 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     ] == []
     # The other chat got only its own answers; nothing was posted anywhere else.
     assert {m["chat"]["id"] for m in telegram.sent_messages()} == {ATTACKER, VICTIM}
-    assert telegram.sent_messages(VICTIM)[-1]["text"].endswith("after 1 earlier turns")
+    victim_saw = [m["text"] for m in telegram.sent_messages(VICTIM)]
+    log = (tmp_path / "state" / "functions.log").read_text()[-8000:]
+    assert victim_saw[-1].endswith("after 1 earlier turns"), (victim_saw, err[-3000:], log)
     assert all("FORGED" not in m["text"] for m in telegram.sent_messages())
     # Nothing of the agent outlives the command; no secret reached the screen.
     assert survivors == []
