@@ -3,15 +3,18 @@ can read, the scripted model that makes the agent run it, and a look at who surv
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pickle
 import pwd
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from agentbot_testing import claude_config_without_approvals
 from local_stack import AGENT_USER, ToolCall, last_user_text, tool_results, user_turns
 
@@ -99,10 +102,10 @@ def attack_report(answer: str) -> dict[str, Any]:
     return dict(json.loads(answer.split("ATTACK-REPORT ", 1)[1].splitlines()[0]))
 
 
-def agent_user_processes(marker: Path) -> list[str]:
-    """Command lines of the unprivileged user's processes that belong to this attack (they
-    name ``marker``, its directory: other tests on the machine may run as that user too)."""
-    uid = pwd.getpwnam(AGENT_USER).pw_uid
+def agent_user_processes(marker: Path, *, user: str = AGENT_USER) -> list[str]:
+    """Command lines of ``user``'s processes that belong to this attack (they name
+    ``marker``, its directory: other tests on the machine may run as that user too)."""
+    uid = pwd.getpwnam(user).pw_uid
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -116,3 +119,23 @@ def agent_user_processes(marker: Path) -> list[str]:
         if str(marker) in cmdline:
             found.append(cmdline)
     return found
+
+
+_T = TypeVar("_T")
+
+
+def run_once(factory: pytest.TempPathFactory, worker_id: str, name: str, make: Callable[[], _T]) -> _T:
+    """``make()`` once per test run: under xdist the first worker to ask runs it, the others
+    wait on a lock and read its pickled result (from the run's own temp dir, never an earlier
+    run's). If it raises, nothing is kept and the next worker to ask tries again."""
+    if worker_id == "master":  # not distributed: this process is the whole run
+        return make()
+    shared = factory.getbasetemp().parent  # the run's base temp, above each worker's own
+    result = shared / f"{name}.pickle"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if result.exists():
+            return pickle.loads(result.read_bytes())  # written by this run, above
+        value = make()
+        result.write_bytes(pickle.dumps(value))
+        return value

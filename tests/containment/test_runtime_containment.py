@@ -26,7 +26,6 @@ import pytest
 from agent_runtime._cli_launcher import landlock_abi
 from botocore.config import Config
 from local_stack import (
-    AGENT_USER,
     FunctionSpec,
     LocalCredentials,
     LocalLambda,
@@ -48,6 +47,7 @@ from tests.containment.support import (
     attack_report,
     attack_responder,
     listening_ports,
+    run_once,
     tools_config,
 )
 
@@ -59,9 +59,17 @@ MODEL_KEY = "sk-ant-containment-MODEL-KEY-never-visible-0042"
 CHAT_A, CHAT_B = "default/1111/0", "default/2222/0"
 
 
+# The runtime here sweeps by uid, as in Lambda: every process of its uid dies after a turn.
+# On a shared test machine that would also kill the turns of tests running beside it as
+# `nobody`, so each scenario runs as an unprivileged system account of its own (Debian's
+# base-passwd has both; nothing else runs as them).
+SWEEP_USERS = {True: "games", False: "man"}
+
+
 @dataclass
 class Scenario:
     landlock: bool
+    user: str
     a_first: TurnResult
     attack: TurnResult
     a_second: TurnResult
@@ -81,8 +89,9 @@ def run_scenario(landlock: bool) -> Scenario:
     credentials = LocalCredentials.generate()
     attacker = attack_dir([MODEL_KEY, credentials.secret_access_key])
     sessions_root = Path(tempfile.mkdtemp(prefix="agentbot-contained-"))
+    user = SWEEP_USERS[landlock]
     try:
-        prepare_for_agent_user(AGENT_USER, writable=sessions_root)
+        prepare_for_agent_user(user, writable=sessions_root)
         with moto_endpoint(require=credentials) as aws_url:
 
             def client(service: str) -> Any:
@@ -118,9 +127,7 @@ def run_scenario(landlock: bool) -> Scenario:
                     "PROCESS_SWEEP_SCOPE": "uid",
                     "LANDLOCK": "on" if landlock else "off",
                 }
-                spec = FunctionSpec(
-                    handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=AGENT_USER
-                )
+                spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)
                 with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:
                     invoker = local_client(
                         "lambda",
@@ -145,7 +152,7 @@ def run_scenario(landlock: bool) -> Scenario:
                     local_service_ports = listening_ports({os.getpid()})
                     allow_targets(attacker, local_service_ports)
                     attack = turn(CHAT_B, 2, "attack")
-                    survivors = agent_user_processes(attacker)
+                    survivors = agent_user_processes(attacker, user=user)
                     report = attack_report(attack.text)
                     # The attacker kept the key it was given; outside its turn it is worth nothing.
                     after_turn = httpx.post(
@@ -161,6 +168,7 @@ def run_scenario(landlock: bool) -> Scenario:
             proxy_port = int(report["model_url"].rsplit(":", 1)[1])
             return Scenario(
                 landlock=landlock,
+                user=user,
                 a_first=a_first,
                 attack=attack,
                 a_second=a_second,
@@ -181,17 +189,23 @@ def run_scenario(landlock: bool) -> Scenario:
 
 
 @pytest.fixture(scope="module", params=["landlock", "no-landlock"])
-def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
+def scenario(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[Scenario]:
     landlock = request.param == "landlock"
     if landlock and landlock_abi() < 4:
         pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
-    yield run_scenario(landlock)
+    # Once per test run, however the module's tests are spread over xdist's workers: two runs
+    # of one scenario at a time share its user, and each one's uid sweep would kill the other.
+    yield run_once(
+        tmp_path_factory, worker_id, f"runtime-containment-{request.param}", lambda: run_scenario(landlock)
+    )
 
 
 def test_the_attack_ran_as_the_unprivileged_user_and_every_chat_got_its_own_answer(
     scenario: Scenario,
 ) -> None:
-    assert scenario.report["uid"] == pwd.getpwnam(AGENT_USER).pw_uid
+    assert scenario.report["uid"] == pwd.getpwnam(scenario.user).pw_uid != 0
     assert scenario.a_first.ok and "noted" in scenario.a_first.text
     assert scenario.attack.ok and not scenario.attack.replayed
     assert scenario.a_second.ok, scenario.a_second
