@@ -124,9 +124,12 @@ def test_runtime_gets_a_deadline_that_leaves_the_consumer_time_to_deliver(stack)
     stack.post(update(183, text="hi"))
     [raw] = stack.receive()
     picked_up_ms = time.time() * 1000
-    stack.consumer().handle_batch(event(stack, [raw]), remaining_time_ms=lambda: 100_000)
+    ends_ms = picked_up_ms + 100_000  # as Lambda's context counts down to the function's timeout
+    stack.consumer().handle_batch(
+        event(stack, [raw]), remaining_time_ms=lambda: int(ends_ms - time.time() * 1000)
+    )
     [run] = stack.runs()
-    latest = picked_up_ms + 100_000 - DELIVERY_RESERVE_S * 1000 + 1000
+    latest = ends_ms - DELIVERY_RESERVE_S * 1000 + 1  # (+1: the countdown is whole milliseconds)
     assert picked_up_ms < run["deadline_epoch_ms"] <= latest
     assert len(stack.replies(CHAT)) == 1
 
