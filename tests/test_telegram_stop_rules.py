@@ -158,3 +158,18 @@ def test_a_stop_telegram_sends_again_does_not_stop_the_next_turn(aws: Any, produ
     live.begin(key, 91)
     assert _post(producer, stop) == {"ok": True, "outcome": "duplicate"}
     assert not live.stop_requested(key, 91)
+
+
+def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(aws: Any, producer: Any) -> None:
+    # The consumer marks the turn before invoking the runtime; the user presses Stop; the invoke
+    # fails (a crash, a timeout) and the record comes back: the retry must still stop.
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    assert live.expect(key, 95)
+    assert _post(producer, {"update_id": 10, "message": message(text="/stop")})["text"] == "Stopping…"
+    assert live.expect(key, 95)  # the retry's consumer
+    live.begin(key, 95)  # the retry's runtime
+    assert live.stop_requested(key, 95)
+    assert not live.expect(key, 96)  # another turn while 95 runs: not marked
+    live.end(key, 95)
+    assert live.expect(key, 96) and not live.stop_requested(key, 96)  # the next turn starts clean

@@ -70,19 +70,18 @@ class LiveTurns(TableStore):
     def expect(self, key: SessionKey, turn_id: int) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
         runtime), so a stop pressed while the runtime starts is not lost; done only when no
-        other turn is running (answers whether it was)."""
+        other turn is running (answers whether it was). A retry of a turn still marked
+        running (its runtime crashed, its invoke failed) keeps the stop the user asked for."""
         try:
             self._start(
                 "expect",
                 key,
                 turn_id,
-                ConditionExpression=(
-                    "attribute_not_exists(turn_id) OR attribute_exists(ended_at) OR turn_id = :t"
-                ),
-                ExpressionAttributeValues={":t": number(turn_id)},
+                ConditionExpression="attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
             )
         except ConditionFailed:
-            return False
+            item = self._table.get("expect", session_item_pk(key), _LIVE)
+            return bool(item and _is_turn(item, turn_id) and "ended_at" not in item)
         return True
 
     def begin(self, key: SessionKey, turn_id: int) -> None:
