@@ -76,7 +76,7 @@ from .ops import (
     set_webhook,
     telegram_api_base,
 )
-from .preflight import ConfigurationProblem, check_dev_runtime
+from .preflight import ConfigurationProblem, check_dev_claude_config, check_dev_runtime
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -389,6 +389,10 @@ class DevStack:
 
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
+    try:  # the claude-config files first: a mistake there costs no start-up
+        check_dev_claude_config()
+    except ConfigurationProblem as exc:
+        raise DevSetupError(str(exc)) from None
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     webhook_secret = _local_webhook_secret()
     if args.webhook_url:
