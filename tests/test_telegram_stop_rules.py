@@ -160,7 +160,9 @@ def test_a_stop_telegram_sends_again_does_not_stop_the_next_turn(aws: Any, produ
     assert not live.stop_requested(key, 91)
 
 
-def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(aws: Any, producer: Any) -> None:
+def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(
+    aws: Any, producer: Any
+) -> None:
     # The consumer marks the turn before invoking the runtime; the user presses Stop; the invoke
     # fails (a crash, a timeout) and the record comes back: the retry must still stop.
     live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
