@@ -106,4 +106,18 @@ def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tm
     secret = "Bearer dev-vault-secret-0123456789"
     done = _start({"CLAUDE_CONFIG_PATH": str(config), "MCP_SECRET_VAULT_AUTHORIZATION": secret})
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert "bot> " in done.stdout and secret not in done.stdout + done.stderr
+    # the turn ran (the runtime, as the unprivileged user, read the config), not an apology
+    assert "bot> [offline demo model, costs $0] I received: 'hello'" in done.stdout, done.stdout
+    assert "replied after" in done.stderr and secret not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root does the agent run as another user")
+def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(tmp_path: Path) -> None:
+    config = _copy_config(tmp_path)
+    private = config / "skills" / "hello-world" / "SKILL.md"
+    private.chmod(0o600)  # root's own file: the agent (nobody) could not read it
+    line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
+    assert f"cannot read {private}" in line and "CLAUDE_CONFIG_PATH" in line and "chmod -R o+rX" in line
+    private.chmod(0o644)
+    done = _start({"CLAUDE_CONFIG_PATH": str(config)})  # (under pytest's 0700 temp dir)
+    assert "I received: 'hello'" in done.stdout, (done.stdout + done.stderr)[-3000:]

@@ -41,9 +41,11 @@ from local_stack import (
     StackResources,
     StateDirectory,
     kill_descendants,
+    make_reachable,
     moto_endpoint,
     prepare_for_agent_user,
     provision,
+    unreadable_for,
 )
 from local_stack import agent_user as agent_user_for_runtime
 from session_core import Approvals, SessionKey, SessionRegistry, make_non_dumpable
@@ -390,7 +392,7 @@ class DevStack:
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
     try:  # the claude-config files first: a mistake there costs no start-up
-        check_dev_claude_config()
+        claude_config = check_dev_claude_config()
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -439,6 +441,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     opened = []
     if agent_user is not None:
         opened = prepare_for_agent_user(agent_user, writable=state_root / "work")
+        opened += _config_readable_for(agent_user, Path(claude_config.root))
     functions = _functions(
         args,
         aws_env,
@@ -516,6 +519,20 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         )
     approvals = Approvals(dynamodb=dynamodb, table=resources.table)
     return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path, events, approvals)
+
+
+def _config_readable_for(user: str, root: Path) -> list[str]:
+    """Open the directories above claude-config for ``user`` to pass (as for the state
+    directory); a file or folder of it that ``user`` still cannot read stops the start, or
+    every turn would fail. Returns the directories opened."""
+    opened = make_reachable(root / "x")
+    blocked = unreadable_for(user, root)
+    if blocked is not None:
+        raise DevSetupError(
+            f"CLAUDE_CONFIG_PATH: the agent runs as {user!r} and cannot read {blocked}; "
+            f"make the config readable to every user (chmod -R o+rX {root})"
+        )
+    return opened
 
 
 def run_dev(args: argparse.Namespace) -> int:

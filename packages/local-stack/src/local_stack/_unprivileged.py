@@ -34,6 +34,36 @@ def make_reachable(path: str | os.PathLike[str]) -> list[str]:
     return changed
 
 
+def unreadable_for(user: str, root: Path) -> Path | None:
+    """The first directory or file at or under ``root`` that ``user`` cannot read (a directory
+    must also be enterable), judged by its owner, group and mode bits as the kernel would;
+    None when all can be read. (``os.access`` answers for root, not for ``user``.)"""
+    import grp
+
+    record = pwd.getpwnam(user)
+    groups = {record.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+
+    def readable(path: Path) -> bool:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            info = path.stat()
+        need = 0o5 if stat.S_ISDIR(info.st_mode) else 0o4
+        if info.st_uid == record.pw_uid:
+            bits = info.st_mode >> 6
+        elif info.st_gid in groups:
+            bits = info.st_mode >> 3
+        else:
+            bits = info.st_mode
+        return bits & need == need
+
+    for directory, dirs, files in os.walk(root):
+        for path in (Path(directory), *(Path(directory, name) for name in files)):
+            if not readable(path):
+                return path
+        dirs.sort()
+    return None
+
+
 def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.executable) -> list[str]:
     """Everything the runtime needs to run as ``user``: the interpreter (and the venv) reachable,
     ``writable`` (its sessions root) owned by it. Returns the directories opened for passing."""
