@@ -16,7 +16,7 @@ from agentbot_testing.telegram_support import (
     receive_all,
     webhook_event,
 )
-from session_core import LiveTurns, SessionKey
+from session_core import LiveTurns, SessionKey, TurnProgress
 from telegram_producer import ProducerConfig, Update, stop_request
 from telegram_producer import handler as producer_handler
 
@@ -168,8 +168,13 @@ def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(
     live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
     key = SessionKey.parse("default/501/0")
     assert live.expect(key, 95)
+    live.begin(key, 95)
+    live.publish(key, TurnProgress(turn_id=95, text="half an answer", seq=7))
     assert _post(producer, {"update_id": 10, "message": message(text="/stop")})["text"] == "Stopping…"
+    live.end(key, 95)  # the consumer's view ends as its invoke fails
     assert live.expect(key, 95)  # the retry's consumer
+    progress = live.progress(key, 95)
+    assert progress is not None and progress.seq == 0 and progress.text == ""  # no stale draft
     live.begin(key, 95)  # the retry's runtime
     assert live.stop_requested(key, 95)
     assert not live.expect(key, 96)  # another turn while 95 runs: not marked

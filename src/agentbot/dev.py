@@ -395,6 +395,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         claude_config = check_dev_claude_config()
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
+    agent_user = agent_user_for_runtime()
+    opened = [] if agent_user is None else _config_readable_for(agent_user, Path(claude_config.root))
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     webhook_secret = _local_webhook_secret()
     if args.webhook_url:
@@ -437,11 +439,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         names.prefix,
         {"webhook": webhook_secret, "bot": token or terminal.token, "anthropic": model.api_key or ""},
     )
-    agent_user = agent_user_for_runtime()
-    opened = []
     if agent_user is not None:
-        opened = prepare_for_agent_user(agent_user, writable=state_root / "work")
-        opened += _config_readable_for(agent_user, Path(claude_config.root))
+        opened += prepare_for_agent_user(agent_user, writable=state_root / "work")
     functions = _functions(
         args,
         aws_env,
@@ -522,15 +521,20 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
 
 
 def _config_readable_for(user: str, root: Path) -> list[str]:
-    """Open the directories above claude-config for ``user`` to pass (as for the state
-    directory); a file or folder of it that ``user`` still cannot read stops the start, or
-    every turn would fail. Returns the directories opened."""
-    opened = make_reachable(root / "x")
+    """Open the directories above claude-config and the interpreter for ``user`` to pass (as
+    for the state directory); a part of the config ``user`` still cannot read stops the start,
+    or every turn would fail. Returns the directories opened."""
+    python = sys.executable
+    opened = sorted(
+        {*make_reachable(python), *make_reachable(os.path.realpath(python)), *make_reachable(root / "x")}
+    )
     blocked = unreadable_for(user, root)
     if blocked is not None:
+        fix = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"
         raise DevSetupError(
             f"CLAUDE_CONFIG_PATH: the agent runs as {user!r} and cannot read {blocked}; "
-            f"make the config readable to every user (chmod -R o+rX {root})"
+            f"let every user read it ({fix} {blocked})"
+            + (f" (opened for passing already: {', '.join(opened)})" if opened else "")
         )
     return opened
 

@@ -124,18 +124,23 @@ def agent_user_processes(marker: Path, *, user: str = AGENT_USER) -> list[str]:
 _T = TypeVar("_T")
 
 
-def run_once(factory: pytest.TempPathFactory, worker_id: str, name: str, make: Callable[[], _T]) -> _T:
+def run_once(
+    request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name: str, make: Callable[[], _T]
+) -> _T:
     """``make()`` once per test run: under xdist the first worker to ask runs it, the others
-    wait on a lock and read its pickled result (from the run's own temp dir, never an earlier
-    run's). If it raises, nothing is kept and the next worker to ask tries again."""
-    if worker_id == "master":  # not distributed: this process is the whole run
+    wait on a lock and read its pickled result (named by the run's id, in the run's temp dir,
+    so never an earlier run's). If it raises, nothing is kept and the next worker tries again."""
+    worker = getattr(request.config, "workerinput", None)
+    if worker is None:  # not distributed: this process is the whole run
         return make()
     shared = factory.getbasetemp().parent  # the run's base temp, above each worker's own
-    result = shared / f"{name}.pickle"
+    result = shared / f"{name}-{worker['testrunuid']}.pickle"
     with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if result.exists():
-            return pickle.loads(result.read_bytes())  # written by this run, above
+            return pickle.loads(result.read_bytes())  # written by this run, below
         value = make()
-        result.write_bytes(pickle.dumps(value))
+        partial = result.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(value))
+        partial.replace(result)  # whole or absent, even if this worker is killed
         return value

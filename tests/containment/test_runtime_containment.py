@@ -1,7 +1,8 @@
 """A prompt-injected agent in one chat reaches nothing outside its own turn.
 
 The runtime runs as Lambda runs it: the real awslambdaric behind the local Lambda service, as
-an unprivileged user (``nobody``; the tests must run as root to start it so), with the role's
+an unprivileged user (an account of its own, see ``SWEEP_USERS``; the tests must run as root
+to start it so), with the role's
 credentials in its environment and the model key in SSM. Its AWS demands a signature made with
 those credentials (as AWS does). The scripted model makes chat B run ``attack.py`` from its
 Bash tool; chat A talks before and after. Everything is run twice: with Landlock (this kernel
@@ -189,16 +190,18 @@ def run_scenario(landlock: bool) -> Scenario:
 
 
 @pytest.fixture(scope="module", params=["landlock", "no-landlock"])
-def scenario(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
-) -> Iterator[Scenario]:
+def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     landlock = request.param == "landlock"
+    try:
+        pwd.getpwnam(SWEEP_USERS[landlock])
+    except KeyError:
+        pytest.skip(f"CONTAINMENT NOT TESTED: no account {SWEEP_USERS[landlock]!r} to run the runtime as")
     if landlock and landlock_abi() < 4:
         pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
     # Once per test run, however the module's tests are spread over xdist's workers: two runs
     # of one scenario at a time share its user, and each one's uid sweep would kill the other.
     yield run_once(
-        tmp_path_factory, worker_id, f"runtime-containment-{request.param}", lambda: run_scenario(landlock)
+        request, tmp_path_factory, f"runtime-containment-{request.param}", lambda: run_scenario(landlock)
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,34 +35,48 @@ def make_reachable(path: str | os.PathLike[str]) -> list[str]:
     return changed
 
 
-def unreadable_for(user: str, root: Path) -> Path | None:
-    """The first directory or file at or under ``root`` that ``user`` cannot read (a directory
-    must also be enterable), judged by its owner, group and mode bits as the kernel would;
-    None when all can be read. (``os.access`` answers for root, not for ``user``.)"""
-    import grp
+# Run as the user: list every directory and open every file under argv[1] (following links,
+# skipping hidden names the loader never reads); print the first path that fails.
+_READ_ALL = """
+import os, sys
+seen = set()
+def visit(path):
+    if os.path.isdir(path):
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        for name in sorted(os.listdir(path)):
+            if not name.startswith("."):
+                visit(os.path.join(path, name))
+    else:
+        open(path, "rb").close()
+try:
+    visit(sys.argv[1])
+except OSError as exc:
+    print(exc.filename or sys.argv[1])
+    sys.exit(1)
+"""
 
+
+def unreadable_for(user: str, root: Path) -> str | None:
+    """The first directory or file at or under ``root`` that ``user`` cannot read, found by
+    trying as ``user`` with the groups the local Lambda gives it (so links, ACLs and modes are
+    judged by the kernel, not guessed); None when all can be read."""
     record = pwd.getpwnam(user)
-    groups = {record.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
-
-    def readable(path: Path) -> bool:
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            info = path.stat()
-        need = 0o5 if stat.S_ISDIR(info.st_mode) else 0o4
-        if info.st_uid == record.pw_uid:
-            bits = info.st_mode >> 6
-        elif info.st_gid in groups:
-            bits = info.st_mode >> 3
-        else:
-            bits = info.st_mode
-        return bits & need == need
-
-    for directory, dirs, files in os.walk(root):
-        for path in (Path(directory), *(Path(directory, name) for name in files)):
-            if not readable(path):
-                return path
-        dirs.sort()
-    return None
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", _READ_ALL, str(root)],
+        user=record.pw_uid,
+        group=record.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    return done.stdout.strip() or f"{root} ({done.stderr.strip().splitlines()[-1:]})"
 
 
 def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.executable) -> list[str]:

@@ -70,31 +70,55 @@ class LiveTurns(TableStore):
     def expect(self, key: SessionKey, turn_id: int) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
         runtime), so a stop pressed while the runtime starts is not lost; done only when no
-        other turn is running (answers whether it was). A retry of a turn still marked
-        running (its runtime crashed, its invoke failed) keeps the stop the user asked for."""
+        other turn is running (answers whether it was). The same turn expected again (a retry:
+        its runtime crashed or its invoke failed) starts over with no progress, and the stop
+        the user asked for is kept."""
         try:
             self._start(
                 "expect",
                 key,
                 turn_id,
-                ConditionExpression="attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
+                ConditionExpression=(
+                    "attribute_not_exists(turn_id) OR (attribute_exists(ended_at) AND turn_id <> :t)"
+                ),
+                ExpressionAttributeValues={":t": number(turn_id)},
             )
+            return True
         except ConditionFailed:
-            item = self._table.get("expect", session_item_pk(key), _LIVE)
-            return bool(item and _is_turn(item, turn_id) and "ended_at" not in item)
+            pass
+        now = self._table.clock()
+        values = {
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+            ":p": _progress_value(TurnProgress(turn_id=turn_id)),
+        }
+        try:
+            self._update_turn(
+                "expect",
+                key,
+                turn_id,
+                "SET started_at = :now, expires_at = :ttl, progress = :p REMOVE ended_at",
+                values,
+            )
+        except ConditionFailed:  # another turn is running
+            return False
         return True
 
     def begin(self, key: SessionKey, turn_id: int) -> None:
         """Mark ``turn_id`` as the session's running turn: a stop requested for it since the
         consumer expected it is kept, any earlier turn's item (and stop) is replaced."""
         now = self._table.clock()
-        values = {":now": number(now), ":ttl": number(self._table.expires_at(now))}
+        values = {
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+            ":p": _progress_value(TurnProgress(turn_id=turn_id)),  # this runtime counts from 1
+        }
         try:
             self._update_turn(
                 "begin",
                 key,
                 turn_id,
-                "SET started_at = :now, expires_at = :ttl",
+                "SET started_at = :now, expires_at = :ttl, progress = :p",
                 values,
                 condition="turn_id = :t AND attribute_not_exists(ended_at)",
             )
