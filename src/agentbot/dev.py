@@ -41,6 +41,7 @@ from local_stack import (
     StackResources,
     StateDirectory,
     kill_descendants,
+    make_interpreter_reachable,
     make_reachable,
     moto_endpoint,
     prepare_for_agent_user,
@@ -524,10 +525,7 @@ def _config_readable_for(user: str, root: Path) -> list[str]:
     """Open the directories above claude-config and the interpreter for ``user`` to pass (as
     for the state directory); a part of the config ``user`` still cannot read stops the start,
     or every turn would fail. Returns the directories opened."""
-    python = sys.executable
-    opened = sorted(
-        {*make_reachable(python), *make_reachable(os.path.realpath(python)), *make_reachable(root / "x")}
-    )
+    opened = sorted({*make_interpreter_reachable(), *make_reachable(root / "x")})
     blocked = unreadable_for(user, root)
     if blocked is not None:
         fix = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"

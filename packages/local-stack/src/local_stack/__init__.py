@@ -34,7 +34,14 @@ from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provisi
 from ._sigv4 import LocalCredentials, signed_by
 from ._state import StateDirectory
 from ._telegram import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
-from ._unprivileged import AGENT_USER, agent_user, make_reachable, prepare_for_agent_user, unreadable_for
+from ._unprivileged import (
+    AGENT_USER,
+    agent_user,
+    make_interpreter_reachable,
+    make_reachable,
+    prepare_for_agent_user,
+    unreadable_for,
+)
 
 __all__ = [
     "AGENT_USER",
@@ -72,6 +79,7 @@ __all__ = [
     "last_tool_call",
     "last_user_text",
     "local_client",
+    "make_interpreter_reachable",
     "make_reachable",
     "moto_endpoint",
     "prepare_for_agent_user",

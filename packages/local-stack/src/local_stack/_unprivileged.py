@@ -35,6 +35,11 @@ def make_reachable(path: str | os.PathLike[str]) -> list[str]:
     return changed
 
 
+def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
+    """``make_reachable`` for the interpreter, through its link and to its real file."""
+    return [*make_reachable(python), *make_reachable(os.path.realpath(python))]
+
+
 # Run as the user: list every directory and open every file under argv[1] (following links,
 # skipping hidden names the loader never reads); print the first path that fails.
 _READ_ALL = """
@@ -82,7 +87,7 @@ def unreadable_for(user: str, root: Path) -> str | None:
 def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.executable) -> list[str]:
     """Everything the runtime needs to run as ``user``: the interpreter (and the venv) reachable,
     ``writable`` (its sessions root) owned by it. Returns the directories opened for passing."""
-    changed = [*make_reachable(python), *make_reachable(os.path.realpath(python))]
+    changed = make_interpreter_reachable(python)
     record = pwd.getpwnam(user)
     writable.mkdir(parents=True, exist_ok=True)
     changed += make_reachable(writable / "x")

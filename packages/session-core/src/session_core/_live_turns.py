@@ -86,19 +86,13 @@ class LiveTurns(TableStore):
             return True
         except ConditionFailed:
             pass
-        now = self._table.clock()
-        values = {
-            ":now": number(now),
-            ":ttl": number(self._table.expires_at(now)),
-            ":p": _progress_value(TurnProgress(turn_id=turn_id)),
-        }
         try:
             self._update_turn(
                 "expect",
                 key,
                 turn_id,
                 "SET started_at = :now, expires_at = :ttl, progress = :p REMOVE ended_at",
-                values,
+                self._fresh_values(turn_id),
             )
         except ConditionFailed:  # another turn is running
             return False
@@ -107,19 +101,13 @@ class LiveTurns(TableStore):
     def begin(self, key: SessionKey, turn_id: int) -> None:
         """Mark ``turn_id`` as the session's running turn: a stop requested for it since the
         consumer expected it is kept, any earlier turn's item (and stop) is replaced."""
-        now = self._table.clock()
-        values = {
-            ":now": number(now),
-            ":ttl": number(self._table.expires_at(now)),
-            ":p": _progress_value(TurnProgress(turn_id=turn_id)),  # this runtime counts from 1
-        }
         try:
             self._update_turn(
                 "begin",
                 key,
                 turn_id,
                 "SET started_at = :now, expires_at = :ttl, progress = :p",
-                values,
+                self._fresh_values(turn_id),
                 condition="turn_id = :t AND attribute_not_exists(ended_at)",
             )
         except ConditionFailed:
@@ -184,6 +172,16 @@ class LiveTurns(TableStore):
         except ConditionFailed:
             return "nothing_running"
         return "stopping"
+
+    def _fresh_values(self, turn_id: int) -> dict[str, Any]:
+        """A turn (re)starting now: its start, expiry and empty progress (the runtime that
+        runs it counts its publications from 1)."""
+        now = self._table.clock()
+        return {
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+            ":p": _progress_value(TurnProgress(turn_id=turn_id)),
+        }
 
     def _start(self, operation: str, key: SessionKey, turn_id: int, **condition: Any) -> None:
         """Write a fresh live item for ``turn_id`` (no progress, no stop), under ``condition``."""
