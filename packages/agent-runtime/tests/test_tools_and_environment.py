@@ -100,7 +100,9 @@ def test_proxy_swaps_the_turn_key_and_passes_broken_streams_on() -> None:
 
 
 def test_public_surface_is_exactly_what_init_exports() -> None:
+    # What runs a turn is loaded on first use (the SDK is slow to import): public all the same.
     public = {name for name in vars(agent_runtime) if not name.startswith("_")}
+    public |= set(agent_runtime._TURN_NAMES)
     modules = {"handler"}
     assert set(agent_runtime.__all__) == public - modules - {"annotations"}
     for name in agent_runtime.__all__:
@@ -208,3 +210,18 @@ def test_bedrock_proxy_signs_model_calls_only_and_only_for_the_current_turn() ->
     assert signed_by(
         role, method="POST", url=f"http://{host}{invoke}", headers={**call.headers, "host": host}, body=raw
     )
+
+
+def test_checking_the_configuration_does_not_load_the_sdk() -> None:
+    """`agentbot dev` and `doctor` check settings and claude-config before anything runs; the
+    SDK (~1 s of CPU to import) is loaded only by what runs a turn."""
+    probe = (
+        "import sys, agent_runtime\n"
+        "agent_runtime.load_claude_config(None)\n"
+        "agent_runtime.bundled_cli_path()\n"
+        "assert 'claude_agent_sdk' not in sys.modules, 'the check loaded the SDK'\n"
+        "agent_runtime.build_runtime\n"
+        "assert 'claude_agent_sdk' in sys.modules, 'what runs a turn did not load it'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -93,18 +93,19 @@ def test_the_bucket_refills_one_message_per_interval_during_a_long_flood(aws, ma
     clock = Clock(START)
     producer = make_producer(clock, per_user=20, per_chat=0)
     outcomes = []
-    for i in range(1500):  # 10 messages a second for 150 s
-        clock.now = START + i / 10
+    for i in range(600):  # 4 messages a second for 150 s
+        clock.now = START + i / 4
         body = json.loads(
             producer.handle_event(webhook_event(update(20_000 + i, chat_id=502, text=f"f{i}")))["body"]
         )
         outcomes.append("notice" if body.get("method") == "sendMessage" else body["outcome"])
     queued = len(receive_all(aws.sqs, aws.resources.queue_url))
-    # 20 at once, then one per 3 s: at 3.0, 6.0 ... 147.0 s.
+    # The 20 of a full bucket, then one per 3 s: the refills at 3.0, 6.0 ... 147.0 s.
     assert queued == outcomes.count("enqueued") == 20 + 49
-    # One notice a minute, not one per refill.
-    notice_times = [i / 10 for i, o in enumerate(outcomes) if o == "notice"]
-    assert notice_times == [2.0, 62.0, 122.0]
+    # The first refusal (5.25 s: the 20 and the 3.0 s refill are used up by 5.0 s) gets a
+    # notice, then one a minute, not one per refill.
+    notice_times = [i / 4 for i, o in enumerate(outcomes) if o == "notice"]
+    assert notice_times == [5.25, 65.25, 125.25]
 
 
 def test_a_sender_within_the_limit_costs_one_dynamodb_call_per_message(aws, make_producer) -> None:

@@ -7,9 +7,10 @@ from ._process_secrets import isolate_process_secrets
 
 isolate_process_secrets()
 
+import typing as _typing
+
 from session_core import is_secret_variable
 
-from ._build import build_runtime
 from ._claude_config import (
     ClaudeConfig,
     MainAgentPolicy,
@@ -35,9 +36,34 @@ from ._preflight import (
 )
 from ._process_secrets import aws_session, held_secrets
 from ._settings import RuntimeSettings, load_settings
-from ._turn import PhaseTimes, Runtime, transcript_project
-from ._turn_state import DEADLINE_MARGIN_S
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
+
+if _typing.TYPE_CHECKING:
+    from ._build import build_runtime
+    from ._turn import PhaseTimes, Runtime, transcript_project
+    from ._turn_state import DEADLINE_MARGIN_S
+
+# What runs a turn imports the Claude Agent SDK (~1 s of CPU): loaded on first use, so checking
+# settings and claude-config (`agentbot dev`'s and `doctor`'s preflight) does not pay for it.
+_TURN_NAMES = {
+    "build_runtime": "._build",
+    "PhaseTimes": "._turn",
+    "Runtime": "._turn",
+    "transcript_project": "._turn",
+    "DEADLINE_MARGIN_S": "._turn_state",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _TURN_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEADLINE_MARGIN_S",

@@ -15,6 +15,7 @@ explicitly, and model credentials that only reach the model.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import claude_agent_sdk
 from session_core import read_secret
 
 from . import _cli_launcher
@@ -61,9 +61,13 @@ _BEDROCK_SESSION_POLICY = json.dumps(
 
 def bundled_cli_path() -> str:
     """The Claude Code CLI shipped inside the claude-agent-sdk wheel (else ``claude`` on PATH)."""
-    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
-    if bundled.is_file():
-        return str(bundled)
+    # Found, not imported: the SDK takes ~1 s to import, and `agentbot dev`/`doctor` check the
+    # configuration without running a turn.
+    sdk = importlib.util.find_spec("claude_agent_sdk")
+    if sdk is not None and sdk.origin is not None:
+        bundled = Path(sdk.origin).parent / "_bundled" / "claude"
+        if bundled.is_file():
+            return str(bundled)
     found = shutil.which("claude")
     if found is None:
         raise ModelBackendError("claude-agent-sdk", "no bundled Claude Code CLI and no `claude` on PATH")
