@@ -81,6 +81,7 @@ def test_terminal_chat_resumes_the_session_and_commands_work(tmp_path: Path) -> 
     marker = uuid.uuid4().hex
     done = _run_dev(["hello there", "what did I say?", "/status", "/new", "and now?"], marker=marker)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "you> " not in done.stdout and done.stdout.startswith("bot> ")  # piped input: no prompt
     replies = _replies(done.stdout)
     assert len(replies) >= 5, (done.stdout, done.stderr[-3000:])
     first, second, status, new, after_new = replies[:5]
@@ -121,16 +122,21 @@ def test_aws_endpoint_runs_the_bot_against_the_test_aws(aws_backend: Any) -> Non
     assert _survivors(marker, _state_root(done.stderr)) == []
 
 
-def test_state_dir_keeps_the_session_across_restarts(tmp_path: Path) -> None:
+def test_state_dir_keeps_the_session_across_restarts_and_a_tool_turn_after_it_answers(tmp_path: Path) -> None:
+    """The demo model's message and tool ids must not repeat those of the restored transcript."""
     marker = uuid.uuid4().hex
     state = tmp_path / "state"
-    first = _run_dev(["remember the word heron"], marker=marker, state_dir=state)
+    first = _run_dev(["remember the word heron", "run echo first-run-output"], marker=marker, state_dir=state)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert re.search(r"\b0 earlier user turns?\b", _replies(first.stdout)[0])
-    second = _run_dev(["which word?"], marker=marker, state_dir=state)
+    remembered, tool = _replies(first.stdout)
+    assert re.search(r"\b0 earlier user turns?\b", remembered), remembered
+    assert "first-run-output" in tool, tool
+    second = _run_dev(["which word?", "run echo second-run-output"], marker=marker, state_dir=state)
     assert second.returncode == 0, second.stderr[-3000:]
-    reply = _replies(second.stdout)[0]
-    assert re.search(r"\b1 earlier user turn\b", reply), reply
+    resumed, tool = _replies(second.stdout)
+    assert re.search(r"\b2 earlier user turns\b", resumed), resumed
+    assert "The tool ran" in tool and "second-run-output" in tool, tool
+    assert "(no content)" not in tool
     assert _survivors(marker, str(state.resolve())) == []
 
 
@@ -420,20 +426,6 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
     assert _gone(marker, state_root, timeout_s=2) == []
 
 
-def test_a_tool_turn_after_a_state_dir_restart_answers(tmp_path: Path) -> None:
-    """The demo model's message and tool ids must not repeat those of the restored transcript."""
-    marker = uuid.uuid4().hex
-    state = tmp_path / "state"
-    first = _run_dev(["run echo first-run-output"], marker=marker, state_dir=state)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "first-run-output" in _replies(first.stdout)[0]
-    second = _run_dev(["run echo second-run-output"], marker=marker, state_dir=state)
-    assert second.returncode == 0, second.stderr[-3000:]
-    [reply] = _replies(second.stdout)
-    assert "The tool ran" in reply and "second-run-output" in reply, reply
-    assert "(no content)" not in reply
-
-
 def test_a_call_that_needs_approval_runs_once_after_allow_in_the_terminal(tmp_path: Path) -> None:
     """[I] The shipped claude-config asks before a Bash command that is not read-only: the
     terminal shows the call and how to answer; /allow runs it, once."""
@@ -492,13 +484,6 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
     assert out.startswith("you> bot> "), out[:200]  # the prompt, then the answer to the typed line
     assert out.count("you> ") >= 2  # asked again after the answer
     assert "photo" not in out and "text only" in out, out
-
-
-def test_piped_input_gets_no_prompt() -> None:
-    marker = uuid.uuid4().hex
-    done = _run_dev(["/help"], marker=marker)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "you> " not in done.stdout and done.stdout.startswith("bot> ")
 
 
 def _telegram_message(update_id: int, user_id: int, text: str, *, kind: str = "message") -> dict[str, Any]:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
-from agentbot_testing import one_request_at_a_time
 from agentbot_testing.telegram_support import long_markdown, update
-from local_stack import local_client, sqs_lambda_event
+from local_stack import sqs_lambda_event
 from session_core import DynamoTable, SessionKey
 from sqs_consumer import html_to_plain, render_reply
 from telegram_core import DeliveryClaims, DeliveryLog
@@ -30,20 +29,14 @@ def test_two_live_deliveries_of_one_record_send_each_chunk_once(stack) -> None:
         messages, queue_arn=stack.aws.resources.queue_arn, region=stack.aws.sqs.meta.region_name
     )
     responses: list[dict] = []
-    # moto applies concurrent conditional writes to one item without a lock (both claims could
-    # win there); DynamoDB serializes them, and so does this endpoint.
-    with one_request_at_a_time() as serialized:
-        dynamodb = local_client("dynamodb", serialized)
-        workers = [
-            threading.Thread(
-                target=lambda: responses.append(stack.consumer(dynamodb=dynamodb).handle_batch(event))
-            )
-            for _ in range(2)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=60)
+    workers = [
+        threading.Thread(target=lambda: responses.append(stack.consumer().handle_batch(event)))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
     texts = [m["text"] for m in stack.replies()]
     assert texts == expected  # every chunk once, in order
     assert len(stack.runs()) == 1

@@ -193,7 +193,9 @@ def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(
             # holds gigabytes); -xdev keeps off file systems mounted under /tmp (a /proc there
             # blocks a reader forever); the timeout turns any other stall into a clear failure
             f" timeout 90 find {sessions_root} /tmp -xdev -type f -mmin -30 -print0 2>/dev/null"
-            f' | timeout 90 xargs -0 grep -ah "$s-{suffix}" 2>/dev/null;'
+            # the bracket keeps the pattern from matching the search's own command line, which
+            # a process listing another test writes under /tmp at that moment would hold
+            f' | timeout 90 xargs -0 grep -ah "$s-[{suffix[0]}]{suffix[1:]}" 2>/dev/null;'
             f" echo search-exit-${{PIPESTATUS[0]}}; echo end-of-listing",
             turn_id=2,
             session_key=b_key,

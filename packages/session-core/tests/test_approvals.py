@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from agentbot_testing import FakeClock, one_request_at_a_time
+from agentbot_testing import FakeClock
 from local_stack import local_client
 from session_core import (
     Approval,
@@ -90,11 +90,10 @@ def test_deciding_another_or_no_approval_raises_with_what_is_there(approvals: Ap
 def test_two_racing_answers_one_wins(aws: Any, approvals: Approvals) -> None:
     approval = pending()
     approvals.open(KEY, approval)
-    # moto applies concurrent conditional writes to one item without a lock; DynamoDB
-    # serializes them, which is what decide relies on: race through an endpoint that does too.
-    with one_request_at_a_time() as serialized:
-        racing = Approvals(dynamodb=local_client("dynamodb", serialized), table=aws.resources.table)
-        wins, losses = _race(racing, approval.approval_id)
+    racing = Approvals(
+        dynamodb=local_client("dynamodb", aws.endpoints.url_for("dynamodb")), table=aws.resources.table
+    )
+    wins, losses = _race(racing, approval.approval_id)
     assert len(wins) == 1 and len(losses) == 5
     assert all(lost.current is not None and lost.current.decided_by == wins[0] for lost in losses)
     assert approvals.current(KEY).decided_by == wins[0]  # type: ignore[union-attr]

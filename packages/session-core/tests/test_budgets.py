@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from agentbot_testing import one_request_at_a_time
 from local_stack import local_client
 from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, period_end
 
@@ -96,7 +95,7 @@ def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) 
 
     def chat(chat_id: int) -> None:
         budget = BudgetLedger(
-            dynamodb=local_client("dynamodb", serialized),
+            dynamodb=local_client("dynamodb", aws.endpoints.url_for("dynamodb")),
             table=aws.resources.table,
             caps=caps,
             tenant="default",
@@ -110,13 +109,11 @@ def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) 
                 admitted.append(hold)
             budget.settle(hold, caps.turn_usd or 0)
 
-    # moto applies concurrent conditional writes to one item without a lock; DynamoDB does not
-    with one_request_at_a_time() as serialized:
-        threads = [threading.Thread(target=chat, args=(100 + i,)) for i in range(10)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    threads = [threading.Thread(target=chat, args=(100 + i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     report = ledger(aws, caps, clock).spending(chat_id=0, user_id=42)
     spent = {(s.scope, s.period): s.spent_usd for s in report}
     total = spent[("user", "day")]

@@ -10,7 +10,6 @@ from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
 from ._fake_clock import CLOCK_START, FakeClock
 from ._fault_proxy import AwsFault, FaultProxy
 from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
-from ._serialized_dynamodb import one_request_at_a_time
 
 __all__ = [
     "CLOCK_START",
@@ -21,5 +20,4 @@ __all__ = [
     "FaultProxy",
     "HttpMcpServer",
     "claude_config_without_approvals",
-    "one_request_at_a_time",
 ]

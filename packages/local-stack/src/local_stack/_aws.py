@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -144,8 +145,6 @@ def moto_endpoint(
     ``require``, every request must be signed with those credentials (see ``local_stack._sigv4``);
     moto's own admin paths (``/moto-api/``: dump, reset) are refused then too. ``wrap`` (a WSGI
     middleware: app → app) sees every request first (tests serialize them with it)."""
-    import threading
-
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -154,7 +153,7 @@ def moto_endpoint(
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    app: Any = DomainDispatcherApplication(create_backend_app)
+    app: Any = _DynamoDBOneAtATime(DomainDispatcherApplication(create_backend_app))
     if require is not None:
         app = _SignedRequestsOnly(app, require)
     if wrap is not None:
@@ -167,6 +166,26 @@ def moto_endpoint(
     finally:
         server.shutdown()
         thread.join()
+
+
+class _DynamoDBOneAtATime:
+    """WSGI middleware: DynamoDB requests are applied one at a time.
+
+    The moto server runs each request in its own thread and DynamoDB's there take no lock, so
+    two conditional writes to one item can both pass their condition (two holders of one
+    lease). Real DynamoDB serializes writes to an item; this restores that, so a race between
+    two of our processes tests our conditions, not moto. Other services (an SQS long poll) pass.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
 
 
 class _SignedRequestsOnly:
