@@ -15,10 +15,11 @@ def test_saved_state_restores_into_a_fresh_stack_and_resaves_only_changes(aws, t
     aws.s3.put_object(Bucket=res.bucket, Key="sessions/a/1/0/x", Body=b"one")
     aws.s3.put_object(Bucket=res.bucket, Key="transcripts/big", Body=b"snapshot" * 1000)
     gets: list[str] = []
-    aws.s3.meta.events.register(
+    s3 = aws.client("s3")  # its own: the hook must not outlive this test
+    s3.meta.events.register(
         "provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"])
     )
-    state = StateDirectory(tmp_path, dynamodb=aws.dynamodb, s3=aws.s3, table=res.table, bucket=res.bucket)
+    state = StateDirectory(tmp_path, dynamodb=aws.dynamodb, s3=s3, table=res.table, bucket=res.bucket)
 
     state.save()
     aws.s3.put_object(Bucket=res.bucket, Key="sessions/a/1/0/x", Body=b"two")
