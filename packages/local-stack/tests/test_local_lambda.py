@@ -133,7 +133,7 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
             with open(f"/proc/{pid}/stat", "rb") as stat:
                 if stat.read().rpartition(b")")[2].split()[0] == b"Z":
                     return True  # dead, waiting to be reaped by whoever adopted it
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before the open, or during the read
             return True
         time.sleep(0.05)
     return False

@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             env = json.loads(pipe.read())
     status = run_reaped(command, pid_fd=args.pid_fd, env=env)
     if status < 0:  # end the way the command ended, so the parent sees the same signal
-        signal.signal(-status, signal.SIG_DFL)
+        if -status not in (signal.SIGKILL, signal.SIGSTOP):  # these two take no handler
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     sys.exit(status if status >= 0 else 128 - status)
