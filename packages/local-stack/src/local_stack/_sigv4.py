@@ -15,10 +15,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
     r"/aws4_request,\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]{64})"
@@ -47,6 +43,12 @@ def signed_by(
 ) -> bool:
     """True when the request's ``Authorization`` header is a valid SigV4 signature made with
     ``credentials`` over this method, URL, the signed headers and the payload hash it claims."""
+    # Here, not at the top: the reaper around every function worker imports this package, and
+    # botocore's signing modules would double its start-up.
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     lowered = {name.lower(): value for name, value in headers.items()}
     match = _AUTHORIZATION.fullmatch(lowered.get("authorization", "").strip())
     amz_date = lowered.get("x-amz-date", "")
