@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -138,13 +138,10 @@ class LocalEndpoints:
 
 
 @contextmanager
-def moto_endpoint(
-    require: LocalCredentials | None = None, *, wrap: Callable[[Any], Any] | None = None
-) -> Iterator[str]:
+def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
     """Run the moto server on 127.0.0.1 (a free port) for the life of the block. With
     ``require``, every request must be signed with those credentials (see ``local_stack._sigv4``);
-    moto's own admin paths (``/moto-api/``: dump, reset) are refused then too. ``wrap`` (a WSGI
-    middleware: app → app) sees every request first (tests serialize them with it)."""
+    moto's own admin paths (``/moto-api/``: dump, reset) are refused then too."""
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -156,8 +153,6 @@ def moto_endpoint(
     app: Any = _DynamoDBOneAtATime(DomainDispatcherApplication(create_backend_app))
     if require is not None:
         app = _SignedRequestsOnly(app, require)
-    if wrap is not None:
-        app = wrap(app)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
