@@ -84,8 +84,11 @@ def aws_backend() -> Iterator[LocalEndpoints]:
 @pytest.fixture(scope="session")
 def aws_clients(aws_backend: LocalEndpoints) -> tuple[Any, Any, Any]:
     """The s3, dynamodb and sqs clients every test's `aws` shares (a client costs ~5-10 ms of
-    CPU to build; a test that hooks a client's events builds its own with `aws.client`)."""
-    s3, dynamodb, sqs = (make_client(s, aws_backend.url_for(s)) for s in ("s3", "dynamodb", "sqs"))
+    CPU to build; a test that hooks a client's events builds its own with `aws.client`).
+    Built, like boto3's default session under them, without the machine's AWS settings."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _forget_machine_aws(monkeypatch)
+        s3, dynamodb, sqs = (make_client(s, aws_backend.url_for(s)) for s in ("s3", "dynamodb", "sqs"))
     return s3, dynamodb, sqs
 
 
@@ -127,6 +130,10 @@ def anyio_backend() -> str:
 @pytest.fixture(autouse=True)
 def _no_real_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see credentials or profiles of the machine they run on."""
+    _forget_machine_aws(monkeypatch)
+
+
+def _forget_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_") and name != "AWS_TEST_BACKEND":
             monkeypatch.delenv(name, raising=False)

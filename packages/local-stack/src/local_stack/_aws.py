@@ -170,17 +170,37 @@ class _DynamoDBOneAtATime:
     two conditional writes to one item can both pass their condition (two holders of one
     lease). Real DynamoDB serializes writes to an item; this restores that, so a race between
     two of our processes tests our conditions, not moto. Other services (an SQS long poll) pass.
+    One lock per process, as moto's data is; the body is read before it is taken (a client
+    that stalls mid-request holds up no one).
     """
+
+    _lock = threading.Lock()
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             return self.app(environ, start_response)
-        with self.lock:
-            return list(self.app(environ, start_response))
+        _buffer_body(environ)
+        with self._lock:
+            response = self.app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
+
+
+def _buffer_body(environ: dict[str, Any]) -> bytes:
+    """Read the request's body whole and put it back as a buffer the app can read again."""
+    from werkzeug.wsgi import get_input_stream
+
+    body: bytes = get_input_stream(environ).read()
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
 
 
 class _SignedRequestsOnly:
@@ -196,12 +216,7 @@ class _SignedRequestsOnly:
         self.credentials = credentials
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        from werkzeug.wsgi import get_input_stream
-
-        body = get_input_stream(environ).read()
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        body = _buffer_body(environ)
         headers = {
             key[5:].replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")
         }
