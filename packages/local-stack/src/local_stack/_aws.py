@@ -149,8 +149,23 @@ def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
     )
     from werkzeug.serving import make_server
 
+    class HostsRemembered(DomainDispatcherApplication):  # type: ignore[misc]
+        """moto finds a request's service by listing its package directory (an ``isdir`` per
+        service) and trying every URL pattern, for every request: a quarter of its CPU per
+        request. The answer for a host never changes, so each is worked out once."""
+
+        def __init__(self, create_app: Any) -> None:
+            super().__init__(create_app)
+            self._backend_of: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            # Called under the dispatcher's own lock, so the dict needs none.
+            if host not in self._backend_of:
+                self._backend_of[host] = super().get_backend_for_host(host)
+            return self._backend_of[host]
+
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    app: Any = _DynamoDBOneAtATime(DomainDispatcherApplication(create_backend_app))
+    app: Any = _DynamoDBOneAtATime(HostsRemembered(create_backend_app))
     if require is not None:
         app = _SignedRequestsOnly(app, require)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
