@@ -38,14 +38,19 @@ def model_server() -> Iterator[ModelServer]:
         yield server
 
 
-def test_twenty_resumed_turns_each_cost_one_turns_price(
+# Enough for the CLI's running total to be several turns' price, with warm turns before and
+# after each of two new containers.
+TURNS = 8
+
+
+def test_every_resumed_turn_costs_one_turns_price_warm_or_in_a_new_container(
     make_runtime, model_server, turn_request, fresh_container, aws
 ) -> None:
     registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
     results = []
     runtime = make_runtime()
-    for update_id in range(1, 21):
-        if update_id % 7 == 0:  # now and then a new container resumes from the store
+    for update_id in range(1, TURNS + 1):
+        if update_id % 3 == 0:  # now and then a new container resumes from the store
             fresh_container()
             runtime = make_runtime()
         result = runtime.run_turn(turn_request(f"message {update_id}", turn_id=update_id))
@@ -54,24 +59,24 @@ def test_twenty_resumed_turns_each_cost_one_turns_price(
 
     price = results[0].cost_usd
     assert price > 0
-    assert len(model_server.model_calls) == 20  # one call per turn
+    assert len(model_server.model_calls) == TURNS  # one call per turn
     assert {r.session_id for r in results} == {results[0].session_id}  # all one SDK session
-    assert [r.cost_usd for r in results] == pytest.approx([price] * 20, rel=1e-9)
+    assert [r.cost_usd for r in results] == pytest.approx([price] * TURNS, rel=1e-9)
     assert all((r.usage.input_tokens, r.usage.output_tokens) == (1000, 100) for r in results)
-    # The CLI's own running total after 20 turns is what the chat was charged, no more.
-    assert results[-1].session_cost_usd == pytest.approx(20 * price, rel=1e-9)
+    # The CLI's own running total after these turns is what the chat was charged, no more.
+    assert results[-1].session_cost_usd == pytest.approx(TURNS * price, rel=1e-9)
     record = registry.get_session(SessionKey.parse(KEY))
-    assert record is not None and record.turns == 20
-    assert record.cost_usd == pytest.approx(20 * price, rel=1e-9)
-    assert record.conversation_cost_usd == pytest.approx(20 * price, rel=1e-9)
+    assert record is not None and record.turns == TURNS
+    assert record.cost_usd == pytest.approx(TURNS * price, rel=1e-9)
+    assert record.conversation_cost_usd == pytest.approx(TURNS * price, rel=1e-9)
 
-    fresh = runtime.run_turn(turn_request("start over", turn_id=21, new_session=True))
+    fresh = runtime.run_turn(turn_request("start over", turn_id=TURNS + 1, new_session=True))
     assert fresh.ok and fresh.session_id != results[0].session_id
     assert fresh.cost_usd == pytest.approx(price, rel=1e-9)  # a new SDK session: its whole total
     record = registry.get_session(SessionKey.parse(KEY))
-    assert record is not None and (record.turns, record.conversation_turns) == (21, 1)
+    assert record is not None and (record.turns, record.conversation_turns) == (TURNS + 1, 1)
     assert record.conversation_cost_usd == pytest.approx(price, rel=1e-9)
-    assert record.cost_usd == pytest.approx(21 * price, rel=1e-9)
+    assert record.cost_usd == pytest.approx((TURNS + 1) * price, rel=1e-9)
 
 
 def test_a_turn_over_its_cost_cap_stops_in_the_cli_and_its_cost_still_counts(
