@@ -46,12 +46,12 @@ def test_the_workspace_has_the_members_of_the_design() -> None:
         assert (ROOT / "packages" / member / "src" / member.replace("-", "_") / "py.typed").exists()
 
 
-@pytest.mark.parametrize("member", MEMBERS)
-def test_member_syncs_alone_from_the_lock_and_imports(member: str, tmp_path: Path) -> None:
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
-    env.pop("VIRTUAL_ENV", None)
+TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / "tests").is_dir()]
+
+
+def _sync(member: str, env: dict[str, str], *extra: str) -> None:
     synced = subprocess.run(
-        ["uv", "sync", "--locked", "--package", member, "--no-dev", "--all-extras", "--quiet"],
+        ["uv", "sync", "--locked", "--package", member, "--quiet", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -59,9 +59,21 @@ def test_member_syncs_alone_from_the_lock_and_imports(member: str, tmp_path: Pat
         check=False,
     )
     assert synced.returncode == 0, synced.stderr
-    python = tmp_path / "venv" / "bin" / "python"
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the_app(
+    member: str, tmp_path: Path
+) -> None:
+    """The member alone (no dev group) imports every module it has; then its dev group (the
+    shared test support) is enough to load every test of `uv run --package NAME pytest
+    packages/NAME`, and the app (agentbot) is not there. One environment, synced twice."""
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    env.pop("VIRTUAL_ENV", None)
+    _sync(member, env, "--no-dev", "--all-extras")
+    python = str(tmp_path / "venv" / "bin" / "python")
     done = subprocess.run(
-        [str(python), "-c", _IMPORT_ALL, member.replace("-", "_")],
+        [python, "-c", _IMPORT_ALL, member.replace("-", "_")],
         capture_output=True,
         text=True,
         check=False,
@@ -69,34 +81,12 @@ def test_member_syncs_alone_from_the_lock_and_imports(member: str, tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # only agent-runtime carries the SDK and its ~380 MiB CLI
-    has_sdk = (
-        subprocess.run(
-            [str(python), "-c", "import claude_agent_sdk"], capture_output=True, check=False
-        ).returncode
-        == 0
-    )
-    assert has_sdk == (member == "agent-runtime")
+    has_sdk = subprocess.run([python, "-c", "import claude_agent_sdk"], capture_output=True, check=False)
+    assert (has_sdk.returncode == 0) == (member == "agent-runtime")
+    if member not in TESTED_MEMBERS:
+        return
 
-
-TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / "tests").is_dir()]
-
-
-@pytest.mark.parametrize("member", TESTED_MEMBERS)
-def test_member_tests_run_alone_without_the_app(member: str, tmp_path: Path) -> None:
-    """`uv run --package NAME pytest packages/NAME`: the member and its dev group (the shared
-    test support) are enough to import every test, and the app (agentbot) is not there."""
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
-    env.pop("VIRTUAL_ENV", None)
-    synced = subprocess.run(
-        ["uv", "sync", "--locked", "--package", member, "--quiet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert synced.returncode == 0, synced.stderr
-    python = str(tmp_path / "venv" / "bin" / "python")
+    _sync(member, env)  # with its dev group
     no_app = subprocess.run([python, "-c", "import agentbot"], capture_output=True, check=False)
     assert no_app.returncode != 0, f"{member}'s dev environment installs the app"
     collected = subprocess.run(
