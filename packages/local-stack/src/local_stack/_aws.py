@@ -149,7 +149,7 @@ def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
     )
     from werkzeug.serving import make_server
 
-    class HostsRemembered(DomainDispatcherApplication):  # type: ignore[misc]
+    class HostsRemembered(DomainDispatcherApplication):
         """moto finds a request's service by listing its package directory (an ``isdir`` per
         service) and trying every URL pattern, for every request: a quarter of its CPU per
         request. The answer for a host never changes, so each is worked out once."""
