@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 

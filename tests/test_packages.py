@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = sorted(p.parent.name for p in (ROOT / "packages").glob("*/pyproject.toml"))
 
@@ -51,7 +53,8 @@ TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / 
 
 def _sync(member: str, env: dict[str, str], *extra: str) -> None:
     synced = subprocess.run(
-        ["uv", "sync", "--locked", "--package", member, "--quiet", *extra],
+        # (no bytecode: these environments import a few modules once)
+        ["uv", "sync", "--locked", "--package", member, "--quiet", "--no-compile-bytecode", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -15,6 +15,8 @@ from agentbot_testing.telegram_support import long_markdown, update
 from local_stack import FunctionSpec, LocalLambda, SqsEventSource, TelegramFault
 from sqs_consumer import DELIVERY_RESERVE_S, html_to_plain, render_reply, runtime_client_config
 
+pytestmark = pytest.mark.slow
+
 CONSUMER_TIMEOUT_S = 60
 
 

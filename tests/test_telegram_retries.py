@@ -10,6 +10,7 @@ import threading
 import time
 
 import boto3
+import pytest
 from agentbot_testing import AwsFault as AwsFault
 from agentbot_testing import FaultProxy
 from agentbot_testing.telegram_stack import RUNTIME_FUNCTION, wait_until
@@ -26,6 +27,8 @@ from sqs_consumer import (
     runtime_client_config,
 )
 from telegram_core import decode_envelope
+
+pytestmark = pytest.mark.slow
 
 CHAT = 501
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]

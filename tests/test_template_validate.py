@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from agentbot_testing.template_support import ROOT, TEMPLATE, functions, load_template
 
+pytestmark = pytest.mark.slow
+
 # cfn-lint 1.53.x is the last line that runs the SAM transform (aws-sam-translator) before
 # linting; later releases lint SAM resources against schemas without expanding them.
 CFN_LINT = ("--from", "cfn-lint==1.53.3", "--with", "aws-sam-translator==1.115.0", "cfn-lint")

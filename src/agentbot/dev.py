@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import os
 import queue
 import re
@@ -341,12 +342,21 @@ def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
     return default, services
 
 
+@functools.cache
+def _session(key_id: str | None, secret: str | None, token: str | None, region: str) -> Any:
+    # One per set of credentials: each new session parses botocore's endpoint and model files
+    # again (0.1 CPU-s a client).
+    return boto3.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token, region_name=region
+    )
+
+
 def _client(service: str, env: dict[str, str], **kwargs: Any) -> Any:
-    session = boto3.Session(
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+    session = _session(
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+        env.get("AWS_SESSION_TOKEN"),
+        env.get("AWS_DEFAULT_REGION", "us-east-1"),
     )
     kwargs.setdefault(
         "endpoint_url", env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL")

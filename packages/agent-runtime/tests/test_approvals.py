@@ -17,6 +17,8 @@ from agentbot_testing import REPO_CLAUDE_CONFIG
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
 from session_core import Approvals, SessionKey
 
+pytestmark = pytest.mark.slow
+
 KEY = "default/1001/0"
 RULES = {
     "require_approval": [

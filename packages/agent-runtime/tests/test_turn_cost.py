@@ -11,6 +11,8 @@ from session_core import SessionKey, SessionRegistry
 
 from .conftest import flow_responder
 
+pytestmark = pytest.mark.slow
+
 KEY = "default/1001/0"
 # Every model call reports exactly this usage, so every one-call turn has one price.
 PER_CALL = CallUsage(input_tokens=1000, output_tokens=100)

@@ -10,8 +10,11 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from local_stack import ToolCall, last_user_text, tool_results, user_turns
 from session_core import LiveTurns, SessionKey, SessionRegistry
+
+pytestmark = pytest.mark.slow
 
 KEY = "default/1201/0"
 # A wait nobody else runs, so its process is findable: drawn per import, as each xdist worker

@@ -139,6 +139,19 @@ def _forget_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Once per run (not per xdist worker): the workspace's own modules get their bytecode now.
+    The tests start hundreds of processes (`agentbot dev`, function workers, reapers) that
+    import them; where PYTHONDONTWRITEBYTECODE is set, each would compile them from source."""
+    if hasattr(config, "workerinput"):
+        return
+    import compileall
+
+    for source in [*config.rootpath.glob("packages/*/src"), config.rootpath / "src"]:
+        if source.is_dir():
+            compileall.compile_dir(source, quiet=1)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers per CPU — most tests wait on subprocesses (the CLI, awslambdaric,
