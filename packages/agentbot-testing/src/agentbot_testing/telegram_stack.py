@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -212,11 +213,17 @@ def telegram_stack(
     with (
         LocalTelegram(**telegram_kwargs) as telegram,
         LocalLambda({RUNTIME_FUNCTION: runtime_spec}, log=runtime_log) as runtime,
-        httpx.Client(timeout=10) as http,
     ):
         monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)
-        yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), http)
+        yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), _http())
+
+
+@functools.cache
+def _http() -> httpx.Client:
+    """One client per test process: each new one loads the CA bundle (~30 ms of CPU). Every
+    stack's Bot API server has a port of its own, so no connection is shared between tests."""
+    return httpx.Client(timeout=10)
 
 
 def wait_until(predicate: Any, timeout_s: float = 20.0) -> bool:
