@@ -22,17 +22,16 @@ with compiled .pyc files, and the same files without them (what every cold start
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+
+from moto_process import moto_process
 
 TARGET_P99_MS = 10.0
 TARGET_RATE_LIMIT_OVERHEAD_MS = 2.0
@@ -132,33 +131,6 @@ def artefact_imports(repeats: int) -> tuple[list[float], list[float]]:
             with_pyc.append(run(shipped))
             without_pyc.append(run(bare))
         return with_pyc, without_pyc
-
-
-@contextlib.contextmanager
-def moto_process() -> Iterator[str]:
-    """moto in its own process (as AWS is remote), so it does not share the GIL with the handler."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> int:

@@ -4,7 +4,8 @@ Run: ``uv run python bench/session_store.py [--turns 10,100,300,1000] [--repeat 
 
 Synthetic sessions of ~110 KB of transcript JSON per turn (as the Claude Code CLI writes:
 prompt, assistant turns with tool_use, large tool results, a final answer), all measured on
-one moto server in the same run, on loopback and through ``shaping_proxy`` (a model of S3
+one moto server in a process of its own (AWS is remote: its CPU must not count against the
+bench's) in the same run, on loopback and through ``shaping_proxy`` (a model of S3
 and DynamoDB seen from a Lambda function in the same region):
 
 * S3: 15 ms to the first byte of a response, then 90 MB/s per connection (AWS quotes
@@ -49,7 +50,8 @@ from urllib.parse import urlparse
 from agent_runtime._prompt_marks import find_last_prompt, prompt_uuid
 from agent_runtime._restore import TranscriptRestorer, transcript_path
 from botocore.config import Config
-from local_stack import ResourceNames, local_client, moto_endpoint, provision
+from local_stack import ResourceNames, local_client, provision
+from moto_process import moto_process
 from session_core import TranscriptStore
 from shaping_proxy import shaping_process
 
@@ -406,7 +408,7 @@ def main() -> None:
     args = parser.parse_args()
     lengths = [int(x) for x in args.turns.split(",")]
     rows: list[Row] = []
-    with moto_endpoint() as endpoint:
+    with moto_process() as endpoint:
         port = urlparse(endpoint).port
         assert port is not None
         loopback = Network("loopback", endpoint, endpoint)

@@ -1,0 +1,38 @@
+"""The local moto server in a process of its own, for the benches.
+
+AWS is remote: its work must not share the measured process's GIL and CPU time, as moto in a
+thread of the bench would. The server is `local_stack.moto_endpoint` (what the tests and
+`agentbot dev` use) and stops itself when the bench closes its stdin, or dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+_SERVE = """
+import sys
+from local_stack import moto_endpoint
+with moto_endpoint() as url:
+    print(url, flush=True)
+    sys.stdin.read()  # until the bench closes it (or exits)
+"""
+
+
+@contextlib.contextmanager
+def moto_process() -> Iterator[str]:
+    """``with moto_process() as endpoint:`` a moto server URL on 127.0.0.1."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        url = server.stdout.readline().strip()
+        if not url:
+            raise RuntimeError("the moto server did not start (see its output above)")
+        yield url
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
