@@ -8,6 +8,7 @@ thread of the bench would. The server is `local_stack.moto_endpoint` (what the t
 from __future__ import annotations
 
 import contextlib
+import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,10 +30,15 @@ def moto_process() -> Iterator[str]:
     )
     assert server.stdin is not None and server.stdout is not None
     try:
-        url = server.stdout.readline().strip()
+        started, _, _ = select.select([server.stdout], [], [], 60)
+        url = server.stdout.readline().strip() if started else ""
         if not url:
-            raise RuntimeError("the moto server did not start (see its output above)")
+            raise RuntimeError("the moto server did not start within 60 s (see its output above)")
         yield url
     finally:
         server.stdin.close()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
