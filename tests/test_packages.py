@@ -53,8 +53,7 @@ TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / 
 
 def _sync(member: str, env: dict[str, str], *extra: str) -> None:
     synced = subprocess.run(
-        # (no bytecode: these environments import a few modules once)
-        ["uv", "sync", "--locked", "--package", member, "--quiet", "--no-compile-bytecode", *extra],
+        ["uv", "sync", "--locked", "--package", member, "--quiet", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
