@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tomllib
@@ -51,6 +52,15 @@ def test_the_workspace_has_the_members_of_the_design() -> None:
 TESTED_MEMBERS = [member for member in MEMBERS if (ROOT / "packages" / member / "tests").is_dir()]
 
 
+def _environment(member: str, kind: str) -> Path:
+    """A member's environment, kept between runs outside the temp dir (uv's sync is exact: it
+    removes what the lock does not give the member, so a kept one proves as much as a new one)
+    and its bytecode with it: a new one compiled boto3, moto, the SDK and pytest each run."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    return cache / "agentbot-tests" / checkout / f"{member}-{kind}"
+
+
 def _sync(member: str, env: dict[str, str], *extra: str) -> None:
     synced = subprocess.run(
         ["uv", "sync", "--locked", "--package", member, "--quiet", *extra],
@@ -64,16 +74,14 @@ def _sync(member: str, env: dict[str, str], *extra: str) -> None:
 
 
 @pytest.mark.parametrize("member", MEMBERS)
-def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the_app(
-    member: str, tmp_path: Path
-) -> None:
-    """The member alone (no dev group) imports every module it has; then its dev group (the
-    shared test support) is enough to load every test of `uv run --package NAME pytest
-    packages/NAME`, and the app (agentbot) is not there. One environment, synced twice."""
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the_app(member: str) -> None:
+    """The member alone (no dev group) imports every module it has; then with its dev group
+    (the shared test support) it loads every test of `uv run --package NAME pytest
+    packages/NAME`, and the app (agentbot) is not there."""
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(_environment(member, "alone"))}
     env.pop("VIRTUAL_ENV", None)
     _sync(member, env, "--no-dev", "--all-extras")
-    python = str(tmp_path / "venv" / "bin" / "python")
+    python = str(_environment(member, "alone") / "bin" / "python")
     done = subprocess.run(
         [python, "-c", _IMPORT_ALL, member.replace("-", "_")],
         capture_output=True,
@@ -88,7 +96,9 @@ def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the
     if member not in TESTED_MEMBERS:
         return
 
+    env["UV_PROJECT_ENVIRONMENT"] = str(_environment(member, "dev"))
     _sync(member, env)  # with its dev group
+    python = str(_environment(member, "dev") / "bin" / "python")
     no_app = subprocess.run([python, "-c", "import agentbot"], capture_output=True, check=False)
     assert no_app.returncode != 0, f"{member}'s dev environment installs the app"
     collected = subprocess.run(

@@ -28,7 +28,10 @@ SAM_CLI = ("--from", "aws-sam-cli==1.170.0", "sam")
 
 
 def _tool_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # PYTHONDONTWRITEBYTECODE out: the tools' environments sit in uv's cache, and without their
+    # bytecode saved every run compiles cfn-lint, botocore and the SAM translator again (a
+    # cfn-lint run takes 7 s of CPU instead of 3.4).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         # A region, and nowhere to find credentials: proves the checks need no AWS account.
         AWS_DEFAULT_REGION="us-east-1",
