@@ -29,3 +29,22 @@ def test_the_reaper_ends_the_way_its_command_ended(ending: str, expected: int) -
     )
     assert done.returncode == expected, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_reaper_starts_without_the_rest_of_the_stack() -> None:
+    """It runs beside every function worker: it loads the process-tree helpers, not moto's
+    server, boto3, msgspec or structlog (~0.2 s of CPU per worker before)."""
+    probe = (
+        "import sys, local_stack._reaper; print(sorted(m for m in "
+        "('werkzeug', 'moto', 'boto3', 'botocore', 'msgspec', 'structlog', 'httpx') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_every_name_of_the_package_resolves() -> None:
+    import local_stack
+
+    for name in local_stack.__all__:
+        assert getattr(local_stack, name) is not None, name
+    assert local_stack.LocalLambda.__module__ == "local_stack._lambda"

@@ -7,41 +7,49 @@ the local state directory, the reaper that ends a worker's process tree and the 
 agent user. Nothing here is deployed.
 """
 
-from session_core import MAX_RECEIVE_COUNT
+from typing import TYPE_CHECKING
 
-from ._aws import LOCAL_CREDENTIALS, LocalEndpoints, aws_endpoint, local_client, moto_endpoint
-from ._events import BatchOutcome, LocalHttpApi, SqsEventSource, http_api_event, sqs_lambda_event
-from ._lambda import FunctionSpec, LocalLambda
-from ._loopback import LoopbackServer
-from ._model_server import (
-    DEMO_MODEL_LABEL,
-    FREE_USAGE,
-    CallUsage,
-    ModelFault,
-    ModelServer,
-    Streamed,
-    ToolCall,
-    demo_responder,
-    echo_responder,
-    eventstream_frame,
-    last_tool_call,
-    last_user_text,
-    tool_results,
-    user_turns,
-)
-from ._process_tree import kill_descendants
-from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
-from ._sigv4 import LocalCredentials, signed_by
-from ._state import StateDirectory
-from ._telegram import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
-from ._unprivileged import (
-    AGENT_USER,
-    agent_user,
-    make_interpreter_reachable,
-    make_reachable,
-    prepare_for_agent_user,
-    unreadable_for,
-)
+if TYPE_CHECKING:
+    from session_core import MAX_RECEIVE_COUNT
+
+    from ._aws import LOCAL_CREDENTIALS, LocalEndpoints, aws_endpoint, local_client, moto_endpoint
+    from ._events import BatchOutcome, LocalHttpApi, SqsEventSource, http_api_event, sqs_lambda_event
+    from ._lambda import FunctionSpec, LocalLambda
+    from ._loopback import LoopbackServer
+    from ._model_server import (
+        DEMO_MODEL_LABEL,
+        FREE_USAGE,
+        CallUsage,
+        ModelFault,
+        ModelServer,
+        Streamed,
+        ToolCall,
+        demo_responder,
+        echo_responder,
+        eventstream_frame,
+        last_tool_call,
+        last_user_text,
+        tool_results,
+        user_turns,
+    )
+    from ._process_tree import kill_descendants
+    from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
+    from ._sigv4 import LocalCredentials, signed_by
+    from ._state import StateDirectory
+    from ._telegram import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
+    from ._unprivileged import (
+        AGENT_USER,
+        agent_user,
+        make_interpreter_reachable,
+        make_reachable,
+        prepare_for_agent_user,
+        unreadable_for,
+    )
+else:  # imported on first use: see _lazy_exports
+    from session_core import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, __file__)
+    del TYPE_CHECKING  # not an export
 
 __all__ = [
     "AGENT_USER",

@@ -1,105 +1,114 @@
 """Shared core of the agentbot Lambdas: session keys, boundary models, storage, logging."""
 
-from ._approvals import (
-    APPROVAL_CHOICES,
-    Approval,
-    ApprovalChoice,
-    ApprovalNotPending,
-    ApprovalOutcome,
-    ApprovalRequest,
-    Approvals,
-    Grant,
-    grant_token,
-    new_approval_id,
-)
-from ._backlog import BacklogVerdict, ChatBacklog
-from ._budgets import (
-    BudgetCaps,
-    BudgetExceeded,
-    BudgetHold,
-    BudgetLedger,
-    BudgetPeriod,
-    BudgetScope,
-    Spend,
-    period_end,
-)
-from ._clock import LeaseClock, SystemClock
-from ._dynamo_table import (
-    ConditionFailed,
-    DynamoTable,
-    check_update_id,
-    item_float,
-    item_int,
-    item_key,
-    item_str,
-    number,
-)
-from ._errors import (
-    ConfigError,
-    CorruptTranscriptError,
-    InvalidSessionKeyError,
-    LeaseHeldError,
-    LeaseLostError,
-    MessageDecodeError,
-    SessionCoreError,
-    StaleHeadError,
-    StorageError,
-    UnsupportedVersionError,
-)
-from ._file_names import safe_file_name
-from ._json import (
-    MAX_JSON_DEPTH,
-    JsonTooDeepError,
-    check_json_depth,
-    decode_json,
-    encode_json,
-    json_event_bytes,
-    well_formed,
-)
-from ._keys import SESSIONS_PREFIX, SessionKey, validate_tenant
-from ._leases import Lease
-from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
-from ._logging import bind_correlation, configure_logging, get_logger
-from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
-from ._models import (
-    TURN_VERSION,
-    ErrorKind,
-    ErrorReason,
-    StagedAttachment,
-    TurnRequest,
-    TurnResult,
-    Usage,
-    decode_turn_request,
-    decode_turn_result,
-    decode_versioned,
-    encode,
-)
-from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
-from ._process_tree import (
-    ProcessInfo,
-    ancestors,
-    become_subreaper,
-    boot_ticks,
-    descendants,
-    kill_until_gone,
-    live,
-    process_table,
-)
-from ._registry import SessionRecord, SessionRegistry
-from ._registry_keys import session_item_pk
-from ._secrets import read_secret
-from ._settings import (
-    DEFAULT_RETENTION_DAYS,
-    DEFAULT_TENANT,
-    MAX_RECEIVE_COUNT,
-    env_int,
-    require_env,
-    retention_days_from_env,
-    tenant_from_env,
-)
-from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
-from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
-from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._approvals import (
+        APPROVAL_CHOICES,
+        Approval,
+        ApprovalChoice,
+        ApprovalNotPending,
+        ApprovalOutcome,
+        ApprovalRequest,
+        Approvals,
+        Grant,
+        grant_token,
+        new_approval_id,
+    )
+    from ._backlog import BacklogVerdict, ChatBacklog
+    from ._budgets import (
+        BudgetCaps,
+        BudgetExceeded,
+        BudgetHold,
+        BudgetLedger,
+        BudgetPeriod,
+        BudgetScope,
+        Spend,
+        period_end,
+    )
+    from ._clock import LeaseClock, SystemClock
+    from ._dynamo_table import (
+        ConditionFailed,
+        DynamoTable,
+        check_update_id,
+        item_float,
+        item_int,
+        item_key,
+        item_str,
+        number,
+    )
+    from ._errors import (
+        ConfigError,
+        CorruptTranscriptError,
+        InvalidSessionKeyError,
+        LeaseHeldError,
+        LeaseLostError,
+        MessageDecodeError,
+        SessionCoreError,
+        StaleHeadError,
+        StorageError,
+        UnsupportedVersionError,
+    )
+    from ._file_names import safe_file_name
+    from ._json import (
+        MAX_JSON_DEPTH,
+        JsonTooDeepError,
+        check_json_depth,
+        decode_json,
+        encode_json,
+        json_event_bytes,
+        well_formed,
+    )
+    from ._keys import SESSIONS_PREFIX, SessionKey, validate_tenant
+    from ._lazy_exports import lazy_exports
+    from ._leases import Lease
+    from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
+    from ._logging import bind_correlation, configure_logging, get_logger
+    from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
+    from ._models import (
+        TURN_VERSION,
+        ErrorKind,
+        ErrorReason,
+        StagedAttachment,
+        TurnRequest,
+        TurnResult,
+        Usage,
+        decode_turn_request,
+        decode_turn_result,
+        decode_versioned,
+        encode,
+    )
+    from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
+    from ._process_tree import (
+        ProcessInfo,
+        ancestors,
+        become_subreaper,
+        boot_ticks,
+        descendants,
+        kill_until_gone,
+        live,
+        process_table,
+    )
+    from ._registry import SessionRecord, SessionRegistry
+    from ._registry_keys import session_item_pk
+    from ._secrets import read_secret
+    from ._settings import (
+        DEFAULT_RETENTION_DAYS,
+        DEFAULT_TENANT,
+        MAX_RECEIVE_COUNT,
+        env_int,
+        require_env,
+        retention_days_from_env,
+        tenant_from_env,
+    )
+    from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
+    from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
+    from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
+else:  # imported on first use: see _lazy_exports
+    from ._lazy_exports import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, __file__)
+    del TYPE_CHECKING  # not an export
 
 __version__ = "0.1.0"
 
@@ -195,6 +204,7 @@ __all__ = [
     "item_str",
     "json_event_bytes",
     "kill_until_gone",
+    "lazy_exports",
     "live",
     "make_non_dumpable",
     "new_approval_id",
