@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -62,14 +63,11 @@ def _environment(member: str, kind: str) -> Path:
 
 
 def _sync(member: str, env: dict[str, str], *extra: str) -> None:
-    synced = subprocess.run(
-        ["uv", "sync", "--locked", "--package", member, "--quiet", *extra],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = ["uv", "sync", "--locked", "--package", member, "--quiet", *extra]
+    synced = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if synced.returncode != 0:  # a kept environment a killed run left broken: once from scratch
+        shutil.rmtree(env["UV_PROJECT_ENVIRONMENT"], ignore_errors=True)
+        synced = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert synced.returncode == 0, synced.stderr
 
 

@@ -163,9 +163,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Fewer garbage collections: a worker holds ~0.5 M objects (boto3's and moto's models, the
-    tests' data), and with Python's default thresholds the collector walks them over and over
-    (~5 s of CPU per worker). Young collections after 50,000 new objects, not 700."""
+    """Fewer garbage collections in the process that runs the tests (an xdist worker, or the
+    only process with ``-n 0``): it holds ~0.5 M objects (boto3's and moto's models, the tests'
+    data), and with Python's default thresholds the collector walks them over and over (~5 s
+    of CPU per worker). Young collections after 50,000 new objects, not 700. (``gc.freeze()``
+    after collection was tried: it made full collections more frequent, not cheaper.)"""
     import gc
 
     gc.set_threshold(50_000, 20, 20)

@@ -20,17 +20,21 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Name) and test.id == "TYPE_CHECKING"
 
 
-def _homes(init_file: str) -> dict[str, str]:
-    """Exported name → the module it is imported from, read from the ``TYPE_CHECKING`` block."""
-    homes: dict[str, str] = {}
+def _homes(init_file: str) -> dict[str, tuple[str, str]]:
+    """Exported name → (its module, its name there), read from the ``TYPE_CHECKING`` block.
+    Only ``from .x import Name [as Other]`` lines belong there; anything else is a mistake
+    in the ``__init__`` and stops its import."""
+    homes: dict[str, tuple[str, str]] = {}
     for node in ast.parse(Path(init_file).read_text(encoding="utf-8")).body:
         if not (isinstance(node, ast.If) and _is_type_checking(node.test)):
             continue
         for statement in node.body:
-            if isinstance(statement, ast.ImportFrom):
-                module = "." * statement.level + (statement.module or "")
-                for alias in statement.names:
-                    homes[alias.asname or alias.name] = module
+            if not isinstance(statement, ast.ImportFrom) or not statement.module:
+                raise ImportError(f"{init_file}:{statement.lineno}: only 'from .module import Name' is lazy")
+            for alias in statement.names:
+                if alias.name == "*":
+                    raise ImportError(f"{init_file}:{statement.lineno}: a '*' import cannot be lazy")
+                homes[alias.asname or alias.name] = ("." * statement.level + statement.module, alias.name)
     return homes
 
 
@@ -39,10 +43,10 @@ def lazy_exports(package: str, init_file: str) -> tuple[Callable[[str], Any], Ca
     homes = _homes(init_file)
 
     def __getattr__(name: str) -> Any:
-        home = homes.get(name)
-        if home is None:
+        if name not in homes:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(home, package), name)
+        module, original = homes[name]
+        value = getattr(importlib.import_module(module, package), original)
         setattr(sys.modules[package], name, value)  # found once; later lookups are plain
         return value
 
