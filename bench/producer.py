@@ -31,7 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
-from moto_process import moto_process
+from local_stack import moto_process
 
 TARGET_P99_MS = 10.0
 TARGET_RATE_LIMIT_OVERHEAD_MS = 2.0

@@ -50,8 +50,7 @@ from urllib.parse import urlparse
 from agent_runtime._prompt_marks import find_last_prompt, prompt_uuid
 from agent_runtime._restore import TranscriptRestorer, transcript_path
 from botocore.config import Config
-from local_stack import ResourceNames, local_client, provision
-from moto_process import moto_process
+from local_stack import ResourceNames, local_client, moto_process, provision
 from session_core import TranscriptStore
 from shaping_proxy import shaping_process
 

@@ -12,6 +12,7 @@ provisioned resources (unique names), so state never leaks between cases.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -31,6 +32,7 @@ from local_stack import (
     StackResources,
     aws_endpoint,
     local_client,
+    moto_process,
     provision,
 )
 
@@ -76,8 +78,9 @@ _reported: list[str] = []
 
 @pytest.fixture(scope="session")
 def aws_backend() -> Iterator[LocalEndpoints]:
-    """The local AWS endpoints, started once per test session (per worker under xdist)."""
-    with aws_endpoint() as started:
+    """The local AWS endpoints, started once per test session (per worker under xdist; the
+    workers share one moto server, see ``_share_one_moto_server``)."""
+    with aws_endpoint(moto_url=os.environ.get(_SHARED_MOTO_URL) or None) as started:
         _started.append(started)
         yield started
 
@@ -141,6 +144,37 @@ def _forget_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _write_bytecode_once(config)
+    _share_one_moto_server(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED_MOTO, None)
+    if shared is not None:
+        shared.close()
+
+
+# The moto server the xdist workers share, started by the controller; its URL reaches the
+# workers through their environment.
+_SHARED_MOTO = pytest.StashKey[contextlib.ExitStack]()
+_SHARED_MOTO_URL = "AGENTBOT_TEST_MOTO_URL"
+
+
+def _share_one_moto_server(config: pytest.Config) -> None:
+    """With xdist workers, one moto server in a process of its own serves them all: moto's
+    backends are imported and built once, not once per worker (~3 s of CPU each), and its
+    request handling no longer shares a worker's GIL with the tests. Every test provisions its
+    own resources, so sharing changes nothing a test sees."""
+    spawns_workers = bool(getattr(config.option, "tx", None))  # xdist's gateways, after -n
+    if hasattr(config, "workerinput") or not spawns_workers or os.environ.get(_SHARED_MOTO_URL):
+        return
+    shared = contextlib.ExitStack()
+    os.environ[_SHARED_MOTO_URL] = shared.enter_context(moto_process())
+    shared.callback(os.environ.pop, _SHARED_MOTO_URL, None)
+    config.stash[_SHARED_MOTO] = shared
+
+
+def _write_bytecode_once(config: pytest.Config) -> None:
     """Where PYTHONDONTWRITEBYTECODE is set, bytecode is written once per run (not per xdist
     worker) for the environment and the workspace's own modules: the tests start hundreds of
     processes (`agentbot dev`, function workers, reapers), and each would otherwise compile

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         tool_results,
         user_turns,
     )
+    from ._moto_process import moto_process
     from ._process_tree import kill_descendants
     from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
     from ._sigv4 import LocalCredentials, signed_by
@@ -90,6 +91,7 @@ __all__ = [
     "make_interpreter_reachable",
     "make_reachable",
     "moto_endpoint",
+    "moto_process",
     "prepare_for_agent_user",
     "provision",
     "signed_by",

@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -300,12 +300,13 @@ def localstack_endpoint(timeout_s: float = 120.0) -> Iterator[str]:
 
 
 @contextmanager
-def aws_endpoint(backend: Backend | None = None) -> Iterator[LocalEndpoints]:
-    """The local AWS for a test session: moto always (DynamoDB and the rest), plus LocalStack
-    for S3 and SQS when chosen. LocalStack never serves DynamoDB: it would run DynamoDB Local,
-    whose licence is not open source."""
+def aws_endpoint(backend: Backend | None = None, *, moto_url: str | None = None) -> Iterator[LocalEndpoints]:
+    """The local AWS for a test session: moto always (DynamoDB and the rest; the server at
+    ``moto_url``, else one started here), plus LocalStack for S3 and SQS when chosen.
+    LocalStack never serves DynamoDB: it would run DynamoDB Local, whose licence is not open
+    source."""
     choice = BackendChoice(backend, "asked for") if backend else choose_backend()
-    with moto_endpoint() as moto_url:
+    with nullcontext(moto_url) if moto_url else moto_endpoint() as moto_url:
         if choice.backend == "moto":
             yield LocalEndpoints("moto", moto_url, reason=choice.reason)
             return

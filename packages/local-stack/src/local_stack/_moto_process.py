@@ -1,8 +1,10 @@
-"""The local moto server in a process of its own, for the benches.
+"""The local moto server in a process of its own: for the benches, and shared by a test run's
+xdist workers.
 
-AWS is remote: its work must not share the measured process's GIL and CPU time, as moto in a
-thread of the bench would. The server is `local_stack.moto_endpoint` (what the tests and
-`agentbot dev` use) and stops itself when the bench closes its stdin, or dies.
+AWS is remote: its work must not share a bench's GIL and CPU time, as moto in a thread of the
+bench would; and one server for all workers imports and builds moto's backends once, not once
+per worker. The server is `moto_endpoint` (what `agentbot dev` uses) and stops itself when its
+starter closes its stdin, or dies.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import sys
 from local_stack import moto_endpoint
 with moto_endpoint() as url:
     print(url, flush=True)
-    sys.stdin.read()  # until the bench closes it (or exits)
+    sys.stdin.read()  # until the starter closes it (or exits)
 """
 
 
 @contextlib.contextmanager
 def moto_process() -> Iterator[str]:
-    """``with moto_process() as endpoint:`` a moto server URL on 127.0.0.1."""
+    """``with moto_process() as endpoint:`` the URL of a moto server on 127.0.0.1, in a process
+    of its own."""
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
