@@ -24,11 +24,12 @@ def invoke(endpoint: str, payload: bytes) -> Any:
 
 
 def test_handler_runs_turns_through_awslambdaric_and_a_new_container_resumes(aws, tmp_path: Path) -> None:
-    aws.client("ssm").put_parameter(Name="/agentbot/key", Value="sk-ant-test-handler", Type="SecureString")
+    key_parameter = f"/{aws.resources.table}/key"  # the run's tests share one SSM
+    aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-handler", Type="SecureString")
     sessions_root = tmp_path / "sessions"
     with ModelServer(demo_responder) as model:
         env = {
-            "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key",
+            "ANTHROPIC_API_KEY_PARAMETER": key_parameter,
             "ANTHROPIC_BASE_URL": model.base_url,
             "SESSIONS_ROOT": str(sessions_root),
             "CLAUDE_CONFIG_PATH": str(REPO / "claude-config"),

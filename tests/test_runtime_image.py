@@ -28,11 +28,12 @@ pytestmark = [
 
 @pytest.mark.timeout(900)
 def test_the_image_runs_a_real_turn_and_persists_it(aws: Any) -> None:
-    aws.client("ssm").put_parameter(Name="/agentbot/key", Value="sk-ant-test-image", Type="SecureString")
+    key_parameter = f"/{aws.resources.table}/key"  # the run's tests share one SSM
+    aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-image", Type="SecureString")
     with ModelServer(demo_responder) as model:
         env = {
             **aws.resources.environment(),
-            "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key",
+            "ANTHROPIC_API_KEY_PARAMETER": key_parameter,
             "ANTHROPIC_BASE_URL": model.base_url,
             "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
             "MODEL_MAX_RETRIES": "0",

@@ -5,9 +5,10 @@ The moto server on 127.0.0.1 always serves DynamoDB (and SSM, STS, ...); S3 and 
 from LocalStack, started through testcontainers, when a Docker engine answers and the
 LocalStack image is built (infra/images/localstack/build.sh), else from moto too.
 `AWS_TEST_BACKEND=moto|localstack` forces one (localstack fails loudly when it cannot start).
-The summary at the end says which ran, once, also under pytest-xdist (each worker starts its
-own endpoints; the workers report them to the controller). Every test gets its own freshly
-provisioned resources (unique names), so state never leaks between cases.
+The summary at the end says which ran, once, also under pytest-xdist (the workers share one
+moto server, started by the controller; each starts its own LocalStack; the workers report
+what they used to the controller). Every test gets its own freshly provisioned resources
+(unique names), so state never leaks between cases.
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ def _forget_machine_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _write_bytecode_once(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Any) -> None:
+    """The controller, just before it starts the workers (not for --collect-only or -n 0)."""
     _share_one_moto_server(config)
 
 
@@ -155,7 +161,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # The moto server the xdist workers share, started by the controller; its URL reaches the
-# workers through their environment.
+# workers (restarted ones too) through their environment. Internal: set by hand, it would be
+# trusted.
 _SHARED_MOTO = pytest.StashKey[contextlib.ExitStack]()
 _SHARED_MOTO_URL = "AGENTBOT_TEST_MOTO_URL"
 
@@ -163,10 +170,11 @@ _SHARED_MOTO_URL = "AGENTBOT_TEST_MOTO_URL"
 def _share_one_moto_server(config: pytest.Config) -> None:
     """With xdist workers, one moto server in a process of its own serves them all: moto's
     backends are imported and built once, not once per worker (~3 s of CPU each), and its
-    request handling no longer shares a worker's GIL with the tests. Every test provisions its
-    own resources, so sharing changes nothing a test sees."""
-    spawns_workers = bool(getattr(config.option, "tx", None))  # xdist's gateways, after -n
-    if hasattr(config, "workerinput") or not spawns_workers or os.environ.get(_SHARED_MOTO_URL):
+    request handling no longer shares a worker's GIL with the tests (the suite: 551 → 473 s of
+    CPU). Every test provisions its own resources under unique names; what the workers do
+    share is the one-at-a-time lock for DynamoDB, and listings (ask with a prefix: an unnamed
+    one stops at 1,000)."""
+    if os.environ.get(_SHARED_MOTO_URL):
         return
     shared = contextlib.ExitStack()
     os.environ[_SHARED_MOTO_URL] = shared.enter_context(moto_process())

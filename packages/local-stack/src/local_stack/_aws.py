@@ -306,14 +306,14 @@ def aws_endpoint(backend: Backend | None = None, *, moto_url: str | None = None)
     LocalStack never serves DynamoDB: it would run DynamoDB Local, whose licence is not open
     source."""
     choice = BackendChoice(backend, "asked for") if backend else choose_backend()
-    with nullcontext(moto_url) if moto_url else moto_endpoint() as moto_url:
+    with nullcontext(moto_url) if moto_url else moto_endpoint() as moto:
         if choice.backend == "moto":
-            yield LocalEndpoints("moto", moto_url, reason=choice.reason)
+            yield LocalEndpoints("moto", moto, reason=choice.reason)
             return
         with localstack_endpoint() as localstack_url:
             yield LocalEndpoints(
                 "localstack",
-                moto_url,
+                moto,
                 dict.fromkeys(LOCALSTACK_SERVICES, localstack_url),
                 reason=choice.reason,
             )

@@ -16,10 +16,12 @@ import sys
 from collections.abc import Iterator
 
 _SERVE = """
+import os
 import sys
 from local_stack import moto_endpoint
 with moto_endpoint() as url:
     print(url, flush=True)
+    os.dup2(2, 1)  # nobody reads stdout from now on: a full pipe would stall the server
     sys.stdin.read()  # until the starter closes it (or exits)
 """
 
@@ -29,7 +31,11 @@ def moto_process() -> Iterator[str]:
     """``with moto_process() as endpoint:`` the URL of a moto server on 127.0.0.1, in a process
     of its own."""
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SERVE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a Ctrl-C meant for the starter must not kill it under its users
     )
     assert server.stdin is not None and server.stdout is not None
     try:
