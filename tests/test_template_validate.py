@@ -116,6 +116,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             if isinstance(run, _Run) and run.process.poll() is None:
                 run.process.kill()
                 run.process.wait()
+        shutil.rmtree(work, ignore_errors=True)  # ~80 MB of builds the isolation test would grep
 
 
 def test_cfn_lint_with_the_sam_transform_is_clean(runs: dict[str, Any]) -> None:
