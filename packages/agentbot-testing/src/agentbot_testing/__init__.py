@@ -9,6 +9,7 @@ at. The Telegram path (`agentbot_testing.telegram_stack`, `telegram_support`,
 from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
 from ._fake_clock import CLOCK_START, FakeClock
 from ._fault_proxy import AwsFault, FaultProxy
+from ._kept_between_runs import kept_dir
 from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "FaultProxy",
     "HttpMcpServer",
     "claude_config_without_approvals",
+    "kept_dir",
 ]

@@ -186,7 +186,7 @@ def _write_bytecode_once(config: pytest.Config) -> None:
     """Where PYTHONDONTWRITEBYTECODE is set, bytecode is written once per run (not per xdist
     worker) for the environment and the workspace's own modules: the tests start hundreds of
     processes (`agentbot dev`, function workers, reapers), and each would otherwise compile
-    boto3, botocore, moto, the SDK and our packages from source. Up to date, this takes ~0.4 s;
+    boto3, botocore, moto, the SDK and our packages from source. Up to date, this takes ~0.5 s;
     elsewhere Python writes bytecode on first import and this does nothing. The test modules
     themselves are rewritten by pytest (for its assertion messages), and that too is saved only
     where bytecode may be written: each worker would otherwise redo it (~3 s of CPU a worker)."""
@@ -195,13 +195,13 @@ def _write_bytecode_once(config: pytest.Config) -> None:
     sys.dont_write_bytecode = False
     if hasattr(config, "workerinput"):
         return
-    import compileall
     import sysconfig
 
-    sources = [Path(sysconfig.get_paths()["purelib"]), *config.rootpath.glob("packages/*/src")]
-    for source in [*sources, config.rootpath / "src"]:
-        if source.is_dir():
-            compileall.compile_dir(source, quiet=1)
+    from ._bytecode import compile_sources, stale_sources
+
+    environment = Path(sysconfig.get_paths()["purelib"])
+    roots = [environment, *config.rootpath.glob("packages/*/src"), config.rootpath / "src"]
+    compile_sources(stale_sources(root for root in roots if root.is_dir()))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
