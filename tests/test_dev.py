@@ -238,6 +238,7 @@ class _Dev:
         import threading
 
         self.lines: list[tuple[float, str, str]] = []
+        self.partial = {"out": "", "err": ""}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agentbot.cli", "dev", *args],
             stdin=stdin,
@@ -250,10 +251,17 @@ class _Dev:
             threading.Thread(target=self._read, args=(stream, name), daemon=True).start()
 
     def _read(self, stream: Any, name: str) -> None:
+        """Lines as they end; a line still being written (a prompt) is kept in ``partial``."""
+        import codecs
         import time
 
-        for line in iter(stream.readline, ""):
-            self.lines.append((time.monotonic(), name, line.rstrip("\n")))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while chunk := os.read(stream.fileno(), 65536):
+            *ended, self.partial[name] = (self.partial[name] + decoder.decode(chunk)).split("\n")
+            self.lines.extend((time.monotonic(), name, line) for line in ended)
+        if self.partial[name]:
+            self.lines.append((time.monotonic(), name, self.partial[name]))
+        self.partial[name] = ""
 
     def send(self, text: str) -> None:
         assert self.process.stdin is not None
@@ -270,6 +278,8 @@ class _Dev:
             for at, _, line in list(self.lines):
                 if re.search(pattern, line):
                     return at
+            if any(re.search(pattern, line) for line in list(self.partial.values()) if line):
+                return time.monotonic()
             if self.process.poll() is not None:
                 ended_at = ended_at or time.monotonic()
                 if time.monotonic() - ended_at > 1:  # the readers have caught up: it never came
@@ -408,6 +418,7 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
         os.write(controller, b"/help\n")
         dev.wait_for(r"bot> ")
         dev.wait_for(r"update \d+: replied")
+        dev.wait_for(r"^you> $")  # asked again after the answer (the line it is still writing)
         os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
         assert dev.process.wait(timeout=60) == 0
     finally:
