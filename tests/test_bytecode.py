@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from agentbot_testing._bytecode import compile_sources, stale_sources
 
 
@@ -25,10 +26,16 @@ def _import_writes_bytecode(folder: Path, module: str) -> bool:
     return after != before
 
 
-def test_stale_is_what_an_import_would_recompile(tmp_path: Path) -> None:
+def test_stale_is_what_an_import_would_recompile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # set where builds are reproducible: py_compile would then write hash-based bytecode
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")
     for i in range(450):  # past the size that goes to the process pool
         (tmp_path / f"mod_{i}.py").write_text(f"VALUE = {i}\n")
     (tmp_path / "broken.py").write_text("def (:\n")  # left to fail at import, not here
+
+    (tmp_path / "control.py").write_text("VALUE = -1\n")  # proves an import here would write
+    assert _import_writes_bytecode(tmp_path, "control")
+    (tmp_path / "control.py").unlink()
 
     assert len(stale_sources([tmp_path])) == 451
     compile_sources(stale_sources([tmp_path]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import importlib.metadata
 import subprocess
 import sys
 import tomllib
@@ -34,7 +36,13 @@ def test_every_member_is_under_mypy_strict() -> None:
 def test_every_member_is_mypy_strict_clean() -> None:
     assert MEMBER_SRCS, "no workspace member found under packages/*/src"
     srcs = [str(src.relative_to(ROOT)) for src in MEMBER_SRCS]
-    # One cache for every checkout: mypy checks each cached module against its source's hash,
-    # and a new clone's first run would otherwise spend ~20 CPU-s on boto3's and the SDK's types.
-    done = _run(sys.executable, "-m", "mypy", "--cache-dir", str(kept_dir("mypy")), *srcs)
+    # One cache for every checkout (of one mypy version): mypy checks each cached module against
+    # its source's hash, and a new clone's first run would otherwise spend ~20 CPU-s on boto3's
+    # and the SDK's types. Locked: the cache is one SQLite database, and two checkouts' runs
+    # writing it at once lose entries (or, in older mypy, fail).
+    cache = kept_dir("mypy", importlib.metadata.version("mypy"))
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = _run(sys.executable, "-m", "mypy", "--cache-dir", str(cache), *srcs)
     assert done.returncode == 0, done.stdout[-4000:]

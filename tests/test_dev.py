@@ -251,14 +251,19 @@ class _Dev:
             threading.Thread(target=self._read, args=(stream, name), daemon=True).start()
 
     def _read(self, stream: Any, name: str) -> None:
-        """Lines as they end; a line still being written (a prompt) is kept in ``partial``."""
+        """Lines as they end; a line still being written (a prompt) is kept in ``partial``.
+        Read as bytes from the pipe (``text=True`` serves stdin only)."""
         import codecs
         import time
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        while chunk := os.read(stream.fileno(), 65536):
-            *ended, self.partial[name] = (self.partial[name] + decoder.decode(chunk)).split("\n")
+        while True:
+            chunk = os.read(stream.fileno(), 65536)
+            text = self.partial[name] + decoder.decode(chunk, final=not chunk)
+            *ended, self.partial[name] = text.replace("\r\n", "\n").split("\n")
             self.lines.extend((time.monotonic(), name, line) for line in ended)
+            if not chunk:
+                break
         if self.partial[name]:
             self.lines.append((time.monotonic(), name, self.partial[name]))
         self.partial[name] = ""
@@ -268,8 +273,9 @@ class _Dev:
         self.process.stdin.write(text + "\n")
         self.process.stdin.flush()
 
-    def wait_for(self, pattern: str, *, timeout_s: float = 180) -> float:
-        """When the first line matching ``pattern`` appeared (monotonic time)."""
+    def wait_for(self, pattern: str, *, timeout_s: float = 180, unfinished: bool = False) -> float:
+        """When the first line matching ``pattern`` appeared (monotonic time). ``unfinished``:
+        a line not ended yet counts too (a prompt waits at the end of one)."""
         import time
 
         deadline = time.monotonic() + timeout_s
@@ -278,7 +284,7 @@ class _Dev:
             for at, _, line in list(self.lines):
                 if re.search(pattern, line):
                     return at
-            if any(re.search(pattern, line) for line in list(self.partial.values()) if line):
+            if unfinished and any(re.search(pattern, line) for line in list(self.partial.values()) if line):
                 return time.monotonic()
             if self.process.poll() is not None:
                 ended_at = ended_at or time.monotonic()
@@ -418,7 +424,7 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
         os.write(controller, b"/help\n")
         dev.wait_for(r"bot> ")
         dev.wait_for(r"update \d+: replied")
-        dev.wait_for(r"^you> $")  # asked again after the answer (the line it is still writing)
+        dev.wait_for(r"^you> $", unfinished=True)  # asked again after the answer
         os.write(controller, b"\x04")  # Ctrl-D at the start of a line: end of input
         assert dev.process.wait(timeout=60) == 0
     finally:

@@ -63,8 +63,7 @@ def _environment(member: str, kind: str) -> Path:
 
 
 def _sync(member: str, env: dict[str, str], *extra: str) -> None:
-    # each member's tests compile what they import; a whole compile of 13 environments is ~150 CPU-s
-    command = ["uv", "sync", "--locked", "--no-compile-bytecode", "--package", member, "--quiet", *extra]
+    command = ["uv", "sync", "--locked", "--package", member, "--quiet", *extra]
     synced = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if synced.returncode != 0:  # a kept environment a killed run left broken: once from scratch
         shutil.rmtree(env["UV_PROJECT_ENVIRONMENT"], ignore_errors=True)

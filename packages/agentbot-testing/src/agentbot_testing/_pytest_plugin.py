@@ -186,7 +186,7 @@ def _write_bytecode_once(config: pytest.Config) -> None:
     """Where PYTHONDONTWRITEBYTECODE is set, bytecode is written once per run (not per xdist
     worker) for the environment and the workspace's own modules: the tests start hundreds of
     processes (`agentbot dev`, function workers, reapers), and each would otherwise compile
-    boto3, botocore, moto, the SDK and our packages from source. Up to date, this takes ~0.5 s;
+    boto3, botocore, moto, the SDK and our packages from source. Up to date, this takes ~0.4 s;
     elsewhere Python writes bytecode on first import and this does nothing. The test modules
     themselves are rewritten by pytest (for its assertion messages), and that too is saved only
     where bytecode may be written: each worker would otherwise redo it (~3 s of CPU a worker)."""
