@@ -76,10 +76,11 @@ def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the
     """The member alone (no dev group) imports every module it has; then with its dev group
     (the shared test support) it loads every test of `uv run --package NAME pytest
     packages/NAME`, and the app (agentbot) is not there."""
-    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(_environment(member, "alone"))}
+    alone, dev = _environment(member, "alone"), _environment(member, "dev")
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(alone)}
     env.pop("VIRTUAL_ENV", None)
     _sync(member, env, "--no-dev", "--all-extras")
-    python = str(_environment(member, "alone") / "bin" / "python")
+    python = str(alone / "bin" / "python")
     done = subprocess.run(
         [python, "-c", _IMPORT_ALL, member.replace("-", "_")],
         capture_output=True,
@@ -94,9 +95,9 @@ def test_member_syncs_alone_from_the_lock_imports_and_its_tests_load_without_the
     if member not in TESTED_MEMBERS:
         return
 
-    env["UV_PROJECT_ENVIRONMENT"] = str(_environment(member, "dev"))
+    env["UV_PROJECT_ENVIRONMENT"] = str(dev)
     _sync(member, env)  # with its dev group
-    python = str(_environment(member, "dev") / "bin" / "python")
+    python = str(dev / "bin" / "python")
     no_app = subprocess.run([python, "-c", "import agentbot"], capture_output=True, check=False)
     assert no_app.returncode != 0, f"{member}'s dev environment installs the app"
     collected = subprocess.run(
