@@ -20,3 +20,51 @@ def test_provisioned_stack_has_fifo_redrive_ttl_and_lifecycle(aws) -> None:
     rules = aws.s3.get_bucket_lifecycle_configuration(Bucket=res.bucket)["Rules"]
     assert rules[0]["Expiration"]["Days"] > 25
     assert aws.endpoint.startswith("http://127.0.0.1:") or aws.backend == "localstack"
+
+
+_SSM_THEN_EC2 = """
+import json, sys
+import boto3
+from local_stack import LOCAL_CREDENTIALS, moto_endpoint
+
+with moto_endpoint() as url:
+    def client(service):
+        return boto3.client(
+            service, endpoint_url=url, region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+    ssm = client("ssm")
+    ssm.put_parameter(Name="/agentbot/x", Value="v1", Type="SecureString")
+    value = ssm.get_parameter(Name="/agentbot/x", WithDecryption=True)["Parameter"]["Value"]
+    ec2_loaded_by_ssm = "moto.ec2" in sys.modules
+    # SSM's own use of EC2 (a command sent to instances by tag) reaches EC2's real backends
+    client("ec2").run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "x"}]}],
+    )
+    command = ssm.send_command(
+        DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]},
+        Targets=[{"Key": "tag:Name", "Values": ["x"]}],
+    )["Command"]
+    print(json.dumps({
+        "value": value, "ec2_loaded_by_ssm": ec2_loaded_by_ssm, "targets": command["TargetCount"],
+    }))
+"""
+
+
+def test_ssm_answers_without_loading_ec2_and_ec2_still_answers_when_asked() -> None:
+    """moto's SSM would import its EC2 package (~1 CPU-second per start of the local AWS);
+    the server defers that to the first request that needs EC2, which still gets its answer,
+    SSM's own use of EC2 included."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SSM_THEN_EC2], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["value"] == "v1"
+    assert answer["ec2_loaded_by_ssm"] is False
+    assert answer["targets"] == 1

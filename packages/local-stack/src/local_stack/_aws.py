@@ -149,6 +149,10 @@ def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
     )
     from werkzeug.serving import make_server
 
+    from ._moto_ec2_deferred import import_moto_ssm_without_ec2
+
+    import_moto_ssm_without_ec2()
+
     class HostsRemembered(DomainDispatcherApplication):
         """moto finds a request's service by listing its package directory (an ``isdir`` per
         service) and trying every URL pattern, for every request: a quarter of its CPU per
