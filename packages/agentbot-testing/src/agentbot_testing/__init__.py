@@ -6,11 +6,19 @@ at. The Telegram path (`agentbot_testing.telegram_stack`, `telegram_support`,
 `telegram_stub_runtime`) needs the producer and consumer: install the `telegram` extra.
 """
 
-from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
-from ._fake_clock import CLOCK_START, FakeClock
-from ._fault_proxy import AwsFault, FaultProxy
-from ._kept_between_runs import kept_dir
-from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
+    from ._fake_clock import CLOCK_START, FakeClock
+    from ._fault_proxy import AwsFault, FaultProxy
+    from ._kept_between_runs import kept_dir
+    from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
+else:  # imported on first use (a function worker running the stub needs none of these)
+    from session_core import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, __file__)
+    del TYPE_CHECKING  # not an export
 
 __all__ = [
     "CLOCK_START",

@@ -1,44 +1,52 @@
 """What the Telegram side (producer and consumer) shares; the runtime never imports it."""
 
-from ._approval_control import (
-    APPROVAL_CALLBACK_PREFIX,
-    REVOKE_CALLBACK_PREFIX,
-    ApprovalButton,
-    InvalidButton,
-    RevokeButton,
-    approval_button_of,
-    approval_callback_data,
-    revoke_button_of,
-    revoke_callback_data,
-)
-from ._bot_api import MAX_DOWNLOAD_BYTES, TELEGRAM_API_BASE, BotApi, check_response, error_for
-from ._chat_settings import ChatSettings
-from ._delivery_claims import ClaimVerdict, DeliveryClaims
-from ._delivery_log import DeliveryLog
-from ._envelope import (
-    ENVELOPE_VERSION,
-    Attachment,
-    InboundMessage,
-    QueueEnvelope,
-    decode_envelope,
-    encode_envelope,
-)
-from ._errors import (
-    TelegramApiError,
-    TelegramBadMarkup,
-    TelegramBadRequest,
-    TelegramErrorKind,
-    TelegramFileTooBig,
-    TelegramForbidden,
-    TelegramMessageTooLong,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorized,
-)
-from ._rate_limit import RateLimiter, RateVerdict
-from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
-from ._update_dedup import UpdateDedup
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._approval_control import (
+        APPROVAL_CALLBACK_PREFIX,
+        REVOKE_CALLBACK_PREFIX,
+        ApprovalButton,
+        InvalidButton,
+        RevokeButton,
+        approval_button_of,
+        approval_callback_data,
+        revoke_button_of,
+        revoke_callback_data,
+    )
+    from ._bot_api import MAX_DOWNLOAD_BYTES, TELEGRAM_API_BASE, BotApi, check_response, error_for
+    from ._chat_settings import ChatSettings
+    from ._delivery_claims import ClaimVerdict, DeliveryClaims
+    from ._delivery_log import DeliveryLog
+    from ._envelope import (
+        ENVELOPE_VERSION,
+        Attachment,
+        InboundMessage,
+        QueueEnvelope,
+        decode_envelope,
+        encode_envelope,
+    )
+    from ._errors import (
+        TelegramApiError,
+        TelegramBadMarkup,
+        TelegramBadRequest,
+        TelegramErrorKind,
+        TelegramFileTooBig,
+        TelegramForbidden,
+        TelegramMessageTooLong,
+        TelegramNetworkError,
+        TelegramRetryAfter,
+        TelegramServerError,
+        TelegramUnauthorized,
+    )
+    from ._rate_limit import RateLimiter, RateVerdict
+    from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
+    from ._update_dedup import UpdateDedup
+else:  # imported on first use (a producer never loads the Bot API client): see session_core's lazy_exports
+    from session_core import lazy_exports
+
+    __getattr__, __dir__ = lazy_exports(__name__, __file__)
+    del TYPE_CHECKING  # not an export
 
 __version__ = "0.1.0"
 
