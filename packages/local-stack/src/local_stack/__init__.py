@@ -50,7 +50,7 @@ else:  # imported on first use: see _lazy_exports
     from session_core import lazy_exports
 
     __getattr__, __dir__ = lazy_exports(__name__, __file__)
-    del TYPE_CHECKING  # not an export
+    del TYPE_CHECKING, lazy_exports  # not exports
 
 __all__ = [
     "AGENT_USER",

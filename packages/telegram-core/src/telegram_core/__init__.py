@@ -46,7 +46,7 @@ else:  # imported on first use (a producer never loads the Bot API client): see 
     from session_core import lazy_exports
 
     __getattr__, __dir__ = lazy_exports(__name__, __file__)
-    del TYPE_CHECKING  # not an export
+    del TYPE_CHECKING, lazy_exports  # not exports
 
 __version__ = "0.1.0"
 
