@@ -207,8 +207,8 @@ def _write_bytecode_once(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``slow`` (the CLI, several processes; up to 40 s each) run first, the
     quick ones last: xdist's workers then finish together instead of one of them running a
-    long test alone at the end (~10 s of the suite with idle cores). The order within each
-    group stays as collected."""
+    long test alone at the end while the other cores idle (the suite on 2 cores: ~305 → ~278 s).
+    The order within each group stays as collected."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
