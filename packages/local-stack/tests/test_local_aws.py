@@ -53,18 +53,50 @@ with moto_endpoint() as url:
 """
 
 
+def _answer_of(script: str) -> dict[str, object]:
+    """Run ``script`` in a new interpreter (nothing of moto imported yet); its last line, as JSON."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return answer
+
+
 def test_ssm_answers_without_loading_ec2_and_ec2_still_answers_when_asked() -> None:
     """moto's SSM would import its EC2 package (~1 CPU-second per start of the local AWS);
     the server defers that to the first request that needs EC2, which still gets its answer,
     SSM's own use of EC2 included."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", _SSM_THEN_EC2], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.splitlines()[-1])
+    answer = _answer_of(_SSM_THEN_EC2)
     assert answer["value"] == "v1"
     assert answer["ec2_loaded_by_ssm"] is False
     assert answer["targets"] == 1
+
+
+_SSM_WANTS_MORE_OF_EC2 = """
+import importlib, json, sys
+import moto.core
+from local_stack._moto_ec2_deferred import import_moto_ssm_without_ec2
+
+class WantsMore:
+    # A later moto whose SSM module asks the stand-in for more than ec2_backends, once.
+    failed = False
+    def find_spec(self, name, path=None, target=None):
+        if name == "moto.ssm.models" and not WantsMore.failed:
+            WantsMore.failed = True
+            raise ImportError("cannot import name 'something_else' from 'moto.ec2'")
+        return None
+
+sys.meta_path.insert(0, WantsMore())
+import_moto_ssm_without_ec2()
+left = sorted(name for name in sys.modules if name.startswith(("moto.ssm", "moto.ec2")))
+models = importlib.import_module("moto.ssm.models")  # the ordinary way, EC2 and all
+print(json.dumps({"left": left, "ec2_is_real": hasattr(sys.modules["moto.ec2"], "__path__"),
+                  "ssm_has_backends": hasattr(models, "ssm_backends")}))
+"""
+
+
+def test_a_moto_whose_ssm_wants_more_of_ec2_still_gets_ssm_the_ordinary_way() -> None:
+    answer = _answer_of(_SSM_WANTS_MORE_OF_EC2)
+    assert answer == {"left": [], "ec2_is_real": True, "ssm_has_backends": True}
