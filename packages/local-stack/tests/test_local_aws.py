@@ -24,16 +24,11 @@ def test_provisioned_stack_has_fifo_redrive_ttl_and_lifecycle(aws) -> None:
 
 _SSM_THEN_EC2 = """
 import json, sys
-import boto3
-from local_stack import LOCAL_CREDENTIALS, moto_endpoint
+from local_stack import local_client, moto_endpoint
 
 with moto_endpoint() as url:
     def client(service):
-        return boto3.client(
-            service, endpoint_url=url, region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return local_client(service, url)
     ssm = client("ssm")
     ssm.put_parameter(Name="/agentbot/x", Value="v1", Type="SecureString")
     value = ssm.get_parameter(Name="/agentbot/x", WithDecryption=True)["Parameter"]["Value"]

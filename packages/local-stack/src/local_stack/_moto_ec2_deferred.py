@@ -27,22 +27,14 @@ def _real_backends() -> Any:
 
 
 class _LazyBackends:
-    """What SSM's module holds as ``ec2_backends``: every use reaches the real one."""
+    """What SSM's module holds as ``ec2_backends``: ``[account]`` (all SSM asks of it) and any
+    attribute reach the real one."""
 
     def __getitem__(self, key: Any) -> Any:
         return _real_backends()[key]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(_real_backends(), name)
-
-    def __iter__(self) -> Any:
-        return iter(_real_backends())
-
-    def __contains__(self, key: Any) -> bool:
-        return key in _real_backends()
-
-    def __len__(self) -> int:
-        return len(_real_backends())
 
 
 def import_moto_ssm_without_ec2() -> None:
