@@ -490,8 +490,9 @@ async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> N
     [snapshot] = all_objects(aws)
     reader, cold = recorded_store(aws)
     assert await reader.load(KEY) == expected
-    # One Query, and the snapshot in byte ranges (one per started 4 MiB, at most 4) side by side.
-    assert cold.count("dynamodb") == 1 and cold.requests[("s3", "GetObject")] == 2
+    # One Query, and the snapshot in byte ranges side by side: one per started 2 MiB (at most
+    # 4), split where the newest frame starts (6 MB old frame in 3 ranges + the new frame).
+    assert cold.count("dynamodb") == 1 and cold.requests[("s3", "GetObject")] == 4
     assert snapshot.endswith(".jsonl.zst")
 
 
@@ -611,15 +612,88 @@ async def test_a_big_gzip_snapshot_keeps_growing_as_gzip_without_a_reupload(aws:
 async def test_a_big_snapshot_is_read_in_parallel_ranges_and_a_short_one_is_a_typed_error(aws: Any) -> None:
     writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
     big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(12)]
-    await writer.append(KEY, big)  # one snapshot of ~9 MB: one range per started 4 MiB
+    await writer.append(KEY, big)  # one snapshot of ~9 MB: one range per started 2 MiB, at most 4
     [snapshot] = all_objects(aws)
 
     reader, rec = recorded_store(aws)
     assert await reader.load(KEY) == big
-    assert rec.requests[("s3", "GetObject")] == 3
+    assert rec.requests[("s3", "GetObject")] == 4
 
     body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=snapshot)["Body"].read()
     aws.s3.put_object(Bucket=aws.resources.bucket, Key=snapshot, Body=body[: len(body) * 3 // 4])
     with pytest.raises(CorruptTranscriptError) as info:
         await make_store(aws).load(KEY)
     assert info.value.location == f"s3://{aws.resources.bucket}/{snapshot}"
+
+
+# --- snapshots read frame by frame ---------------------------------------------------------------
+
+
+async def _snapshot_of_six_frames(aws: Any) -> list[dict[str, Any]]:
+    """A ~2.7 MB snapshot grown by six compactions (each batch is too big for a chunk)."""
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    expected: list[dict[str, Any]] = []
+    for n in range(6):
+        batch = [{"type": "user", "uuid": f"b{n}", "blob": incompressible(600_000, n)}]
+        await writer.append(KEY, batch)
+        expected += batch
+    return expected
+
+
+def _head_item(aws: Any) -> dict[str, Any]:
+    [head] = [item for item in all_items(aws) if item["sk"]["S"] == "head"]
+    return head
+
+
+def _range_starts(client: Any) -> list[int]:
+    """Where the byte ranges this S3 client asks for start (0 for a whole object)."""
+    starts: list[int] = []
+
+    def note(request: Any, **_: Any) -> None:
+        header = request.headers.get("Range", b"bytes=0-")
+        text = header.decode() if isinstance(header, bytes) else header
+        starts.append(int(text.removeprefix("bytes=").split("-")[0]))
+
+    client.meta.events.register("before-send.s3.GetObject", note)
+    return starts
+
+
+async def test_a_snapshot_grown_by_compactions_is_read_in_ranges_that_start_on_its_frames(aws: Any) -> None:
+    expected = await _snapshot_of_six_frames(aws)
+    head = _head_item(aws)
+    marks = [int(mark) for mark in head["snap_frames"]["S"].split(",")]
+    assert len(marks) == 5  # where frames 2..6 start
+
+    s3 = aws.client("s3")
+    starts = _range_starts(s3)
+    assert await make_store(aws, s3=s3).load(KEY) == expected
+    # ~2.7 MB: two ranges, the second starting where a frame starts (decompressed side by side).
+    assert len(starts) == 2
+    assert min(starts) == 0 and max(starts) in marks
+
+
+async def test_frame_marks_that_are_missing_or_wrong_still_load_or_give_a_typed_error(aws: Any) -> None:
+    expected = await _snapshot_of_six_frames(aws)
+    head = _head_item(aws)
+    table = aws.resources.table
+    [snapshot] = all_objects(aws)
+
+    # A head without marks (written before them) reads the snapshot as one stream.
+    aws.dynamodb.put_item(TableName=table, Item={k: v for k, v in head.items() if k != "snap_frames"})
+    assert await make_store(aws).load(KEY) == expected
+
+    # A mark inside a frame: the range that starts there does not decompress.
+    aws.dynamodb.put_item(TableName=table, Item={**head, "snap_frames": {"S": "1000"}})
+    with pytest.raises(CorruptTranscriptError) as inside:
+        await make_store(aws).load(KEY)
+    assert inside.value.location == f"s3://{aws.resources.bucket}/{snapshot}"
+
+    # Marks out of order: the head is malformed, and it says so.
+    aws.dynamodb.put_item(TableName=table, Item={**head, "snap_frames": {"S": "900000,5"}})
+    with pytest.raises(CorruptTranscriptError, match="frame marks") as disorder:
+        await make_store(aws).load(KEY)
+    assert disorder.value.location.endswith("/head")
+
+    aws.dynamodb.put_item(TableName=table, Item=head)  # nothing else was touched
+    assert all_objects(aws) == [snapshot]
+    assert await make_store(aws).load(KEY) == expected

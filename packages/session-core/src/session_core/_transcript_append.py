@@ -35,6 +35,7 @@ from ._transcript_items import (
     _State,
     _storage_error,
     _TransactionConflict,
+    with_frame_mark,
 )
 from ._transcript_load import Loading
 
@@ -110,6 +111,7 @@ class Appending(Loading):
             summary=summary,
             snap_codec=old.snap_codec if old else CODEC_ZSTD,
             snap_raw_size=old.snap_raw_size if old else None,
+            snap_frames=old.snap_frames if old else (),
         )
         chunk_item = {
             "pk": {"S": location.pk},
@@ -173,6 +175,7 @@ class Appending(Loading):
         seq = old.next_seq if old else 0
         codec = CODEC_ZSTD
         body: bytes | None = None
+        frames: tuple[int, ...] = ()  # where the new frame and the old ones start (zstd only)
         if old is not None and old.snap_key is not None and old.snap_size >= MIN_COPY_PART_BYTES:
             codec = old.snap_codec  # frames of one codec only: an old gzip snapshot stays gzip
             snap_key = _snapshot_key(location, seq, token, codec)
@@ -180,6 +183,8 @@ class Appending(Loading):
             try:
                 self._compose_snapshot(snap_key, old.snap_key, member)
                 size = old.snap_size + len(member)
+                if codec == CODEC_ZSTD:
+                    frames = with_frame_mark(old.snap_frames, old.snap_size)
             except _SnapshotMissing:
                 # The old snapshot vanished: rebuild it from what this process holds.
                 codec = CODEC_ZSTD
@@ -189,9 +194,12 @@ class Appending(Loading):
             snap_key = _snapshot_key(location, seq, token, codec)
             prefix = b""
             if state is not None and old is not None and old.snap_count:
-                reusable = state.snap_body is not None and old.snap_codec == codec
-                prefix = state.snap_body if reusable and state.snap_body else compress_snapshot(snap, codec)
+                if state.snap_body and old.snap_codec == codec:
+                    prefix, frames = state.snap_body, old.snap_frames
+                else:
+                    prefix = compress_snapshot(snap, codec)
             body = prefix + compress_snapshot([newer], codec)
+            frames = with_frame_mark(frames, len(prefix))
         if body is not None:
             self._call(
                 "s3",
@@ -219,6 +227,7 @@ class Appending(Loading):
             summary=summary,
             snap_codec=codec,
             snap_raw_size=sum(len(part) for part in snap),
+            snap_frames=frames,
         )
         try:
             self._transact(location, old, [], head, mtime_ms, now)

@@ -330,15 +330,28 @@ def decompress_snapshot(
             raw = _zstd_decompress(pieces, location, "snapshot")
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptTranscriptError(location, f"snapshot does not decompress: {exc}") from exc
+    check_snapshot((raw,), count, location, raw_size)
+    return raw
+
+
+def decompress_snapshot_part(pieces: Iterable[bytes], location: str) -> bytes:
+    """The JSONL of a byte range of a zstd snapshot that starts and ends on frame boundaries."""
+    raw = _zstd_decompress(pieces, location, "snapshot")
     if raw and not raw.endswith(b"\n"):
+        raise CorruptTranscriptError(location, "a part of the snapshot does not end on a line")
+    return raw
+
+
+def check_snapshot(parts: Sequence[bytes], count: int, location: str, raw_size: int | None) -> None:
+    """Raise unless the decompressed parts are the whole snapshot the head describes."""
+    if parts and parts[-1] and not parts[-1].endswith(b"\n"):
         raise CorruptTranscriptError(location, "snapshot is truncated (no final newline)")
     if raw_size is not None:
-        if len(raw) != raw_size:
-            raise CorruptTranscriptError(
-                location, f"snapshot holds {len(raw)} bytes, head expects {raw_size}"
-            )
-        return raw
-    found = raw.count(b"\n")
+        found_size = sum(len(part) for part in parts)
+        if found_size != raw_size:
+            expected = f"snapshot holds {found_size} bytes, head expects {raw_size}"
+            raise CorruptTranscriptError(location, expected)
+        return
+    found = sum(part.count(b"\n") for part in parts)
     if found != count:
         raise CorruptTranscriptError(location, f"snapshot holds {found} entries, head expects {count}")
-    return raw

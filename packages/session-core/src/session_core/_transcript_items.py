@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, TypedDict
 
 import msgspec
@@ -38,8 +39,13 @@ DEFAULT_CACHE_LIMIT_BYTES = 256 * 1024 * 1024
 MIN_COPY_PART_BYTES = 5 * 1024 * 1024
 # A cold load fetches a snapshot as one byte range per started SNAPSHOT_RANGE_BYTES (at most
 # MAX_SNAPSHOT_RANGES), over parallel connections.
-SNAPSHOT_RANGE_BYTES = 4 * 1024 * 1024
+SNAPSHOT_RANGE_BYTES = 2 * 1024 * 1024
 MAX_SNAPSHOT_RANGES = 4
+# A download is decompressed in pieces of this size as they arrive.
+STREAM_PIECE_BYTES = 256 * 1024
+# A head marks at most this many frame starts (enough to split any snapshot into even ranges;
+# the head is rewritten by every append, so it must not grow with the history).
+MAX_FRAME_MARKS = 32
 
 _PERMANENT_CODES = frozenset(
     {
@@ -100,6 +106,9 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     summary: str | None
     snap_codec: str  # of the snapshot object: CODEC_ZSTD, or CODEC_GZIP for older ones
     snap_raw_size: int | None  # bytes of its JSONL; None in heads written before zstd
+    # Offsets where a zstd frame of the snapshot starts, besides 0: a load splits its byte
+    # ranges there and decompresses them side by side. Any subset is valid; () marks none.
+    snap_frames: tuple[int, ...] = ()
 
 
 @dataclass
@@ -149,6 +158,8 @@ def _head_item(location: Location, head: _Head, expires: dict[str, str]) -> dict
     if head.snap_key is not None:
         item["snap_key"] = {"S": head.snap_key}
         item["snap_codec"] = {"S": head.snap_codec}
+    if head.snap_frames:
+        item["snap_frames"] = {"S": ",".join(map(str, head.snap_frames))}
     if head.snap_raw_size is not None:
         item["snap_raw_size"] = {"N": str(head.snap_raw_size)}
     if head.tail_at is not None:
@@ -162,7 +173,7 @@ def _head_item(location: Location, head: _Head, expires: dict[str, str]) -> dict
 
 def _head_from_item(item: dict[str, Any], where: str) -> _Head:
     try:
-        return _Head(
+        head = _Head(
             version=int(item["v"]["N"]),
             epoch=item["epoch"]["S"],
             next_seq=int(item["next_seq"]["N"]),
@@ -178,9 +189,32 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             # Snapshots written before zstd have no codec attribute.
             snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
             snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
+            snap_frames=tuple(int(mark) for mark in item["snap_frames"]["S"].split(","))
+            if "snap_frames" in item
+            else (),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
+    marks = (0, *head.snap_frames, head.snap_size)
+    if head.snap_frames and any(a >= b for a, b in pairwise(marks)):
+        raise CorruptTranscriptError(where, f"head item is malformed: frame marks {head.snap_frames}")
+    return head
+
+
+def with_frame_mark(marks: tuple[int, ...], offset: int) -> tuple[int, ...]:
+    """Frame marks after one more frame starts at ``offset``, thinned to MAX_FRAME_MARKS."""
+    marks = (*marks, offset) if offset else marks
+    while len(marks) > MAX_FRAME_MARKS:
+        marks = marks[1::2]  # every other one: the ranges a load makes stay about even
+    return marks
+
+
+def frame_spans(size: int, marks: tuple[int, ...], count: int) -> list[tuple[int, int]]:
+    """Up to ``count`` byte ranges covering a snapshot of ``size`` bytes, each starting on a
+    frame (the mark nearest to each even cut)."""
+    cuts = sorted({min(marks, key=lambda mark: abs(mark - size * i / count)) for i in range(1, count)})
+    edges = [0, *cuts, size]
+    return list(pairwise(edges))
 
 
 _CONTENT_TYPES = {CODEC_ZSTD: "application/zstd", CODEC_GZIP: "application/gzip"}

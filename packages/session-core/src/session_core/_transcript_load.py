@@ -3,7 +3,9 @@ a cached copy up with only the chunks it lacks, and assembling the state."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, pairwise
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,13 +17,16 @@ from ._transcript_cache import StateCache
 from ._transcript_format import (
     CHUNK_SK_PREFIX,
     CODEC_ZLIB,
+    CODEC_ZSTD,
     HEAD_SK,
     Location,
     StoredTranscript,
+    check_snapshot,
     chunk_sk,
     decode_jsonl,
     decompress_chunk,
     decompress_snapshot,
+    decompress_snapshot_part,
     jsonl_of,
     uuid_of,
     uuids_of_jsonl,
@@ -30,11 +35,13 @@ from ._transcript_items import (
     MAX_SNAPSHOT_RANGES,
     MIN_COPY_PART_BYTES,
     SNAPSHOT_RANGE_BYTES,
+    STREAM_PIECE_BYTES,
     _Head,
     _head_from_item,
     _SnapshotMissing,
     _State,
     _storage_error,
+    frame_spans,
 )
 
 _log = get_logger("session_core._transcript_store")
@@ -182,46 +189,78 @@ class Loading(StateCache):
         return lines
 
     def _read_snapshot(self, location: Location, head: _Head) -> tuple[tuple[bytes, ...], bytes]:
-        """The snapshot's JSONL and (when one GET fetched it) its compressed body.
+        """The snapshot's JSONL fragments and, while it is small enough to re-upload, its body.
 
         A big one comes as byte ranges over parallel connections (S3 serves ~90 MB/s per
-        connection), each decompressed while the later ones are still arriving."""
+        connection). Ranges are grouped at the frame starts the head marks; each group is
+        decompressed by a thread of its own (zstd lets go of the GIL) while its first range is
+        still arriving and its later ones download beside it. A snapshot without marks is one
+        group."""
         assert head.snap_key is not None
         key, size = head.snap_key, head.snap_size
         where = f"s3://{self._bucket}/{key}"
-        ranges = min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES))
-        if ranges <= 1:
-            body = self._get_snapshot_range(key, None, size, where)
-            raw = decompress_snapshot([body], head.snap_count, where, head.snap_codec, head.snap_raw_size)
-            return (raw,), body
-        step = -(-size // ranges)
-        spans = [(start, min(start + step, size)) for start in range(0, size, step)]
-        with ThreadPoolExecutor(len(spans)) as pool:
-            pieces = [pool.submit(self._get_snapshot_range, key, span, size, where) for span in spans]
-            in_order = (piece.result() for piece in pieces)
-            raw = decompress_snapshot(in_order, head.snap_count, where, head.snap_codec, head.snap_raw_size)
-        return (raw,), b""
+        count = max(1, min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES)))
+        marks = head.snap_frames if head.snap_codec == CODEC_ZSTD else ()
+        groups = frame_spans(size, marks, count) if marks else [(0, size)]
+        step = -(-size // count)
+        keep_body = size < MIN_COPY_PART_BYTES
+        received: list[list[bytes]] = [[] for _ in groups]
 
-    def _get_snapshot_range(self, key: str, span: tuple[int, int] | None, size: int, where: str) -> bytes:
+        def decompress_group(index: int) -> bytes:
+            start, stop = groups[index]
+            parts = max(1, round((stop - start) / step))
+            edges = [start + (stop - start) * i // parts for i in range(parts + 1)]
+            spans = list(pairwise(edges))
+            later = [fetches.submit(self._get_range, key, span, size, where) for span in spans[1:]]
+            first = self._stream_range(key, None if spans[0] == (0, size) else spans[0], size, where)
+            pieces = chain(first, (body.result() for body in later))
+            kept = _kept(pieces, received[index]) if keep_body else pieces
+            if len(groups) == 1:
+                return decompress_snapshot(kept, head.snap_count, where, head.snap_codec, head.snap_raw_size)
+            return decompress_snapshot_part(kept, where)
+
+        with ThreadPoolExecutor(count) as fetches, ThreadPoolExecutor(len(groups)) as groups_pool:
+            parts = tuple(groups_pool.map(decompress_group, range(len(groups))))
+        if len(parts) > 1:
+            check_snapshot(parts, head.snap_count, where, head.snap_raw_size)
+        return parts, b"".join(piece for pieces in received for piece in pieces)
+
+    def _get_range(self, key: str, span: tuple[int, int], size: int, where: str) -> bytes:
+        return b"".join(self._stream_range(key, span, size, where))
+
+    def _stream_range(self, key: str, span: tuple[int, int] | None, size: int, where: str) -> Iterator[bytes]:
+        """The bytes of the snapshot (or of one range of it) as they arrive; checks their count."""
         request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if span is not None:
             request["Range"] = f"bytes={span[0]}-{span[1] - 1}"
         try:
             response = self._call("s3", "get_object", passthrough={"NoSuchKey", "InvalidRange"}, **request)
-            body: bytes = response["Body"].read()
         except ClientError as exc:
             if aws_error_code(exc) == "InvalidRange":
                 shorter = f"snapshot is shorter than the {size} bytes the head expects"
                 raise CorruptTranscriptError(where, shorter) from exc
             raise _SnapshotMissing(key) from exc
-        except BotoCoreError as exc:
-            raise _storage_error("s3.GetObject", exc) from exc
-        whole = response.get("ContentRange", "").rpartition("/")[2] if span is not None else str(len(body))
+        content_range = response.get("ContentRange", "")
+        whole = content_range.rpartition("/")[2] if span else str(response["ContentLength"])
+        if whole.isdigit() and int(whole) != size:
+            raise CorruptTranscriptError(where, f"snapshot has {whole} bytes, head expects {size}")
         wanted = size if span is None else span[1] - span[0]
-        if len(body) != wanted or (whole.isdigit() and int(whole) != size):
-            found = whole if whole.isdigit() else str(len(body))
-            raise CorruptTranscriptError(where, f"snapshot has {found} bytes, head expects {size}")
-        return body
+        received = 0
+        try:
+            for piece in response["Body"].iter_chunks(STREAM_PIECE_BYTES):
+                received += len(piece)
+                yield piece
+        except BotoCoreError as exc:  # the connection broke mid-download
+            raise _storage_error("s3.GetObject", exc) from exc
+        if received != wanted:
+            raise CorruptTranscriptError(where, f"snapshot range has {received} bytes, expected {wanted}")
 
     def _head_location(self, location: Location) -> str:
         return f"dynamodb://{self._table}/{location.pk}/{HEAD_SK}"
+
+
+def _kept(pieces: Iterator[bytes], into: list[bytes]) -> Iterator[bytes]:
+    """Pass ``pieces`` on, keeping each in ``into`` as well."""
+    for piece in pieces:
+        into.append(piece)
+        yield piece
