@@ -24,6 +24,7 @@ from session_core import (
     StorageError,
     TranscriptStore,
 )
+from session_core._transcript_format import decode_jsonl
 
 pytestmark = pytest.mark.anyio
 
@@ -697,3 +698,73 @@ async def test_frame_marks_that_are_missing_or_wrong_still_load_or_give_a_typed_
     aws.dynamodb.put_item(TableName=table, Item=head)  # nothing else was touched
     assert all_objects(aws) == [snapshot]
     assert await make_store(aws).load(KEY) == expected
+
+
+# --- a restore's early snapshot download ----------------------------------------------------------
+
+
+async def _compacted_history(aws: Any, turns: int = 30) -> list[dict[str, Any]]:
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    for n in range(turns):
+        await writer.append(KEY, turn(n))
+    await writer.append({**KEY, "subpath": "subagents/agent-1"}, turn(99))
+    assert all_objects(aws), "the history has a snapshot"
+    return history(turns)
+
+
+def _index_item(aws: Any) -> dict[str, Any]:
+    [index] = [item for item in all_items(aws) if item["pk"]["S"].startswith("proj|")]
+    return index
+
+
+async def test_a_cold_restore_downloads_the_snapshot_while_its_query_runs(aws: Any) -> None:
+    import threading
+
+    expected = await _compacted_history(aws)
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    rec = Recorder(s3, dynamodb)
+    download_started = threading.Event()
+    s3.meta.events.register("before-send.s3.GetObject", lambda **_: download_started.set())
+    overlapped: list[bool] = []
+    # The Query is held until the snapshot's download has begun (at most 5 s): a restore that
+    # waited for the Query's answer to name the snapshot would never get there.
+    dynamodb.meta.events.register(
+        "before-send.dynamodb.Query", lambda **_: overlapped.append(download_started.wait(5))
+    )
+    reader = make_store(aws, s3=s3, dynamodb=dynamodb)
+
+    stored, subpaths = await reader.load_for_restore(KEY)
+
+    assert overlapped == [True]
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    assert subpaths == ["subagents/agent-1"]
+    # The same requests as load_stored + list_subkeys: one Query, one GetItem, the snapshot.
+    assert rec.requests == Counter(
+        {("dynamodb", "Query"): 1, ("dynamodb", "GetItem"): 1, ("s3", "GetObject"): 1}
+    )
+    # Warm: the cache catches up with one Query; nothing is downloaded again.
+    rec.reset()
+    again, _ = await reader.load_for_restore(KEY)
+    assert again == stored
+    assert rec.count("s3") == 0 and rec.requests[("dynamodb", "Query")] == 1
+
+
+@pytest.mark.parametrize("pointer", ["stale", "damaged", "absent"])
+async def test_a_restore_reads_the_heads_snapshot_whatever_the_index_names(aws: Any, pointer: str) -> None:
+    expected = await _compacted_history(aws)
+    index = _index_item(aws)
+    named = json.loads(index["main_snap"]["S"])
+    if pointer == "stale":  # e.g. a compaction landed between the index read and the Query
+        old = {**named, "key": named["key"].replace("snap-", "snap-gone-")}
+        aws.s3.put_object(Bucket=aws.resources.bucket, Key=old["key"], Body=b"an older snapshot")
+        index["main_snap"] = {"S": json.dumps(old)}
+    elif pointer == "damaged":
+        index["main_snap"] = {"S": "{not json"}
+    else:  # written before the index named snapshots
+        del index["main_snap"]
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item=index)
+
+    stored, subpaths = await make_store(aws).load_for_restore(KEY)
+
+    assert stored is not None and subpaths == ["subagents/agent-1"]
+    assert decode_jsonl(stored.jsonl, "test") == expected

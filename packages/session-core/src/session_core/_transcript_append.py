@@ -35,6 +35,8 @@ from ._transcript_items import (
     _State,
     _storage_error,
     _TransactionConflict,
+    encode_snapshot_ref,
+    snapshot_ref,
     with_frame_mark,
 )
 from ._transcript_load import Loading
@@ -318,6 +320,12 @@ class Appending(Loading):
             if head.summary is not None:
                 update += ", summary = :summary"
                 index_values[":summary"] = {"S": head.summary}
+            snapshot = snapshot_ref(head)
+            if snapshot is not None and (old is None or old.snap_key != head.snap_key):
+                # Names the new snapshot beside the subpaths, so a restore (which reads this
+                # item anyway) starts downloading it while its Query is still running.
+                update += ", main_snap = :snap"
+                index_values[":snap"] = {"S": encode_snapshot_ref(snapshot)}
         else:
             update = "SET session_id = :sid, project_key = :pkey, expires_at = :exp ADD subpaths :sub"
             index_values[":sub"] = {"SS": [location.subpath]}

@@ -111,6 +111,47 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     snap_frames: tuple[int, ...] = ()
 
 
+class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
+    """What a load needs to read and check one snapshot object (all of it is in the head)."""
+
+    key: str
+    size: int
+    codec: str
+    count: int
+    raw_size: int | None
+    frames: tuple[int, ...] = ()
+
+
+def snapshot_ref(head: _Head) -> _SnapshotRef | None:
+    """The snapshot ``head`` names (None: all its entries are in chunks)."""
+    if head.snap_key is None:
+        return None
+    return _SnapshotRef(
+        key=head.snap_key,
+        size=head.snap_size,
+        codec=head.snap_codec,
+        count=head.snap_count,
+        raw_size=head.snap_raw_size,
+        frames=head.snap_frames,
+    )
+
+
+def encode_snapshot_ref(ref: _SnapshotRef) -> str:
+    return msgspec.json.encode(ref).decode()
+
+
+def snapshot_named_by_index(item: dict[str, Any] | None) -> _SnapshotRef | None:
+    """The main transcript's snapshot as the session's index item last named it; a hint only
+    (the head decides), so anything unreadable is None."""
+    text = (item or {}).get("main_snap", {}).get("S")
+    if not isinstance(text, str):
+        return None
+    try:
+        return msgspec.json.decode(text, type=_SnapshotRef)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 @dataclass
 class _State:
     """All a store knows of one transcript at ``head.version``, as it is stored (not decoded)."""

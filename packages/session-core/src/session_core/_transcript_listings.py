@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ._errors import SessionCoreError
 from ._logging import get_logger
 from ._transcript_append import Appending
 from ._transcript_format import (
     HEAD_SK,
     Location,
+    StoredTranscript,
     locate,
 )
+from ._transcript_items import _SnapshotMissing, _SnapshotRef, snapshot_named_by_index
+from ._transcript_load import EarlyRead
 
 _log = get_logger("session_core._transcript_store")
 
@@ -52,6 +57,35 @@ class Listings(Appending):
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":sub": {"SS": [subpath]}},
             )
+
+    def _load_for_restore_locked(self, location: Location) -> tuple[StoredTranscript | None, list[str]]:
+        """``load_stored`` with the session's subpaths, from one round trip: the index item
+        (read beside the Query) names the snapshot, whose download starts before the Query
+        returns. A cached transcript only catches up."""
+        with self._key_lock(location), ThreadPoolExecutor(2) as pool:
+            index = pool.submit(self._get_index_item, location)
+            early = None
+            if location.subpath is None and self._cached(location) is None:
+                early = EarlyRead(index, pool.submit(self._read_named_snapshot, index))
+            state = self._refresh_cache(location, early)
+            subpaths = self._subpaths(index.result())
+        return (None if state is None else state.stored()), subpaths
+
+    def _read_named_snapshot(
+        self, index: Future[dict[str, Any] | None]
+    ) -> tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None:
+        ref = snapshot_named_by_index(index.result())
+        if ref is None:
+            return None
+        try:
+            return ref, self._read_snapshot(ref)
+        except (SessionCoreError, _SnapshotMissing):
+            return None  # stale or damaged: the head's own read meets (and reports) it again
+
+    def _subpaths(self, index_item: dict[str, Any] | None) -> list[str]:
+        if index_item is None or not self._live(index_item):
+            return []
+        return sorted(index_item.get("subpaths", {}).get("SS", []))
 
     def _get_index_item(self, location: Location) -> dict[str, Any] | None:
         response = self._call(

@@ -4,7 +4,8 @@ a cached copy up with only the chunks it lacks, and assembling the state."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import chain, pairwise
 from typing import Any
 
@@ -39,9 +40,12 @@ from ._transcript_items import (
     _Head,
     _head_from_item,
     _SnapshotMissing,
+    _SnapshotRef,
     _State,
     _storage_error,
     frame_spans,
+    snapshot_named_by_index,
+    snapshot_ref,
 )
 
 _log = get_logger("session_core._transcript_store")
@@ -64,8 +68,8 @@ class Loading(StateCache):
             state = self._refresh_cache(location)
             return None if state is None else state.stored()
 
-    def _refresh_cache(self, location: Location) -> _State | None:
-        state = self._refresh(location, self._cached(location))
+    def _refresh_cache(self, location: Location, early: EarlyRead | None = None) -> _State | None:
+        state = self._refresh(location, self._cached(location), early)
         if state is None:
             self._forget(location)
         else:
@@ -78,12 +82,14 @@ class Loading(StateCache):
             state.uuids = uuids_of_jsonl(state.stored().jsonl, self._head_location(location))
         return state.uuids
 
-    def _refresh(self, location: Location, cached: _State | None) -> _State | None:
+    def _refresh(
+        self, location: Location, cached: _State | None, early: EarlyRead | None = None
+    ) -> _State | None:
         """Bring ``cached`` up to the stored head (cold: Query + GET; warm: one Query)."""
         for _ in range(3):
             try:
                 if cached is None:
-                    return self._read_state(location, self._query(location.pk))
+                    return self._read_state(location, self._query(location.pk), early)
                 return self._catch_up(location, cached)
             except _SnapshotMissing as missing:
                 # A concurrent compaction may have replaced it between our Query and GET.
@@ -96,6 +102,7 @@ class Loading(StateCache):
                         "snapshot object is missing (the head names it; nothing else was changed)",
                     ) from None
                 cached = None
+                early = None
         raise StaleHeadError(location.describe(), cached.head.version if cached else 0)
 
     def _catch_up(self, location: Location, cached: _State) -> _State | None:
@@ -123,7 +130,9 @@ class Loading(StateCache):
             snap_body=snap_body,
         )
 
-    def _read_state(self, location: Location, items: list[dict[str, Any]]) -> _State | None:
+    def _read_state(
+        self, location: Location, items: list[dict[str, Any]], early: EarlyRead | None = None
+    ) -> _State | None:
         head = self._read_head(location, items)
         if head is None:
             return None
@@ -133,13 +142,24 @@ class Loading(StateCache):
             for item in items
             if item["sk"]["S"].startswith(CHUNK_SK_PREFIX) and item["sk"]["S"] not in chunks
         }
-        return self._assemble(location, head, chunks, garbage=garbage)
+        return self._assemble(location, head, chunks, garbage=garbage, early=early)
 
     def _assemble(
-        self, location: Location, head: _Head, chunks: dict[str, dict[str, Any]], *, garbage: set[str]
+        self,
+        location: Location,
+        head: _Head,
+        chunks: dict[str, dict[str, Any]],
+        *,
+        garbage: set[str],
+        early: EarlyRead | None = None,
     ) -> _State:
-        """State from the head's snapshot (one GET) and chunk items already in hand; no decode."""
-        snap, body = self._read_snapshot(location, head) if head.snap_key else ((), b"")
+        """State from the head's snapshot (read now, or already by ``early``) and chunk items
+        already in hand; no decode."""
+        ref = snapshot_ref(head)
+        snap: tuple[bytes, ...] = ()
+        body = b""
+        if ref is not None:
+            snap, body = (early.result_for(ref) if early else None) or self._read_snapshot(ref)
         return _State(
             head=head,
             snap=snap,
@@ -188,7 +208,7 @@ class Loading(StateCache):
             lines.extend(decompress_chunk(data, count, where, codec))
         return lines
 
-    def _read_snapshot(self, location: Location, head: _Head) -> tuple[tuple[bytes, ...], bytes]:
+    def _read_snapshot(self, snapshot: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes]:
         """The snapshot's JSONL fragments and, while it is small enough to re-upload, its body.
 
         A big one comes as byte ranges over parallel connections (S3 serves ~90 MB/s per
@@ -196,11 +216,10 @@ class Loading(StateCache):
         decompressed by a thread of its own (zstd lets go of the GIL) while its first range is
         still arriving and its later ones download beside it. A snapshot without marks is one
         group."""
-        assert head.snap_key is not None
-        key, size = head.snap_key, head.snap_size
+        key, size = snapshot.key, snapshot.size
         where = f"s3://{self._bucket}/{key}"
         count = max(1, min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES)))
-        marks = head.snap_frames if head.snap_codec == CODEC_ZSTD else ()
+        marks = snapshot.frames if snapshot.codec == CODEC_ZSTD else ()
         groups = frame_spans(size, marks, count) if marks else [(0, size)]
         step = -(-size // count)
         keep_body = size < MIN_COPY_PART_BYTES
@@ -216,13 +235,13 @@ class Loading(StateCache):
             pieces = chain(first, (body.result() for body in later))
             kept = _kept(pieces, received[index]) if keep_body else pieces
             if len(groups) == 1:
-                return decompress_snapshot(kept, head.snap_count, where, head.snap_codec, head.snap_raw_size)
+                return decompress_snapshot(kept, snapshot.count, where, snapshot.codec, snapshot.raw_size)
             return decompress_snapshot_part(kept, where)
 
         with ThreadPoolExecutor(count) as fetches, ThreadPoolExecutor(len(groups)) as groups_pool:
             parts = tuple(groups_pool.map(decompress_group, range(len(groups))))
         if len(parts) > 1:
-            check_snapshot(parts, head.snap_count, where, head.snap_raw_size)
+            check_snapshot(parts, snapshot.count, where, snapshot.raw_size)
         return parts, b"".join(piece for pieces in received for piece in pieces)
 
     def _get_range(self, key: str, span: tuple[int, int], size: int, where: str) -> bytes:
@@ -257,6 +276,22 @@ class Loading(StateCache):
 
     def _head_location(self, location: Location) -> str:
         return f"dynamodb://{self._table}/{location.pk}/{HEAD_SK}"
+
+
+@dataclass(frozen=True)
+class EarlyRead:
+    """A snapshot read started before the Query that names it returned: the one the session's
+    index item named (``index``), read by ``read``."""
+
+    index: Future[dict[str, Any] | None]
+    read: Future[tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None]
+
+    def result_for(self, ref: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes] | None:
+        """The early read if it is of ``ref`` (the head's snapshot); None: read it now."""
+        if snapshot_named_by_index(self.index.result()) != ref:
+            return None  # waits for the GetItem only, not for a read of another snapshot
+        done = self.read.result()
+        return done[1] if done is not None and done[0] == ref else None
 
 
 def _kept(pieces: Iterator[bytes], into: list[bytes]) -> Iterator[bytes]:

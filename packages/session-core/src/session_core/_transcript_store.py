@@ -16,8 +16,10 @@ Layout (one table with ``pk``/``sk`` strings and TTL attribute ``expires_at``, o
   Query returns head and tail.
 * ``pk = proj|<project>, sk = <session>`` indexes the project's sessions: original ids,
   ``main_mtime`` (epoch ms, the same write stamps the summary), the subpath set and the
-  SDK's folded summary. ``list_sessions``/``list_subkeys``/``list_session_summaries``
-  read only these items.
+  SDK's folded summary, and ``main_snap``: the snapshot the main transcript's head named at
+  its last compaction (a hint: ``load_for_restore`` reads this item anyway and starts that
+  download before its Query returns; the head decides). ``list_sessions``/``list_subkeys``/
+  ``list_session_summaries`` read only these items.
 * ``transcripts/<project>/<session>/<subpath or ~>/snap-<seq>-<token>.jsonl.zst`` is a
   zstd JSONL snapshot of every entry before append number ``snap_seq`` (``zstd -dc`` gives
   the CLI's file).
@@ -46,12 +48,13 @@ decompress them on separate threads as they arrive. Marks are a hint: any subset
 a head without them reads the snapshot as one stream, and a wrong one fails the frame's
 decompression (``CorruptTranscriptError``), never the content.
 
-A cold load is one Query (+ the snapshot's ranges, one per started 2 MiB, at most 4). Each store keeps the entries
-it has seen per transcript, as stored (decompressed JSONL, not decoded); a load whose cache
-is current costs one Query of the head and reads nothing from S3; new chunks come with that
-same Query. ``load`` decodes the entries once per call; ``load_stored`` decodes nothing and
-hands out the JSONL bytes (a restore writes them to the CLI's file as they are). The uuids
-that de-duplicate appends are worked out on the first append after a cold load.
+A cold load is one Query (+ the snapshot's ranges, one per started 2 MiB, at most 4). Each
+store keeps the entries it has seen per transcript, as stored (decompressed JSONL, not
+decoded); a load whose cache is current costs one Query of the head and reads nothing from
+S3; new chunks come with that same Query. ``load`` decodes the entries once per call;
+``load_stored`` decodes nothing and hands out the JSONL bytes (a restore writes them to the
+CLI's file as they are). The uuids that de-duplicate appends are worked out on the first
+append after a cold load.
 
 Entries' ``uuid`` is an idempotency key (the SDK's ``import_session_to_store`` replays
 whole transcripts): an entry whose uuid is already stored is skipped at append time.
@@ -245,7 +248,11 @@ class TranscriptStore(Listings):
     async def list_subkeys(self, key: Mapping[str, Any]) -> list[str]:
         """Subpaths (e.g. ``subagents/agent-1``) written under the session, sorted."""
         location = locate(key, allow_subpath=False)
-        item = await asyncio.to_thread(self._get_index_item, location)
-        if item is None or not self._live(item):
-            return []
-        return sorted(item.get("subpaths", {}).get("SS", []))
+        return self._subpaths(await asyncio.to_thread(self._get_index_item, location))
+
+    async def load_for_restore(self, key: Mapping[str, Any]) -> tuple[StoredTranscript | None, list[str]]:
+        """``load_stored(key)`` and ``list_subkeys(key)`` with the same requests, but faster cold:
+        the session index's item names the snapshot, so its download starts while the Query of
+        head and tail is still running."""
+        location = locate(key)
+        return await asyncio.to_thread(self._load_for_restore_locked, location)
