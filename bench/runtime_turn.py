@@ -5,8 +5,11 @@ Runs the real runtime (real Claude Code CLI, moto storage, scripted model server
 
 - cold: a new process with an empty SESSIONS_ROOT (import, build, restore from storage, turn);
 - warm: the next turn in the same process;
-- for a short session (1 earlier turn) and a 100-turn session;
-- baseline: a bare SDK ``query()`` in the same warm process, without store, lease or registry.
+- for a short session (1 earlier turn) and a 100-turn session (``--long-turns``, turns of
+  ``--turn-kb`` KB appended one per turn, as a session grows);
+- baseline: a bare SDK ``query()`` in the same warm process, without store, lease or registry;
+- the long session's cold restore (every load of the turn: transcript, subpaths, resume
+  point) next to a whole-file download of it (GET of one JSONL object + write) in the same run.
 
 Peak RSS is the largest sum of RSS over the runtime process and all its children (the CLI,
 the MCP server, tools), sampled every 10 ms; shared pages count twice, so it errs high.
@@ -212,10 +215,10 @@ def _prose(rng: random.Random, size: int) -> str:
     return " ".join(out)
 
 
-def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_bytes: int) -> None:
+def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_bytes: int) -> bytes:
     """Append ``turns`` synthetic user/assistant exchanges of ~``turn_bytes`` to a real
-    transcript (as if the session had run that many turns): same entry shapes, fresh uuids,
-    one parent chain."""
+    transcript, one append per turn as if the session had run that many turns (same entry
+    shapes, fresh uuids, one parent chain). Returns the whole transcript as one JSONL file."""
     import asyncio
 
     from agent_runtime import transcript_project
@@ -227,7 +230,6 @@ def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_by
     assistant = next(e for e in reversed(chain) if e["type"] == "assistant")
     parent = chain[-1]["uuid"]
     start = datetime.fromisoformat(chain[-1]["timestamp"].replace("Z", "+00:00"))
-    new: list[dict[str, Any]] = []
     rng = random.Random(turns)
     for index in range(turns):
         filler = _prose(rng, turn_bytes // 2)
@@ -250,18 +252,41 @@ def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_by
                 "content": [{"type": "text", "text": f"earlier answer {index}: {filler}"}],
             },
         }
-        new += [u, a]
         parent = a["uuid"]
-    # The CLI resumes from the leaf named by the last "last-prompt" entry.
-    new.append(
-        {
-            "type": "last-prompt",
-            "lastPrompt": f"earlier question {turns - 1}",
-            "leafUuid": parent,
-            "sessionId": session_id,
-        }
-    )
-    asyncio.run(store.append(key, new))
+        new = [u, a]
+        if index == turns - 1:  # the CLI resumes from the leaf the last "last-prompt" names
+            new.append(
+                {
+                    "type": "last-prompt",
+                    "lastPrompt": f"earlier question {index}",
+                    "leafUuid": parent,
+                    "sessionId": session_id,
+                }
+            )
+        if index % 20 == 0:
+            print(f"\r[bench] growing the session: turn {index + 1} of {turns}", end="", file=sys.stderr)
+        asyncio.run(store.append(key, new))
+    print(file=sys.stderr)
+    entries = asyncio.run(store.load(key))
+    return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries)
+
+
+def _whole_file_download_s(s3: Any, bucket: str, whole: bytes, runs: int = 3) -> float:
+    """The baseline a restore is compared with: GET the session as one JSONL object and write
+    the file (a fresh client each time, as a cold container has); median of ``runs``."""
+    from local_stack import local_client
+
+    s3.put_object(Bucket=bucket, Key="bench/whole-session.jsonl", Body=whole)
+    endpoint = s3.meta.endpoint_url
+    samples = []
+    with tempfile.TemporaryDirectory(prefix="bench-whole-") as tmp:
+        for _ in range(runs):
+            fresh = local_client("s3", endpoint)
+            began = time.perf_counter()
+            body = fresh.get_object(Bucket=bucket, Key="bench/whole-session.jsonl")["Body"].read()
+            (Path(tmp) / "session.jsonl").write_bytes(body)
+            samples.append(time.perf_counter() - began)
+    return sorted(samples)[runs // 2]
 
 
 def _start_to_answer(run: dict[str, Any]) -> float:
@@ -357,7 +382,8 @@ def main() -> None:
         )
         assert record is not None and record.sdk_session_id
         grown, size = args.long_turns - 1, args.turn_kb * 1000
-        _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, grown, size)
+        whole = _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, grown, size)
+        whole_s = _whole_file_download_s(clients["s3"], resources.bucket, whole)
         progress("long session: a fresh container runs a cold and a warm turn")
         long, _ = _run_container(env, sessions_root, turns=2, first_update=2, session_key="default/2/0")
         rows.append((f"{args.long_turns}-turn, cold process", long["turns"][0], _start_to_answer(long)))
@@ -385,6 +411,12 @@ def main() -> None:
         f"{'-':>5} {'-':>7} {_mb(baseline['peak_rss']):>12}"
     )
     print()
+    cold_restore = long["turns"][0]["restore_s"]
+    print(
+        f"{args.long_turns}-turn session ({len(whole) / 1e6:.1f} MB): cold restore "
+        f"{cold_restore * 1000:.0f} ms, whole-file download (GET + write, same run) "
+        f"{whole_s * 1000:.0f} ms: {cold_restore / whole_s:.2f}x"
+    )
     print(f"model saw (long session, cold): {long['turns'][0]['text']}")
     worst = max(t["peak_rss"] for _, t, _ in rows)
     print(f"largest peak {worst / 2**20:.0f} MiB of a 1024 MB Lambda ({worst / (1024 * 10**6) * 100:.0f}%)")
