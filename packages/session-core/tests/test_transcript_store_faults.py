@@ -225,3 +225,41 @@ async def test_a_transaction_whose_response_was_lost_is_not_applied_twice(
     assert await direct_store(aws).load(KEY) == turn(0) + untagged
     await store.append(KEY, turn(1))
     assert await direct_store(aws).load(KEY) == turn(0) + untagged + turn(1)
+
+
+# --- a restore's early download -------------------------------------------------------------------
+
+
+async def test_a_restore_whose_early_download_fails_reads_the_snapshot_again(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    writer = direct_store(aws, **SMALL)
+    for n in range(12):
+        await writer.append(KEY, turn(n))
+    # The early download (named by the session's index item) fails, botocore's retry too.
+    proxy.faults.append(AwsFault("s3:GetObject", times=2, status=503))
+    stored, subpaths = await proxied_store(aws, proxy).load_for_restore(KEY)
+    assert stored is not None and subpaths == []
+    assert stored.count == len(history(12))
+    assert proxy.seen.count("s3:GetObject") == 3  # the head's own read fetched it
+
+
+async def test_a_restore_with_s3_down_or_a_damaged_snapshot_gives_its_typed_error(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    writer = direct_store(aws, **SMALL)
+    for n in range(12):
+        await writer.append(KEY, turn(n))
+    before = items(aws)
+    proxy.faults.append(AwsFault("s3:GetObject", times=-1, status=503))
+    with pytest.raises(StorageError) as down:
+        await proxied_store(aws, proxy).load_for_restore(KEY)
+    assert down.value.retryable
+
+    proxy.faults.clear()
+    [(snap_key, body)] = objects(aws).items()
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=snap_key, Body=body[: len(body) // 2])
+    with pytest.raises(CorruptTranscriptError) as damaged:
+        await proxied_store(aws, proxy).load_for_restore(KEY)
+    assert damaged.value.location == f"s3://{aws.resources.bucket}/{snap_key}"
+    assert items(aws) == before  # nothing was rewritten over it
