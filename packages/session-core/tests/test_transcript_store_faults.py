@@ -263,3 +263,19 @@ async def test_a_restore_with_s3_down_or_a_damaged_snapshot_gives_its_typed_erro
         await proxied_store(aws, proxy).load_for_restore(KEY)
     assert damaged.value.location == f"s3://{aws.resources.bucket}/{snap_key}"
     assert items(aws) == before  # nothing was rewritten over it
+
+
+async def test_a_compaction_whose_transaction_response_was_lost_keeps_its_snapshot(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(3):
+        await store.append(KEY, turn(n))
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=1, forward_first=True))
+    big = [e for n in range(3, 12) for e in turn(n)]  # too big for a chunk: a compaction
+    await store.append(KEY, big)  # the head moved onto the new snapshot; the reply was lost
+    assert "s3:PutObject" in proxy.seen
+    # The snapshot the head names is still there: a fresh process reads every entry.
+    assert await direct_store(aws).load(KEY) == history(12)
+    await store.append(KEY, turn(12))
+    assert await direct_store(aws).load(KEY) == history(13)

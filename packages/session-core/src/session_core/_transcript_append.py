@@ -16,6 +16,7 @@ from ._errors import StaleHeadError, StorageError
 from ._logging import get_logger
 from ._transcript_format import (
     CODEC_ZSTD,
+    HEAD_SK,
     Batch,
     Location,
     chunk_sk,
@@ -234,7 +235,8 @@ class Appending(Loading):
         try:
             self._transact(location, old, [], head, mtime_ms, now)
         except (_HeadConflict, _TransactionConflict, StorageError):
-            self._best_effort_delete_objects([snap_key])  # an orphan otherwise; never read
+            if self._surely_not_landed(location, token):
+                self._best_effort_delete_objects([snap_key])  # an orphan otherwise; never read
             raise
         garbage = set(state.garbage) if state else set()
         if old is not None:
@@ -249,6 +251,16 @@ class Appending(Loading):
         )
         self._collect_garbage(location, new_state, old.snap_key if old else None, now)
         return new_state
+
+    def _surely_not_landed(self, location: Location, token: str) -> bool:
+        """After a failed transaction: whether the head is sure not to be ours. A lost reply
+        can hide a transaction that landed (its head then names the new snapshot, which must
+        stay); when the head cannot be read, keep the object (a true orphan is collected later)."""
+        try:
+            head = self._read_head(location, self._query(location.pk, start=HEAD_SK))
+        except StorageError:
+            return False
+        return head is None or head.tx != token
 
     def _compose_snapshot(self, key: str, source: str, member: bytes) -> None:
         upload = self._call(
