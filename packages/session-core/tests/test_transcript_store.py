@@ -492,8 +492,8 @@ async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> N
     reader, cold = recorded_store(aws)
     assert await reader.load(KEY) == expected
     # One Query, and the snapshot in byte ranges side by side: one per started 2 MiB (at most
-    # 4), split where the newest frame starts (6 MB old frame in 3 ranges + the new frame).
-    assert cold.count("dynamodb") == 1 and cold.requests[("s3", "GetObject")] == 4
+    # 4), split where the newest frame starts (the ~5.7 MiB old frame in 2, the new one in 1).
+    assert cold.count("dynamodb") == 1 and cold.requests[("s3", "GetObject")] == 3
     assert snapshot.endswith(".jsonl.zst")
 
 
@@ -642,7 +642,8 @@ async def _snapshot_of_six_frames(aws: Any) -> list[dict[str, Any]]:
 
 
 def _head_item(aws: Any) -> dict[str, Any]:
-    [head] = [item for item in all_items(aws) if item["sk"]["S"] == "head"]
+    """The main transcript's head item."""
+    [head] = [i for i in all_items(aws) if i["sk"]["S"] == "head" and i["pk"]["S"].endswith("|~")]
     return head
 
 
@@ -717,20 +718,25 @@ def _index_item(aws: Any) -> dict[str, Any]:
     return index
 
 
-async def test_a_cold_restore_downloads_the_snapshot_while_its_query_runs(aws: Any) -> None:
+def _hold_queries_until_a_download_starts(s3: Any, dynamodb: Any) -> list[bool]:
+    """Each Query waits (at most 5 s) until an S3 download has begun; says whether one had."""
     import threading
 
-    expected = await _compacted_history(aws)
-    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
-    rec = Recorder(s3, dynamodb)
     download_started = threading.Event()
     s3.meta.events.register("before-send.s3.GetObject", lambda **_: download_started.set())
     overlapped: list[bool] = []
-    # The Query is held until the snapshot's download has begun (at most 5 s): a restore that
-    # waited for the Query's answer to name the snapshot would never get there.
     dynamodb.meta.events.register(
         "before-send.dynamodb.Query", lambda **_: overlapped.append(download_started.wait(5))
     )
+    return overlapped
+
+
+async def test_a_cold_restore_downloads_the_snapshot_while_its_query_runs(aws: Any) -> None:
+    expected = await _compacted_history(aws)
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    rec = Recorder(s3, dynamodb)
+    # A restore that waited for the Query's answer to name the snapshot would never get there.
+    overlapped = _hold_queries_until_a_download_starts(s3, dynamodb)
     reader = make_store(aws, s3=s3, dynamodb=dynamodb)
 
     stored, subpaths = await reader.load_for_restore(KEY)
@@ -768,3 +774,63 @@ async def test_a_restore_reads_the_heads_snapshot_whatever_the_index_names(aws: 
 
     assert stored is not None and subpaths == ["subagents/agent-1"]
     assert decode_jsonl(stored.jsonl, "test") == expected
+
+
+async def test_a_head_without_frame_marks_still_uses_the_early_download(aws: Any) -> None:
+    expected = await _snapshot_of_six_frames(aws)
+    head = _head_item(aws)
+    assert "snap_frames" in head
+    # An older writer rewrote the head without marks; the index item still names the object.
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table, Item={k: v for k, v in head.items() if k != "snap_frames"}
+    )
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    rec = Recorder(s3, dynamodb)
+    _hold_queries_until_a_download_starts(s3, dynamodb)
+    stored, _ = await make_store(aws, s3=s3, dynamodb=dynamodb).load_for_restore(KEY)
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    assert rec.requests[("s3", "GetObject")] == 2  # its two ranges once, not twice
+
+
+async def test_a_restore_does_not_wait_for_a_download_it_does_not_use(aws: Any) -> None:
+    import threading
+
+    expected = await _compacted_history(aws)
+    index = _index_item(aws)
+    named = json.loads(index["main_snap"]["S"])
+    decoy = named["key"].replace("snap-", "snap-decoy-")
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=decoy, Body=b"x" * named["size"])
+    index["main_snap"] = {"S": json.dumps({**named, "key": decoy})}
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item=index)
+    s3 = aws.client("s3")
+    release, held_to_the_end = threading.Event(), threading.Event()
+
+    def hold_the_decoy(request: Any, **_: Any) -> None:
+        if "decoy" in request.url:
+            release.wait(10)  # a slow first byte from S3
+            held_to_the_end.set()
+
+    s3.meta.events.register("before-send.s3.GetObject", hold_the_decoy)
+    try:
+        stored, _ = await make_store(aws, s3=s3).load_for_restore(KEY)
+        # Returned while the stale download is still held: nothing waited for it.
+        assert not held_to_the_end.is_set()
+        assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    finally:
+        release.set()
+
+
+async def test_a_restore_never_fetches_an_object_outside_its_transcript_early(aws: Any) -> None:
+    expected = await _compacted_history(aws)
+    index = _index_item(aws)
+    named = json.loads(index["main_snap"]["S"])
+    foreign = "transcripts/other-project/other-session/~/snap-000000000001-x.jsonl.zst"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=foreign, Body=b"x" * named["size"])
+    index["main_snap"] = {"S": json.dumps({**named, "key": foreign})}
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item=index)
+    s3 = aws.client("s3")
+    asked: list[str] = []
+    s3.meta.events.register("before-send.s3.GetObject", lambda request, **_: asked.append(request.url))
+    stored, _ = await make_store(aws, s3=s3).load_for_restore(KEY)
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    assert asked and not [url for url in asked if "other-session" in url]

@@ -65,14 +65,13 @@ class TranscriptRestorer:
     """Restores transcripts into config dirs and remembers which copies are current.
 
     One per container (its memory of local copies is what makes warm turns cheap). A store
-    without ``load_stored``/``load_for_restore``/``known_stored`` (any other ``SessionStore``)
-    leaves every resume to the SDK and is only read for the resume point.
+    without ``load_stored``/``known_stored`` (any other ``SessionStore``) leaves every resume to
+    the SDK and is only read for the resume point; ``load_for_restore`` is used when present.
     """
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        verbs = ("load_stored", "load_for_restore", "known_stored", "list_subkeys")
-        self.enabled = all(hasattr(store, verb) for verb in verbs)
+        self.enabled = all(hasattr(store, verb) for verb in ("load_stored", "known_stored", "list_subkeys"))
         self._copies: dict[str, LocalCopy] = {}
 
     async def restore(self, slot: str, store_key: dict[str, str], path: Path) -> Restored | None:
@@ -97,8 +96,12 @@ class TranscriptRestorer:
             if stored is not None and copy.revision == stored.revision and _unchanged(path, copy):
                 return Restored(stored=stored, local=True, written=False)
             subkeys = await self.store.list_subkeys(store_key)
-        else:  # subagent transcripts are listed while the transcript loads: one round trip
+        elif hasattr(self.store, "load_for_restore"):  # the index item names the snapshot early
             stored, subkeys = await self.store.load_for_restore(store_key)
+        else:  # subagent transcripts are listed while the transcript loads: one round trip
+            stored, subkeys = await asyncio.gather(
+                self.store.load_stored(store_key), self.store.list_subkeys(store_key)
+            )
         if stored is None or not stored.count:
             return None
         if subkeys:

@@ -91,6 +91,10 @@ class _SnapshotMissing(Exception):
     pass
 
 
+class _ReadCancelled(Exception):
+    """An early snapshot download nobody needs any more stopped."""
+
+
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     epoch: str
@@ -120,6 +124,11 @@ class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
     count: int
     raw_size: int | None
     frames: tuple[int, ...] = ()
+
+    def same_object(self, other: _SnapshotRef) -> bool:
+        """Whether both name the same object as written (frame marks are only a hint)."""
+        mine = (self.key, self.size, self.codec, self.count, self.raw_size)
+        return mine == (other.key, other.size, other.codec, other.count, other.raw_size)
 
 
 def snapshot_ref(head: _Head) -> _SnapshotRef | None:
@@ -256,6 +265,18 @@ def frame_spans(size: int, marks: tuple[int, ...], count: int) -> list[tuple[int
     cuts = sorted({min(marks, key=lambda mark: abs(mark - size * i / count)) for i in range(1, count)})
     edges = [0, *cuts, size]
     return list(pairwise(edges))
+
+
+def ranges_per_span(spans: list[tuple[int, int]], count: int) -> list[int]:
+    """How many byte ranges each span is fetched in: one each, the rest of ``count`` to the
+    spans with the most bytes per range, so a load never asks for more than ``count``."""
+    sizes = [stop - start for start, stop in spans]
+    step = sum(sizes) / count
+    allotted = [1] * len(spans)
+    for _ in range(count - len(spans)):
+        neediest = max(range(len(spans)), key=lambda i: sizes[i] / step - allotted[i])
+        allotted[neediest] += 1
+    return allotted
 
 
 _CONTENT_TYPES = {CODEC_ZSTD: "application/zstd", CODEC_GZIP: "application/gzip"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +18,7 @@ from ._transcript_format import (
     StoredTranscript,
     locate,
 )
-from ._transcript_items import _SnapshotMissing, _SnapshotRef, snapshot_named_by_index
+from ._transcript_items import _ReadCancelled, _SnapshotMissing, _SnapshotRef, snapshot_named_by_index
 from ._transcript_load import EarlyRead
 
 _log = get_logger("session_core._transcript_store")
@@ -62,25 +63,34 @@ class Listings(Appending):
         """``load_stored`` with the session's subpaths, from one round trip: the index item
         (read beside the Query) names the snapshot, whose download starts before the Query
         returns. A cached transcript only catches up."""
-        with self._key_lock(location), ThreadPoolExecutor(2) as pool:
-            index = pool.submit(self._get_index_item, location)
-            early = None
-            if location.subpath is None and self._cached(location) is None:
-                early = EarlyRead(index, pool.submit(self._read_named_snapshot, index))
-            state = self._refresh_cache(location, early)
+        pool = ThreadPoolExecutor(2)
+        early = None
+        try:
+            with self._key_lock(location):
+                index = pool.submit(self._get_index_item, location)
+                if location.subpath is None and self._cached(location) is None:
+                    cancel = threading.Event()
+                    read = pool.submit(self._read_named_snapshot, location, index, cancel)
+                    early = EarlyRead(index, read, cancel)
+                state = self._refresh_cache(location, early)
             subpaths = self._subpaths(index.result())
+        finally:
+            if early is not None:
+                early.cancel.set()  # unused (no snapshot, or another one): it stops on its own
+            pool.shutdown(wait=False)  # and nobody waits for it
         return (None if state is None else state.stored()), subpaths
 
     def _read_named_snapshot(
-        self, index: Future[dict[str, Any] | None]
+        self, location: Location, index: Future[dict[str, Any] | None], cancel: threading.Event
     ) -> tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None:
-        ref = snapshot_named_by_index(index.result())
-        if ref is None:
-            return None
+        item = index.result()
+        ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
+        if ref is None or not ref.key.startswith(location.s3_prefix):
+            return None  # only this transcript's own objects are worth fetching early
         try:
-            return ref, self._read_snapshot(ref)
-        except (SessionCoreError, _SnapshotMissing):
-            return None  # stale or damaged: the head's own read meets (and reports) it again
+            return ref, self._read_snapshot(ref, cancel)
+        except (SessionCoreError, _SnapshotMissing, _ReadCancelled):
+            return None  # stale, damaged or unused: the head's own read meets (and reports) it
 
     def _subpaths(self, index_item: dict[str, Any] | None) -> list[str]:
         if index_item is None or not self._live(index_item):

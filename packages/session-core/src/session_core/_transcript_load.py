@@ -3,6 +3,7 @@ a cached copy up with only the chunks it lacks, and assembling the state."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,11 +40,13 @@ from ._transcript_items import (
     STREAM_PIECE_BYTES,
     _Head,
     _head_from_item,
+    _ReadCancelled,
     _SnapshotMissing,
     _SnapshotRef,
     _State,
     _storage_error,
     frame_spans,
+    ranges_per_span,
     snapshot_named_by_index,
     snapshot_ref,
 )
@@ -208,7 +211,9 @@ class Loading(StateCache):
             lines.extend(decompress_chunk(data, count, where, codec))
         return lines
 
-    def _read_snapshot(self, snapshot: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes]:
+    def _read_snapshot(
+        self, snapshot: _SnapshotRef, cancel: threading.Event | None = None
+    ) -> tuple[tuple[bytes, ...], bytes]:
         """The snapshot's JSONL fragments and, while it is small enough to re-upload, its body.
 
         A big one comes as byte ranges over parallel connections (S3 serves ~90 MB/s per
@@ -221,17 +226,18 @@ class Loading(StateCache):
         count = max(1, min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES)))
         marks = snapshot.frames if snapshot.codec == CODEC_ZSTD else ()
         groups = frame_spans(size, marks, count) if marks else [(0, size)]
-        step = -(-size // count)
+        ranges = ranges_per_span(groups, count)
         keep_body = size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
 
         def decompress_group(index: int) -> bytes:
             start, stop = groups[index]
-            parts = max(1, round((stop - start) / step))
+            parts = ranges[index]
             edges = [start + (stop - start) * i // parts for i in range(parts + 1)]
             spans = list(pairwise(edges))
-            later = [fetches.submit(self._get_range, key, span, size, where) for span in spans[1:]]
-            first = self._stream_range(key, None if spans[0] == (0, size) else spans[0], size, where)
+            later = [fetches.submit(self._get_range, key, span, size, where, cancel) for span in spans[1:]]
+            whole = spans[0] == (0, size)
+            first = self._stream_range(key, None if whole else spans[0], size, where, cancel)
             pieces = chain(first, (body.result() for body in later))
             kept = _kept(pieces, received[index]) if keep_body else pieces
             if len(groups) == 1:
@@ -244,11 +250,18 @@ class Loading(StateCache):
             check_snapshot(parts, snapshot.count, where, snapshot.raw_size)
         return parts, b"".join(piece for pieces in received for piece in pieces)
 
-    def _get_range(self, key: str, span: tuple[int, int], size: int, where: str) -> bytes:
-        return b"".join(self._stream_range(key, span, size, where))
+    def _get_range(
+        self, key: str, span: tuple[int, int], size: int, where: str, cancel: threading.Event | None
+    ) -> bytes:
+        return b"".join(self._stream_range(key, span, size, where, cancel))
 
-    def _stream_range(self, key: str, span: tuple[int, int] | None, size: int, where: str) -> Iterator[bytes]:
-        """The bytes of the snapshot (or of one range of it) as they arrive; checks their count."""
+    def _stream_range(
+        self, key: str, span: tuple[int, int] | None, size: int, where: str, cancel: threading.Event | None
+    ) -> Iterator[bytes]:
+        """The bytes of the snapshot (or of one range of it) as they arrive; checks their count.
+        Stops with ``_ReadCancelled`` at its next piece once ``cancel`` is set."""
+        if cancel is not None and cancel.is_set():
+            raise _ReadCancelled
         request: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if span is not None:
             request["Range"] = f"bytes={span[0]}-{span[1] - 1}"
@@ -260,13 +273,15 @@ class Loading(StateCache):
                 raise CorruptTranscriptError(where, shorter) from exc
             raise _SnapshotMissing(key) from exc
         content_range = response.get("ContentRange", "")
-        whole = content_range.rpartition("/")[2] if span else str(response["ContentLength"])
+        whole = content_range.rpartition("/")[2] if span else str(response.get("ContentLength", ""))
         if whole.isdigit() and int(whole) != size:
             raise CorruptTranscriptError(where, f"snapshot has {whole} bytes, head expects {size}")
         wanted = size if span is None else span[1] - span[0]
         received = 0
         try:
             for piece in response["Body"].iter_chunks(STREAM_PIECE_BYTES):
+                if cancel is not None and cancel.is_set():
+                    raise _ReadCancelled
                 received += len(piece)
                 yield piece
         except BotoCoreError as exc:  # the connection broke mid-download
@@ -285,13 +300,16 @@ class EarlyRead:
 
     index: Future[dict[str, Any] | None]
     read: Future[tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None]
+    cancel: threading.Event
 
     def result_for(self, ref: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes] | None:
         """The early read if it is of ``ref`` (the head's snapshot); None: read it now."""
-        if snapshot_named_by_index(self.index.result()) != ref:
-            return None  # waits for the GetItem only, not for a read of another snapshot
+        named = snapshot_named_by_index(self.index.result())
+        if named is None or not named.same_object(ref):
+            self.cancel.set()  # another snapshot: stop that download, do not wait for it
+            return None
         done = self.read.result()
-        return done[1] if done is not None and done[0] == ref else None
+        return done[1] if done is not None and done[0].same_object(ref) else None
 
 
 def _kept(pieces: Iterator[bytes], into: list[bytes]) -> Iterator[bytes]:
