@@ -239,16 +239,23 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             # Snapshots written before zstd have no codec attribute.
             snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
             snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
-            snap_frames=tuple(int(mark) for mark in item["snap_frames"]["S"].split(","))
-            if "snap_frames" in item
-            else (),
+            snap_frames=_frame_marks(item, int(item["snap_size"]["N"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
-    marks = (0, *head.snap_frames, head.snap_size)
-    if head.snap_frames and any(a >= b for a, b in pairwise(marks)):
-        raise CorruptTranscriptError(where, f"head item is malformed: frame marks {head.snap_frames}")
     return head
+
+
+def _frame_marks(item: dict[str, Any], size: int) -> tuple[int, ...]:
+    """The head's frame marks; none when they are missing or unusable (they are only a hint:
+    a wrong one that passes this check fails its frame's decompression, never the content)."""
+    try:
+        marks = tuple(int(mark) for mark in item["snap_frames"]["S"].split(","))
+    except (KeyError, TypeError, ValueError):
+        return ()
+    if any(a >= b for a, b in pairwise((0, *marks, size))):
+        return ()
+    return marks
 
 
 def with_frame_mark(marks: tuple[int, ...], offset: int) -> tuple[int, ...]:

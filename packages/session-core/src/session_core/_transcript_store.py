@@ -45,10 +45,11 @@ once it is older than ``orphan_grace_s``.
 The head marks where the snapshot's frames start (``snap_frames``, at most 32, thinned
 evenly), so a cold load can fetch it in byte ranges that each start on a frame and
 decompress them on separate threads as they arrive. Marks are a hint: any subset is valid,
-a head without them reads the snapshot as one stream, and a wrong one fails the frame's
-decompression (``CorruptTranscriptError``), never the content.
+a head without them (or with marks that cannot be frame starts) reads the snapshot as one
+stream, and a wrong one fails the frame's decompression (``CorruptTranscriptError``), never
+the content.
 
-A cold load is one Query (+ the snapshot's ranges, one per started 2 MiB, at most 4). Each
+A cold load is one Query (+ the snapshot's ranges: one per started 2 MiB, at most 4). Each
 store keeps the entries it has seen per transcript, as stored (decompressed JSONL, not
 decoded); a load whose cache is current costs one Query of the head and reads nothing from
 S3; new chunks come with that same Query. ``load`` decodes the entries once per call;
