@@ -5,6 +5,7 @@ The format is what transcripts stored before this file hold: it must not change.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,13 +17,18 @@ from session_core import StoredTranscript
 _PROMPT_MARK = "ab07-4b07"
 _PROMPT_MARK_BYTES = _PROMPT_MARK.encode()
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])
+# An entry's own "uuid" with the mark (not "parentUuid"/"leafUuid", which name another entry).
+_MARKED_UUID = re.compile(rb'"uuid"\s*:\s*"[0-9a-f]{8}-' + _PROMPT_MARK_BYTES)
 
 
 def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int] | None:
     """The last prompt the runtime sent in a transcript: (lines after it, entry, update id).
 
-    Only lines that hold the prompts' uuid mark are decoded, newest first."""
+    Only lines whose own uuid has the prompts' mark are decoded, newest first (replies name
+    their prompt's uuid too, as ``parentUuid``: a long history has many such lines)."""
     for line, following in stored.lines_containing(_PROMPT_MARK_BYTES):
+        if not _MARKED_UUID.search(line):
+            continue
         entry = _decode_entry(line)
         turn_id = prompt_turn_id(entry.get("uuid")) if entry.get("type") == "user" else None
         if turn_id is not None:

@@ -233,16 +233,19 @@ class StoredTranscript:
     def lines_containing(self, needle: bytes) -> Iterator[tuple[bytes, int]]:
         """Lines that contain ``needle``, newest first, each with how many lines follow it.
 
-        Searches the bytes, so a long transcript is not split into lines to find a few."""
-        following = 0  # lines in the fragments after this one
+        Searches the bytes, so a long transcript is not split into lines to find a few; each
+        byte is counted once however many lines match."""
+        following = 0  # lines after ``counted``: in this fragment and the ones after it
         for part in reversed(self.jsonl):
-            end = len(part)
+            end = counted = len(part)
             while (hit := part.rfind(needle, 0, end)) >= 0:
                 start = part.rfind(b"\n", 0, hit) + 1
                 stop = part.index(b"\n", hit)
-                yield part[start:stop], following + part.count(b"\n", stop + 1)
+                following += part.count(b"\n", stop + 1, counted)
+                counted = stop + 1
+                yield part[start:stop], following
                 end = start
-            following += part.count(b"\n")
+            following += part.count(b"\n", 0, counted)
 
     def last_line(self) -> bytes | None:
         """The newest entry's line (None for an empty transcript)."""
