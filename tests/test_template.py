@@ -377,7 +377,10 @@ def test_runtime_is_an_arm64_image_sized_by_the_benchmark() -> None:
     assert runtime.properties["PackageType"] == "Image"
     assert TEMPLATE["Globals"]["Function"]["Architectures"] == ["arm64"]
     assert "Architectures" not in runtime.properties
-    assert runtime.properties["MemorySize"] == 1024
+    # Sized by the benchmark: 1024 MB by default, more for long transcripts (never less).
+    assert runtime.properties["MemorySize"] == {"Ref": "RuntimeMemoryMb"}
+    memory = TEMPLATE["Parameters"]["RuntimeMemoryMb"]
+    assert (memory["Default"], memory["MinValue"], memory["MaxValue"]) == (1024, 1024, 10240)
     storage = runtime.properties["EphemeralStorage"]["Size"]
     assert 1024 <= storage <= 10240
     # /tmp holds the turn's session (capped) and warm copies of others: room for at least 3.
