@@ -16,7 +16,6 @@ from ._errors import StaleHeadError, StorageError
 from ._logging import get_logger
 from ._transcript_format import (
     CODEC_ZSTD,
-    HEAD_SK,
     Batch,
     Location,
     chunk_sk,
@@ -257,7 +256,7 @@ class Appending(Loading):
         can hide a transaction that landed (its head then names the new snapshot, which must
         stay); when the head cannot be read, keep the object (a true orphan is collected later)."""
         try:
-            head = self._read_head(location, self._query(location.pk, start=HEAD_SK))
+            head = self._query_head(location)
         except StorageError:
             return False
         return head is None or head.tx != token
@@ -332,8 +331,8 @@ class Appending(Loading):
             if head.summary is not None:
                 update += ", summary = :summary"
                 index_values[":summary"] = {"S": head.summary}
-            snapshot = snapshot_ref(head)
-            if snapshot is not None and (old is None or old.snap_key != head.snap_key):
+            snapshot = snapshot_ref(head) if old is None or old.snap_key != head.snap_key else None
+            if snapshot is not None:
                 # Names the new snapshot beside the subpaths, so a restore (which reads this
                 # item anyway) starts downloading it while its Query is still running.
                 update += ", main_snap = :snap"

@@ -18,7 +18,7 @@ from ._transcript_format import (
     StoredTranscript,
     locate,
 )
-from ._transcript_items import _ReadCancelled, _SnapshotMissing, _SnapshotRef, snapshot_named_by_index
+from ._transcript_items import _ReadCancelled, _SnapshotMissing, snapshot_named_by_index
 from ._transcript_load import EarlyRead
 
 _log = get_logger("session_core._transcript_store")
@@ -82,13 +82,13 @@ class Listings(Appending):
 
     def _read_named_snapshot(
         self, location: Location, index: Future[dict[str, Any] | None], cancel: threading.Event
-    ) -> tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None:
+    ) -> tuple[tuple[bytes, ...], bytes] | None:
         item = index.result()
         ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
         if ref is None or not ref.key.startswith(location.s3_prefix):
             return None  # only this transcript's own objects are worth fetching early
         try:
-            return ref, self._read_snapshot(ref, cancel)
+            return self._read_snapshot(ref, cancel)
         except (SessionCoreError, _SnapshotMissing, _ReadCancelled):
             return None  # stale, damaged or unused: the head's own read meets (and reports) it
 

@@ -96,7 +96,7 @@ class Loading(StateCache):
                 return self._catch_up(location, cached)
             except _SnapshotMissing as missing:
                 # A concurrent compaction may have replaced it between our Query and GET.
-                head = self._read_head(location, self._query(location.pk, start=HEAD_SK))
+                head = self._query_head(location)
                 if head is None:
                     return None
                 if head.snap_key == missing.args[0]:
@@ -171,6 +171,10 @@ class Loading(StateCache):
             garbage=garbage,
             snap_body=body if len(body) < MIN_COPY_PART_BYTES else None,
         )
+
+    def _query_head(self, location: Location) -> _Head | None:
+        """The stored head alone (one Query that skips the chunks)."""
+        return self._read_head(location, self._query(location.pk, start=HEAD_SK))
 
     def _read_head(self, location: Location, items: list[dict[str, Any]]) -> _Head | None:
         for item in items:
@@ -299,7 +303,7 @@ class EarlyRead:
     index item named (``index``), read by ``read``."""
 
     index: Future[dict[str, Any] | None]
-    read: Future[tuple[_SnapshotRef, tuple[tuple[bytes, ...], bytes]] | None]
+    read: Future[tuple[tuple[bytes, ...], bytes] | None]
     cancel: threading.Event
 
     def result_for(self, ref: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes] | None:
@@ -308,8 +312,7 @@ class EarlyRead:
         if named is None or not named.same_object(ref):
             self.cancel.set()  # another snapshot: stop that download, do not wait for it
             return None
-        done = self.read.result()
-        return done[1] if done is not None and done[0].same_object(ref) else None
+        return self.read.result()  # None if it failed or was not worth starting
 
 
 def _kept(pieces: Iterator[bytes], into: list[bytes]) -> Iterator[bytes]:
