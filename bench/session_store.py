@@ -18,7 +18,8 @@ Columns (each time the median of ``--repeat`` runs):
 * persist: one append per turn (the SDK's batched mode flushes once per turn): mean and
   slowest latency, requests per append, bytes written per turn amortized over the session
   (request bodies of every write, compaction and clean-up included) and that as a multiple
-  of the turn's compressed size (zlib 6 of its JSONL);
+  of the turn's compressed size (zlib 6 of its JSONL); payload: the same without the base64
+  DynamoDB's JSON API adds to binary values (DynamoDB bills and stores the bytes);
   reference: the SDK's reference adapter pattern, one PUT of the turn's JSONL per append;
 * cold restore: a new process with an empty disk, up to the CLI having its transcript file:
   the runtime's ``TranscriptRestorer.restore`` (Query, GET, list_subkeys, write the file)
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import gzip
 import json
 import random
@@ -53,6 +55,7 @@ from agent_runtime._restore import TranscriptRestorer, transcript_path
 from botocore.config import Config
 from local_stack import ResourceNames, local_client, moto_process, provision
 from session_core import TranscriptStore
+from session_core._snapshot_padding import PADDING_KEY
 from shaping_proxy import shaping_process
 
 TURN_BYTES = 100_000
@@ -205,22 +208,55 @@ _WRITES = {
 
 
 class Recorder:
-    """Requests and request-body bytes by (service, operation), via botocore's ``before-send`` hook."""
+    """Requests and request-body bytes by (service, operation), via botocore's ``before-send`` hook.
+
+    ``written`` counts bytes on the wire; ``payload`` the same without the base64 that
+    DynamoDB's JSON API wraps binary values in (what DynamoDB bills and stores); ``once``
+    the padding object, put once per bucket (not per session or turn).
+    """
 
     def __init__(self, *clients: Any) -> None:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.written = 0
+        self.payload = 0
+        self.once = 0
         for client in clients:
             client.meta.events.register("before-send", self._on_send)
 
     def _on_send(self, request: Any, event_name: str, **_: Any) -> None:
         _, service, operation = event_name.split(".", 2)
         self.requests[(service, operation)] += 1
-        if operation in _WRITES:
-            self.written += _body_size(request)
+        if operation not in _WRITES:
+            return
+        size = _body_size(request)
+        if request.url.endswith(PADDING_KEY):
+            self.once += size
+            return
+        self.written += size
+        self.payload += size - _base64_excess(request.body) if service == "dynamodb" else size
 
     def total(self) -> int:
         return sum(self.requests.values())
+
+
+def _base64_excess(body: Any) -> int:
+    """Bytes the base64 of a DynamoDB JSON body's binary (``"B"``) values adds to them."""
+    excess = 0
+
+    def walk(node: Any) -> None:
+        nonlocal excess
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if name == "B" and isinstance(value, str):
+                    excess += len(value) - len(base64.b64decode(value))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(body))
+    return excess
 
 
 def _body_size(request: Any) -> int:
@@ -253,6 +289,8 @@ class Row:
     persist_requests: float = 0.0
     reference_ms: float = 0.0
     written_per_turn: float = 0.0
+    payload_per_turn: float = 0.0
+    written_once: int = 0
     turn_compressed: float = 0.0
     turn_json: float = 0.0
     cold_ms: float = 0.0
@@ -295,6 +333,8 @@ async def persist(
     row.persist_max_ms = max(times) * 1000
     row.persist_requests = rec.total() / len(turns)
     row.written_per_turn = rec.written / len(turns)
+    row.payload_per_turn = rec.payload / len(turns)
+    row.written_once = rec.once
     ref_s3, _ = network.clients()
     ref_times = []
     for i, entries in enumerate(turns):
@@ -396,7 +436,7 @@ def print_tables(rows: list[Row]) -> None:
     print("persist (loopback)")
     header = (
         f"{'turns':>5} {'KB/turn':>8} {'zlib/turn':>9} {'append avg/max ms':>18} {'reference PUT':>13} "
-        f"{'req/append':>10} {'written/turn':>12} {'x compressed':>12}"
+        f"{'req/append':>10} {'written/turn':>12} {'x compressed':>12} {'payload x':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -407,8 +447,14 @@ def print_tables(rows: list[Row]) -> None:
             f"{r.turns:>5} {r.turn_json / 1000:>8.0f} {r.turn_compressed / 1000:>8.1f}K "
             f"{r.persist_ms:>9.1f}/{r.persist_max_ms:>7.1f} {r.reference_ms:>10.1f} ms "
             f"{r.persist_requests:>10.2f} {r.written_per_turn / 1000:>10.1f}KB "
-            f"{r.written_per_turn / r.turn_compressed:>11.2f}x"
+            f"{r.written_per_turn / r.turn_compressed:>11.2f}x "
+            f"{r.payload_per_turn / r.turn_compressed:>8.2f}x"
         )
+    once = sum(r.written_once for r in rows)
+    print(
+        "payload: the same bytes without DynamoDB's base64 (what it bills and stores); the padding "
+        f"snapshots start with was put once for the bucket ({once / 2**20:.0f} MiB), not counted per turn"
+    )
     print()
     where = f"files written to {FILE_DIR}" if FILE_DIR else "files written to the temp dir"
     print(f"restore (median ms; ratio = store / whole-file download in the same run; {where})")

@@ -24,6 +24,7 @@ from session_core import (
     StorageError,
     TranscriptStore,
 )
+from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
 from session_core._transcript_format import decode_jsonl
 
 pytestmark = pytest.mark.anyio
@@ -65,8 +66,8 @@ def make_store(aws: Any, *, s3: Any = None, dynamodb: Any = None, **kwargs: Any)
     )
 
 
-def recorded_store(aws: Any, **kwargs: Any) -> tuple[TranscriptStore, Recorder]:
-    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+def recorded_store(aws: Any, *, s3: Any = None, **kwargs: Any) -> tuple[TranscriptStore, Recorder]:
+    s3, dynamodb = s3 or aws.client("s3"), aws.client("dynamodb")
     return make_store(aws, s3=s3, dynamodb=dynamodb, **kwargs), Recorder(s3, dynamodb)
 
 
@@ -87,8 +88,9 @@ def turn(n: int, size: int = 2000) -> list[dict[str, Any]]:
 
 
 def all_objects(aws: Any) -> list[str]:
+    """The sessions' objects (not the padding every snapshot starts with, one per bucket)."""
     listed = aws.s3.list_objects_v2(Bucket=aws.resources.bucket)
-    return [obj["Key"] for obj in listed.get("Contents", [])]
+    return [obj["Key"] for obj in listed.get("Contents", []) if obj["Key"] != PADDING_KEY]
 
 
 def all_items(aws: Any) -> list[dict[str, Any]]:
@@ -120,24 +122,65 @@ async def test_cold_load_takes_at_most_three_requests_whatever_the_history(aws: 
     for n in range(60):
         await writer.append(KEY, turn(n))
         expected += turn(n)
-    assert writer.requests[("s3", "PutObject")] >= 3  # it compacted several times
+    assert writer.requests[("s3", "CompleteMultipartUpload")] >= 3  # it compacted several times
 
-    reader, rec = recorded_store(aws)
+    s3 = aws.client("s3")
+    starts = _range_starts(s3)
+    reader, rec = recorded_store(aws, s3=s3)
     assert await reader.load(KEY) == expected
     assert rec.count() <= 3
     assert rec.requests[("s3", "GetObject")] == 1
+    assert starts == [PADDING_BYTES]  # the padding is never downloaded
 
     # Only the current snapshot remains, compressed; replaced chunks are gone.
     objects = all_objects(aws)
     assert len(objects) == 1
     body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=objects[0])["Body"].read()
-    assert body[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    assert body[:4] == b"\x50\x2a\x4d\x18"  # a zstd skippable frame: the padding
+    assert body[PADDING_BYTES : PADDING_BYTES + 4] == b"\x28\xb5\x2f\xfd"  # then zstd frames
     raw = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(body)
-    assert len(body) * 2 < len(raw)
+    assert (len(body) - PADDING_BYTES) * 2 < len(raw)
     snapshotted = [json.loads(line) for line in raw.splitlines()]
     assert len(snapshotted) > len(expected) // 2 and snapshotted == expected[: len(snapshotted)]
     chunks = [i for i in all_items(aws) if i["sk"]["S"].startswith("c#")]
     assert len(chunks) < 10
+
+
+async def test_compactions_never_upload_what_is_already_stored(aws: Any) -> None:
+    s3 = aws.client("s3")
+    uploads = Recorder(s3)
+    writer = make_store(aws, s3=s3, tail_limit_bytes=8_000, chunk_limit_bytes=4_000)
+    for n in range(80):
+        await writer.append(KEY, turn(n))
+    compactions = uploads.requests[("s3", "CompleteMultipartUpload")]
+    assert compactions >= 8
+    # Each compaction sent its new frame only: the padding every snapshot starts with was put
+    # once for the bucket and copied inside S3, and the older frames were copied with it.
+    [snapshot] = all_objects(aws)
+    frames = aws.s3.head_object(Bucket=aws.resources.bucket, Key=snapshot)["ContentLength"] - PADDING_BYTES
+    padding_sent = PADDING_BYTES
+    assert uploads.requests[("s3", "PutObject")] == 1
+    assert uploads.sent_bytes - padding_sent < frames * 1.05 + 1_000 * compactions
+    assert await make_store(aws).load(KEY) == history(80)
+
+
+async def test_a_padding_that_expired_is_put_again_by_the_next_compaction(aws: Any) -> None:
+    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    for n in range(30):
+        await writer.append(KEY, turn(n))
+    assert all_objects(aws)
+    aws.s3.delete_object(Bucket=aws.resources.bucket, Key=PADDING_KEY)  # the lifecycle rule's doing
+    s3 = aws.client("s3")
+    uploads = Recorder(s3)
+    other = {**KEY, "session_id": "another"}
+    later = make_store(aws, s3=s3, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    for n in range(30):
+        await later.append(other, turn(n))
+    assert uploads.requests[("s3", "PutObject")] == 1  # the padding, once
+    padding = aws.s3.get_object(Bucket=aws.resources.bucket, Key=PADDING_KEY)["Body"].read()
+    assert len(padding) == PADDING_BYTES
+    assert await make_store(aws).load(other) == history(30)
+    assert await make_store(aws).load(KEY) == history(30)  # older snapshots hold their own copy
 
 
 async def test_warm_load_after_another_writer_fetches_only_the_new_chunks(aws: Any) -> None:
@@ -564,7 +607,8 @@ def rewrite_in_the_format_before_zstd(aws: Any) -> None:
             old_key = key.removesuffix(".jsonl.zst") + ".jsonl.gz"
             aws.s3.put_object(Bucket=bucket, Key=old_key, Body=old)
             aws.s3.delete_object(Bucket=bucket, Key=key)
-            del item["snap_codec"]
+            for newer in ("snap_codec", "snap_start", "snap_frames"):
+                item.pop(newer, None)
             item.update(snap_key={"S": old_key}, snap_size={"N": str(len(old))})
             aws.dynamodb.put_item(TableName=table, Item=item)
 
@@ -669,9 +713,10 @@ async def test_a_snapshot_grown_by_compactions_is_read_in_ranges_that_start_on_i
     s3 = aws.client("s3")
     starts = _range_starts(s3)
     assert await make_store(aws, s3=s3).load(KEY) == expected
-    # ~2.7 MB: two ranges, the second starting where a frame starts (decompressed side by side).
+    # ~2.7 MB: two ranges, the second starting where a frame starts (decompressed side by side);
+    # the first starts after the padding.
     assert len(starts) == 2
-    assert min(starts) == 0 and max(starts) in marks
+    assert min(starts) == int(head["snap_start"]["N"]) == PADDING_BYTES and max(starts) in marks
 
 
 async def test_frame_marks_that_are_missing_unusable_or_wrong_load_or_give_a_typed_error(aws: Any) -> None:
@@ -685,13 +730,14 @@ async def test_frame_marks_that_are_missing_unusable_or_wrong_load_or_give_a_typ
     assert await make_store(aws).load(KEY) == expected
 
     # A mark inside a frame: the range that starts there does not decompress.
-    aws.dynamodb.put_item(TableName=table, Item={**head, "snap_frames": {"S": "1000"}})
+    inside_first = str(PADDING_BYTES + 1000)
+    aws.dynamodb.put_item(TableName=table, Item={**head, "snap_frames": {"S": inside_first}})
     with pytest.raises(CorruptTranscriptError) as inside:
         await make_store(aws).load(KEY)
     assert inside.value.location == f"s3://{aws.resources.bucket}/{snapshot}"
 
     # Marks out of order or not numbers cannot be frame starts: read as if there were none.
-    for unusable in ("900000,5", "0", "12,x", f"{10**12}"):
+    for unusable in ("900000,5", "0", "12,x", f"{10**12}", str(PADDING_BYTES)):
         aws.dynamodb.put_item(TableName=table, Item={**head, "snap_frames": {"S": unusable}})
         assert await make_store(aws).load(KEY) == expected
 

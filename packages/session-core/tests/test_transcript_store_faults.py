@@ -15,6 +15,7 @@ from agentbot_testing import AwsFault, FaultProxy
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from session_core import CorruptTranscriptError, StorageError, TranscriptStore
+from session_core._snapshot_padding import PADDING_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -66,9 +67,12 @@ def items(aws: Any) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def objects(aws: Any) -> dict[str, bytes]:
+    """The sessions' objects (not the padding every snapshot starts with, one per bucket)."""
     listed = aws.s3.list_objects_v2(Bucket=aws.resources.bucket).get("Contents", [])
     return {
-        o["Key"]: aws.s3.get_object(Bucket=aws.resources.bucket, Key=o["Key"])["Body"].read() for o in listed
+        o["Key"]: aws.s3.get_object(Bucket=aws.resources.bucket, Key=o["Key"])["Body"].read()
+        for o in listed
+        if o["Key"] != PADDING_KEY
     }
 
 
@@ -162,7 +166,7 @@ async def test_a_crash_between_snapshot_upload_and_head_move_loses_nothing(
     big = [e for n in range(5, 20) for e in turn(n)]  # too big for a chunk: goes to a snapshot
     with pytest.raises(StorageError):
         await store.append(KEY, big)  # uploaded, then could not move the head
-    assert "s3:PutObject" in proxy.seen
+    assert "s3:CompleteMultipartUpload" in proxy.seen
     assert objects(aws) == {}  # the would-be orphan was removed at once
     assert await direct_store(aws).load(KEY) == history(5)
     proxy.faults.clear()
@@ -179,7 +183,8 @@ async def test_a_crash_between_snapshot_upload_and_head_move_loses_nothing(
         ("dynamodb:TransactWriteItems", 500, "InternalServerError", "append"),
         ("dynamodb:Query", 500, "InternalServerError", "load"),
         ("s3:GetObject", 503, "SlowDown", "load"),
-        ("s3:PutObject", 500, "InternalError", "compact"),
+        ("s3:UploadPart", 500, "InternalError", "compact"),
+        ("s3:UploadPartCopy", 503, "SlowDown", "compact"),
     ],
 )
 async def test_storage_errors_are_retryable_storage_errors_and_lose_nothing(
@@ -274,8 +279,31 @@ async def test_a_compaction_whose_transaction_response_was_lost_keeps_its_snapsh
     proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=1, forward_first=True))
     big = [e for n in range(3, 12) for e in turn(n)]  # too big for a chunk: a compaction
     await store.append(KEY, big)  # the head moved onto the new snapshot; the reply was lost
-    assert "s3:PutObject" in proxy.seen
+    assert "s3:CompleteMultipartUpload" in proxy.seen
     # The snapshot the head names is still there: a fresh process reads every entry.
     assert await direct_store(aws).load(KEY) == history(12)
     await store.append(KEY, turn(12))
     assert await direct_store(aws).load(KEY) == history(13)
+
+
+async def test_a_compaction_that_cannot_copy_the_padding_writes_the_snapshot_whole(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(3):
+        await store.append(KEY, turn(n))
+    # S3 answers that the padding is missing, even after the store put it again.
+    proxy.faults.append(AwsFault("s3:UploadPartCopy", times=-1, status=404, code="NoSuchKey"))
+    for n in range(3, 12):
+        await store.append(KEY, turn(n))
+    assert proxy.seen.count("s3:AbortMultipartUpload") >= 2  # no upload is left open
+    [body] = objects(aws).values()
+    assert body[:4] == b"\x28\xb5\x2f\xfd"  # the frames alone, from the first byte
+    assert await direct_store(aws).load(KEY) == history(12)
+
+    proxy.faults.clear()  # S3 copies again: the next compactions use the padding
+    for n in range(12, 30):
+        await store.append(KEY, turn(n))
+    [body] = objects(aws).values()
+    assert body[:4] == b"\x50\x2a\x4d\x18"
+    assert await direct_store(aws).load(KEY) == history(30)

@@ -175,12 +175,23 @@ def operation_of(method: str, path: str, headers: Any) -> str:
     segments = [s for s in url.path.split("/") if s]
     query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
     if len(segments) >= 2:
-        return "s3:" + _S3_OBJECT_OPERATIONS.get(method, method)
+        return "s3:" + _s3_object_operation(method, query, headers)
     if method == "POST" and "delete" in query:
         return "s3:DeleteObjects"
     if method == "GET" and "list-type" in query:
         return "s3:ListObjectsV2"
     return f"s3:{method}"
+
+
+def _s3_object_operation(method: str, query: dict[str, list[str]], headers: Any) -> str:
+    """An object request's operation; a multipart upload's steps are told apart by query."""
+    if "uploads" in query:
+        return "CreateMultipartUpload"
+    if "uploadId" in query:
+        if method == "PUT":
+            return "UploadPartCopy" if headers.get("x-amz-copy-source") else "UploadPart"
+        return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload"}.get(method, method)
+    return _S3_OBJECT_OPERATIONS.get(method, method)
 
 
 def error_response(operation: str, fault: AwsFault) -> Reply:

@@ -8,12 +8,14 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ._errors import StaleHeadError, StorageError
 from ._logging import get_logger
+from ._snapshot_padding import PADDING_BYTES, PADDING_KEY, padding_body
 from ._transcript_format import (
     CODEC_ZSTD,
     Batch,
@@ -24,7 +26,6 @@ from ._transcript_format import (
     jsonl_of,
 )
 from ._transcript_items import (
-    _CONTENT_TYPES,
     MIN_COPY_PART_BYTES,
     _content_type,
     _Head,
@@ -42,6 +43,18 @@ from ._transcript_items import (
 from ._transcript_load import Loading
 
 _log = get_logger("session_core._transcript_store")
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A new snapshot object as a compaction wrote it (what its head records)."""
+
+    key: str
+    codec: str
+    size: int
+    start: int  # where its first frame starts (after the padding)
+    frames: tuple[int, ...]  # where its later frames start
+    body: bytes | None = None  # the whole object, while small enough to re-upload
 
 
 class Appending(Loading):
@@ -113,6 +126,7 @@ class Appending(Loading):
             summary=summary,
             snap_codec=old.snap_codec if old else CODEC_ZSTD,
             snap_raw_size=old.snap_raw_size if old else None,
+            snap_start=old.snap_start if old else 0,
             snap_frames=old.snap_frames if old else (),
         )
         chunk_item = {
@@ -166,76 +180,41 @@ class Appending(Loading):
         now: float,
         token: str,
     ) -> _State:
-        """Compaction: a new snapshot = the old one + one more frame of the newer entries.
-
-        Above 5 MiB the old snapshot is copied server-side into part 1 of a multipart upload
-        and only the new frame is sent, so a compaction writes what is new, not the history.
-        """
+        """Compaction: a new snapshot = the old one + one more frame of the newer entries."""
         old = state.head if state else None
         snap = state.snap if state else ()
         newer = jsonl_of([*(state.tail if state else []), *lines])
         seq = old.next_seq if old else 0
-        codec = CODEC_ZSTD
-        body: bytes | None = None
-        frames: tuple[int, ...] = ()  # where the new frame and the old ones start (zstd only)
+        placed = None
         if old is not None and old.snap_key is not None and old.snap_size >= MIN_COPY_PART_BYTES:
-            codec = old.snap_codec  # frames of one codec only: an old gzip snapshot stays gzip
-            snap_key = _snapshot_key(location, seq, token, codec)
-            member = compress_snapshot([newer], codec)
-            try:
-                self._compose_snapshot(snap_key, old.snap_key, member)
-                size = old.snap_size + len(member)
-                if codec == CODEC_ZSTD:
-                    frames = with_frame_mark(old.snap_frames, old.snap_size)
-            except _SnapshotMissing:
-                # The old snapshot vanished: rebuild it from what this process holds.
-                codec = CODEC_ZSTD
-                snap_key = _snapshot_key(location, seq, token, codec)
-                body = compress_snapshot([*snap, newer], codec)
-        else:
-            snap_key = _snapshot_key(location, seq, token, codec)
-            prefix = b""
-            if state is not None and old is not None and old.snap_count:
-                if state.snap_body and old.snap_codec == codec:
-                    prefix, frames = state.snap_body, old.snap_frames
-                else:
-                    prefix = compress_snapshot(snap, codec)
-            body = prefix + compress_snapshot([newer], codec)
-            frames = with_frame_mark(frames, len(prefix))
-        if body is not None:
-            self._call(
-                "s3",
-                "put_object",
-                Bucket=self._bucket,
-                Key=snap_key,
-                Body=body,
-                ContentType=_CONTENT_TYPES[codec],
-            )
-            size = len(body)
+            placed = self._extend_snapshot(_snapshot_key(location, seq, token, old.snap_codec), old, newer)
+        if placed is None:
+            placed = self._write_snapshot(_snapshot_key(location, seq, token, CODEC_ZSTD), state, newer)
         snap = (*snap, newer)
         snap_count = (old.snap_count if old else 0) + newer.count(b"\n")
         head = _Head(
             version=(old.version if old else 0) + 1,
             epoch=old.epoch if old else uuid.uuid4().hex,
             next_seq=seq + 1,
-            snap_key=snap_key,
+            snap_key=placed.key,
             snap_seq=seq + 1,
             snap_count=snap_count,
-            snap_size=size,
+            snap_size=placed.size,
             snap_at=now,
             tail_bytes=0,
             tail_at=None,
             tx=token,
             summary=summary,
-            snap_codec=codec,
+            snap_codec=placed.codec,
             snap_raw_size=sum(len(part) for part in snap),
-            snap_frames=frames,
+            snap_start=placed.start,
+            snap_frames=placed.frames,
         )
         try:
             self._transact(location, old, [], head, mtime_ms, now)
         except (_HeadConflict, _TransactionConflict, StorageError):
             if self._surely_not_landed(location, token):
-                self._best_effort_delete_objects([snap_key])  # an orphan otherwise; never read
+                self._best_effort_delete_objects([placed.key])  # an orphan otherwise; never read
             raise
         garbage = set(state.garbage) if state else set()
         if old is not None:
@@ -246,10 +225,61 @@ class Appending(Loading):
             tail=[],
             uuids=uuids,
             garbage=garbage,
-            snap_body=body if body is not None and len(body) < MIN_COPY_PART_BYTES else None,
+            snap_body=placed.body,
         )
         self._collect_garbage(location, new_state, old.snap_key if old else None, now)
         return new_state
+
+    def _extend_snapshot(self, key: str, old: _Head, newer: bytes) -> _Placed | None:
+        """The old snapshot (at least 5 MiB) copied inside S3 as part 1 and one frame of
+        ``newer`` uploaded as part 2. None if the old one vanished."""
+        assert old.snap_key is not None
+        codec = old.snap_codec  # frames of one codec only: an old gzip snapshot stays gzip
+        member = compress_snapshot([newer], codec)
+        try:
+            self._compose_snapshot(key, old.snap_key, member)
+        except _SnapshotMissing:
+            return None
+        frames = with_frame_mark(old.snap_frames, old.snap_size) if codec == CODEC_ZSTD else ()
+        return _Placed(key, codec, old.snap_size + len(member), old.snap_start, frames)
+
+    def _write_snapshot(self, key: str, state: _State | None, newer: bytes) -> _Placed:
+        """A snapshot made anew: the padding copied inside S3, then the older entries (only
+        when the old snapshot predates the padding, or vanished) and one frame of ``newer``."""
+        old = state.head if state else None
+        prefix = b""
+        marks: tuple[int, ...] = ()
+        if state is not None and old is not None and old.snap_count:
+            if state.snap_body and old.snap_codec == CODEC_ZSTD:
+                prefix, marks = state.snap_body, old.snap_frames
+            else:
+                prefix = compress_snapshot(state.snap)
+        body = prefix + compress_snapshot([newer])
+        marks = with_frame_mark(marks, len(prefix))
+        if self._compose_after_padding(key, body):
+            padded = tuple(PADDING_BYTES + mark for mark in marks)
+            return _Placed(key, CODEC_ZSTD, PADDING_BYTES + len(body), PADDING_BYTES, padded)
+        # No padding to be had: the object written whole, as before there was one.
+        self._put_object(key, body)
+        kept = body if len(body) < MIN_COPY_PART_BYTES else None  # re-uploaded by the next one
+        return _Placed(key, CODEC_ZSTD, len(body), 0, marks, kept)
+
+    def _compose_after_padding(self, key: str, body: bytes) -> bool:
+        """Write ``key`` as the padding + ``body``; puts the padding first if it is missing (a
+        new bucket, or the lifecycle rule expired it). False if it is missing even then."""
+        for attempt in range(2):
+            try:
+                self._compose_snapshot(key, PADDING_KEY, body)
+                return True
+            except _SnapshotMissing:
+                if attempt:
+                    return False
+                self._put_object(PADDING_KEY, padding_body())
+        return False
+
+    def _put_object(self, key: str, body: bytes) -> None:
+        content_type = _content_type(key)
+        self._call("s3", "put_object", Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
     def _surely_not_landed(self, location: Location, token: str) -> bool:
         """After a failed transaction: whether the head is sure not to be ours. A lost reply

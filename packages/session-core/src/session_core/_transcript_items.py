@@ -110,8 +110,11 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     summary: str | None
     snap_codec: str  # of the snapshot object: CODEC_ZSTD, or CODEC_GZIP for older ones
     snap_raw_size: int | None  # bytes of its JSONL; None in heads written before zstd
-    # Offsets where a zstd frame of the snapshot starts, besides 0: a load splits its byte
-    # ranges there and decompresses them side by side. Any subset is valid; () marks none.
+    # Where the snapshot's first frame starts: after the padding (see _snapshot_padding),
+    # or 0 in objects written whole. Loads read from here on.
+    snap_start: int = 0
+    # Offsets where a later zstd frame of the snapshot starts: a load splits its byte ranges
+    # there and decompresses them side by side. Any subset is valid; () marks none.
     snap_frames: tuple[int, ...] = ()
 
 
@@ -123,12 +126,13 @@ class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
     codec: str
     count: int
     raw_size: int | None
+    start: int = 0
     frames: tuple[int, ...] = ()
 
     def same_object(self, other: _SnapshotRef) -> bool:
         """Whether both name the same object as written (frame marks are only a hint)."""
-        mine = (self.key, self.size, self.codec, self.count, self.raw_size)
-        return mine == (other.key, other.size, other.codec, other.count, other.raw_size)
+        mine = (self.key, self.size, self.codec, self.count, self.raw_size, self.start)
+        return mine == (other.key, other.size, other.codec, other.count, other.raw_size, other.start)
 
 
 def snapshot_ref(head: _Head) -> _SnapshotRef | None:
@@ -141,6 +145,7 @@ def snapshot_ref(head: _Head) -> _SnapshotRef | None:
         codec=head.snap_codec,
         count=head.snap_count,
         raw_size=head.snap_raw_size,
+        start=head.snap_start,
         frames=head.snap_frames,
     )
 
@@ -208,6 +213,8 @@ def _head_item(location: Location, head: _Head, expires: dict[str, str]) -> dict
     if head.snap_key is not None:
         item["snap_key"] = {"S": head.snap_key}
         item["snap_codec"] = {"S": head.snap_codec}
+    if head.snap_start:
+        item["snap_start"] = {"N": str(head.snap_start)}
     if head.snap_frames:
         item["snap_frames"] = {"S": ",".join(map(str, head.snap_frames))}
     if head.snap_raw_size is not None:
@@ -239,21 +246,29 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             # Snapshots written before zstd have no codec attribute.
             snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
             snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
-            snap_frames=_frame_marks(item, int(item["snap_size"]["N"])),
+            snap_start=_snapshot_start(item),
+            snap_frames=_frame_marks(item, _snapshot_start(item), int(item["snap_size"]["N"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
     return head
 
 
-def _frame_marks(item: dict[str, Any], size: int) -> tuple[int, ...]:
+def _snapshot_start(item: dict[str, Any]) -> int:
+    start = int(item["snap_start"]["N"]) if "snap_start" in item else 0
+    if not 0 <= start <= int(item["snap_size"]["N"]):
+        raise ValueError(f"snap_start {start} is outside the snapshot's {item['snap_size']['N']} bytes")
+    return start
+
+
+def _frame_marks(item: dict[str, Any], start: int, size: int) -> tuple[int, ...]:
     """The head's frame marks; none when they are missing or unusable (they are only a hint:
     a wrong one that passes this check fails its frame's decompression, never the content)."""
     try:
         marks = tuple(int(mark) for mark in item["snap_frames"]["S"].split(","))
     except (KeyError, TypeError, ValueError):
         return ()
-    if any(a >= b for a, b in pairwise((0, *marks, size))):
+    if any(a >= b for a, b in pairwise((start, *marks, size))):
         return ()
     return marks
 
@@ -266,11 +281,12 @@ def with_frame_mark(marks: tuple[int, ...], offset: int) -> tuple[int, ...]:
     return marks
 
 
-def frame_spans(size: int, marks: tuple[int, ...], count: int) -> list[tuple[int, int]]:
-    """Up to ``count`` byte ranges covering a snapshot of ``size`` bytes, each starting on a
-    frame (the mark nearest to each even cut)."""
-    cuts = sorted({min(marks, key=lambda mark: abs(mark - size * i / count)) for i in range(1, count)})
-    edges = [0, *cuts, size]
+def frame_spans(start: int, size: int, marks: tuple[int, ...], count: int) -> list[tuple[int, int]]:
+    """Up to ``count`` byte ranges covering a snapshot's frames (bytes ``start`` to ``size``),
+    each starting on a frame (the mark nearest to each even cut)."""
+    length = size - start
+    cuts = {min(marks, key=lambda mark: abs(mark - start - length * i / count)) for i in range(1, count)}
+    edges = [start, *sorted(cuts), size]
     return list(pairwise(edges))
 
 

@@ -224,12 +224,12 @@ class Loading(StateCache):
         connection). Ranges are grouped at the frame starts the head marks; each group is
         decompressed by a thread of its own (zstd lets go of the GIL) while its first range is
         still arriving and its later ones download beside it. A snapshot without marks is one
-        group."""
-        key, size = snapshot.key, snapshot.size
+        group. The padding before the first frame is never fetched."""
+        key, size, start = snapshot.key, snapshot.size, snapshot.start
         where = f"s3://{self._bucket}/{key}"
-        count = max(1, min(MAX_SNAPSHOT_RANGES, -(-size // SNAPSHOT_RANGE_BYTES)))
+        count = max(1, min(MAX_SNAPSHOT_RANGES, -(-(size - start) // SNAPSHOT_RANGE_BYTES)))
         marks = snapshot.frames if snapshot.codec == CODEC_ZSTD else ()
-        groups = frame_spans(size, marks, count) if marks else [(0, size)]
+        groups = frame_spans(start, size, marks, count) if marks else [(start, size)]
         ranges = ranges_per_span(groups, count)
         keep_body = size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]

@@ -22,23 +22,28 @@ Layout (one table with ``pk``/``sk`` strings and TTL attribute ``expires_at``, o
   ``list_session_summaries`` read only these items.
 * ``transcripts/<project>/<session>/<subpath or ~>/snap-<seq>-<token>.jsonl.zst`` is a
   zstd JSONL snapshot of every entry before append number ``snap_seq`` (``zstd -dc`` gives
-  the CLI's file).
+  the CLI's file: it skips the padding). ``transcripts/_padding/...`` is the padding.
 
 Format versions: chunk items without ``codec`` hold zlib and heads without ``snap_codec``
 name a gzip snapshot (``.jsonl.gz``): what the store wrote before zstd. Both are read as
-before. A compaction re-uploads a small old snapshot as zstd; one of 5 MiB or more keeps
-growing by server-side copy plus gzip members (frames of one codec per object).
+before. A compaction re-uploads a small old snapshot as zstd after the padding; one of 5 MiB
+or more keeps growing by server-side copy plus gzip members (frames of one codec per object).
+Heads without ``snap_start`` name snapshots without padding (written before it, or written
+whole when S3 would not copy the padding even after putting it again).
 
 An append is one TransactWriteItems: put the chunk, put the head (condition: the version
 and epoch we read), update the index item. A conflict re-reads the head (one Query) and
 tries again. When the tail grows past its limits (bytes, chunk count, age) or one batch
 is too big for an item, the append compacts instead: the new snapshot is the old one plus
 one zstd frame holding the newer entries (concatenated frames decode as one stream).
-Above S3's 5 MiB part minimum the old snapshot is copied inside S3 as part 1 of a
-multipart upload, so only the new frame crosses the wire; below it the store
-re-uploads the small old snapshot it holds. The head moves onto the new snapshot in the
-same kind of transaction; the replaced chunks and snapshot are deleted afterwards (best
-effort; loaders ignore them, TTL and lifecycle remove what a crash leaves). A snapshot
+The old snapshot is copied inside S3 as part 1 of a multipart upload, so only the new
+frame crosses the wire. S3 wants every part but the last to be 5 MiB or more, so a new
+snapshot starts with a shared 5 MiB padding object (a zstd skippable frame, put once per
+bucket, copied inside S3: ``_snapshot_padding``); the head's ``snap_start`` says where the
+frames start, and loads never fetch the padding. Nothing stored is uploaded twice. The
+head moves onto the new snapshot in the same kind of transaction; the replaced chunks and
+snapshot are deleted afterwards (best effort; loaders ignore them, TTL and lifecycle
+remove what a crash leaves). A snapshot
 that never made it into a head is an orphan: never read, deleted by a later compaction
 once it is older than ``orphan_grace_s``.
 
