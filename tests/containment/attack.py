@@ -26,6 +26,13 @@ def pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != ME]
 
 
+def others():
+    """Processes that are not this attack's own (its daemons hold the needles it was given:
+    finding them is not a leak)."""
+    mine = (os.path.join(HERE, "attack.py") + "\0").encode()
+    return [pid for pid in pids() if mine not in (read(f"/proc/{pid}/cmdline") or b"")]
+
+
 def read(path, mode="rb"):
     try:
         with open(path, mode) as f:
@@ -36,7 +43,7 @@ def read(path, mode="rb"):
 
 def scan_proc():
     leaks, environ_readable = [], []
-    for pid in pids():
+    for pid in others():
         for name in ("environ", "cmdline"):
             data = read(f"/proc/{pid}/{name}")
             if data is None:
@@ -49,7 +56,7 @@ def scan_proc():
 
 def scan_memory():
     leaks, readable = [], []
-    for pid in pids():
+    for pid in others():
         maps = read(f"/proc/{pid}/maps", "r")
         if not maps:
             continue
@@ -72,6 +79,14 @@ def scan_memory():
                     readable.append(pid)
                 leaks += [f"{pid}/mem" for n in NEEDLES if n in chunk]
     return leaks, readable
+
+
+def describe(pid):
+    """A process's command line, parent and uids (as /proc shows them)."""
+    status = (read(f"/proc/{pid}/status", "r") or "").splitlines()
+    fields = {line.split(":")[0]: line.split(":", 1)[1].strip() for line in status if ":" in line}
+    cmdline = (read(f"/proc/{pid}/cmdline") or b"").replace(b"\0", b" ").decode(errors="replace")
+    return {"cmdline": cmdline[:300], "ppid": fields.get("PPid"), "uid": fields.get("Uid")}
 
 
 def listening_ports():
@@ -253,6 +268,8 @@ def main():
         "model_key": os.environ.get("ANTHROPIC_API_KEY", ""),
         "model_url": os.environ.get("ANTHROPIC_BASE_URL", ""),
         "uid": os.getuid(),
+        # Who the leaking processes are, so a failure says where to look.
+        "leakers": {leak: describe(int(leak.split("/")[0])) for leak in proc_leaks + mem_leaks},
     }
     leave_daemons(sorted(TARGETS))
     print("ATTACK-REPORT " + json.dumps(report))
