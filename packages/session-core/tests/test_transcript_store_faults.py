@@ -307,3 +307,19 @@ async def test_a_compaction_that_cannot_copy_the_padding_writes_the_snapshot_who
     [body] = objects(aws).values()
     assert body[:4] == b"\x50\x2a\x4d\x18"
     assert await direct_store(aws).load(KEY) == history(30)
+
+
+async def test_a_padding_copy_denied_as_s3_denies_missing_keys_puts_the_padding_again(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(3):
+        await store.append(KEY, turn(n))
+    # What S3 answers for a missing key to a role that may not list where it would be.
+    proxy.faults.append(AwsFault("s3:UploadPartCopy", times=1, status=403, code="AccessDenied"))
+    for n in range(3, 12):
+        await store.append(KEY, turn(n))
+    assert proxy.seen.count("s3:PutObject") == 1  # the padding, put once more
+    [body] = objects(aws).values()
+    assert body[:4] == b"\x50\x2a\x4d\x18"  # the compaction went on, padded
+    assert await direct_store(aws).load(KEY) == history(12)

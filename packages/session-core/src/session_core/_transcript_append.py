@@ -269,7 +269,9 @@ class Appending(Loading):
         new bucket, or the lifecycle rule expired it). False if it is missing even then."""
         for attempt in range(2):
             try:
-                self._compose_snapshot(key, PADDING_KEY, body)
+                # S3 answers AccessDenied, not NoSuchKey, for a missing key to a role that may
+                # not list where it is: the padding is put once more either way.
+                self._compose_snapshot(key, PADDING_KEY, body, missing=frozenset({"AccessDenied"}))
                 return True
             except _SnapshotMissing:
                 if attempt:
@@ -291,7 +293,11 @@ class Appending(Loading):
             return False
         return head is None or head.tx != token
 
-    def _compose_snapshot(self, key: str, source: str, member: bytes) -> None:
+    def _compose_snapshot(
+        self, key: str, source: str, member: bytes, missing: frozenset[str] = frozenset()
+    ) -> None:
+        """``key`` = ``source`` copied inside S3 + ``member``; ``_SnapshotMissing`` if S3 says
+        the source is not there (NoSuchKey, or a code in ``missing``)."""
         upload = self._call(
             "s3", "create_multipart_upload", Bucket=self._bucket, Key=key, ContentType=_content_type(key)
         )["UploadId"]
@@ -301,7 +307,7 @@ class Appending(Loading):
                 copied = self._call(
                     "s3",
                     "upload_part_copy",
-                    passthrough={"NoSuchKey", "404"},
+                    passthrough={"NoSuchKey", "404", *missing},
                     PartNumber=1,
                     CopySource={"Bucket": self._bucket, "Key": source},
                     **target,

@@ -256,7 +256,7 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
 
 def _snapshot_start(item: dict[str, Any]) -> int:
     start = int(item["snap_start"]["N"]) if "snap_start" in item else 0
-    if not 0 <= start <= int(item["snap_size"]["N"]):
+    if start != 0 and not 0 < start < int(item["snap_size"]["N"]):  # a snapshot has a frame
         raise ValueError(f"snap_start {start} is outside the snapshot's {item['snap_size']['N']} bytes")
     return start
 

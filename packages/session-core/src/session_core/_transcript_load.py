@@ -231,7 +231,7 @@ class Loading(StateCache):
         marks = snapshot.frames if snapshot.codec == CODEC_ZSTD else ()
         groups = frame_spans(start, size, marks, count) if marks else [(start, size)]
         ranges = ranges_per_span(groups, count)
-        keep_body = size < MIN_COPY_PART_BYTES
+        keep_body = start == 0 and size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
 
         def decompress_group(index: int) -> bytes:

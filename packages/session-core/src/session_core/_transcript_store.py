@@ -29,7 +29,10 @@ name a gzip snapshot (``.jsonl.gz``): what the store wrote before zstd. Both are
 before. A compaction re-uploads a small old snapshot as zstd after the padding; one of 5 MiB
 or more keeps growing by server-side copy plus gzip members (frames of one codec per object).
 Heads without ``snap_start`` name snapshots without padding (written before it, or written
-whole when S3 would not copy the padding even after putting it again).
+whole when S3 would not copy the padding even after putting it again). Code from before
+the padding reads padded snapshots (zstd skips the padding frame) but downloads the padding;
+a head it writes records no start, so that transcript's cold loads fetch the 5 MiB from then
+on (correct, only slower): finish a deploy before taking turns on both versions.
 
 An append is one TransactWriteItems: put the chunk, put the head (condition: the version
 and epoch we read), update the index item. A conflict re-reads the head (one Query) and
