@@ -267,17 +267,19 @@ class Appending(Loading):
     def _compose_after_padding(self, key: str, body: bytes) -> bool:
         """Write ``key`` as the padding + ``body``; puts the padding first if it is missing (a
         new bucket, or the lifecycle rule expired it). False if it is missing even then."""
-        for attempt in range(2):
-            try:
-                # S3 answers AccessDenied, not NoSuchKey, for a missing key to a role that may
-                # not list where it is: the padding is put once more either way.
-                self._compose_snapshot(key, PADDING_KEY, body, missing=frozenset({"AccessDenied"}))
-                return True
-            except _SnapshotMissing:
-                if attempt:
-                    return False
-                self._put_object(PADDING_KEY, padding_body())
-        return False
+        if self._try_compose_after_padding(key, body):
+            return True
+        self._put_object(PADDING_KEY, padding_body())
+        return self._try_compose_after_padding(key, body)
+
+    def _try_compose_after_padding(self, key: str, body: bytes) -> bool:
+        try:
+            # S3 answers AccessDenied, not NoSuchKey, for a missing key to a role that may not
+            # list where it is: either way the padding counts as missing.
+            self._compose_snapshot(key, PADDING_KEY, body, missing=frozenset({"AccessDenied"}))
+        except _SnapshotMissing:
+            return False
+        return True
 
     def _put_object(self, key: str, body: bytes) -> None:
         content_type = _content_type(key)

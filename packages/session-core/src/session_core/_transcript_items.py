@@ -246,8 +246,8 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             # Snapshots written before zstd have no codec attribute.
             snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
             snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
-            snap_start=_snapshot_start(item),
-            snap_frames=_frame_marks(item, _snapshot_start(item), int(item["snap_size"]["N"])),
+            snap_start=(start := _snapshot_start(item)),
+            snap_frames=_frame_marks(item, start, int(item["snap_size"]["N"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
@@ -256,7 +256,7 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
 
 def _snapshot_start(item: dict[str, Any]) -> int:
     start = int(item["snap_start"]["N"]) if "snap_start" in item else 0
-    if start != 0 and not 0 < start < int(item["snap_size"]["N"]):  # a snapshot has a frame
+    if start and not 0 < start < int(item["snap_size"]["N"]):  # a frame follows the padding
         raise ValueError(f"snap_start {start} is outside the snapshot's {item['snap_size']['N']} bytes")
     return start
 
