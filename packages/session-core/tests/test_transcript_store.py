@@ -117,7 +117,7 @@ async def test_append_is_one_transaction_and_warm_load_reads_nothing_from_s3(aws
 
 
 async def test_cold_load_takes_at_most_three_requests_whatever_the_history(aws: Any) -> None:
-    writer = make_store(aws, tail_limit_bytes=20_000, chunk_limit_bytes=10_000)
+    writer = make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
     expected: list[dict[str, Any]] = []
     for n in range(60):
         await writer.append(KEY, turn(n))

@@ -20,7 +20,7 @@ from session_core._snapshot_padding import PADDING_KEY
 pytestmark = pytest.mark.anyio
 
 KEY = {"project_key": "proj", "session_id": "sess"}
-SMALL = {"tail_limit_bytes": 8_000, "chunk_limit_bytes": 4_000}
+SMALL = {"tail_limit_bytes": 6_000, "chunk_limit_bytes": 4_000}
 
 
 def turn(n: int) -> list[dict[str, Any]]:
