@@ -26,7 +26,10 @@ Columns (each time the median of ``--repeat`` runs):
   plus the resume-point scan (``find_last_prompt``);
   whole file: GET of the session as one JSONL object + write the file (the baseline);
   floor: GET of the whole history as one gzip object + decompress + write;
-* warm restore: the same container, its file current after the last turn.
+* warm restore: the same container, its file current after the last turn;
+* CPU cold/whole: CPU time of a cold restore and of the whole-file download, the bench's own
+  and its children's (moto, the shaping proxies) together: on loopback the network's cost is
+  moto's CPU, which shares this machine's cores with the restore.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import asyncio
 import base64
 import gzip
 import json
+import os
 import random
 import shutil
 import statistics
@@ -224,7 +228,7 @@ class Recorder:
             client.meta.events.register("before-send", self._on_send)
 
     def _on_send(self, request: Any, event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
+        service, operation = event_name.split(".", 2)[1:]
         self.requests[(service, operation)] += 1
         if operation not in _WRITES:
             return
@@ -299,6 +303,24 @@ class Row:
     warm_ms: float = 0.0
     warm_requests: str = ""
     cold_requests: str = ""
+    cold_cpu_ms: float = 0.0
+    whole_cpu_ms: float = 0.0
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its children still running: the moto
+    server, and the shaping proxies where they run. On a machine with N cores a restore cannot
+    take less wall time than its CPU time over N."""
+    total = time.process_time()
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[1] == me:  # ppid; utime and stime are fields 14 and 15 of stat
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def progress(text: str) -> None:
@@ -380,7 +402,7 @@ async def _time_restores(
     def fresh_disk() -> None:
         path.unlink(missing_ok=True)
 
-    cold_times, whole_times, floor_times, warm_times = [], [], [], []
+    cold_times, whole_times, floor_times, warm_times, cold_cpu, whole_cpu = [], [], [], [], [], []
     for attempt in range(repeat):
         progress(f"  {row.turns} turns, {network.name}: restores, run {attempt + 1}")
         # cold: new clients, new store, empty disk
@@ -389,11 +411,12 @@ async def _time_restores(
         rec = Recorder(s3, ddb)
         store = TranscriptStore(s3=s3, dynamodb=ddb, bucket=bucket, table=table)
         restorer = TranscriptRestorer(store)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_seconds()
         restored = await restorer.restore("bench", key, path)
         assert restored is not None and restored.written
         assert find_last_prompt(restored.stored) is not None
         cold_times.append(time.perf_counter() - began)
+        cold_cpu.append(cpu_seconds() - cpu)
         row.cold_requests = _by_service(rec.requests)
         if attempt == 0:
             assert path.read_bytes() == whole, "restored file differs from the session"
@@ -409,10 +432,11 @@ async def _time_restores(
         # whole-file download
         fresh_disk()
         s3, _ = network.clients()
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), cpu_seconds()
         body = s3.get_object(Bucket=bucket, Key=whole_key)["Body"].read()
         path.write_bytes(body)
         whole_times.append(time.perf_counter() - began)
+        whole_cpu.append(cpu_seconds() - cpu)
         # floor: one GET of the compressed history, decompress, write
         fresh_disk()
         s3, _ = network.clients()
@@ -424,6 +448,8 @@ async def _time_restores(
     row.warm_ms = statistics.median(warm_times) * 1000
     row.whole_ms = statistics.median(whole_times) * 1000
     row.floor_ms = statistics.median(floor_times) * 1000
+    row.cold_cpu_ms = statistics.median(cold_cpu) * 1000
+    row.whole_cpu_ms = statistics.median(whole_cpu) * 1000
 
 
 def _by_service(requests: Counter[tuple[str, str]]) -> str:
@@ -460,7 +486,8 @@ def print_tables(rows: list[Row]) -> None:
     print(f"restore (median ms; ratio = store / whole-file download in the same run; {where})")
     header = (
         f"{'turns':>5} {'network':<9} {'whole file':>10} {'floor':>8} {'cold store':>10} {'/whole':>7} "
-        f"{'/floor':>7} {'cold requests':>14} {'warm':>7} {'/whole':>7} {'warm requests':>14}"
+        f"{'/floor':>7} {'cold requests':>14} {'warm':>7} {'/whole':>7} {'warm requests':>14} "
+        f"{'CPU cold/whole':>15}"
     )
     print(header)
     print("-" * len(header))
@@ -468,8 +495,14 @@ def print_tables(rows: list[Row]) -> None:
         print(
             f"{r.turns:>5} {r.network:<9} {r.whole_ms:>10.1f} {r.floor_ms:>8.1f} {r.cold_ms:>10.1f} "
             f"{r.cold_ms / r.whole_ms:>7.2f} {r.cold_ms / r.floor_ms:>7.2f} {r.cold_requests:>14} "
-            f"{r.warm_ms:>7.1f} {r.warm_ms / r.whole_ms:>7.3f} {r.warm_requests:>14}"
+            f"{r.warm_ms:>7.1f} {r.warm_ms / r.whole_ms:>7.3f} {r.warm_requests:>14} "
+            f"{r.cold_cpu_ms:>7.0f}/{r.whole_cpu_ms:<7.0f}"
         )
+    cores = os.cpu_count()
+    print(
+        f"CPU: ms of CPU per restore, this process and its children (moto, the shaping proxies) "
+        f"together; on {cores} cores a restore takes at least its CPU / {cores} of wall time"
+    )
 
 
 def main() -> None:
