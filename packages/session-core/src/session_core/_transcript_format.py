@@ -247,6 +247,11 @@ class StoredTranscript:
                 end = start
             following += part.count(b"\n", 0, counted)
 
+    @property
+    def size(self) -> int:
+        """Bytes of the JSONL file it makes."""
+        return sum(len(part) for part in self.jsonl)
+
     def last_line(self) -> bytes | None:
         """The newest entry's line (None for an empty transcript)."""
         for part in reversed(self.jsonl):
@@ -266,9 +271,12 @@ def uuid_of(entry: Any) -> str | None:
 # ~110 KB turns (bench/session_store.py's synthetic ones) on a 2-core x86 machine:
 # - a chunk item: level 15. DynamoDB bills every KB written and stored, and this is the one
 #   write on every append's path: 13 % smaller than zlib 6 (level 3: 0.4 %) for ~17 ms per
-#   110 KB batch. Above 256 KiB level 15 slows ~5x per byte, so a bigger batch gets level 9.
-# - a snapshot frame (~20 turns, once per compaction): level 11, 10 % smaller than level 3
-#   for ~45 ms per MB; it is the bytes every cold restore downloads.
+#   110 KB batch. Above 256 KiB zstd gives level 15 its parameters for big inputs (255-370 ms
+#   per MB), so a bigger batch gets level 9 (~26 ms per MB).
+# - a snapshot frame (~20 turns, ~2.5 MB, once per compaction): level 11, 10 % smaller than
+#   level 3 for 35-70 ms per MB; it is the bytes every cold restore downloads. A whole snapshot
+#   written again (its old object lost, an old gzip one rewritten) can be 100 MB: above 8 MiB
+#   level 3 (~4 ms per MB), or that append would take seconds.
 # Items and heads written before it carry no codec attribute: zlib chunks, gzip snapshots.
 # They are read forever; a gzip snapshot too big to re-upload keeps growing as gzip members.
 
@@ -279,6 +287,8 @@ _CHUNK_LEVEL = 15
 _BIG_CHUNK_LEVEL = 9
 _BIG_CHUNK_RAW_BYTES = 256 * 1024
 _FRAME_LEVEL = 11
+_BIG_FRAME_LEVEL = 3
+_BIG_FRAME_RAW_BYTES = 8 * 1024 * 1024
 
 
 def _zstd_compress(raw: bytes, level: int) -> bytes:
@@ -327,7 +337,7 @@ def compress_snapshot(jsonl: Sequence[bytes], codec: str = CODEC_ZSTD) -> bytes:
     raw = b"".join(jsonl)
     if codec == CODEC_GZIP:
         return gzip.compress(raw, compresslevel=6, mtime=0)
-    return _zstd_compress(raw, _FRAME_LEVEL)
+    return _zstd_compress(raw, _FRAME_LEVEL if len(raw) <= _BIG_FRAME_RAW_BYTES else _BIG_FRAME_LEVEL)
 
 
 def decompress_snapshot(
