@@ -50,6 +50,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Confine the CLI and its tools with Landlock where the kernel has it (LANDLOCK=off: don't,
     # e.g. to tell whether the sandbox is what breaks a tool).
     landlock: bool = True
+    # The function's memory (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE); 0 where it is not set:
+    # then no history is refused for its size (see _history_limit).
+    memory_mb: int = 0
 
 
 def _flag(value: str) -> bool:
@@ -103,4 +106,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
+        memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),
     )

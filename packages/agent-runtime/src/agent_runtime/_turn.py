@@ -17,6 +17,7 @@ from session_core import (
     Approvals,
     ErrorKind,
     ErrorReason,
+    HistorySize,
     InvalidSessionKeyError,
     LeaseClock,
     LeaseHeldError,
@@ -45,6 +46,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError
+from ._history_limit import history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._process_sweep import reap_zombie_children, sweep_turn_processes
@@ -237,7 +239,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if plan.nothing_to_do:
                     return _nothing_to_resume(request, started)
                 sdk_started = time.perf_counter()
-                resume_at = None if resume is None else await self._restore(key, resume, workspace)
+                resume_at, history_bytes = (
+                    (None, 0) if resume is None else await self._restore(key, resume, workspace)
+                )
+                history = history_size(history_bytes, self.settings.memory_mb)
+                if history is not None and history.too_large:
+                    return _history_too_large(request, history, started)
                 run = SdkRun(
                     plan.prompt,
                     request.turn_id,
@@ -283,7 +290,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     await watcher
                 await live.end()
         self._report_done(store, turn, answer, started=started, sdk_s=sdk_s, persist_s=persist_s)
-        return answer
+        return answer if history is None else msgspec.structs.replace(answer, history=history)
 
     async def _session_to_resume(self, key: SessionKey, request: TurnRequest) -> tuple[str | None, float]:
         """The SDK session this turn continues (None: a fresh one) and its running total so far."""
@@ -586,9 +593,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.info("turn.processes_killed", count=killed)
         return killed
 
-    async def _restore(self, key: SessionKey, resume: str, workspace: SessionWorkspace) -> str | None:
+    async def _restore(
+        self, key: SessionKey, resume: str, workspace: SessionWorkspace
+    ) -> tuple[str | None, int]:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
-        return where to resume; counted as the turn's restore time."""
+        return where to resume and the transcript's bytes (0 when not restored); counted as
+        the turn's restore time."""
         store, restorer = self._timed_store, self._restorer
         assert store is not None and restorer is not None
         started = time.perf_counter()
@@ -599,13 +609,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 restored = await restorer.restore(key.canonical, store_key, path)
             except Exception as exc:  # the SDK's own load reports a real outage; resume it all
                 log.warning("turn.restore_failed", error_type=type(exc).__name__)
-                return None
+                return None, 0
             if restored is None:
-                return None
+                return None, 0
             if restored.local:
                 store.restored_locally = resume
             log.info("turn.restored", local=restored.local, written=restored.written)
-            return await self._resume_point(key, restored.stored)
+            return await self._resume_point(key, restored.stored), restored.stored.size
         finally:
             store.load_s += time.perf_counter() - started
 
@@ -719,6 +729,16 @@ def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:
         turn_id=request.turn_id,
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
+
+
+def _history_too_large(request: TurnRequest, history: HistorySize, started: float) -> TurnResult:
+    """The answer to a turn whose history the runtime's memory cannot load: /new helps, a
+    retry does not."""
+    log.warning(
+        "turn.history_too_large", history_mb=round(history.mb, 1), limit_mb=round(history.limit_mb, 1)
+    )
+    refused = _error(request, "bad_request", retryable=False, started=started, reason="history_too_large")
+    return msgspec.structs.replace(refused, history=history)
 
 
 def _error(

@@ -19,6 +19,9 @@ The prompt scripts the answer:
   "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
   "crash"              the handler raises (a function error) and keeps the lease
   "free: ..."          answered like anything else, but billed nothing (as the demo model)
+  "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
+                       above it the turn is refused (reason ``history_too_large``), else
+                       answered with ``history`` set, as the real runtime near its memory limit
   "ask:<tool> <what>"  [I] ends at a tool call needing approval, as the real runtime does: the
                        call is kept as the session's pending Approval (``requested_by`` = the
                        request's user_id) and the result carries its ApprovalRequest
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
+import msgspec
 from session_core import (
     TURN_VERSION,
     Approval,
@@ -47,6 +51,7 @@ from session_core import (
     ApprovalRequest,
     Approvals,
     ErrorKind,
+    HistorySize,
     LeaseHeldError,
     SessionKey,
     SessionRegistry,
@@ -92,6 +97,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         return _answer(start.replay)
     lease = start.lease
     started = time.time()
+    history = _history(prompt)
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
@@ -106,6 +112,9 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     elif prompt.startswith("ask:"):
         asked = _ask(request, key)
         result = ledger.save(lease, asked).result or asked
+    elif history is not None and history.too_large:
+        refused = _error(request, "bad_request", retryable=False)
+        result = msgspec.structs.replace(refused, error_reason="history_too_large", history=history)
     else:
         text = long_markdown(int(prompt.split(":")[1])) if prompt.startswith("long:") else None
         free = prompt.startswith("free:")
@@ -122,9 +131,18 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             approval_outcome=_decline_pending(key),
         )
         result = ledger.save(lease, result).result or result
+        result = msgspec.structs.replace(result, history=history)  # not recorded, as the runtime's
     _log_run(request, started)
     ledger.release(lease)
     return _answer(result)
+
+
+def _history(prompt: str) -> HistorySize | None:
+    """The history a "history:<mb>/<limit mb>" prompt scripts (None for any other prompt)."""
+    if not prompt.startswith("history:"):
+        return None
+    mb, _, limit_mb = prompt.removeprefix("history:").split()[0].partition("/")
+    return HistorySize(mb=float(mb), limit_mb=float(limit_mb))
 
 
 def _ask(request: TurnRequest, key: SessionKey) -> TurnResult:

@@ -61,8 +61,21 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 # refusing the key); permanent, the operator has been told by a log line, metric and alarm.
 ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # Why a turn failed, where its kind alone does not say what the user should do: it ran out of
-# time, hit the agent's step limit or the turn's budget, or could not open an attachment.
-ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment"]
+# time, hit the agent's step limit or the turn's budget, could not open an attachment, or the
+# session's history has outgrown what the runtime's memory can load.
+ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment", "history_too_large"]
+
+
+class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's stored history next to the most the runtime's memory can load (MB)."""
+
+    mb: float
+    limit_mb: float
+
+    @property
+    def too_large(self) -> bool:
+        """Loading this history would need more memory than the runtime has."""
+        return self.mb > self.limit_mb
 
 
 class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +109,9 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     approval_request: ApprovalRequest | None = None
     # [I] The pending approval this turn answered (a button, or a new message declining it).
     approval_outcome: ApprovalOutcome | None = None
+    # The session's history, set when it nears (or, with reason "history_too_large", passed)
+    # the most the runtime's memory can load: the consumer tells the user before it breaks.
+    history: HistorySize | None = None
 
     @property
     def ok(self) -> bool:

@@ -45,7 +45,14 @@ from ._render import escape_html, render_reply
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
-from ._wording import EMPTY_ANSWER, FILE_ONLY_PROMPT, failure_text, too_large_notice, unsupported_notice
+from ._wording import (
+    EMPTY_ANSWER,
+    FILE_ONLY_PROMPT,
+    failure_text,
+    history_notice,
+    too_large_notice,
+    unsupported_notice,
+)
 
 log = get_logger(__name__)
 
@@ -185,6 +192,8 @@ class MessageHandler:
             return []
         if self._wants_usage_footer(key):
             text = f"{text.strip() or EMPTY_ANSWER}\n\n{usage_footer(result)}"
+        if result.history is not None:
+            text = f"{text.strip() or EMPTY_ANSWER}\n\n{history_notice(result.history)}"
         return render_reply(text) or [EMPTY_ANSWER]
 
     def _ask_approval(

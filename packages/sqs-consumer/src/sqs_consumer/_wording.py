@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from session_core import ApprovalChoice, ErrorKind, ErrorReason, TurnResult
+from session_core import ApprovalChoice, ErrorKind, ErrorReason, HistorySize, TurnResult
 
 from ._render import escape_html
 
@@ -45,7 +45,17 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "Please ask for a smaller part.",
     "max_budget": "I stopped because answering this would cost more than one message may spend. "
     "Please ask for a smaller part.",
+    "history_too_large": "This conversation has grown too long for me to continue: its history no "
+    "longer fits in my memory. Send /new to start a fresh one.",
 }
+
+
+def history_notice(history: HistorySize) -> str:
+    """The line under an answer once the session's history nears what the runtime can load."""
+    return (
+        f"_⚠️ This conversation is long: {history.mb:.0f} MB of history, and at about "
+        f"{history.limit_mb:.0f} MB I can no longer continue it. Send /new to start a fresh one._"
+    )
 
 
 def failure_text(result: TurnResult) -> str | None:

@@ -1,0 +1,30 @@
+"""How much session history the runtime's memory can load.
+
+The Claude Code CLI reads a resumed session's whole transcript into memory, and the store keeps
+a copy too. ``bench/runtime_turn.py`` measured a turn's peak memory (runtime, CLI and tools
+together) at ~340 MiB for a short session plus ~9 MiB per MB of transcript (1,230 MiB at
+102 MB). A turn whose history needs more than the function's memory would be killed mid-run,
+and again on every retry: it is refused instead, with a reason the user can act on (/new), and
+from WARN_SHARE of the limit on every answer says how close the history is.
+"""
+
+from __future__ import annotations
+
+from session_core import HistorySize
+
+BASE_MIB = 340
+MIB_PER_HISTORY_MB = 9
+WARN_SHARE = 0.8
+
+
+def history_size(history_bytes: int, memory_mb: int) -> HistorySize | None:
+    """The history next to its limit once it reaches WARN_SHARE of it; None while it is well
+    inside, for a new session (no history), or when the memory is unknown (``memory_mb`` 0:
+    not on Lambda)."""
+    if memory_mb <= 0 or history_bytes <= 0:
+        return None
+    limit_mb = max(0.0, (memory_mb - BASE_MIB) / MIB_PER_HISTORY_MB)
+    mb = history_bytes / 1_000_000
+    if mb < WARN_SHARE * limit_mb:
+        return None
+    return HistorySize(mb=mb, limit_mb=limit_mb)

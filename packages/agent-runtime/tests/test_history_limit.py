@@ -1,0 +1,78 @@
+"""A session whose history outgrows the runtime's memory is refused before the CLI would be
+killed loading it, and the user is told as it nears that point (real CLI, moto storage)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+from agent_runtime import transcript_project
+from agent_runtime._history_limit import BASE_MIB, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
+from session_core import SessionKey
+
+KEY = "default/1001/0"
+
+
+def stored_mb(runtime, session_id: str) -> float:
+    project = transcript_project(SessionKey.parse(KEY))
+    stored = asyncio.run(runtime.store.load_stored({"project_key": project, "session_id": session_id}))
+    assert stored is not None
+    return stored.size / 1_000_000
+
+
+def test_the_default_1024_mb_runtime_warns_from_about_60_mb_and_refuses_above_about_76() -> None:
+    assert history_size(10_000_000, 1024) is None
+    warned = history_size(65_000_000, 1024)
+    assert warned is not None and not warned.too_large and 75 < warned.limit_mb < 77
+    refused = history_size(80_000_000, 1024)
+    assert refused is not None and refused.too_large
+    assert history_size(500_000_000, 0) is None  # memory unknown (not on Lambda): no limit
+    assert history_size(0, 512) is None  # a new session has no history to load
+
+
+@pytest.mark.slow
+def test_a_history_too_large_for_the_memory_is_refused_without_running_the_model_and_kept(
+    make_runtime, model_server, turn_request
+) -> None:
+    first = make_runtime().run_turn(turn_request("the password is heron", turn_id=1))
+    assert first.ok, first
+    calls = len(model_server.model_calls)
+
+    # Memory for the runtime alone: no history fits.
+    small = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(BASE_MIB)})
+    refused = small.run_turn(turn_request("what is the password?", turn_id=2))
+
+    assert not refused.ok and refused.error_reason == "history_too_large" and not refused.retryable
+    assert refused.history is not None and refused.history.mb > refused.history.limit_mb == 0
+    assert len(model_server.model_calls) == calls  # nothing was paid for
+    # The history is kept whole, and /new starts a fresh session on the same runtime.
+    project = transcript_project(SessionKey.parse(KEY))
+    kept = asyncio.run(small.store.load({"project_key": project, "session_id": first.session_id}))
+    assert kept and "the password is heron" in json.dumps(kept)
+    fresh = small.run_turn(turn_request("hello again", turn_id=3, new_session=True))
+    assert fresh.ok and fresh.session_id != first.session_id and fresh.history is None
+
+
+@pytest.mark.slow
+def test_an_answer_says_how_close_the_history_is_once_it_nears_the_limit(
+    make_runtime, model_server, turn_request
+) -> None:
+    # ~0.5 MB of history: the prompt and the model's echo of it.
+    first = make_runtime().run_turn(turn_request("remember this: " + "lorem ipsum " * 21_000, turn_id=1))
+    assert first.ok, first
+    assert first.history is None  # no memory limit known: nothing to say
+    history = stored_mb(make_runtime(), first.session_id or "")
+    # The most memory whose limit the history still reaches WARN_SHARE of (it is not above it).
+    memory = math.floor(BASE_MIB + MIB_PER_HISTORY_MB * history / WARN_SHARE)
+    assert (memory - BASE_MIB) / MIB_PER_HISTORY_MB >= history, "the test's history is too small"
+
+    answer = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}).run_turn(
+        turn_request("and now?", turn_id=2)
+    )
+
+    assert answer.ok and answer.text.startswith("turns=2")
+    assert answer.history is not None
+    assert answer.history.mb == pytest.approx(history)
+    assert answer.history.limit_mb == pytest.approx((memory - BASE_MIB) / MIB_PER_HISTORY_MB)
