@@ -50,8 +50,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Confine the CLI and its tools with Landlock where the kernel has it (LANDLOCK=off: don't,
     # e.g. to tell whether the sandbox is what breaks a tool).
     landlock: bool = True
-    # The function's memory (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE); 0 where it is not set:
-    # then no history is refused for its size (see _history_limit).
+    # The function's memory (Lambda's AWS_LAMBDA_FUNCTION_MEMORY_SIZE, which agentbot dev's
+    # local Lambda sets too); 0 where it is not set: then no history is refused for its size
+    # (see _history_limit).
     memory_mb: int = 0
 
 
