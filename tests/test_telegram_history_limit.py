@@ -31,3 +31,6 @@ def test_an_answer_near_the_limit_says_how_long_the_history_is_and_past_it_the_u
         f"Answer to: history:62/76 long chat\n\n{near}",
         past,
     ]
+    # The refusal is an answer, the same for every message until /new: not a failure that
+    # dead-letters the message and raises the operator's alarm.
+    assert stack.dead_letters() == []

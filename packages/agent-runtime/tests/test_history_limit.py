@@ -9,8 +9,8 @@ import math
 
 import pytest
 from agent_runtime import transcript_project
-from agent_runtime._history_limit import BASE_MIB, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
-from session_core import SessionKey
+from agent_runtime._history_limit import BASE_MIB, HEADROOM, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
+from session_core import HistorySize, SessionKey
 
 KEY = "default/1001/0"
 
@@ -22,12 +22,20 @@ def stored_mb(runtime, session_id: str) -> float:
     return stored.size / 1_000_000
 
 
-def test_the_default_1024_mb_runtime_warns_from_about_60_mb_and_refuses_above_about_76() -> None:
-    assert history_size(10_000_000, 1024) is None
-    warned = history_size(65_000_000, 1024)
-    assert warned is not None and not warned.too_large and 75 < warned.limit_mb < 77
-    refused = history_size(80_000_000, 1024)
-    assert refused is not None and refused.too_large
+def test_a_1024_mb_runtime_warns_from_80_percent_of_its_limit_and_refuses_past_it() -> None:
+    limit = (1024 * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB
+    assert 64 < limit < 66  # ~65 MB, leaving a tenth of the memory spare
+
+    def at(mb: float) -> HistorySize | None:
+        return history_size(int(mb * 1_000_000), 1024)
+
+    assert at(WARN_SHARE * limit - 0.01) is None
+    near = at(WARN_SHARE * limit + 0.01)
+    assert near is not None and not near.too_large and near.limit_mb == pytest.approx(limit)
+    edge = at(limit - 0.01)
+    assert edge is not None and not edge.too_large
+    past = at(limit + 0.01)
+    assert past is not None and past.too_large
     assert history_size(500_000_000, 0) is None  # memory unknown (not on Lambda): no limit
     assert history_size(0, 512) is None  # a new session has no history to load
 
@@ -59,14 +67,15 @@ def test_a_history_too_large_for_the_memory_is_refused_without_running_the_model
 def test_an_answer_says_how_close_the_history_is_once_it_nears_the_limit(
     make_runtime, model_server, turn_request
 ) -> None:
-    # ~0.5 MB of history: the prompt and the model's echo of it.
-    first = make_runtime().run_turn(turn_request("remember this: " + "lorem ipsum " * 21_000, turn_id=1))
+    # ~0.75 MB of history: the prompt and the model's echo of it.
+    first = make_runtime().run_turn(turn_request("remember this: " + "lorem ipsum " * 30_000, turn_id=1))
     assert first.ok, first
     assert first.history is None  # no memory limit known: nothing to say
     history = stored_mb(make_runtime(), first.session_id or "")
     # The most memory whose limit the history still reaches WARN_SHARE of (it is not above it).
-    memory = math.floor(BASE_MIB + MIB_PER_HISTORY_MB * history / WARN_SHARE)
-    assert (memory - BASE_MIB) / MIB_PER_HISTORY_MB >= history, "the test's history is too small"
+    memory = math.floor((BASE_MIB + MIB_PER_HISTORY_MB * history / WARN_SHARE) / (1 - HEADROOM))
+    limit = (memory * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB
+    assert limit >= history, "the test's history is too small"
 
     answer = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}).run_turn(
         turn_request("and now?", turn_id=2)
@@ -75,4 +84,4 @@ def test_an_answer_says_how_close_the_history_is_once_it_nears_the_limit(
     assert answer.ok and answer.text.startswith("turns=2")
     assert answer.history is not None
     assert answer.history.mb == pytest.approx(history)
-    assert answer.history.limit_mb == pytest.approx((memory - BASE_MIB) / MIB_PER_HISTORY_MB)
+    assert answer.history.limit_mb == pytest.approx(limit)

@@ -5,7 +5,9 @@ a copy too. ``bench/runtime_turn.py`` measured a turn's peak memory (runtime, CL
 together) at ~340 MiB for a short session plus ~9 MiB per MB of transcript (1,230 MiB at
 102 MB). A turn whose history needs more than the function's memory would be killed mid-run,
 and again on every retry: it is refused instead, with a reason the user can act on (/new), and
-from WARN_SHARE of the limit on every answer says how close the history is.
+from WARN_SHARE of the limit every answer says how close the history is. The limit keeps
+HEADROOM of the memory spare: the model was measured on short turns, and a big tool output or
+attachment adds to the peak.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from session_core import HistorySize
 
 BASE_MIB = 340
 MIB_PER_HISTORY_MB = 9
+HEADROOM = 0.1
 WARN_SHARE = 0.8
 
 
@@ -23,7 +26,7 @@ def history_size(history_bytes: int, memory_mb: int) -> HistorySize | None:
     not on Lambda)."""
     if memory_mb <= 0 or history_bytes <= 0:
         return None
-    limit_mb = max(0.0, (memory_mb - BASE_MIB) / MIB_PER_HISTORY_MB)
+    limit_mb = max(0.0, (memory_mb * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB)
     mb = history_bytes / 1_000_000
     if mb < WARN_SHARE * limit_mb:
         return None

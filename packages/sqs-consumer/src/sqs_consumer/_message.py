@@ -117,6 +117,12 @@ class MessageHandler:
             report_deployment_spend(budgets, self._config.tenant)
         if result is None:
             return "refused"
+        if result.error_reason == "history_too_large":
+            # Expected, and the same for every message until the user sends /new: an answer,
+            # not a failure for the dead-letter queue and its alarm.
+            log.warning("turn_history_too_large")
+            self._delivery.deliver(msg, key, [escape_html(failure_text(result) or "")])
+            return "history_too_large"
         if not result.ok:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
         return "replied"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
-# attachment, or the budget's refusal.
-MessageStatus = Literal["replied", "command", "unsupported", "refused", "over_budget"]
+# attachment, the budget's refusal, or the runtime's for a history its memory cannot load.
+MessageStatus = Literal["replied", "command", "unsupported", "refused", "over_budget", "history_too_large"]
 # What became of a record: answered (a MessageStatus), or handled without an answer.
 RecordStatus = Literal[MessageStatus, "dead_lettered", "requeued", "misconfigured", "retry"]
 
