@@ -283,17 +283,25 @@ def uuid_of(entry: Any) -> str | None:
 CODEC_ZSTD = "zstd"
 CODEC_GZIP = "gzip"  # snapshots without a codec attribute
 CODEC_ZLIB = "zlib"  # chunks without a codec attribute
-_CHUNK_LEVEL = 15
-_BIG_CHUNK_LEVEL = 9
-_BIG_CHUNK_RAW_BYTES = 256 * 1024
-_FRAME_LEVEL = 11
-_BIG_FRAME_LEVEL = 3
-_BIG_FRAME_RAW_BYTES = 8 * 1024 * 1024
 
 
-def _zstd_compress(raw: bytes, level: int) -> bytes:
+@dataclass(frozen=True)
+class _Levels:
+    """A zstd level, and the cheaper one for input above ``big_above`` bytes."""
+
+    level: int
+    big_level: int
+    big_above: int
+
+
+_CHUNK_LEVELS = _Levels(level=15, big_level=9, big_above=256 * 1024)
+_FRAME_LEVELS = _Levels(level=11, big_level=3, big_above=8 * 1024 * 1024)
+
+
+def _zstd_compress(raw: bytes, levels: _Levels) -> bytes:
     import zstandard  # on first use: the zip functions import session_core but store nothing
 
+    level = levels.level if len(raw) <= levels.big_above else levels.big_level
     # A compressor per call: zstandard's objects must not be shared between threads.
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
 
@@ -313,8 +321,7 @@ def _zstd_decompress(pieces: Iterable[bytes], location: str, what: str) -> bytes
 
 def compress_chunk(lines: Sequence[bytes]) -> bytes:
     """A chunk item's payload: the batch's JSON lines, newline-joined, zstd-compressed."""
-    raw = b"\n".join(lines)
-    return _zstd_compress(raw, _CHUNK_LEVEL if len(raw) <= _BIG_CHUNK_RAW_BYTES else _BIG_CHUNK_LEVEL)
+    return _zstd_compress(b"\n".join(lines), _CHUNK_LEVELS)
 
 
 def decompress_chunk(data: bytes, count: int, location: str, codec: str = CODEC_ZSTD) -> list[bytes]:
@@ -337,7 +344,7 @@ def compress_snapshot(jsonl: Sequence[bytes], codec: str = CODEC_ZSTD) -> bytes:
     raw = b"".join(jsonl)
     if codec == CODEC_GZIP:
         return gzip.compress(raw, compresslevel=6, mtime=0)
-    return _zstd_compress(raw, _FRAME_LEVEL if len(raw) <= _BIG_FRAME_RAW_BYTES else _BIG_FRAME_LEVEL)
+    return _zstd_compress(raw, _FRAME_LEVELS)
 
 
 def decompress_snapshot(

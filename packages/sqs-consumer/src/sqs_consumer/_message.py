@@ -47,6 +47,7 @@ from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
 from ._wording import (
     EMPTY_ANSWER,
+    FAILURE_WORDING,
     FILE_ONLY_PROMPT,
     failure_text,
     history_notice,
@@ -121,7 +122,7 @@ class MessageHandler:
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.
             log.warning("turn_history_too_large")
-            self._delivery.deliver(msg, key, [escape_html(failure_text(result) or "")])
+            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING["history_too_large"])])
             return "history_too_large"
         if not result.ok:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
