@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from ._errors import CorruptTranscriptError, InvalidSessionKeyError, SessionCoreError
+from ._zstd_frames import FrameError, decompress_frames
 
 MAX_KEY_PART_CHARS = 1024
 _SHORT_ENCODING_LIMIT = 120
@@ -306,17 +307,16 @@ def _zstd_compress(raw: bytes, levels: _Levels) -> bytes:
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
 
 
-def _zstd_decompress(pieces: Iterable[bytes], location: str, what: str) -> bytes:
-    """Decompress consecutive pieces of one stream as they come (a download still running)."""
+def _zstd_decompress(pieces: Iterable[bytes], location: str, what: str) -> list[bytes]:
+    """The content of each frame in consecutive pieces of one stream, decompressed as each
+    frame is whole (a download may still be running). Snapshots are concatenated frames, one
+    per compaction; a chunk is one."""
     import zstandard
 
-    # Snapshots are concatenated frames (one per compaction): read them as one stream.
-    stream = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
     try:
-        out = [stream.decompress(piece) for piece in pieces]
-    except zstandard.ZstdError as exc:
+        return decompress_frames(pieces)
+    except (zstandard.ZstdError, FrameError) as exc:
         raise CorruptTranscriptError(location, f"{what} does not decompress: {exc}") from exc
-    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def compress_chunk(lines: Sequence[bytes]) -> bytes:
@@ -327,7 +327,10 @@ def compress_chunk(lines: Sequence[bytes]) -> bytes:
 def decompress_chunk(data: bytes, count: int, location: str, codec: str = CODEC_ZSTD) -> list[bytes]:
     """Inverse of ``compress_chunk`` (or of the older zlib chunks); checks the entry count."""
     try:
-        raw = zlib.decompress(data) if codec == CODEC_ZLIB else _zstd_decompress([data], location, "chunk")
+        if codec == CODEC_ZLIB:
+            raw = zlib.decompress(data)
+        else:
+            raw = b"".join(_zstd_decompress([data], location, "chunk"))
     except zlib.error as exc:
         raise CorruptTranscriptError(location, f"chunk does not decompress: {exc}") from exc
     lines = raw.split(b"\n") if raw else []
@@ -349,27 +352,42 @@ def compress_snapshot(jsonl: Sequence[bytes], codec: str = CODEC_ZSTD) -> bytes:
 
 def decompress_snapshot(
     pieces: Iterable[bytes], count: int, location: str, codec: str = CODEC_ZSTD, raw_size: int | None = None
-) -> bytes:
-    """Inverse of ``compress_snapshot`` over the object's consecutive byte ranges: the JSONL
-    bytes. Checksums catch damage; the size (or, for heads that do not record it, the entry
-    count) catches a missing frame."""
+) -> tuple[bytes, ...]:
+    """Inverse of ``compress_snapshot`` over the object's consecutive byte ranges: its JSONL,
+    as fragments of whole lines. Checksums catch damage; the size (or, for heads that do not
+    record it, the entry count) catches a missing frame."""
     try:
         if codec == CODEC_GZIP:
-            raw = gzip.decompress(b"".join(pieces))
+            parts: tuple[bytes, ...] = (gzip.decompress(b"".join(pieces)),)
         else:
-            raw = _zstd_decompress(pieces, location, "snapshot")
+            parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot"))
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptTranscriptError(location, f"snapshot does not decompress: {exc}") from exc
-    check_snapshot((raw,), count, location, raw_size)
-    return raw
+    check_snapshot(parts, count, location, raw_size)
+    return parts
 
 
-def decompress_snapshot_part(pieces: Iterable[bytes], location: str) -> bytes:
-    """The JSONL of a byte range of a zstd snapshot that starts and ends on frame boundaries."""
-    raw = _zstd_decompress(pieces, location, "snapshot")
-    if raw and not raw.endswith(b"\n"):
+def decompress_snapshot_part(pieces: Iterable[bytes], location: str) -> tuple[bytes, ...]:
+    """The JSONL of a byte range of a zstd snapshot that starts and ends on frame boundaries,
+    as fragments of whole lines (a frame each: compactions write whole lines)."""
+    parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot"))
+    if parts and not parts[-1].endswith(b"\n"):
         raise CorruptTranscriptError(location, "a part of the snapshot does not end on a line")
-    return raw
+    return parts
+
+
+def _whole_lines(fragments: list[bytes]) -> tuple[bytes, ...]:
+    """``fragments`` with any that ends inside a line joined to the ones after it."""
+    out: list[bytes] = []
+    partial: list[bytes] = []
+    for fragment in fragments:
+        partial.append(fragment)
+        if fragment.endswith(b"\n"):
+            out.append(partial[0] if len(partial) == 1 else b"".join(partial))
+            partial = []
+    if partial:
+        out.append(b"".join(partial))
+    return tuple(out)
 
 
 def check_snapshot(parts: Sequence[bytes], count: int, location: str, raw_size: int | None) -> None:

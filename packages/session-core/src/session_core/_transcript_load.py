@@ -234,7 +234,7 @@ class Loading(StateCache):
         keep_body = start == 0 and size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
 
-        def decompress_group(index: int) -> bytes:
+        def decompress_group(index: int) -> tuple[bytes, ...]:
             start, stop = groups[index]
             parts = ranges[index]
             edges = [start + (stop - start) * i // parts for i in range(parts + 1)]
@@ -249,8 +249,8 @@ class Loading(StateCache):
             return decompress_snapshot_part(kept, where)
 
         with ThreadPoolExecutor(count) as fetches, ThreadPoolExecutor(len(groups)) as groups_pool:
-            parts = tuple(groups_pool.map(decompress_group, range(len(groups))))
-        if len(parts) > 1:
+            parts = tuple(chain.from_iterable(groups_pool.map(decompress_group, range(len(groups)))))
+        if len(groups) > 1:
             check_snapshot(parts, snapshot.count, where, snapshot.raw_size)
         return parts, b"".join(piece for pieces in received for piece in pieces)
 
