@@ -10,7 +10,7 @@ import math
 import pytest
 from agent_runtime import transcript_project
 from agent_runtime._history_limit import BASE_MIB, HEADROOM, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
-from session_core import HistorySize, SessionKey
+from session_core import HistorySize, SessionKey, TranscriptStore
 
 KEY = "default/1001/0"
 
@@ -85,3 +85,34 @@ def test_an_answer_says_how_close_the_history_is_once_it_nears_the_limit(
     assert answer.history is not None
     assert answer.history.mb == pytest.approx(history)
     assert answer.history.limit_mb == pytest.approx(limit)
+
+
+@pytest.mark.slow
+def test_a_refused_history_is_not_downloaded(make_runtime, model_server, turn_request, aws) -> None:
+    def compacting_store(s3):  # every turn's entries go into the S3 snapshot
+        return TranscriptStore(
+            s3=s3,
+            dynamodb=aws.client("dynamodb"),
+            bucket=aws.resources.bucket,
+            table=aws.resources.table,
+            tail_limit_bytes=1,
+            chunk_limit_bytes=1,
+        )
+
+    first = make_runtime(store=compacting_store(aws.client("s3"))).run_turn(
+        turn_request("the password is heron", turn_id=1)
+    )
+    assert first.ok, first
+    listed = aws.client("s3").list_objects_v2(Bucket=aws.resources.bucket, Prefix="transcripts/")
+    assert listed.get("KeyCount", 0) > 0, "the history has a snapshot"
+
+    s3 = aws.client("s3")
+    read: list[str] = []
+    s3.meta.events.register("before-send.s3.GetObject", lambda request, **_: read.append(request.url))
+    small = make_runtime(store=compacting_store(s3), env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(BASE_MIB)})
+    refused = small.run_turn(turn_request("what is the password?", turn_id=2))
+
+    assert not [url for url in read if "/transcripts/" in url]  # the head said it was too big
+    assert not refused.ok and refused.error_reason == "history_too_large"
+    assert refused.history is not None
+    assert refused.history.mb == pytest.approx(stored_mb(small, first.session_id or ""))

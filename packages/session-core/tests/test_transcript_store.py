@@ -23,6 +23,7 @@ from session_core import (
     StaleHeadError,
     StorageError,
     TranscriptStore,
+    TranscriptTooLargeError,
 )
 from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
 from session_core._transcript_format import decode_jsonl
@@ -819,6 +820,24 @@ async def test_a_cold_restore_downloads_the_snapshot_while_its_query_runs(aws: A
     again, _ = await reader.load_for_restore(KEY)
     assert again == stored
     assert rec.count("s3") == 0 and rec.requests[("dynamodb", "Query")] == 1
+
+
+async def test_a_restore_past_its_size_limit_is_refused_without_downloading_the_history(aws: Any) -> None:
+    expected = await _compacted_history(aws)
+    size = len(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in expected))
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    rec = Recorder(s3, dynamodb)
+    reader = make_store(aws, s3=s3, dynamodb=dynamodb)
+
+    with pytest.raises(TranscriptTooLargeError) as refused:
+        await reader.load_for_restore(KEY, max_bytes=size - 1)
+
+    assert refused.value.size == size and refused.value.max_bytes == size - 1
+    assert rec.count("s3") == 0  # the head and tail told; the snapshot was never fetched
+    # Nothing was cached from the refusal, and nothing stored changed: a limit it fits in loads it all.
+    stored, _ = await reader.load_for_restore(KEY, max_bytes=size)
+    assert stored is not None and stored.size == size and decode_jsonl(stored.jsonl, "test") == expected
+    assert rec.requests[("s3", "GetObject")] == 1
 
 
 @pytest.mark.parametrize("pointer", ["stale", "damaged", "absent"])

@@ -20,14 +20,25 @@ HEADROOM = 0.1
 WARN_SHARE = 0.8
 
 
+def history_limit_bytes(memory_mb: int) -> int | None:
+    """The most transcript bytes the runtime loads with ``memory_mb`` (None: not on Lambda)."""
+    if memory_mb <= 0:
+        return None
+    return int(_limit_mb(memory_mb) * 1_000_000)
+
+
 def history_size(history_bytes: int, memory_mb: int) -> HistorySize | None:
     """The history next to its limit once it reaches WARN_SHARE of it; None while it is well
     inside, for a new session (no history), or when the memory is unknown (``memory_mb`` 0:
     not on Lambda)."""
     if memory_mb <= 0 or history_bytes <= 0:
         return None
-    limit_mb = max(0.0, (memory_mb * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB)
+    limit_mb = _limit_mb(memory_mb)
     mb = history_bytes / 1_000_000
     if mb < WARN_SHARE * limit_mb:
         return None
     return HistorySize(mb=mb, limit_mb=limit_mb)
+
+
+def _limit_mb(memory_mb: int) -> float:
+    return max(0.0, (memory_mb * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB)

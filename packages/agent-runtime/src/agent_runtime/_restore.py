@@ -74,11 +74,15 @@ class TranscriptRestorer:
         self.enabled = all(hasattr(store, verb) for verb in ("load_stored", "known_stored", "list_subkeys"))
         self._copies: dict[str, LocalCopy] = {}
 
-    async def restore(self, slot: str, store_key: dict[str, str], path: Path) -> Restored | None:
+    async def restore(
+        self, slot: str, store_key: dict[str, str], path: Path, *, max_bytes: int | None = None
+    ) -> Restored | None:
         """Bring ``path`` up to the stored transcript ``store_key``; None if nothing is stored.
 
         ``slot`` names the session (one local copy per slot). ``local`` is False when the
-        session has subagent transcripts: then the SDK materializes it as before.
+        session has subagent transcripts: then the SDK materializes it as before. A store with
+        ``load_for_restore`` raises ``TranscriptTooLargeError`` past ``max_bytes`` before it
+        downloads the history.
         """
         copy = self._copies.pop(slot, None)  # valid again only once a clean turn says so
         if not self.enabled:
@@ -97,7 +101,7 @@ class TranscriptRestorer:
                 return Restored(stored=stored, local=True, written=False)
             subkeys = await self.store.list_subkeys(store_key)
         elif hasattr(self.store, "load_for_restore"):  # the index item names the snapshot early
-            stored, subkeys = await self.store.load_for_restore(store_key)
+            stored, subkeys = await self.store.load_for_restore(store_key, max_bytes=max_bytes)
         else:  # subagent transcripts are listed while the transcript loads: one round trip
             stored, subkeys = await asyncio.gather(
                 self.store.load_stored(store_key), self.store.list_subkeys(store_key)

@@ -28,6 +28,7 @@ from session_core import (
     StorageError,
     StoredTranscript,
     SystemClock,
+    TranscriptTooLargeError,
     TurnLedger,
     TurnRequest,
     TurnResult,
@@ -46,7 +47,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError
-from ._history_limit import history_size
+from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._process_sweep import reap_zombie_children, sweep_turn_processes
@@ -598,7 +599,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     ) -> tuple[str | None, int]:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
         return where to resume and the transcript's bytes (0 when not restored); counted as
-        the turn's restore time."""
+        the turn's restore time. A history past the memory's limit is not downloaded: its
+        size comes back and the turn is refused."""
         store, restorer = self._timed_store, self._restorer
         assert store is not None and restorer is not None
         started = time.perf_counter()
@@ -606,7 +608,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         path = transcript_path(workspace.config_dir, project_key_for_directory(workspace.cwd), resume)
         try:
             try:
-                restored = await restorer.restore(key.canonical, store_key, path)
+                restored = await restorer.restore(
+                    key.canonical, store_key, path, max_bytes=history_limit_bytes(self.settings.memory_mb)
+                )
+            except TranscriptTooLargeError as exc:
+                return None, exc.size
             except Exception as exc:  # the SDK's own load reports a real outage; resume it all
                 log.warning("turn.restore_failed", error_type=type(exc).__name__)
                 return None, 0

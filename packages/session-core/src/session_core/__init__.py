@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         SessionCoreError,
         StaleHeadError,
         StorageError,
+        TranscriptTooLargeError,
         UnsupportedVersionError,
     )
     from ._file_names import safe_file_name
@@ -172,6 +173,7 @@ __all__ = [
     "SystemClock",
     "ToolActivity",
     "TranscriptStore",
+    "TranscriptTooLargeError",
     "TurnLedger",
     "TurnProgress",
     "TurnRecords",

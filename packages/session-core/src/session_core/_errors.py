@@ -71,6 +71,17 @@ class CorruptTranscriptError(SessionCoreError):
         self.detail = detail
 
 
+class TranscriptTooLargeError(SessionCoreError):
+    """Raised by a load given ``max_bytes`` when the transcript is bigger: nothing was downloaded
+    beyond the head and its tail (the snapshot, which holds nearly all of it, was not read)."""
+
+    def __init__(self, key: str, size: int, max_bytes: int) -> None:
+        super().__init__(f"transcript {key} holds {size} bytes of JSONL, more than the {max_bytes} asked for")
+        self.key = key
+        self.size = size
+        self.max_bytes = max_bytes
+
+
 class StaleHeadError(SessionCoreError):
     """Raised when a conditional write finds the head version moved on (another writer won)."""
 

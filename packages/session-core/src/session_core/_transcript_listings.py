@@ -59,10 +59,13 @@ class Listings(Appending):
                 ExpressionAttributeValues={":sub": {"SS": [subpath]}},
             )
 
-    def _load_for_restore_locked(self, location: Location) -> tuple[StoredTranscript | None, list[str]]:
+    def _load_for_restore_locked(
+        self, location: Location, max_bytes: int | None
+    ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored`` with the session's subpaths, from one round trip: the index item
         (read beside the Query) names the snapshot, whose download starts before the Query
-        returns. A cached transcript only catches up."""
+        returns. A cached transcript only catches up. Past ``max_bytes`` the snapshot is
+        neither downloaded nor cached (``TranscriptTooLargeError``)."""
         pool = ThreadPoolExecutor(2)
         early = None
         try:
@@ -70,9 +73,9 @@ class Listings(Appending):
                 index = pool.submit(self._get_index_item, location)
                 if location.subpath is None and self._cached(location) is None:
                     cancel = threading.Event()
-                    read = pool.submit(self._read_named_snapshot, location, index, cancel)
+                    read = pool.submit(self._read_named_snapshot, location, index, cancel, max_bytes)
                     early = EarlyRead(index, read, cancel)
-                state = self._refresh_cache(location, early)
+                state = self._refresh_cache(location, early, max_bytes)
             subpaths = self._subpaths(index.result())
         finally:
             if early is not None:
@@ -81,12 +84,18 @@ class Listings(Appending):
         return (None if state is None else state.stored()), subpaths
 
     def _read_named_snapshot(
-        self, location: Location, index: Future[dict[str, Any] | None], cancel: threading.Event
+        self,
+        location: Location,
+        index: Future[dict[str, Any] | None],
+        cancel: threading.Event,
+        max_bytes: int | None,
     ) -> tuple[tuple[bytes, ...], bytes] | None:
         item = index.result()
         ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
         if ref is None or not ref.key.startswith(location.s3_prefix):
             return None  # only this transcript's own objects are worth fetching early
+        if max_bytes is not None and (ref.raw_size or 0) > max_bytes:
+            return None  # the load will refuse it: not worth the download
         try:
             return self._read_snapshot(ref, cancel)
         except (SessionCoreError, _SnapshotMissing, _ReadCancelled):

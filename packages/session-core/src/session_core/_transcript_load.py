@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code
-from ._errors import CorruptTranscriptError, StaleHeadError
+from ._errors import CorruptTranscriptError, StaleHeadError, TranscriptTooLargeError
 from ._logging import get_logger
 from ._transcript_cache import StateCache
 from ._transcript_format import (
@@ -71,8 +71,10 @@ class Loading(StateCache):
             state = self._refresh_cache(location)
             return None if state is None else state.stored()
 
-    def _refresh_cache(self, location: Location, early: EarlyRead | None = None) -> _State | None:
-        state = self._refresh(location, self._cached(location), early)
+    def _refresh_cache(
+        self, location: Location, early: EarlyRead | None = None, max_bytes: int | None = None
+    ) -> _State | None:
+        state = self._refresh(location, self._cached(location), early, max_bytes)
         if state is None:
             self._forget(location)
         else:
@@ -86,14 +88,19 @@ class Loading(StateCache):
         return state.uuids
 
     def _refresh(
-        self, location: Location, cached: _State | None, early: EarlyRead | None = None
+        self,
+        location: Location,
+        cached: _State | None,
+        early: EarlyRead | None = None,
+        max_bytes: int | None = None,
     ) -> _State | None:
-        """Bring ``cached`` up to the stored head (cold: Query + GET; warm: one Query)."""
+        """Bring ``cached`` up to the stored head (cold: Query + GET; warm: one Query). A
+        snapshot is read only if the whole transcript fits in ``max_bytes``."""
         for _ in range(3):
             try:
                 if cached is None:
-                    return self._read_state(location, self._query(location.pk), early)
-                return self._catch_up(location, cached)
+                    return self._read_state(location, self._query(location.pk), early, max_bytes)
+                return self._catch_up(location, cached, max_bytes)
             except _SnapshotMissing as missing:
                 # A concurrent compaction may have replaced it between our Query and GET.
                 head = self._query_head(location)
@@ -108,19 +115,19 @@ class Loading(StateCache):
                 early = None
         raise StaleHeadError(location.describe(), cached.head.version if cached else 0)
 
-    def _catch_up(self, location: Location, cached: _State) -> _State | None:
+    def _catch_up(self, location: Location, cached: _State, max_bytes: int | None) -> _State | None:
         items = self._query(location.pk, start=chunk_sk(cached.head.next_seq))
         head = self._read_head(location, items)
         if head is None:
             return None
         if head.epoch != cached.head.epoch:  # deleted and written anew elsewhere
-            return self._read_state(location, self._query(location.pk))
+            return self._read_state(location, self._query(location.pk), max_bytes=max_bytes)
         if head.version == cached.head.version:
             return cached
         chunks = self._chunk_items(location, head, items)
         if head.snap_seq > cached.head.next_seq:
             # Another writer compacted entries we never saw: the snapshot has them.
-            return self._assemble(location, head, chunks, garbage=set(cached.garbage))
+            return self._assemble(location, head, chunks, garbage=set(cached.garbage), max_bytes=max_bytes)
         snap_body = cached.snap_body if head.snap_key == cached.head.snap_key else None
         new_lines = self._chunk_lines(location, head, chunks, cached.head.next_seq)
         new_uuids = uuids_of_jsonl([jsonl_of(new_lines)], self._head_location(location))  # checks JSON
@@ -134,7 +141,11 @@ class Loading(StateCache):
         )
 
     def _read_state(
-        self, location: Location, items: list[dict[str, Any]], early: EarlyRead | None = None
+        self,
+        location: Location,
+        items: list[dict[str, Any]],
+        early: EarlyRead | None = None,
+        max_bytes: int | None = None,
     ) -> _State | None:
         head = self._read_head(location, items)
         if head is None:
@@ -145,7 +156,7 @@ class Loading(StateCache):
             for item in items
             if item["sk"]["S"].startswith(CHUNK_SK_PREFIX) and item["sk"]["S"] not in chunks
         }
-        return self._assemble(location, head, chunks, garbage=garbage, early=early)
+        return self._assemble(location, head, chunks, garbage=garbage, early=early, max_bytes=max_bytes)
 
     def _assemble(
         self,
@@ -155,10 +166,17 @@ class Loading(StateCache):
         *,
         garbage: set[str],
         early: EarlyRead | None = None,
+        max_bytes: int | None = None,
     ) -> _State:
         """State from the head's snapshot (read now, or already by ``early``) and chunk items
-        already in hand; no decode."""
+        already in hand; no decode. Raises ``TranscriptTooLargeError`` before reading a
+        snapshot that would make the transcript bigger than ``max_bytes``."""
         ref = snapshot_ref(head)
+        tail = self._chunk_lines(location, head, chunks, head.snap_seq)
+        if max_bytes is not None and ref is not None and ref.raw_size is not None:
+            size = ref.raw_size + sum(len(line) + 1 for line in tail)
+            if size > max_bytes:
+                raise TranscriptTooLargeError(location.describe(), size, max_bytes)
         snap: tuple[bytes, ...] = ()
         body = b""
         if ref is not None:
@@ -166,7 +184,7 @@ class Loading(StateCache):
         return _State(
             head=head,
             snap=snap,
-            tail=self._chunk_lines(location, head, chunks, head.snap_seq),
+            tail=tail,
             uuids=None,
             garbage=garbage,
             snap_body=body if len(body) < MIN_COPY_PART_BYTES else None,

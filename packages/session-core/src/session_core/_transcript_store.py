@@ -259,9 +259,15 @@ class TranscriptStore(Listings):
         location = locate(key, allow_subpath=False)
         return self._subpaths(await asyncio.to_thread(self._get_index_item, location))
 
-    async def load_for_restore(self, key: Mapping[str, Any]) -> tuple[StoredTranscript | None, list[str]]:
+    async def load_for_restore(
+        self, key: Mapping[str, Any], *, max_bytes: int | None = None
+    ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored(key)`` and ``list_subkeys(key)`` with the same requests, but faster cold:
         the session index's item names the snapshot, so its download starts while the Query of
-        head and tail is still running."""
+        head and tail is still running.
+
+        With ``max_bytes``, a transcript not cached here whose JSONL the head says is bigger
+        raises ``TranscriptTooLargeError`` before its snapshot is downloaded (heads written
+        before zstd do not record the snapshot's size: those load whole)."""
         location = locate(key)
-        return await asyncio.to_thread(self._load_for_restore_locked, location)
+        return await asyncio.to_thread(self._load_for_restore_locked, location, max_bytes)
