@@ -34,3 +34,19 @@ def test_an_answer_near_the_limit_says_how_long_the_history_is_and_past_it_the_u
     # The refusal is an answer, the same for every message until /new: not a failure that
     # dead-letters the message and raises the operator's alarm.
     assert stack.dead_letters() == []
+
+
+def test_a_refused_message_still_declines_the_call_waiting_for_approval_and_its_buttons_say_so(
+    stack,
+) -> None:
+    assert stack.post(update(810, chat_id=CHAT, user_id=CHAT, text="ask:Bash rm -rf build")) == 200
+    stack.drain(stack.consumer())
+    [asking] = [m for m in stack.replies(CHAT) if m.get("reply_markup")]
+
+    assert stack.post(update(811, chat_id=CHAT, user_id=CHAT, text="history:80/76 too long")) == 200
+    stack.drain(stack.consumer())
+
+    [edited] = [m for m in stack.replies(CHAT) if m["message_id"] == asking["message_id"]]
+    assert edited["text"] == "❌ Declined: you sent a new message: Bash rm -rf build"
+    assert not edited.get("reply_markup")
+    assert stack.replies(CHAT)[-1]["text"].startswith("This conversation has grown too long")

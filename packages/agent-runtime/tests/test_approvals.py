@@ -13,6 +13,7 @@ import pytest
 from agent_runtime import ClaudeConfigError, load_claude_config
 from agent_runtime._approval_gate import describe_call
 from agent_runtime._approval_rules import grant_rule_for, granted
+from agent_runtime._history_limit import BASE_MIB
 from agentbot_testing import REPO_CLAUDE_CONFIG
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
 from session_core import Approvals, SessionKey
@@ -167,6 +168,26 @@ def test_a_new_message_declines_the_waiting_call_and_reaches_the_agent(
     assert "just list the files" in answer.text  # the agent read it (as the reason)
     assert not any(out.strip() == "made-it" for out in _outputs(model_server))
     assert approvals.current(SessionKey.parse(KEY)).state == "settled"
+
+
+def test_a_new_message_refused_for_its_history_still_declines_the_waiting_call(
+    runtime, make_runtime, approval_config, model_server, turn_request, approvals
+) -> None:
+    asked = runtime().run_turn(turn_request("bash: echo made-it", turn_id=1, user_id=42))
+    assert asked.approval_request is not None
+    calls = len(model_server.model_calls)
+
+    # A container whose memory holds no history (the limit is 0 MB): the turn is refused.
+    small = make_runtime(
+        env={"CLAUDE_CONFIG_PATH": str(approval_config), "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(BASE_MIB)}
+    )
+    refused = small.run_turn(turn_request("actually, just list the files", turn_id=2, user_id=42))
+
+    assert not refused.ok and refused.error_reason == "history_too_large"
+    outcome = refused.approval_outcome  # so its buttons can say it was declined
+    assert outcome is not None and outcome.choice == "deny" and outcome.decided_by == "a new message"
+    assert len(model_server.model_calls) == calls
+    assert approvals.current(SessionKey.parse(KEY)).choice == "deny"
 
 
 def test_excepted_and_unlisted_calls_run_without_asking(runtime, model_server, turn_request) -> None:

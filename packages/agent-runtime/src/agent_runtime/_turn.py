@@ -14,6 +14,7 @@ from claude_agent_sdk import (
 )
 from session_core import (
     TURN_VERSION,
+    Approval,
     Approvals,
     ErrorKind,
     ErrorReason,
@@ -245,7 +246,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
-                    return _history_too_large(request, history, started)
+                    return _history_too_large(request, history, started, plan.answering)
                 run = SdkRun(
                     plan.prompt,
                     request.turn_id,
@@ -737,14 +738,18 @@ def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:
     )
 
 
-def _history_too_large(request: TurnRequest, history: HistorySize, started: float) -> TurnResult:
+def _history_too_large(
+    request: TurnRequest, history: HistorySize, started: float, answering: Approval | None
+) -> TurnResult:
     """The answer to a turn whose history the runtime's memory cannot load: /new helps, a
-    retry does not."""
+    retry does not. A waiting call this message declined says so (its buttons go); one a
+    button allowed did not run, so its buttons stay."""
     log.warning(
         "turn.history_too_large", history_mb=round(history.mb, 1), limit_mb=round(history.limit_mb, 1)
     )
     refused = _error(request, "bad_request", retryable=False, started=started, reason="history_too_large")
-    return msgspec.structs.replace(refused, history=history)
+    declined = answering.outcome() if answering is not None and answering.choice == "deny" else None
+    return msgspec.structs.replace(refused, history=history, approval_outcome=declined)
 
 
 def _error(

@@ -22,6 +22,7 @@ The prompt scripts the answer:
   "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
                        above it the turn is refused (reason ``history_too_large``), else
                        answered with ``history`` set, as the real runtime near its memory limit
+                       (a refusal still declines a pending approval, as every message does)
   "ask:<tool> <what>"  [I] ends at a tool call needing approval, as the real runtime does: the
                        call is kept as the session's pending Approval (``requested_by`` = the
                        request's user_id) and the result carries its ApprovalRequest
@@ -114,7 +115,9 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         result = ledger.save(lease, asked).result or asked
     elif history is not None and history.too_large:
         refused = _error(request, "bad_request", retryable=False)
-        result = msgspec.structs.replace(refused, error_reason="history_too_large", history=history)
+        result = msgspec.structs.replace(
+            refused, error_reason="history_too_large", history=history, approval_outcome=_decline_pending(key)
+        )
     else:
         text = long_markdown(int(prompt.split(":")[1])) if prompt.startswith("long:") else None
         free = prompt.startswith("free:")

@@ -165,6 +165,8 @@ class MessageHandler:
                         ),
                         remaining,
                     )
+                if result.approval_outcome is not None:  # a refused turn may have declined one too
+                    self._show_outcome(msg, result.approval_outcome)
                 if not result.ok:
                     return result
                 log.info(
@@ -174,8 +176,6 @@ class MessageHandler:
                     duration_ms=result.duration_ms,
                     stopped=result.stopped,
                 )
-                if result.approval_outcome is not None:
-                    self._show_outcome(msg, result.approval_outcome)
                 typing.stop()
                 chunks = self._answer_chunks(msg, key, result)
                 asking = result.approval_request
