@@ -26,7 +26,7 @@ from session_core import (
     TranscriptTooLargeError,
 )
 from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
-from session_core._transcript_format import decode_jsonl
+from session_core._transcript_format import decode_jsonl, jsonl_of
 
 pytestmark = pytest.mark.anyio
 
@@ -823,21 +823,40 @@ async def test_a_cold_restore_downloads_the_snapshot_while_its_query_runs(aws: A
 
 
 async def test_a_restore_past_its_size_limit_is_refused_without_downloading_the_history(aws: Any) -> None:
-    expected = await _compacted_history(aws)
-    size = len(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in expected))
+    await _compacted_history(aws)
+    writer = make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    await writer.append(KEY, turn(30))  # and a tail after the snapshot
+    expected = history(31)
+    size = len(jsonl_of([json.dumps(e, separators=(",", ":")).encode() for e in expected]))
+    snapshot_size = int(_head_item(aws)["snap_raw_size"]["N"])
+    assert 0 < snapshot_size < size
     s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
     rec = Recorder(s3, dynamodb)
     reader = make_store(aws, s3=s3, dynamodb=dynamodb)
 
+    # Past the limit with the snapshot alone: the index item says so, nothing is downloaded.
+    with pytest.raises(TranscriptTooLargeError) as refused:
+        await reader.load_for_restore(KEY, max_bytes=snapshot_size - 1)
+    assert refused.value.size == size and refused.value.max_bytes == snapshot_size - 1
+    assert rec.count("s3") == 0
+    # Past it only with the tail: refused as well, once the Query has told.
     with pytest.raises(TranscriptTooLargeError) as refused:
         await reader.load_for_restore(KEY, max_bytes=size - 1)
-
-    assert refused.value.size == size and refused.value.max_bytes == size - 1
-    assert rec.count("s3") == 0  # the head and tail told; the snapshot was never fetched
-    # Nothing was cached from the refusal, and nothing stored changed: a limit it fits in loads it all.
+    assert refused.value.size == size
+    # Nothing was cached from the refusals, and nothing stored changed.
     stored, _ = await reader.load_for_restore(KEY, max_bytes=size)
     assert stored is not None and stored.size == size and decode_jsonl(stored.jsonl, "test") == expected
-    assert rec.requests[("s3", "GetObject")] == 1
+    # A cache another writer's compaction made stale does not download past the limit either.
+    snapshot_key = _head_item(aws)["snap_key"]["S"]
+    for n in range(31, 80):
+        await writer.append(KEY, turn(n))
+        if _head_item(aws)["snap_key"]["S"] != snapshot_key:
+            break
+    assert _head_item(aws)["snap_key"]["S"] != snapshot_key, "the writer compacted"
+    rec.reset()
+    with pytest.raises(TranscriptTooLargeError):
+        await reader.load_stored(KEY, max_bytes=size)
+    assert rec.count("s3") == 0
 
 
 @pytest.mark.parametrize("pointer", ["stale", "damaged", "absent"])

@@ -80,8 +80,8 @@ class TranscriptRestorer:
         """Bring ``path`` up to the stored transcript ``store_key``; None if nothing is stored.
 
         ``slot`` names the session (one local copy per slot). ``local`` is False when the
-        session has subagent transcripts: then the SDK materializes it as before. A store with
-        ``load_for_restore`` raises ``TranscriptTooLargeError`` past ``max_bytes`` before it
+        session has subagent transcripts: then the SDK materializes it as before. A
+        ``TranscriptStore`` raises ``TranscriptTooLargeError`` past ``max_bytes`` before it
         downloads the history.
         """
         copy = self._copies.pop(slot, None)  # valid again only once a clean turn says so
@@ -96,7 +96,7 @@ class TranscriptRestorer:
                 written=False,
             )
         if copy is not None:  # likely current: one Query says so
-            stored = await self.store.load_stored(store_key)
+            stored = await self.store.load_stored(store_key, max_bytes=max_bytes)
             if stored is not None and copy.revision == stored.revision and _unchanged(path, copy):
                 return Restored(stored=stored, local=True, written=False)
             subkeys = await self.store.list_subkeys(store_key)

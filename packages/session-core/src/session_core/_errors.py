@@ -72,8 +72,8 @@ class CorruptTranscriptError(SessionCoreError):
 
 
 class TranscriptTooLargeError(SessionCoreError):
-    """Raised by a load given ``max_bytes`` when the transcript is bigger: nothing was downloaded
-    beyond the head and its tail (the snapshot, which holds nearly all of it, was not read)."""
+    """Raised by a load given ``max_bytes`` when the transcript is bigger, before its snapshot
+    (nearly all of it) is read: the head and its tail say how big it is."""
 
     def __init__(self, key: str, size: int, max_bytes: int) -> None:
         super().__init__(f"transcript {key} holds {size} bytes of JSONL, more than the {max_bytes} asked for")

@@ -66,9 +66,11 @@ class Loading(StateCache):
                 state.uuids = {u for u in map(uuid_of, entries) if u is not None}
             return entries
 
-    def _load_stored_locked(self, location: Location) -> StoredTranscript | None:
+    def _load_stored_locked(
+        self, location: Location, max_bytes: int | None = None
+    ) -> StoredTranscript | None:
         with self._key_lock(location):
-            state = self._refresh_cache(location)
+            state = self._refresh_cache(location, max_bytes=max_bytes)
             return None if state is None else state.stored()
 
     def _refresh_cache(

@@ -198,14 +198,17 @@ class TranscriptStore(Listings):
         location = locate(key)
         return await asyncio.to_thread(self._load_locked, location)
 
-    async def load_stored(self, key: Mapping[str, Any]) -> StoredTranscript | None:
+    async def load_stored(
+        self, key: Mapping[str, Any], *, max_bytes: int | None = None
+    ) -> StoredTranscript | None:
         """Like ``load``, but the entries stay JSONL bytes: nothing is decoded.
 
         For a restore that writes the transcript file itself. Same requests as ``load``
-        (cold: one Query + one GET; a current cache: one Query and no S3 read).
+        (cold: one Query + one GET; a current cache: one Query and no S3 read). A snapshot
+        that would make it bigger than ``max_bytes`` is not read: ``TranscriptTooLargeError``.
         """
         location = locate(key)
-        return await asyncio.to_thread(self._load_stored_locked, location)
+        return await asyncio.to_thread(self._load_stored_locked, location, max_bytes)
 
     def known_stored(self, key: Mapping[str, Any]) -> StoredTranscript | None:
         """What this store last wrote or read for ``key``, without a request (None: nothing)."""
@@ -266,8 +269,10 @@ class TranscriptStore(Listings):
         the session index's item names the snapshot, so its download starts while the Query of
         head and tail is still running.
 
-        With ``max_bytes``, a transcript not cached here whose JSONL the head says is bigger
-        raises ``TranscriptTooLargeError`` before its snapshot is downloaded (heads written
-        before zstd do not record the snapshot's size: those load whole)."""
+        With ``max_bytes``, a transcript whose JSONL the head says is bigger raises
+        ``TranscriptTooLargeError`` before its snapshot is read. The early download is not
+        started for a snapshot bigger than ``max_bytes`` alone; one that passes only with its
+        tail is cancelled once the Query says so. Heads written before zstd do not record the
+        snapshot's size: those load whole."""
         location = locate(key)
         return await asyncio.to_thread(self._load_for_restore_locked, location, max_bytes)
