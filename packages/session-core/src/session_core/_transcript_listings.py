@@ -64,8 +64,8 @@ class Listings(Appending):
     ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored`` with the session's subpaths, from one round trip: the index item
         (read beside the Query) names the snapshot, whose download starts before the Query
-        returns. A cached transcript only catches up. Past ``max_bytes`` the snapshot is
-        neither downloaded nor cached (``TranscriptTooLargeError``)."""
+        returns. A cached transcript only catches up. Past ``max_bytes`` the snapshot is not
+        read, nor anything cached (``TranscriptTooLargeError``); an early download of it stops."""
         pool = ThreadPoolExecutor(2)
         early = None
         try:
