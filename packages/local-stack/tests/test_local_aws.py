@@ -95,3 +95,35 @@ print(json.dumps({"left": left, "ec2_is_real": hasattr(sys.modules["moto.ec2"], 
 def test_a_moto_whose_ssm_wants_more_of_ec2_still_gets_ssm_the_ordinary_way() -> None:
     answer = _answer_of(_SSM_WANTS_MORE_OF_EC2)
     assert answer == {"left": [], "ec2_is_real": True, "ssm_has_backends": True}
+
+
+def test_responses_keep_moto_request_ids_in_headers_and_xml_bodies() -> None:
+    """The request-id stamping skips the body scan where no ``<RequestId>`` can be: every
+    response still carries its id, an XML body the same one, and a big JSON body arrives as
+    stored, byte for byte."""
+    import httpx
+    from local_stack import local_client, moto_endpoint
+
+    with moto_endpoint() as url:
+        dynamodb = local_client("dynamodb", url)
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        blob = bytes(range(256)) * 1500  # 384 KB: base64 in a 512 KB JSON body
+        dynamodb.put_item(TableName="t", Item={"pk": {"S": "k"}, "data": {"B": blob}})
+        got = dynamodb.get_item(TableName="t", Key={"pk": {"S": "k"}}, ConsistentRead=True)
+        assert got["Item"]["data"]["B"] == blob
+        assert len(got["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]) == 52
+
+        scope = "test/20260101/us-east-1/sts/aws4_request"
+        signed = f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=x"
+        xml = httpx.post(
+            url,
+            data="Action=GetCallerIdentity&Version=2011-06-15",
+            headers={"Authorization": signed, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        request_id = xml.headers["x-amzn-requestid"]
+        assert len(request_id) == 52 and f"<RequestId>{request_id}</RequestId>" in xml.text

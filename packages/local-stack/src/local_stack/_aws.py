@@ -150,8 +150,10 @@ def moto_endpoint(require: LocalCredentials | None = None) -> Iterator[str]:
     from werkzeug.serving import make_server
 
     from ._moto_ec2_deferred import import_moto_ssm_without_ec2
+    from ._moto_request_ids import stamp_request_ids_only_where_tagged
 
     import_moto_ssm_without_ec2()
+    stamp_request_ids_only_where_tagged()
 
     class HostsRemembered(DomainDispatcherApplication):
         """moto finds a request's service by listing its package directory (an ``isdir`` per
