@@ -22,6 +22,7 @@ from session_core import (
     InvalidTranscriptEntryError,
     StaleHeadError,
     StorageError,
+    TranscriptFile,
     TranscriptStore,
     TranscriptTooLargeError,
 )
@@ -938,3 +939,94 @@ async def test_a_restore_never_fetches_an_object_outside_its_transcript_early(aw
     stored, _ = await make_store(aws, s3=s3).load_for_restore(KEY)
     assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
     assert asked and not [url for url in asked if "other-session" in url]
+
+
+# --- a restore's file, filled while the snapshot downloads ---------------------------------------
+
+
+async def _six_frames_and_a_tail(aws: Any) -> list[dict[str, Any]]:
+    expected = await _snapshot_of_six_frames(aws)
+    tail = [{"type": "user", "uuid": "after-the-snapshot", "text": "a tail entry"}]
+    await make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000).append(KEY, tail)
+    return expected + tail
+
+
+async def _restore_into(aws: Any, path: Any, s3: Any = None) -> tuple[Any, TranscriptFile]:
+    """A cold load_for_restore that fills the file at ``path``; the file closed after it."""
+    with open(path, "wb") as out:
+        into = TranscriptFile(out.fileno())
+        stored, _ = await make_store(aws, s3=s3).load_for_restore(KEY, into=into)
+        into.close()
+    return stored, into
+
+
+async def test_a_restore_writes_each_range_of_the_snapshot_into_its_file_as_it_comes(
+    aws: Any, tmp_path: Any
+) -> None:
+    expected = await _six_frames_and_a_tail(aws)
+    head = _head_item(aws)
+    assert len(head["snap_frames_raw"]["S"].split(",")) == len(head["snap_frames"]["S"].split(",")) == 5
+    s3 = aws.client("s3")
+    starts = _range_starts(s3)
+
+    stored, into = await _restore_into(aws, tmp_path / "t.jsonl", s3)
+
+    assert len(starts) == 2  # two ranges side by side, each written where its JSONL belongs
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    snapshot_size = int(head["snap_raw_size"]["N"])
+    assert into.written == snapshot_size  # the tail is the caller's to write
+    assert (tmp_path / "t.jsonl").read_bytes() == b"".join(stored.jsonl)[:snapshot_size]
+
+
+@pytest.mark.parametrize("hint", ["offsets one byte off", "offsets from before", "no marks at all"])
+async def test_where_the_ranges_jsonl_starts_is_only_a_hint_for_the_file(
+    aws: Any, tmp_path: Any, hint: str
+) -> None:
+    """The early download follows what the session's index item says of the snapshot. Offsets
+    that do not fit the ranges' JSONL leave the file to the caller (nothing vouched for); a
+    snapshot read as one stream is written from its start."""
+    expected = await _six_frames_and_a_tail(aws)
+    index = _index_item(aws)
+    named = json.loads(index["main_snap"]["S"])
+    assert len(named["frames_raw"]) == 5
+    if hint == "offsets one byte off":
+        named["frames_raw"] = [raw + 1 for raw in named["frames_raw"]]
+    elif hint == "offsets from before":
+        del named["frames_raw"]
+    else:
+        del named["frames"], named["frames_raw"]
+    index["main_snap"] = {"S": json.dumps(named)}
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item=index)
+
+    stored, into = await _restore_into(aws, tmp_path / "t.jsonl")
+
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    if hint == "no marks at all":
+        assert into.written == named["raw_size"]
+        assert (tmp_path / "t.jsonl").read_bytes() == b"".join(stored.jsonl)[: into.written]
+    else:
+        assert into.written == 0
+
+
+async def test_a_download_of_a_snapshot_the_head_no_longer_names_vouches_for_nothing(
+    aws: Any, tmp_path: Any
+) -> None:
+    """The index named an older snapshot (a compaction landed between its read and the
+    Query): whatever that download wrote is not vouched for, and it writes nothing once the
+    file is closed."""
+    expected = await _six_frames_and_a_tail(aws)
+    index = _index_item(aws)
+    named = json.loads(index["main_snap"]["S"])
+    older = named["key"].replace("snap-", "snap-older-")
+    source = {"Bucket": aws.resources.bucket, "Key": named["key"]}
+    aws.s3.copy_object(Bucket=aws.resources.bucket, Key=older, CopySource=source)
+    index["main_snap"] = {"S": json.dumps({**named, "key": older})}
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item=index)
+
+    stored, into = await _restore_into(aws, tmp_path / "t.jsonl")
+
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+    assert into.written == 0
+    size_at_close = (tmp_path / "t.jsonl").stat().st_size
+    into.write_at(size_at_close, b"late")  # what a download still running would do now
+    assert (tmp_path / "t.jsonl").stat().st_size == size_at_close

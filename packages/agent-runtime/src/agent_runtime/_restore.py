@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from session_core import StoredTranscript, get_logger
+from session_core import StoredTranscript, TranscriptFile, get_logger
 
 log = get_logger(__name__)
 
@@ -101,7 +101,7 @@ class TranscriptRestorer:
                 return Restored(stored=stored, local=True, written=False)
             subkeys = await self.store.list_subkeys(store_key)
         elif hasattr(self.store, "load_for_restore"):  # the index item names the snapshot early
-            stored, subkeys = await self.store.load_for_restore(store_key, max_bytes=max_bytes)
+            return await self._restore_cold(store_key, path, max_bytes)
         else:  # subagent transcripts are listed while the transcript loads: one round trip
             stored, subkeys = await asyncio.gather(
                 self.store.load_stored(store_key), self.store.list_subkeys(store_key)
@@ -111,6 +111,28 @@ class TranscriptRestorer:
         if subkeys:
             return Restored(stored=stored, local=False, written=False)
         await asyncio.to_thread(_write_atomically, path, stored.jsonl)  # the lease renewer keeps running
+        return Restored(stored=stored, local=True, written=True)
+
+    async def _restore_cold(
+        self, store_key: dict[str, str], path: Path, max_bytes: int | None
+    ) -> Restored | None:
+        """A restore with nothing of the session in this container: the store writes the
+        snapshot's JSONL into the file while it downloads; the tail follows once it returns."""
+        partial, fd = await asyncio.to_thread(_open_partial, path)
+        file = TranscriptFile(fd)
+        try:
+            stored, subkeys = await self.store.load_for_restore(store_key, max_bytes=max_bytes, into=file)
+        except BaseException:
+            file.close()  # a download still running writes nothing more
+            _discard(partial, fd)
+            raise
+        file.close()
+        if stored is None or not stored.count or subkeys:
+            _discard(partial, fd)
+            if stored is None or not stored.count:
+                return None
+            return Restored(stored=stored, local=False, written=False)
+        await asyncio.to_thread(_finish, partial, fd, path, stored.jsonl, file.written)
         return Restored(stored=stored, local=True, written=True)
 
     def remember(self, slot: str, store_key: dict[str, str], path: Path) -> bool:
@@ -170,22 +192,56 @@ def _real_directories(path: Path, levels: int) -> None:
 
 
 def _write_atomically(path: Path, jsonl: tuple[bytes, ...]) -> None:
+    partial, fd = _open_partial(path)
+    _finish(partial, fd, path, jsonl)
+
+
+def _open_partial(path: Path) -> tuple[Path, int]:
+    """A new file beside ``path`` to write it in, open for writing."""
     # path is <config_dir>/projects/<project>/<session>.jsonl: config_dir, projects and the
     # project dir are checked; the config dir's own parents belong to the runtime.
     _real_directories(path, 3)
     partial = path.with_name(path.name + ".partial")
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()  # whatever is there (a planted link or FIFO) is not opened
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
+def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], written: int = 0) -> None:
+    """Write ``jsonl`` into the partial file (its first ``written`` bytes are there already,
+    when they end a fragment) and put it in place of ``path``."""
     try:
         with os.fdopen(fd, "wb") as out:
-            for part in jsonl:  # fragments as stored: the history is never copied into one buffer
+            rest = _after(jsonl, written)
+            if rest is None:  # not on a fragment's end: write it all
+                rest = jsonl
+            else:
+                out.seek(written)
+            for part in rest:  # fragments as stored: the history is never copied into one buffer
                 out.write(part)
+            out.truncate()
         os.replace(partial, path)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def _after(jsonl: tuple[bytes, ...], written: int) -> tuple[bytes, ...] | None:
+    """The fragments after the first ``written`` bytes; None unless those end a fragment."""
+    for index, part in enumerate(jsonl):
+        if written == 0:
+            return jsonl[index:]
+        if written < len(part):
+            return None
+        written -= len(part)
+    return () if written == 0 else None
+
+
+def _discard(partial: Path, fd: int) -> None:
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        partial.unlink()
 
 
 def _last_line(path: Path) -> bytes:

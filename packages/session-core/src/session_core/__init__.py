@@ -103,6 +103,7 @@ if TYPE_CHECKING:
         retention_days_from_env,
         tenant_from_env,
     )
+    from ._transcript_file import TranscriptFile
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
@@ -172,6 +173,7 @@ __all__ = [
     "StoredTranscript",
     "SystemClock",
     "ToolActivity",
+    "TranscriptFile",
     "TranscriptStore",
     "TranscriptTooLargeError",
     "TurnLedger",

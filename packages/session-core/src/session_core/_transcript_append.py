@@ -54,6 +54,7 @@ class _Placed:
     size: int
     start: int  # where its first frame starts (after the padding)
     frames: tuple[int, ...]  # where its later frames start
+    frames_raw: tuple[int, ...]  # where their JSONL starts in the transcript
     body: bytes | None = None  # the whole object, while small enough to re-upload
 
 
@@ -128,6 +129,7 @@ class Appending(Loading):
             snap_raw_size=old.snap_raw_size if old else None,
             snap_start=old.snap_start if old else 0,
             snap_frames=old.snap_frames if old else (),
+            snap_frames_raw=old.snap_frames_raw if old else (),
         )
         chunk_item = {
             "pk": {"S": location.pk},
@@ -209,6 +211,7 @@ class Appending(Loading):
             snap_raw_size=sum(len(part) for part in snap),
             snap_start=placed.start,
             snap_frames=placed.frames,
+            snap_frames_raw=placed.frames_raw,
         )
         try:
             self._transact(location, old, [], head, mtime_ms, now)
@@ -240,8 +243,13 @@ class Appending(Loading):
             self._compose_snapshot(key, old.snap_key, member)
         except _SnapshotMissing:
             return None
-        frames = with_frame_mark(old.snap_frames, old.snap_size) if codec == CODEC_ZSTD else ()
-        return _Placed(key, codec, old.snap_size + len(member), old.snap_start, frames)
+        frames: tuple[int, ...] = ()
+        raws: tuple[int, ...] = ()
+        if codec == CODEC_ZSTD and old.snap_raw_size is not None:
+            frames, raws = with_frame_mark(
+                old.snap_frames, old.snap_frames_raw, old.snap_size, old.snap_raw_size
+            )
+        return _Placed(key, codec, old.snap_size + len(member), old.snap_start, frames, raws)
 
     def _write_snapshot(self, key: str, state: _State | None, newer: bytes) -> _Placed:
         """A snapshot made anew: the padding copied inside S3, then the older entries (only
@@ -249,20 +257,22 @@ class Appending(Loading):
         old = state.head if state else None
         prefix = b""
         marks: tuple[int, ...] = ()
+        raws: tuple[int, ...] = ()
         if state is not None and old is not None and old.snap_count:
             if state.snap_body and old.snap_codec == CODEC_ZSTD:
-                prefix, marks = state.snap_body, old.snap_frames
+                prefix, marks, raws = state.snap_body, old.snap_frames, old.snap_frames_raw
             else:
                 prefix = compress_snapshot(state.snap)
         body = prefix + compress_snapshot([newer])
-        marks = with_frame_mark(marks, len(prefix))
+        prefix_raw = sum(len(part) for part in state.snap) if state is not None else 0
+        marks, raws = with_frame_mark(marks, raws, len(prefix), prefix_raw)
         if self._compose_after_padding(key, body):
             padded = tuple(PADDING_BYTES + mark for mark in marks)
-            return _Placed(key, CODEC_ZSTD, PADDING_BYTES + len(body), PADDING_BYTES, padded)
+            return _Placed(key, CODEC_ZSTD, PADDING_BYTES + len(body), PADDING_BYTES, padded, raws)
         # No padding to be had: the object written whole, as before there was one.
         self._put_object(key, body)
         kept = body if len(body) < MIN_COPY_PART_BYTES else None  # re-uploaded by the next one
-        return _Placed(key, CODEC_ZSTD, len(body), 0, marks, kept)
+        return _Placed(key, CODEC_ZSTD, len(body), 0, marks, raws, kept)
 
     def _compose_after_padding(self, key: str, body: bytes) -> bool:
         """Write ``key`` as the padding + ``body``; puts the padding first if it is missing (a

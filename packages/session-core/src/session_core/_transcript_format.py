@@ -15,7 +15,7 @@ import gzip
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,14 +307,16 @@ def _zstd_compress(raw: bytes, levels: _Levels) -> bytes:
     return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
 
 
-def _zstd_decompress(pieces: Iterable[bytes], location: str, what: str) -> list[bytes]:
+def _zstd_decompress(
+    pieces: Iterable[bytes], location: str, what: str, on_content: Callable[[bytes], None] | None = None
+) -> list[bytes]:
     """The content of each frame in consecutive pieces of one stream, decompressed as each
-    frame is whole (a download may still be running). Snapshots are concatenated frames, one
-    per compaction; a chunk is one."""
+    frame is whole (a download may still be running); ``on_content`` gets it as it comes.
+    Snapshots are concatenated frames, one per compaction; a chunk is one."""
     import zstandard
 
     try:
-        return decompress_frames(pieces)
+        return decompress_frames(pieces, on_content=on_content)
     except (zstandard.ZstdError, FrameError) as exc:
         raise CorruptTranscriptError(location, f"{what} does not decompress: {exc}") from exc
 
@@ -351,26 +353,37 @@ def compress_snapshot(jsonl: Sequence[bytes], codec: str = CODEC_ZSTD) -> bytes:
 
 
 def decompress_snapshot(
-    pieces: Iterable[bytes], count: int, location: str, codec: str = CODEC_ZSTD, raw_size: int | None = None
+    pieces: Iterable[bytes],
+    count: int,
+    location: str,
+    codec: str = CODEC_ZSTD,
+    raw_size: int | None = None,
+    on_content: Callable[[bytes], None] | None = None,
 ) -> tuple[bytes, ...]:
     """Inverse of ``compress_snapshot`` over the object's consecutive byte ranges: its JSONL,
     as fragments of whole lines. Checksums catch damage; the size (or, for heads that do not
-    record it, the entry count) catches a missing frame."""
+    record it, the entry count) catches a missing frame. ``on_content`` gets the JSONL in
+    order as it is decompressed (unchecked until this returns)."""
     try:
         if codec == CODEC_GZIP:
             parts: tuple[bytes, ...] = (gzip.decompress(b"".join(pieces)),)
+            if on_content is not None:
+                on_content(parts[0])
         else:
-            parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot"))
+            parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content))
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptTranscriptError(location, f"snapshot does not decompress: {exc}") from exc
     check_snapshot(parts, count, location, raw_size)
     return parts
 
 
-def decompress_snapshot_part(pieces: Iterable[bytes], location: str) -> tuple[bytes, ...]:
+def decompress_snapshot_part(
+    pieces: Iterable[bytes], location: str, on_content: Callable[[bytes], None] | None = None
+) -> tuple[bytes, ...]:
     """The JSONL of a byte range of a zstd snapshot that starts and ends on frame boundaries,
-    as fragments of whole lines (a frame each: compactions write whole lines)."""
-    parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot"))
+    as fragments of whole lines (a frame each: compactions write whole lines); ``on_content``
+    gets it in order as it is decompressed."""
+    parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content))
     if parts and not parts[-1].endswith(b"\n"):
         raise CorruptTranscriptError(location, "a part of the snapshot does not end on a line")
     return parts

@@ -116,6 +116,9 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     # Offsets where a later zstd frame of the snapshot starts: a load splits its byte ranges
     # there and decompresses them side by side. Any subset is valid; () marks none.
     snap_frames: tuple[int, ...] = ()
+    # Where each marked frame's JSONL starts in the transcript file, one per mark (or none:
+    # heads from before these were kept). A restore writes each range's JSONL there at once.
+    snap_frames_raw: tuple[int, ...] = ()
 
 
 class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +131,7 @@ class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
     raw_size: int | None
     start: int = 0
     frames: tuple[int, ...] = ()
+    frames_raw: tuple[int, ...] = ()
 
     def same_object(self, other: _SnapshotRef) -> bool:
         """Whether both name the same object as written (frame marks are only a hint)."""
@@ -147,6 +151,7 @@ def snapshot_ref(head: _Head) -> _SnapshotRef | None:
         raw_size=head.snap_raw_size,
         start=head.snap_start,
         frames=head.snap_frames,
+        frames_raw=head.snap_frames_raw,
     )
 
 
@@ -217,6 +222,8 @@ def _head_item(location: Location, head: _Head, expires: dict[str, str]) -> dict
         item["snap_start"] = {"N": str(head.snap_start)}
     if head.snap_frames:
         item["snap_frames"] = {"S": ",".join(map(str, head.snap_frames))}
+        if len(head.snap_frames_raw) == len(head.snap_frames):
+            item["snap_frames_raw"] = {"S": ",".join(map(str, head.snap_frames_raw))}
     if head.snap_raw_size is not None:
         item["snap_raw_size"] = {"N": str(head.snap_raw_size)}
     if head.tail_at is not None:
@@ -245,9 +252,10 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             summary=item["summary"]["S"] if "summary" in item else None,
             # Snapshots written before zstd have no codec attribute.
             snap_codec=item.get("snap_codec", {}).get("S", CODEC_GZIP),
-            snap_raw_size=int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None,
+            snap_raw_size=(raw_size := int(item["snap_raw_size"]["N"]) if "snap_raw_size" in item else None),
             snap_start=(start := _snapshot_start(item)),
-            snap_frames=_frame_marks(item, start, int(item["snap_size"]["N"])),
+            snap_frames=(marks := _frame_marks(item, start, int(item["snap_size"]["N"]))),
+            snap_frames_raw=_raw_marks(item, marks, raw_size),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc
@@ -273,12 +281,33 @@ def _frame_marks(item: dict[str, Any], start: int, size: int) -> tuple[int, ...]
     return marks
 
 
-def with_frame_mark(marks: tuple[int, ...], offset: int) -> tuple[int, ...]:
-    """Frame marks after one more frame starts at ``offset``, thinned to MAX_FRAME_MARKS."""
-    marks = (*marks, offset) if offset else marks
+def _raw_marks(item: dict[str, Any], marks: tuple[int, ...], raw_size: int | None) -> tuple[int, ...]:
+    """Where the marked frames' JSONL starts, one per mark; none when missing or unusable (a
+    hint too: a restore checks each range's length against them before trusting its file)."""
+    try:
+        raws = tuple(int(raw) for raw in item["snap_frames_raw"]["S"].split(","))
+    except (KeyError, TypeError, ValueError):
+        return ()
+    if raw_size is None or len(raws) != len(marks) or any(a >= b for a, b in pairwise((0, *raws, raw_size))):
+        return ()
+    return raws
+
+
+def with_frame_mark(
+    marks: tuple[int, ...], raws: tuple[int, ...], offset: int, raw_offset: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Frame marks, and where their JSONL starts, after one more frame starts at ``offset``
+    (its JSONL at ``raw_offset``), thinned to MAX_FRAME_MARKS. Raw offsets are kept only while
+    every mark has one (marks from before them have none)."""
+    complete = len(raws) == len(marks)
+    if offset:
+        marks, raws = (*marks, offset), (*raws, raw_offset)
+    if not complete:
+        raws = ()
     while len(marks) > MAX_FRAME_MARKS:
         marks = marks[1::2]  # every other one: the ranges a load makes stay about even
-    return marks
+        raws = raws[1::2]
+    return marks, raws
 
 
 def frame_spans(start: int, size: int, marks: tuple[int, ...], count: int) -> list[tuple[int, int]]:
@@ -288,6 +317,20 @@ def frame_spans(start: int, size: int, marks: tuple[int, ...], count: int) -> li
     cuts = {min(marks, key=lambda mark: abs(mark - start - length * i / count)) for i in range(1, count)}
     edges = [start, *sorted(cuts), size]
     return list(pairwise(edges))
+
+
+def raw_starts(snapshot: _SnapshotRef, spans: list[tuple[int, int]]) -> list[int] | None:
+    """Where the JSONL of each span (from ``frame_spans``) starts in the transcript file: 0
+    for the first, the raw offset of the marked frame it starts on for the others. None when
+    the head does not say (heads from before raw offsets, or without the snapshot's size)."""
+    if snapshot.raw_size is None:
+        return None
+    if len(spans) == 1:
+        return [0]
+    if len(snapshot.frames_raw) != len(snapshot.frames):
+        return None
+    raw_of = dict(zip(snapshot.frames, snapshot.frames_raw, strict=True))
+    return [0, *(raw_of[start] for start, _ in spans[1:])]
 
 
 def ranges_per_span(spans: list[tuple[int, int]], count: int) -> list[int]:

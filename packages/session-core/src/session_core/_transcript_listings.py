@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from ._errors import SessionCoreError
 from ._logging import get_logger
 from ._transcript_append import Appending
+from ._transcript_file import TranscriptFile
 from ._transcript_format import (
     HEAD_SK,
     Location,
@@ -19,7 +20,7 @@ from ._transcript_format import (
     locate,
 )
 from ._transcript_items import _ReadCancelled, _SnapshotMissing, snapshot_named_by_index
-from ._transcript_load import EarlyRead
+from ._transcript_load import EarlyRead, _SnapshotRead
 
 _log = get_logger("session_core._transcript_store")
 
@@ -60,7 +61,7 @@ class Listings(Appending):
             )
 
     def _load_for_restore_locked(
-        self, location: Location, max_bytes: int | None
+        self, location: Location, max_bytes: int | None, into: TranscriptFile | None = None
     ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored`` with the session's subpaths, from one round trip: the index item
         (read beside the Query) names the snapshot, whose download starts before the Query
@@ -73,8 +74,8 @@ class Listings(Appending):
                 index = pool.submit(self._get_index_item, location)
                 if location.subpath is None and self._cached(location) is None:
                     cancel = threading.Event()
-                    read = pool.submit(self._read_named_snapshot, location, index, cancel, max_bytes)
-                    early = EarlyRead(index, read, cancel)
+                    read = pool.submit(self._read_named_snapshot, location, index, cancel, max_bytes, into)
+                    early = EarlyRead(index, read, cancel, into)
                 state = self._refresh_cache(location, early, max_bytes)
             subpaths = self._subpaths(index.result())
         finally:
@@ -89,7 +90,8 @@ class Listings(Appending):
         index: Future[dict[str, Any] | None],
         cancel: threading.Event,
         max_bytes: int | None,
-    ) -> tuple[tuple[bytes, ...], bytes] | None:
+        into: TranscriptFile | None = None,
+    ) -> _SnapshotRead | None:
         item = index.result()
         ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
         if ref is None or not ref.key.startswith(location.s3_prefix):
@@ -97,7 +99,7 @@ class Listings(Appending):
         if max_bytes is not None and (ref.raw_size or 0) > max_bytes:
             return None  # the load will refuse it: not worth the download
         try:
-            return self._read_snapshot(ref, cancel)
+            return self._read_snapshot(ref, cancel, into)
         except (SessionCoreError, _SnapshotMissing, _ReadCancelled):
             return None  # stale, damaged or unused: the head's own read meets (and reports) it
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,6 +16,7 @@ from ._aws_errors import aws_error_code
 from ._errors import CorruptTranscriptError, StaleHeadError, TranscriptTooLargeError
 from ._logging import get_logger
 from ._transcript_cache import StateCache
+from ._transcript_file import TranscriptFile
 from ._transcript_format import (
     CHUNK_SK_PREFIX,
     CODEC_ZLIB,
@@ -47,6 +48,7 @@ from ._transcript_items import (
     _storage_error,
     frame_spans,
     ranges_per_span,
+    raw_starts,
     snapshot_named_by_index,
     snapshot_ref,
 )
@@ -182,7 +184,7 @@ class Loading(StateCache):
         snap: tuple[bytes, ...] = ()
         body = b""
         if ref is not None:
-            snap, body = (early.result_for(ref) if early else None) or self._read_snapshot(ref)
+            snap, body, _ = (early.result_for(ref) if early else None) or self._read_snapshot(ref)
         return _State(
             head=head,
             snap=snap,
@@ -236,15 +238,19 @@ class Loading(StateCache):
         return lines
 
     def _read_snapshot(
-        self, snapshot: _SnapshotRef, cancel: threading.Event | None = None
-    ) -> tuple[tuple[bytes, ...], bytes]:
+        self,
+        snapshot: _SnapshotRef,
+        cancel: threading.Event | None = None,
+        into: TranscriptFile | None = None,
+    ) -> _SnapshotRead:
         """The snapshot's JSONL fragments and, while it is small enough to re-upload, its body.
 
         A big one comes as byte ranges over parallel connections (S3 serves ~90 MB/s per
         connection). Ranges are grouped at the frame starts the head marks; each group is
         decompressed by a thread of its own (zstd lets go of the GIL) while its first range is
         still arriving and its later ones download beside it. A snapshot without marks is one
-        group. The padding before the first frame is never fetched."""
+        group. The padding before the first frame is never fetched. With ``into``, each group
+        also writes its JSONL there as it comes out, at the offset the head marks for it."""
         key, size, start = snapshot.key, snapshot.size, snapshot.start
         where = f"s3://{self._bucket}/{key}"
         count = max(1, min(MAX_SNAPSHOT_RANGES, -(-(size - start) // SNAPSHOT_RANGE_BYTES)))
@@ -253,6 +259,8 @@ class Loading(StateCache):
         ranges = ranges_per_span(groups, count)
         keep_body = start == 0 and size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
+        offsets = raw_starts(snapshot, groups) if into is not None else None
+        filled = [False] * len(groups)  # each group's JSONL went to ``into`` where it belongs
 
         def decompress_group(index: int) -> tuple[bytes, ...]:
             start, stop = groups[index]
@@ -264,15 +272,25 @@ class Loading(StateCache):
             first = self._stream_range(key, None if whole else spans[0], size, where, cancel)
             pieces = chain(first, (body.result() for body in later))
             kept = _kept(pieces, received[index]) if keep_body else pieces
+            writer = _RangeWriter(into, offsets[index]) if into is not None and offsets else None
+            on_content = writer.write if writer else None
             if len(groups) == 1:
-                return decompress_snapshot(kept, snapshot.count, where, snapshot.codec, snapshot.raw_size)
-            return decompress_snapshot_part(kept, where)
+                out = decompress_snapshot(
+                    kept, snapshot.count, where, snapshot.codec, snapshot.raw_size, on_content
+                )
+            else:
+                out = decompress_snapshot_part(kept, where, on_content)
+            if writer is not None and offsets is not None and snapshot.raw_size is not None:
+                end = offsets[index + 1] if index + 1 < len(groups) else snapshot.raw_size
+                filled[index] = writer.offset == end
+            return out
 
         with ThreadPoolExecutor(count) as fetches, ThreadPoolExecutor(len(groups)) as groups_pool:
             parts = tuple(chain.from_iterable(groups_pool.map(decompress_group, range(len(groups)))))
         if len(groups) > 1:
             check_snapshot(parts, snapshot.count, where, snapshot.raw_size)
-        return parts, b"".join(piece for pieces in received for piece in pieces)
+        body = b"".join(piece for pieces in received for piece in pieces)
+        return _SnapshotRead(parts, body, streamed=all(filled))
 
     def _get_range(
         self, key: str, span: tuple[int, int], size: int, where: str, cancel: threading.Event | None
@@ -317,22 +335,45 @@ class Loading(StateCache):
         return f"dynamodb://{self._table}/{location.pk}/{HEAD_SK}"
 
 
+class _SnapshotRead(NamedTuple):
+    parts: tuple[bytes, ...]  # its JSONL, as fragments of whole lines
+    body: bytes  # the object itself while small enough to re-upload, else empty
+    streamed: bool  # all of ``parts`` went to the read's TranscriptFile at its place
+
+
+class _RangeWriter:
+    """Writes one group's JSONL into a TranscriptFile from where the head says it starts."""
+
+    def __init__(self, into: TranscriptFile, offset: int) -> None:
+        self._into = into
+        self.offset = offset
+
+    def write(self, content: bytes) -> None:
+        self._into.write_at(self.offset, content)
+        self.offset += len(content)
+
+
 @dataclass(frozen=True)
 class EarlyRead:
     """A snapshot read started before the Query that names it returned: the one the session's
-    index item named (``index``), read by ``read``."""
+    index item named (``index``), read by ``read``, writing ``into`` a restore's file if any."""
 
     index: Future[dict[str, Any] | None]
-    read: Future[tuple[tuple[bytes, ...], bytes] | None]
+    read: Future[_SnapshotRead | None]
     cancel: threading.Event
+    into: TranscriptFile | None = None
 
-    def result_for(self, ref: _SnapshotRef) -> tuple[tuple[bytes, ...], bytes] | None:
-        """The early read if it is of ``ref`` (the head's snapshot); None: read it now."""
+    def result_for(self, ref: _SnapshotRef) -> _SnapshotRead | None:
+        """The early read if it is of ``ref`` (the head's snapshot); None: read it now. A read
+        that wrote all of its JSONL into the restore's file vouches for it there."""
         named = snapshot_named_by_index(self.index.result())
         if named is None or not named.same_object(ref):
             self.cancel.set()  # another snapshot: stop that download, do not wait for it
             return None
-        return self.read.result()  # None if it failed or was not worth starting
+        read = self.read.result()  # None if it failed or was not worth starting
+        if read is not None and read.streamed and self.into is not None and ref.raw_size is not None:
+            self.into.vouch(ref.raw_size)
+        return read
 
 
 def _kept(pieces: Iterator[bytes], into: list[bytes]) -> Iterator[bytes]:

@@ -55,7 +55,10 @@ evenly), so a cold load can fetch it in byte ranges that each start on a frame a
 decompress them on separate threads as they arrive. Marks are a hint: any subset is valid,
 a head without them (or with marks that cannot be frame starts) reads the snapshot as one
 stream, and a wrong one fails the frame's decompression (``CorruptTranscriptError``), never
-the content.
+the content. ``snap_frames_raw`` says where each marked frame's JSONL starts in the
+transcript, so a restore writes each range's JSONL into the CLI's file as it comes out
+(``TranscriptFile``), beside the download instead of after it; a range whose JSONL is not
+the length those offsets say is not vouched for, and the restore writes the file whole.
 
 A cold load is one Query (+ the snapshot's ranges: one per started 2 MiB, at most 4). Each
 store keeps the entries it has seen per transcript, as stored (decompressed JSONL, not
@@ -91,6 +94,7 @@ from typing import Any
 from ._errors import ConfigError, CorruptTranscriptError
 from ._logging import get_logger
 from ._settings import DEFAULT_RETENTION_DAYS
+from ._transcript_file import TranscriptFile
 from ._transcript_format import (
     StoredTranscript,
     encode_batch,
@@ -263,7 +267,7 @@ class TranscriptStore(Listings):
         return self._subpaths(await asyncio.to_thread(self._get_index_item, location))
 
     async def load_for_restore(
-        self, key: Mapping[str, Any], *, max_bytes: int | None = None
+        self, key: Mapping[str, Any], *, max_bytes: int | None = None, into: TranscriptFile | None = None
     ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored(key)`` and ``list_subkeys(key)`` with the same requests, but faster cold:
         the session index's item names the snapshot, so its download starts while the Query of
@@ -273,6 +277,10 @@ class TranscriptStore(Listings):
         ``TranscriptTooLargeError`` before its snapshot is read. The early download is not
         started for a snapshot bigger than ``max_bytes`` alone; one that passes only with its
         tail is cancelled once the Query says so. Heads written before zstd do not record the
-        snapshot's size: those load whole."""
+        snapshot's size: those load whole.
+
+        With ``into`` (the restore's file, open), the early download writes the snapshot's
+        JSONL there as it decompresses; ``into.written`` then says how much of the returned
+        transcript is already in the file (0: none of it, write it all)."""
         location = locate(key)
-        return await asyncio.to_thread(self._load_for_restore_locked, location, max_bytes)
+        return await asyncio.to_thread(self._load_for_restore_locked, location, max_bytes, into)

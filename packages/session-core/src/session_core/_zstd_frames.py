@@ -12,7 +12,7 @@ it claims), goes through the streaming decompressor as its pieces arrive instead
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 ONE_SHOT_MAX_BYTES = 16 * 1024 * 1024  # compaction frames are ~2.5 MB
@@ -88,10 +88,14 @@ class FrameScan:
         return self._length if self._length is not None and self._length <= len(data) else None
 
 
-def decompress_frames(pieces: Iterable[bytes], one_shot_max: int = ONE_SHOT_MAX_BYTES) -> list[bytes]:
+def decompress_frames(
+    pieces: Iterable[bytes],
+    one_shot_max: int = ONE_SHOT_MAX_BYTES,
+    on_content: Callable[[bytes], None] | None = None,
+) -> list[bytes]:
     """The content of consecutive ``pieces`` of a stream of frames, as it is decompressed:
     one piece per frame that fits ``one_shot_max``, several for a bigger one (empty ones left
-    out; skippable frames hold none).
+    out; skippable frames hold none). ``on_content`` is given each piece as soon as it is out.
 
     Raises ``FrameError`` for bytes that are not frames or end inside one, and
     ``zstandard.ZstdError`` for a frame that does not decompress or fails its checksum.
@@ -100,6 +104,12 @@ def decompress_frames(pieces: Iterable[bytes], one_shot_max: int = ONE_SHOT_MAX_
 
     context = zstandard.ZstdDecompressor()
     out: list[bytes] = []
+
+    def emit(content: bytes) -> None:
+        out.append(content)
+        if on_content is not None:
+            on_content(content)
+
     pending = bytearray()  # the stream from the start of the frame being gathered
     scan = FrameScan(0)
     streaming: Any = None  # the decompressor of a frame too big for the one-shot call
@@ -110,7 +120,7 @@ def decompress_frames(pieces: Iterable[bytes], one_shot_max: int = ONE_SHOT_MAX_
             if streaming is not None:
                 content = streaming.decompress(bytes(pending))
                 if content:
-                    out.append(content)
+                    emit(content)
                 if not streaming.eof:
                     streamed += len(pending)
                     pending.clear()
@@ -129,7 +139,7 @@ def decompress_frames(pieces: Iterable[bytes], one_shot_max: int = ONE_SHOT_MAX_
             if end is None:
                 break
             if not scan.skippable:
-                out.append(context.decompress(pending[:end]))
+                emit(context.decompress(pending[:end]))
             del pending[:end]
             scan = FrameScan(scan.offset + end)
     if streaming is not None or pending:
