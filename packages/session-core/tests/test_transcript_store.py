@@ -28,6 +28,7 @@ from session_core import (
 )
 from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
 from session_core._transcript_format import decode_jsonl, jsonl_of
+from session_core._transcript_items import MAX_FRAME_MARKS, with_frame_mark
 
 pytestmark = pytest.mark.anyio
 
@@ -942,6 +943,21 @@ async def test_a_restore_never_fetches_an_object_outside_its_transcript_early(aw
 
 
 # --- a restore's file, filled while the snapshot downloads ---------------------------------------
+
+
+def test_frame_marks_are_thinned_with_where_their_jsonl_starts() -> None:
+    """The head keeps at most MAX_FRAME_MARKS marks however many compactions a snapshot has
+    had, each still paired with its own frame's JSONL offset; marks from before the offsets
+    were kept stay without them."""
+    marks: tuple[int, ...] = ()
+    raws: tuple[int, ...] = ()
+    for n in range(1, 200):
+        marks, raws = with_frame_mark(marks, raws, n * 1000, n * 7000)
+        assert 0 < len(marks) <= MAX_FRAME_MARKS and [raw // 7 for raw in raws] == list(marks)
+    assert marks[-1] > 100_000  # the newest frames stay marked
+
+    older, raws = with_frame_mark((1000, 2000), (), 3000, 21000)
+    assert older == (1000, 2000, 3000) and raws == ()
 
 
 async def _six_frames_and_a_tail(aws: Any) -> list[dict[str, Any]]:

@@ -43,9 +43,10 @@ SNAPSHOT_RANGE_BYTES = 2 * 1024 * 1024
 MAX_SNAPSHOT_RANGES = 4
 # A download is decompressed in pieces of this size as they arrive.
 STREAM_PIECE_BYTES = 256 * 1024
-# A head marks at most this many frame starts (enough to split any snapshot into even ranges;
-# the head is rewritten by every append, so it must not grow with the history).
-MAX_FRAME_MARKS = 32
+# A head marks at most this many frame starts, each with where its JSONL starts: enough to
+# split a snapshot into MAX_SNAPSHOT_RANGES ranges within ~3 % of even. The head is rewritten
+# by every append, so it must not grow with the history (16 pairs: ~0.5 KB).
+MAX_FRAME_MARKS = 16
 
 _PERMANENT_CODES = frozenset(
     {

@@ -50,7 +50,7 @@ remove what a crash leaves). A snapshot
 that never made it into a head is an orphan: never read, deleted by a later compaction
 once it is older than ``orphan_grace_s``.
 
-The head marks where the snapshot's frames start (``snap_frames``, at most 32, thinned
+The head marks where the snapshot's frames start (``snap_frames``, at most 16, thinned
 evenly), so a cold load can fetch it in byte ranges that each start on a frame and
 decompress them on separate threads as they arrive. Marks are a hint: any subset is valid,
 a head without them (or with marks that cannot be frame starts) reads the snapshot as one
