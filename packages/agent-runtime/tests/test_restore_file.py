@@ -93,3 +93,31 @@ async def test_a_refused_or_subagent_restore_leaves_no_file(aws: Any, tmp_path: 
     restored = await restorer.restore("slot", KEY, path)
     assert restored is not None and not restored.local
     assert _leftovers(path) == []
+
+
+async def test_a_partial_file_swapped_during_the_download_is_not_put_in_place(
+    aws: Any, tmp_path: Path
+) -> None:
+    """Whatever replaced the file being written (a link to a file outside, here) is never
+    installed as the transcript, nor written through."""
+    await _history_with_a_snapshot(aws)
+    path = transcript_path(str(tmp_path / "config"), "-work", KEY["session_id"])
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    store = _store(aws)
+
+    class SwappingStore:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def load_for_restore(self, key: Any, **kwargs: Any) -> Any:
+            loaded = await store.load_for_restore(key, **kwargs)
+            [partial] = path.parent.glob("*.partial")
+            partial.rename(tmp_path / "moved-away")
+            partial.symlink_to(outside)
+            return loaded
+
+    with pytest.raises(OSError, match="was replaced"):
+        await TranscriptRestorer(SwappingStore()).restore("slot", KEY, path)
+    assert not path.exists() and not path.is_symlink()
+    assert outside.read_text() == "untouched"

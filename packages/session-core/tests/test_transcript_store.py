@@ -948,7 +948,7 @@ async def test_a_restore_never_fetches_an_object_outside_its_transcript_early(aw
 def test_frame_marks_are_thinned_with_where_their_jsonl_starts() -> None:
     """The head keeps at most MAX_FRAME_MARKS marks however many compactions a snapshot has
     had, each still paired with its own frame's JSONL offset; marks from before the offsets
-    were kept stay without them."""
+    were kept give way to the first mark that has one."""
     marks: tuple[int, ...] = ()
     raws: tuple[int, ...] = ()
     for n in range(1, 200):
@@ -956,8 +956,7 @@ def test_frame_marks_are_thinned_with_where_their_jsonl_starts() -> None:
         assert 0 < len(marks) <= MAX_FRAME_MARKS and [raw // 7 for raw in raws] == list(marks)
     assert marks[-1] > 100_000  # the newest frames stay marked
 
-    older, raws = with_frame_mark((1000, 2000), (), 3000, 21000)
-    assert older == (1000, 2000, 3000) and raws == ()
+    assert with_frame_mark((1000, 2000), (), 3000, 21000) == ((3000,), (21000,))
 
 
 async def _six_frames_and_a_tail(aws: Any) -> list[dict[str, Any]]:
@@ -994,7 +993,9 @@ async def test_a_restore_writes_each_range_of_the_snapshot_into_its_file_as_it_c
     assert (tmp_path / "t.jsonl").read_bytes() == b"".join(stored.jsonl)[:snapshot_size]
 
 
-@pytest.mark.parametrize("hint", ["offsets one byte off", "offsets from before", "no marks at all"])
+@pytest.mark.parametrize(
+    "hint", ["offsets one byte off", "offsets past the end", "offsets from before", "no marks at all"]
+)
 async def test_where_the_ranges_jsonl_starts_is_only_a_hint_for_the_file(
     aws: Any, tmp_path: Any, hint: str
 ) -> None:
@@ -1007,6 +1008,8 @@ async def test_where_the_ranges_jsonl_starts_is_only_a_hint_for_the_file(
     assert len(named["frames_raw"]) == 5
     if hint == "offsets one byte off":
         named["frames_raw"] = [raw + 1 for raw in named["frames_raw"]]
+    elif hint == "offsets past the end":
+        named["frames_raw"] = [10**20 + raw for raw in named["frames_raw"]]
     elif hint == "offsets from before":
         del named["frames_raw"]
     else:
@@ -1046,3 +1049,27 @@ async def test_a_download_of_a_snapshot_the_head_no_longer_names_vouches_for_not
     size_at_close = (tmp_path / "t.jsonl").stat().st_size
     into.write_at(size_at_close, b"late")  # what a download still running would do now
     assert (tmp_path / "t.jsonl").stat().st_size == size_at_close
+
+
+async def test_a_snapshot_marked_before_raw_offsets_gets_them_at_its_next_compaction(
+    aws: Any, tmp_path: Any
+) -> None:
+    expected = await _snapshot_of_six_frames(aws)
+    # As code from before the offsets left it: marks, none of them with an offset.
+    for item in (_head_item(aws), _index_item(aws)):
+        if "main_snap" in item:
+            named = json.loads(item["main_snap"]["S"])
+            del named["frames_raw"]
+            item["main_snap"] = {"S": json.dumps(named)}
+        item.pop("snap_frames_raw", None)
+        aws.dynamodb.put_item(TableName=aws.resources.table, Item=item)
+
+    batch = [{"type": "user", "uuid": "b6", "blob": incompressible(600_000, 6)}]
+    await make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000).append(KEY, batch)
+    head = _head_item(aws)
+    assert head["snap_frames"]["S"].count(",") == head["snap_frames_raw"]["S"].count(",") == 0
+
+    stored, into = await _restore_into(aws, tmp_path / "t.jsonl")
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected + batch
+    assert into.written == int(head["snap_raw_size"]["N"])  # written during the download again
+    assert (tmp_path / "t.jsonl").read_bytes() == b"".join(stored.jsonl)[: into.written]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,7 @@ class TranscriptRestorer:
     ) -> Restored | None:
         """A restore with nothing of the session in this container: the store writes the
         snapshot's JSONL into the file while it downloads; the tail follows once it returns."""
-        partial, fd = await asyncio.to_thread(_open_partial, path)
+        partial, fd = _open_partial(path)  # a few syscalls; no await between open and try
         file = TranscriptFile(fd)
         try:
             stored, subkeys = await self.store.load_for_restore(store_key, max_bytes=max_bytes, into=file)
@@ -197,19 +198,19 @@ def _write_atomically(path: Path, jsonl: tuple[bytes, ...]) -> None:
 
 
 def _open_partial(path: Path) -> tuple[Path, int]:
-    """A new file beside ``path`` to write it in, open for writing."""
+    """A new file beside ``path`` to write it in, open for writing. Its name is new each time,
+    so nothing a tool planted there (a link, a FIFO, a directory) is in its way."""
     # path is <config_dir>/projects/<project>/<session>.jsonl: config_dir, projects and the
     # project dir are checked; the config dir's own parents belong to the runtime.
     _real_directories(path, 3)
-    partial = path.with_name(path.name + ".partial")
-    with contextlib.suppress(FileNotFoundError):
-        partial.unlink()  # whatever is there (a planted link or FIFO) is not opened
+    partial = path.with_name(f"{path.name}.{secrets.token_hex(8)}.partial")
     return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
 
 
 def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], written: int = 0) -> None:
     """Write ``jsonl`` into the partial file (its first ``written`` bytes are there already,
-    when they end a fragment) and put it in place of ``path``."""
+    when they end a fragment) and put it in place of ``path``: only if the directories are
+    still real and the name still the file written (nothing swapped them meanwhile)."""
     try:
         with os.fdopen(fd, "wb") as out:
             rest = _after(jsonl, written)
@@ -220,6 +221,11 @@ def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], writte
             for part in rest:  # fragments as stored: the history is never copied into one buffer
                 out.write(part)
             out.truncate()
+            opened = os.fstat(out.fileno())
+        _real_directories(path, 3)
+        placed = os.lstat(partial)
+        if (placed.st_dev, placed.st_ino) != (opened.st_dev, opened.st_ino):
+            raise OSError(f"{partial} was replaced while the transcript was written into it")
         os.replace(partial, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
+_SLICE_BYTES = 1024 * 1024
+
 
 class TranscriptFile:
     """An open transcript file: its owner writes it, and a load's download threads may first
@@ -25,16 +27,19 @@ class TranscriptFile:
         self.written = 0
 
     def write_at(self, offset: int, data: bytes) -> None:
-        with self._lock:
-            if not self._open or self._failed:
-                return
-            view = memoryview(data)
-            try:
-                while view:
-                    done = os.pwrite(self._fd, view, offset)
-                    view, offset = view[done:], offset + done
-            except OSError:
-                self._failed = True  # the owner's own write of the whole file reports it
+        view = memoryview(data)
+        while view:
+            # A slice at a time, so ``close`` never waits on more than one slice's write.
+            piece = view[:_SLICE_BYTES]
+            with self._lock:
+                if not self._open or self._failed:
+                    return
+                try:
+                    done = os.pwrite(self._fd, piece, offset)
+                except (OSError, ValueError, OverflowError):
+                    self._failed = True  # the owner's own write of the whole file reports it
+                    return
+            view, offset = view[done:], offset + done
 
     def vouch(self, size: int) -> None:
         """The load's snapshot JSONL, ``size`` bytes, is in the file from its start."""

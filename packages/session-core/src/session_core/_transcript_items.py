@@ -298,13 +298,13 @@ def with_frame_mark(
     marks: tuple[int, ...], raws: tuple[int, ...], offset: int, raw_offset: int
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Frame marks, and where their JSONL starts, after one more frame starts at ``offset``
-    (its JSONL at ``raw_offset``), thinned to MAX_FRAME_MARKS. Raw offsets are kept only while
-    every mark has one (marks from before them have none)."""
-    complete = len(raws) == len(marks)
+    (its JSONL at ``raw_offset``), thinned to MAX_FRAME_MARKS. Marks from before raw offsets
+    were kept (none of them has one) are dropped: a load reads the frames before the new mark
+    as one group (still in several ranges) and can write every group into the file."""
+    if len(raws) != len(marks):
+        marks, raws = (), ()
     if offset:
         marks, raws = (*marks, offset), (*raws, raw_offset)
-    if not complete:
-        raws = ()
     while len(marks) > MAX_FRAME_MARKS:
         marks = marks[1::2]  # every other one: the ranges a load makes stay about even
         raws = raws[1::2]
@@ -328,9 +328,10 @@ def raw_starts(snapshot: _SnapshotRef, spans: list[tuple[int, int]]) -> list[int
         return None
     if len(spans) == 1:
         return [0]
-    if len(snapshot.frames_raw) != len(snapshot.frames):
+    raws = snapshot.frames_raw
+    if len(raws) != len(snapshot.frames) or any(a >= b for a, b in pairwise((0, *raws, snapshot.raw_size))):
         return None
-    raw_of = dict(zip(snapshot.frames, snapshot.frames_raw, strict=True))
+    raw_of = dict(zip(snapshot.frames, raws, strict=True))
     return [0, *(raw_of[start] for start, _ in spans[1:])]
 
 
