@@ -289,9 +289,16 @@ def _raw_marks(item: dict[str, Any], marks: tuple[int, ...], raw_size: int | Non
         raws = tuple(int(raw) for raw in item["snap_frames_raw"]["S"].split(","))
     except (KeyError, TypeError, ValueError):
         return ()
-    if raw_size is None or len(raws) != len(marks) or any(a >= b for a, b in pairwise((0, *raws, raw_size))):
-        return ()
-    return raws
+    return raws if _usable_raws(marks, raws, raw_size) else ()
+
+
+def _usable_raws(marks: tuple[int, ...], raws: tuple[int, ...], raw_size: int | None) -> bool:
+    """One offset per mark, rising, inside the JSONL of ``raw_size`` bytes."""
+    return (
+        raw_size is not None
+        and len(raws) == len(marks)
+        and all(a < b for a, b in pairwise((0, *raws, raw_size)))
+    )
 
 
 def with_frame_mark(
@@ -320,19 +327,21 @@ def frame_spans(start: int, size: int, marks: tuple[int, ...], count: int) -> li
     return list(pairwise(edges))
 
 
-def raw_starts(snapshot: _SnapshotRef, spans: list[tuple[int, int]]) -> list[int] | None:
-    """Where the JSONL of each span (from ``frame_spans``) starts in the transcript file: 0
-    for the first, the raw offset of the marked frame it starts on for the others. None when
-    the head does not say (heads from before raw offsets, or without the snapshot's size)."""
-    if snapshot.raw_size is None:
+def raw_spans(snapshot: _SnapshotRef, spans: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """Where the JSONL of each span (from ``frame_spans``) lies in the transcript file: from 0
+    for the first, from the raw offset of the marked frame it starts on for the others, up to
+    the next one's. None when the head does not say (heads from before raw offsets, or without
+    the snapshot's size)."""
+    raw_size = snapshot.raw_size
+    if raw_size is None:
         return None
     if len(spans) == 1:
-        return [0]
-    raws = snapshot.frames_raw
-    if len(raws) != len(snapshot.frames) or any(a >= b for a, b in pairwise((0, *raws, snapshot.raw_size))):
+        return [(0, raw_size)]
+    if not _usable_raws(snapshot.frames, snapshot.frames_raw, raw_size):
         return None
-    raw_of = dict(zip(snapshot.frames, raws, strict=True))
-    return [0, *(raw_of[start] for start, _ in spans[1:])]
+    raw_of = dict(zip(snapshot.frames, snapshot.frames_raw, strict=True))
+    starts = [0, *(raw_of[start] for start, _ in spans[1:])]
+    return list(pairwise([*starts, raw_size]))
 
 
 def ranges_per_span(spans: list[tuple[int, int]], count: int) -> list[int]:

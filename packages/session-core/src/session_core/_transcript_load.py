@@ -48,7 +48,7 @@ from ._transcript_items import (
     _storage_error,
     frame_spans,
     ranges_per_span,
-    raw_starts,
+    raw_spans,
     snapshot_named_by_index,
     snapshot_ref,
 )
@@ -259,7 +259,7 @@ class Loading(StateCache):
         ranges = ranges_per_span(groups, count)
         keep_body = start == 0 and size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
-        offsets = raw_starts(snapshot, groups) if into is not None else None
+        in_file = raw_spans(snapshot, groups) if into is not None else None  # each group's JSONL
         filled = [False] * len(groups)  # each group's JSONL went to ``into`` where it belongs
 
         def decompress_group(index: int) -> tuple[bytes, ...]:
@@ -272,7 +272,7 @@ class Loading(StateCache):
             first = self._stream_range(key, None if whole else spans[0], size, where, cancel)
             pieces = chain(first, (body.result() for body in later))
             kept = _kept(pieces, received[index]) if keep_body else pieces
-            writer = _RangeWriter(into, offsets[index]) if into is not None and offsets else None
+            writer = _RangeWriter(into, in_file[index][0]) if into is not None and in_file else None
             on_content = writer.write if writer else None
             if len(groups) == 1:
                 out = decompress_snapshot(
@@ -280,9 +280,8 @@ class Loading(StateCache):
                 )
             else:
                 out = decompress_snapshot_part(kept, where, on_content)
-            if writer is not None and offsets is not None and snapshot.raw_size is not None:
-                end = offsets[index + 1] if index + 1 < len(groups) else snapshot.raw_size
-                filled[index] = writer.offset == end
+            if writer is not None and in_file is not None:
+                filled[index] = writer.offset == in_file[index][1]
             return out
 
         with ThreadPoolExecutor(count) as fetches, ThreadPoolExecutor(len(groups)) as groups_pool:
