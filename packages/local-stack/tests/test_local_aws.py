@@ -122,7 +122,7 @@ def test_responses_keep_moto_request_ids_in_headers_and_xml_bodies() -> None:
         signed = f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=x"
         xml = httpx.post(
             url,
-            data="Action=GetCallerIdentity&Version=2011-06-15",
+            content="Action=GetCallerIdentity&Version=2011-06-15",
             headers={"Authorization": signed, "Content-Type": "application/x-www-form-urlencoded"},
         )
         request_id = xml.headers["x-amzn-requestid"]

@@ -11,8 +11,8 @@ from session_core import Lease, SessionKey, SessionRecord, TurnRecords
 
 class TranscriptStoreVerbs(Protocol):
     """The Claude Agent SDK's ``SessionStore`` verbs (``session_core.TranscriptStore`` has them;
-    ``load_stored``, ``load_for_restore`` and ``known_stored`` are optional extras the restore
-    uses when present)."""
+    ``load_stored``, ``load_for_restore(key, max_bytes=, into=)`` and ``known_stored`` are
+    optional extras the restore uses when present)."""
 
     async def append(self, key: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> None:
         """Persist a batch of transcript entries after the ones stored."""
