@@ -107,10 +107,8 @@ class TranscriptRestorer:
             stored, subkeys = await asyncio.gather(
                 self.store.load_stored(store_key), self.store.list_subkeys(store_key)
             )
-        if stored is None or not stored.count:
-            return None
-        if subkeys:
-            return Restored(stored=stored, local=False, written=False)
+        if stored is None or not stored.count or subkeys:
+            return _not_written(stored)
         await asyncio.to_thread(_write_atomically, path, stored.jsonl)  # the lease renewer keeps running
         return Restored(stored=stored, local=True, written=True)
 
@@ -130,9 +128,7 @@ class TranscriptRestorer:
         file.close()
         if stored is None or not stored.count or subkeys:
             _discard(partial, fd)
-            if stored is None or not stored.count:
-                return None
-            return Restored(stored=stored, local=False, written=False)
+            return _not_written(stored)
         await asyncio.to_thread(_finish, partial, fd, path, stored.jsonl, file.written)
         return Restored(stored=stored, local=True, written=True)
 
@@ -168,6 +164,13 @@ class TranscriptRestorer:
     def forget(self, slot: str) -> None:
         """The local copy may differ from the store (a failed turn): restore it next time."""
         self._copies.pop(slot, None)
+
+
+def _not_written(stored: StoredTranscript | None) -> Restored | None:
+    """No file: nothing stored (None), or subagent transcripts the SDK materializes itself."""
+    if stored is None or not stored.count:
+        return None
+    return Restored(stored=stored, local=False, written=False)
 
 
 def _unchanged(path: Path, copy: LocalCopy) -> bool:

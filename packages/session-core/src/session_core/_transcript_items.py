@@ -277,7 +277,7 @@ def _frame_marks(item: dict[str, Any], start: int, size: int) -> tuple[int, ...]
         marks = tuple(int(mark) for mark in item["snap_frames"]["S"].split(","))
     except (KeyError, TypeError, ValueError):
         return ()
-    if any(a >= b for a, b in pairwise((start, *marks, size))):
+    if not _rising(start, *marks, size):
         return ()
     return marks
 
@@ -294,11 +294,12 @@ def _raw_marks(item: dict[str, Any], marks: tuple[int, ...], raw_size: int | Non
 
 def _usable_raws(marks: tuple[int, ...], raws: tuple[int, ...], raw_size: int | None) -> bool:
     """One offset per mark, rising, inside the JSONL of ``raw_size`` bytes."""
-    return (
-        raw_size is not None
-        and len(raws) == len(marks)
-        and all(a < b for a, b in pairwise((0, *raws, raw_size)))
-    )
+    return raw_size is not None and len(raws) == len(marks) and _rising(0, *raws, raw_size)
+
+
+def _rising(*offsets: int) -> bool:
+    """Each offset after the one before: marks inside the bounds given first and last."""
+    return all(a < b for a, b in pairwise(offsets))
 
 
 def with_frame_mark(
