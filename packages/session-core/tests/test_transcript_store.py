@@ -841,7 +841,18 @@ async def test_a_restore_past_its_size_limit_is_refused_without_downloading_the_
         await reader.load_for_restore(KEY, max_bytes=snapshot_size - 1)
     assert refused.value.size == size and refused.value.max_bytes == snapshot_size - 1
     assert rec.count("s3") == 0
-    # Past it only with the tail: refused as well, once the Query has told.
+    # Past it only with the tail: the index item counts the tail too, nothing is downloaded.
+    assert int(_index_item(aws)["main_size"]["N"]) == size
+    with pytest.raises(TranscriptTooLargeError) as refused:
+        await reader.load_for_restore(KEY, max_bytes=size - 1)
+    assert refused.value.size == size
+    assert rec.count("s3") == 0
+    # An index item from before it counted the tail: refused as well, once the Query has told.
+    dynamodb.update_item(
+        TableName=aws.resources.table,
+        Key={"pk": _index_item(aws)["pk"], "sk": _index_item(aws)["sk"]},
+        UpdateExpression="REMOVE main_size",
+    )
     with pytest.raises(TranscriptTooLargeError) as refused:
         await reader.load_for_restore(KEY, max_bytes=size - 1)
     assert refused.value.size == size
@@ -855,6 +866,10 @@ async def test_a_restore_past_its_size_limit_is_refused_without_downloading_the_
         if _head_item(aws)["snap_key"]["S"] != snapshot_key:
             break
     assert _head_item(aws)["snap_key"]["S"] != snapshot_key, "the writer compacted"
+    compacted = history(n + 1)
+    assert int(_index_item(aws)["main_size"]["N"]) == len(
+        jsonl_of([json.dumps(e, separators=(",", ":")).encode() for e in compacted])
+    )
     rec.reset()
     with pytest.raises(TranscriptTooLargeError):
         await reader.load_stored(KEY, max_bytes=size)

@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,7 @@ class Appending(Loading):
             # Outlives the head: a chunk can be refresh_after_days old when the head is rewritten.
             "expires_at": {"N": str(int(now + self._retention_s + self._refresh_after_s))},
         }
+        tail = [*(state.tail if state else []), *lines]
         self._transact(
             location,
             old,
@@ -148,11 +149,12 @@ class Appending(Loading):
             head,
             mtime_ms,
             now,
+            _jsonl_size(state.snap if state else (), tail),
         )
         return _State(
             head=head,
             snap=state.snap if state else (),
-            tail=[*(state.tail if state else []), *lines],
+            tail=tail,
             uuids=known | seen,
             garbage=set(state.garbage) if state else set(),
             snap_body=state.snap_body if state else None,
@@ -214,7 +216,7 @@ class Appending(Loading):
             snap_frames_raw=placed.frames_raw,
         )
         try:
-            self._transact(location, old, [], head, mtime_ms, now)
+            self._transact(location, old, [], head, mtime_ms, now, _jsonl_size(snap, []))
         except (_HeadConflict, _TransactionConflict, StorageError):
             if self._surely_not_landed(location, token):
                 self._best_effort_delete_objects([placed.key])  # an orphan otherwise; never read
@@ -345,7 +347,10 @@ class Appending(Loading):
         head: _Head,
         mtime_ms: int,
         now: float,
+        size: int,
     ) -> None:
+        """Write ``extra`` with the new head and update the session's index item; ``size`` is
+        the transcript's JSONL size after the write."""
         expires = {"N": str(int(now + self._retention_s))}
         if old is None:
             # A head past its TTL that DynamoDB has not swept yet counts as absent.
@@ -372,9 +377,11 @@ class Appending(Loading):
         if location.subpath is None:
             update = (
                 "SET session_id = :sid, project_key = :pkey, expires_at = :exp, "
-                "main_mtime = :mtime, has_main = :yes"
+                "main_mtime = :mtime, has_main = :yes, main_size = :size"
             )
             index_values[":mtime"] = {"N": str(mtime_ms)}
+            # A restore with a size limit reads this before the Query: past it, no download starts.
+            index_values[":size"] = {"N": str(size)}
             index_values[":yes"] = {"BOOL": True}
             if head.summary is not None:
                 update += ", summary = :summary"
@@ -457,3 +464,8 @@ class Appending(Loading):
         except StorageError as exc:
             _log.warning("transcript_gc_failed", key=location.describe(), error=str(exc))
         self._best_effort_delete_objects(doomed)
+
+
+def _jsonl_size(snap: Sequence[bytes], tail: Sequence[bytes]) -> int:
+    """The size of the CLI's file for a transcript of ``snap`` fragments and ``tail`` lines."""
+    return sum(len(part) for part in snap) + sum(len(line) + 1 for line in tail)

@@ -160,6 +160,13 @@ def encode_snapshot_ref(ref: _SnapshotRef) -> str:
     return msgspec.json.encode(ref).decode()
 
 
+def size_named_by_index(item: dict[str, Any] | None) -> int | None:
+    """The main transcript's JSONL size as the session's index item last recorded it (every
+    append records it; items written before that do not): a hint too, None if unreadable."""
+    text = (item or {}).get("main_size", {}).get("N")
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
 def snapshot_named_by_index(item: dict[str, Any] | None) -> _SnapshotRef | None:
     """The main transcript's snapshot as the session's index item last named it; a hint only
     (the head decides), so anything unreadable is None."""

@@ -19,7 +19,12 @@ from ._transcript_format import (
     StoredTranscript,
     locate,
 )
-from ._transcript_items import _ReadCancelled, _SnapshotMissing, snapshot_named_by_index
+from ._transcript_items import (
+    _ReadCancelled,
+    _SnapshotMissing,
+    size_named_by_index,
+    snapshot_named_by_index,
+)
 from ._transcript_load import EarlyRead, _SnapshotRead
 
 _log = get_logger("session_core._transcript_store")
@@ -65,8 +70,8 @@ class Listings(Appending):
     ) -> tuple[StoredTranscript | None, list[str]]:
         """``load_stored`` with the session's subpaths, from one round trip: the index item
         (read beside the Query) names the snapshot, whose download starts before the Query
-        returns. A cached transcript only catches up. Past ``max_bytes`` the snapshot is not
-        read, nor anything cached (``TranscriptTooLargeError``); an early download of it stops."""
+        returns. A cached transcript only catches up. Past ``max_bytes`` (the index item says
+        so too) the snapshot is not read, nor anything cached (``TranscriptTooLargeError``)."""
         pool = ThreadPoolExecutor(2)
         early = None
         try:
@@ -96,7 +101,8 @@ class Listings(Appending):
         ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
         if ref is None or not ref.key.startswith(location.s3_prefix):
             return None  # only this transcript's own objects are worth fetching early
-        if max_bytes is not None and (ref.raw_size or 0) > max_bytes:
+        size = size_named_by_index(item) or ref.raw_size or 0  # an older item: the snapshot's
+        if max_bytes is not None and size > max_bytes:
             return None  # the load will refuse it: not worth the download
         try:
             return self._read_snapshot(ref, cancel, into)

@@ -18,7 +18,9 @@ Layout (one table with ``pk``/``sk`` strings and TTL attribute ``expires_at``, o
   ``main_mtime`` (epoch ms, the same write stamps the summary), the subpath set and the
   SDK's folded summary, and ``main_snap``: the snapshot the main transcript's head named at
   its last compaction (a hint: ``load_for_restore`` reads this item anyway and starts that
-  download before its Query returns; the head decides). ``list_sessions``/``list_subkeys``/
+  download before its Query returns; the head decides), and ``main_size``: the main
+  transcript's JSONL size as of its last append (a restore with a size limit starts no
+  download past it). ``list_sessions``/``list_subkeys``/
   ``list_session_summaries`` read only these items.
 * ``transcripts/<project>/<session>/<subpath or ~>/snap-<seq>-<token>.jsonl.zst`` is a
   zstd JSONL snapshot of every entry before append number ``snap_seq`` (``zstd -dc`` gives
@@ -275,9 +277,10 @@ class TranscriptStore(Listings):
 
         With ``max_bytes``, a transcript whose JSONL the head says is bigger raises
         ``TranscriptTooLargeError`` before its snapshot is read. The early download is not
-        started for a snapshot bigger than ``max_bytes`` alone; one that passes only with its
-        tail is cancelled once the Query says so. Heads written before zstd do not record the
-        snapshot's size: those load whole.
+        started when the index item's ``main_size`` (or, in an item written before every
+        append recorded it, the snapshot alone) is bigger; one that passes only with a tail the
+        item did not count is cancelled once the Query says so. Heads written before zstd do
+        not record the snapshot's size: those load whole.
 
         With ``into`` (the restore's file, open), the early download writes the snapshot's
         JSONL there as it decompresses; ``into.written`` then says how much of the returned
