@@ -28,8 +28,8 @@ Columns (each time the median of ``--repeat`` runs):
   floor: GET of the whole history as one gzip object + decompress + write;
 * warm restore: the same container, its file current after the last turn;
 * CPU cold/whole: CPU time of a cold restore and of the whole-file download, the bench's own
-  and its children's (moto, the shaping proxies) together: on loopback the network's cost is
-  moto's CPU, which shares this machine's cores with the restore.
+  and its children's (moto, the shaping proxies) together, then each apart: on loopback the
+  network's cost is moto's CPU, which shares this machine's cores with the restore.
 """
 
 from __future__ import annotations
@@ -303,15 +303,15 @@ class Row:
     warm_ms: float = 0.0
     warm_requests: str = ""
     cold_requests: str = ""
-    cold_cpu_ms: float = 0.0
-    whole_cpu_ms: float = 0.0
+    cold_cpu_ms: tuple[float, float] = (0.0, 0.0)  # (this process, its children)
+    whole_cpu_ms: tuple[float, float] = (0.0, 0.0)
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process (every thread) and of its children still running: the moto
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time of this process (every thread), and of its children still running: the moto
     server, and the shaping proxies where they run. On a machine with N cores a restore cannot
-    take less wall time than its CPU time over N."""
-    total = time.process_time()
+    take less wall time than their sum over N."""
+    children = 0.0
     me = str(os.getpid())
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -319,8 +319,18 @@ def cpu_seconds() -> float:
         except (OSError, IndexError):
             continue  # gone meanwhile
         if fields[1] == me:  # ppid; utime and stime are fields 14 and 15 of stat
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            children += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return time.process_time(), children
+
+
+def cpu_ms_since(before: tuple[float, float]) -> tuple[float, float]:
+    now = cpu_seconds()
+    return (now[0] - before[0]) * 1000, (now[1] - before[1]) * 1000
+
+
+def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The pair of the run whose total is the median."""
+    return sorted(pairs, key=sum)[len(pairs) // 2]
 
 
 def progress(text: str) -> None:
@@ -416,7 +426,7 @@ async def _time_restores(
         assert restored is not None and restored.written
         assert find_last_prompt(restored.stored) is not None
         cold_times.append(time.perf_counter() - began)
-        cold_cpu.append(cpu_seconds() - cpu)
+        cold_cpu.append(cpu_ms_since(cpu))
         row.cold_requests = _by_service(rec.requests)
         if attempt == 0:
             assert path.read_bytes() == whole, "restored file differs from the session"
@@ -436,7 +446,7 @@ async def _time_restores(
         body = s3.get_object(Bucket=bucket, Key=whole_key)["Body"].read()
         path.write_bytes(body)
         whole_times.append(time.perf_counter() - began)
-        whole_cpu.append(cpu_seconds() - cpu)
+        whole_cpu.append(cpu_ms_since(cpu))
         # floor: one GET of the compressed history, decompress, write
         fresh_disk()
         s3, _ = network.clients()
@@ -448,8 +458,8 @@ async def _time_restores(
     row.warm_ms = statistics.median(warm_times) * 1000
     row.whole_ms = statistics.median(whole_times) * 1000
     row.floor_ms = statistics.median(floor_times) * 1000
-    row.cold_cpu_ms = statistics.median(cold_cpu) * 1000
-    row.whole_cpu_ms = statistics.median(whole_cpu) * 1000
+    row.cold_cpu_ms = median_pair(cold_cpu)
+    row.whole_cpu_ms = median_pair(whole_cpu)
 
 
 def _by_service(requests: Counter[tuple[str, str]]) -> str:
@@ -487,7 +497,7 @@ def print_tables(rows: list[Row]) -> None:
     header = (
         f"{'turns':>5} {'network':<9} {'whole file':>10} {'floor':>8} {'cold store':>10} {'/whole':>7} "
         f"{'/floor':>7} {'cold requests':>14} {'warm':>7} {'/whole':>7} {'warm requests':>14} "
-        f"{'CPU cold/whole':>15}"
+        f"  {'CPU cold (own+servers) / whole':<32}"
     )
     print(header)
     print("-" * len(header))
@@ -496,13 +506,18 @@ def print_tables(rows: list[Row]) -> None:
             f"{r.turns:>5} {r.network:<9} {r.whole_ms:>10.1f} {r.floor_ms:>8.1f} {r.cold_ms:>10.1f} "
             f"{r.cold_ms / r.whole_ms:>7.2f} {r.cold_ms / r.floor_ms:>7.2f} {r.cold_requests:>14} "
             f"{r.warm_ms:>7.1f} {r.warm_ms / r.whole_ms:>7.3f} {r.warm_requests:>14} "
-            f"{r.cold_cpu_ms:>7.0f}/{r.whole_cpu_ms:<7.0f}"
+            f"  {_cpu(r.cold_cpu_ms):>15} / {_cpu(r.whole_cpu_ms):<15}"
         )
     cores = os.cpu_count()
     print(
-        f"CPU: ms of CPU per restore, this process and its children (moto, the shaping proxies) "
-        f"together; on {cores} cores a restore takes at least its CPU / {cores} of wall time"
+        f"CPU: ms of CPU per restore: this process and its children (moto, the shaping proxies) "
+        f"together, then each; on {cores} cores a restore takes at least its CPU / {cores} of wall time"
     )
+
+
+def _cpu(pair: tuple[float, float]) -> str:
+    own, servers = pair
+    return f"{own + servers:.0f} ({own:.0f}+{servers:.0f})"
 
 
 def main() -> None:
