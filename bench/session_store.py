@@ -11,7 +11,10 @@ and DynamoDB seen from a Lambda function in the same region):
 * S3: 15 ms to the first byte of a response, then 90 MB/s per connection (AWS quotes
   single-connection GET throughput of 85-90 MB/s and first-byte latency of tens of ms;
   15 ms is the low end for small objects in-region);
-* DynamoDB: 5 ms per round trip (single-digit ms in-region), same per-connection rate.
+* DynamoDB: 5 ms per round trip (single-digit ms in-region), same per-connection rate;
+* lambda 1024: the same network, with the bench's process held to the CPU share of a
+  1,024 MB function (0.58 of one CPU, ``cpu_share.py``; needs root and a cgroup file system,
+  otherwise the row is left out and the bench says why).
 
 Columns (each time the median of ``--repeat`` runs):
 
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -57,6 +61,7 @@ from urllib.parse import urlparse
 from agent_runtime._prompt_marks import find_last_prompt, prompt_uuid
 from agent_runtime._restore import TranscriptRestorer, transcript_path
 from botocore.config import Config
+from cpu_share import cpu_share, cpu_share_unavailable, lambda_cpu_share
 from local_stack import ResourceNames, local_client, moto_process, provision
 from session_core import TranscriptStore
 from session_core._snapshot_padding import PADDING_KEY
@@ -66,6 +71,7 @@ TURN_BYTES = 100_000
 S3_FIRST_BYTE_S = 0.015
 DYNAMODB_ROUND_TRIP_S = 0.005
 BYTES_PER_S = 90e6
+RUNTIME_MEMORY_MB = 1024  # RuntimeMemoryMb's default in infra/template.yaml
 
 
 # --- synthetic transcripts ---------------------------------------------------------------------
@@ -276,6 +282,7 @@ class Network:
     name: str
     s3: str
     dynamodb: str
+    cpu_share: float | None = None  # this process limited to that share of one CPU
 
     def clients(self) -> tuple[Any, Any]:
         config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=4)
@@ -389,8 +396,12 @@ async def measure_restores(
     whole_key = f"whole/{key['session_id']}.jsonl"
     floor_key = f"whole/{key['session_id']}.jsonl.gz"
     workdir = Path(tempfile.mkdtemp(prefix="bench-restore-", dir=FILE_DIR))
+    limited = cpu_share(network.cpu_share) if network.cpu_share else contextlib.nullcontext()
     try:
-        await _time_restores(network, bucket, table, key, whole, repeat, row, workdir, whole_key, floor_key)
+        with limited:
+            await _time_restores(
+                network, bucket, table, key, whole, repeat, row, workdir, whole_key, floor_key
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -495,7 +506,7 @@ def print_tables(rows: list[Row]) -> None:
     where = f"files written to {FILE_DIR}" if FILE_DIR else "files written to the temp dir"
     print(f"restore (median ms; ratio = store / whole-file download in the same run; {where})")
     header = (
-        f"{'turns':>5} {'network':<9} {'whole file':>10} {'floor':>8} {'cold store':>10} {'/whole':>7} "
+        f"{'turns':>5} {'network':<11} {'whole file':>10} {'floor':>8} {'cold store':>10} {'/whole':>7} "
         f"{'/floor':>7} {'cold requests':>14} {'warm':>7} {'/whole':>7} {'warm requests':>14} "
         f"  {'CPU cold (own+servers) / whole':<32}"
     )
@@ -503,7 +514,7 @@ def print_tables(rows: list[Row]) -> None:
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r.turns:>5} {r.network:<9} {r.whole_ms:>10.1f} {r.floor_ms:>8.1f} {r.cold_ms:>10.1f} "
+            f"{r.turns:>5} {r.network:<11} {r.whole_ms:>10.1f} {r.floor_ms:>8.1f} {r.cold_ms:>10.1f} "
             f"{r.cold_ms / r.whole_ms:>7.2f} {r.cold_ms / r.floor_ms:>7.2f} {r.cold_requests:>14} "
             f"{r.warm_ms:>7.1f} {r.warm_ms / r.whole_ms:>7.3f} {r.warm_requests:>14} "
             f"  {_cpu(r.cold_cpu_ms):>15} / {_cpu(r.whole_cpu_ms):<15}"
@@ -527,6 +538,7 @@ def main() -> None:
     args = parser.parse_args()
     lengths = [int(x) for x in args.turns.split(",")]
     rows: list[Row] = []
+    unavailable = cpu_share_unavailable()
     with moto_process() as endpoint:
         port = urlparse(endpoint).port
         assert port is not None
@@ -540,6 +552,10 @@ def main() -> None:
             shaping_process(port, first_byte_s=DYNAMODB_ROUND_TRIP_S, bytes_per_s=BYTES_PER_S) as ddb_url,
         ):
             shaped = Network("lambda", s3_url, ddb_url)
+            networks = [loopback, shaped]
+            if unavailable is None:
+                share = lambda_cpu_share(RUNTIME_MEMORY_MB)
+                networks.append(Network(f"lambda {RUNTIME_MEMORY_MB}", s3_url, ddb_url, share))
             for n in lengths:
                 progress(f"generating {n} turns")
                 synth = Synth(seed=n)
@@ -556,16 +572,22 @@ def main() -> None:
                 base.turn_json = len(whole) / n
                 base.turn_compressed = sum(len(zlib.compress(jsonl(t), 6)) for t in turns) / n
                 asyncio.run(persist(loopback, bucket, table, key, turns, base))
-                for network in (loopback, shaped):
+                for network in networks:
                     row = base if network is loopback else Row(turns=n, network=network.name)
                     asyncio.run(measure_restores(network, bucket, table, key, whole, args.repeat, row))
-                    if row is not base:
-                        rows.append(row)
-                rows.insert(len(rows) - 1, base)
+                    rows.append(row)
                 del turns, whole
     progress("")
     print()
     print_tables(rows)
+    if unavailable is None:
+        print(
+            f"lambda {RUNTIME_MEMORY_MB}: the lambda network, and this process limited to "
+            f"{lambda_cpu_share(RUNTIME_MEMORY_MB):.2f} of one CPU (a CFS quota: the share of a "
+            f"{RUNTIME_MEMORY_MB} MB function, RuntimeMemoryMb's default; moto is not limited)"
+        )
+    else:
+        print(f"lambda {RUNTIME_MEMORY_MB} left out (a CPU-limited run): {unavailable}")
 
 
 if __name__ == "__main__":
