@@ -13,8 +13,9 @@ and DynamoDB seen from a Lambda function in the same region):
   15 ms is the low end for small objects in-region);
 * DynamoDB: 5 ms per round trip (single-digit ms in-region), same per-connection rate;
 * lambda 1024: the same network, with the bench's process held to the CPU share of a
-  1,024 MB function (0.58 of one CPU, ``cpu_share.py``; needs root and a cgroup file system,
-  otherwise the row is left out and the bench says why).
+  1,024 MB function (0.58 of one CPU, ``cpu_share.py``; ``--runtime-mb`` picks another size;
+  needs root and a writable cgroup file system, otherwise the row is left out and the bench
+  says why).
 
 Columns (each time the median of ``--repeat`` runs):
 
@@ -71,7 +72,7 @@ TURN_BYTES = 100_000
 S3_FIRST_BYTE_S = 0.015
 DYNAMODB_ROUND_TRIP_S = 0.005
 BYTES_PER_S = 90e6
-RUNTIME_MEMORY_MB = 1024  # RuntimeMemoryMb's default in infra/template.yaml
+DEFAULT_RUNTIME_MB = 1024  # RuntimeMemoryMb's default in infra/template.yaml
 
 
 # --- synthetic transcripts ---------------------------------------------------------------------
@@ -317,7 +318,13 @@ class Row:
 def cpu_seconds() -> tuple[float, float]:
     """CPU time of this process (every thread), and of its children still running: the moto
     server, and the shaping proxies where they run. On a machine with N cores a restore cannot
-    take less wall time than their sum over N."""
+    take less wall time than their sum over N. The children's count in clock ticks (10 ms).
+    This process's is read after the scan of /proc, so a start mark leaves that scan out."""
+    children = children_cpu_seconds()
+    return time.process_time(), children
+
+
+def children_cpu_seconds() -> float:
     children = 0.0
     me = str(os.getpid())
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -327,12 +334,15 @@ def cpu_seconds() -> tuple[float, float]:
             continue  # gone meanwhile
         if fields[1] == me:  # ppid; utime and stime are fields 14 and 15 of stat
             children += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return time.process_time(), children
+    return children
 
 
 def cpu_ms_since(before: tuple[float, float]) -> tuple[float, float]:
-    now = cpu_seconds()
-    return (now[0] - before[0]) * 1000, (now[1] - before[1]) * 1000
+    """CPU ms since ``cpu_seconds()`` gave ``before``; this process's is read first, so the
+    scan of /proc counts in neither."""
+    own = time.process_time()
+    children = children_cpu_seconds()
+    return (own - before[0]) * 1000, (children - before[1]) * 1000
 
 
 def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -535,6 +545,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", default="10,100,300,1000", help="comma list of session lengths")
     parser.add_argument("--repeat", type=int, default=3, help="runs per restore timing (median)")
+    parser.add_argument(
+        "--runtime-mb",
+        type=int,
+        default=DEFAULT_RUNTIME_MB,
+        help="memory of the function whose CPU share the CPU-limited row gets (RuntimeMemoryMb)",
+    )
     args = parser.parse_args()
     lengths = [int(x) for x in args.turns.split(",")]
     rows: list[Row] = []
@@ -554,8 +570,8 @@ def main() -> None:
             shaped = Network("lambda", s3_url, ddb_url)
             networks = [loopback, shaped]
             if unavailable is None:
-                share = lambda_cpu_share(RUNTIME_MEMORY_MB)
-                networks.append(Network(f"lambda {RUNTIME_MEMORY_MB}", s3_url, ddb_url, share))
+                share = lambda_cpu_share(args.runtime_mb)
+                networks.append(Network(f"lambda {args.runtime_mb}", s3_url, ddb_url, share))
             for n in lengths:
                 progress(f"generating {n} turns")
                 synth = Synth(seed=n)
@@ -582,12 +598,12 @@ def main() -> None:
     print_tables(rows)
     if unavailable is None:
         print(
-            f"lambda {RUNTIME_MEMORY_MB}: the lambda network, and this process limited to "
-            f"{lambda_cpu_share(RUNTIME_MEMORY_MB):.2f} of one CPU (a CFS quota: the share of a "
-            f"{RUNTIME_MEMORY_MB} MB function, RuntimeMemoryMb's default; moto is not limited)"
+            f"lambda {args.runtime_mb}: the lambda network, and this process limited to "
+            f"{lambda_cpu_share(args.runtime_mb):.2f} of one CPU (a CFS quota: the share of a "
+            f"{args.runtime_mb} MB function; moto is not limited)"
         )
     else:
-        print(f"lambda {RUNTIME_MEMORY_MB} left out (a CPU-limited run): {unavailable}")
+        print(f"lambda {args.runtime_mb} left out (a CPU-limited run): {unavailable}")
 
 
 if __name__ == "__main__":

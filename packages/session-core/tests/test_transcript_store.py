@@ -897,6 +897,19 @@ async def test_a_restore_reads_the_heads_snapshot_whatever_the_index_names(aws: 
     assert decode_jsonl(stored.jsonl, "test") == expected
 
 
+@pytest.mark.parametrize("recorded", ["-1", "0.5", "1e9", "1" + "0" * 37])
+async def test_a_restore_with_a_limit_ignores_a_size_the_index_cannot_state(aws: Any, recorded: str) -> None:
+    expected = await _compacted_history(aws)
+    index = _index_item(aws)
+    # The item is only a hint: whatever DynamoDB hands back there, the head decides.
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item={**index, "main_size": {"N": recorded}})
+    size = len(jsonl_of([json.dumps(e, separators=(",", ":")).encode() for e in expected]))
+
+    stored, _ = await make_store(aws).load_for_restore(KEY, max_bytes=size)
+
+    assert stored is not None and decode_jsonl(stored.jsonl, "test") == expected
+
+
 async def test_a_head_without_frame_marks_still_uses_the_early_download(aws: Any) -> None:
     expected = await _snapshot_of_six_frames(aws)
     head = _head_item(aws)

@@ -164,7 +164,9 @@ def size_named_by_index(item: dict[str, Any] | None) -> int | None:
     """The main transcript's JSONL size as the session's index item last recorded it (every
     append records it; items written before that do not): a hint too, None if unreadable."""
     text = (item or {}).get("main_size", {}).get("N")
-    return int(text) if isinstance(text, str) and text.isdigit() else None
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit() and len(text) < 20):
+        return None
+    return int(text)
 
 
 def snapshot_named_by_index(item: dict[str, Any] | None) -> _SnapshotRef | None:

@@ -101,9 +101,10 @@ class Listings(Appending):
         ref = snapshot_named_by_index(item) if item is not None and self._live(item) else None
         if ref is None or not ref.key.startswith(location.s3_prefix):
             return None  # only this transcript's own objects are worth fetching early
-        size = size_named_by_index(item) or ref.raw_size or 0  # an older item: the snapshot's
-        if max_bytes is not None and size > max_bytes:
-            return None  # the load will refuse it: not worth the download
+        if max_bytes is not None and ref.raw_size is not None:  # else the load refuses nothing
+            size = max(ref.raw_size, size_named_by_index(item) or 0)  # an older item: the snapshot's
+            if size > max_bytes:
+                return None  # the load will refuse it: not worth the download
         try:
             return self._read_snapshot(ref, cancel, into)
         except (SessionCoreError, _SnapshotMissing, _ReadCancelled):
