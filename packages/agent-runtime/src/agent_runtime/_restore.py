@@ -11,9 +11,9 @@ container whose copy is current (the store's revision, the file's size and mtime
 last clean turn left) writes nothing and reads nothing from S3: one Query.
 
 The agent's tools can write the session's config dir, so the file the CLI leaves is never
-trusted: after a clean turn it is rewritten from the store's own bytes (a tool that edited an
-earlier entry during the turn is undone there), and every write refuses links, FIFOs and
-directories a tool may have planted in its path.
+trusted: after a clean turn it is made the store's own bytes again (a tool that edited an
+earlier entry during the turn is undone there; what still matches is read, not rewritten),
+and every write refuses links, FIFOs and directories a tool may have planted in its path.
 
 Sessions with subagent transcripts keep the SDK's own resume path (it materializes those
 too); the store is still the only source of truth, this is just a faster copy of it.
@@ -36,6 +36,7 @@ from session_core import StoredTranscript, TranscriptFile, get_logger
 log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
+_COMPARE_WINDOW = 8 * 1024 * 1024  # snapshot fragments are ~2.5 MB: most compare whole
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,9 @@ class TranscriptRestorer:
 
         The store's last entry must be the file's last entry (the SDK's final flush can fail
         after the last message was read); otherwise the next turn restores from the store.
-        The file is then rewritten from the stored bytes, so nothing a tool changed in it
-        during the turn reaches the next one.
+        The file is then made the stored bytes, so nothing a tool changed in it during the
+        turn reaches the next one: what already matches them is read, not written again
+        (reading 110 MB costs a third of writing it), and the rest is written.
         """
         if not self.enabled:
             return False
@@ -149,7 +151,8 @@ class TranscriptRestorer:
             log.info("restore.local_copy_not_current")
             return False
         try:
-            _write_atomically(path, stored.jsonl)
+            if not _matched_in_place(path, stored.jsonl):
+                _write_atomically(path, stored.jsonl)
             info = path.stat()
         except OSError:
             return False
@@ -234,6 +237,44 @@ def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], writte
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
+    """Make the file at ``path`` hold exactly ``jsonl`` where it lies: the fragments it
+    already holds byte for byte stay, the first that differs and all after it are written over
+    them (the CLI's own encoding of the turn's entries, or a tool's edit), and the file is cut
+    to length. False, with nothing written: not a regular file of this process's user with one
+    name (a link or FIFO a tool put there, or a hard link elsewhere), so write a new one."""
+    _real_directories(path, 3)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "r+b") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
+            return False
+        offset, first = 0, len(jsonl)
+        for index, part in enumerate(jsonl):
+            if not _holds(fd, offset, part):
+                first = index
+                break
+            offset += len(part)
+        file.seek(offset)
+        for part in jsonl[first:]:
+            file.write(part)
+        file.truncate()
+    return True
+
+
+def _holds(fd: int, offset: int, part: bytes) -> bool:
+    """Whether the file holds ``part`` at ``offset``; compared a window at a time, so a big
+    fragment never needs a second copy of itself in memory."""
+    for start in range(0, len(part), _COMPARE_WINDOW):
+        window = part[start : start + _COMPARE_WINDOW] if len(part) > _COMPARE_WINDOW else part
+        if os.pread(fd, len(window), offset + start) != window:
+            return False
+    return True
 
 
 def _after(jsonl: tuple[bytes, ...], written: int) -> tuple[bytes, ...] | None:
