@@ -59,6 +59,48 @@ def test_daemons_and_background_jobs_of_a_turn_are_killed_and_older_processes_sp
         older.wait()
 
 
+_HEADLESS = """
+import ctypes, os, sys, threading, time
+def keep_writing():
+    while True:
+        with open(sys.argv[1], "a") as f:
+            f.write("still here\\n")
+        time.sleep(0.01)
+threading.Thread(target=keep_writing).start()
+print(os.getpid(), flush=True)
+os.close(1)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends; the writer thread goes on
+"""
+
+
+def test_a_process_whose_main_thread_ended_is_still_killed(tmp_path) -> None:
+    """/proc shows such a process as a zombie while its other threads run: it must not pass
+    for dead, or it outlives the turn."""
+    become_subreaper()
+    since = boot_ticks()
+    time.sleep(0.02)
+    marks = tmp_path / "marks"
+    child = subprocess.Popen([sys.executable, "-c", _HEADLESS, str(marks)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    pid = int(child.stdout.readline())
+    try:
+        deadline = time.monotonic() + 5
+        while not (marks.exists() and not _alive(pid)) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until its main thread is a zombie and the writer has written
+        assert not _alive(pid), "the main thread did not end"
+        assert pid in find_turn_processes("descendants", since)
+
+        assert sweep_turn_processes(scope="descendants", since_ticks=since) >= 1
+
+        child.wait(timeout=5)
+        size = marks.stat().st_size
+        time.sleep(0.1)
+        assert marks.stat().st_size == size  # nothing writes any more
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_the_uid_scope_is_narrowed_to_descendants_for_root() -> None:
     assert effective_scope("descendants") == "descendants"
     assert effective_scope("uid") == ("descendants" if os.getuid() == 0 else "uid")

@@ -84,13 +84,14 @@ async def test_a_tools_edit_of_the_kept_file_does_not_survive(aws: Any, tmp_path
     else:
         content = content[: len(content) // 3] + content[-(len(content) // 3) :]
     path.write_bytes(content)
+    inode = path.stat().st_ino
 
-    restorer.remember("slot", KEY, path)
+    assert restorer.remember("slot", KEY, path)  # it still ends with the turn's last entry
 
-    # Kept as the store's bytes, or (if no longer recognisable) not kept: restored next turn.
-    again = await restorer.restore("slot", KEY, path)
-    assert again is not None and again.local
     assert path.read_bytes() == _stored_bytes(store)
+    assert path.stat().st_ino == inode  # undone where it lies
+    again = await restorer.restore("slot", KEY, path)
+    assert again is not None and again.local and not again.written
 
 
 async def test_a_hard_link_to_the_kept_file_is_not_written_through(aws: Any, tmp_path: Path) -> None:
@@ -104,3 +105,26 @@ async def test_a_hard_link_to_the_kept_file_is_not_written_through(aws: Any, tmp
     assert path.read_bytes() == _stored_bytes(store)
     assert elsewhere.read_bytes() == linked  # a new file took the name; the link's is untouched
     assert path.stat().st_ino != elsewhere.stat().st_ino
+
+
+async def test_a_kept_file_whose_mode_a_tool_changed_is_replaced(aws: Any, tmp_path: Path) -> None:
+    store, restorer, path = await _a_turn_just_ended(aws, tmp_path)
+    path.chmod(0o644)  # would let other users of the machine read the next turns
+    inode = path.stat().st_ino
+
+    assert restorer.remember("slot", KEY, path)
+
+    assert path.read_bytes() == _stored_bytes(store)
+    assert path.stat().st_ino != inode and path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_kept_file_grown_by_a_hole_is_not_read_to_its_end(aws: Any, tmp_path: Path) -> None:
+    store, restorer, path = await _a_turn_just_ended(aws, tmp_path)
+    with path.open("r+b") as tool:
+        tool.truncate(path.stat().st_size + 64 * 2**30)  # 64 GiB more, none of it on disk
+
+    assert not restorer.remember("slot", KEY, path)  # its last line is not the store's
+
+    again = await restorer.restore("slot", KEY, path)  # the next turn writes it from the store
+    assert again is not None and again.written
+    assert path.read_bytes() == _stored_bytes(store)

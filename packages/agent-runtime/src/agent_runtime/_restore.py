@@ -21,8 +21,10 @@ too); the store is still the only source of truth, this is just a faster copy of
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import stat
@@ -37,6 +39,9 @@ log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
 _COMPARE_WINDOW = 8 * 1024 * 1024  # snapshot fragments are ~2.5 MB: most compare whole
+_FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, a long-sized read
+# FS_SYNC_FL, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_JOURNAL_DATA_FL, FS_DIRSYNC_FL
+_WRITE_FLAGS = 0x8 | 0x10 | 0x20 | 0x4000 | 0x10000
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,11 @@ class TranscriptRestorer:
         stored = self.store.known_stored(store_key)
         newest = stored.last_line() if stored is not None else None
         last = _decoded(newest) if newest is not None else None
-        if stored is None or last is None or last != _decoded(_last_line(path)):
+        if stored is None or newest is None or last is None:
+            log.info("restore.local_copy_not_current")
+            return False
+        # The CLI may encode the entry longer (escapes): past that, the file is not trusted.
+        if last != _decoded(_last_line(path, limit=8 * len(newest) + _TAIL_BLOCK)):
             log.info("restore.local_copy_not_current")
             return False
         try:
@@ -243,17 +252,18 @@ def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
     """Make the file at ``path`` hold exactly ``jsonl`` where it lies: the fragments it
     already holds byte for byte stay, the first that differs and all after it are written over
     them (the CLI's own encoding of the turn's entries, or a tool's edit), and the file is cut
-    to length. False, with nothing written: not a regular file of this process's user with one
-    name (a link or FIFO a tool put there, or a hard link elsewhere), so write a new one."""
+    to length. False, with nothing written, unless it is plainly what a restore leaves (see
+    ``_plain``): then a new one is written instead. Raises ``OSError`` if the name was swapped
+    meanwhile (nothing then counts as current)."""
     _real_directories(path, 3)
     try:
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
+    if not _plain(fd):
+        os.close(fd)
+        return False
     with os.fdopen(fd, "r+b") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
-            return False
         offset, first = 0, len(jsonl)
         for index, part in enumerate(jsonl):
             if not _holds(fd, offset, part):
@@ -264,7 +274,36 @@ def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
         for part in jsonl[first:]:
             file.write(part)
         file.truncate()
+        file.flush()
+        written = os.fstat(fd)
+    _real_directories(path, 3)
+    placed = os.lstat(path)
+    if (placed.st_dev, placed.st_ino) != (written.st_dev, written.st_ino):
+        raise OSError(f"{path} was replaced while it was brought up to date")
     return True
+
+
+def _plain(fd: int) -> bool:
+    """A regular file of this process's user, with one name, mode 0600, no extended attributes
+    (an ACL among them) and no inode flags that change how it is written (sync, append-only,
+    immutable): what a restore creates. Anything a tool set on it would otherwise outlive the
+    turn, since the file is kept."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
+        return False
+    if stat.S_IMODE(info.st_mode) != 0o600:
+        return False
+    try:
+        if os.listxattr(fd):
+            return False
+    except OSError:  # a file system without extended attributes
+        pass
+    flags = array.array("l", [0])
+    try:
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
+    except OSError:  # a file system without inode flags
+        return True
+    return not flags[0] & _WRITE_FLAGS
 
 
 def _holds(fd: int, offset: int, part: bytes) -> bool:
@@ -294,28 +333,26 @@ def _discard(partial: Path, fd: int) -> None:
         partial.unlink()
 
 
-def _last_line(path: Path) -> bytes:
-    """The file's last non-empty line, read from the end in blocks; empty unless a regular file
-    (a tool may have put a link or a FIFO there, which must neither redirect nor block this)."""
+def _last_line(path: Path, *, limit: int) -> bytes:
+    """The file's last non-empty line, read from its last ``limit`` bytes at most; empty if it
+    starts before them (a file a tool grew, or a hole it cut, is not read on and on), or unless
+    a regular file (a link or a FIFO a tool put there must neither redirect nor block this)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return b""
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return b""
-        end = f.seek(0, os.SEEK_END)
-        tail = b""
-        position = end
-        while position > 0:
-            step = min(_TAIL_BLOCK, position)
-            position -= step
-            f.seek(position)
-            tail = f.read(step) + tail
-            stripped = tail.rstrip(b"\n")
-            if b"\n" in stripped:
-                return stripped.rsplit(b"\n", 1)[1]
-        return tail.rstrip(b"\n")
+        start = max(0, info.st_size - limit)
+        tail = os.pread(fd, info.st_size - start, start).rstrip(b"\n")
+    finally:
+        os.close(fd)
+    cut = tail.rfind(b"\n")
+    if cut >= 0:
+        return tail[cut + 1 :]
+    return tail if start == 0 else b""
 
 
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])

@@ -646,7 +646,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         path = transcript_path(
             workspace.config_dir, project_key_for_directory(workspace.cwd), outcome.session_id
         )
-        # rewrites the whole file: off the event loop, where the lease renewer runs
+        # reads (and may write) the whole file: off the event loop, where the lease renewer runs
         await asyncio.to_thread(restorer.remember, key.canonical, store_key, path)
 
     async def _resume_point(self, key: SessionKey, stored: StoredTranscript) -> str | None:

@@ -26,7 +26,7 @@ class ProcessInfo:
     pid: int
     ppid: int
     uid: int
-    state: str  # "Z": a zombie, which runs nothing
+    state: str  # "Z": a zombie, which runs nothing (no thread of it runs)
     start_ticks: int  # clock ticks after boot, comparable with ``boot_ticks()``
 
 
@@ -52,7 +52,26 @@ def _read(pid: int) -> ProcessInfo | None:
         return None
     # The command name in (...) may hold spaces and parentheses: split after the last ')'.
     fields = stat.rsplit(")", 1)[1].split()
-    return ProcessInfo(pid=pid, ppid=int(fields[1]), uid=uid, state=fields[0], start_ticks=int(fields[19]))
+    state = fields[0] if fields[0] != "Z" else _state_of_a_live_thread(pid)
+    return ProcessInfo(pid=pid, ppid=int(fields[1]), uid=uid, state=state, start_ticks=int(fields[19]))
+
+
+def _state_of_a_live_thread(pid: int) -> str:
+    """ "Z" unless a thread of ``pid`` still runs: a process whose main thread has exited shows
+    as a zombie in its own stat while its other threads go on (and must still be killed)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return "Z"
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
+                state = f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            return state
+    return "Z"
 
 
 def process_table() -> dict[int, ProcessInfo]:
