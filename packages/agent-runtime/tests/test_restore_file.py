@@ -228,3 +228,19 @@ async def test_a_kept_file_grown_by_a_hole_is_not_read_to_its_end(aws: Any, tmp_
     again = await restorer.restore("slot", KEPT_KEY, path)  # the next turn writes it from the store
     assert again is not None and again.written
     assert path.read_bytes() == _stored_bytes(store)
+
+
+async def test_a_kept_file_written_and_its_mtime_set_back_is_restored_again(aws: Any, tmp_path: Path) -> None:
+    store, restorer, path = await _a_turn_just_ended(aws, tmp_path)
+    assert restorer.remember("slot", KEPT_KEY, path)
+    kept = path.stat()
+    # Something that wrote the file after the turn, same size, and put its mtime back.
+    content = path.read_bytes()
+    at = content.index(b'"after"')
+    path.write_bytes(content[:at] + b'"AFTER"' + content[at + 7 :])
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+
+    again = await restorer.restore("slot", KEPT_KEY, path)
+
+    assert again is not None and again.written  # not taken for the copy the turn left
+    assert path.read_bytes() == _stored_bytes(store)

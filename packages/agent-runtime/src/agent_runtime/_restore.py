@@ -7,8 +7,8 @@ the stored JSON lines unchanged to ``<config_dir>/projects/<project>/<session>.j
 answers the SDK's ``load`` of that session with "nothing stored" (``_TimedStore``): the SDK
 then starts the CLI with ``--resume`` on the session's own config dir, where the file already
 is, and still mirrors every new entry to the store. The file outlives the turn, so a warm
-container whose copy is current (the store's revision, the file's size and mtime are what the
-last clean turn left) writes nothing and reads nothing from S3: one Query.
+container whose copy is current (the store's revision, the file's size, mtime and ctime are
+what the last clean turn left) writes nothing and reads nothing from S3: one Query.
 
 The agent's tools can write the session's config dir, so the file the CLI leaves is never
 trusted: after a clean turn it is made the store's own bytes again (a tool that edited an
@@ -52,6 +52,7 @@ class LocalCopy:
     revision: str
     size: int
     mtime_ns: int
+    ctime_ns: int  # unlike mtime, no process can set it back after a write
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class TranscriptRestorer:
             revision=stored.revision,
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
+            ctime_ns=info.st_ctime_ns,
         )
         return True
 
@@ -190,7 +192,11 @@ def _unchanged(path: Path, copy: LocalCopy) -> bool:
         info = os.lstat(path)  # a link put in its place is not the file this turn left
     except OSError:
         return False
-    return stat.S_ISREG(info.st_mode) and info.st_size == copy.size and info.st_mtime_ns == copy.mtime_ns
+    return (
+        stat.S_ISREG(info.st_mode)
+        and info.st_size == copy.size
+        and (info.st_mtime_ns, info.st_ctime_ns) == (copy.mtime_ns, copy.ctime_ns)
+    )
 
 
 def _real_directories(path: Path, levels: int) -> None:
