@@ -153,11 +153,9 @@ class TranscriptRestorer:
         stored = self.store.known_stored(store_key)
         newest = stored.last_line() if stored is not None else None
         last = _decoded(newest) if newest is not None else None
-        if stored is None or newest is None or last is None:
-            log.info("restore.local_copy_not_current")
-            return False
         # The CLI may encode the entry longer (escapes): past that, the file is not trusted.
-        if last != _decoded(_last_line(path, limit=8 * len(newest) + _TAIL_BLOCK)):
+        limit = 8 * len(newest or b"") + _TAIL_BLOCK
+        if stored is None or last is None or last != _decoded(_last_line(path, limit=limit)):
             log.info("restore.local_copy_not_current")
             return False
         try:
@@ -243,15 +241,21 @@ def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], writte
                 out.write(part)
             out.truncate()
             opened = os.fstat(out.fileno())
-        _real_directories(path, 3)
-        placed = os.lstat(partial)
-        if (placed.st_dev, placed.st_ino) != (opened.st_dev, opened.st_ino):
-            raise OSError(f"{partial} was replaced while the transcript was written into it")
+        _check_still_there(partial, opened, path)
         os.replace(partial, path)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def _check_still_there(name: Path, written: os.stat_result, path: Path) -> None:
+    """Raise ``OSError`` unless ``path``'s directories are still real and ``name`` is still
+    the very file written (nothing swapped either while it was being written)."""
+    _real_directories(path, 3)
+    placed = os.lstat(name)
+    if (placed.st_dev, placed.st_ino) != (written.st_dev, written.st_ino):
+        raise OSError(f"{name} was replaced while the transcript was written into it")
 
 
 def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
@@ -282,10 +286,7 @@ def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
         file.truncate()
         file.flush()
         written = os.fstat(fd)
-    _real_directories(path, 3)
-    placed = os.lstat(path)
-    if (placed.st_dev, placed.st_ino) != (written.st_dev, written.st_ino):
-        raise OSError(f"{path} was replaced while it was brought up to date")
+    _check_still_there(path, written, path)
     return True
 
 

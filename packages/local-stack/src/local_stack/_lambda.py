@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
-from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
+from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable, runs
 
 from ._loopback import LoopbackServer
 from ._process_tree import kill_descendants
@@ -178,7 +178,7 @@ class _Worker:
     def alive(self) -> bool:
         # The function's own process, not only its reaper: a crashed function's reaper needs a
         # moment to end the tree and exit, and must not be handed the next invocation meanwhile.
-        return self.process.poll() is None and self.init_error is None and _running(self.pid)
+        return self.process.poll() is None and self.init_error is None and runs(self.pid)
 
     def run(self, invocation: _Invocation) -> _Outcome:
         """Hand one invocation to the process and wait for its result, a crash or the timeout."""
@@ -242,14 +242,6 @@ def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str
         command += ["-e", name]
     assert spec.image is not None
     return [*command, spec.image, spec.handler]
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _caller_secret(name: str) -> bool:

@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         kill_until_gone,
         live,
         process_table,
+        runs,
     )
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
@@ -220,6 +221,7 @@ __all__ = [
     "read_secret",
     "require_env",
     "retention_days_from_env",
+    "runs",
     "safe_file_name",
     "session_item_pk",
     "tenant_from_env",

@@ -45,15 +45,20 @@ def boot_ticks() -> int:
 
 def _read(pid: int) -> ProcessInfo | None:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
+        fields = _stat_fields(f"/proc/{pid}/stat")
         uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:  # gone meanwhile
         return None
-    # The command name in (...) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
     state = fields[0] if fields[0] != "Z" else _state_of_a_live_thread(pid)
     return ProcessInfo(pid=pid, ppid=int(fields[1]), uid=uid, state=state, start_ticks=int(fields[19]))
+
+
+def _stat_fields(path: str) -> list[str]:
+    """The fields of a ``/proc`` stat file after the command name, from the state on."""
+    with open(path, "rb") as f:
+        stat = f.read().decode("ascii", "replace")
+    # The command name in (...) may hold spaces and parentheses: split after the last ')'.
+    return stat.rsplit(")", 1)[1].split()
 
 
 def _state_of_a_live_thread(pid: int) -> str:
@@ -65,13 +70,18 @@ def _state_of_a_live_thread(pid: int) -> str:
         return "Z"
     for task in tasks:
         try:
-            with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
-                state = f.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[0]
+            state = _stat_fields(f"/proc/{pid}/task/{task}/stat")[0]
         except (OSError, IndexError):
             continue
         if state != "Z":
             return state
     return "Z"
+
+
+def runs(pid: int) -> bool:
+    """Whether process ``pid`` exists and a thread of it still runs (not a zombie)."""
+    process = _read(pid)
+    return process is not None and process.state != "Z"
 
 
 def process_table() -> dict[int, ProcessInfo]:

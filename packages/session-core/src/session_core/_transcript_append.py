@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from ._transcript_format import (
     compress_chunk,
     compress_snapshot,
     jsonl_of,
+    jsonl_size,
 )
 from ._transcript_items import (
     MIN_COPY_PART_BYTES,
@@ -149,7 +150,7 @@ class Appending(Loading):
             head,
             mtime_ms,
             now,
-            _jsonl_size(state.snap if state else (), tail),
+            jsonl_size(state.snap if state else (), tail),
         )
         return _State(
             head=head,
@@ -216,7 +217,7 @@ class Appending(Loading):
             snap_frames_raw=placed.frames_raw,
         )
         try:
-            self._transact(location, old, [], head, mtime_ms, now, _jsonl_size(snap, []))
+            self._transact(location, old, [], head, mtime_ms, now, jsonl_size(snap, []))
         except (_HeadConflict, _TransactionConflict, StorageError):
             if self._surely_not_landed(location, token):
                 self._best_effort_delete_objects([placed.key])  # an orphan otherwise; never read
@@ -464,8 +465,3 @@ class Appending(Loading):
         except StorageError as exc:
             _log.warning("transcript_gc_failed", key=location.describe(), error=str(exc))
         self._best_effort_delete_objects(doomed)
-
-
-def _jsonl_size(snap: Sequence[bytes], tail: Sequence[bytes]) -> int:
-    """The size of the CLI's file for a transcript of ``snap`` fragments and ``tail`` lines."""
-    return sum(len(part) for part in snap) + sum(len(line) + 1 for line in tail)

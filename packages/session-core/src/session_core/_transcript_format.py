@@ -214,6 +214,11 @@ def uuids_of_jsonl(jsonl: Sequence[bytes], location: str) -> set[str]:
     return found
 
 
+def jsonl_size(fragments: Sequence[bytes], lines: Sequence[bytes]) -> int:
+    """The size of the JSONL file that ``fragments`` then ``lines`` make, without joining them."""
+    return sum(len(part) for part in fragments) + sum(len(line) + 1 for line in lines)
+
+
 def jsonl_of(lines: Sequence[bytes]) -> bytes:
     """JSON lines as one JSONL fragment (every line ends in a newline)."""
     return b"".join(line + b"\n" for line in lines) if lines else b""

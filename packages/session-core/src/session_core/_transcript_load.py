@@ -31,6 +31,7 @@ from ._transcript_format import (
     decompress_snapshot,
     decompress_snapshot_part,
     jsonl_of,
+    jsonl_size,
     uuid_of,
     uuids_of_jsonl,
 )
@@ -178,7 +179,7 @@ class Loading(StateCache):
         ref = snapshot_ref(head)
         tail = self._chunk_lines(location, head, chunks, head.snap_seq)
         if max_bytes is not None and ref is not None and ref.raw_size is not None:
-            size = ref.raw_size + sum(len(line) + 1 for line in tail)
+            size = ref.raw_size + jsonl_size((), tail)
             if size > max_bytes:
                 raise TranscriptTooLargeError(location.describe(), size, max_bytes)
         snap: tuple[bytes, ...] = ()
