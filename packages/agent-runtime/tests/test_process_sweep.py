@@ -3,13 +3,20 @@ running before the runtime was built is left alone; the uid scope is never appli
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 
-from agent_runtime._process_sweep import effective_scope, find_turn_processes, sweep_turn_processes
-from session_core import become_subreaper, boot_ticks
+import pytest
+from agent_runtime._process_sweep import (
+    ENVIRONMENT_ENDED_EXIT_STATUS,
+    effective_scope,
+    find_turn_processes,
+    sweep_turn_processes,
+)
+from session_core import ProcessesRemainError, become_subreaper, boot_ticks
 
 _DAEMON = """
 import os, sys, time
@@ -104,3 +111,90 @@ def test_a_process_whose_main_thread_ended_is_still_killed(tmp_path) -> None:
 def test_the_uid_scope_is_narrowed_to_descendants_for_root() -> None:
     assert effective_scope("descendants") == "descendants"
     assert effective_scope("uid") == ("descendants" if os.getuid() == 0 else "uid")
+
+
+_HOPPER = """
+import os, sys, time
+marks = sys.argv[1]
+if os.fork():
+    os._exit(0)
+os.setsid()
+print(os.getpid(), flush=True)
+os.close(1)
+last = 0.0
+while True:
+    if os.fork():
+        os._exit(0)  # a new pid every round: the parent is a zombie before a look sees its child
+    if time.monotonic() - last > 0.01:
+        last = time.monotonic()
+        with open(marks, "a") as f:
+            f.write("still here\\n")
+"""
+
+
+def test_a_process_that_changes_its_pid_all_the_time_is_still_killed(tmp_path) -> None:
+    """Each look at /proc may find only the zombie of the pid it just left: a sweep must not
+    take that for the end of it."""
+    become_subreaper()
+    since = boot_ticks()
+    time.sleep(0.02)
+    marks = tmp_path / "marks"
+    starter = subprocess.Popen([sys.executable, "-c", _HOPPER, str(marks)], stdout=subprocess.PIPE, text=True)
+    assert starter.stdout is not None
+    starter.stdout.readline()
+    try:
+        deadline = time.monotonic() + 5
+        while not marks.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marks.exists(), "the hopper did not start"
+
+        sweep_turn_processes(scope="descendants", since_ticks=since)
+
+        size = marks.stat().st_size
+        time.sleep(0.3)
+        assert marks.stat().st_size == size, "the hopper outlived the sweep"
+        assert find_turn_processes("descendants", since) == set()
+    finally:
+        starter.wait()
+        _reap_children()
+        with contextlib.suppress(ProcessesRemainError):  # what is left of it, had the sweep missed it
+            sweep_turn_processes(scope="descendants", since_ticks=since, timeout_s=5)
+        _reap_children()
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def test_a_sweep_that_cannot_finish_says_so() -> None:
+    become_subreaper()
+    since = boot_ticks()
+    time.sleep(0.02)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        with pytest.raises(ProcessesRemainError, match="still ran"):
+            sweep_turn_processes(scope="descendants", since_ticks=since, timeout_s=0)
+    finally:
+        child.kill()
+        child.wait()
+
+
+_ENDS_ITS_ENVIRONMENT = """
+from agent_runtime._process_sweep import end_environment
+end_environment(RuntimeError("after 2 s of killing, 1 still ran"))
+print("went on", flush=True)
+"""
+
+
+def test_the_runtime_ends_when_a_turn_process_remains() -> None:
+    """Lambda then starts the next invoke in a new environment: no turn runs beside it."""
+    ended = subprocess.run([sys.executable, "-c", _ENDS_ITS_ENVIRONMENT], capture_output=True, text=True)
+    assert ended.returncode == ENVIRONMENT_ENDED_EXIT_STATUS
+    assert "went on" not in ended.stdout
+    assert "turn.processes_remain" in ended.stdout + ended.stderr

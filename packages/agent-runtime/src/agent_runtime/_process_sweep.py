@@ -15,8 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+from typing import NoReturn
 
-from session_core import ancestors, descendants, kill_until_gone, live, process_table
+from session_core import (
+    Look,
+    ancestors,
+    children,
+    descendants,
+    get_logger,
+    kill_until_gone,
+    look_at,
+    process_table,
+)
 
 from ._settings import SweepScope
 
@@ -28,20 +39,49 @@ def effective_scope(scope: SweepScope) -> SweepScope:
 
 def find_turn_processes(scope: SweepScope, since_ticks: int) -> set[int]:
     """The live processes a sweep would kill now (one look at ``/proc``)."""
+    return _look(scope, since_ticks).running
+
+
+def _look(scope: SweepScope, since_ticks: int) -> Look:
     table = process_table()
     me = os.getpid()
     victims = descendants(me, table, since_ticks=since_ticks)
     if effective_scope(scope) == "uid":
         spared, uid = ancestors(me, table), os.getuid()
         victims |= {p.pid for p in table.values() if p.uid == uid and p.pid not in spared}
-    return live(victims, table)
+    return look_at(victims, table)
 
 
 def sweep_turn_processes(*, scope: SweepScope, since_ticks: int, timeout_s: float = 2.0) -> int:
     """SIGKILL every process of the turn (see the module docstring) and wait until none runs;
     returns how many were killed. Their zombies are left for ``reap_zombie_children``, called
-    once the SDK has awaited its own CLI process."""
-    return kill_until_gone(lambda: find_turn_processes(scope, since_ticks), timeout_s=timeout_s)
+    once the SDK has awaited its own CLI process. Raises ``ProcessesRemainError`` when some
+    process keeps escaping (see ``kill_until_gone``)."""
+    me = os.getpid()
+    older: set[int] = set()  # our children from before ``since_ticks``: spared in "descendants"
+    if effective_scope(scope) == "descendants":
+        table = process_table()
+        older = {p.pid for p in table.values() if p.ppid == me and p.start_ticks < since_ticks}
+    return kill_until_gone(
+        lambda: _look(scope, since_ticks), chase=lambda: children(me) - older, timeout_s=timeout_s
+    )
+
+
+# The runtime ends itself with this status when a turn's process cannot be got rid of.
+ENVIRONMENT_ENDED_EXIT_STATUS = 70
+
+log = get_logger("agent_runtime.process_sweep")
+
+
+def end_environment(reason: Exception) -> NoReturn:
+    """A process of a turn keeps escaping the sweep, so this environment can no longer keep
+    turns apart: end the runtime rather than run another turn beside that process. Lambda
+    then starts the next invoke in a new environment (this invoke fails and its message is
+    retried there); all of this environment's processes end with it."""
+    log.error("turn.processes_remain", error=str(reason))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(ENVIRONMENT_ENDED_EXIT_STATUS)
 
 
 def reap_zombie_children(since_ticks: int) -> None:

@@ -24,6 +24,7 @@ from session_core import (
     LeaseHeldError,
     LeaseLostError,
     LiveTurns,
+    ProcessesRemainError,
     SessionCoreError,
     SessionKey,
     StorageError,
@@ -51,7 +52,7 @@ from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
-from ._process_sweep import reap_zombie_children, sweep_turn_processes
+from ._process_sweep import end_environment, reap_zombie_children, sweep_turn_processes
 from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, transcript_path
 from ._sdk_run import SdkRunSteps
@@ -590,7 +591,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return answer
 
     def _sweep_processes(self) -> int:
-        killed = sweep_turn_processes(scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks)
+        try:
+            killed = sweep_turn_processes(
+                scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks
+            )
+        except ProcessesRemainError as exc:
+            end_environment(exc)
         if killed:
             log.info("turn.processes_killed", count=killed)
         return killed

@@ -20,10 +20,13 @@ import sys
 from collections.abc import Sequence
 
 from session_core import (
+    Look,
+    ProcessesRemainError,
     become_subreaper,
+    children,
     descendants,
     kill_until_gone,
-    live,
+    look_at,
     make_non_dumpable,
     process_table,
 )
@@ -35,22 +38,29 @@ def kill_descendants(root: int) -> int:
     """SIGKILL every descendant of ``root`` until none is left; how many were killed. When
     ``root`` is this process, the dead are reaped as they go."""
 
-    def alive() -> set[int]:
-        if root == os.getpid():
-            _reap_all()
+    def look() -> Look:
+        reaped = _reap_all() if root == os.getpid() else set()
         table = process_table()
-        return live(descendants(root, table), table)
+        found = look_at(descendants(root, table), table)
+        return Look(running=found.running, ended=found.ended | reaped)  # reaped: zombies, too
 
-    killed = kill_until_gone(alive, timeout_s=10.0)
+    try:
+        killed = kill_until_gone(look, chase=lambda: children(root), timeout_s=10.0)
+    except ProcessesRemainError as exc:
+        print(f"local_stack: processes of pid {root}'s tree remain: {exc}", file=sys.stderr)
+        killed = 0
     if root == os.getpid():
         _reap_all()
     return killed
 
 
-def _reap_all() -> None:
+def _reap_all() -> set[int]:
+    """Reap every child that has ended; their pids."""
+    reaped: set[int] = set()
     with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+        while (pid := os.waitpid(-1, os.WNOHANG)[0]) > 0:
+            reaped.add(pid)
+    return reaped
 
 
 class _Stop(Exception):
