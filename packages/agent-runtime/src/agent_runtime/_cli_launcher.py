@@ -42,7 +42,8 @@ _WRITE_ACCESS_BY_ABI = {
 _NET_CONNECT_TCP = 1 << 1
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 # Device files every shell needs to write to.
-_WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts", "/dev/shm")
+# Not /dev/shm: Lambda has none, and elsewhere it is shared by every chat and never emptied.
+_WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts")
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 

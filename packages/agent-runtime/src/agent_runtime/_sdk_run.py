@@ -74,7 +74,7 @@ class SdkRunSteps:
             model_env=model_env,
             settings=self.settings,
             cli_path=self.cli_path,
-            writable=[workspace.root],
+            writable=[workspace.cwd, workspace.config_dir, workspace.home, workspace.tmp],
             connect_ports=sandbox_connect_ports(model_env, mcp_servers),
         )
         tail = self.stderr_tail

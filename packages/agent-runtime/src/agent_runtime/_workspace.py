@@ -7,6 +7,14 @@ SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is d
 the next session's tools cannot read what the previous session left, and ``/tmp`` stays
 bounded (one session's files, capped by ``SESSION_DISK_LIMIT_MB``).
 
+Of the session's own files only the user's work carries over to its next turn in a warm
+container: ``work/`` less what configures the CLI there (``.claude/``, ``CLAUDE.md``, ...,
+made anew from claude-config), and the transcripts under ``config/projects``. ``home/``,
+``tmp/`` and the rest of ``config/`` start empty: a tool cannot plant a hook, a setting, a
+shell start-up file or a CLI state file that a later turn would run. Tools may write only
+inside those four directories (Landlock), and a link a tool put in place of one of the
+runtime's own paths is removed, never followed.
+
 A turn holds an advisory lock on its session directory, so where several runtime processes
 share one file system (the local Lambda runtime, `agentbot dev`) a cleanup never removes a
 directory another process is using.
@@ -31,6 +39,9 @@ from ._claude_config import ClaudeConfig
 
 _RESERVED = {".bin"}
 _LOCK = ".lock"
+# Read by the CLI from its cwd: what only claude-config may set.
+_CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", ".mcp.json")
+_TRANSCRIPTS = "projects"  # under config/: the session's transcripts (see _restore.py)
 _STALE_SDK_COPY_S = 20 * 60  # longer than any Lambda invocation
 
 
@@ -83,9 +94,9 @@ def _remove_if_unused(entry: Path) -> None:
         entry.unlink(missing_ok=True)
         return
     try:
-        fd = os.open(entry / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock(entry)
     except OSError:
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove(entry)
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -93,9 +104,13 @@ def _remove_if_unused(entry: Path) -> None:
         os.close(fd)
         return  # another process is running a turn in it
     try:
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove(entry)
     finally:
         os.close(fd)
+
+
+def _open_lock(directory: Path) -> int:
+    return os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
 
 
 @contextlib.contextmanager
@@ -108,8 +123,8 @@ def session_workspace(
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
-    mine.mkdir(exist_ok=True, mode=0o700)
-    fd = os.open(mine / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    _real_directory(mine)
+    fd = _open_lock(mine)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for entry in base.iterdir():
@@ -128,18 +143,51 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
         # Over budget: start the files afresh (the transcript lives in the store).
         for child in mine.iterdir():
             if child.name != _LOCK:
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                _remove(child)
+    for scratch in (paths.home, paths.tmp):
+        _remove(Path(scratch))
     for directory in (paths.cwd, paths.config_dir, paths.home, paths.tmp):
-        Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+        _real_directory(Path(directory))
+    for name in _CLI_CONFIGURATION_IN_CWD:
+        _remove(Path(paths.cwd) / name)
+    for entry in Path(paths.config_dir).iterdir():
+        if entry.name != _TRANSCRIPTS:
+            _remove(entry)
     # Skills are discovered from the project (.claude/skills under cwd): the SDK's resume
-    # copy of CLAUDE_CONFIG_DIR carries no user-level skills. Re-copied every turn so an
-    # edit by the agent never outlives the turn.
+    # copy of CLAUDE_CONFIG_DIR carries no user-level skills.
     skills_dir = Path(paths.cwd) / ".claude" / "skills"
-    shutil.rmtree(skills_dir, ignore_errors=True)
     for skill in config.skills:
         shutil.copytree(skill.directory, skills_dir / skill.name)
 
 
 def clear_attachments(paths: SessionWorkspace) -> None:
     """Remove files of earlier turns' attachments."""
-    shutil.rmtree(paths.attachments, ignore_errors=True)
+    _remove(Path(paths.attachments))
+
+
+def _remove(path: Path) -> None:
+    """Delete what is at ``path``; a link is removed itself, never what it points to. A
+    directory a tool made unwritable or unreadable (its owner's uid is ours) is opened up."""
+    with contextlib.suppress(FileNotFoundError):
+        if not path.is_dir() or path.is_symlink():
+            path.unlink()
+            return
+        try:
+            shutil.rmtree(path)  # never follows a link inside (it works through directory fds)
+        except PermissionError:
+            os.chmod(path, 0o700)
+            for directory, subdirectories, _files in os.walk(path):  # os.walk follows no link
+                for name in subdirectories:
+                    inner = os.path.join(directory, name)
+                    if not os.path.islink(inner):
+                        with contextlib.suppress(OSError):
+                            os.chmod(inner, 0o700)
+            shutil.rmtree(path)
+
+
+def _real_directory(path: Path) -> None:
+    """Make ``path`` a directory of ours: whatever else a tool put there is removed first."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)  # a tool may have taken our own rights away (chmod is no write)
