@@ -702,8 +702,14 @@ def _functions(
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
         CONSUMER: FunctionSpec(handler="sqs_consumer.handler.handle", env=consumer, timeout_s=900),
+        # One turn at a time: local workers share one file system, which Lambda's
+        # environments never do, and a tool may read what another chat's running turn holds.
         RUNTIME: FunctionSpec(
-            handler="agent_runtime.handler.handle", env=runtime, timeout_s=840, user=agent_user
+            handler="agent_runtime.handler.handle",
+            env=runtime,
+            timeout_s=840,
+            user=agent_user,
+            max_concurrency=1,
         ),
     }
 
