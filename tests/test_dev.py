@@ -180,6 +180,10 @@ def _start_fails(
         ("wrong token", "copy the token from @BotFather again"),
         ("telegram unreachable", "check the network"),
         ("bad aws endpoint", "--aws-endpoint http://127.0.0.1:9"),
+        ("aws endpoint without scheme", "--aws-endpoint 'localhost:4566' is not an http(s) URL"),
+        ("aws endpoint port out of range", "Port out of range"),
+        ("aws endpoint of an unknown service", "'dynamdb' is not one of the services"),
+        ("state dir that is a file", "not usable as a directory (it is a file)"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
         ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
@@ -201,6 +205,15 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
         elif case == "bad aws endpoint":
             env = {"AWS_MAX_ATTEMPTS": "1", "AWS_CONNECT_TIMEOUT": "2"}
             args = ["--aws-endpoint", "http://127.0.0.1:9"]
+        elif case == "aws endpoint without scheme":
+            args = ["--aws-endpoint", "localhost:4566"]
+        elif case == "aws endpoint port out of range":
+            args = ["--aws-endpoint", "http://127.0.0.1:99999"]
+        elif case == "aws endpoint of an unknown service":
+            args = ["--aws-endpoint", "dynamdb=http://127.0.0.1:4566"]
+        elif case == "state dir that is a file":
+            (tmp_path / "state").write_text("")
+            args = ["--state-dir", str(tmp_path / "state")]
         elif case == "unknown aws profile":
             (tmp_path / "config").write_text("[profile other]\nregion = eu-west-1\n")
             env = {
@@ -222,6 +235,13 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     failure = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert len(failure) == 1 and fix in failure[0], done.stderr[-2000:]
     assert _survivors(marker) == []
+
+
+def test_a_webhook_port_out_of_range_is_refused_before_anything_starts() -> None:
+    done = _start_fails(uuid.uuid4().hex, extra_env={}, args=["--webhook-port", "70000"])
+    assert done.returncode == 2
+    assert "70000 is not a port (0 for any free one, up to 65535)" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 class _Dev:

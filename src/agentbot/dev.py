@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlparse
 
 import boto3
 import httpx
@@ -123,11 +124,22 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--webhook-port",
         metavar="PORT",
-        type=int,
+        type=_port,
         default=0,
         help="port of the local webhook on 127.0.0.1, for a tunnel (default: any free port)",
     )
     parser.set_defaults(handler=run_dev)
+
+
+def _port(value: str) -> int:
+    """A TCP port for argparse: 0 (any free one) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 for any free one, up to 65535)")
+    return port
 
 
 @dataclass
@@ -327,6 +339,10 @@ def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
     )
 
 
+# The services the functions use, which ``--aws-endpoint SERVICE=URL`` may place elsewhere.
+ENDPOINT_SERVICES = ("dynamodb", "s3", "sqs", "ssm", "sts")
+
+
 def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
     """``--aws-endpoint`` values: (the URL for every service or None, service -> URL)."""
     default: str | None = None
@@ -334,12 +350,29 @@ def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
     for value in values:
         service, sep, url = value.partition("=")
         if not sep:
-            default = value
-        elif re.fullmatch(r"[a-z0-9-]+", service) and url:
-            services[service.replace("-", "_")] = url
+            default = _endpoint_url(value, value)
+        elif service in ENDPOINT_SERVICES:
+            services[service] = _endpoint_url(value, url)
         else:
-            raise DevSetupError(f"--aws-endpoint {value!r} is not URL or SERVICE=URL")
+            raise DevSetupError(
+                f"--aws-endpoint {value!r}: {service!r} is not one of the services the functions use "
+                f"({', '.join(ENDPOINT_SERVICES)}); write URL for all of them or SERVICE=URL"
+            )
     return default, services
+
+
+def _endpoint_url(value: str, url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port, else a DevSetupError."""
+    try:
+        parts = urlparse(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise DevSetupError(f"--aws-endpoint {value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DevSetupError(
+            f"--aws-endpoint {value!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:4566)"
+        )
+    return url
 
 
 @functools.cache
@@ -406,6 +439,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         claude_config = check_dev_claude_config()
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
+    parse_endpoints(args.aws_endpoint or [])  # a mistyped endpoint stops the start before any call
     agent_user = agent_user_for_runtime()
     opened = [] if agent_user is None else _config_readable_for(agent_user, Path(claude_config.root))
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -414,9 +448,13 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         _check_public_webhook(args.webhook_url, token, webhook_secret)
     if args.state_dir:
         state_root = args.state_dir.resolve()
+        try:
+            state_root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
+            raise DevSetupError(f"--state-dir {args.state_dir}: not usable as a directory ({why})") from None
     else:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
-    state_root.mkdir(parents=True, exist_ok=True)
     log_path = state_root / "functions.log"
     log = stack.enter_context(log_path.open("a", encoding="utf-8"))
 
