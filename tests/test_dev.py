@@ -244,6 +244,30 @@ def test_a_webhook_port_out_of_range_is_refused_before_anything_starts() -> None
     assert "Traceback" not in done.stderr
 
 
+def test_when_its_output_is_closed_it_stops_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """`agentbot dev | head -3`: nobody reads the replies any more, so it stops (as for SIGPIPE)."""
+    marker = uuid.uuid4().hex
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(tmp_path / "state")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_clean_env(marker),
+    )
+    assert dev.stdin is not None and dev.stdout is not None
+    try:
+        dev.stdin.write("hello\n")
+        dev.stdin.flush()
+        assert dev.stdout.readline().startswith("agentbot dev")  # the banner's first line
+        dev.stdout.close()  # the reader goes away, as `head` does
+        assert dev.wait(timeout=60) == 141
+    finally:
+        dev.kill()
+        dev.wait()
+    assert _survivors(marker, str(tmp_path / "state")) == []
+
+
 class _Dev:
     """A running `agentbot dev` whose stdout and stderr lines are collected as they come."""
 

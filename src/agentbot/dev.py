@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import urlparse
 
 import boto3
@@ -70,7 +70,7 @@ from telegram_producer import (
 from . import __version__
 from .dev_approvals import HINT as APPROVAL_HINT
 from .dev_approvals import NOTHING_WAITING, TerminalApprovals
-from .dev_stop import StopRequests, close_within, leave
+from .dev_stop import StopRequests, TerminalStream, close_within, leave
 from .ops import (
     WebhookSettingError,
     check_webhook_settings,
@@ -591,8 +591,10 @@ def run_dev(args: argparse.Namespace) -> int:
     Only the banner, progress lines and replies reach the terminal: once the stack runs,
     Python's stderr (where stray tracebacks of threads and servers go) is functions.log.
     """
-    progress = Progress(sys.stderr, tenant=args.tenant)
-    stop = StopRequests(progress.say)
+    stop = StopRequests(lambda text: progress.say(text))
+    # `agentbot dev | head`: once the reader is gone, everything stops (see dev_stop).
+    sys.stdout = cast(IO[str], TerminalStream(sys.stdout, stop.output_closed))
+    progress = Progress(cast(IO[str], TerminalStream(sys.stderr, stop.output_closed)), tenant=args.tenant)
     # This process holds the bot token, the model key and the webhook secret.
     make_non_dumpable()
     stack = contextlib.ExitStack()

@@ -6,6 +6,8 @@
   at once, then the stack is closed; whatever is still closing after a few seconds is cut.
 - A Ctrl-C while the stack is still starting stops the start (KeyboardInterrupt); a second
   one then aborts at once.
+- The terminal's output closing (``agentbot dev | head``) aborts as SIGTERM does: nobody can
+  read a reply any more. The exit status is then 141, as for SIGPIPE.
 This process is a child subreaper, so a process whose parent was killed is re-parented here
 (not to init) and is still found and killed.
 """
@@ -26,6 +28,7 @@ from session_core import become_subreaper
 STOPPING_MESSAGE = "stopping (finishing the current turn, Ctrl-C again to abort)"
 ABORT_EXIT_CODE = 130  # as for Ctrl-C
 SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM
+OUTPUT_CLOSED_EXIT_CODE = 141  # 128 + SIGPIPE
 
 
 class StopRequests:
@@ -41,6 +44,7 @@ class StopRequests:
         self.abort = threading.Event()
         self.exit_code = ABORT_EXIT_CODE
         self._starting = True
+        self._output_closed = False
 
     @property
     def requested(self) -> bool:
@@ -80,8 +84,15 @@ class StopRequests:
             self.finish.set()
             self._say(STOPPING_MESSAGE)
 
+    def output_closed(self) -> None:
+        """The terminal's output is gone (any thread): abort, through the SIGTERM handler,
+        which runs on the main thread whatever it is waiting for."""
+        if not self._output_closed:
+            self._output_closed = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def _on_sigterm(self, _signum: int, _frame: Any) -> None:
-        self.exit_code = SIGTERM_EXIT_CODE
+        self.exit_code = OUTPUT_CLOSED_EXIT_CODE if self._output_closed else SIGTERM_EXIT_CODE
         if self._starting and not self.requested:
             self.abort.set()
             raise KeyboardInterrupt
@@ -99,6 +110,35 @@ class StopRequests:
         kill_descendants(os.getpid())
         if self._starting:  # the start is unwinding already; do not wait for it
             leave(self.exit_code)
+
+
+class TerminalStream:
+    """A terminal stream whose reader may go away: the first write that finds it closed
+    (BrokenPipeError) calls ``on_closed``, and every write after it is dropped."""
+
+    def __init__(self, stream: Any, on_closed: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_closed = on_closed
+        self._closed = False
+
+    def write(self, text: str) -> int:
+        return self._guarded(lambda: self._stream.write(text)) or len(text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        if self._closed:
+            return None
+        try:
+            return call()
+        except BrokenPipeError:
+            self._closed = True
+            self._on_closed()
+            return None
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
 
 
 def close_within(close: Callable[[], object], seconds: float) -> bool:
