@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -266,6 +267,20 @@ def test_when_its_output_is_closed_it_stops_and_leaves_nothing_running(tmp_path:
         dev.kill()
         dev.wait()
     assert _survivors(marker, str(tmp_path / "state")) == []
+
+
+def test_a_state_dir_another_run_uses_is_refused(tmp_path: Path) -> None:
+    """Two runs on one --state-dir would each save over the other's sessions when they stop."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with (state / ".agentbot-dev.lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242")
+        held.flush()
+        done = _start_fails(uuid.uuid4().hex, extra_env={}, args=["--state-dir", str(state)])
+    assert done.returncode == 2
+    assert f"--state-dir {state} is in use by another agentbot dev (pid 4242)" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 class _Dev:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import fcntl
 import functools
 import os
 import queue
@@ -129,6 +130,24 @@ def register(subparsers: Any) -> None:
         help="port of the local webhook on 127.0.0.1, for a tunnel (default: any free port)",
     )
     parser.set_defaults(handler=run_dev)
+
+
+def _hold_state_dir(state_root: Path, given: Path) -> int:
+    """Lock the state directory for this run (the lock ends with the process); a second run
+    on it would save over the first one's sessions when either stops."""
+    fd = os.open(state_root / ".agentbot-dev.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise DevSetupError(
+            f"--state-dir {given} is in use by another agentbot dev (pid {holder}); "
+            "stop that one or choose another directory"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _port(value: str) -> int:
@@ -453,6 +472,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         except OSError as exc:
             why = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
             raise DevSetupError(f"--state-dir {args.state_dir}: not usable as a directory ({why})") from None
+        stack.callback(os.close, _hold_state_dir(state_root, args.state_dir))
     else:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
     log_path = state_root / "functions.log"
