@@ -533,6 +533,8 @@ def test_progress_says_what_became_of_each_update() -> None:
             telegram.push_update(_telegram_message(5003, 777, "/help"))
             dev.wait_for(r"update 5003: gave up \(moved to the dead-letter queue")
             state_root = _state_root(dev.text("err"))
+            # The reason is where the line says (this run's queues are gone at exit: not `dlq list`).
+            assert f"the reason is in {state_root}/functions.log)" in dev.text("err")
         finally:
             dev.process.send_signal(signal.SIGINT)
             dev.process.wait(timeout=60)

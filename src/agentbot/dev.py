@@ -170,6 +170,7 @@ class Progress:
     tenant: str = "default"
     # update ids the consumer has sent to the dead-letter queue (it acknowledges those records)
     dead_letters: Callable[[], set[int]] | None = None
+    log_path: Path | None = None  # the functions' log, where a failed attempt's reason is
     started: dict[int, float] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,11 +207,13 @@ class Progress:
             failed = message["MessageId"] in outcome.failed_ids
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             elapsed = time.monotonic() - self.started.get(update_id, time.monotonic())
+            why = f"; the reason is in {self.log_path}" if self.log_path else ""
             if failed and receives < 3:
-                self.say(f"update {update_id}: will retry (attempt {receives} failed)")
+                self.say(f"update {update_id}: will retry (attempt {receives} failed{why})")
                 continue
             if failed or update_id in dead:
-                detail = "gave up (moved to the dead-letter queue; `agentbot dlq list` shows why)"
+                # Not `agentbot dlq list`: this run's queues live in its own AWS, gone at exit.
+                detail = f"gave up (moved to the dead-letter queue{why})"
             else:
                 detail = "replied"
             self.say(f"update {update_id}: {detail} after {elapsed:.1f} s{self._cost(key, update_id)}")
@@ -475,7 +478,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         stack.callback(os.close, _hold_state_dir(state_root, args.state_dir))
     else:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
-    log_path = state_root / "functions.log"
+    log_path = progress.log_path = state_root / "functions.log"
     log = stack.enter_context(log_path.open("a", encoding="utf-8"))
 
     bot_username = _check_bot_token(token) if token else None
