@@ -124,7 +124,11 @@ def session_workspace(
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
     _real_directory(mine)
-    fd = _open_lock(mine)
+    try:
+        fd = _open_lock(mine)
+    except OSError:  # a link a tool put there (a kernel without Landlock lets it): not ours
+        (mine / _LOCK).unlink(missing_ok=True)
+        fd = _open_lock(mine)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for entry in base.iterdir():
@@ -144,8 +148,12 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
         for child in mine.iterdir():
             if child.name != _LOCK:
                 _remove(child)
-    for scratch in (paths.home, paths.tmp):
-        _remove(Path(scratch))
+    # Anything else in the session's directory (the CLI reads CLAUDE.md from the cwd's parents
+    # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/.
+    kept = {_LOCK, *(Path(p).name for p in (paths.cwd, paths.config_dir))}
+    for child in mine.iterdir():
+        if child.name not in kept:
+            _remove(child)
     for directory in (paths.cwd, paths.config_dir, paths.home, paths.tmp):
         _real_directory(Path(directory))
     for name in _CLI_CONFIGURATION_IN_CWD:
