@@ -291,6 +291,11 @@ def build_cli_environment(
         "IS_SANDBOX": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
+        # Instructions come from claude-config only: not from CLAUDE.md / AGENTS.md in the cwd
+        # or its parents, nor from the CLI's auto-memory, which a tool could write to steer
+        # later turns (the system prompt is the operator's).
+        "CLAUDE_CODE_DISABLE_CLAUDE_MDS": "1",
+        "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
         "CLAUDE_CODE_MAX_RETRIES": str(settings.model_max_retries),
         "API_TIMEOUT_MS": str(settings.model_timeout_ms),
         **model_env,

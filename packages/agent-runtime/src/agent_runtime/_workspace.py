@@ -40,8 +40,8 @@ from ._claude_config import ClaudeConfig
 _RESERVED = {".bin"}
 _LOCK = ".lock"
 # Read by the CLI from its cwd: what only claude-config may set.
-_CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", ".mcp.json")
-_TRANSCRIPTS = "projects"  # under config/: the session's transcripts (see _restore.py)
+_CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json")
+_TRANSCRIPTS = "projects"  # under config/: <project>/<session>.jsonl, the transcripts (_restore.py)
 _STALE_SDK_COPY_S = 20 * 60  # longer than any Lambda invocation
 
 
@@ -161,11 +161,27 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
     for entry in Path(paths.config_dir).iterdir():
         if entry.name != _TRANSCRIPTS:
             _remove(entry)
+    _keep_only_transcripts(Path(paths.config_dir) / _TRANSCRIPTS)
     # Skills are discovered from the project (.claude/skills under cwd): the SDK's resume
     # copy of CLAUDE_CONFIG_DIR carries no user-level skills.
     skills_dir = Path(paths.cwd) / ".claude" / "skills"
     for skill in config.skills:
         shutil.copytree(skill.directory, skills_dir / skill.name)
+
+
+def _keep_only_transcripts(projects: Path) -> None:
+    """Of ``projects/`` keep the transcript files (``<project>/<session>.jsonl``): the CLI
+    keeps more there (auto-memory, tool results) that a tool could write for later turns."""
+    if not projects.is_dir() or projects.is_symlink():
+        _remove(projects)
+        return
+    for project in projects.iterdir():
+        if not project.is_dir() or project.is_symlink():
+            _remove(project)
+            continue
+        for entry in project.iterdir():
+            if not (entry.suffix == ".jsonl" and entry.is_file() and not entry.is_symlink()):
+                _remove(entry)
 
 
 def clear_attachments(paths: SessionWorkspace) -> None:
