@@ -16,7 +16,7 @@ from agent_runtime._process_sweep import (
     find_turn_processes,
     sweep_turn_processes,
 )
-from session_core import ProcessesRemainError, become_subreaper, boot_ticks
+from session_core import Look, ProcessesRemainError, become_subreaper, boot_ticks, kill_until_gone
 
 _DAEMON = """
 import os, sys, time
@@ -187,7 +187,7 @@ def test_a_sweep_that_cannot_finish_says_so() -> None:
 
 _ENDS_ITS_ENVIRONMENT = """
 from agent_runtime._process_sweep import end_environment
-end_environment(RuntimeError("after 2 s of killing, 1 still ran"))
+end_environment("after 2 s of killing, 1 still ran")
 print("went on", flush=True)
 """
 
@@ -197,4 +197,22 @@ def test_the_runtime_ends_when_a_turn_process_remains() -> None:
     ended = subprocess.run([sys.executable, "-c", _ENDS_ITS_ENVIRONMENT], capture_output=True, text=True)
     assert ended.returncode == ENVIRONMENT_ENDED_EXIT_STATUS
     assert "went on" not in ended.stdout
-    assert "turn.processes_remain" in ended.stdout + ended.stderr
+    assert "runtime.ended_for_a_remaining_process" in ended.stdout + ended.stderr
+
+
+def test_the_zombies_of_processes_it_killed_do_not_keep_a_sweep_going() -> None:
+    """Only a process that ended by itself while being hunted looks like a pid hopper: a
+    plain background job costs one more look, not a chase."""
+    gone = {_NO_SUCH_PID, _NO_SUCH_PID + 1}  # the kills must reach no real process
+    looks = iter([Look(running=gone, ended=set()), Look(running=set(), ended=gone)])
+    chased: list[int] = []
+
+    def chase() -> set[int]:
+        chased.append(1)
+        return set()
+
+    assert kill_until_gone(lambda: next(looks), chase=chase, timeout_s=5) == 2
+    assert chased == []
+
+
+_NO_SUCH_PID = 2**22 + 1  # past the largest pid_max Linux allows

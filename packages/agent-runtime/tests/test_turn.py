@@ -298,6 +298,32 @@ def test_a_link_a_tool_puts_in_place_of_the_runtimes_paths_is_never_followed(
     assert (victim / "skills" / "precious.txt").read_text() == "keep me"
 
 
+class _Ended(Exception):
+    pass
+
+
+def test_after_a_process_escaped_its_sweep_the_next_invoke_ends_the_runtime_first_thing(
+    make_runtime, model_server, turn_request, sessions_root, monkeypatch
+) -> None:
+    """The turn whose process escaped still answers; the next one, maybe another chat's,
+    writes nothing and calls nobody: the runtime ends (``end_environment`` exits)."""
+    import agent_runtime._turn as turn_module
+
+    def end(reason: str) -> None:
+        raise _Ended(reason)
+
+    monkeypatch.setattr(turn_module, "end_environment", end)
+    runtime = make_runtime()
+    runtime.ended_for = "after 2 s of killing, 1 still ran"
+    calls = len(model_server.model_calls)
+
+    with pytest.raises(_Ended, match="1 still ran"):
+        runtime.run_turn(turn_request("hello", turn_id=1, session_key="default/3003/0"))
+
+    assert len(model_server.model_calls) == calls
+    assert not Path(workspace_paths(sessions_root, SessionKey.parse("default/3003/0")).root).exists()
+
+
 def test_retried_update_returns_the_recorded_result_without_calling_the_model(
     make_runtime, model_server, turn_request
 ) -> None:

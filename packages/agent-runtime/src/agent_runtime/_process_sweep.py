@@ -73,12 +73,12 @@ ENVIRONMENT_ENDED_EXIT_STATUS = 70
 log = get_logger("agent_runtime.process_sweep")
 
 
-def end_environment(reason: Exception) -> NoReturn:
-    """A process of a turn keeps escaping the sweep, so this environment can no longer keep
-    turns apart: end the runtime rather than run another turn beside that process. Lambda
-    then starts the next invoke in a new environment (this invoke fails and its message is
-    retried there); all of this environment's processes end with it."""
-    log.error("turn.processes_remain", error=str(reason))
+def end_environment(reason: str) -> NoReturn:
+    """A process of a turn escaped the sweep, so this environment can no longer keep turns
+    apart: end the runtime rather than run another turn beside that process. The invoke
+    fails, its message is retried, and Lambda initializes the runtime anew (whose first
+    sweep, at build, kills every other process of the uid)."""
+    log.error("runtime.ended_for_a_remaining_process", reason=reason)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(ENVIRONMENT_ENDED_EXIT_STATUS)

@@ -117,6 +117,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     stderr_tail: list[str] = field(default_factory=list)
     # Every descendant of this process started after this moment belongs to some turn.
     started_ticks: int = field(default_factory=boot_ticks)
+    # Why no further turn may run here (a process outlived its turn's sweep); None: none.
+    ended_for: str | None = None
     # Proxies that add HTTP MCP servers' secret headers (None: no server has any).
     mcp_proxies: McpSecretProxies | None = None
     # Stamps and paces the lease (tests pass one they move themselves); the registry's clock.
@@ -148,6 +150,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         self, request: TurnRequest, *, time_budget_s: float | None = None, request_id: str | None = None
     ) -> TurnResult:
         """Async form of :meth:`run_turn`."""
+        if self.ended_for is not None:  # before anything of this turn reaches the disk
+            end_environment(self.ended_for)
         started = time.perf_counter()
         bind_correlation(turn_id=request.turn_id, session_key=request.session_key, request_id=request_id)
         outcome = RunOutcome()
@@ -504,7 +508,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         """Run the SDK until it finishes, the lease is lost, the time budget ends or the user
         stops it; a stopped run's CLI and tools are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
-        self._sweep_processes()
+        self._sweep_processes(before_run=True)
         sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
         # a stop request from the user (never set without a live item)
@@ -519,7 +523,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             stop.cancel()
             # Before any result leaves: no process of this turn survives it, and the model
             # key it was given is dead.
-            killed = self._sweep_processes()
+            killed = self._sweep_processes(before_run=False)
             outcome.metered = self.model.end_turn()
             if self.mcp_proxies is not None:
                 self.mcp_proxies.end_turn()
@@ -590,13 +594,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         log.info("turn.stopped", cost_usd=stopped_turn.cost_usd, chars=len(stopped_turn.text))
         return answer
 
-    def _sweep_processes(self) -> int:
+    def _sweep_processes(self, *, before_run: bool) -> int:
+        """Kill every process of the turn (see ``_process_sweep``). One that escapes before the
+        run ends the runtime at once (this chat's files are in place); after the run, this
+        turn's answer still goes out and the next invoke ends the runtime first thing."""
+        scope = self.settings.process_sweep_scope
         try:
-            killed = sweep_turn_processes(
-                scope=self.settings.process_sweep_scope, since_ticks=self.started_ticks
-            )
+            killed = sweep_turn_processes(scope=scope, since_ticks=self.started_ticks)
         except ProcessesRemainError as exc:
-            end_environment(exc)
+            if before_run:
+                end_environment(str(exc))
+            log.error("turn.processes_remain", error=str(exc))
+            self.ended_for = str(exc)
+            return 0
         if killed:
             log.info("turn.processes_killed", count=killed)
         return killed

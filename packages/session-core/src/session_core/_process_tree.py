@@ -157,33 +157,38 @@ def kill_until_gone(
     look: Callable[[], Look], *, chase: Callable[[], set[int]] | None = None, timeout_s: float = 2.0
 ) -> int:
     """SIGKILL what ``look()`` finds running, round after round, until a look finds nothing
-    running and no new zombie; returns how many it killed.
+    running and no process that ended by itself since; returns how many it signalled.
 
     A process that forks while being killed is found in the next round. One that forks and
     exits over and over (a new pid every moment) may be a zombie whenever a look reads it,
-    its child born after the look listed ``/proc``: the zombie it leaves keeps the rounds
-    going, and meanwhile ``chase()`` (what is quick to find: this process's children, where
-    a subreaper's orphans land) is killed in a tight loop until it catches the child. Raises
-    ``ProcessesRemainError`` when that does not end within ``timeout_s``."""
+    its child born after the look listed ``/proc``: the zombie it leaves (not one of ours:
+    those were killed) keeps the rounds going, and meanwhile ``chase()`` (what is quick to
+    find: this process's children, where a subreaper's orphans land) is killed in a tight
+    loop until it catches the child. Raises ``ProcessesRemainError`` when that does not end
+    within ``timeout_s``."""
     killed: set[int] = set()
     ended: set[int] = set()  # zombies seen (their pids stay taken until they are reaped)
     give_up = time.monotonic() + timeout_s
     while True:
         found = look()
-        new_ended = found.ended - ended
+        ended_by_themselves = found.ended - ended - killed
         ended |= found.ended
-        if not found.running and not new_ended:
+        if not found.running and not ended_by_themselves:
             return len(killed)
         if time.monotonic() > give_up:
             raise ProcessesRemainError(
                 f"after {timeout_s:g} s of killing, {len(found.running)} still ran and "
-                f"{len(new_ended)} had just exited"
+                f"{len(ended_by_themselves)} had just exited by themselves"
             )
         _kill(found.running)
         killed |= found.running
-        if chase is not None and new_ended:
+        if chase is not None and ended_by_themselves:
             for _ in range(_CHASE_PASSES):
-                _kill(chase() - ended)
+                chased = chase() - ended
+                _kill(chased)
+                killed |= chased
+                if time.monotonic() > give_up:
+                    break
         else:
             time.sleep(0.002)  # let the kernel tear them down before the next look
 
