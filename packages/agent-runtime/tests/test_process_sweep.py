@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from agent_runtime._process_sweep import (
@@ -80,16 +81,23 @@ ctypes.CDLL(None).pthread_exit(None)  # the main thread ends; the writer thread 
 """
 
 
+def _start_marking(script: str, marks: Path) -> tuple[int, subprocess.Popen[str], str]:
+    """Start ``script`` (which writes ``marks`` while it lives) as a turn's process: the
+    turn's start, the process and the first line it printed."""
+    become_subreaper()
+    since = boot_ticks()
+    time.sleep(0.02)  # a clock tick apart from the turn's start
+    process = subprocess.Popen([sys.executable, "-c", script, str(marks)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return since, process, process.stdout.readline()
+
+
 def test_a_process_whose_main_thread_ended_is_still_killed(tmp_path) -> None:
     """/proc shows such a process as a zombie while its other threads run: it must not pass
     for dead, or it outlives the turn."""
-    become_subreaper()
-    since = boot_ticks()
-    time.sleep(0.02)
     marks = tmp_path / "marks"
-    child = subprocess.Popen([sys.executable, "-c", _HEADLESS, str(marks)], stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    pid = int(child.stdout.readline())
+    since, child, first_line = _start_marking(_HEADLESS, marks)
+    pid = int(first_line)
     try:
         deadline = time.monotonic() + 5
         while not (marks.exists() and not _alive(pid)) and time.monotonic() < deadline:
@@ -135,13 +143,8 @@ while True:
 def test_a_process_that_changes_its_pid_all_the_time_is_still_killed(tmp_path) -> None:
     """Each look at /proc may find only the zombie of the pid it just left: a sweep must not
     take that for the end of it."""
-    become_subreaper()
-    since = boot_ticks()
-    time.sleep(0.02)
     marks = tmp_path / "marks"
-    starter = subprocess.Popen([sys.executable, "-c", _HOPPER, str(marks)], stdout=subprocess.PIPE, text=True)
-    assert starter.stdout is not None
-    starter.stdout.readline()
+    since, starter, _ = _start_marking(_HOPPER, marks)
     try:
         deadline = time.monotonic() + 5
         while not marks.exists() and time.monotonic() < deadline:
