@@ -9,6 +9,9 @@ descendant started since ``since_ticks`` is SIGKILLed until none is left.
 In Lambda (``PROCESS_SWEEP_SCOPE=uid``) the execution environment belongs to this function:
 every process of the runtime's uid other than the runtime and its ancestors is killed as
 well, which also catches a process that was never a descendant. Never as root.
+
+A process that keeps escaping (see ``kill_until_gone``) ends the runtime: no other turn may run
+beside it (``end_environment``).
 """
 
 from __future__ import annotations
@@ -58,13 +61,18 @@ def sweep_turn_processes(*, scope: SweepScope, since_ticks: int, timeout_s: floa
     once the SDK has awaited its own CLI process. Raises ``ProcessesRemainError`` when some
     process keeps escaping (see ``kill_until_gone``)."""
     me = os.getpid()
-    older: set[int] = set()  # our children from before ``since_ticks``: spared in "descendants"
-    if effective_scope(scope) == "descendants":
-        table = process_table()
-        older = {p.pid for p in table.values() if p.ppid == me and p.start_ticks < since_ticks}
-    return kill_until_gone(
-        lambda: _look(scope, since_ticks), chase=lambda: children(me) - older, timeout_s=timeout_s
-    )
+    spared: list[set[int]] = []  # worked out when first needed (a chase is rare)
+
+    def chase() -> set[int]:
+        if not spared:  # our children from before ``since_ticks`` live on in "descendants"
+            older = set()
+            if effective_scope(scope) == "descendants":
+                table = process_table()
+                older = {p.pid for p in table.values() if p.ppid == me and p.start_ticks < since_ticks}
+            spared.append(older)
+        return children(me) - spared[0]
+
+    return kill_until_gone(lambda: _look(scope, since_ticks), chase=chase, timeout_s=timeout_s)
 
 
 # The runtime ends itself with this status when a turn's process cannot be got rid of.
