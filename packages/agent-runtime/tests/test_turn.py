@@ -15,7 +15,15 @@ import httpx
 import pytest
 from agent_runtime import workspace_paths
 from local_stack import ModelFault
-from session_core import ConfigError, LeaseHeldError, SessionKey, SessionRegistry, StagedAttachment, encode
+from session_core import (
+    ConfigError,
+    LeaseHeldError,
+    ProcessesRemainError,
+    SessionKey,
+    SessionRegistry,
+    StagedAttachment,
+    encode,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -322,6 +330,36 @@ def test_after_a_process_escaped_its_sweep_the_next_invoke_ends_the_runtime_firs
 
     assert len(model_server.model_calls) == calls
     assert not Path(workspace_paths(sessions_root, SessionKey.parse("default/3003/0")).root).exists()
+
+
+def test_when_a_process_escapes_after_the_run_the_answer_is_recorded_before_the_runtime_ends(
+    make_runtime, model_server, turn_request, monkeypatch
+) -> None:
+    """The runtime ends before it answers (Lambda then hands this environment no further
+    invoke), and the invoke's retry, elsewhere, returns the recorded answer unpaid again."""
+    import agent_runtime._turn as turn_module
+
+    sweeps: list[str] = []
+
+    def sweep(**kwargs: Any) -> int:
+        sweeps.append("sweep")
+        if len(sweeps) == 2:  # the one after the run
+            raise ProcessesRemainError("after 2 s of killing, 0 still ran and 1 had just exited")
+        return 0
+
+    def end(reason: str) -> None:
+        raise _Ended(reason)
+
+    monkeypatch.setattr(turn_module, "sweep_turn_processes", sweep)
+    monkeypatch.setattr(turn_module, "end_environment", end)
+    with pytest.raises(_Ended, match="had just exited"):
+        make_runtime().run_turn(turn_request("hello", turn_id=41))
+    calls = len(model_server.model_calls)
+
+    retried = make_runtime().run_turn(turn_request("hello", turn_id=41))
+
+    assert retried.ok and retried.replayed and "hello" in retried.text
+    assert len(model_server.model_calls) == calls
 
 
 def test_retried_update_returns_the_recorded_result_without_calling_the_model(

@@ -9,12 +9,10 @@ from session_core import (
     Approvals,
     LeaseClock,
     LiveTurns,
-    ProcessesRemainError,
     SessionRegistry,
     SystemClock,
     TranscriptStore,
     become_subreaper,
-    boot_ticks,
     get_logger,
     make_non_dumpable,
 )
@@ -25,7 +23,7 @@ from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_c
 from ._mcp_secrets import McpSecretProxies, read_mcp_secret_headers
 from ._preflight import check_model_access, check_runtime_configuration
 from ._process_secrets import aws_session, config_environ
-from ._process_sweep import effective_scope, end_environment, sweep_turn_processes
+from ._process_sweep import effective_scope
 from ._settings import RuntimeSettings
 from ._turn import Runtime
 
@@ -71,7 +69,6 @@ def build_runtime(
         if model is None:
             check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
     _report_sandbox(settings)
-    _sweep_what_came_before(settings)
     s3 = s3 or session.client("s3", config=_BOTO)
     dynamodb = dynamodb or session.client("dynamodb", config=_BOTO)
     if model is None:
@@ -116,20 +113,6 @@ def build_runtime(
             clock=clock,
         ),
     )
-
-
-def _sweep_what_came_before(settings: RuntimeSettings) -> None:
-    """In Lambda (uid scope) kill every other process of the uid before the first turn: an
-    earlier runtime of this environment that ended over a process it could not kill may have
-    left it behind."""
-    if effective_scope(settings.process_sweep_scope) != "uid":
-        return
-    try:
-        killed = sweep_turn_processes(scope="uid", since_ticks=boot_ticks())
-    except ProcessesRemainError as exc:
-        end_environment(str(exc))
-    if killed:
-        log.warning("runtime.processes_killed_at_start", count=killed)
 
 
 def _report_sandbox(settings: RuntimeSettings) -> None:

@@ -23,7 +23,9 @@ from typing import NoReturn
 
 from session_core import (
     Look,
+    ProcessesRemainError,
     ancestors,
+    boot_ticks,
     children,
     descendants,
     get_logger,
@@ -84,12 +86,26 @@ log = get_logger("agent_runtime.process_sweep")
 def end_environment(reason: str) -> NoReturn:
     """A process of a turn escaped the sweep, so this environment can no longer keep turns
     apart: end the runtime rather than run another turn beside that process. The invoke
-    fails, its message is retried, and Lambda initializes the runtime anew (whose first
-    sweep, at build, kills every other process of the uid)."""
+    fails, its message is retried, and Lambda starts the runtime anew, which kills every
+    other process of the uid before its first invoke (``sweep_before_the_first_invoke``)."""
     log.error("runtime.ended_for_a_remaining_process", reason=reason)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(ENVIRONMENT_ENDED_EXIT_STATUS)
+
+
+def sweep_before_the_first_invoke(scope: str) -> None:
+    """In Lambda (``scope`` "uid") kill every other process of the uid while the runtime
+    starts, before it asks for its first invoke: an earlier runtime of this environment that
+    ended over a process it could not kill may have left that process behind."""
+    if scope != "uid" or effective_scope("uid") != "uid":
+        return
+    try:
+        killed = sweep_turn_processes(scope="uid", since_ticks=boot_ticks())
+    except ProcessesRemainError as exc:
+        end_environment(str(exc))
+    if killed:
+        log.warning("runtime.processes_killed_at_start", count=killed)
 
 
 def reap_zombie_children(since_ticks: int) -> None:

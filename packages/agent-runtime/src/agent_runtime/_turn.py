@@ -156,7 +156,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         bind_correlation(turn_id=request.turn_id, session_key=request.session_key, request_id=request_id)
         outcome = RunOutcome()
         try:
-            return await self._turn(request, started, time_budget_s, outcome)
+            result = await self._turn(request, started, time_budget_s, outcome)
         except (SessionCoreError, AgentRuntimeError) as exc:
             # A storage outage, a missing secret...: a clean message for the user, a log for the operator.
             log.error(
@@ -166,6 +166,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         except Exception as exc:  # a bug must not raise out of the handler (SQS would pay again)
             log.exception("turn.crashed", error_type=type(exc).__name__, spent=outcome.spent)
             return _error(request, "internal", retryable=outcome.may_retry, started=started)
+        if self.ended_for is not None:
+            # A process of this turn escaped its sweep: the runtime ends before it answers, so
+            # that Lambda hands no further invoke to this environment. The answer is recorded:
+            # the invoke's retry, in another environment, returns it without running again.
+            end_environment(self.ended_for)
+        return result
 
     async def _turn(
         self, request: TurnRequest, started: float, time_budget_s: float | None, outcome: RunOutcome
@@ -596,8 +602,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     def _sweep_processes(self, *, before_run: bool) -> int:
         """Kill every process of the turn (see ``_process_sweep``). One that escapes before the
-        run ends the runtime at once (this chat's files are in place); after the run, this
-        turn's answer still goes out and the next invoke ends the runtime first thing."""
+        run ends the runtime at once (this chat's files are in place); after the run, the turn
+        records its answer first (see ``run_turn_async``)."""
         scope = self.settings.process_sweep_scope
         try:
             killed = sweep_turn_processes(scope=scope, since_ticks=self.started_ticks)

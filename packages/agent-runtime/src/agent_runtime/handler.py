@@ -26,9 +26,14 @@ from session_core import (
 from ._build import build_runtime
 from ._config_report import config_error_result, report_config_error
 from ._preflight import PERMANENT_CONFIG_ERRORS
+from ._process_sweep import sweep_before_the_first_invoke
 from ._turn import Runtime
 
 log = get_logger(__name__)
+
+# awslambdaric asks for the first invoke once this module is imported (the runtime itself is
+# built on that invoke): whatever an earlier runtime of this environment left must not see it.
+sweep_before_the_first_invoke(os.environ.get("PROCESS_SWEEP_SCOPE", "").strip())
 _runtime: Runtime | None = None
 _config_error: Exception | None = None
 _lock = threading.Lock()
