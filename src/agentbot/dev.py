@@ -296,17 +296,20 @@ class DevSetupError(Exception):
 
 
 @contextlib.contextmanager
-def aws_for(args: argparse.Namespace) -> Iterator[tuple[str, dict[str, str], LocalCredentials]]:
+def aws_for(
+    args: argparse.Namespace, endpoints: tuple[str | None, dict[str, str]]
+) -> Iterator[tuple[str, dict[str, str], LocalCredentials]]:
     """Yield (description, environment for clients and functions, the functions' credentials)
-    of the chosen AWS. Local endpoints get credentials made for this run; the embedded moto
-    server refuses every request not signed with them (an agent's tool cannot use it)."""
+    of the chosen AWS; ``endpoints`` are ``--aws-endpoint``'s (``parse_endpoints``). Local
+    endpoints get credentials made for this run; the embedded moto server refuses every
+    request not signed with them (an agent's tool cannot use it)."""
     if args.aws_profile:
         yield _profile_aws(args.aws_profile)
         return
     credentials = LocalCredentials.generate()
     signing = {**credentials.environment(), "AWS_DEFAULT_REGION": LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]}
-    if args.aws_endpoint:
-        default, services = parse_endpoints(args.aws_endpoint)
+    default, services = endpoints
+    if default or services:
         named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
         mine = ", ".join(f"{service} at {url}" for service, url in services.items())
         if default:
@@ -461,7 +464,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         claude_config = check_dev_claude_config()
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
-    parse_endpoints(args.aws_endpoint or [])  # a mistyped endpoint stops the start before any call
+    endpoints = parse_endpoints(args.aws_endpoint or [])  # a mistake stops the start before any call
     agent_user = agent_user_for_runtime()
     opened = [] if agent_user is None else _config_readable_for(agent_user, Path(claude_config.root))
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
@@ -482,7 +485,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     log = stack.enter_context(log_path.open("a", encoding="utf-8"))
 
     bot_username = _check_bot_token(token) if token else None
-    aws_label, aws_env, credentials = stack.enter_context(aws_for(args))
+    aws_label, aws_env, credentials = stack.enter_context(aws_for(args, endpoints))
     names = ResourceNames(prefix="agentbot-dev")
     dynamodb, s3, sqs, ssm = (_client(s, aws_env) for s in ("dynamodb", "s3", "sqs", "ssm"))
     try:

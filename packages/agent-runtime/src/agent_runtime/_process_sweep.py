@@ -17,6 +17,7 @@ beside it (``end_environment``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from typing import NoReturn
@@ -63,16 +64,17 @@ def sweep_turn_processes(*, scope: SweepScope, since_ticks: int, timeout_s: floa
     once the SDK has awaited its own CLI process. Raises ``ProcessesRemainError`` when some
     process keeps escaping (see ``kill_until_gone``)."""
     me = os.getpid()
-    spared: list[set[int]] = []  # worked out when first needed (a chase is rare)
+
+    @functools.cache  # worked out when first needed: a chase is rare
+    def spared() -> frozenset[int]:
+        """Our children from before ``since_ticks``: they live on in "descendants"."""
+        if effective_scope(scope) != "descendants":
+            return frozenset()
+        table = process_table()
+        return frozenset(p.pid for p in table.values() if p.ppid == me and p.start_ticks < since_ticks)
 
     def chase() -> set[int]:
-        if not spared:  # our children from before ``since_ticks`` live on in "descendants"
-            older = set()
-            if effective_scope(scope) == "descendants":
-                table = process_table()
-                older = {p.pid for p in table.values() if p.ppid == me and p.start_ticks < since_ticks}
-            spared.append(older)
-        return children(me) - spared[0]
+        return children(me) - spared()
 
     return kill_until_gone(lambda: _look(scope, since_ticks), chase=chase, timeout_s=timeout_s)
 

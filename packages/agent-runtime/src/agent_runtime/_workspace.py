@@ -143,14 +143,12 @@ def session_workspace(
 
 def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit_mb: int) -> None:
     mine = Path(paths.root)
-    if _size_bytes(mine) > disk_limit_mb * 1024 * 1024:
-        # Over budget: start the files afresh (the transcript lives in the store).
-        for child in mine.iterdir():
-            if child.name != _LOCK:
-                _remove(child)
     # Anything else in the session's directory (the CLI reads CLAUDE.md from the cwd's parents
-    # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/.
-    kept = {_LOCK, *(Path(p).name for p in (paths.cwd, paths.config_dir))}
+    # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/; over
+    # budget, work/ and config/ too (the transcript lives in the store).
+    kept = {_LOCK}
+    if _size_bytes(mine) <= disk_limit_mb * 1024 * 1024:
+        kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
     for child in mine.iterdir():
         if child.name not in kept:
             _remove(child)
