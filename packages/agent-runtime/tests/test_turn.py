@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from session_core import (
     SessionKey,
     SessionRegistry,
     StagedAttachment,
+    configure_logging,
     encode,
 )
 
@@ -179,6 +181,34 @@ def test_command_mcp_server_answers_a_tool_call(make_runtime, model_server, turn
 
     assert result.ok, result
     assert "words=4 lines=1 characters=18" in result.text
+
+
+def test_an_mcp_server_the_cli_cannot_start_or_reach_is_named_in_the_log_and_the_turn_answers(
+    make_runtime, model_server, turn_request, monkeypatch, capsys, tmp_path
+) -> None:
+    config = tmp_path / "claude-config"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "claude-config", config)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["exits-at-once"] = {"command": "/bin/false"}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    monkeypatch.setenv("DEEPWIKI_MCP_URL", "http://127.0.0.1:9/mcp")  # nothing listens there
+    configure_logging(json_lines=True)
+
+    result = make_runtime().run_turn(turn_request("mcp: one two", turn_id=1))
+
+    assert result.ok, result
+    assert "words=2" in result.text  # the server that did start still answers
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    unavailable = {
+        (line["server"], line["status"], line["fix"])
+        for line in logged
+        if line.get("event") == "turn.mcp_server_unavailable"
+    }
+    assert unavailable == {
+        ("exits-at-once", "failed", "claude-config/mcp.json: mcpServers.exits-at-once"),
+        ("deepwiki", "failed", "claude-config/mcp.json: mcpServers.deepwiki"),
+    }
 
 
 def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(

@@ -22,7 +22,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -57,6 +57,11 @@ _BEDROCK_SESSION_POLICY = json.dumps(
         ],
     }
 )
+
+
+def tool_search_path(environ: Mapping[str, str]) -> str:
+    """The PATH the CLI and its tools (MCP servers included) are started with."""
+    return environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
 
 
 def bundled_cli_path() -> str:
@@ -282,7 +287,7 @@ def build_cli_environment(
     Nothing is inherited from the runtime process except ``PATH``.
     """
     env = {
-        "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
+        "PATH": tool_search_path(os.environ),
         "HOME": home,
         "TMPDIR": tmp,
         "LANG": "C.UTF-8",

@@ -16,6 +16,7 @@ from session_core import ConfigError, read_secret
 
 from ._claude_config import ClaudeConfig, load_claude_config
 from ._errors import ClaudeConfigError, ModelBackendError
+from ._mcp_commands import check_mcp_commands
 from ._mcp_secrets import read_mcp_secret_headers
 from ._settings import RuntimeSettings, load_settings
 
@@ -25,8 +26,8 @@ PERMANENT_CONFIG_ERRORS = (ConfigError, ClaudeConfigError, ModelBackendError)
 def check_runtime_configuration(
     environ: Mapping[str, str], *, ssm: Any, session: Any, sts: Any = None
 ) -> tuple[RuntimeSettings, ClaudeConfig]:
-    """Settings, claude-config (with its MCP servers' secret headers in SSM) and model access,
-    as a runtime container would meet them.
+    """Settings, claude-config (with its command MCP servers' programs, and its HTTP servers'
+    secret headers in SSM) and model access, as a runtime container would meet them.
 
     ``ssm`` reads the Anthropic key parameter, ``session`` (boto3) supplies the credentials
     Bedrock is signed with, ``sts`` assumes ``MODEL_INVOKE_ROLE_ARN``. Raises one of
@@ -34,6 +35,7 @@ def check_runtime_configuration(
     """
     settings = load_settings(environ)
     config = load_claude_config(environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, environ=environ)
+    check_mcp_commands(config, environ)
     check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
     read_mcp_secret_headers(config, ssm)
     return settings, config

@@ -150,6 +150,7 @@ class SdkRunSteps:
                 log.warning("turn.mirror_error")
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = message.data.get("session_id")
+                _log_unavailable_mcp_servers(message.data)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
@@ -205,3 +206,18 @@ def _process_config_dir(path: str) -> Iterator[None]:
             os.environ.pop("CLAUDE_CONFIG_DIR", None)
         else:
             os.environ["CLAUDE_CONFIG_DIR"] = before
+
+
+def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
+    """The CLI goes on without an MCP server it could not start or reach (the agent only lacks
+    its tools, and says nothing): the operator reads which one here, every turn it happens."""
+    for server in init.get("mcp_servers") or []:
+        status = server.get("status") if isinstance(server, dict) else None
+        if status in ("failed", "needs-auth"):
+            name = server.get("name")
+            log.warning(
+                "turn.mcp_server_unavailable",
+                server=name,
+                status=status,
+                fix=f"claude-config/mcp.json: mcpServers.{name}",
+            )

@@ -1,0 +1,51 @@
+"""Whether each command (stdio) MCP server's program is there to run.
+
+The CLI starts these servers inside a turn, and one whose program is missing only drops its
+tools: the agent answers without them and nobody is told. The runtime's start-up check finds
+it first, where the runtime really runs (its image, or the machine of `agentbot dev`), and
+names the field to fix. `agentbot doctor` runs outside the image, so it cannot check this.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from ._claude_config import ClaudeConfig
+from ._environment import tool_search_path
+from ._errors import ClaudeConfigError
+
+
+def check_mcp_commands(config: ClaudeConfig, environ: Mapping[str, str]) -> None:
+    """Raise ``ClaudeConfigError`` for the first command server whose program cannot be run.
+
+    The program is looked up as the CLI will start it: a name on the server's own ``PATH``
+    (its ``env``) or else the runtime's; an absolute path as it is."""
+    file = str(Path(config.root) / "mcp.json")
+    for name, spec in config.mcp_servers.items():
+        if spec.get("type") != "stdio":
+            continue
+        command = spec["command"]
+        field = f"mcpServers.{name}.command"
+        if os.sep in command:
+            if not os.path.isabs(command):
+                raise ClaudeConfigError(
+                    file,
+                    field,
+                    f"{command!r} is a relative path (a turn runs in the chat's own directory): "
+                    "give an absolute path, e.g. ${CLAUDE_CONFIG_PATH}/mcp/...",
+                )
+            if not (os.path.isfile(command) and os.access(command, os.X_OK)):
+                raise ClaudeConfigError(file, field, f"{command} is not an executable file here")
+            continue
+        search = (spec.get("env") or {}).get("PATH") or tool_search_path(environ)
+        if shutil.which(command, path=search) is None:
+            raise ClaudeConfigError(
+                file,
+                field,
+                f"program {command!r} is not on the runtime's PATH ({search}): install it where the "
+                "runtime runs (for the deployed image: packages/agent-runtime/Dockerfile) or give "
+                "its absolute path",
+            )
