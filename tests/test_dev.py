@@ -533,8 +533,22 @@ def test_progress_says_what_became_of_each_update() -> None:
             telegram.push_update(_telegram_message(5003, 777, "/help"))
             dev.wait_for(r"update 5003: gave up \(moved to the dead-letter queue")
             state_root = _state_root(dev.text("err"))
-            # The reason is where the line says (this run's queues are gone at exit: not `dlq list`).
-            assert f"the reason is in {state_root}/functions.log)" in dev.text("err")
+            # The line says why, and where more is (this run's queues are gone at exit: not
+            # `agentbot dlq list`).
+            assert "update 5003: gave up (moved to the dead-letter queue: delivery: " in dev.text("err")
+            assert (
+                "(403): Forbidden: bot was blocked by the user; "
+                f"more in {state_root}/functions.log) after" in dev.text("err")
+            )
+            # Telegram answers every try of one attempt (5) with a 5xx: the attempt is retried,
+            # and the line says why.
+            telegram.clear_faults()
+            telegram.inject("sendMessage", TelegramFault(502, "Bad Gateway"), times=5)
+            telegram.push_update(_telegram_message(5004, 777, "/help"))
+            dev.wait_for(
+                r"update 5004: will retry \(attempt 1 failed: delivery: .*\(502\): Bad Gateway; more in /"
+            )
+            dev.wait_for(r"update 5004: replied")
         finally:
             dev.process.send_signal(signal.SIGINT)
             dev.process.wait(timeout=60)

@@ -71,6 +71,7 @@ from telegram_producer import (
 from . import __version__
 from .dev_approvals import HINT as APPROVAL_HINT
 from .dev_approvals import NOTHING_WAITING, TerminalApprovals
+from .dev_failures import FailureReasons
 from .dev_stop import StopRequests, TerminalStream, close_within, leave
 from .ops import (
     WebhookSettingError,
@@ -170,7 +171,7 @@ class Progress:
     tenant: str = "default"
     # update ids the consumer has sent to the dead-letter queue (it acknowledges those records)
     dead_letters: Callable[[], set[int]] | None = None
-    log_path: Path | None = None  # the functions' log, where a failed attempt's reason is
+    failures: FailureReasons | None = None  # why the consumer failed an attempt (its log)
     started: dict[int, float] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -207,7 +208,7 @@ class Progress:
             failed = message["MessageId"] in outcome.failed_ids
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             elapsed = time.monotonic() - self.started.get(update_id, time.monotonic())
-            why = f"; the reason is in {self.log_path}" if self.log_path else ""
+            why = self._why(update_id) if failed or update_id in dead else ""
             if failed and receives < 3:
                 self.say(f"update {update_id}: will retry (attempt {receives} failed{why})")
                 continue
@@ -220,6 +221,13 @@ class Progress:
             with self.lock:
                 self.pending.discard(update_id)
                 self.idle.notify_all()
+
+    def _why(self, update_id: int) -> str:
+        if self.failures is None:
+            return ""
+        reason = self.failures.take(update_id)
+        log = self.failures.log_path
+        return f": {reason}; more in {log}" if reason else f"; the reason is in {log}"
 
     def _cost(self, key: SessionKey | None, update_id: int) -> str:
         if self.registry is None or key is None:
@@ -481,7 +489,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         stack.callback(os.close, _hold_state_dir(state_root, args.state_dir))
     else:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
-    log_path = progress.log_path = state_root / "functions.log"
+    log_path = state_root / "functions.log"
+    progress.failures = FailureReasons(log_path)
     log = stack.enter_context(log_path.open("a", encoding="utf-8"))
 
     bot_username = _check_bot_token(token) if token else None

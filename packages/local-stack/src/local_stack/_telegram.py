@@ -195,6 +195,11 @@ class LocalTelegram(LoopbackServer):
         with self._lock:
             self._state.faults.setdefault(method, []).extend([fault] * times)
 
+    def clear_faults(self) -> None:
+        """Forget every injected fault not served yet."""
+        with self._lock:
+            self._state.faults.clear()
+
     def add_file(
         self,
         content: bytes,
