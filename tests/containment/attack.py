@@ -7,6 +7,7 @@ and leaves a daemon behind that keeps trying the Runtime API, the model proxy an
 AWS for a minute, if it is allowed to live.
 """
 
+import ctypes
 import json
 import os
 import socket
@@ -216,6 +217,44 @@ def signals():
     return hits
 
 
+def ancestors():
+    pid, found = os.getppid(), []
+    while pid > 1:
+        found.append(pid)
+        status = read(f"/proc/{pid}/status", "r") or ""
+        pid = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), 0)
+    return found
+
+
+def cli_pipes():
+    """Which of the CLI's stdin/stdout (its pipes to the runtime) this tool could get hold of,
+    through /proc or pidfd_getfd: whoever writes them speaks for the CLI (its answer, its cost,
+    its session id, its permission answers). Opened and closed at once, nothing written."""
+    got = []
+    for pid in ancestors():
+        if not (read(f"/proc/{pid}/cmdline") or b"").split(b"\0")[0].endswith(b"/claude"):
+            continue
+        for fd in (0, 1):
+            try:
+                os.close(os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK))
+                got.append(f"{pid}/fd/{fd}")
+            except OSError:
+                pass
+            try:
+                pidfd = os.pidfd_open(pid)
+                try:
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    taken = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd
+                    if taken >= 0:
+                        os.close(taken)
+                        got.append(f"{pid}/pidfd_getfd/{fd}")
+                finally:
+                    os.close(pidfd)
+            except OSError:
+                pass
+    return got
+
+
 def daemon(ports, key, base_url):
     """Outlive the turn: keep trying to take the next chat's invocation and to use the model key."""
     deadline = time.time() + 60
@@ -264,6 +303,7 @@ def main():
         "other_sessions": other_sessions(),
         "writes": writes(sys.argv[2]),
         "signals": signals(),
+        "cli_pipes": cli_pipes(),
         "env_names": sorted(os.environ),
         "model_key": os.environ.get("ANTHROPIC_API_KEY", ""),
         "model_url": os.environ.get("ANTHROPIC_BASE_URL", ""),

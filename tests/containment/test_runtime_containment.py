@@ -265,3 +265,13 @@ def test_with_landlock_only_the_listed_ports_are_reachable_and_writes_stay_in_th
     assert scenario.report["writes"] == []
     if landlock_abi() >= 6:
         assert scenario.report["signals"] == []  # cannot signal the runtime (or anything outside)
+
+
+def test_with_landlock_no_tool_can_reach_the_clis_pipes_to_the_runtime(scenario: Scenario) -> None:
+    """Each Bash tool call runs in a Landlock domain nested in the CLI's: neither /proc/<cli>/fd
+    nor pidfd_getfd hands a tool the pipes through which it could speak for the CLI."""
+    if not scenario.landlock:
+        # Same user, same (no) sandbox: what a kernel without Landlock allows.
+        assert scenario.report["cli_pipes"], scenario.report
+        return
+    assert scenario.report["cli_pipes"] == []

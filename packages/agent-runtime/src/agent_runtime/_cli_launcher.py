@@ -15,6 +15,13 @@ Landlock (a kernel feature, no privileges needed, inherited across fork and exec
   servers; so Lambda's Runtime API (127.0.0.1:9001) and local services are out of reach;
 - no signals to, and no abstract unix sockets of, processes outside the sandbox (ABI >= 6);
 - ptrace and ``/proc/<pid>/mem`` / ``environ`` of processes outside it are refused (ABI >= 1).
+
+Installed under the name ``bash`` it is the tools' shell instead (the CLI's
+``CLAUDE_CODE_SHELL``): it adds one more Landlock layer, then runs the real bash. Every Bash
+tool call then runs in a domain nested in the CLI's, and Landlock refuses a process access to
+processes of an enclosing domain (ptrace, ``/proc/<pid>/fd``, ``pidfd_getfd``, signals). So a
+tool cannot open the CLI's pipes to the runtime through ``/proc`` and speak for the CLI: forge
+its answer, its cost or its session id, or answer its permission requests.
 """
 
 from __future__ import annotations
@@ -39,12 +46,15 @@ _WRITE_ACCESS_BY_ABI = {
     3: 1 << 14,  # truncate
     5: 1 << 15,  # ioctl on devices
 }
+_MAKE_BLOCK = 1 << 11  # make block devices: nobody here may anyway
 _NET_CONNECT_TCP = 1 << 1
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 # Device files every shell needs to write to.
 # Not /dev/shm: Lambda has none, and elsewhere it is shared by every chat and never emptied.
 _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pts")
 _O_PATH = getattr(os, "O_PATH", 0o10000000)
+TOOL_SHELL_NAME = "bash"  # the CLI takes a shell only if its path says bash or zsh
+_REAL_SHELLS = ("/bin/bash", "/usr/bin/bash", "/usr/local/bin/bash")
 
 
 def _libc() -> ctypes.CDLL:
@@ -107,6 +117,42 @@ def apply_landlock(write_paths: list[str], connect_ports: list[int]) -> int:
     return abi
 
 
+def nest_domain() -> int:
+    """One more Landlock layer on this process, adding no file or network rule of its own
+    (only block devices and, ABI >= 6, the scopes): a domain nested in the one it is in, whose
+    processes cannot reach the enclosing domain's. Returns the ABI (0: no Landlock)."""
+    abi = landlock_abi()
+    if abi < 1:
+        return 0
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
+    attr = struct.pack("=QQQ", _MAKE_BLOCK, 0, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    buffer = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _check(libc.syscall(_SYS_CREATE_RULESET, buffer, ctypes.c_size_t(len(attr)), 0), "ruleset")
+    try:
+        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        _check(libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
+    finally:
+        os.close(ruleset)
+    return abi
+
+
+def run_tool_shell(argv: list[str]) -> None:
+    """The tools' shell: nest a domain (refusing to run a tool outside one), then the real bash."""
+    try:
+        nest_domain()
+    except OSError as exc:  # e.g. too many layers: no tool runs unconfined from the CLI
+        sys.stderr.write(f"tool shell: cannot confine this command ({exc})\n")
+        sys.exit(126)
+    me = os.path.realpath(argv[0] if os.sep in argv[0] else __file__)
+    for shell in _REAL_SHELLS:
+        if os.access(shell, os.X_OK) and os.path.realpath(shell) != me:
+            os.execv(shell, [shell, *argv[1:]])
+    sys.stderr.write(f"tool shell: no bash in {', '.join(_REAL_SHELLS)}\n")
+    sys.exit(127)
+
+
 def clean_environment(environ: dict[str, str]) -> dict[str, str]:
     """Only the variables the runtime named for the CLI, nothing inherited by accident."""
     names = environ.get("AGENTBOT_CLI_ENV_NAMES", "").split()
@@ -126,4 +172,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if os.path.basename(sys.argv[0]) == TOOL_SHELL_NAME:
+        run_tool_shell(sys.argv)
     main(sys.argv)

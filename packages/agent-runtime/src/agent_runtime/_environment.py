@@ -81,16 +81,23 @@ def bundled_cli_path() -> str:
 
 def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
     """Write the confining launcher (``_cli_launcher.py`` run by this interpreter in isolated
-    mode, no site-packages) into ``directory`` once and return its path: the SDK's ``cli_path``."""
+    mode, no site-packages) into ``directory`` once and return its path: the SDK's ``cli_path``.
+    The same file goes to ``tool_shell_path`` of it: the tools' shell."""
     source = f"#!{sys.executable} -IS\n" + Path(_cli_launcher.__file__).read_text()
     path = Path(directory) / "claude-confined"
-    if not path.exists() or path.read_text() != source:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        tmp.chmod(0o755)
-        tmp.replace(path)
+    for target in (path, Path(tool_shell_path(str(path)))):
+        if not target.is_file() or target.read_text() != source:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(source)
+            tmp.chmod(0o755)
+            tmp.replace(target)
     return str(path)
+
+
+def tool_shell_path(cli_path: str) -> str:
+    """Where ``install_cli_launcher`` puts the tools' shell beside the launcher at ``cli_path``."""
+    return str(Path(cli_path).parent / "tool-shell" / _cli_launcher.TOOL_SHELL_NAME)
 
 
 def _port(url: str | None) -> int | None:
@@ -279,10 +286,12 @@ def build_cli_environment(
     cli_path: str,
     writable: list[str],
     connect_ports: list[int],
+    tool_shell: str | None = None,
 ) -> dict[str, str]:
     """The complete environment of the CLI and its tools, plus the launcher's own variables:
     the real CLI, the names it keeps, and its sandbox (``writable`` paths, ``connect_ports``;
     the launcher adds the ``CLAUDE_CONFIG_DIR`` the SDK chose, see ``_cli_launcher``).
+    ``tool_shell``: the shell the CLI runs Bash tool calls with (``tool_shell_path``).
 
     Nothing is inherited from the runtime process except ``PATH``.
     """
@@ -305,6 +314,9 @@ def build_cli_environment(
         "API_TIMEOUT_MS": str(settings.model_timeout_ms),
         **model_env,
     }
+    if settings.landlock and tool_shell:
+        # Each Bash tool call runs in a Landlock domain of its own, nested in the CLI's.
+        env["CLAUDE_CODE_SHELL"] = tool_shell
     names = sorted({*env, *_SDK_VARIABLES})
     env["AGENTBOT_CLI_PATH"] = cli_path
     env["AGENTBOT_CLI_ENV_NAMES"] = " ".join(names)

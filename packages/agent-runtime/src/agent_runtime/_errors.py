@@ -44,3 +44,12 @@ class AttachmentError(AgentRuntimeError):
         self.s3_key = s3_key
         self.reason = reason
         self.retryable = retryable
+
+
+class UntrustedCliOutputError(AgentRuntimeError):
+    """Raised when the CLI's output holds what the CLI never writes (a session id that is not a
+    UUID): a tool reached the CLI's output pipe. The run's outcome is not used."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the CLI's output cannot be trusted: {what}")
+        self.what = what

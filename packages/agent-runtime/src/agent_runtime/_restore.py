@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from session_core import StoredTranscript, TranscriptFile, get_logger
 log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
+_SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COMPARE_WINDOW = 8 * 1024 * 1024  # snapshot fragments are ~2.5 MB: most compare whole
 _FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, a long-sized read
 # FS_SYNC_FL, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_JOURNAL_DATA_FL, FS_DIRSYNC_FL
@@ -65,8 +67,16 @@ class Restored:
 
 
 def transcript_path(config_dir: str, project_dir: str, session_id: str) -> Path:
-    """Where the CLI keeps (and looks for) the session's transcript."""
+    """Where the CLI keeps (and looks for) the session's transcript. ``session_id`` must be a
+    UUID, as the CLI makes them: a name with a path in it never leaves ``config_dir``."""
+    if not is_session_id(session_id):
+        raise ValueError(f"not a session id: {session_id!r}")
     return Path(config_dir) / "projects" / project_dir / f"{session_id}.jsonl"
+
+
+def is_session_id(value: object) -> bool:
+    """Whether ``value`` is a session id as the CLI makes them (a lowercase UUID)."""
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
 class TranscriptRestorer:

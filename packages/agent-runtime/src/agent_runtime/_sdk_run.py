@@ -35,9 +35,12 @@ from ._environment import (
     build_cli_environment,
     install_cli_launcher,
     sandbox_connect_ports,
+    tool_shell_path,
 )
+from ._errors import UntrustedCliOutputError
 from ._mcp_secrets import McpSecretProxies
 from ._prompt_marks import prompt_stream
+from ._restore import is_session_id
 from ._settings import RuntimeSettings
 from ._timed_store import TimedStore
 from ._turn_events import events_of
@@ -67,6 +70,7 @@ class SdkRunSteps:
         mcp_servers = (
             self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers)
         )
+        launcher = self.cli_launcher
         env = build_cli_environment(
             home=workspace.home,
             tmp=workspace.tmp,
@@ -76,6 +80,7 @@ class SdkRunSteps:
             cli_path=self.cli_path,
             writable=[workspace.cwd, workspace.config_dir, workspace.home, workspace.tmp],
             connect_ports=sandbox_connect_ports(model_env, mcp_servers),
+            tool_shell=tool_shell_path(launcher),
         )
         tail = self.stderr_tail
         tail.clear()
@@ -87,7 +92,7 @@ class SdkRunSteps:
         gate = run.gate if run.gate is not None and run.gate.active else None
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
-            cli_path=self.cli_launcher,
+            cli_path=launcher,
             env=env,
             system_prompt=config.system_prompt,
             tools=list(main.tools) if main.tools is not None else None,
@@ -149,7 +154,7 @@ class SdkRunSteps:
                 outcome.mirror_errors += 1
                 log.warning("turn.mirror_error")
             elif isinstance(message, SystemMessage) and message.subtype == "init":
-                outcome.session_id = message.data.get("session_id")
+                outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 _log_unavailable_mcp_servers(message.data)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
@@ -159,8 +164,8 @@ class SdkRunSteps:
             elif isinstance(message, ResultMessage):
                 # A background subagent that finishes wakes the session for another turn
                 # inside this run: every result is part of the answer.
+                outcome.session_id = _checked_session_id(message.session_id)
                 outcome.result = message
-                outcome.session_id = message.session_id
                 if message.result:
                     outcome.answers.append(message.result.strip())
                 # Still inside the query: the SDK's resume copy of the transcript exists.
@@ -221,3 +226,11 @@ def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
                 status=status,
                 fix=f"claude-config/mcp.json: mcpServers.{name}",
             )
+
+
+def _checked_session_id(value: Any) -> str:
+    """The session id the CLI reported; it names files the runtime writes, so anything but the
+    CLI's own kind of id fails the run."""
+    if not is_session_id(value):
+        raise UntrustedCliOutputError(f"session id {str(value)[:80]!r} is not a UUID")
+    return cast(str, value)
