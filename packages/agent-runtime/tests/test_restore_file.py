@@ -244,3 +244,12 @@ async def test_a_kept_file_written_and_its_mtime_set_back_is_restored_again(aws:
 
     assert again is not None and again.written  # not taken for the copy the turn left
     assert path.read_bytes() == _stored_bytes(store)
+
+
+def test_a_session_id_that_is_not_a_uuid_names_no_transcript_path(tmp_path: Path) -> None:
+    """The CLI's session id names the file the runtime writes: a path in it must not climb out."""
+    good = "51dc03a8-0a5b-4c1e-9f57-1f0e8d9a7b21"
+    assert transcript_path(str(tmp_path), "p", good) == tmp_path / "projects" / "p" / f"{good}.jsonl"
+    for forged in ("../../../../.bin/claude-confined/x", "a/b", "..", "", ".hidden", good + "\n"):
+        with pytest.raises(ValueError, match="not a session id"):
+            transcript_path(str(tmp_path), "p", forged)

@@ -170,3 +170,56 @@ def test_a_malformed_event_stream_frame_stops_metering_that_answer_at_once(frame
         control, content_type="application/vnd.amazon.eventstream", request_model="claude-sonnet-4-5"
     ).feed(valid)
     assert control.spend().calls == 1
+
+
+def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
+    """The CLI (and any tool) asks for gzip; an upstream behind a CDN front compresses what it
+    may. The proxy asks for the answer uncompressed, so its usage is read all the same."""
+    import gzip
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[str | None] = []
+
+    class CompressingUpstream(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            asked.append(self.headers.get("Accept-Encoding"))
+            body = json.dumps(
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-4-5",
+                    "content": [{"type": "text", "text": "hi"}],
+                    "usage": {"input_tokens": 1000, "output_tokens": 100},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if "gzip" in (self.headers.get("Accept-Encoding") or ""):
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), CompressingUpstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    proxy = ModelProxy(upstream=f"http://127.0.0.1:{upstream.server_address[1]}", api_key="sk-real").start()
+    try:
+        key = proxy.open_turn()
+        headers = {"x-api-key": key, "Accept-Encoding": "gzip, deflate, br, zstd"}
+        answers = [httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=headers) for _ in range(3)]
+        spend = proxy.close_turn()
+    finally:
+        proxy.stop()
+        upstream.shutdown()
+        upstream.server_close()
+    assert [a.status_code for a in answers] == [200] * 3
+    assert answers[0].json()["content"][0]["text"] == "hi"
+    assert asked == ["identity"] * 3
+    assert spend.calls == 3 and spend.cost_usd == pytest.approx(3 * SONNET_CALL_USD, rel=1e-12)

@@ -45,6 +45,8 @@ _DROP_REQUEST = {
     "proxy-authorization",
     "te",
     "upgrade",
+    # the meter reads the answers as they stream: they must come uncompressed (below)
+    "accept-encoding",
     # the proxy signs Bedrock calls itself
     "x-amz-date",
     "x-amz-security-token",
@@ -242,6 +244,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._refuse(403, _FORBIDDEN)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
+        headers["Accept-Encoding"] = "identity"
         url = self.proxy._upstream + self.path
         headers = self.proxy._auth.authorize(self.command, url, headers, body)
         upstream = self.proxy._connect()
@@ -253,13 +256,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.close()
             self.log_error("upstream unreachable: %s", type(exc).__name__)
             return
+        encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+        if meter is not None and response.status == 200 and encoding != "identity":
+            # Against the request's own header: this answer's usage cannot be read, so the
+            # turn's cost falls back to the CLI's own figure for it.
+            _log.warning("model_proxy.unmetered_answer", content_encoding=encoding[:40])
         reader = (
             ResponseReader(
                 meter,
                 content_type=response.getheader("Content-Type") or "",
                 request_model=_requested_model(self.path, body),
             )
-            if response.status == 200 and meter is not None
+            if response.status == 200 and meter is not None and encoding == "identity"
             else None
         )
         try:

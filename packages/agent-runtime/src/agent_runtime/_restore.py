@@ -40,6 +40,7 @@ log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
 _SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _COMPARE_WINDOW = 8 * 1024 * 1024  # snapshot fragments are ~2.5 MB: most compare whole
 _FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, a long-sized read
 # FS_SYNC_FL, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_JOURNAL_DATA_FL, FS_DIRSYNC_FL
@@ -67,9 +68,9 @@ class Restored:
 
 
 def transcript_path(config_dir: str, project_dir: str, session_id: str) -> Path:
-    """Where the CLI keeps (and looks for) the session's transcript. ``session_id`` must be a
-    UUID, as the CLI makes them: a name with a path in it never leaves ``config_dir``."""
-    if not is_session_id(session_id):
+    """Where the CLI keeps (and looks for) the session's transcript. ``session_id`` must be one
+    plain file name (the CLI makes UUIDs): a name with a path in it never leaves ``config_dir``."""
+    if not _FILE_NAME.fullmatch(session_id):
         raise ValueError(f"not a session id: {session_id!r}")
     return Path(config_dir) / "projects" / project_dir / f"{session_id}.jsonl"
 
