@@ -223,3 +223,25 @@ def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
     assert answers[0].json()["content"][0]["text"] == "hi"
     assert asked == ["identity"] * 3
     assert spend.calls == 3 and spend.cost_usd == pytest.approx(3 * SONNET_CALL_USD, rel=1e-12)
+
+
+def test_once_a_turns_calls_cost_its_cap_the_proxy_refuses_the_next() -> None:
+    """The CLI stops at its own budget; a tool calling the model with the turn's key is held to
+    the same cap by the proxy."""
+    cap = 4.5 * SONNET_CALL_USD  # reached by the 5th call
+    with ModelServer(lambda request: "metered answer", model="claude-sonnet-4-5", usage=PER_CALL) as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn(max_cost_usd=cap)}
+            answers = [httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=key) for _ in range(7)]
+            spend = proxy.close_turn()
+            key = {"x-api-key": proxy.open_turn(max_cost_usd=cap)}  # the next turn has its own cap
+            next_turn = httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=key)
+            proxy.close_turn()
+        finally:
+            proxy.stop()
+    assert [a.status_code for a in answers] == [200] * 5 + [403] * 2
+    assert "used up its cost cap" in answers[-1].json()["error"]["message"]
+    assert spend.calls == 5 and spend.cost_usd == pytest.approx(5 * SONNET_CALL_USD, rel=1e-12)
+    assert len(upstream.model_calls) == 6  # the refused calls never left the container
+    assert next_turn.status_code == 200

@@ -122,9 +122,10 @@ def sandbox_connect_ports(model_env: dict[str, str], mcp_servers: dict[str, Any]
 class ModelAccess(Protocol):
     """Gives the CLI what it needs to reach the model, and nothing more."""
 
-    def cli_environment(self) -> dict[str, str]:
+    def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
         """Variables for the CLI of the turn that starts now (base URL, this turn's proxy key
-        or scoped credentials, model)."""
+        or scoped credentials, model). Once the turn's metered calls cost ``max_cost_usd``,
+        no further call of it reaches the model."""
         ...
 
     def end_turn(self) -> MeteredSpend:
@@ -146,12 +147,12 @@ class _TurnProxy:
         self._proxy: ModelProxy | None = None
         self._lock = threading.Lock()
 
-    def open_turn(self) -> tuple[str, str]:
+    def open_turn(self, max_cost_usd: float | None = None) -> tuple[str, str]:
         """(the proxy's base URL, a key valid for the turn that starts now)."""
         with self._lock:
             if self._proxy is None:
                 self._proxy = self._start()
-            return self._proxy.base_url, self._proxy.open_turn()
+            return self._proxy.base_url, self._proxy.open_turn(max_cost_usd=max_cost_usd)
 
     def end_turn(self) -> MeteredSpend:
         with self._lock:
@@ -185,8 +186,8 @@ class AnthropicAccess:
         assert self._settings.anthropic_api_key_parameter is not None
         return read_secret(self._ssm, self._settings.anthropic_api_key_parameter)
 
-    def cli_environment(self) -> dict[str, str]:
-        base_url, turn_key = self._proxy.open_turn()
+    def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
+        base_url, turn_key = self._proxy.open_turn(max_cost_usd)
         return {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": turn_key, **_model_names(self._settings)}
 
     def end_turn(self) -> MeteredSpend:
@@ -259,8 +260,8 @@ class BedrockAccess:
         upstream = self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
         return ModelProxy(upstream=upstream, auth=BedrockSigner(self._credentials, region)).start()
 
-    def cli_environment(self) -> dict[str, str]:
-        base_url, turn_key = self._proxy.open_turn()
+    def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
+        base_url, turn_key = self._proxy.open_turn(max_cost_usd)
         return {
             "CLAUDE_CODE_USE_BEDROCK": "1",
             "AWS_REGION": self._settings.aws_region,

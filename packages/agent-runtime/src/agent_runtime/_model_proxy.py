@@ -56,6 +56,10 @@ _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-leng
 # The only requests the CLI needs (measured); anything else a tool might try with the real
 # key (files, batches, admin endpoints...) is refused before it leaves the container.
 ALLOWED_REQUESTS = frozenset({("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens")})
+_SPENT_UP = (
+    b'{"type":"error","error":{"type":"permission_error",'
+    b'"message":"this turn has used up its cost cap (agentbot proxy)"}}'
+)
 _FORBIDDEN = (
     b'{"type":"error","error":{"type":"permission_error","message":"not allowed by the agentbot proxy"}}'
 )
@@ -150,6 +154,7 @@ class ModelProxy:
         self._metered = metered
         self._turn_key: str | None = None
         self._meter: TurnMeter | None = None
+        self._max_cost_usd: float | None = None
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -168,9 +173,12 @@ class ModelProxy:
             self._httpd.server_close()
             self._httpd = None
 
-    def open_turn(self) -> str:
-        """A fresh key for the turn that starts now; every earlier one stops working."""
+    def open_turn(self, *, max_cost_usd: float | None = None) -> str:
+        """A fresh key for the turn that starts now; every earlier one stops working. Once
+        the turn's metered calls cost ``max_cost_usd``, its further calls are refused (the
+        CLI stops at its own budget; a tool calling the model with the key does not)."""
         self._meter = TurnMeter() if self._metered else None
+        self._max_cost_usd = max_cost_usd
         self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
         return self._turn_key
 
@@ -190,6 +198,12 @@ class ModelProxy:
         """(is ``presented`` the current turn's key, that turn's meter: None when unmetered)."""
         meter = self._meter
         return self.accepts(presented), meter
+
+    def _spent_up(self, meter: TurnMeter | None) -> bool:
+        """Whether the turn's calls so far cost its cap (calls still streaming count what they
+        reported: a burst of parallel calls can pass it by those)."""
+        cap = self._max_cost_usd
+        return meter is not None and cap is not None and meter.spend().cost_usd >= cap
 
     @property
     def base_url(self) -> str:
@@ -242,6 +256,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 "model_proxy.refused", method=self.command[:10], path=self.path.split("?", 1)[0][:100]
             )
             self._refuse(403, _FORBIDDEN)
+            return
+        if self.command == "POST" and self.proxy._spent_up(meter):
+            _log.warning("model_proxy.turn_cost_cap_reached")
+            self._refuse(403, _SPENT_UP)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["Accept-Encoding"] = "identity"

@@ -66,7 +66,7 @@ class SdkRunSteps:
 
     def _options(self, run: SdkRun, workspace: SessionWorkspace) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
-        model_env = self.model.cli_environment()
+        model_env = self.model.cli_environment(max_cost_usd=run.max_cost_usd)
         mcp_servers = (
             self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers)
         )
