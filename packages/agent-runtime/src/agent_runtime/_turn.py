@@ -234,6 +234,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 key,
                 self.config,
                 disk_limit_mb=self.settings.session_disk_limit_mb,
+                alone=self.settings.process_sweep_scope == "uid",
             ) as workspace:
                 try:
                     prompt = await stage_attachments(

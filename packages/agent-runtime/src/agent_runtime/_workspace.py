@@ -115,10 +115,16 @@ def _open_lock(directory: Path) -> int:
 
 @contextlib.contextmanager
 def session_workspace(
-    sessions_root: str | os.PathLike[str], key: SessionKey, config: ClaudeConfig, *, disk_limit_mb: int
+    sessions_root: str | os.PathLike[str],
+    key: SessionKey,
+    config: ClaudeConfig,
+    *,
+    disk_limit_mb: int,
+    alone: bool = False,
 ) -> Iterator[SessionWorkspace]:
     """Prepare this session's directories (deleting every other session's) and hold them for
-    the block."""
+    the block. ``alone``: nothing else of this uid runs here (Lambda, whose uid sweep makes it
+    so), so every transcript copy the SDK left behind is a crashed turn's, whatever its age."""
     base = Path(sessions_root)
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     paths = workspace_paths(base, key)
@@ -134,7 +140,7 @@ def session_workspace(
         for entry in base.iterdir():
             if entry.name not in _RESERVED and entry != mine:
                 _remove_if_unused(entry)
-        remove_stale_sdk_copies()
+        remove_stale_sdk_copies(older_than_s=0 if alone else _STALE_SDK_COPY_S)
         _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
         yield paths
     finally:

@@ -1,0 +1,42 @@
+"""A turn's workspace: what a crashed turn's SDK copy of a transcript leaves in the temp dir."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from agent_runtime import load_claude_config
+from agent_runtime._workspace import session_workspace
+from session_core import SessionKey
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_a_crashed_turns_transcript_copy_is_gone_before_the_next_chat_when_the_runtime_runs_alone(
+    alone: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Lambda (the uid sweep: nothing else of the uid runs) any copy the SDK left is a
+    crashed turn's, so it goes at once; elsewhere only one older than any turn, since another
+    runtime on the machine may be resuming from its own copy right now."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    fresh, old = temp / "claude-resume-fresh", temp / "claude-resume-old"
+    for copy in (fresh, old):
+        (copy / "projects" / "p").mkdir(parents=True)
+        (copy / "projects" / "p" / "s.jsonl").write_text('{"secret": "of another chat"}\n')
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+
+    with session_workspace(
+        tmp_path / "sessions",
+        SessionKey.parse("default/3001/0"),
+        load_claude_config(),
+        disk_limit_mb=100,
+        alone=alone,
+    ):
+        left = sorted(p.name for p in temp.iterdir())
+
+    assert left == ([] if alone else ["claude-resume-fresh"])
