@@ -19,7 +19,7 @@ Landlock (a kernel feature, no privileges needed, inherited across fork and exec
 Installed under the name ``bash`` it is the tools' shell instead (the CLI's
 ``CLAUDE_CODE_SHELL``): it adds one more Landlock layer, then runs the real bash. Every Bash
 tool call then runs in a domain nested in the CLI's, and Landlock refuses a process access to
-processes of an enclosing domain (ptrace, ``/proc/<pid>/fd``, ``pidfd_getfd``, signals). So a
+processes of an enclosing domain (ptrace, ``/proc/<pid>/fd``, ``pidfd_getfd``). So a
 tool cannot open the CLI's pipes to the runtime through ``/proc`` and speak for the CLI: forge
 its answer, its cost or its session id, or answer its permission requests.
 """
@@ -118,16 +118,16 @@ def apply_landlock(write_paths: list[str], connect_ports: list[int]) -> int:
 
 
 def nest_domain() -> int:
-    """One more Landlock layer on this process, adding no file or network rule of its own
-    (only block devices and, ABI >= 6, the scopes): a domain nested in the one it is in, whose
-    processes cannot reach the enclosing domain's. Returns the ABI (0: no Landlock)."""
+    """One more Landlock layer on this process, adding no rule of its own (only block devices,
+    which nobody here may make): a domain nested in the one it is in, whose processes cannot
+    reach the enclosing domain's (ptrace-class access). No scopes: a later Bash call may still
+    signal what an earlier one left running. Returns the ABI (0: no Landlock)."""
     abi = landlock_abi()
     if abi < 1:
         return 0
     libc = _libc()
     libc.syscall.restype = ctypes.c_long
-    scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
-    attr = struct.pack("=QQQ", _MAKE_BLOCK, 0, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    attr = struct.pack("=Q", _MAKE_BLOCK)
     buffer = ctypes.create_string_buffer(attr, len(attr))
     ruleset = _check(libc.syscall(_SYS_CREATE_RULESET, buffer, ctypes.c_size_t(len(attr)), 0), "ruleset")
     try:
