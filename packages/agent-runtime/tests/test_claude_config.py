@@ -120,3 +120,33 @@ def test_invalid_json_and_permission_mode_are_reported(config_dir: Path) -> None
 def test_missing_directory_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ClaudeConfigError, match="CLAUDE_CONFIG_PATH"):
         load_claude_config(tmp_path / "absent", environ={})
+
+
+@pytest.mark.parametrize(
+    ("main", "field", "reason"),
+    [
+        (
+            {"alowed_tools": ["Bash"]},
+            "main.alowed_tools",
+            "unknown field (known: tools, allowed_tools, disallowed_tools, permission_mode, "
+            "max_turns, model)",
+        ),
+        ({"tools": "Bash"}, "main.tools", "must be a list, not a string"),
+        ({"allowed_tools": ["Bash", 3]}, "main.allowed_tools[1]", "must be a string, not a whole number"),
+        ({"max_turns": "10"}, "main.max_turns", "must be a whole number, not a string"),
+        ({"max_turns": 0}, "main.max_turns", "must be a whole number of at least 1"),
+        (
+            {"permission_mode": "yolo"},
+            "main.permission_mode",
+            "must be one of default, acceptEdits, plan, bypassPermissions, dontAsk, not 'yolo'",
+        ),
+    ],
+)
+def test_a_mistake_in_main_is_named_in_plain_words(
+    config_dir: Path, main: dict, field: str, reason: str
+) -> None:
+    """A misspelt field would otherwise be ignored (and every tool left unallowed)."""
+    edit_json(config_dir / "agents.json", lambda d: d["main"].update(main))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (caught.value.field, caught.value.reason) == (field, reason)

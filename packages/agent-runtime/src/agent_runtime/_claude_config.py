@@ -22,7 +22,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -43,14 +43,15 @@ _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
 
 
-class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Tool policy of the main agent (``agents.json`` → ``main``)."""
+class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Tool policy of the main agent (``agents.json`` → ``main``). A misspelt field is an
+    error: silently ignored, ``alowed_tools`` would leave every tool unallowed."""
 
     tools: tuple[str, ...] | None = None
     allowed_tools: tuple[str, ...] = ()
     disallowed_tools: tuple[str, ...] = ()
     permission_mode: PermissionMode = "bypassPermissions"
-    max_turns: int | None = None
+    max_turns: Annotated[int, msgspec.Meta(ge=1)] | None = None
     model: str | None = None
 
 
@@ -196,7 +197,8 @@ def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tupl
     try:
         main = msgspec.convert(main_raw, MainAgentPolicy)
     except msgspec.ValidationError as exc:
-        raise ClaudeConfigError(str(file), _field_of(exc, "main"), str(exc)) from exc
+        field, reason = _problem_of(exc, "main", MainAgentPolicy)
+        raise ClaudeConfigError(str(file), field, reason) from exc
     for name in ("tools", "allowed_tools", "disallowed_tools"):
         value = getattr(main, name)
         if value is not None:
@@ -244,9 +246,38 @@ def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tupl
     return main, tuple(agents)
 
 
-def _field_of(exc: msgspec.ValidationError, prefix: str) -> str:
-    match = re.search(r"at `\$\.?([^`]*)`", str(exc))
-    return f"{prefix}.{match.group(1)}" if match and match.group(1) else prefix
+# msgspec's names of JSON types, as an operator reads them
+_JSON_KINDS = {
+    "array": "a list",
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.Struct]) -> tuple[str, str]:
+    """(field, reason) of a msgspec validation error, worded for whoever edits the file."""
+    text, _, at = str(exc).partition(" - at `$")
+    path = at.rstrip("`").lstrip(".")
+    field = f"{prefix}.{path}" if path else prefix
+    if unknown := re.fullmatch(r"Object contains unknown field `(.+)`", text):
+        known = ", ".join(struct.__struct_fields__)
+        return f"{prefix}.{unknown.group(1)}", f"unknown field (known: {known})"
+    if expected := re.fullmatch(r"Expected `(.+)`, got `(.+)`", text):
+        wanted = [_JSON_KINDS.get(kind.strip(), kind.strip()) for kind in expected.group(1).split("|")]
+        wanted = [kind for kind in wanted if kind != "null"] or ["null"]
+        return (
+            field,
+            f"must be {' or '.join(wanted)}, not {_JSON_KINDS.get(expected.group(2), expected.group(2))}",
+        )
+    if enum := re.fullmatch(r"Invalid enum value (.+)", text):
+        return field, f"must be one of {', '.join(_PERMISSION_MODES)}, not {enum.group(1)}"
+    if bound := re.fullmatch(r"Expected `int` >= (\d+)", text):
+        return field, f"must be a whole number of at least {bound.group(1)}"
+    return field, text
 
 
 def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
