@@ -250,6 +250,36 @@ def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(
     assert Path(workspace_paths(sessions_root, SessionKey.parse(b_key)).cwd).is_dir()
 
 
+def test_settings_a_tool_writes_during_its_turn_are_never_read_by_the_cli(
+    make_runtime, model_server, turn_request, sessions_root
+) -> None:
+    """The CLI notices a changed .claude/settings.json within a second or two and would run its
+    hooks itself, in its own sandbox domain, not the tools' nested one: a hook could then write
+    the CLI's pipes to the runtime. The CLI reads no settings file at all (setting_sources=[])."""
+    runtime = make_runtime()
+    paths = workspace_paths(sessions_root, SessionKey.parse(KEY))
+    hook_ran = Path(paths.cwd) / "hook-ran"
+    hook = {
+        "hooks": {
+            "PostToolUse": [{"matcher": "", "hooks": [{"type": "command", "command": f"touch {hook_ran}"}]}]
+        }
+    }
+    settings = base64.b64encode(json.dumps(hook).encode()).decode()
+
+    turn = runtime.run_turn(
+        turn_request(
+            f"bash: mkdir -p .claude && echo {settings} | base64 -d > .claude/settings.json"
+            " && cp .claude/settings.json .claude/settings.local.json"
+            " && cp .claude/settings.json $CLAUDE_CONFIG_DIR/settings.json"
+            " && sleep 4 && echo planted-and-waited",  # the hook would run after this call
+            turn_id=1,
+        )
+    )
+
+    assert turn.ok and "planted-and-waited" in turn.text, turn
+    assert not hook_ran.exists(), "a settings file written mid-turn ran its hook"
+
+
 def test_what_a_tool_plants_to_run_in_later_turns_is_gone_by_the_next_turn(
     make_runtime, model_server, turn_request, sessions_root
 ) -> None:

@@ -112,7 +112,11 @@ class SdkRunSteps:
                 for a in config.agents
             },
             mcp_servers={name: cast(Any, spec) for name, spec in mcp_servers.items()},
-            setting_sources=["project"],
+            # No settings file: every one the CLI would read (the cwd's .claude/, the config
+            # dir) is writable by tools, and the CLI reloads them mid-turn, running their hooks
+            # (and helpers) itself, outside the tools' nested sandbox domain. Skills are still
+            # found in .claude/skills; everything else comes from claude-config through here.
+            setting_sources=[],
             skills=[s.name for s in config.skills],
             session_store=cast(Any, self._timed_store),
             resume=run.resume,
