@@ -4,15 +4,20 @@ from the Messages API, Bedrock's JSON and event stream; a cut stream counts what
 from __future__ import annotations
 
 import base64
+import contextlib
+import gzip
 import json
 import struct
 import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from agent_runtime._cost import call_cost_usd
-from agent_runtime._model_proxy import BedrockSigner, ModelProxy
+from agent_runtime._model_proxy import CALLS_IN_FLIGHT, BedrockSigner, ModelProxy
 from agent_runtime._usage_meter import MeteredSpend, ResponseReader, TurnMeter
 from botocore.credentials import Credentials
 from local_stack import CallUsage, LocalCredentials, ModelFault, ModelServer, Streamed, eventstream_frame
@@ -172,15 +177,14 @@ def test_a_malformed_event_stream_frame_stops_metering_that_answer_at_once(frame
     assert control.spend().calls == 1
 
 
-def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
-    """The CLI (and any tool) asks for gzip; an upstream behind a CDN front compresses what it
-    may. The proxy asks for the answer uncompressed, so its usage is read all the same."""
-    import gzip
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+@contextlib.contextmanager
+def answering_upstream(*, model: str, usage: dict[str, int], delay_s: float = 0.0) -> Iterator[_Asked]:
+    """A Messages API upstream that answers every call with one JSON message of ``usage``
+    after ``delay_s``, gzipped when the request allows it (as a CDN front does). Yields the
+    Accept-Encoding of each request it got, as a list whose ``url`` is the upstream's."""
+    asked = _Asked()
 
-    asked: list[str | None] = []
-
-    class CompressingUpstream(BaseHTTPRequestHandler):
+    class Upstream(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -189,15 +193,9 @@ def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             asked.append(self.headers.get("Accept-Encoding"))
-            body = json.dumps(
-                {
-                    "type": "message",
-                    "role": "assistant",
-                    "model": "claude-sonnet-4-5",
-                    "content": [{"type": "text", "text": "hi"}],
-                    "usage": {"input_tokens": 1000, "output_tokens": 100},
-                }
-            ).encode()
+            time.sleep(delay_s)
+            answer = {"type": "message", "role": "assistant", "model": model, "usage": usage}
+            body = json.dumps({**answer, "content": [{"type": "text", "text": "hi"}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             if "gzip" in (self.headers.get("Accept-Encoding") or ""):
@@ -207,18 +205,34 @@ def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), CompressingUpstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    proxy = ModelProxy(upstream=f"http://127.0.0.1:{upstream.server_address[1]}", api_key="sk-real").start()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    asked.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        key = proxy.open_turn()
-        headers = {"x-api-key": key, "Accept-Encoding": "gzip, deflate, br, zstd"}
-        answers = [httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=headers) for _ in range(3)]
-        spend = proxy.close_turn()
+        yield asked
     finally:
-        proxy.stop()
-        upstream.shutdown()
-        upstream.server_close()
+        server.shutdown()
+        server.server_close()
+
+
+class _Asked(list[str | None]):
+    url = ""  # the upstream's base URL
+
+
+def test_a_call_asking_for_a_compressed_answer_is_still_metered() -> None:
+    """The CLI (and any tool) asks for gzip; an upstream behind a CDN front compresses what it
+    may. The proxy asks for the answer uncompressed, so its usage is read all the same."""
+    usage = {"input_tokens": 1000, "output_tokens": 100}
+    with answering_upstream(model="claude-sonnet-4-5", usage=usage) as asked:
+        proxy = ModelProxy(upstream=asked.url, api_key="sk-real").start()
+        try:
+            headers = {"x-api-key": proxy.open_turn(), "Accept-Encoding": "gzip, deflate, br, zstd"}
+            answers = [
+                httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers=headers) for _ in range(3)
+            ]
+            spend = proxy.close_turn()
+        finally:
+            proxy.stop()
     assert [a.status_code for a in answers] == [200] * 3
     assert answers[0].json()["content"][0]["text"] == "hi"
     assert asked == ["identity"] * 3
@@ -245,3 +259,31 @@ def test_once_a_turns_calls_cost_its_cap_the_proxy_refuses_the_next() -> None:
     assert spend.calls == 5 and spend.cost_usd == pytest.approx(5 * SONNET_CALL_USD, rel=1e-12)
     assert len(upstream.model_calls) == 6  # the refused calls never left the container
     assert next_turn.status_code == 200
+
+
+def test_a_burst_of_parallel_calls_passes_the_cap_by_at_most_the_calls_in_flight() -> None:
+    """Usage arrives with an answer, so the cap can only count calls that answered: a tool
+    sending 30 calls at once got all 30 through a $1 cap ($117). At most CALLS_IN_FLIGHT run at
+    once; the rest wait, and are refused once the ones before them used the cap up."""
+    opus_call = {"input_tokens": 100_000, "output_tokens": 32_000}  # $3.90 at opus 4.1's price
+    with answering_upstream(model="claude-opus-4-1", usage=opus_call, delay_s=0.5) as asked:
+        proxy = ModelProxy(upstream=asked.url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn(max_cost_usd=1.0)}
+            statuses: list[int] = []
+
+            def call() -> None:
+                body = {**BODY, "model": "claude-opus-4-1", "max_tokens": 32_000}
+                answer = httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=key, timeout=60)
+                statuses.append(answer.status_code)
+
+            burst = [threading.Thread(target=call) for _ in range(30)]
+            for thread in burst:
+                thread.start()
+            for thread in burst:
+                thread.join()
+            spend = proxy.close_turn()
+        finally:
+            proxy.stop()
+    assert sorted(statuses) == [200] * CALLS_IN_FLIGHT + [403] * (30 - CALLS_IN_FLIGHT)
+    assert len(asked) == spend.calls == CALLS_IN_FLIGHT

@@ -56,6 +56,10 @@ _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-leng
 # The only requests the CLI needs (measured); anything else a tool might try with the real
 # key (files, batches, admin endpoints...) is refused before it leaves the container.
 ALLOWED_REQUESTS = frozenset({("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens")})
+_BUSY = b'{"type":"error","error":{"type":"rate_limit_error","message":"too many calls at once"}}'
+# Model calls of one turn in flight at once (the CLI makes one at a time, a few with
+# parallel subagents); more wait for one to end.
+CALLS_IN_FLIGHT = 4
 _SPENT_UP = (
     b'{"type":"error","error":{"type":"permission_error",'
     b'"message":"this turn has used up its cost cap (agentbot proxy)"}}'
@@ -155,6 +159,7 @@ class ModelProxy:
         self._turn_key: str | None = None
         self._meter: TurnMeter | None = None
         self._max_cost_usd: float | None = None
+        self._slots = threading.BoundedSemaphore(CALLS_IN_FLIGHT)
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -178,6 +183,7 @@ class ModelProxy:
         the turn's metered calls cost ``max_cost_usd``, its further calls are refused (the
         CLI stops at its own budget; a tool calling the model with the key does not)."""
         self._meter = TurnMeter() if self._metered else None
+        self._slots = threading.BoundedSemaphore(CALLS_IN_FLIGHT)
         self._max_cost_usd = max_cost_usd
         self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
         return self._turn_key
@@ -194,10 +200,11 @@ class ModelProxy:
         current = self._turn_key
         return bool(current and presented) and hmac.compare_digest(str(presented), str(current))
 
-    def _admit(self, presented: str | None) -> tuple[bool, TurnMeter | None]:
-        """(is ``presented`` the current turn's key, that turn's meter: None when unmetered)."""
-        meter = self._meter
-        return self.accepts(presented), meter
+    def _admit(self, presented: str | None) -> tuple[bool, TurnMeter | None, threading.BoundedSemaphore]:
+        """(is ``presented`` the current turn's key, that turn's meter: None when unmetered,
+        that turn's call slots)."""
+        meter, slots = self._meter, self._slots
+        return self.accepts(presented), meter, slots
 
     def _spent_up(self, meter: TurnMeter | None) -> bool:
         """Whether the turn's calls so far cost its cap (calls still streaming count what they
@@ -246,7 +253,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.warning("model_proxy.bad_target", method=self.command[:10])
             self._refuse(400, _BAD_TARGET)
             return
-        accepted, meter = self.proxy._admit(self._presented_key())
+        accepted, meter, slots = self.proxy._admit(self._presented_key())
         if not accepted:
             _log.warning("model_proxy.wrong_key", method=self.command[:10])
             self._refuse(401, _UNAUTHORIZED)
@@ -257,10 +264,28 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             )
             self._refuse(403, _FORBIDDEN)
             return
-        if self.command == "POST" and self.proxy._spent_up(meter):
-            _log.warning("model_proxy.turn_cost_cap_reached")
-            self._refuse(403, _SPENT_UP)
+        if meter is None:  # no model behind it (an MCP server's proxy): nothing to hold back
+            self._relay(body, meter)
             return
+        # A few calls at a time: the cap is checked against what the calls so far reported,
+        # so a burst of parallel calls could pass it by any number of calls' worth.
+        if not slots.acquire(timeout=self.proxy._timeout_s):
+            self._refuse(429, _BUSY)
+            return
+        try:
+            if not self.proxy.accepts(self._presented_key()):  # the turn ended meanwhile
+                self._refuse(401, _UNAUTHORIZED)
+                return
+            if self.command == "POST" and self.proxy._spent_up(meter):
+                _log.warning("model_proxy.turn_cost_cap_reached")
+                self._refuse(403, _SPENT_UP)
+                return
+            self._relay(body, meter)
+        finally:
+            slots.release()
+
+    def _relay(self, body: bytes | None, meter: TurnMeter | None) -> None:
+        """Send the request upstream, authorized, and stream the answer back, metered."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["Accept-Encoding"] = "identity"
         url = self.proxy._upstream + self.path
