@@ -225,3 +225,26 @@ def test_checking_the_configuration_does_not_load_the_sdk() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_launcher_and_the_tools_shell_are_written_again_over_whatever_took_their_place(
+    tmp_path: Path,
+) -> None:
+    """Without Landlock a tool may write the runtime's bin directory: a directory, a link or an
+    edited copy in place of either file is replaced at the next turn's start."""
+    from agent_runtime._environment import install_cli_launcher, tool_shell_path
+
+    launcher = Path(install_cli_launcher(tmp_path))
+    shell = Path(tool_shell_path(str(launcher)))
+    original = launcher.read_bytes()
+    launcher.unlink()
+    (launcher / "inside").mkdir(parents=True)
+    shell.unlink()
+    (tmp_path / "mine").write_bytes(original)
+    shell.symlink_to(tmp_path / "mine")
+
+    assert install_cli_launcher(tmp_path) == str(launcher)
+
+    for placed in (launcher, shell):
+        assert placed.is_file() and not placed.is_symlink() and placed.read_bytes() == original
+        assert os.access(placed, os.X_OK)

@@ -86,7 +86,9 @@ def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
     source = f"#!{sys.executable} -IS\n" + Path(_cli_launcher.__file__).read_text()
     path = Path(directory) / "claude-confined"
     for target in (path, Path(tool_shell_path(str(path)))):
-        if not target.is_file() or target.read_text() != source:
+        if target.is_symlink() or not target.is_file() or target.read_text() != source:
+            if target.is_dir() and not target.is_symlink():  # not ours: replace() cannot
+                shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.write_text(source)
