@@ -74,3 +74,37 @@ def test_a_user_over_the_monthly_cap_is_refused_in_every_chat(stack, monkeypatch
     assert "resets at 1 January 00:00 UTC, in 29 d 12 h" in stack.replies(602)[0]["text"]
     assert stack.replies(603)[0]["text"] == "Answer to: someone else"
     assert [r["update_id"] for r in stack.runs()] == [310, 312]
+
+
+def test_a_turn_whose_answer_cannot_be_delivered_still_counts(stack, monkeypatch) -> None:
+    """The model was paid as soon as the turn ran. A user who blocks the bot right after
+    sending (403), or a Telegram outage that makes the record come back as a replay, must not
+    get turns that count against no cap."""
+    from local_stack import TelegramFault
+    from session_core import BudgetCaps, BudgetLedger
+
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    consumer = stack.consumer(clock=clock)
+    blocked = TelegramFault(403, "Forbidden: bot was blocked by the user")
+    for update_id in (400, 401):
+        stack.telegram.inject("sendMessage", blocked, times=5)
+        stack.post(update(update_id, text=f"question {update_id}", user_id=77))
+        stack.drain(consumer)
+        stack.telegram.clear_faults()
+    stack.telegram.inject("sendMessage", TelegramFault(502, "Bad Gateway"), times=10)  # one attempt
+    stack.post(update(402, text="question 402", user_id=77))
+    stack.drain(consumer)  # delivered on the record's retry, which replays the recorded answer
+
+    ledger = BudgetLedger(
+        dynamodb=stack.aws.dynamodb,
+        table=stack.aws.resources.table,
+        caps=BudgetCaps(user_daily_usd=0.05),
+        tenant="default",
+        clock=clock,
+    )
+    spent = {(s.scope, s.period): s.spent_usd for s in ledger.spending(chat_id=CHAT, user_id=77)}
+    assert [r["update_id"] for r in stack.runs()] == [400, 401, 402]  # three runs paid for
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: question 402"
+    assert spent[("user", "day")] == spent[("chat", "day")] == 0.03

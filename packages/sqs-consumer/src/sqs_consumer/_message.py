@@ -9,6 +9,8 @@ run's answer or runs the turn once the lease is free).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from session_core import (
     TURN_VERSION,
@@ -106,16 +108,28 @@ class MessageHandler:
                 self._delivery.deliver(msg, key, [escape_html(refusal_text(admitted, budgets.now()))])
                 return "over_budget"
             hold = admitted
+        settled = False
+
+        def settle(result: TurnResult | None) -> None:
+            nonlocal settled
+            settled = True
+            if budgets is not None:
+                # A replayed answer was paid for by the run that recorded it (and settled then).
+                budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
+                report_deployment_spend(budgets, self._config.tenant)
+
         try:
-            result = self._answer(msg, key, remaining)
+            # Settled as soon as the runtime answers, before delivery: a reply that cannot be
+            # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
+            # which costs nothing, so the run that paid must count here.
+            result = self._answer(msg, key, remaining, on_result=settle)
         except Exception:
-            # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
-            log.warning("budget_hold_kept", held_usd=hold.held_usd)
+            if not settled:
+                # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
+                log.warning("budget_hold_kept", held_usd=hold.held_usd)
             raise
-        if budgets is not None:
-            # A replayed answer was paid for by the run that recorded it.
-            budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
-            report_deployment_spend(budgets, self._config.tenant)
+        if not settled:
+            settle(result)
         if result is None:
             return "refused"
         if result.error_reason == "history_too_large":
@@ -128,9 +142,16 @@ class MessageHandler:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
         return "replied"
 
-    def _answer(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> TurnResult | None:
+    def _answer(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        remaining: RemainingTimeMs,
+        on_result: Callable[[TurnResult], None],
+    ) -> TurnResult | None:
         """Run the turn and deliver its answer; None when an attachment is refused, the
-        runtime's failed result (not raised here, so its cost is still counted)."""
+        runtime's failed result (not raised here, so its cost is still counted).
+        ``on_result`` gets the runtime's result before anything is delivered."""
         bot = self._deps.bot
         with TypingIndicator(
             bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
@@ -165,6 +186,7 @@ class MessageHandler:
                         ),
                         remaining,
                     )
+                on_result(result)
                 if result.approval_outcome is not None:  # a refused turn may have declined one too
                     self._show_outcome(msg, result.approval_outcome)
                 if not result.ok:
