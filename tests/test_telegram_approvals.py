@@ -213,6 +213,26 @@ def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(sta
     assert stack.approvals().current(KEY).state == "pending"  # type: ignore[union-attr]
 
 
+def test_buttons_on_a_reply_in_a_group_without_topics_act_on_the_groups_session(stack) -> None:
+    """Telegram puts message_thread_id (the reply chain's first message) on every reply in a
+    group without topics, so a buttons message sent as a reply carries one. That names no topic:
+    the press must still find the group's approval and grants, not an empty session."""
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    asking = ask(stack, 370, f"rm -rf build @{BOT_USERNAME}", **group)
+    asking["message_thread_id"] = 42  # a reply to the user's message 42, as Telegram shows it
+    answer = post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))
+    assert answer["text"] == "Always allowed in this chat."
+    stack.drain(stack.consumer())
+    assert [g.rule for g in stack.approvals().grants(GROUP_KEY)] == ["Bash(*)"]
+
+    assert stack.post(update(371, text=f"/permissions@{BOT_USERNAME}", **group)) == 200
+    stack.drain(stack.consumer())
+    listing = copy.deepcopy(stack.replies(GROUP)[-1])
+    listing["message_thread_id"] = 50  # likewise a reply
+    assert post(stack, stack.telegram.press_button(listing))["text"] == "Revoked: Bash(*). It will ask again."
+    assert stack.approvals().grants(GROUP_KEY) == []
+
+
 def test_new_keeps_always_grants(stack) -> None:
     asking = ask(stack, 370)
     post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))

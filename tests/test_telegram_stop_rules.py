@@ -50,10 +50,27 @@ def _update(**fields: Any) -> Update:
                     "id": "q1",
                     "from": {"id": 501},
                     "data": "stop:43",
-                    "message": {"message_id": 9, "chat": GROUP, "message_thread_id": 7},
+                    "message": {
+                        "message_id": 9,
+                        "chat": GROUP,
+                        "message_thread_id": 7,
+                        "is_topic_message": True,
+                    },
                 }
             },
             ("button", "default/-100200/7", 43),
+        ),
+        (
+            {
+                "callback_query": {
+                    "id": "q1r",
+                    "from": {"id": 501},
+                    "data": "stop:44",
+                    # a reply in a group without topics: Telegram names the reply chain's root
+                    "message": {"message_id": 9, "chat": GROUP, "message_thread_id": 5},
+                }
+            },
+            ("button", "default/-100200/0", 44),
         ),
         (
             {
@@ -73,7 +90,12 @@ def _update(**fields: Any) -> Update:
                         "id": "q3",
                         "from": {"id": 501},
                         "data": forged,
-                        "message": {"message_id": 9, "chat": GROUP, "message_thread_id": 7},
+                        "message": {
+                            "message_id": 9,
+                            "chat": GROUP,
+                            "message_thread_id": 7,
+                            "is_topic_message": True,
+                        },
                     }
                 },
                 ("button", "default/-100200/7", None),  # not our turn id: stops what runs there
@@ -90,6 +112,7 @@ def _update(**fields: Any) -> Update:
         "topic",
         "draft",
         "button",
+        "button_on_a_reply_without_topics",
         "other_button",
         "forged_superscript_digit",
         "forged_huge_turn",

@@ -304,6 +304,7 @@ class LocalTelegram(LoopbackServer):
         }
         if params.get("message_thread_id"):
             message["message_thread_id"] = _int_param(params, "message_thread_id")
+            message["is_topic_message"] = True  # what Telegram says of a message in a topic
         reply = params.get("reply_parameters")
         if isinstance(reply, str):
             reply = json.loads(reply)

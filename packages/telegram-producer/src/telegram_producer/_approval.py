@@ -20,7 +20,7 @@ from session_core import Approval, ApprovalChoice, Grant, SessionKey
 from telegram_core import ApprovalButton, InvalidButton, RevokeButton, approval_button_of, revoke_button_of
 
 from ._config import ProducerConfig
-from ._updates import Update
+from ._updates import Update, topic_of
 
 NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
@@ -84,7 +84,7 @@ def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
         button = revoke_button_of(query.data)
     if button is None:
         return None
-    thread_id = query.message.message_thread_id or 0
+    thread_id = topic_of(query.message)
     chat = query.message.chat
     return ButtonPress(
         key=SessionKey(tenant=config.tenant, chat_id=chat.id, thread_id=thread_id),

@@ -11,7 +11,7 @@ from session_core import SessionKey
 from telegram_core import Attachment, InboundMessage
 
 from ._config import ProducerConfig
-from ._updates import Message, Update
+from ._updates import Message, Update, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (edits
 # included: see README "Telegram").
@@ -63,7 +63,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         addressed, text = _addressed_in_group(msg, text, config)
         if not addressed:
             return Decision(ignored="group message not addressed to the bot")
-    thread_id = msg.message_thread_id if msg.is_topic_message and msg.message_thread_id else 0
+    thread_id = topic_of(msg)
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
     return Decision(
         message=InboundMessage(

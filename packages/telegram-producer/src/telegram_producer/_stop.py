@@ -16,7 +16,7 @@ from session_core import SessionKey, StopOutcome
 from telegram_core import stopped_turn_of
 
 from ._config import ProducerConfig
-from ._updates import Update
+from ._updates import Update, topic_of
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
@@ -61,7 +61,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
     query = update.callback_query
     button_turn = None if query is None else stopped_turn_of(query.data)
     if query is not None and query.message is not None and button_turn is not None:
-        thread_id = query.message.message_thread_id or 0
+        thread_id = topic_of(query.message)
         return StopRequest(
             key=SessionKey(tenant=config.tenant, chat_id=query.message.chat.id, thread_id=thread_id),
             via="button",
@@ -80,7 +80,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
     addressee = match.group("bot")
     if addressee and config.bot_username and addressee.lower() != config.bot_username.lower():
         return None  # another bot's /stop
-    thread_id = msg.message_thread_id if msg.is_topic_message and msg.message_thread_id else 0
+    thread_id = topic_of(msg)
     return StopRequest(
         key=SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id),
         via="command",

@@ -126,6 +126,14 @@ class CallbackMessage(msgspec.Struct, frozen=True, kw_only=True):
     message_id: Id
     chat: Chat
     message_thread_id: Id | None = None
+    is_topic_message: bool = False
+
+
+def topic_of(message: Message | CallbackMessage) -> int:
+    """The forum topic ``message`` is in (0: none, or the General topic). Telegram also sets
+    ``message_thread_id`` on a reply in a group without topics (the id of the reply chain's
+    first message): that names no topic, and no session."""
+    return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
