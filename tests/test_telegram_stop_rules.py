@@ -203,3 +203,31 @@ def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(
     assert not live.expect(key, 96)  # another turn while 95 runs: not marked
     live.end(key, 95)
     assert live.expect(key, 96) and not live.stop_requested(key, 96)  # the next turn starts clean
+
+
+def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_senders_rate(
+    aws: Any, monkeypatch: Any
+) -> None:
+    """Each /stop answers with a message in the group, and Telegram allows a bot about 20 a
+    minute there: 30 "Nothing is running" would hold up the bot's real answers."""
+    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
+    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "2")
+    limited = producer_handler.build_producer()
+    in_group = {"chat_id": -100201, "chat_type": "supergroup", "user_id": 666}
+    answers = [
+        _post(limited, {"update_id": 600 + n, "message": message(text="/stop", **in_group)})
+        for n in range(30)
+    ]
+    assert sum("text" in answer for answer in answers) == 2
+    # Over the rate, a stop still reaches a running turn: only its message is left out.
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/-100201/0")
+    live.begin(key, 5)
+    assert _post(limited, {"update_id": 700, "message": message(text="/stop", **in_group)}) == {
+        "ok": True,
+        "outcome": "stop: stopping",
+    }
+    assert live.stop_requested(key, 5)

@@ -333,9 +333,23 @@ class Producer:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
         reply = stop_reply(stop, outcome)
-        if reply is None:
+        if reply is None or self._stop_reply_over_rate(stop):
             return _response(200, f"stop: {outcome}")
         return _reply(reply)
+
+    def _stop_reply_over_rate(self, stop: StopRequest) -> bool:
+        """Whether a /stop in a group comes faster than the sender may write: its stop counts
+        all the same, but it gets no message, which would spend the bot's sending allowance
+        in that group (about 20 a minute) on "Nothing is running"."""
+        limiter = self._rate_limiter
+        if limiter is None or stop.via != "command" or stop.chat_id > 0:
+            return False
+        verdict, which = limiter.check(
+            user_id=stop.user_id, chat_id=stop.chat_id, private=False, now=self._clock()
+        )
+        if verdict != "allowed":
+            log.warning("stop_reply_rate_limited", limit=which)
+        return verdict != "allowed"
 
     def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
         """None when the message may be queued; else the 200 that drops it: the first one over
