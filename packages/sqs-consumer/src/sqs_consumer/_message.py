@@ -112,11 +112,11 @@ class MessageHandler:
 
         def settle(result: TurnResult | None) -> None:
             nonlocal settled
-            settled = True
             if budgets is not None:
                 # A replayed answer was paid for by the run that recorded it (and settled then).
                 budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
                 report_deployment_spend(budgets, self._config.tenant)
+            settled = True
 
         try:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
