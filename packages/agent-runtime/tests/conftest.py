@@ -92,7 +92,8 @@ def flow_responder(request: dict[str, Any]) -> Any:
         return f"DONE: {notice.group(1)}"
     if results:
         last = results[-1]
-        if text.startswith("skill:") and "hello" in last.lower() and "Hello," not in last:
+        # Only once the CLI launched the skill (an unknown one is an error result).
+        if text.startswith("skill:") and "Launching skill: hello-world" in last:
             name = text.split(":", 1)[1].strip()
             return [
                 ToolCall(

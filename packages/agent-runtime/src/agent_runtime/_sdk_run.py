@@ -42,6 +42,7 @@ from ._mcp_secrets import McpSecretProxies
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
 from ._settings import RuntimeSettings
+from ._skills_plugin import install_skills_plugin
 from ._timed_store import TimedStore
 from ._turn_events import events_of
 from ._turn_state import (
@@ -114,16 +115,22 @@ class SdkRunSteps:
             mcp_servers={name: cast(Any, spec) for name, spec in mcp_servers.items()},
             # No settings file: every one the CLI would read (the cwd's .claude/, the config
             # dir) is writable by tools, and the CLI reloads them mid-turn, running their hooks
-            # (and helpers) itself, outside the tools' nested sandbox domain. Skills are still
-            # found in .claude/skills; everything else comes from claude-config through here.
+            # (and helpers) itself, outside the tools' nested sandbox domain. claude-config
+            # comes through these options, its skills as a plugin (_skills_plugin).
             setting_sources=[],
             skills=[s.name for s in config.skills],
+            plugins=[{"type": "local", "path": self._skills_plugin()}] if config.skills else [],
             session_store=cast(Any, self._timed_store),
             resume=run.resume,
             resume_session_at=run.resume_at,
             max_budget_usd=run.max_cost_usd,
             stderr=keep_stderr,
             include_partial_messages=True,  # text deltas for the live progress
+        )
+
+    def _skills_plugin(self) -> str:
+        return install_skills_plugin(
+            Path(self.settings.sessions_root) / ".bin" / "skills-plugin", self.config
         )
 
     @property

@@ -166,8 +166,8 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
         if entry.name != _TRANSCRIPTS:
             _remove(entry)
     _keep_only_transcripts(Path(paths.config_dir) / _TRANSCRIPTS)
-    # Skills are discovered from the project (.claude/skills under cwd): the SDK's resume
-    # copy of CLAUDE_CONFIG_DIR carries no user-level skills.
+    # The CLI loads the skills from a plugin outside the session (_skills_plugin); this copy
+    # is for the scripts they run by a path relative to the cwd.
     skills_dir = Path(paths.cwd) / ".claude" / "skills"
     for skill in config.skills:
         shutil.copytree(skill.directory, skills_dir / skill.name)
