@@ -254,7 +254,7 @@ def test_once_a_turns_calls_cost_its_cap_the_proxy_refuses_the_next() -> None:
             proxy.close_turn()
         finally:
             proxy.stop()
-    assert [a.status_code for a in answers] == [200] * 5 + [403] * 2
+    assert [a.status_code for a in answers] == [200] * 5 + [400] * 2
     assert "used up its cost cap" in answers[-1].json()["error"]["message"]
     assert spend.calls == 5 and spend.cost_usd == pytest.approx(5 * SONNET_CALL_USD, rel=1e-12)
     assert len(upstream.model_calls) == 6  # the refused calls never left the container
@@ -285,5 +285,19 @@ def test_a_burst_of_parallel_calls_passes_the_cap_by_at_most_the_calls_in_flight
             spend = proxy.close_turn()
         finally:
             proxy.stop()
-    assert sorted(statuses) == [200] * CALLS_IN_FLIGHT + [403] * (30 - CALLS_IN_FLIGHT)
+    assert sorted(statuses) == [200] * CALLS_IN_FLIGHT + [400] * (30 - CALLS_IN_FLIGHT)
     assert len(asked) == spend.calls == CALLS_IN_FLIGHT
+
+
+def test_the_cli_figure_stands_when_an_answer_could_not_be_metered() -> None:
+    """Below the proxy's count only when the proxy read every answer: an answer it could not
+    read (encoded against the request, a broken frame) leaves the CLI's higher figure."""
+    from agent_runtime._turn_state import billed_cost
+    from session_core import Usage
+
+    cli = Usage(input_tokens=2000, output_tokens=200)
+    read_all = MeteredSpend(calls=1, usage=Usage(input_tokens=1000, output_tokens=100), cost_usd=0.0045)
+    one_unread = MeteredSpend(calls=1, usage=read_all.usage, cost_usd=0.0045, unread=1)
+    assert billed_cost(0.009, cli, read_all) == (0.0045, read_all.usage)
+    assert billed_cost(0.009, cli, one_unread) == (0.009, cli)
+    assert billed_cost(0.0045, read_all.usage, read_all) == (0.0045, read_all.usage)

@@ -60,8 +60,10 @@ _BUSY = b'{"type":"error","error":{"type":"rate_limit_error","message":"too many
 # Model calls of one turn in flight at once (the CLI makes one at a time, a few with
 # parallel subagents); more wait for one to end.
 CALLS_IN_FLIGHT = 4
+# 400, not 403: the CLI gives up on it without retrying, and the runtime takes 401/403 as the
+# model refusing the operator's key.
 _SPENT_UP = (
-    b'{"type":"error","error":{"type":"permission_error",'
+    b'{"type":"error","error":{"type":"invalid_request_error",'
     b'"message":"this turn has used up its cost cap (agentbot proxy)"}}'
 )
 _FORBIDDEN = (
@@ -278,7 +280,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 return
             if self.command == "POST" and self.proxy._spent_up(meter):
                 _log.warning("model_proxy.turn_cost_cap_reached")
-                self._refuse(403, _SPENT_UP)
+                self._refuse(400, _SPENT_UP)
                 return
             self._relay(body, meter)
         finally:
@@ -301,9 +303,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
         if meter is not None and response.status == 200 and encoding != "identity":
-            # Against the request's own header: this answer's usage cannot be read, so the
-            # turn's cost falls back to the CLI's own figure for it.
+            # Against the request's own header: this answer's usage cannot be read. Marked, so
+            # the turn's cost is the CLI's own figure (_turn_state.billed_cost).
             _log.warning("model_proxy.unmetered_answer", content_encoding=encoding[:40])
+            meter.mark_unread()
         reader = (
             ResponseReader(
                 meter,

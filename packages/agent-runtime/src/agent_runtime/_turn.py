@@ -48,7 +48,7 @@ from ._config_report import config_error_result, report_config_error
 from ._environment import (
     ModelAccess,
 )
-from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError
+from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, UntrustedCliOutputError
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
@@ -65,6 +65,7 @@ from ._turn_state import (
     RunEnd,
     RunOutcome,
     SdkRun,
+    billed_cost,
     run_cost,
     time_budget,
     usage_of,
@@ -79,8 +80,6 @@ _KEY_REFUSED = (401, 403)
 # Without a deadline, keep retrying to record a paid answer this long.
 _RECORD_RETRY_S = 60.0
 _RECORD_ATTEMPT_S = 1.0  # what one more save attempt needs at least
-# The proxy's price of a turn may differ from the CLI's by rounding; beyond this it saw more calls.
-_METERED_SLACK = 0.02
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -353,6 +352,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if answered:
             log.warning("turn.failed_after_answer", error_type=type(failure).__name__)
             return None
+        if isinstance(failure, UntrustedCliOutputError):
+            # Whatever else it said, the run paid for the calls the proxy saw: no tool makes a
+            # turn free by writing into the CLI's output.
+            log.error("turn.untrusted_cli_output", what=failure.what[:200])
+            await self._count_killed_run(key, outcome)
+            answer = _error(request, "internal", retryable=False, started=started)
+            return msgspec.structs.replace(
+                answer, cost_usd=outcome.metered.cost_usd, usage=outcome.metered.usage
+            )
         if isinstance(failure, AgentRuntimeError | SessionCoreError):
             raise failure  # ours: classified once, in run_turn_async
         # ProcessError/CLIConnectionError/...
@@ -405,19 +413,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return None
         if outcome.mirror_errors > outcome.caught_up_after:
             return None  # not done until the store caught up (see _unpaid_outcome)
-        cost, usage = run_cost(run, result), usage_of(result.usage)  # the CLI's usage is this run's
-        metered = outcome.metered
-        if metered.cost_usd > cost * (1 + _METERED_SLACK) + 1e-9:
-            # The proxy saw calls the CLI did not count (a tool calling the model with the
-            # turn's key): they are on the operator's bill all the same.
-            log.warning("turn.cost_above_cli_figure", cli_usd=cost, metered_usd=metered.cost_usd)
-            cost, usage = metered.cost_usd, metered.usage
-        elif metered.calls and cost > metered.cost_usd * (1 + _METERED_SLACK) + 1e-9:
-            # More than every call of the run cost: the figure came through the CLI's output,
-            # which a tool of the same uid can write where the kernel has no Landlock. It would
-            # settle into the user's and the deployment's budgets: the proxy's count stands.
-            log.warning("turn.cli_cost_above_metered", cli_usd=cost, metered_usd=metered.cost_usd)
-            cost, usage = metered.cost_usd, metered.usage
+        # the CLI's usage is this run's
+        cost, usage = billed_cost(run_cost(run, result), usage_of(result.usage), outcome.metered)
         return TurnResult(
             version=TURN_VERSION,
             session_key=request.session_key,
@@ -443,7 +440,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         """The answer to a finished run that left nothing to record; what it cost (known from
         an error result) is counted in the chat's cost and returned for the budgets."""
         result = outcome.result
-        cost = 0.0 if result is None else run_cost(run, result)
+        cost = (
+            0.0 if result is None else billed_cost(run_cost(run, result), usage_of(None), outcome.metered)[0]
+        )
         same_session = result is not None and result.session_id == run.resume
         total = float(result.total_cost_usd or 0.0) if result is not None and same_session else None
         await self._count_failed_spend(key, cost, total)

@@ -11,12 +11,14 @@ from typing import Any
 
 import msgspec
 from claude_agent_sdk import ResultMessage
-from session_core import Lease, TurnResult, Usage
+from session_core import Lease, TurnResult, Usage, get_logger
 
 from ._approval_gate import ApprovalGate
 from ._cost import turn_cost_usd
 from ._turn_events import NoSink, TurnEventSink
 from ._usage_meter import MeteredSpend
+
+log = get_logger("agent_runtime._turn")
 
 # Stop this long before the caller's deadline: killing the CLI, recording and answering.
 DEADLINE_MARGIN_S = 3.0
@@ -74,6 +76,26 @@ class RunOutcome:
     def may_retry(self) -> bool:
         """Whether running this update again cannot pay twice for one answer."""
         return self.recorded or not self.spent
+
+
+# The proxy's price of a run may differ from the CLI's by rounding; beyond this it saw more or
+# fewer calls than the CLI says.
+_METERED_SLACK = 0.02
+
+
+def billed_cost(cli_cost: float, cli_usage: Usage, metered: MeteredSpend) -> tuple[float, Usage]:
+    """What a run that reported its cost is billed: the CLI's figure, or the model proxy's count
+    of the run's calls where they part. The proxy sees every call the run paid for: more than
+    the CLI counted is a tool calling the model itself; less is a figure a tool wrote into the
+    CLI's output (where no Landlock stops it), which would settle into every budget. An answer
+    the proxy could not read leaves the CLI's figure standing."""
+    if metered.cost_usd > cli_cost * (1 + _METERED_SLACK) + 1e-9:
+        log.warning("turn.cost_above_cli_figure", cli_usd=cli_cost, metered_usd=metered.cost_usd)
+        return metered.cost_usd, metered.usage
+    if metered.calls and not metered.unread and cli_cost > metered.cost_usd * (1 + _METERED_SLACK) + 1e-9:
+        log.warning("turn.cli_cost_above_metered", cli_usd=cli_cost, metered_usd=metered.cost_usd)
+        return metered.cost_usd, metered.usage
+    return cli_cost, cli_usage
 
 
 def with_spend(answer: TurnResult, outcome: RunOutcome) -> TurnResult:

@@ -43,6 +43,7 @@ class MeteredSpend:
     calls: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    unread: int = 0  # answers whose usage could not be read (encoded, or a broken frame)
 
 
 @dataclass
@@ -57,6 +58,12 @@ class TurnMeter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: list[_Call] = []
+        self._unread = 0
+
+    def mark_unread(self) -> None:
+        """One more answer whose usage this meter could not read."""
+        with self._lock:
+            self._unread += 1
 
     def start_call(self, model: str) -> _Call:
         call = _Call(model=model)
@@ -84,6 +91,7 @@ class TurnMeter:
         """The turn's calls so far, priced (see ``_cost.call_cost_usd``)."""
         with self._lock:
             calls = [(c.model, dict(c.usage)) for c in self._calls if c.usage]
+            unread = self._unread
         totals = dict.fromkeys(_TOKEN_FIELDS, 0)
         cost = 0.0
         for model, usage in calls:
@@ -91,7 +99,7 @@ class TurnMeter:
                 value = usage.get(name)
                 totals[name] += int(value) if isinstance(value, int | float) else 0
             cost += call_cost_usd(model, usage)
-        return MeteredSpend(calls=len(calls), usage=Usage(**totals), cost_usd=cost)
+        return MeteredSpend(calls=len(calls), usage=Usage(**totals), cost_usd=cost, unread=unread)
 
 
 class ResponseReader:
@@ -132,6 +140,8 @@ class ResponseReader:
 
     def _break(self) -> None:
         """Stop reading this response: it counts what it reported so far, and holds no bytes."""
+        if not self._broken:
+            self._meter.mark_unread()
         self._broken = True
         self._buffer.clear()
 
