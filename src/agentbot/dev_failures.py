@@ -9,6 +9,7 @@ answer is. Read incrementally: only what the log gained since the last look.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 _FAILURE_EVENTS = {"record_retry", "record_failed"}
@@ -23,11 +24,14 @@ class FailureReasons:
         # A reused --state-dir keeps an earlier run's log: only what this run adds is read.
         self._read_up_to = log_path.stat().st_size if log_path.exists() else 0
         self._reasons: dict[int, str] = {}
+        self._lock = threading.Lock()
 
     def take(self, update_id: int) -> str | None:
-        """Why the latest attempt at ``update_id`` failed (kind: detail), if the log says."""
-        self._read_new_lines()
-        return self._reasons.pop(update_id, None)
+        """Why the latest attempt at ``update_id`` failed (kind: detail), if the log says.
+        Safe from the event source's several poller threads."""
+        with self._lock:
+            self._read_new_lines()
+            return self._reasons.pop(update_id, None)
 
     def _read_new_lines(self) -> None:
         try:
@@ -45,10 +49,12 @@ class FailureReasons:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a stray traceback line
-            update_id = entry.get("update_id") if isinstance(entry, dict) else None
-            if entry.get("event") in _FAILURE_EVENTS and isinstance(update_id, int):
-                reason = f"{entry.get('error_kind', 'error')}: {entry.get('error', '')}".rstrip(": ")
-                self._reasons[update_id] = _shortened(reason)
+            if not isinstance(entry, dict) or entry.get("event") not in _FAILURE_EVENTS:
+                continue
+            update_id = entry.get("update_id")
+            if isinstance(update_id, int):
+                kind, detail = entry.get("error_kind") or "error", entry.get("error") or ""
+                self._reasons[update_id] = _shortened(f"{kind}: {detail}" if detail else str(kind))
 
 
 def _shortened(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -243,6 +244,15 @@ def test_the_launcher_and_the_tools_shell_are_written_again_over_whatever_took_t
     (tmp_path / "mine").write_bytes(original)
     shell.symlink_to(tmp_path / "mine")
 
+    assert install_cli_launcher(tmp_path) == str(launcher)
+    for placed in (launcher, shell):
+        assert placed.is_file() and not placed.is_symlink() and placed.read_bytes() == original
+    # Bytes that are no text, a file nobody may read, a file where the shell's directory was.
+    launcher.write_bytes(b"\xff\xfe")
+    shell.chmod(0)
+    assert install_cli_launcher(tmp_path) == str(launcher)
+    shutil.rmtree(shell.parent)
+    shell.parent.write_text("in the way")
     assert install_cli_launcher(tmp_path) == str(launcher)
 
     for placed in (launcher, shell):

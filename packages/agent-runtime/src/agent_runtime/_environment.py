@@ -86,15 +86,26 @@ def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
     source = f"#!{sys.executable} -IS\n" + Path(_cli_launcher.__file__).read_text()
     path = Path(directory) / "claude-confined"
     for target in (path, Path(tool_shell_path(str(path)))):
-        if target.is_symlink() or not target.is_file() or target.read_text() != source:
+        if not _holds(target, source):
             if target.is_dir() and not target.is_symlink():  # not ours: replace() cannot
                 shutil.rmtree(target)
+            for parent in (target.parent.parent, target.parent):
+                if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+                    parent.unlink()  # a file or link where a directory of ours belongs
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.write_text(source)
             tmp.chmod(0o755)
             tmp.replace(target)
     return str(path)
+
+
+def _holds(path: Path, source: str) -> bool:
+    """Whether ``path`` is a plain file of exactly ``source`` (anything unreadable is not)."""
+    try:
+        return not path.is_symlink() and path.is_file() and path.read_bytes() == source.encode()
+    except OSError:
+        return False
 
 
 def tool_shell_path(cli_path: str) -> str:

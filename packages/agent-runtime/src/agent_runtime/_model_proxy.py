@@ -60,6 +60,9 @@ _BUSY = b'{"type":"error","error":{"type":"rate_limit_error","message":"too many
 # Model calls of one turn in flight at once (the CLI makes one at a time, a few with
 # parallel subagents); more wait for one to end.
 CALLS_IN_FLIGHT = 4
+# How long a call waits for a slot before a 429 (the CLI retries it): well below the CLI's own
+# request timeout, so no call it already gave up on is sent, and paid for, later.
+_SLOT_WAIT_S = 30.0
 # 400, not 403: the CLI gives up on it without retrying, and the runtime takes 401/403 as the
 # model refusing the operator's key.
 _SPENT_UP = (
@@ -271,7 +274,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         # A few calls at a time: the cap is checked against what the calls so far reported,
         # so a burst of parallel calls could pass it by any number of calls' worth.
-        if not slots.acquire(timeout=self.proxy._timeout_s):
+        if not slots.acquire(timeout=_SLOT_WAIT_S):
             self._refuse(429, _BUSY)
             return
         try:

@@ -1,0 +1,35 @@
+"""`agentbot dev` reads why an attempt failed from the functions' log as it grows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agentbot.dev_failures import FailureReasons
+
+
+def test_reasons_come_from_the_consumers_lines_for_that_update_and_odd_lines_are_skipped(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "functions.log"
+    log.write_text(
+        json.dumps({"event": "record_failed", "update_id": 1, "error": "from an earlier run"}) + "\n"
+    )
+    reasons = FailureReasons(log)  # a reused state directory: the earlier run's lines are not read
+    lines = [
+        '["record_retry", 7]',  # JSON, but no object
+        "Traceback (most recent call last): record_",
+        json.dumps({"event": "record_done", "update_id": 7}),
+        json.dumps({"event": "record_retry", "update_id": 7, "error_kind": "delivery", "error": "502"}),
+    ]
+    with log.open("a") as out:
+        out.write("\n".join(lines) + "\n")
+        out.write(json.dumps({"event": "record_failed", "update_id": 8, "error_kind": "model_error"}))
+
+    assert reasons.take(1) is None
+    assert reasons.take(7) == "delivery: 502"
+    assert reasons.take(7) is None  # taken
+    assert reasons.take(8) is None  # its line is not whole yet
+    with log.open("a") as out:
+        out.write("\n")
+    assert reasons.take(8) == "model_error"
