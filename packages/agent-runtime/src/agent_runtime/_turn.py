@@ -54,7 +54,7 @@ from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._process_sweep import end_environment, reap_zombie_children, sweep_turn_processes
 from ._prompt_marks import find_last_prompt
-from ._restore import TranscriptRestorer, transcript_path
+from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import stopped_result
@@ -311,6 +311,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
         resume = None if record is None else record.sdk_session_id
+        if resume is not None and not is_session_id(resume):
+            # Recorded before session ids were checked: it names no file, so nothing resumes.
+            log.warning("turn.stored_session_id_refused", session_id=str(resume)[:80])
+            resume = None
         return resume, 0.0 if record is None or resume is None else record.sdk_session_cost_usd
 
     def _scoped_store(self, key: SessionKey) -> TimedStore:
