@@ -31,6 +31,7 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Callable
 
 # Generic syscall numbers: the same on x86_64 and aarch64.
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -86,15 +87,12 @@ def apply_landlock(write_paths: list[str], connect_ports: list[int]) -> int:
     abi = landlock_abi()
     if abi < 1:
         return 0
-    libc = _libc()
-    libc.syscall.restype = ctypes.c_long
     write = _write_access(abi)
     net = _NET_CONNECT_TCP if abi >= 4 else 0
     scoped = (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
     attr = struct.pack("=QQQ", write, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
-    buffer = ctypes.create_string_buffer(attr, len(attr))
-    ruleset = _check(libc.syscall(_SYS_CREATE_RULESET, buffer, ctypes.c_size_t(len(attr)), 0), "ruleset")
-    try:
+
+    def add_rules(libc: ctypes.CDLL, ruleset: int) -> None:
         for path in [*write_paths, *_WRITABLE_DEVICES]:
             try:
                 fd = os.open(path, _O_PATH | os.O_CLOEXEC)
@@ -110,10 +108,8 @@ def apply_landlock(write_paths: list[str], connect_ports: list[int]) -> int:
         for port in connect_ports if net else []:
             rule = ctypes.create_string_buffer(struct.pack("=QQ", _NET_CONNECT_TCP, port), 16)
             _check(libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_NET_PORT, rule, 0), f"port {port}")
-        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        _check(libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
-    finally:
-        os.close(ruleset)
+
+    _restrict_self(attr, add_rules)
     return abi
 
 
@@ -123,19 +119,24 @@ def nest_domain() -> int:
     reach the enclosing domain's (ptrace-class access). No scopes: a later Bash call may still
     signal what an earlier one left running. Returns the ABI (0: no Landlock)."""
     abi = landlock_abi()
-    if abi < 1:
-        return 0
+    if abi >= 1:
+        _restrict_self(struct.pack("=Q", _MAKE_BLOCK), lambda libc, ruleset: None)
+    return abi
+
+
+def _restrict_self(attr: bytes, add_rules: Callable[[ctypes.CDLL, int], None]) -> None:
+    """Create a ruleset handling what ``attr`` says, let ``add_rules`` fill it, and enforce it
+    on this process (a new Landlock layer)."""
     libc = _libc()
     libc.syscall.restype = ctypes.c_long
-    attr = struct.pack("=Q", _MAKE_BLOCK)
     buffer = ctypes.create_string_buffer(attr, len(attr))
     ruleset = _check(libc.syscall(_SYS_CREATE_RULESET, buffer, ctypes.c_size_t(len(attr)), 0), "ruleset")
     try:
+        add_rules(libc, ruleset)
         _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         _check(libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0), "restrict_self")
     finally:
         os.close(ruleset)
-    return abi
 
 
 def run_tool_shell(argv: list[str]) -> None:

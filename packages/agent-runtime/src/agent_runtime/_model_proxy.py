@@ -23,6 +23,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -132,6 +133,24 @@ class BedrockSigner:
         return dict(request.headers.items())
 
 
+@dataclass
+class _TurnCalls:
+    """One turn's model calls as the proxy holds them: their meter (None when unmetered), the
+    turn's cost cap, and its few slots for calls in flight."""
+
+    meter: TurnMeter | None
+    max_cost_usd: float | None
+    slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(CALLS_IN_FLIGHT)
+    )
+
+    def spent_up(self) -> bool:
+        """Whether the calls so far cost the cap (calls still streaming count what they
+        reported: a burst of parallel calls can pass it by those)."""
+        cap = self.max_cost_usd
+        return self.meter is not None and cap is not None and self.meter.spend().cost_usd >= cap
+
+
 class ModelProxy:
     """Forward the model calls ``auth`` allows to ``upstream``, authenticated by ``auth``
     (``api_key`` is short for ``AnthropicKey(api_key)``); everything else gets a 403, and
@@ -162,9 +181,7 @@ class ModelProxy:
         self._auth: UpstreamAuth = auth
         self._metered = metered
         self._turn_key: str | None = None
-        self._meter: TurnMeter | None = None
-        self._max_cost_usd: float | None = None
-        self._slots = threading.BoundedSemaphore(CALLS_IN_FLIGHT)
+        self._turn = _TurnCalls(meter=None, max_cost_usd=None)
         self._timeout_s = timeout_s
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -187,9 +204,7 @@ class ModelProxy:
         """A fresh key for the turn that starts now; every earlier one stops working. Once
         the turn's metered calls cost ``max_cost_usd``, its further calls are refused (the
         CLI stops at its own budget; a tool calling the model with the key does not)."""
-        self._meter = TurnMeter() if self._metered else None
-        self._slots = threading.BoundedSemaphore(CALLS_IN_FLIGHT)
-        self._max_cost_usd = max_cost_usd
+        self._turn = _TurnCalls(meter=TurnMeter() if self._metered else None, max_cost_usd=max_cost_usd)
         self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
         return self._turn_key
 
@@ -197,7 +212,7 @@ class ModelProxy:
         """The turn ended: its key stops working; requests are refused until the next turn.
         Returns what the turn's model calls reported."""
         self._turn_key = None
-        meter, self._meter = self._meter, None
+        meter, self._turn = self._turn.meter, _TurnCalls(meter=None, max_cost_usd=None)
         return MeteredSpend() if meter is None else meter.spend()
 
     def accepts(self, presented: str | None) -> bool:
@@ -205,17 +220,10 @@ class ModelProxy:
         current = self._turn_key
         return bool(current and presented) and hmac.compare_digest(str(presented), str(current))
 
-    def _admit(self, presented: str | None) -> tuple[bool, TurnMeter | None, threading.BoundedSemaphore]:
-        """(is ``presented`` the current turn's key, that turn's meter: None when unmetered,
-        that turn's call slots)."""
-        meter, slots = self._meter, self._slots
-        return self.accepts(presented), meter, slots
-
-    def _spent_up(self, meter: TurnMeter | None) -> bool:
-        """Whether the turn's calls so far cost its cap (calls still streaming count what they
-        reported: a burst of parallel calls can pass it by those)."""
-        cap = self._max_cost_usd
-        return meter is not None and cap is not None and meter.spend().cost_usd >= cap
+    def _admit(self, presented: str | None) -> tuple[bool, _TurnCalls]:
+        """(is ``presented`` the current turn's key, that turn's calls)."""
+        turn = self._turn
+        return self.accepts(presented), turn
 
     @property
     def base_url(self) -> str:
@@ -258,7 +266,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.warning("model_proxy.bad_target", method=self.command[:10])
             self._refuse(400, _BAD_TARGET)
             return
-        accepted, meter, slots = self.proxy._admit(self._presented_key())
+        accepted, turn = self.proxy._admit(self._presented_key())
+        meter = turn.meter
         if not accepted:
             _log.warning("model_proxy.wrong_key", method=self.command[:10])
             self._refuse(401, _UNAUTHORIZED)
@@ -274,20 +283,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         # A few calls at a time: the cap is checked against what the calls so far reported,
         # so a burst of parallel calls could pass it by any number of calls' worth.
-        if not slots.acquire(timeout=_SLOT_WAIT_S):
+        if not turn.slots.acquire(timeout=_SLOT_WAIT_S):
             self._refuse(429, _BUSY)
             return
         try:
             if not self.proxy.accepts(self._presented_key()):  # the turn ended meanwhile
                 self._refuse(401, _UNAUTHORIZED)
                 return
-            if self.command == "POST" and self.proxy._spent_up(meter):
+            if self.command == "POST" and turn.spent_up():
                 _log.warning("model_proxy.turn_cost_cap_reached")
                 self._refuse(400, _SPENT_UP)
                 return
             self._relay(body, meter)
         finally:
-            slots.release()
+            turn.slots.release()
 
     def _relay(self, body: bytes | None, meter: TurnMeter | None) -> None:
         """Send the request upstream, authorized, and stream the answer back, metered."""
