@@ -133,6 +133,12 @@ class BedrockSigner:
         return dict(request.headers.items())
 
 
+class _ProxyServer(ThreadingHTTPServer):
+    # Calls beyond the turn's slots wait inside the proxy, not in the kernel's accept queue:
+    # with the default backlog of 5, a burst of connections was reset before any answer.
+    request_queue_size = 128
+
+
 @dataclass
 class _TurnCalls:
     """One turn's model calls as the proxy holds them: their meter (None when unmetered), the
@@ -188,7 +194,7 @@ class ModelProxy:
     def start(self) -> ModelProxy:
         """Listen on a free port of 127.0.0.1 in a daemon thread."""
         handler = type("_BoundProxyHandler", (_ProxyHandler,), {"proxy": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _ProxyServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
