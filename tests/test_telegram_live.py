@@ -32,9 +32,10 @@ MARK = f"27.{uuid.uuid4().int % 10**9:09d}"
 # Not `sleep N`: the CLI refuses a long leading sleep.
 SLOW_COMMAND = f"python3 -c 'import time; time.sleep({MARK})'"
 SHORT_COMMAND = "python3 -c 'import time; time.sleep(2.5)'"
-# Written in six pieces 0.7 s apart: the model takes about 3.5 s to write it.
+# Written in ten pieces 0.8 s apart: the model takes about 7 s to write it, so even a loaded
+# machine (CI builds the arm64 image meanwhile) refreshes the 1 s drafts several times.
 SLOW_ANSWER = Streamed(
-    "The answer arrives word by word, as a real model writes it. " * 3, pieces=6, pause_s=0.7
+    "The answer arrives word by word, as a real model writes it. " * 5, pieces=10, pause_s=0.8
 )
 GROUP = -100777
 
