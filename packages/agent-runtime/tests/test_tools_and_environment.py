@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import agent_runtime
 import httpx
@@ -258,3 +261,47 @@ def test_the_launcher_and_the_tools_shell_are_written_again_over_whatever_took_t
     for placed in (launcher, shell):
         assert placed.is_file() and not placed.is_symlink() and placed.read_bytes() == original
         assert os.access(placed, os.X_OK)
+
+
+def test_the_tools_shell_is_bash_in_a_nested_domain_that_cannot_reach_whoever_started_it() -> None:
+    """With Landlock, each Bash call runs one layer deeper than the CLI: it cannot read the
+    memory or environment of the process that started it (ptrace-class access), and a tool that
+    nests shells until Landlock has no layer left gets exit 126, never an unconfined bash."""
+    from agent_runtime._cli_launcher import landlock_abi
+    from agent_runtime._environment import tool_shell_path
+
+    nobody = pwd.getpwnam("nobody")  # as the runtime runs: root may read any process
+    run_as: dict[str, Any] = (
+        {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
+    )
+    with tempfile.TemporaryDirectory() as bin_dir:
+        os.chmod(bin_dir, 0o755)
+        shell = tool_shell_path(install_cli_launcher(bin_dir))
+        ran = subprocess.run(
+            [shell, "-c", 'echo "$0 $1"; exit 7', "zero", "one"], capture_output=True, text=True, **run_as
+        )
+        assert (ran.returncode, ran.stdout) == (7, "zero one\n")  # arguments and status pass through
+
+        def peek(via: str) -> subprocess.CompletedProcess[str]:
+            """A plain bash starts ``via``, which reads that bash's environment (same uid)."""
+            read = "cat /proc/$PPID/environ > /dev/null"
+            starter = '"$1" -c "$2"; exit $?'  # two commands: bash does not exec the first
+            return subprocess.run(
+                ["/bin/bash", "-c", starter, "starter", via, read], capture_output=True, text=True, **run_as
+            )
+
+        assert peek("/bin/bash").returncode == 0  # no domain: a process may read its parent
+        through_shell = peek(shell)
+        deeper = 'n=$((n + 1)); export n; [ "$n" -gt 40 ] && exit 0; exec "$S" -c "$C"'
+        nested = subprocess.run(
+            [shell, "-c", deeper],
+            env={**os.environ, "S": shell, "C": deeper, "n": "0"},
+            capture_output=True,
+            text=True,
+            **run_as,
+        )
+    if landlock_abi() >= 1:
+        assert through_shell.returncode != 0 and "Permission denied" in through_shell.stderr
+        assert nested.returncode == 126 and "cannot confine this command" in nested.stderr
+    else:  # nothing to nest in: the runtime installs this shell only where Landlock enforces
+        assert through_shell.returncode == 0 and nested.returncode == 0

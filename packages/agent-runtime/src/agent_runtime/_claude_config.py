@@ -20,6 +20,8 @@ import json
 import os
 import re
 import sys
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,7 +33,6 @@ from ._approval_rules import ApprovalRules, load_approval_rules
 from ._errors import ClaudeConfigError
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
-_PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk")
 _MCP_TYPES = ("stdio", "http", "sse")
 # A full tool name: a built-in (Bash, Read, ...) or mcp__<server>__<tool>. No patterns.
 _BUILTIN_TOOL = re.compile(r"[A-Z][A-Za-z0-9]*")
@@ -258,6 +259,17 @@ _JSON_KINDS = {
 }
 
 
+# What was found, where "a number" would read as if a whole one were wanted
+_GOT_KINDS = {"float": "a number with a fraction"}
+
+
+def _choices_of(struct: type[msgspec.Struct], name: str) -> list[str]:
+    """The values a ``Literal`` field of ``struct`` allows, in declared order (maybe optional)."""
+    kind = typing.get_type_hints(struct).get(name)
+    kinds = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    return [str(v) for k in kinds if typing.get_origin(k) is Literal for v in typing.get_args(k)]
+
+
 def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.Struct]) -> tuple[str, str]:
     """(field, reason) of a msgspec validation error, worded for whoever edits the file."""
     text, _, at = str(exc).partition(" - at `$")
@@ -269,12 +281,10 @@ def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.
     if expected := re.fullmatch(r"Expected `(.+)`, got `(.+)`", text):
         wanted = [_JSON_KINDS.get(kind.strip(), kind.strip()) for kind in expected.group(1).split("|")]
         wanted = [kind for kind in wanted if kind != "null"] or ["null"]
-        return (
-            field,
-            f"must be {' or '.join(wanted)}, not {_JSON_KINDS.get(expected.group(2), expected.group(2))}",
-        )
+        got = _GOT_KINDS.get(expected.group(2)) or _JSON_KINDS.get(expected.group(2), expected.group(2))
+        return field, f"must be {' or '.join(wanted)}, not {got}"
     if enum := re.fullmatch(r"Invalid enum value (.+)", text):
-        return field, f"must be one of {', '.join(_PERMISSION_MODES)}, not {enum.group(1)}"
+        return field, f"must be one of {', '.join(_choices_of(struct, path))}, not {enum.group(1)}"
     if bound := re.fullmatch(r"Expected `int` >= (\d+)", text):
         return field, f"must be a whole number of at least {bound.group(1)}"
     return field, text

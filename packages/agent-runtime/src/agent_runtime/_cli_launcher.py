@@ -140,7 +140,9 @@ def _restrict_self(attr: bytes, add_rules: Callable[[ctypes.CDLL, int], None]) -
 
 
 def run_tool_shell(argv: list[str]) -> None:
-    """The tools' shell: nest a domain (refusing to run a tool outside one), then the real bash."""
+    """The tools' shell: nest a domain (refusing to run a tool outside one), then the real bash.
+    Without Landlock there is nothing to nest and it is only bash: the runtime installs it as
+    the CLI's shell only where Landlock enforces (``_environment``)."""
     try:
         nest_domain()
     except OSError as exc:  # e.g. too many layers: no tool runs unconfined from the CLI

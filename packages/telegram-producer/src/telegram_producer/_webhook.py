@@ -35,6 +35,7 @@ from telegram_core import (
     InboundMessage,
     QueueEnvelope,
     RateLimiter,
+    RateVerdict,
     RevokeButton,
     encode_envelope,
 )
@@ -333,23 +334,32 @@ class Producer:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
         reply = stop_reply(stop, outcome)
-        if reply is None or self._stop_reply_over_rate(stop):
+        if reply is None:
             return _response(200, f"stop: {outcome}")
+        verdict, per_minute = self._stop_reply_rate(stop)
+        if verdict == "drop":
+            return _response(200, f"stop: {outcome}")
+        if verdict == "notify":  # the one message of a burst says why the next get none
+            reply["text"] += (
+                f"\n\nYou are sending commands faster than I answer them (at most {per_minute} "
+                "a minute): further stops still count, but get no answer until the rate falls."
+            )
         return _reply(reply)
 
-    def _stop_reply_over_rate(self, stop: StopRequest) -> bool:
-        """Whether a /stop in a group comes faster than the sender may write: its stop counts
-        all the same, but it gets no message, which would spend the bot's sending allowance
-        in that group (about 20 a minute) on "Nothing is running"."""
+    def _stop_reply_rate(self, stop: StopRequest) -> tuple[RateVerdict, int]:
+        """Whether a /stop in a group comes faster than the sender may write (and the limit it
+        passed): its stop counts all the same, but past the first one over the limit it gets no
+        message, which would spend the bot's sending allowance in that group (about 20 a
+        minute) on "Nothing is running"."""
         limiter = self._rate_limiter
         if limiter is None or stop.via != "command" or stop.chat_id > 0:
-            return False
+            return "allowed", 0
         verdict, which = limiter.check(
             user_id=stop.user_id, chat_id=stop.chat_id, private=False, now=self._clock()
         )
         if verdict != "allowed":
-            log.warning("stop_reply_rate_limited", limit=which)
-        return verdict != "allowed"
+            log.warning("stop_reply_rate_limited", limit=which, notified=verdict == "notify")
+        return verdict, limiter.per_user if which == "user" else limiter.per_chat
 
     def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
         """None when the message may be queued; else the 200 that drops it: the first one over
