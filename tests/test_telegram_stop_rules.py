@@ -125,6 +125,14 @@ def test_stop_requests_are_recognised(fields: dict[str, Any], expected: Any) -> 
     assert got == expected
 
 
+def test_an_anonymous_admins_stop_counts_against_the_group_not_the_shared_placeholder() -> None:
+    """Rate limits are per sender: every group's anonymous admins share one placeholder user."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    update = {"message_id": 4, "chat": GROUP, "sender_chat": GROUP, "from": anonymous, "text": "/stop"}
+    found = stop_request(_update(message=update), CONFIG)
+    assert found is not None and (found.via, found.user_id) == ("command", GROUP["id"])
+
+
 @pytest.fixture
 def producer(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"

@@ -98,6 +98,35 @@ def test_the_message_carries_its_session_topic_and_sender() -> None:
     assert message.sent_at == 1_700_000_000
 
 
+# Telegram's placeholder senders: every anonymous admin and every auto-forwarded channel post
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_FORWARDS = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "on_behalf_of"),
+    [
+        (ANONYMOUS_ADMIN, {"id": -100, "type": "supergroup", "title": "Team"}),
+        (CHANNEL_FORWARDS, {"id": -1002, "type": "channel", "title": "News", "username": "news"}),
+    ],
+    ids=["anonymous_admin", "channel_post"],
+)
+def test_a_message_sent_on_behalf_of_a_chat_is_answered_and_counted_against_that_chat(
+    placeholder: dict[str, Any], on_behalf_of: dict[str, Any]
+) -> None:
+    """Its ``from`` is a placeholder every group and channel in Telegram shares: the rate
+    limits and budgets of one group's anonymous admins must not be another group's."""
+    given = update(chat=GROUP, text="@agent_bot hi", sender_chat=on_behalf_of, **{"from": placeholder})
+    message = decide(given, config()).message
+    assert message is not None and message.text == "hi"
+    expected_name = on_behalf_of.get("username") or on_behalf_of["title"]
+    assert (message.user_id, message.user_name) == (on_behalf_of["id"], expected_name)
+    # The allow-list knows it by that chat too: the placeholder names nobody.
+    only_placeholder = config(allowed_user_ids=frozenset({placeholder["id"]}))
+    assert decide(given, only_placeholder).ignored == "not on the allow-list"
+    assert decide(given, config(allowed_chat_ids=frozenset({-100}))).message is not None
+
+
 def test_a_voice_note_names_what_is_unsupported() -> None:
     message = decide(update(voice={"file_id": "v"}), config()).message
     assert message is not None and message.unsupported_what == "voice"

@@ -11,7 +11,7 @@ from session_core import SessionKey
 from telegram_core import Attachment, InboundMessage
 
 from ._config import ProducerConfig
-from ._updates import Message, Update, topic_of
+from ._updates import Message, Update, sender_of, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (edits
 # included: see README "Telegram").
@@ -50,9 +50,10 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         return Decision(ignored=other)
     msg = update.message
     user = msg.from_
-    if user is not None and user.is_bot:
+    sender_id, sender_name = sender_of(msg)
+    if user is not None and user.is_bot and msg.sender_chat is None:
         return Decision(ignored="message from a bot")
-    if not allowed(config, user_id=user.id if user else None, chat_id=msg.chat.id):
+    if not allowed(config, user_id=sender_id, chat_id=msg.chat.id):
         return Decision(ignored="not on the allow-list")
     text = msg.text if msg.text is not None else (msg.caption or "")
     attachments = _attachments(msg)
@@ -74,8 +75,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
             chat_type=msg.chat.type,
             message_id=msg.message_id,
             thread_id=thread_id,
-            user_id=user.id if user else None,
-            user_name=(user.username or user.first_name or None) if user else None,
+            user_id=sender_id,
+            user_name=sender_name,
             text=text,
             attachments=attachments,
             unsupported_what=unsupported,

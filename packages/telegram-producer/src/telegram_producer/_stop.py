@@ -16,7 +16,7 @@ from session_core import SessionKey, StopOutcome
 from telegram_core import stopped_turn_of
 
 from ._config import ProducerConfig
-from ._updates import Update, topic_of
+from ._updates import Update, sender_of, topic_of
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
@@ -86,7 +86,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         via="command",
         chat_id=msg.chat.id,
         thread_id=thread_id,
-        user_id=msg.from_.id if msg.from_ else None,
+        user_id=sender_of(msg)[0],
     )
 
 

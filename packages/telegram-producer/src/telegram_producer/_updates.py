@@ -88,6 +88,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     date: Count = 0
     chat: Chat
     from_: User | None = msgspec.field(default=None, name="from")
+    # Set when the message is sent on behalf of a chat (an anonymous admin, a channel):
+    # ``from`` is then a placeholder user every such chat shares.
+    sender_chat: Chat | None = None
     message_thread_id: Id | None = None
     is_topic_message: bool = False
     text: str | None = None
@@ -134,6 +137,18 @@ def topic_of(message: Message | CallbackMessage) -> int:
     ``message_thread_id`` on a reply in a group without topics (the id of the reply chain's
     first message): that names no topic, and no session."""
     return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
+
+
+def sender_of(msg: Message) -> tuple[int | None, str | None]:
+    """Who sent ``msg``, for the allow-list, rate limits and budgets: the person, or the chat a
+    message is sent on behalf of (an anonymous admin's group, a channel). Its ``from`` is then a
+    placeholder user (a bot, for anonymous admins) that every such chat in Telegram shares."""
+    if msg.sender_chat is not None:
+        return msg.sender_chat.id, msg.sender_chat.username or msg.sender_chat.title or None
+    user = msg.from_
+    if user is None:
+        return None, None
+    return user.id, user.username or user.first_name or None
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
