@@ -118,7 +118,7 @@ def test_a_press_telegram_sends_again_is_processed_once(stack) -> None:
     assert len(resumes(stack)) == 1
 
 
-def test_in_a_group_only_the_asker_or_an_allowed_user_may_answer(stack, monkeypatch) -> None:
+def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch) -> None:
     group = {"chat_id": GROUP, "chat_type": "supergroup"}
     asking = ask(stack, 320, f"rm -rf build @{BOT_USERNAME}", **group)  # the mention is dropped
     refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"))
@@ -127,8 +127,13 @@ def test_in_a_group_only_the_asker_or_an_allowed_user_may_answer(stack, monkeypa
     assert pending is not None and pending.state == "pending" and pending.requested_by == CHAT
     stack.drain(stack.consumer())
     assert resumes(stack) == []
-    # On the producer's allow-list of users, another member may answer for the chat.
+    # Being allowed to talk to the bot is not being trusted to approve another person's call.
     monkeypatch.setenv("ALLOWED_USER_IDS", f"{CHAT},777")
+    allowed = producer_handler.build_producer()
+    refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"), allowed)
+    assert refused["text"] == "Only the person who asked can answer this."
+    # On the producer's approver list, another member may answer for the chat.
+    monkeypatch.setenv("APPROVER_USER_IDS", "777")
     trusted = producer_handler.build_producer()
     answer = post(
         stack, stack.telegram.press_button(asking, user_id=777, text="Deny", username="bob"), trusted

@@ -755,6 +755,7 @@ def _functions(
         "WEBHOOK_SECRET_PARAMETER": secret_names["WEBHOOK_SECRET_PARAMETER"],
         "ALLOWED_USER_IDS": os.environ.get("ALLOWED_USER_IDS", ""),
         "ALLOWED_CHAT_IDS": os.environ.get("ALLOWED_CHAT_IDS", ""),
+        "APPROVER_USER_IDS": os.environ.get("APPROVER_USER_IDS", ""),
         "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
         "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
         **_shell_settings(PRODUCER_SETTINGS),

@@ -275,6 +275,11 @@ def test_bad_config_values_name_the_setting(secret_parameter, aws, monkeypatch) 
     with pytest.raises(ConfigError) as err:
         ProducerConfig.from_env()
     assert err.value.setting == "ALLOWED_USER_IDS"
+    monkeypatch.setenv("ALLOWED_USER_IDS", "12")
+    monkeypatch.setenv("APPROVER_USER_IDS", "12;13")
+    with pytest.raises(ConfigError) as err:
+        ProducerConfig.from_env()
+    assert err.value.setting == "APPROVER_USER_IDS"
 
 
 def test_characters_sqs_refuses_are_escaped_and_arrive_intact(aws, producer) -> None:

@@ -6,8 +6,8 @@ Like a stop, the producer answers them itself, in the webhook reply (no bot toke
 records the decision with the store's conditional write (a double press or a stale button
 changes nothing) and queues an ``approval`` message for the chat's FIFO group, whose turn
 resumes the deferred call. Who may answer: the person whose message led to the call
-(``requested_by``) or anyone on the producer's ALLOWED_USER_IDS; a chat the bot does not answer
-at all (the allow-list) gets no answer. Who may revoke: anyone the bot answers in the chat:
+(``requested_by``) or anyone on the producer's APPROVER_USER_IDS; a chat the bot does not
+answer at all (the allow-list) gets no answer. Who may revoke: anyone the bot answers in the chat:
 revoking only makes the bot ask again, so it needs no more trust than writing to it.
 """
 
@@ -108,7 +108,7 @@ def refusal(
     if approval.state in ("decided", "used"):
         return already_answered_text(approval)
     asker = approval.requested_by
-    if asker is not None and press.user_id != asker and press.user_id not in config.allowed_user_ids:
+    if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
         return NOT_YOURS_TEXT
     return None
 

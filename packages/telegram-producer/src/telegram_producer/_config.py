@@ -30,6 +30,9 @@ class ProducerConfig:
     retention_days: int = DEFAULT_RETENTION_DAYS
     allowed_user_ids: frozenset[int] = frozenset()
     allowed_chat_ids: frozenset[int] = frozenset()
+    # Who may answer any approval besides its asker: being allowed to talk to the bot is not
+    # being trusted to let another person's command run.
+    approver_user_ids: frozenset[int] = frozenset()
     group_reply_mode: GroupReplyMode = "mention"
     bot_username: str | None = None
     rate_limit_user_per_minute: int = 20
@@ -39,7 +42,7 @@ class ProducerConfig:
     @classmethod
     def from_env(cls) -> ProducerConfig:
         """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
-        TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, GROUP_REPLY_MODE,
+        TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, APPROVER_USER_IDS, GROUP_REPLY_MODE,
         BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20), RATE_LIMIT_CHAT_PER_MINUTE (60; group
         chats) and CHAT_QUEUE_LIMIT (10 messages waiting per chat; 0 turns a limit off);
         raises ConfigError naming the first bad setting."""
@@ -60,6 +63,7 @@ class ProducerConfig:
             retention_days=retention_days_from_env(),
             allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
             allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
+            approver_user_ids=parse_id_list("APPROVER_USER_IDS", env.get("APPROVER_USER_IDS", "")),
             group_reply_mode=mode,  # type: ignore[arg-type]
             bot_username=username,
             rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0),
