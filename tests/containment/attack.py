@@ -255,22 +255,47 @@ def cli_pipes():
     return got
 
 
+def daemon_once(ports, key, base_url):
+    """Try to take the next chat's invocation and to use the model key, once."""
+    for port in ports:
+        take_invocation(port, 0.3)
+    try:
+        req = urllib.request.Request(f"{base_url}/v1/messages", data=b"{}", headers={"x-api-key": key})
+        urllib.request.urlopen(req, timeout=1)
+    except Exception:
+        pass
+
+
 def daemon(ports, key, base_url):
     """Outlive the turn: keep trying to take the next chat's invocation and to use the model key."""
     deadline = time.time() + 60
     while time.time() < deadline:
-        for port in ports:
-            take_invocation(port, 0.3)
-        try:
-            req = urllib.request.Request(f"{base_url}/v1/messages", data=b"{}", headers={"x-api-key": key})
-            urllib.request.urlopen(req, timeout=1)
-        except Exception:
-            pass
+        daemon_once(ports, key, base_url)
         time.sleep(0.1)
+
+
+def hop(ports, key, base_url):
+    """Outlive the turn as no one process: fork, let the parent exit, go on in the child, so
+    whatever looks for it finds a new pid (or a zombie) each moment."""
+    deadline = time.time() + 60
+    tries = 0
+    while time.time() < deadline:
+        if os.fork() != 0:
+            os._exit(0)
+        tries += 1
+        if tries % 20 == 0:  # now and then, what the daemon tries
+            daemon_once(ports, key, base_url)
 
 
 def leave_daemons(ports):
     key, base = os.environ.get("ANTHROPIC_API_KEY", ""), os.environ.get("ANTHROPIC_BASE_URL", "")
+    if os.fork() == 0:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        hop(ports, key, base)
+        os._exit(0)
     child = os.fork()
     if child == 0:
         os.setsid()
