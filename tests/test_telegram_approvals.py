@@ -132,7 +132,9 @@ def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch)
     allowed = producer_handler.build_producer()
     refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"), allowed)
     assert refused["text"] == "Only the person who asked can answer this."
-    # On the producer's approver list, another member may answer for the chat.
+    # On the producer's approver list, another member may answer for the chat (an approver
+    # needs no place on the allow-list for that).
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{CHAT}")
     monkeypatch.setenv("APPROVER_USER_IDS", "777")
     trusted = producer_handler.build_producer()
     answer = post(
@@ -143,6 +145,25 @@ def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch)
     [resume] = resumes(stack)
     assert resume["user_id"] == 777
     assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by bob: Bash")
+
+
+def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monkeypatch) -> None:
+    """Asked on behalf of the group: no press comes from that id, so it says whom it needs."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    asking = ask(stack, 325, f"rm -rf build @{BOT_USERNAME}", **group, **on_behalf)
+    pending = stack.approvals().current(GROUP_KEY)
+    assert pending is not None and pending.requested_by == GROUP
+    refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"))
+    assert refused["text"] == "This was asked anonymously: only an approver of this bot can answer it."
+    monkeypatch.setenv("APPROVER_USER_IDS", "777")
+    answer = post(
+        stack,
+        stack.telegram.press_button(asking, user_id=777, text="Allow once"),
+        producer_handler.build_producer(),
+    )
+    assert answer["text"] == "Allowed once."
 
 
 def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:

@@ -232,7 +232,8 @@ def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_sende
     texts = [answer["text"] for answer in answers if "text" in answer]
     # Two within the rate; the first one over it says why the rest get no answer.
     assert texts[:2] == ["Nothing is running in this chat right now."] * 2
-    assert len(texts) == 3 and "at most 2 a minute" in texts[2], texts
+    assert len(texts) == 3 and "You are sending messages faster" in texts[2], texts
+    assert "(at most 2 a minute): further stops still count" in texts[2]
     # Over the rate, a stop still reaches a running turn: only its message is left out.
     live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
     key = SessionKey.parse("default/-100201/0")
@@ -242,3 +243,19 @@ def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_sende
         "outcome": "stop: stopping",
     }
     assert live.stop_requested(key, 5)
+    # The group's own limit, passed by many members: the note says it is the chat's.
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "0")
+    monkeypatch.setenv("RATE_LIMIT_CHAT_PER_MINUTE", "3")
+    per_chat = producer_handler.build_producer()
+    other_group = {"chat_id": -100202, "chat_type": "supergroup"}
+    answers = [
+        _post(
+            per_chat, {"update_id": 800 + n, "message": message(text="/stop", user_id=900 + n, **other_group)}
+        )
+        for n in range(6)
+    ]
+    texts = [answer["text"] for answer in answers if "text" in answer]
+    assert len(texts) == 4 and texts[3].endswith(
+        "\n\nThis chat is sending messages faster than I can answer (at most 3 a minute): "
+        "further stops still count, but get no answer until the rate falls."
+    ), texts

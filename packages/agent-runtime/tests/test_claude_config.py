@@ -135,7 +135,7 @@ def test_missing_directory_names_the_setting(tmp_path: Path) -> None:
         ({"allowed_tools": ["Bash", 3]}, "main.allowed_tools[1]", "must be a string, not a whole number"),
         ({"max_turns": "10"}, "main.max_turns", "must be a whole number, not a string"),
         ({"max_turns": 0}, "main.max_turns", "must be a whole number of at least 1"),
-        ({"max_turns": 1.5}, "main.max_turns", "must be a whole number, not a number with a fraction"),
+        ({"max_turns": 1.5}, "main.max_turns", "must be a whole number, not a decimal number"),
         (
             {"permission_mode": "yolo"},
             "main.permission_mode",

@@ -98,33 +98,54 @@ def test_the_message_carries_its_session_topic_and_sender() -> None:
     assert message.sent_at == 1_700_000_000
 
 
-# Telegram's placeholder senders: every anonymous admin and every auto-forwarded channel post
+# Telegram's placeholder senders: every anonymous admin, every auto-forwarded channel post,
+# every member posting as a channel of their own
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_FORWARDS = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+CHANNEL = {"id": -1002, "type": "channel", "title": "News", "username": "news"}
 
 
 @pytest.mark.parametrize(
-    ("placeholder", "on_behalf_of"),
+    ("placeholder", "on_behalf_of", "extra"),
     [
-        (ANONYMOUS_ADMIN, {"id": -100, "type": "supergroup", "title": "Team"}),
-        (CHANNEL_FORWARDS, {"id": -1002, "type": "channel", "title": "News", "username": "news"}),
+        (ANONYMOUS_ADMIN, GROUP | {"title": "Team"}, {}),
+        (CHANNEL_FORWARDS, CHANNEL, {"is_automatic_forward": True}),
     ],
-    ids=["anonymous_admin", "channel_post"],
+    ids=["anonymous_admin", "linked_channel_post"],
 )
 def test_a_message_sent_on_behalf_of_a_chat_is_answered_and_counted_against_that_chat(
-    placeholder: dict[str, Any], on_behalf_of: dict[str, Any]
+    placeholder: dict[str, Any], on_behalf_of: dict[str, Any], extra: dict[str, Any]
 ) -> None:
     """Its ``from`` is a placeholder every group and channel in Telegram shares: the rate
     limits and budgets of one group's anonymous admins must not be another group's."""
-    given = update(chat=GROUP, text="@agent_bot hi", sender_chat=on_behalf_of, **{"from": placeholder})
+    given = update(
+        chat=GROUP, text="@agent_bot hi", sender_chat=on_behalf_of, **{"from": placeholder}, **extra
+    )
     message = decide(given, config()).message
     assert message is not None and message.text == "hi"
     expected_name = on_behalf_of.get("username") or on_behalf_of["title"]
     assert (message.user_id, message.user_name) == (on_behalf_of["id"], expected_name)
     # The allow-list knows it by that chat too: the placeholder names nobody.
+    assert decide(given, config(allowed_user_ids=frozenset({on_behalf_of["id"]}))).message is not None
     only_placeholder = config(allowed_user_ids=frozenset({placeholder["id"]}))
     assert decide(given, only_placeholder).ignored == "not on the allow-list"
-    assert decide(given, config(allowed_chat_ids=frozenset({-100}))).message is not None
+
+
+@pytest.mark.parametrize(
+    ("case", "sender", "on_behalf_of"),
+    [
+        # Each channel a member makes would be a new sender with a fresh allowance.
+        ("a member posting as their channel", CHANNEL_BOT, CHANNEL),
+        ("another group's anonymous admin placeholder", ANONYMOUS_ADMIN, {"id": -555, "type": "supergroup"}),
+        ("a bot naming a chat", BOT, CHANNEL),
+    ],
+)
+def test_other_messages_on_behalf_of_a_chat_stay_a_bots(
+    case: str, sender: dict[str, Any], on_behalf_of: dict[str, Any]
+) -> None:
+    given = update(chat=GROUP, text="@agent_bot hi", sender_chat=on_behalf_of, **{"from": sender})
+    assert decide(given, config()).ignored == "message from a bot", case
 
 
 def test_a_voice_note_names_what_is_unsupported() -> None:

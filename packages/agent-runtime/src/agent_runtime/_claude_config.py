@@ -259,8 +259,8 @@ _JSON_KINDS = {
 }
 
 
-# What was found, where "a number" would read as if a whole one were wanted
-_GOT_KINDS = {"float": "a number with a fraction"}
+# What was found, where "a number" would read as if a whole one were wanted (1.0 is one too)
+_GOT_KINDS = {"float": "a decimal number"}
 
 
 def _choices_of(struct: type[msgspec.Struct], name: str) -> list[str]:
@@ -283,8 +283,8 @@ def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.
         wanted = [kind for kind in wanted if kind != "null"] or ["null"]
         got = _GOT_KINDS.get(expected.group(2)) or _JSON_KINDS.get(expected.group(2), expected.group(2))
         return field, f"must be {' or '.join(wanted)}, not {got}"
-    if enum := re.fullmatch(r"Invalid enum value (.+)", text):
-        return field, f"must be one of {', '.join(_choices_of(struct, path))}, not {enum.group(1)}"
+    if (enum := re.fullmatch(r"Invalid enum value (.+)", text)) and (choices := _choices_of(struct, path)):
+        return field, f"must be one of {', '.join(choices)}, not {enum.group(1)}"
     if bound := re.fullmatch(r"Expected `int` >= (\d+)", text):
         return field, f"must be a whole number of at least {bound.group(1)}"
     return field, text

@@ -6,9 +6,11 @@ Like a stop, the producer answers them itself, in the webhook reply (no bot toke
 records the decision with the store's conditional write (a double press or a stale button
 changes nothing) and queues an ``approval`` message for the chat's FIFO group, whose turn
 resumes the deferred call. Who may answer: the person whose message led to the call
-(``requested_by``) or anyone on the producer's APPROVER_USER_IDS; a chat the bot does not
-answer at all (the allow-list) gets no answer. Who may revoke: anyone the bot answers in the chat:
-revoking only makes the bot ask again, so it needs no more trust than writing to it.
+(``requested_by``) or anyone on the producer's APPROVER_USER_IDS (whom the allow-list
+admits for these presses); a request made on behalf of a chat (an anonymous admin) only an
+approver. A chat the bot does not answer at all (the allow-list) gets no answer. Who may
+revoke: anyone the bot answers in the chat: revoking only makes the bot ask again, so it needs
+no more trust than writing to it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ._updates import Update, topic_of
 NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
 NOT_YOURS_TEXT = "Only the person who asked can answer this."
+# Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
+NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."
 DECIDED_TEXT: dict[ApprovalChoice, str] = {
     "once": "Allowed once.",
@@ -109,7 +113,7 @@ def refusal(
         return already_answered_text(approval)
     asker = approval.requested_by
     if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
-        return NOT_YOURS_TEXT
+        return NEEDS_APPROVER_TEXT if asker < 0 else NOT_YOURS_TEXT
     return None
 
 

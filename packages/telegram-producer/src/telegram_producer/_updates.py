@@ -91,6 +91,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     # Set when the message is sent on behalf of a chat (an anonymous admin, a channel):
     # ``from`` is then a placeholder user every such chat shares.
     sender_chat: Chat | None = None
+    is_automatic_forward: bool = False  # a linked channel's post, forwarded into its group
     message_thread_id: Id | None = None
     is_topic_message: bool = False
     text: str | None = None
@@ -139,11 +140,27 @@ def topic_of(message: Message | CallbackMessage) -> int:
     return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
 
 
+# Telegram's placeholder ``from`` of an anonymous group admin's messages
+ANONYMOUS_ADMIN_ID = 1087968824
+
+
+def from_placeholder(msg: Message) -> bool:
+    """Whether ``msg`` is one Telegram sends on behalf of a chat that answers for it: an
+    anonymous admin of this group, or a post of the group's linked channel forwarded into it.
+    Not a member posting as a channel of their own (``from`` is then a bot placeholder, and
+    each new channel would be a new sender with a fresh allowance): that stays a bot's."""
+    chat = msg.sender_chat
+    if chat is None or msg.from_ is None:
+        return False
+    anonymous_admin = msg.from_.id == ANONYMOUS_ADMIN_ID and chat.id == msg.chat.id
+    return anonymous_admin or (msg.is_automatic_forward and chat.type == "channel")
+
+
 def sender_of(msg: Message) -> tuple[int | None, str | None]:
     """Who sent ``msg``, for the allow-list, rate limits and budgets: the person, or the chat a
-    message is sent on behalf of (an anonymous admin's group, a channel). Its ``from`` is then a
-    placeholder user (a bot, for anonymous admins) that every such chat in Telegram shares."""
-    if msg.sender_chat is not None:
+    message is sent on behalf of (``from_placeholder``: an anonymous admin's group, the linked
+    channel). Its ``from`` is then a placeholder user that every such chat in Telegram shares."""
+    if msg.sender_chat is not None and from_placeholder(msg):
         return msg.sender_chat.id, msg.sender_chat.username or msg.sender_chat.title or None
     user = msg.from_
     if user is None:

@@ -35,7 +35,6 @@ from telegram_core import (
     InboundMessage,
     QueueEnvelope,
     RateLimiter,
-    RateVerdict,
     RevokeButton,
     encode_envelope,
 )
@@ -235,7 +234,8 @@ class Producer:
         is resumed by an ``approval`` message queued in the chat's FIFO group. Never a 5xx for
         a press it refuses; a 503 only when the store or the queue failed (Telegram sends the
         press again, and the ``acted`` mark tells that copy from a second press)."""
-        if not allowed(self._config, user_id=press.user_id, chat_id=press.chat_id):
+        approver = press.user_id in self._config.approver_user_ids
+        if not approver and not allowed(self._config, user_id=press.user_id, chat_id=press.chat_id):
             log.info("update_ignored", reason="not on the allow-list")
             return _response(200, "ignored: not on the allow-list")
         bind_correlation(update_id=update_id, session_key=press.key.canonical)
@@ -336,30 +336,25 @@ class Producer:
         reply = stop_reply(stop, outcome)
         if reply is None:
             return _response(200, f"stop: {outcome}")
-        verdict, per_minute = self._stop_reply_rate(stop)
-        if verdict == "drop":
-            return _response(200, f"stop: {outcome}")
-        if verdict == "notify":  # the one message of a burst says why the next get none
-            reply["text"] += (
-                f"\n\nYou are sending commands faster than I answer them (at most {per_minute} "
-                "a minute): further stops still count, but get no answer until the rate falls."
-            )
-        return _reply(reply)
-
-    def _stop_reply_rate(self, stop: StopRequest) -> tuple[RateVerdict, int]:
-        """Whether a /stop in a group comes faster than the sender may write (and the limit it
-        passed): its stop counts all the same, but past the first one over the limit it gets no
-        message, which would spend the bot's sending allowance in that group (about 20 a
-        minute) on "Nothing is running"."""
         limiter = self._rate_limiter
         if limiter is None or stop.via != "command" or stop.chat_id > 0:
-            return "allowed", 0
+            return _reply(reply)
+        # A /stop in a group faster than the sender may write: it counts all the same, but past
+        # the first one over the limit it gets no message, which would spend the bot's sending
+        # allowance in that group (about 20 a minute) on "Nothing is running".
         verdict, which = limiter.check(
             user_id=stop.user_id, chat_id=stop.chat_id, private=False, now=self._clock()
         )
         if verdict != "allowed":
             log.warning("stop_reply_rate_limited", limit=which, notified=verdict == "notify")
-        return verdict, limiter.per_user if which == "user" else limiter.per_chat
+        if verdict == "drop":
+            return _response(200, f"stop: {outcome}")
+        if verdict == "notify":  # the one message of a burst says why the next get none
+            reply["text"] += (
+                f"\n\n{_too_fast(limiter, which)}: further stops still count, but get no answer "
+                "until the rate falls."
+            )
+        return _reply(reply)
 
     def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
         """None when the message may be queued; else the 200 that drops it: the first one over
@@ -379,12 +374,10 @@ class Producer:
         emit_metric(RATE_LIMITED_METRIC, 1, unit="Count", tenant=self._config.tenant)
         if verdict == "drop":
             return _response(200, f"rate limited ({which})")
-        per_minute = limiter.per_user if which == "user" else limiter.per_chat
-        who = "You are" if which == "user" else "This chat is"
         return _notice(
             message,
-            f"{who} sending messages faster than I can answer (at most {per_minute} a minute). "
-            "Please slow down: I skip messages sent until the rate falls again.",
+            f"{_too_fast(limiter, which)}. Please slow down: I skip messages sent until the rate "
+            "falls again.",
         )
 
     def _backlog_full(self, message: InboundMessage) -> dict[str, Any] | None:
@@ -404,6 +397,13 @@ class Producer:
             f"I still have {backlog.limit} messages of this chat to answer. I skip new ones "
             "until I have caught up: please wait for my answers, then ask again.",
         )
+
+
+def _too_fast(limiter: RateLimiter, which: str) -> str:
+    """Who is over which rate limit ("user" or "chat", as ``RateLimiter.check`` says), in words."""
+    if which == "user":
+        return f"You are sending messages faster than I can answer (at most {limiter.per_user} a minute)"
+    return f"This chat is sending messages faster than I can answer (at most {limiter.per_chat} a minute)"
 
 
 def _notice(message: InboundMessage, text: str) -> dict[str, Any]:
