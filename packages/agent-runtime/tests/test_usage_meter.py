@@ -109,6 +109,29 @@ def test_a_stream_cut_off_mid_answer_counts_the_output_it_streamed() -> None:
     assert spend.cost_usd == pytest.approx(1000 * 3 / 1e6 + 38 * 15 / 1e6, rel=1e-12)
 
 
+def test_a_cli_that_hangs_up_mid_answer_is_metered_and_leaves_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A stop kills the CLI while an answer streams: the proxy's next write finds no reader.
+    What streamed is counted, and the runtime's log gets no "Exception occurred" traceback."""
+    slow = Streamed("y" * 400, pieces=20, pause_s=0.1)
+    with ModelServer(lambda request: [slow], model="claude-sonnet-4-5", usage=PER_CALL) as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn()}
+            with httpx.stream(
+                "POST", f"{proxy.base_url}/v1/messages", json={**BODY, "stream": True}, headers=key
+            ) as answer:
+                next(answer.iter_bytes())  # the answer has started; then the CLI is gone
+            time.sleep(1.5)  # the proxy writes on into the closed connection
+            spend = proxy.close_turn()
+        finally:
+            proxy.stop()
+    assert spend.calls == 1 and spend.usage.input_tokens == 1000
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err[-2000:]
+
+
 @pytest.mark.parametrize(
     ("model", "usage", "expected_usd"),
     [

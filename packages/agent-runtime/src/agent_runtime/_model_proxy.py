@@ -357,6 +357,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 reader.finish()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The CLI went away mid-answer (a stop, a timeout): what streamed so far is
+            # metered; closing upstream ends the call there. Not an error of the proxy.
+            _log.info("model_proxy.client_gone")
+            self.close_connection = True
         finally:
             upstream.close()
 

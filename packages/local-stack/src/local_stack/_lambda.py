@@ -22,12 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
 
 from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable, runs
 
-from ._loopback import LoopbackServer
+from ._loopback import LoopbackServer, QuietHTTPServer
 from ._process_tree import kill_descendants
 from ._sigv4 import LocalCredentials, signed_by
 
@@ -82,16 +82,6 @@ class _Invocation:
             self.done.set()
 
 
-class _QuietServer(ThreadingHTTPServer):
-    """A threading HTTP server that does not print a traceback when a peer goes away."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a peer or the server itself went away
-            super().handle_error(request, client_address)
-
-
 def _error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
@@ -107,7 +97,7 @@ class _Worker:
         self.inbox: queue.Queue[_Invocation | None] = queue.Queue()
         self.current: _Invocation | None = None
         self.init_error: bytes | None = None
-        self._server = _QuietServer(("127.0.0.1", 0), _runtime_handler_for(self))
+        self._server = QuietHTTPServer(("127.0.0.1", 0), _runtime_handler_for(self))
         threading.Thread(target=self._server.serve_forever, args=(_STOP_POLL_S,), daemon=True).start()
         port = self._server.server_address[1]
         env = {
@@ -433,7 +423,7 @@ class LocalLambda(LoopbackServer):
         return [pid for fn in self._functions.values() for pid in fn.process_ids]
 
     poll_interval_s = _STOP_POLL_S
-    server_class = _QuietServer
+    server_class = QuietHTTPServer
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         return _invoke_handler_for(self._functions, self._require)

@@ -3,9 +3,21 @@ daemon thread, stop, and be a context manager."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a peer goes away (a client
+    hanging up mid-answer is what the code under test does on a stop)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a peer or the server itself went away
+            super().handle_error(request, client_address)
 
 
 class LoopbackServer:
@@ -17,7 +29,7 @@ class LoopbackServer:
 
     # How often the serving thread checks for `stop` (seconds); lower stops faster.
     poll_interval_s: float = 0.5
-    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer
+    server_class: type[ThreadingHTTPServer] = QuietHTTPServer
     thread_name: str | None = None
 
     def __init__(self, *, port: int = 0) -> None:
