@@ -11,7 +11,7 @@ from session_core import SessionKey
 from telegram_core import Attachment, InboundMessage
 
 from ._config import ProducerConfig
-from ._updates import Message, Update, from_placeholder, sender_of, topic_of
+from ._updates import Message, Update, on_behalf_of_a_chat, sender_of, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (edits
 # included: see README "Telegram").
@@ -51,7 +51,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     msg = update.message
     user = msg.from_
     sender_id, sender_name = sender_of(msg)
-    if user is not None and user.is_bot and not from_placeholder(msg):
+    if user is not None and user.is_bot and not on_behalf_of_a_chat(msg):
         return Decision(ignored="message from a bot")
     if not allowed(config, user_id=sender_id, chat_id=msg.chat.id):
         return Decision(ignored="not on the allow-list")

@@ -144,7 +144,7 @@ def topic_of(message: Message | CallbackMessage) -> int:
 ANONYMOUS_ADMIN_ID = 1087968824
 
 
-def from_placeholder(msg: Message) -> bool:
+def on_behalf_of_a_chat(msg: Message) -> bool:
     """Whether ``msg`` is one Telegram sends on behalf of a chat that answers for it: an
     anonymous admin of this group, or a post of the group's linked channel forwarded into it.
     Not a member posting as a channel of their own (``from`` is then a bot placeholder, and
@@ -158,9 +158,9 @@ def from_placeholder(msg: Message) -> bool:
 
 def sender_of(msg: Message) -> tuple[int | None, str | None]:
     """Who sent ``msg``, for the allow-list, rate limits and budgets: the person, or the chat a
-    message is sent on behalf of (``from_placeholder``: an anonymous admin's group, the linked
+    message is sent on behalf of (``on_behalf_of_a_chat``: an anonymous admin's group, the linked
     channel). Its ``from`` is then a placeholder user that every such chat in Telegram shares."""
-    if msg.sender_chat is not None and from_placeholder(msg):
+    if msg.sender_chat is not None and on_behalf_of_a_chat(msg):
         return msg.sender_chat.id, msg.sender_chat.username or msg.sender_chat.title or None
     user = msg.from_
     if user is None:
