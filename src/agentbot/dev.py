@@ -133,6 +133,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_dev)
 
 
+def _private_log(path: Path) -> IO[str]:
+    """The functions' log, appended to and readable by this user only: the agent runs as
+    another user and may reach the state directory (a --state-dir under /tmp, a home)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # one an earlier version left readable
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
 def _hold_state_dir(state_root: Path, given: Path) -> int:
     """Lock the state directory for this run (the lock ends with the process); a second run
     on it would save over the first one's sessions when either stops."""
@@ -491,7 +499,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
     log_path = state_root / "functions.log"
     progress.failures = FailureReasons(log_path)
-    log = stack.enter_context(log_path.open("a", encoding="utf-8"))
+    log = stack.enter_context(_private_log(log_path))
 
     bot_username = _check_bot_token(token) if token else None
     aws_label, aws_env, credentials = stack.enter_context(aws_for(args, endpoints))

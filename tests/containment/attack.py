@@ -185,6 +185,21 @@ def other_sessions():
     return seen
 
 
+def private_reads():
+    """Files of the stack's own state (the paths in private.txt: files, or directories to walk)
+    the agent can read; each should be out of its reach."""
+    listed = read(os.path.join(HERE, "private.txt"), "r") or ""
+    got = []
+    for base in filter(None, listed.split("\n")):
+        walked = [(base, [], [""])] if os.path.isfile(base) else os.walk(base)
+        for dirpath, _dirs, files in walked:
+            for name in files:
+                path = os.path.join(dirpath, name) if name else dirpath
+                if read(path) is not None:
+                    got.append(path)
+    return got
+
+
 def writes(config_path):
     landed = []
     root = os.path.dirname(os.path.dirname(os.getcwd()))
@@ -326,6 +341,7 @@ def main():
         "stolen": stolen,
         "aws": aws_calls(ours),
         "other_sessions": other_sessions(),
+        "private_reads": private_reads(),
         "writes": writes(sys.argv[2]),
         "signals": signals(),
         "cli_pipes": cli_pipes(),

@@ -50,8 +50,15 @@ def _private_message(chat: int, text: str) -> dict[str, object]:
     }
 
 
-def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent(tmp_path) -> None:
+def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent() -> None:
     attacker = attack_dir([BOT_TOKEN, MODEL_KEY])
+    # A --state-dir any user can reach (as one under /tmp or a home directory may be): what the
+    # stack keeps there (every chat's stored sessions, the functions' log) is its own.
+    state = attacker / "state"
+    (attacker / "private.txt").write_text(f"{state / 'functions.log'}\n{state / 'aws'}\n")
+    state.mkdir()
+    (state / "functions.log").write_text("")  # as an earlier version left it: readable by all
+    (state / "functions.log").chmod(0o644)
     try:
         with (
             LocalTelegram(token=BOT_TOKEN, bot_username="real_mode_bot") as telegram,
@@ -72,7 +79,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 LANDLOCK="off",
             )
             dev = subprocess.Popen(
-                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(tmp_path / "state")],
+                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -101,6 +108,8 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 out, err = dev.communicate(timeout=60)
             assert all(answered), (answered, err[-3000:])
         survivors = agent_user_processes(attacker)
+        log = (state / "functions.log").read_text()[-8000:]
+        saved = sorted(p.name for p in (state / "aws").rglob("*") if p.is_file())
     finally:
         shutil.rmtree(attacker, ignore_errors=True)
 
@@ -120,9 +129,10 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     # The other chat got only its own answers; nothing was posted anywhere else.
     assert {m["chat"]["id"] for m in telegram.sent_messages()} == {ATTACKER, VICTIM}
     victim_saw = [m["text"] for m in telegram.sent_messages(VICTIM)]
-    log = (tmp_path / "state" / "functions.log").read_text()[-8000:]
     assert victim_saw[-1].endswith("after 1 earlier turns"), (victim_saw, err[-3000:], log)
     assert all("FORGED" not in m["text"] for m in telegram.sent_messages())
+    # The state directory's own files were there, and out of the agent's reach.
+    assert saved and report["private_reads"] == [], (saved, report["private_reads"])
     # Nothing of the agent outlives the command; no secret reached the screen.
     assert survivors == []
     assert "agent     runs as the unprivileged user 'nobody'" in err

@@ -36,8 +36,15 @@ class StateDirectory:
         # only what changed (snapshots are rewritten rarely, and they are the big part)
         self._saved_etags: dict[str, str] = {}
 
+    def _keep_private(self) -> None:
+        """Only this user may enter the directory: it holds every chat's sessions, and the
+        agent, running as another user, may reach where it is (a --state-dir under /tmp)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # one an earlier version left open
+
     def restore(self) -> tuple[int, int]:
         """Load a saved copy into the (empty) table and bucket; returns (items, objects)."""
+        self._keep_private()
         items = objects = 0
         table_file = self.root / _TABLE_FILE
         if table_file.exists():
@@ -63,7 +70,7 @@ class StateDirectory:
     def save(self) -> None:
         """Write the current table and bucket to the directory, replacing the last copy."""
         with self._lock:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self._keep_private()
             staging = self.root / ".saving"
             shutil.rmtree(staging, ignore_errors=True)
             (staging / _OBJECTS_DIR).mkdir(parents=True)
