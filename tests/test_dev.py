@@ -23,6 +23,7 @@ def _clean_env(marker: str) -> dict[str, str]:
         if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
     }
     env["AGENTBOT_TEST_MARKER"] = marker
+    env["DEEPWIKI_MCP_URL"] = "http://127.0.0.1:9/mcp"  # unreachable everywhere, internet or not
     return env
 
 
@@ -108,6 +109,9 @@ def test_terminal_chat_resumes_the_session_commands_work_and_a_state_dir_keeps_i
     assert "AWS" in done.stderr and "offline demo model" in done.stderr
     assert re.search(r"update \d+: replied after [\d.]+ s", done.stderr)
     assert "cost $0 (nothing billed)" in done.stderr
+    # The MCP server it could not reach is named once, not once per turn.
+    unreachable = "warning: MCP server 'deepwiki' failed: the agent ran without its tools"
+    assert done.stderr.count(unreachable) == 1, done.stderr[-3000:]
     assert _survivors(marker, str(state.resolve())) == []
 
     # started again on the same state directory: the conversation since /new (2 turns, not the

@@ -33,3 +33,32 @@ def test_reasons_come_from_the_consumers_lines_for_that_update_and_odd_lines_are
     with log.open("a") as out:
         out.write("\n")
     assert reasons.take(8) == "model_error"
+
+
+def test_a_configuration_problem_a_turn_met_is_shown_once_per_run(tmp_path: Path) -> None:
+    """The runtime logs it every turn; the terminal says it once, with what to check."""
+    log = tmp_path / "functions.log"
+    log.write_text("")
+    reasons = FailureReasons(log)
+    server = {
+        "event": "turn.mcp_server_unavailable",
+        "server": "deepwiki",
+        "status": "failed",
+        "fix": "claude-config/mcp.json: mcpServers.deepwiki",
+    }
+    tool = {
+        "event": "turn.tool_unavailable",
+        "tool": "Bassh",
+        "fix": "claude-config/agents.json: main.tools[8]",
+    }
+    with log.open("a") as out:
+        out.write("".join(json.dumps(entry) + "\n" for entry in (server, tool, server)))
+    assert reasons.take_warnings() == [
+        "MCP server 'deepwiki' failed: the agent ran without its tools (is it reachable from here? "
+        "see claude-config/mcp.json: mcpServers.deepwiki)",
+        "the CLI has no tool 'Bassh': the agent ran without it "
+        "(check claude-config/agents.json: main.tools[8])",
+    ]
+    with log.open("a") as out:  # the next turns log the same again
+        out.write(json.dumps(server) + "\n" + json.dumps(tool) + "\n")
+    assert reasons.take_warnings() == []

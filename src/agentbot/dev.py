@@ -226,6 +226,8 @@ class Progress:
             else:
                 detail = "replied"
             self.say(f"update {update_id}: {detail} after {elapsed:.1f} s{self._cost(key, update_id)}")
+            for warning in self.failures.take_warnings() if self.failures is not None else []:
+                self.say(f"warning: {warning}")
             with self.lock:
                 self.pending.discard(update_id)
                 self.idle.notify_all()

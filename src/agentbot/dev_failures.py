@@ -1,7 +1,10 @@
-"""Why the consumer failed an update, for `agentbot dev`'s progress lines.
+"""What the functions' log tells `agentbot dev`'s progress lines: why the consumer failed an
+update, and the configuration problems a turn met (an MCP server that could not start, a
+tool name the CLI does not know).
 
-The consumer says why in the functions' log (``record_retry`` or ``record_failed``, bound to
-the update's id, the reason free of secrets and user text), and the local Lambda service
+The functions say so in their log (the consumer's ``record_retry`` / ``record_failed``, bound
+to the update's id, the reason free of secrets and user text; the runtime's
+``turn.mcp_server_unavailable`` / ``turn.tool_unavailable``), and the local Lambda service
 writes each function's output straight into that file, so it is there by the time the batch's
 answer is. Read incrementally: only what the log gained since the last look.
 """
@@ -11,19 +14,24 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 _FAILURE_EVENTS = {"record_retry", "record_failed"}
+_CONFIG_EVENTS = {"turn.mcp_server_unavailable", "turn.tool_unavailable"}
 _REASON_CHARS = 200
 
 
 class FailureReasons:
-    """The latest failure reason per update id found in the functions' log."""
+    """The latest failure reason per update id found in the functions' log, and the
+    configuration warnings not shown yet (each once per run)."""
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         # A reused --state-dir keeps an earlier run's log: only what this run adds is read.
         self._read_up_to = log_path.stat().st_size if log_path.exists() else 0
         self._reasons: dict[int, str] = {}
+        self._warnings: list[str] = []
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     def take(self, update_id: int) -> str | None:
@@ -32,6 +40,13 @@ class FailureReasons:
         with self._lock:
             self._read_new_lines()
             return self._reasons.pop(update_id, None)
+
+    def take_warnings(self) -> list[str]:
+        """Configuration problems the log reported since the last call, each once per run."""
+        with self._lock:
+            self._read_new_lines()
+            found, self._warnings = self._warnings, []
+            return found
 
     def _read_new_lines(self) -> None:
         try:
@@ -43,18 +58,37 @@ class FailureReasons:
         whole = gained[: gained.rfind(b"\n") + 1]  # a line still being written waits
         self._read_up_to += len(whole)
         for line in whole.splitlines():
-            if b'"record_' not in line:
+            if b'"record_' not in line and b'_unavailable"' not in line:
                 continue
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a stray traceback line
-            if not isinstance(entry, dict) or entry.get("event") not in _FAILURE_EVENTS:
-                continue
-            update_id = entry.get("update_id")
-            if isinstance(update_id, int):
-                kind, detail = entry.get("error_kind") or "error", entry.get("error") or ""
-                self._reasons[update_id] = _shortened(f"{kind}: {detail}" if detail else str(kind))
+            if isinstance(entry, dict):
+                self._note(entry)
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        event = entry.get("event")
+        if event in _FAILURE_EVENTS and isinstance(entry.get("update_id"), int):
+            kind, detail = entry.get("error_kind") or "error", entry.get("error") or ""
+            self._reasons[entry["update_id"]] = _shortened(f"{kind}: {detail}" if detail else str(kind))
+        elif event in _CONFIG_EVENTS:
+            warning = _warning_of(entry)
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self._warnings.append(warning)
+
+
+def _warning_of(entry: dict[str, Any]) -> str:
+    fix = _shortened(str(entry.get("fix") or "claude-config"))
+    if entry.get("event") == "turn.tool_unavailable":
+        tool = _shortened(str(entry.get("tool")))
+        return f"the CLI has no tool {tool!r}: the agent ran without it (check {fix})"
+    server, status = _shortened(str(entry.get("server"))), _shortened(str(entry.get("status")))
+    return (
+        f"MCP server {server!r} {status}: the agent ran without its tools "
+        f"(is it reachable from here? see {fix})"
+    )
 
 
 def _shortened(text: str) -> str:

@@ -183,7 +183,7 @@ def test_command_mcp_server_answers_a_tool_call(make_runtime, model_server, turn
     assert "words=4 lines=1 characters=18" in result.text
 
 
-def test_an_mcp_server_the_cli_cannot_start_or_reach_is_named_in_the_log_and_the_turn_answers(
+def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_log_and_the_turn_answers(
     make_runtime, model_server, turn_request, monkeypatch, capsys, tmp_path
 ) -> None:
     config = tmp_path / "claude-config"
@@ -191,6 +191,10 @@ def test_an_mcp_server_the_cli_cannot_start_or_reach_is_named_in_the_log_and_the
     mcp = json.loads((config / "mcp.json").read_text())
     mcp["mcpServers"]["exits-at-once"] = {"command": "/bin/false"}
     (config / "mcp.json").write_text(json.dumps(mcp))
+    agents = json.loads((config / "agents.json").read_text())
+    shipped = list(agents["main"]["tools"])
+    agents["main"]["tools"] = [*shipped, "Bassh"]  # a misspelt Bash: the CLI drops it silently
+    (config / "agents.json").write_text(json.dumps(agents))
     monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
     monkeypatch.setenv("DEEPWIKI_MCP_URL", "http://127.0.0.1:9/mcp")  # nothing listens there
     configure_logging(json_lines=True)
@@ -209,6 +213,9 @@ def test_an_mcp_server_the_cli_cannot_start_or_reach_is_named_in_the_log_and_the
         ("exits-at-once", "failed", "claude-config/mcp.json: mcpServers.exits-at-once"),
         ("deepwiki", "failed", "claude-config/mcp.json: mcpServers.deepwiki"),
     }
+    # Every tool the shipped claude-config names is one the bundled CLI has; the misspelt one not.
+    unknown = {(line["tool"], line["fix"]) for line in logged if line.get("event") == "turn.tool_unavailable"}
+    assert unknown == {("Bassh", f"claude-config/agents.json: main.tools[{len(shipped)}]")}
 
 
 def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(

@@ -167,6 +167,7 @@ class SdkRunSteps:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 _log_unavailable_mcp_servers(message.data)
+                _log_unknown_tools(message.data, self.config.main.tools)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
@@ -237,6 +238,22 @@ def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
                 status=status,
                 fix=f"claude-config/mcp.json: mcpServers.{name}",
             )
+
+
+# Names the CLI takes for one of its tools under another name
+_TOOL_ALIASES = {"Agent": "Task", "Task": "Agent"}
+
+
+def _log_unknown_tools(init: dict[str, Any], configured: tuple[str, ...] | None) -> None:
+    """A built-in tool ``main.tools`` names that the CLI does not have (a misspelt "Bassh", one
+    a later CLI dropped) is left out without a word: the operator reads which one here."""
+    present = init.get("tools")
+    if configured is None or not isinstance(present, list):
+        return
+    for index, tool in enumerate(configured):
+        if tool.startswith("mcp__") or tool in present or _TOOL_ALIASES.get(tool) in present:
+            continue
+        log.warning("turn.tool_unavailable", tool=tool, fix=f"claude-config/agents.json: main.tools[{index}]")
 
 
 def _checked_session_id(value: Any) -> str:
