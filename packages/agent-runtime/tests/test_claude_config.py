@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_runtime import ClaudeConfigError, load_claude_config
@@ -151,3 +152,37 @@ def test_a_mistake_in_main_is_named_in_plain_words(
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(config_dir, environ={})
     assert (caught.value.field, caught.value.reason) == (field, reason)
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "field", "reason"),
+    [
+        (
+            "mcp.json",
+            lambda d: d.update(mcpservers=d.pop("mcpServers")),
+            "mcpservers",
+            "unknown field (known: mcpServers)",
+        ),
+        (
+            "agents.json",
+            lambda d: d["agents"]["summarizer"].update(promt_file="agents/x.md"),
+            "agents.summarizer.promt_file",
+            "unknown field (known: description, prompt_file, tools, model)",
+        ),
+        (
+            "mcp.json",
+            lambda d: d["mcpServers"]["deepwiki"].update(header={}),
+            "mcpServers.deepwiki.header",
+            "unknown field (known: type, url, headers, headers_from_ssm)",
+        ),
+    ],
+    ids=["mcp_top_level", "subagent", "mcp_server"],
+)
+def test_a_misspelt_field_is_named_in_its_own_file_with_the_known_ones(
+    config_dir: Path, file: str, change: Any, field: str, reason: str
+) -> None:
+    """A misspelt mcpServers used to surface as agents.json naming a server mcp.json lacks."""
+    edit_json(config_dir / file, change)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field, caught.value.reason) == (file, field, reason)

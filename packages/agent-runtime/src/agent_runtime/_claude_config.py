@@ -189,9 +189,7 @@ def _check_tools(tools: tuple[str, ...], file: Path, field: str, mcp_names: set[
 def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tuple[SubagentConfig, ...]]:
     file = base / "agents.json"
     data = _read_json(file, required=False)
-    unknown = set(data) - {"main", "agents"}
-    if unknown:
-        raise ClaudeConfigError(str(file), sorted(unknown)[0], "unknown field (expected 'main' and 'agents')")
+    _refuse_unknown_fields(data, ("main", "agents"), file, "")
     main_raw = data.get("main", {})
     if not isinstance(main_raw, dict):
         raise ClaudeConfigError(str(file), "main", "must be an object")
@@ -215,9 +213,7 @@ def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tupl
             raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
         if not isinstance(spec, dict):
             raise ClaudeConfigError(str(file), field, "must be an object")
-        extra = set(spec) - {"description", "prompt_file", "tools", "model"}
-        if extra:
-            raise ClaudeConfigError(str(file), f"{field}.{sorted(extra)[0]}", "unknown field")
+        _refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
         description = spec.get("description")
         if not isinstance(description, str) or not description.strip():
             raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
@@ -290,6 +286,13 @@ def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.
     return field, text
 
 
+def _refuse_unknown_fields(spec: Mapping[str, Any], known: tuple[str, ...], file: Path, field: str) -> None:
+    """A misspelt field would otherwise be ignored (``mcpservers``: no server at all)."""
+    if extra := sorted(set(spec) - set(known)):
+        where = f"{field}.{extra[0]}" if field else extra[0]
+        raise ClaudeConfigError(str(file), where, f"unknown field (known: {', '.join(known)})")
+
+
 def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
     if isinstance(value, str):
 
@@ -313,6 +316,7 @@ def _load_mcp(
     file: Path, env: Mapping[str, str]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
     data = _read_json(file, required=False)
+    _refuse_unknown_fields(data, ("mcpServers",), file, "")
     servers = data.get("mcpServers", {})
     if not isinstance(servers, dict):
         raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
@@ -338,14 +342,12 @@ def _load_mcp(
                 )
             if "args" in spec:
                 _string_list(spec["args"], file, f"{field}.args")
-            allowed = {"type", "command", "args", "env"}
+            allowed = ("type", "command", "args", "env")
         else:
             if not isinstance(spec.get("url"), str) or not spec["url"]:
                 raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
-            allowed = {"type", "url", "headers", "headers_from_ssm"}
-        extra = set(spec) - allowed
-        if extra:
-            raise ClaudeConfigError(str(file), f"{field}.{sorted(extra)[0]}", "unknown field")
+            allowed = ("type", "url", "headers", "headers_from_ssm")
+        _refuse_unknown_fields(spec, allowed, file, field)
         if "headers_from_ssm" in spec:
             secret_headers[name] = _secret_headers(spec, file, field)
         plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
