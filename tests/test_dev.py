@@ -242,10 +242,20 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     assert _survivors(marker) == []
 
 
-def test_a_webhook_port_out_of_range_is_refused_before_anything_starts() -> None:
-    done = _start_fails(uuid.uuid4().hex, extra_env={}, args=["--webhook-port", "70000"])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--webhook-port", "70000"], "70000 is not a port (0 for any free one, up to 65535)"),
+        (["--tenant", "a/b"], "argument --tenant: use 1-32 characters"),  # the flag, not TENANT
+    ],
+    ids=["webhook_port", "tenant"],
+)
+def test_a_bad_flag_value_is_refused_naming_the_flag_before_anything_starts(
+    args: list[str], said: str
+) -> None:
+    done = _start_fails(uuid.uuid4().hex, extra_env={}, args=args)
     assert done.returncode == 2
-    assert "70000 is not a port (0 for any free one, up to 65535)" in done.stderr
+    assert said in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -52,7 +52,14 @@ from local_stack import (
     unreadable_for,
 )
 from local_stack import agent_user as agent_user_for_runtime
-from session_core import Approvals, SessionKey, SessionRegistry, make_non_dumpable
+from session_core import (
+    Approvals,
+    InvalidSessionKeyError,
+    SessionKey,
+    SessionRegistry,
+    make_non_dumpable,
+    validate_tenant,
+)
 from telegram_core import (
     TelegramApiError,
     TelegramNetworkError,
@@ -116,7 +123,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="keep sessions here across restarts (default: temporary, gone at exit)",
     )
-    parser.add_argument("--tenant", default="default", help="tenant part of session keys")
+    parser.add_argument("--tenant", default="default", type=_tenant, help="tenant part of session keys")
     parser.add_argument(
         "--webhook-url",
         metavar="https://...",
@@ -157,6 +164,14 @@ def _hold_state_dir(state_root: Path, given: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+def _tenant(value: str) -> str:
+    """A session key's tenant part for argparse (the flag, not TENANT, names the mistake)."""
+    try:
+        return validate_tenant(value)
+    except InvalidSessionKeyError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
 
 
 def _port(value: str) -> int:
