@@ -102,6 +102,19 @@ def test_a_command_server_whose_program_is_not_installed_stops_the_start_naming_
     assert "packages/agent-runtime/Dockerfile" in problem.reason
 
 
+def test_a_long_repetitive_path_is_shown_short_in_the_error(tmp_path: Path) -> None:
+    """A developer's shell PATH can run to hundreds of characters, much of it repeated."""
+    environ = _config_with_server(tmp_path, {"command": "npx-not-installed-here"})
+    many = [f"/opt/tool{n}/bin" for n in range(10)]
+    environ["PATH"] = ":".join(["/usr/bin", "/bin", "/usr/bin", *many, "/bin"])
+
+    problem = _start_up_problem(environ)
+
+    assert "(/usr/bin:/bin:/opt/tool0/bin:/opt/tool1/bin:/opt/tool2/bin:/opt/tool3/bin and 6 more)" in (
+        problem.reason
+    ), problem.reason
+
+
 def test_a_command_server_given_as_a_relative_or_unrunnable_path_stops_the_start(tmp_path: Path) -> None:
     plain_file = tmp_path / "server.py"
     plain_file.write_text("print('not executable')\n")

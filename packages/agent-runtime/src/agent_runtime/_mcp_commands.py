@@ -45,7 +45,15 @@ def check_mcp_commands(config: ClaudeConfig, environ: Mapping[str, str]) -> None
             raise ClaudeConfigError(
                 file,
                 field,
-                f"program {command!r} is not on the runtime's PATH ({search}): install it where the "
+                f"program {command!r} is not on the runtime's PATH ({_shown(search)}): install it where the "
                 "runtime runs (for the deployed image: packages/agent-runtime/Dockerfile) or give "
                 "its absolute path",
             )
+
+
+def _shown(search: str, limit: int = 6) -> str:
+    """A PATH as an error shows it: each directory once, the first few (a developer's shell
+    PATH can run to hundreds of characters, much of it repeated)."""
+    dirs = list(dict.fromkeys(d for d in search.split(os.pathsep) if d))
+    more = f" and {len(dirs) - limit} more" if len(dirs) > limit else ""
+    return os.pathsep.join(dirs[:limit]) + more
