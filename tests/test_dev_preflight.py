@@ -124,9 +124,9 @@ def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(tmp
     private = config / "skills" / "hello-world" / "SKILL.md"
     private.chmod(0o600)  # root's own file: the agent (nobody) could not read it
     line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
-    assert (
-        f"cannot read {private}" in line and "CLAUDE_CONFIG_PATH" in line and f"chmod o+r {private}" in line
-    )
+    # The file first (not CLAUDE_CONFIG_PATH, a setting the developer may never have set).
+    assert f"cannot start: {private}: the agent runs as 'nobody' and cannot read it" in line, line
+    assert f"chmod o+r {private}" in line and "CLAUDE_CONFIG_PATH" not in line
     private.chmod(0o644)
     done = _start({"CLAUDE_CONFIG_PATH": str(config)})  # (under pytest's 0700 temp dir)
     assert "I received: 'hello'" in done.stdout, (done.stdout + done.stderr)[-3000:]

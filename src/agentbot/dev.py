@@ -638,7 +638,7 @@ def _config_readable_for(user: str, root: Path) -> list[str]:
     if blocked is not None:
         fix = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"
         raise DevSetupError(
-            f"CLAUDE_CONFIG_PATH: the agent runs as {user!r} and cannot read {blocked}; "
+            f"{blocked}: the agent runs as {user!r} and cannot read it; "
             f"let every user read it ({fix} {blocked})"
             + (f" (opened for passing already: {', '.join(opened)})" if opened else "")
         )
