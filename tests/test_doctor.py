@@ -252,6 +252,26 @@ def test_local_checks_name_the_broken_claude_config_file_and_field(
     assert lines["bot token"].startswith("  ok") and lines["dead letters"].startswith("  skip")
 
 
+def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_would(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Locally doctor checks this machine, where `agentbot dev` starts the programs: it does
+    not say "ok" to a set-up dev then refuses."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["github"] = {"command": "npx-not-installed-here"}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "mcp.json: mcpServers.github.command" in lines["claude-config"], out
+    assert "'npx-not-installed-here' is not on the runtime's PATH" in lines["claude-config"], out
+
+
 def test_local_checks_pass_with_the_shipped_claude_config_and_a_working_key(
     telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

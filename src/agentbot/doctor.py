@@ -80,11 +80,13 @@ class Target:
 
 def check_claude_config(target: Target) -> Check:
     """claude-config validates as the runtime loads it (the same loader, the same errors)."""
-    from agent_runtime import ClaudeConfigError, default_config_path, load_claude_config
+    from agent_runtime import ClaudeConfigError, check_mcp_commands, default_config_path, load_claude_config
 
     where = str(default_config_path())
     try:
         config = load_claude_config()
+        if target.stack is None:  # this machine is where `agentbot dev` starts the programs
+            check_mcp_commands(config, os.environ)
     except ClaudeConfigError as exc:
         problem = describe(exc, deployed=target.stack is not None)
         return Check("claude-config", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)

@@ -27,6 +27,7 @@ from ._environment import (
     bundled_cli_path,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
+from ._mcp_commands import check_mcp_commands
 from ._model_proxy import ModelProxy
 from ._preflight import (
     PERMANENT_CONFIG_ERRORS,
@@ -93,6 +94,7 @@ __all__ = [
     "build_cli_environment",
     "build_runtime",
     "bundled_cli_path",
+    "check_mcp_commands",
     "check_model_access",
     "check_runtime_configuration",
     "config_problem",
