@@ -463,6 +463,8 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
         dev.stop()
     assert took < 5, (took, dev.text())
     assert "Traceback" not in dev.text() and "aborting" in dev.text("err")
+    # The killed attempt is not announced as one to retry (nothing retries after an abort).
+    assert "will retry" not in dev.text("err"), dev.text("err")[-2000:]
     assert _gone(marker, state_root, timeout_s=2) == []
 
 

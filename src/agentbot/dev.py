@@ -195,6 +195,7 @@ class Progress:
     # update ids the consumer has sent to the dead-letter queue (it acknowledges those records)
     dead_letters: Callable[[], set[int]] | None = None
     failures: FailureReasons | None = None  # why the consumer failed an attempt (its log)
+    aborting: threading.Event | None = None  # set: a failed attempt is the abort's, not retried
     started: dict[int, float] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -231,6 +232,10 @@ class Progress:
             failed = message["MessageId"] in outcome.failed_ids
             receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             elapsed = time.monotonic() - self.started.get(update_id, time.monotonic())
+            if failed and self.aborting is not None and self.aborting.is_set():
+                self.say(f"update {update_id}: abandoned (agentbot dev is aborting; not retried)")
+                self._done(update_id)
+                continue
             why = self._why(update_id) if failed or update_id in dead else ""
             if failed and receives < 3:
                 self.say(f"update {update_id}: will retry (attempt {receives} failed{why})")
@@ -243,9 +248,12 @@ class Progress:
             self.say(f"update {update_id}: {detail} after {elapsed:.1f} s{self._cost(key, update_id)}")
             for warning in self.failures.take_warnings() if self.failures is not None else []:
                 self.say(f"warning: {warning}")
-            with self.lock:
-                self.pending.discard(update_id)
-                self.idle.notify_all()
+            self._done(update_id)
+
+    def _done(self, update_id: int) -> None:
+        with self.lock:
+            self.pending.discard(update_id)
+            self.idle.notify_all()
 
     def _why(self, update_id: int) -> str:
         if self.failures is None:
@@ -655,6 +663,7 @@ def run_dev(args: argparse.Namespace) -> int:
     # `agentbot dev | head`: once the reader is gone, everything stops (see dev_stop).
     sys.stdout = cast(IO[str], TerminalStream(sys.stdout, stop.output_closed))
     progress = Progress(cast(IO[str], TerminalStream(sys.stderr, stop.output_closed)), tenant=args.tenant)
+    progress.aborting = stop.abort
     # This process holds the bot token, the model key and the webhook secret.
     make_non_dumpable()
     stack = contextlib.ExitStack()
