@@ -509,6 +509,7 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
     assert out.startswith("you> bot> "), out[:200]  # the prompt, then the answer to the typed line
     assert out.count("you> ") >= 2  # asked again after the answer
     assert "photo" not in out and "text only" in out, out
+    assert "button" not in out, out  # nor buttons it cannot show (/permissions' revoke)
 
 
 def _telegram_message(update_id: int, user_id: int, text: str, *, kind: str = "message") -> dict[str, Any]:

@@ -25,10 +25,18 @@ _WHAT_TO_SEND: dict[Channel, str] = {
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
     "terminal": "Type a message and press Enter (this terminal chat sends text only).",
 }
+# Revoking is a button under the /permissions answer: the terminal shows no buttons.
+_PERMISSIONS = {
+    "telegram": "the tools I may always use in this chat, with a button to revoke each",
+    "terminal": (
+        "the tools I may always use in this chat (this terminal cannot revoke them; "
+        "without --state-dir they end with the run)"
+    ),
+}
 
 
 def help_text(channel: Channel = "telegram") -> str:
-    """The /help answer (plain text): what to send is the only part that depends on the channel."""
+    """The /help answer (plain text): what to send and how to revoke depend on the channel."""
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
         "that I remember for weeks.\n\n"
@@ -38,7 +46,7 @@ def help_text(channel: Channel = "telegram") -> str:
         "/status: this conversation's id, turns and cost, and this chat's total\n"
         "/cost: what this chat and you spent today and this month, against the budgets\n"
         "/usage on|off: show the tokens and cost of each answer below it (off at first)\n"
-        "/permissions: the tools I may always use in this chat, with a button to revoke each\n"
+        f"/permissions: {_PERMISSIONS[channel]}\n"
         "/help: this message"
     )
 
