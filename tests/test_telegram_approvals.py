@@ -166,6 +166,16 @@ def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monk
     assert answer["text"] == "Allowed once."
 
 
+def test_a_stop_while_a_call_waits_says_nothing_runs_and_how_to_drop_the_call(stack) -> None:
+    ask(stack, 328)
+    answer = post(stack, update(329, text="/stop"))
+    assert answer["text"] == (
+        "Nothing is running in this chat right now. A tool call is waiting for an answer: Deny drops it."
+    )
+    still = stack.approvals().current(KEY)
+    assert still is not None and still.state == "pending"  # a stop decides nothing
+
+
 def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:
     asking = ask(stack, 330)
     assert stack.post(update(331, text="/new")) == 200

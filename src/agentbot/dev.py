@@ -1133,7 +1133,8 @@ def _webhook_outcome(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
     if isinstance(answer, dict) and isinstance(answer.get("outcome"), str):
         return str(answer["outcome"])
-    if isinstance(answer, dict) and answer.get("text") in (STOPPING_TEXT, NOTHING_TO_STOP_TEXT):
+    said = answer.get("text") if isinstance(answer, dict) else None
+    if isinstance(said, str) and said.startswith((STOPPING_TEXT, NOTHING_TO_STOP_TEXT)):
         return f"stop: {answer['text']}"  # [H] the producer answers /stop itself
     if isinstance(answer, dict) and answer.get("method") == "answerCallbackQuery":
         return f"button: {answer.get('text', '')}"  # [I] the producer answers a press itself

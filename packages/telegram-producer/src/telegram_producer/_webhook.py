@@ -333,7 +333,8 @@ class Producer:
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
-        reply = stop_reply(stop, outcome)
+        waiting = outcome == "nothing_running" and self._call_waiting(stop)
+        reply = stop_reply(stop, outcome, call_waiting=waiting)
         if reply is None:
             return _response(200, f"stop: {outcome}")
         limiter = self._rate_limiter
@@ -355,6 +356,16 @@ class Producer:
                 "until the rate falls."
             )
         return _reply(reply)
+
+    def _call_waiting(self, stop: StopRequest) -> bool:
+        """Whether a tool call of the chat waits for an approval (a /stop finds nothing running)."""
+        if self._approvals is None:
+            return False
+        try:
+            approval = self._approvals.current(stop.key)
+        except StorageError:
+            return False
+        return approval is not None and approval.state == "pending"
 
     def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
         """None when the message may be queued; else the 200 that drops it: the first one over
