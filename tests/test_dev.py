@@ -242,6 +242,26 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     assert _survivors(marker) == []
 
 
+@pytest.mark.parametrize("whose", ["another user's", "anyone's to write"])
+def test_a_state_dir_the_agent_could_have_made_or_can_write_is_refused(whose: str, tmp_path: Path) -> None:
+    """The agent runs as another user: a state directory it owns, or may write, would let it
+    put links where the run writes every chat's sessions."""
+    state = tmp_path / "state"
+    state.mkdir()
+    if whose == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("only root can give a directory to another user")
+        os.chown(state, 65534, 65534)
+        said = "it belongs to another user; choose a directory of your own"
+    else:
+        state.chmod(0o777)
+        said = f"every user may write it; chmod o-w {state}"
+    done = _start_fails(uuid.uuid4().hex, extra_env={}, args=["--state-dir", str(state)])
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert said in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (state / "aws").exists() and not (state / "functions.log").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

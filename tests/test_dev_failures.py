@@ -62,3 +62,13 @@ def test_a_configuration_problem_a_turn_met_is_shown_once_per_run(tmp_path: Path
     with log.open("a") as out:  # the next turns log the same again
         out.write(json.dumps(server) + "\n" + json.dumps(tool) + "\n")
     assert reasons.take_warnings() == []
+
+
+def test_what_the_log_says_reaches_the_terminal_without_control_characters(tmp_path: Path) -> None:
+    log = tmp_path / "functions.log"
+    log.write_text("")
+    reasons = FailureReasons(log)
+    forged = "x\x1b]0;owned\x07\ry"  # a terminal title, then a carriage return
+    entry = {"event": "record_failed", "update_id": 3, "error_kind": "delivery", "error": forged}
+    log.write_text(json.dumps(entry) + "\n")
+    assert reasons.take(3) == "delivery: x\\x1b]0;owned\\x07\\ry"

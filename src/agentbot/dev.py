@@ -17,6 +17,7 @@ import os
 import queue
 import re
 import secrets
+import stat
 import sys
 import tempfile
 import threading
@@ -44,8 +45,8 @@ from local_stack import (
     StackResources,
     StateDirectory,
     kill_descendants,
+    make_directory_reachable,
     make_interpreter_reachable,
-    make_reachable,
     moto_endpoint,
     prepare_for_agent_user,
     provision,
@@ -140,6 +141,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_dev)
 
 
+def _check_own_state_dir(state_root: Path, given: Path) -> None:
+    """The state directory must be this user's, and only theirs to write: the agent runs as
+    another user and could otherwise have made it (or a link by its name) first, and put links
+    where the run writes the sessions of every chat."""
+    link_owner = given.lstat().st_uid if given.is_symlink() else os.geteuid()
+    info = state_root.stat()
+    if link_owner != os.geteuid() or info.st_uid != os.geteuid():
+        raise DevSetupError(
+            f"--state-dir {given}: it belongs to another user; choose a directory of your own"
+        )
+    if info.st_mode & stat.S_IWOTH:
+        raise DevSetupError(
+            f"--state-dir {given}: every user may write it; chmod o-w {state_root}, or choose another"
+        )
+
+
 def _private_log(path: Path) -> IO[str]:
     """The functions' log, appended to and readable by this user only: the agent runs as
     another user and may reach the state directory (a --state-dir under /tmp, a home)."""
@@ -155,7 +172,8 @@ def _hold_state_dir(state_root: Path, given: Path) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        holder = holder if holder.isdigit() else "?"  # printed: nothing but a pid
         os.close(fd)
         raise DevSetupError(
             f"--state-dir {given} is in use by another agentbot dev (pid {holder}); "
@@ -519,12 +537,16 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         except OSError as exc:
             why = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
             raise DevSetupError(f"--state-dir {args.state_dir}: not usable as a directory ({why})") from None
+        _check_own_state_dir(state_root, args.state_dir)
         stack.callback(os.close, _hold_state_dir(state_root, args.state_dir))
     else:
         state_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentbot-dev-")))
     log_path = state_root / "functions.log"
     progress.failures = FailureReasons(log_path)
-    log = stack.enter_context(_private_log(log_path))
+    try:
+        log = stack.enter_context(_private_log(log_path))
+    except OSError as exc:
+        raise DevSetupError(f"{log_path}: cannot open the functions' log ({exc.strerror})") from None
 
     bot_username = _check_bot_token(token) if token else None
     aws_label, aws_env, credentials = stack.enter_context(aws_for(args, endpoints))
@@ -544,7 +566,13 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         saved = StateDirectory(
             state_root / "aws", dynamodb=dynamodb, s3=s3, table=resources.table, bucket=resources.bucket
         )
-        items, objects = saved.restore()
+        try:
+            items, objects = saved.restore()
+        except (OSError, ValueError) as exc:
+            raise DevSetupError(
+                f"--state-dir {args.state_dir}: cannot load the saved sessions in {saved.root} ({exc}); "
+                "move that directory away to start afresh"
+            ) from None
         if items or objects:
             progress.say(f"restored {items} items and {objects} objects from {saved.root}")
         stack.callback(saved.save)
@@ -641,7 +669,7 @@ def _config_readable_for(user: str, root: Path) -> list[str]:
     """Open the directories above claude-config and the interpreter for ``user`` to pass (as
     for the state directory); a part of the config ``user`` still cannot read stops the start,
     or every turn would fail. Returns the directories opened."""
-    opened = sorted({*make_interpreter_reachable(), *make_reachable(root / "x")})
+    opened = sorted({*make_interpreter_reachable(), *make_directory_reachable(root)})
     blocked = unreadable_for(user, root)
     if blocked is not None:
         fix = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"

@@ -92,4 +92,7 @@ def _warning_of(entry: dict[str, Any]) -> str:
 
 
 def _shortened(text: str) -> str:
+    """``text`` as the terminal may show it: no control character (an escape sequence would
+    act on the terminal), at most ``_REASON_CHARS`` long."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

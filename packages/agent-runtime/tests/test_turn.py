@@ -193,7 +193,10 @@ def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_l
     (config / "mcp.json").write_text(json.dumps(mcp))
     agents = json.loads((config / "agents.json").read_text())
     shipped = list(agents["main"]["tools"])
-    agents["main"]["tools"] = [*shipped, "Bassh"]  # a misspelt Bash: the CLI drops it silently
+    # A misspelt Bash (the CLI drops it silently); KillShell, which the CLI lists as TaskStop;
+    # ExitPlanMode, which it lists only with a permission-prompt tool; one disallowed on purpose.
+    agents["main"]["tools"] = [*shipped, "Bassh", "KillShell", "ExitPlanMode", "WebFetch"]
+    agents["main"]["disallowed_tools"] = ["WebFetch"]
     (config / "agents.json").write_text(json.dumps(agents))
     monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
     monkeypatch.setenv("DEEPWIKI_MCP_URL", "http://127.0.0.1:9/mcp")  # nothing listens there
@@ -213,7 +216,8 @@ def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_l
         ("exits-at-once", "failed", "claude-config/mcp.json: mcpServers.exits-at-once"),
         ("deepwiki", "failed", "claude-config/mcp.json: mcpServers.deepwiki"),
     }
-    # Every tool the shipped claude-config names is one the bundled CLI has; the misspelt one not.
+    # Every tool the shipped claude-config names is one the bundled CLI has; only the misspelt
+    # one is named.
     unknown = {(line["tool"], line["fix"]) for line in logged if line.get("event") == "turn.tool_unavailable"}
     assert unknown == {("Bassh", f"claude-config/agents.json: main.tools[{len(shipped)}]")}
 

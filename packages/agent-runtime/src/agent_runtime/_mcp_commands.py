@@ -3,7 +3,8 @@
 The CLI starts these servers inside a turn, and one whose program is missing only drops its
 tools: the agent answers without them and nobody is told. The runtime's start-up check finds
 it first, where the runtime really runs (its image, or the machine of `agentbot dev`), and
-names the field to fix. `agentbot doctor` runs outside the image, so it cannot check this.
+names the field to fix. `agentbot doctor` checks it for `agentbot dev` (this machine); for a
+deployed stack it runs outside the image and cannot.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from claude_agent_sdk import (
 )
 from session_core import get_logger
 
-from ._claude_config import ClaudeConfig
+from ._claude_config import ClaudeConfig, MainAgentPolicy
 from ._environment import (
     ModelAccess,
     build_cli_environment,
@@ -167,7 +167,7 @@ class SdkRunSteps:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 _log_unavailable_mcp_servers(message.data)
-                _log_unknown_tools(message.data, self.config.main.tools)
+                _log_unknown_tools(message.data, self.config.main)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
@@ -240,18 +240,26 @@ def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
             )
 
 
-# Names the CLI takes for one of its tools under another name
-_TOOL_ALIASES = {"Agent": "Task", "Task": "Agent"}
+# Names the CLI takes for one of its tools under another name (checked with CLI 2.1.x)
+_TOOL_ALIASES = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
+# Tools the CLI has but lists only with a permission-prompt tool, which the runtime never sets
+_NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
 
 
-def _log_unknown_tools(init: dict[str, Any], configured: tuple[str, ...] | None) -> None:
+def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy) -> None:
     """A built-in tool ``main.tools`` names that the CLI does not have (a misspelt "Bassh", one
     a later CLI dropped) is left out without a word: the operator reads which one here."""
     present = init.get("tools")
-    if configured is None or not isinstance(present, list):
+    if main.tools is None or not isinstance(present, list):
         return
-    for index, tool in enumerate(configured):
-        if tool.startswith("mcp__") or tool in present or _TOOL_ALIASES.get(tool) in present:
+    for index, tool in enumerate(main.tools):
+        if (
+            tool.startswith("mcp__")
+            or tool in present
+            or _TOOL_ALIASES.get(tool) in present
+            or tool in _NOT_LISTED
+            or tool in main.disallowed_tools  # left out on purpose
+        ):
             continue
         log.warning("turn.tool_unavailable", tool=tool, fix=f"claude-config/agents.json: main.tools[{index}]")
 

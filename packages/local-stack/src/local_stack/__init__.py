@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._unprivileged import (
         AGENT_USER,
         agent_user,
+        make_directory_reachable,
         make_interpreter_reachable,
         make_reachable,
         prepare_for_agent_user,
@@ -88,6 +89,7 @@ __all__ = [
     "last_tool_call",
     "last_user_text",
     "local_client",
+    "make_directory_reachable",
     "make_interpreter_reachable",
     "make_reachable",
     "moto_endpoint",

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ class StateDirectory:
         """Only this user may enter the directory: it holds every chat's sessions, and the
         agent, running as another user, may reach where it is (a --state-dir under /tmp)."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = self.root.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+            raise PermissionError(f"{self.root} is a link or another user's directory, not this run's own")
         self.root.chmod(0o700)  # one an earlier version left open
 
     def restore(self) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import pwd
 import stat
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 AGENT_USER = "nobody"
@@ -26,13 +27,24 @@ def make_reachable(path: str | os.PathLike[str]) -> list[str]:
     """Let every user pass through (``o+x``, not list) each directory above ``path``, so the
     unprivileged user can run the interpreter and read the code beneath (a pyenv Python under
     ``/root`` for example). Returns the directories changed."""
+    return _open_for_passing(reversed(Path(os.path.realpath(path)).parents))
+
+
+def _open_for_passing(directories: Iterable[Path]) -> list[str]:
     changed = []
-    for directory in reversed(Path(os.path.realpath(path)).parents):
+    for directory in directories:
         mode = directory.stat().st_mode
         if not mode & stat.S_IXOTH:
             directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
             changed.append(str(directory))
     return changed
+
+
+def make_directory_reachable(directory: str | os.PathLike[str]) -> list[str]:
+    """``make_reachable`` for ``directory`` itself and each one above it. Never through a name
+    inside it: the agent's user may have put a link there (to open a path of root's)."""
+    real = Path(os.path.realpath(directory))
+    return _open_for_passing([*reversed(real.parents), real])
 
 
 def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
@@ -90,7 +102,7 @@ def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.execu
     changed = make_interpreter_reachable(python)
     record = pwd.getpwnam(user)
     writable.mkdir(parents=True, exist_ok=True)
-    changed += make_reachable(writable / "x")
+    changed += make_directory_reachable(writable)
     for root, dirs, files in os.walk(writable):
         for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
             os.lchown(name, record.pw_uid, record.pw_gid)

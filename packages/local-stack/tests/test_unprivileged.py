@@ -1,0 +1,29 @@
+"""Opening the sessions root to the agent's user never follows what that user put inside it."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from local_stack import prepare_for_agent_user
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands a directory to another user")
+def test_a_link_the_agent_plants_in_its_sessions_root_opens_nothing_of_roots(tmp_path: Path) -> None:
+    """The agent owns the sessions root: a link there to a private directory of root's must not
+    make that directory (or those above it) passable at the next start."""
+    private = tmp_path / "private" / "inner"
+    private.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    private.chmod(0o700)
+    sessions = tmp_path / "work"
+    prepare_for_agent_user("nobody", writable=sessions)
+    (sessions / "x").symlink_to(private)  # what the agent can do: it owns `work`
+
+    opened = prepare_for_agent_user("nobody", writable=sessions)
+
+    for directory in (tmp_path / "private", private):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, opened
+    assert stat.S_IMODE(sessions.stat().st_mode) & stat.S_IXOTH  # its own root is passable
