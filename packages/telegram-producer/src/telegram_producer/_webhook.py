@@ -35,6 +35,7 @@ from telegram_core import (
     InboundMessage,
     QueueEnvelope,
     RateLimiter,
+    RateVerdict,
     RevokeButton,
     encode_envelope,
 )
@@ -54,7 +55,7 @@ from ._approval import (
 from ._config import ProducerConfig
 from ._errors import WebhookSecretError
 from ._routing import allowed, decide
-from ._stop import StopRequest, StopRequests, stop_reply, stop_request
+from ._stop import WAITING_CALL_TEXT, StopRequest, StopRequests, stop_reply, stop_request
 from ._updates import update_decoder
 
 log = get_logger(__name__)
@@ -333,29 +334,35 @@ class Producer:
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
-        waiting = outcome == "nothing_running" and self._call_waiting(stop)
-        reply = stop_reply(stop, outcome, call_waiting=waiting)
+        reply = stop_reply(stop, outcome)
         if reply is None:
             return _response(200, f"stop: {outcome}")
+        verdict, which = self._stop_reply_rate(stop)
+        if verdict == "drop":
+            return _response(200, f"stop: {outcome}")
+        if outcome == "nothing_running" and self._call_waiting(stop):  # read only when said
+            reply["text"] += WAITING_CALL_TEXT
+        if verdict == "notify":  # the one message of a burst says why the next get none
+            assert self._rate_limiter is not None
+            reply["text"] += (
+                f"\n\n{_too_fast(self._rate_limiter, which)}: further stops still count, but get no "
+                "answer until the rate falls."
+            )
+        return _reply(reply)
+
+    def _stop_reply_rate(self, stop: StopRequest) -> tuple[RateVerdict, str]:
+        """The rate verdict on answering a /stop in a group: it counts all the same, but past
+        the first one over the sender's limit it gets no message, which would spend the bot's
+        sending allowance in that group (about 20 a minute) on "Nothing is running"."""
         limiter = self._rate_limiter
         if limiter is None or stop.via != "command" or stop.chat_id > 0:
-            return _reply(reply)
-        # A /stop in a group faster than the sender may write: it counts all the same, but past
-        # the first one over the limit it gets no message, which would spend the bot's sending
-        # allowance in that group (about 20 a minute) on "Nothing is running".
+            return "allowed", ""
         verdict, which = limiter.check(
             user_id=stop.user_id, chat_id=stop.chat_id, private=False, now=self._clock()
         )
         if verdict != "allowed":
             log.warning("stop_reply_rate_limited", limit=which, notified=verdict == "notify")
-        if verdict == "drop":
-            return _response(200, f"stop: {outcome}")
-        if verdict == "notify":  # the one message of a burst says why the next get none
-            reply["text"] += (
-                f"\n\n{_too_fast(limiter, which)}: further stops still count, but get no answer "
-                "until the rate falls."
-            )
-        return _reply(reply)
+        return verdict, which
 
     def _call_waiting(self, stop: StopRequest) -> bool:
         """Whether a tool call of the chat waits for an approval (a /stop finds nothing running)."""
