@@ -5,7 +5,9 @@ any failure, and no secret in the output."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -270,6 +272,41 @@ def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_wou
     assert code == 1, out
     assert "mcp.json: mcpServers.github.command" in lines["claude-config"], out
     assert "'npx-not-installed-here' is not on the runtime's PATH" in lines["claude-config"], out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the local agent as another user")
+def test_as_root_a_program_only_root_may_run_fails_the_check_for_the_agents_user(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any, request: Any
+) -> None:
+    """Started as root, `agentbot dev` runs the agent (and its MCP servers) as nobody: a server
+    installed under root's private home passes a check made as root, then fails every turn."""
+    reachable = Path(tempfile.mkdtemp(prefix="doctor-as-root-"))  # pytest's tmp_path is root's alone
+    request.addfinalizer(lambda: shutil.rmtree(reachable))
+    reachable.chmod(0o755)
+    private_bin = reachable / "root-home" / ".local" / "bin"
+    private_bin.mkdir(parents=True)
+    (reachable / "root-home").chmod(0o700)
+    program = private_bin / "mcp-server"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["github"] = {"command": str(program)}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "mcp.json: mcpServers.github.command" in lines["claude-config"], out
+    assert f"{program} is not an executable file here for 'nobody'" in lines["claude-config"], out
+    assert "/usr/local/bin" in lines["claude-config"], out
+
+    (reachable / "root-home").chmod(0o755)  # every user may pass now: the same check says ok
+    code, lines, out = _doctor(capsys)
+    assert not lines["claude-config"].startswith("  FAIL"), out
 
 
 def test_local_checks_pass_with_the_shipped_claude_config_and_a_working_key(

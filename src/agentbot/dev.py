@@ -600,7 +600,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         channel="terminal" if terminal is not None else "telegram",
     )
     try:  # the runtime's own start-up check, before any function starts
-        check_dev_runtime(functions[RUNTIME].env, ssm=ssm)
+        check_dev_runtime(functions[RUNTIME].env, ssm=ssm, agent_user=agent_user)
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     service = stack.enter_context(LocalLambda(functions, log=log, require=credentials))

@@ -34,7 +34,7 @@ from .ops import (
     telegram_api_base,
     webhook_info,
 )
-from .preflight import describe
+from .preflight import describe, programs_for
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
@@ -81,12 +81,13 @@ class Target:
 def check_claude_config(target: Target) -> Check:
     """claude-config validates as the runtime loads it (the same loader, the same errors)."""
     from agent_runtime import ClaudeConfigError, check_mcp_commands, default_config_path, load_claude_config
+    from local_stack import agent_user
 
     where = str(default_config_path())
     try:
         config = load_claude_config()
         if target.stack is None:  # this machine is where `agentbot dev` starts the programs
-            check_mcp_commands(config, os.environ)
+            check_mcp_commands(config, os.environ, programs_for(agent_user()))
     except ClaudeConfigError as exc:
         problem = describe(exc, deployed=target.stack is not None)
         return Check("claude-config", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from session_core import ConfigError
 
 if TYPE_CHECKING:
-    from agent_runtime import ClaudeConfig
+    from agent_runtime import ClaudeConfig, ProgramLookup
 
 # agent_runtime (and the SDK under it) takes ~1 s to import: only the commands that check
 # configuration pay for it, not every `agentbot` command that merely registers its parser.
@@ -67,14 +67,23 @@ def describe(exc: BaseException, *, deployed: bool) -> ConfigurationProblem:
 
 
 def check_runtime_environment(
-    environ: Mapping[str, str], *, ssm: Any, session: Any, sts: Any = None, deployed: bool = False
+    environ: Mapping[str, str],
+    *,
+    ssm: Any,
+    session: Any,
+    sts: Any = None,
+    deployed: bool = False,
+    agent_user: str | None = None,
 ) -> ClaudeConfig:
-    """The runtime's start-up check on ``environ`` (the runtime function's environment);
+    """The runtime's start-up check on ``environ`` (the runtime function's environment), its
+    programs looked up as ``agent_user`` when the local agent runs as another user;
     ConfigurationProblem for the first thing to fix."""
     from agent_runtime import PERMANENT_CONFIG_ERRORS, check_runtime_configuration
 
     try:
-        _settings, config = check_runtime_configuration(environ, ssm=ssm, session=session, sts=sts)
+        _settings, config = check_runtime_configuration(
+            environ, ssm=ssm, session=session, sts=sts, programs=programs_for(agent_user)
+        )
     except PERMANENT_CONFIG_ERRORS as exc:
         raise describe(exc, deployed=deployed) from None
     return config
@@ -95,8 +104,22 @@ def check_dev_claude_config() -> ClaudeConfig:
         raise describe(exc, deployed=False) from None
 
 
-def check_dev_runtime(runtime_env: Mapping[str, str], *, ssm: Any) -> ClaudeConfig:
-    """`agentbot dev`'s start-up check of the runtime it is about to start.
+def programs_for(agent_user: str | None) -> ProgramLookup:
+    """How the local runtime's programs are found: as ``agent_user`` (the runtime's user when
+    `agentbot dev` runs as root, see local_stack.agent_user), else as this process."""
+    from agent_runtime import ProgramLookup
+
+    if agent_user is None:
+        return ProgramLookup()  # shutil.which as this process
+    from local_stack import which_for
+
+    return ProgramLookup(which_for(agent_user), agent_user)
+
+
+def check_dev_runtime(
+    runtime_env: Mapping[str, str], *, ssm: Any, agent_user: str | None = None
+) -> ClaudeConfig:
+    """`agentbot dev`'s start-up check of the runtime it is about to start (as ``agent_user``).
 
     The local stack gives every function a default region, so for Bedrock the region and the
     credentials checked are the user's own (environment or profile): those are what reach
@@ -112,7 +135,7 @@ def check_dev_runtime(runtime_env: Mapping[str, str], *, ssm: Any) -> ClaudeConf
     if environ.get("CLAUDE_CODE_USE_BEDROCK"):
         environ["AWS_REGION"] = os.environ.get("AWS_REGION") or session.region_name or ""
         environ["AWS_DEFAULT_REGION"] = ""
-    return check_runtime_environment(environ, ssm=ssm, session=session)
+    return check_runtime_environment(environ, ssm=ssm, session=session, agent_user=agent_user)
 
 
 def mcp_secret_variable(server: str, header: str) -> str:

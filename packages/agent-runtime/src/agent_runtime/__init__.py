@@ -27,7 +27,7 @@ from ._environment import (
     bundled_cli_path,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
-from ._mcp_commands import check_mcp_commands
+from ._mcp_commands import ProgramLookup, check_mcp_commands
 from ._model_proxy import ModelProxy
 from ._preflight import (
     PERMANENT_CONFIG_ERRORS,
@@ -85,6 +85,7 @@ __all__ = [
     "ModelBackendError",
     "ModelProxy",
     "PhaseTimes",
+    "ProgramLookup",
     "Runtime",
     "RuntimeSettings",
     "SessionWorkspace",

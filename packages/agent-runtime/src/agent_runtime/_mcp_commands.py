@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._claude_config import ClaudeConfig
@@ -19,37 +20,62 @@ from ._environment import tool_search_path
 from ._errors import ClaudeConfigError
 
 
-def check_mcp_commands(config: ClaudeConfig, environ: Mapping[str, str]) -> None:
+def found_here(command: str, search: str) -> str | None:
+    """Where this process would find ``command`` (None: nowhere it may run it). ``shutil.which``
+    checks a path as it is and looks a name up on ``search``."""
+    return shutil.which(command, path=search)
+
+
+@dataclass(frozen=True)
+class ProgramLookup:
+    """How programs are looked up, and for whom: `agentbot dev` started as root runs the agent
+    as another user, and asks as that user (root may run what it cannot)."""
+
+    find: Callable[[str, str], str | None] = found_here
+    user: str = ""  # the user ``find`` asks as, when not this process's
+
+
+AS_THIS_PROCESS = ProgramLookup()
+
+
+def check_mcp_commands(
+    config: ClaudeConfig, environ: Mapping[str, str], lookup: ProgramLookup = AS_THIS_PROCESS
+) -> None:
     """Raise ``ClaudeConfigError`` for the first command server whose program cannot be run.
 
     The program is looked up as the CLI will start it: a name on the server's own ``PATH``
     (its ``env``) or else the runtime's; an absolute path as it is."""
+    as_runner = f" for {lookup.user!r}, the user the agent runs as" if lookup.user else ""
     file = str(Path(config.root) / "mcp.json")
     for name, spec in config.mcp_servers.items():
         if spec.get("type") != "stdio":
             continue
         command = spec["command"]
         field = f"mcpServers.{name}.command"
-        if os.sep in command:
-            if not os.path.isabs(command):
-                raise ClaudeConfigError(
-                    file,
-                    field,
-                    f"{command!r} is a relative path (a turn runs in the chat's own directory): "
-                    "give an absolute path, e.g. ${CLAUDE_CONFIG_PATH}/mcp/...",
-                )
-            if not (os.path.isfile(command) and os.access(command, os.X_OK)):
-                raise ClaudeConfigError(file, field, f"{command} is not an executable file here")
-            continue
-        search = (spec.get("env") or {}).get("PATH") or tool_search_path(environ)
-        if shutil.which(command, path=search) is None:
+        if os.sep in command and not os.path.isabs(command):
             raise ClaudeConfigError(
                 file,
                 field,
-                f"program {command!r} is not on the runtime's PATH ({_shown(search)}): install it where the "
-                "runtime runs (for the deployed image: packages/agent-runtime/Dockerfile) or give "
-                "its absolute path",
+                f"{command!r} is a relative path (a turn runs in the chat's own directory): "
+                "give an absolute path, e.g. ${CLAUDE_CONFIG_PATH}/mcp/...",
             )
+        search = (spec.get("env") or {}).get("PATH") or tool_search_path(environ)
+        if lookup.find(command, search) is not None:
+            continue
+        if os.sep in command:
+            reason = f"{command} is not an executable file here{as_runner}"
+            if lookup.user and os.path.isfile(command):
+                reason += (
+                    " (let every user run it and pass the directories above it, or put it in /usr/local/bin)"
+                )
+            raise ClaudeConfigError(file, field, reason)
+        raise ClaudeConfigError(
+            file,
+            field,
+            f"program {command!r} is not on the runtime's PATH ({_shown(search)}){as_runner}: install it "
+            "where the runtime runs (for the deployed image: packages/agent-runtime/Dockerfile) or give "
+            "its absolute path",
+        )
 
 
 def _shown(search: str, limit: int = 6) -> str:

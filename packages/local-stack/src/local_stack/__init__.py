@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         make_reachable,
         prepare_for_agent_user,
         unreadable_for,
+        which_for,
     )
 else:  # imported on first use: see _lazy_exports
     from session_core import lazy_exports
@@ -101,4 +102,5 @@ __all__ = [
     "tool_results",
     "unreadable_for",
     "user_turns",
+    "which_for",
 ]

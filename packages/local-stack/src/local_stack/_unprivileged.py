@@ -12,7 +12,7 @@ import pwd
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 AGENT_USER = "nobody"
@@ -94,6 +94,35 @@ def unreadable_for(user: str, root: Path) -> str | None:
     if done.returncode == 0:
         return None
     return done.stdout.strip() or f"{root} ({done.stderr.strip().splitlines()[-1:]})"
+
+
+def which_for(user: str) -> Callable[[str, str], str | None]:
+    """``shutil.which(command, path=search)`` asked as ``user`` (with the groups the local
+    Lambda gives it): where it would find a program it may run, None where it would not."""
+    record = pwd.getpwnam(user)
+
+    def which(command: str, search: str) -> str | None:
+        done = subprocess.run(
+            [sys.executable, "-I", "-c", _WHICH, command, search],
+            user=record.pw_uid,
+            group=record.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    return which
+
+
+_WHICH = """
+import shutil, sys
+found = shutil.which(sys.argv[1], path=sys.argv[2])
+print(found or "")
+sys.exit(0 if found else 1)
+"""
 
 
 def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.executable) -> list[str]:
