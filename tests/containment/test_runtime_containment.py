@@ -16,7 +16,6 @@ import pwd
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +24,12 @@ from typing import Any
 import httpx
 import pytest
 from agent_runtime._cli_launcher import landlock_abi
-from botocore.config import Config
 from local_stack import (
-    FunctionSpec,
     LocalCredentials,
-    LocalLambda,
-    ModelServer,
-    ResourceNames,
-    local_client,
-    moto_endpoint,
-    prepare_for_agent_user,
-    provision,
 )
-from session_core import TURN_VERSION, TurnRequest, TurnResult, decode_turn_result, encode
+from session_core import TurnResult
 
+from tests.containment.contained_runtime import contained_runtime
 from tests.containment.support import (
     ROOT_ONLY_REASON,
     agent_user_processes,
@@ -92,80 +83,35 @@ def run_scenario(landlock: bool) -> Scenario:
     sessions_root = Path(tempfile.mkdtemp(prefix="agentbot-contained-"))
     user = SWEEP_USERS[landlock]
     try:
-        prepare_for_agent_user(user, writable=sessions_root)
-        with moto_endpoint(require=credentials) as aws_url:
-
-            def client(service: str) -> Any:
-                return local_client(
-                    service,
-                    aws_url,
-                    aws_access_key_id=credentials.access_key_id,
-                    aws_secret_access_key=credentials.secret_access_key,
-                )
-
-            resources = provision(
-                dynamodb=client("dynamodb"),
-                s3=client("s3"),
-                sqs=client("sqs"),
-                names=ResourceNames(prefix=f"contain{uuid.uuid4().hex[:8]}"),
-            )
-            client("ssm").put_parameter(
-                Name="/contain/model-key", Value=MODEL_KEY, Type="SecureString", Overwrite=True
-            )
-            with ModelServer(attack_responder(attack_command(attacker))) as model:
-                env = {
-                    **resources.environment(),
-                    **credentials.environment(),  # as Lambda sets the role's credentials
-                    "AWS_SESSION_TOKEN": "role-session-token-" + credentials.secret_access_key[::-1],
-                    "AWS_ENDPOINT_URL": aws_url,
-                    "AWS_DEFAULT_REGION": "us-east-1",
-                    "ANTHROPIC_API_KEY_PARAMETER": "/contain/model-key",
-                    "ANTHROPIC_BASE_URL": model.base_url,
-                    "SESSIONS_ROOT": str(sessions_root),
-                    "CLAUDE_CONFIG_PATH": str(tools_config(attacker)),
-                    "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
-                    "MODEL_MAX_RETRIES": "0",
-                    "PROCESS_SWEEP_SCOPE": "uid",
-                    "LANDLOCK": "on" if landlock else "off",
-                }
-                spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)
-                with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:
-                    invoker = local_client(
-                        "lambda",
-                        lam.endpoint,
-                        config=Config(read_timeout=300, retries={"total_max_attempts": 1}),
-                        aws_access_key_id=credentials.access_key_id,
-                        aws_secret_access_key=credentials.secret_access_key,
-                    )
-
-                    def turn(key: str, update_id: int, prompt: str) -> TurnResult:
-                        payload = encode(
-                            TurnRequest(
-                                version=TURN_VERSION, session_key=key, turn_id=update_id, prompt=prompt
-                            )
-                        )
-                        out = invoker.invoke(FunctionName="agent-runtime", Payload=payload)
-                        return decode_turn_result(out["Payload"].read())
-
-                    a_first = turn(CHAT_A, 1, "note: private-of-chat-a")
-                    (runtime_pid,) = lam.process_ids
-                    # Everything this test serves: the Runtime API, moto, the model server...
-                    local_service_ports = listening_ports({os.getpid()})
-                    allow_targets(attacker, local_service_ports)
-                    attack = turn(CHAT_B, 2, "attack")
-                    survivors = agent_user_processes(attacker, user=user)
-                    report = attack_report(attack.text)
-                    # The attacker kept the key it was given; outside its turn it is worth nothing.
-                    after_turn = httpx.post(
-                        f"{report['model_url']}/v1/messages",
-                        json={"model": "m", "messages": []},
-                        headers={"x-api-key": report["model_key"]},
-                    ).status_code
-                    calls_at_return = len(model.model_calls)
-                    time.sleep(1.5)  # the daemon, were it alive, tries every 0.1 s
-                    calls_after = len(model.model_calls)
-                    a_second = turn(CHAT_A, 3, "hello again")
-                    invoke_port = int(lam.endpoint.rsplit(":", 1)[1])
+        with contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=sessions_root,
+            config=tools_config(attacker),
+            credentials=credentials,
+            model_key=MODEL_KEY,
+            responder=attack_responder(attack_command(attacker)),
+        ) as runtime:
+            turn, lam, model = runtime.turn, runtime.lam, runtime.model
+            a_first = turn(CHAT_A, 1, "note: private-of-chat-a")
+            (runtime_pid,) = lam.process_ids
+            # Everything this test serves: the Runtime API, moto, the model server...
+            local_service_ports = listening_ports({os.getpid()})
+            allow_targets(attacker, local_service_ports)
+            attack = turn(CHAT_B, 2, "attack")
+            survivors = agent_user_processes(attacker, user=user)
+            report = attack_report(attack.text)
+            # The attacker kept the key it was given; outside its turn it is worth nothing.
+            after_turn = httpx.post(
+                f"{report['model_url']}/v1/messages",
+                json={"model": "m", "messages": []},
+                headers={"x-api-key": report["model_key"]},
+            ).status_code
+            calls_at_return = len(model.model_calls)
+            time.sleep(1.5)  # the daemon, were it alive, tries every 0.1 s
+            calls_after = len(model.model_calls)
+            a_second = turn(CHAT_A, 3, "hello again")
+            invoke_port = int(lam.endpoint.rsplit(":", 1)[1])
             proxy_port = int(report["model_url"].rsplit(":", 1)[1])
             return Scenario(
                 landlock=landlock,
@@ -181,7 +127,7 @@ def run_scenario(landlock: bool) -> Scenario:
                 model_calls_at_return=calls_at_return,
                 allowed_ports={proxy_port, 443, 80, 53},
                 local_service_ports=local_service_ports,
-                aws_port=int(aws_url.rsplit(":", 1)[1]),
+                aws_port=int(runtime.aws_url.rsplit(":", 1)[1]),
                 invoke_port=invoke_port,
             )
     finally:

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from session_core import read_secret
 from . import _cli_launcher
 from ._errors import ModelBackendError
 from ._model_proxy import BedrockSigner, ModelProxy
+from ._owned_trees import reclaim_rights, remove_tree
 from ._settings import RuntimeSettings
 from ._usage_meter import MeteredSpend
 
@@ -86,13 +88,14 @@ def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
     source = f"#!{sys.executable} -IS\n" + Path(_cli_launcher.__file__).read_text()
     path = Path(directory) / "claude-confined"
     for target in (path, Path(tool_shell_path(str(path)))):
+        for parent in (target.parent.parent, target.parent):
+            if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+                parent.unlink()  # a file or link where a directory of ours belongs
+            parent.mkdir(parents=True, exist_ok=True)
+            reclaim_rights(parent)  # a tool's chmod (Landlock does not cover it)
         if not _holds(target, source):
             if target.is_dir() and not target.is_symlink():  # not ours: replace() cannot
-                shutil.rmtree(target)
-            for parent in (target.parent.parent, target.parent):
-                if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-                    parent.unlink()  # a file or link where a directory of ours belongs
-            target.parent.mkdir(parents=True, exist_ok=True)
+                remove_tree(target)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
             tmp.write_text(source)
             tmp.chmod(0o755)
@@ -101,9 +104,12 @@ def install_cli_launcher(directory: str | os.PathLike[str]) -> str:
 
 
 def _holds(path: Path, source: str) -> bool:
-    """Whether ``path`` is a plain file of exactly ``source`` (anything unreadable is not)."""
+    """Whether ``path`` is a plain file of exactly ``source`` that we may run (anything
+    unreadable is not)."""
     try:
-        return not path.is_symlink() and path.is_file() and path.read_bytes() == source.encode()
+        info = path.lstat()
+        runnable = stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o755
+        return runnable and path.read_bytes() == source.encode()
     except OSError:
         return False
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ._claude_config import ClaudeConfig
+from ._owned_trees import reclaim_rights, remove_tree
 
 PLUGIN_NAME = "agentbot"
 
@@ -25,8 +26,10 @@ def install_skills_plugin(directory: Path, config: ClaudeConfig) -> str:
     """Write ``config``'s skills as the plugin at ``directory``; returns its path."""
     staging = directory.with_name(f".{directory.name}.{os.getpid()}.new")
     replaced = directory.with_name(f".{directory.name}.{os.getpid()}.old")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    reclaim_rights(directory.parent)  # a tool's chmod (Landlock does not cover it)
     for leftover in (staging, replaced):
-        shutil.rmtree(leftover, ignore_errors=True)
+        remove_tree(leftover)
     (staging / ".claude-plugin").mkdir(parents=True)
     manifest = {"name": PLUGIN_NAME, "description": "The skills of claude-config/skills"}
     (staging / ".claude-plugin" / "plugin.json").write_text(json.dumps(manifest))
@@ -37,5 +40,5 @@ def install_skills_plugin(directory: Path, config: ClaudeConfig) -> str:
     elif directory.exists():
         directory.rename(replaced)
     staging.rename(directory)
-    shutil.rmtree(replaced, ignore_errors=True)
+    remove_tree(replaced)
     return str(directory)

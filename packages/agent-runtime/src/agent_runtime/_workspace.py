@@ -36,6 +36,7 @@ import msgspec
 from session_core import SessionKey
 
 from ._claude_config import ClaudeConfig
+from ._owned_trees import reclaim_rights, remove_tree, tree_size
 
 _RESERVED = {".bin"}
 _LOCK = ".lock"
@@ -70,15 +71,6 @@ def workspace_paths(sessions_root: str | os.PathLike[str], key: SessionKey) -> S
     )
 
 
-def _size_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
 def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
     """Delete transcript copies the SDK materialized for resumes (``claude-resume-*``) and
     did not clean up (a crashed turn). The SDK removes its own copy after every turn."""
@@ -86,7 +78,7 @@ def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
     for leftover in Path(tempfile.gettempdir()).glob("claude-resume-*"):
         with contextlib.suppress(OSError):
             if now - leftover.stat().st_mtime > older_than_s:
-                shutil.rmtree(leftover, ignore_errors=True)
+                remove_tree(leftover)
 
 
 def _remove_if_unused(entry: Path) -> None:
@@ -127,6 +119,7 @@ def session_workspace(
     so), so every transcript copy the SDK left behind is a crashed turn's, whatever its age."""
     base = Path(sessions_root)
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reclaim_rights(base)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
     _real_directory(mine)
@@ -153,7 +146,7 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
     # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/; over
     # budget, work/ and config/ too (the transcript lives in the store).
     kept = {_LOCK}
-    if _size_bytes(mine) <= disk_limit_mb * 1024 * 1024:
+    if tree_size(mine) <= disk_limit_mb * 1024 * 1024:  # a tree too deep to size counts as over
         kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
     for child in mine.iterdir():
         if child.name not in kept:
@@ -179,10 +172,12 @@ def _keep_only_transcripts(projects: Path) -> None:
     if not projects.is_dir() or projects.is_symlink():
         _remove(projects)
         return
+    reclaim_rights(projects)
     for project in projects.iterdir():
         if not project.is_dir() or project.is_symlink():
             _remove(project)
             continue
+        reclaim_rights(project)
         for entry in project.iterdir():
             if not (entry.suffix == ".jsonl" and entry.is_file() and not entry.is_symlink()):
                 _remove(entry)
@@ -194,23 +189,9 @@ def clear_attachments(paths: SessionWorkspace) -> None:
 
 
 def _remove(path: Path) -> None:
-    """Delete what is at ``path``; a link is removed itself, never what it points to. A
-    directory a tool made unwritable or unreadable (its owner's uid is ours) is opened up."""
-    with contextlib.suppress(FileNotFoundError):
-        if not path.is_dir() or path.is_symlink():
-            path.unlink()
-            return
-        try:
-            shutil.rmtree(path)  # never follows a link inside (it works through directory fds)
-        except PermissionError:
-            os.chmod(path, 0o700)
-            for directory, subdirectories, _files in os.walk(path):  # os.walk follows no link
-                for name in subdirectories:
-                    inner = os.path.join(directory, name)
-                    if not os.path.islink(inner):
-                        with contextlib.suppress(OSError):
-                            os.chmod(inner, 0o700)
-            shutil.rmtree(path)
+    """Delete what is at ``path``: a link is removed itself, never what it points to; a
+    directory however a tool shaped it (see _owned_trees)."""
+    remove_tree(path)
 
 
 def _real_directory(path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Sizing and deleting directory trees a tool may have shaped against the runtime.
+
+Tools run as the runtime's own uid, and Landlock does not cover chmod: a tool can make a
+directory of ours unreadable or unwritable, or nest directories thousands deep (past Python's
+recursion limit, which ``shutil.rmtree`` and ``os.walk`` of Python 3.11 hit, and past PATH_MAX).
+Either used to make the runtime fail every later turn in that container, other chats' too.
+Here a tree is walked through directory descriptors, never through a link, a directory
+that refuses us is ours to open up again, and removal works at a constant depth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import math
+import os
+import stat
+from typing import Any
+
+# Deeper than any checkout a session needs; a deeper tree counts as over the disk budget
+# (measuring it would take two descriptors per level).
+MAX_SIZED_DEPTH = 64
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def reclaim_rights(path: str | os.PathLike[str]) -> None:
+    """Give ourselves back read, write and search on ``path`` (a link is followed: it may be
+    the operator's) if it is ours and a tool took them away; someone else's is left alone."""
+    info = os.stat(path)
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o700 != 0o700:
+        os.chmod(path, stat.S_IMODE(info.st_mode) | 0o700)
+
+
+def tree_size(path: str | os.PathLike[str]) -> float:
+    """Bytes of the files under the directory ``path`` (0 if there is none, or a link);
+    ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
+    try:
+        top = _open_directory(os.fspath(path), None)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # ELOOP: a link
+            return 0
+        raise
+    total = 0
+    levels: list[tuple[int, Any]] = [(top, os.scandir(top))]  # a descriptor and its listing
+    try:
+        while levels:
+            fd, entries = levels[-1]
+            entry = next(entries, None)
+            if entry is None:
+                _close(*levels.pop())
+            elif not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    total += entry.stat(follow_symlinks=False).st_size
+            elif len(levels) > MAX_SIZED_DEPTH:
+                return math.inf
+            else:
+                inner = _open_directory(entry.name, fd)
+                levels.append((inner, os.scandir(inner)))
+    finally:
+        for level in levels:
+            _close(*level)
+    return total
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Delete what is at ``path``, if anything: a file or a link itself, a directory with all
+    it holds. Each directory's entries are moved up into ``path``'s before it is removed,
+    so no depth of nesting needs more than two descriptors or a long path."""
+    name = os.fspath(path)
+    try:
+        if not stat.S_ISDIR(os.lstat(name).st_mode):
+            os.unlink(name)
+            return
+    except FileNotFoundError:
+        return
+    top = _open_directory(name, None)
+    try:
+        while entries := list(os.scandir(top)):
+            taken = {entry.name for entry in entries}
+            spare = (n for n in (f".removing-{i}" for i in itertools.count()) if n not in taken)
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    inner = _open_directory(entry.name, top)
+                    try:
+                        for child in list(os.scandir(inner)):
+                            if child.is_dir(follow_symlinks=False):
+                                _writable(child, inner)  # moving a directory rewrites its ".."
+                            os.rename(child.name, next(spare), src_dir_fd=inner, dst_dir_fd=top)
+                    finally:
+                        os.close(inner)
+                    os.rmdir(entry.name, dir_fd=top)
+                else:
+                    os.unlink(entry.name, dir_fd=top)
+    finally:
+        os.close(top)
+    os.rmdir(name)
+
+
+def _open_directory(name: str, dir_fd: int | None) -> int:
+    """A descriptor of the directory ``name`` (never through a link), readable and writable by
+    us again if a tool took that away."""
+    try:
+        fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        # Unreadable: it was listed as a directory, not a link, and the tools are stopped.
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o700 != 0o700:
+            os.fchmod(fd, mode | 0o700)  # what moves out of it needs write
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _writable(entry: os.DirEntry[str], dir_fd: int) -> None:
+    mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+    if mode & 0o700 != 0o700:
+        os.chmod(entry.name, mode | 0o700, dir_fd=dir_fd)  # a directory, not a link: see above
+
+
+def _close(fd: int, entries: Any) -> None:
+    entries.close()
+    os.close(fd)

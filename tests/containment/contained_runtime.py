@@ -1,0 +1,102 @@
+"""The agent runtime as Lambda runs it, for the containment tests: the real awslambdaric behind
+the local Lambda service, as an unprivileged user, with the role's credentials in its
+environment, the model key in SSM and an AWS that demands a signature made with them."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.config import Config
+from local_stack import (
+    FunctionSpec,
+    LocalCredentials,
+    LocalLambda,
+    ModelServer,
+    ResourceNames,
+    local_client,
+    moto_endpoint,
+    prepare_for_agent_user,
+    provision,
+)
+from session_core import TURN_VERSION, TurnRequest, TurnResult, decode_turn_result, encode
+
+MODEL_KEY_PARAMETER = "/contain/model-key"
+
+
+@dataclass
+class ContainedRuntime:
+    """One warm runtime: ``turn(session_key, turn_id, prompt)`` invokes it."""
+
+    turn: Callable[[str, int, str], TurnResult]
+    lam: LocalLambda
+    model: ModelServer
+    aws_url: str
+
+
+@contextlib.contextmanager
+def contained_runtime(
+    *,
+    user: str,
+    landlock: bool,
+    sessions_root: Path,
+    config: Path,
+    credentials: LocalCredentials,
+    model_key: str,
+    responder: Callable[[dict[str, Any]], Any],
+) -> Iterator[ContainedRuntime]:
+    prepare_for_agent_user(user, writable=sessions_root)
+    with moto_endpoint(require=credentials) as aws_url:
+
+        def client(service: str, endpoint: str = aws_url, **config: Any) -> Any:
+            return local_client(
+                service,
+                endpoint,
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                **config,
+            )
+
+        resources = provision(
+            dynamodb=client("dynamodb"),
+            s3=client("s3"),
+            sqs=client("sqs"),
+            names=ResourceNames(prefix=f"contain{uuid.uuid4().hex[:8]}"),
+        )
+        client("ssm").put_parameter(
+            Name=MODEL_KEY_PARAMETER, Value=model_key, Type="SecureString", Overwrite=True
+        )
+        with ModelServer(responder) as model:
+            env = {
+                **resources.environment(),
+                **credentials.environment(),  # as Lambda sets the role's credentials
+                "AWS_SESSION_TOKEN": "role-session-token-" + credentials.secret_access_key[::-1],
+                "AWS_ENDPOINT_URL": aws_url,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "ANTHROPIC_API_KEY_PARAMETER": MODEL_KEY_PARAMETER,
+                "ANTHROPIC_BASE_URL": model.base_url,
+                "SESSIONS_ROOT": str(sessions_root),
+                "CLAUDE_CONFIG_PATH": str(config),
+                "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+                "MODEL_MAX_RETRIES": "0",
+                "PROCESS_SWEEP_SCOPE": "uid",
+                "LANDLOCK": "on" if landlock else "off",
+            }
+            spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)
+            with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:
+                invoker = client(
+                    "lambda", lam.endpoint, config=Config(read_timeout=300, retries={"total_max_attempts": 1})
+                )
+
+                def turn(key: str, turn_id: int, prompt: str) -> TurnResult:
+                    payload = encode(
+                        TurnRequest(version=TURN_VERSION, session_key=key, turn_id=turn_id, prompt=prompt)
+                    )
+                    out = invoker.invoke(FunctionName="agent-runtime", Payload=payload)
+                    return decode_turn_result(out["Payload"].read())
+
+                yield ContainedRuntime(turn=turn, lam=lam, model=model, aws_url=aws_url)

@@ -1,0 +1,98 @@
+"""A tool cannot break the runtime for the chats that come after it in a warm container.
+
+Tools run as the runtime's own uid and Landlock does not cover chmod: a tool can take our
+rights away on the directories the runtime owns (the sessions root, the launcher's ``.bin``,
+the launcher itself), or nest directories thousands deep where the next turn has to size or
+remove them (past Python's recursion limit and PATH_MAX). Each of these used to make every later
+turn in that container fail, other chats' too. The scripted model runs ``bash: CMD`` prompts
+as Bash tool calls; everything runs with Landlock and without.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_runtime._cli_launcher import landlock_abi
+from agent_runtime._owned_trees import remove_tree
+from local_stack import LocalCredentials, ToolCall, last_user_text, tool_results, user_turns
+
+from tests.containment.contained_runtime import contained_runtime
+from tests.containment.support import ROOT_ONLY_REASON, tools_config
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON),
+]
+SABOTEUR, OTHER, THIRD = "default/1111/0", "default/2222/0", "default/3333/0"
+# Each runs in the saboteur's work directory (its cwd), as the agent's user.
+NEST_3000_DEEP = (
+    "python3 -c \"import os\nfor _ in range(3000):\n    os.mkdir('d'); os.chdir('d')\n"
+    "open('f', 'w').write('x')\" && mkdir -p locked/in && chmod 000 locked/in locked"
+)
+LOCK_SESSIONS_ROOT = 'chmod 000 "$(cd ../.. && pwd)"'
+LOCK_LAUNCHER = (
+    'B="$(cd ../../.bin && pwd)" && chmod 600 "$B/claude-confined" && chmod 000 "$B/tool-shell" "$B"'
+)
+# Not a user of another test: the runtime sweeps its uid after each turn (see SWEEP_USERS).
+USERS = {True: "games", False: "man"}
+
+
+def responder(request: dict[str, Any]) -> Any:
+    text, results = last_user_text(request), tool_results(request)
+    if results:
+        return f"ran: {results[-1]}"
+    if text.startswith("bash: "):
+        return [ToolCall(name="Bash", input={"command": text[6:], "description": "sabotage"})]
+    return f"answer after {user_turns(request) - 1} earlier turns"
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_turn(landlock: bool) -> None:
+    user = USERS[landlock]
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
+    if landlock and landlock_abi() < 4:
+        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-sabotage-"))
+    sessions_root = scratch / "sessions"
+    try:
+        with contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=sessions_root,
+            config=tools_config(scratch),
+            credentials=LocalCredentials.generate(),
+            model_key="sk-ant-sabotage-MODEL-KEY-0099",
+            responder=responder,
+        ) as runtime:
+            runtime.turn(SABOTEUR, 1, f"bash: {NEST_3000_DEEP}")
+            (saboteurs,) = [p for p in sessions_root.iterdir() if not p.name.startswith(".")]
+            nested = (saboteurs / "work" / "d" / "d").is_dir() and (saboteurs / "work" / "locked").exists()
+            after_nesting = runtime.turn(OTHER, 2, "hello")  # removes the saboteur's directory
+            left = [p for p in sessions_root.iterdir() if not p.name.startswith(".")]
+            runtime.turn(SABOTEUR, 3, f"bash: {LOCK_SESSIONS_ROOT}")
+            root_locked = stat.S_IMODE(sessions_root.stat().st_mode) == 0
+            after_locked_root = runtime.turn(OTHER, 4, "hello again")
+            runtime.turn(SABOTEUR, 5, f"bash: {LOCK_LAUNCHER}")
+            bin_locked = stat.S_IMODE((sessions_root / ".bin").stat().st_mode) == 0
+            after_locked_bin = runtime.turn(THIRD, 6, "hello")
+            saboteur_again = runtime.turn(SABOTEUR, 7, "still there?")
+    finally:
+        remove_tree(scratch)  # shutil.rmtree of Python 3.11 cannot: the tree is 3,000 deep
+
+    assert nested and root_locked and bin_locked  # the sabotage ran (else this proves nothing)
+    for later in (after_nesting, after_locked_root, after_locked_bin, saboteur_again):
+        assert later.ok, later
+    assert after_nesting.text == "answer after 0 earlier turns"
+    assert after_locked_root.text == "answer after 1 earlier turns"
+    assert after_locked_bin.text == "answer after 0 earlier turns"
+    assert saboteur_again.text == "answer after 3 earlier turns"  # its history is in the store
+    assert saboteurs not in left and len(left) == 1, left  # the 3,000-deep tree went with it
