@@ -25,6 +25,7 @@ CONFIG = ProducerConfig(
 )
 PRIVATE = {"id": 501, "type": "private"}
 GROUP = {"id": -100200, "type": "supergroup", "is_forum": True}
+BOT = {"id": 77, "is_bot": True, "first_name": "Other bot"}
 
 
 def _update(**fields: Any) -> Update:
@@ -37,6 +38,15 @@ def _update(**fields: Any) -> Update:
         ({"message": message(text="/stop")}, ("command", "default/501/0", None)),
         ({"message": message(text="/STOP@agent_test_bot now")}, ("command", "default/501/0", None)),
         ({"message": message(text="/stop@other_bot")}, None),
+        (
+            {"message": message(text=f"@{BOT_USERNAME} /stop", chat_id=-100200, chat_type="supergroup")},
+            ("command", "default/-100200/0", None),
+        ),
+        ({"message": message(text="@other_bot /stop", chat_id=-100200, chat_type="supergroup")}, None),
+        (
+            {"message": {**message(text="/stop", chat_id=-100200, chat_type="supergroup"), "from": BOT}},
+            None,
+        ),
         ({"message": message(text="please /stop")}, None),
         ({"message": message(text="/stopwatch")}, None),
         (
@@ -107,6 +117,9 @@ def _update(**fields: Any) -> Update:
         "command",
         "addressed",
         "other_bot",
+        "mention_first",
+        "other_bots_mention_first",
+        "from_a_bot",
         "not_first",
         "longer_word",
         "topic",

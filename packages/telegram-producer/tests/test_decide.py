@@ -42,6 +42,8 @@ PHOTO = [{"file_id": "s", "file_unique_id": "us", "width": 90, "height": 90, "fi
         ("a stranger", update(text="hi"), {"allowed_user_ids": frozenset({1})}, "not on the allow-list"),
         ("a service message", update(new_chat_title="x"), {}, "no content (service message)"),
         ("a group aside", update(chat=GROUP, text="lunch?"), {}, "group message not addressed to the bot"),
+        # The model would be paid to answer "" (the CLI sends it as "(no content)").
+        ("a bare mention", update(chat=GROUP, text=" @agent_bot "), {}, "a mention with nothing to answer"),
     ],
 )
 def test_updates_that_start_no_turn_say_why(
@@ -73,6 +75,7 @@ def test_updates_that_start_no_turn_say_why(
             "lunch?",
         ),
         ("a captioned photo", update(photo=PHOTO, caption="look"), {}, "message", "look"),
+        ("a mention with a photo", update(chat=GROUP, photo=PHOTO, caption="@agent_bot"), {}, "message", ""),
         ("a voice note", update(voice={"file_id": "v"}), {}, "unsupported", ""),
     ],
 )

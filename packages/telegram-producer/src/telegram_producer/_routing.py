@@ -30,6 +30,7 @@ IgnoredReason = Literal[
     "not on the allow-list",
     "no content (service message)",
     "group message not addressed to the bot",
+    "a mention with nothing to answer",
 ]
 
 
@@ -64,6 +65,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         addressed, text = _addressed_in_group(msg, text, config)
         if not addressed:
             return Decision(ignored="group message not addressed to the bot")
+        if not text and not attachments and unsupported is None:
+            return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
     return Decision(
@@ -95,10 +98,16 @@ def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> boo
     )
 
 
+def bot_mention(config: ProducerConfig) -> re.Pattern[str] | None:
+    """The bot's @mention in a message's text (None: the bot's username is not configured)."""
+    username = config.bot_username
+    return re.compile(rf"@{re.escape(username)}\b", re.IGNORECASE) if username else None
+
+
 def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
     """(should the bot answer, text without the bot's @mention)."""
     username = config.bot_username
-    mention = re.compile(rf"@{re.escape(username)}\b", re.IGNORECASE) if username else None
+    mention = bot_mention(config)
     mentioned = bool(mention and mention.search(text))
     replied = bool(
         username

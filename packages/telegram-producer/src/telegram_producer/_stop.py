@@ -16,7 +16,8 @@ from session_core import SessionKey, StopOutcome
 from telegram_core import stopped_turn_of
 
 from ._config import ProducerConfig
-from ._updates import Update, sender_of, topic_of
+from ._routing import bot_mention
+from ._updates import Update, on_behalf_of_a_chat, sender_of, topic_of
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
@@ -76,7 +77,13 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
     msg = update.message
     if msg is None or msg.text is None:
         return None
-    match = _STOP_COMMAND.fullmatch(msg.text.strip().split(maxsplit=1)[0] if msg.text.strip() else "")
+    if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
+        return None  # ignored as any bot's message is
+    words = msg.text.split()
+    mention = bot_mention(config)
+    if words and mention is not None and mention.fullmatch(words[0]):
+        words = words[1:]  # "@bot /stop" in a group, as every other command may be written
+    match = _STOP_COMMAND.fullmatch(words[0] if words else "")
     if match is None:
         return None
     addressee = match.group("bot")
