@@ -16,7 +16,15 @@ from typing import Any
 import boto3
 import httpx
 from local_stack import TEST_BOT_TOKEN, FunctionSpec, LocalLambda, LocalTelegram, sqs_lambda_event
-from session_core import Approvals, BudgetLedger, ChatBacklog, DynamoTable, LiveTurns, SessionRegistry
+from session_core import (
+    AlbumParts,
+    Approvals,
+    BudgetLedger,
+    ChatBacklog,
+    DynamoTable,
+    LiveTurns,
+    SessionRegistry,
+)
 from sqs_consumer import (
     Consumer,
     ConsumerConfig,
@@ -97,6 +105,7 @@ class TelegramStack:
             ),
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
+            albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
 

@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._albums import AlbumParts, AlbumVerdict
     from ._approvals import (
         APPROVAL_CHOICES,
         Approval,
@@ -130,6 +131,8 @@ __all__ = [
     "MAX_RECEIVE_COUNT",
     "SESSIONS_PREFIX",
     "TURN_VERSION",
+    "AlbumParts",
+    "AlbumVerdict",
     "Approval",
     "ApprovalChoice",
     "ApprovalNotPending",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from session_core import (
+    AlbumParts,
     Approval,
     BudgetLedger,
     ChatBacklog,
@@ -66,6 +67,8 @@ class ConsumerDeps:
     ``delivery_claims``: each chunk is claimed before it is sent (None: off);
     ``approvals``: tool calls waiting for approval and the chat's grants (session_core.Approvals;
     None: no approval buttons, /permissions lists nothing);
+    ``albums``: the parts of photo albums the producer kept (session_core.AlbumParts; None: each
+    part is a message of its own);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry
@@ -81,5 +84,6 @@ class ConsumerDeps:
     progress_budget: GroupBudget | None = None
     delivery_claims: Claims | None = None
     approvals: ApprovalRecords | None = None
+    albums: AlbumParts | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

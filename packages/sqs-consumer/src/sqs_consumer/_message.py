@@ -26,6 +26,7 @@ from session_core import (
 )
 from telegram_core import InboundMessage, TelegramApiError
 
+from ._album import with_its_album
 from ._approval_view import (
     approval_keyboard,
     approval_outcome_html,
@@ -76,6 +77,8 @@ class MessageHandler:
         if msg.kind == "unsupported":
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
+        if self._deps.albums is not None:  # one turn for the photos sent together
+            msg = with_its_album(msg, self._deps.albums, self._deps.sleep)
         registry, budgets = self._deps.registry, self._deps.budgets
         command = None if msg.kind == "approval" else parse_command(msg.text, self._config.bot_username)
         if command == "permissions" and self._config.channel == "telegram":

@@ -25,6 +25,7 @@ _config_reported = False
 def build_consumer() -> Consumer:
     """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
     from session_core import (
+        AlbumParts,
         Approvals,
         BudgetLedger,
         ChatBacklog,
@@ -71,6 +72,7 @@ def build_consumer() -> Consumer:
         progress_budget=RateLimiter(dynamodb=dynamodb, table=config.table, tenant=config.tenant),
         delivery_claims=DeliveryClaims(records),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
     )
     return Consumer(config, deps)
 

@@ -46,6 +46,7 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     unsupported_what: str | None = None
     approval_id: str | None = None
     sent_at: int = 0
+    album_id: str | None = None  # Telegram's media_group_id: its parts are answered together
 
 
 class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):

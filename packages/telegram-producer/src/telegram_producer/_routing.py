@@ -36,10 +36,13 @@ IgnoredReason = Literal[
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with a decoded update: enqueue ``message``, or acknowledge with ``ignored``."""
+    """What to do with a decoded update: enqueue ``message``, or acknowledge with ``ignored``;
+    ``album_part``: a part of an album not addressed to the bot itself (in a group), kept for
+    the turn of the part that is."""
 
     message: InboundMessage | None = None
     ignored: IgnoredReason | None = None
+    album_part: InboundMessage | None = None
 
 
 def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decision:
@@ -61,31 +64,32 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     unsupported = msg.unsupported_content() if not attachments and msg.text is None else None
     if not text and not attachments and unsupported is None:
         return Decision(ignored="no content (service message)")
+    addressed = True
     if msg.chat.type in ("group", "supergroup"):
         addressed, text = _addressed_in_group(msg, text, config)
-        if not addressed:
+        if not addressed and not (attachments and msg.media_group_id):
             return Decision(ignored="group message not addressed to the bot")
-        if not text and not attachments and unsupported is None:
+        if addressed and not text and not attachments and unsupported is None:
             return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
-    return Decision(
-        message=InboundMessage(
-            update_id=update.update_id,
-            session_key=key.canonical,
-            kind="unsupported" if unsupported else "message",
-            chat_id=msg.chat.id,
-            chat_type=msg.chat.type,
-            message_id=msg.message_id,
-            thread_id=thread_id,
-            user_id=sender_id,
-            user_name=sender_name,
-            text=text,
-            attachments=attachments,
-            unsupported_what=unsupported,
-            sent_at=msg.date or int(now),
-        )
+    message = InboundMessage(
+        update_id=update.update_id,
+        session_key=key.canonical,
+        kind="unsupported" if unsupported else "message",
+        chat_id=msg.chat.id,
+        chat_type=msg.chat.type,
+        message_id=msg.message_id,
+        thread_id=thread_id,
+        user_id=sender_id,
+        user_name=sender_name,
+        text=text,
+        attachments=attachments,
+        unsupported_what=unsupported,
+        sent_at=msg.date or int(now),
+        album_id=msg.media_group_id if attachments else None,
     )
+    return Decision(message=message) if addressed else Decision(album_part=message)
 
 
 def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> bool:

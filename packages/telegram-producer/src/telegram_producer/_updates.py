@@ -101,6 +101,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     photo: tuple[PhotoSize, ...] = ()
     document: Document | None = None
     reply_to_message: RepliedMessage | None = None
+    media_group_id: str | None = None  # the album the photo or file is part of
     # Present only to recognise unsupported content; their contents are never read.
     voice: Any = None
     audio: Any = None

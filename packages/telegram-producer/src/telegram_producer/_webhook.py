@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import (
+    AlbumParts,
+    AlbumVerdict,
     Approval,
     ApprovalNotPending,
     ChatBacklog,
@@ -26,6 +28,7 @@ from session_core import (
     bind_correlation,
     decode_json,
     emit_metric,
+    encode_json,
     get_logger,
     well_formed,
 )
@@ -116,8 +119,10 @@ class Producer:
         backlog: ChatBacklog | None = None,
         stops: StopRequests | None = None,
         approvals: ApprovalStore | None = None,
+        albums: AlbumParts | None = None,
     ) -> None:
         self._config = config
+        self._albums = albums  # the parts of photo albums, answered as one turn
         self._approvals = approvals  # [I] where button presses are decided (session_core.Approvals)
         self._stops = stops  # [H] where stop requests go (session_core.LiveTurns)
         self._rate_limiter = rate_limiter
@@ -169,12 +174,40 @@ class Producer:
             decision = decide(update, self._config, now=self._clock())
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
+        if decision.album_part is not None:
+            self._record_album_part(decision.album_part, addressed=False)
+            log.info("update_ignored", reason="album part not addressed to the bot")
+            return _response(200, "ignored: album part not addressed to the bot (kept for its album)")
         if decision.message is None:
             log.info("update_ignored", reason=decision.ignored)
             return _response(200, f"ignored: {decision.ignored}")
         if len(decision.message.text) > MAX_TEXT_CHARS:
             return _response(413, "text too long")
-        return self._enqueue(update.update_id, decision.message)
+        message = decision.message
+        verdict = self._record_album_part(message, addressed=True)
+        if verdict == "joins":
+            log.info("album_part_joined")
+            return _response(200, "album part: answered with its album")
+        if verdict == "late":  # its album was answered: this part is a message of its own
+            message = msgspec.structs.replace(message, album_id=None)
+        return self._enqueue(update.update_id, message)
+
+    def _record_album_part(self, message: InboundMessage, *, addressed: bool) -> AlbumVerdict | None:
+        """Keep a part of an album for the turn of its first addressed part (None: not a part
+        of an album, or not recorded: then it is answered on its own, as before albums)."""
+        if message.album_id is None or self._albums is None:
+            return None
+        try:
+            return self._albums.record(
+                message.session_key,
+                message.album_id,
+                message.update_id,
+                encode_json(message).decode(),
+                addressed=addressed,
+            )
+        except StorageError as exc:
+            log.warning("album_part_not_recorded", error=str(exc)[:200])
+            return None
 
     def _seen_before(self, update_id: int) -> bool:
         """Whether Telegram sent this update already (marking it seen if not)."""

@@ -21,6 +21,7 @@ _producer: Producer | None = None
 def build_producer() -> Producer:
     """Build the container's Producer from the environment (raises ConfigError naming a setting)."""
     from session_core import (
+        AlbumParts,
         Approvals,
         ChatBacklog,
         DynamoTable,
@@ -54,6 +55,7 @@ def build_producer() -> Producer:
         backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
         stops=LiveTurns(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
     )
 
 

@@ -1,0 +1,132 @@
+"""Photo albums: the parts of one Telegram album (``media_group_id``) answered as one turn.
+
+Telegram sends an album as one message per photo or file, the caption on one part only, all
+within about a second. Each would otherwise be a turn of its own, paid for, and in a group
+only the captioned (addressed) part would be seen at all. One item per album in the registry
+table (``pk`` ``album|<session key>|<media_group_id>``, ``sk`` ``parts``) holds
+
+- ``p<update_id>``: each part as the producer queued it (opaque text: the encoded message);
+- ``starter``: the update id of the first part recorded that may start the album's turn (in a
+  group, one addressed to the bot): the one part the producer queues;
+- ``last_at``: when the last part was recorded; ``gathered``: the update ids the consumer
+  answered together, once it did.
+
+The producer records every part (``record``) and queues only the first addressed one; the
+consumer, handling that one, waits until no part came for a moment and takes them all
+(``gather``). A part recorded after that is late: the producer queues it on its own (if it is
+addressed), as it would any message. Recording a part again (Telegram sends an update again
+when the webhook failed) changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ._dynamo_table import ConditionFailed, TableStore, check_update_id, item_float, item_int, number
+
+_PARTS = "parts"
+_PART_PREFIX = "p"
+# Telegram sends the parts of an album within about a second of each other.
+DEFAULT_QUIET_S = 1.0
+DEFAULT_WAIT_S = 4.0
+
+AlbumVerdict = Literal["starts", "joins", "late"]
+
+
+class AlbumParts(TableStore):
+    """The albums being received; ``dynamodb`` is a boto3 client, ``clock`` epoch seconds."""
+
+    _label = "albums"
+
+    def record(
+        self, session_key: str, album_id: str, update_id: int, part: str, *, addressed: bool
+    ) -> AlbumVerdict:
+        """Record one part: "starts" (queue it: its album's turn), "joins" (answered with the
+        part that starts it) or "late" (its album was answered already: a message of its own).
+        One UpdateItem."""
+        check_update_id(update_id)
+        now = self._table.clock()
+        values: dict[str, Any] = {
+            ":part": {"S": part},
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+        }
+        update = "SET #p = :part, last_at = :now, expires_at = :ttl"
+        if addressed:
+            update += ", starter = if_not_exists(starter, :me)"
+            values[":me"] = number(update_id)
+        out = self._table.update(
+            "record",
+            _album_pk(session_key, album_id),
+            _PARTS,
+            UpdateExpression=update,
+            ExpressionAttributeNames={"#p": f"{_PART_PREFIX}{update_id}"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        item = out.get("Attributes", {})
+        if "gathered" in item:
+            return "late"
+        return "starts" if addressed and item_int(item, "starter") == update_id else "joins"
+
+    def gather(
+        self,
+        session_key: str,
+        album_id: str,
+        *,
+        quiet_s: float = DEFAULT_QUIET_S,
+        wait_s: float = DEFAULT_WAIT_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[str]:
+        """The album's parts (as recorded, in update order) once none came for ``quiet_s`` (or
+        ``wait_s`` passed), marked gathered so that a later part is "late". Asked again (a
+        retried turn), the same parts. Empty when the album was never recorded."""
+        pk = _album_pk(session_key, album_id)
+        deadline = self._table.clock() + wait_s
+        while True:
+            item = self._table.get("gather", pk, _PARTS)
+            if item is None:
+                return []
+            if "gathered" in item:
+                return _parts(item, {int(n) for n in item["gathered"]["NS"]})
+            now = self._table.clock()
+            if now - item_float(item, "last_at") < quiet_s and now < deadline:
+                sleep(min(0.25, quiet_s))
+                continue
+            parts = _parts(item, None)
+            ids = sorted(int(name[len(_PART_PREFIX) :]) for name in item if _is_part(name))
+            try:
+                self._table.update(
+                    "gather",
+                    pk,
+                    _PARTS,
+                    UpdateExpression="SET gathered = :ids",
+                    # Nothing recorded since we read: a part recorded now is "late".
+                    ConditionExpression="attribute_not_exists(gathered) AND last_at = :seen",
+                    ExpressionAttributeValues={
+                        ":ids": {"NS": [str(i) for i in ids]},
+                        ":seen": item["last_at"],
+                    },
+                )
+            except ConditionFailed:
+                continue  # another part came meanwhile (or a retry of ours gathered): read again
+            return parts
+
+
+def _album_pk(session_key: str, album_id: str) -> str:
+    return f"album|{session_key}|{album_id}"
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith(_PART_PREFIX) and name[len(_PART_PREFIX) :].isdigit()
+
+
+def _parts(item: dict[str, Any], only: set[int] | None) -> list[str]:
+    found = sorted(
+        (int(name[len(_PART_PREFIX) :]), value["S"])
+        for name, value in item.items()
+        if _is_part(name) and (only is None or int(name[len(_PART_PREFIX) :]) in only)
+    )
+    return [part for _, part in found]

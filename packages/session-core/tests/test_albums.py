@@ -1,0 +1,60 @@
+"""The parts of a photo album kept for one turn (AlbumParts), against moto over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agentbot_testing import FakeClock
+from session_core import AlbumParts
+
+SESSION = "default/501/0"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def albums(aws: Any, clock: FakeClock) -> AlbumParts:
+    return AlbumParts(dynamodb=aws.dynamodb, table=aws.resources.table, retention_days=1, clock=clock)
+
+
+def test_the_first_addressed_part_starts_the_album_and_the_rest_join_it(albums: AlbumParts) -> None:
+    assert albums.record(SESSION, "g1", 11, "not addressed", addressed=False) == "joins"
+    assert albums.record(SESSION, "g1", 12, "addressed", addressed=True) == "starts"
+    assert albums.record(SESSION, "g1", 13, "also addressed", addressed=True) == "joins"
+    # Telegram sends an update again when the webhook failed: the part that starts still does.
+    assert albums.record(SESSION, "g1", 12, "addressed", addressed=True) == "starts"
+
+
+def test_gathering_waits_for_a_quiet_moment_then_takes_every_part_once(
+    albums: AlbumParts, clock: FakeClock
+) -> None:
+    albums.record(SESSION, "g2", 21, "first", addressed=True)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a part arrives during the first wait
+        waits.append(seconds)
+        if len(waits) == 1:
+            albums.record(SESSION, "g2", 22, "second", addressed=True)
+        clock.now += seconds
+
+    assert albums.gather(SESSION, "g2", quiet_s=1.0, sleep=sleep) == ["first", "second"]
+    assert sum(waits) >= 1.0
+    # Gathered: a later part is a message of its own, and asking again gives the same parts.
+    assert albums.record(SESSION, "g2", 23, "third", addressed=True) == "late"
+    assert albums.gather(SESSION, "g2", quiet_s=1.0, sleep=sleep) == ["first", "second"]
+
+
+def test_an_album_never_recorded_gathers_nothing(albums: AlbumParts) -> None:
+    assert albums.gather(SESSION, "missing", sleep=lambda _: None) == []
+
+
+def test_albums_of_other_chats_do_not_mix(albums: AlbumParts, clock: FakeClock) -> None:
+    albums.record(SESSION, "same-id", 31, "mine", addressed=True)
+    albums.record("default/777/0", "same-id", 32, "theirs", addressed=True)
+    clock.now += 5
+
+    assert albums.gather(SESSION, "same-id", sleep=lambda _: None) == ["mine"]

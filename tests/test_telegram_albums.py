@@ -1,0 +1,86 @@
+"""Photos sent together (a Telegram album) are one question: one turn that sees them all.
+
+Telegram sends an album as one message per photo, the caption on one of them only. Before,
+each photo was a paid turn of its own with an answer of its own, and in a group only the
+captioned (addressed) photo reached the agent at all.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+
+CHAT = 501
+GROUP = -100777
+
+
+def _send_album(
+    stack: Any, first_update: int, count: int, *, caption: str, album: str = "13579", **fields: Any
+) -> list[str]:
+    """Post the album's parts as Telegram does (the caption on the first); the producer's
+    outcome for each."""
+    outcomes = []
+    for i in range(count):
+        content = f"photo {first_update + i}".encode() * 50
+        file_id = stack.telegram.add_file(content, file_path=f"photos/a{first_update + i}.jpg")
+        photo = [{"file_id": file_id, "file_unique_id": f"u{first_update + i}", "width": 8, "height": 6}]
+        extra = {"caption": caption} if i == 0 else {}
+        part = update(
+            first_update + i,
+            message_id=60 + first_update + i,
+            text=None,
+            photo=photo,
+            media_group_id=album,
+            **extra,
+            **fields,
+        )
+        response = stack.producer.handle_event(webhook_event(part))
+        assert response["statusCode"] == 200, response
+        outcomes.append(json.loads(response["body"])["outcome"])
+    return outcomes
+
+
+def test_an_album_in_a_private_chat_is_one_turn_with_every_photo_and_the_caption(stack) -> None:
+    outcomes = _send_album(stack, 700, 3, caption="compare these photos")
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued"] + ["album part: answered with its album"] * 2
+    [run] = stack.runs()
+    assert run["prompt"] == "compare these photos"
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == [
+        "photo-760.jpg",
+        "photo-761.jpg",
+        "photo-762.jpg",
+    ]
+    assert len(stack.replies(CHAT)) == 1  # one answer
+
+
+def test_an_album_addressed_to_the_bot_in_a_group_shows_it_every_photo(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    outcomes = _send_album(stack, 720, 3, caption=f"@{BOT_USERNAME} which is sharper?", **group)
+    stack.drain(stack.consumer())
+
+    assert outcomes[0] == "enqueued"
+    [run] = stack.runs()
+    assert run["prompt"] == "which is sharper?" and len(run["attachments"]) == 3
+
+
+def test_an_album_not_addressed_to_the_bot_in_a_group_starts_no_turn(stack) -> None:
+    _send_album(stack, 740, 2, caption="our holiday", chat_id=GROUP, chat_type="supergroup")
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+
+
+def test_a_photo_of_the_album_that_comes_after_its_turn_started_is_answered_on_its_own(stack) -> None:
+    _send_album(stack, 760, 2, caption="first two")
+    stack.drain(stack.consumer())
+    late = _send_album(stack, 762, 1, caption="one more")  # the same album, after it was answered
+    stack.drain(stack.consumer())
+
+    assert late == ["enqueued"]
+    first, second = stack.runs()
+    assert len(first["attachments"]) == 2 and first["prompt"] == "first two"
+    assert len(second["attachments"]) == 1 and second["prompt"] == "one more"
