@@ -162,3 +162,11 @@ def test_the_largest_photo_is_the_attachment() -> None:
     assert message is not None
     [attachment] = message.attachments
     assert (attachment.kind, attachment.file_id, attachment.file_size) == ("photo", "b", 900)
+
+
+def test_an_unaddressed_photo_of_an_album_in_a_group_is_kept_for_its_album_not_queued() -> None:
+    part = decide(update(chat=GROUP, photo=PHOTO, media_group_id="g7"), config())
+    lone = decide(update(chat=GROUP, photo=PHOTO), config())
+
+    assert part.message is None and part.album_part is not None and part.album_part.album_id == "g7"
+    assert lone.album_part is None and lone.ignored == "group message not addressed to the bot"
