@@ -17,7 +17,7 @@ from session_core import safe_file_name
         ("", "file"),
         (None, "file"),
         ("my file (1).txt", "my_file_1_.txt"),
-        ("отчёт.csv", "csv"),
+        ("отчёт.csv", "file.csv"),
         ("_._hidden", "hidden"),
         ("a" * 150 + ".txt", "a" * 96 + ".txt"),
     ],
@@ -28,3 +28,23 @@ def test_a_name_becomes_one_harmless_path_step(name: str | None, expected: str) 
 
 def test_the_fallback_names_what_nothing_was_left_of() -> None:
     assert safe_file_name("///", "attachment-2") == "attachment-2"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("отчёт.pdf", "file.pdf"),
+        ("写真.JPG", "file.JPG"),
+        ("../../отчёт.pdf", "file.pdf"),
+        ("отчёт.пдф", "file"),  # an extension in another script says nothing we can keep
+        ("отчёт", "file"),
+    ],
+)
+def test_a_document_named_in_another_script_keeps_its_extension(name: str, expected: str) -> None:
+    """The agent's tools pick how to read a file (PDF, image) by its extension: "отчёт.pdf"
+    must arrive as a .pdf, not as a file called "pdf"."""
+    assert safe_file_name(name) == expected
+
+
+def test_the_fallback_takes_the_extension_of_a_name_in_another_script() -> None:
+    assert safe_file_name("отчёт.pdf", "attachment-2") == "attachment-2.pdf"

@@ -6,12 +6,24 @@ import posixpath
 import re
 
 _UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_KEPT_EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]+")
 _MAX_NAME_CHARS = 100
 
 
 def safe_file_name(name: str | None, fallback: str = "file") -> str:
     """A file name that is one harmless path step: ASCII letters, digits, ``.``, ``_`` and
     ``-`` only (each other run becomes ``_``), no leading dot or underscore, at most 100
-    characters (the end kept, so the extension survives); ``fallback`` when nothing is left."""
-    cleaned = _UNSAFE_NAME_RE.sub("_", posixpath.basename(name or "")).lstrip("._")[-_MAX_NAME_CHARS:]
+    characters (the end kept, so the extension survives); ``fallback`` when nothing is left,
+    and ``fallback`` plus the extension when only the stem was unsafe ("отчёт.pdf" → "file.pdf")."""
+    base = posixpath.basename(name or "")
+    stem, extension = posixpath.splitext(base)
+    if (
+        _KEPT_EXTENSION_RE.fullmatch(extension)
+        and stem.strip("._")
+        and not _UNSAFE_NAME_RE.sub("", stem).strip("._")
+    ):
+        # A stem in another script leaves nothing, but tools pick how to read a file by its
+        # extension: keep it behind the fallback stem.
+        base = fallback + extension
+    cleaned = _UNSAFE_NAME_RE.sub("_", base).lstrip("._")[-_MAX_NAME_CHARS:]
     return cleaned or fallback
