@@ -118,3 +118,32 @@ def test_the_failure_notice_is_sent_once_per_update() -> None:
     send.tell_user_once(MSG, KEY, None)
     send.tell_user_once(MSG, KEY, "another text")
     assert [p["text"] for p in telegram.sent] == [FAILED_NOTICE]
+
+
+KEYBOARD = {"inline_keyboard": [[{"text": "Allow once", "callback_data": "ap:1:once"}]]}
+
+
+def test_a_question_with_buttons_telegram_counts_as_too_long_still_reaches_the_user() -> None:
+    """Telegram counts UTF-16 units (an emoji is two), so a question we measured as fitting
+    can be refused as too long: it arrives as plain parts, the buttons under the last one,
+    instead of never (a dead letter, the tool call waiting for a press that cannot come)."""
+    from local_stack import TEST_BOT_TOKEN, LocalTelegram
+
+    records = Records()
+    with LocalTelegram() as telegram, httpx.Client() as http:
+        bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01)
+        send = Delivery(bot=bot, registry=records)
+        question = "<b>Bash</b> <code>env " + "\U0001f600" * 2100 + "</code>"
+        message_id = send.deliver_with_buttons(MSG, KEY, 1, question, KEYBOARD)
+        parts = telegram.sent_messages(MSG.chat_id)
+    assert len(parts) > 1 and "".join(p["text"] for p in parts) == "Bash env " + "\U0001f600" * 2100
+    assert [bool(p.get("reply_markup")) for p in parts] == [False] * (len(parts) - 1) + [True]
+    assert message_id == parts[-1]["message_id"] and records.delivered_chunks(KEY, 11) == {1: message_id}
+
+
+def test_a_question_with_buttons_refused_as_html_goes_as_plain_text_with_its_buttons() -> None:
+    telegram = Telegram(iter(["Bad Request: can't parse entities: unclosed tag"]))
+    send, _ = delivery(telegram, Records())
+    message_id = send.deliver_with_buttons(MSG, KEY, 0, "<b>Allow?", KEYBOARD)
+    [plain] = telegram.sent
+    assert plain["text"] == "Allow?" and plain["reply_markup"] == KEYBOARD and message_id == 101

@@ -3,7 +3,7 @@
 Each delivered chunk is recorded (``record_delivered_chunk``, retried locally: the send cannot
 be undone) and skipped on a retry; with claims, each chunk is claimed before it is sent. A
 chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
-plain halves.
+plain halves (a message with buttons too, the buttons under the second).
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ class Delivery:
     ) -> int | None:
         """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply,
         once: a retry finds it recorded and answers the message_id it went out as (None when
-        another delivery holds its claim). Raises DeliveryFailedError like ``deliver``."""
+        another delivery holds its claim). Refused HTML or a text too long goes again as plain
+        text like ``deliver``'s chunks, the buttons on its last part (whose message_id this
+        answers). Raises DeliveryFailedError like ``deliver``."""
         claims = self._chunk_claimer(key, msg.update_id)
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
@@ -105,13 +107,8 @@ class Delivery:
             if claims is not None and not claims.claim(index):  # the other delivery sent it
                 return self._registry.delivered_chunks(key, msg.update_id).get(index)
             with claims.sending(index) if claims is not None else contextlib.nullcontext():
-                message_id = self._bot.send_message(
-                    msg.chat_id,
-                    text,
-                    html=True,
-                    thread_id=msg.thread_id,
-                    reply_to_message_id=msg.message_id if index == 0 else None,
-                    reply_markup=markup,
+                message_id = self._send_chunk(
+                    msg, text, reply_to=msg.message_id if index == 0 else None, reply_markup=markup
                 )
             self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
@@ -161,23 +158,41 @@ class Delivery:
                 )
                 self._sleep(wait)
 
-    def _send_chunk(self, msg: InboundMessage, chunk: str, *, reply_to: int | None) -> int:
+    def _send_chunk(
+        self,
+        msg: InboundMessage,
+        chunk: str,
+        *,
+        reply_to: int | None,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> int:
         try:
             return self._bot.send_message(
-                msg.chat_id, chunk, html=True, thread_id=msg.thread_id, reply_to_message_id=reply_to
+                msg.chat_id,
+                chunk,
+                html=True,
+                thread_id=msg.thread_id,
+                reply_to_message_id=reply_to,
+                reply_markup=reply_markup,
             )
         except (TelegramBadMarkup, TelegramMessageTooLong) as exc:
             rejected: TelegramApiError = exc
             log.warning("chunk_sent_as_plain_text", kind=exc.kind)
         plain = html_to_plain(chunk)
         if isinstance(rejected, TelegramBadMarkup):
-            return self._bot.send_message(
-                msg.chat_id, plain, html=False, thread_id=msg.thread_id, reply_to_message_id=reply_to
-            )
+            parts = [plain]
+        else:
+            parts = split_plain(plain, len(plain) // 2 + 1)  # Telegram counted more than we did
         message_id = 0
-        for part in split_plain(plain, len(plain) // 2 + 1):  # Telegram counted more than we did
+        for number, part in enumerate(parts, start=1):
             message_id = self._bot.send_message(
-                msg.chat_id, part, html=False, thread_id=msg.thread_id, reply_to_message_id=reply_to
+                msg.chat_id,
+                part,
+                html=False,
+                thread_id=msg.thread_id,
+                reply_to_message_id=reply_to,
+                # Buttons go under the last part, after the text they answer.
+                reply_markup=reply_markup if number == len(parts) else None,
             )
             reply_to = None
         return message_id
