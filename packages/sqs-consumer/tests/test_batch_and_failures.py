@@ -104,6 +104,17 @@ def test_what_each_failure_becomes(
     )
 
 
+def test_only_a_chat_the_bot_was_shut_out_of_is_unreachable() -> None:
+    """Blocked or removed: acknowledged and logged, not a dead letter; a 429 or another bad
+    request still goes the usual way."""
+    blocked = TelegramForbidden("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    assert classify(DeliveryFailedError(1, 0, blocked)).chat_unreachable
+    assert classify(blocked).chat_unreachable
+    slow = TelegramRetryAfter("sendMessage", 429, "slow", retry_after=4)
+    assert not classify(DeliveryFailedError(1, 0, slow)).chat_unreachable
+    assert not classify(TurnFailedError("model_error", None, retryable=False)).chat_unreachable
+
+
 def test_only_our_errors_keep_their_text_and_only_a_failed_turn_speaks_to_the_user() -> None:
     assert classify(KeyError("secret user text")).detail == "KeyError"
     turn = classify(TurnFailedError("model_error", "The model is overloaded.", retryable=False))

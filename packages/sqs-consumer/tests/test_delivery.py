@@ -147,3 +147,50 @@ def test_a_question_with_buttons_refused_as_html_goes_as_plain_text_with_its_but
     message_id = send.deliver_with_buttons(MSG, KEY, 0, "<b>Allow?", KEYBOARD)
     [plain] = telegram.sent
     assert plain["text"] == "Allow?" and plain["reply_markup"] == KEYBOARD and message_id == 101
+
+
+def upgraded_group(migrate_to: int) -> Any:
+    """A Bot API whose group became supergroup ``migrate_to``: the old id is refused with the
+    new one in ``parameters``, as Telegram does."""
+    sent: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = json.loads(request.content)
+        if params["chat_id"] != migrate_to:
+            return httpx.Response(
+                400,
+                json={
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                    "parameters": {"migrate_to_chat_id": migrate_to},
+                },
+            )
+        sent.append(params)
+        return httpx.Response(200, json={"ok": True, "result": {"message_id": 200 + len(sent)}})
+
+    return answer, sent
+
+
+def test_an_answer_to_a_group_upgraded_meanwhile_reaches_the_supergroup_it_became() -> None:
+    answer, sent = upgraded_group(-1009)
+    records = Records()
+    bot = BotApi(http=httpx.Client(transport=httpx.MockTransport(answer)), token="1:x", base_url="http://t")
+    group_message = InboundMessage(
+        update_id=12, session_key=KEY.canonical, kind="message", chat_id=-5, chat_type="group", message_id=3
+    )
+    Delivery(bot=bot, registry=records).deliver(group_message, KEY, ["one", "two"])
+    assert [(p["chat_id"], p["text"]) for p in sent] == [(-1009, "one"), (-1009, "two")]
+    # The user's message has another id there, if any: nothing is quoted.
+    assert not any("reply_parameters" in p for p in sent)
+    assert records.delivered_chunks(KEY, 12) == {0: 201, 1: 202}
+
+
+def test_a_question_with_buttons_does_not_follow_an_upgraded_group() -> None:
+    """A press in the supergroup would come from another chat (another session): the chat is
+    unreachable for the question, which the consumer logs and acknowledges."""
+    answer, sent = upgraded_group(-1009)
+    bot = BotApi(http=httpx.Client(transport=httpx.MockTransport(answer)), token="1:x", base_url="http://t")
+    with pytest.raises(DeliveryFailedError) as failed:
+        Delivery(bot=bot, registry=Records()).deliver_with_buttons(MSG, KEY, 0, "Allow?", KEYBOARD)
+    assert failed.value.chat_unreachable and not failed.value.retryable and sent == []

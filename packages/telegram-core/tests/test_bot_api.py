@@ -16,6 +16,8 @@ from telegram_core import (
     TelegramApiError,
     TelegramBadMarkup,
     TelegramBadRequest,
+    TelegramChatMigrated,
+    TelegramChatUnavailable,
     TelegramFileTooBig,
     TelegramForbidden,
     TelegramMessageTooLong,
@@ -74,6 +76,54 @@ def test_retry_after_is_an_attribute_not_text() -> None:
     with pytest.raises(TelegramRetryAfter) as unsaid:  # no parameters: a short wait, not none
         check_response("sendMessage", 429, failure(429, "Too Many Requests"))
     assert unsaid.value.retry_after == 1.0
+
+
+@pytest.mark.parametrize(
+    ("status", "description", "expected"),
+    [
+        (403, "Forbidden: bot was blocked by the user", TelegramForbidden),
+        (403, "Forbidden: bot was kicked from the supergroup chat", TelegramForbidden),
+        (403, "Forbidden: user is deactivated", TelegramForbidden),
+        (400, "Bad Request: TOPIC_CLOSED", TelegramChatUnavailable),
+        (400, "Bad Request: message thread not found", TelegramChatUnavailable),
+        (400, "Bad Request: not enough rights to send text messages to the chat", TelegramChatUnavailable),
+        (400, "Bad Request: group chat was upgraded to a supergroup chat", TelegramChatMigrated),
+    ],
+)
+def test_a_chat_the_bot_can_no_longer_post_in_says_so(
+    status: int, description: str, expected: type[TelegramApiError]
+) -> None:
+    """Blocked, removed, a closed topic, an upgraded group: the user's doing, not the bot's;
+    callers read ``chat_unreachable`` instead of the description."""
+    with pytest.raises(TelegramApiError) as caught:
+        check_response("sendMessage", status, failure(status, description))
+    assert type(caught.value) is expected
+    assert caught.value.chat_unreachable and not caught.value.retryable
+
+
+def test_other_failures_leave_the_chat_reachable() -> None:
+    for status, description in [
+        (400, "Bad Request: chat not found"),
+        (502, "Bad Gateway"),
+        (401, "Unauthorized"),
+    ]:
+        with pytest.raises(TelegramApiError) as caught:
+            check_response("sendMessage", status, failure(status, description))
+        assert not caught.value.chat_unreachable
+
+
+def test_an_upgraded_group_names_the_supergroup_it_became() -> None:
+    upgraded = failure(
+        400, "Bad Request: group chat was upgraded to a supergroup chat", migrate_to_chat_id=-1001234
+    )
+    with pytest.raises(TelegramChatMigrated) as caught:
+        check_response("sendMessage", 400, upgraded)
+    assert caught.value.migrate_to_chat_id == -1001234
+    with pytest.raises(TelegramChatMigrated) as unsaid:  # no parameters: nowhere to resend
+        check_response(
+            "sendMessage", 400, failure(400, "Bad Request: group chat was upgraded to a supergroup chat")
+        )
+    assert unsaid.value.migrate_to_chat_id is None
 
 
 def test_an_ok_answer_is_its_result() -> None:

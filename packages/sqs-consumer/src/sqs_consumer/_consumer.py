@@ -9,7 +9,9 @@
 
 A misconfigured deployment (``error_kind="config"`` from the runtime, which told the operator)
 gets one short notice and the record is acknowledged: no retry, no DLQ. A turn that fails for
-good tells the user once, goes to the DLQ with its context and is acknowledged.
+good tells the user once, goes to the DLQ with its context and is acknowledged. A chat the bot
+may no longer post in (the user blocked it, it was removed, the topic closed) is logged and
+the record acknowledged: nobody there can be told, and it is no fault for the DLQ's alarm.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class Consumer:
         failure = classify(exc)
         if failure.kind == "config":
             return self._misconfigured(msg, key)
+        if failure.chat_unreachable:
+            return self._chat_unreachable(msg, key, failure.detail)
         if failure.retryable and not last_receive:
             delay = self._failures.retry_delay(record, failure.retry_after)
             log.warning(
@@ -145,6 +149,15 @@ class Consumer:
         # was never counted (the producer queues it past the backlog).
         if self._deps.backlog is not None and msg.kind != "approval":
             self._deps.backlog.release(key.canonical, now=self._deps.clock())
+
+    def _chat_unreachable(self, msg: InboundMessage, key: SessionKey, reason: str) -> RecordOutcome:
+        """Telegram refused to post in the chat for good: the user blocked the bot, removed it,
+        closed the topic. Any user can cause this, so it must not fire the operator's dead-letter
+        alarm, and no retry or redrive can help: log it, acknowledge the record, free its place
+        in the chat's backlog."""
+        log.warning("chat_unreachable", chat_id=msg.chat_id, thread_id=msg.thread_id, reason=reason)
+        self._left_queue(msg, key)
+        return RecordOutcome(done=True, status="chat_unreachable")
 
     def _misconfigured(self, msg: InboundMessage, key: SessionKey) -> RecordOutcome:
         """The runtime found a permanent configuration error (and reported it to the operator:

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import msgspec
 from session_core import SessionKey, StorageError, get_logger
 from telegram_core import (
     BotApi,
     InboundMessage,
     TelegramApiError,
     TelegramBadMarkup,
+    TelegramChatMigrated,
     TelegramMessageTooLong,
 )
 
@@ -74,19 +76,28 @@ class Delivery:
     def deliver(self, msg: InboundMessage, key: SessionKey, chunks: list[str]) -> None:
         """Send the chunks not yet delivered for this update, recording each one as it goes.
 
-        The first chunk quotes the user's message; all go to the message's forum topic.
-        Raises DeliveryFailedError (retryable ones are deferrable) when Telegram or the
-        delivery record fails after the local retries.
+        The first chunk quotes the user's message; all go to the message's forum topic, or to
+        the supergroup the group became meanwhile (Telegram names it). Raises
+        DeliveryFailedError (retryable ones are deferrable) when Telegram or the delivery
+        record fails after the local retries.
         """
         index = 0
         claims = self._chunk_claimer(key, msg.update_id)
+        target = msg
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             for index, chunk in enumerate(chunks):
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     continue
+                reply_to = msg.message_id if index == 0 else None
                 with claims.sending(index) if claims is not None else contextlib.nullcontext():
-                    message_id = self._send_chunk(msg, chunk, reply_to=msg.message_id if index == 0 else None)
+                    try:
+                        message_id = self._send_chunk(target, chunk, reply_to=reply_to)
+                    except TelegramChatMigrated as exc:
+                        if exc.migrate_to_chat_id is None or target is not msg:
+                            raise
+                        target = _moved_to(msg, exc.migrate_to_chat_id)
+                        message_id = self._send_chunk(target, chunk, reply_to=None)
                 self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
@@ -98,7 +109,9 @@ class Delivery:
         once: a retry finds it recorded and answers the message_id it went out as (None when
         another delivery holds its claim). Refused HTML or a text too long goes again as plain
         text like ``deliver``'s chunks, the buttons on its last part (whose message_id this
-        answers). Raises DeliveryFailedError like ``deliver``."""
+        answers). Unlike ``deliver`` it does not follow a group to the supergroup it became: a
+        press there would come from another chat, another session. Raises DeliveryFailedError
+        like ``deliver``."""
         claims = self._chunk_claimer(key, msg.update_id)
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
@@ -196,3 +209,10 @@ class Delivery:
             )
             reply_to = None
         return message_id
+
+
+def _moved_to(msg: InboundMessage, chat_id: int) -> InboundMessage:
+    """``msg`` as if it came from the supergroup its group became (a group has no topics); the
+    caller quotes nothing there, where the user's message has another id, if any."""
+    log.warning("chat_migrated", chat_id=msg.chat_id, migrate_to_chat_id=chat_id)
+    return msgspec.structs.replace(msg, chat_id=chat_id, thread_id=0)

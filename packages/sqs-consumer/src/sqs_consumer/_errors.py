@@ -11,11 +11,14 @@ class ConsumerError(Exception):
     dead-lettered for this error (nothing failed for good, e.g. the answer is recorded and
     only sending is left); on the queue's last receive it is re-enqueued instead.
     ``retry_after``: seconds before a retry makes sense (None: the usual backoff).
+    ``chat_unreachable``: the bot may no longer post in the chat (blocked, removed, topic
+    closed): the record is acknowledged and logged, neither retried nor dead-lettered.
     """
 
     retryable: bool = False
     deferrable: bool = False
     retry_after: float | None = None
+    chat_unreachable: bool = False
     error_kind: str = "internal"
 
 
@@ -56,7 +59,8 @@ class DeliveryFailedError(ConsumerError):
     """Raised when a reply could not be sent or its delivery could not be recorded, after
     the local retries; ``cause`` is the TelegramApiError or StorageError. What was to be
     sent is settled (a recorded turn is replayed, not re-run), so a retryable one is
-    ``deferrable``: it is retried, never dead-lettered while Telegram may still take it."""
+    ``deferrable``: it is retried, never dead-lettered while Telegram may still take it; one
+    Telegram refused because the chat is gone for the bot is ``chat_unreachable``."""
 
     error_kind = "delivery"
 
@@ -68,6 +72,7 @@ class DeliveryFailedError(ConsumerError):
         self.retryable = bool(getattr(cause, "retryable", False))
         self.deferrable = self.retryable
         self.retry_after = getattr(cause, "retry_after", None)
+        self.chat_unreachable = bool(getattr(cause, "chat_unreachable", False))
 
 
 class DeferredError(ConsumerError):

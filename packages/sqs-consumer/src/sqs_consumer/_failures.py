@@ -6,6 +6,8 @@
   receive) goes to the DLQ with its context. A *deferrable* failure (the session stayed
   busy, or only delivery is left) is never dead-lettered on the last receive: a copy is
   re-enqueued (at most ``MAX_REQUEUES`` times) and the original acknowledged.
+- A chat the bot may no longer post in (``Failure.chat_unreachable``) is none of these: the
+  consumer logs it and acknowledges the record.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class Failure:
     ``kind``: the error kind written to logs and the dead letter; ``detail``: text free of
     secrets and user text; ``retryable``: trying again may help; ``deferrable``: must not
     be dead-lettered (re-enqueued instead); ``retry_after``: seconds before a retry makes
-    sense; ``user_message``: what the runtime said the user may read, if anything.
+    sense; ``user_message``: what the runtime said the user may read, if anything;
+    ``chat_unreachable``: Telegram said the bot may no longer post in the chat (nothing to
+    retry, nobody to tell, nothing for the operator to fix).
     """
 
     kind: str
@@ -60,6 +64,7 @@ class Failure:
     deferrable: bool = False
     retry_after: float | None = None
     user_message: str | None = None
+    chat_unreachable: bool = False
 
 
 def classify(exc: Exception) -> Failure:
@@ -73,9 +78,16 @@ def classify(exc: Exception) -> Failure:
             deferrable=exc.retryable and exc.deferrable,
             retry_after=exc.retry_after,
             user_message=exc.user_message if isinstance(exc, TurnFailedError) else None,
+            chat_unreachable=exc.chat_unreachable,
         )
     if isinstance(exc, TelegramApiError):
-        return Failure(kind="telegram", detail=str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
+        return Failure(
+            kind="telegram",
+            detail=str(exc),
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+            chat_unreachable=exc.chat_unreachable,
+        )
     # Other errors (session-core's StorageError, a bug) may say whether retrying helps.
     return Failure(
         kind=str(getattr(exc, "error_kind", type(exc).__name__)),

@@ -8,8 +8,11 @@ from typing import Literal
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
 # attachment, the budget's refusal, or the runtime's for a history its memory cannot load.
 MessageStatus = Literal["replied", "command", "unsupported", "refused", "over_budget", "history_too_large"]
-# What became of a record: answered (a MessageStatus), or handled without an answer.
-RecordStatus = Literal[MessageStatus, "dead_lettered", "requeued", "misconfigured", "retry"]
+# What became of a record: answered (a MessageStatus), or handled without an answer
+# ("chat_unreachable": the bot may no longer post in the chat, so the answer was dropped).
+RecordStatus = Literal[
+    MessageStatus, "dead_lettered", "requeued", "misconfigured", "chat_unreachable", "retry"
+]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from ._errors import (
     TelegramApiError,
     TelegramBadMarkup,
     TelegramBadRequest,
+    TelegramChatMigrated,
+    TelegramChatUnavailable,
     TelegramFileTooBig,
     TelegramForbidden,
     TelegramMessageTooLong,
@@ -40,14 +42,23 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     (("message is too long",), TelegramMessageTooLong),
     (("can't parse entities", "can't find end tag"), TelegramBadMarkup),
     (("file is too big",), TelegramFileTooBig),  # getFile above the 20 MB download limit
+    (("topic_closed", "topic_deleted", "message thread not found"), TelegramChatUnavailable),
+    (("not enough rights to send", "have no rights to send"), TelegramChatUnavailable),
 )
+_MIGRATED = "group chat was upgraded to a supergroup"
 
 
 def error_for(
-    method: str, error_code: int, description: str, *, retry_after: float | None = None
+    method: str,
+    error_code: int,
+    description: str,
+    *,
+    retry_after: float | None = None,
+    migrate_to_chat_id: int | None = None,
 ) -> TelegramApiError:
     """The typed error for a failed call: by ``error_code`` first (429, 0 for no answer, 5xx,
-    401, 403), then by the description of a bad request Telegram gives no code of its own."""
+    401, 403), then by the description of a bad request Telegram gives no code of its own
+    (``migrate_to_chat_id``: the supergroup a group became, from the answer's ``parameters``)."""
     if error_code == 429:
         return TelegramRetryAfter(method, error_code, description, retry_after=retry_after or 1.0)
     if error_code == 0:
@@ -55,6 +66,8 @@ def error_for(
     if error_code >= 500:
         return TelegramServerError(method, error_code, description)
     text = description.lower()
+    if migrate_to_chat_id is not None or _MIGRATED in text:
+        return TelegramChatMigrated(method, error_code, description, migrate_to_chat_id=migrate_to_chat_id)
     for phrases, kind in _BAD_REQUESTS:
         if any(phrase in text for phrase in phrases):
             return kind(method, error_code, description)
@@ -79,7 +92,10 @@ def check_response(method: str, status_code: int, content: bytes, *, token: str 
     if body.get("ok") is True:
         return body.get("result")
     parameters = body.get("parameters")
-    retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    if not isinstance(parameters, dict):
+        parameters = {}
+    retry_after = parameters.get("retry_after")
+    migrate_to = parameters.get("migrate_to_chat_id")
     description = str(body.get("description") or "no description")
     if token:
         description = description.replace(token, "<token>")
@@ -90,6 +106,10 @@ def check_response(method: str, status_code: int, content: bytes, *, token: str 
         error_code,
         description,
         retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        # bool is an int to Python, not a chat id
+        migrate_to_chat_id=migrate_to
+        if isinstance(migrate_to, int) and not isinstance(migrate_to, bool)
+        else None,
     )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 # rate_limited: 429; server: 5xx; network: no answer; too_long / bad_html / file_too_big: the
-# bad requests a caller can repair; forbidden: 403 (blocked, kicked); unauthorized: 401 (token).
+# bad requests a caller can repair; forbidden: 403 (blocked, kicked); chat_migrated / chat_unavailable:
+# the bad requests that say the bot cannot post there any more; unauthorized: 401 (token).
 TelegramErrorKind = Literal[
     "rate_limited",
     "server",
@@ -19,6 +20,8 @@ TelegramErrorKind = Literal[
     "bad_html",
     "file_too_big",
     "forbidden",
+    "chat_migrated",
+    "chat_unavailable",
     "unauthorized",
     "bad_request",
 ]
@@ -29,11 +32,15 @@ class TelegramApiError(Exception):
 
     ``method``: the Bot API method; ``error_code``: Telegram's (or HTTP's) code, 0 when no
     answer came; ``description``: Telegram's text, for logs only; ``retryable``: trying again
-    later may help; ``retry_after``: seconds Telegram asked to wait (None: back off as usual).
+    later may help; ``retry_after``: seconds Telegram asked to wait (None: back off as usual);
+    ``chat_unreachable``: the bot may no longer post in the chat or topic it was asked to (the
+    user blocked it, it was removed, the topic closed, the group became a supergroup), so no
+    retry helps and nobody there can be told.
     """
 
     kind: TelegramErrorKind = "bad_request"
     retryable: bool = False
+    chat_unreachable: bool = False
 
     def __init__(
         self, method: str, error_code: int, description: str, *, retry_after: float | None = None
@@ -91,10 +98,33 @@ class TelegramFileTooBig(TelegramBadRequest):
     kind: TelegramErrorKind = "file_too_big"
 
 
+class TelegramChatMigrated(TelegramBadRequest):
+    """Raised when the group was upgraded to a supergroup (a new chat id): ``migrate_to_chat_id``
+    is the supergroup's id, None when Telegram did not say."""
+
+    kind: TelegramErrorKind = "chat_migrated"
+    chat_unreachable = True
+
+    def __init__(
+        self, method: str, error_code: int, description: str, *, migrate_to_chat_id: int | None = None
+    ) -> None:
+        super().__init__(method, error_code, description)
+        self.migrate_to_chat_id = migrate_to_chat_id
+
+
+class TelegramChatUnavailable(TelegramBadRequest):
+    """Raised on a 400 that says the bot may not post where it was asked: the forum topic is
+    closed or deleted, or the bot lost the right to send messages in the chat."""
+
+    kind: TelegramErrorKind = "chat_unavailable"
+    chat_unreachable = True
+
+
 class TelegramForbidden(TelegramApiError):
     """Raised on 403: the bot was blocked, kicked, or may not write to the chat."""
 
     kind: TelegramErrorKind = "forbidden"
+    chat_unreachable = True
 
 
 class TelegramUnauthorized(TelegramApiError):

@@ -1,0 +1,162 @@
+"""A chat the bot may no longer post in (the user blocked it, removed it from the group, closed
+the topic, upgraded the group) is the user's doing: the consumer logs it and acknowledges the
+record. Nothing reaches the dead-letter queue, whose alarm is the operator's. Real queues and
+table (moto), a Bot API server on 127.0.0.1 answering Telegram's refusals, a runtime stand-in."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault, sqs_lambda_event
+from session_core import (
+    TURN_VERSION,
+    ChatBacklog,
+    DynamoTable,
+    SessionKey,
+    SessionRegistry,
+    TurnRequest,
+    TurnResult,
+)
+from sqs_consumer import Consumer, ConsumerConfig, ConsumerDeps, ConsumerTiming
+from structlog.testing import capture_logs
+from telegram_core import (
+    ENVELOPE_VERSION,
+    BotApi,
+    ChatSettings,
+    DeliveryLog,
+    InboundMessage,
+    QueueEnvelope,
+    encode_envelope,
+)
+
+CHAT = -100501
+KEY = SessionKey(tenant="default", chat_id=CHAT, thread_id=7)
+
+
+class AnsweringRuntime:
+    """The runtime's part: every turn answers at once."""
+
+    def __init__(self) -> None:
+        self.turns: list[TurnRequest] = []
+
+    def run_turn(self, request: TurnRequest) -> TurnResult:
+        self.turns.append(request)
+        return TurnResult(
+            version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text="Here it is."
+        )
+
+
+@pytest.fixture
+def telegram() -> Iterator[LocalTelegram]:
+    with LocalTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client() as client:
+        yield client
+
+
+def backlog(aws: Any) -> ChatBacklog:
+    return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=1)
+
+
+def consumer(aws: Any, telegram: LocalTelegram, http: httpx.Client, runtime: AnsweringRuntime) -> Consumer:
+    res = aws.resources
+    records = DynamoTable(dynamodb=aws.dynamodb, table=res.table)
+    config = ConsumerConfig(
+        runtime_function_name="agentbot-runtime",
+        bot_token_parameter="/agentbot/bot-token",
+        table=res.table,
+        bucket=res.bucket,
+        dead_letter_queue_url=res.dlq_url,
+        inbound_queue_url=res.queue_url,
+        telegram_api_base=telegram.base_url,
+        chat_queue_limit=1,
+    )
+    deps = ConsumerDeps(
+        registry=SessionRegistry(dynamodb=aws.dynamodb, table=res.table),
+        deliveries=DeliveryLog(records),
+        chat_settings=ChatSettings(records),
+        runtime=runtime,
+        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01),
+        s3=aws.s3,
+        sqs=aws.sqs,
+        backlog=backlog(aws),
+    )
+    return Consumer(config, deps, ConsumerTiming(record_retry_backoff_s=0.01, retry_base_delay_s=0))
+
+
+def queue_message(aws: Any, update_id: int) -> None:
+    """What the producer does for a mention in the forum topic: count it, queue it."""
+    assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
+    msg = InboundMessage(
+        update_id=update_id,
+        session_key=KEY.canonical,
+        kind="message",
+        chat_id=CHAT,
+        chat_type="supergroup",
+        message_id=40,
+        thread_id=KEY.thread_id,
+        user_id=77,
+        user_name="alice",
+        text="what is new?",
+        sent_at=int(time.time()),
+    )
+    aws.sqs.send_message(
+        QueueUrl=aws.resources.queue_url,
+        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=msg)).decode(),
+        MessageGroupId=KEY.canonical,
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+
+
+def run_once(aws: Any, worker: Consumer) -> dict[str, Any]:
+    """One invocation of the event source: a batch in, the partial batch response out."""
+    messages = aws.sqs.receive_message(
+        QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    event = sqs_lambda_event(messages, queue_arn=aws.resources.queue_arn, region=aws.sqs.meta.region_name)
+    return dict(worker.handle_batch(event))
+
+
+def dead_letters(aws: Any) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = aws.sqs.receive_message(
+        QueueUrl=aws.resources.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+    return got
+
+
+@pytest.mark.parametrize(
+    ("status", "description"),
+    [
+        (403, "Forbidden: bot was blocked by the user"),
+        (403, "Forbidden: bot was kicked from the supergroup chat"),
+        (400, "Bad Request: group chat was upgraded to a supergroup chat"),  # without the new id
+        (400, "Bad Request: TOPIC_CLOSED"),
+    ],
+)
+def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client, status: int, description: str
+) -> None:
+    """Send a message, block the bot (or close the topic) before the answer arrives: nothing
+    failed on the bot's side and no redrive can help, so the record is acknowledged and logged
+    with the chat and the reason, no dead letter, and the chat's backlog gives its place back."""
+    runtime = AnsweringRuntime()
+    telegram.inject("sendMessage", TelegramFault(status, description), times=10)
+    queue_message(aws, 410)
+    with capture_logs() as logs:
+        response = run_once(aws, consumer(aws, telegram, http, runtime))
+    assert response == {"batchItemFailures": []}
+    assert len(runtime.turns) == 1 and dead_letters(aws) == []
+    [event] = [e for e in logs if e["event"] == "chat_unreachable"]
+    assert event["chat_id"] == CHAT and description in event["reason"], event
+    assert not [e for e in logs if e["event"] in {"record_failed", "record_dead_lettered"}]
+    # The message left the queue for good: the chat may queue its next one (limit 1).
+    assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
