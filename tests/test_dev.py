@@ -563,10 +563,8 @@ def test_progress_says_what_became_of_each_update() -> None:
             telegram.push_update(_telegram_message(5002, 777, "fixed typo", kind="edited_message"))
             dev.wait_for(r"update 5001: not queued \(ignored: not on the allow-list\)")
             dev.wait_for(r"update 5002: not queued \(ignored: edited_message\)")
-            # The user blocked the bot: a permanent error, the consumer dead-letters the record.
-            telegram.inject(
-                "sendMessage", TelegramFault(403, "Forbidden: bot was blocked by the user"), times=20
-            )
+            # A permanent error: the consumer dead-letters the record.
+            telegram.inject("sendMessage", TelegramFault(400, "Bad Request: chat not found"), times=20)
             telegram.push_update(_telegram_message(5003, 777, "/help"))
             dev.wait_for(r"update 5003: gave up \(moved to the dead-letter queue")
             state_root = _state_root(dev.text("err"))
@@ -574,18 +572,27 @@ def test_progress_says_what_became_of_each_update() -> None:
             # `agentbot dlq list`).
             assert "update 5003: gave up (moved to the dead-letter queue: delivery: " in dev.text("err")
             assert (
-                "(403): Forbidden: bot was blocked by the user; "
-                f"more in {state_root}/functions.log) after" in dev.text("err")
+                f"(400): Bad Request: chat not found; more in {state_root}/functions.log) after"
+                in dev.text("err")
+            )
+            # The user blocked the bot: not a dead letter (any user could fill the queue), not "replied".
+            telegram.clear_faults()
+            telegram.inject(
+                "sendMessage", TelegramFault(403, "Forbidden: bot was blocked by the user"), times=20
+            )
+            telegram.push_update(_telegram_message(5004, 777, "/help"))
+            dev.wait_for(
+                r"update 5004: not answered \(Telegram will not post in that chat: .*blocked by the user"
             )
             # Telegram answers every try of one attempt (5) with a 5xx: the attempt is retried,
             # and the line says why.
             telegram.clear_faults()
             telegram.inject("sendMessage", TelegramFault(502, "Bad Gateway"), times=5)
-            telegram.push_update(_telegram_message(5004, 777, "/help"))
+            telegram.push_update(_telegram_message(5005, 777, "/help"))
             dev.wait_for(
-                r"update 5004: will retry \(attempt 1 failed: delivery: .*\(502\): Bad Gateway; more in /"
+                r"update 5005: will retry \(attempt 1 failed: delivery: .*\(502\): Bad Gateway; more in /"
             )
-            dev.wait_for(r"update 5004: replied")
+            dev.wait_for(r"update 5005: replied")
         finally:
             dev.process.send_signal(signal.SIGINT)
             dev.process.wait(timeout=60)

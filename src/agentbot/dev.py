@@ -258,9 +258,12 @@ class Progress:
             if failed and receives < 3:
                 self.say(f"update {update_id}: will retry (attempt {receives} failed{why})")
                 continue
+            unreachable = self.failures.take_unreachable(update_id) if self.failures is not None else None
             if failed or update_id in dead:
                 # Not `agentbot dlq list`: this run's queues live in its own AWS, gone at exit.
                 detail = f"gave up (moved to the dead-letter queue{why})"
+            elif unreachable is not None:
+                detail = f"not answered (Telegram will not post in that chat: {unreachable})"
             else:
                 detail = "replied"
             self.say(f"update {update_id}: {detail} after {elapsed:.1f} s{self._cost(key, update_id)}")

@@ -30,6 +30,7 @@ class FailureReasons:
         # A reused --state-dir keeps an earlier run's log: only what this run adds is read.
         self._read_up_to = log_path.stat().st_size if log_path.exists() else 0
         self._reasons: dict[int, str] = {}
+        self._unreachable: dict[int, str] = {}  # answers Telegram would not post, and why
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -40,6 +41,13 @@ class FailureReasons:
         with self._lock:
             self._read_new_lines()
             return self._reasons.pop(update_id, None)
+
+    def take_unreachable(self, update_id: int) -> str | None:
+        """Why Telegram would not post the answer to ``update_id`` (the user blocked the bot,
+        say), if it would not: the consumer then acknowledges the record without a reply."""
+        with self._lock:
+            self._read_new_lines()
+            return self._unreachable.pop(update_id, None)
 
     def take_warnings(self) -> list[str]:
         """Configuration problems the log reported since the last call, each once per run."""
@@ -58,7 +66,7 @@ class FailureReasons:
         whole = gained[: gained.rfind(b"\n") + 1]  # a line still being written waits
         self._read_up_to += len(whole)
         for line in whole.splitlines():
-            if b'"record_' not in line and b'_unavailable"' not in line:
+            if b'"record_' not in line and b'_unavailable"' not in line and b'"chat_unreachable"' not in line:
                 continue
             try:
                 entry = json.loads(line)
@@ -72,6 +80,8 @@ class FailureReasons:
         if event in _FAILURE_EVENTS and isinstance(entry.get("update_id"), int):
             kind, detail = entry.get("error_kind") or "error", entry.get("error") or ""
             self._reasons[entry["update_id"]] = _shortened(f"{kind}: {detail}" if detail else str(kind))
+        elif event == "chat_unreachable" and isinstance(entry.get("update_id"), int):
+            self._unreachable[entry["update_id"]] = _shortened(str(entry.get("reason") or "refused"))
         elif event in _CONFIG_EVENTS:
             warning = _warning_of(entry)
             if warning not in self._warned:
