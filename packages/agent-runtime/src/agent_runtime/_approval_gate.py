@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from session_core import get_logger
@@ -155,13 +157,68 @@ def _shown_command(command: str) -> str:
 _SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
 _WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
 _SPACE_RUN = re.compile(r"[ \t]{3,}")
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){2,}")
+# Characters a chat shows as nothing, as a gap, or that reorder or break the text around them:
+# controls (tab and newline aside), format characters (zero-width spaces and joiners, bidi
+# controls), unassigned and private-use code points, space separators other than the space,
+# line and paragraph separators, the default-ignorable marks (variation selectors, ...), and
+# letters drawn blank (Hangul fillers, the blank Braille pattern).
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
+_BLANK_GLYPHS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+_IGNORABLE_RANGES = ((0x180B, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+_NAMED_HIDDEN = 4  # a run of blank-looking lines names this many of its characters
+
+
+def _is_hidden(char: str) -> bool:
+    if char in " \t\n":
+        return False
+    if char in _BLANK_GLYPHS or unicodedata.category(char) in _HIDDEN_CATEGORIES:
+        return True
+    return any(low <= ord(char) <= high for low, high in _IGNORABLE_RANGES)
 
 
 def _visible_whitespace(text: str) -> str:
-    """Long runs of spaces and blank lines as a count: they cannot push a part out of sight."""
-    text = _SPACE_RUN.sub(lambda m: f" ⟨{len(m.group(0))} spaces⟩ ", text)
-    return _BLANK_LINES.sub(lambda m: f"\n⟨{m.group(0).count(chr(10)) - 1} blank lines⟩\n", text)
+    """Runs of blank (or blank-looking) lines and long runs of spaces as a count, every
+    character a chat would not show as its code point (``⟨U+200B⟩``): nothing can push a part
+    of the command out of sight, disguise it, or reorder it."""
+    shown: list[str] = []
+    for blank, group in groupby(text.split("\n"), key=_looks_blank):
+        run = list(group)
+        if blank and len(run) > 1:
+            shown.append(_counted_lines(run))
+        else:
+            shown.extend(_escaped(line) for line in run)
+    return _SPACE_RUN.sub(lambda m: f" ⟨{len(m.group(0))} spaces⟩ ", "\n".join(shown))
+
+
+def _counted_lines(run: list[str]) -> str:
+    """Consecutive blank-looking lines as one count that names their hidden characters: bash
+    still runs such a line, so the user must know it is there."""
+    hidden = list(dict.fromkeys(c for line in run for c in line if _is_hidden(c)))
+    if not hidden:
+        return f"⟨{len(run)} blank lines⟩"
+    named = ", ".join(_code_point(c) for c in hidden[:_NAMED_HIDDEN])
+    more = ", …" if len(hidden) > _NAMED_HIDDEN else ""
+    return f"⟨{len(run)} blank-looking lines: {named}{more}⟩"
+
+
+def _looks_blank(line: str) -> bool:
+    return all(c in " \t" or _is_hidden(c) for c in line)
+
+
+def _escaped(line: str) -> str:
+    """``line`` with each hidden character as its code point (a run of one as a count)."""
+    parts = []
+    for char, group in groupby(line):
+        if not _is_hidden(char):
+            parts.append("".join(group))
+            continue
+        n = sum(1 for _ in group)
+        parts.append(f"⟨{_code_point(char)}⟩" if n == 1 else f"⟨{n} times {_code_point(char)}⟩")
+    return "".join(parts)
+
+
+def _code_point(char: str) -> str:
+    return f"U+{ord(char):04X}"
 
 
 def _bounded(summary: str) -> str:
