@@ -92,6 +92,7 @@ def test_the_call_waits_and_runs_once_when_allowed_from_another_container(
     assert "DONE: made-it" in resumed.text
     assert resumed.approval_outcome is not None and resumed.approval_outcome.choice == "once"
     assert resumed.approval_outcome.decided_by == "ada"
+    assert resumed.approval_outcome.answered_by == "button"
     # two model calls: the call made again, then the answer with its result
     assert len(model_server.model_calls) == calls_before + 2
     assert sum("made-it" in out for out in _outputs(model_server)) == 1
@@ -164,7 +165,7 @@ def test_a_new_message_declines_the_waiting_call_and_reaches_the_agent(
 
     assert answer.ok, answer
     outcome = answer.approval_outcome
-    assert outcome is not None and outcome.choice == "deny" and outcome.decided_by == "a new message"
+    assert outcome is not None and (outcome.choice, outcome.answered_by) == ("deny", "new_message")
     assert "just list the files" in answer.text  # the agent read it (as the reason)
     assert not any(out.strip() == "made-it" for out in _outputs(model_server))
     assert approvals.current(SessionKey.parse(KEY)).state == "settled"
@@ -185,7 +186,7 @@ def test_a_new_message_refused_for_its_history_still_declines_the_waiting_call(
 
     assert not refused.ok and refused.error_reason == "history_too_large"
     outcome = refused.approval_outcome  # so its buttons can say it was declined
-    assert outcome is not None and outcome.choice == "deny" and outcome.decided_by == "a new message"
+    assert outcome is not None and (outcome.choice, outcome.answered_by) == ("deny", "new_message")
     assert len(model_server.model_calls) == calls
     assert approvals.current(SessionKey.parse(KEY)).choice == "deny"
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import msgspec
 import pytest
 from agentbot_testing import FakeClock
 from local_stack import local_client
 from session_core import (
     Approval,
     ApprovalNotPending,
+    ApprovalOutcome,
     Approvals,
     SessionKey,
     grant_token,
@@ -73,6 +75,41 @@ def test_an_approval_is_decided_once(approvals: Approvals) -> None:
     assert again.value.current.decided_by == "ada"
     outcome = approvals.current(KEY).outcome()  # type: ignore[union-attr]
     assert (outcome.approval_id, outcome.choice, outcome.decided_by) == (approval.approval_id, "once", "ada")
+
+
+def test_a_presser_named_a_new_message_is_still_a_button_press(approvals: Approvals) -> None:
+    """What the chat says of an answer comes from how it was answered, never from the
+    presser's display name, which anyone can choose."""
+    pressed, written = pending(), pending()
+    approvals.open(KEY, pressed)
+    by_name = approvals.decide(KEY, pressed.approval_id, "once", decided_by="a new message")
+    assert (by_name.answered_by, by_name.outcome().answered_by) == ("button", "button")
+    approvals.open(KEY, written)
+    declined = approvals.decide(
+        KEY, written.approval_id, "deny", decided_by="a new message", answered_by="new_message"
+    )
+    assert declined.outcome().answered_by == "new_message"
+    assert approvals.current(KEY).outcome().answered_by == "new_message"  # type: ignore[union-attr]
+
+
+def test_an_approval_written_before_answered_by_existed_reads_as_a_button_press(
+    aws: Any, approvals: Approvals
+) -> None:
+    approval = pending()
+    approvals.open(KEY, approval)
+    approvals.decide(KEY, approval.approval_id, "always", decided_by="ada")
+    aws.dynamodb.update_item(  # as an older version wrote it
+        TableName=aws.resources.table,
+        Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "approval"}},
+        UpdateExpression="REMOVE answered_by",
+    )
+    old = approvals.current(KEY)
+    assert old is not None and (old.choice, old.decided_by, old.answered_by) == ("always", "ada", "button")
+    outcome = msgspec.json.decode(
+        b'{"approval_id":"a","choice":"deny","decided_by":"ada","tool_name":"Bash","summary":"ls"}',
+        type=ApprovalOutcome,
+    )
+    assert outcome.answered_by == "button"  # a turn result of an older runtime
 
 
 def test_deciding_another_or_no_approval_raises_with_what_is_there(approvals: Approvals) -> None:

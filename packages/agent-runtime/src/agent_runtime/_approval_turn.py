@@ -29,7 +29,8 @@ from ._claude_config import ClaudeConfig
 
 log = get_logger("agent_runtime._approvals")
 
-# ``decided_by`` of a call declined because the user wrote a new message instead.
+# ``decided_by`` of a call declined because the user wrote a new message instead (what the
+# chat shows is decided by ``answered_by``, never by this name).
 NEW_MESSAGE = "a new message"
 
 
@@ -82,14 +83,23 @@ class ApprovalSteps:
         if waiting.state == "pending":
             try:
                 await asyncio.to_thread(
-                    store.decide, key, waiting.approval_id, "deny", decided_by=NEW_MESSAGE
+                    store.decide,
+                    key,
+                    waiting.approval_id,
+                    "deny",
+                    decided_by=NEW_MESSAGE,
+                    answered_by="new_message",
                 )
             except ApprovalNotPending as raced:  # a button won the race: its answer stands
                 if raced.current is None or raced.current.state != "decided":
                     return ApprovalPlan(prompt=prompt, gate=gate)
                 return self._answer_plan(key, raced.current, gate, also=prompt)
             passed_by = msgspec.structs.replace(
-                waiting, state="decided", choice="deny", decided_by=NEW_MESSAGE
+                waiting,
+                state="decided",
+                choice="deny",
+                decided_by=NEW_MESSAGE,
+                answered_by="new_message",
             )
             return ApprovalPlan(
                 prompt=f"{_passed_by_text(waiting)}\n\n{prompt}", gate=gate, answering=passed_by

@@ -31,6 +31,10 @@ ApprovalState = Literal["pending", "decided", "used", "settled"]
 # once: run this call; always: run it and every later call the grant's rule matches; deny: don't.
 ApprovalChoice = Literal["once", "always", "deny"]
 APPROVAL_CHOICES: tuple[ApprovalChoice, ...] = ("once", "always", "deny")
+# How an approval was answered: a press of its buttons (``decided_by`` names who pressed), or
+# a new message from the user, which declines it. Said apart from ``decided_by``, a free display
+# name that anyone can choose, so nothing about a press is read from a name.
+ApprovalAnsweredBy = Literal["button", "new_message"]
 
 
 class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,10 +51,11 @@ class ApprovalOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
     approval_id: str
     choice: ApprovalChoice
-    decided_by: str  # a display name, or "a new message" when the user wrote instead
+    decided_by: str  # who pressed (a display name), or "a new message"
     tool_name: str
     summary: str
     message_id: int | None = None  # the chat message with the buttons, to edit
+    answered_by: ApprovalAnsweredBy = "button"  # absent in results of older runtimes
 
 
 class Approval(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +75,7 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
     decided_by: str = ""
     decided_by_id: int | None = None
+    answered_by: ApprovalAnsweredBy = "button"  # absent in items written by older versions
 
     def request(self) -> ApprovalRequest:
         return ApprovalRequest(
@@ -88,6 +94,7 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
             tool_name=self.tool_name,
             summary=self.summary,
             message_id=self.message_id,
+            answered_by=self.answered_by,
         )
 
 
@@ -156,6 +163,7 @@ class Approvals(TableStore):
         decided_by: str,
         decided_by_id: int | None = None,
         reason: str = "",
+        answered_by: ApprovalAnsweredBy = "button",
     ) -> Approval:
         """Record the answer to pending approval ``approval_id``: once only. ApprovalNotPending
         when it was answered already, is another approval, or there is none."""
@@ -166,8 +174,12 @@ class Approvals(TableStore):
             ":choice": {"S": choice},
             ":by": {"S": decided_by},
             ":reason": {"S": reason},
+            ":answered_by": {"S": answered_by},
         }
-        update = "SET #state = :decided, choice = :choice, decided_by = :by, reason = :reason"
+        update = (
+            "SET #state = :decided, choice = :choice, decided_by = :by, reason = :reason, "
+            "answered_by = :answered_by"
+        )
         if decided_by_id is not None:
             update += ", decided_by_id = :by_id"
             values[":by_id"] = number(decided_by_id)

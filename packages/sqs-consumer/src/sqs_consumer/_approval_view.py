@@ -16,7 +16,6 @@ from ._wording import (
     APPROVAL_BUTTON_TEXT,
     APPROVAL_DECIDED,
     APPROVAL_DECLINED,
-    DECLINED_BY_NEW_MESSAGE,
     GRANT_LINE,
     GRANTS_HEADING,
     NO_GRANTS,
@@ -61,7 +60,7 @@ def approval_keyboard(approval_id: str) -> dict[str, Any]:
 
 def approval_outcome_html(outcome: ApprovalOutcome) -> str:
     """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"."""
-    if outcome.decided_by == DECLINED_BY_NEW_MESSAGE:
+    if outcome.answered_by == "new_message":
         head = APPROVAL_DECLINED
     else:
         who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
