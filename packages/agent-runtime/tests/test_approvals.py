@@ -374,6 +374,16 @@ def test_a_command_too_long_to_show_is_refused_not_asked(runtime, model_server, 
     assert result.approval_request is None and "too long to show" in result.text
 
 
+def test_a_command_too_long_to_show_is_measured_as_telegram_counts_it() -> None:
+    emoji = "\U0001f600"  # one character, two UTF-16 units in a Telegram message
+
+    assert describe_call("Bash", {"command": "env " + emoji * 998}).complete  # 2,000 units
+    assert not describe_call("Bash", {"command": "env " + emoji * 999}).complete
+    mcp = describe_call("mcp__srv__say", {"text": emoji * 1500})
+    assert mcp.complete and mcp.summary.endswith("… (507 more characters not shown)")
+    assert len(mcp.summary.split("…")[0].encode("utf-16-le")) // 2 <= 2000
+
+
 @pytest.mark.parametrize(
     ("asked", "later"),
     [

@@ -3,9 +3,13 @@ by whom; whatever the call, Telegram accepts it."""
 
 from __future__ import annotations
 
-from session_core import ApprovalOutcome
-from sqs_consumer import html_to_plain
-from sqs_consumer._approval_view import approval_outcome_html
+import httpx
+import pytest
+from local_stack import LocalTelegram
+from session_core import ApprovalOutcome, ApprovalRequest
+from sqs_consumer import TELEGRAM_MESSAGE_LIMIT, html_to_plain, utf16_len
+from sqs_consumer._approval_view import approval_keyboard, approval_outcome_html, approval_request_html
+from telegram_core import BotApi
 
 
 def outcome(**fields: object) -> ApprovalOutcome:
@@ -30,3 +34,58 @@ def test_a_call_declined_by_a_new_message_says_so() -> None:
         "❌ Declined: you sent a new message: Bash rm -rf build"
     )
     assert html_to_plain(approval_outcome_html(denied)) == "❌ Denied by ada: Bash rm -rf build"
+
+
+WIDE = "\U0001f600"  # an emoji: one character, two UTF-16 units as Telegram counts
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ApprovalRequest(
+            approval_id="0123456789ab",
+            tool_name="Bash",
+            summary="env " + WIDE * 1995,
+            grant_rule=f"Bash(env {WIDE * 1995})",
+        ),
+        ApprovalRequest(
+            approval_id="0123456789ab",
+            tool_name="mcp__" + WIDE * 400,
+            summary=WIDE * 3000,
+            grant_rule="mcp__" + WIDE * 400,
+        ),
+    ],
+    ids=["bash-command-of-emoji", "mcp-call-of-emoji"],
+)
+def test_an_approval_of_wide_characters_is_asked_and_answered_in_the_chat(request_: ApprovalRequest) -> None:
+    """Telegram counts a message in UTF-16 units: a call of emoji is shown shortened, not
+    refused (which left the call waiting with no buttons to press)."""
+    answered = ApprovalOutcome(
+        approval_id=request_.approval_id,
+        choice="always",
+        decided_by=WIDE * 100,
+        tool_name=request_.tool_name,
+        summary=request_.summary,
+    )
+    with LocalTelegram() as telegram, httpx.Client() as http:
+        bot = BotApi(http=http, token=telegram.token, base_url=telegram.base_url, max_attempts=1)
+
+        asking = bot.send_message(
+            5, approval_request_html(request_), html=True, reply_markup=approval_keyboard("0123456789ab")
+        )
+        bot.edit_message_text(5, asking, approval_outcome_html(answered), html=True)
+
+    [shown] = telegram.sent_messages(5)  # asked with its buttons, then edited to the answer
+    assert shown["text"].startswith("✅ Always allowed in this chat by 😀") and WIDE * 1000 in shown["text"]
+
+
+def test_a_call_the_runtime_shows_whole_is_shown_whole() -> None:
+    command = "env " + WIDE * 998  # 2000 UTF-16 units: the most the runtime asks about
+    request_ = ApprovalRequest(
+        approval_id="0123456789ab", tool_name="Bash", summary=command, grant_rule=f"Bash({command})"
+    )
+
+    shown = html_to_plain(approval_request_html(request_))
+
+    assert f"\n{command}\n" in shown
+    assert utf16_len(shown) <= TELEGRAM_MESSAGE_LIMIT

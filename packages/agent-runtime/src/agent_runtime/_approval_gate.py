@@ -30,6 +30,8 @@ from ._tool_activity import mask_secrets
 
 log = get_logger("agent_runtime._approvals")
 
+# Counted as Telegram counts a message (UTF-16 units: an emoji is two), so a summary shown
+# whole always fits in the chat's message with room for the rest of it.
 MAX_SUMMARY_CHARS = 2000
 WAITING_REASON = (
     "Not run: this call needs the user's approval, which has now been asked for in the chat. "
@@ -135,7 +137,7 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
     rule = grant_rule_for(name, tool_input)
     if name == "Bash":
         shown = _shown_command(str(tool_input.get("command") or ""))
-        return CallView(shown, rule, complete=len(shown) <= MAX_SUMMARY_CHARS)
+        return CallView(shown, rule, complete=_utf16_len(shown) <= MAX_SUMMARY_CHARS)
     if name in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
         path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
         summary = mask_secrets(f"{path}\n{_change_summary(name, tool_input)}", keep_paths=True)
@@ -222,10 +224,24 @@ def _code_point(char: str) -> str:
 
 
 def _bounded(summary: str) -> str:
-    if len(summary) <= MAX_SUMMARY_CHARS:
+    if _utf16_len(summary) <= MAX_SUMMARY_CHARS:
         return summary
-    left_out = len(summary) - MAX_SUMMARY_CHARS
-    return f"{summary[:MAX_SUMMARY_CHARS]}… ({left_out} more characters not shown)"
+    kept = _within_utf16(summary, MAX_SUMMARY_CHARS)
+    return f"{kept}… ({len(summary) - len(kept)} more characters not shown)"
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _within_utf16(text: str, limit: int) -> str:
+    """The longest start of ``text`` of at most ``limit`` UTF-16 units."""
+    used = 0
+    for i, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            return text[:i]
+    return text
 
 
 _SECRET_FIELD = re.compile(

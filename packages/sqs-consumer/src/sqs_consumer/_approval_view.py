@@ -9,7 +9,7 @@ from typing import Any
 from session_core import APPROVAL_CHOICES, ApprovalOutcome, ApprovalRequest, Grant
 from telegram_core import approval_callback_data, revoke_callback_data
 
-from ._render import escape_html
+from ._render import escape_html, utf16_len
 from ._wording import (
     APPROVAL_ALWAYS_WOULD_ALLOW,
     APPROVAL_ASKS,
@@ -22,8 +22,9 @@ from ._wording import (
     REVOKE_BUTTON_TEXT,
 )
 
-# Telegram's limit is 4096 characters after entity parsing; the runtime shortens the summary
-# already, these bounds keep any message of ours well inside it whatever it sends.
+# Telegram's limit is 4096 characters after entity parsing, counted in UTF-16 units (an emoji
+# is two); so are these bounds. The runtime shortens the summary already (to 2000), these keep
+# any message of ours well inside the limit whatever it sends.
 _MAX_SUMMARY_CHARS = 3000
 _MAX_RULE_CHARS = 300
 _MAX_NAME_CHARS = 64
@@ -106,4 +107,13 @@ def permissions_keyboard(grants: list[Grant]) -> dict[str, Any] | None:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` within ``limit`` UTF-16 units, as Telegram counts: cut with "…" when longer
+    (never inside a character)."""
+    if utf16_len(text) <= limit:
+        return text
+    used = 0
+    for i, char in enumerate(text):
+        used += utf16_len(char)
+        if used > limit - 1:
+            return text[:i] + "…"
+    return text
