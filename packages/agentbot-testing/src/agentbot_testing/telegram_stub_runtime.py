@@ -221,7 +221,9 @@ def _decline_pending(key: SessionKey) -> ApprovalOutcome | None:
     pending = _approvals.current(key)
     if pending is None or pending.state != "pending":
         return None
-    declined = _approvals.decide(key, pending.approval_id, "deny", decided_by="a new message")
+    declined = _approvals.decide(
+        key, pending.approval_id, "deny", decided_by="a new message", answered_by="new_message"
+    )
     _approvals.settle(key, pending.approval_id)
     return declined.outcome()
 

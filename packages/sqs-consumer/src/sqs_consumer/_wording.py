@@ -82,8 +82,6 @@ APPROVAL_DECIDED: Mapping[ApprovalChoice, str] = {
     "always": "✅ Always allowed in this chat by {who}",
     "deny": "❌ Denied by {who}",
 }
-# The runtime's ``decided_by`` when the user wrote instead of pressing a button.
-DECLINED_BY_NEW_MESSAGE = "a new message"
 APPROVAL_DECLINED = "❌ Declined: you sent a new message"
 NO_GRANTS = "Nothing is always allowed in this chat. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in this chat:"
