@@ -254,18 +254,23 @@ def test_local_checks_name_the_broken_claude_config_file_and_field(
     assert lines["bot token"].startswith("  ok") and lines["dead letters"].startswith("  skip")
 
 
+def _with_command_server(tmp_path: Path, command: str, clean_env: pytest.MonkeyPatch) -> None:
+    """The shipped claude-config with its github server run as ``command``, for doctor to check."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["github"] = {"command": command}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+
+
 def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_would(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """Locally doctor checks this machine, where `agentbot dev` starts the programs: it does
     not say "ok" to a set-up dev then refuses."""
-    config = tmp_path / "claude-config"
-    shutil.copytree(REPO_CONFIG, config)
-    mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["github"] = {"command": "npx-not-installed-here"}
-    (config / "mcp.json").write_text(json.dumps(mcp))
-    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
-    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    _with_command_server(tmp_path, "npx-not-installed-here", clean_env)
 
     code, lines, out = _doctor(capsys)
 
@@ -289,13 +294,7 @@ def test_as_root_a_program_only_root_may_run_fails_the_check_for_the_agents_user
     program = private_bin / "mcp-server"
     program.write_text("#!/bin/sh\n")
     program.chmod(0o755)
-    config = tmp_path / "claude-config"
-    shutil.copytree(REPO_CONFIG, config)
-    mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["github"] = {"command": str(program)}
-    (config / "mcp.json").write_text(json.dumps(mcp))
-    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
-    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    _with_command_server(tmp_path, str(program), clean_env)
 
     code, lines, out = _doctor(capsys)
 

@@ -80,17 +80,7 @@ def unreadable_for(user: str, root: Path) -> str | None:
     """The first directory or file at or under ``root`` that ``user`` cannot read, found by
     trying as ``user`` with the groups the local Lambda gives it (so links, ACLs and modes are
     judged by the kernel, not guessed); None when all can be read."""
-    record = pwd.getpwnam(user)
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", _READ_ALL, str(root)],
-        user=record.pw_uid,
-        group=record.pw_gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_as(user, _READ_ALL, str(root))
     if done.returncode == 0:
         return None
     return done.stdout.strip() or f"{root} ({done.stderr.strip().splitlines()[-1:]})"
@@ -99,22 +89,28 @@ def unreadable_for(user: str, root: Path) -> str | None:
 def which_for(user: str) -> Callable[[str, str], str | None]:
     """``shutil.which(command, path=search)`` asked as ``user`` (with the groups the local
     Lambda gives it): where it would find a program it may run, None where it would not."""
-    record = pwd.getpwnam(user)
+    pwd.getpwnam(user)  # an unknown user fails here, not at the first lookup
 
     def which(command: str, search: str) -> str | None:
-        done = subprocess.run(
-            [sys.executable, "-I", "-c", _WHICH, command, search],
-            user=record.pw_uid,
-            group=record.pw_gid,
-            extra_groups=[],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _run_as(user, _WHICH, command, search)
         return done.stdout.strip() if done.returncode == 0 else None
 
     return which
+
+
+def _run_as(user: str, snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """This interpreter running ``snippet`` (isolated mode) as ``user``, its output captured."""
+    record = pwd.getpwnam(user)
+    return subprocess.run(
+        [sys.executable, "-I", "-c", snippet, *args],
+        user=record.pw_uid,
+        group=record.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 _WHICH = """
