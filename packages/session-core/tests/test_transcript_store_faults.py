@@ -7,6 +7,8 @@ and table. Each case gives a clear typed error or is tolerated, and nothing stor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,6 +285,34 @@ async def test_a_compaction_whose_transaction_response_was_lost_keeps_its_snapsh
     # The snapshot the head names is still there: a fresh process reads every entry.
     assert await direct_store(aws).load(KEY) == history(12)
     await store.append(KEY, turn(12))
+    assert await direct_store(aws).load(KEY) == history(13)
+
+
+async def test_a_compaction_whose_replies_were_lost_keeps_its_snapshot_when_another_writer_moved_on(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    """A compaction that committed unseen, then a second writer appended on top of it: the
+    snapshot the head names (the compaction's) is kept, so no compacted history is lost."""
+    stale = proxied_store(aws, proxy, **SMALL)  # e.g. the container whose lease just ran out
+    for n in range(3):
+        await stale.append(KEY, turn(n))
+    other = direct_store(aws, **SMALL)  # the container that took the session over
+    moved_on: list[bool] = []
+
+    def other_appends_before_the_head_is_read(operation: str, body: bytes) -> bool:
+        if not moved_on:  # the stale writer's first look at the head after its transaction
+            moved_on.append(True)
+            asyncio.run(other.append(KEY, turn(12)))
+        return False  # the Query itself goes through
+
+    big = [e for n in range(3, 12) for e in turn(n)]  # too big for a chunk: a compaction
+    # The transaction commits; every reply to it (botocore's retry included) is lost.
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=-1, forward_first=True))
+    proxy.faults.append(AwsFault("dynamodb:Query", when=other_appends_before_the_head_is_read))
+    with contextlib.suppress(StorageError):
+        await stale.append(KEY, big)
+    assert moved_on
+    proxy.faults.clear()
     assert await direct_store(aws).load(KEY) == history(13)
 
 

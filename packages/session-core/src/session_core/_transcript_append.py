@@ -219,7 +219,7 @@ class Appending(Loading):
         try:
             self._transact(location, old, [], head, mtime_ms, now, jsonl_size(snap, []))
         except (_HeadConflict, _TransactionConflict, StorageError):
-            if self._surely_not_landed(location, token):
+            if self._surely_not_landed(location, token, placed.key):
                 self._best_effort_delete_objects([placed.key])  # an orphan otherwise; never read
             raise
         garbage = set(state.garbage) if state else set()
@@ -298,7 +298,7 @@ class Appending(Loading):
         content_type = _content_type(key)
         self._call("s3", "put_object", Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
-    def _surely_not_landed(self, location: Location, token: str) -> bool:
+    def _surely_not_landed(self, location: Location, token: str, snap_key: str) -> bool:
         """After a failed transaction: whether the head is sure not to be ours. A lost reply
         can hide a transaction that landed (its head then names the new snapshot, which must
         stay); when the head cannot be read, keep the object (a true orphan is collected later)."""
@@ -306,7 +306,9 @@ class Appending(Loading):
             head = self._query_head(location)
         except StorageError:
             return False
-        return head is None or head.tx != token
+        # Another writer may have appended on top of our landed head: its head is not ours
+        # but still names our snapshot.
+        return head is None or (head.tx != token and head.snap_key != snap_key)
 
     def _compose_snapshot(
         self, key: str, source: str, member: bytes, missing: frozenset[str] = frozenset()
