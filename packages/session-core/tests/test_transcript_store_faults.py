@@ -8,7 +8,7 @@ and table. Each case gives a clear typed error or is tolerated, and nothing stor
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -234,6 +234,41 @@ async def test_a_transaction_whose_response_was_lost_is_not_applied_twice(
     assert await direct_store(aws).load(KEY) == turn(0) + untagged + turn(1)
 
 
+async def test_an_append_whose_replies_were_all_lost_succeeds_and_is_stored_once(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    """An append that committed although no reply came back reports success: the SDK retries a
+    failed append, and entries without a uuid (titles, tags) would otherwise be stored twice."""
+    store = proxied_store(aws, proxy)
+    await store.append(KEY, turn(0))
+    untagged = [{"type": "summary", "summary": "no uuid", "leafUuid": "a0"}]
+    # The transaction commits; every reply to it (botocore's retry included) is lost.
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=-1, forward_first=True))
+    await store.append(KEY, untagged)
+    proxy.faults.clear()
+    assert await direct_store(aws).load(KEY) == turn(0) + untagged
+    await store.append(KEY, turn(1))
+    assert await direct_store(aws).load(KEY) == turn(0) + untagged + turn(1)
+
+
+async def test_a_compaction_whose_replies_were_all_lost_succeeds_and_is_stored_once(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    """Same for a batch big enough to be compacted into a new snapshot."""
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(3):
+        await store.append(KEY, turn(n))
+    rng = random.Random(0)
+    untagged = [{"type": "tag", "tag": f"t{i}", "pad": rng.randbytes(400).hex()} for i in range(20)]
+    proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=-1, forward_first=True))
+    await store.append(KEY, untagged)  # too big for a chunk: a compaction
+    assert "s3:CompleteMultipartUpload" in proxy.seen
+    proxy.faults.clear()
+    assert await direct_store(aws).load(KEY) == history(3) + untagged
+    await store.append(KEY, turn(3))
+    assert await direct_store(aws).load(KEY) == history(3) + untagged + turn(3)
+
+
 # --- a restore's early download -------------------------------------------------------------------
 
 
@@ -292,7 +327,8 @@ async def test_a_compaction_whose_replies_were_lost_keeps_its_snapshot_when_anot
     aws: Any, proxy: FaultProxy
 ) -> None:
     """A compaction that committed unseen, then a second writer appended on top of it: the
-    snapshot the head names (the compaction's) is kept, so no compacted history is lost."""
+    snapshot the head names (the compaction's) is kept, so no compacted history is lost, and
+    the append reports success (its entries are stored)."""
     stale = proxied_store(aws, proxy, **SMALL)  # e.g. the container whose lease just ran out
     for n in range(3):
         await stale.append(KEY, turn(n))
@@ -309,8 +345,7 @@ async def test_a_compaction_whose_replies_were_lost_keeps_its_snapshot_when_anot
     # The transaction commits; every reply to it (botocore's retry included) is lost.
     proxy.faults.append(AwsFault("dynamodb:TransactWriteItems", times=-1, forward_first=True))
     proxy.faults.append(AwsFault("dynamodb:Query", when=other_appends_before_the_head_is_read))
-    with contextlib.suppress(StorageError):
-        await stale.append(KEY, big)
+    await stale.append(KEY, big)
     assert moved_on
     proxy.faults.clear()
     assert await direct_store(aws).load(KEY) == history(13)

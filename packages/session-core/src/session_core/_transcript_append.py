@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -44,6 +44,9 @@ from ._transcript_items import (
 from ._transcript_load import Loading
 
 _log = get_logger("session_core._transcript_store")
+
+# What the head says of a transaction that failed or whose replies were lost.
+_Outcome = Literal["landed", "not seen", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -143,15 +146,21 @@ class Appending(Loading):
             "expires_at": {"N": str(int(now + self._retention_s + self._refresh_after_s))},
         }
         tail = [*(state.tail if state else []), *lines]
-        self._transact(
-            location,
-            old,
-            [{"Put": {"TableName": self._table, "Item": chunk_item}}],
-            head,
-            mtime_ms,
-            now,
-            jsonl_size(state.snap if state else (), tail),
-        )
+        try:
+            self._transact(
+                location,
+                old,
+                [{"Put": {"TableName": self._table, "Item": chunk_item}}],
+                head,
+                mtime_ms,
+                now,
+                jsonl_size(state.snap if state else (), tail),
+            )
+        except StorageError:
+            # Every reply lost: if it landed, an error would make the SDK send the batch again
+            # and its entries without a uuid would be stored twice.
+            if self._transaction_outcome(location, token) != "landed":
+                raise
         return _State(
             head=head,
             snap=state.snap if state else (),
@@ -219,9 +228,14 @@ class Appending(Loading):
         try:
             self._transact(location, old, [], head, mtime_ms, now, jsonl_size(snap, []))
         except (_HeadConflict, _TransactionConflict, StorageError):
-            if self._surely_not_landed(location, token, placed.key):
+            outcome = self._transaction_outcome(location, token, placed.key)
+            if outcome == "not seen":
                 self._best_effort_delete_objects([placed.key])  # an orphan otherwise; never read
-            raise
+            if outcome != "landed":
+                raise
+            # Landed although no reply said so: carry on as committed (the SDK would otherwise
+            # send the batch again). If another writer has moved on since, the head we remember
+            # is stale and the next append catches up as after any conflict.
         garbage = set(state.garbage) if state else set()
         if old is not None:
             garbage.update(chunk_sk(s) for s in range(old.snap_seq, old.next_seq))
@@ -298,17 +312,18 @@ class Appending(Loading):
         content_type = _content_type(key)
         self._call("s3", "put_object", Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
-    def _surely_not_landed(self, location: Location, token: str, snap_key: str) -> bool:
-        """After a failed transaction: whether the head is sure not to be ours. A lost reply
-        can hide a transaction that landed (its head then names the new snapshot, which must
-        stay); when the head cannot be read, keep the object (a true orphan is collected later)."""
+    def _transaction_outcome(self, location: Location, token: str, snap_key: str | None = None) -> _Outcome:
+        """After a failed transaction: whether the head shows that it landed. A lost reply can
+        hide a transaction that landed: the head then carries its token or, once another writer
+        has appended on top of it, still names its new snapshot (which must stay). "unknown"
+        when the head cannot be read: keep the snapshot (a true orphan is collected later)."""
         try:
             head = self._query_head(location)
         except StorageError:
-            return False
-        # Another writer may have appended on top of our landed head: its head is not ours
-        # but still names our snapshot.
-        return head is None or (head.tx != token and head.snap_key != snap_key)
+            return "unknown"
+        if head is not None and (head.tx == token or (snap_key is not None and head.snap_key == snap_key)):
+            return "landed"
+        return "not seen"
 
     def _compose_snapshot(
         self, key: str, source: str, member: bytes, missing: frozenset[str] = frozenset()

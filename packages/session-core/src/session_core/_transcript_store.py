@@ -38,7 +38,9 @@ on (correct, only slower): finish a deploy before taking turns on both versions.
 
 An append is one TransactWriteItems: put the chunk, put the head (condition: the version
 and epoch we read), update the index item. A conflict re-reads the head (one Query) and
-tries again. When the tail grows past its limits (bytes, chunk count, age) or one batch
+tries again. A transaction whose replies were all lost re-reads it too: if the head carries
+its token (or, after a compaction, still names its snapshot), it landed and the append
+succeeds. When the tail grows past its limits (bytes, chunk count, age) or one batch
 is too big for an item, the append compacts instead: the new snapshot is the old one plus
 one zstd frame holding the newer entries (concatenated frames decode as one stream).
 The old snapshot is copied inside S3 as part 1 of a multipart upload, so only the new
