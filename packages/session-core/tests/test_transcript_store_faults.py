@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -349,6 +350,45 @@ async def test_a_compaction_whose_replies_were_lost_keeps_its_snapshot_when_anot
     assert moved_on
     proxy.faults.clear()
     assert await direct_store(aws).load(KEY) == history(13)
+
+
+async def test_clearing_chunks_left_by_an_expired_transcript_never_deletes_another_writers_new_chunk(
+    aws: Any, proxy: FaultProxy
+) -> None:
+    """A chat that comes back after its transcript expired starts again at the same chunk keys
+    while the old chunks (which outlive the head) are still there. Clearing those away after a
+    compaction must not delete a chunk another writer has just written under one of the keys."""
+    big = {"tail_limit_bytes": 900_000, "chunk_limit_bytes": 300_000}
+    old_writer = direct_store(aws, **big)
+    for n in range(20):
+        await old_writer.append(KEY, turn(n))  # chunks c#0..c#19
+
+    def later() -> float:
+        return time.time() + 26 * 86400.0  # the head has expired; chunks live 4 days longer
+
+    await direct_store(aws, clock=later, **big).append(KEY, turn(100))  # anew, from c#0
+    a = proxied_store(aws, proxy, clock=later, **SMALL)
+    assert await a.load(KEY) == turn(100)  # a cold load: the old c#1..c#19 are leftovers
+    b = direct_store(aws, clock=later, **SMALL)
+    appended: list[bool] = []
+
+    def b_appends_before_a_clears(operation: str, body: bytes) -> bool:
+        if not appended and b"Delete" in body:  # a's deletes, not its appends
+            appended.append(True)
+            asyncio.run(b.append(KEY, turn(200)))
+        return False
+
+    for operation in ("dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"):
+        proxy.faults.append(AwsFault(operation, when=b_appends_before_a_clears))
+    n = 101
+    while not appended:
+        await a.append(KEY, turn(n))
+        n += 1
+    proxy.faults.clear()
+    expected = turn(100) + [e for i in range(101, n) for e in turn(i)] + turn(200)
+    assert await direct_store(aws, clock=later).load(KEY) == expected
+    chunks = [sk for _, sk in items(aws) if sk.startswith("c#")]
+    assert len(chunks) == 1  # b's; the other leftovers were still cleared away
 
 
 async def test_a_compaction_that_cannot_copy_the_padding_writes_the_snapshot_whole(

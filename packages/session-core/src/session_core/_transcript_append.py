@@ -166,7 +166,7 @@ class Appending(Loading):
             snap=state.snap if state else (),
             tail=tail,
             uuids=known | seen,
-            garbage=set(state.garbage) if state else set(),
+            garbage=dict(state.garbage) if state else {},
             snap_body=state.snap_body if state else None,
         )
 
@@ -236,9 +236,9 @@ class Appending(Loading):
             # Landed although no reply said so: carry on as committed (the SDK would otherwise
             # send the batch again). If another writer has moved on since, the head we remember
             # is stale and the next append catches up as after any conflict.
-        garbage = set(state.garbage) if state else set()
+        garbage = dict(state.garbage) if state else {}
         if old is not None:
-            garbage.update(chunk_sk(s) for s in range(old.snap_seq, old.next_seq))
+            garbage.update((chunk_sk(s), old.epoch) for s in range(old.snap_seq, old.next_seq))
         new_state = _State(
             head=head,
             snap=snap,
@@ -467,7 +467,7 @@ class Appending(Loading):
         """Delete replaced chunks/snapshots and old orphans; failures are left to TTL/lifecycle."""
         if state.garbage:
             try:
-                self._delete_items(location.pk, sorted(state.garbage))
+                self._delete_chunks(location.pk, state.garbage)
                 state.garbage.clear()
             except StorageError as exc:
                 _log.warning("transcript_gc_failed", key=location.describe(), error=str(exc))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -104,6 +104,29 @@ class StorageCalls:
             else:
                 raise StorageError("dynamodb.BatchWriteItem", f"{len(requests)} deletes stayed unprocessed")
 
+    def _delete_chunks(self, pk: str, garbage: Mapping[str, str | None]) -> None:
+        """Delete chunk items, each only while it holds the epoch it was found with (a new epoch
+        reuses sort keys: a chunk another writer has just put under one must stay). Conditions
+        need TransactWriteItems; up to 100 deletes a request."""
+        doomed = sorted(garbage.items())
+        for start in range(0, len(doomed), 100):
+            deletes = [_chunk_delete(self._table, pk, sk, epoch) for sk, epoch in doomed[start : start + 100]]
+            try:
+                self._call(
+                    "dynamodb",
+                    "transact_write_items",
+                    passthrough={"TransactionCanceledException"},
+                    TransactItems=deletes,
+                )
+            except ClientError as exc:
+                # One chunk rewritten (or already gone) cancels them all: delete the others.
+                reasons = exc.response.get("CancellationReasons", [])
+                others = [d for d, r in zip(deletes, reasons, strict=False) if r.get("Code") == "None"]
+                if len(others) == len(deletes) or len(reasons) != len(deletes):
+                    raise _storage_error("dynamodb.TransactWriteItems", exc) from exc
+                if others:
+                    self._call("dynamodb", "transact_write_items", TransactItems=others)
+
     def _list_objects(self, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
         objects: list[dict[str, Any]] = []
@@ -138,3 +161,13 @@ class StorageCalls:
             self._delete_objects(keys)
         except StorageError as exc:
             _log.warning("transcript_gc_failed", objects=len(keys), error=str(exc))
+
+
+def _chunk_delete(table: str, pk: str, sk: str, epoch: str | None) -> dict[str, Any]:
+    delete: dict[str, Any] = {"TableName": table, "Key": {"pk": {"S": pk}, "sk": {"S": sk}}}
+    if epoch is None:
+        delete["ConditionExpression"] = "attribute_not_exists(epoch)"
+    else:
+        delete["ConditionExpression"] = "epoch = :epoch"
+        delete["ExpressionAttributeValues"] = {":epoch": {"S": epoch}}
+    return {"Delete": delete}

@@ -189,7 +189,9 @@ class _State:
     snap: tuple[bytes, ...]  # JSONL fragments of the head.snap_count entries in the snapshot
     tail: list[bytes]  # JSON lines of the entries after it (chunks, this process's appends)
     uuids: set[str] | None  # None until an append or a load needs them: a restore never does
-    garbage: set[str] = field(default_factory=set)  # chunk sort keys no head needs any more
+    # Chunks no head needs any more: sort key -> the epoch they were written in (None: not
+    # recorded). A new epoch reuses sort keys, so a chunk is deleted only while it holds that.
+    garbage: dict[str, str | None] = field(default_factory=dict)
     snap_body: bytes | None = None  # the snapshot object while small enough to re-upload whole
 
     @property

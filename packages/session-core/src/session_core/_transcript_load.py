@@ -132,7 +132,7 @@ class Loading(StateCache):
         chunks = self._chunk_items(location, head, items)
         if head.snap_seq > cached.head.next_seq:
             # Another writer compacted entries we never saw: the snapshot has them.
-            return self._assemble(location, head, chunks, garbage=set(cached.garbage), max_bytes=max_bytes)
+            return self._assemble(location, head, chunks, garbage=dict(cached.garbage), max_bytes=max_bytes)
         snap_body = cached.snap_body if head.snap_key == cached.head.snap_key else None
         new_lines = self._chunk_lines(location, head, chunks, cached.head.next_seq)
         new_uuids = uuids_of_jsonl([jsonl_of(new_lines)], self._head_location(location))  # checks JSON
@@ -141,7 +141,7 @@ class Loading(StateCache):
             snap=cached.snap,
             tail=[*cached.tail, *new_lines],
             uuids=None if cached.uuids is None else cached.uuids | new_uuids,
-            garbage=set(cached.garbage),
+            garbage=dict(cached.garbage),
             snap_body=snap_body,
         )
 
@@ -157,7 +157,7 @@ class Loading(StateCache):
             return None
         chunks = self._chunk_items(location, head, items)
         garbage = {
-            item["sk"]["S"]
+            item["sk"]["S"]: item.get("epoch", {}).get("S")
             for item in items
             if item["sk"]["S"].startswith(CHUNK_SK_PREFIX) and item["sk"]["S"] not in chunks
         }
@@ -169,7 +169,7 @@ class Loading(StateCache):
         head: _Head,
         chunks: dict[str, dict[str, Any]],
         *,
-        garbage: set[str],
+        garbage: dict[str, str | None],
         early: EarlyRead | None = None,
         max_bytes: int | None = None,
     ) -> _State:

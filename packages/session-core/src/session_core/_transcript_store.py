@@ -50,8 +50,9 @@ bucket, copied inside S3: ``_snapshot_padding``); the head's ``snap_start`` says
 frames start, and loads never fetch the padding. Nothing stored is uploaded twice. The
 head moves onto the new snapshot in the same kind of transaction; the replaced chunks and
 snapshot are deleted afterwards (best effort; loaders ignore them, TTL and lifecycle
-remove what a crash leaves). A snapshot
-that never made it into a head is an orphan: never read, deleted by a later compaction
+remove what a crash leaves), a chunk only while it holds the epoch it was found with (a
+transcript written anew reuses chunk keys, so another writer may have just put one there).
+A snapshot that never made it into a head is an orphan: never read, deleted by a later compaction
 once it is older than ``orphan_grace_s``.
 
 The head marks where the snapshot's frames start (``snap_frames``, at most 16, thinned
