@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from session_core import CorruptTranscriptError, StorageError, TranscriptStore
 from session_core._snapshot_padding import PADDING_KEY
+from session_core._zstd_frames import FrameScan
 
 pytestmark = pytest.mark.anyio
 
@@ -128,6 +129,35 @@ async def test_a_corrupt_snapshot_is_reported_by_location(aws: Any, damage: Any)
     assert info.value.location == f"s3://{aws.resources.bucket}/{snap_key}"
     # The process that wrote it still serves its cache; a warm load never reads S3.
     assert await store.load(KEY) == history(12)
+
+
+def snapshot_frames(body: bytes, start: int) -> list[bytes]:
+    frames = []
+    while start < len(body):
+        end = FrameScan(start).end(body[start:])
+        assert end is not None
+        frames.append(body[start : start + end])
+        start += end
+    return frames
+
+
+async def test_a_snapshot_with_its_parts_in_the_wrong_order_is_reported_not_served(aws: Any) -> None:
+    """Frames of a snapshot swapped in place (each intact, same size in all) are a typed error
+    naming the object, never a transcript with its history silently reordered."""
+    store = direct_store(aws, **SMALL)
+    for n in range(30):
+        await store.append(KEY, turn(n))
+    [(snap_key, body)] = objects(aws).items()
+    head = items(aws)[("tx|proj|sess|~", "head")]
+    frames = snapshot_frames(body, start := int(head["snap_start"]["N"]))
+    assert len(frames) >= 3
+    for i, j in ((0, 1), (1, 2)):
+        frames[i], frames[j] = frames[j], frames[i]
+        aws.s3.put_object(Bucket=aws.resources.bucket, Key=snap_key, Body=body[:start] + b"".join(frames))
+        with pytest.raises(CorruptTranscriptError) as info:
+            await direct_store(aws).load(KEY)
+        assert info.value.location == f"s3://{aws.resources.bucket}/{snap_key}"
+        frames[i], frames[j] = frames[j], frames[i]
 
 
 async def test_a_missing_snapshot_object_is_a_typed_error_and_items_are_kept(aws: Any) -> None:

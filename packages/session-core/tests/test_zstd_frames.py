@@ -94,3 +94,20 @@ def test_a_damaged_frame_fails_its_checksum(one_shot_max: int) -> None:
     damaged[-1] ^= 0xFF
     with pytest.raises(zstandard.ZstdError, match="checksum"):
         decompress_frames([bytes(damaged)], one_shot_max=one_shot_max)
+
+
+@pytest.mark.parametrize("one_shot_max", [16 * 1024 * 1024, 100])  # one-shot and streaming
+def test_frames_out_of_the_order_their_marks_say_are_a_frame_error(one_shot_max: int) -> None:
+    first, second = frame(TEXT), frame(b"second\n" * 500)
+    marks = {len(first): len(TEXT), len(first) + len(second): len(TEXT) + 3500}
+    stream = first + second
+    assert (
+        b"".join(decompress_frames(cut(stream, 4096), one_shot_max, content_at=marks))
+        == TEXT + b"second\n" * 500
+    )
+    with pytest.raises(FrameError):
+        decompress_frames(cut(second + first, 4096), one_shot_max, content_at=marks)
+    with pytest.raises(FrameError, match="holds content from"):  # a frame start, other content
+        decompress_frames([stream], one_shot_max, content_at={len(first): 10})
+    with pytest.raises(FrameError, match="inside frames"):  # a mark that is no frame start
+        decompress_frames([stream], one_shot_max, content_at={**marks, 7: 5})

@@ -313,7 +313,11 @@ def _zstd_compress(raw: bytes, levels: _Levels) -> bytes:
 
 
 def _zstd_decompress(
-    pieces: Iterable[bytes], location: str, what: str, on_content: Callable[[bytes], None] | None = None
+    pieces: Iterable[bytes],
+    location: str,
+    what: str,
+    on_content: Callable[[bytes], None] | None = None,
+    content_at: Mapping[int, int] | None = None,
 ) -> list[bytes]:
     """The content of each frame in consecutive pieces of one stream, decompressed as each
     frame is whole (a download may still be running); ``on_content`` gets it as it comes.
@@ -321,7 +325,7 @@ def _zstd_decompress(
     import zstandard
 
     try:
-        return decompress_frames(pieces, on_content=on_content)
+        return decompress_frames(pieces, on_content=on_content, content_at=content_at)
     except (zstandard.ZstdError, FrameError) as exc:
         raise CorruptTranscriptError(location, f"{what} does not decompress: {exc}") from exc
 
@@ -364,18 +368,20 @@ def decompress_snapshot(
     codec: str = CODEC_ZSTD,
     raw_size: int | None = None,
     on_content: Callable[[bytes], None] | None = None,
+    content_at: Mapping[int, int] | None = None,
 ) -> tuple[bytes, ...]:
     """Inverse of ``compress_snapshot`` over the object's consecutive byte ranges: its JSONL,
     as fragments of whole lines. Checksums catch damage; the size (or, for heads that do not
-    record it, the entry count) catches a missing frame. ``on_content`` gets the JSONL in
-    order as it is decompressed (unchecked until this returns)."""
+    record it, the entry count) catches a missing frame; ``content_at`` (from the head's frame
+    marks) frames out of order. ``on_content`` gets the JSONL in order as it is decompressed
+    (unchecked until this returns)."""
     try:
         if codec == CODEC_GZIP:
             parts: tuple[bytes, ...] = (gzip.decompress(b"".join(pieces)),)
             if on_content is not None:
                 on_content(parts[0])
         else:
-            parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content))
+            parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content, content_at))
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptTranscriptError(location, f"snapshot does not decompress: {exc}") from exc
     check_snapshot(parts, count, location, raw_size)
@@ -383,12 +389,15 @@ def decompress_snapshot(
 
 
 def decompress_snapshot_part(
-    pieces: Iterable[bytes], location: str, on_content: Callable[[bytes], None] | None = None
+    pieces: Iterable[bytes],
+    location: str,
+    on_content: Callable[[bytes], None] | None = None,
+    content_at: Mapping[int, int] | None = None,
 ) -> tuple[bytes, ...]:
     """The JSONL of a byte range of a zstd snapshot that starts and ends on frame boundaries,
     as fragments of whole lines (a frame each: compactions write whole lines); ``on_content``
-    gets it in order as it is decompressed."""
-    parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content))
+    gets it in order as it is decompressed; ``content_at`` as for ``decompress_snapshot``."""
+    parts = _whole_lines(_zstd_decompress(pieces, location, "snapshot", on_content, content_at))
     if parts and not parts[-1].endswith(b"\n"):
         raise CorruptTranscriptError(location, "a part of the snapshot does not end on a line")
     return parts

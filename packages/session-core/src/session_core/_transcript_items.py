@@ -356,6 +356,21 @@ def raw_spans(snapshot: _SnapshotRef, spans: list[tuple[int, int]]) -> list[tupl
     return list(pairwise([*starts, raw_size]))
 
 
+def frame_content_at(
+    snapshot: _SnapshotRef, span: tuple[int, int], raw_span: tuple[int, int]
+) -> dict[int, int]:
+    """For ``decompress_frames`` of one span (from ``frame_spans``, its JSONL at ``raw_span``
+    from ``raw_spans``): where each frame the head marks inside it starts, and the span's end,
+    both relative to the span, mapped to where their JSONL starts relative to the span's."""
+    (start, stop), (raw_start, raw_stop) = span, raw_span
+    at = {stop - start: raw_stop - raw_start}
+    if _usable_raws(snapshot.frames, snapshot.frames_raw, snapshot.raw_size):
+        for mark, raw in zip(snapshot.frames, snapshot.frames_raw, strict=True):
+            if start < mark < stop:
+                at[mark - start] = raw - raw_start
+    return at
+
+
 def ranges_per_span(spans: list[tuple[int, int]], count: int) -> list[int]:
     """How many byte ranges each span is fetched in: one each, the rest of ``count`` to the
     spans with the most bytes per range, so a load never asks for more than ``count``."""

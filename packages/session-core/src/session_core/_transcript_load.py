@@ -47,6 +47,7 @@ from ._transcript_items import (
     _SnapshotRef,
     _State,
     _storage_error,
+    frame_content_at,
     frame_spans,
     ranges_per_span,
     raw_spans,
@@ -260,7 +261,10 @@ class Loading(StateCache):
         ranges = ranges_per_span(groups, count)
         keep_body = start == 0 and size < MIN_COPY_PART_BYTES
         received: list[list[bytes]] = [[] for _ in groups]
-        in_file = raw_spans(snapshot, groups) if into is not None else None  # each group's JSONL
+        # Where each group's JSONL lies in the transcript: checked on every read (frames swapped
+        # in place decompress fine, in the wrong order), and where a restore writes it.
+        raws = raw_spans(snapshot, groups) if snapshot.codec == CODEC_ZSTD else None
+        in_file = raws if into is not None else None
         filled = [False] * len(groups)  # each group's JSONL went to ``into`` where it belongs
 
         def decompress_group(index: int) -> tuple[bytes, ...]:
@@ -275,12 +279,13 @@ class Loading(StateCache):
             kept = _kept(pieces, received[index]) if keep_body else pieces
             writer = _RangeWriter(into, in_file[index][0]) if into is not None and in_file else None
             on_content = writer.write if writer else None
+            content_at = frame_content_at(snapshot, groups[index], raws[index]) if raws else None
             if len(groups) == 1:
                 out = decompress_snapshot(
-                    kept, snapshot.count, where, snapshot.codec, snapshot.raw_size, on_content
+                    kept, snapshot.count, where, snapshot.codec, snapshot.raw_size, on_content, content_at
                 )
             else:
-                out = decompress_snapshot_part(kept, where, on_content)
+                out = decompress_snapshot_part(kept, where, on_content, content_at)
             if writer is not None and in_file is not None:
                 filled[index] = writer.offset == in_file[index][1]
             return out

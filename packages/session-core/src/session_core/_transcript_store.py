@@ -61,9 +61,12 @@ decompress them on separate threads as they arrive. Marks are a hint: any subset
 a head without them (or with marks that cannot be frame starts) reads the snapshot as one
 stream, and a wrong one fails the frame's decompression (``CorruptTranscriptError``), never
 the content. ``snap_frames_raw`` says where each marked frame's JSONL starts in the
-transcript, so a restore writes each range's JSONL into the CLI's file as it comes out
-(``TranscriptFile``), beside the download instead of after it; a range whose JSONL is not
-the length those offsets say is not vouched for, and the restore writes the file whole.
+transcript. Every read checks it: intact frames swapped in place decompress fine, so a
+marked frame whose JSONL starts elsewhere is a ``CorruptTranscriptError`` (swaps between
+two marks go unseen once there are more frames than marks). A restore writes each range's
+JSONL into the CLI's file as it comes out (``TranscriptFile``), beside the download instead
+of after it; a range whose JSONL is not the length those offsets say is not vouched for,
+and the restore writes the file whole.
 
 A cold load is one Query (+ the snapshot's ranges: one per started 2 MiB, at most 4). Each
 store keeps the entries it has seen per transcript, as stored (decompressed JSONL, not

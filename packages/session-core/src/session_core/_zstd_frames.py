@@ -12,7 +12,7 @@ it claims), goes through the streaming decompressor as its pieces arrive instead
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 ONE_SHOT_MAX_BYTES = 16 * 1024 * 1024  # compaction frames are ~2.5 MB
@@ -92,10 +92,13 @@ def decompress_frames(
     pieces: Iterable[bytes],
     one_shot_max: int = ONE_SHOT_MAX_BYTES,
     on_content: Callable[[bytes], None] | None = None,
+    content_at: Mapping[int, int] | None = None,
 ) -> list[bytes]:
     """The content of consecutive ``pieces`` of a stream of frames, as it is decompressed:
     one piece per frame that fits ``one_shot_max``, several for a bigger one (empty ones left
     out; skippable frames hold none). ``on_content`` is given each piece as soon as it is out.
+    ``content_at`` maps stream offsets where a frame must start (the stream's length: where it
+    must end) to where their content must start: frames intact but out of order fail it.
 
     Raises ``FrameError`` for bytes that are not frames or end inside one, and
     ``zstandard.ZstdError`` for a frame that does not decompress or fails its checksum.
@@ -105,13 +108,26 @@ def decompress_frames(
     context = zstandard.ZstdDecompressor()
     out: list[bytes] = []
 
+    produced = 0
+    checked = 0  # offsets of ``content_at`` a frame started (or the stream ended) at
+
     def emit(content: bytes) -> None:
+        nonlocal produced
+        produced += len(content)
         out.append(content)
         if on_content is not None:
             on_content(content)
 
+    def frame_at(offset: int) -> FrameScan:
+        nonlocal checked
+        if content_at is not None and (expected := content_at.get(offset)) is not None:
+            if expected != produced:
+                raise FrameError(f"the frame at byte {offset} holds content from {produced}, not {expected}")
+            checked += 1
+        return FrameScan(offset)
+
     pending = bytearray()  # the stream from the start of the frame being gathered
-    scan = FrameScan(0)
+    scan = frame_at(0)
     streaming: Any = None  # the decompressor of a frame too big for the one-shot call
     streamed = 0  # bytes of that frame it has taken
     for piece in pieces:
@@ -126,7 +142,7 @@ def decompress_frames(
                     pending.clear()
                     break
                 rest = streaming.unused_data
-                scan = FrameScan(scan.offset + streamed + len(pending) - len(rest))
+                scan = frame_at(scan.offset + streamed + len(pending) - len(rest))
                 pending[:] = rest
                 streaming, streamed = None, 0
                 continue
@@ -141,7 +157,9 @@ def decompress_frames(
             if not scan.skippable:
                 emit(context.decompress(pending[:end]))
             del pending[:end]
-            scan = FrameScan(scan.offset + end)
+            scan = frame_at(scan.offset + end)
     if streaming is not None or pending:
         raise FrameError(f"the stream ends inside the frame at byte {scan.offset}")
+    if content_at is not None and checked != len(content_at):
+        raise FrameError(f"{len(content_at) - checked} of the frame starts given are inside frames")
     return out
