@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from session_core import StorageError
 
 CHAT = 501
 GROUP = -100777
@@ -84,3 +85,45 @@ def test_a_photo_of_the_album_that_comes_after_its_turn_started_is_answered_on_i
     first, second = stack.runs()
     assert len(first["attachments"]) == 2 and first["prompt"] == "first two"
     assert len(second["attachments"]) == 1 and second["prompt"] == "one more"
+
+
+def test_a_photo_the_producer_could_not_keep_for_its_album_is_answered_on_its_own(stack) -> None:
+    """A failed write (DynamoDB throttled, say) must not leave the photo out, nor answer the
+    album a second time with it."""
+    albums = stack.producer._albums
+    keep = albums.record
+
+    def throttled_for_the_third(session_key: str, album_id: str, update_id: int, part: str, **kw: Any) -> Any:
+        if update_id == 802:
+            raise StorageError("albums.record", "DynamoDB UpdateItem throttled")
+        return keep(session_key, album_id, update_id, part, **kw)
+
+    albums.record = throttled_for_the_third
+    outcomes = _send_album(stack, 800, 3, caption="compare")
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", "album part: answered with its album", "enqueued"]
+    assert sorted(len(run["attachments"]) for run in stack.runs()) == [1, 2]
+
+
+def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:
+    for i, name in enumerate(["scan.pdf", "scan.pdf", "отчёт.pdf", "счёт.pdf"]):
+        content = f"%PDF document {i}".encode() * 20
+        file_id = stack.telegram.add_file(content, file_path=f"documents/file_{i}.pdf")
+        doc = {
+            "file_id": file_id,
+            "file_unique_id": f"d{i}",
+            "file_name": name,
+            "mime_type": "application/pdf",
+        }
+        extra = {"caption": "summarise them"} if i == 0 else {}
+        stack.post(update(820 + i, message_id=90 + i, text=None, document=doc, media_group_id="D1", **extra))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == [
+        "scan.pdf",
+        "scan-2.pdf",
+        "file.pdf",
+        "file-2.pdf",
+    ]

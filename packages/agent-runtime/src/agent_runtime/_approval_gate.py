@@ -158,7 +158,12 @@ def _shown_command(command: str) -> str:
 
 _SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
 _WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
-_SPACE_RUN = re.compile(r"[ \t]{3,}")
+# Spaces of typography (no-break, narrow no-break, figure, thin): a chat shows each as a gap,
+# as it shows a space, and French text is full of them. Shown as they are, one at a time;
+# their runs are counted like runs of spaces. (As code points they would make an ordinary
+# command too long to show.)
+_TYPOGRAPHIC_SPACES = "\u00a0\u2007\u2009\u202f"
+_SPACE_RUN = re.compile(f"[ \\t{_TYPOGRAPHIC_SPACES}]{{3,}}")
 # Characters a chat shows as nothing, as a gap, or that reorder or break the text around them:
 # controls (tab and newline aside), format characters (zero-width spaces and joiners, bidi
 # controls), unassigned and private-use code points, space separators other than the space,
@@ -171,7 +176,7 @@ _NAMED_HIDDEN = 4  # a run of blank-looking lines names this many of its charact
 
 
 def _is_hidden(char: str) -> bool:
-    if char in " \t\n":
+    if char in " \t\n" or char in _TYPOGRAPHIC_SPACES:
         return False
     if char in _BLANK_GLYPHS or unicodedata.category(char) in _HIDDEN_CATEGORIES:
         return True
@@ -195,7 +200,7 @@ def _visible_whitespace(text: str) -> str:
 def _counted_lines(run: list[str]) -> str:
     """Consecutive blank-looking lines as one count that names their hidden characters: bash
     still runs such a line, so the user must know it is there."""
-    hidden = list(dict.fromkeys(c for line in run for c in line if _is_hidden(c)))
+    hidden = list(dict.fromkeys(c for line in run for c in line if _is_hidden(c) or c in _TYPOGRAPHIC_SPACES))
     if not hidden:
         return f"⟨{len(run)} blank lines⟩"
     named = ", ".join(_code_point(c) for c in hidden[:_NAMED_HIDDEN])
@@ -204,7 +209,7 @@ def _counted_lines(run: list[str]) -> str:
 
 
 def _looks_blank(line: str) -> bool:
-    return all(c in " \t" or _is_hidden(c) for c in line)
+    return all(c in " \t" or c in _TYPOGRAPHIC_SPACES or _is_hidden(c) for c in line)
 
 
 def _escaped(line: str) -> str:

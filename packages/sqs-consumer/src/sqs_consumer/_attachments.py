@@ -17,6 +17,18 @@ def attachment_key(key: SessionKey, update_id: int, file_name: str) -> str:
     return f"{key.s3_prefix}attachments/{update_id}/{safe_file_name(file_name)}"
 
 
+def _unused(name: str, used: set[str]) -> str:
+    """``name`` (already safe), or ``name-2.ext``, ``name-3.ext``...: the files of an album go
+    to one folder, and two can have one name ("scan.pdf" twice, or two that became "file.pdf")."""
+    stem, ext = posixpath.splitext(name)
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}{ext}"
+    used.add(candidate)
+    return candidate
+
+
 def stage_attachments(
     attachments: tuple[Attachment, ...],
     *,
@@ -30,6 +42,7 @@ def stage_attachments(
     """Download each attachment and put it in S3; the same update overwrites the same keys,
     so a retried record stages idempotently. AttachmentTooLargeError above ``max_bytes``."""
     staged: list[StagedAttachment] = []
+    used: set[str] = set()
     for index, att in enumerate(attachments):
         name = att.file_name or f"{att.kind}-{index}"
         if att.file_size is not None and att.file_size > max_bytes:
@@ -44,6 +57,7 @@ def stage_attachments(
             raise AttachmentTooLargeError(name, att.file_size) from exc
         if not att.file_name:
             name = posixpath.basename(str(info["file_path"])) or name
+        name = _unused(safe_file_name(name), used)
         s3_key = attachment_key(key, update_id, name)
         try:
             s3.put_object(
@@ -55,8 +69,6 @@ def stage_attachments(
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("stage_attachment", f"S3 PutObject {s3_key}: {exc}") from exc
         staged.append(
-            StagedAttachment(
-                s3_key=s3_key, file_name=safe_file_name(name), mime_type=att.mime_type, size=len(data)
-            )
+            StagedAttachment(s3_key=s3_key, file_name=name, mime_type=att.mime_type, size=len(data))
         )
     return tuple(staged)

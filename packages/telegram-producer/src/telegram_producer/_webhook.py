@@ -188,7 +188,8 @@ class Producer:
         if verdict == "joins":
             log.info("album_part_joined")
             return _response(200, "album part: answered with its album")
-        if verdict == "late":  # its album was answered: this part is a message of its own
+        if verdict in ("late", None) and message.album_id is not None:
+            # Its album was answered already, or it was not recorded: a message of its own.
             message = msgspec.structs.replace(message, album_id=None)
         return self._enqueue(update.update_id, message)
 
