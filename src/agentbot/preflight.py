@@ -111,8 +111,9 @@ def programs_for(agent_user: str | None) -> ProgramLookup:
 
     if agent_user is None:
         return ProgramLookup()  # shutil.which as this process
-    from local_stack import which_for
+    from local_stack import make_interpreter_reachable, which_for
 
+    make_interpreter_reachable()  # the lookup runs this interpreter as the user (dev opens it too)
     return ProgramLookup(which_for(agent_user), agent_user)
 
 

@@ -36,13 +36,13 @@ def tree_size(path: str | os.PathLike[str]) -> float:
     """Bytes of the files under the directory ``path`` (0 if there is none, or a link);
     ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
     try:
-        top = _open_directory(os.fspath(path), None)
+        top = _open_directory(os.fspath(path), None, writable=False)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # ELOOP: a link
             return 0
         raise
     total = 0
-    levels: list[tuple[int, Any]] = [(top, os.scandir(top))]  # a descriptor and its listing
+    levels: list[tuple[int, Any]] = [_listing(top)]  # a descriptor and its entries, per level
     try:
         while levels:
             fd, entries = levels[-1]
@@ -55,8 +55,7 @@ def tree_size(path: str | os.PathLike[str]) -> float:
             elif len(levels) > MAX_SIZED_DEPTH:
                 return math.inf
             else:
-                inner = _open_directory(entry.name, fd)
-                levels.append((inner, os.scandir(inner)))
+                levels.append(_listing(_open_directory(entry.name, fd, writable=False)))
     finally:
         for level in levels:
             _close(*level)
@@ -97,23 +96,34 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     os.rmdir(name)
 
 
-def _open_directory(name: str, dir_fd: int | None) -> int:
-    """A descriptor of the directory ``name`` (never through a link), readable and writable by
-    us again if a tool took that away."""
+def _open_directory(name: str, dir_fd: int | None, *, writable: bool = True) -> int:
+    """A descriptor of the directory ``name`` (never through a link), readable again if a tool
+    took that away, and writable too unless only read (``writable``: what moves out of it)."""
     try:
         fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
     except PermissionError:
         # Unreadable: it was listed as a directory, not a link, and the tools are stopped.
         os.chmod(name, 0o700, dir_fd=dir_fd)
         fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+    if not writable:
+        return fd
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o700 != 0o700:
-            os.fchmod(fd, mode | 0o700)  # what moves out of it needs write
+            os.fchmod(fd, mode | 0o700)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _listing(fd: int) -> tuple[int, Any]:
+    """``fd`` and its entries (closed again if they cannot be listed)."""
+    try:
+        return fd, os.scandir(fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _writable(entry: os.DirEntry[str], dir_fd: int) -> None:

@@ -1,0 +1,63 @@
+"""Sizing and removing trees a tool shaped against the runtime (see _owned_trees)."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from pathlib import Path
+
+from agent_runtime._owned_trees import MAX_SIZED_DEPTH, remove_tree, tree_size
+
+
+def _nest(top: Path, depth: int) -> Path:
+    """``depth`` directories, one inside the other, with a file at the bottom (by descriptor:
+    the path itself would pass PATH_MAX)."""
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "w") as bottom:
+        bottom.write("x")
+    os.close(fd)
+    return top
+
+
+def test_a_tree_nested_thousands_deep_is_removed_and_counts_as_over_any_budget(tmp_path: Path) -> None:
+    deep = _nest(tmp_path / "deep", 3000)
+    shallow = _nest(tmp_path / "shallow", MAX_SIZED_DEPTH - 1)
+
+    assert tree_size(deep) == math.inf and tree_size(shallow) == 1
+    remove_tree(deep)
+    assert not deep.exists()
+
+
+def test_removal_opens_up_what_a_tool_locked_and_never_follows_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "kept").mkdir(parents=True)
+    (outside / "kept" / "file").write_text("keep me")
+    tree = tmp_path / "tree"
+    (tree / "locked" / "inner").mkdir(parents=True)
+    (tree / "locked" / "inner" / "file").write_text("x")
+    (tree / "link").symlink_to(outside)
+    (tree / "locked" / "link").symlink_to(outside / "kept")
+    for directory in (tree / "locked" / "inner", tree / "locked", tree):
+        directory.chmod(0)
+
+    remove_tree(tree)
+
+    assert not tree.exists() and (outside / "kept" / "file").read_text() == "keep me"
+
+
+def test_sizing_changes_no_modes(tmp_path: Path) -> None:
+    """A directory the user made read-only stays so: only removal opens directories up."""
+    (tmp_path / "work" / "read-only").mkdir(parents=True)
+    (tmp_path / "work" / "read-only" / "notes.txt").write_text("12345")
+    (tmp_path / "work" / "read-only").chmod(0o555)
+
+    assert tree_size(tmp_path / "work") == 5
+    assert stat.S_IMODE((tmp_path / "work" / "read-only").stat().st_mode) == 0o555
+    assert tree_size(tmp_path / "missing") == 0
