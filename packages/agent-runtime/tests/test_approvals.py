@@ -253,6 +253,14 @@ def test_allowing_a_call_does_not_allow_another_one(runtime, model_server, turn_
             "Bash only",
         ),
         ('{"require_approval": [{"tool": "Bash", "except": "ls"}]}', "require_approval[0].except", "list"),
+        # A misspelt tool would run without asking.
+        ('{"require_approval": [{"tool": "Edti"}]}', "require_approval[0].tool", "did you mean 'Edit'?"),
+        ('{"require_approval": [{"tool": "Web*"}]}', "require_approval[0].tool", "matches no tool"),
+        (
+            '{"require_approval": [{"tool": "mcp__nowhere__*"}]}',
+            "require_approval[0].tool",
+            "mcp.json does not define",
+        ),
     ],
 )
 def test_bad_approval_rules_name_the_file_and_field(approval_config, content, field, problem) -> None:
@@ -265,6 +273,19 @@ def test_bad_approval_rules_name_the_file_and_field(approval_config, content, fi
     assert "approvals.json" in message and problem in message
     if field is not None:
         assert field in message
+
+
+def test_approval_rules_may_name_any_tool_when_the_agents_may_use_every_tool(approval_config) -> None:
+    agents = json.loads((approval_config / "agents.json").read_text())
+    del agents["main"]["tools"]  # every built-in tool: no list to check a name against
+    (approval_config / "agents.json").write_text(json.dumps(agents))
+    (approval_config / "approvals.json").write_text(
+        '{"require_approval": [{"tool": "WebFetch"}, {"tool": "Agent"}]}'
+    )
+
+    config = load_claude_config(approval_config, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"})
+
+    assert [rule.tool for rule in config.approvals.rules] == ["WebFetch", "Agent"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ A grant ("Always in this chat") is a rule of the same shape in one string: ``Wri
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -98,6 +99,39 @@ def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
             str(path), f"{where}.except", "applies to Bash only (other tools have no command)"
         )
     return ApprovalRule(tool=tool, except_commands=tuple(c.strip() for c in excepted))
+
+
+def check_rules_name_tools(
+    rules: ApprovalRules, base: Path, agent_tools: Iterable[str] | None, mcp_servers: Iterable[str]
+) -> None:
+    """ClaudeConfigError for a rule that can match no tool the agent has: a misspelt name
+    ("Edti") would let that tool run without asking. ``agent_tools``: the built-in tools
+    agents.json gives the agents (None: every tool, so nothing to check built-in names
+    against); an MCP rule must name a server mcp.json defines."""
+    known = None if agent_tools is None else {*agent_tools, *(_SAME_TOOL.get(t, t) for t in agent_tools)}
+    servers = set(mcp_servers)
+    for index, rule in enumerate(rules.rules):
+        where, pattern = f"require_approval[{index}].tool", rule.tool
+        if pattern.startswith("mcp__"):
+            server = pattern[len("mcp__") :].split("__", 1)[0]
+            if not _GLOB.search(server) and server not in servers:
+                reason = f"{pattern!r} names MCP server {server!r}, which mcp.json does not define"
+                raise ClaudeConfigError(str(base / APPROVALS_FILE), where, reason)
+            continue
+        if known is None or any(fnmatch.fnmatchcase(tool, pattern) for tool in known):
+            continue
+        close = difflib.get_close_matches(pattern, sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ClaudeConfigError(
+            str(base / APPROVALS_FILE),
+            where,
+            f"{pattern!r} matches no tool the agents have{hint}: agents.json gives them "
+            f"{', '.join(sorted(known))}; a misspelt name would let that tool run without asking",
+        )
+
+
+# The CLI's names for one tool (see _sdk_run._TOOL_ALIASES): a rule may use either.
+_SAME_TOOL = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
 
 
 def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:

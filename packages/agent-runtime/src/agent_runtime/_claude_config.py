@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from ._approval_rules import ApprovalRules, load_approval_rules
+from ._approval_rules import ApprovalRules, check_rules_name_tools, load_approval_rules
 from ._errors import ClaudeConfigError
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
@@ -124,6 +124,8 @@ def load_claude_config(
     mcp_servers, mcp_secret_headers = _load_mcp(base / "mcp.json", env)
     skills = _load_skills(base / "skills")
     main, agents = _load_agents(base, set(mcp_servers))
+    approvals = load_approval_rules(base)
+    check_rules_name_tools(approvals, base, _agent_tools(main, agents), mcp_servers)
     return ClaudeConfig(
         root=str(base),
         system_prompt=system_prompt,
@@ -132,8 +134,15 @@ def load_claude_config(
         mcp_servers=mcp_servers,
         skills=skills,
         mcp_secret_headers=mcp_secret_headers,
-        approvals=load_approval_rules(base),
+        approvals=approvals,
     )
+
+
+def _agent_tools(main: MainAgentPolicy, agents: tuple[SubagentConfig, ...]) -> set[str] | None:
+    """The built-in tools any agent may call (None: main.tools unset, so every one)."""
+    if main.tools is None:
+        return None
+    return {*main.tools, *(tool for agent in agents for tool in agent.tools or ())}
 
 
 def _read_text(path: Path, field: str | None) -> str:
