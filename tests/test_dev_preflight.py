@@ -82,6 +82,13 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
     assert "start `agentbot dev` again" in line
 
 
+def test_a_claude_config_path_that_is_no_directory_says_what_to_point_it_at(tmp_path: Path) -> None:
+    line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(tmp_path / "nope")}))
+
+    assert f"{tmp_path / 'nope'}: directory does not exist" in line, line
+    assert "point CLAUDE_CONFIG_PATH at a claude-config directory" in line and "fix the file" not in line
+
+
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[default]\n")  # a profile without a region
     line = _one_failure_line(

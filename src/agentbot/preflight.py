@@ -45,6 +45,8 @@ def fix_for(exc: BaseException, *, deployed: bool) -> str:
     if isinstance(exc, ClaudeConfigError):
         if deployed:
             return "fix the file, then `sam build && sam deploy` (claude-config/ is baked into the image)"
+        if exc.field is None and exc.reason.startswith("directory does not exist"):
+            return "point CLAUDE_CONFIG_PATH at a claude-config directory (or unset it for the repository's)"
         return "fix the file and start `agentbot dev` again (claude-config/ is read once at start)"
     if isinstance(exc, ConfigError) and exc.setting.startswith("/"):
         return (

@@ -213,13 +213,13 @@ def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_l
         if line.get("event") == "turn.mcp_server_unavailable"
     }
     assert unavailable == {
-        ("exits-at-once", "failed", "claude-config/mcp.json: mcpServers.exits-at-once"),
-        ("deepwiki", "failed", "claude-config/mcp.json: mcpServers.deepwiki"),
+        ("exits-at-once", "failed", f"{config}/mcp.json: mcpServers.exits-at-once"),
+        ("deepwiki", "failed", f"{config}/mcp.json: mcpServers.deepwiki"),
     }
     # Every tool the shipped claude-config names is one the bundled CLI has; only the misspelt
     # one is named.
     unknown = {(line["tool"], line["fix"]) for line in logged if line.get("event") == "turn.tool_unavailable"}
-    assert unknown == {("Bassh", f"claude-config/agents.json: main.tools[{len(shipped)}]")}
+    assert unknown == {("Bassh", f"{config}/agents.json: main.tools[{len(shipped)}]")}
 
 
 def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(

@@ -140,3 +140,14 @@ def test_demo_responder_calls_bash_and_reports_the_tool_output() -> None:
     ]
     report = demo_responder(request)
     assert isinstance(report, str) and report.startswith(DEMO_MODEL_LABEL) and "hi-out" in report
+
+
+def test_demo_responder_does_not_say_a_refused_call_ran() -> None:
+    request = conversation("run sleep 30")
+    refusal = "<tool_use_error>Blocked: standalone sleep 30</tool_use_error>"
+    request["messages"] += [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": refusal}]},
+    ]
+    report = demo_responder(request)
+    assert isinstance(report, str) and "did not run" in report and "The tool ran" not in report

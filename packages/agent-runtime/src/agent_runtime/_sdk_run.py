@@ -166,8 +166,8 @@ class SdkRunSteps:
                 log.warning("turn.mirror_error")
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
-                _log_unavailable_mcp_servers(message.data)
-                _log_unknown_tools(message.data, self.config.main)
+                _log_unavailable_mcp_servers(message.data, self.config.root)
+                _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
@@ -225,9 +225,10 @@ def _process_config_dir(path: str) -> Iterator[None]:
             os.environ["CLAUDE_CONFIG_DIR"] = before
 
 
-def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
+def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None:
     """The CLI goes on without an MCP server it could not start or reach (the agent only lacks
-    its tools, and says nothing): the operator reads which one here, every turn it happens."""
+    its tools, and says nothing): the operator reads which one here (in the claude-config at
+    ``config_root``), every turn it happens."""
     for server in init.get("mcp_servers") or []:
         status = server.get("status") if isinstance(server, dict) else None
         if status in ("failed", "needs-auth"):
@@ -236,7 +237,7 @@ def _log_unavailable_mcp_servers(init: dict[str, Any]) -> None:
                 "turn.mcp_server_unavailable",
                 server=name,
                 status=status,
-                fix=f"claude-config/mcp.json: mcpServers.{name}",
+                fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
             )
 
 
@@ -246,7 +247,7 @@ _TOOL_ALIASES = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "Kil
 _NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
 
 
-def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy) -> None:
+def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy, config_root: str) -> None:
     """A built-in tool ``main.tools`` names that the CLI does not have (a misspelt "Bassh", one
     a later CLI dropped) is left out without a word: the operator reads which one here."""
     present = init.get("tools")
@@ -261,7 +262,8 @@ def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy) -> None:
             or tool in main.disallowed_tools  # left out on purpose
         ):
             continue
-        log.warning("turn.tool_unavailable", tool=tool, fix=f"claude-config/agents.json: main.tools[{index}]")
+        where = f"{Path(config_root) / 'agents.json'}: main.tools[{index}]"
+        log.warning("turn.tool_unavailable", tool=tool, fix=where)
 
 
 def _checked_session_id(value: Any) -> str:

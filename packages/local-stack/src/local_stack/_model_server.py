@@ -258,6 +258,8 @@ def demo_responder(request: dict[str, Any]) -> Reply:
         shown = "\n".join(results).strip()[:1500]
         if "needs the user's approval" in shown:  # [I] held back until the user answers
             return f"{DEMO_MODEL_LABEL} I asked for your approval to run that command."
+        if "tool_use_error" in shown:  # the CLI refused the call (a bare `sleep`, say)
+            return f"{DEMO_MODEL_LABEL} The tool did not run. It said:\n{shown}"
         return f"{DEMO_MODEL_LABEL} The tool ran. Its output:\n{shown}"
     text = last_user_text(request)
     again = last_tool_call(request) if "Make exactly that call again" in text else None
