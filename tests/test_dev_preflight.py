@@ -89,6 +89,16 @@ def test_a_claude_config_path_that_is_no_directory_says_what_to_point_it_at(tmp_
     assert "point CLAUDE_CONFIG_PATH at a claude-config directory" in line and "fix the file" not in line
 
 
+def test_a_key_for_a_model_api_that_cannot_be_reached_stops_the_start() -> None:
+    """Else each message takes three failed attempts to end in "the model did not answer"."""
+    line = _one_failure_line(
+        _start({"ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
+    )
+
+    assert "cannot reach the model's API at http://127.0.0.1:9 (ConnectError)" in line, line
+    assert "unset ANTHROPIC_API_KEY to use the offline demo model" in line
+
+
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[default]\n")  # a profile without a region
     line = _one_failure_line(

@@ -336,6 +336,7 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
+        _check_model_reachable(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or ANTHROPIC_API_BASE)
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, os.environ["ANTHROPIC_API_KEY"])
     if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").lower() in {"1", "true"}:
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
@@ -351,6 +352,23 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         {"ANTHROPIC_BASE_URL": server.base_url},
         "offline-demo-key",
     )
+
+
+ANTHROPIC_API_BASE = "https://api.anthropic.com"
+
+
+def _check_model_reachable(base: str) -> None:
+    """Stop the start with one line when the model's API cannot be reached: each message would
+    otherwise take three failed attempts (~45 s) to end in "the model did not answer". Any HTTP
+    answer will do (no model call, nothing billed); `agentbot doctor` checks the key itself."""
+    try:
+        with httpx.Client(timeout=10) as http:
+            http.get(base)
+    except httpx.HTTPError as exc:
+        raise DevSetupError(
+            f"cannot reach the model's API at {base} ({type(exc).__name__}): check the network "
+            "(or ANTHROPIC_BASE_URL), or unset ANTHROPIC_API_KEY to use the offline demo model"
+        ) from None
 
 
 class DevSetupError(Exception):
