@@ -80,14 +80,14 @@ def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes
     answer = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
     assert answer["method"] == "answerCallbackQuery" and answer["text"] == "Allowed once."
     decided = stack.approvals().current(KEY)
-    assert decided is not None and decided.state == "decided" and decided.decided_by == "ada"
+    assert decided is not None and decided.state == "decided" and decided.decided_by == "@ada"
     stack.drain(stack.consumer())
 
     [resume] = resumes(stack)
     assert resume["resume_approval"] == aid and resume["prompt"] == "" and resume["user_id"] == CHAT
     assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: ls -la <src>"
     edited = message_now(stack, asking["message_id"])
-    assert edited["text"] == "✅ Allowed once by ada: Bash ls -la <src>"
+    assert edited["text"] == "✅ Allowed once by @ada: Bash ls -la <src>"
     assert not edited.get("reply_markup")  # the buttons are gone
     # Pressed again once it ran: nothing waits for an answer any more.
     late = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
@@ -102,11 +102,11 @@ def test_a_double_press_is_answered_once_and_resumes_once(stack) -> None:
     again = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
     other = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
     assert first["text"] == "Denied."
-    assert again["text"] == other["text"] == "Already answered: Denied by ada."
+    assert again["text"] == other["text"] == "Already answered: Denied by @ada."
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
     assert stack.replies(CHAT)[-1]["text"] == "Did not run Bash."
-    assert message_now(stack, asking["message_id"])["text"] == "❌ Denied by ada: Bash ls -la <src>"
+    assert message_now(stack, asking["message_id"])["text"] == "❌ Denied by @ada: Bash ls -la <src>"
 
 
 def test_a_press_telegram_sends_again_is_processed_once(stack) -> None:
@@ -144,7 +144,7 @@ def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch)
     stack.drain(stack.consumer())
     [resume] = resumes(stack)
     assert resume["user_id"] == 777
-    assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by bob: Bash")
+    assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by @bob: Bash")
 
 
 def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monkeypatch) -> None:
@@ -228,7 +228,7 @@ def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(sta
     )
     stack.drain(stack.consumer())
     assert message_now(stack, asking["message_id"])["text"].startswith(
-        "✅ Always allowed in this chat by ada"
+        "✅ Always allowed in this chat by @ada"
     )
     assert stack.post(update(362, text="ask:Bash pwd")) == 200  # granted: no question this time
     stack.drain(stack.consumer())
@@ -238,7 +238,7 @@ def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(sta
     assert stack.post(update(363, text="/permissions")) == 200
     stack.drain(stack.consumer())
     listing = copy.deepcopy(stack.replies(CHAT)[-1])
-    assert listing["text"] == "Always allowed in this chat:\n• Bash(*) (by ada)"
+    assert listing["text"] == "Always allowed in this chat:\n• Bash(*) (by @ada)"
     assert buttons_of(listing) == [("Revoke Bash(*)", f"rv:{grant_token('Bash(*)')}")]
     revoke = stack.telegram.press_button(listing, text="Revoke Bash(*)")
     assert post(stack, revoke)["text"] == "Revoked: Bash(*). It will ask again."
@@ -333,7 +333,7 @@ def test_a_press_whose_resume_could_not_be_queued_is_finished_by_telegrams_copy(
     assert stack.approvals().current(KEY).state == "decided"  # type: ignore[union-attr]
     assert post(stack, press, flaky)["text"] == "Allowed once."  # the copy queues the resume
     second = stack.telegram.press_button(asking, text="Allow once", username="ada")
-    assert post(stack, second, flaky)["text"] == "Already answered: Allowed once by ada."
+    assert post(stack, second, flaky)["text"] == "Already answered: Allowed once by @ada."
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
-    assert message_now(stack, asking["message_id"])["text"].startswith("✅ Allowed once by ada")
+    assert message_now(stack, asking["message_id"])["text"].startswith("✅ Allowed once by @ada")

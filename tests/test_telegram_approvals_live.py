@@ -112,7 +112,7 @@ def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers
     answers = [m["text"] for m in live.replies(CHAT) if f"DONE: ran-{marker}" in m["text"]]
     assert len(answers) == 1, [m["text"] for m in live.replies(CHAT)]
     edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
-    assert edited["text"].startswith("✅ Allowed once by ada") and not edited.get("reply_markup")
+    assert edited["text"].startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
 
 
 def test_deny_and_a_new_message_keep_the_command_from_running(live: Any) -> None:

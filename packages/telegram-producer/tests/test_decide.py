@@ -97,7 +97,8 @@ def test_the_message_carries_its_session_topic_and_sender() -> None:
     message = decide(given, config(tenant="acme")).message
     assert message is not None
     assert (message.session_key, message.thread_id, message.chat_id) == ("acme/-100/12", 12, -100)
-    assert (message.update_id, message.message_id, message.user_id, message.user_name) == (100, 3, 7, "alice")
+    assert (message.update_id, message.message_id, message.user_id) == (100, 3, 7)
+    assert message.user_name == "@alice"
     assert message.sent_at == 1_700_000_000
 
 
@@ -170,3 +171,11 @@ def test_an_unaddressed_photo_of_an_album_in_a_group_is_kept_for_its_album_not_q
 
     assert part.message is None and part.album_part is not None and part.album_part.album_id == "g7"
     assert lone.album_part is None and lone.ignored == "group message not addressed to the bot"
+
+
+def test_a_sender_is_shown_by_username_with_an_at_so_a_first_name_cannot_pass_for_it() -> None:
+    named = decide(update(text="hi"), config()).message
+    unnamed = decide(update(text="hi", **{"from": {"id": 8, "first_name": "alice"}}), config()).message
+
+    assert named is not None and named.user_name == "@alice"
+    assert unnamed is not None and unnamed.user_name == "alice"  # no @: anyone can take a name

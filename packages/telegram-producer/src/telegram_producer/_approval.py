@@ -22,7 +22,7 @@ from session_core import Approval, ApprovalChoice, Grant, SessionKey
 from telegram_core import ApprovalButton, InvalidButton, RevokeButton, approval_button_of, revoke_button_of
 
 from ._config import ProducerConfig
-from ._updates import Update, topic_of
+from ._updates import Update, shown_name, topic_of
 
 NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
@@ -97,7 +97,7 @@ def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
         chat_type=chat.type,
         message_id=query.message.message_id,
         user_id=query.from_.id,
-        user_name=query.from_.username or query.from_.first_name or str(query.from_.id),
+        user_name=shown_name(query.from_),
         callback_query_id=query.id,
         thread_id=thread_id,
     )

@@ -166,7 +166,13 @@ def sender_of(msg: Message) -> tuple[int | None, str | None]:
     user = msg.from_
     if user is None:
         return None, None
-    return user.id, user.username or user.first_name or None
+    return user.id, shown_name(user)
+
+
+def shown_name(user: User) -> str:
+    """How the chat shows who did something ("Allowed once by @ada"): the @username, which
+    nobody else can have, else the first name (which anyone can take), else the id."""
+    return f"@{user.username}" if user.username else user.first_name or str(user.id)
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
