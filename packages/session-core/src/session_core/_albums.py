@@ -89,14 +89,14 @@ class AlbumParts(TableStore):
             item = self._table.get("gather", pk, _PARTS)
             if item is None:
                 return []
+            recorded = _recorded(item)
             if "gathered" in item:
-                return _parts(item, {int(n) for n in item["gathered"]["NS"]})
+                return [recorded[i] for i in sorted(recorded) if str(i) in item["gathered"]["NS"]]
             now = self._table.clock()
             if now - item_float(item, "last_at") < quiet_s and now < deadline:
                 sleep(min(0.25, quiet_s))
                 continue
-            parts = _parts(item, None)
-            ids = sorted(int(name[len(_PART_PREFIX) :]) for name in item if _is_part(name))
+            ids = sorted(recorded)
             try:
                 self._table.update(
                     "gather",
@@ -112,21 +112,17 @@ class AlbumParts(TableStore):
                 )
             except ConditionFailed:
                 continue  # another part came meanwhile (or a retry of ours gathered): read again
-            return parts
+            return [recorded[i] for i in ids]
 
 
 def _album_pk(session_key: str, album_id: str) -> str:
     return f"album|{session_key}|{album_id}"
 
 
-def _is_part(name: str) -> bool:
-    return name.startswith(_PART_PREFIX) and name[len(_PART_PREFIX) :].isdigit()
-
-
-def _parts(item: dict[str, Any], only: set[int] | None) -> list[str]:
-    found = sorted(
-        (int(name[len(_PART_PREFIX) :]), value["S"])
+def _recorded(item: dict[str, Any]) -> dict[int, str]:
+    """The parts an album item holds, by update id."""
+    return {
+        int(name[len(_PART_PREFIX) :]): value["S"]
         for name, value in item.items()
-        if _is_part(name) and (only is None or int(name[len(_PART_PREFIX) :]) in only)
-    )
-    return [part for _, part in found]
+        if name.startswith(_PART_PREFIX) and name[len(_PART_PREFIX) :].isdigit()
+    }

@@ -69,7 +69,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         addressed, text = _addressed_in_group(msg, text, config)
         if not addressed and not (attachments and msg.media_group_id):
             return Decision(ignored="group message not addressed to the bot")
-        if addressed and not text and not attachments and unsupported is None:
+        if not text and not attachments and unsupported is None:
             return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
