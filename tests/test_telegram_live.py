@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 from local_stack import (
-    FunctionSpec,
-    ModelServer,
     Streamed,
     ToolCall,
     last_user_text,
@@ -26,7 +24,6 @@ from local_stack import (
 )
 
 pytestmark = pytest.mark.slow
-KEY_PARAMETER = "/agentbot/test/live/anthropic-key"
 # A wait nobody else runs, so its process is findable: drawn per import (each xdist worker's).
 MARK = f"27.{uuid.uuid4().int % 10**9:09d}"
 # Not `sleep N`: the CLI refuses a long leading sleep.
@@ -63,27 +60,12 @@ def sleepers() -> list[str]:
 @pytest.fixture
 def live(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The Telegram path with the real runtime and a Bot API server enforcing 20/min per group."""
-    from agentbot_testing.telegram_stack import telegram_stack
+    from agentbot_testing.telegram_stack import real_runtime_stack
 
-    aws.client("ssm").put_parameter(
-        Name=KEY_PARAMETER, Value="sk-ant-test-live", Type="SecureString", Overwrite=True
-    )
-    with ModelServer(responder) as model, (tmp_path / "runtime.log").open("a") as log:
-        env = {
-            "ANTHROPIC_API_KEY_PARAMETER": KEY_PARAMETER,
-            "ANTHROPIC_BASE_URL": model.base_url,
-            "SESSIONS_ROOT": str(tmp_path / "sessions"),
-            "CLAUDE_CONFIG_PATH": str(tools_config),
-            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
-            "MODEL_MAX_RETRIES": "0",
-        }
-        spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120, max_concurrency=2)
-        with telegram_stack(
-            aws, tmp_path, monkeypatch, runtime_spec=spec, runtime_log=log, group_limit_per_minute=20
-        ) as stack:
-            stack.model = model
-            stack.log_path = tmp_path / "runtime.log"
-            yield stack
+    with real_runtime_stack(
+        aws, tmp_path, monkeypatch, config=tools_config, responder=responder, group_limit_per_minute=20
+    ) as stack:
+        yield stack
 
 
 def post(stack: Any, update_id: int, text: str, *, chat_id: int = 501, **fields: Any) -> dict[str, Any]:

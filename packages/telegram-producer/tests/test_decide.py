@@ -179,3 +179,38 @@ def test_a_sender_is_shown_by_username_with_an_at_so_a_first_name_cannot_pass_fo
 
     assert named is not None and named.user_name == "@alice"
     assert unnamed is not None and unnamed.user_name == "alice"  # no @: anyone can take a name
+
+
+SUPERGROUP = {"id": -1004055, "type": "supergroup"}
+
+
+@pytest.mark.parametrize(
+    ("case", "settings"),
+    [
+        ("no allow-list", {}),
+        ("the group was on the allow-list", {"allowed_chat_ids": frozenset({-4055})}),
+        ("the supergroup is on it", {"allowed_chat_ids": frozenset({-1004055})}),
+        ("whoever upgraded it is", {"allowed_user_ids": frozenset({7})}),
+    ],
+)
+def test_a_supergroups_first_message_moves_the_groups_conversation_to_it(case, settings) -> None:
+    # Telegram's own service message: no text, not addressed to the bot, yet it must not be lost.
+    decision = decide(update(chat=SUPERGROUP, migrate_from_chat_id=-4055), config(**settings))
+
+    moved = decision.message
+    assert moved is not None, case
+    assert (moved.kind, moved.moved_from_chat_id, moved.chat_id) == ("chat_moved", -4055, -1004055)
+    assert moved.session_key == "default/-1004055/0"
+    assert not moved.counted_in_backlog  # never refused for a full queue
+
+
+def test_a_move_from_a_group_the_bot_may_not_serve_is_ignored() -> None:
+    decision = decide(
+        update(chat=SUPERGROUP, migrate_from_chat_id=-4055), config(allowed_chat_ids=frozenset({-1}))
+    )
+    assert decision.ignored == "not on the allow-list"
+
+
+def test_the_old_groups_own_notice_of_the_upgrade_is_ignored_like_any_service_message() -> None:
+    decision = decide(update(chat={"id": -4055, "type": "group"}, migrate_to_chat_id=-1004055), config())
+    assert decision.ignored == "no content (service message)"

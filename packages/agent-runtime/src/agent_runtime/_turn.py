@@ -27,6 +27,7 @@ from session_core import (
     ProcessesRemainError,
     SessionCoreError,
     SessionKey,
+    SessionRecord,
     StorageError,
     StoredTranscript,
     SystemClock,
@@ -93,10 +94,13 @@ class PhaseTimes(msgspec.Struct, kw_only=True):
     store_appends: int = 0
 
 
-def transcript_project(key: SessionKey) -> str:
+def transcript_project(key: SessionKey, record: SessionRecord | None = None) -> str:
     """The project key under which a session's transcripts are stored: the session key itself,
     not the SDK's key derived from the working directory, so a session resumes whatever
-    SESSIONS_ROOT (or `agentbot dev --state-dir`) a container uses."""
+    SESSIONS_ROOT (or `agentbot dev --state-dir`) a container uses. A chat that moved to a new
+    id (a group upgraded to a supergroup) goes on in the old chat's project (its ``record``)."""
+    if record is not None and record.transcripts_of is not None:
+        return record.transcripts_of
     return key.canonical
 
 
@@ -220,8 +224,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
     ) -> TurnResult:
         """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
-        resume, resumed_total = await self._session_to_resume(key, request)
-        store = self._scoped_store(key)
+        resume, resumed_total, project = await self._session_to_resume(key, request)
+        store = self._scoped_store(project)
         # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
         # Progress out, stop requests in (see _live_progress.py).
@@ -253,7 +257,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     return _nothing_to_resume(request, started)
                 sdk_started = time.perf_counter()
                 resume_at, history_bytes = (
-                    (None, 0) if resume is None else await self._restore(key, resume, workspace)
+                    (None, 0) if resume is None else await self._restore(key, project, resume, workspace)
                 )
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -268,7 +272,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     gate=plan.gate,
                 )
                 end = await self._run_until_stopped(run, workspace, outcome, holder, deadline, live)
-                await self._remember_local_copy(key, end, outcome, workspace)
+                await self._remember_local_copy(key, project, end, outcome, workspace)
                 if end is RunEnd.STOPPED and live is not None:
                     return await self._user_stopped(
                         key, request, run, live, workspace, holder, outcome, started, deadline
@@ -305,8 +309,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         self._report_done(store, turn, answer, started=started, sdk_s=sdk_s, persist_s=persist_s)
         return answer if history is None else msgspec.structs.replace(answer, history=history)
 
-    async def _session_to_resume(self, key: SessionKey, request: TurnRequest) -> tuple[str | None, float]:
-        """The SDK session this turn continues (None: a fresh one) and its running total so far."""
+    async def _session_to_resume(
+        self, key: SessionKey, request: TurnRequest
+    ) -> tuple[str | None, float, str]:
+        """The SDK session this turn continues (None: a fresh one), its running total so far,
+        and the project its transcripts are kept under."""
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
@@ -315,13 +322,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # Recorded before session ids were checked: it names no file, so nothing resumes.
             log.warning("turn.stored_session_id_refused", session_id=str(resume)[:80])
             resume = None
-        return resume, 0.0 if record is None or resume is None else record.sdk_session_cost_usd
+        total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
+        return resume, total, transcript_project(key, record)
 
-    def _scoped_store(self, key: SessionKey) -> TimedStore:
+    def _scoped_store(self, project: str) -> TimedStore:
         store = self._timed_store
         assert store is not None
         store.reset()
-        store.scope = transcript_project(key)
+        store.scope = project
         return store
 
     async def _stopped_run(
@@ -629,7 +637,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return killed
 
     async def _restore(
-        self, key: SessionKey, resume: str, workspace: SessionWorkspace
+        self, key: SessionKey, project: str, resume: str, workspace: SessionWorkspace
     ) -> tuple[str | None, int]:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
         return where to resume and the transcript's bytes (0 when not restored); counted as
@@ -638,7 +646,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         store, restorer = self._timed_store, self._restorer
         assert store is not None and restorer is not None
         started = time.perf_counter()
-        store_key = {"project_key": transcript_project(key), "session_id": resume}
+        store_key = {"project_key": project, "session_id": resume}
         path = transcript_path(workspace.config_dir, project_key_for_directory(workspace.cwd), resume)
         try:
             try:
@@ -660,7 +668,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             store.load_s += time.perf_counter() - started
 
     async def _remember_local_copy(
-        self, key: SessionKey, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
+        self, key: SessionKey, project: str, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
     ) -> None:
         """After a clean run the transcript file (rewritten from the store) is what the next turn
         resumes from."""
@@ -675,7 +683,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         ):
             restorer.forget(key.canonical)
             return
-        store_key = {"project_key": transcript_project(key), "session_id": outcome.session_id}
+        store_key = {"project_key": project, "session_id": outcome.session_id}
         path = transcript_path(
             workspace.config_dir, project_key_for_directory(workspace.cwd), outcome.session_id
         )

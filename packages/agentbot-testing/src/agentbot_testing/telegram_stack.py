@@ -15,7 +15,14 @@ from typing import Any
 
 import boto3
 import httpx
-from local_stack import TEST_BOT_TOKEN, FunctionSpec, LocalLambda, LocalTelegram, sqs_lambda_event
+from local_stack import (
+    TEST_BOT_TOKEN,
+    FunctionSpec,
+    LocalLambda,
+    LocalTelegram,
+    ModelServer,
+    sqs_lambda_event,
+)
 from session_core import (
     AlbumParts,
     Approvals,
@@ -52,6 +59,8 @@ class TelegramStack:
     producer: Producer
     http: httpx.Client
     consumers: list[Consumer] = field(default_factory=list)
+    model: ModelServer | None = None  # with the real runtime: the scripted model it calls
+    log_path: Path | None = None  # with the real runtime: its log
 
     def consumer(
         self,
@@ -226,6 +235,40 @@ def telegram_stack(
         monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)
         yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), _http())
+
+
+@contextmanager
+def real_runtime_stack(
+    aws: Any,
+    tmp_path: Path,
+    monkeypatch: Any,
+    *,
+    config: Path,
+    responder: Callable[[dict[str, Any]], Any],
+    **telegram_kwargs: Any,
+) -> Iterator[TelegramStack]:
+    """The path with the real runtime (awslambdaric, the real CLI with claude-config ``config``)
+    and a scripted model answering with ``responder``; ``stack.model`` is that model server,
+    ``stack.log_path`` the runtime's log."""
+    key_parameter = f"/agentbot/test-{uuid.uuid4().hex[:8]}/anthropic-key"
+    aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-live", Type="SecureString")
+    log_path = tmp_path / "runtime.log"
+    with ModelServer(responder) as model, log_path.open("a") as log:
+        env = {
+            "ANTHROPIC_API_KEY_PARAMETER": key_parameter,
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "SESSIONS_ROOT": str(tmp_path / "sessions"),
+            "CLAUDE_CONFIG_PATH": str(config),
+            "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
+            "MODEL_MAX_RETRIES": "0",
+        }
+        spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120, max_concurrency=2)
+        with telegram_stack(
+            aws, tmp_path, monkeypatch, runtime_spec=spec, runtime_log=log, **telegram_kwargs
+        ) as stack:
+            stack.model = model
+            stack.log_path = log_path
+            yield stack
 
 
 @functools.cache

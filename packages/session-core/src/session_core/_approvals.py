@@ -23,7 +23,7 @@ from ._keys import SessionKey
 from ._registry_keys import session_item_pk
 
 APPROVAL_SK = "approval"
-_GRANT_PREFIX = "grant|"
+GRANT_PREFIX = "grant|"
 
 # pending → decided (a press, or a new message) → used (the allowed call was let through: it
 # never is again) → settled (the turn that answered it is recorded).
@@ -255,7 +255,7 @@ class Approvals(TableStore):
         self._table.put(
             "grant",
             session_item_pk(key),
-            _GRANT_PREFIX + rule,
+            GRANT_PREFIX + rule,
             {
                 "rule": {"S": rule},
                 "granted_by": {"S": granted_by},
@@ -265,7 +265,7 @@ class Approvals(TableStore):
         )
 
     def grants(self, key: SessionKey) -> list[Grant]:
-        items = self._table.query_prefix("grants", session_item_pk(key), _GRANT_PREFIX)
+        items = self._table.query_prefix("grants", session_item_pk(key), GRANT_PREFIX)
         return [
             Grant(
                 rule=str(item_str(item, "rule")),
@@ -279,7 +279,7 @@ class Approvals(TableStore):
         """Drop the grant named ``token``; answers it (None when no grant has that name)."""
         for grant in self.grants(key):
             if grant.token == token:
-                self._table.delete("revoke", session_item_pk(key), _GRANT_PREFIX + grant.rule)
+                self._table.delete("revoke", session_item_pk(key), GRANT_PREFIX + grant.rule)
                 return grant
         return None
 

@@ -291,6 +291,37 @@ class BudgetLedger:
             for scope, period, key in wanted
         ]
 
+    def carry_chat_spend(self, *, from_chat: int, to_chat: int) -> None:
+        """Count what chat ``from_chat`` spent this day and month on ``to_chat`` as well: the
+        group became a supergroup under a new id, which must not start its caps afresh. Once
+        per move: the account keeps a mark, so a retried move adds nothing."""
+        now = self._clock()
+        for period in PERIODS:
+            spent = _float(self._get(self._account_key("chat", from_chat, period, now)) or {}, "spent_usd")
+            if not spent:
+                continue
+            pk, sk = self._account_key("chat", to_chat, period, now)
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=_key(pk, sk),
+                    UpdateExpression=(
+                        "ADD spent_usd :spent, committed_usd :spent"
+                        " SET carried_from = :from, expires_at = if_not_exists(expires_at, :ttl)"
+                    ),
+                    ConditionExpression="attribute_not_exists(carried_from)",
+                    ExpressionAttributeValues={
+                        ":spent": _num(spent),
+                        ":from": {"N": str(from_chat)},
+                        ":ttl": _num(_ttl(period, now)),
+                    },
+                )
+            except ClientError as exc:
+                if aws_error_code(exc) != "ConditionalCheckFailedException":
+                    raise self._error("carry_chat_spend", exc) from exc
+            except BotoCoreError as exc:
+                raise self._error("carry_chat_spend", exc) from exc
+
     def deployment_daily_spent(self) -> float:
         """What the whole deployment spent today (UTC), holds of running turns excluded."""
         item = self._get(self._account_key("deployment", 0, "day", self._clock())) or {}

@@ -10,7 +10,8 @@ pk                              sk                  holds
 ``session|<canonical key>``     ``meta``            sdk_session_id, head_version, turns, cost_usd
                                                     (the chat's total), conversation_turns/_cost_usd
                                                     (since /new), sdk_session_cost_usd (the SDK's
-                                                    running total), previous_session_ids, lease_*
+                                                    running total), previous_session_ids, lease_*,
+                                                    moved_from/transcripts_of (``_chat_moves.py``)
 ``session|<canonical key>``     ``turn|<turn id>``  the recorded TurnResult of that turn
 ==============================  ==================  =========================================
 
@@ -25,9 +26,9 @@ from typing import Any
 
 import msgspec
 
+from ._chat_moves import ChatMoveVerbs
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_str, number
 from ._keys import SessionKey
-from ._leases import LeaseVerbs
 from ._registry_keys import META, session_item_pk
 from ._turn_records import TurnRecordVerbs
 
@@ -47,9 +48,12 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     conversation_cost_usd: float = 0.0
     # The current SDK session's running total as last recorded (prices its next turn).
     sdk_session_cost_usd: float = 0.0
+    # The chat (canonical key) under whose project this chat's transcripts are kept: set when
+    # the chat moved to a new id (see ``_chat_moves.py``); None: its own.
+    transcripts_of: str | None = None
 
 
-class SessionRegistry(TableStore, LeaseVerbs, TurnRecordVerbs):
+class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
     """Session records, leases and turn results.
 
     ``dynamodb`` is a boto3 DynamoDB client; ``clock`` returns epoch seconds (tests pass a
@@ -114,4 +118,5 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         conversation_turns=item_int(item, "conversation_turns"),
         conversation_cost_usd=item_float(item, "conversation_cost_usd"),
         sdk_session_cost_usd=item_float(item, "sdk_session_cost_usd"),
+        transcripts_of=item_str(item, "transcripts_of"),
     )

@@ -145,9 +145,9 @@ class Consumer:
 
     def _left_queue(self, msg: InboundMessage, key: SessionKey) -> None:
         # The chat's backlog count (the producer's burst rule) loses this message; a requeued
-        # copy or a record to retry is still waiting, so it keeps its place. An approval press
-        # was never counted (the producer queues it past the backlog).
-        if self._deps.backlog is not None and msg.kind != "approval":
+        # copy or a record to retry is still waiting, so it keeps its place. Some messages were
+        # never counted (the producer queues them past the backlog).
+        if self._deps.backlog is not None and msg.counted_in_backlog:
             self._deps.backlog.release(key.canonical, now=self._deps.clock())
 
     def _chat_unreachable(self, msg: InboundMessage, key: SessionKey, reason: str) -> RecordOutcome:

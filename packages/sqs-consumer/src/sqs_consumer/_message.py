@@ -36,6 +36,7 @@ from ._approval_view import (
 )
 from ._attachments import stage_attachments
 from ._budget import refusal_text, report_deployment_spend
+from ._chat_move import move_conversation
 from ._commands import parse_command, run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery
@@ -77,6 +78,9 @@ class MessageHandler:
         if msg.kind == "unsupported":
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
+        if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
+            move_conversation(msg, key, self._deps)
+            return "chat_moved"
         if self._deps.albums is not None:  # one turn for the photos sent together
             msg = with_its_album(msg, self._deps.albums, self._deps.sleep)
         registry, budgets = self._deps.registry, self._deps.budgets

@@ -7,7 +7,9 @@ from typing import Literal
 
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
 # attachment, the budget's refusal, or the runtime's for a history its memory cannot load.
-MessageStatus = Literal["replied", "command", "unsupported", "refused", "over_budget", "history_too_large"]
+MessageStatus = Literal[
+    "replied", "command", "unsupported", "refused", "over_budget", "history_too_large", "chat_moved"
+]
 # What became of a record: answered (a MessageStatus), or handled without an answer
 # ("chat_unreachable": the bot may no longer post in the chat, so the answer was dropped).
 RecordStatus = Literal[

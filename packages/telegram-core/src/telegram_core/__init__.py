@@ -15,7 +15,7 @@ if TYPE_CHECKING:
         revoke_callback_data,
     )
     from ._bot_api import MAX_DOWNLOAD_BYTES, TELEGRAM_API_BASE, BotApi, check_response, error_for
-    from ._chat_settings import ChatSettings
+    from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
     from ._envelope import (
@@ -54,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APPROVAL_CALLBACK_PREFIX",
+    "CHAT_SETTINGS_SK",
     "ENVELOPE_VERSION",
     "MAX_DOWNLOAD_BYTES",
     "REVOKE_CALLBACK_PREFIX",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from session_core import DynamoTable, SessionKey, number, session_item_pk
 
-_SETTINGS = "settings"
+CHAT_SETTINGS_SK = "settings"  # its sort key: a chat that moves takes it along
 
 
 class ChatSettings:
@@ -16,7 +16,7 @@ class ChatSettings:
 
     def usage_footer(self, key: SessionKey) -> bool:
         """Whether answers in this chat (or topic) end with their tokens and cost (/usage)."""
-        item = self._table.get("usage_footer", session_item_pk(key), _SETTINGS)
+        item = self._table.get("usage_footer", session_item_pk(key), CHAT_SETTINGS_SK)
         return bool(item and item.get("usage_footer", {}).get("BOOL"))
 
     def set_usage_footer(self, key: SessionKey, on: bool) -> None:
@@ -26,7 +26,7 @@ class ChatSettings:
         self._table.update(
             "set_usage_footer",
             session_item_pk(key),
-            _SETTINGS,
+            CHAT_SETTINGS_SK,
             UpdateExpression="SET usage_footer = :on, updated_at = :now, expires_at = :ttl",
             ExpressionAttributeValues={
                 ":on": {"BOOL": on},

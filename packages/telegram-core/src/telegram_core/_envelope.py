@@ -28,13 +28,15 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     ``kind`` says what to do: ``message`` starts a turn (or a command),
     ``unsupported`` gets a short "not supported yet" (``unsupported_what`` names it),
     ``approval`` resumes the session's pending tool call ``approval_id`` once a button press
-    decided it ([I]; ``message_id`` is then the message with the buttons). Messages queued
-    before [I] have neither and decode as before.
+    decided it ([I]; ``message_id`` is then the message with the buttons), ``chat_moved``
+    carries the conversation of the group ``moved_from_chat_id`` over to this chat (Telegram
+    upgraded it to a supergroup, under a new id). Messages queued before [I] have neither and
+    decode as before.
     """
 
     update_id: int
     session_key: str
-    kind: Literal["message", "unsupported", "approval"]
+    kind: Literal["message", "unsupported", "approval", "chat_moved"]
     chat_id: int
     chat_type: str
     message_id: int
@@ -47,6 +49,14 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     approval_id: str | None = None
     sent_at: int = 0
     album_id: str | None = None  # Telegram's media_group_id: its parts are answered together
+    moved_from_chat_id: int | None = None
+
+    @property
+    def counted_in_backlog(self) -> bool:
+        """Whether the message takes a place in the chat's backlog (the producer's burst rule).
+        A button press answers a turn that already ran and a move carries the conversation:
+        neither may be refused for a full backlog, so neither is counted."""
+        return self.kind not in ("approval", "chat_moved")
 
 
 class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):

@@ -57,6 +57,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     sender_id, sender_name = sender_of(msg)
     if user is not None and user.is_bot and not on_behalf_of_a_chat(msg):
         return Decision(ignored="message from a bot")
+    if msg.migrate_from_chat_id is not None:
+        return _chat_moved(update, msg, sender_id, config)
     if not allowed(config, user_id=sender_id, chat_id=msg.chat.id):
         return Decision(ignored="not on the allow-list")
     text = msg.text if msg.text is not None else (msg.caption or "")
@@ -90,6 +92,31 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         album_id=msg.media_group_id if attachments else None,
     )
     return Decision(message=message) if addressed else Decision(album_part=message)
+
+
+def _chat_moved(update: Update, msg: Message, sender_id: int | None, config: ProducerConfig) -> Decision:
+    """The supergroup's first message, naming the group it was: its conversation moves here.
+    Only Telegram writes it (the webhook is verified), so the old chat's place on the
+    allow-list counts as much as the new one's."""
+    old_chat = msg.migrate_from_chat_id
+    assert old_chat is not None
+    if not (
+        allowed(config, user_id=sender_id, chat_id=msg.chat.id)
+        or allowed(config, user_id=None, chat_id=old_chat)
+    ):
+        return Decision(ignored="not on the allow-list")
+    key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id)
+    moved = InboundMessage(
+        update_id=update.update_id,
+        session_key=key.canonical,
+        kind="chat_moved",
+        chat_id=msg.chat.id,
+        chat_type=msg.chat.type,
+        message_id=msg.message_id,
+        moved_from_chat_id=old_chat,
+        sent_at=msg.date,
+    )
+    return Decision(message=moved)
 
 
 def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> bool:

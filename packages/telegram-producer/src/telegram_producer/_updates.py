@@ -102,6 +102,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     document: Document | None = None
     reply_to_message: RepliedMessage | None = None
     media_group_id: str | None = None  # the album the photo or file is part of
+    # The group this supergroup was until an upgrade gave it a new id (the first message of
+    # the supergroup, a service message).
+    migrate_from_chat_id: ChatId | None = None
     # Present only to recognise unsupported content; their contents are never read.
     voice: Any = None
     audio: Any = None

@@ -184,6 +184,8 @@ class Producer:
         if len(decision.message.text) > MAX_TEXT_CHARS:
             return _response(413, "text too long")
         message = decision.message
+        if message.kind == "chat_moved":
+            return self._move_chat(update.update_id, message)
         verdict = self._record_album_part(message, addressed=True)
         if verdict == "joins":
             log.info("album_part_joined")
@@ -209,6 +211,26 @@ class Producer:
         except StorageError as exc:
             log.warning("album_part_not_recorded", error=str(exc)[:200])
             return None
+
+    def _move_chat(self, update_id: int, moved: InboundMessage) -> dict[str, Any]:
+        """Queue the move of a group's conversation to the supergroup it became, ahead of the
+        supergroup's messages (its FIFO group). Never rate limited or refused for a full
+        backlog: dropped, the chat would lose its conversation for good."""
+        bind_correlation(update_id=update_id, session_key=moved.session_key)
+        if self._seen_before(update_id):
+            return _response(200, "duplicate")
+        if not self._send_to_queue(update_id, moved.session_key, _queue_body(moved, self._clock())):
+            return _response(503, "queue unavailable, retry")
+        self._mark_seen(update_id)
+        log.info("chat_move_enqueued", moved_from_chat_id=moved.moved_from_chat_id)
+        if self._config.allowed_chat_ids and moved.chat_id not in self._config.allowed_chat_ids:
+            log.warning(
+                "moved_chat_not_on_allow_list",
+                chat_id=moved.chat_id,
+                moved_from_chat_id=moved.moved_from_chat_id,
+                fix=f"add {moved.chat_id} to ALLOWED_CHAT_IDS (the group became a supergroup)",
+            )
+        return _response(200, "enqueued: chat moved")
 
     def _seen_before(self, update_id: int) -> bool:
         """Whether Telegram sent this update already (marking it seen if not)."""

@@ -1,0 +1,119 @@
+"""A chat that moved to a new id (a group upgraded to a supergroup) keeps its conversation:
+the registry carries it over (moto over real HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agentbot_testing import FakeClock
+from session_core import (
+    TURN_VERSION,
+    Approvals,
+    BudgetCaps,
+    BudgetLedger,
+    LeaseHeldError,
+    SessionKey,
+    SessionRegistry,
+    TurnResult,
+)
+
+OLD = SessionKey(tenant="acme", chat_id=-4055)
+NEW = SessionKey(tenant="acme", chat_id=-1004055)
+
+
+@pytest.fixture
+def registry(aws: Any) -> SessionRegistry:
+    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=FakeClock())
+
+
+def talk(registry: SessionRegistry, key: SessionKey, turn_id: int, *, session_id: str, cost: float) -> None:
+    """One recorded turn of ``key``'s conversation."""
+    lease = registry.acquire_lease(key, owner="runtime", duration_s=60)
+    turn = TurnResult(
+        version=TURN_VERSION,
+        session_key=key.canonical,
+        turn_id=turn_id,
+        text="ok",
+        session_id=session_id,
+        cost_usd=cost,
+        session_cost_usd=cost * turn_id,
+        num_turns=1,
+    )
+    registry.record_turn(lease, result=turn)
+    registry.release_lease(lease)
+
+
+def test_the_new_chat_goes_on_with_the_old_chats_session_grants_and_totals(aws, registry) -> None:
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    talk(registry, OLD, 2, session_id="sdk-old", cost=0.25)
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table)
+    approvals.grant(OLD, "Bash(git status)", granted_by="@ada")
+
+    assert registry.move_chat(OLD, NEW) is True
+
+    moved, old = registry.get_session(NEW), registry.get_session(OLD)
+    assert moved is not None and old is not None
+    assert (moved.sdk_session_id, moved.turns, moved.cost_usd) == ("sdk-old", 2, 0.5)
+    assert moved.sdk_session_cost_usd == old.sdk_session_cost_usd  # the next turn is priced right
+    assert moved.transcripts_of == OLD.canonical  # where its transcript is
+    assert [g.rule for g in approvals.grants(NEW)] == ["Bash(git status)"]
+    # A turn of the new chat takes its own lease and records on top of what moved.
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)
+    after = registry.get_session(NEW)
+    assert after is not None and after.turns == 3 and after.transcripts_of == OLD.canonical
+
+
+def test_the_move_waits_for_a_turn_of_the_old_chat_that_is_still_running(registry) -> None:
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    running = registry.acquire_lease(OLD, owner="runtime", duration_s=60)
+
+    with pytest.raises(LeaseHeldError) as held:
+        registry.move_chat(OLD, NEW)
+
+    assert held.value.retryable  # the consumer retries the record; the new chat's queue waits
+    assert registry.get_session(NEW) is None
+    registry.release_lease(running)
+    assert registry.move_chat(OLD, NEW) is True
+
+
+def test_a_repeated_move_changes_nothing_and_a_new_chat_with_its_own_conversation_keeps_it(registry) -> None:
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    talk(registry, NEW, 2, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True  # a redelivered record: same content again
+    record = registry.get_session(NEW)
+    assert record is not None and record.turns == 2  # the repeat re-copied the old totals only
+
+    other = SessionKey(tenant="acme", chat_id=-100777)
+    talk(registry, other, 5, session_id="sdk-own", cost=1.0)
+    assert registry.move_chat(OLD, other) is False
+    kept = registry.get_session(other)
+    assert kept is not None and (kept.sdk_session_id, kept.transcripts_of) == ("sdk-own", None)
+
+
+def test_a_chat_without_a_conversation_moves_nothing(registry) -> None:
+    assert registry.move_chat(OLD, NEW) is False
+    assert registry.get_session(NEW) is None
+
+
+def test_the_days_spending_follows_the_chat_once(aws) -> None:
+    clock = FakeClock()
+    ledger = BudgetLedger(
+        dynamodb=aws.dynamodb,
+        table=aws.resources.table,
+        caps=BudgetCaps(chat_daily_usd=1.0, turn_usd=0.5),
+        tenant="acme",
+        clock=clock,
+    )
+    hold = ledger.hold(chat_id=OLD.chat_id, user_id=42)
+    assert not isinstance(hold, Exception)
+    ledger.settle(hold, 0.75)
+
+    ledger.carry_chat_spend(from_chat=OLD.chat_id, to_chat=NEW.chat_id)
+    ledger.carry_chat_spend(from_chat=OLD.chat_id, to_chat=NEW.chat_id)  # a retried move
+
+    spent = {(s.scope, s.period): s.spent_usd for s in ledger.spending(chat_id=NEW.chat_id, user_id=None)}
+    assert spent[("chat", "day")] == 0.75 and spent[("chat", "month")] == 0.75
+    # Upgrading the group is no way round its cap: one more turn fits, then it is refused.
+    assert not hasattr(ledger.hold(chat_id=NEW.chat_id, user_id=None), "scope")

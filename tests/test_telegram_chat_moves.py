@@ -1,0 +1,79 @@
+"""A group upgraded to a supergroup keeps its conversation.
+
+Telegram gives the supergroup a new chat id: the old group gets a service message naming the
+new id, and the supergroup's first message names the old one. Before, the bot started from
+nothing there: the history, the /usage choice and the day's spending stayed with the dead id.
+Through the real stack: producer → moto FIFO → consumer → the real runtime (real CLI,
+scripted model that says how many of the user's messages it was shown).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from local_stack import last_user_text, user_turns
+from session_core import SessionKey
+
+pytestmark = pytest.mark.slow
+OLD, NEW = -4055, -1004055  # the group, and the supergroup it became
+
+
+def responder(request: dict[str, Any]) -> str:
+    return f"turns={user_turns(request)} last={last_user_text(request)}"
+
+
+@pytest.fixture
+def stack(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from agentbot_testing.telegram_stack import real_runtime_stack
+
+    with real_runtime_stack(aws, tmp_path, monkeypatch, config=tools_config, responder=responder) as stack:
+        yield stack
+
+
+def _post(stack: Any, update_id: int, chat_id: int, chat_type: str, **fields: Any) -> str:
+    event = webhook_event(
+        update(update_id, message_id=update_id, chat_id=chat_id, chat_type=chat_type, **fields)
+    )
+    response = stack.producer.handle_event(event)
+    assert response["statusCode"] == 200, response
+    return str(json.loads(response["body"])["outcome"])
+
+
+def _upgrade(stack: Any, first_update: int) -> str:
+    """What Telegram sends when the group becomes a supergroup; the producer's outcome for the
+    supergroup's message."""
+    _post(stack, first_update, OLD, "group", text=None, migrate_to_chat_id=NEW)
+    return _post(stack, first_update + 1, NEW, "supergroup", text=None, migrate_from_chat_id=OLD)
+
+
+def test_a_group_upgraded_to_a_supergroup_goes_on_with_its_conversation_and_its_settings(stack) -> None:
+    _post(stack, 1, OLD, "group", text=f"@{BOT_USERNAME} remember the word heron")
+    _post(stack, 2, OLD, "group", text=f"/usage@{BOT_USERNAME} on")
+    stack.drain(stack.consumer())
+    assert stack.replies(OLD)[0]["text"].startswith("turns=1 last=remember the word heron")
+
+    assert _upgrade(stack, 3) == "enqueued: chat moved"
+    _post(stack, 5, NEW, "supergroup", text=f"@{BOT_USERNAME} what was the word?")
+    stack.drain(stack.consumer())
+
+    [answer] = [m["text"] for m in stack.replies(NEW)]  # nothing said about the move itself
+    assert answer.startswith("turns=2 last=what was the word?")  # the group's message was shown
+    assert "tokens in" in answer  # /usage on came along
+    moved = stack.registry().get_session(SessionKey(tenant="default", chat_id=NEW))
+    assert moved is not None and moved.turns == 2
+    # The supergroup's turns go on in the transcript the group wrote: one conversation.
+    old = stack.registry().get_session(SessionKey(tenant="default", chat_id=OLD))
+    assert old is not None and moved.sdk_session_id == old.sdk_session_id
+
+
+def test_a_supergroup_that_was_never_a_group_with_the_bot_starts_afresh(stack) -> None:
+    assert _upgrade(stack, 20) == "enqueued: chat moved"
+    _post(stack, 22, NEW, "supergroup", text=f"@{BOT_USERNAME} hello")
+    stack.drain(stack.consumer())
+
+    assert [m["text"] for m in stack.replies(NEW)] == ["turns=1 last=hello"]
