@@ -96,3 +96,15 @@ def test_a_message_that_fails_for_good_gives_its_place_back(stack) -> None:
     bodies = post_burst(stack, 604, 44_300, LIMIT + 1)
     assert [b.get("outcome") for b in bodies[:LIMIT]] == ["enqueued"] * LIMIT
     assert bodies[LIMIT].get("method") == "sendMessage"
+
+
+def test_a_groups_move_to_its_supergroup_is_queued_even_when_the_supergroups_backlog_is_full(stack) -> None:
+    # Members of the new supergroup flood it before the move's record is taken.
+    supergroup = {"chat_id": -1004055, "chat_type": "supergroup"}
+    for i in range(LIMIT + 1):
+        event = webhook_event(update(43_000 + i, text=f"@agent_test_bot burst {i}", **supergroup))
+        stack.producer.handle_event(event)
+    moved = webhook_event(update(43_100, text=None, migrate_from_chat_id=-4055, **supergroup))
+    response = stack.producer.handle_event(moved)
+
+    assert json.loads(response["body"]) == {"ok": True, "outcome": "enqueued: chat moved"}
