@@ -289,6 +289,38 @@ def test_approval_rules_may_name_any_tool_when_the_agents_may_use_every_tool(app
 
 
 @pytest.mark.parametrize(
+    ("tool", "problem"),
+    [
+        ("Edti", "'Edti' matches no built-in tool of Claude Code (did you mean 'Edit'?)"),
+        ("Bassh", "did you mean 'Bash'?"),
+        ("Web*", None),
+        ("Notebook?dit", None),
+        ("KillShell", None),  # another name the CLI takes for TaskStop
+        ("ExitPlanMode", None),  # a tool the CLI does not list
+        ("mcp__deepwiki__*", None),
+        ("mcp__nowhere__*", "'mcp__nowhere__*' names MCP server 'nowhere', which mcp.json does not define"),
+    ],
+)
+def test_with_every_tool_a_rule_must_still_name_a_built_in_tool(approval_config, tool, problem) -> None:
+    """main.tools unset gives the agents every built-in tool: a misspelt rule would let Edit
+    run without asking, so it is checked against the CLI's tool names."""
+    agents = json.loads((approval_config / "agents.json").read_text())
+    del agents["main"]["tools"]
+    (approval_config / "agents.json").write_text(json.dumps(agents))
+    (approval_config / "approvals.json").write_text(json.dumps({"require_approval": [{"tool": tool}]}))
+    environ = {"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"}
+
+    if problem is None:
+        config = load_claude_config(approval_config, environ=environ)
+        assert [rule.tool for rule in config.approvals.rules] == [tool]
+        return
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(approval_config, environ=environ)
+    assert caught.value.file.endswith("approvals.json") and caught.value.field == "require_approval[0].tool"
+    assert problem in caught.value.reason
+
+
+@pytest.mark.parametrize(
     ("tool", "tool_input", "shown", "hidden", "rule"),
     [
         (

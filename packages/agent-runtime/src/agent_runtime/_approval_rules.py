@@ -11,7 +11,8 @@
 
 ``tool`` is a tool name or a pattern (``*`` any text, ``?`` one character), so one entry can
 cover an MCP server's tools. ``except`` lists Bash command patterns that run without asking
-(only for Bash: other tools have no command to match). A missing file means no tool asks.
+(only for Bash: other tools have no command to match). A missing file means no tool asks. A
+rule that matches no tool the agents have is refused, with the name it was probably meant to be.
 
 A grant ("Always in this chat") is a rule of the same shape in one string: ``Write``,
 ``mcp__server__tool``, or ``Bash(git *)`` for a command pattern.
@@ -29,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES
 from ._errors import ClaudeConfigError
 
 APPROVALS_FILE = "approvals.json"
@@ -106,9 +108,9 @@ def check_rules_name_tools(
 ) -> None:
     """ClaudeConfigError for a rule that can match no tool the agent has: a misspelt name
     ("Edti") would let that tool run without asking. ``agent_tools``: the built-in tools
-    agents.json gives the agents (None: every tool, so nothing to check built-in names
-    against); an MCP rule must name a server mcp.json defines."""
-    known = None if agent_tools is None else {*agent_tools, *(_SAME_TOOL.get(t, t) for t in agent_tools)}
+    agents.json gives the agents (None: main.tools unset, so the CLI's whole set); an MCP rule
+    must name a server mcp.json defines."""
+    known = None if agent_tools is None else {*agent_tools, *(TOOL_ALIASES.get(t, t) for t in agent_tools)}
     servers = set(mcp_servers)
     for index, rule in enumerate(rules.rules):
         where, pattern = f"require_approval[{index}].tool", rule.tool
@@ -118,20 +120,20 @@ def check_rules_name_tools(
                 reason = f"{pattern!r} names MCP server {server!r}, which mcp.json does not define"
                 raise ClaudeConfigError(str(base / APPROVALS_FILE), where, reason)
             continue
-        if known is None or any(fnmatch.fnmatchcase(tool, pattern) for tool in known):
+        candidates = KNOWN_TOOL_NAMES if known is None else known
+        if any(fnmatch.fnmatchcase(tool, pattern) for tool in candidates):
             continue
-        close = difflib.get_close_matches(pattern, sorted(known), n=1)
+        close = difflib.get_close_matches(pattern, sorted(candidates), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if known is None:  # main.tools unset: the agents have the CLI's whole set
+            matches = f"no built-in tool of Claude Code{hint}"
+        else:
+            matches = f"no tool the agents have{hint}: agents.json gives them {', '.join(sorted(known))}"
         raise ClaudeConfigError(
             str(base / APPROVALS_FILE),
             where,
-            f"{pattern!r} matches no tool the agents have{hint}: agents.json gives them "
-            f"{', '.join(sorted(known))}; a misspelt name would let that tool run without asking",
+            f"{pattern!r} matches {matches}; a misspelt name would let that tool run without asking",
         )
-
-
-# The CLI's names for one tool (see _sdk_run._TOOL_ALIASES): a rule may use either.
-_SAME_TOOL = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
 
 
 def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:

@@ -29,6 +29,7 @@ from claude_agent_sdk import (
 )
 from session_core import get_logger
 
+from ._builtin_tools import NOT_LISTED, TOOL_ALIASES
 from ._claude_config import ClaudeConfig, MainAgentPolicy
 from ._environment import (
     ModelAccess,
@@ -241,12 +242,6 @@ def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None
             )
 
 
-# Names the CLI takes for one of its tools under another name (checked with CLI 2.1.x)
-_TOOL_ALIASES = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
-# Tools the CLI has but lists only with a permission-prompt tool, which the runtime never sets
-_NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
-
-
 def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy, config_root: str) -> None:
     """A built-in tool ``main.tools`` names that the CLI does not have (a misspelt "Bassh", one
     a later CLI dropped) is left out without a word: the operator reads which one here."""
@@ -257,8 +252,8 @@ def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy, config_root:
         if (
             tool.startswith("mcp__")
             or tool in present
-            or _TOOL_ALIASES.get(tool) in present
-            or tool in _NOT_LISTED
+            or TOOL_ALIASES.get(tool) in present
+            or tool in NOT_LISTED
             or tool in main.disallowed_tools  # left out on purpose
         ):
             continue

@@ -1,0 +1,46 @@
+"""The names of the Claude Code CLI's built-in tools: the CLI bundled with claude-agent-sdk
+(2.1.331), as the runtime runs it. This package's tests/test_builtin_tools.py asks the bundled
+CLI, so an SDK upgrade that adds or drops a tool fails there."""
+
+from __future__ import annotations
+
+# What the CLI lists when asked for every tool by name (its default set, plus Glob, Grep and
+# the task-list tools, which it gives only when named).
+BUILTIN_TOOLS = frozenset(
+    {
+        "Bash",
+        "CronCreate",
+        "CronDelete",
+        "CronList",
+        "Edit",
+        "EnterWorktree",
+        "ExitWorktree",
+        "Glob",
+        "Grep",
+        "ListAgents",
+        "Monitor",
+        "NotebookEdit",
+        "Read",
+        "ReportFindings",
+        "ScheduleWakeup",
+        "SendMessage",
+        "Skill",
+        "Task",
+        "TaskCreate",
+        "TaskGet",
+        "TaskList",
+        "TaskStop",
+        "TaskUpdate",
+        "ToolSearch",
+        "WebFetch",
+        "WebSearch",
+        "Workflow",
+        "Write",
+    }
+)
+# Names the CLI takes for one of its tools under another name
+TOOL_ALIASES = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
+# Tools the CLI has but lists only with a permission-prompt tool, which the runtime never sets
+NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
+# Every name a rule in approvals.json may use for a built-in tool
+KNOWN_TOOL_NAMES = BUILTIN_TOOLS | TOOL_ALIASES.keys() | NOT_LISTED
