@@ -279,6 +279,39 @@ def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_wou
     assert "'npx-not-installed-here' is not on the runtime's PATH" in lines["claude-config"], out
 
 
+def test_local_checks_name_every_claude_config_problem_in_one_run(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """An operator with four mistakes fixes four, not one per run of doctor."""
+    _with_command_server(tmp_path, "npx-not-installed-here", clean_env)
+    config = tmp_path / "claude-config"
+    (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["allowed_tools"].append("mcp__agentbot-tools__*")
+    (config / "agents.json").write_text(json.dumps(agents))
+    rules = [{"tool": "Bash"}, {"tool": "Write"}, {"tool": "Edti"}]
+    (config / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    failed = [line for line in out.splitlines() if line.split()[:2] == ["FAIL", "claude-config"]]
+    wanted = [
+        "mcp.json: mcpServers.github.command: program 'npx-not-installed-here' is not on",
+        "skills/hello-world/SKILL.md: description: is required",
+        f"agents.json: main.allowed_tools[{len(agents['main']['allowed_tools']) - 1}]: "
+        "'mcp__agentbot-tools__*' is a wildcard",
+        # agents.json has a problem: its tools are unknown, the rule is checked against the CLI's
+        "approvals.json: require_approval[2].tool: 'Edti' matches no built-in tool of Claude Code "
+        "(did you mean 'Edit'?)",
+    ]
+    assert len(failed) == len(wanted), out
+    for line, words in zip(failed, wanted, strict=True):
+        assert words in line, out
+    assert out.count("fix: fix the file and start `agentbot dev` again") == 1, out  # said once
+    assert "4 problem(s) found." in out
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the local agent as another user")
 def test_as_root_a_program_only_root_may_run_fails_the_check_for_the_agents_user(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any, request: Any

@@ -78,19 +78,20 @@ class Target:
 # ------------------------------------------------------------------------ checks
 
 
-def check_claude_config(target: Target) -> Check:
-    """claude-config validates as the runtime loads it (the same loader, the same errors)."""
-    from agent_runtime import ClaudeConfigError, check_mcp_commands, default_config_path, load_claude_config
+def check_claude_config(target: Target) -> Check | list[Check]:
+    """claude-config validates as the runtime loads it (the same loader, the same errors): a
+    line for each problem found."""
+    from agent_runtime import ClaudeConfigError, default_config_path, load_claude_config
     from local_stack import agent_user
 
     where = str(default_config_path())
+    # this machine is where `agentbot dev` starts the command servers' programs
+    programs = programs_for(agent_user()) if target.stack is None else None
     try:
-        config = load_claude_config()
-        if target.stack is None:  # this machine is where `agentbot dev` starts the programs
-            check_mcp_commands(config, os.environ, programs_for(agent_user()))
+        config = load_claude_config(programs=programs)
     except ClaudeConfigError as exc:
-        problem = describe(exc, deployed=target.stack is not None)
-        return Check("claude-config", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)
+        found = describe(exc, deployed=target.stack is not None).problems
+        return [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
     counts = (
         f"{len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
         f"{len(config.mcp_servers)} MCP server(s)"
@@ -395,13 +396,12 @@ def run_checks(target: Target) -> list[Check]:
     """Every check in checklist order; one that cannot run at all is a FAIL line, not a crash."""
     checks: list[Check] = []
 
-    def guarded(name: str, run: Callable[[], Check]) -> None:
+    def guarded(name: str, run: Callable[[], Check | list[Check]]) -> None:
         try:
-            checks.append(run())
+            found = run()
         except (OpsError, TelegramApiError, SessionCoreError, ClientError, BotoCoreError) as exc:
-            checks.append(
-                Check(name, "FAIL", str(exc)[:300], "fix what the line names, then run doctor again")
-            )
+            found = Check(name, "FAIL", str(exc)[:300], "fix what the line names, then run doctor again")
+        checks.extend(found if isinstance(found, list) else [found])
 
     guarded("claude-config", lambda: check_claude_config(target))
     guarded("model", lambda: check_model(target))
@@ -422,11 +422,13 @@ def run_checks(target: Target) -> list[Check]:
 
 
 def format_checklist(title: str, checks: list[Check]) -> str:
-    """The checklist as printed: one line per check, a fix line under each failure or warning."""
+    """The checklist as printed: one line per check, a fix line under each failure or warning
+    (once under a run of one check's lines that share it, e.g. claude-config's problems)."""
     lines = [title]
-    for check in checks:
+    for check, following in zip(checks, [*checks[1:], None], strict=True):
         lines.append(f"  {check.status:<5} {check.name:<14} {check.detail}")
-        if check.fix and check.status in ("FAIL", "warn"):
+        shared = following is not None and (following.name, following.fix) == (check.name, check.fix)
+        if check.fix and check.status in ("FAIL", "warn") and not shared:
             lines.append(f"  {'':<5} {'':<14} fix: {check.fix}")
     failed = sum(c.status == "FAIL" for c in checks)
     lines.append(f"{failed} problem(s) found." if failed else "All checks passed.")

@@ -6,7 +6,7 @@ for the person at the terminal, with what to do. Used by `agentbot dev` (refuse 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from session_core import ConfigError
@@ -20,13 +20,30 @@ if TYPE_CHECKING:
 
 class ConfigurationProblem(Exception):
     """Raised when a configuration the functions need is wrong; ``where`` names the setting, or
-    the file and field, ``reason`` what is wrong and ``fix`` what to do (one line together)."""
+    the file and field, ``reason`` what is wrong and ``fix`` what to do (one line together).
+    ``problems`` holds each thing to fix (just this one unless it is a ConfigurationProblems)."""
 
     def __init__(self, where: str, reason: str, fix: str) -> None:
         super().__init__(f"{where}: {reason}; {fix}")
         self.where = where
         self.reason = reason
         self.fix = fix
+        self.problems: tuple[ConfigurationProblem, ...] = (self,)
+
+
+class ConfigurationProblems(ConfigurationProblem):
+    """Raised when several things are wrong at once (claude-config's check names every problem
+    it found): ``problems`` lists each; ``where``, ``reason`` and ``fix`` are the first one's."""
+
+    def __init__(self, problems: Sequence[ConfigurationProblem]) -> None:
+        first = problems[0]
+        super().__init__(first.where, first.reason, first.fix)
+        self.problems = tuple(problems)
+        # A line each; a fix they share (the usual "fix the file ...") once, at the end.
+        shared = first.fix if all(p.fix == first.fix for p in problems) else None
+        lines = [f"{len(problems)} problems:"]
+        lines += [f"  {p.where}: {p.reason}" + ("" if shared else f"; {p.fix}") for p in problems]
+        self.args = ("\n".join([*lines, f"  {shared}"] if shared else lines),)
 
 
 def fix_for(exc: BaseException, *, deployed: bool) -> str:
@@ -61,11 +78,13 @@ def fix_for(exc: BaseException, *, deployed: bool) -> str:
 
 
 def describe(exc: BaseException, *, deployed: bool) -> ConfigurationProblem:
-    """A permanent configuration error as a ConfigurationProblem with its fix."""
-    from agent_runtime import config_problem
+    """A permanent configuration error as a ConfigurationProblem with its fix (a
+    ConfigurationProblems when claude-config's check found several)."""
+    from agent_runtime import ClaudeConfigError, config_problem
 
-    where, reason = config_problem(exc)
-    return ConfigurationProblem(where, reason, fix_for(exc, deployed=deployed))
+    each = exc.problems if isinstance(exc, ClaudeConfigError) else (exc,)
+    found = [ConfigurationProblem(*config_problem(p), fix_for(p, deployed=deployed)) for p in each]
+    return found[0] if len(found) == 1 else ConfigurationProblems(found)
 
 
 def check_runtime_environment(
@@ -79,7 +98,7 @@ def check_runtime_environment(
 ) -> ClaudeConfig:
     """The runtime's start-up check on ``environ`` (the runtime function's environment), its
     programs looked up as ``agent_user`` when the local agent runs as another user;
-    ConfigurationProblem for the first thing to fix."""
+    ConfigurationProblem for the first thing to fix (with every problem of claude-config)."""
     from agent_runtime import PERMANENT_CONFIG_ERRORS, check_runtime_configuration
 
     try:

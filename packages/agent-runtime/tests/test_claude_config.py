@@ -186,3 +186,73 @@ def test_a_misspelt_field_is_named_in_its_own_file_with_the_known_ones(
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field, caught.value.reason) == (file, field, reason)
+
+
+def _named(caught: pytest.ExceptionInfo[ClaudeConfigError], config_dir: Path) -> list[tuple[str, str | None]]:
+    """(file within claude-config, field) of each problem one load found, in order."""
+    return [(str(Path(p.file).relative_to(config_dir)), p.field) for p in caught.value.problems]
+
+
+def test_one_load_names_every_independent_problem(config_dir: Path) -> None:
+    """An operator with several mistakes fixes them in one round, not one per run."""
+    (config_dir / "system_prompt.md").write_text("  \n")
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(type="websocket"))
+    (config_dir / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nbody\n")
+
+    def three_mistakes(agents: dict[str, Any]) -> None:
+        agents["main"]["tools"][1] = "Bash*"
+        agents["main"]["disallowed_tools"] = ["Read", "Web*"]
+        del agents["agents"]["summarizer"]["description"]
+
+    edit_json(config_dir / "agents.json", three_mistakes)
+    rules = [{"tool": "Bash"}, {"tool": "Write", "except": ["x"]}, {"tool": "Edti"}]
+    (config_dir / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert _named(caught, config_dir) == [
+        ("system_prompt.md", None),
+        ("mcp.json", "mcpServers.deepwiki.type"),
+        ("skills/hello-world/SKILL.md", "description"),
+        ("agents.json", "main.tools[1]"),
+        ("agents.json", "main.disallowed_tools[1]"),
+        ("agents.json", "agents.summarizer.description"),
+        ("approvals.json", "require_approval[1].except"),
+        ("approvals.json", "require_approval[2].tool"),
+    ]
+    message = str(caught.value)  # what a log line or a traceback shows: every one of them
+    assert "websocket" in message and "'Edti' matches no built-in tool" in message
+    assert "did you mean 'Edit'?" in message and message.count("claude-config error in") == 8
+
+
+def test_a_file_that_does_not_parse_stops_only_its_own_checks(config_dir: Path) -> None:
+    """What names a part of a broken file (a server of mcp.json, a tool agents.json gives) is
+    not reported for it: that would repeat the file's problem as many others."""
+    (config_dir / "mcp.json").write_text("{not json")
+    edit_json(config_dir / "agents.json", lambda d: d["main"]["tools"].__setitem__(1, "Bash*"))
+    rules = [{"tool": "mcp__nowhere__*"}, {"tool": "Edti"}]
+    (config_dir / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert _named(caught, config_dir) == [
+        ("mcp.json", None),
+        ("agents.json", "main.tools[1]"),
+        ("approvals.json", "require_approval[1].tool"),
+    ]
+
+    # agents.json broken: a rule is checked against every built-in tool, not main.tools
+    shutil.copy(REPO_CONFIG / "mcp.json", config_dir / "mcp.json")
+    (config_dir / "agents.json").write_text('{"main": {"tools": ["Bash",]}}')
+    rules = [{"tool": "WebFetch"}, {"tool": "Edti"}]
+    (config_dir / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert _named(caught, config_dir) == [
+        ("agents.json", None),
+        ("approvals.json", "require_approval[1].tool"),
+    ]

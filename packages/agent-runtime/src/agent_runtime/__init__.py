@@ -26,8 +26,14 @@ from ._environment import (
     build_cli_environment,
     bundled_cli_path,
 )
-from ._errors import AgentRuntimeError, AttachmentError, ClaudeConfigError, ModelBackendError
-from ._mcp_commands import ProgramLookup, check_mcp_commands
+from ._errors import (
+    AgentRuntimeError,
+    AttachmentError,
+    ClaudeConfigError,
+    ClaudeConfigErrors,
+    ModelBackendError,
+)
+from ._mcp_commands import ProgramLookup
 from ._model_proxy import ModelProxy
 from ._preflight import (
     PERMANENT_CONFIG_ERRORS,
@@ -80,6 +86,7 @@ __all__ = [
     "BedrockAccess",
     "ClaudeConfig",
     "ClaudeConfigError",
+    "ClaudeConfigErrors",
     "MainAgentPolicy",
     "ModelAccess",
     "ModelBackendError",
@@ -95,7 +102,6 @@ __all__ = [
     "build_cli_environment",
     "build_runtime",
     "bundled_cli_path",
-    "check_mcp_commands",
     "check_model_access",
     "check_runtime_configuration",
     "config_problem",

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES
+from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 
 APPROVALS_FILE = "approvals.json"
@@ -58,11 +59,40 @@ class ApprovalRules(msgspec.Struct, frozen=True, kw_only=True):
         return False
 
 
-def load_approval_rules(base: Path) -> ApprovalRules:
-    """Read ``base/approvals.json``; ClaudeConfigError naming the file and field when invalid."""
+def load_approval_rules(
+    base: Path,
+    problems: ConfigProblems,
+    *,
+    agent_tools: Iterable[str] | None,
+    mcp_servers: Iterable[str] | None,
+) -> ApprovalRules:
+    """Read ``base/approvals.json``, adding to ``problems`` a ClaudeConfigError naming the file
+    and field for the file as a whole, else for each rule that is wrong.
+
+    A rule must match a tool the agents have: a misspelt name ("Edti") would let that tool run
+    without asking. ``agent_tools`` are the built-in tools agents.json gives them (None: the
+    CLI's whole set, as when ``main.tools`` is unset or agents.json has problems of its own);
+    an MCP rule must name a server of ``mcp_servers`` (None: not checked, as mcp.json has
+    problems of its own)."""
     path = base / APPROVALS_FILE
+    known = None if agent_tools is None else {*agent_tools, *(TOOL_ALIASES.get(t, t) for t in agent_tools)}
+    servers = None if mcp_servers is None else set(mcp_servers)
+    entries: list[object] = []
+    with problems.part():
+        entries = _entries(path)
+    rules = []
+    for index, entry in enumerate(entries):
+        where = f"require_approval[{index}]"
+        with problems.part():
+            rule = _rule(path, where, entry)
+            _check_names_a_tool(rule.tool, path, f"{where}.tool", known, servers)
+            rules.append(rule)
+    return ApprovalRules(rules=tuple(rules))
+
+
+def _entries(path: Path) -> list[object]:
     if not path.is_file():
-        return ApprovalRules()
+        return []
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -75,7 +105,7 @@ def load_approval_rules(base: Path) -> ApprovalRules:
     entries = raw.get("require_approval", [])
     if not isinstance(entries, list):
         raise ClaudeConfigError(str(path), "require_approval", "must be a list of {tool, except}")
-    return ApprovalRules(rules=tuple(_rule(path, f"require_approval[{i}]", e) for i, e in enumerate(entries)))
+    return entries
 
 
 def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
@@ -103,37 +133,29 @@ def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
     return ApprovalRule(tool=tool, except_commands=tuple(c.strip() for c in excepted))
 
 
-def check_rules_name_tools(
-    rules: ApprovalRules, base: Path, agent_tools: Iterable[str] | None, mcp_servers: Iterable[str]
+def _check_names_a_tool(
+    pattern: str, path: Path, where: str, agent_tools: set[str] | None, servers: set[str] | None
 ) -> None:
-    """ClaudeConfigError for a rule that can match no tool the agent has: a misspelt name
-    ("Edti") would let that tool run without asking. ``agent_tools``: the built-in tools
-    agents.json gives the agents (None: main.tools unset, so the CLI's whole set); an MCP rule
-    must name a server mcp.json defines."""
-    known = None if agent_tools is None else {*agent_tools, *(TOOL_ALIASES.get(t, t) for t in agent_tools)}
-    servers = set(mcp_servers)
-    for index, rule in enumerate(rules.rules):
-        where, pattern = f"require_approval[{index}].tool", rule.tool
-        if pattern.startswith("mcp__"):
-            server = pattern[len("mcp__") :].split("__", 1)[0]
-            if not _GLOB.search(server) and server not in servers:
-                reason = f"{pattern!r} names MCP server {server!r}, which mcp.json does not define"
-                raise ClaudeConfigError(str(base / APPROVALS_FILE), where, reason)
-            continue
-        candidates = KNOWN_TOOL_NAMES if known is None else known
-        if any(fnmatch.fnmatchcase(tool, pattern) for tool in candidates):
-            continue
-        close = difflib.get_close_matches(pattern, sorted(candidates), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        if known is None:  # main.tools unset: the agents have the CLI's whole set
-            matches = f"no built-in tool of Claude Code{hint}"
-        else:
-            matches = f"no tool the agents have{hint}: agents.json gives them {', '.join(sorted(known))}"
-        raise ClaudeConfigError(
-            str(base / APPROVALS_FILE),
-            where,
-            f"{pattern!r} matches {matches}; a misspelt name would let that tool run without asking",
-        )
+    if pattern.startswith("mcp__"):
+        server = pattern[len("mcp__") :].split("__", 1)[0]
+        if servers is not None and not _GLOB.search(server) and server not in servers:
+            reason = f"{pattern!r} names MCP server {server!r}, which mcp.json does not define"
+            raise ClaudeConfigError(str(path), where, reason)
+        return
+    known = KNOWN_TOOL_NAMES if agent_tools is None else agent_tools
+    if any(fnmatch.fnmatchcase(tool, pattern) for tool in known):
+        return
+    close = difflib.get_close_matches(pattern, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if agent_tools is None:  # main.tools unset: the agents have the CLI's whole set
+        matches = f"no built-in tool of Claude Code{hint}"
+    else:
+        matches = f"no tool the agents have{hint}: agents.json gives them {', '.join(sorted(known))}"
+    raise ClaudeConfigError(
+        str(path),
+        where,
+        f"{pattern!r} matches {matches}; a misspelt name would let that tool run without asking",
+    )
 
 
 def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:

@@ -11,7 +11,8 @@ Layout::
     skills/<name>/SKILL.md      YAML front matter (name, description) + Markdown, plus any scripts
     approvals.json              which tool calls wait for the user's approval (_approval_rules.py)
 
-Every error is a :class:`ClaudeConfigError` naming the file and the field to fix.
+Every error is a :class:`ClaudeConfigError` naming the file and the field to fix; one load names
+every problem of the independent parts (see _config_problems), so one round of fixes does.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from ._approval_rules import ApprovalRules, check_rules_name_tools, load_approval_rules
+from ._approval_rules import ApprovalRules, load_approval_rules
+from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
+from ._mcp_commands import ProgramLookup, check_mcp_command
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
 _MCP_TYPES = ("stdio", "http", "sse")
@@ -103,14 +106,18 @@ def default_config_path() -> Path:
 
 
 def load_claude_config(
-    root: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    root: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    programs: ProgramLookup | None = None,
 ) -> ClaudeConfig:
     """Read and validate a claude-config directory.
 
     ``${NAME}`` / ``${NAME:-default}`` in mcp.json strings expand from ``environ``
     (default: the process environment); ``${PYTHON}`` is this interpreter and
-    ``${CLAUDE_CONFIG_PATH}`` the config directory itself.
-    Raises ClaudeConfigError naming the file and field on any problem.
+    ``${CLAUDE_CONFIG_PATH}`` the config directory itself. With ``programs``, each command MCP
+    server's program must be found by it (as the runtime will start it).
+    Raises ClaudeConfigError naming the file and field of every problem found.
     """
     base = Path(root) if root is not None else default_config_path()
     env = dict(os.environ if environ is None else environ)
@@ -118,31 +125,48 @@ def load_claude_config(
     env["CLAUDE_CONFIG_PATH"] = str(base.resolve())
     if not base.is_dir():
         raise ClaudeConfigError(str(base), None, "directory does not exist (set CLAUDE_CONFIG_PATH)")
-    system_prompt = _read_text(base / "system_prompt.md", None).strip()
-    if not system_prompt:
-        raise ClaudeConfigError(str(base / "system_prompt.md"), None, "is empty")
-    mcp_servers, mcp_secret_headers = _load_mcp(base / "mcp.json", env)
-    skills = _load_skills(base / "skills")
-    main, agents = _load_agents(base, set(mcp_servers))
-    approvals = load_approval_rules(base)
-    check_rules_name_tools(approvals, base, _agent_tools(main, agents), mcp_servers)
+    problems = ConfigProblems()
+    system_prompt = ""
+    with problems.part():
+        system_prompt = _load_system_prompt(base / "system_prompt.md")
+    mcp = _load_mcp(base / "mcp.json", env, programs, problems)
+    skills = _load_skills(base / "skills", problems)
+    # A file with problems of its own is not what the files that name its parts are checked
+    # against (its servers, its tools): that would only repeat its problems as theirs.
+    mcp_names = None if mcp is None else set(mcp[0])
+    agents = _load_agents(base, mcp_names, problems)
+    approvals = load_approval_rules(
+        base,
+        problems,
+        agent_tools=None if agents is None else _agent_tools(*agents),
+        mcp_servers=mcp_names,
+    )
+    problems.raise_any()
+    assert mcp is not None and agents is not None  # each is None only with a problem raised above
     return ClaudeConfig(
         root=str(base),
         system_prompt=system_prompt,
-        main=main,
-        agents=agents,
-        mcp_servers=mcp_servers,
+        main=agents[0],
+        agents=agents[1],
+        mcp_servers=mcp[0],
         skills=skills,
-        mcp_secret_headers=mcp_secret_headers,
+        mcp_secret_headers=mcp[1],
         approvals=approvals,
     )
 
 
 def _agent_tools(main: MainAgentPolicy, agents: tuple[SubagentConfig, ...]) -> set[str] | None:
-    """The built-in tools any agent may call (None: main.tools unset, so every one)."""
+    """The built-in tools any agent may call (None: main.tools unset, so the CLI's whole set)."""
     if main.tools is None:
         return None
     return {*main.tools, *(tool for agent in agents for tool in agent.tools or ())}
+
+
+def _load_system_prompt(file: Path) -> str:
+    system_prompt = _read_text(file, None).strip()
+    if not system_prompt:
+        raise ClaudeConfigError(str(file), None, "is empty")
+    return system_prompt
 
 
 def _read_text(path: Path, field: str | None) -> str:
@@ -172,34 +196,66 @@ def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _check_tools(tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str]) -> None:
+def _check_tools(
+    tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str] | None, problems: ConfigProblems
+) -> None:
     for index, tool in enumerate(tools):
-        where = f"{field}[{index}]"
-        if any(ch in tool for ch in "*?[]"):
+        with problems.part():
+            _check_tool(tool, file, f"{field}[{index}]", mcp_names)
+
+
+def _check_tool(tool: str, file: Path, where: str, mcp_names: set[str] | None) -> None:
+    """``mcp_names``: the servers mcp.json defines (None: not known, mcp.json has problems)."""
+    if any(ch in tool for ch in "*?[]"):
+        raise ClaudeConfigError(str(file), where, f"{tool!r} is a wildcard; list each tool by its full name")
+    mcp = _MCP_TOOL.fullmatch(tool)
+    if tool.startswith("mcp__"):
+        if mcp is None:
             raise ClaudeConfigError(
-                str(file), where, f"{tool!r} is a wildcard; list each tool by its full name"
+                str(file), where, f"{tool!r} is not a full MCP tool name (mcp__<server>__<tool>)"
             )
-        mcp = _MCP_TOOL.fullmatch(tool)
-        if tool.startswith("mcp__"):
-            if mcp is None:
-                raise ClaudeConfigError(
-                    str(file), where, f"{tool!r} is not a full MCP tool name (mcp__<server>__<tool>)"
-                )
-            if mcp.group(1) not in mcp_names:
-                raise ClaudeConfigError(
-                    str(file),
-                    where,
-                    f"{tool!r} names MCP server {mcp.group(1)!r}, which mcp.json does not define",
-                )
-        elif not _BUILTIN_TOOL.fullmatch(tool):
-            raise ClaudeConfigError(str(file), where, f"{tool!r} is not a tool name")
+        if mcp_names is not None and mcp.group(1) not in mcp_names:
+            raise ClaudeConfigError(
+                str(file),
+                where,
+                f"{tool!r} names MCP server {mcp.group(1)!r}, which mcp.json does not define",
+            )
+    elif not _BUILTIN_TOOL.fullmatch(tool):
+        raise ClaudeConfigError(str(file), where, f"{tool!r} is not a tool name")
 
 
-def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tuple[SubagentConfig, ...]]:
+def _load_agents(
+    base: Path, mcp_names: set[str] | None, problems: ConfigProblems
+) -> tuple[MainAgentPolicy, tuple[SubagentConfig, ...]] | None:
+    """main and the subagents of agents.json (None: it has problems, added to ``problems``)."""
     file = base / "agents.json"
-    data = _read_json(file, required=False)
-    _refuse_unknown_fields(data, ("main", "agents"), file, "")
-    main_raw = data.get("main", {})
+    before = len(problems.found)
+    data: dict[str, Any] | None = None
+    with problems.part():
+        data = _read_json(file, required=False)
+    if data is None:
+        return None  # it does not parse: nothing in it to check
+    with problems.part():
+        _refuse_unknown_fields(data, ("main", "agents"), file, "")
+    main: MainAgentPolicy | None = None
+    with problems.part():
+        main = _main_policy(data.get("main", {}), file, mcp_names, problems)
+    agents: list[SubagentConfig] = []
+    with problems.part():
+        agents_raw = data.get("agents", {})
+        if not isinstance(agents_raw, dict):
+            raise ClaudeConfigError(str(file), "agents", "must be an object of name → definition")
+        for name, spec in agents_raw.items():
+            with problems.part():
+                agents.append(_subagent(base, file, name, spec, mcp_names, problems))
+    if main is None or len(problems.found) > before:
+        return None
+    return main, tuple(agents)
+
+
+def _main_policy(
+    main_raw: object, file: Path, mcp_names: set[str] | None, problems: ConfigProblems
+) -> MainAgentPolicy:
     if not isinstance(main_raw, dict):
         raise ClaudeConfigError(str(file), "main", "must be an object")
     try:
@@ -210,46 +266,41 @@ def _load_agents(base: Path, mcp_names: set[str]) -> tuple[MainAgentPolicy, tupl
     for name in ("tools", "allowed_tools", "disallowed_tools"):
         value = getattr(main, name)
         if value is not None:
-            _check_tools(value, file, f"main.{name}", mcp_names)
+            _check_tools(value, file, f"main.{name}", mcp_names, problems)
+    return main
 
-    agents_raw = data.get("agents", {})
-    if not isinstance(agents_raw, dict):
-        raise ClaudeConfigError(str(file), "agents", "must be an object of name → definition")
-    agents = []
-    for name, spec in agents_raw.items():
-        field = f"agents.{name}"
-        if not _SKILL_NAME.fullmatch(name):
-            raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
-        if not isinstance(spec, dict):
-            raise ClaudeConfigError(str(file), field, "must be an object")
-        _refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
-        description = spec.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
-        prompt_file = spec.get("prompt_file")
-        if not isinstance(prompt_file, str) or not prompt_file.strip():
-            raise ClaudeConfigError(
-                str(file), f"{field}.prompt_file", "is required (a path relative to claude-config)"
-            )
-        prompt_path = (base / prompt_file).resolve()
-        if not prompt_path.is_relative_to(base.resolve()):
-            raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
-        if not prompt_path.is_file():
-            raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
-        prompt = _read_text(prompt_path, f"{field}.prompt_file").strip()
-        tools = None
-        if "tools" in spec:
-            tools = _string_list(spec["tools"], file, f"{field}.tools")
-            _check_tools(tools, file, f"{field}.tools", mcp_names)
-        model = spec.get("model")
-        if model is not None and not isinstance(model, str):
-            raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
-        agents.append(
-            SubagentConfig(
-                name=name, description=description.strip(), prompt=prompt, tools=tools, model=model
-            )
+
+def _subagent(
+    base: Path, file: Path, name: str, spec: object, mcp_names: set[str] | None, problems: ConfigProblems
+) -> SubagentConfig:
+    field = f"agents.{name}"
+    if not _SKILL_NAME.fullmatch(name):
+        raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
+    if not isinstance(spec, dict):
+        raise ClaudeConfigError(str(file), field, "must be an object")
+    _refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
+    description = spec.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
+    prompt_file = spec.get("prompt_file")
+    if not isinstance(prompt_file, str) or not prompt_file.strip():
+        raise ClaudeConfigError(
+            str(file), f"{field}.prompt_file", "is required (a path relative to claude-config)"
         )
-    return main, tuple(agents)
+    prompt_path = (base / prompt_file).resolve()
+    if not prompt_path.is_relative_to(base.resolve()):
+        raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
+    if not prompt_path.is_file():
+        raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
+    prompt = _read_text(prompt_path, f"{field}.prompt_file").strip()
+    tools = None
+    if "tools" in spec:
+        tools = _string_list(spec["tools"], file, f"{field}.tools")
+        _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
+    model = spec.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
+    return SubagentConfig(name=name, description=description.strip(), prompt=prompt, tools=tools, model=model)
 
 
 # msgspec's names of JSON types, as an operator reads them
@@ -321,50 +372,66 @@ def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
     return value
 
 
+# mcp.json's servers (name → spec as the CLI takes it) and their secret headers
+_McpServers = tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]
+
+
 def _load_mcp(
-    file: Path, env: Mapping[str, str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
-    data = _read_json(file, required=False)
-    _refuse_unknown_fields(data, ("mcpServers",), file, "")
-    servers = data.get("mcpServers", {})
-    if not isinstance(servers, dict):
-        raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
+    file: Path, env: Mapping[str, str], programs: ProgramLookup | None, problems: ConfigProblems
+) -> _McpServers | None:
+    """The servers of mcp.json (None: it has problems, added to ``problems``)."""
+    before = len(problems.found)
+    servers: dict[str, Any] | None = None
+    with problems.part():
+        data = _read_json(file, required=False)
+        _refuse_unknown_fields(data, ("mcpServers",), file, "")
+        servers = data.get("mcpServers", {})
+        if not isinstance(servers, dict):
+            raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
+    if servers is None:
+        return None
     out: dict[str, dict[str, Any]] = {}
     secret_headers: dict[str, dict[str, str]] = {}
     for name, spec in servers.items():
-        field = f"mcpServers.{name}"
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-            raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
-        if not isinstance(spec, dict):
-            raise ClaudeConfigError(str(file), field, "must be an object")
-        kind = spec.get("type", "stdio")
-        if kind not in _MCP_TYPES:
-            raise ClaudeConfigError(
-                str(file),
-                f"{field}.type",
-                f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
-            )
-        if kind == "stdio":
-            if not isinstance(spec.get("command"), str) or not spec["command"]:
-                raise ClaudeConfigError(
-                    str(file), f"{field}.command", "is required for a command (stdio) server"
-                )
-            if "args" in spec:
-                _string_list(spec["args"], file, f"{field}.args")
-            allowed = ("type", "command", "args", "env")
-        else:
-            if not isinstance(spec.get("url"), str) or not spec["url"]:
-                raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
-            allowed = ("type", "url", "headers", "headers_from_ssm")
-        _refuse_unknown_fields(spec, allowed, file, field)
-        if "headers_from_ssm" in spec:
-            secret_headers[name] = _secret_headers(spec, file, field)
-        plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
-        expanded = _expand({**plain, "type": kind}, env, file, field)
-        if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
-            raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
-        out[name] = expanded
-    return out, secret_headers
+        with problems.part():
+            out[name] = _mcp_server(file, name, spec, env)
+            if "headers_from_ssm" in spec:
+                secret_headers[name] = _secret_headers(spec, file, f"mcpServers.{name}")
+            if programs is not None:
+                check_mcp_command(str(file), name, out[name], env, programs)
+    return None if len(problems.found) > before else (out, secret_headers)
+
+
+def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
+    """One server of mcp.json as the CLI takes it: ``${}`` expanded, ``headers_from_ssm`` left out."""
+    field = f"mcpServers.{name}"
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
+    if not isinstance(spec, dict):
+        raise ClaudeConfigError(str(file), field, "must be an object")
+    kind = spec.get("type", "stdio")
+    if kind not in _MCP_TYPES:
+        raise ClaudeConfigError(
+            str(file),
+            f"{field}.type",
+            f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
+        )
+    if kind == "stdio":
+        if not isinstance(spec.get("command"), str) or not spec["command"]:
+            raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
+        if "args" in spec:
+            _string_list(spec["args"], file, f"{field}.args")
+        allowed = ("type", "command", "args", "env")
+    else:
+        if not isinstance(spec.get("url"), str) or not spec["url"]:
+            raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
+        allowed = ("type", "url", "headers", "headers_from_ssm")
+    _refuse_unknown_fields(spec, allowed, file, field)
+    plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
+    expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
+    if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
+        raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
+    return expanded
 
 
 def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:
@@ -391,33 +458,36 @@ def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str
     return dict(raw)
 
 
-def _load_skills(directory: Path) -> tuple[SkillConfig, ...]:
+def _load_skills(directory: Path, problems: ConfigProblems) -> tuple[SkillConfig, ...]:
     if not directory.exists():
         return ()
     skills = []
     for skill_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
-        file = skill_dir / "SKILL.md"
-        text = _read_text(file, None)
-        match = _FRONT_MATTER.match(text)
-        if match is None:
-            raise ClaudeConfigError(
-                str(file), "front matter", "must start with '---', YAML (name, description), '---'"
-            )
-        try:
-            meta = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as exc:
-            raise ClaudeConfigError(str(file), "front matter", f"invalid YAML: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise ClaudeConfigError(str(file), "front matter", "must be a YAML mapping")
-        name = meta.get("name", skill_dir.name)
-        if not isinstance(name, str) or not _SKILL_NAME.fullmatch(name):
-            raise ClaudeConfigError(str(file), "name", "must be lowercase letters, digits and '-'")
-        if name != skill_dir.name:
-            raise ClaudeConfigError(
-                str(file), "name", f"{name!r} differs from its directory {skill_dir.name!r}"
-            )
-        description = meta.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
-        skills.append(SkillConfig(name=name, description=description.strip(), directory=str(skill_dir)))
+        with problems.part():
+            skills.append(_skill(skill_dir))
     return tuple(skills)
+
+
+def _skill(skill_dir: Path) -> SkillConfig:
+    file = skill_dir / "SKILL.md"
+    text = _read_text(file, None)
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        raise ClaudeConfigError(
+            str(file), "front matter", "must start with '---', YAML (name, description), '---'"
+        )
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        raise ClaudeConfigError(str(file), "front matter", f"invalid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ClaudeConfigError(str(file), "front matter", "must be a YAML mapping")
+    name = meta.get("name", skill_dir.name)
+    if not isinstance(name, str) or not _SKILL_NAME.fullmatch(name):
+        raise ClaudeConfigError(str(file), "name", "must be lowercase letters, digits and '-'")
+    if name != skill_dir.name:
+        raise ClaudeConfigError(str(file), "name", f"{name!r} differs from its directory {skill_dir.name!r}")
+    description = meta.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
+    return SkillConfig(name=name, description=description.strip(), directory=str(skill_dir))

@@ -1,6 +1,7 @@
-"""Telling the operator about a permanent configuration error: one structured log line and one
-CloudWatch metric (``Agentbot/ConfigurationErrors``, alarmed in infra/template.yaml), once per
-container; and the turn's result that tells the consumer not to retry."""
+"""Telling the operator about a permanent configuration error: a structured log line per thing
+to fix and one CloudWatch metric (``Agentbot/ConfigurationErrors``, alarmed in
+infra/template.yaml), once per container; and the turn's result that tells the consumer not to
+retry."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from session_core import (
     get_logger,
 )
 
+from ._errors import ClaudeConfigError
 from ._preflight import config_problem
 
 log = get_logger(__name__)
@@ -23,9 +25,11 @@ CONFIG_ERROR_METRIC = CONFIGURATION_ERRORS_METRIC
 
 
 def report_config_error(exc: BaseException, *, tenant: str) -> None:
-    """Log what to fix (setting, or file and field) and count it in the metric."""
-    where, reason = config_problem(exc)
-    log.error("config.invalid", fix=where, reason=reason, error=type(exc).__name__)
+    """Log what to fix (setting, or file and field: each one claude-config's check found) and
+    count it in the metric."""
+    for problem in exc.problems if isinstance(exc, ClaudeConfigError) else (exc,):
+        where, reason = config_problem(problem)
+        log.error("config.invalid", fix=where, reason=reason, error=type(problem).__name__)
     emit_metric(CONFIG_ERROR_METRIC, 1, unit="Count", tenant=tenant)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class AgentRuntimeError(Exception):
     """Base of every error agent-runtime raises on purpose."""
@@ -14,6 +16,8 @@ class ClaudeConfigError(AgentRuntimeError):
 
     ``file`` is the path of the file to fix, ``field`` the JSON field / front-matter key
     (dotted, e.g. ``agents.summarizer.tools[2]``) or ``None`` for the whole file.
+    ``problems`` holds every problem the check found, each a ClaudeConfigError (just this one
+    unless it is a :class:`ClaudeConfigErrors`).
     """
 
     def __init__(self, file: str, field: str | None, reason: str) -> None:
@@ -22,6 +26,20 @@ class ClaudeConfigError(AgentRuntimeError):
         self.file = file
         self.field = field
         self.reason = reason
+        self.problems: tuple[ClaudeConfigError, ...] = (self,)
+
+
+class ClaudeConfigErrors(ClaudeConfigError):
+    """Raised when one check of claude-config found several problems: ``problems`` lists them
+    in the order checked, so the operator fixes them all in one round; ``file``, ``field`` and
+    ``reason`` are the first one's."""
+
+    def __init__(self, problems: Sequence[ClaudeConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.file, first.field, first.reason)
+        # the message names every problem, not only the first
+        self.args = ("; ".join(str(problem) for problem in problems),)
+        self.problems = tuple(problems)
 
 
 class ModelBackendError(AgentRuntimeError):

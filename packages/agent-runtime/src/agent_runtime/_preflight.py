@@ -16,7 +16,7 @@ from session_core import ConfigError, read_secret
 
 from ._claude_config import ClaudeConfig, load_claude_config
 from ._errors import ClaudeConfigError, ModelBackendError
-from ._mcp_commands import AS_THIS_PROCESS, ProgramLookup, check_mcp_commands
+from ._mcp_commands import AS_THIS_PROCESS, ProgramLookup
 from ._mcp_secrets import read_mcp_secret_headers
 from ._settings import RuntimeSettings, load_settings
 
@@ -37,11 +37,13 @@ def check_runtime_configuration(
     ``ssm`` reads the Anthropic key parameter, ``session`` (boto3) supplies the credentials
     Bedrock is signed with, ``sts`` assumes ``MODEL_INVOKE_ROLE_ARN``, ``programs`` finds the
     command servers' programs (as the agent's user). Raises one of
-    :data:`PERMANENT_CONFIG_ERRORS` for the first problem found.
+    :data:`PERMANENT_CONFIG_ERRORS` for the first thing found wrong (for claude-config, with
+    every problem found in it: ``ClaudeConfigError.problems``).
     """
     settings = load_settings(environ)
-    config = load_claude_config(environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, environ=environ)
-    check_mcp_commands(config, environ, programs)
+    config = load_claude_config(
+        environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, environ=environ, programs=programs
+    )
     check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
     read_mcp_secret_headers(config, ssm)
     return settings, config
