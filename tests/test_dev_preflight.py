@@ -153,6 +153,23 @@ def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tm
     assert "replied after" in done.stderr and secret not in done.stdout + done.stderr
 
 
+def test_a_malformed_secret_header_is_named_as_a_mistake_in_the_file_not_a_missing_secret(
+    tmp_path: Path,
+) -> None:
+    config = _copy_config(tmp_path)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": "http://127.0.0.1:9/mcp",
+        "headers_from_ssm": {"bad header": "/agentbot/mcp/vault-token"},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+
+    line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
+    assert "headers_from_ssm.bad header: is not an HTTP header name" in line, line
+    assert "fix the file" in line and "export MCP_SECRET" not in line, line
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only as root does the agent run as another user")
 def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(tmp_path: Path) -> None:
     config = _copy_config(tmp_path)

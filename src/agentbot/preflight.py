@@ -48,15 +48,14 @@ class ConfigurationProblems(ConfigurationProblem):
 
 def fix_for(exc: BaseException, *, deployed: bool) -> str:
     """What the operator does about a permanent configuration error, locally or on a stack."""
-    from agent_runtime import ClaudeConfigError, ModelBackendError
+    from agent_runtime import ClaudeConfigError, McpSecretMissingError, ModelBackendError
 
-    if isinstance(exc, ClaudeConfigError) and exc.field and ".headers_from_ssm." in exc.field:
+    if isinstance(exc, McpSecretMissingError) and exc.field:
         _, server, _, header = exc.field.split(".", 3)
-        parameter = exc.reason.split(":", 1)[0]
         if deployed:
             return (
                 f"create it: read -rs VALUE && aws ssm put-parameter --type SecureString "
-                f'--name {parameter} --value "$VALUE" (the whole header value, e.g. "Bearer …")'
+                f'--name {exc.parameter} --value "$VALUE" (the whole header value, e.g. "Bearer …")'
             )
         return f"export {mcp_secret_variable(server, header)}=<the header's value>; dev puts it into its SSM"
     if isinstance(exc, ClaudeConfigError):

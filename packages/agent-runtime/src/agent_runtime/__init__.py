@@ -31,6 +31,7 @@ from ._errors import (
     AttachmentError,
     ClaudeConfigError,
     ClaudeConfigErrors,
+    McpSecretMissingError,
     ModelBackendError,
 )
 from ._mcp_commands import ProgramLookup
@@ -88,6 +89,7 @@ __all__ = [
     "ClaudeConfigError",
     "ClaudeConfigErrors",
     "MainAgentPolicy",
+    "McpSecretMissingError",
     "ModelAccess",
     "ModelBackendError",
     "ModelProxy",

@@ -42,6 +42,15 @@ class ClaudeConfigErrors(ClaudeConfigError):
         self.problems = tuple(problems)
 
 
+class McpSecretMissingError(ClaudeConfigError):
+    """A secret header of mcp.json (``headers_from_ssm``) names an SSM parameter that is
+    missing or empty: ``parameter`` is the one to create."""
+
+    def __init__(self, file: str, field: str, parameter: str, reason: str) -> None:
+        super().__init__(file, field, f"{parameter}: {reason}")
+        self.parameter = parameter
+
+
 class ModelBackendError(AgentRuntimeError):
     """Raised at container start when the model backend settings cannot be used
     (no API key parameter, Bedrock role cannot be assumed); names the setting.

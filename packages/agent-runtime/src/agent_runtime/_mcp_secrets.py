@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 from session_core import ConfigError, read_secret
 
 from ._claude_config import ClaudeConfig
+from ._config_problems import ConfigProblems
 from ._environment import _TurnProxy
-from ._errors import ClaudeConfigError
+from ._errors import McpSecretMissingError
 from ._model_proxy import ModelProxy
 
 # MCP's streamable HTTP: POST (messages), GET (server events), DELETE (end of session).
@@ -46,21 +47,25 @@ class McpSecretHeaders:
 
 
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
-    """server → header → value, read from SSM. A missing or empty parameter is a
-    ClaudeConfigError naming mcp.json's field and the parameter; an SSM outage is a
-    (retryable) StorageError."""
+    """server → header → value, read from SSM. Missing or empty parameters are
+    McpSecretMissingErrors, each naming mcp.json's field and the parameter, all of them at once;
+    an SSM outage is a (retryable) StorageError."""
     values: dict[str, dict[str, str]] = {}
+    problems = ConfigProblems()
     for server, headers in config.mcp_secret_headers.items():
         values[server] = {}
         for header, parameter in headers.items():
-            try:
-                values[server][header] = read_secret(ssm, parameter)
-            except ConfigError as exc:
-                raise ClaudeConfigError(
-                    f"{config.root}/mcp.json",
-                    f"mcpServers.{server}.headers_from_ssm.{header}",
-                    f"{parameter}: {exc.reason}",
-                ) from exc
+            with problems.part():
+                try:
+                    values[server][header] = read_secret(ssm, parameter)
+                except ConfigError as exc:
+                    raise McpSecretMissingError(
+                        f"{config.root}/mcp.json",
+                        f"mcpServers.{server}.headers_from_ssm.{header}",
+                        parameter,
+                        exc.reason,
+                    ) from exc
+    problems.raise_any()
     return values
 
 
