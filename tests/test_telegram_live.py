@@ -140,6 +140,31 @@ def test_stop_command_ends_the_turn_at_once_delivers_the_partial_answer_once_and
     assert [m["text"] for m in live.replies(501)][-1] == "turns=2 last=and now?"  # history intact
 
 
+def test_a_stop_sent_while_the_turn_starts_stops_it_before_any_model_call_and_no_later_turn(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telegram_producer import handler as producer_handler
+
+    # The chat's backlog count (on by default, off in the test stack) says a message waits.
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "10")
+    live.producer = producer_handler.build_producer()
+    # Lambda's poller has taken the message but the consumer (or the runtime) is still starting:
+    # the turn is not live yet. The stop must not find "nothing", nor wait behind the turn.
+    post(live, 41, "long task")
+    taken = live.receive()
+    assert post(live, 42, "/stop") == {"method": "sendMessage", "chat_id": 501, "text": "Stopping…"}
+    live.hand_over(live.consumer(), taken)
+    assert [m["text"] for m in live.replies(501)] == ["⏹ Stopped before I wrote anything."]
+    assert live.model.model_calls == []
+    assert not sleepers()
+    # Spent on that turn: nothing runs now, and the next message is answered in full.
+    assert post(live, 43, "/stop")["text"] == "Nothing is running in this chat right now."
+    post(live, 44, "and now?")
+    live.drain(live.consumer())
+    # The stopped message never reached the model, so it is not in the conversation.
+    assert [m["text"] for m in live.replies(501)][-1] == "turns=1 last=and now?"
+
+
 def test_the_drafts_stop_control_stops_the_turn(live: Any) -> None:
     post(live, 11, "long task")
     worker = drain_in_background(live)

@@ -4,6 +4,7 @@ them: the stop is written for the running turn only, never queued, answered in t
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -16,7 +17,7 @@ from agentbot_testing.telegram_support import (
     receive_all,
     webhook_event,
 )
-from session_core import LiveTurns, SessionKey, TurnProgress
+from session_core import ChatBacklog, LiveTurns, SessionKey, TurnProgress
 from telegram_producer import ProducerConfig, Update, stop_request
 from telegram_producer import handler as producer_handler
 
@@ -161,6 +162,13 @@ def _post(producer: Any, update: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(response["body"]))
 
 
+def _left_queue(aws: Any, key: SessionKey) -> None:
+    """As the consumer does once a message is answered (or refused): the chat's backlog count
+    (the producer's, CHAT_QUEUE_LIMIT on by default) no longer holds it."""
+    backlog = ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=10)
+    backlog.release(key.canonical, now=time.time())
+
+
 def test_a_stop_reaches_only_the_running_turn_and_is_never_queued(aws: Any, producer: Any) -> None:
     live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
     key = SessionKey.parse("default/501/0")
@@ -224,6 +232,127 @@ def test_a_stop_pressed_while_the_runtime_starts_survives_a_retry_of_that_turn(
     assert not live.expect(key, 96)  # another turn while 95 runs: not marked
     live.end(key, 95)
     assert live.expect(key, 96) and not live.stop_requested(key, 96)  # the next turn starts clean
+
+
+def test_a_stop_sent_before_the_turn_began_stops_that_turn_once_and_no_later_one(
+    aws: Any, producer: Any
+) -> None:
+    # The message is queued, or taken by a consumer still starting: no live turn yet.
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    assert _post(producer, {"update_id": 20, "message": message(text="long task")})["ok"]
+    assert _post(producer, {"update_id": 21, "message": message(text="/stop")})["text"] == "Stopping…"
+    assert live.expect(key, 20) and live.stop_requested(key, 20)  # the consumer starts it: stopped
+    assert live.begin(key, 20)  # the runtime learns it as the turn begins: no model call
+    live.end(key, 20)
+    _left_queue(aws, key)
+    assert _post(producer, {"update_id": 22, "message": message(text="/stop")})["text"] == (
+        "Nothing is running in this chat right now."
+    )
+    assert _post(producer, {"update_id": 23, "message": message(text="and now?")})["ok"]
+    assert live.expect(key, 23) and not live.begin(key, 23)
+    assert not live.stop_requested(key, 23)
+    # Several waiting: the stop is for the first to start, not also the one queued behind it.
+    live.end(key, 23)
+    _left_queue(aws, key)
+    for update_id in (24, 25):
+        assert _post(producer, {"update_id": update_id, "message": message(text="next")})["ok"]
+    assert _post(producer, {"update_id": 26, "message": message(text="/stop")})["text"] == "Stopping…"
+    assert live.expect(key, 24) and live.stop_requested(key, 24)
+    live.end(key, 24)
+    _left_queue(aws, key)
+    assert live.expect(key, 25) and not live.stop_requested(key, 25)
+
+
+def test_a_stop_aimed_at_a_message_that_started_no_turn_never_stops_a_later_one(
+    aws: Any, producer: Any
+) -> None:
+    # "/status" is queued and answered by the consumer without a turn: a stop sent meanwhile
+    # finds it waiting, but must not linger for the message the user sends after the stop.
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    assert _post(producer, {"update_id": 30, "message": message(text="/status")})["ok"]
+    assert _post(producer, {"update_id": 31, "message": message(text="/stop")})["text"] == "Stopping…"
+    _left_queue(aws, key)  # answered by the consumer, no turn
+    assert _post(producer, {"update_id": 32, "message": message(text="/stop")})["text"] == (
+        "Nothing is running in this chat right now."
+    )
+    assert _post(producer, {"update_id": 33, "message": message(text="hello")})["ok"]
+    assert live.expect(key, 33) and not live.stop_requested(key, 33)
+
+
+def test_a_stop_after_a_command_was_answered_finds_nothing_running(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentbot_testing.telegram_support import update
+
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "10")  # the stack turns the backlog count off
+    stack.producer = producer_handler.build_producer()
+    stack.post(update(50, text="/help"))
+    stack.drain(stack.consumer())
+    answer = json.loads(stack.producer.handle_event(webhook_event(update(51, text="/stop")))["body"])
+    assert answer["text"] == "Nothing is running in this chat right now."
+
+
+def test_with_the_backlog_count_off_a_stop_before_the_turn_began_finds_nothing_running(
+    aws: Any, producer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CHAT_QUEUE_LIMIT=0: no count, so nothing tells the stop a message waits.
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "0")
+    uncounted = producer_handler.build_producer()
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    assert _post(uncounted, {"update_id": 40, "message": message(text="long task")})["ok"]
+    assert _post(uncounted, {"update_id": 41, "message": message(text="/stop")})["text"] == (
+        "Nothing is running in this chat right now."
+    )
+    assert live.expect(key, 40) and not live.begin(key, 40)
+
+
+def test_a_queued_message_costs_no_request_for_stops_and_a_stop_one_when_a_turn_runs(
+    aws: Any, producer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The producer answers Telegram within milliseconds: queueing a message writes nothing for
+    # a later /stop (the chat's backlog count serves it), and a /stop for a running turn is one
+    # UpdateItem of the live item; only one with no turn running checks the count.
+    import boto3
+
+    calls: list[tuple[str, str]] = []
+
+    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+        keys = [params.get("Key")] + [
+            next(iter(item.values())).get("Key") for item in params.get("TransactItems", [])
+        ]
+        calls.extend((model.name, key["pk"]["S"]) for key in keys if key)
+
+    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+        made = make_client(service, *args, **kwargs)
+        made.meta.events.register("before-parameter-build.dynamodb", note)
+        return made
+
+    make_client = boto3.client
+    monkeypatch.setattr(boto3, "client", client)
+    recorded = producer_handler.build_producer()
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    live_pk, backlog_pk = f"session|{key.canonical}", f"backlog|{key.canonical}"
+
+    def stop_calls() -> list[tuple[str, str]]:
+        found = [call for call in calls if call[1] in (live_pk, backlog_pk)]
+        calls.clear()
+        return found
+
+    assert _post(recorded, {"update_id": 60, "message": message(text="long task")})["ok"]
+    assert stop_calls() == [("UpdateItem", backlog_pk)]  # the count it always kept, nothing more
+    assert _post(recorded, {"update_id": 61, "message": message(text="/stop")})["text"] == "Stopping…"
+    assert stop_calls() == [
+        ("UpdateItem", live_pk),  # no turn running yet
+        ("TransactWriteItems", backlog_pk),  # a message waits: the stop is kept, in one request
+        ("TransactWriteItems", live_pk),
+    ]
+    assert live.expect(key, 60) and live.begin(key, 60)
+    assert _post(recorded, {"update_id": 62, "message": message(text="/stop")})["text"] == "Stopping…"
+    assert stop_calls() == [("UpdateItem", live_pk)]  # a turn runs: one request, as ever
 
 
 def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_senders_rate(

@@ -98,10 +98,14 @@ def test_a_stop_pressed_while_the_runtime_starts_stops_that_turn_and_not_the_nex
     assert live.request_stop(key) == "stopping"
     started = time.monotonic()
     stopped = runtime.run_turn(turn_request("long task", turn_id=5, session_key=key_text))
-    assert stopped.ok and stopped.stopped, stopped
+    assert stopped.ok and stopped.stopped and stopped.text == "", stopped
     assert time.monotonic() - started < 15  # not the half minute of its tool
+    assert model_server.model_calls == []  # stopped before it began: nothing asked, nothing paid
+    assert stopped.cost_usd == 0
     assert not _sleepers()
     assert live.request_stop(key) == "nothing_running"
     assert live.expect(key, 6)
     after = runtime.run_turn(turn_request("and then?", turn_id=6, session_key=key_text))
-    assert after.ok and not after.stopped and after.text.endswith("last=and then?"), after
+    assert after.ok and not after.stopped, after
+    assert after.text == "turns=1 last=and then?"  # the stopped message never reached the model
+    assert runtime.run_turn(turn_request("long task", turn_id=5, session_key=key_text)).replayed

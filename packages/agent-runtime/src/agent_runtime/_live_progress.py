@@ -91,8 +91,10 @@ class LiveProgress:
         )
 
     async def begin(self) -> None:
-        """Make this the session's running turn (a stop request now reaches it)."""
-        await asyncio.to_thread(self._live.begin, self._key, self._turn_id)
+        """Make this the session's running turn (a stop request now reaches it); sets
+        ``stop_requested`` at once when the user stopped it before it began."""
+        if await asyncio.to_thread(self._live.begin, self._key, self._turn_id):
+            self.stop_requested.set()
 
     async def end(self) -> None:
         """Publish the final state and mark the turn ended; storage trouble is only logged

@@ -72,6 +72,7 @@ from ._turn_state import (
     usage_of,
     with_spend,
 )
+from ._usage_meter import MeteredSpend
 from ._workspace import SessionWorkspace, session_workspace
 
 log = get_logger(__name__)
@@ -232,6 +233,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         live = await self._begin_live(key, request, outcome)
         watcher = asyncio.create_task(live.watch()) if live is not None else None
         try:
+            if live is not None and live.stop_requested.is_set():
+                return await self._stopped_before_start(
+                    request, holder, live, resume, resumed_total, started, deadline
+                )
             with session_workspace(
                 self.settings.sessions_root,
                 key,
@@ -617,6 +622,32 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return stopped_turn
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
         log.info("turn.stopped", cost_usd=stopped_turn.cost_usd, chars=len(stopped_turn.text))
+        return answer
+
+    async def _stopped_before_start(
+        self,
+        request: TurnRequest,
+        holder: LeaseHolder,
+        live: LiveProgress,
+        resume: str | None,
+        resumed_total: float,
+        started: float,
+        deadline: float | None,
+    ) -> TurnResult:
+        """The answer to a turn the user stopped while it waited to start: nothing written, no
+        model call, recorded like any stopped turn (a retry replays it). Its prompt never
+        reached the CLI, so the next message resumes the session as it was before it."""
+        live.emit(TurnStopped())
+        stopped = stopped_result(
+            request,
+            text="",
+            session_id=resume,
+            resumed_total_usd=resumed_total,
+            metered=MeteredSpend(),
+            duration_ms=int((time.perf_counter() - started) * 1000),
+        )
+        answer, _ = await self._record(request, holder, stopped, started, deadline)
+        log.info("turn.stopped_before_start")
         return answer
 
     def _sweep_processes(self, *, before_run: bool) -> int:

@@ -163,24 +163,30 @@ class TelegramStack:
             messages = self.receive()
             if not messages:
                 break
-            event = sqs_lambda_event(
-                messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
-            )
-            response = consumer.handle_batch(event)
-            responses.append(response)
-            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-            for m in messages:
-                if m["MessageId"] in failed:
-                    self.aws.sqs.change_message_visibility(
-                        QueueUrl=self.aws.resources.queue_url,
-                        ReceiptHandle=m["ReceiptHandle"],
-                        VisibilityTimeout=0,
-                    )
-                else:
-                    self.aws.sqs.delete_message(
-                        QueueUrl=self.aws.resources.queue_url, ReceiptHandle=m["ReceiptHandle"]
-                    )
+            responses.append(self.hand_over(consumer, messages))
         return responses
+
+    def hand_over(self, consumer: Consumer, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand ``messages`` (received already, as Lambda's poller takes them before the
+        consumer runs) to the consumer as one batch; delete what succeeded, make the failures
+        visible again at once. Answers the batch response."""
+        event = sqs_lambda_event(
+            messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
+        )
+        response: dict[str, Any] = dict(consumer.handle_batch(event))
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for m in messages:
+            if m["MessageId"] in failed:
+                self.aws.sqs.change_message_visibility(
+                    QueueUrl=self.aws.resources.queue_url,
+                    ReceiptHandle=m["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            else:
+                self.aws.sqs.delete_message(
+                    QueueUrl=self.aws.resources.queue_url, ReceiptHandle=m["ReceiptHandle"]
+                )
+        return response
 
     def dead_letters(self) -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = self.aws.sqs.receive_message(

@@ -288,10 +288,19 @@ _IAM_ACTIONS = {
     # A transaction is authorised item by item; the registry's put + conditional update.
     ("dynamodb", "transact_write_items"): {"dynamodb:PutItem", "dynamodb:UpdateItem"},
 }
-# What a call needs beyond that when a given module makes it.
+# What a call needs instead when a given module makes it (a transaction: that module's items).
 _IAM_ACTIONS_IN_MODULE = {
     # the budgets' hold records: put with a hold, deleted when it is settled or released
-    ("dynamodb", "transact_write_items", "session_core/_budgets.py"): {"dynamodb:DeleteItem"},
+    ("dynamodb", "transact_write_items", "session_core/_budgets.py"): {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    },
+    # a stop kept for a waiting message: checks the chat's backlog count, updates the live item
+    ("dynamodb", "transact_write_items", "session_core/_live_turns.py"): {
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:UpdateItem",
+    },
 }
 
 
@@ -385,6 +394,8 @@ def aws_calls(package_src: Path) -> dict[tuple[str, str], set[str]]:
 def iam_actions(service: str, operation: str, where: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """The IAM actions an AWS operation needs (made in the modules ``where``)."""
     actions = _IAM_ACTIONS.get((service, operation)) or {f"{service}:{_OPERATIONS[service][operation]}"}
-    for module in where:
-        actions = actions | _IAM_ACTIONS_IN_MODULE.get((service, operation, module), set())
-    return actions
+    if not where:
+        return actions
+    return set().union(
+        *(_IAM_ACTIONS_IN_MODULE.get((service, operation, module), actions) for module in where)
+    )

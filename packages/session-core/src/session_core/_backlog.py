@@ -15,6 +15,10 @@ consumer takes the count to 0 and clears ``noticed``; the item expires by TTL. W
 consumer works through a backlog it touches the item after every message, so a live backlog
 never looks stale. Errors err towards letting messages through: the rule protects cost, not
 correctness.
+
+The count also tells a /stop that finds no turn running whether a message of the chat waits
+for its turn (``waiting_check``, used by ``LiveTurns.request_stop``), so nothing else has to be
+written per message for that.
 """
 
 from __future__ import annotations
@@ -113,6 +117,22 @@ class ChatBacklog:
                 log.warning("backlog.release_failed", error=aws_error_code(exc))
         except BotoCoreError as exc:
             log.warning("backlog.release_failed", error=type(exc).__name__)
+
+    def waiting_check(self, session_key: str, *, now: float) -> dict[str, Any] | None:
+        """A ``ConditionCheck`` for TransactWriteItems that holds while a message of the chat
+        is counted as waiting (admitted, not yet released, the count not stale), so a write can
+        depend on it in the same request; None when the rule is off (nothing is counted)."""
+        if not self.limit:
+            return None
+        fresh_since_ms = round(now * 1000) - self._stale_after_ms
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": self._key(session_key),
+                "ConditionExpression": "queued > :zero AND touched_ms >= :fresh",
+                "ExpressionAttributeValues": {":zero": {"N": "0"}, ":fresh": {"N": str(fresh_since_ms)}},
+            }
+        }
 
     def _update(
         self, session_key: str, update: str, condition: str, values: dict[str, int]

@@ -6,36 +6,53 @@ runtime). One item per session in the registry table, apart from the turn-writte
 pk                              sk          holds
 ==============================  ==========  ===================================================
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
-                                            stop_requested_at
+                                            stop_requested_at; stop_before
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
 streaming is not offered to a Python container run by awslambdaric, and a stop must reach a
 turn outside its FIFO group (ARCHITECTURE.md, "Control signals do not queue behind a turn").
 
-A stop targets the turn running (or about to run) when it is written: ``request_stop`` only
-lands on a live item that has not ended; the consumer ``expect``s its turn before invoking the
+A stop targets the turn running (or about to run) when it is written: ``request_stop`` lands
+on a live item that has not ended; the consumer ``expect``s its turn before invoking the
 runtime (so a stop during the runtime's start is kept), and ``begin`` keeps a stop only when
 the item is that same turn's: a stop for a turn that already ended never stops the next one.
+
+Before the consumer expects a turn (the message waits in the queue, or the consumer that took
+it is still starting) there is no turn to stop yet: a /stop that finds none running while the
+chat's backlog count (``ChatBacklog``, kept by the producer and the consumer anyway) says a
+message waits is kept as ``stop_before`` (its own update id) for the next turn to start. That
+turn takes it only if it was sent before the stop, and any start removes it: a stop never
+outlives the turn it was aimed at, nor stops a message sent after it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
 
-from ._dynamo_table import ConditionFailed, TableStore, item_int, number
+from ._aws_errors import aws_error_code
+from ._backlog import ChatBacklog
+from ._dynamo_table import ConditionFailed, TableStore, item_int, item_key, number
 from ._json import encode_json
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
+from ._settings import DEFAULT_RETENTION_DAYS
 
 _LIVE = "live"
+# A stop kept for a waiting message retries a transaction that met a concurrent write of the
+# chat's backlog count (a message admitted or released at that moment).
+_CONFLICT_ATTEMPTS = 3
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
 StopOutcome = Literal["stopping", "nothing_running"]
+_KeptStop = Literal["kept", "nothing_waits", "turn_began"]
 
 
 class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,27 +78,37 @@ _progress_decoder = msgspec.json.Decoder(TurnProgress)
 
 
 class LiveTurns(TableStore):
-    """The ``live`` item of each session: begin/publish/end (runtime), progress (consumer),
-    request_stop (producer), stop_requested (runtime). ``dynamodb`` is a boto3 client;
-    ``clock`` returns epoch seconds; ``retention_days`` as the registry's."""
+    """The ``live`` item of each session: begin/publish/end (runtime), expect/progress
+    (consumer), request_stop (producer), stop_requested (runtime). ``dynamodb`` is a boto3
+    client; ``clock`` returns epoch seconds; ``retention_days`` as the registry's; ``backlog``
+    (the producer's) tells a stop whether a message of the chat waits (None: it is not kept)."""
 
     _label = "live_turns"
+
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        table: str,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        clock: Callable[[], float] = time.time,
+        backlog: ChatBacklog | None = None,
+    ) -> None:
+        super().__init__(dynamodb=dynamodb, table=table, retention_days=retention_days, clock=clock)
+        self._backlog = backlog
 
     def expect(self, key: SessionKey, turn_id: int) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
         runtime), so a stop pressed while the runtime starts is not lost; done only when no
         other turn is running (answers whether it was). The same turn expected again (a retry:
         its runtime crashed or its invoke failed) starts over with no progress, and the stop
-        the user asked for is kept."""
+        the user asked for is kept; so is one sent while the turn waited (see request_stop)."""
         try:
             self._start(
                 "expect",
                 key,
                 turn_id,
-                ConditionExpression=(
-                    "attribute_not_exists(turn_id) OR (attribute_exists(ended_at) AND turn_id <> :t)"
-                ),
-                ExpressionAttributeValues={":t": number(turn_id)},
+                "attribute_not_exists(turn_id) OR (attribute_exists(ended_at) AND turn_id <> :t)",
             )
             return True
         except ConditionFailed:
@@ -98,20 +125,23 @@ class LiveTurns(TableStore):
             return False
         return True
 
-    def begin(self, key: SessionKey, turn_id: int) -> None:
+    def begin(self, key: SessionKey, turn_id: int) -> bool:
         """Mark ``turn_id`` as the session's running turn: a stop requested for it since the
-        consumer expected it is kept, any earlier turn's item (and stop) is replaced."""
+        consumer expected it is kept, any earlier turn's item (and stop) is replaced. Answers
+        whether the turn is stopped already (then it should not run)."""
         try:
-            self._update_turn(
+            out = self._update_turn(
                 "begin",
                 key,
                 turn_id,
                 "SET started_at = :now, expires_at = :ttl, progress = :p",
                 self._fresh_values(turn_id),
                 condition="turn_id = :t AND attribute_not_exists(ended_at)",
+                ReturnValues="ALL_NEW",
             )
         except ConditionFailed:
-            self._start("begin", key, turn_id)
+            return self._start("begin", key, turn_id)
+        return "stop_requested_at" in out.get("Attributes", {})
 
     def publish(self, key: SessionKey, progress: TurnProgress) -> bool:
         """Write the running turn's progress; answers whether a stop was requested meanwhile
@@ -152,9 +182,37 @@ class LiveTurns(TableStore):
         except msgspec.DecodeError:
             return None
 
-    def request_stop(self, key: SessionKey, *, turn_id: int | None = None) -> StopOutcome:
-        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop;
-        "nothing_running" when no such turn runs now."""
+    def request_stop(
+        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+    ) -> StopOutcome:
+        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop. A stop
+        naming no turn, sent as update ``update_id``, that finds no turn running while the
+        chat's backlog count says a message waits (queued, or taken by a consumer still
+        starting) is kept for the turn that starts next, which takes it only if its message was
+        sent before the stop. "nothing_running" when no turn runs or waits.
+
+        One UpdateItem when a turn runs. When none does, one TransactWriteItems more checks
+        the count and keeps the stop together (no write per queued message is needed). The
+        count may be off: stale (a crashed consumer; it heals, see ChatBacklog), or still
+        holding a message whose turn has just ended while its answer is sent. At worst such a
+        stop answers "Stopping…" for nothing: it only ever stops a turn of a message sent
+        before it. With the count off (``backlog`` None, or CHAT_QUEUE_LIMIT=0) a stop before
+        the turn starts finds nothing running."""
+        if self._stop_running(key, turn_id):
+            return "stopping"
+        if turn_id is not None or update_id is None or self._backlog is None:
+            return "nothing_running"
+        waiting = self._backlog.waiting_check(key.canonical, now=self._table.clock())
+        if waiting is None:
+            return "nothing_running"
+        kept = self._keep_stop(key, update_id, waiting)
+        # A turn that began since the first write is the one the stop was for.
+        if kept == "kept" or (kept == "turn_began" and self._stop_running(key, None)):
+            return "stopping"
+        return "nothing_running"
+
+    def _stop_running(self, key: SessionKey, turn_id: int | None) -> bool:
+        """Ask the running turn (``turn_id`` only, when given) to stop; whether one runs."""
         condition = "attribute_exists(turn_id) AND attribute_not_exists(ended_at)"
         values = {":now": number(self._table.clock())}
         if turn_id is not None:
@@ -170,8 +228,43 @@ class LiveTurns(TableStore):
                 ExpressionAttributeValues=values,
             )
         except ConditionFailed:
-            return "nothing_running"
-        return "stopping"
+            return False
+        return True
+
+    def _keep_stop(self, key: SessionKey, update_id: int, waiting: dict[str, Any]) -> _KeptStop:
+        """Keep a stop (sent as ``update_id``) for the next turn to start, in one transaction
+        with ``waiting`` (the backlog's check that a message waits) and only while no turn is
+        live: "turn_began" when one is (it started since the stop looked)."""
+        now = self._table.clock()
+        keep = {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": item_key(session_item_pk(key), _LIVE),
+                "UpdateExpression": "SET stop_before = :s, expires_at = :ttl",
+                "ConditionExpression": "attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
+                "ExpressionAttributeValues": {
+                    ":s": number(update_id),
+                    ":ttl": number(self._table.expires_at(now)),
+                },
+            }
+        }
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self._table.dynamodb.transact_write_items(TransactItems=[waiting, keep])
+                return "kept"
+            except ClientError as exc:
+                if aws_error_code(exc) != "TransactionCanceledException":
+                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if codes[1:2] == ["ConditionalCheckFailed"]:
+                    return "turn_began"
+                if codes[:1] == ["ConditionalCheckFailed"]:
+                    return "nothing_waits"
+                if attempt == _CONFLICT_ATTEMPTS:  # TransactionConflict each time
+                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
+            except BotoCoreError as exc:
+                raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
+        raise AssertionError("unreachable")
 
     def _fresh_values(self, turn_id: int) -> dict[str, Any]:
         """A turn (re)starting now: its start, expiry and empty progress (the runtime that
@@ -183,16 +276,31 @@ class LiveTurns(TableStore):
             ":p": _progress_value(TurnProgress(turn_id=turn_id)),
         }
 
-    def _start(self, operation: str, key: SessionKey, turn_id: int, **condition: Any) -> None:
-        """Write a fresh live item for ``turn_id`` (no progress, no stop), under ``condition``."""
-        now = self._table.clock()
-        attributes = {
-            "turn_id": number(turn_id),
-            "started_at": number(now),
-            "progress": _progress_value(TurnProgress(turn_id=turn_id)),
-            "expires_at": number(self._table.expires_at(now)),
-        }
-        self._table.put(operation, session_item_pk(key), _LIVE, attributes, **condition)
+    def _start(self, operation: str, key: SessionKey, turn_id: int, condition: str | None = None) -> bool:
+        """Make ``turn_id`` the session's turn, started now with no progress and no stop, under
+        ``condition`` (``:t`` is the turn); but a stop kept while it waited (``stop_before``)
+        is its own when it was sent before the stop. Answers whether it is stopped."""
+        extra = {} if condition is None else {"ConditionExpression": condition}
+        out = self._table.update(
+            operation,
+            session_item_pk(key),
+            _LIVE,
+            UpdateExpression=(
+                "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
+                " REMOVE ended_at, stop_requested_at, stop_before"
+            ),
+            ExpressionAttributeValues={**self._fresh_values(turn_id), ":t": number(turn_id)},
+            ReturnValues="ALL_OLD",
+            **extra,
+        )
+        if item_int(out.get("Attributes", {}), "stop_before") <= turn_id:
+            return False  # none kept, or the stop came before this turn was sent
+        values = {":now": number(self._table.clock())}
+        try:
+            self._update_turn(operation, key, turn_id, "SET stop_requested_at = :now", values)
+        except ConditionFailed:  # a later turn took over meanwhile
+            return False
+        return True
 
     def _update_turn(
         self,

@@ -3,7 +3,10 @@ Stop button of a group's progress message (``callback_query`` with ``stop:<turn>
 
 The producer handles them itself instead of queueing them: the FIFO group of the chat is busy
 with the very turn to stop. It writes the request into the session's live item (the runtime
-reads it within about a second) and answers in the webhook reply (no bot token needed).
+reads it within about a second) and answers in the webhook reply (no bot token needed). A
+/stop while a message waits and no turn runs yet (queued, or taken by a consumer still
+starting) is kept for that message's turn: the chat's backlog count (``ChatBacklog``) says
+one waits, so queueing a message writes nothing more for it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ WAITING_CALL_TEXT = " A tool call is waiting for an answer: Deny drops it."
 class StopRequests(Protocol):
     """The verb of session_core.LiveTurns the producer uses."""
 
-    def request_stop(self, key: SessionKey, *, turn_id: int | None = None) -> StopOutcome: ...
+    def request_stop(
+        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+    ) -> StopOutcome: ...
 
 
 @dataclass(frozen=True)

@@ -363,9 +363,10 @@ class Producer:
         return _reply(callback_answer(press, DECIDED_TEXT[button.choice]))
 
     def _stop(self, update_id: int, stop: StopRequest) -> dict[str, Any]:
-        """Write the stop request for the chat's running turn and answer in the reply. A stop
-        Telegram sends again (its answer was lost) is dropped: a /stop names no turn, and a late
-        copy would stop the next one."""
+        """Write the stop request for the chat's running turn (or for the turn of a message still
+        waiting, see session_core.LiveTurns) and answer in the reply. A stop Telegram sends
+        again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
+        stop the next one."""
         if not allowed(self._config, user_id=stop.user_id, chat_id=stop.chat_id):
             log.info("update_ignored", reason="not on the allow-list")
             return _response(200, "ignored: not on the allow-list")
@@ -381,7 +382,7 @@ class Producer:
             outcome: Literal["stopping", "nothing_running"] = "nothing_running"
         else:
             try:
-                outcome = self._stops.request_stop(stop.key, turn_id=stop.turn_id)
+                outcome = self._stops.request_stop(stop.key, turn_id=stop.turn_id, update_id=update_id)
             except StorageError as exc:
                 log.error("stop_not_written", error=str(exc)[:200])
                 return _response(503, "stop not recorded, retry")

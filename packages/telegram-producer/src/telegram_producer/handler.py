@@ -38,6 +38,7 @@ def build_producer() -> Producer:
     config = ProducerConfig.from_env()
     secret = read_secret(boto3.client("ssm"), config.secret_parameter)
     dynamodb = boto3.client("dynamodb")
+    backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
     return Producer(
         config=config,
         secret=secret,
@@ -52,8 +53,11 @@ def build_producer() -> Producer:
             per_user=config.rate_limit_user_per_minute,
             per_chat=config.rate_limit_chat_per_minute,
         ),
-        backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
-        stops=LiveTurns(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        backlog=backlog,
+        # A /stop with no turn running is kept while the backlog counts a message of the chat.
+        stops=LiveTurns(
+            dynamodb=dynamodb, table=config.table, retention_days=config.retention_days, backlog=backlog
+        ),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
     )

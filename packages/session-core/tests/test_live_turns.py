@@ -1,0 +1,92 @@
+"""A stop sent while no turn runs, against a real DynamoDB endpoint (the moto server): kept for
+the next turn only while the chat's backlog count says a message waits, in one request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agentbot_testing import FakeClock
+from session_core import ChatBacklog, LiveTurns, SessionKey
+
+KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def backlog(aws: Any) -> ChatBacklog:
+    return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=10)
+
+
+def live_turns(aws: Any, clock: FakeClock, backlog: ChatBacklog | None, dynamodb: Any = None) -> LiveTurns:
+    return LiveTurns(
+        dynamodb=dynamodb or aws.dynamodb, table=aws.resources.table, clock=clock, backlog=backlog
+    )
+
+
+def test_a_stop_is_kept_for_the_waiting_message_only_while_the_count_holds_one(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    live = live_turns(aws, clock, backlog)
+    assert live.request_stop(KEY, update_id=10) == "nothing_running"  # nothing counted
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 11
+    assert live.request_stop(KEY, update_id=12) == "stopping"
+    assert live.expect(KEY, 11) and live.stop_requested(KEY, 11)  # sent before the stop
+    live.end(KEY, 11)
+    backlog.release(KEY.canonical, now=clock())
+    assert live.request_stop(KEY, update_id=13) == "nothing_running"
+    # A stop naming a turn (a draft's, a button's) is for that turn only, never kept.
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 14
+    assert live.request_stop(KEY, turn_id=14, update_id=15) == "nothing_running"
+    assert live.expect(KEY, 14) and not live.stop_requested(KEY, 14)
+
+
+def test_a_stop_kept_for_nothing_never_stops_a_message_sent_after_it(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # The count still holds a message whose turn just ended (its answer is being sent).
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 20
+    assert live.expect(KEY, 20)
+    live.end(KEY, 20)
+    assert live.request_stop(KEY, update_id=21) == "stopping"  # for nothing
+    backlog.release(KEY.canonical, now=clock())
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 22
+    assert live.expect(KEY, 22) and not live.stop_requested(KEY, 22)
+
+
+def test_a_stale_count_keeps_no_stop(aws: Any, clock: FakeClock, backlog: ChatBacklog) -> None:
+    # A crashed consumer never released it; the count heals once nobody touched it for long.
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"
+    clock.now += 3_600
+    assert live.request_stop(KEY, update_id=31) == "nothing_running"
+
+
+def test_with_no_count_a_stop_before_the_turn_began_finds_nothing(aws: Any, clock: FakeClock) -> None:
+    uncounted = ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=0)
+    for backlog in (None, uncounted):
+        live = live_turns(aws, clock, backlog)
+        assert uncounted.admit(KEY.canonical, now=clock()) == "queued"  # nothing written
+        assert live.request_stop(KEY, update_id=41) == "nothing_running"
+
+
+def test_a_turn_that_begins_while_the_stop_looks_is_stopped(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # The stop finds no turn running; the consumer expects one before the stop's transaction.
+    dynamodb = aws.client("dynamodb")
+    live = live_turns(aws, clock, backlog, dynamodb)
+    consumer_view = live_turns(aws, clock, None)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 50
+
+    def turn_begins(**_: Any) -> None:
+        assert consumer_view.expect(KEY, 50)
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", turn_begins)
+    assert live.request_stop(KEY, update_id=51) == "stopping"
+    assert live.stop_requested(KEY, 50)
