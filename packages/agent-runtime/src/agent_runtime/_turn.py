@@ -730,13 +730,27 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if found is None:
             return None
         following, entry, turn_id = found
-        if await asyncio.to_thread(self.ledger.saved, key, turn_id) is not None:
+        if await self._recorded(key, turn_id):
             return None  # the last prompt's turn was recorded: nothing to leave out
         # The prompt hangs off the end of the conversation it was sent to: resume there
         # (not at the entry before it in the file, which may be an earlier failed attempt).
         point = entry.get("parentUuid")
         log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
         return point if isinstance(point, str) else None
+
+    async def _recorded(self, key: SessionKey, turn_id: int) -> bool:
+        """Whether turn ``turn_id`` was recorded: by this chat, or by the chat it was before it
+        moved to a new id (its turn records stay there, its prompts are in this transcript)."""
+        seen: set[str] = set()
+        chat: SessionKey | None = key
+        while chat is not None and chat.canonical not in seen:
+            seen.add(chat.canonical)
+            if await asyncio.to_thread(self.ledger.saved, chat, turn_id) is not None:
+                return True
+            record = await asyncio.to_thread(self.registry.get_session, chat)
+            moved_from = None if record is None else record.moved_from
+            chat = None if moved_from is None else SessionKey.parse(moved_from)
+        return False
 
     async def _lease_lost(self, key: SessionKey, request: TurnRequest, started: float) -> TurnResult:
         # Whoever took the lease may have answered this very update: that answer counts.

@@ -51,6 +51,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     # The chat (canonical key) under whose project this chat's transcripts are kept: set when
     # the chat moved to a new id (see ``_chat_moves.py``); None: its own.
     transcripts_of: str | None = None
+    # The chat (canonical key) this one was before it moved; its turn records stay there.
+    moved_from: str | None = None
 
 
 class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
@@ -119,4 +121,5 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         conversation_cost_usd=item_float(item, "conversation_cost_usd"),
         sdk_session_cost_usd=item_float(item, "sdk_session_cost_usd"),
         transcripts_of=item_str(item, "transcripts_of"),
+        moved_from=item_str(item, "moved_from"),
     )
