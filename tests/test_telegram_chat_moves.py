@@ -10,14 +10,17 @@ scripted model that says how many of the user's messages it was shown).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
-from local_stack import last_user_text, user_turns
+from local_stack import last_user_text, sqs_lambda_event, user_turns
 from session_core import SessionKey
+from sqs_consumer import DELIVERY_RESERVE_S
 
 pytestmark = pytest.mark.slow
 OLD, NEW = -4055, -1004055  # the group, and the supergroup it became
@@ -77,3 +80,76 @@ def test_a_supergroup_that_was_never_a_group_with_the_bot_starts_afresh(stack) -
     stack.drain(stack.consumer())
 
     assert [m["text"] for m in stack.replies(NEW)] == ["turns=1 last=hello"]
+
+
+@pytest.fixture
+def stub_stack(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The path with the runtime stub (see agentbot_testing.telegram_stack)."""
+    from agentbot_testing.telegram_stack import telegram_stack
+
+    with telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        yield stack
+
+
+def _group_turn_running(stack: Any) -> Any:
+    """The group has a conversation and a turn of it is running (its lease, held elsewhere);
+    the group is then upgraded. Returns the running turn's lease."""
+    _post(stack, 30, OLD, "group", text=f"@{BOT_USERNAME} the word is heron")
+    stack.drain(stack.consumer())
+    old = SessionKey(tenant="default", chat_id=OLD)
+    running = stack.registry().acquire_lease(old, owner="runtime-elsewhere", duration_s=600)
+    assert _upgrade(stack, 31) == "enqueued: chat moved"
+    return running
+
+
+def _last_receive(stack: Any) -> dict[str, Any]:
+    """The move's record, received for the queue's last time (the group's turn outlasted the
+    retries), as the consumer's event."""
+    for _ in range(2):
+        [raw] = stack.receive()
+        stack.aws.sqs.change_message_visibility(
+            QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+        )
+    [raw] = stack.receive()
+    assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
+    return raw
+
+
+def _event(stack: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    return sqs_lambda_event(
+        [raw], queue_arn=stack.aws.resources.queue_arn, region=stack.aws.sqs.meta.region_name
+    )
+
+
+def test_a_move_waits_for_the_groups_running_turn_inside_the_invocation(stub_stack) -> None:
+    stack = stub_stack
+    running = _group_turn_running(stack)
+    raw = _last_receive(stack)
+    threading.Timer(1.0, stack.registry().release_lease, args=(running,)).start()
+
+    response = stack.consumer().handle_batch(_event(stack, raw))
+
+    assert response["batchItemFailures"] == []
+    assert stack.dead_letters() == [] and stack.replies(NEW) == []
+    moved = stack.registry().get_session(SessionKey(tenant="default", chat_id=NEW))
+    assert moved is not None and moved.moved_from == f"default/{OLD}/0"
+
+
+def test_a_move_behind_a_turn_longer_than_the_invocation_is_put_off_never_dead_lettered(stub_stack) -> None:
+    stack = stub_stack
+    running = _group_turn_running(stack)
+    raw = _last_receive(stack)
+
+    ends = time.monotonic() + DELIVERY_RESERVE_S + 1  # a second to wait, no more
+    response = stack.consumer().handle_batch(
+        _event(stack, raw), remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000)
+    )
+
+    assert response["batchItemFailures"] == []  # acknowledged: a copy waits on the queue
+    stack.aws.sqs.delete_message(QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+    assert stack.dead_letters() == []
+    assert stack.replies(NEW) == []  # nothing failed, so nothing to tell
+    stack.registry().release_lease(running)
+    stack.drain(stack.consumer())
+    moved = stack.registry().get_session(SessionKey(tenant="default", chat_id=NEW))
+    assert moved is not None and moved.moved_from == f"default/{OLD}/0"

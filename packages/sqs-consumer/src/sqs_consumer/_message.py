@@ -79,7 +79,7 @@ class MessageHandler:
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
-            move_conversation(msg, key, self._deps)
+            move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
         if self._deps.albums is not None:  # one turn for the photos sent together
             msg = with_its_album(msg, self._deps.albums, self._deps.sleep)
