@@ -92,6 +92,22 @@ def test_a_repeated_move_changes_nothing_and_a_new_chat_with_its_own_conversatio
     assert kept is not None and (kept.sdk_session_id, kept.transcripts_of) == ("sdk-own", None)
 
 
+def test_a_chat_that_started_afresh_with_new_before_it_moved_keeps_its_grants_and_totals(
+    aws, registry
+) -> None:
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table)
+    approvals.grant(OLD, "Bash(git status)", granted_by="@ada")
+    registry.start_new_session(OLD)  # /new: the grants stay, the next message starts afresh
+
+    assert registry.move_chat(OLD, NEW) is True
+
+    moved = registry.get_session(NEW)
+    assert moved is not None and moved.sdk_session_id is None
+    assert (moved.turns, moved.previous_session_ids) == (1, ("sdk-old",))
+    assert [g.rule for g in approvals.grants(NEW)] == ["Bash(git status)"]
+
+
 def test_a_chat_without_a_conversation_moves_nothing(registry) -> None:
     assert registry.move_chat(OLD, NEW) is False
     assert registry.get_session(NEW) is None

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._approvals import APPROVAL_SK, GRANT_PREFIX
-from ._dynamo_table import ConditionFailed, DynamoTable, item_str, number
+from ._dynamo_table import ConditionFailed, DynamoTable, item_int, item_str, number
 from ._keys import SessionKey
 from ._leases import LeaseVerbs
 from ._logging import get_logger
@@ -44,7 +44,8 @@ class ChatMoveVerbs(LeaseVerbs):
         lease = self.acquire_lease(old, owner=_MOVE_OWNER, duration_s=_MOVE_LEASE_S)
         try:
             meta = self._table.get("move_chat", session_item_pk(old), META)
-            if meta is None or item_str(meta, "sdk_session_id") is None:
+            # A chat that started afresh (/new) still has its grants, settings and totals.
+            if meta is None or (item_str(meta, "sdk_session_id") is None and not item_int(meta, "turns")):
                 return False
             # The meta item is written last: once it names the old chat, all of it moved (and
             # the new chat may have gone on since; a repeat must not take it back).
