@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
-from local_stack import last_user_text, sqs_lambda_event, user_turns
+from local_stack import ToolCall, last_user_text, sqs_lambda_event, tool_results, user_turns
 from session_core import SessionKey
 from sqs_consumer import DELIVERY_RESERVE_S
 
@@ -26,8 +26,13 @@ pytestmark = pytest.mark.slow
 OLD, NEW = -4055, -1004055  # the group, and the supergroup it became
 
 
-def responder(request: dict[str, Any]) -> str:
-    return f"turns={user_turns(request)} last={last_user_text(request)}"
+def responder(request: dict[str, Any]) -> Any:
+    """The number of the user's messages shown and the last one; ``slow ...`` first runs a
+    tool for a few seconds."""
+    text = last_user_text(request)
+    if text.startswith("slow") and not tool_results(request):
+        return [ToolCall(name="Bash", input={"command": "python3 -c 'import time; time.sleep(4)'"})]
+    return f"turns={user_turns(request)} last={text}"
 
 
 @pytest.fixture
@@ -71,7 +76,43 @@ def test_a_group_upgraded_to_a_supergroup_goes_on_with_its_conversation_and_its_
     assert moved is not None and moved.turns == 2
     # The supergroup's turns go on in the transcript the group wrote: one conversation.
     old = stack.registry().get_session(SessionKey(tenant="default", chat_id=OLD))
-    assert old is not None and moved.sdk_session_id == old.sdk_session_id
+    assert old is not None and old.previous_session_ids == (moved.sdk_session_id,)
+
+
+def test_a_message_of_the_group_answered_after_the_move_never_writes_into_the_supergroups_conversation(
+    stack,
+) -> None:
+    """A record of the group can still run after the move (queued behind its last turn, or a
+    retry), beside the supergroup's first turn: two leases, so one SDK session must not be
+    both chats' or its transcript forks and an answered message drops out of it."""
+    _post(stack, 40, OLD, "group", text=f"@{BOT_USERNAME} the bird is a heron")
+    stack.drain(stack.consumer())
+    _post(stack, 41, OLD, "group", text=f"@{BOT_USERNAME} slow: the fish is a carp")
+    assert _upgrade(stack, 42) == "enqueued: chat moved"
+    _post(stack, 44, NEW, "supergroup", text=f"@{BOT_USERNAME} the tree is an oak")
+    queued = {json.loads(m["Body"])["message"]["update_id"]: m for m in stack.receive()}
+    consumer = stack.consumer()
+    consumer.handle_batch(_event(stack, queued[43]))  # the move, the group idle for a moment
+    # The group's late message and the supergroup's at once (one batch, two FIFO groups).
+    late = sqs_lambda_event(
+        [queued[41], queued[44]],
+        queue_arn=stack.aws.resources.queue_arn,
+        region=stack.aws.sqs.meta.region_name,
+    )
+    assert consumer.handle_batch(late)["batchItemFailures"] == []
+    for raw in queued.values():
+        stack.aws.sqs.delete_message(
+            QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"]
+        )
+    _post(stack, 45, NEW, "supergroup", text=f"@{BOT_USERNAME} name them")
+    stack.drain(stack.consumer())
+
+    sent = json.dumps(stack.model.model_calls[-1].body["messages"])
+    assert "the tree is an oak" in sent and "the bird is a heron" in sent  # nothing dropped out
+    texts = [m["text"] for m in stack.replies()]
+    assert any(t.startswith("turns=3 last=name them") for t in texts), texts
+    # The group's late message is answered, from a conversation of its own.
+    assert any(t.startswith("turns=1 last=slow: the fish is a carp") for t in texts), texts
 
 
 def test_a_supergroup_that_was_never_a_group_with_the_bot_starts_afresh(stack) -> None:

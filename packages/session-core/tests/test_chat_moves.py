@@ -64,6 +64,19 @@ def test_the_new_chat_goes_on_with_the_old_chats_session_grants_and_totals(aws, 
     assert after is not None and after.turns == 3 and after.transcripts_of == OLD.canonical
 
 
+def test_the_group_lets_go_of_the_session_it_handed_on_so_one_chat_alone_writes_it(registry) -> None:
+    # The group's records can still run after the move (a retried turn, a message queued
+    # behind its last turn): under the group's own lease, beside the supergroup's turns.
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    assert registry.move_chat(OLD, NEW) is True  # a repeat
+
+    group, supergroup = registry.get_session(OLD), registry.get_session(NEW)
+    assert supergroup is not None and supergroup.sdk_session_id == "sdk-old"
+    assert group is not None and group.sdk_session_id is None  # a late turn there starts afresh
+    assert group.previous_session_ids == ("sdk-old",) and group.turns == 1  # its record stays
+
+
 def test_the_move_waits_for_a_turn_of_the_old_chat_that_is_still_running(registry) -> None:
     talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
     running = registry.acquire_lease(OLD, owner="runtime", duration_s=60)

@@ -6,18 +6,21 @@ the pending approval, the "always" grants and whatever sort keys the channel add
 settings) into the new chat's partition, under the old chat's lease so no turn of it is half
 done. The transcripts stay where they are: the new meta item names their project
 (``transcripts_of``) and every later turn of the new chat reads and appends there. Turn
-records and delivery logs stay behind (they answer retries of the old chat's updates).
+records and delivery logs stay behind (they answer retries of the old chat's updates). The
+old chat lets go of the SDK session it handed on (as after /new, ``moved_to`` names where it
+went): a record of it that still runs starts afresh, so one session never has two writers.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from ._approvals import APPROVAL_SK, GRANT_PREFIX
 from ._dynamo_table import ConditionFailed, DynamoTable, item_int, item_str, number
 from ._keys import SessionKey
-from ._leases import LeaseVerbs
+from ._leases import Lease, LeaseVerbs
 from ._logging import get_logger
 from ._registry_keys import META, session_item_pk
 
@@ -40,6 +43,7 @@ class ChatMoveVerbs(LeaseVerbs):
 
         Raises LeaseHeldError while a turn of ``old`` runs (retry later: its answer is part
         of what moves). ``also`` names more sort keys of the partition to copy as they are.
+        Once carried, ``old`` no longer continues the SDK session (see the module).
         """
         lease = self.acquire_lease(old, owner=_MOVE_OWNER, duration_s=_MOVE_LEASE_S)
         try:
@@ -50,23 +54,52 @@ class ChatMoveVerbs(LeaseVerbs):
             # The meta item is written last: once it names the old chat, all of it moved (and
             # the new chat may have gone on since; a repeat must not take it back).
             there = self._table.get("move_chat", session_item_pk(new), META)
-            if there is not None and item_str(there, "moved_from") == old.canonical:
-                return True
-            if there is not None and item_str(there, "sdk_session_id") is not None:
-                _log.warning("chat_move_skipped", old=old.canonical, new=new.canonical)
-                return False
-            for sk in (APPROVAL_SK, *also):
-                item = self._table.get("move_chat", session_item_pk(old), sk)
-                if item is not None:
-                    self._copy(new, sk, item)
-            for grant in self._table.query_prefix("move_chat", session_item_pk(old), GRANT_PREFIX):
-                self._copy(new, grant["sk"]["S"], grant)
-            moved = self._receive_meta(old, new, meta)
+            if there is None or item_str(there, "moved_from") != old.canonical:
+                if there is not None and item_str(there, "sdk_session_id") is not None:
+                    _log.warning("chat_move_skipped", old=old.canonical, new=new.canonical)
+                    return False
+                for sk in (APPROVAL_SK, *also):
+                    item = self._table.get("move_chat", session_item_pk(old), sk)
+                    if item is not None:
+                        self._copy(new, sk, item)
+                for grant in self._table.query_prefix("move_chat", session_item_pk(old), GRANT_PREFIX):
+                    self._copy(new, grant["sk"]["S"], grant)
+                there = self._receive_meta(old, new, meta)
+                if there is None:
+                    return False
+                _log.info("chat_moved", old=old.canonical, new=new.canonical)
+            self._let_go(lease, new, meta, there)
         finally:
             self.release_lease(lease)
-        if moved:
-            _log.info("chat_moved", old=old.canonical, new=new.canonical)
-        return moved
+        return True
+
+    def _let_go(self, lease: Lease, new: SessionKey, meta: dict[str, Any], there: dict[str, Any]) -> None:
+        """The old chat no longer continues the SDK session it handed on (as after /new): a
+        record of it that still runs (a retry, a message queued before the move) starts afresh
+        instead of writing the new chat's transcript beside it, under another lease."""
+        handed_on = item_str(meta, "sdk_session_id")
+        if handed_on is None or handed_on not in _session_ids(there):
+            return  # nothing handed on, or the old chat started another session since
+        now = self._table.clock()
+        with contextlib.suppress(ConditionFailed):  # an earlier try let go already
+            self._table.update(
+                "move_chat",
+                session_item_pk(lease.session_key),
+                META,
+                UpdateExpression=(
+                    "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
+                    " :empty), :handed_on), moved_to = :new, updated_at = :now REMOVE sdk_session_id"
+                ),
+                ConditionExpression="sdk_session_id = :sid AND lease_owner = :owner",
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":handed_on": {"L": [{"S": handed_on}]},
+                    ":new": {"S": new.canonical},
+                    ":now": number(now),
+                    ":sid": {"S": handed_on},
+                    ":owner": {"S": lease.owner},
+                },
+            )
 
     def _copy(self, new: SessionKey, sk: str, item: dict[str, Any]) -> None:
         now = self._table.clock()
@@ -74,7 +107,7 @@ class ChatMoveVerbs(LeaseVerbs):
         attributes["expires_at"] = number(self._table.expires_at(now))
         self._table.put("move_chat", session_item_pk(new), sk, attributes)
 
-    def _receive_meta(self, old: SessionKey, new: SessionKey, meta: dict[str, Any]) -> bool:
+    def _receive_meta(self, old: SessionKey, new: SessionKey, meta: dict[str, Any]) -> dict[str, Any] | None:
         now = self._table.clock()
         attributes = {name: value for name, value in meta.items() if name not in _NOT_COPIED}
         attributes.update(
@@ -94,5 +127,12 @@ class ChatMoveVerbs(LeaseVerbs):
             )
         except ConditionFailed:  # a turn of the new chat started meanwhile: its conversation stands
             _log.warning("chat_move_skipped", old=old.canonical, new=new.canonical)
-            return False
-        return True
+            return None
+        return attributes
+
+
+def _session_ids(meta: dict[str, Any]) -> set[str]:
+    """The SDK sessions a meta item names: its current one and those before /new."""
+    current = item_str(meta, "sdk_session_id")
+    previous = {str(v["S"]) for v in meta.get("previous_session_ids", {}).get("L", [])}
+    return previous if current is None else previous | {current}

@@ -11,7 +11,8 @@ pk                              sk                  holds
                                                     (the chat's total), conversation_turns/_cost_usd
                                                     (since /new), sdk_session_cost_usd (the SDK's
                                                     running total), previous_session_ids, lease_*,
-                                                    moved_from/transcripts_of (``_chat_moves.py``)
+                                                    moved_from/transcripts_of/moved_to
+                                                    (``_chat_moves.py``)
 ``session|<canonical key>``     ``turn|<turn id>``  the recorded TurnResult of that turn
 ==============================  ==================  =========================================
 
