@@ -204,6 +204,17 @@ def test_a_supergroups_first_message_moves_the_groups_conversation_to_it(case, s
     assert not moved.counted_in_backlog  # never refused for a full queue
 
 
+def test_a_group_upgraded_by_someone_off_a_user_allow_list_still_moves() -> None:
+    # Allowed users are answered in any group: the group may hold their conversation, and any
+    # admin (on the list or not) may upgrade it.
+    admin = {"id": 8, "is_bot": False, "first_name": "Bob"}
+    decision = decide(
+        update(chat=SUPERGROUP, migrate_from_chat_id=-4055, **{"from": admin}),
+        config(allowed_user_ids=frozenset({7})),
+    )
+    assert decision.message is not None and decision.message.kind == "chat_moved"
+
+
 def test_a_move_from_a_group_the_bot_may_not_serve_is_ignored() -> None:
     decision = decide(
         update(chat=SUPERGROUP, migrate_from_chat_id=-4055), config(allowed_chat_ids=frozenset({-1}))

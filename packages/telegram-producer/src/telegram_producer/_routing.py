@@ -97,12 +97,14 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
 def _chat_moved(update: Update, msg: Message, sender_id: int | None, config: ProducerConfig) -> Decision:
     """The supergroup's first message, naming the group it was: its conversation moves here.
     Only Telegram writes it (the webhook is verified), so the old chat's place on the
-    allow-list counts as much as the new one's."""
+    allow-list counts as much as the new one's; and allowed users are answered in any group,
+    so with them listed any group may hold a conversation, whoever upgraded it."""
     old_chat = msg.migrate_from_chat_id
     assert old_chat is not None
     if not (
         allowed(config, user_id=sender_id, chat_id=msg.chat.id)
         or allowed(config, user_id=None, chat_id=old_chat)
+        or config.allowed_user_ids
     ):
         return Decision(ignored="not on the allow-list")
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id)
