@@ -911,7 +911,7 @@ def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, An
                 break
             progress.say(f"update {update['update_id']}: webhook answered {status}; delivering again")
             time.sleep(pause)
-        if status == 200 and (outcome == "enqueued" or outcome in _QUEUED_PRESSES):
+        if status == 200 and (outcome.startswith("enqueued") or outcome in _QUEUED_PRESSES):
             sender = next(
                 (v["from"].get("id") for v in update.values() if isinstance(v, dict) and "from" in v), None
             )
