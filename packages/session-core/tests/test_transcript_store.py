@@ -508,6 +508,30 @@ async def test_delete_of_a_main_key_removes_every_item_and_object_of_the_session
     assert await store.load(other) == turn(0)
 
 
+async def test_delete_removes_a_transcript_written_before_snapshots_had_epoch_folders(aws: Any) -> None:
+    store = make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    for n in range(24):
+        await store.append(KEY, turn(n))
+    [foldered] = all_objects(aws)
+    [head] = [i for i in all_items(aws) if i["sk"]["S"] == "head"]
+    transcript_prefix, epoch, name = foldered.rsplit("/", 2)
+    assert epoch == head["epoch"]["S"]  # the snapshot lies in a folder of its epoch
+    legacy = f"{transcript_prefix}/{name}"  # where the store put snapshots before the folders
+    bucket, table = aws.resources.bucket, aws.resources.table
+    aws.s3.copy_object(Bucket=bucket, Key=legacy, CopySource={"Bucket": bucket, "Key": foldered})
+    aws.s3.delete_object(Bucket=bucket, Key=foldered)
+    aws.dynamodb.update_item(
+        TableName=table,
+        Key={"pk": head["pk"], "sk": head["sk"]},
+        UpdateExpression="SET snap_key = :legacy",
+        ExpressionAttributeValues={":legacy": {"S": legacy}},
+    )
+    expected = [e for n in range(24) for e in turn(n)]
+    assert await make_store(aws).load(KEY) == expected
+    await store.delete(KEY)
+    assert all_objects(aws) == [] and all_items(aws) == []
+
+
 async def test_a_missing_table_is_a_permanent_storage_error(aws: Any) -> None:
     store = TranscriptStore(s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table="nope")
     with pytest.raises(StorageError) as info:

@@ -421,6 +421,21 @@ async def test_clearing_chunks_left_by_an_expired_transcript_never_deletes_anoth
     assert len(chunks) == 1  # b's; the other leftovers were still cleared away
 
 
+async def test_a_delete_that_failed_half_way_is_finished_by_the_next_one(aws: Any, proxy: FaultProxy) -> None:
+    store = proxied_store(aws, proxy, **SMALL)
+    for n in range(12):
+        await store.append(KEY, turn(n))  # a snapshot and a tail
+    proxy.faults.append(AwsFault("s3:DeleteObjects", times=-1))
+    with pytest.raises(StorageError):
+        await store.delete(KEY)
+    assert await direct_store(aws).load(KEY) is None  # gone for readers already
+    assert len(objects(aws)) == 1
+    proxy.faults.clear()
+    # The snapshot is young, but the retired head, still there, says it is the deleted epoch's.
+    await store.delete(KEY)
+    assert objects(aws) == {} and items(aws) == {}
+
+
 async def test_a_compaction_that_cannot_copy_the_padding_writes_the_snapshot_whole(
     aws: Any, proxy: FaultProxy
 ) -> None:

@@ -199,16 +199,19 @@ class Appending(Loading):
         snap = state.snap if state else ()
         newer = jsonl_of([*(state.tail if state else []), *lines])
         seq = old.next_seq if old else 0
+        epoch = old.epoch if old else uuid.uuid4().hex
         placed = None
         if old is not None and old.snap_key is not None and old.snap_size >= MIN_COPY_PART_BYTES:
-            placed = self._extend_snapshot(_snapshot_key(location, seq, token, old.snap_codec), old, newer)
+            key = _snapshot_key(location, epoch, seq, token, old.snap_codec)
+            placed = self._extend_snapshot(key, old, newer)
         if placed is None:
-            placed = self._write_snapshot(_snapshot_key(location, seq, token, CODEC_ZSTD), state, newer)
+            key = _snapshot_key(location, epoch, seq, token, CODEC_ZSTD)
+            placed = self._write_snapshot(key, state, newer)
         snap = (*snap, newer)
         snap_count = (old.snap_count if old else 0) + newer.count(b"\n")
         head = _Head(
             version=(old.version if old else 0) + 1,
-            epoch=old.epoch if old else uuid.uuid4().hex,
+            epoch=epoch,
             next_seq=seq + 1,
             snap_key=placed.key,
             snap_seq=seq + 1,
@@ -387,10 +390,13 @@ class Appending(Loading):
         }
         if values:
             put_head["ExpressionAttributeValues"] = values
+        # Every write counts itself in ``writes``: a delete changes the item only while the
+        # count is the one it read, so it never undoes an append that came after its look.
         index_values: dict[str, Any] = {
             ":sid": {"S": location.session_id},
             ":pkey": {"S": location.project_key},
             ":exp": expires,
+            ":one": {"N": "1"},
         }
         if location.subpath is None:
             update = (
@@ -410,8 +416,11 @@ class Appending(Loading):
                 # item anyway) starts downloading it while its Query is still running.
                 update += ", main_snap = :snap"
                 index_values[":snap"] = {"S": encode_snapshot_ref(snapshot)}
+            update += " ADD writes :one"
         else:
-            update = "SET session_id = :sid, project_key = :pkey, expires_at = :exp ADD subpaths :sub"
+            update = (
+                "SET session_id = :sid, project_key = :pkey, expires_at = :exp ADD subpaths :sub, writes :one"
+            )
             index_values[":sub"] = {"SS": [location.subpath]}
         items = [
             *extra,

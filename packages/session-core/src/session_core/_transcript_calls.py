@@ -4,7 +4,6 @@ in ``requests``, errors mapped to StorageError), plus the paged queries and batc
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -89,21 +88,6 @@ class StorageCalls:
                 return items
             kwargs["ExclusiveStartKey"] = last
 
-    def _delete_items(self, pk: str, sort_keys: list[str]) -> None:
-        for start in range(0, len(sort_keys), 25):
-            requests: list[dict[str, Any]] = [
-                {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}}
-                for sk in sort_keys[start : start + 25]
-            ]
-            for attempt in range(5):
-                response = self._call("dynamodb", "batch_write_item", RequestItems={self._table: requests})
-                requests = response.get("UnprocessedItems", {}).get(self._table, [])
-                if not requests:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            else:
-                raise StorageError("dynamodb.BatchWriteItem", f"{len(requests)} deletes stayed unprocessed")
-
     def _delete_chunks(self, pk: str, garbage: Mapping[str, str | None]) -> None:
         """Delete chunk items, each only while it holds the epoch it was found with (a new epoch
         reuses sort keys: a chunk another writer has just put under one must stay). Conditions
@@ -111,21 +95,23 @@ class StorageCalls:
         doomed = sorted(garbage.items())
         for start in range(0, len(doomed), 100):
             deletes = [_chunk_delete(self._table, pk, sk, epoch) for sk, epoch in doomed[start : start + 100]]
-            try:
-                self._call(
-                    "dynamodb",
-                    "transact_write_items",
-                    passthrough={"TransactionCanceledException"},
-                    TransactItems=deletes,
-                )
-            except ClientError as exc:
-                # One chunk rewritten (or already gone) cancels them all: delete the others.
-                reasons = exc.response.get("CancellationReasons", [])
-                others = [d for d, r in zip(deletes, reasons, strict=False) if r.get("Code") == "None"]
-                if len(others) == len(deletes) or len(reasons) != len(deletes):
-                    raise _storage_error("dynamodb.TransactWriteItems", exc) from exc
-                if others:
-                    self._call("dynamodb", "transact_write_items", TransactItems=others)
+            while deletes:
+                try:
+                    self._call(
+                        "dynamodb",
+                        "transact_write_items",
+                        passthrough={"TransactionCanceledException"},
+                        TransactItems=deletes,
+                    )
+                    break
+                except ClientError as exc:
+                    # One chunk rewritten (or already gone) cancels them all: delete the others
+                    # (fewer each time: another writer may be rewriting more of them meanwhile).
+                    reasons = exc.response.get("CancellationReasons", [])
+                    others = [d for d, r in zip(deletes, reasons, strict=False) if r.get("Code") == "None"]
+                    if len(others) == len(deletes) or len(reasons) != len(deletes):
+                        raise _storage_error("dynamodb.TransactWriteItems", exc) from exc
+                    deletes = others
 
     def _list_objects(self, prefix: str) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}

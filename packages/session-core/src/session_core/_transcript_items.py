@@ -387,8 +387,17 @@ _CONTENT_TYPES = {CODEC_ZSTD: "application/zstd", CODEC_GZIP: "application/gzip"
 _SUFFIXES = {CODEC_ZSTD: ".jsonl.zst", CODEC_GZIP: ".jsonl.gz"}
 
 
-def _snapshot_key(location: Location, seq: int, token: str, codec: str) -> str:
-    return f"{location.s3_prefix}snap-{seq + 1:012d}-{token}{_SUFFIXES[codec]}"
+def _snapshot_key(location: Location, epoch: str, seq: int, token: str, codec: str) -> str:
+    # In a folder of its epoch: a delete removes every object of the transcript it deleted and
+    # none of one written anew meanwhile (a new transcript has an epoch of its own).
+    return f"{location.s3_prefix}{epoch}/snap-{seq + 1:012d}-{token}{_SUFFIXES[codec]}"
+
+
+def snapshot_epoch(location: Location, key: str) -> str | None:
+    """The epoch whose folder holds the object ``key`` of ``location``'s transcript (None: a
+    snapshot from before the folders, named by its transcript alone)."""
+    folder, slash, _ = key.removeprefix(location.s3_prefix).partition("/")
+    return folder if slash else None
 
 
 def _content_type(key: str) -> str:

@@ -3,9 +3,10 @@
 ``TranscriptStore`` is the SDK-facing facade; each job lives in its own file, stacked as
 base classes in this order: ``_transcript_calls`` (boto3 calls, request counts, errors),
 ``_transcript_cache`` (per-process cache and locks), ``_transcript_load`` (load and
-catch-up), ``_transcript_append`` (append, compaction, garbage), ``_transcript_listings``
-(delete and the session index); ``_transcript_items`` says how heads, state and snapshot
-objects are encoded, ``_transcript_format`` how entries are.
+catch-up), ``_transcript_append`` (append, compaction, garbage), ``_transcript_delete``
+(delete, racing writers included), ``_transcript_listings`` (the session index, restore);
+``_transcript_items`` says how heads, state and snapshot objects are encoded,
+``_transcript_format`` how entries are.
 
 Layout (one table with ``pk``/``sk`` strings and TTL attribute ``expires_at``, one bucket):
 
@@ -20,11 +21,13 @@ Layout (one table with ``pk``/``sk`` strings and TTL attribute ``expires_at``, o
   its last compaction (a hint: ``load_for_restore`` reads this item anyway and starts that
   download before its Query returns; the head decides), and ``main_size``: the main
   transcript's JSONL size as of its last append (a restore with a size limit starts no
-  download past it). ``list_sessions``/``list_subkeys``/
+  download past it), and ``writes``: how many appends have updated it (a delete changes it
+  only while that count is the one it read). ``list_sessions``/``list_subkeys``/
   ``list_session_summaries`` read only these items.
-* ``transcripts/<project>/<session>/<subpath or ~>/snap-<seq>-<token>.jsonl.zst`` is a
-  zstd JSONL snapshot of every entry before append number ``snap_seq`` (``zstd -dc`` gives
-  the CLI's file: it skips the padding). ``transcripts/_padding/...`` is the padding.
+* ``transcripts/<project>/<session>/<subpath or ~>/<epoch>/snap-<seq>-<token>.jsonl.zst``
+  is a zstd JSONL snapshot of every entry before append number ``snap_seq`` (``zstd -dc``
+  gives the CLI's file: it skips the padding), in a folder of its transcript's epoch (ones
+  written before the folders lie beside them). ``transcripts/_padding/...`` is the padding.
 
 Format versions: chunk items without ``codec`` hold zlib and heads without ``snap_codec``
 name a gzip snapshot (``.jsonl.gz``): what the store wrote before zstd. Both are read as
@@ -87,6 +90,12 @@ expires before its head does. A head past ``expires_at`` reads as absent even be
 DynamoDB's lagging TTL sweep removes it.
 A subagent transcript not written for ``retention_days`` expires on its own; its subpath
 stays listed until the session is deleted and ``load`` then returns ``None`` for it.
+
+A delete retires the head first (its version moves on and its expiry into the past, so loads
+find nothing and a stale writer's conditional write fails), then removes the retired epoch's
+chunks and snapshot folder, then the head, then settles the index item. An append racing it
+either lands before the retirement (and is deleted with the rest) or starts a new epoch whose
+chunks, snapshot folder and index entries the delete leaves alone (``_transcript_delete``).
 """
 
 from __future__ import annotations
@@ -265,7 +274,10 @@ class TranscriptStore(Listings):
         return out
 
     async def delete(self, key: Mapping[str, Any]) -> None:
-        """Delete a transcript; a main key (no ``subpath``) takes all its subpaths with it."""
+        """Delete a transcript; a main key (no ``subpath``) takes all its subpaths with it.
+
+        Safe against a writer still appending: its append is either deleted with the rest or
+        stored after the delete as a transcript of its own, never mixed with what was deleted."""
         location = locate(key)
         await asyncio.to_thread(self._delete_locked, location)
 
