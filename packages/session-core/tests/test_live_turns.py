@@ -90,3 +90,23 @@ def test_a_turn_that_begins_while_the_stop_looks_is_stopped(
     dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", turn_begins)
     assert live.request_stop(KEY, update_id=51) == "stopping"
     assert live.stop_requested(KEY, 50)
+
+
+def test_a_stop_sent_while_a_failed_turn_waits_for_its_retry_stops_that_retry_not_the_next(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # The first run of message 60 failed (the model overloaded, the session busy): the record
+    # waits in the queue for its retry, still counted, while the live item says turn 60 ended.
+    live = live_turns(aws, clock, backlog)
+    for _ in (60, 61):
+        assert backlog.admit(KEY.canonical, now=clock()) == "queued"
+    assert live.expect(KEY, 60) and not live.begin(KEY, 60)
+    live.end(KEY, 60)
+    assert live.request_stop(KEY, update_id=62) == "stopping"
+    # The retry is the turn that starts next: it is the one stopped, before any model call.
+    assert live.expect(KEY, 60) and live.stop_requested(KEY, 60)
+    assert live.begin(KEY, 60)
+    live.end(KEY, 60)
+    backlog.release(KEY.canonical, now=clock())
+    # And the message queued behind it is answered as usual.
+    assert live.expect(KEY, 61) and not live.stop_requested(KEY, 61)

@@ -114,15 +114,18 @@ class LiveTurns(TableStore):
         except ConditionFailed:
             pass
         try:
-            self._update_turn(
+            out = self._update_turn(
                 "expect",
                 key,
                 turn_id,
-                "SET started_at = :now, expires_at = :ttl, progress = :p REMOVE ended_at",
+                "SET started_at = :now, expires_at = :ttl, progress = :p REMOVE ended_at, stop_before",
                 self._fresh_values(turn_id),
+                ReturnValues="ALL_OLD",
             )
         except ConditionFailed:  # another turn is running
             return False
+        # A retry waits in the queue as any message does: a stop kept meanwhile is its own.
+        self._take_kept_stop("expect", key, turn_id, out.get("Attributes", {}))
         return True
 
     def begin(self, key: SessionKey, turn_id: int) -> bool:
@@ -293,7 +296,13 @@ class LiveTurns(TableStore):
             ReturnValues="ALL_OLD",
             **extra,
         )
-        if item_int(out.get("Attributes", {}), "stop_before") <= turn_id:
+        return self._take_kept_stop(operation, key, turn_id, out.get("Attributes", {}))
+
+    def _take_kept_stop(self, operation: str, key: SessionKey, turn_id: int, old: dict[str, Any]) -> bool:
+        """Turn ``turn_id``, just started over ``old`` (the live item as it was, its kept stop
+        now removed), takes that stop when its message was sent before it. Answers whether
+        the turn is stopped."""
+        if item_int(old, "stop_before") <= turn_id:
             return False  # none kept, or the stop came before this turn was sent
         values = {":now": number(self._table.clock())}
         try:
