@@ -110,3 +110,21 @@ def test_a_stop_sent_while_a_failed_turn_waits_for_its_retry_stops_that_retry_no
     backlog.release(KEY.canonical, now=clock())
     # And the message queued behind it is answered as usual.
     assert live.expect(KEY, 61) and not live.stop_requested(KEY, 61)
+
+
+def test_a_stop_kept_for_a_message_that_started_no_turn_lapses_before_a_later_message_can_take_it(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # The stop came as the last answer was being sent (the count still held its message), so it
+    # waits for a turn that never starts. After a week with no update at all, Telegram numbers
+    # the next one at random: the user's next message may carry a lower id than that stop.
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 7000
+    assert live.expect(KEY, 7000) and not live.begin(KEY, 7000)
+    live.end(KEY, 7000)
+    assert live.request_stop(KEY, update_id=7001) == "stopping"  # for nothing
+    backlog.release(KEY.canonical, now=clock())
+    clock.now += 8 * 86_400
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 12, numbered afresh
+    assert live.expect(KEY, 12) and not live.stop_requested(KEY, 12)
+    assert not live.begin(KEY, 12)

@@ -6,7 +6,7 @@ runtime). One item per session in the registry table, apart from the turn-writte
 pk                              sk          holds
 ==============================  ==========  ===================================================
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
-                                            stop_requested_at; stop_before
+                                            stop_requested_at; stop_before, stop_before_at
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
@@ -23,7 +23,9 @@ it is still starting) there is no turn to stop yet: a /stop that finds none runn
 chat's backlog count (``ChatBacklog``, kept by the producer and the consumer anyway) says a
 message waits is kept as ``stop_before`` (its own update id) for the next turn to start. That
 turn takes it only if it was sent before the stop, and any start removes it: a stop never
-outlives the turn it was aimed at, nor stops a message sent after it.
+outlives the turn it was aimed at, nor stops a message sent after it. One kept for a message
+that started no turn (a command, a refusal, an answer already being sent) lapses once the
+backlog count would no longer be trusted either: update ids only grow while updates keep coming.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code
-from ._backlog import ChatBacklog
-from ._dynamo_table import ConditionFailed, TableStore, item_int, item_key, number
+from ._backlog import DEFAULT_STALE_AFTER_S, ChatBacklog
+from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_key, number
 from ._json import encode_json
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
@@ -48,6 +50,10 @@ _LIVE = "live"
 # A stop kept for a waiting message retries a transaction that met a concurrent write of the
 # chat's backlog count (a message admitted or released at that moment).
 _CONFLICT_ATTEMPTS = 3
+# A kept stop is for a turn about to start; one no turn took within the time the backlog count
+# itself is trusted was kept for nothing (a message that started no turn). It lapses then: after
+# a week without updates Telegram numbers the next ones at random, lower than the stop's maybe.
+_KEPT_STOP_S = DEFAULT_STALE_AFTER_S
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
@@ -118,7 +124,10 @@ class LiveTurns(TableStore):
                 "expect",
                 key,
                 turn_id,
-                "SET started_at = :now, expires_at = :ttl, progress = :p REMOVE ended_at, stop_before",
+                (
+                    "SET started_at = :now, expires_at = :ttl, progress = :p"
+                    " REMOVE ended_at, stop_before, stop_before_at"
+                ),
                 self._fresh_values(turn_id),
                 ReturnValues="ALL_OLD",
             )
@@ -243,10 +252,11 @@ class LiveTurns(TableStore):
             "Update": {
                 "TableName": self._table.name,
                 "Key": item_key(session_item_pk(key), _LIVE),
-                "UpdateExpression": "SET stop_before = :s, expires_at = :ttl",
+                "UpdateExpression": "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl",
                 "ConditionExpression": "attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
                 "ExpressionAttributeValues": {
                     ":s": number(update_id),
+                    ":now": number(now),
                     ":ttl": number(self._table.expires_at(now)),
                 },
             }
@@ -290,7 +300,7 @@ class LiveTurns(TableStore):
             _LIVE,
             UpdateExpression=(
                 "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
-                " REMOVE ended_at, stop_requested_at, stop_before"
+                " REMOVE ended_at, stop_requested_at, stop_before, stop_before_at"
             ),
             ExpressionAttributeValues={**self._fresh_values(turn_id), ":t": number(turn_id)},
             ReturnValues="ALL_OLD",
@@ -304,7 +314,10 @@ class LiveTurns(TableStore):
         the turn is stopped."""
         if item_int(old, "stop_before") <= turn_id:
             return False  # none kept, or the stop came before this turn was sent
-        values = {":now": number(self._table.clock())}
+        now = self._table.clock()
+        if now - item_float(old, "stop_before_at") > _KEPT_STOP_S:
+            return False  # kept for a message that started no turn
+        values = {":now": number(now)}
         try:
             self._update_turn(operation, key, turn_id, "SET stop_requested_at = :now", values)
         except ConditionFailed:  # a later turn took over meanwhile
