@@ -4,6 +4,7 @@ turn's answer (marked stopped, its metered cost counted) and the next turn resum
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -11,7 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
-from local_stack import ToolCall, last_user_text, tool_results, user_turns
+from local_stack import ModelFault, ToolCall, last_user_text, tool_results, user_turns
 from session_core import LiveTurns, SessionKey, SessionRegistry
 
 pytestmark = pytest.mark.slow
@@ -109,3 +110,31 @@ def test_a_stop_pressed_while_the_runtime_starts_stops_that_turn_and_not_the_nex
     assert after.ok and not after.stopped, after
     assert after.text == "turns=1 last=and then?"  # the stopped message never reached the model
     assert runtime.run_turn(turn_request("long task", turn_id=5, session_key=key_text)).replayed
+
+
+def test_a_retry_stopped_before_it_began_leaves_the_failed_attempts_prompt_out_of_the_conversation(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    runtime = make_runtime()
+    key_text = "default/1203/0"
+    key = SessionKey.parse(key_text)
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    assert runtime.run_turn(turn_request("remember: pineapple", turn_id=1, session_key=key_text)).ok
+    # The first run of message 2 fails after its prompt reached the transcript (the model
+    # overloaded): the consumer retries it, and the user stops it before the retry begins.
+    model_server.inject(ModelFault(status=500), times=5)
+    failed = runtime.run_turn(turn_request("delete the backups", turn_id=2, session_key=key_text))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    model_server.clear_faults()
+    assert live.expect(key, 2)
+    assert live.request_stop(key) == "stopping"
+    stopped = runtime.run_turn(turn_request("delete the backups", turn_id=2, session_key=key_text))
+    assert stopped.ok and stopped.stopped and stopped.text == "", stopped
+    calls = len(model_server.model_calls)
+    after = runtime.run_turn(turn_request("and then?", turn_id=3, session_key=key_text))
+    assert after.ok and not after.stopped, after
+    # The stopped message is not in the conversation: the model never reads it.
+    assert after.text == "turns=2 last=and then?"
+    assert all(
+        "delete the backups" not in json.dumps(c.body["messages"]) for c in model_server.model_calls[calls:]
+    )

@@ -636,7 +636,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     ) -> TurnResult:
         """The answer to a turn the user stopped while it waited to start: nothing written, no
         model call, recorded like any stopped turn (a retry replays it). Its prompt never
-        reached the CLI, so the next message resumes the session as it was before it."""
+        reached the CLI, so the next message resumes the session as it was before it (without
+        the prompt of an earlier attempt that failed, see ``_resume_point``)."""
         live.emit(TurnStopped())
         stopped = stopped_result(
             request,
@@ -646,6 +647,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             metered=MeteredSpend(),
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
+        stopped = msgspec.structs.replace(stopped, stopped_before_start=True)
         answer, _ = await self._record(request, holder, stopped, started, deadline)
         log.info("turn.stopped_before_start")
         return answer
@@ -730,7 +732,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if found is None:
             return None
         following, entry, turn_id = found
-        if await self._recorded(key, turn_id):
+        if await self._answered(key, turn_id):
             return None  # the last prompt's turn was recorded: nothing to leave out
         # The prompt hangs off the end of the conversation it was sent to: resume there
         # (not at the entry before it in the file, which may be an earlier failed attempt).
@@ -738,15 +740,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
         return point if isinstance(point, str) else None
 
-    async def _recorded(self, key: SessionKey, turn_id: int) -> bool:
-        """Whether turn ``turn_id`` was recorded: by this chat, or by the chat it was before it
-        moved to a new id (its turn records stay there, its prompts are in this transcript)."""
+    async def _answered(self, key: SessionKey, turn_id: int) -> bool:
+        """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
+        before it moved to a new id (its turn records stay there, its prompts are in this
+        transcript). One stopped before it began never ran, whatever an earlier attempt wrote."""
         seen: set[str] = set()
         chat: SessionKey | None = key
         while chat is not None and chat.canonical not in seen:
             seen.add(chat.canonical)
-            if await asyncio.to_thread(self.ledger.saved, chat, turn_id) is not None:
-                return True
+            saved = await asyncio.to_thread(self.ledger.saved, chat, turn_id)
+            if saved is not None:
+                return not saved.stopped_before_start
             record = await asyncio.to_thread(self.registry.get_session, chat)
             moved_from = None if record is None else record.moved_from
             chat = None if moved_from is None else SessionKey.parse(moved_from)

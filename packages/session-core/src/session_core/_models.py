@@ -104,6 +104,10 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # The user stopped the turn: ``text`` is what was written until then, and the turn is
     # recorded (a retry replays it; the next message resumes the session after it).
     stopped: bool = False
+    # Stopped before its run began (the stop came while it waited to start): its prompt never
+    # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is
+    # no part of the conversation either (the next turn leaves it out, as for a failed turn).
+    stopped_before_start: bool = False
     # [I] The run ended at a tool call that waits for the user's approval (``text`` is what
     # the agent wrote before it); the consumer shows the call with Allow/Always/Deny buttons.
     approval_request: ApprovalRequest | None = None
