@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from agentbot_testing import FakeClock
+from agentbot_testing import AwsFault, FakeClock, FaultProxy
 from session_core import ChatBacklog, LiveTurns, SessionKey
 
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
@@ -128,3 +128,19 @@ def test_a_stop_kept_for_a_message_that_started_no_turn_lapses_before_a_later_me
     assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 12, numbered afresh
     assert live.expect(KEY, 12) and not live.stop_requested(KEY, 12)
     assert not live.begin(KEY, 12)
+
+
+def test_a_turn_that_begins_while_a_stop_is_being_kept_still_begins_and_takes_the_stop(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # DynamoDB refuses a plain write to an item an ongoing transaction holds
+    # (TransactionConflictException): the runtime's begin can meet the transaction of a stop
+    # being kept. Refused, the turn would run unwatched and past the stop it was told of.
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 80
+    assert live.request_stop(KEY, update_id=81) == "stopping"
+    conflict = AwsFault("dynamodb:UpdateItem", times=1, status=400, code="TransactionConflictException")
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[conflict]) as proxy:
+        runtime_view = live_turns(aws, clock, None, proxy.client("dynamodb"))
+        assert runtime_view.begin(KEY, 80)
+        assert proxy.failed == ["dynamodb:UpdateItem"]

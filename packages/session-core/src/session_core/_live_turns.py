@@ -41,6 +41,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ._aws_errors import aws_error_code
 from ._backlog import DEFAULT_STALE_AFTER_S, ChatBacklog
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_key, number
+from ._errors import StorageError
 from ._json import encode_json
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
@@ -48,8 +49,11 @@ from ._settings import DEFAULT_RETENTION_DAYS
 
 _LIVE = "live"
 # A stop kept for a waiting message retries a transaction that met a concurrent write of the
-# chat's backlog count (a message admitted or released at that moment).
+# chat's backlog count (a message admitted or released at that moment); a turn that begins
+# during that transaction retries its write the transaction made DynamoDB refuse.
 _CONFLICT_ATTEMPTS = 3
+_TRANSACTION_CONFLICT = "TransactionConflictException"
+_CONFLICT_PAUSE_S = 0.05
 # A kept stop is for a turn about to start; one no turn took within the time the backlog count
 # itself is trusted was kept for nothing (a message that started no turn). It lapses then: after
 # a week without updates Telegram numbers the next ones at random, lower than the stop's maybe.
@@ -141,6 +145,18 @@ class LiveTurns(TableStore):
         """Mark ``turn_id`` as the session's running turn: a stop requested for it since the
         consumer expected it is kept, any earlier turn's item (and stop) is replaced. Answers
         whether the turn is stopped already (then it should not run)."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                return self._begin(key, turn_id)
+            except StorageError as exc:
+                # A stop being kept holds the item for the moment of its transaction: DynamoDB
+                # refuses a plain write meanwhile. Refused, the turn would run unstoppable.
+                if exc.error_code != _TRANSACTION_CONFLICT or attempt == _CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(_CONFLICT_PAUSE_S * attempt)
+        raise AssertionError("unreachable")
+
+    def _begin(self, key: SessionKey, turn_id: int) -> bool:
         try:
             out = self._update_turn(
                 "begin",
