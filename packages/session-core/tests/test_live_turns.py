@@ -144,3 +144,19 @@ def test_a_turn_that_begins_while_a_stop_is_being_kept_still_begins_and_takes_th
         runtime_view = live_turns(aws, clock, None, proxy.client("dynamodb"))
         assert runtime_view.begin(KEY, 80)
         assert proxy.failed == ["dynamodb:UpdateItem"]
+
+
+def test_a_message_released_while_a_stop_checks_the_count_is_not_left_counted(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    # The consumer releases the answered message as a /stop's transaction checks the count:
+    # DynamoDB refuses the release (TransactionConflictException). Left counted while the chat
+    # stays busy, every /stop with nothing running would answer "Stopping…" for nothing.
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 90
+    conflict = AwsFault("dynamodb:UpdateItem", times=1, status=400, code="TransactionConflictException")
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[conflict]) as proxy:
+        consumer_count = ChatBacklog(dynamodb=proxy.client("dynamodb"), table=aws.resources.table, limit=10)
+        consumer_count.release(KEY.canonical, now=clock())
+        assert proxy.failed == ["dynamodb:UpdateItem"]
+    assert live.request_stop(KEY, update_id=91) == "nothing_running"

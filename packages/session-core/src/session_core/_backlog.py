@@ -23,6 +23,7 @@ written per message for that.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +38,9 @@ BacklogVerdict = Literal["queued", "notify", "drop"]
 # at least this often, a leaked count is forgotten after it.
 DEFAULT_STALE_AFTER_S = 1_800
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSACTION_CONFLICT = "TransactionConflictException"
+_CONFLICT_ATTEMPTS = 3
+_CONFLICT_PAUSE_S = 0.05
 
 
 class ChatBacklog:
@@ -97,19 +101,7 @@ class ChatBacklog:
             return
         now_ms = round(now * 1000)
         try:
-            out = self._db.update_item(
-                TableName=self._table,
-                Key=self._key(session_key),
-                UpdateExpression="ADD queued :minus SET touched_ms = :now",
-                ConditionExpression="queued > :zero",
-                ExpressionAttributeValues={
-                    ":minus": {"N": "-1"},
-                    ":now": {"N": str(now_ms)},
-                    ":zero": {"N": "0"},
-                },
-                ReturnValues="ALL_NEW",
-            )
-            item = out.get("Attributes", {})
+            item = self._decrement(session_key, now_ms)
             if _number(item, "queued") <= 0 and "noticed" in item:
                 self._update(session_key, "REMOVE noticed", "queued <= :zero", {":zero": 0})
         except ClientError as exc:
@@ -117,6 +109,30 @@ class ChatBacklog:
                 log.warning("backlog.release_failed", error=aws_error_code(exc))
         except BotoCoreError as exc:
             log.warning("backlog.release_failed", error=type(exc).__name__)
+
+    def _decrement(self, session_key: str, now_ms: int) -> dict[str, Any]:
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                out = self._db.update_item(
+                    TableName=self._table,
+                    Key=self._key(session_key),
+                    UpdateExpression="ADD queued :minus SET touched_ms = :now",
+                    ConditionExpression="queued > :zero",
+                    ExpressionAttributeValues={
+                        ":minus": {"N": "-1"},
+                        ":now": {"N": str(now_ms)},
+                        ":zero": {"N": "0"},
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+                return dict(out.get("Attributes", {}))
+            except ClientError as exc:
+                # A /stop's transaction checking the count holds the item for a moment
+                # (see waiting_check): a release refused then would stay counted.
+                if aws_error_code(exc) != _TRANSACTION_CONFLICT or attempt == _CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(_CONFLICT_PAUSE_S * attempt)
+        raise AssertionError("unreachable")
 
     def waiting_check(self, session_key: str, *, now: float) -> dict[str, Any] | None:
         """A ``ConditionCheck`` for TransactWriteItems that holds while a message of the chat
