@@ -256,3 +256,14 @@ def test_a_file_that_does_not_parse_stops_only_its_own_checks(config_dir: Path) 
         ("agents.json", None),
         ("approvals.json", "require_approval[1].tool"),
     ]
+
+
+@pytest.mark.parametrize("servers", [[{"type": "http", "url": "https://x.example/mcp"}], "deepwiki", 3])
+def test_mcp_servers_that_is_no_object_is_named_not_a_crash(config_dir: Path, servers: object) -> None:
+    """A list of servers (as some MCP clients write it) stops the start with its field, not an
+    AttributeError that doctor and dev show as a traceback and the runtime as a failed turn."""
+    edit_json(config_dir / "mcp.json", lambda d: d.update(mcpServers=servers))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert [(Path(p.file).name, p.field) for p in caught.value.problems] == [("mcp.json", "mcpServers")]
+    assert caught.value.reason == "must be an object of name → server"

@@ -385,9 +385,10 @@ def _load_mcp(
     with problems.part():
         data = _read_json(file, required=False)
         _refuse_unknown_fields(data, ("mcpServers",), file, "")
-        servers = data.get("mcpServers", {})
-        if not isinstance(servers, dict):
+        raw = data.get("mcpServers", {})
+        if not isinstance(raw, dict):
             raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
+        servers = raw  # only an object: what is not one has just been reported
     if servers is None:
         return None
     out: dict[str, dict[str, Any]] = {}
