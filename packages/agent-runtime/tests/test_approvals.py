@@ -297,6 +297,8 @@ def test_approval_rules_may_name_any_tool_when_the_agents_may_use_every_tool(app
         ("Notebook?dit", None),
         ("KillShell", None),  # another name the CLI takes for TaskStop
         ("ExitPlanMode", None),  # a tool the CLI does not list
+        ("ReadMcpResourceTool", None),  # the CLI's, with an MCP server that offers resources
+        ("*McpResource*", None),
         ("mcp__deepwiki__*", None),
         ("mcp__nowhere__*", "'mcp__nowhere__*' names MCP server 'nowhere', which mcp.json does not define"),
     ],

@@ -42,5 +42,8 @@ BUILTIN_TOOLS = frozenset(
 TOOL_ALIASES = {"Agent": "Task", "Task": "Agent", "KillShell": "TaskStop", "KillBash": "TaskStop"}
 # Tools the CLI has but lists only with a permission-prompt tool, which the runtime never sets
 NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
+# Tools the CLI adds when an MCP server of mcp.json offers resources (reading them is no MCP
+# tool of that server: an mcp__<server>__* rule does not cover it)
+MCP_RESOURCE_TOOLS = frozenset({"ListMcpResourcesTool", "ReadMcpResourceDirTool", "ReadMcpResourceTool"})
 # Every name a rule in approvals.json may use for a built-in tool
-KNOWN_TOOL_NAMES = BUILTIN_TOOLS | TOOL_ALIASES.keys() | NOT_LISTED
+KNOWN_TOOL_NAMES = BUILTIN_TOOLS | TOOL_ALIASES.keys() | NOT_LISTED | MCP_RESOURCE_TOOLS
