@@ -261,6 +261,15 @@ def test_allowing_a_call_does_not_allow_another_one(runtime, model_server, turn_
             "require_approval[0].tool",
             "mcp.json does not define",
         ),
+        # Claude Code's rule for every tool of a server: here a tool is matched by its whole
+        # name (mcp__deepwiki__ask_question), so it would match none and none would ask.
+        (
+            '{"require_approval": [{"tool": "mcp__deepwiki"}]}',
+            "require_approval[0].tool",
+            "'mcp__deepwiki' matches no tool of MCP server 'deepwiki' (its tools are "
+            "mcp__deepwiki__<tool>): write 'mcp__deepwiki__*' for all of them",
+        ),
+        ('{"require_approval": [{"tool": "mcp__deepwiki__"}]}', "require_approval[0].tool", "no tool"),
     ],
 )
 def test_bad_approval_rules_name_the_file_and_field(approval_config, content, field, problem) -> None:

@@ -137,9 +137,15 @@ def _check_names_a_tool(
     pattern: str, path: Path, where: str, agent_tools: set[str] | None, servers: set[str] | None
 ) -> None:
     if pattern.startswith("mcp__"):
-        server = pattern[len("mcp__") :].split("__", 1)[0]
+        server, _, tool = pattern[len("mcp__") :].partition("__")
         if servers is not None and not _GLOB.search(server) and server not in servers:
             reason = f"{pattern!r} names MCP server {server!r}, which mcp.json does not define"
+            raise ClaudeConfigError(str(path), where, reason)
+        if not tool and not _GLOB.search(pattern):  # Claude Code's rule for a whole server
+            reason = (
+                f"{pattern!r} matches no tool of MCP server {server!r} (its tools are "
+                f"mcp__{server}__<tool>): write 'mcp__{server}__*' for all of them"
+            )
             raise ClaudeConfigError(str(path), where, reason)
         return
     known = KNOWN_TOOL_NAMES if agent_tools is None else agent_tools
