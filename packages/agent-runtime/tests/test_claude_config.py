@@ -267,3 +267,19 @@ def test_mcp_servers_that_is_no_object_is_named_not_a_crash(config_dir: Path, se
         load_claude_config(config_dir, environ={})
     assert [(Path(p.file).name, p.field) for p in caught.value.problems] == [("mcp.json", "mcpServers")]
     assert caught.value.reason == "must be an object of name → server"
+
+
+def test_many_problems_are_named_up_to_a_limit_and_the_rest_counted(config_dir: Path) -> None:
+    """A server renamed in mcp.json that a generated approvals.json names a hundred times: the
+    operator reads the first problems and how many more there are, not a hundred lines (the
+    runtime logs a line for each, in every new container)."""
+    rules = [{"tool": f"mcp__old-name__tool_{n}"} for n in range(100)]
+    (config_dir / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    *named, more = caught.value.problems
+    assert [p.field for p in named] == [f"require_approval[{n}].tool" for n in range(20)]
+    assert (Path(more.file).name, more.field) == ("approvals.json", "require_approval[20].tool")
+    assert more.reason == "and 80 more problem(s) from here on, not shown: fix those above and check again"
