@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -283,3 +284,32 @@ def test_many_problems_are_named_up_to_a_limit_and_the_rest_counted(config_dir: 
     assert [p.field for p in named] == [f"require_approval[{n}].tool" for n in range(20)]
     assert (Path(more.file).name, more.field) == ("approvals.json", "require_approval[20].tool")
     assert more.reason == "and 80 more problem(s) from here on, not shown: fix those above and check again"
+
+
+def test_a_skills_path_that_is_no_directory_is_named_with_the_other_problems(config_dir: Path) -> None:
+    """Not a traceback (doctor, dev) or a failed turn retried until it is dead-lettered (the
+    runtime), and not alone: the other files are still checked."""
+    shutil.rmtree(config_dir / "skills")
+    (config_dir / "skills").write_text("hello-world\n")
+    (config_dir / "system_prompt.md").write_text("")
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert [(Path(p.file).name, p.field) for p in caught.value.problems] == [
+        ("system_prompt.md", None),
+        ("skills", None),
+    ]
+    assert caught.value.problems[1].reason == "must be a directory of <name>/SKILL.md"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a directory whatever its mode")
+def test_a_skills_directory_that_cannot_be_read_is_named(config_dir: Path) -> None:
+    (config_dir / "skills").chmod(0)
+    try:
+        with pytest.raises(ClaudeConfigError) as caught:
+            load_claude_config(config_dir, environ={})
+    finally:
+        (config_dir / "skills").chmod(0o755)
+    assert (Path(caught.value.file).name, caught.value.field) == ("skills", None)
+    assert caught.value.reason.startswith("cannot be read: [Errno 13] Permission denied")

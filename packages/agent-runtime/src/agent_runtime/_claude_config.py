@@ -462,11 +462,23 @@ def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str
 def _load_skills(directory: Path, problems: ConfigProblems) -> tuple[SkillConfig, ...]:
     if not directory.exists():
         return ()
+    skill_dirs: list[Path] = []
+    with problems.part():
+        skill_dirs = _skill_dirs(directory)
     skills = []
-    for skill_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+    for skill_dir in skill_dirs:
         with problems.part():
             skills.append(_skill(skill_dir))
     return tuple(skills)
+
+
+def _skill_dirs(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise ClaudeConfigError(str(directory), None, "must be a directory of <name>/SKILL.md")
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise ClaudeConfigError(str(directory), None, f"cannot be read: {exc}") from exc
 
 
 def _skill(skill_dir: Path) -> SkillConfig:
