@@ -313,3 +313,21 @@ def test_a_skills_directory_that_cannot_be_read_is_named(config_dir: Path) -> No
         (config_dir / "skills").chmod(0o755)
     assert (Path(caught.value.file).name, caught.value.field) == ("skills", None)
     assert caught.value.reason.startswith("cannot be read: [Errno 13] Permission denied")
+
+
+def test_a_server_with_a_mistake_is_still_one_mcp_json_defines(config_dir: Path) -> None:
+    """deepwiki's URL is wrong, but deepwiki is defined: a misspelt server another file names
+    is named in the same run, not after the URL is fixed."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(url="ftp://x"))
+    edit_json(config_dir / "agents.json", lambda d: d["main"]["allowed_tools"].append("mcp__deepwkii__ask"))
+    (config_dir / "approvals.json").write_text(
+        json.dumps({"require_approval": [{"tool": "mcp__deepwiki__*"}]})
+    )
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert _named(caught, config_dir) == [
+        ("mcp.json", "mcpServers.deepwiki.url"),
+        ("agents.json", "main.allowed_tools[13]"),
+    ]

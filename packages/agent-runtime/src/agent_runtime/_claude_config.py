@@ -129,11 +129,11 @@ def load_claude_config(
     system_prompt = ""
     with problems.part():
         system_prompt = _load_system_prompt(base / "system_prompt.md")
-    mcp = _load_mcp(base / "mcp.json", env, programs, problems)
-    skills = _load_skills(base / "skills", problems)
     # A file with problems of its own is not what the files that name its parts are checked
-    # against (its servers, its tools): that would only repeat its problems as theirs.
-    mcp_names = None if mcp is None else set(mcp[0])
+    # against (its tools), as that would only repeat its problems as theirs; but mcp.json
+    # defines its servers' names as soon as it parses, whatever is wrong inside a server.
+    mcp, mcp_names = _load_mcp(base / "mcp.json", env, programs, problems)
+    skills = _load_skills(base / "skills", problems)
     agents = _load_agents(base, mcp_names, problems)
     approvals = load_approval_rules(
         base,
@@ -378,8 +378,9 @@ _McpServers = tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]
 
 def _load_mcp(
     file: Path, env: Mapping[str, str], programs: ProgramLookup | None, problems: ConfigProblems
-) -> _McpServers | None:
-    """The servers of mcp.json (None: it has problems, added to ``problems``)."""
+) -> tuple[_McpServers | None, set[str] | None]:
+    """The servers of mcp.json (None: it has problems, added to ``problems``) and the names it
+    defines (None: not known, as it does not parse or has no object of servers)."""
     before = len(problems.found)
     servers: dict[str, Any] | None = None
     with problems.part():
@@ -390,7 +391,7 @@ def _load_mcp(
             raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
         servers = raw  # only an object: what is not one has just been reported
     if servers is None:
-        return None
+        return None, None
     out: dict[str, dict[str, Any]] = {}
     secret_headers: dict[str, dict[str, str]] = {}
     for name, spec in servers.items():
@@ -400,7 +401,7 @@ def _load_mcp(
                 secret_headers[name] = _secret_headers(spec, file, f"mcpServers.{name}")
             if programs is not None:
                 check_mcp_command(str(file), name, out[name], env, programs)
-    return None if len(problems.found) > before else (out, secret_headers)
+    return (None if len(problems.found) > before else (out, secret_headers)), set(servers)
 
 
 def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
