@@ -143,19 +143,6 @@ def _group_turn_running(stack: Any) -> Any:
     return running
 
 
-def _last_receive(stack: Any) -> dict[str, Any]:
-    """The move's record, received for the queue's last time (the group's turn outlasted the
-    retries), as the consumer's event."""
-    for _ in range(2):
-        [raw] = stack.receive()
-        stack.aws.sqs.change_message_visibility(
-            QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
-        )
-    [raw] = stack.receive()
-    assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
-    return raw
-
-
 def _event(stack: Any, raw: dict[str, Any]) -> dict[str, Any]:
     return sqs_lambda_event(
         [raw], queue_arn=stack.aws.resources.queue_arn, region=stack.aws.sqs.meta.region_name
@@ -165,7 +152,7 @@ def _event(stack: Any, raw: dict[str, Any]) -> dict[str, Any]:
 def test_a_move_waits_for_the_groups_running_turn_inside_the_invocation(stub_stack) -> None:
     stack = stub_stack
     running = _group_turn_running(stack)
-    raw = _last_receive(stack)
+    raw = stack.receive_for_the_last_time()
     threading.Timer(1.0, stack.registry().release_lease, args=(running,)).start()
 
     response = stack.consumer().handle_batch(_event(stack, raw))
@@ -179,7 +166,7 @@ def test_a_move_waits_for_the_groups_running_turn_inside_the_invocation(stub_sta
 def test_a_move_behind_a_turn_longer_than_the_invocation_is_put_off_never_dead_lettered(stub_stack) -> None:
     stack = stub_stack
     running = _group_turn_running(stack)
-    raw = _last_receive(stack)
+    raw = stack.receive_for_the_last_time()
 
     ends = time.monotonic() + DELIVERY_RESERVE_S + 1  # a second to wait, no more
     response = stack.consumer().handle_batch(

@@ -34,18 +34,6 @@ CHAT = 501
 REGION = LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]
 
 
-def receive_for_the_last_time(stack) -> dict:
-    """Receive the only queued record until SQS counts its last receive (maxReceiveCount)."""
-    for _ in range(2):
-        [raw] = stack.receive()
-        stack.aws.sqs.change_message_visibility(
-            QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
-        )
-    [raw] = stack.receive()
-    assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
-    return raw
-
-
 def event(stack, messages: list[dict]) -> dict:
     return sqs_lambda_event(messages, queue_arn=stack.aws.resources.queue_arn, region=REGION)
 
@@ -77,7 +65,7 @@ def run_elsewhere(stack, raw: dict) -> threading.Thread:
 
 def test_busy_session_on_the_last_receive_waits_for_the_live_turn_and_delivers_its_answer(stack) -> None:
     stack.post(update(180, text="sleep:3 slow one"))
-    raw = receive_for_the_last_time(stack)
+    raw = stack.receive_for_the_last_time()
     other = run_elsewhere(stack, raw)
     response = stack.consumer().handle_batch(event(stack, [raw]))
     other.join(timeout=20)
@@ -91,7 +79,7 @@ def test_busy_past_what_the_invocation_can_wait_is_requeued_never_dead_lettered(
     # Long enough that the other run still holds the session when this consumer invokes,
     # however slowly a loaded machine starts it.
     stack.post(update(181, text="sleep:8 slow two"))
-    raw = receive_for_the_last_time(stack)
+    raw = stack.receive_for_the_last_time()
     other = run_elsewhere(stack, raw)
     # Just enough time left to invoke once, not to wait for the live turn.
     response = stack.consumer().handle_batch(

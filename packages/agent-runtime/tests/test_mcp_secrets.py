@@ -101,10 +101,10 @@ def test_secret_header_reaches_the_server_but_no_tool(
     assert after.status_code == 401
 
 
-def test_a_missing_secret_parameter_names_mcp_json_field_and_parameter(tmp_path: Path, aws: Any) -> None:
+def runtime_check_refuses(config: Path, aws: Any) -> pytest.ExceptionInfo[ClaudeConfigError]:
+    """The runtime's start-up check of ``config`` (with a model key in SSM), which must refuse it."""
     from agent_runtime import check_runtime_configuration
 
-    config = config_with_vault(tmp_path, "https://vault.example/mcp", "/agentbot/test/no-such-vault-key")
     environ = {
         **aws.resources.environment(),
         "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/test/vault-model-key",
@@ -115,6 +115,12 @@ def test_a_missing_secret_parameter_names_mcp_json_field_and_parameter(tmp_path:
     )
     with pytest.raises(ClaudeConfigError) as caught:
         check_runtime_configuration(environ, ssm=aws.client("ssm"), session=None)
+    return caught
+
+
+def test_a_missing_secret_parameter_names_mcp_json_field_and_parameter(tmp_path: Path, aws: Any) -> None:
+    config = config_with_vault(tmp_path, "https://vault.example/mcp", "/agentbot/test/no-such-vault-key")
+    caught = runtime_check_refuses(config, aws)
     assert caught.value.file.endswith("mcp.json")
     assert caught.value.field == "mcpServers.vault.headers_from_ssm.Authorization"
     assert "/agentbot/test/no-such-vault-key" in caught.value.reason and "not found" in caught.value.reason
@@ -123,22 +129,13 @@ def test_a_missing_secret_parameter_names_mcp_json_field_and_parameter(tmp_path:
 def test_every_missing_secret_parameter_is_named_at_once_with_the_one_to_create(
     tmp_path: Path, aws: Any
 ) -> None:
-    from agent_runtime import McpSecretMissingError, check_runtime_configuration
+    from agent_runtime import McpSecretMissingError
 
     config = config_with_vault(tmp_path, "https://vault.example/mcp", "/agentbot/test/no-vault-key")
     mcp = json.loads((config / "mcp.json").read_text())
     mcp["mcpServers"]["vault"]["headers_from_ssm"]["X-Team"] = "/agentbot/test/no-team-key"
     (config / "mcp.json").write_text(json.dumps(mcp))
-    environ = {
-        **aws.resources.environment(),
-        "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/test/vault-model-key",
-        "CLAUDE_CONFIG_PATH": str(config),
-    }
-    aws.client("ssm").put_parameter(
-        Name="/agentbot/test/vault-model-key", Value="sk-ant-x", Type="SecureString", Overwrite=True
-    )
-    with pytest.raises(ClaudeConfigError) as caught:
-        check_runtime_configuration(environ, ssm=aws.client("ssm"), session=None)
+    caught = runtime_check_refuses(config, aws)
     missing = caught.value.problems
     assert all(isinstance(p, McpSecretMissingError) for p in missing)
     assert [p.parameter for p in missing] == ["/agentbot/test/no-vault-key", "/agentbot/test/no-team-key"]  # type: ignore[attr-defined]

@@ -155,6 +155,17 @@ class TelegramStack:
         ).get("Messages", [])
         return messages
 
+    def receive_for_the_last_time(self) -> dict[str, Any]:
+        """Receive the only queued record until SQS counts its last receive (maxReceiveCount 3)."""
+        for _ in range(2):
+            [raw] = self.receive()
+            self.aws.sqs.change_message_visibility(
+                QueueUrl=self.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+            )
+        [raw] = self.receive()
+        assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
+        return raw
+
     def drain(self, consumer: Consumer, *, rounds: int = 100) -> list[dict[str, Any]]:
         """Act as Lambda's event source until the queue is empty: receive a batch, hand it to
         the consumer, delete what succeeded, make the failures visible again at once."""

@@ -169,32 +169,25 @@ class Deleting(Appending):
 
     def _delete_if(self, key: dict[str, Any], condition: str, values: dict[str, Any]) -> bool:
         """Delete one item if ``condition`` holds; whether it did."""
-        try:
-            self._call(
-                "dynamodb",
-                "delete_item",
-                passthrough={"ConditionalCheckFailedException"},
-                TableName=self._table,
-                Key=key,
-                ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
-            )
-        except ClientError:
-            return False
-        return True
+        return self._write_if("delete_item", key, condition, values)
 
     def _update_if(self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]) -> bool:
         """Update one item if ``condition`` holds; whether it did."""
+        return self._write_if("update_item", key, condition, values, UpdateExpression=update)
+
+    def _write_if(
+        self, call: str, key: dict[str, Any], condition: str, values: dict[str, Any], **request: Any
+    ) -> bool:
         try:
             self._call(
                 "dynamodb",
-                "update_item",
+                call,
                 passthrough={"ConditionalCheckFailedException"},
                 TableName=self._table,
                 Key=key,
-                UpdateExpression=update,
                 ConditionExpression=condition,
                 **({"ExpressionAttributeValues": values} if values else {}),
+                **request,
             )
         except ClientError:
             return False
