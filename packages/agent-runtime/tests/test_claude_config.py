@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -303,14 +302,20 @@ def test_a_skills_path_that_is_no_directory_is_named_with_the_other_problems(con
     assert caught.value.problems[1].reason == "must be a directory of <name>/SKILL.md"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a directory whatever its mode")
-def test_a_skills_directory_that_cannot_be_read_is_named(config_dir: Path) -> None:
-    (config_dir / "skills").chmod(0)
-    try:
-        with pytest.raises(ClaudeConfigError) as caught:
-            load_claude_config(config_dir, environ={})
-    finally:
-        (config_dir / "skills").chmod(0o755)
+def test_a_skills_directory_that_cannot_be_read_is_named(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the kernel answers a directory without read rights (root, as in CI, is never refused).
+    listing = Path.iterdir
+
+    def refused(path: Path) -> Any:
+        if path == config_dir / "skills":
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field) == ("skills", None)
     assert caught.value.reason.startswith("cannot be read: [Errno 13] Permission denied")
 
