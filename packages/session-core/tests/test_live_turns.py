@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FakeClock, FaultProxy
-from session_core import ChatBacklog, LiveTurns, SessionKey
+from session_core import ChatBacklog, LiveTurnsWithBacklog, SessionKey
 
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
 
@@ -22,8 +22,10 @@ def backlog(aws: Any) -> ChatBacklog:
     return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=10)
 
 
-def live_turns(aws: Any, clock: FakeClock, backlog: ChatBacklog | None, dynamodb: Any = None) -> LiveTurns:
-    return LiveTurns(
+def live_turns(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog | None, dynamodb: Any = None
+) -> LiveTurnsWithBacklog:
+    return LiveTurnsWithBacklog(
         dynamodb=dynamodb or aws.dynamodb, table=aws.resources.table, clock=clock, backlog=backlog
     )
 

@@ -297,7 +297,7 @@ _IAM_ACTIONS_IN_MODULE = {
         "dynamodb:DeleteItem",
     },
     # a stop kept for a waiting message: checks the chat's backlog count, updates the live item
-    ("dynamodb", "transact_write_items", "session_core/_live_turns.py"): {
+    ("dynamodb", "transact_write_items", "session_core/_stop_for_waiting.py"): {
         "dynamodb:ConditionCheckItem",
         "dynamodb:UpdateItem",
     },

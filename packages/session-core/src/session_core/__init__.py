@@ -108,6 +108,7 @@ if TYPE_CHECKING:
         retention_days_from_env,
         tenant_from_env,
     )
+    from ._stop_for_waiting import LiveTurnsWithBacklog
     from ._transcript_file import TranscriptFile
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
@@ -163,6 +164,7 @@ __all__ = [
     "LeaseHeldError",
     "LeaseLostError",
     "LiveTurns",
+    "LiveTurnsWithBacklog",
     "Look",
     "MessageDecodeError",
     "ProcessInfo",

@@ -32,25 +32,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
-from botocore.exceptions import BotoCoreError, ClientError
 
-from ._aws_errors import aws_error_code
-from ._backlog import DEFAULT_STALE_AFTER_S, ChatBacklog
-from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_key, number
+from ._backlog import DEFAULT_STALE_AFTER_S
+from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, number
 from ._errors import StorageError
 from ._json import encode_json
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
-from ._settings import DEFAULT_RETENTION_DAYS
 
-_LIVE = "live"
-# A stop kept for a waiting message retries a transaction that met a concurrent write of the
-# chat's backlog count (a message admitted or released at that moment); a turn that begins
-# during that transaction retries its write the transaction made DynamoDB refuse.
+LIVE_SK = "live"  # the sort key of the live item, in the session's partition
+# A turn that begins while a stop is being kept (LiveTurnsWithBacklog's transaction) retries
+# the write the transaction made DynamoDB refuse.
 _CONFLICT_ATTEMPTS = 3
 _TRANSACTION_CONFLICT = "TransactionConflictException"
 _CONFLICT_PAUSE_S = 0.05
@@ -62,7 +57,6 @@ _KEPT_STOP_S = DEFAULT_STALE_AFTER_S
 MAX_PROGRESS_TEXT = 4000
 
 StopOutcome = Literal["stopping", "nothing_running"]
-_KeptStop = Literal["kept", "nothing_waits", "turn_began"]
 
 
 class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,22 +84,10 @@ _progress_decoder = msgspec.json.Decoder(TurnProgress)
 class LiveTurns(TableStore):
     """The ``live`` item of each session: begin/publish/end (runtime), expect/progress
     (consumer), request_stop (producer), stop_requested (runtime). ``dynamodb`` is a boto3
-    client; ``clock`` returns epoch seconds; ``retention_days`` as the registry's; ``backlog``
-    (the producer's) tells a stop whether a message of the chat waits (None: it is not kept)."""
+    client; ``clock`` returns epoch seconds; ``retention_days`` as the registry's. A stop for
+    a message still waiting for its turn is kept by ``LiveTurnsWithBacklog`` (the producer's)."""
 
     _label = "live_turns"
-
-    def __init__(
-        self,
-        *,
-        dynamodb: Any,
-        table: str,
-        retention_days: int = DEFAULT_RETENTION_DAYS,
-        clock: Callable[[], float] = time.time,
-        backlog: ChatBacklog | None = None,
-    ) -> None:
-        super().__init__(dynamodb=dynamodb, table=table, retention_days=retention_days, clock=clock)
-        self._backlog = backlog
 
     def expect(self, key: SessionKey, turn_id: int) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
@@ -196,13 +178,13 @@ class LiveTurns(TableStore):
 
     def stop_requested(self, key: SessionKey, turn_id: int) -> bool:
         """Whether a stop was requested for the running turn ``turn_id``."""
-        item = self._table.get("stop_requested", session_item_pk(key), _LIVE)
+        item = self._table.get("stop_requested", session_item_pk(key), LIVE_SK)
         return bool(item and _is_turn(item, turn_id) and "stop_requested_at" in item)
 
     def progress(self, key: SessionKey, turn_id: int) -> TurnProgress | None:
         """The last published progress of turn ``turn_id`` (None before it began or after
         another turn replaced it)."""
-        item = self._table.get("progress", session_item_pk(key), _LIVE)
+        item = self._table.get("progress", session_item_pk(key), LIVE_SK)
         if not item or not _is_turn(item, turn_id) or "progress" not in item:
             return None
         try:
@@ -213,31 +195,10 @@ class LiveTurns(TableStore):
     def request_stop(
         self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
     ) -> StopOutcome:
-        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop. A stop
-        naming no turn, sent as update ``update_id``, that finds no turn running while the
-        chat's backlog count says a message waits (queued, or taken by a consumer still
-        starting) is kept for the turn that starts next, which takes it only if its message was
-        sent before the stop. "nothing_running" when no turn runs or waits.
-
-        One UpdateItem when a turn runs. When none does, one TransactWriteItems more checks
-        the count and keeps the stop together (no write per queued message is needed). The
-        count may be off: stale (a crashed consumer; it heals, see ChatBacklog), or still
-        holding a message whose turn has just ended while its answer is sent. At worst such a
-        stop answers "Stopping…" for nothing: it only ever stops a turn of a message sent
-        before it. With the count off (``backlog`` None, or CHAT_QUEUE_LIMIT=0) a stop before
-        the turn starts finds nothing running."""
-        if self._stop_running(key, turn_id):
-            return "stopping"
-        if turn_id is not None or update_id is None or self._backlog is None:
-            return "nothing_running"
-        waiting = self._backlog.waiting_check(key.canonical, now=self._table.clock())
-        if waiting is None:
-            return "nothing_running"
-        kept = self._keep_stop(key, update_id, waiting)
-        # A turn that began since the first write is the one the stop was for.
-        if kept == "kept" or (kept == "turn_began" and self._stop_running(key, None)):
-            return "stopping"
-        return "nothing_running"
+        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop: one
+        UpdateItem. "nothing_running" when none runs (``update_id``, the stop's own update,
+        counts only where a stop may be kept for a waiting message: LiveTurnsWithBacklog)."""
+        return "stopping" if self._stop_running(key, turn_id) else "nothing_running"
 
     def _stop_running(self, key: SessionKey, turn_id: int | None) -> bool:
         """Ask the running turn (``turn_id`` only, when given) to stop; whether one runs."""
@@ -250,7 +211,7 @@ class LiveTurns(TableStore):
             self._table.update(
                 "request_stop",
                 session_item_pk(key),
-                _LIVE,
+                LIVE_SK,
                 UpdateExpression="SET stop_requested_at = if_not_exists(stop_requested_at, :now)",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
@@ -258,42 +219,6 @@ class LiveTurns(TableStore):
         except ConditionFailed:
             return False
         return True
-
-    def _keep_stop(self, key: SessionKey, update_id: int, waiting: dict[str, Any]) -> _KeptStop:
-        """Keep a stop (sent as ``update_id``) for the next turn to start, in one transaction
-        with ``waiting`` (the backlog's check that a message waits) and only while no turn is
-        live: "turn_began" when one is (it started since the stop looked)."""
-        now = self._table.clock()
-        keep = {
-            "Update": {
-                "TableName": self._table.name,
-                "Key": item_key(session_item_pk(key), _LIVE),
-                "UpdateExpression": "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl",
-                "ConditionExpression": "attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
-                "ExpressionAttributeValues": {
-                    ":s": number(update_id),
-                    ":now": number(now),
-                    ":ttl": number(self._table.expires_at(now)),
-                },
-            }
-        }
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                self._table.dynamodb.transact_write_items(TransactItems=[waiting, keep])
-                return "kept"
-            except ClientError as exc:
-                if aws_error_code(exc) != "TransactionCanceledException":
-                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-                if codes[1:2] == ["ConditionalCheckFailed"]:
-                    return "turn_began"
-                if codes[:1] == ["ConditionalCheckFailed"]:
-                    return "nothing_waits"
-                if attempt == _CONFLICT_ATTEMPTS:  # TransactionConflict each time
-                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-            except BotoCoreError as exc:
-                raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-        raise AssertionError("unreachable")
 
     def _fresh_values(self, turn_id: int) -> dict[str, Any]:
         """A turn (re)starting now: its start, expiry and empty progress (the runtime that
@@ -313,7 +238,7 @@ class LiveTurns(TableStore):
         out = self._table.update(
             operation,
             session_item_pk(key),
-            _LIVE,
+            LIVE_SK,
             UpdateExpression=(
                 "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
                 " REMOVE ended_at, stop_requested_at, stop_before, stop_before_at"
@@ -355,7 +280,7 @@ class LiveTurns(TableStore):
         return self._table.update(
             operation,
             session_item_pk(key),
-            _LIVE,
+            LIVE_SK,
             UpdateExpression=update,
             ConditionExpression=condition,
             ExpressionAttributeValues={**values, ":t": number(turn_id)},

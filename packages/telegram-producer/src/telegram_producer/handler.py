@@ -25,7 +25,7 @@ def build_producer() -> Producer:
         Approvals,
         ChatBacklog,
         DynamoTable,
-        LiveTurns,
+        LiveTurnsWithBacklog,
         configure_logging,
         make_non_dumpable,
         read_secret,
@@ -55,7 +55,7 @@ def build_producer() -> Producer:
         ),
         backlog=backlog,
         # A /stop with no turn running is kept while the backlog counts a message of the chat.
-        stops=LiveTurns(
+        stops=LiveTurnsWithBacklog(
             dynamodb=dynamodb, table=config.table, retention_days=config.retention_days, backlog=backlog
         ),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
