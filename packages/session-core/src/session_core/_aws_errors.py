@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._errors import StorageError
+
+_T = TypeVar("_T")
+TRANSACTION_CONFLICT = "TransactionConflictException"
 
 
 def aws_error_code(exc: ClientError) -> str:
@@ -32,3 +39,19 @@ def storage_error(
     if code in permanent_codes:
         error.retryable = False
     return error
+
+
+def retry_transaction_conflicts(call: Callable[[], _T], *, attempts: int = 3, pause_s: float = 0.05) -> _T:
+    """``call()``, tried again (up to ``attempts`` times, pausing a little longer each time)
+    while DynamoDB refuses it because a transaction holds the item for a moment
+    (``TransactionConflictException``; botocore does not retry it). Any other error, or the
+    last refusal, is raised as it is (a ClientError, or a StorageError made of one)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except (ClientError, StorageError) as exc:
+            code = aws_error_code(exc) if isinstance(exc, ClientError) else exc.error_code
+            if code != TRANSACTION_CONFLICT or attempt == attempts:
+                raise
+            time.sleep(pause_s * attempt)
+    raise AssertionError("unreachable")

@@ -17,18 +17,17 @@ never looks stale. Errors err towards letting messages through: the rule protect
 correctness.
 
 The count also tells a /stop that finds no turn running whether a message of the chat waits
-for its turn (``waiting_check``, used by ``LiveTurns.request_stop``), so nothing else has to be
+for its turn (``waiting_check``, used by ``LiveTurnsWithBacklog.request_stop``), so nothing else has to be
 written per message for that.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._aws_errors import aws_error_code
+from ._aws_errors import aws_error_code, retry_transaction_conflicts
 from ._logging import get_logger
 
 log = get_logger(__name__)
@@ -38,9 +37,6 @@ BacklogVerdict = Literal["queued", "notify", "drop"]
 # at least this often, a leaked count is forgotten after it.
 DEFAULT_STALE_AFTER_S = 1_800
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-_TRANSACTION_CONFLICT = "TransactionConflictException"
-_CONFLICT_ATTEMPTS = 3
-_CONFLICT_PAUSE_S = 0.05
 
 
 class ChatBacklog:
@@ -111,28 +107,23 @@ class ChatBacklog:
             log.warning("backlog.release_failed", error=type(exc).__name__)
 
     def _decrement(self, session_key: str, now_ms: int) -> dict[str, Any]:
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                out = self._db.update_item(
-                    TableName=self._table,
-                    Key=self._key(session_key),
-                    UpdateExpression="ADD queued :minus SET touched_ms = :now",
-                    ConditionExpression="queued > :zero",
-                    ExpressionAttributeValues={
-                        ":minus": {"N": "-1"},
-                        ":now": {"N": str(now_ms)},
-                        ":zero": {"N": "0"},
-                    },
-                    ReturnValues="ALL_NEW",
-                )
-                return dict(out.get("Attributes", {}))
-            except ClientError as exc:
-                # A /stop's transaction checking the count holds the item for a moment
-                # (see waiting_check): a release refused then would stay counted.
-                if aws_error_code(exc) != _TRANSACTION_CONFLICT or attempt == _CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(_CONFLICT_PAUSE_S * attempt)
-        raise AssertionError("unreachable")
+        # A /stop's transaction checking the count holds the item for a moment (see
+        # waiting_check): a release refused then would stay counted.
+        out = retry_transaction_conflicts(
+            lambda: self._db.update_item(
+                TableName=self._table,
+                Key=self._key(session_key),
+                UpdateExpression="ADD queued :minus SET touched_ms = :now",
+                ConditionExpression="queued > :zero",
+                ExpressionAttributeValues={
+                    ":minus": {"N": "-1"},
+                    ":now": {"N": str(now_ms)},
+                    ":zero": {"N": "0"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        )
+        return dict(out.get("Attributes", {}))
 
     def waiting_check(self, session_key: str, *, now: float) -> dict[str, Any] | None:
         """A ``ConditionCheck`` for TransactWriteItems that holds while a message of the chat

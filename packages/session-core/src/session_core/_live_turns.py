@@ -31,24 +31,18 @@ backlog count would no longer be trusted either: update ids only grow while upda
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any, Literal
 
 import msgspec
 
+from ._aws_errors import retry_transaction_conflicts
 from ._backlog import DEFAULT_STALE_AFTER_S
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, number
-from ._errors import StorageError
 from ._json import encode_json
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
 
 LIVE_SK = "live"  # the sort key of the live item, in the session's partition
-# A turn that begins while a stop is being kept (LiveTurnsWithBacklog's transaction) retries
-# the write the transaction made DynamoDB refuse.
-_CONFLICT_ATTEMPTS = 3
-_TRANSACTION_CONFLICT = "TransactionConflictException"
-_CONFLICT_PAUSE_S = 0.05
 # A kept stop is for a turn about to start; one no turn took within the time the backlog count
 # itself is trusted was kept for nothing (a message that started no turn). It lapses then: after
 # a week without updates Telegram numbers the next ones at random, lower than the stop's maybe.
@@ -127,16 +121,9 @@ class LiveTurns(TableStore):
         """Mark ``turn_id`` as the session's running turn: a stop requested for it since the
         consumer expected it is kept, any earlier turn's item (and stop) is replaced. Answers
         whether the turn is stopped already (then it should not run)."""
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                return self._begin(key, turn_id)
-            except StorageError as exc:
-                # A stop being kept holds the item for the moment of its transaction: DynamoDB
-                # refuses a plain write meanwhile. Refused, the turn would run unstoppable.
-                if exc.error_code != _TRANSACTION_CONFLICT or attempt == _CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(_CONFLICT_PAUSE_S * attempt)
-        raise AssertionError("unreachable")
+        # A stop being kept holds the item for the moment of its transaction: DynamoDB refuses
+        # a plain write meanwhile. Refused, the turn would run unstoppable.
+        return retry_transaction_conflicts(lambda: self._begin(key, turn_id))
 
     def _begin(self, key: SessionKey, turn_id: int) -> bool:
         try:

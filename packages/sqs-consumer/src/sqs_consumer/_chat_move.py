@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from session_core import LeaseHeldError, SessionKey, get_logger
+from session_core import LeaseHeldError, SessionKey
 from telegram_core import CHAT_SETTINGS_SK, InboundMessage
 
+from ._busy_wait import BusyWait
 from ._deps import ConsumerDeps
-from ._errors import DeferredError
 from ._timing import ConsumerTiming, RemainingTimeMs
-
-log = get_logger(__name__)
 
 
 def move_conversation(
@@ -26,19 +24,12 @@ def move_conversation(
     Repeating it changes nothing."""
     assert msg.moved_from_chat_id is not None
     old = SessionKey(tenant=key.tenant, chat_id=msg.moved_from_chat_id, thread_id=key.thread_id)
-    polls = 0
+    wait = BusyWait(timing, deps.sleep)
     while True:
         try:
             deps.registry.move_chat(old, key, also=(CHAT_SETTINGS_SK,))
             break
-        except LeaseHeldError as exc:
-            if remaining() / 1000 - timing.delivery_reserve_s < timing.busy_poll_s:
-                raise DeferredError(
-                    "busy", f"a turn of the group held its session through {polls} polls"
-                ) from exc
-            if not polls:
-                log.info("chat_move_waiting", moved_from_chat_id=old.chat_id, poll_s=timing.busy_poll_s)
-            polls += 1
-            deps.sleep(timing.busy_poll_s)
+        except LeaseHeldError:
+            wait.pause(remaining() / 1000 - timing.delivery_reserve_s, holder="a turn of the group")
     if deps.budgets is not None:
         deps.budgets.carry_chat_spend(from_chat=old.chat_id, to_chat=key.chat_id)

@@ -36,6 +36,7 @@ from ._approval_view import (
 )
 from ._attachments import stage_attachments
 from ._budget import refusal_text, report_deployment_spend
+from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
 from ._commands import parse_command, run_command
 from ._config import ConsumerConfig
@@ -292,7 +293,7 @@ class MessageHandler:
         live turn holds the session ("busy"), wait and invoke again: the runtime replays the
         other run's answer to this update, or runs the turn once the lease is free."""
         timing = self._timing
-        polls = 0
+        wait = BusyWait(timing, self._deps.sleep)
         while True:
             budget_s = remaining_time_ms() / 1000 - timing.delivery_reserve_s
             if budget_s < 1:
@@ -306,13 +307,7 @@ class MessageHandler:
                 msgspec.structs.replace(request, deadline_epoch_ms=deadline_ms)
             )
             if result.error_kind != "busy":
-                if polls:
-                    log.info("session_free_again", polls=polls, replayed=result.replayed)
+                if wait.polls:
+                    log.info("session_free_again", polls=wait.polls, replayed=result.replayed)
                 return result
-            wait_left_s = budget_s - timing.turn_reserve_s
-            if wait_left_s < timing.busy_poll_s:
-                raise DeferredError("busy", f"another turn held the session through {polls} polls")
-            if not polls:
-                log.info("session_busy_waiting", poll_s=timing.busy_poll_s, up_to_s=round(wait_left_s))
-            polls += 1
-            self._deps.sleep(timing.busy_poll_s)
+            wait.pause(budget_s - timing.turn_reserve_s, holder="another turn")
