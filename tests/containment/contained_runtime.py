@@ -5,6 +5,8 @@ environment, the model key in SSM and an AWS that demands a signature made with 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +42,38 @@ class ContainedRuntime:
 
 @contextlib.contextmanager
 def contained_runtime(
+    *,
+    user: str,
+    landlock: bool,
+    sessions_root: Path,
+    config: Path,
+    credentials: LocalCredentials,
+    model_key: str,
+    responder: Callable[[dict[str, Any]], Any],
+) -> Iterator[ContainedRuntime]:
+    with _the_only_runtime_of(user):
+        yield from _contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=sessions_root,
+            config=config,
+            credentials=credentials,
+            model_key=model_key,
+            responder=responder,
+        )
+
+
+@contextlib.contextmanager
+def _the_only_runtime_of(user: str) -> Iterator[None]:
+    """The runtime sweeps every process of its uid after each turn, as in Lambda. Two of one
+    user at once (tests on two xdist workers) would kill each other's turns ("Runtime exited
+    with status -9"), so a lock shared by every process of the test run keeps them one at a time."""
+    with (Path(tempfile.gettempdir()) / f"agentbot-tests-runtime-as-{user}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _contained_runtime(
     *,
     user: str,
     landlock: bool,
