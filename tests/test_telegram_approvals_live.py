@@ -139,3 +139,33 @@ def test_deny_and_a_new_message_keep_the_command_from_running(live: Any) -> None
     assert any("I declined your Bash call" in t for t in texts), texts  # the agent was told
     assert any("never mind that" in t for t in texts), texts  # the new message reached it
     assert any(t.startswith("❌ Declined: you sent a new message") for t in texts), texts
+
+
+def test_a_stop_after_allow_and_before_its_turn_starts_keeps_the_call_from_running(live: Any) -> None:
+    """Allowed, then thought better of it: the /stop comes while the allowed call waits in the
+    queue for its turn (no turn runs, and no backlog count is kept in this stack)."""
+    marker = uuid.uuid4().hex[:12]
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch s-{marker}; echo s-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    asking = asking_message(live)
+    calls_before = len(live.model.model_calls)
+    allowed = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
+    # Telegram numbers updates in order: the press's is 10,000,000 and more in this stub.
+    stop = post(live, update(20_000_001, message_id=3, chat_id=CHAT, text="/stop"))
+    live.drain(live.consumer())
+
+    assert allowed["text"] == "Allowed once." and stop["text"] == "Stopping…"
+    assert len(live.model.model_calls) == calls_before  # the allowed turn never started
+    edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
+    assert edited["text"].startswith("⏹ Stopped before it ran: Bash") and not edited.get("reply_markup")
+    again = post(live, update(20_000_002, message_id=4, chat_id=CHAT, text="/stop"))
+    assert again["text"] == "Nothing is running in this chat right now."
+
+    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
+    live.drain(live.consumer())
+    assert f"s-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
+    told = last_user_text(live.model.model_calls[-1].body)
+    assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told

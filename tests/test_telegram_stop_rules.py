@@ -347,6 +347,7 @@ def test_a_queued_message_costs_no_request_for_stops_and_a_stop_one_when_a_turn_
     assert _post(recorded, {"update_id": 61, "message": message(text="/stop")})["text"] == "Stopping…"
     assert stop_calls() == [
         ("UpdateItem", live_pk),  # no turn running yet
+        ("GetItem", live_pk),  # no allowed call waits for its turn (the session's approval item)
         ("TransactWriteItems", backlog_pk),  # a message waits: the stop is kept, in one request
         ("TransactWriteItems", live_pk),
     ]

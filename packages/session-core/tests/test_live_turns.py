@@ -1,5 +1,6 @@
 """A stop sent while no turn runs, against a real DynamoDB endpoint (the moto server): kept for
-the next turn only while the chat's backlog count says a message waits, in one request."""
+the next turn only while the chat's backlog count says a message waits, or a call the user
+allowed waits for its turn (then declined), in one request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FakeClock, FaultProxy
-from session_core import ChatBacklog, LiveTurnsWithBacklog, SessionKey
+from session_core import Approval, Approvals, ChatBacklog, LiveTurnsWithBacklog, SessionKey
 
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
 
@@ -23,10 +24,35 @@ def backlog(aws: Any) -> ChatBacklog:
 
 
 def live_turns(
-    aws: Any, clock: FakeClock, backlog: ChatBacklog | None, dynamodb: Any = None
+    aws: Any,
+    clock: FakeClock,
+    backlog: ChatBacklog | None,
+    dynamodb: Any = None,
+    approvals: Approvals | None = None,
 ) -> LiveTurnsWithBacklog:
     return LiveTurnsWithBacklog(
-        dynamodb=dynamodb or aws.dynamodb, table=aws.resources.table, clock=clock, backlog=backlog
+        dynamodb=dynamodb or aws.dynamodb,
+        table=aws.resources.table,
+        clock=clock,
+        backlog=backlog,
+        approvals=approvals,
+    )
+
+
+def asked(approvals: Approvals, approval_id: str) -> None:
+    """The session's turn ended on a Bash call that waits for the user's answer."""
+    approvals.open(
+        KEY,
+        Approval(
+            approval_id=approval_id,
+            state="pending",
+            tool_name="Bash",
+            tool_use_id="toolu_1",
+            call_fingerprint="fingerprint-of-rm",
+            summary="rm -rf build",
+            grant_rule="Bash(rm *)",
+            sdk_session_id="s-1",
+        ),
     )
 
 
@@ -162,3 +188,62 @@ def test_a_message_released_while_a_stop_checks_the_count_is_not_left_counted(
         consumer_count.release(KEY.canonical, now=clock())
         assert proxy.failed == ["dynamodb:UpdateItem"]
     assert live.request_stop(KEY, update_id=91) == "nothing_running"
+
+
+def test_a_stop_after_allow_and_before_its_turn_started_stops_that_turn_and_declines_the_call(
+    aws: Any, clock: FakeClock
+) -> None:
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+    live = live_turns(aws, clock, None, approvals=approvals)  # no backlog count kept
+    asked(approvals, "a1")
+    # Pending: a stop has nothing to stop (the reply says Deny drops it) and changes nothing.
+    assert live.request_stop(KEY, update_id=70) == "call_waiting"
+    assert approvals.current(KEY).state == "pending"  # type: ignore[union-attr]
+    approvals.decide(KEY, "a1", "once", decided_by="ada")  # the press, update 71, is queued
+    assert live.request_stop(KEY, update_id=72) == "stopping"
+    declined = approvals.current(KEY)
+    assert declined is not None and (declined.state, declined.choice, declined.answered_by) == (
+        "decided",
+        "deny",
+        "stop",
+    )
+    assert live.expect(KEY, 71) and live.stop_requested(KEY, 71)  # the press's turn
+    live.end(KEY, 71)
+    # Its stop is spent: a second /stop finds nothing, and a later message is not stopped.
+    assert live.request_stop(KEY, update_id=73) == "nothing_running"
+    assert live.expect(KEY, 74) and not live.stop_requested(KEY, 74)
+
+
+def test_a_stop_once_the_allowed_call_was_let_through_only_stops_a_running_turn(
+    aws: Any, clock: FakeClock
+) -> None:
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+    live = live_turns(aws, clock, None, approvals=approvals)
+    asked(approvals, "a2")
+    approvals.decide(KEY, "a2", "always", decided_by="ada")
+    assert live.expect(KEY, 80) and approvals.use(KEY, "a2")  # its turn took the allowance
+    live.end(KEY, 80)
+    assert live.request_stop(KEY, update_id=81) == "nothing_running"  # it ran: nothing to decline
+    used = approvals.current(KEY)
+    assert used is not None and (used.state, used.choice, used.answered_by) == ("used", "always", "button")
+
+
+def test_a_turn_that_begins_while_the_stop_declines_the_call_is_stopped_and_the_call_kept(
+    aws: Any, clock: FakeClock
+) -> None:
+    dynamodb = aws.client("dynamodb")
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+    live = live_turns(aws, clock, None, dynamodb, approvals)
+    consumer_view = live_turns(aws, clock, None)
+    asked(approvals, "a3")
+    approvals.decide(KEY, "a3", "once", decided_by="ada")  # update 90
+
+    def turn_begins(**_: Any) -> None:
+        assert consumer_view.expect(KEY, 90)
+
+    dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", turn_begins)
+    assert live.request_stop(KEY, update_id=91) == "stopping"
+    assert live.stop_requested(KEY, 90)  # stopped as any running turn is
+    # The transaction did not happen: the decision stands for the turn that is stopping.
+    kept = approvals.current(KEY)
+    assert kept is not None and (kept.choice, kept.answered_by) == ("once", "button")

@@ -16,6 +16,7 @@ import msgspec
 from session_core import (
     Approval,
     ApprovalNotPending,
+    ApprovalOutcome,
     Approvals,
     SessionKey,
     TurnRequest,
@@ -108,6 +109,19 @@ class ApprovalSteps:
         # (that turn then finds nothing to do).
         return self._answer_plan(key, waiting, gate, also=prompt)
 
+    async def _stopped_approval(self, key: SessionKey, request: TurnRequest) -> ApprovalOutcome | None:
+        """How the approval a button press resumes was answered, when the user stopped its turn
+        before it started (a /stop after the press declines the call, see session_core's
+        LiveTurnsWithBacklog): the chat's asking message then says so at once. The approval
+        stays decided, so the next turn tells the agent the call did not run."""
+        store = self.approvals
+        if store is None or request.resume_approval is None:
+            return None
+        approval = await asyncio.to_thread(store.current, key)
+        if approval is None or approval.approval_id != request.resume_approval:
+            return None
+        return approval.outcome() if approval.state == "decided" and approval.answered_by == "stop" else None
+
     def _answer_plan(
         self, key: SessionKey, approval: Approval, gate: ApprovalGate, *, also: str | None
     ) -> ApprovalPlan:
@@ -117,6 +131,8 @@ class ApprovalSteps:
         store = self.approvals
         if approval.state == "used":
             text = _ran_already_text(approval)
+        elif approval.answered_by == "stop":
+            text = f"[Approval] I stopped your {approval.tool_name} call before it ran; it did not run."
         elif approval.choice == "deny":
             text = f"[Approval] I declined your {approval.tool_name} call; it did not run."
             if approval.reason.strip():

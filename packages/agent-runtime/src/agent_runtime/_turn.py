@@ -235,7 +235,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         try:
             if live is not None and live.stop_requested.is_set():
                 return await self._stopped_before_start(
-                    request, holder, live, resume, resumed_total, started, deadline
+                    key, request, holder, live, resume, resumed_total, started, deadline
                 )
             with session_workspace(
                 self.settings.sessions_root,
@@ -626,6 +626,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _stopped_before_start(
         self,
+        key: SessionKey,
         request: TurnRequest,
         holder: LeaseHolder,
         live: LiveProgress,
@@ -647,7 +648,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             metered=MeteredSpend(),
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
-        stopped = msgspec.structs.replace(stopped, stopped_before_start=True)
+        stopped = msgspec.structs.replace(
+            stopped,
+            stopped_before_start=True,
+            approval_outcome=await self._stopped_approval(key, request),
+        )
         answer, _ = await self._record(request, holder, stopped, started, deadline)
         log.info("turn.stopped_before_start")
         return answer

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._dynamo_table import ConditionFailed, TableStore, item_int, item_str, number
+from ._dynamo_table import ConditionFailed, TableStore, item_int, item_key, item_str, number
 from ._keys import SessionKey
 from ._registry_keys import session_item_pk
 
@@ -31,10 +31,11 @@ ApprovalState = Literal["pending", "decided", "used", "settled"]
 # once: run this call; always: run it and every later call the grant's rule matches; deny: don't.
 ApprovalChoice = Literal["once", "always", "deny"]
 APPROVAL_CHOICES: tuple[ApprovalChoice, ...] = ("once", "always", "deny")
-# How an approval was answered: a press of its buttons (``decided_by`` names who pressed), or
-# a new message from the user, which declines it. Said apart from ``decided_by``, a free display
-# name that anyone can choose, so nothing about a press is read from a name.
-ApprovalAnsweredBy = Literal["button", "new_message"]
+# How an approval was answered: a press of its buttons (``decided_by`` names who pressed), a
+# new message from the user, which declines it, or a /stop after the press and before the call
+# ran, which declines it too. Said apart from ``decided_by``, a free display name that anyone
+# can choose, so nothing about a press is read from a name.
+ApprovalAnsweredBy = Literal["button", "new_message", "stop"]
 
 
 class ApprovalRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -198,6 +199,31 @@ class Approvals(TableStore):
         except ConditionFailed as failed:
             raise ApprovalNotPending(None if failed.item is None else _approval_of(failed.item)) from None
         return _approval_of(out["Attributes"])
+
+    def stop_update(self, key: SessionKey, approval_id: str) -> dict[str, Any]:
+        """A TransactWriteItems ``Update`` that declines decided approval ``approval_id`` because
+        the user sent /stop before its call ran (``answered_by`` "stop"). It holds only while
+        the approval is decided and not stopped already: once its turn took the allowance
+        (``use``) the call may have run, and a stop then stops that turn instead."""
+        return {
+            "Update": {
+                "TableName": self._table.name,
+                "Key": item_key(session_item_pk(key), APPROVAL_SK),
+                "UpdateExpression": "SET choice = :deny, answered_by = :stop",
+                # an item of an older version has no answered_by: never stopped
+                "ConditionExpression": (
+                    "approval_id = :id AND #state = :decided"
+                    " AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
+                ),
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":deny": {"S": "deny"},
+                    ":stop": {"S": "stop"},
+                    ":id": {"S": approval_id},
+                    ":decided": {"S": "decided"},
+                },
+            }
+        }
 
     def use(self, key: SessionKey, approval_id: str) -> bool:
         """Take the allowance of decided approval ``approval_id`` for its one run; False when

@@ -50,7 +50,9 @@ _KEPT_STOP_S = DEFAULT_STALE_AFTER_S
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
-StopOutcome = Literal["stopping", "nothing_running"]
+# "call_waiting": nothing runs, and a tool call waits for the user's answer (said only by
+# LiveTurnsWithBacklog, which reads the approval anyway).
+StopOutcome = Literal["stopping", "nothing_running", "call_waiting"]
 
 
 class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):

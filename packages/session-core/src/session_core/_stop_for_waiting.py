@@ -1,21 +1,26 @@
-"""A /stop that finds no turn running, kept for the chat's message still waiting for its turn
+"""A /stop that finds no turn running, kept for the chat's turn still waiting to start
 (queued, or taken by a consumer still starting): the producer's LiveTurns.
 
-What says a message waits is the chat's backlog count (``ChatBacklog``), which the producer
-and the consumer keep anyway for CHAT_QUEUE_LIMIT, so no message costs a request more. The
-stop is kept in one TransactWriteItems: a ConditionCheck on the count, and the live item's
-update while no turn is live. Apart from ``_live_turns.py`` because only the producer makes
-that transaction, so only its role may check items (``dynamodb:ConditionCheckItem``).
+Two things say a turn waits, and neither costs a message a request more:
+- a tool call the user allowed whose turn has not started (the session's approval is
+  ``decided``): the stop also declines that call (``answered_by`` "stop"), else the next
+  message would run it;
+- the chat's backlog count (``ChatBacklog``), which the producer and the consumer keep anyway
+  for CHAT_QUEUE_LIMIT.
+The stop is kept in one TransactWriteItems: that condition, and the live item's update while no
+turn is live. Apart from ``_live_turns.py`` because only the producer makes that transaction,
+so only its role may check items (``dynamodb:ConditionCheckItem``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ._approvals import Approval, Approvals
 from ._aws_errors import aws_error_code
 from ._backlog import ChatBacklog
 from ._dynamo_table import item_key, number
@@ -31,8 +36,9 @@ _KeptStop = Literal["kept", "nothing_waits", "turn_began"]
 
 
 class LiveTurnsWithBacklog(LiveTurns):
-    """LiveTurns whose ``request_stop`` also keeps a stop for a waiting message; ``backlog``
-    is the chat's count (None, or CHAT_QUEUE_LIMIT=0: nothing is kept, as in LiveTurns)."""
+    """LiveTurns whose ``request_stop`` also keeps a stop for a turn waiting to start:
+    ``approvals`` says whether an allowed call waits for its turn, ``backlog`` whether a
+    message does (None, or CHAT_QUEUE_LIMIT=0: only the first is looked at)."""
 
     def __init__(
         self,
@@ -42,40 +48,62 @@ class LiveTurnsWithBacklog(LiveTurns):
         retention_days: int = DEFAULT_RETENTION_DAYS,
         clock: Callable[[], float] = time.time,
         backlog: ChatBacklog | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         super().__init__(dynamodb=dynamodb, table=table, retention_days=retention_days, clock=clock)
         self._backlog = backlog
+        self._approvals = approvals
 
     def request_stop(
         self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
     ) -> StopOutcome:
         """Ask the session's running turn (only if it is ``turn_id``, when given) to stop. A stop
-        naming no turn, sent as update ``update_id``, that finds no turn running while the
-        chat's backlog count says a message waits is kept for the turn that starts next, which
-        takes it only if its message was sent before the stop. "nothing_running" when no turn
-        runs or waits.
+        naming no turn, sent as update ``update_id``, that finds no turn running while a turn
+        waits to start (see the module) is kept for the turn that starts next, which takes it
+        only if its message (or button press) was sent before the stop. "nothing_running" when
+        no turn runs or waits.
 
-        One UpdateItem when a turn runs; when none does, one TransactWriteItems more. The count
-        may be off: stale (a crashed consumer; it heals, see ChatBacklog), or still holding a
-        message whose turn has just ended while its answer is sent. At worst such a stop
-        answers "Stopping…" for nothing: it only ever stops a turn of a message sent before it."""
+        One UpdateItem when a turn runs; when none does, a GetItem of the approval (which also
+        says whether a call waits for an answer: "call_waiting") and one TransactWriteItems
+        more when a turn waits. The count may be off: stale (a crashed consumer; it heals, see
+        ChatBacklog), or still holding a message whose turn has just ended while its answer is
+        sent. At worst such a stop answers "Stopping…" for nothing: it only ever stops a turn
+        of a message sent before it."""
         if self._stop_running(key, turn_id):
             return "stopping"
-        if turn_id is not None or update_id is None or self._backlog is None:
+        if turn_id is not None or update_id is None:
             return "nothing_running"
-        waiting = self._backlog.waiting_check(key.canonical, now=self._table.clock())
-        if waiting is None:
-            return "nothing_running"
-        kept = self._keep_stop(key, update_id, waiting)
-        # A turn that began since the first write is the one the stop was for.
-        if kept == "kept" or (kept == "turn_began" and self._stop_running(key, None)):
-            return "stopping"
-        return "nothing_running"
+        approval = None if self._approvals is None else self._approvals.current(key)
+        for waiting in self._waiting_turn_conditions(key, approval):
+            kept = self._keep_stop(key, update_id, waiting)
+            if kept == "kept":
+                return "stopping"
+            if kept == "turn_began":  # it started since the first write: the stop is for it
+                return "stopping" if self._stop_running(key, None) else "nothing_running"
+        return "call_waiting" if approval is not None and approval.state == "pending" else "nothing_running"
+
+    def _waiting_turn_conditions(
+        self, key: SessionKey, approval: Approval | None
+    ) -> Iterator[dict[str, Any]]:
+        """Each transaction item that holds while a turn of the chat waits to start: first that
+        of the call the user allowed (or denied) whose turn has not begun, which the stop
+        declines; then the backlog's."""
+        if (
+            self._approvals is not None
+            and approval is not None
+            and approval.state == "decided"
+            and approval.answered_by != "stop"
+        ):
+            yield self._approvals.stop_update(key, approval.approval_id)
+        if self._backlog is not None:
+            waiting = self._backlog.waiting_check(key.canonical, now=self._table.clock())
+            if waiting is not None:
+                yield waiting
 
     def _keep_stop(self, key: SessionKey, update_id: int, waiting: dict[str, Any]) -> _KeptStop:
         """Keep a stop (sent as ``update_id``) for the next turn to start, in one transaction
-        with ``waiting`` (the backlog's check that a message waits) and only while no turn is
-        live: "turn_began" when one is (it started since the stop looked)."""
+        with ``waiting`` (a condition that a turn waits) and only while no turn is live:
+        "turn_began" when one is (it started since the stop looked)."""
         now = self._table.clock()
         keep = {
             "Update": {

@@ -16,6 +16,7 @@ from ._wording import (
     APPROVAL_BUTTON_TEXT,
     APPROVAL_DECIDED,
     APPROVAL_DECLINED,
+    APPROVAL_STOPPED,
     GRANT_LINE,
     GRANTS_HEADING,
     NO_GRANTS,
@@ -63,6 +64,8 @@ def approval_outcome_html(outcome: ApprovalOutcome) -> str:
     """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"."""
     if outcome.answered_by == "new_message":
         head = APPROVAL_DECLINED
+    elif outcome.answered_by == "stop":
+        head = APPROVAL_STOPPED
     else:
         who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
         head = APPROVAL_DECIDED[outcome.choice].format(who=who)

@@ -83,6 +83,7 @@ APPROVAL_DECIDED: Mapping[ApprovalChoice, str] = {
     "deny": "❌ Denied by {who}",
 }
 APPROVAL_DECLINED = "❌ Declined: you sent a new message"
+APPROVAL_STOPPED = "⏹ Stopped before it ran"
 NO_GRANTS = "Nothing is always allowed in this chat. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in this chat:"
 GRANT_LINE = "{rule} (by {who})"

@@ -107,6 +107,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
 def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:
     """The Bot API call the webhook answers a stop with (None: nothing to say)."""
     text = STOPPING_TEXT if outcome == "stopping" else NOTHING_TO_STOP_TEXT
+    if outcome == "call_waiting":
+        text += WAITING_CALL_TEXT
     if request.callback_query_id is not None:
         return {"method": "answerCallbackQuery", "callback_query_id": request.callback_query_id, "text": text}
     if request.via == "draft":

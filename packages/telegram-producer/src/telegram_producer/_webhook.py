@@ -12,7 +12,7 @@ import hmac
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,6 +24,7 @@ from session_core import (
     ChatBacklog,
     InvalidSessionKeyError,
     MessageDecodeError,
+    StopOutcome,
     StorageError,
     bind_correlation,
     decode_json,
@@ -58,7 +59,7 @@ from ._approval import (
 from ._config import ProducerConfig
 from ._errors import WebhookSecretError
 from ._routing import allowed, decide
-from ._stop import WAITING_CALL_TEXT, StopRequest, StopRequests, stop_reply, stop_request
+from ._stop import StopRequest, StopRequests, stop_reply, stop_request
 from ._updates import update_decoder
 
 log = get_logger(__name__)
@@ -379,7 +380,7 @@ class Producer:
         except StorageError as exc:
             log.warning("dedup_check_failed", error=str(exc))
         if self._stops is None:
-            outcome: Literal["stopping", "nothing_running"] = "nothing_running"
+            outcome: StopOutcome = "nothing_running"
         else:
             try:
                 outcome = self._stops.request_stop(stop.key, turn_id=stop.turn_id, update_id=update_id)
@@ -397,8 +398,6 @@ class Producer:
         verdict, which = self._stop_reply_rate(stop)
         if verdict == "drop":
             return _response(200, f"stop: {outcome}")
-        if outcome == "nothing_running" and self._call_waiting(stop):  # read only when said
-            reply["text"] += WAITING_CALL_TEXT
         if verdict == "notify":  # the one message of a burst says why the next get none
             assert self._rate_limiter is not None
             reply["text"] += (
@@ -420,16 +419,6 @@ class Producer:
         if verdict != "allowed":
             log.warning("stop_reply_rate_limited", limit=which, notified=verdict == "notify")
         return verdict, which
-
-    def _call_waiting(self, stop: StopRequest) -> bool:
-        """Whether a tool call of the chat waits for an approval (a /stop finds nothing running)."""
-        if self._approvals is None:
-            return False
-        try:
-            approval = self._approvals.current(stop.key)
-        except StorageError:
-            return False
-        return approval is not None and approval.state == "pending"
 
     def _rate_limited(self, message: InboundMessage) -> dict[str, Any] | None:
         """None when the message may be queued; else the 200 that drops it: the first one over

@@ -39,6 +39,7 @@ def build_producer() -> Producer:
     secret = read_secret(boto3.client("ssm"), config.secret_parameter)
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
+    approvals = Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
     return Producer(
         config=config,
         secret=secret,
@@ -54,11 +55,16 @@ def build_producer() -> Producer:
             per_chat=config.rate_limit_chat_per_minute,
         ),
         backlog=backlog,
-        # A /stop with no turn running is kept while the backlog counts a message of the chat.
+        # A /stop with no turn running is kept while an allowed call waits for its turn, or the
+        # backlog counts a message of the chat.
         stops=LiveTurnsWithBacklog(
-            dynamodb=dynamodb, table=config.table, retention_days=config.retention_days, backlog=backlog
+            dynamodb=dynamodb,
+            table=config.table,
+            retention_days=config.retention_days,
+            backlog=backlog,
+            approvals=approvals,
         ),
-        approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
+        approvals=approvals,
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
     )
 
