@@ -181,3 +181,39 @@ def test_a_move_behind_a_turn_longer_than_the_invocation_is_put_off_never_dead_l
     stack.drain(stack.consumer())
     moved = stack.registry().get_session(SessionKey(tenant="default", chat_id=NEW))
     assert moved is not None and moved.moved_from == f"default/{OLD}/0"
+
+
+LISTED_GROUP, ITS_SUPERGROUP, STRANGERS = -4077, -1001234567077, -1009876543210
+
+
+def test_a_listed_group_upgraded_to_a_supergroup_stays_allowed_while_the_group_is_listed(
+    stub_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telegram_producer import handler as producer_handler
+
+    stack = stub_stack
+    monkeypatch.setenv("ALLOWED_CHAT_IDS", str(LISTED_GROUP))
+    stack.producer = producer_handler.build_producer()
+    hello = f"@{BOT_USERNAME} hello"
+    # Before the upgrade the supergroup id is a stranger's (and that answer is kept a minute).
+    assert _post(stack, 40, ITS_SUPERGROUP, "supergroup", text=hello) == "ignored: not on the allow-list"
+    _post(stack, 41, LISTED_GROUP, "group", text=None, migrate_to_chat_id=ITS_SUPERGROUP)
+    assert (
+        _post(stack, 42, ITS_SUPERGROUP, "supergroup", text=None, migrate_from_chat_id=LISTED_GROUP)
+        == "enqueued: chat moved"
+    )
+    assert _post(stack, 43, ITS_SUPERGROUP, "supergroup", text=hello) == "enqueued"
+    stop = stack.producer.handle_event(
+        webhook_event(update(44, message_id=44, chat_id=ITS_SUPERGROUP, chat_type="supergroup", text="/stop"))
+    )
+    assert json.loads(stop["body"])["text"] == "Nothing is running in this chat right now."
+    # Another container knows it from the table; a stranger's supergroup is still refused.
+    stack.producer = producer_handler.build_producer()
+    assert _post(stack, 45, ITS_SUPERGROUP, "supergroup", text=f"{hello} again") == "enqueued"
+    assert _post(stack, 46, STRANGERS, "supergroup", text=hello) == "ignored: not on the allow-list"
+    stack.drain(stack.consumer())
+    assert len(stack.replies(ITS_SUPERGROUP)) == 2  # both answered
+    # The operator takes the group off the list: its supergroup goes with it.
+    monkeypatch.setenv("ALLOWED_CHAT_IDS", "-4078")
+    stack.producer = producer_handler.build_producer()
+    assert _post(stack, 47, ITS_SUPERGROUP, "supergroup", text=hello) == "ignored: not on the allow-list"

@@ -223,3 +223,15 @@ HANDLED_UPDATE_TYPES = (
 )
 
 update_decoder = msgspec.json.Decoder(Update)
+
+
+def chat_of(update: Update) -> int | None:
+    """The chat an update comes from (None: an update of a kind without one)."""
+    if update.message is not None:
+        return update.message.chat.id
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        return query.message.chat.id
+    if update.stopped_message_generation is not None:
+        return update.stopped_message_generation.chat.id
+    return None

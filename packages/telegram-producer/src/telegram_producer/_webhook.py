@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import re
 import time
@@ -58,9 +59,10 @@ from ._approval import (
 )
 from ._config import ProducerConfig
 from ._errors import WebhookSecretError
+from ._moved_chats import MovedChats
 from ._routing import allowed, decide
 from ._stop import StopRequest, StopRequests, stop_reply, stop_request
-from ._updates import update_decoder
+from ._updates import Update, chat_of, update_decoder
 
 log = get_logger(__name__)
 
@@ -121,8 +123,10 @@ class Producer:
         stops: StopRequests | None = None,
         approvals: ApprovalStore | None = None,
         albums: AlbumParts | None = None,
+        moved_chats: MovedChats | None = None,
     ) -> None:
         self._config = config
+        self._moved_chats = moved_chats  # supergroups allowed as the groups they were
         self._albums = albums  # the parts of photo albums, answered as one turn
         self._approvals = approvals  # [I] where button presses are decided (session_core.Approvals)
         self._stops = stops  # [H] where stop requests go (session_core.LiveTurns)
@@ -159,20 +163,23 @@ class Producer:
             log.warning("webhook_rejected", reason="undecodable body", detail=exc.detail[:200])
             return _response(400, f"not a Telegram update: {exc.detail[:200]}")
         bind_correlation(update_id=update.update_id, request_id=request_id)
+        config = self._config_for(update)
+        if config is None:
+            return _response(503, "allow-list lookup failed, retry")
         try:
-            stop = stop_request(update, self._config)  # [H] never queued behind the turn
+            stop = stop_request(update, config)  # [H] never queued behind the turn
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
         if stop is not None:
-            return self._stop(update.update_id, stop)
+            return self._stop(update.update_id, stop, config)
         try:
-            press = button_press(update, self._config)  # [I] approval and revoke buttons
+            press = button_press(update, config)  # [I] approval and revoke buttons
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
         if press is not None:
-            return self._press(update.update_id, press)
+            return self._press(update.update_id, press, config)
         try:
-            decision = decide(update, self._config, now=self._clock())
+            decision = decide(update, config, now=self._clock())
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
         if decision.album_part is not None:
@@ -195,6 +202,27 @@ class Producer:
             # Its album was answered already, or it was not recorded: a message of its own.
             message = msgspec.structs.replace(message, album_id=None)
         return self._enqueue(update.update_id, message)
+
+    def _config_for(self, update: Update) -> ProducerConfig | None:
+        """The configuration for ``update``: with its chat on ALLOWED_CHAT_IDS too when it is a
+        supergroup that was a group on the list (``_moved_chats``); None when that could not be
+        looked up (the update is answered 503, so Telegram sends it again)."""
+        config, chat_id = self._config, chat_of(update)
+        if (
+            self._moved_chats is None
+            or chat_id is None
+            or not config.allowed_chat_ids
+            or chat_id in config.allowed_chat_ids
+        ):
+            return config
+        try:
+            moved = self._moved_chats.allowed_as_moved(config.tenant, chat_id, config.allowed_chat_ids)
+        except StorageError as exc:
+            log.error("moved_chat_lookup_failed", error=str(exc)[:200])
+            return None
+        if not moved:
+            return config
+        return dataclasses.replace(config, allowed_chat_ids=config.allowed_chat_ids | {chat_id})
 
     def _record_album_part(self, message: InboundMessage, *, addressed: bool) -> AlbumVerdict | None:
         """Keep a part of an album for the turn of its first addressed part (None: not a part
@@ -220,18 +248,33 @@ class Producer:
         bind_correlation(update_id=update_id, session_key=moved.session_key)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
+        allowed_chats = self._config.allowed_chat_ids
+        if allowed_chats and moved.chat_id not in allowed_chats and not self._allow_as_moved(moved):
+            return _response(503, "chat move not recorded, retry")
         if not self._send_to_queue(update_id, moved.session_key, _queue_body(moved, self._clock())):
             return _response(503, "queue unavailable, retry")
         self._mark_seen(update_id)
         log.info("chat_move_enqueued", moved_from_chat_id=moved.moved_from_chat_id)
-        if self._config.allowed_chat_ids and moved.chat_id not in self._config.allowed_chat_ids:
-            log.warning(
-                "moved_chat_not_on_allow_list",
-                chat_id=moved.chat_id,
-                moved_from_chat_id=moved.moved_from_chat_id,
-                fix=f"add {moved.chat_id} to ALLOWED_CHAT_IDS (the group became a supergroup)",
-            )
         return _response(200, "enqueued: chat moved")
+
+    def _allow_as_moved(self, moved: InboundMessage) -> bool:
+        """The supergroup ``moved`` names is not on ALLOWED_CHAT_IDS: when the group it was is,
+        it is allowed from now on (``_moved_chats``), and the operator is told to list it.
+        False when that could not be recorded."""
+        old = moved.moved_from_chat_id
+        fix = f"add {moved.chat_id} to ALLOWED_CHAT_IDS (group {old} became this supergroup)"
+        if old not in self._config.allowed_chat_ids or self._moved_chats is None:
+            log.warning(
+                "moved_chat_not_on_allow_list", chat_id=moved.chat_id, moved_from_chat_id=old, fix=fix
+            )
+            return True
+        try:
+            self._moved_chats.record(self._config.tenant, moved.chat_id, old)
+        except StorageError as exc:
+            log.error("chat_move_not_recorded", error=str(exc)[:200])
+            return False
+        log.warning("allowed_chat_moved", chat_id=moved.chat_id, moved_from_chat_id=old, fix=fix)
+        return True
 
     def _seen_before(self, update_id: int) -> bool:
         """Whether Telegram sent this update already (marking it seen if not)."""
@@ -287,13 +330,13 @@ class Producer:
             # The update is on the queue; a redelivery is caught by SQS dedup or the replay.
             log.warning("dedup_mark_failed", error=str(exc))
 
-    def _press(self, update_id: int, press: ButtonPress) -> dict[str, Any]:
+    def _press(self, update_id: int, press: ButtonPress, config: ProducerConfig) -> dict[str, Any]:
         """[I] Answer an approval or revoke press in the webhook reply; an approval it decides
         is resumed by an ``approval`` message queued in the chat's FIFO group. Never a 5xx for
         a press it refuses; a 503 only when the store or the queue failed (Telegram sends the
         press again, and the ``acted`` mark tells that copy from a second press)."""
-        approver = press.user_id in self._config.approver_user_ids
-        if not approver and not allowed(self._config, user_id=press.user_id, chat_id=press.chat_id):
+        approver = press.user_id in config.approver_user_ids
+        if not approver and not allowed(config, user_id=press.user_id, chat_id=press.chat_id):
             log.info("update_ignored", reason="not on the allow-list")
             return _response(200, "ignored: not on the allow-list")
         bind_correlation(update_id=update_id, session_key=press.key.canonical)
@@ -319,7 +362,7 @@ class Producer:
         if redelivered and _decided_by(current, button, press):
             log.info("approval_press_redelivered")
         else:
-            refused = refusal(current, button, press, self._config)
+            refused = refusal(current, button, press, config)
             if refused is not None:
                 log.info("approval_press_refused", answer=refused)
                 self._mark_seen(update_id)
@@ -363,12 +406,12 @@ class Producer:
         log.info("approval_decided", choice=button.choice)
         return _reply(callback_answer(press, DECIDED_TEXT[button.choice]))
 
-    def _stop(self, update_id: int, stop: StopRequest) -> dict[str, Any]:
+    def _stop(self, update_id: int, stop: StopRequest, config: ProducerConfig) -> dict[str, Any]:
         """Write the stop request for the chat's running turn (or for the turn of a message still
         waiting, see session_core.LiveTurns) and answer in the reply. A stop Telegram sends
         again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
         stop the next one."""
-        if not allowed(self._config, user_id=stop.user_id, chat_id=stop.chat_id):
+        if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
             log.info("update_ignored", reason="not on the allow-list")
             return _response(200, "ignored: not on the allow-list")
         bind_correlation(session_key=stop.key.canonical)

@@ -13,6 +13,7 @@ import boto3
 from telegram_core import RateLimiter
 
 from ._config import ProducerConfig
+from ._moved_chats import MovedChats
 from ._webhook import Producer
 
 _producer: Producer | None = None
@@ -40,13 +41,12 @@ def build_producer() -> Producer:
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
     approvals = Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
+    registry = DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
     return Producer(
         config=config,
         secret=secret,
         sqs=boto3.client("sqs"),
-        registry=UpdateDedup(
-            DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
-        ),
+        registry=UpdateDedup(registry),
         rate_limiter=RateLimiter(
             dynamodb=dynamodb,
             table=config.table,
@@ -66,6 +66,7 @@ def build_producer() -> Producer:
         ),
         approvals=approvals,
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
+        moved_chats=MovedChats(registry),
     )
 
 
