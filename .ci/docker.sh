@@ -74,10 +74,12 @@ binfmt_arm64() {
   name=qemu-aarch64
   [[ $qemu == /usr/local/lib/agentbot-ci/* ]] && name=agentbot-aarch64
   if [[ -e $dir/$name ]]; then
-    grep -qx "interpreter $qemu" "$dir/$name" && return 0
-    echo -1 >"$dir/$name"  # ours, pointing at another interpreter
+    # O (open-binary): the kernel opens the program for qemu, so one its user may run but not
+    # read (the image's CLI) runs as on arm64 hardware.
+    grep -qx "interpreter $qemu" "$dir/$name" && grep -q "^flags: .*O" "$dir/$name" && return 0
+    echo -1 >"$dir/$name"  # ours, pointing at another interpreter or without O
   fi
-  printf '%s' ":$name:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:$qemu:F" \
+  printf '%s' ":$name:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:$qemu:FO" \
     >"$dir/register"
 }
 

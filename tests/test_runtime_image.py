@@ -9,8 +9,10 @@ infra/images/runtime.sh); skipped otherwise, saying so.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +29,7 @@ pytestmark = [
 
 
 @pytest.mark.timeout(900)
-def test_the_image_runs_a_real_turn_and_persists_it(aws: Any) -> None:
+def test_the_image_runs_a_real_turn_and_persists_it(aws: Any, tmp_path: Path) -> None:
     key_parameter = f"/{aws.resources.table}/key"  # the run's tests share one SSM
     aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-image", Type="SecureString")
     with ModelServer(demo_responder) as model:
@@ -47,7 +49,10 @@ def test_the_image_runs_a_real_turn_and_persists_it(aws: Any) -> None:
             image_platform=PLATFORM,
         )
         started = time.monotonic()
-        with LocalLambda({"agent-runtime": spec}) as lam:
+        with (
+            (tmp_path / "runtime.log").open("w+") as log,
+            LocalLambda({"agent-runtime": spec}, log=log) as lam,
+        ):
             client = local_client("lambda", lam.endpoint, config=_long_read())
             request = TurnRequest(
                 version=TURN_VERSION, session_key="default/777/0", turn_id=1, prompt="hello image"
@@ -63,6 +68,15 @@ def test_the_image_runs_a_real_turn_and_persists_it(aws: Any) -> None:
     items = aws.dynamodb.scan(TableName=aws.resources.table, ConsistentRead=True)["Items"]
     session_items = [i for i in items if "default/777/0" in str(i)]
     assert len(session_items) >= 2, items
+    # The image's CLI may be run, not read, by the function's user: the kernel starts it
+    # non-dumpable, so even without Landlock (none under emulation) no tool reaches its pipes.
+    sandbox = next(
+        json.loads(line)
+        for line in (tmp_path / "runtime.log").read_text().splitlines()
+        if '"sandbox.landlock' in line
+    )
+    assert sandbox.get("abi", 0) >= 1 or "non-dumpable CLI" in sandbox["still_enforced"], sandbox
+    assert "cli_pipes" not in sandbox, sandbox
     print(f"runtime image turn (cold start under {PLATFORM}) took {elapsed:.1f} s")
 
 

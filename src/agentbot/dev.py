@@ -606,7 +606,12 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         {"webhook": webhook_secret, "bot": token or terminal.token, "anthropic": model.api_key or ""},
     )
     if agent_user is not None:
-        opened += prepare_for_agent_user(agent_user, writable=state_root / "work")
+        from agent_runtime import bundled_cli_path
+
+        # The CLI, run but not read by the agent's user, is non-dumpable: its pipes stay ours.
+        opened += prepare_for_agent_user(
+            agent_user, writable=state_root / "work", run_only=[bundled_cli_path()]
+        )
     functions = _functions(
         args,
         aws_env,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_runtime import bundled_cli_path
 from botocore.config import Config
 from local_stack import (
     FunctionSpec,
@@ -83,7 +84,7 @@ def _contained_runtime(
     model_key: str,
     responder: Callable[[dict[str, Any]], Any],
 ) -> Iterator[ContainedRuntime]:
-    prepare_for_agent_user(user, writable=sessions_root)
+    prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
     with moto_endpoint(require=credentials) as aws_url:
 
         def client(service: str, endpoint: str = aws_url, **config: Any) -> Any:

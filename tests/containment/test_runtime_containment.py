@@ -213,11 +213,9 @@ def test_with_landlock_only_the_listed_ports_are_reachable_and_writes_stay_in_th
         assert scenario.report["signals"] == []  # cannot signal the runtime (or anything outside)
 
 
-def test_with_landlock_no_tool_can_reach_the_clis_pipes_to_the_runtime(scenario: Scenario) -> None:
-    """Each Bash tool call runs in a Landlock domain nested in the CLI's: neither /proc/<cli>/fd
-    nor pidfd_getfd hands a tool the pipes through which it could speak for the CLI."""
-    if not scenario.landlock:
-        # Same user, same (no) sandbox: what a kernel without Landlock allows.
-        assert scenario.report["cli_pipes"], scenario.report
-        return
-    assert scenario.report["cli_pipes"] == []
+def test_no_tool_can_reach_the_clis_pipes_to_the_runtime(scenario: Scenario) -> None:
+    """Neither /proc/<cli>/fd nor pidfd_getfd hands a tool the pipes through which it could speak
+    for the CLI. With Landlock each Bash tool call runs in a domain nested in the CLI's; without
+    it, the CLI's program is one the agent's user may run but not read (as in the runtime
+    image), so the kernel starts the CLI non-dumpable."""
+    assert scenario.report["cli_pipes"] == [], scenario.report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from botocore.config import Config
@@ -68,7 +69,7 @@ def build_runtime(
         config = load_claude_config(environ=environ)
         if model is None:
             check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
-    _report_sandbox(settings)
+    _report_sandbox(settings, bundled_cli_path())
     s3 = s3 or session.client("s3", config=_BOTO)
     dynamodb = dynamodb or session.client("dynamodb", config=_BOTO)
     if model is None:
@@ -115,7 +116,7 @@ def build_runtime(
     )
 
 
-def _report_sandbox(settings: RuntimeSettings) -> None:
+def _report_sandbox(settings: RuntimeSettings, cli_path: str) -> None:
     """Say once per container what confines the agent's tools on this kernel."""
     if effective_scope(settings.process_sweep_scope) != settings.process_sweep_scope:
         log.warning(
@@ -123,13 +124,26 @@ def _report_sandbox(settings: RuntimeSettings) -> None:
         )
     abi = landlock_abi() if settings.landlock else 0
     missing = "network rules" if abi else "Landlock" if settings.landlock else "Landlock (LANDLOCK=off)"
+    # A program this user may run but not read is started non-dumpable by the kernel: tools of
+    # the same uid cannot open its /proc fds (its pipes to us), environment or memory.
+    private_cli = not os.access(cli_path, os.R_OK)
     if abi >= _LANDLOCK_NET_ABI:
         log.info("sandbox.landlock", abi=abi, files="write: own session only", network="listed ports only")
-    else:
-        log.warning(
-            "sandbox.landlock_incomplete",
-            abi=abi,
-            missing=missing,
-            still_enforced="clean environment, non-dumpable runtime, process sweep, per-turn model key",
-            process_sweep_scope=settings.process_sweep_scope,
+        return
+    still = "clean environment, non-dumpable runtime, process sweep, per-turn model key"
+    extra = {}
+    if private_cli:
+        still += ", non-dumpable CLI"
+    elif not abi:
+        extra["cli_pipes"] = (
+            f"a tool can write the CLI's pipes: make {cli_path} executable but not readable for "
+            "this user (owned by another, mode 0711), as the runtime image does"
         )
+    log.warning(
+        "sandbox.landlock_incomplete",
+        abi=abi,
+        missing=missing,
+        still_enforced=still,
+        process_sweep_scope=settings.process_sweep_scope,
+        **extra,
+    )

@@ -47,6 +47,18 @@ def make_directory_reachable(directory: str | os.PathLike[str]) -> list[str]:
     return _open_for_passing([*reversed(real.parents), real])
 
 
+def make_run_only(program: str | os.PathLike[str]) -> None:
+    """Let users other than the owner run ``program`` but not read it (``go-r``, keeping
+    ``x``), as the runtime image installs the Claude Code CLI: the kernel starts a program its
+    user may not read non-dumpable, so the agent's tools, running as that same user, cannot
+    open its ``/proc/<pid>/fd`` (its pipes to the runtime), environment or memory. Only a file
+    this process owns is changed (root, running `agentbot dev` or the tests, owns the venv)."""
+    real = os.path.realpath(program)
+    mode = os.stat(real).st_mode
+    if os.stat(real).st_uid == os.geteuid() and mode & (stat.S_IRGRP | stat.S_IROTH):
+        os.chmod(real, stat.S_IMODE(mode) & ~(stat.S_IRGRP | stat.S_IROTH))
+
+
 def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
     """``make_reachable`` for the interpreter, through its link and to its real file."""
     return [*make_reachable(python), *make_reachable(os.path.realpath(python))]
@@ -121,9 +133,15 @@ sys.exit(0 if found else 1)
 """
 
 
-def prepare_for_agent_user(user: str, *, writable: Path, python: str = sys.executable) -> list[str]:
+def prepare_for_agent_user(
+    user: str, *, writable: Path, python: str = sys.executable, run_only: Iterable[str] = ()
+) -> list[str]:
     """Everything the runtime needs to run as ``user``: the interpreter (and the venv) reachable,
-    ``writable`` (its sessions root) owned by it. Returns the directories opened for passing."""
+    ``writable`` (its sessions root) owned by it, each of ``run_only`` (the Claude Code CLI)
+    made runnable but not readable by it (``make_run_only``). Returns the directories opened
+    for passing."""
+    for program in run_only:
+        make_run_only(program)
     changed = make_interpreter_reachable(python)
     record = pwd.getpwnam(user)
     writable.mkdir(parents=True, exist_ok=True)
