@@ -195,7 +195,7 @@ def test_a_listed_group_upgraded_to_a_supergroup_stays_allowed_while_the_group_i
     monkeypatch.setenv("ALLOWED_CHAT_IDS", str(LISTED_GROUP))
     stack.producer = producer_handler.build_producer()
     hello = f"@{BOT_USERNAME} hello"
-    # Before the upgrade the supergroup id is a stranger's (and that answer is kept a minute).
+    # Before the upgrade the supergroup id is a stranger's (and that answer is kept a moment).
     assert _post(stack, 40, ITS_SUPERGROUP, "supergroup", text=hello) == "ignored: not on the allow-list"
     _post(stack, 41, LISTED_GROUP, "group", text=None, migrate_to_chat_id=ITS_SUPERGROUP)
     assert (
@@ -217,3 +217,29 @@ def test_a_listed_group_upgraded_to_a_supergroup_stays_allowed_while_the_group_i
     monkeypatch.setenv("ALLOWED_CHAT_IDS", "-4078")
     stack.producer = producer_handler.build_producer()
     assert _post(stack, 47, ITS_SUPERGROUP, "supergroup", text=hello) == "ignored: not on the allow-list"
+
+
+def test_a_container_that_saw_the_supergroup_before_its_move_was_recorded_answers_it_within_seconds(
+    stub_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram delivers up to 40 updates at once: a message sent in the new supergroup can reach
+    one container while the move (the supergroup's first message) is still being handled by
+    another. The first one's 'not a moved chat' answer must not outlive the move by a minute:
+    every message to the bot there would be ignored (and dropped) until it expired."""
+    from telegram_producer import handler as producer_handler
+
+    stack = stub_stack
+    monkeypatch.setenv("ALLOWED_CHAT_IDS", str(LISTED_GROUP))
+    container_a = producer_handler.build_producer()
+    container_b = producer_handler.build_producer()
+    hello = f"@{BOT_USERNAME} hello"
+    stack.producer = container_b  # races the move
+    assert _post(stack, 60, ITS_SUPERGROUP, "supergroup", text=hello) == "ignored: not on the allow-list"
+    stack.producer = container_a
+    assert (
+        _post(stack, 61, ITS_SUPERGROUP, "supergroup", text=None, migrate_from_chat_id=LISTED_GROUP)
+        == "enqueued: chat moved"
+    )
+    time.sleep(6)  # the user asks again a few seconds later; it reaches the container that raced
+    stack.producer = container_b
+    assert _post(stack, 62, ITS_SUPERGROUP, "supergroup", text=f"{hello} again") == "enqueued"

@@ -7,9 +7,12 @@ one item per supergroup, kept until removed: a chat that is not on the list is a
 the group it was still is, so taking the group off the list takes its supergroup off too.
 The operator is told to add the new id to the list, which makes the lookup unnecessary.
 
-A lookup is made only for a supergroup not on the list while the list is in use, and its answer
-(either way) is kept for a minute in the container: a stranger's supergroup costs one GetItem
-a minute, not one per message.
+A lookup is made only for a supergroup not on the list while the list is in use. A move found
+is kept for a minute in the container; "not moved" only for a few seconds: the supergroup's
+messages reach the webhook together with its move (Telegram sends several updates at once), so
+a container can look before another records the move, and must not ignore the supergroup for a
+minute after. A stranger's supergroup costs at most one GetItem every few seconds per
+container, not one per message.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable
 from session_core import DynamoTable, item_int, number
 
 _SK = "moved_from"
-_CACHE_S = 60.0
+_CACHE_S = 60.0  # a move found
+_NOT_MOVED_CACHE_S = 5.0  # "not moved": a move may be being recorded in another container
 # Supergroup ids are -100 followed by the chat's number (-100xxxxxxxxxx); a basic group's are
 # small negative numbers and never gain a supergroup's id without a move.
 _SUPERGROUP_IDS_BELOW = -1_000_000_000_000
@@ -60,8 +64,10 @@ class MovedChats:
     def _moved_from(self, tenant: str, chat_id: int) -> int | None:
         now = self._clock()
         cached = self._cache.get((tenant, chat_id))
-        if cached is not None and now - cached[0] < _CACHE_S:
-            return cached[1]
+        if cached is not None:
+            kept_for = _CACHE_S if cached[1] is not None else _NOT_MOVED_CACHE_S
+            if now - cached[0] < kept_for:
+                return cached[1]
         item = self._table.get("chat_moved_from", _pk(tenant, chat_id), _SK)
         moved_from = None if item is None else item_int(item, "moved_from")
         if len(self._cache) > 10_000:  # a long-lived container seeing many strangers' groups
