@@ -91,14 +91,16 @@ def kill_the_runtime(stack: Any) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def ask_to_run(stack: Any, name: str) -> dict[str, Any]:
+    """The user asks for ``touch NAME; echo NAME`` (update 1): the message asking to allow it."""
+    assert stack.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch {name}; echo {name}")) == 200
+    stack.drain(stack.consumer())
+    return asking_message(stack)
+
+
 def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers_once(live: Any) -> None:
     marker = uuid.uuid4().hex[:12]
-    assert (
-        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch ran-{marker}; echo ran-{marker}"))
-        == 200
-    )
-    live.drain(live.consumer())
-    asking = asking_message(live)
+    asking = ask_to_run(live, f"ran-{marker}")
     assert f"touch ran-{marker}; echo ran-{marker}" in asking["text"]
     assert not any(f"ran-{marker}" == out.strip() for out in outputs(live))  # nothing ran
 
@@ -145,12 +147,7 @@ def test_a_stop_after_allow_and_before_its_turn_starts_keeps_the_call_from_runni
     """Allowed, then thought better of it: the /stop comes while the allowed call waits in the
     queue for its turn (no turn runs, and no backlog count is kept in this stack)."""
     marker = uuid.uuid4().hex[:12]
-    assert (
-        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch s-{marker}; echo s-{marker}"))
-        == 200
-    )
-    live.drain(live.consumer())
-    asking = asking_message(live)
+    asking = ask_to_run(live, f"s-{marker}")
     calls_before = len(live.model.model_calls)
     allowed = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
     # Telegram numbers updates in order: the press's is 10,000,000 and more in this stub.

@@ -52,40 +52,8 @@ def contained_runtime(
     model_key: str,
     responder: Callable[[dict[str, Any]], Any],
 ) -> Iterator[ContainedRuntime]:
-    with _the_only_runtime_of(user):
-        yield from _contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=sessions_root,
-            config=config,
-            credentials=credentials,
-            model_key=model_key,
-            responder=responder,
-        )
-
-
-@contextlib.contextmanager
-def _the_only_runtime_of(user: str) -> Iterator[None]:
-    """The runtime sweeps every process of its uid after each turn, as in Lambda. Two of one
-    user at once (tests on two xdist workers) would kill each other's turns ("Runtime exited
-    with status -9"), so a lock shared by every process of the test run keeps them one at a time."""
-    with (Path(tempfile.gettempdir()) / f"agentbot-tests-runtime-as-{user}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _contained_runtime(
-    *,
-    user: str,
-    landlock: bool,
-    sessions_root: Path,
-    config: Path,
-    credentials: LocalCredentials,
-    model_key: str,
-    responder: Callable[[dict[str, Any]], Any],
-) -> Iterator[ContainedRuntime]:
-    prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
-    with moto_endpoint(require=credentials) as aws_url:
+    with _the_only_runtime_of(user), moto_endpoint(require=credentials) as aws_url:
+        prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
 
         def client(service: str, endpoint: str = aws_url, **config: Any) -> Any:
             return local_client(
@@ -135,3 +103,13 @@ def _contained_runtime(
                     return decode_turn_result(out["Payload"].read())
 
                 yield ContainedRuntime(turn=turn, lam=lam, model=model, aws_url=aws_url)
+
+
+@contextlib.contextmanager
+def _the_only_runtime_of(user: str) -> Iterator[None]:
+    """The runtime sweeps every process of its uid after each turn, as in Lambda. Two of one
+    user at once (tests on two xdist workers) would kill each other's turns ("Runtime exited
+    with status -9"), so a lock shared by every process of the test run keeps them one at a time."""
+    with (Path(tempfile.gettempdir()) / f"agentbot-tests-runtime-as-{user}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
