@@ -166,3 +166,39 @@ def test_a_stop_after_allow_and_before_its_turn_starts_keeps_the_call_from_runni
     assert f"s-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
     told = last_user_text(live.model.model_calls[-1].body)
     assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told
+
+
+def test_a_stop_while_the_consumer_starts_the_allowed_turn_keeps_the_call_from_running(live: Any) -> None:
+    """The /stop comes once the consumer has taken the press's message and marked its turn as
+    coming (LiveTurns.expect, before it invokes the runtime, which may take seconds to start):
+    the turn is stopped before it starts, and the call must not run with the next message."""
+    from session_core import LiveTurns, SessionKey
+
+    marker = uuid.uuid4().hex[:12]
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch w-{marker}; echo w-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    asking = asking_message(live)
+    calls_before = len(live.model.model_calls)
+    press = live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada")
+    assert post(live, press)["text"] == "Allowed once."
+    # What the consumer does first with the press's message: its turn is now the coming one.
+    key = SessionKey(tenant="default", chat_id=CHAT)
+    assert LiveTurns(dynamodb=live.aws.dynamodb, table=live.aws.resources.table).expect(
+        key, press["update_id"]
+    )
+    stop = post(live, update(20_000_001, message_id=3, chat_id=CHAT, text="/stop"))
+    live.drain(live.consumer())
+
+    assert stop["text"] == "Stopping…"
+    assert len(live.model.model_calls) == calls_before  # the allowed turn never started
+    edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
+    assert edited["text"].startswith("⏹ Stopped before it ran: Bash"), edited["text"]
+
+    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
+    live.drain(live.consumer())
+    assert f"w-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
+    told = last_user_text(live.model.model_calls[-1].body)
+    assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told

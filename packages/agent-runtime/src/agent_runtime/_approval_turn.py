@@ -111,16 +111,17 @@ class ApprovalSteps:
 
     async def _stopped_approval(self, key: SessionKey, request: TurnRequest) -> ApprovalOutcome | None:
         """How the approval a button press resumes was answered, when the user stopped its turn
-        before it started (a /stop after the press declines the call, see session_core's
-        LiveTurnsWithBacklog): the chat's asking message then says so at once. The approval
+        before it started: a /stop after the press declines the call, whether the producer
+        kept it for this turn (it declined the call then, see session_core's
+        LiveTurnsWithBacklog) or found the turn already marked as coming (the consumer had
+        taken it; declined here). The chat's asking message then says so at once. The approval
         stays decided, so the next turn tells the agent the call did not run."""
         store = self.approvals
         if store is None or request.resume_approval is None:
             return None
-        approval = await asyncio.to_thread(store.current, key)
-        if approval is None or approval.approval_id != request.resume_approval:
-            return None
-        return approval.outcome() if approval.state == "decided" and approval.answered_by == "stop" else None
+        # Under this turn's lease: no other turn of the session can take the allowance meanwhile.
+        approval = await asyncio.to_thread(store.stop, key, request.resume_approval)
+        return None if approval is None else approval.outcome()
 
     def _answer_plan(
         self, key: SessionKey, approval: Approval, gate: ApprovalGate, *, also: str | None

@@ -209,21 +209,36 @@ class Approvals(TableStore):
             "Update": {
                 "TableName": self._table.name,
                 "Key": item_key(session_item_pk(key), APPROVAL_SK),
-                "UpdateExpression": "SET choice = :deny, answered_by = :stop",
+                "UpdateExpression": _STOP_UPDATE,
                 # an item of an older version has no answered_by: never stopped
                 "ConditionExpression": (
-                    "approval_id = :id AND #state = :decided"
-                    " AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
+                    f"{_STOP_CONDITION} AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
                 ),
                 "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {
-                    ":deny": {"S": "deny"},
-                    ":stop": {"S": "stop"},
-                    ":id": {"S": approval_id},
-                    ":decided": {"S": "decided"},
-                },
+                "ExpressionAttributeValues": _stop_values(approval_id),
             }
         }
+
+    def stop(self, key: SessionKey, approval_id: str) -> Approval | None:
+        """Decline decided approval ``approval_id`` because the turn that resumes it was stopped
+        before it started (``answered_by`` "stop", as ``stop_update`` does, which the producer
+        writes when it keeps the stop; this is for a stop that found that turn already marked
+        as coming). Answers the approval as now stopped; None when it is not decided (its
+        allowance was taken: the call may have run), is another one, or is gone."""
+        try:
+            out = self._table.update(
+                "stop",
+                session_item_pk(key),
+                APPROVAL_SK,
+                UpdateExpression=_STOP_UPDATE,
+                ConditionExpression=_STOP_CONDITION,
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=_stop_values(approval_id),
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None
+        return _approval_of(out["Attributes"])
 
     def use(self, key: SessionKey, approval_id: str) -> bool:
         """Take the allowance of decided approval ``approval_id`` for its one run; False when
@@ -308,6 +323,19 @@ class Approvals(TableStore):
                 self._table.delete("revoke", session_item_pk(key), GRANT_PREFIX + grant.rule)
                 return grant
         return None
+
+
+_STOP_UPDATE = "SET choice = :deny, answered_by = :stop"
+_STOP_CONDITION = "approval_id = :id AND #state = :decided"
+
+
+def _stop_values(approval_id: str) -> dict[str, Any]:
+    return {
+        ":deny": {"S": "deny"},
+        ":stop": {"S": "stop"},
+        ":id": {"S": approval_id},
+        ":decided": {"S": "decided"},
+    }
 
 
 def _approval_attributes(approval: Approval) -> dict[str, Any]:
