@@ -9,8 +9,9 @@ import copy
 import json
 import os
 import signal
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ KEY_PARAMETER = "/agentbot/test/approvals/anthropic-key"
 CHAT = 501
 
 
+# Run (and emptied) when the model is told to make an allowed call again, before it answers.
+BEFORE_ALLOWED_CALL: list[Callable[[], None]] = []
+
+
 def responder(request: dict[str, Any]) -> Any:
     """``bash: CMD`` asks to run CMD; told to make an allowed call again, it does; a tool's
     result is reported as ``DONE: <result>``."""
@@ -32,6 +37,8 @@ def responder(request: dict[str, Any]) -> Any:
     if results:
         return f"DONE: {results[-1]}"
     if "Make exactly that call again" in text:
+        while BEFORE_ALLOWED_CALL:
+            BEFORE_ALLOWED_CALL.pop(0)()
         again = last_tool_call(request)
         return [again] if again is not None else "nothing to make again"
     if text.startswith("bash:"):
@@ -202,3 +209,35 @@ def test_a_stop_while_the_consumer_starts_the_allowed_turn_keeps_the_call_from_r
     assert f"w-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
     told = last_user_text(live.model.model_calls[-1].body)
     assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told
+
+
+def test_a_stop_while_the_allowed_turn_asks_the_model_keeps_the_call_from_running(live: Any) -> None:
+    """The /stop comes while the press's turn waits for the model's first answer, before the
+    allowed call is made again: that turn stops, and the call must not run with the next
+    message either (the user said stop after Allow; nothing told them it would run later)."""
+    marker = uuid.uuid4().hex[:12]
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch m-{marker}; echo m-{marker}"))
+        == 200
+    )
+    live.drain(live.consumer())
+    asking = asking_message(live)
+    stops: list[dict[str, Any]] = []
+
+    def stop_now() -> None:
+        stops.append(post(live, update(20_000_001, message_id=3, chat_id=CHAT, text="/stop")))
+        time.sleep(3)  # the runtime sees the stop (about once a second) before the call is made
+
+    BEFORE_ALLOWED_CALL.append(stop_now)
+    allowed = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
+    live.drain(live.consumer())
+    assert allowed["text"] == "Allowed once." and [s["text"] for s in stops] == ["Stopping…"]
+    assert f"m-{marker}" not in [out.strip() for out in outputs(live)]  # the stopped turn ran nothing
+    edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
+    assert edited["text"].startswith("⏹ Stopped before it ran: Bash") and not edited.get("reply_markup")
+
+    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
+    live.drain(live.consumer())
+    assert f"m-{marker}" not in [out.strip() for out in outputs(live)]  # nor did the next one
+    told = last_user_text(live.model.model_calls[-1].body)
+    assert "what now?" in told and "Make exactly that call again" not in told, told

@@ -247,3 +247,19 @@ def test_a_turn_that_begins_while_the_stop_declines_the_call_is_stopped_and_the_
     # The transaction did not happen: the decision stands for the turn that is stopping.
     kept = approvals.current(KEY)
     assert kept is not None and (kept.choice, kept.answered_by) == ("once", "button")
+
+
+def test_a_call_the_stop_declined_is_not_let_through_by_a_turn_that_read_it_allowed(
+    aws: Any, clock: FakeClock
+) -> None:
+    """A turn that read the decision before the stop declined it (one whose live item could not
+    be written runs unwatched) cannot take the allowance afterwards."""
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+    live = live_turns(aws, clock, None, approvals=approvals)
+    asked(approvals, "a4")
+    approvals.decide(KEY, "a4", "once", decided_by="ada")
+    assert live.request_stop(KEY, update_id=95) == "stopping"
+    assert not approvals.use(KEY, "a4")
+    assert approvals.stop(KEY, "a4") is not None  # still declined (a retry of the stopped turn)
+    approvals.settle(KEY, "a4")
+    assert approvals.stop(KEY, "a4") is None  # done with: nothing to decline

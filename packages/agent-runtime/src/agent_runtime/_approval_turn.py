@@ -123,6 +123,16 @@ class ApprovalSteps:
         approval = await asyncio.to_thread(store.stop, key, request.resume_approval)
         return None if approval is None else approval.outcome()
 
+    async def _stopped_allowed_call(self, key: SessionKey, plan: ApprovalPlan) -> ApprovalOutcome | None:
+        """The user stopped a run that was to make the call they allowed: unless it made it
+        (took the allowance), the call is declined (``answered_by`` "stop"), so the next turn
+        tells the agent it did not run instead of running it. Answers how it was answered."""
+        store, answering = self.approvals, plan.answering
+        if store is None or answering is None or answering.state != "decided" or answering.choice == "deny":
+            return None
+        approval = await asyncio.to_thread(store.stop, key, answering.approval_id)
+        return None if approval is None else approval.outcome()
+
     def _answer_plan(
         self, key: SessionKey, approval: Approval, gate: ApprovalGate, *, also: str | None
     ) -> ApprovalPlan:

@@ -41,7 +41,7 @@ from session_core import (
     well_formed,
 )
 
-from ._approval_turn import ApprovalSteps
+from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Downloads, TranscriptStoreVerbs
@@ -280,7 +280,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 if end is RunEnd.STOPPED and live is not None:
                     return await self._user_stopped(
-                        key, request, run, live, workspace, holder, outcome, started, deadline
+                        key, request, run, live, workspace, holder, outcome, started, deadline, plan
                     )
                 if end is not RunEnd.FINISHED:
                     return await self._stopped_run(key, request, end, outcome, started)
@@ -599,11 +599,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
         started: float,
         deadline: float | None,
+        plan: ApprovalPlan,
     ) -> TurnResult:
         """The answer to a run the user stopped: what was written so far, recorded like any
         answer (its metered cost counted), so the next message resumes after it. A run whose
         transcript the store could not take is not recorded (the next turn resumes before it);
-        its cost is counted all the same."""
+        its cost is counted all the same. A call the user allowed that the run had not made
+        yet is declined: it must not run with the next message."""
+        stopped_call = await self._stopped_allowed_call(key, plan)
         # A run stopped before the CLI named its session still continues the resumed one: its
         # running total stays, or the next turn would be priced the whole session's history.
         continued = outcome.session_id in (None, run.resume)
@@ -615,6 +618,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             metered=outcome.metered,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
+        if stopped_call is not None:
+            stopped_turn = msgspec.structs.replace(stopped_turn, approval_outcome=stopped_call)
         await self._catch_up(outcome, project_key_for_directory(workspace.cwd), workspace)
         if outcome.mirror_errors > outcome.caught_up_after:
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)

@@ -242,44 +242,47 @@ class Approvals(TableStore):
 
     def use(self, key: SessionKey, approval_id: str) -> bool:
         """Take the allowance of decided approval ``approval_id`` for its one run; False when
-        it was taken already (a retried turn must not run the call again) or is gone."""
-        return self._update_if("use", key, approval_id, "state", {"S": "used"}, in_state="decided")
+        it was taken already (a retried turn must not run the call again), is gone, or a /stop
+        declined it meanwhile (``stop``)."""
+        try:
+            self._table.update(
+                "use",
+                session_item_pk(key),
+                APPROVAL_SK,
+                UpdateExpression="SET #state = :used",
+                ConditionExpression=(
+                    f"{_STOP_CONDITION} AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
+                ),
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":used": {"S": "used"},
+                    ":id": {"S": approval_id},
+                    ":decided": {"S": "decided"},
+                    ":stop": {"S": "stop"},
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def settle(self, key: SessionKey, approval_id: str) -> None:
         """The run that resumed the decided approval is recorded: it is done with."""
         self._update_if("settle", key, approval_id, "state", {"S": "settled"})
 
     def _update_if(
-        self,
-        operation: str,
-        key: SessionKey,
-        approval_id: str,
-        attribute: str,
-        value: dict[str, str],
-        *,
-        in_state: ApprovalState | None = None,
+        self, operation: str, key: SessionKey, approval_id: str, attribute: str, value: dict[str, str]
     ) -> bool:
-        """Set ``attribute`` of approval ``approval_id`` (with ``in_state``: only while the
-        approval's state is that); False when the session's approval is another one, is gone,
-        or is in another state."""
-        condition = "approval_id = :id"
-        names = {"#a": attribute}
-        values: dict[str, Any] = {":id": {"S": approval_id}, ":v": value}
-        if in_state is not None:
-            condition += " AND #state = :from"
-            names["#state"] = "state"
-            values[":from"] = {"S": in_state}
+        """Set ``attribute`` of approval ``approval_id``; False when the session's approval is
+        another one, or is gone."""
         try:
             self._table.update(
                 operation,
                 session_item_pk(key),
                 APPROVAL_SK,
                 UpdateExpression="SET #a = :v",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#a": attribute, "#state": "state"}
-                if in_state
-                else {"#a": attribute},
-                ExpressionAttributeValues=values,
+                ConditionExpression="approval_id = :id",
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues={":id": {"S": approval_id}, ":v": value},
             )
         except ConditionFailed:
             return False
