@@ -337,3 +337,17 @@ def test_a_press_whose_resume_could_not_be_queued_is_finished_by_telegrams_copy(
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
     assert message_now(stack, asking["message_id"])["text"].startswith("✅ Allowed once by @ada")
+
+
+def test_a_press_after_a_stop_declined_the_allowed_call_says_it_was_stopped(stack) -> None:
+    """In a group ada allows, then someone sends /stop before the call ran: a press on the
+    buttons still shown must not tell anyone that ada denied it."""
+    asking = ask(stack, 350)
+    assert post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))["text"] == (
+        "Allowed once."
+    )
+    assert post(stack, update(351, text="/stop"))["text"] == "Stopping…"
+    again = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    assert again["text"] == "Already answered: stopped before it ran."
+    stack.drain(stack.consumer())
+    assert message_now(stack, asking["message_id"])["text"].startswith("⏹ Stopped before it ran: Bash")

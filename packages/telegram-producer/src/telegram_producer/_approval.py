@@ -30,6 +30,7 @@ NOT_YOURS_TEXT = "Only the person who asked can answer this."
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."
+STOPPED_TEXT = "Already answered: stopped before it ran."
 DECIDED_TEXT: dict[ApprovalChoice, str] = {
     "once": "Allowed once.",
     "always": "Always allowed in this chat.",
@@ -121,6 +122,8 @@ def already_answered_text(approval: Approval) -> str:
     """ "Already answered: Allowed once by ada." (or "no longer waiting" without a choice)."""
     if approval.choice is None:
         return NOT_WAITING_TEXT
+    if approval.answered_by == "stop":  # declined by a /stop (of anyone), not by who pressed
+        return STOPPED_TEXT
     return f"Already answered: {_ANSWERED_AS[approval.choice]} by {approval.decided_by or 'someone'}."
 
 
