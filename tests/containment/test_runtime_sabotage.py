@@ -14,6 +14,7 @@ import os
 import pwd
 import stat
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,37 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
     assert after_locked_bin.text == "answer after 0 earlier turns"
     assert saboteur_again.text == "answer after 3 earlier turns"  # its history is in the store
     assert saboteurs not in left and len(left) == 1, left  # the 3,000-deep tree went with it
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_turn(landlock: bool) -> None:
+    """In Lambda the only writable place is /tmp. Without Landlock a tool may write there,
+    outside its session; the next chat's tools must not find it (nor the disk stay full)."""
+    user = USERS[landlock]
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
+    if landlock and landlock_abi() < 4:
+        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-strays-"))
+    left = Path(tempfile.gettempdir()) / f"agentbot-left-by-a-tool-{uuid.uuid4().hex[:8]}"
+    try:
+        with contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=scratch / "sessions",
+            config=tools_config(scratch),
+            credentials=LocalCredentials.generate(),
+            model_key="sk-ant-sabotage-MODEL-KEY-0099",
+            responder=responder,
+        ) as runtime:
+            runtime.turn(SABOTEUR, 1, f"bash: mkdir -p {left}/d && echo chat-one-secret > {left}/d/note")
+            written = (left / "d" / "note").exists()
+            read = runtime.turn(OTHER, 2, f"bash: cat {left}/d/note || echo NOTHING-THERE")
+    finally:
+        remove_tree(scratch)
+        remove_tree(left)
+
+    assert written != landlock  # without Landlock the write outside the session succeeded
+    assert read.ok and "chat-one-secret" not in read.text and "NOTHING-THERE" in read.text, read

@@ -3,9 +3,11 @@
 ``<SESSIONS_ROOT>/<sha256(session key)[:24]>/`` holds ``work/`` (the agent's cwd, whose
 path gives the SDK project key, so it must be the same in every container), ``config/``
 (``CLAUDE_CONFIG_DIR``), ``home/`` and ``tmp/``. Before a turn everything else under
-SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted:
-the next session's tools cannot read what the previous session left, and ``/tmp`` stays
-bounded (one session's files, capped by ``SESSION_DISK_LIMIT_MB``).
+SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted (in
+Lambda, everything of the function's uid in ``/tmp`` but SESSIONS_ROOT, which a tool may have
+written on a kernel without Landlock): the next session's tools cannot read what the previous
+session left, and ``/tmp`` stays bounded (one session's files, capped by
+``SESSION_DISK_LIMIT_MB``).
 
 Of the session's own files only the user's work carries over to its next turn in a warm
 container: ``work/`` less what configures the CLI there (``.claude/``, ``CLAUDE.md``, ...,
@@ -81,6 +83,25 @@ def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
                 remove_tree(leftover)
 
 
+def remove_strays_in_temp(*, keep: Path) -> None:
+    """Delete everything of this uid in the system temp dir but ``keep`` (the sessions root),
+    for a runtime that has the environment to itself (Lambda, where nothing else of its uid
+    survives the sweep): on a kernel without Landlock a tool may write anywhere its uid can,
+    and in Lambda that is ``/tmp``. The next chat's tools must not find what it left there,
+    nor the disk stay full. The SDK's resume copies of crashed turns go with the rest."""
+    temp = Path(os.path.realpath(tempfile.gettempdir()))
+    kept = Path(os.path.realpath(keep))
+    uid = os.getuid()
+    if uid == 0:  # root's temp files are the machine's (never so in Lambda): the SDK's only
+        remove_stale_sdk_copies(older_than_s=0)
+        return
+    for entry in list(temp.iterdir()):
+        with contextlib.suppress(OSError):
+            if entry.lstat().st_uid != uid or kept == entry or kept.is_relative_to(entry):
+                continue
+            remove_tree(entry)  # a link goes itself, never what it points to
+
+
 def _remove_if_unused(entry: Path) -> None:
     if not entry.is_dir() or entry.is_symlink():
         entry.unlink(missing_ok=True)
@@ -116,7 +137,8 @@ def session_workspace(
 ) -> Iterator[SessionWorkspace]:
     """Prepare this session's directories (deleting every other session's) and hold them for
     the block. ``alone``: nothing else of this uid runs here (Lambda, whose uid sweep makes it
-    so), so every transcript copy the SDK left behind is a crashed turn's, whatever its age."""
+    so), so whatever of this uid is in the system temp dir, but the sessions root, is an earlier
+    turn's leftover (``remove_strays_in_temp``)."""
     base = Path(sessions_root)
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     reclaim_rights(base)
@@ -133,7 +155,10 @@ def session_workspace(
         for entry in base.iterdir():
             if entry.name not in _RESERVED and entry != mine:
                 _remove_if_unused(entry)
-        remove_stale_sdk_copies(older_than_s=0 if alone else _STALE_SDK_COPY_S)
+        if alone:
+            remove_strays_in_temp(keep=base)
+        else:
+            remove_stale_sdk_copies()
         _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
         yield paths
     finally:
