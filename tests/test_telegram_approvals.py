@@ -14,7 +14,7 @@ import pytest
 from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, update, webhook_event
 from botocore.exceptions import ClientError
 from session_core import SessionKey, grant_token
-from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope
+from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope, stop_callback_data
 from telegram_producer import Producer, ProducerConfig
 from telegram_producer import handler as producer_handler
 
@@ -166,14 +166,35 @@ def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monk
     assert answer["text"] == "Allowed once."
 
 
+NOTHING_BUT_A_CALL_WAITS = (
+    "Nothing is running in this chat right now. A tool call is waiting for an answer: Deny drops it."
+)
+
+
 def test_a_stop_while_a_call_waits_says_nothing_runs_and_how_to_drop_the_call(stack) -> None:
     ask(stack, 328)
     answer = post(stack, update(329, text="/stop"))
-    assert answer["text"] == (
-        "Nothing is running in this chat right now. A tool call is waiting for an answer: Deny drops it."
-    )
+    assert answer["text"] == NOTHING_BUT_A_CALL_WAITS
     still = stack.approvals().current(KEY)
     assert still is not None and still.state == "pending"  # a stop decides nothing
+    # The Stop button of the turn that asked (it has ended) says the same.
+    button = post(
+        stack,
+        {
+            "update_id": 330,
+            "callback_query": {
+                "id": "cb-330",
+                "from": {"id": CHAT, "is_bot": False, "first_name": "Ada"},
+                "data": stop_callback_data(328),
+                "message": {"message_id": 9, "chat": {"id": CHAT, "type": "private"}},
+            },
+        },
+    )
+    assert button == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "cb-330",
+        "text": NOTHING_BUT_A_CALL_WAITS,
+    }
 
 
 def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:

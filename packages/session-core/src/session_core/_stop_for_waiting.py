@@ -71,16 +71,25 @@ class LiveTurnsWithBacklog(LiveTurns):
         of a message sent before it."""
         if self._stop_running(key, turn_id):
             return "stopping"
-        if turn_id is not None or update_id is None:
-            return "nothing_running"
         approval = None if self._approvals is None else self._approvals.current(key)
+        if turn_id is None and update_id is not None:  # a button's or a draft's turn has ended
+            kept = self._keep_for_waiting_turn(key, update_id, approval)
+            if kept is not None:
+                return kept
+        return "call_waiting" if approval is not None and approval.state == "pending" else "nothing_running"
+
+    def _keep_for_waiting_turn(
+        self, key: SessionKey, update_id: int, approval: Approval | None
+    ) -> StopOutcome | None:
+        """Keep the stop for the chat's turn waiting to start: "stopping" when kept, or when
+        that turn began meanwhile and is stopped now; None when no turn waits."""
         for waiting in self._waiting_turn_conditions(key, approval):
             kept = self._keep_stop(key, update_id, waiting)
             if kept == "kept":
                 return "stopping"
             if kept == "turn_began":  # it started since the first write: the stop is for it
                 return "stopping" if self._stop_running(key, None) else "nothing_running"
-        return "call_waiting" if approval is not None and approval.state == "pending" else "nothing_running"
+        return None
 
     def _waiting_turn_conditions(
         self, key: SessionKey, approval: Approval | None
