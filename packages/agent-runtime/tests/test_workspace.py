@@ -62,3 +62,27 @@ def test_the_skills_plugin_is_written_anew_over_whatever_a_tool_changed(tmp_path
     assert sorted(p.name for p in plugin.iterdir()) == [".claude-plugin", "skills"]
     assert json.loads((plugin / ".claude-plugin" / "plugin.json").read_text())["name"] == "agentbot"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["skills-plugin"]  # nothing left beside it
+
+
+def test_what_a_tool_left_beside_the_runtimes_programs_is_gone_before_the_next_chat_in_lambda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``.bin`` (the launcher, the tools' shell, the skills plugin) lives in the sessions root,
+    which the temp-dir cleanup leaves alone. Without Landlock a tool can write there too; in
+    Lambda (alone) what it left must not reach the next chat's tools, any more than in /tmp."""
+    from agent_runtime._environment import install_cli_launcher
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    root, config = tmp_path / "sessions", load_claude_config()
+    with session_workspace(root, SessionKey.parse("default/3001/0"), config, disk_limit_mb=100, alone=True):
+        launcher = Path(install_cli_launcher(root / ".bin"))
+        (root / ".bin" / "drop").mkdir()
+        (root / ".bin" / "drop" / "note").write_text("chat 3001's secret")
+        (launcher.parent / "tool-shell" / "note").write_text("chat 3001's secret")
+    with session_workspace(root, SessionKey.parse("default/3002/0"), config, disk_limit_mb=100, alone=True):
+        left = sorted(str(p.relative_to(root)) for p in (root / ".bin").rglob("*")) if (root / ".bin").exists() else []
+        assert install_cli_launcher(root / ".bin") == str(launcher)  # the runtime's own come back
+
+    assert not [name for name in left if "note" in name or "drop" in name], left
+

@@ -5,7 +5,8 @@ path gives the SDK project key, so it must be the same in every container), ``co
 (``CLAUDE_CONFIG_DIR``), ``home/`` and ``tmp/``. Before a turn everything else under
 SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted (in
 Lambda, everything of the function's uid in ``/tmp`` but SESSIONS_ROOT, which a tool may have
-written on a kernel without Landlock): the next session's tools cannot read what the previous
+written on a kernel without Landlock, and SESSIONS_ROOT's ``.bin`` too, which the turn
+installs anew): the next session's tools cannot read what the previous
 session left, and ``/tmp`` stays bounded (one session's files, capped by
 ``SESSION_DISK_LIMIT_MB``).
 
@@ -152,8 +153,11 @@ def session_workspace(
         fd = _open_lock(mine)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        # Alone, ``.bin`` goes too (the turn installs the launcher and the skills plugin anew):
+        # a tool without Landlock may have left something there for the next chat's tools.
+        reserved = set() if alone else _RESERVED
         for entry in base.iterdir():
-            if entry.name not in _RESERVED and entry != mine:
+            if entry.name not in reserved and entry != mine:
                 _remove_if_unused(entry)
         if alone:
             remove_strays_in_temp(keep=base)
