@@ -11,7 +11,8 @@ session left, and ``/tmp`` stays bounded (one session's files, capped by
 ``SESSION_DISK_LIMIT_MB``).
 
 Of the session's own files only the user's work carries over to its next turn in a warm
-container: ``work/`` less what configures the CLI there (``.claude/``, ``CLAUDE.md``, ...,
+container (in Lambda, only from the directory this runtime prepared for the turn before:
+one a tool made for another chat is emptied): ``work/`` less what configures the CLI there (``.claude/``, ``CLAUDE.md``, ...,
 made anew from claude-config), and the transcripts under ``config/projects``. ``home/``,
 ``tmp/`` and the rest of ``config/`` start empty: a tool cannot plant a hook, a setting, a
 shell start-up file or a CLI state file that a later turn would run. Tools may write only
@@ -103,6 +104,33 @@ def remove_strays_in_temp(*, keep: Path) -> None:
             remove_tree(entry)  # a link goes itself, never what it points to
 
 
+# Per sessions root, the session directory this process prepared last, as (path, device,
+# inode): alone, the only one a turn of this runtime may have left (every other goes first).
+_last_prepared: dict[str, tuple[str, int, int]] = {}
+
+
+def _identity(directory: Path) -> tuple[str, int, int] | None:
+    try:
+        info = directory.lstat()
+    except FileNotFoundError:
+        return None
+    return str(directory), info.st_dev, info.st_ino
+
+
+def _prepared_last(base: Path, mine: Path) -> bool:
+    """Whether ``mine`` is the very directory this process prepared for the last turn under
+    ``base`` (not one of that name a tool made since: a session's directory is named by a hash
+    its tools can work out for any chat, and a kernel without Landlock lets them make it)."""
+    found = _identity(mine)
+    return found is None or _last_prepared.get(os.path.realpath(base)) == found
+
+
+def _remember_prepared(base: Path, mine: Path) -> None:
+    found = _identity(mine)
+    if found is not None:
+        _last_prepared[os.path.realpath(base)] = found
+
+
 def _remove_if_unused(entry: Path) -> None:
     if not entry.is_dir() or entry.is_symlink():
         entry.unlink(missing_ok=True)
@@ -145,7 +173,11 @@ def session_workspace(
     reclaim_rights(base)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
+    if alone and not _prepared_last(base, mine):
+        _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
     _real_directory(mine)
+    if alone:
+        _remember_prepared(base, mine)
     try:
         fd = _open_lock(mine)
     except OSError:  # a link a tool put there (a kernel without Landlock lets it): not ours
