@@ -81,7 +81,11 @@ def test_what_a_tool_left_beside_the_runtimes_programs_is_gone_before_the_next_c
         (root / ".bin" / "drop" / "note").write_text("chat 3001's secret")
         (launcher.parent / "tool-shell" / "note").write_text("chat 3001's secret")
     with session_workspace(root, SessionKey.parse("default/3002/0"), config, disk_limit_mb=100, alone=True):
-        left = sorted(str(p.relative_to(root)) for p in (root / ".bin").rglob("*")) if (root / ".bin").exists() else []
+        left = (
+            sorted(str(p.relative_to(root)) for p in (root / ".bin").rglob("*"))
+            if (root / ".bin").exists()
+            else []
+        )
         assert install_cli_launcher(root / ".bin") == str(launcher)  # the runtime's own come back
 
     assert not [name for name in left if "note" in name or "drop" in name], left

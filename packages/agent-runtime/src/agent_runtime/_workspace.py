@@ -11,9 +11,10 @@ session left, and ``/tmp`` stays bounded (one session's files, capped by
 ``SESSION_DISK_LIMIT_MB``).
 
 Of the session's own files only the user's work carries over to its next turn in a warm
-container (in Lambda, only from the directory this runtime prepared for the turn before:
-one a tool made for another chat is emptied): ``work/`` less what configures the CLI there (``.claude/``, ``CLAUDE.md``, ...,
-made anew from claude-config), and the transcripts under ``config/projects``. ``home/``,
+container (in Lambda, only from the directory this runtime prepared for the turn before: one
+a tool made for another chat is emptied): ``work/`` less what configures the CLI there
+(``.claude/``, ``CLAUDE.md``, ..., made anew from claude-config), and the transcripts under
+``config/projects``. ``home/``,
 ``tmp/`` and the rest of ``config/`` start empty: a tool cannot plant a hook, a setting, a
 shell start-up file or a CLI state file that a later turn would run. Tools may write only
 inside those four directories (Landlock), and a link a tool put in place of one of the
