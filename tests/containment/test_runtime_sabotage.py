@@ -111,7 +111,11 @@ def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_
     if landlock and landlock_abi() < 4:
         pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-strays-"))
+    # As in Lambda, where /tmp is all the function's: the sessions root's parent is the user's.
+    record = pwd.getpwnam(user)
+    os.chown(scratch, record.pw_uid, record.pw_gid)
     left = Path(tempfile.gettempdir()) / f"agentbot-left-by-a-tool-{uuid.uuid4().hex[:8]}"
+    beside = scratch / "beside-the-sessions"
     try:
         with contained_runtime(
             user=user,
@@ -122,9 +126,14 @@ def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_
             model_key="sk-ant-sabotage-MODEL-KEY-0099",
             responder=responder,
         ) as runtime:
-            runtime.turn(SABOTEUR, 1, f"bash: mkdir -p {left}/d && echo chat-one-secret > {left}/d/note")
-            written = (left / "d" / "note").exists()
-            read = runtime.turn(OTHER, 2, f"bash: cat {left}/d/note || echo NOTHING-THERE")
+            runtime.turn(
+                SABOTEUR,
+                1,
+                f"bash: mkdir -p {left}/d {beside} && echo chat-one-secret > {left}/d/note"
+                f" && echo chat-one-secret > {beside}/note",
+            )
+            written = (left / "d" / "note").exists() and (beside / "note").exists()
+            read = runtime.turn(OTHER, 2, f"bash: cat {left}/d/note {beside}/note || echo NOTHING-THERE")
     finally:
         remove_tree(scratch)
         remove_tree(left)

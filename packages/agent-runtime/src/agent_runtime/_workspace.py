@@ -98,9 +98,18 @@ def remove_strays_in_temp(*, keep: Path) -> None:
     if uid == 0:  # root's temp files are the machine's (never so in Lambda): the SDK's only
         remove_stale_sdk_copies(older_than_s=0)
         return
-    for entry in list(temp.iterdir()):
+    _remove_all_of(uid, temp, but=kept)
+
+
+def _remove_all_of(uid: int, directory: Path, *, but: Path) -> None:
+    """Delete every entry of ``uid`` in ``directory`` but ``but``; a directory on the way to it
+    (a SESSIONS_ROOT deeper in the temp dir) is entered, and what lies beside the path goes."""
+    for entry in list(directory.iterdir()):
         with contextlib.suppress(OSError):
-            if entry.lstat().st_uid != uid or kept == entry or kept.is_relative_to(entry):
+            if entry.lstat().st_uid != uid or entry == but:
+                continue
+            if but.is_relative_to(entry) and not entry.is_symlink():
+                _remove_all_of(uid, entry, but=but)
                 continue
             remove_tree(entry)  # a link goes itself, never what it points to
 
