@@ -210,10 +210,7 @@ class Approvals(TableStore):
                 "TableName": self._table.name,
                 "Key": item_key(session_item_pk(key), APPROVAL_SK),
                 "UpdateExpression": _STOP_UPDATE,
-                # an item of an older version has no answered_by: never stopped
-                "ConditionExpression": (
-                    f"{_STOP_CONDITION} AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
-                ),
+                "ConditionExpression": _DECIDED_NOT_STOPPED,
                 "ExpressionAttributeNames": {"#state": "state"},
                 "ExpressionAttributeValues": _stop_values(approval_id),
             }
@@ -231,7 +228,7 @@ class Approvals(TableStore):
                 session_item_pk(key),
                 APPROVAL_SK,
                 UpdateExpression=_STOP_UPDATE,
-                ConditionExpression=_STOP_CONDITION,
+                ConditionExpression=_DECIDED,
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues=_stop_values(approval_id),
                 ReturnValues="ALL_NEW",
@@ -250,9 +247,7 @@ class Approvals(TableStore):
                 session_item_pk(key),
                 APPROVAL_SK,
                 UpdateExpression="SET #state = :used",
-                ConditionExpression=(
-                    f"{_STOP_CONDITION} AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
-                ),
+                ConditionExpression=_DECIDED_NOT_STOPPED,
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":used": {"S": "used"},
@@ -271,8 +266,8 @@ class Approvals(TableStore):
 
     def _update_if(
         self, operation: str, key: SessionKey, approval_id: str, attribute: str, value: dict[str, str]
-    ) -> bool:
-        """Set ``attribute`` of approval ``approval_id``; False when the session's approval is
+    ) -> None:
+        """Set ``attribute`` of approval ``approval_id``; nothing when the session's approval is
         another one, or is gone."""
         try:
             self._table.update(
@@ -285,8 +280,7 @@ class Approvals(TableStore):
                 ExpressionAttributeValues={":id": {"S": approval_id}, ":v": value},
             )
         except ConditionFailed:
-            return False
-        return True
+            pass
 
     def clear(self, key: SessionKey) -> Approval | None:
         """Forget the session's approval (``/new``): its buttons become stale. Answers it."""
@@ -329,7 +323,9 @@ class Approvals(TableStore):
 
 
 _STOP_UPDATE = "SET choice = :deny, answered_by = :stop"
-_STOP_CONDITION = "approval_id = :id AND #state = :decided"
+_DECIDED = "approval_id = :id AND #state = :decided"
+# An item of an older version has no answered_by: never stopped.
+_DECIDED_NOT_STOPPED = f"{_DECIDED} AND (attribute_not_exists(answered_by) OR answered_by <> :stop)"
 
 
 def _stop_values(approval_id: str) -> dict[str, Any]:
