@@ -109,13 +109,13 @@ class ApprovalSteps:
         # (that turn then finds nothing to do).
         return self._answer_plan(key, waiting, gate, also=prompt)
 
-    async def _stopped_approval(self, key: SessionKey, request: TurnRequest) -> ApprovalOutcome | None:
-        """How the approval a button press resumes was answered, when the user stopped its turn
-        before it started: a /stop after the press declines the call, whether the producer
-        kept it for this turn (it declined the call then, see session_core's
-        LiveTurnsWithBacklog) or found the turn already marked as coming (the consumer had
-        taken it; declined here). The chat's asking message then says so at once. The approval
-        stays decided, so the next turn tells the agent the call did not run."""
+    async def _decline_resumed_call(self, key: SessionKey, request: TurnRequest) -> ApprovalOutcome | None:
+        """Decline the call a button press resumes, as the user stopped its turn before it
+        started, and answer how the approval now reads (None: no call to decline). The producer
+        declined it already when it kept the stop for this turn (see session_core's
+        LiveTurnsWithBacklog); not when it found the turn already marked as coming (the
+        consumer had taken it): then here. The chat's asking message then says so at once. The
+        approval stays decided, so the next turn tells the agent the call did not run."""
         store = self.approvals
         if store is None or request.resume_approval is None:
             return None
@@ -123,10 +123,13 @@ class ApprovalSteps:
         approval = await asyncio.to_thread(store.stop, key, request.resume_approval)
         return None if approval is None else approval.outcome()
 
-    async def _stopped_allowed_call(self, key: SessionKey, plan: ApprovalPlan) -> ApprovalOutcome | None:
+    async def _decline_allowed_call_not_made(
+        self, key: SessionKey, plan: ApprovalPlan
+    ) -> ApprovalOutcome | None:
         """The user stopped a run that was to make the call they allowed: unless it made it
         (took the allowance), the call is declined (``answered_by`` "stop"), so the next turn
-        tells the agent it did not run instead of running it. Answers how it was answered."""
+        tells the agent it did not run instead of running it. Answers how the approval now
+        reads (None: nothing declined)."""
         store, answering = self.approvals, plan.answering
         if store is None or answering is None or answering.state != "decided" or answering.choice == "deny":
             return None
