@@ -4,21 +4,20 @@
 path gives the SDK project key, so it must be the same in every container), ``config/``
 (``CLAUDE_CONFIG_DIR``), ``home/`` and ``tmp/``. Before a turn everything else under
 SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted (in
-Lambda, everything of the function's uid in ``/tmp`` but SESSIONS_ROOT, which a tool may have
-written on a kernel without Landlock, and SESSIONS_ROOT's ``.bin`` too, which the turn
-installs anew): the next session's tools cannot read what the previous
-session left, and ``/tmp`` stays bounded (one session's files, capped by
+Lambda, everything of the function's uid in ``/tmp`` but SESSIONS_ROOT, which a tool may
+have written on a kernel without Landlock, and SESSIONS_ROOT's ``.bin`` too, which the turn
+installs anew; see ``_temp_leftovers``): the next session's tools cannot read what the
+previous session left, and ``/tmp`` stays bounded (one session's files, capped by
 ``SESSION_DISK_LIMIT_MB``).
 
 Of the session's own files only the user's work carries over to its next turn in a warm
 container (in Lambda, only from the directory this runtime prepared for the turn before: one
 a tool made for another chat is emptied): ``work/`` less what configures the CLI there
 (``.claude/``, ``CLAUDE.md``, ..., made anew from claude-config), and the transcripts under
-``config/projects``. ``home/``,
-``tmp/`` and the rest of ``config/`` start empty: a tool cannot plant a hook, a setting, a
-shell start-up file or a CLI state file that a later turn would run. Tools may write only
-inside those four directories (Landlock), and a link a tool put in place of one of the
-runtime's own paths is removed, never followed.
+``config/projects``. ``home/``, ``tmp/`` and the rest of ``config/`` start empty: a tool
+cannot plant a hook, a setting, a shell start-up file or a CLI state file that a later turn
+would run. Tools may write only inside those four directories (Landlock), and a link a tool
+put in place of one of the runtime's own paths is removed, never followed.
 
 A turn holds an advisory lock on its session directory, so where several runtime processes
 share one file system (the local Lambda runtime, `agentbot dev`) a cleanup never removes a
@@ -32,8 +31,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,13 +39,13 @@ from session_core import SessionKey
 
 from ._claude_config import ClaudeConfig
 from ._owned_trees import reclaim_rights, remove_tree, tree_size
+from ._temp_leftovers import remove_stale_sdk_copies, remove_strays_in_temp
 
 _RESERVED = {".bin"}
 _LOCK = ".lock"
 # Read by the CLI from its cwd: what only claude-config may set.
 _CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json")
 _TRANSCRIPTS = "projects"  # under config/: <project>/<session>.jsonl, the transcripts (_restore.py)
-_STALE_SDK_COPY_S = 20 * 60  # longer than any Lambda invocation
 
 
 class SessionWorkspace(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,44 +71,6 @@ def workspace_paths(sessions_root: str | os.PathLike[str], key: SessionKey) -> S
         tmp=str(root / "tmp"),
         attachments=str(root / "work" / "attachments"),
     )
-
-
-def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
-    """Delete transcript copies the SDK materialized for resumes (``claude-resume-*``) and
-    did not clean up (a crashed turn). The SDK removes its own copy after every turn."""
-    now = time.time()
-    for leftover in Path(tempfile.gettempdir()).glob("claude-resume-*"):
-        with contextlib.suppress(OSError):
-            if now - leftover.stat().st_mtime > older_than_s:
-                remove_tree(leftover)
-
-
-def remove_strays_in_temp(*, keep: Path) -> None:
-    """Delete everything of this uid in the system temp dir but ``keep`` (the sessions root),
-    for a runtime that has the environment to itself (Lambda, where nothing else of its uid
-    survives the sweep): on a kernel without Landlock a tool may write anywhere its uid can,
-    and in Lambda that is ``/tmp``. The next chat's tools must not find what it left there,
-    nor the disk stay full. The SDK's resume copies of crashed turns go with the rest."""
-    temp = Path(os.path.realpath(tempfile.gettempdir()))
-    kept = Path(os.path.realpath(keep))
-    uid = os.getuid()
-    if uid == 0:  # root's temp files are the machine's (never so in Lambda): the SDK's only
-        remove_stale_sdk_copies(older_than_s=0)
-        return
-    _remove_all_of(uid, temp, but=kept)
-
-
-def _remove_all_of(uid: int, directory: Path, *, but: Path) -> None:
-    """Delete every entry of ``uid`` in ``directory`` but ``but``; a directory on the way to it
-    (a SESSIONS_ROOT deeper in the temp dir) is entered, and what lies beside the path goes."""
-    for entry in list(directory.iterdir()):
-        with contextlib.suppress(OSError):
-            if entry.lstat().st_uid != uid or entry == but:
-                continue
-            if but.is_relative_to(entry) and not entry.is_symlink():
-                _remove_all_of(uid, entry, but=but)
-                continue
-            remove_tree(entry)  # a link goes itself, never what it points to
 
 
 # Per sessions root, the session directory this process prepared last, as (path, device,
