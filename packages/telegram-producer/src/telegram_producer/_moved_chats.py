@@ -23,8 +23,9 @@ from collections.abc import Callable
 from session_core import DynamoTable, item_int, number
 
 _SK = "moved_from"
-_CACHE_S = 60.0  # a move found
+_MOVED_CACHE_S = 60.0  # a move found
 _NOT_MOVED_CACHE_S = 5.0  # "not moved": a move may be being recorded in another container
+_MAX_CACHED = 10_000  # chats: a long-lived container seeing many strangers' groups
 # Supergroup ids are -100 followed by the chat's number (-100xxxxxxxxxx); a basic group's are
 # small negative numbers and never gain a supergroup's id without a move.
 _SUPERGROUP_IDS_BELOW = -1_000_000_000_000
@@ -65,12 +66,12 @@ class MovedChats:
         now = self._clock()
         cached = self._cache.get((tenant, chat_id))
         if cached is not None:
-            kept_for = _CACHE_S if cached[1] is not None else _NOT_MOVED_CACHE_S
+            kept_for = _MOVED_CACHE_S if cached[1] is not None else _NOT_MOVED_CACHE_S
             if now - cached[0] < kept_for:
                 return cached[1]
         item = self._table.get("chat_moved_from", _pk(tenant, chat_id), _SK)
         moved_from = None if item is None else item_int(item, "moved_from")
-        if len(self._cache) > 10_000:  # a long-lived container seeing many strangers' groups
+        if len(self._cache) > _MAX_CACHED:
             self._cache.clear()
         self._cache[(tenant, chat_id)] = (now, moved_from)
         return moved_from

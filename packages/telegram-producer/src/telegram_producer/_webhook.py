@@ -249,7 +249,11 @@ class Producer:
         if self._seen_before(update_id):
             return _response(200, "duplicate")
         allowed_chats = self._config.allowed_chat_ids
-        if allowed_chats and moved.chat_id not in allowed_chats and not self._allow_as_moved(moved):
+        if (
+            allowed_chats
+            and moved.chat_id not in allowed_chats
+            and not self._record_move_of_allowed_group(moved)
+        ):
             return _response(503, "chat move not recorded, retry")
         if not self._send_to_queue(update_id, moved.session_key, _queue_body(moved, self._clock())):
             return _response(503, "queue unavailable, retry")
@@ -257,10 +261,11 @@ class Producer:
         log.info("chat_move_enqueued", moved_from_chat_id=moved.moved_from_chat_id)
         return _response(200, "enqueued: chat moved")
 
-    def _allow_as_moved(self, moved: InboundMessage) -> bool:
+    def _record_move_of_allowed_group(self, moved: InboundMessage) -> bool:
         """The supergroup ``moved`` names is not on ALLOWED_CHAT_IDS: when the group it was is,
-        it is allowed from now on (``_moved_chats``), and the operator is told to list it.
-        False when that could not be recorded."""
+        the move is recorded, so the supergroup is allowed from now on (``_moved_chats``);
+        either way the operator is told to list it. False only when the move could not be
+        recorded (the update is answered 503, so Telegram sends it again)."""
         old = moved.moved_from_chat_id
         fix = f"add {moved.chat_id} to ALLOWED_CHAT_IDS (group {old} became this supergroup)"
         if old not in self._config.allowed_chat_ids or self._moved_chats is None:
@@ -277,7 +282,7 @@ class Producer:
         return True
 
     def _seen_before(self, update_id: int) -> bool:
-        """Whether Telegram sent this update already (marking it seen if not)."""
+        """Whether Telegram sent this update already (``_mark_seen`` records it, once queued)."""
         try:
             if self._registry.update_seen(self._config.tenant, update_id):
                 log.info("update_duplicate")
@@ -407,8 +412,9 @@ class Producer:
         return _reply(callback_answer(press, DECIDED_TEXT[button.choice]))
 
     def _stop(self, update_id: int, stop: StopRequest, config: ProducerConfig) -> dict[str, Any]:
-        """Write the stop request for the chat's running turn (or for the turn of a message still
-        waiting, see session_core.LiveTurns) and answer in the reply. A stop Telegram sends
+        """Write the stop request for the chat's running turn (or for the turn still waiting to
+        start: a queued message's, or a pressed approval's, see session_core's
+        LiveTurnsWithBacklog) and answer in the reply. A stop Telegram sends
         again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
         stop the next one."""
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):

@@ -41,12 +41,12 @@ def build_producer() -> Producer:
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
     approvals = Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
-    registry = DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
+    registry_table = DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
     return Producer(
         config=config,
         secret=secret,
         sqs=boto3.client("sqs"),
-        registry=UpdateDedup(registry),
+        registry=UpdateDedup(registry_table),
         rate_limiter=RateLimiter(
             dynamodb=dynamodb,
             table=config.table,
@@ -66,7 +66,7 @@ def build_producer() -> Producer:
         ),
         approvals=approvals,
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
-        moved_chats=MovedChats(registry),
+        moved_chats=MovedChats(registry_table),
     )
 
 
