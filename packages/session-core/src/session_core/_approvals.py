@@ -25,8 +25,9 @@ from ._registry_keys import session_item_pk
 APPROVAL_SK = "approval"
 GRANT_PREFIX = "grant|"
 
-# pending → decided (a press, or a new message) → used (the allowed call was let through: it
-# never is again) → settled (the turn that answered it is recorded).
+# pending → decided (a press, or a new message; a /stop after a press leaves it decided, its
+# choice made deny) → used (the allowed call was let through: it never is again) → settled
+# (the turn that answered it is recorded).
 ApprovalState = Literal["pending", "decided", "used", "settled"]
 # once: run this call; always: run it and every later call the grant's rule matches; deny: don't.
 ApprovalChoice = Literal["once", "always", "deny"]
