@@ -182,12 +182,7 @@ def test_a_stop_while_the_consumer_starts_the_allowed_turn_keeps_the_call_from_r
     from session_core import LiveTurns, SessionKey
 
     marker = uuid.uuid4().hex[:12]
-    assert (
-        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch w-{marker}; echo w-{marker}"))
-        == 200
-    )
-    live.drain(live.consumer())
-    asking = asking_message(live)
+    asking = ask_to_run(live, f"w-{marker}")
     calls_before = len(live.model.model_calls)
     press = live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada")
     assert post(live, press)["text"] == "Allowed once."
@@ -216,12 +211,7 @@ def test_a_stop_while_the_allowed_turn_asks_the_model_keeps_the_call_from_runnin
     allowed call is made again: that turn stops, and the call must not run with the next
     message either (the user said stop after Allow; nothing told them it would run later)."""
     marker = uuid.uuid4().hex[:12]
-    assert (
-        live.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch m-{marker}; echo m-{marker}"))
-        == 200
-    )
-    live.drain(live.consumer())
-    asking = asking_message(live)
+    asking = ask_to_run(live, f"m-{marker}")
     stops: list[dict[str, Any]] = []
 
     def stop_now() -> None:

@@ -54,9 +54,9 @@ def make_run_only(program: str | os.PathLike[str]) -> None:
     open its ``/proc/<pid>/fd`` (its pipes to the runtime), environment or memory. Only a file
     this process owns is changed (root, running `agentbot dev` or the tests, owns the venv)."""
     real = os.path.realpath(program)
-    mode = os.stat(real).st_mode
-    if os.stat(real).st_uid == os.geteuid() and mode & (stat.S_IRGRP | stat.S_IROTH):
-        os.chmod(real, stat.S_IMODE(mode) & ~(stat.S_IRGRP | stat.S_IROTH))
+    info = os.stat(real)
+    if info.st_uid == os.geteuid() and info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        os.chmod(real, stat.S_IMODE(info.st_mode) & ~(stat.S_IRGRP | stat.S_IROTH))
 
 
 def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
