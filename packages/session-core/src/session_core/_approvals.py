@@ -12,6 +12,7 @@ run stops at its call) and ``grant|<rule>`` (kept across ``/new``, revoked with 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from typing import Any, Literal
@@ -270,7 +271,7 @@ class Approvals(TableStore):
     ) -> None:
         """Set ``attribute`` of approval ``approval_id``; nothing when the session's approval is
         another one, or is gone."""
-        try:
+        with contextlib.suppress(ConditionFailed):
             self._table.update(
                 operation,
                 session_item_pk(key),
@@ -280,8 +281,6 @@ class Approvals(TableStore):
                 ExpressionAttributeNames={"#a": attribute},
                 ExpressionAttributeValues={":id": {"S": approval_id}, ":v": value},
             )
-        except ConditionFailed:
-            pass
 
     def clear(self, key: SessionKey) -> Approval | None:
         """Forget the session's approval (``/new``): its buttons become stale. Answers it."""
