@@ -105,6 +105,17 @@ def ask_to_run(stack: Any, name: str) -> dict[str, Any]:
     return asking_message(stack)
 
 
+def next_message_is_told_the_call_did_not_run(stack: Any, name: str) -> None:
+    """The user's next message runs nothing of the stopped ``touch NAME; echo NAME``, and the
+    agent hears with it that the call was stopped before it ran."""
+    assert stack.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
+    stack.drain(stack.consumer())
+    assert name not in [out.strip() for out in outputs(stack)]  # it never ran
+    told = last_user_text(stack.model.model_calls[-1].body)
+    assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told, told
+    assert "Make exactly that call again" not in told, told
+
+
 def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers_once(live: Any) -> None:
     marker = uuid.uuid4().hex[:12]
     asking = ask_to_run(live, f"ran-{marker}")
@@ -168,11 +179,7 @@ def test_a_stop_after_allow_and_before_its_turn_starts_keeps_the_call_from_runni
     again = post(live, update(20_000_002, message_id=4, chat_id=CHAT, text="/stop"))
     assert again["text"] == "Nothing is running in this chat right now."
 
-    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
-    live.drain(live.consumer())
-    assert f"s-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
-    told = last_user_text(live.model.model_calls[-1].body)
-    assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told
+    next_message_is_told_the_call_did_not_run(live, f"s-{marker}")
 
 
 def test_a_stop_while_the_consumer_starts_the_allowed_turn_keeps_the_call_from_running(live: Any) -> None:
@@ -199,11 +206,7 @@ def test_a_stop_while_the_consumer_starts_the_allowed_turn_keeps_the_call_from_r
     edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
     assert edited["text"].startswith("⏹ Stopped before it ran: Bash"), edited["text"]
 
-    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
-    live.drain(live.consumer())
-    assert f"w-{marker}" not in [out.strip() for out in outputs(live)]  # it never ran
-    told = last_user_text(live.model.model_calls[-1].body)
-    assert "I stopped your Bash call before it ran; it did not run." in told and "what now?" in told
+    next_message_is_told_the_call_did_not_run(live, f"w-{marker}")
 
 
 def test_a_stop_while_the_allowed_turn_asks_the_model_keeps_the_call_from_running(live: Any) -> None:
@@ -226,8 +229,4 @@ def test_a_stop_while_the_allowed_turn_asks_the_model_keeps_the_call_from_runnin
     edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
     assert edited["text"].startswith("⏹ Stopped before it ran: Bash") and not edited.get("reply_markup")
 
-    assert live.post(update(20_000_003, message_id=5, chat_id=CHAT, text="what now?")) == 200
-    live.drain(live.consumer())
-    assert f"m-{marker}" not in [out.strip() for out in outputs(live)]  # nor did the next one
-    told = last_user_text(live.model.model_calls[-1].body)
-    assert "what now?" in told and "Make exactly that call again" not in told, told
+    next_message_is_told_the_call_did_not_run(live, f"m-{marker}")
