@@ -53,8 +53,9 @@ def responder(request: dict[str, Any]) -> Any:
     return f"answer after {user_turns(request) - 1} earlier turns"
 
 
-@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
-def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_turn(landlock: bool) -> None:
+def runtime_user(landlock: bool) -> str:
+    """The account the runtime runs as in this run (the test is skipped, saying why, when the
+    machine lacks it or the kernel lacks the Landlock this run needs)."""
     user = USERS[landlock]
     try:
         pwd.getpwnam(user)
@@ -62,6 +63,12 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
         pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
     if landlock and landlock_abi() < 4:
         pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    return user
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_turn(landlock: bool) -> None:
+    user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-sabotage-"))
     sessions_root = scratch / "sessions"
     try:
@@ -103,13 +110,7 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
 def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_turn(landlock: bool) -> None:
     """In Lambda the only writable place is /tmp. Without Landlock a tool may write there,
     outside its session; the next chat's tools must not find it (nor the disk stay full)."""
-    user = USERS[landlock]
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
-    if landlock and landlock_abi() < 4:
-        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-strays-"))
     # As in Lambda, where /tmp is all the function's: the sessions root's parent is the user's.
     record = pwd.getpwnam(user)
