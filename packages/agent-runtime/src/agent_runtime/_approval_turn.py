@@ -109,31 +109,19 @@ class ApprovalSteps:
         # (that turn then finds nothing to do).
         return self._answer_plan(key, waiting, gate, also=prompt)
 
-    async def _decline_resumed_call(self, key: SessionKey, request: TurnRequest) -> ApprovalOutcome | None:
-        """Decline the call a button press resumes, as the user stopped its turn before it
-        started, and answer how the approval now reads (None: no call to decline). The producer
-        declined it already when it kept the stop for this turn (see session_core's
-        LiveTurnsWithBacklog); not when it found the turn already marked as coming (the
-        consumer had taken it): then here. The chat's asking message then says so at once. The
-        approval stays decided, so the next turn tells the agent the call did not run."""
+    async def _decline_stopped_call(self, key: SessionKey, approval_id: str | None) -> ApprovalOutcome | None:
+        """The user stopped the turn that was to make the call of decided approval
+        ``approval_id`` before it made it: the call is declined (``answered_by`` "stop"), so the
+        next turn tells the agent it did not run instead of running it, and the chat's asking
+        message says so at once. Answers how the approval now reads (None: nothing declined:
+        no such approval, or its allowance was taken, so the call may have run). The producer
+        declines it already when it keeps a stop for a press's turn that has not begun (see
+        session_core's LiveTurnsWithBacklog); this is for a stop that found the turn begun."""
         store = self.approvals
-        if store is None or request.resume_approval is None:
+        if store is None or approval_id is None:
             return None
         # Under this turn's lease: no other turn of the session can take the allowance meanwhile.
-        approval = await asyncio.to_thread(store.stop, key, request.resume_approval)
-        return None if approval is None else approval.outcome()
-
-    async def _decline_allowed_call_not_made(
-        self, key: SessionKey, plan: ApprovalPlan
-    ) -> ApprovalOutcome | None:
-        """The user stopped a run that was to make the call they allowed: unless it made it
-        (took the allowance), the call is declined (``answered_by`` "stop"), so the next turn
-        tells the agent it did not run instead of running it. Answers how the approval now
-        reads (None: nothing declined)."""
-        store, answering = self.approvals, plan.answering
-        if store is None or answering is None or answering.state != "decided" or answering.choice == "deny":
-            return None
-        approval = await asyncio.to_thread(store.stop, key, answering.approval_id)
+        approval = await asyncio.to_thread(store.stop, key, approval_id)
         return None if approval is None else approval.outcome()
 
     def _answer_plan(

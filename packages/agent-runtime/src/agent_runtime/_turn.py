@@ -606,7 +606,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         transcript the store could not take is not recorded (the next turn resumes before it);
         its cost is counted all the same. A call the user allowed that the run had not made
         yet is declined: it must not run with the next message."""
-        stopped_call = await self._decline_allowed_call_not_made(key, plan)
+        answering = plan.answering
+        allowed_call = (
+            answering.approval_id
+            if answering is not None and answering.state == "decided" and answering.choice != "deny"
+            else None
+        )
+        stopped_call = await self._decline_stopped_call(key, allowed_call)
         # A run stopped before the CLI named its session still continues the resumed one: its
         # running total stays, or the next turn would be priced the whole session's history.
         continued = outcome.session_id in (None, run.resume)
@@ -656,7 +662,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         stopped = msgspec.structs.replace(
             stopped,
             stopped_before_start=True,
-            approval_outcome=await self._decline_resumed_call(key, request),
+            approval_outcome=await self._decline_stopped_call(key, request.resume_approval),
         )
         answer, _ = await self._record(request, holder, stopped, started, deadline)
         log.info("turn.stopped_before_start")

@@ -43,15 +43,26 @@ def storage_error(
 
 def retry_transaction_conflicts(call: Callable[[], _T], *, attempts: int = 3, pause_s: float = 0.05) -> _T:
     """``call()``, tried again (up to ``attempts`` times, pausing a little longer each time)
-    while DynamoDB refuses it because a transaction holds the item for a moment
-    (``TransactionConflictException``; botocore does not retry it). Any other error, or the
-    last refusal, is raised as it is (a ClientError, or a StorageError made of one)."""
+    while DynamoDB refuses it because another transaction holds an item for a moment: a plain
+    write's ``TransactionConflictException``, or a transaction of ``call`` cancelled for a
+    ``TransactionConflict`` alone (no condition of it failed). botocore retries neither. Any
+    other error, or the last refusal, is raised as it is (a ClientError, or a StorageError
+    made of one)."""
     for attempt in range(1, attempts + 1):
         try:
             return call()
         except (ClientError, StorageError) as exc:
-            code = aws_error_code(exc) if isinstance(exc, ClientError) else exc.error_code
-            if code != TRANSACTION_CONFLICT or attempt == attempts:
+            if not _conflict_only(exc) or attempt == attempts:
                 raise
             time.sleep(pause_s * attempt)
     raise AssertionError("unreachable")
+
+
+def _conflict_only(exc: ClientError | StorageError) -> bool:
+    if isinstance(exc, StorageError):
+        return exc.error_code == TRANSACTION_CONFLICT
+    code = aws_error_code(exc)
+    if code != "TransactionCanceledException":
+        return code == TRANSACTION_CONFLICT
+    reasons = {r.get("Code") for r in exc.response.get("CancellationReasons") or []}
+    return "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons

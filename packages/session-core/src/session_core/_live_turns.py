@@ -19,9 +19,10 @@ runtime (so a stop during the runtime's start is kept), and ``begin`` keeps a st
 the item is that same turn's: a stop for a turn that already ended never stops the next one.
 
 Before the consumer expects a turn (the message waits in the queue, or the consumer that took
-it is still starting) there is no turn to stop yet: a /stop that finds none running while the
-chat's backlog count (``ChatBacklog``, kept by the producer and the consumer anyway) says a
-message waits is kept as ``stop_before`` (its own update id) for the next turn to start. That
+it is still starting) there is no turn to stop yet: a /stop that finds none running while a
+turn waits to start (the chat's backlog count says a message waits, or a call the user allowed
+waits for its turn: see ``_stop_for_waiting``) is kept as ``stop_before`` (its own update id)
+for the next turn to start. That
 turn takes it only if it was sent before the stop, and any start removes it: a stop never
 outlives the turn it was aimed at, nor stops a message sent after it. One kept for a message
 that started no turn (a command, a refusal, an answer already being sent) lapses once the

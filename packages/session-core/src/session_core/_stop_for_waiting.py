@@ -14,24 +14,19 @@ so only its role may check items (``dynamodb:ConditionCheckItem``).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._approvals import Approval, Approvals
-from ._aws_errors import aws_error_code
+from ._aws_errors import aws_error_code, retry_transaction_conflicts
 from ._backlog import ChatBacklog
 from ._dynamo_table import item_key, number
 from ._keys import SessionKey
 from ._live_turns import LIVE_SK, LiveTurns, StopOutcome
 from ._registry_keys import session_item_pk
-from ._settings import DEFAULT_RETENTION_DAYS
 
-# A transaction that met a concurrent write of the chat's backlog count (a message admitted or
-# released at that moment) is tried again.
-_CONFLICT_ATTEMPTS = 3
 _KeptStop = Literal["kept", "nothing_waits", "turn_began"]
 
 
@@ -41,16 +36,9 @@ class LiveTurnsWithBacklog(LiveTurns):
     message does (None, or CHAT_QUEUE_LIMIT=0: only the first is looked at)."""
 
     def __init__(
-        self,
-        *,
-        dynamodb: Any,
-        table: str,
-        retention_days: int = DEFAULT_RETENTION_DAYS,
-        clock: Callable[[], float] = time.time,
-        backlog: ChatBacklog | None = None,
-        approvals: Approvals | None = None,
+        self, *, backlog: ChatBacklog | None = None, approvals: Approvals | None = None, **table: Any
     ) -> None:
-        super().__init__(dynamodb=dynamodb, table=table, retention_days=retention_days, clock=clock)
+        super().__init__(**table)  # the table's settings, as every TableStore's
         self._backlog = backlog
         self._approvals = approvals
 
@@ -127,20 +115,20 @@ class LiveTurnsWithBacklog(LiveTurns):
                 },
             }
         }
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                self._table.dynamodb.transact_write_items(TransactItems=[waiting, keep])
-                return "kept"
-            except ClientError as exc:
-                if aws_error_code(exc) != "TransactionCanceledException":
-                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-                if codes[1:2] == ["ConditionalCheckFailed"]:
-                    return "turn_began"
-                if codes[:1] == ["ConditionalCheckFailed"]:
-                    return "nothing_waits"
-                if attempt == _CONFLICT_ATTEMPTS:  # TransactionConflict each time
-                    raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-            except BotoCoreError as exc:
+        try:
+            # A message admitted or released at that moment holds the count for a moment.
+            retry_transaction_conflicts(
+                lambda: self._table.dynamodb.transact_write_items(TransactItems=[waiting, keep])
+            )
+            return "kept"
+        except ClientError as exc:
+            if aws_error_code(exc) != "TransactionCanceledException":
                 raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
-        raise AssertionError("unreachable")
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+            if codes[1:2] == ["ConditionalCheckFailed"]:
+                return "turn_began"
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return "nothing_waits"
+            raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc  # conflicts
+        except BotoCoreError as exc:
+            raise self._table.storage_error("request_stop", "TransactWriteItems", exc) from exc
