@@ -214,16 +214,25 @@ def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:
     assert reply["text"].startswith("No conversation yet")
 
 
-def test_voice_and_stickers_get_not_supported_yet(stack) -> None:
+def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     stack.post(update(120, text=None, voice={"file_id": "v1", "duration": 3}))
-    stack.post(update(121, text=None, sticker={"file_id": "s1"}))
+    stack.post(update(121, text=None, video_note={"file_id": "n1", "length": 240, "duration": 5}))
     stack.drain(stack.consumer())
     texts = [m["text"] for m in stack.replies(CHAT)]
     assert texts == [
         "Sorry, voice messages are not supported yet. Send text, a photo or a document.",
-        "Sorry, sticker messages are not supported yet. Send text, a photo or a document.",
+        "Sorry, video note messages are not supported yet. Send text, a photo or a document.",
     ]
     assert stack.runs() == []
+
+
+def test_a_shared_location_and_a_sticker_reach_the_agent_as_what_they_are(stack) -> None:
+    stack.post(update(124, text=None, location={"latitude": 48.858370, "longitude": 2.294481}))
+    stack.post(update(125, text=None, sticker={"file_id": "s1", "emoji": "👍"}))
+    stack.drain(stack.consumer())
+    prompts = [run["prompt"] for run in stack.runs()]
+    assert prompts == ["[Shared location: 48.858370, 2.294481]", "[Sticker 👍]"]
+    assert not any("not supported" in m["text"] for m in stack.replies(CHAT))
 
 
 def test_photo_is_staged_in_the_session_prefix_and_caption_is_the_prompt(stack) -> None:

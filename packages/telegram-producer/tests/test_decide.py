@@ -157,6 +157,60 @@ def test_a_voice_note_names_what_is_unsupported() -> None:
     assert message is not None and message.unsupported_what == "voice"
 
 
+BERLIN = {"latitude": 52.520008, "longitude": 13.404954}
+
+
+@pytest.mark.parametrize(
+    ("case", "shared", "text"),
+    [
+        ("a location", {"location": BERLIN}, "[Shared location: 52.520008, 13.404954]"),
+        (
+            "a location with its accuracy",
+            {"location": {**BERLIN, "horizontal_accuracy": 14.6}},
+            "[Shared location: 52.520008, 13.404954, within 15 m]",
+        ),
+        (
+            "a place (Telegram sends its location too)",
+            {
+                "venue": {"location": BERLIN, "title": "Rotes Rathaus", "address": "Rathausstraße 15"},
+                "location": BERLIN,
+            },
+            "[Shared place: Rotes Rathaus, Rathausstraße 15 (52.520008, 13.404954)]",
+        ),
+        (
+            "a contact",
+            {"contact": {"phone_number": "+49 30 1234567", "first_name": "Ada", "last_name": "Lovelace"}},
+            "[Shared contact: Ada Lovelace, +49 30 1234567]",
+        ),
+        (
+            "a poll",
+            {"poll": {"id": "p", "question": "Lunch?", "options": [{"text": "Pizza"}, {"text": "Sushi"}]}},
+            "[Shared poll: Lunch? Options: Pizza; Sushi]",
+        ),
+        ("a dice roll", {"dice": {"emoji": "🎯", "value": 6}}, "[Rolled 🎯: 6]"),
+        ("a sticker", {"sticker": {"file_id": "s", "emoji": "😂"}}, "[Sticker 😂]"),
+    ],
+)
+def test_what_a_user_shares_is_the_text_of_a_turn(case: str, shared: dict[str, Any], text: str) -> None:
+    message = decide(update(**shared), config()).message
+    assert message is not None and (message.kind, message.text) == ("message", text), case
+
+
+def test_a_shared_part_of_an_unexpected_shape_is_unsupported_not_a_bad_update() -> None:
+    message = decide(update(location={"latitude": "north"}), config()).message
+    assert message is not None and (message.kind, message.unsupported_what) == ("unsupported", "location")
+
+
+def test_a_shared_location_in_a_group_is_answered_only_as_a_reply_to_the_bot() -> None:
+    aside = decide(update(chat=GROUP, location=BERLIN), config())
+    reply = decide(
+        update(chat=GROUP, location=BERLIN, reply_to_message={"message_id": 2, "from": BOT}), config()
+    )
+
+    assert aside.message is None and aside.ignored == "group message not addressed to the bot"
+    assert reply.message is not None and reply.message.text.startswith("[Shared location:")
+
+
 def test_the_largest_photo_is_the_attachment() -> None:
     sizes = [*PHOTO, {"file_id": "b", "file_unique_id": "ub", "width": 800, "height": 800, "file_size": 900}]
     message = decide(update(photo=sizes), config()).message

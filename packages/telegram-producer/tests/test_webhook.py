@@ -163,11 +163,11 @@ def test_document_and_unsupported_content(aws, producer) -> None:
     }
     producer.handle_event(webhook_event(update(7007, text=None, document=doc)))
     producer.handle_event(webhook_event(update(7008, text=None, voice={"file_id": "v", "duration": 2})))
-    producer.handle_event(webhook_event(update(7009, text=None, sticker={"file_id": "s"})))
+    producer.handle_event(webhook_event(update(7009, text=None, sticker={"file_id": "s", "emoji": "🙂"})))
     got = {e.message.update_id: e.message for e in envelopes(aws.sqs, aws.resources.queue_url)}
     assert got[7007].kind == "message" and got[7007].attachments[0].file_name == "r.csv"
     assert (got[7008].kind, got[7008].unsupported_what) == ("unsupported", "voice")
-    assert (got[7009].kind, got[7009].unsupported_what) == ("unsupported", "sticker")
+    assert (got[7009].kind, got[7009].text) == ("message", "[Sticker 🙂]")
 
 
 def test_allow_lists_admit_listed_users_anywhere_and_anyone_in_listed_chats(

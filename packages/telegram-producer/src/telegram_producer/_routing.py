@@ -11,6 +11,7 @@ from session_core import SessionKey
 from telegram_core import Attachment, InboundMessage
 
 from ._config import ProducerConfig
+from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, sender_of, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (edits
@@ -63,7 +64,9 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         return Decision(ignored="not on the allow-list")
     text = msg.text if msg.text is not None else (msg.caption or "")
     attachments = _attachments(msg)
-    unsupported = msg.unsupported_content() if not attachments and msg.text is None else None
+    shared = None if msg.text is not None or text or attachments else shared_content_text(msg)
+    text = shared or text
+    unsupported = msg.unsupported_content() if not attachments and msg.text is None and not shared else None
     if not text and not attachments and unsupported is None:
         return Decision(ignored="no content (service message)")
     addressed = True

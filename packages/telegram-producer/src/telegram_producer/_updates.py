@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ._shared_content import SHARED_KINDS
+
 # The Bot API's documented ranges: identifiers have at most 52 significant bits (safe in a
 # double); chat ids are signed 64-bit. Anything outside is not from Telegram: 400.
 _52_BITS = msgspec.Meta(ge=0, lt=2**52)
@@ -65,19 +67,13 @@ class RepliedMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 # Content Telegram can carry that the bot does not handle yet; the consumer answers
 # "not supported yet" naming it. Service messages (joins, pins, ...) are not in this
-# list: they are ignored silently.
+# list: they are ignored silently. What a user shares (SHARED_KINDS) becomes the turn's text.
 UNSUPPORTED_CONTENT = (
     "voice",
     "audio",
     "video",
     "video_note",
     "animation",
-    "sticker",
-    "location",
-    "venue",
-    "contact",
-    "poll",
-    "dice",
     "game",
     "story",
 )
@@ -111,18 +107,21 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     video: Any = None
     video_note: Any = None
     animation: Any = None
+    game: Any = None
+    story: Any = None
+    # What a user shares, read by _shared_content (leniently: a shape it does not expect
+    # makes the message unsupported, not the update undecodable).
     sticker: Any = None
     location: Any = None
     venue: Any = None
     contact: Any = None
     poll: Any = None
     dice: Any = None
-    game: Any = None
-    story: Any = None
 
     def unsupported_content(self) -> str | None:
-        """Name of the first unsupported content type this message carries, if any."""
-        for name in UNSUPPORTED_CONTENT:
+        """Name of the first content type this message carries that the bot does not handle
+        (a shared part counts when ``shared_content_text`` could not read it), if any."""
+        for name in (*UNSUPPORTED_CONTENT, *SHARED_KINDS):
             if getattr(self, name) is not None:
                 return name
         return None
