@@ -251,6 +251,29 @@ def test_photo_is_staged_in_the_session_prefix_and_caption_is_the_prompt(stack) 
     assert stored == content
 
 
+def test_a_reply_asks_the_agent_about_the_replied_message_and_its_photo(stack) -> None:
+    content = b"\x89PNG the photo Bob posted" * 50
+    file_id = stack.telegram.add_file(content, file_path="photos/file_9.jpg")
+    photo = [
+        {"file_id": file_id, "file_unique_id": "u9", "width": 640, "height": 480, "file_size": len(content)}
+    ]
+    bob = {"id": 8, "is_bot": False, "first_name": "Bob", "username": "bob"}
+    replied = {"message_id": 40, "from": bob, "photo": photo, "caption": "our new office"}
+
+    stack.post(update(126, text="what city is this?", reply_to_message=replied))
+    stack.post(update(127, text="/status", reply_to_message=replied))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()  # the /status as a reply is still the command, not a turn
+    assert run["prompt"] == (
+        "[In reply to a message from @bob with the attached photo:]\n> our new office\n\nwhat city is this?"
+    )
+    [s3_key] = run["attachments"]
+    assert s3_key.endswith("/attachments/126/photo-40.jpg")
+    assert stack.aws.s3.get_object(Bucket=stack.aws.resources.bucket, Key=s3_key)["Body"].read() == content
+    assert stack.replies(CHAT)[-1]["text"].startswith("Session: "), stack.replies(CHAT)
+
+
 def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
     file_id = stack.telegram.add_file(b"x", file_size=25 * 1024 * 1024)
     doc = {"file_id": file_id, "file_unique_id": "big", "file_name": "huge.zip"}

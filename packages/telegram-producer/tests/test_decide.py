@@ -279,3 +279,72 @@ def test_a_move_from_a_group_the_bot_may_not_serve_is_ignored() -> None:
 def test_the_old_groups_own_notice_of_the_upgrade_is_ignored_like_any_service_message() -> None:
     decision = decide(update(chat={"id": -4055, "type": "group"}, migrate_to_chat_id=-1004055), config())
     assert decision.ignored == "no content (service message)"
+
+
+BOB = {"id": 8, "is_bot": False, "first_name": "Bob", "username": "bob"}
+
+
+def test_a_reply_shows_the_agent_the_message_it_replies_to_apart_from_its_own_text() -> None:
+    replied = {"message_id": 2, "from": BOB, "text": "Bonjour à tous,\nça va ?"}
+    given = update(chat=GROUP, text="@agent_bot translate this", reply_to_message=replied)
+
+    message = decide(given, config()).message
+
+    assert message is not None and message.text == "translate this"
+    assert message.context == "[In reply to a message from @bob:]\n> Bonjour à tous,\n> ça va ?"
+
+
+def test_a_bare_mention_replying_to_a_photo_asks_about_that_photo() -> None:
+    replied = {"message_id": 2, "from": BOB, "photo": PHOTO}
+    message = decide(update(chat=GROUP, text="@agent_bot", reply_to_message=replied), config()).message
+
+    assert message is not None and message.text == ""
+    assert message.context == "[In reply to a message from @bob with the attached photo]"
+    [photo] = message.attachments
+    assert (photo.kind, photo.file_id, photo.file_name) == ("photo", "s", "photo-2.jpg")
+
+
+def test_the_part_a_user_quoted_is_what_the_agent_sees_of_the_replied_message() -> None:
+    replied = {"message_id": 2, "from": BOB, "text": "one\ntwo\nthree"}
+    given = update(text="why?", reply_to_message=replied, quote={"text": "two", "position": 4})
+
+    message = decide(given, config()).message
+
+    assert message is not None and message.context == "[In reply to a message from @bob:]\n> two"
+
+
+def test_a_reply_to_the_bots_own_long_answer_names_it_by_its_beginning() -> None:
+    replied = {"message_id": 2, "from": BOT, "text": "word " * 200}
+    message = decide(update(text="shorter please", reply_to_message=replied), config()).message
+
+    assert message is not None and message.context.startswith("[In reply to your message:]\n> word word")
+    assert message.context.endswith("…") and len(message.context) < 400
+
+
+def test_a_forum_topics_opening_is_no_reply_and_a_forward_names_where_it_came_from() -> None:
+    forum = {"id": -100, "type": "supergroup", "is_forum": True}
+    opening = {"message_id": 12, "from": BOB, "forum_topic_created": {"name": "Trips", "icon_color": 1}}
+    in_topic = update(
+        chat=forum,
+        text="@agent_bot hi",
+        message_thread_id=12,
+        is_topic_message=True,
+        reply_to_message=opening,
+    )
+    forwarded = update(
+        text="Meeting moved to 3pm", forward_origin={"type": "user", "sender_user": BOB, "date": 1}
+    )
+
+    topic_message, forward = decide(in_topic, config()).message, decide(forwarded, config()).message
+
+    assert topic_message is not None and topic_message.context == ""
+    assert forward is not None and (forward.context, forward.text) == (
+        "[Forwarded from @bob]",
+        "Meeting moved to 3pm",
+    )
+
+
+def test_a_command_sent_as_a_reply_stays_a_command() -> None:
+    replied = {"message_id": 2, "from": BOB, "text": "old topic"}
+    message = decide(update(text="/new", reply_to_message=replied), config()).message
+    assert message is not None and message.text == "/new" and message.context.startswith("[In reply to")

@@ -46,6 +46,7 @@ from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
 from ._live_view import LiveView
 from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
+from ._prompt import prompt_of
 from ._render import escape_html, render_reply
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
@@ -53,7 +54,6 @@ from ._usage_footer import usage_footer
 from ._wording import (
     EMPTY_ANSWER,
     FAILURE_WORDING,
-    FILE_ONLY_PROMPT,
     failure_text,
     history_notice,
     too_large_notice,
@@ -177,7 +177,7 @@ class MessageHandler:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
                 return None
-            prompt = msg.text or (FILE_ONLY_PROMPT if staged else "")
+            prompt = prompt_of(msg, staged=bool(staged))
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs
             try:
                 with view:

@@ -17,8 +17,6 @@ FAILED_NOTICE = (
 )
 MISCONFIGURED_NOTICE = "Sorry, the bot is misconfigured; the operator has been told."
 EMPTY_ANSWER = "(I have nothing to add.)"
-# Not shown to the user: the prompt of a turn whose message is only files.
-FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
 
 
 def unsupported_notice(what: str | None) -> str:

@@ -44,6 +44,9 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     user_id: int | None = None
     user_name: str | None = None
     text: str = ""
+    # What the message refers to (the message it replies to, where it was forwarded from),
+    # shown to the agent before ``text``; apart from it, so "/new" as a reply is a command.
+    context: str = ""
     attachments: tuple[Attachment, ...] = ()
     unsupported_what: str | None = None
     approval_id: str | None = None

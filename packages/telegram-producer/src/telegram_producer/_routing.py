@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey
-from telegram_core import Attachment, InboundMessage
+from telegram_core import InboundMessage
 
+from ._attachments import attachments_of
 from ._config import ProducerConfig
+from ._reply_context import replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, sender_of, topic_of
 
@@ -63,7 +65,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if not allowed(config, user_id=sender_id, chat_id=msg.chat.id):
         return Decision(ignored="not on the allow-list")
     text = msg.text if msg.text is not None else (msg.caption or "")
-    attachments = _attachments(msg)
+    attachments = attachments_of(msg)
     shared = None if msg.text is not None or text or attachments else shared_content_text(msg)
     text = shared or text
     unsupported = msg.unsupported_content() if not attachments and msg.text is None and not shared else None
@@ -74,8 +76,10 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         addressed, text = _addressed_in_group(msg, text, config)
         if not addressed and not (attachments and msg.media_group_id):
             return Decision(ignored="group message not addressed to the bot")
-        if not text and not attachments and unsupported is None:
-            return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
+    # Only for a message addressed to the bot: an album part's turn is its album's.
+    context, replied_files = reply_context(msg, config.bot_username) if addressed else ("", ())
+    if not text and not attachments and unsupported is None and not context:
+        return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
     message = InboundMessage(
@@ -89,7 +93,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         user_id=sender_id,
         user_name=sender_name,
         text=text,
-        attachments=attachments,
+        context=context,
+        attachments=attachments + replied_files,
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
         album_id=msg.media_group_id if attachments else None,
@@ -145,40 +150,7 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     username = config.bot_username
     mention = bot_mention(config)
     mentioned = bool(mention and mention.search(text))
-    replied = bool(
-        username
-        and msg.reply_to_message is not None
-        and msg.reply_to_message.from_ is not None
-        and (msg.reply_to_message.from_.username or "").lower() == username.lower()
-    )
+    replied = replies_to_the_bot(msg, username)
     if mention is not None:
         text = mention.sub("", text).strip()
     return (config.group_reply_mode == "always" or mentioned or replied), text
-
-
-def _attachments(msg: Message) -> tuple[Attachment, ...]:
-    if msg.photo:
-        best = max(msg.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
-        return (
-            Attachment(
-                kind="photo",
-                file_id=best.file_id,
-                file_unique_id=best.file_unique_id,
-                file_name=f"photo-{msg.message_id}.jpg",
-                mime_type="image/jpeg",
-                file_size=best.file_size,
-            ),
-        )
-    if msg.document is not None:
-        doc = msg.document
-        return (
-            Attachment(
-                kind="document",
-                file_id=doc.file_id,
-                file_unique_id=doc.file_unique_id,
-                file_name=doc.file_name,
-                mime_type=doc.mime_type,
-                file_size=doc.file_size,
-            ),
-        )
-    return ()

@@ -59,10 +59,26 @@ class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RepliedMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """The message a message replies to (only who sent it matters here)."""
+    """The message a message replies to: who sent it (a reply to the bot addresses it in a
+    group) and what it holds, which the agent is shown (``_reply_context``)."""
 
     message_id: Id
     from_: User | None = msgspec.field(default=None, name="from")
+    sender_chat: Chat | None = None
+    text: str | None = None
+    caption: str | None = None
+    photo: tuple[PhotoSize, ...] = ()
+    document: Document | None = None
+    # The service message that opened a forum topic: every message of the topic that replies
+    # to nothing in particular names it.
+    forum_topic_created: Any = None
+    # Shared content, read by _shared_content as a message's own.
+    sticker: Any = None
+    location: Any = None
+    venue: Any = None
+    contact: Any = None
+    poll: Any = None
+    dice: Any = None
 
 
 # Content Telegram can carry that the bot does not handle yet; the consumer answers
@@ -97,6 +113,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     photo: tuple[PhotoSize, ...] = ()
     document: Document | None = None
     reply_to_message: RepliedMessage | None = None
+    # The part of the replied message the user selected (TextQuote), and where a forwarded
+    # message came from (MessageOrigin); read leniently by _reply_context.
+    quote: Any = None
+    forward_origin: Any = None
     media_group_id: str | None = None  # the album the photo or file is part of
     # The group this supergroup was until an upgrade gave it a new id (the first message of
     # the supergroup, a service message).

@@ -1,0 +1,105 @@
+"""What a message refers to, shown to the agent before the message's own text: the message it
+replies to (its text, or the part the user quoted; its photo or file comes along as an
+attachment) and where a forwarded message came from. "@bot translate this", sent as a reply
+to someone's message, is then answered about that message.
+
+Kept apart from the message's text, so a command ("/new" as a reply) stays a command and a
+mention inside the replied message does not address the bot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from telegram_core import Attachment
+
+from ._attachments import attachments_of
+from ._shared_content import shared_content_text
+from ._updates import Chat, Message, RepliedMessage, User, shown_name
+
+# The bot's own message is in the agent's history already: enough of it to say which one.
+_OWN_MESSAGE_EXCERPT_CHARS = 300
+
+
+class _Quote(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+
+
+class _Origin(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    sender_user: User | None = None
+    sender_user_name: str | None = None
+    sender_chat: Chat | None = None
+    chat: Chat | None = None
+
+
+def reply_context(msg: Message, bot_username: str | None) -> tuple[str, tuple[Attachment, ...]]:
+    """(the text shown to the agent before ``msg``'s own, the replied message's photo or file;
+    not for a part of an album, which each part would bring again)."""
+    lines: list[str] = []
+    forwarded = _forwarded_from(msg.forward_origin)
+    if forwarded:
+        lines.append(f"[Forwarded from {forwarded}]")
+    replied = msg.reply_to_message
+    if replied is None or _opens_the_topic(msg, replied):
+        return "\n".join(lines), ()
+    own = replies_to_the_bot(msg, bot_username)
+    who = "your message" if own else f"a message from {_author(replied)}"
+    attachments = attachments_of(replied) if msg.media_group_id is None else ()
+    quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
+    if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
+        quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
+    what = f"{who} with the attached {attachments[0].kind}" if attachments else who
+    if quoted:
+        lines.append(f"[In reply to {what}:]")
+        lines += [f"> {line}" for line in quoted.splitlines() or [""]]
+    else:
+        lines.append(f"[In reply to {what}]")
+    return "\n".join(lines), attachments
+
+
+def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:
+    """Whether ``msg`` replies to a message of the bot (``bot_username``; None: unknown)."""
+    author = msg.reply_to_message.from_ if msg.reply_to_message is not None else None
+    return bool(bot_username and author and (author.username or "").lower() == bot_username.lower())
+
+
+def _opens_the_topic(msg: Message, replied: RepliedMessage) -> bool:
+    """Whether ``replied`` is only the topic's opening (what Telegram names when a message of
+    a forum topic replies to nothing in particular)."""
+    return replied.forum_topic_created is not None or (
+        msg.is_topic_message and replied.message_id == msg.message_thread_id
+    )
+
+
+def _author(replied: RepliedMessage) -> str:
+    if replied.sender_chat is not None:
+        return replied.sender_chat.username or replied.sender_chat.title or "a chat"
+    return shown_name(replied.from_) if replied.from_ is not None else "someone"
+
+
+def _text(raw: Any) -> str:
+    """The text of a quote, or "" when there is none or its shape is not the Bot API's."""
+    if raw is None:
+        return ""
+    try:
+        return msgspec.convert(raw, _Quote).text
+    except msgspec.ValidationError:
+        return ""
+
+
+def _forwarded_from(raw: Any) -> str:
+    """Who a forwarded message came from, as the chat shows it ("" when not forwarded)."""
+    if raw is None:
+        return ""
+    try:
+        origin = msgspec.convert(raw, _Origin)
+    except msgspec.ValidationError:
+        return "someone"
+    if origin.sender_user is not None:
+        return shown_name(origin.sender_user)
+    chat = origin.sender_chat or origin.chat
+    if chat is not None:
+        return f"@{chat.username}" if chat.username else chat.title or "a chat"
+    return origin.sender_user_name or "someone"
