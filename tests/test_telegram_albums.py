@@ -65,7 +65,8 @@ def test_an_album_addressed_to_the_bot_in_a_group_shows_it_every_photo(stack) ->
 
     assert outcomes[0] == "enqueued"
     [run] = stack.runs()
-    assert run["prompt"] == "which is sharper?" and len(run["attachments"]) == 3
+    # in a group the agent is told who asks (see test_telegram_consumer for the rest)
+    assert run["prompt"] == "[From @alice]\n\nwhich is sharper?" and len(run["attachments"]) == 3
 
 
 def test_an_album_not_addressed_to_the_bot_in_a_group_starts_no_turn(stack) -> None:

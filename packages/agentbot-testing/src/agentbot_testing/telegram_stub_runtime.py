@@ -13,7 +13,8 @@ sleep; the real runtime renews its lease while the model works).
 Every model run is appended to ``$STUB_RUNTIME_DIR/runs.jsonl`` (with the request's
 ``deadline_epoch_ms``) so tests can count and order them.
 
-The prompt scripts the answer:
+The prompt scripts the answer (its last paragraph: the message's own text, after the lines the
+consumer puts before it in a group or for a reply):
   "sleep:<s> ..."      wait s seconds, then answer
   "long:<n>"           a Markdown answer of about n characters with code blocks
   "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
@@ -85,7 +86,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     """Answer one turn request as the script in its prompt says (see the module docstring)."""
     request = decode_turn_request(json.dumps(event))
     key = SessionKey.parse(request.session_key)
-    prompt = request.prompt
+    prompt = request.prompt.rpartition("\n\n")[2]
     sleep_s = float(prompt.split()[0].split(":")[1]) if prompt.startswith("sleep:") else 0.0
     lease_s = float(os.environ.get("STUB_LEASE_S", "2")) + sleep_s
     ledger = TurnLedger(_registry, owner=context.aws_request_id)
@@ -111,7 +112,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         kind = _scripted_error_kind(prompt.split(":")[1].strip())
         result = _error(request, kind, retryable=RETRYABLE[kind])
     elif prompt.startswith("ask:"):
-        asked = _ask(request, key)
+        asked = _ask(request, key, prompt)
         result = ledger.save(lease, asked).result or asked
     elif history is not None and history.too_large:
         refused = _error(request, "bad_request", retryable=False)
@@ -125,7 +126,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             version=TURN_VERSION,
             session_key=request.session_key,
             turn_id=request.turn_id,
-            text=text or f"Answer to: {prompt}",
+            text=text or f"Answer to: {request.prompt}",
             session_id=f"sess-{request.session_key.replace('/', '-')}",
             cost_usd=0.0 if free else 0.01,
             usage=Usage() if free else Usage(input_tokens=1200, output_tokens=34),
@@ -148,8 +149,8 @@ def _history(prompt: str) -> HistorySize | None:
     return HistorySize(mb=float(mb), limit_mb=float(limit_mb))
 
 
-def _ask(request: TurnRequest, key: SessionKey) -> TurnResult:
-    tool, _, what = request.prompt.removeprefix("ask:").partition(" ")
+def _ask(request: TurnRequest, key: SessionKey, script: str) -> TurnResult:
+    tool, _, what = script.removeprefix("ask:").partition(" ")
     declined = _decline_pending(key)
     answer = TurnResult(
         version=TURN_VERSION,

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from telegram_core import InboundMessage
 
 # The prompt of a turn whose message is only files.
 FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
+# Where several people talk to one session, the agent is told who says what.
+_SHARED_CHATS = ("group", "supergroup")
+# A display name is the sender's to choose: it must not open a line or close the bracket.
+_NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 
 
 def prompt_of(msg: InboundMessage, *, staged: bool) -> str:
-    """What the message refers to (its ``context``: the message it replies to, where it was
-    forwarded from), then its text; ``staged``: files came with it (files alone say so)."""
+    """Who sent the message (in a group), what it refers to (its ``context``: the message it
+    replies to, where it was forwarded from), then its text; ``staged``: files came with it
+    (files alone say so). Empty for a message with nothing to say (a button press's turn)."""
     own = msg.text or (FILE_ONLY_PROMPT if staged and not msg.context else "")
-    return "\n\n".join(part for part in (msg.context, own) if part)
+    if not (own or msg.context):
+        return ""
+    head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
+    return "\n\n".join(part for part in (head, own) if part)
+
+
+def _sender_line(msg: InboundMessage) -> str:
+    if msg.chat_type not in _SHARED_CHATS or msg.user_id is None:
+        return ""
+    name = _NOT_IN_A_NAME.sub(" ", msg.user_name or "").strip()
+    if name.startswith("@"):  # a username is the sender's alone
+        return f"[From {name}]"
+    # Anyone can take a first name or a title: the id tells two of the same name apart (a
+    # negative one is a chat speaking for itself: an anonymous admin's group, a channel).
+    kind = "chat" if msg.user_id < 0 else "user"
+    return f"[From {name or 'someone'} ({kind} {msg.user_id})]"
