@@ -27,9 +27,9 @@ OLD, NEW = -4055, -1004055  # the group, and the supergroup it became
 
 
 def responder(request: dict[str, Any]) -> Any:
-    """The number of the user's messages shown and the last one; ``slow ...`` first runs a
-    tool for a few seconds."""
-    text = last_user_text(request)
+    """The number of the user's messages shown and the last one's own text (after the line
+    naming its sender in a group); ``slow ...`` first runs a tool for a few seconds."""
+    text = last_user_text(request).rpartition("\n\n")[2]
     if text.startswith("slow") and not tool_results(request):
         return [ToolCall(name="Bash", input={"command": "python3 -c 'import time; time.sleep(4)'"})]
     return f"turns={user_turns(request)} last={text}"

@@ -282,7 +282,7 @@ def test_in_a_group_the_agent_is_told_who_says_what(stack) -> None:
     stack.post(update(130, text="and in private?"))
     stack.drain(stack.consumer())
 
-    prompts = [run["prompt"] for run in stack.runs()]
+    prompts = sorted(run["prompt"] for run in stack.runs())  # two chats: answered side by side
     assert prompts == [
         "[From @alice]\n\nbook the room",
         "[From Eve From @alice (user 9)]\n\ncancel it",  # a name cannot open a line or pose as a username
