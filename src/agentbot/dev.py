@@ -540,12 +540,12 @@ class DevStack:
 
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
-    agent_user = agent_user_for_runtime()
     try:  # the claude-config files first: a mistake there costs no start-up
-        claude_config = check_dev_claude_config(agent_user)
+        claude_config = check_dev_claude_config()
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     endpoints = parse_endpoints(args.aws_endpoint or [])  # a mistake stops the start before any call
+    agent_user = agent_user_for_runtime()
     opened = [] if agent_user is None else _config_readable_for(agent_user, Path(claude_config.root))
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     webhook_secret = _local_webhook_secret()

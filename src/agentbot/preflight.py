@@ -109,20 +109,17 @@ def check_runtime_environment(
     return config
 
 
-def check_dev_claude_config(agent_user: str | None = None) -> ClaudeConfig:
+def check_dev_claude_config() -> ClaudeConfig:
     """`agentbot dev`'s first check: the claude-config files alone (``CLAUDE_CONFIG_PATH`` or
-    the repository's) with their command MCP servers' programs (looked up as ``agent_user``),
-    before anything starts, so a broken file stops the start in a second, every problem named
-    at once, instead of after AWS and the functions are up. ``check_dev_runtime`` checks it
-    again with the runtime's own environment and SSM."""
+    the repository's), before anything starts, so a broken file stops the start in a second
+    instead of after AWS and the functions are up. ``check_dev_runtime`` checks it again with
+    the runtime's own environment and SSM."""
     import os
 
     from agent_runtime import PERMANENT_CONFIG_ERRORS, load_claude_config
 
     try:
-        return load_claude_config(
-            os.environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, programs=programs_for(agent_user)
-        )
+        return load_claude_config(os.environ.get("CLAUDE_CONFIG_PATH", "").strip() or None)
     except PERMANENT_CONFIG_ERRORS as exc:
         raise describe(exc, deployed=False) from None
 
