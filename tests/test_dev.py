@@ -189,6 +189,7 @@ def _start_fails(
         ("aws endpoint port out of range", "Port out of range"),
         ("aws endpoint of an unknown service", "'dynamdb' is not one of the services"),
         ("state dir that is a file", "not usable as a directory (it is a file)"),
+        ("state dir it cannot write", "cannot write"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
         ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
@@ -218,6 +219,11 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             args = ["--aws-endpoint", "dynamdb=http://127.0.0.1:4566"]
         elif case == "state dir that is a file":
             (tmp_path / "state").write_text("")
+            args = ["--state-dir", str(tmp_path / "state")]
+        elif case == "state dir it cannot write":
+            # Root writes any directory, so the lock is made unopenable instead: the same refusal
+            # as a read-only directory's (EACCES) for a user.
+            (tmp_path / "state" / ".agentbot-dev.lock").mkdir(parents=True)
             args = ["--state-dir", str(tmp_path / "state")]
         elif case == "unknown aws profile":
             (tmp_path / "config").write_text("[profile other]\nregion = eu-west-1\n")

@@ -168,7 +168,14 @@ def _private_log(path: Path) -> IO[str]:
 def _hold_state_dir(state_root: Path, given: Path) -> int:
     """Lock the state directory for this run (the lock ends with the process); a second run
     on it would save over the first one's sessions when either stops."""
-    fd = os.open(state_root / ".agentbot-dev.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    lock = state_root / ".agentbot-dev.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:  # a directory this user may not write, or a lock that is no file
+        raise DevSetupError(
+            f"--state-dir {given}: cannot write {lock} ({exc.strerror}); "
+            "make the directory writable for you, or choose another"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
