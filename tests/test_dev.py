@@ -273,13 +273,15 @@ def test_a_state_dir_the_agent_could_have_made_or_can_write_is_refused(whose: st
     [
         (["--webhook-port", "70000"], "70000 is not a port (0 for any free one, up to 65535)"),
         (["--tenant", "a/b"], "argument --tenant: use 1-32 characters"),  # the flag, not TENANT
+        # --state-dir "$UNSET": not the current directory (the checkout) by accident
+        (["--state-dir", ""], "argument --state-dir: is empty; name a directory"),
         # dev's own usage, not the top-level one, and the flag meant
         (
             ["--state_dir", "/tmp/x"],
             "agentbot dev: error: unrecognized arguments: --state_dir /tmp/x (did you mean --state-dir?)",
         ),
     ],
-    ids=["webhook_port", "tenant", "misspelt_flag"],
+    ids=["webhook_port", "tenant", "empty_state_dir", "misspelt_flag"],
 )
 def test_a_bad_flag_value_is_refused_naming_the_flag_before_anything_starts(
     args: list[str], said: str

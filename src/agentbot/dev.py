@@ -121,7 +121,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        type=Path,
+        type=_state_dir,
         help="keep sessions here across restarts (default: temporary, gone at exit)",
     )
     parser.add_argument("--tenant", default="default", type=_tenant, help="tenant part of session keys")
@@ -189,6 +189,14 @@ def _hold_state_dir(state_root: Path, given: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+def _state_dir(value: str) -> Path:
+    """A --state-dir for argparse: an empty one (``--state-dir "$UNSET"``) would be the current
+    directory, and the sessions, log and lock would land in whatever checkout that is."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty; name a directory (e.g. --state-dir ~/.agentbot-dev)")
+    return Path(value)
 
 
 def _tenant(value: str) -> str:
