@@ -100,6 +100,26 @@ def test_every_claude_config_problem_is_named_in_one_refusal(tmp_path: Path) -> 
     assert "start `agentbot dev` again" in refusal[3], refusal
 
 
+def test_a_missing_program_is_named_with_the_files_problems_in_one_refusal(tmp_path: Path) -> None:
+    """Not one round of fixes for the files and then another for the program."""
+    config = _copy_config(tmp_path)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
+    (config / "agents.json").write_text(json.dumps(agents))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["github"] = {"command": "npx-not-installed", "args": ["-y", "server-github"]}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+
+    done = _start({"CLAUDE_CONFIG_PATH": str(config)})
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    refusal = done.stderr[done.stderr.index("cannot start") :].splitlines()
+    assert refusal[0].endswith("cannot start: 2 problems:"), refusal
+    assert "mcp.json: mcpServers.github.command: program 'npx-not-installed'" in refusal[1], refusal
+    assert "agents.json: agents.summarizer.tools[0]: 'mcp__nowhere__search'" in refusal[2], refusal
+    assert "AWS" not in done.stderr  # refused before anything started
+
+
 def test_a_claude_config_path_that_is_no_directory_says_what_to_point_it_at(tmp_path: Path) -> None:
     line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(tmp_path / "nope")}))
 

@@ -555,13 +555,19 @@ class DevStack:
 
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
-    try:  # the claude-config files first: a mistake there costs no start-up
-        claude_config = check_dev_claude_config()
+    from agent_runtime import default_config_path  # ~1 s to import: only a start pays for it
+
+    agent_user = agent_user_for_runtime()
+    config_root = default_config_path()
+    # Passable for the agent's user before the check, which looks its programs up as that user.
+    opened: list[str] = []
+    if agent_user is not None and config_root.is_dir():
+        opened = _config_readable_for(agent_user, config_root)
+    try:  # claude-config first, its programs too: a mistake there costs no start-up
+        check_dev_claude_config(agent_user)
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     endpoints = parse_endpoints(args.aws_endpoint or [])  # a mistake stops the start before any call
-    agent_user = agent_user_for_runtime()
-    opened = [] if agent_user is None else _config_readable_for(agent_user, Path(claude_config.root))
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     webhook_secret = _local_webhook_secret()
     if args.webhook_url:

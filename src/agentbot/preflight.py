@@ -109,17 +109,20 @@ def check_runtime_environment(
     return config
 
 
-def check_dev_claude_config() -> ClaudeConfig:
-    """`agentbot dev`'s first check: the claude-config files alone (``CLAUDE_CONFIG_PATH`` or
-    the repository's), before anything starts, so a broken file stops the start in a second
-    instead of after AWS and the functions are up. ``check_dev_runtime`` checks it again with
-    the runtime's own environment and SSM."""
+def check_dev_claude_config(agent_user: str | None = None) -> ClaudeConfig:
+    """`agentbot dev`'s first check: the claude-config files (``CLAUDE_CONFIG_PATH`` or the
+    repository's) and their command servers' programs, looked up as ``agent_user``, before
+    anything starts, so a broken file stops the start in a second instead of after AWS and the
+    functions are up, and a missing program is named with the files' problems, not after they
+    are fixed. ``check_dev_runtime`` checks it again with the runtime's own environment and SSM."""
     import os
 
     from agent_runtime import PERMANENT_CONFIG_ERRORS, load_claude_config
 
     try:
-        return load_claude_config(os.environ.get("CLAUDE_CONFIG_PATH", "").strip() or None)
+        return load_claude_config(
+            os.environ.get("CLAUDE_CONFIG_PATH", "").strip() or None, programs=programs_for(agent_user)
+        )
     except PERMANENT_CONFIG_ERRORS as exc:
         raise describe(exc, deployed=False) from None
 
