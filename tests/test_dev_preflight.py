@@ -120,6 +120,21 @@ def test_a_missing_program_is_named_with_the_files_problems_in_one_refusal(tmp_p
     assert "AWS" not in done.stderr  # refused before anything started
 
 
+def test_bad_limits_budgets_and_allow_lists_in_the_shell_stop_the_start_each_named() -> None:
+    """The producer's and consumer's settings: else every message fails, the reason only in
+    functions.log (a temporary directory, gone at exit)."""
+    done = _start({"ALLOWED_CHAT_IDS": "123;456", "BUDGET_USER_DAILY_USD": "five", "CHAT_QUEUE_LIMIT": "ten"})
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "bot> " not in done.stdout
+    refusal = done.stderr[done.stderr.index("cannot start") :].splitlines()
+    assert refusal[0].endswith("cannot start: 3 problems:"), refusal
+    assert "  ALLOWED_CHAT_IDS: '123;456' is not an integer id" in refusal, refusal
+    assert "  CHAT_QUEUE_LIMIT: must be an integer, got 'ten'" in refusal, refusal  # named once
+    assert any(line.startswith("  BUDGET_USER_DAILY_USD: must be an amount in USD") for line in refusal)
+    assert "fix or unset it in your shell" in refusal[4], refusal
+
+
 def test_a_claude_config_path_that_is_no_directory_says_what_to_point_it_at(tmp_path: Path) -> None:
     line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(tmp_path / "nope")}))
 

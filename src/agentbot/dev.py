@@ -91,7 +91,7 @@ from .ops import (
     set_webhook,
     telegram_api_base,
 )
-from .preflight import ConfigurationProblem, check_dev_claude_config, check_dev_runtime
+from .preflight import ConfigurationProblem, check_dev_claude_config, check_dev_runtime, check_shell_settings
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -646,7 +646,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         # the terminal's /help must not invite photos the terminal cannot send
         channel="terminal" if terminal is not None else "telegram",
     )
-    try:  # the runtime's own start-up check, before any function starts
+    try:  # the functions' own start-up checks, before any function starts
+        check_shell_settings({"producer": functions[PRODUCER].env, "consumer": functions[CONSUMER].env})
         check_dev_runtime(functions[RUNTIME].env, ssm=ssm, agent_user=agent_user)
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None

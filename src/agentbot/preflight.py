@@ -162,6 +162,32 @@ def check_dev_runtime(
     return check_runtime_environment(environ, ssm=ssm, session=session, agent_user=agent_user)
 
 
+def check_shell_settings(functions: Mapping[str, Mapping[str, str]]) -> None:
+    """The producer's and consumer's settings (``functions``: their names → the environment
+    `agentbot dev` starts them with), read by their own loaders; a bad limit, budget or id list
+    set in the shell would otherwise fail every message. Raises a ConfigurationProblem naming
+    every bad setting (a ConfigurationProblems when several are)."""
+    from sqs_consumer import ConsumerConfig
+    from telegram_producer import ProducerConfig
+
+    loaders = {"producer": ProducerConfig.from_env, "consumer": ConsumerConfig.from_env}
+    found: dict[str, ConfigurationProblem] = {}
+    for name, environ in functions.items():
+        remaining = dict(environ)
+        while True:  # leave out each bad setting and read again, to find the next
+            try:
+                loaders[name](remaining)
+                break
+            except ConfigError as exc:
+                fix = "fix or unset it in your shell, then start `agentbot dev` again"
+                found.setdefault(exc.setting, ConfigurationProblem(exc.setting, exc.reason, fix))
+                if remaining.pop(exc.setting, None) is None:
+                    break  # not one a shell gives: nothing more to learn here
+    problems = list(found.values())
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigurationProblems(problems)
+
+
 def mcp_secret_variable(server: str, header: str) -> str:
     """The variable `agentbot dev` takes an MCP server's secret header from, e.g.
     ``MCP_SECRET_GITHUB_AUTHORIZATION`` (its name keeps it out of every function's environment)."""

@@ -17,9 +17,12 @@ DEFAULT_RETENTION_DAYS = 25
 MAX_RECEIVE_COUNT = 3
 
 
-def require_env(name: str) -> str:
-    """Return a non-empty environment variable or raise ConfigError naming it."""
-    value = os.environ.get(name, "").strip()
+def require_env(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Return a non-empty environment variable or raise ConfigError naming it.
+
+    Read from ``environ`` when given (a settings loader's own mapping), else ``os.environ``.
+    """
+    value = (os.environ if environ is None else environ).get(name, "").strip()
     if not value:
         raise ConfigError(name, "is not set (see infra/template.yaml or .env.example)")
     return value

@@ -45,30 +45,32 @@ class ConsumerConfig:
     chat_queue_limit: int = 10  # the producer's CHAT_QUEUE_LIMIT: the consumer releases its count
 
     @classmethod
-    def from_env(cls) -> ConsumerConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
         DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
         BOT_USERNAME, CHAT_QUEUE_LIMIT (10; must match the producer's) and the budget caps (see
-        ``budget_caps_from_env``); raises ConfigError naming the first bad setting."""
-        env = os.environ
+        ``budget_caps_from_env``); raises ConfigError naming the first bad setting.
+        ``environ`` (default ``os.environ``) lets `agentbot dev` check the settings it will
+        start the consumer with."""
+        env = os.environ if environ is None else environ
         base = env.get("TELEGRAM_API_BASE", "").strip().rstrip("/") or TELEGRAM_API_BASE
         if not base.startswith(("https://", "http://")):
             raise ConfigError("TELEGRAM_API_BASE", f"must be an http(s) URL, got {base!r}")
-        tenant = tenant_from_env()
+        tenant = tenant_from_env(env)
         return cls(
-            runtime_function_name=require_env("RUNTIME_FUNCTION_NAME"),
-            bot_token_parameter=require_env("BOT_TOKEN_PARAMETER"),
-            table=require_env("SESSIONS_TABLE"),
-            bucket=require_env("SESSIONS_BUCKET"),
-            dead_letter_queue_url=require_env("DEAD_LETTER_QUEUE_URL"),
+            runtime_function_name=require_env("RUNTIME_FUNCTION_NAME", env),
+            bot_token_parameter=require_env("BOT_TOKEN_PARAMETER", env),
+            table=require_env("SESSIONS_TABLE", env),
+            bucket=require_env("SESSIONS_BUCKET", env),
+            dead_letter_queue_url=require_env("DEAD_LETTER_QUEUE_URL", env),
             inbound_queue_url=env.get("INBOUND_QUEUE_URL", "").strip() or None,
             telegram_api_base=base,
             tenant=tenant,
-            retention_days=retention_days_from_env(),
+            retention_days=retention_days_from_env(env),
             bot_username=env.get("BOT_USERNAME", "").strip().lstrip("@") or None,
             budgets=budget_caps_from_env(env),
             channel=_channel(env),
-            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0),
+            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
         )
 
 

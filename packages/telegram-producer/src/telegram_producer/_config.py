@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,35 +41,36 @@ class ProducerConfig:
     chat_queue_limit: int = 10
 
     @classmethod
-    def from_env(cls) -> ProducerConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerConfig:
         """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
         TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, APPROVER_USER_IDS, GROUP_REPLY_MODE,
         BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20), RATE_LIMIT_CHAT_PER_MINUTE (60; group
         chats) and CHAT_QUEUE_LIMIT (10 messages waiting per chat; 0 turns a limit off);
-        raises ConfigError naming the first bad setting."""
-        env = os.environ
-        queue_url = require_env("INBOUND_QUEUE_URL")
-        table = require_env("SESSIONS_TABLE")
-        secret_parameter = require_env("WEBHOOK_SECRET_PARAMETER")
+        raises ConfigError naming the first bad setting. ``environ`` (default ``os.environ``)
+        lets `agentbot dev` check the settings it will start the producer with."""
+        env = os.environ if environ is None else environ
+        queue_url = require_env("INBOUND_QUEUE_URL", env)
+        table = require_env("SESSIONS_TABLE", env)
+        secret_parameter = require_env("WEBHOOK_SECRET_PARAMETER", env)
         mode = env.get("GROUP_REPLY_MODE", "").strip().lower() or "mention"
         if mode not in ("mention", "always"):
             raise ConfigError("GROUP_REPLY_MODE", f"must be 'mention' or 'always', got {mode!r}")
         username = env.get("BOT_USERNAME", "").strip().lstrip("@") or None
-        tenant = tenant_from_env()
+        tenant = tenant_from_env(env)
         return cls(
             queue_url=queue_url,
             table=table,
             secret_parameter=secret_parameter,
             tenant=tenant,
-            retention_days=retention_days_from_env(),
+            retention_days=retention_days_from_env(env),
             allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
             allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
             approver_user_ids=parse_id_list("APPROVER_USER_IDS", env.get("APPROVER_USER_IDS", "")),
             group_reply_mode=mode,  # type: ignore[arg-type]
             bot_username=username,
-            rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0),
-            rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0),
-            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0),
+            rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0, environ=env),
+            rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0, environ=env),
+            chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
         )
 
 
