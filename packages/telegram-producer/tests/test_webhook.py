@@ -19,7 +19,7 @@ from agentbot_testing.telegram_support import (
 )
 from session_core import ConfigError, SessionKey
 from telegram_core import decode_envelope
-from telegram_producer import Producer, ProducerConfig, WebhookSecretError
+from telegram_producer import Producer, ProducerConfig, WebhookSecretError, parse_id_list
 from telegram_producer import handler as producer_handler
 
 
@@ -280,6 +280,18 @@ def test_bad_config_values_name_the_setting(secret_parameter, aws, monkeypatch) 
     with pytest.raises(ConfigError) as err:
         ProducerConfig.from_env()
     assert err.value.setting == "APPROVER_USER_IDS"
+
+
+@pytest.mark.parametrize("raw", ["123 456", "1_000", "12,-", "--5"])
+def test_an_id_list_with_a_missing_comma_is_refused_not_read_as_one_id(raw: str) -> None:
+    """'123 456' was read as the id 123456: someone else's, and neither of the two meant."""
+    with pytest.raises(ConfigError) as err:
+        parse_id_list("ALLOWED_USER_IDS", raw)
+    assert err.value.setting == "ALLOWED_USER_IDS" and "separate ids with commas" in err.value.reason
+
+
+def test_an_id_list_takes_spaces_around_commas_and_negative_chat_ids() -> None:
+    assert parse_id_list("ALLOWED_CHAT_IDS", " 501, -1001234 ,,502 ") == {501, -1001234, 502}
 
 
 def test_characters_sqs_refuses_are_escaped_and_arrive_intact(aws, producer) -> None:

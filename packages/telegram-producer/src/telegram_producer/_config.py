@@ -77,11 +77,15 @@ class ProducerConfig:
 def parse_id_list(setting: str, raw: str) -> frozenset[int]:
     """Parse a comma list of Telegram ids ("" = no restriction); ConfigError names ``setting``."""
     ids: set[int] = set()
-    for part in raw.replace(" ", "").split(","):
+    for part in (p.strip() for p in raw.split(",")):
         if not part:
             continue
         try:
+            # int() takes "1_000" and "١٢": only plain digits are an id; and "123 456" is two
+            # ids with a comma missing, never the id 123456.
+            if not part.lstrip("-").isascii() or not part.lstrip("-").isdigit():
+                raise ValueError(part)
             ids.add(int(part))
         except ValueError as exc:
-            raise ConfigError(setting, f"{part!r} is not an integer id") from exc
+            raise ConfigError(setting, f"{part!r} is not an integer id (separate ids with commas)") from exc
     return frozenset(ids)
