@@ -14,6 +14,7 @@ import sys
 import tomllib
 from typing import Any
 
+import pytest
 from agentbot_testing.template_support import (
     PACKAGES,
     ROOT,
@@ -564,3 +565,23 @@ def test_env_example_holds_no_value_that_looks_real() -> None:
             assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name.strip()), line
             if _SECRET_LIKE.search(name.strip()):
                 assert value.strip() in {"", '""'}, f"{name} must be empty in .env.example"
+
+
+@pytest.mark.parametrize("parameter", ["AllowedUserIds", "AllowedChatIds", "ApproverUserIds"])
+def test_an_id_list_the_template_accepts_is_one_the_producer_reads(parameter: str) -> None:
+    """A value the deploy lets through must not make the producer refuse every update."""
+    from session_core import ConfigError
+    from telegram_producer._config import parse_id_list
+
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
+    good = ["", "42", "42,7", "42, 7", " 42 , 7 ", "42,", "-1001234567890,42"]
+    bad = ["42 7", "42;7", "4-2", "--42", "1_000", "42,x", "-"]
+    for value in good + bad:
+        if re.fullmatch(pattern, value):
+            parse_id_list(parameter, value)  # raises ConfigError if the template lets too much in
+    for value in bad:
+        with pytest.raises(ConfigError):
+            parse_id_list(parameter, value)
+        assert not re.fullmatch(pattern, value), (parameter, value)
+    chats = parameter != "ApproverUserIds"  # only chat ids are negative
+    assert all(re.fullmatch(pattern, value) for value in good if chats or "-" not in value), parameter
