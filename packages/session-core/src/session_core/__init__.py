@@ -61,7 +61,7 @@ if TYPE_CHECKING:
         json_event_bytes,
         well_formed,
     )
-    from ._keys import SESSIONS_PREFIX, SessionKey, validate_tenant
+    from ._keys import SESSIONS_PREFIX, SessionKey, outbox_key, validate_tenant
     from ._lazy_exports import lazy_exports
     from ._leases import Lease
     from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
@@ -75,6 +75,8 @@ if TYPE_CHECKING:
         StagedAttachment,
         TurnRequest,
         TurnResult,
+        UnsentFile,
+        UnsentReason,
         Usage,
         decode_turn_request,
         decode_turn_result,
@@ -194,6 +196,8 @@ __all__ = [
     "TurnResult",
     "TurnSaved",
     "TurnStart",
+    "UnsentFile",
+    "UnsentReason",
     "UnsupportedVersionError",
     "Usage",
     "ancestors",
@@ -227,6 +231,7 @@ __all__ = [
     "make_non_dumpable",
     "new_approval_id",
     "number",
+    "outbox_key",
     "period_end",
     "process_table",
     "read_secret",

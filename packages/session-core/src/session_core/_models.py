@@ -18,7 +18,8 @@ _TURN_VERSIONS = (1, 2)
 
 
 class StagedAttachment(msgspec.Struct, frozen=True, kw_only=True):
-    """An attachment copied to S3 under the session's prefix, for the runtime to fetch."""
+    """A file copied to S3 under the session's prefix: a user's attachment, for the runtime
+    to fetch, or a file the agent sends the user (``TurnResult.files``), for the consumer."""
 
     s3_key: str
     file_name: str
@@ -78,6 +79,18 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
         return self.mb > self.limit_mb
 
 
+UnsentReason = Literal["too_large", "too_many", "not_a_file"]
+
+
+class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A file in the agent's outbox that was not sent: ``too_large`` (above what Telegram
+    takes from a bot), ``too_many`` (past the most sent with one answer), ``not_a_file`` (a
+    link, a directory, a device: only regular files of the agent's own are sent)."""
+
+    file_name: str
+    reason: UnsentReason
+
+
 class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     """The runtime's answer. On failure ``error_kind`` is set, with ``error_reason`` where the
     kind alone does not tell what happened; ``retryable`` says whether trying again may help.
@@ -116,6 +129,10 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # The session's history, set when it nears (or, with reason "history_too_large", passed)
     # the most the runtime's memory can load: the consumer tells the user before it breaks.
     history: HistorySize | None = None
+    # Files the agent put in its outbox this turn, copied to S3 (``outbox_key``) for the
+    # consumer to send after ``text``; and those it could not send, with why.
+    files: tuple[StagedAttachment, ...] = ()
+    files_not_sent: tuple[UnsentFile, ...] = ()
 
     @property
     def ok(self) -> bool:
