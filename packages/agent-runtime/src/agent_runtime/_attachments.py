@@ -7,13 +7,13 @@ from pathlib import Path
 
 from session_core import SessionKey, TurnRequest, safe_file_name
 
-from ._collaborators import S3Downloads
+from ._collaborators import S3Objects
 from ._errors import AttachmentError
 from ._workspace import SessionWorkspace, clear_attachments
 
 
 async def stage_attachments(
-    s3: S3Downloads, bucket: str, key: SessionKey, request: TurnRequest, workspace: SessionWorkspace
+    s3: S3Objects, bucket: str, key: SessionKey, request: TurnRequest, workspace: SessionWorkspace
 ) -> str:
     """Download the request's staged attachments into the workspace's ``attachments/`` and
     return the prompt listing them; AttachmentError for a key outside the session's prefix

@@ -61,9 +61,13 @@ class RuntimeRegistry(TurnRecords, Protocol):
         ...
 
 
-class S3Downloads(Protocol):
-    """The one S3 verb the runtime uses (a boto3 S3 client has it)."""
+class S3Objects(Protocol):
+    """The S3 verbs the runtime uses (a boto3 S3 client has them)."""
 
     def download_file(self, Bucket: str, Key: str, Filename: str) -> None:
-        """Download an object to a local file."""
+        """Download an object to a local file (a user's attachment)."""
+        ...
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str) -> Any:
+        """Store an object (a file the agent sends)."""
         ...

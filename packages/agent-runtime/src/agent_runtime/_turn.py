@@ -44,7 +44,7 @@ from session_core import (
 from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import stage_attachments
 from ._claude_config import ClaudeConfig
-from ._collaborators import RuntimeRegistry, S3Downloads, TranscriptStoreVerbs
+from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
 from ._config_report import config_error_result, report_config_error
 from ._environment import (
     ModelAccess,
@@ -53,6 +53,7 @@ from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, Untr
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
+from ._outbox import OUTBOX, send_outbox
 from ._process_sweep import effective_scope, end_environment, reap_zombie_children, sweep_turn_processes
 from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
@@ -73,7 +74,7 @@ from ._turn_state import (
     with_spend,
 )
 from ._usage_meter import MeteredSpend
-from ._workspace import SessionWorkspace, session_workspace
+from ._workspace import SessionWorkspace, clear_outbox, session_workspace
 
 log = get_logger(__name__)
 
@@ -113,7 +114,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     config: ClaudeConfig
     store: TranscriptStoreVerbs
     registry: RuntimeRegistry
-    s3: S3Downloads
+    s3: S3Objects
     model: ModelAccess
     cli_path: str
     owner: str = field(default_factory=lambda: f"runtime-{uuid.uuid4().hex[:12]}")
@@ -244,6 +245,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 disk_limit_mb=self.settings.session_disk_limit_mb,
                 alone=effective_scope(self.settings.process_sweep_scope) == "uid",
             ) as workspace:
+                clear_outbox(workspace, OUTBOX)
                 try:
                     prompt = await stage_attachments(
                         self.s3, self.settings.sessions_bucket, key, request, workspace
@@ -287,6 +289,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 sdk_s = time.perf_counter() - sdk_started
                 turn = self._paid_answer(request, run, outcome, started)
                 if turn is not None:
+                    files, unsent = await send_outbox(
+                        self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace
+                    )
+                    turn = msgspec.structs.replace(turn, files=files, files_not_sent=unsent)
                     turn = await self._with_approval(key, request, turn, plan)
                 if turn is not None:
                     # Tokens were paid for this answer: record it (cost included) before

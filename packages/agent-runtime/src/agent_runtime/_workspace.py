@@ -218,6 +218,12 @@ def clear_attachments(paths: SessionWorkspace) -> None:
     _remove(Path(paths.attachments))
 
 
+def clear_outbox(paths: SessionWorkspace, name: str) -> None:
+    """Remove what an earlier turn left in the outbox (``name`` in the working directory):
+    it was sent with that turn's answer, or that turn failed."""
+    _remove(Path(paths.cwd) / name)
+
+
 def _remove(path: Path) -> None:
     """Delete what is at ``path``: a link is removed itself, never what it points to; a
     directory however a tool shaped it (see _owned_trees)."""

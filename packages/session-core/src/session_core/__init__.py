@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         TranscriptTooLargeError,
         UnsupportedVersionError,
     )
-    from ._file_names import safe_file_name
+    from ._file_names import safe_file_name, unused_file_name
     from ._json import (
         MAX_JSON_DEPTH,
         JsonTooDeepError,
@@ -241,6 +241,7 @@ __all__ = [
     "safe_file_name",
     "session_item_pk",
     "tenant_from_env",
+    "unused_file_name",
     "validate_tenant",
     "well_formed",
 ]

@@ -27,3 +27,16 @@ def safe_file_name(name: str | None, fallback: str = "file") -> str:
         base = fallback + extension
     cleaned = _UNSAFE_NAME_RE.sub("_", base).lstrip("._")[-_MAX_NAME_CHARS:]
     return cleaned or fallback
+
+
+def unused_file_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name-2.ext``, ``name-3.ext``...: the first not in ``used`` (which it joins).
+    Files that go to one folder may have one name ("scan.pdf" twice, or two that became
+    "file.pdf" by ``safe_file_name``)."""
+    stem, extension = posixpath.splitext(name)
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}{extension}"
+    used.add(candidate)
+    return candidate

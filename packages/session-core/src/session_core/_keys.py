@@ -85,4 +85,3 @@ def outbox_key(key: SessionKey, turn_id: int, file_name: str) -> str:
     """S3 key of a file the agent sends in turn ``turn_id`` (``file_name`` already safe):
     under the session's prefix, which the bucket's lifecycle expires with the session."""
     return f"{key.s3_prefix}outbox/{turn_id}/{file_name}"
-

@@ -79,13 +79,14 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
         return self.mb > self.limit_mb
 
 
-UnsentReason = Literal["too_large", "too_many", "not_a_file"]
+UnsentReason = Literal["too_large", "too_many", "not_a_file", "failed"]
 
 
 class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     """A file in the agent's outbox that was not sent: ``too_large`` (above what Telegram
     takes from a bot), ``too_many`` (past the most sent with one answer), ``not_a_file`` (a
-    link, a directory, a device: only regular files of the agent's own are sent)."""
+    link, a directory, a device: only regular files of the agent's own are sent), ``failed``
+    (it could not be stored for sending)."""
 
     file_name: str
     reason: UnsentReason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SessionKey, StagedAttachment, StorageError, safe_file_name
+from session_core import SessionKey, StagedAttachment, StorageError, safe_file_name, unused_file_name
 from telegram_core import MAX_DOWNLOAD_BYTES, Attachment, BotApi, TelegramFileTooBig
 
 from ._deps import ObjectStore
@@ -15,18 +15,6 @@ from ._errors import AttachmentTooLargeError
 def attachment_key(key: SessionKey, update_id: int, file_name: str) -> str:
     """S3 key of a staged attachment: inside the session's prefix, one folder per update."""
     return f"{key.s3_prefix}attachments/{update_id}/{safe_file_name(file_name)}"
-
-
-def _unused(name: str, used: set[str]) -> str:
-    """``name`` (already safe), or ``name-2.ext``, ``name-3.ext``...: the files of an album go
-    to one folder, and two can have one name ("scan.pdf" twice, or two that became "file.pdf")."""
-    stem, ext = posixpath.splitext(name)
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}-{n}{ext}"
-    used.add(candidate)
-    return candidate
 
 
 def stage_attachments(
@@ -57,7 +45,7 @@ def stage_attachments(
             raise AttachmentTooLargeError(name, att.file_size) from exc
         if not att.file_name:
             name = posixpath.basename(str(info["file_path"])) or name
-        name = _unused(safe_file_name(name), used)
+        name = unused_file_name(safe_file_name(name), used)
         s3_key = attachment_key(key, update_id, name)
         try:
             s3.put_object(

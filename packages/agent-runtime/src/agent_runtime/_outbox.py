@@ -1,0 +1,129 @@
+"""Files the agent sends the user: what it left in ``outbox/`` of its working directory during
+a turn, copied to S3 (``outbox_key``) for the consumer to send after the answer.
+
+Tools write the outbox, and tools are hostile: the runtime, which may read more than they may,
+must read nothing for them that they could not read themselves. So it sends only regular files
+directly in ``outbox/``, opens the directory and each file without following a link, reads a
+file through the descriptor it checked (never by its name again), and refuses a file with a
+second name (a hard link may name a file the runtime may read and the tools may not). A device
+or a pipe is refused unread (opened without blocking). At most ``MAX_FILES`` files, each up to
+``MAX_FILE_BYTES`` (what Telegram takes from a bot), the rest named in ``files_not_sent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import stat
+import unicodedata
+from typing import BinaryIO
+
+from session_core import (
+    SessionKey,
+    StagedAttachment,
+    UnsentFile,
+    UnsentReason,
+    get_logger,
+    outbox_key,
+    safe_file_name,
+    unused_file_name,
+)
+
+from ._collaborators import S3Objects
+from ._workspace import SessionWorkspace
+
+log = get_logger(__name__)
+
+OUTBOX = "outbox"
+MAX_FILES = 10
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_MAX_SHOWN_NAME_CHARS = 100
+
+Sent = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
+
+
+async def send_outbox(
+    s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
+) -> Sent:
+    """Copy the outbox's files to S3 and say which were sent and which not (and why)."""
+    return await asyncio.to_thread(_send_outbox, s3, bucket, key, turn_id, workspace)
+
+
+def _send_outbox(
+    s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
+) -> Sent:
+    outbox = _open_outbox(workspace)
+    if outbox is None:
+        return (), ()
+    sent: list[StagedAttachment] = []
+    unsent: list[UnsentFile] = []
+    used: set[str] = set()
+    try:
+        for name in sorted(os.listdir(outbox)):
+            shown = _shown_name(name)
+            opened = _open_own_file(outbox, name)
+            if isinstance(opened, str):
+                unsent.append(UnsentFile(file_name=shown, reason=opened))
+                continue
+            file, size = opened
+            with file:
+                if len(sent) == MAX_FILES:
+                    unsent.append(UnsentFile(file_name=shown, reason="too_many"))
+                    continue
+                # What it held when checked: a tool still writing cannot make it any bigger.
+                data = file.read(size)
+            safe_name = unused_file_name(safe_file_name(name, f"file-{len(sent) + 1}"), used)
+            s3_key = outbox_key(key, turn_id, safe_name)
+            mime_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            try:
+                s3.put_object(Bucket=bucket, Key=s3_key, Body=data, ContentType=mime_type)
+            except Exception as exc:  # botocore ClientError / BotoCoreError, after its retries
+                # The answer is paid for and must be recorded: the file is named as not sent.
+                log.warning("turn.outbox_upload_failed", error_type=type(exc).__name__)
+                unsent.append(UnsentFile(file_name=shown, reason="failed"))
+                continue
+            sent.append(StagedAttachment(s3_key=s3_key, file_name=shown, mime_type=mime_type, size=len(data)))
+    finally:
+        os.close(outbox)
+    if sent or unsent:
+        log.info("turn.outbox", sent=len(sent), not_sent=len(unsent))
+    return tuple(sent), tuple(unsent)
+
+
+def _open_outbox(workspace: SessionWorkspace) -> int | None:
+    """The outbox directory, opened without following a link (None: there is none to send)."""
+    try:
+        cwd = os.open(workspace.cwd, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.open(OUTBOX, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cwd)
+    except OSError:  # none, or a link or a file in its place: nothing is sent
+        return None
+    finally:
+        os.close(cwd)
+
+
+def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReason:
+    """Regular file ``name`` in the outbox, open, and its size; why it is not sent otherwise:
+    "too_large", or "not_a_file" (a link, a directory, a pipe, a device, a file of two names)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=outbox)
+    except OSError:
+        return "not_a_file"
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_size <= MAX_FILE_BYTES:
+        return os.fdopen(fd, "rb"), info.st_size
+    os.close(fd)
+    return "too_large" if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 else "not_a_file"
+
+
+def _shown_name(name: str) -> str:
+    """The name the user sees: the tool's, without what a chat cannot show (control and
+    format characters), at most 100 characters with its extension kept."""
+    kept = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    if len(kept) > _MAX_SHOWN_NAME_CHARS:
+        stem, extension = os.path.splitext(kept)
+        kept = stem[: _MAX_SHOWN_NAME_CHARS - len(extension)] + extension
+    return kept or "file"

@@ -1,0 +1,76 @@
+"""Files the agent sends: what a turn's tools leave in ``outbox/`` reaches S3 and the turn's
+result, once; what is not a plain file of the agent's own is named, never read."""
+
+from __future__ import annotations
+
+import pytest
+from session_core import SessionKey, outbox_key
+
+pytestmark = pytest.mark.slow
+
+KEY = "default/3001/0"
+
+
+def _object(aws, key: str) -> bytes:
+    return aws.s3.get_object(Bucket=aws.resources.bucket, Key=key)["Body"].read()
+
+
+def test_files_the_agent_leaves_in_its_outbox_go_with_the_answer_once(
+    aws, make_runtime, turn_request
+) -> None:
+    runtime = make_runtime()
+    made = runtime.run_turn(
+        turn_request(
+            "bash: mkdir -p outbox && printf 'city,people\\nOslo,709037\\n' > outbox/table.csv"
+            " && printf '\\211PNG chart' > 'outbox/chart (final).png' && echo made",
+            turn_id=1,
+            session_key=KEY,
+        )
+    )
+    later = runtime.run_turn(turn_request("thanks", turn_id=2, session_key=KEY))
+
+    assert made.ok and "made" in made.text, made
+    shown = [(f.file_name, f.mime_type, f.size) for f in made.files]
+    assert shown == [("chart (final).png", "image/png", 10), ("table.csv", "text/csv", 24)]
+    session = SessionKey.parse(KEY)
+    assert [f.s3_key for f in made.files] == [
+        outbox_key(session, 1, "chart_final_.png"),
+        outbox_key(session, 1, "table.csv"),
+    ]
+    assert _object(aws, made.files[1].s3_key) == b"city,people\nOslo,709037\n"
+    assert made.files_not_sent == ()
+    assert later.ok and later.files == ()  # sent with the first answer, not again
+
+
+def test_only_plain_files_of_the_agents_own_are_sent_and_the_rest_are_named(
+    aws, make_runtime, turn_request
+) -> None:
+    command = (
+        "bash: mkdir -p outbox/folder && o=outbox"
+        # (Landlock refuses a hard link to a file outside the directory: EXDEV)
+        " && ln -s /etc/hostname $o/link && echo secret > $o/original && ln $o/original $o/second-name"
+        " && mkfifo $o/pipe && truncate -s 51M $o/huge.bin"
+        " && for i in 01 02 03 04 05 06 07 08 09 10 11; do echo $i > $o/n$i.txt; done && echo ready"
+    )
+    result = make_runtime().run_turn(turn_request(command, turn_id=1, session_key=KEY))
+
+    assert result.ok and "ready" in result.text, result
+    assert [f.file_name for f in result.files] == [f"n{i:02d}.txt" for i in range(1, 11)]
+    assert {(f.file_name, f.reason) for f in result.files_not_sent} == {
+        ("folder", "not_a_file"),
+        ("huge.bin", "too_large"),
+        ("link", "not_a_file"),
+        ("n11.txt", "too_many"),
+        ("original", "not_a_file"),  # a file of two names: either may be one the agent cannot read
+        ("pipe", "not_a_file"),  # opened without waiting for a writer: the turn did not hang
+        ("second-name", "not_a_file"),
+    }
+
+
+def test_an_outbox_that_is_a_link_sends_nothing_from_where_it_points(aws, make_runtime, turn_request) -> None:
+    result = make_runtime().run_turn(
+        turn_request("bash: ln -s /etc outbox && echo linked", turn_id=1, session_key=KEY)
+    )
+
+    assert result.ok and "linked" in result.text, result
+    assert (result.files, result.files_not_sent) == ((), ())
