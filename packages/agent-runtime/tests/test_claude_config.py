@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from agent_runtime import ClaudeConfigError, load_claude_config
+from agent_runtime._builtin_tools import KNOWN_TOOL_NAMES
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
 
@@ -75,6 +76,34 @@ def test_tool_of_an_undefined_mcp_server_is_refused(config_dir: Path) -> None:
     with pytest.raises(ClaudeConfigError, match="nowhere") as caught:
         load_claude_config(config_dir, environ={})
     assert caught.value.field.startswith("main.tools[")
+
+
+def test_a_misspelt_tool_of_a_subagent_is_named_and_no_rule_for_it_passes(config_dir: Path) -> None:
+    """The CLI would give the subagent no such tool without a word; and while its tools count as
+    the agents' tools, a rule asking before "Reed" would pass, and Read would run unasked."""
+    edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"]["tools"].__setitem__(1, "Reed"))
+    rules = [{"tool": "Read"}, {"tool": "Reed"}]
+    (config_dir / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert [(Path(p.file).name, p.field, p.reason) for p in caught.value.problems] == [
+        ("agents.json", "agents.summarizer.tools[1]", "unknown tool 'Reed' (did you mean 'Read'?)"),
+        (
+            "approvals.json",
+            "require_approval[1].tool",
+            "'Reed' matches no built-in tool of Claude Code (did you mean 'Read'?); "
+            "a misspelt name would let that tool run without asking",
+        ),
+    ]
+
+
+def test_a_subagent_may_name_every_built_in_tool_and_the_tools_of_mcp_json(config_dir: Path) -> None:
+    tools = [*sorted(KNOWN_TOOL_NAMES), "mcp__agentbot-tools__word_count", "mcp__deepwiki__ask_question"]
+    edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].update(tools=tools))
+    (agent,) = load_claude_config(config_dir, environ={}).agents
+    assert agent.tools == tuple(tools)
 
 
 def test_unknown_mcp_type_names_the_server(config_dir: Path) -> None:

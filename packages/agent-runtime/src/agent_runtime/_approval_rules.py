@@ -20,7 +20,6 @@ A grant ("Always in this chat") is a rule of the same shape in one string: ``Wri
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import re
@@ -30,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES
+from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES, did_you_mean
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 
@@ -151,8 +150,7 @@ def _check_names_a_tool(
     known = KNOWN_TOOL_NAMES if agent_tools is None else agent_tools
     if any(fnmatch.fnmatchcase(tool, pattern) for tool in known):
         return
-    close = difflib.get_close_matches(pattern, sorted(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(pattern, known)
     if agent_tools is None:  # main.tools unset: the agents have the CLI's whole set
         matches = f"no built-in tool of Claude Code{hint}"
     else:

@@ -4,6 +4,9 @@ CLI, so an SDK upgrade that adds or drops a tool fails there."""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 # What the CLI lists when asked for every tool by name (its default set, plus Glob, Grep and
 # the task-list tools, which it gives only when named).
 BUILTIN_TOOLS = frozenset(
@@ -47,3 +50,9 @@ NOT_LISTED = frozenset({"AskUserQuestion", "EnterPlanMode", "ExitPlanMode"})
 MCP_RESOURCE_TOOLS = frozenset({"ListMcpResourcesTool", "ReadMcpResourceDirTool", "ReadMcpResourceTool"})
 # Every name a rule in approvals.json may use for a built-in tool
 KNOWN_TOOL_NAMES = BUILTIN_TOOLS | TOOL_ALIASES.keys() | NOT_LISTED | MCP_RESOURCE_TOOLS
+
+
+def did_you_mean(name: str, known: Iterable[str] = KNOWN_TOOL_NAMES) -> str:
+    """`` (did you mean 'Edit'?)`` for the known name closest to a misspelt ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

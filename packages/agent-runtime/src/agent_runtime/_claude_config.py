@@ -23,7 +23,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +31,7 @@ import msgspec
 import yaml
 
 from ._approval_rules import ApprovalRules, load_approval_rules
+from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 from ._mcp_commands import ProgramLookup, check_mcp_command
@@ -197,15 +198,23 @@ def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
 
 
 def _check_tools(
-    tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str] | None, problems: ConfigProblems
+    tools: tuple[str, ...],
+    file: Path,
+    field: str,
+    mcp_names: set[str] | None,
+    problems: ConfigProblems,
+    builtins: Collection[str] | None = None,
 ) -> None:
     for index, tool in enumerate(tools):
         with problems.part():
-            _check_tool(tool, file, f"{field}[{index}]", mcp_names)
+            _check_tool(tool, file, f"{field}[{index}]", mcp_names, builtins)
 
 
-def _check_tool(tool: str, file: Path, where: str, mcp_names: set[str] | None) -> None:
-    """``mcp_names``: the servers mcp.json defines (None: not known, mcp.json has problems)."""
+def _check_tool(
+    tool: str, file: Path, where: str, mcp_names: set[str] | None, builtins: Collection[str] | None
+) -> None:
+    """``mcp_names``: the servers mcp.json defines (None: not known, mcp.json has problems);
+    ``builtins``: the built-in tool names it may be (None: not checked here)."""
     if any(ch in tool for ch in "*?[]"):
         raise ClaudeConfigError(str(file), where, f"{tool!r} is a wildcard; list each tool by its full name")
     mcp = _MCP_TOOL.fullmatch(tool)
@@ -220,6 +229,11 @@ def _check_tool(tool: str, file: Path, where: str, mcp_names: set[str] | None) -
                 where,
                 f"{tool!r} names MCP server {mcp.group(1)!r}, which mcp.json does not define",
             )
+    elif builtins is not None and tool not in builtins:
+        # The CLI would leave the tool out without a word, and approvals.json's rules are
+        # checked against these names: a rule for the misspelt one would pass.
+        hint = did_you_mean(tool, builtins) or " (no built-in tool of Claude Code has that name)"
+        raise ClaudeConfigError(str(file), where, f"unknown tool {tool!r}{hint}")
     elif not _BUILTIN_TOOL.fullmatch(tool):
         raise ClaudeConfigError(str(file), where, f"{tool!r} is not a tool name")
 
@@ -296,7 +310,7 @@ def _subagent(
     tools = None
     if "tools" in spec:
         tools = _string_list(spec["tools"], file, f"{field}.tools")
-        _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
+        _check_tools(tools, file, f"{field}.tools", mcp_names, problems, KNOWN_TOOL_NAMES)
     model = spec.get("model")
     if model is not None and not isinstance(model, str):
         raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
