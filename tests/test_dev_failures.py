@@ -48,7 +48,7 @@ def test_a_configuration_problem_a_turn_met_is_shown_once_per_run(tmp_path: Path
     }
     tool = {
         "event": "turn.tool_unavailable",
-        "tool": "Bassh",
+        "tool": "WebSearch",
         "fix": "claude-config/agents.json: main.tools[8]",
     }
     with log.open("a") as out:
@@ -56,7 +56,7 @@ def test_a_configuration_problem_a_turn_met_is_shown_once_per_run(tmp_path: Path
     assert reasons.take_warnings() == [
         "MCP server 'deepwiki' failed: the agent ran without its tools (is it reachable from here? "
         "see claude-config/mcp.json: mcpServers.deepwiki)",
-        "the CLI has no tool 'Bassh': the agent ran without it "
+        "the CLI left out tool 'WebSearch': the agent ran without it "
         "(check claude-config/agents.json: main.tools[8])",
     ]
     with log.open("a") as out:  # the next turns log the same again

@@ -56,6 +56,7 @@ def _one_failure_line(done: subprocess.CompletedProcess[str]) -> str:
         ("agents.json is not JSON", "agents.json", "invalid JSON at line 1"),
         ("a subagent names an undefined MCP server", "agents.json: agents.summarizer.tools[0]", "mcp.json"),
         ("a subagent names a misspelt tool", "agents.summarizer.tools[0]: unknown tool 'Reed'", "'Read'?"),
+        ("the main agent names a misspelt tool", "main.tools[0]: unknown tool 'Bassh'", "'Bash'?"),
         ("a skill without description", "SKILL.md: description", "is required"),
         ("a command MCP server whose program is missing", "mcp.json: mcpServers.github.command", "npx"),
     ],
@@ -73,6 +74,10 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
     elif breakage == "a subagent names a misspelt tool":
         agents = json.loads((config / "agents.json").read_text())
         agents["agents"]["summarizer"]["tools"] = ["Reed"]
+        (config / "agents.json").write_text(json.dumps(agents))
+    elif breakage == "the main agent names a misspelt tool":
+        agents = json.loads((config / "agents.json").read_text())
+        agents["main"]["tools"][0] = "Bassh"
         (config / "agents.json").write_text(json.dumps(agents))
     elif breakage == "a command MCP server whose program is missing":
         mcp = json.loads((config / "mcp.json").read_text())

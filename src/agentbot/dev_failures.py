@@ -1,6 +1,6 @@
 """What the functions' log tells `agentbot dev`'s progress lines: why the consumer failed an
 update, and the configuration problems a turn met (an MCP server that could not start, a
-tool name the CLI does not know).
+tool the CLI left out).
 
 The functions say so in their log (the consumer's ``record_retry`` / ``record_failed``, bound
 to the update's id, the reason free of secrets and user text; the runtime's
@@ -93,7 +93,7 @@ def _warning_of(entry: dict[str, Any]) -> str:
     fix = _shortened(str(entry.get("fix") or "claude-config"))
     if entry.get("event") == "turn.tool_unavailable":
         tool = _shortened(str(entry.get("tool")))
-        return f"the CLI has no tool {tool!r}: the agent ran without it (check {fix})"
+        return f"the CLI left out tool {tool!r}: the agent ran without it (check {fix})"
     server, status = _shortened(str(entry.get("server"))), _shortened(str(entry.get("status")))
     return (
         f"MCP server {server!r} {status}: the agent ran without its tools "

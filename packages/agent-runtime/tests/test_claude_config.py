@@ -106,6 +106,31 @@ def test_a_subagent_may_name_every_built_in_tool_and_the_tools_of_mcp_json(confi
     assert agent.tools == tuple(tools)
 
 
+def test_a_misspelt_tool_of_the_main_agent_is_named_at_load_not_at_the_first_turn(config_dir: Path) -> None:
+    """Not a warning in the log of a turn that ran without Bash, or with WebFetch left offered."""
+
+    def misspelt(agents: dict[str, Any]) -> None:
+        agents["main"]["tools"].insert(0, "Bassh")
+        agents["main"]["allowed_tools"].insert(1, "Grepp")
+        agents["main"]["disallowed_tools"] = ["WebFetchh", "read_file"]
+
+    edit_json(config_dir / "agents.json", misspelt)
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert [(Path(p.file).name, p.field, p.reason) for p in caught.value.problems] == [
+        ("agents.json", "main.tools[0]", "unknown tool 'Bassh' (did you mean 'Bash'?)"),
+        ("agents.json", "main.allowed_tools[1]", "unknown tool 'Grepp' (did you mean 'Grep'?)"),
+        ("agents.json", "main.disallowed_tools[0]", "unknown tool 'WebFetchh' (did you mean 'WebFetch'?)"),
+        (
+            "agents.json",
+            "main.disallowed_tools[1]",
+            "unknown tool 'read_file' (no built-in tool of Claude Code has that name)",
+        ),
+    ]
+
+
 def test_unknown_mcp_type_names_the_server(config_dir: Path) -> None:
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(type="websocket"))
     with pytest.raises(ClaudeConfigError, match="websocket") as caught:

@@ -193,9 +193,10 @@ def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_l
     (config / "mcp.json").write_text(json.dumps(mcp))
     agents = json.loads((config / "agents.json").read_text())
     shipped = list(agents["main"]["tools"])
-    # A misspelt Bash (the CLI drops it silently); KillShell, which the CLI lists as TaskStop;
-    # ExitPlanMode, which it lists only with a permission-prompt tool; one disallowed on purpose.
-    agents["main"]["tools"] = [*shipped, "Bassh", "KillShell", "ExitPlanMode", "WebFetch"]
+    # A known tool the CLI drops silently (no server here offers resources); KillShell, which
+    # the CLI lists as TaskStop; ExitPlanMode, which it lists only with a permission-prompt
+    # tool; one disallowed on purpose.
+    agents["main"]["tools"] = [*shipped, "ListMcpResourcesTool", "KillShell", "ExitPlanMode", "WebFetch"]
     agents["main"]["disallowed_tools"] = ["WebFetch"]
     (config / "agents.json").write_text(json.dumps(agents))
     monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
@@ -216,10 +217,10 @@ def test_an_mcp_server_or_a_tool_the_cli_cannot_give_the_agent_is_named_in_the_l
         ("exits-at-once", "failed", f"{config}/mcp.json: mcpServers.exits-at-once"),
         ("deepwiki", "failed", f"{config}/mcp.json: mcpServers.deepwiki"),
     }
-    # Every tool the shipped claude-config names is one the bundled CLI has; only the misspelt
-    # one is named.
+    # Every tool the shipped claude-config names is one the bundled CLI gives; only the one it
+    # left out is named.
     unknown = {(line["tool"], line["fix"]) for line in logged if line.get("event") == "turn.tool_unavailable"}
-    assert unknown == {("Bassh", f"{config}/agents.json: main.tools[{len(shipped)}]")}
+    assert unknown == {("ListMcpResourcesTool", f"{config}/agents.json: main.tools[{len(shipped)}]")}
 
 
 def test_two_sessions_in_one_warm_runtime_cannot_read_each_others_files(

@@ -23,7 +23,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,8 +38,7 @@ from ._mcp_commands import ProgramLookup, check_mcp_command
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
 _MCP_TYPES = ("stdio", "http", "sse")
-# A full tool name: a built-in (Bash, Read, ...) or mcp__<server>__<tool>. No patterns.
-_BUILTIN_TOOL = re.compile(r"[A-Z][A-Za-z0-9]*")
+# A full MCP tool name (a built-in one is one of KNOWN_TOOL_NAMES). No patterns.
 _MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -198,23 +197,15 @@ def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
 
 
 def _check_tools(
-    tools: tuple[str, ...],
-    file: Path,
-    field: str,
-    mcp_names: set[str] | None,
-    problems: ConfigProblems,
-    builtins: Collection[str] | None = None,
+    tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str] | None, problems: ConfigProblems
 ) -> None:
     for index, tool in enumerate(tools):
         with problems.part():
-            _check_tool(tool, file, f"{field}[{index}]", mcp_names, builtins)
+            _check_tool(tool, file, f"{field}[{index}]", mcp_names)
 
 
-def _check_tool(
-    tool: str, file: Path, where: str, mcp_names: set[str] | None, builtins: Collection[str] | None
-) -> None:
-    """``mcp_names``: the servers mcp.json defines (None: not known, mcp.json has problems);
-    ``builtins``: the built-in tool names it may be (None: not checked here)."""
+def _check_tool(tool: str, file: Path, where: str, mcp_names: set[str] | None) -> None:
+    """``mcp_names``: the servers mcp.json defines (None: not known, mcp.json has problems)."""
     if any(ch in tool for ch in "*?[]"):
         raise ClaudeConfigError(str(file), where, f"{tool!r} is a wildcard; list each tool by its full name")
     mcp = _MCP_TOOL.fullmatch(tool)
@@ -229,13 +220,12 @@ def _check_tool(
                 where,
                 f"{tool!r} names MCP server {mcp.group(1)!r}, which mcp.json does not define",
             )
-    elif builtins is not None and tool not in builtins:
-        # The CLI would leave the tool out without a word, and approvals.json's rules are
-        # checked against these names: a rule for the misspelt one would pass.
-        hint = did_you_mean(tool, builtins) or " (no built-in tool of Claude Code has that name)"
+    elif tool not in KNOWN_TOOL_NAMES:
+        # The CLI would leave the tool out without a word (or, in disallowed_tools, not hide
+        # the one meant), and approvals.json's rules are checked against these names: a rule
+        # for the misspelt one would pass.
+        hint = did_you_mean(tool) or " (no built-in tool of Claude Code has that name)"
         raise ClaudeConfigError(str(file), where, f"unknown tool {tool!r}{hint}")
-    elif not _BUILTIN_TOOL.fullmatch(tool):
-        raise ClaudeConfigError(str(file), where, f"{tool!r} is not a tool name")
 
 
 def _load_agents(
@@ -310,7 +300,7 @@ def _subagent(
     tools = None
     if "tools" in spec:
         tools = _string_list(spec["tools"], file, f"{field}.tools")
-        _check_tools(tools, file, f"{field}.tools", mcp_names, problems, KNOWN_TOOL_NAMES)
+        _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
     model = spec.get("model")
     if model is not None and not isinstance(model, str):
         raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")

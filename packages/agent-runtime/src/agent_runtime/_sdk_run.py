@@ -243,8 +243,11 @@ def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None
 
 
 def _log_unknown_tools(init: dict[str, Any], main: MainAgentPolicy, config_root: str) -> None:
-    """A built-in tool ``main.tools`` names that the CLI does not have (a misspelt "Bassh", one
-    a later CLI dropped) is left out without a word: the operator reads which one here."""
+    """A built-in tool ``main.tools`` names that the CLI does not give in this run is left out
+    without a word: the operator reads which one here. A name the bundled CLI does not have at
+    all (a misspelt "Bassh") stops the start instead (_claude_config); only the run knows of a
+    known tool the CLI withholds under the runtime's settings (WebSearch on Bedrock) or for
+    want of what it needs (the MCP resource tools, without a server that offers resources)."""
     present = init.get("tools")
     if main.tools is None or not isinstance(present, list):
         return
