@@ -330,6 +330,10 @@ def build_cli_environment(
         # later turns (the system prompt is the operator's).
         "CLAUDE_CODE_DISABLE_CLAUDE_MDS": "1",
         "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
+        # No cross-session messaging (the CLI's switch for it): otherwise the CLI listens on a
+        # Unix socket in TMPDIR, and whatever a tool writes there, without even the token,
+        # reaches the model as a message from "another Claude session". Nothing here uses it.
+        "CLAUDE_CODE_HARBOR_KITE": "0",
         "CLAUDE_CODE_MAX_RETRIES": str(settings.model_max_retries),
         "API_TIMEOUT_MS": str(settings.model_timeout_ms),
         **model_env,
