@@ -15,6 +15,7 @@ from telegram_core import (
     BotApi,
     TelegramApiError,
     TelegramBadMarkup,
+    TelegramBadPhoto,
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramChatUnavailable,
@@ -53,6 +54,7 @@ def failure(code: int, description: str, **parameters: Any) -> bytes:
             False,
         ),
         (400, failure(400, "Bad Request: file is too big"), TelegramFileTooBig, False),
+        (400, failure(400, "Bad Request: PHOTO_INVALID_DIMENSIONS"), TelegramBadPhoto, False),
         (403, failure(403, "Forbidden: bot was blocked by the user"), TelegramForbidden, False),
         (401, failure(401, "Unauthorized"), TelegramUnauthorized, False),
         (400, failure(400, "Bad Request: chat not found"), TelegramBadRequest, False),
@@ -231,3 +233,107 @@ def test_a_download_above_the_limit_is_file_too_big() -> None:
     assert api.download("documents/a.bin") == b"0123456789"
     with pytest.raises(TelegramFileTooBig):
         api.download("documents/a.bin", max_bytes=4)
+
+
+def form(request: httpx.Request) -> dict[str, Any]:
+    """The fields of a multipart/form-data request; a file field as (file name, type, bytes)."""
+    import email.parser
+    import email.policy
+
+    head = f"content-type: {request.headers['content-type']}\r\n\r\n".encode()
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + request.read())
+    fields: dict[str, Any] = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if part.get_filename() is None:
+            fields[name] = payload.decode()
+        else:
+            fields[name] = (part.get_filename(), part.get_content_type(), payload)
+    return fields
+
+
+OK_MESSAGE = (200, b'{"ok": true, "result": {"message_id": 77}}')
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_an_image_goes_as_a_photo_upload_in_the_topic_quoting_the_message() -> None:
+    handle, seen = scripted(OK_MESSAGE)
+    api, _ = client(handle)
+    message_id = api.send_file(5, "chart.png", PNG, mime_type="image/png", thread_id=3, reply_to_message_id=9)
+    assert message_id == 77
+    assert str(seen[0].url) == f"http://bot.test/bot{TOKEN}/sendPhoto"
+    assert seen[0].headers["content-type"].startswith("multipart/form-data; boundary=")
+    sent = form(seen[0])
+    assert sent["photo"] == ("chart.png", "image/png", PNG)
+    assert sent["chat_id"] == "5" and sent["message_thread_id"] == "3"
+    assert json.loads(sent["reply_parameters"]) == {"message_id": 9, "allow_sending_without_reply": True}
+    assert "caption" not in sent
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "size"),
+    [
+        ("text/csv", 10),
+        (None, 10),
+        ("image/gif", 10),
+        ("image/svg+xml", 10),
+        ("image/png", 10 * 1024 * 1024 + 1),
+    ],
+)
+def test_anything_telegram_does_not_show_inline_goes_as_a_document(mime_type: str | None, size: int) -> None:
+    handle, seen = scripted(OK_MESSAGE)
+    api, _ = client(handle)
+    content = b"x" * size
+    assert api.send_file(5, "data.bin", content, mime_type=mime_type, caption="here") == 77
+    assert str(seen[0].url).endswith("/sendDocument")
+    sent = form(seen[0])
+    assert sent["document"] == ("data.bin", mime_type or "application/octet-stream", content)
+    assert sent["caption"] == "here" and "message_thread_id" not in sent and "reply_parameters" not in sent
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Bad Request: PHOTO_INVALID_DIMENSIONS",
+        "Bad Request: IMAGE_PROCESS_FAILED",
+        "Bad Request: something Telegram gives no name for",
+    ],
+)
+def test_a_photo_telegram_refuses_goes_again_as_a_document(description: str) -> None:
+    handle, seen = scripted((400, failure(400, description)), OK_MESSAGE)
+    api, waits = client(handle)
+    assert api.send_file(5, "wide.png", PNG, mime_type="image/png", thread_id=3) == 77
+    assert [str(r.url).rsplit("/", 1)[1] for r in seen] == ["sendPhoto", "sendDocument"]
+    assert form(seen[1])["document"] == ("wide.png", "image/png", PNG)
+    assert form(seen[1])["message_thread_id"] == "3" and waits == []
+
+
+def test_a_photo_refused_for_the_chat_is_not_sent_again_as_a_document() -> None:
+    handle, seen = scripted((400, failure(400, "Bad Request: TOPIC_CLOSED")))
+    api, _ = client(handle)
+    with pytest.raises(TelegramChatUnavailable):
+        api.send_file(5, "chart.png", PNG, mime_type="image/png", thread_id=3)
+    assert len(seen) == 1
+
+
+def test_an_upload_is_retried_like_any_call_with_the_same_bytes() -> None:
+    handle, seen = scripted(
+        (429, failure(429, "Too Many Requests", retry_after=2)),
+        (502, failure(502, "Bad Gateway")),
+        OK_MESSAGE,
+    )
+    api, waits = client(handle)
+    assert api.send_file(5, "report.csv", b"a,b\n1,2\n", mime_type="text/csv") == 77
+    assert waits == [2.0, 1.0]
+    assert [form(r)["document"] for r in seen] == [("report.csv", "text/csv", b"a,b\n1,2\n")] * 3
+
+
+def test_an_upload_that_cannot_reach_telegram_names_no_token() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.WriteError(f"broken pipe to {request.url}", request=request)
+
+    api, _ = client(refuse, max_attempts=2)
+    with pytest.raises(TelegramNetworkError) as caught:
+        api.send_file(5, "report.csv", b"a,b\n", mime_type="text/csv")
+    assert caught.value.method == "sendDocument" and TOKEN not in str(caught.value)

@@ -14,7 +14,16 @@ if TYPE_CHECKING:
         revoke_button_of,
         revoke_callback_data,
     )
-    from ._bot_api import MAX_DOWNLOAD_BYTES, TELEGRAM_API_BASE, BotApi, check_response, error_for
+    from ._bot_api import (
+        MAX_DOWNLOAD_BYTES,
+        MAX_PHOTO_BYTES,
+        MAX_UPLOAD_BYTES,
+        PHOTO_MIME_TYPES,
+        TELEGRAM_API_BASE,
+        BotApi,
+        check_response,
+        error_for,
+    )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
     from ._errors import (
         TelegramApiError,
         TelegramBadMarkup,
+        TelegramBadPhoto,
         TelegramBadRequest,
         TelegramChatMigrated,
         TelegramChatUnavailable,
@@ -57,6 +67,9 @@ __all__ = [
     "CHAT_SETTINGS_SK",
     "ENVELOPE_VERSION",
     "MAX_DOWNLOAD_BYTES",
+    "MAX_PHOTO_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "PHOTO_MIME_TYPES",
     "REVOKE_CALLBACK_PREFIX",
     "STOP_CALLBACK_PREFIX",
     "TELEGRAM_API_BASE",
@@ -75,6 +88,7 @@ __all__ = [
     "RevokeButton",
     "TelegramApiError",
     "TelegramBadMarkup",
+    "TelegramBadPhoto",
     "TelegramBadRequest",
     "TelegramChatMigrated",
     "TelegramChatUnavailable",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from session_core import MessageDecodeError, decode_json, encode_json, get_logger
@@ -19,6 +19,7 @@ from session_core import MessageDecodeError, decode_json, encode_json, get_logge
 from ._errors import (
     TelegramApiError,
     TelegramBadMarkup,
+    TelegramBadPhoto,
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramChatUnavailable,
@@ -36,12 +37,22 @@ log = get_logger(__name__)
 # The one place the real Bot API's address is written; tests and `agentbot dev` pass their own.
 TELEGRAM_API_BASE = "https://api.telegram.org"
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+# What a bot may upload: any file up to 50 MB as a document; an image Telegram shows inline
+# (these types, up to 10 MB) as a photo.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+PHOTO_MIME_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
 # Telegram says which bad request it is only in the description; read here, nowhere else.
 _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     (("message is too long",), TelegramMessageTooLong),
     (("can't parse entities", "can't find end tag"), TelegramBadMarkup),
     (("file is too big",), TelegramFileTooBig),  # getFile above the 20 MB download limit
+    # an uploaded photo Telegram cannot process or show (a document of the same file goes)
+    (
+        ("photo_invalid", "image_process_failed", "photo_save_file_invalid", "photo_ext_invalid"),
+        TelegramBadPhoto,
+    ),
     (("topic_closed", "topic_deleted", "message thread not found"), TelegramChatUnavailable),
     (("not enough rights to send", "have no rights to send"), TelegramChatUnavailable),
 )
@@ -145,10 +156,22 @@ class BotApi:
         Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``), 5xx
         and network errors up to ``attempts`` times in all; raises TelegramApiError.
         """
+        body = encode_json(dict(params))
+        return self._with_retries(
+            method,
+            lambda: self._http.post(
+                self._method_url(method), content=body, headers={"content-type": "application/json"}
+            ),
+            attempts,
+        )
+
+    def _with_retries(
+        self, method: str, post: Callable[[], httpx.Response], attempts: int | None = None
+    ) -> Any:
         total = attempts or self._max_attempts
         for attempt in range(1, total + 1):
             try:
-                return self._call_once(method, params)
+                return self._answer_of(method, post)
             except TelegramApiError as error:
                 if not error.retryable or attempt == total:
                     raise
@@ -162,13 +185,12 @@ class BotApi:
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
-    def _call_once(self, method: str, params: Mapping[str, Any]) -> Any:
+    def _method_url(self, method: str) -> str:
+        return f"{self._base}/bot{self._token}/{method}"
+
+    def _answer_of(self, method: str, post: Callable[[], httpx.Response]) -> Any:
         try:
-            response = self._http.post(
-                f"{self._base}/bot{self._token}/{method}",
-                content=encode_json(dict(params)),
-                headers={"content-type": "application/json"},
-            )
+            response = post()
         except httpx.HTTPError as exc:
             # httpx messages can quote the URL, which holds the token: name the error class only.
             raise TelegramNetworkError(
@@ -229,6 +251,57 @@ class BotApi:
         if reply_markup is not None:
             params["reply_markup"] = dict(reply_markup)
         self.call("editMessageText", params)
+
+    def send_file(
+        self,
+        chat_id: int,
+        file_name: str,
+        content: bytes,
+        *,
+        mime_type: str | None,
+        thread_id: int = 0,
+        reply_to_message_id: int | None = None,
+        caption: str | None = None,
+    ) -> int:
+        """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``):
+        as a photo (sendPhoto) when Telegram shows it inline (``PHOTO_MIME_TYPES``, at most
+        ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
+        (TelegramBadPhoto, or a bad request it names no reason for) goes again as a document.
+        ``caption``: plain text under the file. Returns the message_id."""
+        fields: dict[str, str] = {"chat_id": str(chat_id)}
+        if thread_id:
+            fields["message_thread_id"] = str(thread_id)
+        if reply_to_message_id is not None:
+            fields["reply_parameters"] = encode_json(
+                {"message_id": reply_to_message_id, "allow_sending_without_reply": True}
+            ).decode()
+        if caption:
+            fields["caption"] = caption
+        if mime_type in PHOTO_MIME_TYPES and len(content) <= MAX_PHOTO_BYTES:
+            try:
+                return self._upload("photo", fields, file_name, content, mime_type)
+            except TelegramBadRequest as exc:
+                if exc.chat_unreachable or exc.kind not in ("bad_photo", "bad_request"):
+                    raise
+                log.warning("photo_sent_as_document", kind=exc.kind, error_code=exc.error_code)
+        return self._upload("document", fields, file_name, content, mime_type)
+
+    def _upload(
+        self,
+        field: Literal["photo", "document"],
+        fields: Mapping[str, str],
+        file_name: str,
+        content: bytes,
+        mime_type: str | None,
+    ) -> int:
+        method = "sendPhoto" if field == "photo" else "sendDocument"
+        upload: dict[str, tuple[str, bytes, str]] = {
+            field: (file_name, content, mime_type or "application/octet-stream")
+        }
+        result = self._with_retries(
+            method, lambda: self._http.post(self._method_url(method), data=dict(fields), files=upload)
+        )
+        return int(result["message_id"])
 
     def send_typing(self, chat_id: int, *, thread_id: int = 0) -> None:
         """Show "typing…" for up to 5 s; one attempt only (the next refresh is the retry)."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-# rate_limited: 429; server: 5xx; network: no answer; too_long / bad_html / file_too_big: the
-# bad requests a caller can repair; forbidden: 403 (blocked, kicked); chat_migrated / chat_unavailable:
-# the bad requests that say the bot cannot post there any more; unauthorized: 401 (token).
+# rate_limited: 429; server: 5xx; network: no answer; too_long / bad_html / file_too_big /
+# bad_photo: the bad requests a caller can repair; forbidden: 403 (blocked, kicked);
+# chat_migrated / chat_unavailable: the bad requests that say the bot cannot post there any
+# more; unauthorized: 401 (token).
 TelegramErrorKind = Literal[
     "rate_limited",
     "server",
@@ -19,6 +20,7 @@ TelegramErrorKind = Literal[
     "too_long",
     "bad_html",
     "file_too_big",
+    "bad_photo",
     "forbidden",
     "chat_migrated",
     "chat_unavailable",
@@ -96,6 +98,13 @@ class TelegramFileTooBig(TelegramBadRequest):
     """Raised when a file is above the Bot API's 20 MB download limit (``getFile`` or download)."""
 
     kind: TelegramErrorKind = "file_too_big"
+
+
+class TelegramBadPhoto(TelegramBadRequest):
+    """Raised when Telegram cannot show an uploaded image as a photo (its dimensions, its
+    format, its processing); the same file still goes as a document."""
+
+    kind: TelegramErrorKind = "bad_photo"
 
 
 class TelegramChatMigrated(TelegramBadRequest):
