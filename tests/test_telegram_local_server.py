@@ -15,6 +15,7 @@ from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
 from telegram_core import (
     BotApi,
     TelegramBadMarkup,
+    TelegramBadRequest,
     TelegramFileTooBig,
     TelegramMessageTooLong,
     TelegramNetworkError,
@@ -61,6 +62,73 @@ def test_serves_the_methods_the_bot_and_agentbot_dev_use(telegram) -> None:
         "getFile",
         "downloadFile",
     ]
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def test_uploads_are_recorded_saved_and_shown_like_telegram_messages(telegram) -> None:
+    bot = api(telegram)
+    seen = []
+    telegram.on_send = seen.append
+    photo_id = bot.send_file(
+        -100, "chart.png", PNG, mime_type="image/png", thread_id=7, reply_to_message_id=3
+    )
+    doc_id = bot.send_file(-100, 'data "v2".csv', b"a,b\r\n1,2\r\n", mime_type="text/csv", caption="the data")
+    photo, document = telegram.sent_files(-100)
+    assert (photo.method, photo.file_name, photo.mime_type, photo.content()) == (
+        "sendPhoto",
+        "chart.png",
+        "image/png",
+        PNG,
+    )
+    assert photo.message["message_id"] == photo_id and photo.message["message_thread_id"] == 7
+    assert (
+        photo.message["reply_to_message"]["message_id"] == 3 and photo.message["photo"][0]["file_size"] == 264
+    )
+    assert document.message["message_id"] == doc_id and document.message["caption"] == "the data"
+    assert document.message["document"]["file_name"] == 'data "v2".csv'
+    assert document.content() == b"a,b\r\n1,2\r\n" and document.size == 10
+    # saved as a file of its own, named after the message, nowhere but the server's folder
+    assert document.path.name == f"{doc_id}-data_v2_.csv" and document.path.stat().st_mode & 0o077 == 0
+    assert seen[1]["_file"] == {
+        "name": 'data "v2".csv',
+        "mime_type": "text/csv",
+        "size": 10,
+        "path": str(document.path),
+    }
+    assert [m["message_id"] for m in telegram.sent_messages(-100)] == [photo_id, doc_id]
+    [call] = telegram.calls("sendDocument")  # recorded without its bytes
+    assert call.params["document"] == {"file_name": 'data "v2".csv', "mime_type": "text/csv", "size": 10}
+    assert call.params["caption"] == "the data"
+    telegram.stop()
+    assert not photo.path.exists()  # its own temporary folder goes with it
+
+
+def test_uploads_fail_like_telegram_and_take_injected_faults(telegram) -> None:
+    waits: list[float] = []
+    bot = api(telegram, sleep=waits.append)
+    telegram.inject("sendDocument", TelegramFault.retry_after_seconds(2))
+    telegram.inject("sendDocument", TelegramFault.server_error(502))
+    bot.send_file(1, "a.txt", b"hello", mime_type="text/plain")
+    assert [c.status for c in telegram.calls("sendDocument")] == [429, 502, 200] and waits == [2.0, 0.02]
+    # a photo Telegram cannot process (not an image, or an injected refusal) goes as a document
+    bot.send_file(1, "fake.png", b"not an image", mime_type="image/png")
+    telegram.inject("sendPhoto", TelegramFault.photo_invalid_dimensions())
+    bot.send_file(1, "wide.png", PNG, mime_type="image/png")
+    assert [c.status for c in telegram.calls("sendPhoto")] == [400, 400]
+    assert [f.method for f in telegram.sent_files(1)] == ["sendDocument"] * 3
+    with pytest.raises(TelegramBadRequest) as empty:
+        bot.call("sendDocument", {"chat_id": 1})
+    assert "there is no document" in empty.value.description
+
+
+def test_uploads_go_to_the_folder_it_is_given(tmp_path) -> None:
+    with LocalTelegram(files_dir=tmp_path / "sent") as telegram:
+        api(telegram).send_file(1, "../../etc/passwd", b"x", mime_type=None)
+        [sent] = telegram.sent_files()
+    assert sent.path.parent == tmp_path / "sent" and sent.path.name.endswith("-passwd")
+    assert sent.path.read_bytes() == b"x"  # kept after the server stops
 
 
 def test_get_updates_long_polls_queued_updates(telegram) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
     from ._sigv4 import LocalCredentials, signed_by
     from ._state import StateDirectory
-    from ._telegram import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
+    from ._telegram import TEST_BOT_TOKEN, LocalTelegram, SentFile, TelegramFault
     from ._unprivileged import (
         AGENT_USER,
         agent_user,
@@ -74,6 +74,7 @@ __all__ = [
     "ModelFault",
     "ModelServer",
     "ResourceNames",
+    "SentFile",
     "SqsEventSource",
     "StackResources",
     "StateDirectory",

@@ -4,7 +4,9 @@ Tests point the consumer's ``TELEGRAM_API_BASE`` at it; ``agentbot dev`` uses it
 terminal chat (``on_send`` sees every message the bot sends, ``push_update`` queues what the
 user types for ``getUpdates``). It answers like api.telegram.org does, including the errors
 the consumer must survive: 429 with ``retry_after``, 5xx, "message is too long" and
-"can't parse entities" (raised for real HTML mistakes as well as on request).
+"can't parse entities" (raised for real HTML mistakes as well as on request). Files the bot
+uploads (``sendDocument``, ``sendPhoto``: multipart/form-data) are written to ``files_dir``
+(``sent_files`` lists them); a photo that is no JPEG, PNG or WebP is refused as Telegram does.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import html.parser
 import itertools
 import json
+import os
+import re
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -19,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from ._loopback import LoopbackServer
@@ -26,6 +33,11 @@ from ._loopback import LoopbackServer
 TEST_BOT_TOKEN = "123456789:LOCAL-test-token-not-a-real-one"
 MAX_MESSAGE_UTF16 = 4096
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a document a bot uploads
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+# The images Telegram processes into photos, by their first bytes.
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+_UPLOAD_FIELDS = {"sendDocument": "document", "sendPhoto": "photo"}
 # Tags Telegram's HTML parse mode understands (https://core.telegram.org/bots/api#html-style).
 _ALLOWED_TAGS = frozenset(
     {
@@ -86,6 +98,37 @@ class TelegramFault:
     def cant_parse_entities(cls) -> TelegramFault:
         return cls(400, 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0')
 
+    @classmethod
+    def photo_invalid_dimensions(cls) -> TelegramFault:
+        """What sendPhoto answers for an image too long, too wide or too small to show."""
+        return cls(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file field of a multipart/form-data request, as the server parsed it."""
+
+    file_name: str
+    mime_type: str | None
+    content: bytes
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """A file the bot sent (``sendDocument`` or ``sendPhoto``): its message as Telegram
+    answered it (chat, topic, quoted message, caption), and where the server saved the bytes."""
+
+    method: str
+    message: dict[str, Any]
+    file_name: str
+    mime_type: str | None
+    size: int
+    path: Path
+
+    def content(self) -> bytes:
+        """The bytes the bot uploaded."""
+        return self.path.read_bytes()
+
 
 @dataclass
 class _File:
@@ -100,6 +143,7 @@ class _State:
     calls: list[BotApiCall] = field(default_factory=list)
     faults: dict[str, list[TelegramFault]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    sent_files: list[SentFile] = field(default_factory=list)
     files: dict[str, _File] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
@@ -124,7 +168,9 @@ class LocalTelegram(LoopbackServer):
 
     ``on_send(message)`` is called for every message the bot sends (after it is recorded);
     ``on_call(method, params)`` before any call is served (a test may inject a fault there);
-    ``validate_html`` rejects malformed ``parse_mode=HTML`` text like Telegram does.
+    ``validate_html`` rejects malformed ``parse_mode=HTML`` text like Telegram does;
+    ``files_dir``: where uploaded files are written (None: a temporary directory, removed
+    on ``stop``).
     """
 
     def __init__(
@@ -139,6 +185,7 @@ class LocalTelegram(LoopbackServer):
         group_limit_per_minute: int | None = None,
         on_draft: Callable[[dict[str, Any]], None] | None = None,
         on_edit: Callable[[dict[str, Any]], None] | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -150,6 +197,8 @@ class LocalTelegram(LoopbackServer):
         self.group_limit_per_minute = group_limit_per_minute
         self.on_draft = on_draft  # [H] called with every draft (agentbot dev's terminal chat)
         self.on_edit = on_edit  # [I] called with every edit that landed (the terminal chat)
+        self._files_dir = files_dir
+        self._own_files_dir: Path | None = None
         self._state = _State()
         self._lock = threading.Condition()
         self._message_ids = itertools.count(1000)
@@ -169,6 +218,9 @@ class LocalTelegram(LoopbackServer):
         with self._lock:
             self._lock.notify_all()
         super().stop()
+        if self._own_files_dir is not None:
+            shutil.rmtree(self._own_files_dir, ignore_errors=True)
+            self._own_files_dir = None
 
     # -- what tests and `agentbot dev` use ------------------------------------------------------
 
@@ -188,6 +240,13 @@ class LocalTelegram(LoopbackServer):
                 for m in self._state.sent
                 if (chat_id is None or m["chat"]["id"] == chat_id)
                 and (include_deleted or not m.get("_deleted"))
+            ]
+
+    def sent_files(self, chat_id: int | None = None) -> list[SentFile]:
+        """Files the bot sent successfully (to ``chat_id`` only, if given), in order."""
+        with self._lock:
+            return [
+                f for f in self._state.sent_files if chat_id is None or f.message["chat"]["id"] == chat_id
             ]
 
     def inject(self, method: str, fault: TelegramFault, *, times: int = 1) -> None:
@@ -295,12 +354,22 @@ class LocalTelegram(LoopbackServer):
             visible = _parse_html(text) if self.validate_html else text
         if _utf16_len(visible) > MAX_MESSAGE_UTF16:
             raise _ApiError(400, "Bad Request: message is too long")
+        message = self._new_message(chat_id, params)
+        message["text"] = visible
+        with self._lock:
+            self._state.sent.append({**message, "_params": params})
+        if self.on_send is not None:
+            self.on_send(message)
+        return message
+
+    def _new_message(self, chat_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        """A message the bot sends to ``chat_id``, in the topic and quoting the message the
+        parameters name, with their buttons; the caller adds its content."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "from": {"id": self.bot_id, "is_bot": True, "first_name": "Agent", "username": self.bot_username},
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
             "date": int(time.time()),
-            "text": visible,
         }
         if params.get("message_thread_id"):
             message["message_thread_id"] = _int_param(params, "message_thread_id")
@@ -312,11 +381,71 @@ class LocalTelegram(LoopbackServer):
             message["reply_to_message"] = {"message_id": reply["message_id"], "chat": message["chat"]}
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
-        with self._lock:
-            self._state.sent.append({**message, "_params": params})
-        if self.on_send is not None:
-            self.on_send(message)
         return message
+
+    def _send_file(self, method: str, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        field_name = _UPLOAD_FIELDS[method]
+        upload = params.get(field_name)
+        if not isinstance(upload, Upload):
+            raise _ApiError(400, f"Bad Request: there is no {field_name} in the request")
+        if not upload.content:
+            raise _ApiError(400, "Bad Request: file must be non-empty")
+        if len(upload.content) > MAX_UPLOAD_BYTES:
+            raise _ApiError(413, "Request Entity Too Large")
+        if field_name == "photo" and len(upload.content) > MAX_PHOTO_BYTES:
+            raise _ApiError(400, "Bad Request: PHOTO_SAVE_FILE_INVALID")
+        if field_name == "photo" and not _is_image(upload.content):
+            raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        self._count_group_send(chat_id, method)
+        message = self._new_message(chat_id, params)
+        file_id = f"file-{uuid.uuid4().hex[:12]}"
+        described = {
+            "file_id": file_id,
+            "file_unique_id": uuid.uuid4().hex[:8],
+            "file_size": len(upload.content),
+        }
+        if field_name == "photo":
+            message["photo"] = [described]
+        else:
+            message["document"] = {**described, "file_name": upload.file_name, "mime_type": upload.mime_type}
+        if params.get("caption"):
+            message["caption"] = str(params["caption"])
+        path = self._save(message["message_id"], upload)
+        sent = SentFile(method, message, upload.file_name, upload.mime_type, len(upload.content), path)
+        local = {
+            "name": upload.file_name,
+            "mime_type": upload.mime_type,
+            "size": sent.size,
+            "path": str(path),
+        }
+        with self._lock:
+            self._state.sent.append({**message, "_params": _recorded(params), "_file": local})
+            self._state.sent_files.append(sent)
+        if self.on_send is not None:
+            self.on_send({**message, "_file": local})
+        return message
+
+    def _send_document(self, params: dict[str, Any]) -> Any:
+        return self._send_file("sendDocument", params)
+
+    def _send_photo(self, params: dict[str, Any]) -> Any:
+        return self._send_file("sendPhoto", params)
+
+    def _save(self, message_id: int, upload: Upload) -> Path:
+        """Write an uploaded file as ``<message_id>-<its name, made harmless>`` in the files
+        directory, readable by this user only; never through a link planted there."""
+        with self._lock:
+            if self._files_dir is None and self._own_files_dir is None:
+                self._own_files_dir = Path(tempfile.mkdtemp(prefix="local-telegram-files-"))
+            folder = self._files_dir or self._own_files_dir
+            assert folder is not None
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"{message_id}-{_disk_name(upload.file_name)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(upload.content)
+        return path
 
     def _send_chat_action(self, params: dict[str, Any]) -> Any:
         _int_param(params, "chat_id")
@@ -583,6 +712,8 @@ _METHODS: dict[str, Callable[[LocalTelegram, dict[str, Any]], Any]] = {
     "getMe": LocalTelegram._get_me,
     "sendMessage": LocalTelegram._send_message,
     "sendChatAction": LocalTelegram._send_chat_action,
+    "sendDocument": LocalTelegram._send_document,
+    "sendPhoto": LocalTelegram._send_photo,
     "getFile": LocalTelegram._get_file,
     "setWebhook": LocalTelegram._set_webhook,
     "deleteWebhook": LocalTelegram._delete_webhook,
@@ -643,10 +774,10 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
             try:
                 result = api._dispatch(method, params)
             except _ApiError as exc:
-                api._record(method, params, exc.status)
+                api._record(method, _recorded(params), exc.status)
                 self._answer_error(exc)
                 return
-            api._record(method, params, 200)
+            api._record(method, _recorded(params), 200)
             self._send(200, json.dumps({"ok": True, "result": result}).encode())
 
         def _params(self, query: str) -> dict[str, Any]:
@@ -659,6 +790,8 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
                 if not isinstance(body, dict):
                     raise ValueError("body is not an object")
                 params.update(body)
+            elif raw and ctype == "multipart/form-data":
+                params.update(_form_data(raw, self.headers.get("Content-Type") or ""))
             elif raw:
                 params.update(urllib.parse.parse_qsl(raw.decode()))
             return params
@@ -684,6 +817,64 @@ def _int_param(params: dict[str, Any], name: str) -> int:
         return int(params[name])
     except (KeyError, TypeError, ValueError) as exc:
         raise _ApiError(400, f"Bad Request: {name} is required and must be an integer") from exc
+
+
+_BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_DISPOSITION_PARAM_RE = re.compile(r';\s*(name|filename)="((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+# How browsers and httpx write a quote, CR and LF inside a form's file name (HTML5).
+_FORM_NAME_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
+
+
+def _form_data(raw: bytes, content_type: str) -> dict[str, Any]:
+    """The fields of a multipart/form-data body: text fields as strings, file fields as
+    Upload; ValueError for a body that is not one."""
+    boundary = _BOUNDARY_RE.search(content_type)
+    if boundary is None:
+        raise ValueError("multipart body without a boundary")
+    fields: dict[str, Any] = {}
+    for part in raw.split(b"--" + boundary.group(1).encode())[1:]:
+        if part.startswith(b"--"):
+            return fields  # the closing delimiter
+        head, found, body = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not found:
+            raise ValueError("multipart part without a blank line after its headers")
+        headers = {}
+        for line in head.decode("utf-8").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        params = {
+            key.lower(): re.sub(r"\\(.)", r"\1", value)
+            for key, value in _DISPOSITION_PARAM_RE.findall(headers.get("content-disposition", ""))
+        }
+        if "name" not in params:
+            raise ValueError("multipart part without a name")
+        content = body.removesuffix(b"\r\n")
+        if "filename" in params:
+            file_name = re.sub("%22|%0D|%0A", lambda m: _FORM_NAME_ESCAPES[m.group()], params["filename"])
+            fields[params["name"]] = Upload(file_name, headers.get("content-type"), content)
+        else:
+            fields[params["name"]] = content.decode("utf-8")
+    raise ValueError("multipart body without its closing delimiter")
+
+
+def _recorded(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as a call is recorded: an uploaded file by its name, type and size only."""
+    return {
+        key: {"file_name": v.file_name, "mime_type": v.mime_type, "size": len(v.content)}
+        if isinstance(v, Upload)
+        else v
+        for key, v in params.items()
+    }
+
+
+def _is_image(content: bytes) -> bool:
+    return content.startswith(_IMAGE_SIGNATURES) or (content[:4] == b"RIFF" and content[8:12] == b"WEBP")
+
+
+def _disk_name(name: str) -> str:
+    """An uploaded file's name as one harmless path step (the bot's name is its own choice)."""
+    cleaned = re.sub(r"[^\w.-]+", "_", os.path.basename(name)).lstrip("._")[-100:]
+    return cleaned or "file"
 
 
 def _utf16_len(text: str) -> int:
