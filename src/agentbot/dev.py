@@ -620,7 +620,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         stack.callback(saved.save)
 
     model = choose_model(stack)
-    telegram_base, telegram_label, terminal = _telegram(stack, token)
+    telegram_base, telegram_label, terminal = _telegram(stack, token, state_root)
     secret_names = _put_secrets(
         ssm,
         names.prefix,
@@ -831,14 +831,15 @@ def _stderr_to(log_path: Path) -> Iterator[None]:
         yield
 
 
-def _telegram(stack: contextlib.ExitStack, token: str) -> tuple[str, str, Any]:
-    """(Bot API base URL for the consumer, banner text, terminal chat server or None)."""
+def _telegram(stack: contextlib.ExitStack, token: str, state_root: Path) -> tuple[str, str, Any]:
+    """(Bot API base URL for the consumer, banner text, terminal chat server or None); the
+    terminal chat saves the files the agent sends under ``state_root``."""
     if token:
         base = telegram_api_base()
         return base, f"Bot API long polling ({base})", None
     from local_stack import LocalTelegram
 
-    server = stack.enter_context(LocalTelegram())
+    server = stack.enter_context(LocalTelegram(files_dir=state_root / "sent-files"))
     return server.base_url, "terminal chat (no TELEGRAM_BOT_TOKEN; stdin plays a private chat)", server
 
 
@@ -965,6 +966,30 @@ def _terminal_progress() -> Any:
     return show
 
 
+def terminal_reply(message: dict[str, Any]) -> str:
+    """How the terminal chat shows a message the bot sent: its text, or for a file the line
+    "📎 chart.png (12.3 KB) saved to <path>" (the local Bot API server saved it there) and its
+    caption. Continuation lines are indented so each reply reads as one block."""
+    sent = message.get("_file")
+    if isinstance(sent, dict):
+        # The agent chose the name: no control character of it reaches the terminal.
+        name = "".join(c if c.isprintable() else "?" for c in str(sent["name"]))
+        text = f"📎 {name} ({_size_text(int(sent['size']))}) saved to {sent['path']}"
+        if message.get("caption"):
+            text += f"\n{message['caption']}"
+    else:
+        text = str(message.get("text", ""))
+    return "bot> " + text.replace("\n", "\n     ")
+
+
+def _size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
 def _terminal_chat(
     server: Any,
     post: Any,
@@ -987,8 +1012,7 @@ def _terminal_chat(
 
     def show(message: dict[str, Any]) -> None:
         if message["chat"]["id"] == TERMINAL_CHAT_ID:
-            # continuation lines are indented so each reply reads as one block
-            print("bot> " + message["text"].replace("\n", "\n     "), flush=True)
+            print(terminal_reply(message), flush=True)
             if approvals.seen(message):
                 print(APPROVAL_HINT, flush=True)
 
