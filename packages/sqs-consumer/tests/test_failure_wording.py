@@ -47,3 +47,22 @@ def test_a_misconfigured_deployment_gets_the_general_notice_and_success_has_no_w
 def test_every_reason_has_its_words() -> None:
     assert set(get_args(ErrorReason)) <= set(FAILURE_WORDING)
     assert set(get_args(ErrorKind)) - {"config"} <= set(FAILURE_WORDING)
+
+
+def test_files_not_sent_are_named_with_why_in_one_line_that_renders_as_written() -> None:
+    from session_core import UnsentFile, UnsentReason
+    from sqs_consumer import UNSENT_WORDING, render_reply, unsent_files_notice
+
+    assert set(UNSENT_WORDING) == set(get_args(UnsentReason))
+    assert unsent_files_notice([]) == ""
+    one = [UnsentFile(file_name="report.zip", reason="too_large")]
+    assert render_reply(unsent_files_notice(one)) == [
+        "(report.zip was not sent: it is larger than 50 MB, the most a bot can send)"
+    ]
+    many = [UnsentFile(file_name=f"f_{i}*.txt", reason="too_many") for i in range(5)]
+    many.append(UnsentFile(file_name="link", reason="not_a_file"))
+    [line] = render_reply(unsent_files_notice(many))
+    assert line == (
+        "(f_0*.txt, f_1*.txt, f_2*.txt and 2 more were not sent: only 10 files can be sent with one "
+        "answer; link was not sent: it is not a regular file)"
+    )

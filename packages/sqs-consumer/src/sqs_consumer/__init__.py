@@ -18,6 +18,7 @@ from ._errors import (
     TurnFailedError,
 )
 from ._failures import MAX_REQUEUES, Failure, FailurePolicy, SqsClient, classify, retry_delay_s
+from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus, RecordOutcome, RecordStatus
 from ._render import (
     TELEGRAM_MESSAGE_LIMIT,
@@ -32,7 +33,14 @@ from ._render import (
 from ._runtime import RuntimeClient, runtime_client_config
 from ._timing import DELIVERY_RESERVE_S, ConsumerTiming
 from ._typing import TYPING_REFRESH_S, TypingIndicator
-from ._wording import FAILED_NOTICE, FAILURE_WORDING, MISCONFIGURED_NOTICE, failure_text
+from ._wording import (
+    FAILED_NOTICE,
+    FAILURE_WORDING,
+    MISCONFIGURED_NOTICE,
+    UNSENT_WORDING,
+    failure_text,
+    unsent_files_notice,
+)
 
 __all__ = [
     "COMMANDS",
@@ -47,6 +55,7 @@ __all__ = [
     "RUNTIME_MAX_TIMEOUT_S",
     "TELEGRAM_MESSAGE_LIMIT",
     "TYPING_REFRESH_S",
+    "UNSENT_WORDING",
     "AttachmentTooLargeError",
     "Channel",
     "Consumer",
@@ -81,6 +90,7 @@ __all__ = [
     "markdown_to_html",
     "parse_command",
     "process_fifo_batch",
+    "read_outbox_file",
     "render_reply",
     "retry_delay_s",
     "run_command",
@@ -88,5 +98,6 @@ __all__ = [
     "split_html",
     "split_plain",
     "stage_attachments",
+    "unsent_files_notice",
     "utf16_len",
 ]

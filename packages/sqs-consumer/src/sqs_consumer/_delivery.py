@@ -3,23 +3,25 @@
 Each delivered chunk is recorded (``record_delivered_chunk``, retried locally: the send cannot
 be undone) and skipped on a retry; with claims, each chunk is claimed before it is sent. A
 chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
-plain halves (a message with buttons too, the buttons under the second).
+plain halves (a message with buttons too, the buttons under the second). The files the agent
+sends are chunks too, after the text: each one read, sent and recorded before the next.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
-from session_core import SessionKey, StorageError, get_logger
+from session_core import SessionKey, StagedAttachment, StorageError, get_logger
 from telegram_core import (
     BotApi,
     InboundMessage,
     TelegramApiError,
     TelegramBadMarkup,
+    TelegramBadRequest,
     TelegramChatMigrated,
     TelegramMessageTooLong,
 )
@@ -32,6 +34,14 @@ from ._wording import FAILED_NOTICE
 log = get_logger(__name__)
 
 _RECORD_WRITE_ATTEMPTS = 5
+_Part = TypeVar("_Part")
+# Reads a file the agent sends: its bytes, or None when it cannot be sent (gone from S3).
+ReadFile = Callable[[StagedAttachment], bytes | None]
+
+
+class _NotSent(Exception):
+    """A part skipped for good, nothing sent (a file gone from S3, one Telegram refuses):
+    its claim is given up and nothing is recorded."""
 
 
 class DeliveryRecords(Protocol):
@@ -81,23 +91,62 @@ class Delivery:
         DeliveryFailedError (retryable ones are deferrable) when Telegram or the delivery
         record fails after the local retries.
         """
-        index = 0
+        self._deliver_parts(msg, key, chunks, self._send_text, first_index=0)
+
+    def deliver_files(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        files: Sequence[StagedAttachment],
+        *,
+        first_index: int,
+        read: ReadFile,
+    ) -> None:
+        """Send the files the agent sent with this reply as chunks ``first_index``... (after
+        its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
+        time. A file ``read`` finds gone (None) or Telegram refuses for good (a bad request)
+        is skipped with a log line, the others still go. Raises DeliveryFailedError like
+        ``deliver``."""
+
+        def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
+            return self._send_file(target, file, read, reply_to=reply_to)
+
+        self._deliver_parts(msg, key, files, send, first_index=first_index)
+
+    def _deliver_parts(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        parts: Sequence[_Part],
+        send: Callable[[InboundMessage, _Part, int | None], int],
+        *,
+        first_index: int,
+    ) -> None:
+        index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
-            for index, chunk in enumerate(chunks):
+            for index, part in enumerate(parts, start=first_index):
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     continue
                 reply_to = msg.message_id if index == 0 else None
-                with claims.sending(index) if claims is not None else contextlib.nullcontext():
-                    try:
-                        message_id = self._send_chunk(target, chunk, reply_to=reply_to)
-                    except TelegramChatMigrated as exc:
-                        if exc.migrate_to_chat_id is None or target is not msg:
-                            raise
-                        target = _moved_to(msg, exc.migrate_to_chat_id)
-                        message_id = self._send_chunk(target, chunk, reply_to=None)
+                try:
+                    with claims.sending(index) if claims is not None else contextlib.nullcontext():
+                        moved_to = None
+                        try:
+                            message_id = send(target, part, reply_to)
+                        except TelegramChatMigrated as exc:
+                            if exc.migrate_to_chat_id is None or target is not msg:
+                                raise
+                            moved_to = exc.migrate_to_chat_id
+                        # Sent again outside the except block: its traceback (and a file's
+                        # bytes in it) is gone before the next send reads the file again.
+                        if moved_to is not None:
+                            target = _moved_to(msg, moved_to)
+                            message_id = send(target, part, None)
+                except _NotSent:
+                    continue
                 self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
@@ -170,6 +219,34 @@ class Delivery:
                     wait_s=wait,
                 )
                 self._sleep(wait)
+
+    def _send_text(self, msg: InboundMessage, chunk: str, reply_to: int | None) -> int:
+        return self._send_chunk(msg, chunk, reply_to=reply_to)
+
+    def _send_file(
+        self, msg: InboundMessage, file: StagedAttachment, read: ReadFile, *, reply_to: int | None
+    ) -> int:
+        content = read(file)
+        if content is None:
+            raise _NotSent
+        try:
+            return self._bot.send_file(
+                msg.chat_id,
+                file.file_name,
+                content,
+                mime_type=file.mime_type,
+                thread_id=msg.thread_id,
+                reply_to_message_id=reply_to,
+            )
+        except TelegramBadRequest as exc:
+            if exc.chat_unreachable:
+                raise
+            # Telegram will not take this file, now or later: the others (and the answer,
+            # sent already) matter more than failing the whole reply over it.
+            log.warning("file_not_sent", kind=exc.kind, error_code=exc.error_code)
+            raise _NotSent from None
+        finally:
+            del content  # one file in memory at a time, even while an error travels up
 
     def _send_chunk(
         self,

@@ -51,16 +51,20 @@ class ApprovalRecords(Protocol):
 
 
 class ObjectStore(Protocol):
-    """Where attachments are staged for the runtime (a boto3 S3 client)."""
+    """The sessions bucket (a boto3 S3 client): attachments are staged there for the runtime,
+    and the files the agent sends are read from there."""
 
     def put_object(self, **kwargs: Any) -> Any: ...
+
+    def get_object(self, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
 class ConsumerDeps:
     """``registry``: sessions and turns; ``deliveries``: which chunks and notices went out;
     ``chat_settings``: per-chat choices such as /usage; ``runtime``: runs turns; ``bot``: the
-    Bot API; ``s3``: staged attachments; ``sqs``: retries, copies and dead letters;
+    Bot API; ``s3``: staged attachments and the files the agent sends; ``sqs``: retries,
+    copies and dead letters;
     ``budgets`` / ``backlog``: spending caps and the chat's queue count (None: off);
     ``live_turns``: the running turn's progress (session_core.LiveTurns; None: no live view);
     ``progress_budget``: the groups' outgoing budget for showing it (telegram_core.RateLimiter);

@@ -1,5 +1,6 @@
 """Answering one inbound message: "not supported yet", a command, the budget's refusal, or a
-turn on the runtime (typing shown, attachments staged) whose reply is delivered.
+turn on the runtime (typing shown, attachments staged) whose reply is delivered: its text,
+then the files the agent sends, then the buttons of a call waiting for approval.
 
 Time: the runtime gets a deadline (the invocation's remaining time minus a reserve for
 delivery), so the consumer never times out after the turn. A session busy with another live
@@ -19,6 +20,7 @@ from session_core import (
     BudgetExceeded,
     BudgetHold,
     SessionKey,
+    StagedAttachment,
     StorageError,
     TurnRequest,
     TurnResult,
@@ -44,6 +46,7 @@ from ._delivery import Delivery
 from ._deps import ConsumerDeps
 from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
 from ._live_view import LiveView
+from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of
@@ -57,6 +60,7 @@ from ._wording import (
     failure_text,
     history_notice,
     too_large_notice,
+    unsent_files_notice,
     unsupported_notice,
 )
 
@@ -208,23 +212,33 @@ class MessageHandler:
                 )
                 typing.stop()
                 chunks = self._answer_chunks(msg, key, result)
+                files = result.files
                 asking = result.approval_request
-                view.spend_on_answer(
-                    len(chunks) + (asking is not None)
-                )  # progress yields to answers in groups
+                # progress yields to answers in groups
+                view.spend_on_answer(len(chunks) + len(files) + (asking is not None))
+                # Indices: the text's chunks, then one per file, then the buttons; a retry
+                # (a replayed result: the same text and files) finds each where it was.
                 self._delivery.deliver(msg, key, chunks)
+                if files:
+                    self._delivery.deliver_files(
+                        msg, key, files, first_index=len(chunks), read=self._outbox_reader(key)
+                    )
                 if asking is not None:
-                    self._ask_approval(msg, key, asking, index=len(chunks))
+                    self._ask_approval(msg, key, asking, index=len(chunks) + len(files))
             finally:
                 view.cleanup()
         return result
 
     def _answer_chunks(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> list[str]:
-        """The reply's HTML chunks. A turn that ends asking for approval, or resumes one, may
-        have written nothing: then it sends no text (the buttons, or the edited message, say
-        what happened; an empty resume is one the runtime found nothing to resume for)."""
+        """The reply's HTML chunks, with a line naming the files that were not sent. A turn
+        that sends files, ends asking for approval, or resumes one, may have written nothing:
+        then it sends no text (the files, the buttons, or the edited message, say what
+        happened; an empty resume is one the runtime found nothing to resume for)."""
         text = stopped_markdown(result.text) if result.stopped else result.text
-        quiet = msg.kind == "approval" or result.approval_request is not None
+        unsent = unsent_files_notice(result.files_not_sent)
+        if unsent:
+            text = f"{text.strip()}\n\n{unsent}" if text.strip() else unsent
+        quiet = msg.kind == "approval" or result.approval_request is not None or bool(result.files)
         if quiet and not text.strip():
             return []
         if self._wants_usage_footer(key):
@@ -232,6 +246,12 @@ class MessageHandler:
         if result.history is not None:
             text = f"{text.strip() or EMPTY_ANSWER}\n\n{history_notice(result.history)}"
         return render_reply(text) or [EMPTY_ANSWER]
+
+    def _outbox_reader(self, key: SessionKey) -> Callable[[StagedAttachment], bytes | None]:
+        def read(file: StagedAttachment) -> bytes | None:
+            return read_outbox_file(file, s3=self._deps.s3, bucket=self._config.bucket, key=key)
+
+        return read
 
     def _ask_approval(
         self, msg: InboundMessage, key: SessionKey, request: ApprovalRequest, *, index: int

@@ -5,9 +5,18 @@ an error kind and reason (facts, no wording) and words nothing a user reads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
-from session_core import ApprovalChoice, ErrorKind, ErrorReason, HistorySize, TurnResult
+from session_core import (
+    ApprovalChoice,
+    ErrorKind,
+    ErrorReason,
+    HistorySize,
+    TurnResult,
+    UnsentFile,
+    UnsentReason,
+)
 
 from ._render import escape_html
 
@@ -54,6 +63,47 @@ def history_notice(history: HistorySize) -> str:
         f"_⚠️ This conversation is long: {history.mb:.0f} MB of history, and at about "
         f"{history.limit_mb:.0f} MB I can no longer continue it. Send /new to start a fresh one._"
     )
+
+
+# Why a file the agent meant to send did not go: (said of one file, said of several).
+UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
+    "too_large": (
+        "it is larger than 50 MB, the most a bot can send",
+        "they are larger than 50 MB, the most a bot can send",
+    ),
+    "too_many": (
+        "only 10 files can be sent with one answer",
+        "only 10 files can be sent with one answer",
+    ),
+    "not_a_file": ("it is not a regular file", "they are not regular files"),
+}
+_NAMES_SHOWN = 3
+_MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def unsent_files_notice(unsent: Sequence[UnsentFile]) -> str:
+    """The line under an answer naming the files that were not sent and why (Markdown, one
+    sentence per reason), e.g. "(report.zip was not sent: it is larger than 50 MB, ...)";
+    empty when every file went."""
+    sentences = []
+    for reason, (one, several) in UNSENT_WORDING.items():
+        names = [_literal(f.file_name) for f in unsent if f.reason == reason]
+        if not names:
+            continue
+        if len(names) > _NAMES_SHOWN:
+            listed = f"{', '.join(names[:_NAMES_SHOWN])} and {len(names) - _NAMES_SHOWN} more"
+        elif len(names) > 1:
+            listed = f"{', '.join(names[:-1])} and {names[-1]}"
+        else:
+            listed = names[0]
+        verb, why = ("was", one) if len(names) == 1 else ("were", several)
+        sentences.append(f"{listed} {verb} not sent: {why}")
+    return f"({'; '.join(sentences)})" if sentences else ""
+
+
+def _literal(name: str) -> str:
+    """``name`` as Markdown that shows exactly it (a file name may hold ``_`` or ``*``)."""
+    return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", " ".join(name.split()))
 
 
 def failure_text(result: TurnResult) -> str | None:

@@ -1,0 +1,147 @@
+"""The files the agent sends, delivered directly: after the answer's text, each once, one in
+memory at a time; a file gone from S3 or refused by Telegram is skipped, the others still go.
+Against the local Bot API server, with in-memory delivery records; the outbox read against
+the test S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
+from session_core import SessionKey, StagedAttachment, outbox_key
+from sqs_consumer import Delivery, DeliveryFailedError, read_outbox_file
+from telegram_core import BotApi, InboundMessage
+
+KEY = SessionKey.parse("default/-1005/7")
+MSG = InboundMessage(
+    update_id=21,
+    session_key=KEY.canonical,
+    kind="message",
+    chat_id=-1005,
+    chat_type="supergroup",
+    message_id=3,
+    thread_id=7,
+)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 100
+
+
+class Records:
+    def __init__(self) -> None:
+        self.chunks: dict[tuple[int, int], int] = {}
+
+    def delivered_chunks(self, key: SessionKey, update_id: int) -> dict[int, int]:
+        return {index: mid for (uid, index), mid in self.chunks.items() if uid == update_id}
+
+    def record_delivered_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
+        self.chunks[(update_id, index)] = message_id
+
+    def notice_sent(self, key: SessionKey, update_id: int, kind: str) -> bool:
+        return True
+
+
+def staged(name: str, mime_type: str | None) -> StagedAttachment:
+    return StagedAttachment(s3_key=outbox_key(KEY, 21, name), file_name=name, mime_type=mime_type, size=0)
+
+
+FILES = [staged("chart.png", "image/png"), staged("data.csv", "text/csv"), staged("notes.txt", "text/plain")]
+CONTENT = {"chart.png": PNG, "data.csv": b"a,b\n1,2\n", "notes.txt": b"remember"}
+
+
+@pytest.fixture
+def telegram() -> Iterator[LocalTelegram]:
+    with LocalTelegram() as server:
+        yield server
+
+
+def delivery(telegram: LocalTelegram, records: Records) -> Delivery:
+    bot = BotApi(
+        http=httpx.Client(timeout=5), token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01
+    )
+    return Delivery(bot=bot, registry=records)
+
+
+class Outbox:
+    """Reads the scripted files, noting each read and each send it saw happen in between."""
+
+    def __init__(self, telegram: LocalTelegram, gone: frozenset[str] = frozenset()) -> None:
+        self.events: list[str] = []
+        self.gone = gone
+        telegram.on_call = lambda method, params: self.events.append(method)
+
+    def __call__(self, file: StagedAttachment) -> bytes | None:
+        self.events.append(f"read {file.file_name}")
+        return None if file.file_name in self.gone else CONTENT[file.file_name]
+
+
+def test_files_go_after_the_text_in_its_topic_each_once_and_read_one_at_a_time(telegram) -> None:
+    records = Records()
+    send, outbox = delivery(telegram, records), Outbox(telegram)
+    send.deliver(MSG, KEY, ["the answer"])
+    send.deliver_files(MSG, KEY, FILES, first_index=1, read=outbox)
+    sent = telegram.sent_files(MSG.chat_id)
+    assert [(f.method, f.file_name, f.content()) for f in sent] == [
+        ("sendPhoto", "chart.png", PNG),
+        ("sendDocument", "data.csv", b"a,b\n1,2\n"),
+        ("sendDocument", "notes.txt", b"remember"),
+    ]
+    assert all(f.message["message_thread_id"] == 7 and "reply_to_message" not in f.message for f in sent)
+    assert outbox.events[1:] == [
+        "read chart.png",
+        "sendPhoto",
+        "read data.csv",
+        "sendDocument",
+        "read notes.txt",
+        "sendDocument",
+    ]
+    ids = [m["message_id"] for m in telegram.sent_messages(MSG.chat_id)]
+    assert records.delivered_chunks(KEY, 21) == dict(enumerate(ids))
+    send.deliver(MSG, KEY, ["the answer"])  # a retry of the record sends and reads nothing again
+    send.deliver_files(MSG, KEY, FILES, first_index=1, read=outbox)
+    assert len(telegram.sent_messages()) == 4 and outbox.events.count("read data.csv") == 1
+
+
+def test_without_text_the_first_file_quotes_the_message(telegram) -> None:
+    delivery(telegram, Records()).deliver_files(MSG, KEY, FILES[1:2], first_index=0, read=Outbox(telegram))
+    [sent] = telegram.sent_files()
+    assert sent.message["reply_to_message"]["message_id"] == 3
+
+
+def test_a_file_gone_or_refused_for_good_is_skipped_and_the_others_still_go(telegram) -> None:
+    records = Records()
+    send = delivery(telegram, records)
+    telegram.inject("sendDocument", TelegramFault(400, "Bad Request: wrong file identifier"))
+    send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram, gone=frozenset({"chart.png"})))
+    [sent] = telegram.sent_files()
+    assert sent.file_name == "notes.txt"
+    assert list(records.delivered_chunks(KEY, 21)) == [3]  # nothing recorded for what did not go
+
+
+def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(telegram) -> None:
+    records = Records()
+    send = delivery(telegram, records)
+    telegram.inject("sendDocument", TelegramFault.server_error(502), times=5)
+    with pytest.raises(DeliveryFailedError) as failed:
+        send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
+    assert failed.value.retryable and failed.value.deferrable and failed.value.chunk_index == 2
+    send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))  # the record's retry
+    assert [f.file_name for f in telegram.sent_files()] == ["chart.png", "data.csv", "notes.txt"]
+
+
+def test_a_chat_the_bot_cannot_post_in_fails_the_delivery_as_unreachable(telegram) -> None:
+    telegram.inject("sendPhoto", TelegramFault(400, "Bad Request: TOPIC_CLOSED"))
+    with pytest.raises(DeliveryFailedError) as failed:
+        delivery(telegram, Records()).deliver_files(MSG, KEY, FILES, first_index=0, read=Outbox(telegram))
+    assert failed.value.chat_unreachable and telegram.sent_files() == []
+
+
+def test_the_outbox_is_read_from_the_session_prefix_only_and_a_missing_object_is_none(aws: Any) -> None:
+    bucket = aws.resources.bucket
+    file = staged("data.csv", "text/csv")
+    aws.s3.put_object(Bucket=bucket, Key=file.s3_key, Body=b"a,b\n")
+    assert read_outbox_file(file, s3=aws.s3, bucket=bucket, key=KEY) == b"a,b\n"
+    assert read_outbox_file(staged("expired.csv", None), s3=aws.s3, bucket=bucket, key=KEY) is None
+    other = SessionKey.parse("default/-1005/8")  # another topic's session
+    assert read_outbox_file(file, s3=aws.s3, bucket=bucket, key=other) is None
