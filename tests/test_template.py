@@ -482,20 +482,30 @@ def test_each_role_allows_exactly_the_aws_calls_its_code_makes() -> None:
 
 
 def test_s3_grants_cover_exactly_the_prefixes_the_code_writes() -> None:
-    from session_core import SESSIONS_PREFIX
-    from session_core._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX
+    import fnmatch
 
-    def object_prefixes(role_id: str) -> set[str]:
+    from session_core import SESSIONS_PREFIX, SessionKey, outbox_key
+    from session_core._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX
+    from sqs_consumer import attachment_key
+
+    def object_prefixes(role_id: str, action: str | None = None) -> set[str]:
         found = set()
         for statement in policy_statements(resource(TEMPLATE, role_id)):
-            if any(a.startswith("s3:") and a != "s3:ListBucket" for a in as_list(statement["Action"])):
+            actions = as_list(statement["Action"])
+            if any(a.startswith("s3:") and a != "s3:ListBucket" and action in (None, a) for a in actions):
                 for res in as_list(statement["Resource"]):
                     found.add(res["Fn::Sub"].removeprefix("${SessionsBucket.Arn}/").removesuffix("*"))
         return found
 
-    # The consumer stages attachments under the session's prefix; the runtime reads them
-    # and keeps transcript snapshots under their own prefix.
-    assert object_prefixes("ConsumerRole") == {SESSIONS_PREFIX}
+    # The consumer stages attachments under the session's prefix, and reads back only the
+    # files the agent sends (the session's outbox); the runtime reads the attachments, writes
+    # the outbox and keeps transcript snapshots under their own prefix.
+    assert object_prefixes("ConsumerRole", "s3:PutObject") == {SESSIONS_PREFIX}
+    [outbox] = object_prefixes("ConsumerRole", "s3:GetObject")
+    key = SessionKey(tenant="default", chat_id=-1001, thread_id=7)
+    assert fnmatch.fnmatchcase(outbox_key(key, 42, "chart.png"), outbox + "*")
+    assert not fnmatch.fnmatchcase(attachment_key(key, 42, "photo.jpg"), outbox + "*")
+    assert not fnmatch.fnmatchcase(f"{TRANSCRIPTS_PREFIX}x", outbox + "*")
     assert object_prefixes("RuntimeRole") == {SESSIONS_PREFIX, TRANSCRIPTS_PREFIX}
 
 
