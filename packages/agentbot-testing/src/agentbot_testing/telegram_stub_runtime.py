@@ -28,6 +28,12 @@ consumer puts before it in a group or for a reply):
                        call is kept as the session's pending Approval (``requested_by`` = the
                        request's user_id) and the result carries its ApprovalRequest
   anything else        "Answer to: <prompt>", costing $0.01 (1,200 tokens in, 34 out)
+  ... files:<n> ...    (anywhere, with any answer, even a failure) the agent sends n files, as the
+                       real runtime after a turn: each put in S3 under ``outbox_key`` and
+                       named in ``TurnResult.files`` (chart.png, then data.csv, then
+                       notes-<i>.txt; their bytes: telegram_support's ``OUTBOX_FILE_CONTENT``);
+                       "files:big" sends none and names report.zip in ``files_not_sent`` (too
+                       large); "files:gone" names data.csv, in S3, and expired.csv, which is not
 
 [I] A request with ``resume_approval`` answers the decision in the store: "Ran <tool>: <what>"
 or "Did not run <tool>.", an "always" adds the grant ``<tool>(*)``, the approval is settled and
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,19 +64,25 @@ from session_core import (
     LeaseHeldError,
     SessionKey,
     SessionRegistry,
+    StagedAttachment,
     TurnLedger,
     TurnRequest,
     TurnResult,
+    UnsentFile,
     Usage,
     decode_turn_request,
     encode,
     new_approval_id,
+    outbox_key,
 )
 
-from agentbot_testing.telegram_support import long_markdown
+from agentbot_testing.telegram_support import OUTBOX_FILE_CONTENT, long_markdown
 
 _registry = SessionRegistry(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
 _approvals = Approvals(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
+_s3 = boto3.client("s3")
+
+_FILES_RE = re.compile(r"(?:^|\s)files:(\d+|big|gone)(?:\s|$)")
 
 # The real runtime's retry flags (agent_runtime._turn's _error calls).
 RETRYABLE: dict[ErrorKind, bool] = {"model_error": True, "internal": True, "bad_request": False}
@@ -109,10 +122,11 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         if result.approval_outcome is not None:
             result = ledger.save(lease, result).result or result
     elif prompt.startswith("fail:"):
-        kind = _scripted_error_kind(prompt.split(":")[1].strip())
-        result = _error(request, kind, retryable=RETRYABLE[kind])
+        kind = _scripted_error_kind(prompt.split()[0].split(":")[1])
+        # with "files:<n>", files a failed turn should never carry (the consumer sends none)
+        result = _with_files(_error(request, kind, retryable=RETRYABLE[kind]), key, prompt)
     elif prompt.startswith("ask:"):
-        asked = _ask(request, key, prompt)
+        asked = _with_files(_ask(request, key, prompt), key, prompt)
         result = ledger.save(lease, asked).result or asked
     elif history is not None and history.too_large:
         refused = _error(request, "bad_request", retryable=False)
@@ -134,11 +148,40 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             duration_ms=int((time.time() - started) * 1000),
             approval_outcome=_decline_pending(key),
         )
+        result = _with_files(result, key, prompt)
         result = ledger.save(lease, result).result or result
         result = msgspec.structs.replace(result, history=history)  # not recorded, as the runtime's
     _log_run(request, started)
     ledger.release(lease)
     return _answer(result)
+
+
+def _with_files(result: TurnResult, key: SessionKey, prompt: str) -> TurnResult:
+    """``result`` with the files a "files:..." prompt sends, put in S3 as the runtime does."""
+    scripted = _FILES_RE.search(prompt)
+    if scripted is None:
+        return result
+    how = scripted.group(1)
+    if how == "big":
+        return msgspec.structs.replace(
+            result, files_not_sent=(UnsentFile(file_name="report.zip", reason="too_large"),)
+        )
+    names = ["data.csv", "expired.csv"] if how == "gone" else _file_names(int(how))
+    files = []
+    for name in names:
+        content = OUTBOX_FILE_CONTENT.get(
+            name, f"note {name.removeprefix('notes-').removesuffix('.txt')}".encode()
+        )
+        s3_key = outbox_key(key, result.turn_id, name)
+        if name != "expired.csv":
+            _s3.put_object(Bucket=os.environ["SESSIONS_BUCKET"], Key=s3_key, Body=content)
+        mime_type = {"png": "image/png", "csv": "text/csv"}.get(name.rsplit(".", 1)[1], "text/plain")
+        files.append(StagedAttachment(s3_key=s3_key, file_name=name, mime_type=mime_type, size=len(content)))
+    return msgspec.structs.replace(result, files=tuple(files))
+
+
+def _file_names(count: int) -> list[str]:
+    return [*["chart.png", "data.csv"][:count], *(f"notes-{i}.txt" for i in range(3, count + 1))]
 
 
 def _history(prompt: str) -> HistorySize | None:

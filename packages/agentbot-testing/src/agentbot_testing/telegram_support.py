@@ -12,6 +12,11 @@ from telegram_core import QueueEnvelope, decode_envelope
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_USERNAME = "agent_test_bot"
 BOT_USER_ID = 999000111
+# What the files the runtime stub's "files:<n>" sends hold (notes-<i>.txt: b"note <i>").
+OUTBOX_FILE_CONTENT = {
+    "chart.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+    "data.csv": b"day,visits\n1,10\n2,12\n",
+}
 
 
 def user(user_id: int = 501, username: str | None = "alice") -> dict[str, Any]:

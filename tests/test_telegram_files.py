@@ -1,0 +1,106 @@
+"""The files the agent sends, end to end: producer → moto FIFO → consumer → runtime stub (which
+puts them in S3 under the session's outbox, as the real runtime does) → local Bot API. What is
+asserted is what the user sees: the answer's text, then each file once, in the message's topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentbot_testing.telegram_support import BOT_USERNAME, OUTBOX_FILE_CONTENT, update
+from local_stack import TelegramFault
+from session_core import SessionKey
+from sqs_consumer import FAILURE_WORDING
+
+CHAT = 501
+GROUP = -100300
+
+
+def shown(stack: Any, chat_id: int) -> list[str]:
+    """What the chat shows, in order: each text, and each file as "<method> <name>"."""
+    files = {f.message["message_id"]: f for f in stack.telegram.sent_files(chat_id)}
+    return [
+        f"{files[m['message_id']].method} {files[m['message_id']].file_name}"
+        if m["message_id"] in files
+        else m["text"]
+        for m in stack.replies(chat_id)
+    ]
+
+
+def test_a_photo_and_a_document_arrive_after_the_text_in_the_messages_topic(stack) -> None:
+    text = f"@{BOT_USERNAME} files:2"
+    stack.post(update(600, message_id=61, text=text, chat_id=GROUP, chat_type="supergroup", thread_id=9))
+    stack.drain(stack.consumer())
+    answer, *files = shown(stack, GROUP)
+    assert answer.startswith("Answer to: ") and files == ["sendPhoto chart.png", "sendDocument data.csv"]
+    photo, document = stack.telegram.sent_files(GROUP)
+    assert photo.content() == OUTBOX_FILE_CONTENT["chart.png"] and photo.mime_type == "image/png"
+    assert document.content() == OUTBOX_FILE_CONTENT["data.csv"] and document.mime_type == "text/csv"
+    assert document.message["document"]["file_name"] == "data.csv"
+    assert all(m["message_thread_id"] == 9 for m in stack.replies(GROUP))
+    # only the text quotes the user's message; the files follow it
+    assert [bool(m.get("reply_to_message")) for m in stack.replies(GROUP)] == [True, False, False]
+    assert len(stack.runs()) == 1
+
+
+def test_a_record_retried_after_a_fault_on_the_second_file_sends_nothing_twice(stack) -> None:
+    # Telegram fails the CSV (the second file) for longer than the client retries.
+    stack.telegram.inject("sendDocument", TelegramFault.server_error(502), times=5)
+    stack.post(update(601, text="files:2"))
+    responses = stack.drain(stack.consumer())
+    assert responses[0]["batchItemFailures"] and not responses[-1]["batchItemFailures"]
+    assert shown(stack, CHAT) == ["Answer to: files:2", "sendPhoto chart.png", "sendDocument data.csv"]
+    assert len(stack.telegram.calls("sendPhoto")) == 1 and len(stack.runs()) == 1  # replayed, not re-run
+
+
+def test_the_files_that_were_not_sent_are_named_under_the_answer(stack) -> None:
+    stack.post(update(602, text="files:big"))
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT) == [
+        "Answer to: files:big\n\n(report.zip was not sent: it is larger than 50 MB, the most a bot can send)"
+    ]
+
+
+def test_a_photo_telegram_refuses_goes_again_as_a_document(stack) -> None:
+    stack.telegram.inject("sendPhoto", TelegramFault.photo_invalid_dimensions())
+    stack.post(update(603, text="files:1"))
+    responses = stack.drain(stack.consumer())
+    assert not responses[0]["batchItemFailures"]
+    assert shown(stack, CHAT) == ["Answer to: files:1", "sendDocument chart.png"]
+    [document] = stack.telegram.sent_files(CHAT)
+    assert document.content() == OUTBOX_FILE_CONTENT["chart.png"]
+    assert [c.status for c in stack.telegram.calls("sendPhoto")] == [400]
+
+
+def test_a_file_gone_from_the_bucket_is_skipped_and_the_answer_still_succeeds(stack) -> None:
+    stack.post(update(604, text="files:gone"))
+    responses = stack.drain(stack.consumer())
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    assert shown(stack, CHAT) == ["Answer to: files:gone", "sendDocument data.csv"]
+
+
+def test_files_come_before_the_approval_buttons_whose_allow_still_works(stack) -> None:
+    stack.post(update(605, text="ask:Bash ls files:2"))
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT)[:3] == [
+        "I need to use Bash for this.",
+        "sendPhoto chart.png",
+        "sendDocument data.csv",
+    ]
+    [*_, asking] = stack.replies(CHAT)
+    assert asking["reply_markup"]["inline_keyboard"] and "May I run this?" in asking["text"]
+    approval = stack.approvals().current(SessionKey(tenant="default", chat_id=CHAT))
+    assert approval is not None and approval.message_id == asking["message_id"]
+
+    stack.post(stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT)[-1] == "Ran Bash: ls files:2"
+    [edited] = [m for m in stack.replies(CHAT) if m["message_id"] == asking["message_id"]]
+    assert edited["text"].startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
+    assert len(stack.telegram.sent_files(CHAT)) == 2  # the resumed turn sends no file again
+
+
+def test_a_turn_that_failed_sends_no_file(stack) -> None:
+    stack.post(update(606, text="fail:bad_request files:2"))
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT) == [FAILURE_WORDING["bad_request"]]
+    assert stack.telegram.sent_files() == []
