@@ -61,8 +61,10 @@ def test_files_not_sent_are_named_with_why_in_one_line_that_renders_as_written()
     ]
     many = [UnsentFile(file_name=f"f_{i}*.txt", reason="too_many") for i in range(5)]
     many.append(UnsentFile(file_name="link", reason="not_a_file"))
+    many += [UnsentFile(file_name=name, reason="failed") for name in ("a b.pdf", "<c>.txt")]
     [line] = render_reply(unsent_files_notice(many))
     assert line == (
         "(f_0*.txt, f_1*.txt, f_2*.txt and 2 more were not sent: only 10 files can be sent with one "
-        "answer; link was not sent: it is not a regular file)"
+        "answer; link was not sent: it is not a regular file; a b.pdf and &lt;c&gt;.txt were not "
+        "sent: something went wrong while preparing them)"
     )

@@ -76,6 +76,7 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
         "only 10 files can be sent with one answer",
     ),
     "not_a_file": ("it is not a regular file", "they are not regular files"),
+    "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
 }
 _NAMES_SHOWN = 3
 _MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
