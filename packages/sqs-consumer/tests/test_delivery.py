@@ -134,7 +134,7 @@ def test_a_question_with_buttons_telegram_counts_as_too_long_still_reaches_the_u
         bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01)
         send = Delivery(bot=bot, registry=records)
         question = "<b>Bash</b> <code>env " + "\U0001f600" * 2100 + "</code>"
-        message_id = send.deliver_with_buttons(MSG, KEY, 1, question, KEYBOARD)
+        message_id = send.deliver_with_buttons(MSG, KEY, 1, question, KEYBOARD, quote=False)
         parts = telegram.sent_messages(MSG.chat_id)
     assert len(parts) > 1 and "".join(p["text"] for p in parts) == "Bash env " + "\U0001f600" * 2100
     assert [bool(p.get("reply_markup")) for p in parts] == [False] * (len(parts) - 1) + [True]
@@ -144,7 +144,7 @@ def test_a_question_with_buttons_telegram_counts_as_too_long_still_reaches_the_u
 def test_a_question_with_buttons_refused_as_html_goes_as_plain_text_with_its_buttons() -> None:
     telegram = Telegram(iter(["Bad Request: can't parse entities: unclosed tag"]))
     send, _ = delivery(telegram, Records())
-    message_id = send.deliver_with_buttons(MSG, KEY, 0, "<b>Allow?", KEYBOARD)
+    message_id = send.deliver_with_buttons(MSG, KEY, 0, "<b>Allow?", KEYBOARD, quote=True)
     [plain] = telegram.sent
     assert plain["text"] == "Allow?" and plain["reply_markup"] == KEYBOARD and message_id == 101
 
@@ -192,5 +192,7 @@ def test_a_question_with_buttons_does_not_follow_an_upgraded_group() -> None:
     answer, sent = upgraded_group(-1009)
     bot = BotApi(http=httpx.Client(transport=httpx.MockTransport(answer)), token="1:x", base_url="http://t")
     with pytest.raises(DeliveryFailedError) as failed:
-        Delivery(bot=bot, registry=Records()).deliver_with_buttons(MSG, KEY, 0, "Allow?", KEYBOARD)
+        Delivery(bot=bot, registry=Records()).deliver_with_buttons(
+            MSG, KEY, 0, "Allow?", KEYBOARD, quote=True
+        )
     assert failed.value.chat_unreachable and not failed.value.retryable and sent == []

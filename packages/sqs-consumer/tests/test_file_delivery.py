@@ -104,7 +104,9 @@ def test_files_go_after_the_text_in_its_topic_each_once_and_read_one_at_a_time(t
 
 
 def test_without_text_the_first_file_quotes_the_message(telegram) -> None:
-    delivery(telegram, Records()).deliver_files(MSG, KEY, FILES[1:2], first_index=0, read=Outbox(telegram))
+    delivery(telegram, Records()).deliver_files(
+        MSG, KEY, FILES[1:2], first_index=0, read=Outbox(telegram), quote_first=True
+    )
     [sent] = telegram.sent_files()
     assert sent.message["reply_to_message"]["message_id"] == 3
 
@@ -133,7 +135,9 @@ def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(te
 def test_a_chat_the_bot_cannot_post_in_fails_the_delivery_as_unreachable(telegram) -> None:
     telegram.inject("sendPhoto", TelegramFault(400, "Bad Request: TOPIC_CLOSED"))
     with pytest.raises(DeliveryFailedError) as failed:
-        delivery(telegram, Records()).deliver_files(MSG, KEY, FILES, first_index=0, read=Outbox(telegram))
+        delivery(telegram, Records()).deliver_files(
+            MSG, KEY, FILES, first_index=0, read=Outbox(telegram), quote_first=True
+        )
     assert failed.value.chat_unreachable and telegram.sent_files() == []
 
 

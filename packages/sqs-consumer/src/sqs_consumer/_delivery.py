@@ -91,7 +91,7 @@ class Delivery:
         DeliveryFailedError (retryable ones are deferrable) when Telegram or the delivery
         record fails after the local retries.
         """
-        self._deliver_parts(msg, key, chunks, self._send_text, first_index=0)
+        self._deliver_parts(msg, key, chunks, self._send_text, first_index=0, quote_first=True)
 
     def deliver_files(
         self,
@@ -101,17 +101,19 @@ class Delivery:
         *,
         first_index: int,
         read: ReadFile,
+        quote_first: bool = False,
     ) -> None:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
-        time. A file ``read`` finds gone (None) or Telegram refuses for good (a bad request)
+        time; ``quote_first``: the first quotes the user's message (there was no text). A file
+        ``read`` finds gone (None) or Telegram refuses for good (a bad request)
         is skipped with a log line, the others still go. Raises DeliveryFailedError like
         ``deliver``."""
 
         def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
             return self._send_file(target, file, read, reply_to=reply_to)
 
-        self._deliver_parts(msg, key, files, send, first_index=first_index)
+        self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
 
     def _deliver_parts(
         self,
@@ -121,6 +123,7 @@ class Delivery:
         send: Callable[[InboundMessage, _Part, int | None], int],
         *,
         first_index: int,
+        quote_first: bool,
     ) -> None:
         index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
@@ -130,7 +133,7 @@ class Delivery:
             for index, part in enumerate(parts, start=first_index):
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     continue
-                reply_to = msg.message_id if index == 0 else None
+                reply_to = msg.message_id if quote_first and index == first_index else None
                 try:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
@@ -152,9 +155,17 @@ class Delivery:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
 
     def deliver_with_buttons(
-        self, msg: InboundMessage, key: SessionKey, index: int, text: str, markup: Mapping[str, Any]
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        index: int,
+        text: str,
+        markup: Mapping[str, Any],
+        *,
+        quote: bool,
     ) -> int | None:
-        """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply,
+        """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply
+        (quoting the user's message when ``quote``: it is the reply's first message),
         once: a retry finds it recorded and answers the message_id it went out as (None when
         another delivery holds its claim). Refused HTML or a text too long goes again as plain
         text like ``deliver``'s chunks, the buttons on its last part (whose message_id this
@@ -170,7 +181,7 @@ class Delivery:
                 return self._registry.delivered_chunks(key, msg.update_id).get(index)
             with claims.sending(index) if claims is not None else contextlib.nullcontext():
                 message_id = self._send_chunk(
-                    msg, text, reply_to=msg.message_id if index == 0 else None, reply_markup=markup
+                    msg, text, reply_to=msg.message_id if quote else None, reply_markup=markup
                 )
             self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:

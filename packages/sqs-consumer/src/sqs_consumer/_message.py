@@ -66,6 +66,11 @@ from ._wording import (
 
 log = get_logger(__name__)
 
+# Where the parts after the text go in an answer's delivery record (the text: 0, 1, ...; at
+# most ~25 chunks, as the model writes at most ~100,000 characters; at most 10 files).
+FIRST_FILE_CHUNK = 1000
+APPROVAL_CHUNK = 2000
+
 
 class MessageHandler:
     """Answers one inbound message; raises on failure (``retryable`` says whether to retry)."""
@@ -216,15 +221,21 @@ class MessageHandler:
                 asking = result.approval_request
                 # progress yields to answers in groups
                 view.spend_on_answer(len(chunks) + len(files) + (asking is not None))
-                # Indices: the text's chunks, then one per file, then the buttons; a retry
-                # (a replayed result: the same text and files) finds each where it was.
+                # Each part has its place in the delivery record whatever the text's length: a
+                # retry may render one chunk more or less (the usage footer is read afresh, the
+                # history notice is not recorded), and must still find each file and the buttons.
                 self._delivery.deliver(msg, key, chunks)
                 if files:
                     self._delivery.deliver_files(
-                        msg, key, files, first_index=len(chunks), read=self._outbox_reader(key)
+                        msg,
+                        key,
+                        files,
+                        first_index=FIRST_FILE_CHUNK,
+                        read=self._outbox_reader(key),
+                        quote_first=not chunks,
                     )
                 if asking is not None:
-                    self._ask_approval(msg, key, asking, index=len(chunks) + len(files))
+                    self._ask_approval(msg, key, asking, quote=not (chunks or files))
             finally:
                 view.cleanup()
         return result
@@ -254,12 +265,18 @@ class MessageHandler:
         return read
 
     def _ask_approval(
-        self, msg: InboundMessage, key: SessionKey, request: ApprovalRequest, *, index: int
+        self, msg: InboundMessage, key: SessionKey, request: ApprovalRequest, *, quote: bool
     ) -> None:
-        """[I] Show the call waiting for approval with its buttons (once, as chunk ``index`` of
-        this reply), and tell the store which message carries them."""
+        """[I] Show the call waiting for approval with its buttons (once, as this reply's
+        APPROVAL_CHUNK; quoting the user's message when nothing came before it), and tell the
+        store which message carries them."""
         message_id = self._delivery.deliver_with_buttons(
-            msg, key, index, approval_request_html(request), approval_keyboard(request.approval_id)
+            msg,
+            key,
+            APPROVAL_CHUNK,
+            approval_request_html(request),
+            approval_keyboard(request.approval_id),
+            quote=quote,
         )
         if message_id is not None and self._deps.approvals is not None:
             self._deps.approvals.attach_message(key, request.approval_id, message_id)
@@ -285,7 +302,7 @@ class MessageHandler:
         if markup is None:
             self._delivery.deliver(msg, key, [permissions_html(grants)])
         else:
-            self._delivery.deliver_with_buttons(msg, key, 0, permissions_html(grants), markup)
+            self._delivery.deliver_with_buttons(msg, key, 0, permissions_html(grants), markup, quote=True)
 
     def _live_view(self, msg: InboundMessage, key: SessionKey) -> LiveView:
         """The live view of this message's turn (shows nothing without live turns)."""
