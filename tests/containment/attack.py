@@ -324,6 +324,33 @@ def leave_daemons(ports):
     os.system(f"setsid nohup sh -c 'sleep 300' {HERE} >/dev/null 2>&1 < /dev/null &")  # named by HERE
 
 
+def plant_outbox():
+    """Files the runtime sends after the turn (outbox/ in the cwd): links to what only the
+    runtime may read (its environment, the stack's files, other chats' directories) and hard
+    links where the kernel lets them be made; one plain file of its own, which goes. The
+    runtime must send none of the planted ones (the test reads what it sent)."""
+    os.makedirs("outbox", exist_ok=True)
+    planted = []
+
+    def plant(name, make):
+        try:
+            make(os.path.join("outbox", name))
+            planted.append(name)
+        except OSError:
+            pass
+
+    for pid in others():
+        plant(f"environ-{pid}", lambda at: os.symlink(f"/proc/{pid}/environ", at))
+    plant("sessions", lambda at: os.symlink(os.path.dirname(os.path.dirname(os.getcwd())), at))
+    listed = read(os.path.join(HERE, "private.txt"), "r") or ""
+    for i, path in enumerate(filter(None, listed.split("\n"))):
+        plant(f"private-{i}", lambda at: os.symlink(path, at))
+        plant(f"hard-{i}", lambda at: os.link(path, at))
+    with open(os.path.join("outbox", "proof.txt"), "w") as f:
+        f.write("the agent's own file")
+    return planted
+
+
 def main():
     proc_leaks, environ_readable = scan_proc()
     mem_leaks, mem_readable = scan_memory()
@@ -345,6 +372,7 @@ def main():
         "writes": writes(sys.argv[2]),
         "signals": signals(),
         "cli_pipes": cli_pipes(),
+        "outbox_planted": plant_outbox(),
         "env_names": sorted(os.environ),
         "model_key": os.environ.get("ANTHROPIC_API_KEY", ""),
         "model_url": os.environ.get("ANTHROPIC_BASE_URL", ""),

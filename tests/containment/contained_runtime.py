@@ -39,6 +39,7 @@ class ContainedRuntime:
     lam: LocalLambda
     model: ModelServer
     aws_url: str
+    read_object: Callable[[str], bytes]  # an object of the runtime's bucket (a file it sent)
 
 
 @contextlib.contextmanager
@@ -102,7 +103,13 @@ def contained_runtime(
                     out = invoker.invoke(FunctionName="agent-runtime", Payload=payload)
                     return decode_turn_result(out["Payload"].read())
 
-                yield ContainedRuntime(turn=turn, lam=lam, model=model, aws_url=aws_url)
+                def read_object(key: str) -> bytes:
+                    body = client("s3").get_object(Bucket=resources.bucket, Key=key)["Body"]
+                    return bytes(body.read())
+
+                yield ContainedRuntime(
+                    turn=turn, lam=lam, model=model, aws_url=aws_url, read_object=read_object
+                )
 
 
 @contextlib.contextmanager

@@ -75,6 +75,7 @@ class Scenario:
     local_service_ports: set[int]
     aws_port: int
     invoke_port: int
+    sent_files: dict[str, bytes]  # what the runtime sent of the attack's outbox, by name
 
 
 def run_scenario(landlock: bool) -> Scenario:
@@ -99,6 +100,7 @@ def run_scenario(landlock: bool) -> Scenario:
             local_service_ports = listening_ports({os.getpid()})
             allow_targets(attacker, local_service_ports)
             attack = turn(CHAT_B, 2, "attack")
+            sent_files = {f.file_name: runtime.read_object(f.s3_key) for f in attack.files}
             survivors = agent_user_processes(attacker, user=user)
             report = attack_report(attack.text)
             # The attacker kept the key it was given; outside its turn it is worth nothing.
@@ -129,6 +131,7 @@ def run_scenario(landlock: bool) -> Scenario:
                 local_service_ports=local_service_ports,
                 aws_port=int(runtime.aws_url.rsplit(":", 1)[1]),
                 invoke_port=invoke_port,
+                sent_files=sent_files,
             )
     finally:
         shutil.rmtree(attacker, ignore_errors=True)
@@ -219,3 +222,11 @@ def test_no_tool_can_reach_the_clis_pipes_to_the_runtime(scenario: Scenario) -> 
     it, the CLI's program is one the agent's user may run but not read (as in the runtime
     image), so the kernel starts the CLI non-dumpable."""
     assert scenario.report["cli_pipes"] == [], scenario.report
+
+
+def test_the_outbox_sends_only_the_agents_own_files_never_what_it_links_to(scenario: Scenario) -> None:
+    planted = scenario.report["outbox_planted"]
+    assert any(name.startswith("environ-") for name in planted), planted  # the runtime's, at least
+    assert scenario.sent_files == {"proof.txt": b"the agent's own file"}, sorted(scenario.sent_files)
+    refused = {(f.file_name, f.reason) for f in scenario.attack.files_not_sent}
+    assert refused == {(name, "not_a_file") for name in planted}
