@@ -1,0 +1,53 @@
+"""The agent sends files, with nothing stubbed between the user and the model: the real
+runtime runs the real CLI, whose Bash tool writes a chart and a table into ``outbox/``; the
+user gets the answer, then the chart as a photo and the table as a document, once."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_support import update
+from local_stack import ToolCall, last_user_text, tool_results
+
+pytestmark = pytest.mark.slow
+CHAT = 501
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))  # what the fake Bot API takes for an image
+MAKE_FILES = (
+    "mkdir -p outbox && printf 'city,people\\nOslo,709037\\n' > outbox/table.csv"
+    f" && echo {base64.b64encode(PNG).decode()} | base64 -d > outbox/chart.png"
+)
+
+
+def responder(request: dict[str, Any]) -> Any:
+    if last_user_text(request) != "chart the populations":
+        return "You are welcome."
+    if not tool_results(request):
+        return [ToolCall(name="Bash", input={"command": MAKE_FILES, "description": "make the files"})]
+    return "Here are the chart and the table."
+
+
+@pytest.fixture
+def stack(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from agentbot_testing.telegram_stack import real_runtime_stack
+
+    with real_runtime_stack(aws, tmp_path, monkeypatch, config=tools_config, responder=responder) as stack:
+        yield stack
+
+
+def test_files_the_agent_makes_reach_the_user_after_its_answer(stack) -> None:
+    stack.post(update(700, text="chart the populations"))
+    stack.post(update(701, text="thanks"))
+    stack.drain(stack.consumer())
+
+    texts = [m["text"] for m in stack.replies(CHAT) if "text" in m]
+    assert texts == ["Here are the chart and the table.", "You are welcome."], texts
+    photo, table = stack.telegram.sent_files(CHAT)
+    assert (photo.method, photo.file_name, photo.content()) == ("sendPhoto", "chart.png", PNG)
+    assert (table.method, table.file_name) == ("sendDocument", "table.csv")
+    assert table.content() == b"city,people\nOslo,709037\n"
+    # the second answer sends no file again: each turn starts with an empty outbox
+    assert len(stack.telegram.sent_files(CHAT)) == 2
