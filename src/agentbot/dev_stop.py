@@ -1,7 +1,9 @@
 """How `agentbot dev` stops, in bounded time and with no process of its tree left behind.
 
 - Ctrl-C once: stop taking messages, let the current turn finish, then shut down.
-- Ctrl-C again (or SIGTERM, which a service manager follows with SIGKILL): abort. Every
+- Ctrl-C again (or SIGTERM, which a service manager follows with SIGKILL): abort. A second
+  SIGINT within ``SAME_PRESS_S`` of the first is the same press: `uv run` passes on a SIGINT
+  sent to the whole process group when it has no terminal, so this process gets it twice. Every
   process below this one (function workers, the agent's CLI, MCP servers, tools) is killed
   at once, then the stack is closed; whatever is still closing after a few seconds is cut.
 - A Ctrl-C while the stack is still starting stops the start (KeyboardInterrupt); a second
@@ -19,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -26,6 +29,7 @@ from local_stack import kill_descendants
 from session_core import become_subreaper
 
 STOPPING_MESSAGE = "stopping (finishing the current turn, Ctrl-C again to abort)"
+SAME_PRESS_S = 0.15  # no one presses Ctrl-C twice this fast; `uv run`'s copy comes at once
 ABORT_EXIT_CODE = 130  # as for Ctrl-C
 SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM
 OUTPUT_CLOSED_EXIT_CODE = 141  # 128 + SIGPIPE
@@ -38,8 +42,10 @@ class StopRequests:
     never wait on these Events (it polls ``requested`` / ``is_set()``, which take no lock),
     or a handler's ``set()`` would wait for a lock the interrupted thread holds."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._print = say
+        self._clock = clock
+        self._last_press_at: float | None = None
         self.finish = threading.Event()
         self.abort = threading.Event()
         self.exit_code = ABORT_EXIT_CODE
@@ -75,6 +81,10 @@ class StopRequests:
             self._print(text)
 
     def _on_sigint(self, _signum: int, _frame: Any) -> None:
+        now = self._clock()
+        if self._last_press_at is not None and now - self._last_press_at < SAME_PRESS_S:
+            return  # the same press, passed on by `uv run`
+        self._last_press_at = now
         if self.requested:
             self._abort("aborting (Ctrl-C again)")
         elif self._starting:
