@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from telegram_core import Attachment
 
-from ._updates import Message, RepliedMessage
+from ._updates import MessageContent
 
 
-def attachments_of(msg: Message | RepliedMessage) -> tuple[Attachment, ...]:
+def attachments_of(msg: MessageContent) -> tuple[Attachment, ...]:
     """The photo (its largest size) or the file ``msg`` carries, as the consumer fetches it."""
     if msg.photo:
         best = max(msg.photo, key=lambda p: (p.file_size or 0, p.width * p.height))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from ._updates import Message, RepliedMessage
+    from ._updates import MessageContent
 
 
 class _Location(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,7 +58,7 @@ class _Sticker(msgspec.Struct, frozen=True, kw_only=True):
 SHARED_KINDS = ("venue", "location", "contact", "poll", "dice", "sticker")
 
 
-def shared_content_text(msg: Message | RepliedMessage) -> str | None:
+def shared_content_text(msg: MessageContent) -> str | None:
     """The turn's text for what ``msg`` shares; None when it shares nothing, or its shape is
     not the Bot API's."""
     for kind in SHARED_KINDS:

@@ -58,27 +58,35 @@ class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
     length: Count
 
 
-class RepliedMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """The message a message replies to: who sent it (a reply to the bot addresses it in a
-    group) and what it holds, which the agent is shown (``_reply_context``)."""
+class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
+    """What a message holds that the agent is shown: a message's own, or the one it replies to
+    (``_reply_context``), and who sent it."""
 
     message_id: Id
     from_: User | None = msgspec.field(default=None, name="from")
+    # Set when the message is sent on behalf of a chat (an anonymous admin, a channel):
+    # ``from`` is then a placeholder user every such chat shares.
     sender_chat: Chat | None = None
     text: str | None = None
     caption: str | None = None
     photo: tuple[PhotoSize, ...] = ()
     document: Document | None = None
-    # The service message that opened a forum topic: every message of the topic that replies
-    # to nothing in particular names it.
-    forum_topic_created: Any = None
-    # Shared content, read by _shared_content as a message's own.
+    # What a user shares, read by _shared_content (leniently: a shape it does not expect
+    # makes the message unsupported, not the update undecodable).
     sticker: Any = None
     location: Any = None
     venue: Any = None
     contact: Any = None
     poll: Any = None
     dice: Any = None
+
+
+class RepliedMessage(MessageContent, frozen=True, kw_only=True):
+    """The message a message replies to (a reply to the bot addresses it in a group)."""
+
+    # The service message that opened a forum topic: every message of the topic that replies
+    # to nothing in particular names it.
+    forum_topic_created: Any = None
 
 
 # Content Telegram can carry that the bot does not handle yet; the consumer answers
@@ -95,23 +103,14 @@ UNSUPPORTED_CONTENT = (
 )
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
-    message_id: Id
+class Message(MessageContent, frozen=True, kw_only=True):
     date: Count = 0
     chat: Chat
-    from_: User | None = msgspec.field(default=None, name="from")
-    # Set when the message is sent on behalf of a chat (an anonymous admin, a channel):
-    # ``from`` is then a placeholder user every such chat shares.
-    sender_chat: Chat | None = None
     is_automatic_forward: bool = False  # a linked channel's post, forwarded into its group
     message_thread_id: Id | None = None
     is_topic_message: bool = False
-    text: str | None = None
-    caption: str | None = None
     entities: tuple[MessageEntity, ...] = ()
     caption_entities: tuple[MessageEntity, ...] = ()
-    photo: tuple[PhotoSize, ...] = ()
-    document: Document | None = None
     reply_to_message: RepliedMessage | None = None
     # The part of the replied message the user selected (TextQuote), and where a forwarded
     # message came from (MessageOrigin); read leniently by _reply_context.
@@ -129,14 +128,6 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     animation: Any = None
     game: Any = None
     story: Any = None
-    # What a user shares, read by _shared_content (leniently: a shape it does not expect
-    # makes the message unsupported, not the update undecodable).
-    sticker: Any = None
-    location: Any = None
-    venue: Any = None
-    contact: Any = None
-    poll: Any = None
-    dice: Any = None
 
     def unsupported_content(self) -> str | None:
         """Name of the first content type this message carries that the bot does not handle
