@@ -107,13 +107,17 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
                 dev.send_signal(signal.SIGINT)
                 out, err = dev.communicate(timeout=60)
             assert all(answered), (answered, err[-3000:])
+            sent_files = [
+                (f.file_name, f.content()) for f in telegram.sent_files(ATTACKER)
+            ]  # kept while it runs
         survivors = agent_user_processes(attacker)
         log = (state / "functions.log").read_text()[-8000:]
         saved = sorted(p.name for p in (state / "aws").rglob("*") if p.is_file())
     finally:
         shutil.rmtree(attacker, ignore_errors=True)
 
-    answer = "".join(m["text"] for m in telegram.sent_messages(ATTACKER))
+    # (the attack's own file, from its outbox, comes as a document: a message without text)
+    answer = "".join(m.get("text", "") for m in telegram.sent_messages(ATTACKER))
     assert "ATTACK-REPORT" in answer, (answer[:2000], err[-3000:])
     report = attack_report(answer)
     moto_port = int(re.search(r"embedded moto server at http://127\.0\.0\.1:(\d+)", err).group(1))
@@ -130,7 +134,10 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     assert {m["chat"]["id"] for m in telegram.sent_messages()} == {ATTACKER, VICTIM}
     victim_saw = [m["text"] for m in telegram.sent_messages(VICTIM)]
     assert victim_saw[-1].endswith("after 1 earlier turns"), (victim_saw, err[-3000:], log)
-    assert all("FORGED" not in m["text"] for m in telegram.sent_messages())
+    assert all("FORGED" not in m.get("text", "") for m in telegram.sent_messages())
+    # Of what it planted in its outbox (links to the stack's files, other processes'
+    # environments) only its own file was sent.
+    assert sent_files == [("proof.txt", b"the agent's own file")], sent_files
     # The state directory's own files were there, and out of the agent's reach.
     assert saved and report["private_reads"] == [], (saved, report["private_reads"])
     # Nothing of the agent outlives the command; no secret reached the screen.
