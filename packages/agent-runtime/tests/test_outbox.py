@@ -74,3 +74,21 @@ def test_an_outbox_that_is_a_link_sends_nothing_from_where_it_points(aws, make_r
 
     assert result.ok and "linked" in result.text, result
     assert (result.files, result.files_not_sent) == ((), ())
+
+
+def test_an_outbox_of_thousands_of_files_names_a_bounded_few_and_the_answer_is_recorded(
+    aws, make_runtime, turn_request
+) -> None:
+    long = "x" * 200
+    command = f"bash: mkdir -p outbox && seq -f 'outbox/{long}-%g.txt' 1 5000 | xargs touch && echo ready"
+    runtime = make_runtime()
+    result = runtime.run_turn(turn_request(command, turn_id=1, session_key=KEY))
+    again = runtime.run_turn(turn_request(command, turn_id=1, session_key=KEY))
+
+    assert result.ok and "ready" in result.text, result
+    assert len(result.files) == 10
+    # The result is stored with the answer (a DynamoDB item is at most 400 KB) and returned
+    # by Lambda (at most 6 MB): what is named stays small, however many files a tool makes.
+    assert len(result.files_not_sent) <= 100
+    assert {f.reason for f in result.files_not_sent} == {"too_many"}
+    assert again.replayed and again.files == result.files, again

@@ -8,11 +8,14 @@ file through the descriptor it checked (never by its name again), and refuses a 
 second name (a hard link may name a file the runtime may read and the tools may not). A device
 or a pipe is refused unread (opened without blocking). At most ``MAX_FILES`` files, each up to
 ``MAX_FILE_BYTES`` (what Telegram takes from a bot), the rest named in ``files_not_sent``.
+It looks at no more than ``MAX_ENTRIES`` of the outbox's entries: a tool can make millions,
+and every one named makes the turn's result (stored in one DynamoDB item) larger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import mimetypes
 import os
 import stat
@@ -38,6 +41,7 @@ log = get_logger(__name__)
 OUTBOX = "outbox"
 MAX_FILES = 10
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_ENTRIES = 100
 _MAX_SHOWN_NAME_CHARS = 100
 
 Sent = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
@@ -60,7 +64,7 @@ def _send_outbox(
     unsent: list[UnsentFile] = []
     used: set[str] = set()
     try:
-        for name in sorted(os.listdir(outbox)):
+        for name in _entry_names(outbox):
             shown = _shown_name(name)
             opened = _open_own_file(outbox, name)
             if isinstance(opened, str):
@@ -103,6 +107,16 @@ def _open_outbox(workspace: SessionWorkspace) -> int | None:
         return None
     finally:
         os.close(cwd)
+
+
+def _entry_names(outbox: int) -> list[str]:
+    """The names of the first ``MAX_ENTRIES`` entries the outbox lists, sorted."""
+    with os.scandir(outbox) as entries:
+        names = [entry.name for entry in itertools.islice(entries, MAX_ENTRIES + 1)]
+    if len(names) > MAX_ENTRIES:
+        log.warning("turn.outbox_entries_ignored", looked_at=MAX_ENTRIES)
+        names = names[:MAX_ENTRIES]
+    return sorted(names)
 
 
 def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReason:
