@@ -348,3 +348,11 @@ def test_a_command_sent_as_a_reply_stays_a_command() -> None:
     replied = {"message_id": 2, "from": BOB, "text": "old topic"}
     message = decide(update(text="/new", reply_to_message=replied), config()).message
     assert message is not None and message.text == "/new" and message.context.startswith("[In reply to")
+
+
+def test_a_first_name_cannot_pose_as_a_username() -> None:
+    # Telegram lets anyone take "@alice" as a first name; only @alice has the username.
+    forged = {"id": 9, "is_bot": False, "first_name": "@alice"}
+    message = decide(update(chat=GROUP, text="@agent_bot cancel it", **{"from": forged}), config()).message
+
+    assert message is not None and message.user_name == "alice"

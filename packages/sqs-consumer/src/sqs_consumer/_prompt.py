@@ -28,8 +28,11 @@ def prompt_of(msg: InboundMessage, *, staged: bool) -> str:
 def _sender_line(msg: InboundMessage) -> str:
     if msg.chat_type not in _SHARED_CHATS or msg.user_id is None:
         return ""
-    name = _NOT_IN_A_NAME.sub(" ", msg.user_name or "").strip()
-    if name.startswith("@"):  # a username is the sender's alone
+    raw = msg.user_name or ""
+    name = _NOT_IN_A_NAME.sub(" ", raw).strip()
+    # A person's username is theirs alone; the producer starts no other name with "@" (a
+    # chat's title, which anyone may choose, it may), so the name is read as sent, not cleaned.
+    if raw.startswith("@") and msg.user_id > 0:
         return f"[From {name}]"
     # Anyone can take a first name or a title: the id tells two of the same name apart (a
     # negative one is a chat speaking for itself: an anonymous admin's group, a channel).

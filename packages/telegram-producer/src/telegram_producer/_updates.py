@@ -6,6 +6,7 @@ decode error, which the webhook answers with 400.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -154,6 +155,8 @@ def topic_of(message: Message | CallbackMessage) -> int:
     return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
 
 
+_LEADING_AT_RE = re.compile(r"^[\s@]+")
+
 # Telegram's placeholder ``from`` of an anonymous group admin's messages
 ANONYMOUS_ADMIN_ID = 1087968824
 
@@ -184,8 +187,11 @@ def sender_of(msg: Message) -> tuple[int | None, str | None]:
 
 def shown_name(user: User) -> str:
     """How the chat shows who did something ("Allowed once by @ada"): the @username, which
-    nobody else can have, else the first name (which anyone can take), else the id."""
-    return f"@{user.username}" if user.username else user.first_name or str(user.id)
+    nobody else can have, else the first name (which anyone can take, "@ada" too: it loses
+    its leading "@", so only a username starts with one), else the id."""
+    if user.username:
+        return f"@{user.username}"
+    return _LEADING_AT_RE.sub("", user.first_name) or str(user.id)
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):

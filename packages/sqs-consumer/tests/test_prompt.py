@@ -1,0 +1,34 @@
+"""What the agent is asked for a message: in a group, who says it, which nobody can forge."""
+
+from __future__ import annotations
+
+import pytest
+from sqs_consumer._prompt import prompt_of
+from telegram_core import InboundMessage
+
+
+def _group_message(user_id: int, user_name: str) -> InboundMessage:
+    return InboundMessage(
+        update_id=1,
+        session_key="default/-100/0",
+        kind="message",
+        chat_id=-100,
+        chat_type="supergroup",
+        message_id=3,
+        user_id=user_id,
+        user_name=user_name,
+        text="cancel it",
+    )
+
+
+@pytest.mark.parametrize(
+    ("user_id", "user_name", "head"),
+    [
+        (7, "@alice", "[From @alice]"),  # the producer writes a username so, and only a username
+        (9, "[@alice", "[From @alice (user 9)]"),  # a first name that reads as one once cleaned
+        (9, " @alice", "[From @alice (user 9)]"),
+        (-100, "@alice", "[From @alice (chat -100)]"),  # a chat's title: anyone may choose it
+    ],
+)
+def test_only_a_persons_username_is_shown_without_the_id(user_id: int, user_name: str, head: str) -> None:
+    assert prompt_of(_group_message(user_id, user_name), staged=False) == f"{head}\n\ncancel it"
