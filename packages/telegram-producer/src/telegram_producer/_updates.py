@@ -156,6 +156,7 @@ def topic_of(message: Message | CallbackMessage) -> int:
 
 
 _LEADING_AT_RE = re.compile(r"^[\s@]+")
+_BRACKETS_RE = re.compile(r"[\[\]]")
 
 # Telegram's placeholder ``from`` of an anonymous group admin's messages
 ANONYMOUS_ADMIN_ID = 1087968824
@@ -187,11 +188,17 @@ def sender_of(msg: Message) -> tuple[int | None, str | None]:
 
 def shown_name(user: User) -> str:
     """How the chat shows who did something ("Allowed once by @ada"): the @username, which
-    nobody else can have, else the first name (which anyone can take, "@ada" too: it loses
-    its leading "@", so only a username starts with one), else the id."""
+    nobody else can have, else the first name (which anyone can take, "@ada" too: see
+    ``plain_name``), else the id."""
     if user.username:
         return f"@{user.username}"
-    return _LEADING_AT_RE.sub("", user.first_name) or str(user.id)
+    return plain_name(user.first_name) or str(user.id)
+
+
+def plain_name(name: str) -> str:
+    """A name its owner chose (a first name, a chat's title) as the agent and the chat are
+    shown it: one line that closes no bracket and does not start with "@" (a username does)."""
+    return _LEADING_AT_RE.sub("", " ".join(_BRACKETS_RE.sub(" ", name).split()))
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
