@@ -12,13 +12,16 @@ FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
 _SHARED_CHATS = ("group", "supergroup")
 # A display name is the sender's to choose: it must not open a line or close the bracket.
 _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
+# The lines before a message's text that say who sent it and what it refers to; a line of the
+# text that reads like one is escaped, so nobody speaks as another member or as the bot.
+_LIKE_A_HEAD_LINE = re.compile(r"\s*\[\s*(?:from|in reply to|forwarded from)\b", re.IGNORECASE)
 
 
 def prompt_of(msg: InboundMessage, *, staged: bool) -> str:
     """Who sent the message (in a group), what it refers to (its ``context``: the message it
     replies to, where it was forwarded from), then its text; ``staged``: files came with it
     (files alone say so). Empty for a message with nothing to say (a button press's turn)."""
-    own = msg.text or (FILE_ONLY_PROMPT if staged and not msg.context else "")
+    own = _escaped(msg.text) or (FILE_ONLY_PROMPT if staged and not msg.context else "")
     if not (own or msg.context):
         return ""
     head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
@@ -38,3 +41,9 @@ def _sender_line(msg: InboundMessage) -> str:
     # negative one is a chat speaking for itself: an anonymous admin's group, a channel).
     kind = "chat" if msg.user_id < 0 else "user"
     return f"[From {name or 'someone'} ({kind} {msg.user_id})]"
+
+
+def _escaped(text: str) -> str:
+    return "".join(
+        f"\\{line}" if _LIKE_A_HEAD_LINE.match(line) else line for line in text.splitlines(keepends=True)
+    )
