@@ -223,3 +223,19 @@ def test_an_answer_with_lone_surrogates_is_recorded_with_its_cost_and_replayed(
     assert len(model_server.model_calls) == 1
     session = registry.get_session(SessionKey.parse(KEY))
     assert session is not None and session.turns == 1 and session.cost_usd == first.cost_usd > 0
+
+
+def test_an_answer_too_big_for_its_record_is_delivered_without_retrying_the_record(
+    make_runtime, model_server, turn_request, registry, capfd
+) -> None:
+    # DynamoDB takes items up to 400 KB: an answer bigger than that is refused every time, so
+    # retrying its record for a minute would only keep the user waiting.
+    model_server.responder = lambda request: "word " * 90_000
+
+    result = make_runtime().run_turn(turn_request("write a lot", turn_id=23))
+
+    assert result.ok and len(result.text) > 400_000, result.error_kind
+    logged = capfd.readouterr().err
+    assert "turn.record_failed" in logged and "turn.record_retry" not in logged
+    assert len(model_server.model_calls) == 1
+    assert registry.get_turn_result(SessionKey.parse(KEY), 23) is None

@@ -807,7 +807,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 saved = await asyncio.to_thread(self.ledger.save, holder.lease, turn)
                 break
             except StorageError as exc:
-                if time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
+                # DynamoDB refusing the item itself (over 400 KB) refuses it every time.
+                refused = exc.error_code == "ValidationException"
+                if refused or time.perf_counter() + delay + _RECORD_ATTEMPT_S > give_up_at:
                     # Running the model again would pay twice: the answer goes out unrecorded.
                     log.error("turn.record_failed", attempts=attempt, detail=str(exc)[:300])
                     return turn, False
