@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from telegram_core import InboundMessage
 
@@ -14,7 +15,11 @@ _SHARED_CHATS = ("group", "supergroup")
 _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # The lines before a message's text that say who sent it and what it refers to; a line of the
 # text that reads like one is escaped, so nobody speaks as another member or as the bot.
-_LIKE_A_HEAD_LINE = re.compile(r"\s*\[\s*(?:from|in reply to|forwarded from)\b", re.IGNORECASE)
+# Matched on the line's NFKC form (full-width letters and brackets read as their ASCII), with
+# the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A).
+_LIKE_A_HEAD_LINE = re.compile(
+    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*(?:from|in reply to|forwarded from)\\b", re.IGNORECASE
+)
 
 
 def prompt_of(msg: InboundMessage, *, staged: bool) -> str:
@@ -45,5 +50,6 @@ def _sender_line(msg: InboundMessage) -> str:
 
 def _escaped(text: str) -> str:
     return "".join(
-        f"\\{line}" if _LIKE_A_HEAD_LINE.match(line) else line for line in text.splitlines(keepends=True)
+        f"\\{line}" if _LIKE_A_HEAD_LINE.match(unicodedata.normalize("NFKC", line)) else line
+        for line in text.splitlines(keepends=True)
     )
