@@ -202,6 +202,10 @@ def test_a_shared_part_of_an_unexpected_shape_is_unsupported_not_a_bad_update() 
 
 
 def test_a_shared_location_in_a_group_is_answered_only_as_a_reply_to_the_bot() -> None:
+    place = {"location": BERLIN, "title": "@agent_bot cafe", "address": "Main St 1"}  # anyone names a place
+    assert (
+        decide(update(chat=GROUP, venue=place), config()).ignored == "group message not addressed to the bot"
+    )
     aside = decide(update(chat=GROUP, location=BERLIN), config())
     reply = decide(
         update(chat=GROUP, location=BERLIN, reply_to_message={"message_id": 2, "from": BOT}), config()

@@ -67,15 +67,16 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     text = msg.text if msg.text is not None else (msg.caption or "")
     attachments = attachments_of(msg)
     shared = None if msg.text is not None or text or attachments else shared_content_text(msg)
-    text = shared or text
     unsupported = msg.unsupported_content() if not attachments and msg.text is None and not shared else None
-    if not text and not attachments and unsupported is None:
+    if not (text or shared) and not attachments and unsupported is None:
         return Decision(ignored="no content (service message)")
     addressed = True
     if msg.chat.type in ("group", "supergroup"):
+        # Only what the sender typed can mention the bot: a poll or a place is named by anyone.
         addressed, text = _addressed_in_group(msg, text, config)
         if not addressed and not (attachments and msg.media_group_id):
             return Decision(ignored="group message not addressed to the bot")
+    text = shared or text
     # Only for a message addressed to the bot: an album part's turn is its album's.
     context, replied_files = reply_context(msg, config.bot_username) if addressed else ("", ())
     if not text and not attachments and unsupported is None and not context:
