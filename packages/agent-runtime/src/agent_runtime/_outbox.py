@@ -44,19 +44,21 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ENTRIES = 100
 _MAX_SHOWN_NAME_CHARS = 100
 
-Sent = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
+# (the files staged for the consumer to send, those that will not be sent and why)
+StagedOutbox = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
 
 
-async def send_outbox(
+async def stage_outbox(
     s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
-) -> Sent:
-    """Copy the outbox's files to S3 and say which were sent and which not (and why)."""
-    return await asyncio.to_thread(_send_outbox, s3, bucket, key, turn_id, workspace)
+) -> StagedOutbox:
+    """Copy the outbox's files to S3 for the consumer to send, and say which will be sent and
+    which not (and why). The runtime sends nothing itself: it never calls Telegram."""
+    return await asyncio.to_thread(_stage_outbox, s3, bucket, key, turn_id, workspace)
 
 
-def _send_outbox(
+def _stage_outbox(
     s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
-) -> Sent:
+) -> StagedOutbox:
     outbox = _open_outbox(workspace)
     if outbox is None:
         return (), ()

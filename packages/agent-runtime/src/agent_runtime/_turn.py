@@ -53,7 +53,7 @@ from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, Untr
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
-from ._outbox import OUTBOX, send_outbox
+from ._outbox import OUTBOX, stage_outbox
 from ._process_sweep import effective_scope, end_environment, reap_zombie_children, sweep_turn_processes
 from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
@@ -289,7 +289,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 sdk_s = time.perf_counter() - sdk_started
                 turn = self._paid_answer(request, run, outcome, started)
                 if turn is not None:
-                    files, unsent = await send_outbox(
+                    files, unsent = await stage_outbox(
                         self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace
                     )
                     turn = msgspec.structs.replace(turn, files=files, files_not_sent=unsent)
