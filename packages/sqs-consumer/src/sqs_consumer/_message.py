@@ -42,7 +42,7 @@ from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
 from ._commands import parse_command, run_command
 from ._config import ConsumerConfig
-from ._delivery import Delivery
+from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
 from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
 from ._live_view import LiveView
@@ -216,29 +216,36 @@ class MessageHandler:
                     stopped=result.stopped,
                 )
                 typing.stop()
-                chunks = self._answer_chunks(msg, key, result)
-                files = result.files
-                asking = result.approval_request
-                # progress yields to answers in groups
-                view.spend_on_answer(len(chunks) + len(files) + (asking is not None))
-                # Each part has its place in the delivery record whatever the text's length: a
-                # retry may render one chunk more or less (the usage footer is read afresh, the
-                # history notice is not recorded), and must still find each file and the buttons.
-                self._delivery.deliver(msg, key, chunks)
-                if files:
-                    self._delivery.deliver_files(
-                        msg,
-                        key,
-                        files,
-                        first_index=FIRST_FILE_CHUNK,
-                        read=self._outbox_reader(key),
-                        quote_first=not chunks,
-                    )
-                if asking is not None:
-                    self._ask_approval(msg, key, asking, quote=not (chunks or files))
+                self._deliver_answer(msg, key, result, view)
             finally:
                 view.cleanup()
         return result
+
+    def _deliver_answer(
+        self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
+    ) -> None:
+        """Deliver a turn's answer: its text, then the files the agent sends, then the buttons
+        of a call waiting for approval; the first of them quotes the user's message."""
+        chunks = self._answer_chunks(msg, key, result)
+        files = result.files
+        asking = result.approval_request
+        # progress yields to answers in groups
+        view.spend_on_answer(len(chunks) + len(files) + (asking is not None))
+        # Each part has its place in the delivery record whatever the text's length: a retry
+        # may render one chunk more or less (the usage footer is read afresh, the history
+        # notice is not recorded), and must still find each file and the buttons.
+        self._delivery.deliver(msg, key, chunks)
+        if files:
+            self._delivery.deliver_files(
+                msg,
+                key,
+                files,
+                first_index=FIRST_FILE_CHUNK,
+                read=self._outbox_reader(key),
+                quote_first=not chunks,
+            )
+        if asking is not None:
+            self._ask_approval(msg, key, asking, quote=not (chunks or files))
 
     def _answer_chunks(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> list[str]:
         """The reply's HTML chunks, with a line naming the files that were not sent. A turn
@@ -258,7 +265,7 @@ class MessageHandler:
             text = f"{text.strip() or EMPTY_ANSWER}\n\n{history_notice(result.history)}"
         return render_reply(text) or [EMPTY_ANSWER]
 
-    def _outbox_reader(self, key: SessionKey) -> Callable[[StagedAttachment], bytes | None]:
+    def _outbox_reader(self, key: SessionKey) -> ReadFile:
         def read(file: StagedAttachment) -> bytes | None:
             return read_outbox_file(file, s3=self._deps.s3, bucket=self._config.bucket, key=key)
 
