@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from ._form_data import Upload, parse_form_data
 from ._loopback import LoopbackServer
 
 TEST_BOT_TOKEN = "123456789:LOCAL-test-token-not-a-real-one"
@@ -35,7 +36,8 @@ MAX_MESSAGE_UTF16 = 4096
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a document a bot uploads
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
-# The images Telegram processes into photos, by their first bytes.
+# The images Telegram processes into photos, by their first bytes (JPEG, PNG; WebP's
+# signature has its size inside: see _is_image).
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 _UPLOAD_FIELDS = {"sendDocument": "document", "sendPhoto": "photo"}
 # Tags Telegram's HTML parse mode understands (https://core.telegram.org/bots/api#html-style).
@@ -102,15 +104,6 @@ class TelegramFault:
     def photo_invalid_dimensions(cls) -> TelegramFault:
         """What sendPhoto answers for an image too long, too wide or too small to show."""
         return cls(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file field of a multipart/form-data request, as the server parsed it."""
-
-    file_name: str
-    mime_type: str | None
-    content: bytes
 
 
 @dataclass(frozen=True)
@@ -791,7 +784,7 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
                     raise ValueError("body is not an object")
                 params.update(body)
             elif raw and ctype == "multipart/form-data":
-                params.update(_form_data(raw, self.headers.get("Content-Type") or ""))
+                params.update(parse_form_data(raw, self.headers.get("Content-Type") or ""))
             elif raw:
                 params.update(urllib.parse.parse_qsl(raw.decode()))
             return params
@@ -817,44 +810,6 @@ def _int_param(params: dict[str, Any], name: str) -> int:
         return int(params[name])
     except (KeyError, TypeError, ValueError) as exc:
         raise _ApiError(400, f"Bad Request: {name} is required and must be an integer") from exc
-
-
-_BOUNDARY_RE = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
-_DISPOSITION_PARAM_RE = re.compile(r';\s*(name|filename)="((?:[^"\\]|\\.)*)"', re.IGNORECASE)
-# How browsers and httpx write a quote, CR and LF inside a form's file name (HTML5).
-_FORM_NAME_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
-
-
-def _form_data(raw: bytes, content_type: str) -> dict[str, Any]:
-    """The fields of a multipart/form-data body: text fields as strings, file fields as
-    Upload; ValueError for a body that is not one."""
-    boundary = _BOUNDARY_RE.search(content_type)
-    if boundary is None:
-        raise ValueError("multipart body without a boundary")
-    fields: dict[str, Any] = {}
-    for part in raw.split(b"--" + boundary.group(1).encode())[1:]:
-        if part.startswith(b"--"):
-            return fields  # the closing delimiter
-        head, found, body = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not found:
-            raise ValueError("multipart part without a blank line after its headers")
-        headers = {}
-        for line in head.decode("utf-8").split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        params = {
-            key.lower(): re.sub(r"\\(.)", r"\1", value)
-            for key, value in _DISPOSITION_PARAM_RE.findall(headers.get("content-disposition", ""))
-        }
-        if "name" not in params:
-            raise ValueError("multipart part without a name")
-        content = body.removesuffix(b"\r\n")
-        if "filename" in params:
-            file_name = re.sub("%22|%0D|%0A", lambda m: _FORM_NAME_ESCAPES[m.group()], params["filename"])
-            fields[params["name"]] = Upload(file_name, headers.get("content-type"), content)
-        else:
-            fields[params["name"]] = content.decode("utf-8")
-    raise ValueError("multipart body without its closing delimiter")
 
 
 def _recorded(params: dict[str, Any]) -> dict[str, Any]:
