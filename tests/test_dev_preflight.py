@@ -9,7 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +43,29 @@ def _copy_config(tmp_path: Path) -> Path:
     return config
 
 
+def _edit_json(path: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    """Apply ``change`` to the JSON object in ``path`` and write it back."""
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _name_a_tool_of_an_undefined_server(agents: dict[str, Any]) -> None:
+    agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
+
+
+def _misspell_a_subagent_tool(agents: dict[str, Any]) -> None:
+    agents["agents"]["summarizer"]["tools"] = ["Reed"]
+
+
+def _misspell_a_main_agent_tool(agents: dict[str, Any]) -> None:
+    agents["main"]["tools"][0] = "Bassh"
+
+
+def _make_a_program_missing(mcp: dict[str, Any]) -> None:
+    mcp["mcpServers"]["github"] = {"command": "npx-not-installed", "args": ["-y", "server-github"]}
+
+
 def _one_failure_line(done: subprocess.CompletedProcess[str]) -> str:
     said = done.stdout + done.stderr
     assert done.returncode == 2, said[-3000:]
@@ -68,21 +93,13 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
     if breakage == "agents.json is not JSON":
         (config / "agents.json").write_text('{"main": {"tools": ["Bash",]}}')
     elif breakage == "a subagent names an undefined MCP server":
-        agents = json.loads((config / "agents.json").read_text())
-        agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
-        (config / "agents.json").write_text(json.dumps(agents))
+        _edit_json(config / "agents.json", _name_a_tool_of_an_undefined_server)
     elif breakage == "a subagent names a misspelt tool":
-        agents = json.loads((config / "agents.json").read_text())
-        agents["agents"]["summarizer"]["tools"] = ["Reed"]
-        (config / "agents.json").write_text(json.dumps(agents))
+        _edit_json(config / "agents.json", _misspell_a_subagent_tool)
     elif breakage == "the main agent names a misspelt tool":
-        agents = json.loads((config / "agents.json").read_text())
-        agents["main"]["tools"][0] = "Bassh"
-        (config / "agents.json").write_text(json.dumps(agents))
+        _edit_json(config / "agents.json", _misspell_a_main_agent_tool)
     elif breakage == "a command MCP server whose program is missing":
-        mcp = json.loads((config / "mcp.json").read_text())
-        mcp["mcpServers"]["github"] = {"command": "npx-not-installed", "args": ["-y", "server-github"]}
-        (config / "mcp.json").write_text(json.dumps(mcp))
+        _edit_json(config / "mcp.json", _make_a_program_missing)
     else:
         (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
 
@@ -95,9 +112,7 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
 def test_every_claude_config_problem_is_named_in_one_refusal(tmp_path: Path) -> None:
     """Two mistakes: both named at the first start, the fix they share said once."""
     config = _copy_config(tmp_path)
-    agents = json.loads((config / "agents.json").read_text())
-    agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
-    (config / "agents.json").write_text(json.dumps(agents))
+    _edit_json(config / "agents.json", _name_a_tool_of_an_undefined_server)
     (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
 
     done = _start({"CLAUDE_CONFIG_PATH": str(config)})
@@ -113,12 +128,8 @@ def test_every_claude_config_problem_is_named_in_one_refusal(tmp_path: Path) -> 
 def test_a_missing_program_is_named_with_the_files_problems_in_one_refusal(tmp_path: Path) -> None:
     """Not one round of fixes for the files and then another for the program."""
     config = _copy_config(tmp_path)
-    agents = json.loads((config / "agents.json").read_text())
-    agents["agents"]["summarizer"]["tools"] = ["mcp__nowhere__search"]
-    (config / "agents.json").write_text(json.dumps(agents))
-    mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["github"] = {"command": "npx-not-installed", "args": ["-y", "server-github"]}
-    (config / "mcp.json").write_text(json.dumps(mcp))
+    _edit_json(config / "agents.json", _name_a_tool_of_an_undefined_server)
+    _edit_json(config / "mcp.json", _make_a_program_missing)
 
     done = _start({"CLAUDE_CONFIG_PATH": str(config)})
 
