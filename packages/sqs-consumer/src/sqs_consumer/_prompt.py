@@ -38,8 +38,9 @@ def _sender_line(msg: InboundMessage) -> str:
         return ""
     raw = msg.user_name or ""
     name = _NOT_IN_A_NAME.sub(" ", raw).strip()
-    # A person's username is theirs alone; the producer starts no other name with "@" (a
-    # chat's title, which anyone may choose, it may), so the name is read as sent, not cleaned.
+    # A person's username is theirs alone, and the producer starts no other person's name
+    # with "@" (a first name loses a leading one); a chat's title still may, hence the
+    # positive id (a person's): such a name is shown as the username it is, without the id.
     if raw.startswith("@") and msg.user_id > 0:
         return f"[From {name}]"
     # Anyone can take a first name or a title: the id tells two of the same name apart (a
