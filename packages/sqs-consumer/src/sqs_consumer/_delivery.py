@@ -61,10 +61,11 @@ class DeliveryRecords(Protocol):
 
 
 class Delivery:
-    """Sends replies to the chat of an inbound message through ``bot``, recording each chunk
-    in ``registry``; with ``claims`` each chunk is claimed before it is sent, so two live
-    deliveries of one record never both send it (``claim_poll_s``: how often the other one
-    looks again); ``sleep`` and ``record_retry_backoff_s`` pace a record write's retries."""
+    """Sends replies (text chunks, the files the agent sends) to the chat of an inbound
+    message through ``bot``, recording each chunk in ``registry``; with ``claims`` each chunk
+    is claimed before it is sent, so two live deliveries of one record never both send it
+    (``claim_poll_s``: how often the other one looks again); ``sleep`` and
+    ``record_retry_backoff_s`` pace a record write's retries."""
 
     def __init__(
         self,
@@ -106,8 +107,8 @@ class Delivery:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
         time; ``quote_first``: the first quotes the user's message (there was no text). A file
-        ``read`` finds gone (None) or Telegram refuses for good (a bad request)
-        is skipped with a log line, the others still go. Raises DeliveryFailedError like
+        ``read`` finds gone (None) or Telegram refuses for good (a bad request) is skipped
+        with a log line, unrecorded; the others still go. Raises DeliveryFailedError like
         ``deliver``."""
 
         def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
@@ -125,6 +126,10 @@ class Delivery:
         first_index: int,
         quote_first: bool,
     ) -> None:
+        """Send each of ``parts`` not yet delivered with ``send`` as chunk ``first_index``,
+        ``first_index + 1``..., claimed first and recorded after (a part ``send`` skips for good
+        with _NotSent is neither); the first quotes the user's message when ``quote_first``.
+        A group that became a supergroup gets the rest there."""
         index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
