@@ -559,7 +559,9 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
 
     agent_user = agent_user_for_runtime()
     config_root = default_config_path()
-    # Passable for the agent's user before the check, which looks its programs up as that user.
+    # The directories above claude-config and the interpreter's are opened for the agent's
+    # user first: the check looks the command servers' programs (the interpreter, a script in
+    # claude-config) up as that user.
     opened: list[str] = []
     if agent_user is not None and config_root.is_dir():
         opened = _config_readable_for(agent_user, config_root)
