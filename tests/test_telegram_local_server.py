@@ -131,6 +131,17 @@ def test_uploads_go_to_the_folder_it_is_given(tmp_path) -> None:
     assert sent.path.read_bytes() == b"x"  # kept after the server stops
 
 
+def test_a_restarted_server_keeps_the_files_an_earlier_one_saved_in_its_folder(tmp_path) -> None:
+    """Message ids start over with each server: a kept folder (dev's --state-dir) already holds
+    a file of that id and name, which is neither overwritten nor a failed upload."""
+    for content in (b"first run", b"second run"):
+        with LocalTelegram(files_dir=tmp_path / "sent") as telegram:
+            api(telegram).send_file(1, "data.csv", content, mime_type="text/csv")
+            assert [c.status for c in telegram.calls("sendDocument")] == [200]
+    saved = sorted(tmp_path.joinpath("sent").iterdir())
+    assert [p.read_bytes() for p in saved] == [b"second run", b"first run"]  # 1000-2-data.csv, 1000-data.csv
+
+
 def test_get_updates_long_polls_queued_updates(telegram) -> None:
     bot = api(telegram)
     threading.Timer(0.3, lambda: telegram.push_update({"message": {"text": "typed"}})).start()

@@ -434,11 +434,19 @@ class LocalTelegram(LoopbackServer):
             folder = self._files_dir or self._own_files_dir
             assert folder is not None
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = folder / f"{message_id}-{_disk_name(upload.file_name)}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(upload.content)
-        return path
+        # Message ids start over with each server, and a kept --state-dir keeps earlier files:
+        # a name taken already gets a number ("1003-2-data.csv"), never overwrites.
+        name = _disk_name(upload.file_name)
+        for attempt in itertools.count(1):
+            path = folder / (f"{message_id}-{name}" if attempt == 1 else f"{message_id}-{attempt}-{name}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as out:
+                out.write(upload.content)
+            return path
+        raise AssertionError("unreachable")
 
     def _send_chat_action(self, params: dict[str, Any]) -> Any:
         _int_param(params, "chat_id")
