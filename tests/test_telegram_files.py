@@ -71,11 +71,15 @@ def test_a_photo_telegram_refuses_goes_again_as_a_document(stack) -> None:
     assert [c.status for c in stack.telegram.calls("sendPhoto")] == [400]
 
 
-def test_a_file_gone_from_the_bucket_is_skipped_and_the_answer_still_succeeds(stack) -> None:
+def test_a_file_gone_from_the_bucket_is_skipped_named_once_and_the_answer_still_succeeds(stack) -> None:
     stack.post(update(604, text="files:gone"))
     responses = stack.drain(stack.consumer())
     assert [r["batchItemFailures"] for r in responses] == [[]]
-    assert shown(stack, CHAT) == ["Answer to: files:gone", "sendDocument data.csv"]
+    assert shown(stack, CHAT) == [
+        "Answer to: files:gone",
+        "sendDocument data.csv",
+        "(expired.csv was not sent: something went wrong while preparing it)",
+    ]
 
 
 def test_files_come_before_the_approval_buttons_whose_allow_still_works(stack) -> None:

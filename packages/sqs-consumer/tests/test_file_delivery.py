@@ -115,10 +115,22 @@ def test_a_file_gone_or_refused_for_good_is_skipped_and_the_others_still_go(tele
     records = Records()
     send = delivery(telegram, records)
     telegram.inject("sendDocument", TelegramFault(400, "Bad Request: wrong file identifier"))
-    send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram, gone=frozenset({"chart.png"})))
+    skipped = send.deliver_files(
+        MSG, KEY, FILES, first_index=1, read=Outbox(telegram, gone=frozenset({"chart.png"}))
+    )
     [sent] = telegram.sent_files()
     assert sent.file_name == "notes.txt"
+    assert [f.file_name for f in skipped] == ["chart.png", "data.csv"]  # for the answer to name
     assert list(records.delivered_chunks(KEY, 21)) == [3]  # nothing recorded for what did not go
+
+
+def test_a_notice_has_its_own_place_and_goes_once(telegram) -> None:
+    records = Records()
+    send = delivery(telegram, records)
+    for _attempt in range(2):  # the record's first delivery, then its retry
+        send.deliver_notice(MSG, KEY, 1500, "(chart.png was not sent)")
+    assert [m["text"] for m in telegram.sent_messages()] == ["(chart.png was not sent)"]
+    assert list(records.delivered_chunks(KEY, 21)) == [1500]
 
 
 def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(telegram) -> None:

@@ -103,18 +103,23 @@ class Delivery:
         first_index: int,
         read: ReadFile,
         quote_first: bool = False,
-    ) -> None:
+    ) -> list[StagedAttachment]:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
         time; ``quote_first``: the first quotes the user's message (there was no text). A file
         ``read`` finds gone (None) or Telegram refuses for good (a bad request) is skipped
-        with a log line, unrecorded; the others still go. Raises DeliveryFailedError like
-        ``deliver``."""
+        with a log line, unrecorded; the others still go. Returns the files skipped. Raises
+        DeliveryFailedError like ``deliver``."""
 
         def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
             return self._send_file(target, file, read, reply_to=reply_to)
 
-        self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
+        return self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
+
+    def deliver_notice(self, msg: InboundMessage, key: SessionKey, index: int, text: str) -> None:
+        """Send ``text`` (HTML) once, as chunk ``index`` of this update's reply (a place of its
+        own after the answer's parts). Raises DeliveryFailedError like ``deliver``."""
+        self._deliver_parts(msg, key, [text], self._send_text, first_index=index, quote_first=False)
 
     def _deliver_parts(
         self,
@@ -125,14 +130,15 @@ class Delivery:
         *,
         first_index: int,
         quote_first: bool,
-    ) -> None:
+    ) -> list[_Part]:
         """Send each of ``parts`` not yet delivered with ``send`` as chunk ``first_index``,
         ``first_index + 1``..., claimed first and recorded after (a part ``send`` skips for good
-        with _NotSent is neither); the first quotes the user's message when ``quote_first``.
-        A group that became a supergroup gets the rest there."""
+        with _NotSent is neither, and is returned); the first quotes the user's message when
+        ``quote_first``. A group that became a supergroup gets the rest there."""
         index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
+        skipped: list[_Part] = []
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             for index, part in enumerate(parts, start=first_index):
@@ -154,10 +160,12 @@ class Delivery:
                             target = _moved_to(msg, moved_to)
                             message_id = send(target, part, None)
                 except _NotSent:
+                    skipped.append(part)
                     continue
                 self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
+        return skipped
 
     def deliver_with_buttons(
         self,

@@ -24,6 +24,7 @@ from session_core import (
     StorageError,
     TurnRequest,
     TurnResult,
+    UnsentFile,
     get_logger,
 )
 from telegram_core import InboundMessage, TelegramApiError
@@ -69,6 +70,7 @@ log = get_logger(__name__)
 # Where the parts after the text go in an answer's delivery record (the text: 0, 1, ...; at
 # most ~25 chunks, as the model writes at most ~100,000 characters; at most 10 files).
 FIRST_FILE_CHUNK = 1000
+FILES_SKIPPED_CHUNK = 1500  # the line naming files that could not be sent after all
 APPROVAL_CHUNK = 2000
 
 
@@ -236,7 +238,7 @@ class MessageHandler:
         # notice is not recorded), and must still find each file and the buttons.
         self._delivery.deliver(msg, key, chunks)
         if files:
-            self._delivery.deliver_files(
+            skipped = self._delivery.deliver_files(
                 msg,
                 key,
                 files,
@@ -244,6 +246,10 @@ class MessageHandler:
                 read=self._outbox_reader(key),
                 quote_first=not chunks,
             )
+            if skipped:  # gone from the bucket, or refused by Telegram: said, not left silent
+                unsent = tuple(UnsentFile(file_name=f.file_name, reason="failed") for f in skipped)
+                [notice] = render_reply(unsent_files_notice(unsent))  # one line: one chunk
+                self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice)
         if asking is not None:
             self._ask_approval(msg, key, asking, quote=not (chunks or files))
 
