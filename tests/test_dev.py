@@ -482,8 +482,10 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
         else:
             dev.process.send_signal(signal.SIGINT)
             # As a user would: the second press after the first was answered (two presses
-            # before Python runs its handler are one signal to it).
+            # before Python runs its handler are one signal to it), and no sooner than a finger
+            # can (one within SAME_PRESS_S is the copy `uv run` passes on of the first).
             dev.wait_for(r"stopping \(finishing the current turn", timeout_s=10)
+            time.sleep(0.2)
             dev.process.send_signal(signal.SIGINT)
             expected = 130
         try:

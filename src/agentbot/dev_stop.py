@@ -29,7 +29,7 @@ from local_stack import kill_descendants
 from session_core import become_subreaper
 
 STOPPING_MESSAGE = "stopping (finishing the current turn, Ctrl-C again to abort)"
-SAME_PRESS_S = 0.15  # no one presses Ctrl-C twice this fast; `uv run`'s copy comes at once
+SAME_PRESS_S = 0.05  # uv's copy comes within milliseconds; no finger presses twice this fast
 ABORT_EXIT_CODE = 130  # as for Ctrl-C
 SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM
 OUTPUT_CLOSED_EXIT_CODE = 141  # 128 + SIGPIPE
