@@ -20,14 +20,16 @@ pytestmark = pytest.mark.slow
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 
-def _start(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _start(extra_env: dict[str, str], state_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`agentbot dev` told "hello"; with ``state_dir`` its functions' log outlives it."""
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
     }
+    kept = ["--state-dir", str(state_dir)] if state_dir is not None else []
     return subprocess.run(
-        [sys.executable, "-m", "agentbot.cli", "dev"],
+        [sys.executable, "-m", "agentbot.cli", "dev", *kept],
         input="hello\n",
         capture_output=True,
         text=True,
@@ -202,10 +204,12 @@ def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tm
     assert "/agentbot/mcp/vault-token" in line and "export MCP_SECRET_VAULT_AUTHORIZATION=" in line
 
     secret = "Bearer dev-vault-secret-0123456789"
-    done = _start({"CLAUDE_CONFIG_PATH": str(config), "MCP_SECRET_VAULT_AUTHORIZATION": secret})
+    state = tmp_path / "state"
+    done = _start({"CLAUDE_CONFIG_PATH": str(config), "MCP_SECRET_VAULT_AUTHORIZATION": secret}, state)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     # the turn ran (the runtime, as the unprivileged user, read the config), not an apology
-    assert "bot> [offline demo model, costs $0] I received: 'hello'" in done.stdout, done.stdout
+    log = (state / "functions.log").read_text()[-6000:]
+    assert "bot> [offline demo model, costs $0] I received: 'hello'" in done.stdout, (done.stdout, log)
     assert "replied after" in done.stderr and secret not in done.stdout + done.stderr
 
 
