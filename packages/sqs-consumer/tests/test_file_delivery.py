@@ -111,6 +111,17 @@ def test_without_text_the_first_file_quotes_the_message(telegram) -> None:
     assert sent.message["reply_to_message"]["message_id"] == 3
 
 
+def test_without_text_a_first_file_gone_leaves_the_quote_to_the_next_one_across_retries(telegram) -> None:
+    records = Records()
+    send, outbox = delivery(telegram, records), Outbox(telegram, gone=frozenset({"chart.png"}))
+    for _attempt in range(2):  # the record's first delivery, then its retry
+        skipped = send.deliver_files(MSG, KEY, FILES, first_index=0, read=outbox, quote_first=True)
+        assert [f.file_name for f in skipped] == ["chart.png"]
+    sent = telegram.sent_files()
+    assert [f.file_name for f in sent] == ["data.csv", "notes.txt"]
+    assert [f.message.get("reply_to_message", {}).get("message_id") for f in sent] == [3, None]
+
+
 def test_a_file_gone_or_refused_for_good_is_skipped_and_the_others_still_go(telegram) -> None:
     records = Records()
     send = delivery(telegram, records)

@@ -106,7 +106,7 @@ class Delivery:
     ) -> list[StagedAttachment]:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
-        time; ``quote_first``: the first quotes the user's message (there was no text). A file
+        time; ``quote_first``: the first one sent quotes the user's message (there was no text). A file
         ``read`` finds gone (None) or Telegram refuses for good (a bad request) is skipped
         with a log line, unrecorded; the others still go. Returns the files skipped. Raises
         DeliveryFailedError like ``deliver``."""
@@ -133,18 +133,24 @@ class Delivery:
     ) -> list[_Part]:
         """Send each of ``parts`` not yet delivered with ``send`` as chunk ``first_index``,
         ``first_index + 1``..., claimed first and recorded after (a part ``send`` skips for good
-        with _NotSent is neither, and is returned); the first quotes the user's message when
-        ``quote_first``. A group that became a supergroup gets the rest there."""
+        with _NotSent is neither, and is returned); the first one sent quotes the user's
+        message when ``quote_first``. A group that became a supergroup gets the rest there."""
         index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
         skipped: list[_Part] = []
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
+            # The first part that goes quotes the message: one skipped for good (a file gone)
+            # leaves the quote to the next; one delivered already (a retry) has taken it.
+            quote = quote_first and not any(
+                i in delivered for i in range(first_index, first_index + len(parts))
+            )
             for index, part in enumerate(parts, start=first_index):
                 if index in delivered or (claims is not None and not claims.claim(index)):
+                    quote = False  # sent by an earlier or the other delivery
                     continue
-                reply_to = msg.message_id if quote_first and index == first_index else None
+                reply_to = msg.message_id if quote else None
                 try:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
@@ -162,6 +168,7 @@ class Delivery:
                 except _NotSent:
                     skipped.append(part)
                     continue
+                quote = False
                 self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
