@@ -108,3 +108,41 @@ def test_a_turn_that_failed_sends_no_file(stack) -> None:
     stack.drain(stack.consumer())
     assert shown(stack, CHAT) == [FAILURE_WORDING["bad_request"]]
     assert stack.telegram.sent_files() == []
+
+
+def fail_nth(stack: Any, method: str, nth: int, *, times: int = 5) -> None:
+    """Make the ``nth`` call of ``method`` (1-based) and the next ``times - 1`` calls fail, as
+    Telegram does for longer than the client retries."""
+    seen = {"n": 0}
+
+    def on_call(called: str, params: dict[str, Any]) -> None:
+        if called == method:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                stack.telegram.inject(method, TelegramFault.server_error(502), times=times)
+
+    stack.telegram.on_call = on_call
+
+
+def test_a_retry_after_a_failure_at_each_point_of_the_answer_sends_each_part_once(stack) -> None:
+    # text, data.csv, the notice naming expired.csv, the buttons: each in turn fails once
+    expected = [
+        "I need to use Bash for this.",
+        "sendDocument data.csv",
+        "(expired.csv was not sent: something went wrong while preparing it)",
+    ]
+    for point, (method, nth) in enumerate(
+        [("sendMessage", 1), ("sendDocument", 1), ("sendMessage", 2), ("sendMessage", 3)]
+    ):
+        chat = CHAT + 10 + point
+        fail_nth(stack, method, nth)
+        stack.post(update(700 + point, text="ask:Bash ls files:gone", chat_id=chat))
+        responses = stack.drain(stack.consumer())
+        assert responses[0]["batchItemFailures"] and not responses[-1]["batchItemFailures"], point
+        shows = shown(stack, chat)
+        assert shows[:3] == expected and len(shows) == 4, (point, shows)
+        assert "May I run this?" in shows[3]
+        replies = stack.replies(chat)
+        assert [bool(m.get("reply_to_message")) for m in replies] == [True, False, False, False], point
+        approval = stack.approvals().current(SessionKey(tenant="default", chat_id=chat))
+        assert approval is not None and approval.message_id == replies[3]["message_id"]
