@@ -142,6 +142,13 @@ def test_a_notice_has_its_own_place_and_goes_once(telegram) -> None:
         send.deliver_notice(MSG, KEY, 1500, "(chart.png was not sent)")
     assert [m["text"] for m in telegram.sent_messages()] == ["(chart.png was not sent)"]
     assert list(records.delivered_chunks(KEY, 21)) == [1500]
+    assert "reply_to_message" not in telegram.sent_messages()[0]
+
+
+def test_a_notice_that_is_all_of_the_answer_quotes_the_message(telegram) -> None:
+    delivery(telegram, Records()).deliver_notice(MSG, KEY, 1500, "(chart.png was not sent)", quote=True)
+    [sent] = telegram.sent_messages()
+    assert sent["reply_to_message"]["message_id"] == 3
 
 
 def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(telegram) -> None:

@@ -116,10 +116,13 @@ class Delivery:
 
         return self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
 
-    def deliver_notice(self, msg: InboundMessage, key: SessionKey, index: int, text: str) -> None:
+    def deliver_notice(
+        self, msg: InboundMessage, key: SessionKey, index: int, text: str, *, quote: bool = False
+    ) -> None:
         """Send ``text`` (HTML) once, as chunk ``index`` of this update's reply (a place of its
-        own after the answer's parts). Raises DeliveryFailedError like ``deliver``."""
-        self._deliver_parts(msg, key, [text], self._send_text, first_index=index, quote_first=False)
+        own after the answer's parts), quoting the user's message when ``quote`` (nothing of
+        the answer went before it). Raises DeliveryFailedError like ``deliver``."""
+        self._deliver_parts(msg, key, [text], self._send_text, first_index=index, quote_first=quote)
 
     def _deliver_parts(
         self,

@@ -232,7 +232,7 @@ class MessageHandler:
         files = result.files
         asking = result.approval_request
         # progress yields to answers in groups
-        view.spend_on_answer(len(chunks) + len(files) + (asking is not None))
+        view.spend_on_answer(len(chunks) + len(files) + (asking is not None))  # (+ a rare notice)
         # Each part has its place in the delivery record whatever the text's length: a retry
         # may render one chunk more or less (the usage footer is read afresh, the history
         # notice is not recorded), and must still find each file and the buttons.
@@ -249,7 +249,8 @@ class MessageHandler:
             if skipped:  # gone from the bucket, or refused by Telegram: said, not left silent
                 unsent = tuple(UnsentFile(file_name=f.file_name, reason="failed") for f in skipped)
                 [notice] = render_reply(unsent_files_notice(unsent))  # one line: one chunk
-                self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice)
+                alone = not chunks and len(skipped) == len(files)  # nothing went before it
+                self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone)
         if asking is not None:
             self._ask_approval(msg, key, asking, quote=not (chunks or files))
 
