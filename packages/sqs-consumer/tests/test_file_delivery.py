@@ -88,14 +88,19 @@ def test_files_go_after_the_text_in_its_topic_each_once_and_read_one_at_a_time(t
         ("sendDocument", "notes.txt", b"remember"),
     ]
     assert all(f.message["message_thread_id"] == 7 and "reply_to_message" not in f.message for f in sent)
-    assert outbox.events[1:] == [
+    assert outbox.events[1:] == [  # "sending a photo/file…" shows while each uploads
         "read chart.png",
+        "sendChatAction",
         "sendPhoto",
         "read data.csv",
+        "sendChatAction",
         "sendDocument",
         "read notes.txt",
+        "sendChatAction",
         "sendDocument",
     ]
+    actions = [c.params["action"] for c in telegram.calls("sendChatAction")]
+    assert actions == ["upload_photo", "upload_document", "upload_document"]
     ids = [m["message_id"] for m in telegram.sent_messages(MSG.chat_id)]
     assert records.delivered_chunks(KEY, 21) == dict(enumerate(ids))
     send.deliver(MSG, KEY, ["the answer"])  # a retry of the record sends and reads nothing again
@@ -179,3 +184,10 @@ def test_the_outbox_is_read_from_the_session_prefix_only_and_a_missing_object_is
     assert read_outbox_file(staged("expired.csv", None), s3=aws.s3, bucket=bucket, key=KEY) is None
     other = SessionKey.parse("default/-1005/8")  # another topic's session
     assert read_outbox_file(file, s3=aws.s3, bucket=bucket, key=other) is None
+
+
+def test_a_refused_uploading_action_does_not_keep_the_file_back(telegram) -> None:
+    telegram.inject("sendChatAction", TelegramFault(400, "Bad Request: not enough rights"), times=5)
+    delivery(telegram, Records()).deliver_files(MSG, KEY, FILES[1:2], first_index=1, read=Outbox(telegram))
+    [sent] = telegram.sent_files()
+    assert sent.file_name == "data.csv"

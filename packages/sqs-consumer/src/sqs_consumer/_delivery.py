@@ -18,12 +18,14 @@ import msgspec
 from session_core import SessionKey, StagedAttachment, StorageError, get_logger
 from telegram_core import (
     BotApi,
+    ChatAction,
     InboundMessage,
     TelegramApiError,
     TelegramBadMarkup,
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramMessageTooLong,
+    sent_as_photo,
 )
 
 from ._chunk_claims import ChunkClaimer, Claims
@@ -263,6 +265,7 @@ class Delivery:
         content = read(file)
         if content is None:
             raise _NotSent
+        self._show_uploading(msg, file, len(content))
         try:
             return self._bot.send_file(
                 msg.chat_id,
@@ -281,6 +284,15 @@ class Delivery:
             raise _NotSent from None
         finally:
             del content  # one file in memory at a time, even while an error travels up
+
+    def _show_uploading(self, msg: InboundMessage, file: StagedAttachment, size: int) -> None:
+        """ "sending a photo…" / "sending a file…" while it uploads; best effort: the file
+        matters, not this."""
+        action: ChatAction = "upload_photo" if sent_as_photo(file.mime_type, size) else "upload_document"
+        try:
+            self._bot.send_chat_action(msg.chat_id, action, thread_id=msg.thread_id)
+        except TelegramApiError as exc:
+            log.info("upload_action_not_shown", kind=exc.kind)
 
     def _send_chunk(
         self,

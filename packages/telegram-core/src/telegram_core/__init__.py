@@ -21,8 +21,10 @@ if TYPE_CHECKING:
         PHOTO_MIME_TYPES,
         TELEGRAM_API_BASE,
         BotApi,
+        ChatAction,
         check_response,
         error_for,
+        sent_as_photo,
     )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
@@ -76,6 +78,7 @@ __all__ = [
     "ApprovalButton",
     "Attachment",
     "BotApi",
+    "ChatAction",
     "ChatSettings",
     "ClaimVerdict",
     "DeliveryClaims",
@@ -109,6 +112,7 @@ __all__ = [
     "error_for",
     "revoke_button_of",
     "revoke_callback_data",
+    "sent_as_photo",
     "stop_callback_data",
     "stopped_turn_of",
 ]

@@ -124,6 +124,14 @@ def check_response(method: str, status_code: int, content: bytes, *, token: str 
     )
 
 
+ChatAction = Literal["typing", "upload_photo", "upload_document"]
+
+
+def sent_as_photo(mime_type: str | None, size: int) -> bool:
+    """Whether ``send_file`` sends a file as a photo (shown inline) rather than a document."""
+    return mime_type in PHOTO_MIME_TYPES and size <= MAX_PHOTO_BYTES
+
+
 class BotApi:
     """Calls the Bot API at ``base_url`` for the bot with ``token`` through ``http``.
 
@@ -277,7 +285,7 @@ class BotApi:
             ).decode()
         if caption:
             fields["caption"] = caption
-        if mime_type in PHOTO_MIME_TYPES and len(content) <= MAX_PHOTO_BYTES:
+        if sent_as_photo(mime_type, len(content)):
             try:
                 return self._upload("photo", fields, file_name, content, mime_type)
             except TelegramBadRequest as exc:
@@ -305,7 +313,18 @@ class BotApi:
 
     def send_typing(self, chat_id: int, *, thread_id: int = 0) -> None:
         """Show "typing…" for up to 5 s; one attempt only (the next refresh is the retry)."""
-        params: dict[str, Any] = {"chat_id": chat_id, "action": "typing"}
+        self.send_chat_action(chat_id, "typing", thread_id=thread_id)
+
+    def send_chat_action(
+        self,
+        chat_id: int,
+        action: Literal["typing", "upload_photo", "upload_document"],
+        *,
+        thread_id: int = 0,
+    ) -> None:
+        """Show what the bot is doing ("typing…", "sending a photo…") for up to 5 s; one
+        attempt only."""
+        params: dict[str, Any] = {"chat_id": chat_id, "action": action}
         if thread_id:
             params["message_thread_id"] = thread_id
         self.call("sendChatAction", params, attempts=1)
