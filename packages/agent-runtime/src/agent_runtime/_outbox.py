@@ -34,11 +34,10 @@ from session_core import (
 )
 
 from ._collaborators import S3Objects
-from ._workspace import SessionWorkspace
+from ._workspace import OUTBOX, SessionWorkspace
 
 log = get_logger(__name__)
 
-OUTBOX = "outbox"
 MAX_FILES = 10
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ENTRIES = 100

@@ -53,7 +53,7 @@ from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, Untr
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
-from ._outbox import OUTBOX, stage_outbox
+from ._outbox import stage_outbox
 from ._process_sweep import effective_scope, end_environment, reap_zombie_children, sweep_turn_processes
 from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
@@ -245,7 +245,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 disk_limit_mb=self.settings.session_disk_limit_mb,
                 alone=effective_scope(self.settings.process_sweep_scope) == "uid",
             ) as workspace:
-                clear_outbox(workspace, OUTBOX)
+                clear_outbox(workspace)
                 try:
                     prompt = await stage_attachments(
                         self.s3, self.settings.sessions_bucket, key, request, workspace

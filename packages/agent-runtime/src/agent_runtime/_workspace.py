@@ -42,6 +42,8 @@ from ._owned_trees import reclaim_rights, remove_tree, tree_size
 from ._temp_leftovers import remove_stale_sdk_copies, remove_strays_in_temp
 
 _RESERVED = {".bin"}
+# In the working directory: where the agent leaves the files it sends (see _outbox).
+OUTBOX = "outbox"
 _LOCK = ".lock"
 # Read by the CLI from its cwd: what only claude-config may set.
 _CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json")
@@ -218,10 +220,10 @@ def clear_attachments(paths: SessionWorkspace) -> None:
     _remove(Path(paths.attachments))
 
 
-def clear_outbox(paths: SessionWorkspace, name: str) -> None:
-    """Remove what an earlier turn left in the outbox (``name`` in the working directory):
+def clear_outbox(paths: SessionWorkspace) -> None:
+    """Remove what an earlier turn left in the outbox (``OUTBOX`` in the working directory):
     it was sent with that turn's answer, or that turn failed."""
-    _remove(Path(paths.cwd) / name)
+    _remove(Path(paths.cwd) / OUTBOX)
 
 
 def _remove(path: Path) -> None:

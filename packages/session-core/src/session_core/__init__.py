@@ -61,7 +61,7 @@ if TYPE_CHECKING:
         json_event_bytes,
         well_formed,
     )
-    from ._keys import SESSIONS_PREFIX, SessionKey, outbox_key, validate_tenant
+    from ._keys import SESSIONS_PREFIX, SessionKey, outbox_key, outbox_prefix, validate_tenant
     from ._lazy_exports import lazy_exports
     from ._leases import Lease
     from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
@@ -232,6 +232,7 @@ __all__ = [
     "new_approval_id",
     "number",
     "outbox_key",
+    "outbox_prefix",
     "period_end",
     "process_table",
     "read_secret",

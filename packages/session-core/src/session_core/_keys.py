@@ -81,7 +81,12 @@ def _parse_int(field: str, text: str) -> int:
     return int(text)
 
 
+def outbox_prefix(key: SessionKey) -> str:
+    """Where the files the agent sends lie: under the session's prefix, which the bucket's
+    lifecycle expires with the session (ends with '/')."""
+    return f"{key.s3_prefix}outbox/"
+
+
 def outbox_key(key: SessionKey, turn_id: int, file_name: str) -> str:
-    """S3 key of a file the agent sends in turn ``turn_id`` (``file_name`` already safe):
-    under the session's prefix, which the bucket's lifecycle expires with the session."""
-    return f"{key.s3_prefix}outbox/{turn_id}/{file_name}"
+    """S3 key of a file the agent sends in turn ``turn_id`` (``file_name`` already safe)."""
+    return f"{outbox_prefix(key)}{turn_id}/{file_name}"

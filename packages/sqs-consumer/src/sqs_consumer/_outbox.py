@@ -4,7 +4,7 @@ outbox (``session_core.outbox_key``), one at a time as delivery sends them."""
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SessionKey, StagedAttachment, StorageError, get_logger
+from session_core import SessionKey, StagedAttachment, StorageError, get_logger, outbox_prefix
 from telegram_core import MAX_UPLOAD_BYTES
 
 from ._deps import ObjectStore
@@ -21,7 +21,7 @@ def read_outbox_file(
     """The bytes of ``file``; None when it cannot be sent: its object is gone (the session's
     objects expired), it lies outside this session's outbox, or it is larger than Telegram
     takes from a bot (each logged). StorageError when S3 fails in a way a retry may cure."""
-    if not file.s3_key.startswith(f"{key.s3_prefix}outbox/"):
+    if not file.s3_key.startswith(outbox_prefix(key)):
         log.error("outbox_file_outside_session")  # the runtime never names one: a bug
         return None
     try:
