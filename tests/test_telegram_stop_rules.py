@@ -49,6 +49,14 @@ def _update(**fields: Any) -> Update:
             None,
         ),
         ({"message": message(text="please /stop")}, None),
+        (
+            {
+                "message": message(
+                    text="/stop", forward_origin={"type": "hidden_user", "sender_user_name": "B", "date": 1}
+                )
+            },
+            None,
+        ),
         ({"message": message(text="/stopwatch")}, None),
         (
             {"message": message(text="/stop", chat_id=-100200, chat_type="supergroup", thread_id=7)},
@@ -122,6 +130,7 @@ def _update(**fields: Any) -> Update:
         "other_bots_mention_first",
         "from_a_bot",
         "not_first",
+        "forwarded",
         "longer_word",
         "topic",
         "draft",

@@ -1,5 +1,6 @@
-"""A photo album as one message: the part the producer queued, with the other parts it kept
-(session_core.AlbumParts), their files together and their captions joined."""
+"""Messages answered together as one (a photo album, messages forwarded together): the part
+the producer queued, with the other parts it kept (session_core.AlbumParts), their files
+together and their texts joined."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ log = get_logger(__name__)
 _part_decoder = msgspec.json.Decoder(InboundMessage)
 
 
-def with_its_album(msg: InboundMessage, albums: AlbumParts, sleep: Callable[[float], None]) -> InboundMessage:
-    """``msg`` with every part of its album (waiting until Telegram has sent them all); ``msg``
+def with_its_album(
+    msg: InboundMessage, albums: AlbumParts, sleep: Callable[[float], None]
+) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
+    """``msg`` with every part of its album (waiting until Telegram has sent them all), and
+    the parts in the order sent (each keeps what it refers to: a forward its origin); ``msg``
     alone when it is no album's part or the album was never recorded."""
     if msg.album_id is None:
-        return msg
+        return msg, (msg,)
     parts = {msg.update_id: msg}
     for raw in albums.gather(msg.session_key, msg.album_id, sleep=sleep):
         try:
@@ -27,10 +31,11 @@ def with_its_album(msg: InboundMessage, albums: AlbumParts, sleep: Callable[[flo
             continue  # written by the producer from a decoded message: never seen
         if part.session_key == msg.session_key:
             parts.setdefault(part.update_id, part)
-    ordered = [parts[update_id] for update_id in sorted(parts)]
+    ordered = tuple(parts[update_id] for update_id in sorted(parts))
     log.info("album_gathered", parts=len(ordered))
-    return msgspec.structs.replace(
+    together = msgspec.structs.replace(
         msg,
         text="\n\n".join(part.text for part in ordered if part.text.strip()),
         attachments=tuple(a for part in ordered for a in part.attachments),
     )
+    return together, ordered

@@ -93,10 +93,12 @@ class MessageHandler:
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
-        if self._deps.albums is not None:  # one turn for the photos sent together
-            msg = with_its_album(msg, self._deps.albums, self._deps.sleep)
+        parts: tuple[InboundMessage, ...] = (msg,)
+        if self._deps.albums is not None:  # one turn for the photos sent (or forwarded) together
+            msg, parts = with_its_album(msg, self._deps.albums, self._deps.sleep)
         registry, budgets = self._deps.registry, self._deps.budgets
-        command = None if msg.kind == "approval" else parse_command(msg.text, self._config.bot_username)
+        typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
+        command = parse_command(msg.text, self._config.bot_username) if typed else None
         if command == "permissions" and self._config.channel == "telegram":
             self._show_permissions(msg, key)
             return "command"
@@ -141,7 +143,7 @@ class MessageHandler:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
             # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
             # which costs nothing, so the run that paid must count here.
-            result = self._answer(msg, key, remaining, on_result=settle)
+            result = self._answer(msg, parts, key, remaining, on_result=settle)
         except Exception:
             if not settled:
                 # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
@@ -164,13 +166,15 @@ class MessageHandler:
     def _answer(
         self,
         msg: InboundMessage,
+        parts: tuple[InboundMessage, ...],
         key: SessionKey,
         remaining: RemainingTimeMs,
         on_result: Callable[[TurnResult], None],
     ) -> TurnResult | None:
         """Run the turn and deliver its answer; None when an attachment is refused, the
-        runtime's failed result (not raised here, so its cost is still counted).
-        ``on_result`` gets the runtime's result before anything is delivered."""
+        runtime's failed result (not raised here, so its cost is still counted). ``parts``:
+        the messages ``msg`` joins (see ``with_its_album``). ``on_result`` gets the runtime's
+        result before anything is delivered."""
         bot = self._deps.bot
         with TypingIndicator(
             bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
@@ -188,7 +192,7 @@ class MessageHandler:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
                 return None
-            prompt = prompt_of(msg, staged=bool(staged))
+            prompt = prompt_of(msg, staged=bool(staged), parts=parts)
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs
             try:
                 with view:

@@ -22,10 +22,17 @@ _LIKE_A_HEAD_LINE = re.compile(
 )
 
 
-def prompt_of(msg: InboundMessage, *, staged: bool) -> str:
+def prompt_of(msg: InboundMessage, *, staged: bool, parts: tuple[InboundMessage, ...] = ()) -> str:
     """Who sent the message (in a group), what it refers to (its ``context``: the message it
     replies to, where it was forwarded from), then its text; ``staged``: files came with it
-    (files alone say so). Empty for a message with nothing to say (a button press's turn)."""
+    (files alone say so). Empty for a message with nothing to say (a button press's turn).
+
+    ``parts``: the messages ``msg`` joins (an album, a forward of several): when they refer to
+    different things (forwarded from different chats), each part's text comes after its own
+    context line."""
+    if len({part.context for part in parts}) > 1:
+        blocks = ["\n\n".join(line for line in (part.context, _escaped(part.text)) if line) for part in parts]
+        return "\n\n".join(block for block in (_sender_line(msg), *blocks) if block)
     own = _escaped(msg.text) or (FILE_ONLY_PROMPT if staged and not msg.context else "")
     if not (own or msg.context):
         return ""

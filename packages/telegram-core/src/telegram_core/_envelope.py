@@ -48,10 +48,13 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     # shown to the agent before ``text``; apart from it, so "/new" as a reply is a command.
     context: str = ""
     attachments: tuple[Attachment, ...] = ()
+    forwarded: bool = False  # someone else's message passed on: never a command
     unsupported_what: str | None = None
     approval_id: str | None = None
     sent_at: int = 0
-    album_id: str | None = None  # Telegram's media_group_id: its parts are answered together
+    # Messages answered together as one turn: Telegram's media_group_id (an album), or the
+    # producer's name for messages forwarded together ("forwarded-<sender>-<second>").
+    album_id: str | None = None
     moved_from_chat_id: int | None = None
 
     @property

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey
-from telegram_core import InboundMessage
+from telegram_core import Attachment, InboundMessage
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
@@ -96,11 +96,22 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         text=text,
         context=context,
         attachments=attachments + replied_files,
+        forwarded=msg.forward_origin is not None,
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
-        album_id=msg.media_group_id if attachments else None,
+        album_id=None if unsupported else _answered_with(msg, sender_id, attachments),
     )
     return Decision(message=message) if addressed else Decision(album_part=message)
+
+
+def _answered_with(msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...]) -> str | None:
+    """The group of messages ``msg`` is answered together with (its ``album_id``): the others
+    forwarded with it, or the other parts of its album. Telegram delivers a forward of several
+    messages as one message each, all sent at the same second: by sender and that second
+    (a forwarded album is part of the forward)."""
+    if msg.forward_origin is not None and msg.date:
+        return f"forwarded-{sender_id}-{msg.date}"
+    return msg.media_group_id if attachments else None
 
 
 def _chat_moved(update: Update, msg: Message, sender_id: int | None, config: ProducerConfig) -> Decision:

@@ -80,8 +80,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             callback_query_id=query.id,
         )
     msg = update.message
-    if msg is None or msg.text is None:
-        return None
+    if msg is None or msg.text is None or msg.forward_origin is not None:
+        return None  # a forwarded "/stop" is someone else's words, passed on: no request
     if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
         return None  # ignored as any bot's message is
     words = msg.text.split()
