@@ -501,7 +501,14 @@ def test_s3_grants_cover_exactly_the_prefixes_the_code_writes() -> None:
     # files the agent sends (the session's outbox); the runtime reads the attachments, writes
     # the outbox and keeps transcript snapshots under their own prefix.
     assert object_prefixes("ConsumerRole", "s3:PutObject") == {SESSIONS_PREFIX}
-    [outbox] = object_prefixes("ConsumerRole", "s3:GetObject")
+    # and, where voice messages are transcribed, the staged ones and their transcripts
+    [outbox, voices] = sorted(
+        object_prefixes("ConsumerRole", "s3:GetObject"), key=lambda p: "outbox" not in p
+    )
+    voice_key = attachment_key(SessionKey(tenant="default", chat_id=1), 4, "voice-4.ogg")
+    assert fnmatch.fnmatchcase(voice_key, voices + "*") and fnmatch.fnmatchcase(
+        voice_key + ".transcript.json", voices + "*"
+    )
     key = SessionKey(tenant="default", chat_id=-1001, thread_id=7)
     assert fnmatch.fnmatchcase(outbox_key(key, 42, "chart.png"), outbox + "*")
     assert not fnmatch.fnmatchcase(attachment_key(key, 42, "photo.jpg"), outbox + "*")
@@ -522,15 +529,21 @@ def test_each_function_has_its_own_role_and_no_policies_added_by_sam() -> None:
         assert "ManagedPolicyArns" not in role["Properties"], f"{name}: managed policies grant on '*'"
 
 
+# Actions granted on Resource "*": the consumer names each voice message's batch job itself, and
+# a statement naming job ARNs would deny them all if the action takes no resource type.
+RESOURCE_STAR_ACTIONS = {"transcribe:StartTranscriptionJob", "transcribe:GetTranscriptionJob"}
+
+
 def test_no_statement_allows_every_resource() -> None:
-    """No Allow on Resource "*": nothing in this stack needs it (AWS requires "*" only for actions
-    such as xray:PutTraceSegments, which the stack does not use)."""
+    """No Allow on Resource "*" but for RESOURCE_STAR_ACTIONS: nothing else in this stack needs
+    it (AWS requires "*" only for actions such as xray:PutTraceSegments, which it does not use)."""
     statements = [s for role in _roles().values() for s in policy_statements(role)]
     assume = resource(TEMPLATE, "RuntimeAssumeModelInvokeRolePolicy")["Properties"]["PolicyDocument"]
     statements += list(flatten_statements(assume["Statement"]))
     for statement in statements:
         for res in as_list(statement["Resource"]):
-            assert res != "*", f"Resource '*' in {statement.get('Sid')}"
+            if res == "*":
+                assert set(as_list(statement["Action"])) <= RESOURCE_STAR_ACTIONS, statement.get("Sid")
             if isinstance(res, dict) and "Fn::Sub" in res:
                 # Wildcards only under a named prefix or model family: never a whole bucket or service.
                 assert not re.search(r"(:\*|Arn}/\*)$", res["Fn::Sub"]), res

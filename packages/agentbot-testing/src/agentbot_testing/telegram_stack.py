@@ -39,6 +39,7 @@ from sqs_consumer import (
     ConsumerTiming,
     RuntimeClient,
     runtime_client_config,
+    voice_transcriber,
 )
 from telegram_core import BotApi, ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter, UpdateDedup
 from telegram_producer import Producer
@@ -115,6 +116,7 @@ class TelegramStack:
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
             albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
+            voices=voice_transcriber(config, self.aws.s3),
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
 

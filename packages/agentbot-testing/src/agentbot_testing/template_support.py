@@ -272,7 +272,7 @@ def env_reads(src_dir: Path) -> dict[str, set[Path]]:
 # Which service a client variable talks to, by its name (``self._sqs``, ``ssm_client``, ``self._db``).
 _RECEIVER_HINTS = (
     ("dynamo", "dynamodb"), ("ddb", "dynamodb"), ("db", "dynamodb"), ("sqs", "sqs"), ("s3", "s3"),
-    ("ssm", "ssm"), ("lambda", "lambda"), ("sts", "sts"),
+    ("ssm", "ssm"), ("lambda", "lambda"), ("sts", "sts"), ("transcribe", "transcribe"),
 )  # fmt: skip
 # Operations whose IAM action is not ``service:OperationName``.
 _IAM_ACTIONS = {

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._sigv4 import LocalCredentials, signed_by
     from ._state import StateDirectory
     from ._telegram import TEST_BOT_TOKEN, LocalTelegram, SentFile, TelegramFault
+    from ._transcribe import LocalTranscribe, TranscriptionJob
     from ._unprivileged import (
         AGENT_USER,
         agent_user,
@@ -70,6 +71,7 @@ __all__ = [
     "LocalHttpApi",
     "LocalLambda",
     "LocalTelegram",
+    "LocalTranscribe",
     "LoopbackServer",
     "ModelFault",
     "ModelServer",
@@ -81,6 +83,7 @@ __all__ = [
     "Streamed",
     "TelegramFault",
     "ToolCall",
+    "TranscriptionJob",
     "agent_user",
     "aws_endpoint",
     "demo_responder",

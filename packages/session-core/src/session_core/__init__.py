@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         grant_token,
         new_approval_id,
     )
+    from ._aws_errors import aws_error_code
     from ._backlog import BacklogVerdict, ChatBacklog
     from ._budgets import (
         BudgetCaps,
@@ -115,6 +116,7 @@ if TYPE_CHECKING:
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
+    from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
     from ._lazy_exports import lazy_exports
 
@@ -201,6 +203,7 @@ __all__ = [
     "UnsupportedVersionError",
     "Usage",
     "ancestors",
+    "aws_error_code",
     "become_subreaper",
     "bind_correlation",
     "boot_ticks",
@@ -244,5 +247,6 @@ __all__ = [
     "tenant_from_env",
     "unused_file_name",
     "validate_tenant",
+    "voice_transcription",
     "well_formed",
 ]

@@ -33,6 +33,7 @@ from ._render import (
 from ._runtime import RuntimeClient, runtime_client_config
 from ._timing import DELIVERY_RESERVE_S, ConsumerTiming
 from ._typing import TYPING_REFRESH_S, TypingIndicator
+from ._voice import MAX_VOICE_SECONDS, VoiceNotTranscribed, VoiceTranscriber, voice_transcriber
 from ._wording import (
     FAILED_NOTICE,
     FAILURE_WORDING,
@@ -50,6 +51,7 @@ __all__ = [
     "HELP_TEXT",
     "MAX_RECEIVE_COUNT",
     "MAX_REQUEUES",
+    "MAX_VOICE_SECONDS",
     "MISCONFIGURED_NOTICE",
     "REQUEUES_ATTRIBUTE",
     "RUNTIME_MAX_TIMEOUT_S",
@@ -80,6 +82,8 @@ __all__ = [
     "TurnFailedError",
     "TurnRunner",
     "TypingIndicator",
+    "VoiceNotTranscribed",
+    "VoiceTranscriber",
     "attachment_key",
     "batch_response",
     "classify",
@@ -100,4 +104,5 @@ __all__ = [
     "stage_attachments",
     "unsent_files_notice",
     "utf16_len",
+    "voice_transcriber",
 ]

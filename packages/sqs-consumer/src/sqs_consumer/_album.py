@@ -35,7 +35,12 @@ def with_its_album(
     log.info("album_gathered", parts=len(ordered))
     together = msgspec.structs.replace(
         msg,
-        text="\n\n".join(part.text for part in ordered if part.text.strip()),
+        text=joined_text(ordered),
         attachments=tuple(a for part in ordered for a in part.attachments),
     )
     return together, ordered
+
+
+def joined_text(parts: tuple[InboundMessage, ...]) -> str:
+    """The text of messages answered together: each part's that has one, in order."""
+    return "\n\n".join(part.text for part in parts if part.text.strip())

@@ -16,6 +16,7 @@ from session_core import (
     require_env,
     retention_days_from_env,
     tenant_from_env,
+    voice_transcription,
 )
 from telegram_core import TELEGRAM_API_BASE
 
@@ -43,13 +44,15 @@ class ConsumerConfig:
     budgets: BudgetCaps = field(default_factory=BudgetCaps)
     channel: Channel = "telegram"
     chat_queue_limit: int = 10  # the producer's CHAT_QUEUE_LIMIT: the consumer releases its count
+    voice_language: str | None = None  # VOICE_TRANSCRIPTION: None (off), "auto" or a language code
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
         DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
-        BOT_USERNAME, CHAT_QUEUE_LIMIT (10; must match the producer's) and the budget caps (see
-        ``budget_caps_from_env``); raises ConfigError naming the first bad setting.
+        BOT_USERNAME, CHAT_QUEUE_LIMIT (10; must match the producer's), VOICE_TRANSCRIPTION (off;
+        the producer's too) and the budget caps (see ``budget_caps_from_env``); raises
+        ConfigError naming the first bad setting.
         ``environ`` (default ``os.environ``) lets `agentbot dev` check the settings it will
         start the consumer with."""
         env = os.environ if environ is None else environ
@@ -71,6 +74,7 @@ class ConsumerConfig:
             budgets=budget_caps_from_env(env),
             channel=_channel(env),
             chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
+            voice_language=voice_transcription(env.get("VOICE_TRANSCRIPTION", "")),
         )
 
 

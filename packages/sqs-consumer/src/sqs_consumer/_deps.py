@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from session_core import (
     AlbumParts,
@@ -24,6 +24,9 @@ from telegram_core import BotApi, ChatSettings, DeliveryLog
 from ._chunk_claims import Claims
 from ._failures import SqsClient
 from ._live_view import GroupBudget, ProgressSource
+
+if TYPE_CHECKING:  # _voice reads the consumer's config, which needs these protocols first
+    from ._voice import VoiceTranscriber
 
 
 class TurnRunner(Protocol):
@@ -73,6 +76,7 @@ class ConsumerDeps:
     None: no approval buttons, /permissions lists nothing);
     ``albums``: the parts of photo albums the producer kept (session_core.AlbumParts; None: each
     part is a message of its own);
+    ``voices``: writes down what voice messages say (None: VOICE_TRANSCRIPTION is off);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry
@@ -89,5 +93,6 @@ class ConsumerDeps:
     delivery_claims: Claims | None = None
     approvals: ApprovalRecords | None = None
     albums: AlbumParts | None = None
+    voices: VoiceTranscriber | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

@@ -55,6 +55,7 @@ from ._render import escape_html, render_reply
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
+from ._voice import VoiceNotTranscribed, check_voice, with_transcripts
 from ._wording import (
     EMPTY_ANSWER,
     FAILURE_WORDING,
@@ -180,6 +181,7 @@ class MessageHandler:
             bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
         ) as typing:
             try:
+                check_voice(msg.attachments, self._deps.voices)
                 staged = stage_attachments(
                     msg.attachments,
                     key=key,
@@ -188,9 +190,14 @@ class MessageHandler:
                     s3=self._deps.s3,
                     bucket=self._config.bucket,
                 )
+                msg, parts = with_transcripts(msg, parts, staged, self._deps.voices)
             except AttachmentTooLargeError as exc:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
+                return None
+            except VoiceNotTranscribed as exc:
+                typing.stop()
+                self._delivery.deliver(msg, key, [escape_html(exc.notice)])
                 return None
             prompt = prompt_of(msg, staged=bool(staged), parts=parts)
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs

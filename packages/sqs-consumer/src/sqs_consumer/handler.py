@@ -17,6 +17,7 @@ from ._config import ConsumerConfig
 from ._consumer import Consumer
 from ._deps import ConsumerDeps
 from ._runtime import RuntimeClient, runtime_client_config
+from ._voice import voice_transcriber
 
 _consumer: Consumer | None = None
 _config_reported = False
@@ -45,6 +46,7 @@ def build_consumer() -> Consumer:
     token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")
+    s3 = boto3.client("s3")
     records = DynamoTable(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
     budgets = (
         BudgetLedger(dynamodb=dynamodb, table=config.table, caps=config.budgets, tenant=config.tenant)
@@ -64,7 +66,7 @@ def build_consumer() -> Consumer:
             function_name=config.runtime_function_name,
         ),
         bot=BotApi(http=http, token=token, base_url=config.telegram_api_base),
-        s3=boto3.client("s3"),
+        s3=s3,
         sqs=boto3.client("sqs"),
         budgets=budgets,
         backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
@@ -73,6 +75,7 @@ def build_consumer() -> Consumer:
         delivery_claims=DeliveryClaims(records),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
+        voices=voice_transcriber(config, s3),
     )
     return Consumer(config, deps)
 

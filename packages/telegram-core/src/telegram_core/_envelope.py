@@ -12,14 +12,17 @@ ENVELOPE_VERSION = 1
 
 
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
-    """A file the user sent, as Telegram describes it (not yet downloaded)."""
+    """A file the user sent, as Telegram describes it (not yet downloaded). A ``voice``
+    message is sent only where it is transcribed (VOICE_TRANSCRIPTION); ``duration_s`` is its
+    length as Telegram states it."""
 
-    kind: Literal["photo", "document"]
+    kind: Literal["photo", "document", "voice"]
     file_id: str
     file_unique_id: str = ""
     file_name: str | None = None
     mime_type: str | None = None
     file_size: int | None = None
+    duration_s: int | None = None
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ from session_core import (
     require_env,
     retention_days_from_env,
     tenant_from_env,
+    voice_transcription,
 )
 
 GroupReplyMode = Literal["mention", "always"]
@@ -39,13 +40,15 @@ class ProducerConfig:
     rate_limit_user_per_minute: int = 20
     rate_limit_chat_per_minute: int = 60
     chat_queue_limit: int = 10
+    transcribes_voice: bool = False  # VOICE_TRANSCRIPTION is not "off": voice messages start turns
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerConfig:
         """Read INBOUND_QUEUE_URL, SESSIONS_TABLE, WEBHOOK_SECRET_PARAMETER (all required),
         TENANT, SESSION_TTL_DAYS, ALLOWED_USER_IDS, ALLOWED_CHAT_IDS, APPROVER_USER_IDS, GROUP_REPLY_MODE,
         BOT_USERNAME, RATE_LIMIT_USER_PER_MINUTE (20), RATE_LIMIT_CHAT_PER_MINUTE (60; group
-        chats) and CHAT_QUEUE_LIMIT (10 messages waiting per chat; 0 turns a limit off);
+        chats), CHAT_QUEUE_LIMIT (10 messages waiting per chat; 0 turns a limit off) and
+        VOICE_TRANSCRIPTION (off);
         raises ConfigError naming the first bad setting. ``environ`` (default ``os.environ``)
         lets `agentbot dev` check the settings it will start the producer with."""
         env = os.environ if environ is None else environ
@@ -71,6 +74,7 @@ class ProducerConfig:
             rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0, environ=env),
             rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0, environ=env),
             chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
+            transcribes_voice=voice_transcription(env.get("VOICE_TRANSCRIPTION", "")) is not None,
         )
 
 

@@ -34,9 +34,12 @@ class _Origin(msgspec.Struct, frozen=True, kw_only=True):
     chat: Chat | None = None
 
 
-def reply_context(msg: Message, bot_username: str | None) -> tuple[str, tuple[Attachment, ...]]:
-    """(the text shown to the agent before ``msg``'s own, the replied message's photo or file;
-    not for a part of an album, which each part would bring again)."""
+def reply_context(
+    msg: Message, bot_username: str | None, *, voice: bool = False
+) -> tuple[str, tuple[Attachment, ...]]:
+    """(the text shown to the agent before ``msg``'s own, the replied message's photo or file,
+    or with ``voice`` its voice message; not for a part of an album, which each part would
+    bring again)."""
     lines: list[str] = []
     forwarded = _forwarded_from(msg.forward_origin)
     if forwarded:
@@ -46,11 +49,12 @@ def reply_context(msg: Message, bot_username: str | None) -> tuple[str, tuple[At
         return "\n".join(lines), ()
     own = replies_to_the_bot(msg, bot_username)
     who = "your message" if own else f"a message from {_author(replied)}"
-    attachments = attachments_of(replied) if msg.media_group_id is None else ()
+    attachments = attachments_of(replied, voice=voice) if msg.media_group_id is None else ()
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
     if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
         quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
-    what = f"{who} with the attached {attachments[0].kind}" if attachments else who
+    kind = "voice message" if attachments and attachments[0].kind == "voice" else None
+    what = f"{who} with the attached {kind or attachments[0].kind}" if attachments else who
     if quoted:
         lines.append(f"[In reply to {what}:]")
         lines += [f"> {line}" for line in quoted.splitlines() or [""]]

@@ -65,7 +65,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if not allowed(config, user_id=sender_id, chat_id=msg.chat.id):
         return Decision(ignored="not on the allow-list")
     text = msg.text if msg.text is not None else (msg.caption or "")
-    attachments = attachments_of(msg)
+    attachments = attachments_of(msg, voice=config.transcribes_voice)
     shared = None if msg.text is not None or text or attachments else shared_content_text(msg)
     unsupported = msg.unsupported_content() if not attachments and msg.text is None and not shared else None
     if not (text or shared) and not attachments and unsupported is None:
@@ -78,7 +78,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
             return Decision(ignored="group message not addressed to the bot")
     text = shared or text
     # Only for a message addressed to the bot: an album part's turn is its album's.
-    context, replied_files = reply_context(msg, config.bot_username) if addressed else ("", ())
+    voice = config.transcribes_voice
+    context, replied_files = reply_context(msg, config.bot_username, voice=voice) if addressed else ("", ())
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)

@@ -53,6 +53,14 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     file_size: Count | None = None
 
 
+class Voice(msgspec.Struct, frozen=True, kw_only=True):
+    file_id: str
+    file_unique_id: str = ""
+    duration: Count = 0
+    mime_type: str | None = None
+    file_size: Count | None = None
+
+
 class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     offset: Count
@@ -80,6 +88,9 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     contact: Any = None
     poll: Any = None
     dice: Any = None
+    # A voice message: read by _attachments where voice messages are transcribed, else only
+    # recognised as unsupported content.
+    voice: Any = None
 
 
 class RepliedMessage(MessageContent, frozen=True, kw_only=True):
@@ -122,7 +133,6 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # the supergroup, a service message).
     migrate_from_chat_id: ChatId | None = None
     # Present only to recognise unsupported content; their contents are never read.
-    voice: Any = None
     audio: Any = None
     video: Any = None
     video_note: Any = None

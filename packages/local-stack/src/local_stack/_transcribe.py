@@ -1,0 +1,110 @@
+"""A scripted Amazon Transcribe on 127.0.0.1 for tests: batch transcription jobs of audio in S3.
+
+It answers the two calls the consumer makes (JSON 1.1, ``X-Amz-Target``
+``Transcribe.StartTranscriptionJob`` / ``Transcribe.GetTranscriptionJob``) as the service does:
+a job reads its media from S3 (the local AWS endpoint), puts its transcript JSON at
+``OutputBucketName``/``OutputKey`` and is COMPLETED at the second look (IN_PROGRESS at the
+first); a second job of the same name is a ConflictException. What was said comes from a
+*hearing* function of the audio's bytes; None makes the job FAILED. Every job is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from ._loopback import LoopbackServer
+
+__all__ = ["LocalTranscribe", "TranscriptionJob"]
+
+Hearing = Callable[[bytes], "str | None"]
+
+
+@dataclass
+class TranscriptionJob:
+    """One job as started: its request, and how many times it was looked at."""
+
+    request: dict[str, Any]
+    transcript: str | None
+    looks: int = 0
+
+
+class LocalTranscribe(LoopbackServer):
+    """``s3``: a boto3 client of the local AWS endpoint the media and transcripts live in."""
+
+    thread_name = "local-transcribe"
+
+    def __init__(self, s3: Any, hearing: Hearing, *, port: int = 0) -> None:
+        super().__init__(port=port)
+        self._s3 = s3
+        self.hearing = hearing
+        self._lock = threading.Lock()
+        self.jobs: dict[str, TranscriptionJob] = {}
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                action = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                status, answer = server.answer(action, body)
+                raw = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler
+
+    def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = str(body.get("TranscriptionJobName", ""))
+        if action == "StartTranscriptionJob":
+            return self._start(name, body)
+        if action == "GetTranscriptionJob":
+            with self._lock:
+                job = self.jobs.get(name)
+                if job is not None:
+                    job.looks += 1
+            if job is None:
+                return 400, {"__type": "BadRequestException", "Message": f"job {name} not found"}
+            return 200, {"TranscriptionJob": _described(name, job)}
+        return 400, {"__type": "UnknownOperationException", "Message": action}
+
+    def _start(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if name in self.jobs:
+                return 400, {
+                    "__type": "ConflictException",
+                    "Message": "The requested job name already exists.",
+                }
+            bucket, _, key = str(body["Media"]["MediaFileUri"]).removeprefix("s3://").partition("/")
+            audio = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            job = TranscriptionJob(request=body, transcript=self.hearing(audio))
+            if job.transcript is not None:
+                output = {"jobName": name, "results": {"transcripts": [{"transcript": job.transcript}]}}
+                self._s3.put_object(
+                    Bucket=body["OutputBucketName"], Key=body["OutputKey"], Body=json.dumps(output).encode()
+                )
+            self.jobs[name] = job
+        return 200, {"TranscriptionJob": _described(name, job)}
+
+
+def _described(name: str, job: TranscriptionJob) -> dict[str, Any]:
+    described: dict[str, Any] = {"TranscriptionJobName": name, "Media": job.request["Media"]}
+    if job.looks < 2:
+        described["TranscriptionJobStatus"] = "IN_PROGRESS" if job.looks else "QUEUED"
+    elif job.transcript is None:
+        described.update(TranscriptionJobStatus="FAILED", FailureReason="The media file could not be read.")
+    else:
+        uri = f"https://s3.amazonaws.com/{job.request['OutputBucketName']}/{job.request['OutputKey']}"
+        described.update(TranscriptionJobStatus="COMPLETED", Transcript={"TranscriptFileUri": uri})
+    return described

@@ -1,0 +1,177 @@
+"""Voice messages as text: the model cannot hear, so Amazon Transcribe writes down what each
+one says (a batch job on the staged audio), and the turn reads that.
+
+A job is named after the staged file, so a retried record finds the job its first try
+started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+from session_core import StagedAttachment, StorageError, aws_error_code, get_logger
+from telegram_core import Attachment, InboundMessage
+
+from ._album import joined_text
+from ._config import ConsumerConfig
+from ._wording import unsupported_notice
+
+log = get_logger(__name__)
+
+# Amazon Transcribe bills by the second; a voice message is rarely more than a few minutes.
+MAX_VOICE_SECONDS = 600
+_POLL_S = 1.0
+_WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
+
+
+def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
+    """The consumer's transcriber of voice messages (``s3``: where they are staged); None
+    while VOICE_TRANSCRIPTION is off."""
+    if config.voice_language is None:
+        return None
+    import boto3  # only where voice messages are transcribed
+
+    return VoiceTranscriber(
+        transcribe=boto3.client("transcribe"), s3=s3, bucket=config.bucket, language=config.voice_language
+    )
+
+
+class VoiceNotTranscribed(Exception):
+    """A voice message that could not be written down: ``notice`` tells the user why."""
+
+    def __init__(self, notice: str) -> None:
+        super().__init__(notice)
+        self.notice = notice
+
+
+@dataclass
+class VoiceTranscriber:
+    """``transcribe``: a boto3 Transcribe client; ``language``: "auto" (identified per
+    message) or a language code (VOICE_TRANSCRIPTION); the audio and its transcript stay in
+    ``bucket`` beside the staged file."""
+
+    transcribe: Any
+    s3: Any
+    bucket: str
+    language: str
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def transcript(self, voice: StagedAttachment) -> str:
+        """What the staged voice message says; VoiceNotTranscribed when nothing could be made of it."""
+        name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
+        output_key = f"{voice.s3_key}.transcript.json"
+        self._start(name, voice, output_key)
+        give_up_at = self.clock() + _WAIT_S
+        while True:
+            try:
+                job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
+            status = job.get("TranscriptionJobStatus")
+            if status == "COMPLETED":
+                return self._read(output_key)
+            if status == "FAILED":
+                log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
+                raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+            if self.clock() >= give_up_at:
+                log.warning("voice.transcription_slow", status=status)
+                raise VoiceNotTranscribed(
+                    "Sorry, writing down your voice message is taking too long. Please try again or type it."
+                )
+            self.sleep(_POLL_S)
+
+    def _start(self, name: str, voice: StagedAttachment, output_key: str) -> None:
+        request: dict[str, Any] = {
+            "TranscriptionJobName": name,
+            "Media": {"MediaFileUri": f"s3://{self.bucket}/{voice.s3_key}"},
+            "MediaFormat": "ogg",  # Telegram's voice messages are Opus in Ogg
+            "OutputBucketName": self.bucket,
+            "OutputKey": output_key,
+        }
+        if self.language == "auto":
+            request["IdentifyLanguage"] = True
+        else:
+            request["LanguageCode"] = self.language
+        try:
+            self.transcribe.start_transcription_job(**request)
+        except ClientError as exc:
+            if aws_error_code(exc) != "ConflictException":  # started by an earlier try of this record
+                raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
+        except BotoCoreError as exc:
+            raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
+
+    def _read(self, output_key: str) -> str:
+        try:
+            raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
+        try:
+            said = msgspec.json.decode(raw, type=_Output).results.transcripts
+        except msgspec.DecodeError as exc:
+            raise StorageError("transcribe.transcript", f"{output_key} is not a transcript: {exc}") from exc
+        text = " ".join(part.transcript.strip() for part in said).strip()
+        if not text:
+            raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+        return text
+
+
+_NOT_UNDERSTOOD = "Sorry, I could not make out any words in your voice message. Please try again or type it."
+
+
+class _Said(msgspec.Struct):
+    transcript: str = ""
+
+
+class _Results(msgspec.Struct):
+    transcripts: list[_Said] = []
+
+
+class _Output(msgspec.Struct):
+    results: _Results
+
+
+def check_voice(attachments: tuple[Attachment, ...], voices: VoiceTranscriber | None) -> None:
+    """Refuse, before anything is downloaded, a voice message where none is transcribed (the
+    producer's VOICE_TRANSCRIPTION differs from the consumer's) or one over MAX_VOICE_SECONDS."""
+    for att in attachments:
+        if att.kind != "voice":
+            continue
+        if voices is None:
+            raise VoiceNotTranscribed(unsupported_notice("voice"))
+        if (att.duration_s or 0) > MAX_VOICE_SECONDS:
+            raise VoiceNotTranscribed(
+                f"Sorry, your voice message is too long for me: I can listen to up to "
+                f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
+            )
+
+
+def with_transcripts(
+    msg: InboundMessage,
+    parts: tuple[InboundMessage, ...],
+    staged: tuple[StagedAttachment, ...],
+    voices: VoiceTranscriber | None,
+) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
+    """``msg`` and its ``parts`` with what each voice message among their attachments says
+    after the part's text (``staged`` is ``msg.attachments`` as staged, in order); as they
+    are when there is none (``check_voice`` passed: ``voices`` is set when there is one)."""
+    if voices is None or not any(att.kind == "voice" for att in msg.attachments):
+        return msg, parts
+    files = iter(staged)
+    heard: list[InboundMessage] = []
+    for part in parts:
+        said = [
+            f"[Voice message {file.file_name}, transcribed:]\n{voices.transcript(file)}"
+            for att, file in zip(part.attachments, files, strict=False)
+            if att.kind == "voice"
+        ]
+        heard.append(
+            msgspec.structs.replace(part, text="\n\n".join(t for t in (part.text, *said) if t.strip()))
+        )
+    return msgspec.structs.replace(msg, text=joined_text(tuple(heard))), tuple(heard)

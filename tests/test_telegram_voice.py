@@ -1,0 +1,125 @@
+"""Voice messages are answered: Amazon Transcribe (a scripted one on 127.0.0.1, reading the
+audio from the local S3) writes down what each says, and the agent answers that.
+
+Before, every voice message got "not supported yet", which is still the answer while
+VOICE_TRANSCRIPTION is off (the default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_stack import telegram_stack
+from agentbot_testing.telegram_support import update, webhook_event
+from local_stack import LocalTranscribe, TelegramFault
+
+CHAT = 501
+
+
+def _hearing(audio: bytes) -> str | None:
+    """The scripted service hears what the test's "audio" spells out; "noise" fails the job."""
+    said = audio.decode().removeprefix("audio:")
+    return None if said == "noise" else said
+
+
+@pytest.fixture
+def transcribe(aws: Any) -> Iterator[LocalTranscribe]:
+    with LocalTranscribe(aws.s3, _hearing) as service:
+        yield service
+
+
+@pytest.fixture
+def voice_stack(aws: Any, tmp_path: Any, monkeypatch: Any, transcribe: LocalTranscribe) -> Iterator[Any]:
+    monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", transcribe.base_url)
+    with telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        yield stack
+
+
+def _voice(stack: Any, update_id: int, said: str, *, duration: int = 4, **fields: Any) -> str:
+    file_id = stack.telegram.add_file(f"audio:{said}".encode(), file_path=f"voice/file_{update_id}.oga")
+    voice = {
+        "file_id": file_id,
+        "file_unique_id": f"v{update_id}",
+        "duration": duration,
+        "mime_type": "audio/ogg",
+    }
+    response = stack.producer.handle_event(webhook_event(update(update_id, text=None, voice=voice, **fields)))
+    assert response["statusCode"] == 200, response
+    return str(json.loads(response["body"])["outcome"])
+
+
+def test_a_voice_message_is_answered_as_what_it_says(voice_stack: Any, transcribe: LocalTranscribe) -> None:
+    assert _voice(voice_stack, 300, "what is the capital of France") == "enqueued"
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == "[Voice message voice-10.ogg, transcribed:]\nwhat is the capital of France"
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["voice-10.ogg"]  # the audio too
+    [job] = transcribe.jobs.values()
+    assert job.request["IdentifyLanguage"] is True and job.request["MediaFormat"] == "ogg"
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"].startswith("Answer to: [Voice message")
+
+
+def test_a_retried_voice_message_is_transcribed_once(voice_stack: Any, transcribe: LocalTranscribe) -> None:
+    """A retry of the record (its answer failed to go out) must find the job its first try started,
+    not pay Amazon Transcribe again: the job is named after the staged file."""
+    # the answer fails to go out, and the record is tried again
+    voice_stack.telegram.inject("sendMessage", TelegramFault(502, "Bad Gateway"), times=5)
+    _voice(voice_stack, 310, "remind me at five")
+    voice_stack.drain(voice_stack.consumer())
+    voice_stack.telegram.clear_faults()
+    voice_stack.drain(voice_stack.consumer())
+
+    assert len(transcribe.jobs) == 1
+    assert all("remind me at five" in run["prompt"] for run in voice_stack.runs())
+
+
+def test_a_voice_message_with_no_words_gets_a_notice_and_no_turn(voice_stack: Any) -> None:
+    _voice(voice_stack, 320, "noise")
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == []
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"].startswith("Sorry, I could not make out any words in your voice message")
+
+
+def test_a_voice_message_too_long_is_refused_before_it_is_downloaded(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    _voice(voice_stack, 330, "a long story", duration=3600)
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == [] and transcribe.jobs == {}
+    [reply] = voice_stack.replies(CHAT)
+    assert "too long" in reply["text"] and "10 minutes" in reply["text"]
+
+
+def test_a_reply_to_a_voice_message_hears_it(voice_stack: Any) -> None:
+    file_id = voice_stack.telegram.add_file(b"audio:buy milk and eggs", file_path="voice/file_9.oga")
+    replied = {
+        "message_id": 9,
+        "from": {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"},
+        "voice": {"file_id": file_id, "file_unique_id": "v9", "duration": 3},
+    }
+    voice_stack.post(update(340, text="what did he ask for?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[In reply to a message from @bob with the attached voice message]\n\n"
+        "what did he ask for?\n\n[Voice message voice-9.ogg, transcribed:]\nbuy milk and eggs"
+    )
+
+
+def test_without_transcription_a_voice_message_is_not_supported_yet(stack: Any) -> None:
+    _voice(stack, 350, "hello")
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, voice messages are not supported yet. Send text, a photo or a document."
