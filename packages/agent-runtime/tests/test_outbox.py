@@ -92,3 +92,17 @@ def test_an_outbox_of_thousands_of_files_names_a_bounded_few_and_the_answer_is_r
     assert len(result.files_not_sent) <= 100
     assert {f.reason for f in result.files_not_sent} == {"too_many"}
     assert again.replayed and again.files == result.files, again
+
+
+def test_files_go_in_the_order_of_their_names_however_many_the_outbox_holds(
+    aws, make_runtime, turn_request
+) -> None:
+    # More than the hundred entries looked at: which ten go must not depend on the order the
+    # directory lists them in.
+    command = (
+        "bash: mkdir -p outbox && for i in $(seq -w 0 149); do echo $i > outbox/part-$i.txt; done; echo ok"
+    )
+    result = make_runtime().run_turn(turn_request(command, turn_id=1, session_key=KEY))
+
+    assert result.ok, result
+    assert [f.file_name for f in result.files] == [f"part-{i:03d}.txt" for i in range(10)]

@@ -8,8 +8,10 @@ file through the descriptor it checked (never by its name again), and refuses a 
 second name (a hard link may name a file the runtime may read and the tools may not). A device
 or a pipe is refused unread (opened without blocking). At most ``MAX_FILES`` files, each up to
 ``MAX_FILE_BYTES`` (what Telegram takes from a bot), the rest named in ``files_not_sent``.
-It looks at no more than ``MAX_ENTRIES`` of the outbox's entries: a tool can make millions,
-and every one named makes the turn's result (stored in one DynamoDB item) larger.
+Files go in the order of their names (an agent that numbers them is understood). It looks at
+no more than ``MAX_ENTRIES`` of the outbox's entries, the first by name among the first
+``MAX_NAMES_READ`` it lists: a tool can make millions, and every one named makes the turn's
+result (stored in one DynamoDB item) larger.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ log = get_logger(__name__)
 MAX_FILES = 10
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ENTRIES = 100
+MAX_NAMES_READ = 10_000  # names only (no stat): a few milliseconds
 _MAX_SHOWN_NAME_CHARS = 100
 
 # (the files staged for the consumer to send, those that will not be sent and why)
@@ -111,13 +114,13 @@ def _open_outbox(workspace: SessionWorkspace) -> int | None:
 
 
 def _entry_names(outbox: int) -> list[str]:
-    """The names of the first ``MAX_ENTRIES`` entries the outbox lists, sorted."""
+    """The first ``MAX_ENTRIES`` names, sorted, of the first ``MAX_NAMES_READ`` entries the
+    outbox lists (all of them, unless a tool made thousands)."""
     with os.scandir(outbox) as entries:
-        names = [entry.name for entry in itertools.islice(entries, MAX_ENTRIES + 1)]
+        names = sorted(entry.name for entry in itertools.islice(entries, MAX_NAMES_READ + 1))
     if len(names) > MAX_ENTRIES:
-        log.warning("turn.outbox_entries_ignored", looked_at=MAX_ENTRIES)
-        names = names[:MAX_ENTRIES]
-    return sorted(names)
+        log.warning("turn.outbox_entries_ignored", listed=len(names), looked_at=MAX_ENTRIES)
+    return names[:MAX_ENTRIES]
 
 
 def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReason:
