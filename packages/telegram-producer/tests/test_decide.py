@@ -128,7 +128,8 @@ def test_a_message_sent_on_behalf_of_a_chat_is_answered_and_counted_against_that
     )
     message = decide(given, config()).message
     assert message is not None and message.text == "hi"
-    expected_name = on_behalf_of.get("username") or on_behalf_of["title"]
+    # named as a forward from it is ("[Forwarded from @news]"): one rule for a chat's name
+    expected_name = "@" + on_behalf_of["username"] if "username" in on_behalf_of else on_behalf_of["title"]
     assert (message.user_id, message.user_name) == (on_behalf_of["id"], expected_name)
     # The allow-list knows it by that chat too: the placeholder names nobody.
     assert decide(given, config(allowed_user_ids=frozenset({on_behalf_of["id"]}))).message is not None

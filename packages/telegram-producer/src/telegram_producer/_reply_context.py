@@ -16,7 +16,7 @@ from telegram_core import Attachment
 
 from ._attachments import attachments_of
 from ._shared_content import shared_content_text
-from ._updates import Chat, Message, RepliedMessage, User, plain_name, shown_name
+from ._updates import Chat, Message, RepliedMessage, User, chat_name, plain_name, shown_name
 
 # The bot's own message is in the agent's history already: enough of it to say which one.
 _OWN_MESSAGE_EXCERPT_CHARS = 300
@@ -79,7 +79,7 @@ def _opens_the_topic(msg: Message, replied: RepliedMessage) -> bool:
 
 def _author(replied: RepliedMessage) -> str:
     if replied.sender_chat is not None:
-        return _chat_name(replied.sender_chat)
+        return chat_name(replied.sender_chat)
     return shown_name(replied.from_) if replied.from_ is not None else "someone"
 
 
@@ -105,9 +105,5 @@ def _forwarded_from(raw: Any) -> str:
         return shown_name(origin.sender_user)
     chat = origin.sender_chat or origin.chat
     if chat is not None:
-        return _chat_name(chat)
+        return chat_name(chat)
     return plain_name(origin.sender_user_name or "") or "someone"
-
-
-def _chat_name(chat: Chat) -> str:
-    return f"@{chat.username}" if chat.username else plain_name(chat.title or "") or "a chat"

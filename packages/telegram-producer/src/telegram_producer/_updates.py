@@ -189,7 +189,7 @@ def sender_of(msg: Message) -> tuple[int | None, str | None]:
     message is sent on behalf of (``on_behalf_of_a_chat``: an anonymous admin's group, the linked
     channel). Its ``from`` is then a placeholder user that every such chat in Telegram shares."""
     if msg.sender_chat is not None and on_behalf_of_a_chat(msg):
-        return msg.sender_chat.id, msg.sender_chat.username or msg.sender_chat.title or None
+        return msg.sender_chat.id, chat_name(msg.sender_chat)
     user = msg.from_
     if user is None:
         return None, None
@@ -203,6 +203,12 @@ def shown_name(user: User) -> str:
     if user.username:
         return f"@{user.username}"
     return plain_name(user.first_name) or str(user.id)
+
+
+def chat_name(chat: Chat) -> str:
+    """How the agent is told of a chat (one that speaks for itself, one a message was forwarded
+    from): its @username, else its title (anyone may choose it: see ``plain_name``)."""
+    return f"@{chat.username}" if chat.username else plain_name(chat.title or "") or "a chat"
 
 
 def plain_name(name: str) -> str:
