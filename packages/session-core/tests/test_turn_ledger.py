@@ -118,3 +118,22 @@ def test_a_retry_of_a_turn_recorded_before_the_turn_id_rename_replays(
     assert start.lease is None and start.replay is not None  # replayed, not run again
     assert (start.replay.turn_id, start.replay.text) == (31, "answered before the deploy")
     assert start.replay.replayed
+
+
+def test_a_long_answer_is_recorded_and_replayed_whole(registry: SessionRegistry) -> None:
+    """A DynamoDB item holds at most 400 KB: an answer longer than that (a document the agent
+    wrote out in the chat) must still be recorded, or a retry would run the model again."""
+    text = "".join(
+        f"Line {i}: the quarterly figures for region {i % 17} are in the table.\n" for i in range(12_000)
+    )
+    assert len(text.encode()) > 400_000
+    ledger = TurnLedger(registry, owner="runtime-a")
+    start = ledger.start(KEY, 11, lease_s=60)
+    assert start.lease is not None
+
+    saved = ledger.save(start.lease, answer(11, text))
+    ledger.release(start.lease)
+
+    assert saved.outcome == "saved"
+    again = TurnLedger(registry, owner="runtime-b").start(KEY, 11, lease_s=60)
+    assert again.replay is not None and again.replay.text == text

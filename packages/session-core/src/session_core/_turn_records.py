@@ -10,11 +10,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code
 from ._dynamo_table import DynamoTable, item_key, item_str, number
-from ._errors import LeaseLostError, StaleHeadError
+from ._errors import LeaseLostError, MessageDecodeError, StaleHeadError
 from ._keys import SessionKey
 from ._leases import Lease
 from ._models import TurnResult, decode_turn_result, encode
 from ._registry_keys import META, session_item_pk, turn_item_sk
+
+# An answer whose record is bigger than this is stored zstd-compressed ("result_codec"): a
+# DynamoDB item holds at most 400 KB, and a long answer (a document the agent wrote out in the
+# chat) compresses several times. Records written before it carry no codec.
+_COMPRESS_ABOVE_BYTES = 16 * 1024
+_ZSTD = "zstd"
 
 
 class TurnRecordVerbs:
@@ -27,8 +33,7 @@ class TurnRecordVerbs:
         item = self._table.get("get_turn_result", session_item_pk(key), turn_item_sk(turn_id))
         if item is None:
             return None
-        result = decode_turn_result(item["result"]["B"])
-        return msgspec.structs.replace(result, replayed=True)
+        return msgspec.structs.replace(_recorded_result(item), replayed=True)
 
     def record_turn(self, lease: Lease, *, result: TurnResult) -> TurnResult:
         """Record ``result`` as the answer to its update and advance the head by one, atomically;
@@ -77,7 +82,7 @@ class TurnRecordVerbs:
                             "TableName": self._table.name,
                             "Item": {
                                 **item_key(session_item_pk(key), turn_item_sk(result.turn_id)),
-                                "result": {"B": encode(result)},
+                                **_stored_result(result),
                                 "recorded_at": number(now),
                                 "expires_at": ttl,
                             },
@@ -147,3 +152,25 @@ class TurnRecordVerbs:
             ),
             ExpressionAttributeValues=values,
         )
+
+
+def _stored_result(result: TurnResult) -> dict[str, Any]:
+    """The attributes that hold ``result`` in its turn item."""
+    data = encode(result)
+    if len(data) <= _COMPRESS_ABOVE_BYTES:
+        return {"result": {"B": data}}
+    import zstandard  # on first use: the zip functions import session_core
+
+    return {"result": {"B": zstandard.ZstdCompressor(level=3).compress(data)}, "result_codec": {"S": _ZSTD}}
+
+
+def _recorded_result(item: dict[str, Any]) -> TurnResult:
+    data = item["result"]["B"]
+    if item_str(item, "result_codec") == _ZSTD:
+        import zstandard
+
+        try:
+            data = zstandard.ZstdDecompressor().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise MessageDecodeError("TurnResult", f"recorded answer does not decompress: {exc}") from exc
+    return decode_turn_result(data)
