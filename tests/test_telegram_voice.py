@@ -123,3 +123,19 @@ def test_without_transcription_a_voice_message_is_not_supported_yet(stack: Any) 
     assert stack.runs() == []
     [reply] = stack.replies(CHAT)
     assert reply["text"] == "Sorry, voice messages are not supported yet. Send text, a photo or a document."
+
+
+def test_help_says_voice_messages_are_heard(voice_stack: Any) -> None:
+    voice_stack.post(update(360, text="/help"))
+    voice_stack.drain(voice_stack.consumer())
+
+    [reply] = voice_stack.replies(CHAT)
+    assert "Send me text, a voice message, a photo or a document" in reply["text"]
+
+
+def test_without_transcription_help_does_not_offer_voice_messages(stack: Any) -> None:
+    stack.post(update(361, text="/help"))
+    stack.drain(stack.consumer())
+
+    [reply] = stack.replies(CHAT)
+    assert "Send me text, a photo or a document" in reply["text"] and "voice" not in reply["text"]

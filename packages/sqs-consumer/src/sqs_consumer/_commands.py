@@ -21,8 +21,12 @@ COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissi
 Channel = Literal["telegram", "terminal"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "terminal")
 
-_WHAT_TO_SEND: dict[Channel, str] = {
+_WHAT_TO_SEND: dict[str, str] = {  # by channel, and Telegram where voice is heard
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
+    "telegram voice": (
+        "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is "
+        "your question)."
+    ),
     "terminal": "Type a message and press Enter (this terminal chat sends text only).",
 }
 # Revoking is a button under the /permissions answer: the terminal shows no buttons.
@@ -35,12 +39,14 @@ _PERMISSIONS = {
 }
 
 
-def help_text(channel: Channel = "telegram") -> str:
-    """The /help answer (plain text): what to send and how to revoke depend on the channel."""
+def help_text(channel: Channel = "telegram", *, voice: bool = False) -> str:
+    """The /help answer (plain text): what to send and how to revoke depend on the channel
+    (``voice``: voice messages are transcribed)."""
+    what_to_send = _WHAT_TO_SEND["telegram voice" if voice and channel == "telegram" else channel]
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
         "that I remember for weeks.\n\n"
-        f"{_WHAT_TO_SEND[channel]}\n\n"
+        f"{what_to_send}\n\n"
         "/stop: stop the answer I am writing (what I wrote so far is kept)\n"
         "/new: start a fresh conversation\n"
         "/status: this conversation's id, turns and cost, and this chat's total\n"
@@ -80,13 +86,14 @@ def run_command(
     channel: Channel = "telegram",
     argument: str = "",
     approvals: ApprovalRecords | None = None,
+    voice: bool = False,
 ) -> str:
     """Carry out a command (``argument``: the rest of the message) and return its reply
-    (Telegram HTML)."""
+    (Telegram HTML; ``voice``: voice messages are transcribed, as /help says)."""
     if name == "start":
-        return "Hello! " + escape_html(help_text(channel))
+        return "Hello! " + escape_html(help_text(channel, voice=voice))
     if name == "help":
-        return escape_html(help_text(channel))
+        return escape_html(help_text(channel, voice=voice))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
         return permissions_html([] if approvals is None else approvals.grants(key))
     if name == "new":

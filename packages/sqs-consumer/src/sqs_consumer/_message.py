@@ -117,6 +117,7 @@ class MessageHandler:
                     channel=self._config.channel,
                     argument=msg.text.partition(" ")[2],
                     approvals=self._deps.approvals,
+                    voice=self._deps.voices is not None,
                 )
                 self._delivery.deliver(msg, key, [reply])
             return "command"
