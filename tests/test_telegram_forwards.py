@@ -134,3 +134,19 @@ def test_a_forward_in_a_group_not_addressed_to_the_bot_starts_no_turn(stack) -> 
     stack.drain(stack.consumer())
 
     assert stack.runs() == []
+
+
+def test_a_forwarded_message_telegram_sends_again_after_its_turn_is_not_answered_twice(stack) -> None:
+    """Telegram sends an update again when it did not get the webhook's answer: a message
+    answered with the others forwarded beside it is not a late part of its own."""
+    sent = int(time.time())
+    _forward(stack, 1000, sent=sent, text="point 0")
+    _forward(stack, 1001, sent=sent, text="point 1")
+    stack.drain(stack.consumer())
+    again = _forward(stack, 1001, sent=sent, text="point 1")  # the first answer was lost on the way
+    stack.drain(stack.consumer())
+
+    assert again == "album part: answered with its album"
+    [run] = stack.runs()
+    assert run["prompt"] == "[Forwarded from @bob]\n\npoint 0\n\npoint 1"
+    assert len(stack.replies(CHAT)) == 1

@@ -58,3 +58,18 @@ def test_albums_of_other_chats_do_not_mix(albums: AlbumParts, clock: FakeClock) 
     clock.now += 5
 
     assert albums.gather(SESSION, "same-id", sleep=lambda _: None) == ["mine"]
+
+
+def test_a_part_recorded_again_after_its_album_was_gathered_still_joins(
+    albums: AlbumParts, clock: FakeClock
+) -> None:
+    """Telegram sends an update again when it got no answer from the webhook: a part the
+    album's turn took is not a late message of its own (it would be answered twice)."""
+    albums.record(SESSION, "g3", 41, "first", addressed=True)
+    albums.record(SESSION, "g3", 42, "second", addressed=True)
+    clock.now += 5
+    assert albums.gather(SESSION, "g3", sleep=lambda _: None) == ["first", "second"]
+
+    assert albums.record(SESSION, "g3", 42, "second", addressed=True) == "joins"
+    assert albums.record(SESSION, "g3", 41, "first", addressed=True) == "joins"
+    assert albums.record(SESSION, "g3", 43, "third", addressed=True) == "late"

@@ -44,7 +44,8 @@ class AlbumParts(TableStore):
         self, session_key: str, album_id: str, update_id: int, part: str, *, addressed: bool
     ) -> AlbumVerdict:
         """Record one part: "starts" (queue it: its album's turn), "joins" (answered with the
-        part that starts it) or "late" (its album was answered already: a message of its own).
+        part that starts it, or already was: a part recorded again after the album's turn
+        took it) or "late" (its album was answered without it: a message of its own).
         One UpdateItem."""
         check_update_id(update_id)
         now = self._table.clock()
@@ -67,8 +68,8 @@ class AlbumParts(TableStore):
             ReturnValues="ALL_NEW",
         )
         item = out.get("Attributes", {})
-        if "gathered" in item:
-            return "late"
+        if "gathered" in item:  # answered already: with it (Telegram sent it again), or without
+            return "joins" if str(update_id) in item["gathered"]["NS"] else "late"
         return "starts" if addressed and item_int(item, "starter") == update_id else "joins"
 
     def gather(
