@@ -150,3 +150,20 @@ def test_a_forwarded_message_telegram_sends_again_after_its_turn_is_not_answered
     [run] = stack.runs()
     assert run["prompt"] == "[Forwarded from @bob]\n\npoint 0\n\npoint 1"
     assert len(stack.replies(CHAT)) == 1
+
+
+def test_a_forward_of_many_long_messages_is_still_answered(stack) -> None:
+    """The parts of one forward fill a DynamoDB item (400 KB): the parts that did not fit are
+    answered on their own, and the ones that did are still answered together."""
+    sent, update_id = int(time.time()), 874_000_000
+    outcomes = []
+    for size in [4000] * 100 + [2000, 1000, 500, 250, 120, 60, 30, 15, 8, 4, 2, 1] * 2:
+        outcomes.append(_forward(stack, update_id, sent=sent, text="x" * size))
+        update_id += 1
+    assert "enqueued" in outcomes[1:]  # the item is full: those came on their own
+    stack.drain(stack.consumer())
+
+    assert stack.dead_letters() == []
+    assert not any("went wrong" in m["text"].lower() for m in stack.replies(CHAT))
+    together = [run for run in stack.runs() if run["prompt"].count("xxxx\n\nxxxx") > 10]
+    assert len(together) == 1

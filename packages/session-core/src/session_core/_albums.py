@@ -9,7 +9,8 @@ table (``pk`` ``album|<session key>|<media_group_id>``, ``sk`` ``parts``) holds
 - ``starter``: the update id of the first part recorded that may start the album's turn (in a
   group, one addressed to the bot): the one part the producer queues;
 - ``last_at``: when the last part was recorded; ``gathered``: the update ids the consumer
-  answered together, once it did.
+  answered together, once it did (in place of ``recorded_ids``, the same ids kept by
+  ``record``: so gathering never makes the item larger than its parts made it).
 
 The producer records every part (``record``) and queues only the first addressed one; the
 consumer, handling that one, waits until no part came for a moment and takes them all
@@ -53,6 +54,7 @@ class AlbumParts(TableStore):
             ":part": {"S": part},
             ":now": number(now),
             ":ttl": number(self._table.expires_at(now)),
+            ":id": {"NS": [str(update_id)]},
         }
         update = "SET #p = :part, last_at = :now, expires_at = :ttl"
         if addressed:
@@ -62,7 +64,10 @@ class AlbumParts(TableStore):
             "record",
             _album_pk(session_key, album_id),
             _PARTS,
-            UpdateExpression=update,
+            # ``recorded_ids``: the ids ``gather`` writes as ``gathered`` in its place, counted in
+            # the item's size already (and named longer), so an item a part filled up to
+            # DynamoDB's 400 KB can still be gathered.
+            UpdateExpression=f"ADD recorded_ids :id {update}",
             ExpressionAttributeNames={"#p": f"{_PART_PREFIX}{update_id}"},
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
@@ -103,7 +108,7 @@ class AlbumParts(TableStore):
                     "gather",
                     pk,
                     _PARTS,
-                    UpdateExpression="SET gathered = :ids",
+                    UpdateExpression="REMOVE recorded_ids SET gathered = :ids",
                     # Nothing recorded since we read: a part recorded now is "late".
                     ConditionExpression="attribute_not_exists(gathered) AND last_at = :seen",
                     ExpressionAttributeValues={
