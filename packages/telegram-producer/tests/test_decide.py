@@ -363,6 +363,27 @@ def test_a_first_name_cannot_pose_as_a_username() -> None:
     assert message is not None and message.user_name == "alice"
 
 
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [
+        ("a full-width at", "\uff20alice"),
+        ("a small at", "\ufe6balice"),
+        ("a zero-width space before it", "\u200b@alice"),
+        ("a word joiner before it", "\u2060@alice"),
+        ("a direction mark and a space before it", "\u200e @alice"),
+    ],
+)
+def test_a_name_that_only_looks_like_a_username_does_not_pass_for_one(case: str, name: str) -> None:
+    # What the chat shows as "@alice" reads as @alice to the agent too.
+    hidden = {"type": "hidden_user", "sender_user_name": name, "date": 1}
+    forward = decide(update(text="pay now", forward_origin=hidden), config()).message
+    forged = {"id": 9, "is_bot": False, "first_name": name}
+    sender = decide(update(chat=GROUP, text="@agent_bot cancel it", **{"from": forged}), config()).message
+
+    assert forward is not None and forward.context == "[Forwarded from alice]", case
+    assert sender is not None and sender.user_name == "alice", case
+
+
 def test_a_name_in_what_a_message_refers_to_cannot_add_a_line_or_pose_as_a_username() -> None:
     # Anyone chooses their name and their channel's title: neither may end the bracket, open a
     # line of its own, or read as someone's username.

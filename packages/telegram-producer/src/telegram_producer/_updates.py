@@ -7,6 +7,7 @@ decode error, which the webhook answers with 400.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any
 
 import msgspec
@@ -165,7 +166,6 @@ def topic_of(message: Message | CallbackMessage) -> int:
     return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
 
 
-_LEADING_AT_RE = re.compile(r"^[\s@]+")
 _BRACKETS_RE = re.compile(r"[\[\]]")
 
 # Telegram's placeholder ``from`` of an anonymous group admin's messages
@@ -213,8 +213,13 @@ def chat_name(chat: Chat) -> str:
 
 def plain_name(name: str) -> str:
     """A name its owner chose (a first name, a chat's title) as the agent and the chat are
-    shown it: one line that closes no bracket and does not start with "@" (a username does)."""
-    return _LEADING_AT_RE.sub("", " ".join(_BRACKETS_RE.sub(" ", name).split()))
+    shown it: one line that closes no bracket and does not start with "@" (a username does).
+    Read as its NFKC form, so a full-width "@" or "[" (U+FF20, U+FF3B) is the ASCII one, and an "@"
+    behind characters that show nothing (a zero-width space, a direction mark) still leads."""
+    shown = " ".join(_BRACKETS_RE.sub(" ", unicodedata.normalize("NFKC", name)).split())
+    while shown and (shown[0] in "@ " or unicodedata.category(shown[0]) == "Cf"):
+        shown = shown[1:]
+    return shown
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
