@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 
 CHAT = 501
 GROUP = -100777
@@ -125,6 +125,29 @@ def test_a_forwarded_command_is_someone_elses_words_not_a_command(stack) -> None
     assert second["prompt"] == "[Forwarded from @bob]\n\n/new"
     texts = [m["text"] for m in stack.replies(CHAT)]
     assert not any(text.startswith("Started a fresh conversation") for text in texts)
+
+
+def test_a_post_of_the_groups_linked_channel_is_the_channel_speaking_not_a_forward(stack) -> None:
+    """Telegram forwards each post of a group's linked channel into the group, where it is
+    answered like a person's message: its /new is the channel's own command."""
+    channel = NEWS | {"username": "news"}
+    stack.post(
+        update(
+            1040,
+            message_id=140,
+            chat_id=GROUP,
+            chat_type="supergroup",
+            text=f"/new@{BOT_USERNAME}",
+            sender_chat=channel,
+            is_automatic_forward=True,
+            forward_origin={"type": "channel", "chat": channel, "date": 5, "message_id": 3},
+            **{"from": {"id": 777000, "is_bot": False, "first_name": "Telegram"}},
+        )
+    )
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    assert any(m["text"].startswith("Started a fresh conversation") for m in stack.replies(GROUP))
 
 
 def test_a_forward_in_a_group_not_addressed_to_the_bot_starts_no_turn(stack) -> None:

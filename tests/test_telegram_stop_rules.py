@@ -27,6 +27,9 @@ CONFIG = ProducerConfig(
 PRIVATE = {"id": 501, "type": "private"}
 GROUP = {"id": -100200, "type": "supergroup", "is_forum": True}
 BOT = {"id": 77, "is_bot": True, "first_name": "Other bot"}
+# A post of the group's linked channel, which Telegram forwards into the group: the channel speaks
+CHANNEL = {"id": -1002, "type": "channel", "title": "News"}
+CHANNEL_FORWARDS = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 
 
 def _update(**fields: Any) -> Update:
@@ -56,6 +59,22 @@ def _update(**fields: Any) -> Update:
                 )
             },
             None,
+        ),
+        (
+            {
+                "message": {
+                    **message(
+                        text="/stop",
+                        chat_id=-100200,
+                        chat_type="supergroup",
+                        sender_chat=CHANNEL,
+                        is_automatic_forward=True,
+                        forward_origin={"type": "channel", "chat": CHANNEL, "date": 1, "message_id": 3},
+                    ),
+                    "from": CHANNEL_FORWARDS,
+                }
+            },
+            ("command", "default/-100200/0", None),
         ),
         ({"message": message(text="/stopwatch")}, None),
         (
@@ -131,6 +150,7 @@ def _update(**fields: Any) -> Update:
         "from_a_bot",
         "not_first",
         "forwarded",
+        "linked_channels_post",
         "longer_word",
         "topic",
         "draft",

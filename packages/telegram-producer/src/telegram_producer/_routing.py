@@ -14,7 +14,7 @@ from ._attachments import attachments_of
 from ._config import ProducerConfig
 from ._reply_context import replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
-from ._updates import Message, Update, on_behalf_of_a_chat, sender_of, topic_of
+from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (edits
 # included: see README "Telegram").
@@ -97,7 +97,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         text=text,
         context=context,
         attachments=attachments + replied_files,
-        forwarded=msg.forward_origin is not None,
+        forwarded=passed_on(msg),
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
         album_id=None if unsupported else _answered_with(msg, sender_id, attachments),
@@ -110,7 +110,7 @@ def _answered_with(msg: Message, sender_id: int | None, attachments: tuple[Attac
     forwarded with it, or the other parts of its album. Telegram delivers a forward of several
     messages as one message each, all sent at the same second: by sender and that second
     (a forwarded album is part of the forward)."""
-    if msg.forward_origin is not None and msg.date:
+    if passed_on(msg) and msg.date:
         return f"forwarded-{sender_id}-{msg.date}"
     return msg.media_group_id if attachments else None
 

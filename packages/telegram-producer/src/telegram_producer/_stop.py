@@ -20,7 +20,7 @@ from telegram_core import stopped_turn_of
 
 from ._config import ProducerConfig
 from ._routing import bot_mention
-from ._updates import Update, on_behalf_of_a_chat, sender_of, topic_of
+from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
@@ -80,7 +80,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             callback_query_id=query.id,
         )
     msg = update.message
-    if msg is None or msg.text is None or msg.forward_origin is not None:
+    if msg is None or msg.text is None or passed_on(msg):
         return None  # a forwarded "/stop" is someone else's words, passed on: no request
     if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
         return None  # ignored as any bot's message is

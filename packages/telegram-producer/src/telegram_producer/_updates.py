@@ -184,6 +184,14 @@ def on_behalf_of_a_chat(msg: Message) -> bool:
     return anonymous_admin or (msg.is_automatic_forward and chat.type == "channel")
 
 
+def passed_on(msg: Message) -> bool:
+    """Whether ``msg`` is someone else's message a member forwarded: their words, never a
+    command. Not a post of the group's linked channel, which Telegram forwards into it
+    (``is_automatic_forward``): that is the channel speaking, as an anonymous admin's message
+    is the group (``on_behalf_of_a_chat``)."""
+    return msg.forward_origin is not None and not msg.is_automatic_forward
+
+
 def sender_of(msg: Message) -> tuple[int | None, str | None]:
     """Who sent ``msg``, for the allow-list, rate limits and budgets: the person, or the chat a
     message is sent on behalf of (``on_behalf_of_a_chat``: an anonymous admin's group, the linked
