@@ -55,6 +55,7 @@ def test_messages_forwarded_together_are_one_turn_and_one_answer(stack) -> None:
 
 def test_each_forwarded_message_says_where_it_came_from_when_they_differ(stack) -> None:
     sent = int(time.time())
+    _forward(stack, 919, sent=sent, text="Hi all")
     _forward(stack, 920, sent=sent, text="Meeting at 3")
     _forward(
         stack,
@@ -67,8 +68,8 @@ def test_each_forwarded_message_says_where_it_came_from_when_they_differ(stack) 
     stack.drain(stack.consumer())
 
     [run] = stack.runs()
-    assert run["prompt"] == (
-        "[Forwarded from @bob]\n\nMeeting at 3\n\n"
+    assert run["prompt"] == (  # said again only where it changes
+        "[Forwarded from @bob]\n\nHi all\n\nMeeting at 3\n\n"
         "[Forwarded from City news]\n\nRoads closed downtown\n\n"
         "[Forwarded from @bob]\n\nSee you there"
     )
@@ -154,6 +155,8 @@ def test_a_forward_in_a_group_not_addressed_to_the_bot_starts_no_turn(stack) -> 
     sent = int(time.time())
     for i in range(2):
         _forward(stack, 995 + i, sent=sent, chat_id=GROUP, chat_type="supergroup")
+    # a mention in a forwarded message is someone else's words: it addresses nobody
+    _forward(stack, 997, sent=sent, chat_id=GROUP, chat_type="supergroup", text=f"@{BOT_USERNAME} wire it")
     stack.drain(stack.consumer())
 
     assert stack.runs() == []

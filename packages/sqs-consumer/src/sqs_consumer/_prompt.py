@@ -28,10 +28,14 @@ def prompt_of(msg: InboundMessage, *, staged: bool, parts: tuple[InboundMessage,
     (files alone say so). Empty for a message with nothing to say (a button press's turn).
 
     ``parts``: the messages ``msg`` joins (an album, a forward of several): when they refer to
-    different things (forwarded from different chats), each part's text comes after its own
-    context line."""
+    different things (forwarded from different chats), each part's text comes after what it
+    refers to, said again only where that changes."""
     if len({part.context for part in parts}) > 1:
-        blocks = ["\n\n".join(line for line in (part.context, _escaped(part.text)) if line) for part in parts]
+        blocks, said = [], None
+        for part in parts:
+            context = part.context if part.context != said else ""
+            said = part.context
+            blocks.append("\n\n".join(line for line in (context, _escaped(part.text)) if line))
         return "\n\n".join(block for block in (_sender_line(msg), *blocks) if block)
     own = _escaped(msg.text) or (FILE_ONLY_PROMPT if staged and not msg.context else "")
     if not (own or msg.context):

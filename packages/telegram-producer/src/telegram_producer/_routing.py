@@ -159,9 +159,10 @@ def bot_mention(config: ProducerConfig) -> re.Pattern[str] | None:
 
 
 def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
-    """(should the bot answer, text without the bot's @mention)."""
+    """(should the bot answer, text without the bot's @mention). A forwarded message's mention
+    is someone else's words: it addresses nobody, and stays in the text."""
     username = config.bot_username
-    mention = bot_mention(config)
+    mention = None if passed_on(msg) else bot_mention(config)
     mentioned = bool(mention and mention.search(text))
     replied = replies_to_the_bot(msg, username)
     if mention is not None:
