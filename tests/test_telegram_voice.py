@@ -8,15 +8,17 @@ VOICE_TRANSCRIPTION is off (the default).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from agentbot_testing.telegram_stack import telegram_stack
 from agentbot_testing.telegram_support import update, webhook_event
-from local_stack import LocalTranscribe, TelegramFault
+from local_stack import LocalTranscribe, TelegramFault, sqs_lambda_event
 
 CHAT = 501
+BOB = {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"}
 
 
 def _hearing(audio: bytes) -> str | None:
@@ -139,3 +141,48 @@ def test_without_transcription_help_does_not_offer_voice_messages(stack: Any) ->
 
     [reply] = stack.replies(CHAT)
     assert "Send me text, a photo or a document" in reply["text"] and "voice" not in reply["text"]
+
+
+def test_voice_messages_forwarded_together_are_written_down_at_once(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """Each job takes its time at Amazon Transcribe: started each after the one before had
+    ended, a forward of several voice messages kept the user waiting several times as long
+    (and could outlast the invocation). All are started, then waited for together."""
+    sent = int(time.time())
+    for i in range(3):
+        origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000 + i}
+        _voice(voice_stack, 400 + i, f"point {i}", message_id=60 + i, date=sent, forward_origin=origin)
+    voice_stack.drain(voice_stack.consumer())
+
+    assert [action for action, _ in transcribe.calls[:3]] == ["StartTranscriptionJob"] * 3
+    [run] = voice_stack.runs()
+    assert run["prompt"] == "[Forwarded from @bob]\n\n" + "\n\n".join(
+        f"[Voice message voice-{60 + i}.ogg, transcribed:]\npoint {i}" for i in range(3)
+    )
+
+
+def test_waiting_for_transcribe_never_outlasts_the_invocation(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """Lambda ends an invocation at its timeout, and the record then waits out the queue's
+    5,400 s visibility timeout: the consumer waits for Amazon Transcribe only while the turn
+    keeps its time, then puts the record off; the next try finds the job and answers."""
+    transcribe.looks_to_finish = 6  # about 5 s
+    _voice(voice_stack, 420, "call me back")
+    [raw] = voice_stack.receive()
+    event = sqs_lambda_event(
+        [raw], queue_arn=voice_stack.aws.resources.queue_arn, region=voice_stack.aws.sqs.meta.region_name
+    )
+    consumer = voice_stack.consumer(delivery_reserve_s=1.0, turn_reserve_s=1.0)
+    ends = time.monotonic() + 4.0
+    response = consumer.handle_batch(event, remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000))
+
+    assert time.monotonic() < ends  # Lambda would have ended the invocation here
+    assert response["batchItemFailures"] and voice_stack.replies(CHAT) == []  # put off, not dropped
+    voice_stack.aws.sqs.change_message_visibility(
+        QueueUrl=voice_stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+    )
+    voice_stack.drain(voice_stack.consumer())
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("call me back") and len(transcribe.jobs) == 1

@@ -3,9 +3,10 @@
 It answers the two calls the consumer makes (JSON 1.1, ``X-Amz-Target``
 ``Transcribe.StartTranscriptionJob`` / ``Transcribe.GetTranscriptionJob``) as the service does:
 a job reads its media from S3 (the local AWS endpoint), puts its transcript JSON at
-``OutputBucketName``/``OutputKey`` and is COMPLETED at the second look (IN_PROGRESS at the
-first); a second job of the same name is a ConflictException. What was said comes from a
-*hearing* function of the audio's bytes; None makes the job FAILED. Every job is recorded.
+``OutputBucketName``/``OutputKey`` and is COMPLETED at the ``looks_to_finish``-th look (2:
+IN_PROGRESS at the first); a second job of the same name is a ConflictException. What was
+said comes from a *hearing* function of the audio's bytes; None makes the job FAILED. Every
+job is recorded, and every call in ``calls`` (the action and the job's name, in order).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ class LocalTranscribe(LoopbackServer):
 
     thread_name = "local-transcribe"
 
-    def __init__(self, s3: Any, hearing: Hearing, *, port: int = 0) -> None:
+    def __init__(self, s3: Any, hearing: Hearing, *, looks_to_finish: int = 2, port: int = 0) -> None:
         super().__init__(port=port)
         self._s3 = s3
         self.hearing = hearing
+        self.looks_to_finish = looks_to_finish
         self._lock = threading.Lock()
         self.jobs: dict[str, TranscriptionJob] = {}
+        self.calls: list[tuple[str, str]] = []
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -67,6 +70,8 @@ class LocalTranscribe(LoopbackServer):
 
     def answer(self, action: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         name = str(body.get("TranscriptionJobName", ""))
+        with self._lock:
+            self.calls.append((action, name))
         if action == "StartTranscriptionJob":
             return self._start(name, body)
         if action == "GetTranscriptionJob":
@@ -76,7 +81,7 @@ class LocalTranscribe(LoopbackServer):
                     job.looks += 1
             if job is None:
                 return 400, {"__type": "BadRequestException", "Message": f"job {name} not found"}
-            return 200, {"TranscriptionJob": _described(name, job)}
+            return 200, {"TranscriptionJob": _described(name, job, self.looks_to_finish)}
         return 400, {"__type": "UnknownOperationException", "Message": action}
 
     def _start(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -95,12 +100,12 @@ class LocalTranscribe(LoopbackServer):
                     Bucket=body["OutputBucketName"], Key=body["OutputKey"], Body=json.dumps(output).encode()
                 )
             self.jobs[name] = job
-        return 200, {"TranscriptionJob": _described(name, job)}
+        return 200, {"TranscriptionJob": _described(name, job, self.looks_to_finish)}
 
 
-def _described(name: str, job: TranscriptionJob) -> dict[str, Any]:
+def _described(name: str, job: TranscriptionJob, looks_to_finish: int) -> dict[str, Any]:
     described: dict[str, Any] = {"TranscriptionJobName": name, "Media": job.request["Media"]}
-    if job.looks < 2:
+    if job.looks < looks_to_finish:
         described["TranscriptionJobStatus"] = "IN_PROGRESS" if job.looks else "QUEUED"
     elif job.transcript is None:
         described.update(TranscriptionJobStatus="FAILED", FailureReason="The media file could not be read.")

@@ -191,7 +191,10 @@ class MessageHandler:
                     s3=self._deps.s3,
                     bucket=self._config.bucket,
                 )
-                msg, parts = with_transcripts(msg, parts, staged, self._deps.voices)
+                # Transcribe may take what the turn and its delivery would not need.
+                timing = self._timing
+                wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
+                msg, parts = with_transcripts(msg, parts, staged, self._deps.voices, wait_s=wait_s)
             except AttachmentTooLargeError as exc:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])

@@ -3,13 +3,14 @@ one says (a batch job on the staged audio), and the turn reads that.
 
 A job is named after the staged file, so a retried record finds the job its first try
 started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
+The voice messages of one turn (a forward of several) are written down at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from telegram_core import Attachment, InboundMessage
 
 from ._album import joined_text
 from ._config import ConsumerConfig
+from ._errors import DeferredError
 from ._wording import unsupported_notice
 
 log = get_logger(__name__)
@@ -63,29 +65,48 @@ class VoiceTranscriber:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
-    def transcript(self, voice: StagedAttachment) -> str:
-        """What the staged voice message says; VoiceNotTranscribed when nothing could be made of it."""
-        name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
-        output_key = f"{voice.s3_key}.transcript.json"
-        self._start(name, voice, output_key)
-        give_up_at = self.clock() + _WAIT_S
+    def transcripts(self, voices: Sequence[StagedAttachment], *, wait_s: float) -> list[str]:
+        """What each staged voice message says, in order. Every job is started before any is
+        waited for (each takes its time at Amazon Transcribe), then all are waited for
+        together, up to _WAIT_S; VoiceNotTranscribed when one could not be written down.
+        ``wait_s``: how long the invocation may wait and still leave the turn its time; past
+        it, DeferredError (the jobs go on: the record's next try finds them by name)."""
+        jobs: dict[str, str] = {}  # job name: where its transcript goes
+        for voice in voices:
+            name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
+            jobs[name] = f"{voice.s3_key}.transcript.json"
+            self._start(name, voice, jobs[name])
+        give_up_at = self.clock() + min(wait_s, _WAIT_S)
+        said: dict[str, str] = {}
         while True:
-            try:
-                job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
-            except (ClientError, BotoCoreError) as exc:
-                raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
-            status = job.get("TranscriptionJobStatus")
-            if status == "COMPLETED":
-                return self._read(output_key)
-            if status == "FAILED":
-                log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
-                raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+            for name, output_key in jobs.items():
+                if name not in said:
+                    said.update(self._look(name, output_key))
+            if len(said) == len(jobs):
+                return [said[name] for name in jobs]
             if self.clock() >= give_up_at:
-                log.warning("voice.transcription_slow", status=status)
+                if wait_s < _WAIT_S:
+                    log.info("voice.transcription_deferred", waiting=len(jobs) - len(said))
+                    raise DeferredError("out_of_time", "the invocation's time ran out waiting for Transcribe")
+                log.warning("voice.transcription_slow", waiting=len(jobs) - len(said))
                 raise VoiceNotTranscribed(
                     "Sorry, writing down your voice message is taking too long. Please try again or type it."
                 )
             self.sleep(_POLL_S)
+
+    def _look(self, name: str, output_key: str) -> dict[str, str]:
+        """{name: what was said} once the job is done; {} while it runs."""
+        try:
+            job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
+        status = job.get("TranscriptionJobStatus")
+        if status == "COMPLETED":
+            return {name: self._read(output_key)}
+        if status == "FAILED":
+            log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
+            raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+        return {}
 
     def _start(self, name: str, voice: StagedAttachment, output_key: str) -> None:
         request: dict[str, Any] = {
@@ -157,21 +178,25 @@ def with_transcripts(
     parts: tuple[InboundMessage, ...],
     staged: tuple[StagedAttachment, ...],
     voices: VoiceTranscriber | None,
+    *,
+    wait_s: float,
 ) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
     """``msg`` and its ``parts`` with what each voice message among their attachments says
     after the part's text (``staged`` is ``msg.attachments`` as staged, in order); as they
-    are when there is none (``check_voice`` passed: ``voices`` is set when there is one)."""
+    are when there is none (``check_voice`` passed: ``voices`` is set when there is one).
+    ``wait_s``: see ``VoiceTranscriber.transcripts``."""
     if voices is None or not any(att.kind == "voice" for att in msg.attachments):
         return msg, parts
     files = iter(staged)
+    voices_of = [
+        [file for att, file in zip(part.attachments, files, strict=False) if att.kind == "voice"]
+        for part in parts
+    ]
+    said = iter(voices.transcripts([file for part in voices_of for file in part], wait_s=wait_s))
     heard: list[InboundMessage] = []
-    for part in parts:
-        said = [
-            f"[Voice message {file.file_name}, transcribed:]\n{voices.transcript(file)}"
-            for att, file in zip(part.attachments, files, strict=False)
-            if att.kind == "voice"
-        ]
+    for part, its_voices in zip(parts, voices_of, strict=True):
+        texts = [f"[Voice message {file.file_name}, transcribed:]\n{next(said)}" for file in its_voices]
         heard.append(
-            msgspec.structs.replace(part, text="\n\n".join(t for t in (part.text, *said) if t.strip()))
+            msgspec.structs.replace(part, text="\n\n".join(t for t in (part.text, *texts) if t.strip()))
         )
     return msgspec.structs.replace(msg, text=joined_text(tuple(heard))), tuple(heard)
