@@ -14,22 +14,16 @@ from typing import Any
 
 import pytest
 from agentbot_testing.telegram_stack import telegram_stack
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import heard, update, voice_note, webhook_event
 from local_stack import LocalTranscribe, TelegramFault, sqs_lambda_event
 
 CHAT = 501
 BOB = {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"}
 
 
-def _hearing(audio: bytes) -> str | None:
-    """The scripted service hears what the test's "audio" spells out; "noise" fails the job."""
-    said = audio.decode().removeprefix("audio:")
-    return None if said == "noise" else said
-
-
 @pytest.fixture
 def transcribe(aws: Any) -> Iterator[LocalTranscribe]:
-    with LocalTranscribe(aws.s3, _hearing) as service:
+    with LocalTranscribe(aws.s3, heard) as service:
         yield service
 
 
@@ -41,8 +35,12 @@ def voice_stack(aws: Any, tmp_path: Any, monkeypatch: Any, transcribe: LocalTran
         yield stack
 
 
-def _voice(stack: Any, update_id: int, said: str, *, duration: int = 4, **fields: Any) -> str:
-    file_id = stack.telegram.add_file(f"audio:{said}".encode(), file_path=f"voice/file_{update_id}.oga")
+def _voice(
+    stack: Any, update_id: int, said: str, *, duration: int = 4, plays_s: float = 4.0, **fields: Any
+) -> str:
+    """Post a voice message that says it lasts ``duration`` seconds and plays ``plays_s``."""
+    audio = voice_note(said, seconds=plays_s)
+    file_id = stack.telegram.add_file(audio, file_path=f"voice/file_{update_id}.oga")
     voice = {
         "file_id": file_id,
         "file_unique_id": f"v{update_id}",
@@ -93,7 +91,7 @@ def test_a_voice_message_with_no_words_gets_a_notice_and_no_turn(voice_stack: An
 def test_a_voice_message_too_long_is_refused_before_it_is_downloaded(
     voice_stack: Any, transcribe: LocalTranscribe
 ) -> None:
-    _voice(voice_stack, 330, "a long story", duration=3600)
+    _voice(voice_stack, 330, "a long story", duration=3600, plays_s=3600)
     voice_stack.drain(voice_stack.consumer())
 
     assert voice_stack.runs() == [] and transcribe.jobs == {}
@@ -102,7 +100,7 @@ def test_a_voice_message_too_long_is_refused_before_it_is_downloaded(
 
 
 def test_a_reply_to_a_voice_message_hears_it(voice_stack: Any) -> None:
-    file_id = voice_stack.telegram.add_file(b"audio:buy milk and eggs", file_path="voice/file_9.oga")
+    file_id = voice_stack.telegram.add_file(voice_note("buy milk and eggs"), file_path="voice/file_9.oga")
     replied = {
         "message_id": 9,
         "from": {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"},
@@ -186,3 +184,32 @@ def test_waiting_for_transcribe_never_outlasts_the_invocation(
     voice_stack.drain(voice_stack.consumer())
     [run] = voice_stack.runs()
     assert run["prompt"].endswith("call me back") and len(transcribe.jobs) == 1
+
+
+def test_a_voice_message_longer_than_it_says_is_refused_before_transcribe_is_paid(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """Telegram passes on the duration the sender's app states: a voice message that says it
+    lasts 4 s may play for hours, each second billed by Amazon Transcribe (up to 4 h a job).
+    How long it plays is read from the audio itself."""
+    _voice(voice_stack, 430, "a long story", duration=4, plays_s=11 * 60)
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == [] and transcribe.jobs == {}
+    [reply] = voice_stack.replies(CHAT)
+    assert "too long" in reply["text"] and "10 minutes" in reply["text"]
+
+
+def test_a_voice_message_that_is_not_ogg_opus_is_refused_without_a_job(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """The Bot API lets a bot send MP3 or M4A as a voice message (a user may forward one):
+    its length cannot be read here, so it is not sent to Amazon Transcribe."""
+    file_id = voice_stack.telegram.add_file(b"ID3\x03\x00" + bytes(2000), file_path="voice/file_440.mp3")
+    voice = {"file_id": file_id, "file_unique_id": "v440", "duration": 3, "mime_type": "audio/mpeg"}
+    voice_stack.post(update(440, text=None, voice=voice))
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == [] and transcribe.jobs == {}
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"].startswith("Sorry, I cannot listen to this voice message's audio")

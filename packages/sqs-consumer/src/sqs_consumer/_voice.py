@@ -22,6 +22,7 @@ from telegram_core import Attachment, InboundMessage
 from ._album import joined_text
 from ._config import ConsumerConfig
 from ._errors import DeferredError
+from ._opus_length import opus_seconds
 from ._wording import unsupported_notice
 
 log = get_logger(__name__)
@@ -71,6 +72,8 @@ class VoiceTranscriber:
         together, up to _WAIT_S; VoiceNotTranscribed when one could not be written down.
         ``wait_s``: how long the invocation may wait and still leave the turn its time; past
         it, DeferredError (the jobs go on: the record's next try finds them by name)."""
+        for voice in voices:  # each before any is paid for
+            self._check_length(voice)
         jobs: dict[str, str] = {}  # job name: where its transcript goes
         for voice in voices:
             name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
@@ -93,6 +96,20 @@ class VoiceTranscriber:
                     "Sorry, writing down your voice message is taking too long. Please try again or type it."
                 )
             self.sleep(_POLL_S)
+
+    def _check_length(self, voice: StagedAttachment) -> None:
+        """Refuse audio longer than MAX_VOICE_SECONDS whatever length the message states
+        (the sender's app's word, which check_voice had), and audio that is not Ogg Opus."""
+        try:
+            audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
+        seconds = opus_seconds(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
+        if seconds is None:
+            raise VoiceNotTranscribed(_NOT_OPUS)
+        if seconds > MAX_VOICE_SECONDS + 1:
+            log.warning("voice.too_long", plays_over_s=int(seconds))
+            raise VoiceNotTranscribed(_TOO_LONG)
 
     def _look(self, name: str, output_key: str) -> dict[str, str]:
         """{name: what was said} once the job is done; {} while it runs."""
@@ -144,6 +161,11 @@ class VoiceTranscriber:
 
 
 _NOT_UNDERSTOOD = "Sorry, I could not make out any words in your voice message. Please try again or type it."
+_NOT_OPUS = "Sorry, I cannot listen to this voice message's audio. Please record it in Telegram or type it."
+_TOO_LONG = (
+    f"Sorry, your voice message is too long for me: I can listen to up to "
+    f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
+)
 
 
 class _Said(msgspec.Struct):
@@ -167,10 +189,7 @@ def check_voice(attachments: tuple[Attachment, ...], voices: VoiceTranscriber | 
         if voices is None:
             raise VoiceNotTranscribed(unsupported_notice("voice"))
         if (att.duration_s or 0) > MAX_VOICE_SECONDS:
-            raise VoiceNotTranscribed(
-                f"Sorry, your voice message is too long for me: I can listen to up to "
-                f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
-            )
+            raise VoiceNotTranscribed(_TOO_LONG)
 
 
 def with_transcripts(

@@ -1,0 +1,51 @@
+"""How long a voice message plays, from its audio (Ogg Opus, as Telegram's apps record it):
+the duration a message states is the sender's app's word, and Amazon Transcribe bills what
+the audio holds.
+
+Counted from the packets themselves (RFC 6716 §3.1: each one's first byte gives its frame
+size and count), not from the pages' granule positions, which the file's writer sets.
+"""
+
+from __future__ import annotations
+
+# A packet's frame length in ms by its TOC byte's configuration (its top 5 bits): SILK
+# (0-11), hybrid (12-15), CELT (16-31).
+_FRAME_MS = (10, 20, 40, 60) * 3 + (10, 20) * 2 + (2.5, 5, 10, 20) * 4
+_PAGE_HEADER = 27
+
+
+def opus_seconds(audio: bytes, *, stop_past_s: float) -> float | None:
+    """How long ``audio`` plays, counting only until it passes ``stop_past_s``; None when it
+    is not Ogg Opus throughout (another codec, another container, a broken page)."""
+    packets: dict[int, int] = {}  # per logical stream (serial number): packets begun
+    ms = 0.0
+    at = 0
+    while at < len(audio):
+        if audio[at : at + 4] != b"OggS" or at + _PAGE_HEADER > len(audio):
+            return None
+        serial = int.from_bytes(audio[at + 14 : at + 18], "little")
+        lacing = audio[at + _PAGE_HEADER : at + _PAGE_HEADER + audio[at + 26]]
+        start = at + _PAGE_HEADER + len(lacing)
+        if len(lacing) != audio[at + 26] or start + sum(lacing) > len(audio):
+            return None
+        begins = not audio[at + 5] & 1  # else the page's first segment goes on a packet
+        for size in lacing:
+            if begins:
+                number = packets.get(serial, 0)
+                packets[serial] = number + 1
+                if number == 0 and not audio.startswith(b"OpusHead", start):
+                    return None
+                if number >= 2 and size:  # after the OpusHead and OpusTags headers
+                    ms += _packet_ms(audio[start : start + 2])
+            start += size
+            begins = size < 255
+        if ms / 1000 > stop_past_s:
+            break
+        at = start
+    return ms / 1000 if packets else None
+
+
+def _packet_ms(head: bytes) -> float:
+    toc = head[0]
+    frames = (1, 2, 2, head[1] & 0x3F if len(head) > 1 else 0)[toc & 3]
+    return _FRAME_MS[toc >> 3] * frames
