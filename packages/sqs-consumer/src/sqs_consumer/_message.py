@@ -55,7 +55,7 @@ from ._render import escape_html, render_reply
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
-from ._voice import VoiceNotTranscribed, check_voice, with_transcripts
+from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
 from ._wording import (
     EMPTY_ANSWER,
     FAILURE_WORDING,
@@ -194,7 +194,7 @@ class MessageHandler:
                 # Transcribe may take what the turn and its delivery would not need.
                 timing = self._timing
                 wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
-                msg, parts = with_transcripts(msg, parts, staged, self._deps.voices, wait_s=wait_s)
+                heard = transcripts_of(parts, staged, self._deps.voices, wait_s=wait_s)
             except AttachmentTooLargeError as exc:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
@@ -203,7 +203,7 @@ class MessageHandler:
                 typing.stop()
                 self._delivery.deliver(msg, key, [escape_html(exc.notice)])
                 return None
-            prompt = prompt_of(msg, staged=bool(staged), parts=parts)
+            prompt = prompt_of(msg, staged=bool(staged), parts=parts, heard=heard)
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs
             try:
                 with view:

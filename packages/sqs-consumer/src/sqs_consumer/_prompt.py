@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 
 from telegram_core import InboundMessage
 
@@ -18,26 +19,37 @@ _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # Matched on the line's NFKC form (full-width letters and brackets read as their ASCII), with
 # the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A).
 _LIKE_A_HEAD_LINE = re.compile(
-    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*(?:from|in reply to|forwarded from)\\b", re.IGNORECASE
+    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*(?:from|in reply to|forwarded from|voice message)\\b",
+    re.IGNORECASE,
 )
 
+# What a part's voice messages said, by the part's update_id: (file name, transcript) each.
+Heard = Mapping[int, Sequence[tuple[str, str]]]
 
-def prompt_of(msg: InboundMessage, *, staged: bool, parts: tuple[InboundMessage, ...] = ()) -> str:
+
+def prompt_of(
+    msg: InboundMessage, *, staged: bool, parts: tuple[InboundMessage, ...] = (), heard: Heard | None = None
+) -> str:
     """Who sent the message (in a group), what it refers to (its ``context``: the message it
     replies to, where it was forwarded from), then its text; ``staged``: files came with it
     (files alone say so). Empty for a message with nothing to say (a button press's turn).
 
     ``parts``: the messages ``msg`` joins (an album, a forward of several): when they refer to
     different things (forwarded from different chats), each part's text comes after what it
-    refers to, said again only where that changes."""
+    refers to, said again only where that changes. ``heard``: what the parts' voice messages
+    said, each after its part's text under a head line of its own (typed text cannot pose as
+    one: it is escaped)."""
     if len({part.context for part in parts}) > 1:
-        blocks, said = [], None
+        blocks, said_before = [], None
         for part in parts:
-            context = part.context if part.context != said else ""
-            said = part.context
-            blocks.append("\n\n".join(line for line in (context, _escaped(part.text)) if line))
+            context = part.context if part.context != said_before else ""
+            said_before = part.context
+            blocks.append("\n\n".join(line for line in (context, _said(part, heard)) if line))
         return "\n\n".join(block for block in (_sender_line(msg), *blocks) if block)
-    own = _escaped(msg.text) or (FILE_ONLY_PROMPT if staged and not msg.context else "")
+    said = (
+        "\n\n".join(t for t in (_said(part, heard) for part in parts) if t) if heard else _escaped(msg.text)
+    )
+    own = said or (FILE_ONLY_PROMPT if staged and not msg.context else "")
     if not (own or msg.context):
         return ""
     head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
@@ -58,6 +70,14 @@ def _sender_line(msg: InboundMessage) -> str:
     # negative one is a chat speaking for itself: an anonymous admin's group, a channel).
     kind = "chat" if msg.user_id < 0 else "user"
     return f"[From {name or 'someone'} ({kind} {msg.user_id})]"
+
+
+def _said(part: InboundMessage, heard: Heard | None) -> str:
+    voices = [
+        f"[Voice message {name}, transcribed:]\n{_escaped(transcript)}"
+        for name, transcript in (heard or {}).get(part.update_id, ())
+    ]
+    return "\n\n".join(t for t in (_escaped(part.text), *voices) if t.strip())
 
 
 def _escaped(text: str) -> str:

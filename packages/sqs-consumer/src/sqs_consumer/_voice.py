@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from session_core import StagedAttachment, StorageError, aws_error_code, get_logger
 from telegram_core import Attachment, InboundMessage
 
-from ._album import joined_text
 from ._config import ConsumerConfig
 from ._errors import DeferredError
 from ._opus_length import opus_seconds
@@ -192,30 +191,27 @@ def check_voice(attachments: tuple[Attachment, ...], voices: VoiceTranscriber | 
             raise VoiceNotTranscribed(_TOO_LONG)
 
 
-def with_transcripts(
-    msg: InboundMessage,
+def transcripts_of(
     parts: tuple[InboundMessage, ...],
     staged: tuple[StagedAttachment, ...],
     voices: VoiceTranscriber | None,
     *,
     wait_s: float,
-) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
-    """``msg`` and its ``parts`` with what each voice message among their attachments says
-    after the part's text (``staged`` is ``msg.attachments`` as staged, in order); as they
-    are when there is none (``check_voice`` passed: ``voices`` is set when there is one).
-    ``wait_s``: see ``VoiceTranscriber.transcripts``."""
-    if voices is None or not any(att.kind == "voice" for att in msg.attachments):
-        return msg, parts
+) -> dict[int, list[tuple[str, str]]]:
+    """What each voice message among the ``parts``' attachments says, by its part's
+    update_id: (file name, transcript) each, for ``prompt_of`` (``staged``: the parts'
+    attachments as staged, in order); empty when there is none (``check_voice`` passed:
+    ``voices`` is set when there is one). ``wait_s``: see ``VoiceTranscriber.transcripts``."""
+    if voices is None or not any(att.kind == "voice" for part in parts for att in part.attachments):
+        return {}
     files = iter(staged)
-    voices_of = [
-        [file for att, file in zip(part.attachments, files, strict=False) if att.kind == "voice"]
+    voices_of = {
+        part.update_id: [
+            file for att, file in zip(part.attachments, files, strict=False) if att.kind == "voice"
+        ]
         for part in parts
-    ]
-    said = iter(voices.transcripts([file for part in voices_of for file in part], wait_s=wait_s))
-    heard: list[InboundMessage] = []
-    for part, its_voices in zip(parts, voices_of, strict=True):
-        texts = [f"[Voice message {file.file_name}, transcribed:]\n{next(said)}" for file in its_voices]
-        heard.append(
-            msgspec.structs.replace(part, text="\n\n".join(t for t in (part.text, *texts) if t.strip()))
-        )
-    return msgspec.structs.replace(msg, text=joined_text(tuple(heard))), tuple(heard)
+    }
+    said = iter(voices.transcripts([file for files in voices_of.values() for file in files], wait_s=wait_s))
+    return {
+        update_id: [(file.file_name, next(said)) for file in files] for update_id, files in voices_of.items()
+    }
