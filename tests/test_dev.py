@@ -737,6 +737,39 @@ def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(m
     assert not any("SOME_OTHER_SHELL_VARIABLE" in env for env in (producer, consumer, runtime))
 
 
+def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:
+    """There is no Amazon Transcribe locally (moto's never writes a transcript, so each voice
+    message would fail three times into the dead-letter queue): VOICE_TRANSCRIPTION=auto in
+    the shell a developer deploys from must not reach the functions, which LocalLambda starts
+    with the shell's environment under their own."""
+    import argparse
+    import os
+
+    from local_stack import StackResources
+    from session_core import voice_transcription
+
+    from agentbot import dev
+
+    monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
+    resources = StackResources(
+        table="t", bucket="b", queue_url="q", dlq_url="d", queue_arn="qa", dlq_arn="da"
+    )
+    functions = dev._functions(
+        argparse.Namespace(tenant="default"),
+        {},
+        resources,
+        {"WEBHOOK_SECRET_PARAMETER": "/w", "BOT_TOKEN_PARAMETER": "/b", "ANTHROPIC_API_KEY_PARAMETER": "/a"},
+        dev.ModelChoice("demo", {}, None),
+        "http://127.0.0.1:1",
+        tmp_path,
+        None,
+        None,
+    )
+    for name in (dev.PRODUCER, dev.CONSUMER):
+        setting = {**os.environ, **functions[name].env}.get("VOICE_TRANSCRIPTION", "")
+        assert voice_transcription(setting) is None, (name, setting)
+
+
 def _tool_gone(marker: str, state_root: str, timeout_s: float) -> bool:
     import time
 

@@ -872,10 +872,12 @@ def _functions(
         "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
         "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
         **_shell_settings(PRODUCER_SETTINGS),
+        **NO_VOICE_TRANSCRIPTION,
     }
     consumer = {
         **common,
         **_shell_settings(CONSUMER_SETTINGS),
+        **NO_VOICE_TRANSCRIPTION,
         "RUNTIME_FUNCTION_NAME": RUNTIME,
         "BOT_TOKEN_PARAMETER": secret_names["BOT_TOKEN_PARAMETER"],
         "TELEGRAM_API_BASE": telegram_base,
@@ -915,6 +917,10 @@ CONSUMER_SETTINGS = (
     ),
 )
 
+
+# No Amazon Transcribe locally: said outright, since the functions start with the shell's
+# environment (a developer may deploy with VOICE_TRANSCRIPTION set from the same shell).
+NO_VOICE_TRANSCRIPTION = {"VOICE_TRANSCRIPTION": "off"}
 
 # Another claude-config than the repository's (the start-up check reads the same one).
 RUNTIME_SETTINGS = ("CLAUDE_CONFIG_PATH",)
