@@ -24,8 +24,7 @@ CHANNELS: tuple[Channel, ...] = ("telegram", "terminal")
 _WHAT_TO_SEND: dict[str, str] = {  # by channel, and Telegram where voice is heard
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
     "telegram voice": (
-        "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is "
-        "your question)."
+        "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is your question)."
     ),
     "terminal": "Type a message and press Enter (this terminal chat sends text only).",
 }
