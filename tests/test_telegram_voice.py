@@ -268,11 +268,9 @@ def test_a_voice_message_not_made_out_leaves_the_rest_of_a_forward_answered(voic
     assert "point 3" in run["prompt"]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the setting is checked for a code's shape only")
 @pytest.mark.parametrize("code", ["en-UK", "ge-DE"])
 def test_a_language_code_amazon_transcribe_does_not_know_is_refused_naming_the_setting(code: str) -> None:
-    """ "en-UK" (Transcribe's is en-GB) passes the template's pattern and the setting's check;
-    Transcribe refuses every job (BadRequestException), each voice message is tried three times
-    into the dead-letter queue, and nothing names VOICE_TRANSCRIPTION."""
+    """ "en-UK" (Transcribe's is en-GB) would have Transcribe refuse every job, each voice
+    message tried three times into the dead-letter queue with nothing naming the setting."""
     with pytest.raises(ConfigError, match="VOICE_TRANSCRIPTION"):
         voice_transcription(code)

@@ -608,3 +608,13 @@ def test_an_id_list_the_template_accepts_is_one_the_producer_reads(parameter: st
         assert not re.fullmatch(pattern, value), (parameter, value)
     chats = parameter != "ApproverUserIds"  # only chat ids are negative
     assert all(re.fullmatch(pattern, value) for value in good if chats or "-" not in value), parameter
+
+
+def test_the_voice_transcription_parameter_takes_exactly_the_languages_transcribe_knows() -> None:
+    """A code Transcribe does not know ("en-UK") is refused at deploy time, not by every voice
+    message; the list is the installed botocore's, as the functions check it."""
+    from session_core._voice_settings import transcribe_language_codes
+
+    allowed = TEMPLATE["Parameters"]["VoiceTranscription"]["AllowedValues"]
+    assert allowed[:2] == ["off", "auto"]
+    assert sorted(allowed[2:]) == sorted(transcribe_language_codes()) and len(allowed) == len(set(allowed))

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-import re
+import functools
 
 from ._errors import ConfigError
-
-# An Amazon Transcribe language code ("en-US", "de-DE", "zh-CN"): the voice messages' one language.
-_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}-[A-Z]{2}")
 
 
 def voice_transcription(raw: str) -> str | None:
     """The setting VOICE_TRANSCRIPTION: None when voice messages are not transcribed ("off",
     the default, or empty), "auto" (Amazon Transcribe identifies each message's language) or
-    a language code; ConfigError names the setting otherwise."""
+    a language code Amazon Transcribe knows; ConfigError names the setting otherwise (a code
+    of the right shape it does not know, "en-UK", would fail every voice message)."""
     value = raw.strip() or "off"
     if value == "off":
         return None
-    if value == "auto" or _LANGUAGE_CODE.fullmatch(value):
+    if value == "auto" or value in transcribe_language_codes():
         return value
     raise ConfigError(
-        "VOICE_TRANSCRIPTION", f"must be 'off', 'auto' or a language code such as 'en-US', got {value!r}"
+        "VOICE_TRANSCRIPTION",
+        f"must be 'off', 'auto' or a language code Amazon Transcribe knows "
+        f"(en-US, en-GB, de-DE, …), got {value!r}",
     )
+
+
+@functools.cache
+def transcribe_language_codes() -> frozenset[str]:
+    """The language codes a batch transcription job takes, as the installed botocore lists them."""
+    import botocore.session  # only where a language code is set
+
+    model = botocore.session.get_session().get_service_model("transcribe")
+    shape = model.operation_model("StartTranscriptionJob").input_shape.members["LanguageCode"]
+    return frozenset(shape.enum)
