@@ -502,13 +502,11 @@ def test_s3_grants_cover_exactly_the_prefixes_the_code_writes() -> None:
     # the outbox and keeps transcript snapshots under their own prefix.
     assert object_prefixes("ConsumerRole", "s3:PutObject") == {SESSIONS_PREFIX}
     # and, where voice messages are transcribed, the staged ones and their transcripts
-    [outbox, voices] = sorted(
-        object_prefixes("ConsumerRole", "s3:GetObject"), key=lambda p: "outbox" not in p
-    )
+    [voices, outbox, transcripts] = sorted(object_prefixes("ConsumerRole", "s3:GetObject"))
     voice_key = attachment_key(SessionKey(tenant="default", chat_id=1), 4, "voice-4.ogg")
-    assert fnmatch.fnmatchcase(voice_key, voices + "*") and fnmatch.fnmatchcase(
-        voice_key + ".transcript.json", voices + "*"
-    )
+    assert fnmatch.fnmatchcase(voice_key, voices + "*") and voices.endswith("/attachments/")
+    kept = f"{SessionKey(tenant='default', chat_id=1).s3_prefix}voice/AgAD.transcript.json"  # by file
+    assert fnmatch.fnmatchcase(kept, transcripts + "*") and transcripts.endswith("/voice/")
     key = SessionKey(tenant="default", chat_id=-1001, thread_id=7)
     assert fnmatch.fnmatchcase(outbox_key(key, 42, "chart.png"), outbox + "*")
     assert not fnmatch.fnmatchcase(attachment_key(key, 42, "photo.jpg"), outbox + "*")

@@ -194,7 +194,7 @@ class MessageHandler:
                 # Transcribe may take what the turn and its delivery would not need.
                 timing = self._timing
                 wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
-                heard = transcripts_of(parts, staged, self._deps.voices, wait_s=wait_s)
+                heard = transcripts_of(parts, staged, self._deps.voices, prefix=key.s3_prefix, wait_s=wait_s)
             except AttachmentTooLargeError as exc:
                 typing.stop()
                 self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])

@@ -23,8 +23,9 @@ _LIKE_A_HEAD_LINE = re.compile(
     re.IGNORECASE,
 )
 
-# What a part's voice messages said, by the part's update_id: (file name, transcript) each.
-Heard = Mapping[int, Sequence[tuple[str, str]]]
+# What a part's voice messages said, by the part's update_id: (file name, transcript) each
+# (None: nothing could be made of it).
+Heard = Mapping[int, Sequence[tuple[str, str | None]]]
 
 
 def prompt_of(
@@ -75,6 +76,8 @@ def _sender_line(msg: InboundMessage) -> str:
 def _said(part: InboundMessage, heard: Heard | None) -> str:
     voices = [
         f"[Voice message {name}, transcribed:]\n{_escaped(transcript)}"
+        if transcript is not None
+        else f"[Voice message {name}: no words could be made out of it]"
         for name, transcript in (heard or {}).get(part.update_id, ())
     ]
     return "\n\n".join(t for t in (_escaped(part.text), *voices) if t.strip())

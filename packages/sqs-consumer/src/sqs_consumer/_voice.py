@@ -3,12 +3,17 @@ one says (a batch job on the staged audio), and the turn reads that.
 
 A job is named after the staged file, so a retried record finds the job its first try
 started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
-The voice messages of one turn (a forward of several) are written down at once.
+Its transcript is kept by the voice message's file (Telegram's ``file_unique_id``) within
+the session's prefix, so every later reply to that voice message reads it and pays nothing.
+The voice messages of one turn (a forward of several) are written down at once; one that
+nothing could be made of is said so in the prompt, and refuses the turn only when the
+turn has nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +35,8 @@ log = get_logger(__name__)
 MAX_VOICE_SECONDS = 600
 _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
+# Telegram's file_unique_id: kept as a file name only when it is one.
+_FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
@@ -65,27 +72,34 @@ class VoiceTranscriber:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
-    def transcripts(self, voices: Sequence[StagedAttachment], *, wait_s: float) -> list[str]:
-        """What each staged voice message says, in order. Every job is started before any is
-        waited for (each takes its time at Amazon Transcribe), then all are waited for
-        together, up to _WAIT_S; VoiceNotTranscribed when one could not be written down.
-        ``wait_s``: how long the invocation may wait and still leave the turn its time; past
-        it, DeferredError (the jobs go on: the record's next try finds them by name)."""
-        for voice in voices:  # each before any is paid for
+    def transcripts(
+        self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
+    ) -> list[str | None]:
+        """What each staged voice message says, in order (None: nothing could be made of it).
+        One written down before (``prefix``: the session's) is read, not paid for again; every
+        other job is started before any is waited for (each takes its time at Amazon
+        Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
+        invocation may wait and still leave the turn its time; past it, DeferredError (the
+        jobs go on: the record's next try finds them by name)."""
+        outputs = [_transcript_key(prefix, att, voice) for att, voice in voices]
+        said: dict[str, str | None] = {}  # by where the transcript lies
+        for output_key in outputs:
+            said.update(self._written(output_key))
+        todo = [(voice, key) for (_, voice), key in zip(voices, outputs, strict=True) if key not in said]
+        for voice, _ in todo:  # each before any is paid for
             self._check_length(voice)
         jobs: dict[str, str] = {}  # job name: where its transcript goes
-        for voice in voices:
+        for voice, output_key in todo:
             name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
-            jobs[name] = f"{voice.s3_key}.transcript.json"
-            self._start(name, voice, jobs[name])
+            jobs[name] = output_key
+            self._start(name, voice, output_key)
         give_up_at = self.clock() + min(wait_s, _WAIT_S)
-        said: dict[str, str] = {}
         while True:
             for name, output_key in jobs.items():
-                if name not in said:
+                if output_key not in said:
                     said.update(self._look(name, output_key))
-            if len(said) == len(jobs):
-                return [said[name] for name in jobs]
+            if all(key in said for key in outputs):
+                return [said[key] for key in outputs]
             if self.clock() >= give_up_at:
                 if wait_s < _WAIT_S:
                     log.info("voice.transcription_deferred", waiting=len(jobs) - len(said))
@@ -110,18 +124,30 @@ class VoiceTranscriber:
             log.warning("voice.too_long", plays_over_s=int(seconds))
             raise VoiceNotTranscribed(_TOO_LONG)
 
-    def _look(self, name: str, output_key: str) -> dict[str, str]:
-        """{name: what was said} once the job is done; {} while it runs."""
+    def _written(self, output_key: str) -> dict[str, str | None]:
+        """{output_key: what was said} when a transcript lies there already; {} otherwise."""
+        try:
+            raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
+        except ClientError as exc:
+            if aws_error_code(exc) == "NoSuchKey":
+                return {}
+            raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
+        return {output_key: _said(raw, output_key)}
+
+    def _look(self, name: str, output_key: str) -> dict[str, str | None]:
+        """{output_key: what was said} once the job is done; {} while it runs."""
         try:
             job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
         status = job.get("TranscriptionJobStatus")
         if status == "COMPLETED":
-            return {name: self._read(output_key)}
+            return {output_key: self._read(output_key)}
         if status == "FAILED":
             log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
-            raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+            return {output_key: None}
         return {}
 
     def _start(self, name: str, voice: StagedAttachment, output_key: str) -> None:
@@ -144,19 +170,29 @@ class VoiceTranscriber:
         except BotoCoreError as exc:
             raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
 
-    def _read(self, output_key: str) -> str:
+    def _read(self, output_key: str) -> str | None:
         try:
             raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
-        try:
-            said = msgspec.json.decode(raw, type=_Output).results.transcripts
-        except msgspec.DecodeError as exc:
-            raise StorageError("transcribe.transcript", f"{output_key} is not a transcript: {exc}") from exc
-        text = " ".join(part.transcript.strip() for part in said).strip()
-        if not text:
-            raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
-        return text
+        return _said(raw, output_key)
+
+
+def _said(raw: bytes, output_key: str) -> str | None:
+    """What a transcript object says (None: no words)."""
+    try:
+        said = msgspec.json.decode(raw, type=_Output).results.transcripts
+    except msgspec.DecodeError as exc:
+        raise StorageError("transcribe.transcript", f"{output_key} is not a transcript: {exc}") from exc
+    return " ".join(part.transcript.strip() for part in said).strip() or None
+
+
+def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> str:
+    """Where a voice message's transcript lies: by its file within the session (``prefix``),
+    so each reply to it finds the same; beside the staged audio without a usable file id."""
+    if _FILE_UNIQUE_ID.fullmatch(att.file_unique_id):
+        return f"{prefix}voice/{att.file_unique_id}.transcript.json"
+    return f"{voice.s3_key}.transcript.json"
 
 
 _NOT_UNDERSTOOD = "Sorry, I could not make out any words in your voice message. Please try again or type it."
@@ -196,22 +232,33 @@ def transcripts_of(
     staged: tuple[StagedAttachment, ...],
     voices: VoiceTranscriber | None,
     *,
+    prefix: str,
     wait_s: float,
-) -> dict[int, list[tuple[str, str]]]:
+) -> dict[int, list[tuple[str, str | None]]]:
     """What each voice message among the ``parts``' attachments says, by its part's
-    update_id: (file name, transcript) each, for ``prompt_of`` (``staged``: the parts'
-    attachments as staged, in order); empty when there is none (``check_voice`` passed:
-    ``voices`` is set when there is one). ``wait_s``: see ``VoiceTranscriber.transcripts``."""
+    update_id: (file name, transcript or None: no words) each, for ``prompt_of`` (``staged``:
+    the parts' attachments as staged, in order); empty when there is none (``check_voice``
+    passed: ``voices`` is set when there is one). ``prefix``, ``wait_s``: see
+    ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the turn would have nothing
+    but voice messages nothing could be made of."""
     if voices is None or not any(att.kind == "voice" for part in parts for att in part.attachments):
         return {}
     files = iter(staged)
     voices_of = {
         part.update_id: [
-            file for att, file in zip(part.attachments, files, strict=False) if att.kind == "voice"
+            (att, file) for att, file in zip(part.attachments, files, strict=False) if att.kind == "voice"
         ]
         for part in parts
     }
-    said = iter(voices.transcripts([file for files in voices_of.values() for file in files], wait_s=wait_s))
+    all_voices = [pair for pairs in voices_of.values() for pair in pairs]
+    said = voices.transcripts(all_voices, prefix=prefix, wait_s=wait_s)
+    anything_else = any(
+        part.text.strip() or any(att.kind != "voice" for att in part.attachments) for part in parts
+    )
+    if not anything_else and not any(said):
+        raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+    heard = iter(said)
     return {
-        update_id: [(file.file_name, next(said)) for file in files] for update_id, files in voices_of.items()
+        update_id: [(file.file_name, next(heard)) for _, file in pairs]
+        for update_id, pairs in voices_of.items()
     }
