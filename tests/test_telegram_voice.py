@@ -86,7 +86,7 @@ def test_a_voice_message_with_no_words_gets_a_notice_and_no_turn(voice_stack: An
 
     assert voice_stack.runs() == []
     [reply] = voice_stack.replies(CHAT)
-    assert reply["text"].startswith("Sorry, I could not make out any words in your voice message")
+    assert reply["text"].startswith("Sorry, I could not make out any words in the voice message")
 
 
 def test_a_voice_message_too_long_is_refused_before_it_is_downloaded(

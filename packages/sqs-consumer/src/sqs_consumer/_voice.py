@@ -106,7 +106,7 @@ class VoiceTranscriber:
                     raise DeferredError("out_of_time", "the invocation's time ran out waiting for Transcribe")
                 log.warning("voice.transcription_slow", waiting=len(jobs) - len(said))
                 raise VoiceNotTranscribed(
-                    "Sorry, writing down your voice message is taking too long. Please try again or type it."
+                    "Sorry, writing down the voice message is taking too long. Please try again or type it."
                 )
             self.sleep(_POLL_S)
 
@@ -195,10 +195,10 @@ def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> st
     return f"{voice.s3_key}.transcript.json"
 
 
-_NOT_UNDERSTOOD = "Sorry, I could not make out any words in your voice message. Please try again or type it."
+_NOT_UNDERSTOOD = "Sorry, I could not make out any words in the voice message. Please try again or type it."
 _NOT_OPUS = "Sorry, I cannot listen to this voice message's audio. Please record it in Telegram or type it."
 _TOO_LONG = (
-    f"Sorry, your voice message is too long for me: I can listen to up to "
+    f"Sorry, the voice message is too long for me: I can listen to up to "
     f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
 )
 
