@@ -703,18 +703,14 @@ def test_no_process_survives_when_a_worker_was_killed_under_a_running_tool(tools
     assert _gone(marker, state_root, timeout_s=2) == []
 
 
-def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(monkeypatch, tmp_path) -> None:
+def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
+    """The environments `agentbot dev` gives its producer, consumer and runtime (by name)."""
     import argparse
 
     from local_stack import StackResources
 
     from agentbot import dev
 
-    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "5")
-    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "3")
-    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.50")
-    monkeypatch.setenv("MAX_TURN_COST_USD", "")  # empty: left to the function's default
-    monkeypatch.setenv("SOME_OTHER_SHELL_VARIABLE", "never passed")
     resources = StackResources(
         table="t", bucket="b", queue_url="q", dlq_url="d", queue_arn="qa", dlq_arn="da"
     )
@@ -729,7 +725,19 @@ def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(m
         None,
         None,
     )
-    producer, consumer, runtime = (functions[name].env for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME))
+    return {name: functions[name].env for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME)}
+
+
+def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(monkeypatch, tmp_path) -> None:
+    from agentbot import dev
+
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "5")
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "3")
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.50")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "")  # empty: left to the function's default
+    monkeypatch.setenv("SOME_OTHER_SHELL_VARIABLE", "never passed")
+    envs = _local_function_envs(tmp_path)
+    producer, consumer, runtime = (envs[name] for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME))
     assert (producer["RATE_LIMIT_USER_PER_MINUTE"], producer["CHAT_QUEUE_LIMIT"]) == ("5", "3")
     assert (consumer["CHAT_QUEUE_LIMIT"], consumer["BUDGET_USER_DAILY_USD"]) == ("3", "0.50")
     assert "BUDGET_USER_DAILY_USD" not in producer and "RATE_LIMIT_USER_PER_MINUTE" not in consumer
@@ -742,31 +750,16 @@ def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp
     message would fail three times into the dead-letter queue): VOICE_TRANSCRIPTION=auto in
     the shell a developer deploys from must not reach the functions, which LocalLambda starts
     with the shell's environment under their own."""
-    import argparse
     import os
 
-    from local_stack import StackResources
     from session_core import voice_transcription
 
     from agentbot import dev
 
     monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
-    resources = StackResources(
-        table="t", bucket="b", queue_url="q", dlq_url="d", queue_arn="qa", dlq_arn="da"
-    )
-    functions = dev._functions(
-        argparse.Namespace(tenant="default"),
-        {},
-        resources,
-        {"WEBHOOK_SECRET_PARAMETER": "/w", "BOT_TOKEN_PARAMETER": "/b", "ANTHROPIC_API_KEY_PARAMETER": "/a"},
-        dev.ModelChoice("demo", {}, None),
-        "http://127.0.0.1:1",
-        tmp_path,
-        None,
-        None,
-    )
+    envs = _local_function_envs(tmp_path)
     for name in (dev.PRODUCER, dev.CONSUMER):
-        setting = {**os.environ, **functions[name].env}.get("VOICE_TRANSCRIPTION", "")
+        setting = {**os.environ, **envs[name]}.get("VOICE_TRANSCRIPTION", "")
         assert voice_transcription(setting) is None, (name, setting)
 
 
