@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_stack import telegram_stack
 from agentbot_testing.telegram_support import heard, update, voice_note, webhook_event
 from local_stack import LocalTranscribe, TelegramFault, sqs_lambda_event
@@ -274,3 +275,22 @@ def test_a_language_code_amazon_transcribe_does_not_know_is_refused_naming_the_s
     message tried three times into the dead-letter queue with nothing naming the setting."""
     with pytest.raises(ConfigError, match="VOICE_TRANSCRIPTION"):
         voice_transcription(code)
+
+
+def test_a_voice_message_not_written_down_before_is_heard_where_the_consumer_may_not_list(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """The consumer's role may read the session's objects but not list the bucket: S3 answers
+    its GetObject for a key that is not there with 403 AccessDenied, not NoSuchKey. A voice
+    message whose transcript is not kept yet (every new one) must still be written down."""
+    # What S3 answers the consumer for the transcript not kept yet (its first GetObject).
+    missing = AwsFault("s3:GetObject", times=1, status=403, code="AccessDenied", message="Access Denied")
+    with FaultProxy(voice_stack.aws.endpoint, [missing]) as proxy:
+        _voice(voice_stack, 480, "book a table for two")
+        responses = voice_stack.drain(voice_stack.consumer(s3=proxy.client("s3")))
+
+    assert proxy.failed == ["s3:GetObject"]
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("transcribed:]\nbook a table for two")
+    assert len(transcribe.jobs) == 1

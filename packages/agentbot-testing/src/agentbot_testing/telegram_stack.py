@@ -69,12 +69,13 @@ class TelegramStack:
         typing_interval_s: float = 4.0,
         max_retry_after_s: float = 30.0,
         dynamodb: Any = None,
+        s3: Any = None,
         clock: Callable[[], float] = time.time,
         **timing: Any,
     ) -> Consumer:
         """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
         busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
-        client; ``clock`` the budgets' clock)."""
+        client; ``s3`` the bucket's; ``clock`` the budgets' clock)."""
         config = ConsumerConfig.from_env()
         timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
         budgets = (
@@ -103,7 +104,7 @@ class TelegramStack:
                 backoff_s=0.05,
                 max_retry_after_s=max_retry_after_s,
             ),
-            s3=self.aws.s3,
+            s3=s3 or self.aws.s3,
             sqs=self.aws.sqs,
             budgets=budgets,
             backlog=ChatBacklog(
@@ -116,7 +117,7 @@ class TelegramStack:
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
             albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
-            voices=voice_transcriber(config, self.aws.s3),
+            voices=voice_transcriber(config, s3 or self.aws.s3),
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
 

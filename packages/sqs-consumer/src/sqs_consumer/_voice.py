@@ -37,6 +37,8 @@ _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
 # Telegram's file_unique_id: kept as a file name only when it is one.
 _FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A transcript not kept yet answers 404, or 403 to a role that may not list the bucket (the consumer's).
+_NOT_KEPT_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 
 def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
@@ -129,7 +131,7 @@ class VoiceTranscriber:
         try:
             raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
         except ClientError as exc:
-            if aws_error_code(exc) == "NoSuchKey":
+            if aws_error_code(exc) in _NOT_KEPT_CODES:
                 return {}
             raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
         except BotoCoreError as exc:
