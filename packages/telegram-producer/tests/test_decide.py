@@ -371,6 +371,11 @@ def test_a_first_name_cannot_pose_as_a_username() -> None:
         ("a zero-width space before it", "\u200b@alice"),
         ("a word joiner before it", "\u2060@alice"),
         ("a direction mark and a space before it", "\u200e @alice"),
+        # letters and marks by their category that show nothing: a blank Telegram name is U+3164
+        ("a Hangul filler before it", "\u3164@alice"),
+        ("a half-width Hangul filler before it", "\uffa0@alice"),
+        ("a blank Braille pattern before it", "\u2800@alice"),
+        ("a combining grapheme joiner before it", "\u034f@alice"),
     ],
 )
 def test_a_name_that_only_looks_like_a_username_does_not_pass_for_one(case: str, name: str) -> None:

@@ -167,6 +167,11 @@ def topic_of(message: Message | CallbackMessage) -> int:
 
 
 _BRACKETS_RE = re.compile(r"[\[\]]")
+# What shows nothing before a name's first character: format and control characters, marks
+# with nothing to combine with, and the blanks Unicode files as a letter or a symbol (the
+# Hangul fillers, which make Telegram's "empty" names, and the blank Braille pattern).
+_SHOWS_NOTHING_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me"})
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 # Telegram's placeholder ``from`` of an anonymous group admin's messages
 ANONYMOUS_ADMIN_ID = 1087968824
@@ -223,9 +228,12 @@ def plain_name(name: str) -> str:
     """A name its owner chose (a first name, a chat's title) as the agent and the chat are
     shown it: one line that closes no bracket and does not start with "@" (a username does).
     Read as its NFKC form, so a full-width "@" or "[" (U+FF20, U+FF3B) is the ASCII one, and an "@"
-    behind characters that show nothing (a zero-width space, a direction mark) still leads."""
+    behind characters that show nothing (a zero-width space, a direction mark, a Hangul filler)
+    still leads."""
     shown = " ".join(_BRACKETS_RE.sub(" ", unicodedata.normalize("NFKC", name)).split())
-    while shown and (shown[0] in "@ " or unicodedata.category(shown[0]) == "Cf"):
+    while shown and (
+        shown[0] in "@ " or shown[0] in _BLANKS or unicodedata.category(shown[0]) in _SHOWS_NOTHING_CATEGORIES
+    ):
         shown = shown[1:]
     return shown
 
