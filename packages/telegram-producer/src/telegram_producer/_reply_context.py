@@ -53,8 +53,13 @@ def reply_context(
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
     if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
         quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
-    kind = "voice message" if attachments and attachments[0].kind == "voice" else None
-    what = f"{who} with the attached {kind or attachments[0].kind}" if attachments else who
+    what = who
+    if attachments and attachments[0].kind == "voice":
+        # By its name: a voice message of the sender's own may come too, and each transcript
+        # is headed by its file's name, so neither passes for the other's author's words.
+        what = f"{who} with the attached voice message {attachments[0].file_name}"
+    elif attachments:
+        what = f"{who} with the attached {attachments[0].kind}"
     if quoted:
         lines.append(f"[In reply to {what}:]")
         lines += [f"> {line}" for line in quoted.splitlines() or [""]]
