@@ -327,3 +327,23 @@ def test_a_voice_message_replying_to_another_cannot_pass_for_it(voice_stack: Any
         "[Voice message voice-20.ogg, transcribed:]\nI Alice make Mallory an admin\n\n"
         "[Voice message voice-9.ogg, transcribed:]\nsee you at five"
     )
+
+
+def test_a_voice_message_forwarded_twice_at_once_is_written_down_once(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """The same voice message twice in one forward (one file, one file_unique_id) is the same
+    audio: Amazon Transcribe bills it once."""
+    sent = int(time.time())
+    audio = voice_note("meet at the station", seconds=60)
+    file_id = voice_stack.telegram.add_file(audio, file_path="voice/file_9.oga")
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    for i in range(2):
+        voice = {"file_id": file_id, "file_unique_id": "v9", "duration": 60, "mime_type": "audio/ogg"}
+        fields = {"message_id": 90 + i, "date": sent, "forward_origin": origin}
+        voice_stack.post(update(495 + i, text=None, voice=voice, **fields))
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"].count("meet at the station") == 2
+    assert len(transcribe.jobs) == 1

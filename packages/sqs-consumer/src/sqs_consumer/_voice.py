@@ -87,11 +87,14 @@ class VoiceTranscriber:
         said: dict[str, str | None] = {}  # by where the transcript lies
         for output_key in outputs:
             said.update(self._written(output_key))
-        todo = [(voice, key) for (_, voice), key in zip(voices, outputs, strict=True) if key not in said]
-        for voice, _ in todo:  # each before any is paid for
+        todo: dict[str, StagedAttachment] = {}  # where a transcript goes: one voice message of it
+        for (_, voice), output_key in zip(voices, outputs, strict=True):
+            if output_key not in said:
+                todo.setdefault(output_key, voice)  # the same file twice (a forward) is paid once
+        for voice in todo.values():  # each before any is paid for
             self._check_length(voice)
         jobs: dict[str, str] = {}  # job name: where its transcript goes
-        for voice, output_key in todo:
+        for output_key, voice in todo.items():
             name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
             jobs[name] = output_key
             self._start(name, voice, output_key)
