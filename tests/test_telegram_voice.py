@@ -252,6 +252,27 @@ def test_the_same_voice_message_is_transcribed_once_however_often_it_comes(
     assert len(transcribe.jobs) == 1
 
 
+def test_a_voice_message_nothing_could_be_made_of_is_not_sent_to_transcribe_again(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """A failed job writes no transcript: without a note of it, each reply to that voice
+    message would start (and pay for) another job that fails again."""
+    file_id = voice_stack.telegram.add_file(voice_note("noise", seconds=30), file_path="voice/file_8.oga")
+    replied = {
+        "message_id": 8,
+        "from": BOB,
+        "voice": {"file_id": file_id, "file_unique_id": "v8", "duration": 30},
+    }
+    voice_stack.post(update(465, text="what did he say?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+    voice_stack.post(update(466, text="anything at all?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+
+    assert len(transcribe.jobs) == 1
+    assert all("no words could be made out" in run["prompt"] for run in voice_stack.runs())
+    assert len(voice_stack.runs()) == 2
+
+
 def test_a_voice_message_not_made_out_leaves_the_rest_of_a_forward_answered(voice_stack: Any) -> None:
     """Five messages forwarded together, one of them a voice message of only noise: the four
     texts are answered, and the agent is told the voice message held no words."""

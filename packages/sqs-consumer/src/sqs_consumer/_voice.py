@@ -152,8 +152,18 @@ class VoiceTranscriber:
             return {output_key: self._read(output_key)}
         if status == "FAILED":
             log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
+            self._keep_no_words(output_key)
             return {output_key: None}
         return {}
+
+    def _keep_no_words(self, output_key: str) -> None:
+        """Keep, where the transcript would lie, that nothing could be made of the voice
+        message (a failed job writes nothing): a later reply to it reads that and starts no
+        job, which would fail again and be paid again."""
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=output_key, Body=_NO_WORDS)
+        except (ClientError, BotoCoreError) as exc:  # the next reply only tries again
+            log.warning("voice.no_words_not_kept", error=str(exc)[:200])
 
     def _start(self, name: str, voice: StagedAttachment, output_key: str) -> None:
         request: dict[str, Any] = {
@@ -206,6 +216,9 @@ _TOO_LONG = (
     f"Sorry, the voice message is too long for me: I can listen to up to "
     f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
 )
+
+
+_NO_WORDS = b'{"results": {"transcripts": []}}'
 
 
 class _Said(msgspec.Struct):
