@@ -266,7 +266,8 @@ def test_a_reply_asks_the_agent_about_the_replied_message_and_its_photo(stack) -
 
     [run] = stack.runs()  # the /status as a reply is still the command, not a turn
     assert run["prompt"] == (
-        "[In reply to a message from @bob with the attached photo:]\n> our new office\n\nwhat city is this?"
+        "[In reply to a message from @bob with the attached photo photo-40.jpg:]\n> our new office\n\n"
+        "what city is this?"
     )
     [s3_key] = run["attachments"]
     assert s3_key.endswith("/attachments/126/photo-40.jpg")

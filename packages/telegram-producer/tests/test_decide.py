@@ -304,7 +304,7 @@ def test_a_bare_mention_replying_to_a_photo_asks_about_that_photo() -> None:
     message = decide(update(chat=GROUP, text="@agent_bot", reply_to_message=replied), config()).message
 
     assert message is not None and message.text == ""
-    assert message.context == "[In reply to a message from @bob with the attached photo]"
+    assert message.context == "[In reply to a message from @bob with the attached photo photo-2.jpg]"
     [photo] = message.attachments
     assert (photo.kind, photo.file_id, photo.file_name) == ("photo", "s", "photo-2.jpg")
 

@@ -54,10 +54,13 @@ def reply_context(
     if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
         quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
     what = who
-    if attachments and attachments[0].kind == "voice":
-        # By its name: a voice message of the sender's own may come too, and each transcript
-        # is headed by its file's name, so neither passes for the other's author's words.
-        what = f"{who} with the attached voice message {attachments[0].file_name}"
+    if attachments and attachments[0].kind in ("voice", "photo"):
+        # By its name (one the producer gives): the sender's own voice message or photo may
+        # come too, and each is named so (a transcript's head line, the file in the
+        # workspace), so neither passes for the other author's. A document keeps the name its
+        # sender chose, which is not theirs to put in this line.
+        kind = "voice message" if attachments[0].kind == "voice" else "photo"
+        what = f"{who} with the attached {kind} {attachments[0].file_name}"
     elif attachments:
         what = f"{who} with the attached {attachments[0].kind}"
     if quoted:
