@@ -3,7 +3,9 @@ deadline. Real CLI, scripted model server, moto behind a fault-injecting HTTP pr
 
 from __future__ import annotations
 
+import base64
 import os
+import random
 import threading
 import time
 from typing import Any
@@ -225,12 +227,25 @@ def test_an_answer_with_lone_surrogates_is_recorded_with_its_cost_and_replayed(
     assert session is not None and session.turns == 1 and session.cost_usd == first.cost_usd > 0
 
 
+def test_a_long_answer_is_recorded_and_replayed(make_runtime, model_server, turn_request, registry) -> None:
+    # Past a DynamoDB item's 400 KB as text; its record is kept compressed.
+    model_server.responder = lambda request: "word " * 90_000
+
+    first = make_runtime().run_turn(turn_request("write a lot", turn_id=24))
+    again = make_runtime().run_turn(turn_request("write a lot", turn_id=24))
+
+    assert first.ok and len(first.text) > 400_000, first.error_kind
+    assert again.replayed and again.text == first.text
+    assert len(model_server.model_calls) == 1
+
+
 def test_an_answer_too_big_for_its_record_is_delivered_without_retrying_the_record(
     make_runtime, model_server, turn_request, registry, capfd
 ) -> None:
-    # DynamoDB takes items up to 400 KB: an answer bigger than that is refused every time, so
-    # retrying its record for a minute would only keep the user waiting.
-    model_server.responder = lambda request: "word " * 90_000
+    # DynamoDB takes items up to 400 KB: an answer bigger than that even compressed (random
+    # base64) is refused every time, so retrying its record would only keep the user waiting.
+    noise = base64.b64encode(random.Random(23).randbytes(450_000)).decode()
+    model_server.responder = lambda request: noise
 
     result = make_runtime().run_turn(turn_request("write a lot", turn_id=23))
 
