@@ -102,7 +102,12 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
     assert after_nesting.text == "answer after 0 earlier turns"
     assert after_locked_root.text == "answer after 1 earlier turns"
     assert after_locked_bin.text == "answer after 0 earlier turns"
-    assert saboteur_again.text == "answer after 3 earlier turns"  # its history is in the store
+    # Its history is in the store (turns 1, 3 and 5), but without Landlock maybe not the turn
+    # whose tool locked the sessions root: the CLI queues its transcript writes, and those
+    # that run while the root is locked fail, so nothing of that turn may reach the store
+    # (the saboteur's own history only; the runtime does not notice it).
+    kept = {"answer after 3 earlier turns"} | (set() if landlock else {"answer after 2 earlier turns"})
+    assert saboteur_again.text in kept, saboteur_again.text
     assert saboteurs not in left and len(left) == 1, left  # the 3,000-deep tree went with it
 
 
