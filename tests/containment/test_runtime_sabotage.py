@@ -67,7 +67,9 @@ def runtime_user(landlock: bool) -> str:
 
 
 @pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
-def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_turn(landlock: bool) -> None:
+def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_turn(
+    landlock: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
     user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-sabotage-"))
     sessions_root = scratch / "sessions"
@@ -105,9 +107,12 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
     # Its history is in the store (turns 1, 3 and 5), but without Landlock maybe not the turn
     # whose tool locked the sessions root: the CLI queues its transcript writes, and those
     # that run while the root is locked fail, so nothing of that turn may reach the store
-    # (the saboteur's own history only; the runtime does not notice it).
+    # (the saboteur's own history only; the runtime logs turn.history_not_kept).
     kept = {"answer after 3 earlier turns"} | (set() if landlock else {"answer after 2 earlier turns"})
     assert saboteur_again.text in kept, saboteur_again.text
+    # and the operator is told when it happened, only then
+    not_kept = [line for line in capfd.readouterr().err.splitlines() if "turn.history_not_kept" in line]
+    assert len(not_kept) == (saboteur_again.text != "answer after 3 earlier turns"), not_kept
     assert saboteurs not in left and len(left) == 1, left  # the 3,000-deep tree went with it
 
 
