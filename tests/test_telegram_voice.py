@@ -306,7 +306,9 @@ def test_a_voice_message_not_written_down_before_is_heard_where_the_consumer_may
     message whose transcript is not kept yet (every new one) must still be written down."""
     # What S3 answers the consumer for the transcript not kept yet (its first GetObject).
     missing = AwsFault("s3:GetObject", times=1, status=403, code="AccessDenied", message="Access Denied")
-    with FaultProxy(voice_stack.aws.endpoint, [missing]) as proxy:
+    with FaultProxy(
+        voice_stack.aws.endpoint, [missing], services=voice_stack.aws.endpoints.services
+    ) as proxy:
         _voice(voice_stack, 480, "book a table for two")
         responses = voice_stack.drain(voice_stack.consumer(s3=proxy.client("s3")))
 
