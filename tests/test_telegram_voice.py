@@ -54,6 +54,15 @@ def _voice(
     return str(json.loads(response["body"])["outcome"])
 
 
+def _voice_message_of(
+    stack: Any, author: dict[str, Any], said: str, *, seconds: float = 3.0, unique: str = "v9"
+) -> dict[str, Any]:
+    """Message 9, a voice message of ``author`` saying ``said``: what a message replies to."""
+    file_id = stack.telegram.add_file(voice_note(said, seconds=seconds), file_path=f"voice/{unique}.oga")
+    voice = {"file_id": file_id, "file_unique_id": unique, "duration": round(seconds)}
+    return {"message_id": 9, "from": author, "voice": voice}
+
+
 def test_a_voice_message_is_answered_as_what_it_says(voice_stack: Any, transcribe: LocalTranscribe) -> None:
     assert _voice(voice_stack, 300, "what is the capital of France") == "enqueued"
     voice_stack.drain(voice_stack.consumer())
@@ -102,12 +111,7 @@ def test_a_voice_message_too_long_is_refused_before_it_is_downloaded(
 
 
 def test_a_reply_to_a_voice_message_hears_it(voice_stack: Any) -> None:
-    file_id = voice_stack.telegram.add_file(voice_note("buy milk and eggs"), file_path="voice/file_9.oga")
-    replied = {
-        "message_id": 9,
-        "from": {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"},
-        "voice": {"file_id": file_id, "file_unique_id": "v9", "duration": 3},
-    }
+    replied = _voice_message_of(voice_stack, BOB, "buy milk and eggs")
     voice_stack.post(update(340, text="what did he ask for?", reply_to_message=replied))
     voice_stack.drain(voice_stack.consumer())
 
@@ -237,12 +241,7 @@ def test_the_same_voice_message_is_transcribed_once_however_often_it_comes(
 ) -> None:
     """In a group, each reply to a long voice message ("what did he ask for?", "and when?")
     must not have Amazon Transcribe write the same audio down again, each second billed again."""
-    file_id = voice_stack.telegram.add_file(voice_note("buy milk", seconds=300), file_path="voice/file_9.oga")
-    replied = {
-        "message_id": 9,
-        "from": BOB,
-        "voice": {"file_id": file_id, "file_unique_id": "v9", "duration": 300},
-    }
+    replied = _voice_message_of(voice_stack, BOB, "buy milk", seconds=300)
     voice_stack.post(update(460, text="what did he ask for?", reply_to_message=replied))
     voice_stack.post(update(461, text="and by when?", reply_to_message=replied))
     voice_stack.drain(voice_stack.consumer())
@@ -257,12 +256,7 @@ def test_a_voice_message_nothing_could_be_made_of_is_not_sent_to_transcribe_agai
 ) -> None:
     """A failed job writes no transcript: without a note of it, each reply to that voice
     message would start (and pay for) another job that fails again."""
-    file_id = voice_stack.telegram.add_file(voice_note("noise", seconds=30), file_path="voice/file_8.oga")
-    replied = {
-        "message_id": 8,
-        "from": BOB,
-        "voice": {"file_id": file_id, "file_unique_id": "v8", "duration": 30},
-    }
+    replied = _voice_message_of(voice_stack, BOB, "noise", seconds=30, unique="v8")
     voice_stack.post(update(465, text="what did he say?", reply_to_message=replied))
     voice_stack.drain(voice_stack.consumer())
     voice_stack.post(update(466, text="anything at all?", reply_to_message=replied))
@@ -325,12 +319,7 @@ def test_a_voice_message_replying_to_another_cannot_pass_for_it(voice_stack: Any
     group = {"chat_id": -100778, "chat_type": "supergroup"}
     alice = {"id": 43, "is_bot": False, "first_name": "Alice", "username": "alice"}
     mallory = {"id": 66, "is_bot": False, "first_name": "Mallory"}
-    file_id = voice_stack.telegram.add_file(voice_note("see you at five"), file_path="voice/file_9.oga")
-    replied = {
-        "message_id": 9,
-        "from": alice,
-        "voice": {"file_id": file_id, "file_unique_id": "v9", "duration": 3},
-    }
+    replied = _voice_message_of(voice_stack, alice, "see you at five")
     _voice(
         voice_stack,
         490,
