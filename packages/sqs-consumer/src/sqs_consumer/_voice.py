@@ -129,12 +129,15 @@ class VoiceTranscriber:
             log.warning("voice.too_long", plays_over_s=int(seconds))
             raise VoiceNotTranscribed(_TOO_LONG)
 
-    def _written(self, output_key: str) -> dict[str, str | None]:
-        """{output_key: what was said} when a transcript lies there already; {} otherwise."""
+    def _written(
+        self, output_key: str, *, not_kept_codes: frozenset[str] = _NOT_KEPT_CODES
+    ) -> dict[str, str | None]:
+        """{output_key: what was said} when a transcript lies there; {} when S3 answers one of
+        ``not_kept_codes`` (any other failure is a StorageError)."""
         try:
             raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
         except ClientError as exc:
-            if aws_error_code(exc) in _NOT_KEPT_CODES:
+            if aws_error_code(exc) in not_kept_codes:
                 return {}
             raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
         except BotoCoreError as exc:
@@ -149,7 +152,7 @@ class VoiceTranscriber:
             raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
         status = job.get("TranscriptionJobStatus")
         if status == "COMPLETED":
-            return {output_key: self._read(output_key)}
+            return self._written(output_key, not_kept_codes=frozenset())  # the job wrote it
         if status == "FAILED":
             log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
             self._keep_no_words(output_key)
@@ -184,13 +187,6 @@ class VoiceTranscriber:
                 raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
         except BotoCoreError as exc:
             raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
-
-    def _read(self, output_key: str) -> str | None:
-        try:
-            raw = self.s3.get_object(Bucket=self.bucket, Key=output_key)["Body"].read()
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
-        return _said(raw, output_key)
 
 
 def _said(raw: bytes, output_key: str) -> str | None:
