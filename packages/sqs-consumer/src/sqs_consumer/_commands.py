@@ -21,13 +21,14 @@ COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissi
 Channel = Literal["telegram", "terminal"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "terminal")
 
-_WHAT_TO_SEND: dict[str, str] = {  # by channel, and Telegram where voice is heard
+_WHAT_TO_SEND: dict[Channel, str] = {
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
-    "telegram voice": (
-        "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is your question)."
-    ),
     "terminal": "Type a message and press Enter (this terminal chat sends text only).",
 }
+# Telegram's, where voice messages are transcribed (VOICE_TRANSCRIPTION).
+_WHAT_TO_SEND_WITH_VOICE = (
+    "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is your question)."
+)
 # Revoking is a button under the /permissions answer: the terminal shows no buttons.
 _PERMISSIONS = {
     "telegram": "the tools I may always use in this chat, with a button to revoke each",
@@ -41,7 +42,7 @@ _PERMISSIONS = {
 def help_text(channel: Channel = "telegram", *, voice: bool = False) -> str:
     """The /help answer (plain text): what to send and how to revoke depend on the channel
     (``voice``: voice messages are transcribed)."""
-    what_to_send = _WHAT_TO_SEND["telegram voice" if voice and channel == "telegram" else channel]
+    what_to_send = _WHAT_TO_SEND_WITH_VOICE if voice and channel == "telegram" else _WHAT_TO_SEND[channel]
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
         "that I remember for weeks.\n\n"
