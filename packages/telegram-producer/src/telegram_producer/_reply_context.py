@@ -53,22 +53,24 @@ def reply_context(
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
     if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
         quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
-    what = who
-    if attachments and attachments[0].kind in ("voice", "photo"):
-        # By its name (one the producer gives): the sender's own voice message or photo may
-        # come too, and each is named so (a transcript's head line, the file in the
-        # workspace), so neither passes for the other author's. A document keeps the name its
-        # sender chose, which is not theirs to put in this line.
-        kind = "voice message" if attachments[0].kind == "voice" else "photo"
-        what = f"{who} with the attached {kind} {attachments[0].file_name}"
-    elif attachments:
-        what = f"{who} with the attached {attachments[0].kind}"
+    what = f"{who} with the attached {_attached(attachments[0])}" if attachments else who
     if quoted:
         lines.append(f"[In reply to {what}:]")
         lines += [f"> {line}" for line in quoted.splitlines() or [""]]
     else:
         lines.append(f"[In reply to {what}]")
     return "\n".join(lines), attachments
+
+
+def _attached(attachment: Attachment) -> str:
+    """A voice message or photo by its name (one the producer gives): the sender's own voice
+    message or photo may come too, and each is named so (a transcript's head line, the file
+    in the workspace), so neither passes for the other author's. A document keeps the name its
+    sender chose, which is not theirs to put in this line."""
+    if attachment.kind == "document":
+        return "document"
+    kind = "voice message" if attachment.kind == "voice" else "photo"
+    return f"{kind} {attachment.file_name}"
 
 
 def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:
