@@ -85,7 +85,7 @@ class VoiceTranscriber:
         jobs go on: the record's next try finds them by name)."""
         outputs = [_transcript_key(prefix, att, voice) for att, voice in voices]
         said: dict[str, str | None] = {}  # by where the transcript lies
-        for output_key in outputs:
+        for output_key in dict.fromkeys(outputs):  # the same file twice (a forward) is read once
             said.update(self._written(output_key))
         todo: dict[str, StagedAttachment] = {}  # where a transcript goes: one voice message of it
         for (_, voice), output_key in zip(voices, outputs, strict=True):
