@@ -106,10 +106,11 @@ class VoiceTranscriber:
             if all(key in said for key in outputs):
                 return [said[key] for key in outputs]
             if self.clock() >= give_up_at:
+                waiting = sum(1 for key in jobs.values() if key not in said)
                 if wait_s < _WAIT_S:
-                    log.info("voice.transcription_deferred", waiting=len(jobs) - len(said))
+                    log.info("voice.transcription_deferred", waiting=waiting)
                     raise DeferredError("out_of_time", "the invocation's time ran out waiting for Transcribe")
-                log.warning("voice.transcription_slow", waiting=len(jobs) - len(said))
+                log.warning("voice.transcription_slow", waiting=waiting)
                 raise VoiceNotTranscribed(
                     "Sorry, writing down the voice message is taking too long. Please try again or type it."
                 )
