@@ -284,6 +284,29 @@ def test_a_voice_message_not_made_out_leaves_the_rest_of_a_forward_answered(voic
     assert run["prompt"].endswith("[Voice message voice-84.ogg: no words could be made out of it]")
 
 
+def test_a_voice_message_too_long_to_write_down_leaves_the_rest_of_a_forward_answered(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """Alone it gets the too-long notice; forwarded with texts and another voice message,
+    those are answered and the agent is told why this one was not written down."""
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    voice_stack.post(update(475, text="the plan:", message_id=85, date=sent, forward_origin=origin))
+    _voice(
+        voice_stack, 476, "a very long story", plays_s=700, message_id=86, date=sent, forward_origin=origin
+    )
+    _voice(voice_stack, 477, "meet at noon", message_id=87, date=sent, forward_origin=origin)
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\nthe plan:\n\n"
+        "[Voice message voice-86.ogg: it plays longer than 10 minutes, so it was not written down]\n\n"
+        "[Voice message voice-87.ogg, transcribed:]\nmeet at noon"
+    )
+    assert len(transcribe.jobs) == 1  # the long one was not paid for
+
+
 @pytest.mark.parametrize("code", ["en-UK", "ge-DE"])
 def test_a_language_code_amazon_transcribe_does_not_know_is_refused_naming_the_setting(code: str) -> None:
     """ "en-UK" (Transcribe's is en-GB) would have Transcribe refuse every job, each voice

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from telegram_core import InboundMessage
 
+from ._voice import Unheard
+
 # The prompt of a turn whose message is only files.
 FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
 # Where several people talk to one session, the agent is told who says what.
@@ -23,9 +25,9 @@ _LIKE_A_HEAD_LINE = re.compile(
     re.IGNORECASE,
 )
 
-# What a part's voice messages said, by the part's update_id: (file name, transcript) each
-# (None: nothing could be made of it).
-Heard = Mapping[int, Sequence[tuple[str, str | None]]]
+# What a part's voice messages said, by the part's update_id: (file name, transcript) each,
+# or why it was not written down.
+Heard = Mapping[int, Sequence[tuple[str, str | Unheard]]]
 
 
 def prompt_of(
@@ -75,9 +77,9 @@ def _sender_line(msg: InboundMessage) -> str:
 
 def _said(part: InboundMessage, heard: Heard | None) -> str:
     voices = [
-        f"[Voice message {name}, transcribed:]\n{_escaped(transcript)}"
-        if transcript is not None
-        else f"[Voice message {name}: no words could be made out of it]"
+        f"[Voice message {name}: {transcript.why}]"
+        if isinstance(transcript, Unheard)
+        else f"[Voice message {name}, transcribed:]\n{_escaped(transcript)}"
         for name, transcript in (heard or {}).get(part.update_id, ())
     ]
     return "\n\n".join(t for t in (_escaped(part.text), *voices) if t.strip())

@@ -61,6 +61,15 @@ class VoiceNotTranscribed(Exception):
         self.notice = notice
 
 
+@dataclass(frozen=True)
+class Unheard:
+    """A voice message not written down: ``why``, as the agent is told it; ``notice``, as the
+    user is told it when the turn holds nothing else."""
+
+    why: str
+    notice: str
+
+
 @dataclass
 class VoiceTranscriber:
     """``transcribe``: a boto3 Transcribe client; ``language``: "auto" (identified per
@@ -76,25 +85,30 @@ class VoiceTranscriber:
 
     def transcripts(
         self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
-    ) -> list[str | None]:
-        """What each staged voice message says, in order (None: nothing could be made of it).
+    ) -> list[str | Unheard]:
+        """What each staged voice message says, in order, or why it was not written down (too
+        long, not Ogg Opus: no job is started for it; nothing could be made of it).
         One written down before (``prefix``: the session's) is read, not paid for again; every
         other job is started before any is waited for (each takes its time at Amazon
         Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
         invocation may wait and still leave the turn its time; past it, DeferredError (the
         jobs go on: the record's next try finds them by name)."""
         outputs = [_transcript_key(prefix, att, voice) for att, voice in voices]
-        said: dict[str, str | None] = {}  # by where the transcript lies
+        said: dict[str, str | Unheard] = {}  # by where the transcript lies
         for output_key in dict.fromkeys(outputs):  # the same file twice (a forward) is read once
             said.update(self._written(output_key))
         todo: dict[str, StagedAttachment] = {}  # where a transcript goes: one voice message of it
         for (_, voice), output_key in zip(voices, outputs, strict=True):
             if output_key not in said:
                 todo.setdefault(output_key, voice)  # the same file twice (a forward) is paid once
-        for voice in todo.values():  # each before any is paid for
-            self._check_length(voice)
+        for output_key, voice in todo.items():  # each before any is paid for
+            refused = self._refused(voice)
+            if refused is not None:
+                said[output_key] = refused
         jobs: dict[str, str] = {}  # job name: where its transcript goes
         for output_key, voice in todo.items():
+            if output_key in said:
+                continue
             name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
             jobs[name] = output_key
             self._start(name, voice, output_key)
@@ -116,23 +130,25 @@ class VoiceTranscriber:
                 )
             self.sleep(_POLL_S)
 
-    def _check_length(self, voice: StagedAttachment) -> None:
-        """Refuse audio longer than MAX_VOICE_SECONDS whatever length the message states
-        (the sender's app's word, which check_voice had), and audio that is not Ogg Opus."""
+    def _refused(self, voice: StagedAttachment) -> Unheard | None:
+        """Why the audio is not sent to Transcribe: longer than MAX_VOICE_SECONDS whatever
+        length the message states (the sender's app's word, which check_voice had), or not
+        Ogg Opus; None: it may go."""
         try:
             audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
         seconds = opus_seconds(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
         if seconds is None:
-            raise VoiceNotTranscribed(_NOT_OPUS)
+            return NOT_OPUS
         if seconds > MAX_VOICE_SECONDS + 1:
             log.warning("voice.too_long", plays_over_s=int(seconds))
-            raise VoiceNotTranscribed(_TOO_LONG)
+            return TOO_LONG
+        return None
 
     def _written(
         self, output_key: str, *, not_kept_codes: frozenset[str] = _NOT_KEPT_CODES
-    ) -> dict[str, str | None]:
+    ) -> dict[str, str | Unheard]:
         """{output_key: what was said} when a transcript lies there; {} when S3 answers one of
         ``not_kept_codes`` (any other failure is a StorageError)."""
         try:
@@ -145,7 +161,7 @@ class VoiceTranscriber:
             raise StorageError("transcribe.transcript", f"S3 GetObject {output_key}: {exc}") from exc
         return {output_key: _said(raw, output_key)}
 
-    def _look(self, name: str, output_key: str) -> dict[str, str | None]:
+    def _look(self, name: str, output_key: str) -> dict[str, str | Unheard]:
         """{output_key: what was said} once the job is done; {} while it runs."""
         try:
             job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
@@ -157,7 +173,7 @@ class VoiceTranscriber:
         if status == "FAILED":
             log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
             self._keep_no_words(output_key)
-            return {output_key: None}
+            return {output_key: NO_WORDS}
         return {}
 
     def _keep_no_words(self, output_key: str) -> None:
@@ -190,13 +206,13 @@ class VoiceTranscriber:
             raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
 
 
-def _said(raw: bytes, output_key: str) -> str | None:
-    """What a transcript object says (None: no words)."""
+def _said(raw: bytes, output_key: str) -> str | Unheard:
+    """What a transcript object says (NO_WORDS: nothing)."""
     try:
         said = msgspec.json.decode(raw, type=_Output).results.transcripts
     except msgspec.DecodeError as exc:
         raise StorageError("transcribe.transcript", f"{output_key} is not a transcript: {exc}") from exc
-    return " ".join(part.transcript.strip() for part in said).strip() or None
+    return " ".join(part.transcript.strip() for part in said).strip() or NO_WORDS
 
 
 def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> str:
@@ -207,11 +223,20 @@ def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> st
     return f"{voice.s3_key}.transcript.json"
 
 
-_NOT_UNDERSTOOD = "Sorry, I could not make out any words in the voice message. Please try again or type it."
-_NOT_OPUS = "Sorry, I cannot listen to this voice message's audio. Please record it in Telegram or type it."
-_TOO_LONG = (
-    f"Sorry, the voice message is too long for me: I can listen to up to "
-    f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
+NO_WORDS = Unheard(
+    why="no words could be made out of it",
+    notice="Sorry, I could not make out any words in the voice message. Please try again or type it.",
+)
+NOT_OPUS = Unheard(
+    why="its audio is not Ogg Opus, so it was not written down",
+    notice="Sorry, I cannot listen to this voice message's audio. Please record it in Telegram or type it.",
+)
+TOO_LONG = Unheard(
+    why=f"it plays longer than {MAX_VOICE_SECONDS // 60} minutes, so it was not written down",
+    notice=(
+        f"Sorry, the voice message is too long for me: I can listen to up to "
+        f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
+    ),
 )
 
 
@@ -239,7 +264,7 @@ def check_voice(attachments: tuple[Attachment, ...], voices: VoiceTranscriber | 
         if voices is None:
             raise VoiceNotTranscribed(unsupported_notice("voice"))
         if (att.duration_s or 0) > MAX_VOICE_SECONDS:
-            raise VoiceNotTranscribed(_TOO_LONG)
+            raise VoiceNotTranscribed(TOO_LONG.notice)
 
 
 def transcripts_of(
@@ -249,13 +274,13 @@ def transcripts_of(
     *,
     prefix: str,
     wait_s: float,
-) -> dict[int, list[tuple[str, str | None]]]:
+) -> dict[int, list[tuple[str, str | Unheard]]]:
     """What each voice message among the ``parts``' attachments says, by its part's
-    update_id: (file name, transcript or None: no words) each, for ``prompt_of`` (``staged``:
-    the parts' attachments as staged, in order); empty when there is none (``check_voice``
-    passed: ``voices`` is set when there is one). ``prefix``, ``wait_s``: see
-    ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the turn would have nothing
-    but voice messages nothing could be made of."""
+    update_id: (file name, transcript or why it was not written down) each, for
+    ``prompt_of`` (``staged``: the parts' attachments as staged, in order); empty when there
+    is none (``check_voice`` passed: ``voices`` is set when there is one). ``prefix``,
+    ``wait_s``: see ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the turn would
+    have nothing but voice messages none of which was written down."""
     if voices is None or not any(att.kind == "voice" for part in parts for att in part.attachments):
         return {}
     files = iter(staged)
@@ -270,8 +295,9 @@ def transcripts_of(
     anything_else = any(
         part.text.strip() or any(att.kind != "voice" for att in part.attachments) for part in parts
     )
-    if not anything_else and not any(said):
-        raise VoiceNotTranscribed(_NOT_UNDERSTOOD)
+    unheard = [result for result in said if isinstance(result, Unheard)]
+    if not anything_else and len(unheard) == len(said):
+        raise VoiceNotTranscribed(unheard[0].notice)
     heard = iter(said)
     return {
         update_id: [(file.file_name, next(heard)) for _, file in pairs]
