@@ -16,7 +16,7 @@ if TYPE_CHECKING:
         grant_token,
         new_approval_id,
     )
-    from ._aws_errors import aws_error_code
+    from ._aws_errors import MISSING_OBJECT_CODES, aws_error_code
     from ._backlog import BacklogVerdict, ChatBacklog
     from ._budgets import (
         BudgetCaps,
@@ -134,6 +134,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PROGRESS_TEXT",
     "MAX_RECEIVE_COUNT",
+    "MISSING_OBJECT_CODES",
     "SESSIONS_PREFIX",
     "TURN_VERSION",
     "AlbumParts",

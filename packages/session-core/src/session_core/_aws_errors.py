@@ -12,6 +12,9 @@ from ._errors import StorageError
 
 _T = TypeVar("_T")
 TRANSACTION_CONFLICT = "TransactionConflictException"
+# What S3's GetObject answers for a key that is not there: 404, or 403 to a role that may not
+# list the bucket (the consumer's).
+MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 
 def aws_error_code(exc: ClientError) -> str:

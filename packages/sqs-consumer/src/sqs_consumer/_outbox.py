@@ -4,15 +4,19 @@ outbox (``session_core.outbox_key``), one at a time as delivery sends them."""
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SessionKey, StagedAttachment, StorageError, get_logger, outbox_prefix
+from session_core import (
+    MISSING_OBJECT_CODES,
+    SessionKey,
+    StagedAttachment,
+    StorageError,
+    get_logger,
+    outbox_prefix,
+)
 from telegram_core import MAX_UPLOAD_BYTES
 
 from ._deps import ObjectStore
 
 log = get_logger(__name__)
-
-# A missing key answers 404, or 403 to a role that may not list the bucket (the consumer's).
-_GONE_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 
 def read_outbox_file(
@@ -33,7 +37,7 @@ def read_outbox_file(
             body.close()
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in _GONE_CODES:
+        if code in MISSING_OBJECT_CODES:
             log.warning("outbox_file_missing", error_code=code)
             return None
         raise StorageError(

@@ -5,9 +5,9 @@ A job is named after the staged file, so a retried record finds the job its firs
 started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
 Its transcript is kept by the voice message's file (Telegram's ``file_unique_id``) within
 the session's prefix, so every later reply to that voice message reads it and pays nothing.
-The voice messages of one turn (a forward of several) are written down at once; one that
-nothing could be made of is said so in the prompt, and refuses the turn only when the
-turn has nothing else.
+The voice messages of one turn (a forward of several) are written down at once; one not
+written down (too long, not Ogg Opus, nothing made of it) is named with why in the prompt,
+and refuses the turn only when the turn has nothing else.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import StagedAttachment, StorageError, aws_error_code, get_logger
+from session_core import MISSING_OBJECT_CODES, StagedAttachment, StorageError, aws_error_code, get_logger
 from telegram_core import Attachment, InboundMessage
 
 from ._config import ConsumerConfig
@@ -37,8 +37,6 @@ _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
 # Telegram's file_unique_id: kept as a file name only when it is one.
 _FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# A transcript not kept yet answers 404, or 403 to a role that may not list the bucket (the consumer's).
-_NOT_KEPT_CODES = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
 
 
 def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
@@ -147,7 +145,7 @@ class VoiceTranscriber:
         return None
 
     def _written(
-        self, output_key: str, *, not_kept_codes: frozenset[str] = _NOT_KEPT_CODES
+        self, output_key: str, *, not_kept_codes: frozenset[str] = MISSING_OBJECT_CODES
     ) -> dict[str, str | Unheard]:
         """{output_key: what was said} when a transcript lies there; {} when S3 answers one of
         ``not_kept_codes`` (any other failure is a StorageError)."""
