@@ -318,11 +318,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     await watcher
                 await live.end()
         self._report_done(store, turn, answer, started=started, sdk_s=sdk_s, persist_s=persist_s)
-        if not answer.replayed and turn.num_turns and not store.appends:
-            # The CLI mirrors what it writes to its transcript; it wrote nothing (its config
-            # dir made unwritable by a tool, the disk full): the answer stands, but the next
-            # turn of this chat will not know it.
-            log.error("turn.history_not_kept", fix="the session's config dir must stay writable")
         return answer if history is None else msgspec.structs.replace(answer, history=history)
 
     async def _session_to_resume(
@@ -430,6 +425,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             replayed=answer.replayed,
             error_kind=answer.error_kind,
         )
+        if not answer.replayed and turn.num_turns and not store.appends:
+            # The CLI mirrors what it writes to its transcript; it wrote nothing (its config
+            # dir made unwritable by a tool, the disk full): the answer stands, but the next
+            # turn of this chat will not know it.
+            log.error("turn.history_not_kept", fix="the session's config dir must stay writable")
 
     def _paid_answer(
         self, request: TurnRequest, run: SdkRun, outcome: RunOutcome, started: float
