@@ -568,6 +568,31 @@ async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> N
     assert snapshot.endswith(".jsonl.zst")
 
 
+async def test_a_snapshot_whose_frames_fill_a_part_leaves_the_padding_behind(aws: Any) -> None:
+    store, rec = recorded_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(8)]
+    await store.append(KEY, big)  # spills: padding + a frame of more than 5 MiB
+    assert int(_head_item(aws)["snap_start"]["N"]) == PADDING_BYTES
+    expected = list(big)
+    rec.reset()
+    n = 0
+    while rec.requests[("s3", "UploadPartCopy")] < 2:  # two compactions after it
+        await store.append(KEY, turn(n))
+        expected += turn(n)
+        n += 1
+    # Only the frames were copied: the object is the frames, as long as the head says,
+    # and nothing but the new frames went over the wire.
+    assert rec.requests[("s3", "PutObject")] == 0 and rec.sent_bytes < 200_000
+    [snapshot] = all_objects(aws)
+    head = _head_item(aws)
+    body = aws.s3.get_object(Bucket=aws.resources.bucket, Key=snapshot)["Body"].read()
+    assert len(body) == int(head["snap_size"]["N"]) < PADDING_BYTES + 6_000_000
+    assert body[:4] == b"\x28\xb5\x2f\xfd" and int(head.get("snap_start", {"N": "0"})["N"]) == 0
+    marks = [int(mark) for mark in head["snap_frames"]["S"].split(",")]
+    assert all(body[mark : mark + 4] == b"\x28\xb5\x2f\xfd" for mark in marks)
+    assert await make_store(aws).load(KEY) == expected
+
+
 async def test_a_writer_rebuilds_a_snapshot_that_vanished_from_what_it_holds(aws: Any) -> None:
     store = make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
     big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(8)]

@@ -4,7 +4,8 @@ S3 joins objects only as the parts of a multipart upload, and every part but the
 hold at least 5 MiB. So a new snapshot is one shared padding object of exactly 5 MiB, copied
 inside S3 as part 1 (none of its bytes cross the wire), and its frames, uploaded as part 2.
 From then on the snapshot is big enough to be part 1 of the next one: every compaction sends
-only its new frame, and nothing stored is ever uploaded again.
+only its new frame, and nothing stored is ever uploaded again. Once its frames alone reach
+5 MiB, the next compaction copies only them (a ranged copy), and the padding is gone from it.
 
 The padding is a zstd skippable frame, so a snapshot stays one valid ``.zst`` stream. Loads
 never fetch it: the head records where the first real frame starts (``snap_start``).

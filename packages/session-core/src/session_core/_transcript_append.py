@@ -255,21 +255,26 @@ class Appending(Loading):
 
     def _extend_snapshot(self, key: str, old: _Head, newer: bytes) -> _Placed | None:
         """The old snapshot (at least 5 MiB) copied inside S3 as part 1 and one frame of
-        ``newer`` uploaded as part 2. None if the old one vanished."""
+        ``newer`` uploaded as part 2. None if the old one vanished.
+
+        Once its frames alone fill a part, the padding is left behind: part 1 is then the copy
+        of the frames only, so a long session stops storing (and an emulator stops reading on
+        every range GET) 5 MiB that hold nothing."""
         assert old.snap_key is not None
         codec = old.snap_codec  # frames of one codec only: an old gzip snapshot stays gzip
         member = compress_snapshot([newer], codec)
+        skip = old.snap_start if old.snap_size - old.snap_start >= MIN_COPY_PART_BYTES else 0
         try:
-            self._compose_snapshot(key, old.snap_key, member)
+            span = (skip, old.snap_size) if skip else None
+            self._compose_snapshot(key, old.snap_key, member, span=span)
         except _SnapshotMissing:
             return None
         frames: tuple[int, ...] = ()
         raws: tuple[int, ...] = ()
         if codec == CODEC_ZSTD and old.snap_raw_size is not None:
-            frames, raws = with_frame_mark(
-                old.snap_frames, old.snap_frames_raw, old.snap_size, old.snap_raw_size
-            )
-        return _Placed(key, codec, old.snap_size + len(member), old.snap_start, frames, raws)
+            kept = tuple(mark - skip for mark in old.snap_frames)
+            frames, raws = with_frame_mark(kept, old.snap_frames_raw, old.snap_size - skip, old.snap_raw_size)
+        return _Placed(key, codec, old.snap_size - skip + len(member), old.snap_start - skip, frames, raws)
 
     def _write_snapshot(self, key: str, state: _State | None, newer: bytes) -> _Placed:
         """A snapshot made anew: the padding copied inside S3, then the older entries (only
@@ -329,10 +334,17 @@ class Appending(Loading):
         return "not seen"
 
     def _compose_snapshot(
-        self, key: str, source: str, member: bytes, missing: frozenset[str] = frozenset()
+        self,
+        key: str,
+        source: str,
+        member: bytes,
+        missing: frozenset[str] = frozenset(),
+        span: tuple[int, int] | None = None,
     ) -> None:
-        """``key`` = ``source`` copied inside S3 + ``member``; ``_SnapshotMissing`` if S3 says
-        the source is not there (NoSuchKey, or a code in ``missing``)."""
+        """``key`` = ``source`` (its bytes ``span``, or all) copied inside S3 + ``member``;
+        ``_SnapshotMissing`` if S3 says the source is not there (NoSuchKey, or a code in
+        ``missing``)."""
+        copy_range = {"CopySourceRange": f"bytes={span[0]}-{span[1] - 1}"} if span else {}
         upload = self._call(
             "s3", "create_multipart_upload", Bucket=self._bucket, Key=key, ContentType=_content_type(key)
         )["UploadId"]
@@ -345,6 +357,7 @@ class Appending(Loading):
                     passthrough={"NoSuchKey", "404", *missing},
                     PartNumber=1,
                     CopySource={"Bucket": self._bucket, "Key": source},
+                    **copy_range,
                     **target,
                 )
             except ClientError as exc:

@@ -33,8 +33,9 @@ Format versions: chunk items without ``codec`` hold zlib and heads without ``sna
 name a gzip snapshot (``.jsonl.gz``): what the store wrote before zstd. Both are read as
 before. A compaction re-uploads a small old snapshot as zstd after the padding; one of 5 MiB
 or more keeps growing by server-side copy plus gzip members (frames of one codec per object).
-Heads without ``snap_start`` name snapshots without padding (written before it, or written
-whole when S3 would not copy the padding even after putting it again). Code from before
+Heads without ``snap_start`` name snapshots without padding (written before it, written
+whole when S3 would not copy the padding even after putting it again, or past 5 MiB of
+frames, where a compaction copies the frames only and leaves the padding behind). Code from before
 the padding reads padded snapshots (zstd skips the padding frame) but downloads the padding;
 a head it writes records no start, so that transcript's cold loads fetch the 5 MiB from then
 on (correct, only slower): finish a deploy before taking turns on both versions.
