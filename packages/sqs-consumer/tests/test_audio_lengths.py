@@ -1,0 +1,257 @@
+"""How long a round video message or an audio file plays, as the consumer measures it before
+Amazon Transcribe bills it: from the samples and frames the file holds, never from what its
+headers claim, and None for anything it cannot read as such (hostile files included)."""
+
+from __future__ import annotations
+
+import random
+from math import ceil
+
+import pytest
+from agentbot_testing.recordings import m4a_audio, mp3_audio, said_in, video_note
+from agentbot_testing.telegram_support import voice_note
+from sqs_consumer._mp3_length import mp3_seconds
+from sqs_consumer._mp4_length import mp4_seconds
+
+MP3_FRAME_S = 1152 / 44100  # mp3_audio's frames: MPEG-1 Layer III, 44.1 kHz
+NO_STOP = 1e9
+_Entries = list[tuple[int, int]]  # time-to-sample: (sample count, sample duration)
+
+
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+def _box(kind: bytes, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    return _u32(8 + len(body)) + kind + body
+
+
+def _top_boxes(media: bytes) -> dict[bytes, bytes]:
+    """A built MP4's top-level boxes by type (each there once, 32-bit sizes)."""
+    boxes, at = {}, 0
+    while at < len(media):
+        size = int.from_bytes(media[at : at + 4], "big")
+        boxes[media[at + 4 : at + 8]] = media[at : at + size]
+        at += size
+    return boxes
+
+
+def _movie(*tracks: bytes, moov_extra: bytes = b"") -> bytes:
+    return _box(b"ftyp", b"isom", bytes(4), b"isom") + _box(b"moov", *tracks, moov_extra)
+
+
+def _track(
+    timescale: int, entries: list[tuple[int, int]], *, mdhd_version: int = 0, stts: bytes = b""
+) -> bytes:
+    times = bytes(16 if mdhd_version else 8)
+    duration = bytes(8 if mdhd_version else 4)  # claims nothing: 0
+    mdhd = _box(b"mdhd", bytes([mdhd_version, 0, 0, 0]), times, _u32(timescale), duration, bytes(4))
+    table = stts or _box(
+        b"stts", bytes(4), _u32(len(entries)), *(_u32(count) + _u32(delta) for count, delta in entries)
+    )
+    return _box(b"trak", _box(b"mdia", mdhd, _box(b"minf", _box(b"stbl", table))))
+
+
+def _mpeg_frames(header: bytes, length: int, count: int) -> bytes:
+    return (header + bytes(length - 4)) * count
+
+
+# --- MP4: round video messages, M4A audio files ---------------------------------------------
+
+
+def test_a_round_video_plays_what_its_samples_hold_not_what_its_headers_claim() -> None:
+    assert mp4_seconds(video_note("hi", seconds=700, claims_s=1)) == pytest.approx(700)
+    assert mp4_seconds(video_note("hi", seconds=4.5, claims_s=60)) == pytest.approx(4.5)
+
+
+def test_an_m4a_file_plays_its_audio_track() -> None:
+    assert mp4_seconds(m4a_audio("hi", seconds=3.3)) == pytest.approx(3.3)
+
+
+def test_the_longest_track_is_how_long_the_file_plays() -> None:
+    one_second = _track(1000, [(10, 100)])
+    three_seconds = _track(48000, [(140, 1024), (1, 512)], mdhd_version=1)
+    assert mp4_seconds(_movie(one_second, three_seconds)) == pytest.approx((140 * 1024 + 512) / 48000)
+
+
+def test_the_movie_box_may_follow_the_media_data() -> None:
+    boxes = _top_boxes(video_note("hi", seconds=30))
+    assert mp4_seconds(boxes[b"ftyp"] + boxes[b"mdat"] + boxes[b"moov"]) == pytest.approx(30)
+
+
+def test_media_data_with_a_64_bit_size_or_running_to_the_end_of_the_file() -> None:
+    boxes = _top_boxes(video_note("hi", seconds=30))
+    samples = boxes[b"mdat"][8:]
+    large = (1).to_bytes(4, "big") + b"mdat" + (16 + len(samples)).to_bytes(8, "big") + samples
+    assert mp4_seconds(boxes[b"ftyp"] + large + boxes[b"moov"]) == pytest.approx(30)
+    to_the_end = bytes(4) + b"mdat" + samples
+    assert mp4_seconds(boxes[b"ftyp"] + boxes[b"moov"] + to_the_end) == pytest.approx(30)
+
+
+_ONE_SECOND = _track(1000, [(1, 1000)])
+
+
+def _nested(kind: bytes, depth: int) -> bytes:
+    return b"".join(_u32(8 * (depth - level)) + kind for level in range(depth))
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(video_note("hi")[:-10], id="truncated media data"),
+        pytest.param(video_note("hi")[:200], id="truncated movie box"),
+        pytest.param(
+            _movie(_ONE_SECOND) + _u32(1) + b"mdat" + (2**63).to_bytes(8, "big"),
+            id="a box claiming 2**63 bytes",
+        ),
+        pytest.param(_movie(_ONE_SECOND) + _u32(4) + b"free", id="a box smaller than its header"),
+        pytest.param(_movie(_ONE_SECOND, moov_extra=bytes(4) + b"free"), id="size 0 not at the top"),
+        pytest.param(_movie(_nested(b"trak", 10_000)), id="10,000 nested boxes"),
+        pytest.param(_movie(_box(b"free", bytes(8)) * 20_000), id="20,000 boxes in the movie box"),
+        pytest.param(
+            _movie(_track(1000, [], stts=_box(b"stts", bytes(4), _u32(2**32 - 1), bytes(12)))),
+            id="an stts claiming 2**32 entries in 20 bytes",
+        ),
+        pytest.param(_movie(_track(1000, [], stts=_box(b"stts", bytes(4)))), id="an stts without its count"),
+        pytest.param(_movie(_track(0, [(10, 100)])), id="timescale 0"),
+        pytest.param(_movie(_track(1000, [(10, 100)], mdhd_version=2)), id="an unknown mdhd version"),
+        pytest.param(_movie(_track(1000, [(10, 100)]), _box(b"trak")), id="a track without a sample table"),
+        pytest.param(_movie(moov_extra=_box(b"mvhd", bytes(100))), id="no track"),
+        pytest.param(_movie(_track(1000, [(10, 100)]), moov_extra=_box(b"mvex")), id="fragmented"),
+        pytest.param(_movie(_track(1000, [(10, 100)])) * 2, id="two movie boxes"),
+        pytest.param(_top_boxes(video_note("hi"))[b"moov"], id="no ftyp first"),
+        pytest.param(random.Random(7).randbytes(1 << 16), id="random bytes"),
+        pytest.param(_box(b"ftyp", b"isom") + random.Random(8).randbytes(1 << 16), id="random after an ftyp"),
+        pytest.param(voice_note("hi"), id="Ogg Opus"),
+        pytest.param(mp3_audio("hi"), id="MP3"),
+    ],
+)
+def test_what_is_not_a_well_formed_mp4_cannot_be_measured(media: bytes) -> None:
+    assert mp4_seconds(media) is None
+
+
+def test_an_mp4_is_read_without_walking_its_media_data() -> None:
+    # 20 MB of media data that looks like boxes: skipped by its size, never read as boxes.
+    boxes = _top_boxes(video_note("hi", seconds=60))
+    mdat = _box(b"mdat", _box(b"free") * (20_000_000 // 8))
+    assert mp4_seconds(boxes[b"ftyp"] + mdat + boxes[b"moov"]) == pytest.approx(60)
+
+
+# --- MP3 (MPEG audio) ---------------------------------------------------------------------
+
+
+def test_an_mp3_plays_what_its_frames_hold() -> None:
+    assert mp3_seconds(mp3_audio("hi", seconds=4), stop_past_s=NO_STOP) == pytest.approx(
+        ceil(4 / MP3_FRAME_S) * MP3_FRAME_S
+    )
+
+
+def test_a_xing_header_claiming_fewer_frames_is_not_believed() -> None:
+    audio = mp3_audio("hi", seconds=30)
+    first = audio.index(b"\xff\xfb")
+    xing = first + 4 + 17  # after the header and a mono MPEG-1 frame's side information
+    claim = b"Xing" + _u32(1) + _u32(10)  # flags: frame count; 10 frames (0.26 s)
+    lying = audio[:xing] + claim + audio[xing + len(claim) :]
+    assert mp3_seconds(lying, stop_past_s=NO_STOP) == pytest.approx(mp3_seconds(audio, stop_past_s=NO_STOP))
+    assert mp3_seconds(lying, stop_past_s=NO_STOP) == pytest.approx(30, abs=MP3_FRAME_S)
+
+
+def test_counting_stops_once_past_the_limit() -> None:
+    seconds = mp3_seconds(mp3_audio("hi", seconds=600), stop_past_s=60)
+    assert seconds is not None
+    assert 60 < seconds <= 60 + MP3_FRAME_S
+
+
+def test_a_20_mb_mp3_is_measured_to_its_end() -> None:
+    audio = mp3_audio("hi", seconds=1300)
+    assert len(audio) > 20_000_000
+    assert mp3_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(1300, abs=MP3_FRAME_S)
+
+
+@pytest.mark.parametrize(
+    ("header", "length", "plays_s"),
+    [
+        pytest.param(b"\xff\xf3\x80\xc4", 208, 576 / 22050, id="MPEG-2 Layer III 64 kbps 22.05 kHz"),
+        pytest.param(b"\xff\xe3\x48\xc4", 288, 576 / 8000, id="MPEG-2.5 Layer III 32 kbps 8 kHz"),
+        pytest.param(b"\xff\xfd\x94\xc4", 480, 1152 / 48000, id="MPEG-1 Layer II 160 kbps 48 kHz"),
+        pytest.param(b"\xff\xff\xc4\xc4", 384, 384 / 48000, id="MPEG-1 Layer I 384 kbps 48 kHz"),
+        pytest.param(b"\xff\xfa\x92\xc4", 418, 1152 / 44100, id="with a CRC, padded"),
+    ],
+)
+def test_frames_of_every_version_and_layer(header: bytes, length: int, plays_s: float) -> None:
+    assert mp3_seconds(_mpeg_frames(header, length, 50), stop_past_s=NO_STOP) == pytest.approx(50 * plays_s)
+
+
+def test_tags_before_and_after_the_frames() -> None:
+    frames = _mpeg_frames(b"\xff\xfb\x90\xc4", 417, 40)
+    # ID3v2.4 with a footer: the size (syncsafe) counts neither the header nor the footer.
+    id3v2 = b"ID3\x04\x00\x10\x00\x00\x01\x00" + bytes(128) + b"3DI\x04\x00\x10\x00\x00\x01\x00"
+    item = (5).to_bytes(4, "little") + bytes(4) + b"Title\x00" + b"hello"
+    ape_flags = (1 << 31 | 1 << 29).to_bytes(4, "little")  # has a header; this is the header
+    ape = (
+        b"APETAGEX" + (2000).to_bytes(4, "little") + (32 + len(item)).to_bytes(4, "little")
+        + (1).to_bytes(4, "little") + ape_flags + bytes(8)
+        + item
+        + b"APETAGEX" + (2000).to_bytes(4, "little") + (32 + len(item)).to_bytes(4, "little")
+        + (1).to_bytes(4, "little") + (1 << 31).to_bytes(4, "little") + bytes(8)
+    )  # fmt: skip
+    id3v1 = b"TAG" + bytes(125)
+    for audio in (id3v2 + frames, frames + ape, frames + id3v1, id3v2 + frames + ape + id3v1):
+        assert mp3_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(40 * MP3_FRAME_S)
+
+
+def test_a_truncated_last_frame_is_not_counted() -> None:
+    cut = mp3_audio("hi", seconds=4)[: -128 - 100]  # the ID3v1 tag and the last frame's end
+    frames = ceil(4 / MP3_FRAME_S)
+    assert mp3_seconds(cut, stop_past_s=NO_STOP) == pytest.approx((frames - 1) * MP3_FRAME_S)
+
+
+def _spliced(audio: bytes, at_frame: int, insert: bytes) -> bytes:
+    """``audio`` (frames of 417 bytes) with ``insert`` before its frame ``at_frame``."""
+    at = 417 * at_frame
+    return audio[:at] + insert + audio[at:]
+
+
+_FRAMES = _mpeg_frames(b"\xff\xfb\x90\xc4", 417, 20)
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(_spliced(_FRAMES, 10, b"junk"), id="junk between frames"),
+        pytest.param(b"junk" + _FRAMES, id="junk before the frames"),
+        pytest.param(_spliced(_FRAMES, 10, bytes(500)), id="zeros between frames"),
+        pytest.param(_mpeg_frames(b"\xff\xfb\x00\xc4", 417, 20), id="free format"),
+        pytest.param(_mpeg_frames(b"\xff\xfb\xf0\xc4", 417, 20), id="bad bitrate"),
+        pytest.param(_mpeg_frames(b"\xff\xeb\x90\xc4", 417, 20), id="reserved version"),
+        pytest.param(_mpeg_frames(b"\xff\xf9\x90\xc4", 417, 20), id="reserved layer"),
+        pytest.param(_mpeg_frames(b"\xff\xfb\x9c\xc4", 417, 20), id="reserved sample rate"),
+        pytest.param(_FRAMES + _mpeg_frames(b"\xff\xfb\x94\xc4", 384, 20), id="sample rate changing"),
+        pytest.param(_FRAMES + _mpeg_frames(b"\xff\xf3\x80\xc4", 208, 20), id="version changing"),
+        pytest.param(b"ID3\x04\x00\x00\x00\x00\x10\x00" + bytes(100), id="an ID3v2 tag overrunning the file"),
+        pytest.param(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(100), id="nothing but tags and zeros"),
+        pytest.param(b"ID3\x04\x00\x00\x00\x00\x00\x00", id="nothing but a tag"),
+        pytest.param(b"ID3\x04\x00\x00\x00\x80\x00\x00" + _FRAMES, id="an ID3v2 size not syncsafe"),
+        pytest.param(
+            _FRAMES + b"APETAGEX" + bytes(4) + (10**8).to_bytes(4, "little") + bytes(16),
+            id="an APE tag overrunning",
+        ),
+        pytest.param(random.Random(7).randbytes(1 << 16), id="random bytes"),
+        pytest.param(voice_note("hi"), id="Ogg Opus"),
+        pytest.param(video_note("hi"), id="MP4"),
+    ],
+)
+def test_what_is_not_mpeg_audio_throughout_cannot_be_measured(audio: bytes) -> None:
+    assert mp3_seconds(audio, stop_past_s=NO_STOP) is None
+
+
+# --- the builders: what a scripted Transcribe hears -------------------------------------------
+
+
+def test_what_each_recording_says_can_be_found() -> None:
+    for build in (video_note, m4a_audio, mp3_audio, voice_note):
+        assert said_in(build("meet at the station")) == "meet at the station"
+        assert said_in(build("noise")) is None
