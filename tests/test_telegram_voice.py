@@ -136,7 +136,7 @@ def test_help_says_voice_messages_are_heard(voice_stack: Any) -> None:
     voice_stack.drain(voice_stack.consumer())
 
     [reply] = voice_stack.replies(CHAT)
-    assert "Send me text, a voice message, a photo or a document" in reply["text"]
+    assert "Send me text, a voice or video message, an audio file, a photo or a document" in reply["text"]
 
 
 def test_without_transcription_help_does_not_offer_voice_messages(stack: Any) -> None:
@@ -206,11 +206,11 @@ def test_a_voice_message_longer_than_it_says_is_refused_before_transcribe_is_pai
     assert "too long" in reply["text"] and "10 minutes" in reply["text"]
 
 
-def test_a_voice_message_that_is_not_ogg_opus_is_refused_without_a_job(
+def test_a_voice_message_whose_audio_is_in_no_format_heard_is_refused_without_a_job(
     voice_stack: Any, transcribe: LocalTranscribe
 ) -> None:
-    """The Bot API lets a bot send MP3 or M4A as a voice message (a user may forward one):
-    its length cannot be read here, so it is not sent to Amazon Transcribe."""
+    """An ID3 tag and no MP3 frames after it: its length cannot be read, so it is not sent to
+    Amazon Transcribe (which would bill whatever it made of it)."""
     file_id = voice_stack.telegram.add_file(b"ID3\x03\x00" + bytes(2000), file_path="voice/file_440.mp3")
     voice = {"file_id": file_id, "file_unique_id": "v440", "duration": 3, "mime_type": "audio/mpeg"}
     voice_stack.post(update(440, text=None, voice=voice))
@@ -305,6 +305,34 @@ def test_a_voice_message_too_long_to_write_down_leaves_the_rest_of_a_forward_ans
         "[Voice message voice-87.ogg, transcribed:]\nmeet at noon"
     )
     assert len(transcribe.jobs) == 1  # the long one was not paid for
+
+
+def test_a_voice_message_that_says_it_is_too_long_leaves_the_rest_of_a_forward_answered(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    """The length a message states refuses a turn before any download only when the turn
+    holds nothing else: beside a text, the voice message is measured and named to the agent."""
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    voice_stack.post(update(478, text="the plan:", message_id=88, date=sent, forward_origin=origin))
+    _voice(
+        voice_stack,
+        479,
+        "a very long story",
+        duration=3600,
+        plays_s=700,
+        message_id=89,
+        date=sent,
+        forward_origin=origin,
+    )
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\nthe plan:\n\n"
+        "[Voice message voice-89.ogg: it plays longer than 10 minutes, so it was not written down]"
+    )
+    assert transcribe.jobs == {}
 
 
 @pytest.mark.parametrize("code", ["en-UK", "ge-DE"])

@@ -25,9 +25,10 @@ _WHAT_TO_SEND: dict[Channel, str] = {
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
     "terminal": "Type a message and press Enter (this terminal chat sends text only).",
 }
-# Telegram's, where voice messages are transcribed (VOICE_TRANSCRIPTION).
+# Telegram's, where recordings are transcribed (VOICE_TRANSCRIPTION).
 _WHAT_TO_SEND_WITH_VOICE = (
-    "Send me text, a voice message, a photo or a document (up to 20 MB, the caption is your question)."
+    "Send me text, a voice or video message, an audio file, a photo or a document "
+    "(up to 20 MB, the caption is your question)."
 )
 # Revoking is a button under the /permissions answer: the terminal shows no buttons.
 _PERMISSIONS = {

@@ -182,7 +182,7 @@ class MessageHandler:
             bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
         ) as typing:
             try:
-                check_voice(msg.attachments, self._deps.voices)
+                check_voice(msg, self._deps.voices)
                 staged = stage_attachments(
                     msg.attachments,
                     key=key,

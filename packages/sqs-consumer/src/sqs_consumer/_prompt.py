@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from telegram_core import InboundMessage
 
-from ._voice import Unheard
+from ._voice import HeardRecording, Unheard
 
 # The prompt of a turn whose message is only files.
 FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
@@ -21,13 +21,13 @@ _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # Matched on the line's NFKC form (full-width letters and brackets read as their ASCII), with
 # the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A).
 _LIKE_A_HEAD_LINE = re.compile(
-    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*(?:from|in reply to|forwarded from|voice message)\\b",
+    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*"
+    "(?:from|in reply to|forwarded from|voice message|video message|audio file)\\b",
     re.IGNORECASE,
 )
 
-# What a part's voice messages said, by the part's update_id: (file name, transcript) each,
-# or why it was not written down.
-Heard = Mapping[int, Sequence[tuple[str, str | Unheard]]]
+# What a part's recordings said (or why each was not written down), by the part's update_id.
+Heard = Mapping[int, Sequence[HeardRecording]]
 
 
 def prompt_of(
@@ -39,7 +39,7 @@ def prompt_of(
 
     ``parts``: the messages ``msg`` joins (an album, a forward of several): when they refer to
     different things (forwarded from different chats), each part's text comes after what it
-    refers to, said again only where that changes. ``heard``: what the parts' voice messages
+    refers to, said again only where that changes. ``heard``: what the parts' recordings
     said, each after its part's text under a head line of its own (typed text cannot pose as
     one: it is escaped)."""
     if len({part.context for part in parts}) > 1:
@@ -77,10 +77,10 @@ def _sender_line(msg: InboundMessage) -> str:
 
 def _said(part: InboundMessage, heard: Heard | None) -> str:
     voices = [
-        f"[Voice message {name}: {transcript.why}]"
-        if isinstance(transcript, Unheard)
-        else f"[Voice message {name}, transcribed:]\n{_escaped(transcript)}"
-        for name, transcript in (heard or {}).get(part.update_id, ())
+        f"[{what.capitalize()} {name}: {said.why}]"
+        if isinstance(said, Unheard)
+        else f"[{what.capitalize()} {name}, transcribed:]\n{_escaped(said)}"
+        for what, name, said in (heard or {}).get(part.update_id, ())
     ]
     return "\n\n".join(t for t in (_escaped(part.text), *voices) if t.strip())
 

@@ -1,12 +1,13 @@
-"""Voice messages as text: the model cannot hear, so Amazon Transcribe writes down what each
-one says (a batch job on the staged audio), and the turn reads that.
+"""Recordings as text: the model cannot hear, so Amazon Transcribe writes down what each voice
+message, round video message or audio file says (a batch job on the staged file), and the
+turn reads that.
 
 A job is named after the staged file, so a retried record finds the job its first try
 started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
 Its transcript is kept by the voice message's file (Telegram's ``file_unique_id``) within
 the session's prefix, so every later reply to that voice message reads it and pays nothing.
-The voice messages of one turn (a forward of several) are written down at once; one not
-written down (too long, not Ogg Opus, nothing made of it) is named with why in the prompt,
+The recordings of one turn (a forward of several) are written down at once; one not written
+down (too long, in a format not heard, nothing made of it) is named with why in the prompt,
 and refuses the turn only when the turn has nothing else.
 """
 
@@ -17,16 +18,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import MISSING_OBJECT_CODES, StagedAttachment, StorageError, aws_error_code, get_logger
-from telegram_core import Attachment, InboundMessage
+from telegram_core import RECORDING_WORDS, Attachment, InboundMessage
 
+from ._audio_length import audio_heard
 from ._config import ConsumerConfig
 from ._errors import DeferredError
-from ._opus_length import opus_seconds
 from ._wording import unsupported_notice
 
 log = get_logger(__name__)
@@ -51,8 +52,17 @@ def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | Non
     )
 
 
+class HeardRecording(NamedTuple):
+    """One recording of a turn's message for its prompt: ``what`` it is (RECORDING_WORDS), the
+    name of its file, and what it says or why it was not written down."""
+
+    what: str
+    file_name: str
+    said: str | Unheard
+
+
 class VoiceNotTranscribed(Exception):
-    """A voice message that could not be written down: ``notice`` tells the user why."""
+    """A recording that could not be written down: ``notice`` tells the user why."""
 
     def __init__(self, notice: str) -> None:
         super().__init__(notice)
@@ -61,11 +71,15 @@ class VoiceNotTranscribed(Exception):
 
 @dataclass(frozen=True)
 class Unheard:
-    """A voice message not written down: ``why``, as the agent is told it; ``notice``, as the
-    user is told it when the turn holds nothing else."""
+    """A recording not written down: ``why``, as the agent is told it; ``notice``, as the user
+    is told it when the turn holds nothing else ("{what}": the recording, as RECORDING_WORDS
+    names it)."""
 
     why: str
     notice: str
+
+    def told(self, what: str) -> str:
+        return self.notice.format(what=what)
 
 
 @dataclass
@@ -84,8 +98,8 @@ class VoiceTranscriber:
     def transcripts(
         self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
     ) -> list[str | Unheard]:
-        """What each staged voice message says, in order, or why it was not written down (too
-        long, not Ogg Opus: no job is started for it; nothing could be made of it).
+        """What each staged recording says, in order, or why it was not written down (too
+        long, in a format not heard: no job is started for it; nothing could be made of it).
         One written down before (``prefix``: the session's) is read, not paid for again; every
         other job is started before any is waited for (each takes its time at Amazon
         Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
@@ -99,17 +113,20 @@ class VoiceTranscriber:
         for (_, voice), output_key in zip(voices, outputs, strict=True):
             if output_key not in said:
                 todo.setdefault(output_key, voice)  # the same file twice (a forward) is paid once
+        media_formats: dict[str, str] = {}
         for output_key, voice in todo.items():  # each before any is paid for
-            refused = self._refused(voice)
-            if refused is not None:
-                said[output_key] = refused
+            heard = self._heard(voice)
+            if isinstance(heard, Unheard):
+                said[output_key] = heard
+            else:
+                media_formats[output_key] = heard
         jobs: dict[str, str] = {}  # job name: where its transcript goes
         for output_key, voice in todo.items():
             if output_key in said:
                 continue
             name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
             jobs[name] = output_key
-            self._start(name, voice, output_key)
+            self._start(name, voice, output_key, media_formats[output_key])
         give_up_at = self.clock() + min(wait_s, _WAIT_S)
         while True:
             for name, output_key in jobs.items():
@@ -128,21 +145,21 @@ class VoiceTranscriber:
                 )
             self.sleep(_POLL_S)
 
-    def _refused(self, voice: StagedAttachment) -> Unheard | None:
-        """Why the audio is not sent to Transcribe: longer than MAX_VOICE_SECONDS whatever
-        length the message states (the sender's app's word, which check_voice had), or not
-        Ogg Opus; None: it may go."""
+    def _heard(self, voice: StagedAttachment) -> str | Unheard:
+        """The format Transcribe is told of the staged recording, or why it is not sent there:
+        longer than MAX_VOICE_SECONDS whatever length the message states (the sender's app's
+        word, which check_voice had), or in a format not heard."""
         try:
             audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
-        seconds = opus_seconds(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
-        if seconds is None:
-            return NOT_OPUS
-        if seconds > MAX_VOICE_SECONDS + 1:
-            log.warning("voice.too_long", plays_over_s=int(seconds))
+        heard = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
+        if heard is None:
+            return NOT_HEARD
+        if heard.seconds > MAX_VOICE_SECONDS + 1:
+            log.warning("voice.too_long", plays_over_s=int(heard.seconds), media_format=heard.media_format)
             return TOO_LONG
-        return None
+        return heard.media_format
 
     def _written(
         self, output_key: str, *, not_kept_codes: frozenset[str] = MISSING_OBJECT_CODES
@@ -183,11 +200,11 @@ class VoiceTranscriber:
         except (ClientError, BotoCoreError) as exc:  # the next reply only tries again
             log.warning("voice.no_words_not_kept", error=str(exc)[:200])
 
-    def _start(self, name: str, voice: StagedAttachment, output_key: str) -> None:
+    def _start(self, name: str, voice: StagedAttachment, output_key: str, media_format: str) -> None:
         request: dict[str, Any] = {
             "TranscriptionJobName": name,
             "Media": {"MediaFileUri": f"s3://{self.bucket}/{voice.s3_key}"},
-            "MediaFormat": "ogg",  # Telegram's voice messages are Opus in Ogg
+            "MediaFormat": media_format,
             "OutputBucketName": self.bucket,
             "OutputKey": output_key,
         }
@@ -214,8 +231,8 @@ def _said(raw: bytes, output_key: str) -> str | Unheard:
 
 
 def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> str:
-    """Where a voice message's transcript lies: by its file within the session (``prefix``),
-    so each reply to it finds the same; beside the staged audio without a usable file id."""
+    """Where a recording's transcript lies: by its file within the session (``prefix``), so
+    each reply to it finds the same; beside the staged file without a usable file id."""
     if _FILE_UNIQUE_ID.fullmatch(att.file_unique_id):
         return f"{prefix}voice/{att.file_unique_id}.transcript.json"
     return f"{voice.s3_key}.transcript.json"
@@ -223,16 +240,22 @@ def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> st
 
 NO_WORDS = Unheard(
     why="no words could be made out of it",
-    notice="Sorry, I could not make out any words in the voice message. Please try again or type it.",
+    notice="Sorry, I could not make out any words in the {what}. Please try again or type it.",
 )
-NOT_OPUS = Unheard(
-    why="its audio is not Ogg Opus, so it was not written down",
-    notice="Sorry, I cannot listen to this voice message's audio. Please record it in Telegram or type it.",
+NOT_HEARD = Unheard(
+    why=(
+        "its audio is in a format I cannot listen to (Ogg Opus, MP3, MP4 and M4A are heard), "
+        "so it was not written down"
+    ),
+    notice=(
+        "Sorry, I cannot listen to this {what}'s audio: I hear Ogg Opus, MP3, MP4 and M4A. "
+        "Please record it in Telegram or type it."
+    ),
 )
 TOO_LONG = Unheard(
     why=f"it plays longer than {MAX_VOICE_SECONDS // 60} minutes, so it was not written down",
     notice=(
-        f"Sorry, the voice message is too long for me: I can listen to up to "
+        f"Sorry, the {{what}} is too long for me: I can listen to up to "
         f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
     ),
 )
@@ -253,16 +276,18 @@ class _Output(msgspec.Struct):
     results: _Results
 
 
-def check_voice(attachments: tuple[Attachment, ...], voices: VoiceTranscriber | None) -> None:
-    """Refuse, before anything is downloaded, a voice message where none is transcribed (the
-    producer's VOICE_TRANSCRIPTION differs from the consumer's) or one over MAX_VOICE_SECONDS."""
-    for att in attachments:
-        if att.kind != "voice":
-            continue
-        if voices is None:
-            raise VoiceNotTranscribed(unsupported_notice("voice"))
-        if (att.duration_s or 0) > MAX_VOICE_SECONDS:
-            raise VoiceNotTranscribed(TOO_LONG.notice)
+def check_voice(msg: InboundMessage, voices: VoiceTranscriber | None) -> None:
+    """Refuse, before anything is downloaded, a recording where none is transcribed (the
+    producer's VOICE_TRANSCRIPTION differs from the consumer's), or a message of nothing but
+    recordings that say they play over MAX_VOICE_SECONDS. Beside a text or a file, such a
+    recording is measured like any (what a message states is the sender's app's word) and,
+    when too long, named to the agent: the rest is answered."""
+    recordings = [att for att in msg.attachments if att.kind == "voice"]
+    if recordings and voices is None:
+        raise VoiceNotTranscribed(unsupported_notice(recordings[0].medium))
+    too_long = [att for att in recordings if (att.duration_s or 0) > MAX_VOICE_SECONDS]
+    if too_long and len(too_long) == len(msg.attachments) and not msg.text.strip():
+        raise VoiceNotTranscribed(TOO_LONG.told(RECORDING_WORDS[too_long[0].medium]))
 
 
 def transcripts_of(
@@ -272,13 +297,12 @@ def transcripts_of(
     *,
     prefix: str,
     wait_s: float,
-) -> dict[int, list[tuple[str, str | Unheard]]]:
-    """What each voice message among the ``parts``' attachments says, by its part's
-    update_id: (file name, transcript or why it was not written down) each, for
+) -> dict[int, list[HeardRecording]]:
+    """What each recording among the ``parts``' attachments says, by its part's update_id, for
     ``prompt_of`` (``staged``: the parts' attachments as staged, in order); empty when there
     is none (``check_voice`` passed: ``voices`` is set when there is one). ``prefix``,
     ``wait_s``: see ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the turn would
-    have nothing but voice messages none of which was written down."""
+    have nothing but recordings none of which was written down."""
     if voices is None or not any(att.kind == "voice" for part in parts for att in part.attachments):
         return {}
     files = iter(staged)
@@ -295,9 +319,13 @@ def transcripts_of(
     )
     unheard = [result for result in said if isinstance(result, Unheard)]
     if not anything_else and len(unheard) == len(said):
-        raise VoiceNotTranscribed(unheard[0].notice)
+        raise VoiceNotTranscribed(
+            unheard[0].told(RECORDING_WORDS[all_voices[said.index(unheard[0])][0].medium])
+        )
     heard = iter(said)
     return {
-        update_id: [(file.file_name, next(heard)) for _, file in pairs]
+        update_id: [
+            HeardRecording(RECORDING_WORDS[att.medium], file.file_name, next(heard)) for att, file in pairs
+        ]
         for update_id, pairs in voices_of.items()
     }

@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from ._delivery_log import DeliveryLog
     from ._envelope import (
         ENVELOPE_VERSION,
+        RECORDING_WORDS,
         Attachment,
         InboundMessage,
+        Medium,
         QueueEnvelope,
         decode_envelope,
         encode_envelope,
@@ -72,6 +74,7 @@ __all__ = [
     "MAX_PHOTO_BYTES",
     "MAX_UPLOAD_BYTES",
     "PHOTO_MIME_TYPES",
+    "RECORDING_WORDS",
     "REVOKE_CALLBACK_PREFIX",
     "STOP_CALLBACK_PREFIX",
     "TELEGRAM_API_BASE",
@@ -85,6 +88,7 @@ __all__ = [
     "DeliveryLog",
     "InboundMessage",
     "InvalidButton",
+    "Medium",
     "QueueEnvelope",
     "RateLimiter",
     "RateVerdict",

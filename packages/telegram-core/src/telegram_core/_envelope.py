@@ -11,10 +11,21 @@ from session_core import decode_versioned, encode_json
 ENVELOPE_VERSION = 1
 
 
+# What a ``voice`` attachment is (each heard the same way): a voice message, a round video
+# message, an audio file. Queued before video and audio were heard: none, a voice message.
+Medium = Literal["voice", "video_note", "audio"]
+# Each as Telegram's apps name it to the user (and the agent is told it).
+RECORDING_WORDS: dict[Medium, str] = {
+    "voice": "voice message",
+    "video_note": "video message",
+    "audio": "audio file",
+}
+
+
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     """A file the user sent, as Telegram describes it (not yet downloaded). A ``voice``
-    message is sent only where it is transcribed (VOICE_TRANSCRIPTION); ``duration_s`` is its
-    length as Telegram states it."""
+    attachment (a recording: ``medium`` says which) is sent only where recordings are
+    transcribed (VOICE_TRANSCRIPTION); ``duration_s`` is its length as Telegram states it."""
 
     kind: Literal["photo", "document", "voice"]
     file_id: str
@@ -23,6 +34,7 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str | None = None
     file_size: int | None = None
     duration_s: int | None = None
+    medium: Medium = "voice"
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):

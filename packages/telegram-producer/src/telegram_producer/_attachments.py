@@ -1,16 +1,18 @@
-"""The photo, file or voice message a message carries, as an attachment of the turn."""
+"""The photo, file or recording (voice, round video, audio) a message carries, as an attachment
+of the turn."""
 
 from __future__ import annotations
 
 import msgspec
-from telegram_core import Attachment
+from telegram_core import Attachment, Medium
 
-from ._updates import MessageContent, Voice
+from ._updates import MessageContent, Recording
 
 
 def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachment, ...]:
-    """The photo (its largest size), the file or (with ``voice``: voice messages are
-    transcribed) the voice message ``msg`` carries, as the consumer fetches it."""
+    """The photo (its largest size), the file or (with ``voice``: recordings are transcribed)
+    the voice message, round video message or audio file ``msg`` carries, as the consumer
+    fetches it."""
     if msg.photo:
         best = max(msg.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
         return (
@@ -35,24 +37,49 @@ def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachm
                 file_size=doc.file_size,
             ),
         )
-    if voice and msg.voice is not None:
-        return _voice_message(msg)
+    if voice:
+        return _recording(msg)
     return ()
 
 
-def _voice_message(msg: MessageContent) -> tuple[Attachment, ...]:
-    try:
-        note = msgspec.convert(msg.voice, Voice)
-    except msgspec.ValidationError:
-        return ()  # a shape the Bot API does not document: "not supported yet", as before
-    return (
-        Attachment(
-            kind="voice",
-            file_id=note.file_id,
-            file_unique_id=note.file_unique_id,
-            file_name=f"voice-{msg.message_id}.ogg",
-            mime_type=note.mime_type or "audio/ogg",
-            file_size=note.file_size,
-            duration_s=note.duration,
-        ),
-    )
+# The names the producer gives what is heard (the sender's own name of an audio file is not
+# used: it would reach the agent's head lines), and their audio's usual file type.
+_NAMED = {"voice": "voice", "video_note": "video", "audio": "audio"}
+_SUFFIXES = {
+    "audio/ogg": ".ogg",
+    "audio/opus": ".ogg",
+    "audio/mpeg": ".mp3",
+    "audio/mp3": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/m4a": ".m4a",
+    "audio/x-m4a": ".m4a",
+    "video/mp4": ".mp4",
+}
+_USUAL_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "audio": "audio/mpeg"}
+
+
+def _recording(msg: MessageContent) -> tuple[Attachment, ...]:
+    """The voice message, round video message or audio file ``msg`` carries, to be heard."""
+    medium: Medium
+    for medium, raw in (("voice", msg.voice), ("video_note", msg.video_note), ("audio", msg.audio)):
+        if raw is None:
+            continue
+        try:
+            recording = msgspec.convert(raw, Recording)
+        except msgspec.ValidationError:
+            return ()  # a shape the Bot API does not document: "not supported yet", as before
+        mime = "video/mp4" if medium == "video_note" else (recording.mime_type or _USUAL_MIME[medium])
+        suffix = _SUFFIXES.get(mime.lower(), "")
+        return (
+            Attachment(
+                kind="voice",
+                medium=medium,
+                file_id=recording.file_id,
+                file_unique_id=recording.file_unique_id,
+                file_name=f"{_NAMED[medium]}-{msg.message_id}{suffix}",
+                mime_type=mime,
+                file_size=recording.file_size,
+                duration_s=recording.duration,
+            ),
+        )
+    return ()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from telegram_core import Attachment
+from telegram_core import RECORDING_WORDS, Attachment
 
 from ._attachments import attachments_of
 from ._shared_content import shared_content_text
@@ -63,13 +63,13 @@ def reply_context(
 
 
 def _attached(attachment: Attachment) -> str:
-    """A voice message or photo by its name (one the producer gives): the sender's own voice
-    message or photo may come too, and each is named so (a transcript's head line, the file
+    """A recording or photo by its name (one the producer gives): the sender's own recording
+    or photo may come too, and each is named so (a transcript's head line, the file
     in the workspace), so neither passes for the other author's. A document keeps the name its
     sender chose, which is not theirs to put in this line."""
     if attachment.kind == "document":
         return "document"
-    kind = "voice message" if attachment.kind == "voice" else "photo"
+    kind = RECORDING_WORDS[attachment.medium] if attachment.kind == "voice" else "photo"
     return f"{kind} {attachment.file_name}"
 
 

@@ -54,7 +54,10 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     file_size: Count | None = None
 
 
-class Voice(msgspec.Struct, frozen=True, kw_only=True):
+class Recording(msgspec.Struct, frozen=True, kw_only=True):
+    """A voice message, a round video message (VideoNote: no mime type) or an audio file, as
+    far as they are heard alike."""
+
     file_id: str
     file_unique_id: str = ""
     duration: Count = 0
@@ -89,9 +92,11 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     contact: Any = None
     poll: Any = None
     dice: Any = None
-    # A voice message: read by _attachments where voice messages are transcribed, else only
-    # recognised as unsupported content.
+    # A voice message, a round video message, an audio file: read by _attachments where
+    # they are transcribed (VOICE_TRANSCRIPTION), else only recognised as unsupported content.
     voice: Any = None
+    video_note: Any = None
+    audio: Any = None
 
 
 class RepliedMessage(MessageContent, frozen=True, kw_only=True):
@@ -134,9 +139,7 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # the supergroup, a service message).
     migrate_from_chat_id: ChatId | None = None
     # Present only to recognise unsupported content; their contents are never read.
-    audio: Any = None
     video: Any = None
-    video_note: Any = None
     animation: Any = None
     game: Any = None
     story: Any = None
