@@ -17,3 +17,24 @@ def stack(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
     with telegram_stack(aws, tmp_path, monkeypatch) as started:
         yield started
+
+
+@pytest.fixture
+def transcribe(aws: Any) -> Iterator[Any]:
+    """A scripted Amazon Transcribe on 127.0.0.1 that hears what the test recordings say."""
+    from agentbot_testing.recordings import said_in
+    from local_stack import LocalTranscribe
+
+    with LocalTranscribe(aws.s3, said_in) as service:
+        yield service
+
+
+@pytest.fixture
+def voice_stack(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transcribe: Any) -> Iterator[Any]:
+    """``stack`` with recordings transcribed (VOICE_TRANSCRIPTION=auto) by ``transcribe``."""
+    from agentbot_testing.telegram_stack import telegram_stack
+
+    monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", transcribe.base_url)
+    with telegram_stack(aws, tmp_path, monkeypatch) as started:
+        yield started

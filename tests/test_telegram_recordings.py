@@ -10,31 +10,15 @@ from their own frames or sample tables, never from what their headers or the mes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentbot_testing.recordings import m4a_audio, mp3_audio, said_in, video_note
-from agentbot_testing.telegram_stack import telegram_stack
+from agentbot_testing.recordings import m4a_audio, mp3_audio, video_note
 from agentbot_testing.telegram_support import update, webhook_event
 from local_stack import LocalTranscribe
 
 CHAT = 501
 BOB = {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"}
-
-
-@pytest.fixture
-def transcribe(aws: Any) -> Iterator[LocalTranscribe]:
-    with LocalTranscribe(aws.s3, said_in) as service:
-        yield service
-
-
-@pytest.fixture
-def voice_stack(aws: Any, tmp_path: Any, monkeypatch: Any, transcribe: LocalTranscribe) -> Iterator[Any]:
-    monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", transcribe.base_url)
-    with telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        yield stack
 
 
 def _send(stack: Any, update_id: int, field: str, media: bytes, *, duration: int = 4, **fields: Any) -> str:

@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FaultProxy
-from agentbot_testing.telegram_stack import telegram_stack
-from agentbot_testing.telegram_support import heard, update, voice_note, webhook_event
+from agentbot_testing.telegram_support import update, voice_note, webhook_event
 from local_stack import LocalTranscribe, TelegramFault, sqs_lambda_event
 from session_core import ConfigError, voice_transcription
 
 CHAT = 501
 BOB = {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"}
-
-
-@pytest.fixture
-def transcribe(aws: Any) -> Iterator[LocalTranscribe]:
-    with LocalTranscribe(aws.s3, heard) as service:
-        yield service
-
-
-@pytest.fixture
-def voice_stack(aws: Any, tmp_path: Any, monkeypatch: Any, transcribe: LocalTranscribe) -> Iterator[Any]:
-    monkeypatch.setenv("VOICE_TRANSCRIPTION", "auto")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", transcribe.base_url)
-    with telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        yield stack
 
 
 def _voice(
