@@ -116,16 +116,45 @@ def _trak(
     header = _full(b"vmhd", bytes(8), flags=1) if is_video else _full(b"smhd", bytes(4))
     dinf = _box(b"dinf", _full(b"dref", _u32(1), _full(b"url ", flags=1)))
     stts = _full(b"stts", _u32(len(entries)), *(_u32(count) + _u32(delta) for count, delta in entries))
+    samples = sum(count for count, _ in entries)
     stbl = _box(
         b"stbl",
-        _full(b"stsd", _u32(0)),
+        _full(b"stsd", _u32(1), _avc1() if is_video else _mp4a()),
         stts,
-        _full(b"stsz", _u32(0), _u32(0)),
+        _full(b"stsz", _u32(1), _u32(samples)),  # a byte a sample
         _full(b"stsc", _u32(0)),
         _full(b"stco", _u32(0)),
     )
     minf = _box(b"minf", header, dinf, stbl)
     return _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, minf))
+
+
+def _avc1() -> bytes:
+    """An H.264 sample entry without its decoder configuration: no one decodes it here."""
+    dimensions = (240).to_bytes(2, "big") * 2
+    resolution = _u32(72 << 16) * 2
+    return _box(
+        b"avc1",
+        bytes(6),
+        b"\x00\x01",
+        bytes(16),
+        dimensions,
+        resolution,
+        bytes(4),
+        b"\x00\x01",
+        bytes(32),
+        b"\x00\x18\xff\xff",
+    )
+
+
+def _mp4a() -> bytes:
+    """An AAC-LC sample entry, 48 kHz mono: its esds's AudioSpecificConfig says so."""
+    asc = b"\x11\x88"  # object type 2, sampling frequency index 3, 1 channel
+    decoder = b"\x40\x15" + bytes(11) + b"\x05" + bytes([len(asc)]) + asc
+    es = b"\x00\x01\x00" + b"\x04" + bytes([len(decoder)]) + decoder + b"\x06\x01\x02"
+    esds = _full(b"esds", b"\x03", bytes([len(es)]), es)
+    rate = _u32(_AUDIO_TIMESCALE << 16 & 0xFFFFFFFF)  # 16.16, wrapped as writers do above 65535 Hz
+    return _box(b"mp4a", bytes(6), b"\x00\x01", bytes(8), b"\x00\x01\x00\x10", bytes(4), rate, esds)
 
 
 def _stts_entries(total: int, ticks: int) -> _Entries:

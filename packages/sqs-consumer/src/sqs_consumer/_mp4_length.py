@@ -2,11 +2,15 @@
 the durations in its headers (mvhd, tkhd, mdhd) are the writer's word, and Amazon Transcribe
 bills what the audio holds.
 
-Each track plays the sum of its time-to-sample entries (stts: sample_count x sample_delta)
-over its media timescale (mdhd); the file plays as long as its longest track. ISO/IEC 14496-12
+Each track plays the longest of: the sum of its time-to-sample entries (stts: sample_count x
+sample_delta) over its media timescale (mdhd); its samples as a decoder plays them, whatever
+stts says (an AAC frame, 1024 samples at the rate its AudioSpecificConfig states: a track of
+another codec is not measured); its edit list (elst), which may play the media more than
+once. The file plays as long as its longest track. ISO/IEC 14496-12
 boxes: a 32-bit size (or 1 and a 64-bit size after the type, or 0 for "to the end" at the top
-level), then a 4-byte type. Only the path moov/trak/mdia/minf/stbl is walked, so the nesting
-depth is bounded by that path, and mdat is skipped by its size, never read.
+level), then a 4-byte type. Only the paths moov/trak/mdia/minf/stbl (to stsd's one entry and
+its esds) and moov/trak/edts are walked, so the nesting depth is bounded by them, and mdat is
+skipped by its size, never read.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ _MAX_BOXES = 10_000
 # duration changes, so a 60 s round video needs a few thousand at most; a 20 MB file of
 # entries (2.5M) is hostile and would take ~150 ms.
 _MAX_STTS_ENTRIES = 1 << 19
+# Sample entries (stsd) of tracks that play no sound: video, text, timed metadata.
+_SILENT = frozenset(b"avc1 avc3 hvc1 hev1 mp4v vp08 vp09 av01 tx3g text wvtt stpp c608 mett mebx".split())
+# MPEG-4 audio object types whose frames play 1024 samples (960 with frameLengthFlag: fewer)
+# at the AudioSpecificConfig's first rate: Main, LC, SSR, LTP, and SBR and PS over them
+# (their output rate is twice that, their frames twice as long). ISO/IEC 14496-3 1.6.2.1.
+_AAC_OBJECTS = frozenset({1, 2, 3, 4, 5, 29})
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+# MPEG-4 audio and MPEG-2 AAC (Main, LC, SSR) object type indications (DecoderConfigDescriptor).
+_AAC_INDICATIONS = frozenset({0x40, 0x66, 0x67, 0x68})
 
 
 class _Box(NamedTuple):
@@ -46,25 +59,126 @@ def mp4_seconds(media: bytes) -> float | None:
     # mvex: a fragmented file, whose samples are listed in moof boxes, not in stts.
     if movie is None or any(box.kind == b"mvex" for box in movie):
         return None
+    movie_header = [box for box in movie if box.kind == b"mvhd"]
+    movie_timescale = _timescale(media, movie_header[0]) if len(movie_header) == 1 else None
     seconds: list[float] = []
     for track in (box for box in movie if box.kind == b"trak"):
-        plays = _track_seconds(walk, track)
+        plays = _track_seconds(walk, track, movie_timescale)
         if plays is None:
             return None
         seconds.append(plays)
     return max(seconds, default=None)
 
 
-def _track_seconds(walk: _Walk, track: _Box) -> float | None:
+def _track_seconds(walk: _Walk, track: _Box, movie_timescale: int | None) -> float | None:
     header = walk.path(track, b"mdia", b"mdhd")
-    table = walk.path(track, b"mdia", b"minf", b"stbl", b"stts")
-    if header is None or table is None:
+    samples = walk.path(track, b"mdia", b"minf", b"stbl")
+    table = None if samples is None else walk.path(samples, b"stts")
+    if header is None or samples is None or table is None:
         return None
     timescale = _timescale(walk.data, header)
     ticks = _stts_ticks(walk, table)
     if not timescale or ticks is None:
         return None
-    return ticks / timescale
+    decoded = _decoded_seconds(walk, samples)
+    if decoded is None:
+        return None
+    media = max(ticks / timescale, decoded)
+    edited = _edited_seconds(walk, track, movie_timescale, media)
+    return None if edited is None else max(media, edited)
+
+
+def _decoded_seconds(walk: _Walk, samples: _Box) -> float | None:
+    """How long the track's samples play as a decoder plays them (stts times them, but a
+    decoder plays every frame it is given): 0 for a track without sound; None for one whose
+    codec is not AAC, or whose description is broken."""
+    data = walk.data
+    description = walk.path(samples, b"stsd")
+    if description is None or description.end - description.start < 8:
+        return None
+    entries = walk.children(description.start + 8, description.end)
+    if (
+        entries is None
+        or len(entries) != 1
+        or data[description.start + 4 : description.start + 8] != b"\0\0\0\1"
+    ):
+        return None
+    [entry] = entries
+    if entry.kind in _SILENT:
+        return 0.0
+    sizes = walk.path(samples, b"stsz")
+    frame_s = _aac_frame_seconds(walk, entry) if entry.kind == b"mp4a" else None
+    if sizes is None or frame_s is None or sizes.end - sizes.start < 12:
+        return None
+    return int.from_bytes(data[sizes.start + 8 : sizes.start + 12], "big") * frame_s
+
+
+def _aac_frame_seconds(walk: _Walk, entry: _Box) -> float | None:
+    """How long one frame of an mp4a sample entry plays, from its esds's AudioSpecificConfig
+    (a decoder's word, not the entry's sample rate); None unless it is AAC at a listed rate."""
+    data = walk.data
+    # A sound sample entry: 28 bytes before its boxes; QuickTime's versions 1 and 2 add more.
+    version = int.from_bytes(data[entry.start + 8 : entry.start + 10], "big")
+    if version > 2 or entry.end - entry.start < 28:
+        return None
+    config = walk.children(entry.start + 28 + (0, 16, 36)[version], entry.end)
+    esds = [box for box in config or () if box.kind == b"esds"]
+    if len(esds) != 1:
+        return None
+    stream = _descriptor(data, esds[0].start + 4, esds[0].end, 0x03)  # ES_Descriptor
+    if stream is None or stream[1] - stream[0] < 3:
+        return None
+    flags = data[stream[0] + 2]
+    at = stream[0] + 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+    if flags & 0x40:  # a URL: its length, then it
+        at += 1 + data[at] if at < stream[1] else stream[1]
+    decoder = _descriptor(data, at, stream[1], 0x04)  # DecoderConfigDescriptor
+    if decoder is None or decoder[1] - decoder[0] < 13 or data[decoder[0]] not in _AAC_INDICATIONS:
+        return None
+    specific = _descriptor(data, decoder[0] + 13, decoder[1], 0x05)  # the AudioSpecificConfig
+    if specific is None or specific[1] - specific[0] < 2:
+        return None
+    bits = int.from_bytes(data[specific[0] : specific[0] + 2], "big")
+    object_type, rate_index = bits >> 11, bits >> 7 & 15
+    if object_type not in _AAC_OBJECTS or rate_index >= len(_AAC_RATES):  # 15: a rate of its own
+        return None
+    return 1024 / _AAC_RATES[rate_index]
+
+
+def _descriptor(data: bytes, at: int, end: int, tag: int) -> tuple[int, int] | None:
+    """Where the body of the MPEG-4 descriptor at ``at`` begins and ends, when it has ``tag``
+    (its size: up to 4 bytes of 7 bits, each but the last with its top bit set)."""
+    if at >= end or data[at] != tag:
+        return None
+    size = 0
+    for byte_at in range(at + 1, min(at + 5, end)):
+        size = size << 7 | data[byte_at] & 0x7F
+        if not data[byte_at] & 0x80:
+            body = byte_at + 1
+            return (body, body + size) if body + size <= end else None
+    return None
+
+
+def _edited_seconds(walk: _Walk, track: _Box, movie_timescale: int | None, media_s: float) -> float | None:
+    """How long the track's edit list plays (in the movie's timescale): 0 without one; an
+    entry of no duration counted as the whole media (``media_s``), as some players read it."""
+    if not any(box.kind == b"edts" for box in walk.children(track.start, track.end) or ()):
+        return 0.0
+    edits = walk.path(track, b"edts", b"elst")
+    data = walk.data
+    if edits is None or not movie_timescale or edits.end - edits.start < 8 or data[edits.start] > 1:
+        return None
+    wide = data[edits.start] == 1
+    size, count = (20 if wide else 12), int.from_bytes(data[edits.start + 4 : edits.start + 8], "big")
+    walk.entries_left -= count
+    if count > (edits.end - edits.start - 8) // size or walk.entries_left < 0:
+        return None
+    width = 8 if wide else 4
+    seconds = 0.0
+    for at in range(edits.start + 8, edits.start + 8 + count * size, size):
+        ticks = int.from_bytes(data[at : at + width], "big")
+        seconds += ticks / movie_timescale if ticks else media_s
+    return seconds
 
 
 def _timescale(data: bytes, header: _Box) -> int | None:
