@@ -248,8 +248,25 @@ def test_tags_before_and_after_the_frames() -> None:
         + (1).to_bytes(4, "little") + (1 << 31).to_bytes(4, "little") + bytes(8)
     )  # fmt: skip
     id3v1 = b"TAG" + bytes(125)
-    for audio in (id3v2 + frames, frames + ape, frames + id3v1, id3v2 + frames + ape + id3v1):
+    for audio in (id3v2 + frames, frames + id3v1):
         assert mp3_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(40 * MP3_FRAME_S)
+    # An APE tag's bytes count as frames at 8 kbps (they might hide some): 1 ms a byte.
+    for audio in (frames + ape, id3v2 + frames + ape + id3v1):
+        assert mp3_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(40 * MP3_FRAME_S + len(ape) / 1000)
+
+
+def test_frames_hidden_in_an_ape_tag_are_counted() -> None:
+    # 10 s of frames, then an APE tag whose one item holds 700 s more: a decoder reading to
+    # the end of the file (or resyncing past the tag's header) plays them.
+    hidden = mp3_audio("hi", seconds=700)
+    item = len(hidden).to_bytes(4, "little") + bytes(4) + b"Cover Art (Front)\x00" + hidden
+    footer = (
+        b"APETAGEX" + (2000).to_bytes(4, "little") + (32 + len(item)).to_bytes(4, "little")
+        + (1).to_bytes(4, "little") + bytes(4) + bytes(8)
+    )  # fmt: skip
+    audio = mp3_audio("hi", seconds=10)[:-128] + item + footer
+    seconds = mp3_seconds(audio, stop_past_s=NO_STOP)
+    assert seconds is None or seconds > 700
 
 
 def test_a_truncated_last_frame_is_not_counted() -> None:

@@ -24,6 +24,10 @@ _KBPS_V2 = {
 _RATES = {0: (11025, 12000, 8000), 2: (22050, 24000, 16000), 3: (44100, 48000, 32000)}
 _ID3V1 = 128
 _APE_FOOTER = 32
+# An APE tag is skipped here, but a decoder reading to the end of the file plays any frames
+# hidden in it (an item's value is any bytes): its bytes count as frames of the lowest bitrate
+# a decoder plays, 8 kbps (free format it does not), so a tag of text adds a fraction of a second.
+_LOWEST_BYTES_PER_S = 1000
 _SHAPE = 0x1E0C  # in a header's 2nd and 3rd bytes: version, layer, sample rate
 
 
@@ -62,7 +66,8 @@ def mp3_seconds(audio: bytes, *, stop_past_s: float) -> float | None:
     kinds = _FRAME_KINDS
     # Version, layer and sample rate bits of the first frame's header, which all must share.
     shape = int.from_bytes(audio[at + 1 : at + 3], "big") & _SHAPE
-    seconds = 0.0
+    seconds = (_id3v1_start(audio) - end) / _LOWEST_BYTES_PER_S
+    frames = 0
     while end - at >= 4:
         header = audio[at + 1] << 8 | audio[at + 2]
         kind = kinds[header - 0xE000] if header >= 0xE000 else None
@@ -72,10 +77,11 @@ def mp3_seconds(audio: bytes, *, stop_past_s: float) -> float | None:
         if at + length > end:
             break  # a truncated last frame: nothing of it is counted
         seconds += plays
+        frames += 1
         if seconds > stop_past_s:
             break
         at += length
-    return seconds if seconds else None
+    return seconds if frames else None
 
 
 def _id3v2_end(audio: bytes) -> int | None:
@@ -94,9 +100,7 @@ def _tags_start(audio: bytes) -> int | None:
     """Where the frames end: before an ID3v1 tag (the last 128 bytes, "TAG") and an APEv2 tag
     (32-byte "APETAGEX" footer, its size counting items and footer, plus a header if flagged),
     if there are any."""
-    end = len(audio)
-    if end >= _ID3V1 and audio.startswith(b"TAG", end - _ID3V1):
-        end -= _ID3V1
+    end = _id3v1_start(audio)
     footer = end - _APE_FOOTER
     if footer >= 0 and audio.startswith(b"APETAGEX", footer):
         size = int.from_bytes(audio[footer + 12 : footer + 16], "little")
@@ -105,3 +109,9 @@ def _tags_start(audio: bytes) -> int | None:
         if size < _APE_FOOTER or end < 0:
             return None
     return end
+
+
+def _id3v1_start(audio: bytes) -> int:
+    """Where an ID3v1 tag (the last 128 bytes, "TAG") begins; the end when there is none."""
+    end = len(audio)
+    return end - _ID3V1 if end >= _ID3V1 and audio.startswith(b"TAG", end - _ID3V1) else end
