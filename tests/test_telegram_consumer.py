@@ -221,7 +221,7 @@ def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     texts = [m["text"] for m in stack.replies(CHAT)]
     assert texts == [
         "Sorry, voice messages are not supported yet. Send text, a photo or a document.",
-        "Sorry, video note messages are not supported yet. Send text, a photo or a document.",
+        "Sorry, video messages are not supported yet. Send text, a photo or a document.",
     ]
     assert stack.runs() == []
 

@@ -152,7 +152,7 @@ def test_without_transcription_a_round_video_message_is_not_supported_yet(stack:
 
     assert stack.runs() == []
     [reply] = stack.replies(CHAT)
-    assert "not supported yet" in reply["text"]
+    assert reply["text"] == "Sorry, video messages are not supported yet. Send text, a photo or a document."
 
 
 def test_help_says_video_messages_and_audio_files_are_heard(voice_stack: Any) -> None:

@@ -140,8 +140,10 @@ class VoiceTranscriber:
                     log.info("voice.transcription_deferred", waiting=waiting)
                     raise DeferredError("out_of_time", "the invocation's time ran out waiting for Transcribe")
                 log.warning("voice.transcription_slow", waiting=waiting)
+                slow = next(att for (att, _), key in zip(voices, outputs, strict=True) if key not in said)
                 raise VoiceNotTranscribed(
-                    "Sorry, writing down the voice message is taking too long. Please try again or type it."
+                    f"Sorry, writing down the {RECORDING_WORDS[slow.medium]} is taking too long. "
+                    "Please try again or type it."
                 )
             self.sleep(_POLL_S)
 

@@ -28,10 +28,14 @@ MISCONFIGURED_NOTICE = "Sorry, the bot is misconfigured; the operator has been t
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 
+# Content the Bot API names otherwise than Telegram's apps do to the user.
+_AS_THE_APPS_SAY = {"video_note": "video messages", "audio": "audio files"}
+
+
 def unsupported_notice(what: str | None) -> str:
     """The answer to content the bot does not handle yet (``what``: Telegram's name of it)."""
-    kind = (what or "this kind of").replace("_", " ")
-    return f"Sorry, {kind} messages are not supported yet. Send text, a photo or a document."
+    kinds = _AS_THE_APPS_SAY.get(what or "") or f"{(what or 'this kind of').replace('_', ' ')} messages"
+    return f"Sorry, {kinds} are not supported yet. Send text, a photo or a document."
 
 
 def too_large_notice(file_name: str) -> str:
