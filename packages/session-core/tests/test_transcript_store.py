@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import random
+import struct
 import zlib
 from collections import Counter
 from typing import Any
@@ -28,7 +29,7 @@ from session_core import (
 )
 from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
 from session_core._transcript_format import decode_jsonl, jsonl_of
-from session_core._transcript_items import MAX_FRAME_MARKS, with_frame_mark
+from session_core._transcript_items import MAX_FRAME_MARKS, MIN_COPY_PART_BYTES, with_frame_mark
 
 pytestmark = pytest.mark.anyio
 
@@ -590,6 +591,58 @@ async def test_a_snapshot_whose_frames_fill_a_part_leaves_the_padding_behind(aws
     assert body[:4] == b"\x28\xb5\x2f\xfd" and int(head.get("snap_start", {"N": "0"})["N"]) == 0
     marks = [int(mark) for mark in head["snap_frames"]["S"].split(",")]
     assert all(body[mark : mark + 4] == b"\x28\xb5\x2f\xfd" for mark in marks)
+    assert await make_store(aws).load(KEY) == expected
+
+
+@pytest.mark.parametrize("short", [0, 1])
+async def test_frames_of_exactly_a_part_are_copied_alone_and_one_byte_fewer_with_the_padding(
+    aws: Any, short: int
+) -> None:
+    writer = make_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    big = [{"type": "user", "uuid": f"big{i}", "blob": incompressible(1_000_000, i)} for i in range(4)]
+    await writer.append(KEY, big)  # spills: padding + one frame of ~3 MB
+    [snapshot] = all_objects(aws)
+    bucket = aws.resources.bucket
+    body = aws.s3.get_object(Bucket=bucket, Key=snapshot)["Body"].read()
+    # A skippable frame after it makes the frames exactly a part (S3 takes one of 5 MiB), or
+    # one byte fewer (S3 refuses that as a part: the padding must still come with them).
+    filler = PADDING_BYTES + MIN_COPY_PART_BYTES - short - len(body)
+    body += struct.pack("<II", 0x184D2A5F, filler - 8) + bytes(filler - 8)
+    aws.s3.put_object(Bucket=bucket, Key=snapshot, Body=body)
+    head = _head_item(aws)
+    aws.dynamodb.update_item(
+        TableName=aws.resources.table,
+        Key={"pk": head["pk"], "sk": head["sk"]},
+        UpdateExpression="SET snap_size = :size",
+        ExpressionAttributeValues={":size": {"N": str(len(body))}},
+    )
+    s3 = aws.client("s3")
+    ranges: list[str | None] = []
+
+    def note(request: Any, **_: Any) -> None:
+        header = request.headers.get("x-amz-copy-source-range")
+        ranges.append(header.decode() if isinstance(header, bytes) else header)
+
+    s3.meta.events.register("before-send.s3.UploadPartCopy", note)
+    store, rec = recorded_store(aws, s3=s3, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    expected = list(big)
+    n = 0
+    while rec.requests[("s3", "UploadPartCopy")] == 0:
+        await store.append(KEY, turn(n))
+        expected += turn(n)
+        n += 1
+    assert rec.requests[("s3", "PutObject")] == 0
+    # S3's range names its last byte, and S3 (unlike the emulator) refuses one past the end.
+    assert ranges == [None if short else f"bytes={PADDING_BYTES}-{len(body) - 1}"]
+    [snapshot] = all_objects(aws)
+    head = _head_item(aws)
+    new = aws.s3.get_object(Bucket=bucket, Key=snapshot)["Body"].read()
+    assert len(new) == int(head["snap_size"]["N"])
+    start = int(head.get("snap_start", {"N": "0"})["N"])
+    assert new[:start] == body[:start] and new[start:].startswith(body[PADDING_BYTES:])
+    assert start == (PADDING_BYTES if short else 0)
+    [mark] = [int(mark) for mark in head["snap_frames"]["S"].split(",")]
+    assert mark == len(body) - PADDING_BYTES + start and new[mark : mark + 4] == b"\x28\xb5\x2f\xfd"
     assert await make_store(aws).load(KEY) == expected
 
 
