@@ -3,8 +3,9 @@ scripted one on 127.0.0.1, reading the file from the local S3) writes down what 
 told the format the consumer found in the file, and the agent answers that.
 
 Before, a round video message or an audio file got "not supported yet", and a voice message
-an app sent as MP3 got "I cannot listen to this voice message's audio". Their length is read
-from their own frames or sample tables, never from what their headers or the message claim.
+an app sent as MP3 got "I cannot listen to this voice message's audio". Their length is the
+larger of what their own frames or sample tables play and what their headers claim, never
+what the message claims.
 """
 
 from __future__ import annotations

@@ -1,20 +1,25 @@
-"""How long a round video message or an audio file plays, as the consumer measures it before
-Amazon Transcribe bills it: from the samples and frames the file holds, never from what its
-headers claim, and None for anything it cannot read as such (hostile files included)."""
+"""How long a recording plays, as the consumer measures it before Amazon Transcribe bills it:
+the larger of what the samples and frames the file holds play and what its headers claim
+(which of the two Transcribe bills is not known), and None for anything it cannot read as
+such (hostile files included)."""
 
 from __future__ import annotations
 
 import random
 from math import ceil
+from typing import Any
 
 import pytest
 from agentbot_testing.recordings import m4a_audio, mp3_audio, said_in, video_note
 from agentbot_testing.telegram_support import voice_note
+from sqs_consumer._audio_length import audio_heard
 from sqs_consumer._mp3_length import mp3_seconds
 from sqs_consumer._mp4_length import mp4_seconds
+from sqs_consumer._opus_length import opus_seconds
 
 MP3_FRAME_S = 1152 / 44100  # mp3_audio's frames: MPEG-1 Layer III, 44.1 kHz
 AAC_FRAME_S = 1024 / 48000  # video_note's and m4a_audio's: a last one cut short plays whole
+OPUS_PAGE_S = 255 * 0.06  # voice_note's pages: 255 packets of 60 ms
 NO_STOP = 1e9
 _Entries = list[tuple[int, int]]  # time-to-sample: (sample count, sample duration)
 
@@ -43,15 +48,44 @@ def _movie(*tracks: bytes, moov_extra: bytes = b"") -> bytes:
 
 
 def _track(
-    timescale: int, entries: list[tuple[int, int]], *, mdhd_version: int = 0, stts: bytes = b""
+    timescale: int,
+    entries: list[tuple[int, int]],
+    *,
+    mdhd_version: int = 0,
+    stts: bytes = b"",
+    claims: int = 0,
+    tkhd: bytes = b"",
 ) -> bytes:
+    """A video track; its mdhd claims ``claims`` ticks (0 by default: nothing)."""
     times = bytes(16 if mdhd_version else 8)
-    duration = bytes(8 if mdhd_version else 4)  # claims nothing: 0
+    duration = claims.to_bytes(8 if mdhd_version else 4, "big")
     mdhd = _box(b"mdhd", bytes([mdhd_version, 0, 0, 0]), times, _u32(timescale), duration, bytes(4))
     table = stts or _box(
         b"stts", bytes(4), _u32(len(entries)), *(_u32(count) + _u32(delta) for count, delta in entries)
     )
-    return _box(b"trak", _box(b"mdia", mdhd, _box(b"minf", _box(b"stbl", _VIDEO_ENTRY, table))))
+    return _box(b"trak", tkhd, _box(b"mdia", mdhd, _box(b"minf", _box(b"stbl", _VIDEO_ENTRY, table))))
+
+
+def _mvhd(version: int, timescale: int, duration: int) -> bytes:
+    times = bytes(16 if version else 8)
+    size = 8 if version else 4
+    return _box(
+        b"mvhd", bytes([version, 0, 0, 0]), times, _u32(timescale), duration.to_bytes(size, "big"), bytes(80)
+    )
+
+
+def _tkhd(version: int, duration: int) -> bytes:
+    times = bytes(16 if version else 8)
+    size = 8 if version else 4
+    return _box(
+        b"tkhd",
+        bytes([version, 0, 0, 3]),
+        times,
+        _u32(1),
+        bytes(4),
+        duration.to_bytes(size, "big"),
+        bytes(60),
+    )
 
 
 # A video track's sample description: its samples play no sound, so only their times count.
@@ -65,9 +99,11 @@ def _mpeg_frames(header: bytes, length: int, count: int) -> bytes:
 # --- MP4: round video messages, M4A audio files ---------------------------------------------
 
 
-def test_a_round_video_plays_what_its_samples_hold_not_what_its_headers_claim() -> None:
+def test_a_round_video_measures_the_longer_of_what_it_plays_and_what_its_headers_claim() -> None:
     assert mp4_seconds(video_note("hi", seconds=700, claims_s=1)) == pytest.approx(700, abs=AAC_FRAME_S)
-    assert mp4_seconds(video_note("hi", seconds=4.5, claims_s=60)) == pytest.approx(4.5, abs=AAC_FRAME_S)
+    # Once measured as what it plays (4.5 s); but Transcribe may bill the 60 s its headers
+    # claim, so the claim is what is checked against the limit.
+    assert mp4_seconds(video_note("hi", seconds=4.5, claims_s=60)) == pytest.approx(60)
 
 
 def test_an_m4a_file_plays_its_audio_track() -> None:
@@ -198,7 +234,7 @@ def test_an_mp3_plays_what_its_frames_hold() -> None:
     )
 
 
-def test_a_xing_header_claiming_fewer_frames_is_not_believed() -> None:
+def test_a_xing_header_claiming_fewer_frames_does_not_shorten_the_file() -> None:
     audio = mp3_audio("hi", seconds=30)
     first = audio.index(b"\xff\xfb")
     xing = first + 4 + 17  # after the header and a mono MPEG-1 frame's side information
@@ -313,6 +349,127 @@ _FRAMES = _mpeg_frames(b"\xff\xfb\x90\xc4", 417, 20)
 )
 def test_what_is_not_mpeg_audio_throughout_cannot_be_measured(audio: bytes) -> None:
     assert mp3_seconds(audio, stop_past_s=NO_STOP) is None
+
+
+# --- claims: the longer of what a recording plays and what its headers say ---------------------
+
+_BUILDERS = [
+    pytest.param(voice_note, id="Ogg Opus"),
+    pytest.param(video_note, id="MP4"),
+    pytest.param(m4a_audio, id="M4A"),
+    pytest.param(mp3_audio, id="MP3"),
+]
+
+
+@pytest.mark.parametrize("build", _BUILDERS)
+def test_a_recording_claiming_11_minutes_that_plays_4_s_measures_its_claim(build: Any) -> None:
+    # Transcribe may bill what the headers claim: refused as a recording playing 11 minutes.
+    heard = audio_heard(build("hi", seconds=4, claims_s=660), stop_past_s=601)
+    assert heard is not None and heard.seconds >= 660
+
+
+@pytest.mark.parametrize("build", _BUILDERS)
+def test_a_recording_claiming_1_s_that_plays_700_s_measures_what_it_plays(build: Any) -> None:
+    heard = audio_heard(build("hi", seconds=700, claims_s=1), stop_past_s=NO_STOP)
+    assert heard is not None and heard.seconds >= 700
+
+
+@pytest.mark.parametrize("build", _BUILDERS)
+def test_an_honest_recording_measures_what_it_plays(build: Any) -> None:
+    heard = audio_heard(build("hi", seconds=4, claims_s=4), stop_past_s=NO_STOP)
+    assert heard is not None and heard.seconds == pytest.approx(4, abs=0.06)
+
+
+def _granules_unknown(audio: bytes) -> bytes:
+    """``audio`` (a voice_note) with every page past its headers at granule position -1."""
+    pages = audio.split(b"OggS")[1:]  # its packets hold no "OggS"
+    unknown = (2**64 - 1).to_bytes(8, "little")
+    return b"".join(
+        b"OggS" + (page[:2] + unknown + page[10:] if n > 1 else page) for n, page in enumerate(pages)
+    )
+
+
+def test_an_ogg_granule_position_of_minus_one_claims_nothing() -> None:
+    audio = _granules_unknown(voice_note("hi", seconds=4, claims_s=660))
+    assert opus_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(4, abs=0.06)
+
+
+def test_ogg_counting_stops_once_what_plays_or_what_is_claimed_passes_the_limit() -> None:
+    plays = opus_seconds(voice_note("hi", seconds=700), stop_past_s=60)
+    assert plays is not None and 60 < plays <= 60 + OPUS_PAGE_S
+    claimed = opus_seconds(voice_note("hi", seconds=4, claims_s=660), stop_past_s=60)
+    assert claimed is not None and claimed > 60
+
+
+def test_an_ogg_claim_is_its_last_granule_position_less_the_pre_skip() -> None:
+    # voice_note's pre-skip is 312 samples: a claim of 100 s is 4,800,312 past the start.
+    assert opus_seconds(voice_note("hi", seconds=4, claims_s=100), stop_past_s=NO_STOP) == pytest.approx(100)
+
+
+_ALL_ONES_32 = 2**32 - 1
+_ALL_ONES_64 = 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("media", "seconds"),
+    [
+        pytest.param(_movie(_track(1000, [(10, 100)], claims=700_000)), 700, id="mdhd version 0"),
+        pytest.param(
+            _movie(_track(1000, [(10, 100)], mdhd_version=1, claims=700_000)), 700, id="mdhd version 1"
+        ),
+        pytest.param(_movie(_track(1000, [(10, 100)], claims=_ALL_ONES_32)), 1, id="mdhd unknown"),
+        pytest.param(
+            _movie(_track(1000, [(10, 100)], mdhd_version=1, claims=_ALL_ONES_64)),
+            1,
+            id="mdhd version 1 unknown",
+        ),
+        pytest.param(_movie(_ONE_SECOND, moov_extra=_mvhd(0, 600, 600 * 700)), 700, id="mvhd version 0"),
+        pytest.param(_movie(_ONE_SECOND, moov_extra=_mvhd(1, 600, 600 * 700)), 700, id="mvhd version 1"),
+        pytest.param(_movie(_ONE_SECOND, moov_extra=_mvhd(0, 600, _ALL_ONES_32)), 1, id="mvhd unknown"),
+        pytest.param(
+            _movie(_ONE_SECOND, moov_extra=_mvhd(1, 600, _ALL_ONES_64)), 1, id="mvhd version 1 unknown"
+        ),
+        pytest.param(
+            _movie(_track(1000, [(1, 1000)], tkhd=_tkhd(0, 700 * 90)), moov_extra=_mvhd(0, 90, 0)),
+            700,
+            id="tkhd version 0, in the movie's timescale",
+        ),
+        pytest.param(
+            _movie(_track(1000, [(1, 1000)], tkhd=_tkhd(1, 700 * 90)), moov_extra=_mvhd(1, 90, 0)),
+            700,
+            id="tkhd version 1",
+        ),
+        pytest.param(
+            _movie(_track(1000, [(1, 1000)], tkhd=_tkhd(1, _ALL_ONES_64)), moov_extra=_mvhd(0, 90, 0)),
+            1,
+            id="tkhd unknown",
+        ),
+        pytest.param(
+            _movie(_track(1000, [(1, 1000)], tkhd=_tkhd(0, 700 * 90))), 1, id="tkhd without a movie timescale"
+        ),
+    ],
+)
+def test_each_mp4_header_duration_is_a_claim(media: bytes, seconds: float) -> None:
+    assert mp4_seconds(media) == pytest.approx(seconds)
+
+
+def _with_first_frame(audio: bytes, at: int, insert: bytes) -> bytes:
+    """``audio`` (an mp3_audio) with ``insert`` written ``at`` bytes into its first frame."""
+    first = audio.index(b"\xff\xfb") + at
+    return audio[:first] + insert + audio[first + len(insert) :]
+
+
+@pytest.mark.parametrize(
+    ("at", "header", "seconds"),
+    [
+        pytest.param(21, b"Info" + _u32(1) + _u32(25_782), 25_782 * MP3_FRAME_S, id="Info"),
+        pytest.param(21, b"Xing" + _u32(0xE) + _u32(25_782), 4, id="Xing without a frame count"),
+        pytest.param(36, b"VBRI" + bytes(10) + _u32(25_782), 25_782 * MP3_FRAME_S, id="VBRI"),
+    ],
+)
+def test_an_mp3_header_frame_count_is_a_claim(at: int, header: bytes, seconds: float) -> None:
+    audio = _with_first_frame(mp3_audio("hi", seconds=4), at, header)
+    assert mp3_seconds(audio, stop_past_s=NO_STOP) == pytest.approx(seconds, abs=MP3_FRAME_S)
 
 
 # --- the builders: what a scripted Transcribe hears -------------------------------------------

@@ -28,15 +28,17 @@ def video_note(said: str, *, seconds: float = 4.0, claims_s: float = 1.0) -> byt
     return _mp4(b"isom", said, seconds, claims_s, video=True)
 
 
-def m4a_audio(said: str, *, seconds: float = 4.0) -> bytes:
-    """An M4A audio file (one AAC track) that plays ``seconds``, as its headers say."""
-    return _mp4(b"M4A ", said, seconds, seconds, video=False)
+def m4a_audio(said: str, *, seconds: float = 4.0, claims_s: float | None = None) -> bytes:
+    """An M4A audio file (one AAC track) that plays ``seconds`` while every duration in its
+    headers says ``claims_s`` (by default ``seconds``, as an honest file's do)."""
+    return _mp4(b"M4A ", said, seconds, seconds if claims_s is None else claims_s, video=False)
 
 
-def mp3_audio(said: str, *, seconds: float = 4.0) -> bytes:
+def mp3_audio(said: str, *, seconds: float = 4.0, claims_s: float | None = None) -> bytes:
     """An MP3: an ID3v2 tag (v2.4, so its text may be UTF-8) whose TXXX frame holds what is
     ``said``, MPEG-1 Layer III frames (128 kbps, 44.1 kHz, padded as encoders do to keep the
-    bitrate) enough to play ``seconds``, and an ID3v1 tag."""
+    bitrate) enough to play ``seconds``, and an ID3v1 tag. With ``claims_s``, the first frame
+    holds a Xing header whose frame count says that instead."""
     text = b"\x03" + b"\x00" + f"said={said}".encode() + b"\x00"  # UTF-8, empty description
     frame = b"TXXX" + _syncsafe(len(text)) + bytes(2) + text
     tag = b"ID3\x04\x00\x00" + _syncsafe(len(frame)) + frame
@@ -47,6 +49,11 @@ def mp3_audio(said: str, *, seconds: float = 4.0) -> bytes:
         length = _mp3_bytes(index + 1) - _mp3_bytes(index)
         header = bytes([0xFF, 0xFB, 0x90 | (length - 417) << 1, 0xC4])  # mono, original
         frames.append(header + bytes(length - 4))
+    if claims_s is not None:
+        # After a mono MPEG-1 frame's header and 17 bytes of side information: flags (the
+        # frame count only), then the count.
+        xing = b"Xing" + _u32(1) + _u32(round(claims_s * _MP3_RATE / _MP3_SAMPLES))
+        frames[0] = frames[0][:21] + xing + frames[0][21 + len(xing) :]
     id3v1 = b"TAG" + bytes(124) + b"\xff"  # no title, artist, album, year, comment; no genre
     return tag + b"".join(frames) + id3v1
 

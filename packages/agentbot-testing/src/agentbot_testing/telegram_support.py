@@ -119,19 +119,25 @@ def long_markdown(size: int) -> str:
     return "\n\n".join(parts)
 
 
-def voice_note(said: str, *, seconds: float = 4.0) -> bytes:
+def voice_note(said: str, *, seconds: float = 4.0, claims_s: float = 1.0) -> bytes:
     """A voice message's audio as Telegram's apps record it, Ogg Opus, that plays ``seconds``
-    (60 ms packets of silence) whatever its pages' granule positions claim (they say 1 s);
-    what is ``said`` rides in its tags' vendor string, for a scripted Transcribe (``heard``)."""
+    (60 ms packets of silence) whatever its pages' granule positions claim (``claims_s``, past
+    the pre-skip); what is ``said`` rides in its tags' vendor string, for a scripted
+    Transcribe (``heard``)."""
     vendor = f"said={said}".encode()
+    pre_skip = 312  # samples the decoder drops: a granule position counts them too
     head = (
-        b"OpusHead" + bytes([1, 1]) + (312).to_bytes(2, "little") + (48000).to_bytes(4, "little") + bytes(3)
+        b"OpusHead"
+        + bytes([1, 1])
+        + pre_skip.to_bytes(2, "little")
+        + (48000).to_bytes(4, "little")
+        + bytes(3)
     )
     tags = b"OpusTags" + len(vendor).to_bytes(4, "little") + vendor + bytes(4)
     audio = [b"\x18\x00\x00"] * round(seconds / 0.06)  # TOC config 3 (SILK, 60 ms), one frame
     pages = [[head], [tags], *(audio[start : start + 255] for start in range(0, len(audio), 255))]
     return b"".join(
-        _ogg_page(packets, sequence, granule=48000 if sequence > 1 else 0)
+        _ogg_page(packets, sequence, granule=pre_skip + round(claims_s * 48000) if sequence > 1 else 0)
         for sequence, packets in enumerate(pages)
     )
 

@@ -1,6 +1,7 @@
-"""How long an MP3 (any MPEG-1, -2 or -2.5 Layer I, II or III stream) plays, from its frames:
-a Xing, Info or VBRI header's frame count, like any stated duration, is the encoder's word,
-and Amazon Transcribe bills what the audio holds.
+"""How long an MP3 (any MPEG-1, -2 or -2.5 Layer I, II or III stream) plays: the larger of
+what its frames play and what a Xing, Info or VBRI header in its first frame claims (a frame
+count). That count is the encoder's word, so a file may claim less than it plays; and it is
+not known which of the two Amazon Transcribe bills, so neither may pass the limit.
 
 Each frame's 4-byte header (ISO/IEC 11172-3, 13818-3) gives its length and how many samples
 it plays; the stream must be frames end to end, between an optional ID3v2 tag at the start
@@ -29,6 +30,7 @@ _APE_FOOTER = 32
 # a decoder plays, 8 kbps (free format it does not), so a tag of text adds a fraction of a second.
 _LOWEST_BYTES_PER_S = 1000
 _SHAPE = 0x1E0C  # in a header's 2nd and 3rd bytes: version, layer, sample rate
+_VBRI_AT = 36  # into the first frame: its 4-byte header and 32 bytes
 
 
 def _frame_kinds() -> list[tuple[int, float] | None]:
@@ -67,6 +69,7 @@ def mp3_seconds(audio: bytes, *, stop_past_s: float) -> float | None:
     # Version, layer and sample rate bits of the first frame's header, which all must share.
     shape = int.from_bytes(audio[at + 1 : at + 3], "big") & _SHAPE
     seconds = (_id3v1_start(audio) - end) / _LOWEST_BYTES_PER_S
+    claimed = 0.0
     frames = 0
     while end - at >= 4:
         header = audio[at + 1] << 8 | audio[at + 2]
@@ -76,12 +79,32 @@ def mp3_seconds(audio: bytes, *, stop_past_s: float) -> float | None:
         length, plays = kind
         if at + length > end:
             break  # a truncated last frame: nothing of it is counted
+        if not frames:
+            claimed = _claimed_seconds(audio, at, plays)
         seconds += plays
         frames += 1
-        if seconds > stop_past_s:
+        if max(seconds, claimed) > stop_past_s:
             break
         at += length
-    return seconds if frames else None
+    return max(seconds, claimed) if frames else None
+
+
+def _claimed_seconds(audio: bytes, at: int, frame_s: float) -> float:
+    """How long the frame count of a Xing or Info header (after the first frame's side
+    information, where its flags say the count is there) or a VBRI header in the frame at
+    ``at`` claims, each frame playing ``frame_s``; 0 without one."""
+    mpeg1 = audio[at + 1] >> 3 & 3 == 3
+    mono = audio[at + 3] >> 6 == 3
+    tag = at + 4 + ((17 if mono else 32) if mpeg1 else (9 if mono else 17))
+    # With a CRC the side information starts 2 bytes later; some readers look there, some not.
+    frames = 0
+    for xing in (tag, tag + 2) if not audio[at + 1] & 1 else (tag,):
+        flags = int.from_bytes(audio[xing + 4 : xing + 8], "big")
+        if audio[xing : xing + 4] in (b"Xing", b"Info") and flags & 1:
+            frames = max(frames, int.from_bytes(audio[xing + 8 : xing + 12], "big"))
+    if audio.startswith(b"VBRI", at + _VBRI_AT):  # then version, delay, quality, bytes, frames
+        frames = max(frames, int.from_bytes(audio[at + _VBRI_AT + 14 : at + _VBRI_AT + 18], "big"))
+    return frames * frame_s
 
 
 def _id3v2_end(audio: bytes) -> int | None:

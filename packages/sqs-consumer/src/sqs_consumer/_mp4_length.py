@@ -1,12 +1,15 @@
-"""How long an MP4 plays (a round video message, an M4A audio file), from its sample tables:
-the durations in its headers (mvhd, tkhd, mdhd) are the writer's word, and Amazon Transcribe
-bills what the audio holds.
+"""How long an MP4 plays (a round video message, an M4A audio file): the larger of what its
+sample tables play and what its headers claim. The durations in its headers (mvhd, tkhd,
+mdhd) are the writer's word, so a file may claim less than it plays; and it is not known
+which of the two Amazon Transcribe bills, so neither may pass the limit.
 
 Each track plays the longest of: the sum of its time-to-sample entries (stts: sample_count x
 sample_delta) over its media timescale (mdhd); its samples as a decoder plays them, whatever
 stts says (an AAC frame, 1024 samples at the rate its AudioSpecificConfig states: a track of
 another codec is not measured); its edit list (elst), which may play the media more than
-once. The file plays as long as its longest track. ISO/IEC 14496-12
+once; its tkhd's duration (in the movie's timescale) and its mdhd's (in its own) are claims
+beside them. The file plays as long as its longest track, or its mvhd's duration if that is
+longer; a duration of all ones means "unknown", and claims nothing. ISO/IEC 14496-12
 boxes: a 32-bit size (or 1 and a 64-bit size after the type, or 0 for "to the end" at the top
 level), then a 4-byte type. Only the paths moov/trak/mdia/minf/stbl (to stsd's one entry and
 its esds) and moov/trak/edts are walked, so the nesting depth is bounded by them, and mdat is
@@ -67,7 +70,11 @@ def mp4_seconds(media: bytes) -> float | None:
         if plays is None:
             return None
         seconds.append(plays)
-    return max(seconds, default=None)
+    if not seconds:
+        return None
+    # Each mvhd's claim in its own timescale: a repeated one may be the one a reader believes.
+    claimed = [_claimed_seconds(media, box, _timescale(media, box), 16, 24) for box in movie_header]
+    return max(seconds + claimed)
 
 
 def _track_seconds(walk: _Walk, track: _Box, movie_timescale: int | None) -> float | None:
@@ -85,7 +92,25 @@ def _track_seconds(walk: _Walk, track: _Box, movie_timescale: int | None) -> flo
         return None
     media = max(ticks / timescale, decoded)
     edited = _edited_seconds(walk, track, movie_timescale, media)
-    return None if edited is None else max(media, edited)
+    if edited is None:
+        return None
+    # Claims beside what plays: mdhd's in the track's timescale, each tkhd's in the movie's.
+    track_headers = [box for box in walk.children(track.start, track.end) or () if box.kind == b"tkhd"]
+    claimed = [_claimed_seconds(walk.data, box, movie_timescale, 20, 28) for box in track_headers]
+    return max(media, edited, _claimed_seconds(walk.data, header, timescale, 16, 24), *claimed)
+
+
+def _claimed_seconds(data: bytes, header: _Box, timescale: int | None, at_v0: int, at_v1: int) -> float:
+    """The duration a full box (mvhd, tkhd, mdhd) states at ``at_v0`` into its body (4 bytes)
+    or ``at_v1`` in its version 1 (8 bytes), over ``timescale``; 0 when it claims nothing
+    readable: unknown (all ones), no timescale, an unknown version, a box cut short."""
+    version = data[header.start] if header.end > header.start else 2
+    width = 8 if version == 1 else 4
+    at = header.start + (at_v1 if version == 1 else at_v0)
+    if version > 1 or not timescale or at + width > header.end:
+        return 0.0
+    ticks = int.from_bytes(data[at : at + width], "big")
+    return 0.0 if ticks == (1 << 8 * width) - 1 else ticks / timescale
 
 
 def _decoded_seconds(walk: _Walk, samples: _Box) -> float | None:
