@@ -54,6 +54,30 @@ def test_a_round_video_message_is_answered_as_what_it_says(
     assert _only_job(transcribe)["MediaFormat"] == "mp4"
 
 
+def test_a_video_is_heard_not_watched(voice_stack: Any, transcribe: LocalTranscribe) -> None:
+    """The model cannot watch a video: what is said in it is written down, and the agent is
+    told it is a video (so it can say it only heard it), with the file beside."""
+    _send(voice_stack, 605, "video", video_note("this is the broken part"), mime_type="video/mp4")
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == "[Video clip-10.mp4, transcribed:]\nthis is the broken part"
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["clip-10.mp4"]
+    assert _only_job(transcribe)["MediaFormat"] == "mp4"
+
+
+def test_a_quicktime_video_gets_a_notice_not_a_job(voice_stack: Any, transcribe: LocalTranscribe) -> None:
+    """Amazon Transcribe names no QuickTime format: sent as MP4 it could fail or be misread."""
+    mov = video_note("hello")
+    mov = mov[:8] + b"qt  " + mov[12:]  # the brand a .mov states
+    _send(voice_stack, 606, "video", mov, mime_type="video/quicktime")
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == [] and transcribe.jobs == {}
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"].startswith("Sorry, I cannot listen to this video's audio")
+
+
 def test_an_audio_file_is_answered_with_its_caption(voice_stack: Any, transcribe: LocalTranscribe) -> None:
     _send(voice_stack, 610, "audio", mp3_audio("the meeting moved to friday"), caption="summarise this")
     voice_stack.drain(voice_stack.consumer())
@@ -161,4 +185,5 @@ def test_help_says_video_messages_and_audio_files_are_heard(voice_stack: Any) ->
     voice_stack.drain(voice_stack.consumer())
 
     [reply] = voice_stack.replies(CHAT)
-    assert "Send me text, a voice or video message, an audio file, a photo or a document" in reply["text"]
+    offered = "Send me text, a voice or video message, a video, an audio file, a photo or a document"
+    assert offered in reply["text"]

@@ -120,7 +120,8 @@ def test_help_says_voice_messages_are_heard(voice_stack: Any) -> None:
     voice_stack.drain(voice_stack.consumer())
 
     [reply] = voice_stack.replies(CHAT)
-    assert "Send me text, a voice or video message, an audio file, a photo or a document" in reply["text"]
+    offered = "Send me text, a voice or video message, a video, an audio file, a photo or a document"
+    assert offered in reply["text"]
 
 
 def test_without_transcription_help_does_not_offer_voice_messages(stack: Any) -> None:

@@ -60,7 +60,7 @@ def test_a_slow_transcription_of_an_audio_file_names_the_audio_file() -> None:
         ("video_note", "Sorry, video messages are not supported yet. Send text, a photo or a document."),
         ("audio", "Sorry, audio files are not supported yet. Send text, a photo or a document."),
         ("voice", "Sorry, voice messages are not supported yet. Send text, a photo or a document."),
-        ("video", "Sorry, video messages are not supported yet. Send text, a photo or a document."),
+        ("video", "Sorry, videos are not supported yet. Send text, a photo or a document."),
     ],
 )
 def test_not_supported_yet_names_a_recording_as_the_apps_do(what: str, notice: str) -> None:

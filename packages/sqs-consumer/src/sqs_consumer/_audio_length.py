@@ -1,7 +1,7 @@
 """What a recording's audio is and how long it plays, from its bytes: the format Amazon
 Transcribe is told (it bills by the second of audio), and the length that is checked against
 MAX_VOICE_SECONDS before it is paid for. Telegram's voice messages are Ogg Opus (some apps
-send MP3 or M4A), its round video messages MP4, audio files mostly MP3 or M4A.
+send MP3 or M4A), its round video messages and videos MP4, audio files mostly MP3 or M4A.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def audio_heard(audio: bytes, *, stop_past_s: float) -> Heard | None:
         seconds = opus_seconds(audio, stop_past_s=stop_past_s)
         return None if seconds is None else Heard("ogg", seconds)
     if audio[4:8] == b"ftyp":
+        if audio[8:12] == b"qt  ":
+            return None  # QuickTime: no MediaFormat of Transcribe's names it
         seconds = mp4_seconds(audio)
         # Transcribe names an audio-only MPEG-4 file (brand "M4A ") apart from a video.
         media_format = "m4a" if audio[8:12] == b"M4A " else "mp4"

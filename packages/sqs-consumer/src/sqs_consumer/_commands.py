@@ -27,7 +27,7 @@ _WHAT_TO_SEND: dict[Channel, str] = {
 }
 # Telegram's, where recordings are transcribed (VOICE_TRANSCRIPTION).
 _WHAT_TO_SEND_WITH_VOICE = (
-    "Send me text, a voice or video message, an audio file, a photo or a document "
+    "Send me text, a voice or video message, a video, an audio file, a photo or a document "
     "(up to 20 MB, the caption is your question)."
 )
 # Revoking is a button under the /permissions answer: the terminal shows no buttons.

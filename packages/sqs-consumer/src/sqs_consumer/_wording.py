@@ -29,7 +29,7 @@ EMPTY_ANSWER = "(I have nothing to add.)"
 
 
 # Content the Bot API names otherwise than Telegram's apps do to the user.
-_AS_THE_APPS_SAY = {"video_note": "video messages", "audio": "audio files"}
+_AS_THE_APPS_SAY = {"video_note": "video messages", "audio": "audio files", "video": "videos"}
 
 
 def unsupported_notice(what: str | None) -> str:

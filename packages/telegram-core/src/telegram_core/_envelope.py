@@ -12,13 +12,14 @@ ENVELOPE_VERSION = 1
 
 
 # What a ``voice`` attachment is (each heard the same way): a voice message, a round video
-# message, an audio file. Queued before video and audio were heard: none, a voice message.
-Medium = Literal["voice", "video_note", "audio"]
+# message, an audio file, a video. Queued before these were heard: none, a voice message.
+Medium = Literal["voice", "video_note", "audio", "video"]
 # Each as Telegram's apps name it to the user (and the agent is told it).
 RECORDING_WORDS: dict[Medium, str] = {
     "voice": "voice message",
     "video_note": "video message",
     "audio": "audio file",
+    "video": "video",
 }
 
 

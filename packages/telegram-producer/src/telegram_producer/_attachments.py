@@ -1,7 +1,9 @@
-"""The photo, file or recording (voice, round video, audio) a message carries, as an attachment
-of the turn."""
+"""The photo, file or recording (voice, round video, audio, video) a message carries, as an
+attachment of the turn."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from telegram_core import Attachment, Medium
@@ -44,7 +46,7 @@ def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachm
 
 # The names the producer gives what is heard (the sender's own name of an audio file is not
 # used: it would reach the agent's head lines), and their audio's usual file type.
-_NAMED = {"voice": "voice", "video_note": "video", "audio": "audio"}
+_NAMED = {"voice": "voice", "video_note": "video", "audio": "audio", "video": "clip"}
 _SUFFIXES = {
     "audio/ogg": ".ogg",
     "audio/opus": ".ogg",
@@ -54,14 +56,21 @@ _SUFFIXES = {
     "audio/m4a": ".m4a",
     "audio/x-m4a": ".m4a",
     "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
 }
-_USUAL_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "audio": "audio/mpeg"}
+_USUAL_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "audio": "audio/mpeg", "video": "video/mp4"}
 
 
 def _recording(msg: MessageContent) -> tuple[Attachment, ...]:
-    """The voice message, round video message or audio file ``msg`` carries, to be heard."""
-    medium: Medium
-    for medium, raw in (("voice", msg.voice), ("video_note", msg.video_note), ("audio", msg.audio)):
+    """The voice message, round video message, audio file or video ``msg`` carries, to be
+    heard (a video is heard, not watched: the model reads what is said in it)."""
+    carried: tuple[tuple[Medium, Any], ...] = (
+        ("voice", msg.voice),
+        ("video_note", msg.video_note),
+        ("audio", msg.audio),
+        ("video", msg.video),
+    )
+    for medium, raw in carried:
         if raw is None:
             continue
         try:

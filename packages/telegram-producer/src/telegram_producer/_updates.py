@@ -92,11 +92,12 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     contact: Any = None
     poll: Any = None
     dice: Any = None
-    # A voice message, a round video message, an audio file: read by _attachments where
-    # they are transcribed (VOICE_TRANSCRIPTION), else only recognised as unsupported content.
+    # A voice message, a round video message, an audio file, a video: read by _attachments
+    # where they are transcribed (VOICE_TRANSCRIPTION), else only recognised as unsupported.
     voice: Any = None
     video_note: Any = None
     audio: Any = None
+    video: Any = None
 
 
 class RepliedMessage(MessageContent, frozen=True, kw_only=True):
@@ -139,7 +140,6 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # the supergroup, a service message).
     migrate_from_chat_id: ChatId | None = None
     # Present only to recognise unsupported content; their contents are never read.
-    video: Any = None
     animation: Any = None
     game: Any = None
     story: Any = None
