@@ -541,6 +541,18 @@ async def test_a_missing_table_is_a_permanent_storage_error(aws: Any) -> None:
     assert not info.value.retryable
 
 
+async def append_until_copied(
+    store: TranscriptStore, rec: Recorder, expected: list[dict[str, Any]], copies: int = 1
+) -> None:
+    """Append turns until ``copies`` compactions copied a snapshot inside S3 (``rec`` counts
+    ``store``'s requests); ``expected`` gets each turn appended."""
+    n = 0
+    while rec.requests[("s3", "UploadPartCopy")] < copies:
+        await store.append(KEY, turn(n))
+        expected += turn(n)
+        n += 1
+
+
 def incompressible(n_bytes: int, seed: int) -> str:
     rng = random.Random(seed)
     return base64.b64encode(rng.randbytes(n_bytes * 3 // 4)).decode()
@@ -552,11 +564,7 @@ async def test_compaction_of_a_big_history_sends_only_what_is_new(aws: Any) -> N
     await store.append(KEY, big)  # spills: a >5 MiB snapshot
     expected = list(big)
     rec.reset()
-    n = 0
-    while rec.requests[("s3", "UploadPartCopy")] == 0:
-        await store.append(KEY, turn(n))
-        expected += turn(n)
-        n += 1
+    await append_until_copied(store, rec, expected)
     # The old snapshot was copied inside S3; only the newer entries went over the wire.
     assert rec.requests[("s3", "PutObject")] == 0
     assert rec.sent_bytes < 200_000
@@ -576,11 +584,7 @@ async def test_a_snapshot_whose_frames_fill_a_part_leaves_the_padding_behind(aws
     assert int(_head_item(aws)["snap_start"]["N"]) == PADDING_BYTES
     expected = list(big)
     rec.reset()
-    n = 0
-    while rec.requests[("s3", "UploadPartCopy")] < 2:  # two compactions after it
-        await store.append(KEY, turn(n))
-        expected += turn(n)
-        n += 1
+    await append_until_copied(store, rec, expected, copies=2)  # two compactions after it
     # Only the frames were copied: the object is the frames, as long as the head says,
     # and nothing but the new frames went over the wire.
     assert rec.requests[("s3", "PutObject")] == 0 and rec.sent_bytes < 200_000
@@ -626,11 +630,7 @@ async def test_frames_of_exactly_a_part_are_copied_alone_and_one_byte_fewer_with
     s3.meta.events.register("before-send.s3.UploadPartCopy", note)
     store, rec = recorded_store(aws, s3=s3, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
     expected = list(big)
-    n = 0
-    while rec.requests[("s3", "UploadPartCopy")] == 0:
-        await store.append(KEY, turn(n))
-        expected += turn(n)
-        n += 1
+    await append_until_copied(store, rec, expected)
     assert rec.requests[("s3", "PutObject")] == 0
     # S3's range names its last byte, and S3 (unlike the emulator) refuses one past the end.
     assert ranges == [None if short else f"bytes={PADDING_BYTES}-{len(body) - 1}"]
@@ -750,11 +750,7 @@ async def test_a_big_gzip_snapshot_keeps_growing_as_gzip_without_a_reupload(aws:
 
     upgraded, rec = recorded_store(aws, tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
     expected = list(big)
-    n = 0
-    while rec.requests[("s3", "UploadPartCopy")] == 0:
-        await upgraded.append(KEY, turn(n))
-        expected += turn(n)
-        n += 1
+    await append_until_copied(upgraded, rec, expected)
     assert rec.requests[("s3", "PutObject")] == 0  # copied inside S3, one gzip member added
     [snapshot] = all_objects(aws)
     assert snapshot.endswith(".jsonl.gz")
