@@ -22,7 +22,7 @@ _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A).
 _LIKE_A_HEAD_LINE = re.compile(
     "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*"
-    "(?:from|in reply to|forwarded from|voice message|video message|audio file)\\b",
+    "(?:from|in reply to|forwarded from|voice message|video|audio file)\\b",
     re.IGNORECASE,
 )
 

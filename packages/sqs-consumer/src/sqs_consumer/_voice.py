@@ -319,11 +319,10 @@ def transcripts_of(
     anything_else = any(
         part.text.strip() or any(att.kind != "voice" for att in part.attachments) for part in parts
     )
-    unheard = [result for result in said if isinstance(result, Unheard)]
+    unheard = [(att, why) for (att, _), why in zip(all_voices, said, strict=True) if isinstance(why, Unheard)]
     if not anything_else and len(unheard) == len(said):
-        raise VoiceNotTranscribed(
-            unheard[0].told(RECORDING_WORDS[all_voices[said.index(unheard[0])][0].medium])
-        )
+        first, why = unheard[0]
+        raise VoiceNotTranscribed(why.told(RECORDING_WORDS[first.medium]))
     heard = iter(said)
     return {
         update_id: [

@@ -13,8 +13,8 @@ from ._updates import MessageContent, Recording
 
 def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachment, ...]:
     """The photo (its largest size), the file or (with ``voice``: recordings are transcribed)
-    the voice message, round video message or audio file ``msg`` carries, as the consumer
-    fetches it."""
+    the voice message, round video message, audio file or video ``msg`` carries, as the
+    consumer fetches it."""
     if msg.photo:
         best = max(msg.photo, key=lambda p: (p.file_size or 0, p.width * p.height))
         return (
