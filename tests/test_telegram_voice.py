@@ -236,6 +236,23 @@ def test_the_same_voice_message_is_transcribed_once_however_often_it_comes(
     assert len(transcribe.jobs) == 1
 
 
+def test_a_transcript_made_in_another_language_setting_is_not_read_again(
+    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any
+) -> None:
+    """An operator who changes VOICE_TRANSCRIPTION (often because transcripts came out in the
+    wrong language) must not get the old transcript for every later reply to that message."""
+    replied = _voice_message_of(voice_stack, BOB, "guten morgen")
+    voice_stack.post(update(462, text="what did he say?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+    monkeypatch.setenv("VOICE_TRANSCRIPTION", "de-DE")
+    voice_stack.post(update(463, text="and now?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+
+    languages = [job.request.get("LanguageCode", "auto") for job in transcribe.jobs.values()]
+    assert languages == ["auto", "de-DE"]
+    assert len(voice_stack.runs()) == 2
+
+
 def test_a_voice_message_nothing_could_be_made_of_is_not_sent_to_transcribe_again(
     voice_stack: Any, transcribe: LocalTranscribe
 ) -> None:

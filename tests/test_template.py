@@ -505,7 +505,7 @@ def test_s3_grants_cover_exactly_the_prefixes_the_code_writes() -> None:
     [voices, outbox, transcripts] = sorted(object_prefixes("ConsumerRole", "s3:GetObject"))
     voice_key = attachment_key(SessionKey(tenant="default", chat_id=1), 4, "voice-4.ogg")
     assert fnmatch.fnmatchcase(voice_key, voices + "*") and voices.endswith("/attachments/")
-    kept = f"{SessionKey(tenant='default', chat_id=1).s3_prefix}voice/AgAD.transcript.json"  # by file
+    kept = f"{SessionKey(tenant='default', chat_id=1).s3_prefix}voice/AgAD.auto.transcript.json"  # by file
     assert fnmatch.fnmatchcase(kept, transcripts + "*") and transcripts.endswith("/voice/")
     key = SessionKey(tenant="default", chat_id=-1001, thread_id=7)
     assert fnmatch.fnmatchcase(outbox_key(key, 42, "chart.png"), outbox + "*")

@@ -105,7 +105,7 @@ class VoiceTranscriber:
         Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
         invocation may wait and still leave the turn its time; past it, DeferredError (the
         jobs go on: the record's next try finds them by name)."""
-        outputs = [_transcript_key(prefix, att, voice) for att, voice in voices]
+        outputs = [_transcript_key(prefix, att, voice, self.language) for att, voice in voices]
         said: dict[str, str | Unheard] = {}  # by where the transcript lies
         for output_key in dict.fromkeys(outputs):  # the same file twice (a forward) is read once
             said.update(self._written(output_key))
@@ -124,7 +124,10 @@ class VoiceTranscriber:
         for output_key, voice in todo.items():
             if output_key in said:
                 continue
-            name = "voice-" + hashlib.sha256(f"{self.bucket}/{voice.s3_key}".encode()).hexdigest()[:48]
+            job_of = (
+                f"{self.bucket}/{voice.s3_key}/{self.language}"  # a retry finds it; another language does not
+            )
+            name = "voice-" + hashlib.sha256(job_of.encode()).hexdigest()[:48]
             jobs[name] = output_key
             self._start(name, voice, output_key, media_formats[output_key])
         give_up_at = self.clock() + min(wait_s, _WAIT_S)
@@ -232,12 +235,14 @@ def _said(raw: bytes, output_key: str) -> str | Unheard:
     return " ".join(part.transcript.strip() for part in said).strip() or NO_WORDS
 
 
-def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment) -> str:
+def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment, language: str) -> str:
     """Where a recording's transcript lies: by its file within the session (``prefix``), so
-    each reply to it finds the same; beside the staged file without a usable file id."""
+    each reply to it finds the same; beside the staged file without a usable file id. Per
+    ``language`` (VOICE_TRANSCRIPTION): one written down in the language it was set to before
+    (often the reason it was changed) is not read again."""
     if _FILE_UNIQUE_ID.fullmatch(att.file_unique_id):
-        return f"{prefix}voice/{att.file_unique_id}.transcript.json"
-    return f"{voice.s3_key}.transcript.json"
+        return f"{prefix}voice/{att.file_unique_id}.{language}.transcript.json"
+    return f"{voice.s3_key}.{language}.transcript.json"
 
 
 NO_WORDS = Unheard(
