@@ -8,10 +8,10 @@ from ._errors import ConfigError
 
 
 def voice_transcription(raw: str) -> str | None:
-    """The setting VOICE_TRANSCRIPTION: None when voice messages are not transcribed ("off",
+    """The setting VOICE_TRANSCRIPTION: None when recordings are not transcribed ("off",
     the default, or empty), "auto" (Amazon Transcribe identifies each message's language) or
     a language code Amazon Transcribe knows; ConfigError names the setting otherwise (a code
-    of the right shape it does not know, "en-UK", would fail every voice message)."""
+    of the right shape it does not know, "en-UK", would fail every recording)."""
     value = raw.strip() or "off"
     if value == "off":
         return None

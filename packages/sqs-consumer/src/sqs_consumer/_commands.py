@@ -42,7 +42,7 @@ _PERMISSIONS = {
 
 def help_text(channel: Channel = "telegram", *, voice: bool = False) -> str:
     """The /help answer (plain text): what to send and how to revoke depend on the channel
-    (``voice``: voice messages are transcribed)."""
+    (``voice``: recordings are transcribed)."""
     what_to_send = _WHAT_TO_SEND_WITH_VOICE if voice and channel == "telegram" else _WHAT_TO_SEND[channel]
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
@@ -90,7 +90,7 @@ def run_command(
     voice: bool = False,
 ) -> str:
     """Carry out a command (``argument``: the rest of the message) and return its reply
-    (Telegram HTML; ``voice``: voice messages are transcribed, as /help says)."""
+    (Telegram HTML; ``voice``: recordings are transcribed, as /help says)."""
     if name == "start":
         return "Hello! " + escape_html(help_text(channel, voice=voice))
     if name == "help":

@@ -76,7 +76,7 @@ class ConsumerDeps:
     None: no approval buttons, /permissions lists nothing);
     ``albums``: the parts of photo albums the producer kept (session_core.AlbumParts; None: each
     part is a message of its own);
-    ``voices``: writes down what voice messages say (None: VOICE_TRANSCRIPTION is off);
+    ``voices``: writes down what recordings say (None: VOICE_TRANSCRIPTION is off);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry

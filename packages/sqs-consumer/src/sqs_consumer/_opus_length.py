@@ -1,4 +1,4 @@
-"""How long a voice message plays, from its audio (Ogg Opus, as Telegram's apps record it):
+"""How long an Ogg Opus recording (a voice message as Telegram's apps record it) plays:
 the duration a message states is the sender's app's word, and Amazon Transcribe bills what
 the audio holds.
 

@@ -1,11 +1,11 @@
 """Recordings as text: the model cannot hear, so Amazon Transcribe writes down what each voice
-message, round video message or audio file says (a batch job on the staged file), and the
-turn reads that.
+message, round video message, video or audio file says (a batch job on the staged file), and
+the turn reads that.
 
 A job is named after the staged file, so a retried record finds the job its first try
 started (StartTranscriptionJob answers ConflictException) instead of paying for a second.
-Its transcript is kept by the voice message's file (Telegram's ``file_unique_id``) within
-the session's prefix, so every later reply to that voice message reads it and pays nothing.
+Its transcript is kept by the recording's file (Telegram's ``file_unique_id``) within the
+session's prefix, so every later reply to that recording reads it and pays nothing.
 The recordings of one turn (a forward of several) are written down at once; one not written
 down (too long, in a format not heard, nothing made of it) is named with why in the prompt,
 and refuses the turn only when the turn has nothing else.
@@ -32,7 +32,7 @@ from ._wording import unsupported_notice
 
 log = get_logger(__name__)
 
-# Amazon Transcribe bills by the second; a voice message is rarely more than a few minutes.
+# Amazon Transcribe bills by the second; a recording is rarely more than a few minutes.
 MAX_VOICE_SECONDS = 600
 _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
@@ -41,11 +41,11 @@ _FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
-    """The consumer's transcriber of voice messages (``s3``: where they are staged); None
-    while VOICE_TRANSCRIPTION is off."""
+    """The consumer's transcriber of recordings (``s3``: where they are staged); None while
+    VOICE_TRANSCRIPTION is off."""
     if config.voice_language is None:
         return None
-    import boto3  # only where voice messages are transcribed
+    import boto3  # only where recordings are transcribed
 
     return VoiceTranscriber(
         transcribe=boto3.client("transcribe"), s3=s3, bucket=config.bucket, language=config.voice_language
@@ -109,7 +109,7 @@ class VoiceTranscriber:
         said: dict[str, str | Unheard] = {}  # by where the transcript lies
         for output_key in dict.fromkeys(outputs):  # the same file twice (a forward) is read once
             said.update(self._written(output_key))
-        todo: dict[str, StagedAttachment] = {}  # where a transcript goes: one voice message of it
+        todo: dict[str, StagedAttachment] = {}  # where a transcript goes: one recording of it
         for (_, voice), output_key in zip(voices, outputs, strict=True):
             if output_key not in said:
                 todo.setdefault(output_key, voice)  # the same file twice (a forward) is paid once
@@ -197,8 +197,8 @@ class VoiceTranscriber:
         return {}
 
     def _keep_no_words(self, output_key: str) -> None:
-        """Keep, where the transcript would lie, that nothing could be made of the voice
-        message (a failed job writes nothing): a later reply to it reads that and starts no
+        """Keep, where the transcript would lie, that nothing could be made of the recording
+        (a failed job writes nothing): a later reply to it reads that and starts no
         job, which would fail again and be paid again."""
         try:
             self.s3.put_object(Bucket=self.bucket, Key=output_key, Body=_NO_WORDS)

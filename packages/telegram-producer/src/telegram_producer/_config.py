@@ -40,7 +40,7 @@ class ProducerConfig:
     rate_limit_user_per_minute: int = 20
     rate_limit_chat_per_minute: int = 60
     chat_queue_limit: int = 10
-    transcribes_voice: bool = False  # VOICE_TRANSCRIPTION is not "off": voice messages start turns
+    transcribes_voice: bool = False  # VOICE_TRANSCRIPTION is not "off": recordings start turns
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProducerConfig:

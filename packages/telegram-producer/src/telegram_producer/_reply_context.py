@@ -38,7 +38,7 @@ def reply_context(
     msg: Message, bot_username: str | None, *, voice: bool = False
 ) -> tuple[str, tuple[Attachment, ...]]:
     """(the text shown to the agent before ``msg``'s own, the replied message's photo or file,
-    or with ``voice`` its voice message; not for a part of an album, which each part would
+    or with ``voice`` its recording; not for a part of an album, which each part would
     bring again)."""
     lines: list[str] = []
     forwarded = _forwarded_from(msg.forward_origin)

@@ -55,8 +55,8 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Recording(msgspec.Struct, frozen=True, kw_only=True):
-    """A voice message, a round video message (VideoNote: no mime type) or an audio file, as
-    far as they are heard alike."""
+    """A voice message, a round video message (VideoNote: no mime type), an audio file or a
+    video, as far as they are heard alike."""
 
     file_id: str
     file_unique_id: str = ""
