@@ -17,6 +17,7 @@ from session_core import (
     UnsentFile,
     UnsentReason,
 )
+from telegram_core import RECORDING_WORDS
 
 from ._render import escape_html
 
@@ -28,8 +29,9 @@ MISCONFIGURED_NOTICE = "Sorry, the bot is misconfigured; the operator has been t
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 
-# Content the Bot API names otherwise than Telegram's apps do to the user.
-_AS_THE_APPS_SAY = {"video_note": "video messages", "audio": "audio files", "video": "videos"}
+# Recordings as Telegram's apps name them to the user (the Bot API's "video_note" is a video
+# message), in the plural.
+_AS_THE_APPS_SAY: Mapping[str, str] = {medium: f"{word}s" for medium, word in RECORDING_WORDS.items()}
 
 
 def unsupported_notice(what: str | None) -> str:
