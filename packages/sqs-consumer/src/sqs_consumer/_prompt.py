@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from telegram_core import InboundMessage
+from telegram_core import RECORDING_WORDS, InboundMessage
 
 from ._voice import HeardRecording, Unheard
 
@@ -19,10 +19,11 @@ _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # The lines before a message's text that say who sent it and what it refers to; a line of the
 # text that reads like one is escaped, so nobody speaks as another member or as the bot.
 # Matched on the line's NFKC form (full-width letters and brackets read as their ASCII), with
-# the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A).
+# the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A). A
+# recording's head line names it by RECORDING_WORDS, so every word there is matched.
 _LIKE_A_HEAD_LINE = re.compile(
     "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*"
-    "(?:from|in reply to|forwarded from|voice message|video|audio file)\\b",
+    f"(?:from|in reply to|forwarded from|{'|'.join(map(re.escape, RECORDING_WORDS.values()))})\\b",
     re.IGNORECASE,
 )
 
