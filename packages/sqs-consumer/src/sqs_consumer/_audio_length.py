@@ -13,23 +13,25 @@ from ._mp4_length import mp4_seconds
 from ._opus_length import opus_seconds
 
 
-class Heard(NamedTuple):
+class MeasuredAudio(NamedTuple):
+    """A recording's format and how long it plays (or claims to), as measured from its bytes."""
+
     media_format: str  # Transcribe's MediaFormat
     seconds: float
 
 
-def audio_heard(audio: bytes, *, stop_past_s: float) -> Heard | None:
+def audio_heard(audio: bytes, *, stop_past_s: float) -> MeasuredAudio | None:
     """``audio``'s format and play length (counted only until past ``stop_past_s`` where the
     format allows); None when it is none of the formats heard, or broken."""
     if audio.startswith(b"OggS"):
         seconds = opus_seconds(audio, stop_past_s=stop_past_s)
-        return None if seconds is None else Heard("ogg", seconds)
+        return None if seconds is None else MeasuredAudio("ogg", seconds)
     if audio[4:8] == b"ftyp":
         if audio[8:12] == b"qt  ":
             return None  # QuickTime: no MediaFormat of Transcribe's names it
         seconds = mp4_seconds(audio)
         # Transcribe names an audio-only MPEG-4 file (brand "M4A ") apart from a video.
         media_format = "m4a" if audio[8:12] == b"M4A " else "mp4"
-        return None if seconds is None else Heard(media_format, seconds)
+        return None if seconds is None else MeasuredAudio(media_format, seconds)
     seconds = mp3_seconds(audio, stop_past_s=stop_past_s)
-    return None if seconds is None else Heard("mp3", seconds)
+    return None if seconds is None else MeasuredAudio("mp3", seconds)

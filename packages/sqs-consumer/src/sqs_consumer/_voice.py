@@ -115,11 +115,11 @@ class VoiceTranscriber:
                 todo.setdefault(output_key, voice)  # the same file twice (a forward) is paid once
         media_formats: dict[str, str] = {}
         for output_key, voice in todo.items():  # each before any is paid for
-            heard = self._heard(voice)
-            if isinstance(heard, Unheard):
-                said[output_key] = heard
+            media_format = self._media_format(voice)
+            if isinstance(media_format, Unheard):
+                said[output_key] = media_format
             else:
-                media_formats[output_key] = heard
+                media_formats[output_key] = media_format
         jobs: dict[str, str] = {}  # job name: where its transcript goes
         for output_key, voice in todo.items():
             if output_key in said:
@@ -150,7 +150,7 @@ class VoiceTranscriber:
                 )
             self.sleep(_POLL_S)
 
-    def _heard(self, voice: StagedAttachment) -> str | Unheard:
+    def _media_format(self, voice: StagedAttachment) -> str | Unheard:
         """The format Transcribe is told of the staged recording, or why it is not sent there:
         longer than MAX_VOICE_SECONDS whatever length the message states (the sender's app's
         word, which check_voice had), or in a format not heard."""
@@ -158,13 +158,15 @@ class VoiceTranscriber:
             audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
-        heard = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
-        if heard is None:
+        measured = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
+        if measured is None:
             return NOT_HEARD
-        if heard.seconds > MAX_VOICE_SECONDS + 1:
-            log.warning("voice.too_long", plays_over_s=int(heard.seconds), media_format=heard.media_format)
+        if measured.seconds > MAX_VOICE_SECONDS + 1:
+            log.warning(
+                "voice.too_long", plays_over_s=int(measured.seconds), media_format=measured.media_format
+            )
             return TOO_LONG
-        return heard.media_format
+        return measured.media_format
 
     def _written(
         self, output_key: str, *, not_kept_codes: frozenset[str] = MISSING_OBJECT_CODES
