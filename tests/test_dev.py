@@ -522,6 +522,29 @@ def test_a_waiting_call_survives_a_state_dir_restart_and_deny_keeps_it_from_runn
     assert not target.exists()
 
 
+def test_a_file_sent_from_the_terminal_reaches_the_agent_as_telegram_would_deliver_it(tmp_path: Path) -> None:
+    """An operator tries a skill that reads files before deploying it: `/file <path>` sends a
+    file of this machine as a document; one Telegram would not hand over gets its answer."""
+    marker = uuid.uuid4().hex
+    notes = tmp_path / "my notes.txt"
+    notes.write_text("the secret word is plover\n")
+    big = tmp_path / "video.mp4"
+    with big.open("wb") as sparse:  # 21 MB on paper: past the Bot API's download limit
+        sparse.truncate(21 * 1024 * 1024)
+    lines = [
+        f'/file "{notes}" run: cat attachments/*',
+        f"/file {tmp_path / 'missing.txt'}",
+        f"/file {big}",
+    ]
+    done = _run_dev(lines, marker=marker)
+    assert done.returncode == 0, done.stderr[-3000:]
+    read, too_large = _replies(done.stdout)
+    assert "The tool ran" in read and "the secret word is plover" in read, read
+    assert "(cannot send " in done.stdout and "missing.txt: No such file or directory)" in done.stdout
+    assert too_large == "Sorry, video.mp4 is too large: I can read files up to 20 MB.", too_large
+    assert _survivors(marker) == []
+
+
 def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos() -> None:
     import pty
 
@@ -543,7 +566,7 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
     out = dev.text("out")
     assert out.startswith("you> bot> "), out[:200]  # the prompt, then the answer to the typed line
     assert out.count("you> ") >= 2  # asked again after the answer
-    assert "photo" not in out and "text only" in out, out
+    assert "photo" not in out and "/file <path> [caption] sends a file" in out, out
     assert "button" not in out, out  # nor buttons it cannot show (/permissions' revoke)
 
 

@@ -156,7 +156,7 @@ def test_help_invites_photos_only_where_they_can_be_sent(
     assert ("photo" in answer) is invites_photos, answer
     assert "/new" in answer and "/status" in answer  # the rest is the same text
     if channel == "terminal":
-        assert "text only" in answer
+        assert "/file <path> [caption] sends a file" in answer
 
 
 def test_an_unknown_chat_channel_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,6 +80,7 @@ from . import __version__
 from .dev_approvals import HINT as APPROVAL_HINT
 from .dev_approvals import NOTHING_WAITING, TerminalApprovals
 from .dev_failures import FailureReasons
+from .dev_files import FILE_COMMAND, document_message
 from .dev_stop import StopRequests, TerminalStream, close_within, leave
 from .ops import (
     WebhookSettingError,
@@ -1044,7 +1045,7 @@ def _terminal_chat(
             lines.put(line)
         lines.put(None)
 
-    def post_text(text: str) -> None:
+    def post_message(content: dict[str, Any]) -> None:
         nonlocal update_id, message_id
         update_id += 1
         message_id += 1
@@ -1056,15 +1057,14 @@ def _terminal_chat(
                     "from": TERMINAL_USER,
                     "chat": {"id": TERMINAL_CHAT_ID, "type": "private", "first_name": "You"},
                     "date": int(time.time()),
-                    "text": text,
-                    **(
-                        {"entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]}
-                        if text.startswith("/")
-                        else {}
-                    ),
+                    **content,
                 },
             }
         )
+
+    def post_text(text: str) -> None:
+        command = {"entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]}
+        post_message({"text": text, **(command if text.startswith("/") else {})})
 
     def press(text: str) -> None:
         nonlocal update_id
@@ -1099,6 +1099,13 @@ def _terminal_chat(
                 continue
             if approvals.is_command(text):
                 press(text)
+            elif FILE_COMMAND.match(text.strip()):
+                document = document_message(text, server)
+                if isinstance(document, str):  # why it could not be sent: nothing to wait for
+                    print(document, flush=True)
+                    continue
+                approvals.answered()
+                post_message(document)
             else:
                 approvals.answered()  # a message declines a waiting call (and reaches the agent)
                 post_text(text)

@@ -23,7 +23,7 @@ CHANNELS: tuple[Channel, ...] = ("telegram", "terminal")
 
 _WHAT_TO_SEND: dict[Channel, str] = {
     "telegram": "Send me text, a photo or a document (up to 20 MB, the caption is your question).",
-    "terminal": "Type a message and press Enter (this terminal chat sends text only).",
+    "terminal": "Type a message and press Enter; /file <path> [caption] sends a file of this machine.",
 }
 # Telegram's, where recordings are transcribed (VOICE_TRANSCRIPTION).
 _WHAT_TO_SEND_WITH_VOICE = (
