@@ -545,6 +545,29 @@ def test_a_file_sent_from_the_terminal_reaches_the_agent_as_telegram_would_deliv
     assert _survivors(marker) == []
 
 
+def test_files_of_the_same_name_or_with_url_characters_in_it_each_reach_the_agent_as_they_are(
+    tmp_path: Path,
+) -> None:
+    """The local Bot API serves a file by its path: a second `notes.txt` must not be served
+    the first one's bytes, and a name with `?`, `#` or `%` must not make the download fail."""
+    marker = uuid.uuid4().hex
+    names = ["a/notes.txt", "b/notes.txt", "what?.txt", "no#1.txt", "50%25.txt"]
+    lines = []
+    for index, name in enumerate(names):
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"content {index}\n")
+        lines.append(f"/file {path} run: cat attachments/*")
+    done = _run_dev(lines, marker=marker)
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = _replies(done.stdout)
+    assert len(replies) == len(names), (done.stdout, done.stderr[-3000:])
+    for index, reply in enumerate(replies):
+        assert "The tool ran" in reply and f"content {index}" in reply, (names[index], reply)
+    assert "gave up" not in done.stderr, done.stderr[-3000:]
+    assert _survivors(marker) == []
+
+
 def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos() -> None:
     import pty
 

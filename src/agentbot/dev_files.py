@@ -40,7 +40,9 @@ def document_message(line: str, server: Any) -> dict[str, Any] | str:
         content = b"" if info.st_size > MAX_DOWNLOAD_BYTES else _read(path)
     except OSError as exc:
         return f"  (cannot send {name}: {exc.strerror or exc})"
-    file_id = server.add_file(content, file_path=f"documents/{path.name}", file_size=info.st_size)
+    # The server's own path for it, as Telegram's (`documents/file_7.pdf`): not the name, which
+    # another file of that name shares and whose `?`, `#` or `%` would break the download URL.
+    file_id = server.add_file(content, file_size=info.st_size)
     document = {
         "file_id": file_id,
         "file_unique_id": file_id,
