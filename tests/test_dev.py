@@ -534,6 +534,7 @@ def test_a_file_sent_from_the_terminal_reaches_the_agent_as_telegram_would_deliv
     lines = [
         f'/file "{notes}" run: cat attachments/*',
         f"/file {tmp_path / 'missing.txt'}",
+        f"/file {notes} what is in it?",  # unquoted: the path ends at `my`
         f"/file {big}",
     ]
     done = _run_dev(lines, marker=marker)
@@ -541,6 +542,8 @@ def test_a_file_sent_from_the_terminal_reaches_the_agent_as_telegram_would_deliv
     read, too_large = _replies(done.stdout)
     assert "The tool ran" in read and "the secret word is plover" in read, read
     assert "(cannot send " in done.stdout and "missing.txt: No such file or directory)" in done.stdout
+    unquoted = f"cannot send {tmp_path / 'my'}: No such file or directory; if the path has spaces, quote it"
+    assert unquoted in done.stdout, done.stdout
     assert too_large == "Sorry, video.mp4 is too large: I can read files up to 20 MB.", too_large
     assert _survivors(marker) == []
 

@@ -17,6 +17,7 @@ from telegram_core import MAX_DOWNLOAD_BYTES
 FILE_COMMAND = re.compile(r"/file(?:\s|$)", re.IGNORECASE)
 FILE_HINT = "  (send a file with /file <path> [caption]; quote a path that has spaces)"
 # The path, quoted when it has spaces, then the caption (what the user asks about the file).
+_QUOTE_HINT = '; if the path has spaces, quote it: /file "my notes.txt" [caption]'
 _FILE_LINE = re.compile(r"""/file\s+(?:"([^"]+)"|'([^']+)'|(\S+))\s*(.*)""", re.IGNORECASE | re.DOTALL)
 
 
@@ -33,7 +34,9 @@ def document_message(line: str, server: Any) -> dict[str, Any] | str:
     try:
         info = path.stat()
     except OSError as exc:
-        return f"  (cannot send {name}: {exc.strerror or exc})"
+        # An unquoted path ends at its first space: say so, or `my notes.txt` reads as `my`.
+        spaced = match.group(3) and match.group(4).strip() and isinstance(exc, FileNotFoundError)
+        return f"  (cannot send {name}: {exc.strerror or exc}{_QUOTE_HINT if spaced else ''})"
     if not stat.S_ISREG(info.st_mode):
         return f"  (cannot send {name}: not a regular file)"
     try:
