@@ -77,13 +77,13 @@ def _sender_line(msg: InboundMessage) -> str:
 
 
 def _said(part: InboundMessage, heard: Heard | None) -> str:
-    voices = [
+    recordings = [
         f"[{what.capitalize()} {name}: {said.why}]"
         if isinstance(said, Unheard)
         else f"[{what.capitalize()} {name}, transcribed:]\n{_escaped(said)}"
         for what, name, said in (heard or {}).get(part.update_id, ())
     ]
-    return "\n\n".join(t for t in (_escaped(part.text), *voices) if t.strip())
+    return "\n\n".join(t for t in (_escaped(part.text), *recordings) if t.strip())
 
 
 def _escaped(text: str) -> str:

@@ -158,7 +158,8 @@ class VoiceTranscriber:
             audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
-        measured = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)  # + Opus's pre-skip
+        # A second of slack: what a recording states is rounded, and Opus adds its pre-skip.
+        measured = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)
         if measured is None:
             return NOT_HEARD
         if measured.seconds > MAX_VOICE_SECONDS + 1:
