@@ -100,6 +100,24 @@ def test_an_m4a_audio_file_is_sent_to_transcribe_as_m4a(
     assert _only_job(transcribe)["MediaFormat"] == "m4a"
 
 
+@pytest.mark.parametrize(
+    ("file_name", "named"),
+    [("Interview 3.MP3", "audio-10.mp3"), ("take.mp3]\n[Audio file x", "audio-10"), (None, "audio-10")],
+)
+def test_an_audio_file_of_an_unusual_mime_type_is_named_by_its_plain_suffix(
+    voice_stack: Any, file_name: str | None, named: str
+) -> None:
+    file_id = voice_stack.telegram.add_file(mp3_audio("see you at noon"), file_path="audio/file_610")
+    audio = {"file_id": file_id, "file_unique_id": "u610", "duration": 4, "mime_type": "audio/x-mpeg-3"}
+    if file_name is not None:
+        audio["file_name"] = file_name
+    voice_stack.producer.handle_event(webhook_event(update(610, text=None, audio=audio)))
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == f"[Audio file {named}, transcribed:]\nsee you at noon"
+
+
 def test_a_voice_message_an_app_sent_as_mp3_is_heard(voice_stack: Any, transcribe: LocalTranscribe) -> None:
     """The Bot API lets a bot (and so a forward of its message) send MP3 as a voice message."""
     _send(voice_stack, 620, "voice", mp3_audio("lunch at one"))

@@ -3,6 +3,7 @@ attachment of the turn."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -58,6 +59,9 @@ _SUFFIXES = {
     "video/mp4": ".mp4",
     "video/quicktime": ".mov",
 }
+# A suffix of the sender's file name that can say nothing else: what an unusual MIME type
+# ("audio/x-mpeg-3") leaves unnamed, so the agent's file is not "audio-42" with no type.
+_PLAIN_SUFFIX = re.compile(r"\.[a-z0-9]{1,5}")
 _USUAL_MIME = {"voice": "audio/ogg", "video_note": "video/mp4", "audio": "audio/mpeg", "video": "video/mp4"}
 
 
@@ -78,7 +82,7 @@ def _recording(msg: MessageContent) -> tuple[Attachment, ...]:
         except msgspec.ValidationError:
             return ()  # a shape the Bot API does not document: "not supported yet", as before
         mime = "video/mp4" if medium == "video_note" else (recording.mime_type or _USUAL_MIME[medium])
-        suffix = _SUFFIXES.get(mime.lower(), "")
+        suffix = _SUFFIXES.get(mime.lower()) or _plain_suffix(recording.file_name)
         return (
             Attachment(
                 kind="voice",
@@ -92,3 +96,10 @@ def _recording(msg: MessageContent) -> tuple[Attachment, ...]:
             ),
         )
     return ()
+
+
+def _plain_suffix(file_name: str | None) -> str:
+    """The sender's file name's suffix, lowercased, if it is a plain one ("" otherwise)."""
+    _, dot, suffix = (file_name or "").rpartition(".")
+    suffix = f".{suffix.lower()}"
+    return suffix if dot and _PLAIN_SUFFIX.fullmatch(suffix) else ""

@@ -63,6 +63,7 @@ class Recording(msgspec.Struct, frozen=True, kw_only=True):
     duration: Count = 0
     mime_type: str | None = None
     file_size: Count | None = None
+    file_name: str | None = None  # an audio file's or a video's, as its sender named it
 
 
 class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
