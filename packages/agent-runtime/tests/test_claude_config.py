@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_runtime import ClaudeConfigError, load_claude_config
+from agent_runtime import ClaudeConfigError, ProgramLookup, load_claude_config
 from agent_runtime._builtin_tools import KNOWN_TOOL_NAMES
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
@@ -390,3 +390,25 @@ def test_a_server_with_a_mistake_is_still_one_mcp_json_defines(config_dir: Path)
         ("mcp.json", "mcpServers.deepwiki.url"),
         ("agents.json", "main.allowed_tools[13]"),
     ]
+
+
+@pytest.mark.parametrize(
+    "server, change, field",
+    [
+        # docker-compose's way of writing an environment
+        ("agentbot-tools", {"env": ["LOG_LEVEL=debug"]}, "mcpServers.agentbot-tools.env"),
+        ("agentbot-tools", {"env": {"PATH": 1}}, "mcpServers.agentbot-tools.env.PATH"),
+        ("deepwiki", {"headers": "X-Team: ops"}, "mcpServers.deepwiki.headers"),
+        ("deepwiki", {"headers": {"X-Retries": 3}}, "mcpServers.deepwiki.headers.X-Retries"),
+    ],
+)
+def test_an_mcp_env_or_headers_that_is_no_object_of_strings_is_named_not_a_crash(
+    config_dir: Path, server: str, change: dict[str, Any], field: str
+) -> None:
+    """Not an AttributeError that doctor and dev show as a traceback (the program check reads
+    env.PATH), nor a value handed to the CLI, whose MCP schema takes strings only."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"][server].update(change))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={}, programs=ProgramLookup())
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", field)
+    assert caught.value.reason.startswith("must be")

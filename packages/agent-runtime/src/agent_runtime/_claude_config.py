@@ -196,6 +196,18 @@ def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _string_map(value: object, file: Path, field: str) -> None:
+    """An MCP server's ``env`` or ``headers``: the program check reads ``env.PATH``, and the
+    CLI's MCP schema takes strings only, so anything else is named here, not met at a turn."""
+    if not isinstance(value, dict):
+        raise ClaudeConfigError(
+            str(file), field, 'must be an object of name → string, e.g. {"LOG_LEVEL": "info"}'
+        )
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise ClaudeConfigError(str(file), f"{field}.{name}", "must be a string (quote numbers)")
+
+
 def _check_tools(
     tools: tuple[str, ...], file: Path, field: str, mcp_names: set[str] | None, problems: ConfigProblems
 ) -> None:
@@ -433,6 +445,9 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
         allowed = ("type", "url", "headers", "headers_from_ssm")
     _refuse_unknown_fields(spec, allowed, file, field)
+    for mapping in ("env", "headers"):
+        if mapping in spec:
+            _string_map(spec[mapping], file, f"{field}.{mapping}")
     plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
     expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
     if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
