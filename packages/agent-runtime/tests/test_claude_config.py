@@ -412,3 +412,21 @@ def test_an_mcp_env_or_headers_that_is_no_object_of_strings_is_named_not_a_crash
         load_claude_config(config_dir, environ={}, programs=ProgramLookup())
     assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", field)
     assert caught.value.reason.startswith("must be")
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-api-key", "X-API-Key"])
+def test_a_credential_written_inline_in_mcp_headers_is_refused(config_dir: Path, header: str) -> None:
+    """Written in ``headers`` on a server without ``headers_from_ssm``, the token would be baked
+    into the image and handed to the CLI, where the agent's tools can read it."""
+    edit_json(
+        config_dir / "mcp.json",
+        lambda d: d["mcpServers"]["deepwiki"].update(headers={header: "Bearer not-a-real-token"}),
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (
+        "mcp.json",
+        f"mcpServers.deepwiki.headers.{header}",
+    )
+    assert "headers_from_ssm" in caught.value.reason
+    assert "not-a-real-token" not in str(caught.value)

@@ -146,7 +146,7 @@ def test_every_missing_secret_parameter_is_named_at_once_with_the_one_to_create(
     [
         ({"headers_from_ssm": {"Authorization": "${TOKEN}"}}, "headers_from_ssm.Authorization"),
         ({"headers_from_ssm": {"bad header": "/a/b"}}, "headers_from_ssm.bad header"),
-        ({"headers": {"Authorization": "x"}, "headers_from_ssm": {"X-Key": "/a/b"}}, "headers.authorization"),
+        ({"headers": {"Authorization": "x"}, "headers_from_ssm": {"X-Key": "/a/b"}}, "headers.Authorization"),
         ({"headers_from_ssm": []}, "headers_from_ssm"),
     ],
 )

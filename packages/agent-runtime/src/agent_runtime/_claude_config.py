@@ -44,6 +44,9 @@ _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
+# command line, and the runtime's proxy authenticates the CLI with these names itself.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
 
 
@@ -448,6 +451,14 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
     for mapping in ("env", "headers"):
         if mapping in spec:
             _string_map(spec[mapping], file, f"{field}.{mapping}")
+    for header in spec.get("headers") or {}:
+        if header.lower() in _CREDENTIAL_HEADERS:
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.headers.{header}",
+                "is a credential: put its whole value in an SSM SecureString and name it in "
+                "headers_from_ssm (written here it ships in the image and reaches the agent's tools)",
+            )
     plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
     expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
     if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
@@ -462,11 +473,6 @@ def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str
     if not isinstance(raw, dict) or not raw:
         raise ClaudeConfigError(str(file), where, "must be an object of header name → SSM parameter name")
     plain = {str(h).lower() for h in (spec.get("headers") or {})}
-    for reserved in sorted(plain & {"authorization", "x-api-key"}):
-        # The runtime's proxy authenticates the CLI with these and never forwards them.
-        raise ClaudeConfigError(
-            str(file), f"{field}.headers.{reserved}", "cannot be used with headers_from_ssm: move it there"
-        )
     for header, parameter in raw.items():
         if not _HEADER_NAME.fullmatch(header):
             raise ClaudeConfigError(str(file), f"{where}.{header}", "is not an HTTP header name")
