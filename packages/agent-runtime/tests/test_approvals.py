@@ -284,6 +284,22 @@ def test_bad_approval_rules_name_the_file_and_field(approval_config, content, fi
         assert field in message
 
 
+@pytest.mark.parametrize("pattern", ["git log | head *", "ls > files.txt", "echo $HOME", "make && make test"])
+def test_an_exception_that_can_never_match_is_named(approval_config, pattern: str) -> None:
+    """A command that pipes, redirects, substitutes or chains always asks, so such a pattern
+    would never let anything through: the operator learns it at start, not from a chat that
+    keeps asking."""
+    rules = {"require_approval": [{"tool": "Bash", "except": ["pwd", pattern]}]}
+    (approval_config / "approvals.json").write_text(json.dumps(rules))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(approval_config, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"})
+
+    assert caught.value.file.endswith("approvals.json")
+    assert caught.value.field == "require_approval[0].except[1]"
+    assert "never matches" in caught.value.reason
+
+
 def test_approval_rules_may_name_any_tool_when_the_agents_may_use_every_tool(approval_config) -> None:
     agents = json.loads((approval_config / "agents.json").read_text())
     del agents["main"]["tools"]  # every built-in tool: no list to check a name against

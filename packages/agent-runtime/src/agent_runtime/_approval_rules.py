@@ -129,6 +129,14 @@ def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
         raise ClaudeConfigError(
             str(path), f"{where}.except", "applies to Bash only (other tools have no command)"
         )
+    for index, command in enumerate(excepted):
+        if _COMPOUND.search(command):  # such a command always asks: the exception would be dead
+            raise ClaudeConfigError(
+                str(path),
+                f"{where}.except[{index}]",
+                f"{command.strip()!r} never matches: a command that chains, pipes, substitutes or "
+                "redirects (; & | ` $ < > ( ) { }) always asks; list the plain command instead",
+            )
     return ApprovalRule(tool=tool, except_commands=tuple(c.strip() for c in excepted))
 
 
