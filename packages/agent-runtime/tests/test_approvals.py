@@ -300,6 +300,43 @@ def test_an_exception_that_can_never_match_is_named(approval_config, pattern: st
     assert "never matches" in caught.value.reason
 
 
+@pytest.mark.parametrize(
+    ("rules", "hidden_by"),
+    [
+        # the exceptions were meant for Bash, but the bare rule above decides every Bash call
+        ([{"tool": "Bash"}, {"tool": "Write"}, {"tool": "Bash", "except": ["ls *"]}], "require_approval[0]"),
+        (
+            [{"tool": "mcp__deepwiki__*"}, {"tool": "Write"}, {"tool": "mcp__deepwiki__ask_question"}],
+            "require_approval[0]",
+        ),
+        ([{"tool": "Write"}, {"tool": "*"}, {"tool": "Edit"}], "require_approval[1]"),
+    ],
+)
+def test_a_rule_that_an_earlier_one_always_decides_for_is_named(approval_config, rules, hidden_by) -> None:
+    """The first entry that matches decides, so a later one it covers never does: its
+    exceptions never apply, and the operator would learn it from a chat that keeps asking."""
+    (approval_config / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(approval_config, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"})
+
+    assert caught.value.file.endswith("approvals.json") and caught.value.field == "require_approval[2].tool"
+    assert f"never decides: {hidden_by}" in caught.value.reason
+
+
+def test_a_narrower_rule_before_a_wider_one_is_fine(approval_config) -> None:
+    rules = [
+        {"tool": "mcp__deepwiki__ask_question"},
+        {"tool": "mcp__deepwiki__*"},
+        {"tool": "Bash", "except": ["ls"]},
+    ]
+    (approval_config / "approvals.json").write_text(json.dumps({"require_approval": rules}))
+
+    config = load_claude_config(approval_config, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"})
+
+    assert len(config.approvals.rules) == 3
+
+
 def test_approval_rules_may_name_any_tool_when_the_agents_may_use_every_tool(approval_config) -> None:
     agents = json.loads((approval_config / "agents.json").read_text())
     del agents["main"]["tools"]  # every built-in tool: no list to check a name against

@@ -79,14 +79,15 @@ def load_approval_rules(
     entries: list[object] = []
     with problems.part():
         entries = _entries(path)
-    rules = []
+    rules: dict[int, ApprovalRule] = {}
     for index, entry in enumerate(entries):
         where = f"require_approval[{index}]"
         with problems.part():
             rule = _rule(path, where, entry)
             _check_names_a_tool(rule.tool, path, f"{where}.tool", known, servers)
-            rules.append(rule)
-    return ApprovalRules(rules=tuple(rules))
+            _check_not_hidden(rule, rules, path, f"{where}.tool")
+            rules[index] = rule
+    return ApprovalRules(rules=tuple(rules.values()))
 
 
 def _entries(path: Path) -> list[object]:
@@ -168,6 +169,25 @@ def _check_names_a_tool(
         where,
         f"{pattern!r} matches {matches}; a misspelt name would let that tool run without asking",
     )
+
+
+def _check_not_hidden(
+    rule: ApprovalRule, earlier: Mapping[int, ApprovalRule], path: Path, where: str
+) -> None:
+    """The first entry that matches decides (``needs_approval``): a rule an earlier one matches
+    for every tool it names never decides anything, and its exceptions never apply."""
+    for index, before in earlier.items():
+        if _GLOB.search(rule.tool):  # a pattern is covered by the same one, or by "*"
+            covered = before.tool in (rule.tool, "*")
+        else:
+            covered = fnmatch.fnmatchcase(rule.tool, before.tool)
+        if covered:
+            raise ClaudeConfigError(
+                str(path),
+                where,
+                f"never decides: require_approval[{index}] ({before.tool!r}) comes first and matches "
+                f"every call {rule.tool!r} would; put the narrower rule first, or merge the two",
+            )
 
 
 def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
