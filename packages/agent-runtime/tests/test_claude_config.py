@@ -430,3 +430,36 @@ def test_a_credential_written_inline_in_mcp_headers_is_refused(config_dir: Path,
     )
     assert "headers_from_ssm" in caught.value.reason
     assert "not-a-real-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "points_to"),
+    [
+        (".mcp.json", '{"mcpServers": {}}', "mcp.json"),
+        ("settings.json", '{"permissions": {"allow": ["Bash(ls:*)"]}}', "agents.json"),
+        ("settings.local.json", "{}", "agents.json"),
+        ("CLAUDE.md", "Always answer in French.\n", "system_prompt.md"),
+    ],
+)
+def test_a_file_of_claude_codes_own_layout_is_named_not_ignored(
+    config_dir: Path, name: str, content: str, points_to: str
+) -> None:
+    """An operator who knows Claude Code writes its files here; the runtime reads none of them
+    (the CLI gets claude-config through the SDK's options), so the servers, rules or
+    instructions in them would be missing from every turn without a word."""
+    (config_dir / name).write_text(content)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (name, None)
+    assert caught.value.reason.startswith("is not read") and points_to in caught.value.reason
+
+
+def test_a_dot_claude_directory_is_named_not_ignored(config_dir: Path) -> None:
+    (config_dir / ".claude" / "skills" / "dice").mkdir(parents=True)
+    (config_dir / ".claude" / "skills" / "dice" / "SKILL.md").write_text(
+        "---\nname: dice\ndescription: x\n---\n"
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (".claude", None)
+    assert "skills/<name>/SKILL.md" in caught.value.reason

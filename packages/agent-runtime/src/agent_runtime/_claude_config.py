@@ -44,6 +44,20 @@ _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# Claude Code's own files, which an operator who knows it puts here: the CLI gets claude-config
+# through the SDK's options and reads none of them, so what they hold would be missing unnoticed.
+_SETTINGS_INSTEAD = (
+    "the CLI reads no settings file; tool permissions go in agents.json (main.allowed_tools, "
+    "main.disallowed_tools), calls that ask first in approvals.json"
+)
+_NOT_READ = {
+    ".mcp.json": "MCP servers go in mcp.json (the same mcpServers object)",
+    "settings.json": _SETTINGS_INSTEAD,
+    "settings.local.json": _SETTINGS_INSTEAD,
+    "CLAUDE.md": "the main agent's instructions go in system_prompt.md",
+    ".claude": "skills go in skills/<name>/SKILL.md, subagents in agents.json (prompt in agents/<name>.md), "
+    "MCP servers in mcp.json",
+}
 # Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
 # command line, and the runtime's proxy authenticates the CLI with these names itself.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
@@ -132,6 +146,9 @@ def load_claude_config(
     system_prompt = ""
     with problems.part():
         system_prompt = _load_system_prompt(base / "system_prompt.md")
+    for name, where_instead in _NOT_READ.items():
+        if (base / name).exists():
+            problems.found.append(ClaudeConfigError(str(base / name), None, f"is not read: {where_instead}"))
     # A file with problems of its own is not what the files that name its parts are checked
     # against (its tools), as that would only repeat its problems as theirs; but mcp.json
     # defines its servers' names as soon as it parses, whatever is wrong inside a server.
