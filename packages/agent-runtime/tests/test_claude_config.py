@@ -463,3 +463,28 @@ def test_a_dot_claude_directory_is_named_not_ignored(config_dir: Path) -> None:
         load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field) == (".claude", None)
     assert "skills/<name>/SKILL.md" in caught.value.reason
+
+
+def test_a_subagent_prompt_in_claude_codes_format_is_named_not_sent_as_prompt(config_dir: Path) -> None:
+    """Its front matter's tools and model are not read; the agent would get them as prompt
+    text and the tools of agents.json instead."""
+    prompt = (config_dir / "agents" / "summarizer.md").read_text()
+    front_matter = "---\nname: summarizer\ndescription: Summarizes.\ntools: Read, Grep\nmodel: haiku\n---\n"
+    (config_dir / "agents" / "summarizer.md").write_text(front_matter + prompt)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (
+        "agents.json",
+        "agents.summarizer.prompt_file",
+    )
+    assert "front matter" in caught.value.reason and "agents.json" in caught.value.reason
+
+
+def test_a_subagent_prompt_no_agent_names_is_named_not_ignored(config_dir: Path) -> None:
+    """Claude Code finds a subagent by its file; here agents.json defines it, and a file
+    dropped into agents/ alone would never be an agent."""
+    (config_dir / "agents" / "translator.md").write_text("You translate.\n")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == ("translator.md", None)
+    assert "agents.translator" in caught.value.reason and "prompt_file" in caught.value.reason

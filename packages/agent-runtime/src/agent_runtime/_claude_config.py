@@ -284,6 +284,12 @@ def _load_agents(
         for name, spec in agents_raw.items():
             with problems.part():
                 agents.append(_subagent(base, file, name, spec, mcp_names, problems))
+        for unnamed in _prompts_no_agent_names(base, agents_raw):
+            reason = (
+                f"no agent in agents.json names it as prompt_file, so it is no subagent: add "
+                f"agents.{unnamed.stem} (description, prompt_file, tools) to agents.json"
+            )
+            problems.found.append(ClaudeConfigError(str(unnamed), None, reason))
     if main is None or len(problems.found) > before:
         return None
     return main, tuple(agents)
@@ -328,7 +334,15 @@ def _subagent(
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
     if not prompt_path.is_file():
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
-    prompt = _read_text(prompt_path, f"{field}.prompt_file").strip()
+    prompt = _read_text(prompt_path, f"{field}.prompt_file")
+    if _FRONT_MATTER.match(prompt):  # Claude Code's subagent file: its fields would be prompt text
+        raise ClaudeConfigError(
+            str(file),
+            f"{field}.prompt_file",
+            f"{prompt_file!r} starts with front matter (Claude Code's subagent format), which is not "
+            f"read: put description, tools and model in agents.json {field}, and only the prompt in the file",
+        )
+    prompt = prompt.strip()
     tools = None
     if "tools" in spec:
         tools = _string_list(spec["tools"], file, f"{field}.tools")
@@ -337,6 +351,20 @@ def _subagent(
     if model is not None and not isinstance(model, str):
         raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
     return SubagentConfig(name=name, description=description.strip(), prompt=prompt, tools=tools, model=model)
+
+
+def _prompts_no_agent_names(base: Path, agents_raw: Mapping[str, Any]) -> list[Path]:
+    """The ``agents/*.md`` files no agent's ``prompt_file`` names: Claude Code makes a subagent of
+    each such file, this runtime only of what agents.json defines. The file of an agent of the
+    same name is left to that agent's own checks (its prompt_file may be what is wrong)."""
+    named = {
+        (base / spec["prompt_file"]).resolve()
+        for spec in agents_raw.values()
+        if isinstance(spec, dict) and isinstance(spec.get("prompt_file"), str)
+    }
+    return sorted(
+        p for p in (base / "agents").glob("*.md") if p.resolve() not in named and p.stem not in agents_raw
+    )
 
 
 # msgspec's names of JSON types, as an operator reads them
