@@ -370,3 +370,35 @@ def test_a_firing_configuration_alarm_points_at_the_log_line(
     assert (
         f"/aws/lambda/{stack}-runtime" in lines["config alarm"] and "config.invalid" in lines["config alarm"]
     )
+
+
+def test_the_model_check_asks_for_the_models_agents_json_names(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """agents.json's main.model is what the CLI is started with (over ANTHROPIC_MODEL), and a
+    subagent's model id is what its turns ask for: a misspelt one must fail here, not as a model
+    error at every turn after doctor said the model was fine."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["model"] = "claude-sonet-4-5"
+    agents["agents"]["summarizer"]["model"] = "claude-haiku-test"
+    (config / "agents.json").write_text(json.dumps(agents))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
+    clean_env.setenv("ANTHROPIC_BASE_URL", model.base_url)
+    model.inject(ModelFault(status=404))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert [call.body["model"] for call in model.model_calls] == ["claude-sonet-4-5"]
+    assert lines["model"].startswith("  FAIL") and "answered 404" in lines["model"], out
+    assert "fix: check the model id (agents.json: main.model)" in lines["model"], out
+
+    model.clear_faults()
+    code, _lines, out = _doctor(capsys)
+    assert code == 0, out
+    probed = [call.body["model"] for call in model.model_calls[1:]]
+    assert probed == ["claude-sonet-4-5", "claude-haiku-test"]
+    assert "(claude-haiku-test, agents.json: agents.summarizer.model)" in out

@@ -113,11 +113,48 @@ def _allowed_tools_of(config: Any, server: str) -> list[str]:
     return [t for t in config.main.allowed_tools if t.startswith(f"mcp__{server}__")]
 
 
-def check_model(target: Target) -> Check:
-    """The model answers a 1-token request with the key or credentials the bot would use."""
+# Names the CLI resolves itself (and a subagent's "inherit"): no model id to ask the API about.
+_MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "opusplan"})
+
+
+def _models_of(model: str, source: str) -> list[tuple[str, str]]:
+    """(model id, where it is set) of each model the agents ask for: agents.json's main.model,
+    which the CLI is started with over ``model`` (from ``source``), and the subagents' ids."""
+    from agent_runtime import ClaudeConfigError, load_claude_config
+
+    try:
+        config = load_claude_config()
+    except ClaudeConfigError:
+        return [(model, source)]  # the claude-config line names its problems
+    models = {model: source}
+    if config.main.model and config.main.model not in _MODEL_ALIASES:
+        models = {config.main.model: "agents.json: main.model"}
+    for agent in config.agents:
+        if agent.model and agent.model not in _MODEL_ALIASES:
+            models.setdefault(agent.model, f"agents.json: agents.{agent.name}.model")
+    return list(models.items())
+
+
+def _probe_each(models: list[tuple[str, str]], probe: Callable[[str, str], Check]) -> list[Check]:
+    """A line per model, until one fails (a refused key would fail them all alike)."""
+    checks: list[Check] = []
+    for model, source in models:
+        checks.append(probe(model, source))
+        if checks[-1].status != "ok":
+            break
+    return checks
+
+
+def check_model(target: Target) -> Check | list[Check]:
+    """The model answers a 1-token request with the key or credentials the bot would use, for
+    each model id the agents ask for."""
     if target.stack is not None:
         if target.parameter("ModelBackend") == "bedrock":
-            return _probe_bedrock(target.clients("bedrock-runtime"), target.parameter("BedrockModelId"))
+            bedrock = target.clients("bedrock-runtime")
+            return _probe_each(
+                _models_of(target.parameter("BedrockModelId"), "BedrockModelId"),
+                lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
+            )
         name = target.parameter("AnthropicApiKeyParameterName")
         try:
             key = read_secret(target.clients("ssm"), name)
@@ -130,16 +167,26 @@ def check_model(target: Target) -> Check:
             "put the right key: read -rs KEY && aws ssm put-parameter --overwrite "
             f'--type SecureString --name {name} --value "$KEY"'
         )
-        return _probe_anthropic(target.http, base, key, model, refused_fix=refused_fix)
+        return _probe_each(
+            _models_of(model, "AnthropicModel"),
+            lambda model_id, source: _probe_anthropic(
+                target.http, base, key, model_id, source, refused_fix=refused_fix
+            ),
+        )
     if os.environ.get("ANTHROPIC_API_KEY", "").strip():
         base = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE
         model = os.environ.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL
-        return _probe_anthropic(
-            target.http,
-            base,
-            os.environ["ANTHROPIC_API_KEY"].strip(),
-            model,
-            refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
+        key = os.environ["ANTHROPIC_API_KEY"].strip()
+        return _probe_each(
+            _models_of(model, "ANTHROPIC_MODEL"),
+            lambda model_id, source: _probe_anthropic(
+                target.http,
+                base,
+                key,
+                model_id,
+                source,
+                refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
+            ),
         )
     if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").strip().lower() in {"1", "true"}:
         session = boto3.Session()
@@ -166,13 +213,19 @@ def check_model(target: Target) -> Check:
                 "Bedrock: BEDROCK_MODEL_ID is not set",
                 "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
             )
-        return _probe_bedrock(session.client("bedrock-runtime", region_name=region), model)
+        bedrock = session.client("bedrock-runtime", region_name=region)
+        return _probe_each(
+            _models_of(model, "BEDROCK_MODEL_ID"),
+            lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
+        )
     return Check(
         "model", "skip", "no ANTHROPIC_API_KEY or CLAUDE_CODE_USE_BEDROCK: dev uses the offline demo model"
     )
 
 
-def _probe_anthropic(http: httpx.Client, base: str, key: str, model: str, *, refused_fix: str) -> Check:
+def _probe_anthropic(
+    http: httpx.Client, base: str, key: str, model: str, source: str, *, refused_fix: str
+) -> Check:
     url = f"{base.rstrip('/')}/v1/messages"
     body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -186,7 +239,9 @@ def _probe_anthropic(http: httpx.Client, base: str, key: str, model: str, *, ref
             "check the network, or the base URL (ANTHROPIC_BASE_URL / AnthropicBaseUrl)",
         )
     if answer.status_code == 200:
-        return Check("model", "ok", f"Anthropic API at {base} answered a 1-token request ({model})")
+        return Check(
+            "model", "ok", f"Anthropic API at {base} answered a 1-token request ({_named(model, source)})"
+        )
     if answer.status_code in (401, 403):
         return Check(
             "model", "FAIL", f"Anthropic API answered {answer.status_code}: the key is refused", refused_fix
@@ -196,7 +251,7 @@ def _probe_anthropic(http: httpx.Client, base: str, key: str, model: str, *, ref
             "model",
             "FAIL",
             f"Anthropic API answered {answer.status_code}: {_error_message(answer)}",
-            "check the model id (ANTHROPIC_MODEL / AnthropicModel)",
+            f"check the model id ({source})",
         )
     return Check(
         "model",
@@ -213,7 +268,15 @@ def _error_message(answer: httpx.Response) -> str:
         return "no message"
 
 
-def _probe_bedrock(bedrock: Any, model_id: str) -> Check:
+_USUAL_MODEL_SOURCES = ("ANTHROPIC_MODEL", "AnthropicModel", "BEDROCK_MODEL_ID", "BedrockModelId")
+
+
+def _named(model: str, source: str) -> str:
+    """A model as a check line shows it: with where it is set, unless that is the usual place."""
+    return model if source in _USUAL_MODEL_SOURCES else f"{model}, {source}"
+
+
+def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
     body = {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 1,
@@ -226,7 +289,7 @@ def _probe_bedrock(bedrock: Any, model_id: str) -> Check:
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "error"))
         fix = (
-            "enable access to the model in the Bedrock console, and check BedrockModelId / BEDROCK_MODEL_ID"
+            f"enable access to the model in the Bedrock console, and check the model id ({source})"
             if code in ("AccessDeniedException", "ValidationException", "ResourceNotFoundException")
             else "try again in a minute"
         )
@@ -235,7 +298,7 @@ def _probe_bedrock(bedrock: Any, model_id: str) -> Check:
         return Check(
             "model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network and region"
         )
-    return Check("model", "ok", f"Bedrock answered a 1-token request ({model_id})")
+    return Check("model", "ok", f"Bedrock answered a 1-token request ({_named(model_id, source)})")
 
 
 def _bot_token(target: Target) -> tuple[str | None, Check | None]:
