@@ -39,6 +39,7 @@ _STACK_TEMPLATE = {
             "AnthropicBaseUrl",
             "AnthropicModel",
             "BedrockModelId",
+            "SessionTtlDays",
             "DlqUrl",
             "QueueUrl",
             "Table",
@@ -101,6 +102,7 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
         "AnthropicBaseUrl": model.base_url,
         "AnthropicModel": "claude-test",
         "BedrockModelId": "anthropic.claude-test-v1:0",
+        "SessionTtlDays": "25",  # the bucket of the aws fixture keeps objects 25 + 5 days
         "DlqUrl": aws.resources.dlq_url,
         "QueueUrl": aws.resources.queue_url,
         "Table": aws.resources.table,
@@ -402,3 +404,19 @@ def test_the_model_check_asks_for_the_models_agents_json_names(
     probed = [call.body["model"] for call in model.model_calls[1:]]
     assert probed == ["claude-sonet-4-5", "claude-haiku-test"]
     assert "(claude-haiku-test, agents.json: agents.summarizer.model)" in out
+
+
+def test_a_bucket_that_expires_objects_before_the_sessions_pointing_at_them_fails(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """SessionTtlDays raised without SessionObjectExpiryDays (the template cannot compare the
+    two): a chat idle for a month keeps its registry item while S3 deletes its transcript, so
+    it would silently lose its history."""
+    stack = _stack(aws, model, SessionTtlDays="60")
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    assert lines["AWS resources"].startswith("  FAIL"), out
+    assert "expires objects after 30 days" in lines["AWS resources"]
+    assert "fix: set SessionObjectExpiryDays to at least 65 (SessionTtlDays + 5)" in lines["AWS resources"]

@@ -424,10 +424,40 @@ def check_aws_resources(target: Target) -> Check:
         )
     bucket = target.stack.output("SessionsBucketName")
     target.clients("s3").head_bucket(Bucket=bucket)
+    if short := _expiry_shorter_than_sessions(target, bucket):
+        return short
     target.clients("sqs").get_queue_attributes(
         QueueUrl=target.stack.output("InboundQueueUrl"), AttributeNames=["QueueArn"]
     )
     return Check("AWS resources", "ok", f"table {table}, bucket {bucket} and the inbound queue answer")
+
+
+def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
+    """A FAIL when the bucket deletes objects before the sessions that point at them expire:
+    SessionTtlDays raised alone (the template cannot compare two parameters) would silently
+    cost an idle chat its history while its registry item still names it."""
+    from local_stack import S3_EXPIRY_MARGIN_DAYS
+
+    assert target.stack is not None
+    ttl_days = int(target.parameter("SessionTtlDays"))
+    try:
+        rules = target.clients("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+            raise
+        return None  # nothing expires
+    expiry = min((r["Expiration"]["Days"] for r in rules if "Days" in r.get("Expiration", {})), default=None)
+    needed = ttl_days + S3_EXPIRY_MARGIN_DAYS
+    if expiry is None or expiry >= needed:
+        return None
+    return Check(
+        "AWS resources",
+        "FAIL",
+        f"bucket {bucket} expires objects after {expiry} days, before sessions kept {ttl_days} days "
+        "(SessionTtlDays) stop pointing at them: an idle chat would lose its history",
+        f"set SessionObjectExpiryDays to at least {needed} (SessionTtlDays + {S3_EXPIRY_MARGIN_DAYS}), "
+        "then sam deploy",
+    )
 
 
 def check_configuration_alarm(target: Target) -> Check:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from ._moto_process import moto_process
     from ._process_tree import kill_descendants
-    from ._provisioning import TTL_ATTRIBUTE, ResourceNames, StackResources, provision
+    from ._provisioning import S3_EXPIRY_MARGIN_DAYS, TTL_ATTRIBUTE, ResourceNames, StackResources, provision
     from ._sigv4 import LocalCredentials, signed_by
     from ._state import StateDirectory
     from ._telegram import TEST_BOT_TOKEN, LocalTelegram, SentFile, TelegramFault
@@ -61,6 +61,7 @@ __all__ = [
     "FREE_USAGE",
     "LOCAL_CREDENTIALS",
     "MAX_RECEIVE_COUNT",
+    "S3_EXPIRY_MARGIN_DAYS",
     "TEST_BOT_TOKEN",
     "TTL_ATTRIBUTE",
     "BatchOutcome",
