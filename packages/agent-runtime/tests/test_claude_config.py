@@ -488,3 +488,29 @@ def test_a_subagent_prompt_no_agent_names_is_named_not_ignored(config_dir: Path)
         load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field) == ("translator.md", None)
     assert "agents.translator" in caught.value.reason and "prompt_file" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff---\nname: hello-world\ndescription: Says hello.\n---\nSay hello.\n",  # Notepad's BOM
+        "---\nname: hello-world\ndescription: Says hello.\n---",  # no body, no last newline
+        "--- \nname: hello-world\ndescription: Says hello.\n---  \nSay hello.\n",  # trailing spaces
+        "---\r\nname: hello-world\r\ndescription: Says hello.\r\n---\r\nSay hello.\r\n",
+    ],
+)
+def test_skill_front_matter_the_cli_reads_is_read_here_too(config_dir: Path, text: str) -> None:
+    """The bundled CLI strips a byte-order mark and takes a closing '---' with trailing spaces
+    or at the end of the file: such a skill must not be refused as if it had no front matter."""
+    (config_dir / "skills" / "hello-world" / "SKILL.md").write_text(text, newline="")
+    (skill,) = load_claude_config(config_dir, environ={}).skills
+    assert (skill.name, skill.description) == ("hello-world", "Says hello.")
+
+
+def test_skill_front_matter_without_its_closing_line_says_so(config_dir: Path) -> None:
+    (config_dir / "skills" / "hello-world" / "SKILL.md").write_text(
+        "---\nname: hello-world\ndescription: Says hello.\n\nSay hello.\n"
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "front matter" and "no closing '---' line" in caught.value.reason

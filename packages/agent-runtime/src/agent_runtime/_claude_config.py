@@ -61,7 +61,9 @@ _NOT_READ = {
 # Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
 # command line, and the runtime's proxy authenticates the CLI with these names itself.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
-_FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.S)
+# As the bundled CLI reads it: a byte-order mark skipped, spaces after either '---', and the
+# closing one may end the file.
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 
 
 class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -556,6 +558,8 @@ def _skill(skill_dir: Path) -> SkillConfig:
     file = skill_dir / "SKILL.md"
     text = _read_text(file, None)
     match = _FRONT_MATTER.match(text)
+    if match is None and text.lstrip("\ufeff").startswith("---"):
+        raise ClaudeConfigError(str(file), "front matter", "has no closing '---' line after its YAML")
     if match is None:
         raise ClaudeConfigError(
             str(file), "front matter", "must start with '---', YAML (name, description), '---'"
