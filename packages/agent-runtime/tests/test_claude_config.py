@@ -514,3 +514,33 @@ def test_skill_front_matter_without_its_closing_line_says_so(config_dir: Path) -
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(config_dir, environ={})
     assert caught.value.field == "front matter" and "no closing '---' line" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("server", "change", "field"),
+    [
+        (
+            "agentbot-tools",
+            {"env": {"WIKI_TOKEN": "${WIKI_TOKEN}"}},
+            "mcpServers.agentbot-tools.env.WIKI_TOKEN",
+        ),
+        (
+            "deepwiki",
+            {"headers": {"X-Wiki-Key": "${WIKI_API_KEY}"}},
+            "mcpServers.deepwiki.headers.X-Wiki-Key",
+        ),
+        ("deepwiki", {"url": "https://wiki.example/mcp?key=${WIKI_SECRET}"}, "mcpServers.deepwiki.url"),
+    ],
+)
+def test_a_secret_variable_in_mcp_json_is_refused_even_where_the_shell_sets_it(
+    config_dir: Path, server: str, change: dict[str, Any], field: str
+) -> None:
+    """A variable named like a secret never reaches the runtime (agentbot dev strips it from
+    the functions' environment, the template sets none): the check at start saw it in the
+    shell and passed, and every message was then answered "misconfigured"."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"][server].update(change))
+    shell = {"WIKI_TOKEN": "t", "WIKI_API_KEY": "k", "WIKI_SECRET": "s"}
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ=shell)
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", field)
+    assert "never reaches the runtime" in caught.value.reason and "headers_from_ssm" in caught.value.reason

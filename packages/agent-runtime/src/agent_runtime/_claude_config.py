@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
+from session_core import is_secret_variable
 
 from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
@@ -424,6 +425,15 @@ def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
 
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if is_secret_variable(name):
+                # Kept out of every function's environment (agentbot dev strips it, the template
+                # sets none), so the shell that has it would pass this check and every turn fail.
+                raise ClaudeConfigError(
+                    str(file),
+                    field,
+                    f"${{{name}}} is named like a secret, and such a variable never reaches the runtime: "
+                    "give an HTTP server's secret header through headers_from_ssm (docs/customise.md)",
+                )
             if name in env and env[name] != "":
                 return env[name]
             if default is not None:
