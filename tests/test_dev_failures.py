@@ -72,3 +72,25 @@ def test_what_the_log_says_reaches_the_terminal_without_control_characters(tmp_p
     entry = {"event": "record_failed", "update_id": 3, "error_kind": "delivery", "error": forged}
     log.write_text(json.dumps(entry) + "\n")
     assert reasons.take(3) == "delivery: x\\x1b]0;owned\\x07\\ry"
+
+
+def test_a_configuration_error_a_turn_met_says_what_to_fix_once(tmp_path: Path) -> None:
+    """The chat only reads "the bot is misconfigured; the operator has been told": in dev the
+    operator is at this terminal, and is told here what the runtime's log says to fix (a model
+    key it refuses, which dev's start does not try)."""
+    log = tmp_path / "functions.log"
+    log.write_text("")
+    reasons = FailureReasons(log)
+    refused = {
+        "event": "config.invalid",
+        "fix": "/agentbot-dev/anthropic-api-key (ANTHROPIC_API_KEY_PARAMETER)",
+        "reason": "the model answered 401: the key or role is refused",
+        "error": "ModelBackendError",
+    }
+    with log.open("a") as out:
+        out.write(json.dumps(refused) + "\n" + json.dumps(refused) + "\n")
+    assert reasons.take_warnings() == [
+        "configuration error, every message is answered 'misconfigured': "
+        "/agentbot-dev/anthropic-api-key (ANTHROPIC_API_KEY_PARAMETER): the model answered 401: the key or "
+        "role is refused (`agentbot doctor` checks it; fix it and start `agentbot dev` again)"
+    ]

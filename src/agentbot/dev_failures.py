@@ -1,6 +1,6 @@
 """What the functions' log tells `agentbot dev`'s progress lines: why the consumer failed an
 update, and the configuration problems a turn met (an MCP server that could not start, a
-tool the CLI left out).
+tool the CLI left out, a configuration error that makes every answer "misconfigured").
 
 The functions say so in their log (the consumer's ``record_retry`` / ``record_failed``, bound
 to the update's id, the reason free of secrets and user text; the runtime's
@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 _FAILURE_EVENTS = {"record_retry", "record_failed"}
-_CONFIG_EVENTS = {"turn.mcp_server_unavailable", "turn.tool_unavailable"}
+# config.invalid: a function's own start-up check failed (or the model refused the key), and
+# the chat reads only "the bot is misconfigured; the operator has been told".
+_CONFIG_EVENTS = {"turn.mcp_server_unavailable", "turn.tool_unavailable", "config.invalid"}
 _REASON_CHARS = 200
+# What a line the events above are in must hold (a cheap look before JSON decoding)
+_MARKS = (b'"record_', b'_unavailable"', b'"chat_unreachable"', b'"config.invalid"')
 
 
 class FailureReasons:
@@ -66,7 +70,7 @@ class FailureReasons:
         whole = gained[: gained.rfind(b"\n") + 1]  # a line still being written waits
         self._read_up_to += len(whole)
         for line in whole.splitlines():
-            if b'"record_' not in line and b'_unavailable"' not in line and b'"chat_unreachable"' not in line:
+            if not any(mark in line for mark in _MARKS):
                 continue
             try:
                 entry = json.loads(line)
@@ -91,6 +95,12 @@ class FailureReasons:
 
 def _warning_of(entry: dict[str, Any]) -> str:
     fix = _shortened(str(entry.get("fix") or "claude-config"))
+    if entry.get("event") == "config.invalid":
+        reason = _shortened(str(entry.get("reason") or entry.get("error") or "see the log"))
+        return (
+            f"configuration error, every message is answered 'misconfigured': {fix}: {reason} "
+            "(`agentbot doctor` checks it; fix it and start `agentbot dev` again)"
+        )
     if entry.get("event") == "turn.tool_unavailable":
         tool = _shortened(str(entry.get("tool")))
         return f"the CLI left out tool {tool!r}: the agent ran without it (check {fix})"
