@@ -420,3 +420,30 @@ def test_a_bucket_that_expires_objects_before_the_sessions_pointing_at_them_fail
     assert lines["AWS resources"].startswith("  FAIL"), out
     assert "expires objects after 30 days" in lines["AWS resources"]
     assert "fix: set SessionObjectExpiryDays to at least 65 (SessionTtlDays + 5)" in lines["AWS resources"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the local agent as another user")
+def test_as_root_a_config_file_the_agents_user_cannot_read_fails_as_agentbot_dev_refuses_it(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any, request: Any
+) -> None:
+    """doctor checks what `agentbot dev` would use: dev refuses to start on a skill script only
+    root may read (every turn would fail), so doctor must not say "All checks passed"."""
+    reachable = Path(tempfile.mkdtemp(prefix="doctor-unreadable-"))  # pytest's tmp_path is root's alone
+    request.addfinalizer(lambda: shutil.rmtree(reachable))
+    reachable.chmod(0o755)
+    config = reachable / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    script = config / "skills" / "hello-world" / "hello.py"
+    script.chmod(0o600)
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert lines["claude-config"].startswith("  FAIL"), out
+    assert f"{script}: the agent runs as 'nobody' and cannot read it" in lines["claude-config"], out
+    assert f"fix: let every user read it (chmod o+r {script})" in lines["claude-config"], out
+
+    script.chmod(0o644)
+    code, lines, out = _doctor(capsys)
+    assert code == 0, out

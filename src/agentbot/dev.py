@@ -45,12 +45,9 @@ from local_stack import (
     StackResources,
     StateDirectory,
     kill_descendants,
-    make_directory_reachable,
-    make_interpreter_reachable,
     moto_endpoint,
     prepare_for_agent_user,
     provision,
-    unreadable_for,
 )
 from local_stack import agent_user as agent_user_for_runtime
 from session_core import (
@@ -92,7 +89,13 @@ from .ops import (
     set_webhook,
     telegram_api_base,
 )
-from .preflight import ConfigurationProblem, check_dev_claude_config, check_dev_runtime, check_shell_settings
+from .preflight import (
+    ConfigurationProblem,
+    check_config_readable,
+    check_dev_claude_config,
+    check_dev_runtime,
+    check_shell_settings,
+)
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -564,9 +567,9 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     # user first: the check looks the command servers' programs (the interpreter, a script in
     # claude-config) up as that user.
     opened: list[str] = []
-    if agent_user is not None and config_root.is_dir():
-        opened = _config_readable_for(agent_user, config_root)
     try:  # claude-config first, its programs too: a mistake there costs no start-up
+        if agent_user is not None and config_root.is_dir():
+            opened = check_config_readable(agent_user, config_root)
         check_dev_claude_config(agent_user)
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
@@ -714,22 +717,6 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         )
     approvals = Approvals(dynamodb=dynamodb, table=resources.table)
     return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path, events, approvals)
-
-
-def _config_readable_for(user: str, root: Path) -> list[str]:
-    """Open the directories above claude-config and the interpreter for ``user`` to pass (as
-    for the state directory); a part of the config ``user`` still cannot read stops the start,
-    or every turn would fail. Returns the directories opened."""
-    opened = sorted({*make_interpreter_reachable(), *make_directory_reachable(root)})
-    blocked = unreadable_for(user, root)
-    if blocked is not None:
-        fix = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"
-        raise DevSetupError(
-            f"{blocked}: the agent runs as {user!r} and cannot read it; "
-            f"let every user read it ({fix} {blocked})"
-            + (f" (opened for passing already: {', '.join(opened)})" if opened else "")
-        )
-    return opened
 
 
 def run_dev(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ from .ops import (
     telegram_api_base,
     webhook_info,
 )
-from .preflight import describe, programs_for
+from .preflight import ConfigurationProblem, check_config_readable, describe, programs_for
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
@@ -84,14 +84,23 @@ def check_claude_config(target: Target) -> Check | list[Check]:
     from agent_runtime import ClaudeConfigError, default_config_path, load_claude_config
     from local_stack import agent_user
 
-    where = str(default_config_path())
+    root, user = default_config_path(), agent_user()
+    where = str(root)
     # this machine is where `agentbot dev` starts the command servers' programs
-    programs = programs_for(agent_user()) if target.stack is None else None
+    programs = programs_for(user) if target.stack is None else None
+    unreadable: list[Check] = []
+    if target.stack is None and user is not None and root.is_dir():
+        try:  # `agentbot dev` refuses to start on a file the agent's user cannot read
+            check_config_readable(user, root)
+        except ConfigurationProblem as exc:
+            unreadable = [Check("claude-config", "FAIL", f"{exc.where}: {exc.reason}", exc.fix)]
     try:
         config = load_claude_config(programs=programs)
     except ClaudeConfigError as exc:
         found = describe(exc, deployed=target.stack is not None).problems
-        return [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
+        return unreadable + [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
+    if unreadable:
+        return unreadable
     counts = (
         f"{len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
         f"{len(config.mcp_servers)} MCP server(s)"

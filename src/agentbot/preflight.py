@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from session_core import ConfigError
@@ -125,6 +126,26 @@ def check_dev_claude_config(agent_user: str | None = None) -> ClaudeConfig:
         )
     except PERMANENT_CONFIG_ERRORS as exc:
         raise describe(exc, deployed=False) from None
+
+
+def check_config_readable(user: str, root: Path) -> list[str]:
+    """Open the directories above claude-config (``root``) and the interpreter for ``user``, the
+    agent's, to pass (as `agentbot dev` does for its state directory); ConfigurationProblem for a
+    part of the config ``user`` still cannot read, since every turn would fail on it. Returns the
+    directories opened."""
+    from local_stack import make_directory_reachable, make_interpreter_reachable, unreadable_for
+
+    opened = sorted({*make_interpreter_reachable(), *make_directory_reachable(root)})
+    blocked = unreadable_for(user, root)
+    if blocked is None:
+        return opened
+    command = "chmod o+rx" if Path(blocked).is_dir() else "chmod o+r"
+    passed = f" (opened for passing already: {', '.join(opened)})" if opened else ""
+    raise ConfigurationProblem(
+        blocked,
+        f"the agent runs as {user!r} and cannot read it",
+        f"let every user read it ({command} {blocked}){passed}",
+    )
 
 
 def programs_for(agent_user: str | None) -> ProgramLookup:
