@@ -77,7 +77,8 @@ def test_what_the_log_says_reaches_the_terminal_without_control_characters(tmp_p
 def test_a_configuration_error_a_turn_met_says_what_to_fix_once(tmp_path: Path) -> None:
     """The chat only reads "the bot is misconfigured; the operator has been told": in dev the
     operator is at this terminal, and is told here what the runtime's log says to fix (a model
-    key it refuses, which dev's start does not try)."""
+    key it refuses, which dev's start does not try), by the variable the operator set: the
+    runtime names the SSM parameter dev put the key in."""
     log = tmp_path / "functions.log"
     log.write_text("")
     reasons = FailureReasons(log)
@@ -91,6 +92,6 @@ def test_a_configuration_error_a_turn_met_says_what_to_fix_once(tmp_path: Path) 
         out.write(json.dumps(refused) + "\n" + json.dumps(refused) + "\n")
     assert reasons.take_warnings() == [
         "configuration error, every message is answered 'misconfigured': "
-        "/agentbot-dev/anthropic-api-key (ANTHROPIC_API_KEY_PARAMETER): the model answered 401: the key or "
+        "ANTHROPIC_API_KEY: the model answered 401: the key or "
         "role is refused (`agentbot doctor` checks it; fix it and start `agentbot dev` again)"
     ]

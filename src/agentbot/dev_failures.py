@@ -21,6 +21,13 @@ _FAILURE_EVENTS = {"record_retry", "record_failed"}
 # the chat reads only "the bot is misconfigured; the operator has been told".
 _CONFIG_EVENTS = {"turn.mcp_server_unavailable", "turn.tool_unavailable", "config.invalid"}
 _REASON_CHARS = 200
+# The settings that name a secret's SSM parameter, by the variable `agentbot dev` filled the
+# parameter from: what the operator at this terminal set, and would fix.
+_SET_FROM = {
+    "ANTHROPIC_API_KEY_PARAMETER": "ANTHROPIC_API_KEY",
+    "BOT_TOKEN_PARAMETER": "TELEGRAM_BOT_TOKEN",
+    "WEBHOOK_SECRET_PARAMETER": "TELEGRAM_WEBHOOK_SECRET",
+}
 # What a line the events above are in must hold (a cheap look before JSON decoding)
 _MARKS = (b'"record_', b'_unavailable"', b'"chat_unreachable"', b'"config.invalid"')
 
@@ -96,6 +103,7 @@ class FailureReasons:
 def _warning_of(entry: dict[str, Any]) -> str:
     fix = _shortened(str(entry.get("fix") or "claude-config"))
     if entry.get("event") == "config.invalid":
+        fix = next((variable for setting, variable in _SET_FROM.items() if f"({setting})" in fix), fix)
         reason = _shortened(str(entry.get("reason") or entry.get("error") or "see the log"))
         return (
             f"configuration error, every message is answered 'misconfigured': {fix}: {reason} "
