@@ -720,3 +720,23 @@ def test_storage_outage_is_a_clean_internal_error_and_a_missing_key_stops_the_bu
     assert outage.error_reason is None
     assert caught.value.setting == "/agentbot/missing" and "not found" in caught.value.reason
     assert model_server.model_calls == []
+
+
+def test_the_agent_is_told_how_to_send_files_whatever_the_operators_system_prompt_says(
+    make_runtime, model_server, turn_request, monkeypatch, tmp_path
+) -> None:
+    """An operator's own system_prompt.md need not explain the outbox: the runtime tells the
+    main agent after it, so a chart asked for still comes back as a file."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "claude-config", config)
+    (config / "system_prompt.md").write_text("You are Captain Byte. Answer like a pirate.\n")
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+    result = make_runtime().run_turn(turn_request("draw me a chart", turn_id=1))
+
+    assert result.ok, result
+    [main_call] = model_server.model_calls
+    system = json.dumps(main_call.body["system"])
+    assert "You are Captain Byte" in system
+    assert "save it in `outbox/` of your working directory" in system
+    assert "`attachments/`" in system

@@ -39,6 +39,7 @@ from ._environment import (
     tool_shell_path,
 )
 from ._errors import UntrustedCliOutputError
+from ._file_notes import with_file_notes
 from ._mcp_secrets import McpSecretProxies
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
@@ -96,7 +97,7 @@ class SdkRunSteps:
             cwd=workspace.cwd,
             cli_path=launcher,
             env=env,
-            system_prompt=config.system_prompt,
+            system_prompt=with_file_notes(config.system_prompt),
             tools=list(main.tools) if main.tools is not None else None,
             allowed_tools=list(main.allowed_tools),
             disallowed_tools=list(main.disallowed_tools),
