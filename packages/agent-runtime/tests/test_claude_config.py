@@ -480,6 +480,17 @@ def test_a_subagent_prompt_in_claude_codes_format_is_named_not_sent_as_prompt(co
     assert "front matter" in caught.value.reason and "agents.json" in caught.value.reason
 
 
+def test_an_empty_subagent_prompt_is_named_as_an_empty_system_prompt_is(config_dir: Path) -> None:
+    (config_dir / "agents" / "summarizer.md").write_text(" \n\n")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (
+        "agents.json",
+        "agents.summarizer.prompt_file",
+    )
+    assert "is empty" in caught.value.reason
+
+
 def test_a_subagent_prompt_no_agent_names_is_named_not_ignored(config_dir: Path) -> None:
     """Claude Code finds a subagent by its file; here agents.json defines it, and a file
     dropped into agents/ alone would never be an agent."""

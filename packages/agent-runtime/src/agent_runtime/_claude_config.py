@@ -346,6 +346,8 @@ def _subagent(
             f"read: put description, tools and model in agents.json {field}, and only the prompt in the file",
         )
     prompt = prompt.strip()
+    if not prompt:  # as for system_prompt.md: the subagent would run with no instructions
+        raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} is empty")
     tools = None
     if "tools" in spec:
         tools = _string_list(spec["tools"], file, f"{field}.tools")
