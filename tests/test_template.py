@@ -616,3 +616,31 @@ def test_the_voice_transcription_parameter_takes_exactly_the_languages_transcrib
     allowed = TEMPLATE["Parameters"]["VoiceTranscription"]["AllowedValues"]
     assert allowed[:2] == ["off", "auto"]
     assert sorted(allowed[2:]) == sorted(transcribe_language_codes()) and len(allowed) == len(set(allowed))
+
+
+def test_a_model_base_url_the_template_accepts_is_one_the_runtime_reads() -> None:
+    """A gateway URL mistyped ("api.example.com", no scheme) is refused at deploy time; the
+    runtime refuses the same ones at start, naming ANTHROPIC_BASE_URL, not in every turn."""
+    from agent_runtime import load_settings
+    from session_core import ConfigError
+
+    pattern = TEMPLATE["Parameters"]["AnthropicBaseUrl"]["AllowedPattern"]
+    good = ["https://gateway.example.com", "https://gw.example.com:8443/anthropic", "http://10.0.0.7/v1"]
+    bad = ["api.example.com", "https://", "ftp://gw.example.com", "https://u:p@gw.example.com", "https://a b"]
+    base = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/bot/key"}
+    assert re.fullmatch(pattern, "")  # the default: the SDK's own
+    for url in good:
+        assert re.fullmatch(pattern, url), url
+        assert load_settings({**base, "ANTHROPIC_BASE_URL": url}).anthropic_base_url == url
+    for url in bad:
+        assert not re.fullmatch(pattern, url), url
+        with pytest.raises(ConfigError) as refused:
+            load_settings({**base, "ANTHROPIC_BASE_URL": url})
+        assert refused.value.setting == "ANTHROPIC_BASE_URL"
+
+
+def test_an_alarm_email_the_template_accepts_looks_like_one() -> None:
+    pattern = TEMPLATE["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert all(re.fullmatch(pattern, v) for v in ["", "ops@example.com", "a.b+bot@mail.example.org"])
+    bad = ["ops", "ops@example", "ops @example.com", "@example.com"]
+    assert not any(re.fullmatch(pattern, v) for v in bad)

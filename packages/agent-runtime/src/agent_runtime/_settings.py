@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -15,6 +16,9 @@ from session_core import (
     retention_days_from_env,
     tenant_from_env,
 )
+
+# What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@.
+BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?")
 
 Backend = Literal["anthropic", "bedrock"]
 SweepScope = Literal["descendants", "uid"]
@@ -85,6 +89,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     if scope not in ("descendants", "uid"):
         raise ConfigError("PROCESS_SWEEP_SCOPE", f"must be 'descendants' or 'uid', got {scope!r}")
     region = opt("AWS_REGION") or opt("AWS_DEFAULT_REGION") or "us-east-1"
+    base_url = opt("ANTHROPIC_BASE_URL")
+    if base_url is not None and not BASE_URL.fullmatch(base_url):
+        # Not the value itself: a gateway's URL may carry a token in its path.
+        raise ConfigError("ANTHROPIC_BASE_URL", "must be an http(s) URL such as https://gateway.example.com/v1")
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
@@ -92,7 +100,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         retention_days=retention_days_from_env(env),
         backend=backend,
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
-        anthropic_base_url=opt("ANTHROPIC_BASE_URL"),
+        anthropic_base_url=base_url,
         bedrock_base_url=opt("ANTHROPIC_BEDROCK_BASE_URL"),
         model=opt("BEDROCK_MODEL_ID")
         if backend == "bedrock" and opt("BEDROCK_MODEL_ID")
