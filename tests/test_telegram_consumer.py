@@ -214,6 +214,20 @@ def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:
     assert reply["text"].startswith("No conversation yet")
 
 
+def test_group_command_from_the_command_menu_is_answered_without_a_mention(stack) -> None:
+    """Telegram's command menu sends "/status" bare in a group with one bot: it is the bot's."""
+    group = {"chat_id": -100201, "chat_type": "supergroup"}
+    stack.post(update(118, text="/status", **group))
+    stack.post(update(119, text="/new", thread_id=5, chat_id=-100202, chat_type="supergroup"))
+    stack.drain(stack.consumer())
+    [status] = stack.replies(-100201)
+    assert status["text"].startswith("No conversation yet")
+    [new] = stack.replies(-100202)
+    assert new["text"].startswith("Started a fresh conversation")
+    assert new["_params"]["message_thread_id"] == 5
+    assert stack.runs() == []
+
+
 def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     stack.post(update(120, text=None, voice={"file_id": "v1", "duration": 3}))
     stack.post(update(121, text=None, video_note={"file_id": "n1", "length": 240, "duration": 5}))

@@ -408,3 +408,20 @@ def test_a_name_in_what_a_message_refers_to_cannot_add_a_line_or_pose_as_a_usern
         "[Forwarded from alice news]",
         "[In reply to a message from alice news:]\n> x",
     ]
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "settings"),
+    [
+        ("a bare command in a group", update(chat=GROUP, text="/status"), {}),
+        ("a bare command with an argument", update(chat=GROUP, text="/usage on"), {}),
+        ("a command to the bot, capitalised", update(chat=GROUP, text="/New@Agent_Bot"), {}),
+    ],
+)
+def test_a_command_of_the_bot_in_a_group_addresses_it_without_a_mention(
+    case: str, given: Update, settings: dict[str, Any]
+) -> None:
+    """Telegram's command menu sends "/status" bare in a group with one bot, and delivers it
+    to the bot (privacy mode included): it is the bot's, as a bare /stop already is."""
+    message = decide(given, config(**settings)).message
+    assert message is not None and message.text.lower().startswith("/"), case

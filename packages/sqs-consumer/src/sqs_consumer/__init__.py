@@ -1,10 +1,11 @@
 """SQS FIFO consumer Lambda: commands, typing, runtime invoke, render and deliver replies."""
 
 from session_core import MAX_RECEIVE_COUNT
+from telegram_core import COMMANDS, parse_command
 
 from ._attachments import attachment_key, stage_attachments
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
-from ._commands import COMMANDS, HELP_TEXT, Channel, help_text, parse_command, run_command
+from ._commands import HELP_TEXT, Channel, help_text, run_command
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._consumer import Consumer
 from ._delivery import Delivery, DeliveryRecords

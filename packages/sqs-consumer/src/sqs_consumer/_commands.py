@@ -1,5 +1,5 @@
 """Commands answered without the model: /start, /help, /new, /status, /cost, /usage, /stop,
-/permissions."""
+/permissions (which message is one: telegram_core's ``parse_command``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from ._approval_view import permissions_html
 from ._budget import cost_report
 from ._deps import ApprovalRecords
 from ._render import escape_html
-
-COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissions")
 
 # Where the user types: Telegram, or the terminal chat of `agentbot dev` (text only).
 Channel = Literal["telegram", "terminal"]
@@ -59,19 +57,6 @@ def help_text(channel: Channel = "telegram", *, voice: bool = False) -> str:
 
 
 HELP_TEXT = help_text()
-
-
-def parse_command(text: str, bot_username: str | None = None) -> str | None:
-    """The command a message starts with ("/status@bot args" → "status"), if it is one of
-    ours; None for anything else (which then goes to the model)."""
-    if not text.startswith("/"):
-        return None
-    word = text.split(maxsplit=1)[0][1:]
-    name, _, addressee = word.partition("@")
-    if addressee and bot_username and addressee.lower() != bot_username.lower():
-        return None
-    name = name.lower()
-    return name if name in COMMANDS else None
 
 
 def run_command(

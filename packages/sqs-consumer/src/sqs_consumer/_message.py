@@ -27,7 +27,7 @@ from session_core import (
     UnsentFile,
     get_logger,
 )
-from telegram_core import InboundMessage, TelegramApiError
+from telegram_core import InboundMessage, TelegramApiError, parse_command
 
 from ._album import with_its_album
 from ._approval_view import (
@@ -41,7 +41,7 @@ from ._attachments import stage_attachments
 from ._budget import refusal_text, report_deployment_spend
 from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
-from ._commands import parse_command, run_command
+from ._commands import run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps

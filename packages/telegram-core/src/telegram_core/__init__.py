@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         sent_as_photo,
     )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
+    from ._commands import COMMANDS, command_word, parse_command
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
     from ._envelope import (
@@ -69,6 +70,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APPROVAL_CALLBACK_PREFIX",
     "CHAT_SETTINGS_SK",
+    "COMMANDS",
     "ENVELOPE_VERSION",
     "MAX_DOWNLOAD_BYTES",
     "MAX_PHOTO_BYTES",
@@ -111,9 +113,11 @@ __all__ = [
     "approval_button_of",
     "approval_callback_data",
     "check_response",
+    "command_word",
     "decode_envelope",
     "encode_envelope",
     "error_for",
+    "parse_command",
     "revoke_button_of",
     "revoke_callback_data",
     "sent_as_photo",

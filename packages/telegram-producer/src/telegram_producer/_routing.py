@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey
-from telegram_core import Attachment, InboundMessage
+from telegram_core import Attachment, InboundMessage, parse_command
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
@@ -160,11 +160,14 @@ def bot_mention(config: ProducerConfig) -> re.Pattern[str] | None:
 
 def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
     """(should the bot answer, text without the bot's @mention). A forwarded message's mention
-    is someone else's words: it addresses nobody, and stays in the text."""
+    is someone else's words: it addresses nobody, and stays in the text. One of the bot's
+    commands addresses it bare ("/status"): Telegram's command menu sends it so in a group
+    with one bot, and delivers such a command to the bot even in privacy mode."""
     username = config.bot_username
     mention = None if passed_on(msg) else bot_mention(config)
     mentioned = bool(mention and mention.search(text))
     replied = replies_to_the_bot(msg, username)
+    command = not passed_on(msg) and parse_command(text, username) is not None
     if mention is not None:
         text = mention.sub("", text).strip()
-    return (config.group_reply_mode == "always" or mentioned or replied), text
+    return (config.group_reply_mode == "always" or mentioned or replied or command), text
