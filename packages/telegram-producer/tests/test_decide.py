@@ -425,3 +425,26 @@ def test_a_command_of_the_bot_in_a_group_addresses_it_without_a_mention(
     to the bot (privacy mode included): it is the bot's, as a bare /stop already is."""
     message = decide(given, config(**settings)).message
     assert message is not None and message.text.lower().startswith("/"), case
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "settings"),
+    [
+        (
+            "another bot's command, when always",
+            update(chat=GROUP, text="/help@other_bot"),
+            {"group_reply_mode": "always"},
+        ),
+        (
+            "another bot's command as a reply to the bot",
+            update(chat=GROUP, text="/new@other_bot", reply_to_message={"message_id": 2, "from": BOT}),
+            {},
+        ),
+        ("a bare command that is not the bot's", update(chat=GROUP, text="/roll"), {}),
+    ],
+)
+def test_a_command_for_another_bot_in_a_group_starts_no_turn(
+    case: str, given: Update, settings: dict[str, Any]
+) -> None:
+    """ "/help@other_bot" is another bot's: the model must not be paid to answer it."""
+    assert decide(given, config(**settings)).message is None, case

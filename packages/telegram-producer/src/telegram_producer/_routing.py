@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey
-from telegram_core import Attachment, InboundMessage, parse_command
+from telegram_core import Attachment, InboundMessage, command_word, parse_command
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
@@ -162,7 +162,9 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     """(should the bot answer, text without the bot's @mention). A forwarded message's mention
     is someone else's words: it addresses nobody, and stays in the text. One of the bot's
     commands addresses it bare ("/status"): Telegram's command menu sends it so in a group
-    with one bot, and delivers such a command to the bot even in privacy mode."""
+    with one bot, and delivers such a command to the bot even in privacy mode. A command
+    written to another bot ("/help@other_bot") is that bot's, whatever else holds: the model
+    would be paid to answer it."""
     username = config.bot_username
     mention = None if passed_on(msg) else bot_mention(config)
     mentioned = bool(mention and mention.search(text))
@@ -170,4 +172,11 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     command = not passed_on(msg) and parse_command(text, username) is not None
     if mention is not None:
         text = mention.sub("", text).strip()
+    if _for_another_bot(text, username):
+        return False, text
     return (config.group_reply_mode == "always" or mentioned or replied or command), text
+
+
+def _for_another_bot(text: str, username: str | None) -> bool:
+    word = command_word(text)
+    return bool(word and word[1] and username and word[1].lower() != username.lower())
