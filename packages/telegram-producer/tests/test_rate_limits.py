@@ -158,3 +158,22 @@ def test_a_steady_sender_within_the_limit_is_never_dropped(aws, make_producer) -
         clock.now = START + i * 4
         response = producer.handle_event(webhook_event(update(9400 + i, chat_id=501, text=f"s{i}")))
         assert json.loads(response["body"])["outcome"] == "enqueued", i
+
+
+def test_in_a_group_the_slow_down_notice_answers_the_member_it_is_for(aws, make_producer) -> None:
+    """ "You are sending messages faster…" in a group must say whom it means: it quotes the
+    first message it skips, as every answer of the bot quotes the message it answers."""
+    clock = Clock(START)
+    producer = make_producer(clock, per_user=2, per_chat=0)
+    bodies = []
+    for i in range(3):
+        clock.now = START + i * 0.1
+        event = webhook_event(
+            update(
+                9500 + i, message_id=40 + i, chat_id=-100600, chat_type="supergroup", user_id=701, text="x"
+            )
+        )
+        bodies.append(json.loads(producer.handle_event(event)["body"]))
+    notice = bodies[2]
+    assert notice["method"] == "sendMessage" and notice["text"].startswith("You are sending")
+    assert notice["reply_parameters"] == {"message_id": 42, "allow_sending_without_reply": True}

@@ -520,9 +520,15 @@ def _too_fast(limiter: RateLimiter, which: str) -> str:
 
 
 def _notice(message: InboundMessage, text: str) -> dict[str, Any]:
-    """A 200 whose body is a sendMessage to the message's chat (and topic): Telegram makes
-    the call for us, so the producer needs no bot token and no extra request."""
-    reply: dict[str, Any] = {"method": "sendMessage", "chat_id": message.chat_id, "text": text}
+    """A 200 whose body is a sendMessage to the message's chat (and topic), quoting the message
+    it skips (in a group, "You are sending…" must say whom it means): Telegram makes the call
+    for us, so the producer needs no bot token and no extra request."""
+    reply: dict[str, Any] = {
+        "method": "sendMessage",
+        "chat_id": message.chat_id,
+        "text": text,
+        "reply_parameters": {"message_id": message.message_id, "allow_sending_without_reply": True},
+    }
     if message.thread_id:
         reply["message_thread_id"] = message.thread_id
     return {
