@@ -237,6 +237,18 @@ def test_a_new_message_declines_the_waiting_call_and_the_buttons_say_so(stack) -
     assert not edited.get("reply_markup")
 
 
+def test_in_a_group_a_new_message_declining_the_call_names_who_sent_it(stack) -> None:
+    """Alice's call waits; Bob's message declines it. "you sent a new message" under Alice's
+    question would blame her (or whoever reads it): the group is told it was Bob."""
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    asking = ask(stack, 352, f"rm -rf build @{BOT_USERNAME}", **group)
+    bob = {"from": {"id": 502, "is_bot": False, "first_name": "Bob", "username": "bob"}}
+    assert stack.post(update(353, text=f"@{BOT_USERNAME} what time is it?", **group, **bob)) == 200
+    stack.drain(stack.consumer())
+    edited = message_now(stack, asking["message_id"], GROUP)
+    assert edited["text"] == "❌ Declined: @bob sent a new message: Bash rm -rf build"
+
+
 def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(stack) -> None:
     nothing = "Nothing is always allowed in this chat. Tools that need approval ask each time."
     assert stack.post(update(360, text="/permissions")) == 200

@@ -16,6 +16,7 @@ from ._wording import (
     APPROVAL_BUTTON_TEXT,
     APPROVAL_DECIDED,
     APPROVAL_DECLINED,
+    APPROVAL_DECLINED_BY,
     APPROVAL_STOPPED,
     GRANT_LINE,
     GRANTS_HEADING,
@@ -60,9 +61,12 @@ def approval_keyboard(approval_id: str) -> dict[str, Any]:
     }
 
 
-def approval_outcome_html(outcome: ApprovalOutcome) -> str:
-    """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"."""
-    if outcome.answered_by == "new_message":
+def approval_outcome_html(outcome: ApprovalOutcome, *, new_message_from: str | None = None) -> str:
+    """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"
+    (``new_message_from``: in a group, who sent the message that declined it)."""
+    if outcome.answered_by == "new_message" and new_message_from:
+        head = APPROVAL_DECLINED_BY.format(who=escape_html(_cut(new_message_from, _MAX_NAME_CHARS)))
+    elif outcome.answered_by == "new_message":
         head = APPROVAL_DECLINED
     elif outcome.answered_by == "stop":
         head = APPROVAL_STOPPED

@@ -317,9 +317,13 @@ class MessageHandler:
         changes nothing."""
         if outcome.message_id is None:
             return
+        sender = None if msg.chat_type == "private" else msg.user_name
         try:
             self._deps.bot.edit_message_text(
-                msg.chat_id, outcome.message_id, approval_outcome_html(outcome), html=True
+                msg.chat_id,
+                outcome.message_id,
+                approval_outcome_html(outcome, new_message_from=sender),
+                html=True,
             )
         except TelegramApiError as exc:
             log.info("approval_message_not_edited", kind=exc.kind)

@@ -138,6 +138,8 @@ APPROVAL_DECIDED: Mapping[ApprovalChoice, str] = {
     "deny": "❌ Denied by {who}",
 }
 APPROVAL_DECLINED = "❌ Declined: you sent a new message"
+# In a group the new message may be anyone's: "you" would blame whoever reads it.
+APPROVAL_DECLINED_BY = "❌ Declined: {who} sent a new message"
 APPROVAL_STOPPED = "⏹ Stopped before it ran"
 NO_GRANTS = "Nothing is always allowed in this chat. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in this chat:"
