@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentbot_testing.telegram_support import WEBHOOK_SECRET, update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, update, webhook_event
 from session_core import ChatBacklog
 from telegram_producer import Producer, ProducerConfig
 from telegram_producer import handler as producer_handler
@@ -108,3 +108,16 @@ def test_a_groups_move_to_its_supergroup_is_queued_even_when_the_supergroups_bac
     response = stack.producer.handle_event(moved)
 
     assert json.loads(response["body"]) == {"ok": True, "outcome": "enqueued: chat moved"}
+
+
+def test_a_burst_in_a_forum_topic_is_told_of_that_topic_not_the_chat(stack) -> None:
+    """The backlog is the topic's (each topic is its own conversation): the other topics of
+    the group still get answers, so "of this chat" would be wrong."""
+    topic = {"chat_id": -100603, "chat_type": "supergroup", "thread_id": 9}
+    bodies = []
+    for i in range(LIMIT + 1):
+        event = webhook_event(update(43_000 + i, text=f"@{BOT_USERNAME} busy?", **topic))
+        bodies.append(json.loads(stack.producer.handle_event(event)["body"]))
+    notice = bodies[LIMIT]
+    assert notice["text"].startswith(f"I still have {LIMIT} messages of this topic to answer")
+    assert notice["message_thread_id"] == 9

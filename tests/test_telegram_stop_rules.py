@@ -217,6 +217,18 @@ def test_a_stop_reaches_only_the_running_turn_and_is_never_queued(aws: Any, prod
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
+def test_a_stop_in_a_quiet_forum_topic_says_nothing_runs_in_this_topic(aws: Any, producer: Any) -> None:
+    """A turn runs in topic 3, its progress message in view of every member; a /stop sent in
+    topic 4 stops nothing and must not claim that nothing runs in the whole chat."""
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    live.begin(SessionKey.parse("default/-100200/3"), 80)
+    in_topic_4 = message(text="/stop", chat_id=-100200, chat_type="supergroup", thread_id=4)
+    answer = _post(producer, {"update_id": 10, "message": in_topic_4})
+    assert answer["text"] == "Nothing is running in this topic right now."
+    assert answer["message_thread_id"] == 4
+    assert not live.stop_requested(SessionKey.parse("default/-100200/3"), 80)
+
+
 def test_a_stop_from_outside_the_allow_list_is_ignored(aws: Any, producer: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("ALLOWED_USER_IDS", "9")
     strict = producer_handler.build_producer()

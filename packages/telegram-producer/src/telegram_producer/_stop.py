@@ -20,14 +20,15 @@ from telegram_core import stopped_turn_of
 
 from ._config import ProducerConfig
 from ._routing import bot_mention
-from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
+from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of, where
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
 StopVia = Literal["command", "draft", "button"]
 
 STOPPING_TEXT = "Stopping…"
-NOTHING_TO_STOP_TEXT = "Nothing is running in this chat right now."
+_NOTHING_TO_STOP = "Nothing is running in {where} right now."
+NOTHING_TO_STOP_TEXT = _NOTHING_TO_STOP.format(where="this chat")
 # A call held for approval is not running: what the user may mean is to drop it.
 WAITING_CALL_TEXT = " A tool call is waiting for an answer: Deny drops it."
 
@@ -106,7 +107,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
 
 def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:
     """The Bot API call the webhook answers a stop with (None: nothing to say)."""
-    text = STOPPING_TEXT if outcome == "stopping" else NOTHING_TO_STOP_TEXT
+    text = STOPPING_TEXT if outcome == "stopping" else _NOTHING_TO_STOP.format(where=where(request.thread_id))
     if outcome == "call_waiting":
         text += WAITING_CALL_TEXT
     if request.callback_query_id is not None:

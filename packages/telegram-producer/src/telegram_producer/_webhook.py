@@ -62,7 +62,7 @@ from ._errors import WebhookSecretError
 from ._moved_chats import MovedChats
 from ._routing import allowed, decide
 from ._stop import StopRequest, StopRequests, stop_reply, stop_request
-from ._updates import Update, chat_of, update_decoder
+from ._updates import Update, chat_of, update_decoder, where
 
 log = get_logger(__name__)
 
@@ -507,7 +507,7 @@ class Producer:
             return _response(200, "chat backlog full")
         return _notice(
             message,
-            f"I still have {backlog.limit} messages of this chat to answer. I skip new ones "
+            f"I still have {backlog.limit} messages of {where(message.thread_id)} to answer. I skip new ones "
             "until I have caught up: please wait for my answers, then ask again.",
         )
 
