@@ -302,6 +302,28 @@ def test_buttons_on_a_reply_in_a_group_without_topics_act_on_the_groups_session(
     assert stack.approvals().grants(GROUP_KEY) == []
 
 
+def test_in_a_forum_topic_always_says_this_topic_as_the_grant_holds_only_there(stack) -> None:
+    """Each topic is its own conversation, and so are its grants: a call allowed "always" in
+    one topic still asks in the next. Buttons, answers and /permissions say "this topic"."""
+    topic = {"chat_id": GROUP, "chat_type": "supergroup", "thread_id": 7}
+    asking = ask(stack, 380, f"rm -rf build @{BOT_USERNAME}", **topic)
+    assert [label for label, _ in buttons_of(asking)] == ["Allow once", "Always in this topic", "Deny"]
+    assert "“Always in this topic” would allow" in asking["text"]
+    press = stack.telegram.press_button(asking, text="Always in this topic", username="alice")
+    assert post(stack, press)["text"] == "Always allowed in this topic."
+    stack.drain(stack.consumer())
+    edited = message_now(stack, asking["message_id"], GROUP)
+    assert edited["text"].startswith("✅ Always allowed in this topic by @alice")
+    assert stack.post(update(381, text=f"/permissions@{BOT_USERNAME}", **topic)) == 200
+    assert stack.post(update(382, text=f"/permissions@{BOT_USERNAME}", **{**topic, "thread_id": 8})) == 200
+    stack.drain(stack.consumer())
+    listings = [m["text"] for m in stack.replies(GROUP)[-2:]]
+    assert listings == [
+        "Always allowed in this topic:\n• Bash(*) (by @alice)",
+        "Nothing is always allowed in this topic. Tools that need approval ask each time.",
+    ]
+
+
 def test_new_keeps_always_grants(stack) -> None:
     asking = ask(stack, 370)
     post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))

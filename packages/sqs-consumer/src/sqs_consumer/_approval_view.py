@@ -35,24 +35,25 @@ _MAX_BUTTON_LABEL_CHARS = 60
 _MAX_GRANTS_SHOWN = 30
 
 
-def approval_request_html(request: ApprovalRequest) -> str:
-    """The message that asks: the tool, exactly what would run, and what "always" allows."""
+def approval_request_html(request: ApprovalRequest, *, where: str = "this chat") -> str:
+    """The message that asks: the tool, exactly what would run, and what "always" allows
+    (``where``: "this chat" or "this topic", where a grant holds)."""
     return (
         f"{APPROVAL_ASKS}\n"
         f"<b>{escape_html(_cut(request.tool_name, _MAX_RULE_CHARS))}</b>\n"
         f"<pre>{escape_html(_cut(request.summary, _MAX_SUMMARY_CHARS))}</pre>\n"
-        f"{APPROVAL_ALWAYS_WOULD_ALLOW}: "
+        f"{APPROVAL_ALWAYS_WOULD_ALLOW.format(where=where)}: "
         f"<code>{escape_html(_cut(request.grant_rule, _MAX_RULE_CHARS))}</code>"
     )
 
 
-def approval_keyboard(approval_id: str) -> dict[str, Any]:
-    """One row: Allow once, Always in this chat, Deny (``ap:<id>:<o|a|d>``)."""
+def approval_keyboard(approval_id: str, *, where: str = "this chat") -> dict[str, Any]:
+    """One row: Allow once, Always in this chat (or topic), Deny (``ap:<id>:<o|a|d>``)."""
     return {
         "inline_keyboard": [
             [
                 {
-                    "text": APPROVAL_BUTTON_TEXT[choice],
+                    "text": APPROVAL_BUTTON_TEXT[choice].format(where=where),
                     "callback_data": approval_callback_data(approval_id, choice),
                 }
                 for choice in APPROVAL_CHOICES
@@ -61,7 +62,9 @@ def approval_keyboard(approval_id: str) -> dict[str, Any]:
     }
 
 
-def approval_outcome_html(outcome: ApprovalOutcome, *, new_message_from: str | None = None) -> str:
+def approval_outcome_html(
+    outcome: ApprovalOutcome, *, new_message_from: str | None = None, where: str = "this chat"
+) -> str:
     """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"
     (``new_message_from``: in a group, who sent the message that declined it)."""
     if outcome.answered_by == "new_message" and new_message_from:
@@ -72,7 +75,7 @@ def approval_outcome_html(outcome: ApprovalOutcome, *, new_message_from: str | N
         head = APPROVAL_STOPPED
     else:
         who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
-        head = APPROVAL_DECIDED[outcome.choice].format(who=who)
+        head = APPROVAL_DECIDED[outcome.choice].format(who=who, where=where)
     return approval_settled_html(head, outcome.tool_name, outcome.summary)
 
 
@@ -84,11 +87,11 @@ def approval_settled_html(head: str, tool_name: str, summary: str) -> str:
     )
 
 
-def permissions_html(grants: list[Grant]) -> str:
+def permissions_html(grants: list[Grant], *, where: str = "this chat") -> str:
     """The /permissions answer: each rule and who granted it, or that there are none."""
     if not grants:
-        return NO_GRANTS
-    lines = [GRANTS_HEADING]
+        return NO_GRANTS.format(where=where)
+    lines = [GRANTS_HEADING.format(where=where)]
     for grant in grants[:_MAX_GRANTS_SHOWN]:
         rule = f"<code>{escape_html(_cut(grant.rule, _MAX_RULE_CHARS))}</code>"
         who = escape_html(_cut(grant.granted_by or "someone", _MAX_NAME_CHARS))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from session_core import BudgetLedger, SessionKey, SessionRegistry
-from telegram_core import ChatSettings
+from telegram_core import ChatSettings, this_place
 
 from ._approval_view import permissions_html
 from ._budget import cost_report
@@ -81,7 +81,9 @@ def run_command(
     if name == "help":
         return escape_html(help_text(channel, voice=voice))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
-        return permissions_html([] if approvals is None else approvals.grants(key))
+        return permissions_html(
+            [] if approvals is None else approvals.grants(key), where=this_place(key.thread_id)
+        )
     if name == "new":
         if approvals is not None:
             # A call still waiting belongs to the old conversation: its buttons go stale.

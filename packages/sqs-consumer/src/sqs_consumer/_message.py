@@ -27,7 +27,7 @@ from session_core import (
     UnsentFile,
     get_logger,
 )
-from telegram_core import InboundMessage, TelegramApiError, parse_command
+from telegram_core import InboundMessage, TelegramApiError, parse_command, this_place
 
 from ._album import with_its_album
 from ._approval_view import (
@@ -303,8 +303,8 @@ class MessageHandler:
             msg,
             key,
             APPROVAL_CHUNK,
-            approval_request_html(request),
-            approval_keyboard(request.approval_id),
+            approval_request_html(request, where=this_place(key.thread_id)),
+            approval_keyboard(request.approval_id, where=this_place(key.thread_id)),
             quote=quote,
         )
         if message_id is not None and self._deps.approvals is not None:
@@ -322,7 +322,7 @@ class MessageHandler:
             self._deps.bot.edit_message_text(
                 msg.chat_id,
                 outcome.message_id,
-                approval_outcome_html(outcome, new_message_from=sender),
+                approval_outcome_html(outcome, new_message_from=sender, where=this_place(msg.thread_id)),
                 html=True,
             )
         except TelegramApiError as exc:
@@ -332,10 +332,11 @@ class MessageHandler:
         """[I] /permissions: the chat's grants, each with a revoke button."""
         grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
         markup = permissions_keyboard(grants)
+        listing = permissions_html(grants, where=this_place(key.thread_id))
         if markup is None:
-            self._delivery.deliver(msg, key, [permissions_html(grants)])
+            self._delivery.deliver(msg, key, [listing])
         else:
-            self._delivery.deliver_with_buttons(msg, key, 0, permissions_html(grants), markup, quote=True)
+            self._delivery.deliver_with_buttons(msg, key, 0, listing, markup, quote=True)
 
     def _live_view(self, msg: InboundMessage, key: SessionKey) -> LiveView:
         """The live view of this message's turn (shows nothing without live turns)."""

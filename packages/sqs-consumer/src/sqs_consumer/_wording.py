@@ -124,24 +124,25 @@ def failure_text(result: TurnResult) -> str | None:
 
 
 # [I] Tool approval: the buttons under a call that waits, what the message says once answered,
-# and /permissions.
+# and /permissions. {where}: where a grant holds, "this chat" or "this topic" (telegram_core's
+# this_place): a forum topic's grants are its own.
 APPROVAL_BUTTON_TEXT: Mapping[ApprovalChoice, str] = {
     "once": "Allow once",
-    "always": "Always in this chat",
+    "always": "Always in {where}",
     "deny": "Deny",
 }
 APPROVAL_ASKS = "🔐 May I run this?"
-APPROVAL_ALWAYS_WOULD_ALLOW = "“Always in this chat” would allow"
+APPROVAL_ALWAYS_WOULD_ALLOW = "“Always in {where}” would allow"
 APPROVAL_DECIDED: Mapping[ApprovalChoice, str] = {
     "once": "✅ Allowed once by {who}",
-    "always": "✅ Always allowed in this chat by {who}",
+    "always": "✅ Always allowed in {where} by {who}",
     "deny": "❌ Denied by {who}",
 }
 APPROVAL_DECLINED = "❌ Declined: you sent a new message"
 # In a group the new message may be anyone's: "you" would blame whoever reads it.
 APPROVAL_DECLINED_BY = "❌ Declined: {who} sent a new message"
 APPROVAL_STOPPED = "⏹ Stopped before it ran"
-NO_GRANTS = "Nothing is always allowed in this chat. Tools that need approval ask each time."
-GRANTS_HEADING = "Always allowed in this chat:"
+NO_GRANTS = "Nothing is always allowed in {where}. Tools that need approval ask each time."
+GRANTS_HEADING = "Always allowed in {where}:"
 GRANT_LINE = "{rule} (by {who})"
 REVOKE_BUTTON_TEXT = "Revoke {rule}"

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         TelegramServerError,
         TelegramUnauthorized,
     )
+    from ._places import this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
     from ._update_dedup import UpdateDedup
@@ -123,4 +124,5 @@ __all__ = [
     "sent_as_photo",
     "stop_callback_data",
     "stopped_turn_of",
+    "this_place",
 ]

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from session_core import Approval, ApprovalChoice, Grant, SessionKey
-from telegram_core import ApprovalButton, InvalidButton, RevokeButton, approval_button_of, revoke_button_of
+from telegram_core import (
+    ApprovalButton,
+    InvalidButton,
+    RevokeButton,
+    approval_button_of,
+    revoke_button_of,
+    this_place,
+)
 
 from ._config import ProducerConfig
 from ._updates import Update, shown_name, topic_of
@@ -31,11 +38,13 @@ NOT_YOURS_TEXT = "Only the person who asked can answer this."
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."
 STOPPED_TEXT = "Already answered: stopped before it ran."
-DECIDED_TEXT: dict[ApprovalChoice, str] = {
+# A grant holds in the session only: a forum topic's is that topic's (``this_place``).
+_DECIDED: dict[ApprovalChoice, str] = {
     "once": "Allowed once.",
-    "always": "Always allowed in this chat.",
+    "always": "Always allowed in {where}.",
     "deny": "Denied.",
 }
+DECIDED_TEXT = {choice: text.format(where="this chat") for choice, text in _DECIDED.items()}
 _ANSWERED_AS: dict[ApprovalChoice, str] = {
     "once": "Allowed once",
     "always": "Always allowed",
@@ -116,6 +125,11 @@ def refusal(
     if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
         return NEEDS_APPROVER_TEXT if asker < 0 else NOT_YOURS_TEXT
     return None
+
+
+def decided_text(choice: ApprovalChoice, press: ButtonPress) -> str:
+    """The answer to a press that decided: "Always allowed in this topic." in a forum topic."""
+    return _DECIDED[choice].format(where=this_place(press.thread_id))
 
 
 def already_answered_text(approval: Approval) -> str:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from session_core import SessionKey, StopOutcome
-from telegram_core import stopped_turn_of
+from telegram_core import stopped_turn_of, this_place
 
 from ._config import ProducerConfig
 from ._routing import bot_mention
-from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of, where
+from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
 _STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
@@ -107,7 +107,11 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
 
 def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:
     """The Bot API call the webhook answers a stop with (None: nothing to say)."""
-    text = STOPPING_TEXT if outcome == "stopping" else _NOTHING_TO_STOP.format(where=where(request.thread_id))
+    text = (
+        STOPPING_TEXT
+        if outcome == "stopping"
+        else _NOTHING_TO_STOP.format(where=this_place(request.thread_id))
+    )
     if outcome == "call_waiting":
         text += WAITING_CALL_TEXT
     if request.callback_query_id is not None:

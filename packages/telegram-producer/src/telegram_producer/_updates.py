@@ -170,12 +170,6 @@ def topic_of(message: Message | CallbackMessage) -> int:
     return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
 
 
-def where(thread_id: int) -> str:
-    """How a notice names the conversation it is about: a forum topic is one of its own, and
-    the chat's other topics may be busy ("Nothing is running in this chat" would be wrong)."""
-    return "this topic" if thread_id else "this chat"
-
-
 _BRACKETS_RE = re.compile(r"[\[\]]")
 # What shows nothing before a name's first character: format and control characters, marks
 # with nothing to combine with, and the blanks Unicode files as a letter or a symbol (the

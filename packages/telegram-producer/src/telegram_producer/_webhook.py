@@ -43,10 +43,10 @@ from telegram_core import (
     RateVerdict,
     RevokeButton,
     encode_envelope,
+    this_place,
 )
 
 from ._approval import (
-    DECIDED_TEXT,
     NOT_VALID_TEXT,
     NOT_WAITING_TEXT,
     ApprovalStore,
@@ -54,6 +54,7 @@ from ._approval import (
     already_answered_text,
     button_press,
     callback_answer,
+    decided_text,
     refusal,
     revoked_text,
 )
@@ -62,7 +63,7 @@ from ._errors import WebhookSecretError
 from ._moved_chats import MovedChats
 from ._routing import allowed, decide
 from ._stop import StopRequest, StopRequests, stop_reply, stop_request
-from ._updates import Update, chat_of, update_decoder, where
+from ._updates import Update, chat_of, update_decoder
 
 log = get_logger(__name__)
 
@@ -409,7 +410,7 @@ class Producer:
             return _response(503, "queue unavailable, retry")
         self._mark_seen(update_id)
         log.info("approval_decided", choice=button.choice)
-        return _reply(callback_answer(press, DECIDED_TEXT[button.choice]))
+        return _reply(callback_answer(press, decided_text(button.choice, press)))
 
     def _stop(self, update_id: int, stop: StopRequest, config: ProducerConfig) -> dict[str, Any]:
         """Write the stop request for the chat's running turn (or for the turn still waiting to
@@ -507,8 +508,8 @@ class Producer:
             return _response(200, "chat backlog full")
         return _notice(
             message,
-            f"I still have {backlog.limit} messages of {where(message.thread_id)} to answer. I skip new ones "
-            "until I have caught up: please wait for my answers, then ask again.",
+            f"I still have {backlog.limit} messages of {this_place(message.thread_id)} to answer. "
+            "I skip new ones until I have caught up: please wait for my answers, then ask again.",
         )
 
 
