@@ -228,6 +228,22 @@ def test_group_command_from_the_command_menu_is_answered_without_a_mention(stack
     assert stack.runs() == []
 
 
+def test_in_a_forum_topic_status_and_usage_speak_of_the_topic(stack) -> None:
+    """A topic's session, totals and /usage choice are its own: "this chat" would claim
+    the whole group's."""
+    topic = {"chat_id": -100203, "chat_type": "supergroup", "thread_id": 6}
+    stack.post(update(130, text=f"@{BOT_USERNAME} hi", **topic))
+    stack.post(update(131, text=f"/usage@{BOT_USERNAME} on", **topic))
+    stack.post(update(132, text=f"/status@{BOT_USERNAME}", **topic))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(-100203)]
+    assert (
+        texts[1]
+        == "From now on each answer in this topic ends with its tokens and cost. /usage off stops it."
+    )
+    assert "This topic in total: 1 turn" in texts[2]
+
+
 def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     stack.post(update(120, text=None, voice={"file_id": "v1", "duration": 3}))
     stack.post(update(121, text=None, video_note={"file_id": "n1", "length": 240, "duration": 5}))

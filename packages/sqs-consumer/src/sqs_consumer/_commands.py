@@ -100,7 +100,7 @@ def run_command(
         return _usage(key, chat_settings, argument.strip().lower())
     if name == "stop":
         # [H] The producer stops a running turn itself; a /stop that was queued comes after it.
-        return "Nothing is running in this chat right now."
+        return f"Nothing is running in {this_place(key.thread_id)} right now."
     if name == "cost":
         if budgets is None:
             return "No budgets are set for this bot; /status shows this chat's cost."
@@ -113,19 +113,21 @@ def run_command(
         f"<b>Session</b>: <code>{session}</code>\n"
         f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
         f"{_usd(record.conversation_cost_usd)}\n"
-        f"<b>This chat in total</b>: {_turns(record.turns)}, {_usd(record.cost_usd)}\n"
+        f"<b>{this_place(key.thread_id).capitalize()} in total</b>: {_turns(record.turns)}, "
+        f"{_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(clock() - record.created_at)}"
     )
 
 
 def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str) -> str:
+    where = this_place(key.thread_id)  # a forum topic's choice is its own
     if choice in ("on", "off"):
         chat_settings.set_usage_footer(key, choice == "on")
         if choice == "on":
-            return "From now on each answer in this chat ends with its tokens and cost. /usage off stops it."
-        return "Answers in this chat no longer show their tokens and cost."
+            return f"From now on each answer in {where} ends with its tokens and cost. /usage off stops it."
+        return f"Answers in {where} no longer show their tokens and cost."
     state = "on" if chat_settings.usage_footer(key) else "off"
-    return f"The usage line under answers is {state} in this chat. Send /usage on or /usage off."
+    return f"The usage line under answers is {state} in {where}. Send /usage on or /usage off."
 
 
 def _turns(count: int) -> str:
