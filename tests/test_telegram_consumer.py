@@ -159,6 +159,24 @@ def test_help_invites_photos_only_where_they_can_be_sent(
         assert "/file <path> [caption] sends a file" in answer
 
 
+@pytest.mark.parametrize(("mode", "says_how"), [(None, True), ("mention", True), ("always", False)])
+def test_help_in_a_group_says_how_to_address_the_bot(
+    stack, monkeypatch: pytest.MonkeyPatch, mode: str | None, says_how: bool
+) -> None:
+    """In a group (mention mode) a plain message gets no answer: /help, asked there, says what
+    does, or the member's next message meets silence."""
+    if mode is not None:
+        monkeypatch.setenv("GROUP_REPLY_MODE", mode)
+    how = f"In a group I answer messages that mention me (@{BOT_USERNAME}) or reply to one of mine."
+    stack.post(update(140, text=f"/help@{BOT_USERNAME}", chat_id=-100204, chat_type="supergroup"))
+    stack.post(update(141, text="/help"))
+    stack.drain(stack.consumer())
+    [in_group] = [m["text"] for m in stack.replies(-100204)]
+    assert (how in in_group) is says_how, in_group
+    [in_private] = [m["text"] for m in stack.replies(CHAT)]
+    assert how not in in_private
+
+
 def test_an_unknown_chat_channel_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from session_core import ConfigError
     from sqs_consumer import ConsumerConfig

@@ -851,19 +851,24 @@ def _functions(
         "TENANT": args.tenant,
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
     }
+    # Both read them: the producer to pick a group's messages, the consumer for what /help says.
+    groups = {
+        "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
+        "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
+    }
     producer = {
         **common,
+        **groups,
         "WEBHOOK_SECRET_PARAMETER": secret_names["WEBHOOK_SECRET_PARAMETER"],
         "ALLOWED_USER_IDS": os.environ.get("ALLOWED_USER_IDS", ""),
         "ALLOWED_CHAT_IDS": os.environ.get("ALLOWED_CHAT_IDS", ""),
         "APPROVER_USER_IDS": os.environ.get("APPROVER_USER_IDS", ""),
-        "GROUP_REPLY_MODE": os.environ.get("GROUP_REPLY_MODE", "mention"),
-        "BOT_USERNAME": bot_username or os.environ.get("BOT_USERNAME", "agentbot"),
         **_shell_settings(PRODUCER_SETTINGS),
         **NO_VOICE_TRANSCRIPTION,
     }
     consumer = {
         **common,
+        **groups,
         **_shell_settings(CONSUMER_SETTINGS),
         **NO_VOICE_TRANSCRIPTION,
         "RUNTIME_FUNCTION_NAME": RUNTIME,

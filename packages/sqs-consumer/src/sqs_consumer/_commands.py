@@ -38,10 +38,15 @@ _PERMISSIONS = {
 }
 
 
-def help_text(channel: Channel = "telegram", *, voice: bool = False) -> str:
+def help_text(channel: Channel = "telegram", *, voice: bool = False, mention: str | None = None) -> str:
     """The /help answer (plain text): what to send and how to revoke depend on the channel
-    (``voice``: recordings are transcribed)."""
+    (``voice``: recordings are transcribed; ``mention``: asked in a group that answers only
+    what addresses the bot, its username, which the answer tells to mention)."""
     what_to_send = _WHAT_TO_SEND_WITH_VOICE if voice and channel == "telegram" else _WHAT_TO_SEND[channel]
+    if mention:  # else a member's next plain message meets silence
+        what_to_send += (
+            f"\n\nIn a group I answer messages that mention me (@{mention}) or reply to one of mine."
+        )
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
         "that I remember for weeks.\n\n"
@@ -73,13 +78,14 @@ def run_command(
     argument: str = "",
     approvals: ApprovalRecords | None = None,
     voice: bool = False,
+    mention: str | None = None,
 ) -> str:
     """Carry out a command (``argument``: the rest of the message) and return its reply
-    (Telegram HTML; ``voice``: recordings are transcribed, as /help says)."""
+    (Telegram HTML; ``voice`` and ``mention``: what /help says, see ``help_text``)."""
     if name == "start":
-        return "Hello! " + escape_html(help_text(channel, voice=voice))
+        return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention))
     if name == "help":
-        return escape_html(help_text(channel, voice=voice))
+        return escape_html(help_text(channel, voice=voice, mention=mention))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
         return permissions_html(
             [] if approvals is None else approvals.grants(key), where=this_place(key.thread_id)

@@ -118,6 +118,7 @@ class MessageHandler:
                     argument=msg.text.partition(" ")[2],
                     approvals=self._deps.approvals,
                     voice=self._deps.voices is not None,
+                    mention=self._mention_needed(msg),
                 )
                 self._delivery.deliver(msg, key, [reply])
             return "command"
@@ -164,6 +165,13 @@ class MessageHandler:
         if not result.ok:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
         return "replied"
+
+    def _mention_needed(self, msg: InboundMessage) -> str | None:
+        """The bot's username when ``msg`` comes from a group where only what addresses the
+        bot is answered (GROUP_REPLY_MODE=mention): /help says so there."""
+        if msg.chat_type == "private" or self._config.group_reply_mode != "mention":
+            return None
+        return self._config.bot_username
 
     def _answer(
         self,

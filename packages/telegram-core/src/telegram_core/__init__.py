@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         TelegramServerError,
         TelegramUnauthorized,
     )
+    from ._group_reply_mode import GroupReplyMode, group_reply_mode
     from ._places import this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
@@ -89,6 +90,7 @@ __all__ = [
     "ClaimVerdict",
     "DeliveryClaims",
     "DeliveryLog",
+    "GroupReplyMode",
     "InboundMessage",
     "InvalidButton",
     "Medium",
@@ -118,6 +120,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "error_for",
+    "group_reply_mode",
     "parse_command",
     "revoke_button_of",
     "revoke_callback_data",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from session_core import (
     DEFAULT_RETENTION_DAYS,
@@ -17,8 +16,7 @@ from session_core import (
     tenant_from_env,
     voice_transcription,
 )
-
-GroupReplyMode = Literal["mention", "always"]
+from telegram_core import GroupReplyMode, group_reply_mode
 
 
 @dataclass(frozen=True)
@@ -55,9 +53,7 @@ class ProducerConfig:
         queue_url = require_env("INBOUND_QUEUE_URL", env)
         table = require_env("SESSIONS_TABLE", env)
         secret_parameter = require_env("WEBHOOK_SECRET_PARAMETER", env)
-        mode = env.get("GROUP_REPLY_MODE", "").strip().lower() or "mention"
-        if mode not in ("mention", "always"):
-            raise ConfigError("GROUP_REPLY_MODE", f"must be 'mention' or 'always', got {mode!r}")
+        mode = group_reply_mode(env.get("GROUP_REPLY_MODE", ""))
         username = env.get("BOT_USERNAME", "").strip().lstrip("@") or None
         tenant = tenant_from_env(env)
         return cls(
@@ -69,7 +65,7 @@ class ProducerConfig:
             allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
             allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
             approver_user_ids=parse_id_list("APPROVER_USER_IDS", env.get("APPROVER_USER_IDS", "")),
-            group_reply_mode=mode,  # type: ignore[arg-type]
+            group_reply_mode=mode,
             bot_username=username,
             rate_limit_user_per_minute=env_int("RATE_LIMIT_USER_PER_MINUTE", 20, minimum=0, environ=env),
             rate_limit_chat_per_minute=env_int("RATE_LIMIT_CHAT_PER_MINUTE", 60, minimum=0, environ=env),
