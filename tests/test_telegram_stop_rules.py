@@ -443,3 +443,23 @@ def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_sende
         "\n\nThis chat is sending messages faster than I can answer (at most 3 a minute): "
         "further stops still count, but get no answer until the rate falls."
     ), texts
+
+
+def test_a_stop_over_the_senders_rate_in_a_group_answers_that_sender(aws: Any, monkeypatch: Any) -> None:
+    """ "You are sending messages faster…" under a /stop in a group must say whom it means: the
+    answer quotes the /stop it answers, as the bot's other notices do."""
+    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
+    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "1")
+    limited = producer_handler.build_producer()
+    in_group = {"chat_id": -100205, "chat_type": "supergroup", "user_id": 667}
+    answers = [
+        _post(
+            limited, {"update_id": 900 + n, "message": message(message_id=50 + n, text="/stop", **in_group)}
+        )
+        for n in range(2)
+    ]
+    assert "You are sending messages faster" in answers[1]["text"]
+    assert answers[1]["reply_parameters"] == {"message_id": 51, "allow_sending_without_reply": True}

@@ -52,6 +52,7 @@ class StopRequest:
     user_id: int | None = None
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
+    message_id: int | None = None  # the /stop message (a command)
 
 
 def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
@@ -102,6 +103,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         chat_id=msg.chat.id,
         thread_id=thread_id,
         user_id=sender_of(msg)[0],
+        message_id=msg.message_id,
     )
 
 
@@ -121,4 +123,6 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
     reply: dict[str, Any] = {"method": "sendMessage", "chat_id": request.chat_id, "text": text}
     if request.thread_id:
         reply["message_thread_id"] = request.thread_id
+    if request.message_id is not None:  # in a group, whom it answers (a rate note says "You")
+        reply["reply_parameters"] = {"message_id": request.message_id, "allow_sending_without_reply": True}
     return reply
