@@ -166,13 +166,14 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     written to another bot ("/help@other_bot") is that bot's, whatever else holds: the model
     would be paid to answer it."""
     username = config.bot_username
-    mention = None if passed_on(msg) else bot_mention(config)
+    typed = not passed_on(msg)  # by the sender, not forwarded
+    mention = bot_mention(config) if typed else None
     mentioned = bool(mention and mention.search(text))
     replied = replies_to_the_bot(msg, username)
-    command = not passed_on(msg) and parse_command(text, username) is not None
+    command = typed and parse_command(text, username) is not None
     if mention is not None:
         text = mention.sub("", text).strip()
-    if _for_another_bot(text, username):
+    if typed and _for_another_bot(text, username):
         return False, text
     return (config.group_reply_mode == "always" or mentioned or replied or command), text
 
