@@ -147,6 +147,20 @@ def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch)
     assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by @bob: Bash")
 
 
+def test_a_press_by_someone_off_the_allow_list_is_answered_and_changes_nothing(stack, monkeypatch) -> None:
+    """Alice is listed, Bob is not: his press must not leave the button loading."""
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(CHAT))
+    strict = producer_handler.build_producer()
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    asking = ask(stack, 327, f"rm -rf build @{BOT_USERNAME}", **group)
+    press = stack.telegram.press_button(asking, user_id=502, text="Allow once", username="bob")
+    answer = post(stack, press, strict)
+    assert answer["method"] == "answerCallbackQuery"
+    assert answer["text"] == "Only people allowed to use this bot can press its buttons."
+    pending = stack.approvals().current(GROUP_KEY)
+    assert pending is not None and pending.state == "pending"
+
+
 def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monkeypatch) -> None:
     """Asked on behalf of the group: no press comes from that id, so it says whom it needs."""
     anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}

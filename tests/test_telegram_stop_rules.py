@@ -18,6 +18,7 @@ from agentbot_testing.telegram_support import (
     webhook_event,
 )
 from session_core import ChatBacklog, LiveTurns, SessionKey, TurnProgress
+from telegram_core import stop_callback_data
 from telegram_producer import ProducerConfig, Update, stop_request
 from telegram_producer import handler as producer_handler
 
@@ -463,3 +464,28 @@ def test_a_stop_over_the_senders_rate_in_a_group_answers_that_sender(aws: Any, m
     ]
     assert "You are sending messages faster" in answers[1]["text"]
     assert answers[1]["reply_parameters"] == {"message_id": 51, "allow_sending_without_reply": True}
+
+
+def test_a_stop_button_pressed_by_someone_off_the_allow_list_is_answered_not_left_spinning(
+    aws: Any, producer: Any, monkeypatch: Any
+) -> None:
+    """Alice (listed) asked in the group; Bob (not listed) presses Stop. Telegram shows the
+    button loading until the press is answered: it is answered, and stops nothing."""
+    monkeypatch.setenv("ALLOWED_USER_IDS", "501")
+    strict = producer_handler.build_producer()
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/-100206/0")
+    live.begin(key, 5)
+    press = {
+        "update_id": 950,
+        "callback_query": {
+            "id": "q-bob",
+            "from": {"id": 502, "is_bot": False, "first_name": "Bob"},
+            "data": stop_callback_data(5),
+            "message": {"message_id": 9, "chat": {"id": -100206, "type": "supergroup"}},
+        },
+    }
+    answer = _post(strict, press)
+    assert answer["method"] == "answerCallbackQuery" and answer["callback_query_id"] == "q-bob"
+    assert answer["text"] == "Only people allowed to use this bot can press its buttons."
+    assert not live.stop_requested(key, 5)

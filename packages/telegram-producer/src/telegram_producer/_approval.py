@@ -8,7 +8,8 @@ changes nothing) and queues an ``approval`` message for the chat's FIFO group, w
 resumes the deferred call. Who may answer: the person whose message led to the call
 (``requested_by``) or anyone on the producer's APPROVER_USER_IDS (whom the allow-list
 admits for these presses); a request made on behalf of a chat (an anonymous admin) only an
-approver. A chat the bot does not answer at all (the allow-list) gets no answer. Who may
+approver. A press by someone off the allow-list is answered ``NOT_ALLOWED_TEXT`` (only they
+see it; unanswered, the button would show loading) and changes nothing. Who may
 revoke: anyone the bot answers in the chat: revoking only makes the bot ask again, so it needs
 no more trust than writing to it.
 """
@@ -34,6 +35,7 @@ from ._updates import Update, shown_name, topic_of
 NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
 NOT_YOURS_TEXT = "Only the person who asked can answer this."
+NOT_ALLOWED_TEXT = "Only people allowed to use this bot can press its buttons."
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."

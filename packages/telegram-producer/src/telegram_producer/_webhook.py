@@ -47,6 +47,7 @@ from telegram_core import (
 )
 
 from ._approval import (
+    NOT_ALLOWED_TEXT,
     NOT_VALID_TEXT,
     NOT_WAITING_TEXT,
     ApprovalStore,
@@ -343,8 +344,7 @@ class Producer:
         press again, and the ``acted`` mark tells that copy from a second press)."""
         approver = press.user_id in config.approver_user_ids
         if not approver and not allowed(config, user_id=press.user_id, chat_id=press.chat_id):
-            log.info("update_ignored", reason="not on the allow-list")
-            return _response(200, "ignored: not on the allow-list")
+            return _stranger(press.callback_query_id)
         bind_correlation(update_id=update_id, session_key=press.key.canonical)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
@@ -419,8 +419,7 @@ class Producer:
         again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
         stop the next one."""
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
-            log.info("update_ignored", reason="not on the allow-list")
-            return _response(200, "ignored: not on the allow-list")
+            return _stranger(stop.callback_query_id)
         bind_correlation(session_key=stop.key.canonical)
         tenant = self._config.tenant
         try:
@@ -511,6 +510,17 @@ class Producer:
             f"I still have {backlog.limit} messages of {this_place(message.thread_id)} to answer. "
             "I skip new ones until I have caught up: please wait for my answers, then ask again.",
         )
+
+
+def _stranger(callback_query_id: str | None) -> dict[str, Any]:
+    """The 200 for a stop or a press from someone off the allow-list: nothing is done, and a
+    button press is answered (only the presser sees it) so it does not show loading."""
+    log.info("update_ignored", reason="not on the allow-list")
+    if callback_query_id is None:
+        return _response(200, "ignored: not on the allow-list")
+    return _reply(
+        {"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": NOT_ALLOWED_TEXT}
+    )
 
 
 def _too_fast(limiter: RateLimiter, which: str) -> str:
