@@ -331,11 +331,12 @@ def test_in_a_forum_topic_always_says_this_topic_as_the_grant_holds_only_there(s
     assert stack.post(update(381, text=f"/permissions@{BOT_USERNAME}", **topic)) == 200
     assert stack.post(update(382, text=f"/permissions@{BOT_USERNAME}", **{**topic, "thread_id": 8})) == 200
     stack.drain(stack.consumer())
-    listings = [m["text"] for m in stack.replies(GROUP)[-2:]]
-    assert listings == [
-        "Always allowed in this topic:\n• Bash(*) (by @alice)",
-        "Nothing is always allowed in this topic. Tools that need approval ask each time.",
-    ]
+    # Two topics, two queues: the answers may come in either order.
+    listings = {m["message_thread_id"]: m["text"] for m in stack.replies(GROUP)[-2:]}
+    assert listings == {
+        7: "Always allowed in this topic:\n• Bash(*) (by @alice)",
+        8: "Nothing is always allowed in this topic. Tools that need approval ask each time.",
+    }
 
 
 def test_new_keeps_always_grants(stack) -> None:

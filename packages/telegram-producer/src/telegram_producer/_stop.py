@@ -52,7 +52,7 @@ class StopRequest:
     user_id: int | None = None
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
-    message_id: int | None = None  # the /stop message (a command)
+    message_id: int | None = None  # the /stop message of a group, whose answer quotes it
 
 
 def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
@@ -103,7 +103,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         chat_id=msg.chat.id,
         thread_id=thread_id,
         user_id=sender_of(msg)[0],
-        message_id=msg.message_id,
+        # In a private chat the answer needs no quote: there is only one person to answer.
+        message_id=None if msg.chat.type == "private" else msg.message_id,
     )
 
 
