@@ -42,6 +42,19 @@ PHOTO = [{"file_id": "s", "file_unique_id": "us", "width": 90, "height": 90, "fi
         ("a stranger", update(text="hi"), {"allowed_user_ids": frozenset({1})}, "not on the allow-list"),
         ("a service message", update(new_chat_title="x"), {}, "no content (service message)"),
         ("a group aside", update(chat=GROUP, text="lunch?"), {}, "group message not addressed to the bot"),
+        *(
+            (
+                f"a {what} in a group, when always",
+                update(chat=GROUP, **{what: content}),
+                {"group_reply_mode": "always"},
+                "group message not addressed to the bot",
+            )
+            for what, content in [
+                ("sticker", {"file_id": "st", "emoji": "😂"}),
+                ("animation", {"file_id": "gif"}),
+                ("dice", {"emoji": "🎲", "value": 4}),
+            ]
+        ),
         # The model would be paid to answer "" (the CLI sends it as "(no content)").
         ("a bare mention", update(chat=GROUP, text=" @agent_bot "), {}, "a mention with nothing to answer"),
     ],
@@ -73,6 +86,24 @@ def test_updates_that_start_no_turn_say_why(
             {"group_reply_mode": "always"},
             "message",
             "lunch?",
+        ),
+        (
+            "a sticker replying to the bot, when always",
+            update(
+                chat=GROUP,
+                sticker={"file_id": "st", "emoji": "👍"},
+                reply_to_message={"message_id": 2, "from": BOT},
+            ),
+            {"group_reply_mode": "always"},
+            "message",
+            "[Sticker 👍]",
+        ),
+        (
+            "a sticker in a private chat",
+            update(sticker={"file_id": "st", "emoji": "👍"}),
+            {},
+            "message",
+            "[Sticker 👍]",
         ),
         ("a captioned photo", update(photo=PHOTO, caption="look"), {}, "message", "look"),
         ("a mention with a photo", update(chat=GROUP, photo=PHOTO, caption="@agent_bot"), {}, "message", ""),

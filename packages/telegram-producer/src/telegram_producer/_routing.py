@@ -175,7 +175,19 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
         text = mention.sub("", text).strip()
     if typed and _for_another_bot(text, username):
         return False, text
-    return (config.group_reply_mode == "always" or mentioned or replied or command), text
+    everything = config.group_reply_mode == "always" and not _a_reaction(msg)
+    return (everything or mentioned or replied or command), text
+
+
+# What members send each other, not the bot: with GROUP_REPLY_MODE=always too, answered only
+# as a reply to the bot. Each would otherwise be a paid turn (a sticker is read to the model)
+# or a "not supported yet" notice (a GIF), and a group's stickers would each get an answer.
+_REACTIONS = ("sticker", "animation", "dice")
+
+
+def _a_reaction(msg: Message) -> bool:
+    """Whether ``msg`` holds only a sticker, a GIF or a dice roll (no caption)."""
+    return not msg.caption and any(getattr(msg, kind) is not None for kind in _REACTIONS)
 
 
 def _for_another_bot(text: str, username: str | None) -> bool:
