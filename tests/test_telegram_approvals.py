@@ -339,6 +339,18 @@ def test_in_a_forum_topic_always_says_this_topic_as_the_grant_holds_only_there(s
     }
 
 
+def test_in_a_forums_general_topic_always_says_this_topic_too(stack) -> None:
+    """The General topic of a forum is a topic like the others, with its own session and
+    grants: "Always in this chat" there would promise the other topics, which ask again."""
+    forum = {"id": -100301, "type": "supergroup", "title": "Team", "is_forum": True}
+    general = {"chat_id": -100301, "chat_type": "supergroup", "chat": forum}  # no thread id
+    asking = ask(stack, 385, f"rm -rf build @{BOT_USERNAME}", **general)
+    assert [label for label, _ in buttons_of(asking)] == ["Allow once", "Always in this topic", "Deny"]
+    press = stack.telegram.press_button(asking, text="Always in this topic", username="alice")
+    press["callback_query"]["message"]["chat"] = forum  # as Telegram describes the chat
+    assert post(stack, press)["text"] == "Always allowed in this topic."
+
+
 def test_new_keeps_always_grants(stack) -> None:
     asking = ask(stack, 370)
     post(stack, stack.telegram.press_button(asking, text="Always in this chat", username="ada"))

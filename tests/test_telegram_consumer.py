@@ -262,6 +262,19 @@ def test_in_a_forum_topic_status_and_usage_speak_of_the_topic(stack) -> None:
     assert "This topic in total: 1 turn" in texts[2]
 
 
+def test_in_a_forums_general_topic_status_speaks_of_the_topic(stack) -> None:
+    """The General topic's session is its own, as every topic's: its totals are not the
+    group's."""
+    forum = {"id": -100208, "type": "supergroup", "title": "Team", "is_forum": True}
+    general = {"chat_id": -100208, "chat_type": "supergroup", "chat": forum}  # no thread id
+    stack.post(update(133, text=f"@{BOT_USERNAME} hi", **general))
+    stack.drain(stack.consumer())
+    stack.post(update(134, text=f"/status@{BOT_USERNAME}", **general))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(-100208)]
+    assert "This topic in total: 1 turn" in texts[-1], texts[-1]
+
+
 def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     stack.post(update(120, text=None, voice={"file_id": "v1", "duration": 3}))
     stack.post(update(121, text=None, video_note={"file_id": "n1", "length": 240, "duration": 5}))

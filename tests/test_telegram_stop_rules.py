@@ -230,6 +230,20 @@ def test_a_stop_in_a_quiet_forum_topic_says_nothing_runs_in_this_topic(aws: Any,
     assert not live.stop_requested(SessionKey.parse("default/-100200/3"), 80)
 
 
+def test_a_stop_in_a_forums_quiet_general_topic_says_nothing_runs_in_this_topic(
+    aws: Any, producer: Any
+) -> None:
+    """The General topic is a topic: while topic 3's turn runs, "nothing is running in this
+    chat" would be false."""
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    live.begin(SessionKey.parse("default/-100209/3"), 81)
+    forum = {"id": -100209, "type": "supergroup", "title": "Team", "is_forum": True}
+    in_general = message(text="/stop", chat_id=-100209, chat_type="supergroup", chat=forum)
+    answer = _post(producer, {"update_id": 11, "message": in_general})
+    assert answer["text"] == "Nothing is running in this topic right now."
+    assert "message_thread_id" not in answer  # the General topic takes none
+
+
 def test_a_stop_from_outside_the_allow_list_is_ignored(aws: Any, producer: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("ALLOWED_USER_IDS", "9")
     strict = producer_handler.build_producer()

@@ -79,17 +79,18 @@ def run_command(
     approvals: ApprovalRecords | None = None,
     voice: bool = False,
     mention: str | None = None,
+    forum: bool = False,
 ) -> str:
     """Carry out a command (``argument``: the rest of the message) and return its reply
-    (Telegram HTML; ``voice`` and ``mention``: what /help says, see ``help_text``)."""
+    (Telegram HTML; ``voice`` and ``mention``: what /help says, see ``help_text``; ``forum``:
+    the chat is a forum, whose General topic is "this topic" too)."""
+    where = this_place(key.thread_id, forum=forum)
     if name == "start":
         return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention))
     if name == "help":
         return escape_html(help_text(channel, voice=voice, mention=mention))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
-        return permissions_html(
-            [] if approvals is None else approvals.grants(key), where=this_place(key.thread_id)
-        )
+        return permissions_html([] if approvals is None else approvals.grants(key), where=where)
     if name == "new":
         if approvals is not None:
             # A call still waiting belongs to the old conversation: its buttons go stale.
@@ -103,10 +104,10 @@ def run_command(
             f"{retention_days} days but I will not draw on it any more."
         )
     if name == "usage":
-        return _usage(key, chat_settings, argument.strip().lower())
+        return _usage(key, chat_settings, argument.strip().lower(), where)
     if name == "stop":
         # [H] The producer stops a running turn itself; a /stop that was queued comes after it.
-        return f"Nothing is running in {this_place(key.thread_id)} right now."
+        return f"Nothing is running in {where} right now."
     if name == "cost":
         if budgets is None:
             return "No budgets are set for this bot; /status shows this chat's cost."
@@ -119,14 +120,14 @@ def run_command(
         f"<b>Session</b>: <code>{session}</code>\n"
         f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
         f"{_usd(record.conversation_cost_usd)}\n"
-        f"<b>{this_place(key.thread_id).capitalize()} in total</b>: {_turns(record.turns)}, "
+        f"<b>{where.capitalize()} in total</b>: {_turns(record.turns)}, "
         f"{_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(clock() - record.created_at)}"
     )
 
 
-def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str) -> str:
-    where = this_place(key.thread_id)  # a forum topic's choice is its own
+def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str) -> str:
+    # where: "this topic" in a forum, as a topic's choice is its own
     if choice in ("on", "off"):
         chat_settings.set_usage_footer(key, choice == "on")
         if choice == "on":

@@ -119,6 +119,7 @@ class MessageHandler:
                     approvals=self._deps.approvals,
                     voice=self._deps.voices is not None,
                     mention=self._mention_needed(msg),
+                    forum=msg.forum,
                 )
                 self._delivery.deliver(msg, key, [reply])
             return "command"
@@ -307,12 +308,13 @@ class MessageHandler:
         """[I] Show the call waiting for approval with its buttons (once, as this reply's
         APPROVAL_CHUNK; quoting the user's message when nothing came before it), and tell the
         store which message carries them."""
+        where = this_place(key.thread_id, forum=msg.forum)
         message_id = self._delivery.deliver_with_buttons(
             msg,
             key,
             APPROVAL_CHUNK,
-            approval_request_html(request, where=this_place(key.thread_id)),
-            approval_keyboard(request.approval_id, where=this_place(key.thread_id)),
+            approval_request_html(request, where=where),
+            approval_keyboard(request.approval_id, where=where),
             quote=quote,
         )
         if message_id is not None and self._deps.approvals is not None:
@@ -330,7 +332,9 @@ class MessageHandler:
             self._deps.bot.edit_message_text(
                 msg.chat_id,
                 outcome.message_id,
-                approval_outcome_html(outcome, new_message_from=sender, where=this_place(msg.thread_id)),
+                approval_outcome_html(
+                    outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
+                ),
                 html=True,
             )
         except TelegramApiError as exc:
@@ -340,7 +344,7 @@ class MessageHandler:
         """[I] /permissions: the chat's grants, each with a revoke button."""
         grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
         markup = permissions_keyboard(grants)
-        listing = permissions_html(grants, where=this_place(key.thread_id))
+        listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum))
         if markup is None:
             self._delivery.deliver(msg, key, [listing])
         else:

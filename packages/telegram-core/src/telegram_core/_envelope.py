@@ -57,6 +57,7 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     chat_type: str
     message_id: int
     thread_id: int = 0
+    forum: bool = False  # the chat is a forum: its General topic (thread_id 0) is a topic too
     user_id: int | None = None
     user_name: str | None = None
     text: str = ""

@@ -4,6 +4,7 @@ one of its own (its own session, grants and settings), apart from the chat's oth
 from __future__ import annotations
 
 
-def this_place(thread_id: int) -> str:
-    """ "this topic" in a forum topic (``thread_id`` of the session key), else "this chat"."""
-    return "this topic" if thread_id else "this chat"
+def this_place(thread_id: int, *, forum: bool = False) -> str:
+    """ "this topic" in a forum topic (``thread_id`` of the session key), the General topic
+    included (``forum``: the chat is a forum; General's ``thread_id`` is 0), else "this chat"."""
+    return "this topic" if thread_id or forum else "this chat"

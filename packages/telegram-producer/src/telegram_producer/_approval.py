@@ -88,6 +88,7 @@ class ButtonPress:
     user_name: str
     callback_query_id: str
     thread_id: int = 0
+    forum: bool = False  # the chat is a forum (its General topic is a topic too)
 
 
 def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
@@ -112,6 +113,7 @@ def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
         user_name=shown_name(query.from_),
         callback_query_id=query.id,
         thread_id=thread_id,
+        forum=chat.is_forum,
     )
 
 
@@ -131,7 +133,7 @@ def refusal(
 
 def decided_text(choice: ApprovalChoice, press: ButtonPress) -> str:
     """The answer to a press that decided: "Always allowed in this topic." in a forum topic."""
-    return _DECIDED[choice].format(where=this_place(press.thread_id))
+    return _DECIDED[choice].format(where=this_place(press.thread_id, forum=press.forum))
 
 
 def already_answered_text(approval: Approval) -> str:

@@ -92,6 +92,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         chat_type=msg.chat.type,
         message_id=msg.message_id,
         thread_id=thread_id,
+        forum=msg.chat.is_forum,
         user_id=sender_id,
         user_name=sender_name,
         text=text,

@@ -49,6 +49,7 @@ class StopRequest:
     via: StopVia
     chat_id: int
     thread_id: int = 0
+    forum: bool = False  # the chat is a forum (its General topic is a topic too)
     user_id: int | None = None
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
@@ -77,6 +78,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             via="button",
             chat_id=query.message.chat.id,
             thread_id=thread_id,
+            forum=query.message.chat.is_forum,
             user_id=query.from_.id,
             turn_id=button_turn if button_turn >= 0 else None,
             callback_query_id=query.id,
@@ -102,6 +104,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         via="command",
         chat_id=msg.chat.id,
         thread_id=thread_id,
+        forum=msg.chat.is_forum,
         user_id=sender_of(msg)[0],
         # In a private chat the answer needs no quote: there is only one person to answer.
         message_id=None if msg.chat.type == "private" else msg.message_id,
@@ -113,7 +116,7 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
     text = (
         STOPPING_TEXT
         if outcome == "stopping"
-        else _NOTHING_TO_STOP.format(where=this_place(request.thread_id))
+        else _NOTHING_TO_STOP.format(where=this_place(request.thread_id, forum=request.forum))
     )
     if outcome == "call_waiting":
         text += WAITING_CALL_TEXT

@@ -399,6 +399,7 @@ class Producer:
             chat_type=press.chat_type,
             message_id=press.message_id,
             thread_id=press.thread_id,
+            forum=press.forum,
             user_id=press.user_id,
             user_name=press.user_name,
             approval_id=button.approval_id,
@@ -505,9 +506,10 @@ class Producer:
         emit_metric(RATE_LIMITED_METRIC, 1, unit="Count", tenant=self._config.tenant)
         if verdict == "drop":
             return _response(200, "chat backlog full")
+        where = this_place(message.thread_id, forum=message.forum)
         return _notice(
             message,
-            f"I still have {backlog.limit} messages of {this_place(message.thread_id)} to answer. "
+            f"I still have {backlog.limit} messages of {where} to answer. "
             "I skip new ones until I have caught up: please wait for my answers, then ask again.",
         )
 
