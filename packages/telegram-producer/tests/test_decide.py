@@ -479,3 +479,26 @@ def test_a_command_for_another_bot_in_a_group_starts_no_turn(
 ) -> None:
     """ "/help@other_bot" is another bot's: the model must not be paid to answer it."""
     assert decide(given, config(**settings)).message is None, case
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "settings"),
+    [
+        (
+            "a path with an @ first, then a mention",
+            update(chat=GROUP, text="/etc/systemd/system/getty@.service fails, @agent_bot why?"),
+            {},
+        ),
+        (
+            "a path with an @, when always",
+            update(chat=GROUP, text="/srv/backup@2024-01-01.tar is empty"),
+            {"group_reply_mode": "always"},
+        ),
+    ],
+)
+def test_a_word_that_only_looks_like_another_bots_command_does_not_silence_a_message(
+    case: str, given: Update, settings: dict[str, Any]
+) -> None:
+    """A command is "/" and up to 32 letters, digits or underscores (Telegram's rule): a path
+    such as "/etc/…/getty@.service" is text, written to whoever the message addresses."""
+    assert decide(given, config(**settings)).message is not None, case

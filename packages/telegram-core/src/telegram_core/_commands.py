@@ -3,7 +3,12 @@ for the producer (does a group message address the bot?) and the consumer (which
 
 from __future__ import annotations
 
+import re
+
 COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissions")
+# Telegram's rule: "/", up to 32 Latin letters, digits or underscores, and "@" and a bot's
+# username; anything else ("/etc/getty@.service") is text, and names no bot.
+_COMMAND_WORD = re.compile(r"/(\w{1,32})(?:@(\w+))?", re.ASCII)
 
 
 def command_word(text: str) -> tuple[str, str] | None:
@@ -11,9 +16,10 @@ def command_word(text: str) -> tuple[str, str] | None:
     "bot"); addressee "" when bare), or None when it starts with none."""
     if not text.startswith("/"):
         return None
-    word = text.split(maxsplit=1)[0][1:]
-    name, _, addressee = word.partition("@")
-    return name.lower(), addressee
+    match = _COMMAND_WORD.fullmatch(text.split(maxsplit=1)[0])
+    if match is None:
+        return None
+    return match.group(1).lower(), match.group(2) or ""
 
 
 def parse_command(text: str, bot_username: str | None = None) -> str | None:
