@@ -502,3 +502,40 @@ def test_a_word_that_only_looks_like_another_bots_command_does_not_silence_a_mes
     """A command is "/" and up to 32 letters, digits or underscores (Telegram's rule): a path
     such as "/etc/…/getty@.service" is text, written to whoever the message addresses."""
     assert decide(given, config(**settings)).message is not None, case
+
+
+QUIZ_BOT = {"id": 55, "is_bot": True, "first_name": "Quiz", "username": "quiz_bot"}
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "answered"),
+    [
+        (
+            "a bare /new in reply to another bot",
+            update(chat=GROUP, text="/new", reply_to_message={"message_id": 2, "from": QUIZ_BOT}),
+            False,
+        ),
+        (
+            "a bare /status in reply to a member",
+            update(chat=GROUP, text="/status", reply_to_message={"message_id": 2, "from": ALICE}),
+            True,
+        ),
+        (
+            "a bare /status in reply to the bot",
+            update(chat=GROUP, text="/status", reply_to_message={"message_id": 2, "from": BOT}),
+            True,
+        ),
+        (
+            "/new to the bot by name, in reply to another bot",
+            update(chat=GROUP, text="/new@agent_bot", reply_to_message={"message_id": 2, "from": QUIZ_BOT}),
+            True,
+        ),
+    ],
+)
+def test_a_bare_command_in_reply_to_another_bot_is_that_bots(
+    case: str, given: Update, answered: bool
+) -> None:
+    """In a group with several bots, "/new" sent as a reply to another bot's message is for
+    that bot (Telegram's apps offer that bot's commands there): answering it would reset this
+    bot's conversation."""
+    assert (decide(given, config()).message is not None) is answered, case

@@ -79,6 +79,16 @@ def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:
     return bool(bot_username and author and (author.username or "").lower() == bot_username.lower())
 
 
+def replies_to_another_bot(msg: Message, bot_username: str | None) -> bool:
+    """Whether ``msg`` replies to a message of some other bot (not one sent on behalf of a
+    chat: an anonymous admin's or a channel's message has a bot placeholder as its author)."""
+    replied = msg.reply_to_message
+    author = replied.from_ if replied is not None else None
+    if replied is None or author is None or not author.is_bot or replied.sender_chat is not None:
+        return False
+    return not replies_to_the_bot(msg, bot_username)
+
+
 def _opens_the_topic(msg: Message, replied: RepliedMessage) -> bool:
     """Whether ``replied`` is only the topic's opening (what Telegram names when a message of
     a forum topic replies to nothing in particular)."""

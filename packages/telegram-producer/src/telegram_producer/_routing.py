@@ -12,7 +12,7 @@ from telegram_core import Attachment, InboundMessage, command_word, parse_comman
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
-from ._reply_context import replies_to_the_bot, reply_context
+from ._reply_context import replies_to_another_bot, replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
@@ -163,15 +163,18 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     """(should the bot answer, text without the bot's @mention). A forwarded message's mention
     is someone else's words: it addresses nobody, and stays in the text. One of the bot's
     commands addresses it bare ("/status"): Telegram's command menu sends it so in a group
-    with one bot, and delivers such a command to the bot even in privacy mode. A command
-    written to another bot ("/help@other_bot") is that bot's, whatever else holds: the model
-    would be paid to answer it."""
+    with one bot, and delivers such a command to the bot even in privacy mode; not in reply
+    to another bot's message, where the apps offer that bot's commands ("/new" there would
+    reset this conversation). A command written to another bot ("/help@other_bot") is that
+    bot's, whatever else holds: the model would be paid to answer it."""
     username = config.bot_username
     typed = not passed_on(msg)  # by the sender, not forwarded
     mention = bot_mention(config) if typed else None
     mentioned = bool(mention and mention.search(text))
     replied = replies_to_the_bot(msg, username)
-    command = typed and parse_command(text, username) is not None
+    command = (
+        typed and parse_command(text, username) is not None and not replies_to_another_bot(msg, username)
+    )
     if mention is not None:
         text = mention.sub("", text).strip()
     if typed and _for_another_bot(text, username):
