@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         sent_as_photo,
     )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
-    from ._commands import COMMANDS, command_word, parse_command
+    from ._commands import COMMANDS, command_word, for_another_bot, parse_command
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
     from ._envelope import (
@@ -120,6 +120,7 @@ __all__ = [
     "decode_envelope",
     "encode_envelope",
     "error_for",
+    "for_another_bot",
     "group_reply_mode",
     "parse_command",
     "revoke_button_of",

@@ -26,9 +26,13 @@ def parse_command(text: str, bot_username: str | None = None) -> str | None:
     """The command a message starts with ("/status@bot args" → "status"), if it is one of
     ours; None for anything else (which then goes to the model)."""
     word = command_word(text)
-    if word is None:
+    if word is None or for_another_bot(text, bot_username):
         return None
-    name, addressee = word
-    if addressee and bot_username and addressee.lower() != bot_username.lower():
-        return None
-    return name if name in COMMANDS else None
+    return word[0] if word[0] in COMMANDS else None
+
+
+def for_another_bot(text: str, bot_username: str | None) -> bool:
+    """Whether ``text`` starts with a command written to some other bot than ``bot_username``
+    ("/help@other_bot"); False when the bot's username is not known."""
+    word = command_word(text)
+    return bool(word and word[1] and bot_username and word[1].lower() != bot_username.lower())

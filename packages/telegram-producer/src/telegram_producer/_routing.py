@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey
-from telegram_core import Attachment, InboundMessage, command_word, parse_command
+from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
@@ -177,7 +177,7 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     )
     if mention is not None:
         text = mention.sub("", text).strip()
-    if typed and _for_another_bot(text, username):
+    if typed and for_another_bot(text, username):
         return False, text
     everything = config.group_reply_mode == "always" and not _a_reaction(msg)
     return (everything or mentioned or replied or command), text
@@ -193,7 +193,3 @@ def _a_reaction(msg: Message) -> bool:
     """Whether ``msg`` holds only a sticker, a GIF or a dice roll (no caption)."""
     return not msg.caption and any(getattr(msg, kind) is not None for kind in _REACTIONS)
 
-
-def _for_another_bot(text: str, username: str | None) -> bool:
-    word = command_word(text)
-    return bool(word and word[1] and username and word[1].lower() != username.lower())

@@ -11,18 +11,15 @@ one waits, so queueing a message writes nothing more for it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from session_core import SessionKey, StopOutcome
-from telegram_core import stopped_turn_of, this_place
+from telegram_core import parse_command, stopped_turn_of, this_place
 
 from ._config import ProducerConfig
 from ._routing import bot_mention
 from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
-
-_STOP_COMMAND = re.compile(r"/stop(?:@(?P<bot>\w+))?", re.IGNORECASE)
 
 StopVia = Literal["command", "draft", "button"]
 
@@ -92,12 +89,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
     mention = bot_mention(config)
     if words and mention is not None and mention.fullmatch(words[0]):
         words = words[1:]  # "@bot /stop" in a group, as every other command may be written
-    match = _STOP_COMMAND.fullmatch(words[0] if words else "")
-    if match is None:
-        return None
-    addressee = match.group("bot")
-    if addressee and config.bot_username and addressee.lower() != config.bot_username.lower():
-        return None  # another bot's /stop
+    if parse_command(" ".join(words), config.bot_username) != "stop":
+        return None  # not a /stop, or another bot's (telegram_core reads commands for all)
     thread_id = topic_of(msg)
     return StopRequest(
         key=SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id),
