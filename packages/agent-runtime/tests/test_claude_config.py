@@ -149,7 +149,7 @@ def test_command_server_without_command_is_refused(config_dir: Path) -> None:
     "text, field",
     [
         ("# no front matter\n", "front matter"),
-        ("---\nname: hello-world\ndescription: [unclosed\n---\nbody\n", "front matter"),
+        ('---\nname: hello-world\ndescription: "unclosed\n---\nbody\n', "front matter"),
         ("---\nname: hello-world\n---\nbody\n", "description"),
         ("---\nname: Other_Name\ndescription: x\n---\n", "name"),
     ],
@@ -516,6 +516,27 @@ def test_skill_front_matter_the_cli_reads_is_read_here_too(config_dir: Path, tex
     (config_dir / "skills" / "hello-world" / "SKILL.md").write_text(text, newline="")
     (skill,) = load_claude_config(config_dir, environ={}).skills
     assert (skill.name, skill.description) == ("hello-world", "Says hello.")
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Fill in PDF forms. Use when: the user sends one.",
+        "*.csv files: summarise them",
+        "@mentions",
+        "[draft] Hi.",
+    ],
+)
+def test_skill_front_matter_the_cli_quotes_for_itself_is_read_here_too(
+    config_dir: Path, description: str
+) -> None:
+    """Strict YAML refuses a plain value with ': ' or starting with '*', '@' or '['; the bundled
+    CLI then quotes each such 'key: value' line and reads the skill, so it is no mistake here."""
+    (config_dir / "skills" / "hello-world" / "SKILL.md").write_text(
+        f"---\nname: hello-world\ndescription: {description}\n---\nSay hello.\n"
+    )
+    (skill,) = load_claude_config(config_dir, environ={}).skills
+    assert skill.description == description
 
 
 def test_skill_front_matter_without_its_closing_line_says_so(config_dir: Path) -> None:

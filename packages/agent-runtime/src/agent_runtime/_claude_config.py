@@ -35,6 +35,7 @@ from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
+from ._front_matter import FRONT_MATTER, load_front_matter
 from ._mcp_commands import ProgramLookup, check_mcp_command
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
@@ -62,9 +63,6 @@ _NOT_READ = {
 # Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
 # command line, and the runtime's proxy authenticates the CLI with these names itself.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
-# As the bundled CLI reads it: a byte-order mark skipped, spaces after either '---', and the
-# closing one may end the file.
-_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 
 
 class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -338,7 +336,7 @@ def _subagent(
     if not prompt_path.is_file():
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
     prompt = _read_text(prompt_path, f"{field}.prompt_file")
-    if _FRONT_MATTER.match(prompt):  # Claude Code's subagent file: its fields would be prompt text
+    if FRONT_MATTER.match(prompt):  # Claude Code's subagent file: its fields would be prompt text
         raise ClaudeConfigError(
             str(file),
             f"{field}.prompt_file",
@@ -569,7 +567,7 @@ def _skill_dirs(directory: Path) -> list[Path]:
 def _skill(skill_dir: Path) -> SkillConfig:
     file = skill_dir / "SKILL.md"
     text = _read_text(file, None)
-    match = _FRONT_MATTER.match(text)
+    match = FRONT_MATTER.match(text)
     if match is None and text.lstrip("\ufeff").startswith("---"):
         raise ClaudeConfigError(str(file), "front matter", "has no closing '---' line after its YAML")
     if match is None:
@@ -577,7 +575,7 @@ def _skill(skill_dir: Path) -> SkillConfig:
             str(file), "front matter", "must start with '---', YAML (name, description), '---'"
         )
     try:
-        meta = yaml.safe_load(match.group(1))
+        meta = load_front_matter(match.group(1))
     except yaml.YAMLError as exc:
         raise ClaudeConfigError(str(file), "front matter", f"invalid YAML: {exc}") from exc
     if not isinstance(meta, dict):
