@@ -414,10 +414,22 @@ def test_an_mcp_env_or_headers_that_is_no_object_of_strings_is_named_not_a_crash
     assert caught.value.reason.startswith("must be")
 
 
-@pytest.mark.parametrize("header", ["Authorization", "x-api-key", "X-API-Key"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Authorization",
+        "x-api-key",
+        "X-API-Key",
+        "X-Auth-Token",
+        "Private-Token",
+        "CONTEXT7_API_KEY",
+        "Api-Key",
+    ],
+)
 def test_a_credential_written_inline_in_mcp_headers_is_refused(config_dir: Path, header: str) -> None:
     """Written in ``headers`` on a server without ``headers_from_ssm``, the token would be baked
-    into the image and handed to the CLI, where the agent's tools can read it."""
+    into the image and handed to the CLI, where the agent's tools can read it; so for any header
+    named like a secret (GitLab's Private-Token, Context7's CONTEXT7_API_KEY), not two names only."""
     edit_json(
         config_dir / "mcp.json",
         lambda d: d["mcpServers"]["deepwiki"].update(headers={header: "Bearer not-a-real-token"}),
@@ -576,3 +588,16 @@ def test_a_secret_variable_in_mcp_json_is_refused_even_where_the_shell_sets_it(
         load_claude_config(config_dir, environ=shell)
     assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", field)
     assert "never reaches the runtime" in caught.value.reason and "headers_from_ssm" in caught.value.reason
+
+
+def test_a_secret_header_named_with_an_underscore_can_come_from_ssm(config_dir: Path) -> None:
+    """Context7's MCP server takes its key in ``CONTEXT7_API_KEY``: a valid HTTP header name,
+    which headers_from_ssm must take, as it is the only place such a header may be written."""
+    edit_json(
+        config_dir / "mcp.json",
+        lambda d: d["mcpServers"]["deepwiki"].update(
+            headers_from_ssm={"CONTEXT7_API_KEY": "/agentbot/mcp/c7"}
+        ),
+    )
+    config = load_claude_config(config_dir, environ={})
+    assert config.mcp_secret_headers["deepwiki"] == {"CONTEXT7_API_KEY": "/agentbot/mcp/c7"}

@@ -44,7 +44,7 @@ _MCP_TYPES = ("stdio", "http", "sse")
 _MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # '_' too: Context7's key is CONTEXT7_API_KEY
 _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # Claude Code's own files, which an operator who knows it puts here: the CLI gets claude-config
 # through the SDK's options and reads none of them, so what they hold would be missing unnoticed.
@@ -61,8 +61,13 @@ _NOT_READ = {
     "MCP servers in mcp.json",
 }
 # Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
-# command line, and the runtime's proxy authenticates the CLI with these names itself.
+# command line, and the runtime's proxy authenticates the CLI with these names itself. Other
+# headers are credentials when named like a secret variable (X-Auth-Token, CONTEXT7_API_KEY).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def _is_credential_header(name: str) -> bool:
+    return name.lower() in _CREDENTIAL_HEADERS or is_secret_variable(name.replace("-", "_"))
 
 
 class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -509,7 +514,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
         if mapping in spec:
             _string_map(spec[mapping], file, f"{field}.{mapping}")
     for header in spec.get("headers") or {}:
-        if header.lower() in _CREDENTIAL_HEADERS:
+        if _is_credential_header(header):
             raise ClaudeConfigError(
                 str(file),
                 f"{field}.headers.{header}",
