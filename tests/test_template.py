@@ -639,6 +639,19 @@ def test_a_model_base_url_the_template_accepts_is_one_the_runtime_reads() -> Non
         assert refused.value.setting == "ANTHROPIC_BASE_URL"
 
 
+def test_the_base_url_refusal_gives_an_example_that_works() -> None:
+    """The CLI adds /v1/messages to the base URL itself: an example ending in /v1 would have
+    the operator's gateway asked for /v1/v1/messages."""
+    from agent_runtime import load_settings
+    from session_core import ConfigError
+
+    base = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/bot/key"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**base, "ANTHROPIC_BASE_URL": "api.example.com"})
+    (example,) = re.findall(r"https?://\S+", refused.value.reason)
+    assert not example.rstrip("/").endswith("/v1"), refused.value.reason
+
+
 def test_an_alarm_email_the_template_accepts_looks_like_one() -> None:
     pattern = TEMPLATE["Parameters"]["AlarmEmail"]["AllowedPattern"]
     assert all(re.fullmatch(pattern, v) for v in ["", "ops@example.com", "a.b+bot@mail.example.org"])

@@ -92,7 +92,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     base_url = opt("ANTHROPIC_BASE_URL")
     if base_url is not None and not BASE_URL.fullmatch(base_url):
         # Not the value itself: a gateway's URL may carry a token in its path.
-        raise ConfigError("ANTHROPIC_BASE_URL", "must be an http(s) URL such as https://gateway.example.com/v1")
+        raise ConfigError(
+            "ANTHROPIC_BASE_URL",
+            "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)",
+        )
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
