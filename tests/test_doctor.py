@@ -447,3 +447,24 @@ def test_as_root_a_config_file_the_agents_user_cannot_read_fails_as_agentbot_dev
     script.chmod(0o644)
     code, lines, out = _doctor(capsys)
     assert code == 0, out
+
+
+@pytest.mark.parametrize("alias", ["sonnet[1m]", "opus[1m]", "best", "opusplan[1m]"])
+def test_the_model_check_leaves_the_clis_own_aliases_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alias: str
+) -> None:
+    """The CLI resolves these names itself (a 1M-context alias too), so the API has no model by
+    that name: probing it would FAIL a configuration that works."""
+    from agentbot.doctor import _models_of
+
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["model"] = alias
+    agents["agents"]["summarizer"]["model"] = "claude-haiku-test[1m]"
+    (config / "agents.json").write_text(json.dumps(agents))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+    probed = [model for model, _source in _models_of("claude-sonnet-test", "ANTHROPIC_MODEL")]
+
+    assert probed == ["claude-sonnet-test", "claude-haiku-test"]  # the id the CLI sends, no [1m]

@@ -123,7 +123,15 @@ def _allowed_tools_of(config: Any, server: str) -> list[str]:
 
 
 # Names the CLI resolves itself (and a subagent's "inherit"): no model id to ask the API about.
-_MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "opusplan"})
+# A "[1m]" suffix (1M context) the CLI takes off any name before it asks for the model.
+_MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "fable", "best", "opusplan"})
+_ONE_MILLION_CONTEXT = re.compile(r"\[1m\]$", re.IGNORECASE)
+
+
+def _model_id(name: str | None) -> str | None:
+    """The id the CLI asks the API for with ``name``; None for an alias it resolves itself."""
+    model = _ONE_MILLION_CONTEXT.sub("", name or "")
+    return model if model and model.lower() not in _MODEL_ALIASES else None
 
 
 def _models_of(model: str, source: str) -> list[tuple[str, str]]:
@@ -136,11 +144,11 @@ def _models_of(model: str, source: str) -> list[tuple[str, str]]:
     except ClaudeConfigError:
         return [(model, source)]  # the claude-config line names its problems
     models = {model: source}
-    if config.main.model and config.main.model not in _MODEL_ALIASES:
-        models = {config.main.model: "agents.json: main.model"}
+    if main_model := _model_id(config.main.model):
+        models = {main_model: "agents.json: main.model"}
     for agent in config.agents:
-        if agent.model and agent.model not in _MODEL_ALIASES:
-            models.setdefault(agent.model, f"agents.json: agents.{agent.name}.model")
+        if agent_model := _model_id(agent.model):
+            models.setdefault(agent_model, f"agents.json: agents.{agent.name}.model")
     return list(models.items())
 
 
