@@ -468,3 +468,23 @@ def test_the_model_check_leaves_the_clis_own_aliases_to_it(
     probed = [model for model, _source in _models_of("claude-sonnet-test", "ANTHROPIC_MODEL")]
 
     assert probed == ["claude-sonnet-test", "claude-haiku-test"]  # the id the CLI sends, no [1m]
+
+
+@pytest.mark.parametrize("status", [200, 404, None])
+def test_the_model_check_shows_no_token_a_gateway_url_carries(status: int | None) -> None:
+    """A gateway's base URL may carry a token in its path (so the runtime's refusal of a
+    malformed one does not echo it): doctor's lines show where it asked, not that path."""
+    from agentbot.doctor import _probe_anthropic
+
+    base = "https://gw.example.com/t/not-a-real-token-0123456789"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if status is None:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(status, json={"error": {"message": "no such model"}})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        check = _probe_anthropic(http, base, "k", "claude-test", "ANTHROPIC_MODEL", refused_fix="x")
+
+    assert "not-a-real-token" not in f"{check.detail} {check.fix}", check
+    assert "gw.example.com" in check.detail or status == 404, check

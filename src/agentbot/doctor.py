@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Literal
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -252,12 +253,14 @@ def _probe_anthropic(
         return Check(
             "model",
             "FAIL",
-            f"cannot reach {base} ({type(exc).__name__})",
+            f"cannot reach {_shown(base)} ({type(exc).__name__})",
             "check the network, or the base URL (ANTHROPIC_BASE_URL / AnthropicBaseUrl)",
         )
     if answer.status_code == 200:
         return Check(
-            "model", "ok", f"Anthropic API at {base} answered a 1-token request ({_named(model, source)})"
+            "model",
+            "ok",
+            f"Anthropic API at {_shown(base)} answered a 1-token request ({_named(model, source)})",
         )
     if answer.status_code in (401, 403):
         return Check(
@@ -276,6 +279,14 @@ def _probe_anthropic(
         f"Anthropic API answered {answer.status_code} (busy or down)",
         "try again in a minute; see status.anthropic.com",
     )
+
+
+def _shown(base: str) -> str:
+    """A base URL as a check line shows it: its origin, a path only as "/…", since a gateway's
+    path may carry a token (the runtime does not echo ANTHROPIC_BASE_URL either)."""
+    parts = urlsplit(base)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{'/…' if parts.path.strip('/') else ''}"
 
 
 def _error_message(answer: httpx.Response) -> str:
