@@ -626,6 +626,8 @@ def test_a_model_base_url_the_template_accepts_is_one_the_runtime_reads() -> Non
 
     pattern = TEMPLATE["Parameters"]["AnthropicBaseUrl"]["AllowedPattern"]
     good = ["https://gateway.example.com", "https://gw.example.com:8443/anthropic", "http://10.0.0.7/v1"]
+    # a Docker Compose service name ("litellm_proxy") and an IPv6 address: the CLI's URL parser takes both
+    good += ["http://litellm_proxy:4000", "http://[fd00::7]:4000", "http://[::1]:4000/anthropic"]
     bad = ["api.example.com", "https://", "ftp://gw.example.com", "https://u:p@gw.example.com", "https://a b"]
     base = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/bot/key"}
     assert re.fullmatch(pattern, "")  # the default: the SDK's own

@@ -285,8 +285,8 @@ def _shown(base: str) -> str:
     """A base URL as a check line shows it: its origin, a path only as "/…", since a gateway's
     path may carry a token (the runtime does not echo ANTHROPIC_BASE_URL either)."""
     parts = urlsplit(base)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{'/…' if parts.path.strip('/') else ''}"
+    host = parts.netloc.rpartition("@")[2]  # [::1]:4000 kept as written, a user:password@ not
+    return f"{parts.scheme}://{host}{'/…' if parts.path.strip('/') else ''}"
 
 
 def _error_message(answer: httpx.Response) -> str:
