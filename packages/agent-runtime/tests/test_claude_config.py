@@ -601,3 +601,24 @@ def test_a_secret_header_named_with_an_underscore_can_come_from_ssm(config_dir: 
     )
     config = load_claude_config(config_dir, environ={})
     assert config.mcp_secret_headers["deepwiki"] == {"CONTEXT7_API_KEY": "/agentbot/mcp/c7"}
+
+
+def test_a_secret_written_inline_in_a_command_servers_env_is_refused(config_dir: Path) -> None:
+    """GitHub's MCP server is set up with GITHUB_PERSONAL_ACCESS_TOKEN in its env: written in
+    mcp.json, the token ships in the image and is on the CLI's command line, which the agent's
+    tools can read, though a command server gets no secret (docs/customise.md)."""
+    token = "ghp_not0a0real0token0000000000000000000000"
+    edit_json(
+        config_dir / "mcp.json",
+        lambda d: d["mcpServers"]["agentbot-tools"].update(env={"GITHUB_PERSONAL_ACCESS_TOKEN": token}),
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "mcpServers.agentbot-tools.env.GITHUB_PERSONAL_ACCESS_TOKEN"
+    assert token not in str(caught.value)
+
+
+def test_a_setting_named_like_a_secret_in_a_command_servers_env_is_no_secret(config_dir: Path) -> None:
+    settings = {"TOKENIZERS_PARALLELISM": "false", "MAX_TOKENS": "4096", "SECRET_SCANNING": "off"}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(env=settings))
+    assert load_claude_config(config_dir, environ={}).mcp_servers["agentbot-tools"]["env"] == settings

@@ -64,6 +64,9 @@ _NOT_READ = {
 # command line, and the runtime's proxy authenticates the CLI with these names itself. Other
 # headers are credentials when named like a secret variable (X-Auth-Token, CONTEXT7_API_KEY).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+# What a command server's env entry named like a secret may still be: a switch or a number
+# (TOKENIZERS_PARALLELISM=false, MAX_TOKENS=4096), never a credential.
+_PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
 
 
 def _is_credential_header(name: str) -> bool:
@@ -523,6 +526,15 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
     expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
+    for variable, value in (spec.get("env") or {}).items():
+        if is_secret_variable(variable) and not _PLAIN_SETTING.fullmatch(value):
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.env.{variable}",
+                "is named like a secret, and a command server gets none (written here it ships in the "
+                "image and the CLI's command line, which the agent's tools can read): run the server "
+                "over HTTP with its secret in headers_from_ssm (docs/customise.md)",
+            )
     if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
         raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
     return expanded
