@@ -95,3 +95,16 @@ def test_a_configuration_error_a_turn_met_says_what_to_fix_once(tmp_path: Path) 
         "ANTHROPIC_API_KEY: the model answered 401: the key or "
         "role is refused (`agentbot doctor` checks it; fix it and start `agentbot dev` again)"
     ]
+
+
+def test_a_consumer_setting_is_named_by_the_variable_the_operator_set(tmp_path: Path) -> None:
+    """The consumer logs the bare setting (``fix=BOT_TOKEN_PARAMETER``), not the runtime's
+    "<parameter> (SETTING)": the terminal still names what the operator set, TELEGRAM_BOT_TOKEN."""
+    log = tmp_path / "functions.log"
+    log.write_text("")
+    reasons = FailureReasons(log)
+    missing = {"event": "config.invalid", "fix": "BOT_TOKEN_PARAMETER", "reason": "parameter not found"}
+    with log.open("a") as out:
+        out.write(json.dumps(missing) + "\n")
+    (warning,) = reasons.take_warnings()
+    assert "TELEGRAM_BOT_TOKEN: parameter not found" in warning, warning

@@ -22,7 +22,8 @@ _FAILURE_EVENTS = {"record_retry", "record_failed"}
 _CONFIG_EVENTS = {"turn.mcp_server_unavailable", "turn.tool_unavailable", "config.invalid"}
 _REASON_CHARS = 200
 # The settings that name a secret's SSM parameter, by the variable `agentbot dev` filled the
-# parameter from: what the operator at this terminal set, and would fix.
+# parameter from: what the operator at this terminal set, and would fix. The consumer logs the
+# bare setting, the runtime "<parameter> (SETTING)".
 _SET_FROM = {
     "ANTHROPIC_API_KEY_PARAMETER": "ANTHROPIC_API_KEY",
     "BOT_TOKEN_PARAMETER": "TELEGRAM_BOT_TOKEN",
@@ -103,7 +104,7 @@ class FailureReasons:
 def _warning_of(entry: dict[str, Any]) -> str:
     fix = _shortened(str(entry.get("fix") or "claude-config"))
     if entry.get("event") == "config.invalid":
-        fix = next((variable for setting, variable in _SET_FROM.items() if f"({setting})" in fix), fix)
+        fix = next((variable for setting, variable in _SET_FROM.items() if _names(fix, setting)), fix)
         reason = _shortened(str(entry.get("reason") or entry.get("error") or "see the log"))
         return (
             f"configuration error, every message is answered 'misconfigured': {fix}: {reason} "
@@ -124,3 +125,7 @@ def _shortened(text: str) -> str:
     act on the terminal), at most ``_REASON_CHARS`` long."""
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+
+
+def _names(fix: str, setting: str) -> bool:
+    return fix == setting or f"({setting})" in fix
