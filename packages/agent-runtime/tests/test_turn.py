@@ -740,3 +740,28 @@ def test_the_agent_is_told_how_to_send_files_whatever_the_operators_system_promp
     assert "You are Captain Byte" in system
     assert "save it in `outbox/` of your working directory" in system
     assert "`attachments/`" in system
+
+
+def test_bedrock_refusing_the_runtimes_own_credentials_names_them_not_an_unset_role(
+    make_runtime, model_server, turn_request, capsys
+) -> None:
+    """Without MODEL_INVOKE_ROLE_ARN (agentbot dev with the operator's own AWS credentials) the
+    proxy signs with the runtime's credentials: a 403 is about those, and the log line that
+    `agentbot dev` shows must not send the operator to a setting they never set."""
+    configure_logging(json_lines=True)
+    model_server.inject(ModelFault(status=403), times=20)
+    runtime = make_runtime(
+        env={
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "ANTHROPIC_API_KEY_PARAMETER": "",
+            "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url,
+            "BEDROCK_MODEL_ID": "anthropic.claude-sonnet-4-5-v1:0",
+        },
+    )
+
+    result = runtime.run_turn(turn_request("hi", turn_id=1))
+
+    assert result.error_kind == "config", result
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    (fix,) = {line["fix"] for line in logged if line.get("event") == "config.invalid"}
+    assert "MODEL_INVOKE_ROLE_ARN" not in fix and "AWS credentials" in fix, fix

@@ -490,13 +490,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # The model refuses the key or the role: every later turn would fail the same way.
             if not self._model_refusal_reported:
                 self._model_refusal_reported = True
-                setting = (
-                    "MODEL_INVOKE_ROLE_ARN"
-                    if self.settings.backend == "bedrock"
-                    else (f"{self.settings.anthropic_api_key_parameter} (ANTHROPIC_API_KEY_PARAMETER)")
-                )
                 report_config_error(
-                    ModelBackendError(setting, f"the model answered {status}: the key or role is refused"),
+                    ModelBackendError(
+                        self._refused_credential(), f"the model answered {status}: the key or role is refused"
+                    ),
                     tenant=self.settings.tenant,
                 )
             return config_error_result(request, started=started)
@@ -512,6 +509,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
         log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
         return _error(request, "internal", retryable=True, started=started)
+
+    def _refused_credential(self) -> str:
+        """The setting behind the credential the model refused."""
+        if self.settings.backend != "bedrock":
+            return f"{self.settings.anthropic_api_key_parameter} (ANTHROPIC_API_KEY_PARAMETER)"
+        if self.settings.model_invoke_role_arn:
+            return "MODEL_INVOKE_ROLE_ARN"
+        # No role: the proxy signs with the runtime's own credentials (agentbot dev: the operator's).
+        return "the AWS credentials (AWS_PROFILE), or the model's access in the Bedrock console"
 
     async def _count_failed_spend(
         self, key: SessionKey, cost_usd: float, session_total: float | None
