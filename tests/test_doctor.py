@@ -488,3 +488,22 @@ def test_the_model_check_shows_no_token_a_gateway_url_carries(status: int | None
 
     assert "not-a-real-token" not in f"{check.detail} {check.fix}", check
     assert "gw.example.com" in check.detail or status == 404, check
+
+
+def test_a_disabled_lifecycle_rule_expires_nothing(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """A rule switched off (Status Disabled), kept to switch on later, deletes nothing: the
+    bucket still keeps the sessions' objects long enough."""
+    s3, bucket = aws.client("s3"), aws.resources.bucket
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    paused = {"ID": "paused", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, paused]})
+    try:
+        stack = _stack(aws, model)
+
+        _code, lines, out = _doctor(capsys, "--stack", stack)
+
+        assert lines["AWS resources"].startswith("  ok"), out
+    finally:
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})

@@ -474,7 +474,8 @@ def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
         if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
             raise
         return None  # nothing expires
-    expiry = min((r["Expiration"]["Days"] for r in rules if "Days" in r.get("Expiration", {})), default=None)
+    expiring = [r for r in rules if r.get("Status") == "Enabled" and "Days" in r.get("Expiration", {})]
+    expiry = min((r["Expiration"]["Days"] for r in expiring), default=None)  # a Disabled rule deletes nothing
     needed = ttl_days + S3_EXPIRY_MARGIN_DAYS
     if expiry is None or expiry >= needed:
         return None
