@@ -451,6 +451,8 @@ def test_a_credential_written_inline_in_mcp_headers_is_refused(config_dir: Path,
         ("settings.json", '{"permissions": {"allow": ["Bash(ls:*)"]}}', "agents.json"),
         ("settings.local.json", "{}", "agents.json"),
         ("CLAUDE.md", "Always answer in French.\n", "system_prompt.md"),
+        ("CLAUDE.local.md", "Always answer in French.\n", "system_prompt.md"),
+        ("AGENTS.md", "Always answer in French.\n", "system_prompt.md"),
     ],
 )
 def test_a_file_of_claude_codes_own_layout_is_named_not_ignored(
@@ -511,6 +513,12 @@ def test_a_subagent_prompt_no_agent_names_is_named_not_ignored(config_dir: Path)
         load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field) == ("translator.md", None)
     assert "agents.translator" in caught.value.reason and "prompt_file" in caught.value.reason
+
+
+def test_the_agents_folders_readme_is_no_stray_prompt(config_dir: Path) -> None:
+    (config_dir / "agents" / "README.md").write_text("# Our subagents\nThe summarizer shortens.\n")
+    config = load_claude_config(config_dir, environ={})
+    assert [agent.name for agent in config.agents] == ["summarizer"]
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,8 @@ _NOT_READ = {
     "settings.json": _SETTINGS_INSTEAD,
     "settings.local.json": _SETTINGS_INSTEAD,
     "CLAUDE.md": "the main agent's instructions go in system_prompt.md",
+    "CLAUDE.local.md": "the main agent's instructions go in system_prompt.md",
+    "AGENTS.md": "the main agent's instructions go in system_prompt.md",
     ".claude": "skills go in skills/<name>/SKILL.md, subagents in agents.json (prompt in agents/<name>.md), "
     "MCP servers in mcp.json",
 }
@@ -374,8 +376,16 @@ def _prompts_no_agent_names(base: Path, agents_raw: Mapping[str, Any]) -> list[P
         if isinstance(spec, dict) and isinstance(spec.get("prompt_file"), str)
     }
     return sorted(
-        p for p in (base / "agents").glob("*.md") if p.resolve() not in named and p.stem not in agents_raw
+        p
+        for p in (base / "agents").glob("*.md")
+        if p.resolve() not in named and p.stem not in agents_raw and not _notes(p)
     )
+
+
+def _notes(path: Path) -> bool:
+    """Whether ``path`` is the folder's notes (README.md), which Claude Code does not take for a
+    subagent either: it has no front matter."""
+    return path.stem.upper() == "README"
 
 
 # msgspec's names of JSON types, as an operator reads them
