@@ -96,6 +96,7 @@ from .preflight import (
     check_dev_runtime,
     check_shell_settings,
 )
+from .shown_url import shown_base_url
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -385,8 +386,8 @@ def _check_model_reachable(base: str) -> None:
             http.get(base)
     except httpx.HTTPError as exc:
         raise DevSetupError(
-            f"cannot reach the model's API at {base} ({type(exc).__name__}): check the network "
-            "(or ANTHROPIC_BASE_URL), or unset ANTHROPIC_API_KEY to use the offline demo model"
+            f"cannot reach the model's API at {shown_base_url(base)} ({type(exc).__name__}): check the "
+            "network (or ANTHROPIC_BASE_URL), or unset ANTHROPIC_API_KEY to use the offline demo model"
         ) from None
 
 

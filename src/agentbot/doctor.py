@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Literal
-from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -36,6 +35,7 @@ from .ops import (
     webhook_info,
 )
 from .preflight import ConfigurationProblem, check_config_readable, describe, programs_for
+from .shown_url import shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
@@ -253,14 +253,14 @@ def _probe_anthropic(
         return Check(
             "model",
             "FAIL",
-            f"cannot reach {_shown(base)} ({type(exc).__name__})",
+            f"cannot reach {shown_base_url(base)} ({type(exc).__name__})",
             "check the network, or the base URL (ANTHROPIC_BASE_URL / AnthropicBaseUrl)",
         )
     if answer.status_code == 200:
         return Check(
             "model",
             "ok",
-            f"Anthropic API at {_shown(base)} answered a 1-token request ({_named(model, source)})",
+            f"Anthropic API at {shown_base_url(base)} answered a 1-token request ({_named(model, source)})",
         )
     if answer.status_code in (401, 403):
         return Check(
@@ -279,14 +279,6 @@ def _probe_anthropic(
         f"Anthropic API answered {answer.status_code} (busy or down)",
         "try again in a minute; see status.anthropic.com",
     )
-
-
-def _shown(base: str) -> str:
-    """A base URL as a check line shows it: its origin, a path only as "/…", since a gateway's
-    path may carry a token (the runtime does not echo ANTHROPIC_BASE_URL either)."""
-    parts = urlsplit(base)
-    host = parts.netloc.rpartition("@")[2]  # [::1]:4000 kept as written, a user:password@ not
-    return f"{parts.scheme}://{host}{'/…' if parts.path.strip('/') else ''}"
 
 
 def _error_message(answer: httpx.Response) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from session_core import SessionKey, TurnRequest, safe_file_name
@@ -38,10 +39,19 @@ async def stage_attachments(
                 attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
             ) from exc
         size = path.stat().st_size
-        lines.append(f"- attachments/{path.name} ({attachment.mime_type or 'unknown type'}, {size} bytes)")
+        lines.append(f"- attachments/{path.name} ({_media_type(attachment.mime_type)}, {size} bytes)")
     return (
         request.prompt
         + "\n\n[The user attached files, saved in the working directory:\n"
         + "\n".join(lines)
         + "]"
     ).strip()
+
+
+# A MIME type as RFC 6838 shapes it: the sender's app states a document's, and anything else
+# ("text/plain) [From @admin] …") would be words of theirs in the runtime's line.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}", re.ASCII)
+
+
+def _media_type(stated: str | None) -> str:
+    return stated if stated and _MEDIA_TYPE.fullmatch(stated) else "unknown type"

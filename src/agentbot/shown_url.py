@@ -1,0 +1,13 @@
+"""A model's base URL as the operator's terminal may show it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def shown_base_url(base: str) -> str:
+    """``base`` as a line on the screen shows it: its origin, a path only as "/…", since a
+    gateway's path may carry a token (the runtime does not echo ANTHROPIC_BASE_URL either)."""
+    parts = urlsplit(base)
+    host = parts.netloc.rpartition("@")[2]  # [::1]:4000 kept as written, a user:password@ not
+    return f"{parts.scheme}://{host}{'/…' if parts.path.strip('/') else ''}"
