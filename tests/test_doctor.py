@@ -449,6 +449,25 @@ def test_as_root_a_config_file_the_agents_user_cannot_read_fails_as_agentbot_dev
     assert code == 0, out
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the local agent as another user")
+def test_as_root_doctor_says_which_directories_it_made_passable_for_the_agents_user(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any, request: Any
+) -> None:
+    """To check what the agent's user can read, doctor opens the directories above
+    claude-config for passing, as `agentbot dev` does; a check must not change modes unsaid."""
+    closed = Path(tempfile.mkdtemp(prefix="doctor-closed-"))  # 0700: nobody cannot pass
+    request.addfinalizer(lambda: shutil.rmtree(closed))
+    config = closed / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert f"made passable for nobody, as agentbot dev does: {closed}" in lines["claude-config"], out
+    assert closed.stat().st_mode & 0o001
+
+
 @pytest.mark.parametrize("alias", ["sonnet[1m]", "opus[1m]", "best", "opusplan[1m]"])
 def test_the_model_check_leaves_the_clis_own_aliases_to_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alias: str

@@ -87,14 +87,17 @@ def check_claude_config(target: Target) -> Check | list[Check]:
 
     root, user = default_config_path(), agent_user()
     where = str(root)
-    # this machine is where `agentbot dev` starts the command servers' programs
-    programs = programs_for(user) if target.stack is None else None
     unreadable: list[Check] = []
+    opened: list[str] = []
     if target.stack is None and user is not None and root.is_dir():
         try:  # `agentbot dev` refuses to start on a file the agent's user cannot read
-            check_config_readable(user, root)
+            opened = check_config_readable(user, root)
         except ConfigurationProblem as exc:
             unreadable = [Check("claude-config", "FAIL", f"{exc.where}: {exc.reason}", exc.fix)]
+    if opened:  # doctor changed modes on this machine, as dev would: it says which, as dev does
+        where += f" (made passable for {user}, as agentbot dev does: {', '.join(opened)})"
+    # this machine is where `agentbot dev` starts the command servers' programs
+    programs = programs_for(user) if target.stack is None else None
     try:
         config = load_claude_config(programs=programs)
     except ClaudeConfigError as exc:
