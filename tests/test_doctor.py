@@ -509,15 +509,29 @@ def test_the_model_check_shows_no_token_a_gateway_url_carries(status: int | None
     assert "gw.example.com" in check.detail or status == 404, check
 
 
-def test_a_disabled_lifecycle_rule_expires_nothing(
-    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"ID": "paused", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}},
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 1}},
+        {
+            "ID": "scratch",
+            "Status": "Enabled",
+            "Filter": {"Tag": {"Key": "scratch", "Value": "yes"}},
+            "Expiration": {"Days": 1},
+        },
+    ],
+    ids=["disabled", "another_prefix", "a_tag"],
+)
+def test_a_lifecycle_rule_that_cannot_delete_a_sessions_objects_fails_nothing(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any, rule: dict[str, Any]
 ) -> None:
-    """A rule switched off (Status Disabled), kept to switch on later, deletes nothing: the
-    bucket still keeps the sessions' objects long enough."""
+    """A rule switched off (kept to switch on later), one for another prefix of the bucket, or
+    one for tagged objects (the bot tags none) deletes nothing of a session: the bucket still
+    keeps the sessions' objects long enough."""
     s3, bucket = aws.client("s3"), aws.resources.bucket
     rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    paused = {"ID": "paused", "Status": "Disabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
-    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, paused]})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*rules, rule]})
     try:
         stack = _stack(aws, model)
 

@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 import boto3
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import ConfigError, SessionCoreError, read_secret
+from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, SessionCoreError, read_secret
 from telegram_core import BotApi, TelegramApiError
 
 from .ops import (
@@ -469,8 +469,12 @@ def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
         if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
             raise
         return None  # nothing expires
-    expiring = [r for r in rules if r.get("Status") == "Enabled" and "Days" in r.get("Expiration", {})]
-    expiry = min((r["Expiration"]["Days"] for r in expiring), default=None)  # a Disabled rule deletes nothing
+    expiring = [
+        r
+        for r in rules  # a Disabled rule deletes nothing
+        if r.get("Status") == "Enabled" and "Days" in r.get("Expiration", {}) and _reaches_sessions(r)
+    ]
+    expiry = min((r["Expiration"]["Days"] for r in expiring), default=None)
     needed = ttl_days + S3_EXPIRY_MARGIN_DAYS
     if expiry is None or expiry >= needed:
         return None
@@ -482,6 +486,18 @@ def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
         f"set SessionObjectExpiryDays to at least {needed} (SessionTtlDays + {S3_EXPIRY_MARGIN_DAYS}), "
         "then sam deploy",
     )
+
+
+def _reaches_sessions(rule: dict[str, Any]) -> bool:
+    """Whether a lifecycle rule can delete a session's objects (staged files and outboxes,
+    histories): not one limited to another prefix (an operator's ``logs/``), nor to a tag (the
+    bot tags no object)."""
+    found = rule.get("Filter", {})
+    both = found.get("And", {})
+    if "Tag" in found or both.get("Tags"):
+        return False
+    prefix = found.get("Prefix", both.get("Prefix", rule.get("Prefix", "")))
+    return any(p.startswith(prefix) or prefix.startswith(p) for p in (SESSIONS_PREFIX, TRANSCRIPTS_PREFIX))
 
 
 def check_configuration_alarm(target: Target) -> Check:

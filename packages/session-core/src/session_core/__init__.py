@@ -113,6 +113,7 @@ if TYPE_CHECKING:
     )
     from ._stop_for_waiting import LiveTurnsWithBacklog
     from ._transcript_file import TranscriptFile
+    from ._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
@@ -136,6 +137,7 @@ __all__ = [
     "MAX_RECEIVE_COUNT",
     "MISSING_OBJECT_CODES",
     "SESSIONS_PREFIX",
+    "TRANSCRIPTS_PREFIX",
     "TURN_VERSION",
     "AlbumParts",
     "AlbumVerdict",
