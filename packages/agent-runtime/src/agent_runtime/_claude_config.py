@@ -17,7 +17,6 @@ every problem of the independent parts (see _config_problems), so one round of f
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -29,23 +28,20 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
-from session_core import is_secret_variable
 
 from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
+from ._config_files import read_json, read_text, refuse_unknown_fields, string_list
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 from ._front_matter import FRONT_MATTER, load_front_matter
-from ._mcp_commands import ProgramLookup, check_mcp_command
+from ._mcp_commands import ProgramLookup
+from ._mcp_config import load_mcp
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
-_MCP_TYPES = ("stdio", "http", "sse")
 # A full MCP tool name (a built-in one is one of KNOWN_TOOL_NAMES). No patterns.
 _MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # '_' too: Context7's key is CONTEXT7_API_KEY
-_SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # Claude Code's own files, which an operator who knows it puts here: the CLI gets claude-config
 # through the SDK's options and reads none of them, so what they hold would be missing unnoticed.
 _SETTINGS_INSTEAD = (
@@ -62,17 +58,6 @@ _NOT_READ = {
     ".claude": "skills go in skills/<name>/SKILL.md, subagents in agents.json (prompt in agents/<name>.md), "
     "MCP servers in mcp.json",
 }
-# Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
-# command line, and the runtime's proxy authenticates the CLI with these names itself. Other
-# headers are credentials when named like a secret variable (X-Auth-Token, CONTEXT7_API_KEY).
-_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
-# What a command server's env entry named like a secret may still be: a switch or a number
-# (TOKENIZERS_PARALLELISM=false, MAX_TOKENS=4096), never a credential.
-_PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
-
-
-def _is_credential_header(name: str) -> bool:
-    return name.lower() in _CREDENTIAL_HEADERS or is_secret_variable(name.replace("-", "_"))
 
 
 class MainAgentPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -163,7 +148,7 @@ def load_claude_config(
     # A file with problems of its own is not what the files that name its parts are checked
     # against (its tools), as that would only repeat its problems as theirs; but mcp.json
     # defines its servers' names as soon as it parses, whatever is wrong inside a server.
-    mcp, mcp_names = _load_mcp(base / "mcp.json", env, programs, problems)
+    mcp, mcp_names = load_mcp(base / "mcp.json", env, programs, problems)
     skills = _load_skills(base / "skills", problems)
     agents = _load_agents(base, mcp_names, problems)
     approvals = load_approval_rules(
@@ -194,49 +179,10 @@ def _agent_tools(main: MainAgentPolicy, agents: tuple[SubagentConfig, ...]) -> s
 
 
 def _load_system_prompt(file: Path) -> str:
-    system_prompt = _read_text(file, None).strip()
+    system_prompt = read_text(file, None).strip()
     if not system_prompt:
         raise ClaudeConfigError(str(file), None, "is empty")
     return system_prompt
-
-
-def _read_text(path: Path, field: str | None) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ClaudeConfigError(str(path), field, "file does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClaudeConfigError(str(path), field, f"cannot be read: {exc}") from exc
-
-
-def _read_json(path: Path, *, required: bool) -> dict[str, Any]:
-    if not path.exists() and not required:
-        return {}
-    try:
-        data = json.loads(_read_text(path, None))
-    except json.JSONDecodeError as exc:
-        raise ClaudeConfigError(str(path), None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise ClaudeConfigError(str(path), None, "must be a JSON object")
-    return data
-
-
-def _string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ClaudeConfigError(str(file), field, "must be a list of strings")
-    return tuple(value)
-
-
-def _string_map(value: object, file: Path, field: str) -> None:
-    """An MCP server's ``env`` or ``headers``: the program check reads ``env.PATH``, and the
-    CLI's MCP schema takes strings only, so anything else is named here, not met at a turn."""
-    if not isinstance(value, dict):
-        raise ClaudeConfigError(
-            str(file), field, 'must be an object of name → string, e.g. {"LOG_LEVEL": "info"}'
-        )
-    for name, item in value.items():
-        if not isinstance(item, str):
-            raise ClaudeConfigError(str(file), f"{field}.{name}", "must be a string (quote numbers)")
 
 
 def _check_tools(
@@ -279,11 +225,11 @@ def _load_agents(
     before = len(problems.found)
     data: dict[str, Any] | None = None
     with problems.part():
-        data = _read_json(file, required=False)
+        data = read_json(file, required=False)
     if data is None:
         return None  # it does not parse: nothing in it to check
     with problems.part():
-        _refuse_unknown_fields(data, ("main", "agents"), file, "")
+        refuse_unknown_fields(data, ("main", "agents"), file, "")
     main: MainAgentPolicy | None = None
     with problems.part():
         main = _main_policy(data.get("main", {}), file, mcp_names, problems)
@@ -331,7 +277,7 @@ def _subagent(
         raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
     if not isinstance(spec, dict):
         raise ClaudeConfigError(str(file), field, "must be an object")
-    _refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
+    refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
     description = spec.get("description")
     if not isinstance(description, str) or not description.strip():
         raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
@@ -345,7 +291,7 @@ def _subagent(
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
     if not prompt_path.is_file():
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} does not exist")
-    prompt = _read_text(prompt_path, f"{field}.prompt_file")
+    prompt = read_text(prompt_path, f"{field}.prompt_file")
     if FRONT_MATTER.match(prompt):  # Claude Code's subagent file: its fields would be prompt text
         raise ClaudeConfigError(
             str(file),
@@ -358,7 +304,7 @@ def _subagent(
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} is empty")
     tools = None
     if "tools" in spec:
-        tools = _string_list(spec["tools"], file, f"{field}.tools")
+        tools = string_list(spec["tools"], file, f"{field}.tools")
         _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
     model = spec.get("model")
     if model is not None and not isinstance(model, str):
@@ -431,144 +377,6 @@ def _problem_of(exc: msgspec.ValidationError, prefix: str, struct: type[msgspec.
     return field, text
 
 
-def _refuse_unknown_fields(spec: Mapping[str, Any], known: tuple[str, ...], file: Path, field: str) -> None:
-    """A misspelt field would otherwise be ignored (``mcpservers``: no server at all)."""
-    if extra := sorted(set(spec) - set(known)):
-        where = f"{field}.{extra[0]}" if field else extra[0]
-        raise ClaudeConfigError(str(file), where, f"unknown field (known: {', '.join(known)})")
-
-
-def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
-    if isinstance(value, str):
-
-        def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if is_secret_variable(name):
-                # Kept out of every function's environment (agentbot dev strips it, the template
-                # sets none), so the shell that has it would pass this check and every turn fail.
-                raise ClaudeConfigError(
-                    str(file),
-                    field,
-                    f"${{{name}}} is named like a secret, and such a variable never reaches the runtime: "
-                    "give an HTTP server's secret header through headers_from_ssm (docs/customise.md)",
-                )
-            if name in env and env[name] != "":
-                return env[name]
-            if default is not None:
-                return default
-            raise ClaudeConfigError(str(file), field, f"${{{name}}} is not set and has no default")
-
-        return _VAR.sub(sub, value)
-    if isinstance(value, list):
-        return [_expand(v, env, file, f"{field}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _expand(v, env, file, f"{field}.{k}") for k, v in value.items()}
-    return value
-
-
-# mcp.json's servers (name → spec as the CLI takes it) and their secret headers
-_McpServers = tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]
-
-
-def _load_mcp(
-    file: Path, env: Mapping[str, str], programs: ProgramLookup | None, problems: ConfigProblems
-) -> tuple[_McpServers | None, set[str] | None]:
-    """The servers of mcp.json (None: it has problems, added to ``problems``) and the names it
-    defines (None: not known, as it does not parse or has no object of servers)."""
-    before = len(problems.found)
-    servers: dict[str, Any] | None = None
-    with problems.part():
-        data = _read_json(file, required=False)
-        _refuse_unknown_fields(data, ("mcpServers",), file, "")
-        raw = data.get("mcpServers", {})
-        if not isinstance(raw, dict):
-            raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
-        servers = raw  # only an object: what is not one has just been reported
-    if servers is None:
-        return None, None
-    out: dict[str, dict[str, Any]] = {}
-    secret_headers: dict[str, dict[str, str]] = {}
-    for name, spec in servers.items():
-        with problems.part():
-            out[name] = _mcp_server(file, name, spec, env)
-            if "headers_from_ssm" in spec:
-                secret_headers[name] = _secret_headers(spec, file, f"mcpServers.{name}")
-            if programs is not None:
-                check_mcp_command(str(file), name, out[name], env, programs)
-    return (None if len(problems.found) > before else (out, secret_headers)), set(servers)
-
-
-def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
-    """One server of mcp.json as the CLI takes it: ``${}`` expanded, ``headers_from_ssm`` left out."""
-    field = f"mcpServers.{name}"
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
-    if not isinstance(spec, dict):
-        raise ClaudeConfigError(str(file), field, "must be an object")
-    kind = spec.get("type", "stdio")
-    if kind not in _MCP_TYPES:
-        raise ClaudeConfigError(
-            str(file),
-            f"{field}.type",
-            f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
-        )
-    if kind == "stdio":
-        if not isinstance(spec.get("command"), str) or not spec["command"]:
-            raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
-        if "args" in spec:
-            _string_list(spec["args"], file, f"{field}.args")
-        allowed = ("type", "command", "args", "env")
-    else:
-        if not isinstance(spec.get("url"), str) or not spec["url"]:
-            raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
-        allowed = ("type", "url", "headers", "headers_from_ssm")
-    _refuse_unknown_fields(spec, allowed, file, field)
-    for mapping in ("env", "headers"):
-        if mapping in spec:
-            _string_map(spec[mapping], file, f"{field}.{mapping}")
-    for header in spec.get("headers") or {}:
-        if _is_credential_header(header):
-            raise ClaudeConfigError(
-                str(file),
-                f"{field}.headers.{header}",
-                "is a credential: put its whole value in an SSM SecureString and name it in "
-                "headers_from_ssm (written here it ships in the image and reaches the agent's tools)",
-            )
-    plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
-    expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
-    for variable, value in (spec.get("env") or {}).items():
-        if is_secret_variable(variable) and not _PLAIN_SETTING.fullmatch(value):
-            raise ClaudeConfigError(
-                str(file),
-                f"{field}.env.{variable}",
-                "is named like a secret, and a command server gets none (written here it ships in the "
-                "image and the CLI's command line, which the agent's tools can read): run the server "
-                "over HTTP with its secret in headers_from_ssm (docs/customise.md)",
-            )
-    if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
-        raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
-    return expanded
-
-
-def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:
-    """``headers_from_ssm``: header name → SSM parameter name (no ``${}``: names, not values)."""
-    raw = spec["headers_from_ssm"]
-    where = f"{field}.headers_from_ssm"
-    if not isinstance(raw, dict) or not raw:
-        raise ClaudeConfigError(str(file), where, "must be an object of header name → SSM parameter name")
-    plain = {str(h).lower() for h in (spec.get("headers") or {})}
-    for header, parameter in raw.items():
-        if not _HEADER_NAME.fullmatch(header):
-            raise ClaudeConfigError(str(file), f"{where}.{header}", "is not an HTTP header name")
-        if header.lower() in plain:
-            raise ClaudeConfigError(str(file), f"{where}.{header}", "is also in headers: name it once")
-        if not isinstance(parameter, str) or not _SSM_NAME.fullmatch(parameter):
-            raise ClaudeConfigError(
-                str(file), f"{where}.{header}", "must be an SSM parameter name such as /agentbot/mcp/token"
-            )
-    return dict(raw)
-
-
 def _load_skills(directory: Path, problems: ConfigProblems) -> tuple[SkillConfig, ...]:
     if not directory.exists():
         return ()
@@ -593,7 +401,7 @@ def _skill_dirs(directory: Path) -> list[Path]:
 
 def _skill(skill_dir: Path) -> SkillConfig:
     file = skill_dir / "SKILL.md"
-    text = _read_text(file, None)
+    text = read_text(file, None)
     match = FRONT_MATTER.match(text)
     if match is None and text.lstrip("\ufeff").startswith("---"):
         raise ClaudeConfigError(str(file), "front matter", "has no closing '---' line after its YAML")

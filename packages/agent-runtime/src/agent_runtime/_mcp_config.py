@@ -1,0 +1,164 @@
+"""mcp.json: the MCP servers the agent may use, as the CLI takes them (``${}`` expanded), and
+the secret headers the runtime's proxy adds (``headers_from_ssm``), checked so that no secret
+ships in the image or reaches the agent's tools."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from session_core import is_secret_variable
+
+from ._config_files import read_json, refuse_unknown_fields, string_list, string_map
+from ._config_problems import ConfigProblems
+from ._errors import ClaudeConfigError
+from ._mcp_commands import ProgramLookup, check_mcp_command
+
+_MCP_TYPES = ("stdio", "http", "sse")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # '_' too: Context7's key is CONTEXT7_API_KEY
+_SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
+# command line, and the runtime's proxy authenticates the CLI with these names itself. Other
+# headers are credentials when named like a secret variable (X-Auth-Token, CONTEXT7_API_KEY).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+# What a command server's env entry named like a secret may still be: a switch or a number
+# (TOKENIZERS_PARALLELISM=false, MAX_TOKENS=4096), never a credential.
+_PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
+
+
+def _is_credential_header(name: str) -> bool:
+    return name.lower() in _CREDENTIAL_HEADERS or is_secret_variable(name.replace("-", "_"))
+
+
+def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if is_secret_variable(name):
+                # Kept out of every function's environment (agentbot dev strips it, the template
+                # sets none), so the shell that has it would pass this check and every turn fail.
+                raise ClaudeConfigError(
+                    str(file),
+                    field,
+                    f"${{{name}}} is named like a secret, and such a variable never reaches the runtime: "
+                    "give an HTTP server's secret header through headers_from_ssm (docs/customise.md)",
+                )
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ClaudeConfigError(str(file), field, f"${{{name}}} is not set and has no default")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, env, file, f"{field}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand(v, env, file, f"{field}.{k}") for k, v in value.items()}
+    return value
+
+
+# mcp.json's servers (name → spec as the CLI takes it) and their secret headers
+_McpServers = tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]
+
+
+def load_mcp(
+    file: Path, env: Mapping[str, str], programs: ProgramLookup | None, problems: ConfigProblems
+) -> tuple[_McpServers | None, set[str] | None]:
+    """The servers of mcp.json (None: it has problems, added to ``problems``) and the names it
+    defines (None: not known, as it does not parse or has no object of servers)."""
+    before = len(problems.found)
+    servers: dict[str, Any] | None = None
+    with problems.part():
+        data = read_json(file, required=False)
+        refuse_unknown_fields(data, ("mcpServers",), file, "")
+        raw = data.get("mcpServers", {})
+        if not isinstance(raw, dict):
+            raise ClaudeConfigError(str(file), "mcpServers", "must be an object of name → server")
+        servers = raw  # only an object: what is not one has just been reported
+    if servers is None:
+        return None, None
+    out: dict[str, dict[str, Any]] = {}
+    secret_headers: dict[str, dict[str, str]] = {}
+    for name, spec in servers.items():
+        with problems.part():
+            out[name] = _mcp_server(file, name, spec, env)
+            if "headers_from_ssm" in spec:
+                secret_headers[name] = _secret_headers(spec, file, f"mcpServers.{name}")
+            if programs is not None:
+                check_mcp_command(str(file), name, out[name], env, programs)
+    return (None if len(problems.found) > before else (out, secret_headers)), set(servers)
+
+
+def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
+    """One server of mcp.json as the CLI takes it: ``${}`` expanded, ``headers_from_ssm`` left out."""
+    field = f"mcpServers.{name}"
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
+    if not isinstance(spec, dict):
+        raise ClaudeConfigError(str(file), field, "must be an object")
+    kind = spec.get("type", "stdio")
+    if kind not in _MCP_TYPES:
+        raise ClaudeConfigError(
+            str(file),
+            f"{field}.type",
+            f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
+        )
+    if kind == "stdio":
+        if not isinstance(spec.get("command"), str) or not spec["command"]:
+            raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
+        if "args" in spec:
+            string_list(spec["args"], file, f"{field}.args")
+        allowed = ("type", "command", "args", "env")
+    else:
+        if not isinstance(spec.get("url"), str) or not spec["url"]:
+            raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
+        allowed = ("type", "url", "headers", "headers_from_ssm")
+    refuse_unknown_fields(spec, allowed, file, field)
+    for mapping in ("env", "headers"):
+        if mapping in spec:
+            string_map(spec[mapping], file, f"{field}.{mapping}")
+    for header in spec.get("headers") or {}:
+        if _is_credential_header(header):
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.headers.{header}",
+                "is a credential: put its whole value in an SSM SecureString and name it in "
+                "headers_from_ssm (written here it ships in the image and reaches the agent's tools)",
+            )
+    plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
+    expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
+    for variable, value in (spec.get("env") or {}).items():
+        if is_secret_variable(variable) and not _PLAIN_SETTING.fullmatch(value):
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.env.{variable}",
+                "is named like a secret, and a command server gets none (written here it ships in the "
+                "image and the CLI's command line, which the agent's tools can read): run the server "
+                "over HTTP with its secret in headers_from_ssm (docs/customise.md)",
+            )
+    if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
+        raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
+    return expanded
+
+
+def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:
+    """``headers_from_ssm``: header name → SSM parameter name (no ``${}``: names, not values)."""
+    raw = spec["headers_from_ssm"]
+    where = f"{field}.headers_from_ssm"
+    if not isinstance(raw, dict) or not raw:
+        raise ClaudeConfigError(str(file), where, "must be an object of header name → SSM parameter name")
+    plain = {str(h).lower() for h in (spec.get("headers") or {})}
+    for header, parameter in raw.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise ClaudeConfigError(str(file), f"{where}.{header}", "is not an HTTP header name")
+        if header.lower() in plain:
+            raise ClaudeConfigError(str(file), f"{where}.{header}", "is also in headers: name it once")
+        if not isinstance(parameter, str) or not _SSM_NAME.fullmatch(parameter):
+            raise ClaudeConfigError(
+                str(file), f"{where}.{header}", "must be an SSM parameter name such as /agentbot/mcp/token"
+            )
+    return dict(raw)
