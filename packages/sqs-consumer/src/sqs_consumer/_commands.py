@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from session_core import BudgetLedger, SessionKey, SessionRegistry
-from telegram_core import ChatSettings, this_place
+from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._approval_view import permissions_html
 from ._budget import cost_report
@@ -107,7 +107,7 @@ def run_command(
         return _usage(key, chat_settings, argument.strip().lower(), where)
     if name == "stop":
         # [H] The producer stops a running turn itself; a /stop that was queued comes after it.
-        return f"Nothing is running in {where} right now."
+        return nothing_running(where)
     if name == "cost":
         if budgets is None:
             return "No budgets are set for this bot; /status shows this chat's cost."

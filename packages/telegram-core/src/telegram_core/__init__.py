@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         TelegramUnauthorized,
     )
     from ._group_reply_mode import GroupReplyMode, group_reply_mode
-    from ._places import this_place
+    from ._places import nothing_running, this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
     from ._update_dedup import UpdateDedup
@@ -122,6 +122,7 @@ __all__ = [
     "error_for",
     "for_another_bot",
     "group_reply_mode",
+    "nothing_running",
     "parse_command",
     "revoke_button_of",
     "revoke_callback_data",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from session_core import SessionKey, StopOutcome
-from telegram_core import parse_command, stopped_turn_of, this_place
+from telegram_core import nothing_running, parse_command, stopped_turn_of, this_place
 
 from ._config import ProducerConfig
 from ._routing import bot_mention
@@ -24,8 +24,7 @@ from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_o
 StopVia = Literal["command", "draft", "button"]
 
 STOPPING_TEXT = "Stopping…"
-_NOTHING_TO_STOP = "Nothing is running in {where} right now."
-NOTHING_TO_STOP_TEXT = _NOTHING_TO_STOP.format(where="this chat")
+NOTHING_TO_STOP_TEXT = nothing_running("this chat")
 # A call held for approval is not running: what the user may mean is to drop it.
 WAITING_CALL_TEXT = " A tool call is waiting for an answer: Deny drops it."
 
@@ -109,7 +108,7 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
     text = (
         STOPPING_TEXT
         if outcome == "stopping"
-        else _NOTHING_TO_STOP.format(where=this_place(request.thread_id, forum=request.forum))
+        else nothing_running(this_place(request.thread_id, forum=request.forum))
     )
     if outcome == "call_waiting":
         text += WAITING_CALL_TEXT
