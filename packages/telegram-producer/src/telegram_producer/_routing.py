@@ -192,4 +192,3 @@ _REACTIONS = ("sticker", "animation", "dice")
 def _a_reaction(msg: Message) -> bool:
     """Whether ``msg`` holds only a sticker, a GIF or a dice roll (no caption)."""
     return not msg.caption and any(getattr(msg, kind) is not None for kind in _REACTIONS)
-
