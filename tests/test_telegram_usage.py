@@ -41,3 +41,14 @@ def test_help_lists_the_usage_command(stack) -> None:
     stack.drain(stack.consumer())
     [reply] = texts(stack)
     assert "/usage on|off: show the tokens and cost of each answer below it" in reply
+
+
+def test_the_usage_line_stays_out_of_a_code_block_the_answer_left_open(stack) -> None:
+    # An answer cut off mid-code (the model's output limit) ends inside a fence it never closed.
+    stack.post(update(720, text="/usage on"))
+    stack.post(update(721, text="Here is the script:\n```python\nprint(1)"))
+    stack.drain(stack.consumer())
+    answer = stack.replies(CHAT)[-1]
+    assert answer["text"].endswith("print(1)\n\n1,200 tokens in · 34 out · $0.0100"), answer["text"]
+    sent = stack.telegram.calls("sendMessage")[-1].params["text"]
+    assert sent.endswith("print(1)</code></pre>\n\n<i>1,200 tokens in · 34 out · $0.0100</i>"), sent

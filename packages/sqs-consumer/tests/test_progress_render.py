@@ -20,3 +20,11 @@ def test_a_long_answer_shows_its_end_within_telegrams_limit(unit: str) -> None:
     assert visible.endswith(" the end") and visible.startswith("…")
     assert utf16_len(visible) <= MAX_SHOWN_TEXT
     assert utf16_len(visible) + utf16_len(tool_line) + 2 <= 4096
+
+
+def test_a_turn_stopped_mid_code_block_says_stopped_outside_the_code() -> None:
+    from sqs_consumer._progress_render import stopped_markdown
+    from sqs_consumer._render import render_reply
+
+    [chunk] = render_reply(stopped_markdown("Here it is:\n\n```python\ndef f():\n    return 1"))
+    assert chunk.endswith("</code></pre>\n\n⏹ <i>Stopped.</i>"), chunk

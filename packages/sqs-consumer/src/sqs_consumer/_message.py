@@ -51,7 +51,7 @@ from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of
-from ._render import escape_html, render_reply
+from ._render import escape_html, render_reply, with_note
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
@@ -286,14 +286,14 @@ class MessageHandler:
         text = stopped_markdown(result.text) if result.stopped else result.text
         unsent = unsent_files_notice(result.files_not_sent)
         if unsent:
-            text = f"{text.strip()}\n\n{unsent}" if text.strip() else unsent
+            text = with_note(text, unsent)
         quiet = msg.kind == "approval" or result.approval_request is not None or bool(result.files)
         if quiet and not text.strip():
             return []
         if self._wants_usage_footer(key):
-            text = f"{text.strip() or EMPTY_ANSWER}\n\n{usage_footer(result)}"
+            text = with_note(text.strip() or EMPTY_ANSWER, usage_footer(result))
         if result.history is not None:
-            text = f"{text.strip() or EMPTY_ANSWER}\n\n{history_notice(result.history)}"
+            text = with_note(text.strip() or EMPTY_ANSWER, history_notice(result.history))
         return render_reply(text) or [EMPTY_ANSWER]
 
     def _outbox_reader(self, key: SessionKey) -> ReadFile:

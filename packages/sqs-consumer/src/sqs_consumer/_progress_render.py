@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from session_core import ToolActivity, TurnProgress
 
-from ._render import escape_html, utf16_len
+from ._render import escape_html, utf16_len, with_note
 
 # A draft or progress message shows the end of the answer: room for the activity line.
 MAX_SHOWN_TEXT = 3500
@@ -66,5 +66,4 @@ def _tail_within(text: str, limit: int) -> str:
 
 def stopped_markdown(text: str) -> str:
     """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped."""
-    text = text.strip()
-    return f"{text}\n\n{STOPPED_NOTE}" if text else STOPPED_EMPTY
+    return with_note(text, STOPPED_NOTE) if text.strip() else STOPPED_EMPTY

@@ -79,6 +79,24 @@ def markdown_to_html(markdown: str) -> str:
     return "".join(out).strip("\n")
 
 
+def with_note(markdown: str, note: str) -> str:
+    """``markdown`` with the Markdown ``note`` as a paragraph under it. A code block the text
+    left open (an answer cut short by Stop or by the model's output limit) is closed first,
+    so the note reads as a note, not as code."""
+    text = markdown.strip()
+    if not text:
+        return note
+    fence = None
+    for line in text.split("\n"):
+        if fence is None:
+            opener = _FENCE_OPEN_RE.match(line)
+            fence = opener.group(2) if opener else None
+        elif _closes(line, fence):
+            fence = None
+    closing = f"\n{fence}" if fence else ""
+    return f"{text}{closing}\n\n{note}"
+
+
 def _closes(line: str, fence: str) -> bool:
     closing = _FENCE_CLOSE_RE.match(line)
     return bool(closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence))
