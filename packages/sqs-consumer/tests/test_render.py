@@ -324,3 +324,10 @@ def test_a_link_whose_tag_cannot_fit_a_message_keeps_its_text() -> None:
         assert utf16_len(chunk) <= 64
         assert_valid(chunk)
     assert squash("".join(html_to_plain(c) for c in chunks)) == "seethedocsnow"
+
+
+def test_a_link_whose_url_has_parentheses_keeps_its_whole_url() -> None:
+    # Wikipedia's disambiguated pages, as models link them.
+    out = markdown_to_html("See [Python](https://en.wikipedia.org/wiki/Python_(programming_language)).")
+    assert out == 'See <a href="https://en.wikipedia.org/wiki/Python_(programming_language)">Python</a>.'
+

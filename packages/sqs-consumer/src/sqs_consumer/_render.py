@@ -21,7 +21,9 @@ _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)<>\"]+)\)")
+# A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
+# CommonMark allows; one level is enough for real links.
+_LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)")
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 _BOLD_RES = (
     re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"),
