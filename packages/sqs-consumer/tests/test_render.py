@@ -331,3 +331,14 @@ def test_a_link_whose_url_has_parentheses_keeps_its_whole_url() -> None:
     out = markdown_to_html("See [Python](https://en.wikipedia.org/wiki/Python_(programming_language)).")
     assert out == 'See <a href="https://en.wikipedia.org/wiki/Python_(programming_language)">Python</a>.'
 
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("***Warning:*** do not", "<b><i>Warning:</i></b> do not"),
+        ("**a** and ***b***", "<b>a</b> and <b><i>b</i></b>"),
+        ("___c___", "<b><i>c</i></b>"),
+    ],
+)
+def test_bold_italic_is_both_not_literal_asterisks(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected

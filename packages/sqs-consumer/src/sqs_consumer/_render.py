@@ -25,6 +25,11 @@ _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # CommonMark allows; one level is enough for real links.
 _LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)")
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
+# Three markers are bold and italic at once; left to the others they would cross.
+_BOLD_ITALIC_RES = (
+    re.compile(r"\*\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*\*"),
+    re.compile(r"(?<![\w_])___(?=[^\s_])(.+?)(?<=[^\s_])___(?![\w_])"),
+)
 _BOLD_RES = (
     re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"),
     re.compile(r"__(?=\S)(.+?)(?<=\S)__"),
@@ -198,6 +203,8 @@ def _emphasis(text: str) -> str:
 
 
 def _styles(text: str) -> str:
+    for bold_italic in _BOLD_ITALIC_RES:
+        text = bold_italic.sub(r"<b><i>\1</i></b>", text)
     for bold in _BOLD_RES:
         text = bold.sub(r"<b>\1</b>", text)
     text = _STRIKE_RE.sub(r"<s>\1</s>", text)
