@@ -342,3 +342,11 @@ def test_a_link_whose_url_has_parentheses_keeps_its_whole_url() -> None:
 )
 def test_bold_italic_is_both_not_literal_asterisks(markdown, expected) -> None:
     assert markdown_to_html(markdown) == expected
+
+
+def test_a_code_block_in_a_nested_list_item_is_code() -> None:
+    # Indented to the nested item's text, as CommonMark reads it inside the list.
+    markdown = "- Outer\n    - Install it:\n      ```bash\n      pip install a*b*c\n      ```\n- Done"
+    assert markdown_to_html(markdown) == (
+        '• Outer\n    • Install it:\n<pre><code class="language-bash">pip install a*b*c</code></pre>\n• Done'
+    )

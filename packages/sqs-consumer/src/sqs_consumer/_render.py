@@ -13,10 +13,12 @@ import re
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 
-# CommonMark fences: 3+ backticks or tildes, indented at most 3 spaces; a backtick fence's
-# info string has no backtick (```a``` on one line is a code span, not a fence).
-_FENCE_OPEN_RE = re.compile(r"^( {0,3})(`{3,}(?=[^`]*$)|~{3,})(.*)$")
-_FENCE_CLOSE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
+# CommonMark fences: 3+ backticks or tildes; a backtick fence's info string has no backtick
+# (```a``` on one line is a code span, not a fence). Any indentation: inside a nested list
+# item CommonMark counts it from the item's text, and models indent fences to nest them so
+# (an indented code block, which the indentation would otherwise make, is not rendered).
+_FENCE_OPEN_RE = re.compile(r"^( *)(`{3,}(?=[^`]*$)|~{3,})(.*)$")
+_FENCE_CLOSE_RE = re.compile(r"^ *(`{3,}|~{3,})[ \t]*$")
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
