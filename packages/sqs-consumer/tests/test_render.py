@@ -350,3 +350,18 @@ def test_a_code_block_in_a_nested_list_item_is_code() -> None:
     assert markdown_to_html(markdown) == (
         '• Outer\n    • Install it:\n<pre><code class="language-bash">pip install a*b*c</code></pre>\n• Done'
     )
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "Docs: <https://example.com/a_b_c>.",
+            'Docs: <a href="https://example.com/a_b_c">https://example.com/a_b_c</a>.',
+        ),
+        ("![the chart](https://example.com/c.png)", '<a href="https://example.com/c.png">the chart</a>'),
+    ],
+    ids=["autolink", "image"],
+)
+def test_autolinks_and_images_become_links_without_stray_brackets(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected

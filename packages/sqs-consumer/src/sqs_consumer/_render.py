@@ -24,8 +24,11 @@ _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
-# CommonMark allows; one level is enough for real links.
-_LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)")
+# CommonMark allows; one level is enough for real links. An image (![alt](url)) cannot be
+# shown inline: it becomes a link named by its alt text. <https://…> is an autolink.
+_LINK_RE = re.compile(
+    r"!?\[([^\]\n]+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
+)
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 # Three markers are bold and italic at once; left to the others they would cross.
 _BOLD_ITALIC_RES = (
@@ -197,8 +200,11 @@ def _emphasis(text: str) -> str:
     pos = 0
     for link in _LINK_RE.finditer(text):
         out.append(_styles(escape_html(text[pos : link.start()])))
-        href = escape_html(link.group(2)).replace('"', "&quot;")
-        out.append(f'<a href="{href}">{_styles(escape_html(link.group(1)))}</a>')
+        label, url, autolink = link.groups()
+        href = escape_html(url or autolink).replace('"', "&quot;")
+        # An autolink's text is its URL, whose _ and * are no markup.
+        shown = escape_html(autolink) if autolink else _styles(escape_html(label))
+        out.append(f'<a href="{href}">{shown}</a>')
         pos = link.end()
     out.append(_styles(escape_html(text[pos:])))
     return "".join(out)
