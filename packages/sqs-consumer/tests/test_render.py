@@ -365,3 +365,16 @@ def test_a_code_block_in_a_nested_list_item_is_code() -> None:
 )
 def test_autolinks_and_images_become_links_without_stray_brackets(markdown, expected) -> None:
     assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["author__name__startswith", "SOME__CONST__NAME", "x___y___z"],
+    ids=["django", "const", "triple"],
+)
+def test_double_underscores_inside_a_word_are_not_bold(identifier) -> None:
+    # CommonMark: _ never opens or closes emphasis inside a word (Django lookups, C macros).
+    assert (
+        markdown_to_html(f"Use {identifier} here, and __this__.")
+        == f"Use {identifier} here, and <b>this</b>."
+    )

@@ -35,9 +35,10 @@ _BOLD_ITALIC_RES = (
     re.compile(r"\*\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*\*"),
     re.compile(r"(?<![\w_])___(?=[^\s_])(.+?)(?<=[^\s_])___(?![\w_])"),
 )
+# Underscores never open or close emphasis inside a word (author__name__startswith).
 _BOLD_RES = (
     re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"),
-    re.compile(r"__(?=\S)(.+?)(?<=\S)__"),
+    re.compile(r"(?<![\w_])__(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])"),
 )
 _STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _ITALIC_RES = (
