@@ -659,3 +659,18 @@ def test_an_alarm_email_the_template_accepts_looks_like_one() -> None:
     assert all(re.fullmatch(pattern, v) for v in ["", "ops@example.com", "a.b+bot@mail.example.org"])
     bad = ["ops", "ops@example", "ops @example.com", "@example.com"]
     assert not any(re.fullmatch(pattern, v) for v in bad)
+
+
+def test_a_kms_key_arn_the_template_accepts_includes_multi_region_keys() -> None:
+    """A multi-Region key's id starts with ``mrk-`` (KMS: "Multi-Region key ARNs"); the
+    template must accept it as it accepts a single-Region key, and refuse an alias."""
+    pattern = TEMPLATE["Parameters"]["SecretsKmsKeyArn"]["AllowedPattern"]
+    good = [
+        "",
+        "arn:aws:kms:eu-central-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+        "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+    ]
+    assert [v for v in good if not re.fullmatch(pattern, v)] == []
+    bad = ["alias/aws/ssm", "arn:aws:kms:us-east-1:111122223333:alias/my-key", "1234abcd-12ab"]
+    assert not any(re.fullmatch(pattern, v) for v in bad)
