@@ -674,3 +674,42 @@ def test_a_kms_key_arn_the_template_accepts_includes_multi_region_keys() -> None
     assert [v for v in good if not re.fullmatch(pattern, v)] == []
     bad = ["alias/aws/ssm", "arn:aws:kms:us-east-1:111122223333:alias/my-key", "1234abcd-12ab"]
     assert not any(re.fullmatch(pattern, v) for v in bad)
+
+
+# Alarms whose metric is written only when something happens (a turn's spend, a container
+# finding a configuration error): a 5-minute period without one is no evidence of recovery.
+_EVENT_METRIC_ALARMS = ["DeploymentDailyBudgetAlarm", "ConfigurationErrorAlarm"]
+
+
+@pytest.mark.parametrize("logical_id", _EVENT_METRIC_ALARMS)
+def test_an_alarm_on_an_event_metric_never_reports_ok_for_a_quiet_period(logical_id: str) -> None:
+    """CloudWatch: with TreatMissingData notBreaching a period without data points counts as
+    good and the alarm goes to OK. For these metrics silence means only "no turn" or "no new
+    container", so an OK notice would tell the operator the problem is gone while it is not:
+    either the alarm keeps its state through silence (``ignore``, the metric itself reports
+    recovery) or it sends no OK notice."""
+    alarm = resource(TEMPLATE, logical_id)["Properties"]
+    silence_is_ok = alarm.get("TreatMissingData", "missing") in {"notBreaching"}
+    assert not (silence_is_ok and alarm.get("OKActions")), (
+        f"{logical_id}: sends an OK notice after 5 quiet minutes while the cause may persist"
+    )
+
+
+def test_the_daily_budget_alarm_stays_raised_until_the_spend_is_reported_lower(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The consumer reports the spend after every turn, below 80 % too (so the next day's
+    first turn clears the alarm): the alarm keeps its state between turns."""
+    from types import SimpleNamespace
+
+    from sqs_consumer._budget import DEPLOYMENT_DAILY_SPEND_METRIC, report_deployment_spend
+
+    alarm = resource(TEMPLATE, "DeploymentDailyBudgetAlarm")["Properties"]
+    assert alarm["TreatMissingData"] == "ignore"
+    assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+    ledger = SimpleNamespace(
+        caps=SimpleNamespace(deployment_daily_usd=10.0), deployment_daily_spent=lambda: 0.5
+    )
+    report_deployment_spend(ledger, "default")  # type: ignore[arg-type]
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)[DEPLOYMENT_DAILY_SPEND_METRIC] == 5.0
