@@ -34,6 +34,7 @@ from local_stack import _provisioning as provisioning
 TEMPLATE = load_template()
 FUNCTIONS = functions(TEMPLATE)
 SESSION_CORE_SRC = PACKAGES / "session-core" / "src"
+README_TEXT = (ROOT / "README.md").read_text()
 
 # Variables code may read that the template must NOT set, each with the reason.
 NOT_FROM_TEMPLATE = {
@@ -713,3 +714,16 @@ def test_the_daily_budget_alarm_stays_raised_until_the_spend_is_reported_lower(
     report_deployment_spend(ledger, "default")  # type: ignore[arg-type]
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)[DEPLOYMENT_DAILY_SPEND_METRIC] == 5.0
+
+
+def test_the_operator_is_told_a_turn_holds_two_concurrent_executions() -> None:
+    """The consumer waits on a synchronous Invoke of the runtime, so MaxConcurrentTurns turns
+    hold twice as many executions, besides the producer's. Lambda: new accounts have reduced
+    concurrency quotas (10, not 1,000); past the account's limit the runtime's Invoke is
+    throttled and, after the queue's 3 receives, the turn is dead-lettered. The parameter and
+    the README's prerequisites say so and how to read the account's limit."""
+    described = " ".join(TEMPLATE["Parameters"]["MaxConcurrentTurns"]["Description"].split())
+    assert "two concurrent executions" in described, described
+    deploy = README_TEXT[README_TEXT.index("### 1. Prerequisites") : README_TEXT.index("### 2. Secrets")]
+    assert "aws lambda get-account-settings" in deploy
+    assert "MaxConcurrentTurns" in deploy
