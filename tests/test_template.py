@@ -727,3 +727,21 @@ def test_the_operator_is_told_a_turn_holds_two_concurrent_executions() -> None:
     deploy = README_TEXT[README_TEXT.index("### 1. Prerequisites") : README_TEXT.index("### 2. Secrets")]
     assert "aws lambda get-account-settings" in deploy
     assert "MaxConcurrentTurns" in deploy
+
+
+def test_sam_build_builds_the_runtime_image_with_buildkit() -> None:
+    """The runtime's Dockerfile needs BuildKit (``RUN --mount``, ``$BUILDPLATFORM``). `sam build`
+    builds images through docker-py, which has no BuildKit, unless it is given
+    ``--use-buildkit`` (SAM CLI >= 1.156, then `docker buildx build`): without it the
+    operator's first `sam build` stops at the first ``RUN --mount``."""
+    metadata = resource(TEMPLATE, "RuntimeFunction")["Metadata"]
+    dockerfile = (ROOT / metadata["Dockerfile"]).read_text()
+    assert re.search(r"^RUN --mount=", dockerfile, re.M) or "$BUILDPLATFORM" in dockerfile
+    config = tomllib.loads((ROOT / "samconfig.toml.example").read_text())
+    assert config["default"]["build"]["parameters"].get("use_buildkit") is True
+    deploy = README_TEXT[
+        README_TEXT.index("### 1. Prerequisites") : README_TEXT.index("### 4. Point Telegram")
+    ]
+    assert "buildx" in deploy[: deploy.index("### 2. Secrets")], "the prerequisites must ask for buildx"
+    (command,) = re.findall(r"^sam build\b[^#\n]*", deploy, re.M)
+    assert "--use-buildkit" in command, command
