@@ -417,7 +417,11 @@ def test_table_and_bucket_are_protected() -> None:
     table = resource(TEMPLATE, "SessionsTable")
     bucket = resource(TEMPLATE, "SessionsBucket")
     for stateful in (table, bucket):
-        assert stateful["DeletionPolicy"] == stateful["UpdateReplacePolicy"] == "Retain"
+        # Kept when the stack is deleted or the resource replaced; but a first deploy that rolls
+        # back deletes them: retained there, their fixed names (BotName-sessions…) would make
+        # every retry fail with "already exists" until the operator deleted them by hand.
+        assert stateful["DeletionPolicy"] == "RetainExceptOnCreate"
+        assert stateful["UpdateReplacePolicy"] == "Retain"
     props = bucket["Properties"]
     sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
