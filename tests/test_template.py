@@ -335,9 +335,10 @@ def test_provisioning_creates_the_bucket_lifecycle_the_template_declares(aws: An
     assert created["ID"] == rule["Id"]
     assert created["Expiration"]["Days"] == _default(_ref(rule["ExpirationInDays"]))
     assert created["AbortIncompleteMultipartUpload"] == rule["AbortIncompleteMultipartUpload"]
-    assert _default("SessionTtlDays") == provisioning.DEFAULT_RETENTION_DAYS
+    assert int(_default("SessionTtlDays")) == provisioning.DEFAULT_RETENTION_DAYS
     assert (
-        _default("SessionObjectExpiryDays") >= _default("SessionTtlDays") + provisioning.S3_EXPIRY_MARGIN_DAYS
+        _default("SessionObjectExpiryDays")
+        >= int(_default("SessionTtlDays")) + provisioning.S3_EXPIRY_MARGIN_DAYS
     )
 
 
@@ -749,3 +750,43 @@ def test_sam_build_builds_the_runtime_image_with_buildkit() -> None:
     assert "buildx" in deploy[: deploy.index("### 2. Secrets")], "the prerequisites must ask for buildx"
     (command,) = re.findall(r"^sam build\b[^#\n]*", deploy, re.M)
     assert "--use-buildkit" in command, command
+
+
+def _integer_settings() -> set[str]:
+    """Variables the Lambda packages read with session_core.env_int (int(), no fractions)."""
+    names: set[str] = set()
+    for src in PACKAGES.glob("*/src"):
+        for path in src.rglob("*.py"):
+            names |= set(re.findall(r"env_int\(\s*\"([A-Z0-9_]+)\"", path.read_text()))
+    return names
+
+
+def test_a_parameter_the_code_reads_as_an_integer_takes_only_integers() -> None:
+    """CloudFormation's Number type takes floats ("7.5", "1e3"); the code's env_int refuses
+    them, so such a value would deploy and then fail every start of the function with a
+    ConfigError (the producer answering Telegram 5xx for every update). A parameter that ends
+    up in a variable read by env_int is a String whose AllowedPattern takes only integers."""
+    integer_settings = _integer_settings()
+    assert "SESSION_TTL_DAYS" in integer_settings, "the scan found no env_int call"
+    problems = []
+    for fn in FUNCTIONS.values():
+        for name, value in fn.environment.items():
+            parameter = _ref(value)
+            if name not in integer_settings or parameter not in TEMPLATE["Parameters"]:
+                continue
+            declared = TEMPLATE["Parameters"][parameter]
+            pattern = declared.get("AllowedPattern")
+            if declared["Type"] != "String" or not pattern:
+                problems.append(f"{parameter} ({name}) is {declared['Type']} without an integer pattern")
+                continue
+            if any(re.fullmatch(pattern, bad) for bad in ["7.5", "1e3", "", " 5", "-1", "0x10"]):
+                problems.append(f"{parameter}: {pattern} takes a value env_int refuses")
+            if not re.fullmatch(pattern, declared["Default"]):
+                problems.append(f"{parameter}: its default {declared['Default']!r} fails {pattern}")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_the_session_ttl_pattern_keeps_its_range() -> None:
+    pattern = TEMPLATE["Parameters"]["SessionTtlDays"]["AllowedPattern"]
+    assert all(re.fullmatch(pattern, str(days)) for days in [1, 9, 25, 99, 365, 3599, 3649, 3650])
+    assert not any(re.fullmatch(pattern, v) for v in ["0", "3651", "4000", "9999", "025"])
