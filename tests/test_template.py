@@ -790,3 +790,19 @@ def test_the_session_ttl_pattern_keeps_its_range() -> None:
     pattern = TEMPLATE["Parameters"]["SessionTtlDays"]["AllowedPattern"]
     assert all(re.fullmatch(pattern, str(days)) for days in [1, 9, 25, 99, 365, 3599, 3649, 3650])
     assert not any(re.fullmatch(pattern, v) for v in ["0", "3651", "4000", "9999", "025"])
+
+
+def test_the_readme_says_who_subscribes_to_a_bedrock_model_before_the_first_turn() -> None:
+    """Bedrock retired its model-access page: the first invocation of a third-party model in an
+    account subscribes to it, and only a caller allowed aws-marketplace:Subscribe (and
+    ViewSubscriptions) can; otherwise that call and the next are AccessDeniedException.
+    ModelInvokeRole may invoke models and nothing else (on purpose), so the operator makes that
+    first call; the README says so instead of pointing at the retired page."""
+    statements = policy_statements(resource(TEMPLATE, "ModelInvokeRole"))
+    assert not any(a.startswith("aws-marketplace:") for s in statements for a in as_list(s["Action"]))
+    deploy = README_TEXT[
+        README_TEXT.index("### 3. Build and deploy") : README_TEXT.index("### 4. Point Telegram")
+    ]
+    flat = " ".join(deploy.split())
+    assert "enable access to the model in the Bedrock console" not in flat
+    assert "aws-marketplace:Subscribe" in flat and "agentbot doctor --stack" in flat

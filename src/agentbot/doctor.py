@@ -312,7 +312,9 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "error"))
         fix = (
-            f"enable access to the model in the Bedrock console, and check the model id ({source})"
+            "the first call to a model subscribes the account: run this with credentials allowed "
+            "aws-marketplace:Subscribe and ViewSubscriptions (or open the model in the Bedrock "
+            f"console's playground), and check the model id ({source})"
             if code in ("AccessDeniedException", "ValidationException", "ResourceNotFoundException")
             else "try again in a minute"
         )
