@@ -1,7 +1,6 @@
 """SQS FIFO consumer Lambda: commands, typing, runtime invoke, render and deliver replies."""
 
 from session_core import MAX_RECEIVE_COUNT
-from telegram_core import COMMANDS, parse_command
 
 from ._attachments import attachment_key, stage_attachments
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
@@ -45,7 +44,6 @@ from ._wording import (
 )
 
 __all__ = [
-    "COMMANDS",
     "DELIVERY_RESERVE_S",
     "FAILED_NOTICE",
     "FAILURE_WORDING",
@@ -93,7 +91,6 @@ __all__ = [
     "help_text",
     "html_to_plain",
     "markdown_to_html",
-    "parse_command",
     "process_fifo_batch",
     "read_outbox_file",
     "render_reply",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         sent_as_photo,
     )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
-    from ._commands import COMMANDS, command_word, for_another_bot, parse_command
+    from ._commands import COMMANDS, for_another_bot, parse_command
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
     from ._envelope import (
@@ -116,7 +116,6 @@ __all__ = [
     "approval_button_of",
     "approval_callback_data",
     "check_response",
-    "command_word",
     "decode_envelope",
     "encode_envelope",
     "error_for",

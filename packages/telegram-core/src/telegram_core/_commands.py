@@ -11,7 +11,7 @@ COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissi
 _COMMAND_WORD = re.compile(r"/(\w{1,32})(?:@(\w+))?", re.ASCII)
 
 
-def command_word(text: str) -> tuple[str, str] | None:
+def _command_word(text: str) -> tuple[str, str] | None:
     """(name, addressee) of the command ``text`` starts with ("/Status@bot x" → ("status",
     "bot"); addressee "" when bare), or None when it starts with none."""
     if not text.startswith("/"):
@@ -25,7 +25,7 @@ def command_word(text: str) -> tuple[str, str] | None:
 def parse_command(text: str, bot_username: str | None = None) -> str | None:
     """The command a message starts with ("/status@bot args" → "status"), if it is one of
     ours; None for anything else (which then goes to the model)."""
-    word = command_word(text)
+    word = _command_word(text)
     if word is None or for_another_bot(text, bot_username):
         return None
     return word[0] if word[0] in COMMANDS else None
@@ -34,5 +34,5 @@ def parse_command(text: str, bot_username: str | None = None) -> str | None:
 def for_another_bot(text: str, bot_username: str | None) -> bool:
     """Whether ``text`` starts with a command written to some other bot than ``bot_username``
     ("/help@other_bot"); False when the bot's username is not known."""
-    word = command_word(text)
+    word = _command_word(text)
     return bool(word and word[1] and bot_username and word[1].lower() != bot_username.lower())

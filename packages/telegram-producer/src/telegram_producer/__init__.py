@@ -1,10 +1,6 @@
 """Telegram webhook Lambda: verify the secret, decode, decide, dedupe and enqueue updates."""
 
-from telegram_core import (  # moved to telegram-core: the consumer shares them
-    GroupReplyMode,
-    RateLimiter,
-    RateVerdict,
-)
+from telegram_core import RateLimiter, RateVerdict  # moved to telegram-core: the consumer shares them
 
 from ._approval import (
     ALREADY_REVOKED_TEXT,
@@ -44,7 +40,6 @@ __all__ = [
     "UNSUPPORTED_CONTENT",
     "ButtonPress",
     "Decision",
-    "GroupReplyMode",
     "IgnoredReason",
     "Producer",
     "ProducerConfig",
