@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 
@@ -66,29 +67,18 @@ def markdown_to_html(markdown: str) -> str:
     headings, bullets, quotes) to Telegram HTML; anything else stays as escaped text.
     Fences and code spans follow CommonMark, so no text is ever taken for markup."""
     out: list[str] = []
-    text: list[str] = []
     lines = markdown.split("\n")
-    i = 0
-    while i < len(lines):
-        opener = _FENCE_OPEN_RE.match(lines[i])
-        if opener is None:
-            text.append(lines[i])
-            i += 1
-            continue
-        indent, fence, info = len(opener.group(1)), opener.group(2), opener.group(3).strip()
-        code: list[str] = []
-        i += 1
-        while i < len(lines) and not _closes(lines[i], fence):
-            code.append(_unindent(lines[i], indent))
-            i += 1
-        i += 1  # the closing fence; an unclosed block runs to the end
-        if text:
-            out.append(_blocks_to_html("\n".join(text)) + "\n")
-            text = []
+    pos = 0
+    for start, end, opener in _fenced_blocks(lines):
+        if start > pos:
+            out.append(_blocks_to_html("\n".join(lines[pos:start])) + "\n")
+        indent, info = len(opener.group(1)), opener.group(3).strip()
+        code = [_unindent(line, indent) for line in lines[start + 1 : end]]
         lang = _LANG_RE.fullmatch(info.split()[0]) if info else None
         attr = f' class="language-{escape_html(lang.group())}"' if lang else ""
         out.append(f"<pre><code{attr}>{escape_html(chr(10).join(code))}</code></pre>\n")
-    out.append(_blocks_to_html("\n".join(text)))
+        pos = end + 1  # past the closing fence
+    out.append(_blocks_to_html("\n".join(lines[pos:])))
     return "".join(out).strip("\n")
 
 
@@ -99,15 +89,26 @@ def with_note(markdown: str, note: str) -> str:
     text = markdown.strip()
     if not text:
         return note
-    fence = None
-    for line in text.split("\n"):
-        if fence is None:
-            opener = _FENCE_OPEN_RE.match(line)
-            fence = opener.group(2) if opener else None
-        elif _closes(line, fence):
-            fence = None
+    lines = text.split("\n")
+    fence = next((opener.group(2) for _, end, opener in _fenced_blocks(lines) if end == len(lines)), None)
     closing = f"\n{fence}" if fence else ""
     return f"{text}{closing}\n\n{note}"
+
+
+def _fenced_blocks(lines: list[str]) -> Iterator[tuple[int, int, re.Match[str]]]:
+    """(index of the opening fence, index of the closing fence, the opening's match) of each
+    fenced code block; an unclosed block runs to the end (its closing index is ``len(lines)``)."""
+    start = 0
+    while start < len(lines):
+        opener = _FENCE_OPEN_RE.match(lines[start])
+        if opener is None:
+            start += 1
+            continue
+        end = start + 1
+        while end < len(lines) and not _closes(lines[end], opener.group(2)):
+            end += 1
+        yield start, end, opener
+        start = end + 1
 
 
 def _closes(line: str, fence: str) -> bool:
