@@ -533,9 +533,8 @@ def _too_fast(limiter: RateLimiter, which: str) -> str:
 
 
 def _notice(message: InboundMessage, text: str) -> dict[str, Any]:
-    """A 200 whose body is a sendMessage to the message's chat (and topic), quoting the message
-    it skips (in a group, "You are sending…" must say whom it means): Telegram makes the call
-    for us, so the producer needs no bot token and no extra request."""
+    """A 200 whose body (``_reply``) is a sendMessage to the message's chat (and topic), quoting
+    the message it skips (in a group, "You are sending…" must say whom it means)."""
     reply: dict[str, Any] = {
         "method": "sendMessage",
         "chat_id": message.chat_id,
@@ -544,11 +543,7 @@ def _notice(message: InboundMessage, text: str) -> dict[str, Any]:
     }
     if message.thread_id:
         reply["message_thread_id"] = message.thread_id
-    return {
-        "statusCode": 200,
-        "headers": {"content-type": "application/json"},
-        "body": msgspec.json.encode(reply).decode(),
-    }
+    return _reply(reply)
 
 
 def _decided_by(approval: Approval | None, button: ApprovalButton, press: ButtonPress) -> bool:
