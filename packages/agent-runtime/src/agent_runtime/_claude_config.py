@@ -5,11 +5,16 @@ Layout::
     system_prompt.md            the main agent's system prompt
     agents.json                 {"main": {tool policy},
                                  "agents": {name: {description, prompt_file, tools, model}}}
-    agents/<name>.md            a subagent's prompt (named by prompt_file)
+    agents/<name>.md            a subagent's prompt (named by prompt_file; README.md: notes)
     mcp.json                    {"mcpServers": {name: {"type": "stdio"|"http"|"sse", ...}}}
-                                (http/sse may name secret headers: "headers_from_ssm")
+                                (http/sse may name secret headers: "headers_from_ssm";
+                                _mcp_config.py)
     skills/<name>/SKILL.md      YAML front matter (name, description) + Markdown, plus any scripts
+                                (the front matter read as the CLI reads it: _front_matter.py)
     approvals.json              which tool calls wait for the user's approval (_approval_rules.py)
+
+Claude Code's own files (``_NOT_READ``: .mcp.json, settings.json, CLAUDE.md, .claude/, …) are
+refused, each saying which of the files above its content goes in.
 
 Every error is a :class:`ClaudeConfigError` naming the file and the field to fix; one load names
 every problem of the independent parts (see _config_problems), so one round of fixes does.
