@@ -19,7 +19,7 @@ from session_core import (
 
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
 # a host name with '_' (a Compose service) or an IPv6 address in brackets, as the CLI takes them.
-BASE_URL = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/\S*)?")
+_BASE_URL_SHAPE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/\S*)?")
 
 Backend = Literal["anthropic", "bedrock"]
 SweepScope = Literal["descendants", "uid"]
@@ -91,7 +91,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         raise ConfigError("PROCESS_SWEEP_SCOPE", f"must be 'descendants' or 'uid', got {scope!r}")
     region = opt("AWS_REGION") or opt("AWS_DEFAULT_REGION") or "us-east-1"
     base_url = opt("ANTHROPIC_BASE_URL")
-    if base_url is not None and not BASE_URL.fullmatch(base_url):
+    if base_url is not None and not _BASE_URL_SHAPE.fullmatch(base_url):
         # Not the value itself: a gateway's URL may carry a token in its path.
         raise ConfigError(
             "ANTHROPIC_BASE_URL",
