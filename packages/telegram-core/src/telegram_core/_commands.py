@@ -26,7 +26,7 @@ def parse_command(text: str, bot_username: str | None = None) -> str | None:
     """The command a message starts with ("/status@bot args" → "status"), if it is one of
     ours; None for anything else (which then goes to the model)."""
     word = _command_word(text)
-    if word is None or for_another_bot(text, bot_username):
+    if word is None or _another_bot(word[1], bot_username):
         return None
     return word[0] if word[0] in COMMANDS else None
 
@@ -35,4 +35,8 @@ def for_another_bot(text: str, bot_username: str | None) -> bool:
     """Whether ``text`` starts with a command written to some other bot than ``bot_username``
     ("/help@other_bot"); False when the bot's username is not known."""
     word = _command_word(text)
-    return bool(word and word[1] and bot_username and word[1].lower() != bot_username.lower())
+    return word is not None and _another_bot(word[1], bot_username)
+
+
+def _another_bot(addressee: str, bot_username: str | None) -> bool:
+    return bool(addressee and bot_username and addressee.lower() != bot_username.lower())
