@@ -38,7 +38,7 @@ def string_list(value: object, file: Path, field: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def string_map(value: object, file: Path, field: str) -> None:
+def check_string_map(value: object, file: Path, field: str) -> None:
     """An MCP server's ``env`` or ``headers``: the program check reads ``env.PATH``, and the
     CLI's MCP schema takes strings only, so anything else is named here, not met at a turn."""
     if not isinstance(value, dict):

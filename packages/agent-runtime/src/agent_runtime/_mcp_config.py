@@ -11,7 +11,7 @@ from typing import Any
 
 from session_core import is_secret_variable
 
-from ._config_files import read_json, refuse_unknown_fields, string_list, string_map
+from ._config_files import check_string_map, read_json, refuse_unknown_fields, string_list
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 from ._mcp_commands import ProgramLookup, check_mcp_command
@@ -120,7 +120,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
     refuse_unknown_fields(spec, allowed, file, field)
     for mapping in ("env", "headers"):
         if mapping in spec:
-            string_map(spec[mapping], file, f"{field}.{mapping}")
+            check_string_map(spec[mapping], file, f"{field}.{mapping}")
     for header in spec.get("headers") or {}:
         if _is_credential_header(header):
             raise ClaudeConfigError(
