@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from telegram_producer import ProducerConfig, Update, decide
+from telegram_producer import ProducerConfig, Update, decide, stop_request
 
 BOT = {"id": 99, "is_bot": True, "first_name": "Bot", "username": "agent_bot"}
 ALICE = {"id": 7, "is_bot": False, "first_name": "Alice", "username": "alice"}
@@ -539,3 +539,18 @@ def test_a_bare_command_in_reply_to_another_bot_is_that_bots(
     that bot (Telegram's apps offer that bot's commands there): answering it would reset this
     bot's conversation."""
     assert (decide(given, config()).message is not None) is answered, case
+
+
+@pytest.mark.parametrize("mode", ["mention", "always"])
+def test_a_bare_command_in_reply_to_another_bot_is_theirs_in_every_mode(mode: str) -> None:
+    """Answering every message ("always") still leaves another bot its commands: a bare /new
+    replying to the quiz bot is the quiz bot's, and a bare /stop there stops nothing of ours."""
+    quiz_reply = {"message_id": 2, "from": QUIZ_BOT}
+    settings = config(group_reply_mode=mode)
+    assert decide(update(chat=GROUP, text="/new", reply_to_message=quiz_reply), settings).message is None
+    assert stop_request(update(chat=GROUP, text="/stop", reply_to_message=quiz_reply), settings) is None
+    # Mentioning this bot makes it this bot's, in reply to anyone.
+    mentioned = update(chat=GROUP, text="@agent_bot /stop", reply_to_message=quiz_reply)
+    assert stop_request(mentioned, settings) is not None
+    addressed = decide(update(chat=GROUP, text="@agent_bot /new", reply_to_message=quiz_reply), settings)
+    assert addressed.message is not None and addressed.message.text == "/new"

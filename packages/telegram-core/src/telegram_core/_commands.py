@@ -31,11 +31,14 @@ def parse_command(text: str, bot_username: str | None = None) -> str | None:
     return word[0] if word[0] in COMMANDS else None
 
 
-def for_another_bot(text: str, bot_username: str | None) -> bool:
+def for_another_bot(text: str, bot_username: str | None, *, replying_to_another_bot: bool = False) -> bool:
     """Whether ``text`` starts with a command written to some other bot than ``bot_username``
-    ("/help@other_bot"); False when the bot's username is not known."""
+    ("/help@other_bot"; False when the bot's username is not known), or with a bare one
+    ("/new") in ``replying_to_another_bot``: the apps offer that bot's commands there."""
     word = _command_word(text)
-    return word is not None and _another_bot(word[1], bot_username)
+    if word is None:
+        return False
+    return _another_bot(word[1], bot_username) or (replying_to_another_bot and not word[1])
 
 
 def _another_bot(addressee: str, bot_username: str | None) -> bool:

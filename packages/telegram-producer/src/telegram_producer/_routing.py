@@ -172,12 +172,11 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     mention = bot_mention(config) if typed else None
     mentioned = bool(mention and mention.search(text))
     replied = replies_to_the_bot(msg, username)
-    command = (
-        typed and parse_command(text, username) is not None and not replies_to_another_bot(msg, username)
-    )
+    command = typed and parse_command(text, username) is not None
     if mention is not None:
         text = mention.sub("", text).strip()
-    if typed and for_another_bot(text, username):
+    their_reply = not mentioned and replies_to_another_bot(msg, username)
+    if typed and for_another_bot(text, username, replying_to_another_bot=their_reply):
         return False, text
     everything = config.group_reply_mode == "always" and not _a_reaction(msg)
     return (everything or mentioned or replied or command), text

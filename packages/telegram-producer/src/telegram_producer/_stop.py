@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from session_core import SessionKey, StopOutcome
-from telegram_core import nothing_running, parse_command, stopped_turn_of, this_place
+from telegram_core import for_another_bot, nothing_running, parse_command, stopped_turn_of, this_place
 
 from ._config import ProducerConfig
+from ._reply_context import replies_to_another_bot
 from ._routing import bot_mention
 from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
@@ -86,10 +87,16 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         return None  # ignored as any bot's message is
     words = msg.text.split()
     mention = bot_mention(config)
-    if words and mention is not None and mention.fullmatch(words[0]):
+    mentioned = bool(words and mention is not None and mention.fullmatch(words[0]))
+    if mentioned:
         words = words[1:]  # "@bot /stop" in a group, as every other command may be written
-    if parse_command(" ".join(words), config.bot_username) != "stop":
+    text, username = " ".join(words), config.bot_username
+    if parse_command(text, username) != "stop":
         return None  # not a /stop, or another bot's (telegram_core reads commands for all)
+    if not mentioned and for_another_bot(
+        text, username, replying_to_another_bot=replies_to_another_bot(msg, username)
+    ):
+        return None  # a bare /stop in reply to another bot's message is that bot's
     thread_id = topic_of(msg)
     return StopRequest(
         key=SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id),
