@@ -262,6 +262,16 @@ def test_in_a_forum_topic_status_and_usage_speak_of_the_topic(stack) -> None:
     assert "This topic in total: 1 turn" in texts[2]
 
 
+def test_in_a_forum_topic_help_says_the_totals_and_grants_are_the_topics(stack) -> None:
+    topic = {"chat_id": -100204, "chat_type": "supergroup", "thread_id": 6}
+    stack.post(update(135, text=f"/help@{BOT_USERNAME}", **topic))
+    stack.drain(stack.consumer())
+    [answer] = [m["text"] for m in stack.replies(-100204)]
+    assert "/status: this conversation's id, turns and cost, and this topic's total" in answer
+    assert "/permissions: the tools I may always use in this topic" in answer
+    assert "/cost: what this chat and you spent" in answer  # budgets are the whole chat's
+
+
 def test_in_a_forums_general_topic_status_speaks_of_the_topic(stack) -> None:
     """The General topic's session is its own, as every topic's: its totals are not the
     group's."""

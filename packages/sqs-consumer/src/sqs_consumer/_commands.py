@@ -30,18 +30,26 @@ _WHAT_TO_SEND_WITH_VOICE = (
 )
 # Revoking is a button under the /permissions answer: the terminal shows no buttons.
 _PERMISSIONS = {
-    "telegram": "the tools I may always use in this chat, with a button to revoke each",
+    "telegram": "the tools I may always use in {where}, with a button to revoke each",
     "terminal": (
-        "the tools I may always use in this chat (this terminal cannot revoke them; "
+        "the tools I may always use in {where} (this terminal cannot revoke them; "
         "without --state-dir they end with the run)"
     ),
 }
 
 
-def help_text(channel: Channel = "telegram", *, voice: bool = False, mention: str | None = None) -> str:
+def help_text(
+    channel: Channel = "telegram",
+    *,
+    voice: bool = False,
+    mention: str | None = None,
+    where: str = "this chat",
+) -> str:
     """The /help answer (plain text): what to send and how to revoke depend on the channel
     (``voice``: recordings are transcribed; ``mention``: asked in a group that answers only
-    what addresses the bot, its username, which the answer tells to mention)."""
+    what addresses the bot, its username, which the answer tells to mention; ``where``: the
+    conversation's name, "this topic" in a forum, whose totals and grants are the topic's).
+    Budgets are the whole chat's, so /cost speaks of the chat."""
     what_to_send = _WHAT_TO_SEND_WITH_VOICE if voice and channel == "telegram" else _WHAT_TO_SEND[channel]
     if mention:  # else a member's next plain message meets silence
         what_to_send += (
@@ -53,10 +61,10 @@ def help_text(channel: Channel = "telegram", *, voice: bool = False, mention: st
         f"{what_to_send}\n\n"
         "/stop: stop the answer I am writing (what I wrote so far is kept)\n"
         "/new: start a fresh conversation\n"
-        "/status: this conversation's id, turns and cost, and this chat's total\n"
+        f"/status: this conversation's id, turns and cost, and {where}'s total\n"
         "/cost: what this chat and you spent today and this month, against the budgets\n"
         "/usage on|off: show the tokens and cost of each answer below it (off at first)\n"
-        f"/permissions: {_PERMISSIONS[channel]}\n"
+        f"/permissions: {_PERMISSIONS[channel].format(where=where)}\n"
         "/help: this message"
     )
 
@@ -86,9 +94,9 @@ def run_command(
     the chat is a forum, whose General topic is "this topic" too)."""
     where = this_place(key.thread_id, forum=forum)
     if name == "start":
-        return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention))
+        return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention, where=where))
     if name == "help":
-        return escape_html(help_text(channel, voice=voice, mention=mention))
+        return escape_html(help_text(channel, voice=voice, mention=mention, where=where))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
         return permissions_html([] if approvals is None else approvals.grants(key), where=where)
     if name == "new":

@@ -48,7 +48,8 @@ def too_large_notice(file_name: str) -> str:
 # Never a stack trace or a provider message. "config" has no entry: the operator was told
 # (log, metric, alarm) and the user gets the consumer's general FAILED_NOTICE.
 FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
-    "busy": "I'm still working on your previous message in this chat; I'll answer this one right after.",
+    # "here": in a forum topic the previous message is this topic's, not the whole chat's
+    "busy": "I'm still working on your previous message here; I'll answer this one right after.",
     "model_error": "The AI model did not answer this time (it may be busy). Please try again in a minute.",
     "internal": "Something went wrong on my side while answering. Please try again.",
     "bad_request": "This message could not be processed.",
