@@ -179,10 +179,17 @@ def test_an_anonymous_admins_stop_counts_against_the_group_not_the_shared_placeh
 
 @pytest.fixture
 def producer(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return _built_producer(aws, monkeypatch)
+
+
+def _built_producer(aws: Any, monkeypatch: pytest.MonkeyPatch, **settings: str) -> Any:
+    """The producer as Lambda builds it, with its webhook secret in SSM and ``settings`` set."""
     name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
     aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
     monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    for setting, value in settings.items():
+        monkeypatch.setenv(setting, value)
     return producer_handler.build_producer()
 
 
@@ -417,12 +424,7 @@ def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_sende
 ) -> None:
     """Each /stop answers with a message in the group, and Telegram allows a bot about 20 a
     minute there: 30 "Nothing is running" would hold up the bot's real answers."""
-    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
-    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
-    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
-    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
-    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "2")
-    limited = producer_handler.build_producer()
+    limited = _built_producer(aws, monkeypatch, RATE_LIMIT_USER_PER_MINUTE="2")
     in_group = {"chat_id": -100201, "chat_type": "supergroup", "user_id": 666}
     answers = [
         _post(limited, {"update_id": 600 + n, "message": message(text="/stop", **in_group)})
@@ -463,12 +465,7 @@ def test_a_stop_spammed_in_a_group_still_stops_but_answers_only_within_the_sende
 def test_a_stop_over_the_senders_rate_in_a_group_answers_that_sender(aws: Any, monkeypatch: Any) -> None:
     """ "You are sending messages faster…" under a /stop in a group must say whom it means: the
     answer quotes the /stop it answers, as the bot's other notices do."""
-    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
-    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
-    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
-    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
-    monkeypatch.setenv("RATE_LIMIT_USER_PER_MINUTE", "1")
-    limited = producer_handler.build_producer()
+    limited = _built_producer(aws, monkeypatch, RATE_LIMIT_USER_PER_MINUTE="1")
     in_group = {"chat_id": -100205, "chat_type": "supergroup", "user_id": 667}
     answers = [
         _post(
