@@ -378,3 +378,12 @@ def test_double_underscores_inside_a_word_are_not_bold(identifier) -> None:
         markdown_to_html(f"Use {identifier} here, and __this__.")
         == f"Use {identifier} here, and <b>this</b>."
     )
+
+
+def test_an_indented_fence_inside_code_does_not_end_the_block() -> None:
+    # A docstring or template holding Markdown: its fences are code, indented past the opener's.
+    markdown = '```python\ndef f():\n    """Usage:\n\n    ```\n    f(**kw)\n    ```\n    """\n```\nDone.'
+    assert markdown_to_html(markdown) == (
+        '<pre><code class="language-python">def f():\n    """Usage:\n\n    ```\n    f(**kw)\n'
+        '    ```\n    """</code></pre>\nDone.'
+    )

@@ -18,8 +18,10 @@ TELEGRAM_MESSAGE_LIMIT = 4096
 # (```a``` on one line is a code span, not a fence). Any indentation: inside a nested list
 # item CommonMark counts it from the item's text, and models indent fences to nest them so
 # (an indented code block, which the indentation would otherwise make, is not rendered).
+# A closing fence is indented no deeper than its opener (or 3 spaces): a fence indented
+# further inside the code (Markdown in a docstring) is code.
 _FENCE_OPEN_RE = re.compile(r"^( *)(`{3,}(?=[^`]*$)|~{3,})(.*)$")
-_FENCE_CLOSE_RE = re.compile(r"^ *(`{3,}|~{3,})[ \t]*$")
+_FENCE_CLOSE_RE = re.compile(r"^( *)(`{3,}|~{3,})[ \t]*$")
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
@@ -105,15 +107,21 @@ def _fenced_blocks(lines: list[str]) -> Iterator[tuple[int, int, re.Match[str]]]
             start += 1
             continue
         end = start + 1
-        while end < len(lines) and not _closes(lines[end], opener.group(2)):
+        while end < len(lines) and not _closes(lines[end], opener):
             end += 1
         yield start, end, opener
         start = end + 1
 
 
-def _closes(line: str, fence: str) -> bool:
+def _closes(line: str, opener: re.Match[str]) -> bool:
     closing = _FENCE_CLOSE_RE.match(line)
-    return bool(closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence))
+    if closing is None:
+        return False
+    indent, fence = closing.groups()
+    opening = opener.group(2)
+    return (
+        fence[0] == opening[0] and len(fence) >= len(opening) and len(indent) <= max(3, len(opener.group(1)))
+    )
 
 
 def _unindent(line: str, indent: int) -> str:
