@@ -387,3 +387,19 @@ def test_an_indented_fence_inside_code_does_not_end_the_block() -> None:
         '<pre><code class="language-python">def f():\n    """Usage:\n\n    ```\n    f(**kw)\n'
         '    ```\n    """</code></pre>\nDone.'
     )
+
+
+def test_a_link_text_with_brackets_is_a_link() -> None:
+    # Citations as search answers write them: [[1]](url).
+    assert markdown_to_html("Python [[1]](https://a.example/x) and [the [docs]](https://b.example).") == (
+        'Python <a href="https://a.example/x">[1]</a> and <a href="https://b.example">the [docs]</a>.'
+    )
+
+
+@pytest.mark.parametrize("unit", ["[", "[a", "[ "])
+def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
+    import time
+
+    start = time.monotonic()
+    markdown_to_html(unit * (40_000 // len(unit)))
+    assert time.monotonic() - start < 1

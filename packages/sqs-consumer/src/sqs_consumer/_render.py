@@ -28,9 +28,10 @@ _BACKTICKS_RE = re.compile(r"`+")
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
 # CommonMark allows; one level is enough for real links. An image (![alt](url)) cannot be
-# shown inline: it becomes a link named by its alt text. <https://…> is an autolink.
+# shown inline: it becomes a link named by its alt text. <https://…> is an autolink. Link
+# text may hold balanced brackets too ([[1]](url)); a [ never scans past the next bracket.
 _LINK_RE = re.compile(
-    r"!?\[([^\]\n]+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
 )
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 # Three markers are bold and italic at once; left to the others they would cross.
