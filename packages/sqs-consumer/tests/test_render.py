@@ -403,3 +403,16 @@ def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
     start = time.monotonic()
     markdown_to_html(unit * (40_000 // len(unit)))
     assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("unit", ["**a ", "__a ", "~~a ", "*a ", "_a ", "***a ", "___a "])
+def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
+    import time
+
+    start = time.monotonic()
+    markdown_to_html(unit * (40_000 // len(unit)))
+    assert time.monotonic() - start < 1
+
+
+def test_emphasis_stops_at_a_marker_that_opens_anew() -> None:
+    assert markdown_to_html("**a **b** and *c *d*") == "**a <b>b</b> and *c <i>d</i>"

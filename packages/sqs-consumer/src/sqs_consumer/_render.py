@@ -34,20 +34,23 @@ _LINK_RE = re.compile(
     r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
 )
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
-# Three markers are bold and italic at once; left to the others they would cross.
+# Emphasis never runs past a marker that could open another (one after a space, or for _
+# not inside a word): CommonMark reads "**a **b**" so, and an opener without a closer
+# then costs a scan to the next marker, not to the end of the line (a long line of
+# unclosed markers would take seconds).
 _BOLD_ITALIC_RES = (
-    re.compile(r"\*\*\*(?=[^\s*])(.+?)(?<=[^\s*])\*\*\*"),
-    re.compile(r"(?<![\w_])___(?=[^\s_])(.+?)(?<=[^\s_])___(?![\w_])"),
+    re.compile(r"\*\*\*(?=[^\s*])((?:(?!(?<!\S)\*\*\*).)+?)(?<=[^\s*])\*\*\*"),
+    re.compile(r"(?<![\w_])___(?=[^\s_])((?:(?!(?<![\w_])___).)+?)(?<=[^\s_])___(?![\w_])"),
 )
 # Underscores never open or close emphasis inside a word (author__name__startswith).
 _BOLD_RES = (
-    re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"),
-    re.compile(r"(?<![\w_])__(?=[^\s_])(.+?)(?<=[^\s_])__(?![\w_])"),
+    re.compile(r"\*\*(?=\S)((?:(?!(?<!\S)\*\*).)+?)(?<=\S)\*\*"),
+    re.compile(r"(?<![\w_])__(?=[^\s_])((?:(?!(?<![\w_])__).)+?)(?<=[^\s_])__(?![\w_])"),
 )
-_STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_STRIKE_RE = re.compile(r"~~(?=\S)((?:(?!(?<!\S)~~).)+?)(?<=\S)~~")
 _ITALIC_RES = (
-    re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])"),
-    re.compile(r"(?<![\w_])_(?=[^\s_])(.+?)(?<=[^\s_])_(?![\w_])"),
+    re.compile(r"(?<![\w*])\*(?=[^\s*])((?:(?!(?<!\S)\*).)+?)(?<=[^\s*])\*(?![\w*])"),
+    re.compile(r"(?<![\w_])_(?=[^\s_])((?:(?!(?<![\w_])_).)+?)(?<=[^\s_])_(?![\w_])"),
 )
 # ATX heading: the closing #s count only after a space ("# C#" is the heading "C#").
 _HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
