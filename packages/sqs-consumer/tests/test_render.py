@@ -416,3 +416,11 @@ def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
 
 def test_emphasis_stops_at_a_marker_that_opens_anew() -> None:
     assert markdown_to_html("**a **b** and *c *d*") == "**a <b>b</b> and *c <i>d</i>"
+
+
+def test_emphasis_around_a_link_is_emphasis() -> None:
+    # Models list sources so: **[Title](url)** — what it says.
+    assert markdown_to_html("**[Python](https://python.org)** and _see [x_y](https://a.example/x_y)_") == (
+        '<b><a href="https://python.org">Python</a></b> and '
+        '<i>see <a href="https://a.example/x_y">x_y</a></i>'
+    )

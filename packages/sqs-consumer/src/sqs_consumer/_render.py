@@ -172,10 +172,13 @@ def _inline(line: str) -> str:
         parts.append(protect(f"<code>{escape_html(_restore(content, protected, plain=True))}</code>"))
         pos = end
     parts.append(_ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), line[pos:]))
-    converted = _emphasis("".join(parts))
+    # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
+    # inside a URL never become tags in its href.
+    text = _LINK_RE.sub(lambda m: protect(_restore(_link(m), protected)), "".join(parts))
+    converted = _styles(escape_html(text))
     if not _balanced(converted):
         # Overlapping markers (``**a *b** c*``) would produce crossed tags: keep them as text.
-        converted = escape_html("".join(parts))
+        converted = escape_html(text)
     return _restore(converted, protected)
 
 
@@ -208,20 +211,14 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
     return _PLACEHOLDER_RE.sub(original, text)
 
 
-def _emphasis(text: str) -> str:
-    # Links first, so emphasis markers inside a URL never become tags in its href.
-    out: list[str] = []
-    pos = 0
-    for link in _LINK_RE.finditer(text):
-        out.append(_styles(escape_html(text[pos : link.start()])))
-        label, url, autolink = link.groups()
-        href = escape_html(url or autolink).replace('"', "&quot;")
-        # An autolink's text is its URL, whose _ and * are no markup.
-        shown = escape_html(autolink) if autolink else _styles(escape_html(label))
-        out.append(f'<a href="{href}">{shown}</a>')
-        pos = link.end()
-    out.append(_styles(escape_html(text[pos:])))
-    return "".join(out)
+def _link(link: re.Match[str]) -> str:
+    label, url, autolink = link.groups()
+    href = escape_html(url or autolink).replace('"', "&quot;")
+    # An autolink's text is its URL, whose _ and * are no markup.
+    shown = escape_html(autolink) if autolink else _styles(escape_html(label))
+    if not _balanced(shown):
+        shown = escape_html(label)
+    return f'<a href="{href}">{shown}</a>'
 
 
 def _styles(text: str) -> str:
