@@ -35,7 +35,7 @@ _LINK_RE = re.compile(
 )
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 # Emphasis never runs past a marker that could open another (one after a space, or for _
-# not inside a word): CommonMark reads "**a **b**" so, and an opener without a closer
+# and * not inside a word): CommonMark reads "**a **b**" so, and an opener without a closer
 # then costs a scan to the next marker, not to the end of the line (a long line of
 # unclosed markers would take seconds).
 _BOLD_ITALIC_RES = (
@@ -49,7 +49,7 @@ _BOLD_RES = (
 )
 _STRIKE_RE = re.compile(r"~~(?=\S)((?:(?!(?<!\S)~~).)+?)(?<=\S)~~")
 _ITALIC_RES = (
-    re.compile(r"(?<![\w*])\*(?=[^\s*])((?:(?!(?<!\S)\*).)+?)(?<=[^\s*])\*(?![\w*])"),
+    re.compile(r"(?<![\w*])\*(?=[^\s*])((?:(?!(?<![\w*])\*).)+?)(?<=[^\s*])\*(?![\w*])"),
     re.compile(r"(?<![\w_])_(?=[^\s_])((?:(?!(?<![\w_])_).)+?)(?<=[^\s_])_(?![\w_])"),
 )
 # ATX heading: the closing #s count only after a space ("# C#" is the heading "C#").
