@@ -108,3 +108,37 @@ def test_a_turn_whose_answer_cannot_be_delivered_still_counts(stack, monkeypatch
     assert [r["update_id"] for r in stack.runs()] == [400, 401, 402]  # three runs paid for
     assert stack.replies(CHAT)[-1]["text"] == "Answer to: question 402"
     assert spent[("user", "day")] == spent[("chat", "day")] == 0.03
+
+
+def test_a_cap_taken_up_by_running_turns_is_not_called_reached_until_midnight(stack, monkeypatch) -> None:
+    """Other users' turns still running hold the per-turn cap on the bot's daily budget. A
+    user refused meanwhile must not read that the budget is reached and resets in 12 hours
+    (with "spent" below the cap): it frees as those turns end."""
+    from session_core import BudgetCaps, BudgetHold, BudgetLedger
+
+    monkeypatch.setenv("BUDGET_DEPLOYMENT_DAILY_USD", "0.03")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    others = BudgetLedger(
+        dynamodb=stack.aws.dynamodb,
+        table=stack.aws.resources.table,
+        caps=BudgetCaps(deployment_daily_usd=0.03, turn_usd=0.01),
+        tenant="default",
+        clock=clock,
+    )
+    running = [others.hold(chat_id=700 + n, user_id=90 + n) for n in range(3)]
+    consumer = stack.consumer(clock=clock)
+    stack.post(update(500, text="hello"))
+    stack.drain(consumer)
+
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "This bot's shared daily budget of $0.03 is held for answers still being written "
+        "(spent $0.00 so far), so I did not send this message to the AI model. Try again in a "
+        "few minutes."
+    )
+    for hold in running:
+        assert isinstance(hold, BudgetHold)
+        others.settle(hold, 0.001)
+    stack.post(update(501, text="hello again"))
+    stack.drain(consumer)
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: hello again"

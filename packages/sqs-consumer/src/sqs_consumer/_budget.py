@@ -16,11 +16,24 @@ _WHOSE: dict[BudgetScope, tuple[str, str]] = {
     "user": ("You have", "your"),
     "deployment": ("This bot has", "its shared"),
 }
+_BUDGET_OF: dict[BudgetScope, str] = {
+    "chat": "This chat's",
+    "user": "Your",
+    "deployment": "This bot's shared",
+}
 _PERIOD_NAME = {"day": "daily", "month": "monthly"}
 
 
 def refusal_text(exceeded: BudgetExceeded, now: float) -> str:
     """The one message a user gets instead of a turn: which cap, and when it resets."""
+    if exceeded.spent_usd < exceeded.cap_usd:
+        # Not spent: running turns hold the per-turn cap on it, and it frees as they end.
+        return (
+            f"{_BUDGET_OF[exceeded.scope]} {_PERIOD_NAME[exceeded.period]} budget of "
+            f"{_usd(exceeded.cap_usd)} is held for answers still being written "
+            f"(spent {_usd(exceeded.spent_usd)} so far), so I did not send this message to the AI model. "
+            "Try again in a few minutes."
+        )
     resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
     when = "00:00 UTC" if exceeded.period == "day" else f"{resets:%-d %B} 00:00 UTC"
     who, whose = _WHOSE[exceeded.scope]
