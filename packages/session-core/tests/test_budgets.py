@@ -57,6 +57,17 @@ def test_monthly_caps_roll_over_with_the_utc_month(aws) -> None:
     assert isinstance(budget.hold(chat_id=2, user_id=42), BudgetHold)
 
 
+def test_a_chat_over_its_daily_and_monthly_caps_is_told_the_monthly_reset(aws) -> None:
+    """Told "resets at midnight", the user would be refused again at midnight: name the cap
+    that holds longest."""
+    clock = Clock(LATE)
+    budget = ledger(aws, BudgetCaps(chat_daily_usd=1.0, chat_monthly_usd=1.0, turn_usd=0.5), clock)
+    budget.settle(budget.hold(chat_id=7, user_id=42), 1.0)  # type: ignore[arg-type]
+    refused = budget.hold(chat_id=7, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and (refused.scope, refused.period) == ("chat", "month")
+    assert refused.resets_at == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
+
+
 def test_spending_reports_settled_costs_and_a_turn_that_spent_nothing_frees_its_hold(aws) -> None:
     clock = Clock(LATE)
     caps = BudgetCaps(chat_daily_usd=1.0, user_monthly_usd=10.0, deployment_daily_usd=100.0, turn_usd=0.9)

@@ -163,6 +163,9 @@ class BudgetLedger:
         now = self._clock()
         counted = self._accounts(chat_id, user_id, now)
         capped = [(scope, period, key) for scope, period, key in counted if self.caps.cap(scope, period)]
+        # Monthly accounts first: a refusal names the first cap reached, and one that said "resets
+        # at midnight" while a monthly cap is reached too would refuse the user again at midnight.
+        capped.sort(key=lambda account: account[1] != "month")
         held = self.caps.turn_usd or 0.0
         hold_id = uuid.uuid4().hex
         items = []
