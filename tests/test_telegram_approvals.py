@@ -433,3 +433,22 @@ def test_a_press_after_a_stop_declined_the_allowed_call_says_it_was_stopped(stac
     assert again["text"] == "Already answered: stopped before it ran."
     stack.drain(stack.consumer())
     assert message_now(stack, asking["message_id"])["text"].startswith("⏹ Stopped before it ran: Bash")
+
+
+def test_a_press_refused_by_the_budget_says_the_answer_waits_not_that_a_message_was_dropped(
+    stack, monkeypatch
+) -> None:
+    """The user pressed a button, sent no message: "I did not send this message" would leave
+    them guessing whether the Allow counted, and when the call would run."""
+    monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "0.01")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    asking = ask(stack, 460)  # the asking turn spends the day's $0.01
+    post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    stack.drain(stack.consumer())
+    refused = stack.replies(CHAT)[-1]["text"]
+    assert refused.startswith(
+        "This chat has reached its daily budget of $0.01 (spent $0.01), so I did not pass your "
+        "answer on to the AI model yet: it goes with your next message once the budget allows. "
+        "The budget resets at 00:00 UTC, in "
+    )
+    assert resumes(stack) == []

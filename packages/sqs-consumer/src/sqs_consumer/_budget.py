@@ -22,16 +22,24 @@ _BUDGET_OF: dict[BudgetScope, str] = {
     "deployment": "This bot's shared",
 }
 _PERIOD_NAME = {"day": "daily", "month": "monthly"}
+# What was not done. A button press is no message; its decision stays in the store and reaches
+# the agent with the next admitted turn, so that is what the user is told.
+_NOT_SENT = {
+    False: "so I did not send this message to the AI model.",
+    True: "so I did not pass your answer on to the AI model yet: it goes with your next message "
+    "once the budget allows.",
+}
 
 
-def refusal_text(exceeded: BudgetExceeded, now: float) -> str:
-    """The one message a user gets instead of a turn: which cap, and when it resets."""
+def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool = False) -> str:
+    """The one message a user gets instead of a turn: which cap, and when it resets
+    (``approval_answer``: the turn was to take an approval button's answer to the agent)."""
     if exceeded.spent_usd < exceeded.cap_usd:
         # Not spent: running turns hold the per-turn cap on it, and it frees as they end.
         return (
             f"{_BUDGET_OF[exceeded.scope]} {_PERIOD_NAME[exceeded.period]} budget of "
             f"{_usd(exceeded.cap_usd)} is held for answers still being written "
-            f"(spent {_usd(exceeded.spent_usd)} so far), so I did not send this message to the AI model. "
+            f"(spent {_usd(exceeded.spent_usd)} so far), {_NOT_SENT[approval_answer]} "
             "Try again in a few minutes."
         )
     resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
@@ -39,8 +47,8 @@ def refusal_text(exceeded: BudgetExceeded, now: float) -> str:
     who, whose = _WHOSE[exceeded.scope]
     return (
         f"{who} reached {whose} {_PERIOD_NAME[exceeded.period]} budget of "
-        f"{_usd(exceeded.cap_usd)} (spent {_usd(exceeded.spent_usd)}), so I did not send this "
-        f"message to the AI model. The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
+        f"{_usd(exceeded.cap_usd)} (spent {_usd(exceeded.spent_usd)}), {_NOT_SENT[approval_answer]} "
+        f"The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
     )
 
 

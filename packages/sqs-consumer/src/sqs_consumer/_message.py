@@ -130,7 +130,8 @@ class MessageHandler:
                 log.warning(
                     "turn_over_budget", scope=admitted.scope, period=admitted.period, cap_usd=admitted.cap_usd
                 )
-                self._delivery.deliver(msg, key, [escape_html(refusal_text(admitted, budgets.now()))])
+                refused = refusal_text(admitted, budgets.now(), approval_answer=msg.kind == "approval")
+                self._delivery.deliver(msg, key, [escape_html(refused)])
                 return "over_budget"
             hold = admitted
         settled = False
