@@ -68,6 +68,19 @@ def test_a_chat_over_its_daily_and_monthly_caps_is_told_the_monthly_reset(aws) -
     assert refused.resets_at == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
 
 
+def test_a_cap_spent_outright_is_named_before_a_monthly_one_only_held_by_running_turns(aws) -> None:
+    """The chat's daily cap is spent; the user's monthly cap is only held by their turn still
+    running in another chat. Named first, the held one would send the user back in a few
+    minutes to be refused again until midnight."""
+    clock = Clock(LATE)
+    budget = ledger(aws, BudgetCaps(chat_daily_usd=1.0, user_monthly_usd=2.0, turn_usd=1.0), clock)
+    budget.settle(budget.hold(chat_id=7, user_id=42), 1.0)  # type: ignore[arg-type]
+    assert isinstance(budget.hold(chat_id=8, user_id=42), BudgetHold)  # running, not settled
+    refused = budget.hold(chat_id=7, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and (refused.scope, refused.period) == ("chat", "day")
+    assert refused.spent_usd == 1.0
+
+
 def test_spending_reports_settled_costs_and_a_turn_that_spent_nothing_frees_its_hold(aws) -> None:
     clock = Clock(LATE)
     caps = BudgetCaps(chat_daily_usd=1.0, user_monthly_usd=10.0, deployment_daily_usd=100.0, turn_usd=0.9)

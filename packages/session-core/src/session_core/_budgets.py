@@ -163,8 +163,8 @@ class BudgetLedger:
         now = self._clock()
         counted = self._accounts(chat_id, user_id, now)
         capped = [(scope, period, key) for scope, period, key in counted if self.caps.cap(scope, period)]
-        # Monthly accounts first: a refusal names the first cap reached, and one that said "resets
-        # at midnight" while a monthly cap is reached too would refuse the user again at midnight.
+        # Monthly accounts first: of the caps reached, a refusal names the first, and one that said
+        # "resets at midnight" while a monthly cap is reached too would refuse again at midnight.
         capped.sort(key=lambda account: account[1] != "month")
         held = self.caps.turn_usd or 0.0
         hold_id = uuid.uuid4().hex
@@ -203,10 +203,14 @@ class BudgetLedger:
                     }
                 )
         refused = self._transact("hold", items, [(scope, period, key) for scope, period, key in capped])
-        if refused is not None:
-            scope, period, key, item = refused
-            if self._release_expired(key, now):
+        if refused:
+            released = [self._release_expired(key, now) for _, _, key, _ in refused]
+            if any(released):
                 return self.hold(chat_id=chat_id, user_id=user_id)
+            # A cap spent outright is named before one only held by turns still running: told
+            # "try again in a few minutes", the user would be refused again by the spent one.
+            spent = [r for r in refused if _float(r[3], "spent_usd") >= (self.caps.cap(r[0], r[1]) or 0.0)]
+            scope, period, key, item = (spent or refused)[0]
             cap = self.caps.cap(scope, period)
             assert cap is not None
             return BudgetExceeded(
@@ -249,7 +253,7 @@ class BudgetLedger:
                     "Key": _key(*_hold_key(key, hold.hold_id)),
                     "ConditionExpression": "attribute_exists(pk)",
                 }
-                if self._transact("settle", [{"Update": released}, {"Delete": record}], None) is None:
+                if not self._transact("settle", [{"Update": released}, {"Delete": record}], None):
                     continue
                 values[":cost"] = _num(cost)  # the hold was released for us: count the cost only
                 update["UpdateExpression"] = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
@@ -353,26 +357,30 @@ class BudgetLedger:
         operation: str,
         items: list[dict[str, Any]],
         conditioned: list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]] | None,
-    ) -> tuple[BudgetScope, BudgetPeriod, tuple[str, str], dict[str, Any]] | None:
-        """Write ``items`` in one transaction, retrying conflicts with concurrent turns. None
-        when written; else the first account of ``conditioned`` (the Update items, in order)
-        whose condition failed, with the item as it stood (for settle: any failed condition,
-        ``conditioned`` None, gives a placeholder)."""
+    ) -> list[tuple[BudgetScope, BudgetPeriod, tuple[str, str], dict[str, Any]]]:
+        """Write ``items`` in one transaction, retrying conflicts with concurrent turns. Empty
+        when written; else the accounts of ``conditioned`` (the Update items, in order) whose
+        condition failed, each with its item as it stood (for settle: any failed condition,
+        ``conditioned`` None, gives one placeholder)."""
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             try:
                 self._db.transact_write_items(TransactItems=items)
-                return None
+                return []
             except ClientError as exc:
                 if aws_error_code(exc) != "TransactionCanceledException":
                     raise self._error(operation, exc) from exc
                 reasons = exc.response.get("CancellationReasons") or []
                 failed = [r for r in reasons if r.get("Code") == "ConditionalCheckFailed"]
                 if failed and conditioned is None:
-                    return ("chat", "day", ("", ""), {})
+                    return [("chat", "day", ("", ""), {})]
                 updates = [r for r, item in zip(reasons, items, strict=False) if "Update" in item]
-                for (scope, period, key), reason in zip(conditioned or [], updates, strict=False):
-                    if reason.get("Code") == "ConditionalCheckFailed":
-                        return scope, period, key, reason.get("Item") or self._get(key) or {}
+                refused = [
+                    (scope, period, key, reason.get("Item") or self._get(key) or {})
+                    for (scope, period, key), reason in zip(conditioned or [], updates, strict=False)
+                    if reason.get("Code") == "ConditionalCheckFailed"
+                ]
+                if refused:
+                    return refused
                 # TransactionConflict: another turn of a shared account at the same moment.
                 if attempt == _CONFLICT_ATTEMPTS:
                     raise self._error(operation, exc) from exc
@@ -415,7 +423,7 @@ class BudgetLedger:
                     }
                 },
             ]
-            if self._transact("release_expired", items, None) is None:
+            if not self._transact("release_expired", items, None):
                 held = _float(record, "held_usd")
                 log.warning("budget.expired_hold_released", period=key[1], held_usd=held)
                 released = True
