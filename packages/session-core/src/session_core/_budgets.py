@@ -89,6 +89,11 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
     spent_usd: float
     resets_at: float
 
+    @property
+    def only_held(self) -> bool:
+        """Not spent: turns still running hold the per-turn cap on it, and it frees as they end."""
+        return self.spent_usd < self.cap_usd
+
 
 class BudgetHold(msgspec.Struct, frozen=True, kw_only=True):
     """What a running turn holds: the accounts it counts on (key, TTL), those with a cap
@@ -207,19 +212,19 @@ class BudgetLedger:
             released = [self._release_expired(key, now) for _, _, key, _ in refused]
             if any(released):
                 return self.hold(chat_id=chat_id, user_id=user_id)
+            reached = [
+                BudgetExceeded(
+                    scope=scope,
+                    period=period,
+                    cap_usd=self.caps.cap(scope, period) or 0.0,
+                    spent_usd=_float(item, "spent_usd"),
+                    resets_at=period_end(period, now),
+                )
+                for scope, period, _, item in refused
+            ]
             # A cap spent outright is named before one only held by turns still running: told
             # "try again in a few minutes", the user would be refused again by the spent one.
-            spent = [r for r in refused if _float(r[3], "spent_usd") >= (self.caps.cap(r[0], r[1]) or 0.0)]
-            scope, period, key, item = (spent or refused)[0]
-            cap = self.caps.cap(scope, period)
-            assert cap is not None
-            return BudgetExceeded(
-                scope=scope,
-                period=period,
-                cap_usd=cap,
-                spent_usd=_float(item, "spent_usd"),
-                resets_at=period_end(period, now),
-            )
+            return next((cap for cap in reached if not cap.only_held), reached[0])
         return BudgetHold(
             accounts=tuple((key, _ttl(period, now)) for _, period, key in counted),
             held_on=tuple(key for _, _, key in capped),

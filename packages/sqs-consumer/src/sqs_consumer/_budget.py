@@ -34,8 +34,7 @@ _NOT_SENT = {
 def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool = False) -> str:
     """The one message a user gets instead of a turn: which cap, and when it resets
     (``approval_answer``: the turn was to take an approval button's answer to the agent)."""
-    if exceeded.spent_usd < exceeded.cap_usd:
-        # Not spent: running turns hold the per-turn cap on it, and it frees as they end.
+    if exceeded.only_held:
         return (
             f"{_BUDGET_OF[exceeded.scope]} {_PERIOD_NAME[exceeded.period]} budget of "
             f"{_usd(exceeded.cap_usd)} is held for answers still being written "
