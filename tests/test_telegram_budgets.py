@@ -142,3 +142,26 @@ def test_a_cap_taken_up_by_running_turns_is_not_called_reached_until_midnight(st
     stack.post(update(501, text="hello again"))
     stack.drain(consumer)
     assert stack.replies(CHAT)[-1]["text"] == "Answer to: hello again"
+
+
+def test_cost_names_the_per_turn_cap_when_it_is_the_only_limit(stack, monkeypatch) -> None:
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.5")
+    for name in ("CHAT", "USER", "DEPLOYMENT"):
+        for period in ("DAILY", "MONTHLY"):
+            monkeypatch.setenv(f"BUDGET_{name}_{period}_USD", "")
+    stack.post(update(320, text="/cost"))
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "No daily or monthly budgets are set for this bot. One answer may cost at most $0.50: "
+        "the AI model stops there. /status shows this chat's cost."
+    )
+
+
+def test_cost_names_the_per_turn_cap_beside_the_budgets(stack, monkeypatch) -> None:
+    monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "1")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.25")
+    stack.post(update(321, text="/cost"))
+    stack.drain(stack.consumer(clock=Clock(NOON)))
+    report = stack.replies(CHAT)[-1]["text"]
+    assert "This chat, today: $0.00 of $1.00" in report
+    assert report.endswith("One answer may cost at most $0.25: the AI model stops there.")

@@ -51,8 +51,9 @@ def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool 
     )
 
 
-def cost_report(spending: list[Spend], now: float) -> str:
-    """The /cost reply: each account's spend this period against its cap (Telegram HTML)."""
+def cost_report(spending: list[Spend], now: float, *, turn_cap_usd: float | None = None) -> str:
+    """The /cost reply: each account's spend this period against its cap, then the per-turn
+    cap if one is set (Telegram HTML)."""
     names = {"chat": "This chat", "user": "You", "deployment": "This bot (everyone)"}
     lines = []
     for spend in spending:
@@ -62,7 +63,24 @@ def cost_report(spending: list[Spend], now: float) -> str:
     if not lines:
         return "No spending is counted here."
     lines.append(f"Days and months are UTC; today ends in {_duration(_next_midnight(now) - now)}.")
+    if turn_cap_usd is not None:
+        lines.append(turn_cap_text(turn_cap_usd))
     return "\n".join(lines)
+
+
+def no_budgets_text(turn_cap_usd: float | None) -> str:
+    """The /cost reply of a bot with no daily or monthly cap (``turn_cap_usd``: MAX_TURN_COST_USD)."""
+    if turn_cap_usd is None:
+        return "No budgets are set for this bot; /status shows this chat's cost."
+    return (
+        f"No daily or monthly budgets are set for this bot. {turn_cap_text(turn_cap_usd)} "
+        "/status shows this chat's cost."
+    )
+
+
+def turn_cap_text(turn_cap_usd: float) -> str:
+    """One sentence naming the per-turn cap (MAX_TURN_COST_USD) as a user meets it."""
+    return f"One answer may cost at most {_usd(turn_cap_usd)}: the AI model stops there."
 
 
 def report_deployment_spend(ledger: BudgetLedger, tenant: str) -> None:

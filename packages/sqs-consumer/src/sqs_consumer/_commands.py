@@ -11,7 +11,7 @@ from session_core import BudgetLedger, SessionKey, SessionRegistry
 from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._approval_view import permissions_html
-from ._budget import cost_report
+from ._budget import cost_report, no_budgets_text
 from ._deps import ApprovalRecords
 from ._render import escape_html
 
@@ -81,6 +81,7 @@ def run_command(
     retention_days: int,
     clock: Callable[[], float] = time.time,
     budgets: BudgetLedger | None = None,
+    turn_cap_usd: float | None = None,
     user_id: int | None = None,
     channel: Channel = "telegram",
     argument: str = "",
@@ -91,7 +92,8 @@ def run_command(
 ) -> str:
     """Carry out a command (``argument``: the rest of the message) and return its reply
     (Telegram HTML; ``voice`` and ``mention``: what /help says, see ``help_text``; ``forum``:
-    the chat is a forum, whose General topic is "this topic" too)."""
+    the chat is a forum, whose General topic is "this topic" too; ``budgets``: the ledger, None
+    when no daily or monthly cap is set; ``turn_cap_usd``: MAX_TURN_COST_USD, which /cost names)."""
     where = this_place(key.thread_id, forum=forum)
     if name == "start":
         return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention, where=where))
@@ -118,8 +120,9 @@ def run_command(
         return nothing_running(where)
     if name == "cost":
         if budgets is None:
-            return "No budgets are set for this bot; /status shows this chat's cost."
-        return cost_report(budgets.spending(chat_id=key.chat_id, user_id=user_id), budgets.now())
+            return no_budgets_text(turn_cap_usd)
+        spending = budgets.spending(chat_id=key.chat_id, user_id=user_id)
+        return cost_report(spending, budgets.now(), turn_cap_usd=turn_cap_usd)
     record = registry.get_session(key)
     if record is None:
         return "No conversation yet: send me a message to start one."

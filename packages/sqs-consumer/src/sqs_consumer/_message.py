@@ -113,6 +113,7 @@ class MessageHandler:
                     retention_days=self._config.retention_days,
                     clock=self._deps.clock,
                     budgets=budgets,
+                    turn_cap_usd=self._config.budgets.turn_usd,
                     user_id=msg.user_id,
                     channel=self._config.channel,
                     argument=msg.text.partition(" ")[2],
