@@ -20,6 +20,7 @@ from agentbot_testing.template_support import (
     ROOT,
     as_list,
     aws_calls,
+    condition_holds,
     env_reads,
     env_reads_in_source,
     flatten_statements,
@@ -272,6 +273,20 @@ def test_the_deployment_reaching_80_percent_of_its_daily_budget_raises_an_alarm(
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     consumer = FUNCTIONS["ConsumerFunction"].environment
     assert consumer["BUDGET_DEPLOYMENT_DAILY_USD"] == {"Ref": "BudgetDeploymentDailyUsd"}
+
+
+ZERO_AND_CAPS = ["0", "0.0", "0.00", "00", "000.000", ".0", "0.", "1", "0.5", "10", "0.01"]
+
+
+@pytest.mark.parametrize("spelled", ZERO_AND_CAPS)
+def test_the_daily_budget_alarm_exists_exactly_when_the_consumer_counts_a_daily_cap(spelled: str) -> None:
+    """Every spelling of zero means no cap: no alarm on a metric the consumer never emits."""
+    from sqs_consumer._config import budget_caps_from_env
+
+    counted = budget_caps_from_env({"BUDGET_DEPLOYMENT_DAILY_USD": spelled}).deployment_daily_usd is not None
+    alarmed = condition_holds(TEMPLATE, "HasDeploymentDailyBudget", {"BudgetDeploymentDailyUsd": spelled})
+    assert alarmed == counted
+    assert alarmed == (float(spelled) > 0)
 
 
 def test_a_permanent_configuration_error_raises_an_alarm() -> None:

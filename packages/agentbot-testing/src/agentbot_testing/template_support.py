@@ -105,6 +105,53 @@ def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return found
 
 
+def condition_holds(template: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """Whether the template's condition ``name`` holds for these parameter values, evaluated as
+    CloudFormation does: a ``Ref`` to a parameter is the string given (a Number too), defaults
+    fill the rest. Knows the functions a condition may use on parameters."""
+    values = {
+        key: str(spec.get("Default", "")) for key, spec in template.get("Parameters", {}).items()
+    } | parameters
+
+    def value(node: Any) -> Any:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, list):
+            return [value(item) for item in node]
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return values[argument]
+        if function == "Condition":
+            return holds(template["Conditions"][argument])
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(value(items))
+        if function == "Fn::Split":
+            separator, text = argument
+            return value(text).split(separator)
+        if function == "Fn::Select":
+            index, items = argument
+            return value(items)[int(value(index))]
+        return holds(node)
+
+    def holds(node: Any) -> bool:
+        ((function, argument),) = node.items()
+        if function == "Condition":
+            return holds(template["Conditions"][argument])
+        if function == "Fn::Equals":
+            left, right = value(argument)
+            return bool(left == right)
+        if function == "Fn::Not":
+            return not holds(argument[0])
+        if function == "Fn::And":
+            return all(holds(item) for item in argument)
+        if function == "Fn::Or":
+            return any(holds(item) for item in argument)
+        raise ValueError(f"{function} is not a condition function")
+
+    return holds(template["Conditions"][name])
+
+
 def policy_statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every statement of a role's inline policies, ``Fn::If`` branches included."""
     for policy in role["Properties"].get("Policies", []):
