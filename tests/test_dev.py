@@ -192,6 +192,8 @@ def _start_fails(
         ("state dir it cannot write", "cannot write"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
         ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
+        # the same line `agentbot doctor` shows (test_doctor)
+        ("bad limit in the shell", "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'"),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
         ("webhook url without token", "--webhook-url needs TELEGRAM_BOT_TOKEN"),
     ],
@@ -234,6 +236,8 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             args = ["--aws-profile", "no-such-profile"]
         elif case == "bad webhook secret":
             env["TELEGRAM_WEBHOOK_SECRET"] = "bad secret!"
+        elif case == "bad limit in the shell":
+            env["RATE_LIMIT_USER_PER_MINUTE"] = "lots"
         elif case == "http webhook url":
             args = ["--webhook-url", "http://tunnel.example/hook"]
         elif case == "webhook url without token":

@@ -57,6 +57,20 @@ _STACK_TEMPLATE = {
 }
 
 
+# What a developer may set in the shell for `agentbot dev`'s producer and consumer.
+SHELL_SETTINGS = (
+    "ALLOWED_USER_IDS",
+    "ALLOWED_CHAT_IDS",
+    "APPROVER_USER_IDS",
+    "RATE_LIMIT_USER_PER_MINUTE",
+    "RATE_LIMIT_CHAT_PER_MINUTE",
+    "CHAT_QUEUE_LIMIT",
+    "GROUP_REPLY_MODE",
+    "MAX_TURN_COST_USD",
+    *(f"BUDGET_{s}_{p}_USD" for s in ("CHAT", "USER", "DEPLOYMENT") for p in ("DAILY", "MONTHLY")),
+)
+
+
 def _secret(aws: Any, value: str) -> str:
     name = f"/agentbot-doctor/{uuid.uuid4().hex}"  # unique: read_secret caches by name
     aws.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString")
@@ -84,6 +98,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, telegram: LocalTelegram) -> pytes
         "AGENTBOT_STACK",
         "ANTHROPIC_BASE_URL",
         "CLAUDE_CONFIG_PATH",
+        "TELEGRAM_WEBHOOK_SECRET",
+        *SHELL_SETTINGS,
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
@@ -540,3 +556,47 @@ def test_a_lifecycle_rule_that_cannot_delete_a_sessions_objects_fails_nothing(
         assert lines["AWS resources"].startswith("  ok"), out
     finally:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+
+
+def test_local_checks_name_each_shell_setting_agentbot_dev_would_refuse(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The settings `agentbot dev` reads from the shell are read by the same checks: doctor does
+    not pass what dev then refuses to start with."""
+    clean_env.setenv("RATE_LIMIT_USER_PER_MINUTE", "lots")
+    clean_env.setenv("ALLOWED_USER_IDS", "12, @someone")
+    clean_env.setenv("BUDGET_CHAT_DAILY_USD", "five")
+    clean_env.setenv("TELEGRAM_WEBHOOK_SECRET", "has spaces!")
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    failed = [
+        line.split(maxsplit=3)[3] for line in out.splitlines() if line.startswith("  FAIL  shell settings")
+    ]
+    named = sorted(line.split(":")[0] for line in failed)
+    assert named == [
+        "ALLOWED_USER_IDS",
+        "BUDGET_CHAT_DAILY_USD",
+        "RATE_LIMIT_USER_PER_MINUTE",
+        "TELEGRAM_WEBHOOK_SECRET",
+    ], out
+    assert "Telegram accepts only 1-256 characters" in out
+    # the line `agentbot dev` refuses to start with (test_dev)
+    assert "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'" in out
+    assert "fix or unset it in your shell" in out
+    assert "has spaces!" not in out  # the webhook secret is a secret
+
+
+def test_local_checks_pass_good_shell_settings(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    clean_env.setenv("RATE_LIMIT_USER_PER_MINUTE", "5")
+    clean_env.setenv("ALLOWED_USER_IDS", "12,34")
+    clean_env.setenv("MAX_TURN_COST_USD", "0.50")
+    clean_env.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert lines["shell settings"].startswith("  ok"), out

@@ -69,8 +69,6 @@ from telegram_producer import (
     HANDLED_UPDATE_TYPES,
     NOTHING_TO_STOP_TEXT,
     STOPPING_TEXT,
-    WebhookSecretError,
-    check_secret,
 )
 
 from . import __version__
@@ -94,7 +92,10 @@ from .preflight import (
     check_config_readable,
     check_dev_claude_config,
     check_dev_runtime,
+    check_dev_shell,
     check_shell_settings,
+    check_webhook_secret_setting,
+    shell_settings,
 )
 from .shown_url import shown_base_url
 
@@ -576,6 +577,10 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         raise DevSetupError(str(exc)) from None
     endpoints = parse_endpoints(args.aws_endpoint or [])  # a mistake stops the start before any call
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+    try:  # `agentbot doctor`'s check: a limit, budget or id list set wrong costs no start-up
+        check_dev_shell(os.environ)
+    except ConfigurationProblem as exc:
+        raise DevSetupError(str(exc)) from None
     webhook_secret = _local_webhook_secret()
     if args.webhook_url:
         _check_public_webhook(args.webhook_url, token, webhook_secret)
@@ -861,16 +866,13 @@ def _functions(
         **common,
         **groups,
         "WEBHOOK_SECRET_PARAMETER": secret_names["WEBHOOK_SECRET_PARAMETER"],
-        "ALLOWED_USER_IDS": os.environ.get("ALLOWED_USER_IDS", ""),
-        "ALLOWED_CHAT_IDS": os.environ.get("ALLOWED_CHAT_IDS", ""),
-        "APPROVER_USER_IDS": os.environ.get("APPROVER_USER_IDS", ""),
-        **_shell_settings(PRODUCER_SETTINGS),
+        **shell_settings("producer", os.environ),
         **NO_VOICE_TRANSCRIPTION,
     }
     consumer = {
         **common,
         **groups,
-        **_shell_settings(CONSUMER_SETTINGS),
+        **shell_settings("consumer", os.environ),
         **NO_VOICE_TRANSCRIPTION,
         "RUNTIME_FUNCTION_NAME": RUNTIME,
         "BOT_TOKEN_PARAMETER": secret_names["BOT_TOKEN_PARAMETER"],
@@ -882,7 +884,7 @@ def _functions(
         **model.runtime_env,
         "ANTHROPIC_API_KEY_PARAMETER": secret_names["ANTHROPIC_API_KEY_PARAMETER"],
         "SESSIONS_ROOT": str(state_root / "work"),
-        **_shell_settings(RUNTIME_SETTINGS),
+        **shell_settings("runtime", os.environ),
     }
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
@@ -899,29 +901,9 @@ def _functions(
     }
 
 
-# Limits and budgets a developer may set in the shell for the local functions (none is a secret).
-PRODUCER_SETTINGS = ("RATE_LIMIT_USER_PER_MINUTE", "RATE_LIMIT_CHAT_PER_MINUTE", "CHAT_QUEUE_LIMIT")
-CONSUMER_SETTINGS = (
-    "CHAT_QUEUE_LIMIT",
-    "MAX_TURN_COST_USD",
-    *(
-        f"BUDGET_{scope}_{period}_USD"
-        for scope in ("CHAT", "USER", "DEPLOYMENT")
-        for period in ("DAILY", "MONTHLY")
-    ),
-)
-
-
 # No Amazon Transcribe locally: said outright, since the functions start with the shell's
 # environment (a developer may deploy with VOICE_TRANSCRIPTION set from the same shell).
 NO_VOICE_TRANSCRIPTION = {"VOICE_TRANSCRIPTION": "off"}
-
-# Another claude-config than the repository's (the start-up check reads the same one).
-RUNTIME_SETTINGS = ("CLAUDE_CONFIG_PATH",)
-
-
-def _shell_settings(names: tuple[str, ...]) -> dict[str, str]:
-    return {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
 
 
 def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, Any]], None]:
@@ -1172,16 +1154,10 @@ def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -
 def _local_webhook_secret() -> str:
     """TELEGRAM_WEBHOOK_SECRET when set (so a tunnel or a test client can call the local
     webhook), else a fresh one for this run."""
-    configured = os.environ.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
-    if not configured:
-        return secrets.token_urlsafe(24)
     try:
-        return check_secret(configured)
-    except WebhookSecretError:
-        raise DevSetupError(
-            "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
-            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-        ) from None
+        return check_webhook_secret_setting(os.environ) or secrets.token_urlsafe(24)
+    except ConfigurationProblem as exc:
+        raise DevSetupError(str(exc)) from None
 
 
 def _check_public_webhook(url: str, token: str, secret: str) -> None:

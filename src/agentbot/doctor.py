@@ -34,7 +34,7 @@ from .ops import (
     telegram_api_base,
     webhook_info,
 )
-from .preflight import ConfigurationProblem, check_config_readable, describe, programs_for
+from .preflight import ConfigurationProblem, check_config_readable, check_dev_shell, describe, programs_for
 from .shown_url import shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
@@ -120,6 +120,24 @@ def check_claude_config(target: Target) -> Check | list[Check]:
         )
     baked = " (baked into the image at `sam build`)" if target.stack is not None else ""
     return Check("claude-config", "ok", f"{where}{baked}: {counts}")
+
+
+def check_shell(target: Target) -> list[Check]:
+    """Locally: the limits, budgets, id lists and webhook secret `agentbot dev` takes from the
+    shell, read by the functions' own loaders (dev's start-up check): a line for each bad one."""
+    if target.stack is None:
+        try:
+            check_dev_shell(os.environ)
+        except ConfigurationProblem as exc:
+            return [Check("shell settings", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in exc.problems]
+        return [
+            Check(
+                "shell settings",
+                "ok",
+                "limits, budgets, allowed ids and webhook secret read as dev reads them",
+            )
+        ]
+    return []  # a stack's settings are its parameters, which CloudFormation checked
 
 
 def _allowed_tools_of(config: Any, server: str) -> list[str]:
@@ -539,6 +557,7 @@ def run_checks(target: Target) -> list[Check]:
         checks.extend(found if isinstance(found, list) else [found])
 
     guarded("claude-config", lambda: check_claude_config(target))
+    guarded("shell settings", lambda: check_shell(target))
     guarded("model", lambda: check_model(target))
     api: BotApi | None = None
     missing: Check | None = None

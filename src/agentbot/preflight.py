@@ -183,6 +183,92 @@ def check_dev_runtime(
     return check_runtime_environment(environ, ssm=ssm, session=session, agent_user=agent_user)
 
 
+# What `agentbot dev` passes from the shell to its local functions (none is a secret), by
+# function; both producer and consumer read the group settings (the consumer for what /help
+# says); the runtime may be given another claude-config (the start-up check reads the same one).
+SHELL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "producer": (
+        "ALLOWED_USER_IDS",
+        "ALLOWED_CHAT_IDS",
+        "APPROVER_USER_IDS",
+        "RATE_LIMIT_USER_PER_MINUTE",
+        "RATE_LIMIT_CHAT_PER_MINUTE",
+        "CHAT_QUEUE_LIMIT",
+        "GROUP_REPLY_MODE",
+    ),
+    "consumer": (
+        "CHAT_QUEUE_LIMIT",
+        "GROUP_REPLY_MODE",
+        "MAX_TURN_COST_USD",
+        *(
+            f"BUDGET_{scope}_{period}_USD"
+            for scope in ("CHAT", "USER", "DEPLOYMENT")
+            for period in ("DAILY", "MONTHLY")
+        ),
+    ),
+    "runtime": ("CLAUDE_CONFIG_PATH",),
+}
+# What `agentbot dev` gives each function itself once the local AWS is up: stand-ins, so the
+# shell's settings are read by the same loaders before anything starts (`agentbot doctor`).
+_DEV_FILLS_IN: dict[str, dict[str, str]] = {
+    "producer": {
+        "INBOUND_QUEUE_URL": "http://127.0.0.1/queue/inbound.fifo",
+        "SESSIONS_TABLE": "agentbot-dev-sessions",
+        "WEBHOOK_SECRET_PARAMETER": "/agentbot-dev/webhook",
+    },
+    "consumer": {
+        "RUNTIME_FUNCTION_NAME": "agentbot-dev-runtime",
+        "BOT_TOKEN_PARAMETER": "/agentbot-dev/bot",
+        "SESSIONS_TABLE": "agentbot-dev-sessions",
+        "SESSIONS_BUCKET": "agentbot-dev-sessions",
+        "DEAD_LETTER_QUEUE_URL": "http://127.0.0.1/queue/dead-letters.fifo",
+    },
+}
+
+
+def shell_settings(function: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings of ``function`` ("producer", "consumer" or "runtime") that `agentbot dev` takes from
+    the shell (``environ``): those set and not empty."""
+    return {name: environ[name] for name in SHELL_SETTINGS[function] if environ.get(name, "").strip()}
+
+
+def check_webhook_secret_setting(environ: Mapping[str, str]) -> str | None:
+    """TELEGRAM_WEBHOOK_SECRET as `agentbot dev` takes it (None when unset: dev makes one);
+    ConfigurationProblem when Telegram would refuse it."""
+    from telegram_producer import WebhookSecretError, check_secret
+
+    configured = environ.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
+    if not configured:
+        return None
+    try:
+        return check_secret(configured)
+    except WebhookSecretError:
+        raise ConfigurationProblem(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-'",
+            "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        ) from None
+
+
+def check_dev_shell(environ: Mapping[str, str]) -> None:
+    """Every setting `agentbot dev` takes from the shell (``environ``) for its producer and
+    consumer, and its webhook secret, checked without starting anything (`agentbot doctor`);
+    ConfigurationProblem(s) naming each bad setting, as `agentbot dev` would refuse to start."""
+    found: list[ConfigurationProblem] = []
+    try:
+        check_webhook_secret_setting(environ)
+    except ConfigurationProblem as exc:
+        found.append(exc)
+    try:
+        check_shell_settings(
+            {name: {**fills, **shell_settings(name, environ)} for name, fills in _DEV_FILLS_IN.items()}
+        )
+    except ConfigurationProblem as exc:
+        found.extend(exc.problems)
+    if found:
+        raise found[0] if len(found) == 1 else ConfigurationProblems(found)
+
+
 def check_shell_settings(functions: Mapping[str, Mapping[str, str]]) -> None:
     """The producer's and consumer's settings (``functions``: their names → the environment
     `agentbot dev` starts them with), read by their own loaders; a bad limit, budget or id list
