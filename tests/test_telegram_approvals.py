@@ -452,3 +452,37 @@ def test_a_press_refused_by_the_budget_says_the_answer_waits_not_that_a_message_
         "The budget resets at 00:00 UTC, in "
     )
     assert resumes(stack) == []
+
+
+def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke_buttons(stack) -> None:
+    """More grants than one message lists: the first page says how many more and how to see
+    them, and the next page lists them with their revoke buttons."""
+    rules = [f"Bash(tool-{n:02d} *)" for n in range(32)]  # listed in this (the store's) order
+    for rule in rules:
+        stack.approvals().grant(KEY, rule, granted_by="@ada")
+
+    assert stack.post(update(390, text="/permissions")) == 200
+    stack.drain(stack.consumer())
+    first = copy.deepcopy(stack.replies(CHAT)[-1])
+    lines = first["text"].split("\n")
+    assert lines[0] == "Always allowed in this chat (1-30 of 32):"
+    assert lines[1:31] == [f"• {rule} (by @ada)" for rule in rules[:30]]
+    assert lines[31] == "2 more: send /permissions 2 to see them."
+    assert [text for text, _ in buttons_of(first)] == [f"Revoke {rule}" for rule in rules[:30]]
+
+    assert stack.post(update(391, text="/permissions 2")) == 200
+    stack.drain(stack.consumer())
+    second = copy.deepcopy(stack.replies(CHAT)[-1])
+    assert second["text"] == (
+        "Always allowed in this chat (31-32 of 32):\n• Bash(tool-30 *) (by @ada)\n• Bash(tool-31 *) (by @ada)"
+    )
+    assert [text for text, _ in buttons_of(second)] == ["Revoke Bash(tool-30 *)", "Revoke Bash(tool-31 *)"]
+    revoke = stack.telegram.press_button(second, text="Revoke Bash(tool-31 *)")
+    assert post(stack, revoke)["text"] == "Revoked: Bash(tool-31 *). It will ask again."
+    assert [g.rule for g in stack.approvals().grants(KEY)] == rules[:31]
+
+    assert stack.post(update(392, text="/permissions 5")) == 200
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "31 tools are always allowed in this chat, on 2 pages: send /permissions 2 for the last one."
+    )

@@ -20,6 +20,10 @@ from ._wording import (
     APPROVAL_STOPPED,
     GRANT_LINE,
     GRANTS_HEADING,
+    GRANTS_MORE,
+    GRANTS_NO_SUCH_PAGE,
+    GRANTS_ONE_PAGE,
+    GRANTS_PAGE_HEADING,
     NO_GRANTS,
     REVOKE_BUTTON_TEXT,
 )
@@ -30,9 +34,10 @@ from ._wording import (
 _MAX_SUMMARY_CHARS = 3000
 _MAX_RULE_CHARS = 300
 _MAX_NAME_CHARS = 64
-# A button's label is cut by Telegram anyway; a /permissions message lists at most this many.
+# A button's label is cut by Telegram anyway; a /permissions message lists at most this many
+# (a page: `/permissions 2` shows the next ones).
 _MAX_BUTTON_LABEL_CHARS = 60
-_MAX_GRANTS_SHOWN = 30
+GRANTS_PER_PAGE = 30
 
 
 def approval_request_html(request: ApprovalRequest, *, where: str = "this chat") -> str:
@@ -87,21 +92,44 @@ def approval_settled_html(head: str, tool_name: str, summary: str) -> str:
     )
 
 
-def permissions_html(grants: list[Grant], *, where: str = "this chat") -> str:
-    """The /permissions answer: each rule and who granted it, or that there are none."""
+def permissions_page(argument: str) -> int:
+    """The page ``/permissions <argument>`` asks for: its number, 1 for anything else."""
+    word = argument.strip().split(maxsplit=1)[0] if argument.strip() else ""
+    return int(word) if word.isdigit() and 0 < int(word) < 1_000_000 else 1
+
+
+def permissions_html(grants: list[Grant], *, where: str = "this chat", page: int = 1) -> str:
+    """The /permissions answer: each rule of ``page`` and who granted it, then how many more
+    and how to see them; or that there are none, or no such page."""
     if not grants:
         return NO_GRANTS.format(where=where)
-    lines = [GRANTS_HEADING.format(where=where)]
-    for grant in grants[:_MAX_GRANTS_SHOWN]:
+    shown = _page_of(grants, page)
+    if not shown:
+        pages = _pages(grants)
+        if pages == 1:
+            return GRANTS_ONE_PAGE.format(where=where)
+        return GRANTS_NO_SUCH_PAGE.format(total=len(grants), where=where, pages=pages)
+    first = (page - 1) * GRANTS_PER_PAGE + 1
+    last = first + len(shown) - 1
+    heading = (
+        GRANTS_HEADING.format(where=where)
+        if len(grants) <= GRANTS_PER_PAGE
+        else GRANTS_PAGE_HEADING.format(where=where, first=first, last=last, total=len(grants))
+    )
+    lines = [heading]
+    for grant in shown:
         rule = f"<code>{escape_html(_cut(grant.rule, _MAX_RULE_CHARS))}</code>"
         who = escape_html(_cut(grant.granted_by or "someone", _MAX_NAME_CHARS))
         lines.append("• " + GRANT_LINE.format(rule=rule, who=who))
+    if last < len(grants):
+        lines.append(GRANTS_MORE.format(count=len(grants) - last, page=page + 1))
     return "\n".join(lines)
 
 
-def permissions_keyboard(grants: list[Grant]) -> dict[str, Any] | None:
-    """One "Revoke <rule>" button per grant (``rv:<token>``); None without grants."""
-    if not grants:
+def permissions_keyboard(grants: list[Grant], *, page: int = 1) -> dict[str, Any] | None:
+    """One "Revoke <rule>" button per grant of ``page`` (``rv:<token>``); None without any."""
+    shown = _page_of(grants, page)
+    if not shown:
         return None
     return {
         "inline_keyboard": [
@@ -111,9 +139,17 @@ def permissions_keyboard(grants: list[Grant]) -> dict[str, Any] | None:
                     "callback_data": revoke_callback_data(grant.token),
                 }
             ]
-            for grant in grants[:_MAX_GRANTS_SHOWN]
+            for grant in shown
         ]
     }
+
+
+def _page_of(grants: list[Grant], page: int) -> list[Grant]:
+    return grants[(page - 1) * GRANTS_PER_PAGE : page * GRANTS_PER_PAGE]
+
+
+def _pages(grants: list[Grant]) -> int:
+    return -(-len(grants) // GRANTS_PER_PAGE)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -10,7 +10,7 @@ from typing import Literal
 from session_core import BudgetLedger, SessionKey, SessionRegistry
 from telegram_core import ChatSettings, nothing_running, this_place
 
-from ._approval_view import permissions_html
+from ._approval_view import permissions_html, permissions_page
 from ._budget import cost_report, no_budgets_text
 from ._deps import ApprovalRecords
 from ._render import escape_html
@@ -100,7 +100,8 @@ def run_command(
     if name == "help":
         return escape_html(help_text(channel, voice=voice, mention=mention, where=where))
     if name == "permissions":  # Telegram shows it with revoke buttons (_message)
-        return permissions_html([] if approvals is None else approvals.grants(key), where=where)
+        grants = [] if approvals is None else approvals.grants(key)
+        return permissions_html(grants, where=where, page=permissions_page(argument))
     if name == "new":
         if approvals is not None:
             # A call still waiting belongs to the old conversation: its buttons go stale.

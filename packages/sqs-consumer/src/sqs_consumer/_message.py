@@ -36,6 +36,7 @@ from ._approval_view import (
     approval_request_html,
     permissions_html,
     permissions_keyboard,
+    permissions_page,
 )
 from ._attachments import stage_attachments
 from ._budget import refusal_text, report_deployment_spend
@@ -345,8 +346,9 @@ class MessageHandler:
     def _show_permissions(self, msg: InboundMessage, key: SessionKey) -> None:
         """[I] /permissions: the chat's grants, each with a revoke button."""
         grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
-        markup = permissions_keyboard(grants)
-        listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum))
+        page = permissions_page(msg.text.partition(" ")[2])  # /permissions 2: the next page
+        markup = permissions_keyboard(grants, page=page)
+        listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum), page=page)
         if markup is None:
             self._delivery.deliver(msg, key, [listing])
         else:

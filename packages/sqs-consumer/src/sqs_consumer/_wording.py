@@ -145,5 +145,13 @@ APPROVAL_DECLINED_BY = "❌ Declined: {who} sent a new message"
 APPROVAL_STOPPED = "⏹ Stopped before it ran"
 NO_GRANTS = "Nothing is always allowed in {where}. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in {where}:"
+# More grants than one message lists: a page of them, numbered as the user asks for them.
+GRANTS_PAGE_HEADING = "Always allowed in {where} ({first}-{last} of {total}):"
+GRANTS_MORE = "{count} more: send /permissions {page} to see them."
+GRANTS_NO_SUCH_PAGE = (
+    "{total} tools are always allowed in {where}, on {pages} pages: "
+    "send /permissions {pages} for the last one."
+)
+GRANTS_ONE_PAGE = "Only one page: send /permissions to see what is always allowed in {where}."
 GRANT_LINE = "{rule} (by {who})"
 REVOKE_BUTTON_TEXT = "Revoke {rule}"
