@@ -800,7 +800,7 @@ def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(m
 
 def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:
     """There is no Amazon Transcribe locally (moto's never writes a transcript, so each voice
-    message would fail three times into the dead-letter queue): VOICE_TRANSCRIPTION=auto in
+    message would fail on every receive into the dead-letter queue): VOICE_TRANSCRIPTION=auto in
     the shell a developer deploys from must not reach the functions, which LocalLambda starts
     with the shell's environment under their own."""
     import os
@@ -862,3 +862,31 @@ def test_stop_in_the_terminal_chat_shows_progress_ends_the_turn_and_the_next_res
     assert replies[0].startswith("[offline demo model, costs $0] Running timeout 120 tail")
     assert replies[0].endswith("⏹ Stopped.") and len([r for r in replies if "Stopped" in r]) == 1
     assert "stop: Stopping…" in dev.text("err")
+
+
+@pytest.mark.parametrize("receives", range(1, 6))
+def test_a_failed_attempt_is_called_a_retry_until_the_queues_last_receive(receives: int) -> None:
+    """dev's progress line follows the queue's maxReceiveCount: an attempt SQS will hand out
+    again is "will retry", only the last one "gave up"."""
+    import io
+
+    from local_stack import MAX_RECEIVE_COUNT, BatchOutcome
+    from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope
+
+    from agentbot.dev import Progress
+
+    inbound = InboundMessage(
+        update_id=77, session_key="default/5/0", kind="message", chat_id=5, chat_type="private", message_id=1
+    )
+    message = {
+        "MessageId": "m-77",
+        "Body": encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=inbound)).decode(),
+        "Attributes": {"ApproximateReceiveCount": str(receives)},
+    }
+    out = io.StringIO()
+    Progress(out).finished([message], BatchOutcome(("m-77",), ("m-77",), function_error=False, seconds=0.1))
+    said = out.getvalue()
+    if receives < MAX_RECEIVE_COUNT:
+        assert f"update 77: will retry (attempt {receives} failed" in said, said
+    else:
+        assert "update 77: gave up (moved to the dead-letter queue" in said, said

@@ -166,7 +166,7 @@ def test_a_claude_config_path_that_is_no_directory_says_what_to_point_it_at(tmp_
 
 
 def test_a_key_for_a_model_api_that_cannot_be_reached_stops_the_start() -> None:
-    """Else each message takes three failed attempts to end in "the model did not answer"."""
+    """Else each message fails on every receive before it ends in "the model did not answer"."""
     line = _one_failure_line(
         _start({"ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
     )

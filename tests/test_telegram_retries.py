@@ -17,7 +17,7 @@ from agentbot_testing.telegram_stack import RUNTIME_FUNCTION, wait_until
 from agentbot_testing.telegram_support import update
 from botocore.config import Config
 from local_stack import LOCAL_CREDENTIALS, TelegramFault, sqs_lambda_event
-from session_core import TURN_VERSION, TurnRequest, encode
+from session_core import MAX_RECEIVE_COUNT, TURN_VERSION, TurnRequest, encode
 from sqs_consumer import (
     DELIVERY_RESERVE_S,
     FAILED_NOTICE,
@@ -139,11 +139,15 @@ def test_long_retry_after_keeps_the_record_hidden_that_long(stack) -> None:
 
 
 def test_answer_that_cannot_be_sent_on_the_last_receive_is_requeued_then_delivered(stack) -> None:
-    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60), times=3)
+    # Telegram refuses every receive's try: on the last one the record is requeued, not dead-lettered.
+    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT)
     stack.post(update(185, text="paid answer"))
     responses = stack.drain(stack.consumer())
-    assert [bool(r["batchItemFailures"]) for r in responses] == [True, True, False, False]
-    assert [c.status for c in stack.telegram.calls("sendMessage")] == [429, 429, 429, 200]
+    assert [bool(r["batchItemFailures"]) for r in responses] == [True] * (MAX_RECEIVE_COUNT - 1) + [
+        False,
+        False,
+    ]
+    assert [c.status for c in stack.telegram.calls("sendMessage")] == [429] * MAX_RECEIVE_COUNT + [200]
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: paid answer"]
     assert len(stack.runs()) == 1
     assert stack.dead_letters() == []
@@ -160,7 +164,7 @@ def test_a_record_requeued_too_often_is_dead_lettered_with_the_generic_notice(st
         MessageDeduplicationId="requeued-often",
         MessageAttributes={REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(MAX_REQUEUES)}},
     )
-    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60), times=3)
+    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT)
     stack.drain(stack.consumer())
     [notice] = stack.replies(CHAT)
     assert notice["text"] == FAILED_NOTICE

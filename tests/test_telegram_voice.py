@@ -340,7 +340,7 @@ def test_a_voice_message_that_says_it_is_too_long_leaves_the_rest_of_a_forward_a
 @pytest.mark.parametrize("code", ["en-UK", "ge-DE"])
 def test_a_language_code_amazon_transcribe_does_not_know_is_refused_naming_the_setting(code: str) -> None:
     """ "en-UK" (Transcribe's is en-GB) would have Transcribe refuse every job, each voice
-    message tried three times into the dead-letter queue with nothing naming the setting."""
+    message tried on every receive into the dead-letter queue with nothing naming the setting."""
     with pytest.raises(ConfigError, match="VOICE_TRANSCRIPTION"):
         voice_transcription(code)
 

@@ -35,6 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from local_stack import (
     LOCAL_CREDENTIALS,
+    MAX_RECEIVE_COUNT,
     BatchOutcome,
     FunctionSpec,
     LocalCredentials,
@@ -276,7 +277,7 @@ class Progress:
                 self._done(update_id)
                 continue
             why = self._why(update_id) if failed or update_id in dead else ""
-            if failed and receives < 3:
+            if failed and receives < MAX_RECEIVE_COUNT:  # SQS hands it out again
                 self.say(f"update {update_id}: will retry (attempt {receives} failed{why})")
                 continue
             unreachable = self.failures.take_unreachable(update_id) if self.failures is not None else None

@@ -24,6 +24,7 @@ from local_stack import (
     sqs_lambda_event,
 )
 from session_core import (
+    MAX_RECEIVE_COUNT,
     AlbumParts,
     Approvals,
     BudgetLedger,
@@ -159,14 +160,14 @@ class TelegramStack:
         return messages
 
     def receive_for_the_last_time(self) -> dict[str, Any]:
-        """Receive the only queued record until SQS counts its last receive (maxReceiveCount 3)."""
-        for _ in range(2):
+        """Receive the only queued record until SQS counts its last receive (maxReceiveCount)."""
+        for _ in range(MAX_RECEIVE_COUNT - 1):
             [raw] = self.receive()
             self.aws.sqs.change_message_visibility(
                 QueueUrl=self.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
             )
         [raw] = self.receive()
-        assert raw["Attributes"]["ApproximateReceiveCount"] == "3"
+        assert raw["Attributes"]["ApproximateReceiveCount"] == str(MAX_RECEIVE_COUNT)
         return raw
 
     def drain(self, consumer: Consumer, *, rounds: int = 100) -> list[dict[str, Any]]:
