@@ -823,3 +823,16 @@ def test_the_readme_says_who_subscribes_to_a_bedrock_model_before_the_first_turn
     flat = " ".join(deploy.split())
     assert "enable access to the model in the Bedrock console" not in flat
     assert "aws-marketplace:Subscribe" in flat and "agentbot doctor --stack" in flat
+
+
+def test_a_redeploy_right_after_a_rollback_is_explained_where_the_operator_looks() -> None:
+    """SQS refuses a queue name deleted less than 60 s ago, and the template names its queues
+    (so an update never replaces a queue holding messages): a `sam deploy` straight after a
+    rollback or `sam delete` fails on the queues. The deploy steps say why and what to do."""
+    for queue in ("InboundQueue", "InboundDeadLetterQueue"):
+        assert "QueueName" in resource(TEMPLATE, queue)["Properties"]
+    deploy = README_TEXT[README_TEXT.index("## Deploy") : README_TEXT.index("### Build and push the runtime")]
+    trouble = deploy[deploy.index("#### When a deploy fails") :]
+    assert "60 seconds" in trouble and "wait a minute" in trouble.lower()
+    assert "ROLLBACK_COMPLETE" in trouble and "sam delete" in trouble
+    assert "describe-stack-events" in trouble
