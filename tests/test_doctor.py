@@ -386,7 +386,9 @@ def test_a_firing_configuration_alarm_points_at_the_log_line(
     assert code == 1, out
     assert lines["config alarm"].startswith("  FAIL"), out
     assert (
-        f"/aws/lambda/{stack}-runtime" in lines["config alarm"] and "config.invalid" in lines["config alarm"]
+        f"/aws/lambda/{stack}-runtime" in lines["config alarm"]
+        # quoted: CloudWatch takes a term with characters other than letters, digits and _ only so
+        and """--filter-pattern '"config.invalid"'""" in lines["config alarm"]
     )
 
 
@@ -600,3 +602,26 @@ def test_local_checks_pass_good_shell_settings(
 
     assert code == 0, out
     assert lines["shell settings"].startswith("  ok"), out
+
+
+def test_a_bedrock_model_refused_locally_names_the_variable_it_came_from(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Without BEDROCK_MODEL_ID the runtime asks Bedrock for ANTHROPIC_MODEL: a refusal of that id
+    says to check ANTHROPIC_MODEL, not a variable that is not set."""
+    from local_stack import LOCAL_CREDENTIALS
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    clean_env.setenv("AWS_REGION", "us-east-1")
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.delenv("BEDROCK_MODEL_ID", raising=False)
+    clean_env.setenv("ANTHROPIC_MODEL", "anthropic.claude-misspelt-v1:0")
+    model.inject(ModelFault(status=400))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert lines["model"].startswith("  FAIL") and "anthropic.claude-misspelt-v1:0" in lines["model"], out
+    assert "check the model id (ANTHROPIC_MODEL)" in lines["model"], out

@@ -244,7 +244,9 @@ def check_model(target: Target) -> Check | list[Check]:
                 "Bedrock: no AWS credentials found",
                 "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
             )
-        model = os.environ.get("BEDROCK_MODEL_ID") or os.environ.get("ANTHROPIC_MODEL") or ""
+        # The runtime's order (agent_runtime settings): BEDROCK_MODEL_ID, else ANTHROPIC_MODEL.
+        source = "BEDROCK_MODEL_ID" if os.environ.get("BEDROCK_MODEL_ID", "").strip() else "ANTHROPIC_MODEL"
+        model = os.environ.get(source, "").strip()
         if not model:
             return Check(
                 "model",
@@ -254,7 +256,7 @@ def check_model(target: Target) -> Check | list[Check]:
             )
         bedrock = session.client("bedrock-runtime", region_name=region)
         return _probe_each(
-            _models_of(model, "BEDROCK_MODEL_ID"),
+            _models_of(model, source),
             lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
         )
     return Check(
@@ -537,7 +539,7 @@ def check_configuration_alarm(target: Target) -> Check:
             "FAIL",
             f"{name} is firing: a deployed function met a configuration error",
             f"see what to fix: aws logs tail /aws/lambda/{bot}-runtime --since 1h "
-            f"--filter-pattern config.invalid (and {bot}-consumer); then fix it and redeploy",
+            f"--filter-pattern '\"config.invalid\"' (and {bot}-consumer); then fix it and redeploy",
         )
     return Check("config alarm", "ok", f"{name}: {alarms[0].get('StateValue', '?')}")
 

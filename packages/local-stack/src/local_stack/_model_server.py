@@ -81,6 +81,17 @@ class ModelFault:
     cut_after_events: int | None = None
 
 
+# The error Bedrock's runtime API names for each status (its InvokeModel errors).
+_BEDROCK_ERRORS = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    503: "ServiceUnavailableException",
+}
+
+
 @dataclass(frozen=True)
 class CallUsage:
     """The token usage every model call reports, instead of an estimate from the request's
@@ -454,10 +465,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.requests.append(recorded)
         return recorded
 
-    def _json(self, status: int, payload: dict[str, Any], content_type: str = "application/json") -> None:
+    def _json(
+        self,
+        status: int,
+        payload: dict[str, Any],
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -497,6 +516,10 @@ class _Handler(BaseHTTPRequestHandler):
                         "message": f"injected fault {fault.status}",
                     },
                 },
+                # Bedrock names its error in this header (boto3 reads the error code from it).
+                headers={"x-amzn-ErrorType": _BEDROCK_ERRORS.get(fault.status, "InternalServerException")}
+                if bedrock
+                else None,
             )
             return
         try:
