@@ -89,3 +89,31 @@ def test_a_call_the_runtime_shows_whole_is_shown_whole() -> None:
 
     assert f"\n{command}\n" in shown
     assert utf16_len(shown) <= TELEGRAM_MESSAGE_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("argument", "page"), [("", 1), ("2", 2), (" 3 ", 3), ("0", 1), ("-2", 1), ("two", 1), ("2 more", 2)]
+)
+def test_permissions_takes_a_page_number_and_anything_else_as_the_first_page(
+    argument: str, page: int
+) -> None:
+    from sqs_consumer._approval_view import permissions_page
+
+    assert permissions_page(argument) == page
+
+
+def test_a_page_past_the_grants_says_where_they_are() -> None:
+    from session_core import Grant
+    from sqs_consumer._approval_view import permissions_html, permissions_keyboard
+
+    few = [Grant(rule=f"Bash(t{n} *)", granted_by="@ada", token=f"t{n}") for n in range(3)]
+    assert (
+        permissions_html(few, page=2)
+        == "Only one page: send /permissions to see what is always allowed in this chat."
+    )
+    assert permissions_keyboard(few, page=2) is None
+    many = [Grant(rule=f"Bash(t{n:02d} *)", granted_by="@ada", token=f"t{n}") for n in range(61)]
+    assert permissions_html(many, page=3).startswith("Always allowed in this chat (61-61 of 61):")
+    assert permissions_html(many, page=4, where="this topic") == (
+        "61 tools are always allowed in this topic, on 3 pages: send /permissions 3 for the last one."
+    )
