@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         decode_versioned,
         encode,
     )
+    from ._pastes import PasteParts, PasteVerdict, is_paste, paste_album_id
     from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
     from ._process_tree import (
         Look,
@@ -174,6 +175,8 @@ __all__ = [
     "LiveTurnsWithBacklog",
     "Look",
     "MessageDecodeError",
+    "PasteParts",
+    "PasteVerdict",
     "ProcessInfo",
     "ProcessesRemainError",
     "SaveOutcome",
@@ -225,6 +228,7 @@ __all__ = [
     "env_int",
     "get_logger",
     "grant_token",
+    "is_paste",
     "is_secret_variable",
     "item_float",
     "item_int",
@@ -239,6 +243,7 @@ __all__ = [
     "number",
     "outbox_key",
     "outbox_prefix",
+    "paste_album_id",
     "period_end",
     "process_table",
     "read_secret",

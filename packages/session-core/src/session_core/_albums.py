@@ -62,7 +62,7 @@ class AlbumParts(TableStore):
             values[":me"] = number(update_id)
         out = self._table.update(
             "record",
-            _album_pk(session_key, album_id),
+            album_pk(session_key, album_id),
             _PARTS,
             # ``recorded_ids``: the ids ``gather`` writes as ``gathered`` in its place, counted in
             # the item's size already (and named longer), so an item a part filled up to
@@ -89,13 +89,13 @@ class AlbumParts(TableStore):
         """The album's parts (as recorded, in update order) once none came for ``quiet_s`` (or
         ``wait_s`` passed), marked gathered so that a later part is "late". Asked again (a
         retried turn), the same parts. Empty when the album was never recorded."""
-        pk = _album_pk(session_key, album_id)
+        pk = album_pk(session_key, album_id)
         deadline = self._table.clock() + wait_s
         while True:
             item = self._table.get("gather", pk, _PARTS)
             if item is None:
                 return []
-            recorded = _recorded(item)
+            recorded = recorded_parts(item)
             if "gathered" in item:
                 return [recorded[i] for i in sorted(recorded) if str(i) in item["gathered"]["NS"]]
             now = self._table.clock()
@@ -121,11 +121,11 @@ class AlbumParts(TableStore):
             return [recorded[i] for i in ids]
 
 
-def _album_pk(session_key: str, album_id: str) -> str:
+def album_pk(session_key: str, album_id: str) -> str:
     return f"album|{session_key}|{album_id}"
 
 
-def _recorded(item: dict[str, Any]) -> dict[int, str]:
+def recorded_parts(item: dict[str, Any]) -> dict[int, str]:
     """The parts an album item holds, by update id."""
     return {
         int(name[len(_PART_PREFIX) :]): value["S"]

@@ -1,0 +1,137 @@
+"""The parts of a long text Telegram's apps split, kept for one turn (PasteParts), against moto
+over HTTP. Each part is one UpdateItem on its sender's paste item, whatever it turns out to be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from agentbot_testing import FakeClock
+from session_core import PasteParts
+
+SESSION = "default/501/0"
+ALICE = 7
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pastes(aws: Any, clock: FakeClock) -> PasteParts:
+    return PasteParts(dynamodb=aws.dynamodb, table=aws.resources.table, retention_days=1, clock=clock)
+
+
+def _gather(pastes: PasteParts, starter: int) -> list[str]:
+    return pastes.gather(SESSION, ALICE, starter=starter, sleep=lambda _: None)
+
+
+def test_a_long_part_starts_a_paste_and_the_parts_after_it_join_until_a_short_one(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    assert pastes.record(SESSION, ALICE, 11, "one", near_limit=True, addressed=True) == "starts"
+    clock.now += 1
+    assert pastes.record(SESSION, ALICE, 12, "two", near_limit=True, addressed=True) == "joins"
+    clock.now += 1
+    assert pastes.record(SESSION, ALICE, 13, "three", near_limit=False, addressed=True) == "joins"
+    # The short part was the last: the next message is a message of its own.
+    assert pastes.record(SESSION, ALICE, 14, "thanks", near_limit=False, addressed=True) == "alone"
+    assert _gather(pastes, 11) == ["one", "two", "three"]
+
+
+def test_a_short_message_with_no_paste_open_is_alone_and_writes_nothing(pastes: PasteParts, aws: Any) -> None:
+    assert pastes.record(SESSION, ALICE, 21, "hi", near_limit=False, addressed=True) == "alone"
+    assert _gather(pastes, 21) == []
+
+
+def test_a_part_too_long_after_the_last_long_one_is_no_part_of_it(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    pastes.record(SESSION, ALICE, 31, "long", near_limit=True, addressed=True)
+    clock.now += 60  # long after: not the app sending the rest of a split text
+    assert pastes.record(SESSION, ALICE, 32, "later", near_limit=False, addressed=True) == "alone"
+
+
+def test_in_a_group_a_part_not_addressed_joins_but_never_starts(pastes: PasteParts, clock: FakeClock) -> None:
+    assert pastes.record(SESSION, ALICE, 41, "long", near_limit=True, addressed=False) == "alone"
+    assert pastes.record(SESSION, ALICE, 42, "start", near_limit=True, addressed=True) == "starts"
+    assert pastes.record(SESSION, ALICE, 43, "end", near_limit=False, addressed=False) == "joins"
+    assert _gather(pastes, 42) == ["start", "end"]
+
+
+def test_senders_and_chats_do_not_mix(pastes: PasteParts) -> None:
+    pastes.record(SESSION, ALICE, 51, "alice", near_limit=True, addressed=True)
+    assert pastes.record(SESSION, 8, 52, "bob", near_limit=False, addressed=True) == "alone"
+    assert pastes.record("default/777/0", ALICE, 53, "elsewhere", near_limit=False, addressed=True) == "alone"
+
+
+def test_gathering_waits_while_the_last_part_was_long_then_a_later_part_is_alone(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    pastes.record(SESSION, ALICE, 61, "first", near_limit=True, addressed=True)
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the app sends the last part during the first wait
+        waits.append(seconds)
+        if len(waits) == 1:
+            pastes.record(SESSION, ALICE, 62, "second", near_limit=False, addressed=True)
+        clock.now += seconds
+
+    assert pastes.gather(SESSION, ALICE, starter=61, sleep=sleep) == ["first", "second"]
+    assert pastes.record(SESSION, ALICE, 63, "third", near_limit=False, addressed=True) == "alone"
+    # Asked again (a retried turn): the same parts.
+    assert _gather(pastes, 61) == ["first", "second"]
+
+
+def test_a_long_last_part_is_waited_for_at_most_the_cap(pastes: PasteParts, clock: FakeClock) -> None:
+    pastes.record(SESSION, ALICE, 71, "first", near_limit=True, addressed=True)
+    began = clock.now
+    update_ids = iter(range(72, 200))
+
+    def sleep(seconds: float) -> None:  # a long part keeps coming: the turn still starts
+        clock.now += seconds
+        pastes.record(SESSION, ALICE, next(update_ids), "more", near_limit=True, addressed=True)
+
+    parts = pastes.gather(SESSION, ALICE, starter=71, wait_s=10.0, sleep=sleep)
+    assert parts[0] == "first" and clock.now - began <= 10.5
+
+
+def test_a_part_recorded_again_changes_nothing(pastes: PasteParts, clock: FakeClock) -> None:
+    """Telegram sends an update again when the webhook's answer was lost."""
+    pastes.record(SESSION, ALICE, 81, "first", near_limit=True, addressed=True)
+    pastes.record(SESSION, ALICE, 82, "last", near_limit=False, addressed=True)
+    assert pastes.record(SESSION, ALICE, 82, "last", near_limit=False, addressed=True) == "joins"
+    clock.now += 30
+    assert pastes.record(SESSION, ALICE, 81, "first", near_limit=True, addressed=True) == "starts"
+    assert _gather(pastes, 81) == ["first", "last"]
+    assert pastes.record(SESSION, ALICE, 82, "last", near_limit=False, addressed=True) == "joins"
+    assert pastes.record(SESSION, ALICE, 81, "first", near_limit=True, addressed=True) == "joins"
+
+
+def test_the_next_paste_of_the_sender_starts_afresh_and_keeps_only_what_a_retry_needs(
+    pastes: PasteParts, clock: FakeClock, aws: Any
+) -> None:
+    pastes.record(SESSION, ALICE, 91, "a1", near_limit=True, addressed=True)
+    pastes.record(SESSION, ALICE, 92, "a2", near_limit=False, addressed=True)
+    assert _gather(pastes, 91) == ["a1", "a2"]
+    clock.now += 30
+    assert pastes.record(SESSION, ALICE, 95, "b1", near_limit=True, addressed=True) == "starts"
+    pastes.record(SESSION, ALICE, 96, "b2", near_limit=False, addressed=True)
+    assert _gather(pastes, 95) == ["b1", "b2"]
+    assert _gather(pastes, 91) == []  # an older paste's parts are dropped once a newer one is answered
+    clock.now += 30
+    pastes.record(SESSION, ALICE, 97, "c1", near_limit=True, addressed=True)
+    pastes.record(SESSION, ALICE, 98, "c2", near_limit=False, addressed=True)
+    assert _gather(pastes, 97) == ["c1", "c2"]
+    assert _gather(pastes, 95) == []
+
+
+def test_a_paste_whose_starter_was_dropped_can_be_forgotten(pastes: PasteParts, clock: FakeClock) -> None:
+    """A starter the producer could not queue (rate limited) must not keep its sender's next
+    pastes from starting."""
+    pastes.record(SESSION, ALICE, 101, "dropped", near_limit=True, addressed=True)
+    pastes.forget(SESSION, ALICE, starter=101)
+    clock.now += 1
+    assert pastes.record(SESSION, ALICE, 102, "later", near_limit=False, addressed=True) == "alone"
+    assert pastes.record(SESSION, ALICE, 103, "new", near_limit=True, addressed=True) == "starts"
