@@ -554,3 +554,43 @@ def test_a_bare_command_in_reply_to_another_bot_is_theirs_in_every_mode(mode: st
     assert stop_request(mentioned, settings) is not None
     addressed = decide(update(chat=GROUP, text="@agent_bot /new", reply_to_message=quiz_reply), settings)
     assert addressed.message is not None and addressed.message.text == "/new"
+
+
+def test_a_plain_text_may_be_a_part_of_its_senders_paste_and_a_long_one_may_have_been_cut() -> None:
+    short = decide(update(text="hi"), config())
+    long = decide(update(text="x" * 3500), config())
+    # Telegram's limit counts UTF-16 code units: an emoji is two.
+    emoji = decide(update(text="😀" * 1750), config())
+
+    assert short.message is not None and short.message.album_id == "paste-7" and not short.near_limit
+    assert long.message is not None and long.message.album_id == "paste-7" and long.near_limit
+    assert emoji.near_limit and not decide(update(text="x" * 3499), config()).near_limit
+
+
+@pytest.mark.parametrize(
+    ("case", "fields"),
+    [
+        ("a command", {"text": "/new " + "x" * 3600}),
+        (
+            "a forward",
+            {
+                "text": "x" * 3600,
+                "forward_origin": {"type": "hidden_user", "sender_user_name": "B", "date": 1},
+            },
+        ),
+        ("a caption", {"caption": "x" * 1000, "photo": PHOTO}),
+    ],
+)
+def test_what_the_apps_never_split_is_no_paste_part(case: str, fields: dict[str, Any]) -> None:
+    decision = decide(update(**fields), config())
+
+    assert decision.message is not None and not (decision.message.album_id or "").startswith("paste-")
+
+
+def test_an_unaddressed_text_in_a_group_is_ignored_unless_it_continues_its_senders_paste() -> None:
+    aside = decide(update(chat=GROUP, text="x" * 3600), config())
+
+    assert aside.message is None and aside.ignored == "group message not addressed to the bot"
+    assert aside.paste_part is not None and aside.paste_part.album_id == "paste-7" and aside.near_limit
+    sticker = decide(update(chat=GROUP, sticker={"file_id": "st", "emoji": "😂"}), config())
+    assert sticker.paste_part is None

@@ -31,6 +31,7 @@ from session_core import (
     ChatBacklog,
     DynamoTable,
     LiveTurns,
+    PasteParts,
     SessionRegistry,
 )
 from sqs_consumer import (
@@ -118,6 +119,7 @@ class TelegramStack:
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
             albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
+            pastes=PasteParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
             voices=voice_transcriber(config, s3 or self.aws.s3),
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))

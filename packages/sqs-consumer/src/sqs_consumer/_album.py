@@ -1,13 +1,13 @@
-"""Messages answered together as one (a photo album, messages forwarded together): the part
-the producer queued, with the other parts it kept (session_core.AlbumParts), their files
-together and their texts joined."""
+"""Messages answered together as one (a photo album, messages forwarded together, a long text
+the app split): the part the producer queued, with the other parts it kept
+(session_core.AlbumParts, PasteParts), their files together and their texts joined."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import msgspec
-from session_core import AlbumParts, get_logger
+from session_core import AlbumParts, PasteParts, get_logger, is_paste
 from telegram_core import InboundMessage
 
 log = get_logger(__name__)
@@ -16,23 +16,38 @@ _part_decoder = msgspec.json.Decoder(InboundMessage)
 
 
 def with_its_album(
-    msg: InboundMessage, albums: AlbumParts, sleep: Callable[[float], None]
+    msg: InboundMessage,
+    albums: AlbumParts | None,
+    pastes: PasteParts | None,
+    sleep: Callable[[float], None],
 ) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
     """``msg`` with every part of its album (waiting until Telegram has sent them all), and
     the parts in the order sent (each keeps what it refers to: a forward its origin); ``msg``
-    alone when it is no album's part or the album was never recorded."""
+    alone when it is no album's part or the album was never recorded. A paste is one message
+    the app split: its parts become that message again (``parts``: just it)."""
     if msg.album_id is None:
         return msg, (msg,)
+    if is_paste(msg.album_id):
+        if pastes is None or msg.user_id is None:
+            return msg, (msg,)
+        raw = pastes.gather(msg.session_key, msg.user_id, starter=msg.update_id, sleep=sleep)
+    elif albums is not None:
+        raw = albums.gather(msg.session_key, msg.album_id, sleep=sleep)
+    else:
+        return msg, (msg,)
     parts = {msg.update_id: msg}
-    for raw in albums.gather(msg.session_key, msg.album_id, sleep=sleep):
+    for encoded in raw:
         try:
-            part = _part_decoder.decode(raw)
+            part = _part_decoder.decode(encoded)
         except msgspec.DecodeError:
             continue  # written by the producer from a decoded message: never seen
         if part.session_key == msg.session_key:
             parts.setdefault(part.update_id, part)
     ordered = tuple(parts[update_id] for update_id in sorted(parts))
-    log.info("album_gathered", parts=len(ordered))
+    log.info("album_gathered", parts=len(ordered), paste=is_paste(msg.album_id))
+    if is_paste(msg.album_id):
+        whole = msgspec.structs.replace(msg, text=pasted_text(ordered))
+        return whole, (whole,)
     together = msgspec.structs.replace(
         msg,
         text=joined_text(ordered),
@@ -44,3 +59,11 @@ def with_its_album(
 def joined_text(parts: tuple[InboundMessage, ...]) -> str:
     """The text of messages answered together: each part's that has one, in order."""
     return "\n\n".join(part.text for part in parts if part.text.strip())
+
+
+def pasted_text(parts: tuple[InboundMessage, ...]) -> str:
+    """The text the app split into ``parts``, whole again. The app cuts at a line break (or a
+    space, in a line longer than the limit) and Telegram trims each message, so that break is
+    lost: a line break puts back the usual one, and still parts words where it was a space
+    (nothing would glue them into one)."""
+    return "\n".join(part.text for part in parts)

@@ -14,6 +14,7 @@ from session_core import (
     BudgetLedger,
     ChatBacklog,
     Grant,
+    PasteParts,
     SessionKey,
     SessionRegistry,
     TurnRequest,
@@ -75,7 +76,8 @@ class ConsumerDeps:
     ``approvals``: tool calls waiting for approval and the chat's grants (session_core.Approvals;
     None: no approval buttons, /permissions lists nothing);
     ``albums``: the parts of photo albums the producer kept (session_core.AlbumParts; None: each
-    part is a message of its own);
+    part is a message of its own); ``pastes``: the parts of long texts the apps split, kept
+    likewise (session_core.PasteParts; None: each part is a message of its own);
     ``voices``: writes down what recordings say (None: VOICE_TRANSCRIPTION is off);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
@@ -93,6 +95,7 @@ class ConsumerDeps:
     delivery_claims: Claims | None = None
     approvals: ApprovalRecords | None = None
     albums: AlbumParts | None = None
+    pastes: PasteParts | None = None
     voices: VoiceTranscriber | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

@@ -96,8 +96,8 @@ class MessageHandler:
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
         parts: tuple[InboundMessage, ...] = (msg,)
-        if self._deps.albums is not None:  # one turn for the photos sent (or forwarded) together
-            msg, parts = with_its_album(msg, self._deps.albums, self._deps.sleep)
+        # One turn for the photos sent (or forwarded) together, and for a text the app split.
+        msg, parts = with_its_album(msg, self._deps.albums, self._deps.pastes, self._deps.sleep)
         registry, budgets = self._deps.registry, self._deps.budgets
         typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
         command = parse_command(msg.text, self._config.bot_username) if typed else None

@@ -32,6 +32,7 @@ def build_consumer() -> Consumer:
         ChatBacklog,
         DynamoTable,
         LiveTurns,
+        PasteParts,
         SessionRegistry,
         configure_logging,
         make_non_dumpable,
@@ -75,6 +76,7 @@ def build_consumer() -> Consumer:
         delivery_claims=DeliveryClaims(records),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
+        pastes=PasteParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         voices=voice_transcriber(config, s3),
     )
     return Consumer(config, deps)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import SessionKey
+from session_core import SessionKey, paste_album_id
 from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
 
 from ._attachments import attachments_of
@@ -37,15 +37,27 @@ IgnoredReason = Literal[
 ]
 
 
+# Telegram's apps split a text over 4,096 UTF-16 code units into several messages, cutting
+# each part at a line break or space before the limit; a part that long may be followed by
+# more. 3,500 leaves room for a cut far back (a long last line), and is more than people type
+# in one message, so a typed message is rarely kept waiting for a continuation.
+PASTE_PART_MIN_UNITS = 3_500
+
+
 @dataclass(frozen=True)
 class Decision:
     """What to do with a decoded update: enqueue ``message``, or acknowledge with ``ignored``;
     ``album_part``: a part of an album not addressed to the bot itself (in a group), kept for
-    the turn of the part that is."""
+    the turn of the part that is; ``paste_part``: a plain text not addressed to the bot (in a
+    group), answered only as a further part of its sender's paste (``ignored`` otherwise);
+    ``near_limit``: the plain text of ``message`` or ``paste_part`` is long enough that the
+    app may have split it, so the sender's next message may continue it."""
 
     message: InboundMessage | None = None
     ignored: IgnoredReason | None = None
     album_part: InboundMessage | None = None
+    paste_part: InboundMessage | None = None
+    near_limit: bool = False
 
 
 def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decision:
@@ -71,10 +83,11 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if not (text or shared) and not attachments and unsupported is None:
         return Decision(ignored="no content (service message)")
     addressed = True
+    pasted = _pasted(msg, sender_id, attachments, config)
     if msg.chat.type in ("group", "supergroup"):
         # Only what the sender typed can mention the bot: a poll or a place is named by anyone.
         addressed, text = _addressed_in_group(msg, text, config)
-        if not addressed and not (attachments and msg.media_group_id):
+        if not addressed and not (attachments and msg.media_group_id) and not pasted:
             return Decision(ignored="group message not addressed to the bot")
     text = shared or text
     # Only for a message addressed to the bot: an album part's turn is its album's.
@@ -101,16 +114,47 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         forwarded=passed_on(msg),
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
-        album_id=None if unsupported else _answered_with(msg, sender_id, attachments),
+        album_id=None if unsupported else _answered_with(msg, sender_id, attachments, pasted=pasted),
     )
+    if pasted:  # its sender's next message may continue it
+        near_limit = utf16_length(msg.text or "") >= PASTE_PART_MIN_UNITS
+        if addressed:
+            return Decision(message=message, near_limit=near_limit)
+        return Decision(
+            ignored="group message not addressed to the bot", paste_part=message, near_limit=near_limit
+        )
     return Decision(message=message) if addressed else Decision(album_part=message)
 
 
-def _answered_with(msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...]) -> str | None:
+def _pasted(
+    msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...], config: ProducerConfig
+) -> bool:
+    """Whether ``msg`` may be a part of a text its sender pasted, which the app split into
+    several messages: typed text alone (a forward, a caption or a command is never split)."""
+    return (
+        msg.text is not None
+        and not attachments
+        and sender_id is not None
+        and not passed_on(msg)
+        and parse_command(msg.text, config.bot_username) is None
+    )
+
+
+def utf16_length(text: str) -> int:
+    """The length of ``text`` as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _answered_with(
+    msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...], *, pasted: bool
+) -> str | None:
     """The group of messages ``msg`` is answered together with (its ``album_id``): the others
-    forwarded with it, or the other parts of its album. Telegram delivers a forward of several
-    messages as one message each, all sent at the same second: by sender and that second
-    (a forwarded album is part of the forward)."""
+    forwarded with it, the other parts of its album, or the other parts of a text its sender
+    pasted (``pasted``: see ``_pasted``). Telegram delivers a forward of several messages as
+    one message each, all sent at the same second: by sender and that second (a forwarded
+    album is part of the forward)."""
+    if pasted and sender_id is not None:
+        return paste_album_id(sender_id)
     if passed_on(msg) and msg.date:
         return f"forwarded-{sender_id}-{msg.date}"
     return msg.media_group_id if attachments else None

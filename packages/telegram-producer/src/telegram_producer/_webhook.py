@@ -25,6 +25,8 @@ from session_core import (
     ChatBacklog,
     InvalidSessionKeyError,
     MessageDecodeError,
+    PasteParts,
+    PasteVerdict,
     StopOutcome,
     StorageError,
     bind_correlation,
@@ -32,6 +34,7 @@ from session_core import (
     emit_metric,
     encode_json,
     get_logger,
+    is_paste,
     well_formed,
 )
 from telegram_core import (
@@ -125,11 +128,13 @@ class Producer:
         stops: StopRequests | None = None,
         approvals: ApprovalStore | None = None,
         albums: AlbumParts | None = None,
+        pastes: PasteParts | None = None,
         moved_chats: MovedChats | None = None,
     ) -> None:
         self._config = config
         self._moved_chats = moved_chats  # supergroups allowed as the groups they were
         self._albums = albums  # the parts of photo albums, answered as one turn
+        self._pastes = pastes  # the parts of long texts the apps split, answered as one turn
         self._approvals = approvals  # [I] where button presses are decided (session_core.Approvals)
         self._stops = stops  # [H] where stop requests go (session_core.LiveTurns)
         self._rate_limiter = rate_limiter
@@ -184,6 +189,14 @@ class Producer:
             decision = decide(update, config, now=self._clock())
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
+        # In a group, a text not addressed to the bot is answered only as a further part of its
+        # sender's paste (the first part was addressed).
+        unaddressed = decision.paste_part
+        if (
+            unaddressed
+            and self._record_paste_part(unaddressed, decision.near_limit, addressed=False) == "joins"
+        ):
+            return _joined_paste()
         if decision.album_part is not None:
             self._record_album_part(decision.album_part, addressed=False)
             log.info("update_ignored", reason="album part not addressed to the bot")
@@ -196,6 +209,8 @@ class Producer:
         message = decision.message
         if message.kind == "chat_moved":
             return self._move_chat(update.update_id, message)
+        if is_paste(message.album_id):
+            return self._enqueue_paste_part(update.update_id, message, decision.near_limit)
         verdict = self._record_album_part(message, addressed=True)
         if verdict == "joins":
             log.info("album_part_joined")
@@ -204,6 +219,21 @@ class Producer:
             # Its album was answered already, or it was not recorded: a message of its own.
             message = msgspec.structs.replace(message, album_id=None)
         return self._enqueue(update.update_id, message)
+
+    def _enqueue_paste_part(
+        self, update_id: int, message: InboundMessage, near_limit: bool
+    ) -> dict[str, Any]:
+        """Queue a plain text message: as the start of its sender's paste (its turn gathers
+        the parts that follow), as a message of its own, or not at all when it is a further
+        part of a paste (answered with it)."""
+        verdict = self._record_paste_part(message, near_limit, addressed=True)
+        if verdict == "joins":
+            return _joined_paste()
+        if verdict != "starts":  # no paste of its sender open, or not recorded: as before pastes
+            return self._enqueue(update_id, msgspec.structs.replace(message, album_id=None))
+        # Dropped (rate limit, full backlog), no turn will gather its paste, which must not
+        # keep the sender's next messages.
+        return self._enqueue(update_id, message, if_dropped=lambda: self._forget_paste(message))
 
     def _config_for(self, update: Update) -> ProducerConfig | None:
         """The configuration for ``update``: with its chat on ALLOWED_CHAT_IDS too when it is a
@@ -242,6 +272,33 @@ class Producer:
         except StorageError as exc:
             log.warning("album_part_not_recorded", error=str(exc)[:200])
             return None
+
+    def _record_paste_part(
+        self, message: InboundMessage, near_limit: bool, *, addressed: bool
+    ) -> PasteVerdict | None:
+        """Write a plain text message to its sender's paste (session_core.PasteParts; None: not
+        written, so it is answered on its own, as before pastes)."""
+        if self._pastes is None or message.user_id is None:
+            return None
+        try:
+            return self._pastes.record(
+                message.session_key,
+                message.user_id,
+                message.update_id,
+                encode_json(message).decode(),
+                near_limit=near_limit,
+                addressed=addressed,
+            )
+        except StorageError as exc:
+            log.warning("paste_part_not_recorded", error=str(exc)[:200])
+            return None
+
+    def _forget_paste(self, message: InboundMessage) -> None:
+        assert self._pastes is not None and message.user_id is not None
+        try:
+            self._pastes.forget(message.session_key, message.user_id, starter=message.update_id)
+        except StorageError as exc:  # its sender's next pastes are answered part by part a while
+            log.warning("paste_not_forgotten", error=str(exc)[:200])
 
     def _move_chat(self, update_id: int, moved: InboundMessage) -> dict[str, Any]:
         """Queue the move of a group's conversation to the supergroup it became, ahead of the
@@ -294,13 +351,18 @@ class Producer:
             log.warning("dedup_check_failed", error=str(exc))
         return False
 
-    def _enqueue(self, update_id: int, message: InboundMessage) -> dict[str, Any]:
+    def _enqueue(
+        self, update_id: int, message: InboundMessage, *, if_dropped: Callable[[], None] = lambda: None
+    ) -> dict[str, Any]:
+        """Queue ``message`` unless Telegram sent it before; ``if_dropped`` is called when the
+        limits drop it (answered 200: Telegram will not send it again)."""
         bind_correlation(update_id=update_id, session_key=message.session_key)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
         if self._rate_limiter is not None:
             limited = self._rate_limited(message)
             if limited is not None:
+                if_dropped()
                 return limited
         body = _queue_body(message, self._clock())
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
@@ -308,6 +370,7 @@ class Producer:
         if self._backlog is not None:
             refused = self._backlog_full(message)
             if refused is not None:
+                if_dropped()
                 return refused
         if not self._send_to_queue(update_id, message.session_key, body):
             if self._backlog is not None:  # not queued after all; Telegram sends it again
@@ -590,6 +653,11 @@ def _body_bytes(http: _HttpEvent) -> bytes | None:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _joined_paste() -> dict[str, Any]:
+    log.info("paste_part_joined")
+    return _response(200, "paste part: answered with its paste")
 
 
 def _response(status: int, outcome: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def build_producer() -> Producer:
         ChatBacklog,
         DynamoTable,
         LiveTurnsWithBacklog,
+        PasteParts,
         configure_logging,
         make_non_dumpable,
         read_secret,
@@ -66,6 +67,7 @@ def build_producer() -> Producer:
         ),
         approvals=approvals,
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
+        pastes=PasteParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         moved_chats=MovedChats(registry_table),
     )
 

@@ -1,0 +1,162 @@
+"""A long text Telegram's apps split into several messages is one question: one turn that sees
+the whole text, in order, and one answer.
+
+The apps split a text over 4,096 characters into messages sent back to back. Before, each part
+was a paid turn of its own, and the first answer saw only the beginning of the log or code
+the user pasted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from session_core import StorageError
+
+CHAT = 501
+GROUP = -100777
+JOINED = "paste part: answered with its paste"
+
+
+def _log_lines(first: int, count: int) -> str:
+    return "\n".join(
+        f"2026-12-06 03:{i % 60:02d} worker[{i}] request {i} took {i % 97} ms"
+        for i in range(first, first + count)
+    )
+
+
+def _paste(total_lines: int) -> list[str]:
+    """A log as an app sends it: cut at a line break before 4,096 characters (the break
+    itself is not sent: Telegram trims each message)."""
+    lines = _log_lines(0, total_lines).split("\n")
+    parts, current = [], ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > 4096:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [*parts, current]
+
+
+def _send(stack: Any, first_update: int, texts: list[str], **fields: Any) -> list[str]:
+    """Post each text as one message, back to back; the producer's outcome for each."""
+    outcomes = []
+    for i, text in enumerate(texts):
+        part = update(first_update + i, message_id=first_update + i, text=text, **fields)
+        response = stack.producer.handle_event(webhook_event(part))
+        assert response["statusCode"] == 200, response
+        outcomes.append(json.loads(response["body"])["outcome"])
+    return outcomes
+
+
+def _answers(stack: Any, chat_id: int) -> list[str]:
+    return [m["text"] for m in stack.replies(chat_id) if m["text"].startswith("Answer to:")]
+
+
+def test_a_paste_split_in_three_is_one_turn_that_sees_the_whole_text_in_order(stack) -> None:
+    parts = _paste(190)
+    assert len(parts) == 3 and len(parts[-1]) < 3500  # 9,000-odd characters, as the app cuts them
+
+    outcomes = _send(stack, 1000, parts)
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", JOINED, JOINED]
+    [run] = stack.runs()
+    assert run["prompt"] == "\n".join(parts) == _log_lines(0, 190)
+    assert len(_answers(stack, CHAT)) == 1
+
+
+def test_a_short_message_is_queued_on_its_own_with_nothing_to_wait_for(stack) -> None:
+    assert _send(stack, 1010, ["what does this error mean?"]) == ["enqueued"]
+    [queued] = stack.receive()
+
+    assert json.loads(queued["Body"])["message"].get("album_id") is None
+
+
+def test_a_message_after_a_paste_is_complete_is_answered_on_its_own(stack) -> None:
+    parts = _paste(120)
+    outcomes = _send(stack, 1020, [*parts, "and why is it slow?"])
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", JOINED, "enqueued"]
+    first, second = stack.runs()
+    assert first["prompt"] == "\n".join(parts) and second["prompt"] == "and why is it slow?"
+
+
+def test_a_part_that_comes_after_its_paste_was_answered_is_answered_on_its_own(stack) -> None:
+    first_part, last_part = _paste(120)
+    _send(stack, 1030, [first_part])
+    stack.drain(stack.consumer())  # waits for more parts a while, then answers what came
+    late = _send(stack, 1031, [last_part])
+    stack.drain(stack.consumer())
+
+    assert late == ["enqueued"]
+    first, second = stack.runs()
+    assert first["prompt"] == first_part and second["prompt"] == last_part
+
+
+def test_a_part_telegram_sends_again_changes_nothing(stack) -> None:
+    parts = _paste(120)
+    _send(stack, 1040, parts)
+    again = _send(stack, 1040, [parts[0]]) + _send(stack, 1041, [parts[1]])
+    stack.drain(stack.consumer())
+    after = _send(stack, 1041, [parts[1]]) + _send(stack, 1040, [parts[0]])
+    stack.drain(stack.consumer())
+
+    assert again == ["duplicate", JOINED] and after == [JOINED, JOINED]
+    [run] = stack.runs()
+    assert run["prompt"] == "\n".join(parts)
+
+
+def test_in_a_group_the_rest_of_an_addressed_paste_joins_it_without_a_mention(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    first, rest = _paste(120)
+    outcomes = _send(stack, 1050, [f"@{BOT_USERNAME} {first}", rest], **group)
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", JOINED]
+    [run] = stack.runs()
+    assert run["prompt"] == f"[From @alice]\n\n{first}\n{rest}"
+
+
+def test_in_a_group_a_paste_not_addressed_to_the_bot_starts_no_turn(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    outcomes = _send(stack, 1060, _paste(120), **group)
+    stack.drain(stack.consumer())
+
+    assert all(outcome.startswith("ignored") for outcome in outcomes)
+    assert stack.runs() == []
+
+
+def test_another_members_message_right_after_a_long_one_is_not_taken_for_a_part(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    long_one = _paste(60)[0]
+    bob = _send(stack, 1070, [f"@{BOT_USERNAME} {long_one}"], user_id=42, **group)
+    alice = _send(stack, 1071, [f"@{BOT_USERNAME} unrelated question"], **group)
+    aside = _send(stack, 1072, ["lunch?"], **group)
+    stack.drain(stack.consumer())
+
+    assert bob == alice == ["enqueued"] and aside[0].startswith("ignored")
+    prompts = sorted(run["prompt"] for run in stack.runs())
+    assert prompts == sorted([f"[From @alice]\n\n{long_one}", "[From @alice]\n\nunrelated question"])
+
+
+def test_a_part_the_producer_could_not_keep_is_answered_on_its_own(stack) -> None:
+    """A failed write (DynamoDB throttled, say) must not lose the part."""
+    pastes = stack.producer._pastes
+    keep = pastes.record
+
+    def throttled_for_the_last(session_key: str, sender_id: int, update_id: int, part: str, **kw: Any) -> Any:
+        if update_id == 1081:
+            raise StorageError("pastes.record", "DynamoDB UpdateItem throttled")
+        return keep(session_key, sender_id, update_id, part, **kw)
+
+    pastes.record = throttled_for_the_last
+    first, rest = _paste(120)
+    outcomes = _send(stack, 1080, [first, rest])
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", "enqueued"]
+    assert sorted(run["prompt"] for run in stack.runs()) == sorted([first, rest])
