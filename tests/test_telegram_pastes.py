@@ -160,3 +160,30 @@ def test_a_part_the_producer_could_not_keep_is_answered_on_its_own(stack) -> Non
 
     assert outcomes == ["enqueued", "enqueued"]
     assert sorted(run["prompt"] for run in stack.runs()) == sorted([first, rest])
+
+
+def test_a_text_message_costs_one_request_on_its_senders_paste_and_other_messages_none(stack) -> None:
+    """The producer answers Telegram within milliseconds: telling a continuation from a new
+    message is one UpdateItem, and only for plain text."""
+    calls: list[tuple[str, str]] = []
+
+    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+        pk = params.get("Key", {}).get("pk", {}).get("S", "")
+        if pk.startswith("album|"):
+            calls.append((model.name, pk))
+
+    stack.producer._pastes._table.dynamodb.meta.events.register("before-parameter-build.dynamodb", note)
+    paste_item = f"album|default/{CHAT}/0|paste-{CHAT}"
+    first, rest = _paste(120)
+
+    _send(stack, 1090, ["hi"])
+    assert calls == [("UpdateItem", paste_item)]
+    calls.clear()
+    _send(stack, 1091, [first, rest])
+    assert calls == [("UpdateItem", paste_item)] * 2
+    calls.clear()
+    _send(stack, 1093, ["/status"])
+    file_id = stack.telegram.add_file(b"%PDF" * 20, file_path="documents/a.pdf")
+    document = {"file_id": file_id, "file_unique_id": "d1", "file_name": "a.pdf"}
+    stack.post(update(1094, message_id=1094, text=None, document=document, caption="x" * 1000))
+    assert calls == []
