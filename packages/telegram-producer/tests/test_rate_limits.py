@@ -177,3 +177,26 @@ def test_in_a_group_the_slow_down_notice_answers_the_member_it_is_for(aws, make_
     notice = bodies[2]
     assert notice["method"] == "sendMessage" and notice["text"].startswith("You are sending")
     assert notice["reply_parameters"] == {"message_id": 42, "allow_sending_without_reply": True}
+
+
+def test_a_paste_whose_first_part_was_dropped_keeps_no_later_message_of_its_sender(
+    aws, make_producer
+) -> None:
+    """Its turn will never gather the paste: the sender's messages after the limit are
+    answered again, not kept for it."""
+    from session_core import PasteParts
+
+    clock = Clock(START)
+    producer = make_producer(clock, per_user=1, per_chat=0)
+    producer._pastes = PasteParts(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+
+    def post(update_id: int, text: str) -> dict[str, str]:
+        response = producer.handle_event(webhook_event(update(update_id, chat_id=501, text=text)))
+        return dict(json.loads(response["body"]))
+
+    assert post(9500, "hi")["outcome"] == "enqueued"
+    post(9501, "x" * 3600)  # over the limit: dropped, with a notice
+    clock.now += 2
+    assert post(9502, "the rest")["outcome"] == "rate limited (user)"  # not kept for the paste
+    clock.now = START + 61
+    assert post(9503, "y" * 3600)["outcome"] == "enqueued"  # starts a paste of its own

@@ -82,16 +82,15 @@ class PasteParts(TableStore):
             ":now": number(now),
             ":ttl": number(self._table.expires_at(now)),
             ":id": {"NS": [str(update_id)]},
+            ":n": number(update_id),
         }
         update = "SET #p = :part, last_at = :now, expires_at = :ttl"
         condition = "open_until >= :now"
-        values[":n"] = number(update_id)
         if near_limit:
             update += ", open_until = :until"
             values[":until"] = number(now + PART_GAP_S)
             if addressed:
-                update += ", starter = if_not_exists(starter, :me)"
-                values[":me"] = number(update_id)
+                update += ", starter = if_not_exists(starter, :n)"
                 condition = f"(attribute_not_exists(starter) OR {condition})"
         else:
             update += " REMOVE open_until"  # the last part: the paste is complete
