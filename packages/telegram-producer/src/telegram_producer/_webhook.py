@@ -194,6 +194,7 @@ class Producer:
         unaddressed = decision.paste_part
         if (
             unaddressed
+            and len(unaddressed.text) <= MAX_TEXT_CHARS
             and self._record_paste_part(unaddressed, decision.near_limit, addressed=False) == "joins"
         ):
             return _joined_paste()
