@@ -9,10 +9,11 @@ the user pasted.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
-from session_core import StorageError
+from session_core import PasteParts, StorageError
 
 CHAT = 501
 GROUP = -100777
@@ -187,3 +188,23 @@ def test_a_text_message_costs_one_request_on_its_senders_paste_and_other_message
     document = {"file_id": file_id, "file_unique_id": "d1", "file_name": "a.pdf"}
     stack.post(update(1094, message_id=1094, text=None, document=document, caption="x" * 1000))
     assert calls == []
+
+
+def test_a_paste_never_queued_does_not_split_its_senders_next_paste(stack) -> None:
+    """The producer wrote a paste's first part and never queued it (it crashed, or the part
+    was too large for the queue): the sender's next paste, minutes later, is one turn still."""
+    minutes_ago = PasteParts(
+        dynamodb=stack.aws.dynamodb,
+        table=stack.aws.resources.table,
+        retention_days=1,
+        clock=lambda: time.time() - 600,
+    )
+    minutes_ago.record(f"default/{CHAT}/0", CHAT, 1099, "{}", near_limit=True, addressed=True)
+    parts = _paste(190)
+
+    outcomes = _send(stack, 1100, parts)
+    stack.drain(stack.consumer())
+
+    assert outcomes == ["enqueued", JOINED, JOINED]
+    [run] = stack.runs()
+    assert run["prompt"] == "\n".join(parts)

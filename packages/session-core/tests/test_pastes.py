@@ -135,3 +135,34 @@ def test_a_paste_whose_starter_was_dropped_can_be_forgotten(pastes: PasteParts, 
     clock.now += 1
     assert pastes.record(SESSION, ALICE, 102, "later", near_limit=False, addressed=True) == "alone"
     assert pastes.record(SESSION, ALICE, 103, "new", near_limit=True, addressed=True) == "starts"
+
+
+def test_a_paste_never_answered_does_not_keep_the_senders_next_paste_from_starting(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    """Its first part was never queued (too large for the queue, the producer crashed after
+    writing it): the next paste, minutes later, is still one turn, not a turn per part."""
+    pastes.record(SESSION, ALICE, 111, "lost", near_limit=True, addressed=True)
+    pastes.record(SESSION, ALICE, 112, "lost too", near_limit=False, addressed=True)
+    clock.now += 300
+    assert pastes.record(SESSION, ALICE, 115, "b1", near_limit=True, addressed=True) == "starts"
+    assert pastes.record(SESSION, ALICE, 116, "b2", near_limit=False, addressed=True) == "joins"
+    assert _gather(pastes, 115) == ["b1", "b2"]
+
+
+def test_a_paste_whose_turn_waits_behind_another_keeps_its_parts_when_the_next_paste_starts(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    """The chat's queue is busy with a long turn: the first paste is answered with its own
+    parts, the second one with its own, each once."""
+    pastes.record(SESSION, ALICE, 121, "a1", near_limit=True, addressed=True)
+    pastes.record(SESSION, ALICE, 122, "a2", near_limit=False, addressed=True)
+    clock.now += 30
+    assert pastes.record(SESSION, ALICE, 125, "b1", near_limit=True, addressed=True) == "starts"
+    # Telegram sends the first paste's parts again (its answer to the webhook was lost).
+    assert pastes.record(SESSION, ALICE, 121, "a1", near_limit=True, addressed=True) == "starts"
+    assert pastes.record(SESSION, ALICE, 126, "b2", near_limit=False, addressed=True) == "joins"
+    assert _gather(pastes, 121) == ["a1", "a2"]
+    assert _gather(pastes, 121) == ["a1", "a2"]  # a retried turn
+    assert _gather(pastes, 125) == ["b1", "b2"]
+    assert _gather(pastes, 125) == ["b1", "b2"]

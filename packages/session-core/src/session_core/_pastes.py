@@ -15,10 +15,14 @@ decides what it is:
   gathering;
 - ``answered`` and ``answered_by``: the update ids the last paste's turn answered and the one
   that started it, kept (with those parts) until the sender's next paste is gathered, so a
-  retried turn gets the same parts and a part Telegram sends again is not a message anew.
+  retried turn gets the same parts and a part Telegram sends again is not a message anew;
+- ``held<starter>``: the update ids of a complete paste whose turn had not gathered it when
+  the sender's next paste started (its turn waits behind another one in the chat's queue, or
+  it was never queued), kept for that turn; the next paste's gathering drops it.
 
 A message near the limit starts a paste when none is open (in a group, only if addressed to
-the bot); any message joins the open one. A message that does neither fails the condition
+the bot), setting a complete one not yet gathered aside (a second UpdateItem); any message
+joins the open one. A message that does neither fails the condition
 and writes nothing: it is answered on its own, as before pastes.
 """
 
@@ -33,6 +37,7 @@ from ._albums import album_pk, recorded_parts
 from ._dynamo_table import ConditionFailed, TableStore, check_update_id, item_float, item_int, number
 
 _PARTS = "parts"
+_HELD_PREFIX = "held"
 # How long after a part near the limit the next one may come and still be its continuation:
 # the apps send the parts back to back, so this only has to cover the webhook's delays.
 PART_GAP_S = 4.0
@@ -74,7 +79,8 @@ class PasteParts(TableStore):
         Telegram sent again) or "alone" (no paste of the sender was open for it: a message
         of its own; nothing is written). ``near_limit``: the text is long enough that the
         app may have cut it; ``addressed``: it may start a turn (in a group, addressed to
-        the bot). One UpdateItem."""
+        the bot). One UpdateItem; two when it starts a paste while the sender's previous one
+        waits for its turn (or was never queued): that one is set aside for its turn."""
         check_update_id(update_id)
         now = self._table.clock()
         values: dict[str, Any] = {
@@ -94,23 +100,36 @@ class PasteParts(TableStore):
                 condition = f"(attribute_not_exists(starter) OR {condition})"
         else:
             update += " REMOVE open_until"  # the last part: the paste is complete
-        try:
-            out = self._table.update(
-                "record",
-                album_pk(session_key, paste_album_id(sender_id)),
-                _PARTS,
-                UpdateExpression=f"{update} ADD recorded_ids :id",
-                # Not a part a turn answered already: Telegram sent it again.
-                ConditionExpression=f"{condition} AND NOT contains(answered, :n)",
-                ExpressionAttributeNames={"#p": f"p{update_id}"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ConditionFailed as failed:
-            return _recorded_before(failed.item or {}, update_id)
-        item = out.get("Attributes", {})
-        return "starts" if item_int(item, "starter") == update_id else "joins"
+        pk = album_pk(session_key, paste_album_id(sender_id))
+        names = {"#p": f"p{update_id}", "#held": f"{_HELD_PREFIX}{update_id}"}
+        # Not a part a turn answered already, nor a paste set aside: Telegram sent it again.
+        condition += " AND NOT contains(answered, :n) AND attribute_not_exists(#held)"
+        for _ in range(3):  # a turn gathered the paste being set aside meanwhile: once more
+            try:
+                out = self._table.update(
+                    "record",
+                    pk,
+                    _PARTS,
+                    UpdateExpression=f"{update} ADD recorded_ids :id",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ConditionFailed as failed:
+                before = failed.item or {}
+                verdict = _recorded_before(before, update_id)
+                if verdict != "alone" or not (near_limit and addressed) or "recorded_ids" not in before:
+                    return verdict
+                try:  # a complete paste its turn has not gathered yet: this one starts anew
+                    self._table.update("record", pk, _PARTS, **_set_aside(before, update_id, values))
+                except ConditionFailed:
+                    continue
+                return "starts"
+            item = out.get("Attributes", {})
+            return "starts" if item_int(item, "starter") == update_id else "joins"
+        return "alone"
 
     def gather(
         self,
@@ -135,6 +154,13 @@ class PasteParts(TableStore):
             recorded = recorded_parts(item)
             if item_int(item, "answered_by") == starter:
                 return [recorded[i] for i in sorted(recorded) if str(i) in item["answered"]["NS"]]
+            held = item.get(f"{_HELD_PREFIX}{starter}")
+            if held is not None:  # set aside when the sender's next paste started: complete
+                try:
+                    self._table.update("gather", pk, _PARTS, **_held_answered(starter, held))
+                except ConditionFailed:
+                    continue  # a retry of ours answered it meanwhile: read again
+                return [recorded[i] for i in sorted(int(i) for i in held["NS"]) if i in recorded]
             if item_int(item, "starter") != starter or "recorded_ids" not in item:
                 return []
             now = self._table.clock()
@@ -168,6 +194,8 @@ def _recorded_before(item: dict[str, Any], update_id: int) -> PasteVerdict:
     (Telegram sent it again), else "alone"."""
     if str(update_id) in item.get("recorded_ids", {}).get("NS", ()):
         return "starts" if item_int(item, "starter") == update_id else "joins"
+    if f"{_HELD_PREFIX}{update_id}" in item:
+        return "starts"
     return "joins" if str(update_id) in item.get("answered", {}).get("NS", ()) else "alone"
 
 
@@ -176,8 +204,11 @@ def _answered(item: dict[str, Any], recorded: dict[int, str], starter: int, ids:
     and dropping the parts an earlier paste left, unless a part came since ``item`` was read."""
     names: dict[str, str] = {}
     removed = ["starter", "open_until", "recorded_ids"]
-    for n, stale in enumerate(i for i in recorded if i not in ids):
-        names[f"#s{n}"] = f"p{stale}"
+    # Pastes set aside started before this one: their turns came first (the chat's queue is
+    # FIFO), or never will.
+    stale = [f"p{i}" for i in recorded if i not in ids] + [n for n in item if n.startswith(_HELD_PREFIX)]
+    for n, name in enumerate(stale):
+        names[f"#s{n}"] = name
         removed.append(f"#s{n}")
     arguments: dict[str, Any] = {
         "UpdateExpression": f"REMOVE {', '.join(removed)} SET answered = :ids, answered_by = :s",
@@ -191,3 +222,36 @@ def _answered(item: dict[str, Any], recorded: dict[int, str], starter: int, ids:
     if names:
         arguments["ExpressionAttributeNames"] = names
     return arguments
+
+
+def _set_aside(item: dict[str, Any], update_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateItem arguments that start the paste ``update_id`` (``values``: those of
+    ``record``) over the complete one ``item`` holds, whose ids are kept for its turn, unless
+    the item changed since it was read."""
+    return {
+        "UpdateExpression": (
+            "SET #p = :part, last_at = :now, expires_at = :ttl, open_until = :until, starter = :n, "
+            "recorded_ids = :id, #aside = :aside"
+        ),
+        "ConditionExpression": "starter = :old AND last_at = :seen",
+        "ExpressionAttributeNames": {
+            "#p": f"p{update_id}",
+            "#aside": f"{_HELD_PREFIX}{item['starter']['N']}",
+        },
+        "ExpressionAttributeValues": {
+            **values,
+            ":aside": item["recorded_ids"],
+            ":old": item["starter"],
+            ":seen": item["last_at"],
+        },
+    }
+
+
+def _held_answered(starter: int, held: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateItem arguments that mark the paste ``starter`` set aside answered."""
+    return {
+        "UpdateExpression": "REMOVE #held SET answered = :ids, answered_by = :s",
+        "ConditionExpression": "attribute_exists(#held)",
+        "ExpressionAttributeNames": {"#held": f"{_HELD_PREFIX}{starter}"},
+        "ExpressionAttributeValues": {":ids": held, ":s": number(starter)},
+    }
