@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import FakeClock
-from session_core import PasteParts
+from session_core import PasteParts, StorageError
 
 SESSION = "default/501/0"
 ALICE = 7
@@ -166,3 +166,31 @@ def test_a_paste_whose_turn_waits_behind_another_keeps_its_parts_when_the_next_p
     assert _gather(pastes, 121) == ["a1", "a2"]  # a retried turn
     assert _gather(pastes, 125) == ["b1", "b2"]
     assert _gather(pastes, 125) == ["b1", "b2"]
+
+
+def test_a_paste_that_filled_its_item_does_not_keep_the_senders_next_paste_from_being_one(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    """DynamoDB holds 400 KB an item: a paste of a few dozen parts (8 KB each in Cyrillic)
+    fills it, and the parts a retried turn would need stay after it is answered. The next
+    paste must still find room, not be answered part by part until the item expires."""
+    part = "ж" * 4000
+    update_ids = iter(range(1000, 2000))
+    first = next(update_ids)
+    pastes.record(SESSION, ALICE, first, part, near_limit=True, addressed=True)
+    for _ in range(60):  # until the item is full: the parts past that are answered on their own
+        clock.now += 0.2
+        try:
+            pastes.record(SESSION, ALICE, next(update_ids), part, near_limit=True, addressed=True)
+        except StorageError:
+            break
+    else:
+        pytest.fail("the item never filled up")
+    clock.now += 10
+    assert len(_gather(pastes, first)) > 40
+    clock.now += 300
+
+    second = next(update_ids)
+    assert pastes.record(SESSION, ALICE, second, part, near_limit=True, addressed=True) == "starts"
+    assert pastes.record(SESSION, ALICE, next(update_ids), "end", near_limit=False, addressed=True) == "joins"
+    assert _gather(pastes, second) == [part, "end"]

@@ -15,7 +15,8 @@ decides what it is:
   gathering;
 - ``answered`` and ``answered_by``: the update ids the last paste's turn answered and the one
   that started it, kept (with those parts) until the sender's next paste is gathered, so a
-  retried turn gets the same parts and a part Telegram sends again is not a message anew;
+  retried turn gets the same parts and a part Telegram sends again is not a message anew
+  (the parts go sooner when the next paste needs their room in the item: 400 KB);
 - ``held<starter>``: the update ids of a complete paste whose turn had not gathered it when
   the sender's next paste started (its turn waits behind another one in the chat's queue, or
   it was never queued), kept for that turn; the next paste's gathering drops it.
@@ -35,9 +36,11 @@ from typing import Any, Literal
 
 from ._albums import album_pk, recorded_parts
 from ._dynamo_table import ConditionFailed, TableStore, check_update_id, item_float, item_int, number
+from ._errors import StorageError
 
 _PARTS = "parts"
 _HELD_PREFIX = "held"
+_TOO_LARGE = "ValidationException"  # the only one record's valid expressions meet: item over 400 KB
 # How long after a part near the limit the next one may come and still be its continuation:
 # the apps send the parts back to back, so this only has to cover the webhook's delays.
 PART_GAP_S = 4.0
@@ -80,7 +83,8 @@ class PasteParts(TableStore):
         of its own; nothing is written). ``near_limit``: the text is long enough that the
         app may have cut it; ``addressed``: it may start a turn (in a group, addressed to
         the bot). One UpdateItem; two when it starts a paste while the sender's previous one
-        waits for its turn (or was never queued): that one is set aside for its turn."""
+        waits for its turn (or was never queued): that one is set aside for its turn; a read
+        and a write more when the item is full (``_drop_answered_parts``)."""
         check_update_id(update_id)
         now = self._table.clock()
         values: dict[str, Any] = {
@@ -117,6 +121,13 @@ class PasteParts(TableStore):
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
+            except StorageError as exc:
+                # The item is full (DynamoDB's 400 KB), most likely of the parts a paste answered
+                # before keeps for a retried turn: a new paste's part needs that room more.
+                starting = near_limit and addressed and exc.error_code == _TOO_LARGE
+                if not (starting and self._drop_answered_parts(pk)):
+                    raise
+                continue
             except ConditionFailed as failed:
                 before = failed.item or {}
                 verdict = _recorded_before(before, update_id)
@@ -130,6 +141,30 @@ class PasteParts(TableStore):
             item = out.get("Attributes", {})
             return "starts" if item_int(item, "starter") == update_id else "joins"
         return "alone"
+
+    def _drop_answered_parts(self, pk: str) -> bool:
+        """Remove the parts of the paste answered last from the item ``pk``; False when it
+        holds none (nothing to make room with)."""
+        item = self._table.get("record", pk, _PARTS) or {}
+        answered = {int(i) for i in item.get("answered", {}).get("NS", ())}
+        receiving = {int(i) for i in item.get("recorded_ids", {}).get("NS", ())}
+        names = {
+            f"#d{n}": f"p{i}"
+            for n, i in enumerate(i for i in recorded_parts(item) if i in answered - receiving)
+        }
+        if not names:
+            return False
+        with contextlib.suppress(ConditionFailed):  # another paste was answered meanwhile: try again
+            self._table.update(
+                "record",
+                pk,
+                _PARTS,
+                UpdateExpression=f"REMOVE {', '.join(names)}",
+                ConditionExpression="answered_by = :by",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":by": item["answered_by"]},
+            )
+        return True
 
     def gather(
         self,
