@@ -25,7 +25,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._dynamo_table import ConditionFailed, TableStore, check_update_id, item_float, item_int, number
+from ._dynamo_table import (
+    ConditionFailed,
+    DynamoTable,
+    TableStore,
+    check_update_id,
+    item_float,
+    item_int,
+    number,
+)
 
 _PARTS = "parts"
 _PART_PREFIX = "p"
@@ -48,15 +56,8 @@ class AlbumParts(TableStore):
         part that starts it, or already was: a part recorded again after the album's turn
         took it) or "late" (its album was answered without it: a message of its own).
         One UpdateItem."""
-        check_update_id(update_id)
-        now = self._table.clock()
-        values: dict[str, Any] = {
-            ":part": {"S": part},
-            ":now": number(now),
-            ":ttl": number(self._table.expires_at(now)),
-            ":id": {"NS": [str(update_id)]},
-        }
-        update = "SET #p = :part, last_at = :now, expires_at = :ttl"
+        values = part_values(self._table, update_id, part, now=self._table.clock())
+        update = SET_PART
         if addressed:
             update += ", starter = if_not_exists(starter, :me)"
             values[":me"] = number(update_id)
@@ -119,6 +120,22 @@ class AlbumParts(TableStore):
             except ConditionFailed:
                 continue  # another part came meanwhile (or a retry of ours gathered): read again
             return [recorded[i] for i in ids]
+
+
+# What recording a part sets (``part_values`` names the values), for albums and pastes alike.
+SET_PART = "SET #p = :part, last_at = :now, expires_at = :ttl"
+
+
+def part_values(table: DynamoTable, update_id: int, part: str, *, now: float) -> dict[str, Any]:
+    """The expression values of recording the part ``update_id`` at ``now`` (``SET_PART``,
+    and ``:id``: its id as a set, to ADD to ``recorded_ids``)."""
+    check_update_id(update_id)
+    return {
+        ":part": {"S": part},
+        ":now": number(now),
+        ":ttl": number(table.expires_at(now)),
+        ":id": {"NS": [str(update_id)]},
+    }
 
 
 def album_pk(session_key: str, album_id: str) -> str:

@@ -34,8 +34,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._albums import album_pk, recorded_parts
-from ._dynamo_table import ConditionFailed, TableStore, check_update_id, item_float, item_int, number
+from ._albums import SET_PART, album_pk, part_values, recorded_parts
+from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, number
 from ._errors import StorageError
 
 _PARTS = "parts"
@@ -85,16 +85,9 @@ class PasteParts(TableStore):
         the bot). One UpdateItem; two when it starts a paste while the sender's previous one
         waits for its turn (or was never queued): that one is set aside for its turn; a read
         and a write more when the item is full (``_drop_answered_parts``)."""
-        check_update_id(update_id)
         now = self._table.clock()
-        values: dict[str, Any] = {
-            ":part": {"S": part},
-            ":now": number(now),
-            ":ttl": number(self._table.expires_at(now)),
-            ":id": {"NS": [str(update_id)]},
-            ":n": number(update_id),
-        }
-        update = "SET #p = :part, last_at = :now, expires_at = :ttl"
+        values = {**part_values(self._table, update_id, part, now=now), ":n": number(update_id)}
+        update = SET_PART
         condition = "open_until >= :now"
         if near_limit:
             update += ", open_until = :until"
