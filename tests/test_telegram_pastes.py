@@ -8,6 +8,7 @@ the user pasted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -208,3 +209,21 @@ def test_a_paste_never_queued_does_not_split_its_senders_next_paste(stack) -> No
     assert outcomes == ["enqueued", JOINED, JOINED]
     [run] = stack.runs()
     assert run["prompt"] == "\n".join(parts)
+
+
+def test_a_first_part_telegram_sends_again_after_a_503_is_queued_once_with_every_part(stack) -> None:
+    """The queue failed for the first part (503): Telegram sends it again after the rest."""
+    parts = _paste(190)
+    config = stack.producer._config
+    stack.producer._config = dataclasses.replace(config, queue_url=f"{config.queue_url}-unreachable")
+    failed = stack.producer.handle_event(webhook_event(update(1110, message_id=1110, text=parts[0])))
+    stack.producer._config = config
+
+    rest = _send(stack, 1111, parts[1:])
+    again = _send(stack, 1110, parts[:1]) + _send(stack, 1110, parts[:1])
+    stack.drain(stack.consumer())
+
+    assert failed["statusCode"] == 503 and rest == [JOINED, JOINED] and again == ["enqueued", "duplicate"]
+    [run] = stack.runs()
+    assert run["prompt"] == "\n".join(parts)
+    assert len(_answers(stack, CHAT)) == 1
