@@ -194,3 +194,22 @@ def test_a_paste_that_filled_its_item_does_not_keep_the_senders_next_paste_from_
     assert pastes.record(SESSION, ALICE, second, part, near_limit=True, addressed=True) == "starts"
     assert pastes.record(SESSION, ALICE, next(update_ids), "end", near_limit=False, addressed=True) == "joins"
     assert _gather(pastes, second) == [part, "end"]
+
+
+def test_a_first_part_telegram_sends_again_later_still_waits_for_the_rest(
+    pastes: PasteParts, clock: FakeClock
+) -> None:
+    """The webhook failed for the first part (the queue was down): Telegram holds the chat's
+    next updates until it succeeds, seconds or minutes later, so the rest comes after it."""
+    pastes.record(SESSION, ALICE, 131, "first", near_limit=True, addressed=True)
+    clock.now += 30
+    assert pastes.record(SESSION, ALICE, 131, "first", near_limit=True, addressed=True) == "starts"
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the rest comes while its turn starts
+        waits.append(seconds)
+        if len(waits) == 1:
+            assert pastes.record(SESSION, ALICE, 132, "second", near_limit=False, addressed=True) == "joins"
+        clock.now += seconds
+
+    assert pastes.gather(SESSION, ALICE, starter=131, sleep=sleep) == ["first", "second"]

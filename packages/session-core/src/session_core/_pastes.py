@@ -12,7 +12,8 @@ decides what it is:
   paste being received;
 - ``open_until``: while set and not passed, the last part was near the limit and a further
   part may still come; a shorter part removes it (the paste is complete), and so does
-  gathering;
+  gathering; the first part sent again (after the webhook failed) sets it anew: Telegram
+  sends the chat's next updates only once the webhook took that one;
 - ``answered`` and ``answered_by``: the update ids the last paste's turn answered and the one
   that started it, kept (with those parts) until the sender's next paste is gathered, so a
   retried turn gets the same parts and a part Telegram sends again is not a message anew
@@ -42,7 +43,9 @@ _PARTS = "parts"
 _HELD_PREFIX = "held"
 _TOO_LARGE = "ValidationException"  # the only one record's valid expressions meet: item over 400 KB
 # How long after a part near the limit the next one may come and still be its continuation:
-# the apps send the parts back to back, so this only has to cover the webhook's delays.
+# the apps send the parts back to back and Telegram delivers a chat's updates one at a time,
+# so this covers the webhook's round trip (a producer's cold start, about a second, at worst)
+# with room to spare: a part missed is a second paid turn that saw half the text.
 PART_GAP_S = 4.0
 # How long a turn waits for the rest of a paste whose last part so far was near the limit
 # (a long paste keeps extending the wait by PART_GAP_S): then it is answered with what came.
@@ -94,7 +97,12 @@ class PasteParts(TableStore):
             values[":until"] = number(now + PART_GAP_S)
             if addressed:
                 update += ", starter = if_not_exists(starter, :n)"
-                condition = f"(attribute_not_exists(starter) OR {condition})"
+                # Or the first part again, the rest not come yet: Telegram holds a chat's next
+                # updates until the webhook took the one it failed, so they follow it now.
+                condition = (
+                    f"(attribute_not_exists(starter) OR {condition}"
+                    " OR (starter = :n AND attribute_exists(open_until)))"
+                )
         else:
             update += " REMOVE open_until"  # the last part: the paste is complete
         pk = album_pk(session_key, paste_album_id(sender_id))
