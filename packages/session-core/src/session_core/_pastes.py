@@ -44,8 +44,8 @@ _HELD_PREFIX = "held"
 _TOO_LARGE = "ValidationException"  # the only one record's valid expressions meet: item over 400 KB
 # How long after a part near the limit the next one may come and still be its continuation:
 # the apps send the parts back to back and Telegram delivers a chat's updates one at a time,
-# so this covers the webhook's round trip (a producer's cold start, about a second, at worst)
-# with room to spare: a part missed is a second paid turn that saw half the text.
+# yet gaps over 1.5 s are seen (a slow uplink, the webhook's round trip, a cold start): 4 s
+# leaves room, as a part missed is a second paid turn that saw half the text.
 PART_GAP_S = 4.0
 # How long a turn waits for the rest of a paste whose last part so far was near the limit
 # (a long paste keeps extending the wait by PART_GAP_S): then it is answered with what came.
