@@ -164,9 +164,10 @@ def test_a_part_the_producer_could_not_keep_is_answered_on_its_own(stack) -> Non
     assert sorted(run["prompt"] for run in stack.runs()) == sorted([first, rest])
 
 
-def test_a_text_message_costs_one_request_on_its_senders_paste_and_other_messages_none(stack) -> None:
+def test_a_text_message_costs_one_request_on_its_senders_paste_item_and_other_messages_none(stack) -> None:
     """The producer answers Telegram within milliseconds: telling a continuation from a new
-    message is one UpdateItem, and only for plain text."""
+    message is one UpdateItem on the sender's small item, and only for plain text; a part
+    that starts or joins a paste writes itself to that paste's item too."""
     calls: list[tuple[str, str]] = []
 
     def note(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -175,14 +176,15 @@ def test_a_text_message_costs_one_request_on_its_senders_paste_and_other_message
             calls.append((model.name, pk))
 
     stack.producer._pastes._table.dynamodb.meta.events.register("before-parameter-build.dynamodb", note)
-    paste_item = f"album|default/{CHAT}/0|paste-{CHAT}"
+    sender_item = f"album|default/{CHAT}/0|paste-{CHAT}"
+    parts_item = f"{sender_item}-1091"
     first, rest = _paste(120)
 
     _send(stack, 1090, ["hi"])
-    assert calls == [("UpdateItem", paste_item)]
+    assert calls == [("UpdateItem", sender_item)]
     calls.clear()
     _send(stack, 1091, [first, rest])
-    assert calls == [("UpdateItem", paste_item)] * 2
+    assert calls == [("UpdateItem", sender_item), ("UpdateItem", parts_item)] * 2
     calls.clear()
     _send(stack, 1093, ["/status"])
     file_id = stack.telegram.add_file(b"%PDF" * 20, file_path="documents/a.pdf")
@@ -229,3 +231,52 @@ def test_a_first_part_telegram_sends_again_after_a_503_is_queued_once_with_every
     [run] = stack.runs()
     assert run["prompt"] == "\n".join(parts)
     assert len(_answers(stack, CHAT)) == 1
+
+
+def _item_bytes(item: dict[str, Any]) -> int:
+    """The size DynamoDB bills an item by (its documented rules): each attribute's name in UTF-8
+    plus its value (a string in UTF-8, a number ≈1 byte per two significant digits plus 1, a
+    set the sum of its members)."""
+
+    def value_bytes(value: dict[str, Any]) -> int:
+        ((kind, data),) = value.items()
+        if kind == "S":
+            return len(data.encode())
+        if kind == "N":
+            return (len(data.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
+        if kind in ("SS", "NS"):
+            return sum(value_bytes({kind[0]: member}) for member in data)
+        if kind in ("BOOL", "NULL"):
+            return 1
+        raise AssertionError(f"no size rule here for {kind}")
+
+    return sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
+
+
+def test_after_a_long_paste_an_ordinary_message_still_writes_about_one_unit(stack) -> None:
+    """DynamoDB bills a write (a failed conditional one too) by the size of the item it touches,
+    1 write unit per KB: what every plain text message writes must stay small after a paste of
+    40,000 characters, not weigh as much as the paste for the day its parts are kept."""
+    touched: list[dict[str, Any]] = []
+
+    def note(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "UpdateItem" and params["Key"]["pk"]["S"].startswith("album|"):
+            touched.append(params["Key"])
+
+    dynamodb = stack.producer._pastes._table.dynamodb
+    dynamodb.meta.events.register("before-parameter-build.dynamodb", note)
+    parts = _paste(800)
+    assert sum(map(len, parts)) > 40_000
+    assert _send(stack, 1200, parts) == ["enqueued"] + [JOINED] * (len(parts) - 1)
+    stack.drain(stack.consumer())
+    [run] = stack.runs()
+    assert run["prompt"] == "\n".join(parts)
+
+    for update_id in (1300, 1301, 1302):
+        touched.clear()
+        assert _send(stack, update_id, [f"thanks, and question {update_id}?"]) == ["enqueued"]
+        [key] = touched  # one request on the sender's paste item, and only that one
+        item = dynamodb.get_item(TableName=stack.aws.resources.table, Key=key, ConsistentRead=True)["Item"]
+        # 1 write unit: under 1 KB (moto reports a fixed capacity, not one by size). Before
+        # the parts had items of their own, this item held them: 46 KB, 46 units.
+        assert _item_bytes(item) < 1024, item

@@ -1,5 +1,6 @@
 """The parts of a long text Telegram's apps split, kept for one turn (PasteParts), against moto
-over HTTP. Each part is one UpdateItem on its sender's paste item, whatever it turns out to be."""
+over HTTP. Each plain text message is one UpdateItem on its sender's small item, whatever it
+turns out to be; a part of a paste is one more on that paste's item."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def test_a_part_recorded_again_changes_nothing(pastes: PasteParts, clock: FakeCl
     assert pastes.record(SESSION, ALICE, 81, "first", near_limit=True, addressed=True) == "joins"
 
 
-def test_the_next_paste_of_the_sender_starts_afresh_and_keeps_only_what_a_retry_needs(
+def test_the_next_paste_of_the_sender_starts_afresh_and_each_keeps_its_parts_for_its_retries(
     pastes: PasteParts, clock: FakeClock, aws: Any
 ) -> None:
     pastes.record(SESSION, ALICE, 91, "a1", near_limit=True, addressed=True)
@@ -119,12 +120,12 @@ def test_the_next_paste_of_the_sender_starts_afresh_and_keeps_only_what_a_retry_
     assert pastes.record(SESSION, ALICE, 95, "b1", near_limit=True, addressed=True) == "starts"
     pastes.record(SESSION, ALICE, 96, "b2", near_limit=False, addressed=True)
     assert _gather(pastes, 95) == ["b1", "b2"]
-    assert _gather(pastes, 91) == []  # an older paste's parts are dropped once a newer one is answered
+    assert _gather(pastes, 91) == ["a1", "a2"]  # each paste's parts are an item of their own
     clock.now += 30
     pastes.record(SESSION, ALICE, 97, "c1", near_limit=True, addressed=True)
     pastes.record(SESSION, ALICE, 98, "c2", near_limit=False, addressed=True)
     assert _gather(pastes, 97) == ["c1", "c2"]
-    assert _gather(pastes, 95) == []
+    assert _gather(pastes, 95) == ["b1", "b2"]
 
 
 def test_a_paste_whose_starter_was_dropped_can_be_forgotten(pastes: PasteParts, clock: FakeClock) -> None:

@@ -1,30 +1,32 @@
 """Long pastes: the parts of a text Telegram's apps split (over 4,096 characters) answered as
-one turn, kept the way album parts are (``_albums``), in one item per sender.
+one turn, kept the way album parts are (``_albums``).
 
 The apps send such a text as several messages back to back, every part but the last cut
 near the limit. A part near the limit may be followed by more; a shorter one is the last. A
 continuation carries nothing that links it to the part before (no mention, no id), so each
 plain text message of a sender is written to its sender's item (``pk``
-``album|<session key>|paste-<sender>``, ``sk`` ``parts``), one UpdateItem whose condition
-decides what it is:
+``album|<session key>|paste-<sender>``, ``sk`` ``sender``), one conditional UpdateItem that
+decides what it is. DynamoDB bills a write (a failed conditional one too) by the size of the
+item it touches, so that item stays a few hundred bytes and the parts go elsewhere:
 
-- ``p<update_id>``, ``recorded_ids``, ``last_at``, ``starter``: as in an album item, for the
-  paste being received;
+- ``starter``: the update id of the paste being received, while it may still get parts;
+  a shorter part removes it (the paste is complete), and so do gathering and ``forget``;
 - ``open_until``: while set and not passed, the last part was near the limit and a further
-  part may still come; a shorter part removes it (the paste is complete), and so does
-  gathering; the first part sent again (after the webhook failed) sets it anew: Telegram
-  sends the chat's next updates only once the webhook took that one;
-- ``answered`` and ``answered_by``: the update ids the last paste's turn answered and the one
-  that started it, kept (with those parts) until the sender's next paste is gathered, so a
-  retried turn gets the same parts and a part Telegram sends again is not a message anew
-  (the parts go sooner when the next paste needs their room in the item: 400 KB);
-- ``held<starter>``: the update ids of a complete paste whose turn had not gathered it when
-  the sender's next paste started (its turn waits behind another one in the chat's queue, or
-  it was never queued), kept for that turn; the next paste's gathering drops it.
+  part may still come; the first part sent again (after the webhook failed) sets it anew:
+  Telegram sends the chat's next updates only once the webhook took that one;
+- ``paste``: the update id of the sender's latest paste, ``last_id`` the highest update id
+  recorded (a message at or below it is one Telegram sent again), ``last_at`` when.
+
+Each paste's parts are in an item of their own (``pk``
+``album|<session key>|paste-<sender>-<starter>``, ``sk`` ``parts``; ``p<update_id>``,
+``recorded_ids``, ``last_at`` as in an album item, then ``answered``: the ids its turn
+answered, kept with the parts until the item expires, so a retried turn gets the same parts
+and a part Telegram sends again is not a message anew), written only by the messages that
+start or join that paste. A paste whose turn had not gathered it when its sender's next one
+started (its turn waits behind another one in the chat's queue) keeps its item for that turn.
 
 A message near the limit starts a paste when none is open (in a group, only if addressed to
-the bot), setting a complete one not yet gathered aside (a second UpdateItem); any message
-joins the open one. A message that does neither fails the condition
+the bot); any message joins the open one. A message that does neither fails the condition
 and writes nothing: it is answered on its own, as before pastes.
 """
 
@@ -40,8 +42,7 @@ from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, nu
 from ._errors import StorageError
 
 _PARTS = "parts"
-_HELD_PREFIX = "held"
-_TOO_LARGE = "ValidationException"  # the only one record's valid expressions meet: item over 400 KB
+_SENDER = "sender"
 # How long after a part near the limit the next one may come and still be its continuation:
 # the apps send the parts back to back and Telegram delivers a chat's updates one at a time,
 # yet gaps over 1.5 s are seen (a slow uplink, the webhook's round trip, a cold start): 4 s
@@ -50,6 +51,13 @@ PART_GAP_S = 4.0
 # How long a turn waits for the rest of a paste whose last part so far was near the limit
 # (a long paste keeps extending the wait by PART_GAP_S): then it is answered with what came.
 DEFAULT_WAIT_S = 10.0
+# The producer writes a part to its paste's item milliseconds after its sender's item; a turn
+# that finds the part missing waits this long for it before answering without it.
+_PART_WRITE_S = 1.0
+_PART_WRITE_POLLS = 20
+# Not a message Telegram sent again (one recorded before has an id at most ``last_id``).
+_NEW = "(attribute_not_exists(last_id) OR last_id < :n)"
+_OPEN = "open_until >= :now"
 
 PasteVerdict = Literal["starts", "joins", "alone"]
 
@@ -83,89 +91,99 @@ class PasteParts(TableStore):
         """Record one plain text message of ``sender_id``: "starts" (queue it: its paste's
         turn), "joins" (answered with the part that starts it, or already was: a part
         Telegram sent again) or "alone" (no paste of the sender was open for it: a message
-        of its own; nothing is written). ``near_limit``: the text is long enough that the
-        app may have cut it; ``addressed``: it may start a turn (in a group, addressed to
-        the bot). One UpdateItem; two when it starts a paste while the sender's previous one
-        waits for its turn (or was never queued): that one is set aside for its turn; a read
-        and a write more when the item is full (``_drop_answered_parts``)."""
+        of its own; nothing is written). One UpdateItem on the sender's small item, and one
+        on the paste's item when it starts or joins a paste; a second one on the sender's
+        item when it starts a paste while the previous one's last part was long (no part
+        came since: the sender's item still names it); a read when Telegram sent it again."""
+        sender = album_pk(session_key, paste_album_id(sender_id))
         now = self._table.clock()
-        values = {**part_values(self._table, update_id, part, now=now), ":n": number(update_id)}
-        update = SET_PART
-        condition = "open_until >= :now"
+        starting = near_limit and addressed
+        values: dict[str, Any] = {
+            ":n": number(update_id),
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+        }
+        update = "SET last_id = :n, last_at = :now, expires_at = :ttl"
+        condition = f"{_NEW} AND {_OPEN}"
         if near_limit:
             update += ", open_until = :until"
             values[":until"] = number(now + PART_GAP_S)
             if addressed:
-                update += ", starter = if_not_exists(starter, :n)"
+                update += ", starter = if_not_exists(starter, :n), paste = if_not_exists(starter, :n)"
                 # Or the first part again, the rest not come yet: Telegram holds a chat's next
                 # updates until the webhook took the one it failed, so they follow it now.
                 condition = (
-                    f"(attribute_not_exists(starter) OR {condition}"
-                    " OR (starter = :n AND attribute_exists(open_until)))"
+                    f"({_NEW} AND (attribute_not_exists(starter) OR {_OPEN}))"
+                    " OR (starter = :n AND attribute_exists(open_until))"
                 )
         else:
-            update += " REMOVE open_until"  # the last part: the paste is complete
-        pk = album_pk(session_key, paste_album_id(sender_id))
-        names = {"#p": f"p{update_id}", "#held": f"{_HELD_PREFIX}{update_id}"}
-        # Not a part a turn answered already, nor a paste set aside: Telegram sent it again.
-        condition += " AND NOT contains(answered, :n) AND attribute_not_exists(#held)"
-        for _ in range(3):  # a turn gathered the paste being set aside meanwhile: once more
+            update += " REMOVE open_until, starter"  # the last part: the paste is complete
+        for _ in range(3):  # another message of the sender came meanwhile: once more
             try:
                 out = self._table.update(
                     "record",
-                    pk,
-                    _PARTS,
-                    UpdateExpression=f"{update} ADD recorded_ids :id",
+                    sender,
+                    _SENDER,
+                    UpdateExpression=update,
                     ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except StorageError as exc:
-                # The item is full (DynamoDB's 400 KB), most likely of the parts a paste answered
-                # before keeps for a retried turn: a new paste's part needs that room more.
-                starting = near_limit and addressed and exc.error_code == _TOO_LARGE
-                if not (starting and self._drop_answered_parts(pk)):
-                    raise
-                continue
+                paste = item_int(out.get("Attributes", {}), "paste")
             except ConditionFailed as failed:
                 before = failed.item or {}
-                verdict = _recorded_before(before, update_id)
-                if verdict != "alone" or not (near_limit and addressed) or "recorded_ids" not in before:
-                    return verdict
-                try:  # a complete paste its turn has not gathered yet: this one starts anew
-                    self._table.update("record", pk, _PARTS, **_set_aside(before, update_id, values))
+                if update_id <= item_int(before, "last_id"):  # recorded before: Telegram sent it again
+                    return self._recorded_before(session_key, sender_id, update_id, before)
+                if not starting or "starter" not in before:
+                    return "alone"
+                # The sender's previous paste ended with a long part (its item still names
+                # it): this one starts anew, and that one keeps its own item for its turn.
+                try:
+                    self._table.update("record", sender, _SENDER, **_start_over(before, values))
                 except ConditionFailed:
                     continue
-                return "starts"
-            item = out.get("Attributes", {})
-            return "starts" if item_int(item, "starter") == update_id else "joins"
+                paste = update_id
+            return self._add_part(session_key, sender_id, paste, update_id, part, now=now)
         return "alone"
 
-    def _drop_answered_parts(self, pk: str) -> bool:
-        """Remove the parts of the paste answered last from the item ``pk``; False when it
-        holds none (nothing to make room with)."""
-        item = self._table.get("record", pk, _PARTS) or {}
-        answered = {int(i) for i in item.get("answered", {}).get("NS", ())}
-        receiving = {int(i) for i in item.get("recorded_ids", {}).get("NS", ())}
-        names = {
-            f"#d{n}": f"p{i}"
-            for n, i in enumerate(i for i in recorded_parts(item) if i in answered - receiving)
-        }
-        if not names:
-            return False
-        with contextlib.suppress(ConditionFailed):  # another paste was answered meanwhile: try again
+    def _add_part(
+        self, session_key: str, sender_id: int, paste: int, update_id: int, part: str, *, now: float
+    ) -> PasteVerdict:
+        """Write the part ``update_id`` to the item of the paste ``paste`` its sender's item
+        took it for; "alone" when that paste's turn already took its parts."""
+        try:
             self._table.update(
                 "record",
-                pk,
+                _paste_pk(session_key, sender_id, paste),
                 _PARTS,
-                UpdateExpression=f"REMOVE {', '.join(names)}",
-                ConditionExpression="answered_by = :by",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":by": item["answered_by"]},
+                UpdateExpression=f"{SET_PART} ADD recorded_ids :id",
+                ConditionExpression="attribute_not_exists(answered)",
+                ExpressionAttributeNames={"#p": f"p{update_id}"},
+                ExpressionAttributeValues=part_values(self._table, update_id, part, now=now),
             )
-        return True
+        except ConditionFailed:
+            return "alone"  # written after its turn gathered the paste: a message of its own
+        except StorageError:
+            if paste == update_id:  # not recorded: no turn will gather it, nothing may join it
+                with contextlib.suppress(StorageError):
+                    self.forget(session_key, sender_id, starter=paste)
+            raise
+        return "starts" if paste == update_id else "joins"
+
+    def _recorded_before(
+        self, session_key: str, sender_id: int, update_id: int, sender: dict[str, Any]
+    ) -> PasteVerdict:
+        """What the message ``update_id`` Telegram sent again was when it was recorded: a part
+        of the sender's latest paste, or the first part of an earlier one; else "alone"."""
+        latest = item_int(sender, "paste")
+        paste = latest if update_id >= latest else update_id
+        item = self._table.get("record", _paste_pk(session_key, sender_id, paste), _PARTS) or {}
+        if str(update_id) in item.get("answered", {}).get("NS", ()):
+            return "joins"
+        if str(update_id) in item.get("recorded_ids", {}).get("NS", ()):
+            return "starts" if update_id == paste else "joins"
+        return "alone"
 
     def gather(
         self,
@@ -181,33 +199,71 @@ class PasteParts(TableStore):
         at most ``wait_s``), marked answered so that a later part is a message of its own.
         Asked again (a retried turn), the same parts. Empty when ``starter`` starts no paste
         recorded here."""
-        pk = album_pk(session_key, paste_album_id(sender_id))
+        sender = album_pk(session_key, paste_album_id(sender_id))
         deadline = self._table.clock() + wait_s
+        while True:
+            item = self._table.get("gather", sender, _SENDER) or {}
+            seen: dict[str, Any] | None = None  # when its last part was recorded, if it is the latest
+            if item_int(item, "paste") == starter:
+                seen = item["last_at"]
+            if item_int(item, "starter") == starter:
+                now = self._table.clock()
+                if item_float(item, "open_until") >= now and now < deadline:
+                    sleep(min(0.25, deadline - now))
+                    continue
+                try:  # no part joins it any more: a later one is a message of its own
+                    self._table.update(
+                        "gather",
+                        sender,
+                        _SENDER,
+                        UpdateExpression="REMOVE starter, open_until",
+                        ConditionExpression="starter = :s AND last_at = :seen",
+                        ExpressionAttributeValues={":s": number(starter), ":seen": item["last_at"]},
+                    )
+                except ConditionFailed:
+                    continue  # a part came meanwhile: read again
+            return self._answer(session_key, sender_id, starter, seen, sleep)
+
+    def _answer(
+        self,
+        session_key: str,
+        sender_id: int,
+        starter: int,
+        seen: dict[str, Any] | None,
+        sleep: Callable[[float], None],
+    ) -> list[str]:
+        """The parts of the complete paste ``starter``, marked answered (those it was answered
+        with, when it was); ``seen``: when its sender's item took its last part."""
+        pk = _paste_pk(session_key, sender_id, starter)
+        polls = 0
         while True:
             item = self._table.get("gather", pk, _PARTS)
             if item is None:
                 return []
             recorded = recorded_parts(item)
-            if item_int(item, "answered_by") == starter:
+            if "answered" in item:
                 return [recorded[i] for i in sorted(recorded) if str(i) in item["answered"]["NS"]]
-            held = item.get(f"{_HELD_PREFIX}{starter}")
-            if held is not None:  # set aside when the sender's next paste started: complete
-                try:
-                    self._table.update("gather", pk, _PARTS, **_held_answered(starter, held))
-                except ConditionFailed:
-                    continue  # a retry of ours answered it meanwhile: read again
-                return [recorded[i] for i in sorted(int(i) for i in held["NS"]) if i in recorded]
-            if item_int(item, "starter") != starter or "recorded_ids" not in item:
-                return []
-            now = self._table.clock()
-            if item_float(item, "open_until") >= now and now < deadline:
-                sleep(min(0.25, deadline - now))
-                continue
+            if seen is not None and item_float(item, "last_at") < float(seen["N"]):
+                polls += 1  # its last part is being written (its sender's item took it)
+                if self._table.clock() - float(seen["N"]) < _PART_WRITE_S and polls < _PART_WRITE_POLLS:
+                    sleep(0.05)
+                    continue
             ids = sorted(int(i) for i in item["recorded_ids"]["NS"])
             try:
-                self._table.update("gather", pk, _PARTS, **_answered(item, recorded, starter, ids))
+                self._table.update(
+                    "gather",
+                    pk,
+                    _PARTS,
+                    # ``answered`` in place of ``recorded_ids``: never larger than the parts made it.
+                    UpdateExpression="REMOVE recorded_ids SET answered = :ids",
+                    ConditionExpression="attribute_not_exists(answered) AND last_at = :at",
+                    ExpressionAttributeValues={
+                        ":ids": {"NS": [str(i) for i in ids]},
+                        ":at": item["last_at"],
+                    },
+                )
             except ConditionFailed:
-                continue  # a part came meanwhile: read again
+                continue  # a part came meanwhile (or a retry of ours answered it): read again
             return [recorded[i] for i in ids if i in recorded]
 
     def forget(self, session_key: str, sender_id: int, *, starter: int) -> None:
@@ -218,76 +274,26 @@ class PasteParts(TableStore):
             self._table.update(
                 "forget",
                 album_pk(session_key, paste_album_id(sender_id)),
-                _PARTS,
-                UpdateExpression="REMOVE starter, open_until, recorded_ids",
+                _SENDER,
+                UpdateExpression="REMOVE starter, open_until",
                 ConditionExpression="starter = :s",
                 ExpressionAttributeValues={":s": number(starter)},
             )
 
 
-def _recorded_before(item: dict[str, Any], update_id: int) -> PasteVerdict:
-    """The verdict on a message whose condition failed: what it was when it was recorded before
-    (Telegram sent it again), else "alone"."""
-    if str(update_id) in item.get("recorded_ids", {}).get("NS", ()):
-        return "starts" if item_int(item, "starter") == update_id else "joins"
-    if f"{_HELD_PREFIX}{update_id}" in item:
-        return "starts"
-    return "joins" if str(update_id) in item.get("answered", {}).get("NS", ()) else "alone"
+def _paste_pk(session_key: str, sender_id: int, starter: int) -> str:
+    return album_pk(session_key, f"{paste_album_id(sender_id)}-{starter}")
 
 
-def _answered(item: dict[str, Any], recorded: dict[int, str], starter: int, ids: list[int]) -> dict[str, Any]:
-    """The UpdateItem arguments that mark the paste ``starter`` answered with ``ids``, closing it
-    and dropping the parts an earlier paste left, unless a part came since ``item`` was read."""
-    names: dict[str, str] = {}
-    removed = ["starter", "open_until", "recorded_ids"]
-    # Pastes set aside started before this one: their turns came first (the chat's queue is
-    # FIFO), or never will.
-    stale = [f"p{i}" for i in recorded if i not in ids] + [n for n in item if n.startswith(_HELD_PREFIX)]
-    for n, name in enumerate(stale):
-        names[f"#s{n}"] = name
-        removed.append(f"#s{n}")
-    arguments: dict[str, Any] = {
-        "UpdateExpression": f"REMOVE {', '.join(removed)} SET answered = :ids, answered_by = :s",
-        "ConditionExpression": "starter = :s AND last_at = :seen",
-        "ExpressionAttributeValues": {
-            ":ids": {"NS": [str(i) for i in ids]},
-            ":s": number(starter),
-            ":seen": item["last_at"],
-        },
-    }
-    if names:
-        arguments["ExpressionAttributeNames"] = names
-    return arguments
-
-
-def _set_aside(item: dict[str, Any], update_id: int, values: dict[str, Any]) -> dict[str, Any]:
-    """The UpdateItem arguments that start the paste ``update_id`` (``values``: those of
-    ``record``) over the complete one ``item`` holds, whose ids are kept for its turn, unless
-    the item changed since it was read."""
+def _start_over(item: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The UpdateItem arguments that make the sender's item ``item`` name the paste ``:n``
+    (``values``: those of ``record``) in place of the one it names, unless it changed since it
+    was read."""
     return {
         "UpdateExpression": (
-            "SET #p = :part, last_at = :now, expires_at = :ttl, open_until = :until, starter = :n, "
-            "recorded_ids = :id, #aside = :aside"
+            "SET starter = :n, paste = :n, last_id = :n, last_at = :now, expires_at = :ttl,"
+            " open_until = :until"
         ),
         "ConditionExpression": "starter = :old AND last_at = :seen",
-        "ExpressionAttributeNames": {
-            "#p": f"p{update_id}",
-            "#aside": f"{_HELD_PREFIX}{item['starter']['N']}",
-        },
-        "ExpressionAttributeValues": {
-            **values,
-            ":aside": item["recorded_ids"],
-            ":old": item["starter"],
-            ":seen": item["last_at"],
-        },
-    }
-
-
-def _held_answered(starter: int, held: dict[str, Any]) -> dict[str, Any]:
-    """The UpdateItem arguments that mark the paste ``starter`` set aside answered."""
-    return {
-        "UpdateExpression": "REMOVE #held SET answered = :ids, answered_by = :s",
-        "ConditionExpression": "attribute_exists(#held)",
-        "ExpressionAttributeNames": {"#held": f"{_HELD_PREFIX}{starter}"},
-        "ExpressionAttributeValues": {":ids": held, ":s": number(starter)},
+        "ExpressionAttributeValues": {**values, ":old": item["starter"], ":seen": item["last_at"]},
     }
