@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import threading
 import time
@@ -138,6 +139,46 @@ def test_stop_command_ends_the_turn_at_once_delivers_the_partial_answer_once_and
     post(live, 4, "and now?")
     live.drain(live.consumer())
     assert [m["text"] for m in live.replies(501)][-1] == "turns=2 last=and now?"  # history intact
+
+
+def test_a_turn_out_of_time_delivers_what_it_wrote_once_with_a_note_and_the_next_resumes(
+    live: Any,
+) -> None:
+    from local_stack import sqs_lambda_event
+
+    post(live, 51, "long task")
+    consumer = live.consumer(delivery_reserve_s=5)
+    [taken] = live.receive()
+    event = sqs_lambda_event(
+        [taken], queue_arn=live.aws.resources.queue_arn, region=live.aws.sqs.meta.region_name
+    )
+    # The invocation ends in 25 s: the turn gets 20 of them (the rest is kept for delivery),
+    # far less than its tool's half minute.
+    ends = time.monotonic() + 25
+
+    def remaining() -> int:
+        return int((ends - time.monotonic()) * 1000)
+
+    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    assert not sleepers()
+    [answer] = [m["text"] for m in live.replies(501)]
+    written, note = answer.split("\n\n")
+    assert written == "Working on it: first the slow part."  # what the draft showed, kept
+    assert re.fullmatch(
+        r"⏱ I reached the time limit \(\d+ s\), so I stopped here\. I remember your message and "
+        r"the steps I finished, not words I was still writing\. To go on, ask for the next part\.",
+        note,
+    ), note
+    # The consumer runs again (Lambda retries the batch): the recorded answer is not sent twice.
+    calls = len(live.model.model_calls)
+    ends = time.monotonic() + 25
+    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    assert [m["text"] for m in live.replies(501)] == [answer]
+    assert len(live.model.model_calls) == calls
+    live.aws.sqs.delete_message(QueueUrl=live.aws.resources.queue_url, ReceiptHandle=taken["ReceiptHandle"])
+    post(live, 52, "and now?")
+    live.drain(live.consumer())
+    assert [m["text"] for m in live.replies(501)][-1] == "turns=2 last=and now?"
 
 
 def test_a_stop_sent_while_the_turn_starts_stops_it_before_any_model_call_and_no_later_turn(

@@ -28,3 +28,17 @@ def test_a_turn_stopped_mid_code_block_says_stopped_outside_the_code() -> None:
 
     [chunk] = render_reply(stopped_markdown("Here it is:\n\n```python\ndef f():\n    return 1"))
     assert chunk.endswith("</code></pre>\n\n⏹ <i>Stopped.</i>"), chunk
+
+
+@pytest.mark.parametrize(("after_ms", "shown"), [(17_400, "17 s"), (852_000, "14 min")])
+def test_a_turn_out_of_time_mid_code_block_says_so_outside_the_code(after_ms: int, shown: str) -> None:
+    from sqs_consumer._progress_render import stopped_markdown
+    from sqs_consumer._render import render_reply
+
+    [chunk] = render_reply(
+        stopped_markdown("Here it is:\n\n```python\ndef f():\n    return 1", time_limit_after_ms=after_ms)
+    )
+    code, _, note = chunk.partition("</code></pre>\n\n")
+    assert code.endswith("return 1") and "Stopped" not in note, chunk
+    assert note.startswith(f"⏱ <i>I reached the time limit ({shown}), so I stopped here.")
+    assert note.endswith("To go on, ask for the next part.</i>")

@@ -1,9 +1,10 @@
-"""The result of a turn the user stopped: what was written so far, marked ``stopped``,
-recorded like any answer (a retry replays it, the next message resumes after it)."""
+"""The result of a turn the user stopped, or that ran out of time after it wrote something:
+what was written so far, marked ``stopped``, recorded like any answer (a retry replays it, the
+next message resumes after it)."""
 
 from __future__ import annotations
 
-from session_core import TURN_VERSION, TurnRequest, TurnResult, well_formed
+from session_core import TURN_VERSION, ErrorReason, TurnRequest, TurnResult, well_formed
 
 from ._usage_meter import MeteredSpend
 
@@ -16,8 +17,9 @@ def stopped_result(
     resumed_total_usd: float,
     metered: MeteredSpend,
     duration_ms: int,
+    reason: ErrorReason | None = None,
 ) -> TurnResult:
-    """The TurnResult of a stopped run.
+    """The TurnResult of a stopped run: by the user, or by a limit (``reason``).
 
     Its cost is what the model proxy saw (the killed CLI never reported a figure). The SDK
     session's running total stays at the resumed one (``resumed_total_usd``): the next turn's
@@ -37,4 +39,5 @@ def stopped_result(
         num_turns=0,
         duration_ms=duration_ms,
         stopped=True,
+        stop_reason=reason,
     )

@@ -280,9 +280,21 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 end = await self._run_until_stopped(run, workspace, outcome, holder, deadline, live)
                 await self._remember_local_copy(key, project, end, outcome, workspace)
-                if end is RunEnd.STOPPED and live is not None:
-                    return await self._user_stopped(
-                        key, request, run, live, workspace, holder, outcome, started, deadline, plan
+                written = "" if live is None else live.text
+                written = written or "\n\n".join(outcome.texts)
+                if _stopped_with_an_answer(end, live, written):
+                    return await self._stopped_answer(
+                        key,
+                        request,
+                        run,
+                        written,
+                        workspace,
+                        holder,
+                        outcome,
+                        started,
+                        deadline,
+                        plan,
+                        reason=None if end is RunEnd.STOPPED else "timeout",
                     )
                 if end is not RunEnd.FINISHED:
                     return await self._stopped_run(key, request, end, outcome, started)
@@ -605,21 +617,26 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome.sink = live
         return live
 
-    async def _user_stopped(
+    async def _stopped_answer(
         self,
         key: SessionKey,
         request: TurnRequest,
         run: SdkRun,
-        live: LiveProgress,
+        written: str,
         workspace: SessionWorkspace,
         holder: LeaseHolder,
         outcome: RunOutcome,
         started: float,
         deadline: float | None,
         plan: ApprovalPlan,
+        *,
+        reason: ErrorReason | None,
     ) -> TurnResult:
-        """The answer to a run the user stopped: what was written so far, recorded like any
-        answer (its metered cost counted), so the next message resumes after it. A run whose
+        """The answer to a run the user stopped, or that a limit stopped (``reason``) after
+        it wrote something: what was written so far (``written``), recorded like any
+        answer (its metered cost counted), so a retry replays it and the next message resumes
+        after it (the CLI's history holds the steps the run finished, not a text the model was
+        still writing). A run whose
         transcript the store could not take is not recorded (the next turn resumes before it);
         its cost is counted all the same. A call the user allowed that the run had not made
         yet is declined: it must not run with the next message."""
@@ -635,11 +652,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         continued = outcome.session_id in (None, run.resume)
         stopped_turn = stopped_result(
             request,
-            text=live.text or "\n\n".join(outcome.texts),
+            text=written,
             session_id=outcome.session_id,
             resumed_total_usd=run.resumed_total_usd if continued else 0.0,
             metered=outcome.metered,
             duration_ms=int((time.perf_counter() - started) * 1000),
+            reason=reason,
         )
         if stopped_call is not None:
             stopped_turn = msgspec.structs.replace(stopped_turn, approval_outcome=stopped_call)
@@ -649,7 +667,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             await self._count_killed_run(key, outcome)
             return stopped_turn
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
-        log.info("turn.stopped", cost_usd=stopped_turn.cost_usd, chars=len(stopped_turn.text))
+        log.info(
+            "turn.stopped",
+            cost_usd=stopped_turn.cost_usd,
+            chars=len(stopped_turn.text),
+            reason=reason,
+        )
         return answer
 
     async def _stopped_before_start(
@@ -851,6 +874,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 return
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
+
+
+def _stopped_with_an_answer(end: RunEnd, live: LiveProgress | None, written: str) -> bool:
+    """Whether a run that ended early has an answer to record: the user stopped it, or its
+    time ran out after it wrote something (the user saw it grow: it is not thrown away). A
+    timeout with nothing written fails as before."""
+    return (end is RunEnd.STOPPED and live is not None) or (end is RunEnd.TIMED_OUT and bool(written.strip()))
 
 
 def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:

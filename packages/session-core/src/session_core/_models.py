@@ -118,6 +118,10 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # The user stopped the turn: ``text`` is what was written until then, and the turn is
     # recorded (a retry replays it; the next message resumes the session after it).
     stopped: bool = False
+    # Stopped by a limit, not by the user (``stopped`` is set too): "timeout", its time ran out.
+    # ``text`` is what was written until then, recorded the same way. A turn that reached
+    # a limit before it wrote anything fails instead (``error_reason``, unrecorded).
+    stop_reason: ErrorReason | None = None
     # Stopped before its run began (the stop came while it waited to start): its prompt never
     # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is
     # no part of the conversation either (the next turn leaves it out, as for a failed turn).

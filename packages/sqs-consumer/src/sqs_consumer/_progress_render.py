@@ -7,6 +7,7 @@ from __future__ import annotations
 from session_core import ToolActivity, TurnProgress
 
 from ._render import escape_html, utf16_len, with_note
+from ._wording import time_limit_note
 
 # A draft or progress message shows the end of the answer: room for the activity line.
 MAX_SHOWN_TEXT = 3500
@@ -64,6 +65,10 @@ def _tail_within(text: str, limit: int) -> str:
     return text[start:]
 
 
-def stopped_markdown(text: str) -> str:
-    """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped."""
+def stopped_markdown(text: str, *, time_limit_after_ms: int | None = None) -> str:
+    """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped:
+    by the user, or by its time limit after ``time_limit_after_ms`` (the runtime records
+    that only once something was written; a turn out of time before fails instead)."""
+    if time_limit_after_ms is not None:
+        return with_note(text, time_limit_note(time_limit_after_ms))
     return with_note(text, STOPPED_NOTE) if text.strip() else STOPPED_EMPTY

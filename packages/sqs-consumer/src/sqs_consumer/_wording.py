@@ -64,6 +64,18 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
 }
 
 
+def time_limit_note(duration_ms: int) -> str:
+    """The line under what a turn wrote before its time ran out (Markdown), in place of
+    "Stopped.". True to what the runtime keeps: the next turn resumes after the steps the run
+    finished (text written before a tool call included), not a text it was still writing."""
+    seconds = round(duration_ms / 1000)
+    took = f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"
+    return (
+        f"⏱ _I reached the time limit ({took}), so I stopped here. I remember your message and "
+        "the steps I finished, not words I was still writing. To go on, ask for the next part._"
+    )
+
+
 def history_notice(history: HistorySize) -> str:
     """The line under an answer once the session's history nears what the runtime can load."""
     return (

@@ -1,0 +1,122 @@
+"""A turn that reaches its time limit after it wrote something: like a turn the user stops,
+what was written so far is its answer, marked stopped at the time limit, recorded (a retry
+replays it, nothing is paid twice). What the agent remembers of it next time is checked here,
+as the note under the answer tells the user."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+from local_stack import Streamed, ToolCall, last_user_text, tool_results, user_turns
+from session_core import SessionKey, SessionRegistry
+
+pytestmark = pytest.mark.slow
+
+# A wait nobody else runs, so its process is findable (see test_turn_stop.py).
+MARK = f"33.{uuid.uuid4().int % 10**9:09d}"
+COMMAND = f"python3 -c 'import time; time.sleep({MARK})'"
+# The CLI's start, the first call and the tool's start fit well within this on a loaded machine.
+TIME_LIMIT_S = 15
+# Written in 40 pieces 1 s apart: still being written when the time limit comes.
+SLOW_ANSWER = Streamed("Part one of the essay. " + "More words follow here. " * 39, pieces=40, pause_s=1.0)
+
+
+def responder(request: dict[str, Any]) -> Any:
+    text = last_user_text(request)
+    if text.startswith("long task") and not tool_results(request):
+        return [
+            "Working on it: first the slow part.",
+            ToolCall(name="Bash", input={"command": COMMAND, "description": "slow"}),
+        ]
+    if text.startswith("write slowly"):
+        return [SLOW_ANSWER]
+    return f"turns={user_turns(request)} last={text}"
+
+
+def _sleepers() -> list[str]:
+    out = subprocess.run(["pgrep", "-f", f"time.sleep.{MARK}"], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def _seen_by_the_model(model_server: Any, since: int) -> str:
+    return "".join(json.dumps(c.body["messages"]) for c in model_server.model_calls[since:])
+
+
+def test_a_turn_out_of_time_in_a_tool_answers_with_what_it_wrote_recorded_once(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    model_server.responder = responder
+    runtime = make_runtime()
+    key_text = "default/1301/0"
+    key = SessionKey.parse(key_text)
+
+    timed_out = runtime.run_turn(
+        turn_request("long task", turn_id=1, session_key=key_text), time_budget_s=TIME_LIMIT_S
+    )
+
+    assert timed_out.ok and timed_out.stopped and timed_out.stop_reason == "timeout", timed_out
+    assert timed_out.text == "Working on it: first the slow part."
+    assert timed_out.cost_usd > 0  # the proxy's count of the calls made
+    assert not _sleepers()
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    saved = registry.get_turn_result(key, 1)
+    assert saved is not None and saved.stop_reason == "timeout"  # recorded: a retry replays it
+    calls = len(model_server.model_calls)
+    replayed = runtime.run_turn(turn_request("long task", turn_id=1, session_key=key_text))
+    assert replayed.replayed and replayed.text == timed_out.text
+    assert len(model_server.model_calls) == calls  # not run (nor paid) again
+
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.ok and not after.stopped, after
+    # As after Stop: the message and the steps it finished are in the conversation.
+    assert after.text == "turns=2 last=and now?"
+    assert "Working on it: first the slow part." in _seen_by_the_model(model_server, calls)
+
+
+def test_a_turn_out_of_time_while_writing_answers_with_the_text_so_far(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    model_server.responder = responder
+    runtime = make_runtime()
+    key_text = "default/1302/0"
+
+    timed_out = runtime.run_turn(
+        turn_request("write slowly", turn_id=1, session_key=key_text), time_budget_s=TIME_LIMIT_S
+    )
+
+    assert timed_out.ok and timed_out.stopped and timed_out.stop_reason == "timeout", timed_out
+    assert timed_out.text.startswith("Part one of the essay.")
+    assert len(timed_out.text) < len(SLOW_ANSWER.text)
+    calls = len(model_server.model_calls)
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.ok, after
+    # The message is in the conversation, the half-written answer is not: the model never
+    # finished it, so the CLI never wrote it to the session's history.
+    assert after.text == "turns=2 last=and now?"
+    assert "Part one of the essay" not in _seen_by_the_model(model_server, calls)
+
+
+def test_a_turn_out_of_time_before_it_wrote_anything_fails_as_before(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    def silent_then_slow(request: dict[str, Any]) -> Any:
+        if last_user_text(request).startswith("long task") and not tool_results(request):
+            return [ToolCall(name="Bash", input={"command": COMMAND, "description": "slow"})]
+        return responder(request)
+
+    model_server.responder = silent_then_slow
+    runtime = make_runtime()
+    key_text = "default/1303/0"
+    timed_out = runtime.run_turn(
+        turn_request("long task", turn_id=1, session_key=key_text), time_budget_s=TIME_LIMIT_S
+    )
+    assert timed_out.error_kind == "model_error" and timed_out.error_reason == "timeout", timed_out
+    assert not timed_out.retryable  # the model had worked: running it again would pay twice
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    assert registry.get_turn_result(SessionKey.parse(key_text), 1) is None
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.text == "turns=1 last=and now?"  # the unanswered message is left out
