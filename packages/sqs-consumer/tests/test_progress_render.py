@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from session_core import ToolActivity, TurnProgress
+from session_core import ErrorReason, ToolActivity, TurnProgress
 from sqs_consumer._progress_render import MAX_SHOWN_TEXT, progress_html
 from sqs_consumer._render import utf16_len
 
@@ -30,15 +30,27 @@ def test_a_turn_stopped_mid_code_block_says_stopped_outside_the_code() -> None:
     assert chunk.endswith("</code></pre>\n\n⏹ <i>Stopped.</i>"), chunk
 
 
-@pytest.mark.parametrize(("after_ms", "shown"), [(17_400, "17 s"), (852_000, "14 min")])
-def test_a_turn_out_of_time_mid_code_block_says_so_outside_the_code(after_ms: int, shown: str) -> None:
+@pytest.mark.parametrize(
+    ("reason", "after_ms", "says"),
+    [
+        ("timeout", 17_400, "⏱ <i>I reached the time limit (17 s), so I stopped here."),
+        ("timeout", 852_000, "⏱ <i>I reached the time limit (14 min), so I stopped here."),
+        ("max_turns", 5_000, "⏹ <i>I stopped here: this took more steps than I may take"),
+        ("max_budget", 5_000, "⏹ <i>I stopped here: going on would cost more than one message"),
+    ],
+)
+def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
+    reason: ErrorReason, after_ms: int, says: str
+) -> None:
     from sqs_consumer._progress_render import stopped_markdown
     from sqs_consumer._render import render_reply
 
     [chunk] = render_reply(
-        stopped_markdown("Here it is:\n\n```python\ndef f():\n    return 1", time_limit_after_ms=after_ms)
+        stopped_markdown(
+            "Here it is:\n\n```python\ndef f():\n    return 1", reason=reason, duration_ms=after_ms
+        )
     )
     code, _, note = chunk.partition("</code></pre>\n\n")
     assert code.endswith("return 1") and "Stopped" not in note, chunk
-    assert note.startswith(f"⏱ <i>I reached the time limit ({shown}), so I stopped here.")
-    assert note.endswith("To go on, ask for the next part.</i>")
+    assert note.startswith(says), note
+    assert note.endswith("ask for the next part.</i>")

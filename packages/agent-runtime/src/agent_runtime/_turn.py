@@ -78,6 +78,12 @@ from ._workspace import SessionWorkspace, clear_outbox, session_workspace
 
 log = get_logger(__name__)
 
+# The CLI's results for a run a limit stopped, and the reason the user is told.
+_LIMIT_REACHED: dict[str, ErrorReason] = {
+    "error_max_turns": "max_turns",
+    "error_max_budget_usd": "max_budget",
+}
+
 # Model API statuses that mean the key (Anthropic) or the signing role (Bedrock) is refused.
 _KEY_REFUSED = (401, 403)
 # Without a deadline, keep retrying to record a paid answer this long.
@@ -446,11 +452,22 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     def _paid_answer(
         self, request: TurnRequest, run: SdkRun, outcome: RunOutcome, started: float
     ) -> TurnResult | None:
-        """The TurnResult of a run that ended with a successful result and whose transcript
-        the store holds; None when there is no answer to record."""
+        """The TurnResult of a run that ended with a successful result, or stopped by the
+        agent's step limit or the turn's cost cap after it wrote something (what it wrote is
+        its answer, marked stopped: the user saw it grow), and whose transcript the store
+        holds; None when there is no answer to record."""
         result = outcome.result
-        if result is None or result.is_error or result.subtype != "success":
+        if result is None:
             return None
+        limit = _LIMIT_REACHED.get(result.subtype)
+        if limit is not None:
+            text = "\n\n".join(outcome.texts).strip()  # an error result's own text is no answer
+            if not text:
+                return None  # fails as before (see _unrecorded_answer)
+        elif result.is_error or result.subtype != "success":
+            return None
+        else:
+            text = "\n\n".join(outcome.answers or outcome.texts).strip()
         if outcome.mirror_errors > outcome.caught_up_after:
             return None  # not done until the store caught up (see _unpaid_outcome)
         # the CLI's usage is this run's
@@ -459,7 +476,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             version=TURN_VERSION,
             session_key=request.session_key,
             turn_id=request.turn_id,
-            text=well_formed("\n\n".join(outcome.answers or outcome.texts).strip()),
+            stopped=limit is not None,
+            stop_reason=limit,
+            text=well_formed(text),
             session_id=result.session_id,
             cost_usd=cost,
             session_cost_usd=float(result.total_cost_usd or 0.0),
@@ -493,10 +512,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         self, key: SessionKey, request: TurnRequest, holder: LeaseHolder, outcome: RunOutcome, started: float
     ) -> TurnResult:
         result = outcome.result
-        if result is not None and result.subtype in ("error_max_turns", "error_max_budget_usd"):
+        limit = None if result is None else _LIMIT_REACHED.get(result.subtype)
+        if result is not None and limit is not None:
             log.warning("turn.stopped_by_limit", subtype=result.subtype, num_turns=result.num_turns)
-            reason: ErrorReason = "max_turns" if result.subtype == "error_max_turns" else "max_budget"
-            return _error(request, "model_error", retryable=False, started=started, reason=reason)
+            return _error(request, "model_error", retryable=False, started=started, reason=limit)
         status = getattr(result, "api_error_status", None)
         if status in _KEY_REFUSED:
             # The model refuses the key or the role: every later turn would fail the same way.

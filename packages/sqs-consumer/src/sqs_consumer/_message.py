@@ -286,11 +286,11 @@ class MessageHandler:
         that sends files, ends asking for approval, or resumes one, may have written nothing:
         then it sends no text (the files, the buttons, or the edited message, say what
         happened; an empty resume is one the runtime found nothing to resume for)."""
-        if result.stopped:
-            limit_after_ms = result.duration_ms if result.stop_reason == "timeout" else None
-            text = stopped_markdown(result.text, time_limit_after_ms=limit_after_ms)
-        else:
-            text = result.text
+        text = (
+            stopped_markdown(result.text, reason=result.stop_reason, duration_ms=result.duration_ms)
+            if result.stopped
+            else result.text
+        )
         unsent = unsent_files_notice(result.files_not_sent)
         if unsent:
             text = with_note(text, unsent)

@@ -4,10 +4,10 @@ how a stopped answer ends. The runtime sends raw, masked, shortened facts; the w
 
 from __future__ import annotations
 
-from session_core import ToolActivity, TurnProgress
+from session_core import ErrorReason, ToolActivity, TurnProgress
 
 from ._render import escape_html, utf16_len, with_note
-from ._wording import time_limit_note
+from ._wording import limit_note
 
 # A draft or progress message shows the end of the answer: room for the activity line.
 MAX_SHOWN_TEXT = 3500
@@ -65,10 +65,10 @@ def _tail_within(text: str, limit: int) -> str:
     return text[start:]
 
 
-def stopped_markdown(text: str, *, time_limit_after_ms: int | None = None) -> str:
+def stopped_markdown(text: str, *, reason: ErrorReason | None = None, duration_ms: int = 0) -> str:
     """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped:
-    by the user, or by its time limit after ``time_limit_after_ms`` (the runtime records
-    that only once something was written; a turn out of time before fails instead)."""
-    if time_limit_after_ms is not None:
-        return with_note(text, time_limit_note(time_limit_after_ms))
+    by the user, or by a limit (``reason``) after ``duration_ms`` (the runtime records that
+    only once something was written; a turn stopped so before fails instead)."""
+    if reason is not None:
+        return with_note(text, limit_note(reason, duration_ms))
     return with_note(text, STOPPED_NOTE) if text.strip() else STOPPED_EMPTY

@@ -64,10 +64,24 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
 }
 
 
-def time_limit_note(duration_ms: int) -> str:
-    """The line under what a turn wrote before its time ran out (Markdown), in place of
-    "Stopped.". True to what the runtime keeps: the next turn resumes after the steps the run
-    finished (text written before a tool call included), not a text it was still writing."""
+# Under what a turn wrote before the agent's step limit or the turn's cost cap stopped it.
+# True to what the runtime keeps: such a run stops between steps, all of them in the
+# conversation the next message resumes.
+_LIMIT_NOTES: Mapping[ErrorReason, str] = {
+    "max_turns": "⏹ _I stopped here: this took more steps than I may take for one message. "
+    "I remember what I did so far; to go on, ask for the next part._",
+    "max_budget": "⏹ _I stopped here: going on would cost more than one message may spend. "
+    "I remember what I did so far; to go on, ask for the next part._",
+}
+
+
+def limit_note(reason: ErrorReason, duration_ms: int) -> str:
+    """The line under what a turn wrote before a limit stopped it (Markdown), in place of
+    "Stopped."; ``duration_ms``: how long it ran."""
+    if reason != "timeout":
+        return _LIMIT_NOTES.get(reason, "⏹ _Stopped._")
+    # True to what the runtime keeps: the next turn resumes after the steps the run finished
+    # (text written before a tool call included), not after a text it was still writing.
     seconds = round(duration_ms / 1000)
     took = f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"
     return (

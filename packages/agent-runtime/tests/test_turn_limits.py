@@ -1,11 +1,12 @@
-"""A turn that reaches its time limit after it wrote something: like a turn the user stops,
-what was written so far is its answer, marked stopped at the time limit, recorded (a retry
-replays it, nothing is paid twice). What the agent remembers of it next time is checked here,
-as the note under the answer tells the user."""
+"""A turn that reaches a limit (its time, the agent's step limit, its cost cap) after it wrote
+something: like a turn the user stops, what was written so far is its answer, marked stopped
+by that limit, recorded (a retry replays it, nothing is paid twice). What the agent remembers
+of it next time is checked here, as the note under the answer tells the user."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
 from typing import Any
@@ -34,6 +35,10 @@ def responder(request: dict[str, Any]) -> Any:
         ]
     if text.startswith("write slowly"):
         return [SLOW_ANSWER]
+    if text.startswith("two steps"):
+        if not tool_results(request):
+            return ["Step one: looking around.", ToolCall(name="Bash", input={"command": "echo hi"})]
+        return "Step two: done."
     return f"turns={user_turns(request)} last={text}"
 
 
@@ -120,3 +125,56 @@ def test_a_turn_out_of_time_before_it_wrote_anything_fails_as_before(
     assert registry.get_turn_result(SessionKey.parse(key_text), 1) is None
     after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
     assert after.text == "turns=1 last=and now?"  # the unanswered message is left out
+
+
+def test_a_turn_over_its_cost_cap_after_writing_answers_with_what_it_wrote(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    model_server.responder = responder
+    runtime = make_runtime()
+    key_text = "default/1304/0"
+    first = runtime.run_turn(turn_request("hello", turn_id=1, session_key=key_text))
+    price = first.cost_usd  # one model call
+    # The tool step needs a second call; a cap below one call's price stops the run before it.
+    capped = runtime.run_turn(
+        turn_request("two steps", turn_id=2, session_key=key_text, max_cost_usd=price / 2)
+    )
+    assert capped.ok and capped.stopped and capped.stop_reason == "max_budget", capped
+    assert capped.text == "Step one: looking around."
+    assert capped.cost_usd > 0  # what the stopped run paid
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    assert runtime.run_turn(turn_request("two steps", turn_id=2, session_key=key_text)).replayed
+    calls = len(model_server.model_calls)
+    after = runtime.run_turn(turn_request("and now?", turn_id=3, session_key=key_text))
+    assert after.ok and after.text == "turns=3 last=and now?", after
+    assert "Step one: looking around." in _seen_by_the_model(model_server, calls)
+    record = registry.get_session(SessionKey.parse(key_text))
+    assert record is not None and record.turns == 3
+    # each counted once: the capped run's calls are not charged again with the next turn
+    assert record.cost_usd == pytest.approx(price + capped.cost_usd + after.cost_usd, rel=1e-9)
+    assert after.cost_usd < 1.5 * price  # about one call: not the capped run's again
+
+
+def test_a_turn_at_the_agents_step_limit_after_writing_answers_with_what_it_wrote(
+    aws, make_runtime, model_server, turn_request, tools_config, tmp_path, monkeypatch
+) -> None:
+    config = tmp_path / "claude-config"
+    shutil.copytree(tools_config, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["max_turns"] = 1
+    (config / "agents.json").write_text(json.dumps(agents))
+    model_server.responder = responder
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+    key_text = "default/1305/0"
+    limited = runtime.run_turn(turn_request("two steps", turn_id=1, session_key=key_text))
+    assert limited.ok and limited.stopped and limited.stop_reason == "max_turns", limited
+    assert limited.text == "Step one: looking around."
+    assert runtime.run_turn(turn_request("two steps", turn_id=1, session_key=key_text)).replayed
+    calls = len(model_server.model_calls)
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.ok, after
+    # The next message follows the run's steps, what it wrote included.
+    [call] = model_server.model_calls[calls:]
+    assert json.dumps(call.body["messages"][-2:]).count("Step one: looking around.") == 1
+    assert call.body["messages"][-1]["content"][-1]["text"] == "and now?"
