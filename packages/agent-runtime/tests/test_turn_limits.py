@@ -6,6 +6,7 @@ of it next time is checked here, as the note under the answer tells the user."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -26,6 +27,24 @@ TIME_LIMIT_S = 15
 SLOW_ANSWER = Streamed("Part one of the essay. " + "More words follow here. " * 39, pieces=40, pause_s=1.0)
 
 
+# A tool that kills the CLI running it (the agent's process dies mid-turn: out of memory, a bug).
+KILL_CLI = r"""
+import os, signal
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+pid = os.getpid()
+while pid > 1:
+    if read(f"/proc/{pid}/cmdline").split(b"\0")[0].endswith(b"/claude"):
+        os.kill(pid, signal.SIGKILL)
+        break
+    pid = int(read(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()[1])
+"""
+
+
 def responder(request: dict[str, Any]) -> Any:
     text = last_user_text(request)
     if text.startswith("long task") and not tool_results(request):
@@ -35,6 +54,11 @@ def responder(request: dict[str, Any]) -> Any:
         ]
     if text.startswith("write slowly"):
         return [SLOW_ANSWER]
+    if text.startswith("crash") and not tool_results(request):
+        return [
+            "Looking into it first.",
+            ToolCall(name="Bash", input={"command": f"python3 -c {shlex.quote(KILL_CLI)}"}),
+        ]
     if text.startswith("two steps"):
         if not tool_results(request):
             return ["Step one: looking around.", ToolCall(name="Bash", input={"command": "echo hi"})]
@@ -178,3 +202,21 @@ def test_a_turn_at_the_agents_step_limit_after_writing_answers_with_what_it_wrot
     [call] = model_server.model_calls[calls:]
     assert json.dumps(call.body["messages"][-2:]).count("Step one: looking around.") == 1
     assert call.body["messages"][-1]["content"][-1]["text"] == "and now?"
+
+
+def test_a_turn_whose_cli_dies_after_writing_answers_with_what_it_wrote(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    model_server.responder = responder
+    runtime = make_runtime()
+    key_text = "default/1306/0"
+    crashed = runtime.run_turn(turn_request("crash please", turn_id=1, session_key=key_text))
+    assert crashed.ok and crashed.stopped and crashed.stop_reason == "crashed", crashed
+    assert crashed.text == "Looking into it first."
+    assert crashed.cost_usd > 0  # the proxy's count of the calls made
+    calls = len(model_server.model_calls)
+    assert runtime.run_turn(turn_request("crash please", turn_id=1, session_key=key_text)).replayed
+    assert len(model_server.model_calls) == calls
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.ok and after.text == "turns=2 last=and now?", after
+    assert "Looking into it first." in _seen_by_the_model(model_server, calls)

@@ -37,6 +37,7 @@ def test_a_turn_stopped_mid_code_block_says_stopped_outside_the_code() -> None:
         ("timeout", 852_000, "⏱ <i>I reached the time limit (14 min), so I stopped here."),
         ("max_turns", 5_000, "⏹ <i>I stopped here: this took more steps than I may take"),
         ("max_budget", 5_000, "⏹ <i>I stopped here: going on would cost more than one message"),
+        ("crashed", 5_000, "⚠️ <i>Something went wrong on my side, so I stopped here."),
     ],
 )
 def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
@@ -53,4 +54,4 @@ def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
     code, _, note = chunk.partition("</code></pre>\n\n")
     assert code.endswith("return 1") and "Stopped" not in note, chunk
     assert note.startswith(says), note
-    assert note.endswith("ask for the next part.</i>")
+    assert note.endswith(("ask for the next part.</i>", "Please try again.</i>"))

@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 from claude_agent_sdk import (
@@ -288,7 +289,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
                 written = written or "\n\n".join(outcome.texts)
-                if _stopped_with_an_answer(end, live, written):
+                stop = _early_answer(end, live, written, outcome)
+                if stop is not None:
+                    if stop == "crashed":
+                        log.error(
+                            "turn.sdk_failed",
+                            error_type=type(outcome.failure).__name__,
+                            stderr=self.stderr_tail[-5:],
+                            spent=outcome.spent,
+                            kept_text=True,
+                        )
                     return await self._stopped_answer(
                         key,
                         request,
@@ -300,7 +310,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         started,
                         deadline,
                         plan,
-                        reason=None if end is RunEnd.STOPPED else "timeout",
+                        reason=None if stop == "user" else stop,
                     )
                 if end is not RunEnd.FINISHED:
                     return await self._stopped_run(key, request, end, outcome, started)
@@ -895,11 +905,28 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
 
 
-def _stopped_with_an_answer(end: RunEnd, live: LiveProgress | None, written: str) -> bool:
-    """Whether a run that ended early has an answer to record: the user stopped it, or its
-    time ran out after it wrote something (the user saw it grow: it is not thrown away). A
-    timeout with nothing written fails as before."""
-    return (end is RunEnd.STOPPED and live is not None) or (end is RunEnd.TIMED_OUT and bool(written.strip()))
+def _early_answer(
+    end: RunEnd, live: LiveProgress | None, written: str, outcome: RunOutcome
+) -> Literal["user", "timeout", "crashed"] | None:
+    """Why a run that ended early has an answer to record, what it wrote so far: the user
+    stopped it, or its time ran out or its CLI died (no result, no error of ours) after it
+    wrote something: the user saw it grow, it is not thrown away. None: it finished, or it
+    failed with nothing written (as before: an unrecorded error)."""
+    if end is RunEnd.STOPPED and live is not None:
+        return "user"
+    if not written.strip():
+        return None
+    if end is RunEnd.TIMED_OUT:
+        return "timeout"
+    failure = outcome.failure
+    if (
+        end is RunEnd.FINISHED
+        and outcome.result is None
+        and failure is not None
+        and not isinstance(failure, UntrustedCliOutputError | AgentRuntimeError | SessionCoreError)
+    ):
+        return "crashed"
+    return None
 
 
 def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:

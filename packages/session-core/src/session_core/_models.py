@@ -62,9 +62,10 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 # refusing the key); permanent, the operator has been told by a log line, metric and alarm.
 ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # Why a turn failed, where its kind alone does not say what the user should do: it ran out of
-# time, hit the agent's step limit or the turn's budget, could not open an attachment, or the
-# session's history has outgrown what the runtime's memory can load.
-ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment", "history_too_large"]
+# time, hit the agent's step limit or the turn's budget, could not open an attachment, the
+# session's history has outgrown what the runtime's memory can load, or the agent's process
+# died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``).
+ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment", "history_too_large", "crashed"]
 
 
 class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,9 +119,10 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # The user stopped the turn: ``text`` is what was written until then, and the turn is
     # recorded (a retry replays it; the next message resumes the session after it).
     stopped: bool = False
-    # Stopped by a limit, not by the user (``stopped`` is set too): "timeout", its time ran out.
-    # ``text`` is what was written until then, recorded the same way. A turn that reached
-    # a limit before it wrote anything fails instead (``error_reason``, unrecorded).
+    # Stopped by a limit, not by the user (``stopped`` is set too): "timeout" (its time ran
+    # out), "max_turns", "max_budget", or "crashed" (the agent's process died). ``text`` is
+    # what was written until then, recorded the same way. A turn stopped so before it wrote
+    # anything fails instead (``error_kind``, unrecorded).
     stop_reason: ErrorReason | None = None
     # Stopped before its run began (the stop came while it waited to start): its prompt never
     # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is

@@ -61,6 +61,7 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "Please ask for a smaller part.",
     "history_too_large": "This conversation has grown too long for me to continue: its history no "
     "longer fits in my memory. Send /new to start a fresh one.",
+    "crashed": "Something went wrong on my side while answering. Please try again.",
 }
 
 
@@ -78,15 +79,18 @@ _LIMIT_NOTES: Mapping[ErrorReason, str] = {
 def limit_note(reason: ErrorReason, duration_ms: int) -> str:
     """The line under what a turn wrote before a limit stopped it (Markdown), in place of
     "Stopped."; ``duration_ms``: how long it ran."""
+    # True to what the runtime keeps of a killed run: the next turn resumes after the steps it
+    # finished (text written before a tool call included), not after a text it was still writing.
+    remembered = "I remember your message and the steps I finished, not words I was still writing."
+    if reason == "crashed":
+        return f"⚠️ _Something went wrong on my side, so I stopped here. {remembered} Please try again._"
     if reason != "timeout":
         return _LIMIT_NOTES.get(reason, "⏹ _Stopped._")
-    # True to what the runtime keeps: the next turn resumes after the steps the run finished
-    # (text written before a tool call included), not after a text it was still writing.
     seconds = round(duration_ms / 1000)
     took = f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"
     return (
-        f"⏱ _I reached the time limit ({took}), so I stopped here. I remember your message and "
-        "the steps I finished, not words I was still writing. To go on, ask for the next part._"
+        f"⏱ _I reached the time limit ({took}), so I stopped here. {remembered} "
+        "To go on, ask for the next part._"
     )
 
 
