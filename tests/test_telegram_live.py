@@ -181,6 +181,25 @@ def test_a_turn_out_of_time_delivers_what_it_wrote_once_with_a_note_and_the_next
     assert [m["text"] for m in live.replies(501)][-1] == "turns=2 last=and now?"
 
 
+def test_a_turn_over_its_cost_cap_delivers_what_it_wrote_then_why_then_the_usage_line(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(live, 61, "/usage on")
+    live.drain(live.consumer())
+    # Below one model call's price: the CLI stops the run before the tool's step.
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.001")
+    post(live, 62, "two steps")
+    live.drain(live.consumer())
+    answer = [m["text"] for m in live.replies(501)][-1]
+    written, note, usage = answer.split("\n\n")
+    assert written == "Step one is done."
+    assert note == (
+        "⏹ I stopped here: going on would cost more than one message may spend. "
+        "I remember what I did so far; to go on, ask for the next part."
+    )
+    assert re.fullmatch(r"[\d,]+ tokens in · [\d,]+ out · \$0\.\d{4}", usage), usage
+
+
 def test_a_stop_sent_while_the_turn_starts_stops_it_before_any_model_call_and_no_later_turn(
     live: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
