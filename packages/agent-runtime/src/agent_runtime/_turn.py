@@ -661,14 +661,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         *,
         reason: ErrorReason | None,
     ) -> TurnResult:
-        """The answer to a run the user stopped, or that a limit stopped (``reason``) after
-        it wrote something: what was written so far (``written``), recorded like any
-        answer (its metered cost counted), so a retry replays it and the next message resumes
-        after it (the CLI's history holds the steps the run finished, not a text the model was
-        still writing). A run whose
-        transcript the store could not take is not recorded (the next turn resumes before it);
-        its cost is counted all the same. A call the user allowed that the run had not made
-        yet is declined: it must not run with the next message."""
+        """The answer to a run the user stopped, or that ended early (``reason``: its time ran
+        out, its CLI died) after it wrote something: what was written so far (``written``),
+        recorded like any answer (its metered cost counted), so a retry replays it and the next
+        message resumes after it (the CLI's history holds the steps the run finished, not a
+        text the model was still writing). A run whose transcript the store could not take is
+        not recorded (the next turn resumes before it); its cost is counted all the same. A
+        call the user allowed that the run had not made yet is declined: it must not run with
+        the next message."""
         answering = plan.answering
         allowed_call = (
             answering.approval_id
