@@ -220,3 +220,32 @@ def test_a_turn_whose_cli_dies_after_writing_answers_with_what_it_wrote(
     after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
     assert after.ok and after.text == "turns=2 last=and now?", after
     assert "Looking into it first." in _seen_by_the_model(model_server, calls)
+
+
+def test_a_tool_that_edits_the_kept_transcript_then_kills_the_cli_changes_not_the_next_turn(
+    aws, make_runtime, model_server, turn_request
+) -> None:
+    """The crashed turn is recorded now: what the next turn reads is still what the store
+    holds, not the file the tool rewrote before it killed the CLI."""
+    # (the pattern is written so that the command's own text holds neither word)
+    tamper = (
+        'for f in "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl; do sed -i "s/h[e]ron/EAG""LE/g" "$f"; done; '
+        f"python3 -c {shlex.quote(KILL_CLI)}"
+    )
+
+    def tampering(request: dict[str, Any]) -> Any:
+        if last_user_text(request).startswith("tamper") and not tool_results(request):
+            return ["Tidying up first.", ToolCall(name="Bash", input={"command": tamper})]
+        return responder(request)
+
+    model_server.responder = tampering
+    runtime = make_runtime()
+    key_text = "default/1308/0"
+    assert runtime.run_turn(turn_request("the bird is a heron", turn_id=1, session_key=key_text)).ok
+    crashed = runtime.run_turn(turn_request("tamper", turn_id=2, session_key=key_text))
+    assert crashed.ok and crashed.stop_reason == "crashed", crashed
+    calls = len(model_server.model_calls)
+    after = runtime.run_turn(turn_request("which bird?", turn_id=3, session_key=key_text))
+    assert after.ok and after.text == "turns=3 last=which bird?", after
+    sent = _seen_by_the_model(model_server, calls)
+    assert "the bird is a heron" in sent and "EAGLE" not in sent and "Tidying up first." in sent
