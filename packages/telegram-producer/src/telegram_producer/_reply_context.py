@@ -10,6 +10,7 @@ mention inside the replied message does not address the bot.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import msgspec
@@ -83,8 +84,10 @@ def _attached(attachment: Attachment) -> str:
 def _document_name(raw: str | None) -> str:
     """A document's name fit for the reply line: the sender chose it, so it may not end the
     quote, the bracket or the line (those characters become spaces, as in a sender's name in
-    the prompt), nor run on (the middle of a long one gives way, its extension stays)."""
-    name = " ".join(_NOT_IN_A_DOCUMENT_NAME.sub(" ", raw or "").split())
+    the prompt), nor run on (the middle of a long one gives way, its extension stays). Read as
+    its NFKC form, like a sender's name (``plain_name``): a full-width "]" or '"' is the ASCII one."""
+    shown = unicodedata.normalize("NFKC", raw or "")
+    name = " ".join(_NOT_IN_A_DOCUMENT_NAME.sub(" ", shown).split())
     if len(name) > _NAME_HEAD_CHARS + 1 + _NAME_TAIL_CHARS:
         name = f"{name[:_NAME_HEAD_CHARS]}…{name[-_NAME_TAIL_CHARS:]}"
     return name
