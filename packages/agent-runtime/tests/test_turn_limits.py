@@ -249,3 +249,52 @@ def test_a_tool_that_edits_the_kept_transcript_then_kills_the_cli_changes_not_th
     assert after.ok and after.text == "turns=3 last=which bird?", after
     sent = _seen_by_the_model(model_server, calls)
     assert "the bird is a heron" in sent and "EAGLE" not in sent and "Tidying up first." in sent
+
+
+def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> list[str]:
+    """The tool_use ids the Messages API would refuse: not answered by a tool_result in the
+    user message right after them (the scripted server checks nothing of the kind)."""
+    unanswered: list[str] = []
+    for i, message in enumerate(messages):
+        content = message["content"] if isinstance(message["content"], list) else []
+        calls = [b["id"] for b in content if message["role"] == "assistant" and b.get("type") == "tool_use"]
+        following = messages[i + 1] if i + 1 < len(messages) else {"role": "", "content": []}
+        answered = {
+            b.get("tool_use_id")
+            for b in following["content"]
+            if following["role"] == "user" and isinstance(b, dict) and b.get("type") == "tool_result"
+        }
+        unanswered += [call for call in calls if call not in answered]
+    return unanswered
+
+
+@pytest.mark.parametrize("ending", ["timeout", "crashed"])
+def test_the_turn_after_one_that_ended_amid_tool_calls_sends_the_model_every_call_answered(
+    aws, make_runtime, model_server, turn_request, ending
+) -> None:
+    """The recorded turn ends with calls the CLI never answered (one done, one cut off): the
+    next turn's history must still pair each tool_use with a tool_result, or the Messages API
+    refuses every later message of the chat. The CLI fills in the missing ones on resume."""
+    last = COMMAND if ending == "timeout" else f"python3 -c {shlex.quote(KILL_CLI)}"
+
+    def two_calls(request: dict[str, Any]) -> Any:
+        if last_user_text(request).startswith("two calls") and not tool_results(request):
+            return [
+                "Two things at once.",
+                ToolCall(name="Bash", input={"command": "echo quick-one"}),
+                ToolCall(name="Bash", input={"command": last}),
+            ]
+        return responder(request)
+
+    model_server.responder = two_calls
+    runtime = make_runtime()
+    key_text = f"default/{1309 if ending == 'timeout' else 1310}/0"
+    ended = runtime.run_turn(
+        turn_request("two calls", turn_id=1, session_key=key_text), time_budget_s=TIME_LIMIT_S
+    )
+    assert ended.ok and ended.stop_reason == ending, ended
+    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
+    assert after.ok and after.text == "turns=2 last=and now?", after
+    messages = model_server.model_calls[-1].body["messages"]
+    assert "Two things at once." in json.dumps(messages)
+    assert _unanswered_tool_calls(messages) == []

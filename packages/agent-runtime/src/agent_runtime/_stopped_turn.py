@@ -1,12 +1,43 @@
-"""The result of a turn the user stopped, or that ran out of time after it wrote something:
-what was written so far, marked ``stopped``, recorded like any answer (a retry replays it, the
-next message resumes after it)."""
+"""The result of a turn the user stopped, or that ended early after it wrote something (its
+time ran out, its CLI died): what was written so far, marked ``stopped``, recorded like any
+answer (a retry replays it, the next message resumes after it)."""
 
 from __future__ import annotations
 
-from session_core import TURN_VERSION, ErrorReason, TurnRequest, TurnResult, well_formed
+from typing import TYPE_CHECKING, Literal
 
+from session_core import TURN_VERSION, ErrorReason, SessionCoreError, TurnRequest, TurnResult, well_formed
+
+from ._errors import AgentRuntimeError, UntrustedCliOutputError
+from ._turn_state import RunEnd, RunOutcome
 from ._usage_meter import MeteredSpend
+
+if TYPE_CHECKING:
+    from ._live_progress import LiveProgress
+
+
+def early_answer(
+    end: RunEnd, live: LiveProgress | None, written: str, outcome: RunOutcome
+) -> Literal["user", "timeout", "crashed"] | None:
+    """Why a run that ended early has an answer to record, what it wrote so far: the user
+    stopped it, or its time ran out or its CLI died (no result, no error of ours) after it
+    wrote something: the user saw it grow, it is not thrown away. None: it finished, or it
+    failed with nothing written (as before: an unrecorded error)."""
+    if end is RunEnd.STOPPED and live is not None:
+        return "user"
+    if not written.strip():
+        return None
+    if end is RunEnd.TIMED_OUT:
+        return "timeout"
+    failure = outcome.failure
+    if (
+        end is RunEnd.FINISHED
+        and outcome.result is None
+        and failure is not None
+        and not isinstance(failure, UntrustedCliOutputError | AgentRuntimeError | SessionCoreError)
+    ):
+        return "crashed"
+    return None
 
 
 def stopped_result(

@@ -7,7 +7,6 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
 
 import msgspec
 from claude_agent_sdk import (
@@ -60,7 +59,7 @@ from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
-from ._stopped_turn import stopped_result
+from ._stopped_turn import early_answer, stopped_result
 from ._timed_store import TimedStore
 from ._turn_events import TurnStopped
 from ._turn_state import (
@@ -289,16 +288,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
                 written = written or "\n\n".join(outcome.texts)
-                stop = _early_answer(end, live, written, outcome)
+                stop = early_answer(end, live, written, outcome)
                 if stop is not None:
                     if stop == "crashed":
-                        log.error(
-                            "turn.sdk_failed",
-                            error_type=type(outcome.failure).__name__,
-                            stderr=self.stderr_tail[-5:],
-                            spent=outcome.spent,
-                            kept_text=True,
-                        )
+                        self._log_sdk_failure(outcome, kept_text=True)
                     return await self._stopped_answer(
                         key,
                         request,
@@ -414,16 +407,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             )
         if isinstance(failure, AgentRuntimeError | SessionCoreError):
             raise failure  # ours: classified once, in run_turn_async
-        # ProcessError/CLIConnectionError/...
-        log.error(
-            "turn.sdk_failed",
-            error_type=type(failure).__name__,
-            stderr=self.stderr_tail[-5:],
-            spent=outcome.spent,
-        )
+        self._log_sdk_failure(outcome, kept_text=False)  # ProcessError/CLIConnectionError/...
         # A run that already paid for tokens is not bought a second time.
         await self._count_killed_run(key, outcome)
         return with_spend(_error(request, "internal", retryable=outcome.may_retry, started=started), outcome)
+
+    def _log_sdk_failure(self, outcome: RunOutcome, *, kept_text: bool) -> None:
+        log.error(
+            "turn.sdk_failed",
+            error_type=type(outcome.failure).__name__,
+            stderr=self.stderr_tail[-5:],
+            spent=outcome.spent,
+            kept_text=kept_text,
+        )
 
     def _report_done(
         self,
@@ -903,30 +899,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 return
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
-
-
-def _early_answer(
-    end: RunEnd, live: LiveProgress | None, written: str, outcome: RunOutcome
-) -> Literal["user", "timeout", "crashed"] | None:
-    """Why a run that ended early has an answer to record, what it wrote so far: the user
-    stopped it, or its time ran out or its CLI died (no result, no error of ours) after it
-    wrote something: the user saw it grow, it is not thrown away. None: it finished, or it
-    failed with nothing written (as before: an unrecorded error)."""
-    if end is RunEnd.STOPPED and live is not None:
-        return "user"
-    if not written.strip():
-        return None
-    if end is RunEnd.TIMED_OUT:
-        return "timeout"
-    failure = outcome.failure
-    if (
-        end is RunEnd.FINISHED
-        and outcome.result is None
-        and failure is not None
-        and not isinstance(failure, UntrustedCliOutputError | AgentRuntimeError | SessionCoreError)
-    ):
-        return "crashed"
-    return None
 
 
 def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:
