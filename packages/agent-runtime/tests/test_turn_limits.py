@@ -9,10 +9,12 @@ import json
 import shlex
 import shutil
 import subprocess
+import time
 import uuid
 from typing import Any
 
 import pytest
+from agent_runtime import DEADLINE_MARGIN_S
 from local_stack import Streamed, ToolCall, last_user_text, tool_results, user_turns
 from session_core import SessionKey, SessionRegistry
 
@@ -298,3 +300,37 @@ def test_the_turn_after_one_that_ended_amid_tool_calls_sends_the_model_every_cal
     messages = model_server.model_calls[-1].body["messages"]
     assert "Two things at once." in json.dumps(messages)
     assert _unanswered_tool_calls(messages) == []
+
+
+@pytest.mark.parametrize("limit", ["timeout", "max_budget", "crashed"])
+def test_a_turn_stopped_by_a_limit_that_cannot_be_recorded_fails_as_before_instead_of_promising_memory(
+    aws, make_runtime, model_server, turn_request, dynamo_faults, limit
+) -> None:
+    """The note under a limit-stopped answer says the next message follows its steps; when the
+    registry refuses to record it, the next message leaves it out: the turn fails as one
+    stopped before it wrote anything (what it paid still counted), not with a false note."""
+    model_server.responder = responder
+    runtime = make_runtime(dynamodb=dynamo_faults.client)
+    key_text = f"default/{1311 + ['timeout', 'max_budget', 'crashed'].index(limit)}/0"
+    price = runtime.run_turn(turn_request("hello", turn_id=1, session_key=key_text)).cost_usd
+    # Every attempt to record a turn (the only transaction naming lease_owner) fails with a 500.
+    dynamo_faults.fail = lambda target, body: target == "TransactWriteItems" and b"lease_owner" in body
+    # (a deadline, or the record is tried for a minute)
+    deadline_ms = int((time.time() + DEADLINE_MARGIN_S + 20) * 1000)
+    if limit == "timeout":
+        request = turn_request("long task", turn_id=2, session_key=key_text)
+        ended = runtime.run_turn(request, time_budget_s=TIME_LIMIT_S)
+    else:
+        prompt, cap = ("crash please", None) if limit == "crashed" else ("two steps", price / 2)
+        request = turn_request(
+            prompt, turn_id=2, session_key=key_text, max_cost_usd=cap, deadline_epoch_ms=deadline_ms
+        )
+        ended = runtime.run_turn(request)
+
+    assert "TransactWriteItems" in dynamo_faults.failed
+    assert not ended.stopped and not ended.ok and not ended.retryable, ended
+    assert ended.error_reason == (None if limit == "crashed" else limit), ended
+    assert ended.cost_usd > 0  # for the budgets
+    dynamo_faults.fail = lambda target, body: False
+    after = runtime.run_turn(turn_request("and now?", turn_id=3, session_key=key_text))
+    assert after.ok and after.text == "turns=2 last=and now?", after  # the message is left out

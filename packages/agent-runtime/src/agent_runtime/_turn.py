@@ -322,6 +322,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     answer, outcome.recorded = await self._record(request, holder, turn, started, deadline)
                     await self._approval_recorded(key, plan, answer)
                     persist_s = time.perf_counter() - persist_started
+                    if turn.stopped and answer.ok and not outcome.recorded:
+                        # Stopped by a limit: its note says the next message follows its
+                        # steps, which an unrecorded turn's does not. It fails as before.
+                        turn = None
                 failed = await self._failed_run(
                     key, request, outcome, answered=turn is not None, started=started
                 )
@@ -689,9 +693,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         await self._catch_up(outcome, project_key_for_directory(workspace.cwd), workspace)
         if outcome.mirror_errors > outcome.caught_up_after:
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
+            if reason is not None:
+                return await self._early_end_unrecorded(key, request, reason, outcome, started)
             await self._count_killed_run(key, outcome)
             return stopped_turn
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
+        if reason is not None and answer.ok and not outcome.recorded:
+            return await self._early_end_unrecorded(key, request, reason, outcome, started)
         log.info(
             "turn.stopped",
             cost_usd=stopped_turn.cost_usd,
@@ -699,6 +707,18 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             reason=reason,
         )
         return answer
+
+    async def _early_end_unrecorded(
+        self, key: SessionKey, request: TurnRequest, reason: ErrorReason, outcome: RunOutcome, started: float
+    ) -> TurnResult:
+        """A run that ended early (time limit, crashed CLI) whose answer could not be recorded:
+        the next message will not follow it, so it fails as one that wrote nothing (the note
+        under its text would say what the next message follows). What it paid is counted."""
+        if reason == "timeout":
+            return await self._stopped_run(key, request, RunEnd.TIMED_OUT, outcome, started)
+        failed = await self._failed_run(key, request, outcome, answered=False, started=started)
+        assert failed is not None  # a crashed run has its failure
+        return failed
 
     async def _stopped_before_start(
         self,
