@@ -290,8 +290,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 written = written or "\n\n".join(outcome.texts)
                 stop = early_answer(end, live, written, outcome)
                 if stop is not None:
-                    if stop == "crashed":
-                        self._log_sdk_failure(outcome, kept_text=True)
                     return await self._stopped_answer(
                         key,
                         request,
@@ -694,12 +692,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if outcome.mirror_errors > outcome.caught_up_after:
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
             if reason is not None:
-                return await self._early_end_unrecorded(key, request, reason, outcome, started)
+                return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
             await self._count_killed_run(key, outcome)
             return stopped_turn
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
         if reason is not None and answer.ok and not outcome.recorded:
-            return await self._early_end_unrecorded(key, request, reason, outcome, started)
+            return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
+        if reason == "crashed":
+            self._log_sdk_failure(outcome, kept_text=True)
         log.info(
             "turn.stopped",
             cost_usd=stopped_turn.cost_usd,
@@ -709,16 +709,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return answer
 
     async def _early_end_unrecorded(
-        self, key: SessionKey, request: TurnRequest, reason: ErrorReason, outcome: RunOutcome, started: float
+        self, key: SessionKey, request: TurnRequest, stopped: TurnResult, outcome: RunOutcome, started: float
     ) -> TurnResult:
-        """A run that ended early (time limit, crashed CLI) whose answer could not be recorded:
-        the next message will not follow it, so it fails as one that wrote nothing (the note
-        under its text would say what the next message follows). What it paid is counted."""
-        if reason == "timeout":
-            return await self._stopped_run(key, request, RunEnd.TIMED_OUT, outcome, started)
-        failed = await self._failed_run(key, request, outcome, answered=False, started=started)
-        assert failed is not None  # a crashed run has its failure
-        return failed
+        """A run that ended early (time limit, crashed CLI) whose answer (``stopped``) could not
+        be recorded: the next message will not follow it, so it fails as one that wrote nothing
+        (the note under its text would say what the next message follows). What it paid is
+        counted; a call it declined is still said to be."""
+        if stopped.stop_reason == "timeout":
+            failed = await self._stopped_run(key, request, RunEnd.TIMED_OUT, outcome, started)
+        else:
+            crashed = await self._failed_run(key, request, outcome, answered=False, started=started)
+            assert crashed is not None  # a crashed run has its failure
+            failed = crashed
+        return msgspec.structs.replace(failed, approval_outcome=stopped.approval_outcome)
 
     async def _stopped_before_start(
         self,
