@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import stat
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -151,3 +153,41 @@ def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_
 
     assert written != landlock  # without Landlock the write outside the session succeeded
     assert read.ok and "chat-one-secret" not in read.text and "NOTHING-THERE" in read.text, read
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_what_a_tool_leaves_in_the_kernel_outside_any_file_is_out_of_another_chats_reach(
+    landlock: bool,
+) -> None:
+    """The user's keyrings, System V shared memory and message queues and POSIX message queues
+    outlive the process that filled them, lie in no directory the runtime empties, and Landlock
+    covers none of them: one chat's tool could leave its chat's files there for the next chat's
+    tools to read (two chats an injection reached, say, one of them the attacker's own)."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-kernel-"))
+    scripts = Path(tempfile.mkdtemp(prefix="agentbot-kernel-scripts-"))
+    shutil.copy(Path(__file__).with_name("kernel_leftovers.py"), scripts / "kernel_leftovers.py")
+    scripts.chmod(0o755)
+    nonce = uuid.uuid4().hex
+    secret = f"chat-one-kernel-secret-{nonce}"
+    script = f"python3 {scripts / 'kernel_leftovers.py'}"
+    try:
+        with contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=scratch / "sessions",
+            config=tools_config(scratch),
+            credentials=LocalCredentials.generate(),
+            model_key="sk-ant-sabotage-MODEL-KEY-0099",
+            responder=responder,
+        ) as runtime:
+            planted = runtime.turn(SABOTEUR, 1, f"bash: {script} plant {nonce} {secret}")
+            read = runtime.turn(OTHER, 2, f"bash: {script} read {nonce}")
+    finally:
+        subprocess.run([*script.split(), "clean", nonce], user=user, check=False)
+        remove_tree(scratch)
+        remove_tree(scripts)
+
+    assert planted.ok and "KERNEL-PLANTED" in planted.text, planted  # the tool ran
+    assert read.ok and "KERNEL-FOUND" in read.text, read
+    assert secret not in read.text, read.text

@@ -16,6 +16,12 @@ Landlock (a kernel feature, no privileges needed, inherited across fork and exec
 - no signals to, and no abstract unix sockets of, processes outside the sandbox (ABI >= 6);
 - ptrace and ``/proc/<pid>/mem`` / ``environ`` of processes outside it are refused (ABI >= 1).
 
+Whatever the kernel's Landlock, a seccomp filter refuses (EPERM) the system calls of what
+outlives a process without lying in any directory: the kernel keyrings (the user's keyrings
+are one per uid, shared by every later turn), System V shared memory, semaphores and message
+queues, and POSIX message queues. Landlock covers none of them and the runtime empties
+directories only: one chat's tool could leave its chat's files there for the next chat's.
+
 Installed under the name ``bash`` it is the tools' shell instead (the CLI's
 ``CLAUDE_CODE_SHELL``): it adds one more Landlock layer, then runs the real bash. Every Bash
 tool call then runs in a domain nested in the CLI's, and Landlock refuses a process access to
@@ -139,6 +145,57 @@ def _restrict_self(attr: bytes, add_rules: Callable[[ctypes.CDLL, int], None]) -
         os.close(ruleset)
 
 
+# The system calls refused, by architecture (x86_64; aarch64 has the generic numbers).
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_KERNEL_LEFTOVER_CALLS = {
+    # shmget shmat shmctl semget semop semctl msgget msgsnd msgrcv msgctl shmdt semtimedop
+    # mq_open mq_unlink mq_timedsend mq_timedreceive mq_notify mq_getsetattr add_key request_key keyctl
+    "x86_64": (29, 30, 31, 64, 65, 66, 68, 69, 70, 71, 67, 220, *range(240, 246), 248, 249, 250),
+    "aarch64": (*range(180, 198), 217, 218, 219),
+}
+_X32_BIT = 0x40000000  # x86_64's x32 ABI: numbers with this bit set (refused wholesale)
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_RET_ALLOW, _RET_EPERM = 0x7FFF0000, 0x00050000 | 1
+_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+
+
+def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def kernel_leftovers_filter(machine: str) -> bytes:
+    """The seccomp program (classic BPF) refusing ``_KERNEL_LEFTOVER_CALLS`` with EPERM; any
+    other architecture's calls (32-bit ``int 0x80`` on x86_64, for one) are refused too."""
+    calls = _KERNEL_LEFTOVER_CALLS[machine]
+    deny = len(calls) + 5  # index of the last instruction: RET EPERM
+    program = [_bpf(_LD_W_ABS, 4), _bpf(_JEQ_K, _AUDIT_ARCH[machine], 0, deny - 2), _bpf(_LD_W_ABS, 0)]
+    # x32 (x86_64 only) first, then each call; a jump counts from the next instruction.
+    program.append(_bpf(_JGE_K, _X32_BIT if machine == "x86_64" else 0xFFFFFFFF, deny - 4, 0))
+    program += [_bpf(_JEQ_K, nr, deny - 5 - i, 0) for i, nr in enumerate(calls)]
+    return b"".join([*program, _bpf(_RET_K, _RET_ALLOW), _bpf(_RET_K, _RET_EPERM)])
+
+
+def refuse_kernel_leftovers() -> bool:
+    """Install ``kernel_leftovers_filter`` on this process (inherited by all it starts, across
+    exec). False where the kernel or the machine has no seccomp filters for it."""
+    machine = os.uname().machine
+    if machine not in _KERNEL_LEFTOVER_CALLS:
+        return False
+    program = kernel_leftovers_filter(machine)
+    instructions = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(instructions))
+    libc = _libc()
+    if (
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        or libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.c_char_p(fprog), 0, 0) != 0
+    ):
+        errno = ctypes.get_errno()
+        if errno == 22:  # EINVAL: a kernel without seccomp filters
+            return False
+        raise OSError(errno, f"seccomp: {os.strerror(errno)}")
+    return True
+
+
 def run_tool_shell(argv: list[str]) -> None:
     """The tools' shell: nest a domain (refusing to run a tool outside one), then the real bash.
     Without Landlock there is nothing to nest and it is only bash: the runtime installs it as
@@ -171,6 +228,7 @@ def main(argv: list[str]) -> None:
     writable = [str(p) for p in sandbox.get("write", [])] + [environ.get("CLAUDE_CONFIG_DIR", "")]
     if sandbox.get("landlock", True):
         apply_landlock([p for p in writable if p], [int(p) for p in sandbox.get("connect", [])])
+    refuse_kernel_leftovers()
     os.execve(cli, [cli, *argv[1:]], clean_environment(environ))
 
 
