@@ -52,7 +52,10 @@ def contained_runtime(
     credentials: LocalCredentials,
     model_key: str,
     responder: Callable[[dict[str, Any]], Any],
+    sweep_scope: str = "uid",
 ) -> Iterator[ContainedRuntime]:
+    """``sweep_scope``: "uid" as in Lambda, "descendants" as `agentbot dev` (whose agent user
+    the machine shares)."""
     with _the_only_runtime_of(user), moto_endpoint(require=credentials) as aws_url:
         prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
 
@@ -87,7 +90,7 @@ def contained_runtime(
                 "CLAUDE_CONFIG_PATH": str(config),
                 "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
                 "MODEL_MAX_RETRIES": "0",
-                "PROCESS_SWEEP_SCOPE": "uid",
+                "PROCESS_SWEEP_SCOPE": sweep_scope,
                 "LANDLOCK": "on" if landlock else "off",
             }
             spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)

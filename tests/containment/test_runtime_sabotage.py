@@ -191,3 +191,49 @@ def test_what_a_tool_leaves_in_the_kernel_outside_any_file_is_out_of_another_cha
     assert planted.ok and "KERNEL-PLANTED" in planted.text, planted  # the tool ran
     assert read.ok and "KERNEL-FOUND" in read.text, read
     assert secret not in read.text, read.text
+
+
+# Where any user may write on a Linux machine (Lambda has only /tmp, `agentbot dev` the rest too).
+SHARED_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+
+
+@pytest.mark.parametrize("scope", ["uid", "descendants"], ids=["as-lambda", "as-agentbot-dev"])
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_what_a_tool_leaves_in_any_shared_temp_dir_is_gone_before_another_chats_turn(
+    landlock: bool, scope: str
+) -> None:
+    """Without Landlock a tool may write wherever its user may: every shared temp dir, not only
+    the system's. Nor does `agentbot dev` run alone (its agent's user is the machine's
+    ``nobody``), so it cannot empty them of everything its user owns: what the turn left there
+    goes all the same, before another chat's tools run."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-shared-temp-"))
+    nonce = uuid.uuid4().hex[:8]
+    left = [Path(d) / f"agentbot-left-by-a-tool-{nonce}" for d in SHARED_TEMP_DIRS if os.path.isdir(d)]
+    secret = "chat-one-" + "secret"
+    try:
+        with contained_runtime(
+            user=user,
+            landlock=landlock,
+            sessions_root=scratch / "sessions",
+            config=tools_config(scratch),
+            credentials=LocalCredentials.generate(),
+            model_key="sk-ant-sabotage-MODEL-KEY-0099",
+            responder=responder,
+            sweep_scope=scope,
+        ) as runtime:
+            writes = " ; ".join(
+                f"echo chat-one-secret > {path} && echo wrote-{i}" for i, path in enumerate(left)
+            )
+            wrote = runtime.turn(SABOTEUR, 1, f"bash: {writes} ; echo END-OF-WRITES").text
+            written = [path for i, path in enumerate(left) if f"wrote-{i}" in wrote.split("END-OF-WRITES")[0]]
+            reads = " ; ".join(f"cat {path}" for path in left)
+            read = runtime.turn(OTHER, 2, f"bash: {reads} ; echo END-OF-READS")
+    finally:
+        remove_tree(scratch)
+        for path in left:
+            remove_tree(path)
+
+    assert bool(written) != landlock, written  # without Landlock the writes outside succeeded
+    assert read.ok and "END-OF-READS" in read.text, read
+    assert secret not in read.text, read.text

@@ -1,6 +1,6 @@
-"""What a turn's tools or a crashed turn left in the system temp dir, outside any session:
-deleted before the next turn (see ``_workspace``), so the next chat's tools cannot read it and
-``/tmp`` stays bounded."""
+"""What a turn's tools or a crashed turn left in the system temp dir, or in any other directory
+every user may write, outside any session: deleted before the next chat's turn (see
+``_workspace``), so the next chat's tools cannot read it and ``/tmp`` stays bounded."""
 
 from __future__ import annotations
 
@@ -8,11 +8,25 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._owned_trees import remove_tree
 
 _STALE_SDK_COPY_S = 20 * 60  # longer than any Lambda invocation
+# Besides the system temp dir, where any user may write on a Linux machine: none of them is
+# writable in Lambda; on the machine of `agentbot dev` a tool without Landlock may use them all.
+_OTHER_SHARED_TEMP_DIRS = ("/var/tmp", "/dev/shm", "/run/lock")
+
+
+def shared_temp_dirs() -> list[Path]:
+    """The system temp dir and the other directories every user may write, those that exist."""
+    found = [Path(os.path.realpath(tempfile.gettempdir()))]
+    for directory in map(Path, _OTHER_SHARED_TEMP_DIRS):
+        with contextlib.suppress(OSError):
+            if directory.is_dir() and not directory.is_symlink() and directory.resolve() not in found:
+                found.append(directory.resolve())
+    return found
 
 
 def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
@@ -31,13 +45,49 @@ def remove_strays_in_temp(*, keep: Path) -> None:
     survives the sweep): on a kernel without Landlock a tool may write anywhere its uid can,
     and in Lambda that is ``/tmp``. The next chat's tools must not find what it left there,
     nor the disk stay full. The SDK's resume copies of crashed turns go with the rest."""
-    temp = Path(os.path.realpath(tempfile.gettempdir()))
     kept = Path(os.path.realpath(keep))
     uid = os.getuid()
     if uid == 0:  # root's temp files are the machine's (never so in Lambda): the SDK's only
         remove_stale_sdk_copies(older_than_s=0)
         return
-    _remove_all_of(uid, temp, but=kept)
+    for temp in shared_temp_dirs():
+        _remove_all_of(uid, temp, but=kept)
+
+
+@contextlib.contextmanager
+def strays_of_the_turn_removed(*, keep: Path) -> Iterator[None]:
+    """For a runtime that does not run alone (`agentbot dev`, whose agent's user is the
+    machine's ``nobody``): what this uid newly put at the top of a shared temp dir while the
+    block ran (a turn: its processes are gone when it ends) is deleted when it ends, but
+    ``keep`` (the sessions root) and the directories on the way to it. What was there before
+    stays: it may be another program's of that user."""
+    uid = os.getuid()
+    if uid == 0:  # root's temp files are the machine's
+        yield
+        return
+    kept = Path(os.path.realpath(keep))
+    before = {directory: _entries_of(uid, directory) for directory in shared_temp_dirs()}
+    try:
+        yield
+    finally:
+        for directory, seen in before.items():
+            for name, inode in _entries_of(uid, directory) - seen:
+                entry = directory / name
+                with contextlib.suppress(OSError):
+                    if entry.lstat().st_ino == inode and not kept.is_relative_to(entry):
+                        remove_tree(entry)  # a link goes itself, never what it points to
+
+
+def _entries_of(uid: int, directory: Path) -> set[tuple[str, int]]:
+    """(name, inode) of each entry of ``uid`` directly in ``directory``."""
+    found = set()
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid == uid:
+                    found.add((entry.name, info.st_ino))
+    return found
 
 
 def _remove_all_of(uid: int, directory: Path, *, but: Path) -> None:

@@ -4,11 +4,12 @@
 path gives the SDK project key, so it must be the same in every container), ``config/``
 (``CLAUDE_CONFIG_DIR``), ``home/`` and ``tmp/``. Before a turn everything else under
 SESSIONS_ROOT, and any transcript copy the SDK left in the system temp dir, is deleted (in
-Lambda, everything of the function's uid in ``/tmp`` but SESSIONS_ROOT, which a tool may
-have written on a kernel without Landlock, and SESSIONS_ROOT's ``.bin`` too, which the turn
-installs anew; see ``_temp_leftovers``): the next session's tools cannot read what the
-previous session left, and ``/tmp`` stays bounded (one session's files, capped by
-``SESSION_DISK_LIMIT_MB``).
+Lambda, everything of the function's uid in ``/tmp`` (and any other directory every user may
+write) but SESSIONS_ROOT, which a tool may have written on a kernel without Landlock, and
+SESSIONS_ROOT's ``.bin`` too, which the turn installs anew; elsewhere, where the uid is shared,
+what the turn newly left there goes when it ends; see ``_temp_leftovers``): the next
+session's tools cannot read what the previous session left, and ``/tmp`` stays bounded (one
+session's files, capped by ``SESSION_DISK_LIMIT_MB``).
 
 Of the session's own files only the user's work carries over to its next turn in a warm
 container (in Lambda, only from the directory this runtime prepared for the turn before: one
@@ -39,7 +40,7 @@ from session_core import SessionKey
 
 from ._claude_config import ClaudeConfig
 from ._owned_trees import reclaim_rights, remove_tree, tree_size
-from ._temp_leftovers import remove_stale_sdk_copies, remove_strays_in_temp
+from ._temp_leftovers import remove_stale_sdk_copies, remove_strays_in_temp, strays_of_the_turn_removed
 
 _RESERVED = {".bin"}
 # In the working directory: where the agent leaves the files it sends (see _outbox).
@@ -167,7 +168,8 @@ def session_workspace(
         else:
             remove_stale_sdk_copies()
         _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
-        yield paths
+        with contextlib.nullcontext() if alone else strays_of_the_turn_removed(keep=base):
+            yield paths
     finally:
         os.close(fd)
 
