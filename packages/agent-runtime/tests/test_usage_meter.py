@@ -324,3 +324,39 @@ def test_the_cli_figure_stands_when_an_answer_could_not_be_metered() -> None:
     assert billed_cost(0.009, cli, read_all) == (0.0045, read_all.usage)
     assert billed_cost(0.009, cli, one_unread) == (0.009, cli)
     assert billed_cost(0.0045, read_all.usage, read_all) == (0.0045, read_all.usage)
+
+
+def test_a_call_still_waiting_upstream_when_its_turn_ends_is_cut_there_not_left_to_run_unmetered() -> None:
+    """A tool may start calls to the model (four at once) just before its turn ends. Its
+    process dies with the turn, but the proxy's call upstream went on: its answer, and its
+    cost, came after the turn's spend was read, so no budget ever counted it."""
+
+    def slow(request: dict[str, Any]) -> str:
+        time.sleep(3)  # the model is still writing when the turn ends
+        return "late answer"
+
+    outcome: dict[str, Any] = {}
+    with ModelServer(slow, model="claude-sonnet-4-5", usage=PER_CALL) as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-ant-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn()}
+
+            def call() -> None:
+                try:
+                    outcome["status"] = httpx.post(
+                        f"{proxy.base_url}/v1/messages", json=BODY, headers=key, timeout=10
+                    ).status_code
+                except httpx.HTTPError as exc:
+                    outcome["error"] = type(exc).__name__
+
+            caller = threading.Thread(target=call)
+            caller.start()
+            time.sleep(0.5)  # the call waits for its answer upstream
+            ended = time.monotonic()
+            proxy.close_turn()
+            caller.join(10)
+            cut_after = time.monotonic() - ended
+        finally:
+            proxy.stop()
+    assert cut_after < 1.5, cut_after  # cut as the turn ended, not answered 3 s later
+    assert outcome.get("status") != 200, outcome

@@ -11,16 +11,20 @@ each request with SigV4 using the model-invoke role's credentials; the CLI sends
 key as a Bedrock bearer token and never holds AWS credentials).
 
 Each turn's calls are metered on the way back (``_usage_meter``): ``close_turn`` returns what
-they reported, so a run killed before its result still knows its cost.
+they reported, so a run killed before its result still knows its cost. A call of the turn still
+in flight then is cut upstream: a tool that started one as its turn ended (its process dies
+with the turn, the proxy's call would not) gets no answer whose cost no budget counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import http.client
 import json
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,6 +153,29 @@ class _TurnCalls:
     slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(CALLS_IN_FLIGHT)
     )
+    # Its calls' connections upstream while they last; once ended, every one is cut.
+    upstreams: set[http.client.HTTPConnection] = field(default_factory=set)
+    ended: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hold(self, upstream: http.client.HTTPConnection) -> bool:
+        """Keep ``upstream`` to be cut when the turn ends; False if it has ended already."""
+        with self.lock:
+            if not self.ended:
+                self.upstreams.add(upstream)
+            return not self.ended
+
+    def release(self, upstream: http.client.HTTPConnection) -> None:
+        with self.lock:
+            self.upstreams.discard(upstream)
+
+    def end(self) -> None:
+        """The turn ended: cut its calls still in flight (their relays see the upstream gone)."""
+        with self.lock:
+            self.ended = True
+            cut = list(self.upstreams)
+        for upstream in cut:
+            _cut(upstream)
 
     def spent_up(self) -> bool:
         """Whether the calls so far cost the cap (calls still streaming count what they
@@ -218,8 +245,9 @@ class ModelProxy:
         """The turn ended: its key stops working; requests are refused until the next turn.
         Returns what the turn's model calls reported."""
         self._turn_key = None
-        meter, self._turn = self._turn.meter, _TurnCalls(meter=None, max_cost_usd=None)
-        return MeteredSpend() if meter is None else meter.spend()
+        ended, self._turn = self._turn, _TurnCalls(meter=None, max_cost_usd=None)
+        ended.end()
+        return MeteredSpend() if ended.meter is None else ended.meter.spend()
 
     def accepts(self, presented: str | None) -> bool:
         """True when ``presented`` is the current turn's key."""
@@ -285,7 +313,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._refuse(403, _FORBIDDEN)
             return
         if meter is None:  # no model behind it (an MCP server's proxy): nothing to hold back
-            self._relay(body, meter)
+            self._relay(body, turn)
             return
         # A few calls at a time: the cap is checked against what the calls so far reported,
         # so a burst of parallel calls could pass it by any number of calls' worth.
@@ -300,23 +328,44 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 _log.warning("model_proxy.turn_cost_cap_reached")
                 self._refuse(400, _SPENT_UP)
                 return
-            self._relay(body, meter)
+            self._relay(body, turn)
         finally:
             turn.slots.release()
 
-    def _relay(self, body: bytes | None, meter: TurnMeter | None) -> None:
-        """Send the request upstream, authorized, and stream the answer back, metered."""
+    def _relay(self, body: bytes | None, turn: _TurnCalls) -> None:
+        """Send the request upstream, authorized, and stream the answer back, metered; cut
+        when the turn ends (``_TurnCalls.end``)."""
+        meter = turn.meter
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["Accept-Encoding"] = "identity"
         url = self.proxy._upstream + self.path
         headers = self.proxy._auth.authorize(self.command, url, headers, body)
         upstream = self.proxy._connect()
+        if not turn.hold(upstream):
+            self._refuse(401, _UNAUTHORIZED)
+            return
+        try:
+            self._relay_through(upstream, body, headers, turn, meter)
+        finally:
+            turn.release(upstream)
+            upstream.close()
+
+    def _relay_through(
+        self,
+        upstream: http.client.HTTPConnection,
+        body: bytes | None,
+        headers: dict[str, str],
+        turn: _TurnCalls,
+        meter: TurnMeter | None,
+    ) -> None:
         try:
             upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)
+            if turn.ended:  # it ended while this call connected (and was not there to be cut)
+                _cut(upstream)
             response = upstream.getresponse()
-        except OSError as exc:
-            self._refuse(502, _UNREACHABLE)
-            upstream.close()
+        except (OSError, http.client.HTTPException) as exc:
+            with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
+                self._refuse(502, _UNREACHABLE)
             self.log_error("upstream unreachable: %s", type(exc).__name__)
             return
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
@@ -362,10 +411,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             # metered; closing upstream ends the call there. Not an error of the proxy.
             _log.info("model_proxy.client_gone")
             self.close_connection = True
-        finally:
-            upstream.close()
 
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward
+
+
+def _cut(upstream: http.client.HTTPConnection) -> None:
+    """End a call upstream from another thread: shutting the socket down wakes its reader."""
+    sock = upstream.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _requested_model(path: str, body: bytes | None) -> str:
