@@ -148,6 +148,24 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_dev)
 
 
+def _keep_env_files_private(directories: list[Path]) -> list[str]:
+    """Take every other user's read away from the ``.env`` files (``.env``, ``.env.*`` but the
+    example) in ``directories``: the README has the token and the key copied into one from
+    ``.env.example``, and the umask leaves it readable by all, the agent's user too. Returns
+    the files changed."""
+    changed = []
+    for directory in dict.fromkeys(d.resolve() for d in directories):
+        with contextlib.suppress(OSError):
+            for path in sorted(directory.glob(".env*")):
+                if path.name == ".env.example" or path.is_symlink() or not path.is_file():
+                    continue
+                info = path.stat()
+                if info.st_uid == os.geteuid() and info.st_mode & stat.S_IRWXO:
+                    path.chmod(stat.S_IMODE(info.st_mode) & ~stat.S_IRWXO)
+                    changed.append(str(path))
+    return changed
+
+
 def _check_own_state_dir(state_root: Path, given: Path) -> None:
     """The state directory must be this user's, and only theirs to write: the agent runs as
     another user and could otherwise have made it (or a link by its name) first, and put links
@@ -570,6 +588,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     # user first: the check looks the command servers' programs (the interpreter, a script in
     # claude-config) up as that user.
     opened: list[str] = []
+    # Where the README keeps the token and the key (the checkout it is started from).
+    made_private = [] if agent_user is None else _keep_env_files_private([Path.cwd(), config_root.parent])
     try:  # claude-config first, its programs too: a mistake there costs no start-up
         if agent_user is not None and config_root.is_dir():
             opened = check_config_readable(agent_user, config_root)
@@ -715,6 +735,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
         banner.append(
             f"  agent     runs as the unprivileged user {agent_user!r} (started as root)"
             + (f"; made passable for it: {', '.join(opened)}" if opened else "")
+            + (f"; made private for it: {', '.join(made_private)}" if made_private else "")
         )
     if token and not (os.environ.get("ALLOWED_USER_IDS") or os.environ.get("ALLOWED_CHAT_IDS")):
         banner.append(

@@ -55,7 +55,14 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     # A --state-dir any user can reach (as one under /tmp or a home directory may be): what the
     # stack keeps there (every chat's stored sessions, the functions' log) is its own.
     state = attacker / "state"
-    (attacker / "private.txt").write_text(f"{state / 'functions.log'}\n{state / 'aws'}\n")
+    # The checkout it runs from, with the .env the README has one copy from .env.example (the
+    # shell's umask makes it readable by all) and load into the shell: the real token and key.
+    checkout = attacker / "checkout"
+    checkout.mkdir(mode=0o755)
+    dotenv = checkout / ".env"
+    dotenv.write_text(f"TELEGRAM_BOT_TOKEN={BOT_TOKEN}\nANTHROPIC_API_KEY={MODEL_KEY}\n")
+    dotenv.chmod(0o644)
+    (attacker / "private.txt").write_text(f"{state / 'functions.log'}\n{state / 'aws'}\n{dotenv}\n")
     state.mkdir()
     (state / "functions.log").write_text("")  # as an earlier version left it: readable by all
     (state / "functions.log").chmod(0o644)
@@ -81,6 +88,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
             dev = subprocess.Popen(
                 [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
                 env=env,
+                cwd=checkout,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -140,6 +148,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     assert sent_files == [("proof.txt", b"the agent's own file")], sent_files
     # The state directory's own files were there, and out of the agent's reach.
     assert saved and report["private_reads"] == [], (saved, report["private_reads"])
+    assert f"made private for it: {dotenv}" in err  # and the banner says so
     # Nothing of the agent outlives the command; no secret reached the screen.
     assert survivors == []
     assert "agent     runs as the unprivileged user 'nobody'" in err
