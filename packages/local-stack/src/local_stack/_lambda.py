@@ -9,6 +9,7 @@ caller's code is the production code in tests and in `agentbot dev`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import pwd
@@ -247,6 +248,46 @@ def _peer_gone(connection: socket.socket) -> bool:
         return True
 
 
+def _peer_is_worker(connection: socket.socket, worker: _Worker) -> bool:
+    """Whether the other end of ``connection`` (on 127.0.0.1) is a socket of the worker's own
+    process. In Lambda only the function's execution environment reaches its Runtime API;
+    here every worker's port is on one machine, where an agent's tool (another user, but
+    one TCP lets in) could ask for another function's invocations. Found as root (`agentbot
+    dev`, the tests): the socket's inode among the worker's descriptors. Without root all
+    processes are one user, with no containment to keep, and a worker in a container is
+    reached through Docker's proxy: then any peer is taken."""
+    if os.geteuid() != 0 or worker.container is not None:
+        return True
+    waited_until = time.monotonic() + 5
+    while getattr(worker, "pid", None) is None and time.monotonic() < waited_until:
+        time.sleep(0.01)  # a process asking this soon is its own: its pid is being read
+    try:
+        peer_port = connection.getpeername()[1]
+        our_port = connection.getsockname()[1]
+        inode = _tcp_socket_inode(local_port=peer_port, remote_port=our_port)
+        if inode is None:
+            return False
+        target = f"socket:[{inode}]"
+        for fd in os.listdir(f"/proc/{worker.pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{worker.pid}/fd/{fd}") == target:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _tcp_socket_inode(*, local_port: int, remote_port: int) -> str | None:
+    """The inode of the TCP socket on 127.0.0.1 from ``local_port`` to ``remote_port``."""
+    with open("/proc/net/tcp") as table:
+        for line in itertools.islice(table, 1, None):
+            fields = line.split()
+            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+            if int(local, 16) == local_port and int(remote, 16) == remote_port:
+                return fields[9]
+    return None
+
+
 def _as_user(user: str | None) -> dict[str, Any]:
     if user is None:
         return {}
@@ -272,9 +313,18 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+        def _from_the_worker(self) -> bool:
+            if _peer_is_worker(self.connection, worker):
+                return True
+            self._reply(403, b'{"errorMessage": "not this function\'s runtime"}')
+            self.close_connection = True
+            return False
+
         def do_GET(self) -> None:
             if self.path != _RUNTIME_PREFIX + "invocation/next":
                 self._reply(404)
+                return
+            if not self._from_the_worker():
                 return
             invocation = worker.inbox.get()
             if invocation is None:  # shutting down: the process is gone already
@@ -303,6 +353,8 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self._body()
+            if not self._from_the_worker():
+                return
             if self.path == _RUNTIME_PREFIX + "init/error":
                 worker.init_error = body or _error_payload("Runtime.InitError", "init failed")
                 self._reply(202)
