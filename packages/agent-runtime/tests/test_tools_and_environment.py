@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
@@ -76,6 +77,49 @@ def test_cli_launcher_passes_only_the_named_variables(
     assert "AWS_SECRET_ACCESS_KEY" not in seen and "BOT_TOKEN" not in seen
     assert seen["SPACED"] == "a b  c" and seen["HOME"] == str(tmp_path) and seen["IS_SANDBOX"] == "1"
     assert set(seen) <= set(env["AGENTBOT_CLI_ENV_NAMES"].split())
+
+
+# Run as the CLI: each call that would leave something in the kernel, and one that must work.
+_KERNEL_CALLS = """
+import ctypes, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+add_key, keyctl = (248, 250) if platform.machine() == "x86_64" else (217, 219)
+calls = {
+    "add_key": lambda: libc.syscall(add_key, b"user", b"left", b"x", 1, -4),
+    "keyctl": lambda: libc.syscall(keyctl, 0, -4, 0),
+    "shmget": lambda: libc.shmget(0, 4096, 0o1600),
+    "msgget": lambda: libc.msgget(0, 0o1600),
+    "semget": lambda: libc.semget(0, 1, 0o1600),
+    "mq_open": lambda: libc.mq_open(b"/agentbot-unit-test", os.O_CREAT | os.O_RDWR, 0o600, None),
+}
+for name, call in calls.items():
+    print(name, call(), ctypes.get_errno())
+print("getpid", os.getpid() > 0)
+"""
+
+
+def test_the_cli_and_its_tools_get_no_keyrings_ipc_or_message_queues(tmp_path: Path) -> None:
+    """What they hold outlives the process that filled them and lies in no directory the
+    runtime empties: the launcher refuses the calls (tests/containment shows the attack)."""
+    settings = load_settings(
+        {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
+    )
+    env = build_cli_environment(
+        home=str(tmp_path),
+        tmp=str(tmp_path),
+        config_dir=str(tmp_path / "c"),
+        model_env={},
+        settings=settings,
+        cli_path=sys.executable,
+        writable=[str(tmp_path)],
+        connect_ports=[443],
+    )
+    wrapper = install_cli_launcher(tmp_path / "bin")
+    run = subprocess.run([wrapper, "-c", _KERNEL_CALLS], env=env, capture_output=True, text=True, check=True)
+    seen = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    refused = {name for name, result in seen.items() if result == f"-1 {errno.EPERM}"}
+    assert refused == {"add_key", "keyctl", "shmget", "msgget", "semget", "mq_open"}, seen
+    assert seen["getpid"] == "True"
 
 
 def test_proxy_swaps_the_turn_key_and_passes_broken_streams_on() -> None:
