@@ -486,3 +486,19 @@ def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke
     assert stack.replies(CHAT)[-1]["text"] == (
         "31 tools are always allowed in this chat, on 2 pages: send /permissions 2 for the last one."
     )
+
+
+@pytest.mark.parametrize("text", ["/permissions ²", "/permissions ①", "/permissions\n2"])
+def test_permissions_with_a_page_number_typed_oddly_still_answers(stack, text: str) -> None:
+    """A superscript or circled digit is no page number: the first page, not a consumer
+    crash that retries the message until it is dead-lettered; a page number on the next
+    line is read as after a space."""
+    rules = [f"Bash(tool-{n:02d} *)" for n in range(32)]
+    for rule in rules:
+        stack.approvals().grant(KEY, rule, granted_by="@ada")
+
+    assert stack.post(update(395, text=text)) == 200
+    stack.drain(stack.consumer())
+    shown = stack.replies(CHAT)[-1]
+    page = "31-32" if text.endswith("\n2") else "1-30"
+    assert shown["text"].split("\n")[0] == f"Always allowed in this chat ({page} of 32):"

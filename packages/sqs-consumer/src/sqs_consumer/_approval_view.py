@@ -95,7 +95,8 @@ def approval_settled_html(head: str, tool_name: str, summary: str) -> str:
 def permissions_page(argument: str) -> int:
     """The page ``/permissions <argument>`` asks for: its number, 1 for anything else."""
     word = argument.strip().split(maxsplit=1)[0] if argument.strip() else ""
-    return int(word) if word.isdigit() and 0 < int(word) < 1_000_000 else 1
+    # ASCII digits only: str.isdigit() also takes "²" and "①", which int() refuses.
+    return int(word) if word.isascii() and word.isdigit() and 0 < int(word) < 1_000_000 else 1
 
 
 def permissions_html(grants: list[Grant], *, where: str = "this chat", page: int = 1) -> str:

@@ -117,7 +117,7 @@ class MessageHandler:
                     turn_cap_usd=self._config.budgets.turn_usd,
                     user_id=msg.user_id,
                     channel=self._config.channel,
-                    argument=msg.text.partition(" ")[2],
+                    argument=_command_argument(msg.text),
                     approvals=self._deps.approvals,
                     voice=self._deps.voices is not None,
                     mention=self._mention_needed(msg),
@@ -350,7 +350,7 @@ class MessageHandler:
     def _show_permissions(self, msg: InboundMessage, key: SessionKey) -> None:
         """[I] /permissions: the chat's grants, each with a revoke button."""
         grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
-        page = permissions_page(msg.text.partition(" ")[2])  # /permissions 2: the next page
+        page = permissions_page(_command_argument(msg.text))  # /permissions 2: the next page
         markup = permissions_keyboard(grants, page=page)
         listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum), page=page)
         if markup is None:
@@ -402,3 +402,9 @@ class MessageHandler:
                     log.info("session_free_again", polls=wait.polls, replayed=result.replayed)
                 return result
             wait.pause(budget_s - timing.turn_reserve_s, holder="another turn")
+
+
+def _command_argument(text: str) -> str:
+    # What follows the command word after any whitespace ("/permissions\n2" as "/permissions 2").
+    parts = text.split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""
