@@ -836,3 +836,16 @@ def test_a_redeploy_right_after_a_rollback_is_explained_where_the_operator_looks
     assert "60 seconds" in trouble and "wait a minute" in trouble.lower()
     assert "ROLLBACK_COMPLETE" in trouble and "sam delete" in trouble
     assert "describe-stack-events" in trouble
+
+
+def test_the_readme_says_how_long_a_consumer_that_crashes_every_time_holds_its_chat() -> None:
+    """A consumer that crashes (or times out) on a message never reports it failed: each receive
+    waits out the queue's visibility timeout, so the chat's FIFO group is held for
+    maxReceiveCount of them before the redrive policy dead-letters it, and nobody tells the
+    user. The operator reads how long from the README, computed from the template."""
+    queue = resource(TEMPLATE, "InboundQueue")["Properties"]
+    held_s = int(queue["VisibilityTimeout"]) * int(queue["RedrivePolicy"]["maxReceiveCount"])
+    hours = f"{held_s / 3600:g}"
+    failures = README_TEXT[README_TEXT.index("- Failures. Retryable ones") :]
+    failures = failures[: failures.index("\n- ")]
+    assert f"{hours} hours" in " ".join(failures.split()), failures
