@@ -590,6 +590,20 @@ def test_local_checks_name_each_shell_setting_agentbot_dev_would_refuse(
     assert "has spaces!" not in out  # the webhook secret is a secret
 
 
+def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """`agentbot dev`'s functions start with the shell's environment, so a SESSION_TTL_DAYS
+    exported there (say for a deploy) is read by the producer and the consumer: doctor names a
+    bad one instead of passing it to a dev whose every message then fails."""
+    clean_env.setenv("SESSION_TTL_DAYS", "0")
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "SESSION_TTL_DAYS: must be >= 1, got 0" in out.split("FAIL  shell settings", 1)[1], out
+
+
 def test_local_checks_pass_good_shell_settings(
     telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

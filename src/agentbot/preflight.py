@@ -186,8 +186,11 @@ def check_dev_runtime(
 # What `agentbot dev` passes from the shell to its local functions (none is a secret), by
 # function; both producer and consumer read the group settings (the consumer for what /help
 # says); the runtime may be given another claude-config (the start-up check reads the same one).
+# SESSION_TTL_DAYS is listed though dev sets nothing for it: the functions start with the
+# shell's environment (local_stack), so one exported there reaches them and must be checked.
 SHELL_SETTINGS: dict[str, tuple[str, ...]] = {
     "producer": (
+        "SESSION_TTL_DAYS",
         "ALLOWED_USER_IDS",
         "ALLOWED_CHAT_IDS",
         "APPROVER_USER_IDS",
@@ -197,6 +200,7 @@ SHELL_SETTINGS: dict[str, tuple[str, ...]] = {
         "GROUP_REPLY_MODE",
     ),
     "consumer": (
+        "SESSION_TTL_DAYS",
         "CHAT_QUEUE_LIMIT",
         "GROUP_REPLY_MODE",
         "MAX_TURN_COST_USD",
