@@ -106,3 +106,20 @@ def test_files_go_in_the_order_of_their_names_however_many_the_outbox_holds(
 
     assert result.ok, result
     assert [f.file_name for f in result.files] == [f"part-{i:03d}.txt" for i in range(10)]
+
+
+def test_a_file_a_tool_still_writes_when_the_turn_ends_is_named_unfinished_not_sent_half_written(
+    aws, make_runtime, turn_request
+) -> None:
+    # A job left running in the background holds log.txt open, half written, as the answer is
+    # given; the sweep then kills it. done.txt was closed before.
+    writer = "f = open('outbox/log.txt', 'w'); f.write('half'); f.flush(); import time; time.sleep(60)"
+    command = (
+        "bash: mkdir -p outbox && echo all > outbox/done.txt"
+        f' && (nohup python3 -c "{writer}" >/dev/null 2>&1 &) && sleep 1 && echo started'
+    )
+    result = make_runtime().run_turn(turn_request(command, turn_id=1, session_key=KEY))
+
+    assert result.ok and "started" in result.text, result
+    assert [f.file_name for f in result.files] == ["done.txt"]
+    assert [(f.file_name, f.reason) for f in result.files_not_sent] == [("log.txt", "unfinished")]

@@ -22,7 +22,7 @@ import mimetypes
 import os
 import stat
 import unicodedata
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from session_core import (
     SessionKey,
@@ -38,6 +38,9 @@ from session_core import (
 from ._collaborators import S3Objects
 from ._workspace import OUTBOX, SessionWorkspace
 
+if TYPE_CHECKING:
+    from ._outbox_at_end import OutboxAtEnd
+
 log = get_logger(__name__)
 
 MAX_FILES = 10
@@ -51,15 +54,27 @@ StagedOutbox = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
 
 
 async def stage_outbox(
-    s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
+    s3: S3Objects,
+    bucket: str,
+    key: SessionKey,
+    turn_id: int,
+    workspace: SessionWorkspace,
+    at_end: OutboxAtEnd | None = None,
 ) -> StagedOutbox:
     """Copy the outbox's files to S3 for the consumer to send, and say which will be sent and
-    which not (and why). The runtime sends nothing itself: it never calls Telegram."""
-    return await asyncio.to_thread(_stage_outbox, s3, bucket, key, turn_id, workspace)
+    which not (and why). The runtime sends nothing itself: it never calls Telegram. A file
+    that was not finished when the turn's processes were stopped (``at_end``, see
+    ``_outbox_at_end``) is named "unfinished", not sent half-written."""
+    return await asyncio.to_thread(_stage_outbox, s3, bucket, key, turn_id, workspace, at_end)
 
 
 def _stage_outbox(
-    s3: S3Objects, bucket: str, key: SessionKey, turn_id: int, workspace: SessionWorkspace
+    s3: S3Objects,
+    bucket: str,
+    key: SessionKey,
+    turn_id: int,
+    workspace: SessionWorkspace,
+    at_end: OutboxAtEnd | None,
 ) -> StagedOutbox:
     outbox = _open_outbox(workspace)
     if outbox is None:
@@ -68,7 +83,7 @@ def _stage_outbox(
     unsent: list[UnsentFile] = []
     used: set[str] = set()
     try:
-        for name in _entry_names(outbox):
+        for name in entry_names(outbox):
             shown = _shown_name(name)
             opened = _open_own_file(outbox, name)
             if isinstance(opened, str):
@@ -76,6 +91,9 @@ def _stage_outbox(
                 continue
             file, size = opened
             with file:
+                if at_end is not None and not at_end.finished(name, os.fstat(file.fileno())):
+                    unsent.append(UnsentFile(file_name=shown, reason="unfinished"))
+                    continue
                 if len(sent) == MAX_FILES:
                     unsent.append(UnsentFile(file_name=shown, reason="too_many"))
                     continue
@@ -113,7 +131,7 @@ def _open_outbox(workspace: SessionWorkspace) -> int | None:
         os.close(cwd)
 
 
-def _entry_names(outbox: int) -> list[str]:
+def entry_names(outbox: int) -> list[str]:
     """The first ``MAX_ENTRIES`` names, sorted, of the first ``MAX_NAMES_READ`` entries the
     outbox lists (all of them, unless a tool made thousands)."""
     with os.scandir(outbox) as entries:

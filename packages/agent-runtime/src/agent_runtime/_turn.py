@@ -54,7 +54,14 @@ from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._outbox import stage_outbox
-from ._process_sweep import effective_scope, end_environment, reap_zombie_children, sweep_turn_processes
+from ._outbox_at_end import OutboxAtEnd, look_at_outbox
+from ._process_sweep import (
+    effective_scope,
+    end_environment,
+    find_turn_processes,
+    reap_zombie_children,
+    sweep_turn_processes,
+)
 from ._prompt_marks import find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
@@ -309,7 +316,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 turn = self._paid_answer(request, run, outcome, started)
                 if turn is not None:
                     files, unsent = await stage_outbox(
-                        self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace
+                        self.s3,
+                        self.settings.sessions_bucket,
+                        key,
+                        request.turn_id,
+                        workspace,
+                        outcome.outbox_at_end,
                     )
                     turn = msgspec.structs.replace(turn, files=files, files_not_sent=unsent)
                     turn = await self._with_approval(key, request, turn, plan)
@@ -607,6 +619,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         finally:
             lost.cancel()
             stop.cancel()
+            # While its tools still run: which outbox files one of them is still writing.
+            outcome.outbox_at_end = self._look_at_outbox(workspace)
             # Before any result leaves: no process of this turn survives it, and the model
             # key it was given is dead.
             killed = self._sweep_processes(before_run=False)
@@ -689,10 +703,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if stopped_call is not None:
             stopped_turn = msgspec.structs.replace(stopped_turn, approval_outcome=stopped_call)
         await self._catch_up(outcome, project_key_for_directory(workspace.cwd), workspace)
-        if outcome.mirror_errors > outcome.caught_up_after:
+        behind = outcome.mirror_errors > outcome.caught_up_after
+        if behind and reason is not None:
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
-            if reason is not None:
-                return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
+            return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
+        # The files the agent finished before the stop go with what it wrote, as with any answer.
+        files, unsent = await stage_outbox(
+            self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace, outcome.outbox_at_end
+        )
+        stopped_turn = msgspec.structs.replace(stopped_turn, files=files, files_not_sent=unsent)
+        if behind:
+            log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
             await self._count_killed_run(key, outcome)
             return stopped_turn
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
@@ -755,6 +776,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         answer, _ = await self._record(request, holder, stopped, started, deadline)
         log.info("turn.stopped_before_start")
         return answer
+
+    def _look_at_outbox(self, workspace: SessionWorkspace) -> OutboxAtEnd | None:
+        try:
+            pids = find_turn_processes(self.settings.process_sweep_scope, self.started_ticks)
+            return look_at_outbox(workspace, pids)
+        except Exception as exc:  # never in the way of the sweep that follows
+            log.warning("turn.outbox_look_failed", error_type=type(exc).__name__)
+            return None
 
     def _sweep_processes(self, *, before_run: bool) -> int:
         """Kill every process of the turn (see ``_process_sweep``). One that escapes before the

@@ -15,6 +15,7 @@ from session_core import Lease, TurnResult, Usage, get_logger
 
 from ._approval_gate import ApprovalGate
 from ._cost import turn_cost_usd
+from ._outbox_at_end import OutboxAtEnd
 from ._turn_events import NoSink, TurnEventSink
 from ._usage_meter import MeteredSpend
 
@@ -71,6 +72,8 @@ class RunOutcome:
     failure: Exception | None = None
     metered: MeteredSpend = field(default_factory=MeteredSpend)  # what the model proxy saw
     sink: TurnEventSink = field(default_factory=NoSink)  # where the turn's events go (progress)
+    # The outbox as the run ended, before its processes were killed (see _outbox_at_end).
+    outbox_at_end: OutboxAtEnd | None = None
 
     @property
     def may_retry(self) -> bool:

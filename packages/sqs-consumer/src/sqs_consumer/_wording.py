@@ -114,6 +114,7 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
     ),
     "not_a_file": ("it is not a regular file", "they are not regular files"),
     "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
+    "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
 }
 _NAMES_SHOWN = 3
 _MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
