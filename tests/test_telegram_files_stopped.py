@@ -58,6 +58,8 @@ def responder(request: dict[str, Any]) -> Any:
         return [STARTED, ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {WAIT}"})]
     if text == "report then draft":
         return [STARTED, ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {HALF_WRITTEN}"})]
+    if text == "report silently then wait":
+        return [ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {WAIT}"})]
     if text == "report then crash":
         command = f"{MAKE_REPORT} && python3 -c {shlex.quote(KILL_CLI)}"
         return [STARTED, ToolCall(name="Bash", input={"command": command})]
@@ -170,4 +172,19 @@ def test_a_turn_whose_agent_crashed_sends_the_file_it_finished_after_its_text_on
     _report_sent_once(stack)
     assert consumer.handle_batch(event) == {"batchItemFailures": []}
     assert _answers_then_files(stack) == [answer, file]
+    _report_sent_once(stack)
+
+
+def test_a_turn_stopped_before_it_wrote_any_text_says_stopped_not_nothing_and_sends_its_file(
+    stack: Any,
+) -> None:
+    event = _take(stack, 831, "report silently then wait")
+    worker = threading.Thread(target=stack.consumer().handle_batch, args=(event,), daemon=True)
+    worker.start()
+    _wait_for(_sleeping, "the tool to wait")
+    response = stack.producer.handle_event(webhook_event(update(832, chat_id=CHAT, text="/stop")))
+    assert response["statusCode"] == 200
+    worker.join(timeout=60)
+    # Not "Stopped before I wrote anything.": the report it made comes next.
+    assert _answers_then_files(stack) == ["⏹ Stopped.", "file:report.txt"]
     _report_sent_once(stack)

@@ -287,7 +287,12 @@ class MessageHandler:
         then it sends no text (the files, the buttons, or the edited message, say what
         happened; an empty resume is one the runtime found nothing to resume for)."""
         text = (
-            stopped_markdown(result.text, reason=result.stop_reason, duration_ms=result.duration_ms)
+            stopped_markdown(
+                result.text,
+                reason=result.stop_reason,
+                duration_ms=result.duration_ms,
+                sends_files=bool(result.files),
+            )
             if result.stopped
             else result.text
         )

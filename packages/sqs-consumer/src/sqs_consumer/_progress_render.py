@@ -65,10 +65,13 @@ def _tail_within(text: str, limit: int) -> str:
     return text[start:]
 
 
-def stopped_markdown(text: str, *, reason: ErrorReason | None = None, duration_ms: int = 0) -> str:
+def stopped_markdown(
+    text: str, *, reason: ErrorReason | None = None, duration_ms: int = 0, sends_files: bool = False
+) -> str:
     """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped:
     by the user, or by a limit (``reason``) after ``duration_ms`` (the runtime records that
-    only once something was written; a turn stopped so before fails instead)."""
+    only once something was written; a turn stopped so before fails instead). One stopped
+    before it wrote any text but that ``sends_files`` it made is just "Stopped."."""
     if reason is not None:
         return with_note(text, limit_note(reason, duration_ms))
-    return with_note(text, STOPPED_NOTE) if text.strip() else STOPPED_EMPTY
+    return with_note(text, STOPPED_NOTE) if text.strip() or sends_files else STOPPED_EMPTY
