@@ -677,8 +677,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         out, its CLI died) after it wrote something: what was written so far (``written``),
         recorded like any answer (its metered cost counted), so a retry replays it and the next
         message resumes after it (the CLI's history holds the steps the run finished, not a
-        text the model was still writing). A run whose transcript the store could not take is
-        not recorded (the next turn resumes before it); its cost is counted all the same. A
+        text the model was still writing), with the files the agent finished in its outbox
+        (one a tool was still writing is named, not sent). A run whose transcript the store
+        could not take is not recorded (the next turn resumes before it); its cost is counted
+        all the same. A
         call the user allowed that the run had not made yet is declined: it must not run with
         the next message."""
         answering = plan.answering
