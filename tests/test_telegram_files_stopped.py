@@ -60,6 +60,9 @@ def responder(request: dict[str, Any]) -> Any:
         return [STARTED, ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {HALF_WRITTEN}"})]
     if text == "report silently then wait":
         return [ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {WAIT}"})]
+    if text == "report silently then crash":
+        command = f"{MAKE_REPORT} && python3 -c {shlex.quote(KILL_CLI)}"
+        return [ToolCall(name="Bash", input={"command": command})]
     if text == "report then crash":
         command = f"{MAKE_REPORT} && python3 -c {shlex.quote(KILL_CLI)}"
         return [STARTED, ToolCall(name="Bash", input={"command": command})]
@@ -187,4 +190,53 @@ def test_a_turn_stopped_before_it_wrote_any_text_says_stopped_not_nothing_and_se
     worker.join(timeout=60)
     # Not "Stopped before I wrote anything.": the report it made comes next.
     assert _answers_then_files(stack) == ["⏹ Stopped.", "file:report.txt"]
+    _report_sent_once(stack)
+
+
+def test_a_turn_out_of_time_before_it_wrote_any_text_sends_its_file_once_and_is_remembered(
+    stack: Any,
+) -> None:
+    event = _take(stack, 841, "report silently then wait")
+    consumer = stack.consumer(delivery_reserve_s=5)
+    ends = time.monotonic() + 25  # the turn gets 20 s, far less than its tool's half minute
+
+    def remaining() -> int:
+        return int((ends - time.monotonic()) * 1000)
+
+    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    assert not _sleeping()
+    # Not "This took longer than I can spend...": the report it made comes next.
+    note, file = _answers_then_files(stack)
+    assert note.startswith("⏱ I reached the time limit ("), note
+    assert "before I could write an answer" in note and note.endswith("here is what I had made:"), note
+    assert file == "file:report.txt"
+    _report_sent_once(stack)
+    calls = len(stack.model.model_calls)
+    ends = time.monotonic() + 25
+    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    assert _answers_then_files(stack) == [note, file]
+    _report_sent_once(stack)
+    assert len(stack.model.model_calls) == calls  # replayed, not run again
+
+    # Recorded like a stopped turn: the next message follows it, the user's message included.
+    [record] = event["Records"]
+    stack.aws.sqs.delete_message(
+        QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=record["receiptHandle"]
+    )
+    assert stack.post(update(842, chat_id=CHAT, text="and now?")) == 200
+    assert stack.drain(consumer) == [{"batchItemFailures": []}]
+    assert _answers_then_files(stack)[-1] == "turns=2 last=and now?"
+
+
+def test_a_turn_whose_agent_crashed_before_it_wrote_any_text_sends_its_file_once(stack: Any) -> None:
+    event = _take(stack, 851, "report silently then crash")
+    consumer = stack.consumer()
+    assert consumer.handle_batch(event) == {"batchItemFailures": []}
+    note, file = _answers_then_files(stack)
+    assert note.startswith("⚠️ Something went wrong on my side before I could write an answer"), note
+    assert note.endswith("here is what I had made:"), note
+    assert file == "file:report.txt"
+    _report_sent_once(stack)
+    assert consumer.handle_batch(event) == {"batchItemFailures": []}
+    assert _answers_then_files(stack) == [note, file]
     _report_sent_once(stack)

@@ -55,3 +55,20 @@ def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
     assert code.endswith("return 1") and "Stopped" not in note, chunk
     assert note.startswith(says), note
     assert note.endswith(("ask for the next part.</i>", "Please try again.</i>"))
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [
+        ("timeout", "⏱ <i>I reached the time limit (14 min) before I could write an answer; "),
+        ("crashed", "⚠️ <i>Something went wrong on my side before I could write an answer; "),
+    ],
+)
+def test_a_turn_cut_before_it_wrote_any_text_leads_to_the_files_it_made(
+    reason: ErrorReason, says: str
+) -> None:
+    from sqs_consumer._progress_render import stopped_markdown
+    from sqs_consumer._render import render_reply
+
+    [chunk] = render_reply(stopped_markdown("", reason=reason, duration_ms=852_000, sends_files=True))
+    assert chunk == f"{says}here is what I had made:</i>", chunk

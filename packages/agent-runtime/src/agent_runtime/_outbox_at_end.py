@@ -39,6 +39,11 @@ class OutboxAtEnd:
     files: dict[str, tuple[int, int, int]]
     being_written: frozenset[int]
 
+    @property
+    def any_finished(self) -> bool:
+        """Whether a file was there and closed at the turn's end (one to send, unless it changed)."""
+        return any(ino not in self.being_written for ino, _, _ in self.files.values())
+
     def finished(self, name: str, info: os.stat_result) -> bool:
         """Whether the file ``name`` (``info``, its fstat now) was finished at the turn's end:
         there then, closed, and unchanged since."""

@@ -1,6 +1,6 @@
-"""The result of a turn the user stopped, or that ended early after it wrote something (its
-time ran out, its CLI died): what was written so far, marked ``stopped``, recorded like any
-answer (a retry replays it, the next message resumes after it)."""
+"""The result of a turn the user stopped, or that ended early after it wrote something or
+finished a file in its outbox (its time ran out, its CLI died): what was written so far, marked
+``stopped``, recorded like any answer (a retry replays it, the next message resumes after it)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def early_answer(
 ) -> Literal["user", "timeout", "crashed"] | None:
     """Why a run that ended early has an answer to record, what it wrote so far: the user
     stopped it, or its time ran out or its CLI died (no result, no error of ours) after it
-    wrote something: the user saw it grow, it is not thrown away. None: it finished, or it
-    failed with nothing written (as before: an unrecorded error)."""
+    wrote something (the user saw it grow) or finished a file in its outbox (the user gets
+    it): neither is thrown away. None: it finished, or it failed with nothing written nor
+    made (as before: an unrecorded error)."""
     if end is RunEnd.STOPPED and live is not None:
         return "user"
-    if not written.strip():
+    made_files = outcome.outbox_at_end is not None and outcome.outbox_at_end.any_finished
+    if not written.strip() and not made_files:
         return None
     if end is RunEnd.TIMED_OUT:
         return "timeout"

@@ -674,15 +674,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         reason: ErrorReason | None,
     ) -> TurnResult:
         """The answer to a run the user stopped, or that ended early (``reason``: its time ran
-        out, its CLI died) after it wrote something: what was written so far (``written``),
-        recorded like any answer (its metered cost counted), so a retry replays it and the next
-        message resumes after it (the CLI's history holds the steps the run finished, not a
-        text the model was still writing), with the files the agent finished in its outbox
-        (one a tool was still writing is named, not sent). A run whose transcript the store
-        could not take is not recorded (the next turn resumes before it); its cost is counted
-        all the same. A
-        call the user allowed that the run had not made yet is declined: it must not run with
-        the next message."""
+        out, its CLI died) after it wrote something or finished a file: what was written so far
+        (``written``, maybe nothing), recorded like any answer (its metered cost counted), so a
+        retry replays it and the next message resumes after it (the CLI's history holds the
+        steps the run finished, not a text the model was still writing), with the files the
+        agent finished in its outbox (one a tool was still writing is named, not sent). A run
+        whose transcript the store could not take is not recorded (the next turn resumes before
+        it); its cost is counted all the same. A call the user allowed that the run had not
+        made yet is declined: it must not run with the next message."""
         answering = plan.answering
         allowed_call = (
             answering.approval_id
@@ -714,6 +713,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace, outcome.outbox_at_end
         )
         stopped_turn = msgspec.structs.replace(stopped_turn, files=files, files_not_sent=unsent)
+        if reason is not None and not files and not stopped_turn.text:
+            # It ended early for a file, and none goes (changed after the end, too large):
+            # nothing to show, so it fails as one that wrote nothing.
+            return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
         if behind:
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
             await self._count_killed_run(key, outcome)

@@ -70,8 +70,9 @@ def stopped_markdown(
 ) -> str:
     """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped:
     by the user, or by a limit (``reason``) after ``duration_ms`` (the runtime records that
-    only once something was written; a turn stopped so before fails instead). One stopped
-    before it wrote any text but that ``sends_files`` it made is just "Stopped."."""
+    only once something was written or a file made; a turn stopped so before fails instead).
+    One stopped before it wrote any text but that ``sends_files`` it made is just "Stopped.",
+    or says which limit cut it before the files."""
     if reason is not None:
-        return with_note(text, limit_note(reason, duration_ms))
+        return with_note(text, limit_note(reason, duration_ms, wrote_nothing=not text.strip()))
     return with_note(text, STOPPED_NOTE) if text.strip() or sends_files else STOPPED_EMPTY

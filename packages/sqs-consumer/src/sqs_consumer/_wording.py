@@ -76,9 +76,19 @@ _LIMIT_NOTES: Mapping[ErrorReason, str] = {
 }
 
 
-def limit_note(reason: ErrorReason, duration_ms: int) -> str:
+def limit_note(reason: ErrorReason, duration_ms: int, *, wrote_nothing: bool = False) -> str:
     """The line under what a turn wrote before a limit stopped it (Markdown), in place of
-    "Stopped."; ``duration_ms``: how long it ran."""
+    "Stopped."; ``duration_ms``: how long it ran. A turn cut by its time or a crash that
+    ``wrote_nothing`` is recorded only for the files it made: the line leads to them."""
+    seconds = round(duration_ms / 1000)
+    took = f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"
+    if wrote_nothing and reason in ("timeout", "crashed"):
+        cut = (
+            f"⏱ _I reached the time limit ({took})"
+            if reason == "timeout"
+            else "⚠️ _Something went wrong on my side"
+        )
+        return f"{cut} before I could write an answer; here is what I had made:_"
     # True to what the runtime keeps of a killed run: the next turn resumes after the steps it
     # finished (text written before a tool call included), not after a text it was still writing.
     remembered = "I remember your message and the steps I finished, not words I was still writing."
@@ -86,8 +96,6 @@ def limit_note(reason: ErrorReason, duration_ms: int) -> str:
         return f"⚠️ _Something went wrong on my side, so I stopped here. {remembered} Please try again._"
     if reason != "timeout":
         return _LIMIT_NOTES.get(reason, "⏹ _Stopped._")
-    seconds = round(duration_ms / 1000)
-    took = f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds} s"
     return (
         f"⏱ _I reached the time limit ({took}), so I stopped here. {remembered} "
         "To go on, ask for the next part._"
