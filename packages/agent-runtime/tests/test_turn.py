@@ -758,6 +758,9 @@ def test_the_agent_is_told_how_to_send_files_whatever_the_operators_system_promp
     system = json.dumps(main_call.body["system"])
     assert "You are Captain Byte" in system
     assert "save it in `outbox/` of your working directory" in system
+    # A file a background job still writes when the turn ends is named, not sent (see
+    # _outbox_at_end.py): the agent is told, so it does not answer "sent" before it is done.
+    assert "one still being written when your turn ends is not sent" in system
     assert "`attachments/`" in system
 
 

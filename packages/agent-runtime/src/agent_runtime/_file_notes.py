@@ -14,7 +14,8 @@ FILE_NOTES = (
     "- To send the user a file (a chart, a document, an image), save it in `outbox/` of your "
     f"working directory: each file there is sent after your answer (at most {MAX_FILES}, up to "
     f"{MAX_FILE_BYTES // (1024 * 1024)} MB each; PNG, JPEG and WebP images show as photos). Say in "
-    "your answer what you are sending."
+    "your answer what you are sending. Finish writing a file before you answer: one still being "
+    "written when your turn ends is not sent."
 )
 
 
