@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture
+def agent_tmp_path() -> Iterator[Path]:
+    """A fresh directory for what `agentbot dev`'s agent (``nobody`` when started as root) must
+    reach while it runs, e.g. a --state-dir: in /tmp itself, not under pytest's basetemp, which
+    another pytest session starting on this machine makes 0700 again (its own safety check),
+    cutting a running agent off from its state. Root's and 0700 like ``tmp_path``: dev makes it
+    passable as it does any directory. Removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="agentbot-dev-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -80,11 +80,11 @@ def _replies(stdout: str) -> list[str]:
 
 
 def test_terminal_chat_resumes_the_session_commands_work_and_a_state_dir_keeps_it_across_restarts(
-    tmp_path: Path,
+    agent_tmp_path: Path,
 ) -> None:
     """The demo model's message and tool ids must not repeat those of the restored transcript."""
     marker = uuid.uuid4().hex
-    state = tmp_path / "state"
+    state = agent_tmp_path / "state"
     lines = [
         *("hello there", "what did I say?", "and before that?", "/status", "/new"),
         *("and now?", "run echo first-run-output"),
@@ -296,11 +296,11 @@ def test_a_bad_flag_value_is_refused_naming_the_flag_before_anything_starts(
     assert "Traceback" not in done.stderr
 
 
-def test_when_its_output_is_closed_it_stops_and_leaves_nothing_running(tmp_path: Path) -> None:
+def test_when_its_output_is_closed_it_stops_and_leaves_nothing_running(agent_tmp_path: Path) -> None:
     """`agentbot dev | head -3`: nobody reads the replies any more, so it stops (as for SIGPIPE)."""
     marker = uuid.uuid4().hex
     dev = subprocess.Popen(
-        [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(tmp_path / "state")],
+        [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(agent_tmp_path / "state")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -317,7 +317,7 @@ def test_when_its_output_is_closed_it_stops_and_leaves_nothing_running(tmp_path:
     finally:
         dev.kill()
         dev.wait()
-    assert _survivors(marker, str(tmp_path / "state")) == []
+    assert _survivors(marker, str(agent_tmp_path / "state")) == []
 
 
 def test_a_state_dir_another_run_uses_is_refused(tmp_path: Path) -> None:
@@ -422,13 +422,13 @@ def _gone(marker: str, state_root: str, timeout_s: float = 10) -> list[str]:
 
 
 def test_ctrl_c_during_a_turn_says_so_finishes_the_turn_and_exits_within_5_s(
-    tools_config: Path, tmp_path: Path
+    tools_config: Path, agent_tmp_path: Path
 ) -> None:
     import signal
     import time
 
     marker = uuid.uuid4().hex
-    state = tmp_path / "state"  # kept after the exit: a failure shows the functions' log
+    state = agent_tmp_path / "state"  # kept after the exit: a failure shows the functions' log
     dev = _Dev(
         marker, args=("--state-dir", str(state)), env={"CLAUDE_CONFIG_PATH": str(tools_config)}
     )  # tools run unasked
@@ -507,12 +507,14 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
     assert _gone(marker, state_root, timeout_s=2) == []
 
 
-def test_a_waiting_call_survives_a_state_dir_restart_and_deny_keeps_it_from_running(tmp_path: Path) -> None:
+def test_a_waiting_call_survives_a_state_dir_restart_and_deny_keeps_it_from_running(
+    agent_tmp_path: Path,
+) -> None:
     """[I] The approval waits in the store, not in memory: after `agentbot dev --state-dir`
     is started again, the terminal still shows it; /deny answers it and nothing runs."""
     marker = uuid.uuid4().hex
-    state = tmp_path / "state"
-    target = tmp_path / "never-made"
+    state = agent_tmp_path / "state"
+    target = agent_tmp_path / "never-made"
     first = _run_dev([f"run touch {target}"], marker=marker, state_dir=state)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "/allow, /always or /deny" in first.stdout

@@ -189,8 +189,8 @@ def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Pa
     assert "AWS_REGION" in line and "export AWS_REGION=" in line, line
 
 
-def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tmp_path: Path) -> None:
-    config = _copy_config(tmp_path)
+def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(agent_tmp_path: Path) -> None:
+    config = _copy_config(agent_tmp_path)  # the agent reads it while it runs (see agent_tmp_path)
     mcp = json.loads((config / "mcp.json").read_text())
     mcp["mcpServers"]["vault"] = {
         "type": "http",
@@ -204,7 +204,7 @@ def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(tm
     assert "/agentbot/mcp/vault-token" in line and "export MCP_SECRET_VAULT_AUTHORIZATION=" in line
 
     secret = "Bearer dev-vault-secret-0123456789"
-    state = tmp_path / "state"
+    state = agent_tmp_path / "state"
     done = _start({"CLAUDE_CONFIG_PATH": str(config), "MCP_SECRET_VAULT_AUTHORIZATION": secret}, state)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     # the turn ran (the runtime, as the unprivileged user, read the config), not an apology
@@ -231,8 +231,8 @@ def test_a_malformed_secret_header_is_named_as_a_mistake_in_the_file_not_a_missi
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only as root does the agent run as another user")
-def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(tmp_path: Path) -> None:
-    config = _copy_config(tmp_path)
+def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(agent_tmp_path: Path) -> None:
+    config = _copy_config(agent_tmp_path)  # the agent reads it while it runs (see agent_tmp_path)
     private = config / "skills" / "hello-world" / "SKILL.md"
     private.chmod(0o600)  # root's own file: the agent (nobody) could not read it
     line = _one_failure_line(_start({"CLAUDE_CONFIG_PATH": str(config)}))
@@ -240,5 +240,5 @@ def test_a_config_the_agent_user_cannot_read_stops_the_start_naming_the_file(tmp
     assert f"cannot start: {private}: the agent runs as 'nobody' and cannot read it" in line, line
     assert f"chmod o+r {private}" in line and "CLAUDE_CONFIG_PATH" not in line
     private.chmod(0o644)
-    done = _start({"CLAUDE_CONFIG_PATH": str(config)})  # (under pytest's 0700 temp dir)
+    done = _start({"CLAUDE_CONFIG_PATH": str(config)})  # (under a 0700 temp dir, as tmp_path)
     assert "I received: 'hello'" in done.stdout, (done.stdout + done.stderr)[-3000:]
