@@ -60,6 +60,8 @@ def responder(request: dict[str, Any]) -> Any:
         return [STARTED, ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {HALF_WRITTEN}"})]
     if text == "report silently then wait":
         return [ToolCall(name="Bash", input={"command": f"{MAKE_REPORT} && {WAIT}"})]
+    if text == "draft silently":
+        return [ToolCall(name="Bash", input={"command": f"mkdir -p outbox && {HALF_WRITTEN}"})]
     if text == "report silently then crash":
         command = f"{MAKE_REPORT} && python3 -c {shlex.quote(KILL_CLI)}"
         return [ToolCall(name="Bash", input={"command": command})]
@@ -240,3 +242,20 @@ def test_a_turn_whose_agent_crashed_before_it_wrote_any_text_sends_its_file_once
     assert consumer.handle_batch(event) == {"batchItemFailures": []}
     assert _answers_then_files(stack) == [note, file]
     _report_sent_once(stack)
+
+
+def test_a_turn_out_of_time_with_only_a_half_written_file_fails_as_before(stack: Any) -> None:
+    """Nothing to show: no text, no finished file. The half-written draft is not sent, and the
+    turn is not recorded (the note would say the next message follows it)."""
+    event = _take(stack, 861, "draft silently")
+    consumer = stack.consumer(delivery_reserve_s=5)
+    ends = time.monotonic() + 25
+
+    def remaining() -> int:
+        return int((ends - time.monotonic()) * 1000)
+
+    consumer.handle_batch(event, remaining_time_ms=remaining)
+    assert not _sleeping()
+    [said] = _answers_then_files(stack)
+    assert said.startswith("This took longer than I can spend on one message"), said
+    assert stack.telegram.sent_files(CHAT) == []
