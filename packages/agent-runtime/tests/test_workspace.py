@@ -118,3 +118,33 @@ def test_a_directory_a_tool_made_for_another_chat_is_not_that_chats_work_in_lamb
         found = sorted(str(p.relative_to(b.root)) for p in Path(b.root).rglob("*") if p.is_file())
 
     assert not [name for name in found if name.endswith(("README.md", "s.jsonl"))], found
+
+
+# A uid no process here runs as: the test makes its files (as root) without running as it.
+_AGENT_UID = 54_321
+
+
+@pytest.mark.parametrize(
+    ("login_uid", "left_kept"),
+    [(_AGENT_UID + 1, False), (_AGENT_UID, True)],
+    ids=["agent-user-of-dev-as-root", "developer-of-dev-as-themselves"],
+)
+def test_what_the_runtimes_user_newly_put_in_a_temp_dir_goes_with_the_turn_unless_that_user_is_the_developer(
+    tmp_path: Path, login_uid: int, left_kept: bool
+) -> None:
+    """`agentbot dev` started as root runs the agent as `nobody`: what that user newly put in a
+    shared temp dir during the turn is the turn's, and goes. Started by a developer as
+    themselves, the runtime's user is the developer's login, whose own programs (a browser's
+    /dev/shm segments, an editor's sockets) make temp files during the turn too: they stay."""
+    from agent_runtime._temp_leftovers import strays_of_the_turn_removed
+
+    if os.getuid() != 0:
+        pytest.skip("makes files of another uid (chown): needs root")
+    left = Path(tempfile.gettempdir()) / f"agentbot-left-{os.getpid()}-{login_uid}"
+    try:
+        with strays_of_the_turn_removed(keep=tmp_path, uid=_AGENT_UID, login_uid=login_uid):
+            left.write_text("a temp file made during the turn")
+            os.chown(left, _AGENT_UID, _AGENT_UID)
+        assert left.exists() == left_kept
+    finally:
+        left.unlink(missing_ok=True)

@@ -55,14 +55,20 @@ def remove_strays_in_temp(*, keep: Path) -> None:
 
 
 @contextlib.contextmanager
-def strays_of_the_turn_removed(*, keep: Path) -> Iterator[None]:
+def strays_of_the_turn_removed(
+    *, keep: Path, uid: int | None = None, login_uid: int | None = None
+) -> Iterator[None]:
     """For a runtime that does not run alone (`agentbot dev`, whose agent's user is the
     machine's ``nobody``): what this uid newly put at the top of a shared temp dir while the
     block ran (a turn: its processes are gone when it ends) is deleted when it ends, but
     ``keep`` (the sessions root) and the directories on the way to it. What was there before
-    stays: it may be another program's of that user."""
-    uid = os.getuid()
-    if uid == 0:  # root's temp files are the machine's
+    stays: it may be another program's of that user. Nothing goes when ``uid`` (this
+    process's) is the one its user logged in as (``login_uid``: the kernel's audit login uid,
+    kept across sudo and su): `agentbot dev` started by a developer as themselves runs the
+    agent as them, and their own programs make temp files during the turn too."""
+    uid = os.getuid() if uid is None else uid
+    login_uid = _login_uid() if login_uid is None else login_uid
+    if uid in (0, login_uid):  # root's temp files are the machine's; a login's, its person's
         yield
         return
     kept = Path(os.path.realpath(keep))
@@ -76,6 +82,16 @@ def strays_of_the_turn_removed(*, keep: Path) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     if entry.lstat().st_ino == inode and not kept.is_relative_to(entry):
                         remove_tree(entry)  # a link goes itself, never what it points to
+
+
+def _login_uid() -> int | None:
+    """The uid this process's login session began as (None: no login, e.g. a service)."""
+    try:
+        with open("/proc/self/loginuid") as recorded:
+            login = int(recorded.read())
+    except (OSError, ValueError):
+        return None
+    return None if login == 0xFFFFFFFF else login  # (uid_t)-1: not set
 
 
 def _entries_of(uid: int, directory: Path) -> set[tuple[str, int]]:
