@@ -20,6 +20,7 @@ from local_stack import LocalTelegram, ModelFault, ModelServer, echo_responder
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
+from agentbot.preflight import SHELL_SETTINGS as DEV_SHELL_SETTINGS
 
 BOT_TOKEN = "123456789:DOCTOR-test-token-not-a-real-one"
 WEBHOOK_SECRET = "doctor-test-webhook-secret-0123456789"
@@ -57,18 +58,9 @@ _STACK_TEMPLATE = {
 }
 
 
-# What a developer may set in the shell for `agentbot dev`'s producer and consumer.
-SHELL_SETTINGS = (
-    "ALLOWED_USER_IDS",
-    "ALLOWED_CHAT_IDS",
-    "APPROVER_USER_IDS",
-    "RATE_LIMIT_USER_PER_MINUTE",
-    "RATE_LIMIT_CHAT_PER_MINUTE",
-    "CHAT_QUEUE_LIMIT",
-    "GROUP_REPLY_MODE",
-    "MAX_TURN_COST_USD",
-    *(f"BUDGET_{s}_{p}_USD" for s in ("CHAT", "USER", "DEPLOYMENT") for p in ("DAILY", "MONTHLY")),
-)
+# What a developer may set in the shell for `agentbot dev`'s functions (SESSION_TTL_DAYS too):
+# cleared, so a developer's own exports cannot fail these tests.
+SHELL_SETTINGS = sorted({name for names in DEV_SHELL_SETTINGS.values() for name in names})
 
 
 def _secret(aws: Any, value: str) -> str:
