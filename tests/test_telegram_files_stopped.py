@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agentbot_testing import KILL_CLI
 from agentbot_testing.telegram_support import update, webhook_event
 from local_stack import ToolCall, last_user_text, sqs_lambda_event, tool_results, user_turns
 
@@ -31,22 +32,6 @@ HALF_WRITTEN = (
     "python3 -c \"f = open('outbox/draft.txt', 'w'); f.write('half of it'); f.flush();"
     f' import time; time.sleep({MARK})"'
 )
-# Kills the CLI running it (see packages/agent-runtime/tests/test_turn_limits.py).
-KILL_CLI = r"""
-import os, signal
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-pid = os.getpid()
-while pid > 1:
-    if read(f"/proc/{pid}/cmdline").split(b"\0")[0].endswith(b"/claude"):
-        os.kill(pid, signal.SIGKILL)
-        break
-    pid = int(read(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()[1])
-"""
 STARTED = "Making the report first."
 
 

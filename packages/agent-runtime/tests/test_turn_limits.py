@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from agent_runtime import DEADLINE_MARGIN_S
+from agentbot_testing import KILL_CLI
 from local_stack import Streamed, ToolCall, last_user_text, tool_results, user_turns
 from session_core import SessionKey, SessionRegistry
 
@@ -27,24 +28,6 @@ COMMAND = f"python3 -c 'import time; time.sleep({MARK})'"
 TIME_LIMIT_S = 15
 # Written in 40 pieces 1 s apart: still being written when the time limit comes.
 SLOW_ANSWER = Streamed("Part one of the essay. " + "More words follow here. " * 39, pieces=40, pause_s=1.0)
-
-
-# A tool that kills the CLI running it (the agent's process dies mid-turn: out of memory, a bug).
-KILL_CLI = r"""
-import os, signal
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-pid = os.getpid()
-while pid > 1:
-    if read(f"/proc/{pid}/cmdline").split(b"\0")[0].endswith(b"/claude"):
-        os.kill(pid, signal.SIGKILL)
-        break
-    pid = int(read(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()[1])
-"""
 
 
 def responder(request: dict[str, Any]) -> Any:
