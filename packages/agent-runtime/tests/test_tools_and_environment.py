@@ -53,9 +53,11 @@ def test_command_mcp_server_speaks_json_rpc_over_stdio() -> None:
     assert replies[4]["result"]["isError"] is True
 
 
-def test_cli_launcher_passes_only_the_named_variables(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _launcher(
+    tmp_path: Path, *, cli_path: str, model_env: dict[str, str] | None = None
+) -> tuple[dict[str, str], str]:
+    """The CLI's environment and the launcher installed in ``tmp_path``, as the runtime makes
+    them, for ``cli_path`` (a stand-in for the CLI)."""
     settings = load_settings(
         {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
     )
@@ -63,13 +65,20 @@ def test_cli_launcher_passes_only_the_named_variables(
         home=str(tmp_path),
         tmp=str(tmp_path),
         config_dir=str(tmp_path / "c"),
-        model_env={"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "SPACED": "a b  c"},
+        model_env=model_env or {},
         settings=settings,
-        cli_path="/usr/bin/env",
+        cli_path=cli_path,
         writable=[str(tmp_path)],
         connect_ports=[443],
     )
-    wrapper = install_cli_launcher(tmp_path / "bin")
+    return env, install_cli_launcher(tmp_path / "bin")
+
+
+def test_cli_launcher_passes_only_the_named_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "SPACED": "a b  c"}
+    env, wrapper = _launcher(tmp_path, cli_path="/usr/bin/env", model_env=model_env)
     # As the SDK does: the runtime's whole environment merged with ours.
     inherited = {**os.environ, "AWS_SECRET_ACCESS_KEY": "runtime-secret", "BOT_TOKEN": "1:tok", **env}
     out = subprocess.run([wrapper], env=inherited, capture_output=True, text=True, check=True).stdout
@@ -101,20 +110,7 @@ print("getpid", os.getpid() > 0)
 def test_the_cli_and_its_tools_get_no_keyrings_ipc_or_message_queues(tmp_path: Path) -> None:
     """What they hold outlives the process that filled them and lies in no directory the
     runtime empties: the launcher refuses the calls (tests/containment shows the attack)."""
-    settings = load_settings(
-        {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
-    )
-    env = build_cli_environment(
-        home=str(tmp_path),
-        tmp=str(tmp_path),
-        config_dir=str(tmp_path / "c"),
-        model_env={},
-        settings=settings,
-        cli_path=sys.executable,
-        writable=[str(tmp_path)],
-        connect_ports=[443],
-    )
-    wrapper = install_cli_launcher(tmp_path / "bin")
+    env, wrapper = _launcher(tmp_path, cli_path=sys.executable)
     run = subprocess.run([wrapper, "-c", _KERNEL_CALLS], env=env, capture_output=True, text=True, check=True)
     seen = dict(line.split(" ", 1) for line in run.stdout.splitlines())
     refused = {name for name, result in seen.items() if result == f"-1 {errno.EPERM}"}
