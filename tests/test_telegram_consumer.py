@@ -400,9 +400,8 @@ def test_model_error_is_retried_and_told_once_on_the_last_receive(stack) -> None
     stack.post(update(132, text="fail:model_error"))
     responses = stack.drain(stack.consumer())
     assert [bool(r["batchItemFailures"]) for r in responses] == [True] * (MAX_RECEIVE_COUNT - 1) + [False]
-    assert (
-        len(stack.runs()) == MAX_RECEIVE_COUNT
-    )  # an error result is not recorded: each retry runs the model
+    # An error result is not recorded: each retry runs the model.
+    assert len(stack.runs()) == MAX_RECEIVE_COUNT
     assert [m["text"] for m in stack.replies(CHAT)] == [FAILURE_WORDING["model_error"]]
     [dead] = stack.dead_letters()
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error"
