@@ -484,7 +484,7 @@ def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke
     assert stack.post(update(392, text="/permissions 5")) == 200
     stack.drain(stack.consumer())
     assert stack.replies(CHAT)[-1]["text"] == (
-        "31 tools are always allowed in this chat, on 2 pages: send /permissions 2 for the last one."
+        "Always allowed in this chat: 31 rules, on 2 pages. Send /permissions 2 for the last one."
     )
 
 

@@ -115,5 +115,5 @@ def test_a_page_past_the_grants_says_where_they_are() -> None:
     many = [Grant(rule=f"Bash(t{n:02d} *)", granted_by="@ada", token=f"t{n}") for n in range(61)]
     assert permissions_html(many, page=3).startswith("Always allowed in this chat (61-61 of 61):")
     assert permissions_html(many, page=4, where="this topic") == (
-        "61 tools are always allowed in this topic, on 3 pages: send /permissions 3 for the last one."
+        "Always allowed in this topic: 61 rules, on 3 pages. Send /permissions 3 for the last one."
     )

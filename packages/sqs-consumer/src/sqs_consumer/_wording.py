@@ -187,9 +187,9 @@ GRANTS_HEADING = "Always allowed in {where}:"
 # More grants than one message lists: a page of them, numbered as the user asks for them.
 GRANTS_PAGE_HEADING = "Always allowed in {where} ({first}-{last} of {total}):"
 GRANTS_MORE = "{count} more: send /permissions {page} to see them."
+# Rules, not tools: one tool (Bash) may have many.
 GRANTS_NO_SUCH_PAGE = (
-    "{total} tools are always allowed in {where}, on {pages} pages: "
-    "send /permissions {pages} for the last one."
+    "Always allowed in {where}: {total} rules, on {pages} pages. Send /permissions {pages} for the last one."
 )
 GRANTS_ONE_PAGE = "Only one page: send /permissions to see what is always allowed in {where}."
 GRANT_LINE = "{rule} (by {who})"
