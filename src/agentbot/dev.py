@@ -151,8 +151,9 @@ def register(subparsers: Any) -> None:
 def _keep_env_files_private(directories: list[Path]) -> list[str]:
     """Take every other user's read away from the ``.env`` files (``.env``, ``.env.*`` but the
     example) in ``directories``: the README has the token and the key copied into one from
-    ``.env.example``, and the umask leaves it readable by all, the agent's user too. Returns
-    the files changed."""
+    ``.env.example``, and the umask leaves it readable by all, the agent's user too. Whoever
+    owns it: run with sudo, the checkout and its ``.env`` are the developer's, not root's.
+    Returns the files changed."""
     changed = []
     for directory in dict.fromkeys(d.resolve() for d in directories):
         with contextlib.suppress(OSError):
@@ -160,7 +161,7 @@ def _keep_env_files_private(directories: list[Path]) -> list[str]:
                 if path.name == ".env.example" or path.is_symlink() or not path.is_file():
                     continue
                 info = path.stat()
-                if info.st_uid == os.geteuid() and info.st_mode & stat.S_IRWXO:
+                if info.st_mode & stat.S_IRWXO:
                     path.chmod(stat.S_IMODE(info.st_mode) & ~stat.S_IRWXO)
                     changed.append(str(path))
     return changed
