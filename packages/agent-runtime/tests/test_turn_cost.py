@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from agentbot_testing import FIND_CLI
 from local_stack import CallUsage, ModelServer, ToolCall, last_user_text
 from session_core import SessionKey, SessionRegistry
 
@@ -162,20 +163,11 @@ def test_a_turn_killed_at_its_deadline_costs_exactly_the_calls_it_made(
     assert record.cost_usd == pytest.approx(5 * price, rel=1e-9)
 
 
-FORGE_RESULT = r"""
-import glob, json, os, sys, time
+FORGE_RESULT = (
+    FIND_CLI
+    + r"""
+import glob, json, sys, time
 when, subtype, session_id = sys.argv[1:4]
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-pid, cli = os.getpid(), None
-while pid > 1 and cli is None:
-    if read(f"/proc/{pid}/cmdline").split(b"\0")[0].endswith(b"/claude"):
-        cli = pid
-    pid = int(read(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()[1])
 out = os.open(f"/proc/{cli}/fd/1", os.O_WRONLY)  # the CLI's stdout: the runtime reads it
 if session_id == "real":
     files = glob.glob(os.path.join(os.environ["CLAUDE_CONFIG_DIR"], "projects", "*", "*.jsonl"))
@@ -195,6 +187,7 @@ elif os.fork() == 0:
     os._exit(0)
 print("forged")
 """
+)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ._fault_proxy import AwsFault, FaultProxy
     from ._kept_between_runs import kept_dir
     from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
-    from ._tool_scripts import KILL_CLI
+    from ._tool_scripts import FIND_CLI, KILL_CLI
 else:  # imported on first use (a function worker running the stub needs none of these)
     from session_core import lazy_exports
 
@@ -23,6 +23,7 @@ else:  # imported on first use (a function worker running the stub needs none of
 
 __all__ = [
     "CLOCK_START",
+    "FIND_CLI",
     "KILL_CLI",
     "LOOKUP_ANSWER",
     "REPO_CLAUDE_CONFIG",
