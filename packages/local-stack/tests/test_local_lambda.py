@@ -169,3 +169,15 @@ def test_a_worker_that_dies_takes_its_escaped_tools_with_it(local_lambda, tmp_pa
     assert _gone(tool), f"tool {tool} outlived its worker"
     answer, error = _invoke(client, {"n": 1})  # and the function still works, in a new process
     assert error is None and answer["pid"] != worker
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can tell the worker's sockets apart")
+def test_a_process_the_function_started_cannot_take_its_next_invocation(local_lambda) -> None:
+    """Under `agentbot dev` every function's Runtime API is a port on one machine: a tool of the
+    runtime (or of any user) asking it for the next invocation would take another chat's turn.
+    Only the worker's own process is answered."""
+    client = _client(local_lambda.endpoint)
+    taken, error = _invoke(client, {"action": "take_next"})
+    assert error is None and taken["tool_got"] == "403", taken
+    after, error = _invoke(client, {"n": 2})  # the worker itself is still answered
+    assert error is None and after["calls"] == 2, after

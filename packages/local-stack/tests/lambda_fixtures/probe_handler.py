@@ -17,6 +17,18 @@ os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(600)
 """
 
+# A tool asking the Runtime API for the function's next invocation (another chat's, in dev).
+_TAKE_NEXT = """
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(f"http://{sys.argv[1]}/2018-06-01/runtime/invocation/next", timeout=5)
+    print(200)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
 _COLD_START_PID = os.getpid()
 _calls = 0
 
@@ -37,6 +49,10 @@ def handle(event, context):
         while not os.path.exists(event["pid_file"]):
             time.sleep(0.01)
         time.sleep(event.get("then_sleep", 0))
+    if action == "take_next":
+        api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+        taken = subprocess.run([sys.executable, "-c", _TAKE_NEXT, api], capture_output=True, text=True)
+        return {"tool_got": taken.stdout.strip()}
     return {
         "echo": event,
         "pid": _COLD_START_PID,
