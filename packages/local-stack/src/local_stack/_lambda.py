@@ -16,6 +16,7 @@ import pwd
 import queue
 import select
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -262,9 +263,7 @@ def _peer_is_worker(connection: socket.socket, worker: _Worker) -> bool:
     while getattr(worker, "pid", None) is None and time.monotonic() < waited_until:
         time.sleep(0.01)  # a process asking this soon is its own: its pid is being read
     try:
-        peer_port = connection.getpeername()[1]
-        our_port = connection.getsockname()[1]
-        inode = _tcp_socket_inode(local_port=peer_port, remote_port=our_port)
+        inode = _tcp_socket_inode(local=connection.getpeername(), remote=connection.getsockname())
         if inode is None:
             return False
         target = f"socket:[{inode}]"
@@ -277,15 +276,22 @@ def _peer_is_worker(connection: socket.socket, worker: _Worker) -> bool:
     return False
 
 
-def _tcp_socket_inode(*, local_port: int, remote_port: int) -> str | None:
-    """The inode of the TCP socket on 127.0.0.1 from ``local_port`` to ``remote_port``."""
+def _tcp_socket_inode(*, local: tuple[str, int], remote: tuple[str, int]) -> str | None:
+    """The inode of the IPv4 TCP socket from ``local`` to ``remote`` (address, port): both
+    addresses too, so a connection of the same ports to another host is not taken for it."""
+    wanted = (_proc_net_address(*local), _proc_net_address(*remote))
     with open("/proc/net/tcp") as table:
         for line in itertools.islice(table, 1, None):
             fields = line.split()
-            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
-            if int(local, 16) == local_port and int(remote, 16) == remote_port:
+            if (fields[1].upper(), fields[2].upper()) == wanted:
                 return fields[9]
     return None
+
+
+def _proc_net_address(address: str, port: int) -> str:
+    # /proc/net/tcp writes the address as the kernel holds it (a host-order integer) in hex.
+    (number,) = struct.unpack("=I", socket.inet_aton(address))
+    return f"{number:08X}:{port:04X}"
 
 
 def _as_user(user: str | None) -> dict[str, Any]:
