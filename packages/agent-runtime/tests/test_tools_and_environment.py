@@ -118,6 +118,55 @@ def test_the_cli_and_its_tools_get_no_keyrings_ipc_or_message_queues(tmp_path: P
     assert seen["getpid"] == "True"
 
 
+# Run as the CLI: each way to signal the runtime (here: the test, its parent), and its own child.
+_SIGNAL_CALLS = """
+import ctypes, os, signal, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+runtime = os.getppid()
+def errno(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+print("kill runtime=", errno(libc.kill(runtime, 0)))
+print("kill -1=", errno(libc.kill(-1, 0)))
+print("kill runtime's group=", errno(libc.kill(-os.getpgid(runtime), 0)))
+print("pidfd_open runtime=", errno(libc.syscall(434, runtime, 0)))
+print("F_SETOWN runtime=", errno(libc.fcntl(os.pipe()[0], 8, ctypes.c_long(runtime))))
+child = subprocess.Popen(["sleep", "30"])
+print("kill own child=", errno(libc.kill(child.pid, signal.SIGTERM)), child.wait())
+print("own session=", os.getsid(0) == os.getpid())
+"""
+
+
+def test_the_cli_and_its_tools_cannot_signal_the_runtime_but_their_own_processes(tmp_path: Path) -> None:
+    """Without Landlock ABI 6 every process of the uid may signal every other: the launcher's
+    filter refuses signals to the runtime, its group and -1 (tests/containment shows the attack)."""
+    settings = load_settings(
+        {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
+    )
+    env = build_cli_environment(
+        home=str(tmp_path),
+        tmp=str(tmp_path),
+        config_dir=str(tmp_path / "c"),
+        model_env={},
+        settings=settings,
+        cli_path=sys.executable,
+        writable=[str(tmp_path)],
+        connect_ports=[443],
+    )
+    wrapper = install_cli_launcher(tmp_path / "bin")
+    run = subprocess.run([wrapper, "-c", _SIGNAL_CALLS], env=env, capture_output=True, text=True, check=True)
+    seen = dict(line.split("= ", 1) for line in run.stdout.splitlines())
+    assert seen == {
+        "kill runtime": str(errno.EPERM),
+        "kill -1": str(errno.EPERM),
+        "kill runtime's group": str(errno.EPERM),
+        "pidfd_open runtime": str(errno.ENOSYS),
+        "F_SETOWN runtime": str(errno.EPERM),
+        "kill own child": "0 -15",
+        "own session": "True",
+    }, run.stdout
+
+
 def test_proxy_swaps_the_turn_key_and_passes_broken_streams_on() -> None:
     with ModelServer(lambda request: "proxied") as upstream:
         proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()

@@ -21,6 +21,10 @@ outlives a process without lying in any directory: the kernel keyrings (the user
 are one per uid, shared by every later turn), System V shared memory, semaphores and message
 queues, and POSIX message queues. Landlock covers none of them and the runtime empties
 directories only: one chat's tool could leave its chat's files there for the next chat's.
+The same filter keeps the runtime (the launcher's parent) out of a tool's signals without
+Landlock's signal scope (ABI 6): every process here has the runtime's uid, so a tool could stop
+or kill it (``kill -STOP``, ``kill -KILL -1``, its process group, a pidfd, SIGIO), and a stopped
+runtime sweeps nothing. The launcher starts the CLI in a session of its own for the same reason.
 
 Installed under the name ``bash`` it is the tools' shell instead (the CLI's
 ``CLAUDE_CODE_SHELL``): it adds one more Landlock layer, then runs the real bash. Every Bash
@@ -32,6 +36,7 @@ its answer, its cost or its session id, or answer its permission requests.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -153,35 +158,138 @@ _KERNEL_LEFTOVER_CALLS = {
     "x86_64": (29, 30, 31, 64, 65, 66, 68, 69, 70, 71, 67, 220, *range(240, 246), 248, 249, 250),
     "aarch64": (*range(180, 198), 217, 218, 219),
 }
+# The calls that signal a process, by what their first argument names:
+# a pid, -1 or a process group (kill, rt_sigqueueinfo); a thread group or a thread (tgkill,
+# rt_tgsigqueueinfo, tkill); a pidfd, which may be any /proc/<pid> directory (pidfd_*).
+_SIGNAL_CALLS: dict[str, dict[str, tuple[int, ...]]] = {
+    "x86_64": {"any": (62, 129), "pid": (234, 297, 200), "pidfd": (424, 434), "fcntl": (72,)},
+    "aarch64": {"any": (129, 138), "pid": (131, 240, 130), "pidfd": (424, 434), "fcntl": (25,)},
+}
+_IOCTL = {"x86_64": 16, "aarch64": 29}
+# fcntl F_SETOWN names who gets SIGIO (or any signal, F_SETSIG) on a file's I/O; F_SETOWN_EX
+# and the ioctls FIOSETOWN / SIOCSPGRP do the same through a pointer the filter cannot read.
+_F_SETOWN, _F_SETOWN_EX, _OWNER_IOCTLS = 8, 15, (0x8901, 0x8902)
 _X32_BIT = 0x40000000  # x86_64's x32 ABI: numbers with this bit set (refused wholesale)
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
-_RET_ALLOW, _RET_EPERM = 0x7FFF0000, 0x00050000 | 1
-_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+_RET_ALLOW, _RET_EPERM, _RET_ENOSYS = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+_LD_W_ABS, _JEQ_K, _JGE_K, _JA, _RET_K = 0x20, 0x15, 0x35, 0x05, 0x06
+_NR, _ARCH, _ARG = 0, 4, 16  # offsets in seccomp_data; an argument's low 32 bits (little-endian)
+
+
+def runtime_processes(pid: int) -> tuple[list[int], list[int]]:
+    """The processes a tool must not signal: ``pid`` (the runtime, the launcher's parent) and
+    its ancestors of the same uid, each with its threads as they are now; and their process
+    groups. (-1 and pid 0 of the launcher's own session reach none of them.)"""
+    uid, pids, groups = os.getuid(), [], []
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if int(fields["Uid"].split()[1]) != uid:  # effective uid
+                break
+            pids += [pid, *(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)]
+            groups.append(os.getpgid(pid))
+            pid = int(fields["PPid"])
+        except (OSError, KeyError, ValueError):
+            break
+    return sorted(set(pids)), sorted(set(groups))
 
 
 def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def kernel_leftovers_filter(machine: str) -> bytes:
-    """The seccomp program (classic BPF) refusing ``_KERNEL_LEFTOVER_CALLS`` with EPERM; any
-    other architecture's calls (32-bit ``int 0x80`` on x86_64, for one) are refused too."""
-    calls = _KERNEL_LEFTOVER_CALLS[machine]
-    deny = len(calls) + 5  # index of the last instruction: RET EPERM
-    program = [_bpf(_LD_W_ABS, 4), _bpf(_JEQ_K, _AUDIT_ARCH[machine], 0, deny - 2), _bpf(_LD_W_ABS, 0)]
-    # x32 (x86_64 only) first, then each call; a jump counts from the next instruction.
-    program.append(_bpf(_JGE_K, _X32_BIT if machine == "x86_64" else 0xFFFFFFFF, deny - 4, 0))
-    program += [_bpf(_JEQ_K, nr, deny - 5 - i, 0) for i, nr in enumerate(calls)]
-    return b"".join([*program, _bpf(_RET_K, _RET_ALLOW), _bpf(_RET_K, _RET_EPERM)])
+_Step = tuple[int, int, str, str]  # code, k, label if true (or ""), label if false (or "")
 
 
-def refuse_kernel_leftovers() -> bool:
-    """Install ``kernel_leftovers_filter`` on this process (inherited by all it starts, across
-    exec). False where the kernel or the machine has no seccomp filters for it."""
+def _assemble(steps: list[_Step | str]) -> bytes:
+    """Classic BPF from steps and labels (strings); a jump counts from the next instruction."""
+    at: dict[str, int] = {}
+    for step in steps:
+        if isinstance(step, str):
+            at[step] = sum(not isinstance(s, str) for s in steps[: steps.index(step)])
+    program, index = [], 0
+    for step in steps:
+        if isinstance(step, str):
+            continue
+        code, k, true, false = step
+        if code == _JA:
+            program.append(_bpf(code, at[true] - index - 1))
+        else:
+            jt, jf = (at[label] - index - 1 if label else 0 for label in (true, false))
+            program.append(_bpf(code, k, jt, jf))
+        index += 1
+    return b"".join(program)
+
+
+def launcher_filter(machine: str, pids: list[int], groups: list[int]) -> bytes:
+    """The seccomp program (classic BPF) for the CLI and every tool: EPERM for
+    ``_KERNEL_LEFTOVER_CALLS`` and any other architecture's calls (32-bit ``int 0x80`` on
+    x86_64, for one); EPERM for a signal to ``pids`` (also through SIGIO) or ``groups``, or to
+    every process (-1); ENOSYS for the pidfd calls (so programs fall back to ``kill``)."""
+    calls = _SIGNAL_CALLS[machine]
+    low = [pid & 0xFFFFFFFF for pid in pids]
+    negative = [-group & 0xFFFFFFFF for group in groups]
+    x32 = _X32_BIT if machine == "x86_64" else 0xFFFFFFFF
+    # Each block ends in returns of its own: a conditional jump reaches 255 instructions at most.
+    steps: list[_Step | str] = [
+        (_LD_W_ABS, _ARCH, "", ""),
+        (_JEQ_K, _AUDIT_ARCH[machine], "", "eperm"),
+        (_LD_W_ABS, _NR, "", ""),
+        (_JGE_K, x32, "eperm", ""),
+        *((_JEQ_K, nr, "eperm", "") for nr in _KERNEL_LEFTOVER_CALLS[machine]),
+        *((_JEQ_K, nr, "enosys", "") for nr in calls["pidfd"]),
+        (_JEQ_K, _IOCTL[machine], "ioctl", ""),
+        *((_JEQ_K, nr, "fcntl", "") for nr in calls["fcntl"]),
+        *((_JEQ_K, nr, "any", "") for nr in calls["any"]),
+        *((_JEQ_K, nr, "pid", "") for nr in calls["pid"]),
+        (_RET_K, _RET_ALLOW, "", ""),
+        "eperm",
+        (_RET_K, _RET_EPERM, "", ""),
+        "enosys",
+        (_RET_K, _RET_ENOSYS, "", ""),
+        "ioctl",
+        (_LD_W_ABS, _ARG + 8, "", ""),
+        *((_JEQ_K, k, "ioctl-eperm", "") for k in _OWNER_IOCTLS),
+        (_RET_K, _RET_ALLOW, "", ""),
+        "ioctl-eperm",
+        (_RET_K, _RET_EPERM, "", ""),
+        "fcntl",
+        (_LD_W_ABS, _ARG + 8, "", ""),
+        (_JEQ_K, _F_SETOWN_EX, "fcntl-eperm", ""),
+        (_JEQ_K, _F_SETOWN, "", "fcntl-allow"),
+        (_LD_W_ABS, _ARG + 16, "", ""),
+        *((_JEQ_K, k, "fcntl-eperm", "") for k in [*low, *negative]),
+        "fcntl-allow",
+        (_RET_K, _RET_ALLOW, "", ""),
+        "fcntl-eperm",
+        (_RET_K, _RET_EPERM, "", ""),
+        "any",
+        (_LD_W_ABS, _ARG, "", ""),
+        (_JEQ_K, 0xFFFFFFFF, "any-eperm", ""),
+        *((_JEQ_K, k, "any-eperm", "") for k in negative),
+        (_JA, 0, "protected", ""),
+        "any-eperm",
+        (_RET_K, _RET_EPERM, "", ""),
+        "pid",
+        (_LD_W_ABS, _ARG, "", ""),
+        "protected",
+        *((_JEQ_K, k, "pid-eperm", "") for k in low),
+        (_RET_K, _RET_ALLOW, "", ""),
+        "pid-eperm",
+        (_RET_K, _RET_EPERM, "", ""),
+    ]
+    return _assemble(steps)
+
+
+def install_launcher_filter(runtime: int) -> bool:
+    """Install ``launcher_filter`` protecting ``runtime_processes(runtime)`` on this process
+    (inherited by all it starts, across exec). False where the kernel or the machine has no
+    seccomp filters for it."""
     machine = os.uname().machine
     if machine not in _KERNEL_LEFTOVER_CALLS:
         return False
-    program = kernel_leftovers_filter(machine)
+    program = launcher_filter(machine, *runtime_processes(runtime))
     instructions = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("=HxxxxxxQ", len(program) // 8, ctypes.addressof(instructions))
     libc = _libc()
@@ -228,7 +336,12 @@ def main(argv: list[str]) -> None:
     writable = [str(p) for p in sandbox.get("write", [])] + [environ.get("CLAUDE_CONFIG_DIR", "")]
     if sandbox.get("landlock", True):
         apply_landlock([p for p in writable if p], [int(p) for p in sandbox.get("connect", [])])
-    refuse_kernel_leftovers()
+    runtime = os.getppid()
+    # pid 0 (this session's group) then never reaches the runtime's group; an OSError: already
+    # a group leader (the SDK started it in a group of its own)
+    with contextlib.suppress(OSError):
+        os.setsid()
+    install_launcher_filter(runtime)
     os.execve(cli, [cli, *argv[1:]], clean_environment(environ))
 
 
