@@ -23,8 +23,9 @@ queues, and POSIX message queues. Landlock covers none of them and the runtime e
 directories only: one chat's tool could leave its chat's files there for the next chat's.
 The same filter keeps the runtime (the launcher's parent) out of a tool's signals without
 Landlock's signal scope (ABI 6): every process here has the runtime's uid, so a tool could stop
-or kill it (``kill -STOP``, ``kill -KILL -1``, its process group, a pidfd, SIGIO), and a stopped
-runtime sweeps nothing. The launcher starts the CLI in a session of its own for the same reason.
+or kill it (``kill -STOP``, ``kill -KILL -1``, its process group, a pidfd, SIGIO, or a CPU-time
+limit set on it with ``prlimit``), and a stopped runtime sweeps nothing. The launcher starts
+the CLI in a session of its own for the same reason.
 
 Installed under the name ``bash`` it is the tools' shell instead (the CLI's
 ``CLAUDE_CODE_SHELL``): it adds one more Landlock layer, then runs the real bash. Every Bash
@@ -161,9 +162,10 @@ _KERNEL_LEFTOVER_CALLS = {
 # The calls that signal a process, by what their first argument names:
 # a pid, -1 or a process group (kill, rt_sigqueueinfo); a thread group or a thread (tgkill,
 # rt_tgsigqueueinfo, tkill); a pidfd, which may be any /proc/<pid> directory (pidfd_*).
+# prlimit64 counts among them: RLIMIT_CPU set low on the runtime has the kernel SIGKILL it.
 _SIGNAL_CALLS: dict[str, dict[str, tuple[int, ...]]] = {
-    "x86_64": {"any": (62, 129), "pid": (234, 297, 200), "pidfd": (424, 434), "fcntl": (72,)},
-    "aarch64": {"any": (129, 138), "pid": (131, 240, 130), "pidfd": (424, 434), "fcntl": (25,)},
+    "x86_64": {"any": (62, 129), "pid": (234, 297, 200, 302), "pidfd": (424, 434), "fcntl": (72,)},
+    "aarch64": {"any": (129, 138), "pid": (131, 240, 130, 261), "pidfd": (424, 434), "fcntl": (25,)},
 }
 _IOCTL = {"x86_64": 16, "aarch64": 29}
 # fcntl F_SETOWN names who gets SIGIO (or any signal, F_SETSIG) on a file's I/O; F_SETOWN_EX
@@ -174,6 +176,7 @@ _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _RET_ALLOW, _RET_EPERM, _RET_ENOSYS = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
 _LD_W_ABS, _JEQ_K, _JGE_K, _JA, _RET_K = 0x20, 0x15, 0x35, 0x05, 0x06
 _NR, _ARCH, _ARG = 0, 4, 16  # offsets in seccomp_data; an argument's low 32 bits (little-endian)
+_BPF_MAXINSNS, _CHUNK = 4096, 200
 
 
 def runtime_processes(pid: int) -> tuple[list[int], list[int]]:
@@ -203,7 +206,8 @@ _Step = tuple[int, int, str, str]  # code, k, label if true (or ""), label if fa
 
 
 def _assemble(steps: list[_Step | str]) -> bytes:
-    """Classic BPF from steps and labels (strings); a jump counts from the next instruction."""
+    """Classic BPF from steps and labels (strings); a jump counts from the next instruction and
+    goes forward only. ValueError: a conditional jump beyond 255, or a program the kernel refuses."""
     at: dict[str, int] = {}
     for step in steps:
         if isinstance(step, str):
@@ -217,21 +221,38 @@ def _assemble(steps: list[_Step | str]) -> bytes:
             program.append(_bpf(code, at[true] - index - 1))
         else:
             jt, jf = (at[label] - index - 1 if label else 0 for label in (true, false))
+            if not (0 <= jt <= 255 and 0 <= jf <= 255):
+                raise ValueError(f"seccomp: a jump of {jt} or {jf} instructions (0 to 255)")
             program.append(_bpf(code, k, jt, jf))
         index += 1
+    if index > _BPF_MAXINSNS:
+        raise ValueError(f"seccomp: {index} instructions, the kernel takes {_BPF_MAXINSNS}")
     return b"".join(program)
+
+
+def _refuse_any_of(values: list[int], name: str) -> list[_Step | str]:
+    """EPERM when A is one of ``values``, else on to what follows: in chunks, each with its own
+    return, so no conditional jump grows with the number of values (8 bits: 255 at most)."""
+    steps: list[_Step | str] = []
+    for start in range(0, len(values), _CHUNK):
+        hit, miss = f"{name}-{start}-eperm", f"{name}-{start}-next"
+        steps += [*((_JEQ_K, k, hit, "") for k in values[start : start + _CHUNK]), (_JA, 0, miss, "")]
+        steps += [hit, (_RET_K, _RET_EPERM, "", ""), miss]
+    return steps
 
 
 def launcher_filter(machine: str, pids: list[int], groups: list[int]) -> bytes:
     """The seccomp program (classic BPF) for the CLI and every tool: EPERM for
     ``_KERNEL_LEFTOVER_CALLS`` and any other architecture's calls (32-bit ``int 0x80`` on
     x86_64, for one); EPERM for a signal to ``pids`` (also through SIGIO) or ``groups``, or to
-    every process (-1); ENOSYS for the pidfd calls (so programs fall back to ``kill``)."""
+    every process (-1), and for setting the resource limits of ``pids``; ENOSYS for the pidfd
+    calls (so programs fall back to ``kill``). ValueError: too many ``pids`` for one program."""
     calls = _SIGNAL_CALLS[machine]
     low = [pid & 0xFFFFFFFF for pid in pids]
     negative = [-group & 0xFFFFFFFF for group in groups]
     x32 = _X32_BIT if machine == "x86_64" else 0xFFFFFFFF
-    # Each block ends in returns of its own: a conditional jump reaches 255 instructions at most.
+    # Fixed-size blocks first, then the lists of pids and groups, reached by JA (32-bit jumps):
+    # a conditional jump never crosses a list.
     steps: list[_Step | str] = [
         (_LD_W_ABS, _ARCH, "", ""),
         (_JEQ_K, _AUDIT_ARCH[machine], "", "eperm"),
@@ -244,40 +265,34 @@ def launcher_filter(machine: str, pids: list[int], groups: list[int]) -> bytes:
         *((_JEQ_K, nr, "any", "") for nr in calls["any"]),
         *((_JEQ_K, nr, "pid", "") for nr in calls["pid"]),
         (_RET_K, _RET_ALLOW, "", ""),
+        "ioctl",
+        (_LD_W_ABS, _ARG + 8, "", ""),
+        *((_JEQ_K, k, "eperm", "") for k in _OWNER_IOCTLS),
+        (_RET_K, _RET_ALLOW, "", ""),
+        "fcntl",
+        (_LD_W_ABS, _ARG + 8, "", ""),
+        (_JEQ_K, _F_SETOWN_EX, "eperm", ""),
+        (_JEQ_K, _F_SETOWN, "", "fcntl-allow"),
+        (_LD_W_ABS, _ARG + 16, "", ""),
+        (_JA, 0, "groups", ""),
+        "fcntl-allow",
+        (_RET_K, _RET_ALLOW, "", ""),
+        "any",
+        (_LD_W_ABS, _ARG, "", ""),
+        (_JEQ_K, 0xFFFFFFFF, "eperm", ""),
+        (_JA, 0, "groups", ""),
+        "pid",
+        (_LD_W_ABS, _ARG, "", ""),
+        (_JA, 0, "pids", ""),
         "eperm",
         (_RET_K, _RET_EPERM, "", ""),
         "enosys",
         (_RET_K, _RET_ENOSYS, "", ""),
-        "ioctl",
-        (_LD_W_ABS, _ARG + 8, "", ""),
-        *((_JEQ_K, k, "ioctl-eperm", "") for k in _OWNER_IOCTLS),
+        "groups",
+        *_refuse_any_of(negative, "groups"),
+        "pids",
+        *_refuse_any_of(low, "pids"),
         (_RET_K, _RET_ALLOW, "", ""),
-        "ioctl-eperm",
-        (_RET_K, _RET_EPERM, "", ""),
-        "fcntl",
-        (_LD_W_ABS, _ARG + 8, "", ""),
-        (_JEQ_K, _F_SETOWN_EX, "fcntl-eperm", ""),
-        (_JEQ_K, _F_SETOWN, "", "fcntl-allow"),
-        (_LD_W_ABS, _ARG + 16, "", ""),
-        *((_JEQ_K, k, "fcntl-eperm", "") for k in [*low, *negative]),
-        "fcntl-allow",
-        (_RET_K, _RET_ALLOW, "", ""),
-        "fcntl-eperm",
-        (_RET_K, _RET_EPERM, "", ""),
-        "any",
-        (_LD_W_ABS, _ARG, "", ""),
-        (_JEQ_K, 0xFFFFFFFF, "any-eperm", ""),
-        *((_JEQ_K, k, "any-eperm", "") for k in negative),
-        (_JA, 0, "protected", ""),
-        "any-eperm",
-        (_RET_K, _RET_EPERM, "", ""),
-        "pid",
-        (_LD_W_ABS, _ARG, "", ""),
-        "protected",
-        *((_JEQ_K, k, "pid-eperm", "") for k in low),
-        (_RET_K, _RET_ALLOW, "", ""),
-        "pid-eperm",
-        (_RET_K, _RET_EPERM, "", ""),
     ]
     return _assemble(steps)
 
