@@ -105,6 +105,29 @@ def _report_sent_once(stack: Any) -> None:
     assert (report.file_name, report.content()) == ("report.txt", REPORT)
 
 
+def _run_out_of_time(consumer: Any, event: dict[str, Any]) -> None:
+    """Handles the batch with 25 s left: less the consumer's 5 s delivery reserve, the turn
+    gets 20 s, far less than its tool's half minute."""
+    ends = time.monotonic() + 25
+
+    def remaining() -> int:
+        return int((ends - time.monotonic()) * 1000)
+
+    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+
+
+def _assert_replayed_not_run_again(
+    stack: Any, consumer: Any, event: dict[str, Any], shown: list[str]
+) -> None:
+    """Lambda retries the batch out of time again: the chat shows the same, the report went
+    once, and the model was not asked again."""
+    calls = len(stack.model.model_calls)
+    _run_out_of_time(consumer, event)
+    assert _answers_then_files(stack) == shown
+    _report_sent_once(stack)
+    assert len(stack.model.model_calls) == calls
+
+
 def test_a_turn_the_user_stops_sends_the_file_it_finished_once_and_not_the_one_half_written(
     stack: Any,
 ) -> None:
@@ -133,23 +156,13 @@ def test_a_turn_the_user_stops_sends_the_file_it_finished_once_and_not_the_one_h
 def test_a_turn_out_of_time_sends_the_file_it_finished_after_its_text_once(stack: Any) -> None:
     event = _take(stack, 811, "report then wait")
     consumer = stack.consumer(delivery_reserve_s=5)
-    ends = time.monotonic() + 25  # the turn gets 20 s, far less than its tool's half minute
-
-    def remaining() -> int:
-        return int((ends - time.monotonic()) * 1000)
-
-    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    _run_out_of_time(consumer, event)
     assert not _sleeping()
     answer, file = _answers_then_files(stack)
     assert answer.startswith(f"{STARTED}\n\n⏱ I reached the time limit"), answer
     assert file == "file:report.txt"
     _report_sent_once(stack)
-    calls = len(stack.model.model_calls)
-    ends = time.monotonic() + 25
-    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
-    assert _answers_then_files(stack) == [answer, file]
-    _report_sent_once(stack)
-    assert len(stack.model.model_calls) == calls  # replayed, not run again
+    _assert_replayed_not_run_again(stack, consumer, event, [answer, file])
 
 
 def test_a_turn_whose_agent_crashed_sends_the_file_it_finished_after_its_text_once(stack: Any) -> None:
@@ -185,12 +198,7 @@ def test_a_turn_out_of_time_before_it_wrote_any_text_sends_its_file_once_and_is_
 ) -> None:
     event = _take(stack, 841, "report silently then wait")
     consumer = stack.consumer(delivery_reserve_s=5)
-    ends = time.monotonic() + 25  # the turn gets 20 s, far less than its tool's half minute
-
-    def remaining() -> int:
-        return int((ends - time.monotonic()) * 1000)
-
-    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
+    _run_out_of_time(consumer, event)
     assert not _sleeping()
     # Not "This took longer than I can spend...": the report it made comes next.
     note, file = _answers_then_files(stack)
@@ -198,12 +206,7 @@ def test_a_turn_out_of_time_before_it_wrote_any_text_sends_its_file_once_and_is_
     assert "before I could write an answer" in note and note.endswith("here is what I had made:"), note
     assert file == "file:report.txt"
     _report_sent_once(stack)
-    calls = len(stack.model.model_calls)
-    ends = time.monotonic() + 25
-    assert consumer.handle_batch(event, remaining_time_ms=remaining) == {"batchItemFailures": []}
-    assert _answers_then_files(stack) == [note, file]
-    _report_sent_once(stack)
-    assert len(stack.model.model_calls) == calls  # replayed, not run again
+    _assert_replayed_not_run_again(stack, consumer, event, [note, file])
 
     # Recorded like a stopped turn: the next message follows it, the user's message included.
     [record] = event["Records"]

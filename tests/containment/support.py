@@ -3,6 +3,7 @@ can read, the scripted model that makes the agent run it, and a look at who surv
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -10,13 +11,16 @@ import pickle
 import pwd
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from agent_runtime._cli_launcher import landlock_abi
 from agentbot_testing import claude_config_without_approvals
-from local_stack import AGENT_USER, ToolCall, last_user_text, tool_results, user_turns
+from local_stack import AGENT_USER, LocalCredentials, ToolCall, last_user_text, tool_results, user_turns
+
+from tests.containment.contained_runtime import ContainedRuntime, contained_runtime
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -24,6 +28,9 @@ ROOT_ONLY_REASON = (
     "CONTAINMENT NOT TESTED: these attack tests run the agent runtime as the unprivileged user "
     "'nobody', which needs root; run the suite as root to prove the agent is contained"
 )
+
+# Not a user of another test: the runtime sweeps its uid after each turn (see SWEEP_USERS).
+RUNTIME_USERS = {True: "games", False: "man"}
 
 
 def attack_dir(needles: list[str]) -> Path:
@@ -144,3 +151,47 @@ def run_once(
         partial.write_bytes(pickle.dumps(value))
         partial.replace(result)  # whole or absent, even if this worker is killed
         return value
+
+
+def bash_responder(request: dict[str, Any]) -> Any:
+    """The scripted model of the runtime tests: ``bash: CMD`` runs CMD as a Bash tool call and
+    answers with its output; anything else is answered counting the chat's earlier turns."""
+    text, results = last_user_text(request), tool_results(request)
+    if results:
+        return f"ran: {results[-1]}"
+    if text.startswith("bash: "):
+        return [ToolCall(name="Bash", input={"command": text[6:], "description": "sabotage"})]
+    return f"answer after {user_turns(request) - 1} earlier turns"
+
+
+def runtime_user(landlock: bool) -> str:
+    """The account the runtime runs as in this run (the test is skipped, saying why, when the
+    machine lacks it or the kernel lacks the Landlock this run needs)."""
+    user = RUNTIME_USERS[landlock]
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
+    if landlock and landlock_abi() < 4:
+        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
+    return user
+
+
+@contextlib.contextmanager
+def bash_scripted_runtime(
+    user: str, *, landlock: bool, scratch: Path, model_key: str, sweep_scope: str = "uid"
+) -> Iterator[ContainedRuntime]:
+    """A contained runtime as ``user`` answered by :func:`bash_responder`, its sessions in
+    ``scratch/sessions`` and its claude-config in ``scratch/config`` (the caller removes
+    ``scratch``); fresh AWS credentials each time."""
+    with contained_runtime(
+        user=user,
+        landlock=landlock,
+        sessions_root=scratch / "sessions",
+        config=tools_config(scratch),
+        credentials=LocalCredentials.generate(),
+        model_key=model_key,
+        responder=bash_responder,
+        sweep_scope=sweep_scope,
+    ) as runtime:
+        yield runtime

@@ -18,21 +18,18 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from agent_runtime._cli_launcher import landlock_abi
 from agent_runtime._owned_trees import remove_tree
-from local_stack import LocalCredentials, ToolCall, last_user_text, tool_results, user_turns
 
-from tests.containment.contained_runtime import contained_runtime
-from tests.containment.support import ROOT_ONLY_REASON, tools_config
+from tests.containment.support import ROOT_ONLY_REASON, bash_scripted_runtime, runtime_user
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason=ROOT_ONLY_REASON),
 ]
 SABOTEUR, OTHER, THIRD = "default/1111/0", "default/2222/0", "default/3333/0"
+SABOTAGE_MODEL_KEY = "sk-ant-sabotage-MODEL-KEY-0099"
 # Each runs in the saboteur's work directory (its cwd), as the agent's user.
 NEST_3000_DEEP = (
     "python3 -c \"import os\nfor _ in range(3000):\n    os.mkdir('d'); os.chdir('d')\n"
@@ -42,30 +39,6 @@ LOCK_SESSIONS_ROOT = 'chmod 000 "$(cd ../.. && pwd)"'
 LOCK_LAUNCHER = (
     'B="$(cd ../../.bin && pwd)" && chmod 600 "$B/claude-confined" && chmod 000 "$B/tool-shell" "$B"'
 )
-# Not a user of another test: the runtime sweeps its uid after each turn (see SWEEP_USERS).
-USERS = {True: "games", False: "man"}
-
-
-def responder(request: dict[str, Any]) -> Any:
-    text, results = last_user_text(request), tool_results(request)
-    if results:
-        return f"ran: {results[-1]}"
-    if text.startswith("bash: "):
-        return [ToolCall(name="Bash", input={"command": text[6:], "description": "sabotage"})]
-    return f"answer after {user_turns(request) - 1} earlier turns"
-
-
-def runtime_user(landlock: bool) -> str:
-    """The account the runtime runs as in this run (the test is skipped, saying why, when the
-    machine lacks it or the kernel lacks the Landlock this run needs)."""
-    user = USERS[landlock]
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        pytest.skip(f"CONTAINMENT NOT TESTED: no account {user!r} to run the runtime as")
-    if landlock and landlock_abi() < 4:
-        pytest.skip(f"this kernel's Landlock ABI is {landlock_abi()} (< 4): only the no-Landlock run applies")
-    return user
 
 
 @pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
@@ -76,14 +49,8 @@ def test_a_tool_that_locks_or_nests_the_runtimes_directories_breaks_no_later_tur
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-sabotage-"))
     sessions_root = scratch / "sessions"
     try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=sessions_root,
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-sabotage-MODEL-KEY-0099",
-            responder=responder,
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
         ) as runtime:
             runtime.turn(SABOTEUR, 1, f"bash: {NEST_3000_DEEP}")
             (saboteurs,) = [p for p in sessions_root.iterdir() if not p.name.startswith(".")]
@@ -130,14 +97,8 @@ def test_what_a_tool_leaves_in_the_system_temp_dir_is_gone_before_another_chats_
     left = Path(tempfile.gettempdir()) / f"agentbot-left-by-a-tool-{uuid.uuid4().hex[:8]}"
     beside = scratch / "beside-the-sessions"
     try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=scratch / "sessions",
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-sabotage-MODEL-KEY-0099",
-            responder=responder,
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
         ) as runtime:
             runtime.turn(
                 SABOTEUR,
@@ -172,14 +133,8 @@ def test_what_a_tool_leaves_in_the_kernel_outside_any_file_is_out_of_another_cha
     secret = f"chat-one-kernel-secret-{nonce}"
     script = f"python3 {scripts / 'kernel_leftovers.py'}"
     try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=scratch / "sessions",
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-sabotage-MODEL-KEY-0099",
-            responder=responder,
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
         ) as runtime:
             planted = runtime.turn(SABOTEUR, 1, f"bash: {script} plant {nonce} {secret}")
             read = runtime.turn(OTHER, 2, f"bash: {script} read {nonce}")
@@ -212,15 +167,8 @@ def test_what_a_tool_leaves_in_any_shared_temp_dir_is_gone_before_another_chats_
     left = [Path(d) / f"agentbot-left-by-a-tool-{nonce}" for d in SHARED_TEMP_DIRS if os.path.isdir(d)]
     secret = "chat-one-" + "secret"
     try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=scratch / "sessions",
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-sabotage-MODEL-KEY-0099",
-            responder=responder,
-            sweep_scope=scope,
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY, sweep_scope=scope
         ) as runtime:
             writes = " ; ".join(
                 f"echo chat-one-secret > {path} && echo wrote-{i}" for i, path in enumerate(left)

@@ -10,21 +10,21 @@ processes (``kill %1``, ``timeout``). Run with Landlock and without (``LANDLOCK=
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_runtime._owned_trees import remove_tree
-from local_stack import LocalCredentials
 
-from tests.containment.contained_runtime import contained_runtime
-from tests.containment.support import ROOT_ONLY_REASON, tools_config
-from tests.containment.test_runtime_sabotage import responder, runtime_user
+from tests.containment.contained_runtime import ContainedRuntime
+from tests.containment.support import ROOT_ONLY_REASON, bash_scripted_runtime, runtime_user
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,6 +48,21 @@ def _script_dir() -> Path:
     return scripts
 
 
+@contextlib.contextmanager
+def _runtime_and_signal_script(landlock: bool) -> Iterator[tuple[ContainedRuntime, Path]]:
+    """The runtime and the directory of signal_runtime.py, both removed afterwards."""
+    user = runtime_user(landlock)
+    scratch, scripts = Path(tempfile.mkdtemp(prefix="agentbot-signal-")), _script_dir()
+    try:
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key="sk-ant-signals-MODEL-KEY-0077"
+        ) as runtime:
+            yield runtime, scripts
+    finally:
+        remove_tree(scratch)
+        remove_tree(scripts)
+
+
 def _report(text: str, marker: str) -> dict[str, object]:
     (line,) = [line for line in text.splitlines() if marker in line][-1:]
     return dict(json.loads(line.split(marker, 1)[1]))
@@ -55,23 +70,9 @@ def _report(text: str, marker: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
 def test_a_tool_cannot_signal_the_runtime_but_still_its_own_processes(landlock: bool) -> None:
-    user = runtime_user(landlock)
-    scratch, scripts = Path(tempfile.mkdtemp(prefix="agentbot-signal-")), _script_dir()
-    try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=scratch / "sessions",
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-signals-MODEL-KEY-0077",
-            responder=responder,
-        ) as runtime:
-            probed = runtime.turn(SIGNALLER, 1, f"bash: python3 {scripts}/signal_runtime.py probe")
-            own = runtime.turn(OTHER, 2, f"bash: {OWN_PROCESSES}")
-    finally:
-        remove_tree(scratch)
-        remove_tree(scripts)
+    with _runtime_and_signal_script(landlock) as (runtime, scripts):
+        probed = runtime.turn(SIGNALLER, 1, f"bash: python3 {scripts}/signal_runtime.py probe")
+        own = runtime.turn(OTHER, 2, f"bash: {OWN_PROCESSES}")
 
     assert probed.ok and "SIGNAL-PROBE" in probed.text, probed  # the tool ran
     seen = _report(probed.text, "SIGNAL-PROBE ")
@@ -90,26 +91,12 @@ def test_a_tool_cannot_signal_the_runtime_but_still_its_own_processes(landlock: 
 def test_a_tool_that_stops_or_kills_everything_of_its_uid_breaks_no_turn(landlock: bool) -> None:
     """``kill -STOP`` of the runtime, SIGKILL to its group and to every process of the uid: the
     turn still answers, the next chat's too, and nothing of the turn outlives it."""
-    user = runtime_user(landlock)
-    scratch, scripts = Path(tempfile.mkdtemp(prefix="agentbot-signal-")), _script_dir()
-    try:
-        with contained_runtime(
-            user=user,
-            landlock=landlock,
-            sessions_root=scratch / "sessions",
-            config=tools_config(scratch),
-            credentials=LocalCredentials.generate(),
-            model_key="sk-ant-signals-MODEL-KEY-0077",
-            responder=responder,
-        ) as runtime:
-            started = time.monotonic()
-            stopped = runtime.turn(SIGNALLER, 1, f"bash: python3 {scripts}/signal_runtime.py stop")
-            took = time.monotonic() - started
-            after = runtime.turn(OTHER, 2, "hello")
-            again = runtime.turn(SIGNALLER, 3, "still there?")
-    finally:
-        remove_tree(scratch)
-        remove_tree(scripts)
+    with _runtime_and_signal_script(landlock) as (runtime, scripts):
+        started = time.monotonic()
+        stopped = runtime.turn(SIGNALLER, 1, f"bash: python3 {scripts}/signal_runtime.py stop")
+        took = time.monotonic() - started
+        after = runtime.turn(OTHER, 2, "hello")
+        again = runtime.turn(SIGNALLER, 3, "still there?")
 
     assert stopped.ok and "SIGNAL-SENT" in stopped.text, stopped
     sent = _report(stopped.text, "SIGNAL-SENT ")
