@@ -289,6 +289,45 @@ def test_the_daily_budget_alarm_exists_exactly_when_the_consumer_counts_a_daily_
     assert alarmed == (float(spelled) > 0)
 
 
+def _usd_settings() -> dict[str, str]:
+    """Variables the consumer reads as USD caps (its _usd(), float()), by the parameter they
+    come from."""
+    source = (PACKAGES / "sqs-consumer/src/sqs_consumer/_config.py").read_text()
+    names = set(re.findall(r"_usd\(env, \"([A-Z0-9_]+)\"\)", source))
+    consumer = FUNCTIONS["ConsumerFunction"].environment
+    return {name: str(_ref(consumer[name])) for name in sorted(names)}
+
+
+USD_ACCEPTED = ["0", "0.0", "00", "000.000", "5", "0.50", "0.005", "999999999.999999"]
+USD_REFUSED = ["", " 5", "-0", "-1", "0e0", "1e2", ".5", "5.", "1,5", "1000000000", "nan", "inf", "0x10"]
+
+
+def test_a_usd_cap_the_template_accepts_is_read_by_the_consumer_as_written() -> None:
+    """CloudFormation's Number type takes "-0", "0e0" and "1e2": the consumer's float() reads
+    "-0" and "0e0" as no cap while HasDeploymentDailyBudget would see a cap and create the
+    alarm. Each USD cap is a String taking plain decimals only, each read as that amount (or as
+    no cap when zero), and the deploy refuses the rest naming the parameter."""
+    import msgspec
+    from sqs_consumer._config import budget_caps_from_env
+
+    settings = _usd_settings()
+    assert {"BUDGET_DEPLOYMENT_DAILY_USD", "MAX_TURN_COST_USD"} <= set(settings), settings
+    for name, parameter in settings.items():
+        declared = TEMPLATE["Parameters"][parameter]
+        assert declared["Type"] == "String" and declared["Default"] == "0", parameter
+        assert parameter in declared["ConstraintDescription"], parameter
+        pattern = declared["AllowedPattern"]
+        assert [v for v in USD_REFUSED if re.fullmatch(pattern, v)] == [], parameter
+        for value in USD_ACCEPTED:
+            assert re.fullmatch(pattern, value), (parameter, value)
+            caps = budget_caps_from_env({name: value})  # raises ConfigError on a value it refuses
+            read = [v for v in msgspec.structs.asdict(caps).values() if v is not None]
+            assert read == ([float(value)] if float(value) else []), (parameter, value)
+    for value in USD_ACCEPTED:
+        alarmed = condition_holds(TEMPLATE, "HasDeploymentDailyBudget", {"BudgetDeploymentDailyUsd": value})
+        assert alarmed == (float(value) > 0), value
+
+
 def test_a_permanent_configuration_error_raises_an_alarm() -> None:
     """The alarm watches the metric the runtime emits when it finds a configuration error."""
     from agent_runtime._config_report import CONFIG_ERROR_METRIC
