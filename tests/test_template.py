@@ -275,7 +275,8 @@ def test_the_deployment_reaching_80_percent_of_its_daily_budget_raises_an_alarm(
     assert consumer["BUDGET_DEPLOYMENT_DAILY_USD"] == {"Ref": "BudgetDeploymentDailyUsd"}
 
 
-ZERO_AND_CAPS = ["0", "0.0", "0.00", "00", "000.000", ".0", "0.", "1", "0.5", "10", "0.01"]
+# Spellings the parameter's AllowedPattern lets through (plain decimals).
+ZERO_AND_CAPS = ["0", "0.0", "0.00", "00", "000.000", "1", "0.5", "10", "0.01"]
 
 
 @pytest.mark.parametrize("spelled", ZERO_AND_CAPS)
