@@ -140,20 +140,7 @@ print("own session=", os.getsid(0) == os.getpid())
 def test_the_cli_and_its_tools_cannot_signal_the_runtime_but_their_own_processes(tmp_path: Path) -> None:
     """Without Landlock ABI 6 every process of the uid may signal every other: the launcher's
     filter refuses signals to the runtime, its group and -1 (tests/containment shows the attack)."""
-    settings = load_settings(
-        {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
-    )
-    env = build_cli_environment(
-        home=str(tmp_path),
-        tmp=str(tmp_path),
-        config_dir=str(tmp_path / "c"),
-        model_env={},
-        settings=settings,
-        cli_path=sys.executable,
-        writable=[str(tmp_path)],
-        connect_ports=[443],
-    )
-    wrapper = install_cli_launcher(tmp_path / "bin")
+    env, wrapper = _launcher(tmp_path, cli_path=sys.executable)
     run = subprocess.run([wrapper, "-c", _SIGNAL_CALLS], env=env, capture_output=True, text=True, check=True)
     seen = dict(line.split("= ", 1) for line in run.stdout.splitlines())
     assert seen == {
