@@ -334,6 +334,8 @@ _IAM_ACTIONS = {
     ("s3", "delete_objects"): {"s3:DeleteObject"},
     # A transaction is authorised item by item; the registry's put + conditional update.
     ("dynamodb", "transact_write_items"): {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+    # SQS's batch calls have no IAM action of their own: each entry needs the single call's.
+    ("sqs", "change_message_visibility_batch"): {"sqs:ChangeMessageVisibility"},
 }
 # What a call needs instead when a given module makes it (a transaction: that module's items).
 _IAM_ACTIONS_IN_MODULE = {

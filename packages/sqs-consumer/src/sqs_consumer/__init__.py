@@ -8,7 +8,7 @@ from ._commands import HELP_TEXT, Channel, help_text, run_command
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._consumer import Consumer
 from ._delivery import Delivery, DeliveryRecords
-from ._deps import ConsumerDeps, ObjectStore, TurnRunner
+from ._deps import ConsumerDeps, ObjectStore, QueueClient, TurnRunner
 from ._errors import (
     AttachmentTooLargeError,
     ConsumerError,
@@ -33,6 +33,14 @@ from ._render import (
 from ._runtime import RuntimeClient, runtime_client_config
 from ._timing import DELIVERY_RESERVE_S, ConsumerTiming
 from ._typing import TYPING_REFRESH_S, TypingIndicator
+from ._visibility_heartbeat import (
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_VISIBILITY_S,
+    VisibilityClient,
+    VisibilityHeartbeat,
+    heartbeat_client_config,
+    receipt_handles,
+)
 from ._voice import MAX_VOICE_SECONDS, VoiceNotTranscribed, VoiceTranscriber, voice_transcriber
 from ._wording import (
     FAILED_NOTICE,
@@ -47,6 +55,8 @@ __all__ = [
     "DELIVERY_RESERVE_S",
     "FAILED_NOTICE",
     "FAILURE_WORDING",
+    "HEARTBEAT_INTERVAL_S",
+    "HEARTBEAT_VISIBILITY_S",
     "HELP_TEXT",
     "MAX_RECEIVE_COUNT",
     "MAX_REQUEUES",
@@ -72,6 +82,7 @@ __all__ = [
     "FailurePolicy",
     "MessageStatus",
     "ObjectStore",
+    "QueueClient",
     "RecordOutcome",
     "RecordStatus",
     "RuntimeClient",
@@ -81,6 +92,8 @@ __all__ = [
     "TurnFailedError",
     "TurnRunner",
     "TypingIndicator",
+    "VisibilityClient",
+    "VisibilityHeartbeat",
     "VoiceNotTranscribed",
     "VoiceTranscriber",
     "attachment_key",
@@ -88,11 +101,13 @@ __all__ = [
     "classify",
     "escape_html",
     "failure_text",
+    "heartbeat_client_config",
     "help_text",
     "html_to_plain",
     "markdown_to_html",
     "process_fifo_batch",
     "read_outbox_file",
+    "receipt_handles",
     "render_reply",
     "retry_delay_s",
     "run_command",

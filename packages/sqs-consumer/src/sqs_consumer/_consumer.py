@@ -6,6 +6,8 @@
 - ``_delivery``: exactly one reply (each chunk recorded, skipped on a retry; the retried turn
   is not re-run, the runtime replays the result it recorded) and one failure notice.
 - ``_failures``: retry delays, re-enqueued copies and dead letters.
+- ``_visibility_heartbeat``: the batch's records stay hidden while it runs, and come back
+  within minutes if the invocation dies without answering.
 
 A misconfigured deployment (``error_kind="config"`` from the runtime, which told the operator)
 gets one short notice and the record is acknowledged: no retry, no DLQ. A turn that fails for
@@ -30,6 +32,7 @@ from ._failures import FailurePolicy, classify
 from ._message import MessageHandler
 from ._outcomes import RecordOutcome
 from ._timing import ConsumerTiming, RemainingTimeMs, time_left_of
+from ._visibility_heartbeat import VisibilityHeartbeat, receipt_handles
 from ._wording import MISCONFIGURED_NOTICE
 
 log = get_logger(__name__)
@@ -45,6 +48,7 @@ class Consumer:
         timing = timing or ConsumerTiming()
         self._config = config
         self._deps = deps
+        self._timing = timing
         self._delivery = Delivery(
             bot=deps.bot,
             registry=deps.deliveries,
@@ -70,15 +74,29 @@ class Consumer:
         (without it: Lambda's maximum from now). Records of one chat (FIFO group) run in
         order, one at a time; different chats in the batch run in parallel threads, as
         they would in separate invocations.
+
+        The records stay hidden only while the batch runs (``VisibilityHeartbeat``); it stops
+        before the failed records' retry delays are set, so those are the last word.
         """
         remaining = remaining_time_ms or time_left_of(RUNTIME_MAX_TIMEOUT_S)
-        failed = process_fifo_batch(
-            event,
-            lambda record: self._handle(record, remaining),
-            retry_delay=self._failures.retry_delay,
-        )
+        with self._heartbeat(event):
+            failed = process_fifo_batch(
+                event,
+                lambda record: self._handle(record, remaining),
+                retry_delay=self._failures.retry_delay,
+            )
         self._failures.delay_retries(failed)
         return batch_response(failed)
+
+    def _heartbeat(self, event: Mapping[str, Any]) -> VisibilityHeartbeat:
+        # Without INBOUND_QUEUE_URL it does nothing, as no retry delay is set either.
+        return VisibilityHeartbeat(
+            sqs=self._deps.heartbeat_sqs or self._deps.sqs,
+            queue_url=self._config.inbound_queue_url or "",
+            receipt_handles=receipt_handles(event),
+            visibility_s=self._timing.heartbeat_visibility_s,
+            interval_s=self._timing.heartbeat_interval_s,
+        )
 
     def handle_record(
         self, record: Mapping[str, Any], *, remaining_time_ms: RemainingTimeMs | None = None

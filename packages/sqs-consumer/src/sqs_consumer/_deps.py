@@ -25,9 +25,15 @@ from telegram_core import BotApi, ChatSettings, DeliveryLog
 from ._chunk_claims import Claims
 from ._failures import SqsClient
 from ._live_view import GroupBudget, ProgressSource
+from ._visibility_heartbeat import VisibilityClient
 
 if TYPE_CHECKING:  # _voice reads the consumer's config, which needs these protocols first
     from ._voice import VoiceTranscriber
+
+
+class QueueClient(SqsClient, VisibilityClient, Protocol):
+    """The SQS calls the consumer makes (a boto3 SQS client): retries, copies, dead letters
+    and, without ``heartbeat_sqs``, the heartbeat's renewals."""
 
 
 class TurnRunner(Protocol):
@@ -79,6 +85,8 @@ class ConsumerDeps:
     part is a message of its own); ``pastes``: the parts of long texts the apps split, kept
     likewise (session_core.PasteParts; None: each part is a message of its own);
     ``voices``: writes down what recordings say (None: VOICE_TRANSCRIPTION is off);
+    ``heartbeat_sqs``: keeps a running batch's records hidden, with short timeouts
+    (``heartbeat_client_config``; None: ``sqs``);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry
@@ -87,7 +95,7 @@ class ConsumerDeps:
     runtime: TurnRunner
     bot: BotApi
     s3: ObjectStore
-    sqs: SqsClient
+    sqs: QueueClient
     budgets: BudgetLedger | None = None
     backlog: ChatBacklog | None = None
     live_turns: ProgressSource | None = None
@@ -97,5 +105,6 @@ class ConsumerDeps:
     albums: AlbumParts | None = None
     pastes: PasteParts | None = None
     voices: VoiceTranscriber | None = None
+    heartbeat_sqs: VisibilityClient | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

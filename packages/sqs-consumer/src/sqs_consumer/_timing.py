@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ._live_view import POLL_S
 from ._typing import TYPING_REFRESH_S
+from ._visibility_heartbeat import HEARTBEAT_INTERVAL_S, HEARTBEAT_VISIBILITY_S
 
 RETRY_BASE_DELAY_S = 10
 # Kept free of the runtime's deadline: sending a long answer, with Telegram's own retries.
@@ -27,8 +28,10 @@ class ConsumerTiming:
     refreshes, ``busy_poll_s`` between polls of a busy session, the reserves kept free of a
     turn for delivery (``delivery_reserve_s``) and for our own turn while waiting
     (``turn_reserve_s``), the first retry's delay (``retry_base_delay_s``), the backoff of
-    a delivery record's write (``record_retry_backoff_s``) and how often a running turn's
-    progress is read (``progress_poll_s``)."""
+    a delivery record's write (``record_retry_backoff_s``), how often a running turn's
+    progress is read (``progress_poll_s``), and how long the batch's records are hidden
+    (``heartbeat_visibility_s``) and how often that is renewed (``heartbeat_interval_s``)
+    while the batch runs (``_visibility_heartbeat``)."""
 
     typing_interval_s: float = TYPING_REFRESH_S
     busy_poll_s: float = BUSY_POLL_S
@@ -37,6 +40,8 @@ class ConsumerTiming:
     retry_base_delay_s: int = RETRY_BASE_DELAY_S
     record_retry_backoff_s: float = 0.2
     progress_poll_s: float = POLL_S
+    heartbeat_visibility_s: int = HEARTBEAT_VISIBILITY_S
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
 
 
 def time_left_of(seconds: float) -> RemainingTimeMs:

@@ -1,7 +1,8 @@
 """Lambda entry point: ``sqs_consumer.handler.handle`` (SQS event source, partial batch response).
 
 The container's Consumer is built on the first call: settings from the environment, the
-bot token from SSM, boto3 clients (the runtime's with a long read timeout and no retries).
+bot token from SSM, boto3 clients (the runtime's with a long read timeout and no retries; the
+visibility heartbeat's with short timeouts).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ._config import ConsumerConfig
 from ._consumer import Consumer
 from ._deps import ConsumerDeps
 from ._runtime import RuntimeClient, runtime_client_config
+from ._visibility_heartbeat import heartbeat_client_config
 from ._voice import voice_transcriber
 
 _consumer: Consumer | None = None
@@ -69,6 +71,7 @@ def build_consumer() -> Consumer:
         bot=BotApi(http=http, token=token, base_url=config.telegram_api_base),
         s3=s3,
         sqs=boto3.client("sqs"),
+        heartbeat_sqs=boto3.client("sqs", config=heartbeat_client_config()),
         budgets=budgets,
         backlog=ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit),
         live_turns=LiveTurns(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
@@ -88,7 +91,11 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]
     A missing or malformed setting (the bot token's parameter, say) fails the batch: with no
     token nobody can be told, and the records reach the DLQ to be redriven once it is fixed.
     It is reported once per container (log line ``config.invalid`` and the
-    ConfigurationErrors metric), like the runtime's configuration errors.
+    ConfigurationErrors metric), like the runtime's configuration errors. The visibility
+    heartbeat does not cover this failure, on purpose: nothing here is known to be right
+    (not even INBOUND_QUEUE_URL), and the queue's 90-minute visibility timeout spreads the
+    records' five receives over 7.5 hours, not 15 minutes, so a fix made within hours
+    answers them without a redrive.
     """
     global _consumer, _config_reported
     if _consumer is None:
