@@ -880,12 +880,19 @@ def test_a_redeploy_right_after_a_rollback_is_explained_where_the_operator_looks
 
 def test_the_readme_says_how_long_a_consumer_that_crashes_every_time_holds_its_chat() -> None:
     """A consumer that crashes (or times out) on a message never reports it failed: each receive
-    waits out the queue's visibility timeout, so the chat's FIFO group is held for
-    maxReceiveCount of them before the redrive policy dead-letters it, and nobody tells the
-    user. The operator reads how long from the README, computed from the template."""
+    ends when the visibility heartbeat's last renewal runs out, so the chat's FIFO group is held
+    maxReceiveCount times (the time until the consumer dies + the heartbeat's visibility) before
+    the redrive policy dead-letters it, and nobody tells the user. A consumer that cannot start
+    has no heartbeat: each receive waits out the queue's visibility timeout. The operator reads
+    how long from the README, computed from the template and the consumer's heartbeat."""
+    from sqs_consumer import HEARTBEAT_VISIBILITY_S
+
     queue = resource(TEMPLATE, "InboundQueue")["Properties"]
-    held_s = int(queue["VisibilityTimeout"]) * int(queue["RedrivePolicy"]["maxReceiveCount"])
-    hours = f"{held_s / 3600:g}"
+    receives = int(queue["RedrivePolicy"]["maxReceiveCount"])
+    timeout_s = int(FUNCTIONS["ConsumerFunction"].properties["Timeout"])
     failures = README_TEXT[README_TEXT.index("- Failures. Retryable ones") :]
-    failures = failures[: failures.index("\n- ")]
-    assert f"{hours} hours" in " ".join(failures.split()), failures
+    failures = " ".join(failures[: failures.index("\n- ")].split())
+    assert f"{HEARTBEAT_VISIBILITY_S // 60} minutes at a time" in failures, failures
+    assert f"{receives * HEARTBEAT_VISIBILITY_S / 60:g} minutes when it dies at once" in failures
+    assert f"{receives * (timeout_s + HEARTBEAT_VISIBILITY_S) / 3600:g} hours at worst" in failures
+    assert f"{int(queue['VisibilityTimeout']) * receives / 3600:g} hours in all" in failures

@@ -175,11 +175,15 @@ class SqsEventSource:
 
     Successful records are deleted. Records reported in `batchItemFailures` are left as
     they are, as Lambda's event source leaves them: they come back when their visibility
-    timeout ends, which the function may have set itself (the consumer's backoff). When the
+    timeout ends, which the function may have set itself (the consumer's backoff; while it
+    runs, the consumer's visibility heartbeat keeps them hidden 180 s at a time). When the
     function fails as a whole (it crashed, timed out or raised) the batch comes back after
-    `crash_retry_delay_s` instead of the queue's visibility timeout (90 minutes for the
-    stack's queue): a deliberate shortcut of the local stack, so a crash is retried while you
-    watch. SQS's redrive policy moves records to the DLQ after maxReceiveCount receives.
+    `crash_retry_delay_s` instead of when the heartbeat's last renewal runs out (up to 3
+    minutes; the queue's 90 minutes for a consumer that never started one): a deliberate
+    shortcut of the local stack, so a crash is retried while you watch. Lambda's answer comes
+    only once the function's process has ended or returned (a timed-out worker is killed
+    first), so no renewal lands after this. SQS's redrive policy moves records to the DLQ
+    after maxReceiveCount receives.
     """
 
     def __init__(
