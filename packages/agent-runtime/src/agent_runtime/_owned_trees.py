@@ -5,14 +5,14 @@ directory of ours unreadable or unwritable, or nest directories thousands deep (
 recursion limit, which ``shutil.rmtree`` and ``os.walk`` of Python 3.11 hit, and past PATH_MAX).
 Either used to make the runtime fail every later turn in that container, other chats' too.
 Here a tree is walked through directory descriptors, never through a link, a directory
-that refuses us is ours to open up again, and removal works at a constant depth.
+that refuses us is ours to open up again, and removal holds one directory open at a time and
+needs no free space (a tool may also have filled the disk).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import math
 import os
 import stat
@@ -64,8 +64,10 @@ def tree_size(path: str | os.PathLike[str]) -> float:
 
 def remove_tree(path: str | os.PathLike[str]) -> None:
     """Delete what is at ``path``, if anything: a file or a link itself, a directory with all
-    it holds. Each directory's entries are moved up into ``path``'s before it is removed,
-    so no depth of nesting needs more than two descriptors or a long path."""
+    it holds. The tree is walked depth first through one descriptor at a time (back up through
+    ``..``), so no depth of nesting needs more than two descriptors or a long path; and nothing
+    is moved or made, only unlinked, so removing needs no free space: a tool may have filled
+    the disk (every block or inode) with the very tree that must go before anything is written."""
     name = os.fspath(path)
     try:
         if not stat.S_ISDIR(os.lstat(name).st_mode):
@@ -73,27 +75,39 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
             return
     except FileNotFoundError:
         return
-    top = _open_directory(name, None)
+    fd = _open_directory(name, None)
+    below: list[str] = []  # the directories entered under ``path``, outermost first
+    left = [_entries(fd)]  # per directory entered: what is still to remove in it
     try:
-        while entries := list(os.scandir(top)):
-            taken = {entry.name for entry in entries}
-            spare = (n for n in (f".removing-{i}" for i in itertools.count()) if n not in taken)
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    inner = _open_directory(entry.name, top)
-                    try:
-                        for child in list(os.scandir(inner)):
-                            if child.is_dir(follow_symlinks=False):
-                                _writable(child, inner)  # moving a directory rewrites its ".."
-                            os.rename(child.name, next(spare), src_dir_fd=inner, dst_dir_fd=top)
-                    finally:
-                        os.close(inner)
-                    os.rmdir(entry.name, dir_fd=top)
-                else:
-                    os.unlink(entry.name, dir_fd=top)
+        while True:
+            if left[-1]:
+                entry, is_directory = left[-1].pop()
+                if not is_directory:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry, dir_fd=fd)
+                    continue
+                inner = _open_directory(entry, fd)
+                os.close(fd)
+                fd = inner
+                below.append(entry)
+                left.append(_entries(fd))
+            elif below:  # emptied: up again, and remove it there
+                outer = os.open("..", _DIRECTORY_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = outer
+                left.pop()
+                os.rmdir(below.pop(), dir_fd=fd)
+            else:
+                break
     finally:
-        os.close(top)
+        os.close(fd)
     os.rmdir(name)
+
+
+def _entries(fd: int) -> list[tuple[str, bool]]:
+    """The entries of the directory ``fd``: (name, whether a directory, never through a link)."""
+    with os.scandir(fd) as entries:
+        return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
 
 
 def _open_directory(name: str, dir_fd: int | None, *, writable: bool = True) -> int:
@@ -124,12 +138,6 @@ def _listing(fd: int) -> tuple[int, Any]:
     except BaseException:
         os.close(fd)
         raise
-
-
-def _writable(entry: os.DirEntry[str], dir_fd: int) -> None:
-    mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
-    if mode & 0o700 != 0o700:
-        os.chmod(entry.name, mode | 0o700, dir_fd=dir_fd)  # a directory, not a link: see above
 
 
 def _close(fd: int, entries: Any) -> None:
