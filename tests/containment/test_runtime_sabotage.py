@@ -10,6 +10,7 @@ as Bash tool calls; everything runs with Landlock and without.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,107 @@ def test_what_a_tool_leaves_in_any_shared_temp_dir_is_gone_before_another_chats_
     assert bool(written) != landlock, written  # without Landlock the writes outside succeeded
     assert read.ok and "END-OF-READS" in read.text, read
     assert secret not in read.text, read.text
+
+
+# Run in the saboteur's work directory: what the runtime would remove to make room goes first
+# (the session's home and tmp: not with Landlock), then directories with a file each until the
+# file system has no inode or block left, then one file grown until no block is left.
+FILL_THE_DISK = (
+    "python3 -c \"import os, shutil\nfor gone in ('.claude', '../home', '../tmp'):\n"
+    "    shutil.rmtree(gone, ignore_errors=True)\nn = 0\ntry:\n    while True:\n        os.mkdir(f'd{n}')\n"
+    "        open(f'd{n}/f', 'w').close()\n        n += 1\nexcept OSError:\n    pass\ntry:\n"
+    "    with open('d0/big', 'wb') as big:\n        while True:\n            big.write(bytes(65536))\n"
+    "            big.flush()\nexcept OSError:\n    pass\nprint('FILLED', n)\""
+)
+
+
+@contextlib.contextmanager
+def _small_disk(mount_point: Path) -> Iterator[None]:
+    """A 48 MiB ext4 file system (8,192 inodes) mounted at ``mount_point``: the runtime's disk is
+    small in Lambda too, and on ext4 a directory grows by whole blocks, so a full disk refuses
+    new names (tmpfs refuses only new inodes)."""
+    image = mount_point.with_suffix(".img")
+    with image.open("wb") as blank:
+        blank.truncate(48 * 1024 * 1024)
+    made = subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-N", "8192", str(image)], capture_output=True, check=False
+    )
+    mount_point.mkdir()
+    if (
+        made.returncode != 0
+        or subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)]).returncode
+    ):
+        pytest.skip(f"CONTAINMENT NOT TESTED: cannot mount an ext4 image here ({made.stderr.decode()[:200]})")
+    try:
+        (mount_point / "lost+found").rmdir()
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        image.unlink()
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool) -> None:
+    """A tool may fill its own work directory (Landlock lets it: that is where it works) until the
+    disk has no block or inode left. The next chat's turn must still run: what the saboteur left
+    goes first, however it is shaped, and removing it must itself need no space. The saboteur's
+    own next turn runs too."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-full-disk-"))
+    try:
+        with (
+            _small_disk(scratch / "sessions"),
+            bash_scripted_runtime(
+                user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
+            ) as runtime,
+        ):
+            runtime.turn(SABOTEUR, 1, f"bash: {FILL_THE_DISK}")
+            full_once = _full(scratch / "sessions")
+            other = runtime.turn(OTHER, 2, "hello")
+            runtime.turn(SABOTEUR, 3, f"bash: {FILL_THE_DISK}")
+            full_again = _full(scratch / "sessions")
+            saboteur_again = runtime.turn(SABOTEUR, 4, "hello")
+    finally:
+        remove_tree(scratch)
+
+    assert full_once and full_again  # the sabotage ran (else this proves nothing)
+    assert other.ok and other.text == "answer after 0 earlier turns", other
+    assert saboteur_again.ok, saboteur_again
+
+
+def _full(mount_point: Path) -> bool:
+    """Whether the agent's user can make nothing more there: no block or no inode left."""
+    usage = os.statvfs(mount_point)
+    return usage.f_bavail * usage.f_frsize < 64 * 1024 or usage.f_favail < 8
+
+
+@pytest.mark.parametrize("replacement", ["file", "link"])
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no_later_turn(
+    landlock: bool, replacement: str
+) -> None:
+    """In Lambda the sessions root is the function's own entry in /tmp: a tool without Landlock
+    may move it away and leave a file, or a link to a directory the runtime may not write, at its
+    path. The next chat's turn must run all the same, and the one after it."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-swapped-root-"))
+    record = pwd.getpwnam(user)
+    os.chown(scratch, record.pw_uid, record.pw_gid)  # as in Lambda, where /tmp is all the function's
+    not_yours = scratch / "not-yours"
+    not_yours.mkdir(mode=0o755)
+    put = 'echo x > "$R"' if replacement == "file" else f'ln -s {not_yours} "$R"'
+    swap = f'R="$(cd ../.. && pwd)" && mv "$R" "$R.moved" && {put} && echo SWAPPED'
+    try:
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
+        ) as runtime:
+            runtime.turn(SABOTEUR, 1, f"bash: {swap}")
+            swapped = (scratch / "sessions").is_symlink() or (scratch / "sessions").is_file()
+            after = runtime.turn(OTHER, 2, "hello")
+            again = runtime.turn(THIRD, 3, "hello")
+    finally:
+        remove_tree(scratch)
+
+    assert swapped != landlock  # without Landlock the swap succeeded (else this proves nothing)
+    assert after.ok and after.text == "answer after 0 earlier turns", after
+    assert again.ok and again.text == "answer after 0 earlier turns", again

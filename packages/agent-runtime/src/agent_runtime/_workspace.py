@@ -9,7 +9,9 @@ write) but SESSIONS_ROOT, which a tool may have written on a kernel without Land
 SESSIONS_ROOT's ``.bin`` too, which the turn installs anew; elsewhere, where the uid is shared,
 what the turn newly left there goes when it ends; see ``_temp_leftovers``): the next
 session's tools cannot read what the previous session left, and ``/tmp`` stays bounded (one
-session's files, capped by ``SESSION_DISK_LIMIT_MB``).
+session's files, capped by ``SESSION_DISK_LIMIT_MB``). In Lambda this comes before the turn
+writes anything, its own directory included: a tool may have filled the disk, or put a file
+or a link in place of SESSIONS_ROOT.
 
 Of the session's own files only the user's work carries over to its next turn in a warm
 container (in Lambda, only from the directory this runtime prepared for the turn before: one
@@ -32,6 +34,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,15 +144,70 @@ def session_workspace(
     so), so whatever of this uid is in the system temp dir, but the sessions root, is an earlier
     turn's leftover (``remove_strays_in_temp``)."""
     base = Path(sessions_root)
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    reclaim_rights(base)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
-    if alone and not _prepared_last(base, mine):
-        _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
-    _real_directory(mine)
     if alone:
+        # Nothing else of this uid runs here, so what earlier turns left goes before this turn
+        # writes anything: a tool may have filled the disk with it (every block or inode), or
+        # put a file or a link in place of the sessions root (a kernel without Landlock lets it).
+        _own_directories_to(base)
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        reclaim_rights(base)
+        _remove_others(base, mine, reserved=set())  # .bin too: the turn installs it anew
+        remove_strays_in_temp(keep=base)
+        if not _prepared_last(base, mine):
+            _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
+        _real_directory(mine)
         _remember_prepared(base, mine)
+        fd = _lock(mine)
+    else:
+        # Mine is locked first: another runtime sharing the root leaves a locked one alone.
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        reclaim_rights(base)
+        _real_directory(mine)
+        fd = _lock(mine)
+    try:
+        if not alone:
+            _remove_others(base, mine, reserved=_RESERVED)
+            remove_stale_sdk_copies()
+        _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
+        with contextlib.nullcontext() if alone else strays_of_the_turn_removed(keep=base):
+            yield paths
+    finally:
+        os.close(fd)
+
+
+def _own_directories_to(directory: Path) -> None:
+    """Make each directory of this uid on the way to ``directory`` (itself included) one it can
+    use: a file or a link of this uid in place of one is removed (what follows is made anew),
+    and rights a tool took away are taken back. Another owner's entry is left as it is, and
+    root's are the machine's (never so in Lambda)."""
+    if os.geteuid() == 0:
+        return
+    here = Path(os.path.abspath(directory))
+    for step in [*reversed(here.parents), here]:
+        try:
+            info = step.lstat()
+        except FileNotFoundError:
+            return
+        if info.st_uid != os.geteuid():
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            step.unlink()
+            return
+        reclaim_rights(step)
+
+
+def _remove_others(base: Path, mine: Path, *, reserved: set[str]) -> None:
+    """Every other session's directory under ``base`` (and whatever else is there but
+    ``reserved``), unless another runtime is using it."""
+    for entry in base.iterdir():
+        if entry.name not in reserved and entry != mine:
+            _remove_if_unused(entry)
+
+
+def _lock(mine: Path) -> int:
+    """The session directory's lock, held (its descriptor)."""
     try:
         fd = _open_lock(mine)
     except OSError:  # a link a tool put there (a kernel without Landlock lets it): not ours
@@ -157,21 +215,10 @@ def session_workspace(
         fd = _open_lock(mine)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        # Alone, ``.bin`` goes too (the turn installs the launcher and the skills plugin anew):
-        # a tool without Landlock may have left something there for the next chat's tools.
-        reserved = set() if alone else _RESERVED
-        for entry in base.iterdir():
-            if entry.name not in reserved and entry != mine:
-                _remove_if_unused(entry)
-        if alone:
-            remove_strays_in_temp(keep=base)
-        else:
-            remove_stale_sdk_copies()
-        _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
-        with contextlib.nullcontext() if alone else strays_of_the_turn_removed(keep=base):
-            yield paths
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit_mb: int) -> None:
