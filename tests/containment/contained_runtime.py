@@ -53,9 +53,11 @@ def contained_runtime(
     model_key: str,
     responder: Callable[[dict[str, Any]], Any],
     sweep_scope: str = "uid",
+    home: Path | None = None,
 ) -> Iterator[ContainedRuntime]:
     """``sweep_scope``: "uid" as in Lambda, "descendants" as `agentbot dev` (whose agent user
-    the machine shares)."""
+    the machine shares). ``home``: the runtime's HOME (the image sets ``/tmp``); else the
+    caller's."""
     with _the_only_runtime_of(user), moto_endpoint(require=credentials) as aws_url:
         prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
 
@@ -92,6 +94,7 @@ def contained_runtime(
                 "MODEL_MAX_RETRIES": "0",
                 "PROCESS_SWEEP_SCOPE": sweep_scope,
                 "LANDLOCK": "on" if landlock else "off",
+                **({"HOME": str(home)} if home is not None else {}),
             }
             spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)
             with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:

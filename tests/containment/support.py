@@ -179,11 +179,17 @@ def runtime_user(landlock: bool) -> str:
 
 @contextlib.contextmanager
 def bash_scripted_runtime(
-    user: str, *, landlock: bool, scratch: Path, model_key: str, sweep_scope: str = "uid"
+    user: str,
+    *,
+    landlock: bool,
+    scratch: Path,
+    model_key: str,
+    sweep_scope: str = "uid",
+    home: Path | None = None,
 ) -> Iterator[ContainedRuntime]:
     """A contained runtime as ``user`` answered by :func:`bash_responder`, its sessions in
     ``scratch/sessions`` and its claude-config in ``scratch/config`` (the caller removes
-    ``scratch``); fresh AWS credentials each time."""
+    ``scratch``); fresh AWS credentials each time; ``home``: the runtime's HOME."""
     with contained_runtime(
         user=user,
         landlock=landlock,
@@ -193,5 +199,6 @@ def bash_scripted_runtime(
         model_key=model_key,
         responder=bash_responder,
         sweep_scope=sweep_scope,
+        home=home,
     ) as runtime:
         yield runtime

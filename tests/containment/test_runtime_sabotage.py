@@ -14,9 +14,11 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,5 +291,62 @@ def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no
         remove_tree(scratch)
 
     assert swapped != landlock  # without Landlock the swap succeeded (else this proves nothing)
+    assert after.ok and after.text == "answer after 0 earlier turns", after
+    assert again.ok and again.text == "answer after 0 earlier turns", again
+
+
+def _kill_the_runtime(user: str) -> None:
+    """SIGKILL the runtime process, as Lambda's reset after a crash or a timeout ends it (a
+    tool's ``kill`` of a runtime thread's tid does it too without Landlock ABI 6), and wait
+    until it is gone: the local Lambda starts a new one for the next invoke, on the same file
+    system."""
+    uid = pwd.getpwnam(user).pw_uid
+
+    def runtimes() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            with contextlib.suppress(OSError):
+                mine = entry.isdigit() and os.stat(f"/proc/{entry}").st_uid == uid
+                if mine and b"awslambdaric" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+        return found
+
+    for pid in runtimes():
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while runtimes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_what_a_tool_left_in_the_runtimes_home_is_gone_before_a_new_runtime_builds(landlock: bool) -> None:
+    """The image sets the runtime's HOME to /tmp, where a tool without Landlock may write, and
+    boto3 reads its configuration and service models from ``~/.aws`` when the runtime builds
+    its clients: a runtime started anew in the same environment (after a crash or a timeout)
+    must not build from what an earlier turn's tool left there. Here an unreadable SSM model
+    would fail every build: every later chat's turn; an endpoint or a doctored model would
+    send other chats' transcripts elsewhere."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-home-"))
+    record = pwd.getpwnam(user)
+    os.chown(scratch, record.pw_uid, record.pw_gid)  # as in Lambda, where /tmp is all the function's
+    home = scratch / "home"
+    home.mkdir()
+    os.chown(home, record.pw_uid, record.pw_gid)
+    model = home / ".aws" / "models" / "ssm" / "2099-01-01" / "service-2.json"
+    plant = f"mkdir -p {model.parent} && echo not-a-model > {model} && echo PLANTED"
+    try:
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY, home=home
+        ) as runtime:
+            runtime.turn(SABOTEUR, 1, f"bash: {plant}")
+            planted = model.exists()
+            _kill_the_runtime(user)
+            after = runtime.turn(OTHER, 2, "hello")
+            again = runtime.turn(THIRD, 3, "hello")
+    finally:
+        remove_tree(scratch)
+
+    assert planted != landlock  # without Landlock the plant succeeded (else this proves nothing)
     assert after.ok and after.text == "answer after 0 earlier turns", after
     assert again.ok and again.text == "answer after 0 earlier turns", again

@@ -19,6 +19,7 @@ from session_core import (
 
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
 # a host name with '_' (a Compose service) or an IPv6 address in brackets, as the CLI takes them.
+DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 _BASE_URL_SHAPE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/\S*)?")
 
 Backend = Literal["anthropic", "bedrock"]
@@ -44,7 +45,7 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     small_model: str | None = None
     aws_region: str = "us-east-1"
     model_invoke_role_arn: str | None = None
-    sessions_root: str = "/tmp/agentbot-sessions"
+    sessions_root: str = DEFAULT_SESSIONS_ROOT
     session_disk_limit_mb: int = 512
     lease_duration_s: float = 120.0
     model_max_retries: int = 2
@@ -112,7 +113,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         small_model=opt("ANTHROPIC_SMALL_FAST_MODEL"),
         aws_region=region,
         model_invoke_role_arn=opt("MODEL_INVOKE_ROLE_ARN"),
-        sessions_root=opt("SESSIONS_ROOT") or "/tmp/agentbot-sessions",
+        sessions_root=opt("SESSIONS_ROOT") or DEFAULT_SESSIONS_ROOT,
         session_disk_limit_mb=env_int("SESSION_DISK_LIMIT_MB", 512, minimum=16, environ=env),
         lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),

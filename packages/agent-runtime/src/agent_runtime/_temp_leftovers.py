@@ -54,6 +54,17 @@ def remove_strays_in_temp(*, keep: Path) -> None:
         _remove_all_of(uid, temp, but=kept)
 
 
+def remove_strays_before_the_first_invoke(scope: str, sessions_root: str) -> None:
+    """In Lambda (``scope`` "uid"), while the runtime starts and before it builds its clients,
+    what an earlier runtime's turns left in ``/tmp`` goes, but ``sessions_root``: the image sets
+    the runtime's HOME to ``/tmp``, boto3 reads its configuration and service models from
+    ``~/.aws`` when a client is made, and a tool without Landlock may have written there before
+    that runtime ended (a crash, a timeout, a kill by a thread's tid), which leaves ``/tmp`` as
+    it was. Never as root."""
+    if scope == "uid" and os.getuid() != 0:
+        remove_strays_in_temp(keep=Path(sessions_root))
+
+
 @contextlib.contextmanager
 def strays_of_the_turn_removed(
     *, keep: Path, uid: int | None = None, login_uid: int | None = None

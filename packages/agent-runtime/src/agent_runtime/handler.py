@@ -27,13 +27,20 @@ from ._build import build_runtime
 from ._config_report import config_error_result, report_config_error
 from ._preflight import PERMANENT_CONFIG_ERRORS
 from ._process_sweep import sweep_before_the_first_invoke
+from ._settings import DEFAULT_SESSIONS_ROOT
+from ._temp_leftovers import remove_strays_before_the_first_invoke
 from ._turn import Runtime
 
 log = get_logger(__name__)
 
 # awslambdaric asks for the first invoke once this module is imported (the runtime itself is
-# built on that invoke): whatever an earlier runtime of this environment left must not see it.
-sweep_before_the_first_invoke(os.environ.get("PROCESS_SWEEP_SCOPE", "").strip())
+# built on that invoke): whatever an earlier runtime of this environment left must not see it,
+# nor must the build read what its tools left in /tmp (HOME).
+_SCOPE = os.environ.get("PROCESS_SWEEP_SCOPE", "").strip()
+sweep_before_the_first_invoke(_SCOPE)
+remove_strays_before_the_first_invoke(
+    _SCOPE, os.environ.get("SESSIONS_ROOT", "").strip() or DEFAULT_SESSIONS_ROOT
+)
 _runtime: Runtime | None = None
 _config_error: Exception | None = None
 _lock = threading.Lock()
