@@ -228,8 +228,9 @@ def _small_disk(mount_point: Path) -> Iterator[None]:
         image.unlink()
 
 
+@pytest.mark.parametrize("scope", ["uid", "descendants"], ids=["as-lambda", "as-agentbot-dev"])
 @pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
-def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool) -> None:
+def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool, scope: str) -> None:
     """A tool may fill its own work directory (Landlock lets it: that is where it works) until the
     disk has no block or inode left. The next chat's turn must still run: what the saboteur left
     goes first, however it is shaped, and removing it must itself need no space. The saboteur's
@@ -240,7 +241,7 @@ def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool) -> None
         with (
             _small_disk(scratch / "sessions"),
             bash_scripted_runtime(
-                user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
+                user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY, sweep_scope=scope
             ) as runtime,
         ):
             runtime.turn(SABOTEUR, 1, f"bash: {FILL_THE_DISK}")

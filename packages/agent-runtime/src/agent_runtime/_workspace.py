@@ -30,6 +30,7 @@ directory another process is using.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -164,8 +165,16 @@ def session_workspace(
         # Mine is locked first: another runtime sharing the root leaves a locked one alone.
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         reclaim_rights(base)
-        _real_directory(mine)
-        fd = _lock(mine)
+        try:
+            _real_directory(mine)
+            fd = _lock(mine)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # The disk is full (a tool may have filled it): the unused others go first.
+            _remove_others(base, mine, reserved=_RESERVED)
+            _real_directory(mine)
+            fd = _lock(mine)
     try:
         if not alone:
             _remove_others(base, mine, reserved=_RESERVED)
