@@ -274,16 +274,17 @@ def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no
     path. The next chat's turn must run all the same, and the one after it."""
     user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-swapped-root-"))
-    record = pwd.getpwnam(user)
-    os.chown(scratch, record.pw_uid, record.pw_gid)  # as in Lambda, where /tmp is all the function's
     not_yours = scratch / "not-yours"
-    not_yours.mkdir(mode=0o755)
     put = 'echo x > "$R"' if replacement == "file" else f'ln -s {not_yours} "$R"'
     swap = f'R="$(cd ../.. && pwd)" && mv "$R" "$R.moved" && {put} && echo SWAPPED'
     try:
         with bash_scripted_runtime(
             user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
         ) as runtime:
+            # Only now (no other runtime of the user's runs): as in Lambda, where /tmp is the
+            # function's, the sessions root's parent is the user's.
+            _give(scratch, user)
+            not_yours.mkdir(mode=0o755)
             runtime.turn(SABOTEUR, 1, f"bash: {swap}")
             swapped = (scratch / "sessions").is_symlink() or (scratch / "sessions").is_file()
             after = runtime.turn(OTHER, 2, "hello")
@@ -294,6 +295,11 @@ def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no
     assert swapped != landlock  # without Landlock the swap succeeded (else this proves nothing)
     assert after.ok and after.text == "answer after 0 earlier turns", after
     assert again.ok and again.text == "answer after 0 earlier turns", again
+
+
+def _give(path: Path, user: str) -> None:
+    record = pwd.getpwnam(user)
+    os.chown(path, record.pw_uid, record.pw_gid)
 
 
 def _kill_the_runtime(user: str) -> None:
@@ -329,17 +335,18 @@ def test_what_a_tool_left_in_the_runtimes_home_is_gone_before_a_new_runtime_buil
     send other chats' transcripts elsewhere."""
     user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-home-"))
-    record = pwd.getpwnam(user)
-    os.chown(scratch, record.pw_uid, record.pw_gid)  # as in Lambda, where /tmp is all the function's
     home = scratch / "home"
-    home.mkdir()
-    os.chown(home, record.pw_uid, record.pw_gid)
     model = home / ".aws" / "models" / "ssm" / "2099-01-01" / "service-2.json"
     plant = f"mkdir -p {model.parent} && echo not-a-model > {model} && echo PLANTED"
     try:
         with bash_scripted_runtime(
             user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY, home=home
         ) as runtime:
+            # Only now (no other runtime of the user's runs): as in Lambda, where /tmp is the
+            # function's, HOME and the sessions root's parent are the user's.
+            _give(scratch, user)
+            home.mkdir()
+            _give(home, user)
             runtime.turn(SABOTEUR, 1, f"bash: {plant}")
             planted = model.exists()
             _kill_the_runtime(user)

@@ -17,9 +17,9 @@ from session_core import (
     tenant_from_env,
 )
 
+DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
 # a host name with '_' (a Compose service) or an IPv6 address in brackets, as the CLI takes them.
-DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 _BASE_URL_SHAPE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/\S*)?")
 
 Backend = Literal["anthropic", "bedrock"]

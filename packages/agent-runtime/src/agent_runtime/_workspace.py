@@ -147,43 +147,54 @@ def session_workspace(
     base = Path(sessions_root)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
-    if alone:
-        # Nothing else of this uid runs here, so what earlier turns left goes before this turn
-        # writes anything: a tool may have filled the disk with it (every block or inode), or
-        # put a file or a link in place of the sessions root (a kernel without Landlock lets it).
-        _own_directories_to(base)
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        reclaim_rights(base)
-        _remove_others(base, mine, reserved=set())  # .bin too: the turn installs it anew
-        remove_strays_in_temp(keep=base)
-        if not _prepared_last(base, mine):
-            _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
-        _real_directory(mine)
-        _remember_prepared(base, mine)
-        fd = _lock(mine)
-    else:
-        # Mine is locked first: another runtime sharing the root leaves a locked one alone.
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        reclaim_rights(base)
-        try:
-            _real_directory(mine)
-            fd = _lock(mine)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            # The disk is full (a tool may have filled it): the unused others go first.
-            _remove_others(base, mine, reserved=_RESERVED)
-            _real_directory(mine)
-            fd = _lock(mine)
+    fd = _cleared_then_locked(base, mine) if alone else _locked_then_cleared(base, mine)
     try:
-        if not alone:
-            _remove_others(base, mine, reserved=_RESERVED)
-            remove_stale_sdk_copies()
         _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
         with contextlib.nullcontext() if alone else strays_of_the_turn_removed(keep=base):
             yield paths
     finally:
         os.close(fd)
+
+
+def _cleared_then_locked(base: Path, mine: Path) -> int:
+    """Alone (nothing else of this uid runs here): what earlier turns left goes before this turn
+    writes anything, since a tool may have filled the disk with it (every block or inode) or put
+    a file or a link in place of the sessions root (a kernel without Landlock lets it); then the
+    session's directory is made and locked (the lock's descriptor)."""
+    _own_directories_to(base)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reclaim_rights(base)
+    _remove_others(base, mine, reserved=set())  # .bin too: the turn installs it anew
+    remove_strays_in_temp(keep=base)
+    if not _prepared_last(base, mine):
+        _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
+    _real_directory(mine)
+    _remember_prepared(base, mine)
+    return _lock(mine)
+
+
+def _locked_then_cleared(base: Path, mine: Path) -> int:
+    """Sharing the sessions root with other runtimes: the session's directory is locked first
+    (another runtime's clean-up leaves a locked one alone), then the unused others go (first,
+    when the disk refuses ours: a tool may have filled it). The lock's descriptor."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reclaim_rights(base)
+    try:
+        _real_directory(mine)
+        fd = _lock(mine)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _remove_others(base, mine, reserved=_RESERVED)
+        _real_directory(mine)
+        fd = _lock(mine)
+    try:
+        _remove_others(base, mine, reserved=_RESERVED)
+        remove_stale_sdk_copies()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _own_directories_to(directory: Path) -> None:
