@@ -264,6 +264,11 @@ def _full(mount_point: Path) -> bool:
     return usage.f_bavail * usage.f_frsize < 64 * 1024 or usage.f_favail < 8
 
 
+def _give(path: Path, user: str) -> None:
+    record = pwd.getpwnam(user)
+    os.chown(path, record.pw_uid, record.pw_gid)
+
+
 @pytest.mark.parametrize("replacement", ["file", "link"])
 @pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
 def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no_later_turn(
@@ -295,11 +300,6 @@ def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no
     assert swapped != landlock  # without Landlock the swap succeeded (else this proves nothing)
     assert after.ok and after.text == "answer after 0 earlier turns", after
     assert again.ok and again.text == "answer after 0 earlier turns", again
-
-
-def _give(path: Path, user: str) -> None:
-    record = pwd.getpwnam(user)
-    os.chown(path, record.pw_uid, record.pw_gid)
 
 
 def _kill_the_runtime(user: str) -> None:
