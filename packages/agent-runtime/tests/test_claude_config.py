@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from agent_runtime import ClaudeConfigError, ProgramLookup, load_claude_config
 from agent_runtime._builtin_tools import KNOWN_TOOL_NAMES
+from agent_runtime._claude_config import MAX_SYSTEM_PROMPT_BYTES
 
 REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
 
@@ -503,6 +505,29 @@ def test_an_empty_subagent_prompt_is_named_as_an_empty_system_prompt_is(config_d
         "agents.summarizer.prompt_file",
     )
     assert "is empty" in caught.value.reason
+
+
+def test_a_system_prompt_too_long_for_the_clis_command_line_is_named_not_met_at_every_turn(
+    config_dir: Path,
+) -> None:
+    """The CLI gets the prompt (with the runtime's notes on files) as one command-line argument:
+    one byte past what Linux lets a program be started with, and every turn failed as the CLI
+    started (retried, then dead-lettered) while the start-up check passed."""
+    from agent_runtime._file_notes import with_file_notes
+
+    fits = "x" * (MAX_SYSTEM_PROMPT_BYTES - len(with_file_notes("x").encode()) + 1)
+    (config_dir / "system_prompt.md").write_text(fits)
+    prompt = load_claude_config(config_dir, environ={}).system_prompt
+    subprocess.run(["true", with_file_notes(prompt)], check=True)  # the kernel starts it
+
+    (config_dir / "system_prompt.md").write_text(fits + "x")
+    with pytest.raises(OSError, match="Argument list too long"):
+        subprocess.run(["true", with_file_notes(fits + "x")], check=True)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == ("system_prompt.md", None)
+    assert f"is {len(fits) + 1:,} bytes, more than the {len(fits):,}" in caught.value.reason
+    assert "skills/<name>/SKILL.md" in caught.value.reason
 
 
 def test_a_subagent_prompt_no_agent_names_is_named_not_ignored(config_dir: Path) -> None:

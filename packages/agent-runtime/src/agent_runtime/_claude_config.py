@@ -47,6 +47,9 @@ PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", 
 # A full MCP tool name (a built-in one is one of KNOWN_TOOL_NAMES). No patterns.
 _MCP_TOOL = re.compile(r"mcp__([A-Za-z0-9_-]+?)__([A-Za-z0-9_-]+)")
 _SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+# The CLI gets the system prompt as one argument of its command line, which Linux caps at 128 KiB
+# (MAX_ARG_STRLEN, with its closing NUL): a longer one would fail every turn as the CLI starts.
+MAX_SYSTEM_PROMPT_BYTES = 128 * 1024 - 1
 # Claude Code's own files, which an operator who knows it puts here: the CLI gets claude-config
 # through the SDK's options and reads none of them, so what they hold would be missing unnoticed.
 _SETTINGS_INSTEAD = (
@@ -184,9 +187,21 @@ def _agent_tools(main: MainAgentPolicy, agents: tuple[SubagentConfig, ...]) -> s
 
 
 def _load_system_prompt(file: Path) -> str:
+    from ._file_notes import with_file_notes  # it imports this module (through the outbox)
+
     system_prompt = read_text(file, None).strip()
     if not system_prompt:
         raise ClaudeConfigError(str(file), None, "is empty")
+    size = len(system_prompt.encode())
+    room = MAX_SYSTEM_PROMPT_BYTES - (len(with_file_notes(system_prompt).encode()) - size)
+    if size > room:
+        raise ClaudeConfigError(
+            str(file),
+            None,
+            f"is {size:,} bytes, more than the {room:,} the CLI can be started with (it takes the "
+            "system prompt on its command line, which Linux caps at 128 KiB): shorten it, or move "
+            "reference material into a skill (skills/<name>/SKILL.md), which the agent reads when needed",
+        )
     return system_prompt
 
 
