@@ -242,6 +242,29 @@ def test_a_refused_key_an_unset_webhook_and_a_recent_delivery_error_are_failures
     assert "403 Forbidden" in lines["webhook"] and "the secret differs" in lines["webhook"], out
 
 
+def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_says_how_to_give_one(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """.env.example sets AGENTBOT_STACK and the README exports AWS_REGION, which boto3 does not
+    read: plain `agentbot doctor` printed botocore's "You must specify a region." either way."""
+    stack = _stack(aws, model)
+    clean_env.setenv("AGENTBOT_STACK", stack)
+    clean_env.delenv("AWS_DEFAULT_REGION")
+    clean_env.delenv("AWS_REGION", raising=False)
+    clean_env.delenv("AWS_PROFILE", raising=False)
+    clean_env.setenv("AWS_CONFIG_FILE", "/nonexistent/agentbot-test-config")
+
+    code = main(["doctor"])
+    out, err = capsys.readouterr()
+    assert code == 1 and not out
+    assert err.startswith("error: no AWS region: pass --region REGION") and "AWS_REGION" in err, err
+
+    clean_env.setenv("AWS_REGION", "us-east-1")
+    code, lines, out = _doctor(capsys)
+    assert out.startswith(f"agentbot doctor · stack {stack}"), out
+    assert lines["AWS resources"].startswith("  ok"), out
+
+
 def test_local_checks_name_the_broken_claude_config_file_and_field(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -266,6 +266,31 @@ def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
     assert code == 0 and "77" in out
 
 
+def test_aws_region_set_alone_is_the_region_the_no_region_error_asks_for(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """boto3 reads AWS_DEFAULT_REGION only: with the README's `export AWS_REGION=...` the
+    commands said "no AWS region: ... or set AWS_REGION", with it set."""
+    stack = f"agentbot-{uuid.uuid4().hex[:8]}"
+    aws.client("cloudformation").create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(_STACK_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": name, "ParameterValue": "unused"}
+            for name in ("BotTokenParameterName", "WebhookSecretParameterName", "QueueUrl")
+        ]
+        + [{"ParameterKey": "DlqUrl", "ParameterValue": aws.resources.dlq_url}],
+    )
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/agentbot-test-config")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+    code, out, err = _run(capsys, "dlq", "list", "--stack", stack, "--wait", "0")
+
+    assert code == 0 and "dead-letter queue is empty" in out, out + err
+
+
 def test_unknown_stack_is_reported(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "dlq", "list", "--stack", "no-such-stack")
     assert code == 1 and "no-such-stack" in err

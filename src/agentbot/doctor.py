@@ -20,11 +20,12 @@ from typing import IO, Any, Literal
 
 import boto3
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, SessionCoreError, read_secret
 from telegram_core import BotApi, TelegramApiError
 
 from .ops import (
+    NO_REGION,
     OpsError,
     StackInfo,
     describe_stack,
@@ -604,6 +605,9 @@ def run_doctor(
         name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
         try:
             stack = describe_stack(clients("cloudformation"), name) if name else None
+        except NoRegionError:
+            print(NO_REGION, file=sys.stderr)
+            return 1
         except (OpsError, ClientError, BotoCoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

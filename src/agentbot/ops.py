@@ -426,7 +426,10 @@ ClientFactory = Callable[[str], Any]
 
 
 def _boto_client(args: argparse.Namespace) -> ClientFactory:
-    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the README's deploy steps and
+    # .env.example export (and what Lambda and the AWS CLI read), so it counts here too.
+    region = args.region or os.environ.get("AWS_REGION", "").strip() or None
+    session = boto3.Session(profile_name=args.profile, region_name=region)
     return lambda service: session.client(service)
 
 
@@ -590,6 +593,9 @@ def run_dlq(
     return 0
 
 
+NO_REGION = "error: no AWS region: pass --region REGION (or --profile NAME with a region, or set AWS_REGION)"
+
+
 def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
         try:
@@ -597,11 +603,7 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         # Ours, session-core's (a ConfigError names the SSM parameter) and AWS's errors are
         # reported in one line; anything else is a bug and keeps its traceback.
         except NoRegionError:
-            print(
-                "error: no AWS region: pass --region REGION (or --profile NAME with a region, "
-                "or set AWS_REGION)",
-                file=sys.stderr,
-            )
+            print(NO_REGION, file=sys.stderr)
             return 1
         except (OpsError, TelegramApiError, SessionCoreError, ClientError, BotoCoreError) as exc:
             print(f"error: {exc}", file=sys.stderr)
