@@ -298,6 +298,55 @@ def _with_command_server(tmp_path: Path, command: str, clean_env: pytest.MonkeyP
     clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
 
 
+def _with_secret_header(tmp_path: Path, parameter: str, clean_env: pytest.MonkeyPatch) -> None:
+    """The shipped claude-config with deepwiki's Authorization header read from ``parameter``."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["deepwiki"]["headers_from_ssm"] = {"Authorization": parameter}
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
+    clean_env.delenv("MCP_SECRET_DEEPWIKI_AUTHORIZATION", raising=False)
+
+
+def test_local_checks_name_a_secret_header_agentbot_dev_would_refuse_to_start_without(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """doctor said "All checks passed." and `agentbot dev` then refused to start on it."""
+    _with_secret_header(tmp_path, "/agentbot/mcp/deepwiki", clean_env)
+
+    code, lines, out = _doctor(capsys)
+    assert code == 1, out
+    field = "mcp.json: mcpServers.deepwiki.headers_from_ssm.Authorization: /agentbot/mcp/deepwiki"
+    assert field in lines["claude-config"], out
+    assert "fix: export MCP_SECRET_DEEPWIKI_AUTHORIZATION=<the header's value>" in lines["claude-config"]
+
+    clean_env.setenv("MCP_SECRET_DEEPWIKI_AUTHORIZATION", "Bearer doctor-test-mcp-secret")
+    code, lines, out = _doctor(capsys)
+    assert code == 0 and lines["claude-config"].startswith("  ok"), out
+    assert "doctor-test-mcp-secret" not in out
+
+
+def test_a_stacks_secret_header_missing_from_ssm_is_named_with_the_command_that_creates_it(
+    aws: Any, tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """A deployed runtime would fail at every cold start (the configuration-error alarm)."""
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    parameter = f"/agentbot-doctor/mcp/{uuid.uuid4().hex}"
+    _with_secret_header(tmp_path, parameter, clean_env)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 1, out
+    assert f"mcpServers.deepwiki.headers_from_ssm.Authorization: {parameter}" in lines["claude-config"], out
+    assert f"put-parameter --type SecureString --name {parameter}" in lines["claude-config"], out
+
+    aws.client("ssm").put_parameter(Name=parameter, Value="Bearer doctor-mcp", Type="SecureString")
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 0 and lines["claude-config"].startswith("  ok"), out
+    assert "doctor-mcp" not in out
+
+
 def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_would(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -35,7 +35,14 @@ from .ops import (
     telegram_api_base,
     webhook_info,
 )
-from .preflight import ConfigurationProblem, check_config_readable, check_dev_shell, describe, programs_for
+from .preflight import (
+    ConfigurationProblem,
+    check_config_readable,
+    check_dev_shell,
+    describe,
+    mcp_secret_variable,
+    programs_for,
+)
 from .shown_url import shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
@@ -106,6 +113,8 @@ def check_claude_config(target: Target) -> Check | list[Check]:
         return unreadable + [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
     if unreadable:
         return unreadable
+    if missing := _missing_mcp_secrets(target, config):
+        return missing
     counts = (
         f"{len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
         f"{len(config.mcp_servers)} MCP server(s)"
@@ -121,6 +130,33 @@ def check_claude_config(target: Target) -> Check | list[Check]:
         )
     baked = " (baked into the image at `sam build`)" if target.stack is not None else ""
     return Check("claude-config", "ok", f"{where}{baked}: {counts}")
+
+
+def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
+    """The secret headers of mcp.json (``headers_from_ssm``) the runtime would not find, which
+    stop `agentbot dev` (given as MCP_SECRET_* variables) and fail a deployed runtime at start."""
+    from agent_runtime import ClaudeConfigError, McpSecretMissingError, read_mcp_secret_headers
+
+    if target.stack is None:
+        missing = [
+            McpSecretMissingError(
+                f"{config.root}/mcp.json",
+                f"mcpServers.{server}.headers_from_ssm.{header}",
+                parameter,
+                "not given for agentbot dev",
+            )
+            for server, headers in config.mcp_secret_headers.items()
+            for header, parameter in headers.items()
+            if not os.environ.get(mcp_secret_variable(server, header), "").strip()
+        ]
+    else:
+        try:
+            read_mcp_secret_headers(config, target.clients("ssm"))
+            missing = []
+        except ClaudeConfigError as exc:
+            missing = list(exc.problems)
+    found = [describe(exc, deployed=target.stack is not None) for exc in missing]
+    return [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
 
 
 def check_shell(target: Target) -> list[Check]:

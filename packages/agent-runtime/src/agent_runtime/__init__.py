@@ -35,6 +35,7 @@ from ._errors import (
     ModelBackendError,
 )
 from ._mcp_commands import ProgramLookup
+from ._mcp_secrets import read_mcp_secret_headers
 from ._model_proxy import ModelProxy
 from ._preflight import (
     PERMANENT_CONFIG_ERRORS,
@@ -113,6 +114,7 @@ __all__ = [
     "isolate_process_secrets",
     "load_claude_config",
     "load_settings",
+    "read_mcp_secret_headers",
     "session_workspace",
     "transcript_project",
     "workspace_paths",
