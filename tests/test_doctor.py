@@ -40,6 +40,7 @@ _STACK_TEMPLATE = {
             "AnthropicBaseUrl",
             "AnthropicModel",
             "BedrockModelId",
+            "McpSecretsParameterPath",
             "SessionTtlDays",
             "DlqUrl",
             "QueueUrl",
@@ -110,6 +111,7 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
         "AnthropicBaseUrl": model.base_url,
         "AnthropicModel": "claude-test",
         "BedrockModelId": "anthropic.claude-test-v1:0",
+        "McpSecretsParameterPath": "/agentbot-doctor/mcp",
         "SessionTtlDays": "25",  # the bucket of the aws fixture keeps objects 25 + 5 days
         "DlqUrl": aws.resources.dlq_url,
         "QueueUrl": aws.resources.queue_url,
@@ -345,6 +347,16 @@ def test_a_stacks_secret_header_missing_from_ssm_is_named_with_the_command_that_
     code, lines, out = _doctor(capsys, "--stack", stack)
     assert code == 0 and lines["claude-config"].startswith("  ok"), out
     assert "doctor-mcp" not in out
+
+    # There, but where the runtime's role may not read it: every cold start would fail on it.
+    elsewhere = f"/agentbot-doctor/other/{uuid.uuid4().hex}"
+    aws.client("ssm").put_parameter(Name=elsewhere, Value="Bearer doctor-mcp", Type="SecureString")
+    _with_secret_header(tmp_path / "elsewhere", elsewhere, clean_env)
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 1, out
+    outside = f"{elsewhere} is outside the stack's McpSecretsParameterPath /agentbot-doctor/mcp"
+    assert outside in lines["claude-config"], out
+    assert "fix: name a parameter under /agentbot-doctor/mcp/" in lines["claude-config"], out
 
 
 def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_would(

@@ -150,6 +150,8 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
             if not os.environ.get(mcp_secret_variable(server, header), "").strip()
         ]
     else:
+        if outside := _outside_mcp_secrets_path(target.stack, config):
+            return outside
         try:
             read_mcp_secret_headers(config, target.clients("ssm"))
             missing = []
@@ -157,6 +159,27 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
             missing = list(exc.problems)
     found = [describe(exc, deployed=target.stack is not None) for exc in missing]
     return [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
+
+
+def _outside_mcp_secrets_path(stack: StackInfo, config: Any) -> list[Check]:
+    """The secret headers whose parameter the deployed runtime may not read: its role allows
+    only the parameters under the stack's McpSecretsParameterPath."""
+    root = stack.parameters.get("McpSecretsParameterPath", "").rstrip("/")
+    if not root:
+        return []  # a stack from before the parameter: nothing to compare with
+    return [
+        Check(
+            "claude-config",
+            "FAIL",
+            f"{config.root}/mcp.json: mcpServers.{server}.headers_from_ssm.{header}: {parameter} is "
+            f"outside the stack's McpSecretsParameterPath {root}, the only SSM path the runtime may read",
+            f"name a parameter under {root}/ (then sam build && sam deploy), or deploy with "
+            "McpSecretsParameterPath set to a path above it",
+        )
+        for server, headers in config.mcp_secret_headers.items()
+        for header, parameter in headers.items()
+        if not ("/" + parameter.lstrip("/")).startswith(root + "/")
+    ]
 
 
 def check_shell(target: Target) -> list[Check]:
