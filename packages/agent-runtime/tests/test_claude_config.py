@@ -49,6 +49,43 @@ def test_environment_overrides_an_mcp_url() -> None:
     assert config.mcp_servers["deepwiki"]["url"] == "http://127.0.0.1:1/mcp"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mcp.deepwiki.com/mcp",
+        "https://",
+        "https:///mcp",
+        "https://mcp.deepwiki com/mcp",
+        "https://mcp.deepwiki.com:99999/mcp",
+        "https://mcp.deepwiki.com:80a/mcp",
+        "ftp://mcp.deepwiki.com/mcp",
+    ],
+)
+def test_an_mcp_url_the_cli_cannot_connect_to_is_named_at_start(config_dir: Path, url: str) -> None:
+    """Only a missing scheme was refused: no host, a space or a bad port passed every check and
+    failed as each turn started the server."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(url=url))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", "mcpServers.deepwiki.url")
+    assert caught.value.reason == "must be an http(s) URL with a host, such as https://mcp.example.com/mcp"
+
+
+def test_a_bad_mcp_url_from_the_environment_names_the_variable_it_came_from() -> None:
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(REPO_CONFIG, environ={"DEEPWIKI_MCP_URL": "htps://mcp.deepwiki.com/mcp"})
+    assert caught.value.field == "mcpServers.deepwiki.url"
+    assert caught.value.reason.endswith("(its value comes from ${DEEPWIKI_MCP_URL})")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/mcp", "https://[::1]:8443/mcp", "https://mcp.example.com/mcp?v=2"]
+)
+def test_mcp_urls_of_every_shape_the_cli_takes_pass(url: str) -> None:
+    config = load_claude_config(REPO_CONFIG, environ={"DEEPWIKI_MCP_URL": url})
+    assert config.mcp_servers["deepwiki"]["url"] == url
+
+
 def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
     (config_dir / "agents" / "summarizer.md").unlink()
     with pytest.raises(ClaudeConfigError) as caught:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from session_core import is_secret_variable
 
@@ -140,9 +141,26 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 "image and the CLI's command line, which the agent's tools can read): run the server "
                 "over HTTP with its secret in headers_from_ssm (docs/customise.md)",
             )
-    if kind != "stdio" and not re.match(r"https?://", expanded["url"]):
-        raise ClaudeConfigError(str(file), f"{field}.url", "must be an http(s) URL")
+    if kind != "stdio":
+        _check_url(expanded["url"], spec["url"], file, f"{field}.url")
     return expanded
+
+
+def _check_url(url: str, written: str, file: Path, field: str) -> None:
+    """An http(s) URL with a host the CLI can connect to; one it cannot would only fail as each
+    turn starts the server. Not the value itself in the error: a URL may carry a token."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or past 65535
+        port_ok = False
+    if parts.scheme in ("http", "https") and parts.hostname and port_ok and not re.search(r"\s", url):
+        return
+    variables = [match.group(1) for match in _VAR.finditer(written)]
+    source = f" (its value comes from ${{{variables[0]}}})" if variables else ""
+    raise ClaudeConfigError(
+        str(file), field, f"must be an http(s) URL with a host, such as https://mcp.example.com/mcp{source}"
+    )
 
 
 def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:
