@@ -33,6 +33,7 @@ _STACK_TEMPLATE = {
         name: {"Type": "String"}
         for name in (
             "BotName",
+            "BotUsername",
             "BotTokenParameterName",
             "WebhookSecretParameterName",
             "AnthropicApiKeyParameterName",
@@ -104,6 +105,7 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
     name = f"agentbot-{uuid.uuid4().hex[:8]}"
     parameters = {
         "BotName": name,
+        "BotUsername": "doctor_test_bot",
         "BotTokenParameterName": _secret(aws, BOT_TOKEN),
         "WebhookSecretParameterName": _secret(aws, WEBHOOK_SECRET),
         "AnthropicApiKeyParameterName": _secret(aws, API_KEY),
@@ -265,6 +267,25 @@ def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_say
     code, lines, out = _doctor(capsys)
     assert out.startswith(f"agentbot doctor · stack {stack}"), out
     assert lines["AWS resources"].startswith("  ok"), out
+
+
+def test_a_stack_deployed_with_another_bots_username_fails_the_bot_token_check(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """The producer answers in groups only when its BotUsername is mentioned: deployed with a
+    mistyped one, every check passed and the bot stayed silent in every group."""
+    stack = _stack(aws, model, BotUsername="doctor_tset_bot")
+    _set_webhook(telegram)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    mismatch = "the token is @doctor_test_bot's, but the stack's BotUsername is doctor_tset_bot"
+    assert mismatch in lines["bot token"], out
+    assert (
+        "fix: set BotUsername=doctor_test_bot in samconfig.toml's parameter_overrides" in lines["bot token"]
+    )
+    assert lines["webhook"].startswith("  ok"), out  # Telegram still answers about the webhook
 
 
 def test_local_checks_name_the_broken_claude_config_file_and_field(

@@ -421,8 +421,8 @@ def _bot_token(target: Target) -> tuple[str | None, Check | None]:
         return None, Check("bot token", "FAIL", f"{problem.where}: {problem.reason}", problem.fix)
 
 
-def check_bot_token(target: Target, api: BotApi | None, missing: Check | None) -> Check:
-    """Telegram knows the token (getMe)."""
+def check_bot_token(target: Target, api: BotApi | None, missing: Check | None) -> Check | list[Check]:
+    """Telegram knows the token (getMe), and it is the bot a stack was deployed for (BotUsername)."""
     if api is None:
         assert missing is not None
         return missing
@@ -440,7 +440,23 @@ def check_bot_token(target: Target, api: BotApi | None, missing: Check | None) -
                 f"copy the token from @BotFather again into {where}",
             )
         return Check("bot token", "FAIL", str(exc), "check the network (or TELEGRAM_API_BASE)")
-    return Check("bot token", "ok", f"@{me.get('username', '?')} (getMe)")
+    username = str(me.get("username", "?"))
+    known = Check("bot token", "ok", f"@{username} (getMe)")
+    deployed = target.stack.parameters.get("BotUsername", "") if target.stack is not None else ""
+    if deployed and deployed.lower() != username.lower():
+        # The producer knows a mention only by this name: groups would never be answered.
+        return [
+            known,
+            Check(
+                "bot token",
+                "FAIL",
+                f"the token is @{username}'s, but the stack's BotUsername is {deployed}, so in groups "
+                f"the bot answers no mention of @{username}",
+                f"set BotUsername={username} in samconfig.toml's parameter_overrides and sam deploy (or put "
+                f"@{deployed}'s token in {target.parameter('BotTokenParameterName')})",
+            ),
+        ]
+    return known
 
 
 def check_webhook(target: Target, api: BotApi | None) -> Check:
@@ -630,7 +646,8 @@ def run_checks(target: Target) -> list[Check]:
         missing = Check("bot token", "FAIL", str(exc)[:300], "fix what the line names, then run doctor again")
     guarded("bot token", lambda: check_bot_token(target, api, missing))
     # Telegram answers nothing about the webhook to a token it refuses.
-    guarded("webhook", lambda: check_webhook(target, api if checks[-1].status == "ok" else None))
+    accepted = any(c.name == "bot token" and c.status == "ok" for c in checks)
+    guarded("webhook", lambda: check_webhook(target, api if accepted else None))
     guarded("dead letters", lambda: check_dead_letters(target))
     guarded("AWS resources", lambda: check_aws_resources(target))
     guarded("config alarm", lambda: check_configuration_alarm(target))
