@@ -86,6 +86,22 @@ def test_mcp_urls_of_every_shape_the_cli_takes_pass(url: str) -> None:
     assert config.mcp_servers["deepwiki"]["url"] == url
 
 
+def test_a_server_script_named_relative_to_claude_config_is_named_at_start(config_dir: Path) -> None:
+    """The server starts in the chat's directory: `mcp/agentbot_tools.py` passed every check,
+    then the server failed at every turn and the agent answered without its tools."""
+    server = {"command": "${PYTHON}", "args": ["-I", "mcp/agentbot_tools.py"]}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "mcpServers.agentbot-tools.args[1]"
+    assert caught.value.reason.endswith("write ${CLAUDE_CONFIG_PATH}/mcp/agentbot_tools.py")
+
+    # what the server takes besides files (a flag, a module, a word) is its own business
+    server = {"command": "${PYTHON}", "args": ["-I", "-m", "mcp", "stdio"]}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
+    assert load_claude_config(config_dir, environ={}).mcp_servers["agentbot-tools"]["args"][2] == "mcp"
+
+
 def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
     (config_dir / "agents" / "summarizer.md").unlink()
     with pytest.raises(ClaudeConfigError) as caught:

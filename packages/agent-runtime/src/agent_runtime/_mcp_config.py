@@ -4,6 +4,7 @@ ships in the image or reaches the agent's tools."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -143,6 +144,16 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     if kind != "stdio":
         _check_url(expanded["url"], spec["url"], file, f"{field}.url")
+    for index, arg in enumerate(expanded.get("args") or []):
+        # The server starts in the chat's own directory, where a claude-config file named by a
+        # relative path is not: it would fail at every turn, and the agent go without its tools.
+        if arg and not os.path.isabs(arg) and (file.parent / arg).is_file():
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.args[{index}]",
+                f"{arg!r} is relative to the chat's directory, where the server starts, not to "
+                f"claude-config: write ${{CLAUDE_CONFIG_PATH}}/{arg}",
+            )
     return expanded
 
 
