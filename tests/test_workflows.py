@@ -47,6 +47,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert [s.get("run") for s in steps if "run" in s] == ["pip install uv && uv run pytest"]
 
 
+def test_the_readme_set_up_says_the_tests_need_node_beyond_python_and_pip() -> None:
+    """It promised the tests on "a fresh machine with only Python and pip", where these fail."""
+    readme = (REPO / "README.md").read_text()
+    set_up = " ".join(readme.split("## Set-up", 1)[1].split("\n## ", 1)[0].split())
+    assert f"Node.js {NODE_MIN_MAJOR} or later with npm on PATH" in set_up
+    assert "`sudo apt install nodejs npm`" in set_up and "tests/test_workflows.py" in set_up
+
+
 def test_release_tags_are_agentbot_release_tags_and_checked_by_it() -> None:
     workflow = load("release.yml")
     triggers = workflow[True]["push"]["tags"]  # YAML reads the key `on` as True
