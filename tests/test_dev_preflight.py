@@ -175,6 +175,22 @@ def test_a_key_for_a_model_api_that_cannot_be_reached_stops_the_start() -> None:
     assert "unset ANTHROPIC_API_KEY to use the offline demo model" in line
 
 
+def test_a_key_from_a_env_file_with_crlf_line_ends_is_used_without_its_carriage_return() -> None:
+    """`set -a; . ./.env` of a file saved with CRLF gives "key\r" (and "\r" for an empty one):
+    the first took 2.7 minutes of retries to end in "the model did not answer (it may be busy)",
+    the second asked Anthropic's API for a turn instead of using the offline demo model."""
+    from local_stack import ModelServer, echo_responder
+
+    with ModelServer(echo_responder) as model:
+        done = _start({"ANTHROPIC_API_KEY": "sk-ant-crlf-test\r", "ANTHROPIC_BASE_URL": model.base_url})
+        keys = {call.headers.get("x-api-key") for call in model.model_calls}
+    assert done.returncode == 0 and "bot> " in done.stdout, done.stderr[-3000:]
+    assert keys == {"sk-ant-crlf-test"}, keys
+
+    done = _start({"ANTHROPIC_API_KEY": "\r", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 0 and "[offline demo model" in done.stdout, done.stderr[-3000:]
+
+
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[default]\n")  # a profile without a region
     line = _one_failure_line(

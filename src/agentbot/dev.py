@@ -372,13 +372,16 @@ class ModelChoice:
 
 def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
     """Anthropic with ANTHROPIC_API_KEY, Bedrock with CLAUDE_CODE_USE_BEDROCK, else the offline demo."""
-    if os.environ.get("ANTHROPIC_API_KEY"):
+    # Stripped as `agentbot doctor` strips it: a .env saved with CRLF line ends gives "key\r",
+    # which no request can carry (every turn failed as "the model did not answer"), or "\r" alone.
+    api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if api_key:
         env = {}
         for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
         _check_model_reachable(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or ANTHROPIC_API_BASE)
-        return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, os.environ["ANTHROPIC_API_KEY"])
+        return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
     if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").lower() in {"1", "true"}:
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
         for name in ("AWS_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "MODEL_INVOKE_ROLE_ARN"):
