@@ -29,6 +29,16 @@ def test_a_secure_string_is_decrypted_and_read_once(aws: Any) -> None:
     assert read_secret(ssm, name) == FAKE_TOKEN
 
 
+def test_a_value_put_from_a_file_is_read_without_its_closing_newline(aws: Any) -> None:
+    """`aws ssm put-parameter --value file://token.txt` keeps the file's newline: a bot token or
+    model key with it fails every request it is sent in, each failure saying something else."""
+    ssm = aws.client("ssm")
+    name = parameter_name()
+    ssm.put_parameter(Name=name, Value=f"{FAKE_TOKEN}\n", Type="SecureString")
+
+    assert read_secret(ssm, name) == FAKE_TOKEN
+
+
 def test_a_missing_parameter_is_a_config_error_naming_it(
     aws: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

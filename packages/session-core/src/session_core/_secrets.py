@@ -36,8 +36,10 @@ def read_secret(ssm_client: Any, name: str) -> str:
         raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
     except BotoCoreError as exc:
         raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
-    value = str(out["Parameter"].get("Value", ""))
-    if not value.strip():
+    # Without the newline `put-parameter --value file://key.txt` keeps: no token, key or header
+    # value may carry one (every request made with it would fail, each as something else).
+    value = str(out["Parameter"].get("Value", "")).strip()
+    if not value:
         raise ConfigError(name, "SSM parameter is empty; put the secret's value in it")
     with _lock:
         _cache[name] = value
