@@ -681,11 +681,14 @@ def run_doctor(
         name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
         try:
             stack = describe_stack(clients("cloudformation"), name) if name else None
-        except NoRegionError:
-            print(NO_REGION, file=sys.stderr)
-            return 1
         except (OpsError, ClientError, BotoCoreError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(NO_REGION if isinstance(exc, NoRegionError) else f"error: {exc}", file=sys.stderr)
+            if not args.stack:  # .env.example sets it: whoever sourced it may not have deployed
+                print(
+                    f"  (the stack {name!r} is AGENTBOT_STACK's; unset AGENTBOT_STACK to check what "
+                    "`agentbot dev` uses)",
+                    file=sys.stderr,
+                )
             return 1
         target = Target(clients=clients, http=http, stack=stack, telegram_base=telegram_api_base())
         checks = run_checks(target)
