@@ -71,6 +71,16 @@ def test_an_mcp_url_the_cli_cannot_connect_to_is_named_at_start(config_dir: Path
     assert caught.value.reason == "must be an http(s) URL with a host, such as https://mcp.example.com/mcp"
 
 
+def test_an_http_server_without_its_type_is_told_to_add_it_not_to_give_a_command(config_dir: Path) -> None:
+    """A server's type defaults to stdio: one written with only a url was told its `command`
+    is required."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].pop("type"))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "mcpServers.deepwiki.type"
+    assert caught.value.reason == 'is required for a server with a url: add "type": "http" (or "sse")'
+
+
 def test_a_bad_mcp_url_from_the_environment_names_the_variable_it_came_from() -> None:
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(REPO_CONFIG, environ={"DEEPWIKI_MCP_URL": "htps://mcp.deepwiki.com/mcp"})

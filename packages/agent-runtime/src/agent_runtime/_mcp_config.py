@@ -110,6 +110,12 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
         )
     if kind == "stdio":
+        if "type" not in spec and "url" in spec and "command" not in spec:  # meant as an HTTP server
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.type",
+                'is required for a server with a url: add "type": "http" (or "sse")',
+            )
         if not isinstance(spec.get("command"), str) or not spec["command"]:
             raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
         if "args" in spec:
