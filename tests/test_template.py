@@ -290,6 +290,38 @@ def test_the_daily_budget_alarm_exists_exactly_when_the_consumer_counts_a_daily_
     assert alarmed == (float(spelled) > 0)
 
 
+# What an operator types into `sam deploy --guided`, as each parameter's pattern meets it.
+PARAMETER_MISTAKES = {
+    "BotUsername": (["@my_agent_bot", "my agent bot"], ["my_agent_bot"]),
+    "AllowedUserIds": (["@alice", "123;456", "123 456"], ["", "123,456", "123, -456"]),
+    "ApproverUserIds": (["@alice", "123;456"], ["", "123,456"]),
+    "BotName": (["AgentBot", "agent_bot"], ["agentbot", "agent-bot-2"]),
+    "McpSecretsParameterPath": (["/agentbot/mcp/", "agentbot/mcp"], ["/agentbot/mcp"]),
+    "AnthropicBaseUrl": (
+        ["gateway.example.com", "https://user:pw@gateway.example.com"],
+        ["", "https://gw.example"],
+    ),
+    "AlarmEmail": (["ops at example.com", "a@b.com, c@d.com"], ["", "ops@example.com"]),
+}
+
+
+def test_every_patterned_parameter_says_in_words_what_the_deploy_refused() -> None:
+    """Without a ConstraintDescription the deploy answers a mistake with the regular
+    expression ("must match pattern ^ *(-?[0-9]+ *)?(, *..."): `@alice` in AllowedUserIds or
+    `@my_bot` as BotUsername was refused without saying that ids are numbers and the @ goes."""
+    parameters = TEMPLATE["Parameters"]
+    unexplained = [
+        n for n, p in parameters.items() if "AllowedPattern" in p and "ConstraintDescription" not in p
+    ]
+    assert unexplained == []
+    for name, (refused, accepted) in PARAMETER_MISTAKES.items():
+        pattern = parameters[name]["AllowedPattern"]
+        assert [v for v in refused if re.fullmatch(pattern, v)] == [], name
+        assert [v for v in accepted if not re.fullmatch(pattern, v)] == [], name
+    assert "without the @" in parameters["BotUsername"]["ConstraintDescription"]
+    assert "not @usernames" in parameters["AllowedUserIds"]["ConstraintDescription"]
+
+
 def _usd_settings() -> dict[str, str]:
     """Variables the consumer reads as USD caps (its _usd(), float()), by the parameter they
     come from."""
