@@ -191,6 +191,14 @@ def test_a_key_from_a_env_file_with_crlf_line_ends_is_used_without_its_carriage_
     assert done.returncode == 0 and "[offline demo model" in done.stdout, done.stderr[-3000:]
 
 
+def test_a_model_base_url_without_its_scheme_is_named_not_called_unreachable() -> None:
+    """It said "cannot reach the model's API at :///… (UnsupportedProtocol): check the network"."""
+    line = _one_failure_line(_start({"ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_BASE_URL": "127.0.0.1:9"}))
+
+    assert "cannot start: ANTHROPIC_BASE_URL: must be an http(s) URL such as https://" in line, line
+    assert "network" not in line
+
+
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[default]\n")  # a profile without a region
     line = _one_failure_line(

@@ -382,6 +382,20 @@ def test_a_stacks_secret_header_missing_from_ssm_is_named_with_the_command_that_
     assert "fix: name a parameter under /agentbot-doctor/mcp/" in lines["claude-config"], out
 
 
+def test_local_checks_name_a_model_base_url_without_its_scheme(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """It said "cannot reach :///… (UnsupportedProtocol)" and to check the network."""
+    clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
+    clean_env.setenv("ANTHROPIC_BASE_URL", "gateway.example.com")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "FAIL  model          ANTHROPIC_BASE_URL: must be an http(s) URL such as" in lines["model"], out
+    assert "fix: fix or unset it in your shell" in lines["model"], out
+
+
 def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_would(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -43,7 +43,7 @@ from .preflight import (
     mcp_secret_variable,
     programs_for,
 )
-from .shown_url import shown_base_url
+from .shown_url import NOT_A_BASE_URL, is_http_url, shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
@@ -274,6 +274,10 @@ def check_model(target: Target) -> Check | list[Check]:
         )
     if os.environ.get("ANTHROPIC_API_KEY", "").strip():
         base = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE
+        if not is_http_url(base):
+            return Check(
+                "model", "FAIL", f"ANTHROPIC_BASE_URL: {NOT_A_BASE_URL}", "fix or unset it in your shell"
+            )
         model = os.environ.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL
         key = os.environ["ANTHROPIC_API_KEY"].strip()
         return _probe_each(
