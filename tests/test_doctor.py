@@ -42,6 +42,7 @@ _STACK_TEMPLATE = {
             "AnthropicModel",
             "BedrockModelId",
             "McpSecretsParameterPath",
+            "MaxConcurrentTurns",
             "SessionTtlDays",
             "DlqUrl",
             "QueueUrl",
@@ -114,6 +115,7 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
         "AnthropicModel": "claude-test",
         "BedrockModelId": "anthropic.claude-test-v1:0",
         "McpSecretsParameterPath": "/agentbot-doctor/mcp",
+        "MaxConcurrentTurns": "10",
         "SessionTtlDays": "25",  # the bucket of the aws fixture keeps objects 25 + 5 days
         "DlqUrl": aws.resources.dlq_url,
         "QueueUrl": aws.resources.queue_url,
@@ -288,6 +290,50 @@ def test_a_stack_deployed_with_another_bots_username_fails_the_bot_token_check(
         "fix: set BotUsername=doctor_test_bot in samconfig.toml's parameter_overrides" in lines["bot token"]
     )
     assert lines["webhook"].startswith("  ok"), out  # Telegram still answers about the webhook
+
+
+class _AccountSettings:
+    """Lambda's GetAccountSettings, which moto does not answer: an account's concurrency."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def get_account_settings(self) -> dict[str, Any]:
+        return {"AccountLimit": {"ConcurrentExecutions": self.limit}}
+
+
+@pytest.mark.parametrize(("limit", "warned"), [(10, True), (22, False)])
+def test_an_account_whose_concurrency_cannot_hold_max_concurrent_turns_is_warned(
+    aws: Any,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: Any,
+    capsys: Any,
+    limit: int,
+    warned: bool,
+) -> None:
+    """A new account runs 10 executions at once; the default 10 turns hold 22: the deploy
+    passes, and past 4 chats at once turns are throttled until they are dead-lettered."""
+    import argparse
+
+    from agentbot.doctor import run_doctor
+
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    settings = _AccountSettings(limit)
+    args = argparse.Namespace(stack=stack, profile=None, region=None)
+
+    code = run_doctor(args, clients=lambda service: settings if service == "lambda" else aws.client(service))
+    out = capsys.readouterr().out
+
+    (line,) = [line for line in out.splitlines() if "AWS resources" in line]
+    if warned:
+        assert line.startswith("  warn") and "at most 10 Lambda executions" in line, out
+        assert "MaxConcurrentTurns 10 needs 22" in line and "more than 4 chats at once" in line, out
+        assert "fix: set MaxConcurrentTurns to 4 and sam deploy" in out, out
+    else:
+        assert line.startswith("  ok"), out
+    assert code == 0, out  # a warning: one chat at a time still works
 
 
 def test_local_checks_name_the_broken_claude_config_file_and_field(

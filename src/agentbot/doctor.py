@@ -554,7 +554,33 @@ def check_aws_resources(target: Target) -> Check:
     target.clients("sqs").get_queue_attributes(
         QueueUrl=target.stack.output("InboundQueueUrl"), AttributeNames=["QueueArn"]
     )
+    if short := _concurrency_short_of_turns(target):
+        return short
     return Check("AWS resources", "ok", f"table {table}, bucket {bucket} and the inbound queue answer")
+
+
+def _concurrency_short_of_turns(target: Target) -> Check | None:
+    """A warning when the account's Lambda concurrency cannot hold MaxConcurrentTurns (each turn
+    holds the consumer and the runtime, and the producer needs a few): a new account's 10 fits
+    4 turns, and under more load turns are throttled until they end in the dead-letter queue."""
+    assert target.stack is not None
+    turns = int(target.stack.parameters.get("MaxConcurrentTurns") or 0)
+    try:
+        limit = int(target.clients("lambda").get_account_settings()["AccountLimit"]["ConcurrentExecutions"])
+    except (ClientError, BotoCoreError, KeyError):
+        return None  # not allowed to ask: the README's Prerequisites say how to look
+    needed = 2 * turns + 2
+    if not turns or limit >= needed:
+        return None
+    fits = max((limit - 2) // 2, 2)  # the parameter's MinValue
+    return Check(
+        "AWS resources",
+        "warn",
+        f"the account runs at most {limit} Lambda executions at once and MaxConcurrentTurns {turns} needs "
+        f"{needed}: with more than {(limit - 2) // 2} chats at once, turns are throttled and dead-lettered",
+        f"set MaxConcurrentTurns to {fits} and sam deploy, or request a higher Lambda 'Concurrent "
+        "executions' quota in Service Quotas",
+    )
 
 
 def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
