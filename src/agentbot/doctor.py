@@ -137,6 +137,7 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
     stop `agentbot dev` (given as MCP_SECRET_* variables) and fail a deployed runtime at start."""
     from agent_runtime import ClaudeConfigError, McpSecretMissingError, read_mcp_secret_headers
 
+    missing: list[ClaudeConfigError] = []
     if target.stack is None:
         missing = [
             McpSecretMissingError(
@@ -154,7 +155,6 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
             return outside
         try:
             read_mcp_secret_headers(config, target.clients("ssm"))
-            missing = []
         except ClaudeConfigError as exc:
             missing = list(exc.problems)
     found = [describe(exc, deployed=target.stack is not None) for exc in missing]
