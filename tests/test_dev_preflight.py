@@ -20,8 +20,11 @@ pytestmark = pytest.mark.slow
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 
-def _start(extra_env: dict[str, str], state_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`agentbot dev` told "hello"; with ``state_dir`` its functions' log outlives it."""
+def _start(
+    extra_env: dict[str, str], state_dir: Path | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`agentbot dev` told "hello" (started in ``cwd``); with ``state_dir`` its functions' log
+    outlives it."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -34,6 +37,7 @@ def _start(extra_env: dict[str, str], state_dir: Path | None = None) -> subproce
         capture_output=True,
         text=True,
         env={**env, **extra_env},
+        cwd=cwd,
         timeout=180,
         check=False,
     )
@@ -197,6 +201,21 @@ def test_a_model_base_url_without_its_scheme_is_named_not_called_unreachable() -
 
     assert "cannot start: ANTHROPIC_BASE_URL: must be an http(s) URL such as https://" in line, line
     assert "network" not in line
+
+
+def test_a_env_file_filled_in_but_not_loaded_is_pointed_out_in_the_banner(tmp_path: Path) -> None:
+    """dev reads the environment only (the README loads .env into the shell): a key written
+    into .env and never loaded gave the offline demo model without a word."""
+    (tmp_path / ".env").write_text(
+        "# copied from .env.example\nTELEGRAM_BOT_TOKEN=\nANTHROPIC_API_KEY='sk-ant-in-the-file'\n"
+    )
+    done = _start({}, cwd=tmp_path)
+
+    assert done.returncode == 0 and "[offline demo model" in done.stdout, done.stderr[-3000:]
+    (note,) = [line for line in done.stderr.splitlines() if "NOTE" in line]
+    assert "./.env sets ANTHROPIC_API_KEY, which this shell does not have" in note, note
+    assert "set -a; . ./.env; set +a" in note and "TELEGRAM_BOT_TOKEN" not in note
+    assert "sk-ant-in-the-file" not in done.stdout + done.stderr
 
 
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:

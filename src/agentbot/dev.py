@@ -584,6 +584,27 @@ class DevStack:
         return response.status_code, _webhook_outcome(response)
 
 
+# What decides what dev runs (a real bot, a real model), as .env.example names them.
+_CHOICES_IN_ENV_FILE = ("TELEGRAM_BOT_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK")
+
+
+def _set_only_in_env_file(path: Path) -> list[str]:
+    """The settings of _CHOICES_IN_ENV_FILE that ``path`` (a .env) gives a value and the
+    environment does not: the README's .env is loaded into the shell, never read by dev, so
+    whoever filled it in and did not load it got the offline demo model without a word."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        name, equals, value = line.strip().removeprefix("export ").partition("=")
+        value = value.strip().strip("'\"").strip()
+        if equals and name.strip() in _CHOICES_IN_ENV_FILE and value:
+            found.append(name.strip())
+    return [name for name in _CHOICES_IN_ENV_FILE if name in found and not os.environ.get(name, "").strip()]
+
+
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
     """Start AWS, the functions, the HTTP API, the queue poller and Telegram; stop them with `stack`."""
     from agent_runtime import default_config_path  # ~1 s to import: only a start pays for it
@@ -742,6 +763,11 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
             f"  agent     runs as the unprivileged user {agent_user!r} (started as root)"
             + (f"; made passable for it: {', '.join(opened)}" if opened else "")
             + (f"; made private for it: {', '.join(made_private)}" if made_private else "")
+        )
+    if unloaded := _set_only_in_env_file(Path.cwd() / ".env"):
+        banner.append(
+            f"  NOTE      ./.env sets {' and '.join(unloaded)}, which this shell does not have: dev reads "
+            "only the environment; load the file (set -a; . ./.env; set +a) and start again"
         )
     if token and not (os.environ.get("ALLOWED_USER_IDS") or os.environ.get("ALLOWED_CHAT_IDS")):
         banner.append(
