@@ -252,6 +252,26 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     assert _survivors(marker) == []
 
 
+def test_aws_profile_takes_the_region_aws_region_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 reads AWS_DEFAULT_REGION only: with the README's `export AWS_REGION=eu-central-1`
+    and a profile without a region, `--aws-profile` made its resources in us-east-1."""
+    from agentbot.dev import _profile_aws
+
+    (tmp_path / "config").write_text("[profile dev]\n")
+    (tmp_path / "credentials").write_text("[dev]\naws_access_key_id = AKIDEV\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+
+    label, env, _credentials = _profile_aws("dev")
+
+    assert label == "real AWS, profile dev (eu-central-1)"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-central-1"
+
+
 @pytest.mark.parametrize("whose", ["another user's", "anyone's to write"])
 def test_a_state_dir_the_agent_could_have_made_or_can_write_is_refused(whose: str, tmp_path: Path) -> None:
     """The agent runs as another user: a state directory it owns, or may write, would let it

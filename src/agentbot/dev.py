@@ -460,7 +460,11 @@ def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     try:
-        session = boto3.Session(profile_name=profile)
+        # AWS_REGION as the AWS CLI and the README's deploy steps take it (boto3 reads only
+        # AWS_DEFAULT_REGION): the resources go where the operator exported, not to us-east-1.
+        session = boto3.Session(
+            profile_name=profile, region_name=os.environ.get("AWS_REGION", "").strip() or None
+        )
         frozen = session.get_credentials()
         frozen = frozen.get_frozen_credentials() if frozen is not None else None
     except ProfileNotFound:
