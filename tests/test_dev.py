@@ -194,6 +194,11 @@ def _start_fails(
         ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
         # the same line `agentbot doctor` shows (test_doctor)
         ("bad limit in the shell", "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'"),
+        # the runtime's own setting, from the same shell: said to fix it there, not "set it"
+        (
+            "bad runtime setting in the shell",
+            "LEASE_DURATION_S: must be >= 3, got 1; fix or unset it in your shell",
+        ),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
         ("webhook url without token", "--webhook-url needs TELEGRAM_BOT_TOKEN"),
     ],
@@ -238,6 +243,8 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             env["TELEGRAM_WEBHOOK_SECRET"] = "bad secret!"
         elif case == "bad limit in the shell":
             env["RATE_LIMIT_USER_PER_MINUTE"] = "lots"
+        elif case == "bad runtime setting in the shell":
+            env = {"LEASE_DURATION_S": "1"}  # checked once AWS is up: after the token's check
         elif case == "http webhook url":
             args = ["--webhook-url", "http://tunnel.example/hook"]
         elif case == "webhook url without token":

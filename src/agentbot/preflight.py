@@ -74,6 +74,8 @@ def fix_for(exc: BaseException, *, deployed: bool) -> str:
         return "export AWS_REGION=<a region where the model is enabled in the Bedrock console>"
     if isinstance(exc, ModelBackendError):
         return "give the runtime credentials that may call Bedrock (AWS_PROFILE, or MODEL_INVOKE_ROLE_ARN)"
+    if not deployed:  # dev sets the rest itself: this one came from the shell
+        return "fix or unset it in your shell, then start `agentbot dev` again"
     return "set it (see infra/template.yaml for what each variable means)"
 
 
