@@ -21,9 +21,9 @@ REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 
 def _start(
-    extra_env: dict[str, str], state_dir: Path | None = None, cwd: Path | None = None
+    extra_env: dict[str, str], state_dir: Path | None = None, cwd: Path | None = None, said: str = "hello\n"
 ) -> subprocess.CompletedProcess[str]:
-    """`agentbot dev` told "hello" (started in ``cwd``); with ``state_dir`` its functions' log
+    """`agentbot dev` told ``said`` (started in ``cwd``); with ``state_dir`` its functions' log
     outlives it."""
     env = {
         name: value
@@ -33,7 +33,7 @@ def _start(
     kept = ["--state-dir", str(state_dir)] if state_dir is not None else []
     return subprocess.run(
         [sys.executable, "-m", "agentbot.cli", "dev", *kept],
-        input="hello\n",
+        input=said,
         capture_output=True,
         text=True,
         env={**env, **extra_env},
@@ -216,6 +216,22 @@ def test_a_env_file_filled_in_but_not_loaded_is_pointed_out_in_the_banner(tmp_pa
     assert "./.env sets ANTHROPIC_API_KEY, which this shell does not have" in note, note
     assert "set -a; . ./.env; set +a" in note and "TELEGRAM_BOT_TOKEN" not in note
     assert "sk-ant-in-the-file" not in done.stdout + done.stderr
+
+
+def test_bedrock_turned_on_as_the_runtime_reads_it_is_the_model_the_banner_names() -> None:
+    """The runtime takes CLAUDE_CODE_USE_BEDROCK=on (or yes): the banner said "offline demo model"
+    while the runtime it started used Bedrock."""
+    bedrock = {
+        "CLAUDE_CODE_USE_BEDROCK": "on",
+        "AWS_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "AKIDBEDROCKTEST",
+        "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
+    }
+    done = _start(bedrock, said="")  # no message: nothing is sent to Bedrock
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "  model     Bedrock (eu-central-1)" in done.stderr, done.stderr[-3000:]
+    assert "offline demo model" not in done.stderr
 
 
 def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Path) -> None:

@@ -798,3 +798,24 @@ def test_a_bedrock_model_refused_locally_names_the_variable_it_came_from(
     assert code == 1, out
     assert lines["model"].startswith("  FAIL") and "anthropic.claude-misspelt-v1:0" in lines["model"], out
     assert "check the model id (ANTHROPIC_MODEL)" in lines["model"], out
+
+
+@pytest.mark.parametrize("spelled", ["yes", "on", "True"])
+def test_bedrock_turned_on_as_the_runtime_reads_it_is_checked_as_bedrock(
+    spelled: str, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The runtime takes yes and on too: doctor said "dev uses the offline demo model" (and dev's
+    banner said so) while the runtime it started used Bedrock."""
+    from local_stack import LOCAL_CREDENTIALS
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("CLAUDE_CODE_USE_BEDROCK", spelled)
+    clean_env.setenv("AWS_REGION", "us-east-1")
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0 and lines["model"].startswith("  ok"), out
+    assert "anthropic.claude-test-v1:0" in lines["model"], out

@@ -382,7 +382,9 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
                 env[name] = os.environ[name]
         _check_model_reachable(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or ANTHROPIC_API_BASE)
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
-    if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").lower() in {"1", "true"}:
+    from agent_runtime import uses_bedrock
+
+    if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
         for name in ("AWS_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "MODEL_INVOKE_ROLE_ARN"):
             if os.environ.get(name):

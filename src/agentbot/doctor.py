@@ -291,7 +291,9 @@ def check_model(target: Target) -> Check | list[Check]:
                 refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
             ),
         )
-    if os.environ.get("CLAUDE_CODE_USE_BEDROCK", "").strip().lower() in {"1", "true"}:
+    from agent_runtime import uses_bedrock
+
+    if uses_bedrock(os.environ):
         session = boto3.Session()
         region = os.environ.get("AWS_REGION") or session.region_name
         if not region:

@@ -44,7 +44,7 @@ from ._preflight import (
     config_problem,
 )
 from ._process_secrets import aws_session, held_secrets
-from ._settings import RuntimeSettings, load_settings
+from ._settings import RuntimeSettings, load_settings, uses_bedrock
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 if _typing.TYPE_CHECKING:
@@ -117,5 +117,6 @@ __all__ = [
     "read_mcp_secret_headers",
     "session_workspace",
     "transcript_project",
+    "uses_bedrock",
     "workspace_paths",
 ]

@@ -66,6 +66,12 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def uses_bedrock(environ: Mapping[str, str]) -> bool:
+    """Whether CLAUDE_CODE_USE_BEDROCK turns Bedrock on, as the runtime reads it (1, true, yes,
+    on): `agentbot dev` and `doctor` choose the model by the same reading."""
+    return _flag(environ.get("CLAUDE_CODE_USE_BEDROCK", ""))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     """Read the settings; a missing or malformed one is a ConfigError naming the variable."""
     env = os.environ if environ is None else environ
@@ -80,7 +86,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             raise ConfigError(name, "is not set (see infra/template.yaml)")
         return value
 
-    backend: Backend = "bedrock" if _flag(env.get("CLAUDE_CODE_USE_BEDROCK", "")) else "anthropic"
+    backend: Backend = "bedrock" if uses_bedrock(env) else "anthropic"
     if backend == "anthropic" and opt("ANTHROPIC_API_KEY_PARAMETER") is None:
         raise ConfigError(
             "ANTHROPIC_API_KEY_PARAMETER",
