@@ -199,6 +199,7 @@ def _start_fails(
             "bad runtime setting in the shell",
             "LEASE_DURATION_S: must be >= 3, got 1; fix or unset it in your shell",
         ),
+        ("key and bedrock both set", "ANTHROPIC_API_KEY and CLAUDE_CODE_USE_BEDROCK are both set: unset"),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
         ("webhook url without token", "--webhook-url needs TELEGRAM_BOT_TOKEN"),
     ],
@@ -243,6 +244,8 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             env["TELEGRAM_WEBHOOK_SECRET"] = "bad secret!"
         elif case == "bad limit in the shell":
             env["RATE_LIMIT_USER_PER_MINUTE"] = "lots"
+        elif case == "key and bedrock both set":  # dev took the key, its runtime Bedrock
+            env = {"ANTHROPIC_API_KEY": "sk-ant-x", "CLAUDE_CODE_USE_BEDROCK": "1"}
         elif case == "bad runtime setting in the shell":
             env = {"LEASE_DURATION_S": "1"}  # checked once AWS is up: after the token's check
         elif case == "http webhook url":

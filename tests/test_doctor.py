@@ -819,3 +819,18 @@ def test_bedrock_turned_on_as_the_runtime_reads_it_is_checked_as_bedrock(
 
     assert code == 0 and lines["model"].startswith("  ok"), out
     assert "anthropic.claude-test-v1:0" in lines["model"], out
+
+
+def test_a_key_and_bedrock_both_set_fail_the_model_check_as_agentbot_dev_refuses_them(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """doctor probed Anthropic's API with the key while the runtime dev started read Bedrock."""
+    clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
+    clean_env.setenv("ANTHROPIC_BASE_URL", model.base_url)
+    clean_env.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1 and model.model_calls == [], out
+    assert "FAIL  model          ANTHROPIC_API_KEY and CLAUDE_CODE_USE_BEDROCK are both set" in lines["model"]
+    assert "fix: unset CLAUDE_CODE_USE_BEDROCK for Anthropic's API, or ANTHROPIC_API_KEY" in lines["model"]

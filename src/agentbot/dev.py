@@ -89,6 +89,7 @@ from .ops import (
     telegram_api_base,
 )
 from .preflight import (
+    BOTH_MODELS,
     ConfigurationProblem,
     check_config_readable,
     check_dev_claude_config,
@@ -374,7 +375,11 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
     """Anthropic with ANTHROPIC_API_KEY, Bedrock with CLAUDE_CODE_USE_BEDROCK, else the offline demo."""
     # Stripped as `agentbot doctor` strips it: a .env saved with CRLF line ends gives "key\r",
     # which no request can carry (every turn failed as "the model did not answer"), or "\r" alone.
+    from agent_runtime import uses_bedrock
+
     api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if api_key and uses_bedrock(os.environ):  # dev would pick the key, the runtime Bedrock
+        raise DevSetupError(BOTH_MODELS)
     if api_key:
         env = {}
         for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"):
@@ -382,8 +387,6 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
                 env[name] = os.environ[name]
         _check_model_reachable(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or ANTHROPIC_API_BASE)
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
-    from agent_runtime import uses_bedrock
-
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
         for name in ("AWS_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "MODEL_INVOKE_ROLE_ARN"):

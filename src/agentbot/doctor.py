@@ -36,6 +36,7 @@ from .ops import (
     webhook_info,
 )
 from .preflight import (
+    BOTH_MODELS,
     ConfigurationProblem,
     check_config_readable,
     check_dev_shell,
@@ -272,6 +273,11 @@ def check_model(target: Target) -> Check | list[Check]:
                 target.http, base, key, model_id, source, refused_fix=refused_fix
             ),
         )
+    from agent_runtime import uses_bedrock
+
+    if os.environ.get("ANTHROPIC_API_KEY", "").strip() and uses_bedrock(os.environ):
+        both, _, unset = BOTH_MODELS.partition(": ")
+        return Check("model", "FAIL", both, unset)
     if os.environ.get("ANTHROPIC_API_KEY", "").strip():
         base = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE
         if not is_http_url(base):
@@ -291,8 +297,6 @@ def check_model(target: Target) -> Check | list[Check]:
                 refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
             ),
         )
-    from agent_runtime import uses_bedrock
-
     if uses_bedrock(os.environ):
         session = boto3.Session()
         region = os.environ.get("AWS_REGION") or session.region_name

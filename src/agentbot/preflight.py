@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 # configuration pay for it, not every `agentbot` command that merely registers its parser.
 
 
+# dev would take the key and the runtime it starts Bedrock: said alike by dev and doctor.
+BOTH_MODELS = (
+    "ANTHROPIC_API_KEY and CLAUDE_CODE_USE_BEDROCK are both set: unset CLAUDE_CODE_USE_BEDROCK for "
+    "Anthropic's API, or ANTHROPIC_API_KEY for Bedrock"
+)
+
+
 class ConfigurationProblem(Exception):
     """Raised when a configuration the functions need is wrong; ``where`` names the setting, or
     the file and field, ``reason`` what is wrong and ``fix`` what to do (one line together).
