@@ -112,6 +112,20 @@ def test_a_server_script_named_relative_to_claude_config_is_named_at_start(confi
     assert load_claude_config(config_dir, environ={}).mcp_servers["agentbot-tools"]["args"][2] == "mcp"
 
 
+@pytest.mark.parametrize(("loose", "moved"), [("translate.md", "translate"), ("SKILL.md", "<name>")])
+def test_a_skill_file_outside_a_skill_directory_is_named_not_ignored(
+    config_dir: Path, loose: str, moved: str
+) -> None:
+    """The CLI finds skills only as skills/<name>/SKILL.md: one dropped into skills/ was never
+    used, and nothing said so."""
+    (config_dir / "skills" / loose).write_text("---\nname: translate\ndescription: Translates.\n---\nBody\n")
+    (config_dir / "skills" / "README.md").write_text("# Our skills\n")  # notes are no skill
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == (loose, None)
+    assert caught.value.reason == f"is no skill: a skill is a directory, move it to skills/{moved}/SKILL.md"
+
+
 def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
     (config_dir / "agents" / "summarizer.md").unlink()
     with pytest.raises(ClaudeConfigError) as caught:

@@ -407,6 +407,17 @@ def _load_skills(directory: Path, problems: ConfigProblems) -> tuple[SkillConfig
     for skill_dir in skill_dirs:
         with problems.part():
             skills.append(_skill(skill_dir))
+    for loose in sorted(directory.glob("*.md")) if directory.is_dir() else ():
+        # the CLI finds a skill only as <name>/SKILL.md: this one would never be used
+        if loose.is_file() and not _notes(loose):
+            name = loose.stem.lower() if loose.name != "SKILL.md" else "<name>"
+            problems.found.append(
+                ClaudeConfigError(
+                    str(loose),
+                    None,
+                    f"is no skill: a skill is a directory, move it to skills/{name}/SKILL.md",
+                )
+            )
     return tuple(skills)
 
 
