@@ -126,6 +126,16 @@ def test_a_skill_file_outside_a_skill_directory_is_named_not_ignored(
     assert caught.value.reason == f"is no skill: a skill is a directory, move it to skills/{moved}/SKILL.md"
 
 
+def test_a_skill_file_named_in_the_wrong_case_is_named_with_the_rename(config_dir: Path) -> None:
+    """Found on a case-insensitive disk (macOS), missed by the runtime's Linux."""
+    skill = config_dir / "skills" / "hello-world"
+    (skill / "SKILL.md").rename(skill / "Skill.md")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.file == str(skill / "SKILL.md")
+    assert caught.value.reason == "file does not exist (rename Skill.md to SKILL.md)"
+
+
 def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
     (config_dir / "agents" / "summarizer.md").unlink()
     with pytest.raises(ClaudeConfigError) as caught:

@@ -430,8 +430,19 @@ def _skill_dirs(directory: Path) -> list[Path]:
         raise ClaudeConfigError(str(directory), None, f"cannot be read: {exc}") from exc
 
 
+def _named_alike(directory: Path, name: str) -> str | None:
+    """A file of ``directory`` whose name is ``name`` in other letter cases."""
+    try:
+        return next((p.name for p in directory.iterdir() if p.name.lower() == name.lower()), None)
+    except OSError:
+        return None
+
+
 def _skill(skill_dir: Path) -> SkillConfig:
     file = skill_dir / "SKILL.md"
+    if not file.exists() and (other := _named_alike(skill_dir, file.name)):
+        # a case-insensitive disk (macOS) found it; the runtime's Linux does not
+        raise ClaudeConfigError(str(file), None, f"file does not exist (rename {other} to SKILL.md)")
     text = read_text(file, None)
     match = FRONT_MATTER.match(text)
     if match is None and text.lstrip("\ufeff").startswith("---"):
