@@ -208,13 +208,14 @@ def test_a_env_file_filled_in_but_not_loaded_is_pointed_out_in_the_banner(tmp_pa
     into .env and never loaded gave the offline demo model without a word."""
     (tmp_path / ".env").write_text(
         "# copied from .env.example\nTELEGRAM_BOT_TOKEN=\nANTHROPIC_API_KEY='sk-ant-in-the-file'\n"
+        "CLAUDE_CODE_USE_BEDROCK=0\n"  # chooses nothing: not named
     )
     done = _start({}, cwd=tmp_path)
 
     assert done.returncode == 0 and "[offline demo model" in done.stdout, done.stderr[-3000:]
     (note,) = [line for line in done.stderr.splitlines() if "NOTE" in line]
     assert "./.env sets ANTHROPIC_API_KEY, which this shell does not have" in note, note
-    assert "set -a; . ./.env; set +a" in note and "TELEGRAM_BOT_TOKEN" not in note
+    assert "set -a; . ./.env; set +a" in note and "TELEGRAM_BOT_TOKEN" not in note and "BEDROCK" not in note
     assert "sk-ant-in-the-file" not in done.stdout + done.stderr
 
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -601,17 +601,26 @@ def _set_only_in_env_file(path: Path) -> list[str]:
     """The settings of _CHOICES_IN_ENV_FILE that ``path`` (a .env) gives a value and the
     environment does not: the README's .env is loaded into the shell, never read by dev, so
     whoever filled it in and did not load it got the offline demo model without a word."""
+    from agent_runtime import uses_bedrock
+
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
-    found = []
+    in_file: dict[str, str] = {}
     for line in lines:
         name, equals, value = line.strip().removeprefix("export ").partition("=")
-        value = value.strip().strip("'\"").strip()
-        if equals and name.strip() in _CHOICES_IN_ENV_FILE and value:
-            found.append(name.strip())
-    return [name for name in _CHOICES_IN_ENV_FILE if name in found and not os.environ.get(name, "").strip()]
+        if equals and name.strip() in _CHOICES_IN_ENV_FILE:
+            in_file[name.strip()] = value.strip().strip("'\"").strip()
+
+    def chosen(settings: Mapping[str, str], name: str) -> bool:  # CLAUDE_CODE_USE_BEDROCK=0 chooses nothing
+        return (
+            uses_bedrock(settings)
+            if name == "CLAUDE_CODE_USE_BEDROCK"
+            else bool(settings.get(name, "").strip())
+        )
+
+    return [name for name in _CHOICES_IN_ENV_FILE if chosen(in_file, name) and not chosen(os.environ, name)]
 
 
 def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress: Progress) -> DevStack:
