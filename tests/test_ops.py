@@ -294,6 +294,8 @@ def test_aws_region_set_alone_is_the_region_the_no_region_error_asks_for(
 def test_unknown_stack_is_reported(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "dlq", "list", "--stack", "no-such-stack")
     assert code == 1 and "no-such-stack" in err
+    # a stack is per region: the one looked in, and how to look in another
+    assert "does not exist in us-east-1 (pass --region REGION where it was deployed" in err, err
 
 
 # --------------------------------------------------------------------------- dlq

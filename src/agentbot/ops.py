@@ -103,7 +103,12 @@ def describe_stack(cloudformation: Any, name: str) -> StackInfo:
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
-        raise StackLookupError(name, exc.response.get("Error", {}).get("Message", str(exc))) from exc
+        said = exc.response.get("Error", {}).get("Message", str(exc))
+        if exc.response.get("Error", {}).get("Code") == "ValidationError":  # no such stack here
+            # a stack is per region: deployed elsewhere (samconfig.toml's region), it is not here
+            region = getattr(getattr(cloudformation, "meta", None), "region_name", None) or "?"
+            said += f" in {region} (pass --region REGION where it was deployed, e.g. samconfig.toml's)"
+        raise StackLookupError(name, said) from exc
     if not stacks:
         raise StackLookupError(name, "not found")
     stack = stacks[0]
