@@ -749,6 +749,25 @@ def test_local_checks_name_each_shell_setting_agentbot_dev_would_refuse(
     assert "has spaces!" not in out  # the webhook secret is a secret
 
 
+def test_local_checks_name_the_runtimes_settings_agentbot_dev_would_refuse(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The runtime starts with the shell's environment too: doctor said ok to a MODEL_TIMEOUT_MS
+    or PROCESS_SWEEP_SCOPE that `agentbot dev` then refused to start with."""
+    clean_env.setenv("MODEL_TIMEOUT_MS", "10")
+    clean_env.setenv("PROCESS_SWEEP_SCOPE", "everything")
+    clean_env.setenv("TENANT", "Not A Tenant!")  # dev sets the runtime's own (--tenant)
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    failed = [line for line in out.splitlines() if line.startswith("  FAIL  shell settings")]
+    assert len(failed) == 2, out
+    assert "PROCESS_SWEEP_SCOPE: must be 'descendants' or 'uid', got 'everything'" in out
+    assert "MODEL_TIMEOUT_MS: must be >= 1000, got 10" in out
+    assert "fix: fix or unset it in your shell" in out
+
+
 def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
     telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -264,33 +264,49 @@ def check_webhook_secret_setting(environ: Mapping[str, str]) -> str | None:
 
 
 def check_dev_shell(environ: Mapping[str, str]) -> None:
-    """Every setting `agentbot dev` takes from the shell (``environ``) for its producer and
-    consumer, and its webhook secret, checked without starting anything (`agentbot doctor`);
+    """Every setting `agentbot dev` takes from the shell (``environ``) for its producer,
+    consumer and runtime, and its webhook secret, checked without starting anything (`agentbot doctor`);
     ConfigurationProblem(s) naming each bad setting, as `agentbot dev` would refuse to start."""
     found: list[ConfigurationProblem] = []
     try:
         check_webhook_secret_setting(environ)
     except ConfigurationProblem as exc:
         found.append(exc)
+    functions = {name: {**fills, **shell_settings(name, environ)} for name, fills in _DEV_FILLS_IN.items()}
+    # The runtime starts with the whole shell too (local_stack): its own limits, read by its
+    # loader, less what dev sets for it (the model's URL, the tenant, the memory size).
+    runtime = {k: v for k, v in environ.items() if k not in ("ANTHROPIC_BASE_URL", "TENANT")}
+    runtime.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)
+    functions["runtime"] = {**runtime, **_RUNTIME_FILLS}
     try:
-        check_shell_settings(
-            {name: {**fills, **shell_settings(name, environ)} for name, fills in _DEV_FILLS_IN.items()}
-        )
+        check_shell_settings(functions)
     except ConfigurationProblem as exc:
         found.extend(exc.problems)
     if found:
         raise found[0] if len(found) == 1 else ConfigurationProblems(found)
 
 
+_RUNTIME_FILLS = {
+    "SESSIONS_TABLE": "agentbot-dev-sessions",
+    "SESSIONS_BUCKET": "agentbot-dev-sessions",
+    "ANTHROPIC_API_KEY_PARAMETER": "/agentbot-dev/anthropic-api-key",
+}
+
+
 def check_shell_settings(functions: Mapping[str, Mapping[str, str]]) -> None:
-    """The producer's and consumer's settings (``functions``: their names → the environment
+    """The producer's, consumer's and runtime's settings (``functions``: their names → the environment
     `agentbot dev` starts them with), read by their own loaders; a bad limit, budget or id list
     set in the shell would otherwise fail every message. Raises a ConfigurationProblem naming
     every bad setting (a ConfigurationProblems when several are)."""
+    from agent_runtime import load_settings
     from sqs_consumer import ConsumerConfig
     from telegram_producer import ProducerConfig
 
-    loaders = {"producer": ProducerConfig.from_env, "consumer": ConsumerConfig.from_env}
+    loaders = {
+        "producer": ProducerConfig.from_env,
+        "consumer": ConsumerConfig.from_env,
+        "runtime": load_settings,
+    }
     found: dict[str, ConfigurationProblem] = {}
     for name, environ in functions.items():
         remaining = dict(environ)
