@@ -48,6 +48,16 @@ log = get_logger(__name__)
 HEARTBEAT_VISIBILITY_S = 180
 HEARTBEAT_INTERVAL_S = 50.0
 _BATCH_LIMIT = 10  # entries per ChangeMessageVisibilityBatch request (SQS's limit)
+# A record no longer ours, whatever SenderFault says (LocalStack marks every failed entry as
+# SQS's own fault): renewing it again cannot succeed.
+_NOT_OURS_CODES = frozenset(
+    {
+        "ReceiptHandleIsInvalid",
+        "MessageNotInflight",
+        "InvalidParameterValue",
+        "InvalidParameterValueException",
+    }
+)
 
 
 class VisibilityClient(Protocol):
@@ -155,7 +165,7 @@ class VisibilityHeartbeat:
 
 
 def _refused(answer: Any, chunk: list[str]) -> set[str]:
-    """The handles of entries SQS refused as the sender's fault (logged, not renewed again);
+    """The handles of entries SQS refused as no longer ours (logged, not renewed again);
     an entry that failed on SQS's side is logged and tried again next time."""
     gone: set[str] = set()
     failed = answer.get("Failed") if isinstance(answer, Mapping) else None
@@ -163,7 +173,7 @@ def _refused(answer: Any, chunk: list[str]) -> set[str]:
         index = int(entry.get("Id", -1))
         if not 0 <= index < len(chunk):
             continue
-        if entry.get("SenderFault", True):
+        if entry.get("SenderFault", True) or entry.get("Code") in _NOT_OURS_CODES:
             gone.add(chunk[index])
             log.info("visibility_renewal_refused", error_code=entry.get("Code", ""))
         else:
