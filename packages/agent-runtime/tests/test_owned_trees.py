@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import threading
 from pathlib import Path
 
 from agent_runtime._owned_trees import MAX_SIZED_DEPTH, remove_tree, tree_size
@@ -61,3 +62,39 @@ def test_sizing_changes_no_modes(tmp_path: Path) -> None:
     assert tree_size(tmp_path / "work") == 5
     assert stat.S_IMODE((tmp_path / "work" / "read-only").stat().st_mode) == 0o555
     assert tree_size(tmp_path / "missing") == 0
+
+
+def test_removal_never_leaves_the_tree_through_a_directory_moved_out_of_it(tmp_path: Path) -> None:
+    """A directory moved elsewhere while it is emptied (a tool of another runtime sharing the
+    sessions root, on a kernel without Landlock): going back up through its ``..`` led to
+    where it went, and the names listed in the tree were removed there."""
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    deep = tree / "a" / "b"
+    deep.mkdir(parents=True)
+    many = 20_000
+    for n in range(many):
+        (deep / f"f{n}").touch()
+    outside.mkdir()
+    for n in range(200):
+        (tree / "a" / f"keep{n}").touch()  # in the tree: removed with it
+        (outside / f"keep{n}").write_text("not the tree's")  # the same names, outside
+    # removed after b (listed before it, taken from the end): what would be removed outside
+    after_b = os.listdir(tree / "a")[: os.listdir(tree / "a").index("b")]
+    assert after_b, "no name of a is removed after b: make more"
+
+    def move_out_while_emptied() -> None:
+        while len(os.listdir(deep)) == many:
+            pass
+        os.rename(deep, outside / "b")
+
+    mover = threading.Thread(target=move_out_while_emptied)
+    mover.start()
+    try:
+        remove_tree(tree)
+    finally:
+        mover.join()
+
+    assert not tree.exists()
+    assert sorted(p.name for p in outside.iterdir() if p.name != "b") == sorted(
+        f"keep{n}" for n in range(200)
+    )

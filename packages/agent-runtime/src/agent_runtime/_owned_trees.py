@@ -65,9 +65,10 @@ def tree_size(path: str | os.PathLike[str]) -> float:
 def remove_tree(path: str | os.PathLike[str]) -> None:
     """Delete what is at ``path``, if anything: a file or a link itself, a directory with all
     it holds. The tree is walked depth first through one descriptor at a time (back up through
-    ``..``), so no depth of nesting needs more than two descriptors or a long path; and nothing
-    is moved or made, only unlinked, so removing needs no free space: a tool may have filled
-    the disk (every block or inode) with the very tree that must go before anything is written."""
+    ``..``, never where a directory moved out of the tree leads), so no depth of nesting needs
+    more than two descriptors or a long path; and nothing is moved or made, only unlinked, so
+    removing needs no free space: a tool may have filled the disk (every block or inode) with
+    the very tree that must go before anything is written."""
     name = os.fspath(path)
     try:
         if not stat.S_ISDIR(os.lstat(name).st_mode):
@@ -76,7 +77,7 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     except FileNotFoundError:
         return
     fd = _open_directory(name, None)
-    below: list[str] = []  # the directories entered under ``path``, outermost first
+    below: list[tuple[str, tuple[int, int]]] = []  # entered under ``path``: (name, where it is)
     left = [_entries(fd)]  # per directory entered: what is still to remove in it
     try:
         while True:
@@ -86,22 +87,36 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry, dir_fd=fd)
                     continue
+                here = _identity(fd)
                 inner = _open_directory(entry, fd)
+                below.append((entry, here))
                 os.close(fd)
                 fd = inner
-                below.append(entry)
                 left.append(_entries(fd))
             elif below:  # emptied: up again, and remove it there
                 outer = os.open("..", _DIRECTORY_FLAGS, dir_fd=fd)
                 os.close(fd)
                 fd = outer
                 left.pop()
-                os.rmdir(below.pop(), dir_fd=fd)
+                entry, where = below.pop()
+                if _identity(fd) != where:  # it was moved out of the tree: never follow it
+                    os.close(fd)
+                    fd = -1
+                    fd = _open_directory(name, None)  # what is left of the tree, from the top
+                    below, left = [], [_entries(fd)]
+                    continue
+                os.rmdir(entry, dir_fd=fd)
             else:
                 break
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     os.rmdir(name)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
 
 
 def _entries(fd: int) -> list[tuple[str, bool]]:
