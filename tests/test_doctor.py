@@ -853,3 +853,34 @@ def test_a_key_and_bedrock_both_set_fail_the_model_check_as_agentbot_dev_refuses
     assert code == 1 and model.model_calls == [], out
     assert "FAIL  model          ANTHROPIC_API_KEY and CLAUDE_CODE_USE_BEDROCK are both set" in lines["model"]
     assert "fix: unset CLAUDE_CODE_USE_BEDROCK for Anthropic's API, or ANTHROPIC_API_KEY" in lines["model"]
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["http://user:secret@{host}", "HTTP://{host}", "http://{host}?key=1", "http://{host}/a b"],
+)
+def test_dev_and_doctor_take_the_model_base_url_as_the_runtime_does(
+    model: ModelServer, clean_env: pytest.MonkeyPatch, written: str
+) -> None:
+    """dev's reachability check and doctor's probe reached these and said nothing, and the
+    runtime dev started refused each at every turn."""
+    from agent_runtime import load_settings
+    from session_core import ConfigError
+
+    from agentbot.dev import DevSetupError, _check_model_reachable
+    from agentbot.doctor import Target, check_model
+
+    base = written.format(host=model.base_url.removeprefix("http://"))
+    runtime = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
+    with pytest.raises(ConfigError, match="ANTHROPIC_BASE_URL"):
+        load_settings({**runtime, "ANTHROPIC_BASE_URL": base})
+
+    with pytest.raises(DevSetupError, match="ANTHROPIC_BASE_URL: must be an http"):
+        _check_model_reachable(base)
+    clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
+    clean_env.setenv("ANTHROPIC_BASE_URL", base)
+    with httpx.Client(timeout=10) as http:
+        found = check_model(Target(clients=lambda _: None, http=http, stack=None, telegram_base=""))
+    checks = found if isinstance(found, list) else [found]
+    assert checks[0].status == "FAIL" and "ANTHROPIC_BASE_URL: must be an http" in checks[0].detail, checks
+    assert "secret" not in checks[0].detail + checks[0].fix

@@ -99,7 +99,7 @@ from .preflight import (
     check_webhook_secret_setting,
     shell_settings,
 )
-from .shown_url import NOT_A_BASE_URL, is_http_url, shown_base_url
+from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -410,7 +410,9 @@ def _check_model_reachable(base: str) -> None:
     """Stop the start with one line when the model's API cannot be reached: each message would
     otherwise take three failed attempts (~45 s) to end in "the model did not answer". Any HTTP
     answer will do (no model call, nothing billed); `agentbot doctor` checks the key itself."""
-    if not is_http_url(base):
+    from agent_runtime import is_anthropic_base_url  # as the runtime dev starts reads it
+
+    if not is_anthropic_base_url(base):
         raise DevSetupError(f"ANTHROPIC_BASE_URL: {NOT_A_BASE_URL}")
     try:
         with httpx.Client(timeout=10) as http:

@@ -44,7 +44,7 @@ from .preflight import (
     mcp_secret_variable,
     programs_for,
 )
-from .shown_url import NOT_A_BASE_URL, is_http_url, shown_base_url
+from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
@@ -273,14 +273,14 @@ def check_model(target: Target) -> Check | list[Check]:
                 target.http, base, key, model_id, source, refused_fix=refused_fix
             ),
         )
-    from agent_runtime import uses_bedrock
+    from agent_runtime import is_anthropic_base_url, uses_bedrock
 
     if os.environ.get("ANTHROPIC_API_KEY", "").strip() and uses_bedrock(os.environ):
         both, _, unset = BOTH_MODELS.partition(": ")
         return Check("model", "FAIL", both, unset)
     if os.environ.get("ANTHROPIC_API_KEY", "").strip():
         base = os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE
-        if not is_http_url(base):
+        if not is_anthropic_base_url(base):  # as the runtime reads it
             return Check(
                 "model", "FAIL", f"ANTHROPIC_BASE_URL: {NOT_A_BASE_URL}", "fix or unset it in your shell"
             )

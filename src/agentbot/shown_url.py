@@ -16,9 +16,3 @@ def shown_base_url(base: str) -> str:
 # What the runtime says of an ANTHROPIC_BASE_URL it refuses (agent_runtime's settings), which
 # dev's reachability check and doctor's probe meet first: "cannot reach :///…" hid the typo.
 NOT_A_BASE_URL = "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)"
-
-
-def is_http_url(base: str) -> bool:
-    """Whether ``base`` is an http(s) URL with a host (what can be asked at all)."""
-    parts = urlsplit(base)
-    return parts.scheme in ("http", "https") and bool(parts.netloc.rpartition("@")[2])

@@ -44,7 +44,7 @@ from ._preflight import (
     config_problem,
 )
 from ._process_secrets import aws_session, held_secrets
-from ._settings import RuntimeSettings, load_settings, uses_bedrock
+from ._settings import RuntimeSettings, is_anthropic_base_url, load_settings, uses_bedrock
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
 if _typing.TYPE_CHECKING:
@@ -110,6 +110,7 @@ __all__ = [
     "config_problem",
     "default_config_path",
     "held_secrets",
+    "is_anthropic_base_url",
     "is_secret_variable",
     "isolate_process_secrets",
     "load_claude_config",

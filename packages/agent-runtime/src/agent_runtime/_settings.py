@@ -72,6 +72,12 @@ def uses_bedrock(environ: Mapping[str, str]) -> bool:
     return _flag(environ.get("CLAUDE_CODE_USE_BEDROCK", ""))
 
 
+def is_anthropic_base_url(value: str) -> bool:
+    """Whether ``value`` is an ANTHROPIC_BASE_URL the runtime takes: `agentbot dev` and
+    `doctor` check the shell's by the same reading before they reach it."""
+    return _BASE_URL_SHAPE.fullmatch(value) is not None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     """Read the settings; a missing or malformed one is a ConfigError naming the variable."""
     env = os.environ if environ is None else environ
@@ -98,7 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         raise ConfigError("PROCESS_SWEEP_SCOPE", f"must be 'descendants' or 'uid', got {scope!r}")
     region = opt("AWS_REGION") or opt("AWS_DEFAULT_REGION") or "us-east-1"
     base_url = opt("ANTHROPIC_BASE_URL")
-    if base_url is not None and not _BASE_URL_SHAPE.fullmatch(base_url):
+    if base_url is not None and not is_anthropic_base_url(base_url):
         # Not the value itself: a gateway's URL may carry a token in its path.
         raise ConfigError(
             "ANTHROPIC_BASE_URL",
