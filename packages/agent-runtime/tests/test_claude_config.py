@@ -59,6 +59,8 @@ def test_environment_overrides_an_mcp_url() -> None:
         "https://mcp.deepwiki.com:99999/mcp",
         "https://mcp.deepwiki.com:80a/mcp",
         "ftp://mcp.deepwiki.com/mcp",
+        "https://[::1/mcp",  # urlsplit raised ValueError: the start crashed naming nothing
+        "https://mcp.deepwiki.com]/mcp",
     ],
 )
 def test_an_mcp_url_the_cli_cannot_connect_to_is_named_at_start(config_dir: Path, url: str) -> None:

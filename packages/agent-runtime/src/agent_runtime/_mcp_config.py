@@ -166,11 +166,11 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
 def _check_url(url: str, written: str, file: Path, field: str) -> None:
     """An http(s) URL with a host the CLI can connect to; one it cannot would only fail as each
     turn starts the server. Not the value itself in the error: a URL may carry a token."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or past 65535
-        port_ok = False
+    except ValueError:  # a bracket not closed, a port not a number or past 65535
+        parts, port_ok = urlsplit(""), False
     if parts.scheme in ("http", "https") and parts.hostname and port_ok and not re.search(r"\s", url):
         return
     variables = [match.group(1) for match in _VAR.finditer(written)]
