@@ -148,3 +148,27 @@ def test_what_the_runtimes_user_newly_put_in_a_temp_dir_goes_with_the_turn_unles
         assert left.exists() == left_kept
     finally:
         left.unlink(missing_ok=True)
+
+
+def test_what_a_tool_left_in_home_goes_before_a_build_even_behind_a_link_at_the_sessions_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image's HOME is /tmp, where boto3 reads ``~/.aws`` as a new runtime builds its
+    clients: a tool without Landlock that also put a link to its ``.aws`` in place of the
+    sessions root had it kept (the root's real path), so the build read its config."""
+    from agent_runtime._temp_leftovers import remove_strays_in_temp
+
+    if os.getuid() != 0:
+        pytest.skip("makes files of another uid (chown): needs root")
+    temp = tmp_path / "tmp"
+    planted = temp / ".aws" / "config"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("[default]\nendpoint_url = http://127.0.0.1:9\n")
+    (temp / "agentbot-sessions").symlink_to(planted.parent)
+    for path in (planted, planted.parent, temp / "agentbot-sessions"):
+        os.lchown(path, _AGENT_UID, _AGENT_UID)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    remove_strays_in_temp(keep=temp / "agentbot-sessions", uid=_AGENT_UID)
+
+    assert not planted.parent.exists()

@@ -39,14 +39,17 @@ def remove_stale_sdk_copies(*, older_than_s: float = _STALE_SDK_COPY_S) -> None:
                 remove_tree(leftover)
 
 
-def remove_strays_in_temp(*, keep: Path) -> None:
-    """Delete everything of this uid in the system temp dir but ``keep`` (the sessions root),
-    for a runtime that has the environment to itself (Lambda, where nothing else of its uid
-    survives the sweep): on a kernel without Landlock a tool may write anywhere its uid can,
-    and in Lambda that is ``/tmp``. The next chat's tools must not find what it left there,
-    nor the disk stay full. The SDK's resume copies of crashed turns go with the rest."""
-    kept = Path(os.path.realpath(keep))
-    uid = os.getuid()
+def remove_strays_in_temp(*, keep: Path, uid: int | None = None) -> None:
+    """Delete everything of this uid (``uid``: this process's) in the system temp dir but
+    ``keep`` (the sessions root), for a runtime that has the environment to itself (Lambda,
+    where nothing else of its uid survives the sweep): on a kernel without Landlock a tool may
+    write anywhere its uid can, and in Lambda that is ``/tmp``. The next chat's tools must not
+    find what it left there, nor the disk stay full. The SDK's resume copies of crashed turns
+    go with the rest. A link a tool put at ``keep`` is not followed: what it points to goes
+    (it may be what the tool left for the runtime, e.g. HOME's ``.aws``), the link stays for
+    the turn to replace."""
+    kept = Path(os.path.realpath(keep.parent)) / keep.name
+    uid = os.getuid() if uid is None else uid
     if uid == 0:  # root's temp files are the machine's (never so in Lambda): the SDK's only
         remove_stale_sdk_copies(older_than_s=0)
         return
