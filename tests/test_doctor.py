@@ -884,3 +884,20 @@ def test_dev_and_doctor_take_the_model_base_url_as_the_runtime_does(
     checks = found if isinstance(found, list) else [found]
     assert checks[0].status == "FAIL" and "ANTHROPIC_BASE_URL: must be an http" in checks[0].detail, checks
     assert "secret" not in checks[0].detail + checks[0].fix
+
+
+def test_the_shell_check_reads_a_model_base_url_dev_leaves_to_the_runtime_with_bedrock() -> None:
+    """With Bedrock dev gives the runtime the shell's ANTHROPIC_BASE_URL as it is (only the
+    demo model has dev set its own), and the runtime refuses a malformed one at every turn:
+    the shell check (dev's start, doctor's `shell settings`) left it out all the same."""
+    from agentbot.preflight import ConfigurationProblem, check_dev_shell
+
+    shell = {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "AWS_REGION": "eu-west-1",
+        "ANTHROPIC_BASE_URL": "gateway.example.com",
+    }
+    with pytest.raises(ConfigurationProblem) as caught:
+        check_dev_shell(shell)
+    assert caught.value.where == "ANTHROPIC_BASE_URL", caught.value
+    check_dev_shell({**shell, "CLAUDE_CODE_USE_BEDROCK": ""})  # the demo model: dev sets its own

@@ -274,8 +274,12 @@ def check_dev_shell(environ: Mapping[str, str]) -> None:
         found.append(exc)
     functions = {name: {**fills, **shell_settings(name, environ)} for name, fills in _DEV_FILLS_IN.items()}
     # The runtime starts with the whole shell too (local_stack): its own limits, read by its
-    # loader, less what dev sets for it (the model's URL, the tenant, the memory size).
-    runtime = {k: v for k, v in environ.items() if k not in ("ANTHROPIC_BASE_URL", "TENANT")}
+    # loader, less what dev sets for it (the tenant, the memory size, the model's URL: the demo
+    # model's, or a key's, which the model check reads; with Bedrock the shell's goes as it is).
+    from agent_runtime import uses_bedrock
+
+    dev_sets = ("TENANT",) if uses_bedrock(environ) else ("ANTHROPIC_BASE_URL", "TENANT")
+    runtime = {k: v for k, v in environ.items() if k not in dev_sets}
     runtime.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)
     functions["runtime"] = {**runtime, **_RUNTIME_FILLS}
     try:
