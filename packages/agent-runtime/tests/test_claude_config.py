@@ -744,3 +744,16 @@ def test_a_setting_named_like_a_secret_in_a_command_servers_env_is_no_secret(con
     settings = {"TOKENIZERS_PARALLELISM": "false", "MAX_TOKENS": "4096", "SECRET_SCANNING": "off"}
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(env=settings))
     assert load_claude_config(config_dir, environ={}).mcp_servers["agentbot-tools"]["env"] == settings
+
+
+def test_a_server_started_in_claude_config_may_name_its_script_relative_to_it(config_dir: Path) -> None:
+    """MCP's own quick start runs a server with `uv --directory <its folder> run server.py`: the
+    script is relative to the directory the server is pointed at, not to the chat's, and that
+    valid configuration was refused."""
+    server = {
+        "command": "uv",
+        "args": ["--directory", "${CLAUDE_CONFIG_PATH}", "run", "mcp/agentbot_tools.py"],
+    }
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
+    config = load_claude_config(config_dir, environ={"CLAUDE_CONFIG_PATH": str(config_dir)})
+    assert config.mcp_servers["agentbot-tools"]["args"][-1] == "mcp/agentbot_tools.py"

@@ -150,10 +150,13 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     if kind != "stdio":
         _check_url(expanded["url"], spec["url"], file, f"{field}.url")
-    for index, arg in enumerate(expanded.get("args") or []):
+    args = expanded.get("args") or []
+    for index, arg in enumerate(args):
         # The server starts in the chat's own directory, where a claude-config file named by a
         # relative path is not: it would fail at every turn, and the agent go without its tools.
-        if arg and not os.path.isabs(arg) and (file.parent / arg).is_file():
+        # Unless an earlier argument names a directory to start in (`uv --directory DIR run`).
+        started_elsewhere = any(os.path.isabs(a) and os.path.isdir(a) for a in args[:index])
+        if arg and not os.path.isabs(arg) and not started_elsewhere and (file.parent / arg).is_file():
             raise ClaudeConfigError(
                 str(file),
                 f"{field}.args[{index}]",
