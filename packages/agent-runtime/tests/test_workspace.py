@@ -172,3 +172,34 @@ def test_what_a_tool_left_in_home_goes_before_a_build_even_behind_a_link_at_the_
     remove_strays_in_temp(keep=temp / "agentbot-sessions", uid=_AGENT_UID)
 
     assert not planted.parent.exists()
+
+
+def test_runtimes_sharing_the_sessions_root_never_remove_a_directory_one_of_them_is_making(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentbot dev` (and the local Lambda runtime) may run several runtimes on one sessions
+    root, each removing the others' unused directories before its turn. One that made its
+    directory but had not yet locked it, or waited on a lock that was the removal's, had it
+    removed under it: about one turn in sixteen failed (FileNotFoundError) with three at once."""
+    import threading
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = load_claude_config()
+    failures: list[str] = []
+
+    def turns(chat: int) -> None:
+        key = SessionKey.parse(f"default/{chat}/0")
+        for _ in range(150):
+            try:
+                with session_workspace(tmp_path / "sessions", key, config, disk_limit_mb=100) as paths:
+                    assert os.path.isdir(paths.cwd) and os.path.isdir(paths.tmp)
+            except (OSError, AssertionError) as exc:
+                failures.append(f"{chat}: {exc!r}")
+
+    runtimes = [threading.Thread(target=turns, args=(chat,)) for chat in (3101, 3102, 3103)]
+    for runtime in runtimes:
+        runtime.start()
+    for runtime in runtimes:
+        runtime.join()
+
+    assert failures == [], failures[:3]

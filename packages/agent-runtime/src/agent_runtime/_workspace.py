@@ -107,12 +107,20 @@ def _remember_prepared(base: Path, mine: Path) -> None:
         _last_prepared[os.path.realpath(base)] = found
 
 
-def _remove_if_unused(entry: Path) -> None:
+def _remove_if_unused(entry: Path, *, shared: bool = False) -> None:
+    """``shared``: other runtimes use the sessions root, so a directory without its lock is one
+    being made or removed by another (left alone); and the lock goes last, so a runtime that
+    waited on it finds it gone (``_made_and_locked``) rather than take its place meanwhile."""
     if not entry.is_dir() or entry.is_symlink():
         entry.unlink(missing_ok=True)
         return
     try:
-        fd = _open_lock(entry)
+        fd = _open_lock(entry, create=not shared)
+    except FileNotFoundError:
+        if shared:
+            return
+        _remove(entry)
+        return
     except OSError:
         _remove(entry)
         return
@@ -122,13 +130,23 @@ def _remove_if_unused(entry: Path) -> None:
         os.close(fd)
         return  # another process is running a turn in it
     try:
-        _remove(entry)
+        if not shared:
+            _remove(entry)
+            return
+        reclaim_rights(entry)
+        for child in entry.iterdir():
+            if child.name != _LOCK:
+                _remove(child)
+        (entry / _LOCK).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            entry.rmdir()  # not empty: another runtime has made it its own since
     finally:
         os.close(fd)
 
 
-def _open_lock(directory: Path) -> int:
-    return os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+def _open_lock(directory: Path, *, create: bool = True) -> int:
+    flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+    return os.open(directory / _LOCK, flags, 0o600)
 
 
 @contextlib.contextmanager
@@ -164,7 +182,7 @@ def _cleared_then_locked(base: Path, mine: Path) -> int:
     _own_directories_to(base)
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     reclaim_rights(base)
-    _remove_others(base, mine, reserved=set())  # .bin too: the turn installs it anew
+    _remove_others(base, mine, shared=False)  # .bin too: the turn installs it anew
     remove_strays_in_temp(keep=base)
     if not _prepared_last(base, mine):
         _remove(mine)  # no turn of this runtime left it: another chat's tool may have made it
@@ -180,16 +198,14 @@ def _locked_then_cleared(base: Path, mine: Path) -> int:
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     reclaim_rights(base)
     try:
-        _real_directory(mine)
-        fd = _lock(mine)
+        fd = _made_and_locked(mine)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        _remove_others(base, mine, reserved=_RESERVED)
-        _real_directory(mine)
-        fd = _lock(mine)
+        _remove_others(base, mine, shared=True)
+        fd = _made_and_locked(mine)
     try:
-        _remove_others(base, mine, reserved=_RESERVED)
+        _remove_others(base, mine, shared=True)
         remove_stale_sdk_copies()
     except BaseException:
         os.close(fd)
@@ -218,12 +234,29 @@ def _own_directories_to(directory: Path) -> None:
         reclaim_rights(step)
 
 
-def _remove_others(base: Path, mine: Path, *, reserved: set[str]) -> None:
-    """Every other session's directory under ``base`` (and whatever else is there but
-    ``reserved``), unless another runtime is using it."""
+def _remove_others(base: Path, mine: Path, *, shared: bool) -> None:
+    """Every other session's directory under ``base`` (and whatever else is there, but
+    ``.bin`` where runtimes share ``base``), unless another runtime is using it."""
+    reserved = _RESERVED if shared else set()
     for entry in base.iterdir():
         if entry.name not in reserved and entry != mine:
-            _remove_if_unused(entry)
+            _remove_if_unused(entry, shared=shared)
+
+
+def _made_and_locked(mine: Path) -> int:
+    """Where runtimes share the sessions root: the session's directory made and locked (the
+    lock's descriptor), again if another runtime removed it meanwhile (it was unused until
+    locked) or the lock waited for was its removal's."""
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            _real_directory(mine)
+            fd = _lock(mine)
+            try:
+                if os.path.samestat(os.fstat(fd), os.lstat(mine / _LOCK)):
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
 
 def _lock(mine: Path) -> int:
