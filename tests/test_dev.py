@@ -813,6 +813,17 @@ def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
     return {name: functions[name].env for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME)}
 
 
+def test_the_runtime_under_dev_never_sweeps_every_process_of_its_user(monkeypatch, tmp_path) -> None:
+    """PROCESS_SWEEP_SCOPE=uid is Lambda's (the environment is the function's): exported in a
+    developer's shell, dev's runtime, which may run as that developer, would kill their editor,
+    their shell and everything else of theirs at every start and every turn's end."""
+    from agentbot import dev
+
+    monkeypatch.setenv("PROCESS_SWEEP_SCOPE", "uid")
+    runtime = _local_function_envs(tmp_path)[dev.RUNTIME]
+    assert runtime["PROCESS_SWEEP_SCOPE"] == "descendants"
+
+
 def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(monkeypatch, tmp_path) -> None:
     from agentbot import dev
 

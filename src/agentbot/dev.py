@@ -959,6 +959,9 @@ def _functions(
         "ANTHROPIC_API_KEY_PARAMETER": secret_names["ANTHROPIC_API_KEY_PARAMETER"],
         "SESSIONS_ROOT": str(state_root / "work"),
         **shell_settings("runtime", os.environ),
+        # A sweep of the whole uid is Lambda's, whose environment is the function's: here the
+        # runtime may run as the developer, whose editor and shell are that uid's too.
+        "PROCESS_SWEEP_SCOPE": "descendants",
     }
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
