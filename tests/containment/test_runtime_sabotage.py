@@ -280,8 +280,14 @@ def test_a_tool_that_puts_something_else_in_place_of_the_sessions_root_breaks_no
     user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-swapped-root-"))
     not_yours = scratch / "not-yours"
-    put = 'echo x > "$R"' if replacement == "file" else f'ln -s {not_yours} "$R"'
-    swap = f'R="$(cd ../.. && pwd)" && mv "$R" "$R.moved" && {put} && echo SWAPPED'
+    put = '(set -C; echo x > "$R")' if replacement == "file" else f'ln -sT {not_yours} "$R"'
+    # The CLI writes under the sessions root while the tool runs (its output files), and may
+    # make the directory again between the move and the put: the saboteur tries until it holds.
+    swap = (
+        'R="$(cd ../.. && pwd)"; for i in $(seq 50); do '
+        '[ -d "$R" ] && [ ! -L "$R" ] && mv -T "$R" "$R.moved-$i"; '
+        f'{put} 2>/dev/null; if [ -L "$R" ] || [ -f "$R" ]; then echo SWAPPED; break; fi; sleep 0.05; done'
+    )
     try:
         with bash_scripted_runtime(
             user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY
