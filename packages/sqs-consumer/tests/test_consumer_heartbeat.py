@@ -7,11 +7,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from local_stack import TEST_BOT_TOKEN, LocalTelegram, sqs_lambda_event
 from session_core import TURN_VERSION, DynamoTable, SessionKey, SessionRegistry, TurnRequest, TurnResult
 from sqs_consumer import Consumer, ConsumerConfig, ConsumerDeps, ConsumerTiming
@@ -68,18 +66,6 @@ class SlowRenewals:
         self.calls += 1
         time.sleep(self._delay_s)
         return self._sqs.change_message_visibility_batch(**kwargs)
-
-
-@pytest.fixture
-def telegram() -> Iterator[LocalTelegram]:
-    with LocalTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client() as client:
-        yield client
 
 
 def consumer(

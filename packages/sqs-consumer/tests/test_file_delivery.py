@@ -5,7 +5,6 @@ the test S3."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -48,12 +47,6 @@ def staged(name: str, mime_type: str | None) -> StagedAttachment:
 
 FILES = [staged("chart.png", "image/png"), staged("data.csv", "text/csv"), staged("notes.txt", "text/plain")]
 CONTENT = {"chart.png": PNG, "data.csv": b"a,b\n1,2\n", "notes.txt": b"remember"}
-
-
-@pytest.fixture
-def telegram() -> Iterator[LocalTelegram]:
-    with LocalTelegram() as server:
-        yield server
 
 
 def delivery(telegram: LocalTelegram, records: Records) -> Delivery:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -49,18 +48,6 @@ class AnsweringRuntime:
         return TurnResult(
             version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text="Here it is."
         )
-
-
-@pytest.fixture
-def telegram() -> Iterator[LocalTelegram]:
-    with LocalTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client() as client:
-        yield client
 
 
 def backlog(aws: Any) -> ChatBacklog:
