@@ -30,8 +30,10 @@ REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 _STACK_TEMPLATE = {
     "Parameters": {
-        name: {"Type": "String"}
+        name: {"Type": "String", "Default": ""}
         for name in (
+            "AllowedUserIds",
+            "AllowedChatIds",
             "BotName",
             "BotUsername",
             "BotTokenParameterName",
@@ -107,6 +109,7 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
     parameters = {
         "BotName": name,
         "BotUsername": "doctor_test_bot",
+        "AllowedUserIds": "42",
         "BotTokenParameterName": _secret(aws, BOT_TOKEN),
         "WebhookSecretParameterName": _secret(aws, WEBHOOK_SECRET),
         "AnthropicApiKeyParameterName": _secret(aws, API_KEY),
@@ -202,6 +205,26 @@ def test_a_healthy_stack_passes_every_check(
     (probe,) = model.model_calls
     assert probe.body["max_tokens"] == 1 and probe.body["model"] == "claude-test"
     assert probe.headers.get("x-api-key") == API_KEY
+
+
+def test_a_stack_anyone_may_chat_with_is_a_warning_naming_the_parameters(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """Empty AllowedUserIds and AllowedChatIds (the template's defaults) let anyone who finds
+    the bot run the agent on the operator's model key: allowed, so a warning, not a failure."""
+    stack = _stack(aws, model, AllowedUserIds="")
+    _set_webhook(telegram)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 0, out
+    assert lines["who may chat"].startswith("  warn"), out
+    assert "anyone" in lines["who may chat"] and "@doctor_test_bot" in lines["who may chat"]
+    assert "AllowedUserIds" in lines["who may chat"] and "sam deploy" in lines["who may chat"]
+
+    limited = _stack(aws, model, AllowedUserIds="", AllowedChatIds="-1001234567890")
+    code, lines, out = _doctor(capsys, "--stack", limited)
+    assert code == 0 and "who may chat" not in lines, out
 
 
 def test_each_failure_of_a_stack_has_its_fix_and_the_exit_code_is_1(

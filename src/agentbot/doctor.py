@@ -201,6 +201,28 @@ def check_shell(target: Target) -> list[Check]:
     return []  # a stack's settings are its parameters, which CloudFormation checked
 
 
+def check_who_may_chat(target: Target) -> list[Check]:
+    """A deployed bot without AllowedUserIds or AllowedChatIds (the template's defaults) answers
+    anyone who finds it, on the operator's model key: a warning, as it may be meant. Locally
+    `agentbot dev` says so itself when it starts."""
+    if target.stack is None:
+        return []
+    parameters = target.stack.parameters
+    if (parameters.get("AllowedUserIds") or "").strip() or (parameters.get("AllowedChatIds") or "").strip():
+        return []
+    bot = parameters.get("BotUsername") or "the bot"
+    return [
+        Check(
+            "who may chat",
+            "warn",
+            f"AllowedUserIds and AllowedChatIds are empty: anyone who finds @{bot} can chat with "
+            "the agent, on your model key",
+            "sam deploy --parameter-overrides AllowedUserIds=<your numeric Telegram id,...> (or "
+            "AllowedChatIds), or set budgets (BudgetUserDailyUsd) if it is meant to be open",
+        )
+    ]
+
+
 def _allowed_tools_of(config: Any, server: str) -> list[str]:
     return [t for t in config.main.allowed_tools if t.startswith(f"mcp__{server}__")]
 
@@ -672,6 +694,7 @@ def run_checks(target: Target) -> list[Check]:
 
     guarded("claude-config", lambda: check_claude_config(target))
     guarded("shell settings", lambda: check_shell(target))
+    guarded("who may chat", lambda: check_who_may_chat(target))
     guarded("model", lambda: check_model(target))
     api: BotApi | None = None
     missing: Check | None = None
