@@ -757,3 +757,35 @@ def test_a_server_started_in_claude_config_may_name_its_script_relative_to_it(co
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
     config = load_claude_config(config_dir, environ={"CLAUDE_CONFIG_PATH": str(config_dir)})
     assert config.mcp_servers["agentbot-tools"]["args"][-1] == "mcp/agentbot_tools.py"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"env": {"DATABASE_URL": "postgres://bot:hunter2@db.internal/app"}}, "env.DATABASE_URL"),
+        (
+            {
+                "args": [
+                    "-I",
+                    "${CLAUDE_CONFIG_PATH:-/var/task/claude-config}/mcp/agentbot_tools.py",
+                    "--db",
+                    "mysql://bot:hunter2@db/app",
+                ]
+            },
+            "args[3]",
+        ),
+    ],
+)
+def test_a_password_in_a_url_a_command_server_gets_is_refused_without_showing_it(
+    config_dir: Path, change: dict[str, Any], field: str
+) -> None:
+    """A command server's environment and command line are readable by the agent's tools: a
+    URL with a password in them (a database's, under a name no secret check knows) reaches
+    every chat's tools. The start names the field, never the password."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(change))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    where = (Path(caught.value.file).name, caught.value.field)
+    assert where == ("mcp.json", f"mcpServers.agentbot-tools.{field}")
+    assert "password" in caught.value.reason and "headers_from_ssm" in caught.value.reason
+    assert "hunter2" not in str(caught.value)

@@ -29,6 +29,9 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
 # What a command server's env entry named like a secret may still be: a switch or a number
 # (TOKENIZERS_PARALLELISM=false, MAX_TOKENS=4096), never a credential.
 _PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
+# A URL with a password in it (postgres://bot:pw@db/app), whatever the variable or argument is
+# called: a command server's environment and command line are readable by the agent's tools.
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
 
 
 def _is_credential_header(name: str) -> bool:
@@ -150,6 +153,8 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     if kind != "stdio":
         _check_url(expanded["url"], spec["url"], file, f"{field}.url")
+    else:
+        _refuse_passwords_in_urls(expanded, file, field)
     args = expanded.get("args") or []
     for index, arg in enumerate(args):
         # The server starts in the chat's own directory, where a claude-config file named by a
@@ -164,6 +169,22 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 f"claude-config: write ${{CLAUDE_CONFIG_PATH}}/{arg}",
             )
     return expanded
+
+
+def _refuse_passwords_in_urls(server: Mapping[str, Any], file: Path, field: str) -> None:
+    """A command server's env value or argument holding a URL with a password: ClaudeConfigError
+    naming where (never the value)."""
+    places = [(f"env.{name}", value) for name, value in (server.get("env") or {}).items()]
+    places += [(f"args[{index}]", arg) for index, arg in enumerate(server.get("args") or [])]
+    for where, value in places:
+        if isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
+            raise ClaudeConfigError(
+                str(file),
+                f"{field}.{where}",
+                "holds a URL with a password, and a command server's environment and command line "
+                "are readable by the agent's tools: run the server over HTTP with its secret in "
+                "headers_from_ssm (docs/customise.md)",
+            )
 
 
 def _check_url(url: str, written: str, file: Path, field: str) -> None:
