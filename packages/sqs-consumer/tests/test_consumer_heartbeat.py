@@ -9,16 +9,12 @@ import time
 import uuid
 from typing import Any
 
-import httpx
-from local_stack import TEST_BOT_TOKEN, LocalTelegram, sqs_lambda_event
-from session_core import TURN_VERSION, DynamoTable, SessionKey, SessionRegistry, TurnRequest, TurnResult
-from sqs_consumer import Consumer, ConsumerConfig, ConsumerDeps, ConsumerTiming
+from local_stack import LocalTelegram, sqs_lambda_event
+from session_core import TURN_VERSION, SessionKey, TurnRequest, TurnResult
+from sqs_consumer import Consumer, ConsumerTiming
 from structlog.testing import capture_logs
 from telegram_core import (
     ENVELOPE_VERSION,
-    BotApi,
-    ChatSettings,
-    DeliveryLog,
     InboundMessage,
     QueueEnvelope,
     encode_envelope,
@@ -69,43 +65,21 @@ class SlowRenewals:
 
 
 def consumer(
-    aws: Any,
-    telegram: LocalTelegram,
-    http: httpx.Client,
+    make_consumer: Any,
     runtime: SlowRuntime,
     *,
     inbound_queue_url: str | None = None,
     heartbeat_sqs: Any = None,
     retry_base_delay_s: int = 0,
 ) -> Consumer:
-    res = aws.resources
-    records = DynamoTable(dynamodb=aws.dynamodb, table=res.table)
-    config = ConsumerConfig(
-        runtime_function_name="agentbot-runtime",
-        bot_token_parameter="/agentbot/bot-token",
-        table=res.table,
-        bucket=res.bucket,
-        dead_letter_queue_url=res.dlq_url,
-        inbound_queue_url=inbound_queue_url or res.queue_url,
-        telegram_api_base=telegram.base_url,
-    )
-    deps = ConsumerDeps(
-        registry=SessionRegistry(dynamodb=aws.dynamodb, table=res.table),
-        deliveries=DeliveryLog(records),
-        chat_settings=ChatSettings(records),
-        runtime=runtime,
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01),
-        s3=aws.s3,
-        sqs=aws.sqs,
-        heartbeat_sqs=heartbeat_sqs,
-    )
     timing = ConsumerTiming(
         record_retry_backoff_s=0.01,
         retry_base_delay_s=retry_base_delay_s,
         heartbeat_visibility_s=VISIBILITY_S,
         heartbeat_interval_s=INTERVAL_S,
     )
-    return Consumer(config, deps, timing)
+    config = {"inbound_queue_url": inbound_queue_url} if inbound_queue_url else {}
+    return make_consumer(runtime, config=config, deps={"heartbeat_sqs": heartbeat_sqs}, timing=timing)
 
 
 def queue_message(aws: Any, update_id: int, **receive: Any) -> list[dict[str, Any]]:
@@ -157,13 +131,13 @@ def receivable_within(aws: Any, seconds: float, *, until: threading.Event | None
 
 
 def test_a_turn_longer_than_the_heartbeats_visibility_keeps_its_record_from_a_second_consumer(
-    aws: Any, telegram: LocalTelegram, http: httpx.Client
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
 ) -> None:
     """The turn runs three times the heartbeat's visibility; meanwhile nobody else receives its
     record (Lambda would have handed it to a second invocation), and the answer goes out once.
     Received for 1 s only, the record stays hidden because the heartbeat renews it."""
     runtime = SlowRuntime(3 * VISIBILITY_S)
-    worker = consumer(aws, telegram, http, runtime)
+    worker = consumer(make_consumer, runtime)
     event = lambda_event(aws, queue_message(aws, 7001, VisibilityTimeout=1))
     done = threading.Event()
     answers: list[Any] = []
@@ -184,13 +158,13 @@ def test_a_turn_longer_than_the_heartbeats_visibility_keeps_its_record_from_a_se
 
 
 def test_a_failed_records_retry_delay_is_not_overwritten_by_a_late_renewal(
-    aws: Any, telegram: LocalTelegram, http: httpx.Client
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
 ) -> None:
     """The turn fails (retryable) while a renewal is on its way to SQS (it takes 0.5 s): the
     record comes back after its 6 s retry delay, not after the heartbeat's 2 s."""
     renewals = SlowRenewals(aws.sqs, delay_s=0.5)
     worker = consumer(
-        aws, telegram, http, SlowRuntime(0.1, fail=True), heartbeat_sqs=renewals, retry_base_delay_s=6
+        make_consumer, SlowRuntime(0.1, fail=True), heartbeat_sqs=renewals, retry_base_delay_s=6
     )
     answer = worker.handle_batch(lambda_event(aws, queue_message(aws, 7002)))
     assert len(answer["batchItemFailures"]) == 1 and renewals.calls >= 1
@@ -199,12 +173,12 @@ def test_a_failed_records_retry_delay_is_not_overwritten_by_a_late_renewal(
 
 
 def test_renewals_that_fail_do_not_fail_the_batch_and_are_logged(
-    aws: Any, telegram: LocalTelegram, http: httpx.Client
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
 ) -> None:
     """INBOUND_QUEUE_URL names a queue that does not exist: every renewal fails, the turn is
     answered all the same and the batch succeeds; the operator reads the warnings."""
     wrong = aws.resources.queue_url.replace(".fifo", "-gone.fifo")
-    worker = consumer(aws, telegram, http, SlowRuntime(2.5 * INTERVAL_S), inbound_queue_url=wrong)
+    worker = consumer(make_consumer, SlowRuntime(2.5 * INTERVAL_S), inbound_queue_url=wrong)
     with capture_logs() as logs:
         answer = worker.handle_batch(lambda_event(aws, queue_message(aws, 7003)))
     assert answer == {"batchItemFailures": []}

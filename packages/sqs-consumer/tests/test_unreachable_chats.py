@@ -9,25 +9,19 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
-from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault, sqs_lambda_event
+from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
     TURN_VERSION,
     ChatBacklog,
-    DynamoTable,
     SessionKey,
-    SessionRegistry,
     TurnRequest,
     TurnResult,
 )
-from sqs_consumer import Consumer, ConsumerConfig, ConsumerDeps, ConsumerTiming
+from sqs_consumer import Consumer
 from structlog.testing import capture_logs
 from telegram_core import (
     ENVELOPE_VERSION,
-    BotApi,
-    ChatSettings,
-    DeliveryLog,
     InboundMessage,
     QueueEnvelope,
     encode_envelope,
@@ -54,30 +48,8 @@ def backlog(aws: Any) -> ChatBacklog:
     return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=1)
 
 
-def consumer(aws: Any, telegram: LocalTelegram, http: httpx.Client, runtime: AnsweringRuntime) -> Consumer:
-    res = aws.resources
-    records = DynamoTable(dynamodb=aws.dynamodb, table=res.table)
-    config = ConsumerConfig(
-        runtime_function_name="agentbot-runtime",
-        bot_token_parameter="/agentbot/bot-token",
-        table=res.table,
-        bucket=res.bucket,
-        dead_letter_queue_url=res.dlq_url,
-        inbound_queue_url=res.queue_url,
-        telegram_api_base=telegram.base_url,
-        chat_queue_limit=1,
-    )
-    deps = ConsumerDeps(
-        registry=SessionRegistry(dynamodb=aws.dynamodb, table=res.table),
-        deliveries=DeliveryLog(records),
-        chat_settings=ChatSettings(records),
-        runtime=runtime,
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01),
-        s3=aws.s3,
-        sqs=aws.sqs,
-        backlog=backlog(aws),
-    )
-    return Consumer(config, deps, ConsumerTiming(record_retry_backoff_s=0.01, retry_base_delay_s=0))
+def consumer(aws: Any, make_consumer: Any, runtime: AnsweringRuntime) -> Consumer:
+    return make_consumer(runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)})
 
 
 def queue_message(aws: Any, update_id: int) -> None:
@@ -130,7 +102,7 @@ def dead_letters(aws: Any) -> list[dict[str, Any]]:
     ],
 )
 def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
-    aws: Any, telegram: LocalTelegram, http: httpx.Client, status: int, description: str
+    aws: Any, telegram: LocalTelegram, make_consumer: Any, status: int, description: str
 ) -> None:
     """Send a message, block the bot (or close the topic) before the answer arrives: nothing
     failed on the bot's side and no redrive can help, so the record is acknowledged and logged
@@ -139,7 +111,7 @@ def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
     telegram.inject("sendMessage", TelegramFault(status, description), times=10)
     queue_message(aws, 410)
     with capture_logs() as logs:
-        response = run_once(aws, consumer(aws, telegram, http, runtime))
+        response = run_once(aws, consumer(aws, make_consumer, runtime))
     assert response == {"batchItemFailures": []}
     assert len(runtime.turns) == 1 and dead_letters(aws) == []
     [event] = [e for e in logs if e["event"] == "chat_unreachable"]
