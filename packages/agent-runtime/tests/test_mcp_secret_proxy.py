@@ -81,6 +81,44 @@ def test_another_path_or_method_of_the_origin_gets_no_secret(
     assert vault.requests == []
 
 
+@pytest.mark.parametrize(
+    ("query", "headers", "form"),
+    [
+        ("", {"X-HTTP-Method-Override": "PUT"}, None),
+        ("", {"X-HTTP-Method": "DELETE"}, None),
+        ("", {"X-Method-Override": "PATCH"}, None),
+        ("?_method=PUT", {}, None),
+        ("?session=1&_METHOD=patch", {}, None),
+        ("?session=1;%5Fmethod=DELETE", {}, None),
+        ("", {}, {"_method": "PUT", "name": "x"}),
+    ],
+)
+def test_a_post_that_asks_the_server_for_another_method_gets_no_secret(
+    vault_through_proxy, query: str, headers: dict[str, str], form: dict[str, str] | None
+) -> None:
+    """Web frameworks read a method from these (Rails, Symfony, Laravel, Express's
+    method-override): the endpoint's POST would reach its PUT or PATCH with the secret."""
+    vault, url, key = vault_through_proxy
+    if form is None:
+        response = httpx.post(url + query, headers={**key, **headers}, json=INITIALIZE)
+    else:
+        response = httpx.post(url + query, headers={**key, **headers}, data=form)
+    assert response.status_code == 403
+    assert vault.requests == []
+
+
+def test_the_model_proxy_refuses_a_method_override_too() -> None:
+    with ModelServer(lambda request: "never asked") as upstream:
+        proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()
+        try:
+            key = {"x-api-key": proxy.open_turn(), "X-HTTP-Method-Override": "DELETE"}
+            response = httpx.post(proxy.base_url + "/v1/messages", headers=key, json={"model": "m"})
+        finally:
+            proxy.stop()
+        assert response.status_code == 403
+        assert upstream.requests == []
+
+
 def test_the_configured_endpoint_gets_the_secret_header(vault_through_proxy) -> None:
     vault, url, key = vault_through_proxy
     posted = httpx.post(url, headers=key, json=INITIALIZE)

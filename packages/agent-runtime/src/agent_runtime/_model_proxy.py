@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from session_core import get_logger
 
+from ._method_override import asks_for_another_method
 from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
 
 _log = get_logger(__name__)
@@ -306,10 +307,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.warning("model_proxy.wrong_key", method=self.command[:10])
             self._refuse(401, _UNAUTHORIZED)
             return
-        if not self.proxy._auth.allows(self.command, self.path.split("?", 1)[0]):
-            _log.warning(
-                "model_proxy.refused", method=self.command[:10], path=self.path.split("?", 1)[0][:100]
-            )
+        path, _, query = self.path.partition("?")
+        if not self.proxy._auth.allows(self.command, path) or asks_for_another_method(
+            self.headers.items(), query
+        ):
+            _log.warning("model_proxy.refused", method=self.command[:10], path=path[:100])
             self._refuse(403, _FORBIDDEN)
             return
         if meter is None:  # no model behind it (an MCP server's proxy): nothing to hold back
