@@ -421,6 +421,42 @@ def test_local_checks_name_a_secret_header_agentbot_dev_would_refuse_to_start_wi
     assert "doctor-test-mcp-secret" not in out
 
 
+def test_locally_with_a_profile_a_secret_header_already_in_its_ssm_passes_as_dev_aws_profile_uses_it(
+    aws: Any, tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """`agentbot dev --aws-profile P` reads an existing parameter when MCP_SECRET_* is unset;
+    doctor demanded the variable anyway, so the operator about to run that command was told
+    to fix what was not broken."""
+    from local_stack import LOCAL_CREDENTIALS
+
+    parameter = f"/agentbot-doctor/mcp/{uuid.uuid4().hex}"
+    _with_secret_header(tmp_path, parameter, clean_env)
+    config = tmp_path / "aws-config"
+    config.write_text(
+        "[profile dev]\n"
+        f"aws_access_key_id = {LOCAL_CREDENTIALS['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {LOCAL_CREDENTIALS['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    clean_env.setenv("AWS_CONFIG_FILE", str(config))
+
+    code, lines, out = _doctor(capsys, "--profile", "dev")
+    assert code == 1, out
+    assert f"headers_from_ssm.Authorization: {parameter}" in lines["claude-config"], out
+    assert "nor in SSM of profile dev" in lines["claude-config"], out
+    assert (
+        f"aws --profile dev ssm put-parameter --type SecureString --name {parameter}"
+        in lines["claude-config"]
+    )
+
+    aws.client("ssm").put_parameter(Name=parameter, Value="Bearer doctor-profile-mcp", Type="SecureString")
+    code, lines, out = _doctor(capsys, "--profile", "dev")
+    assert code == 0 and lines["claude-config"].startswith("  ok"), out
+    assert "doctor-profile-mcp" not in out
+
+    code, lines, out = _doctor(capsys)  # without the profile, dev would not read SSM's
+    assert code == 1 and "or, for agentbot dev --aws-profile" in lines["claude-config"], out
+
+
 def test_a_stacks_secret_header_missing_from_ssm_is_named_with_the_command_that_creates_it(
     aws: Any, tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
 ) -> None:

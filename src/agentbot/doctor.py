@@ -74,6 +74,8 @@ class Target:
     http: httpx.Client
     stack: StackInfo | None
     telegram_base: str
+    # --profile: locally, the profile `agentbot dev --aws-profile` would use (its SSM counts)
+    profile: str | None = None
 
     def parameter(self, name: str) -> str:
         assert self.stack is not None
@@ -140,16 +142,20 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
 
     missing: list[ClaudeConfigError] = []
     if target.stack is None:
+        not_given = "not given for agentbot dev"
+        if target.profile:
+            not_given += f", nor in SSM of profile {target.profile}"
         missing = [
             McpSecretMissingError(
                 f"{config.root}/mcp.json",
                 f"mcpServers.{server}.headers_from_ssm.{header}",
                 parameter,
-                "not given for agentbot dev",
+                not_given,
             )
             for server, headers in config.mcp_secret_headers.items()
             for header, parameter in headers.items()
             if not os.environ.get(mcp_secret_variable(server, header), "").strip()
+            and not (target.profile and _in_ssm(target, parameter))
         ]
     else:
         if outside := _outside_mcp_secrets_path(target.stack, config):
@@ -158,8 +164,19 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
             read_mcp_secret_headers(config, target.clients("ssm"))
         except ClaudeConfigError as exc:
             missing = list(exc.problems)
-    found = [describe(exc, deployed=target.stack is not None) for exc in missing]
+    found = [describe(exc, deployed=target.stack is not None, profile=target.profile) for exc in missing]
     return [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
+
+
+def _in_ssm(target: Target, parameter: str) -> bool:
+    """Whether the profile's SSM has ``parameter`` (`agentbot dev --aws-profile` reads an
+    existing one when its MCP_SECRET_* variable is unset), asked with the permission dev uses;
+    not decrypted, so the secret never reaches this process."""
+    try:
+        target.clients("ssm").get_parameter(Name=parameter, WithDecryption=False)
+    except (ClientError, BotoCoreError):
+        return False  # not there, or not readable with the profile: dev would fail on it too
+    return True
 
 
 def _outside_mcp_secrets_path(stack: StackInfo, config: Any) -> list[Check]:
@@ -749,7 +766,9 @@ def run_doctor(
                     file=sys.stderr,
                 )
             return 1
-        target = Target(clients=clients, http=http, stack=stack, telegram_base=telegram_api_base())
+        target = Target(
+            clients=clients, http=http, stack=stack, telegram_base=telegram_api_base(), profile=args.profile
+        )
         checks = run_checks(target)
         title = (
             f"agentbot doctor · stack {name}"

@@ -54,8 +54,9 @@ class ConfigurationProblems(ConfigurationProblem):
         self.args = ("\n".join([*lines, f"  {shared}"] if shared else lines),)
 
 
-def fix_for(exc: BaseException, *, deployed: bool) -> str:
-    """What the operator does about a permanent configuration error, locally or on a stack."""
+def fix_for(exc: BaseException, *, deployed: bool, profile: str | None = None) -> str:
+    """What the operator does about a permanent configuration error, locally or on a stack
+    (locally, ``profile``: the one `agentbot dev --aws-profile` will use, when known)."""
     from agent_runtime import ClaudeConfigError, McpSecretMissingError, ModelBackendError
 
     if isinstance(exc, McpSecretMissingError) and exc.field:
@@ -65,7 +66,13 @@ def fix_for(exc: BaseException, *, deployed: bool) -> str:
                 f"create it: read -rs VALUE && aws ssm put-parameter --type SecureString "
                 f'--name {exc.parameter} --value "$VALUE" (the whole header value, e.g. "Bearer …")'
             )
-        return f"export {mcp_secret_variable(server, header)}=<the header's value>; dev puts it into its SSM"
+        named = profile or "P"
+        return (
+            f"export {mcp_secret_variable(server, header)}=<the header's value>; dev puts it into its SSM "
+            f"(or, for agentbot dev --aws-profile {named}, create it in that profile's SSM: "
+            f"read -rs VALUE && aws --profile {named} ssm put-parameter --type SecureString "
+            f'--name {exc.parameter} --value "$VALUE"; check with agentbot doctor --profile {named})'
+        )
     if isinstance(exc, ClaudeConfigError):
         if deployed:
             return "fix the file, then `sam build && sam deploy` (claude-config/ is baked into the image)"
@@ -86,13 +93,15 @@ def fix_for(exc: BaseException, *, deployed: bool) -> str:
     return "set it (see infra/template.yaml for what each variable means)"
 
 
-def describe(exc: BaseException, *, deployed: bool) -> ConfigurationProblem:
+def describe(exc: BaseException, *, deployed: bool, profile: str | None = None) -> ConfigurationProblem:
     """A permanent configuration error as a ConfigurationProblem with its fix (a
     ConfigurationProblems when claude-config's check found several)."""
     from agent_runtime import ClaudeConfigError, config_problem
 
     each = exc.problems if isinstance(exc, ClaudeConfigError) else (exc,)
-    found = [ConfigurationProblem(*config_problem(p), fix_for(p, deployed=deployed)) for p in each]
+    found = [
+        ConfigurationProblem(*config_problem(p), fix_for(p, deployed=deployed, profile=profile)) for p in each
+    ]
     return found[0] if len(found) == 1 else ConfigurationProblems(found)
 
 
