@@ -8,7 +8,7 @@ import contextlib
 import fcntl
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,10 +54,11 @@ def contained_runtime(
     responder: Callable[[dict[str, Any]], Any],
     sweep_scope: str = "uid",
     home: Path | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[ContainedRuntime]:
     """``sweep_scope``: "uid" as in Lambda, "descendants" as `agentbot dev` (whose agent user
     the machine shares). ``home``: the runtime's HOME (the image sets ``/tmp``); else the
-    caller's."""
+    caller's. ``settings``: more of the runtime's environment (a small SESSION_DISK_LIMIT_MB)."""
     with _the_only_runtime_of(user), moto_endpoint(require=credentials) as aws_url:
         prepare_for_agent_user(user, writable=sessions_root, run_only=[bundled_cli_path()])
 
@@ -95,6 +96,7 @@ def contained_runtime(
                 "PROCESS_SWEEP_SCOPE": sweep_scope,
                 "LANDLOCK": "on" if landlock else "off",
                 **({"HOME": str(home)} if home is not None else {}),
+                **(settings or {}),
             }
             spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=180, user=user)
             with LocalLambda({"agent-runtime": spec}, require=credentials) as lam:

@@ -11,7 +11,7 @@ import pickle
 import pwd
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -186,10 +186,12 @@ def bash_scripted_runtime(
     model_key: str,
     sweep_scope: str = "uid",
     home: Path | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[ContainedRuntime]:
     """A contained runtime as ``user`` answered by :func:`bash_responder`, its sessions in
     ``scratch/sessions`` and its claude-config in ``scratch/config`` (the caller removes
-    ``scratch``); fresh AWS credentials each time; ``home``: the runtime's HOME."""
+    ``scratch``); fresh AWS credentials each time; ``home``: the runtime's HOME; ``settings``:
+    more of its environment."""
     with contained_runtime(
         user=user,
         landlock=landlock,
@@ -200,5 +202,6 @@ def bash_scripted_runtime(
         responder=bash_responder,
         sweep_scope=sweep_scope,
         home=home,
+        settings=settings,
     ) as runtime:
         yield runtime

@@ -264,6 +264,43 @@ def _full(mount_point: Path) -> bool:
     return usage.f_bavail * usage.f_frsize < 64 * 1024 or usage.f_favail < 8
 
 
+# The runtime's smallest disk budget, 16 MiB: 4,096 entries at a block each.
+SMALL_DISK_LIMIT = {"SESSION_DISK_LIMIT_MB": "16"}
+FLOOD_EMPTY_FILES = (
+    "mkdir flood && python3 -c \"import os\nfor i in range(5000):\n    open(f'flood/{i}', 'w').close()\""
+    " && echo FLOODED"
+)
+
+
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_flood_of_empty_files_is_over_the_disk_budget_and_gone_by_the_next_turn(
+    landlock: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Empty files cost inodes, not bytes: millions of them run a disk out of inodes with no
+    byte written, and counted as bytes they fitted any budget, so they stayed for every later
+    turn. Each counts a block now: over SESSION_DISK_LIMIT_MB the chat's files go before its
+    next turn (the operator is told which setting), and its history is restored all the same."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-inode-flood-"))
+    try:
+        with bash_scripted_runtime(
+            user, landlock=landlock, scratch=scratch, model_key=SABOTAGE_MODEL_KEY, settings=SMALL_DISK_LIMIT
+        ) as runtime:
+            flood = runtime.turn(SABOTEUR, 1, f"bash: {FLOOD_EMPTY_FILES}")
+            (saboteurs,) = [p for p in (scratch / "sessions").iterdir() if not p.name.startswith(".")]
+            flooded = len(list((saboteurs / "work" / "flood").iterdir()))
+            after = runtime.turn(SABOTEUR, 2, "bash: ls flood | wc -l; test -e flood || echo FLOOD-GONE")
+            again = runtime.turn(SABOTEUR, 3, "hello")
+    finally:
+        remove_tree(scratch)
+
+    assert flood.ok and "FLOODED" in flood.text and flooded == 5000, flood  # the sabotage ran
+    assert after.ok and "FLOOD-GONE" in after.text, after
+    assert again.ok and again.text == "answer after 2 earlier turns", again
+    told = [line for line in capfd.readouterr().err.splitlines() if "workspace.over_disk_limit" in line]
+    assert told and "SESSION_DISK_LIMIT_MB" in told[0], told
+
+
 def _give(path: Path, user: str) -> None:
     record = pwd.getpwnam(user)
     os.chown(path, record.pw_uid, record.pw_gid)

@@ -8,7 +8,7 @@ import stat
 import threading
 from pathlib import Path
 
-from agent_runtime._owned_trees import MAX_SIZED_DEPTH, remove_tree, tree_size
+from agent_runtime._owned_trees import ENTRY_BLOCK, MAX_SIZED_DEPTH, remove_tree, tree_size
 
 
 def _nest(top: Path, depth: int) -> Path:
@@ -31,7 +31,8 @@ def test_a_tree_nested_thousands_deep_is_removed_and_counts_as_over_any_budget(t
     deep = _nest(tmp_path / "deep", 3000)
     shallow = _nest(tmp_path / "shallow", MAX_SIZED_DEPTH - 1)
 
-    assert tree_size(deep) == math.inf and tree_size(shallow) == 1
+    # each directory and the 1-byte file count a block
+    assert tree_size(deep) == math.inf and tree_size(shallow) == MAX_SIZED_DEPTH * ENTRY_BLOCK
     remove_tree(deep)
     assert not deep.exists()
 
@@ -59,9 +60,21 @@ def test_sizing_changes_no_modes(tmp_path: Path) -> None:
     (tmp_path / "work" / "read-only" / "notes.txt").write_text("12345")
     (tmp_path / "work" / "read-only").chmod(0o555)
 
-    assert tree_size(tmp_path / "work") == 5
+    assert tree_size(tmp_path / "work") == 2 * ENTRY_BLOCK  # the directory and its 5-byte note
     assert stat.S_IMODE((tmp_path / "work" / "read-only").stat().st_mode) == 0o555
     assert tree_size(tmp_path / "missing") == 0
+
+
+def test_empty_files_count_a_block_each_and_large_ones_their_bytes(tmp_path: Path) -> None:
+    """A tool's flood of empty files (inodes, no bytes) must weigh against the disk budget."""
+    (tmp_path / "flood").mkdir()
+    for i in range(300):
+        (tmp_path / "flood" / str(i)).touch()
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "data").write_bytes(bytes(3 * ENTRY_BLOCK + 1))
+
+    assert tree_size(tmp_path / "flood") == 300 * ENTRY_BLOCK
+    assert tree_size(tmp_path / "big") == 3 * ENTRY_BLOCK + 1
 
 
 def test_removal_never_leaves_the_tree_through_a_directory_moved_out_of_it(tmp_path: Path) -> None:

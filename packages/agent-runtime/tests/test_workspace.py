@@ -43,6 +43,30 @@ def test_a_crashed_turns_transcript_copy_is_gone_before_the_next_chat_when_the_r
     assert left == ([] if alone else ["claude-resume-fresh"])
 
 
+def test_a_flood_of_empty_files_is_over_the_disk_limit_and_the_next_turn_starts_clean(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Empty files take inodes, not bytes: a tool's flood of them (millions fill a disk's
+    inodes) counts each as a 4 KiB block, so over SESSION_DISK_LIMIT_MB work/ goes, and the
+    operator is told which setting; a user's ordinary files stay."""
+    config, key = load_claude_config(), SessionKey.parse("default/3001/0")
+    root = tmp_path / "sessions"
+    with session_workspace(root, key, config, disk_limit_mb=1, alone=True) as paths:
+        for i in range(200):  # 800 KiB by the rule: under 1 MiB
+            Path(paths.cwd, f"note-{i}").touch()
+    with session_workspace(root, key, config, disk_limit_mb=1, alone=True) as paths:
+        kept = len(list(Path(paths.cwd).glob("note-*")))
+        for i in range(300):  # 1,200 KiB: over
+            Path(paths.cwd, f"empty-{i}").touch()
+    assert "workspace.over_disk_limit" not in capfd.readouterr().err
+    with session_workspace(root, key, config, disk_limit_mb=1, alone=True) as paths:
+        left = [p.name for p in Path(paths.cwd).iterdir() if p.name != ".claude"]
+
+    assert kept == 200 and left == [], left
+    over = [line for line in capfd.readouterr().err.splitlines() if "workspace.over_disk_limit" in line]
+    assert len(over) == 1 and "SESSION_DISK_LIMIT_MB" in over[0], over
+
+
 def test_the_skills_plugin_is_written_anew_over_whatever_a_tool_changed(tmp_path: Path) -> None:
     """Where a kernel without Landlock lets a tool write it, an edited skill or an added hook
     file must not reach the next turn (of any chat)."""

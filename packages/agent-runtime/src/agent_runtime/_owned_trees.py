@@ -21,6 +21,10 @@ from typing import Any
 # Deeper than any checkout a session needs; a deeper tree counts as over the disk budget
 # (measuring it would take two descriptors per level).
 MAX_SIZED_DEPTH = 64
+# What an entry counts at least, however small: ext4's block, which a directory and any file
+# with data take. Empty files cost inodes, not bytes: counted as bytes alone, a flood of them
+# (millions of inodes, no byte) fitted any budget.
+ENTRY_BLOCK = 4096
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -33,8 +37,9 @@ def reclaim_rights(path: str | os.PathLike[str]) -> None:
 
 
 def tree_size(path: str | os.PathLike[str]) -> float:
-    """Bytes of the files under the directory ``path`` (0 if there is none, or a link);
-    ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
+    """Bytes of the entries under the directory ``path``, each (file, link or directory)
+    counting at least ENTRY_BLOCK (0 if there is none, or a link); ``math.inf`` for a tree
+    nested deeper than MAX_SIZED_DEPTH."""
     try:
         top = _open_directory(os.fspath(path), None, writable=False)
     except OSError as exc:
@@ -51,10 +56,11 @@ def tree_size(path: str | os.PathLike[str]) -> float:
                 _close(*levels.pop())
             elif not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
-                    total += entry.stat(follow_symlinks=False).st_size
+                    total += max(entry.stat(follow_symlinks=False).st_size, ENTRY_BLOCK)
             elif len(levels) > MAX_SIZED_DEPTH:
                 return math.inf
             else:
+                total += ENTRY_BLOCK
                 levels.append(_listing(_open_directory(entry.name, fd, writable=False)))
     finally:
         for level in levels:

@@ -33,6 +33,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import math
 import os
 import shutil
 import stat
@@ -40,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-from session_core import SessionKey
+from session_core import SessionKey, get_logger
 
 from ._claude_config import ClaudeConfig
 from ._owned_trees import reclaim_rights, remove_tree, tree_size
@@ -53,6 +54,8 @@ _LOCK = ".lock"
 # Read by the CLI from its cwd: what only claude-config may set.
 _CLI_CONFIGURATION_IN_CWD = (".claude", "CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", ".mcp.json")
 _TRANSCRIPTS = "projects"  # under config/: <project>/<session>.jsonl, the transcripts (_restore.py)
+
+log = get_logger("agent_runtime._workspace")
 
 
 class SessionWorkspace(msgspec.Struct, frozen=True, kw_only=True):
@@ -280,8 +283,17 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
     # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/; over
     # budget, work/ and config/ too (the transcript lives in the store).
     kept = {_LOCK}
-    if tree_size(mine) <= disk_limit_mb * 1024 * 1024:  # a tree too deep to size counts as over
+    size = tree_size(mine)  # every entry counts a block: an inode flood is over; too deep: inf
+    if size <= disk_limit_mb * 1024 * 1024:
         kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
+    else:
+        log.warning(
+            "workspace.over_disk_limit",
+            size_mb=-1 if size == math.inf else round(size / 2**20),
+            limit_mb=disk_limit_mb,
+            setting="SESSION_DISK_LIMIT_MB",
+            removed="work/ and config/ (the transcript is restored from the store)",
+        )
     for child in mine.iterdir():
         if child.name not in kept:
             _remove(child)
