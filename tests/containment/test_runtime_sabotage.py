@@ -234,7 +234,8 @@ def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool, scope: 
     """A tool may fill its own work directory (Landlock lets it: that is where it works) until the
     disk has no block or inode left. The next chat's turn must still run: what the saboteur left
     goes first, however it is shaped, and removing it must itself need no space. The saboteur's
-    own next turn runs too."""
+    own turns are answered and kept in its history too, the one that filled the disk included:
+    the runtime writes nothing of its own to the full disk that an answer needs."""
     user = runtime_user(landlock)
     scratch = Path(tempfile.mkdtemp(prefix="agentbot-full-disk-"))
     try:
@@ -247,7 +248,7 @@ def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool, scope: 
             runtime.turn(SABOTEUR, 1, f"bash: {FILL_THE_DISK}")
             full_once = _full(scratch / "sessions")
             other = runtime.turn(OTHER, 2, "hello")
-            runtime.turn(SABOTEUR, 3, f"bash: {FILL_THE_DISK}")
+            filling = runtime.turn(SABOTEUR, 3, f"bash: {FILL_THE_DISK}")
             full_again = _full(scratch / "sessions")
             saboteur_again = runtime.turn(SABOTEUR, 4, "hello")
     finally:
@@ -255,7 +256,8 @@ def test_a_tool_that_fills_the_disk_breaks_no_later_turn(landlock: bool, scope: 
 
     assert full_once and full_again  # the sabotage ran (else this proves nothing)
     assert other.ok and other.text == "answer after 0 earlier turns", other
-    assert saboteur_again.ok, saboteur_again
+    assert filling.ok, filling
+    assert saboteur_again.ok and saboteur_again.text == "answer after 2 earlier turns", saboteur_again
 
 
 def _full(mount_point: Path) -> bool:
