@@ -296,11 +296,58 @@ def test_a_flood_of_empty_files_is_over_the_disk_budget_and_gone_by_the_next_tur
     finally:
         remove_tree(scratch)
 
-    assert flood.ok and "FLOODED" in flood.text and flooded == 5000, flood  # the sabotage ran
+    # the sabotage ran past the budget (the turn's own watch may have stopped it there)
+    assert flooded > 4096 and ("FLOODED" in flood.text or flood.error_reason == "disk_limit"), flood
     assert after.ok and "FLOOD-GONE" in after.text, after
     assert again.ok and again.text == "answer after 2 earlier turns", again
     told = [line for line in capfd.readouterr().err.splitlines() if "workspace.over_disk_limit" in line]
     assert told and "SESSION_DISK_LIMIT_MB" in told[0], told
+
+
+# 200 MiB a MiB at a time, paced (an attack writes as fast as the disk takes it: the runtime
+# lets it write one look's worth past the budget) so that the look can be seen to come first.
+WRITE_200_MIB = (
+    "for i in $(seq 200); do head -c 1048576 /dev/zero > f$i || break; sleep 0.02; done; echo WROTE-ALL"
+)
+
+
+@pytest.mark.parametrize("scope", ["uid", "descendants"], ids=["as-lambda", "as-agentbot-dev"])
+@pytest.mark.parametrize("landlock", [True, False], ids=["landlock", "no-landlock"])
+def test_a_tool_writing_past_the_disk_budget_is_stopped_during_its_turn(
+    landlock: bool, scope: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Lambda's /tmp is bounded by its ephemeral storage, a developer's disk under `agentbot
+    dev` by nothing: a tool could fill it in one turn. The turn stops once the chat's files pass
+    SESSION_DISK_LIMIT_MB, the user is told why (reason disk_limit, not a retry), the operator
+    which setting, and the chat goes on: its next turn starts without those files and
+    remembers what came before."""
+    user = runtime_user(landlock)
+    scratch = Path(tempfile.mkdtemp(prefix="agentbot-disk-budget-"))
+    try:
+        with bash_scripted_runtime(
+            user,
+            landlock=landlock,
+            scratch=scratch,
+            model_key=SABOTAGE_MODEL_KEY,
+            sweep_scope=scope,
+            settings=SMALL_DISK_LIMIT,
+        ) as runtime:
+            first = runtime.turn(SABOTEUR, 1, "hello")
+            writing = runtime.turn(SABOTEUR, 2, f"bash: {WRITE_200_MIB}")
+            (saboteurs,) = [p for p in (scratch / "sessions").iterdir() if not p.name.startswith(".")]
+            written_mib = sum(f.stat().st_size for f in (saboteurs / "work").glob("f*")) / 2**20
+            after = runtime.turn(SABOTEUR, 3, "hello again")
+            left = list((saboteurs / "work").glob("f*"))
+    finally:
+        remove_tree(scratch)
+
+    assert first.ok, first
+    assert writing.error_reason == "disk_limit" and not writing.retryable, writing
+    # stopped once the session's files (the tool's, the transcript, ...) passed 16 MiB
+    assert 8 < written_mib < 64, written_mib
+    assert after.ok and after.text == "answer after 1 earlier turns" and left == [], (after, left)
+    told = [line for line in capfd.readouterr().err.splitlines() if "turn.over_disk_limit" in line]
+    assert len(told) == 1 and "SESSION_DISK_LIMIT_MB" in told[0], told
 
 
 def _give(path: Path, user: str) -> None:

@@ -27,6 +27,7 @@ def failed(kind: ErrorKind, reason: ErrorReason | None = None) -> TurnResult:
         ("model_error", "max_budget", "cost more than one message may spend"),
         ("bad_request", "attachment", "could not open the file you sent"),
         ("bad_request", "history_too_large", "Send /new to start a fresh one"),
+        ("model_error", "disk_limit", "grew past the disk space one chat may use"),
     ],
 )
 def test_the_reason_words_the_failure_before_the_kind(

@@ -38,6 +38,7 @@ def test_a_turn_stopped_mid_code_block_says_stopped_outside_the_code() -> None:
         ("max_turns", 5_000, "⏹ <i>I stopped here: this took more steps than I may take"),
         ("max_budget", 5_000, "⏹ <i>I stopped here: going on would cost more than one message"),
         ("crashed", 5_000, "⚠️ <i>Something went wrong on my side, so I stopped here."),
+        ("disk_limit", 5_000, "⏹ <i>I stopped here: the files I made for this chat grew past the disk"),
     ],
 )
 def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
@@ -54,7 +55,9 @@ def test_a_turn_stopped_by_a_limit_mid_code_block_says_why_outside_the_code(
     code, _, note = chunk.partition("</code></pre>\n\n")
     assert code.endswith("return 1") and "Stopped" not in note, chunk
     assert note.startswith(says), note
-    assert note.endswith(("ask for the next part.</i>", "Please try again.</i>"))
+    assert note.endswith(
+        ("ask for the next part.</i>", "Please try again.</i>", "ask for something smaller.</i>")
+    )
 
 
 @pytest.mark.parametrize(

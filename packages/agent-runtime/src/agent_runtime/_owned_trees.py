@@ -36,12 +36,12 @@ def reclaim_rights(path: str | os.PathLike[str]) -> None:
         os.chmod(path, stat.S_IMODE(info.st_mode) | 0o700)
 
 
-def tree_size(path: str | os.PathLike[str]) -> float:
-    """Bytes of the entries under the directory ``path``, each (file, link or directory)
-    counting at least ENTRY_BLOCK (0 if there is none, or a link); ``math.inf`` for a tree
-    nested deeper than MAX_SIZED_DEPTH."""
+def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> float:
+    """Bytes of the entries under the directory ``path`` (relative to ``dir_fd`` if given),
+    each (file, link or directory) counting at least ENTRY_BLOCK (0 if there is none, or a
+    link); ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
     try:
-        top = _open_directory(os.fspath(path), None, writable=False)
+        top = _open_directory(os.fspath(path), dir_fd, writable=False)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):  # ELOOP: a link
             return 0

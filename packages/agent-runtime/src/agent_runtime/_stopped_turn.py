@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 def early_answer(
     end: RunEnd, live: LiveProgress | None, written: str, outcome: RunOutcome
-) -> Literal["user", "timeout", "crashed"] | None:
+) -> Literal["user", "timeout", "disk_limit", "crashed"] | None:
     """Why a run that ended early has an answer to record, what it wrote so far: the user
-    stopped it, or its time ran out or its CLI died (no result, no error of ours) after it
+    stopped it, or its time ran out, its files passed the disk limit or its CLI died (no
+    result, no error of ours) after it
     wrote something (the user saw it grow) or finished a file in its outbox (the user gets
     it): neither is thrown away. None: it finished, or it failed with nothing written nor
     made (as before: an unrecorded error)."""
@@ -31,6 +32,8 @@ def early_answer(
         return None
     if end is RunEnd.TIMED_OUT:
         return "timeout"
+    if end is RunEnd.OVER_DISK_LIMIT:
+        return "disk_limit"
     failure = outcome.failure
     if (
         end is RunEnd.FINISHED

@@ -46,6 +46,7 @@ from ._attachments import stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
 from ._config_report import config_error_result, report_config_error
+from ._disk_watch import disk_limit_passed
 from ._environment import (
     ModelAccess,
 )
@@ -381,10 +382,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     async def _stopped_run(
         self, key: SessionKey, request: TurnRequest, end: RunEnd, outcome: RunOutcome, started: float
     ) -> TurnResult:
-        """The answer to a run stopped before it finished: its lease was lost, or its time ran out."""
+        """The answer to a run stopped before it finished: its lease was lost, its time ran out,
+        or its files passed the disk limit."""
         await self._count_killed_run(key, outcome)
         if end is RunEnd.LEASE_LOST:
             return with_spend(await self._lease_lost(key, request, started), outcome)
+        if end is RunEnd.OVER_DISK_LIMIT:  # run again, it would fill the disk again
+            answer = _error(request, "model_error", retryable=False, started=started, reason="disk_limit")
+            return with_spend(answer, outcome)
         # A long task started again three times costs three times: tell the user, unless
         # nothing was spent yet.
         log.warning("turn.timeout", spent=outcome.spent)
@@ -603,22 +608,26 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         deadline: float | None,
         live: LiveProgress | None = None,
     ) -> RunEnd:
-        """Run the SDK until it finishes, the lease is lost, the time budget ends or the user
-        stops it; a stopped run's CLI and tools are killed."""
+        """Run the SDK until it finishes, the lease is lost, the time budget ends, the session's
+        files pass SESSION_DISK_LIMIT_MB or the user stops it; a stopped run's CLI and tools
+        are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
         self._sweep_processes(before_run=True)
         sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
+        limit_mb = self.settings.session_disk_limit_mb
+        disk = asyncio.create_task(disk_limit_passed(workspace.root, limit_mb * 1024 * 1024))
         # a stop request from the user (never set without a live item)
         stop = asyncio.create_task(live.stop_requested.wait() if live is not None else asyncio.Event().wait())
         try:
             timeout = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
             done, _ = await asyncio.wait(
-                {sdk, lost, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                {sdk, lost, stop, disk}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             lost.cancel()
             stop.cancel()
+            disk.cancel()
             # While its tools still run: which outbox files one of them is still writing.
             outcome.outbox_at_end = self._look_at_outbox(workspace)
             # Before any result leaves: no process of this turn survives it, and the model
@@ -640,6 +649,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if live is not None and live.stop_requested.is_set():
             live.emit(TurnStopped())
             return RunEnd.STOPPED
+        if disk in done:
+            size = disk.result()
+            log.warning(
+                "turn.over_disk_limit",
+                size_mb=-1 if size == float("inf") else round(size / 2**20),
+                limit_mb=limit_mb,
+                setting="SESSION_DISK_LIMIT_MB",
+            )
+            return RunEnd.OVER_DISK_LIMIT
         return RunEnd.TIMED_OUT
 
     async def _begin_live(
@@ -741,8 +759,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         be recorded: the next message will not follow it, so it fails as one that wrote nothing
         (the note under its text would say what the next message follows). What it paid is
         counted; a call it declined is still said to be."""
-        if stopped.stop_reason == "timeout":
-            failed = await self._stopped_run(key, request, RunEnd.TIMED_OUT, outcome, started)
+        if stopped.stop_reason in ("timeout", "disk_limit"):
+            end = RunEnd.TIMED_OUT if stopped.stop_reason == "timeout" else RunEnd.OVER_DISK_LIMIT
+            failed = await self._stopped_run(key, request, end, outcome, started)
         else:
             crashed = await self._failed_run(key, request, outcome, answered=False, started=started)
             assert crashed is not None  # a crashed run has its failure

@@ -27,11 +27,12 @@ DEADLINE_MARGIN_S = 3.0
 
 class RunEnd(enum.Enum):
     """How an SDK run ended: it finished (well or not), its lease was lost, its time ran out,
-    or the user stopped it."""
+    the session's files passed its disk limit, or the user stopped it."""
 
     FINISHED = "finished"
     LEASE_LOST = "lease_lost"
     TIMED_OUT = "timed_out"
+    OVER_DISK_LIMIT = "over_disk_limit"
     STOPPED = "stopped"
 
 

@@ -63,9 +63,12 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # Why a turn failed, where its kind alone does not say what the user should do: it ran out of
 # time, hit the agent's step limit or the turn's budget, could not open an attachment, the
-# session's history has outgrown what the runtime's memory can load, or the agent's process
-# died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``).
-ErrorReason = Literal["timeout", "max_turns", "max_budget", "attachment", "history_too_large", "crashed"]
+# session's history has outgrown what the runtime's memory can load, the agent's process
+# died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``), or
+# the chat's files passed the disk space a session may use (SESSION_DISK_LIMIT_MB).
+ErrorReason = Literal[
+    "timeout", "max_turns", "max_budget", "attachment", "history_too_large", "crashed", "disk_limit"
+]
 
 
 class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +124,8 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # recorded (a retry replays it; the next message resumes the session after it).
     stopped: bool = False
     # Stopped by a limit, not by the user (``stopped`` is set too): "timeout" (its time ran
-    # out), "max_turns", "max_budget", or "crashed" (the agent's process died). ``text`` is
+    # out), "max_turns", "max_budget", "crashed" (the agent's process died) or "disk_limit"
+    # (the chat's files passed the disk space a session may use). ``text`` is
     # what was written until then, recorded the same way. A turn stopped so before it wrote
     # anything fails instead (``error_kind``, unrecorded).
     stop_reason: ErrorReason | None = None

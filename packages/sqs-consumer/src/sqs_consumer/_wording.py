@@ -62,6 +62,8 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "history_too_large": "This conversation has grown too long for me to continue: its history no "
     "longer fits in my memory. Send /new to start a fresh one.",
     "crashed": "Something went wrong on my side while answering. Please try again.",
+    "disk_limit": "I stopped because the files I made for this chat grew past the disk space one "
+    "chat may use. I remove them before your next message; please ask for something smaller.",
 }
 
 
@@ -94,6 +96,12 @@ def limit_note(reason: ErrorReason, duration_ms: int, *, wrote_nothing: bool = F
     remembered = "I remember your message and the steps I finished, not words I was still writing."
     if reason == "crashed":
         return f"⚠️ _Something went wrong on my side, so I stopped here. {remembered} Please try again._"
+    if reason == "disk_limit":
+        return (
+            "⏹ _I stopped here: the files I made for this chat grew past the disk space one chat may "
+            f"use, and I remove them before your next message. {remembered} Please ask for something "
+            "smaller._"
+        )
     if reason != "timeout":
         return _LIMIT_NOTES.get(reason, "⏹ _Stopped._")
     return (
