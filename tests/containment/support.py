@@ -29,6 +29,13 @@ ROOT_ONLY_REASON = (
     "'nobody', which needs root; run the suite as root to prove the agent is contained"
 )
 
+# A tool's Bash command, in its cwd: 200 MiB a MiB at a time, paced (an attack writes as fast as
+# the disk takes it: the runtime lets it write one look's worth past the disk budget) so that
+# the runtime's look (every 0.25 s) can be seen to come first.
+WRITE_200_MIB = (
+    "for i in $(seq 200); do head -c 1048576 /dev/zero > f$i || break; sleep 0.02; done; echo WROTE-ALL"
+)
+
 # Not a user of another test: the runtime sweeps its uid after each turn (see SWEEP_USERS).
 RUNTIME_USERS = {True: "games", False: "man"}
 

@@ -14,19 +14,23 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from local_stack import LocalTelegram, ModelServer
 
 from tests.containment.support import (
     ROOT_ONLY_REASON,
+    WRITE_200_MIB,
     agent_user_processes,
     allow_targets,
     attack_command,
     attack_dir,
     attack_report,
     attack_responder,
+    bash_responder,
     listening_ports,
     tools_config,
 )
@@ -154,3 +158,69 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
     assert "agent     runs as the unprivileged user 'nobody'" in err
     assert f"from user {ATTACKER}: queued" in err  # the id ALLOWED_USER_IDS takes
     assert BOT_TOKEN not in out + err and MODEL_KEY not in out + err
+
+
+def test_agentbot_dev_stops_a_turn_whose_files_pass_the_disk_limit_and_the_chat_goes_on() -> None:
+    """Lambda's /tmp is bounded by its ephemeral storage, the developer's disk by nothing: a
+    tool must not fill it in one turn. With SESSION_DISK_LIMIT_MB=16 in the shell, the turn that
+    writes 200 MiB is stopped soon after 16, the chat reads why, and its next message is
+    answered with its history."""
+    scratch = tempfile.mkdtemp(prefix="agentbot-dev-disk-")
+    state = Path(scratch) / "state"
+    try:
+        with (
+            LocalTelegram(token=BOT_TOKEN, bot_username="real_mode_bot") as telegram,
+            ModelServer(bash_responder) as model,
+        ):
+            env = {
+                name: value
+                for name, value in os.environ.items()
+                if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
+            }
+            env.update(
+                TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+                TELEGRAM_API_BASE=telegram.base_url,
+                ANTHROPIC_API_KEY=MODEL_KEY,
+                ANTHROPIC_BASE_URL=model.base_url,
+                ALLOWED_USER_IDS=str(ATTACKER),
+                CLAUDE_CONFIG_PATH=str(tools_config(Path(scratch))),
+                LANDLOCK="off",
+                SESSION_DISK_LIMIT_MB="16",
+            )
+            dev = subprocess.Popen(
+                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
+                env=env,
+                cwd=scratch,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            written_mib = -1.0
+            try:
+                for count, text in enumerate(["hello", f"bash: {WRITE_200_MIB}", "hello again"], 1):
+                    telegram.push_update(_private_message(ATTACKER, text))
+                    if not telegram.wait_for(
+                        lambda t, n=count: len(t.sent_messages(ATTACKER)) >= n, timeout_s=240
+                    ):
+                        break
+                    if count == 2:
+                        files = (state / "work").glob("*/work/f*")
+                        written_mib = sum(f.stat().st_size for f in files) / 2**20
+            finally:
+                dev.send_signal(signal.SIGINT)
+                _, err = dev.communicate(timeout=60)
+            replies = [m.get("text", "") for m in telegram.sent_messages(ATTACKER)]
+            left = list((state / "work").glob("*/work/f*"))
+            log = (state / "functions.log").read_text()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    assert len(replies) == 3, (replies, err[-3000:])
+    assert replies[0] == "answer after 0 earlier turns", replies
+    assert "grew past the disk space one chat may use" in replies[1] and "WROTE-ALL" not in replies[1], (
+        replies
+    )
+    assert 8 < written_mib < 64, written_mib  # the developer's disk took 16 MiB and a look's worth
+    assert replies[2] == "answer after 1 earlier turns" and left == [], (replies, left)
+    assert "turn.over_disk_limit" in log and "SESSION_DISK_LIMIT_MB" in log

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from agent_runtime._owned_trees import remove_tree
 
-from tests.containment.support import ROOT_ONLY_REASON, bash_scripted_runtime, runtime_user
+from tests.containment.support import ROOT_ONLY_REASON, WRITE_200_MIB, bash_scripted_runtime, runtime_user
 
 pytestmark = [
     pytest.mark.slow,
@@ -302,13 +302,6 @@ def test_a_flood_of_empty_files_is_over_the_disk_budget_and_gone_by_the_next_tur
     assert again.ok and again.text == "answer after 2 earlier turns", again
     told = [line for line in capfd.readouterr().err.splitlines() if "workspace.over_disk_limit" in line]
     assert told and "SESSION_DISK_LIMIT_MB" in told[0], told
-
-
-# 200 MiB a MiB at a time, paced (an attack writes as fast as the disk takes it: the runtime
-# lets it write one look's worth past the budget) so that the look can be seen to come first.
-WRITE_200_MIB = (
-    "for i in $(seq 200); do head -c 1048576 /dev/zero > f$i || break; sleep 0.02; done; echo WROTE-ALL"
-)
 
 
 @pytest.mark.parametrize("scope", ["uid", "descendants"], ids=["as-lambda", "as-agentbot-dev"])
