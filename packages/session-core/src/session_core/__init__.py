@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         grant_token,
         new_approval_id,
     )
+    from ._attempt_marks import AttemptMarks
     from ._aws_errors import MISSING_OBJECT_CODES, aws_error_code
     from ._backlog import BacklogVerdict, ChatBacklog
     from ._budgets import (
@@ -148,6 +149,7 @@ __all__ = [
     "ApprovalOutcome",
     "ApprovalRequest",
     "Approvals",
+    "AttemptMarks",
     "BacklogVerdict",
     "BudgetCaps",
     "BudgetExceeded",
