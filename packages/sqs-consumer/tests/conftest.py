@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from local_stack import TEST_BOT_TOKEN, LocalTelegram
-from session_core import DynamoTable, SessionRegistry
+from session_core import AttemptMarks, DynamoTable, SessionRegistry
 from sqs_consumer import Consumer, ConsumerConfig, ConsumerDeps, ConsumerTiming
 from telegram_core import BotApi, ChatSettings, DeliveryLog
 
@@ -31,9 +31,10 @@ MakeConsumer = Callable[..., Consumer]
 
 @pytest.fixture
 def make_consumer(aws: Any, telegram: LocalTelegram, http: httpx.Client) -> MakeConsumer:
-    """``make_consumer(runtime, config={...}, deps={...}, timing=...)``: a Consumer of the
-    test stack's table, bucket and queues that answers through ``telegram``; ``config`` and
-    ``deps`` replace the named fields of its ConsumerConfig and ConsumerDeps."""
+    """``make_consumer(runtime, config={...}, deps={...}, timing=..., dynamodb=...)``: a
+    Consumer of the test stack's table, bucket and queues that answers through ``telegram``;
+    ``config`` and ``deps`` replace the named fields of its ConsumerConfig and ConsumerDeps;
+    ``dynamodb``: the client its table's records are reached through (a recording one, say)."""
 
     def make(
         runtime: Any,
@@ -41,9 +42,11 @@ def make_consumer(aws: Any, telegram: LocalTelegram, http: httpx.Client) -> Make
         config: Mapping[str, Any] | None = None,
         deps: Mapping[str, Any] | None = None,
         timing: ConsumerTiming | None = None,
+        dynamodb: Any = None,
     ) -> Consumer:
         res = aws.resources
-        records = DynamoTable(dynamodb=aws.dynamodb, table=res.table)
+        dynamodb = dynamodb or aws.dynamodb
+        records = DynamoTable(dynamodb=dynamodb, table=res.table)
         settings = ConsumerConfig(
             **{
                 "runtime_function_name": "agentbot-runtime",
@@ -58,13 +61,14 @@ def make_consumer(aws: Any, telegram: LocalTelegram, http: httpx.Client) -> Make
         )
         parts = ConsumerDeps(
             **{
-                "registry": SessionRegistry(dynamodb=aws.dynamodb, table=res.table),
+                "registry": SessionRegistry(dynamodb=dynamodb, table=res.table),
                 "deliveries": DeliveryLog(records),
                 "chat_settings": ChatSettings(records),
                 "runtime": runtime,
                 "bot": BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01),
                 "s3": aws.s3,
                 "sqs": aws.sqs,
+                "attempts": AttemptMarks(dynamodb=dynamodb, table=res.table, retention_days=1),
                 **(deps or {}),
             }
         )

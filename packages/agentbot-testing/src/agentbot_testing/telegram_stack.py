@@ -27,6 +27,7 @@ from session_core import (
     MAX_RECEIVE_COUNT,
     AlbumParts,
     Approvals,
+    AttemptMarks,
     BudgetLedger,
     ChatBacklog,
     DynamoTable,
@@ -121,6 +122,9 @@ class TelegramStack:
             albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
             pastes=PasteParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
             voices=voice_transcriber(config, s3 or self.aws.s3),
+            attempts=AttemptMarks(
+                dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
+            ),
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
 

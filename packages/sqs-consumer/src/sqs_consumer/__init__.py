@@ -45,6 +45,7 @@ from ._voice import MAX_VOICE_SECONDS, VoiceNotTranscribed, VoiceTranscriber, vo
 from ._wording import (
     FAILED_NOTICE,
     FAILURE_WORDING,
+    LAST_TRY_NOTICE,
     MISCONFIGURED_NOTICE,
     UNSENT_WORDING,
     failure_text,
@@ -58,6 +59,7 @@ __all__ = [
     "HEARTBEAT_INTERVAL_S",
     "HEARTBEAT_VISIBILITY_S",
     "HELP_TEXT",
+    "LAST_TRY_NOTICE",
     "MAX_RECEIVE_COUNT",
     "MAX_REQUEUES",
     "MAX_VOICE_SECONDS",

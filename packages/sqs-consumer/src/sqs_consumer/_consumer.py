@@ -8,6 +8,8 @@
 - ``_failures``: retry delays, re-enqueued copies and dead letters.
 - ``_visibility_heartbeat``: the batch's records stay hidden while it runs, and come back
   within minutes if the invocation dies without answering.
+- ``_last_try``: a message whose try before last died (nothing could be said then) gets a
+  word to the user before its last try.
 
 A misconfigured deployment (``error_kind="config"`` from the runtime, which told the operator)
 gets one short notice and the record is acknowledged: no retry, no DLQ. A turn that fails for
@@ -29,6 +31,7 @@ from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._delivery import Delivery
 from ._deps import ConsumerDeps
 from ._failures import FailurePolicy, classify
+from ._last_try import LastTryWatch
 from ._message import MessageHandler
 from ._outcomes import RecordOutcome
 from ._timing import ConsumerTiming, RemainingTimeMs, time_left_of
@@ -58,6 +61,9 @@ class Consumer:
             claim_poll_s=min(timing.busy_poll_s, 0.5),
         )
         self._messages = MessageHandler(config=config, deps=deps, timing=timing, delivery=self._delivery)
+        self._last_try = LastTryWatch(
+            marks=deps.attempts, delivery=self._delivery, max_receive_count=config.max_receive_count
+        )
         self._failures = FailurePolicy(
             sqs=deps.sqs,
             inbound_queue_url=config.inbound_queue_url or "",
@@ -119,13 +125,14 @@ class Consumer:
             )
         msg = envelope.message
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
-        try:
-            status = self._messages.process(msg, key, remaining)
-        except Exception as exc:
-            return self._failed(record, msg, key, exc, last_receive=last_receive)
-        log.info("record_done", status=status, receive_count=record.receive_count)
-        self._left_queue(msg, key)
-        return RecordOutcome(done=True, status=status)
+        with self._last_try.attempt(record.receive_count, msg, key):
+            try:
+                status = self._messages.process(msg, key, remaining)
+            except Exception as exc:
+                return self._failed(record, msg, key, exc, last_receive=last_receive)
+            log.info("record_done", status=status, receive_count=record.receive_count)
+            self._left_queue(msg, key)
+            return RecordOutcome(done=True, status=status)
 
     def _failed(
         self, record: SqsRecord, msg: InboundMessage, key: SessionKey, exc: Exception, *, last_receive: bool

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 from session_core import SessionKey, StagedAttachment, StorageError, get_logger
@@ -36,6 +36,8 @@ from ._wording import FAILED_NOTICE
 log = get_logger(__name__)
 
 _RECORD_WRITE_ATTEMPTS = 5
+# The notices a user gets once per update (DeliveryRecords.notice_sent's kinds).
+NoticeKind = Literal["failed", "last_try"]
 _Part = TypeVar("_Part")
 # Reads a file the agent sends: its bytes, or None when it cannot be sent (gone from S3).
 ReadFile = Callable[[StagedAttachment], bytes | None]
@@ -219,11 +221,15 @@ class Delivery:
             return None
         return ChunkClaimer(self._claims, key, update_id, sleep=self._sleep, poll_s=self._claim_poll_s)
 
-    def tell_user_once(self, msg: InboundMessage, key: SessionKey, user_message: str | None) -> None:
-        """Tell the user their message failed (``user_message`` or FAILED_NOTICE), once per
-        update however often this runs; a notice that cannot be sent is only logged."""
+    def tell_user_once(
+        self, msg: InboundMessage, key: SessionKey, user_message: str | None, *, kind: NoticeKind = "failed"
+    ) -> None:
+        """Tell the user ``user_message`` (None: FAILED_NOTICE) in reply to their message, once
+        per update and ``kind`` however often this runs: "failed", their message failed for
+        good; "last_try", its last try is starting after the one before died. A notice that
+        cannot be sent is only logged."""
         try:
-            if not self._registry.notice_sent(key, msg.update_id, "failed"):
+            if not self._registry.notice_sent(key, msg.update_id, kind):
                 return
             self._bot.send_message(
                 msg.chat_id,
@@ -233,7 +239,7 @@ class Delivery:
                 reply_to_message_id=msg.message_id,
             )
         except (ConsumerError, TelegramApiError, StorageError, ValueError) as exc:
-            log.warning("failure_notice_not_sent", error=type(exc).__name__)
+            log.warning("failure_notice_not_sent", kind=kind, error=type(exc).__name__)
 
     def _record_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
         # The chunk is out and cannot be taken back: a lost record would send it twice on

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from session_core import (
     AlbumParts,
     Approval,
+    AttemptMarks,
     BudgetLedger,
     ChatBacklog,
     Grant,
@@ -87,6 +88,8 @@ class ConsumerDeps:
     ``voices``: writes down what recordings say (None: VOICE_TRANSCRIPTION is off);
     ``heartbeat_sqs``: keeps a running batch's records hidden, with short timeouts
     (``heartbeat_client_config``; None: ``sqs``);
+    ``attempts``: marks a message's try before last, so that its last try can tell the user
+    when that one died (session_core.AttemptMarks; None: no word before the last try);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry
@@ -106,5 +109,6 @@ class ConsumerDeps:
     pastes: PasteParts | None = None
     voices: VoiceTranscriber | None = None
     heartbeat_sqs: VisibilityClient | None = None
+    attempts: AttemptMarks | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

@@ -26,6 +26,13 @@ FAILED_NOTICE = (
     "or send /new to start a fresh conversation."
 )
 MISCONFIGURED_NOTICE = "Sorry, the bot is misconfigured; the operator has been told."
+# Before the last try at a message whose try before it ended without a word (the consumer was
+# killed: out of memory, out of time). Not "your message stopped me": a neighbour in the same
+# batch may have, and in a group "your" would blame whoever reads it.
+LAST_TRY_NOTICE = (
+    "Sorry for the wait: my last try at answering this message stopped before I could finish. "
+    "I'm trying once more; if that fails too, I'll set it aside for the operator to look at."
+)
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 

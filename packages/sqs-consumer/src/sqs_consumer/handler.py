@@ -30,6 +30,7 @@ def build_consumer() -> Consumer:
     from session_core import (
         AlbumParts,
         Approvals,
+        AttemptMarks,
         BudgetLedger,
         ChatBacklog,
         DynamoTable,
@@ -81,6 +82,7 @@ def build_consumer() -> Consumer:
         albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         pastes=PasteParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         voices=voice_transcriber(config, s3),
+        attempts=AttemptMarks(dynamodb=dynamodb, table=config.table, retention_days=1),
     )
     return Consumer(config, deps)
 
