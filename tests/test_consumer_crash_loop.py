@@ -13,13 +13,16 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from agentbot_testing.telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
+from agentbot_testing.telegram_stack import (
+    consumer_event_source,
+    consumer_function,
+    telegram_stack,
+    wait_until,
+)
 from agentbot_testing.telegram_support import update
-from local_stack import FunctionSpec, LocalLambda, SqsEventSource
 from session_core import MAX_RECEIVE_COUNT
-from sqs_consumer import LAST_TRY_NOTICE, runtime_client_config
+from sqs_consumer import LAST_TRY_NOTICE
 
 pytestmark = pytest.mark.slow
 
@@ -35,15 +38,7 @@ def killer(aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator
     the receive count of every record the event source handed over."""
     with (
         telegram_stack(aws, tmp_path, monkeypatch) as stack,
-        LocalLambda(
-            {
-                CONSUMER_FUNCTION: FunctionSpec(
-                    handler="sqs_consumer.handler.handle",
-                    env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
-                    timeout_s=60,
-                )
-            }
-        ) as consumer_lambda,
+        consumer_function(stack) as consumer_lambda,
     ):
         stack.receives = []
         stack.killed_at = []
@@ -63,14 +58,9 @@ def killer(aws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
         stack.kill_tries = kill_tries
         stack.telegram.on_call = kill_while_typing
-        source = SqsEventSource(
-            sqs_client=aws.sqs,
-            lambda_client=boto3.client(
-                "lambda", endpoint_url=consumer_lambda.endpoint, config=runtime_client_config()
-            ),
-            queue_url=aws.resources.queue_url,
-            queue_arn=aws.resources.queue_arn,
-            function_name=CONSUMER_FUNCTION,
+        source = consumer_event_source(
+            stack,
+            consumer_lambda,
             crash_retry_delay_s=1,  # a killed try's record is back in 1 s, not the heartbeat's 3 min
             on_receive=lambda got: stack.receives.extend(
                 int(m["Attributes"]["ApproximateReceiveCount"]) for m in got

@@ -10,12 +10,15 @@ import threading
 import time
 from typing import Any
 
-import boto3
 import pytest
-from agentbot_testing.telegram_stack import CONSUMER_FUNCTION, telegram_stack
+from agentbot_testing.telegram_stack import (
+    CONSUMER_FUNCTION,
+    consumer_function,
+    consumer_invoker,
+    telegram_stack,
+)
 from agentbot_testing.telegram_support import update
-from local_stack import FunctionSpec, LocalLambda, sqs_lambda_event
-from sqs_consumer import runtime_client_config
+from local_stack import sqs_lambda_event
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +26,9 @@ pytestmark = pytest.mark.slow
 def test_the_real_consumer_keeps_its_batch_hidden_while_its_turn_runs(aws, tmp_path, monkeypatch) -> None:
     with (
         telegram_stack(aws, tmp_path, monkeypatch) as stack,
-        LocalLambda(
-            {
-                CONSUMER_FUNCTION: FunctionSpec(
-                    handler="sqs_consumer.handler.handle",
-                    env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
-                    timeout_s=60,
-                )
-            }
-        ) as consumer_lambda,
+        consumer_function(stack) as consumer_lambda,
     ):
-        functions = boto3.client(
-            "lambda", endpoint_url=consumer_lambda.endpoint, config=runtime_client_config()
-        )
+        functions = consumer_invoker(consumer_lambda)
 
         def invoke(event: dict[str, Any]) -> dict[str, Any]:
             response = functions.invoke(FunctionName=CONSUMER_FUNCTION, Payload=json.dumps(event).encode())

@@ -8,12 +8,16 @@ import os
 import signal
 import time
 
-import boto3
 import pytest
-from agentbot_testing.telegram_stack import CONSUMER_FUNCTION, telegram_stack, wait_until
+from agentbot_testing.telegram_stack import (
+    consumer_event_source,
+    consumer_function,
+    telegram_stack,
+    wait_until,
+)
 from agentbot_testing.telegram_support import long_markdown, update
-from local_stack import FunctionSpec, LocalLambda, SqsEventSource, TelegramFault
-from sqs_consumer import DELIVERY_RESERVE_S, html_to_plain, render_reply, runtime_client_config
+from local_stack import TelegramFault
+from sqs_consumer import DELIVERY_RESERVE_S, html_to_plain, render_reply
 
 pytestmark = pytest.mark.slow
 
@@ -24,28 +28,9 @@ CONSUMER_TIMEOUT_S = 60
 def pipeline(aws, tmp_path, monkeypatch):
     with (
         telegram_stack(aws, tmp_path, monkeypatch) as stack,
-        LocalLambda(
-            {
-                CONSUMER_FUNCTION: FunctionSpec(
-                    handler="sqs_consumer.handler.handle",
-                    env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
-                    timeout_s=CONSUMER_TIMEOUT_S,
-                    max_concurrency=2,
-                )
-            }
-        ) as consumer_lambda,
+        consumer_function(stack, timeout_s=CONSUMER_TIMEOUT_S) as consumer_lambda,
     ):
-        source = SqsEventSource(
-            sqs_client=aws.sqs,
-            lambda_client=boto3.client(
-                "lambda", endpoint_url=consumer_lambda.endpoint, config=runtime_client_config()
-            ),
-            queue_url=aws.resources.queue_url,
-            queue_arn=aws.resources.queue_arn,
-            function_name=CONSUMER_FUNCTION,
-            pollers=2,
-            crash_retry_delay_s=1,
-        )
+        source = consumer_event_source(stack, consumer_lambda, pollers=2, crash_retry_delay_s=1)
         stack.consumer_lambda = consumer_lambda
         source.start()
         try:

@@ -21,6 +21,7 @@ from local_stack import (
     LocalLambda,
     LocalTelegram,
     ModelServer,
+    SqsEventSource,
     sqs_lambda_event,
 )
 from session_core import (
@@ -262,6 +263,41 @@ def telegram_stack(
         monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", runtime.endpoint)
         yield TelegramStack(aws, telegram, runtime, state, producer_handler.build_producer(), _http())
+
+
+@contextmanager
+def consumer_function(
+    stack: TelegramStack, *, timeout_s: float = 60, max_concurrency: int = 2
+) -> Iterator[LocalLambda]:
+    """The real consumer, ``sqs_consumer.handler.handle``, as its own awslambdaric processes
+    behind a local Lambda service (``CONSUMER_FUNCTION``), invoking ``stack``'s runtime."""
+    spec = FunctionSpec(
+        handler="sqs_consumer.handler.handle",
+        env={"AWS_ENDPOINT_URL_LAMBDA": stack.runtime.endpoint},  # the runtime's service
+        timeout_s=timeout_s,
+        max_concurrency=max_concurrency,
+    )
+    with LocalLambda({CONSUMER_FUNCTION: spec}) as functions:
+        yield functions
+
+
+def consumer_event_source(stack: TelegramStack, functions: LocalLambda, **options: Any) -> SqsEventSource:
+    """Lambda's SQS event source over ``stack``'s queue, handing batches to the consumer of
+    ``functions`` (``consumer_function``); ``options``: SqsEventSource's. Not started."""
+    aws = stack.aws
+    return SqsEventSource(
+        sqs_client=aws.sqs,
+        lambda_client=consumer_invoker(functions),
+        queue_url=aws.resources.queue_url,
+        queue_arn=aws.resources.queue_arn,
+        function_name=CONSUMER_FUNCTION,
+        **options,
+    )
+
+
+def consumer_invoker(functions: LocalLambda) -> Any:
+    """A Lambda client of the consumer's local service, as the event source's."""
+    return boto3.client("lambda", endpoint_url=functions.endpoint, config=runtime_client_config())
 
 
 @contextmanager
