@@ -623,3 +623,23 @@ def test_an_unaddressed_text_in_a_group_is_ignored_unless_it_continues_its_sende
     assert aside.paste_part is not None and aside.paste_part.album_id == "paste-7" and aside.near_limit
     sticker = decide(update(chat=GROUP, sticker={"file_id": "st", "emoji": "😂"}), config())
     assert sticker.paste_part is None
+
+
+def test_only_a_plain_text_typed_alone_may_be_the_comment_of_a_forward() -> None:
+    """The comment typed in Telegram's forward dialog is plain text; its turn waits a moment
+    for the forwards, so nothing that cannot be one is kept waiting."""
+    origin = {"type": "user", "sender_user": ALICE, "date": 5}
+    replied = {"message_id": 1, "chat": {"id": 7, "type": "private"}, "from": ALICE, "text": "earlier"}
+    cannot = {
+        "a reply": update(text="what about this?", reply_to_message=replied),
+        "a command": update(text="/status"),
+        "a long paste's first part": update(text="x" * 3500),
+        "a forward": update(text="hi", forward_origin=origin),
+        "a photo's caption": update(caption="summarize", photo=PHOTO),
+        "a shared place": update(location={"latitude": 1.0, "longitude": 2.0}),
+    }
+
+    assert decide(update(text="summarize these"), config()).message.may_be_comment  # type: ignore[union-attr]
+    for case, given in cannot.items():
+        message = decide(given, config()).message
+        assert message is not None and not message.may_be_comment, case

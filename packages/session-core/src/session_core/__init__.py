@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._albums import AlbumParts, AlbumVerdict
+    from ._albums import AlbumParts, AlbumVerdict, GatheredAlbum, forward_album_id
     from ._approvals import (
         APPROVAL_CHOICES,
         Approval,
@@ -164,6 +164,7 @@ __all__ = [
     "DynamoTable",
     "ErrorKind",
     "ErrorReason",
+    "GatheredAlbum",
     "Grant",
     "HistorySize",
     "InvalidSessionKeyError",
@@ -228,6 +229,7 @@ __all__ = [
     "encode",
     "encode_json",
     "env_int",
+    "forward_album_id",
     "get_logger",
     "grant_token",
     "is_paste",

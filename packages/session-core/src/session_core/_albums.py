@@ -10,7 +10,9 @@ table (``pk`` ``album|<session key>|<media_group_id>``, ``sk`` ``parts``) holds
   group, one addressed to the bot): the one part the producer queues;
 - ``last_at``: when the last part was recorded; ``gathered``: the update ids the consumer
   answered together, once it did (in place of ``recorded_ids``, the same ids kept by
-  ``record``: so gathering never makes the item larger than its parts made it).
+  ``record``: so gathering never makes the item larger than its parts made it);
+- ``comment_id``: set with ``gathered`` when the turn of a text sent just before the album took
+  it (the comment typed in Telegram's forward dialog): the update id of that text.
 
 The producer records every part (``record``) and queues only the first addressed one; the
 consumer, handling that one, waits until no part came for a moment and takes them all
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._dynamo_table import (
@@ -86,40 +89,100 @@ class AlbumParts(TableStore):
         quiet_s: float = DEFAULT_QUIET_S,
         wait_s: float = DEFAULT_WAIT_S,
         sleep: Callable[[float], None] = time.sleep,
-    ) -> list[str]:
+    ) -> GatheredAlbum:
         """The album's parts (as recorded, in update order) once none came for ``quiet_s`` (or
         ``wait_s`` passed), marked gathered so that a later part is "late". Asked again (a
-        retried turn), the same parts. Empty when the album was never recorded."""
-        pk = album_pk(session_key, album_id)
+        retried turn), the same parts. Empty when the album was never recorded. Its
+        ``comment`` says when a comment's turn took it (``gather_for_comment``): its starter's
+        turn then answers nothing."""
+        gathered = self._gather(album_pk(session_key, album_id), quiet_s, wait_s, sleep)
+        return gathered or GatheredAlbum(parts=[])
+
+    def gather_for_comment(
+        self,
+        session_key: str,
+        album_id: str,
+        *,
+        comment: int,
+        accepts: Callable[[list[str]], bool],
+        quiet_s: float = DEFAULT_QUIET_S,
+        wait_s: float = DEFAULT_WAIT_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[str]:
+        """The parts of the album (messages forwarded together) for the turn of the text
+        ``comment`` that came just before them (the comment typed in Telegram's forward
+        dialog), gathered as ``gather`` does and marked as that turn's, so that the album's own
+        turn answers nothing; only when no turn took it yet and ``accepts`` its parts (in
+        update order). Asked again (a retried turn), the same parts. Empty when the album was
+        never recorded, another turn took it, or ``accepts`` refused it."""
+        check_update_id(comment)
+        gathered = self._gather(
+            album_pk(session_key, album_id), quiet_s, wait_s, sleep, comment=comment, accepts=accepts
+        )
+        return gathered.parts if gathered is not None and gathered.comment == comment else []
+
+    def _gather(
+        self,
+        pk: str,
+        quiet_s: float,
+        wait_s: float,
+        sleep: Callable[[float], None],
+        *,
+        comment: int | None = None,
+        accepts: Callable[[list[str]], bool] | None = None,
+    ) -> GatheredAlbum | None:
+        """The album ``pk`` as gathered (for the turn of ``comment`` when given and
+        ``accepts`` takes its parts); None when it was never recorded or ``accepts`` refused."""
         deadline = self._table.clock() + wait_s
         while True:
             item = self._table.get("gather", pk, _PARTS)
             if item is None:
-                return []
+                return None
             recorded = recorded_parts(item)
             if "gathered" in item:
-                return [recorded[i] for i in sorted(recorded) if str(i) in item["gathered"]["NS"]]
+                taken = [recorded[i] for i in sorted(recorded) if str(i) in item["gathered"]["NS"]]
+                return GatheredAlbum(parts=taken, comment=item_int(item, "comment_id") or None)
+            if accepts is not None and not accepts([recorded[i] for i in sorted(recorded)]):
+                return None
             now = self._table.clock()
             if now - item_float(item, "last_at") < quiet_s and now < deadline:
                 sleep(min(0.25, quiet_s))
                 continue
             ids = sorted(recorded)
+            values = {":ids": {"NS": [str(i) for i in ids]}, ":seen": item["last_at"]}
+            update = "REMOVE recorded_ids SET gathered = :ids"
+            if comment is not None:
+                update += ", comment_id = :comment"
+                values[":comment"] = number(comment)
             try:
                 self._table.update(
                     "gather",
                     pk,
                     _PARTS,
-                    UpdateExpression="REMOVE recorded_ids SET gathered = :ids",
+                    UpdateExpression=update,
                     # Nothing recorded since we read: a part recorded now is "late".
                     ConditionExpression="attribute_not_exists(gathered) AND last_at = :seen",
-                    ExpressionAttributeValues={
-                        ":ids": {"NS": [str(i) for i in ids]},
-                        ":seen": item["last_at"],
-                    },
+                    ExpressionAttributeValues=values,
                 )
             except ConditionFailed:
                 continue  # another part came meanwhile (or a retry of ours gathered): read again
-            return [recorded[i] for i in ids]
+            return GatheredAlbum(parts=[recorded[i] for i in ids], comment=comment)
+
+
+@dataclass(frozen=True)
+class GatheredAlbum:
+    """An album's parts as its turn took them (as recorded, in update order); ``comment``: the
+    update id of the text whose turn took them (``gather_for_comment``), None for the album's
+    own turn."""
+
+    parts: list[str]
+    comment: int | None = None
+
+
+def forward_album_id(sender_id: int | None, sent_at: int) -> str:
+    """The ``album_id`` of the messages ``sender_id`` forwarded together at ``sent_at`` (the
+    second Telegram dates each of them with: one message each, all sent at once)."""
+    return f"forwarded-{sender_id}-{sent_at}"
 
 
 # What recording a part sets (``part_values`` names the values), for albums and pastes alike.

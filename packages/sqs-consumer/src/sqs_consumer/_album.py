@@ -20,11 +20,12 @@ def with_its_album(
     albums: AlbumParts | None,
     pastes: PasteParts | None,
     sleep: Callable[[float], None],
-) -> tuple[InboundMessage, tuple[InboundMessage, ...]]:
+) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
     """``msg`` with every part of its album (waiting until Telegram has sent them all), and
     the parts in the order sent (each keeps what it refers to: a forward its origin); ``msg``
     alone when it is no album's part or the album was never recorded. A paste is one message
-    the app split: its parts become that message again (``parts``: just it)."""
+    the app split: its parts become that message again (``parts``: just it). None when the
+    turn of the comment typed before them answered the album (``_forward_comment``)."""
     if msg.album_id is None:
         return msg, (msg,)
     if is_paste(msg.album_id):
@@ -32,7 +33,11 @@ def with_its_album(
             return msg, (msg,)
         raw = pastes.gather(msg.session_key, msg.user_id, starter=msg.update_id, sleep=sleep)
     elif albums is not None:
-        raw = albums.gather(msg.session_key, msg.album_id, sleep=sleep)
+        album = albums.gather(msg.session_key, msg.album_id, sleep=sleep)
+        if album.comment is not None:
+            log.info("album_answered_with_comment", comment=album.comment)
+            return None
+        raw = album.parts
     else:
         return msg, (msg,)
     parts = {msg.update_id: msg}

@@ -127,7 +127,13 @@ class Consumer:
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
         with self._last_try.attempt(record.receive_count, msg, key):
             try:
-                status = self._messages.process(msg, key, remaining)
+                status = self._messages.process(
+                    msg,
+                    key,
+                    remaining,
+                    enqueued_at=envelope.enqueued_at,
+                    first_try=record.receive_count == 1 and not record.requeues,
+                )
             except Exception as exc:
                 return self._failed(record, msg, key, exc, last_receive=last_receive)
             log.info("record_done", status=status, receive_count=record.receive_count)

@@ -47,6 +47,7 @@ from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
 from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
+from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
@@ -87,17 +88,28 @@ class MessageHandler:
         self._timing = timing
         self._delivery = delivery
 
-    def process(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> MessageStatus:
-        """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting."""
+    def process(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        remaining: RemainingTimeMs,
+        *,
+        enqueued_at: float = 0.0,
+        first_try: bool = True,
+    ) -> MessageStatus:
+        """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
+        ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
+        ran before (see ``with_its_forwards``)."""
         if msg.kind == "unsupported":
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
-        parts: tuple[InboundMessage, ...] = (msg,)
-        # One turn for the photos sent (or forwarded) together, and for a text the app split.
-        msg, parts = with_its_album(msg, self._deps.albums, self._deps.pastes, self._deps.sleep)
+        together = self._answered_together(msg, enqueued_at=enqueued_at, first_try=first_try)
+        if together is None:  # the comment typed before these forwards was answered with them
+            return "answered_with_comment"
+        msg, parts = together
         registry, budgets = self._deps.registry, self._deps.budgets
         typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
         command = parse_command(msg.text, self._config.bot_username) if typed else None
@@ -169,6 +181,21 @@ class MessageHandler:
         if not result.ok:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
         return "replied"
+
+    def _answered_together(
+        self, msg: InboundMessage, *, enqueued_at: float, first_try: bool
+    ) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
+        """``msg`` with the messages answered in its turn, and those parts in order: the photos
+        sent (or messages forwarded) together, a text the app split, or the comment typed in
+        Telegram's forward dialog with what it forwards. None when its turn was the comment's."""
+        deps = self._deps
+        album = with_its_album(msg, deps.albums, deps.pastes, deps.sleep)
+        if album is None or msg.album_id is not None:
+            return album
+        forwards = with_its_forwards(
+            msg, deps.albums, enqueued_at=enqueued_at, first_try=first_try, clock=deps.clock, sleep=deps.sleep
+        )
+        return forwards or album
 
     def _mention_needed(self, msg: InboundMessage) -> str | None:
         """The bot's username when ``msg`` comes from a group where only what addresses the

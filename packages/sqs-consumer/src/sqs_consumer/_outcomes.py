@@ -6,9 +6,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
-# attachment, the budget's refusal, or the runtime's for a history its memory cannot load.
+# attachment, the budget's refusal, the runtime's for a history its memory cannot load, or
+# with the comment typed before it (messages forwarded with a comment).
 MessageStatus = Literal[
-    "replied", "command", "unsupported", "refused", "over_budget", "history_too_large", "chat_moved"
+    "replied",
+    "command",
+    "unsupported",
+    "refused",
+    "over_budget",
+    "history_too_large",
+    "chat_moved",
+    "answered_with_comment",
 ]
 # What became of a record: answered (a MessageStatus), or handled without an answer
 # ("chat_unreachable": the bot may no longer post in the chat, so the answer was dropped).

@@ -73,6 +73,10 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     # producer's name for messages forwarded together ("forwarded-<sender>-<second>").
     album_id: str | None = None
     moved_from_chat_id: int | None = None
+    # A plain typed text (no file, no reply, no command, no paste): it may be the comment
+    # typed in Telegram's forward dialog, which arrives just before the messages forwarded
+    # with it (the consumer looks for them: see sqs_consumer's _forward_comment).
+    may_be_comment: bool = False
 
     @property
     def counted_in_backlog(self) -> bool:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import SessionKey, paste_album_id
+from session_core import SessionKey, forward_album_id, paste_album_id
 from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
 
 from ._attachments import attachments_of
@@ -96,6 +96,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
+    near_limit = pasted and utf16_length(msg.text or "") >= PASTE_PART_MIN_UNITS
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
     message = InboundMessage(
         update_id=update.update_id,
@@ -115,9 +116,10 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
         album_id=None if unsupported else _answered_with(msg, sender_id, attachments, pasted=pasted),
+        # Typed alone (no reply, not a paste's part): maybe the comment of a forward that follows.
+        may_be_comment=pasted and addressed and not near_limit and not context,
     )
     if pasted:  # its sender's next message may continue it
-        near_limit = utf16_length(msg.text or "") >= PASTE_PART_MIN_UNITS
         if addressed:
             return Decision(message=message, near_limit=near_limit)
         return Decision(
@@ -156,7 +158,7 @@ def _answered_with(
     if pasted and sender_id is not None:
         return paste_album_id(sender_id)
     if passed_on(msg) and msg.date:
-        return f"forwarded-{sender_id}-{msg.date}"
+        return forward_album_id(sender_id, msg.date)
     return msg.media_group_id if attachments else None
 
 

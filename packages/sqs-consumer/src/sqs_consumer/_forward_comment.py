@@ -1,0 +1,87 @@
+"""The comment typed in Telegram's forward dialog, answered with the messages forwarded with it.
+
+Telegram delivers the comment first, as an ordinary text message, then each forwarded message
+as a message of its own: same sender, dated the same second (or the next, when the two sends
+straddle one), with later message ids. The producer keeps those forwards as an album
+(session_core.AlbumParts, ``forward_album_id``) and queues its first part behind the comment
+in the chat's queue. So the comment's turn waits a moment for them, takes the album for
+itself and answers both; the album's own record then answers nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from session_core import AlbumParts, forward_album_id, get_logger
+from telegram_core import InboundMessage
+
+from ._album import joined_text
+
+log = get_logger(__name__)
+
+# How long after the comment reached the producer its forwards may still be coming: Telegram
+# sends a chat's next update once the webhook answered the comment (tens of milliseconds), so
+# the first forward is kept well within this, and a text no forward follows waits only this
+# (less the time it spent in the queue).
+COMMENT_WAIT_S = 1.0
+# The seconds after the comment's in which its forwards may be dated.
+_FORWARD_SECONDS = (0, 1)
+
+_part_decoder = msgspec.json.Decoder(InboundMessage)
+
+
+def with_its_forwards(
+    msg: InboundMessage,
+    albums: AlbumParts | None,
+    *,
+    enqueued_at: float,
+    first_try: bool,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
+    """``msg`` with the messages its sender forwarded right after it when it is such a
+    comment (its text first, then theirs with where each came from), and the parts in order;
+    None when it is no such comment. ``enqueued_at``: when the producer queued it; ``first_try``: no
+    attempt of this record ran before, so none decided it was answered alone (a retry only
+    takes the forwards an earlier attempt took, so its turn is the same)."""
+    if not msg.may_be_comment or msg.album_id is not None or albums is None:
+        return None
+    wait_s = min(enqueued_at + COMMENT_WAIT_S - clock(), COMMENT_WAIT_S)  # a skewed clock: no more
+    if wait_s > 0:
+        sleep(wait_s)
+
+    def follows_it(parts: list[str]) -> bool:
+        return first_try and _forwarded_after(msg, parts)
+
+    for later in _FORWARD_SECONDS:
+        album_id = forward_album_id(msg.user_id, msg.sent_at + later)
+        raw = albums.gather_for_comment(
+            msg.session_key, album_id, comment=msg.update_id, accepts=follows_it, sleep=sleep
+        )
+        if raw:
+            forwards = tuple(_part_decoder.decode(part) for part in raw)
+            parts = (msg, *forwards)
+            log.info("comment_with_forwards", forwards=len(forwards))
+            together = msgspec.structs.replace(
+                msg,
+                text=joined_text(parts),
+                attachments=tuple(a for part in parts for a in part.attachments),
+            )
+            return together, parts
+    return None
+
+
+def _forwarded_after(comment: InboundMessage, parts: list[str]) -> bool:
+    """Whether ``parts`` are messages the comment's sender forwarded after it, in its chat."""
+    try:
+        decoded = [_part_decoder.decode(part) for part in parts]
+    except msgspec.DecodeError:
+        return False  # written by the producer from a decoded message: never seen
+    return bool(decoded) and all(
+        part.forwarded
+        and part.session_key == comment.session_key
+        and part.user_id == comment.user_id
+        and part.message_id > comment.message_id
+        for part in decoded
+    )

@@ -1,0 +1,156 @@
+"""A comment typed in Telegram's forward dialog ("summarize these") is asked about the
+messages forwarded with it: one turn, one answer, replying to the comment.
+
+Telegram delivers the comment first, as an ordinary text message, then each forwarded message
+as a message of its own (same sender, same second, later message ids). Before, the comment was
+a turn of its own ("summarize what?") and the forwards a second one: two paid turns, and the
+first answer made no sense.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agentbot_testing.telegram_support import update, webhook_event
+from local_stack import TelegramFault
+from telegram_producer import handler as producer_handler
+
+CHAT = 501
+GROUP = -100777
+BOB = {"id": 42, "is_bot": False, "first_name": "Bob", "username": "bob"}
+TOGETHER = "[Forwarded from @bob]\n\npoint 0\n\npoint 1\n\npoint 2"
+
+
+def _post(stack: Any, update_id: int, **fields: Any) -> str:
+    """Post one message as Telegram does; the producer's outcome."""
+    response = stack.producer.handle_event(webhook_event(update(update_id, message_id=update_id, **fields)))
+    assert response["statusCode"] == 200, response
+    return str(json.loads(response["body"])["outcome"])
+
+
+def _comment_and_forwards(
+    stack: Any, first: int, *, sent: int, comment: str = "summarize these", forwards: int = 3, **fields: Any
+) -> list[str]:
+    """The comment, then ``forwards`` messages forwarded with it, as Telegram delivers them."""
+    outcomes = [_post(stack, first, text=comment, date=sent, **fields)]
+    for i in range(forwards):
+        origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000 + i}
+        outcomes.append(
+            _post(stack, first + 1 + i, text=f"point {i}", date=sent, forward_origin=origin, **fields)
+        )
+    return outcomes
+
+
+def _answers(stack: Any, chat_id: int = CHAT) -> list[dict[str, Any]]:
+    return [m for m in stack.replies(chat_id) if m["text"].startswith("Answer to:")]
+
+
+def test_a_comment_and_the_messages_forwarded_with_it_are_one_turn_and_one_answer(stack) -> None:
+    _comment_and_forwards(stack, 2000, sent=int(time.time()))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == f"summarize these\n\n{TOGETHER}"
+    [answer] = _answers(stack)
+    assert answer["reply_to_message"]["message_id"] == 2000  # the comment's
+
+
+def test_a_text_that_no_forward_follows_is_answered_on_its_own(stack) -> None:
+    _post(stack, 2010, text="what is the capital of Peru?")
+    started = time.monotonic()
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == "what is the capital of Peru?"
+    assert len(_answers(stack)) == 1
+    assert time.monotonic() - started < 3  # a short wait for forwards, not the album's 4 s
+
+
+def test_forwards_that_come_much_later_are_not_the_texts_comment(stack) -> None:
+    sent = int(time.time())
+    _post(stack, 2020, text="summarize these", date=sent - 30)
+    _comment_and_forwards(stack, 2021, sent=sent, forwards=3, comment="and these?")
+    stack.drain(stack.consumer())
+
+    assert [run["prompt"] for run in stack.runs()] == [
+        "summarize these",
+        f"and these?\n\n{TOGETHER}",
+    ]
+
+
+def test_forwards_of_another_member_are_not_a_members_comment(stack, monkeypatch) -> None:
+    monkeypatch.setenv("GROUP_REPLY_MODE", "always")
+    stack.producer = producer_handler.build_producer()  # with the setting
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    sent = int(time.time())
+    _post(stack, 2030, text="summarize these", date=sent, user_id=7, **group)
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    _post(stack, 2031, text="point 0", date=sent, forward_origin=origin, user_id=8, **group)
+    stack.drain(stack.consumer())
+
+    comment, forward = (run["prompt"] for run in stack.runs())
+    assert comment.endswith("summarize these") and "point 0" not in comment
+    assert forward.endswith("point 0") and "summarize these" not in forward
+
+
+def test_forwards_without_a_comment_are_still_one_turn(stack) -> None:
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    for i in range(3):
+        _post(stack, 2040 + i, text=f"point {i}", date=sent, forward_origin=origin)
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == TOGETHER
+
+
+def test_a_comment_whose_answer_failed_to_send_is_answered_once_with_its_forwards(stack) -> None:
+    """The comment's record comes back (its answer could not be sent): its turn is the same,
+    and the forwards' own record answers nothing."""
+    stack.telegram.inject("sendMessage", TelegramFault.server_error(), times=8)
+    _comment_and_forwards(stack, 2050, sent=int(time.time()))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == f"summarize these\n\n{TOGETHER}"
+    assert len(_answers(stack)) == 1
+
+
+def test_the_forwards_record_handed_over_again_answers_nothing(stack) -> None:
+    _comment_and_forwards(stack, 2060, sent=int(time.time()))
+    consumer = stack.consumer()
+    [comment] = stack.receive(1)
+    stack.hand_over(consumer, [comment])
+    [forwards] = stack.receive(1)
+    stack.hand_over(consumer, [forwards])
+    stack.hand_over(consumer, [forwards])  # SQS delivers a record more than once at times
+
+    [run] = stack.runs()
+    assert run["prompt"] == f"summarize these\n\n{TOGETHER}"
+    assert len(_answers(stack)) == 1
+
+
+def test_a_comment_or_forward_telegram_sends_again_changes_nothing(stack) -> None:
+    sent = int(time.time())
+    _comment_and_forwards(stack, 2070, sent=sent)
+    stack.drain(stack.consumer())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_001}
+    again = [
+        _post(stack, 2070, text="summarize these", date=sent),
+        _post(stack, 2072, text="point 1", date=sent, forward_origin=origin),
+    ]
+    stack.drain(stack.consumer())
+
+    assert again == ["duplicate", "album part: answered with its album"]
+    assert len(stack.runs()) == 1 and len(_answers(stack)) == 1
+
+
+def test_a_command_or_a_reply_is_no_comment(stack) -> None:
+    sent = int(time.time())
+    _comment_and_forwards(stack, 2080, sent=sent, comment="/status")
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == TOGETHER
