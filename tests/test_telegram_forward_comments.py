@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from local_stack import TelegramFault
 from telegram_producer import handler as producer_handler
 
@@ -154,3 +154,22 @@ def test_a_command_or_a_reply_is_no_comment(stack) -> None:
 
     [run] = stack.runs()
     assert run["prompt"] == TOGETHER
+
+
+def test_in_a_group_a_comment_that_addresses_the_bot_carries_its_forwards(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup", "user_id": 7}
+    comment = f"@{BOT_USERNAME} summarize these"
+    _comment_and_forwards(stack, 2090, sent=int(time.time()), comment=comment, **group)
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"].endswith(f"summarize these\n\n{TOGETHER}")
+    assert len(_answers(stack, GROUP)) == 1
+
+
+def test_in_a_group_forwards_without_a_comment_that_addresses_the_bot_start_no_turn(stack) -> None:
+    group = {"chat_id": GROUP, "chat_type": "supergroup", "user_id": 7}
+    _comment_and_forwards(stack, 2100, sent=int(time.time()), comment="look at these, folks", **group)
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []

@@ -87,12 +87,16 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if msg.chat.type in ("group", "supergroup"):
         # Only what the sender typed can mention the bot: a poll or a place is named by anyone.
         addressed, text = _addressed_in_group(msg, text, config)
-        if not addressed and not (attachments and msg.media_group_id) and not pasted:
+        # Kept, not addressed: an album's part, a paste's, a forward (for the comment before it).
+        kept = (attachments and msg.media_group_id) or pasted or (passed_on(msg) and msg.date)
+        if not addressed and not kept:
             return Decision(ignored="group message not addressed to the bot")
     text = shared or text
-    # Only for a message addressed to the bot: an album part's turn is its album's.
+    # Only for a message addressed to the bot: an album part's turn is its album's. A forward
+    # says where it came from wherever it is answered.
     voice = config.transcribes_voice
-    context, replied_files = reply_context(msg, config.bot_username, voice=voice) if addressed else ("", ())
+    shown = addressed or passed_on(msg)
+    context, replied_files = reply_context(msg, config.bot_username, voice=voice) if shown else ("", ())
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
