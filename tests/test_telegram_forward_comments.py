@@ -173,3 +173,23 @@ def test_in_a_group_forwards_without_a_comment_that_addresses_the_bot_start_no_t
     stack.drain(stack.consumer())
 
     assert stack.runs() == []
+
+
+def test_a_comment_answered_alone_stays_alone_when_its_record_comes_back(stack) -> None:
+    """Its first try found no forwards (they came late) and ran its turn, whose answer could
+    not be sent: the record's next try gives that answer, and the forwards get their own, not
+    taken by a turn that was already answered without them."""
+    sent = int(time.time())
+    stack.telegram.inject("sendMessage", TelegramFault.server_error(), times=8)
+    _post(stack, 2110, text="summarize these", date=sent)
+    consumer = stack.consumer()
+    [comment] = stack.receive(1)
+    stack.hand_over(consumer, [comment])
+    stack.telegram.clear_faults()
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    for i in range(3):
+        _post(stack, 2111 + i, text=f"point {i}", date=sent, forward_origin=origin)
+    stack.drain(consumer)
+
+    assert [run["prompt"] for run in stack.runs()] == ["summarize these", TOGETHER]
+    assert len(_answers(stack)) == 2
