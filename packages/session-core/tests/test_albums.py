@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import FakeClock
-from session_core import AlbumParts, GatheredAlbum, StorageError
+from session_core import AlbumParts, StorageError
 
 SESSION = "default/501/0"
 
@@ -96,43 +96,3 @@ def test_an_album_whose_parts_filled_its_item_can_still_be_gathered(
     # moto may keep a part whose write it refused (its UpdateItem is not atomic near the limit)
     assert [part for part in gathered if part in kept] == kept
     assert albums.gather(SESSION, "big", sleep=lambda _: None).parts == gathered  # a retried turn
-
-
-def test_the_comment_sent_before_an_album_takes_it_and_its_own_turn_answers_nothing(
-    albums: AlbumParts, clock: FakeClock
-) -> None:
-    albums.record(SESSION, "f1", 51, "forward one", addressed=True)
-    albums.record(SESSION, "f1", 52, "forward two", addressed=True)
-    clock.now += 5
-    seen: list[list[str]] = []
-
-    def accepts(parts: list[str]) -> bool:
-        seen.append(parts)
-        return True
-
-    taken = albums.gather_for_comment(SESSION, "f1", comment=50, accepts=accepts, sleep=lambda _: None)
-
-    assert taken == ["forward one", "forward two"] and seen == [taken]
-    assert albums.gather(SESSION, "f1", sleep=lambda _: None).comment == 50  # its starter's turn
-    # asked again (a retried turn), the same parts, whatever ``accepts`` says now
-    refuse = lambda _: False  # noqa: E731
-    assert albums.gather_for_comment(SESSION, "f1", comment=50, accepts=refuse, sleep=lambda _: None) == taken
-    assert albums.gather_for_comment(SESSION, "f1", comment=49, accepts=accepts, sleep=lambda _: None) == []
-    assert albums.record(SESSION, "f1", 53, "forward three", addressed=True) == "late"
-
-
-def test_a_comment_takes_no_album_it_does_not_accept_or_its_own_turn_took(
-    albums: AlbumParts, clock: FakeClock
-) -> None:
-    albums.record(SESSION, "f2", 61, "someone else's", addressed=True)
-    albums.record(SESSION, "f3", 71, "answered already", addressed=True)
-    clock.now += 5
-    assert albums.gather(SESSION, "f3", sleep=lambda _: None) == GatheredAlbum(parts=["answered already"])
-
-    never = lambda _: False  # noqa: E731
-    assert albums.gather_for_comment(SESSION, "f2", comment=60, accepts=never, sleep=lambda _: None) == []
-    always = lambda _: True  # noqa: E731
-    assert albums.gather_for_comment(SESSION, "f3", comment=70, accepts=always, sleep=lambda _: None) == []
-    assert albums.gather_for_comment(SESSION, "none", comment=70, accepts=always, sleep=lambda _: None) == []
-    # refused, the album is still its own turn's
-    assert albums.gather(SESSION, "f2", sleep=lambda _: None) == GatheredAlbum(parts=["someone else's"])

@@ -26,11 +26,11 @@ from local_stack import (
 )
 from session_core import (
     MAX_RECEIVE_COUNT,
-    AlbumParts,
     Approvals,
     AttemptMarks,
     BudgetLedger,
     ChatBacklog,
+    CommentAlbums,
     DynamoTable,
     LiveTurns,
     PasteParts,
@@ -120,7 +120,9 @@ class TelegramStack:
             ),
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
-            albums=AlbumParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
+            albums=CommentAlbums(
+                dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
+            ),
             pastes=PasteParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
             voices=voice_transcriber(config, s3 or self.aws.s3),
             attempts=AttemptMarks(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         period_end,
     )
     from ._clock import LeaseClock, SystemClock
+    from ._comment_albums import CommentAlbums
     from ._dynamo_table import (
         ConditionFailed,
         DynamoTable,
@@ -158,6 +159,7 @@ __all__ = [
     "BudgetPeriod",
     "BudgetScope",
     "ChatBacklog",
+    "CommentAlbums",
     "ConditionFailed",
     "ConfigError",
     "CorruptTranscriptError",

@@ -38,7 +38,7 @@ from ._dynamo_table import (
     number,
 )
 
-_PARTS = "parts"
+PARTS_SK = "parts"  # the sort key of an album's item
 _PART_PREFIX = "p"
 # Telegram sends the parts of an album within about a second of each other.
 DEFAULT_QUIET_S = 1.0
@@ -67,7 +67,7 @@ class AlbumParts(TableStore):
         out = self._table.update(
             "record",
             album_pk(session_key, album_id),
-            _PARTS,
+            PARTS_SK,
             # ``recorded_ids``: the ids ``gather`` writes as ``gathered`` in its place, counted in
             # the item's size already (and named longer), so an item a part filled up to
             # DynamoDB's 400 KB can still be gathered.
@@ -93,33 +93,10 @@ class AlbumParts(TableStore):
         """The album's parts (as recorded, in update order) once none came for ``quiet_s`` (or
         ``wait_s`` passed), marked gathered so that a later part is "late". Asked again (a
         retried turn), the same parts. Empty when the album was never recorded. Its
-        ``comment`` says when a comment's turn took it (``gather_for_comment``): its starter's
-        turn then answers nothing."""
+        ``comment`` says when a comment's turn took it (``CommentAlbums``): its starter's turn
+        then answers nothing."""
         gathered = self._gather(album_pk(session_key, album_id), quiet_s, wait_s, sleep)
         return gathered or GatheredAlbum(parts=[])
-
-    def gather_for_comment(
-        self,
-        session_key: str,
-        album_id: str,
-        *,
-        comment: int,
-        accepts: Callable[[list[str]], bool],
-        quiet_s: float = DEFAULT_QUIET_S,
-        wait_s: float = DEFAULT_WAIT_S,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> list[str]:
-        """The parts of the album (messages forwarded together) for the turn of the text
-        ``comment`` that came just before them (the comment typed in Telegram's forward
-        dialog), gathered as ``gather`` does and marked as that turn's, so that the album's own
-        turn answers nothing; only when no turn took it yet and ``accepts`` its parts (in
-        update order). Asked again (a retried turn), the same parts. Empty when the album was
-        never recorded, another turn took it, or ``accepts`` refused it."""
-        check_update_id(comment)
-        gathered = self._gather(
-            album_pk(session_key, album_id), quiet_s, wait_s, sleep, comment=comment, accepts=accepts
-        )
-        return gathered.parts if gathered is not None and gathered.comment == comment else []
 
     def _gather(
         self,
@@ -135,7 +112,7 @@ class AlbumParts(TableStore):
         ``accepts`` takes its parts); None when it was never recorded or ``accepts`` refused."""
         deadline = self._table.clock() + wait_s
         while True:
-            item = self._table.get("gather", pk, _PARTS)
+            item = self._table.get("gather", pk, PARTS_SK)
             if item is None:
                 return None
             recorded = recorded_parts(item)
@@ -158,7 +135,7 @@ class AlbumParts(TableStore):
                 self._table.update(
                     "gather",
                     pk,
-                    _PARTS,
+                    PARTS_SK,
                     UpdateExpression=update,
                     # Nothing recorded since we read: a part recorded now is "late".
                     ConditionExpression="attribute_not_exists(gathered) AND last_at = :seen",
@@ -172,8 +149,8 @@ class AlbumParts(TableStore):
 @dataclass(frozen=True)
 class GatheredAlbum:
     """An album's parts as its turn took them (as recorded, in update order); ``comment``: the
-    update id of the text whose turn took them (``gather_for_comment``), None for the album's
-    own turn."""
+    update id of the text whose turn took them (``CommentAlbums``), None for the album's own
+    turn."""
 
     parts: list[str]
     comment: int | None = None

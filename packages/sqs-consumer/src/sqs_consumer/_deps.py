@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from session_core import (
-    AlbumParts,
     Approval,
     AttemptMarks,
     BudgetLedger,
     ChatBacklog,
+    CommentAlbums,
     Grant,
     PasteParts,
     SessionKey,
@@ -82,8 +82,9 @@ class ConsumerDeps:
     ``delivery_claims``: each chunk is claimed before it is sent (None: off);
     ``approvals``: tool calls waiting for approval and the chat's grants (session_core.Approvals;
     None: no approval buttons, /permissions lists nothing);
-    ``albums``: the parts of photo albums the producer kept (session_core.AlbumParts; None: each
-    part is a message of its own); ``pastes``: the parts of long texts the apps split, kept
+    ``albums``: the parts of photo albums (and forwards) the producer kept, which the turn of
+    a forward's comment may take too (session_core.CommentAlbums; None: each part is a
+    message of its own); ``pastes``: the parts of long texts the apps split, kept
     likewise (session_core.PasteParts; None: each part is a message of its own);
     ``voices``: writes down what recordings say (None: VOICE_TRANSCRIPTION is off);
     ``heartbeat_sqs``: keeps a running batch's records hidden, with short timeouts
@@ -105,7 +106,7 @@ class ConsumerDeps:
     progress_budget: GroupBudget | None = None
     delivery_claims: Claims | None = None
     approvals: ApprovalRecords | None = None
-    albums: AlbumParts | None = None
+    albums: CommentAlbums | None = None
     pastes: PasteParts | None = None
     voices: VoiceTranscriber | None = None
     heartbeat_sqs: VisibilityClient | None = None

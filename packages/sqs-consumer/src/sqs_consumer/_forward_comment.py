@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from session_core import AlbumParts, forward_album_id, get_logger
+from session_core import CommentAlbums, forward_album_id, get_logger
 from telegram_core import InboundMessage
 
 from ._album import joined_text
@@ -33,7 +33,7 @@ _part_decoder = msgspec.json.Decoder(InboundMessage)
 
 def with_its_forwards(
     msg: InboundMessage,
-    albums: AlbumParts | None,
+    albums: CommentAlbums | None,
     *,
     enqueued_at: float,
     first_try: bool,
@@ -54,22 +54,19 @@ def with_its_forwards(
     def follows_it(parts: list[str]) -> bool:
         return first_try and _forwarded_after(msg, parts)
 
-    for later in _FORWARD_SECONDS:
-        album_id = forward_album_id(msg.user_id, msg.sent_at + later)
-        raw = albums.gather_for_comment(
-            msg.session_key, album_id, comment=msg.update_id, accepts=follows_it, sleep=sleep
-        )
-        if raw:
-            forwards = tuple(_part_decoder.decode(part) for part in raw)
-            parts = (msg, *forwards)
-            log.info("comment_with_forwards", forwards=len(forwards))
-            together = msgspec.structs.replace(
-                msg,
-                text=joined_text(parts),
-                attachments=tuple(a for part in parts for a in part.attachments),
-            )
-            return together, parts
-    return None
+    album_ids = [forward_album_id(msg.user_id, msg.sent_at + later) for later in _FORWARD_SECONDS]
+    raw = albums.gather_for_comment(
+        msg.session_key, album_ids, comment=msg.update_id, accepts=follows_it, sleep=sleep
+    )
+    if not raw:
+        return None
+    forwards = tuple(_part_decoder.decode(part) for part in raw)
+    parts = (msg, *forwards)
+    log.info("comment_with_forwards", forwards=len(forwards))
+    together = msgspec.structs.replace(
+        msg, text=joined_text(parts), attachments=tuple(a for part in parts for a in part.attachments)
+    )
+    return together, parts
 
 
 def _forwarded_after(comment: InboundMessage, parts: list[str]) -> bool:

@@ -28,11 +28,11 @@ _config_reported = False
 def build_consumer() -> Consumer:
     """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
     from session_core import (
-        AlbumParts,
         Approvals,
         AttemptMarks,
         BudgetLedger,
         ChatBacklog,
+        CommentAlbums,
         DynamoTable,
         LiveTurns,
         PasteParts,
@@ -79,7 +79,7 @@ def build_consumer() -> Consumer:
         progress_budget=RateLimiter(dynamodb=dynamodb, table=config.table, tenant=config.tenant),
         delivery_claims=DeliveryClaims(records),
         approvals=Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days),
-        albums=AlbumParts(dynamodb=dynamodb, table=config.table, retention_days=1),
+        albums=CommentAlbums(dynamodb=dynamodb, table=config.table, retention_days=1),
         pastes=PasteParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         voices=voice_transcriber(config, s3),
         attempts=AttemptMarks(dynamodb=dynamodb, table=config.table, retention_days=1),
