@@ -106,10 +106,11 @@ class MessageHandler:
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
-        together = self._answered_together(msg, enqueued_at=enqueued_at, first_try=first_try)
-        if together is None:  # the comment typed before these forwards was answered with them
+        # One turn for the photos sent (or forwarded) together, and for a text the app split.
+        album = with_its_album(msg, self._deps.albums, self._deps.pastes, self._deps.sleep)
+        if album is None:  # the comment typed before these forwards was answered with them
             return "answered_with_comment"
-        msg, parts = together
+        msg, parts = album
         registry, budgets = self._deps.registry, self._deps.budgets
         typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
         command = parse_command(msg.text, self._config.bot_username) if typed else None
@@ -162,7 +163,9 @@ class MessageHandler:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
             # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
             # which costs nothing, so the run that paid must count here.
-            result = self._answer(msg, parts, key, remaining, on_result=settle)
+            result = self._answer(
+                msg, parts, key, remaining, on_result=settle, enqueued_at=enqueued_at, first_try=first_try
+            )
         except Exception:
             if not settled:
                 # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
@@ -182,21 +185,6 @@ class MessageHandler:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
         return "replied"
 
-    def _answered_together(
-        self, msg: InboundMessage, *, enqueued_at: float, first_try: bool
-    ) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
-        """``msg`` with the messages answered in its turn, and those parts in order: the photos
-        sent (or messages forwarded) together, a text the app split, or the comment typed in
-        Telegram's forward dialog with what it forwards. None when its turn was the comment's."""
-        deps = self._deps
-        album = with_its_album(msg, deps.albums, deps.pastes, deps.sleep)
-        if album is None or msg.album_id is not None:
-            return album
-        forwards = with_its_forwards(
-            msg, deps.albums, enqueued_at=enqueued_at, first_try=first_try, clock=deps.clock, sleep=deps.sleep
-        )
-        return forwards or album
-
     def _mention_needed(self, msg: InboundMessage) -> str | None:
         """The bot's username when ``msg`` comes from a group where only what addresses the
         bot is answered (GROUP_REPLY_MODE=mention): /help says so there."""
@@ -211,15 +199,31 @@ class MessageHandler:
         key: SessionKey,
         remaining: RemainingTimeMs,
         on_result: Callable[[TurnResult], None],
+        *,
+        enqueued_at: float,
+        first_try: bool,
     ) -> TurnResult | None:
         """Run the turn and deliver its answer; None when an attachment is refused, the
         runtime's failed result (not raised here, so its cost is still counted). ``parts``:
         the messages ``msg`` joins (see ``with_its_album``). ``on_result`` gets the runtime's
-        result before anything is delivered."""
+        result before anything is delivered. ``enqueued_at``, ``first_try``: see
+        ``with_its_forwards``."""
         bot = self._deps.bot
+        deps = self._deps
         with TypingIndicator(
             bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
         ) as typing:
+            # The comment typed in Telegram's forward dialog, with what it forwards: "typing…"
+            # shows while it waits for them.
+            forwarded = with_its_forwards(
+                msg,
+                deps.albums,
+                enqueued_at=enqueued_at,
+                first_try=first_try,
+                clock=deps.clock,
+                sleep=deps.sleep,
+            )
+            msg, parts = forwarded or (msg, parts)
             try:
                 check_voice(msg, self._deps.voices)
                 staged = stage_attachments(
