@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from agent_runtime._disk_watch import disk_limit_passed
+from agent_runtime._owned_trees import tree_size
 
 
 def test_a_flood_of_empty_files_during_the_turn_passes_the_limit_soon(tmp_path: Path) -> None:
@@ -50,3 +52,34 @@ def test_a_session_under_its_limit_runs_on(tmp_path: Path) -> None:
 
     with pytest.raises(TimeoutError):
         asyncio.run(watch())
+
+
+def _allocate_keeping_size(path: Path, size: int) -> None:
+    """Blocks for ``size`` bytes, the file's size left at 0 (fallocate's FALLOC_FL_KEEP_SIZE):
+    what `fallocate -n` or any tool with ctypes does."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if libc.fallocate(fd, 1, 0, size) != 0:  # 1: FALLOC_FL_KEEP_SIZE
+            pytest.skip(f"no fallocate keep-size here: errno {ctypes.get_errno()}")
+    finally:
+        os.close(fd)
+    assert os.stat(path).st_size == 0 and os.stat(path).st_blocks * 512 >= size
+
+
+def test_blocks_allocated_past_a_files_size_pass_the_limit(tmp_path: Path) -> None:
+    """A tool's fallocate(KEEP_SIZE) takes the disk's blocks while st_size stays 0: counted by
+    size, 64 MiB weigh one block, in the watch and at the next turn's start alike."""
+    (tmp_path / "work").mkdir()
+    _allocate_keeping_size(tmp_path / "work" / "hidden", 64 * 1024 * 1024)
+
+    assert tree_size(tmp_path) > 16 * 1024 * 1024
+
+    async def watch() -> float:
+        return await asyncio.wait_for(disk_limit_passed(str(tmp_path), 16 * 1024 * 1024, interval_s=0.01), 3)
+
+    assert asyncio.run(watch()) > 16 * 1024 * 1024

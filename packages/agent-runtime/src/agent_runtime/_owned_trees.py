@@ -38,8 +38,9 @@ def reclaim_rights(path: str | os.PathLike[str]) -> None:
 
 def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> float:
     """Bytes of the entries under the directory ``path`` (relative to ``dir_fd`` if given),
-    each (file, link or directory) counting at least ENTRY_BLOCK (0 if there is none, or a
-    link); ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
+    each (file, link or directory) counting at least ENTRY_BLOCK and a file at least the
+    blocks it holds (0 if there is none, or a link); ``math.inf`` for a tree nested deeper
+    than MAX_SIZED_DEPTH."""
     try:
         top = _open_directory(os.fspath(path), dir_fd, writable=False)
     except OSError as exc:
@@ -56,7 +57,9 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
                 _close(*levels.pop())
             elif not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
-                    total += max(entry.stat(follow_symlinks=False).st_size, ENTRY_BLOCK)
+                    info = entry.stat(follow_symlinks=False)
+                    # Blocks too: fallocate(KEEP_SIZE) takes the disk with a size of 0.
+                    total += max(info.st_size, info.st_blocks * 512, ENTRY_BLOCK)
             elif len(levels) > MAX_SIZED_DEPTH:
                 return math.inf
             else:
