@@ -292,7 +292,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     request.max_cost_usd,
                     gate=plan.gate,
                 )
-                end = await self._run_until_stopped(run, workspace, outcome, holder, deadline, live)
+                end = await self._run_until_stopped(
+                    run, workspace, outcome, holder, deadline, live, history_bytes=history_bytes
+                )
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
                 written = written or "\n\n".join(outcome.texts)
@@ -607,16 +609,22 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         holder: LeaseHolder,
         deadline: float | None,
         live: LiveProgress | None = None,
+        *,
+        history_bytes: int = 0,
     ) -> RunEnd:
         """Run the SDK until it finishes, the lease is lost, the time budget ends, the session's
-        files pass SESSION_DISK_LIMIT_MB or the user stops it; a stopped run's CLI and tools
-        are killed."""
+        files pass SESSION_DISK_LIMIT_MB (on top of the ``history_bytes`` of transcript the
+        turn resumed) or the user stops it; a stopped run's CLI and tools are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
         self._sweep_processes(before_run=True)
         sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
         lost = asyncio.create_task(holder.lost_event.wait())
         limit_mb = self.settings.session_disk_limit_mb
-        disk = asyncio.create_task(disk_limit_passed(workspace.root, limit_mb * 1024 * 1024))
+        # The history the turn resumes is the chat's, bounded by the memory's limit (refused as
+        # history_too_large past it), not its tools' doing: counted, a transcript past the cap
+        # stopped every later turn of the chat before it began.
+        budget = limit_mb * 1024 * 1024 + history_bytes
+        disk = asyncio.create_task(disk_limit_passed(workspace.root, budget))
         # a stop request from the user (never set without a live item)
         stop = asyncio.create_task(live.stop_requested.wait() if live is not None else asyncio.Event().wait())
         try:
