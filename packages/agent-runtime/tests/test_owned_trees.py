@@ -112,3 +112,16 @@ def test_removal_never_leaves_the_tree_through_a_directory_moved_out_of_it(tmp_p
     assert sorted(p.name for p in outside.iterdir() if p.name != "b") == sorted(
         f"keep{n}" for n in range(200)
     )
+
+
+def test_a_file_with_several_names_in_the_tree_counts_its_bytes_once(tmp_path: Path) -> None:
+    """Hard links share their blocks (pnpm's store and node_modules, `git clone` of a local
+    repository, `cp -al`): counted once per name, an ordinary install weighed double."""
+    (tmp_path / "work").mkdir()
+    data = tmp_path / "work" / "data"
+    data.write_bytes(bytes(8 * 1024 * 1024))
+    for n in range(3):
+        os.link(data, tmp_path / "work" / f"name-{n}")
+
+    held = os.stat(data).st_blocks * 512
+    assert tree_size(tmp_path) == ENTRY_BLOCK + max(held, 8 * 1024 * 1024) + 3 * ENTRY_BLOCK

@@ -39,8 +39,8 @@ def reclaim_rights(path: str | os.PathLike[str]) -> None:
 def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> float:
     """Bytes of the entries under the directory ``path`` (relative to ``dir_fd`` if given),
     each (file, link or directory) counting at least ENTRY_BLOCK and a file at least the
-    blocks it holds (0 if there is none, or a link); ``math.inf`` for a tree nested deeper
-    than MAX_SIZED_DEPTH."""
+    blocks it holds, once whatever its number of names (0 if there is none, or a link);
+    ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
     try:
         top = _open_directory(os.fspath(path), dir_fd, writable=False)
     except OSError as exc:
@@ -48,6 +48,7 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
             return 0
         raise
     total = 0
+    linked: set[tuple[int, int]] = set()  # files with several names, counted once
     levels: list[tuple[int, Any]] = [_listing(top)]  # a descriptor and its entries, per level
     try:
         while levels:
@@ -58,6 +59,11 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
             elif not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     info = entry.stat(follow_symlinks=False)
+                    if info.st_nlink > 1:  # hard links share their blocks: a further name, a block
+                        if (info.st_dev, info.st_ino) in linked:
+                            total += ENTRY_BLOCK
+                            continue
+                        linked.add((info.st_dev, info.st_ino))
                     # Blocks too: fallocate(KEEP_SIZE) takes the disk with a size of 0.
                     total += max(info.st_size, info.st_blocks * 512, ENTRY_BLOCK)
             elif len(levels) > MAX_SIZED_DEPTH:
