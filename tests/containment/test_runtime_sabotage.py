@@ -299,7 +299,9 @@ def test_a_flood_of_empty_files_is_over_the_disk_budget_and_gone_by_the_next_tur
     # the sabotage ran past the budget (the turn's own watch may have stopped it there)
     assert flooded > 4096 and ("FLOODED" in flood.text or flood.error_reason == "disk_limit"), flood
     assert after.ok and "FLOOD-GONE" in after.text, after
-    assert again.ok and again.text == "answer after 2 earlier turns", again
+    # a flood stopped before it wrote a word is no turn of the history (a failure, unrecorded)
+    earlier = 2 if flood.ok else 1
+    assert again.ok and again.text == f"answer after {earlier} earlier turns", again
     told = [line for line in capfd.readouterr().err.splitlines() if "workspace.over_disk_limit" in line]
     assert told and "SESSION_DISK_LIMIT_MB" in told[0], told
 
