@@ -107,6 +107,28 @@ def test_a_post_that_asks_the_server_for_another_method_gets_no_secret(
     assert vault.requests == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        # Laravel reads _method from a JSON body too
+        ([("Content-Type", "application/json")], b'{"jsonrpc": "2.0", "id": 1, "_method": "DELETE"}'),
+        ([("Content-Type", "application/json")], b'[{"jsonrpc": "2.0", "id": 1, "_METHOD": "PUT"}]'),
+        # two Content-Type fields: the check would read one, the server may take the other
+        (
+            [("Content-Type", "application/json"), ("Content-Type", "application/x-www-form-urlencoded")],
+            b"_method=DELETE",
+        ),
+    ],
+)
+def test_an_mcp_post_whose_body_asks_for_another_method_gets_no_secret(
+    vault_through_proxy, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    vault, url, key = vault_through_proxy
+    response = httpx.post(url, headers=[*key.items(), *headers], content=body)
+    assert response.status_code == 403
+    assert vault.requests == []
+
+
 def test_the_model_proxy_refuses_a_method_override_too() -> None:
     with ModelServer(lambda request: "never asked") as upstream:
         proxy = ModelProxy(upstream=upstream.base_url, api_key="sk-real").start()

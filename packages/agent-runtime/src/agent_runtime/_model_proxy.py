@@ -308,8 +308,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._refuse(401, _UNAUTHORIZED)
             return
         path, _, query = self.path.partition("?")
+        # An MCP server's body is read too (Laravel takes _method from JSON); the model's API
+        # reads no such field, and its bodies are the whole conversation: not parsed again.
+        mcp_body = body if meter is None else None
         if not self.proxy._auth.allows(self.command, path) or asks_for_another_method(
-            self.headers.items(), query
+            self.headers.items(), query, mcp_body
         ):
             _log.warning("model_proxy.refused", method=self.command[:10], path=path[:100])
             self._refuse(403, _FORBIDDEN)
