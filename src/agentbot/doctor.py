@@ -169,11 +169,11 @@ def _missing_mcp_secrets(target: Target, config: Any) -> list[Check]:
 
 
 def _in_ssm(target: Target, parameter: str) -> bool:
-    """Whether the profile's SSM has ``parameter`` (`agentbot dev --aws-profile` reads an
-    existing one when its MCP_SECRET_* variable is unset), asked with the permission dev uses;
-    not decrypted, so the secret never reaches this process."""
+    """Whether the profile's SSM gives ``parameter`` as `agentbot dev --aws-profile` reads it
+    when its MCP_SECRET_* variable is unset: decrypted, so a profile without the key's
+    kms:Decrypt fails here as it would there. The value is dropped unread."""
     try:
-        target.clients("ssm").get_parameter(Name=parameter, WithDecryption=False)
+        target.clients("ssm").get_parameter(Name=parameter, WithDecryption=True)
     except (ClientError, BotoCoreError):
         return False  # not there, or not readable with the profile: dev would fail on it too
     return True
