@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from typing import Any
 
 import pytest
-from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, update, webhook_event
+from agentbot_testing.telegram_support import (
+    BOT_USERNAME,
+    WEBHOOK_SECRET,
+    queue_inbound,
+    update,
+    webhook_event,
+)
 from botocore.exceptions import ClientError
 from session_core import SessionKey, grant_token
-from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope, stop_callback_data
+from telegram_core import InboundMessage, stop_callback_data
 from telegram_producer import Producer, ProducerConfig
 from telegram_producer import handler as producer_handler
 
@@ -373,12 +378,7 @@ def test_a_resume_the_runtime_finds_nothing_for_delivers_nothing(stack) -> None:
         user_id=CHAT,
         approval_id="00000000beef",
     )
-    stack.aws.sqs.send_message(
-        QueueUrl=stack.aws.resources.queue_url,
-        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=stray)).decode(),
-        MessageGroupId=KEY.canonical,
-        MessageDeduplicationId=uuid.uuid4().hex,
-    )
+    queue_inbound(stack.aws.sqs, stack.aws.resources.queue_url, stray)
     stack.drain(stack.consumer())
     assert [r["resume_approval"] for r in resumes(stack)] == ["00000000beef"]  # asked, found nothing
     assert (len(stack.replies(CHAT)), len(stack.telegram.edits(CHAT))) == before

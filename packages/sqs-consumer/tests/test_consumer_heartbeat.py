@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
+from agentbot_testing.telegram_support import answered, failed, queue_inbound
 from local_stack import LocalTelegram, sqs_lambda_event
-from session_core import TURN_VERSION, SessionKey, TurnRequest, TurnResult
+from session_core import SessionKey, TurnRequest, TurnResult
 from sqs_consumer import Consumer, ConsumerTiming
 from structlog.testing import capture_logs
 from telegram_core import (
-    ENVELOPE_VERSION,
     InboundMessage,
-    QueueEnvelope,
-    encode_envelope,
 )
 
 CHAT = 4242
@@ -38,16 +35,8 @@ class SlowRuntime:
         self.turns.append(request)
         time.sleep(self.seconds)
         if self.fail:
-            return TurnResult(
-                version=TURN_VERSION,
-                session_key=request.session_key,
-                turn_id=request.turn_id,
-                error_kind="model_error",
-                retryable=True,
-            )
-        return TurnResult(
-            version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text="Done."
-        )
+            return failed(request)
+        return answered(request, "Done.")
 
 
 class SlowRenewals:
@@ -97,12 +86,7 @@ def queue_message(aws: Any, update_id: int, **receive: Any) -> list[dict[str, An
         text="take your time",
         sent_at=int(time.time()),
     )
-    aws.sqs.send_message(
-        QueueUrl=aws.resources.queue_url,
-        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=msg)).decode(),
-        MessageGroupId=KEY.canonical,
-        MessageDeduplicationId=uuid.uuid4().hex,
-    )
+    queue_inbound(aws.sqs, aws.resources.queue_url, msg)
     messages: list[dict[str, Any]] = aws.sqs.receive_message(
         QueueUrl=aws.resources.queue_url,
         MaxNumberOfMessages=10,

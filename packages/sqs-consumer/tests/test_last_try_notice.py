@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import pytest
+from agentbot_testing.telegram_support import answered, failed, queue_inbound
 from local_stack import LocalTelegram, sqs_lambda_event
-from session_core import MAX_RECEIVE_COUNT, TURN_VERSION, AttemptMarks, SessionKey, TurnRequest, TurnResult
+from session_core import MAX_RECEIVE_COUNT, AttemptMarks, SessionKey, TurnRequest, TurnResult
 from sqs_consumer import FAILURE_WORDING, LAST_TRY_NOTICE, Consumer
 from structlog.testing import capture_logs
-from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, encode_envelope
+from telegram_core import InboundMessage
 
 CHAT = -100777
 KEY = SessionKey(tenant="default", chat_id=CHAT, thread_id=7)
@@ -50,16 +50,8 @@ class ScriptedRuntime:
         if step == "raise":
             raise RuntimeError("a bug")
         if step == "fail":
-            return TurnResult(
-                version=TURN_VERSION,
-                session_key=request.session_key,
-                turn_id=request.turn_id,
-                error_kind="model_error",
-                retryable=True,
-            )
-        return TurnResult(
-            version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text="Here it is."
-        )
+            return failed(request)
+        return answered(request, "Here it is.")
 
 
 def queue_message(aws: Any, update_id: int, *, chat_id: int = CHAT) -> None:
@@ -78,12 +70,7 @@ def queue_message(aws: Any, update_id: int, *, chat_id: int = CHAT) -> None:
         text="what is new?",
         sent_at=int(time.time()),
     )
-    aws.sqs.send_message(
-        QueueUrl=aws.resources.queue_url,
-        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=msg)).decode(),
-        MessageGroupId=key.canonical,
-        MessageDeduplicationId=uuid.uuid4().hex,
-    )
+    queue_inbound(aws.sqs, aws.resources.queue_url, msg)
 
 
 def receive_at(aws: Any, receive_count: int) -> dict[str, Any]:

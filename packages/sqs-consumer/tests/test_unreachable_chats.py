@@ -6,13 +6,12 @@ table (moto), a Bot API server on 127.0.0.1 answering Telegram's refusals, a run
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import pytest
+from agentbot_testing.telegram_support import answered, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
-    TURN_VERSION,
     ChatBacklog,
     SessionKey,
     TurnRequest,
@@ -21,10 +20,7 @@ from session_core import (
 from sqs_consumer import Consumer
 from structlog.testing import capture_logs
 from telegram_core import (
-    ENVELOPE_VERSION,
     InboundMessage,
-    QueueEnvelope,
-    encode_envelope,
 )
 
 CHAT = -100501
@@ -39,9 +35,7 @@ class AnsweringRuntime:
 
     def run_turn(self, request: TurnRequest) -> TurnResult:
         self.turns.append(request)
-        return TurnResult(
-            version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text="Here it is."
-        )
+        return answered(request, "Here it is.")
 
 
 def backlog(aws: Any) -> ChatBacklog:
@@ -68,12 +62,7 @@ def queue_message(aws: Any, update_id: int) -> None:
         text="what is new?",
         sent_at=int(time.time()),
     )
-    aws.sqs.send_message(
-        QueueUrl=aws.resources.queue_url,
-        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=msg)).decode(),
-        MessageGroupId=KEY.canonical,
-        MessageDeduplicationId=uuid.uuid4().hex,
-    )
+    queue_inbound(aws.sqs, aws.resources.queue_url, msg)
 
 
 def run_once(aws: Any, worker: Consumer) -> dict[str, Any]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from local_stack import http_api_event
-from telegram_core import QueueEnvelope, decode_envelope
+from session_core import TURN_VERSION, ErrorKind, TurnRequest, TurnResult
+from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, decode_envelope, encode_envelope
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_USERNAME = "agent_test_bot"
@@ -95,6 +97,35 @@ def receive_all(sqs: Any, queue_url: str, *, delete: bool = True) -> list[dict[s
             for m in got:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return out
+
+
+def queue_inbound(sqs: Any, queue_url: str, msg: InboundMessage) -> None:
+    """Put ``msg`` on the inbound FIFO queue as the producer does: in its session's group, with
+    a deduplication id of its own (each call is a new message)."""
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=msg)).decode(),
+        MessageGroupId=msg.session_key,
+        MessageDeduplicationId=uuid.uuid4().hex,
+    )
+
+
+def answered(request: TurnRequest, text: str) -> TurnResult:
+    """What a runtime stub answers: ``text`` for ``request``'s turn."""
+    return TurnResult(
+        version=TURN_VERSION, session_key=request.session_key, turn_id=request.turn_id, text=text
+    )
+
+
+def failed(request: TurnRequest, kind: ErrorKind = "model_error", *, retryable: bool = True) -> TurnResult:
+    """What a runtime stub answers for a turn that failed (by default: the model, retryably)."""
+    return TurnResult(
+        version=TURN_VERSION,
+        session_key=request.session_key,
+        turn_id=request.turn_id,
+        error_kind=kind,
+        retryable=retryable,
+    )
 
 
 def envelopes(sqs: Any, queue_url: str) -> list[QueueEnvelope]:
