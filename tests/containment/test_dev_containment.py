@@ -41,6 +41,45 @@ MODEL_KEY = "sk-ant-fake-real-mode-key-DO-NOT-LEAK-77"
 ATTACKER, VICTIM = 5001, 6002
 
 
+def start_dev(
+    telegram: LocalTelegram,
+    model: ModelServer,
+    state: Path,
+    cwd: Path,
+    *,
+    config: Path,
+    allowed: str,
+    **settings: str,
+) -> subprocess.Popen[str]:
+    """`agentbot dev` in real-Telegram mode against the local Telegram and model servers (none
+    of the shell's AWS, model or Telegram settings), its agent's tools from ``config``'s
+    tools config, Landlock off (the attacks must hold without it), plus ``settings``."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
+    }
+    env.update(
+        TELEGRAM_BOT_TOKEN=BOT_TOKEN,
+        TELEGRAM_API_BASE=telegram.base_url,
+        ANTHROPIC_API_KEY=MODEL_KEY,
+        ANTHROPIC_BASE_URL=model.base_url,
+        ALLOWED_USER_IDS=allowed,
+        CLAUDE_CONFIG_PATH=str(tools_config(config)),
+        LANDLOCK="off",
+        **settings,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _private_message(chat: int, text: str) -> dict[str, object]:
     person = {"id": chat, "is_bot": False, "first_name": f"user{chat}"}
     return {
@@ -75,29 +114,7 @@ def test_agentbot_dev_keeps_secrets_aws_functions_and_other_chats_from_the_agent
             LocalTelegram(token=BOT_TOKEN, bot_username="real_mode_bot") as telegram,
             ModelServer(attack_responder(attack_command(attacker))) as model,
         ):
-            env = {
-                name: value
-                for name, value in os.environ.items()
-                if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
-            }
-            env.update(
-                TELEGRAM_BOT_TOKEN=BOT_TOKEN,
-                TELEGRAM_API_BASE=telegram.base_url,
-                ANTHROPIC_API_KEY=MODEL_KEY,
-                ANTHROPIC_BASE_URL=model.base_url,
-                ALLOWED_USER_IDS=f"{ATTACKER},{VICTIM}",
-                CLAUDE_CONFIG_PATH=str(tools_config(attacker)),
-                LANDLOCK="off",
-            )
-            dev = subprocess.Popen(
-                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
-                env=env,
-                cwd=checkout,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            dev = start_dev(telegram, model, state, checkout, config=attacker, allowed=f"{ATTACKER},{VICTIM}")
             answered = []
             try:
                 for chat, text, count in (
@@ -172,29 +189,14 @@ def test_agentbot_dev_stops_a_turn_whose_files_pass_the_disk_limit_and_the_chat_
             LocalTelegram(token=BOT_TOKEN, bot_username="real_mode_bot") as telegram,
             ModelServer(bash_responder) as model,
         ):
-            env = {
-                name: value
-                for name, value in os.environ.items()
-                if not name.startswith(("AWS_", "ANTHROPIC_", "CLAUDE_", "TELEGRAM_"))
-            }
-            env.update(
-                TELEGRAM_BOT_TOKEN=BOT_TOKEN,
-                TELEGRAM_API_BASE=telegram.base_url,
-                ANTHROPIC_API_KEY=MODEL_KEY,
-                ANTHROPIC_BASE_URL=model.base_url,
-                ALLOWED_USER_IDS=str(ATTACKER),
-                CLAUDE_CONFIG_PATH=str(tools_config(Path(scratch))),
-                LANDLOCK="off",
+            dev = start_dev(
+                telegram,
+                model,
+                state,
+                Path(scratch),
+                config=Path(scratch),
+                allowed=str(ATTACKER),
                 SESSION_DISK_LIMIT_MB="16",
-            )
-            dev = subprocess.Popen(
-                [sys.executable, "-m", "agentbot.cli", "dev", "--state-dir", str(state)],
-                env=env,
-                cwd=scratch,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
             )
             written_mib = -1.0
             try:

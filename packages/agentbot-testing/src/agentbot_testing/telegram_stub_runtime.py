@@ -76,7 +76,7 @@ from session_core import (
     outbox_key,
 )
 
-from agentbot_testing.telegram_support import OUTBOX_FILE_CONTENT, long_markdown
+from agentbot_testing.telegram_support import OUTBOX_FILE_CONTENT, failed, long_markdown
 
 _registry = SessionRegistry(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
 _approvals = Approvals(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
@@ -106,7 +106,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     try:
         start = ledger.start(key, request.turn_id, lease_s=lease_s)
     except LeaseHeldError:
-        return _answer(_error(request, "busy", retryable=True))
+        return _answer(failed(request, "busy", retryable=True))
     if start.lease is None:  # a recorded update (or a racing run answered)
         assert start.replay is not None
         return _answer(start.replay)
@@ -124,12 +124,12 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     elif prompt.startswith("fail:"):
         kind = _scripted_error_kind(prompt.split()[0].split(":")[1])
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)
-        result = _with_files(_error(request, kind, retryable=RETRYABLE[kind]), key, prompt)
+        result = _with_files(failed(request, kind, retryable=RETRYABLE[kind]), key, prompt)
     elif prompt.startswith("ask:"):
         asked = _with_files(_ask(request, key, prompt), key, prompt)
         result = ledger.save(lease, asked).result or asked
     elif history is not None and history.too_large:
-        refused = _error(request, "bad_request", retryable=False)
+        refused = failed(request, "bad_request", retryable=False)
         result = msgspec.structs.replace(
             refused, error_reason="history_too_large", history=history, approval_outcome=_decline_pending(key)
         )
@@ -277,16 +277,6 @@ def _scripted_error_kind(name: str) -> ErrorKind:
         if kind == name:
             return kind
     raise KeyError(name)
-
-
-def _error(request: TurnRequest, kind: ErrorKind, *, retryable: bool) -> TurnResult:
-    return TurnResult(
-        version=TURN_VERSION,
-        session_key=request.session_key,
-        turn_id=request.turn_id,
-        error_kind=kind,
-        retryable=retryable,
-    )
 
 
 def _answer(result: TurnResult) -> dict[str, Any]:
