@@ -83,3 +83,37 @@ def test_blocks_allocated_past_a_files_size_pass_the_limit(tmp_path: Path) -> No
         return await asyncio.wait_for(disk_limit_passed(str(tmp_path), 16 * 1024 * 1024, interval_s=0.01), 3)
 
     assert asyncio.run(watch()) > 16 * 1024 * 1024
+
+
+def test_a_tree_slow_to_size_is_sized_again_soon_once_the_disk_grew_past_the_room(tmp_path: Path) -> None:
+    """Sizing 30,000 files takes ~0.1 s: at 5 % of a core the next sizing came 2 s later (20 s
+    at 120,000 files, while a tool wrote 3 GB past the limit); once the disk grew past the
+    room left the tree is sized again after resting as long as a sizing takes."""
+    many = tmp_path / "work" / "many"
+    many.mkdir(parents=True)
+    for i in range(30_000):
+        os.close(os.open(many / str(i), os.O_CREAT | os.O_WRONLY, 0o600))
+    started = time.monotonic()
+    limit = tree_size(tmp_path) + 8 * 1024 * 1024
+    sizing = time.monotonic() - started
+    passed_at: list[float] = []
+
+    def tool() -> None:
+        time.sleep(0.1 + 3 * sizing)  # after the watch's first sizing
+        (tmp_path / "work" / "big").write_bytes(bytes(16 * 1024 * 1024))
+        passed_at.append(time.monotonic())
+
+    async def watch() -> float:
+        return await asyncio.wait_for(disk_limit_passed(str(tmp_path), limit, interval_s=0.05), 20)
+
+    writing = threading.Thread(target=tool)
+    writing.start()
+    try:
+        size = asyncio.run(watch())
+        fired_at = time.monotonic()
+    finally:
+        writing.join()
+
+    assert size > limit
+    # one look, then at most three sizings (the 5 % share: ~17 of them)
+    assert fired_at - passed_at[0] < 0.05 + 6 * sizing + 0.1, (fired_at - passed_at[0], sizing)
