@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from agent_runtime._disk_watch import disk_limit_passed
 from agent_runtime._owned_trees import tree_size
+from agent_runtime._process_sweep import find_turn_processes
+from session_core import boot_ticks
+
+
+def _none() -> Iterable[int]:
+    return ()
 
 
 def test_a_flood_of_empty_files_during_the_turn_passes_the_limit_soon(tmp_path: Path) -> None:
@@ -28,7 +37,9 @@ def test_a_flood_of_empty_files_during_the_turn_passes_the_limit_soon(tmp_path: 
 
     async def watch() -> tuple[float, float]:
         started = time.monotonic()
-        size = await asyncio.wait_for(disk_limit_passed(str(tmp_path), 1024 * 1024), timeout=20)
+        size = await asyncio.wait_for(
+            disk_limit_passed(str(tmp_path), 1024 * 1024, turn_processes=_none), timeout=20
+        )
         return size, time.monotonic() - started
 
     flooding = threading.Thread(target=flood)
@@ -48,7 +59,9 @@ def test_a_session_under_its_limit_runs_on(tmp_path: Path) -> None:
     (tmp_path / "work" / "data").write_bytes(bytes(512 * 1024))
 
     async def watch() -> None:
-        await asyncio.wait_for(disk_limit_passed(str(tmp_path), 1024 * 1024, interval_s=0.01), timeout=1)
+        await asyncio.wait_for(
+            disk_limit_passed(str(tmp_path), 1024 * 1024, turn_processes=_none, interval_s=0.01), timeout=1
+        )
 
     with pytest.raises(TimeoutError):
         asyncio.run(watch())
@@ -80,7 +93,9 @@ def test_blocks_allocated_past_a_files_size_pass_the_limit(tmp_path: Path) -> No
     assert tree_size(tmp_path) > 16 * 1024 * 1024
 
     async def watch() -> float:
-        return await asyncio.wait_for(disk_limit_passed(str(tmp_path), 16 * 1024 * 1024, interval_s=0.01), 3)
+        return await asyncio.wait_for(
+            disk_limit_passed(str(tmp_path), 16 * 1024 * 1024, turn_processes=_none, interval_s=0.01), 3
+        )
 
     assert asyncio.run(watch()) > 16 * 1024 * 1024
 
@@ -104,7 +119,9 @@ def test_a_tree_slow_to_size_is_sized_again_soon_once_the_disk_grew_past_the_roo
         passed_at.append(time.monotonic())
 
     async def watch() -> float:
-        return await asyncio.wait_for(disk_limit_passed(str(tmp_path), limit, interval_s=0.05), 20)
+        return await asyncio.wait_for(
+            disk_limit_passed(str(tmp_path), limit, turn_processes=_none, interval_s=0.05), 20
+        )
 
     writing = threading.Thread(target=tool)
     writing.start()
@@ -117,3 +134,76 @@ def test_a_tree_slow_to_size_is_sized_again_soon_once_the_disk_grew_past_the_roo
     assert size > limit
     # one look, then at most three sizings (the 5 % share: ~17 of them)
     assert fired_at - passed_at[0] < 0.05 + 6 * sizing + 0.1, (fired_at - passed_at[0], sizing)
+
+
+# A tool that writes ``megabytes`` into a file it unlinked and keeps open, then waits.
+_NAMELESS_WRITER = """
+import os, sys, time
+path, megabytes = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+os.unlink(path)
+for _ in range(megabytes):
+    os.write(fd, bytes(1 << 20))
+time.sleep(60)
+"""
+
+
+def test_a_file_a_tool_unlinked_and_keeps_writing_passes_the_limit(tmp_path: Path) -> None:
+    """In no directory, the file still takes the disk until its last close: 64 MiB under a
+    16 MiB limit went unseen (the tree never showed it)."""
+    (tmp_path / "work").mkdir()
+    since = boot_ticks()
+    tool = subprocess.Popen(
+        [sys.executable, "-c", _NAMELESS_WRITER, str(tmp_path / "work" / "hidden"), "64"],
+        stdout=subprocess.PIPE,
+    )
+
+    async def watch() -> float:
+        return await asyncio.wait_for(
+            disk_limit_passed(
+                str(tmp_path),
+                16 * 1024 * 1024,
+                turn_processes=lambda: find_turn_processes("descendants", since),
+                interval_s=0.05,
+            ),
+            10,
+        )
+
+    try:
+        size = asyncio.run(watch())
+    finally:
+        tool.kill()
+        tool.wait()
+    assert size > 16 * 1024 * 1024
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_nameless_file_no_process_of_the_turn_holds_does_not_count(tmp_path: Path) -> None:
+    """The runtime's own (here the test's) and any other process's: only the turn's processes'
+    files are the turn's, whatever the file system's growth."""
+    (tmp_path / "work").mkdir()
+    since = boot_ticks()
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    fd = os.open(tmp_path / "work" / "ours", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.unlink(tmp_path / "work" / "ours")
+
+    async def watch() -> None:
+        watching = asyncio.create_task(
+            disk_limit_passed(
+                str(tmp_path),
+                16 * 1024 * 1024,
+                turn_processes=lambda: find_turn_processes("descendants", since),
+                interval_s=0.05,
+            )
+        )
+        await asyncio.sleep(0.3)  # after the first sizing
+        await asyncio.to_thread(os.write, fd, bytes(32 * 1024 * 1024))
+        await asyncio.wait_for(watching, 1.5)
+
+    try:
+        with pytest.raises(TimeoutError):
+            asyncio.run(watch())
+    finally:
+        os.close(fd)
+        idle.kill()
+        idle.wait()

@@ -16,6 +16,14 @@ so often that sizing takes more than ``_SIZING_SHARE`` of a core (``_GROWN_SIZIN
 the file system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
 one that sees it.
+
+A file a tool unlinked while holding it open (or made nameless with ``O_TMPFILE``) is in no
+directory, yet takes the disk until its last close: when the file system grew past the room
+left and the tree does not show it, such files that the turn's processes hold open on the
+session's file system are counted too (their ``/proc/<pid>/task/<tid>/fd``: a thread may have
+a table of its own), and at every sizing after one that found some. Only then: reading every
+descriptor of the turn is not for an ordinary turn's every sizing. A process whose
+descriptors this user may not read (a non-dumpable one) shows nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +31,12 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import stat
 import time
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
-from ._owned_trees import ENTRY_BLOCK, tree_size
+from ._owned_trees import ENTRY_BLOCK, file_weight, tree_size
 
 INTERVAL_S = 0.25
 RESIZE_EVERY_S = 10.0
@@ -36,40 +47,94 @@ _SIZING_SHARE = 0.05
 _GROWN_SIZING_SHARE = 0.5
 
 
-async def disk_limit_passed(root: str, limit_bytes: int, *, interval_s: float = INTERVAL_S) -> float:
-    """Wait until the tree under ``root`` weighs more than ``limit_bytes``; its size then (runs
-    until cancelled while it does not). The directory is held open from the start, so a tool
-    that takes the rights on the sessions root away, or moves it, hides nothing; a tree that
-    cannot be sized (one too deep, a tool changing it under the walk) counts the file system's
-    growth since the last sizing as its own."""
+async def disk_limit_passed(
+    root: str,
+    limit_bytes: int,
+    *,
+    turn_processes: Callable[[], Iterable[int]],
+    interval_s: float = INTERVAL_S,
+) -> float:
+    """Wait until the tree under ``root``, with the nameless files ``turn_processes()`` hold
+    open on its file system, weighs more than ``limit_bytes``; its size then (runs until
+    cancelled while it does not). The directory is held open from the start, so a tool that
+    takes the rights on the sessions root away, or moves it, hides nothing; a tree that cannot
+    be sized (one too deep, a tool changing it under the walk) counts the file system's growth
+    since the last sizing as its own."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        size, used, sized_at, cost = await asyncio.to_thread(_sized, fd, 0.0, None)
-        while size <= limit_bytes:
+
+        def sized(last: _Sizing | None, grown: bool) -> _Sizing:
+            # Descriptors only once the disk grew past what the tree explains (or held some).
+            held_too = grown or (last is not None and last.held > 0)
+            return _sized(fd, limit_bytes, turn_processes if held_too else None, last)
+
+        last = await asyncio.to_thread(sized, None, False)
+        while last.size <= limit_bytes:
             await asyncio.sleep(interval_s)
-            since = time.monotonic() - sized_at
-            grown = size + _file_system_used(fd) - used > limit_bytes
-            if since < cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
+            since = time.monotonic() - last.at
+            grown = last.size + _file_system_used(fd) - last.used > limit_bytes
+            if since < last.cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
                 continue
             if grown or since >= RESIZE_EVERY_S:
-                size, used, sized_at, cost = await asyncio.to_thread(_sized, fd, size, used)
-        return size
+                last = await asyncio.to_thread(sized, last, grown)
+        return last.size
     finally:
         os.close(fd)
 
 
-def _sized(fd: int, last_size: float, last_used: float | None) -> tuple[float, float, float, float]:
-    """(size, file system use before sizing, when, seconds it took)."""
-    used = _file_system_used(fd)  # first: what grows while sizing shows at the next look
+class _Sizing(NamedTuple):
+    size: float
+    used: float  # the file system's use as it began: what grows while sizing shows next
+    at: float
+    cost: float  # seconds it took
+    held: int  # bytes of nameless files the turn's processes held open (0: not looked)
+
+
+def _sized(
+    fd: int, limit_bytes: int, turn_processes: Callable[[], Iterable[int]] | None, last: _Sizing | None
+) -> _Sizing:
+    """The tree sized, with the nameless files ``turn_processes`` hold if given and the tree
+    is not over ``limit_bytes`` alone."""
+    used = _file_system_used(fd)
     started = time.monotonic()
+    held = 0
     try:
         size = tree_size(".", dir_fd=fd)
+        if turn_processes is not None and size <= limit_bytes:
+            held = held_nameless(os.fstat(fd).st_dev, turn_processes())
+            size += held
     except OSError:
         size = math.inf
     if size == math.inf:
-        size = last_size + (used - last_used if last_used is not None else 0.0)
-        used = last_used if last_used is not None else used
-    return size, used, started, time.monotonic() - started
+        size = last.size + used - last.used if last is not None else 0.0
+        used = last.used if last is not None else used
+    return _Sizing(size, used, started, time.monotonic() - started, held)
+
+
+def held_nameless(device: int, pids: Iterable[int]) -> int:
+    """Bytes of the regular files on ``device`` with no name left (link count 0) that a
+    process of ``pids`` holds open, each file once; a process gone or not ours to read holds
+    none."""
+    files: dict[int, int] = {}
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            table = f"/proc/{pid}/task/{task}/fd"
+            try:
+                descriptors = os.listdir(table)
+            except OSError:
+                continue
+            for descriptor in descriptors:
+                try:
+                    info = os.stat(f"{table}/{descriptor}")  # the open file itself, named or not
+                except OSError:
+                    continue
+                if info.st_nlink == 0 and info.st_dev == device and stat.S_ISREG(info.st_mode):
+                    files[info.st_ino] = file_weight(info)
+    return sum(files.values())
 
 
 def _file_system_used(fd: int) -> float:

@@ -64,8 +64,7 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
                             total += ENTRY_BLOCK
                             continue
                         linked.add((info.st_dev, info.st_ino))
-                    # Blocks too: fallocate(KEEP_SIZE) takes the disk with a size of 0.
-                    total += max(info.st_size, info.st_blocks * 512, ENTRY_BLOCK)
+                    total += file_weight(info)
             elif len(levels) > MAX_SIZED_DEPTH:
                 return math.inf
             else:
@@ -75,6 +74,12 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
         for level in levels:
             _close(*level)
     return total
+
+
+def file_weight(info: os.stat_result) -> int:
+    """What a file counts against a budget: its size, its blocks if more, a block at least."""
+    # Blocks too: fallocate(KEEP_SIZE) takes the disk with a size of 0.
+    return max(info.st_size, info.st_blocks * 512, ENTRY_BLOCK)
 
 
 def remove_tree(path: str | os.PathLike[str]) -> None:

@@ -624,7 +624,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # history_too_large past it), not its tools' doing: counted, a transcript past the cap
         # stopped every later turn of the chat before it began.
         budget = limit_mb * 1024 * 1024 + history_bytes
-        disk = asyncio.create_task(disk_limit_passed(workspace.root, budget))
+        scope, since = self.settings.process_sweep_scope, self.started_ticks
+        disk = asyncio.create_task(
+            disk_limit_passed(
+                workspace.root, budget, turn_processes=lambda: find_turn_processes(scope, since)
+            )
+        )
         # a stop request from the user (never set without a live item)
         stop = asyncio.create_task(live.stop_requested.wait() if live is not None else asyncio.Event().wait())
         try:
