@@ -207,3 +207,45 @@ def test_a_nameless_file_no_process_of_the_turn_holds_does_not_count(tmp_path: P
         os.close(fd)
         idle.kill()
         idle.wait()
+
+
+# The same from a thread that took a descriptor table of its own (unshare(CLONE_FILES)):
+# /proc/<pid>/fd shows the first thread's table only.
+_NAMELESS_WRITER_IN_A_THREAD = """
+import ctypes, os, sys, threading, time
+def write():
+    if ctypes.CDLL(None, use_errno=True).unshare(0x400) != 0:  # CLONE_FILES
+        os._exit(3)
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+    os.unlink(sys.argv[1])
+    for _ in range(64):
+        os.write(fd, bytes(1 << 20))
+    time.sleep(60)
+threading.Thread(target=write).start()
+"""
+
+
+def test_a_nameless_file_in_a_threads_own_descriptor_table_passes_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    since = boot_ticks()
+    hidden = str(tmp_path / "work" / "hidden")
+    tool = subprocess.Popen([sys.executable, "-c", _NAMELESS_WRITER_IN_A_THREAD, hidden])
+
+    async def watch() -> float:
+        return await asyncio.wait_for(
+            disk_limit_passed(
+                str(tmp_path),
+                16 * 1024 * 1024,
+                turn_processes=lambda: find_turn_processes("descendants", since),
+                interval_s=0.05,
+            ),
+            5,
+        )
+
+    try:
+        size = asyncio.run(watch())
+    finally:
+        tool.kill()
+        tool.wait()
+    assert tool.returncode != 3, "no unshare(CLONE_FILES) here"
+    assert size > 16 * 1024 * 1024
