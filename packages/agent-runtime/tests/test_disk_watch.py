@@ -249,3 +249,19 @@ def test_a_nameless_file_in_a_threads_own_descriptor_table_passes_the_limit(tmp_
         tool.wait()
     assert tool.returncode != 3, "no unshare(CLONE_FILES) here"
     assert size > 16 * 1024 * 1024
+
+
+def test_a_watch_that_breaks_never_ends_the_turn_it_watches(tmp_path: Path) -> None:
+    """The turn ends (its CLI and tools killed) when the watch returns: a watch that cannot
+    look (here its directory is gone; or a bug) must leave the turn running, and say so."""
+    from structlog.testing import capture_logs
+
+    async def watch() -> None:
+        await asyncio.wait_for(
+            disk_limit_passed(str(tmp_path / "gone"), 1 << 20, turn_processes=_none, interval_s=0.01), 0.5
+        )
+
+    with capture_logs() as logs, pytest.raises(TimeoutError):
+        asyncio.run(watch())
+    assert [entry["event"] for entry in logs] == ["disk_watch.failed"]
+    assert logs[0]["error"] == "FileNotFoundError"

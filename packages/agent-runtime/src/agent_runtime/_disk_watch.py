@@ -36,7 +36,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from session_core import get_logger
+
 from ._owned_trees import ENTRY_BLOCK, file_weight, tree_size
+
+log = get_logger(__name__)
 
 INTERVAL_S = 0.25
 RESIZE_EVERY_S = 10.0
@@ -59,7 +63,19 @@ async def disk_limit_passed(
     cancelled while it does not). The directory is held open from the start, so a tool that
     takes the rights on the sessions root away, or moves it, hides nothing; a tree that cannot
     be sized (one too deep, a tool changing it under the walk) counts the file system's growth
-    since the last sizing as its own."""
+    since the last sizing as its own. A watch that breaks logs ``disk_watch.failed`` and waits
+    on: the turn ends when it returns, and must not for want of a look."""
+    try:
+        return await _watched(root, limit_bytes, turn_processes, interval_s)
+    except Exception as exc:
+        log.warning("disk_watch.failed", error=type(exc).__name__)
+    while True:
+        await asyncio.sleep(3600)
+
+
+async def _watched(
+    root: str, limit_bytes: int, turn_processes: Callable[[], Iterable[int]], interval_s: float
+) -> float:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
 
