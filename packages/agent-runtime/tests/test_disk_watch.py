@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_runtime._disk_watch import disk_limit_passed
@@ -148,6 +149,17 @@ time.sleep(60)
 """
 
 
+def _watch_descendants(root: Path, since: int) -> Coroutine[Any, Any, float]:
+    """The watch of ``root`` against a 16 MiB limit, the turn's processes being this test's
+    descendants started after ``since`` (as under agentbot dev), looking every 0.05 s."""
+    return disk_limit_passed(
+        str(root),
+        16 * 1024 * 1024,
+        turn_processes=lambda: find_turn_processes("descendants", since),
+        interval_s=0.05,
+    )
+
+
 def test_a_file_a_tool_unlinked_and_keeps_writing_passes_the_limit(tmp_path: Path) -> None:
     """In no directory, the file still takes the disk until its last close: 64 MiB under a
     16 MiB limit went unseen (the tree never showed it)."""
@@ -159,15 +171,7 @@ def test_a_file_a_tool_unlinked_and_keeps_writing_passes_the_limit(tmp_path: Pat
     )
 
     async def watch() -> float:
-        return await asyncio.wait_for(
-            disk_limit_passed(
-                str(tmp_path),
-                16 * 1024 * 1024,
-                turn_processes=lambda: find_turn_processes("descendants", since),
-                interval_s=0.05,
-            ),
-            10,
-        )
+        return await asyncio.wait_for(_watch_descendants(tmp_path, since), 10)
 
     try:
         size = asyncio.run(watch())
@@ -188,14 +192,7 @@ def test_a_nameless_file_no_process_of_the_turn_holds_does_not_count(tmp_path: P
     os.unlink(tmp_path / "work" / "ours")
 
     async def watch() -> None:
-        watching = asyncio.create_task(
-            disk_limit_passed(
-                str(tmp_path),
-                16 * 1024 * 1024,
-                turn_processes=lambda: find_turn_processes("descendants", since),
-                interval_s=0.05,
-            )
-        )
+        watching = asyncio.create_task(_watch_descendants(tmp_path, since))
         await asyncio.sleep(0.3)  # after the first sizing
         await asyncio.to_thread(os.write, fd, bytes(32 * 1024 * 1024))
         await asyncio.wait_for(watching, 1.5)
@@ -232,15 +229,7 @@ def test_a_nameless_file_in_a_threads_own_descriptor_table_passes_the_limit(tmp_
     tool = subprocess.Popen([sys.executable, "-c", _NAMELESS_WRITER_IN_A_THREAD, hidden])
 
     async def watch() -> float:
-        return await asyncio.wait_for(
-            disk_limit_passed(
-                str(tmp_path),
-                16 * 1024 * 1024,
-                turn_processes=lambda: find_turn_processes("descendants", since),
-                interval_s=0.05,
-            ),
-            5,
-        )
+        return await asyncio.wait_for(_watch_descendants(tmp_path, since), 5)
 
     try:
         size = asyncio.run(watch())
