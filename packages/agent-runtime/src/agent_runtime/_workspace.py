@@ -249,9 +249,10 @@ def _remove_others(base: Path, mine: Path, *, shared: bool) -> None:
 def _made_and_locked(mine: Path) -> int:
     """Where runtimes share the sessions root: the session's directory made and locked (the
     lock's descriptor), again if another runtime removed it meanwhile (it was unused until
-    locked) or the lock waited for was its removal's."""
+    locked) or the lock waited for was its removal's. Removed between ``mkdir``'s "exists" and
+    its look at what exists, it is a FileExistsError."""
     while True:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, FileExistsError):
             _real_directory(mine)
             fd = _lock(mine)
             try:
