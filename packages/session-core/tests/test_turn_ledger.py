@@ -137,3 +137,32 @@ def test_a_long_answer_is_recorded_and_replayed_whole(registry: SessionRegistry)
     assert saved.outcome == "saved"
     again = TurnLedger(registry, owner="runtime-b").start(KEY, 11, lease_s=60)
     assert again.replay is not None and again.replay.text == text
+
+
+def test_a_retry_of_a_turn_a_newer_runtime_recorded_with_a_reason_unknown_here_replays(
+    aws: Any, registry: SessionRegistry
+) -> None:
+    """Rolled back after a newer runtime recorded a turn stopped for a reason this release does
+    not know: the retry replays the recorded answer (a stop for no reason it can name), not a
+    failed turn and not a second model run."""
+    newer = (
+        b'{"version":2,"session_key":"acme/42/0","turn_id":32,"text":"stopped half way",'
+        b'"session_id":"s-1","cost_usd":0.5,"stopped":true,"stop_reason":"some_future_reason",'
+        b'"files_not_sent":[{"file_name":"out.bin","reason":"some_future_reason"}]}'
+    )
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table,
+        Item={"pk": {"S": "session|acme/42/0"}, "sk": {"S": "turn|32"}, "result": {"B": newer}},
+    )
+
+    start = TurnLedger(registry, owner="runtime-rolled-back").start(KEY, 32, lease_s=60)
+
+    assert start.lease is None and start.replay is not None  # replayed, not run again
+    replay = start.replay
+    assert (replay.text, replay.stopped, replay.stop_reason, replay.replayed) == (
+        "stopped half way",
+        True,
+        None,
+        True,
+    )
+    assert [f.reason for f in replay.files_not_sent] == ["failed"]

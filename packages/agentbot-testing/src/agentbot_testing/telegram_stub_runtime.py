@@ -24,6 +24,11 @@ consumer puts before it in a group or for a reply):
                        above it the turn is refused (reason ``history_too_large``), else
                        answered with ``history`` set, as the real runtime near its memory limit
                        (a refusal still declines a pending approval, as every message does)
+  "newer:<what>"       answered as a runtime one release newer would, with values of known
+                       enumerations this release does not know (``NEWER_VALUE``): "newer:failed"
+                       a bad_request failure for such a reason, "newer:kind" a failure of such a
+                       kind (not retryable), "newer:stopped" an answer stopped for such a reason
+                       (recorded as a plain answer), one file not sent for such a reason
   "ask:<tool> <what>"  [I] ends at a tool call needing approval, as the real runtime does: the
                        call is kept as the session's pending Approval (``requested_by`` = the
                        request's user_id) and the result carries its ApprovalRequest
@@ -76,7 +81,7 @@ from session_core import (
     outbox_key,
 )
 
-from agentbot_testing.telegram_support import OUTBOX_FILE_CONTENT, failed, long_markdown
+from agentbot_testing.telegram_support import NEWER_VALUE, OUTBOX_FILE_CONTENT, failed, long_markdown
 
 _registry = SessionRegistry(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
 _approvals = Approvals(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
@@ -86,6 +91,16 @@ _FILES_RE = re.compile(r"(?:^|\s)files:(\d+|big|gone)(?:\s|$)")
 
 # The real runtime's retry flags (agent_runtime._turn's _error calls).
 RETRYABLE: dict[ErrorKind, bool] = {"model_error": True, "internal": True, "bad_request": False}
+# The fields a "newer:<what>" answer carries, as a newer runtime would write them.
+_NEWER_FIELDS: dict[str, dict[str, Any]] = {
+    "newer:failed": {"error_kind": "bad_request", "error_reason": NEWER_VALUE, "retryable": False},
+    "newer:kind": {"error_kind": NEWER_VALUE, "retryable": False},
+    "newer:stopped": {
+        "stopped": True,
+        "stop_reason": NEWER_VALUE,
+        "files_not_sent": [{"file_name": "report.bin", "reason": NEWER_VALUE}],
+    },
+}
 
 
 class _LambdaContext(Protocol):
@@ -113,6 +128,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     lease = start.lease
     started = time.time()
     history = _history(prompt)
+    newer = _NEWER_FIELDS.get(prompt.strip(), {})
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
@@ -121,6 +137,8 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         result = _resume(request, key, request.resume_approval)
         if result.approval_outcome is not None:
             result = ledger.save(lease, result).result or result
+    elif "error_kind" in newer:  # a failure: never recorded
+        result = failed(request, "bad_request", retryable=False)
     elif prompt.startswith("fail:"):
         kind = _scripted_error_kind(prompt.split()[0].split(":")[1])
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)
@@ -153,7 +171,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         result = msgspec.structs.replace(result, history=history)  # not recorded, as the runtime's
     _log_run(request, started)
     ledger.release(lease)
-    return _answer(result)
+    return _answer(result) | newer
 
 
 def _with_files(result: TurnResult, key: SessionKey, prompt: str) -> TurnResult:

@@ -14,6 +14,9 @@ from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, decod
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_USERNAME = "agent_test_bot"
 BOT_USER_ID = 999000111
+# A value of a known enumeration that no release has (yet): what the runtime stub's
+# "newer:<what>" answers carry, as a runtime one release newer would.
+NEWER_VALUE = "some_future_value"
 # What the files the runtime stub's "files:<n>" sends hold (notes-<i>.txt: b"note <i>").
 OUTBOX_FILE_CONTENT = {
     "chart.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,

@@ -7,9 +7,10 @@ from typing import Literal, TypeVar
 
 import msgspec
 
-from ._approvals import ApprovalOutcome, ApprovalRequest
+from ._approvals import ApprovalAnsweredBy, ApprovalOutcome, ApprovalRequest
 from ._errors import MessageDecodeError, UnsupportedVersionError
 from ._json import as_json_bytes, decode_json, encode_json
+from ._newer_values import Tolerated, convert_tolerating, decode_tolerating
 
 # 2: the turn is named by a channel-neutral ``turn_id`` (was Telegram's ``update_id`` in 1).
 # Version 1 still decodes (turn records stored before, a request in flight during a deploy).
@@ -159,6 +160,20 @@ _version_probe = msgspec.json.Decoder(_Versioned)
 _request_decoder = msgspec.json.Decoder(TurnRequest)
 _result_decoder = msgspec.json.Decoder(TurnResult)
 
+# A result from a runtime one release newer (or recorded by one) may carry values this release
+# does not know: read as what the consumer can say truthfully. An unknown reason is no reason
+# (the kind's own words, a plain "Stopped."); an unknown kind still a failure, of ours; a file
+# not sent for an unknown reason, one that "could not be prepared". Logged: the operator sees
+# the skew. (Approval choices and states have no truthful fallback: they stay strict.)
+_RESULT_NEWER_VALUES = (
+    Tolerated.field("error_kind", ErrorKind, "internal"),
+    Tolerated.field("error_reason", ErrorReason, None),
+    Tolerated.field("stop_reason", ErrorReason, None),
+    Tolerated.field("files_not_sent.reason", UnsentReason, "failed"),
+    Tolerated.field("approval_outcome.answered_by", ApprovalAnsweredBy, "button"),
+)
+_RESULT_UNKNOWN_VALUE = "result.unknown_value"
+
 
 # Version 1 on the wire named the turn id ``update_id``: read as fields, renamed, then checked
 # against the current model, so a version 1 message passes the same validation.
@@ -198,20 +213,30 @@ def decode_turn_result(data: bytes | str) -> TurnResult:
     current model); rejects other versions with UnsupportedVersionError."""
     raw, version = _turn_version(data, "TurnResult")
     if version == 1:
-        return _from_v1(raw, TurnResult, "TurnResult")
-    return decode_json(raw, _result_decoder.decode, "TurnResult")
+        fields = _v1_fields(raw, "TurnResult")
+        return convert_tolerating(
+            fields, TurnResult, "TurnResult", _RESULT_NEWER_VALUES, event=_RESULT_UNKNOWN_VALUE
+        )
+    return decode_tolerating(
+        raw, _result_decoder, "TurnResult", _RESULT_NEWER_VALUES, event=_RESULT_UNKNOWN_VALUE
+    )
 
 
 def _from_v1(raw: bytes, model: type[_T], name: str) -> _T:
+    try:
+        return msgspec.convert(_v1_fields(raw, name), model)
+    except msgspec.ValidationError as exc:
+        raise MessageDecodeError(name, str(exc)[:300]) from exc
+
+
+def _v1_fields(raw: bytes, name: str) -> dict[str, object]:
+    """A version 1 message's fields, renamed as the current model names them."""
     fields = decode_json(raw, _v1_fields_decoder.decode, name)
     if "update_id" in fields:
         fields["turn_id"] = fields.pop("update_id")
     fields["version"] = TURN_VERSION
     fields.pop("user_message", None)  # version 1's wording, now the consumer's
-    try:
-        return msgspec.convert(fields, model)
-    except msgspec.ValidationError as exc:
-        raise MessageDecodeError(name, str(exc)[:300]) from exc
+    return fields
 
 
 def _turn_version(data: bytes | str, model: str) -> tuple[bytes, int]:
