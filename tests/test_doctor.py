@@ -383,10 +383,15 @@ def test_local_checks_name_the_broken_claude_config_file_and_field(
 
 def _with_command_server(tmp_path: Path, command: str, clean_env: pytest.MonkeyPatch) -> None:
     """The shipped claude-config with its github server run as ``command``, for doctor to check."""
+    _with_github_server(tmp_path, {"command": command}, clean_env)
+
+
+def _with_github_server(tmp_path: Path, server: dict[str, Any], clean_env: pytest.MonkeyPatch) -> None:
+    """The shipped claude-config with a github server of ``server``, for doctor to check."""
     config = tmp_path / "claude-config"
     shutil.copytree(REPO_CONFIG, config)
     mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["github"] = {"command": command}
+    mcp["mcpServers"]["github"] = server
     (config / "mcp.json").write_text(json.dumps(mcp))
     clean_env.setenv("CLAUDE_CONFIG_PATH", str(config))
     clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
@@ -513,6 +518,22 @@ def test_local_checks_find_a_command_servers_missing_program_as_agentbot_dev_wou
     assert code == 1, out
     assert "mcp.json: mcpServers.github.command" in lines["claude-config"], out
     assert "'npx-not-installed-here' is not on the runtime's PATH" in lines["claude-config"], out
+
+
+def test_local_checks_name_a_credential_under_an_innocent_name_as_agentbot_dev_would(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A GitHub token in a command server's `"GH"` passed doctor and every start, and reached
+    the agent's tools; doctor names the field and the kind of credential, never the token."""
+    token = "ghp_" + "d0c7" * 9  # made up, and built here so that no file holds one whole
+    _with_github_server(tmp_path, {"command": "${PYTHON}", "env": {"GH": token}}, clean_env)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "mcp.json: mcpServers.github.env.GH: looks like a GitHub token" in lines["claude-config"], out
+    assert "headers_from_ssm" in lines["claude-config"], out
+    assert token not in out
 
 
 def test_local_checks_name_every_claude_config_problem_in_one_run(

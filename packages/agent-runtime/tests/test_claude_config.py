@@ -789,3 +789,151 @@ def test_a_password_in_a_url_a_command_server_gets_is_refused_without_showing_it
     assert where == ("mcp.json", f"mcpServers.agentbot-tools.{field}")
     assert "password" in caught.value.reason and "headers_from_ssm" in caught.value.reason
     assert "hunter2" not in str(caught.value)
+
+
+# Credentials of each well-known format, made up and built here so that no file holds one whole.
+CREDENTIALS = [
+    ("a GitHub token", "ghp_" + "a1B2" * 9),
+    ("a GitHub token", "github_pat_" + "A1" * 11 + "_" + "b2C3" * 14 + "d4e"),
+    ("an Anthropic API key", "sk-ant-api03-" + "x9Y8" * 23 + "AA"),
+    ("an OpenAI-style API key", "sk-proj-" + "Ab3d" * 12),
+    ("a Slack token", "xoxb-1234567890-1234567890-" + "aB3" * 8),
+    ("an AWS access key id", "AKIA" + "Q3ZT" * 4),
+    ("a Google API key", "AIza" + "Sy" + "B3x_" * 8 + "k"),
+    ("a Stripe key", "sk_live_" + "Zq3" * 8),
+    ("a GitLab token", "glpat-" + "x7Y-" * 5),
+    ("a JSON Web Token", "eyJhbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiJib3QifQ" + ".c2lnbmF0dXJlLW5vdC1yZWFs"),
+    ("a private key", "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END"),
+    ("a Telegram bot token", "123456789:AA" + "Fq3_x" * 6 + "z2k"),
+    ("a Hugging Face token", "hf_" + "aBcD" * 8 + "eF"),
+    ("an npm token", "npm_" + "a1B2" * 9),
+]
+
+
+def _refusal(config_dir: Path, server: str, change: dict[str, Any], environ: dict[str, str]) -> Any:
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"][server].update(change))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ=environ)
+    return caught.value
+
+
+@pytest.mark.parametrize(("kind", "credential"), CREDENTIALS, ids=[kind for kind, _ in CREDENTIALS])
+def test_a_credential_under_an_innocent_name_in_a_command_servers_env_is_refused_by_its_format(
+    config_dir: Path, kind: str, credential: str
+) -> None:
+    """Only a name like GITHUB_TOKEN was refused: `"GH": "ghp_…"` shipped in the image and on the
+    CLI's command line, where the agent's tools read it. The start names the field and the kind
+    of credential, never the value."""
+    error = _refusal(config_dir, "agentbot-tools", {"env": {"GH": credential}}, {})
+    assert (Path(error.file).name, error.field) == ("mcp.json", "mcpServers.agentbot-tools.env.GH")
+    assert error.reason.startswith(f"looks like {kind}, "), error.reason
+    assert "headers_from_ssm" in error.reason and "docs/customise.md" in error.reason
+    assert credential not in str(error) and credential[-12:] not in str(error)
+
+
+GITHUB_TOKEN = CREDENTIALS[0][1]
+
+
+@pytest.mark.parametrize(
+    ("server", "change", "environ", "field", "what"),
+    [
+        (
+            "agentbot-tools",
+            {"args": ["-I", "${CLAUDE_CONFIG_PATH}/mcp/agentbot_tools.py", "--key", CREDENTIALS[2][1]]},
+            {},
+            "args[3]",
+            "looks like an Anthropic API key, ",
+        ),
+        (  # the value comes from the operator's environment, not the file
+            "agentbot-tools",
+            {"env": {"GH": "${GH}"}},
+            {"GH": GITHUB_TOKEN},
+            "env.GH",
+            "looks like a GitHub token (its value comes from ${GH}), ",
+        ),
+        (  # written as a default the environment overrides: it still ships in the image
+            "agentbot-tools",
+            {"env": {"GH": "${GH:-" + GITHUB_TOKEN + "}"}},
+            {"GH": "none"},
+            "env.GH",
+            "looks like a GitHub token, ",
+        ),
+        (
+            "deepwiki",
+            {"headers": {"X-Team": "Bearer " + GITHUB_TOKEN}},
+            {},
+            "headers.X-Team",
+            "looks like a GitHub token, and written here it ships in the image",
+        ),
+        ("deepwiki", {"url": "https://wiki.example/mcp?t=" + GITHUB_TOKEN}, {}, "url", "looks like a GitHub"),
+        (
+            "deepwiki",
+            {"url": "https://bot:hunter2@wiki.example/mcp"},
+            {},
+            "url",
+            "holds a URL with a password",
+        ),
+    ],
+)
+def test_a_credential_is_refused_in_args_headers_and_urls_and_from_the_environment(
+    config_dir: Path, server: str, change: dict[str, Any], environ: dict[str, str], field: str, what: str
+) -> None:
+    error = _refusal(config_dir, server, change, environ)
+    assert error.field == f"mcpServers.{server}.{field}"
+    assert error.reason.startswith(what) and "headers_from_ssm" in error.reason, error.reason
+    assert not any(credential in str(error) for _, credential in CREDENTIALS) and "hunter2" not in str(error)
+
+
+def test_a_credential_from_the_environment_names_the_variable_it_came_from(config_dir: Path) -> None:
+    url = "https://wiki.example/mcp?api_key=abc123def456"
+    error = _refusal(config_dir, "deepwiki", {}, {"DEEPWIKI_MCP_URL": url})
+    assert error.field == "mcpServers.deepwiki.url"
+    assert "(its value comes from ${DEEPWIKI_MCP_URL})" in error.reason, error.reason
+    assert "abc123def456" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("https://mcp.example.com/mcp?api_key=abc123def456", "api_key"),
+        ("https://mcp.example.com/mcp?page=2&apiKey=abc123def456", "apiKey"),
+        ("https://mcp.example.com/mcp?access_token=abc123def456", "access_token"),
+        ("https://mcp.example.com/mcp?key=abc123def456", "key"),
+        ("https://mcp.example.com/mcp?exaApiKey=abc123def456", "exaApiKey"),
+        ("https://mcp.example.com/mcp?x-api-key=abc123def456", "x-api-key"),
+    ],
+)
+def test_an_http_servers_url_with_a_key_in_its_query_is_refused(
+    config_dir: Path, url: str, parameter: str
+) -> None:
+    """The URL is on the CLI's command line and in the image, so a key in its query string is
+    as readable by the agent's tools as one in a header written in mcp.json."""
+    error = _refusal(config_dir, "deepwiki", {"url": url}, {})
+    assert error.field == "mcpServers.deepwiki.url"
+    assert f"query parameter {parameter!r} is named like a secret" in error.reason, error.reason
+    assert "headers_from_ssm" in error.reason and "abc123def456" not in str(error)
+
+
+def test_ordinary_settings_are_not_taken_for_credentials(config_dir: Path) -> None:
+    env = {
+        "RUN_ID": "0b6e3c4e-9f0e-4a8e-8d55-2b1f3c0e6a7d",
+        "REVISION": "b912b0b1f0c5a0e5d3f1c2a4b6d8e0f1a3c5e7d9",
+        "IMAGE_HASH": "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        "DIGEST": "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "MODEL": "claude-sonnet-4",
+        "PREFIX": "sk",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HOMEPAGE": "https://example.com/docs?page=2&sort=asc",
+        "ENDPOINT": "https://api.example.com/v1?max_tokens=4096&key=",
+    }
+    server = {
+        "command": "uv",
+        "args": ["--directory", "${CLAUDE_CONFIG_PATH}", "run", "mcp/agentbot_tools.py", "--model", "gpt-4o"],
+        "env": env,
+    }
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
+    url = "https://mcp.deepwiki.com/mcp?page=2&max_tokens=4096&secret_scanning=off"
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(url=url))
+    config = load_claude_config(config_dir, environ={})
+    assert config.mcp_servers["agentbot-tools"]["env"] == env
+    assert config.mcp_servers["deepwiki"]["url"] == url

@@ -15,6 +15,7 @@ from session_core import is_secret_variable
 
 from ._config_files import check_string_map, read_json, refuse_unknown_fields, string_list
 from ._config_problems import ConfigProblems
+from ._credential_formats import find_credential, is_plain_setting
 from ._errors import ClaudeConfigError
 from ._mcp_commands import ProgramLookup, check_mcp_command
 
@@ -26,12 +27,15 @@ _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # command line, and the runtime's proxy authenticates the CLI with these names itself. Other
 # headers are credentials when named like a secret variable (X-Auth-Token, CONTEXT7_API_KEY).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
-# What a command server's env entry named like a secret may still be: a switch or a number
-# (TOKENIZERS_PARALLELISM=false, MAX_TOKENS=4096), never a credential.
-_PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
-# A URL with a password in it (postgres://bot:pw@db/app), whatever the variable or argument is
-# called: a command server's environment and command line are readable by the agent's tools.
-_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
+# Why a credential found in a server's value may not be there, and where it goes instead.
+_NOT_IN_A_COMMAND_SERVER = (
+    "and a command server's environment and command line are readable by the agent's tools: "
+    "run the server over HTTP with its secret in headers_from_ssm (docs/customise.md step 4)"
+)
+_NOT_IN_AN_HTTP_SERVER = (
+    "and written here it ships in the image and reaches the agent's tools: send it as a header "
+    "whose whole value is an SSM SecureString named in headers_from_ssm (docs/customise.md step 4)"
+)
 
 
 def _is_credential_header(name: str) -> bool:
@@ -143,7 +147,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
     plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
     expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
     for variable, value in (spec.get("env") or {}).items():
-        if is_secret_variable(variable) and not _PLAIN_SETTING.fullmatch(value):
+        if is_secret_variable(variable) and not is_plain_setting(value):
             raise ClaudeConfigError(
                 str(file),
                 f"{field}.env.{variable}",
@@ -151,10 +155,9 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 "image and the CLI's command line, which the agent's tools can read): run the server "
                 "over HTTP with its secret in headers_from_ssm (docs/customise.md)",
             )
+    _refuse_credentials(spec, expanded, file, field)
     if kind != "stdio":
         _check_url(expanded["url"], spec["url"], file, f"{field}.url")
-    else:
-        _refuse_passwords_in_urls(expanded, file, field)
     args = expanded.get("args") or []
     for index, arg in enumerate(args):
         # The server starts in the chat's own directory, where a claude-config file named by a
@@ -171,20 +174,31 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
     return expanded
 
 
-def _refuse_passwords_in_urls(server: Mapping[str, Any], file: Path, field: str) -> None:
-    """A command server's env value or argument holding a URL with a password: ClaudeConfigError
-    naming where (never the value)."""
+def _readable_values(server: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) of each string of a server that the agent's tools can read: it ships in
+    the image and is on the CLI's command line (a command server's env also in its environment)."""
     places = [(f"env.{name}", value) for name, value in (server.get("env") or {}).items()]
     places += [(f"args[{index}]", arg) for index, arg in enumerate(server.get("args") or [])]
-    for where, value in places:
-        if isinstance(value, str) and _URL_WITH_PASSWORD.search(value):
-            raise ClaudeConfigError(
-                str(file),
-                f"{field}.{where}",
-                "holds a URL with a password, and a command server's environment and command line "
-                "are readable by the agent's tools: run the server over HTTP with its secret in "
-                "headers_from_ssm (docs/customise.md)",
-            )
+    places += [(f"headers.{name}", value) for name, value in (server.get("headers") or {}).items()]
+    return places + ([("url", server["url"])] if "url" in server else [])
+
+
+def _refuse_credentials(spec: Mapping[str, Any], expanded: Mapping[str, Any], file: Path, field: str) -> None:
+    """A credential in a value the agent's tools can read, by its format whatever it is called:
+    ClaudeConfigError naming where and what kind, never the value. Checked as written (a
+    ``${NAME:-default}``'s default ships in the image even where NAME is set) and as expanded
+    (a value from the operator's environment)."""
+    written = dict(_readable_values(spec))
+    for where, value in _readable_values(expanded):
+        as_written = written[where]
+        what, source = find_credential(_VAR.sub(lambda match: match.group(2) or "", as_written)), ""
+        if what is None and (what := find_credential(value)) is not None:
+            variables = ", ".join(f"${{{match.group(1)}}}" for match in _VAR.finditer(as_written))
+            source = f" (its value comes from {variables})"
+        if what is not None:
+            instead = _NOT_IN_A_COMMAND_SERVER if expanded["type"] == "stdio" else _NOT_IN_AN_HTTP_SERVER
+            reason = f"{what}{source}, {instead}"
+            raise ClaudeConfigError(str(file), f"{field}.{where}", reason)
 
 
 def _check_url(url: str, written: str, file: Path, field: str) -> None:
