@@ -4,6 +4,7 @@ MessageDecodeError (the decoding rule itself is session-core's, tested there).""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,3 +77,27 @@ def test_deeply_nested_envelopes_are_refused_with_a_decode_error(levels: int, ki
 def test_garbage_of_any_kind_is_a_decode_error(data: object) -> None:
     with pytest.raises(MessageDecodeError):
         decode_envelope(data)  # type: ignore[arg-type]
+
+
+def test_a_newer_producers_recording_of_an_unknown_medium_is_heard_as_a_voice_message() -> None:
+    """A producer one release newer may queue a medium this consumer does not know yet: heard
+    the same way, called a voice message, and the operator sees the skew."""
+    from structlog.testing import capture_logs
+
+    voice = Attachment(kind="voice", file_id="f2", medium="video_note")
+    queued = encode_envelope(
+        QueueEnvelope(
+            version=ENVELOPE_VERSION, message=msgspec.structs.replace(message(), attachments=(voice,))
+        )
+    )
+    newer = queued.replace(b'"video_note"', b'"some_future_value"')
+
+    with capture_logs() as logs:
+        decoded = decode_envelope(newer)
+
+    assert decoded.message.attachments == (msgspec.structs.replace(voice, medium="voice"),)
+    assert [(e["event"], e["field"], e["value"]) for e in logs] == [
+        ("envelope.unknown_value", "message.attachments.medium", "some_future_value")
+    ]
+    with pytest.raises(MessageDecodeError):  # a medium that is no string is garbage, not newer
+        decode_envelope(queued.replace(b'"video_note"', b"7"))

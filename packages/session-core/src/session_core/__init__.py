@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         decode_versioned,
         encode,
     )
+    from ._newer_values import NewerValues, Tolerated
     from ._pastes import PasteParts, PasteVerdict, is_paste, paste_album_id
     from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
     from ._process_tree import (
@@ -180,6 +181,7 @@ __all__ = [
     "LiveTurnsWithBacklog",
     "Look",
     "MessageDecodeError",
+    "NewerValues",
     "PasteParts",
     "PasteVerdict",
     "ProcessInfo",
@@ -198,6 +200,7 @@ __all__ = [
     "StorageError",
     "StoredTranscript",
     "SystemClock",
+    "Tolerated",
     "ToolActivity",
     "TranscriptFile",
     "TranscriptStore",

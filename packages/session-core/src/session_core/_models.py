@@ -10,7 +10,7 @@ import msgspec
 from ._approvals import ApprovalAnsweredBy, ApprovalOutcome, ApprovalRequest
 from ._errors import MessageDecodeError, UnsupportedVersionError
 from ._json import as_json_bytes, decode_json, encode_json
-from ._newer_values import Tolerated, convert_tolerating, decode_tolerating
+from ._newer_values import NewerValues, Tolerated, convert_tolerating, decode_tolerating
 
 # 2: the turn is named by a channel-neutral ``turn_id`` (was Telegram's ``update_id`` in 1).
 # Version 1 still decodes (turn records stored before, a request in flight during a deploy).
@@ -165,14 +165,16 @@ _result_decoder = msgspec.json.Decoder(TurnResult)
 # (the kind's own words, a plain "Stopped."); an unknown kind still a failure, of ours; a file
 # not sent for an unknown reason, one that "could not be prepared". Logged: the operator sees
 # the skew. (Approval choices and states have no truthful fallback: they stay strict.)
-_RESULT_NEWER_VALUES = (
-    Tolerated.field("error_kind", ErrorKind, "internal"),
-    Tolerated.field("error_reason", ErrorReason, None),
-    Tolerated.field("stop_reason", ErrorReason, None),
-    Tolerated.field("files_not_sent.reason", UnsentReason, "failed"),
-    Tolerated.field("approval_outcome.answered_by", ApprovalAnsweredBy, "button"),
+_RESULT_NEWER_VALUES = NewerValues(
+    "result.unknown_value",
+    (
+        Tolerated.field("error_kind", ErrorKind, "internal"),
+        Tolerated.field("error_reason", ErrorReason, None),
+        Tolerated.field("stop_reason", ErrorReason, None),
+        Tolerated.field("files_not_sent.reason", UnsentReason, "failed"),
+        Tolerated.field("approval_outcome.answered_by", ApprovalAnsweredBy, "button"),
+    ),
 )
-_RESULT_UNKNOWN_VALUE = "result.unknown_value"
 
 
 # Version 1 on the wire named the turn id ``update_id``: read as fields, renamed, then checked
@@ -183,14 +185,24 @@ _v1_fields_decoder = msgspec.json.Decoder(dict[str, object])
 _T = TypeVar("_T")
 
 
-def decode_versioned(data: bytes | str, decoder: msgspec.json.Decoder[_T], model: str, version: int) -> _T:
-    """Decode ``data`` as ``model`` once its ``version`` field equals ``version``; anything else
-    (another version, malformed or too deeply nested JSON) raises a MessageDecodeError subclass."""
+_NO_NEWER_VALUES = NewerValues("", ())
+
+
+def decode_versioned(
+    data: bytes | str,
+    decoder: msgspec.json.Decoder[_T],
+    model: str,
+    version: int,
+    newer: NewerValues = _NO_NEWER_VALUES,
+) -> _T:
+    """Decode ``data`` as ``model`` once its ``version`` field equals ``version``, the values of
+    ``newer`` fields this release does not know read as their fallbacks; anything else (another
+    version, malformed or too deeply nested JSON) raises a MessageDecodeError subclass."""
     raw = as_json_bytes(data, model)
     found = decode_json(raw, _version_probe.decode, model).version
     if found != version:
         raise UnsupportedVersionError(model, found, (version,))
-    return decode_json(raw, decoder.decode, model)
+    return decode_tolerating(raw, decoder, model, newer)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -214,12 +226,8 @@ def decode_turn_result(data: bytes | str) -> TurnResult:
     raw, version = _turn_version(data, "TurnResult")
     if version == 1:
         fields = _v1_fields(raw, "TurnResult")
-        return convert_tolerating(
-            fields, TurnResult, "TurnResult", _RESULT_NEWER_VALUES, event=_RESULT_UNKNOWN_VALUE
-        )
-    return decode_tolerating(
-        raw, _result_decoder, "TurnResult", _RESULT_NEWER_VALUES, event=_RESULT_UNKNOWN_VALUE
-    )
+        return convert_tolerating(fields, TurnResult, "TurnResult", _RESULT_NEWER_VALUES)
+    return decode_tolerating(raw, _result_decoder, "TurnResult", _RESULT_NEWER_VALUES)
 
 
 def _from_v1(raw: bytes, model: type[_T], name: str) -> _T:

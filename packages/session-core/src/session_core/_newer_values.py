@@ -4,8 +4,8 @@ as a stated fallback instead of refusing the whole message.
 A consumer and runtime one release apart exchange results (a deploy updates the runtime before
 the consumer; an operator may roll one function back), and a runtime replays results another
 release recorded. A value the newer release added (a new error reason, say) must not make the
-older one refuse the result and lose its text, session id and usage with it: each field listed
-in a message's ``Tolerated`` reads an unknown string as its fallback, logged for the operator.
+older one refuse the result and lose its text, session id and usage with it: each field a
+message's ``NewerValues`` lists reads an unknown string as its fallback, logged for the operator.
 Anything else wrong (malformed JSON, a missing field, a wrong type, a value of a field not
 listed) is refused as before.
 
@@ -15,7 +15,6 @@ unknown values replaced, and converted to the same Struct, so what passes is as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, TypeVar, get_args
 
 import msgspec
@@ -45,34 +44,38 @@ class Tolerated(msgspec.Struct, frozen=True):
         return cls(path, frozenset(get_args(literal)), fallback)
 
 
-def decode_tolerating(
-    raw: bytes, decoder: msgspec.json.Decoder[_T], model: str, tolerated: Sequence[Tolerated], *, event: str
-) -> _T:
+class NewerValues(msgspec.Struct, frozen=True):
+    """The fields of one kind of message read so, and the warning each value read so logs
+    (``result.unknown_value``): the operator sees that two functions run different releases."""
+
+    event: str
+    fields: tuple[Tolerated, ...]
+
+
+def decode_tolerating(raw: bytes, decoder: msgspec.json.Decoder[_T], model: str, newer: NewerValues) -> _T:
     """``raw`` decoded by ``decoder`` as ``model``; one refused only for unknown values of the
-    ``tolerated`` fields decodes with each read as its fallback and logged as ``event``.
-    Anything else refused raises MessageDecodeError as ``decode_json`` does."""
+    ``newer`` fields decodes with each read as its fallback, and logged. Anything else refused
+    raises MessageDecodeError as ``decode_json`` does."""
     try:
         return decode_json(raw, decoder.decode, model)
     except MessageDecodeError as exc:
-        if not isinstance(exc.__cause__, msgspec.ValidationError):
+        if not newer.fields or not isinstance(exc.__cause__, msgspec.ValidationError):
             raise  # not JSON, or too deep: no field to read a fallback for
     fields = decode_json(raw, _fields_decoder.decode, model)
-    return convert_tolerating(fields, decoder.type, model, tolerated, event=event)
+    return convert_tolerating(fields, decoder.type, model, newer)
 
 
-def convert_tolerating(
-    fields: dict[str, Any], model_type: type[_T], model: str, tolerated: Sequence[Tolerated], *, event: str
-) -> _T:
+def convert_tolerating(fields: dict[str, Any], model_type: type[_T], model: str, newer: NewerValues) -> _T:
     """``fields`` (a message read as plain JSON) as ``model_type``, the unknown values of the
-    ``tolerated`` fields read as their fallbacks (logged as ``event`` once it converts);
-    MessageDecodeError when it does not convert even so."""
-    unknown = [(each.path, value) for each in tolerated for value in _read_as_fallback(fields, each)]
+    ``newer`` fields read as their fallbacks (logged once it converts); MessageDecodeError
+    when it does not convert even so."""
+    unknown = [(each.path, value) for each in newer.fields for value in _read_as_fallback(fields, each)]
     try:
         converted = msgspec.convert(fields, model_type)
     except msgspec.ValidationError as exc:
         raise MessageDecodeError(model, str(exc)[:300]) from exc
     for path, value in unknown:
-        _log.warning(event, model=model, field=path, value=value[:_VALUE_SHOWN])
+        _log.warning(newer.event, model=model, field=path, value=value[:_VALUE_SHOWN])
     return converted
 
 

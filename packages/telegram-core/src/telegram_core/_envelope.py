@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from session_core import decode_versioned, encode_json
+from session_core import NewerValues, Tolerated, decode_versioned, encode_json
 
 ENVELOPE_VERSION = 1
 
@@ -14,6 +14,8 @@ ENVELOPE_VERSION = 1
 # What a ``voice`` attachment is (each heard the same way): a voice message, a round video
 # message, an audio file, a video. Queued before these were heard: none, a voice message.
 Medium = Literal["voice", "video_note", "audio", "video"]
+AttachmentKind = Literal["photo", "document", "voice"]
+MessageKind = Literal["message", "unsupported", "approval", "chat_moved"]
 # Each as Telegram's apps name it to the user (and the agent is told it).
 RECORDING_WORDS: dict[Medium, str] = {
     "voice": "voice message",
@@ -28,7 +30,7 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     attachment (a recording: ``medium`` says which) is sent only where recordings are
     transcribed (VOICE_TRANSCRIPTION); ``duration_s`` is its length as Telegram states it."""
 
-    kind: Literal["photo", "document", "voice"]
+    kind: AttachmentKind
     file_id: str
     file_unique_id: str = ""
     file_name: str | None = None
@@ -52,7 +54,7 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     update_id: int
     session_key: str
-    kind: Literal["message", "unsupported", "approval", "chat_moved"]
+    kind: MessageKind
     chat_id: int
     chat_type: str
     message_id: int
@@ -95,6 +97,18 @@ class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(QueueEnvelope)
+# What a consumer one release behind its producer (rolled back) reads of a kind it does not know
+# yet: a message it cannot handle is "not supported yet", a file of a new kind is still a file
+# for the agent, a recording of a new medium is heard as any recording. Logged: the operator sees
+# the skew.
+_ENVELOPE_NEWER_VALUES = NewerValues(
+    "envelope.unknown_value",
+    (
+        Tolerated.field("message.kind", MessageKind, "unsupported"),
+        Tolerated.field("message.attachments.kind", AttachmentKind, "document"),
+        Tolerated.field("message.attachments.medium", Medium, "voice"),
+    ),
+)
 
 
 def encode_envelope(envelope: QueueEnvelope) -> bytes:
@@ -103,5 +117,8 @@ def encode_envelope(envelope: QueueEnvelope) -> bytes:
 
 
 def decode_envelope(data: bytes | str) -> QueueEnvelope:
-    """Decode a queue message body; rejects unknown versions with UnsupportedVersionError."""
-    return decode_versioned(data, _envelope_decoder, "QueueEnvelope", ENVELOPE_VERSION)
+    """Decode a queue message body (a kind or medium this release does not know yet read as
+    the nearest it knows, logged); rejects unknown versions with UnsupportedVersionError."""
+    return decode_versioned(
+        data, _envelope_decoder, "QueueEnvelope", ENVELOPE_VERSION, _ENVELOPE_NEWER_VALUES
+    )
