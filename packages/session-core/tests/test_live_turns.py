@@ -263,3 +263,41 @@ def test_a_call_the_stop_declined_is_not_let_through_by_a_turn_that_read_it_allo
     assert approvals.stop(KEY, "a4") is not None  # still declined (a retry of the stopped turn)
     approvals.settle(KEY, "a4")
     assert approvals.stop(KEY, "a4") is None  # done with: nothing to decline
+
+
+def test_progress_a_newer_runtime_published_with_an_activity_of_a_kind_unknown_here_is_shown(
+    aws: Any, clock: FakeClock
+) -> None:
+    """A consumer one release behind its runtime (deploys update the runtime first) still shows
+    the running turn's progress when the runtime names a kind of activity it does not know: as a
+    tool's, by its name, and the operator sees the skew (before, the draft stayed blank all turn)."""
+    from session_core import ToolActivity, TurnProgress
+    from structlog.testing import capture_logs
+
+    live = live_turns(aws, clock, None)
+    live.expect(KEY, 5)
+    live.begin(KEY, 5)
+    published = TurnProgress(
+        turn_id=5, text="Looking", activity=ToolActivity(kind="subagent", name="planner"), seq=3
+    )
+    live.publish(KEY, published)
+    item = aws.dynamodb.get_item(
+        TableName=aws.resources.table, Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "live"}}
+    )["Item"]
+    newer = item["progress"]["S"].replace('"subagent"', '"some_future_value"')
+    aws.dynamodb.update_item(
+        TableName=aws.resources.table,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="SET progress = :p",
+        ExpressionAttributeValues={":p": {"S": newer}},
+    )
+
+    with capture_logs() as logs:
+        shown = live.progress(KEY, 5)
+
+    assert shown == TurnProgress(
+        turn_id=5, text="Looking", activity=ToolActivity(kind="tool", name="planner"), seq=3
+    )
+    assert [(e["event"], e["field"], e["value"]) for e in logs] == [
+        ("progress.unknown_value", "activity.kind", "some_future_value")
+    ]

@@ -39,8 +39,10 @@ import msgspec
 from ._aws_errors import retry_transaction_conflicts
 from ._backlog import DEFAULT_STALE_AFTER_S
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, number
+from ._errors import MessageDecodeError
 from ._json import encode_json
 from ._keys import SessionKey
+from ._newer_values import NewerValues, Tolerated, decode_tolerating
 from ._registry_keys import session_item_pk
 
 LIVE_SK = "live"  # the sort key of the live item, in the session's partition
@@ -56,11 +58,14 @@ MAX_PROGRESS_TEXT = 4000
 StopOutcome = Literal["stopping", "nothing_running", "call_waiting"]
 
 
+ActivityKind = Literal["tool", "subagent"]
+
+
 class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
     """What the agent is doing now: a tool (or subagent) and its main argument, shortened and
     with secrets masked by the runtime; the channel words and escapes it."""
 
-    kind: Literal["tool", "subagent"]
+    kind: ActivityKind
     name: str
     argument: str = ""
 
@@ -76,6 +81,11 @@ class TurnProgress(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _progress_decoder = msgspec.json.Decoder(TurnProgress)
+# Published by a runtime one release newer than the consumer reading it (deploys update the
+# runtime first): an activity of a kind the consumer does not know is shown as a tool's, by name.
+_PROGRESS_NEWER_VALUES = NewerValues(
+    "progress.unknown_value", (Tolerated.field("activity.kind", ActivityKind, "tool"),)
+)
 
 
 class LiveTurns(TableStore):
@@ -178,8 +188,10 @@ class LiveTurns(TableStore):
         if not item or not _is_turn(item, turn_id) or "progress" not in item:
             return None
         try:
-            return _progress_decoder.decode(item["progress"]["S"])
-        except msgspec.DecodeError:
+            return decode_tolerating(
+                item["progress"]["S"].encode(), _progress_decoder, "TurnProgress", _PROGRESS_NEWER_VALUES
+            )
+        except MessageDecodeError:
             return None
 
     def request_stop(
