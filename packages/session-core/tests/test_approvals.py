@@ -189,3 +189,35 @@ def test_grants_are_listed_revoked_by_token_and_survive_clear(approvals: Approva
     assert revoked is not None and revoked.rule == "Write"
     assert approvals.revoke(KEY, grant_token("Write")) is None
     assert [g.rule for g in approvals.grants(KEY)] == ["Bash(git *)"]
+
+
+def test_an_approval_a_newer_release_answered_in_a_way_unknown_here_reads_as_answered_by_its_buttons(
+    aws: Any, approvals: Approvals
+) -> None:
+    """A runtime or consumer one release behind the producer that recorded the answer: its
+    choice and who decided still count; the new way of answering reads as a press, logged."""
+    from structlog.testing import capture_logs
+
+    approval = pending()
+    approvals.open(KEY, approval)
+    approvals.decide(KEY, approval.approval_id, "deny", decided_by="ada", answered_by="stop")
+    aws.dynamodb.update_item(
+        TableName=aws.resources.table,
+        Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "approval"}},
+        UpdateExpression="SET answered_by = :newer",
+        ExpressionAttributeValues={":newer": {"S": "some_future_value"}},
+    )
+
+    with capture_logs() as logs:
+        current = approvals.current(KEY)
+
+    assert current is not None
+    assert (current.state, current.choice, current.decided_by, current.answered_by) == (
+        "decided",
+        "deny",
+        "ada",
+        "button",
+    )
+    assert [(e["event"], e["field"], e["value"]) for e in logs] == [
+        ("approval.unknown_value", "answered_by", "some_future_value")
+    ]

@@ -21,6 +21,7 @@ import msgspec
 
 from ._dynamo_table import ConditionFailed, TableStore, item_int, item_key, item_str, number
 from ._keys import SessionKey
+from ._newer_values import NewerValues, Tolerated, convert_tolerating
 from ._registry_keys import session_item_pk
 
 APPROVAL_SK = "approval"
@@ -349,6 +350,12 @@ def _approval_attributes(approval: Approval) -> dict[str, Any]:
 
 
 _INT_FIELDS = ("requested_by", "message_id", "decided_by_id")
+# An item a newer release answered in a way this one does not know yet reads as answered by its
+# buttons: its choice and who decided still say what to do and show. Its state and choice have
+# no such fallback (which would run, or drop, a call?): an unknown one is refused.
+_APPROVAL_NEWER_VALUES = NewerValues(
+    "approval.unknown_value", (Tolerated.field("answered_by", ApprovalAnsweredBy, "button"),)
+)
 
 
 def _approval_of(item: dict[str, Any]) -> Approval:
@@ -357,4 +364,4 @@ def _approval_of(item: dict[str, Any]) -> Approval:
         if name not in item:
             continue
         fields[name] = item_int(item, name) if name in _INT_FIELDS else item_str(item, name)
-    return msgspec.convert(fields, Approval)
+    return convert_tolerating(fields, Approval, "Approval", _APPROVAL_NEWER_VALUES)
