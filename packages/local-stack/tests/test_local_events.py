@@ -70,6 +70,45 @@ def test_sqs_event_source_deletes_successes_and_keeps_the_functions_own_backoff(
     assert second - first >= 3.5, seen  # the function's 4 s, not the event source's 1 s
 
 
+def test_a_chats_next_message_starts_as_soon_as_the_one_before_is_done(aws) -> None:
+    """A message sent while the one before it in its FIFO group is in flight starts as soon as
+    that one is done, as SQS hands it out then. moto's long poll decides when it starts which
+    groups are held back and keeps them held until it returns, so with long polls running
+    beside a batch it started up to a second later: in `agentbot dev`, every next message of
+    a conversation."""
+    queue = aws.resources.queue_url
+    started: list[tuple[str, float]] = []
+    spec = FunctionSpec(handler="probe_handler.handle_sqs_sleeping", env={"PYTHONPATH": FIXTURES})
+    with LocalLambda({"consumer": spec}) as service:
+        source = SqsEventSource(
+            sqs_client=aws.sqs,
+            lambda_client=_lambda_client(service.endpoint),
+            queue_url=queue,
+            queue_arn=aws.resources.queue_arn,
+            function_name="consumer",
+            batch_size=1,
+            on_receive=lambda messages: started.extend((m["Body"], time.monotonic()) for m in messages),
+        ).start()
+        try:
+            for n, body in enumerate(["sleep:0", "sleep:1.5", "sleep:0"]):
+                aws.sqs.send_message(
+                    QueueUrl=queue, MessageBody=body, MessageGroupId="chat", MessageDeduplicationId=f"m{n}"
+                )
+                deadline = time.monotonic() + 30
+                while len(started) <= n and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if n == 1:
+                    time.sleep(0.3)  # the next one is sent while this one runs
+            deadline = time.monotonic() + 30
+            while len(started) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            source.stop()
+    assert [body for body, _ in started] == ["sleep:0", "sleep:1.5", "sleep:0"], started
+    waited = started[2][1] - started[1][1] - 1.5  # after the one before it was done
+    assert waited < 0.4, started
+
+
 def test_stopping_with_every_poller_busy_takes_seconds_not_a_wait_per_poller(aws) -> None:
     queue = aws.resources.queue_url
     for n in range(3):  # one batch per group, so each of three pollers is inside a long invoke

@@ -186,6 +186,8 @@ class SqsEventSource:
     after maxReceiveCount receives.
     """
 
+    short_poll_interval_s = 0.05  # between receives while a batch is in flight
+
     def __init__(
         self,
         *,
@@ -252,10 +254,15 @@ class SqsEventSource:
                 # while its first is in flight (SQS holds it back; tests/test_aws_semantics.py);
                 # processing still runs in parallel
                 with self._receive_lock:
+                    # moto's long poll fixes at its start which FIFO groups a message in flight
+                    # holds back, and holds them until it returns: begun beside a batch, it
+                    # kept that chat's next message up to a second after the batch was done
+                    # (SQS hands it out at once). So beside a batch, short polls.
+                    in_flight = self.busy
                     received = self._sqs.receive_message(
                         QueueUrl=self._queue_url,
                         MaxNumberOfMessages=self._batch_size,
-                        WaitTimeSeconds=1,
+                        WaitTimeSeconds=0 if in_flight else 1,
                         MessageSystemAttributeNames=["All"],
                         MessageAttributeNames=["All"],
                     ).get("Messages", [])
@@ -264,6 +271,8 @@ class SqsEventSource:
                     return
                 continue
             if not received:
+                if in_flight and self._stopping.wait(self.short_poll_interval_s):
+                    return
                 continue
             with self._lock:  # (with stop_receiving: a batch is either busy or released)
                 starting = not self._stopping.is_set()

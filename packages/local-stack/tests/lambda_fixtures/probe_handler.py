@@ -99,6 +99,14 @@ def handle_sqs_with_backoff(event, context):
     return {"batchItemFailures": failed}
 
 
+def handle_sqs_sleeping(event, context):
+    """Sleeps the seconds each 'sleep:<seconds>' record says, then succeeds."""
+    for record in event["Records"]:
+        if record["body"].startswith("sleep:"):
+            time.sleep(float(record["body"].split(":")[1]))
+    return {"batchItemFailures": []}
+
+
 def handle_sqs_slowly(event, context):
     """A consumer busy for a minute with every batch."""
     time.sleep(60)
