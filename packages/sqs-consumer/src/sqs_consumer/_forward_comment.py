@@ -20,11 +20,13 @@ from ._album import joined_text
 
 log = get_logger(__name__)
 
-# How long after the comment reached the producer its forwards may still be coming: Telegram
-# sends a chat's next update once the webhook answered the comment (tens of milliseconds), so
-# the first forward is kept well within this, and a text no forward follows waits only this
-# (less the time it spent in the queue).
-COMMENT_WAIT_S = 1.0
+# How long after the comment reached the producer its forwards may still be coming. Telegram
+# sends a chat's next update once the webhook answered the one before (the producer answers in
+# tens of milliseconds), or beside it on another connection, so the first forward is kept well
+# within this. Every plain text waits it (less its time in the queue), which is why it is short:
+# at 1 s a conversation's every answer came 0.6 s later and the stack's overhead per turn was
+# twice its 0.5 s target. A forward whose producer had a cold start (~1.3 s) missed 1 s too.
+COMMENT_WAIT_S = 0.15
 # The seconds after the comment's in which its forwards may be dated.
 _FORWARD_SECONDS = (0, 1)
 
