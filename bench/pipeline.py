@@ -34,6 +34,7 @@ from local_stack import ModelServer, demo_responder
 
 from agentbot.cli import build_parser
 from agentbot.dev import TERMINAL_CHAT_ID, TERMINAL_USER, Progress, start_stack
+from agentbot.dev_approvals import TerminalApprovals
 
 
 class TimedProgress(Progress):
@@ -190,8 +191,13 @@ def live_turns(turns: int, stops: int) -> dict[str, list[float]]:
                 drafts.append((time.perf_counter(), str(draft.get("visible", ""))))
                 events.notify_all()
 
+        approvals = TerminalApprovals()
+        asked: list[float] = []
+
         def on_send(message: dict[str, Any]) -> None:
             with events:
+                if approvals.seen(message):
+                    asked.append(time.perf_counter())
                 sends.append((time.perf_counter(), str(message.get("text", ""))))
                 events.notify_all()
 
@@ -223,10 +229,35 @@ def live_turns(turns: int, stops: int) -> dict[str, list[float]]:
                 if not events.wait_for(predicate, timeout=300):
                     raise SystemExit(f"no {what} within 300 s; see {dev.log_path}")
 
+        short, long = "perl -e 'sleep 3'", "perl -e 'sleep 60'"
+
+        def allow_always(command: str) -> None:
+            """The shipped approvals.json asks before these commands (and "Always in this chat"
+            allows exactly a command that quotes): the user answers "Always" once, as a user of
+            the bot would, and the measured turns then run it unasked."""
+            nonlocal update_id
+            asked_before, sends_before = len(asked), len(sends)
+            post(f"run {command}")
+            wait(lambda: len(asked) > asked_before, f"approval question for {command}")
+            press = approvals.press("/always", TERMINAL_USER)
+            assert press is not None
+            update_id += 1
+            dev.post_update(client, {"update_id": update_id, **press})
+            if command == long:  # not waited out: stopped once its tool runs
+                wait(lambda: any("🔧" in t for _, t in drafts[drafts_before:]), "tool line in a draft")
+                post("/stop")
+            wait(lambda: len(sends) > sends_before + 2, f"answer after allowing {command}")
+
+        drafts_before = len(drafts)
+        allow_always(short)
+        if stops:
+            drafts_before = len(drafts)
+            allow_always(long)
+
         for n in range(1, turns + 1):
             calls_before, drafts_before, sends_before = len(server.calls()), len(drafts), len(sends)
             answered_before = len(model.answered)
-            post("run python3 -c 'import time; time.sleep(3)'")
+            post(f"run {short}")
             wait(lambda sends_before=sends_before: len(sends) > sends_before, "answer")
             first_token = model.answered[answered_before]
             shown = next((at for at, text in drafts[drafts_before:] if "Running" in text), None)
@@ -241,7 +272,7 @@ def live_turns(turns: int, stops: int) -> dict[str, list[float]]:
             )
         for n in range(1, stops + 1):
             drafts_before, sends_before = len(drafts), len(sends)
-            post("run python3 -c 'import time; time.sleep(60)'")
+            post(f"run {long}")
             wait(
                 lambda drafts_before=drafts_before: any("🔧" in t for _, t in drafts[drafts_before:]),
                 "tool line in a draft",
