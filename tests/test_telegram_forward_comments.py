@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from botocore.config import Config
 from local_stack import TelegramFault
 from telegram_producer import handler as producer_handler
 
@@ -43,8 +47,27 @@ def _comment_and_forwards(
     return outcomes
 
 
+def _forwards(stack: Any, first: int, *, sent: int, forwards: int = 3) -> None:
+    """``forwards`` messages forwarded together, dated ``sent``."""
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    for i in range(forwards):
+        _post(stack, first + i, text=f"point {i}", date=sent, forward_origin=origin)
+
+
 def _answers(stack: Any, chat_id: int = CHAT) -> list[dict[str, Any]]:
     return [m for m in stack.replies(chat_id) if m["text"].startswith("Answer to:")]
+
+
+@contextmanager
+def _first_invoke_throttled(stack: Any, monkeypatch: Any) -> Iterator[FaultProxy]:
+    """The consumers built inside find the runtime's first invoke throttled (as Lambda
+    refuses it past its concurrency), the next ones reach it."""
+    throttled = AwsFault(
+        "lambda:Invoke", times=1, status=429, code="TooManyRequestsException", message="Rate exceeded"
+    )
+    with FaultProxy(stack.runtime.endpoint, [throttled]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        yield proxy
 
 
 def test_a_comment_and_the_messages_forwarded_with_it_are_one_turn_and_one_answer(stack) -> None:
@@ -191,5 +214,52 @@ def test_a_comment_answered_alone_stays_alone_when_its_record_comes_back(stack) 
         _post(stack, 2111 + i, text=f"point {i}", date=sent, forward_origin=origin)
     stack.drain(consumer)
 
+    assert [run["prompt"] for run in stack.runs()] == ["summarize these", TOGETHER]
+    assert len(_answers(stack)) == 2
+
+
+def test_a_comment_whose_first_try_failed_before_taking_its_forwards_is_answered_with_them(stack) -> None:
+    """The first try's look for the forwards failed (DynamoDB): it decided nothing, so the
+    retry takes them as a first try would. Before, it answered the comment alone ("summarize
+    what?") and the forwards' own record paid for a second turn."""
+    look_fails = AwsFault("dynamodb:BatchGetItem", times=1, when=lambda _, body: b"album|" in body)
+    with FaultProxy(stack.aws.endpoint, [look_fails]) as proxy:
+        # botocore's own retries off: the record's retry is what is tested
+        dynamodb = proxy.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+        _comment_and_forwards(stack, 2120, sent=int(time.time()))
+        stack.drain(stack.consumer(dynamodb=dynamodb))
+
+    assert proxy.failed == ["dynamodb:BatchGetItem"]
+    [run] = stack.runs()
+    assert run["prompt"] == f"summarize these\n\n{TOGETHER}"
+    [answer] = _answers(stack)
+    assert answer["reply_to_message"]["message_id"] == 2120  # the comment's
+
+
+def test_a_comment_that_took_its_forwards_and_then_failed_takes_them_again(stack, monkeypatch) -> None:
+    with _first_invoke_throttled(stack, monkeypatch) as proxy:
+        _comment_and_forwards(stack, 2130, sent=int(time.time()))
+        stack.drain(stack.consumer())
+
+    assert proxy.failed == ["lambda:Invoke"]
+    [run] = stack.runs()
+    assert run["prompt"] == f"summarize these\n\n{TOGETHER}"
+    assert len(_answers(stack)) == 1
+
+
+def test_a_comment_that_went_on_alone_and_then_failed_stays_alone(stack, monkeypatch) -> None:
+    """Its first try found no forwards (they came late) and invoked the runtime with the
+    comment alone, which failed: the retry's turn is that same one (it may have run), and the
+    late forwards get their own."""
+    sent = int(time.time())
+    with _first_invoke_throttled(stack, monkeypatch) as proxy:
+        _post(stack, 2140, text="summarize these", date=sent)
+        consumer = stack.consumer()
+        [comment] = stack.receive(1)
+        stack.hand_over(consumer, [comment])
+        _forwards(stack, 2141, sent=sent)
+        stack.drain(consumer)
+
+    assert proxy.failed == ["lambda:Invoke"]
     assert [run["prompt"] for run in stack.runs()] == ["summarize these", TOGETHER]
     assert len(_answers(stack)) == 2

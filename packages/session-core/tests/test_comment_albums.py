@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 from agentbot_testing import FakeClock
-from session_core import CommentAlbums, GatheredAlbum
+from session_core import (
+    TURN_VERSION,
+    CommentAlbums,
+    GatheredAlbum,
+    LiveTurns,
+    SessionKey,
+    SessionRegistry,
+    TurnResult,
+)
 
 SESSION = "default/501/0"
 
@@ -83,3 +91,30 @@ def test_a_text_no_forward_follows_costs_one_request(albums: CommentAlbums, dyna
 
     assert albums.gather_for_comment(SESSION, ["g0", "g1"], comment=80, accepts=_always, sleep=_no_wait) == []
     assert requests == ["BatchGetItem"]
+
+
+def test_a_retried_comment_knows_whether_an_earlier_try_went_on_to_its_turn(
+    aws: Any, albums: CommentAlbums, dynamodb: Any
+) -> None:
+    """Went on: the consumer expected the turn before invoking the runtime, or the runtime
+    saved it (its live item replaced since by a later turn's). Asking costs one request, and
+    only retries ask."""
+    key = SessionKey.parse(SESSION)
+    live = LiveTurns(dynamodb=dynamodb, table=aws.resources.table)
+    requests: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: requests.append(model.name))
+    assert not albums.turn_went_ahead(key, 90)
+    assert requests == ["BatchGetItem"]
+
+    live.expect(key, 89)  # the turn before it
+    live.end(key, 89)
+    assert not albums.turn_went_ahead(key, 90)
+    live.expect(key, 90)
+    assert albums.turn_went_ahead(key, 90)
+
+    registry = SessionRegistry(dynamodb=dynamodb, table=aws.resources.table)
+    lease = registry.acquire_lease(key, owner="runtime", duration_s=60)
+    registry.record_turn(lease, result=TurnResult(version=TURN_VERSION, session_key=SESSION, turn_id=91))
+    live.end(key, 90)
+    live.expect(key, 92)
+    assert albums.turn_went_ahead(key, 91)

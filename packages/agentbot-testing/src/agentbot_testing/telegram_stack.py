@@ -79,7 +79,7 @@ class TelegramStack:
     ) -> Consumer:
         """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
         busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
-        client; ``s3`` the bucket's; ``clock`` the budgets' clock)."""
+        and the comment albums' client; ``s3`` the bucket's; ``clock`` the budgets' clock)."""
         config = ConsumerConfig.from_env()
         timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
         budgets = (
@@ -121,7 +121,7 @@ class TelegramStack:
             delivery_claims=DeliveryClaims(self.records(dynamodb)),
             approvals=self.approvals(),
             albums=CommentAlbums(
-                dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
+                dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
             ),
             pastes=PasteParts(dynamodb=self.aws.dynamodb, table=self.aws.resources.table, retention_days=1),
             voices=voice_transcriber(config, s3 or self.aws.s3),

@@ -5,7 +5,10 @@ as a message of its own: same sender, dated the same second (or the next, when t
 straddle one), with later message ids. The producer keeps those forwards as an album
 (session_core.AlbumParts, ``forward_album_id``) and queues its first part behind the comment
 in the chat's queue. So the comment's turn waits a moment for them, takes the album for
-itself and answers both; the album's own record then answers nothing.
+itself and answers both; the album's own record then answers nothing. A retried comment
+whose earlier try went on to its turn takes only what that try took (the turn may have run:
+it stays the same); one whose earlier try stopped before (its look failed, its consumer died
+while it waited) looks as a first try does.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from session_core import CommentAlbums, forward_album_id, get_logger
+from session_core import CommentAlbums, SessionKey, forward_album_id, get_logger
 from telegram_core import InboundMessage
 
 from ._album import joined_text
@@ -35,6 +38,7 @@ _part_decoder = msgspec.json.Decoder(InboundMessage)
 
 def with_its_forwards(
     msg: InboundMessage,
+    key: SessionKey,
     albums: CommentAlbums | None,
     *,
     enqueued_at: float,
@@ -42,19 +46,21 @@ def with_its_forwards(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
-    """``msg`` with the messages its sender forwarded right after it when it is such a
-    comment (its text first, then theirs with where each came from), and the parts in order;
-    None when it is no such comment. ``enqueued_at``: when the producer queued it; ``first_try``: no
-    attempt of this record ran before, so none decided it was answered alone (a retry only
-    takes the forwards an earlier attempt took, so its turn is the same)."""
+    """``msg`` (of session ``key``) with the messages its sender forwarded right after it
+    when it is such a comment (its text first, then theirs with where each came from), and
+    the parts in order; None when it is no such comment. ``enqueued_at``: when the producer
+    queued it; ``first_try``: no attempt of this record ran before, so none went on to its
+    turn (a retry asks: one BatchGetItem)."""
     if not msg.may_be_comment or msg.album_id is not None or albums is None:
         return None
     wait_s = min(enqueued_at + COMMENT_WAIT_S - clock(), COMMENT_WAIT_S)  # a skewed clock: no more
     if wait_s > 0:
         sleep(wait_s)
+    # Once a try went on to the turn, only the forwards it took (if any) are the comment's.
+    looks_afresh = first_try or not albums.turn_went_ahead(key, msg.update_id)
 
     def follows_it(parts: list[str]) -> bool:
-        return first_try and _forwarded_after(msg, parts)
+        return looks_afresh and _forwarded_after(msg, parts)
 
     album_ids = [forward_album_id(msg.user_id, msg.sent_at + later) for later in _FORWARD_SECONDS]
     raw = albums.gather_for_comment(

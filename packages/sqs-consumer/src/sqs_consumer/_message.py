@@ -217,6 +217,7 @@ class MessageHandler:
             # shows while it waits for them.
             forwarded = with_its_forwards(
                 msg,
+                key,
                 deps.albums,
                 enqueued_at=enqueued_at,
                 first_try=first_try,
