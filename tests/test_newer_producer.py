@@ -72,3 +72,38 @@ def test_a_file_of_a_newer_kind_reaches_the_agent_as_a_document(stack: Any) -> N
     assert stored == content
     assert [m["text"] for m in stack.replies(CHAT)] == [f"Answer to: {run['prompt']}"]
     assert skew_warnings(logs) == [("message.attachments.kind", NEWER_VALUE)]
+
+
+def test_a_photo_a_newer_producer_kept_for_its_album_as_a_file_of_a_newer_kind_is_in_the_albums_turn(
+    stack: Any,
+) -> None:
+    """The album's turn reads every part the producer kept: a part of a newer shape is no
+    longer dropped unseen (the user's third file was missing from the answer)."""
+    from agentbot_testing.telegram_support import update, webhook_event
+    from session_core import AlbumParts, encode_json
+
+    for update_id in (780, 781):
+        file_id = stack.telegram.add_file(b"photo %d" % update_id, file_path=f"photos/a{update_id}.jpg")
+        photo = [{"file_id": file_id, "file_unique_id": f"u{update_id}", "width": 8, "height": 6}]
+        extra = {"caption": "compare these"} if update_id == 780 else {}
+        part = update(
+            update_id, message_id=update_id, text=None, photo=photo, media_group_id="24680", **extra
+        )
+        assert stack.producer.handle_event(webhook_event(part))["statusCode"] == 200
+    file_id = stack.telegram.add_file(b"a file of a newer kind", file_path="documents/b782.bin")
+    newer = inbound(782, album_id="24680", attachments=(Attachment(kind="photo", file_id=file_id),))
+    newer_part = encode_json(newer).decode().replace('"photo"', f'"{NEWER_VALUE}"')
+    albums = AlbumParts(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    assert albums.record(newer.session_key, "24680", 782, newer_part, addressed=False) == "joins"
+
+    with capture_logs() as logs:
+        stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == "compare these"
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == [
+        "photo-780.jpg",
+        "photo-781.jpg",
+        "b782.bin",
+    ]
+    assert skew_warnings(logs) == [("attachments.kind", NEWER_VALUE)]

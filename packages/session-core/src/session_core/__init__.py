@@ -86,7 +86,7 @@ if TYPE_CHECKING:
         decode_versioned,
         encode,
     )
-    from ._newer_values import NewerValues, Tolerated
+    from ._newer_values import NewerValues, Tolerated, decode_tolerating
     from ._pastes import PasteParts, PasteVerdict, is_paste, paste_album_id
     from ._process_privacy import AWS_CREDENTIAL_VARIABLES, is_secret_variable, make_non_dumpable
     from ._process_tree import (
@@ -226,6 +226,7 @@ __all__ = [
     "children",
     "configure_logging",
     "decode_json",
+    "decode_tolerating",
     "decode_turn_request",
     "decode_turn_result",
     "decode_versioned",

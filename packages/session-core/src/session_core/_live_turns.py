@@ -189,7 +189,7 @@ class LiveTurns(TableStore):
             return None
         try:
             return decode_tolerating(
-                item["progress"]["S"].encode(), _progress_decoder, "TurnProgress", _PROGRESS_NEWER_VALUES
+                item["progress"]["S"], _progress_decoder, "TurnProgress", _PROGRESS_NEWER_VALUES
             )
         except MessageDecodeError:
             return None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, get_args
 import msgspec
 
 from ._errors import MessageDecodeError
-from ._json import decode_json
+from ._json import as_json_bytes, decode_json
 from ._logging import get_logger
 
 _T = TypeVar("_T")
@@ -52,10 +52,13 @@ class NewerValues(msgspec.Struct, frozen=True):
     fields: tuple[Tolerated, ...]
 
 
-def decode_tolerating(raw: bytes, decoder: msgspec.json.Decoder[_T], model: str, newer: NewerValues) -> _T:
-    """``raw`` decoded by ``decoder`` as ``model``; one refused only for unknown values of the
+def decode_tolerating(
+    data: bytes | str, decoder: msgspec.json.Decoder[_T], model: str, newer: NewerValues
+) -> _T:
+    """``data`` decoded by ``decoder`` as ``model``; one refused only for unknown values of the
     ``newer`` fields decodes with each read as its fallback, and logged. Anything else refused
     raises MessageDecodeError as ``decode_json`` does."""
+    raw = as_json_bytes(data, model)
     try:
         return decode_json(raw, decoder.decode, model)
     except MessageDecodeError as exc:

@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from session_core import AlbumParts, PasteParts, get_logger, is_paste
-from telegram_core import InboundMessage
+from session_core import AlbumParts, MessageDecodeError, PasteParts, get_logger, is_paste
+from telegram_core import InboundMessage, decode_inbound_message
 
 log = get_logger(__name__)
-
-_part_decoder = msgspec.json.Decoder(InboundMessage)
 
 
 def with_its_album(
@@ -43,8 +41,8 @@ def with_its_album(
     parts = {msg.update_id: msg}
     for encoded in raw:
         try:
-            part = _part_decoder.decode(encoded)
-        except msgspec.DecodeError:
+            part = decode_inbound_message(encoded)
+        except MessageDecodeError:
             continue  # written by the producer from a decoded message: never seen
         if part.session_key == msg.session_key:
             parts.setdefault(part.update_id, part)

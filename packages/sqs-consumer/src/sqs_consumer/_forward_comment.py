@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from session_core import CommentAlbums, SessionKey, forward_album_id, get_logger
-from telegram_core import InboundMessage
+from session_core import CommentAlbums, MessageDecodeError, SessionKey, forward_album_id, get_logger
+from telegram_core import InboundMessage, decode_inbound_message
 
 from ._album import joined_text
 
@@ -32,8 +32,6 @@ log = get_logger(__name__)
 COMMENT_WAIT_S = 0.15
 # The seconds after the comment's in which its forwards may be dated.
 _FORWARD_SECONDS = (0, 1)
-
-_part_decoder = msgspec.json.Decoder(InboundMessage)
 
 
 def with_its_forwards(
@@ -68,7 +66,7 @@ def with_its_forwards(
     )
     if not raw:
         return None
-    forwards = tuple(_part_decoder.decode(part) for part in raw)
+    forwards = tuple(decode_inbound_message(part) for part in raw)
     parts = (msg, *forwards)
     log.info("comment_with_forwards", forwards=len(forwards))
     together = msgspec.structs.replace(
@@ -80,8 +78,8 @@ def with_its_forwards(
 def _forwarded_after(comment: InboundMessage, parts: list[str]) -> bool:
     """Whether ``parts`` are messages the comment's sender forwarded after it, in its chat."""
     try:
-        decoded = [_part_decoder.decode(part) for part in parts]
-    except msgspec.DecodeError:
+        decoded = [decode_inbound_message(part) for part in parts]
+    except MessageDecodeError:
         return False  # written by the producer from a decoded message: never seen
     return bool(decoded) and all(
         part.forwarded

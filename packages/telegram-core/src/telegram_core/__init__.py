@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         Medium,
         QueueEnvelope,
         decode_envelope,
+        decode_inbound_message,
         encode_envelope,
     )
     from ._errors import (
@@ -117,6 +118,7 @@ __all__ = [
     "approval_callback_data",
     "check_response",
     "decode_envelope",
+    "decode_inbound_message",
     "encode_envelope",
     "error_for",
     "for_another_bot",

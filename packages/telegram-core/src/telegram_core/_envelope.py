@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from session_core import NewerValues, Tolerated, decode_versioned, encode_json
+from session_core import NewerValues, Tolerated, decode_tolerating, decode_versioned, encode_json
 
 ENVELOPE_VERSION = 1
 
@@ -97,17 +97,20 @@ class QueueEnvelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(QueueEnvelope)
+_message_decoder = msgspec.json.Decoder(InboundMessage)
 # What a consumer one release behind its producer (rolled back) reads of a kind it does not know
 # yet: a message it cannot handle is "not supported yet", a file of a new kind is still a file
 # for the agent, a recording of a new medium is heard as any recording. Logged: the operator sees
 # the skew.
+_MESSAGE_NEWER_FIELDS = (
+    Tolerated.field("kind", MessageKind, "unsupported"),
+    Tolerated.field("attachments.kind", AttachmentKind, "document"),
+    Tolerated.field("attachments.medium", Medium, "voice"),
+)
+_MESSAGE_NEWER_VALUES = NewerValues("envelope.unknown_value", _MESSAGE_NEWER_FIELDS)
 _ENVELOPE_NEWER_VALUES = NewerValues(
     "envelope.unknown_value",
-    (
-        Tolerated.field("message.kind", MessageKind, "unsupported"),
-        Tolerated.field("message.attachments.kind", AttachmentKind, "document"),
-        Tolerated.field("message.attachments.medium", Medium, "voice"),
-    ),
+    tuple(msgspec.structs.replace(field, path=f"message.{field.path}") for field in _MESSAGE_NEWER_FIELDS),
 )
 
 
@@ -122,3 +125,10 @@ def decode_envelope(data: bytes | str) -> QueueEnvelope:
     return decode_versioned(
         data, _envelope_decoder, "QueueEnvelope", ENVELOPE_VERSION, _ENVELOPE_NEWER_VALUES
     )
+
+
+def decode_inbound_message(data: bytes | str) -> InboundMessage:
+    """Decode one message the producer kept apart from the queue (a part of an album or of the
+    forwards a comment came with), read as ``decode_envelope`` reads the queued one;
+    MessageDecodeError when it is malformed."""
+    return decode_tolerating(data, _message_decoder, "InboundMessage", _MESSAGE_NEWER_VALUES)
