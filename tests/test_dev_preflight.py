@@ -72,6 +72,11 @@ def _make_a_program_missing(mcp: dict[str, Any]) -> None:
     mcp["mcpServers"]["github"] = {"command": "npx-not-installed", "args": ["-y", "server-github"]}
 
 
+def _give_a_server_a_token_under_an_innocent_name(mcp: dict[str, Any]) -> None:
+    token = "ghp_" + "d3v0" * 9  # made up, and built here so that no file holds one whole
+    mcp["mcpServers"]["agentbot-tools"]["env"] = {"GH": token}
+
+
 def _one_failure_line(done: subprocess.CompletedProcess[str]) -> str:
     said = done.stdout + done.stderr
     assert done.returncode == 2, said[-3000:]
@@ -90,6 +95,11 @@ def _one_failure_line(done: subprocess.CompletedProcess[str]) -> str:
         ("the main agent names a misspelt tool", "main.tools[0]: unknown tool 'Bassh'", "'Bash'?"),
         ("a skill without description", "SKILL.md: description", "is required"),
         ("a command MCP server whose program is missing", "mcp.json: mcpServers.github.command", "npx"),
+        (
+            "a token under an innocent name",
+            "mcp.json: mcpServers.agentbot-tools.env.GH",
+            "looks like a GitHub token",
+        ),
     ],
 )
 def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
@@ -106,6 +116,8 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
         _edit_json(config / "agents.json", _misspell_a_main_agent_tool)
     elif breakage == "a command MCP server whose program is missing":
         _edit_json(config / "mcp.json", _make_a_program_missing)
+    elif breakage == "a token under an innocent name":
+        _edit_json(config / "mcp.json", _give_a_server_a_token_under_an_innocent_name)
     else:
         (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
 
@@ -113,6 +125,7 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
 
     assert names in line and fix in line, line
     assert "start `agentbot dev` again" in line
+    assert "d3v0" * 9 not in line
 
 
 def test_every_claude_config_problem_is_named_in_one_refusal(tmp_path: Path) -> None:
