@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,7 @@ from agent_runtime._approval_rules import grant_rule_for, granted
 from agent_runtime._history_limit import BASE_MIB
 from agentbot_testing import REPO_CLAUDE_CONFIG
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
-from session_core import Approvals, SessionKey
+from session_core import Approvals, LiveTurns, SessionKey
 
 pytestmark = pytest.mark.slow
 
@@ -557,4 +562,143 @@ def test_a_retried_answer_never_runs_the_allowed_call_twice(
     assert retried.ok, retried
     assert [out.strip() for out in _outputs(model_server)].count("made-it") == 1
     assert "has run" in retried.text  # the agent is told, instead of running it again
+    assert approvals.current(key).state == "settled"
+
+
+def _stop_while(key: SessionKey, aws: Any, run: Callable[[], Any], ready: Callable[[], bool]) -> Any:
+    """Run the turn ``run`` in a thread and /stop it (as the chat's /stop does) once ``ready``."""
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    results: list[Any] = []
+    turn = threading.Thread(target=lambda: results.append(run()))
+    turn.start()
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert time.monotonic() < deadline, "the turn never got where the test stops it"
+        time.sleep(0.1)
+    assert live.request_stop(key) == "stopping"
+    turn.join(timeout=60)
+    [stopped] = results
+    assert stopped.ok and stopped.stopped, stopped
+    return stopped
+
+
+def test_always_is_kept_when_the_turn_running_the_allowed_call_is_stopped(
+    runtime, model_server, turn_request, approvals, aws, tmp_path
+) -> None:
+    key = SessionKey.parse(KEY)
+    mark = uuid.uuid4().hex[:12]
+    slow = tmp_path / "slow"  # the call waits while this file exists
+    slow.touch()
+    # as the bench found it: a plain command (no ; or parentheses), so its exact grant matches it
+    command = f'perl -e \'print "woke-{mark}" unless -e "{slow}" and sleep 60\''
+    asked = runtime().run_turn(turn_request(f"bash: {command}", turn_id=1, user_id=42))
+    approval_id = asked.approval_request.approval_id
+    approvals.decide(key, approval_id, "always", decided_by="ada")
+
+    def running() -> bool:
+        found = subprocess.run(["pgrep", "-f", f"woke-{mark}"], capture_output=True, text=True)
+        return bool(found.stdout.split())
+
+    _stop_while(
+        key,
+        aws,
+        lambda: runtime().run_turn(turn_request("", turn_id=2, resume_approval=approval_id)),
+        running,
+    )
+
+    # what /permissions lists: the grant, stored as on a normal end, and the approval done with
+    [grant] = approvals.grants(key)
+    assert grant.rule == f"Bash({command})" and grant.granted_by == "ada"
+    assert approvals.current(key).state == "settled"
+    slow.unlink()
+    calls_before = len(model_server.model_calls)
+    again = runtime().run_turn(turn_request(f"bash: {command}", turn_id=3, user_id=42))
+    assert again.ok and again.approval_request is None, again  # not asked again
+    assert f"woke-{mark}" in [out.strip() for out in _outputs(model_server)]
+    assert approvals.current(key).approval_id == approval_id  # no new approval stored
+    told = last_user_text(model_server.model_calls[calls_before].body)
+    assert "[Approval]" not in told, told  # nothing left to say about the stopped call
+
+
+def test_always_is_not_kept_when_stopped_before_the_allowed_call_ran(
+    runtime, model_server, turn_request, approvals, aws
+) -> None:
+    key = SessionKey.parse(KEY)
+    asked = runtime().run_turn(turn_request("bash: echo stop-first", turn_id=1, user_id=42))
+    approval_id = asked.approval_request.approval_id
+    approvals.decide(key, approval_id, "always", decided_by="ada")
+    follow = model_server.responder
+    asked_again = threading.Event()
+
+    def slow_to_make_the_call_again(request: dict[str, Any]) -> Any:
+        if "Make exactly that call again" in last_user_text(request) and not tool_results(request):
+            asked_again.set()
+            time.sleep(3)  # the runtime sees the stop (about once a second) before the call is made
+        return follow(request)
+
+    model_server.responder = slow_to_make_the_call_again
+    _stop_while(
+        key,
+        aws,
+        lambda: runtime().run_turn(turn_request("", turn_id=2, resume_approval=approval_id)),
+        asked_again.is_set,
+    )
+    model_server.responder = follow
+
+    assert approvals.grants(key) == []  # /permissions lists nothing
+    assert not any("stop-first" in out for out in _outputs(model_server))
+    told = runtime().run_turn(turn_request("what now?", turn_id=3, user_id=42))
+    assert "I stopped your Bash call before it ran" in told.text, told
+    again = runtime().run_turn(turn_request("bash: echo stop-first", turn_id=4, user_id=42))
+    assert again.approval_request is not None  # asked again
+    assert not any("stop-first" in out for out in _outputs(model_server))
+
+
+def test_always_is_granted_once_however_often_its_turn_is_retried(
+    runtime, model_server, turn_request, approvals
+) -> None:
+    """Granted when the allowed call is taken to run: a revoke after that stands, whether the
+    turn that ran it ended normally and its press is delivered again, or failed and is retried."""
+    key = SessionKey.parse(KEY)
+    asked = runtime().run_turn(turn_request("bash: echo fine", turn_id=1, user_id=42))
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+    answered = runtime().run_turn(
+        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+    )
+    assert answered.ok and "DONE: fine" in answered.text, answered
+    [grant] = approvals.grants(key)
+    approvals.revoke(key, grant.token)
+    assert (
+        runtime()
+        .run_turn(turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id))
+        .replayed
+    )
+    assert approvals.grants(key) == []
+
+    asked = runtime().run_turn(turn_request("bash: echo failing", turn_id=3, user_id=42))
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+    follow = model_server.responder
+
+    def fails_after_the_call_runs(request: dict[str, Any]) -> Any:
+        reply = follow(request)
+        if isinstance(reply, list) and reply and isinstance(reply[0], ToolCall):
+            model_server.inject(ModelFault(status=500), times=3)  # the answer after it fails
+        return reply
+
+    model_server.responder = fails_after_the_call_runs
+    failed = runtime().run_turn(
+        turn_request("", turn_id=4, resume_approval=asked.approval_request.approval_id)
+    )
+    assert not failed.ok
+    model_server.clear_faults()
+    model_server.responder = follow
+    [grant] = approvals.grants(key)  # the call ran: the grant is kept though the turn failed
+    assert grant.rule == "Bash(echo *)"
+    approvals.revoke(key, grant.token)
+    retried = runtime().run_turn(
+        turn_request("", turn_id=4, resume_approval=asked.approval_request.approval_id)
+    )
+
+    assert retried.ok and "has run" in retried.text, retried
+    assert approvals.grants(key) == []  # the revoke stands
     assert approvals.current(key).state == "settled"

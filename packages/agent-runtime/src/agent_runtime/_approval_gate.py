@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
@@ -72,7 +72,10 @@ class ApprovalGate:
     # Takes the allowance in the store before the call runs (False: a retried turn ran it)
     claim: Callable[[], Awaitable[bool]] | None = None
     held: HeldCall | None = None
-    _allowance_used: bool = field(default=False, repr=False)
+    # The allowed call was made again in this run (let through or not), and let through (its
+    # allowance taken in the store)
+    allowed_call_made: bool = False
+    allowance_taken: bool = False
 
     @property
     def active(self) -> bool:
@@ -82,16 +85,22 @@ class ApprovalGate:
         name = str(hook_input.get("tool_name") or "")
         tool_input = hook_input.get("tool_input")
         tool_input = tool_input if isinstance(tool_input, dict) else {}
-        if not self.rules.needs_approval(name, tool_input) or granted(self.grants, name, tool_input):
+        if not self.rules.needs_approval(name, tool_input):
             return {}
         fingerprint = call_fingerprint(name, tool_input)
-        if not self._allowance_used and fingerprint == self.allowed_once:
-            self._allowance_used = True
+        # Before the grants, which hold an "Always" answered now: its call takes its allowance
+        # too, so the store knows it ran (a /stop then does not say it did not) and a /stop
+        # that declined it first keeps it from running.
+        if not self.allowed_call_made and fingerprint == self.allowed_once:
+            self.allowed_call_made = True
             if self.claim is not None and not await self.claim():
                 log.warning("approval.allowance_used_already", tool=name)
                 return _decision("deny", USED_REASON)
+            self.allowance_taken = True
             log.info("approval.allowed_call_runs", tool=name)
             return _decision("allow", "The user approved this call.")
+        if granted(self.grants, name, tool_input):
+            return {}
         if self.held is not None or tool_use_id is None:
             return _decision("deny", ONE_AT_A_TIME_REASON)
         view = describe_call(name, tool_input)

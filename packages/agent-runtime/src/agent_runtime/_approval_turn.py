@@ -1,6 +1,7 @@
 """[I] A turn's part in tool approvals: before the run, what the turn says about the session's
 waiting call (the user's decision, or that a new message passed it by); after it, the call the
-run held back (kept for the chat's buttons), the answered approval settled, "Always" granted.
+run held back (kept for the chat's buttons), the answered approval settled. "Always" is granted
+when its call is taken to run.
 
 Decided (README "Approvals"): a message sent while a call waits declines that call, and the
 message goes to the agent, so nothing the user writes is lost or queued behind an answer that
@@ -18,6 +19,7 @@ from session_core import (
     ApprovalNotPending,
     ApprovalOutcome,
     Approvals,
+    SessionCoreError,
     SessionKey,
     TurnRequest,
     TurnResult,
@@ -142,7 +144,7 @@ class ApprovalSteps:
         else:
             gate.allowed_once = approval.call_fingerprint
             if store is not None:
-                gate.claim = lambda: asyncio.to_thread(store.use, key, approval.approval_id)
+                gate.claim = lambda: self._take_allowance(key, approval)
             scope = "once"
             if approval.choice == "always":
                 gate.grants = [*gate.grants, approval.grant_rule]
@@ -153,6 +155,21 @@ class ApprovalSteps:
             )
         prompt = text if not also else f"{text}\n\n{also}"
         return ApprovalPlan(prompt=prompt, gate=gate, answering=approval)
+
+    async def _take_allowance(self, key: SessionKey, approval: Approval) -> bool:
+        """Take the allowance of ``approval`` for its one run (False: taken already, or a /stop
+        declined it). "Always" becomes the chat's grant at that moment, once: however the turn
+        then ends (stopped, timed out, crashed, retried), the user's decision stands."""
+        store = self.approvals
+        assert store is not None
+        if not await asyncio.to_thread(store.use, key, approval.approval_id):
+            return False
+        if approval.choice == "always":
+            try:
+                await asyncio.to_thread(store.grant, key, approval.grant_rule, granted_by=approval.decided_by)
+            except SessionCoreError as exc:  # the call still runs; the next such call asks again
+                log.warning("approval.grant_failed", error_type=type(exc).__name__, rule=approval.grant_rule)
+        return True
 
     async def _with_approval(
         self, key: SessionKey, request: TurnRequest, turn: TurnResult, plan: ApprovalPlan
@@ -177,7 +194,10 @@ class ApprovalSteps:
             return
         answering = plan.answering
         if answering is not None:
-            if answering.choice == "always":
+            # Granted when its call is taken to run (``_take_allowance``); here only when the
+            # agent did not make the call again: the press still stands for the chat.
+            made = plan.gate.allowed_call_made or answering.state == "used"
+            if answering.choice == "always" and not made:
                 await asyncio.to_thread(
                     store.grant, key, answering.grant_rule, granted_by=answering.decided_by
                 )
@@ -185,6 +205,15 @@ class ApprovalSteps:
         if plan.opening is not None:
             await asyncio.to_thread(store.open, key, plan.opening)
             log.info("approval.opened", tool=plan.opening.tool_name, approval_id=plan.opening.approval_id)
+
+    async def _early_end_recorded(self, key: SessionKey, plan: ApprovalPlan, answer: TurnResult) -> None:
+        """A turn that ended early (stopped, out of time, its CLI dead) is recorded: an answered
+        approval whose call was taken to run is done with, as at a normal end (the next message
+        resumes after the call). One whose call did not run waits for the next message to say so;
+        after an unrecorded end, the next message is told the call ran (it resumes before it)."""
+        answering = plan.answering
+        if answering is not None and (plan.gate.allowance_taken or answering.state == "used"):
+            await self._approval_recorded(key, plan, answer)
 
 
 def _passed_by_text(approval: Approval) -> str:

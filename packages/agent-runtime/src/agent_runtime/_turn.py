@@ -755,6 +755,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
         if reason is not None and answer.ok and not outcome.recorded:
             return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
+        if outcome.recorded:
+            await self._early_end_recorded(key, plan, answer)
         if reason == "crashed":
             self._log_sdk_failure(outcome, kept_text=True)
         log.info(
