@@ -135,3 +135,30 @@ def test_progress_is_published_at_most_once_per_interval_and_a_stop_ends_the_wat
     assert any(p.activity == ToolActivity(kind="tool", name="Bash", argument="ls") for _, p in live.published)
     assert sink.stop_requested.is_set()
     assert [p.seq for _, p in live.published] == sorted({p.seq for _, p in live.published})
+
+
+def test_the_first_text_is_published_at_once_after_a_quiet_start() -> None:
+    """The watch looks for a stop as the turn starts (a read, nothing to publish yet); the
+    model's first words a moment later go out at once, not a whole interval after that look:
+    the user's first visible text came up to a second late."""
+    live = RecordingLive()
+    sink = LiveProgress(live, KEY, 7, interval_s=1.0)  # type: ignore[arg-type]
+
+    async def scenario() -> float:
+        watcher = asyncio.create_task(sink.watch())
+        await asyncio.sleep(0.2)  # the CLI starts, the model thinks
+        emitted = time.monotonic()
+        sink.emit(TextWritten("Hello"))
+        while not live.published:
+            await asyncio.sleep(0.01)
+        shown_after = live.published[0][0] - emitted
+        sink.emit(TextWritten(" again"))  # a second change still waits for the interval
+        await asyncio.sleep(0.5)
+        assert len(live.published) == 1
+        live.stop = True
+        await asyncio.wait_for(watcher, timeout=3)
+        return shown_after
+
+    shown_after = asyncio.run(scenario())
+    assert live.reads >= 1  # the look at the start
+    assert shown_after < 0.3, shown_after

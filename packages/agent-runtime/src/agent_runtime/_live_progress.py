@@ -105,19 +105,21 @@ class LiveProgress:
             log.warning("turn.live_end_failed", error_type=type(exc).__name__)
 
     async def watch(self) -> None:
-        """Publish changes (at most one request per interval, at once when the last one is
-        older) and look for a stop request on each round trip; returns once a stop was seen."""
-        last = -self._interval_s
+        """Publish changes (at most one write per interval, at once when the last write is
+        older) and look for a stop request on each round trip (a read when nothing changed for
+        an interval); returns once a stop was seen."""
+        last_write = last_round = -self._interval_s
         while True:
-            wait = last + self._interval_s - self._clock()
+            wait = last_round + self._interval_s - self._clock()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=max(wait, 0.0))
-            pause = last + self._interval_s - self._clock()
-            if pause > 0:
+            pause = last_write + self._interval_s - self._clock()
+            if pause > 0 and self._changed.is_set():
                 await asyncio.sleep(pause)  # changed early: coalesce until the interval ends
             self._changed.clear()
+            wrote = self._seq != self._published_seq
             try:
-                if self._seq != self._published_seq:
+                if wrote:
                     seq = self._seq
                     stop = await asyncio.to_thread(self._live.publish, self._key, self.snapshot())
                     self._published_seq = seq
@@ -130,9 +132,13 @@ class LiveProgress:
                 log.error("turn.live_publish_crashed", error_type=type(exc).__name__)
                 return
             finally:
-                # Counted from the end of this request: however slow it was, the next one
-                # starts a whole interval later (at most one write per interval, as DynamoDB sees it).
-                last = self._clock()
+                # Counted from the end of this request: however slow it was, the next write
+                # starts a whole interval later (at most one per interval, as DynamoDB sees it).
+                # Only a write holds back the next: the look for a stop as the turn starts
+                # held the model's first words back a whole interval.
+                last_round = self._clock()
+                if wrote:
+                    last_write = last_round
             if stop:
                 log.info("turn.stop_requested")
                 self.stop_requested.set()
