@@ -4,13 +4,14 @@ another container, carries out the user's decision exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -534,27 +535,36 @@ def test_always_for_a_command_that_runs_other_programs_covers_that_command_only(
     assert not granted([rule], "Bash", {"command": later})
 
 
+@contextlib.contextmanager
+def _model_fails_after_the_call_runs(model_server: Any) -> Iterator[None]:
+    """Within the block, the model's answer after the agent's tool call fails (HTTP 500s)."""
+    follow = model_server.responder
+
+    def fails_after_the_call_runs(request: dict[str, Any]) -> Any:
+        reply = follow(request)
+        if isinstance(reply, list) and reply and isinstance(reply[0], ToolCall):
+            model_server.inject(ModelFault(status=500), times=3)
+        return reply
+
+    model_server.responder = fails_after_the_call_runs
+    try:
+        yield
+    finally:
+        model_server.clear_faults()
+        model_server.responder = follow
+
+
 def test_a_retried_answer_never_runs_the_allowed_call_twice(
     runtime, model_server, turn_request, approvals
 ) -> None:
     key = SessionKey.parse(KEY)
     asked = runtime().run_turn(turn_request("bash: echo made-it", turn_id=1, user_id=42))
     approvals.decide(key, asked.approval_request.approval_id, "once", decided_by="ada")
-    follow = model_server.responder
-
-    def fails_after_the_call_runs(request: dict[str, Any]) -> Any:
-        reply = follow(request)
-        if isinstance(reply, list) and reply and isinstance(reply[0], ToolCall):
-            model_server.inject(ModelFault(status=500), times=3)  # the answer after it fails
-        return reply
-
-    model_server.responder = fails_after_the_call_runs
-    failed = runtime().run_turn(
-        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
-    )
+    with _model_fails_after_the_call_runs(model_server):
+        failed = runtime().run_turn(
+            turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+        )
     assert not failed.ok
-    model_server.clear_faults()
-    model_server.responder = follow
     retried = runtime().run_turn(
         turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
     )
@@ -677,21 +687,11 @@ def test_always_is_granted_once_however_often_its_turn_is_retried(
 
     asked = runtime().run_turn(turn_request("bash: echo failing", turn_id=3, user_id=42))
     approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
-    follow = model_server.responder
-
-    def fails_after_the_call_runs(request: dict[str, Any]) -> Any:
-        reply = follow(request)
-        if isinstance(reply, list) and reply and isinstance(reply[0], ToolCall):
-            model_server.inject(ModelFault(status=500), times=3)  # the answer after it fails
-        return reply
-
-    model_server.responder = fails_after_the_call_runs
-    failed = runtime().run_turn(
-        turn_request("", turn_id=4, resume_approval=asked.approval_request.approval_id)
-    )
+    with _model_fails_after_the_call_runs(model_server):
+        failed = runtime().run_turn(
+            turn_request("", turn_id=4, resume_approval=asked.approval_request.approval_id)
+        )
     assert not failed.ok
-    model_server.clear_faults()
-    model_server.responder = follow
     [grant] = approvals.grants(key)  # the call ran: the grant is kept though the turn failed
     assert grant.rule == "Bash(echo *)"
     approvals.revoke(key, grant.token)

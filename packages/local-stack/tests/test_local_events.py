@@ -17,6 +17,18 @@ def _lambda_client(endpoint: str):
     return local_client("lambda", endpoint, config=Config(retries={"total_max_attempts": 1}))
 
 
+def _event_source(aws, service: LocalLambda, **options) -> SqsEventSource:
+    """An event source of the test queue in front of the function "consumer" of ``service``."""
+    return SqsEventSource(
+        sqs_client=aws.sqs,
+        lambda_client=_lambda_client(service.endpoint),
+        queue_url=aws.resources.queue_url,
+        queue_arn=aws.resources.queue_arn,
+        function_name="consumer",
+        **options,
+    )
+
+
 def test_http_api_passes_a_v2_event_and_maps_the_answer() -> None:
     spec = FunctionSpec(handler="probe_handler.handle_http", env={"PYTHONPATH": FIXTURES})
     with LocalLambda({"web": spec}) as service:
@@ -52,12 +64,9 @@ def test_sqs_event_source_deletes_successes_and_keeps_the_functions_own_backoff(
 
     spec = FunctionSpec(handler="probe_handler.handle_sqs_with_backoff", env={"PYTHONPATH": FIXTURES})
     with LocalLambda({"consumer": spec}) as service:
-        source = SqsEventSource(
-            sqs_client=aws.sqs,
-            lambda_client=_lambda_client(service.endpoint),
-            queue_url=queue,
-            queue_arn=aws.resources.queue_arn,
-            function_name="consumer",
+        source = _event_source(
+            aws,
+            service,
             crash_retry_delay_s=1,
             on_receive=on_receive,
         ).start()
@@ -80,12 +89,9 @@ def test_a_chats_next_message_starts_as_soon_as_the_one_before_is_done(aws) -> N
     started: list[tuple[str, float]] = []
     spec = FunctionSpec(handler="probe_handler.handle_sqs_sleeping", env={"PYTHONPATH": FIXTURES})
     with LocalLambda({"consumer": spec}) as service:
-        source = SqsEventSource(
-            sqs_client=aws.sqs,
-            lambda_client=_lambda_client(service.endpoint),
-            queue_url=queue,
-            queue_arn=aws.resources.queue_arn,
-            function_name="consumer",
+        source = _event_source(
+            aws,
+            service,
             batch_size=1,
             on_receive=lambda messages: started.extend((m["Body"], time.monotonic()) for m in messages),
         ).start()
@@ -123,12 +129,9 @@ def test_stopping_with_every_poller_busy_takes_seconds_not_a_wait_per_poller(aws
     )
     busy = threading.Semaphore(0)
     with LocalLambda({"consumer": spec}) as service:
-        source = SqsEventSource(
-            sqs_client=aws.sqs,
-            lambda_client=_lambda_client(service.endpoint),
-            queue_url=queue,
-            queue_arn=aws.resources.queue_arn,
-            function_name="consumer",
+        source = _event_source(
+            aws,
+            service,
             batch_size=1,
             pollers=3,
             on_receive=lambda messages: busy.release(),

@@ -100,6 +100,14 @@ def test_a_retried_save_after_a_lost_response_keeps_the_first(registry: SessionR
     assert record is not None and record.turns == 1
 
 
+def _store_result_as_written(aws: Any, turn_id: int, raw: bytes) -> None:
+    """Turn ``turn_id`` of KEY recorded with ``raw`` as its result, as another release wrote it."""
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table,
+        Item={"pk": {"S": "session|acme/42/0"}, "sk": {"S": f"turn|{turn_id}"}, "result": {"B": raw}},
+    )
+
+
 def test_a_retry_of_a_turn_recorded_before_the_turn_id_rename_replays(
     aws: Any, registry: SessionRegistry
 ) -> None:
@@ -108,10 +116,7 @@ def test_a_retry_of_a_turn_recorded_before_the_turn_id_rename_replays(
         b'{"version":1,"session_key":"acme/42/0","update_id":31,"text":"answered before the deploy",'
         b'"session_id":"s-1","cost_usd":0.5,"user_message":null,"retryable":false,"replayed":false}'
     )
-    aws.dynamodb.put_item(
-        TableName=aws.resources.table,
-        Item={"pk": {"S": "session|acme/42/0"}, "sk": {"S": "turn|31"}, "result": {"B": v1}},
-    )
+    _store_result_as_written(aws, 31, v1)
 
     start = TurnLedger(registry, owner="runtime-new").start(KEY, 31, lease_s=60)
 
@@ -150,10 +155,7 @@ def test_a_retry_of_a_turn_a_newer_runtime_recorded_with_a_reason_unknown_here_r
         b'"session_id":"s-1","cost_usd":0.5,"stopped":true,"stop_reason":"some_future_reason",'
         b'"files_not_sent":[{"file_name":"out.bin","reason":"some_future_reason"}]}'
     )
-    aws.dynamodb.put_item(
-        TableName=aws.resources.table,
-        Item={"pk": {"S": "session|acme/42/0"}, "sk": {"S": "turn|32"}, "result": {"B": newer}},
-    )
+    _store_result_as_written(aws, 32, newer)
 
     start = TurnLedger(registry, owner="runtime-rolled-back").start(KEY, 32, lease_s=60)
 
