@@ -320,13 +320,28 @@ def test_a_mistake_in_main_is_named_in_plain_words(
             "mcpServers.deepwiki.header",
             "unknown field (known: type, url, headers, headers_from_ssm)",
         ),
+        (
+            "mcp.json",
+            lambda d: d["mcpServers"]["agentbot-tools"].update(
+                comand=d["mcpServers"]["agentbot-tools"].pop("command")
+            ),
+            "mcpServers.agentbot-tools.comand",
+            "unknown field (known: type, command, args, env)",
+        ),
+        (
+            "mcp.json",
+            lambda d: d["mcpServers"]["deepwiki"].update(uri=d["mcpServers"]["deepwiki"].pop("url")),
+            "mcpServers.deepwiki.uri",
+            "unknown field (known: type, url, headers, headers_from_ssm)",
+        ),
     ],
-    ids=["mcp_top_level", "subagent", "mcp_server"],
+    ids=["mcp_top_level", "subagent", "mcp_server", "mcp_command_misspelt", "mcp_url_misspelt"],
 )
 def test_a_misspelt_field_is_named_in_its_own_file_with_the_known_ones(
     config_dir: Path, file: str, change: Any, field: str, reason: str
 ) -> None:
-    """A misspelt mcpServers used to surface as agents.json naming a server mcp.json lacks."""
+    """A misspelt mcpServers used to surface as agents.json naming a server mcp.json lacks; a
+    misspelt command or url as "command: is required", pointing at a field the operator wrote."""
     edit_json(config_dir / file, change)
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(config_dir, environ={})

@@ -116,23 +116,26 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             f"{field}.type",
             f"unknown MCP server type {kind!r} (use one of {', '.join(_MCP_TYPES)})",
         )
+    if kind == "stdio" and "type" not in spec and "url" in spec and "command" not in spec:  # meant as HTTP
+        raise ClaudeConfigError(
+            str(file),
+            f"{field}.type",
+            'is required for a server with a url: add "type": "http" (or "sse")',
+        )
+    # Unknown fields first: a misspelt "comand" is named as written, not as "command: is required".
+    allowed = (
+        ("type", "command", "args", "env")
+        if kind == "stdio"
+        else ("type", "url", "headers", "headers_from_ssm")
+    )
+    refuse_unknown_fields(spec, allowed, file, field)
     if kind == "stdio":
-        if "type" not in spec and "url" in spec and "command" not in spec:  # meant as an HTTP server
-            raise ClaudeConfigError(
-                str(file),
-                f"{field}.type",
-                'is required for a server with a url: add "type": "http" (or "sse")',
-            )
         if not isinstance(spec.get("command"), str) or not spec["command"]:
             raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
         if "args" in spec:
             string_list(spec["args"], file, f"{field}.args")
-        allowed = ("type", "command", "args", "env")
-    else:
-        if not isinstance(spec.get("url"), str) or not spec["url"]:
-            raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
-        allowed = ("type", "url", "headers", "headers_from_ssm")
-    refuse_unknown_fields(spec, allowed, file, field)
+    elif not isinstance(spec.get("url"), str) or not spec["url"]:
+        raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
     for mapping in ("env", "headers"):
         if mapping in spec:
             check_string_map(spec[mapping], file, f"{field}.{mapping}")
