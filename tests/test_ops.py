@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -289,6 +290,41 @@ def test_aws_region_set_alone_is_the_region_the_no_region_error_asks_for(
     code, out, err = _run(capsys, "dlq", "list", "--stack", stack, "--wait", "0")
 
     assert code == 0 and "dead-letter queue is empty" in out, out + err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["doctor", "--profile", "prod"], "--profile prod"),
+        (["doctor", "--stack", "agentbot", "--profile", "prod"], "--profile prod"),
+        (["dlq", "list", "--profile", "prod"], "--profile prod"),
+        (["webhook", "info", "--profile", "prod"], "--profile prod"),
+        (["dlq", "list"], "AWS_PROFILE=prod"),
+    ],
+    ids=["doctor", "doctor_stack", "dlq_list", "webhook_info", "aws_profile_variable"],
+)
+def test_an_unknown_profile_is_one_line_naming_it_the_known_ones_and_how_to_create_it(
+    argv: list[str],
+    named: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped profile ended `agentbot doctor` in botocore's ProfileNotFound traceback; the
+    other commands said only "The config profile (prod) could not be found"."""
+    config = tmp_path / "aws-config"
+    config.write_text("[profile dev]\nregion = eu-central-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.delenv("AGENTBOT_STACK", raising=False)
+    if "--profile" not in argv:
+        monkeypatch.setenv("AWS_PROFILE", "prod")
+    code, _, err = _run(capsys, *argv)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines() == [
+        f"error: {named}: no such profile in ~/.aws/config or ~/.aws/credentials (known: dev; "
+        "create it with `aws configure --profile prod`)"
+    ], err
 
 
 def test_unknown_stack_is_reported(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,6 +29,7 @@ from .ops import (
     OpsError,
     StackInfo,
     describe_stack,
+    guarded,
     operator_bot_api,
     operator_clients,
     queue_depth,
@@ -790,4 +791,4 @@ def register(subparsers: Any) -> None:
     doctor.add_argument("--stack", help="check this deployed stack (or AGENTBOT_STACK)")
     doctor.add_argument("--profile", help="AWS profile (default: the usual AWS settings)")
     doctor.add_argument("--region", help="AWS region (default: the usual AWS settings)")
-    doctor.set_defaults(handler=run_doctor)
+    doctor.set_defaults(handler=guarded(run_doctor))  # a bad --profile: one line, as in ops

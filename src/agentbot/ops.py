@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import boto3
+import botocore.session
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 from session_core import MessageDecodeError, SessionCoreError, SessionKey, read_secret
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
 from telegram_producer import HANDLED_UPDATE_TYPES, WebhookSecretError, check_secret
@@ -434,8 +435,23 @@ def _boto_client(args: argparse.Namespace) -> ClientFactory:
     # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the README's deploy steps and
     # .env.example export (and what Lambda and the AWS CLI read), so it counts here too.
     region = args.region or os.environ.get("AWS_REGION", "").strip() or None
-    session = boto3.Session(profile_name=args.profile, region_name=region)
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=region)
+    except ProfileNotFound:
+        raise _no_such_profile(args.profile) from None
     return lambda service: session.client(service)
+
+
+def _no_such_profile(flag: str | None) -> OpsError:
+    """A mistyped profile, named as it was given (--profile, else AWS_PROFILE), with the known
+    ones: boto3's "The config profile (prod) could not be found" says neither."""
+    profile = flag or os.environ.get("AWS_PROFILE", "")
+    named = f"--profile {profile}" if flag else f"AWS_PROFILE={profile}"
+    known = ", ".join(sorted(botocore.session.Session().available_profiles)) or "none"
+    return OpsError(
+        f"{named}: no such profile in ~/.aws/config or ~/.aws/credentials (known: {known}; "
+        f"create it with `aws configure --profile {profile}`)"
+    )
 
 
 def telegram_api_base(flag: str | None = None) -> str:
@@ -601,7 +617,9 @@ def run_dlq(
 NO_REGION = "error: no AWS region: pass --region REGION (or --profile NAME with a region, or set AWS_REGION)"
 
 
-def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` as an operator command's handler: our and AWS's errors as one ``error:`` line, exit 1."""
+
     def handler(args: argparse.Namespace) -> int:
         try:
             return run(args)
@@ -681,7 +699,7 @@ def register(subparsers: Any) -> None:
         help="remove the webhook",
         description="Remove the bot's webhook, then show what Telegram reports.",
     )
-    webhook.set_defaults(handler=_guarded(run_webhook), url=None, secret_parameter=None, max_connections=None)
+    webhook.set_defaults(handler=guarded(run_webhook), url=None, secret_parameter=None, max_connections=None)
 
     dlq = subparsers.add_parser(
         "dlq",
@@ -711,4 +729,4 @@ def register(subparsers: Any) -> None:
         "--session", metavar="KEY", help="redrive only this session (tenant/chat_id/thread_id)"
     )
     redrive.add_argument("--max", type=int, default=None, help="most messages to move")
-    dlq.set_defaults(handler=_guarded(run_dlq), queue_url=None, session=None)
+    dlq.set_defaults(handler=guarded(run_dlq), queue_url=None, session=None)
