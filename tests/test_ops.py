@@ -170,6 +170,30 @@ def test_webhook_set_refuses_what_telegram_would_refuse_before_calling_it(
     assert telegram.calls("setWebhook") == [] and telegram.webhook == {}
 
 
+@pytest.mark.parametrize("connections", ["0", "101"])
+def test_webhook_set_refuses_max_connections_telegram_would_refuse_before_calling_it(
+    connections: str,
+    telegram: LocalTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    code, _, err = _run(
+        capsys,
+        "webhook",
+        "set",
+        "--url",
+        WEBHOOK_URL,
+        "--max-connections",
+        connections,
+        "--api-base",
+        telegram.base_url,
+    )
+    assert code == 1 and err.startswith("error: --max-connections:") and "1-100" in err, err
+    assert telegram.calls("setWebhook") == []
+
+
 def test_dlq_list_with_nothing_set_names_stack_and_region(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

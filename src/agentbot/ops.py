@@ -133,7 +133,7 @@ def set_webhook(
     """Point Telegram at ``url`` with the secret and update types the producer expects;
     returns what getWebhookInfo reports afterwards. A URL that is not https or a secret
     Telegram would refuse raises WebhookSettingError before anything is sent."""
-    check_webhook_settings(url=url, secret_token=secret_token)
+    check_webhook_settings(url=url, secret_token=secret_token, max_connections=max_connections)
     payload: dict[str, Any] = {
         "url": url,
         "secret_token": secret_token,
@@ -146,10 +146,15 @@ def set_webhook(
     return webhook_info(api)
 
 
-def check_webhook_settings(*, url: str, secret_token: str) -> None:
+def check_webhook_settings(*, url: str, secret_token: str, max_connections: int | None = None) -> None:
     """Refuse what Telegram would refuse, or accept and regret: the webhook must be https
-    (Telegram sends the secret in a header; it calls only https URLs), and the secret must be
-    1-256 of A-Z a-z 0-9 _ - (the producer checks its configured secret with the same rule)."""
+    (Telegram sends the secret in a header; it calls only https URLs), the secret must be
+    1-256 of A-Z a-z 0-9 _ - (the producer checks its configured secret with the same rule),
+    and parallel connections 1-100."""
+    if max_connections is not None and not 1 <= max_connections <= 100:
+        raise WebhookSettingError(
+            "--max-connections", f"{max_connections} is outside the 1-100 Telegram accepts (default 40)"
+        )
     try:
         parsed: httpx.URL | None = httpx.URL(url) if "://" in url else None
     except httpx.InvalidURL:
