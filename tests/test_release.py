@@ -174,3 +174,14 @@ def test_every_workspace_package_builds_its_own_wheel(tmp_path: Path) -> None:
             assert any(n.startswith(f"{module}/") for n in zf.namelist()), f"{wheel.name} lacks {module}/"
             declared = tomllib.loads((ROOT / package.pyproject).read_text())["project"]["version"]
             assert wheel.name.startswith(f"{module}-{declared}-")
+
+
+def test_verify_tag_without_a_release_tag_says_the_form_and_this_commits_tags(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["verify-tag"], ["verify-tag", "foo"], ["verify-tag", "alpha-v9.9.9"]):
+        assert main([*argv, "--root", str(repo)]) == 1
+        err = capsys.readouterr().err
+        assert "NAME-vX.Y.Z" in err and "alpha-v0.1.0, beta-v0.1.0" in err, err
+    assert main(["verify-tag", "alpha-v9.9.9", "--root", str(repo)]) == 1
+    assert "alpha is at 0.1.0" in capsys.readouterr().err

@@ -252,7 +252,11 @@ def verify_tag(root: Path, tag: str) -> Package:
     if tag not in packages:
         names = [p.name for p in packages.values() if tag.startswith(f"{p.name}-v")]
         found = f"{names[0]} is at {packages_by_name(packages)[names[0]].version}" if names else "no package"
-        raise ReleaseError(f"tag {tag} names no package version of this commit ({found})")
+        this_commit = ", ".join(sorted(packages))
+        raise ReleaseError(
+            f"tag {tag!r} names no package version of this commit ({found}); a release tag is "
+            f"NAME-vX.Y.Z, this commit's are: {this_commit}"
+        )
     problems = check(root)
     if problems:
         raise ReleaseError("; ".join(str(p) for p in problems))
