@@ -290,11 +290,11 @@ def test_bad_approval_rules_name_the_file_and_field(approval_config, content, fi
         assert field in message
 
 
-@pytest.mark.parametrize("pattern", ["git log | head *", "ls > files.txt", "echo $HOME", "make && make test"])
+@pytest.mark.parametrize("pattern", ["git log | head *", "ls > *.txt", "echo $HOME *", "make && make test-?"])
 def test_an_exception_that_can_never_match_is_named(approval_config, pattern: str) -> None:
-    """A command that pipes, redirects, substitutes or chains always asks, so such a pattern
-    would never let anything through: the operator learns it at start, not from a chat that
-    keeps asking."""
+    """A pattern with a wildcard never matches a command that pipes, redirects, substitutes or
+    chains, so such a pattern would never let anything through: the operator learns it at
+    start, not from a chat that keeps asking."""
     rules = {"require_approval": [{"tool": "Bash", "except": ["pwd", pattern]}]}
     (approval_config / "approvals.json").write_text(json.dumps(rules))
 
@@ -303,7 +303,22 @@ def test_an_exception_that_can_never_match_is_named(approval_config, pattern: st
 
     assert caught.value.file.endswith("approvals.json")
     assert caught.value.field == "require_approval[0].except[1]"
-    assert "never matches" in caught.value.reason
+    assert f"{pattern!r} never matches" in caught.value.reason
+    assert "the whole command without a wildcard" in caught.value.reason
+
+
+@pytest.mark.parametrize("command", ["ls | wc -l", "ls > files.txt", "echo $HOME", "make && make test"])
+def test_an_exception_without_a_wildcard_lets_that_very_command_run_shell_syntax_and_all(
+    approval_config, command: str
+) -> None:
+    rules = {"require_approval": [{"tool": "Bash", "except": ["pwd", command]}]}
+    (approval_config / "approvals.json").write_text(json.dumps(rules))
+
+    config = load_claude_config(approval_config, environ={"DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp"})
+
+    assert not config.approvals.needs_approval("Bash", {"command": command})
+    assert config.approvals.needs_approval("Bash", {"command": f"{command}; rm -rf ~"})
+    assert config.approvals.needs_approval("Bash", {"command": f"{command} x"})
 
 
 @pytest.mark.parametrize(
@@ -533,6 +548,60 @@ def test_always_for_a_command_that_runs_other_programs_covers_that_command_only(
 
     assert granted([rule], "Bash", {"command": asked})
     assert not granted([rule], "Bash", {"command": later})
+
+
+@pytest.mark.parametrize(
+    ("asked", "rule", "others"),
+    [
+        ("python3 -c 'print(1)'", "Bash(python3 -c 'print(1)')", ["python3 -c 'print(2)'"]),
+        ("ls | wc -l", "Bash(ls | wc -l)", ["ls | wc -c", "ls", "ls -la"]),  # not "Bash(ls *)"
+        ("git log | head -3", "Bash(git log | head -3)", ["git log", "git log | head -4"]),
+        ("echo $(date)\nls", "Bash(echo $(date)\nls)", ["echo $(date)"]),
+        # glob characters are escaped ([*]): the rule shown is the one command it matches
+        ("env ls *.py > out", "Bash(env ls [*].py > out)", ["env ls x.py > out"]),
+        ("python3 -c 'print([1][0])'", "Bash(python3 -c 'print([[]1[]][[]0[]])')", ["python3 -c 'print(1)'"]),
+    ],
+)
+def test_always_for_a_command_with_shell_syntax_allows_that_very_command(asked, rule, others) -> None:
+    """Shown as what "Always in this chat" would allow, and then matched: exactly this command
+    and nothing else (it used to ask again each time, the shell syntax refused any match)."""
+    assert grant_rule_for("Bash", {"command": asked}) == rule
+
+    assert granted([rule], "Bash", {"command": asked})
+    assert granted([rule], "Bash", {"command": f"  {asked}\n"})  # stripped, as every command is
+    for other in [*others, f"{asked}; rm -rf ~", f"{asked} && id", f"{asked} | sh"]:
+        assert not granted([rule], "Bash", {"command": other}), other
+
+
+@pytest.mark.parametrize(
+    "command", ["ls; id", "ls | sh", "ls $(id)", "ls `id`", "ls > x", "ls\nid", "ls & id"]
+)
+def test_a_grant_with_a_wildcard_never_allows_a_command_with_shell_syntax(command) -> None:
+    assert granted(["Bash(ls *)"], "Bash", {"command": "ls -la"})
+    assert not granted(["Bash(ls *)", "Bash(*)"], "Bash", {"command": command})
+    assert not granted(["Bash(ls [*])", "Bash(ls [?])"], "Bash", {"command": "ls x"})  # [*] is a literal *
+
+
+def test_always_on_a_command_with_shell_syntax_lets_it_run_again_unasked(
+    runtime, model_server, turn_request, approvals
+) -> None:
+    key = SessionKey.parse(KEY)
+    command = "python3 -c 'print(\"ran-\" + str(6 + 36))'"
+    asked = runtime().run_turn(turn_request(f"bash: {command}", turn_id=1, user_id=42))
+    assert asked.approval_request.grant_rule == f"Bash({command})"  # what the message shows
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+    runtime().run_turn(turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id))
+
+    again = runtime().run_turn(turn_request(f"bash: {command}", turn_id=3, user_id=42))
+    chained = runtime().run_turn(turn_request(f"bash: {command}; touch chained", turn_id=4, user_id=42))
+    approvals.decide(key, chained.approval_request.approval_id, "deny", decided_by="ada")
+    runtime().run_turn(turn_request("", turn_id=5, resume_approval=chained.approval_request.approval_id))
+    other = runtime().run_turn(turn_request("bash: python3 -c 'print(2)'", turn_id=6, user_id=42))
+
+    assert again.approval_request is None and "DONE: ran-42" in again.text
+    assert chained.approval_request.grant_rule == f"Bash({command}; touch chained)"
+    assert other.approval_request is not None
+    assert [grant.rule for grant in approvals.grants(key)] == [f"Bash({command})"]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,9 @@
 
 ``tool`` is a tool name or a pattern (``*`` any text, ``?`` one character), so one entry can
 cover an MCP server's tools. ``except`` lists Bash command patterns that run without asking
-(only for Bash: other tools have no command to match). A missing file means no tool asks. A
+(only for Bash: other tools have no command to match). A command pattern with a wildcard never
+matches a command with shell syntax (``ls *`` never allows ``ls; rm -rf ~``); one without a
+wildcard matches that very command only, shell syntax and all. A missing file means no tool asks. A
 rule that matches no tool the agents have is refused, with the name it was probably meant to be.
 
 A grant ("Always in this chat") is a rule of the same shape in one string: ``Write``,
@@ -131,12 +133,13 @@ def _rule(path: Path, where: str, entry: object) -> ApprovalRule:
             str(path), f"{where}.except", "applies to Bash only (other tools have no command)"
         )
     for index, command in enumerate(excepted):
-        if _COMPOUND.search(command):  # such a command always asks: the exception would be dead
+        if _COMPOUND.search(command) and _literal_command(command.strip()) is None:  # it would be dead
             raise ClaudeConfigError(
                 str(path),
                 f"{where}.except[{index}]",
-                f"{command.strip()!r} never matches: a command that chains, pipes, substitutes or "
-                "redirects (; & | ` $ < > ( ) { }) always asks; list the plain command instead",
+                f"{command.strip()!r} never matches: a pattern with a wildcard (* ? [ ]) never "
+                "matches a command that chains, pipes, substitutes or redirects (; & | ` $ < > ( ) "
+                "{ }); write the whole command without a wildcard, or the plain command",
             )
     return ApprovalRule(tool=tool, except_commands=tuple(c.strip() for c in excepted))
 
@@ -195,14 +198,14 @@ def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
     arguments (``Bash(git *)``), else the tool. A command that starts with an assignment
     (``LANG=C ls``) or a program that runs other programs (``env``, ``sudo``, ``bash``,
     ``xargs``, ``python``...) is granted exactly as it is: its first word says nothing of what
-    would run."""
+    would run. So is one with shell syntax (``ls | wc -l``), which ``Bash(ls *)`` never covers."""
     command = _bash_command(tool_name, tool_input)
     if command is None:
         return tool_name
     words = command.split()
     program = words[0] if words else ""
     general = program and not _GLOB.search(program) and "=" not in program and "/" not in program
-    if not general or program in _RUNS_OTHER_PROGRAMS:
+    if not general or program in _RUNS_OTHER_PROGRAMS or _COMPOUND.search(command):
         return f"Bash({_GLOB.sub(lambda m: f'[{m.group(0)}]', command)})"  # this command only
     return f"Bash({program} *)" if len(words) > 1 else f"Bash({program})"
 
@@ -297,9 +300,25 @@ _COMPOUND = re.compile(r"[;&|`$<>\n(){}]")
 
 
 def _matches_command(command: str, pattern: str) -> bool:
+    literal = _literal_command(pattern)
+    if literal is not None:  # nothing else can match: the shell syntax in it is what was allowed
+        return command == literal
     if _COMPOUND.search(command):
         return False
     if fnmatch.fnmatchcase(command, pattern):
         return True
     # "ls *" also covers plain "ls"
     return pattern.endswith(" *") and command == pattern[:-2]
+
+
+# A glob character escaped, as ``grant_rule_for`` does: ``[*]`` is a literal ``*``.
+_ESCAPED_GLOB = re.compile(r"\[([*?\[\]])\]")
+
+
+def _literal_command(pattern: str) -> str | None:
+    """The one command ``pattern`` matches when it has no wildcard (escaped glob characters
+    stand for themselves), else None."""
+    parts = _ESCAPED_GLOB.split(pattern)  # text, escaped character, text, ...
+    if any(_GLOB.search(text) for text in parts[::2]):
+        return None
+    return "".join(parts)
