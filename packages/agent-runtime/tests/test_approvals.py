@@ -559,7 +559,7 @@ def test_always_for_a_command_that_runs_other_programs_covers_that_command_only(
         ("echo $(date)\nls", "Bash(echo $(date)\nls)", ["echo $(date)"]),
         # glob characters are escaped ([*]): the rule shown is the one command it matches
         ("env ls *.py > out", "Bash(env ls [*].py > out)", ["env ls x.py > out"]),
-        ("python3 -c 'print([1][0])'", "Bash(python3 -c 'print([[]1[]][[]0[]])')", ["python3 -c 'print(1)'"]),
+        ("python3 -c 'print([1][0])'", "Bash(python3 -c 'print([[]1][[]0])')", ["python3 -c 'print(1)'"]),
     ],
 )
 def test_always_for_a_command_with_shell_syntax_allows_that_very_command(asked, rule, others) -> None:
@@ -580,6 +580,14 @@ def test_a_grant_with_a_wildcard_never_allows_a_command_with_shell_syntax(comman
     assert granted(["Bash(ls *)"], "Bash", {"command": "ls -la"})
     assert not granted(["Bash(ls *)", "Bash(*)"], "Bash", {"command": command})
     assert not granted(["Bash(ls [*])", "Bash(ls [?])"], "Bash", {"command": "ls x"})  # [*] is a literal *
+
+
+def test_an_exact_grant_kept_from_an_earlier_release_still_allows_its_command() -> None:
+    """Before, "Always" escaped "]" too (``[]]``): such a grant in the store still matches."""
+    rule = "Bash(python3 -c 'print([[]1[]])')"
+
+    assert granted([rule], "Bash", {"command": "python3 -c 'print([1])'"})
+    assert not granted([rule], "Bash", {"command": "python3 -c 'print([1])'; id"})
 
 
 def test_always_on_a_command_with_shell_syntax_lets_it_run_again_unasked(

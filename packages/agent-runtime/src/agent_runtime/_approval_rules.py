@@ -206,11 +206,13 @@ def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
     program = words[0] if words else ""
     general = program and not _GLOB.search(program) and "=" not in program and "/" not in program
     if not general or program in _RUNS_OTHER_PROGRAMS or _COMPOUND.search(command):
-        return f"Bash({_GLOB.sub(lambda m: f'[{m.group(0)}]', command)})"  # this command only
+        return f"Bash({_WILDCARD.sub(lambda m: f'[{m.group(0)}]', command)})"  # this command only
     return f"Bash({program} *)" if len(words) > 1 else f"Bash({program})"
 
 
 _GLOB = re.compile(r"[*?\[\]]")
+# What makes a command pattern match more than itself (a "]" alone stands for itself).
+_WILDCARD = re.compile(r"[*?\[]")
 # Programs whose arguments name another program to run (or code): "Always" for them would be
 # "always anything".
 _RUNS_OTHER_PROGRAMS = frozenset(
@@ -311,7 +313,8 @@ def _matches_command(command: str, pattern: str) -> bool:
     return pattern.endswith(" *") and command == pattern[:-2]
 
 
-# A glob character escaped, as ``grant_rule_for`` does: ``[*]`` is a literal ``*``.
+# A glob character escaped, as ``grant_rule_for`` does: ``[*]`` is a literal ``*`` (``[]]``:
+# grants kept before "]" was left as it is).
 _ESCAPED_GLOB = re.compile(r"\[([*?\[\]])\]")
 
 
@@ -319,6 +322,6 @@ def _literal_command(pattern: str) -> str | None:
     """The one command ``pattern`` matches when it has no wildcard (escaped glob characters
     stand for themselves), else None."""
     parts = _ESCAPED_GLOB.split(pattern)  # text, escaped character, text, ...
-    if any(_GLOB.search(text) for text in parts[::2]):
+    if any(_WILDCARD.search(text) for text in parts[::2]):
         return None
     return "".join(parts)
