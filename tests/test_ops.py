@@ -147,8 +147,8 @@ def test_missing_token_says_the_token_is_missing(
 @pytest.mark.parametrize(
     ("url", "secret", "named"),
     [
-        (WEBHOOK_URL, "bad secret!", "webhook secret"),
-        (WEBHOOK_URL, "x" * 257, "webhook secret"),
+        (WEBHOOK_URL, "bad secret!", "webhook secret (TELEGRAM_WEBHOOK_SECRET)"),
+        (WEBHOOK_URL, "x" * 257, "webhook secret (TELEGRAM_WEBHOOK_SECRET)"),
         ("http://abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
         ("abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
     ],

@@ -129,11 +129,15 @@ def set_webhook(
     allowed_updates: Sequence[str] = ALLOWED_UPDATES,
     max_connections: int | None = None,
     drop_pending_updates: bool = False,
+    secret_source: str = "",
 ) -> dict[str, Any]:
     """Point Telegram at ``url`` with the secret and update types the producer expects;
     returns what getWebhookInfo reports afterwards. A URL that is not https or a secret
-    Telegram would refuse raises WebhookSettingError before anything is sent."""
-    check_webhook_settings(url=url, secret_token=secret_token, max_connections=max_connections)
+    Telegram would refuse raises WebhookSettingError before anything is sent, naming
+    ``secret_source`` (where the secret came from) if given."""
+    check_webhook_settings(
+        url=url, secret_token=secret_token, max_connections=max_connections, secret_source=secret_source
+    )
     payload: dict[str, Any] = {
         "url": url,
         "secret_token": secret_token,
@@ -146,7 +150,9 @@ def set_webhook(
     return webhook_info(api)
 
 
-def check_webhook_settings(*, url: str, secret_token: str, max_connections: int | None = None) -> None:
+def check_webhook_settings(
+    *, url: str, secret_token: str, max_connections: int | None = None, secret_source: str = ""
+) -> None:
     """Refuse what Telegram would refuse, or accept and regret: the webhook must be https
     (Telegram sends the secret in a header; it calls only https URLs), the secret must be
     1-256 of A-Z a-z 0-9 _ - (the producer checks its configured secret with the same rule),
@@ -167,7 +173,7 @@ def check_webhook_settings(*, url: str, secret_token: str, max_connections: int 
         check_secret(secret_token)
     except WebhookSecretError:
         raise WebhookSettingError(
-            "webhook secret",
+            f"webhook secret ({secret_source})" if secret_source else "webhook secret",
             "Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
             "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
         ) from None
@@ -517,10 +523,11 @@ def _secret(
     clients: ClientFactory,
     setting: str,
     what: str,
-) -> str:
+) -> tuple[str, str]:
+    """The secret's value and where it came from (the variable, or the SSM parameter's name)."""
     direct = os.environ.get(value_env, "").strip()
     if direct:
-        return direct
+        return direct, value_env
     name = parameter_flag or (stack.parameters.get(stack_parameter) if stack else None)
     name = name or os.environ.get(parameter_env, "").strip()
     if not name:
@@ -529,11 +536,11 @@ def _secret(
             f"set {value_env}, or name its SSM parameter with {setting}, --stack NAME or {parameter_env}",
             what=what,
         )
-    return read_secret(clients("ssm"), name)
+    return read_secret(clients("ssm"), name), f"SSM parameter {name}"
 
 
 def _bot_api(args: argparse.Namespace, clients: ClientFactory, client: httpx.Client) -> BotApi:
-    token = _secret(
+    token, _ = _secret(
         value_env="TELEGRAM_BOT_TOKEN",
         parameter_flag=args.token_parameter,
         parameter_env="BOT_TOKEN_PARAMETER",
@@ -562,7 +569,7 @@ def run_webhook(
             url = args.url or (stack.output(_OUTPUT_WEBHOOK_URL) if stack else "")
             if not url:
                 raise SettingMissingError("--url", "pass --url or --stack NAME")
-            secret = _secret(
+            secret, secret_source = _secret(
                 value_env="TELEGRAM_WEBHOOK_SECRET",
                 parameter_flag=args.secret_parameter,
                 parameter_env="WEBHOOK_SECRET_PARAMETER",
@@ -576,6 +583,7 @@ def run_webhook(
                 api,
                 url=url,
                 secret_token=secret,
+                secret_source=secret_source,
                 max_connections=args.max_connections,
                 drop_pending_updates=args.drop_pending_updates,
             )
