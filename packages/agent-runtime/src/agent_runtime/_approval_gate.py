@@ -17,13 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
-from session_core import get_logger
+from session_core import get_logger, utf16_len, visible_text, within_utf16
 
 from ._approval_rules import ApprovalRules, grant_rule_for, granted
 from ._tool_activity import mask_secrets
@@ -146,7 +144,7 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
     rule = grant_rule_for(name, tool_input)
     if name == "Bash":
         shown = _shown_command(str(tool_input.get("command") or ""))
-        return CallView(shown, rule, complete=_utf16_len(shown) <= MAX_SUMMARY_CHARS)
+        return CallView(shown, rule, complete=utf16_len(shown) <= MAX_SUMMARY_CHARS)
     if name in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
         path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
         summary = mask_secrets(f"{path}\n{_change_summary(name, tool_input)}", keep_paths=True)
@@ -157,7 +155,7 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
 
 
 def _shown_command(command: str) -> str:
-    shown = _visible_whitespace(command)
+    shown = visible_text(command)
     masked = mask_secrets(shown, keep_paths=True)
     if _SHELL_SYNTAX.findall(masked) != _SHELL_SYNTAX.findall(shown):
         # a mask swallowed syntax: mask word by word, so every operator stays visible
@@ -167,95 +165,13 @@ def _shown_command(command: str) -> str:
 
 _SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
 _WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
-# Spaces of typography (no-break, narrow no-break, figure, thin): a chat shows each as a gap,
-# as it shows a space, and French text is full of them. Shown as they are, one at a time;
-# their runs are counted like runs of spaces. (As code points they would make an ordinary
-# command too long to show.)
-_TYPOGRAPHIC_SPACES = "\u00a0\u2007\u2009\u202f"
-_SPACE_RUN = re.compile(f"[ \\t{_TYPOGRAPHIC_SPACES}]{{3,}}")
-# Characters a chat shows as nothing, as a gap, or that reorder or break the text around them:
-# controls (tab and newline aside), format characters (zero-width spaces and joiners, bidi
-# controls), unassigned and private-use code points, space separators other than the space,
-# line and paragraph separators, the default-ignorable marks (variation selectors, ...), and
-# letters drawn blank (Hangul fillers, the blank Braille pattern).
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
-_BLANK_GLYPHS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
-_IGNORABLE_RANGES = ((0x180B, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
-_NAMED_HIDDEN = 4  # a run of blank-looking lines names this many of its characters
-
-
-def _is_hidden(char: str) -> bool:
-    if char in " \t\n" or char in _TYPOGRAPHIC_SPACES:
-        return False
-    if char in _BLANK_GLYPHS or unicodedata.category(char) in _HIDDEN_CATEGORIES:
-        return True
-    return any(low <= ord(char) <= high for low, high in _IGNORABLE_RANGES)
-
-
-def _visible_whitespace(text: str) -> str:
-    """Runs of blank (or blank-looking) lines and long runs of spaces as a count, every
-    character a chat would not show as its code point (``⟨U+200B⟩``): nothing can push a part
-    of the command out of sight, disguise it, or reorder it."""
-    shown: list[str] = []
-    for blank, group in groupby(text.split("\n"), key=_looks_blank):
-        run = list(group)
-        if blank and len(run) > 1:
-            shown.append(_counted_lines(run))
-        else:
-            shown.extend(_escaped(line) for line in run)
-    return _SPACE_RUN.sub(lambda m: f" ⟨{len(m.group(0))} spaces⟩ ", "\n".join(shown))
-
-
-def _counted_lines(run: list[str]) -> str:
-    """Consecutive blank-looking lines as one count that names their hidden characters: bash
-    still runs such a line, so the user must know it is there."""
-    hidden = list(dict.fromkeys(c for line in run for c in line if _is_hidden(c) or c in _TYPOGRAPHIC_SPACES))
-    if not hidden:
-        return f"⟨{len(run)} blank lines⟩"
-    named = ", ".join(_code_point(c) for c in hidden[:_NAMED_HIDDEN])
-    more = ", …" if len(hidden) > _NAMED_HIDDEN else ""
-    return f"⟨{len(run)} blank-looking lines: {named}{more}⟩"
-
-
-def _looks_blank(line: str) -> bool:
-    return all(c in " \t" or c in _TYPOGRAPHIC_SPACES or _is_hidden(c) for c in line)
-
-
-def _escaped(line: str) -> str:
-    """``line`` with each hidden character as its code point (a run of one as a count)."""
-    parts = []
-    for char, group in groupby(line):
-        if not _is_hidden(char):
-            parts.append("".join(group))
-            continue
-        n = sum(1 for _ in group)
-        parts.append(f"⟨{_code_point(char)}⟩" if n == 1 else f"⟨{n} times {_code_point(char)}⟩")
-    return "".join(parts)
-
-
-def _code_point(char: str) -> str:
-    return f"U+{ord(char):04X}"
 
 
 def _bounded(summary: str) -> str:
-    if _utf16_len(summary) <= MAX_SUMMARY_CHARS:
+    if utf16_len(summary) <= MAX_SUMMARY_CHARS:
         return summary
-    kept = _within_utf16(summary, MAX_SUMMARY_CHARS)
+    kept = within_utf16(summary, MAX_SUMMARY_CHARS)
     return f"{kept}… ({len(summary) - len(kept)} more characters not shown)"
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _within_utf16(text: str, limit: int) -> str:
-    """The longest start of ``text`` of at most ``limit`` UTF-16 units."""
-    used = 0
-    for i, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
-        if used > limit:
-            return text[:i]
-    return text
 
 
 _SECRET_FIELD = re.compile(
