@@ -117,3 +117,67 @@ def test_a_page_past_the_grants_says_where_they_are() -> None:
     assert permissions_html(many, page=4, where="this topic") == (
         "Always allowed in this topic: 61 rules, on 3 pages. Send /permissions 3 for the last one."
     )
+
+
+# What the runtime offers for `echo '<RLO>txt.exe' <ZWSP><600 spaces>| wc -c` (shell syntax: that
+# exact command), and what the chat must show of it.
+HIDING_RULE = "Bash(echo '\u202etxt.exe' \u200b" + " " * 600 + "| wc -c)"
+HIDING_RULE_SHOWN = "Bash(echo '⟨U+202E⟩txt.exe' ⟨U+200B⟩ ⟨600 spaces⟩ | wc -c)"
+
+
+def _asking(grant_rule: str, summary: str = "the command") -> str:
+    request_ = ApprovalRequest(
+        approval_id="0123456789ab", tool_name="Bash", summary=summary, grant_rule=grant_rule
+    )
+    return html_to_plain(approval_request_html(request_))
+
+
+def _would_allow_line(shown: str) -> str:
+    return shown.rsplit("\n", 1)[-1]
+
+
+def test_always_shows_a_rule_with_hidden_characters_as_the_command_is_shown() -> None:
+    """A right-to-left override, a zero-width space and 600 spaces in what "Always" would allow
+    are shown as code points and a count, as in the command above it: nothing reordered,
+    hidden or pushed out of sight."""
+    shown = _asking(HIDING_RULE)
+
+    assert _would_allow_line(shown) == f"“Always in this chat” would allow: {HIDING_RULE_SHOWN}"
+    assert "\u202e" not in shown and "\u200b" not in shown and " " * 3 not in shown
+
+
+def test_an_ordinary_rule_reads_as_before() -> None:
+    assert _would_allow_line(_asking("Bash(git *)")) == "“Always in this chat” would allow: Bash(git *)"
+
+
+def test_permissions_shows_a_rule_with_hidden_characters_as_the_command_is_shown() -> None:
+    from session_core import Grant, grant_token
+    from sqs_consumer._approval_view import permissions_html, permissions_keyboard
+
+    grants = [Grant(rule=r, granted_by="@ada", token=grant_token(r)) for r in (HIDING_RULE, "Bash(git *)")]
+
+    assert html_to_plain(permissions_html(grants)) == (
+        f"Always allowed in this chat:\n• {HIDING_RULE_SHOWN} (by @ada)\n• Bash(git *) (by @ada)"
+    )
+    labels = [row[0]["text"] for row in permissions_keyboard(grants)["inline_keyboard"]]  # type: ignore[index]
+    assert labels[1] == "Revoke Bash(git *)"
+    assert "\u202e" not in labels[0] and "\u200b" not in labels[0] and " " * 3 not in labels[0]
+    assert labels[0].startswith("Revoke Bash(echo '⟨U+202E⟩txt.exe' ⟨U+200B⟩")
+
+
+def test_a_rule_too_long_to_show_whole_is_never_cut_where_it_could_read_as_another() -> None:
+    """The exact command of a long command is the command shown whole just above; in
+    /permissions, its start and how much is left out (a bare "…" could read as a wildcard)."""
+    from session_core import Grant
+    from sqs_consumer._approval_view import permissions_html
+
+    command = "python3 -c 'print(1)' " + "x" * 400
+    rule = f"Bash({command})"
+
+    assert _would_allow_line(_asking(rule, command)) == (
+        "“Always in this chat” would allow: Bash(the exact command above)"
+    )
+    listed = html_to_plain(permissions_html([Grant(rule=rule, granted_by="@ada", token="t1")]))
+    assert "Bash(python3 -c 'print(1)' xxx" in listed
+    assert "… (" in listed and " more characters not shown) (by @ada)" in listed
+    assert utf16_len(listed) < 400

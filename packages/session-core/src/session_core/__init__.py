@@ -121,7 +121,7 @@ if TYPE_CHECKING:
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
-    from ._visible_text import utf16_len, visible_text, within_utf16
+    from ._visible_text import shown_grant_rule, utf16_len, visible_text, within_utf16
     from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
     from ._lazy_exports import lazy_exports
@@ -263,6 +263,7 @@ __all__ = [
     "runs",
     "safe_file_name",
     "session_item_pk",
+    "shown_grant_rule",
     "tenant_from_env",
     "unused_file_name",
     "utf16_len",

@@ -1,6 +1,7 @@
 """[I] Text from the agent as a chat shows it without hiding anything (docs/approvals.md, "What
-is shown is what runs"): the command an approval asks about. One home for the runtime and the
-Telegram side, so that they never show the same text differently."""
+is shown is what runs"): the command an approval asks about, and the rule "Always in this chat"
+would grant for it, wherever that rule is shown (the asking message, /permissions, the revoke's
+answer). One home for both the runtime and the Telegram side: they must never disagree."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs"})
 _BLANK_GLYPHS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
 _IGNORABLE_RANGES = ((0x180B, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
 _NAMED_HIDDEN = 4  # a run of blank-looking lines names this many of its characters
+# An exact Bash grant too long to show is the command the asking message shows whole above it.
+_EXACT_COMMAND_ABOVE = "Bash(the exact command above)"
+_LEFT_OUT = "… ({count} more characters not shown)"
 
 
 def visible_text(text: str) -> str:
@@ -39,6 +43,22 @@ def visible_text(text: str) -> str:
     return _SPACE_RUN.sub(lambda m: f" ⟨{len(m.group(0))} spaces⟩ ", "\n".join(shown))
 
 
+def shown_grant_rule(rule: str, limit: int, *, command_above: bool = False) -> str:
+    """A grant rule (``Bash(git *)``) as ``visible_text`` shows it, within ``limit`` UTF-16
+    units; what is matched stays ``rule``. One too long to show whole is never cut where the cut
+    could read as another rule: with ``command_above`` (the asking message, which shows the
+    command whole) an exact Bash grant reads "Bash(the exact command above)"; else its start is
+    followed by how much is left out."""
+    shown = visible_text(rule)
+    if utf16_len(shown) <= limit:
+        return shown
+    if command_above and _is_exact_bash(rule):
+        return _EXACT_COMMAND_ABOVE
+    room = limit - len(_LEFT_OUT.format(count=len(shown)))
+    kept = within_utf16(shown, max(room, 0))
+    return kept + _LEFT_OUT.format(count=len(shown) - len(kept))
+
+
 def utf16_len(text: str) -> int:
     """Length as Telegram counts it (UTF-16 code units: an emoji is two)."""
     return len(text.encode("utf-16-le")) // 2
@@ -52,6 +72,12 @@ def within_utf16(text: str, limit: int) -> str:
         if used > limit:
             return text[:i]
     return text
+
+
+def _is_exact_bash(rule: str) -> bool:
+    # The runtime grants a Bash command as "Bash(program *)" or as that very command
+    # (agent_runtime._approval_rules.grant_rule_for); a "*" of the command itself is escaped.
+    return rule.startswith("Bash(") and rule.endswith(")") and not rule.endswith(" *)")
 
 
 def _is_hidden(char: str) -> bool:

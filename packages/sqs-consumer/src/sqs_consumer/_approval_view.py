@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from session_core import APPROVAL_CHOICES, ApprovalOutcome, ApprovalRequest, Grant
+from session_core import (
+    APPROVAL_CHOICES,
+    ApprovalOutcome,
+    ApprovalRequest,
+    Grant,
+    shown_grant_rule,
+    visible_text,
+)
 from telegram_core import approval_callback_data, revoke_callback_data
 
 from ._render import escape_html, utf16_len
@@ -43,12 +50,13 @@ GRANTS_PER_PAGE = 30
 def approval_request_html(request: ApprovalRequest, *, where: str = "this chat") -> str:
     """The message that asks: the tool, exactly what would run, and what "always" allows
     (``where``: "this chat" or "this topic", where a grant holds)."""
+    rule = shown_grant_rule(request.grant_rule, _MAX_RULE_CHARS, command_above=True)
     return (
         f"{APPROVAL_ASKS}\n"
         f"<b>{escape_html(_cut(request.tool_name, _MAX_RULE_CHARS))}</b>\n"
         f"<pre>{escape_html(_cut(request.summary, _MAX_SUMMARY_CHARS))}</pre>\n"
         f"{APPROVAL_ALWAYS_WOULD_ALLOW.format(where=where)}: "
-        f"<code>{escape_html(_cut(request.grant_rule, _MAX_RULE_CHARS))}</code>"
+        f"<code>{escape_html(rule)}</code>"
     )
 
 
@@ -119,7 +127,7 @@ def permissions_html(grants: list[Grant], *, where: str = "this chat", page: int
     )
     lines = [heading]
     for grant in shown:
-        rule = f"<code>{escape_html(_cut(grant.rule, _MAX_RULE_CHARS))}</code>"
+        rule = f"<code>{escape_html(shown_grant_rule(grant.rule, _MAX_RULE_CHARS))}</code>"
         who = escape_html(_cut(grant.granted_by or "someone", _MAX_NAME_CHARS))
         lines.append("• " + GRANT_LINE.format(rule=rule, who=who))
     if last < len(grants):
@@ -136,7 +144,10 @@ def permissions_keyboard(grants: list[Grant], *, page: int = 1) -> dict[str, Any
         "inline_keyboard": [
             [
                 {
-                    "text": _cut(REVOKE_BUTTON_TEXT.format(rule=grant.rule), _MAX_BUTTON_LABEL_CHARS),
+                    # a label, cut by Telegram anyway: the list above shows the rule whole
+                    "text": _cut(
+                        REVOKE_BUTTON_TEXT.format(rule=visible_text(grant.rule)), _MAX_BUTTON_LABEL_CHARS
+                    ),
                     "callback_data": revoke_callback_data(grant.token),
                 }
             ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from session_core import Approval, ApprovalChoice, Grant, SessionKey
+from session_core import Approval, ApprovalChoice, Grant, SessionKey, shown_grant_rule
 from telegram_core import (
     ApprovalButton,
     InvalidButton,
@@ -54,6 +54,7 @@ _ANSWERED_AS: dict[ApprovalChoice, str] = {
 }
 # answerCallbackQuery shows at most 200 characters.
 _MAX_ANSWER_CHARS = 200
+_REVOKED_TEXT = "Revoked: {rule}. It will ask again."
 
 
 class ApprovalStore(Protocol):
@@ -147,7 +148,10 @@ def already_answered_text(approval: Approval) -> str:
 
 def revoked_text(grant: Grant | None) -> str:
     """The answer to a revoke press."""
-    return ALREADY_REVOKED_TEXT if grant is None else f"Revoked: {grant.rule}. It will ask again."
+    if grant is None:
+        return ALREADY_REVOKED_TEXT
+    room = _MAX_ANSWER_CHARS - len(_REVOKED_TEXT.format(rule=""))
+    return _REVOKED_TEXT.format(rule=shown_grant_rule(grant.rule, room))
 
 
 def callback_answer(press: ButtonPress, text: str) -> dict[str, Any]:
