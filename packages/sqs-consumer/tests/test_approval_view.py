@@ -171,13 +171,32 @@ def test_a_rule_too_long_to_show_whole_is_never_cut_where_it_could_read_as_anoth
     from session_core import Grant
     from sqs_consumer._approval_view import permissions_html
 
-    command = "python3 -c 'print(1)' " + "x" * 400
+    command = "python3 -c 'print(1)' " + "xy " * 140  # short words: nothing taken for a secret
     rule = f"Bash({command})"
 
     assert _would_allow_line(_asking(rule, command)) == (
         "“Always in this chat” would allow: Bash(the exact command above)"
     )
     listed = html_to_plain(permissions_html([Grant(rule=rule, granted_by="@ada", token="t1")]))
-    assert "Bash(python3 -c 'print(1)' xxx" in listed
+    assert "Bash(python3 -c 'print(1)' xy xy" in listed
     assert "… (" in listed and " more characters not shown) (by @ada)" in listed
     assert utf16_len(listed) < 400
+
+
+def test_a_secret_in_what_always_would_allow_is_masked_as_in_the_command() -> None:
+    """A command with shell syntax is granted exactly, secrets and all; what the chat shows of
+    that rule masks them as the command above it does (they were shown whole, to a group too)."""
+    from session_core import Grant, grant_token
+    from sqs_consumer._approval_view import permissions_html, permissions_keyboard
+
+    secret = "sk-live-0123456789abcdefghij"
+    rule = f"Bash(curl -H 'Authorization: Bearer {secret}' https://api.example.com/x | jq .)"
+    grants = [Grant(rule=rule, granted_by="@ada", token=grant_token(rule))]
+    shown = [
+        _would_allow_line(_asking(rule)),
+        html_to_plain(permissions_html(grants)),
+        *(row[0]["text"] for row in permissions_keyboard(grants)["inline_keyboard"]),  # type: ignore[index]
+    ]
+    for text in shown:
+        assert secret not in text and "0123456789abcdefghij" not in text, text
+        assert "| jq .)" in text or text.startswith("Revoke"), text  # the syntax stays in sight

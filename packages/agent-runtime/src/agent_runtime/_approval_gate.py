@@ -21,10 +21,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_core import get_logger, utf16_len, visible_text, within_utf16
+from session_core import get_logger, mask_secrets, shown_command, utf16_len, within_utf16
 
 from ._approval_rules import ApprovalRules, grant_rule_for, granted
-from ._tool_activity import mask_secrets
 
 log = get_logger("agent_runtime._approvals")
 
@@ -143,7 +142,7 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
     value stays in sight); one too long to show is not ``complete`` (the gate refuses it)."""
     rule = grant_rule_for(name, tool_input)
     if name == "Bash":
-        shown = _shown_command(str(tool_input.get("command") or ""))
+        shown = shown_command(str(tool_input.get("command") or ""))
         return CallView(shown, rule, complete=utf16_len(shown) <= MAX_SUMMARY_CHARS)
     if name in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
         path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
@@ -152,19 +151,6 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
         summary = json.dumps(_without_secret_fields(tool_input), ensure_ascii=False, sort_keys=True)
         summary = mask_secrets(summary, keep_paths=True)
     return CallView(_bounded(summary), rule)
-
-
-def _shown_command(command: str) -> str:
-    shown = visible_text(command)
-    masked = mask_secrets(shown, keep_paths=True)
-    if _SHELL_SYNTAX.findall(masked) != _SHELL_SYNTAX.findall(shown):
-        # a mask swallowed syntax: mask word by word, so every operator stays visible
-        masked = _WORD.sub(lambda m: mask_secrets(m.group(0), keep_paths=True), shown)
-    return masked
-
-
-_SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
-_WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
 
 
 def _bounded(summary: str) -> str:

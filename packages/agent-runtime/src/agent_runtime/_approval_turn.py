@@ -168,7 +168,7 @@ class ApprovalSteps:
             try:
                 await asyncio.to_thread(store.grant, key, approval.grant_rule, granted_by=approval.decided_by)
             except SessionCoreError as exc:  # the call still runs; the next such call asks again
-                log.warning("approval.grant_failed", error_type=type(exc).__name__, rule=approval.grant_rule)
+                log.warning("approval.grant_failed", error_type=type(exc).__name__, tool=approval.tool_name)
         return True
 
     async def _with_approval(

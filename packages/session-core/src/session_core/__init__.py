@@ -105,6 +105,7 @@ if TYPE_CHECKING:
     )
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
+    from ._secret_masking import mask_secrets
     from ._secrets import read_secret
     from ._settings import (
         DEFAULT_RETENTION_DAYS,
@@ -121,7 +122,7 @@ if TYPE_CHECKING:
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
-    from ._visible_text import shown_grant_rule, utf16_len, visible_text, within_utf16
+    from ._visible_text import shown_command, shown_grant_rule, utf16_len, visible_text, within_utf16
     from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
     from ._lazy_exports import lazy_exports
@@ -250,6 +251,7 @@ __all__ = [
     "lazy_exports",
     "look_at",
     "make_non_dumpable",
+    "mask_secrets",
     "new_approval_id",
     "number",
     "outbox_key",
@@ -263,6 +265,7 @@ __all__ = [
     "runs",
     "safe_file_name",
     "session_item_pk",
+    "shown_command",
     "shown_grant_rule",
     "tenant_from_env",
     "unused_file_name",

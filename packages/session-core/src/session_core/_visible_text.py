@@ -9,6 +9,8 @@ import re
 import unicodedata
 from itertools import groupby
 
+from ._secret_masking import mask_secrets
+
 # Spaces of typography (no-break, narrow no-break, figure, thin): a chat shows each as a gap,
 # as it shows a space, and French text is full of them. Shown as they are, one at a time;
 # their runs are counted like runs of spaces. (As code points they would make an ordinary
@@ -43,13 +45,30 @@ def visible_text(text: str) -> str:
     return _SPACE_RUN.sub(lambda m: f" ⟨{len(m.group(0))} spaces⟩ ", "\n".join(shown))
 
 
+def shown_command(command: str) -> str:
+    """A Bash command as an approval shows it: ``visible_text``, secrets masked without hiding
+    any of the shell's syntax (a ``;`` after a masked value stays in sight)."""
+    shown = visible_text(command)
+    masked = mask_secrets(shown, keep_paths=True)
+    if _SHELL_SYNTAX.findall(masked) != _SHELL_SYNTAX.findall(shown):
+        # a mask swallowed syntax: mask word by word, so every operator stays visible
+        masked = _WORD.sub(lambda m: mask_secrets(m.group(0), keep_paths=True), shown)
+    return masked
+
+
+_SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
+_WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
+
+
 def shown_grant_rule(rule: str, limit: int, *, command_above: bool = False) -> str:
     """A grant rule (``Bash(git *)``) as ``visible_text`` shows it, within ``limit`` UTF-16
     units; what is matched stays ``rule``. One too long to show whole is never cut where the cut
     could read as another rule: with ``command_above`` (the asking message, which shows the
     command whole) an exact Bash grant reads "Bash(the exact command above)"; else its start is
-    followed by how much is left out."""
-    shown = visible_text(rule)
+    followed by how much is left out. A Bash rule's command is shown as ``shown_command`` shows
+    it: an exact grant holds the command whole, secrets and all."""
+    bash = rule.startswith("Bash(") and rule.endswith(")")
+    shown = f"Bash({shown_command(rule[5:-1])})" if bash else visible_text(rule)
     if utf16_len(shown) <= limit:
         return shown
     if command_above and _is_exact_bash(rule):
