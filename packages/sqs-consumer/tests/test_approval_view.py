@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from local_stack import LocalTelegram
-from session_core import ApprovalOutcome, ApprovalRequest
-from sqs_consumer import TELEGRAM_MESSAGE_LIMIT, html_to_plain, utf16_len
+from session_core import ApprovalOutcome, ApprovalRequest, utf16_len
+from sqs_consumer import TELEGRAM_MESSAGE_LIMIT, html_to_plain
 from sqs_consumer._approval_view import approval_keyboard, approval_outcome_html, approval_request_html
 from telegram_core import BotApi
 

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import pytest
-from session_core import ErrorReason, ToolActivity, TurnProgress
+from session_core import ErrorReason, ToolActivity, TurnProgress, utf16_len
 from sqs_consumer._progress_render import MAX_SHOWN_TEXT, progress_html
-from sqs_consumer._render import utf16_len
 
 
 @pytest.mark.parametrize("unit", ["a", "é", "😀", "<"], ids=["ascii", "accented", "emoji", "escaped"])

@@ -9,6 +9,7 @@ import pytest
 from agentbot_testing.telegram_support import long_markdown
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from session_core import utf16_len
 from sqs_consumer import (
     TELEGRAM_MESSAGE_LIMIT,
     html_to_plain,
@@ -16,7 +17,6 @@ from sqs_consumer import (
     render_reply,
     split_html,
     split_plain,
-    utf16_len,
 )
 
 _TAGS = {"b", "i", "s", "code", "pre", "a", "blockquote"}

@@ -28,7 +28,6 @@ from ._render import (
     render_reply,
     split_html,
     split_plain,
-    utf16_len,
 )
 from ._runtime import RuntimeClient, runtime_client_config
 from ._timing import DELIVERY_RESERVE_S, ConsumerTiming
@@ -118,6 +117,5 @@ __all__ = [
     "split_plain",
     "stage_attachments",
     "unsent_files_notice",
-    "utf16_len",
     "voice_transcriber",
 ]

@@ -12,11 +12,13 @@ from session_core import (
     ApprovalRequest,
     Grant,
     shown_grant_rule,
+    utf16_len,
     visible_text,
+    within_utf16,
 )
 from telegram_core import approval_callback_data, revoke_callback_data
 
-from ._render import escape_html, utf16_len
+from ._render import escape_html
 from ._wording import (
     APPROVAL_ALWAYS_WOULD_ALLOW,
     APPROVAL_ASKS,
@@ -169,9 +171,4 @@ def _cut(text: str, limit: int) -> str:
     (never inside a character)."""
     if utf16_len(text) <= limit:
         return text
-    used = 0
-    for i, char in enumerate(text):
-        used += utf16_len(char)
-        if used > limit - 1:
-            return text[:i] + "…"
-    return text
+    return within_utf16(text, limit - 1) + "…"

@@ -4,9 +4,9 @@ how a stopped answer ends. The runtime sends raw, masked, shortened facts; the w
 
 from __future__ import annotations
 
-from session_core import ErrorReason, ToolActivity, TurnProgress
+from session_core import ErrorReason, ToolActivity, TurnProgress, utf16_len
 
-from ._render import escape_html, utf16_len, with_note
+from ._render import escape_html, with_note
 from ._wording import limit_note
 
 # A draft or progress message shows the end of the answer: room for the activity line.

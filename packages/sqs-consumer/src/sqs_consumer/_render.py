@@ -12,6 +12,8 @@ import html
 import re
 from collections.abc import Iterator
 
+from session_core import utf16_len
+
 TELEGRAM_MESSAGE_LIMIT = 4096
 
 # CommonMark fences: 3+ backticks or tildes; a backtick fence's info string has no backtick
@@ -240,11 +242,6 @@ def _balanced(fragment: str) -> bool:
         elif not stack or stack.pop() != name:
             return False
     return not stack
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:

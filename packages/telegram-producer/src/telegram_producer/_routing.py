@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import SessionKey, forward_album_id, paste_album_id
+from session_core import SessionKey, forward_album_id, paste_album_id, utf16_len
 from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
 
 from ._attachments import attachments_of
@@ -100,7 +100,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
-    near_limit = pasted and utf16_length(msg.text or "") >= PASTE_PART_MIN_UNITS
+    near_limit = pasted and utf16_len(msg.text or "") >= PASTE_PART_MIN_UNITS
     key = SessionKey(tenant=config.tenant, chat_id=msg.chat.id, thread_id=thread_id)
     message = InboundMessage(
         update_id=update.update_id,
@@ -144,11 +144,6 @@ def _pasted(
         and not passed_on(msg)
         and parse_command(msg.text, config.bot_username) is None
     )
-
-
-def utf16_length(text: str) -> int:
-    """The length of ``text`` as Telegram counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _answered_with(
