@@ -762,6 +762,10 @@ def test_the_agent_is_told_how_to_send_files_whatever_the_operators_system_promp
     # _outbox_at_end.py): the agent is told, so it does not answer "sent" before it is done.
     assert "one still being written when your turn ends is not sent" in system
     assert "`attachments/`" in system
+    # A user's files are there only while their message is answered (the next turn clears
+    # attachments/, and a new container starts without the working directory): the agent is
+    # told, so "the file I sent earlier" gets "please send it again", not a puzzled search.
+    assert "gone by the next message" in system
 
 
 def test_bedrock_refusing_the_runtimes_own_credentials_names_them_not_an_unset_role(

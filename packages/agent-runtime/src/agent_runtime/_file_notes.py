@@ -10,7 +10,10 @@ from ._outbox import MAX_FILE_BYTES, MAX_FILES
 FILE_NOTES = (
     "About files in this chat:\n"
     "- Files the user sends are saved in `attachments/` of your working directory (each "
-    "message names the ones it brings).\n"
+    "message names the ones it brings), there only while you answer that message: they are "
+    "gone by the next message, as may be other files of your working directory. Read what you "
+    "need from a file when it arrives; if the user refers to an earlier file you no longer "
+    "have, ask them to send it again.\n"
     "- To send the user a file (a chart, a document, an image), save it in `outbox/` of your "
     f"working directory: each file there is sent after your answer (at most {MAX_FILES}, up to "
     f"{MAX_FILE_BYTES // (1024 * 1024)} MB each; PNG, JPEG and WebP images show as photos). Say in "
