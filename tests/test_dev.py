@@ -933,3 +933,36 @@ def test_a_failed_attempt_is_called_a_retry_until_the_queues_last_receive(receiv
         assert f"update 77: will retry (attempt {receives} failed" in said, said
     else:
         assert "update 77: gave up (moved to the dead-letter queue" in said, said
+
+
+def test_a_line_the_terminal_mangled_is_not_sent_and_the_user_is_told_what_to_do() -> None:
+    """At a terminal, an arrow key pressed out of habit arrives as an escape sequence, and a
+    pasted line longer than the terminal's line buffer (4095 bytes) arrives cut: neither is
+    sent (it would decline a waiting call and spend a turn on garbage); each says why."""
+    import pty
+
+    marker = uuid.uuid4().hex
+    controller, terminal = pty.openpty()
+    dev = _Dev(marker, stdin=terminal)
+    os.close(terminal)
+    try:
+        dev.wait_for(r"Ctrl-D ends")
+        os.write(controller, b"\x1b[A\n")  # the Up arrow, then Enter
+        dev.wait_for(r"arrow keys", timeout_s=30)
+        for _ in range(10):  # a 10,000-character paste
+            os.write(controller, b"x" * 1000)
+        os.write(controller, b"\n")
+        dev.wait_for(r"4095", timeout_s=30)
+        os.write(controller, b"hello\n")
+        dev.wait_for(r"update \d+: replied")
+        os.write(controller, b"\x04")
+        assert dev.process.wait(timeout=60) == 0
+    finally:
+        dev.stop()
+        os.close(controller)
+    out = dev.text("out")
+    assert "(arrow keys do not work here: this line was not sent; type it again)" in out, out
+    assert "(this line was cut at 4095 bytes, the most a terminal line holds, and was not sent;" in out, out
+    assert "send long text as a file: /file <path>)" in out, out
+    # only "hello" reached the agent (each answer follows a prompt, at a terminal)
+    assert out.count("bot> ") == 1 and "I received: 'hello'. I can see 0 earlier user turns" in out, out

@@ -78,6 +78,7 @@ from .dev_approvals import NOTHING_WAITING, TerminalApprovals
 from .dev_failures import FailureReasons
 from .dev_files import FILE_COMMAND, document_message
 from .dev_stop import StopRequests, TerminalStream, close_within, leave
+from .dev_typed import mangled_line
 from .ops import (
     WebhookSettingError,
     check_webhook_settings,
@@ -1148,6 +1149,10 @@ def _terminal_chat(
                 return
             text = line.rstrip("\n")
             if not text.strip():
+                continue
+            mangled = mangled_line(text) if prompt else None  # only a terminal mangles lines
+            if mangled is not None:
+                print(mangled, flush=True)
                 continue
             if approvals.is_command(text):
                 press(text)
