@@ -902,8 +902,10 @@ def test_stop_in_the_terminal_chat_shows_progress_ends_the_turn_and_the_next_res
     assert dead, dev.text()[-3000:]
     assert stopped - asked < 5, dev.text()[-3000:]
     replies = _replies(dev.text("out"))
-    assert replies[0].startswith("[offline demo model, costs $0] Running timeout 120 tail")
-    assert replies[0].endswith("⏹ Stopped.") and len([r for r in replies if "Stopped" in r]) == 1
+    assert "Stopping…" in replies  # /stop's own answer, as Telegram shows it
+    running = "[offline demo model, costs $0] Running timeout 120 tail"
+    stopped_answer = next(r for r in replies if r.startswith(running))
+    assert stopped_answer.endswith("⏹ Stopped.") and len([r for r in replies if "Stopped" in r]) == 1
     assert "stop: Stopping…" in dev.text("err")
 
 
@@ -966,3 +968,34 @@ def test_a_line_the_terminal_mangled_is_not_sent_and_the_user_is_told_what_to_do
     assert "send long text as a file: /file <path>)" in out, out
     # only "hello" reached the agent (each answer follows a prompt, at a terminal)
     assert out.count("bot> ") == 1 and "I received: 'hello'. I can see 0 earlier user turns" in out, out
+
+
+def test_what_the_webhook_answers_itself_reaches_the_chat_as_telegram_carries_it_out() -> None:
+    """The producer answers /stop (and a rate-limited sender, a button press) in its webhook
+    response, which Telegram carries out: dev does so too, so the terminal shows the answer as
+    the bot's and a chat polled with a real token gets it (and a press's spinner ends)."""
+    import signal
+
+    from local_stack import LocalTelegram
+
+    terminal = _run_dev(["/stop"], marker=uuid.uuid4().hex)
+    assert terminal.returncode == 0, terminal.stderr[-3000:]
+    assert _replies(terminal.stdout) == ["Nothing is running in this chat right now."], terminal.stdout
+
+    token = "7000005:AAH-fake-token"
+    marker = uuid.uuid4().hex
+    with LocalTelegram(token=token) as telegram:
+        env = {"TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE": telegram.base_url, "ALLOWED_USER_IDS": "777"}
+        dev = _Dev(marker, env=env, stdin=subprocess.DEVNULL)
+        try:
+            assert telegram.wait_for(lambda t: bool(t.calls("deleteWebhook")), timeout_s=120)
+            telegram.push_update(_telegram_message(6001, 777, "/stop"))
+            dev.wait_for(r"update 6001: not queued \(stop: Nothing is running", timeout_s=60)
+            answered = telegram.wait_for(lambda t: bool(t.sent_messages(777)), timeout_s=10)
+        finally:
+            dev.process.send_signal(signal.SIGINT)
+            dev.process.wait(timeout=60)
+            dev.stop()
+        sent = [m["text"] for m in telegram.sent_messages(777)]
+    assert answered and sent == ["Nothing is running in this chat right now."], sent
+    assert token not in dev.text(), dev.text()[-3000:]

@@ -586,6 +586,7 @@ class DevStack:
     log_path: Path
     events: SqsEventSource | None = None  # the consumer's queue poller
     approvals: Approvals | None = None  # [I] the calls waiting for approval (the terminal's)
+    bot_api_url: str = field(default="", repr=False)  # <base>/bot<token>: it holds the token
 
     def post_update(self, client: httpx.Client, update: dict[str, Any]) -> tuple[int, str]:
         """Deliver one update to the webhook as Telegram would; returns the HTTP status and
@@ -593,7 +594,24 @@ class DevStack:
         response = client.post(
             self.webhook_url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret}
         )
+        self._carry_out_answer(client, response)
         return response.status_code, _webhook_outcome(response)
+
+    def _carry_out_answer(self, client: httpx.Client, response: httpx.Response) -> None:
+        """A Bot API call in the webhook's answer (/stop's reply, a press's toast) is made, as
+        Telegram makes it; without this the chat never saw it. Best effort, as Telegram's."""
+        try:
+            answer = response.json() if response.status_code == 200 else None
+        except ValueError:
+            return
+        if not (self.bot_api_url and isinstance(answer, dict)):
+            return
+        method = answer.get("method")
+        if not (isinstance(method, str) and method.isalnum()):
+            return
+        params = {name: value for name, value in answer.items() if name != "method"}
+        with contextlib.suppress(httpx.HTTPError):
+            client.post(f"{self.bot_api_url}/{method}", json=params)
 
 
 # What decides what dev runs (a real bot, a real model), as .env.example names them.
@@ -797,7 +815,18 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
             "sender's id)."
         )
     approvals = Approvals(dynamodb=dynamodb, table=resources.table)
-    return DevStack(gateway.url, webhook_secret, terminal, banner, state_root, log_path, events, approvals)
+    bot_token = token or terminal.token
+    return DevStack(
+        gateway.url,
+        webhook_secret,
+        terminal,
+        banner,
+        state_root,
+        log_path,
+        events,
+        approvals,
+        bot_api_url=f"{telegram_base.rstrip('/')}/bot{bot_token}",
+    )
 
 
 def run_dev(args: argparse.Namespace) -> int:
