@@ -999,3 +999,21 @@ def test_what_the_webhook_answers_itself_reaches_the_chat_as_telegram_carries_it
         sent = [m["text"] for m in telegram.sent_messages(777)]
     assert answered and sent == ["Nothing is running in this chat right now."], sent
     assert token not in dev.text(), dev.text()[-3000:]
+
+
+def test_revoke_in_the_terminal_chat_takes_back_an_always_and_the_call_asks_again() -> None:
+    """[I] /permissions' revoke buttons have a terminal form: /revoke <number> presses the
+    numbered one of the last list, its answer shows, and the next such call asks again."""
+    marker = uuid.uuid4().hex
+    lines = ["run touch x", "/always", "/permissions", "/revoke 2", "/revoke 1", "/permissions"]
+    lines.append("run touch y")
+
+    ran = _run_dev(lines, marker=marker)
+
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    out = ran.stdout
+    assert "     (/revoke <number> revokes the rule of that line, counting from 1)" in out, out
+    assert "  (no line 2: the last /permissions listed 1)" in out, out
+    assert "bot> Revoked: Bash(touch *). It will ask again." in out, out
+    assert "bot> Nothing is always allowed in this chat." in out, out
+    assert out.count("May I run this?") == 2, out  # the second touch asked again

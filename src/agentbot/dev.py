@@ -1013,10 +1013,11 @@ def _functions(
 NO_VOICE_TRANSCRIPTION = {"VOICE_TRANSCRIPTION": "off"}
 
 
-def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, Any]], None]:
+def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, Any]], str]:
     client = httpx.Client(timeout=30)
 
-    def post(update: dict[str, Any]) -> None:
+    def post(update: dict[str, Any]) -> str:
+        """Post ``update`` to the webhook; what the producer did with it (see post_update)."""
         # As Telegram does: a webhook that fails (5xx, a cold start that timed out) gets the
         # update again, a few times, before it is given up.
         outcome = ""
@@ -1039,6 +1040,7 @@ def _webhook_poster(dev: DevStack, progress: Progress) -> Callable[[dict[str, An
             progress.not_queued(int(update["update_id"]), outcome)
         else:
             progress.say(f"update {update['update_id']}: webhook answered {status}")
+        return outcome
 
     return post
 
@@ -1104,8 +1106,9 @@ def _terminal_chat(
     def show(message: dict[str, Any]) -> None:
         if message["chat"]["id"] == TERMINAL_CHAT_ID:
             print(terminal_reply(message), flush=True)
-            if approvals.seen(message):
-                print(APPROVAL_HINT, flush=True)
+            hint = approvals.seen(message)  # how to press its buttons here
+            if hint is not None:
+                print(hint, flush=True)
 
     def show_edit(edit: dict[str, Any]) -> None:
         if edit["chat_id"] == TERMINAL_CHAT_ID and not edit.get("reply_markup"):
@@ -1157,6 +1160,17 @@ def _terminal_chat(
         update_id += 1
         post({"update_id": update_id, **update})
 
+    def revoke(text: str) -> None:
+        nonlocal update_id
+        update = approvals.revoke(text, TERMINAL_USER)
+        if isinstance(update, str):
+            print(update, flush=True)
+            return
+        update_id += 1
+        outcome = post({"update_id": update_id, **update})
+        if outcome.startswith("button: "):  # the press's answer, a toast in Telegram
+            print("bot> " + outcome.removeprefix("button: "), flush=True)
+
     def stops_meanwhile() -> None:
         while True:
             try:
@@ -1185,6 +1199,8 @@ def _terminal_chat(
                 continue
             if approvals.is_command(text):
                 press(text)
+            elif approvals.is_revoke(text):
+                revoke(text)
             elif FILE_COMMAND.match(text.strip()):
                 document = document_message(text, server)
                 if isinstance(document, str):  # why it could not be sent: nothing to wait for

@@ -1,7 +1,8 @@
 """[I] Tool approvals in `agentbot dev`'s terminal chat: the chat shows the call that waits
 with a hint, and ``/allow``, ``/always`` or ``/deny`` press its button (a ``callback_query``
 update to the producer, as Telegram would send). Anything else typed declines the call and
-goes to the agent, as in Telegram."""
+goes to the agent, as in Telegram. ``/revoke <number>`` presses a revoke button of the last
+/permissions list the same way."""
 
 from __future__ import annotations
 
@@ -13,11 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_core import ApprovalChoice, Approvals, SessionKey
-from telegram_core import ApprovalButton, approval_button_of, approval_callback_data
+from telegram_core import (
+    ApprovalButton,
+    RevokeButton,
+    approval_button_of,
+    approval_callback_data,
+    revoke_button_of,
+)
 
 COMMANDS: dict[str, ApprovalChoice] = {"/allow": "once", "/always": "always", "/deny": "deny"}
 HINT = "     (answer with /allow, /always or /deny; anything else you type declines it)"
 NOTHING_WAITING = "  (nothing is waiting for your approval)"
+REVOKE_COMMAND = "/revoke"
+REVOKE_HINT = "     (/revoke <number> revokes the rule of that line, counting from 1)"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class TerminalApprovals:
     def __init__(self, store: Approvals | None = None, key: SessionKey | None = None) -> None:
         self._lock = threading.Lock()
         self._waiting: _Waiting | None = None
+        self._listed: tuple[dict[str, Any], list[str]] | None = None  # /permissions, its buttons
         self._store, self._key = store, key
 
     def waiting_from_before(self) -> str | None:
@@ -40,13 +50,23 @@ class TerminalApprovals:
         found = self._stored()
         return None if found is None else f"{found[1]}: {found[2]}"
 
-    def seen(self, message: dict[str, Any]) -> bool:
-        """Note a message the bot sent; True when it asks for an approval."""
-        approval_id = _approval_id_of(message.get("reply_markup"))
+    def seen(self, message: dict[str, Any]) -> str | None:
+        """Note a message the bot sent; the hint to show under it when it has buttons: how to
+        answer the call it asks about, or how to revoke a rule it lists."""
+        buttons = _callback_data_of(message.get("reply_markup"))
+        approval_id = next(
+            (b.approval_id for b in map(approval_button_of, buttons) if isinstance(b, ApprovalButton)), None
+        )
         if approval_id is not None:
             with self._lock:
                 self._waiting = _Waiting(message, approval_id)
-        return approval_id is not None
+            return HINT
+        revokes = [data for data in buttons if isinstance(revoke_button_of(data), RevokeButton)]
+        if revokes:
+            with self._lock:
+                self._listed = (message, revokes)
+            return REVOKE_HINT
+        return None
 
     @staticmethod
     def is_command(text: str) -> bool:
@@ -65,21 +85,25 @@ class TerminalApprovals:
             message_id, approval_id = stored[0], stored[3]
             chat = {"id": self._key.chat_id if self._key else 0, "type": "private"}
             waiting = _Waiting({"message_id": message_id, "chat": chat}, approval_id)
-        chat = waiting.message["chat"]
-        return {
-            "callback_query": {
-                "id": uuid.uuid4().hex,
-                "from": user,
-                "chat_instance": str(chat["id"]),
-                "data": approval_callback_data(waiting.approval_id, choice),
-                "message": {
-                    "message_id": waiting.message["message_id"],
-                    "chat": chat,
-                    "date": int(time.time()),
-                    "text": waiting.message.get("text", ""),
-                },
-            }
-        }
+        return _press_update(waiting.message, approval_callback_data(waiting.approval_id, choice), user)
+
+    @staticmethod
+    def is_revoke(text: str) -> bool:
+        return text.strip().split(maxsplit=1)[0].lower() == REVOKE_COMMAND if text.strip() else False
+
+    def revoke(self, text: str, user: dict[str, Any]) -> dict[str, Any] | str:
+        """The callback_query update (no update_id yet) of the revoke button ``/revoke <n>``
+        names in the last /permissions list; or, as a line to show, why there is none."""
+        with self._lock:
+            listed = self._listed
+        if listed is None:
+            return f"  (send /permissions first, then {REVOKE_COMMAND} <number> of the rule to revoke)"
+        message, revokes = listed
+        word = text.strip()[len(REVOKE_COMMAND) :].strip()
+        if not (word.isascii() and word.isdigit() and 1 <= int(word) <= len(revokes)):
+            numbers = "1" if len(revokes) == 1 else f"1 to {len(revokes)}"
+            return f"  (no line {word or '<number>'}: the last /permissions listed {numbers})"
+        return _press_update(message, revokes[int(word) - 1], user)
 
     def _stored(self) -> tuple[int, str, str, str] | None:
         if self._store is None or self._key is None:
@@ -98,17 +122,36 @@ class TerminalApprovals:
             self._waiting = None
 
 
-def _approval_id_of(markup: object) -> str | None:
+def _press_update(message: dict[str, Any], data: str, user: dict[str, Any]) -> dict[str, Any]:
+    """The callback_query of a press of the button ``data`` under ``message``, as Telegram sends it."""
+    chat = message["chat"]
+    return {
+        "callback_query": {
+            "id": uuid.uuid4().hex,
+            "from": user,
+            "chat_instance": str(chat["id"]),
+            "data": data,
+            "message": {
+                "message_id": message["message_id"],
+                "chat": chat,
+                "date": int(time.time()),
+                "text": message.get("text", ""),
+            },
+        }
+    }
+
+
+def _callback_data_of(markup: object) -> list[str]:
+    """The ``callback_data`` of each button of an inline keyboard, top to bottom."""
     if isinstance(markup, str):
         try:
             markup = json.loads(markup)
         except ValueError:
-            return None
+            return []
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
-    for row in rows if isinstance(rows, list) else []:
-        for button in row if isinstance(row, list) else []:
-            data = button.get("callback_data") if isinstance(button, dict) else None
-            parsed = approval_button_of(data if isinstance(data, str) else None)
-            if isinstance(parsed, ApprovalButton):
-                return parsed.approval_id
-    return None
+    return [
+        button["callback_data"]
+        for row in (rows if isinstance(rows, list) else [])
+        for button in (row if isinstance(row, list) else [])
+        if isinstance(button, dict) and isinstance(button.get("callback_data"), str)
+    ]

@@ -1,5 +1,6 @@
-"""Commands answered without the model: /start, /help, /new, /status, /cost, /usage, /stop,
-/permissions (which message is one: telegram_core's ``parse_command``)."""
+"""Commands answered without the model: /start, /help, /new, /status, /cost, /usage, /stop
+(which message is one: telegram_core's ``parse_command``; /permissions, with its revoke buttons,
+is _message's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Literal
 from session_core import BudgetLedger, SessionKey, SessionRegistry
 from telegram_core import ChatSettings, nothing_running, this_place
 
-from ._approval_view import permissions_html, permissions_page
 from ._budget import cost_report, no_budgets_text
 from ._deps import ApprovalRecords
 from ._render import escape_html
@@ -28,11 +28,12 @@ _WHAT_TO_SEND_WITH_VOICE = (
     "Send me text, a voice or video message, a video, an audio file, a photo or a document "
     "(up to 20 MB, the caption is your question)."
 )
-# Revoking is a button under the /permissions answer: the terminal shows no buttons.
+# Revoking is a button under the /permissions answer: the terminal shows no buttons, and
+# agentbot dev presses one for /revoke <number>.
 _PERMISSIONS = {
     "telegram": "the tools I may always use in {where}, with a button to revoke each",
     "terminal": (
-        "the tools I may always use in {where} (this terminal cannot revoke them; "
+        "the tools I may always use in {where} (/revoke <number> then revokes one; "
         "without --state-dir they end with the run)"
     ),
 }
@@ -99,9 +100,6 @@ def run_command(
         return "Hello! " + escape_html(help_text(channel, voice=voice, mention=mention, where=where))
     if name == "help":
         return escape_html(help_text(channel, voice=voice, mention=mention, where=where))
-    if name == "permissions":  # Telegram shows it with revoke buttons (_message)
-        grants = [] if approvals is None else approvals.grants(key)
-        return permissions_html(grants, where=where, page=permissions_page(argument))
     if name == "new":
         if approvals is not None:
             # A call still waiting belongs to the old conversation: its buttons go stale.

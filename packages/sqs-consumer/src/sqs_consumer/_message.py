@@ -114,7 +114,7 @@ class MessageHandler:
         registry, budgets = self._deps.registry, self._deps.budgets
         typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
         command = parse_command(msg.text, self._config.bot_username) if typed else None
-        if command == "permissions" and self._config.channel == "telegram":
+        if command == "permissions":  # with revoke buttons (agentbot dev's terminal: /revoke <n>)
             self._show_permissions(msg, key)
             return "command"
         if command is not None:
