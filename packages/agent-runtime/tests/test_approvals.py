@@ -574,6 +574,27 @@ def test_always_for_a_command_with_shell_syntax_allows_that_very_command(asked, 
 
 
 @pytest.mark.parametrize(
+    ("command", "secret"),
+    [
+        ("echo ghp_0123456789abcdefghijklmnopqrstuvwxyzAB | gh auth login --with-token", "ghp_"),
+        ("curl -H 'Authorization: Bearer s3cr3t-v4lue' https://api.example.com | jq .", "s3cr3t"),
+        ("PGPASSWORD=hunter2 psql -h db -c 'select 1'", "hunter2"),
+        ("psql postgres://bot:hunter2@db/app -c 'select 1' | head", "hunter2"),
+    ],
+)
+def test_always_for_a_command_holding_a_secret_shows_it_masked_as_the_command_is(command, secret) -> None:
+    """The chat shows the command masked and, below it, what "Always" would allow: an exact
+    grant is the command as the chat shows it, never the secret the summary hid (it reached
+    the chat, /permissions and the store). Decided: such a grant allows only what was shown."""
+    view = describe_call("Bash", {"command": command})
+
+    assert secret not in view.summary
+    assert secret not in view.grant_rule
+    assert view.grant_rule == f"Bash({view.summary})"
+    assert not granted([view.grant_rule], "Bash", {"command": command})  # it asks again
+
+
+@pytest.mark.parametrize(
     "command", ["ls; id", "ls | sh", "ls $(id)", "ls `id`", "ls > x", "ls\nid", "ls & id"]
 )
 def test_a_grant_with_a_wildcard_never_allows_a_command_with_shell_syntax(command) -> None:

@@ -34,6 +34,7 @@ import msgspec
 from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES, did_you_mean
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
+from ._tool_activity import mask_secrets
 
 APPROVALS_FILE = "approvals.json"
 _TOOL_PATTERN = re.compile(r"[A-Za-z0-9_*?-]{1,128}")
@@ -198,7 +199,9 @@ def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
     arguments (``Bash(git *)``), else the tool. A command that starts with an assignment
     (``LANG=C ls``) or a program that runs other programs (``env``, ``sudo``, ``bash``,
     ``xargs``, ``python``...) is granted exactly as it is: its first word says nothing of what
-    would run. So is one with shell syntax (``ls | wc -l``), which ``Bash(ls *)`` never covers."""
+    would run. So is one with shell syntax (``ls | wc -l``), which ``Bash(ls *)`` never covers.
+    Such a command is granted as the chat shows it, its secrets masked: the rule is shown,
+    listed by /permissions and stored, and a command holding a secret then asks again."""
     command = _bash_command(tool_name, tool_input)
     if command is None:
         return tool_name
@@ -206,7 +209,8 @@ def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
     program = words[0] if words else ""
     general = program and not _GLOB.search(program) and "=" not in program and "/" not in program
     if not general or program in _RUNS_OTHER_PROGRAMS or _COMPOUND.search(command):
-        return f"Bash({_WILDCARD.sub(lambda m: f'[{m.group(0)}]', command)})"  # this command only
+        shown = mask_secrets(command, keep_paths=True)
+        return f"Bash({_WILDCARD.sub(lambda m: f'[{m.group(0)}]', shown)})"  # this command only
     return f"Bash({program} *)" if len(words) > 1 else f"Bash({program})"
 
 
