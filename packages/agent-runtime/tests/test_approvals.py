@@ -633,6 +633,26 @@ def test_always_on_a_command_with_shell_syntax_lets_it_run_again_unasked(
     assert [grant.rule for grant in approvals.grants(key)] == [f"Bash({command})"]
 
 
+def test_always_on_a_long_command_with_shell_syntax_lets_it_run_again_unasked(
+    runtime, turn_request, approvals
+) -> None:
+    """A pipeline or heredoc of a thousand characters is shown whole and granted exactly: its
+    grant is kept though it is longer than a DynamoDB sort key may be (1,024 bytes)."""
+    key = SessionKey.parse(KEY)
+    command = "echo " + "word " * 250 + "| wc -w"
+    asked = runtime().run_turn(turn_request(f"bash: {command}", turn_id=1, user_id=42))
+    assert asked.approval_request.grant_rule == f"Bash({command})"
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+    runtime().run_turn(turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id))
+
+    again = runtime().run_turn(turn_request(f"bash: {command}", turn_id=3, user_id=42))
+
+    assert again.approval_request is None and "DONE: 250" in again.text
+    assert [grant.rule for grant in approvals.grants(key)] == [f"Bash({command})"]
+    (grant,) = approvals.grants(key)
+    assert approvals.revoke(key, grant.token) == grant and approvals.grants(key) == []
+
+
 @contextlib.contextmanager
 def _model_fails_after_the_call_runs(model_server: Any) -> Iterator[None]:
     """Within the block, the model's answer after the agent's tool call fails (HTTP 500s)."""

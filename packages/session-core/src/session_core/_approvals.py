@@ -294,7 +294,7 @@ class Approvals(TableStore):
         self._table.put(
             "grant",
             session_item_pk(key),
-            GRANT_PREFIX + rule,
+            _grant_sk(rule),
             {
                 "rule": {"S": rule},
                 "granted_by": {"S": granted_by},
@@ -318,9 +318,22 @@ class Approvals(TableStore):
         """Drop the grant named ``token``; answers it (None when no grant has that name)."""
         for grant in self.grants(key):
             if grant.token == token:
-                self._table.delete("revoke", session_item_pk(key), GRANT_PREFIX + grant.rule)
+                self._table.delete("revoke", session_item_pk(key), _grant_sk(grant.rule))
                 return grant
         return None
+
+
+# A DynamoDB sort key holds at most 1,024 bytes; an exact grant holds a whole command.
+_MAX_SK_BYTES = 1024
+
+
+def _grant_sk(rule: str) -> str:
+    """The sort key of the grant of ``rule``: the rule itself (as ever), or for one too long
+    to be a key (a long pipeline granted exactly) its hash; the item holds the rule either way."""
+    sk = GRANT_PREFIX + rule
+    if len(sk.encode()) <= _MAX_SK_BYTES:
+        return sk
+    return f"{GRANT_PREFIX}sha256:{hashlib.sha256(rule.encode()).hexdigest()}"
 
 
 _STOP_UPDATE = "SET choice = :deny, answered_by = :stop"
