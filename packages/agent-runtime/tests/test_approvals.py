@@ -580,6 +580,7 @@ def test_always_for_a_command_with_shell_syntax_allows_that_very_command(asked, 
         ("curl -H 'Authorization: Bearer s3cr3t-v4lue' https://api.example.com | jq .", "s3cr3t"),
         ("PGPASSWORD=hunter2 psql -h db -c 'select 1'", "hunter2"),
         ("psql postgres://bot:hunter2@db/app -c 'select 1' | head", "hunter2"),
+        ("export TOKEN=abc123;rm -rf ~/x", "abc123"),  # the mask keeps the ";rm" in sight
     ],
 )
 def test_always_for_a_command_holding_a_secret_shows_it_masked_as_the_command_is(command, secret) -> None:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from session_core import mask_command_secrets
 
 from ._builtin_tools import KNOWN_TOOL_NAMES, TOOL_ALIASES, did_you_mean
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
-from ._tool_activity import mask_secrets
 
 APPROVALS_FILE = "approvals.json"
 _TOOL_PATTERN = re.compile(r"[A-Za-z0-9_*?-]{1,128}")
@@ -209,7 +209,7 @@ def grant_rule_for(tool_name: str, tool_input: Mapping[str, Any]) -> str:
     program = words[0] if words else ""
     general = program and not _GLOB.search(program) and "=" not in program and "/" not in program
     if not general or program in _RUNS_OTHER_PROGRAMS or _COMPOUND.search(command):
-        shown = mask_secrets(command, keep_paths=True)
+        shown = mask_command_secrets(command)
         return f"Bash({_WILDCARD.sub(lambda m: f'[{m.group(0)}]', shown)})"  # this command only
     return f"Bash({program} *)" if len(words) > 1 else f"Bash({program})"
 

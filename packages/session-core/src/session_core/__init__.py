@@ -105,7 +105,7 @@ if TYPE_CHECKING:
     )
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
-    from ._secret_masking import mask_secrets
+    from ._secret_masking import mask_command_secrets, mask_secrets
     from ._secrets import read_secret
     from ._settings import (
         DEFAULT_RETENTION_DAYS,
@@ -251,6 +251,7 @@ __all__ = [
     "lazy_exports",
     "look_at",
     "make_non_dumpable",
+    "mask_command_secrets",
     "mask_secrets",
     "new_approval_id",
     "number",

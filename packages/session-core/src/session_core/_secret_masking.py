@@ -31,5 +31,18 @@ def mask_secrets(text: str, *, keep_paths: bool = False) -> str:
     return _LONG_RUN.sub(lambda m: m.group(0) if keep_paths and _is_path(m.group(0)) else _MASK, text)
 
 
+def mask_command_secrets(command: str) -> str:
+    """``command`` with its secrets masked (paths kept) and every bit of shell syntax still in
+    sight: a mask that would swallow a ``;`` after a secret masks word by word instead."""
+    masked = mask_secrets(command, keep_paths=True)
+    if _SHELL_SYNTAX.findall(masked) != _SHELL_SYNTAX.findall(command):
+        masked = _WORD.sub(lambda m: mask_secrets(m.group(0), keep_paths=True), command)
+    return masked
+
+
+_SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
+_WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
+
+
 def _is_path(run: str) -> bool:
     return run.startswith("/") and _SHORT_SEGMENTS.fullmatch(run[1:]) is not None

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from itertools import groupby
 
-from ._secret_masking import mask_secrets
+from ._secret_masking import mask_command_secrets
 
 # Spaces of typography (no-break, narrow no-break, figure, thin): a chat shows each as a gap,
 # as it shows a space, and French text is full of them. Shown as they are, one at a time;
@@ -48,16 +48,7 @@ def visible_text(text: str) -> str:
 def shown_command(command: str) -> str:
     """A Bash command as an approval shows it: ``visible_text``, secrets masked without hiding
     any of the shell's syntax (a ``;`` after a masked value stays in sight)."""
-    shown = visible_text(command)
-    masked = mask_secrets(shown, keep_paths=True)
-    if _SHELL_SYNTAX.findall(masked) != _SHELL_SYNTAX.findall(shown):
-        # a mask swallowed syntax: mask word by word, so every operator stays visible
-        masked = _WORD.sub(lambda m: mask_secrets(m.group(0), keep_paths=True), shown)
-    return masked
-
-
-_SHELL_SYNTAX = re.compile(r"[\s;|&$()<>`{}\\'\"#!*?\[\]~=]")
-_WORD = re.compile(r"[^\s;|&$()<>`{}\\'\"#!*?\[\]~]+")
+    return mask_command_secrets(visible_text(command))
 
 
 def shown_grant_rule(rule: str, limit: int, *, command_above: bool = False) -> str:
