@@ -79,12 +79,9 @@ def test_sqs_event_source_deletes_successes_and_keeps_the_functions_own_backoff(
     assert second - first >= 3.5, seen  # the function's 4 s, not the event source's 1 s
 
 
-def test_a_chats_next_message_starts_as_soon_as_the_one_before_is_done(aws) -> None:
-    """A message sent while the one before it in its FIFO group is in flight starts as soon as
-    that one is done, as SQS hands it out then. moto's long poll decides when it starts which
-    groups are held back and keeps them held until it returns, so with long polls running
-    beside a batch it started up to a second later: in `agentbot dev`, every next message of
-    a conversation."""
+def _started(aws, bodies: list[str], *, sent_while_running: int | None = None) -> list[tuple[str, float]]:
+    """When each of ``bodies`` (one FIFO group, each sent once the one before it started) was
+    handed to the function; ``sent_while_running``: the one whose successor is sent 0.3 s into it."""
     queue = aws.resources.queue_url
     started: list[tuple[str, float]] = []
     spec = FunctionSpec(handler="probe_handler.handle_sqs_sleeping", env={"PYTHONPATH": FIXTURES})
@@ -96,22 +93,58 @@ def test_a_chats_next_message_starts_as_soon_as_the_one_before_is_done(aws) -> N
             on_receive=lambda messages: started.extend((m["Body"], time.monotonic()) for m in messages),
         ).start()
         try:
-            for n, body in enumerate(["sleep:0", "sleep:1.5", "sleep:0"]):
+            for n, body in enumerate(bodies):
                 aws.sqs.send_message(
                     QueueUrl=queue, MessageBody=body, MessageGroupId="chat", MessageDeduplicationId=f"m{n}"
                 )
                 deadline = time.monotonic() + 30
                 while len(started) <= n and time.monotonic() < deadline:
                     time.sleep(0.01)
-                if n == 1:
+                if n == sent_while_running:
                     time.sleep(0.3)  # the next one is sent while this one runs
-            deadline = time.monotonic() + 30
-            while len(started) < 3 and time.monotonic() < deadline:
-                time.sleep(0.01)
         finally:
             source.stop()
-    assert [body for body, _ in started] == ["sleep:0", "sleep:1.5", "sleep:0"], started
+    assert [body for body, _ in started] == bodies, started
+    return started
+
+
+def test_a_chats_next_message_starts_as_soon_as_the_one_before_is_done(aws) -> None:
+    """A message sent while the one before it in its FIFO group is in flight starts as soon as
+    that one is done, as SQS hands it out then. moto's long poll decides when it starts which
+    groups are held back and keeps them held until it returns, so with long polls running
+    beside a batch it started up to a second later: in `agentbot dev`, every next message of
+    a conversation."""
+    started = _started(aws, ["sleep:0", "sleep:1.5", "sleep:0"], sent_while_running=1)
+
     waited = started[2][1] - started[1][1] - 1.5  # after the one before it was done
+    assert waited < 0.4, started
+
+
+def test_a_poller_that_just_got_a_batch_counts_as_busy_before_the_next_poller_looks(aws) -> None:
+    """The batch a poller just received counts as in flight before the receive lock passes to
+    the next poller: else that one found nothing in flight and began a long poll beside the
+    batch, holding the chat's next message until it returned (here the thread switch that
+    opens the gap is made to happen: in the wild it is rare, and costs up to a second)."""
+    paused = threading.Event()
+
+    def pause_in_the_gap(frame, event, arg):
+        source = frame.f_locals["self"]
+        gap = frame.f_locals.get("received") and not source._receive_lock.locked() and not source._busy
+        if event == "line" and gap and not paused.is_set():
+            paused.set()
+            time.sleep(0.1)  # the other poller takes the receive lock meanwhile
+        return pause_in_the_gap
+
+    def in_poll(frame, event, arg):
+        return pause_in_the_gap if frame.f_code.co_name == "_poll" else None
+
+    threading.settrace(in_poll)
+    try:
+        started = _started(aws, ["sleep:0.3", "sleep:0"])
+    finally:
+        threading.settrace(None)
+
+    waited = started[1][1] - started[0][1] - 0.3  # after the one before it was done
     assert waited < 0.4, started
 
 

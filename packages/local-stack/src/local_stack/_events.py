@@ -266,6 +266,9 @@ class SqsEventSource:
                         MessageSystemAttributeNames=["All"],
                         MessageAttributeNames=["All"],
                     ).get("Messages", [])
+                    # Counted before the next poller looks: else it finds nothing in flight
+                    # and long-polls beside this batch.
+                    starting = bool(received) and self._start_batch()
             except Exception:  # the endpoint is going away at shutdown; keep polling otherwise
                 if self._stopping.wait(0.5):
                     return
@@ -274,10 +277,6 @@ class SqsEventSource:
                 if in_flight and self._stopping.wait(self.short_poll_interval_s):
                     return
                 continue
-            with self._lock:  # (with stop_receiving: a batch is either busy or released)
-                starting = not self._stopping.is_set()
-                if starting:
-                    self._busy += 1
             if not starting:  # received while being stopped: not ours to start any more
                 self._release(received)
                 return
@@ -289,6 +288,15 @@ class SqsEventSource:
             finally:
                 with self._lock:
                     self._busy -= 1
+
+    def _start_batch(self) -> bool:
+        """Count a received batch as in flight; False once stopping (then it is not ours to
+        start). Under ``_lock``, with stop_receiving: a batch is either busy or released."""
+        with self._lock:
+            if self._stopping.is_set():
+                return False
+            self._busy += 1
+            return True
 
     def _release(self, received: list[dict[str, Any]]) -> None:
         for message in received:
