@@ -813,6 +813,10 @@ CREDENTIALS = [
     ("an Anthropic API key", "sk-ant-api03-" + "x9Y8" * 23 + "AA"),
     ("an OpenAI-style API key", "sk-proj-" + "Ab3d" * 12),
     ("a Slack token", "xoxb-1234567890-1234567890-" + "aB3" * 8),
+    # a user's browser token and cookie (as popular Slack MCP servers take them), an app token
+    ("a Slack token", "xoxc-1234567890-1234567890123-" + "d4E5f" * 8),
+    ("a Slack token", "xoxd-" + "aB3%2F" * 8 + "x%3D"),
+    ("a Slack token", "xapp-1-A0123456789-1234567890123-" + "9f8e" * 16),
     ("an AWS access key id", "AKIA" + "Q3ZT" * 4),
     ("a Google API key", "AIza" + "Sy" + "B3x_" * 8 + "k"),
     ("a Stripe key", "sk_live_" + "Zq3" * 8),

@@ -22,7 +22,9 @@ _FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         # OpenAI's (sk-proj-…) and the many APIs that copy it: a digit in the long part, so that a
         # long dashed name after "sk-" is not one
         ("an OpenAI-style API key", _START + r"sk-(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{32,}"),
-        ("a Slack token", _START + r"xox[abeprs]-[A-Za-z0-9-]{10,}"),
+        # bot, user, refresh..., a browser session's token and cookie (xoxc, xoxd: URL-encoded),
+        # an app's (xapp)
+        ("a Slack token", _START + r"(?:xox[abcdeprs]|xapp)-[A-Za-z0-9%-]{10,}"),
         ("an AWS access key id", _START + r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
         ("a Google API key", _START + r"AIza[A-Za-z0-9_-]{35}"),
         ("a Stripe key", _START + r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{20,}"),
