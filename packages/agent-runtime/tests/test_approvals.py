@@ -728,13 +728,17 @@ def test_always_is_kept_when_the_turn_running_the_allowed_call_is_stopped(
         found = subprocess.run(["pgrep", "-f", f"woke-{mark}"], capture_output=True, text=True)
         return bool(found.stdout.split())
 
-    _stop_while(
+    stopped = _stop_while(
         key,
         aws,
         lambda: runtime().run_turn(turn_request("", turn_id=2, resume_approval=approval_id)),
         running,
     )
 
+    # the asking message is edited to the decision now, its buttons gone, not at the next message
+    outcome = stopped.approval_outcome
+    assert outcome is not None and (outcome.approval_id, outcome.choice) == (approval_id, "always")
+    assert outcome.answered_by != "stop"
     # what /permissions lists: the grant, stored as on a normal end, and the approval done with
     [grant] = approvals.grants(key)
     assert grant.rule == f"Bash({command})" and grant.granted_by == "ada"

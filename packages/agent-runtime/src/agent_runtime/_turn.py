@@ -732,8 +732,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             duration_ms=int((time.perf_counter() - started) * 1000),
             reason=reason,
         )
-        if stopped_call is not None:
-            stopped_turn = msgspec.structs.replace(stopped_turn, approval_outcome=stopped_call)
+        decided = stopped_call
+        if decided is None and answering is not None and plan.gate.allowance_taken:
+            # The allowed call ran before the stop: the asking message shows the decision now,
+            # as after a normal end, not with the next message.
+            decided = answering.outcome()
+        if decided is not None:
+            stopped_turn = msgspec.structs.replace(stopped_turn, approval_outcome=decided)
         await self._catch_up(outcome, project_key_for_directory(workspace.cwd), workspace)
         behind = outcome.mirror_errors > outcome.caught_up_after
         if behind and reason is not None:
