@@ -630,6 +630,7 @@ def test_terminal_chat_prompts_at_a_terminal_and_its_help_does_not_invite_photos
     assert out.count("you> ") >= 2  # asked again after the answer
     assert "photo" not in out and "/file <path> [caption] sends a file" in out, out
     assert "button" not in out, out  # nor buttons it cannot show (/permissions' revoke)
+    assert "/allow, /always or /deny" in out, out  # how to answer a call that waits, typed
 
 
 def _telegram_message(update_id: int, user_id: int, text: str, *, kind: str = "message") -> dict[str, Any]:

@@ -38,6 +38,13 @@ _PERMISSIONS = {
     ),
 }
 
+# How a tool call that waits for approval is answered: its buttons in Telegram; typed commands
+# in agentbot dev's terminal, which shows no buttons.
+_ANSWERING = {
+    "telegram": "",
+    "terminal": "/allow, /always or /deny: answer a tool call that waits for your approval\n",
+}
+
 
 def help_text(
     channel: Channel = "telegram",
@@ -66,6 +73,7 @@ def help_text(
         "/cost: what this chat and you spent today and this month, against the budgets\n"
         "/usage on|off: show the tokens and cost of each answer below it (off at first)\n"
         f"/permissions: {_PERMISSIONS[channel].format(where=where)}\n"
+        f"{_ANSWERING[channel]}"
         "/help: this message"
     )
 
