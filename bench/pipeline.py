@@ -243,10 +243,14 @@ def live_turns(turns: int, stops: int) -> dict[str, list[float]]:
             assert press is not None
             update_id += 1
             dev.post_update(client, {"update_id": update_id, **press})
+            answer = "ran"
             if command == long:  # not waited out: stopped once its tool runs
                 wait(lambda: any("🔧" in t for _, t in drafts[drafts_before:]), "tool line in a draft")
                 post("/stop")
-            wait(lambda: len(sends) > sends_before + 2, f"answer after allowing {command}")
+                answer = "Stopped"  # the answer, not "Stopping…", which comes before it
+            wait(
+                lambda: any(answer in t for _, t in sends[sends_before:]), f"answer after allowing {command}"
+            )
 
         drafts_before = len(drafts)
         allow_always(short)
