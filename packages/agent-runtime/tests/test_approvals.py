@@ -825,3 +825,32 @@ def test_always_is_granted_once_however_often_its_turn_is_retried(
     assert retried.ok and "has run" in retried.text, retried
     assert approvals.grants(key) == []  # the revoke stands
     assert approvals.current(key).state == "settled"
+
+
+def test_a_grant_that_cannot_be_stored_still_settles_the_answered_call(
+    runtime, model_server, turn_request, approvals, monkeypatch, capsys
+) -> None:
+    """ "Always" pressed, and the agent answers without making the call again: the press is
+    granted at the turn's end. A grant DynamoDB refuses then (throttled) costs only the grant
+    (the next such call asks again): the answer, the settled approval and the call the turn
+    held back stay, as when the grant is stored as the call runs."""
+    from session_core import Approvals, StorageError
+
+    key = SessionKey.parse(KEY)
+    asked = runtime().run_turn(turn_request("bash: echo never-again", turn_id=1, user_id=42))
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise StorageError("grant", "throttled", error_code="ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(Approvals, "grant", refused)
+    model_server.responder = lambda request: "On second thought, I do not need to run it."
+    answer = runtime().run_turn(
+        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+    )
+
+    assert answer.ok and "second thought" in answer.text, answer
+    assert approvals.current(key).state == "settled"
+    assert approvals.grants(key) == []
+    logged = capsys.readouterr()
+    assert "approval.grant_failed" in logged.out + logged.err

@@ -165,11 +165,18 @@ class ApprovalSteps:
         if not await asyncio.to_thread(store.use, key, approval.approval_id):
             return False
         if approval.choice == "always":
-            try:
-                await asyncio.to_thread(store.grant, key, approval.grant_rule, granted_by=approval.decided_by)
-            except SessionCoreError as exc:  # the call still runs; the next such call asks again
-                log.warning("approval.grant_failed", error_type=type(exc).__name__, tool=approval.tool_name)
+            await self._grant(key, approval)
         return True
+
+    async def _grant(self, key: SessionKey, approval: Approval) -> None:
+        """Store "Always" as the chat's grant. A write that fails only costs the grant (the next
+        such call asks again): the call, the answer and the approval's settling go on."""
+        store = self.approvals
+        assert store is not None
+        try:
+            await asyncio.to_thread(store.grant, key, approval.grant_rule, granted_by=approval.decided_by)
+        except SessionCoreError as exc:
+            log.warning("approval.grant_failed", error_type=type(exc).__name__, tool=approval.tool_name)
 
     async def _with_approval(
         self, key: SessionKey, request: TurnRequest, turn: TurnResult, plan: ApprovalPlan
@@ -198,9 +205,7 @@ class ApprovalSteps:
             # agent did not make the call again: the press still stands for the chat.
             made = plan.gate.allowed_call_made or answering.state == "used"
             if answering.choice == "always" and not made:
-                await asyncio.to_thread(
-                    store.grant, key, answering.grant_rule, granted_by=answering.decided_by
-                )
+                await self._grant(key, answering)
             await asyncio.to_thread(store.settle, key, answering.approval_id)
         if plan.opening is not None:
             await asyncio.to_thread(store.open, key, plan.opening)
