@@ -181,3 +181,18 @@ def test_a_process_the_function_started_cannot_take_its_next_invocation(local_la
     assert error is None and taken["tool_got"] == "403", taken
     after, error = _invoke(client, {"n": 2})  # the worker itself is still answered
     assert error is None and after["calls"] == 2, after
+
+
+def test_an_idle_worker_killed_just_before_an_invoke_is_not_given_it(local_lambda) -> None:
+    """Lambda hands an invocation only to an environment that asks for it: one whose process
+    died while idle is replaced, and the invocation runs in the new one. Handing it to the
+    dying worker failed the invocation with "Runtime exited with status -9" while the killed
+    process was still exiting."""
+    client = _client(local_lambda.endpoint)
+    for round_ in range(10):
+        before, error = _invoke(client, {"n": round_})
+        assert error is None, before
+        os.kill(before["pid"], signal.SIGKILL)
+        after, error = _invoke(client, {"n": round_})  # at once: it is still exiting
+        assert error is None, after
+        assert after["pid"] != before["pid"]

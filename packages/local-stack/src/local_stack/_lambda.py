@@ -30,7 +30,7 @@ from typing import IO, Any
 from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable, runs
 
 from ._loopback import LoopbackServer, QuietHTTPServer
-from ._process_tree import kill_descendants
+from ._process_tree import dying, kill_descendants
 from ._sigv4 import LocalCredentials, signed_by
 
 _INVOKE_PREFIX = "/2015-03-31/functions/"
@@ -38,6 +38,8 @@ _RUNTIME_PREFIX = "/2018-06-01/runtime/"
 # How often a server checks whether it is asked to stop (socketserver's default is 0.5 s, and
 # stopping `agentbot dev` stops one server per worker).
 _STOP_POLL_S = 0.1
+# Workers an invocation is offered to when each dies before taking it (then it fails).
+_HAND_OVERS = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class _Invocation:
     deadline: float
     done: threading.Event = field(default_factory=threading.Event)
     outcome: _Outcome | None = None
+    delivered: bool = False  # a worker's process asked for it and was sent it
 
     def finish(self, outcome: _Outcome) -> None:
         if not self.done.is_set():
@@ -170,38 +173,47 @@ class _Worker:
     def alive(self) -> bool:
         # The function's own process, not only its reaper: a crashed function's reaper needs a
         # moment to end the tree and exit, and must not be handed the next invocation meanwhile.
-        return self.process.poll() is None and self.init_error is None and runs(self.pid)
+        return (
+            self.process.poll() is None and self.init_error is None and runs(self.pid) and not dying(self.pid)
+        )
 
-    def run(self, invocation: _Invocation) -> _Outcome:
-        """Hand one invocation to the process and wait for its result, a crash or the timeout."""
+    def run(self, invocation: _Invocation, *, may_hand_back: bool = True) -> _Outcome | None:
+        """Hand one invocation to the process and wait for its result, a crash or the timeout.
+        None: the process died before it took the invocation (killed while idle), which
+        Lambda would have given to a new environment; with ``may_hand_back`` False that is a
+        crash as well."""
         self.current = invocation
         self.inbox.put(invocation)
-        while not invocation.done.wait(0.05):
-            if self.init_error is not None:
-                invocation.finish(_Outcome(self.init_error, "Unhandled"))
-            elif self.process.poll() is not None:
-                invocation.finish(
-                    _Outcome(
-                        _error_payload(
-                            "Runtime.ExitError",
-                            f"RequestId: {invocation.request_id} Error: Runtime exited with "
-                            f"status {self.process.returncode}",
-                        ),
-                        "Unhandled",
+        try:
+            while not invocation.done.wait(0.05):
+                if self.init_error is not None:
+                    invocation.finish(_Outcome(self.init_error, "Unhandled"))
+                elif self.process.poll() is not None:
+                    if may_hand_back and not invocation.delivered:
+                        return None
+                    invocation.finish(
+                        _Outcome(
+                            _error_payload(
+                                "Runtime.ExitError",
+                                f"RequestId: {invocation.request_id} Error: Runtime exited with "
+                                f"status {self.process.returncode}",
+                            ),
+                            "Unhandled",
+                        )
                     )
-                )
-            elif time.monotonic() > invocation.deadline:
-                self.stop()  # Lambda discards the sandbox of a timed-out invocation
-                invocation.finish(
-                    _Outcome(
-                        _error_payload(
-                            "Sandbox.Timedout",
-                            f"Task timed out after {self.spec.timeout_s:.2f} seconds",
-                        ),
-                        "Unhandled",
+                elif time.monotonic() > invocation.deadline:
+                    self.stop()  # Lambda discards the sandbox of a timed-out invocation
+                    invocation.finish(
+                        _Outcome(
+                            _error_payload(
+                                "Sandbox.Timedout",
+                                f"Task timed out after {self.spec.timeout_s:.2f} seconds",
+                            ),
+                            "Unhandled",
+                        )
                     )
-                )
-        self.current = None
+        finally:
+            self.current = None
         assert invocation.outcome is not None
         return invocation.outcome
 
@@ -336,13 +348,15 @@ def _runtime_handler_for(worker: _Worker) -> type[BaseHTTPRequestHandler]:
             if invocation is None:  # shutting down: the process is gone already
                 self.close_connection = True
                 return
-            if _peer_gone(self.connection):
-                # A poller that gave up (a killed tool that asked for work) must not swallow
-                # the invocation: it goes back to whoever asks next, the runtime itself.
+            if _peer_gone(self.connection) or (worker.container is None and dying(worker.pid)):
+                # A poller that gave up (a killed tool that asked for work, or the runtime
+                # killed while it waited) must not swallow the invocation: it goes back to
+                # whoever asks next, the runtime itself or the environment that replaces it.
                 worker.inbox.put(invocation)
                 self.close_connection = True
                 return
             deadline_ms = int((time.time() + invocation.deadline - time.monotonic()) * 1000)
+            invocation.delivered = True
             self._reply(
                 200,
                 invocation.payload,
@@ -401,22 +415,29 @@ class _Function:
 
     def invoke(self, payload: bytes) -> _Outcome:
         with self._slots:
-            worker = self._take_worker()
             invocation = _Invocation(
                 request_id=str(uuid.uuid4()),
                 payload=payload,
                 deadline=time.monotonic() + self.spec.timeout_s,
             )
-            try:
-                return worker.run(invocation)
-            finally:
-                with self._lock:
-                    if worker.alive:
-                        self._idle.append(worker)
-                    else:
-                        worker.stop()
-                        if worker in self._all:  # stop() of the whole function may have run
-                            self._all.remove(worker)
+            for attempt in range(_HAND_OVERS):
+                worker = self._take_worker()
+                try:
+                    outcome = worker.run(invocation, may_hand_back=attempt < _HAND_OVERS - 1)
+                finally:
+                    self._put_back(worker)
+                if outcome is not None:
+                    return outcome
+            raise AssertionError("the last worker's run always has an outcome")
+
+    def _put_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker.alive:
+                self._idle.append(worker)
+            else:
+                worker.stop()
+                if worker in self._all:  # stop() of the whole function may have run
+                    self._all.remove(worker)
 
     def _take_worker(self) -> _Worker:
         with self._lock:

@@ -32,6 +32,23 @@ from session_core import (
 )
 
 _GRACE_S = 2.0  # what a stopped command gets to exit on SIGTERM before the tree is killed
+_PF_EXITING = 0x4  # /proc/<pid>/stat flags: the process has begun to exit
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)  # in the hex signal masks of /proc/<pid>/status
+
+
+def dying(pid: int) -> bool:
+    """Whether ``pid`` is killed or exiting but not yet a zombie (or is gone): a SIGKILL is
+    pending, or its exit has begun. For a moment after ``kill`` a process still looks like it
+    runs; it will never take another request."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            flags = int(f.read().rsplit(b")", 1)[1].split()[6])
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+    except (OSError, IndexError, ValueError):
+        return True
+    pending = int(status.get(b"SigPnd", b"0"), 16) | int(status.get(b"ShdPnd", b"0"), 16)
+    return bool(flags & _PF_EXITING or pending & _SIGKILL_BIT)
 
 
 def kill_descendants(root: int) -> int:
