@@ -854,3 +854,58 @@ def test_a_grant_that_cannot_be_stored_still_settles_the_answered_call(
     assert approvals.grants(key) == []
     logged = capsys.readouterr()
     assert "approval.grant_failed" in logged.out + logged.err
+
+
+def _refused_by_dynamodb(monkeypatch: Any, verb: str) -> None:
+    from session_core import StorageError
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise StorageError(verb, "throttled", error_code="ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(Approvals, verb, refused)
+
+
+def test_a_call_held_back_that_cannot_be_stored_still_gives_the_user_the_answer(
+    runtime, model_server, turn_request, approvals, monkeypatch, capsys
+) -> None:
+    """The turn's answer is recorded (tokens paid) before the call it held back is stored for
+    the chat's buttons. A DynamoDB refusal then (throttled past botocore's retries) used to
+    fail the invocation, and its retry replays the answer without storing the call: the user
+    waited a retry longer for the same outcome. Now the answer comes at once; the call's
+    buttons say it is no longer waiting, and the next message runs as usual."""
+    key = SessionKey.parse(KEY)
+    _refused_by_dynamodb(monkeypatch, "open")
+    asked = runtime().run_turn(turn_request("bash: echo held", turn_id=1, user_id=42))
+
+    assert asked.ok and asked.approval_request is not None, asked
+    assert approvals.current(key) is None
+    logged = capsys.readouterr()
+    assert "approval.open_failed" in logged.out + logged.err
+    monkeypatch.undo()
+    model_server.responder = lambda request: "Fine, no command then."
+    after = runtime().run_turn(turn_request("never mind", turn_id=2, user_id=42))
+    assert after.ok and "no command" in after.text, after
+
+
+def test_an_answered_call_that_cannot_be_settled_still_gives_the_user_the_answer(
+    runtime, model_server, turn_request, approvals, monkeypatch, capsys
+) -> None:
+    """Allowed, run, answered and recorded: settling the approval then is bookkeeping. A
+    refusal there must not fail the invocation (its retry replays the same answer); the next
+    message is told the call ran, and never runs it again."""
+    key = SessionKey.parse(KEY)
+    asked = runtime().run_turn(turn_request("bash: echo settle-me", turn_id=1, user_id=42))
+    approvals.decide(key, asked.approval_request.approval_id, "once", decided_by="ada")
+    _refused_by_dynamodb(monkeypatch, "settle")
+    answered = runtime().run_turn(
+        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+    )
+
+    assert answered.ok and "settle-me" in answered.text, answered
+    logged = capsys.readouterr()
+    assert "approval.settle_failed" in logged.out + logged.err
+    monkeypatch.undo()
+    model_server.responder = lambda request: "Noted."
+    after = runtime().run_turn(turn_request("thanks", turn_id=3, user_id=42))
+    assert after.ok, after
+    assert sum("settle-me" in output for output in _outputs(model_server)) == 1

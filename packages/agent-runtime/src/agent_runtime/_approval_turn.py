@@ -195,7 +195,11 @@ class ApprovalSteps:
 
     async def _approval_recorded(self, key: SessionKey, plan: ApprovalPlan, answer: TurnResult) -> None:
         """The answered approval is done with ("Always" becomes a grant of the chat), and the
-        call the run held back waits for the user."""
+        call the run held back waits for the user.
+
+        The answer is recorded already, so a write refused here fails nothing: a retry would
+        only replay it. An unsettled approval tells the next message its call ran (if it did)
+        or was answered; an unstored one leaves buttons that say it no longer waits."""
         store = self.approvals
         if store is None or answer.replayed:  # a replay: the turn that recorded it did this
             return
@@ -206,9 +210,16 @@ class ApprovalSteps:
             made = plan.gate.allowed_call_made or answering.state == "used"
             if answering.choice == "always" and not made:
                 await self._grant(key, answering)
-            await asyncio.to_thread(store.settle, key, answering.approval_id)
+            try:
+                await asyncio.to_thread(store.settle, key, answering.approval_id)
+            except SessionCoreError as exc:
+                log.error("approval.settle_failed", error_type=type(exc).__name__, tool=answering.tool_name)
         if plan.opening is not None:
-            await asyncio.to_thread(store.open, key, plan.opening)
+            try:
+                await asyncio.to_thread(store.open, key, plan.opening)
+            except SessionCoreError as exc:
+                log.error("approval.open_failed", error_type=type(exc).__name__, tool=plan.opening.tool_name)
+                return
             log.info("approval.opened", tool=plan.opening.tool_name, approval_id=plan.opening.approval_id)
 
     async def _early_end_recorded(self, key: SessionKey, plan: ApprovalPlan, answer: TurnResult) -> None:
