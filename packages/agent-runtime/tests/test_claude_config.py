@@ -920,6 +920,7 @@ def test_a_credential_from_the_environment_names_the_variable_it_came_from(confi
         ("https://mcp.example.com/mcp?key=abc123def456", "key"),
         ("https://mcp.example.com/mcp?exaApiKey=abc123def456", "exaApiKey"),
         ("https://mcp.example.com/mcp?x-api-key=abc123def456", "x-api-key"),
+        ("https://mcp.example.com/mcp?auth=none&password=hunter", "password"),  # a word, not a mode
     ],
 )
 def test_an_http_servers_url_with_a_key_in_its_query_is_refused(
@@ -951,7 +952,10 @@ def test_ordinary_settings_are_not_taken_for_credentials(config_dir: Path) -> No
         "env": env,
     }
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(server))
-    url = "https://mcp.deepwiki.com/mcp?page=2&max_tokens=4096&secret_scanning=off"
+    # named like secrets, holding a mode: a key is never a short word
+    url = (
+        "https://mcp.deepwiki.com/mcp?page=2&max_tokens=4096&secret_scanning=off&auth=none&token_type=bearer"
+    )
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(url=url))
     config = load_claude_config(config_dir, environ={})
     assert config.mcp_servers["agentbot-tools"]["env"] == env

@@ -43,6 +43,23 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 # `key` alone too (Google's and many APIs' `?key=`): in an MCP server's URL it is a credential,
 # and a number or switch in it still passes.
 _SECRET_QUERY_NAMES = frozenset({"key", "apikey", "accesskey", "auth"})
+# What such a parameter holds when it names how to authenticate, not a credential (``?auth=none``,
+# ``?token_type=bearer``). Decided: these words only; any other word may be a password.
+_AUTH_MODES = frozenset(
+    {
+        "none",
+        "anonymous",
+        "public",
+        "basic",
+        "bearer",
+        "digest",
+        "oauth",
+        "oauth2",
+        "header",
+        "query",
+        "token",
+    }
+)
 # What a value named like a secret may still be: a switch or a number (TOKENIZERS_PARALLELISM=false,
 # MAX_TOKENS=4096), never a credential.
 _PLAIN_SETTING = re.compile(r"[0-9]{0,12}|true|false|yes|no|on|off", re.IGNORECASE)
@@ -79,6 +96,7 @@ def _secret_query_parameter(url: str) -> str | None:
         named_like_a_secret = (
             is_secret_variable(words) or words.replace("_", "").lower() in _SECRET_QUERY_NAMES
         )
-        if named_like_a_secret and not is_plain_setting(parameter_value):
+        mode = parameter_value.lower() in _AUTH_MODES
+        if named_like_a_secret and not mode and not is_plain_setting(parameter_value):
             return name
     return None
