@@ -12,6 +12,9 @@ import pytest
 from agentbot_testing.telegram_support import answered, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
+    BudgetCaps,
+    BudgetExceeded,
+    BudgetLedger,
     ChatBacklog,
     SessionKey,
     TurnRequest,
@@ -38,17 +41,17 @@ class AnsweringRuntime:
         return answered(request, "Here it is.")
 
 
-def backlog(aws: Any) -> ChatBacklog:
-    return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=1)
+def backlog(aws: Any, limit: int = 1) -> ChatBacklog:
+    return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=limit)
 
 
 def consumer(aws: Any, make_consumer: Any, runtime: AnsweringRuntime) -> Consumer:
     return make_consumer(runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)})
 
 
-def queue_message(aws: Any, update_id: int) -> None:
+def queue_message(aws: Any, update_id: int, *, limit: int = 1) -> None:
     """What the producer does for a mention in the forum topic: count it, queue it."""
-    assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
+    assert backlog(aws, limit).admit(KEY.canonical, now=time.time()) == "queued"
     msg = InboundMessage(
         update_id=update_id,
         session_key=KEY.canonical,
@@ -108,3 +111,32 @@ def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
     assert not [e for e in logs if e["event"] in {"record_failed", "record_dead_lettered"}]
     # The message left the queue for good: the chat may queue its next one (limit 1).
     assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
+
+
+def test_messages_queued_before_the_bot_was_removed_are_not_paid_for(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """Three members wrote, then an admin removed the bot while the first turn ran: Telegram
+    refuses even the "typing…" of the messages still queued. Their answers could reach nobody,
+    so no turn runs for them (each would be a paid model run), no dead letter, and each gives
+    its place in the chat's backlog back, and what its turn held of the sender's budget."""
+    runtime = AnsweringRuntime()
+    kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+    for method in ("sendChatAction", "sendMessage"):
+        telegram.inject(method, kicked, times=100)
+    caps = BudgetCaps(user_daily_usd=0.05, turn_usd=0.02)
+    budgets = BudgetLedger(dynamodb=aws.dynamodb, table=aws.resources.table, caps=caps, tenant="default")
+    worker = make_consumer(
+        runtime, config={"chat_queue_limit": 3}, deps={"backlog": backlog(aws, 3), "budgets": budgets}
+    )
+    for update_id in (420, 421, 422):
+        queue_message(aws, update_id, limit=3)
+    with capture_logs() as logs:
+        response = run_once(aws, worker)
+    assert response == {"batchItemFailures": []}
+    assert runtime.turns == [] and dead_letters(aws) == []
+    shut_out = [e for e in logs if e["event"] == "chat_unreachable"]
+    assert len(shut_out) == 3 and all("kicked" in e["reason"] for e in shut_out), shut_out
+    assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
+    # Alice may still talk to the bot elsewhere: three turns' holds would have used up her cap.
+    assert not isinstance(budgets.hold(chat_id=-100999, user_id=77), BudgetExceeded)

@@ -75,6 +75,18 @@ class DeliveryFailedError(ConsumerError):
         self.chat_unreachable = bool(getattr(cause, "chat_unreachable", False))
 
 
+class ChatShutOutError(ConsumerError):
+    """Raised before a turn runs when Telegram refused its "typing…" because the bot may no
+    longer post in the chat (``cause``: that refusal): nothing ran, nothing was spent."""
+
+    error_kind = "chat_unreachable"
+    chat_unreachable = True
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"the bot may no longer post in the chat: {cause}")
+        self.cause = cause
+
+
 class DeferredError(ConsumerError):
     """Raised when a record is put off without anything having failed: ``reason`` is
     ``busy`` (another live turn held the session for all the time this invocation could

@@ -46,7 +46,7 @@ from ._commands import run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
-from ._errors import AttachmentTooLargeError, DeferredError, TurnFailedError
+from ._errors import AttachmentTooLargeError, ChatShutOutError, DeferredError, TurnFailedError
 from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
@@ -166,6 +166,9 @@ class MessageHandler:
             result = self._answer(
                 msg, parts, key, remaining, on_result=settle, enqueued_at=enqueued_at, first_try=first_try
             )
+        except ChatShutOutError:
+            settle(None)  # nothing ran: the hold goes back at once
+            raise
         except Exception:
             if not settled:
                 # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
@@ -225,6 +228,9 @@ class MessageHandler:
                 sleep=deps.sleep,
             )
             msg, parts = forwarded or (msg, parts)
+            # Removed from the group, blocked, the topic closed: no file is fetched, no
+            # recording heard, no model paid for an answer nobody there can get.
+            typing.raise_if_shut_out()
             try:
                 check_voice(msg, self._deps.voices)
                 staged = stage_attachments(

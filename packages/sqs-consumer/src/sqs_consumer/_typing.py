@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import threading
+
 from session_core import get_logger
 from telegram_core import BotApi, TelegramApiError
 
 from ._background import RepeatingStep, StopsOnExit
+from ._errors import ChatShutOutError
 
 log = get_logger(__name__)
 
 TYPING_REFRESH_S = 4.0  # Telegram shows the action for at most 5 s
+# How long a turn waits for the first "typing…" to say whether the bot may post in the chat:
+# about one Bot API round trip, mostly spent while the turn is made ready anyway.
+FIRST_TYPING_WAIT_S = 1.0
 
 
 class TypingIndicator(StopsOnExit):
     """``with TypingIndicator(bot, chat_id) as typing:`` sends "typing" at once and every
     ``interval_s`` until ``typing.stop()`` or the block's end. Failures are logged, never
-    raised."""
+    raised in its thread; ``raise_if_shut_out()`` raises Telegram's refusal to post in the
+    chat (the bot was blocked or removed, the topic closed)."""
 
     def __init__(
         self, bot: BotApi, chat_id: int, *, thread_id: int = 0, interval_s: float = TYPING_REFRESH_S
@@ -23,6 +30,8 @@ class TypingIndicator(StopsOnExit):
         self._bot = bot
         self._chat_id = chat_id
         self._thread_id = thread_id
+        self._first_answered = threading.Event()
+        self._shut_out: ChatShutOutError | None = None
         self._refreshes = RepeatingStep(
             self._send_typing,
             interval_s=interval_s,
@@ -41,8 +50,20 @@ class TypingIndicator(StopsOnExit):
         answer would show the chat as typing for 5 s more."""
         self._refreshes.stop()
 
+    def raise_if_shut_out(self, wait_s: float = FIRST_TYPING_WAIT_S) -> None:
+        """Raise ChatShutOutError when Telegram refused a "typing…" because the bot may no
+        longer post in the chat: a turn run now would be paid for an answer nobody can get.
+        Waits up to ``wait_s`` for the first one's answer; a slow Telegram delays no turn more."""
+        self._first_answered.wait(wait_s)
+        if self._shut_out is not None:
+            raise self._shut_out
+
     def _send_typing(self) -> None:
         try:
             self._bot.send_typing(self._chat_id, thread_id=self._thread_id)
         except TelegramApiError as exc:
+            if exc.chat_unreachable:
+                self._shut_out = ChatShutOutError(exc)
             log.info("typing_failed", kind=exc.kind)
+        finally:
+            self._first_answered.set()
