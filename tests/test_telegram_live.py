@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from local_stack import (
     Streamed,
+    TelegramFault,
     ToolCall,
     last_user_text,
     tool_results,
@@ -261,6 +262,24 @@ def test_a_slowly_written_answer_streams_into_growing_drafts_then_arrives_once(l
     [answer] = live.telegram.calls("sendMessage")
     assert answer.params["text"] == SLOW_ANSWER.text.strip()  # the final answer, once
     assert answer.at - drafts[0]["at"] > 1.5  # the first words were visible long before it
+
+
+def test_a_turn_stops_soon_after_the_bot_is_removed_from_the_group(live: Any) -> None:
+    """An admin removes the bot while its agent runs a long tool: Telegram refuses the next
+    "typing…", the turn stops as with Stop (its tool killed, nothing more paid for an answer
+    nobody there can get) and the record is acknowledged, no dead letter."""
+    post(live, 35, "@agent_test_bot long task", chat_id=GROUP)
+    worker = drain_in_background(live)
+    wait_for(lambda: bool(sleepers()), what="the slow tool to start")
+    kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+    for method in ("sendChatAction", "sendMessage", "editMessageText", "deleteMessage"):
+        live.telegram.inject(method, kicked, times=100)
+    started = time.monotonic()
+    wait_for(lambda: not sleepers(), timeout_s=15, what="the tool to be killed")
+    # "typing…" is refreshed every 4 s; the runtime stops within about 2 s of the request.
+    assert time.monotonic() - started < 4 + STOPPED_WITHIN_S
+    worker.join(timeout=60)
+    assert not worker.is_alive() and live.dead_letters() == []
 
 
 @pytest.mark.parametrize("thread_id", [None, 7], ids=["group", "forum_topic"])

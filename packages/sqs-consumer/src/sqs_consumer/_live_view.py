@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from session_core import SessionKey, TurnProgress, get_logger
+from session_core import SessionKey, StopOutcome, TurnProgress, get_logger
 from telegram_core import (
     BotApi,
     TelegramApiError,
@@ -44,13 +44,18 @@ GROUP_PROGRESS_PER_MINUTE = 10
 
 
 class ProgressSource(Protocol):
-    """The verbs of session_core.LiveTurns the view uses."""
+    """The verbs of session_core.LiveTurns the consumer uses (the view; a stop when the
+    chat shut the bot out)."""
 
     def expect(self, key: SessionKey, turn_id: int) -> bool: ...
 
     def progress(self, key: SessionKey, turn_id: int) -> TurnProgress | None: ...
 
     def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None: ...
+
+    def request_stop(
+        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+    ) -> StopOutcome: ...
 
 
 class GroupBudget(Protocol):

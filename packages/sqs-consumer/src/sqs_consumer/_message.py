@@ -214,7 +214,11 @@ class MessageHandler:
         bot = self._deps.bot
         deps = self._deps
         with TypingIndicator(
-            bot, msg.chat_id, thread_id=msg.thread_id, interval_s=self._timing.typing_interval_s
+            bot,
+            msg.chat_id,
+            thread_id=msg.thread_id,
+            interval_s=self._timing.typing_interval_s,
+            on_shut_out=lambda: self._stop_turn(key, msg.update_id),
         ) as typing:
             # The comment typed in Telegram's forward dialog, with what it forwards: "typing…"
             # shows while it waits for them.
@@ -400,6 +404,12 @@ class MessageHandler:
             self._delivery.deliver(msg, key, [listing])
         else:
             self._delivery.deliver_with_buttons(msg, key, 0, listing, markup, quote=True)
+
+    def _stop_turn(self, key: SessionKey, turn_id: int) -> None:
+        """Stop the turn as Stop does: the chat shut the bot out, nobody can get its answer."""
+        if self._deps.live_turns is not None:
+            outcome = self._deps.live_turns.request_stop(key, turn_id=turn_id)
+            log.warning("turn_stopped_chat_unreachable", outcome=outcome)
 
     def _live_view(self, msg: InboundMessage, key: SessionKey) -> LiveView:
         """The live view of this message's turn (shows nothing without live turns)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from session_core import get_logger
 from telegram_core import BotApi, TelegramApiError
@@ -22,12 +23,20 @@ class TypingIndicator(StopsOnExit):
     """``with TypingIndicator(bot, chat_id) as typing:`` sends "typing" at once and every
     ``interval_s`` until ``typing.stop()`` or the block's end. Failures are logged, never
     raised in its thread; ``raise_if_shut_out()`` raises Telegram's refusal to post in the
-    chat (the bot was blocked or removed, the topic closed)."""
+    chat (the bot was blocked or removed, the topic closed), and ``on_shut_out`` is called
+    once when a refresh meets it (to stop the turn running meanwhile)."""
 
     def __init__(
-        self, bot: BotApi, chat_id: int, *, thread_id: int = 0, interval_s: float = TYPING_REFRESH_S
+        self,
+        bot: BotApi,
+        chat_id: int,
+        *,
+        thread_id: int = 0,
+        interval_s: float = TYPING_REFRESH_S,
+        on_shut_out: Callable[[], None] | None = None,
     ) -> None:
         self._bot = bot
+        self._on_shut_out = on_shut_out
         self._chat_id = chat_id
         self._thread_id = thread_id
         self._first_answered = threading.Event()
@@ -62,8 +71,10 @@ class TypingIndicator(StopsOnExit):
         try:
             self._bot.send_typing(self._chat_id, thread_id=self._thread_id)
         except TelegramApiError as exc:
-            if exc.chat_unreachable:
-                self._shut_out = ChatShutOutError(exc)
             log.info("typing_failed", kind=exc.kind)
+            if exc.chat_unreachable and self._shut_out is None:
+                self._shut_out = ChatShutOutError(exc)
+                if self._on_shut_out is not None:
+                    self._on_shut_out()
         finally:
             self._first_answered.set()
