@@ -140,3 +140,22 @@ def test_messages_queued_before_the_bot_was_removed_are_not_paid_for(
     assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
     # Alice may still talk to the bot elsewhere: three turns' holds would have used up her cap.
     assert not isinstance(budgets.hold(chat_id=-100999, user_id=77), BudgetExceeded)
+
+
+def test_messages_queued_before_their_group_was_upgraded_are_answered_in_the_supergroup(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """The group became a supergroup while its message waited: Telegram refuses the old
+    group's "typing…" naming the supergroup, which is no shut-out: the turn runs and its
+    answer goes to the supergroup, as a turn's answer does when the upgrade comes mid-turn."""
+    runtime = AnsweringRuntime()
+    supergroup = -1009501
+    upgraded = TelegramFault.group_upgraded(supergroup)
+    telegram.inject("sendChatAction", upgraded, times=100)
+    telegram.inject("sendMessage", upgraded, times=1)
+    queue_message(aws, 430)
+    response = run_once(aws, consumer(aws, make_consumer, runtime))
+    assert response == {"batchItemFailures": []}
+    assert len(runtime.turns) == 1 and dead_letters(aws) == []
+    [answer] = [c.params for c in telegram.calls("sendMessage") if c.params.get("chat_id") == supergroup]
+    assert answer["text"] == "Here it is."

@@ -81,6 +81,12 @@ class TelegramFault:
     status: int
     description: str
     retry_after: int | None = None
+    migrate_to_chat_id: int | None = None  # the supergroup a group became (its answer names it)
+
+    @classmethod
+    def group_upgraded(cls, to_chat_id: int) -> TelegramFault:
+        """What a call to a group upgraded to a supergroup gets: the supergroup's new id."""
+        return cls(400, "Bad Request: group chat was upgraded to a supergroup chat", None, to_chat_id)
 
     @classmethod
     def retry_after_seconds(cls, seconds: int) -> TelegramFault:
@@ -149,11 +155,18 @@ class _State:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 class LocalTelegram(LoopbackServer):
@@ -314,7 +327,7 @@ class LocalTelegram(LoopbackServer):
             queued = self._state.faults.get(method)
             if queued:
                 fault = queued.pop(0)
-                raise _ApiError(fault.status, fault.description, fault.retry_after)
+                raise _ApiError(fault.status, fault.description, fault.retry_after, fault.migrate_to_chat_id)
         serve = _METHODS.get(method)
         if serve is None:
             raise _ApiError(404, "Not Found: method not found")
@@ -799,8 +812,9 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
 
         def _answer_error(self, exc: _ApiError) -> None:
             body: dict[str, Any] = {"ok": False, "error_code": exc.status, "description": exc.description}
-            if exc.retry_after is not None:
-                body["parameters"] = {"retry_after": exc.retry_after}
+            parameters = {"retry_after": exc.retry_after, "migrate_to_chat_id": exc.migrate_to_chat_id}
+            if any(value is not None for value in parameters.values()):
+                body["parameters"] = {name: value for name, value in parameters.items() if value is not None}
             self._send(exc.status, json.dumps(body).encode())
 
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from session_core import get_logger
-from telegram_core import BotApi, TelegramApiError
+from telegram_core import BotApi, TelegramApiError, TelegramChatMigrated
 
 from ._background import RepeatingStep, StopsOnExit
 from ._errors import ChatShutOutError
@@ -72,9 +72,17 @@ class TypingIndicator(StopsOnExit):
             self._bot.send_typing(self._chat_id, thread_id=self._thread_id)
         except TelegramApiError as exc:
             log.info("typing_failed", kind=exc.kind)
-            if exc.chat_unreachable and self._shut_out is None:
+            if _shuts_out(exc) and self._shut_out is None:
                 self._shut_out = ChatShutOutError(exc)
                 if self._on_shut_out is not None:
                     self._on_shut_out()
         finally:
             self._first_answered.set()
+
+
+def _shuts_out(exc: TelegramApiError) -> bool:
+    """Whether the bot may no longer post where the turn answers. A group upgraded to a
+    supergroup Telegram names is not shut out: the answer follows it there (see _delivery)."""
+    if isinstance(exc, TelegramChatMigrated) and exc.migrate_to_chat_id is not None:
+        return False
+    return exc.chat_unreachable
