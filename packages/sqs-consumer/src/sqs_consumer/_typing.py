@@ -16,7 +16,7 @@ log = get_logger(__name__)
 TYPING_REFRESH_S = 4.0  # Telegram shows the action for at most 5 s
 # How long a turn waits for the first "typing…" to say whether the bot may post in the chat:
 # about one Bot API round trip, mostly spent while the turn is made ready anyway.
-FIRST_TYPING_WAIT_S = 1.0
+FIRST_TYPING_WAIT_S = 0.3
 
 
 class TypingIndicator(StopsOnExit):
