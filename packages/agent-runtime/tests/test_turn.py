@@ -564,6 +564,45 @@ def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
     assert entries and "old topic" in json.dumps(entries)
 
 
+def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_agent_says_so(
+    make_runtime, model_server, turn_request, fresh_container, aws, lease_clock
+) -> None:
+    """SessionTtlDays (25) without a message: the transcript reads as gone, while DynamoDB's
+    TTL sweep may keep the chat's record (naming the old session) for days more. The next
+    message starts a new conversation (it failed with the CLI's "No conversation found"), and
+    the agent is told, so it says so instead of acting as if nothing had been said before."""
+    from session_core import TranscriptStore
+
+    def container() -> Any:
+        fresh_container()
+        store = TranscriptStore(
+            s3=aws.client("s3"),
+            dynamodb=aws.client("dynamodb"),
+            bucket=aws.resources.bucket,
+            table=aws.resources.table,
+            clock=lease_clock,
+        )
+        return make_runtime(store=store, clock=lease_clock)
+
+    old = container().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 26 * 86_400  # no message for 26 days; nothing swept yet
+
+    later = container().run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert later.ok, later
+    assert later.session_id != old.session_id
+    assert later.text.startswith("turns=1 ") and later.text.endswith("what is my favourite colour?")
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent
+    assert "no message for 25 days" in sent
+    # The new conversation goes on as any other, the note given once.
+    next_one = container().run_turn(turn_request("and now?", turn_id=3))
+    assert next_one.ok and next_one.session_id == later.session_id, next_one
+    # once in the second prompt, once in the answer that echoed it: not in the third
+    assert request_text(model_server.model_calls[-1]).count("no message for 25 days") == 2
+
+
 def test_attachments_are_downloaded_into_the_working_directory(
     make_runtime, model_server, turn_request, aws
 ) -> None:

@@ -51,6 +51,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, UntrustedCliOutputError
+from ._expired_history import with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
@@ -277,9 +278,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if plan.nothing_to_do:
                     return _nothing_to_resume(request, started)
                 sdk_started = time.perf_counter()
-                resume_at, history_bytes = (
+                restored = (
                     (None, 0) if resume is None else await self._restore(key, project, resume, workspace)
                 )
+                if restored is None:  # nothing stored: the history expired, the CLI could not resume it
+                    log.warning("turn.history_expired")
+                    resume, resumed_total, restored = None, 0.0, (None, 0)
+                    plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
+                resume_at, history_bytes = restored
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
                     return _history_too_large(request, history, started, plan.answering)
@@ -848,11 +854,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _restore(
         self, key: SessionKey, project: str, resume: str, workspace: SessionWorkspace
-    ) -> tuple[str | None, int]:
+    ) -> tuple[str | None, int] | None:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
-        return where to resume and the transcript's bytes (0 when not restored); counted as
-        the turn's restore time. A history past the memory's limit is not downloaded: its
-        size comes back and the turn is refused."""
+        return where to resume and the transcript's bytes (0 when not restored); None when
+        the store has nothing of the session (it expired). Counted as the turn's restore
+        time. A history past the memory's limit is not downloaded: its size comes back and
+        the turn is refused."""
         store, restorer = self._timed_store, self._restorer
         assert store is not None and restorer is not None
         started = time.perf_counter()
@@ -869,7 +876,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 log.warning("turn.restore_failed", error_type=type(exc).__name__)
                 return None, 0
             if restored is None:
-                return None, 0
+                return None
             if restored.local:
                 store.restored_locally = resume
             log.info("turn.restored", local=restored.local, written=restored.written)
