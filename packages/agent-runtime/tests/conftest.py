@@ -18,7 +18,7 @@ from agent_runtime import Runtime, build_runtime, load_settings
 from agentbot_testing import AwsFault, FaultProxy
 from botocore.config import Config
 from local_stack import ModelServer, ToolCall, last_user_text, tool_results, user_turns
-from session_core import TURN_VERSION, TurnRequest, configure_logging
+from session_core import TURN_VERSION, TranscriptStore, TurnRequest, configure_logging
 
 API_KEY_PARAMETER = "/agentbot/test/anthropic-api-key"
 # Looks like a key so a leak would be obvious; opens nothing.
@@ -193,6 +193,36 @@ def make_runtime(aws: Any, runtime_env: dict[str, str]) -> Iterator[Callable[...
     yield make
     for runtime in built:
         runtime.model.close()
+
+
+@pytest.fixture
+def make_dated_runtime(
+    aws: Any, make_runtime: Callable[..., Runtime], lease_clock: ManualClock
+) -> Callable[..., Runtime]:
+    """``make_runtime`` whose every clock (leases, registry, approvals, transcript expiry) is
+    ``lease_clock``: a test moves ``lease_clock.now`` by days to see what weeks do."""
+
+    def make(**overrides: Any) -> Runtime:
+        store = TranscriptStore(
+            s3=aws.client("s3"),
+            dynamodb=aws.client("dynamodb"),
+            bucket=aws.resources.bucket,
+            table=aws.resources.table,
+            clock=lease_clock,
+        )
+        return make_runtime(store=store, clock=lease_clock, **overrides)
+
+    return make
+
+
+def sweep_expired_items(aws: Any, now: float) -> None:
+    """Delete what DynamoDB's TTL would have by ``now`` (items past ``expires_at``); moto
+    never sweeps."""
+    dynamodb, table = aws.client("dynamodb"), aws.resources.table
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if "expires_at" in item and float(item["expires_at"]["N"]) < now:
+                dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
 
 
 def _turn_request(

@@ -24,6 +24,8 @@ from agentbot_testing import REPO_CLAUDE_CONFIG
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
 from session_core import Approvals, LiveTurns, SessionKey
 
+from .conftest import sweep_expired_items
+
 pytestmark = pytest.mark.slow
 
 KEY = "default/1001/0"
@@ -159,6 +161,36 @@ def test_always_lets_that_program_run_in_this_chat_until_revoked(
     assert approvals.revoke(key, grant.token) == grant
     third = runtime().run_turn(turn_request("bash: echo third", turn_id=5, user_id=42))
     assert third.approval_request is not None
+
+
+def test_always_is_kept_while_the_chat_is_used_and_goes_with_its_history_after_quiet_weeks(
+    make_dated_runtime, approval_config, model_server, turn_request, aws, lease_clock, monkeypatch
+) -> None:
+    """An "Always" lives as the chat's history does: SessionTtlDays (25) after the chat's last
+    message, not after the press (it vanished from a chat in daily use whenever DynamoDB's
+    TTL swept it, and a chat quiet for longer kept it until then)."""
+    key = SessionKey.parse(KEY)
+    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(approval_config))
+
+    def runtime() -> Any:
+        return make_dated_runtime(env={"CLAUDE_CONFIG_PATH": str(approval_config)})
+
+    asked = runtime().run_turn(turn_request("bash: echo first", turn_id=1, user_id=42))
+    approvals.decide(key, asked.approval_request.approval_id, "always", decided_by="ada")
+    runtime().run_turn(turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id))
+    for turn_id, day in enumerate((10, 20, 30, 40), start=3):  # a message every ten days
+        lease_clock.now += 10 * 86_400
+        sweep_expired_items(aws, lease_clock.now)
+        used = runtime().run_turn(turn_request(f"bash: echo day {day}", turn_id=turn_id, user_id=42))
+        assert used.approval_request is None and f"DONE: day {day}" in used.text, (day, used)
+    assert [grant.rule for grant in approvals.grants(key)] == ["Bash(echo *)"]  # /permissions
+
+    lease_clock.now += 26 * 86_400  # quiet: the history expires, and the grant with it
+    assert approvals.grants(key) == []
+    assert runtime().run_turn(turn_request("hello again", turn_id=7, user_id=42)).ok
+    later = runtime().run_turn(turn_request("bash: echo again", turn_id=8, user_id=42))
+    assert later.approval_request is not None
 
 
 def test_a_new_message_declines_the_waiting_call_and_reaches_the_agent(

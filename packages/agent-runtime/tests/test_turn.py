@@ -565,24 +565,16 @@ def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
 
 
 def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_agent_says_so(
-    make_runtime, model_server, turn_request, fresh_container, aws, lease_clock
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:
     """SessionTtlDays (25) without a message: the transcript reads as gone, while DynamoDB's
     TTL sweep may keep the chat's record (naming the old session) for days more. The next
     message starts a new conversation (it failed with the CLI's "No conversation found"), and
     the agent is told, so it says so instead of acting as if nothing had been said before."""
-    from session_core import TranscriptStore
 
     def container() -> Any:
         fresh_container()
-        store = TranscriptStore(
-            s3=aws.client("s3"),
-            dynamodb=aws.client("dynamodb"),
-            bucket=aws.resources.bucket,
-            table=aws.resources.table,
-            clock=lease_clock,
-        )
-        return make_runtime(store=store, clock=lease_clock)
+        return make_dated_runtime()
 
     old = container().run_turn(turn_request("my favourite colour is teal", turn_id=1))
     assert old.ok, old

@@ -23,8 +23,19 @@ NEW = SessionKey(tenant="acme", chat_id=-1004055)
 
 
 @pytest.fixture
-def registry(aws: Any) -> SessionRegistry:
-    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=FakeClock())
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry(aws: Any, clock: FakeClock) -> SessionRegistry:
+    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
+
+
+@pytest.fixture
+def approvals(aws: Any, clock: FakeClock) -> Approvals:
+    """The chats' grants, on the registry's clock (a grant past its expiry is gone)."""
+    return Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
 
 
 def talk(registry: SessionRegistry, key: SessionKey, turn_id: int, *, session_id: str, cost: float) -> None:
@@ -44,10 +55,9 @@ def talk(registry: SessionRegistry, key: SessionKey, turn_id: int, *, session_id
     registry.release_lease(lease)
 
 
-def test_the_new_chat_goes_on_with_the_old_chats_session_grants_and_totals(aws, registry) -> None:
+def test_the_new_chat_goes_on_with_the_old_chats_session_grants_and_totals(registry, approvals) -> None:
     talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
     talk(registry, OLD, 2, session_id="sdk-old", cost=0.25)
-    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table)
     approvals.grant(OLD, "Bash(git status)", granted_by="@ada")
 
     assert registry.move_chat(OLD, NEW) is True
@@ -106,10 +116,9 @@ def test_a_repeated_move_changes_nothing_and_a_new_chat_with_its_own_conversatio
 
 
 def test_a_chat_that_started_afresh_with_new_before_it_moved_keeps_its_grants_and_totals(
-    aws, registry
+    registry, approvals
 ) -> None:
     talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
-    approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table)
     approvals.grant(OLD, "Bash(git status)", granted_by="@ada")
     registry.start_new_session(OLD)  # /new: the grants stay, the next message starts afresh
 

@@ -108,6 +108,7 @@ class Grant(msgspec.Struct, frozen=True, kw_only=True):
     rule: str
     granted_by: str
     token: str
+    expires_at: int = 0  # epoch seconds; 0: never (not written by this release)
 
 
 class ApprovalNotPending(Exception):
@@ -304,15 +305,38 @@ class Approvals(TableStore):
         )
 
     def grants(self, key: SessionKey) -> list[Grant]:
+        """The chat's grants; one past its expiry is gone already (DynamoDB's TTL sweep lags
+        by days), as the chat's history is."""
+        now = self._table.clock()
         items = self._table.query_prefix("grants", session_item_pk(key), GRANT_PREFIX)
-        return [
+        grants = [
             Grant(
                 rule=str(item_str(item, "rule")),
                 granted_by=item_str(item, "granted_by") or "",
                 token=grant_token(str(item_str(item, "rule"))),
+                expires_at=item_int(item, "expires_at"),
             )
             for item in items
         ]
+        return [grant for grant in grants if not 0 < grant.expires_at < now]
+
+    def keep_grants(self, key: SessionKey, grants: list[Grant]) -> None:
+        """Keep ``grants`` as long as the chat's history (``retention_days`` after its last
+        message): a turn of the chat calls this. Each is rewritten at most once a day."""
+        now = self._table.clock()
+        kept_until = self._table.expires_at(now)
+        for grant in grants:
+            if grant.expires_at == 0 or grant.expires_at > kept_until - _GRANT_REFRESH_S:
+                continue
+            with contextlib.suppress(ConditionFailed):  # revoked meanwhile: it stays revoked
+                self._table.update(
+                    "keep_grants",
+                    session_item_pk(key),
+                    _grant_sk(grant.rule),
+                    UpdateExpression="SET expires_at = :ttl",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":ttl": number(kept_until)},
+                )
 
     def revoke(self, key: SessionKey, token: str) -> Grant | None:
         """Drop the grant named ``token``; answers it (None when no grant has that name)."""
@@ -322,6 +346,10 @@ class Approvals(TableStore):
                 return grant
         return None
 
+
+# A grant in use is written again once its expiry is this far behind a new one's: one write
+# per grant and day of use at most.
+_GRANT_REFRESH_S = 86_400
 
 # A DynamoDB sort key holds at most 1,024 bytes; an exact grant holds a whole command.
 _MAX_SK_BYTES = 1024
