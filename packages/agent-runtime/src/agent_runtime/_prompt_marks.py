@@ -17,6 +17,8 @@ from session_core import StoredTranscript
 _PROMPT_MARK = "ab07-4b07"
 _PROMPT_MARK_BYTES = _PROMPT_MARK.encode()
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])
+# The user message of a compaction's summary has this key (true), as the CLI writes it.
+_COMPACT_SUMMARY = b'"isCompactSummary"'
 # An entry's own "uuid" with the mark (not "parentUuid"/"leafUuid", which name another entry).
 _MARKED_UUID = re.compile(rb'"uuid"\s*:\s*"[0-9a-f]{8}-' + _PROMPT_MARK_BYTES)
 
@@ -33,6 +35,18 @@ def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int
         turn_id = prompt_turn_id(entry.get("uuid")) if entry.get("type") == "user" else None
         if turn_id is not None:
             return following, entry, turn_id
+    return None
+
+
+def compact_summary_after(stored: StoredTranscript, following: int) -> str | None:
+    """The uuid of the newest compaction summary among the last ``following`` lines: the CLI
+    compacted the history there (it keeps nothing from before its boundary), or None."""
+    for line, after in stored.lines_containing(_COMPACT_SUMMARY):
+        if after >= following:
+            return None  # before the prompt
+        entry = _decode_entry(line)
+        if entry.get("isCompactSummary") is True and isinstance(entry.get("uuid"), str):
+            return str(entry["uuid"])
     return None
 
 

@@ -64,7 +64,7 @@ from ._process_sweep import (
     reap_zombie_children,
     sweep_turn_processes,
 )
-from ._prompt_marks import find_last_prompt
+from ._prompt_marks import compact_summary_after, find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
@@ -918,6 +918,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         following, entry, turn_id = found
         if await self._answered(key, turn_id):
             return None  # the last prompt's turn was recorded: nothing to leave out
+        summary = compact_summary_after(stored, following)
+        if summary is not None:
+            # The CLI compacted the history during that turn: it no longer finds the prompt's
+            # parent (before the boundary). What the turn did after the summary is left out.
+            log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, after="compaction")
+            return summary
         # The prompt hangs off the end of the conversation it was sent to: resume there
         # (not at the entry before it in the file, which may be an earlier failed attempt).
         point = entry.get("parentUuid")
