@@ -215,16 +215,6 @@ def make_dated_runtime(
     return make
 
 
-def sweep_expired_items(aws: Any, now: float) -> None:
-    """Delete what DynamoDB's TTL would have by ``now`` (items past ``expires_at``); moto
-    never sweeps."""
-    dynamodb, table = aws.client("dynamodb"), aws.resources.table
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
-            if "expires_at" in item and float(item["expires_at"]["N"]) < now:
-                dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
-
-
 def _turn_request(
     prompt: str, *, turn_id: int, session_key: str = "default/1001/0", **kw: Any
 ) -> TurnRequest:

@@ -20,11 +20,9 @@ from agent_runtime import ClaudeConfigError, load_claude_config
 from agent_runtime._approval_gate import describe_call
 from agent_runtime._approval_rules import grant_rule_for, granted
 from agent_runtime._history_limit import BASE_MIB
-from agentbot_testing import REPO_CLAUDE_CONFIG
+from agentbot_testing import REPO_CLAUDE_CONFIG, sweep_expired_items
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
 from session_core import Approvals, LiveTurns, SessionKey
-
-from .conftest import sweep_expired_items
 
 pytestmark = pytest.mark.slow
 
@@ -181,7 +179,7 @@ def test_always_is_kept_while_the_chat_is_used_and_goes_with_its_history_after_q
     runtime().run_turn(turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id))
     for turn_id, day in enumerate((10, 20, 30, 40), start=3):  # a message every ten days
         lease_clock.now += 10 * 86_400
-        sweep_expired_items(aws, lease_clock.now)
+        sweep_expired_items(aws.dynamodb, aws.resources.table, lease_clock.now)
         used = runtime().run_turn(turn_request(f"bash: echo day {day}", turn_id=turn_id, user_id=42))
         assert used.approval_request is None and f"DONE: day {day}" in used.text, (day, used)
     assert [grant.rule for grant in approvals.grants(key)] == ["Bash(echo *)"]  # /permissions

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from agentbot_testing import CLOCK_START as START
-from agentbot_testing import FakeClock
+from agentbot_testing import FakeClock, sweep_expired_items
 from botocore.config import Config
 from session_core import DynamoTable, SessionKey, StorageError
 from telegram_core import ChatSettings, DeliveryLog, UpdateDedup
@@ -97,6 +97,22 @@ def test_the_usage_footer_is_off_until_set_and_expires_with_the_retention(
     assert settings.usage_footer(KEY) is True
     assert expires(aws, f"session|{KEY.canonical}", "settings") == int(START) + 25 * DAY
     settings.set_usage_footer(KEY, False)
+    assert settings.usage_footer(KEY) is False
+
+
+def test_the_usage_footer_stays_on_while_the_chat_is_used_and_goes_with_its_history(
+    aws: Any, table: DynamoTable, clock: FakeClock
+) -> None:
+    """/usage on lives as the chat's history does: SessionTtlDays after the chat's last answer
+    (each reads it), not after the command (it went off in a chat used daily, on the day
+    DynamoDB's TTL swept it; a chat quiet for longer kept it until then)."""
+    settings = ChatSettings(table)
+    settings.set_usage_footer(KEY, True)
+    for _ in range(4):  # an answer every ten days
+        clock.now += 10 * DAY
+        sweep_expired_items(aws.dynamodb, aws.resources.table, clock.now)
+        assert settings.usage_footer(KEY) is True
+    clock.now += 26 * DAY  # quiet
     assert settings.usage_footer(KEY) is False
 
 

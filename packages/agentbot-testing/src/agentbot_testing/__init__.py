@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._kept_between_runs import kept_dir
     from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
     from ._tool_scripts import FIND_CLI, KILL_CLI
+    from ._ttl_sweep import sweep_expired_items
 else:  # imported on first use (a function worker running the stub needs none of these)
     from session_core import lazy_exports
 
@@ -33,4 +34,5 @@ __all__ = [
     "HttpMcpServer",
     "claude_config_without_approvals",
     "kept_dir",
+    "sweep_expired_items",
 ]

@@ -305,11 +305,10 @@ class Approvals(TableStore):
         )
 
     def grants(self, key: SessionKey) -> list[Grant]:
-        """The chat's grants; one past its expiry is gone already (DynamoDB's TTL sweep lags
-        by days), as the chat's history is."""
-        now = self._table.clock()
+        """The chat's grants; one past its expiry is gone (as the chat's history is), however
+        long DynamoDB's TTL sweep takes. A turn keeps those it read (``keep_grants``)."""
         items = self._table.query_prefix("grants", session_item_pk(key), GRANT_PREFIX)
-        grants = [
+        return [
             Grant(
                 rule=str(item_str(item, "rule")),
                 granted_by=item_str(item, "granted_by") or "",
@@ -317,26 +316,16 @@ class Approvals(TableStore):
                 expires_at=item_int(item, "expires_at"),
             )
             for item in items
+            if not self._table.expired(item)
         ]
-        return [grant for grant in grants if not 0 < grant.expires_at < now]
 
     def keep_grants(self, key: SessionKey, grants: list[Grant]) -> None:
-        """Keep ``grants`` as long as the chat's history (``retention_days`` after its last
-        message): a turn of the chat calls this. Each is rewritten at most once a day."""
-        now = self._table.clock()
-        kept_until = self._table.expires_at(now)
+        """The chat is in use: ``grants`` last as long as its history (``retention_days``
+        after its last message), each written at most once a day."""
         for grant in grants:
-            if grant.expires_at == 0 or grant.expires_at > kept_until - _GRANT_REFRESH_S:
-                continue
-            with contextlib.suppress(ConditionFailed):  # revoked meanwhile: it stays revoked
-                self._table.update(
-                    "keep_grants",
-                    session_item_pk(key),
-                    _grant_sk(grant.rule),
-                    UpdateExpression="SET expires_at = :ttl",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":ttl": number(kept_until)},
-                )
+            self._table.keep_alive(
+                "keep_grants", session_item_pk(key), _grant_sk(grant.rule), grant.expires_at
+            )
 
     def revoke(self, key: SessionKey, token: str) -> Grant | None:
         """Drop the grant named ``token``; answers it (None when no grant has that name)."""
@@ -346,10 +335,6 @@ class Approvals(TableStore):
                 return grant
         return None
 
-
-# A grant in use is written again once its expiry is this far behind a new one's: one write
-# per grant and day of use at most.
-_GRANT_REFRESH_S = 86_400
 
 # A DynamoDB sort key holds at most 1,024 bytes; an exact grant holds a whole command.
 _MAX_SK_BYTES = 1024

@@ -4,6 +4,7 @@ side's records are built on it, so the boto3 plumbing and its error mapping live
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,6 +16,8 @@ from ._errors import StorageError
 from ._settings import DEFAULT_RETENTION_DAYS
 
 _DAY_S = 86_400
+# An item kept alive is written again once its expiry is this far behind a new one's.
+KEEP_ALIVE_AFTER_S = _DAY_S
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -58,6 +61,29 @@ class DynamoTable:
     def expires_at(self, now: float) -> int:
         """The TTL (epoch seconds) of an item written at ``now``."""
         return int(now) + self._retention_s
+
+    def expired(self, item: Mapping[str, Any]) -> bool:
+        """Whether ``item`` is past its ``expires_at``: gone, though DynamoDB's TTL sweep may
+        keep it for days more."""
+        return 0 < item_int(item, "expires_at") < self.clock()
+
+    def keep_alive(self, operation: str, pk: str, sk: str, expires_at: int) -> None:
+        """The item ``pk``/``sk`` (read with ``expires_at``) is still in use: it expires
+        ``retention_days`` from now again. Written at most once a day; one deleted meanwhile
+        stays deleted."""
+        now = self.clock()
+        kept_until = self.expires_at(now)
+        if not 0 < expires_at <= kept_until - KEEP_ALIVE_AFTER_S:
+            return
+        with contextlib.suppress(ConditionFailed):
+            self.update(
+                operation,
+                pk,
+                sk,
+                UpdateExpression="SET expires_at = :ttl",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":ttl": number(kept_until)},
+            )
 
     def get(self, operation: str, pk: str, sk: str) -> dict[str, Any] | None:
         """The item (strongly consistent read), or None."""

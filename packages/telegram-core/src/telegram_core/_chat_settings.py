@@ -3,7 +3,7 @@ meta item: ``session|<key>`` / ``settings``."""
 
 from __future__ import annotations
 
-from session_core import DynamoTable, SessionKey, number, session_item_pk
+from session_core import DynamoTable, SessionKey, item_int, number, session_item_pk
 
 CHAT_SETTINGS_SK = "settings"  # its sort key: a chat that moves takes it along
 
@@ -15,13 +15,18 @@ class ChatSettings:
         self._table = table
 
     def usage_footer(self, key: SessionKey) -> bool:
-        """Whether answers in this chat (or topic) end with their tokens and cost (/usage)."""
-        item = self._table.get("usage_footer", session_item_pk(key), CHAT_SETTINGS_SK)
-        return bool(item and item.get("usage_footer", {}).get("BOOL"))
+        """Whether answers in this chat (or topic) end with their tokens and cost (/usage).
+        Each answer reads it, so an "on" is kept as long as the chat's history is."""
+        pk = session_item_pk(key)
+        item = self._table.get("usage_footer", pk, CHAT_SETTINGS_SK)
+        if item is None or self._table.expired(item) or not item.get("usage_footer", {}).get("BOOL"):
+            return False
+        self._table.keep_alive("usage_footer", pk, CHAT_SETTINGS_SK, item_int(item, "expires_at"))
+        return True
 
     def set_usage_footer(self, key: SessionKey, on: bool) -> None:
         """Turn the usage footer of this chat (or topic) on or off; the choice expires
-        ``retention_days`` after it was last set (then it is off again)."""
+        ``retention_days`` after the chat's last answer (then it is off again)."""
         now = self._table.clock()
         self._table.update(
             "set_usage_footer",
