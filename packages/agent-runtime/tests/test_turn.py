@@ -595,6 +595,28 @@ def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_a
     assert request_text(model_server.model_calls[-1]).count("no message for 25 days") == 2
 
 
+def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_expiry_note(
+    make_runtime, model_server, turn_request
+) -> None:
+    """A transcript that is not in the store although the chat was used lately (deleted by
+    hand, or lost) cannot be resumed either: the chat goes on afresh, and the agent is not
+    told a story of 25 quiet days that did not happen."""
+    import asyncio
+
+    from agent_runtime import transcript_project
+
+    runtime = make_runtime()
+    old = runtime.run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": old.session_id}
+    asyncio.run(runtime.store.delete(store_key))
+
+    later = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert later.ok and later.session_id != old.session_id, later
+    assert later.text == "turns=1 last=what is my favourite colour?"
+    assert "no message for" not in request_text(model_server.model_calls[-1])
+
+
 def test_attachments_are_downloaded_into_the_working_directory(
     make_runtime, model_server, turn_request, aws
 ) -> None:

@@ -51,7 +51,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, UntrustedCliOutputError
-from ._expired_history import with_expired_history_note
+from ._expired_history import history_expired, with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
@@ -281,10 +281,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 restored = (
                     (None, 0) if resume is None else await self._restore(key, project, resume, workspace)
                 )
-                if restored is None:  # nothing stored: the history expired, the CLI could not resume it
-                    log.warning("turn.history_expired")
+                if restored is None:  # nothing stored (expired): the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, (None, 0)
-                    plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
+                    if await self._history_expired(key):
+                        plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
                 resume_at, history_bytes = restored
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -883,6 +883,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return await self._resume_point(key, restored.stored), restored.stored.size
         finally:
             store.load_s += time.perf_counter() - started
+
+    async def _history_expired(self, key: SessionKey) -> bool:
+        """The chat's session is not stored: whether it expired (the chat was quiet for the
+        retention) rather than went missing otherwise."""
+        record = await asyncio.to_thread(self.registry.get_session, key)
+        expired = record is not None and history_expired(
+            record.updated_at, self.clock(), self.settings.retention_days
+        )
+        log.warning("turn.history_gone", expired=expired)
+        return expired
 
     async def _remember_local_copy(
         self, key: SessionKey, project: str, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
