@@ -297,6 +297,20 @@ def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_gif_as_telegram_sends_it_gets_not_supported_yet_not_a_paid_turn(stack) -> None:
+    """Telegram sends a GIF (an MP4 without sound) as ``animation`` and, for older bots, the same
+    file as ``document`` too: it is a GIF, which the model cannot watch, not a file sent."""
+    file_id = stack.telegram.add_file(b"\x00\x00\x00\x18ftypmp42" * 40, file_path="animations/file_3.mp4")
+    gif = {"file_id": file_id, "file_unique_id": "gu1", "file_name": "giphy.mp4", "mime_type": "video/mp4"}
+    animation = {**gif, "width": 480, "height": 270, "duration": 3}
+    stack.post(update(126, text=None, animation=animation, document=gif))
+    stack.post(update(127, text=None, animation=animation, document=gif, caption="what is this?"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts == ["Sorry, animation messages are not supported yet. Send text, a photo or a document."] * 2
+    assert stack.runs() == []
+
+
 def test_a_shared_location_and_a_sticker_reach_the_agent_as_what_they_are(stack) -> None:
     stack.post(update(124, text=None, location={"latitude": 48.858370, "longitude": 2.294481}))
     stack.post(update(125, text=None, sticker={"file_id": "s1", "emoji": "👍"}))

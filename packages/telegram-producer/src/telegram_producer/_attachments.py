@@ -28,7 +28,7 @@ def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachm
                 file_size=best.file_size,
             ),
         )
-    if msg.document is not None:
+    if msg.document is not None and msg.animation is None:  # a GIF's copy: unsupported
         doc = msg.document
         return (
             Attachment(

@@ -85,6 +85,9 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     caption: str | None = None
     photo: tuple[PhotoSize, ...] = ()
     document: Document | None = None
+    # A GIF (an MP4 without sound). Telegram sets ``document`` to the same file too, for bots
+    # older than animations: that one is the GIF's, not a file sent (``_attachments``).
+    animation: Any = None
     # What a user shares, read by _shared_content (leniently: a shape it does not expect
     # makes the message unsupported, not the update undecodable).
     sticker: Any = None
@@ -141,7 +144,6 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # the supergroup, a service message).
     migrate_from_chat_id: ChatId | None = None
     # Present only to recognise unsupported content; their contents are never read.
-    animation: Any = None
     game: Any = None
     story: Any = None
 
