@@ -22,12 +22,18 @@ MAKE_FILES = (
 )
 
 
+# A search that found nothing leaves an empty file: Telegram sends no empty file.
+MAKE_EMPTY_LOG = "mkdir -p outbox && : > outbox/errors.log && printf 'all good' > outbox/summary.txt"
+COMMANDS = {"chart the populations": MAKE_FILES, "send me the logs": MAKE_EMPTY_LOG}
+
+
 def responder(request: dict[str, Any]) -> Any:
-    if last_user_text(request) != "chart the populations":
+    command = COMMANDS.get(last_user_text(request))
+    if command is None:
         return "You are welcome."
     if not tool_results(request):
-        return [ToolCall(name="Bash", input={"command": MAKE_FILES, "description": "make the files"})]
-    return "Here are the chart and the table."
+        return [ToolCall(name="Bash", input={"command": command, "description": "make the files"})]
+    return "Here they are."
 
 
 @pytest.fixture
@@ -44,10 +50,20 @@ def test_files_the_agent_makes_reach_the_user_after_its_answer(stack) -> None:
     stack.drain(stack.consumer())
 
     texts = [m["text"] for m in stack.replies(CHAT) if "text" in m]
-    assert texts == ["Here are the chart and the table.", "You are welcome."], texts
+    assert texts == ["Here they are.", "You are welcome."], texts
     photo, table = stack.telegram.sent_files(CHAT)
     assert (photo.method, photo.file_name, photo.content()) == ("sendPhoto", "chart.png", PNG)
     assert (table.method, table.file_name) == ("sendDocument", "table.csv")
     assert table.content() == b"city,people\nOslo,709037\n"
     # the second answer sends no file again: each turn starts with an empty outbox
     assert len(stack.telegram.sent_files(CHAT)) == 2
+
+
+def test_an_empty_file_the_agent_makes_is_named_empty_under_the_answer_and_the_rest_goes(stack) -> None:
+    stack.post(update(702, text="send me the logs"))
+    stack.drain(stack.consumer())
+
+    texts = [m["text"] for m in stack.replies(CHAT) if "text" in m]
+    assert texts == ["Here they are.\n\n(errors.log was not sent: it is empty)"], texts
+    [summary] = stack.telegram.sent_files(CHAT)
+    assert (summary.file_name, summary.content()) == ("summary.txt", b"all good")

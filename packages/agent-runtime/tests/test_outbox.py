@@ -49,7 +49,7 @@ def test_only_plain_files_of_the_agents_own_are_sent_and_the_rest_are_named(
         "bash: mkdir -p outbox/folder && o=outbox"
         # (Landlock refuses a hard link to a file outside the directory: EXDEV)
         " && ln -s /etc/hostname $o/link && echo secret > $o/original && ln $o/original $o/second-name"
-        " && mkfifo $o/pipe && truncate -s 51M $o/huge.bin"
+        " && mkfifo $o/pipe && truncate -s 51M $o/huge.bin && : > $o/empty.txt"
         " && for i in 01 02 03 04 05 06 07 08 09 10 11; do echo $i > $o/n$i.txt; done && echo ready"
     )
     result = make_runtime().run_turn(turn_request(command, turn_id=1, session_key=KEY))
@@ -57,6 +57,7 @@ def test_only_plain_files_of_the_agents_own_are_sent_and_the_rest_are_named(
     assert result.ok and "ready" in result.text, result
     assert [f.file_name for f in result.files] == [f"n{i:02d}.txt" for i in range(1, 11)]
     assert {(f.file_name, f.reason) for f in result.files_not_sent} == {
+        ("empty.txt", "empty"),  # Telegram refuses it: not one of the ten, not "failed"
         ("folder", "not_a_file"),
         ("huge.bin", "too_large"),
         ("link", "not_a_file"),
@@ -80,7 +81,9 @@ def test_an_outbox_of_thousands_of_files_names_a_bounded_few_and_the_answer_is_r
     aws, make_runtime, turn_request
 ) -> None:
     long = "x" * 200
-    command = f"bash: mkdir -p outbox && seq -f 'outbox/{long}-%g.txt' 1 5000 | xargs touch && echo ready"
+    # (not empty: an empty file is named for that, whatever its place)
+    made = "while read -r f; do echo x > $f; done"
+    command = f"bash: mkdir -p outbox && seq -f 'outbox/{long}-%g.txt' 1 5000 | {made} && echo ready"
     runtime = make_runtime()
     result = runtime.run_turn(turn_request(command, turn_id=1, session_key=KEY))
     again = runtime.run_turn(turn_request(command, turn_id=1, session_key=KEY))

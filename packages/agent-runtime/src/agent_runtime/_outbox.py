@@ -7,7 +7,8 @@ directly in ``outbox/``, opens the directory and each file without following a l
 file through the descriptor it checked (never by its name again), and refuses a file with a
 second name (a hard link may name a file the runtime may read and the tools may not). A device
 or a pipe is refused unread (opened without blocking). At most ``MAX_FILES`` files, each up to
-``MAX_FILE_BYTES`` (what Telegram takes from a bot), the rest named in ``files_not_sent``.
+``MAX_FILE_BYTES`` (what Telegram takes from a bot) and not empty (Telegram sends no empty
+file), the rest named in ``files_not_sent``.
 Files go in the order of their names (an agent that numbers them is understood). It looks at
 no more than ``MAX_ENTRIES`` of the outbox's entries, the first by name among the first
 ``MAX_NAMES_READ`` it lists: a tool can make millions, and every one named makes the turn's
@@ -93,6 +94,9 @@ def _stage_outbox(
             with file:
                 if at_end is not None and not at_end.finished(name, os.fstat(file.fileno())):
                     unsent.append(UnsentFile(file_name=shown, reason="unfinished"))
+                    continue
+                if size == 0:  # Telegram refuses it: named for what it is, not as a failure
+                    unsent.append(UnsentFile(file_name=shown, reason="empty"))
                     continue
                 if len(sent) == MAX_FILES:
                     unsent.append(UnsentFile(file_name=shown, reason="too_many"))

@@ -136,6 +136,7 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
         "only 10 files can be sent with one answer",
     ),
     "not_a_file": ("it is not a regular file", "they are not regular files"),
+    "empty": ("it is empty", "they are empty"),
     "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
     "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
 }
