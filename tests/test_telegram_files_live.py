@@ -67,3 +67,24 @@ def test_an_empty_file_the_agent_makes_is_named_empty_under_the_answer_and_the_r
     assert texts == ["Here they are.\n\n(errors.log was not sent: it is empty)"], texts
     [summary] = stack.telegram.sent_files(CHAT)
     assert (summary.file_name, summary.content()) == ("summary.txt", b"all good")
+
+
+def test_the_agent_is_told_each_document_by_the_name_the_user_sees(stack) -> None:
+    """A name in another script is written as "file.pdf" (safe_file_name): the agent is told
+    the name the chat shows too, or "which one is the lease?" has no answer."""
+    names = ["Договор аренды.pdf", 'Счёт "март" [итог].pdf']
+    for n, name in enumerate(names):
+        file_id = stack.telegram.add_file(b"%PDF-1.4 " + bytes(n + 1), file_path=f"documents/file_{n}.pdf")
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"d{n}",
+            "file_name": name,
+            "mime_type": "application/pdf",
+        }
+        stack.post(update(710 + n, message_id=80 + n, text=None, document=document, caption="which is this?"))
+    stack.drain(stack.consumer())
+
+    told = [last_user_text(call.body or {}) for call in stack.model.model_calls]
+    assert "attachments/file.pdf (application/pdf, 10 bytes, sent as “Договор аренды.pdf”)" in told[0]
+    # the sender chose it: it cannot close the quote or the line
+    assert "attachments/file.pdf (application/pdf, 11 bytes, sent as “Счёт март итог .pdf”)" in told[1]

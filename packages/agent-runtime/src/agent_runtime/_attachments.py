@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from session_core import SessionKey, TurnRequest, safe_file_name
+from session_core import SessionKey, StagedAttachment, TurnRequest, quoted_file_name, safe_file_name
 
 from ._collaborators import S3Objects
 from ._errors import AttachmentError
@@ -39,7 +39,8 @@ async def stage_attachments(
                 attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
             ) from exc
         size = path.stat().st_size
-        lines.append(f"- attachments/{path.name} ({_media_type(attachment.mime_type)}, {size} bytes)")
+        about = f"{_media_type(attachment.mime_type)}, {size} bytes{_sent_as(attachment, path.name)}"
+        lines.append(f"- attachments/{path.name} ({about})")
     return (
         request.prompt
         + "\n\n[The user attached files, saved in the working directory:\n"
@@ -55,3 +56,11 @@ _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-
 
 def _media_type(stated: str | None) -> str:
     return stated if stated and _MEDIA_TYPE.fullmatch(stated) else "unknown type"
+
+
+def _sent_as(attachment: StagedAttachment, written_as: str) -> str:
+    """ ", sent as “договор.pdf”": the name the user sees in the chat, where the file's is not
+    it (a name in another script, with spaces, or a second of the same name), so the agent
+    can tell the user's files apart as the user names them."""
+    sent_as = quoted_file_name(attachment.sent_as)
+    return f", sent as “{sent_as}”" if sent_as and sent_as != written_as else ""

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         TranscriptTooLargeError,
         UnsupportedVersionError,
     )
-    from ._file_names import safe_file_name, unused_file_name
+    from ._file_names import quoted_file_name, safe_file_name, unused_file_name
     from ._json import (
         MAX_JSON_DEPTH,
         JsonTooDeepError,
@@ -260,6 +260,7 @@ __all__ = [
     "paste_album_id",
     "period_end",
     "process_table",
+    "quoted_file_name",
     "read_secret",
     "require_env",
     "retention_days_from_env",

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 
 _UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _KEPT_EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]+")
 _MAX_NAME_CHARS = 100
+# Brackets, quotes, line breaks and other control characters: what could end a sender's
+# quoted file name, or the line it is in, early.
+_NOT_IN_A_QUOTED_NAME = re.compile(r"[\[\]\"“”\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# A long name keeps its start and its end (the extension): 100 characters in all.
+_NAME_HEAD_CHARS, _NAME_TAIL_CHARS = 60, 39
 
 
 def safe_file_name(name: str | None, fallback: str = "file") -> str:
@@ -40,3 +46,16 @@ def unused_file_name(name: str, used: set[str]) -> str:
         candidate = f"{stem}-{n}{extension}"
     used.add(candidate)
     return candidate
+
+
+def quoted_file_name(raw: str | None) -> str:
+    """A file's name as its sender gave it, fit to stand in quotes in a line the agent reads
+    (the document a reply is about, the files a user attached): the sender chose it, so it may
+    not end the quote, the bracket or the line (those characters become spaces, as in a
+    sender's name in the prompt), nor run on (the middle of a long one gives way, its
+    extension stays). Read as its NFKC form: a full-width "]" or '"' is the ASCII one."""
+    shown = unicodedata.normalize("NFKC", raw or "")
+    name = " ".join(_NOT_IN_A_QUOTED_NAME.sub(" ", shown).split())
+    if len(name) > _NAME_HEAD_CHARS + 1 + _NAME_TAIL_CHARS:
+        name = f"{name[:_NAME_HEAD_CHARS]}…{name[-_NAME_TAIL_CHARS:]}"
+    return name

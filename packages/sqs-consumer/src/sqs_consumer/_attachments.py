@@ -56,7 +56,11 @@ def stage_attachments(
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("stage_attachment", f"S3 PutObject {s3_key}: {exc}") from exc
+        # The agent is told the name the user sees in the chat, when it is not the file's.
+        sent_as = att.file_name if att.file_name and att.file_name != name else None
         staged.append(
-            StagedAttachment(s3_key=s3_key, file_name=name, mime_type=att.mime_type, size=len(data))
+            StagedAttachment(
+                s3_key=s3_key, file_name=name, mime_type=att.mime_type, size=len(data), sent_as=sent_as
+            )
         )
     return tuple(staged)

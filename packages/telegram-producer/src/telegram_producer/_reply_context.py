@@ -9,11 +9,10 @@ mention inside the replied message does not address the bot.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import Any
 
 import msgspec
+from session_core import quoted_file_name
 from telegram_core import RECORDING_WORDS, Attachment
 
 from ._attachments import attachments_of
@@ -22,11 +21,6 @@ from ._updates import Chat, Message, RepliedMessage, User, chat_name, plain_name
 
 # The bot's own message is in the agent's history already: enough of it to say which one.
 _OWN_MESSAGE_EXCERPT_CHARS = 300
-# Brackets, quotes, line breaks and other control characters: what could end a document's
-# quoted name, or the line it is in, early.
-_NOT_IN_A_DOCUMENT_NAME = re.compile(r"[\[\]\"“”\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-# A long name keeps its start and its end (the extension): 100 characters in all.
-_NAME_HEAD_CHARS, _NAME_TAIL_CHARS = 60, 39
 
 
 class _Quote(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,24 +67,12 @@ def _attached(attachment: Attachment) -> str:
     """A recording or photo by its name (one the producer gives): the sender's own recording
     or photo may come too, and each is named so (a transcript's head line, the file
     in the workspace), so neither passes for the other author's. A document by the name its
-    sender gave it, as the chat shows it, in quotes it cannot close (see ``_document_name``)."""
+    sender gave it, as the chat shows it, in quotes it cannot close (``session_core.quoted_file_name``)."""
     if attachment.kind == "document":
-        name = _document_name(attachment.file_name)
+        name = quoted_file_name(attachment.file_name)
         return f"document “{name}”" if name else "document"
     kind = RECORDING_WORDS[attachment.medium] if attachment.kind == "voice" else "photo"
     return f"{kind} {attachment.file_name}"
-
-
-def _document_name(raw: str | None) -> str:
-    """A document's name fit for the reply line: the sender chose it, so it may not end the
-    quote, the bracket or the line (those characters become spaces, as in a sender's name in
-    the prompt), nor run on (the middle of a long one gives way, its extension stays). Read as
-    its NFKC form, like a sender's name (``plain_name``): a full-width "]" or '"' is the ASCII one."""
-    shown = unicodedata.normalize("NFKC", raw or "")
-    name = " ".join(_NOT_IN_A_DOCUMENT_NAME.sub(" ", shown).split())
-    if len(name) > _NAME_HEAD_CHARS + 1 + _NAME_TAIL_CHARS:
-        name = f"{name[:_NAME_HEAD_CHARS]}…{name[-_NAME_TAIL_CHARS:]}"
-    return name
 
 
 def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:
