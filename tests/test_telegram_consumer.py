@@ -386,6 +386,23 @@ def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_file_telegram_will_not_give_is_named_with_send_it_again_and_no_turn(stack) -> None:
+    """getFile refuses some files for good ("wrong file_id or the file is temporarily
+    unavailable"); sending the file again gives it a new id. A new conversation would not help."""
+    file_id = stack.telegram.add_file(b"%PDF-1.4 scan", file_path="documents/file_5.pdf")
+    stack.telegram.inject(
+        "getFile", TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
+    )
+    doc = {"file_id": file_id, "file_unique_id": "scan", "file_name": "scan <1>.pdf"}
+    stack.post(update(124, text=None, document=doc, caption="what does it say?"))
+    responses = stack.drain(stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]  # answered, not retried
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, Telegram would not give me scan <1>.pdf. Please send it again."
+    assert stack.runs() == []
+
+
 def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(stack) -> None:
     stack.post(update(130, text="fail:bad_request"))
     responses = stack.drain(stack.consumer())

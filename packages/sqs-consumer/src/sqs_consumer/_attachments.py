@@ -6,10 +6,10 @@ import posixpath
 
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import SessionKey, StagedAttachment, StorageError, safe_file_name, unused_file_name
-from telegram_core import MAX_DOWNLOAD_BYTES, Attachment, BotApi, TelegramFileTooBig
+from telegram_core import MAX_DOWNLOAD_BYTES, Attachment, BotApi, TelegramBadRequest, TelegramFileTooBig
 
 from ._deps import ObjectStore
-from ._errors import AttachmentTooLargeError
+from ._errors import AttachmentTooLargeError, AttachmentUnavailableError
 
 
 def attachment_key(key: SessionKey, update_id: int, file_name: str) -> str:
@@ -28,7 +28,8 @@ def stage_attachments(
     max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> tuple[StagedAttachment, ...]:
     """Download each attachment and put it in S3; the same update overwrites the same keys,
-    so a retried record stages idempotently. AttachmentTooLargeError above ``max_bytes``."""
+    so a retried record stages idempotently. AttachmentTooLargeError above ``max_bytes``,
+    AttachmentUnavailableError for one Telegram will not give."""
     staged: list[StagedAttachment] = []
     used: set[str] = set()
     for index, att in enumerate(attachments):
@@ -43,6 +44,8 @@ def stage_attachments(
             data = bot.download(str(info["file_path"]), max_bytes=max_bytes)
         except TelegramFileTooBig as exc:
             raise AttachmentTooLargeError(name, att.file_size) from exc
+        except TelegramBadRequest as exc:  # for good: a retry of the record gets the same answer
+            raise AttachmentUnavailableError(name) from exc
         if not att.file_name:
             name = posixpath.basename(str(info["file_path"])) or name
         name = unused_file_name(safe_file_name(name), used)

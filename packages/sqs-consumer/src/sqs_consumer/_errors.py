@@ -55,6 +55,18 @@ class AttachmentTooLargeError(ConsumerError):
         self.size = size
 
 
+class AttachmentUnavailableError(ConsumerError):
+    """Raised when Telegram refuses for good to give a photo or document (``getFile`` or its
+    download answers a bad request: "wrong file_id or the file is temporarily unavailable");
+    the user sending it again gives it a new id."""
+
+    error_kind = "attachment_unavailable"
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__(f"attachment {file_name!r} is unavailable")
+        self.file_name = file_name
+
+
 class DeliveryFailedError(ConsumerError):
     """Raised when a reply could not be sent or its delivery could not be recorded, after
     the local retries; ``cause`` is the TelegramApiError or StorageError. What was to be

@@ -46,7 +46,13 @@ from ._commands import run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
-from ._errors import AttachmentTooLargeError, ChatShutOutError, DeferredError, TurnFailedError
+from ._errors import (
+    AttachmentTooLargeError,
+    AttachmentUnavailableError,
+    ChatShutOutError,
+    DeferredError,
+    TurnFailedError,
+)
 from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
@@ -64,6 +70,7 @@ from ._wording import (
     failure_text,
     history_notice,
     too_large_notice,
+    unavailable_notice,
     unsent_files_notice,
     unsupported_notice,
 )
@@ -249,9 +256,10 @@ class MessageHandler:
                 timing = self._timing
                 wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
                 heard = transcripts_of(parts, staged, self._deps.voices, prefix=key.s3_prefix, wait_s=wait_s)
-            except AttachmentTooLargeError as exc:
+            except (AttachmentTooLargeError, AttachmentUnavailableError) as exc:
                 typing.stop()
-                self._delivery.deliver(msg, key, [too_large_notice(exc.file_name)])
+                why = too_large_notice if isinstance(exc, AttachmentTooLargeError) else unavailable_notice
+                self._delivery.deliver(msg, key, [why(exc.file_name)])
                 return None
             except VoiceNotTranscribed as exc:
                 typing.stop()

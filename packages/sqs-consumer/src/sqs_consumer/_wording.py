@@ -52,6 +52,11 @@ def too_large_notice(file_name: str) -> str:
     return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."
 
 
+def unavailable_notice(file_name: str) -> str:
+    """The answer to a file Telegram will not give the bot (HTML): a new upload is a new file."""
+    return f"Sorry, Telegram would not give me {escape_html(file_name)}. Please send it again."
+
+
 # Never a stack trace or a provider message. "config" has no entry: the operator was told
 # (log, metric, alarm) and the user gets the consumer's general FAILED_NOTICE.
 FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
