@@ -20,6 +20,9 @@ from session_core import safe_file_name
         ("отчёт.csv", "file.csv"),
         ("_._hidden", "hidden"),
         ("a" * 150 + ".txt", "a" * 96 + ".txt"),
+        # cut where a dot or a space was: not a hidden file, nor one that starts with "_"
+        ("x" * 60 + "." + "y" * 95 + ".txt", "y" * 95 + ".txt"),
+        ("x" * 60 + " " + "y" * 95 + ".txt", "y" * 95 + ".txt"),
     ],
 )
 def test_a_name_becomes_one_harmless_path_step(name: str | None, expected: str) -> None:

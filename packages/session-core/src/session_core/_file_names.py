@@ -31,7 +31,8 @@ def safe_file_name(name: str | None, fallback: str = "file") -> str:
         # A stem in another script leaves nothing, but tools pick how to read a file by its
         # extension: keep it behind the fallback stem.
         base = fallback + extension
-    cleaned = _UNSAFE_NAME_RE.sub("_", base).lstrip("._")[-_MAX_NAME_CHARS:]
+    # Stripped after the cut too: it may fall on a dot (a hidden file) or a space's "_".
+    cleaned = _UNSAFE_NAME_RE.sub("_", base)[-_MAX_NAME_CHARS:].lstrip("._")
     return cleaned or fallback
 
 
