@@ -336,6 +336,27 @@ def test_photo_is_staged_in_the_session_prefix_and_caption_is_the_prompt(stack) 
     assert stored == content
 
 
+def test_a_photo_whose_caption_is_a_command_is_said_to_be_unread(stack) -> None:
+    """The command runs as if typed (Telegram marks a caption's commands as a text's); the
+    photo sent with it reaches no turn, and the user is told so instead of silence."""
+    content = b"\x89PNG the whiteboard" * 50
+    file_id = stack.telegram.add_file(content, file_path="photos/file_8.jpg")
+    photo = [{"file_id": file_id, "file_unique_id": "u8", "width": 800, "height": 600}]
+    stack.post(update(125, message_id=56, text=None, photo=photo, caption="/new what is on it?"))
+    # A command sent as a reply to a photo carries that photo along, unlooked at as ever: no note.
+    replied = {"message_id": 56, "from": {"id": 501, "is_bot": False, "first_name": "A"}, "photo": photo}
+    stack.post(update(126, message_id=57, text="/new", reply_to_message=replied))
+    stack.drain(stack.consumer())
+
+    [with_photo, as_reply] = stack.replies(CHAT)
+    answer, note = with_photo["text"].split("\n\n")
+    assert answer.startswith("Started a fresh conversation.")
+    assert note == "(I did not look at the photo sent with /new: send it again without the command.)"
+    assert as_reply["text"].startswith("Started a fresh conversation.")
+    assert "did not look" not in as_reply["text"]
+    assert stack.runs() == []
+
+
 def test_a_reply_asks_the_agent_about_the_replied_message_and_its_photo(stack) -> None:
     content = b"\x89PNG the photo Bob posted" * 50
     file_id = stack.telegram.add_file(content, file_path="photos/file_9.jpg")

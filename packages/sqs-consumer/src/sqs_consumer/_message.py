@@ -71,6 +71,7 @@ from ._wording import (
     history_notice,
     too_large_notice,
     unavailable_notice,
+    unread_files_note,
     unsent_files_notice,
     unsupported_notice,
 )
@@ -143,6 +144,8 @@ class MessageHandler:
                     mention=self._mention_needed(msg),
                     forum=msg.forum,
                 )
+                if msg.attachments and not msg.context:  # its own (a reply's come with its context)
+                    reply += "\n\n" + unread_files_note(msg.attachments, command)
                 self._delivery.deliver(msg, key, [reply])
             return "command"
         hold = BudgetHold()

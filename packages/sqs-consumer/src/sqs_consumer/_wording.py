@@ -17,7 +17,7 @@ from session_core import (
     UnsentFile,
     UnsentReason,
 )
-from telegram_core import RECORDING_WORDS
+from telegram_core import RECORDING_WORDS, Attachment
 
 from ._render import escape_html
 
@@ -50,6 +50,15 @@ def unsupported_notice(what: str | None) -> str:
 def too_large_notice(file_name: str) -> str:
     """The answer to a file above the Bot API's 20 MB download limit (HTML)."""
     return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."
+
+
+def unread_files_note(attachments: Sequence[Attachment], command: str) -> str:
+    """The line under a command's answer when its message carried photos or files too (the
+    caption was the command): a command does only what it says, so they reached no turn."""
+    several = len(attachments) > 1
+    noun = ("photo" if all(a.kind == "photo" for a in attachments) else "file") + ("s" if several else "")
+    them = "them" if several else "it"
+    return f"(I did not look at the {noun} sent with /{command}: send {them} again without the command.)"
 
 
 def unavailable_notice(file_name: str) -> str:
