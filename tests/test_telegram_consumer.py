@@ -307,7 +307,7 @@ def test_a_gif_as_telegram_sends_it_gets_not_supported_yet_not_a_paid_turn(stack
     stack.post(update(127, text=None, animation=animation, document=gif, caption="what is this?"))
     stack.drain(stack.consumer())
     texts = [m["text"] for m in stack.replies(CHAT)]
-    assert texts == ["Sorry, animation messages are not supported yet. Send text, a photo or a document."] * 2
+    assert texts == ["Sorry, GIFs are not supported yet. Send text, a photo or a document."] * 2
     assert stack.runs() == []
 
 

@@ -36,9 +36,12 @@ LAST_TRY_NOTICE = (
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 
-# Recordings as Telegram's apps name them to the user (the Bot API's "video_note" is a video
-# message), in the plural.
-_AS_THE_APPS_SAY: Mapping[str, str] = {medium: f"{word}s" for medium, word in RECORDING_WORDS.items()}
+# Recordings and GIFs as Telegram's apps name them to the user (the Bot API's "video_note" is a
+# video message, its "animation" a GIF), in the plural.
+_AS_THE_APPS_SAY: Mapping[str, str] = {
+    **{medium: f"{word}s" for medium, word in RECORDING_WORDS.items()},
+    "animation": "GIFs",
+}
 
 
 def unsupported_notice(what: str | None) -> str:
