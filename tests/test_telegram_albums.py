@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from local_stack import TelegramFault
 from session_core import StorageError
 
 CHAT = 501
@@ -128,3 +129,90 @@ def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:
         "file.pdf",
         "file-2.pdf",
     ]
+
+
+def _send_documents(stack: Any, first_update: int, names: list[str], *, too_big: str = "") -> None:
+    """Post an album of documents named ``names`` (captioned "compare them"); the one named
+    ``too_big`` is over the 20 MB a bot may download."""
+    for i, name in enumerate(names):
+        big = {"file_size": 25 * 1024 * 1024} if name == too_big else {}
+        file_id = stack.telegram.add_file(f"%PDF {name}".encode(), file_path=f"documents/file_{i}.pdf", **big)
+        doc = {"file_id": file_id, "file_unique_id": f"d{first_update + i}", "file_name": name, **big}
+        extra = {"caption": "compare them"} if i == 0 else {}
+        stack.post(
+            update(
+                first_update + i,
+                message_id=first_update + i,
+                text=None,
+                document=doc,
+                media_group_id="P1",
+                **extra,
+            )
+        )
+
+
+def test_a_file_of_an_album_over_20_mb_is_named_to_the_agent_and_the_rest_answered(stack) -> None:
+    """One video or scan too large for the Bot API must not sink the nine other files: the
+    agent gets them and is told which one it cannot read, and why, to tell the user."""
+    _send_documents(stack, 840, ["lease.pdf", "Scan «big».pdf", "bill.pdf"], too_big="Scan «big».pdf")
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["lease.pdf", "bill.pdf"]
+    assert run["prompt"] == (
+        "compare them\n\n[Not attached, as the bot could not fetch it: “Scan «big».pdf” (over the "
+        "20 MB a bot may download from Telegram). Tell the user which file you could not read and why.]"
+    )
+    assert len(stack.replies(CHAT)) == 1  # the answer, no refusal
+
+
+def test_a_file_of_an_album_telegram_will_not_give_is_named_to_the_agent_and_the_rest_answered(
+    stack,
+) -> None:
+    stack.telegram.inject(
+        "getFile", TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
+    )  # the first part's
+    _send_documents(stack, 850, ["lease.pdf", "plan.pdf", "bill.pdf"])
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["plan.pdf", "bill.pdf"]
+    assert run["prompt"].endswith(
+        "\n\n[Not attached, as the bot could not fetch it: “lease.pdf” (Telegram would not give it to "
+        "the bot; sending it again may work). Tell the user which file you could not read and why.]"
+    )
+
+
+def test_an_album_none_of_whose_files_telegram_gives_gets_the_notice_and_no_turn(stack) -> None:
+    """Nothing left to answer: a turn would be paid for to say so."""
+    stack.telegram.inject(
+        "getFile",
+        TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable"),
+        times=3,
+    )
+    _send_documents(stack, 860, ["lease.pdf", "plan.pdf", "bill.pdf"])
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, Telegram would not give me lease.pdf. Please send it again."
+
+
+def test_photos_of_an_album_telegram_will_not_give_are_named_by_their_place(stack) -> None:
+    """A photo has no name in the chat: "photo 2 of 3" is how the user can tell which."""
+    stack.telegram.inject(
+        "getFile",
+        TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable"),
+        times=2,
+    )  # the first two parts'
+    _send_album(stack, 870, 3, caption="which is sharper?", album="24680")
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["photo-932.jpg"]
+    assert run["prompt"] == (
+        "which is sharper?\n\n[Not attached, as the bot could not fetch them: photo 1 of 3 (Telegram "
+        "would not give it to the bot; sending it again may work); photo 2 of 3 (Telegram would not "
+        "give it to the bot; sending it again may work). Tell the user which files you could not "
+        "read and why.]"
+    )

@@ -412,3 +412,40 @@ def test_a_voice_message_forwarded_twice_at_once_is_written_down_once(
     [run] = voice_stack.runs()
     assert run["prompt"].count("meet at the station") == 2
     assert len(transcribe.jobs) == 1
+
+
+def test_a_voice_message_forwarded_with_a_file_telegram_will_not_give_is_still_heard(
+    voice_stack: Any,
+) -> None:
+    """The file left out is named to the agent; the voice message after it is written down
+    as itself (not taken for the file before it)."""
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    file_id = voice_stack.telegram.add_file(b"%PDF lease", file_path="documents/file_1.pdf")
+    doc = {"file_id": file_id, "file_unique_id": "lease", "file_name": "lease.pdf"}
+    voice_stack.telegram.inject(
+        "getFile", TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
+    )  # the document's
+    voice_stack.post(update(490, text=None, document=doc, message_id=95, date=sent, forward_origin=origin))
+    _voice(voice_stack, 491, "meet at noon", message_id=96, date=sent, forward_origin=origin)
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\n[Voice message voice-96.ogg, transcribed:]\nmeet at noon\n\n"
+        "[Not attached, as the bot could not fetch it: “lease.pdf” (Telegram would not give it to the bot; "
+        "sending it again may work). Tell the user which file you could not read and why.]"
+    )
+
+
+def test_a_voice_message_telegram_will_not_give_gets_the_notice_and_no_turn(voice_stack: Any) -> None:
+    """Nothing else to answer: no turn is paid for to say the recording could not be got."""
+    voice_stack.telegram.inject(
+        "getFile", TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
+    )
+    _voice(voice_stack, 492, "meet at noon", message_id=97)
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == []
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"] == "Sorry, Telegram would not give me voice-97.ogg. Please send it again."

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import SessionKey, StagedAttachment, StorageError, safe_file_name, unused_file_name
-from telegram_core import MAX_DOWNLOAD_BYTES, Attachment, BotApi, TelegramBadRequest, TelegramFileTooBig
+from telegram_core import (
+    MAX_DOWNLOAD_BYTES,
+    Attachment,
+    BotApi,
+    InboundMessage,
+    TelegramBadRequest,
+    TelegramFileTooBig,
+)
 
 from ._deps import ObjectStore
-from ._errors import AttachmentTooLargeError, AttachmentUnavailableError
+from ._errors import AttachmentNotFetchedError, AttachmentTooLargeError, AttachmentUnavailableError
+
+
+@dataclass(frozen=True)
+class NotFetched:
+    """One of a message's files the bot could not get: the rest are answered without it.
+    ``index``: its place among the message's attachments."""
+
+    index: int
+    attachment: Attachment
+    error: AttachmentNotFetchedError
 
 
 def attachment_key(key: SessionKey, update_id: int, file_name: str) -> str:
@@ -26,28 +46,22 @@ def stage_attachments(
     s3: ObjectStore,
     bucket: str,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
-) -> tuple[StagedAttachment, ...]:
+) -> tuple[tuple[StagedAttachment, ...], tuple[NotFetched, ...]]:
     """Download each attachment and put it in S3; the same update overwrites the same keys,
-    so a retried record stages idempotently. AttachmentTooLargeError above ``max_bytes``,
-    AttachmentUnavailableError for one Telegram will not give."""
+    so a retried record stages idempotently. Those above ``max_bytes``, or that Telegram will
+    not give, are left out: returned as NotFetched."""
     staged: list[StagedAttachment] = []
+    not_fetched: list[NotFetched] = []
     used: set[str] = set()
     for index, att in enumerate(attachments):
         name = att.file_name or f"{att.kind}-{index}"
-        if att.file_size is not None and att.file_size > max_bytes:
-            raise AttachmentTooLargeError(name, att.file_size)
         try:
-            info = bot.get_file(att.file_id)
-            size = int(info.get("file_size") or 0)
-            if size > max_bytes:
-                raise AttachmentTooLargeError(name, size)
-            data = bot.download(str(info["file_path"]), max_bytes=max_bytes)
-        except TelegramFileTooBig as exc:
-            raise AttachmentTooLargeError(name, att.file_size) from exc
-        except TelegramBadRequest as exc:  # for good: a retry of the record gets the same answer
-            raise AttachmentUnavailableError(name) from exc
+            data, file_path = _download(att, name, bot=bot, max_bytes=max_bytes)
+        except AttachmentNotFetchedError as exc:
+            not_fetched.append(NotFetched(index=index, attachment=att, error=exc))
+            continue
         if not att.file_name:
-            name = posixpath.basename(str(info["file_path"])) or name
+            name = posixpath.basename(file_path) or name
         name = unused_file_name(safe_file_name(name), used)
         s3_key = attachment_key(key, update_id, name)
         try:
@@ -66,4 +80,40 @@ def stage_attachments(
                 s3_key=s3_key, file_name=name, mime_type=att.mime_type, size=len(data), sent_as=sent_as
             )
         )
-    return tuple(staged)
+    return tuple(staged), tuple(not_fetched)
+
+
+def fetched_only(
+    parts: tuple[InboundMessage, ...], not_fetched: Sequence[NotFetched]
+) -> tuple[InboundMessage, ...]:
+    """``parts`` without the files not fetched (``NotFetched.index`` counts the parts' files
+    in order, as the message joining them holds them): each file left is the staged one at
+    its place, as ``transcripts_of`` pairs them."""
+    if not not_fetched:
+        return parts
+    left_out = {nf.index for nf in not_fetched}
+    kept, place = [], 0
+    for part in parts:
+        files = part.attachments
+        left = tuple(att for i, att in enumerate(files, place) if i not in left_out)
+        kept.append(msgspec.structs.replace(part, attachments=left))
+        place += len(files)
+    return tuple(kept)
+
+
+def _download(att: Attachment, name: str, *, bot: BotApi, max_bytes: int) -> tuple[bytes, str]:
+    """The file's bytes and its Telegram path. AttachmentTooLargeError above ``max_bytes``,
+    AttachmentUnavailableError for one Telegram will not give (both named ``name``)."""
+    if att.file_size is not None and att.file_size > max_bytes:
+        raise AttachmentTooLargeError(name, att.file_size)
+    try:
+        info = bot.get_file(att.file_id)
+        size = int(info.get("file_size") or 0)
+        if size > max_bytes:
+            raise AttachmentTooLargeError(name, size)
+        file_path = str(info["file_path"])
+        return bot.download(file_path, max_bytes=max_bytes), file_path
+    except TelegramFileTooBig as exc:
+        raise AttachmentTooLargeError(name, att.file_size) from exc
+    except TelegramBadRequest as exc:  # for good: a retry of the record gets the same answer
+        raise AttachmentUnavailableError(name) from exc

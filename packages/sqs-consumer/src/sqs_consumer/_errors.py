@@ -44,7 +44,14 @@ class TurnFailedError(ConsumerError):
         self.retryable = retryable
 
 
-class AttachmentTooLargeError(ConsumerError):
+class AttachmentNotFetchedError(ConsumerError):
+    """A photo or document the bot could not get from Telegram (``file_name``: as told to
+    the user); one of the two below."""
+
+    file_name: str
+
+
+class AttachmentTooLargeError(AttachmentNotFetchedError):
     """Raised when a photo or document is above the Bot API's 20 MB download limit."""
 
     error_kind = "attachment_too_large"
@@ -55,7 +62,7 @@ class AttachmentTooLargeError(ConsumerError):
         self.size = size
 
 
-class AttachmentUnavailableError(ConsumerError):
+class AttachmentUnavailableError(AttachmentNotFetchedError):
     """Raised when Telegram refuses for good to give a photo or document (``getFile`` or its
     download answers a bad request: "wrong file_id or the file is temporarily unavailable");
     the user sending it again gives it a new id."""

@@ -38,7 +38,7 @@ from ._approval_view import (
     permissions_keyboard,
     permissions_page,
 )
-from ._attachments import stage_attachments
+from ._attachments import fetched_only, stage_attachments
 from ._budget import refusal_text, report_deployment_spend
 from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
@@ -47,8 +47,8 @@ from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
 from ._errors import (
+    AttachmentNotFetchedError,
     AttachmentTooLargeError,
-    AttachmentUnavailableError,
     ChatShutOutError,
     DeferredError,
     TurnFailedError,
@@ -58,7 +58,7 @@ from ._live_view import LiveView
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
-from ._prompt import prompt_of
+from ._prompt import prompt_of, with_not_fetched
 from ._render import escape_html, render_reply, with_note
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
@@ -247,7 +247,7 @@ class MessageHandler:
             typing.raise_if_shut_out()
             try:
                 check_voice(msg, self._deps.voices)
-                staged = stage_attachments(
+                staged, not_fetched = stage_attachments(
                     msg.attachments,
                     key=key,
                     update_id=msg.update_id,
@@ -255,11 +255,14 @@ class MessageHandler:
                     s3=self._deps.s3,
                     bucket=self._config.bucket,
                 )
+                if not_fetched and not staged:  # nothing left to answer: the first is named
+                    raise not_fetched[0].error
+                parts = fetched_only(parts, not_fetched)
                 # Transcribe may take what the turn and its delivery would not need.
                 timing = self._timing
                 wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
                 heard = transcripts_of(parts, staged, self._deps.voices, prefix=key.s3_prefix, wait_s=wait_s)
-            except (AttachmentTooLargeError, AttachmentUnavailableError) as exc:
+            except AttachmentNotFetchedError as exc:
                 typing.stop()
                 why = too_large_notice if isinstance(exc, AttachmentTooLargeError) else unavailable_notice
                 self._delivery.deliver(msg, key, [why(exc.file_name)])
@@ -268,7 +271,11 @@ class MessageHandler:
                 typing.stop()
                 self._delivery.deliver(msg, key, [escape_html(exc.notice)])
                 return None
-            prompt = prompt_of(msg, staged=bool(staged), parts=parts, heard=heard)
+            prompt = with_not_fetched(
+                prompt_of(msg, staged=bool(staged), parts=parts, heard=heard),
+                not_fetched,
+                files=len(msg.attachments),
+            )
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs
             try:
                 with view:

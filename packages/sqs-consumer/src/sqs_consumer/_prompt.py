@@ -6,8 +6,11 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from telegram_core import RECORDING_WORDS, InboundMessage
+from session_core import quoted_file_name
+from telegram_core import RECORDING_WORDS, Attachment, InboundMessage
 
+from ._attachments import NotFetched
+from ._errors import AttachmentTooLargeError
 from ._voice import HeardRecording, Unheard
 
 # The prompt of a turn whose message is only files.
@@ -58,6 +61,36 @@ def prompt_of(
         return ""
     head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
     return "\n\n".join(part for part in (head, own) if part)
+
+
+def with_not_fetched(prompt: str, not_fetched: Sequence[NotFetched], *, files: int) -> str:
+    """``prompt`` with a line naming the message's files the bot could not get (of ``files``
+    in all), each as the user sees it and why, for the agent to tell the user: the rest of
+    the message is answered without them."""
+    if not not_fetched:
+        return prompt
+    named = "; ".join(f"{_as_seen(nf.attachment, nf.index, files)} ({_why(nf)})" for nf in not_fetched)
+    several = len(not_fetched) > 1
+    line = (
+        f"[Not attached, as the bot could not fetch {'them' if several else 'it'}: {named}. "
+        f"Tell the user which {'files' if several else 'file'} you could not read and why.]"
+    )
+    return "\n\n".join(part for part in (prompt, line) if part)
+
+
+def _as_seen(att: Attachment, index: int, files: int) -> str:
+    # A document by its sender's name; a photo or recording by its place (the producer names
+    # its file "photo-<message id>.jpg", which the chat never shows).
+    if att.kind == "document" and att.file_name:
+        return f"“{quoted_file_name(att.file_name)}”"
+    word = RECORDING_WORDS[att.medium] if att.kind == "voice" else att.kind.replace("document", "file")
+    return f"{word} {index + 1} of {files}"
+
+
+def _why(not_fetched: NotFetched) -> str:
+    if isinstance(not_fetched.error, AttachmentTooLargeError):
+        return "over the 20 MB a bot may download from Telegram"
+    return "Telegram would not give it to the bot; sending it again may work"
 
 
 def _sender_line(msg: InboundMessage) -> str:
