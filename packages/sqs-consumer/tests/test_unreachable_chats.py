@@ -23,6 +23,7 @@ from session_core import (
 from sqs_consumer import Consumer
 from structlog.testing import capture_logs
 from telegram_core import (
+    Attachment,
     InboundMessage,
 )
 
@@ -49,7 +50,9 @@ def consumer(aws: Any, make_consumer: Any, runtime: AnsweringRuntime) -> Consume
     return make_consumer(runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)})
 
 
-def queue_message(aws: Any, update_id: int, *, limit: int = 1) -> None:
+def queue_message(
+    aws: Any, update_id: int, *, limit: int = 1, attachments: tuple[Attachment, ...] = ()
+) -> None:
     """What the producer does for a mention in the forum topic: count it, queue it."""
     assert backlog(aws, limit).admit(KEY.canonical, now=time.time()) == "queued"
     msg = InboundMessage(
@@ -64,6 +67,7 @@ def queue_message(aws: Any, update_id: int, *, limit: int = 1) -> None:
         user_name="alice",
         text="what is new?",
         sent_at=int(time.time()),
+        attachments=attachments,
     )
     queue_inbound(aws.sqs, aws.resources.queue_url, msg)
 
@@ -159,3 +163,29 @@ def test_messages_queued_before_their_group_was_upgraded_are_answered_in_the_sup
     assert len(runtime.turns) == 1 and dead_letters(aws) == []
     [answer] = [c.params for c in telegram.calls("sendMessage") if c.params.get("chat_id") == supergroup]
     assert answer["text"] == "Here it is."
+
+
+def test_a_refusal_that_comes_while_the_file_is_fetched_still_runs_no_paid_turn(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """Telegram is slow: the first "typing…" is refused (the bot was removed) only after the
+    turn stopped waiting for it, while the user's document is still being fetched. That refusal
+    still counts before the model runs: no paid turn, no dead letter."""
+    runtime = AnsweringRuntime()
+    kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+    telegram.inject("sendChatAction", kicked, times=100)
+    file_id = telegram.add_file(b"%PDF-1.4 lease", file_path="documents/lease.pdf")
+
+    def slow_telegram(method: str, params: dict[str, Any]) -> None:
+        # The refusal of the first "typing…" comes after the turn's 0.3 s wait for it, and
+        # before the document (asked for meanwhile) has arrived.
+        time.sleep({"sendChatAction": 0.6, "getFile": 1.0}.get(method, 0.0))
+
+    telegram.on_call = slow_telegram
+    document = Attachment(kind="document", file_id=file_id, file_name="lease.pdf", file_size=14)
+    queue_message(aws, 440, attachments=(document,))
+    with capture_logs() as logs:
+        response = run_once(aws, consumer(aws, make_consumer, runtime))
+    assert response == {"batchItemFailures": []}
+    assert runtime.turns == [] and dead_letters(aws) == []
+    assert [e for e in logs if e["event"] == "chat_unreachable"]

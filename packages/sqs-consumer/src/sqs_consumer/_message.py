@@ -271,6 +271,9 @@ class MessageHandler:
                 typing.stop()
                 self._delivery.deliver(msg, key, [escape_html(exc.notice)])
                 return None
+            # A refusal that came while the files were fetched or heard (a slow Telegram
+            # answers the first "typing…" late) stops the turn before the model is paid.
+            typing.raise_if_shut_out(wait_s=0)
             prompt = with_not_fetched(
                 prompt_of(msg, staged=bool(staged), parts=parts, heard=heard),
                 not_fetched,
