@@ -9,18 +9,19 @@ import time
 from typing import Any
 
 import pytest
-from agentbot_testing.telegram_support import answered, queue_inbound
+from agentbot_testing.telegram_support import answered, failed, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
     BudgetCaps,
     BudgetExceeded,
     BudgetLedger,
     ChatBacklog,
+    LiveTurns,
     SessionKey,
     TurnRequest,
     TurnResult,
 )
-from sqs_consumer import Consumer
+from sqs_consumer import Consumer, ConsumerTiming
 from structlog.testing import capture_logs
 from telegram_core import (
     Attachment,
@@ -189,3 +190,54 @@ def test_a_refusal_that_comes_while_the_file_is_fetched_still_runs_no_paid_turn(
     assert response == {"batchItemFailures": []}
     assert runtime.turns == [] and dead_letters(aws) == []
     assert [e for e in logs if e["event"] == "chat_unreachable"]
+
+
+class RuntimeAfterABusyTurn:
+    """The runtime's part while another turn (``holder``) still runs in the chat: the first
+    invocation is answered "busy"; by the next the holder has ended, and the turn runs up to
+    ``run_s``, stopping when a stop is requested for it (as the real runtime polls)."""
+
+    def __init__(self, live: LiveTurns, telegram: LocalTelegram, holder: int, run_s: float) -> None:
+        self.live, self.telegram, self.holder, self.run_s = live, telegram, holder, run_s
+        self.turns: list[TurnRequest] = []
+        self.stopped_after_s: float | None = None
+
+    def run_turn(self, request: TurnRequest) -> TurnResult:
+        self.turns.append(request)
+        if len(self.turns) == 1:
+            # The admin removes the bot while this message waits for the chat's running turn.
+            kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+            self.telegram.inject("sendChatAction", kicked, times=100)
+            return failed(request, "busy")
+        self.live.end(KEY, self.holder)
+        self.live.begin(KEY, request.turn_id)
+        started = time.monotonic()
+        while time.monotonic() - started < self.run_s:
+            if self.live.stop_requested(KEY, request.turn_id):
+                self.stopped_after_s = time.monotonic() - started
+                break
+            time.sleep(0.05)
+        return answered(request, "Here it is.")
+
+
+def test_a_turn_that_waited_for_the_chats_running_one_still_stops_when_the_bot_is_removed(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """The bot is removed while a message waits for the chat's running turn (its "typing…"
+    refused then, when there is no turn of its own to stop yet): once its turn runs, the next
+    refused "typing…" stops it, as Stop would, instead of letting it run to the end."""
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    live.begin(KEY, 449)  # an earlier message's turn, still running
+    runtime = RuntimeAfterABusyTurn(live, telegram, holder=449, run_s=3.0)
+    timing = ConsumerTiming(typing_interval_s=0.2, busy_poll_s=0.5, record_retry_backoff_s=0.01)
+    worker = make_consumer(
+        runtime,
+        config={"chat_queue_limit": 1},
+        deps={"backlog": backlog(aws), "live_turns": live},
+        timing=timing,
+    )
+    queue_message(aws, 450)
+    response = run_once(aws, worker)
+    assert response == {"batchItemFailures": []} and dead_letters(aws) == []
+    assert len(runtime.turns) == 2
+    assert runtime.stopped_after_s is not None and runtime.stopped_after_s < 1.0

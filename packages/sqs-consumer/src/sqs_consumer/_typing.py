@@ -24,7 +24,7 @@ class TypingIndicator(StopsOnExit):
     ``interval_s`` until ``typing.stop()`` or the block's end. Failures are logged, never
     raised in its thread; ``raise_if_shut_out()`` raises Telegram's refusal to post in the
     chat (the bot was blocked or removed, the topic closed), and ``on_shut_out`` is called
-    once when a refresh meets it (to stop the turn running meanwhile)."""
+    each time a refresh meets it (to stop the turn running meanwhile)."""
 
     def __init__(
         self,
@@ -72,8 +72,10 @@ class TypingIndicator(StopsOnExit):
             self._bot.send_typing(self._chat_id, thread_id=self._thread_id)
         except TelegramApiError as exc:
             log.info("typing_failed", kind=exc.kind)
-            if _shuts_out(exc) and self._shut_out is None:
-                self._shut_out = ChatShutOutError(exc)
+            if _shuts_out(exc):
+                self._shut_out = self._shut_out or ChatShutOutError(exc)
+                # At each refusal: one may come before the turn runs (it waits for the chat's
+                # running turn), when its stop finds nothing to stop.
                 if self._on_shut_out is not None:
                     self._on_shut_out()
         finally:
