@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from agentbot_testing import CLOCK_START as START
-from agentbot_testing import FakeClock, sweep_expired_items
+from agentbot_testing import AwsFault, FakeClock, FaultProxy, sweep_expired_items
 from botocore.config import Config
 from session_core import DynamoTable, SessionKey, StorageError
 from telegram_core import ChatSettings, DeliveryLog, UpdateDedup
@@ -114,6 +114,20 @@ def test_the_usage_footer_stays_on_while_the_chat_is_used_and_goes_with_its_hist
         assert settings.usage_footer(KEY) is True
     clock.now += 26 * DAY  # quiet
     assert settings.usage_footer(KEY) is False
+
+
+def test_the_usage_footer_stays_on_when_dynamodb_refuses_to_refresh_its_expiry(
+    aws: Any, table: DynamoTable, clock: FakeClock
+) -> None:
+    """Reading /usage on also moves its expiry (a write): DynamoDB throttling that write
+    must not take the footer off the answer being written, nor fail a /usage that asks."""
+    ChatSettings(table).set_usage_footer(KEY, True)
+    clock.now += 10 * DAY  # its expiry is due a refresh
+    throttled = AwsFault("dynamodb:UpdateItem", status=400, code="ProvisionedThroughputExceededException")
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[throttled]) as proxy:
+        through_proxy = DynamoTable(dynamodb=proxy.client("dynamodb"), table=aws.resources.table, clock=clock)
+        assert ChatSettings(through_proxy).usage_footer(KEY) is True
+        assert proxy.failed, "the refresh was not tried"
 
 
 def test_every_record_expires_after_the_retention_and_use_refreshes_it(aws: Any, clock: FakeClock) -> None:

@@ -4,7 +4,6 @@ side's records are built on it, so the boto3 plumbing and its error mapping live
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,7 +12,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code, storage_error
 from ._errors import StorageError
+from ._logging import get_logger
 from ._settings import DEFAULT_RETENTION_DAYS
+
+log = get_logger(__name__)
 
 _DAY_S = 86_400
 # An item kept alive is written again once its expiry is this far behind a new one's.
@@ -70,12 +72,13 @@ class DynamoTable:
     def keep_alive(self, operation: str, pk: str, sk: str, expires_at: int) -> None:
         """The item ``pk``/``sk`` (read with ``expires_at``) is still in use: it expires
         ``retention_days`` from now again. Written at most once a day; one deleted meanwhile
-        stays deleted."""
+        stays deleted. Never raises: a refused write (throttling) fails no read that makes it,
+        and the next use tries again (the item has days left)."""
         now = self.clock()
         kept_until = self.expires_at(now)
         if not 0 < expires_at <= kept_until - KEEP_ALIVE_AFTER_S:
             return
-        with contextlib.suppress(ConditionFailed):
+        try:
             self.update(
                 operation,
                 pk,
@@ -84,6 +87,10 @@ class DynamoTable:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":ttl": number(kept_until)},
             )
+        except ConditionFailed:
+            pass
+        except StorageError as exc:
+            log.warning("keep_alive_failed", operation=operation, error_code=exc.error_code)
 
     def get(self, operation: str, pk: str, sk: str) -> dict[str, Any] | None:
         """The item (strongly consistent read), or None."""
