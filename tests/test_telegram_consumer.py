@@ -357,6 +357,36 @@ def test_a_photo_whose_caption_is_a_command_is_said_to_be_unread(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_photo_whose_caption_is_a_command_sent_as_a_reply_is_said_to_be_unread(stack) -> None:
+    """A photo captioned with a command and sent as a reply (to a text, or to another photo)
+    is the user's own all the same: its command's answer says it was not looked at."""
+    file_id = stack.telegram.add_file(b"\x89PNG the receipt" * 50, file_path="photos/file_7.jpg")
+    photo = [{"file_id": file_id, "file_unique_id": "u7", "width": 800, "height": 600}]
+    author = {"id": 501, "is_bot": False, "first_name": "A"}
+    to_a_text = {"message_id": 60, "from": author, "text": "the receipt is below"}
+    to_a_photo = {"message_id": 61, "from": author, "photo": photo}
+    for update_id, replied in ((127, to_a_text), (128, to_a_photo)):
+        stack.post(
+            update(
+                update_id,
+                message_id=update_id,
+                text=None,
+                photo=photo,
+                caption="/new",
+                reply_to_message=replied,
+            )
+        )
+    stack.drain(stack.consumer())
+
+    replies = stack.replies(CHAT)
+    assert len(replies) == 2
+    for reply in replies:
+        assert reply["text"].endswith(
+            "(I did not look at the photo sent with /new: send it again without the command.)"
+        ), reply["text"]
+    assert stack.runs() == []
+
+
 def test_a_reply_asks_the_agent_about_the_replied_message_and_its_photo(stack) -> None:
     content = b"\x89PNG the photo Bob posted" * 50
     file_id = stack.telegram.add_file(content, file_path="photos/file_9.jpg")

@@ -101,3 +101,19 @@ def test_a_newer_producers_recording_of_an_unknown_medium_is_heard_as_a_voice_me
     ]
     with pytest.raises(MessageDecodeError):  # a medium that is no string is garbage, not newer
         decode_envelope(queued.replace(b'"video_note"', b"7"))
+
+
+def test_a_replys_own_files_are_told_from_the_replied_ones_and_an_older_producers_reply_has_none() -> None:
+    # A photo captioned "/new" sent as a reply to a document: its own photo, then the document.
+    own = Attachment(kind="photo", file_id="p1")
+    replied = Attachment(kind="document", file_id="d1", file_name="lease.pdf")
+    reply = msgspec.structs.replace(
+        message(), context="[In reply to …]", attachments=(own, replied), replied_attachments=1
+    )
+    assert decode_envelope(
+        encode_envelope(QueueEnvelope(version=ENVELOPE_VERSION, message=reply))
+    ).message.own_attachments == (own,)
+    # Queued by the producer before this field: a reply's files were taken for the replied one's.
+    older = msgspec.structs.replace(reply, replied_attachments=None)
+    assert older.own_attachments == ()
+    assert msgspec.structs.replace(older, context="").own_attachments == (own, replied)

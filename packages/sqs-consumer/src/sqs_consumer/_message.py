@@ -144,8 +144,8 @@ class MessageHandler:
                     mention=self._mention_needed(msg),
                     forum=msg.forum,
                 )
-                if msg.attachments and not msg.context:  # its own (a reply's come with its context)
-                    reply += "\n\n" + unread_files_note(msg.attachments, command)
+                if msg.own_attachments:  # a replied message's are not the command's to look at
+                    reply += "\n\n" + unread_files_note(msg.own_attachments, command)
                 self._delivery.deliver(msg, key, [reply])
             return "command"
         hold = BudgetHold()

@@ -67,6 +67,9 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     # shown to the agent before ``text``; apart from it, so "/new" as a reply is a command.
     context: str = ""
     attachments: tuple[Attachment, ...] = ()
+    # How many of ``attachments`` (the last) are the replied message's, not the sender's own;
+    # None in a message queued by an older producer, which did not say.
+    replied_attachments: int | None = None
     forwarded: bool = False  # someone else's message passed on: never a command
     unsupported_what: str | None = None
     approval_id: str | None = None
@@ -79,6 +82,14 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     # typed in Telegram's forward dialog, which arrives just before the messages forwarded
     # with it (the consumer looks for them: see sqs_consumer's _forward_comment).
     may_be_comment: bool = False
+
+    @property
+    def own_attachments(self) -> tuple[Attachment, ...]:
+        """The photos and files the sender sent with this message (not a replied one's). An
+        older producer's message does not say: a reply's are then taken for the replied one's."""
+        if self.replied_attachments is None:
+            return () if self.context else self.attachments
+        return self.attachments[: len(self.attachments) - self.replied_attachments]
 
     @property
     def counted_in_backlog(self) -> bool:

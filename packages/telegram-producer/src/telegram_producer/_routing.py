@@ -116,6 +116,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         text=text,
         context=context,
         attachments=attachments + replied_files,
+        replied_attachments=len(replied_files),
         forwarded=passed_on(msg),
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
