@@ -454,6 +454,22 @@ def test_a_file_telegram_will_not_give_is_named_with_send_it_again_and_no_turn(s
     assert stack.runs() == []
 
 
+def test_a_photo_telegram_will_not_give_is_named_as_the_user_sees_it(stack) -> None:
+    """A photo has no name in the chat: the user is told of "the photo", not of the name the
+    bot would have given its copy ("photo-0")."""
+    file_id = stack.telegram.add_file(b"\x89PNG receipt" * 50, file_path="photos/file_6.jpg")
+    stack.telegram.inject(
+        "getFile", TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
+    )
+    photo = [{"file_id": file_id, "file_unique_id": "u6", "width": 800, "height": 600}]
+    stack.post(update(129, text=None, photo=photo, caption="what is this?"))
+    stack.drain(stack.consumer())
+
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, Telegram would not give me the photo. Please send it again."
+    assert stack.runs() == []
+
+
 def test_permanent_failure_tells_the_user_once_and_dead_letters_with_context(stack) -> None:
     stack.post(update(130, text="fail:bad_request"))
     responses = stack.drain(stack.consumer())

@@ -20,6 +20,7 @@ from telegram_core import (
 
 from ._deps import ObjectStore
 from ._errors import AttachmentNotFetchedError, AttachmentTooLargeError, AttachmentUnavailableError
+from ._wording import shown_name
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def stage_attachments(
     for index, att in enumerate(attachments):
         name = att.file_name or f"{att.kind}-{index}"
         try:
-            data, file_path = _download(att, name, bot=bot, max_bytes=max_bytes)
+            # a refusal's notice names it as the chat shows it
+            data, file_path = _download(att, shown_name(att), bot=bot, max_bytes=max_bytes)
         except AttachmentNotFetchedError as exc:
             not_fetched.append(NotFetched(index=index, attachment=att, error=exc))
             continue

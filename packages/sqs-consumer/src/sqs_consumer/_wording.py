@@ -64,6 +64,17 @@ def unread_files_note(attachments: Sequence[Attachment], command: str) -> str:
     return f"(I did not look at the {noun} sent with /{command}: send {them} again without the command.)"
 
 
+def shown_name(attachment: Attachment) -> str:
+    """What the chat shows ``attachment`` as, for a notice about it: a document by its name, a
+    photo or recording by what it is (the name the producer gives one, "photo-10.jpg", is
+    nobody's)."""
+    if attachment.kind == "document":
+        return attachment.file_name or "the file"
+    if attachment.kind == "voice":
+        return f"the {RECORDING_WORDS[attachment.medium]}"
+    return "the photo"
+
+
 def unavailable_notice(file_name: str) -> str:
     """The answer to a file Telegram will not give the bot (HTML): a new upload is a new file."""
     return f"Sorry, Telegram would not give me {escape_html(file_name)}. Please send it again."
