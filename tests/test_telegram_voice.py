@@ -448,4 +448,4 @@ def test_a_voice_message_telegram_will_not_give_gets_the_notice_and_no_turn(voic
 
     assert voice_stack.runs() == []
     [reply] = voice_stack.replies(CHAT)
-    assert reply["text"] == "Sorry, Telegram would not give me voice-97.ogg. Please send it again."
+    assert reply["text"] == "Sorry, Telegram would not give me the voice message. Please send it again."
