@@ -921,6 +921,7 @@ def test_a_credential_from_the_environment_names_the_variable_it_came_from(confi
         ("https://mcp.example.com/mcp?exaApiKey=abc123def456", "exaApiKey"),
         ("https://mcp.example.com/mcp?x-api-key=abc123def456", "x-api-key"),
         ("https://mcp.example.com/mcp?auth=none&password=hunter", "password"),  # a word, not a mode
+        ("https://mcp.example.com/mcp?password=public", "password"),  # a mode's word, as a password
     ],
 )
 def test_an_http_servers_url_with_a_key_in_its_query_is_refused(

@@ -44,7 +44,9 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 # and a number or switch in it still passes.
 _SECRET_QUERY_NAMES = frozenset({"key", "apikey", "accesskey", "auth"})
 # What such a parameter holds when it names how to authenticate, not a credential (``?auth=none``,
-# ``?token_type=bearer``). Decided: these words only; any other word may be a password.
+# ``?token_type=bearer``). Decided: these words only, and only under a name of a way to
+# authenticate (``auth``…, …``type``, …``mode``): any other word, or any word as a
+# ``password``, may be the secret itself.
 _AUTH_MODES = frozenset(
     {
         "none",
@@ -96,7 +98,9 @@ def _secret_query_parameter(url: str) -> str | None:
         named_like_a_secret = (
             is_secret_variable(words) or words.replace("_", "").lower() in _SECRET_QUERY_NAMES
         )
-        mode = parameter_value.lower() in _AUTH_MODES
+        lowered = words.lower()
+        names_a_way = lowered.startswith("auth") or lowered.endswith(("type", "mode"))
+        mode = names_a_way and parameter_value.lower() in _AUTH_MODES
         if named_like_a_secret and not mode and not is_plain_setting(parameter_value):
             return name
     return None
