@@ -665,7 +665,7 @@ def test_progress_says_what_became_of_each_update() -> None:
             dev.wait_for(r"update 5001: not queued \(ignored: not on the allow-list\)")
             dev.wait_for(r"update 5002: not queued \(ignored: edited_message\)")
             # A permanent error: the consumer dead-letters the record.
-            telegram.inject("sendMessage", TelegramFault(400, "Bad Request: chat not found"), times=20)
+            telegram.inject("sendMessage", TelegramFault(400, "Bad Request: message text is empty"), times=20)
             telegram.push_update(_telegram_message(5003, 777, "/help"))
             dev.wait_for(r"update 5003: gave up \(moved to the dead-letter queue")
             state_root = _state_root(dev.text("err"))
@@ -673,7 +673,7 @@ def test_progress_says_what_became_of_each_update() -> None:
             # `agentbot dlq list`).
             assert "update 5003: gave up (moved to the dead-letter queue: delivery: " in dev.text("err")
             assert (
-                f"(400): Bad Request: chat not found; more in {state_root}/functions.log) after"
+                f"(400): Bad Request: message text is empty; more in {state_root}/functions.log) after"
                 in dev.text("err")
             )
             # The user blocked the bot: not a dead letter (any user could fill the queue), not "replied".

@@ -106,7 +106,7 @@ def test_a_throttled_delivery_record_is_retried_before_the_record_fails() -> Non
 
 
 def test_a_bad_request_is_a_delivery_failure_that_no_retry_can_fix() -> None:
-    send, _ = delivery(Telegram(iter(["Bad Request: chat not found"])), Records())
+    send, _ = delivery(Telegram(iter(["Bad Request: message text is empty"])), Records())
     with pytest.raises(DeliveryFailedError) as failed:
         send.deliver(MSG, KEY, ["one"])
     assert not failed.value.retryable and failed.value.chunk_index == 0

@@ -1,7 +1,8 @@
-"""A chat the bot may no longer post in (the user blocked it, removed it from the group, closed
-the topic, upgraded the group) is the user's doing: the consumer logs it and acknowledges the
-record. Nothing reaches the dead-letter queue, whose alarm is the operator's. Real queues and
-table (moto), a Bot API server on 127.0.0.1 answering Telegram's refusals, a runtime stand-in."""
+"""A chat the bot may no longer post in (the user blocked it or deleted their account, removed
+it from the group or deleted the group, closed the topic, upgraded the group) is the users'
+doing: the consumer logs it and acknowledges the record. Nothing reaches the dead-letter queue,
+whose alarm is the operator's. Real queues and table (moto), a Bot API server on 127.0.0.1
+answering Telegram's refusals, a runtime stand-in."""
 
 from __future__ import annotations
 
@@ -89,13 +90,32 @@ def dead_letters(aws: Any) -> list[dict[str, Any]]:
     return got
 
 
+# Telegram's answers when the bot may no longer post where the turn answers: the chat or
+# the account was deleted, the bot was removed or lost the right to write, the topic is gone.
+SHUT_OUT = [
+    (403, "Forbidden: bot was blocked by the user"),
+    (403, "Forbidden: bot was kicked from the supergroup chat"),
+    (403, "Forbidden: user is deactivated"),
+    (403, "Forbidden: bot is not a member of the channel chat"),
+    (403, "Forbidden: bot can't initiate conversation with a user"),
+    (400, "Bad Request: chat not found"),
+    (400, "Bad Request: group chat was deactivated"),
+    (400, "Bad Request: TOPIC_CLOSED"),
+    (400, "Bad Request: TOPIC_DELETED"),
+    (400, "Bad Request: message thread not found"),
+    (400, "Bad Request: need administrator rights in the channel chat"),
+    (400, "Bad Request: not enough rights to send text messages to the chat"),
+    (400, "Bad Request: have no rights to send a message"),
+    (400, "Bad Request: have no write access to the chat"),
+    (400, "Bad Request: CHAT_WRITE_FORBIDDEN"),
+]
+
+
 @pytest.mark.parametrize(
     ("status", "description"),
     [
-        (403, "Forbidden: bot was blocked by the user"),
-        (403, "Forbidden: bot was kicked from the supergroup chat"),
+        *SHUT_OUT,
         (400, "Bad Request: group chat was upgraded to a supergroup chat"),  # without the new id
-        (400, "Bad Request: TOPIC_CLOSED"),
     ],
 )
 def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
@@ -115,6 +135,26 @@ def test_a_user_who_shuts_the_bot_out_mid_turn_cannot_fire_the_operators_alarm(
     assert event["chat_id"] == CHAT and description in event["reason"], event
     assert not [e for e in logs if e["event"] in {"record_failed", "record_dead_lettered"}]
     # The message left the queue for good: the chat may queue its next one (limit 1).
+    assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
+
+
+@pytest.mark.parametrize(("status", "description"), SHUT_OUT)
+def test_a_message_to_a_deleted_or_closed_chat_runs_no_paid_turn(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any, status: int, description: str
+) -> None:
+    """The group was deleted (or the user's account, the topic; the bot lost the right to
+    write) while the message waited: Telegram refuses its first "typing…". No turn runs for
+    an answer nobody can get, and the record is acknowledged with the reason logged, never
+    dead-lettered (which would fire the operator's alarm)."""
+    runtime = AnsweringRuntime()
+    telegram.inject("sendChatAction", TelegramFault(status, description), times=100)
+    queue_message(aws, 415)
+    with capture_logs() as logs:
+        response = run_once(aws, consumer(aws, make_consumer, runtime))
+    assert response == {"batchItemFailures": []}
+    assert runtime.turns == [] and dead_letters(aws) == []
+    [event] = [e for e in logs if e["event"] == "chat_unreachable"]
+    assert event["chat_id"] == CHAT and description in event["reason"], event
     assert backlog(aws).admit(KEY.canonical, now=time.time()) == "queued"
 
 

@@ -57,7 +57,7 @@ def failure(code: int, description: str, **parameters: Any) -> bytes:
         (400, failure(400, "Bad Request: PHOTO_INVALID_DIMENSIONS"), TelegramBadPhoto, False),
         (403, failure(403, "Forbidden: bot was blocked by the user"), TelegramForbidden, False),
         (401, failure(401, "Unauthorized"), TelegramUnauthorized, False),
-        (400, failure(400, "Bad Request: chat not found"), TelegramBadRequest, False),
+        (400, failure(400, "Bad Request: message text is empty"), TelegramBadRequest, False),
         (404, failure(404, "Not Found"), TelegramBadRequest, False),
     ],
 )
@@ -90,13 +90,27 @@ def test_retry_after_is_an_attribute_not_text() -> None:
         (400, "Bad Request: message thread not found", TelegramChatUnavailable),
         (400, "Bad Request: not enough rights to send text messages to the chat", TelegramChatUnavailable),
         (400, "Bad Request: group chat was upgraded to a supergroup chat", TelegramChatMigrated),
+        # a deleted group, a deleted account: the chat is gone for the bot
+        (400, "Bad Request: chat not found", TelegramChatUnavailable),
+        (400, "Bad Request: group chat was deactivated", TelegramChatUnavailable),
+        (400, "Bad Request: group is deactivated", TelegramChatUnavailable),
+        (403, "Forbidden: the group chat was deleted", TelegramForbidden),
+        (403, "Forbidden: bot is not a member of the channel chat", TelegramForbidden),
+        (403, "Forbidden: bot can't initiate conversation with a user", TelegramForbidden),
+        # the bot may no longer write there
+        (400, "Bad Request: TOPIC_DELETED", TelegramChatUnavailable),
+        (400, "Bad Request: have no rights to send a message", TelegramChatUnavailable),
+        (400, "Bad Request: have no write access to the chat", TelegramChatUnavailable),
+        (400, "Bad Request: need administrator rights in the channel chat", TelegramChatUnavailable),
+        (400, "Bad Request: CHAT_WRITE_FORBIDDEN", TelegramChatUnavailable),
+        (400, "Bad Request: CHAT_RESTRICTED", TelegramChatUnavailable),
     ],
 )
 def test_a_chat_the_bot_can_no_longer_post_in_says_so(
     status: int, description: str, expected: type[TelegramApiError]
 ) -> None:
-    """Blocked, removed, a closed topic, an upgraded group: the user's doing, not the bot's;
-    callers read ``chat_unreachable`` instead of the description."""
+    """Blocked, removed, a closed topic, an upgraded group, a deleted group or account: the
+    users' doing, not the bot's; callers read ``chat_unreachable`` instead of the description."""
     with pytest.raises(TelegramApiError) as caught:
         check_response("sendMessage", status, failure(status, description))
     assert type(caught.value) is expected
@@ -105,7 +119,8 @@ def test_a_chat_the_bot_can_no_longer_post_in_says_so(
 
 def test_other_failures_leave_the_chat_reachable() -> None:
     for status, description in [
-        (400, "Bad Request: chat not found"),
+        (400, "Bad Request: chat_id is empty"),  # a chat id of ours went missing: our bug
+        (400, "Bad Request: message text is empty"),
         (502, "Bad Gateway"),
         (401, "Unauthorized"),
     ]:
@@ -201,7 +216,7 @@ def test_server_errors_back_off_and_bad_requests_are_not_retried() -> None:
     with pytest.raises(TelegramServerError):
         api.call("sendMessage", {})
     assert waits == [0.5, 1.0] and len(seen) == 3
-    handle, seen = scripted((400, failure(400, "Bad Request: chat not found")))
+    handle, seen = scripted((400, failure(400, "Bad Request: message text is empty")))
     api, waits = client(handle)
     with pytest.raises(TelegramBadRequest):
         api.call("sendMessage", {})

@@ -53,8 +53,23 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
         ("photo_invalid", "image_process_failed", "photo_save_file_invalid", "photo_ext_invalid"),
         TelegramBadPhoto,
     ),
+    # the bot may no longer post there: the topic is closed or gone, the bot lost the right to
+    # write (TDLib's words; a raw MTProto name at times), the group or account was deleted
     (("topic_closed", "topic_deleted", "message thread not found"), TelegramChatUnavailable),
-    (("not enough rights to send", "have no rights to send"), TelegramChatUnavailable),
+    (
+        (
+            "not enough rights to send",
+            "have no rights to send",
+            "have no write access to the chat",
+            "need administrator rights in the channel chat",
+            "chat_write_forbidden",
+            "chat_restricted",
+        ),
+        TelegramChatUnavailable,
+    ),
+    # Decided: the chat id is always one Telegram's own update carried, so "not found" means
+    # the chat is gone for the bot (a deleted group or account), not a bug of ours.
+    (("chat not found", "group chat was deactivated", "group is deactivated"), TelegramChatUnavailable),
 )
 _MIGRATED = "group chat was upgraded to a supergroup"
 

@@ -36,8 +36,8 @@ class TelegramApiError(Exception):
     answer came; ``description``: Telegram's text, for logs only; ``retryable``: trying again
     later may help; ``retry_after``: seconds Telegram asked to wait (None: back off as usual);
     ``chat_unreachable``: the bot may no longer post in the chat or topic it was asked to (the
-    user blocked it, it was removed, the topic closed, the group became a supergroup), so no
-    retry helps and nobody there can be told.
+    user blocked it or deleted the account, it was removed, the group was deleted, the topic
+    closed, the group became a supergroup), so no retry helps and nobody there can be told.
     """
 
     kind: TelegramErrorKind = "bad_request"
@@ -123,7 +123,8 @@ class TelegramChatMigrated(TelegramBadRequest):
 
 class TelegramChatUnavailable(TelegramBadRequest):
     """Raised on a 400 that says the bot may not post where it was asked: the forum topic is
-    closed or deleted, or the bot lost the right to send messages in the chat."""
+    closed or deleted, the bot lost the right to send messages in the chat, or the chat is gone
+    (a deleted group or account: "chat not found")."""
 
     kind: TelegramErrorKind = "chat_unavailable"
     chat_unreachable = True
