@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from local_stack import CallUsage, ModelFault, ModelServer
+from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
 
 from .conftest import flow_responder
 
@@ -17,27 +17,38 @@ pytestmark = pytest.mark.slow
 # Every call reports a context this full: the CLI compacts before each turn's answer.
 FULL_CONTEXT = CallUsage(input_tokens=990_000, output_tokens=10)
 SUMMARY = "<summary>The user's favourite colour is teal.</summary>"
+# What the CLI is told to summarize in the middle of a turn: its prompt and tool results too.
+WORK_SUMMARY = "<summary>The user asked to run echo hi; it printed hi.</summary>"
 
 
 def _is_compaction(request: dict[str, Any]) -> bool:
-    return "Respond with TEXT ONLY" in json.dumps(request["messages"][-1])
+    # The last user message; the CLI may add a system notice after it.
+    users = [message for message in request["messages"] if message["role"] == "user"]
+    return "Respond with TEXT ONLY" in json.dumps(users[-1])
 
 
 class CompactingModel:
-    """Summarizes when the CLI compacts; after a summary with ``fail_after_summary`` set, the
-    next calls fail with a 500 (the model breaking down right after the compaction)."""
+    """Summarizes when the CLI compacts; a message ending in "bash: CMD" runs CMD (after a
+    compaction the CLI sends it after the summary, in one user message). After a summary with
+    ``fail_after_summary`` set (of a turn's tool work, with ``after_work``), the next calls
+    fail with a 500 (the model breaking down right after the compaction)."""
 
     def __init__(self) -> None:
         self.server: ModelServer | None = None
         self.fail_after_summary = False
+        self.after_work = False
 
     def __call__(self, request: dict[str, Any]) -> Any:
         if not _is_compaction(request):
+            command = last_user_text(request).splitlines()[-1]
+            if command.startswith("bash:") and not tool_results(request):
+                return [ToolCall(name="Bash", input={"command": command[5:].strip(), "description": "t"})]
             return flow_responder(request)
-        if self.fail_after_summary and self.server is not None:
+        work = "tool_result" in json.dumps(request["messages"])
+        if self.fail_after_summary and work == self.after_work and self.server is not None:
             self.fail_after_summary = False
             self.server.inject(ModelFault(status=500))
-        return SUMMARY
+        return WORK_SUMMARY if work else SUMMARY
 
 
 @pytest.fixture
@@ -64,7 +75,10 @@ def test_a_turn_that_failed_after_the_cli_compacted_the_history_is_retried_and_t
 
     failed = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
     assert failed.error_kind == "model_error" and failed.retryable, failed
-    assert any(_is_compaction(call.body) for call in model_server.model_calls)
+    compactions = [call.body for call in model_server.model_calls if _is_compaction(call.body)]
+    # Compacted before the turn's first call: summarized without its prompt, which the CLI
+    # sends after the summary as it is.
+    assert "what is my favourite colour?" not in json.dumps(compactions[-1])
 
     fresh_container()
     retried = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
@@ -73,6 +87,32 @@ def test_a_turn_that_failed_after_the_cli_compacted_the_history_is_retried_and_t
     sent = json.dumps(model_server.model_calls[-1].body["messages"])
     assert "favourite colour is teal." in sent  # the summary
     assert sent.count("what is my favourite colour?") == 1  # the failed attempt left out
+    assert "same message again" not in sent  # nothing to tell: the summary is of before it
     fresh_container()
     later = make_runtime().run_turn(turn_request("thanks", turn_id=3))
     assert later.ok and later.session_id == first.session_id, later
+
+
+def test_a_turn_retried_after_the_cli_summarized_its_own_work_is_said_to_be_the_same_message(
+    make_runtime, model, model_server, turn_request, fresh_container
+) -> None:
+    """Compacted in the middle of a turn (after a tool ran), the summary covers the turn's prompt
+    and work: its retry resumes at that summary and sends the prompt again, which the agent
+    would take for the user asking once more; it is told the message is the one the summary
+    ends with, retried."""
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    model.fail_after_summary = model.after_work = True
+
+    failed = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    summarized = [call.body for call in model_server.model_calls if _is_compaction(call.body)][-1]
+    assert "bash: echo hi" in json.dumps(summarized)  # the summary was written from the prompt
+
+    calls_before = len(model_server.model_calls)
+    fresh_container()
+    retried = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
+    assert retried.ok, retried
+    sent = json.dumps(model_server.model_calls[calls_before].body["messages"])
+    assert "it printed hi." in sent  # resumed at the summary of the failed attempt's work
+    assert "same message again, not a new one" in sent
+    assert sent.count("bash: echo hi") == 1

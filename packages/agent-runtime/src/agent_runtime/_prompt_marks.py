@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from session_core import StoredTranscript
@@ -19,6 +19,7 @@ _PROMPT_MARK_BYTES = _PROMPT_MARK.encode()
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])
 # The user message of a compaction's summary has this key (true), as the CLI writes it.
 _COMPACT_SUMMARY = b'"isCompactSummary"'
+_ASSISTANT = b'"assistant"'
 # An entry's own "uuid" with the mark (not "parentUuid"/"leafUuid", which name another entry).
 _MARKED_UUID = re.compile(rb'"uuid"\s*:\s*"[0-9a-f]{8}-' + _PROMPT_MARK_BYTES)
 
@@ -38,16 +39,36 @@ def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int
     return None
 
 
-def compact_summary_after(stored: StoredTranscript, following: int) -> str | None:
-    """The uuid of the newest compaction summary among the last ``following`` lines: the CLI
-    compacted the history there (it keeps nothing from before its boundary), or None."""
+class CompactSummary(NamedTuple):
+    uuid: str
+    # Written from a conversation that held the prompt: the model had replied to it (a tool
+    # call) when the CLI compacted. Compacted before the turn's first call, the summary is of
+    # what came before the prompt, which the CLI sends after it as it is.
+    covers_prompt: bool
+
+
+def compact_summary_after(stored: StoredTranscript, following: int) -> CompactSummary | None:
+    """The newest compaction summary among the last ``following`` lines (those after a
+    prompt): the CLI compacted the history there (it keeps nothing from before its boundary),
+    or None."""
     for line, after in stored.lines_containing(_COMPACT_SUMMARY):
         if after >= following:
             return None  # before the prompt
         entry = _decode_entry(line)
         if entry.get("isCompactSummary") is True and isinstance(entry.get("uuid"), str):
-            return str(entry["uuid"])
+            return CompactSummary(str(entry["uuid"]), _model_replied(stored, following, after))
     return None
+
+
+def _model_replied(stored: StoredTranscript, following: int, summary_following: int) -> bool:
+    """Whether a model reply lies between the prompt and the summary (``following`` and
+    ``summary_following`` lines from the end)."""
+    for line, after in stored.lines_containing(_ASSISTANT):
+        if after >= following:
+            return False
+        if after > summary_following and _decode_entry(line).get("type") == "assistant":
+            return True
+    return False
 
 
 def _decode_entry(line: bytes) -> dict[str, Any]:

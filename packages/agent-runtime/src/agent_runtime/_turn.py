@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 from claude_agent_sdk import (
@@ -69,6 +70,7 @@ from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import early_answer, stopped_result
+from ._summarised_retry import with_summarised_retry_note
 from ._timed_store import TimedStore
 from ._turn_events import TurnStopped
 from ._turn_state import (
@@ -98,6 +100,15 @@ _KEY_REFUSED = (401, 403)
 # Without a deadline, keep retrying to record a paid answer this long.
 _RECORD_RETRY_S = 60.0
 _RECORD_ATTEMPT_S = 1.0  # what one more save attempt needs at least
+
+
+class Restored(NamedTuple):
+    """Where a restored session resumes (None: at its end) and its transcript's bytes."""
+
+    resume_at: str | None
+    history_bytes: int
+    # The turn whose message the summary resumed at covers (see ``_summarised_retry``).
+    summarised_turn: int | None = None
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -279,13 +290,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     return _nothing_to_resume(request, started)
                 sdk_started = time.perf_counter()
                 restored = (
-                    (None, 0) if resume is None else await self._restore(key, project, resume, workspace)
+                    Restored(None, 0)
+                    if resume is None
+                    else await self._restore(key, project, resume, workspace)
                 )
                 if restored is None:  # nothing stored (expired): the CLI cannot resume it
-                    resume, resumed_total, restored = None, 0.0, (None, 0)
+                    resume, resumed_total, restored = None, 0.0, Restored(None, 0)
                     if await self._history_expired(key):
                         plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
-                resume_at, history_bytes = restored
+                if restored.summarised_turn == request.turn_id:
+                    plan.prompt = with_summarised_retry_note(plan.prompt)
+                resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
                     return _history_too_large(request, history, started, plan.answering)
@@ -854,7 +869,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _restore(
         self, key: SessionKey, project: str, resume: str, workspace: SessionWorkspace
-    ) -> tuple[str | None, int] | None:
+    ) -> Restored | None:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
         return where to resume and the transcript's bytes (0 when not restored); None when
         the store has nothing of the session (it expired). Counted as the turn's restore
@@ -871,16 +886,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     key.canonical, store_key, path, max_bytes=history_limit_bytes(self.settings.memory_mb)
                 )
             except TranscriptTooLargeError as exc:
-                return None, exc.size
+                return Restored(None, exc.size)
             except Exception as exc:  # the SDK's own load reports a real outage; resume it all
                 log.warning("turn.restore_failed", error_type=type(exc).__name__)
-                return None, 0
+                return Restored(None, 0)
             if restored is None:
                 return None
             if restored.local:
                 store.restored_locally = resume
             log.info("turn.restored", local=restored.local, written=restored.written)
-            return await self._resume_point(key, restored.stored), restored.stored.size
+            return await self._resume_point(key, restored.stored)
         finally:
             store.load_s += time.perf_counter() - started
 
@@ -917,28 +932,34 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # reads (and may write) the whole file: off the event loop, where the lease renewer runs
         await asyncio.to_thread(restorer.remember, key.canonical, store_key, path)
 
-    async def _resume_point(self, key: SessionKey, stored: StoredTranscript) -> str | None:
+    async def _resume_point(self, key: SessionKey, stored: StoredTranscript) -> Restored:
         """Where to resume so that an unrecorded turn at the transcript's end (a failed or
         timed-out run; its retry) is left out: otherwise the model would read the user's
         message twice. The runtime's prompts carry their update id in their uuid
-        (``_prompt_uuid``); the last one is looked up in the registry. None: resume it all."""
+        (``_prompt_uuid``); the last one is looked up in the registry. At None: resume it all."""
         found = find_last_prompt(stored)
         if found is None:
-            return None
+            return Restored(None, stored.size)
         following, entry, turn_id = found
         if await self._answered(key, turn_id):
-            return None  # the last prompt's turn was recorded: nothing to leave out
+            return Restored(None, stored.size)  # the last prompt's turn was recorded
         summary = compact_summary_after(stored, following)
         if summary is not None:
             # The CLI compacted the history during that turn: it no longer finds the prompt's
             # parent (before the boundary). What the turn did after the summary is left out.
-            log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, after="compaction")
-            return summary
+            log.info(
+                "turn.unrecorded_turn_left_out",
+                turn_id=turn_id,
+                after="compaction",
+                summary_covers_it=summary.covers_prompt,
+            )
+            covered = turn_id if summary.covers_prompt else None
+            return Restored(summary.uuid, stored.size, summarised_turn=covered)
         # The prompt hangs off the end of the conversation it was sent to: resume there
         # (not at the entry before it in the file, which may be an earlier failed attempt).
         point = entry.get("parentUuid")
         log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
-        return point if isinstance(point, str) else None
+        return Restored(point if isinstance(point, str) else None, stored.size)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was

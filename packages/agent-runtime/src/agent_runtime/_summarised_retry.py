@@ -1,0 +1,18 @@
+"""A turn retried after the CLI compacted the history in the middle of its failed attempt: the
+retry resumes at that compaction's summary (the CLI keeps nothing from before it), which was
+written from a conversation that held the turn's message and the work done for it. The
+message is sent again after it, and the agent is told it is the same one (decided: told,
+rather than left out, since the summary only paraphrases it and any file it carried)."""
+
+from __future__ import annotations
+
+
+def with_summarised_retry_note(prompt: str) -> str:
+    """``prompt`` after a note to the agent that the summary before it already covers it."""
+    note = (
+        "(From the bot, not the user: the summary above was written while you were answering "
+        "the message below, and covers it and what you did for it; that answer broke off and "
+        "never reached the user. This is the same message again, not a new one: carry on from "
+        "where the summary ends and answer it once.)"
+    )
+    return f"{note}\n\n{prompt}"
