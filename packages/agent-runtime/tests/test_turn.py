@@ -617,6 +617,30 @@ def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_ex
     assert "no message for" not in request_text(model_server.model_calls[-1])
 
 
+def test_status_after_the_history_expired_counts_the_new_conversation_not_the_expired_one(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """/status's "This conversation (since /new)" figures are the session record's: after a
+    message started a new conversation because the old one expired, they still counted the
+    expired conversation's turns and cost with the new one's, until /new. The chat's total
+    (and its budgets, per user/day/month) keeps both."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 26 * 86_400  # no message for 26 days; nothing swept yet
+    fresh_container()
+    runtime = make_dated_runtime()
+
+    later = runtime.run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert later.ok and later.session_id != old.session_id, later
+    record = runtime.registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.sdk_session_id == later.session_id
+    assert record.conversation_turns == 1
+    assert record.conversation_cost_usd == pytest.approx(later.cost_usd)
+    assert record.turns == 2
+    assert record.cost_usd == pytest.approx(old.cost_usd + later.cost_usd)
+
+
 def test_attachments_are_downloaded_into_the_working_directory(
     make_runtime, model_server, turn_request, aws
 ) -> None:

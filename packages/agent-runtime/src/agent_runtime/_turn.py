@@ -296,6 +296,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 if restored is None:  # nothing stored (expired): the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, Restored(None, 0)
+                    outcome.new_conversation = True
                     if await self._history_expired(key):
                         plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
                 if restored.summarised_turn == request.turn_id:
@@ -353,7 +354,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     # Tokens were paid for this answer: record it (cost included) before
                     # anything else can fail, so a retry replays it instead of paying again.
                     persist_started = time.perf_counter()
-                    answer, outcome.recorded = await self._record(request, holder, turn, started, deadline)
+                    answer, outcome.recorded = await self._record(
+                        request, holder, turn, started, deadline, new_conversation=outcome.new_conversation
+                    )
                     await self._approval_recorded(key, plan, answer)
                     persist_s = time.perf_counter() - persist_started
                     if turn.stopped and answer.ok and not outcome.recorded:
@@ -778,7 +781,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
             await self._count_killed_run(key, outcome)
             return stopped_turn
-        answer, outcome.recorded = await self._record(request, holder, stopped_turn, started, deadline)
+        answer, outcome.recorded = await self._record(
+            request, holder, stopped_turn, started, deadline, new_conversation=outcome.new_conversation
+        )
         if reason is not None and answer.ok and not outcome.recorded:
             return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
         if outcome.recorded:
@@ -992,9 +997,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         turn: TurnResult,
         started: float,
         deadline: float | None,
+        *,
+        new_conversation: bool = False,
     ) -> tuple[TurnResult, bool]:
         """Record the paid answer exactly once, retrying storage failures with backoff while
         time remains; if another run of this update was recorded first, that result counts.
+        ``new_conversation``: the run began a new conversation (its figures start again).
         A registry that stays down gets ``turn`` back unrecorded (delivered, not paid again).
         Also says whether the update's answer is now recorded."""
         give_up_at = deadline if deadline is not None else time.perf_counter() + _RECORD_RETRY_S
@@ -1003,7 +1011,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         while True:
             attempt += 1
             try:
-                saved = await asyncio.to_thread(self.ledger.save, holder.lease, turn)
+                saved = await asyncio.to_thread(
+                    self.ledger.save, holder.lease, turn, new_conversation=new_conversation
+                )
                 break
             except StorageError as exc:
                 # DynamoDB refusing the item itself (over 400 KB) refuses it every time.

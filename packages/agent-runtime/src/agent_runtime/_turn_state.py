@@ -70,6 +70,8 @@ class RunOutcome:
     caught_up_after: int = 0
     spent: bool = False  # the model answered at least once (tokens were paid for)
     recorded: bool = False  # the answer is in the registry: a retry replays it
+    # The chat's stored conversation was gone (expired, or lost): the run began a new one.
+    new_conversation: bool = False
     failure: Exception | None = None
     metered: MeteredSpend = field(default_factory=MeteredSpend)  # what the model proxy saw
     sink: TurnEventSink = field(default_factory=NoSink)  # where the turn's events go (progress)

@@ -34,8 +34,9 @@ class TurnRecords(Protocol):
         """The result saved for ``turn_id`` (``replayed=True``), or None."""
         ...
 
-    def record_turn(self, lease: Lease, *, result: TurnResult) -> TurnResult:
-        """Save ``result`` and advance the head atomically; answer the result that counts."""
+    def record_turn(self, lease: Lease, *, result: TurnResult, new_conversation: bool = False) -> TurnResult:
+        """Save ``result`` and advance the head atomically; answer the result that counts
+        (``new_conversation``: the conversation's figures start again from it)."""
         ...
 
 
@@ -94,14 +95,15 @@ class TurnLedger:
             return TurnStart(replay=_replayed(saved))
         return TurnStart(lease=lease)
 
-    def save(self, lease: Lease, result: TurnResult) -> TurnSaved:
-        """Save ``result`` with the head advance, exactly once.
+    def save(self, lease: Lease, result: TurnResult, *, new_conversation: bool = False) -> TurnSaved:
+        """Save ``result`` with the head advance, exactly once (``new_conversation``: the run
+        began a new conversation, see ``record_turn``).
 
         If another run saved this turn first (before or after losing us the lease), its
         answer counts. StorageError propagates: the caller decides whether to try again.
         """
         try:
-            counted = self._records.record_turn(lease, result=result)
+            counted = self._records.record_turn(lease, result=result, new_conversation=new_conversation)
         except (StaleHeadError, LeaseLostError):
             saved = self.saved(lease.session_key, result.turn_id)
             if saved is None:

@@ -35,23 +35,25 @@ class TurnRecordVerbs:
             return None
         return msgspec.structs.replace(_recorded_result(item), replayed=True)
 
-    def record_turn(self, lease: Lease, *, result: TurnResult) -> TurnResult:
+    def record_turn(self, lease: Lease, *, result: TurnResult, new_conversation: bool = False) -> TurnResult:
         """Record ``result`` as the answer to its update and advance the head by one, atomically;
         answer with the result that counts for the update: ``result`` when this call recorded
         it, or the one an earlier run of the same update recorded first (``replayed=True``).
+        ``new_conversation``: the run began a new conversation, its stored one gone (expired):
+        the conversation's figures (/status's) start again from this turn, the chat's go on.
 
         One TransactWriteItems: the turn item (only if that update has none yet) and the
         session update (only if the head is still ``lease.head_version`` and the lease is
         still ours). Raises LeaseLostError or StaleHeadError when a condition fails; nothing
         is written then. No read follows a successful write."""
-        if self._write_turn(lease, result):
+        if self._write_turn(lease, result, new_conversation):
             return result
         recorded = self.get_turn_result(lease.session_key, result.turn_id)
         if recorded is None or msgspec.structs.replace(recorded, replayed=False) == result:
             return result  # our own write landed before (a retry after a lost response)
         return recorded
 
-    def _write_turn(self, lease: Lease, result: TurnResult) -> bool:
+    def _write_turn(self, lease: Lease, result: TurnResult, new_conversation: bool) -> bool:
         """The transaction of ``record_turn``; False when the update was recorded already."""
         key = lease.session_key
         if result.session_key != key.canonical:
@@ -61,6 +63,12 @@ class TurnRecordVerbs:
         now = self._table.clock()
         ttl = number(self._table.expires_at(now))
         set_sdk_id = ", sdk_session_id = :sid" if result.session_id else ""
+        conversation = (
+            " conversation_turns = :one, conversation_cost_usd = :cost,"
+            if new_conversation
+            else " conversation_turns = if_not_exists(conversation_turns, :zero) + :one,"
+            " conversation_cost_usd = if_not_exists(conversation_cost_usd, :zero) + :cost,"
+        )
         values: dict[str, Any] = {
             ":next": number(lease.head_version + 1),
             ":head": number(lease.head_version),
@@ -96,11 +104,7 @@ class TurnRecordVerbs:
                             "UpdateExpression": (
                                 "SET head_version = :next, turns = turns + :one,"
                                 " cost_usd = cost_usd + :cost, updated_at = :now,"
-                                " conversation_turns ="
-                                " if_not_exists(conversation_turns, :zero) + :one,"
-                                " conversation_cost_usd ="
-                                " if_not_exists(conversation_cost_usd, :zero) + :cost,"
-                                " sdk_session_cost_usd = :sdk_total,"
+                                f"{conversation} sdk_session_cost_usd = :sdk_total,"
                                 f" expires_at = :ttl{set_sdk_id}"
                             ),
                             "ConditionExpression": "head_version = :head AND lease_owner = :owner",
