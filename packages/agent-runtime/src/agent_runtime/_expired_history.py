@@ -5,14 +5,6 @@ that the earlier conversation is gone instead of an agent that silently knows no
 
 from __future__ import annotations
 
-_DAY_S = 86_400
-
-
-def history_expired(last_used_at: float, now: float, retention_days: int) -> bool:
-    """Whether a chat last used at ``last_used_at`` (epoch seconds) has outlived its history
-    (another reason, a transcript deleted by hand, gets no note)."""
-    return now - last_used_at >= retention_days * _DAY_S
-
 
 def with_expired_history_note(prompt: str, retention_days: int) -> str:
     """``prompt`` after a note to the agent that the chat's earlier conversation expired."""

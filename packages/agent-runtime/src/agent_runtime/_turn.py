@@ -52,7 +52,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, UntrustedCliOutputError
-from ._expired_history import history_expired, with_expired_history_note
+from ._expired_history import with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
@@ -906,11 +906,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _history_expired(self, key: SessionKey) -> bool:
         """The chat's session is not stored: whether it expired (the chat was quiet for the
-        retention) rather than went missing otherwise."""
+        retention) rather than went missing otherwise (a transcript deleted by hand gets no
+        note)."""
         record = await asyncio.to_thread(self.registry.get_session, key)
-        expired = record is not None and history_expired(
-            record.updated_at, self.clock(), self.settings.retention_days
-        )
+        expired = record is not None and record.history_expired(self.clock(), self.settings.retention_days)
         log.warning("turn.history_gone", expired=expired)
         return expired
 

@@ -31,6 +31,7 @@ from ._chat_moves import ChatMoveVerbs
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_str, number
 from ._keys import SessionKey
 from ._registry_keys import META, session_item_pk
+from ._transcript_items import DAY_S
 from ._turn_records import TurnRecordVerbs
 
 
@@ -54,6 +55,12 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     transcripts_of: str | None = None
     # The chat (canonical key) this one was before it moved; its turn records stay there.
     moved_from: str | None = None
+
+    def history_expired(self, now: float, retention_days: int) -> bool:
+        """Whether the chat, quiet since ``updated_at``, has outlived its history (its
+        transcript lives ``retention_days`` after the last write; DynamoDB's TTL sweep of
+        this record lags, up to days)."""
+        return now - self.updated_at >= retention_days * DAY_S
 
 
 class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):

@@ -133,14 +133,25 @@ def run_command(
     record = registry.get_session(key)
     if record is None:
         return "No conversation yet: send me a message to start one."
-    session = escape_html(record.sdk_session_id or "none yet (next message starts one)")
+    now = clock()
+    if record.history_expired(now, retention_days):
+        # The record outlives the history until DynamoDB's TTL sweep: its session is gone.
+        conversation = (
+            "<b>Session</b>: <code>none yet (next message starts one)</code>\n"
+            f"<b>This conversation</b>: expired after {retention_days} days without a message; "
+            "your next message starts a new one\n"
+        )
+    else:
+        session = escape_html(record.sdk_session_id or "none yet (next message starts one)")
+        conversation = (
+            f"<b>Session</b>: <code>{session}</code>\n"
+            f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
+            f"{_usd(record.conversation_cost_usd)}\n"
+        )
     return (
-        f"<b>Session</b>: <code>{session}</code>\n"
-        f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
-        f"{_usd(record.conversation_cost_usd)}\n"
-        f"<b>{where.capitalize()} in total</b>: {_turns(record.turns)}, "
+        conversation + f"<b>{where.capitalize()} in total</b>: {_turns(record.turns)}, "
         f"{_usd(record.cost_usd)}\n"
-        f"<b>Age</b>: {_age(clock() - record.created_at)}"
+        f"<b>Age</b>: {_age(now - record.created_at)}"
     )
 
 

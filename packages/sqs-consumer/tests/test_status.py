@@ -1,0 +1,49 @@
+"""/status: the chat's conversation and totals, as the session registry keeps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from session_core import TURN_VERSION, DynamoTable, SessionKey, SessionRegistry, TurnResult
+from sqs_consumer import run_command
+from telegram_core import ChatSettings
+
+KEY = SessionKey.parse("default/1001/0")
+_DAY_S = 86_400
+
+
+def test_status_after_the_history_expired_says_the_next_message_starts_a_new_conversation(
+    aws: Any,
+) -> None:
+    """A chat quiet for SessionTtlDays (25): its history expired, though DynamoDB's lagging TTL
+    sweep may keep its record for days. /status showed that record's session, turns and cost
+    as the conversation going on; it says the conversation expired. The chat's total stays."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    session = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+    answer = TurnResult(
+        version=TURN_VERSION, session_key=KEY.canonical, turn_id=1, session_id=session, cost_usd=0.25
+    )
+    registry.record_turn(lease, result=answer)
+    registry.release_lease(lease)
+
+    def status(days_later: int) -> str:
+        return run_command(
+            "status",
+            KEY,
+            registry=registry,
+            chat_settings=ChatSettings(DynamoTable(**tables)),
+            retention_days=25,
+            clock=lambda: now + days_later * _DAY_S,
+        )
+
+    assert "<b>This conversation</b> (since /new): 1 turn, $0.2500" in status(24)
+    expired = status(25)
+    assert session not in expired
+    assert (
+        "<b>This conversation</b>: expired after 25 days without a message; "
+        "your next message starts a new one"
+    ) in expired
+    assert "<b>This chat in total</b>: 1 turn, $0.2500" in expired
