@@ -660,6 +660,9 @@ def test_progress_says_what_became_of_each_update() -> None:
         try:
             # polling starts (updates pushed now are what its first long poll returns)
             assert telegram.wait_for(lambda t: bool(t.calls("deleteWebhook")), timeout_s=120)
+            # the bot's command menu (typing "/" in the apps) lists /help's commands
+            assert telegram.wait_for(lambda t: bool(t.commands), timeout_s=30)
+            assert "new" in [entry["command"] for entry in telegram.commands]
             telegram.push_update(_telegram_message(5001, 888, "hello from a stranger"))
             telegram.push_update(_telegram_message(5002, 777, "fixed typo", kind="edited_message"))
             dev.wait_for(r"update 5001: not queued \(ignored: not on the allow-list\)")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from local_stack import LocalTelegram
+from sqs_consumer import HELP_TEXT
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
@@ -64,7 +65,23 @@ def test_webhook_set_sends_secret_and_handled_update_types_and_prints_telegram_r
         "allowed_updates": list(ALLOWED_UPDATES),
     }
     assert "webhook set" in out and WEBHOOK_URL in out and "pending updates:  0" in out
-    assert [c.method for c in telegram.calls()] == ["setWebhook", "getWebhookInfo"]
+    assert [c.method for c in telegram.calls()] == ["setWebhook", "setMyCommands", "getWebhookInfo"]
+
+
+def test_webhook_set_fills_telegrams_command_menu_with_the_commands_help_lists(
+    secrets_in_ssm: None, telegram: LocalTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Typing "/" in the apps shows the bot's menu: without setMyCommands it was empty, and
+    nobody learnt of /new, /stop or /usage without first thinking of sending /help."""
+    code, out, _ = _run(capsys, "webhook", "set", "--url", WEBHOOK_URL)
+
+    assert code == 0
+    menu = {entry["command"]: entry["description"] for entry in telegram.commands}
+    listed = [line.split(":")[0].split()[0] for line in HELP_TEXT.splitlines() if line.startswith("/")]
+    assert sorted(menu) == sorted(name.removeprefix("/") for name in listed)
+    assert menu["new"] == "Start a fresh conversation"
+    assert menu["help"] == "What I can do and how to talk to me"
+    assert "command menu: /stop, /new, /status, /cost, /usage, /permissions, /help" in out
 
 
 def test_allowed_updates_are_the_types_the_producer_handles() -> None:

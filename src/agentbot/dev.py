@@ -86,6 +86,7 @@ from .ops import (
     operator_bot_api,
     peek_dead_letters,
     queue_depth,
+    set_command_menu,
     set_webhook,
     telegram_api_base,
 )
@@ -1253,6 +1254,14 @@ def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -
     except TelegramApiError as exc:
         print(
             f"[agentbot] deleteWebhook failed ({exc.error_code}); getUpdates may be refused",
+            file=err,
+            flush=True,
+        )
+    try:
+        set_command_menu(api)
+    except TelegramApiError as exc:  # the bot answers without it; only "/" shows no menu
+        print(
+            f"[agentbot] setMyCommands failed ({exc.description}); the command menu is unchanged",
             file=err,
             flush=True,
         )

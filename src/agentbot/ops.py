@@ -25,6 +25,7 @@ import botocore.session
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 from session_core import MessageDecodeError, SessionCoreError, SessionKey, read_secret
+from sqs_consumer import command_menu
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
 from telegram_producer import HANDLED_UPDATE_TYPES, WebhookSecretError, check_secret
 
@@ -147,7 +148,19 @@ def set_webhook(
     if max_connections is not None:
         payload["max_connections"] = max_connections
     api.call("setWebhook", payload)
+    set_command_menu(api)
     return webhook_info(api)
+
+
+def set_command_menu(api: BotApi) -> None:
+    """Fill the menu the apps show when "/" is typed (setMyCommands) with the commands /help
+    lists (else it is empty, and a user finds them only by sending /help)."""
+    api.call("setMyCommands", {"commands": command_menu()})
+
+
+def menu_line(menu: Sequence[Mapping[str, str]]) -> str:
+    """The menu's commands as "/stop, /new, …", for a person."""
+    return ", ".join(f"/{entry['command']}" for entry in menu)
 
 
 def check_webhook_settings(
@@ -588,6 +601,7 @@ def run_webhook(
                 drop_pending_updates=args.drop_pending_updates,
             )
             print(f"webhook set; Telegram reports:\n{format_webhook_info(info)}", file=out)
+            print(f"command menu: {menu_line(command_menu())}", file=out)
         elif args.action == "info":
             print(format_webhook_info(webhook_info(api)), file=out)
         else:

@@ -146,6 +146,7 @@ class _State:
     files: dict[str, _File] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
+    commands: list[dict[str, str]] = field(default_factory=list)  # the menu set by setMyCommands
     # [H] live turns
     drafts: list[dict[str, Any]] = field(default_factory=list)  # every sendMessageDraft, in order
     edits: list[dict[str, Any]] = field(default_factory=list)  # every editMessageText that landed
@@ -317,6 +318,12 @@ class LocalTelegram(LoopbackServer):
         """The webhook set by ``setWebhook`` (empty when none)."""
         with self._lock:
             return dict(self._state.webhook)
+
+    @property
+    def commands(self) -> list[dict[str, str]]:
+        """The command menu set by ``setMyCommands`` (empty when none)."""
+        with self._lock:
+            return [dict(c) for c in self._state.commands]
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -493,6 +500,19 @@ class LocalTelegram(LoopbackServer):
                 if url
                 else {}
             )
+        return True
+
+    def _set_my_commands(self, params: dict[str, Any]) -> Any:
+        commands = params.get("commands", [])
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        for entry in commands:  # Telegram's rules for a menu entry
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(entry.get("command", ""))):
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(entry.get("description", "")).strip()) <= 256:
+                raise _ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
+        with self._lock:
+            self._state.commands = [dict(entry) for entry in commands]
         return True
 
     def _delete_webhook(self, params: dict[str, Any]) -> Any:
@@ -731,6 +751,7 @@ _METHODS: dict[str, Callable[[LocalTelegram, dict[str, Any]], Any]] = {
     "getFile": LocalTelegram._get_file,
     "setWebhook": LocalTelegram._set_webhook,
     "deleteWebhook": LocalTelegram._delete_webhook,
+    "setMyCommands": LocalTelegram._set_my_commands,
     "getWebhookInfo": LocalTelegram._get_webhook_info,
     "getUpdates": LocalTelegram._get_updates,
     # [H] live turns

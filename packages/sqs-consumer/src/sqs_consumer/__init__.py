@@ -4,7 +4,7 @@ from session_core import MAX_RECEIVE_COUNT
 
 from ._attachments import attachment_key, stage_attachments
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
-from ._commands import HELP_TEXT, Channel, help_text, run_command
+from ._commands import HELP_TEXT, Channel, command_menu, help_text, run_command
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._consumer import Consumer
 from ._delivery import Delivery, DeliveryRecords
@@ -100,6 +100,7 @@ __all__ = [
     "attachment_key",
     "batch_response",
     "classify",
+    "command_menu",
     "escape_html",
     "failure_text",
     "heartbeat_client_config",

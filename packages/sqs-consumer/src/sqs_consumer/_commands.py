@@ -46,6 +46,19 @@ _ANSWERING = {
 }
 
 
+def _commands(channel: Channel, where: str) -> list[tuple[str, str]]:
+    """(command as /help writes it, what it does) in /help's order: Telegram's command menu
+    shows the same, so the two cannot tell different stories."""
+    return [
+        ("stop", "stop the answer I am writing (what I wrote so far is kept)"),
+        ("new", "start a fresh conversation"),
+        ("status", f"this conversation's id, turns and cost, and {where}'s total"),
+        ("cost", "what this chat and you spent today and this month, against the budgets"),
+        ("usage on|off", "show the tokens and cost of each answer below it (off at first)"),
+        ("permissions", _PERMISSIONS[channel].format(where=where)),
+    ]
+
+
 def help_text(
     channel: Channel = "telegram",
     *,
@@ -63,19 +76,23 @@ def help_text(
         what_to_send += (
             f"\n\nIn a group I answer messages that mention me (@{mention}) or reply to one of mine."
         )
+    commands = "".join(f"/{command}: {does}\n" for command, does in _commands(channel, where))
     return (
         "I am an AI agent. Every chat (and every forum topic) is one long conversation "
         "that I remember for weeks.\n\n"
         f"{what_to_send}\n\n"
-        "/stop: stop the answer I am writing (what I wrote so far is kept)\n"
-        "/new: start a fresh conversation\n"
-        f"/status: this conversation's id, turns and cost, and {where}'s total\n"
-        "/cost: what this chat and you spent today and this month, against the budgets\n"
-        "/usage on|off: show the tokens and cost of each answer below it (off at first)\n"
-        f"/permissions: {_PERMISSIONS[channel].format(where=where)}\n"
+        f"{commands}"
         f"{_ANSWERING[channel]}"
         "/help: this message"
     )
+
+
+def command_menu() -> list[dict[str, str]]:
+    """Telegram's command menu (setMyCommands' ``commands``), shown when "/" is typed: /help's
+    commands and words. One menu serves every chat, so it speaks of "this chat"."""
+    entries = [(command.split()[0], does) for command, does in _commands("telegram", "this chat")]
+    entries.append(("help", "what I can do and how to talk to me"))
+    return [{"command": command, "description": does[0].upper() + does[1:]} for command, does in entries]
 
 
 HELP_TEXT = help_text()
