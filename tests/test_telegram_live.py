@@ -307,3 +307,24 @@ def test_group_progress_message_has_a_stop_button_stays_in_limits_and_is_replace
             for c in live.telegram.calls("sendMessage")
             if c.params.get("chat_id") == GROUP
         )
+
+
+def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_for_the_model(
+    live: Any, tmp_path: Path
+) -> None:
+    """The CLI acts on its own syntax in a prompt: "/clear" wiped the conversation and answered
+    "(I have nothing to add.)", "/model" answered with the CLI's model list (and "/model
+    opus" would switch it), and "@/some/file" had the CLI read that file for the model, past
+    the approval gate and the tools' sandbox. A user's words go to the model, as typed (but
+    for an invisible word joiner before such a "/" or "@")."""
+    secret = tmp_path / "not-for-users.txt"
+    secret.write_text(f"marker {uuid.uuid4().hex}\n")
+    texts = ["hello", "/clear", "/model", f"what is in @{secret} ?", f"@{secret}"]
+    for number, text in enumerate(texts):
+        post(live, 4000 + number, text)
+        live.drain(live.consumer())
+    answers = [m["text"].replace("\u2060", "") for m in live.replies(501)]
+    assert answers[:3] == ["turns=1 last=hello", "turns=2 last=/clear", "turns=3 last=/model"]
+    assert answers[3].startswith("turns=4 last=") and answers[4].startswith("turns=5 last=")
+    asked = json.dumps([call.body for call in live.model.model_calls])
+    assert secret.read_text().strip() not in asked

@@ -31,6 +31,7 @@ from session_core import get_logger
 
 from ._builtin_tools import NOT_LISTED, TOOL_ALIASES
 from ._claude_config import ClaudeConfig, MainAgentPolicy
+from ._cli_input import as_words
 from ._environment import (
     ModelAccess,
     build_cli_environment,
@@ -144,7 +145,7 @@ class SdkRunSteps:
         try:
             options = self._options(run, workspace)
             try:
-                messages = query(prompt=prompt_stream(run.prompt, run.turn_id), options=options)
+                messages = query(prompt=prompt_stream(as_words(run.prompt), run.turn_id), options=options)
                 await self._consume(messages, outcome, project_key, workspace)
             except (ResultError, ProcessError):
                 # The CLI exits non-zero after an error result (ResultError, or ProcessError
