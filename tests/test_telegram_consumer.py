@@ -225,6 +225,18 @@ def test_commands_are_answered_without_the_model(stack) -> None:
     assert (record.turns, record.conversation_turns) == (2, 1)
 
 
+def test_a_second_new_says_nothing_of_a_previous_conversation_kept(stack) -> None:
+    """After /new the conversation is empty: a second /new drops nothing, and said that the
+    previous one "is kept for 25 days but I will not draw on it any more" all the same."""
+    stack.post(update(150, text="hi"))
+    stack.post(update(151, text="/new"))
+    stack.post(update(152, text="/new"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[1].startswith("Started a fresh conversation. The previous one is kept")
+    assert texts[2] == "Started a fresh conversation."
+
+
 def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:
     stack.post(update(117, text=f"/status@{BOT_USERNAME}", chat_id=-100200, chat_type="supergroup"))
     stack.drain(stack.consumer())

@@ -154,8 +154,9 @@ def test_start_new_session_keeps_the_old_ids_retrievable(registry: SessionRegist
     record = registry.start_new_session(KEY)
     assert record is not None
     assert record.previous_session_ids == ("sdk-1", "sdk-2")
-    # Asking again (a repeated /new) changes nothing.
-    assert registry.start_new_session(KEY) == record
+    # Asking again (a repeated /new) changes nothing, and has nothing to forget.
+    assert registry.start_new_session(KEY) is None
+    assert registry.get_session(KEY) == record
 
 
 # -- leases ------------------------------------------------------------------------------------

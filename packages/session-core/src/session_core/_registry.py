@@ -80,13 +80,14 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
         """Forget the current SDK session (for ``/new``); the next turn starts a fresh one.
 
         The old id moves to ``previous_session_ids``, so its transcript stays retrievable
-        until it expires. Returns the updated record, or None if there was no session.
+        until it expires. Returns the updated record, or None if there was no session to
+        forget (none yet, or a /new before it: /new's answer then names no previous one).
         """
         # An update expression cannot copy one attribute into a list, so read the old id
         # first; the write is conditional on it, so a concurrent switch is not undone.
         record = self.get_session(key)
         if record is None or record.sdk_session_id is None:
-            return record
+            return None
         now = self._table.clock()
         try:
             out = self._table.update(
