@@ -237,6 +237,23 @@ def test_a_second_new_says_nothing_of_a_previous_conversation_kept(stack) -> Non
     assert texts[2] == "Started a fresh conversation."
 
 
+def test_words_after_a_command_that_takes_none_are_said_to_be_unread(stack) -> None:
+    """ "/new what do cats eat?" started afresh and dropped the question in silence: the user
+    waited for an answer that never came. /usage and /permissions read theirs; /start's is
+    Telegram's (a link's payload)."""
+    stack.post(update(160, text="/new what do cats eat?"))
+    stack.post(update(161, text="/help me with python"))
+    stack.post(update(162, text="/usage on"))
+    stack.post(update(163, text="/start ref42"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    unread = "(I did not read what you wrote after /{}: send it again as a message of its own.)"
+    assert texts[0] == "Started a fresh conversation.\n\n" + unread.format("new")
+    assert texts[1].endswith("/help: this message\n\n" + unread.format("help"))
+    assert "I did not read" not in texts[2] + texts[3]
+    assert stack.runs() == []
+
+
 def test_group_command_addressed_to_the_bot(stack, monkeypatch) -> None:
     stack.post(update(117, text=f"/status@{BOT_USERNAME}", chat_id=-100200, chat_type="supergroup"))
     stack.drain(stack.consumer())

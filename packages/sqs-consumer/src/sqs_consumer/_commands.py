@@ -96,6 +96,9 @@ def command_menu() -> list[dict[str, str]]:
 
 
 HELP_TEXT = help_text()
+# Commands that read no words after them (/usage and /permissions do; /start's are Telegram's,
+# a link's payload; /stop's producer answer comes first): any there are said to be unread.
+TAKES_NO_WORDS = ("new", "status", "cost", "help")
 
 
 def run_command(

@@ -42,7 +42,7 @@ from ._attachments import fetched_only, stage_attachments
 from ._budget import refusal_text, report_deployment_spend
 from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
-from ._commands import run_command
+from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
@@ -72,6 +72,7 @@ from ._wording import (
     too_large_notice,
     unavailable_notice,
     unread_files_note,
+    unread_words_note,
     unsent_files_notice,
     unsupported_notice,
 )
@@ -146,6 +147,8 @@ class MessageHandler:
                 )
                 if msg.own_attachments:  # a replied message's are not the command's to look at
                     reply += "\n\n" + unread_files_note(msg.own_attachments, command)
+                elif command in TAKES_NO_WORDS and _command_argument(msg.text):
+                    reply += "\n\n" + unread_words_note(command)
                 self._delivery.deliver(msg, key, [reply])
             return "command"
         hold = BudgetHold()

@@ -64,6 +64,12 @@ def unread_files_note(attachments: Sequence[Attachment], command: str) -> str:
     return f"(I did not look at the {noun} sent with /{command}: send {them} again without the command.)"
 
 
+def unread_words_note(command: str) -> str:
+    """The line under a command's answer when words followed it ("/new what do cats eat?"):
+    the command takes none, so they reached no turn (and were not asked about)."""
+    return f"(I did not read what you wrote after /{command}: send it again as a message of its own.)"
+
+
 def shown_name(attachment: Attachment) -> str:
     """What the chat shows ``attachment`` as, for a notice about it: a document by its name, a
     photo or recording by what it is (the name the producer gives one, "photo-10.jpg", is
