@@ -319,12 +319,21 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
     for an invisible word joiner before such a "/" or "@")."""
     secret = tmp_path / "not-for-users.txt"
     secret.write_text(f"marker {uuid.uuid4().hex}\n")
-    texts = ["hello", "/clear", "/model", f"what is in @{secret} ?", f"@{secret}"]
+    texts = [
+        "hello",
+        "/clear",
+        "/model",
+        f"what is in @{secret} ?",
+        f"@{secret}",
+        "!cat /etc/hostname",
+        "# remember x",
+    ]
     for number, text in enumerate(texts):
         post(live, 4000 + number, text)
         live.drain(live.consumer())
     answers = [m["text"].replace("\u2060", "") for m in live.replies(501)]
     assert answers[:3] == ["turns=1 last=hello", "turns=2 last=/clear", "turns=3 last=/model"]
     assert answers[3].startswith("turns=4 last=") and answers[4].startswith("turns=5 last=")
+    assert answers[5:] == ["turns=6 last=!cat /etc/hostname", "turns=7 last=# remember x"], answers
     asked = json.dumps([call.body for call in live.model.model_calls])
     assert secret.read_text().strip() not in asked
