@@ -711,17 +711,20 @@ def test_progress_says_what_became_of_each_update() -> None:
 def test_webhook_url_is_registered_with_the_configured_secret_and_removed_at_exit() -> None:
     """`--webhook-url`: setWebhook with TELEGRAM_WEBHOOK_SECRET instead of long polling; a
     tunnel (here: this test) calls the local webhook shown in the banner with that secret.
-    With a real token and no ALLOWED_USER_IDS, the banner warns that anyone can use the bot."""
+    With a real token and no ALLOWED_USER_IDS, the banner warns that anyone can use the bot.
+    A command menu Telegram refuses (a 429 after setWebhook) is said, and dev runs on (it
+    stopped at start, leaving the bot's webhook set to the tunnel)."""
     import signal
 
     import httpx
-    from local_stack import LocalTelegram
+    from local_stack import LocalTelegram, TelegramFault
 
     token = "7000005:AAH-fake-token"
     secret = "dev-tunnel_secret-42"
     public = "https://tunnel.example/hook"
     marker = uuid.uuid4().hex
     with LocalTelegram(token=token) as telegram:
+        telegram.inject("setMyCommands", TelegramFault.retry_after_seconds(9))
         env = {
             "TELEGRAM_BOT_TOKEN": token,
             "TELEGRAM_API_BASE": telegram.base_url,
@@ -754,6 +757,7 @@ def test_webhook_url_is_registered_with_the_configured_secret_and_removed_at_exi
         assert telegram.webhook == {}  # removed at exit
         assert telegram.calls("getUpdates") == []  # no long polling meanwhile
     assert f"removed the webhook {public}" in dev.text("err")
+    assert "command menu: not set (setMyCommands: Too Many Requests: retry after 9)" in dev.text("err")
     assert secret not in dev.text() and token not in dev.text()
     warning = [line for line in dev.text("err").splitlines() if "WARNING" in line]
     assert len(warning) == 1 and "ALLOWED_USER_IDS" in warning[0] and "run commands" in warning[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_stack import LocalTelegram
+from local_stack import LocalTelegram, TelegramFault
 from sqs_consumer import HELP_TEXT
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
@@ -65,7 +65,7 @@ def test_webhook_set_sends_secret_and_handled_update_types_and_prints_telegram_r
         "allowed_updates": list(ALLOWED_UPDATES),
     }
     assert "webhook set" in out and WEBHOOK_URL in out and "pending updates:  0" in out
-    assert [c.method for c in telegram.calls()] == ["setWebhook", "setMyCommands", "getWebhookInfo"]
+    assert [c.method for c in telegram.calls()] == ["setWebhook", "getWebhookInfo", "setMyCommands"]
 
 
 def test_webhook_set_fills_telegrams_command_menu_with_the_commands_help_lists(
@@ -82,6 +82,22 @@ def test_webhook_set_fills_telegrams_command_menu_with_the_commands_help_lists(
     assert menu["new"] == "Start a fresh conversation"
     assert menu["help"] == "What I can do and how to talk to me"
     assert "command menu: /stop, /new, /status, /cost, /usage, /permissions, /help" in out
+
+
+def test_webhook_set_whose_command_menu_is_refused_still_reports_the_webhook_set(
+    secrets_in_ssm: None, telegram: LocalTelegram, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """setMyCommands comes after setWebhook: a 429 on it failed the whole command, so the
+    operator read an error (and no report) for a webhook that Telegram had set."""
+    telegram.inject("setMyCommands", TelegramFault.retry_after_seconds(7))
+
+    code, out, _ = _run(capsys, "webhook", "set", "--url", WEBHOOK_URL)
+
+    assert code == 0
+    assert telegram.webhook["url"] == WEBHOOK_URL
+    assert "webhook set" in out and "pending updates:  0" in out
+    assert "command menu: not set (setMyCommands: Too Many Requests: retry after 7)" in out
+    assert "run `agentbot webhook set` again" in out
 
 
 def test_allowed_updates_are_the_types_the_producer_handles() -> None:

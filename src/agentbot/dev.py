@@ -83,10 +83,10 @@ from .ops import (
     WebhookSettingError,
     check_webhook_settings,
     delete_webhook,
+    fill_command_menu,
     operator_bot_api,
     peek_dead_letters,
     queue_depth,
-    set_command_menu,
     set_webhook,
     telegram_api_base,
 )
@@ -1245,6 +1245,10 @@ def _stdin_lines(before_each: Callable[[], object]) -> Iterator[str]:
         yield line.decode("utf-8", errors="replace")
 
 
+# What fills a command menu Telegram refused at start (the bot answers without it).
+_MENU_RETRY = "start `agentbot dev` again"
+
+
 def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -> None:
     """Long-poll getUpdates (after removing any webhook) and feed updates to the producer."""
     api = operator_bot_api(httpx.Client(timeout=40), token, telegram_api_base())
@@ -1257,14 +1261,7 @@ def _poll_telegram(token: str, post: Any, stop: threading.Event, err: IO[str]) -
             file=err,
             flush=True,
         )
-    try:
-        set_command_menu(api)
-    except TelegramApiError as exc:  # the bot answers without it; only "/" shows no menu
-        print(
-            f"[agentbot] setMyCommands failed ({exc.description}); the command menu is unchanged",
-            file=err,
-            flush=True,
-        )
+    print(f"[agentbot] command menu: {fill_command_menu(api, to_retry=_MENU_RETRY)}", file=err, flush=True)
     offset = 0
     while not stop.is_set():
         try:
@@ -1319,6 +1316,7 @@ def _register_public_webhook(
         set_webhook(api, url=url, secret_token=secret)
     except TelegramApiError as exc:
         raise DevSetupError(f"--webhook-url {url}: {exc}") from None
+    progress.say(f"command menu: {fill_command_menu(api, to_retry=_MENU_RETRY)}")
 
     def remove() -> None:
         try:

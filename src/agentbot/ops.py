@@ -148,7 +148,6 @@ def set_webhook(
     if max_connections is not None:
         payload["max_connections"] = max_connections
     api.call("setWebhook", payload)
-    set_command_menu(api)
     return webhook_info(api)
 
 
@@ -156,6 +155,17 @@ def set_command_menu(api: BotApi) -> None:
     """Fill the menu the apps show when "/" is typed (setMyCommands) with the commands /help
     lists (else it is empty, and a user finds them only by sending /help)."""
     api.call("setMyCommands", {"commands": command_menu()})
+
+
+def fill_command_menu(api: BotApi, *, to_retry: str) -> str:
+    """set_command_menu, and what became of it for a person: a refused or lost call (a 429
+    after setWebhook) must not fail or undo the webhook just set; the bot answers without
+    the menu. ``to_retry`` says what fills it later."""
+    try:
+        set_command_menu(api)
+    except TelegramApiError as exc:
+        return f"not set (setMyCommands: {exc.description}); {to_retry} to fill it"
+    return menu_line(command_menu())
 
 
 def menu_line(menu: Sequence[Mapping[str, str]]) -> str:
@@ -601,7 +611,8 @@ def run_webhook(
                 drop_pending_updates=args.drop_pending_updates,
             )
             print(f"webhook set; Telegram reports:\n{format_webhook_info(info)}", file=out)
-            print(f"command menu: {menu_line(command_menu())}", file=out)
+            menu = fill_command_menu(api, to_retry="run `agentbot webhook set` again")
+            print(f"command menu: {menu}", file=out)
         elif args.action == "info":
             print(format_webhook_info(webhook_info(api)), file=out)
         else:
