@@ -1,4 +1,4 @@
-"""/status: the chat's conversation and totals, as the session registry keeps them."""
+"""/status and /new: the chat's conversation and totals, as the session registry keeps them."""
 
 from __future__ import annotations
 
@@ -47,3 +47,33 @@ def test_status_after_the_history_expired_says_the_next_message_starts_a_new_con
         "your next message starts a new one"
     ) in expired
     assert "<b>This chat in total</b>: 1 turn, $0.2500" in expired
+
+
+def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is_kept(aws: Any) -> None:
+    """/new in a chat quiet for SessionTtlDays said the previous conversation "is kept for 25
+    days", though it had expired (and /status said so): it just starts a fresh one."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    for chat, turn in ((KEY, 1), (SessionKey.parse("default/1002/0"), 2)):
+        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
+        registry.record_turn(
+            lease,
+            result=TurnResult(
+                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
+            ),
+        )
+        registry.release_lease(lease)
+
+    def new(key: SessionKey, days_later: int) -> str:
+        return run_command(
+            "new",
+            key,
+            registry=registry,
+            chat_settings=ChatSettings(DynamoTable(**tables)),
+            retention_days=25,
+            clock=lambda: now + days_later * _DAY_S,
+        )
+
+    assert new(KEY, 25) == "Started a fresh conversation."
+    assert "The previous one is kept for 25 days" in new(SessionKey.parse("default/1002/0"), 24)

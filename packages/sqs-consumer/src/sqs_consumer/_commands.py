@@ -133,8 +133,11 @@ def run_command(
             # A call still waiting belongs to the old conversation: its buttons go stale.
             # "Always in this chat" grants stay (revoked with /permissions).
             approvals.clear(key)
-        previous = registry.start_new_session(key)
-        if previous is None:
+        # A chat quiet for the retention: its record outlives the history (DynamoDB's TTL
+        # sweep lags), so the conversation it names is gone, not kept.
+        before = registry.get_session(key)
+        expired = before is not None and before.history_expired(clock(), retention_days)
+        if registry.start_new_session(key) is None or expired:
             return "Started a fresh conversation."
         return (
             "Started a fresh conversation. The previous one is kept for "
