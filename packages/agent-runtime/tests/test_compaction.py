@@ -116,3 +116,28 @@ def test_a_turn_retried_after_the_cli_summarized_its_own_work_is_said_to_be_the_
     assert "it printed hi." in sent  # resumed at the summary of the failed attempt's work
     assert "same message again, not a new one" in sent
     assert sent.count("bash: echo hi") == 1
+
+
+def test_a_second_retry_after_the_cli_summarized_its_own_work_is_still_said_to_be_the_same_message(
+    make_runtime, model, model_server, turn_request, fresh_container
+) -> None:
+    """The first retry (told the message is the one the summary covers) failed too: the next
+    resumes at the same summary, and was sent the message bare, as the user asking once more."""
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    model.fail_after_summary = model.after_work = True
+    failed = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+
+    fresh_container()
+    model_server.inject(ModelFault(status=500))
+    failed_again = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
+    assert failed_again.error_kind == "model_error" and failed_again.retryable, failed_again
+
+    calls_before = len(model_server.model_calls)
+    fresh_container()
+    retried = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
+    assert retried.ok, retried
+    sent = json.dumps(model_server.model_calls[calls_before].body["messages"])
+    assert "it printed hi." in sent  # resumed at the summary of the first attempt's work
+    assert "same message again, not a new one" in sent
+    assert sent.count("bash: echo hi") == 1

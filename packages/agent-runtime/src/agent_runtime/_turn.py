@@ -70,7 +70,7 @@ from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import early_answer, stopped_result
-from ._summarised_retry import with_summarised_retry_note
+from ._summarised_retry import carries_summarised_retry_note, with_summarised_retry_note
 from ._timed_store import TimedStore
 from ._turn_events import TurnStopped
 from ._turn_state import (
@@ -963,7 +963,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # (not at the entry before it in the file, which may be an earlier failed attempt).
         point = entry.get("parentUuid")
         log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
-        return Restored(point if isinstance(point, str) else None, stored.size)
+        # A retry told the summary covers its message, failed too: resumed at the same summary,
+        # the next needs telling again.
+        message = entry.get("message")
+        told = isinstance(message, dict) and carries_summarised_retry_note(message.get("content"))
+        return Restored(
+            point if isinstance(point, str) else None, stored.size, summarised_turn=turn_id if told else None
+        )
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
