@@ -316,7 +316,8 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
     "(I have nothing to add.)", "/model" answered with the CLI's model list (and "/model
     opus" would switch it), and "@/some/file" had the CLI read that file for the model, past
     the approval gate and the tools' sandbox. A user's words go to the model, as typed (but
-    for an invisible word joiner before such a "/" or "@")."""
+    for an invisible word joiner before such a "/", or an "@" before a path that leaves the
+    session's folder)."""
     secret = tmp_path / "not-for-users.txt"
     secret.write_text(f"marker {uuid.uuid4().hex}\n")
     texts = [
@@ -327,6 +328,7 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
         f"@{secret}",
         "!cat /etc/hostname",
         "# remember x",
+        "use @property and @types/node, ask @alice",
     ]
     for number, text in enumerate(texts):
         post(live, 4000 + number, text)
@@ -334,6 +336,9 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
     answers = [m["text"].replace("\u2060", "") for m in live.replies(501)]
     assert answers[:3] == ["turns=1 last=hello", "turns=2 last=/clear", "turns=3 last=/model"]
     assert answers[3].startswith("turns=4 last=") and answers[4].startswith("turns=5 last=")
-    assert answers[5:] == ["turns=6 last=!cat /etc/hostname", "turns=7 last=# remember x"], answers
+    assert answers[5:7] == ["turns=6 last=!cat /etc/hostname", "turns=7 last=# remember x"], answers
+    # A decorator, a package's scope and a handle name no file outside: they reach the model
+    # untouched (a model copying an invisible character into code would break the code).
+    assert live.replies(501)[7]["text"] == "turns=8 last=use @property and @types/node, ask @alice"
     asked = json.dumps([call.body for call in live.model.model_calls])
     assert secret.read_text().strip() not in asked
