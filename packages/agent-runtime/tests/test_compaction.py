@@ -108,14 +108,7 @@ def test_a_turn_retried_after_the_cli_summarized_its_own_work_is_said_to_be_the_
     summarized = [call.body for call in model_server.model_calls if _is_compaction(call.body)][-1]
     assert "bash: echo hi" in json.dumps(summarized)  # the summary was written from the prompt
 
-    calls_before = len(model_server.model_calls)
-    fresh_container()
-    retried = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
-    assert retried.ok, retried
-    sent = json.dumps(model_server.model_calls[calls_before].body["messages"])
-    assert "it printed hi." in sent  # resumed at the summary of the failed attempt's work
-    assert "same message again, not a new one" in sent
-    assert sent.count("bash: echo hi") == 1
+    _retried_from_the_summary_as_the_same_message(make_runtime, model_server, turn_request, fresh_container)
 
 
 def test_a_second_retry_after_the_cli_summarized_its_own_work_is_still_said_to_be_the_same_message(
@@ -133,11 +126,19 @@ def test_a_second_retry_after_the_cli_summarized_its_own_work_is_still_said_to_b
     failed_again = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
     assert failed_again.error_kind == "model_error" and failed_again.retryable, failed_again
 
+    _retried_from_the_summary_as_the_same_message(make_runtime, model_server, turn_request, fresh_container)
+
+
+def _retried_from_the_summary_as_the_same_message(
+    make_runtime: Any, model_server: Any, turn_request: Any, fresh_container: Any
+) -> None:
+    """Retried in a new container, turn 2 resumes at the summary of the first attempt's work
+    and is sent once, told it is the message the summary covers."""
     calls_before = len(model_server.model_calls)
     fresh_container()
     retried = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
     assert retried.ok, retried
     sent = json.dumps(model_server.model_calls[calls_before].body["messages"])
-    assert "it printed hi." in sent  # resumed at the summary of the first attempt's work
+    assert "it printed hi." in sent
     assert "same message again, not a new one" in sent
     assert sent.count("bash: echo hi") == 1

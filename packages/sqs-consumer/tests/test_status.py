@@ -30,14 +30,7 @@ def test_status_after_the_history_expired_says_the_next_message_starts_a_new_con
     registry.release_lease(lease)
 
     def status(days_later: int) -> str:
-        return run_command(
-            "status",
-            KEY,
-            registry=registry,
-            chat_settings=ChatSettings(DynamoTable(**tables)),
-            retention_days=25,
-            clock=lambda: now + days_later * _DAY_S,
-        )
+        return _command_days_later("status", KEY, registry, tables, now + days_later * _DAY_S)
 
     assert "<b>This conversation</b> (since /new): 1 turn, $0.2500" in status(24)
     expired = status(25)
@@ -66,14 +59,21 @@ def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is
         registry.release_lease(lease)
 
     def new(key: SessionKey, days_later: int) -> str:
-        return run_command(
-            "new",
-            key,
-            registry=registry,
-            chat_settings=ChatSettings(DynamoTable(**tables)),
-            retention_days=25,
-            clock=lambda: now + days_later * _DAY_S,
-        )
+        return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
 
     assert new(KEY, 25) == "Started a fresh conversation."
     assert "The previous one is kept for 25 days" in new(SessionKey.parse("default/1002/0"), 24)
+
+
+def _command_days_later(
+    command: str, key: SessionKey, registry: SessionRegistry, tables: dict[str, Any], at: float
+) -> str:
+    """The answer to ``command`` at ``at`` (epoch seconds), with a 25-day history."""
+    return run_command(
+        command,
+        key,
+        registry=registry,
+        chat_settings=ChatSettings(DynamoTable(**tables)),
+        retention_days=25,
+        clock=lambda: at,
+    )
