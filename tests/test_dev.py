@@ -387,8 +387,12 @@ class _Dev:
             text=True,
             env={**_clean_env(marker), **(env or {})},
         )
-        for stream, name in ((self.process.stdout, "out"), (self.process.stderr, "err")):
-            threading.Thread(target=self._read, args=(stream, name), daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, name), daemon=True)
+            for stream, name in ((self.process.stdout, "out"), (self.process.stderr, "err"))
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self, stream: Any, name: str) -> None:
         """Lines as they end; a line still being written (a prompt) is kept in ``partial``.
@@ -434,6 +438,11 @@ class _Dev:
         raise AssertionError(f"no line matching {pattern!r}:\n{self.text()[-3000:]}")
 
     def text(self, name: str | None = None) -> str:
+        """Every line so far; once the process has ended, its last ones too (a prompt left
+        unended reaches ``lines`` only when its reader meets the end of the stream)."""
+        if self.process.poll() is not None:
+            for reader in self._readers:
+                reader.join(timeout=10)
         return "\n".join(line for _, n, line in self.lines if name is None or n == name)
 
     def stop(self) -> None:
