@@ -223,6 +223,9 @@ def test_agentbot_dev_stops_a_turn_whose_files_pass_the_disk_limit_and_the_chat_
     assert "grew past the disk space one chat may use" in replies[1] and "WROTE-ALL" not in replies[1], (
         replies
     )
-    assert 8 < written_mib < 64, written_mib  # the developer's disk took 16 MiB and a look's worth
+    # The developer's disk took 16 MiB and what the tool wrote before the watch's next look:
+    # stopped well before the 200 MiB it set out to write. How soon depends on the CPU the watch
+    # gets (64 MiB on a quiet machine; 99 in a CI run building an image beside it).
+    assert 8 < written_mib < 150, written_mib
     assert replies[2] == "answer after 1 earlier turns" and left == [], (replies, left)
     assert "turn.over_disk_limit" in log and "SESSION_DISK_LIMIT_MB" in log
