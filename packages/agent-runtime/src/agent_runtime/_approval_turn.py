@@ -19,7 +19,6 @@ from session_core import (
     ApprovalNotPending,
     ApprovalOutcome,
     Approvals,
-    Grant,
     SessionCoreError,
     SessionKey,
     TurnRequest,
@@ -67,7 +66,8 @@ class ApprovalSteps:
             asyncio.to_thread(store.current, key), asyncio.to_thread(store.grants, key)
         )
         gate.grants = [g.rule for g in grants]
-        await self._keep_grants(key, grants)
+        if grants:  # the chat is in use: its grants last as long as its history (see keep_alive)
+            await asyncio.to_thread(store.keep_grants, key, grants)
         if waiting is not None and (waiting.state == "settled" or waiting.sdk_session_id != sdk_session):
             waiting = None  # answered already, or the session moved on (/new)
         if request.resume_approval is not None:
@@ -179,16 +179,6 @@ class ApprovalSteps:
             await asyncio.to_thread(store.grant, key, approval.grant_rule, granted_by=approval.decided_by)
         except SessionCoreError as exc:
             log.warning("approval.grant_failed", error_type=type(exc).__name__, tool=approval.tool_name)
-
-    async def _keep_grants(self, key: SessionKey, grants: list[Grant]) -> None:
-        """The chat is in use: its grants are kept as long as its history. A write that fails
-        is tried again by the next turn (a grant has days left when it is first refreshed)."""
-        store = self.approvals
-        assert store is not None
-        try:
-            await asyncio.to_thread(store.keep_grants, key, grants)
-        except SessionCoreError as exc:
-            log.warning("approval.keep_grants_failed", error_type=type(exc).__name__)
 
     async def _with_approval(
         self, key: SessionKey, request: TurnRequest, turn: TurnResult, plan: ApprovalPlan
