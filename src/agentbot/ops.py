@@ -151,25 +151,16 @@ def set_webhook(
     return webhook_info(api)
 
 
-def set_command_menu(api: BotApi) -> None:
-    """Fill the menu the apps show when "/" is typed (setMyCommands) with the commands /help
-    lists (else it is empty, and a user finds them only by sending /help)."""
-    api.call("setMyCommands", {"commands": command_menu()})
-
-
 def fill_command_menu(api: BotApi, *, to_retry: str) -> str:
-    """set_command_menu, and what became of it for a person: a refused or lost call (a 429
-    after setWebhook) must not fail or undo the webhook just set; the bot answers without
-    the menu. ``to_retry`` says what fills it later."""
+    """Fill the menu the apps show when "/" is typed (setMyCommands) with the commands /help
+    lists (else a user finds them only by sending /help), and say what became of it for a
+    person: a refused or lost call (a 429 after setWebhook) must not fail or undo the webhook
+    just set; the bot answers without the menu. ``to_retry`` says what fills it later."""
+    menu = command_menu()
     try:
-        set_command_menu(api)
+        api.call("setMyCommands", {"commands": menu})
     except TelegramApiError as exc:
         return f"not set (setMyCommands: {exc.description}); {to_retry} to fill it"
-    return menu_line(command_menu())
-
-
-def menu_line(menu: Sequence[Mapping[str, str]]) -> str:
-    """The menu's commands as "/stop, /new, …", for a person."""
     return ", ".join(f"/{entry['command']}" for entry in menu)
 
 
