@@ -326,6 +326,7 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
         "/model",
         f"what is in @{secret} ?",
         f"@{secret}",
+        f'read @"{secret}" please',
         "!cat /etc/hostname",
         "# remember x",
         "use @property and @types/node, ask @alice",
@@ -335,10 +336,10 @@ def test_a_message_starting_with_a_slash_or_naming_a_file_with_an_at_is_words_fo
         live.drain(live.consumer())
     answers = [m["text"].replace("\u2060", "") for m in live.replies(501)]
     assert answers[:3] == ["turns=1 last=hello", "turns=2 last=/clear", "turns=3 last=/model"]
-    assert answers[3].startswith("turns=4 last=") and answers[4].startswith("turns=5 last=")
-    assert answers[5:7] == ["turns=6 last=!cat /etc/hostname", "turns=7 last=# remember x"], answers
+    assert [answer.split(" last=")[0] for answer in answers[3:6]] == ["turns=4", "turns=5", "turns=6"]
+    assert answers[6:8] == ["turns=7 last=!cat /etc/hostname", "turns=8 last=# remember x"], answers
     # A decorator, a package's scope and a handle name no file outside: they reach the model
     # untouched (a model copying an invisible character into code would break the code).
-    assert live.replies(501)[7]["text"] == "turns=8 last=use @property and @types/node, ask @alice"
+    assert live.replies(501)[8]["text"] == "turns=9 last=use @property and @types/node, ask @alice"
     asked = json.dumps([call.body for call in live.model.model_calls])
     assert secret.read_text().strip() not in asked

@@ -145,7 +145,8 @@ class SdkRunSteps:
         try:
             options = self._options(run, workspace)
             try:
-                messages = query(prompt=prompt_stream(as_words(run.prompt), run.turn_id), options=options)
+                prompt = as_words(run.prompt, workspace.cwd)
+                messages = query(prompt=prompt_stream(prompt, run.turn_id), options=options)
                 await self._consume(messages, outcome, project_key, workspace)
             except (ResultError, ProcessError):
                 # The CLI exits non-zero after an error result (ResultError, or ProcessError
