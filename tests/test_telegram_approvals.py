@@ -186,7 +186,7 @@ def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monk
 
 
 NOTHING_BUT_A_CALL_WAITS = (
-    "Nothing is running in this chat right now. A tool call is waiting for an answer: Deny drops it."
+    "Nothing is running in this chat right now. A tool call is waiting for an answer: deny it to drop it."
 )
 
 

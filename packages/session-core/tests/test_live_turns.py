@@ -196,7 +196,7 @@ def test_a_stop_after_allow_and_before_its_turn_started_stops_that_turn_and_decl
     approvals = Approvals(dynamodb=aws.dynamodb, table=aws.resources.table, clock=clock)
     live = live_turns(aws, clock, None, approvals=approvals)  # no backlog count kept
     asked(approvals, "a1")
-    # Pending: a stop has nothing to stop (the reply says Deny drops it) and changes nothing.
+    # Pending: a stop has nothing to stop (the reply says to deny the call) and changes nothing.
     assert live.request_stop(KEY, update_id=70) == "call_waiting"
     assert approvals.current(KEY).state == "pending"  # type: ignore[union-attr]
     approvals.decide(KEY, "a1", "once", decided_by="ada")  # the press, update 71, is queued

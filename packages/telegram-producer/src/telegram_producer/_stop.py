@@ -27,7 +27,7 @@ StopVia = Literal["command", "draft", "button"]
 STOPPING_TEXT = "Stopping…"
 NOTHING_TO_STOP_TEXT = nothing_running("this chat")
 # A call held for approval is not running: what the user may mean is to drop it.
-WAITING_CALL_TEXT = " A tool call is waiting for an answer: Deny drops it."
+WAITING_CALL_TEXT = " A tool call is waiting for an answer: deny it to drop it."  # a button or /deny
 
 
 class StopRequests(Protocol):
