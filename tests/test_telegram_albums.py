@@ -12,7 +12,7 @@ from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from local_stack import TelegramFault
-from session_core import StorageError
+from session_core import LiveTurns, SessionKey, StorageError
 
 CHAT = 501
 GROUP = -100777
@@ -22,7 +22,7 @@ def _send_album(
     stack: Any, first_update: int, count: int, *, caption: str, album: str = "13579", **fields: Any
 ) -> list[str]:
     """Post the album's parts as Telegram does (the caption on the first); the producer's
-    outcome for each."""
+    outcome for each (or the text it answers with in its reply)."""
     outcomes = []
     for i in range(count):
         content = f"photo {first_update + i}".encode() * 50
@@ -40,7 +40,8 @@ def _send_album(
         )
         response = stack.producer.handle_event(webhook_event(part))
         assert response["statusCode"] == 200, response
-        outcomes.append(json.loads(response["body"])["outcome"])
+        body = json.loads(response["body"])
+        outcomes.append(body.get("outcome") or body["text"])
     return outcomes
 
 
@@ -106,6 +107,39 @@ def test_a_photo_the_producer_could_not_keep_for_its_album_is_answered_on_its_ow
 
     assert outcomes == ["enqueued", "album part: answered with its album", "enqueued"]
     assert sorted(len(run["attachments"]) for run in stack.runs()) == [1, 2]
+
+
+def test_an_album_captioned_stop_stops_the_running_turn_and_none_of_its_photos_is_a_turn(stack) -> None:
+    """Telegram sends the caption with one photo only; the others went with the /stop too, and
+    are not a paid turn once it stopped the one running."""
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    key = SessionKey.parse(f"default/{CHAT}/0")
+    live.begin(key, 42)
+    outcomes = _send_album(stack, 880, 3, caption="/stop")
+    stack.drain(stack.consumer())
+
+    assert outcomes == [
+        "Stopping…\n\n(I did not look at the photos sent with /stop: send them again without the command.)",
+        *["album part: answered with its album"] * 2,
+    ]
+    assert live.stop_requested(key, 42)
+    assert stack.runs() == [] and stack.replies(CHAT) == []
+
+
+def test_an_album_whose_stop_comes_after_its_turn_was_queued_is_no_turn_either(stack) -> None:
+    """The caption on a later part, the album's turn queued already: it reads the /stop."""
+    for i, caption in enumerate([None, None, "/stop"]):
+        file_id = stack.telegram.add_file(b"photo" * 50, file_path=f"photos/s{i}.jpg")
+        photo = [{"file_id": file_id, "file_unique_id": f"s{i}", "width": 8, "height": 6}]
+        extra = {"caption": caption} if caption else {}
+        stack.post(update(890 + i, message_id=90 + i, text=None, photo=photo, media_group_id="S1", **extra))
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    [reply] = stack.replies(CHAT)
+    assert reply["text"].endswith(
+        "(I did not look at the photos sent with /stop: send them again without the command.)"
+    )
 
 
 def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:

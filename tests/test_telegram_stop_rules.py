@@ -31,6 +31,8 @@ BOT = {"id": 77, "is_bot": True, "first_name": "Other bot"}
 # A post of the group's linked channel, which Telegram forwards into the group: the channel speaks
 CHANNEL = {"id": -1002, "type": "channel", "title": "News"}
 CHANNEL_FORWARDS = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+PHOTO = [{"file_id": "p1", "file_unique_id": "u1", "width": 8, "height": 6}]
+SCAN = {"file_id": "d1", "file_unique_id": "u2", "file_name": "scan.pdf"}
 
 
 def _update(**fields: Any) -> Update:
@@ -78,6 +80,8 @@ def _update(**fields: Any) -> Update:
             ("command", "default/-100200/0", None),
         ),
         ({"message": message(text="/stopwatch")}, None),
+        ({"message": message(text=None, caption="/stop", photo=PHOTO)}, ("command", "default/501/0", None)),
+        ({"message": message(text=None, caption="please /stop", photo=PHOTO)}, None),
         (
             {"message": message(text="/stop", chat_id=-100200, chat_type="supergroup", thread_id=7)},
             ("command", "default/-100200/7", None),
@@ -153,6 +157,8 @@ def _update(**fields: Any) -> Update:
         "forwarded",
         "linked_channels_post",
         "longer_word",
+        "caption",
+        "caption_not_first",
         "topic",
         "draft",
         "button",
@@ -249,6 +255,37 @@ def test_a_stop_in_a_forums_quiet_general_topic_says_nothing_runs_in_this_topic(
     answer = _post(producer, {"update_id": 11, "message": in_general})
     assert answer["text"] == "Nothing is running in this topic right now."
     assert "message_thread_id" not in answer  # the General topic takes none
+
+
+def test_a_photo_captioned_stop_stops_the_running_turn_and_is_no_turn_of_its_own(
+    aws: Any, producer: Any
+) -> None:
+    """A caption holds commands as a text does: the photo went with the /stop, so it is said
+    to be unread, not queued for a paid turn after the one it stopped."""
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    live.begin(key, 96)
+    answer = _post(producer, {"update_id": 12, "message": message(text=None, caption="/stop", photo=PHOTO)})
+    assert answer["text"] == (
+        "Stopping…\n\n(I did not look at the photo sent with /stop: send it again without the command.)"
+    )
+    assert live.stop_requested(key, 96)
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
+def test_a_file_captioned_with_the_bots_stop_in_a_group_is_answered_there_and_not_queued(
+    aws: Any, producer: Any
+) -> None:
+    scan = message(
+        text=None, caption=f"/stop@{BOT_USERNAME}", document=SCAN, chat_id=-100201, chat_type="supergroup"
+    )
+    answer = _post(producer, {"update_id": 13, "message": scan})
+    assert answer["text"] == (
+        "Nothing is running in this chat right now.\n\n"
+        "(I did not look at the file sent with /stop: send it again without the command.)"
+    )
+    assert answer["reply_parameters"]["message_id"] == scan["message_id"]
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
 def test_a_stop_from_outside_the_allow_list_is_ignored(aws: Any, producer: Any, monkeypatch: Any) -> None:

@@ -27,7 +27,7 @@ from session_core import (
     UnsentFile,
     get_logger,
 )
-from telegram_core import InboundMessage, TelegramApiError, parse_command, this_place
+from telegram_core import InboundMessage, TelegramApiError, parse_command, this_place, unread_files_note
 
 from ._album import with_its_album
 from ._approval_view import (
@@ -71,7 +71,6 @@ from ._wording import (
     history_notice,
     too_large_notice,
     unavailable_notice,
-    unread_files_note,
     unread_words_note,
     unsent_files_notice,
     unsupported_notice,

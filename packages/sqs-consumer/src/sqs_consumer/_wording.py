@@ -55,15 +55,6 @@ def too_large_notice(file_name: str) -> str:
     return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."
 
 
-def unread_files_note(attachments: Sequence[Attachment], command: str) -> str:
-    """The line under a command's answer when its message carried photos or files too (the
-    caption was the command): a command does only what it says, so they reached no turn."""
-    several = len(attachments) > 1
-    noun = ("photo" if all(a.kind == "photo" for a in attachments) else "file") + ("s" if several else "")
-    them = "them" if several else "it"
-    return f"(I did not look at the {noun} sent with /{command}: send {them} again without the command.)"
-
-
 def unread_words_note(command: str) -> str:
     """The line under a command's answer when words followed it ("/new what do cats eat?"):
     the command takes none, so they reached no turn (and were not asked about)."""

@@ -15,8 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from session_core import SessionKey, StopOutcome
-from telegram_core import for_another_bot, nothing_running, parse_command, stopped_turn_of, this_place
+from telegram_core import (
+    Attachment,
+    for_another_bot,
+    nothing_running,
+    parse_command,
+    stopped_turn_of,
+    this_place,
+    unread_files_note,
+)
 
+from ._attachments import attachments_of
 from ._config import ProducerConfig
 from ._reply_context import replies_to_another_bot
 from ._routing import bot_mention
@@ -51,6 +60,10 @@ class StopRequest:
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
     message_id: int | None = None  # the /stop message of a group, whose answer quotes it
+    # The photo or file whose caption the /stop was (it starts no turn), and its album's id
+    # when it is one part of an album.
+    files: tuple[Attachment, ...] = ()
+    album_id: str | None = None
 
 
 def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
@@ -81,11 +94,13 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             callback_query_id=query.id,
         )
     msg = update.message
-    if msg is None or msg.text is None or passed_on(msg):
+    # A photo's or file's caption holds commands as a text does (Telegram marks them alike).
+    typed = None if msg is None else msg.text if msg.text is not None else msg.caption
+    if msg is None or typed is None or passed_on(msg):
         return None  # a forwarded "/stop" is someone else's words, passed on: no request
     if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
         return None  # ignored as any bot's message is
-    words = msg.text.split()
+    words = typed.split()
     mention = bot_mention(config)
     mentioned = bool(words and mention is not None and mention.fullmatch(words[0]))
     if mentioned:
@@ -107,6 +122,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         user_id=sender_of(msg)[0],
         # In a private chat the answer needs no quote: there is only one person to answer.
         message_id=None if msg.chat.type == "private" else msg.message_id,
+        files=attachments_of(msg, voice=config.transcribes_voice),
+        album_id=msg.media_group_id,
     )
 
 
@@ -119,6 +136,8 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
     )
     if outcome == "call_waiting":
         text += WAITING_CALL_TEXT
+    if request.files:
+        text += "\n\n" + unread_files_note(request.files, "stop", of_an_album=request.album_id is not None)
     if request.callback_query_id is not None:
         return {"method": "answerCallbackQuery", "callback_query_id": request.callback_query_id, "text": text}
     if request.via == "draft":

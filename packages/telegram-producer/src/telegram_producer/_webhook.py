@@ -178,7 +178,7 @@ class Producer:
         except InvalidSessionKeyError as exc:
             return _response(400, f"unusable chat: {exc.field}")
         if stop is not None:
-            return self._stop(update.update_id, stop, config)
+            return self._stop(update, stop, config)
         try:
             press = button_press(update, config)  # [I] approval and revoke buttons
         except InvalidSessionKeyError as exc:
@@ -477,7 +477,7 @@ class Producer:
         log.info("approval_decided", choice=button.choice)
         return _reply(callback_answer(press, decided_text(button.choice, press)))
 
-    def _stop(self, update_id: int, stop: StopRequest, config: ProducerConfig) -> dict[str, Any]:
+    def _stop(self, update: Update, stop: StopRequest, config: ProducerConfig) -> dict[str, Any]:
         """Write the stop request for the chat's running turn (or for the turn still waiting to
         start: a queued message's, or a pressed approval's, see session_core's
         LiveTurnsWithBacklog) and answer in the reply. A stop Telegram sends
@@ -486,7 +486,7 @@ class Producer:
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
             return _stranger(stop.callback_query_id)
         bind_correlation(session_key=stop.key.canonical)
-        tenant = self._config.tenant
+        tenant, update_id = self._config.tenant, update.update_id
         try:
             if self._registry.update_seen(tenant, update_id):
                 log.info("update_duplicate")
@@ -506,6 +506,8 @@ class Producer:
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
+        if stop.album_id is not None:
+            self._keep_album_from_a_turn(update, config)
         reply = stop_reply(stop, outcome)
         if reply is None:
             return _response(200, f"stop: {outcome}")
@@ -519,6 +521,15 @@ class Producer:
                 "answer until the rate falls."
             )
         return _reply(reply)
+
+    def _keep_album_from_a_turn(self, update: Update, config: ProducerConfig) -> None:
+        """Record the album part captioned /stop as the part that starts its album, and queue
+        it not: the album's other parts, which Telegram sends apart, then join a turn that never
+        comes (the /stop's answer says they went unread). Recorded after another part that
+        started the album, its "/stop" is that turn's text: a command, so no paid turn either."""
+        part = decide(update, config, now=self._clock()).message
+        if part is not None:
+            self._record_album_part(part, addressed=True)
 
     def _stop_reply_rate(self, stop: StopRequest) -> tuple[RateVerdict, str]:
         """The rate verdict on answering a /stop in a group: it counts all the same, but past
