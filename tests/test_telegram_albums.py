@@ -229,7 +229,45 @@ def test_an_album_none_of_whose_files_telegram_gives_gets_the_notice_and_no_turn
 
     assert stack.runs() == []
     [reply] = stack.replies(CHAT)
-    assert reply["text"] == "Sorry, Telegram would not give me lease.pdf. Please send it again."
+    assert reply["text"] == (
+        "Sorry, I could not read any of the 3 files: Telegram would not give me “lease.pdf”, "
+        "“plan.pdf” and “bill.pdf”. Please send them again."
+    )
+
+
+def test_an_album_none_of_whose_files_can_be_read_names_each_and_why(stack) -> None:
+    """One file too large, the others refused: the user learns which to send again."""
+    stack.telegram.inject(
+        "getFile",
+        TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable"),
+        times=2,
+    )  # the two asked for: the large one is known too large without asking
+    _send_documents(stack, 865, ["lease.pdf", "plan.pdf", "bill.pdf"], too_big="plan.pdf")
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == (
+        "Sorry, I could not read any of the 3 files: “plan.pdf” is too large (I can read files up "
+        "to 20 MB); Telegram would not give me “lease.pdf” and “bill.pdf”. Please send them again."
+    )
+
+
+def test_photos_of_an_album_none_of_which_telegram_gives_are_named_by_their_place(stack) -> None:
+    stack.telegram.inject(
+        "getFile",
+        TelegramFault(400, "Bad Request: wrong file_id or the file is temporarily unavailable"),
+        times=2,
+    )
+    _send_album(stack, 875, 2, caption="which is sharper?", album="97531")
+    stack.drain(stack.consumer())
+
+    assert stack.runs() == []
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == (
+        "Sorry, I could not read any of the 2 photos: Telegram would not give me photo 1 of 2 and "
+        "photo 2 of 2. Please send them again."
+    )
 
 
 def test_photos_of_an_album_telegram_will_not_give_are_named_by_their_place(stack) -> None:

@@ -46,13 +46,7 @@ from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
-from ._errors import (
-    AttachmentNotFetchedError,
-    AttachmentTooLargeError,
-    ChatShutOutError,
-    DeferredError,
-    TurnFailedError,
-)
+from ._errors import ChatShutOutError, DeferredError, TurnFailedError
 from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
@@ -69,8 +63,7 @@ from ._wording import (
     FAILURE_WORDING,
     failure_text,
     history_notice,
-    too_large_notice,
-    unavailable_notice,
+    none_fetched_notice,
     unread_words_note,
     unsent_files_notice,
     unsupported_notice,
@@ -257,18 +250,15 @@ class MessageHandler:
                     s3=self._deps.s3,
                     bucket=self._config.bucket,
                 )
-                if not_fetched and not staged:  # nothing left to answer: the first is named
-                    raise not_fetched[0].error
+                if not_fetched and not staged:  # nothing left to answer: each is named
+                    typing.stop()
+                    self._delivery.deliver(msg, key, [none_fetched_notice(not_fetched)])
+                    return None
                 parts = fetched_only(parts, not_fetched)
                 # Transcribe may take what the turn and its delivery would not need.
                 timing = self._timing
                 wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
                 heard = transcripts_of(parts, staged, self._deps.voices, prefix=key.s3_prefix, wait_s=wait_s)
-            except AttachmentNotFetchedError as exc:
-                typing.stop()
-                why = too_large_notice if isinstance(exc, AttachmentTooLargeError) else unavailable_notice
-                self._delivery.deliver(msg, key, [why(exc.file_name)])
-                return None
             except VoiceNotTranscribed as exc:
                 typing.stop()
                 self._delivery.deliver(msg, key, [escape_html(exc.notice)])

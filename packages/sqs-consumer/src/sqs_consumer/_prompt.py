@@ -6,12 +6,12 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from session_core import quoted_file_name
-from telegram_core import RECORDING_WORDS, Attachment, InboundMessage
+from telegram_core import RECORDING_WORDS, InboundMessage
 
 from ._attachments import NotFetched
 from ._errors import AttachmentTooLargeError
 from ._voice import HeardRecording, Unheard
+from ._wording import shown_among
 
 # The prompt of a turn whose message is only files.
 FILE_ONLY_PROMPT = "The user sent the attached file(s) without a message."
@@ -69,22 +69,13 @@ def with_not_fetched(prompt: str, not_fetched: Sequence[NotFetched], *, files: i
     the message is answered without them."""
     if not not_fetched:
         return prompt
-    named = "; ".join(f"{_as_seen(nf.attachment, nf.index, files)} ({_why(nf)})" for nf in not_fetched)
+    named = "; ".join(f"{shown_among(nf.attachment, nf.index, files)} ({_why(nf)})" for nf in not_fetched)
     several = len(not_fetched) > 1
     line = (
         f"[Not attached, as the bot could not fetch {'them' if several else 'it'}: {named}. "
         f"Tell the user which {'files' if several else 'file'} you could not read and why.]"
     )
     return "\n\n".join(part for part in (prompt, line) if part)
-
-
-def _as_seen(att: Attachment, index: int, files: int) -> str:
-    # A document by its sender's name; a photo or recording by its place (the producer names
-    # its file "photo-<message id>.jpg", which the chat never shows).
-    if att.kind == "document" and att.file_name:
-        return f"“{quoted_file_name(att.file_name)}”"
-    word = RECORDING_WORDS[att.medium] if att.kind == "voice" else att.kind.replace("document", "file")
-    return f"{word} {index + 1} of {files}"
 
 
 def _why(not_fetched: NotFetched) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from session_core import (
     ApprovalChoice,
@@ -16,10 +17,15 @@ from session_core import (
     TurnResult,
     UnsentFile,
     UnsentReason,
+    quoted_file_name,
 )
 from telegram_core import RECORDING_WORDS, Attachment
 
+from ._errors import AttachmentTooLargeError
 from ._render import escape_html
+
+if TYPE_CHECKING:  # _attachments names its files' notices with shown_name
+    from ._attachments import NotFetched
 
 FAILED_NOTICE = (
     "Sorry, I could not answer this message. Please try again in a moment, "
@@ -72,9 +78,50 @@ def shown_name(attachment: Attachment) -> str:
     return "the photo"
 
 
+def shown_among(attachment: Attachment, index: int, files: int) -> str:
+    """What the chat shows ``attachment`` as among a message's ``files`` (``index``: its
+    place), to tell it from the others: a document by its sender's name, quoted; a photo or
+    recording by its place ("photo 2 of 3")."""
+    if attachment.kind == "document" and attachment.file_name:
+        return f"“{quoted_file_name(attachment.file_name)}”"
+    word = RECORDING_WORDS[attachment.medium] if attachment.kind == "voice" else attachment.kind
+    return f"{word.replace('document', 'file')} {index + 1} of {files}"
+
+
 def unavailable_notice(file_name: str) -> str:
     """The answer to a file Telegram will not give the bot (HTML): a new upload is a new file."""
     return f"Sorry, Telegram would not give me {escape_html(file_name)}. Please send it again."
+
+
+def none_fetched_notice(not_fetched: Sequence[NotFetched]) -> str:
+    """The answer to a message none of whose files the bot could get (HTML): a turn would be
+    paid only to say so. One file is named as the chat shows it; several (an album, a forward)
+    each by ``shown_among``, grouped by why."""
+    if len(not_fetched) == 1:
+        [only] = not_fetched
+        why = too_large_notice if isinstance(only.error, AttachmentTooLargeError) else unavailable_notice
+        return why(shown_name(only.attachment))
+    files = len(not_fetched)
+    too_large: list[str] = []
+    refused: list[str] = []
+    for nf in not_fetched:
+        named = shown_among(nf.attachment, nf.index, files)
+        (too_large if isinstance(nf.error, AttachmentTooLargeError) else refused).append(named)
+    reasons = []
+    if too_large:
+        are = "are" if len(too_large) > 1 else "is"
+        reasons.append(f"{_listed(too_large)} {are} too large (I can read files up to 20 MB)")
+    if refused:
+        reasons.append(f"Telegram would not give me {_listed(refused)}")
+    noun = "photos" if all(nf.attachment.kind == "photo" for nf in not_fetched) else "files"
+    text = f"Sorry, I could not read any of the {files} {noun}: {'; '.join(reasons)}."
+    if refused:
+        text += f" Please send {'them' if len(refused) > 1 else 'it'} again."
+    return escape_html(text)
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # Never a stack trace or a provider message. "config" has no entry: the operator was told
