@@ -221,6 +221,9 @@ def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:
     assert stack.post(update(331, text="/new")) == 200
     stack.drain(stack.consumer())
     assert stack.approvals().current(KEY) is None
+    dropped = message_now(stack, asking["message_id"])
+    assert dropped["text"] == "❌ Declined: you started a new conversation: Bash ls -la <src>"
+    assert not dropped.get("reply_markup")
     stale = post(stack, stack.telegram.press_button(asking, text="Allow once"))
     assert stale["text"] == "This request is no longer waiting for an answer."
     stack.drain(stack.consumer())

@@ -67,6 +67,18 @@ def test_bobs_stop_stops_alices_running_turn(stack) -> None:
     assert live.stop_requested(GROUP_KEY, 610)
 
 
+def test_bobs_new_while_alices_call_waits_says_so_on_her_question(stack) -> None:
+    """Bob resets the conversation: Alice's question must not keep buttons that only answer
+    "no longer waiting", nor leave the group guessing why her call never ran."""
+    asking = alice_asks(stack, 620)
+    assert stack.post(update(621, text="/new", **IN_GROUP, **BOB_SENDS)) == 200
+    stack.drain(stack.consumer())
+    assert stack.approvals().current(GROUP_KEY) is None
+    shown = now_shown(stack, asking["message_id"])
+    assert not buttons_of(shown)
+    assert shown["text"] == "❌ Declined: @bob started a new conversation: Bash rm -rf build"
+
+
 def test_two_people_writing_at_once_in_one_topic_each_get_their_own_answer_in_order(stack) -> None:
     topic = {**IN_GROUP, "thread_id": 7}
     assert stack.post(update(630, message_id=40, text=f"@{BOT_USERNAME} one", **topic)) == 200

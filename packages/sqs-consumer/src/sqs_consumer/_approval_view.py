@@ -8,6 +8,7 @@ from typing import Any
 
 from session_core import (
     APPROVAL_CHOICES,
+    Approval,
     ApprovalOutcome,
     ApprovalRequest,
     Grant,
@@ -26,6 +27,8 @@ from ._wording import (
     APPROVAL_DECIDED,
     APPROVAL_DECLINED,
     APPROVAL_DECLINED_BY,
+    APPROVAL_DROPPED_BY_NEW,
+    APPROVAL_DROPPED_BY_NEW_FROM,
     APPROVAL_STOPPED,
     GRANT_LINE,
     GRANTS_HEADING,
@@ -92,6 +95,14 @@ def approval_outcome_html(
         who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
         head = APPROVAL_DECIDED[outcome.choice].format(who=who, where=where)
     return approval_settled_html(head, outcome.tool_name, outcome.summary)
+
+
+def approval_dropped_html(approval: Approval, *, new_from: str | None = None) -> str:
+    """The asking message of a call /new dropped (``new_from``: in a group, who sent /new)."""
+    head = APPROVAL_DROPPED_BY_NEW
+    if new_from:
+        head = APPROVAL_DROPPED_BY_NEW_FROM.format(who=escape_html(_cut(new_from, _MAX_NAME_CHARS)))
+    return approval_settled_html(head, approval.tool_name, approval.summary)
 
 
 def approval_settled_html(head: str, tool_name: str, summary: str) -> str:

@@ -12,7 +12,6 @@ from session_core import BudgetLedger, SessionKey, SessionRegistry
 from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._budget import cost_report, no_budgets_text
-from ._deps import ApprovalRecords
 from ._render import escape_html
 
 # Where the user types: Telegram, or the terminal chat of `agentbot dev` (text only).
@@ -114,7 +113,6 @@ def run_command(
     user_id: int | None = None,
     channel: Channel = "telegram",
     argument: str = "",
-    approvals: ApprovalRecords | None = None,
     voice: bool = False,
     mention: str | None = None,
     forum: bool = False,
@@ -129,10 +127,8 @@ def run_command(
     if name == "help":
         return escape_html(help_text(channel, voice=voice, mention=mention, where=where))
     if name == "new":
-        if approvals is not None:
-            # A call still waiting belongs to the old conversation: its buttons go stale.
-            # "Always in this chat" grants stay (revoked with /permissions).
-            approvals.clear(key)
+        # A call still waiting is dropped by the caller (``drop_waiting_call``), which edits
+        # its question; "Always in this chat" grants stay (revoked with /permissions).
         # A chat quiet for the retention: its record outlives the history (DynamoDB's TTL
         # sweep lags), so the conversation it names is gone, not kept.
         before = registry.get_session(key)

@@ -31,6 +31,7 @@ from telegram_core import InboundMessage, TelegramApiError, parse_command, this_
 
 from ._album import with_its_album
 from ._approval_view import (
+    approval_dropped_html,
     approval_keyboard,
     approval_outcome_html,
     approval_request_html,
@@ -120,6 +121,8 @@ class MessageHandler:
             return "command"
         if command is not None:
             if not self._deps.deliveries.delivered_chunks(key, msg.update_id):  # not done on a retry
+                if command == "new":
+                    self._drop_waiting_call(msg, key)
                 reply = run_command(
                     command,
                     key,
@@ -132,7 +135,6 @@ class MessageHandler:
                     user_id=msg.user_id,
                     channel=self._config.channel,
                     argument=_command_argument(msg.text),
-                    approvals=self._deps.approvals,
                     voice=self._deps.voices is not None,
                     mention=self._mention_needed(msg),
                     forum=msg.forum,
@@ -403,6 +405,23 @@ class MessageHandler:
                     outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
                 ),
                 html=True,
+            )
+        except TelegramApiError as exc:
+            log.info("approval_message_not_edited", kind=exc.kind)
+
+    def _drop_waiting_call(self, msg: InboundMessage, key: SessionKey) -> None:
+        """[I] /new: a call still waiting belongs to the old conversation. Forget it and say so
+        on its question (buttons gone, and in a group who started anew): buttons left in place
+        would only answer "no longer waiting", and whoever asked would not know why."""
+        if self._deps.approvals is None:
+            return
+        dropped = self._deps.approvals.clear(key)
+        if dropped is None or dropped.state != "pending" or dropped.message_id is None:
+            return
+        sender = None if msg.chat_type == "private" else msg.user_name
+        try:
+            self._deps.bot.edit_message_text(
+                msg.chat_id, dropped.message_id, approval_dropped_html(dropped, new_from=sender), html=True
             )
         except TelegramApiError as exc:
             log.info("approval_message_not_edited", kind=exc.kind)

@@ -270,6 +270,9 @@ APPROVAL_DECLINED = "❌ Declined: you sent a new message"
 # In a group the new message may be anyone's: "you" would blame whoever reads it.
 APPROVAL_DECLINED_BY = "❌ Declined: {who} sent a new message"
 APPROVAL_STOPPED = "⏹ Stopped before it ran"
+# /new drops a call still waiting: its question says so, and in a group who sent it.
+APPROVAL_DROPPED_BY_NEW = "❌ Declined: you started a new conversation"
+APPROVAL_DROPPED_BY_NEW_FROM = "❌ Declined: {who} started a new conversation"
 NO_GRANTS = "Nothing is always allowed in {where}. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in {where}:"
 # More grants than one message lists: a page of them, numbered as the user asks for them.
