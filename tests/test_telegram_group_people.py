@@ -11,6 +11,7 @@ from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, message, update, webhook_event
 from session_core import LiveTurns, SessionKey
+from telegram_producer import handler as producer_handler
 
 ALICE, BOB = 501, 502
 GROUP = -100300
@@ -125,6 +126,26 @@ def test_bob_may_revoke_the_grant_alice_made(stack) -> None:
     revoke = stack.telegram.press_button(listing, user_id=BOB, username="bob")
     assert post(stack, revoke)["text"] == "Revoked: Bash(*). It will ask again."
     assert stack.approvals().grants(GROUP_KEY) == []
+
+
+def test_an_approvers_allow_counts_against_the_budget_of_who_asked(stack, monkeypatch) -> None:
+    """Bob, an approver, allows Alice's call: the turn that runs it is Alice's request going
+    on, so it counts against her allowance (else an approver's press would spend his, and
+    he would be "the person who asked" any call that turn asks next)."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "5")
+    monkeypatch.setenv("APPROVER_USER_IDS", str(BOB))
+    trusted = producer_handler.build_producer()
+    asking = alice_asks(stack, 670)
+    press = stack.telegram.press_button(asking, user_id=BOB, text="Allow once", username="bob")
+    assert post(stack, press, trusted)["text"] == "Allowed once."
+    stack.drain(stack.consumer())
+    assert stack.replies(GROUP)[-1]["text"] == "Ran Bash: rm -rf build"
+    assert stack.post(update(671, text=f"/cost@{BOT_USERNAME}", **IN_GROUP, **BOB_SENDS)) == 200
+    stack.drain(stack.consumer())
+    assert "You, today: $0.00 of $5.00" in stack.replies(GROUP)[-1]["text"]
+    assert stack.post(update(672, text=f"/cost@{BOT_USERNAME}", **IN_GROUP)) == 200
+    stack.drain(stack.consumer())
+    assert "You, today: $0.02 of $5.00" in stack.replies(GROUP)[-1]["text"]
 
 
 def test_a_members_cap_stops_only_that_member_and_the_chats_cap_everyone(stack, monkeypatch) -> None:

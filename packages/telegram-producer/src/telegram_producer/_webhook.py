@@ -464,7 +464,9 @@ class Producer:
             message_id=press.message_id,
             thread_id=press.thread_id,
             forum=press.forum,
-            user_id=press.user_id,
+            # The asker's request goes on (an approver's press included): it counts against
+            # their budget, and a call the turn asks next is theirs to answer.
+            user_id=_asker(current, press),
             user_name=press.user_name,
             approval_id=button.approval_id,
             sent_at=int(self._clock()),
@@ -619,6 +621,13 @@ def _notice(message: InboundMessage, text: str) -> dict[str, Any]:
     if message.thread_id:
         reply["message_thread_id"] = message.thread_id
     return _reply(reply)
+
+
+def _asker(approval: Approval | None, press: ButtonPress) -> int:
+    """Whose request an approval press resumes: who asked (a chat, for an anonymous admin's)."""
+    if approval is None or approval.requested_by is None:
+        return press.user_id
+    return approval.requested_by
 
 
 def _decided_by(approval: Approval | None, button: ApprovalButton, press: ButtonPress) -> bool:
