@@ -162,3 +162,15 @@ def test_a_members_cap_stops_only_that_member_and_the_chats_cap_everyone(stack, 
     assert [said[n].startswith("Answer to:") for n in (680, 682, 683)] == [True] * 3
     assert said[681].startswith("You have reached your daily budget of $0.01")  # Alice's own cap
     assert said[684].startswith("This chat has reached its daily budget of $0.03")  # everyone's
+
+
+def test_a_stop_in_a_group_while_a_call_waits_sends_nobody_to_a_button_they_may_not_press(stack) -> None:
+    alice_asks(stack, 690)
+    told_bob = post(stack, update(691, text="/stop", **IN_GROUP, **BOB_SENDS))["text"]
+    assert "Deny" not in told_bob
+    assert told_bob == (
+        "Nothing is running in this chat right now. A tool call is waiting for the answer of "
+        "whoever asked for it; a new message to me drops it."
+    )
+    # Alice reads the same: the question is hers to answer.
+    assert post(stack, update(692, text="/stop", **IN_GROUP))["text"] == told_bob

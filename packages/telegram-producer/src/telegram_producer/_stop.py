@@ -37,6 +37,10 @@ STOPPING_TEXT = "Stopping…"
 NOTHING_TO_STOP_TEXT = nothing_running("this chat")
 # A call held for approval is not running: what the user may mean is to drop it.
 WAITING_CALL_TEXT = " A tool call is waiting for an answer: deny it to drop it."  # a button or /deny
+# In a group only whoever asked (or an approver) may press Deny; any member's message drops it.
+WAITING_CALL_IN_GROUP_TEXT = (
+    " A tool call is waiting for the answer of whoever asked for it; a new message to me drops it."
+)
 
 
 class StopRequests(Protocol):
@@ -135,7 +139,7 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
         else nothing_running(this_place(request.thread_id, forum=request.forum))
     )
     if outcome == "call_waiting":
-        text += WAITING_CALL_TEXT
+        text += WAITING_CALL_IN_GROUP_TEXT if request.chat_id < 0 else WAITING_CALL_TEXT
     if request.files:
         text += "\n\n" + unread_files_note(request.files, "stop", of_an_album=request.album_id is not None)
     if request.callback_query_id is not None:
