@@ -174,3 +174,23 @@ def test_a_stop_in_a_group_while_a_call_waits_sends_nobody_to_a_button_they_may_
     )
     # Alice reads the same: the question is hers to answer.
     assert post(stack, update(692, text="/stop", **IN_GROUP))["text"] == told_bob
+
+
+def test_bobs_message_in_another_topic_leaves_alices_call_waiting(stack) -> None:
+    """Each topic is its own conversation: a message elsewhere in the forum moves only its own."""
+    asking = alice_asks(stack, 700, thread_id=7)
+    assert stack.post(update(701, text=f"@{BOT_USERNAME} hi", **IN_GROUP, thread_id=8, **BOB_SENDS)) == 200
+    stack.drain(stack.consumer())
+    topic = SessionKey(tenant="default", chat_id=GROUP, thread_id=7)
+    waiting = stack.approvals().current(topic)
+    assert waiting is not None and waiting.state == "pending"
+    assert buttons_of(now_shown(stack, asking["message_id"]))
+
+
+def test_an_anonymous_admins_stop_stops_the_running_turn(stack) -> None:
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    live.begin(GROUP_KEY, 710)
+    assert post(stack, update(711, text="/stop", **IN_GROUP, **on_behalf))["text"] == "Stopping…"
+    assert live.stop_requested(GROUP_KEY, 710)
