@@ -340,6 +340,22 @@ def test_a_gif_as_telegram_sends_it_gets_not_supported_yet_not_a_paid_turn(stack
     assert stack.runs() == []
 
 
+def test_a_gif_captioned_with_a_command_runs_the_command_and_says_the_gif_is_not_supported(stack) -> None:
+    """A caption's command is the message's, as with a photo: "/new" on a GIF starts anew (it
+    was answered "GIFs are not supported" and the conversation went on)."""
+    stack.post(update(128, text="remember 7"))
+    stack.drain(stack.consumer())
+    gif = {"file_id": "g1", "file_unique_id": "gu2", "width": 480, "height": 270, "duration": 3}
+    stack.post(update(129, text=None, animation=gif, caption="/new"))
+    stack.drain(stack.consumer())
+    stack.post(update(130, text="what do you remember?"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[1].startswith("Started a fresh conversation."), texts
+    assert texts[1].endswith("\n\nSorry, GIFs are not supported yet. Send text, a photo or a document.")
+    assert [run["prompt"] for run in stack.runs()] == ["remember 7", "what do you remember?"]
+
+
 def test_a_shared_location_and_a_sticker_reach_the_agent_as_what_they_are(stack) -> None:
     stack.post(update(124, text=None, location={"latitude": 48.858370, "longitude": 2.294481}))
     stack.post(update(125, text=None, sticker={"file_id": "s1", "emoji": "👍"}))

@@ -102,7 +102,8 @@ class MessageHandler:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
         ran before (see ``with_its_forwards``)."""
-        if msg.kind == "unsupported":
+        # A GIF captioned "/new" is the command still (its answer says the GIF went unread).
+        if msg.kind == "unsupported" and parse_command(msg.text, self._config.bot_username) is None:
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
@@ -141,6 +142,8 @@ class MessageHandler:
                 )
                 if msg.own_attachments:  # a replied message's are not the command's to look at
                     reply += "\n\n" + unread_files_note(msg.own_attachments, command)
+                elif msg.kind == "unsupported":
+                    reply += "\n\n" + unsupported_notice(msg.unsupported_what)
                 elif command in TAKES_NO_WORDS and _command_argument(msg.text):
                     reply += "\n\n" + unread_words_note(command)
                 self._delivery.deliver(msg, key, [reply])
