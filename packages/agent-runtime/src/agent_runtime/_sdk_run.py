@@ -98,7 +98,14 @@ class SdkRunSteps:
             cwd=workspace.cwd,
             cli_path=launcher,
             env=env,
-            system_prompt=with_file_notes(config.system_prompt),
+            # Not the snapshot a session records on its first request (the CLI's default): that
+            # keeps the system prompt and tool list a chat began with across every later deploy.
+            # Rebuilt from this deploy, the text is the same on every request, so caching holds.
+            system_prompt={
+                "type": "custom",
+                "prompt": with_file_notes(config.system_prompt),
+                "snapshot": False,
+            },
             tools=list(main.tools) if main.tools is not None else None,
             allowed_tools=list(main.allowed_tools),
             disallowed_tools=list(main.disallowed_tools),
