@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_runtime import ClaudeConfigError, load_claude_config
+from agent_runtime import ClaudeConfigError, load_claude_config, workspace_paths
 from agent_runtime._approval_gate import describe_call
 from agent_runtime._approval_rules import grant_rule_for, granted
 from agent_runtime._history_limit import BASE_MIB
@@ -939,3 +939,38 @@ def test_an_answered_call_that_cannot_be_settled_still_gives_the_user_the_answer
     after = runtime().run_turn(turn_request("thanks", turn_id=3, user_id=42))
     assert after.ok, after
     assert sum("settle-me" in output for output in _outputs(model_server)) == 1
+
+
+def _bash_no_longer_allowed(config: Path) -> None:
+    """A redeploy that tightens agents.json: tools outside allowed_tools are refused."""
+    agents_file = config / "agents.json"
+    agents = json.loads(agents_file.read_text())
+    main = agents["main"]
+    main["permission_mode"] = "dontAsk"
+    main["allowed_tools"] = [tool for tool in main["allowed_tools"] if tool != "Bash"]
+    agents_file.write_text(json.dumps(agents))
+
+
+@pytest.mark.parametrize("answer", ["once", "always"])
+def test_a_call_allowed_after_a_redeploy_refused_its_tool_does_not_run(
+    runtime, approval_config, model_server, turn_request, approvals, sessions_root, answer
+) -> None:
+    """The user's Allow lifts the wait for their approval; it never overrides agents.json. A
+    deploy that stopped allowing Bash while the call waited keeps it from running, then and
+    under the chat's "Always" later."""
+    key = SessionKey.parse(KEY)
+    work = Path(workspace_paths(sessions_root, key).cwd)
+    asked = runtime().run_turn(turn_request("bash: touch made-it", turn_id=1, user_id=42))
+    assert asked.approval_request is not None and asked.approval_request.grant_rule == "Bash(touch *)"
+    _bash_no_longer_allowed(approval_config)
+    approvals.decide(key, asked.approval_request.approval_id, answer, decided_by="ada")
+
+    resumed = runtime().run_turn(
+        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+    )
+    later = runtime().run_turn(turn_request("bash: touch made-later", turn_id=3, user_id=42))
+
+    assert resumed.ok and resumed.approval_outcome is not None, resumed
+    assert not (work / "made-it").exists()
+    assert "denied" in _outputs(model_server)[-2]  # the agent is told its tool is refused
+    assert later.ok and not (work / "made-later").exists(), later

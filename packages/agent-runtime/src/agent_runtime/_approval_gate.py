@@ -95,7 +95,10 @@ class ApprovalGate:
                 return _decision("deny", USED_REASON)
             self.allowance_taken = True
             log.info("approval.allowed_call_runs", tool=name)
-            return _decision("allow", "The user approved this call.")
+            # No "allow": that would override agents.json, and the user's answer only lifts the
+            # wait for approval. A tool the operator's policy refuses (redeployed while the call
+            # waited) stays refused, as a granted call is (below).
+            return {}
         if granted(self.grants, name, tool_input):
             return {}
         if self.held is not None or tool_use_id is None:
