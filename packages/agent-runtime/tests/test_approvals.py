@@ -974,3 +974,24 @@ def test_a_call_allowed_after_a_redeploy_refused_its_tool_does_not_run(
     assert not (work / "made-it").exists()
     assert "denied" in _outputs(model_server)[-2]  # the agent is told its tool is refused
     assert later.ok and not (work / "made-later").exists(), later
+
+
+def test_a_press_after_a_redeploy_without_approval_rules_is_answered(
+    runtime, approval_config, model_server, turn_request, approvals
+) -> None:
+    """The operator removed approvals.json while a call waited: the press still tells the
+    agent the user's decision (it sent the model an empty message) and settles the call."""
+    key = SessionKey.parse(KEY)
+    asked = runtime().run_turn(turn_request("bash: echo made-it", turn_id=1, user_id=42))
+    assert asked.approval_request is not None
+    (approval_config / "approvals.json").unlink()
+    approvals.decide(key, asked.approval_request.approval_id, "once", decided_by="ada")
+
+    resumed = runtime().run_turn(
+        turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
+    )
+
+    assert resumed.ok and "DONE: made-it" in resumed.text, resumed
+    outcome = resumed.approval_outcome  # so the chat's buttons say what was decided
+    assert outcome is not None and (outcome.choice, outcome.decided_by) == ("once", "ada")
+    assert approvals.current(key).state == "settled"

@@ -59,8 +59,9 @@ class ApprovalSteps:
     ) -> ApprovalPlan:
         store = self.approvals
         gate = ApprovalGate(self.config.approvals)
-        if store is None or not gate.active:
-            # nothing asks in this deployment: no call can be waiting, no read is spent
+        if store is None or (not gate.active and request.resume_approval is None):
+            # nothing asks in this deployment: no read is spent. A press is still answered: its
+            # call waited under the rules of an earlier deploy, and the user expects an answer.
             return ApprovalPlan(prompt=prompt, gate=gate)
         waiting, grants = await asyncio.gather(
             asyncio.to_thread(store.current, key), asyncio.to_thread(store.grants, key)
