@@ -424,3 +424,26 @@ def test_emphasis_around_a_link_is_emphasis() -> None:
         '<b><a href="https://python.org">Python</a></b> and '
         '<i>see <a href="https://a.example/x_y">x_y</a></i>'
     )
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "See https://github.com/python/cpython/blob/main/Lib/__init__.py now.",
+            "See https://github.com/python/cpython/blob/main/Lib/__init__.py now.",
+        ),
+        (
+            "Open http://localhost:8000/api/_internal_/status",
+            "Open http://localhost:8000/api/_internal_/status",
+        ),
+        ("Old: https://example.com/~~v1~~/x", "Old: https://example.com/~~v1~~/x"),
+        ("At www.example.com/_next/_app_.js, see", "At www.example.com/_next/_app_.js, see"),
+        ("**https://example.com/a_b_**", "<b>https://example.com/a_b_</b>"),
+        ("_(see https://example.com/x_y)_ and __x__", "<i>(see https://example.com/x_y)</i> and <b>x</b>"),
+    ],
+    ids=["dunder", "underscores", "tildes", "www", "bold-around", "italic-around"],
+)
+def test_a_bare_url_keeps_its_markers_so_telegrams_link_leads_there(markdown, expected) -> None:
+    # Telegram links a bare URL itself: emphasis inside it would point the link elsewhere.
+    assert markdown_to_html(markdown) == expected

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from session_core import utf16_len
 
@@ -35,6 +35,10 @@ _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _LINK_RE = re.compile(
     r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
 )
+# A bare URL (GFM's extended autolink): Telegram links it itself, so its _ * ~ are part of
+# the address, never emphasis. Trailing punctuation ends the sentence, not the URL.
+_BARE_URL_RE = re.compile(r"(?<![^\W_])(?:https?://|www\.)[^\s<>\"`\U00100000-\U0010ffff]+")
+_URL_TRAILING = "?!.,:;*_~'\""
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 # Emphasis never runs past a marker that could open another (one after a space, or for _
 # and * not inside a word): CommonMark reads "**a **b**" so, and an opener without a closer
@@ -73,7 +77,8 @@ def escape_html(text: str) -> str:
 def markdown_to_html(markdown: str) -> str:
     """Convert common Markdown (code blocks, inline code, bold, italic, strike, links,
     headings, bullets, quotes) to Telegram HTML; anything else stays as escaped text.
-    Fences and code spans follow CommonMark, so no text is ever taken for markup."""
+    Fences and code spans follow CommonMark, so no text is ever taken for markup; a bare URL
+    is left whole for Telegram to link."""
     out: list[str] = []
     lines = markdown.split("\n")
     pos = 0
@@ -177,11 +182,19 @@ def _inline(line: str) -> str:
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
     text = _LINK_RE.sub(lambda m: protect(_restore(_link(m), protected)), "".join(parts))
+    text = _BARE_URL_RE.sub(lambda m: _protect_url(m.group(), protect), text)
     converted = _styles(escape_html(text))
     if not _balanced(converted):
         # Overlapping markers (``**a *b** c*``) would produce crossed tags: keep them as text.
         converted = escape_html(text)
     return _restore(converted, protected)
+
+
+def _protect_url(candidate: str, protect: Callable[[str], str]) -> str:
+    url = candidate
+    while url and (url[-1] in _URL_TRAILING or (url[-1] == ")" and url.count(")") > url.count("("))):
+        url = url[:-1]
+    return protect(escape_html(url)) + candidate[len(url) :]
 
 
 def _code_spans(line: str) -> list[tuple[int, int, str]]:
