@@ -85,3 +85,20 @@ def test_a_group_gets_a_429_with_retry_after_beyond_its_limit_a_private_chat_nev
     assert telegram.group_limited == ["sendMessage", "editMessageText"]
     for n in range(5):
         bot.send_message(5, f"p{n}", html=False)
+
+
+def test_text_that_is_all_markup_is_empty_and_an_edit_too_long_is_refused_like_telegram(telegram) -> None:
+    bot = api(telegram)
+    all_markup = '<pre><code class="language-python"></code></pre>'
+    sent = bot.call("sendMessage", {"chat_id": 5, "text": "working"})
+    for method, params in [
+        ("sendMessage", {"chat_id": 5}),
+        ("sendMessageDraft", {"chat_id": 5, "draft_id": 7}),
+        ("editMessageText", {"chat_id": 5, "message_id": sent["message_id"]}),
+    ]:
+        with pytest.raises(TelegramApiError) as empty:
+            bot.call(method, {**params, "text": all_markup, "parse_mode": "HTML"}, attempts=1)
+        assert "text is empty" in empty.value.description, method
+    with pytest.raises(TelegramApiError) as long:
+        bot.call("editMessageText", {"chat_id": 5, "message_id": sent["message_id"], "text": "é" * 4097})
+    assert long.value.kind == "too_long"

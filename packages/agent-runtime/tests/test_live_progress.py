@@ -12,7 +12,7 @@ import pytest
 from agent_runtime._live_progress import LiveProgress
 from agent_runtime._tool_activity import tool_activity
 from agent_runtime._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted
-from session_core import SessionKey, ToolActivity, TurnProgress
+from session_core import MAX_PROGRESS_TEXT, SessionKey, ToolActivity, TurnProgress
 
 KEY = SessionKey.parse("default/1/0")
 
@@ -162,3 +162,18 @@ def test_the_first_text_is_published_at_once_after_a_quiet_start() -> None:
     shown_after = asyncio.run(scenario())
     assert live.reads >= 1  # the look at the start
     assert shown_after < 0.3, shown_after
+
+
+def test_a_long_answer_published_from_inside_a_code_block_keeps_the_blocks_fence_first() -> None:
+    """Only the end of a long answer is published: when that end begins inside a code block,
+    its opening fence comes first, so the draft shows the code as code and the closing fence
+    does not turn the text after it into code."""
+    sink = LiveProgress(RecordingLive(), KEY, 7)  # type: ignore[arg-type]
+    code = "\n".join(f"    total += values[{i}]  # 😀" for i in range(300))
+    sink.emit(TextWritten(f"Here:\n\n```python\ndef f(values):\n{code}\n```\n\nThat sums them."))
+
+    published = sink.snapshot().text
+
+    assert published.startswith("```python\n    total += values[")
+    assert published.endswith("\n```\n\nThat sums them.")
+    assert len(published) <= MAX_PROGRESS_TEXT

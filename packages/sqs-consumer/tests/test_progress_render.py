@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from session_core import ErrorReason, ToolActivity, TurnProgress, utf16_len
+from sqs_consumer import html_to_plain
 from sqs_consumer._progress_render import MAX_SHOWN_TEXT, progress_html
 
 
@@ -74,3 +75,12 @@ def test_a_turn_cut_before_it_wrote_any_text_leads_to_the_files_it_made(
 
     [chunk] = render_reply(stopped_markdown("", reason=reason, duration_ms=852_000, sends_files=True))
     assert chunk == f"{says}here is what I had made:</i>", chunk
+
+
+def test_a_long_answer_shown_from_inside_a_code_block_shows_code_as_code_and_text_after_as_text() -> None:
+    code = "\n".join(f"    total += values[{i}] * 2  # <{i}>" for i in range(150))
+    text = f"Intro.\n\n```python\ndef f(values):\n{code}\n```\n\nThat **doubles** each value."
+    shown = progress_html(TurnProgress(turn_id=1, text=text))
+    assert shown.startswith('…<pre><code class="language-python">    total += values[')
+    assert shown.endswith("</code></pre>\n\nThat <b>doubles</b> each value.")
+    assert utf16_len(html_to_plain(shown)) <= MAX_SHOWN_TEXT

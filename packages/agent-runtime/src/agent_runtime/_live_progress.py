@@ -22,6 +22,7 @@ from session_core import (
     ToolActivity,
     TurnProgress,
     get_logger,
+    markdown_tail,
 )
 
 from ._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted, TurnEvent, TurnStopped
@@ -84,7 +85,7 @@ class LiveProgress:
         """The progress as it would be published now."""
         return TurnProgress(
             turn_id=self._turn_id,
-            text=self.text[-MAX_PROGRESS_TEXT:],
+            text=markdown_tail(self.text, MAX_PROGRESS_TEXT),
             activity=self._activity,
             seq=self._seq,
             stopped=self.stopped,

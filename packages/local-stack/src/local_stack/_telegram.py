@@ -365,6 +365,8 @@ class LocalTelegram(LoopbackServer):
         visible = text
         if str(params.get("parse_mode", "")).upper() == "HTML":
             visible = _parse_html(text) if self.validate_html else text
+        if not visible.strip():  # all markup, nothing to show
+            raise _ApiError(400, "Bad Request: message text is empty")
         if _utf16_len(visible) > MAX_MESSAGE_UTF16:
             raise _ApiError(400, "Bad Request: message is too long")
         message = self._new_message(chat_id, params)
@@ -657,6 +659,8 @@ class LocalTelegram(LoopbackServer):
         if not isinstance(text, str) or not text.strip():
             raise _ApiError(400, "Bad Request: message text is empty")
         visible = _parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
+        if not visible.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
         if _utf16_len(visible) > MAX_MESSAGE_UTF16:
             raise _ApiError(400, "Bad Request: message is too long")
         draft = {
@@ -680,6 +684,10 @@ class LocalTelegram(LoopbackServer):
         if not isinstance(text, str) or not text.strip():
             raise _ApiError(400, "Bad Request: message text is empty")
         visible = _parse_html(text) if str(params.get("parse_mode", "")).upper() == "HTML" else text
+        if not visible.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if _utf16_len(visible) > MAX_MESSAGE_UTF16:
+            raise _ApiError(400, "Bad Request: message is too long")
         with self._lock:
             found = self._sent_message(chat_id, message_id)
         if found is None:

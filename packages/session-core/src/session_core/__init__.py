@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from ._leases import Lease
     from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
     from ._logging import bind_correlation, configure_logging, get_logger
+    from ._markdown_fences import fenced_blocks, markdown_tail
     from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
     from ._models import (
         TURN_VERSION,
@@ -237,6 +238,7 @@ __all__ = [
     "encode",
     "encode_json",
     "env_int",
+    "fenced_blocks",
     "forward_album_id",
     "get_logger",
     "grant_token",
@@ -251,6 +253,7 @@ __all__ = [
     "lazy_exports",
     "look_at",
     "make_non_dumpable",
+    "markdown_tail",
     "mask_command_secrets",
     "mask_secrets",
     "new_approval_id",

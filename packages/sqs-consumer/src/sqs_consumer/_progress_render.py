@@ -4,9 +4,9 @@ how a stopped answer ends. The runtime sends raw, masked, shortened facts; the w
 
 from __future__ import annotations
 
-from session_core import ErrorReason, ToolActivity, TurnProgress, utf16_len
+from session_core import ErrorReason, ToolActivity, TurnProgress, markdown_tail
 
-from ._render import escape_html, with_note
+from ._render import escape_html, html_to_plain, markdown_to_html, with_note
 from ._wording import limit_note
 
 # A draft or progress message shows the end of the answer: room for the activity line.
@@ -42,27 +42,21 @@ def activity_line(activity: ToolActivity) -> str:
 
 def progress_html(progress: TurnProgress) -> str:
     """The draft's (private chat) or progress message's (group) text: the answer so far
-    (its end, escaped, not yet rendered: Markdown half-written cannot be) and the activity."""
+    rendered as the answer will be (its end: a code block it starts inside stays code; a
+    construct still half-written shows as text until it is whole) and the activity."""
     parts = []
     text = progress.text.strip()
-    if text:
-        shown = text if utf16_len(text) <= MAX_SHOWN_TEXT else "…" + _tail_within(text, MAX_SHOWN_TEXT - 1)
-        parts.append(escape_html(shown))
+    tail = markdown_tail(text, MAX_SHOWN_TEXT - 1)
+    # Rendering only drops markup, so what shows stays within MAX_SHOWN_TEXT. Markup alone
+    # ("```python" as the answer begins) shows nothing: Telegram refuses an empty text.
+    answer = markdown_to_html(tail)
+    if html_to_plain(answer).strip():
+        parts.append(("…" if tail != text else "") + answer)
     if progress.activity is not None:
         parts.append(activity_line(progress.activity))
-    elif not text:
+    elif not parts:
         parts.append(THINKING)
     return "\n\n".join(parts)
-
-
-def _tail_within(text: str, limit: int) -> str:
-    """The end of ``text`` that fits ``limit`` UTF-16 units (as Telegram counts length)."""
-    used = 0
-    start = len(text)
-    while start > 0 and used + utf16_len(text[start - 1]) <= limit:
-        start -= 1
-        used += utf16_len(text[start])
-    return text[start:]
 
 
 def stopped_markdown(

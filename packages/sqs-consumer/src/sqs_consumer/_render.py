@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from session_core import utf16_len
+from session_core import fenced_blocks, utf16_len
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 
-# CommonMark fences: 3+ backticks or tildes; a backtick fence's info string has no backtick
-# (```a``` on one line is a code span, not a fence). Any indentation: inside a nested list
-# item CommonMark counts it from the item's text, and models indent fences to nest them so
-# (an indented code block, which the indentation would otherwise make, is not rendered).
-# A closing fence is indented no deeper than its opener (or 3 spaces): a fence indented
-# further inside the code (Markdown in a docstring) is code.
-_FENCE_OPEN_RE = re.compile(r"^( *)(`{3,}(?=[^`]*$)|~{3,})(.*)$")
-_FENCE_CLOSE_RE = re.compile(r"^( *)(`{3,}|~{3,})[ \t]*$")
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
@@ -82,7 +74,7 @@ def markdown_to_html(markdown: str) -> str:
     out: list[str] = []
     lines = markdown.split("\n")
     pos = 0
-    for start, end, opener in _fenced_blocks(lines):
+    for start, end, opener in fenced_blocks(lines):
         if start > pos:
             out.append(_blocks_to_html("\n".join(lines[pos:start])) + "\n")
         indent, info = len(opener.group(1)), opener.group(3).strip()
@@ -103,36 +95,9 @@ def with_note(markdown: str, note: str) -> str:
     if not text:
         return note
     lines = text.split("\n")
-    fence = next((opener.group(2) for _, end, opener in _fenced_blocks(lines) if end == len(lines)), None)
+    fence = next((opener.group(2) for _, end, opener in fenced_blocks(lines) if end == len(lines)), None)
     closing = f"\n{fence}" if fence else ""
     return f"{text}{closing}\n\n{note}"
-
-
-def _fenced_blocks(lines: list[str]) -> Iterator[tuple[int, int, re.Match[str]]]:
-    """(index of the opening fence, index of the closing fence, the opening's match) of each
-    fenced code block; an unclosed block runs to the end (its closing index is ``len(lines)``)."""
-    start = 0
-    while start < len(lines):
-        opener = _FENCE_OPEN_RE.match(lines[start])
-        if opener is None:
-            start += 1
-            continue
-        end = start + 1
-        while end < len(lines) and not _closes(lines[end], opener):
-            end += 1
-        yield start, end, opener
-        start = end + 1
-
-
-def _closes(line: str, opener: re.Match[str]) -> bool:
-    closing = _FENCE_CLOSE_RE.match(line)
-    if closing is None:
-        return False
-    indent, fence = closing.groups()
-    opening = opener.group(2)
-    return (
-        fence[0] == opening[0] and len(fence) >= len(opening) and len(indent) <= max(3, len(opener.group(1)))
-    )
 
 
 def _unindent(line: str, indent: int) -> str:

@@ -1,0 +1,100 @@
+"""What a private chat's draft shows while the model writes: the answer so far rendered as
+the final answer will be, accepted by Telegram at every step, half-written Markdown included."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import httpx
+from local_stack import TEST_BOT_TOKEN, LocalTelegram
+from session_core import SessionKey, TurnProgress
+from sqs_consumer._live_view import LiveView
+from telegram_core import BotApi
+
+CHAT = 501
+ANSWER = (
+    "## Fix\n\n"
+    "Use **`pathlib`** and see [the docs](https://docs.python.org/3/library/pathlib.html).\n\n"
+    "```python\nfrom pathlib import Path\nprint(Path('a') / 'b')  # a < b & c\n```\n\n"
+    "- Done: *tested*"
+)
+
+
+class StreamedAnswer:
+    """A live item whose answer grows by a few characters on each read, as a model writes it."""
+
+    def __init__(self, text: str, step: int) -> None:
+        self._prefixes = [text[:end] for end in range(step, len(text) + step, step)]
+        self._reads = itertools.count()
+        self._lock = threading.Lock()
+
+    def expect(self, key: SessionKey, turn_id: int) -> bool:
+        return True
+
+    def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None:
+        pass
+
+    def progress(self, key: SessionKey, turn_id: int) -> TurnProgress:
+        with self._lock:
+            seq = min(next(self._reads), len(self._prefixes) - 1)
+        return TurnProgress(turn_id=turn_id, text=self._prefixes[seq], seq=seq + 1)
+
+    @property
+    def finished(self) -> int:
+        return len(self._prefixes)
+
+
+def stream(telegram: LocalTelegram, http: httpx.Client, source: StreamedAnswer, until: str) -> None:
+    """Show ``source`` in a private chat's draft until a draft ends with ``until``."""
+    bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0)
+    view = LiveView(
+        bot=bot,
+        source=source,
+        key=SessionKey(tenant="default", chat_id=CHAT, thread_id=0),
+        turn_id=3,
+        chat_id=CHAT,
+        private=True,
+        poll_s=0.01,
+        draft_interval_s=0,
+    )
+    with view:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+            d["text"].endswith(until) for d in telegram.drafts(CHAT)
+        ):
+            time.sleep(0.02)
+        view.stop()
+
+
+def test_a_draft_shows_the_answer_formatted_and_telegram_takes_every_half_written_step(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    source = StreamedAnswer(ANSWER, step=7)  # cuts the fence, the link and the bold midway
+    stream(telegram, http, source, until="<i>tested</i>")
+
+    calls = telegram.calls("sendMessageDraft")
+    assert len(calls) >= source.finished // 2  # the steps in between were shown too
+    assert all(call.status == 200 for call in calls), [c.params["text"] for c in calls if c.status != 200]
+    last = telegram.drafts(CHAT)[-1]
+    assert last["text"] == (
+        "<b>Fix</b>\n\n"
+        'Use <b><code>pathlib</code></b> and see <a href="https://docs.python.org/3/library/pathlib.html">'
+        "the docs</a>.\n\n"
+        '<pre><code class="language-python">from pathlib import Path\n'
+        "print(Path('a') / 'b')  # a &lt; b &amp; c</code></pre>\n\n"
+        "• Done: <i>tested</i>"
+    )
+
+
+def test_an_answer_that_begins_with_a_code_fence_keeps_its_drafts_coming(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    # "```python" alone shows nothing yet: Telegram would refuse an empty draft, and a refused
+    # draft turns drafts off for the rest of the turn.
+    source = StreamedAnswer("```python\nprint('hello')\n```\n\nThat prints hello.", step=10)
+    stream(telegram, http, source, until="That prints hello.")
+    calls = telegram.calls("sendMessageDraft")
+    assert all(call.status == 200 for call in calls), [c.params["text"] for c in calls if c.status != 200]
+    assert telegram.drafts(CHAT)[-1]["visible"] == "print('hello')\n\nThat prints hello."
