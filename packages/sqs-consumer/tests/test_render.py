@@ -447,3 +447,16 @@ def test_emphasis_around_a_link_is_emphasis() -> None:
 def test_a_bare_url_keeps_its_markers_so_telegrams_link_leads_there(markdown, expected) -> None:
     # Telegram links a bare URL itself: emphasis inside it would point the link elsewhere.
     assert markdown_to_html(markdown) == expected
+
+
+def test_a_long_formatted_list_is_split_so_no_message_has_more_than_telegrams_100_entities() -> None:
+    # Telegram drops every entity after a message's 100th: the list would turn plain midway.
+    items = "\n".join(
+        f"- **step {i}**: run `make target-{i}` ([log](https://ci.example/{i}))" for i in range(120)
+    )
+    chunks = render_reply(f"## Plan\n\n{items}")
+    for chunk in chunks:
+        assert len(re.findall(r"<[a-z]", chunk)) <= 100, chunk
+        assert_valid(chunk)
+    visible = squash("".join(html_to_plain(c) for c in chunks))
+    assert visible == squash("Plan" + html_to_plain(markdown_to_html(items)))

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from session_core import fenced_blocks, utf16_len
 
 TELEGRAM_MESSAGE_LIMIT = 4096
+# Telegram keeps the first 100 formatting entities of a message and drops the rest silently
+# (a long list of bold names shows plain from its middle on). Each tag counts as one here.
+TELEGRAM_MESSAGE_ENTITIES = 100
 
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
@@ -59,6 +62,7 @@ _PLACEHOLDER_BASE = 0x100000
 _PLACEHOLDER_RE = re.compile("[\U00100000-\U0010ffff]")
 _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
+_OPENING_TAG_RE = re.compile(r"<[a-z]")
 
 
 def escape_html(text: str) -> str:
@@ -222,9 +226,12 @@ def _balanced(fragment: str) -> bool:
     return not stack
 
 
-def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
-    """Split Telegram HTML into chunks of at most ``limit`` UTF-16 units, each valid on its own."""
-    if utf16_len(text) <= limit:
+def split_html(
+    text: str, limit: int = TELEGRAM_MESSAGE_LIMIT, max_entities: int = TELEGRAM_MESSAGE_ENTITIES
+) -> list[str]:
+    """Split Telegram HTML into chunks of at most ``limit`` UTF-16 units and ``max_entities``
+    tags, each valid on its own."""
+    if utf16_len(text) <= limit and len(_OPENING_TAG_RE.findall(text)) <= max_entities:
         return [text] if html_to_plain(text).strip() else []
     tokens = _TOKEN_RE.findall(text)
     sizes = [utf16_len(t) for t in tokens]
@@ -236,6 +243,7 @@ def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
         size = utf16_len(prefix)
         cur = list(stack)
         closers = sum(len(name) + 3 for name, _ in cur)
+        entities = len(cur)  # the tags reopened here are entities of this message too
         # best break after each kind: 2 = paragraph, 1 = line, 0 = word
         breaks: dict[int, tuple[int, list[tuple[str, str]], int]] = {}
         j = i
@@ -250,6 +258,9 @@ def split_html(text: str, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
                 else:
                     nxt = [*cur, (name, tok)]
                     nxt_closers += len(name) + 3
+                    if entities == max_entities:
+                        break
+                    entities += 1
             if size + sizes[j] + nxt_closers > limit:
                 break
             size += sizes[j]
