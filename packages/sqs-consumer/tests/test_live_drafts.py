@@ -98,3 +98,45 @@ def test_an_answer_that_begins_with_a_code_fence_keeps_its_drafts_coming(
     calls = telegram.calls("sendMessageDraft")
     assert all(call.status == 200 for call in calls), [c.params["text"] for c in calls if c.status != 200]
     assert telegram.drafts(CHAT)[-1]["visible"] == "print('hello')\n\nThat prints hello."
+
+
+class UnchangedAnswer(StreamedAnswer):
+    """A live item whose sequence moves on (a tool's activity, say) while what it shows stays."""
+
+    def progress(self, key: SessionKey, turn_id: int) -> TurnProgress:
+        with self._lock:
+            seq = next(self._reads)
+        return TurnProgress(turn_id=turn_id, text="Working on it.", seq=seq + 1)
+
+
+class CountingBudget:
+    def __init__(self) -> None:
+        self.taken = 0
+
+    def take(self, bucket: str, per_minute: int, *, now: float) -> bool:
+        self.taken += 1
+        return True
+
+
+def test_a_groups_progress_message_is_not_edited_to_the_same_text(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram refuses such an edit ("message is not modified"); each refusal was retried on
+    every interval and spent one of the group's 20 messages a minute, which its answers need."""
+    budget = CountingBudget()
+    view = LiveView(
+        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
+        source=UnchangedAnswer("", step=1),
+        key=SessionKey(tenant="default", chat_id=-100501, thread_id=0),
+        turn_id=4,
+        chat_id=-100501,
+        private=False,
+        budget=budget,
+        poll_s=0.01,
+        group_interval_s=0.02,
+    )
+    with view:
+        time.sleep(0.5)
+        view.stop()
+    assert [call.method for call in telegram.calls()] == ["sendMessage"]
+    assert budget.taken == 1

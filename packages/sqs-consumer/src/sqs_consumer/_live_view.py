@@ -109,6 +109,7 @@ class LiveView(StopsOnExit):
             join_timeout_s=5,
         )
         self._shown_seq = 0
+        self._shown_text = ""
         self._last_sent = float("-inf")
         self._quiet_until = float("-inf")
         self._disabled = False
@@ -171,17 +172,20 @@ class LiveView(StopsOnExit):
         progress = self._source.progress(self._key, self._turn_id)
         if progress is None or progress.seq <= self._shown_seq or progress.stopped:
             return
+        text = progress_html(progress)
+        if text == self._shown_text:  # Telegram refuses an edit that changes nothing
+            self._shown_seq = progress.seq
+            return
         if not self._private and self._budget is not None:
             bucket = f"out|chat|{self._chat_id}"
             if not self._budget.take(bucket, self._group_per_minute, now=self._wall_clock()):
                 return  # the group's budget is spent: skip this update, never queue it
-        text = progress_html(progress)
         if self._polls.stopped:
             return
         sent = self._show(text)
         self._last_sent = self._clock()
         if sent:
-            self._shown_seq = progress.seq
+            self._shown_seq, self._shown_text = progress.seq, text
             if self.first_shown_at is None and progress.text:
                 self.first_shown_at = self._last_sent
 
