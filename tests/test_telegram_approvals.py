@@ -271,6 +271,27 @@ def test_in_a_group_a_new_message_declining_the_call_names_who_sent_it(stack) ->
     assert edited["text"] == "❌ Declined: @bob sent a new message: Bash rm -rf build"
 
 
+@pytest.mark.parametrize("hidden", ["\u202e", "\u2067", "\u200f", "\x1b"], ids=["RLO", "RLI", "RLM", "ESC"])
+def test_a_first_name_cannot_reorder_what_the_group_is_told_was_allowed(stack, hidden: str) -> None:
+    """A first name ending in a right-to-left override (or holding another invisible control)
+    would make the rest of the line read backwards: the command that was allowed, or the one
+    a new message declined, disguised in the group's record of it."""
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    asking = ask(stack, 356, f"rm -rf build @{BOT_USERNAME}", **group)
+    press = stack.telegram.press_button(asking, text="Allow once", first_name=f"Ad{hidden}a{hidden}")
+    assert post(stack, press)["text"] == "Allowed once."
+    stack.drain(stack.consumer())
+    allowed = message_now(stack, asking["message_id"], GROUP)["text"]
+    assert allowed == "✅ Allowed once by Ada: Bash rm -rf build"
+
+    asking = ask(stack, 357, f"rm -rf dist @{BOT_USERNAME}", **group)
+    bob = {"from": {"id": 502, "is_bot": False, "first_name": f"Bo{hidden}b{hidden}"}}
+    assert stack.post(update(358, text=f"@{BOT_USERNAME} what time is it?", **group, **bob)) == 200
+    stack.drain(stack.consumer())
+    declined = message_now(stack, asking["message_id"], GROUP)["text"]
+    assert declined == "❌ Declined: Bob sent a new message: Bash rm -rf dist"
+
+
 def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(stack) -> None:
     nothing = "Nothing is always allowed in this chat. Tools that need approval ask each time."
     assert stack.post(update(360, text="/permissions")) == 200

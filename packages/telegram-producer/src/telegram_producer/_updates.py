@@ -178,6 +178,10 @@ _BRACKETS_RE = re.compile(r"[\[\]]")
 # Hangul fillers, which make Telegram's "empty" names, and the blank Braille pattern).
 _SHOWS_NOTHING_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me"})
 _BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# What a name must not hold anywhere: the bidi controls (embeddings, overrides, isolates and
+# the direction marks), which reorder the text after the name in the line the bot writes
+# ("✅ Allowed once by <name>: Bash …"), and control characters other than whitespace.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 # Telegram's placeholder ``from`` of an anonymous group admin's messages
 ANONYMOUS_ADMIN_ID = 1087968824
@@ -232,16 +236,22 @@ def chat_name(chat: Chat) -> str:
 
 def plain_name(name: str) -> str:
     """A name its owner chose (a first name, a chat's title) as the agent and the chat are
-    shown it: one line that closes no bracket and does not start with "@" (a username does).
+    shown it: one line that closes no bracket, reorders nothing after it (no bidi control) and
+    does not start with "@" (a username does).
     Read as its NFKC form, so a full-width "@" or "[" (U+FF20, U+FF3B) is the ASCII one, and an "@"
     behind characters that show nothing (a zero-width space, a direction mark, a Hangul filler)
     still leads."""
-    shown = " ".join(_BRACKETS_RE.sub(" ", unicodedata.normalize("NFKC", name)).split())
+    kept = "".join(c for c in unicodedata.normalize("NFKC", name) if not _reorders_or_controls(c))
+    shown = " ".join(_BRACKETS_RE.sub(" ", kept).split())
     while shown and (
         shown[0] in "@ " or shown[0] in _BLANKS or unicodedata.category(shown[0]) in _SHOWS_NOTHING_CATEGORIES
     ):
         shown = shown[1:]
     return shown
+
+
+def _reorders_or_controls(char: str) -> bool:
+    return char in _BIDI_CONTROLS or (unicodedata.category(char) == "Cc" and not char.isspace())
 
 
 class CallbackQuery(msgspec.Struct, frozen=True, kw_only=True):
