@@ -191,7 +191,7 @@ def _start_fails(
         ("state dir that is a file", "not usable as a directory (it is a file)"),
         ("state dir it cannot write", "cannot write"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
-        ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: Telegram accepts only 1-256 characters"),
+        ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: must be 16-256 characters"),
         # the same line `agentbot doctor` shows (test_doctor)
         ("bad limit in the shell", "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'"),
         # the runtime's own setting, from the same shell: said to fix it there, not "set it"

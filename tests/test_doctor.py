@@ -271,6 +271,22 @@ def test_a_refused_key_an_unset_webhook_and_a_recent_delivery_error_are_failures
     assert "403 Forbidden" in lines["webhook"] and "the secret differs" in lines["webhook"], out
 
 
+def test_a_deployed_webhook_secret_short_enough_to_guess_fails_as_the_producer_refuses_it(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    short = "s3cret"
+    stack = _stack(aws, model, WebhookSecretParameterName=_secret(aws, short))
+    httpx.post(
+        f"{telegram.base_url}/bot{BOT_TOKEN}/setWebhook", json={"url": WEBHOOK_URL, "secret_token": short}
+    )
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1
+    assert lines["webhook"].startswith("  FAIL") and "is not 16-256 characters" in lines["webhook"], out
+    assert "token_urlsafe" in lines["webhook"] and short not in out
+
+
 def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_says_how_to_give_one(
     aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -822,7 +838,7 @@ def test_local_checks_name_each_shell_setting_agentbot_dev_would_refuse(
         "RATE_LIMIT_USER_PER_MINUTE",
         "TELEGRAM_WEBHOOK_SECRET",
     ], out
-    assert "Telegram accepts only 1-256 characters" in out
+    assert "must be 16-256 characters" in out
     # the line `agentbot dev` refuses to start with (test_dev)
     assert "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'" in out
     assert "fix or unset it in your shell" in out

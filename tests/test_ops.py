@@ -182,10 +182,11 @@ def test_missing_token_says_the_token_is_missing(
     [
         (WEBHOOK_URL, "bad secret!", "webhook secret (TELEGRAM_WEBHOOK_SECRET)"),
         (WEBHOOK_URL, "x" * 257, "webhook secret (TELEGRAM_WEBHOOK_SECRET)"),
+        (WEBHOOK_URL, "mysecret", "webhook secret (TELEGRAM_WEBHOOK_SECRET)"),
         ("http://abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
         ("abc123.example.com/webhook", WEBHOOK_SECRET, "--url"),
     ],
-    ids=["space-and-bang", "too-long", "plain-http", "no-scheme"],
+    ids=["space-and-bang", "too-long", "guessable", "plain-http", "no-scheme"],
 )
 def test_webhook_set_refuses_what_telegram_would_refuse_before_calling_it(
     url: str,

@@ -23,6 +23,7 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, SessionCoreError, read_secret
 from telegram_core import BotApi, TelegramApiError
+from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
 from .ops import (
     NO_REGION,
@@ -54,7 +55,6 @@ DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"  # the template's AnthropicModel default
 # A delivery error Telegram reports this recently means the webhook is failing now.
 RECENT_WEBHOOK_ERROR_S = 3600
-_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -544,11 +544,13 @@ def check_webhook(target: Target, api: BotApi | None) -> Check:
             f"secret {problem.where}: {problem.reason}",
             problem.fix + f"; then {set_again}",
         )
-    if not _WEBHOOK_SECRET.fullmatch(secret):
+    try:
+        check_secret(secret)
+    except WebhookSecretError:
         return Check(
             "webhook",
             "FAIL",
-            f"secret {secret_name} is not 1-256 of A-Z a-z 0-9 _ -",
+            f"secret {secret_name} is not {SECRET_RULE} (the producer refuses to start with it)",
             "put a new one (python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), "
             f"then {set_again}",
         )

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, Profi
 from session_core import MessageDecodeError, SessionCoreError, SessionKey, read_secret
 from sqs_consumer import command_menu
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
-from telegram_producer import HANDLED_UPDATE_TYPES, WebhookSecretError, check_secret
+from telegram_producer import HANDLED_UPDATE_TYPES, SECRET_RULE, WebhookSecretError, check_secret
 
 # Telegram drops every update type the producer does not handle, before it reaches us.
 ALLOWED_UPDATES = HANDLED_UPDATE_TYPES
@@ -169,7 +169,7 @@ def check_webhook_settings(
 ) -> None:
     """Refuse what Telegram would refuse, or accept and regret: the webhook must be https
     (Telegram sends the secret in a header; it calls only https URLs), the secret must be
-    1-256 of A-Z a-z 0-9 _ - (the producer checks its configured secret with the same rule),
+    ``SECRET_RULE`` (the producer checks its configured secret with the same rule),
     and parallel connections 1-100."""
     if max_connections is not None and not 1 <= max_connections <= 100:
         raise WebhookSettingError(
@@ -188,7 +188,7 @@ def check_webhook_settings(
     except WebhookSecretError:
         raise WebhookSettingError(
             f"webhook secret ({secret_source})" if secret_source else "webhook secret",
-            "Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-' "
+            f"must be {SECRET_RULE}, a shorter one can be guessed "
             "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
         ) from None
 

@@ -256,8 +256,8 @@ def shell_settings(function: str, environ: Mapping[str, str]) -> dict[str, str]:
 
 def check_webhook_secret_setting(environ: Mapping[str, str]) -> str | None:
     """TELEGRAM_WEBHOOK_SECRET as `agentbot dev` takes it (None when unset: dev makes one);
-    ConfigurationProblem when Telegram would refuse it."""
-    from telegram_producer import WebhookSecretError, check_secret
+    ConfigurationProblem when Telegram would refuse it, or it is short enough to guess."""
+    from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
     configured = environ.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
     if not configured:
@@ -267,7 +267,7 @@ def check_webhook_secret_setting(environ: Mapping[str, str]) -> str | None:
     except WebhookSecretError:
         raise ConfigurationProblem(
             "TELEGRAM_WEBHOOK_SECRET",
-            "Telegram accepts only 1-256 characters of A-Z, a-z, 0-9, '_' and '-'",
+            f"must be {SECRET_RULE} (a shorter one can be guessed)",
             "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
         ) from None
 

@@ -257,6 +257,29 @@ def test_lambda_handler_refuses_a_missing_or_unusable_secret_parameter(aws, monk
     assert err2.value.setting == "WEBHOOK_SECRET_PARAMETER"
 
 
+@pytest.mark.parametrize("value", ["s3cret", "a1_B" * 3 + "xyz"])
+def test_lambda_handler_refuses_a_secret_short_enough_to_guess(aws, monkeypatch, value) -> None:
+    # The secret is all that tells Telegram's calls from a forged update "from" an allowed user.
+    name = f"/agentbot/short-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setattr(producer_handler, "_producer", None)
+    forged = webhook_event(update(7012), secret=value)
+    with pytest.raises(WebhookSecretError) as err:
+        producer_handler.handle(forged, None)
+    assert err.value.setting == "WEBHOOK_SECRET_PARAMETER" and "16-256 characters" in str(err.value)
+    assert value not in str(err.value)
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
+def test_a_secret_of_sixteen_characters_is_enough(aws, monkeypatch) -> None:
+    name = f"/agentbot/sixteen-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=name, Value="a1_B" * 4, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setattr(producer_handler, "_producer", None)
+    assert producer_handler.handle(webhook_event(update(7013), secret="a1_B" * 4), None)["statusCode"] == 200
+
+
 def test_lambda_handler_serves_events_once_configured(aws, secret_parameter, monkeypatch) -> None:
     monkeypatch.setattr(producer_handler, "_producer", None)
     response = producer_handler.handle(webhook_event(update(7011)), None)

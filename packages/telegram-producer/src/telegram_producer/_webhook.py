@@ -79,7 +79,11 @@ RATE_LIMITED_METRIC = "RateLimitedMessages"
 MAX_TEXT_CHARS = 16_384
 MAX_BODY_BYTES = 1_048_576
 MAX_QUEUE_MESSAGE_BYTES = 262_144
-_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Telegram takes 1-256 of these characters; the secret is all that tells its calls from a
+# forged update "from" an allowed user, so one short enough to guess is refused too.
+MIN_SECRET_CHARS = 16
+SECRET_RULE = f"{MIN_SECRET_CHARS}-256 characters of A-Z, a-z, 0-9, '_' and '-'"
+_SECRET_RE = re.compile(rf"[A-Za-z0-9_-]{{{MIN_SECRET_CHARS},256}}")
 # SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF;
 # the JSON encoder escapes control characters but writes U+FFFE/U+FFFF literally.
 _SQS_UNSAFE = {"\ufffe": "\\ufffe", "\uffff": "\\uffff"}
@@ -106,9 +110,10 @@ class _HttpEvent(msgspec.Struct, kw_only=True):
 
 
 def check_secret(expected: str) -> str:
-    """Validate the configured webhook secret (Telegram allows 1-256 of A-Z a-z 0-9 _ -)."""
+    """Validate the configured webhook secret (``SECRET_RULE``: Telegram's characters, and
+    long enough not to be guessed)."""
     if not _SECRET_RE.fullmatch(expected):
-        raise WebhookSecretError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, '_' and '-'")
+        raise WebhookSecretError(f"the webhook secret must be {SECRET_RULE}")
     return expected
 
 
