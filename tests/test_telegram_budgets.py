@@ -165,3 +165,28 @@ def test_cost_names_the_per_turn_cap_beside_the_budgets(stack, monkeypatch) -> N
     report = stack.replies(CHAT)[-1]["text"]
     assert "This chat, today: $0.00 of $1.00" in report
     assert report.endswith("One answer may cost at most $0.25: the AI model stops there.")
+
+
+def test_a_turn_whose_runtime_answer_was_lost_on_the_way_back_counts_once(stack, monkeypatch) -> None:
+    """The runtime ran and recorded the turn, but its answer never reached the consumer (the
+    connection dropped): the record's retry replays the recorded answer. The model was paid
+    once, so the turn counts once: not nothing (the first attempt never settled), not twice."""
+    from agentbot_testing import AwsFault, FaultProxy
+
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    lost = AwsFault("lambda:Invoke", times=1, forward_first=True)
+    with FaultProxy(stack.runtime.endpoint, [lost]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        stack.post(update(410, text="question 410", user_id=77))
+        stack.drain(stack.consumer(clock=clock))
+    assert proxy.failed == ["lambda:Invoke"]
+    assert [r["update_id"] for r in stack.runs()] == [410]  # one model run, replayed on the retry
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: question 410"
+
+    stack.post(update(411, text="/cost", user_id=77))
+    stack.drain(stack.consumer(clock=clock))
+    report = stack.replies(CHAT)[-1]["text"]
+    assert "This chat, today: $0.01 no cap" in report
+    assert "You, today: $0.01 of $0.05" in report

@@ -187,3 +187,20 @@ def test_a_hold_left_by_a_crashed_turn_is_released_after_its_deadline(aws) -> No
     again = budget.hold(chat_id=9, user_id=42)
     assert isinstance(again, BudgetHold)
     assert isinstance(budget.hold(chat_id=9, user_id=42), BudgetExceeded)
+
+
+def test_a_recorded_answer_counts_once_whichever_attempt_settles_it(aws) -> None:
+    """Two attempts of one update: one ran the model, the other replays its recorded answer.
+    Whichever settles first counts the cost; the other only gives its hold back."""
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    budget = ledger(aws, BudgetCaps(user_daily_usd=1.0, turn_usd=0.5), clock)
+    ran, replayed = budget.hold(chat_id=7, user_id=42), budget.hold(chat_id=7, user_id=42)
+    assert isinstance(ran, BudgetHold) and isinstance(replayed, BudgetHold)
+    budget.settle(replayed, 0.2, answer="default/7/0|900")  # the replay got there first
+    budget.settle(ran, 0.2, answer="default/7/0|900")
+    budget.settle(budget.hold(chat_id=7, user_id=42), 0.3, answer="default/7/0|901")  # type: ignore[arg-type]
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=7, user_id=42)}
+    assert spent[("user", "day")] == pytest.approx(0.5)
+    # Every hold was given back: 0.5 spent, so one turn's 0.5 is held and then no more.
+    assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetHold)
+    assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetExceeded)

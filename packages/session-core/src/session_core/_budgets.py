@@ -11,10 +11,13 @@ day and month (six items), so ``/cost`` knows what an uncapped account spent too
 turns are held only on the capped ones.
 
 Before a turn, one TransactWriteItems adds the per-turn cap to ``committed_usd`` of every
-capped account, each on condition that it is still below its cap; after the turn one ADD per
-account settles the hold to the turn's real cost. A turn is admitted only while every account is below its
-cap, and a running turn can spend at most the per-turn cap, so concurrent turns (one user
-in several chats) overspend a cap together by less than one turn's cap.
+capped account, each on condition that it is still below its cap; after the turn another
+settles the hold to the turn's real cost on every account. A recorded answer is counted once
+(an item ``budget|answer|<tenant>|<session>|<update>`` is put in the same transaction, on
+condition that it is new), so a retry that replays it counts it only if no attempt did.
+A turn is admitted only while every account is below its cap, and a running turn can spend
+at most the per-turn cap, so concurrent turns (one user in several chats) overspend a cap
+together by less than one turn's cap.
 
 Holds expire: with each one the transaction writes a hold record beside the account (``sk``
 ``hold|<period>|<hold id>``, with its ``deadline``, ``HOLD_LIFETIME_S`` after the hold). Settling
@@ -207,7 +210,13 @@ class BudgetLedger:
                         }
                     }
                 )
-        refused = self._transact("hold", items, [(scope, period, key) for scope, period, key in capped])
+        reasons = self._write("hold", items)
+        updates = [reason for reason, item in zip(reasons, items, strict=False) if "Update" in item]
+        refused = [
+            (scope, period, key, reason.get("Item") or self._get(key) or {})
+            for (scope, period, key), reason in zip(capped, updates, strict=False)
+            if reason.get("Code") == "ConditionalCheckFailed"
+        ]
         if refused:
             released = [self._release_expired(key, now) for _, _, key, _ in refused]
             if any(released):
@@ -232,42 +241,91 @@ class BudgetLedger:
             hold_id=hold_id if held else "",
         )
 
-    def settle(self, hold: BudgetHold, cost_usd: float) -> None:
+    def settle(self, hold: BudgetHold, cost_usd: float, *, answer: str | None = None) -> None:
         """Count the turn's real cost (0 for a turn that spent nothing) on every account and
-        release what it held. One atomic ADD per account; on a held account in one transaction
-        with the deletion of its hold record (when that was released already, as a crashed
-        turn's, the ADD releases nothing)."""
+        release what it held, in one transaction. ``answer`` names a recorded answer (session
+        key and update): its cost counts once, whichever attempt settles first, the run that
+        paid or a retry that replays it (the first may have died, or lost the runtime's
+        reply, before settling); a later one only releases its own hold. A hold record
+        released already (a crashed turn's) is not released twice."""
+        if not hold.accounts:
+            return
         cost = max(cost_usd, 0.0)
+        claim = answer if cost else None
+        released_before: set[tuple[str, str]] = set()
+        for _ in range(len(hold.accounts) + 2):  # each round drops at least one failed condition
+            items, guards = self._settlement(hold, cost, claim, released_before)
+            reasons = self._write("settle", items)
+            if not reasons:
+                return
+            for guard, reason in zip(guards, reasons, strict=False):
+                if reason.get("Code") != "ConditionalCheckFailed" or guard is None:
+                    continue
+                if guard == "answer":  # another attempt counted it: release our hold only
+                    cost, claim = 0.0, None
+                else:
+                    released_before.add(guard)
+        raise AssertionError("unreachable")
+
+    def _settlement(
+        self,
+        hold: BudgetHold,
+        cost: float,
+        claim: str | None,
+        released_before: set[tuple[str, str]],
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str] | Literal["answer"] | None]]:
+        """The settling transaction's items, each with what its condition guards: the
+        account whose hold record it deletes, the answer's claim, or nothing (None)."""
+        items: list[dict[str, Any]] = []
+        guards: list[tuple[str, str] | Literal["answer"] | None] = []
         held_on = set(hold.held_on)
         for key, ttl in hold.accounts:
             values = {":cost": _num(cost), ":ttl": _num(ttl)}
-            update = {
-                "TableName": self._table,
-                "Key": _key(*key),
-                "UpdateExpression": "ADD spent_usd :cost SET expires_at = :ttl",
-                "ExpressionAttributeValues": values,
-            }
-            if key in held_on and hold.hold_id:
-                released = {
-                    **update,
-                    "UpdateExpression": "ADD spent_usd :cost, committed_usd :delta SET expires_at = :ttl",
-                    "ExpressionAttributeValues": {**values, ":delta": _num(cost - hold.held_usd)},
+            expression = "ADD spent_usd :cost SET expires_at = :ttl"
+            releases = key in held_on and hold.hold_id and key not in released_before
+            if releases:
+                expression = "ADD spent_usd :cost, committed_usd :delta SET expires_at = :ttl"
+                values[":delta"] = _num(cost - hold.held_usd)
+            elif key in held_on:  # held nothing, or its hold was released for us: count the cost
+                expression = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(*key),
+                        "UpdateExpression": expression,
+                        "ExpressionAttributeValues": values,
+                    }
                 }
-                record = {
-                    "TableName": self._table,
-                    "Key": _key(*_hold_key(key, hold.hold_id)),
-                    "ConditionExpression": "attribute_exists(pk)",
+            )
+            guards.append(None)
+            if releases:
+                record = _key(*_hold_key(key, hold.hold_id))
+                items.append(
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": record,
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    }
+                )
+                guards.append(key)
+        if claim is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {
+                            **_key(f"budget|answer|{self._tenant}|{claim}", "counted"),
+                            "expires_at": _num(max(ttl for _, ttl in hold.accounts)),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
                 }
-                if not self._transact("settle", [{"Update": released}, {"Delete": record}], None):
-                    continue
-                values[":cost"] = _num(cost)  # the hold was released for us: count the cost only
-                update["UpdateExpression"] = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
-            elif key in held_on:  # a hold of nothing (no per-turn cap): no record to delete
-                update["UpdateExpression"] = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
-            try:
-                self._db.update_item(**update)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._error("settle", exc) from exc
+            )
+            guards.append("answer")
+        return items, guards
 
     def spending(self, *, chat_id: int, user_id: int | None) -> list[Spend]:
         """This period's spend of the chat, the user (and the deployment, if capped): for
@@ -357,16 +415,10 @@ class BudgetLedger:
         owner = f"budget|{scope}|{self._tenant}" + ("" if scope == "deployment" else f"|{ident}")
         return owner, f"{period}|{period_label(period, now)}"
 
-    def _transact(
-        self,
-        operation: str,
-        items: list[dict[str, Any]],
-        conditioned: list[tuple[BudgetScope, BudgetPeriod, tuple[str, str]]] | None,
-    ) -> list[tuple[BudgetScope, BudgetPeriod, tuple[str, str], dict[str, Any]]]:
+    def _write(self, operation: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Write ``items`` in one transaction, retrying conflicts with concurrent turns. Empty
-        when written; else the accounts of ``conditioned`` (the Update items, in order) whose
-        condition failed, each with its item as it stood (for settle: any failed condition,
-        ``conditioned`` None, gives one placeholder)."""
+        when written; else DynamoDB's cancellation reasons, one per item, in order (some with
+        ``Code`` ConditionalCheckFailed, and the item as it stood when asked for)."""
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             try:
                 self._db.transact_write_items(TransactItems=items)
@@ -374,18 +426,9 @@ class BudgetLedger:
             except ClientError as exc:
                 if aws_error_code(exc) != "TransactionCanceledException":
                     raise self._error(operation, exc) from exc
-                reasons = exc.response.get("CancellationReasons") or []
-                failed = [r for r in reasons if r.get("Code") == "ConditionalCheckFailed"]
-                if failed and conditioned is None:
-                    return [("chat", "day", ("", ""), {})]
-                updates = [r for r, item in zip(reasons, items, strict=False) if "Update" in item]
-                refused = [
-                    (scope, period, key, reason.get("Item") or self._get(key) or {})
-                    for (scope, period, key), reason in zip(conditioned or [], updates, strict=False)
-                    if reason.get("Code") == "ConditionalCheckFailed"
-                ]
-                if refused:
-                    return refused
+                reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons") or []
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                    return reasons
                 # TransactionConflict: another turn of a shared account at the same moment.
                 if attempt == _CONFLICT_ATTEMPTS:
                     raise self._error(operation, exc) from exc
@@ -428,7 +471,7 @@ class BudgetLedger:
                     }
                 },
             ]
-            if not self._transact("release_expired", items, None):
+            if not self._write("release_expired", items):
                 held = _float(record, "held_usd")
                 log.warning("budget.expired_hold_released", period=key[1], held_usd=held)
                 released = True

@@ -164,8 +164,11 @@ class MessageHandler:
         def settle(result: TurnResult | None) -> None:
             nonlocal settled
             if budgets is not None:
-                # A replayed answer was paid for by the run that recorded it (and settled then).
-                budgets.settle(hold, 0.0 if result is None or result.replayed else result.cost_usd)
+                # A recorded answer counts once: here, or on a retry that replays it when this
+                # attempt never settled (it died, or the runtime's reply was lost on the way).
+                # A failed run is not recorded: a retry runs (and pays) afresh.
+                answer = f"{result.session_key}|{result.turn_id}" if result and result.ok else None
+                budgets.settle(hold, result.cost_usd if result else 0.0, answer=answer)
                 report_deployment_spend(budgets, self._config.tenant)
             settled = True
 
