@@ -106,6 +106,16 @@ def test_turns_accumulate_and_the_next_lease_starts_at_the_new_head(registry: Se
     assert (record.turns, record.cost_usd) == (2, 0.75)
 
 
+def test_a_turn_costing_under_a_hundredth_of_a_cent_is_recorded(registry: SessionRegistry) -> None:
+    """A short turn of a small model on cached input costs ~$0.00003, which Python writes
+    "3e-05": the record (and with it the answer) must not fail on how the number is spelt."""
+    run_turn(registry, 1, cost=0.00003)
+    run_turn(registry, 2, cost=0.00004, session_id="sdk-1")
+    record = registry.get_session(KEY)
+    assert record is not None
+    assert (record.turns, record.cost_usd) == (2, pytest.approx(0.00007))
+
+
 def test_stale_head_is_rejected_and_overwrites_nothing(registry: SessionRegistry) -> None:
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
     complete(registry, lease, result(1, session_id="sdk-1"))

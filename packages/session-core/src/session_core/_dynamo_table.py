@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -186,8 +187,11 @@ def item_key(pk: str, sk: str) -> dict[str, Any]:
 
 
 def number(value: float) -> dict[str, str]:
-    """A DynamoDB number attribute value."""
-    return {"N": str(value)}
+    """A DynamoDB number attribute value, written in fixed point: Python spells a small float
+    with an exponent ("3e-05", a cheap turn's cost), which DynamoDB Local and moto refuse."""
+    if isinstance(value, int):
+        return {"N": str(value)}
+    return {"N": format(Decimal(repr(value)), "f")}
 
 
 def item_str(item: Mapping[str, Any], name: str) -> str | None:
