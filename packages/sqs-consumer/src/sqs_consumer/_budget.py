@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from session_core import BudgetExceeded, BudgetLedger, BudgetScope, Spend, emit_metric, get_logger
 
+from ._money import usd
+
 log = get_logger(__name__)
 
 # The metric infra/template.yaml alarms on at 80 %.
@@ -37,8 +39,8 @@ def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool 
     if exceeded.only_held:
         return (
             f"{_BUDGET_OF[exceeded.scope]} {_PERIOD_NAME[exceeded.period]} budget of "
-            f"{_usd(exceeded.cap_usd)} is held for answers still being written "
-            f"(spent {_usd(exceeded.spent_usd)} so far), {_NOT_SENT[approval_answer]} "
+            f"{usd(exceeded.cap_usd)} is held for answers still being written "
+            f"(spent {usd(exceeded.spent_usd)} so far), {_NOT_SENT[approval_answer]} "
             "Try again in a few minutes."
         )
     resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
@@ -46,7 +48,7 @@ def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool 
     who, whose = _WHOSE[exceeded.scope]
     return (
         f"{who} reached {whose} {_PERIOD_NAME[exceeded.period]} budget of "
-        f"{_usd(exceeded.cap_usd)} (spent {_usd(exceeded.spent_usd)}), {_NOT_SENT[approval_answer]} "
+        f"{usd(exceeded.cap_usd)} (spent {usd(exceeded.spent_usd)}), {_NOT_SENT[approval_answer]} "
         f"The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
     )
 
@@ -58,8 +60,8 @@ def cost_report(spending: list[Spend], now: float, *, turn_cap_usd: float | None
     lines = []
     for spend in spending:
         period = "today" if spend.period == "day" else "this month"
-        cap = "no cap" if spend.cap_usd is None else f"of {_usd(spend.cap_usd)}"
-        lines.append(f"<b>{names[spend.scope]}</b>, {period}: {_usd(spend.spent_usd)} {cap}")
+        cap = "no cap" if spend.cap_usd is None else f"of {usd(spend.cap_usd)}"
+        lines.append(f"<b>{names[spend.scope]}</b>, {period}: {usd(spend.spent_usd)} {cap}")
     if not lines:
         return "No spending is counted here."
     lines.append(f"Days and months are UTC; today ends in {_duration(_next_midnight(now) - now)}.")
@@ -80,7 +82,7 @@ def no_budgets_text(turn_cap_usd: float | None) -> str:
 
 def turn_cap_text(turn_cap_usd: float) -> str:
     """One sentence naming the per-turn cap (MAX_TURN_COST_USD) as a user meets it."""
-    return f"One answer may cost at most {_usd(turn_cap_usd)}: the AI model stops there."
+    return f"One answer may cost at most {usd(turn_cap_usd)}: the AI model stops there."
 
 
 def report_deployment_spend(ledger: BudgetLedger, tenant: str) -> None:
@@ -94,10 +96,6 @@ def report_deployment_spend(ledger: BudgetLedger, tenant: str) -> None:
         log.warning("budget.metric_failed", error_type=type(exc).__name__)
         return
     emit_metric(DEPLOYMENT_DAILY_SPEND_METRIC, round(100 * spent / cap, 3), unit="Percent", tenant=tenant)
-
-
-def _usd(amount: float) -> str:
-    return f"${amount:.2f}" if round(amount, 2) == round(amount, 6) else f"${amount:.4f}"
 
 
 def _next_midnight(now: float) -> float:

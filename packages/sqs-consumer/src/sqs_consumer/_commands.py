@@ -12,6 +12,7 @@ from session_core import BudgetLedger, SessionKey, SessionRegistry
 from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._budget import cost_report, no_budgets_text
+from ._money import turn_usd
 from ._render import escape_html
 
 # Where the user types: Telegram, or the terminal chat of `agentbot dev` (text only).
@@ -165,11 +166,11 @@ def run_command(
         conversation = (
             f"<b>Session</b>: <code>{session}</code>\n"
             f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
-            f"{_usd(record.conversation_cost_usd)}\n"
+            f"{turn_usd(record.conversation_cost_usd)}\n"
         )
     return (
         conversation + f"<b>{where.capitalize()} in total</b>: {_turns(record.turns)}, "
-        f"{_usd(record.cost_usd)}\n"
+        f"{turn_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(now - record.created_at)}"
     )
 
@@ -187,12 +188,6 @@ def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str
 
 def _turns(count: int) -> str:
     return f"{count} turn" + ("" if count == 1 else "s")
-
-
-def _usd(amount: float) -> str:
-    if amount == 0:
-        return "$0 (nothing billed)"
-    return f"${amount:.4f}"
 
 
 def _age(seconds: float) -> str:
