@@ -204,3 +204,21 @@ def test_a_recorded_answer_counts_once_whichever_attempt_settles_it(aws) -> None
     # Every hold was given back: 0.5 spent, so one turn's 0.5 is held and then no more.
     assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetHold)
     assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetExceeded)
+
+
+def test_a_turn_running_past_midnight_counts_on_the_day_it_started(aws) -> None:
+    """Held at 23:59, settled at 00:01: the day that admitted it pays, and the new day starts
+    from nothing (what /cost said of that day when the turn began stays true)."""
+    clock = Clock(LATE)
+    budget = ledger(aws, BudgetCaps(chat_daily_usd=1.0, turn_usd=0.5), clock)
+    hold = budget.hold(chat_id=7, user_id=42)
+    assert isinstance(hold, BudgetHold)
+    clock.now += 120  # 00:01 the next day
+    budget.settle(hold, 0.4)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=7, user_id=42)}
+    assert spent[("chat", "day")] == 0.0 and spent[("chat", "month")] == 0.4
+    clock.now = LATE
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=7, user_id=42)}
+    assert spent[("chat", "day")] == 0.4
+    # The old day's hold was given back: a late turn of that day fits beside the 0.4.
+    assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetHold)
