@@ -190,3 +190,26 @@ def test_a_turn_whose_runtime_answer_was_lost_on_the_way_back_counts_once(stack,
     report = stack.replies(CHAT)[-1]["text"]
     assert "This chat, today: $0.01 no cap" in report
     assert "You, today: $0.01 of $0.05" in report
+
+
+def test_a_turn_the_runtime_never_ran_holds_nothing_back(stack, monkeypatch) -> None:
+    """Lambda refused the invoke (over the runtime's concurrency): nothing ran, so the turn's
+    hold goes back at once. Kept for its 20 minutes, it made the next message read that the
+    budget "is held for answers still being written" while nothing was being written."""
+    from agentbot_testing import AwsFault, FaultProxy
+
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.02")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    throttled = AwsFault(
+        "lambda:Invoke", times=1, status=429, code="TooManyRequestsException", message="Rate exceeded"
+    )
+    with FaultProxy(stack.runtime.endpoint, [throttled]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        consumer = stack.consumer(clock=clock)
+        stack.post(update(420, text="question 420", user_id=77))
+        stack.drain(consumer)
+        stack.post(update(421, text="question 421", user_id=77))
+        stack.drain(consumer)
+    assert proxy.failed == ["lambda:Invoke"]
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: question 420", "Answer to: question 421"]

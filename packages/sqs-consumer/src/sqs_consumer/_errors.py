@@ -24,13 +24,17 @@ class ConsumerError(Exception):
 
 class RuntimeInvokeError(ConsumerError):
     """Raised when invoking the agent runtime fails: the Lambda call errors, the function
-    errors or times out, or its answer cannot be decoded."""
+    errors or times out, or its answer cannot be decoded. ``may_have_run`` is False when
+    Lambda refused the call before the function ran (throttled, say): nothing was spent."""
 
-    def __init__(self, function_name: str, detail: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, function_name: str, detail: str, *, retryable: bool = True, may_have_run: bool = True
+    ) -> None:
         super().__init__(f"runtime {function_name}: {detail}")
         self.function_name = function_name
         self.detail = detail
         self.retryable = retryable
+        self.may_have_run = may_have_run
         self.error_kind = "runtime_invoke"
 
 

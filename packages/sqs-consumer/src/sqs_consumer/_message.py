@@ -47,7 +47,7 @@ from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
-from ._errors import ChatShutOutError, DeferredError, TurnFailedError
+from ._errors import DeferredError, RuntimeInvokeError, TurnFailedError
 from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
@@ -172,18 +172,25 @@ class MessageHandler:
                 report_deployment_spend(budgets, self._config.tenant)
             settled = True
 
+        calls = _RuntimeCalls()
         try:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
             # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
             # which costs nothing, so the run that paid must count here.
             result = self._answer(
-                msg, parts, key, remaining, on_result=settle, enqueued_at=enqueued_at, first_try=first_try
+                msg,
+                parts,
+                key,
+                remaining,
+                on_result=settle,
+                calls=calls,
+                enqueued_at=enqueued_at,
+                first_try=first_try,
             )
-        except ChatShutOutError:
-            settle(None)  # nothing ran: the hold goes back at once
-            raise
         except Exception:
-            if not settled:
+            if not settled and not calls.may_have_run:
+                settle(None)  # nothing ran (refused, shut out, throttled): the hold goes back at once
+            elif not settled:
                 # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
                 log.warning("budget_hold_kept", held_usd=hold.held_usd)
             raise
@@ -216,14 +223,15 @@ class MessageHandler:
         remaining: RemainingTimeMs,
         on_result: Callable[[TurnResult], None],
         *,
+        calls: _RuntimeCalls,
         enqueued_at: float,
         first_try: bool,
     ) -> TurnResult | None:
         """Run the turn and deliver its answer; None when an attachment is refused, the
         runtime's failed result (not raised here, so its cost is still counted). ``parts``:
         the messages ``msg`` joins (see ``with_its_album``). ``on_result`` gets the runtime's
-        result before anything is delivered. ``enqueued_at``, ``first_try``: see
-        ``with_its_forwards``."""
+        result before anything is delivered; ``calls`` learns whether the runtime may have run
+        it. ``enqueued_at``, ``first_try``: see ``with_its_forwards``."""
         bot = self._deps.bot
         deps = self._deps
         with TypingIndicator(
@@ -294,6 +302,7 @@ class MessageHandler:
                             user_id=msg.user_id,
                         ),
                         remaining,
+                        calls,
                     )
                 on_result(result)
                 if result.approval_outcome is not None:  # a refused turn may have declined one too
@@ -470,10 +479,13 @@ class MessageHandler:
             log.warning("usage_setting_unreadable", error_code=exc.error_code)
             return False
 
-    def _run_turn_when_free(self, request: TurnRequest, remaining_time_ms: RemainingTimeMs) -> TurnResult:
+    def _run_turn_when_free(
+        self, request: TurnRequest, remaining_time_ms: RemainingTimeMs, calls: _RuntimeCalls
+    ) -> TurnResult:
         """Invoke the runtime with a deadline that leaves time for delivery; while another
         live turn holds the session ("busy"), wait and invoke again: the runtime replays the
-        other run's answer to this update, or runs the turn once the lease is free."""
+        other run's answer to this update, or runs the turn once the lease is free. ``calls``
+        learns of an invocation that may have run the turn and not answered."""
         timing = self._timing
         wait = BusyWait(timing, self._deps.sleep)
         while True:
@@ -485,14 +497,29 @@ class MessageHandler:
                     "left of the invocation, not enough for a turn and its delivery",
                 )
             deadline_ms = int((self._deps.clock() + budget_s) * 1000)
-            result = self._deps.runtime.run_turn(
-                msgspec.structs.replace(request, deadline_epoch_ms=deadline_ms)
-            )
+            try:
+                result = self._deps.runtime.run_turn(
+                    msgspec.structs.replace(request, deadline_epoch_ms=deadline_ms)
+                )
+            except RuntimeInvokeError as exc:
+                calls.may_have_run = calls.may_have_run or exc.may_have_run
+                raise
+            except Exception:
+                calls.may_have_run = True
+                raise
             if result.error_kind != "busy":
                 if wait.polls:
                     log.info("session_free_again", polls=wait.polls, replayed=result.replayed)
                 return result
             wait.pause(budget_s - timing.turn_reserve_s, holder="another turn")
+
+
+class _RuntimeCalls:
+    """What the runtime invocations of one message tell about its spending."""
+
+    def __init__(self) -> None:
+        # An invocation failed without an answer, and may have run (and paid for) the turn.
+        self.may_have_run = False
 
 
 def _command_argument(text: str) -> str:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 from session_core import (
     MessageDecodeError,
     TurnRequest,
@@ -18,6 +18,19 @@ from session_core import (
 
 from ._config import RUNTIME_MAX_TIMEOUT_S
 from ._errors import RuntimeInvokeError
+
+# Lambda's answers to an Invoke it refused before the function ran: the turn spent nothing.
+_REFUSED_BEFORE_RUNNING = frozenset(
+    {
+        "TooManyRequestsException",
+        "ResourceNotFoundException",
+        "ResourceNotReadyException",
+        "ResourceConflictException",
+        "RequestTooLargeException",
+        "InvalidParameterValueException",
+        "AccessDeniedException",
+    }
+)
 
 
 def runtime_client_config() -> Config:
@@ -54,7 +67,13 @@ class RuntimeClient:
             payload = response["Payload"].read()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "ClientError"))
-            raise RuntimeInvokeError(self._function, f"invoke failed: {code}") from exc
+            raise RuntimeInvokeError(
+                self._function, f"invoke failed: {code}", may_have_run=code not in _REFUSED_BEFORE_RUNNING
+            ) from exc
+        except (EndpointConnectionError, ConnectTimeoutError) as exc:  # the request never left
+            raise RuntimeInvokeError(
+                self._function, f"invoke failed: {type(exc).__name__}", may_have_run=False
+            ) from exc
         except BotoCoreError as exc:
             raise RuntimeInvokeError(self._function, f"invoke failed: {type(exc).__name__}") from exc
         if response.get("FunctionError"):
