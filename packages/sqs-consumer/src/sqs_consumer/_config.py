@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from telegram_core import TELEGRAM_API_BASE, GroupReplyMode, group_reply_mode
 
 from ._commands import CHANNELS, Channel
 
+# Above any real budget, and the deploy template's limit (nine digits).
+_MOST_USD = 1_000_000_000
 # The longest a runtime invocation can last (Lambda's maximum); boto3 must wait longer.
 RUNTIME_MAX_TIMEOUT_S = 900
 
@@ -110,7 +113,11 @@ def _usd(env: Mapping[str, str], name: str) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(name, f"must be an amount in USD such as 5 or 0.50, got {raw!r}") from None
-    if not 0 <= value < 1e9:  # also refuses nan and inf
+        value = math.nan
+    if math.isnan(value):
+        raise ConfigError(name, f"must be an amount in USD such as 5 or 0.50, got {raw!r}")
+    if value < 0:
         raise ConfigError(name, f"must be 0 (no cap) or a positive amount in USD, got {raw!r}")
+    if value >= _MOST_USD:  # inf too
+        raise ConfigError(name, f"must be below {_MOST_USD} USD (0 = no cap), got {raw!r}")
     return value or None
