@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from session_core import fenced_blocks, utf16_len
 
+from ._tables import table_as_text, table_at
+
 TELEGRAM_MESSAGE_LIMIT = 4096
 # Telegram keeps the first 100 formatting entities of a message and drops the rest silently
 # (a long list of bold names shows plain from its middle on). Each tag counts as one here.
@@ -63,6 +65,7 @@ _PLACEHOLDER_RE = re.compile("[\U00100000-\U0010ffff]")
 _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 _OPENING_TAG_RE = re.compile(r"<[a-z]")
+_LINKED_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
 
 
 def escape_html(text: str) -> str:
@@ -111,7 +114,17 @@ def _unindent(line: str, indent: int) -> str:
 def _blocks_to_html(text: str) -> str:
     lines: list[str] = []
     quote: list[str] = []
-    for line in text.split("\n"):
+    source = text.split("\n")
+    index = 0
+    while index < len(source):
+        line = source[index]
+        index += 1
+        table = None if quote else table_at(source, index - 1)
+        if table is not None:
+            shown = table_as_text(table, _cell_text)
+            lines.append(f"<pre>{escape_html(shown)}</pre>")
+            index = table.end
+            continue
         if line.startswith(">"):
             quote.append(_inline(line[1:].removeprefix(" ")))
             continue
@@ -129,6 +142,17 @@ def _blocks_to_html(text: str) -> str:
     if quote:
         lines.append("<blockquote>" + "\n".join(quote) + "</blockquote>")
     return "\n".join(lines)
+
+
+def _cell_text(cell: str) -> str:
+    """A table cell as monospace text shows it: its visible text, a link's address after its
+    words (a code block holds no link to tap)."""
+
+    def with_address(link: re.Match[str]) -> str:
+        href, words = link.groups()
+        return words if html_to_plain(words) == html.unescape(href) else f"{words} ({href})"
+
+    return html_to_plain(_LINKED_RE.sub(with_address, _inline(cell)))
 
 
 def _inline(line: str) -> str:

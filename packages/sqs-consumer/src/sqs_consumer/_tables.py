@@ -1,0 +1,99 @@
+"""Markdown tables as Telegram can show them.
+
+Telegram has no tables, and a table's pipes and dashes in a proportional font read as noise
+around words that no longer line up. A GFM table (a header row, then a delimiter row of as
+many cells) becomes monospace text: each cell its visible text (its Markdown rendered away),
+the columns padded to line up (as the delimiter row aligns them), a rule under the header.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+_DELIMITER_CELL = re.compile(r"\s*(:?)-+(:?)\s*")
+_BACKTICKS = re.compile(r"`+")
+_COLUMN_GAP = "  "
+
+
+@dataclass(frozen=True)
+class Table:
+    end: int  # the index of the first line after the table
+    rows: list[list[str]]  # the header first, each row as many cells as the header
+    aligns: list[str]  # per column: "left", "right" or "center"
+
+
+def table_at(lines: Sequence[str], start: int) -> Table | None:
+    """The table whose header row is ``lines[start]``, or None if none starts there."""
+    if start + 1 >= len(lines) or "|" not in lines[start]:
+        return None
+    header, delimiter = _cells(lines[start]), _cells(lines[start + 1])
+    marks = [_DELIMITER_CELL.fullmatch(cell) for cell in delimiter]
+    if len(header) != len(delimiter) or not all(marks) or "-" not in lines[start + 1]:
+        return None
+    aligns = [_align(bool(m.group(1)), bool(m.group(2))) for m in marks if m]
+    rows, end = [header], start + 2
+    while end < len(lines) and "|" in lines[end] and lines[end].strip():
+        cells = _cells(lines[end])[: len(header)]
+        rows.append(cells + [""] * (len(header) - len(cells)))
+        end += 1
+    return Table(end=end, rows=rows, aligns=aligns)
+
+
+def table_as_text(table: Table, visible: Callable[[str], str]) -> str:
+    """``table`` as lined-up plain text; ``visible`` gives a cell's text as the chat shows it."""
+    texts = [[" ".join(visible(cell).split()) for cell in row] for row in table.rows]
+    widths = [max(_width(row[column]) for row in texts) for column in range(len(table.aligns))]
+    lines = [_row(row, widths, table.aligns) for row in texts]
+    lines.insert(1, _COLUMN_GAP.join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _cells(line: str) -> list[str]:
+    """A row's cells: split at each pipe neither escaped nor inside a code span (GFM splits
+    there too, but a model writing `a|b` in a cell means the code)."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    cells, start, index = [], 0, 0
+    while index < len(inner):
+        ticks = _BACKTICKS.match(inner, index)
+        if ticks:
+            closing = inner.find(ticks.group(), ticks.end())
+            index = closing + len(ticks.group()) if closing >= 0 else ticks.end()
+        elif inner[index] == "\\":
+            index += 2
+        elif inner[index] == "|":
+            cells.append(inner[start:index])
+            start = index = index + 1
+        else:
+            index += 1
+    cells.append(inner[start:])
+    return [cell.strip().replace("\\|", "|") for cell in cells]
+
+
+def _align(left_colon: bool, right_colon: bool) -> str:
+    if right_colon:
+        return "center" if left_colon else "right"
+    return "left"
+
+
+def _row(cells: Sequence[str], widths: Sequence[int], aligns: Sequence[str]) -> str:
+    padded = []
+    for cell, width, align in zip(cells, widths, aligns, strict=True):
+        room = width - _width(cell)
+        before = room if align == "right" else room // 2 if align == "center" else 0
+        padded.append(" " * before + cell + " " * (room - before))
+    return _COLUMN_GAP.join(padded).rstrip()
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a monospace font: wide East Asian characters two, marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
