@@ -505,3 +505,8 @@ def test_a_long_table_splits_into_messages_each_a_code_block() -> None:
     for chunk in chunks:
         assert_valid(chunk)
         assert chunk.startswith("<pre>") and chunk.endswith("</pre>")
+
+
+def test_an_answer_with_windows_line_ends_closes_its_code_block() -> None:
+    html_text = markdown_to_html("```py\r\nx = 1\r\n```\r\n**after**")
+    assert html_text.endswith("</code></pre>\n<b>after</b>"), html_text
