@@ -84,3 +84,14 @@ def test_a_long_answer_shown_from_inside_a_code_block_shows_code_as_code_and_tex
     assert shown.startswith('…<pre><code class="language-python">    total += values[')
     assert shown.endswith("</code></pre>\n\nThat <b>doubles</b> each value.")
     assert utf16_len(html_to_plain(shown)) <= MAX_SHOWN_TEXT
+
+
+def test_a_table_being_written_that_shows_longer_than_written_stays_within_telegrams_limit() -> None:
+    """Lined up, a table shows longer than it is written (one long cell pads every row): a
+    draft over 4,096 characters is refused, and one refusal turns drafts off for the turn."""
+    rows = "\n".join(["| " + "w" * 70 + " | 0 |", *(f"|{n}|{n}|" for n in range(1, 80))])
+    written = f"| Word | N |\n|---|--:|\n{rows}"
+    shown = progress_html(TurnProgress(turn_id=1, text=written))
+    assert utf16_len(written) < MAX_SHOWN_TEXT  # all of it is shown
+    assert utf16_len(html_to_plain(shown)) <= MAX_SHOWN_TEXT
+    assert html_to_plain(shown).endswith("|79|79|")  # as written, pipes and all

@@ -4,7 +4,7 @@ how a stopped answer ends. The runtime sends raw, masked, shortened facts; the w
 
 from __future__ import annotations
 
-from session_core import ErrorReason, ToolActivity, TurnProgress, markdown_tail
+from session_core import ErrorReason, ToolActivity, TurnProgress, markdown_tail, utf16_len
 
 from ._render import escape_html, html_to_plain, markdown_to_html, with_note
 from ._wording import limit_note
@@ -47,9 +47,12 @@ def progress_html(progress: TurnProgress) -> str:
     parts = []
     text = progress.text.strip()
     tail = markdown_tail(text, MAX_SHOWN_TEXT - 1)
-    # Rendering only drops markup, so what shows stays within MAX_SHOWN_TEXT. Markup alone
-    # ("```python" as the answer begins) shows nothing: Telegram refuses an empty text.
     answer = markdown_to_html(tail)
+    if utf16_len(html_to_plain(answer)) >= MAX_SHOWN_TEXT:
+        # A table lined up (its padding, its links' addresses) may show longer than written.
+        answer = escape_html(tail)
+    # Markup alone ("```python" as the answer begins) shows nothing: Telegram refuses an
+    # empty text.
     if html_to_plain(answer).strip():
         parts.append(("…" if tail != text else "") + answer)
     if progress.activity is not None:
