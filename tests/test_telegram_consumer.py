@@ -356,6 +356,19 @@ def test_a_gif_captioned_with_a_command_runs_the_command_and_says_the_gif_is_not
     assert [run["prompt"] for run in stack.runs()] == ["remember 7", "what do you remember?"]
 
 
+def test_a_forwarded_gif_whose_caption_reads_as_a_command_is_not_supported_and_starts_no_turn(stack) -> None:
+    """A forwarded caption is someone else's words (a forwarded "/new" resets nothing): the
+    GIF is still only not supported, never a paid turn on its caption."""
+    gif = {"file_id": "g1", "file_unique_id": "gu3", "width": 480, "height": 270, "duration": 3}
+    origin = {"type": "user", "sender_user": {"id": 42, "is_bot": False, "first_name": "Bob"}, "date": 1}
+    stack.post(update(131, text=None, animation=gif, caption="/new", forward_origin=origin))
+    stack.drain(stack.consumer())
+    assert [m["text"] for m in stack.replies(CHAT)] == [
+        "Sorry, GIFs are not supported yet. Send text, a photo or a document."
+    ]
+    assert stack.runs() == []
+
+
 def test_a_shared_location_and_a_sticker_reach_the_agent_as_what_they_are(stack) -> None:
     stack.post(update(124, text=None, location={"latitude": 48.858370, "longitude": 2.294481}))
     stack.post(update(125, text=None, sticker={"file_id": "s1", "emoji": "👍"}))

@@ -102,8 +102,10 @@ class MessageHandler:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
         ran before (see ``with_its_forwards``)."""
-        # A GIF captioned "/new" is the command still (its answer says the GIF went unread).
-        if msg.kind == "unsupported" and parse_command(msg.text, self._config.bot_username) is None:
+        # A GIF captioned "/new" is the command still (its answer says the GIF went unread);
+        # a forwarded one's caption is someone else's words, as a forwarded "/new" is.
+        typed_command = not msg.forwarded and parse_command(msg.text, self._config.bot_username) is not None
+        if msg.kind == "unsupported" and not typed_command:
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
