@@ -78,17 +78,22 @@ class ApprovalGate:
     def active(self) -> bool:
         return bool(self.rules.rules)
 
+    @property
+    def needed(self) -> bool:
+        """Whether a run needs this hook: rules to apply, or an allowed call whose one run it
+        takes in the store (its rules may be gone since: a deploy while the call waited)."""
+        return self.active or self.allowed_once is not None
+
     async def __call__(self, hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:
         name = str(hook_input.get("tool_name") or "")
         tool_input = hook_input.get("tool_input")
         tool_input = tool_input if isinstance(tool_input, dict) else {}
-        if not self.rules.needs_approval(name, tool_input):
-            return {}
-        fingerprint = call_fingerprint(name, tool_input)
-        # Before the grants, which hold an "Always" answered now: its call takes its allowance
-        # too, so the store knows it ran (a /stop then does not say it did not) and a /stop
-        # that declined it first keeps it from running.
-        if not self.allowed_call_made and fingerprint == self.allowed_once:
+        # Before the rules (a deploy may have dropped them while the call waited) and the
+        # grants (which hold an "Always" answered now): the allowed call takes its allowance,
+        # so the store knows it ran (a retry or a /stop then does not run it again or say it
+        # did not) and a /stop that declined it first keeps it from running.
+        allowed = self.allowed_once is not None and not self.allowed_call_made
+        if allowed and call_fingerprint(name, tool_input) == self.allowed_once:
             self.allowed_call_made = True
             if self.claim is not None and not await self.claim():
                 log.warning("approval.allowance_used_already", tool=name)
@@ -98,6 +103,8 @@ class ApprovalGate:
             # No "allow": that would override agents.json, and the user's answer only lifts the
             # wait for approval. A tool the operator's policy refuses (redeployed while the call
             # waited) stays refused, as a granted call is (below).
+            return {}
+        if not self.rules.needs_approval(name, tool_input):
             return {}
         if granted(self.grants, name, tool_input):
             return {}

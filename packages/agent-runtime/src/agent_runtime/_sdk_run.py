@@ -93,7 +93,7 @@ class SdkRunSteps:
             tail.append(line[:500])
             del tail[:-20]
 
-        gate = run.gate if run.gate is not None and run.gate.active else None
+        gate = run.gate if run.gate is not None and run.gate.needed else None
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
             cli_path=launcher,
