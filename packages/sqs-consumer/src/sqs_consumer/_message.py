@@ -119,6 +119,10 @@ class MessageHandler:
         registry, budgets = self._deps.registry, self._deps.budgets
         typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
         command = parse_command(msg.text, self._config.bot_username) if typed else None
+        if command == "stop" and len(parts) > 1:
+            # A later part of this album was captioned /stop: the producer stopped and answered
+            # it (saying the photos went unread); a second answer would repeat it.
+            return "command"
         if command == "permissions":  # with revoke buttons (agentbot dev's terminal: /revoke <n>)
             self._show_permissions(msg, key)
             return "command"
