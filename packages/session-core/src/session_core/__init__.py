@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from ._lazy_exports import lazy_exports
     from ._leases import Lease
     from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
-    from ._logging import bind_correlation, configure_logging, get_logger
+    from ._logging import add_correlation, bind_correlation, configure_logging, get_logger, with_log_context
     from ._markdown_fences import fenced_blocks, markdown_tail
     from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
     from ._models import (
@@ -219,6 +219,7 @@ __all__ = [
     "UnsentReason",
     "UnsupportedVersionError",
     "Usage",
+    "add_correlation",
     "ancestors",
     "aws_error_code",
     "become_subreaper",
@@ -279,5 +280,6 @@ __all__ = [
     "visible_text",
     "voice_transcription",
     "well_formed",
+    "with_log_context",
     "within_utf16",
 ]

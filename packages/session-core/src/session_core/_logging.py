@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -91,6 +92,20 @@ def bind_correlation(
         "request_id": request_id,
     }
     structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
+
+
+def add_correlation(*, update_id: int | None = None, session_key: str | None = None) -> None:
+    """Add what became known later in the invocation (the update, its chat) to the fields
+    ``bind_correlation`` bound at entry, which stay (the request id among them)."""
+    fields = {"update_id": update_id, "session_key": session_key}
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
+
+
+def with_log_context(target: Callable[[], None]) -> Callable[[], None]:
+    """``target`` bound to the correlation fields of this moment, to run in another thread
+    (a new thread starts with none, and its lines would name no update or chat)."""
+    context = contextvars.copy_context()
+    return lambda: context.run(target)
 
 
 def get_logger(name: str) -> Any:

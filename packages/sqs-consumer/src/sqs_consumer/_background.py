@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from session_core import get_logger
+from session_core import get_logger, with_log_context
 
 log = get_logger(__name__)
 
@@ -46,8 +46,9 @@ class RepeatingStep:
         self._failure_event = failure_event
         self._at_once = at_once
         self._join_timeout_s = join_timeout_s
+        self._name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread: threading.Thread | None = None
 
     @property
     def stopped(self) -> bool:
@@ -55,13 +56,14 @@ class RepeatingStep:
         return self._stop.is_set()
 
     def start(self) -> None:
-        """Start the repeats."""
+        """Start the repeats; their log lines name the update and chat bound here."""
+        self._thread = threading.Thread(target=with_log_context(self._run), name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """End the repeats and wait (at most ``join_timeout_s``) for a step in flight."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=self._join_timeout_s)
 
     def _run(self) -> None:

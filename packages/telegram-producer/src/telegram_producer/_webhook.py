@@ -29,6 +29,7 @@ from session_core import (
     PasteVerdict,
     StopOutcome,
     StorageError,
+    add_correlation,
     bind_correlation,
     decode_json,
     emit_metric,
@@ -310,7 +311,7 @@ class Producer:
         """Queue the move of a group's conversation to the supergroup it became, ahead of the
         supergroup's messages (its FIFO group). Never rate limited or refused for a full
         backlog: dropped, the chat would lose its conversation for good."""
-        bind_correlation(update_id=update_id, session_key=moved.session_key)
+        add_correlation(session_key=moved.session_key)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
         allowed_chats = self._config.allowed_chat_ids
@@ -362,7 +363,7 @@ class Producer:
     ) -> dict[str, Any]:
         """Queue ``message`` unless Telegram sent it before; ``if_dropped`` is called when the
         limits drop it (answered 200: Telegram will not send it again)."""
-        bind_correlation(update_id=update_id, session_key=message.session_key)
+        add_correlation(session_key=message.session_key)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
         if self._rate_limiter is not None:
@@ -414,7 +415,7 @@ class Producer:
         approver = press.user_id in config.approver_user_ids
         if not approver and not allowed(config, user_id=press.user_id, chat_id=press.chat_id):
             return _stranger(press.callback_query_id)
-        bind_correlation(update_id=update_id, session_key=press.key.canonical)
+        add_correlation(session_key=press.key.canonical)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
         button = press.button
@@ -492,7 +493,7 @@ class Producer:
         stop the next one."""
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
             return _stranger(stop.callback_query_id)
-        bind_correlation(session_key=stop.key.canonical)
+        add_correlation(session_key=stop.key.canonical)
         tenant, update_id = self._config.tenant, update.update_id
         try:
             if self._registry.update_seen(tenant, update_id):
