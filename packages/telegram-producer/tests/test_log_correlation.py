@@ -51,3 +51,29 @@ def test_the_line_about_an_update_names_the_request_the_update_and_the_chat(
         9101,
         "default/912/0",
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "reason"),
+    [
+        ({"text": "far beyond Telegram's limits " * 1000}, 413, "text too long"),
+        ({"chat_id": 0, "text": "hello"}, 400, "unusable chat: chat_id"),
+    ],
+    ids=["text_too_long", "unusable_chat"],
+)
+def test_an_update_refused_is_logged_with_why_and_without_its_text(
+    producer: Producer, capsys: pytest.CaptureFixture[str], fields: dict[str, Any], status: int, reason: str
+) -> None:
+    """Telegram sends a refused update again and then drops it: nobody answers that message.
+    The operator asked about it finds the update and the reason in the log."""
+    configure_logging(json_lines=True)
+    response = producer.handle_event(webhook_event(update(9102, **fields)), request_id=REQUEST_ID)
+    assert response["statusCode"] == status
+    line = logged(capsys, "webhook_rejected")
+    assert (line["status"], line["reason"], line["update_id"], line["request_id"]) == (
+        status,
+        reason,
+        9102,
+        REQUEST_ID,
+    )
+    assert "Telegram's limits" not in json.dumps(line)

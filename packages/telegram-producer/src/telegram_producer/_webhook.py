@@ -156,7 +156,7 @@ class Producer:
         try:
             http = msgspec.convert(event, _HttpEvent)
         except (msgspec.ValidationError, RecursionError):
-            return _response(400, "not an API Gateway HTTP API event")
+            return _rejected(400, "not an API Gateway HTTP API event")
         headers = {str(k).lower(): v for k, v in http.headers.items()}
         given = headers.get(SECRET_HEADER)
         if given is None:
@@ -167,9 +167,9 @@ class Producer:
             return _response(403, "forbidden")
         body = _body_bytes(http)
         if body is None:
-            return _response(400, "body is not valid base64")
+            return _rejected(400, "body is not valid base64")
         if len(body) > MAX_BODY_BYTES:
-            return _response(413, "body too large")
+            return _rejected(413, "body too large")
         try:
             update = decode_json(body, update_decoder.decode, "Telegram update")
         except MessageDecodeError as exc:
@@ -182,19 +182,19 @@ class Producer:
         try:
             stop = stop_request(update, config)  # [H] never queued behind the turn
         except InvalidSessionKeyError as exc:
-            return _response(400, f"unusable chat: {exc.field}")
+            return _rejected(400, f"unusable chat: {exc.field}")
         if stop is not None:
             return self._stop(update, stop, config)
         try:
             press = button_press(update, config)  # [I] approval and revoke buttons
         except InvalidSessionKeyError as exc:
-            return _response(400, f"unusable chat: {exc.field}")
+            return _rejected(400, f"unusable chat: {exc.field}")
         if press is not None:
             return self._press(update.update_id, press, config)
         try:
             decision = decide(update, config, now=self._clock())
         except InvalidSessionKeyError as exc:
-            return _response(400, f"unusable chat: {exc.field}")
+            return _rejected(400, f"unusable chat: {exc.field}")
         # In a group, a text not addressed to the bot is answered only as a further part of its
         # sender's paste (the first part was addressed).
         unaddressed = decision.paste_part
@@ -212,7 +212,7 @@ class Producer:
             log.info("update_ignored", reason=decision.ignored)
             return _response(200, f"ignored: {decision.ignored}")
         if len(decision.message.text) > MAX_TEXT_CHARS:
-            return _response(413, "text too long")
+            return _rejected(413, "text too long")
         message = decision.message
         if message.kind == "chat_moved":
             return self._move_chat(update.update_id, message)
@@ -373,7 +373,7 @@ class Producer:
                 return limited
         body = _queue_body(message, self._clock())
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
-            return _response(413, "update too large for the queue")
+            return _rejected(413, "update too large for the queue")
         if self._backlog is not None:
             refused = self._backlog_full(message)
             if refused is not None:
@@ -685,6 +685,13 @@ def _body_bytes(http: _HttpEvent) -> bytes | None:
 def _joined_paste() -> dict[str, Any]:
     log.info("paste_part_joined")
     return _response(200, "paste part: answered with its paste")
+
+
+def _rejected(status: int, reason: str) -> dict[str, Any]:
+    """Refuse the call and log why: Telegram sends the update again, then drops it, and
+    nobody answers that message."""
+    log.warning("webhook_rejected", status=status, reason=reason)
+    return _response(status, reason)
 
 
 def _response(status: int, outcome: str) -> dict[str, Any]:
