@@ -196,7 +196,7 @@ class MessageHandler:
         except Exception:
             if not settled and not calls.may_have_run:
                 settle(None)  # nothing ran (refused, shut out, throttled): the hold goes back at once
-            elif not settled:
+            elif not settled and budgets is not None:
                 # The turn may have spent up to its cap: the hold stays until its deadline (20 min).
                 log.warning("budget_hold_kept", held_usd=hold.held_usd)
             raise

@@ -1,0 +1,93 @@
+"""What an operator reads in the consumer's JSON log lines: one update followed by its
+``update_id`` and ``session_key``, also on lines written by the helpers that run beside the turn
+(the "typing…" refreshes, the live view); no warning about something the deployment does not
+use. Real queue and table (moto), a Bot API server on 127.0.0.1, runtime stand-ins."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_support import answered, queue_inbound
+from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
+from session_core import SessionKey, TurnRequest, TurnResult, configure_logging
+from sqs_consumer import Consumer, ConsumerTiming
+from telegram_core import InboundMessage
+
+KEY = SessionKey(tenant="default", chat_id=-100640, thread_id=0)
+
+
+class SlowRuntime:
+    """Answers after a while, so the "typing…" refreshes run a few times meanwhile."""
+
+    def run_turn(self, request: TurnRequest) -> TurnResult:
+        time.sleep(0.5)
+        return answered(request, "Here it is.")
+
+
+class CrashingRuntime:
+    """The invocation fails without an answer, after the turn may have run."""
+
+    def run_turn(self, request: TurnRequest) -> TurnResult:
+        raise RuntimeError("the connection to the runtime was reset")
+
+
+def json_lines(err: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def queue_message(aws: Any, update_id: int) -> None:
+    queue_inbound(
+        aws.sqs,
+        aws.resources.queue_url,
+        InboundMessage(
+            update_id=update_id,
+            session_key=KEY.canonical,
+            kind="message",
+            chat_id=KEY.chat_id,
+            chat_type="supergroup",
+            message_id=9,
+            user_id=77,
+            text="what is new?",
+            sent_at=int(time.time()),
+        ),
+    )
+
+
+def run_once(aws: Any, worker: Consumer) -> None:
+    messages = aws.sqs.receive_message(
+        QueueUrl=aws.resources.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    worker.handle_batch(
+        sqs_lambda_event(messages, queue_arn=aws.resources.queue_arn, region=aws.sqs.meta.region_name)
+    )
+
+
+def test_a_typing_refusal_is_logged_with_the_update_and_chat_it_was_for(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Telegram refuses the refreshes of "typing…" (a flood limit, say): each refusal the
+    consumer logs names the update and the chat, or the operator cannot tell whose it was."""
+    telegram.inject("sendChatAction", TelegramFault.server_error(), times=100)
+    queue_message(aws, 641)
+    configure_logging(json_lines=True)
+    run_once(aws, make_consumer(SlowRuntime(), timing=ConsumerTiming(typing_interval_s=0.1)))
+
+    refused = [line for line in json_lines(capsys.readouterr().err) if line["event"] == "typing_failed"]
+    assert len(refused) >= 2  # the first "typing…" and at least one refresh
+    assert {(line.get("update_id"), line.get("session_key")) for line in refused} == {(641, KEY.canonical)}
+
+
+def test_a_failed_invocation_warns_of_no_budget_hold_where_no_budget_is_set(
+    aws: Any, make_consumer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without budgets nothing is held: a warning that a hold is kept sends the operator
+    looking for a budget the deployment does not have."""
+    queue_message(aws, 642)
+    configure_logging(json_lines=True)
+    run_once(aws, make_consumer(CrashingRuntime()))
+    events = [line["event"] for line in json_lines(capsys.readouterr().err)]
+    assert "record_retry" in events
+    assert "budget_hold_kept" not in events
