@@ -16,7 +16,7 @@ from typing import cast
 from . import __version__
 
 # Modules that add commands; a missing one is skipped so commands land independently.
-_COMMAND_MODULES = ("agentbot.dev", "agentbot.ops", "agentbot.doctor")
+_COMMAND_MODULES = ("agentbot.dev", "agentbot.ops", "agentbot.chat", "agentbot.doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -456,7 +456,8 @@ def format_dead_letters(letters: Sequence[DeadLetter], *, total: int) -> str:
 ClientFactory = Callable[[str], Any]
 
 
-def _boto_client(args: argparse.Namespace) -> ClientFactory:
+def aws_clients(args: argparse.Namespace) -> ClientFactory:
+    """The AWS clients of an operator command, from ``--profile`` and ``--region``."""
     # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the README's deploy steps and
     # .env.example export (and what Lambda and the AWS CLI read), so it counts here too.
     region = args.region or os.environ.get("AWS_REGION", "").strip() or None
@@ -495,7 +496,7 @@ def operator_clients(
 ) -> Iterator[tuple[ClientFactory, httpx.Client]]:
     """The AWS clients (from ``--profile`` / ``--region``) and the HTTP client of an operator
     command, each made only when not given (tests pass their own); closes what it made."""
-    clients = clients or _boto_client(args)
+    clients = clients or aws_clients(args)
     if http is not None:
         yield clients, http
         return
@@ -503,7 +504,8 @@ def operator_clients(
         yield clients, owned
 
 
-def _stack(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None:
+def stack_of(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None:
+    """The stack ``--stack`` (or AGENTBOT_STACK) names, described once; None when none is named."""
     name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
     if not name:
         return None
@@ -514,7 +516,10 @@ def _stack(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None
     return cached
 
 
-def _resolve(flag: str | None, env_name: str, stack: StackInfo | None, output: str, setting: str) -> str:
+def resolve_setting(
+    flag: str | None, env_name: str, stack: StackInfo | None, output: str, setting: str
+) -> str:
+    """A setting from its flag, else the stack's output, else the variable ``env_name``."""
     if flag:
         return flag
     if stack is not None:
@@ -558,7 +563,7 @@ def _bot_api(args: argparse.Namespace, clients: ClientFactory, client: httpx.Cli
         value_env="TELEGRAM_BOT_TOKEN",
         parameter_flag=args.token_parameter,
         parameter_env="BOT_TOKEN_PARAMETER",
-        stack=_stack(args, clients),
+        stack=stack_of(args, clients),
         stack_parameter=_PARAM_BOT_TOKEN,
         clients=clients,
         setting="--token-parameter",
@@ -579,7 +584,7 @@ def run_webhook(
     with operator_clients(args, clients, http) as (clients, http):
         api = _bot_api(args, clients, http)
         if args.action == "set":
-            stack = _stack(args, clients)
+            stack = stack_of(args, clients)
             url = args.url or (stack.output(_OUTPUT_WEBHOOK_URL) if stack else "")
             if not url:
                 raise SettingMissingError("--url", "pass --url or --stack NAME")
@@ -617,16 +622,16 @@ def run_dlq(
 ) -> int:
     """`agentbot dlq list|redrive`."""
     out = out or sys.stdout
-    clients = clients or _boto_client(args)
-    stack = _stack(args, clients)
+    clients = clients or aws_clients(args)
+    stack = stack_of(args, clients)
     # Where the queue is comes first: with nothing set, that (not the region) is what to fix.
-    dlq_url = _resolve(args.dlq_url, "DEAD_LETTER_QUEUE_URL", stack, _OUTPUT_DLQ_URL, "--dlq-url")
+    dlq_url = resolve_setting(args.dlq_url, "DEAD_LETTER_QUEUE_URL", stack, _OUTPUT_DLQ_URL, "--dlq-url")
     sqs = clients("sqs")
     if args.action == "list":
         letters = peek_dead_letters(sqs, dlq_url, limit=args.max or 100, wait_seconds=args.wait)
         print(format_dead_letters(letters, total=queue_depth(sqs, dlq_url)), file=out)
         return 0
-    queue_url = _resolve(args.queue_url, "INBOUND_QUEUE_URL", stack, _OUTPUT_QUEUE_URL, "--queue-url")
+    queue_url = resolve_setting(args.queue_url, "INBOUND_QUEUE_URL", stack, _OUTPUT_QUEUE_URL, "--queue-url")
     report = redrive_dead_letters(
         sqs,
         dlq_url=dlq_url,
@@ -664,7 +669,7 @@ def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     return handler
 
 
-def _common() -> argparse.ArgumentParser:
+def common_options() -> argparse.ArgumentParser:
     """The options every operator command takes (an argparse parent parser)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
@@ -682,7 +687,7 @@ def _actions(parser: argparse.ArgumentParser, command: str) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add the `webhook` and `dlq` commands, each action with its own help."""
-    common = _common()
+    common = common_options()
     bot = argparse.ArgumentParser(add_help=False)
     bot.add_argument("--token-parameter", help="SSM parameter of the bot token (or BOT_TOKEN_PARAMETER)")
     bot.add_argument(

@@ -123,6 +123,7 @@ if TYPE_CHECKING:
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
+    from ._turn_records import RecordedTurn
     from ._visible_text import shown_command, shown_grant_rule, utf16_len, visible_text, within_utf16
     from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
@@ -189,6 +190,7 @@ __all__ = [
     "PasteVerdict",
     "ProcessInfo",
     "ProcessesRemainError",
+    "RecordedTurn",
     "SaveOutcome",
     "SessionCoreError",
     "SessionKey",

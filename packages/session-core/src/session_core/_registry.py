@@ -55,6 +55,9 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     transcripts_of: str | None = None
     # The chat (canonical key) this one was before it moved; its turn records stay there.
     moved_from: str | None = None
+    # Who runs the chat's turn now (a runtime's lease) and until when; None: nobody.
+    lease_owner: str | None = None
+    lease_expires_at: float = 0.0
 
     def history_expired(self, now: float, retention_days: int) -> bool:
         """Whether the chat, quiet since ``updated_at``, has outlived its history (its
@@ -131,4 +134,6 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         sdk_session_cost_usd=item_float(item, "sdk_session_cost_usd"),
         transcripts_of=item_str(item, "transcripts_of"),
         moved_from=item_str(item, "moved_from"),
+        lease_owner=item_str(item, "lease_owner"),
+        lease_expires_at=item_float(item, "lease_expires_at"),
     )

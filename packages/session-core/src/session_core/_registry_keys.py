@@ -7,6 +7,7 @@ from ._dynamo_table import check_update_id
 from ._keys import SessionKey
 
 META = "meta"
+TURN_PREFIX = "turn|"
 
 
 def session_item_pk(key: SessionKey) -> str:
@@ -16,4 +17,4 @@ def session_item_pk(key: SessionKey) -> str:
 
 def turn_item_sk(turn_id: int) -> str:
     """The sort key of the item that records the answer to ``turn_id``."""
-    return f"turn|{check_update_id(turn_id)}"
+    return f"{TURN_PREFIX}{check_update_id(turn_id)}"

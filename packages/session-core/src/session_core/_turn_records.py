@@ -9,18 +9,25 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code
-from ._dynamo_table import DynamoTable, item_key, item_str, number
+from ._dynamo_table import DynamoTable, item_float, item_key, item_str, number
 from ._errors import LeaseLostError, MessageDecodeError, StaleHeadError
 from ._keys import SessionKey
 from ._leases import Lease
 from ._models import TurnResult, decode_turn_result, encode
-from ._registry_keys import META, session_item_pk, turn_item_sk
+from ._registry_keys import META, TURN_PREFIX, session_item_pk, turn_item_sk
 
 # An answer whose record is bigger than this is stored zstd-compressed ("result_codec"): a
 # DynamoDB item holds at most 400 KB, and a long answer (a document the agent wrote out in the
 # chat) compresses several times. Records written before it carry no codec.
 _COMPRESS_ABOVE_BYTES = 16 * 1024
 _ZSTD = "zstd"
+
+
+class RecordedTurn(msgspec.Struct, frozen=True, kw_only=True):
+    """A turn's saved answer and when it was saved (epoch seconds)."""
+
+    recorded_at: float
+    result: TurnResult
 
 
 class TurnRecordVerbs:
@@ -34,6 +41,18 @@ class TurnRecordVerbs:
         if item is None:
             return None
         return msgspec.structs.replace(_recorded_result(item), replayed=True)
+
+    def recent_turns(self, key: SessionKey, *, limit: int) -> list[RecordedTurn]:
+        """The ``limit`` answers saved last for the session, newest first (kept until their
+        retention ends; a turn that failed has none). Reads every turn item of the session:
+        for an operator's look, not for a turn."""
+        items = self._table.query_prefix("recent_turns", session_item_pk(key), TURN_PREFIX)
+        turns = [
+            RecordedTurn(recorded_at=item_float(item, "recorded_at"), result=_recorded_result(item))
+            for item in items
+            if not self._table.expired(item)
+        ]
+        return sorted(turns, key=lambda turn: turn.recorded_at, reverse=True)[:limit]
 
     def record_turn(self, lease: Lease, *, result: TurnResult, new_conversation: bool = False) -> TurnResult:
         """Record ``result`` as the answer to its update and advance the head by one, atomically;

@@ -5,7 +5,7 @@ from session_core import MAX_RECEIVE_COUNT
 from ._attachments import attachment_key, stage_attachments
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
 from ._commands import HELP_TEXT, Channel, command_menu, help_text, run_command
-from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
+from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig, budget_caps_from_env
 from ._consumer import Consumer
 from ._delivery import Delivery, DeliveryRecords
 from ._deps import ConsumerDeps, ObjectStore, QueueClient, TurnRunner
@@ -18,6 +18,7 @@ from ._errors import (
     TurnFailedError,
 )
 from ._failures import MAX_REQUEUES, Failure, FailurePolicy, SqsClient, classify, retry_delay_s
+from ._money import usd
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus, RecordOutcome, RecordStatus
 from ._render import (
@@ -99,6 +100,7 @@ __all__ = [
     "VoiceTranscriber",
     "attachment_key",
     "batch_response",
+    "budget_caps_from_env",
     "classify",
     "command_menu",
     "escape_html",
@@ -118,5 +120,6 @@ __all__ = [
     "split_plain",
     "stage_attachments",
     "unsent_files_notice",
+    "usd",
     "voice_transcriber",
 ]
