@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 from agentbot_testing.telegram_support import answered, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
-from session_core import SessionKey, TurnRequest, TurnResult, configure_logging
+from session_core import (
+    SessionKey,
+    StorageError,
+    TurnRequest,
+    TurnResult,
+    bind_correlation,
+    configure_logging,
+)
 from sqs_consumer import Consumer, ConsumerTiming
-from telegram_core import InboundMessage
+from sqs_consumer._chunk_claims import ChunkClaimer
+from telegram_core import ClaimVerdict, InboundMessage
 
 KEY = SessionKey(tenant="default", chat_id=-100640, thread_id=0)
 
@@ -91,3 +99,36 @@ def test_a_failed_invocation_warns_of_no_budget_hold_where_no_budget_is_set(
     events = [line["event"] for line in json_lines(capsys.readouterr().err)]
     assert "record_retry" in events
     assert "budget_hold_kept" not in events
+
+
+class ClaimsThatFailToRenew:
+    """DeliveryClaims' verbs: the first claim of a chunk is granted, a renewal fails."""
+
+    def __init__(self) -> None:
+        self.claimed: set[int] = set()
+
+    def claim(self, key: SessionKey, update_id: int, index: int, *, claimant: str) -> ClaimVerdict:
+        if index in self.claimed:
+            raise StorageError("claim", "throttled", error_code="ProvisionedThroughputExceededException")
+        self.claimed.add(index)
+        return "claimed"
+
+    def release(self, key: SessionKey, update_id: int, index: int, *, claimant: str) -> None:
+        pass
+
+
+def test_a_chunk_claim_not_renewed_during_a_slow_send_is_logged_with_its_update_and_chat(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_lines=True)
+    bind_correlation(update_id=643, session_key=KEY.canonical, request_id="record-643")
+    claimer = ChunkClaimer(ClaimsThatFailToRenew(), KEY, 643, hold_s=0.3)
+    assert claimer.claim(0)
+    with claimer.sending(0):
+        time.sleep(0.5)  # a slow send: the claim is renewed meanwhile, and that fails
+
+    failed = [
+        line for line in json_lines(capsys.readouterr().err) if line["event"] == "chunk_claim_not_renewed"
+    ]
+    assert failed, "no renewal failed"
+    assert {(line.get("update_id"), line.get("session_key")) for line in failed} == {(643, KEY.canonical)}

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from session_core import SessionKey, StorageError, get_logger
+from session_core import SessionKey, StorageError, get_logger, with_log_context
 from telegram_core import ClaimVerdict
 
 from ._errors import DeferredError
@@ -96,7 +96,7 @@ class ChunkClaimer:
                 except Exception as exc:  # the send goes on; the claim may lapse
                     log.warning("chunk_claim_not_renewed", chunk=index, error=type(exc).__name__)
 
-        keeper = threading.Thread(target=renew, name="chunk-claim", daemon=True)
+        keeper = threading.Thread(target=with_log_context(renew), name="chunk-claim", daemon=True)
         keeper.start()
         try:
             yield
