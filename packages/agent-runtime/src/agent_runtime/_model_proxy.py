@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from session_core import get_logger
+from session_core import bound_log_fields, current_log_fields, get_logger
 
 from ._method_override import asks_for_another_method
 from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
@@ -158,6 +158,8 @@ class _TurnCalls:
     upstreams: set[http.client.HTTPConnection] = field(default_factory=set)
     ended: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The turn's log fields (turn, session, invocation): the proxy's threads log with them.
+    log_fields: dict[str, Any] = field(default_factory=dict)
 
     def hold(self, upstream: http.client.HTTPConnection) -> bool:
         """Keep ``upstream`` to be cut when the turn ends; False if it has ended already."""
@@ -238,7 +240,11 @@ class ModelProxy:
         """A fresh key for the turn that starts now; every earlier one stops working. Once
         the turn's metered calls cost ``max_cost_usd``, its further calls are refused (the
         CLI stops at its own budget; a tool calling the model with the key does not)."""
-        self._turn = _TurnCalls(meter=TurnMeter() if self._metered else None, max_cost_usd=max_cost_usd)
+        self._turn = _TurnCalls(
+            meter=TurnMeter() if self._metered else None,
+            max_cost_usd=max_cost_usd,
+            log_fields=current_log_fields(),
+        )
         self._turn_key = TURN_KEY_PREFIX + secrets.token_urlsafe(24)
         return self._turn_key
 
@@ -290,6 +296,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _presented_key(self) -> str | None:
         bearer = self.headers.get("Authorization", "")
         return self.headers.get("x-api-key") or (bearer[7:] if bearer.startswith("Bearer ") else None)
+
+    def _forward_in_turn(self) -> None:
+        with bound_log_fields(self.proxy._turn.log_fields):
+            self._forward()
 
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -417,7 +427,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.info("model_proxy.client_gone")
             self.close_connection = True
 
-    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward
+    do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward_in_turn
 
 
 def _cut(upstream: http.client.HTTPConnection) -> None:

@@ -68,7 +68,15 @@ if TYPE_CHECKING:
     from ._lazy_exports import lazy_exports
     from ._leases import Lease
     from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
-    from ._logging import add_correlation, bind_correlation, configure_logging, get_logger, with_log_context
+    from ._logging import (
+        add_correlation,
+        bind_correlation,
+        bound_log_fields,
+        configure_logging,
+        current_log_fields,
+        get_logger,
+        with_log_context,
+    )
     from ._markdown_fences import fenced_blocks, markdown_tail
     from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
     from ._models import (
@@ -227,10 +235,12 @@ __all__ = [
     "become_subreaper",
     "bind_correlation",
     "boot_ticks",
+    "bound_log_fields",
     "check_json_depth",
     "check_update_id",
     "children",
     "configure_logging",
+    "current_log_fields",
     "decode_json",
     "decode_tolerating",
     "decode_turn_request",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -101,11 +101,28 @@ def add_correlation(*, update_id: int | None = None, session_key: str | None = N
     structlog.contextvars.bind_contextvars(**{k: v for k, v in fields.items() if v is not None})
 
 
+def current_log_fields() -> dict[str, Any]:
+    """The correlation fields bound in this thread now, to bind in another (``bound_log_fields``)."""
+    return structlog.contextvars.get_contextvars()
+
+
+@contextlib.contextmanager
+def bound_log_fields(fields: Mapping[str, Any]) -> Iterator[None]:
+    """Bind ``fields`` (``current_log_fields()`` of another thread) for the block: a thread
+    starts with none, and its lines would name no update or chat."""
+    with structlog.contextvars.bound_contextvars(**fields):
+        yield
+
+
 def with_log_context(target: Callable[[], None]) -> Callable[[], None]:
-    """``target`` bound to the correlation fields of this moment, to run in another thread
-    (a new thread starts with none, and its lines would name no update or chat)."""
-    context = contextvars.copy_context()
-    return lambda: context.run(target)
+    """``target`` bound to the correlation fields of this moment, to run in another thread."""
+    fields = current_log_fields()
+
+    def run() -> None:
+        with bound_log_fields(fields):
+            target()
+
+    return run
 
 
 def get_logger(name: str) -> Any:
