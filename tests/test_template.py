@@ -375,6 +375,20 @@ def test_a_permanent_configuration_error_raises_an_alarm() -> None:
     assert FUNCTIONS["RuntimeFunction"].environment["TENANT"] == {"Ref": "Tenant"}
 
 
+def test_updates_the_webhook_fails_to_take_raise_an_alarm() -> None:
+    """A 5xx makes Telegram retry an update for up to a day and then drop it: the operator
+    hears of it while the updates can still arrive, not from users."""
+    alarm = resource(TEMPLATE, "WebhookErrorsAlarm")["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert alarm["Dimensions"] == [
+        {"Name": "ApiId", "Value": {"Ref": "WebhookApi"}},
+        {"Name": "Stage", "Value": "$default"},
+    ]
+    assert resource(TEMPLATE, "WebhookApi")["Type"] == "AWS::Serverless::HttpApi"
+    assert "StageName" not in resource(TEMPLATE, "WebhookApi")["Properties"]  # so "$default"
+    assert alarm["Statistic"] == "Sum" and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
 # ------------------------------------------------------- template <-> provisioning.py
 
 
@@ -773,7 +787,7 @@ def test_a_kms_key_arn_the_template_accepts_includes_multi_region_keys() -> None
 
 # Alarms whose metric is written only when something happens (a turn's spend, a container
 # finding a configuration error): a 5-minute period without one is no evidence of recovery.
-_EVENT_METRIC_ALARMS = ["DeploymentDailyBudgetAlarm", "ConfigurationErrorAlarm"]
+_EVENT_METRIC_ALARMS = ["DeploymentDailyBudgetAlarm", "ConfigurationErrorAlarm", "WebhookErrorsAlarm"]
 
 
 @pytest.mark.parametrize("logical_id", _EVENT_METRIC_ALARMS)
