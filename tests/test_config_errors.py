@@ -131,6 +131,53 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
     assert dead == []
 
 
+OUT_OF_CREDIT = ModelFault(
+    status=400,
+    message="Your credit balance is too low to access the Anthropic API. "
+    "Please go to Plans & Billing to upgrade or purchase credits.",
+)
+UNKNOWN_MODEL = ModelFault(status=404, error_type="not_found_error", message="model: claude-sonnet-9")
+
+
+@pytest.mark.parametrize(
+    ("fault", "fix"),
+    [
+        (OUT_OF_CREDIT, f"{KEY_PARAMETER} (ANTHROPIC_API_KEY_PARAMETER)"),
+        (UNKNOWN_MODEL, "ANTHROPIC_MODEL (AnthropicModel)"),
+    ],
+    ids=["credit-balance-too-low", "model-not-found"],
+)
+def test_an_account_out_of_credit_or_an_unknown_model_is_the_operators_to_fix(
+    real_runtime, fault: ModelFault, fix: str
+) -> None:
+    """Neither passes by itself: retried five times over minutes, each message ended in 'the
+    model may be busy, try again in a minute' while the operator heard nothing."""
+    start, model, log_path = real_runtime
+    with start(REPO_CONFIG) as stack:
+        model.inject(fault, times=20)
+        post_texts(stack, ["first", "second"])
+        consumer = stack.consumer(retry_base_delay_s=0)
+        refused = stack.drain(consumer)
+        notices = [m["text"] for m in stack.replies(4242)]
+        model.clear_faults()  # the operator fixed it: the next message is answered
+        post_texts(stack, ["third"], chat_id=5151)
+        stack.drain(consumer)
+        answer = [m["text"] for m in stack.replies(5151)]
+        dead = stack.dead_letters()
+
+    assert all(not r["batchItemFailures"] for r in refused), refused  # not retried
+    assert notices == [MISCONFIGURED_NOTICE, MISCONFIGURED_NOTICE]
+    assert dead == []
+    reports = [
+        json.loads(line[line.index("{") :])
+        for line in log_path.read_text().splitlines()
+        if '"config.invalid"' in line
+    ]
+    assert [r["fix"] for r in reports] == [fix], reports  # once per container, naming the setting
+    assert len(metric_lines(log_path)) == 1  # the configuration-error alarm's metric
+    assert len(answer) == 1 and "demo" in answer[0], answer
+
+
 def test_the_consumer_without_its_bot_token_is_reported_once_and_leaves_records_for_the_dlq(
     aws: Any, tmp_path: Path
 ) -> None:

@@ -868,3 +868,52 @@ def test_bedrock_refusing_the_runtimes_own_credentials_names_them_not_an_unset_r
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     (fix,) = {line["fix"] for line in logged if line.get("event") == "config.invalid"}
     assert "MODEL_INVOKE_ROLE_ARN" not in fix and "AWS credentials" in fix, fix
+
+
+def _config_fixes(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    return [f"{line['fix']}: {line['reason']}" for line in logged if line.get("event") == "config.invalid"]
+
+
+def test_a_bedrock_model_id_bedrock_does_not_know_names_bedrock_model_id(
+    make_runtime, model_server, turn_request, capsys
+) -> None:
+    """Bedrock answers a wrong model id with a 400 ValidationException: not retried as if the
+    model were busy, the operator told which setting names it."""
+    configure_logging(json_lines=True)
+    model_server.inject(ModelFault(status=400, message="The provided model identifier is invalid."), times=50)
+    runtime = make_runtime(
+        env={
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "ANTHROPIC_API_KEY_PARAMETER": "",
+            "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url,
+            "BEDROCK_MODEL_ID": "anthropic.claude-sonnet-9-v1:0",
+        },
+    )
+
+    result = runtime.run_turn(turn_request("hi", turn_id=1))
+
+    assert result.error_kind == "config" and not result.retryable, result
+    (fix,) = _config_fixes(capsys)
+    assert fix.startswith("BEDROCK_MODEL_ID") and "'anthropic.claude-sonnet-9-v1:0'" in fix, fix
+
+
+def test_a_model_agents_json_names_that_the_api_does_not_know_names_that_field(
+    make_runtime, model_server, turn_request, capsys, monkeypatch, tmp_path
+) -> None:
+    configure_logging(json_lines=True)
+    config = tmp_path / "claude-config"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "claude-config", config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["model"] = "claude-sonnet-9"
+    (config / "agents.json").write_text(json.dumps(agents))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    model_server.inject(ModelFault(status=404, error_type="not_found_error", message="model: x"), times=50)
+    runtime = make_runtime()
+
+    first = runtime.run_turn(turn_request("hi", turn_id=1))
+    second = runtime.run_turn(turn_request("hi again", turn_id=2))
+
+    assert first.error_kind == second.error_kind == "config", (first, second)
+    (fix,) = _config_fixes(capsys)  # once per container
+    assert fix.startswith(f"{config / 'agents.json'}: main.model") and "'claude-sonnet-9'" in fix, fix

@@ -107,6 +107,18 @@ def test_injected_faults_fail_the_next_calls_then_stop() -> None:
         assert len(server.model_calls) == 3
 
 
+def test_an_injected_fault_words_its_error_as_the_api_does() -> None:
+    """The CLI decides what kind of failure a call met from the error's type and message (an
+    account out of credit is a 400 like any bad request) and waits as ``retry-after`` says."""
+    with ModelServer(lambda request: "fine") as server:
+        server.inject(
+            ModelFault(status=429, error_type="rate_limit_error", message="slow down", retry_after_s=7)
+        )
+        response = httpx.post(f"{server.base_url}/v1/messages", json=BODY)
+    assert response.status_code == 429 and response.headers["retry-after"] == "7"
+    assert response.json()["error"] == {"type": "rate_limit_error", "message": "slow down"}
+
+
 def test_non_streaming_calls_and_token_counts_are_answered() -> None:
     with ModelServer(lambda request: "whole") as server:
         whole = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False}).json()

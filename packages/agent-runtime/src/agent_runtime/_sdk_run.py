@@ -181,6 +181,8 @@ class SdkRunSteps:
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
+                if message.error is not None:  # the CLI's own message about a failed call
+                    outcome.api_error = message.error
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
                 if text and message.parent_tool_use_id is None:
                     outcome.texts.append(text)

@@ -51,11 +51,12 @@ from ._disk_watch import disk_limit_passed
 from ._environment import (
     ModelAccess,
 )
-from ._errors import AgentRuntimeError, AttachmentError, ModelBackendError, UntrustedCliOutputError
+from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
 from ._expired_history import with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
+from ._model_refusal import operator_refusal
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
 from ._process_sweep import (
@@ -95,8 +96,6 @@ _LIMIT_REACHED: dict[str, ErrorReason] = {
     "error_max_budget_usd": "max_budget",
 }
 
-# Model API statuses that mean the key (Anthropic) or the signing role (Bedrock) is refused.
-_KEY_REFUSED = (401, 403)
 # Without a deadline, keep retrying to record a paid answer this long.
 _RECORD_RETRY_S = 60.0
 _RECORD_ATTEMPT_S = 1.0  # what one more save attempt needs at least
@@ -162,7 +161,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     ledger: TurnLedger = field(init=False)
     _timed_store: TimedStore | None = None
     _restorer: TranscriptRestorer | None = None
-    _model_refusal_reported: bool = False
+    _model_refusals_reported: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.ledger = TurnLedger(self.registry, owner=self.owner)
@@ -568,16 +567,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.warning("turn.stopped_by_limit", subtype=result.subtype, num_turns=result.num_turns)
             return _error(request, "model_error", retryable=False, started=started, reason=limit)
         status = getattr(result, "api_error_status", None)
-        if status in _KEY_REFUSED:
-            # The model refuses the key or the role: every later turn would fail the same way.
-            if not self._model_refusal_reported:
-                self._model_refusal_reported = True
-                report_config_error(
-                    ModelBackendError(
-                        self._refused_credential(), f"the model answered {status}: the key or role is refused"
-                    ),
-                    tenant=self.settings.tenant,
-                )
+        refusal = operator_refusal(status, outcome.api_error, self.settings, self.config)
+        if refusal is not None:
+            # Every later turn would fail the same way: the operator hears once per container
+            # and per problem, the user that the bot is misconfigured.
+            if str(refusal) not in self._model_refusals_reported:
+                self._model_refusals_reported.add(str(refusal))
+                report_config_error(refusal, tenant=self.settings.tenant)
             return config_error_result(request, started=started)
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
@@ -591,15 +587,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
         log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
         return _error(request, "internal", retryable=True, started=started)
-
-    def _refused_credential(self) -> str:
-        """The setting behind the credential the model refused."""
-        if self.settings.backend != "bedrock":
-            return f"{self.settings.anthropic_api_key_parameter} (ANTHROPIC_API_KEY_PARAMETER)"
-        if self.settings.model_invoke_role_arn:
-            return "MODEL_INVOKE_ROLE_ARN"
-        # No role: the proxy signs with the runtime's own credentials (agentbot dev: the operator's).
-        return "the AWS credentials (AWS_PROFILE), or the model's access in the Bedrock console"
 
     async def _count_failed_spend(
         self, key: SessionKey, cost_usd: float, session_total: float | None

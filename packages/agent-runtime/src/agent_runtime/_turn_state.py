@@ -66,6 +66,8 @@ class RunOutcome:
     session_id: str | None = None
     texts: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
+    # The CLI's kind of the model call that failed the run (billing_error, rate_limit, ...).
+    api_error: str | None = None
     mirror_errors: int = 0
     caught_up_after: int = 0
     spent: bool = False  # the model answered at least once (tokens were paid for)

@@ -75,10 +75,17 @@ Responder = Callable[[dict[str, Any]], Reply]
 @dataclass(frozen=True)
 class ModelFault:
     """A failure for the next model call: an HTTP ``status`` (with an Anthropic-style error
-    body), or, with ``cut_after_events``, a stream that stops after that many events."""
+    body), or, with ``cut_after_events``, a stream that stops after that many events.
+
+    ``error_type`` and ``message`` are the body's ``error`` as the API words it (say
+    ``"invalid_request_error"``, ``"prompt is too long: 210000 tokens > 200000 maximum"``);
+    ``retry_after_s`` adds the ``retry-after`` header a 429 or 529 carries."""
 
     status: int | None = None
     cut_after_events: int | None = None
+    error_type: str | None = None
+    message: str | None = None
+    retry_after_s: int | None = None
 
 
 # The error Bedrock's runtime API names for each status (its InvokeModel errors).
@@ -481,6 +488,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _error(self, fault: ModelFault, *, bedrock: bool) -> None:
+        assert fault.status is not None
+        error_type = fault.error_type or ("api_error" if fault.status >= 500 else "invalid_request_error")
+        headers: dict[str, str] = {}
+        if bedrock:  # Bedrock names its error in this header (boto3 reads the error code from it)
+            headers["x-amzn-ErrorType"] = _BEDROCK_ERRORS.get(fault.status, "InternalServerException")
+        if fault.retry_after_s is not None:
+            headers["retry-after"] = str(fault.retry_after_s)
+        message = fault.message or f"injected fault {fault.status}"
+        self._json(
+            fault.status,
+            {"type": "error", "error": {"type": error_type, "message": message}},
+            headers=headers,
+        )
+
     def do_HEAD(self) -> None:
         self._record(None)
         self.send_response(200)
@@ -507,20 +529,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self.state.faults.pop(0) if self.state.faults else None
             msg_id = f"msg_{self.state.run_id}{next(self.state.ids):012d}"
         if fault is not None and fault.status is not None:
-            self._json(
-                fault.status,
-                {
-                    "type": "error",
-                    "error": {
-                        "type": "api_error" if fault.status >= 500 else "invalid_request_error",
-                        "message": f"injected fault {fault.status}",
-                    },
-                },
-                # Bedrock names its error in this header (boto3 reads the error code from it).
-                headers={"x-amzn-ErrorType": _BEDROCK_ERRORS.get(fault.status, "InternalServerException")}
-                if bedrock
-                else None,
-            )
+            self._error(fault, bedrock=bedrock)
             return
         try:
             reply = self.state.responder(body)

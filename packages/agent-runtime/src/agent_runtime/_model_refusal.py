@@ -1,0 +1,61 @@
+"""Failed model calls that are the operator's to fix, not an outage that passes: the key or
+role refused, the account out of credit, a model id the API does not know. Each fails every
+later turn the same way, so such a turn is not retried: the user hears the bot is
+misconfigured and the operator is told which setting to fix (see ``_config_report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._claude_config import ClaudeConfig
+from ._errors import ModelBackendError
+from ._settings import RuntimeSettings
+
+_KEY_REFUSED = (401, 403)
+# The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.
+_OUT_OF_CREDIT = "billing_error"  # Anthropic: 400 "Your credit balance is too low ..."
+_UNKNOWN_MODEL = "model_not_found"  # 404, or Bedrock's 400 "The provided model identifier is invalid"
+
+
+def operator_refusal(
+    status: int | None, api_error: str | None, settings: RuntimeSettings, config: ClaudeConfig
+) -> ModelBackendError | None:
+    """What the operator must fix when the model answered ``status`` (the CLI's
+    ``api_error_status``) classified as ``api_error``; None for a failure that may pass."""
+    answered = f"the model answered {status}" if status else "the model refused the call"
+    if status in _KEY_REFUSED:
+        return ModelBackendError(refused_credential(settings), f"{answered}: the key or role is refused")
+    if api_error == _OUT_OF_CREDIT:
+        return ModelBackendError(
+            refused_credential(settings),
+            f"{answered}: the credit balance of the key's account is too low "
+            "(add credits under Plans & Billing in the Anthropic Console)",
+        )
+    if api_error == _UNKNOWN_MODEL:
+        setting, model = main_model_setting(settings, config)
+        named = f"model {model!r}" if model else "the CLI's default model"
+        return ModelBackendError(
+            setting, f"{answered}: {named} does not exist, or this key or role may not use it"
+        )
+    return None
+
+
+def refused_credential(settings: RuntimeSettings) -> str:
+    """The setting behind the credential the model refused."""
+    if settings.backend != "bedrock":
+        return f"{settings.anthropic_api_key_parameter} (ANTHROPIC_API_KEY_PARAMETER)"
+    if settings.model_invoke_role_arn:
+        return "MODEL_INVOKE_ROLE_ARN"
+    # No role: the proxy signs with the runtime's own credentials (agentbot dev: the operator's).
+    return "the AWS credentials (AWS_PROFILE), or the model's access in the Bedrock console"
+
+
+def main_model_setting(settings: RuntimeSettings, config: ClaudeConfig) -> tuple[str, str | None]:
+    """(the setting that chose the main agent's model, that model): agents.json's
+    ``main.model`` wins over the deployment's model id (the runtime passes it as the SDK's
+    ``model``). A subagent's unknown model fails its Task call, not the turn."""
+    if config.main.model:
+        return f"{Path(config.root) / 'agents.json'}: main.model", config.main.model
+    if settings.backend == "bedrock":
+        return "BEDROCK_MODEL_ID (BedrockModelId; ANTHROPIC_MODEL when it is unset)", settings.model
+    return "ANTHROPIC_MODEL (AnthropicModel)", settings.model
