@@ -1,11 +1,14 @@
-"""Failed model calls that are the operator's to fix, not an outage that passes: the key or
-role refused, the account out of credit, a model id the API does not know. Each fails every
-later turn the same way, so such a turn is not retried: the user hears the bot is
-misconfigured and the operator is told which setting to fix (see ``_config_report``)."""
+"""Failed model calls that no retry helps. The operator's to fix: the key or role refused, the
+account out of credit, a model id the API does not know; each fails every later turn the same
+way, so the user hears the bot is misconfigured and the operator which setting to fix (see
+``_config_report``). The conversation's: a context the CLI could not compact enough, which
+every later message of the chat meets until /new."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from claude_agent_sdk import ResultMessage
 
 from ._claude_config import ClaudeConfig
 from ._errors import ModelBackendError
@@ -15,6 +18,9 @@ _KEY_REFUSED = (401, 403)
 # The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.
 _OUT_OF_CREDIT = "billing_error"  # Anthropic: 400 "Your credit balance is too low ..."
 _UNKNOWN_MODEL = "model_not_found"  # 404, or Bedrock's 400 "The provided model identifier is invalid"
+# The CLI's own words (its constant) when the context overflows and its compaction did not
+# help; no field says so apart from a plain 400 invalid_request.
+_CONTEXT_FULL = "Prompt is too long"
 
 
 def operator_refusal(
@@ -59,3 +65,13 @@ def main_model_setting(settings: RuntimeSettings, config: ClaudeConfig) -> tuple
     if settings.backend == "bedrock":
         return "BEDROCK_MODEL_ID (BedrockModelId; ANTHROPIC_MODEL when it is unset)", settings.model
     return "ANTHROPIC_MODEL (AnthropicModel)", settings.model
+
+
+def context_full(result: ResultMessage | None, api_error: str | None) -> bool:
+    """Whether the run ended because the conversation no longer fits the model's context,
+    even after the CLI compacted it."""
+    return (
+        result is not None
+        and api_error == "invalid_request"
+        and (result.result or "").startswith(_CONTEXT_FULL)
+    )

@@ -56,7 +56,7 @@ from ._expired_history import with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
-from ._model_refusal import operator_refusal
+from ._model_refusal import context_full, operator_refusal
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
 from ._process_sweep import (
@@ -575,6 +575,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 self._model_refusals_reported.add(str(refusal))
                 report_config_error(refusal, tenant=self.settings.tenant)
             return config_error_result(request, started=started)
+        if context_full(result, outcome.api_error):
+            # Every later message resumes the same conversation: the user must start a new one.
+            log.warning("turn.context_full", api_status=status)
+            return _error(request, "bad_request", retryable=False, started=started, reason="context_full")
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
                 "turn.model_error",

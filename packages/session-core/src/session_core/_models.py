@@ -71,7 +71,14 @@ ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``), or
 # the chat's files passed the disk space a session may use (SESSION_DISK_LIMIT_MB).
 ErrorReason = Literal[
-    "timeout", "max_turns", "max_budget", "attachment", "history_too_large", "crashed", "disk_limit"
+    "timeout",
+    "max_turns",
+    "max_budget",
+    "attachment",
+    "history_too_large",
+    "context_full",
+    "crashed",
+    "disk_limit",
 ]
 
 

@@ -204,11 +204,11 @@ class MessageHandler:
             settle(result)
         if result is None:
             return "refused"
-        if result.error_reason == "history_too_large":
+        if result.error_reason in ("history_too_large", "context_full"):
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.
-            log.warning("turn_history_too_large")
-            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING["history_too_large"])])
+            log.warning("turn_history_too_large", reason=result.error_reason)
+            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING[result.error_reason])])
             return "history_too_large"
         if not result.ok:
             raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
