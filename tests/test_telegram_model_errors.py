@@ -58,3 +58,30 @@ def test_a_conversation_too_long_for_the_model_is_told_to_start_afresh_and_new_w
     ), replies
     assert replies[-1] == "turns=1 last=fresh start", replies
     assert stack.dead_letters() == []  # the chat's state, not a fault for the operator's alarm
+
+
+def test_a_message_the_api_refuses_as_invalid_is_told_at_once_and_the_next_one_is_answered(stack) -> None:
+    """Sending the same request again gets the same 400: it was retried five times over
+    minutes and then read 'the model may be busy, try again in a minute'."""
+    send(stack, 910, "hello")
+    stack.model.inject(
+        ModelFault(
+            status=400, message="messages.1.content.0.image.source.base64: image exceeds 5 MB maximum"
+        ),
+        times=100,
+    )
+
+    refused = send(stack, 911, "look at this picture")
+    stack.model.clear_faults()
+    send(stack, 912, "never mind, hello again")
+
+    assert all(not r["batchItemFailures"] for r in refused), refused  # not retried
+    replies = [m["text"] for m in stack.replies(CHAT)]
+    assert replies[1] == (
+        "The AI model refused this message as it was sent. Please send it in other words (or "
+        "without its file), or send /new to start a fresh conversation."
+    ), replies
+    # The refused message is no part of the conversation the next one continues.
+    assert replies[2] == "turns=2 last=never mind, hello again", replies
+    [dead] = stack.dead_letters()  # kept for the operator: a request of ours may be at fault
+    assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error", dead

@@ -2,7 +2,8 @@
 account out of credit, a model id the API does not know; each fails every later turn the same
 way, so the user hears the bot is misconfigured and the operator which setting to fix (see
 ``_config_report``). The conversation's: a context the CLI could not compact enough, which
-every later message of the chat meets until /new."""
+every later message of the chat meets until /new. The message's: any other request the API
+refuses as invalid (400), which sending it again cannot change."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ _KEY_REFUSED = (401, 403)
 # The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.
 _OUT_OF_CREDIT = "billing_error"  # Anthropic: 400 "Your credit balance is too low ..."
 _UNKNOWN_MODEL = "model_not_found"  # 404, or Bedrock's 400 "The provided model identifier is invalid"
+_INVALID_REQUEST = "invalid_request"
 # The CLI's own words (its constant) when the context overflows and its compaction did not
 # help; no field says so apart from a plain 400 invalid_request.
 _CONTEXT_FULL = "Prompt is too long"
@@ -72,6 +74,12 @@ def context_full(result: ResultMessage | None, api_error: str | None) -> bool:
     even after the CLI compacted it."""
     return (
         result is not None
-        and api_error == "invalid_request"
+        and api_error == _INVALID_REQUEST
         and (result.result or "").startswith(_CONTEXT_FULL)
     )
+
+
+def request_refused(api_error: str | None) -> bool:
+    """Whether the API refused the run's request as invalid (a 400 that is neither about the
+    context nor the account): the same request, sent again, is refused again."""
+    return api_error == _INVALID_REQUEST

@@ -56,7 +56,7 @@ from ._expired_history import with_expired_history_note
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
-from ._model_refusal import context_full, operator_refusal
+from ._model_refusal import context_full, operator_refusal, request_refused
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
 from ._process_sweep import (
@@ -579,6 +579,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # Every later message resumes the same conversation: the user must start a new one.
             log.warning("turn.context_full", api_status=status)
             return _error(request, "bad_request", retryable=False, started=started, reason="context_full")
+        if request_refused(outcome.api_error):
+            log.warning("turn.model_refused_request", api_status=status)
+            return _error(request, "model_error", retryable=False, started=started, reason="model_refused")
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
                 "turn.model_error",

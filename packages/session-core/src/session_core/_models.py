@@ -77,6 +77,7 @@ ErrorReason = Literal[
     "attachment",
     "history_too_large",
     "context_full",
+    "model_refused",
     "crashed",
     "disk_limit",
 ]

@@ -140,6 +140,8 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "Please ask for a smaller part.",
     "history_too_large": "This conversation has grown too long for me to continue: its history no "
     "longer fits in my memory. Send /new to start a fresh one.",
+    "model_refused": "The AI model refused this message as it was sent. Please send it in "
+    "other words (or without its file), or send /new to start a fresh conversation.",
     "context_full": "This conversation has grown too long for the AI model, and I could not shorten "
     "it enough. Send /new to start a fresh one.",
     "crashed": "Something went wrong on my side while answering. Please try again.",
