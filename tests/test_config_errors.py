@@ -125,6 +125,8 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
     assert refused_calls == 2  # one model call per message: no retry
     assert len(metric_lines(log_path)) == 1  # reported once per container
     assert "the model answered 401" in log_path.read_text()
+    # A new key in SSM reaches only new containers: the fix line says so.
+    assert "a new key reaches only containers started after it (redeploy)" in log_path.read_text()
     # The 503 is transient: the record came back and was answered on its retry.
     assert any(r["batchItemFailures"] for r in retried), retried
     assert len(answer) == 1 and answer[0] != MISCONFIGURED_NOTICE and "demo" in answer[0]

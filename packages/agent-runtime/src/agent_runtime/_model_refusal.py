@@ -32,7 +32,10 @@ def operator_refusal(
     ``api_error_status``) classified as ``api_error``; None for a failure that may pass."""
     answered = f"the model answered {status}" if status else "the model refused the call"
     if status in _KEY_REFUSED:
-        return ModelBackendError(refused_credential(settings), f"{answered}: the key or role is refused")
+        reason = f"{answered}: the key or role is refused"
+        if settings.backend != "bedrock":  # read once per container (see read_secret)
+            reason += "; a new key reaches only containers started after it (redeploy)"
+        return ModelBackendError(refused_credential(settings), reason)
     if api_error == _OUT_OF_CREDIT:
         return ModelBackendError(
             refused_credential(settings),
