@@ -41,3 +41,11 @@ def test_a_closing_fence_at_the_cut_goes_with_its_code() -> None:
 def test_one_line_longer_than_the_limit_shows_its_end_under_its_fence() -> None:
     markdown = "```sh\necho " + "a" * 500 + " end"
     assert markdown_tail(markdown, 50) == "```sh\n" + ("a" * 500 + " end")[-44:]
+
+
+def test_the_end_of_an_answer_with_windows_line_ends_after_its_code_block_gets_no_fence() -> None:
+    """A fence line ending in a carriage return closes its block: taken for still open, the
+    tail got the fence put first and the draft showed the prose after the block as code."""
+    markdown = "```py\r\nx = 1\r\n```\r\n" + "Prose after the code.\r\n" * 20
+    tail = markdown_tail(markdown, 100)
+    assert "```" not in tail and tail.endswith("Prose after the code.\r\n")

@@ -95,3 +95,19 @@ def test_a_table_being_written_that_shows_longer_than_written_stays_within_teleg
     assert utf16_len(written) < MAX_SHOWN_TEXT  # all of it is shown
     assert utf16_len(html_to_plain(shown)) <= MAX_SHOWN_TEXT
     assert html_to_plain(shown).endswith("|79|79|")  # as written, pipes and all
+
+
+def test_an_answer_with_windows_line_ends_stopped_after_its_code_block_says_stopped_as_text() -> None:
+    """A block closed by a fence line ending in a carriage return is closed: taken for still
+    open, it got a closing fence that opened a block, and "Stopped." showed as code."""
+    from sqs_consumer._progress_render import stopped_markdown
+    from sqs_consumer._render import render_reply
+
+    [chunk] = render_reply(stopped_markdown("Run:\r\n\r\n```bash\r\nls\r\n```\r\n\r\nThen **look**."))
+    assert chunk.endswith("</code></pre>\n\nThen <b>look</b>.\n\n⏹ <i>Stopped.</i>"), chunk
+
+
+def test_a_long_answer_with_windows_line_ends_shows_its_text_after_a_code_block_as_text() -> None:
+    text = "```python\r\nx = 1\r\n```\r\n\r\n" + "That **works**.\r\n" * 400
+    shown = progress_html(TurnProgress(turn_id=1, text=text))
+    assert "<pre>" not in shown and shown.endswith("That <b>works</b>."), shown[:200]

@@ -14,9 +14,10 @@ from ._visible_text import utf16_len, within_utf16
 # item CommonMark counts it from the item's text, and models indent fences to nest them so
 # (an indented code block, which the indentation would otherwise make, is not rendered).
 # A closing fence is indented no deeper than its opener (or 3 spaces): a fence indented
-# further inside the code (Markdown in a docstring) is code.
+# further inside the code (Markdown in a docstring) is code. A line may end in "\r" (an
+# answer written with Windows line ends): its fence closes all the same.
 _FENCE_OPEN_RE = re.compile(r"^( *)(`{3,}(?=[^`]*$)|~{3,})(.*)$")
-_FENCE_CLOSE_RE = re.compile(r"^( *)(`{3,}|~{3,})[ \t]*$")
+_FENCE_CLOSE_RE = re.compile(r"^( *)(`{3,}|~{3,})[ \t\r]*$")
 
 
 def fenced_blocks(lines: list[str]) -> Iterator[tuple[int, int, re.Match[str]]]:

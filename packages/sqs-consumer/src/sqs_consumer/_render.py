@@ -79,7 +79,7 @@ def markdown_to_html(markdown: str) -> str:
     Fences and code spans follow CommonMark, so no text is ever taken for markup; a bare URL
     is left whole for Telegram to link."""
     out: list[str] = []
-    lines = markdown.replace("\r\n", "\n").split("\n")  # a fence closed by "```\r" closes
+    lines = markdown.replace("\r\n", "\n").split("\n")  # no "\r" in code, headings, tables
     pos = 0
     for start, end, opener in fenced_blocks(lines):
         if start > pos:
