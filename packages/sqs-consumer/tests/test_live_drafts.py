@@ -140,3 +140,38 @@ def test_a_groups_progress_message_is_not_edited_to_the_same_text(
         view.stop()
     assert [call.method for call in telegram.calls()] == ["sendMessage"]
     assert budget.taken == 1
+
+
+class AnswerPausedAfterMarkup(StreamedAnswer):
+    """A live item whose answer, after its first words, grows only by markup that shows
+    nothing yet (a code fence just opened) while the model pauses."""
+
+    def progress(self, key: SessionKey, turn_id: int) -> TurnProgress:
+        with self._lock:
+            seq = next(self._reads)
+        return TurnProgress(turn_id=turn_id, text="Run this:" + ("\n\n```bash" if seq else ""), seq=seq + 1)
+
+
+def test_a_groups_progress_message_is_not_edited_to_markup_that_shows_nothing_yet(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """An opened code fence (or heading, or quote) adds an element that shows nothing:
+    Telegram sees the same message and refuses the edit, and each refusal spent a slot of
+    the group's 20 messages a minute."""
+    budget = CountingBudget()
+    view = LiveView(
+        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
+        source=AnswerPausedAfterMarkup("", step=1),
+        key=SessionKey(tenant="default", chat_id=-100502, thread_id=0),
+        turn_id=5,
+        chat_id=-100502,
+        private=False,
+        budget=budget,
+        poll_s=0.01,
+        group_interval_s=0.02,
+    )
+    with view:
+        time.sleep(0.5)
+        view.stop()
+    assert [(call.method, call.status) for call in telegram.calls()] == [("sendMessage", 200)]
+    assert budget.taken == 1

@@ -4,6 +4,8 @@ how a stopped answer ends. The runtime sends raw, masked, shortened facts; the w
 
 from __future__ import annotations
 
+import re
+
 from session_core import ErrorReason, ToolActivity, TurnProgress, markdown_tail, utf16_len
 
 from ._render import escape_html, html_to_plain, markdown_to_html, with_note
@@ -15,6 +17,9 @@ THINKING = "<i>Thinking…</i>"
 STOPPED_NOTE = "⏹ *Stopped.*"
 STOPPED_EMPTY = "⏹ *Stopped before I wrote anything.*"
 STOP_BUTTON_TEXT = "⏹ Stop"
+# An element that shows nothing yet (a code fence, heading or quote just begun). Telegram
+# drops it and trims the text, so an edit that only adds one would be refused as unchanged.
+_SHOWS_NOTHING_RE = re.compile(r"<([a-z]+)[^>]*>(\s*)</\1>")
 _FILE_VERBS = {
     "Read": "Reading",
     "Write": "Writing",
@@ -47,7 +52,7 @@ def progress_html(progress: TurnProgress) -> str:
     parts = []
     text = progress.text.strip()
     tail = markdown_tail(text, MAX_SHOWN_TEXT - 1)
-    answer = markdown_to_html(tail)
+    answer = _without_empty_elements(markdown_to_html(tail))
     if utf16_len(html_to_plain(answer)) >= MAX_SHOWN_TEXT:
         # A table lined up (its padding, its links' addresses) may show longer than written.
         answer = escape_html(tail)
@@ -60,6 +65,12 @@ def progress_html(progress: TurnProgress) -> str:
     elif not parts:
         parts.append(THINKING)
     return "\n\n".join(parts)
+
+
+def _without_empty_elements(html_text: str) -> str:
+    while (emptier := _SHOWS_NOTHING_RE.sub(r"\2", html_text)) != html_text:  # <pre><code></code></pre>
+        html_text = emptier
+    return html_text.strip()
 
 
 def stopped_markdown(
