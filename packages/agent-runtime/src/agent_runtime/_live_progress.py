@@ -83,9 +83,12 @@ class LiveProgress:
 
     def snapshot(self) -> TurnProgress:
         """The progress as it would be published now."""
+        text = self.text
+        tail = markdown_tail(text, MAX_PROGRESS_TEXT)
         return TurnProgress(
             turn_id=self._turn_id,
-            text=markdown_tail(self.text, MAX_PROGRESS_TEXT),
+            text=tail,
+            cut=tail != text,
             activity=self._activity,
             seq=self._seq,
             stopped=self.stopped,

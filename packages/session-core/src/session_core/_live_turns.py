@@ -74,7 +74,10 @@ class TurnProgress(msgspec.Struct, frozen=True, kw_only=True):
     """The running turn's state as last published (at most about once a second)."""
 
     turn_id: int
-    text: str = ""  # the answer so far (the last MAX_PROGRESS_TEXT characters)
+    text: str = ""  # the answer so far (its end, within MAX_PROGRESS_TEXT, see markdown_tail)
+    # ``text`` is only the answer's end: the runtime cuts at a line's start, so the cut text
+    # may be far shorter than MAX_PROGRESS_TEXT, and only this tells the reader of the cut.
+    cut: bool = False
     activity: ToolActivity | None = None  # None: the model is writing or thinking
     seq: int = 0  # grows with each publication; a reader renders only what is new
     stopped: bool = False

@@ -59,7 +59,7 @@ def progress_html(progress: TurnProgress) -> str:
     # Markup alone ("```python" as the answer begins) shows nothing: Telegram refuses an
     # empty text.
     if html_to_plain(answer).strip():
-        parts.append(("…" if tail != text else "") + answer)
+        parts.append(("…" if progress.cut or tail != text else "") + answer)
     if progress.activity is not None:
         parts.append(activity_line(progress.activity))
     elif not parts:
