@@ -175,3 +175,35 @@ def test_a_groups_progress_message_is_not_edited_to_markup_that_shows_nothing_ye
         view.stop()
     assert [(call.method, call.status) for call in telegram.calls()] == [("sendMessage", 200)]
     assert budget.taken == 1
+
+
+def test_a_draft_that_stays_the_same_while_a_tool_runs_long_is_shown_again_before_it_fades(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram shows a draft for 30 seconds: a tool running for minutes left the user with
+    "typing…" alone after the first half-minute."""
+    now = [1000.0]
+    view = LiveView(
+        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
+        source=UnchangedAnswer("", step=1),
+        key=SessionKey(tenant="default", chat_id=CHAT, thread_id=0),
+        turn_id=5,
+        chat_id=CHAT,
+        private=True,
+        poll_s=0.01,
+        clock=lambda: now[0],
+    )
+
+    def drafts_within(seconds: float) -> int:
+        time.sleep(seconds)
+        return len(telegram.calls("sendMessageDraft"))
+
+    with view:
+        first = drafts_within(0.3)
+        now[0] += 19  # under the refresh: nothing new to show, nothing sent
+        before_refresh = drafts_within(0.3)
+        now[0] += 2
+        after_refresh = drafts_within(0.3)
+        view.stop()
+    assert (first, before_refresh, after_refresh) == (1, 1, 2)
+    assert len({call.params["text"] for call in telegram.calls("sendMessageDraft")}) == 1

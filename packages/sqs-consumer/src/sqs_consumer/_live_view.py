@@ -4,8 +4,9 @@ The runtime publishes its progress into the session's live item (about once a se
 polls it and shows it:
 
 - private chats: ``sendMessageDraft`` with the answer so far and the stop control
-  (``can_stop``), at most once per ``draft_interval_s``; the final answer then arrives as normal
-  messages (the consumer's delivery, exactly once).
+  (``can_stop``), at most once per ``draft_interval_s`` and again every ``DRAFT_REFRESH_S``
+  while it stays the same (Telegram shows a draft for 30 s); the final answer then arrives as
+  normal messages (the consumer's delivery, exactly once).
 - groups and forum topics (no drafts there): one progress message with an inline Stop button,
   edited at most once per ``group_interval_s`` *and* only with a slot of the group's outgoing
   budget (a DynamoDB token bucket shared by all consumers, ``group_per_minute``), so progress
@@ -39,6 +40,7 @@ log = get_logger(__name__)
 
 POLL_S = 0.5
 DRAFT_INTERVAL_S = 1.0
+DRAFT_REFRESH_S = 20.0  # Telegram shows a draft for 30 s
 # Of Telegram's 20 messages a minute per group, what progress edits may use (answers first).
 GROUP_PROGRESS_PER_MINUTE = 10
 
@@ -170,10 +172,15 @@ class LiveView(StopsOnExit):
             return
         assert self._source is not None  # the thread runs only with a source
         progress = self._source.progress(self._key, self._turn_id)
-        if progress is None or progress.seq <= self._shown_seq or progress.stopped:
+        if progress is None or progress.stopped:
+            return
+        # A draft is a 30-second preview in Telegram: one unchanged while a tool runs long is
+        # shown again before it fades, else the user is left with "typing…" alone.
+        refresh = self._private and self._shown_text != "" and now - self._last_sent >= DRAFT_REFRESH_S
+        if progress.seq <= self._shown_seq and not refresh:
             return
         text = progress_html(progress)
-        if text == self._shown_text:  # Telegram refuses an edit that changes nothing
+        if text == self._shown_text and not refresh:  # Telegram refuses an edit that changes nothing
             self._shown_seq = progress.seq
             return
         if not self._private and self._budget is not None:
