@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from typing import Any
 
 import httpx
 from local_stack import TEST_BOT_TOKEN, LocalTelegram
@@ -46,20 +47,25 @@ class StreamedAnswer:
         return len(self._prefixes)
 
 
+def view_of(
+    telegram: LocalTelegram, http: httpx.Client, source: StreamedAnswer, chat_id: int = CHAT, **options: Any
+) -> LiveView:
+    """A view of ``source`` in ``chat_id`` (private when positive), polling every 10 ms."""
+    return LiveView(
+        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
+        source=source,
+        key=SessionKey(tenant="default", chat_id=chat_id, thread_id=0),
+        turn_id=3,
+        chat_id=chat_id,
+        private=chat_id > 0,
+        poll_s=0.01,
+        **options,
+    )
+
+
 def stream(telegram: LocalTelegram, http: httpx.Client, source: StreamedAnswer, until: str) -> None:
     """Show ``source`` in a private chat's draft until a draft ends with ``until``."""
-    bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0)
-    view = LiveView(
-        bot=bot,
-        source=source,
-        key=SessionKey(tenant="default", chat_id=CHAT, thread_id=0),
-        turn_id=3,
-        chat_id=CHAT,
-        private=True,
-        poll_s=0.01,
-        draft_interval_s=0,
-    )
-    with view:
+    with view_of(telegram, http, source, draft_interval_s=0) as view:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any(
             d["text"].endswith(until) for d in telegram.drafts(CHAT)
@@ -124,18 +130,9 @@ def test_a_groups_progress_message_is_not_edited_to_the_same_text(
     """Telegram refuses such an edit ("message is not modified"); each refusal was retried on
     every interval and spent one of the group's 20 messages a minute, which its answers need."""
     budget = CountingBudget()
-    view = LiveView(
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
-        source=UnchangedAnswer("", step=1),
-        key=SessionKey(tenant="default", chat_id=-100501, thread_id=0),
-        turn_id=4,
-        chat_id=-100501,
-        private=False,
-        budget=budget,
-        poll_s=0.01,
-        group_interval_s=0.02,
-    )
-    with view:
+    with view_of(
+        telegram, http, UnchangedAnswer("", step=1), -100501, budget=budget, group_interval_s=0.02
+    ) as view:
         time.sleep(0.5)
         view.stop()
     assert [call.method for call in telegram.calls()] == ["sendMessage"]
@@ -159,18 +156,9 @@ def test_a_groups_progress_message_is_not_edited_to_markup_that_shows_nothing_ye
     Telegram sees the same message and refuses the edit, and each refusal spent a slot of
     the group's 20 messages a minute."""
     budget = CountingBudget()
-    view = LiveView(
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
-        source=AnswerPausedAfterMarkup("", step=1),
-        key=SessionKey(tenant="default", chat_id=-100502, thread_id=0),
-        turn_id=5,
-        chat_id=-100502,
-        private=False,
-        budget=budget,
-        poll_s=0.01,
-        group_interval_s=0.02,
-    )
-    with view:
+    with view_of(
+        telegram, http, AnswerPausedAfterMarkup("", step=1), -100502, budget=budget, group_interval_s=0.02
+    ) as view:
         time.sleep(0.5)
         view.stop()
     assert [(call.method, call.status) for call in telegram.calls()] == [("sendMessage", 200)]
@@ -183,16 +171,7 @@ def test_a_draft_that_stays_the_same_while_a_tool_runs_long_is_shown_again_befor
     """Telegram shows a draft for 30 seconds: a tool running for minutes left the user with
     "typing…" alone after the first half-minute."""
     now = [1000.0]
-    view = LiveView(
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
-        source=UnchangedAnswer("", step=1),
-        key=SessionKey(tenant="default", chat_id=CHAT, thread_id=0),
-        turn_id=5,
-        chat_id=CHAT,
-        private=True,
-        poll_s=0.01,
-        clock=lambda: now[0],
-    )
+    view = view_of(telegram, http, UnchangedAnswer("", step=1), clock=lambda: now[0])
 
     def drafts_within(seconds: float) -> int:
         time.sleep(seconds)
