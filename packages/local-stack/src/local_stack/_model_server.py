@@ -11,7 +11,8 @@ It speaks the two wire formats the bundled Claude Code CLI uses:
 What the model says comes from a *responder*: a callable from the request JSON to a
 reply (a string, or a sequence of strings and :class:`ToolCall`). Every request is
 recorded, and faults (an HTTP error status, a stream cut part-way) can be injected for
-the next N model calls.
+the next N model calls. With ``accepted_key`` set, a Messages API call with any other
+``x-api-key`` is refused with 401, as the API refuses a revoked key.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class _State:
     usage: CallUsage | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[ModelFault] = field(default_factory=list)
+    accepted_key: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     # Ids must be unique across runs, not only within one: a session restored from an earlier
@@ -178,6 +180,15 @@ class ModelServer(LoopbackServer):
         """Make the next ``times`` model calls fail with ``fault``."""
         with self._state.lock:
             self._state.faults.extend([fault] * times)
+
+    @property
+    def accepted_key(self) -> str | None:
+        """The only ``x-api-key`` a Messages API call is answered with (None: any key)."""
+        return self._state.accepted_key
+
+    @accepted_key.setter
+    def accepted_key(self, key: str | None) -> None:
+        self._state.accepted_key = key
 
     def clear_faults(self) -> None:
         """Drop faults not yet used."""
@@ -524,6 +535,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
             return
         bedrock = path.startswith("/model/")
+        accepted = self.state.accepted_key
+        if not bedrock and accepted is not None and self.headers.get("x-api-key") != accepted:
+            self._error(
+                ModelFault(status=401, error_type="authentication_error", message="invalid x-api-key"),
+                bedrock=False,
+            )
+            return
         stream = path.endswith("/invoke-with-response-stream") if bedrock else bool(body.get("stream"))
         with self.state.lock:
             fault = self.state.faults.pop(0) if self.state.faults else None
