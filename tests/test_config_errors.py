@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 TESTS_DIR = Path(__file__).parent
 REPO_CONFIG = TESTS_DIR.parent / "claude-config"
 KEY_PARAMETER = "/agentbot/test/config-errors/anthropic-key"
+FIRST_KEY = "sk-ant-test-config"
 
 
 @pytest.fixture
@@ -26,9 +27,7 @@ def real_runtime(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     """``start(config_dir)`` → the Telegram path with the real runtime on that claude-config."""
     from agentbot_testing.telegram_stack import telegram_stack
 
-    aws.client("ssm").put_parameter(
-        Name=KEY_PARAMETER, Value="sk-ant-test-config", Type="SecureString", Overwrite=True
-    )
+    aws.client("ssm").put_parameter(Name=KEY_PARAMETER, Value=FIRST_KEY, Type="SecureString", Overwrite=True)
     log_path = tmp_path / "runtime.log"
     with ModelServer(demo_responder) as model, log_path.open("a") as log:
 
@@ -125,12 +124,47 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
     assert refused_calls == 2  # one model call per message: no retry
     assert len(metric_lines(log_path)) == 1  # reported once per container
     assert "the model answered 401" in log_path.read_text()
-    # A new key in SSM reaches only new containers: the fix line says so.
-    assert "a new key reaches only containers started after it (redeploy)" in log_path.read_text()
+    # The fix line says a new key in SSM needs no redeploy.
+    assert "running containers use it from their next refused call" in log_path.read_text()
     # The 503 is transient: the record came back and was answered on its retry.
     assert any(r["batchItemFailures"] for r in retried), retried
     assert len(answer) == 1 and answer[0] != MISCONFIGURED_NOTICE and "demo" in answer[0]
     assert dead == []
+
+
+def test_a_key_rotated_in_ssm_reaches_the_warm_runtime_without_a_redeploy(aws: Any, real_runtime) -> None:
+    """Operators rotate the model key without redeploying: the new key goes into SSM, then the
+    API refuses the old one. The warm runtime read the old key when it started; on the refusal
+    it reads the parameter again and sends the refused call once more, with the new key. Every
+    turn is answered: nobody hears "the bot is misconfigured" and no alarm fires."""
+    from agentbot_testing.telegram_support import update
+
+    rotated_key = "sk-ant-test-rotated"
+    start, model, log_path = real_runtime
+    model.accepted_key = FIRST_KEY
+    with start(REPO_CONFIG) as stack:
+        consumer = stack.consumer(retry_base_delay_s=0)
+        outcomes = []
+        for turn, text in enumerate(["before the rotation", "right after it", "and later"]):
+            if turn == 1:
+                aws.client("ssm").put_parameter(
+                    Name=KEY_PARAMETER, Value=rotated_key, Type="SecureString", Overwrite=True
+                )
+                model.accepted_key = rotated_key
+            stack.post(update(900 + turn, message_id=30 + turn, chat_id=4242, user_id=4242, text=text))
+            outcomes += stack.drain(consumer)
+        replies = [m["text"] for m in stack.replies(4242)]
+        dead = stack.dead_letters()
+
+    assert len(replies) == 3 and all("demo" in reply for reply in replies), replies
+    assert all(not o["batchItemFailures"] for o in outcomes), outcomes
+    assert dead == []
+    # Only the call the API refused was sent again: one extra call, once.
+    sent_keys = [{k.lower(): v for k, v in call.headers.items()}["x-api-key"] for call in model.model_calls]
+    assert sent_keys == [FIRST_KEY, FIRST_KEY, rotated_key, rotated_key]
+    log = log_path.read_text()
+    assert "config.invalid" not in log and metric_lines(log_path) == []
+    assert rotated_key not in log and FIRST_KEY not in log
 
 
 OUT_OF_CREDIT = ModelFault(

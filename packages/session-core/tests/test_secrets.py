@@ -29,6 +29,19 @@ def test_a_secure_string_is_decrypted_and_read_once(aws: Any) -> None:
     assert read_secret(ssm, name) == FAKE_TOKEN
 
 
+def test_a_fresh_read_gets_a_rotated_value_and_later_reads_keep_it(aws: Any) -> None:
+    ssm = aws.client("ssm")
+    name = parameter_name()
+    ssm.put_parameter(Name=name, Value=FAKE_TOKEN, Type="SecureString")
+    assert read_secret(ssm, name) == FAKE_TOKEN
+
+    ssm.put_parameter(Name=name, Value=FAKE_TOKEN + "-rotated", Type="SecureString", Overwrite=True)
+    assert read_secret(ssm, name) == FAKE_TOKEN  # cached
+    assert read_secret(ssm, name, fresh=True) == FAKE_TOKEN + "-rotated"
+    ssm.delete_parameter(Name=name)
+    assert read_secret(ssm, name) == FAKE_TOKEN + "-rotated"
+
+
 def test_a_value_put_from_a_file_is_read_without_its_closing_newline(aws: Any) -> None:
     """`aws ssm put-parameter --value file://token.txt` keeps the file's newline: a bot token or
     model key with it fails every request it is sent in, each failure saying something else."""

@@ -5,9 +5,10 @@ explicitly, and model credentials that only reach the model.
   role's AWS credentials. So the CLI is started through a launcher (``cli_path``, see
   ``_cli_launcher``) that keeps only the variables named here and confines the CLI and its
   tools with Landlock where the kernel offers it.
-- Anthropic backend: the API key (read from SSM) never enters the CLI. The CLI talks to a
-  key-injecting proxy on 127.0.0.1 (see ``_model_proxy``) with a placeholder key, so a
-  tool can at most call the model, never read the key.
+- Anthropic backend: the API key (read from SSM, again when the API refuses it: see
+  ``_rotating_key``) never enters the CLI. The CLI talks to a key-injecting proxy on
+  127.0.0.1 (see ``_model_proxy``) with a placeholder key, so a tool can at most call the
+  model, never read the key.
 - Bedrock backend: the same proxy signs each model call with short-lived credentials of
   ``MODEL_INVOKE_ROLE_ARN`` (a role that may only invoke models, further narrowed by a session
   policy); the CLI holds no AWS credentials, only this turn's key.
@@ -28,12 +29,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from session_core import read_secret
-
 from . import _cli_launcher
 from ._errors import ModelBackendError
-from ._model_proxy import BedrockSigner, ModelProxy
+from ._model_proxy import AnthropicKey, BedrockSigner, ModelProxy
 from ._owned_trees import reclaim_rights, remove_tree
+from ._rotating_key import RotatingKey
 from ._settings import RuntimeSettings
 from ._usage_meter import MeteredSpend
 
@@ -191,19 +191,19 @@ def _model_names(settings: RuntimeSettings) -> dict[str, str]:
 
 class AnthropicAccess:
     """Anthropic API through a key-injecting proxy on 127.0.0.1; the key is read from SSM
-    (``ANTHROPIC_API_KEY_PARAMETER``) on first use and cached for the container."""
+    (``ANTHROPIC_API_KEY_PARAMETER``) on first use, and again when the API refuses it."""
 
     def __init__(self, settings: RuntimeSettings, *, ssm: Any) -> None:
         if not settings.anthropic_api_key_parameter:
             raise ModelBackendError("ANTHROPIC_API_KEY_PARAMETER", "is not set")
         self._settings = settings
-        self._ssm = ssm
-        upstream = settings.anthropic_base_url or "https://api.anthropic.com"
-        self._proxy = _TurnProxy(lambda: ModelProxy(upstream=upstream, api_key=self._api_key()).start())
+        self._key = RotatingKey(ssm, settings.anthropic_api_key_parameter)
+        self._proxy = _TurnProxy(self._start_proxy)
 
-    def _api_key(self) -> str:
-        assert self._settings.anthropic_api_key_parameter is not None
-        return read_secret(self._ssm, self._settings.anthropic_api_key_parameter)
+    def _start_proxy(self) -> ModelProxy:
+        self._key.current()  # a missing or empty parameter fails the turn here, clearly
+        upstream = self._settings.anthropic_base_url or "https://api.anthropic.com"
+        return ModelProxy(upstream=upstream, auth=AnthropicKey(self._key)).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
         base_url, turn_key = self._proxy.open_turn(max_cost_usd)

@@ -45,6 +45,10 @@ class McpSecretHeaders:
         """The headers to send upstream."""
         return {**headers, **self._headers}
 
+    def renew(self, sent: dict[str, str]) -> bool:
+        """Never: the headers are read once per container."""
+        return False
+
 
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
     """server → header → value, read from SSM. Missing or empty parameters are

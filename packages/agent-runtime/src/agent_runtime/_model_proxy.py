@@ -8,7 +8,9 @@ broken downstream stream (no silent truncation).
 
 Two upstreams: the Anthropic API (the proxy adds ``x-api-key``) and Bedrock (the proxy signs
 each request with SigV4 using the model-invoke role's credentials; the CLI sends this turn's
-key as a Bedrock bearer token and never holds AWS credentials).
+key as a Bedrock bearer token and never holds AWS credentials). A call the upstream refuses
+(401/403) is sent once more when the authentication has another credential by then (``renew``:
+a key the operator rotated); a refusal happens before any model work, so nothing is paid twice.
 
 Each turn's calls are metered on the way back (``_usage_meter``): ``close_turn`` returns what
 they reported, so a run killed before its result still knows its cost. A call of the turn still
@@ -86,6 +88,8 @@ _UNAUTHORIZED = (
 )
 _UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
 TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
+# The upstream refusing the credential itself (the runtime tells the operator, _model_refusal).
+KEY_REFUSED = frozenset({401, 403})
 
 
 _BEDROCK_INVOKE = re.compile(r"/model/[A-Za-z0-9._:%-]+/(invoke|invoke-with-response-stream)")
@@ -100,12 +104,37 @@ class UpstreamAuth(Protocol):
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> dict[str, str]: ...
 
+    def renew(self, sent: dict[str, str]) -> bool:
+        """The upstream refused the credential in ``sent`` (headers ``authorize`` made):
+        whether another one is in use now, worth sending the call again with."""
+        ...
 
-class AnthropicKey:
-    """Upstream authentication for the Anthropic API: the real key as ``x-api-key``."""
 
+class KeySource(Protocol):
+    """The Anthropic API key: the one to send, and another once the API refused it."""
+
+    def current(self) -> str: ...
+
+    def renew(self, refused: str) -> bool: ...
+
+
+class _FixedKey:
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key
+
+    def current(self) -> str:
+        return self._api_key
+
+    def renew(self, refused: str) -> bool:
+        return False
+
+
+class AnthropicKey:
+    """Upstream authentication for the Anthropic API: the real key as ``x-api-key``, from
+    ``key`` (renewed when the API refuses it, see ``_rotating_key``)."""
+
+    def __init__(self, key: KeySource) -> None:
+        self._key = key
 
     def allows(self, method: str, path: str) -> bool:
         """Only the calls the CLI needs (measured)."""
@@ -113,7 +142,11 @@ class AnthropicKey:
 
     def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
         """The headers to send upstream."""
-        return {**headers, "x-api-key": self._api_key}
+        return {**headers, "x-api-key": self._key.current()}
+
+    def renew(self, sent: dict[str, str]) -> bool:
+        """Whether the key source has another key than the refused one."""
+        return self._key.renew(sent["x-api-key"])
 
 
 class BedrockSigner:
@@ -136,6 +169,11 @@ class BedrockSigner:
         request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
         SigV4Auth(self._credentials(), "bedrock", self._region).add_auth(request)
         return dict(request.headers.items())
+
+    def renew(self, sent: dict[str, str]) -> bool:
+        """Never: the role's credentials are refreshed as they expire; one it refuses now is
+        refused again (its access is the deployment's)."""
+        return False
 
 
 class _ProxyServer(ThreadingHTTPServer):
@@ -213,7 +251,7 @@ class ModelProxy:
         if auth is None:
             if api_key is None:
                 raise ValueError("ModelProxy needs api_key or auth")
-            auth = AnthropicKey(api_key)
+            auth = AnthropicKey(_FixedKey(api_key))
         self._auth: UpstreamAuth = auth
         self._metered = metered
         self._turn_key: str | None = None
@@ -349,40 +387,53 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _relay(self, body: bytes | None, turn: _TurnCalls) -> None:
         """Send the request upstream, authorized, and stream the answer back, metered; cut
-        when the turn ends (``_TurnCalls.end``)."""
-        meter = turn.meter
+        when the turn ends (``_TurnCalls.end``). Sent once more if the upstream refused the
+        credential and the authentication has renewed it."""
+        auth = self.proxy._auth
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _DROP_REQUEST}
         headers["Accept-Encoding"] = "identity"
         url = self.proxy._upstream + self.path
-        headers = self.proxy._auth.authorize(self.command, url, headers, body)
-        upstream = self.proxy._connect()
-        if not turn.hold(upstream):
-            self._refuse(401, _UNAUTHORIZED)
-            return
-        try:
-            self._relay_through(upstream, body, headers, turn, meter)
-        finally:
-            turn.release(upstream)
-            upstream.close()
+        for last_try in (False, True):
+            sent = auth.authorize(self.command, url, headers, body)
+            upstream = self.proxy._connect()
+            if not turn.hold(upstream):
+                self._refuse(401, _UNAUTHORIZED)
+                return
+            try:
+                response = self._send(upstream, body, sent, turn)
+                if response is None:
+                    return
+                if not last_try and response.status in KEY_REFUSED and auth.renew(sent):
+                    _log.info("model_proxy.resent_with_renewed_key", refused_status=response.status)
+                    continue
+                self._relay_answer(response, body, turn)
+                return
+            finally:
+                turn.release(upstream)
+                upstream.close()
 
-    def _relay_through(
+    def _send(
         self,
         upstream: http.client.HTTPConnection,
         body: bytes | None,
         headers: dict[str, str],
         turn: _TurnCalls,
-        meter: TurnMeter | None,
-    ) -> None:
+    ) -> http.client.HTTPResponse | None:
+        """The upstream's response (its headers read), or None once the caller heard it is
+        unreachable."""
         try:
             upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)
             if turn.ended:  # it ended while this call connected (and was not there to be cut)
                 _cut(upstream)
-            response = upstream.getresponse()
+            return upstream.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
                 self._refuse(502, _UNREACHABLE)
             self.log_error("upstream unreachable: %s", type(exc).__name__)
-            return
+            return None
+
+    def _relay_answer(self, response: http.client.HTTPResponse, body: bytes | None, turn: _TurnCalls) -> None:
+        meter = turn.meter
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
         if meter is not None and response.status == 200 and encoding != "identity":
             # Against the request's own header: this answer's usage cannot be read. Marked, so

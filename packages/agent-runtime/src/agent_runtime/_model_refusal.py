@@ -13,9 +13,10 @@ from claude_agent_sdk import ResultMessage
 
 from ._claude_config import ClaudeConfig
 from ._errors import ModelBackendError
+from ._model_proxy import KEY_REFUSED
+from ._rotating_key import REREAD_INTERVAL_S
 from ._settings import RuntimeSettings
 
-_KEY_REFUSED = (401, 403)
 # The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.
 _OUT_OF_CREDIT = "billing_error"  # Anthropic: 400 "Your credit balance is too low ..."
 _UNKNOWN_MODEL = "model_not_found"  # 404, or Bedrock's 400 "The provided model identifier is invalid"
@@ -31,10 +32,13 @@ def operator_refusal(
     """What the operator must fix when the model answered ``status`` (the CLI's
     ``api_error_status``) classified as ``api_error``; None for a failure that may pass."""
     answered = f"the model answered {status}" if status else "the model refused the call"
-    if status in _KEY_REFUSED:
+    if status in KEY_REFUSED:
         reason = f"{answered}: the key or role is refused"
-        if settings.backend != "bedrock":  # read once per container (see read_secret)
-            reason += "; a new key reaches only containers started after it (redeploy)"
+        if settings.backend != "bedrock":  # the proxy reads it again (see _rotating_key)
+            reason += (
+                "; put a new key in the parameter: running containers use it from their next"
+                f" refused call (the parameter is read again at most every {REREAD_INTERVAL_S:.0f} s)"
+            )
         return ModelBackendError(refused_credential(settings), reason)
     if api_error == _OUT_OF_CREDIT:
         return ModelBackendError(

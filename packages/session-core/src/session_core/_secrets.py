@@ -1,4 +1,5 @@
-"""Secrets (bot token, webhook secret, API key) from SSM Parameter Store, read once per process."""
+"""Secrets (bot token, webhook secret, API key) from SSM Parameter Store, read once per process
+unless a caller asks for the current value (a secret rotated since)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ _cache: dict[str, str] = {}
 _lock = threading.Lock()
 
 
-def read_secret(ssm_client: Any, name: str) -> str:
+def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     """The decrypted value of SSM parameter ``name`` (a SecureString), cached per process.
+    ``fresh=True`` asks SSM again and caches what it answers (the operator rotated it).
 
     Raises ConfigError naming the parameter when it does not exist or is empty, and
     StorageError for other SSM failures (throttling, network) that a retry may cure.
     """
     with _lock:
-        cached = _cache.get(name)
+        cached = None if fresh else _cache.get(name)
     if cached is not None:
         return cached
     try:
