@@ -176,6 +176,15 @@ class ModelServer(LoopbackServer):
     def responder(self, responder: Responder) -> None:
         self._state.responder = responder
 
+    @property
+    def usage(self) -> CallUsage | None:
+        return self._state.usage
+
+    @usage.setter
+    def usage(self, usage: CallUsage | None) -> None:
+        """The tokens the next calls report (a responder may set it for the call it answers)."""
+        self._state.usage = usage
+
     def inject(self, fault: ModelFault, *, times: int = 1) -> None:
         """Make the next ``times`` model calls fail with ``fault``."""
         with self._state.lock:
@@ -251,8 +260,11 @@ def last_user_text(request: dict[str, Any]) -> str:
 
 
 def tool_results(request: dict[str, Any]) -> list[str]:
-    """Texts of the tool results in the request's last message (empty unless it answers tools)."""
+    """Texts of the tool results in the request's last message (empty unless it answers tools),
+    past any system notice the CLI adds after it (MCP servers that failed, after a compaction)."""
     messages = request.get("messages", [])
+    while messages and messages[-1].get("role") == "system":
+        messages = messages[:-1]
     if not messages or messages[-1].get("role") != "user":
         return []
     out = []
