@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_stack import ModelFault, last_user_text, user_turns
+from local_stack import ModelFault, ToolCall, last_user_text, tool_results, user_turns
 
 pytestmark = pytest.mark.slow
 CHAT = 611
@@ -18,7 +18,13 @@ CHAT = 611
 CONTEXT_FULL = ModelFault(status=400, message="prompt is too long: 212000 tokens > 200000 maximum")
 
 
-def responder(request: dict[str, Any]) -> str:
+def responder(request: dict[str, Any]) -> Any:
+    """Answers with the turns it was sent; asked to "append", appends a line to ledger.txt first."""
+    results = tool_results(request)
+    if results:
+        return f"appended: {results[-1]}"
+    if last_user_text(request) == "please append":
+        return [ToolCall(name="Bash", input={"command": "echo line >> ledger.txt", "description": "append"})]
     return f"turns={user_turns(request)} last={last_user_text(request)}"
 
 
@@ -85,3 +91,27 @@ def test_a_message_the_api_refuses_as_invalid_is_told_at_once_and_the_next_one_i
     assert replies[2] == "turns=2 last=never mind, hello again", replies
     [dead] = stack.dead_letters()  # kept for the operator: a request of ours may be at fault
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error", dead
+
+
+def test_a_message_retried_after_the_model_failed_past_its_tool_gets_one_answer_and_one_run_of_it(
+    stack, tmp_path
+) -> None:
+    """The model was overloaded (529) right after the agent's tool ran: the queue's retry ran
+    the tool again (a line appended twice, a mail sent twice) before it answered."""
+    send(stack, 920, "hello")
+    overloaded = ModelFault(status=529, error_type="overloaded_error", message="Overloaded")
+
+    def overloaded_after_the_tool(request: dict[str, Any]) -> Any:
+        reply = responder(request)
+        if isinstance(reply, list):
+            stack.model.inject(overloaded)  # the call that carries the tool's result
+        return reply
+
+    stack.model.responder = overloaded_after_the_tool
+    records = send(stack, 921, "please append")
+
+    assert any(r["batchItemFailures"] for r in records), records  # the first try failed, retried
+    [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
+    assert ledger.read_text() == "line\n"
+    replies = [m["text"] for m in stack.replies(CHAT)]
+    assert replies[1:] == ["appended: (Bash completed with no output)"], replies

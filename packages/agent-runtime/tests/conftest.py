@@ -66,6 +66,19 @@ class ManualClock:
             time.sleep(0.01)
 
 
+def lease_renewals(target: str, body: bytes) -> bool:
+    return target == "UpdateItem" and b"lease_owner" in body
+
+
+def stall_past_the_lease(lease_clock: ManualClock, dynamo_faults: DynamoFaults) -> None:
+    """This container stalls: its lease renewals fail (one is seen failing) while 3.5 s of
+    lease time pass, longer than the 3 s lease (a runtime built with ``LEASE_DURATION_S=3``)."""
+    dynamo_faults.fail = lease_renewals
+    lease_clock.advance(1.0)  # one renewal interval
+    lease_clock.wait_for(lambda: "UpdateItem" in dynamo_faults.failed, "a failed renewal")
+    lease_clock.advance(2.5)
+
+
 @pytest.fixture
 def lease_clock() -> ManualClock:
     """The clock of a runtime's leases and of the test's own registry (pass ``clock=``)."""

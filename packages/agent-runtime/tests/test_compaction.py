@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_runtime import workspace_paths
 from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
+from session_core import SessionKey
 
 from .conftest import flow_responder
 
@@ -16,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 # Every call reports a context this full: the CLI compacts before each turn's answer.
 FULL_CONTEXT = CallUsage(input_tokens=990_000, output_tokens=10)
+ROOMY_CONTEXT = CallUsage(input_tokens=20_000, output_tokens=10)
 SUMMARY = "<summary>The user's favourite colour is teal.</summary>"
 # What the CLI is told to summarize in the middle of a turn: its prompt and tool results too.
 WORK_SUMMARY = "<summary>The user asked to run echo hi; it printed hi.</summary>"
@@ -31,17 +35,24 @@ class CompactingModel:
     """Summarizes when the CLI compacts; a message ending in "bash: CMD" runs CMD (after a
     compaction the CLI sends it after the summary, in one user message). After a summary with
     ``fail_after_summary`` set (of a turn's tool work, with ``after_work``), the next calls
-    fail with a 500 (the model breaking down right after the compaction)."""
+    fail with a 500 (the model breaking down right after the compaction). With ``fail_after_tool``
+    set, the call after the next tool call fails with a 529, and no call after that tool call
+    reports a full context (the summary made room)."""
 
     def __init__(self) -> None:
         self.server: ModelServer | None = None
         self.fail_after_summary = False
         self.after_work = False
+        self.fail_after_tool = False
 
     def __call__(self, request: dict[str, Any]) -> Any:
         if not _is_compaction(request):
             command = last_user_text(request).splitlines()[-1]
             if command.startswith("bash:") and not tool_results(request):
+                if self.fail_after_tool and self.server is not None:
+                    self.fail_after_tool = False
+                    self.server.usage = ROOMY_CONTEXT
+                    self.server.inject(ModelFault(status=529, error_type="overloaded_error"))
                 return [ToolCall(name="Bash", input={"command": command[5:].strip(), "description": "t"})]
             return flow_responder(request)
         work = "tool_result" in json.dumps(request["messages"])
@@ -127,6 +138,27 @@ def test_a_second_retry_after_the_cli_summarized_its_own_work_is_still_said_to_b
     assert failed_again.error_kind == "model_error" and failed_again.retryable, failed_again
 
     _retried_from_the_summary_as_the_same_message(make_runtime, model_server, turn_request, fresh_container)
+
+
+def test_a_turn_retried_after_its_tool_ran_past_a_compaction_does_not_run_the_tool_again(
+    make_runtime, model, model_server, turn_request, sessions_root
+) -> None:
+    """A long chat's turn compacts before its first call, the agent's tool runs, the call after
+    it fails (529): the retry resumed at the summary and ran the tool again."""
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    model.fail_after_tool = True
+    append = "bash: echo appended >> ledger.txt"
+
+    failed = make_runtime().run_turn(turn_request(append, turn_id=2))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    retried = make_runtime().run_turn(turn_request(append, turn_id=2))
+
+    assert retried.ok, retried
+    ledger = Path(workspace_paths(sessions_root, SessionKey.parse("default/1001/0")).cwd) / "ledger.txt"
+    assert ledger.read_text() == "appended\n"
+    sent = json.dumps(model_server.model_calls[-1].body["messages"])
+    assert "favourite colour is teal." in sent  # the summary
+    assert "They already ran and must not be repeated" in sent
 
 
 def _retried_from_the_summary_as_the_same_message(

@@ -15,13 +15,11 @@ from agent_runtime import DEADLINE_MARGIN_S, workspace_paths
 from local_stack import ToolCall, last_user_text, tool_results
 from session_core import TURN_VERSION, LeaseHeldError, SessionKey, SessionRegistry, TurnResult
 
+from .conftest import stall_past_the_lease
+
 pytestmark = pytest.mark.slow
 
 KEY = "default/1001/0"
-
-
-def lease_renewals(target: str, body: bytes) -> bool:
-    return target == "UpdateItem" and b"lease_owner" in body
 
 
 def processes_in(directory: str) -> list[int]:
@@ -40,15 +38,6 @@ def processes_in(directory: str) -> list[int]:
 @pytest.fixture
 def registry(aws: Any, lease_clock: Any) -> SessionRegistry:
     return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
-
-
-def stall_past_the_lease(lease_clock: Any, dynamo_faults: Any) -> None:
-    """This container stalls: its lease renewals fail (one is seen failing) while 3.5 s of
-    lease time pass, longer than the 3 s lease."""
-    dynamo_faults.fail = lease_renewals
-    lease_clock.advance(1.0)  # one renewal interval
-    lease_clock.wait_for(lambda: "UpdateItem" in dynamo_faults.failed, "a failed renewal")
-    lease_clock.advance(2.5)
 
 
 def test_update_recorded_by_another_run_is_the_answer(

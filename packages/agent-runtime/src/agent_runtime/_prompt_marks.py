@@ -32,7 +32,7 @@ def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int
     for line, following in stored.lines_containing(_PROMPT_MARK_BYTES):
         if not _MARKED_UUID.search(line):
             continue
-        entry = _decode_entry(line)
+        entry = decode_entry(line)
         turn_id = prompt_turn_id(entry.get("uuid")) if entry.get("type") == "user" else None
         if turn_id is not None:
             return following, entry, turn_id
@@ -41,6 +41,7 @@ def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int
 
 class CompactSummary(NamedTuple):
     uuid: str
+    following: int  # lines after it
     # Written from a conversation that held the prompt: the model had replied to it (a tool
     # call) when the CLI compacted. Compacted before the turn's first call, the summary is of
     # what came before the prompt, which the CLI sends after it as it is.
@@ -54,9 +55,9 @@ def compact_summary_after(stored: StoredTranscript, following: int) -> CompactSu
     for line, after in stored.lines_containing(_COMPACT_SUMMARY):
         if after >= following:
             return None  # before the prompt
-        entry = _decode_entry(line)
+        entry = decode_entry(line)
         if entry.get("isCompactSummary") is True and isinstance(entry.get("uuid"), str):
-            return CompactSummary(str(entry["uuid"]), _model_replied(stored, following, after))
+            return CompactSummary(str(entry["uuid"]), after, _model_replied(stored, following, after))
     return None
 
 
@@ -66,16 +67,25 @@ def _model_replied(stored: StoredTranscript, following: int, summary_following: 
     for line, after in stored.lines_containing(_ASSISTANT):
         if after >= following:
             return False
-        if after > summary_following and _decode_entry(line).get("type") == "assistant":
+        if after > summary_following and decode_entry(line).get("type") == "assistant":
             return True
     return False
 
 
-def _decode_entry(line: bytes) -> dict[str, Any]:
+def decode_entry(line: bytes) -> dict[str, Any]:
+    """A transcript line's entry ({} for a line that is not one)."""
     try:
         return _entry_decoder.decode(line)
     except (msgspec.DecodeError, RecursionError):
         return {}  # not an entry the runtime wrote; the CLI judges the file itself
+
+
+def prompt_text(content: object) -> str:
+    """The text of a stored prompt's content: a string, or the CLI's blocks (the first text)."""
+    if isinstance(content, list):
+        texts = [block.get("text") for block in content if isinstance(block, dict) and "text" in block]
+        content = texts[0] if texts else ""
+    return content if isinstance(content, str) else ""
 
 
 def prompt_uuid(turn_id: int) -> str:

@@ -6,7 +6,9 @@ rather than left out, since the summary only paraphrases it and any file it carr
 
 from __future__ import annotations
 
-_NOTE = (
+from ._prompt_marks import prompt_text
+
+SUMMARISED_RETRY_NOTE = (
     "(From the bot, not the user: the summary above was written while you were answering "
     "the message below, and covers it and what you did for it; that answer broke off and "
     "never reached the user. This is the same message again, not a new one: carry on from "
@@ -14,16 +16,7 @@ _NOTE = (
 )
 
 
-def with_summarised_retry_note(prompt: str) -> str:
-    """``prompt`` after a note to the agent that the summary before it already covers it."""
-    return f"{_NOTE}\n\n{prompt}"
-
-
 def carries_summarised_retry_note(content: object) -> bool:
-    """Whether a stored prompt's content (a string, or the CLI's text blocks) was sent with the
-    note: a retry that failed too, whose own retry resumes at the same summary and needs it
-    again."""
-    if isinstance(content, list):
-        texts = [block.get("text") for block in content if isinstance(block, dict) and "text" in block]
-        content = texts[0] if texts else ""
-    return isinstance(content, str) and content.startswith(_NOTE)
+    """Whether a stored prompt's content was sent with the note: a retry that failed too, whose
+    own retry resumes at the same summary and needs it again."""
+    return prompt_text(content).startswith(SUMMARISED_RETRY_NOTE)

@@ -71,8 +71,9 @@ from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import early_answer, stopped_result
-from ._summarised_retry import carries_summarised_retry_note, with_summarised_retry_note
+from ._summarised_retry import SUMMARISED_RETRY_NOTE, carries_summarised_retry_note
 from ._timed_store import TimedStore
+from ._tools_ran import tools_ran_after, tools_ran_note
 from ._turn_events import TurnStopped
 from ._turn_state import (
     LeaseHolder,
@@ -106,8 +107,9 @@ class Restored(NamedTuple):
 
     resume_at: str | None
     history_bytes: int
-    # The turn whose message the summary resumed at covers (see ``_summarised_retry``).
-    summarised_turn: int | None = None
+    # What the agent is told before the retried message of a failed attempt that it resumes
+    # after (see ``_summarised_retry`` and ``_tools_ran``); None: nothing.
+    retry_note: str | None = None
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -291,15 +293,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 restored = (
                     Restored(None, 0)
                     if resume is None
-                    else await self._restore(key, project, resume, workspace)
+                    else await self._restore(key, project, resume, workspace, request.turn_id)
                 )
                 if restored is None:  # nothing stored (expired): the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, Restored(None, 0)
                     outcome.new_conversation = True
                     if await self._history_expired(key):
                         plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
-                if restored.summarised_turn == request.turn_id:
-                    plan.prompt = with_summarised_retry_note(plan.prompt)
+                if restored.retry_note is not None:
+                    plan.prompt = f"{restored.retry_note}\n\n{plan.prompt}"
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -867,10 +869,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return killed
 
     async def _restore(
-        self, key: SessionKey, project: str, resume: str, workspace: SessionWorkspace
+        self, key: SessionKey, project: str, resume: str, workspace: SessionWorkspace, turn_id: int
     ) -> Restored | None:
         """Restore the transcript into the session's config dir (see ``_restore.py``) and
-        return where to resume and the transcript's bytes (0 when not restored); None when
+        return where turn ``turn_id`` resumes and the transcript's bytes (0 when not restored); None when
         the store has nothing of the session (it expired). Counted as the turn's restore
         time. A history past the memory's limit is not downloaded: its size comes back and
         the turn is refused."""
@@ -894,7 +896,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             if restored.local:
                 store.restored_locally = resume
             log.info("turn.restored", local=restored.local, written=restored.written)
-            return await self._resume_point(key, restored.stored)
+            return await self._resume_point(key, restored.stored, turn_id)
         finally:
             store.load_s += time.perf_counter() - started
 
@@ -930,40 +932,54 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # reads (and may write) the whole file: off the event loop, where the lease renewer runs
         await asyncio.to_thread(restorer.remember, key.canonical, store_key, path)
 
-    async def _resume_point(self, key: SessionKey, stored: StoredTranscript) -> Restored:
-        """Where to resume so that an unrecorded turn at the transcript's end (a failed or
-        timed-out run; its retry) is left out: otherwise the model would read the user's
-        message twice. The runtime's prompts carry their update id in their uuid
-        (``_prompt_uuid``); the last one is looked up in the registry. At None: resume it all."""
+    async def _resume_point(self, key: SessionKey, stored: StoredTranscript, turn_id: int) -> Restored:
+        """Where turn ``turn_id`` resumes so that an unrecorded turn at the transcript's end (a
+        failed or timed-out run) is left out: otherwise the model would read the user's message
+        twice. Its retry (``turn_id`` itself) resumes after the tools the failed attempt ran
+        instead, so that none runs twice. The runtime's prompts carry their update id in their
+        uuid (``_prompt_uuid``); the last one is looked up in the registry. At None: resume it
+        all."""
         found = find_last_prompt(stored)
         if found is None:
             return Restored(None, stored.size)
-        following, entry, turn_id = found
-        if await self._answered(key, turn_id):
+        following, entry, prompt_turn = found
+        if await self._answered(key, prompt_turn):
             return Restored(None, stored.size)  # the last prompt's turn was recorded
+        retried = prompt_turn == turn_id
         summary = compact_summary_after(stored, following)
         if summary is not None:
             # The CLI compacted the history during that turn: it no longer finds the prompt's
-            # parent (before the boundary). What the turn did after the summary is left out.
+            # parent (before the boundary). What the turn did after the summary is left out
+            # (but for the tools it ran, below).
             log.info(
                 "turn.unrecorded_turn_left_out",
-                turn_id=turn_id,
+                turn_id=prompt_turn,
                 after="compaction",
                 summary_covers_it=summary.covers_prompt,
             )
-            covered = turn_id if summary.covers_prompt else None
-            return Restored(summary.uuid, stored.size, summarised_turn=covered)
-        # The prompt hangs off the end of the conversation it was sent to: resume there
-        # (not at the entry before it in the file, which may be an earlier failed attempt).
-        point = entry.get("parentUuid")
-        log.info("turn.unrecorded_turn_left_out", turn_id=turn_id, dropped=following + 1)
-        # A retry told the summary covers its message, failed too: resumed at the same summary,
-        # the next needs telling again.
-        message = entry.get("message")
-        told = isinstance(message, dict) and carries_summarised_retry_note(message.get("content"))
-        return Restored(
-            point if isinstance(point, str) else None, stored.size, summarised_turn=turn_id if told else None
-        )
+            point: str | None = summary.uuid
+            after = summary.following
+            note = SUMMARISED_RETRY_NOTE if summary.covers_prompt else None
+        else:
+            # The prompt hangs off the end of the conversation it was sent to: resume there
+            # (not at the entry before it in the file, which may be an earlier failed attempt).
+            parent = entry.get("parentUuid")
+            point, after = (parent if isinstance(parent, str) else None), following
+            log.info("turn.unrecorded_turn_left_out", turn_id=prompt_turn, dropped=following + 1)
+            # A retry sent with a note that failed too (before any tool): resumed at the same
+            # place, the next needs telling again.
+            message = entry.get("message")
+            content = message.get("content") if isinstance(message, dict) else None
+            note = tools_ran_note(content)
+            if note is None and carries_summarised_retry_note(content):
+                note = SUMMARISED_RETRY_NOTE
+        if not retried:
+            return Restored(point, stored.size)
+        ran = tools_ran_after(stored, after)
+        if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
+            log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
+            return Restored(ran.resume_at or point, stored.size, ran.note)
+        return Restored(point, stored.size, note)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was

@@ -1,0 +1,163 @@
+"""A turn whose model call failed (overloaded, 5xx) after the agent's tools had run: the queue
+retries it, and the retry must not run those tools again (a line appended twice, a mail sent
+twice, a paid API called twice). Real CLI, scripted model server, moto."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_runtime import workspace_paths
+from local_stack import ModelFault, ModelServer, ToolCall, last_user_text, tool_results
+from session_core import SessionKey, SessionRegistry
+
+from .conftest import stall_past_the_lease
+
+pytestmark = pytest.mark.slow
+
+KEY = "default/1001/0"
+APPEND = "echo appended >> ledger.txt"
+OVERLOADED = ModelFault(status=529, error_type="overloaded_error", message="Overloaded")
+
+
+class AppendingModel:
+    """Asked to "append", the agent appends a line to ledger.txt with Bash (``command``), then
+    answers. With ``fail_after_tool`` set, the call that carries the tool's result fails
+    (529) once: the model overloaded just after the tool ran."""
+
+    def __init__(self) -> None:
+        self.server: ModelServer | None = None
+        self.fail_after_tool = False
+        self.command = APPEND
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        results = tool_results(request)
+        if results:
+            return f"DONE: {results[-1]}"
+        if last_user_text(request).endswith("append"):
+            if self.fail_after_tool and self.server is not None:
+                self.fail_after_tool = False
+                self.server.inject(OVERLOADED)  # the next call: the one after the tool ran
+            return [ToolCall(name="Bash", input={"command": self.command, "description": "append"})]
+        return f"last={last_user_text(request)}"
+
+
+@pytest.fixture
+def model() -> AppendingModel:
+    return AppendingModel()
+
+
+@pytest.fixture
+def model_server(model: AppendingModel) -> Iterator[ModelServer]:
+    with ModelServer(model) as server:
+        model.server = server
+        yield server
+
+
+def _ledger(sessions_root: Path) -> list[str]:
+    path = Path(workspace_paths(sessions_root, SessionKey.parse(KEY)).cwd) / "ledger.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _sent(model_server: ModelServer, call: int = -1) -> str:
+    return json.dumps(model_server.model_calls[call].body["messages"])
+
+
+def test_a_turn_retried_after_its_tool_ran_does_not_run_the_tool_again(
+    make_runtime, model, model_server, turn_request, sessions_root, aws
+) -> None:
+    assert make_runtime().run_turn(turn_request("hello", turn_id=1)).ok
+    model.fail_after_tool = True
+
+    failed = make_runtime().run_turn(turn_request("please append", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    assert _ledger(sessions_root) == ["appended"]
+    calls_before = len(model_server.model_calls)
+
+    retried = make_runtime().run_turn(turn_request("please append", turn_id=2))
+
+    assert retried.ok and retried.text.startswith("DONE"), retried
+    assert _ledger(sessions_root) == ["appended"]  # the tool ran once
+    assert len(model_server.model_calls) == calls_before + 1  # straight to the answer
+    sent = _sent(model_server)
+    assert sent.count(APPEND) == 1  # the first attempt's call, with its result
+    assert "They already ran and must not be repeated" in sent
+    assert "same message again, not a new one" in sent
+    # The failed attempt's calls are counted once, the retry's own call once.
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    session = registry.get_session(SessionKey.parse(KEY))
+    first = registry.get_turn_result(SessionKey.parse(KEY), 1)
+    assert session is not None and first is not None and failed.cost_usd > 0
+    assert session.cost_usd == pytest.approx(first.cost_usd + failed.cost_usd + retried.cost_usd)
+    assert retried.cost_usd < failed.cost_usd * 1.5  # one call, not the tool's two again
+
+    later = make_runtime().run_turn(turn_request("thanks", turn_id=3))
+    assert later.ok and later.text == "last=thanks", later
+    sent = _sent(model_server)
+    assert sent.count(APPEND) == 1 and sent.count("please append") == 2  # the note's retry kept
+
+
+def test_a_second_retry_after_a_retry_that_failed_before_any_tool_still_does_not_run_it(
+    make_runtime, model, model_server, turn_request, sessions_root
+) -> None:
+    """The first retry (resumed after the tool, with the note) failed at its first call: the
+    next resumes at the same place and is told again, not sent the message bare."""
+    assert make_runtime().run_turn(turn_request("hello", turn_id=1)).ok
+    model.fail_after_tool = True
+    assert make_runtime().run_turn(turn_request("please append", turn_id=2)).retryable
+
+    model_server.inject(OVERLOADED)
+    failed_again = make_runtime().run_turn(turn_request("please append", turn_id=2))
+    assert failed_again.error_kind == "model_error" and failed_again.retryable, failed_again
+
+    retried = make_runtime().run_turn(turn_request("please append", turn_id=2))
+    assert retried.ok and retried.text.startswith("DONE"), retried
+    assert _ledger(sessions_root) == ["appended"]
+    sent = _sent(model_server)
+    assert sent.count(APPEND) == 1 and sent.count("please append") == 2
+    assert "They already ran and must not be repeated" in sent
+
+
+def test_a_call_cut_while_it_ran_is_named_to_the_retry_as_one_that_may_have_run(
+    make_runtime, model, model_server, turn_request, sessions_root, aws, dynamo_faults, lease_clock
+) -> None:
+    """The container stalled and lost its lease while the tool ran: the run was killed with
+    no result on record. The retry is told the call may or may not have run, to check first."""
+    key = SessionKey.parse(KEY)
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
+    assert make_runtime(clock=lease_clock).run_turn(turn_request("hello", turn_id=1)).ok
+    model.command = f"{APPEND} && sleep 60"
+    thief: list[Any] = []
+    ended = threading.Event()
+
+    def steal_the_lease_while_the_tool_runs() -> None:
+        lease_clock.wait_for(lambda: bool(_ledger(sessions_root)), "the tool to start", timeout_s=60)
+        stall_past_the_lease(lease_clock, dynamo_faults)
+        thief.append(registry.acquire_lease(key, owner="thief", duration_s=60))
+        dynamo_faults.fail = lambda target, body: False
+        # The renewal under way may find the lease gone already; else the next one does.
+        lease_clock.wait_for(lambda: lease_clock.sleeping > 0 or ended.is_set(), "a renewal")
+        if not ended.is_set():
+            lease_clock.advance(1.0)
+
+    stealer = threading.Thread(target=steal_the_lease_while_the_tool_runs)
+    stealer.start()
+    runtime = make_runtime(dynamodb=dynamo_faults.client, env={"LEASE_DURATION_S": "3"}, clock=lease_clock)
+    failed = runtime.run_turn(turn_request("please append", turn_id=2))
+    ended.set()
+    stealer.join()
+    assert failed.error_kind == "internal" and failed.retryable, failed
+    registry.release_lease(thief[0])
+    model.command = APPEND  # the retry's own call, should the agent make it again
+    calls_before = len(model_server.model_calls)
+
+    make_runtime(clock=lease_clock).run_turn(turn_request("please append", turn_id=2))
+
+    sent = json.dumps([call.body["messages"] for call in model_server.model_calls[calls_before:]])
+    assert "may or may not have run" in sent
+    assert "check what each would have done before running it again: Bash" in sent
+    assert "ledger.txt && sleep 60" in sent
