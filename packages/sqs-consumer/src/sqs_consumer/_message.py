@@ -102,10 +102,8 @@ class MessageHandler:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
         ran before (see ``with_its_forwards``)."""
-        # A GIF captioned "/new" is the command still (its answer says the GIF went unread);
-        # a forwarded one's caption is someone else's words, as a forwarded "/new" is.
-        typed_command = not msg.forwarded and parse_command(msg.text, self._config.bot_username) is not None
-        if msg.kind == "unsupported" and not typed_command:
+        # A GIF captioned "/new" is the command still (its answer says the GIF went unread).
+        if msg.kind == "unsupported" and self._command_of(msg) is None:
             self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
             return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
@@ -117,8 +115,7 @@ class MessageHandler:
             return "answered_with_comment"
         msg, parts = album
         registry, budgets = self._deps.registry, self._deps.budgets
-        typed = msg.kind != "approval" and not msg.forwarded  # a forwarded "/new" resets nothing
-        command = parse_command(msg.text, self._config.bot_username) if typed else None
+        command = self._command_of(msg)
         if command == "stop" and len(parts) > 1:
             # A later part of this album was captioned /stop: the producer stopped and answered
             # it (saying the photos went unread); a second answer would repeat it.
@@ -410,6 +407,13 @@ class MessageHandler:
         if message_id is not None and self._deps.approvals is not None:
             self._deps.approvals.attach_message(key, request.approval_id, message_id)
         log.info("approval_asked", tool=request.tool_name)
+
+    def _command_of(self, msg: InboundMessage) -> str | None:
+        """The bot command ``msg`` gives, if any: one its sender typed (a forwarded "/new" is
+        someone else's words, and resets nothing)."""
+        if msg.kind == "approval" or msg.forwarded:
+            return None
+        return parse_command(msg.text, self._config.bot_username)
 
     def _show_outcome(self, msg: InboundMessage, outcome: ApprovalOutcome) -> None:
         """[I] Edit the buttons message of the answered approval: the call, the decision and
