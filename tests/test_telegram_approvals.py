@@ -478,6 +478,28 @@ def test_a_press_refused_by_the_budget_says_the_answer_waits_not_that_a_message_
     assert resumes(stack) == []
 
 
+@pytest.mark.parametrize("choice", ["Allow once", "Always in this chat"])
+def test_new_after_the_budget_held_back_an_allowed_call_says_on_its_question_that_it_never_ran(
+    stack, monkeypatch, choice: str
+) -> None:
+    """The budget kept the Allow from the agent, then the user started anew: the question must
+    not go on saying "Allowed" of a call that will never run (nor that a rule was kept)."""
+    monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "0.01")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    asking = ask(stack, 470)  # the asking turn spends the day's $0.01
+    post(stack, stack.telegram.press_button(asking, text=choice, username="ada"))
+    stack.drain(stack.consumer())
+    assert resumes(stack) == []
+    assert stack.post(update(471, text="/new")) == 200
+    stack.drain(stack.consumer())
+    assert stack.approvals().current(KEY) is None
+    assert stack.approvals().grants(KEY) == []
+    assert message_now(stack, asking["message_id"])["text"] == (
+        "❌ Not run: you started a new conversation before it could: Bash ls -la <src>"
+    )
+    assert buttons_of(message_now(stack, asking["message_id"])) == []
+
+
 def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke_buttons(stack) -> None:
     """More grants than one message lists: the first page says how many more and how to see
     them, and the next page lists them with their revoke buttons."""

@@ -21,6 +21,8 @@ from telegram_core import approval_callback_data, revoke_callback_data
 
 from ._render import escape_html
 from ._wording import (
+    ALLOWED_DROPPED_BY_NEW,
+    ALLOWED_DROPPED_BY_NEW_FROM,
     APPROVAL_ALWAYS_WOULD_ALLOW,
     APPROVAL_ASKS,
     APPROVAL_BUTTON_TEXT,
@@ -98,10 +100,13 @@ def approval_outcome_html(
 
 
 def approval_dropped_html(approval: Approval, *, new_from: str | None = None) -> str:
-    """The asking message of a call /new dropped (``new_from``: in a group, who sent /new)."""
-    head = APPROVAL_DROPPED_BY_NEW
+    """The asking message of a call /new dropped (``new_from``: in a group, who sent /new):
+    still waiting, or allowed but not yet passed on to the agent (the budget held it back)."""
+    allowed = approval.state == "decided" and approval.choice != "deny"
+    head = ALLOWED_DROPPED_BY_NEW if allowed else APPROVAL_DROPPED_BY_NEW
     if new_from:
-        head = APPROVAL_DROPPED_BY_NEW_FROM.format(who=escape_html(_cut(new_from, _MAX_NAME_CHARS)))
+        template = ALLOWED_DROPPED_BY_NEW_FROM if allowed else APPROVAL_DROPPED_BY_NEW_FROM
+        head = template.format(who=escape_html(_cut(new_from, _MAX_NAME_CHARS)))
     return approval_settled_html(head, approval.tool_name, approval.summary)
 
 

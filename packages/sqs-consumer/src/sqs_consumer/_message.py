@@ -437,11 +437,13 @@ class MessageHandler:
     def _drop_waiting_call(self, msg: InboundMessage, key: SessionKey) -> None:
         """[I] /new: a call still waiting belongs to the old conversation. Forget it and say so
         on its question (buttons gone, and in a group who started anew): buttons left in place
-        would only answer "no longer waiting", and whoever asked would not know why."""
+        would only answer "no longer waiting", and whoever asked would not know why. So too a
+        call answered whose answer never reached the agent (the budget held it back): its
+        question still asks, and will never be edited by the turn that would have run it."""
         if self._deps.approvals is None:
             return
         dropped = self._deps.approvals.clear(key)
-        if dropped is None or dropped.state != "pending" or dropped.message_id is None:
+        if dropped is None or dropped.state not in ("pending", "decided") or dropped.message_id is None:
             return
         sender = None if msg.chat_type == "private" else msg.user_name
         try:

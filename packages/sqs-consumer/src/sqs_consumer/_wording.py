@@ -277,6 +277,9 @@ APPROVAL_STOPPED = "⏹ Stopped before it ran"
 # /new drops a call still waiting: its question says so, and in a group who sent it.
 APPROVAL_DROPPED_BY_NEW = "❌ Declined: you started a new conversation"
 APPROVAL_DROPPED_BY_NEW_FROM = "❌ Declined: {who} started a new conversation"
+# An Allow the budget kept from the agent, then /new: the call was allowed yet will never run.
+ALLOWED_DROPPED_BY_NEW = "❌ Not run: you started a new conversation before it could"
+ALLOWED_DROPPED_BY_NEW_FROM = "❌ Not run: {who} started a new conversation before it could"
 NO_GRANTS = "Nothing is always allowed in {where}. Tools that need approval ask each time."
 GRANTS_HEADING = "Always allowed in {where}:"
 # More grants than one message lists: a page of them, numbered as the user asks for them.
