@@ -148,6 +148,25 @@ def test_an_approvers_allow_counts_against_the_budget_of_who_asked(stack, monkey
     assert "You, today: $0.02 of $5.00" in stack.replies(GROUP)[-1]["text"]
 
 
+def test_a_budget_refusal_of_an_approvers_allow_names_the_asker_not_the_approver(stack, monkeypatch) -> None:
+    """Bob, an approver, allows Alice's call when her day's allowance is spent: the refusal
+    must not tell Bob "you have reached your budget" (he has spent nothing), nor promise the
+    answer goes with "your next message" as if his were held."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.01")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    monkeypatch.setenv("APPROVER_USER_IDS", str(BOB))
+    trusted = producer_handler.build_producer()
+    asking = alice_asks(stack, 690)  # spends Alice's $0.01
+    press = stack.telegram.press_button(asking, user_id=BOB, text="Allow once", username="bob")
+    assert post(stack, press, trusted)["text"] == "Allowed once."
+    stack.drain(stack.consumer())
+    assert stack.replies(GROUP)[-1]["text"].startswith(
+        "The person who asked has reached their daily budget of $0.01 (spent $0.01), so I did not "
+        "pass the answer on to the AI model yet: it goes with the next message here that the "
+        "budgets allow. The budget resets at 00:00 UTC, in "
+    )
+
+
 def test_a_members_cap_stops_only_that_member_and_the_chats_cap_everyone(stack, monkeypatch) -> None:
     monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.01")
     monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "0.03")

@@ -23,32 +23,48 @@ _BUDGET_OF: dict[BudgetScope, str] = {
     "user": "Your",
     "deployment": "This bot's shared",
 }
+# An approver answered someone else's call: the held allowance is the asker's, not the
+# reader's (the approver's), and the answer waits for anyone's next message here.
+_ASKERS_WHOSE = ("The person who asked has", "their")
+_ASKERS_BUDGET = "The asker's"
 _PERIOD_NAME = {"day": "daily", "month": "monthly"}
 # What was not done. A button press is no message; its decision stays in the store and reaches
 # the agent with the next admitted turn, so that is what the user is told.
-_NOT_SENT = {
-    False: "so I did not send this message to the AI model.",
-    True: "so I did not pass your answer on to the AI model yet: it goes with your next message "
-    "once the budget allows.",
-}
+_NOT_SENT = "so I did not send this message to the AI model."
+_ANSWER_NOT_SENT = (
+    "so I did not pass your answer on to the AI model yet: it goes with your next message "
+    "once the budget allows."
+)
+_OTHERS_ANSWER_NOT_SENT = (
+    "so I did not pass the answer on to the AI model yet: it goes with the next message here "
+    "that the budgets allow."
+)
 
 
-def refusal_text(exceeded: BudgetExceeded, now: float, *, approval_answer: bool = False) -> str:
+def refusal_text(
+    exceeded: BudgetExceeded, now: float, *, approval_answer: bool = False, for_another: bool = False
+) -> str:
     """The one message a user gets instead of a turn: which cap, and when it resets
-    (``approval_answer``: the turn was to take an approval button's answer to the agent)."""
+    (``approval_answer``: the turn was to take an approval button's answer to the agent;
+    ``for_another``: an approver's answer to someone else's call)."""
+    not_sent = _NOT_SENT
+    if approval_answer:
+        not_sent = _OTHERS_ANSWER_NOT_SENT if for_another else _ANSWER_NOT_SENT
+    askers = for_another and exceeded.scope == "user"
     if exceeded.only_held:
+        budget_of = _ASKERS_BUDGET if askers else _BUDGET_OF[exceeded.scope]
         return (
-            f"{_BUDGET_OF[exceeded.scope]} {_PERIOD_NAME[exceeded.period]} budget of "
+            f"{budget_of} {_PERIOD_NAME[exceeded.period]} budget of "
             f"{usd(exceeded.cap_usd)} is held for answers still being written "
-            f"(spent {usd(exceeded.spent_usd)} so far), {_NOT_SENT[approval_answer]} "
+            f"(spent {usd(exceeded.spent_usd)} so far), {not_sent} "
             "Try again in a few minutes."
         )
     resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
     when = "00:00 UTC" if exceeded.period == "day" else f"{resets:%-d %B} 00:00 UTC"
-    who, whose = _WHOSE[exceeded.scope]
+    who, whose = _ASKERS_WHOSE if askers else _WHOSE[exceeded.scope]
     return (
         f"{who} reached {whose} {_PERIOD_NAME[exceeded.period]} budget of "
-        f"{usd(exceeded.cap_usd)} (spent {usd(exceeded.spent_usd)}), {_NOT_SENT[approval_answer]} "
+        f"{usd(exceeded.cap_usd)} (spent {usd(exceeded.spent_usd)}), {not_sent} "
         f"The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
     )
 

@@ -158,7 +158,12 @@ class MessageHandler:
                 log.warning(
                     "turn_over_budget", scope=admitted.scope, period=admitted.period, cap_usd=admitted.cap_usd
                 )
-                refused = refusal_text(admitted, budgets.now(), approval_answer=msg.kind == "approval")
+                refused = refusal_text(
+                    admitted,
+                    budgets.now(),
+                    approval_answer=msg.kind == "approval",
+                    for_another=self._answered_for_another(msg, key),
+                )
                 self._delivery.deliver(msg, key, [escape_html(refused)])
                 return "over_budget"
             hold = admitted
@@ -433,6 +438,19 @@ class MessageHandler:
             )
         except TelegramApiError as exc:
             log.info("approval_message_not_edited", kind=exc.kind)
+
+    def _answered_for_another(self, msg: InboundMessage, key: SessionKey) -> bool:
+        """An approval resume whose button an approver pressed for someone else's call (the
+        resume goes on as the asker's request: its user is the asker, not the presser)."""
+        if msg.kind != "approval" or self._deps.approvals is None:
+            return False
+        try:
+            current = self._deps.approvals.current(key)
+        except StorageError:  # the refusal still goes out, in the asker's words
+            return False
+        if current is None or current.approval_id != msg.approval_id or current.decided_by_id is None:
+            return False
+        return current.decided_by_id != msg.user_id
 
     def _drop_waiting_call(self, msg: InboundMessage, key: SessionKey) -> None:
         """[I] /new: a call still waiting belongs to the old conversation. Forget it and say so
