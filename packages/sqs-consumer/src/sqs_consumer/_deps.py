@@ -60,6 +60,10 @@ class ApprovalRecords(Protocol):
         """Forget the pending approval (/new); answers it."""
         ...
 
+    def current(self, key: SessionKey) -> Approval | None:
+        """The session's approval (who asked, who answered)."""
+        ...
+
 
 class ObjectStore(Protocol):
     """The sessions bucket (a boto3 S3 client): attachments are staged there for the runtime,
