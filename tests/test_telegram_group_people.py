@@ -11,6 +11,7 @@ from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, message, update, webhook_event
 from session_core import LiveTurns, SessionKey
+from telegram_core import stop_callback_data
 from telegram_producer import handler as producer_handler
 
 ALICE, BOB = 501, 502
@@ -213,3 +214,36 @@ def test_an_anonymous_admins_stop_stops_the_running_turn(stack) -> None:
     live.begin(GROUP_KEY, 710)
     assert post(stack, update(711, text="/stop", **IN_GROUP, **on_behalf))["text"] == "Stopping…"
     assert live.stop_requested(GROUP_KEY, 710)
+
+
+def test_a_stop_button_pressed_where_only_the_group_itself_is_allowed_says_how_to_stop(
+    stack, monkeypatch
+) -> None:
+    """The group's id alone is on ALLOWED_USER_IDS: its anonymous admins talk to the bot as the
+    group, but a button press always comes from the person (Telegram hides no presser), so an
+    admin's press of Stop is refused. The refusal tells them what does work: /stop, sent as
+    the group."""
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(GROUP))
+    strict = producer_handler.build_producer()
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    live.begin(GROUP_KEY, 720)
+    press = {
+        "update_id": 721,
+        "callback_query": {
+            "id": "cb-721",
+            "from": {"id": 777, "is_bot": False, "first_name": "Admin"},
+            "data": stop_callback_data(720),
+            "message": {"message_id": 9, "chat": {"id": GROUP, "type": "supergroup"}},
+        },
+    }
+    answer = post(stack, press, strict)
+    assert answer["text"] == (
+        "Only people allowed to use this bot can press its buttons. To stop it as the group, "
+        "send /stop while posting anonymously."
+    )
+    assert not live.stop_requested(GROUP_KEY, 720)
+    # Where the group is no sender on the list, a stranger's press gets the plain refusal.
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))
+    assert post(stack, {**press, "update_id": 722}, producer_handler.build_producer())["text"] == (
+        "Only people allowed to use this bot can press its buttons."
+    )

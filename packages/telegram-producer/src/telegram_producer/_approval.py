@@ -36,6 +36,8 @@ NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
 NOT_YOURS_TEXT = "Only the person who asked can answer this."
 NOT_ALLOWED_TEXT = "Only people allowed to use this bot can press its buttons."
+# The group itself is an allowed sender (its anonymous admins): a press is always a person's.
+STOP_AS_THE_GROUP_TEXT = "To stop it as the group, send /stop while posting anonymously."
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."

@@ -54,6 +54,7 @@ from ._approval import (
     NOT_ALLOWED_TEXT,
     NOT_VALID_TEXT,
     NOT_WAITING_TEXT,
+    STOP_AS_THE_GROUP_TEXT,
     ApprovalStore,
     ButtonPress,
     already_answered_text,
@@ -492,7 +493,8 @@ class Producer:
         again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
         stop the next one."""
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
-            return _stranger(stop.callback_query_id)
+            as_the_group = stop.chat_id in config.allowed_user_ids
+            return _stranger(stop.callback_query_id, hint=STOP_AS_THE_GROUP_TEXT if as_the_group else "")
         add_correlation(session_key=stop.key.canonical)
         tenant, update_id = self._config.tenant, update.update_id
         try:
@@ -597,15 +599,15 @@ class Producer:
         )
 
 
-def _stranger(callback_query_id: str | None) -> dict[str, Any]:
+def _stranger(callback_query_id: str | None, *, hint: str = "") -> dict[str, Any]:
     """The 200 for a stop or a press from someone off the allow-list: nothing is done, and a
-    button press is answered (only the presser sees it) so it does not show loading."""
+    button press is answered (only the presser sees it, with ``hint`` if any) so it does not
+    show loading."""
     log.info("update_ignored", reason="not on the allow-list")
     if callback_query_id is None:
         return _response(200, "ignored: not on the allow-list")
-    return _reply(
-        {"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": NOT_ALLOWED_TEXT}
-    )
+    text = f"{NOT_ALLOWED_TEXT} {hint}" if hint else NOT_ALLOWED_TEXT
+    return _reply({"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": text})
 
 
 def _too_fast(limiter: RateLimiter, which: str) -> str:
