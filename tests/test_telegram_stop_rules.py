@@ -288,6 +288,25 @@ def test_a_file_captioned_with_the_bots_stop_in_a_group_is_answered_there_and_no
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
+def test_a_gif_captioned_stop_stops_the_running_turn_and_says_the_gif_went_unseen(
+    aws: Any, producer: Any
+) -> None:
+    """A GIF is answered "not supported" when sent alone; sent with /stop it stops the turn, and
+    the answer says so of the GIF, as it does of a photo (the app shows it as a GIF)."""
+    live = LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse("default/501/0")
+    live.begin(key, 97)
+    gif = {"file_id": "g1", "file_unique_id": "gu1", "width": 480, "height": 270, "duration": 3}
+    doc = {"file_id": "g1", "file_unique_id": "gu1", "file_name": "giphy.mp4", "mime_type": "video/mp4"}
+    sent = message(text=None, caption="/stop", animation=gif, document=doc)
+    answer = _post(producer, {"update_id": 14, "message": sent})
+    assert answer["text"] == (
+        "Stopping…\n\nSorry, GIFs are not supported yet. Send text, a photo or a document."
+    )
+    assert live.stop_requested(key, 97)
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+
+
 def test_a_stop_from_outside_the_allow_list_is_ignored(aws: Any, producer: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("ALLOWED_USER_IDS", "9")
     strict = producer_handler.build_producer()

@@ -11,8 +11,7 @@ from agentbot_testing.recordings import m4a_audio
 from botocore.exceptions import ClientError
 from session_core import StagedAttachment
 from sqs_consumer._voice import VoiceNotTranscribed, VoiceTranscriber
-from sqs_consumer._wording import unsupported_notice
-from telegram_core import Attachment
+from telegram_core import Attachment, unsupported_notice
 
 
 class _S3:

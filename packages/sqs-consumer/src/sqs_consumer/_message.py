@@ -27,7 +27,14 @@ from session_core import (
     UnsentFile,
     get_logger,
 )
-from telegram_core import InboundMessage, TelegramApiError, parse_command, this_place, unread_files_note
+from telegram_core import (
+    InboundMessage,
+    TelegramApiError,
+    parse_command,
+    this_place,
+    unread_files_note,
+    unsupported_notice,
+)
 
 from ._album import with_its_album
 from ._approval_view import (
@@ -67,7 +74,6 @@ from ._wording import (
     none_fetched_notice,
     unread_words_note,
     unsent_files_notice,
-    unsupported_notice,
 )
 
 log = get_logger(__name__)

@@ -23,12 +23,11 @@ from typing import Any, NamedTuple
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 from session_core import MISSING_OBJECT_CODES, StagedAttachment, StorageError, aws_error_code, get_logger
-from telegram_core import RECORDING_WORDS, Attachment, InboundMessage
+from telegram_core import RECORDING_WORDS, Attachment, InboundMessage, unsupported_notice
 
 from ._audio_length import audio_heard
 from ._config import ConsumerConfig
 from ._errors import DeferredError
-from ._wording import unsupported_notice
 
 log = get_logger(__name__)
 

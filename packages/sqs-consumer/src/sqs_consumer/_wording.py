@@ -42,20 +42,6 @@ LAST_TRY_NOTICE = (
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 
-# Recordings and GIFs as Telegram's apps name them to the user (the Bot API's "video_note" is a
-# video message, its "animation" a GIF), in the plural.
-_AS_THE_APPS_SAY: Mapping[str, str] = {
-    **{medium: f"{word}s" for medium, word in RECORDING_WORDS.items()},
-    "animation": "GIFs",
-}
-
-
-def unsupported_notice(what: str | None) -> str:
-    """The answer to content the bot does not handle yet (``what``: Telegram's name of it)."""
-    kinds = _AS_THE_APPS_SAY.get(what or "") or f"{(what or 'this kind of').replace('_', ' ')} messages"
-    return f"Sorry, {kinds} are not supported yet. Send text, a photo or a document."
-
-
 def too_large_notice(file_name: str) -> str:
     """The answer to a file above the Bot API's 20 MB download limit (HTML)."""
     return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."

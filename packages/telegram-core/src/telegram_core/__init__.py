@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from ._places import nothing_running, this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
-    from ._unread_files import unread_files_note
+    from ._unread_files import unread_files_note, unsupported_notice
     from ._update_dedup import UpdateDedup
 else:  # imported on first use (a producer never loads the Bot API client): see session_core's lazy_exports
     from session_core import lazy_exports
@@ -133,4 +133,5 @@ __all__ = [
     "stopped_turn_of",
     "this_place",
     "unread_files_note",
+    "unsupported_notice",
 ]

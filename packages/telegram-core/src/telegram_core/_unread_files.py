@@ -1,11 +1,25 @@
 """The line under a command's answer when the message that carried it (in its caption) carried
-photos or files too: the producer's, for /stop, and the consumer's, for every other command."""
+photos or files too, or content the bot does not handle (a GIF): the producer's, for /stop,
+and the consumer's, for every other command."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from ._envelope import Attachment
+from ._envelope import RECORDING_WORDS, Attachment
+
+# Recordings and GIFs as Telegram's apps name them to the user (the Bot API's "video_note" is a
+# video message, its "animation" a GIF), in the plural.
+_AS_THE_APPS_SAY: Mapping[str, str] = {
+    **{medium: f"{word}s" for medium, word in RECORDING_WORDS.items()},
+    "animation": "GIFs",
+}
+
+
+def unsupported_notice(what: str | None) -> str:
+    """The answer to content the bot does not handle yet (``what``: Telegram's name of it)."""
+    kinds = _AS_THE_APPS_SAY.get(what or "") or f"{(what or 'this kind of').replace('_', ' ')} messages"
+    return f"Sorry, {kinds} are not supported yet. Send text, a photo or a document."
 
 
 def unread_files_note(attachments: Sequence[Attachment], command: str, *, of_an_album: bool = False) -> str:

@@ -23,6 +23,7 @@ from telegram_core import (
     stopped_turn_of,
     this_place,
     unread_files_note,
+    unsupported_notice,
 )
 
 from ._attachments import attachments_of
@@ -67,6 +68,7 @@ class StopRequest:
     # The photo or file whose caption the /stop was (it starts no turn), and its album's id
     # when it is one part of an album.
     files: tuple[Attachment, ...] = ()
+    unsupported: str | None = None  # content sent with the /stop the bot does not handle (a GIF)
     album_id: str | None = None
 
 
@@ -127,6 +129,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         # In a private chat the answer needs no quote: there is only one person to answer.
         message_id=None if msg.chat.type == "private" else msg.message_id,
         files=attachments_of(msg, voice=config.transcribes_voice),
+        unsupported=msg.unsupported_content(),
         album_id=msg.media_group_id,
     )
 
@@ -142,6 +145,8 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
         text += WAITING_CALL_IN_GROUP_TEXT if request.chat_id < 0 else WAITING_CALL_TEXT
     if request.files:
         text += "\n\n" + unread_files_note(request.files, "stop", of_an_album=request.album_id is not None)
+    elif request.unsupported is not None:
+        text += "\n\n" + unsupported_notice(request.unsupported)
     if request.callback_query_id is not None:
         return {"method": "answerCallbackQuery", "callback_query_id": request.callback_query_id, "text": text}
     if request.via == "draft":
