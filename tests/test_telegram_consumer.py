@@ -356,6 +356,23 @@ def test_a_gif_captioned_with_a_command_runs_the_command_and_says_the_gif_is_not
     assert [run["prompt"] for run in stack.runs()] == ["remember 7", "what do you remember?"]
 
 
+def test_a_gif_or_photo_captioned_permissions_lists_the_rules_and_says_what_went_unread(stack) -> None:
+    """/permissions answers with its own listing (and revoke buttons), yet a GIF or a photo
+    sent with it reached no turn either: its answer says so, as every other command's does."""
+    gif = {"file_id": "g1", "file_unique_id": "gu3", "width": 480, "height": 270, "duration": 3}
+    stack.post(update(131, text=None, animation=gif, caption="/permissions"))
+    photo = [{"file_id": "p9", "file_unique_id": "u9", "width": 800, "height": 600}]
+    stack.post(update(132, text=None, photo=photo, caption="/permissions"))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts[0].startswith("Nothing is always allowed in this chat.")
+    assert texts[0].endswith("\n\nSorry, GIFs are not supported yet. Send text, a photo or a document.")
+    assert texts[1].endswith(
+        "\n\n(I did not look at the photo sent with /permissions: send it again without the command.)"
+    )
+    assert stack.runs() == []
+
+
 def test_a_forwarded_gif_whose_caption_reads_as_a_command_is_not_supported_and_starts_no_turn(stack) -> None:
     """A forwarded caption is someone else's words (a forwarded "/new" resets nothing): the
     GIF is still only not supported, never a paid turn on its caption."""

@@ -149,13 +149,7 @@ class MessageHandler:
                     mention=self._mention_needed(msg),
                     forum=msg.forum,
                 )
-                if msg.own_attachments:  # a replied message's are not the command's to look at
-                    reply += "\n\n" + unread_files_note(msg.own_attachments, command)
-                elif msg.kind == "unsupported":
-                    reply += "\n\n" + unsupported_notice(msg.unsupported_what)
-                elif command in TAKES_NO_WORDS and _command_argument(msg.text):
-                    reply += "\n\n" + unread_words_note(command)
-                self._delivery.deliver(msg, key, [reply])
+                self._delivery.deliver(msg, key, [reply + _unread_note(msg, command)])
             return "command"
         hold = BudgetHold()
         if budgets is not None:
@@ -483,6 +477,7 @@ class MessageHandler:
         page = permissions_page(_command_argument(msg.text))  # /permissions 2: the next page
         markup = permissions_keyboard(grants, page=page)
         listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum), page=page)
+        listing += _unread_note(msg, "permissions")
         if markup is None:
             self._delivery.deliver(msg, key, [listing])
         else:
@@ -556,6 +551,19 @@ class _RuntimeCalls:
     def __init__(self) -> None:
         # An invocation failed without an answer, and may have run (and paid for) the turn.
         self.may_have_run = False
+
+
+def _unread_note(msg: InboundMessage, command: str) -> str:
+    """What a command's answer adds of what came with it and reached no turn: the message's
+    own files (a replied message's are not the command's to look at), content the bot does
+    not handle (a GIF), or words after a command that takes none; "" for none of these."""
+    if msg.own_attachments:
+        return "\n\n" + unread_files_note(msg.own_attachments, command)
+    if msg.kind == "unsupported":
+        return "\n\n" + unsupported_notice(msg.unsupported_what)
+    if command in TAKES_NO_WORDS and _command_argument(msg.text):
+        return "\n\n" + unread_words_note(command)
+    return ""
 
 
 def _command_argument(text: str) -> str:
