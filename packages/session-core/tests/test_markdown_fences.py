@@ -49,3 +49,11 @@ def test_the_end_of_an_answer_with_windows_line_ends_after_its_code_block_gets_n
     markdown = "```py\r\nx = 1\r\n```\r\n" + "Prose after the code.\r\n" * 20
     tail = markdown_tail(markdown, 100)
     assert "```" not in tail and tail.endswith("Prose after the code.\r\n")
+
+
+def test_the_end_of_one_long_line_begins_on_a_whole_emoji() -> None:
+    # A family emoji is seven code points joined by ZWJ: half of one shows as other people.
+    family = "👨‍👩‍👧‍👦"
+    for limit in range(20, 40):
+        tail = markdown_tail("x" + family * 50, limit)
+        assert utf16_len(tail) <= limit and tail and tail.replace(family, "") == "", (limit, tail)

@@ -510,3 +510,31 @@ def test_a_long_table_splits_into_messages_each_a_code_block() -> None:
 def test_an_answer_with_windows_line_ends_closes_its_code_block() -> None:
     html_text = markdown_to_html("```py\r\nx = 1\r\n```\r\n**after**")
     assert html_text.endswith("</code></pre>\n<b>after</b>"), html_text
+
+
+_GRAPHEMES = [
+    "👨‍👩‍👧‍👦",  # a family: four emoji joined by ZWJ
+    "🇺🇦",  # a flag: two regional indicators
+    "👍🏽",  # a skin tone
+    "🏴󠁧󠁢󠁳󠁣󠁴󠁿",  # Scotland: a flag of tag characters
+    "e\u0301",  # e and a combining accent
+]
+
+
+@pytest.mark.parametrize("grapheme", _GRAPHEMES, ids=["family", "flag", "skin-tone", "tag-flag", "accent"])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_a_hard_cut_never_splits_what_shows_as_one_character(grapheme, offset) -> None:
+    text = "x" * offset + grapheme * 900  # one word: no space to break at
+    for pieces in (render_reply(text, 100), split_plain(text, 100)):
+        for piece in pieces:
+            assert utf16_len(piece) <= 100
+            assert piece.removeprefix("x" * offset).replace(grapheme, "") == "", piece
+        assert "".join(pieces) == text
+
+
+def test_a_character_of_endless_accents_is_still_cut_within_the_limit() -> None:
+    # Zalgo text: one "character" longer than a message is cut between its accents.
+    text = "a" + "\u0301" * 300
+    for pieces in (render_reply(text, 100), split_plain(text, 100)):
+        assert all(utf16_len(piece) <= 100 for piece in pieces)
+        assert "".join(pieces) == text

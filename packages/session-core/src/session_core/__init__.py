@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         UnsupportedVersionError,
     )
     from ._file_names import quoted_file_name, safe_file_name, unused_file_name
+    from ._graphemes import shown_characters
     from ._json import (
         MAX_JSON_DEPTH,
         JsonTooDeepError,
@@ -283,6 +284,7 @@ __all__ = [
     "runs",
     "safe_file_name",
     "session_item_pk",
+    "shown_characters",
     "shown_command",
     "shown_grant_rule",
     "tenant_from_env",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ._visible_text import utf16_len, within_utf16
+from ._visible_text import end_within_utf16, utf16_len
 
 # CommonMark fences: 3+ backticks or tildes; a backtick fence's info string has no backtick
 # (```a``` on one line is a code span, not a fence). Any indentation: inside a nested list
@@ -63,7 +63,7 @@ def markdown_tail(markdown: str, limit: int) -> str:
         return tail
     # The last line alone is longer than the limit: its end, after the fence line if any.
     head = f"{opening}\n" if opening else ""
-    return head + within_utf16(lines[-1][::-1], limit - utf16_len(head))[::-1]
+    return head + end_within_utf16(lines[-1], limit - utf16_len(head))
 
 
 def _first_line_within(lines: list[str], limit: int) -> int:

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from itertools import groupby
 
+from ._graphemes import shown_characters
 from ._secret_masking import mask_command_secrets
 
 # Spaces of typography (no-break, narrow no-break, figure, thin): a chat shows each as a gap,
@@ -75,13 +76,30 @@ def utf16_len(text: str) -> int:
 
 
 def within_utf16(text: str, limit: int) -> str:
-    """The longest start of ``text`` of at most ``limit`` UTF-16 units."""
-    used = 0
-    for i, char in enumerate(text):
-        used += 2 if ord(char) > 0xFFFF else 1
+    """The longest start of ``text`` of at most ``limit`` UTF-16 units, of whole characters
+    as a chat shows them (see shown_characters)."""
+    if utf16_len(text) <= limit:
+        return text
+    used = kept = 0
+    for char in shown_characters(text):
+        used += utf16_len(char)
         if used > limit:
-            return text[:i]
-    return text
+            break
+        kept += len(char)
+    return text[:kept]
+
+
+def end_within_utf16(text: str, limit: int) -> str:
+    """The longest end of ``text`` of at most ``limit`` UTF-16 units, of whole characters."""
+    if utf16_len(text) <= limit:
+        return text
+    used, start = 0, len(text)
+    for char in reversed(shown_characters(text)):
+        used += utf16_len(char)
+        if used > limit:
+            break
+        start -= len(char)
+    return text[start:]
 
 
 def _is_exact_bash(rule: str) -> bool:

@@ -12,7 +12,7 @@ import html
 import re
 from collections.abc import Callable
 
-from session_core import fenced_blocks, utf16_len
+from session_core import fenced_blocks, shown_characters, utf16_len, within_utf16
 
 from ._tables import table_as_text, table_at
 
@@ -62,7 +62,7 @@ _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
 # private-use characters of plane 16, which any such character in the text also becomes.
 _PLACEHOLDER_BASE = 0x100000
 _PLACEHOLDER_RE = re.compile("[\U00100000-\U0010ffff]")
-_TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]", re.S)
+_TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]+", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 _OPENING_TAG_RE = re.compile(r"<[a-z]")
 _LINKED_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
@@ -257,7 +257,7 @@ def split_html(
     tags, each valid on its own."""
     if utf16_len(text) <= limit and len(_OPENING_TAG_RE.findall(text)) <= max_entities:
         return [text] if html_to_plain(text).strip() else []
-    tokens = _TOKEN_RE.findall(text)
+    tokens = _tokens(text)
     sizes = [utf16_len(t) for t in tokens]
     chunks: list[str] = []
     stack: list[tuple[str, str]] = []  # (tag name, its opening tag) of tags open here
@@ -304,7 +304,7 @@ def split_html(
             end, end_stack = j, cur
         else:
             end, end_stack = _choose_break(breaks, limit) or (j, cur)
-            if end <= i:  # a single token larger than the limit cannot happen with our tags
+            if end <= i:  # a token larger than the limit: our tags are short, a grapheme too
                 end, end_stack = i + 1, cur
         body = "".join(tokens[i:end])
         chunk = prefix + body.rstrip("\n ") + "".join(f"</{name}>" for name, _ in reversed(end_stack))
@@ -314,6 +314,15 @@ def split_html(
         while i < len(tokens) and tokens[i] == "\n" and not stack:
             i += 1  # no leading blank lines in the next message
     return chunks
+
+
+def _tokens(html_text: str) -> list[str]:
+    """Tags, entities and the characters a chat shows (graphemes: a hard cut never splits a
+    family emoji or a flag), in order."""
+    tokens: list[str] = []
+    for token in _TOKEN_RE.findall(html_text):
+        tokens.extend(shown_characters(token) if token[0] not in "<&" else (token,))
+    return tokens
 
 
 def _drop_tag_pair(tokens: list[str], sizes: list[int], start: int) -> None:
@@ -361,11 +370,9 @@ def split_plain(text: str, limit: int) -> list[str]:
             if current:
                 parts.append(current)
                 current = ""
-            cut = limit
-            while utf16_len(line[:cut]) > limit:
-                cut -= 1
-            parts.append(line[:cut])
-            line = line[cut:]
+            part = within_utf16(line, limit) or line[0]  # whole characters, if one fits
+            parts.append(part)
+            line = line[len(part) :]
         if utf16_len(current + line) > limit:
             parts.append(current)
             current = ""
