@@ -538,3 +538,45 @@ def test_a_character_of_endless_accents_is_still_cut_within_the_limit() -> None:
     for pieces in (render_reply(text, 100), split_plain(text, 100)):
         assert all(utf16_len(piece) <= 100 for piece in pieces)
         assert "".join(pieces) == text
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        '[the docs](https://x.example/a_b "The *docs*")',
+        "[the docs](https://x.example/a_b 'The docs')",
+        "[the docs](https://x.example/a_b (The docs))",
+    ],
+    ids=["double-quotes", "single-quotes", "parentheses"],
+)
+def test_a_link_with_a_title_links_its_address_without_the_title(markdown) -> None:
+    assert markdown_to_html(f"See {markdown}.") == 'See <a href="https://x.example/a_b">the docs</a>.'
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ('![a chart](https://x.example/c.png "Sales")', '<a href="https://x.example/c.png">a chart</a>'),
+        ("![](https://x.example/c_1_.png)", '<a href="https://x.example/c_1_.png">https://x.example/c_1_.png</a>'),
+        ("[](https://x.example/)", '<a href="https://x.example/">https://x.example/</a>'),
+    ],
+    ids=["titled-image", "image-without-alt", "link-without-text"],
+)
+def test_an_image_is_a_link_named_by_its_alt_text_or_its_address(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("See example.com/_next/_app_.js now", "See example.com/_next/_app_.js now"),
+        ("Open docs.python.org/3/library/__main__.html.", "Open docs.python.org/3/library/__main__.html."),
+        ("Old: sub.example.co.uk/~~v1~~/x", "Old: sub.example.co.uk/~~v1~~/x"),
+        ("_see example.com/a_b_", "<i>see example.com/a_b</i>"),
+        ("edit _main.py_ and **app.py**", "edit <i>main.py</i> and <b>app.py</b>"),
+    ],
+    ids=["underscores", "dunder", "tildes", "italic-around", "file-names"],
+)
+def test_a_bare_address_without_scheme_keeps_its_markers(markdown, expected) -> None:
+    # Telegram links example.com/path itself: italics inside it would lose the address's _.
+    assert markdown_to_html(markdown) == expected

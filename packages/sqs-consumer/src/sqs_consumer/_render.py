@@ -26,15 +26,22 @@ _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
-# CommonMark allows; one level is enough for real links. An image (![alt](url)) cannot be
-# shown inline: it becomes a link named by its alt text. <https://…> is an autolink. Link
-# text may hold balanced brackets too ([[1]](url)); a [ never scans past the next bracket.
+# CommonMark allows; one level is enough for real links. A title after it ("…", '…' or (…))
+# is dropped: Telegram shows none. An image (![alt](url)) cannot be shown inline: it becomes
+# a link named by its alt text. <https://…> is an autolink. Link text may hold balanced
+# brackets too ([[1]](url)); a [ never scans past the next bracket.
 _LINK_RE = re.compile(
-    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])+)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)\)|<(https?://[^\s<>\"]+)>"
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)"
+    r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)|<(https?://[^\s<>"]+)>"""
 )
-# A bare URL (GFM's extended autolink): Telegram links it itself, so its _ * ~ are part of
-# the address, never emphasis. Trailing punctuation ends the sentence, not the URL.
-_BARE_URL_RE = re.compile(r"(?<![^\W_])(?:https?://|www\.)[^\s<>\"`\U00100000-\U0010ffff]+")
+# A bare URL (GFM's extended autolink), or an address with a path and no scheme
+# (example.com/a_b): Telegram links it itself, so its _ * ~ are part of the address, never
+# emphasis. Such an address starts a word, not a path (a/b.com/c) nor a file name's middle
+# (_main.py_). Trailing punctuation ends the sentence, not the URL.
+_BARE_URL_RE = re.compile(
+    r"(?<![^\W_])(?:https?://|www\.|(?<![./@-])(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}/)"
+    r"[^\s<>\"`\U00100000-\U0010ffff]+"
+)
 _URL_TRAILING = "?!.,:;*_~'\""
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
 # Emphasis never runs past a marker that could open another (one after a space, or for _
@@ -221,9 +228,12 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
 
 def _link(link: re.Match[str]) -> str:
     label, url, autolink = link.groups()
-    href = escape_html(url or autolink).replace('"', "&quot;")
-    # An autolink's text is its URL, whose _ and * are no markup.
-    shown = escape_html(autolink) if autolink else _styles(escape_html(label))
+    address = url or autolink
+    href = escape_html(address).replace('"', "&quot;")
+    # An autolink's text is its URL, whose _ and * are no markup; so is the text of a link or
+    # an image that names nothing ([](url), ![](url)), which Telegram would show as nothing.
+    bare = autolink or not label.strip()
+    shown = escape_html(address) if bare else _styles(escape_html(label))
     if not _balanced(shown):
         shown = escape_html(label)
     return f'<a href="{href}">{shown}</a>'
