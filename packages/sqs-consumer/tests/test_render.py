@@ -557,7 +557,10 @@ def test_a_link_with_a_title_links_its_address_without_the_title(markdown) -> No
     ("markdown", "expected"),
     [
         ('![a chart](https://x.example/c.png "Sales")', '<a href="https://x.example/c.png">a chart</a>'),
-        ("![](https://x.example/c_1_.png)", '<a href="https://x.example/c_1_.png">https://x.example/c_1_.png</a>'),
+        (
+            "![](https://x.example/c_1_.png)",
+            '<a href="https://x.example/c_1_.png">https://x.example/c_1_.png</a>',
+        ),
         ("[](https://x.example/)", '<a href="https://x.example/">https://x.example/</a>'),
     ],
     ids=["titled-image", "image-without-alt", "link-without-text"],
@@ -579,4 +582,45 @@ def test_an_image_is_a_link_named_by_its_alt_text_or_its_address(markdown, expec
 )
 def test_a_bare_address_without_scheme_keeps_its_markers(markdown, expected) -> None:
     # Telegram links example.com/path itself: italics inside it would lose the address's _.
+    assert markdown_to_html(markdown) == expected
+
+
+def test_a_list_in_a_quote_shows_as_a_list() -> None:
+    markdown = "> Steps:\n> - **open** it\n>   - then `close` it\n> # Note\nAfter."
+    assert markdown_to_html(markdown) == (
+        "<blockquote>Steps:\n• <b>open</b> it\n  • then <code>close</code> it\n<b>Note</b></blockquote>\n"
+        "After."
+    )
+
+
+def test_a_code_block_in_a_quote_is_code_between_the_quotes_parts() -> None:
+    # Telegram nests no code block inside a quote: the quote stops around it.
+    markdown = "> Run:\n> ```py\n> if a < b:\n>     go(**kw)\n> ```\n> Done."
+    html_text = markdown_to_html(markdown)
+    assert html_text == (
+        "<blockquote>Run:</blockquote>\n"
+        '<pre><code class="language-py">if a &lt; b:\n    go(**kw)</code></pre>\n'
+        "<blockquote>Done.</blockquote>"
+    )
+    for chunk in render_reply(markdown, 40):  # split, every part still a whole quote or code
+        assert_valid(chunk)
+
+
+def test_a_nested_quote_is_one_quote_as_telegram_nests_none() -> None:
+    assert markdown_to_html("> outer\n> > inner") == "<blockquote>outer\ninner</blockquote>"
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Title\n=====\n\nBody.", "<b>Title</b>\n\nBody."),
+        ("Part **two**\n---\nBody.", "<b>Part <b>two</b></b>\nBody."),
+        ("A long\ntitle\n===", "<b>A long\ntitle</b>"),
+        ("Body.\n\n---\n\nMore.", "Body.\n\n---\n\nMore."),  # a lone rule is no heading
+        ("---\nText.", "---\nText."),
+        ("- item\n---", "• item\n---"),  # after a list item: a rule, not a heading
+    ],
+    ids=["equals", "dashes", "two-lines", "rule", "rule-first", "after-list"],
+)
+def test_a_setext_heading_is_bold_and_a_lone_rule_is_not(markdown, expected) -> None:
     assert markdown_to_html(markdown) == expected

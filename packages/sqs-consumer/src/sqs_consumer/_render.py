@@ -65,6 +65,15 @@ _ITALIC_RES = (
 # ATX heading: the closing #s count only after a space ("# C#" is the heading "C#").
 _HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
+_ORDERED_RE = re.compile(r"^\s*\d{1,9}[.)](?:\s|$)")
+# A thematic break (---, ***, _ _ _): under a paragraph, --- underlines a heading instead.
+_RULE_RE = re.compile(r"^ {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
+# Setext heading: its text's lines underlined with = or - (CommonMark 4.3).
+_SETEXT_UNDERLINE_RE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
+_QUOTE_RE = re.compile(r"^ {0,3}>")
+# Every level of a quote's markers: Telegram nests no quote in another, so > > is one quote.
+_QUOTE_MARKERS_RE = re.compile(r"^(?: {0,3}> ?)+")
+_PRE_BLOCK_RE = re.compile(r"(<pre>.*?</pre>)", re.S)
 # Stand-ins for code spans and escaped characters while emphasis and links are matched:
 # private-use characters of plane 16, which any such character in the text also becomes.
 _PLACEHOLDER_BASE = 0x100000
@@ -120,35 +129,78 @@ def _unindent(line: str, indent: int) -> str:
 
 def _blocks_to_html(text: str) -> str:
     lines: list[str] = []
-    quote: list[str] = []
     source = text.split("\n")
     index = 0
+    in_list = False  # lines under a list item are its own, not a paragraph (nor a heading)
     while index < len(source):
         line = source[index]
-        index += 1
-        table = None if quote else table_at(source, index - 1)
+        table = table_at(source, index)
         if table is not None:
             shown = table_as_text(table, _cell_text)
             lines.append(f"<pre>{escape_html(shown)}</pre>")
-            index = table.end
+            index, in_list = table.end, False
             continue
-        if line.startswith(">"):
-            quote.append(_inline(line[1:].removeprefix(" ")))
+        if _QUOTE_RE.match(line):
+            end = index
+            while end < len(source) and _QUOTE_RE.match(source[end]):
+                end += 1
+            lines.append(_quote_to_html(source[index:end]))
+            index, in_list = end, False
             continue
-        if quote:
-            lines.append("<blockquote>" + "\n".join(quote) + "</blockquote>")
-            quote = []
         heading = _HEADING_RE.match(line)
         if heading:
             lines.append(f"<b>{_inline(heading.group(1) or '')}</b>")
+            index, in_list = index + 1, False
+            continue
+        if not in_list and not _starts_block(line):
+            end = _paragraph_end(source, index)
+            shown = "\n".join(_inline(part) for part in source[index:end])
+            if end < len(source) and _SETEXT_UNDERLINE_RE.match(source[end]):
+                lines.append(f"<b>{shown}</b>")
+                end += 1
+            else:
+                lines.append(shown)
+            index = end
             continue
         bullet = _BULLET_RE.match(line)
         if bullet:
             line = f"{bullet.group(1)}• {line[bullet.end() :]}"
+        in_list = bool(bullet or _ORDERED_RE.match(line)) or (in_list and bool(line.strip()))
         lines.append(_inline(line))
-    if quote:
-        lines.append("<blockquote>" + "\n".join(quote) + "</blockquote>")
+        index += 1
     return "\n".join(lines)
+
+
+def _starts_block(line: str) -> bool:
+    """Whether ``line`` is anything but paragraph text (a paragraph's lines end before it)."""
+    return (
+        not line.strip()
+        or bool(_QUOTE_RE.match(line) or _HEADING_RE.match(line) or _RULE_RE.match(line))
+        or bool(_BULLET_RE.match(line) or _ORDERED_RE.match(line))
+    )
+
+
+def _paragraph_end(source: list[str], start: int) -> int:
+    end = start + 1
+    while (
+        end < len(source)
+        and not _starts_block(source[end])
+        and not _SETEXT_UNDERLINE_RE.match(source[end])
+        and table_at(source, end) is None
+    ):
+        end += 1
+    return end
+
+
+def _quote_to_html(quoted: list[str]) -> str:
+    """A quote's lines rendered as any Markdown (lists, headings, code) inside the quote.
+    Telegram nests no code block in a quote: the quote stops around each one."""
+    content = "\n".join(_QUOTE_MARKERS_RE.sub("", line, count=1) for line in quoted)
+    parts = _PRE_BLOCK_RE.split(markdown_to_html(content))
+    shown = [part.strip("\n") for part in parts]
+    return "\n".join(
+        part if part.startswith("<pre>") else f"<blockquote>{part}</blockquote>" for part in shown if part
+    )
 
 
 def _cell_text(cell: str) -> str:
