@@ -19,7 +19,13 @@ from agentbot_testing.telegram_support import (
 )
 from session_core import ConfigError, SessionKey
 from telegram_core import decode_envelope
-from telegram_producer import Producer, ProducerConfig, WebhookSecretError, parse_id_list
+from telegram_producer import (
+    UNPROCESSABLE_UPDATES_METRIC,
+    Producer,
+    ProducerConfig,
+    WebhookSecretError,
+    parse_id_list,
+)
 from telegram_producer import handler as producer_handler
 
 
@@ -39,6 +45,20 @@ def producer(secret_parameter) -> Producer:
 
 def body(response: dict) -> dict:
     return json.loads(response["body"])
+
+
+def dropped(response: dict) -> str:
+    """Why the producer dropped an update it can never process (answered 200, so Telegram does
+    not send it again for a day); fails the test on any other answer."""
+    assert response["statusCode"] == 200, response
+    outcome = body(response)["outcome"]
+    assert outcome.startswith("dropped: "), outcome
+    return outcome.removeprefix("dropped: ")
+
+
+def unprocessable_counted(capsys: pytest.CaptureFixture[str]) -> int:
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    return sum(line.get(UNPROCESSABLE_UPDATES_METRIC, 0) for line in lines)
 
 
 def test_text_message_is_enqueued_with_session_group_and_update_dedup_id(aws, producer) -> None:
@@ -128,8 +148,36 @@ def test_updates_that_start_no_turn_are_acknowledged_and_not_queued(aws, produce
         b"\xff\xfe",
     ],
 )
-def test_malformed_bodies_get_400(aws, producer, raw) -> None:
-    assert producer.handle_event(webhook_event(raw))["statusCode"] == 400
+def test_malformed_bodies_are_acknowledged_dropped_and_counted(aws, producer, raw, capsys) -> None:
+    dropped(producer.handle_event(webhook_event(raw)))
+    assert receive_all(aws.sqs, aws.resources.queue_url) == []
+    assert unprocessable_counted(capsys) == 1
+
+
+class _LambdaContext:
+    aws_request_id = "6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", {"update_id": 7020, "message": {"message_id": 1, "chat": {"id": "abc"}}}],
+    ids=["not_json", "wrong_type"],
+)
+def test_the_lambda_answers_an_update_it_can_never_process_200_only_with_the_secret(
+    aws, secret_parameter, monkeypatch, capsys, payload
+) -> None:
+    """Telegram retries every answer but a 2xx for up to a day: a 4xx for an update that can
+    never be processed bought a day of retries, each refused again. Authenticated, it is
+    acknowledged, logged and counted; without the secret it is still refused."""
+    monkeypatch.setattr(producer_handler, "_producer", None)
+    context = _LambdaContext()
+    for secret, status in [(None, 401), ("wrong-secret-wrong-secret", 403)]:
+        refused = producer_handler.handle(webhook_event(payload, secret=secret), context)
+        assert refused["statusCode"] == status
+    assert unprocessable_counted(capsys) == 0
+    response = producer_handler.handle(webhook_event(payload), context)
+    assert "not a Telegram update" in dropped(response)
+    assert unprocessable_counted(capsys) == 1
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
@@ -326,9 +374,9 @@ def test_characters_sqs_refuses_are_escaped_and_arrive_intact(aws, producer) -> 
     assert decode_envelope(raw["Body"]).message.text == text
 
 
-def test_text_far_beyond_telegram_limits_is_refused_not_queued(aws, producer) -> None:
+def test_text_far_beyond_telegram_limits_is_dropped_not_queued(aws, producer) -> None:
     response = producer.handle_event(webhook_event(update(7013, text="x" * 20_000)))
-    assert response["statusCode"] == 413
+    assert dropped(response) == "text too long"
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
@@ -369,10 +417,8 @@ def _with(path: str, value: Any) -> dict:
         ("message.entities", [{"type": "bold", "offset": 0, "length": 2**64}]),
     ],
 )
-def test_ids_outside_the_bot_api_ranges_get_400_naming_the_field(aws, producer, path, value) -> None:
-    response = producer.handle_event(webhook_event(_with(path, value)))
-    assert response["statusCode"] == 400, response
-    outcome = body(response)["outcome"]
+def test_ids_outside_the_bot_api_ranges_are_dropped_naming_the_field(aws, producer, path, value) -> None:
+    outcome = dropped(producer.handle_event(webhook_event(_with(path, value))))
     assert "`$." in outcome and path.split(".")[-1] in outcome  # says what to fix
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
@@ -405,16 +451,14 @@ def _with_deep(path: str, levels: int, kind: str) -> bytes:
     ],
 )
 @pytest.mark.parametrize("base64_wrapped", [False, True])
-def test_deeply_nested_bodies_get_400_not_an_exception(
+def test_deeply_nested_bodies_are_dropped_not_an_exception(
     aws, producer, path, levels, kind, base64_wrapped
 ) -> None:
     raw = _with_deep(path, levels, kind)
     event = webhook_event(raw)
     if base64_wrapped:
         event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
-    response = producer.handle_event(event)
-    assert response["statusCode"] == 400, response
-    assert "nests deeper than" in body(response)["outcome"]
+    assert "nests deeper than" in dropped(producer.handle_event(event))
     assert receive_all(aws.sqs, aws.resources.queue_url) == []
 
 
@@ -445,12 +489,10 @@ def test_lone_surrogates_in_a_str_body_are_replaced_and_queued(aws, producer, te
 
 
 @pytest.mark.parametrize("text", BROKEN_TEXTS)
-def test_lone_surrogates_as_json_escapes_or_raw_bytes_get_400(aws, producer, text) -> None:
+def test_lone_surrogates_as_json_escapes_or_raw_bytes_are_dropped(aws, producer, text) -> None:
     payload = update(7103, text=text)
     escaped = json.dumps(payload).encode()  # "\\ud83d": valid JSON, not valid text
     cesu = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")  # bad UTF-8
     for raw in (escaped, cesu):
-        response = producer.handle_event(webhook_event(raw))
-        assert response["statusCode"] == 400, response
-        assert body(response)["outcome"].startswith("not a Telegram update: ")
+        assert dropped(producer.handle_event(webhook_event(raw))).startswith("not a Telegram update: ")
     assert receive_all(aws.sqs, aws.resources.queue_url) == []

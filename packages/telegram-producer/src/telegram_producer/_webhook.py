@@ -76,6 +76,9 @@ log = get_logger(__name__)
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 # Count of messages dropped by the rate limits (EMF; see session_core.emit_metric).
 RATE_LIMITED_METRIC = "RateLimitedMessages"
+# Count of authenticated webhook calls that carry an update the producer can never process
+# (malformed, or beyond Telegram's own limits): answered 200, so Telegram does not retry them.
+UNPROCESSABLE_UPDATES_METRIC = "UnprocessableUpdates"
 # Telegram's own limits are 4096 (text) and 1024 (caption); anything far above is not
 # from Telegram and would only bloat the queue (SQS takes at most 256 KiB a message).
 MAX_TEXT_CHARS = 16_384
@@ -157,7 +160,8 @@ class Producer:
         try:
             http = msgspec.convert(event, _HttpEvent)
         except (msgspec.ValidationError, RecursionError):
-            return _rejected(400, "not an API Gateway HTTP API event")
+            log.warning("webhook_rejected", status=400, reason="not an API Gateway HTTP API event")
+            return _response(400, "not an API Gateway HTTP API event")
         headers = {str(k).lower(): v for k, v in http.headers.items()}
         given = headers.get(SECRET_HEADER)
         if given is None:
@@ -168,14 +172,13 @@ class Producer:
             return _response(403, "forbidden")
         body = _body_bytes(http)
         if body is None:
-            return _rejected(400, "body is not valid base64")
+            return self._unprocessable("body is not valid base64")
         if len(body) > MAX_BODY_BYTES:
-            return _rejected(413, "body too large")
+            return self._unprocessable("body too large")
         try:
             update = decode_json(body, update_decoder.decode, "Telegram update")
         except MessageDecodeError as exc:
-            log.warning("webhook_rejected", reason="undecodable body", detail=exc.detail[:200])
-            return _response(400, f"not a Telegram update: {exc.detail[:200]}")
+            return self._unprocessable(f"not a Telegram update: {exc.detail[:200]}")
         bind_correlation(update_id=update.update_id, request_id=request_id)
         config = self._config_for(update)
         if config is None:
@@ -183,19 +186,19 @@ class Producer:
         try:
             stop = stop_request(update, config)  # [H] never queued behind the turn
         except InvalidSessionKeyError as exc:
-            return _rejected(400, f"unusable chat: {exc.field}")
+            return self._unprocessable(f"unusable chat: {exc.field}")
         if stop is not None:
             return self._stop(update, stop, config)
         try:
             press = button_press(update, config)  # [I] approval and revoke buttons
         except InvalidSessionKeyError as exc:
-            return _rejected(400, f"unusable chat: {exc.field}")
+            return self._unprocessable(f"unusable chat: {exc.field}")
         if press is not None:
             return self._press(update.update_id, press, config)
         try:
             decision = decide(update, config, now=self._clock())
         except InvalidSessionKeyError as exc:
-            return _rejected(400, f"unusable chat: {exc.field}")
+            return self._unprocessable(f"unusable chat: {exc.field}")
         # In a group, a text not addressed to the bot is answered only as a further part of its
         # sender's paste (the first part was addressed).
         unaddressed = decision.paste_part
@@ -213,7 +216,7 @@ class Producer:
             log.info("update_ignored", reason=decision.ignored)
             return _response(200, f"ignored: {decision.ignored}")
         if len(decision.message.text) > MAX_TEXT_CHARS:
-            return _rejected(413, "text too long")
+            return self._unprocessable("text too long")
         message = decision.message
         if message.kind == "chat_moved":
             return self._move_chat(update.update_id, message)
@@ -227,6 +230,14 @@ class Producer:
             # Its album was answered already, or it was not recorded: a message of its own.
             message = msgspec.structs.replace(message, album_id=None)
         return self._enqueue(update.update_id, message)
+
+    def _unprocessable(self, reason: str) -> dict[str, Any]:
+        """Drop an authenticated update the producer can never process, with a 200: Telegram
+        retries any other answer for up to a day and the same update would be refused every
+        time. The log line and the metric tell the operator; nobody answers that message."""
+        log.warning("update_unprocessable", reason=reason)
+        emit_metric(UNPROCESSABLE_UPDATES_METRIC, 1, unit="Count", tenant=self._config.tenant)
+        return _response(200, f"dropped: {reason}")
 
     def _enqueue_paste_part(
         self, update_id: int, message: InboundMessage, near_limit: bool
@@ -374,7 +385,7 @@ class Producer:
                 return limited
         body = _queue_body(message, self._clock())
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
-            return _rejected(413, "update too large for the queue")
+            return self._unprocessable("update too large for the queue")
         if self._backlog is not None:
             refused = self._backlog_full(message)
             if refused is not None:
@@ -687,13 +698,6 @@ def _body_bytes(http: _HttpEvent) -> bytes | None:
 def _joined_paste() -> dict[str, Any]:
     log.info("paste_part_joined")
     return _response(200, "paste part: answered with its paste")
-
-
-def _rejected(status: int, reason: str) -> dict[str, Any]:
-    """Refuse the call and log why: Telegram sends the update again, then drops it, and
-    nobody answers that message."""
-    log.warning("webhook_rejected", status=status, reason=reason)
-    return _response(status, reason)
 
 
 def _response(status: int, outcome: str) -> dict[str, Any]:
