@@ -21,6 +21,7 @@ from agentbot_testing.template_support import (
     as_list,
     aws_calls,
     condition_holds,
+    emitted_metrics,
     env_reads,
     env_reads_in_source,
     flatten_statements,
@@ -387,6 +388,122 @@ def test_updates_the_webhook_fails_to_take_raise_an_alarm() -> None:
     assert resource(TEMPLATE, "WebhookApi")["Type"] == "AWS::Serverless::HttpApi"
     assert "StageName" not in resource(TEMPLATE, "WebhookApi")["Properties"]  # so "$default"
     assert alarm["Statistic"] == "Sum" and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_messages_dropped_by_the_rate_limits_raise_an_alarm() -> None:
+    """The producer counts every message its rate limits or a full chat backlog drop; a flood
+    (or limits too low for the bot's use) reaches the operator, not only the senders."""
+    from session_core._metrics import NAMESPACE
+    from telegram_producer import RATE_LIMITED_METRIC
+
+    alarm = resource(TEMPLATE, "RateLimitedMessagesAlarm")["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (NAMESPACE, RATE_LIMITED_METRIC)
+    assert alarm["Dimensions"] == [{"Name": "Tenant", "Value": {"Ref": "Tenant"}}]
+    assert alarm["Statistic"] == "Sum" and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert FUNCTIONS["ProducerFunction"].environment["TENANT"] == {"Ref": "Tenant"}
+
+
+EMITTED = emitted_metrics(sorted(PACKAGES.glob("*/src")))
+
+
+def _alarms() -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: declared["Properties"]
+        for logical_id, declared in TEMPLATE["Resources"].items()
+        if declared["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def test_every_alarm_on_an_agentbot_metric_watches_one_the_code_emits() -> None:
+    """A misspelt metric name deploys fine and the alarm waits for ever on a metric nobody writes."""
+    from session_core._metrics import NAMESPACE
+
+    watched = {alarm["MetricName"] for alarm in _alarms().values() if alarm["Namespace"] == NAMESPACE}
+    assert watched and watched <= set(EMITTED), sorted(watched - set(EMITTED))
+
+
+def _dashboard(*, daily_budget: bool) -> dict[str, Any]:
+    """The dashboard's body as CloudFormation renders it, each ``${Name}`` as ``<Name>``."""
+    body, variables = resource(TEMPLATE, "Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"]
+    for name, value in variables.items():
+        condition, when_true, when_false = value["Fn::If"]
+        assert condition == "HasDeploymentDailyBudget", name
+        chosen = when_true if daily_budget else when_false
+        body = body.replace(f"${{{name}}}", chosen["Fn::Sub"] if isinstance(chosen, dict) else chosen)
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))
+
+
+def _dashboard_metrics(dashboard: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, metric, dimensions) of each line of the dashboard's graphs."""
+    found = []
+    for widget in dashboard["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            namespace, metric, *rest = [part for part in line if not isinstance(part, dict)]
+            assert "." not in (namespace, metric), "write each line out in full"
+            found.append((namespace, metric, dict(zip(rest[::2], rest[1::2], strict=True))))
+    return found
+
+
+def test_the_dashboard_graphs_exactly_the_metrics_the_code_emits() -> None:
+    """Each Agentbot metric the code emits has a graph, and no graph waits on a metric that
+    nothing writes (a renamed constant would leave an empty graph the operator trusts)."""
+    from session_core._metrics import NAMESPACE
+
+    lines = _dashboard_metrics(_dashboard(daily_budget=True))
+    graphed = {metric for namespace, metric, _ in lines if namespace == NAMESPACE}
+    assert graphed == set(EMITTED), (sorted(graphed - set(EMITTED)), sorted(set(EMITTED) - graphed))
+    assert {dims["Tenant"] for namespace, _, dims in lines if namespace == NAMESPACE} == {"<Tenant>"}
+
+
+def test_the_dashboard_shows_every_alarm_and_graphs_its_metric() -> None:
+    alarms = _alarms()
+    budget = "HasDeploymentDailyBudget"
+    conditional = {n for n in alarms if TEMPLATE["Resources"][n].get("Condition") == budget}
+    for daily_budget in (True, False):
+        dashboard = _dashboard(daily_budget=daily_budget)
+        (panel,) = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+        shown = {arn.removeprefix("<").removesuffix(".Arn>") for arn in panel["properties"]["alarms"]}
+        assert shown == (set(alarms) if daily_budget else set(alarms) - conditional), daily_budget
+    lines = _dashboard_metrics(_dashboard(daily_budget=True))
+    graphed = {(namespace, metric) for namespace, metric, _ in lines}
+    for logical_id, alarm in alarms.items():
+        assert (alarm["Namespace"], alarm["MetricName"]) in graphed, logical_id
+
+
+def test_the_dashboard_graphs_what_an_operator_checks_of_this_stacks_resources() -> None:
+    """Turns, errors, latency, the queues' depth and age, the webhook, spend and drops, each
+    measured on a resource of this stack (a name typed by hand would graph another stack's)."""
+    lines = _dashboard_metrics(_dashboard(daily_budget=True))
+    shown = {(namespace, metric) for namespace, metric, _ in lines}
+    assert {
+        ("AWS/Lambda", "Invocations"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Duration"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/ApiGateway", "5xx"),
+    } <= shown
+    stack_values = {
+        "FunctionName": {f"<{name}>" for name in FUNCTIONS},
+        "QueueName": {"<InboundQueue.QueueName>", "<InboundDeadLetterQueue.QueueName>"},
+        "ApiId": {"<WebhookApi>"},
+        "Stage": {"$default"},
+        "Tenant": {"<Tenant>"},
+    }
+    for namespace, metric, dimensions in lines:
+        for name, value in dimensions.items():
+            assert value in stack_values[name], (namespace, metric, name, value)
+    errors = {dims["FunctionName"] for _, metric, dims in lines if metric == "Errors"}
+    assert errors == {f"<{name}>" for name in FUNCTIONS}
+
+
+def test_the_readme_lists_every_alarm_with_what_to_do() -> None:
+    """Section 5's table: one row per alarm of the template (by the name the mail carries)."""
+    names = {alarm["AlarmName"]["Fn::Sub"].removeprefix("${BotName}") for alarm in _alarms().values()}
+    section = README_TEXT[README_TEXT.index("### 5. Logs") : README_TEXT.index("### What it costs")]
+    rows = set(re.findall(r"^\| `<BotName>(-[a-z0-9-]+)` \|", section, re.M))
+    assert rows == names, (sorted(names - rows), sorted(rows - names))
 
 
 # ------------------------------------------------------- template <-> provisioning.py

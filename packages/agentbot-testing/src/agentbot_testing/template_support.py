@@ -448,3 +448,45 @@ def iam_actions(service: str, operation: str, where: set[str] | frozenset[str] =
     return set().union(
         *(_IAM_ACTIONS_IN_MODULE.get((service, operation, module), actions) for module in where)
     )
+
+
+# ------------------------------------------------------------------- metrics emitted
+
+
+def _module_constants(tree: ast.Module) -> dict[str, ast.expr]:
+    constants: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            constants[node.targets[0].id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            constants[node.target.id] = node.value
+    return constants
+
+
+def emitted_metrics(src_dirs: list[Path]) -> dict[str, set[Path]]:
+    """Metric name -> files under ``src_dirs`` that emit it (``emit_metric(NAME, ...)``, its
+    name a string or a module-level constant of one, possibly defined in another module).
+    Raises ValueError for a call whose name cannot be read this way, so that no metric is
+    missed."""
+    constants: dict[str, ast.expr] = {}
+    calls: list[tuple[ast.expr, Path]] = []
+    for path in sorted(p for src in src_dirs for p in src.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants.update(_module_constants(tree))
+        calls += [
+            (node.args[0], path.relative_to(ROOT))
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and _call_name(node.func) == "emit_metric" and node.args
+        ]
+
+    def name_of(expr: ast.expr, path: Path, seen: frozenset[str] = frozenset()) -> str:
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            return expr.value
+        if isinstance(expr, ast.Name) and expr.id in constants and expr.id not in seen:
+            return name_of(constants[expr.id], path, seen | {expr.id})
+        raise ValueError(f"{path}: emit_metric's name {ast.unparse(expr)} is no string constant")
+
+    emitted: dict[str, set[Path]] = {}
+    for expr, path in calls:
+        emitted.setdefault(name_of(expr, path), set()).add(path)
+    return emitted
