@@ -133,6 +133,18 @@ def test_claude_config_references_only_variables_the_runtime_has() -> None:
     assert needed <= set(runtime), f"claude-config/mcp.json needs {sorted(needed - set(runtime))}"
 
 
+def test_the_image_build_takes_as_set_exactly_what_the_deployed_runtime_is_given() -> None:
+    """The build's claude-config check takes mcp.json's ``${NAME}`` of a variable the runtime
+    gets at deploy as set: every one the template or Lambda gives it, and nothing else (a name
+    the runtime lacks would pass the build and fail every cold start)."""
+    from agent_runtime.build_check import DEPLOYED_VARIABLES
+
+    runtime = set(FUNCTIONS["RuntimeFunction"].environment)
+    from_lambda = {name for name, why in NOT_FROM_TEMPLATE.items() if why.startswith("Lambda")}
+    assert runtime <= DEPLOYED_VARIABLES, sorted(runtime - DEPLOYED_VARIABLES)
+    assert DEPLOYED_VARIABLES - runtime <= from_lambda, sorted(DEPLOYED_VARIABLES - runtime - from_lambda)
+
+
 def test_every_variable_the_template_sets_is_read_by_some_code() -> None:
     """Catches a typo in the template (the code would silently use its default)."""
     read_anywhere: set[str] = set()

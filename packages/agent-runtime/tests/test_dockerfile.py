@@ -76,3 +76,43 @@ def test_image_is_python_313_from_an_argument_base_started_by_awslambdaric() -> 
     assert steps["ENTRYPOINT"] == '["/opt/agentbot/bin/python", "-m", "awslambdaric"]'
     assert steps["CMD"] == '["agent_runtime.handler.handle"]'
     assert not steps["USER"].startswith("0") and steps["USER"] != "root"
+
+
+def _stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions, by its name (the last, unnamed one as "final")."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for word, rest in instructions():
+        if word == "FROM":
+            current = []
+            stages[rest.split(" AS ")[-1] if " AS " in rest else "final"] = current
+        current.append((word, rest))
+    return stages
+
+
+def test_the_build_fails_on_a_claude_config_the_runtime_would_refuse() -> None:
+    """The image's claude-config is the copy a native stage loaded with the runtime's own check
+    (agent_runtime.build_check, offline), looked up where and as the image has it: a mistake
+    stops `sam build` naming the file and field instead of failing every message deployed."""
+    stages = _stages()
+    final = stages["final"]
+    (config_copy,) = [shlex.split(r) for w, r in final if w == "COPY" and "claude-config" in r]
+    source_stage = config_copy[0].removeprefix("--from=")
+    steps = stages[source_stage]
+    base = steps[0][1].split(" AS ")[0]
+    origin = stages[base][0][1] if base in stages else base
+    assert origin.startswith("--platform=$BUILDPLATFORM "), "the check runs natively, not emulated"
+    copied = next(i for i, (w, r) in enumerate(steps) if w == "COPY" and r.startswith("claude-config "))
+    image_path = shlex.split(steps[copied][1])[-1]
+    assert config_copy[1:] == [image_path, image_path]
+    check = next(i for i, (w, r) in enumerate(steps) if w == "RUN" and "-m agent_runtime.build_check" in r)
+    assert copied < check
+    run = steps[check][1]
+    image_env = dict(
+        item.split("=", 1) for w, r in final if w == "ENV" for item in shlex.split(r) if "=" in item
+    )
+    assert f"CLAUDE_CONFIG_PATH={image_env['CLAUDE_CONFIG_PATH']}" in run
+    assert f"PATH={image_env['PATH']}" in run
+    assert run.split()[-3] == "/opt/agentbot/bin/python"  # the interpreter ${PYTHON} names in the image
+    installed = " ".join(r for w, r in steps[:check] if w == "RUN")
+    assert "--require-hashes" in installed and "uv export --frozen" in installed
