@@ -6,7 +6,7 @@ explicitly, and model credentials that only reach the model.
   ``_cli_launcher``) that keeps only the variables named here and confines the CLI and its
   tools with Landlock where the kernel offers it.
 - Anthropic backend: the API key (read from SSM, again when the API refuses it: see
-  ``_rotating_key``) never enters the CLI. The CLI talks to a key-injecting proxy on
+  ``session_core.RotatingSecret``) never enters the CLI. The CLI talks to a key-injecting proxy on
   127.0.0.1 (see ``_model_proxy``) with a placeholder key, so a tool can at most call the
   model, never read the key.
 - Bedrock backend: the same proxy signs each model call with short-lived credentials of
@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from session_core import RotatingSecret
+
 from . import _cli_launcher
 from ._errors import ModelBackendError
 from ._model_proxy import AnthropicKey, BedrockSigner, ModelProxy
 from ._owned_trees import reclaim_rights, remove_tree
-from ._rotating_key import RotatingKey
 from ._settings import RuntimeSettings
 from ._usage_meter import MeteredSpend
 
@@ -197,7 +198,7 @@ class AnthropicAccess:
         if not settings.anthropic_api_key_parameter:
             raise ModelBackendError("ANTHROPIC_API_KEY_PARAMETER", "is not set")
         self._settings = settings
-        self._key = RotatingKey(ssm, settings.anthropic_api_key_parameter)
+        self._key = RotatingSecret(ssm, settings.anthropic_api_key_parameter)
         self._proxy = _TurnProxy(self._start_proxy)
 
     def _start_proxy(self) -> ModelProxy:

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from session_core import bound_log_fields, current_log_fields, get_logger
+from session_core import FixedSecret, SecretSource, bound_log_fields, current_log_fields, get_logger
 
 from ._method_override import asks_for_another_method
 from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
@@ -110,30 +110,11 @@ class UpstreamAuth(Protocol):
         ...
 
 
-class KeySource(Protocol):
-    """The Anthropic API key: the one to send, and another once the API refused it."""
-
-    def current(self) -> str: ...
-
-    def renew(self, refused: str) -> bool: ...
-
-
-class _FixedKey:
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
-
-    def current(self) -> str:
-        return self._api_key
-
-    def renew(self, refused: str) -> bool:
-        return False
-
-
 class AnthropicKey:
     """Upstream authentication for the Anthropic API: the real key as ``x-api-key``, from
-    ``key`` (renewed when the API refuses it, see ``_rotating_key``)."""
+    ``key`` (renewed when the API refuses it: session_core.RotatingSecret)."""
 
-    def __init__(self, key: KeySource) -> None:
+    def __init__(self, key: SecretSource) -> None:
         self._key = key
 
     def allows(self, method: str, path: str) -> bool:
@@ -251,7 +232,7 @@ class ModelProxy:
         if auth is None:
             if api_key is None:
                 raise ValueError("ModelProxy needs api_key or auth")
-            auth = AnthropicKey(_FixedKey(api_key))
+            auth = AnthropicKey(FixedSecret(api_key, name="the API key"))
         self._auth: UpstreamAuth = auth
         self._metered = metered
         self._turn_key: str | None = None

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from claude_agent_sdk import ResultMessage
+from session_core import SECRET_REREAD_INTERVAL_S
 
 from ._claude_config import ClaudeConfig
 from ._errors import ModelBackendError
 from ._model_proxy import KEY_REFUSED
-from ._rotating_key import REREAD_INTERVAL_S
 from ._settings import RuntimeSettings
 
 # The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.
@@ -34,10 +34,10 @@ def operator_refusal(
     answered = f"the model answered {status}" if status else "the model refused the call"
     if status in KEY_REFUSED:
         reason = f"{answered}: the key or role is refused"
-        if settings.backend != "bedrock":  # the proxy reads it again (see _rotating_key)
+        if settings.backend != "bedrock":  # the proxy reads it again (see session_core.RotatingSecret)
             reason += (
                 "; put a new key in the parameter: running containers use it from their next"
-                f" refused call (the parameter is read again at most every {REREAD_INTERVAL_S:.0f} s)"
+                f" refused call (the parameter is read again at most every {SECRET_REREAD_INTERVAL_S:.0f} s)"
             )
         return ModelBackendError(refused_credential(settings), reason)
     if api_error == _OUT_OF_CREDIT:

@@ -115,6 +115,7 @@ if TYPE_CHECKING:
     )
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
+    from ._rotating_secret import SECRET_REREAD_INTERVAL_S, FixedSecret, RotatingSecret, SecretSource
     from ._secret_masking import mask_command_secrets, mask_secrets
     from ._secrets import read_secret
     from ._settings import (
@@ -153,6 +154,7 @@ __all__ = [
     "MAX_PROGRESS_TEXT",
     "MAX_RECEIVE_COUNT",
     "MISSING_OBJECT_CODES",
+    "SECRET_REREAD_INTERVAL_S",
     "SESSIONS_PREFIX",
     "TRANSCRIPTS_PREFIX",
     "TURN_VERSION",
@@ -180,6 +182,7 @@ __all__ = [
     "DynamoTable",
     "ErrorKind",
     "ErrorReason",
+    "FixedSecret",
     "GatheredAlbum",
     "Grant",
     "HistorySize",
@@ -200,7 +203,9 @@ __all__ = [
     "ProcessInfo",
     "ProcessesRemainError",
     "RecordedTurn",
+    "RotatingSecret",
     "SaveOutcome",
+    "SecretSource",
     "SessionCoreError",
     "SessionKey",
     "SessionListing",
