@@ -352,3 +352,45 @@ def test_an_upload_that_cannot_reach_telegram_names_no_token() -> None:
     with pytest.raises(TelegramNetworkError) as caught:
         api.send_file(5, "report.csv", b"a,b\n", mime_type="text/csv")
     assert caught.value.method == "sendDocument" and TOKEN not in str(caught.value)
+
+
+class RotatedToken:
+    """A token source whose parameter holds ``renewed`` (None: nothing new) once asked again."""
+
+    name = "/agentbot/bot-token"
+
+    def __init__(self, renewed: str | None) -> None:
+        self.value = TOKEN
+        self.renewed = renewed
+        self.refused: list[str] = []
+
+    def current(self) -> str:
+        return self.value
+
+    def renew(self, refused: str) -> bool:
+        self.refused.append(refused)
+        if self.renewed is None:
+            return False
+        self.value = self.renewed
+        return True
+
+
+@pytest.mark.parametrize("refusal", [(401, failure(401, "Unauthorized")), (404, failure(404, "Not Found"))])
+def test_a_refused_token_is_renewed_and_the_call_sent_once_more_with_the_new_one(
+    refusal: tuple[int, bytes],
+) -> None:
+    handle, seen = scripted(refusal, (200, b'{"ok": true, "result": {"message_id": 7}}'))
+    token = RotatedToken("654321:NEW-token")
+    api = BotApi(http=httpx.Client(transport=httpx.MockTransport(handle)), token=token, base_url="http://t")
+    assert api.send_message(1, "hi", html=False) == 7
+    assert [r.url.path for r in seen] == [f"/bot{TOKEN}/sendMessage", "/bot654321:NEW-token/sendMessage"]
+    assert token.refused == [TOKEN]
+
+
+def test_a_refused_token_with_nothing_new_is_not_sent_again() -> None:
+    handle, seen = scripted((401, failure(401, "Unauthorized")))
+    token = RotatedToken(None)
+    api = BotApi(http=httpx.Client(transport=httpx.MockTransport(handle)), token=token, base_url="http://t")
+    with pytest.raises(TelegramUnauthorized) as caught:
+        api.send_message(1, "hi", html=False)
+    assert caught.value.token_refused and len(seen) == 1

@@ -28,6 +28,7 @@ from telegram_core import InboundMessage, decode_envelope
 
 from ._batch import BatchResponse, SqsRecord, batch_response, process_fifo_batch
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
+from ._config_report import report_bot_token_refused
 from ._delivery import Delivery
 from ._deps import ConsumerDeps
 from ._failures import FailurePolicy, classify
@@ -144,6 +145,8 @@ class Consumer:
         self, record: SqsRecord, msg: InboundMessage, key: SessionKey, exc: Exception, *, last_receive: bool
     ) -> RecordOutcome:
         failure = classify(exc)
+        if failure.token_refused:
+            report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
         if failure.kind == "config":
             return self._misconfigured(msg, key)
         if failure.chat_unreachable:

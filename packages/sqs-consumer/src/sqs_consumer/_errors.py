@@ -13,12 +13,14 @@ class ConsumerError(Exception):
     ``retry_after``: seconds before a retry makes sense (None: the usual backoff).
     ``chat_unreachable``: the bot may no longer post in the chat (blocked, removed, topic
     closed): the record is acknowledged and logged, neither retried nor dead-lettered.
+    ``token_refused``: Telegram refused the bot token (the operator is told which parameter).
     """
 
     retryable: bool = False
     deferrable: bool = False
     retry_after: float | None = None
     chat_unreachable: bool = False
+    token_refused: bool = False
     error_kind: str = "internal"
 
 
@@ -96,6 +98,7 @@ class DeliveryFailedError(ConsumerError):
         self.deferrable = self.retryable
         self.retry_after = getattr(cause, "retry_after", None)
         self.chat_unreachable = bool(getattr(cause, "chat_unreachable", False))
+        self.token_refused = bool(getattr(cause, "token_refused", False))
 
 
 class ChatShutOutError(ConsumerError):

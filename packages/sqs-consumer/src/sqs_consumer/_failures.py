@@ -55,7 +55,8 @@ class Failure:
     be dead-lettered (re-enqueued instead); ``retry_after``: seconds before a retry makes
     sense; ``user_message``: what the runtime said the user may read, if anything;
     ``chat_unreachable``: Telegram said the bot may no longer post in the chat (nothing to
-    retry, nobody to tell, nothing for the operator to fix).
+    retry, nobody to tell, nothing for the operator to fix); ``token_refused``: Telegram
+    refused the bot token, read again already (the operator's to fix).
     """
 
     kind: str
@@ -65,6 +66,7 @@ class Failure:
     retry_after: float | None = None
     user_message: str | None = None
     chat_unreachable: bool = False
+    token_refused: bool = False
 
 
 def classify(exc: Exception) -> Failure:
@@ -79,6 +81,7 @@ def classify(exc: Exception) -> Failure:
             retry_after=exc.retry_after,
             user_message=exc.user_message if isinstance(exc, TurnFailedError) else None,
             chat_unreachable=exc.chat_unreachable,
+            token_refused=exc.token_refused,
         )
     if isinstance(exc, TelegramApiError):
         return Failure(
@@ -87,6 +90,7 @@ def classify(exc: Exception) -> Failure:
             retryable=exc.retryable,
             retry_after=exc.retry_after,
             chat_unreachable=exc.chat_unreachable,
+            token_refused=exc.token_refused,
         )
     # Other errors (session-core's StorageError, a bug) may say whether retrying helps.
     return Failure(

@@ -1,8 +1,9 @@
 """Lambda entry point: ``sqs_consumer.handler.handle`` (SQS event source, partial batch response).
 
 The container's Consumer is built on the first call: settings from the environment, the
-bot token from SSM, boto3 clients (the runtime's with a long read timeout and no retries; the
-visibility heartbeat's with short timeouts).
+bot token from SSM (read again when Telegram refuses it: the operator rotated it), boto3
+clients (the runtime's with a long read timeout and no retries; the visibility heartbeat's
+with short timeouts).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 from telegram_core import BotApi
 
 from ._config import ConsumerConfig
+from ._config_report import report_config_error
 from ._consumer import Consumer
 from ._deps import ConsumerDeps
 from ._runtime import RuntimeClient, runtime_client_config
@@ -36,10 +38,10 @@ def build_consumer() -> Consumer:
         DynamoTable,
         LiveTurns,
         PasteParts,
+        RotatingSecret,
         SessionRegistry,
         configure_logging,
         make_non_dumpable,
-        read_secret,
     )
     from telegram_core import ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter
 
@@ -47,7 +49,8 @@ def build_consumer() -> Consumer:
     make_non_dumpable()
     configure_logging()
     config = ConsumerConfig.from_env()
-    token = read_secret(boto3.client("ssm"), config.bot_token_parameter)
+    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter)
+    token.current()  # a missing or empty parameter is a ConfigError naming it, now
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")
     s3 = boto3.client("s3")
@@ -101,17 +104,14 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]
     """
     global _consumer, _config_reported
     if _consumer is None:
-        from session_core import CONFIGURATION_ERRORS_METRIC, ConfigError, emit_metric, get_logger
+        from session_core import ConfigError
 
         try:
             _consumer = build_consumer()
         except ConfigError as exc:
             if not _config_reported:
                 _config_reported = True
-                get_logger(__name__).error("config.invalid", fix=exc.setting, reason=exc.reason)
-                emit_metric(
-                    CONFIGURATION_ERRORS_METRIC, 1, unit="Count", tenant=os.environ.get("TENANT") or "default"
-                )
+                report_config_error(exc.setting, exc.reason, tenant=os.environ.get("TENANT") or "default")
             raise
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return _consumer.handle_batch(event, remaining_time_ms=remaining)

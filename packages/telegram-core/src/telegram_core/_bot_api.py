@@ -3,7 +3,10 @@
 Retries what Telegram says to retry, no more: a 429 waits ``retry_after``; 5xx and network
 errors back off; every other error is raised at once. What kind of failure an answer is gets
 decided in one place, ``check_response``. The bot token is part of the URL, so no URL or httpx
-error text ever reaches an error message or a log line.
+error text ever reaches an error message or a log line. A call Telegram answers as if the token
+were wrong (``token_refused``) goes once more when the token's source has another one by then
+(the operator rotated it in SSM: ``session_core.RotatingSecret``); Telegram did nothing with
+the refused call, so nothing is done twice.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import httpx
-from session_core import MessageDecodeError, decode_json, encode_json, get_logger
+from session_core import FixedSecret, MessageDecodeError, SecretSource, decode_json, encode_json, get_logger
 
 from ._errors import (
     TelegramApiError,
@@ -148,7 +151,8 @@ def sent_as_photo(mime_type: str | None, size: int) -> bool:
 
 
 class BotApi:
-    """Calls the Bot API at ``base_url`` for the bot with ``token`` through ``http``.
+    """Calls the Bot API at ``base_url`` for the bot with ``token`` (a value, or a source that
+    renews it when Telegram refuses it) through ``http``.
 
     ``max_attempts`` bounds every call's retries (1: no retry, what an operator command
     wants); ``sleep`` is injectable so tests wait for nothing.
@@ -158,7 +162,7 @@ class BotApi:
         self,
         *,
         http: httpx.Client,
-        token: str,
+        token: str | SecretSource,
         base_url: str = TELEGRAM_API_BASE,
         max_attempts: int = 5,
         backoff_s: float = 0.5,
@@ -166,7 +170,7 @@ class BotApi:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._http = http
-        self._token = token
+        self._token = FixedSecret(token, name="the bot token") if isinstance(token, str) else token
         self._base = base_url.rstrip("/")
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
@@ -182,14 +186,14 @@ class BotApi:
         body = encode_json(dict(params))
         return self._with_retries(
             method,
-            lambda: self._http.post(
-                self._method_url(method), content=body, headers={"content-type": "application/json"}
+            lambda token: self._http.post(
+                self._method_url(method, token), content=body, headers={"content-type": "application/json"}
             ),
             attempts,
         )
 
     def _with_retries(
-        self, method: str, post: Callable[[], httpx.Response], attempts: int | None = None
+        self, method: str, post: Callable[[str], httpx.Response], attempts: int | None = None
     ) -> Any:
         total = attempts or self._max_attempts
         for attempt in range(1, total + 1):
@@ -208,18 +212,28 @@ class BotApi:
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
-    def _method_url(self, method: str) -> str:
-        return f"{self._base}/bot{self._token}/{method}"
+    def _method_url(self, method: str, token: str) -> str:
+        return f"{self._base}/bot{token}/{method}"
 
-    def _answer_of(self, method: str, post: Callable[[], httpx.Response]) -> Any:
+    def _answer_of(self, method: str, post: Callable[[str], httpx.Response]) -> Any:
+        token = self._token.current()
         try:
-            response = post()
+            return self._answer_with(method, post, token)
+        except TelegramApiError as error:
+            if not error.token_refused or not self._token.renew(token):
+                raise
+        log.info("telegram_resent_with_renewed_token", method=method)
+        return self._answer_with(method, post, self._token.current())
+
+    def _answer_with(self, method: str, post: Callable[[str], httpx.Response], token: str) -> Any:
+        try:
+            response = post(token)
         except httpx.HTTPError as exc:
             # httpx messages can quote the URL, which holds the token: name the error class only.
             raise TelegramNetworkError(
                 method, 0, f"cannot reach the Bot API ({type(exc).__name__})"
             ) from None
-        return check_response(method, response.status_code, response.content, token=self._token)
+        return check_response(method, response.status_code, response.content, token=token)
 
     def send_message(
         self,
@@ -322,7 +336,8 @@ class BotApi:
             field: (file_name, content, mime_type or "application/octet-stream")
         }
         result = self._with_retries(
-            method, lambda: self._http.post(self._method_url(method), data=dict(fields), files=upload)
+            method,
+            lambda token: self._http.post(self._method_url(method, token), data=dict(fields), files=upload),
         )
         return int(result["message_id"])
 
@@ -352,7 +367,7 @@ class BotApi:
     def download(self, file_path: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Download a file returned by ``getFile``; refuses more than ``max_bytes``
         (TelegramFileTooBig)."""
-        url = f"{self._base}/file/bot{self._token}/{file_path}"
+        url = f"{self._base}/file/bot{self._token.current()}/{file_path}"
         for attempt in range(1, self._max_attempts + 1):
             try:
                 with self._http.stream("GET", url) as response:

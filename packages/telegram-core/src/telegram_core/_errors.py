@@ -53,6 +53,12 @@ class TelegramApiError(Exception):
         self.description = description
         self.retry_after = retry_after
 
+    @property
+    def token_refused(self) -> bool:
+        """Telegram refused the bot token itself: 401, or 404 (the URL names no bot it knows, as
+        for a revoked or mistyped token); nothing in the call was done."""
+        return self.error_code in (401, 404)
+
 
 class TelegramRetryAfter(TelegramApiError):
     """Raised on 429 Too Many Requests; ``retry_after`` says how long to wait."""

@@ -23,10 +23,12 @@ from session_core import (
     Approval,
     ApprovalNotPending,
     ChatBacklog,
+    FixedSecret,
     InvalidSessionKeyError,
     MessageDecodeError,
     PasteParts,
     PasteVerdict,
+    SecretSource,
     StopOutcome,
     StorageError,
     add_correlation,
@@ -129,7 +131,7 @@ class Producer:
         self,
         *,
         config: ProducerConfig,
-        secret: str,
+        secret: str | SecretSource,
         sqs: Any,
         registry: Registry,
         clock: Callable[[], float] = time.time,
@@ -149,10 +151,19 @@ class Producer:
         self._stops = stops  # [H] where stop requests go (session_core.LiveTurns)
         self._rate_limiter = rate_limiter
         self._backlog = backlog
-        self._secret = check_secret(secret).encode()
+        # The secret Telegram sends; a call with another one makes the source read it again
+        # (the operator rotated it), at most once per interval whoever sends wrong ones.
+        self._secret = FixedSecret(secret, name="the webhook secret") if isinstance(secret, str) else secret
+        check_secret(self._secret.current())
         self._sqs = sqs
         self._registry = registry
         self._clock = clock
+
+    def _secret_matches(self, given: bytes) -> bool:
+        held = self._secret.current()
+        if hmac.compare_digest(given, held.encode()):
+            return True
+        return self._secret.renew(held) and hmac.compare_digest(given, self._secret.current().encode())
 
     def handle_event(self, event: object, *, request_id: str | None = None) -> dict[str, Any]:
         """Answer one API Gateway v2 event with an HTTP response dict (never raises on input)."""
@@ -167,7 +178,7 @@ class Producer:
         if given is None:
             log.warning("webhook_rejected", reason="missing secret token")
             return _response(401, "unauthorized")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), self._secret):
+        if not self._secret_matches(given.encode("utf-8", "replace")):
             log.warning("webhook_rejected", reason="wrong secret token")
             return _response(403, "forbidden")
         body = _body_bytes(http)

@@ -1,7 +1,8 @@
 """Lambda entry point: ``telegram_producer.handler.handle`` (API Gateway HTTP API, payload 2.0).
 
 The container's Producer is built on the first call: settings from the environment and the
-webhook secret from SSM. Without a usable secret it raises ConfigError on every call (the
+webhook secret from SSM (read again when a call brings another one, at most every 30 s: the
+operator rotated it). Without a usable secret it raises ConfigError on every call (the
 function errors, API Gateway answers 5xx); it never accepts updates unauthenticated.
 """
 
@@ -14,7 +15,7 @@ from telegram_core import RateLimiter
 
 from ._config import ProducerConfig
 from ._moved_chats import MovedChats
-from ._webhook import Producer
+from ._webhook import Producer, check_secret
 
 _producer: Producer | None = None
 
@@ -28,9 +29,9 @@ def build_producer() -> Producer:
         DynamoTable,
         LiveTurnsWithBacklog,
         PasteParts,
+        RotatingSecret,
         configure_logging,
         make_non_dumpable,
-        read_secret,
     )
     from telegram_core import UpdateDedup
 
@@ -38,7 +39,7 @@ def build_producer() -> Producer:
     make_non_dumpable()
     configure_logging()
     config = ProducerConfig.from_env()
-    secret = read_secret(boto3.client("ssm"), config.secret_parameter)
+    secret = RotatingSecret(boto3.client("ssm"), config.secret_parameter, check=check_secret)
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
     approvals = Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)

@@ -1,0 +1,127 @@
+"""Secrets the operator rotates in SSM reach warm containers without a redeploy: the bot token
+(read again when Telegram refuses it) and the webhook secret (read again when a call's secret
+does not match), each at most once per interval, whoever keeps sending a wrong one. Through
+the real handlers' builders, against moto (SSM requests counted by a proxy in front of it),
+the Bot API server on 127.0.0.1 and the runtime stub."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentbot_testing import FaultProxy
+from agentbot_testing.telegram_stack import telegram_stack
+from agentbot_testing.telegram_support import WEBHOOK_SECRET, envelopes, update, webhook_event
+from local_stack import TEST_BOT_TOKEN
+from session_core import configure_logging
+from sqs_consumer import handler as consumer_handler
+from telegram_producer import handler as producer_handler
+
+CHAT = 501
+NEW_TOKEN = "123456789:LOCAL-rotated-token-not-a-real-one"
+NEW_SECRET = "rotated-webhook-secret_9876543210"
+
+
+@contextmanager
+def counted_ssm(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The handlers' SSM client goes through a proxy that lists each request (``seen``)."""
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+        yield proxy
+
+
+def ssm_reads(proxy: FaultProxy) -> int:
+    return proxy.seen.count("ssm:GetParameter")
+
+
+def rotate(aws: Any, setting: str, value: str) -> None:
+    """The operator puts a new value in the parameter ``setting`` names (straight to SSM)."""
+    ssm = aws.client("ssm")
+    ssm.put_parameter(Name=os.environ[setting], Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_a_warm_consumer_answers_with_the_bot_token_the_operator_rotated(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        consumer = consumer_handler.build_consumer()
+        stack.post(update(100, text="before"))
+        stack.drain(consumer)
+        reads = ssm_reads(ssm)
+
+        # A new token from BotFather revokes the old one; the operator puts it in SSM.
+        stack.telegram.token = NEW_TOKEN
+        rotate(aws, "BOT_TOKEN_PARAMETER", NEW_TOKEN)
+        stack.post(update(101, text="after"))
+        stack.post(update(102, text="and again"))
+        stack.drain(consumer)
+
+        assert [m["text"] for m in stack.replies(CHAT)] == [
+            "Answer to: before",
+            "Answer to: after",
+            "Answer to: and again",
+        ]
+        assert ssm_reads(ssm) == reads + 1  # one re-read, on the first refusal
+        assert stack.dead_letters() == []
+
+
+def test_a_bot_token_still_refused_after_a_reread_names_its_parameter_to_the_operator(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        consumer = consumer_handler.build_consumer()
+        configure_logging(json_lines=True)
+        reads = ssm_reads(ssm)
+        stack.telegram.token = NEW_TOKEN  # revoked, and no new token in SSM yet
+        for update_id in range(110, 115):
+            stack.post(update(update_id, chat_id=CHAT + update_id, text="hello"))
+        stack.drain(consumer)
+
+        assert stack.telegram.sent_messages() == []
+        assert ssm_reads(ssm) == reads + 1  # five chats refused, one re-read
+        captured = capsys.readouterr()
+        lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+        metrics = [json.loads(line) for line in captured.out.splitlines() if '"ConfigurationErrors"' in line]
+        fixes = {line.get("fix") for line in lines if line["event"] == "config.invalid"}
+        assert fixes == {f"{os.environ['BOT_TOKEN_PARAMETER']} (BOT_TOKEN_PARAMETER)"}
+        assert len(metrics) == 5  # one per refused answer: the configuration alarm fires
+        logged = json.dumps(lines)
+        assert NEW_TOKEN not in logged and TEST_BOT_TOKEN not in logged
+
+
+def test_a_warm_producer_accepts_the_webhook_secret_the_operator_rotated(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch):
+        producer = producer_handler.build_producer()
+        assert producer.handle_event(webhook_event(update(200), secret=WEBHOOK_SECRET))["statusCode"] == 200
+        reads = ssm_reads(ssm)
+
+        # `agentbot webhook set` gives Telegram the new secret the operator put in SSM.
+        rotate(aws, "WEBHOOK_SECRET_PARAMETER", NEW_SECRET)
+        assert producer.handle_event(webhook_event(update(201), secret=NEW_SECRET))["statusCode"] == 200
+        assert producer.handle_event(webhook_event(update(202), secret=NEW_SECRET))["statusCode"] == 200
+        assert producer.handle_event(webhook_event(update(203), secret=WEBHOOK_SECRET))["statusCode"] == 403
+
+        assert ssm_reads(ssm) == reads + 1
+        queued = envelopes(aws.sqs, aws.resources.queue_url)
+        assert sorted(e.message.update_id for e in queued) == [200, 201, 202]
+
+
+def test_wrong_webhook_secrets_cost_at_most_one_ssm_read_per_interval(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch):
+        producer = producer_handler.build_producer()
+        reads = ssm_reads(ssm)
+        answers = [
+            producer.handle_event(webhook_event(update(300 + i), secret=f"guess-{i:04d}-of-an-attacker"))
+            for i in range(50)
+        ]
+        assert {a["statusCode"] for a in answers} == {403}
+        assert ssm_reads(ssm) == reads + 1  # the first wrong one is checked against SSM, no other
