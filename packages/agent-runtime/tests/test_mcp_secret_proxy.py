@@ -13,6 +13,7 @@ from agent_runtime._mcp_secrets import McpSecretProxies
 from agent_runtime._model_proxy import ModelProxy
 from agentbot_testing import HttpMcpServer
 from local_stack import ModelServer
+from session_core import FixedSecret
 
 SECRET = "Bearer vault-secret-for-tests"
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}}
@@ -39,7 +40,7 @@ def vault_through_proxy():
     """(the recording vault, the URL the CLI is given, this turn's key header)."""
     with HttpMcpServer() as vault:
         proxies = McpSecretProxies(
-            {"vault": {"type": "http", "url": vault.url}}, {"vault": {"Authorization": SECRET}}
+            {"vault": {"type": "http", "url": vault.url}}, {"vault": {"Authorization": FixedSecret(SECRET)}}
         )
         try:
             given = proxies.cli_servers()["vault"]

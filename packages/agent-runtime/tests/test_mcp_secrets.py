@@ -101,6 +101,45 @@ def test_secret_header_reaches_the_server_but_no_tool(
     assert after.status_code == 401
 
 
+def look_up(request: dict[str, Any]) -> Any:
+    """Call the vault's tool, then answer with what it said."""
+    results = tool_results(request)
+    if not results:
+        return [ToolCall(name="mcp__vault__lookup", input={})]
+    return f"DONE: {results[-1]}"
+
+
+def test_a_warm_runtime_sends_the_secret_header_the_operator_rotated(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch
+) -> None:
+    """The vault refuses the old value once the operator rotated it: the proxy reads the
+    parameter again (one SSM request) and the turn's call goes through with the new value."""
+    from agentbot_testing import FaultProxy
+
+    old, new = (f"Bearer vault-{which}-{uuid.uuid4().hex}" for which in ("old", "new"))
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    ssm = aws.client("ssm")
+    ssm.put_parameter(Name=parameter, Value=old, Type="SecureString")
+    with HttpMcpServer() as vault, FaultProxy(aws.endpoint, services=aws.endpoints.services) as counted:
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config_with_vault(tmp_path, vault.url, parameter)))
+        model_server.responder = look_up
+        runtime = make_runtime(ssm=counted.client("ssm"))
+        vault.required_headers = {"Authorization": old}
+        before = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+        reads = counted.seen.count("ssm:GetParameter")
+
+        ssm.put_parameter(Name=parameter, Value=new, Type="SecureString", Overwrite=True)
+        vault.required_headers = {"Authorization": new}  # the old value is revoked
+        after = runtime.run_turn(turn_request("use the vault again", turn_id=2, session_key=KEY))
+
+    assert before.ok and after.ok, (before, after)
+    assert LOOKUP_ANSWER in before.text and LOOKUP_ANSWER in after.text
+    assert counted.seen.count("ssm:GetParameter") == reads + 1
+    sent = vault.header_values("Authorization")
+    first_new = sent.index(new)  # the old value until the vault refused it, then the new one only
+    assert set(sent[:first_new]) == {old} and set(sent[first_new:]) == {new}
+
+
 def runtime_check_refuses(config: Path, aws: Any) -> pytest.ExceptionInfo[ClaudeConfigError]:
     """The runtime's start-up check of ``config`` (with a model key in SSM), which must refuse it."""
     from agent_runtime import check_runtime_configuration

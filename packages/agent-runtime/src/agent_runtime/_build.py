@@ -21,7 +21,7 @@ from session_core import (
 from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
-from ._mcp_secrets import McpSecretProxies, read_mcp_secret_headers
+from ._mcp_secrets import McpSecretProxies, mcp_secret_sources
 from ._preflight import check_model_access, check_runtime_configuration
 from ._process_secrets import aws_session, config_environ
 from ._process_sweep import effective_scope
@@ -93,7 +93,7 @@ def build_runtime(
     )
     mcp_proxies = None
     if config.mcp_secret_headers:
-        mcp_proxies = McpSecretProxies(config.mcp_servers, read_mcp_secret_headers(config, ssm))
+        mcp_proxies = McpSecretProxies(config.mcp_servers, mcp_secret_sources(config, ssm))
     return Runtime(
         settings=settings,
         config=config,

@@ -1,7 +1,9 @@
 """Secret headers for HTTP MCP servers, kept out of the CLI and the agent's tools.
 
 ``mcp.json`` names an SSM parameter per header (``headers_from_ssm``). The runtime reads the
-values once per container and gives the CLI, instead of the server's URL, a proxy on
+values once per container, and a value again when the server refuses a call with it (401/403;
+at most every 30 s, ``session_core.RotatingSecret``: the operator rotated it; the refused call
+goes once more with the new value). It gives the CLI, instead of the server's URL, a proxy on
 127.0.0.1 (the model proxy's code: :class:`ModelProxy` with another upstream authentication)
 that adds the headers on the way out. The CLI authenticates to the proxy with a key made for
 the turn, dead when it ends, exactly as for the model. So the secret is never in the CLI's
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from session_core import ConfigError, read_secret
+from session_core import ConfigError, RotatingSecret, SecretSource, read_secret
 
 from ._claude_config import ClaudeConfig
 from ._config_problems import ConfigProblems
@@ -33,7 +35,7 @@ class McpSecretHeaders:
     """Upstream authentication for an MCP server: the secret headers, added only to MCP's
     methods at the server's own ``path`` (any query string)."""
 
-    def __init__(self, headers: Mapping[str, str], path: str) -> None:
+    def __init__(self, headers: Mapping[str, SecretSource], path: str) -> None:
         self._headers = dict(headers)
         self._path = path or "/"
 
@@ -43,11 +45,12 @@ class McpSecretHeaders:
 
     def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
         """The headers to send upstream."""
-        return {**headers, **self._headers}
+        return {**headers, **{name: value.current() for name, value in self._headers.items()}}
 
     def renew(self, sent: dict[str, str]) -> bool:
-        """Never: the headers are read once per container."""
-        return False
+        """Whether any header has another value than the refused one (each is asked)."""
+        renewed = [value.renew(sent[name]) for name, value in self._headers.items()]
+        return any(renewed)
 
 
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
@@ -73,11 +76,21 @@ def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[st
     return values
 
 
+def mcp_secret_sources(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, SecretSource]]:
+    """server → header → its value's source, read again when the server refuses it; every
+    parameter is read (and checked) now, as ``read_mcp_secret_headers`` does."""
+    read_mcp_secret_headers(config, ssm)
+    return {
+        server: {header: RotatingSecret(ssm, parameter) for header, parameter in headers.items()}
+        for server, headers in config.mcp_secret_headers.items()
+    }
+
+
 class McpSecretProxies:
     """One proxy per MCP server with secret headers, started on the first turn; a key per turn."""
 
     def __init__(
-        self, servers: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, Mapping[str, str]]
+        self, servers: Mapping[str, Mapping[str, Any]], secrets: Mapping[str, Mapping[str, SecretSource]]
     ) -> None:
         self._servers = servers
         self._proxies: dict[str, tuple[_TurnProxy, str]] = {}
@@ -109,6 +122,6 @@ class McpSecretProxies:
             proxy.close()
 
 
-def _proxy_starter(origin: str, headers: Mapping[str, str], path: str) -> Any:
+def _proxy_starter(origin: str, headers: Mapping[str, SecretSource], path: str) -> Any:
     auth = McpSecretHeaders(headers, path)
     return lambda: ModelProxy(upstream=origin, auth=auth, metered=False).start()

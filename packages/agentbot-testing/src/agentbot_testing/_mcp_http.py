@@ -2,7 +2,8 @@
 
 It answers ``initialize``, ``tools/list`` and ``tools/call`` for one tool, ``lookup``, with
 JSON responses (no server-sent events; GET is refused with 405, which clients accept). Tests
-use it to see which headers reach an HTTP MCP server.
+use it to see which headers reach an HTTP MCP server; with ``required_headers`` set, it answers
+401 to a request without those values, as a server does to a revoked credential.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ LOOKUP_ANSWER = "the vault is open"
 
 
 class HttpMcpServer(LoopbackServer):
-    """Serve at ``url`` (``/mcp``) until ``stop()``; ``requests`` lists (method, headers) seen."""
+    """Serve at ``url`` (``/mcp``) until ``stop()``; ``requests`` lists (method, headers) seen;
+    ``required_headers`` (name → value; may change while it serves): refuse others with 401."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.required_headers: dict[str, str] = {}
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -70,10 +73,20 @@ class _McpHandler(BaseHTTPRequestHandler):
         self.server_state.record("DELETE", self._headers())
         self._reply(200, {})
 
+    def _refused(self) -> bool:
+        headers = self._headers()
+        required = self.server_state.required_headers
+        if all(headers.get(name.lower()) == value for name, value in required.items()):
+            return False
+        self._reply(401, {"error": "invalid credentials"})
+        return True
+
     def do_POST(self) -> None:
         self.server_state.record("POST", self._headers())
         length = int(self.headers.get("Content-Length") or 0)
         message = json.loads(self.rfile.read(length) or b"{}")
+        if self._refused():
+            return
         if "id" not in message:  # a notification
             self._reply(202)
             return
