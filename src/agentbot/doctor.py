@@ -694,7 +694,7 @@ def check_configuration_alarm(target: Target) -> Check:
             f"{name} is firing: a deployed function met a configuration error",
             f"see what to fix: aws logs tail /aws/lambda/{bot}-runtime --since 1h "
             f"--filter-pattern '\"config.invalid\"' (and {bot}-consumer); then fix it and redeploy "
-            "(a new model key in its SSM parameter needs no redeploy)",
+            "(a new model key, bot token or MCP header value in its SSM parameter needs no redeploy)",
         )
     return Check("config alarm", "ok", f"{name}: {alarms[0].get('StateValue', '?')}")
 
