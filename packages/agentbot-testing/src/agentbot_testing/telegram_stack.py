@@ -7,7 +7,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,10 +190,13 @@ class TelegramStack:
             responses.append(self.hand_over(consumer, messages))
         return responses
 
-    def hand_over(self, consumer: Consumer, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def hand_over(
+        self, consumer: Consumer, messages: list[dict[str, Any]], *, keep_retry_delays: bool = False
+    ) -> dict[str, Any]:
         """Hand ``messages`` (received already, as Lambda's poller takes them before the
         consumer runs) to the consumer as one batch; delete what succeeded, make the failures
-        visible again at once. Answers the batch response."""
+        visible again at once (``keep_retry_delays``: leave them hidden for the delay the
+        consumer set, as Lambda's event source does). Answers the batch response."""
         event = sqs_lambda_event(
             messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
         )
@@ -201,6 +204,8 @@ class TelegramStack:
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] in failed:
+                if keep_retry_delays:
+                    continue
                 self.aws.sqs.change_message_visibility(
                     QueueUrl=self.aws.resources.queue_url,
                     ReceiptHandle=m["ReceiptHandle"],
@@ -310,11 +315,12 @@ def real_runtime_stack(
     *,
     config: Path,
     responder: Callable[[dict[str, Any]], Any],
+    runtime_env: Mapping[str, str] | None = None,
     **telegram_kwargs: Any,
 ) -> Iterator[TelegramStack]:
     """The path with the real runtime (awslambdaric, the real CLI with claude-config ``config``)
     and a scripted model answering with ``responder``; ``stack.model`` is that model server,
-    ``stack.log_path`` the runtime's log."""
+    ``stack.log_path`` the runtime's log; ``runtime_env``: more of the runtime's settings."""
     key_parameter = f"/agentbot/test-{uuid.uuid4().hex[:8]}/anthropic-key"
     aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-live", Type="SecureString")
     log_path = tmp_path / "runtime.log"
@@ -326,6 +332,7 @@ def real_runtime_stack(
             "CLAUDE_CONFIG_PATH": str(config),
             "DEEPWIKI_MCP_URL": "http://127.0.0.1:9/mcp",
             "MODEL_MAX_RETRIES": "0",
+            **(runtime_env or {}),
         }
         spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120, max_concurrency=2)
         with telegram_stack(

@@ -76,7 +76,10 @@ Responder = Callable[[dict[str, Any]], Reply]
 @dataclass(frozen=True)
 class ModelFault:
     """A failure for the next model call: an HTTP ``status`` (with an Anthropic-style error
-    body), or, with ``cut_after_events``, a stream that stops after that many events.
+    body), or, with ``cut_after_events``, a stream that stops after that many events, or, with
+    ``silent_s``, a model that accepts the call and then sends nothing for that long: before
+    its answer begins, or after ``silent_after_events`` events of its stream (the answer goes
+    on after the silence if anyone still waits for it).
 
     ``error_type`` and ``message`` are the body's ``error`` as the API words it (say
     ``"invalid_request_error"``, ``"prompt is too long: 210000 tokens > 200000 maximum"``);
@@ -87,6 +90,8 @@ class ModelFault:
     error_type: str | None = None
     message: str | None = None
     retry_after_s: int | None = None
+    silent_s: float | None = None
+    silent_after_events: int | None = None
 
 
 # The error Bedrock's runtime API names for each status (its InvokeModel errors).
@@ -573,6 +578,10 @@ class _Handler(BaseHTTPRequestHandler):
             reply, model=model, msg_id=msg_id, input_tokens=_estimate_tokens(body), fixed=self.state.usage
         )
         cut = fault.cut_after_events if fault is not None else None
+        silent_s = fault.silent_s if fault is not None else None
+        silent_after = fault.silent_after_events if fault is not None else None
+        if silent_s is not None and (silent_after is None or not stream):
+            time.sleep(silent_s)  # nothing at all, not even the headers
         if not stream:
             if cut is not None:  # a body that ends early
                 data = json.dumps(_whole_message(events)).encode()
@@ -599,6 +608,8 @@ class _Handler(BaseHTTPRequestHandler):
             if event["type"] == _PAUSE:
                 time.sleep(event["seconds"])
                 continue
+            if silent_s is not None and number == silent_after:
+                time.sleep(silent_s)
             if cut is not None and number >= cut:
                 # Drop the connection without the closing zero-length chunk: a broken stream.
                 self.wfile.flush()
