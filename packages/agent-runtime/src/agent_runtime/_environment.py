@@ -204,7 +204,9 @@ class AnthropicAccess:
     def _start_proxy(self) -> ModelProxy:
         self._key.current()  # a missing or empty parameter fails the turn here, clearly
         upstream = self._settings.anthropic_base_url or "https://api.anthropic.com"
-        return ModelProxy(upstream=upstream, auth=AnthropicKey(self._key)).start()
+        return ModelProxy(
+            upstream=upstream, auth=AnthropicKey(self._key), silence_s=self._settings.model_silence_s
+        ).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
         base_url, turn_key = self._proxy.open_turn(max_cost_usd)
@@ -278,7 +280,11 @@ class BedrockAccess:
         region = self._settings.aws_region
         self._credentials()  # a role that cannot be assumed fails the turn here, clearly
         upstream = self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
-        return ModelProxy(upstream=upstream, auth=BedrockSigner(self._credentials, region)).start()
+        return ModelProxy(
+            upstream=upstream,
+            auth=BedrockSigner(self._credentials, region),
+            silence_s=self._settings.model_silence_s,
+        ).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
         base_url, turn_key = self._proxy.open_turn(max_cost_usd)

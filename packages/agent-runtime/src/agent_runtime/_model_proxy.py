@@ -16,11 +16,22 @@ Each turn's calls are metered on the way back (``_usage_meter``): ``close_turn``
 they reported, so a run killed before its result still knows its cost. A call of the turn still
 in flight then is cut upstream: a tool that started one as its turn ended (its process dies
 with the turn, the proxy's call would not) gets no answer whose cost no budget counts.
+
+``close_turn`` also says how the model failed the turn's calls. A call whose model sends
+nothing for ``silence_s`` (before its answer or within it) is given up (a 504, or the stream
+cut), which the CLI retries as any model failure; after ``SILENT_CALLS_PER_TURN`` such calls,
+the turn's further calls are refused at once: a model that accepts calls and never answers
+costs a turn about twice ``silence_s``, not the CLI's retries and fallbacks of minutes each.
+A refusal (429, 529) whose ``retry-after`` is longer than the CLI should wait inside the turn
+(``WAIT_IN_TURN_S``) reaches the CLI without it, and the turn's further calls get the same
+refusal at once: the run fails fast, and the runtime puts the message off for that wait in the
+queue, instead of the CLI sleeping it while "typing…" shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import http.client
 import json
@@ -87,6 +98,15 @@ _UNAUTHORIZED = (
     b'{"type":"error","error":{"type":"authentication_error","message":"not the current turn\'s key"}}'
 )
 _UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
+_SILENT = b'{"type":"error","error":{"type":"api_error","message":"the model sent nothing (agentbot proxy)"}}'
+# Calls of a turn the model may leave silent before the proxy takes it for not answering.
+SILENT_CALLS_PER_TURN = 2
+# The model's refusals that say when to come back (rate limited, overloaded).
+_ASKS_TO_WAIT = frozenset({429, 503, 529})
+_WAIT_HEADERS = frozenset({"retry-after", "retry-after-ms"})
+# The longest retry-after the CLI waits out itself, in the turn; a longer one is waited for in
+# the queue (the CLI would sleep it while "typing…" shows, every try).
+WAIT_IN_TURN_S = 20.0
 TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
 # The upstream refusing the credential itself (the runtime tells the operator, _model_refusal).
 KEY_REFUSED = frozenset({401, 403})
@@ -179,6 +199,34 @@ class _TurnCalls:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # The turn's log fields (turn, session, invocation): the proxy's threads log with them.
     log_fields: dict[str, Any] = field(default_factory=dict)
+    silent_calls: int = 0
+    retry_after_s: float | None = None
+    # The status of a refusal that asked to wait longer than WAIT_IN_TURN_S (0: none).
+    waits_with: int = 0
+
+    def went_silent(self) -> None:
+        with self.lock:
+            self.silent_calls += 1
+
+    def asked_to_wait(self, status: int, seconds: float) -> None:
+        with self.lock:
+            self.retry_after_s = max(seconds, self.retry_after_s or 0.0)
+            if seconds > WAIT_IN_TURN_S:
+                self.waits_with = status
+
+    def given_up(self) -> tuple[int, bytes] | None:
+        """The refusal every further call of the turn gets at once, without reaching the
+        model (it stopped answering, or asked to wait longer than the turn should); None:
+        the call goes on."""
+        with self.lock:
+            if self.silent_calls >= SILENT_CALLS_PER_TURN:
+                return 504, _SILENT
+            if self.waits_with:
+                kind = "overloaded_error" if self.waits_with == 529 else "rate_limit_error"
+                message = f"the model asked to wait {self.retry_after_s:.0f} s (agentbot proxy)"
+                body = {"type": "error", "error": {"type": kind, "message": message}}
+                return self.waits_with, json.dumps(body).encode()
+            return None
 
     def hold(self, upstream: http.client.HTTPConnection) -> bool:
         """Keep ``upstream`` to be cut when the turn ends; False if it has ended already."""
@@ -210,7 +258,8 @@ class ModelProxy:
     """Forward the model calls ``auth`` allows to ``upstream``, authenticated by ``auth``
     (``api_key`` is short for ``AnthropicKey(api_key)``); everything else gets a 403, and
     anything without the current turn's key a 401. ``metered=False`` reads no usage from the
-    answers (an upstream that is no model)."""
+    answers (an upstream that is no model). ``silence_s``: how long the upstream may send
+    nothing before a call is given up (see the module's docstring)."""
 
     def __init__(
         self,
@@ -218,7 +267,7 @@ class ModelProxy:
         upstream: str,
         api_key: str | None = None,
         auth: UpstreamAuth | None = None,
-        timeout_s: float = 600.0,
+        silence_s: float = 600.0,
         metered: bool = True,
     ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
@@ -237,7 +286,7 @@ class ModelProxy:
         self._metered = metered
         self._turn_key: str | None = None
         self._turn = _TurnCalls(meter=None, max_cost_usd=None)
-        self._timeout_s = timeout_s
+        self._silence_s = silence_s
         self._httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> ModelProxy:
@@ -269,11 +318,15 @@ class ModelProxy:
 
     def close_turn(self) -> MeteredSpend:
         """The turn ended: its key stops working; requests are refused until the next turn.
-        Returns what the turn's model calls reported."""
+        Returns what the turn's model calls reported, and how the model failed them."""
         self._turn_key = None
         ended, self._turn = self._turn, _TurnCalls(meter=None, max_cost_usd=None)
         ended.end()
-        return MeteredSpend() if ended.meter is None else ended.meter.spend()
+        spend = MeteredSpend() if ended.meter is None else ended.meter.spend()
+        with ended.lock:
+            return dataclasses.replace(
+                spend, silent_calls=ended.silent_calls, retry_after_s=ended.retry_after_s
+            )
 
     def accepts(self, presented: str | None) -> bool:
         """True when ``presented`` is the current turn's key."""
@@ -294,8 +347,8 @@ class ModelProxy:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout_s)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._silence_s)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._silence_s)
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -362,6 +415,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 _log.warning("model_proxy.turn_cost_cap_reached")
                 self._refuse(400, _SPENT_UP)
                 return
+            given_up = turn.given_up()
+            if given_up is not None:
+                self._refuse(*given_up)
+                return
             self._relay(body, turn)
         finally:
             turn.slots.release()
@@ -407,14 +464,37 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if turn.ended:  # it ended while this call connected (and was not there to be cut)
                 _cut(upstream)
             return upstream.getresponse()
+        except TimeoutError:
+            self._gave_up_on_silence(turn, answering=False)
+            with contextlib.suppress(OSError):
+                self._refuse(504, _SILENT)
+            return None
         except (OSError, http.client.HTTPException) as exc:
             with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
                 self._refuse(502, _UNREACHABLE)
             self.log_error("upstream unreachable: %s", type(exc).__name__)
             return None
 
+    def _gave_up_on_silence(self, turn: _TurnCalls, *, answering: bool) -> None:
+        if turn.ended:  # cut by the turn's end, not silent
+            return
+        turn.went_silent()
+        # The operator's clue to a model that accepts calls and never answers.
+        _log.warning(
+            "model_proxy.model_silent",
+            silent_s=self.proxy._silence_s,
+            during="answer" if answering else "before_answer",
+            setting="MODEL_SILENCE_S",
+        )
+
     def _relay_answer(self, response: http.client.HTTPResponse, body: bytes | None, turn: _TurnCalls) -> None:
         meter = turn.meter
+        wait = _retry_after_s(response.getheader("retry-after")) if response.status in _ASKS_TO_WAIT else None
+        if wait is not None:
+            turn.asked_to_wait(response.status, wait)
+            _log.warning("model_proxy.model_asks_to_wait", status=response.status, retry_after_s=wait)
+        # A wait the queue keeps: the CLI, not told it, fails the run instead of sleeping it.
+        dropped = _DROP_RESPONSE | (_WAIT_HEADERS if wait is not None and wait > WAIT_IN_TURN_S else set())
         encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
         if meter is not None and response.status == 200 and encoding != "identity":
             # Against the request's own header: this answer's usage cannot be read. Marked, so
@@ -433,13 +513,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         try:
             self.send_response(response.status, response.reason)
             for name, value in response.getheaders():
-                if name.lower() not in _DROP_RESPONSE:
+                if name.lower() not in dropped:
                     self.send_header(name, value)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             while True:
                 try:
                     chunk = response.read1(65536)
+                except TimeoutError:
+                    self._gave_up_on_silence(turn, answering=True)
+                    self.close_connection = True
+                    return  # as a broken stream: the CLI sees it end without its last chunk
                 except (OSError, http.client.HTTPException):
                     self.close_connection = True
                     return  # upstream broke: end without the final chunk so the CLI sees it
@@ -468,6 +552,16 @@ def _cut(upstream: http.client.HTTPConnection) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """The seconds a ``retry-after`` header asks for (the API sends seconds; a date is not
+    read), None when it names none."""
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def _requested_model(path: str, body: bytes | None) -> str:

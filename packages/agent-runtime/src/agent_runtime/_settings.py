@@ -50,6 +50,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     lease_duration_s: float = 120.0
     model_max_retries: int = 2
     model_timeout_ms: int = 120_000
+    # A model call whose model sends nothing this long is given up, and a second one ends the
+    # turn (see _model_proxy): a model that never answers costs a message about 2 x this.
+    model_silence_s: int = 90
     # "uid": also kill every process of the runtime's uid that is not the runtime or its
     # ancestors (Lambda, where the execution environment is ours alone); see _process_sweep.
     process_sweep_scope: SweepScope = "descendants"
@@ -130,6 +133,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
         model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
+        model_silence_s=env_int("MODEL_SILENCE_S", 90, minimum=1, environ=env),
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
         memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),

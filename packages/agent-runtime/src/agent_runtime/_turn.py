@@ -57,6 +57,7 @@ from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._model_refusal import context_full, operator_refusal, request_refused
+from ._model_unanswered import unanswered
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
 from ._process_sweep import (
@@ -590,7 +591,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 subtype=getattr(result, "subtype", None),
                 api_status=getattr(result, "api_error_status", None),
             )
-            return _error(request, "model_error", retryable=True, started=started)
+            return unanswered(
+                _error(request, "model_error", retryable=True, started=started),
+                outcome.metered,
+                silence_s=self.settings.model_silence_s,
+                tenant=self.settings.tenant,
+            )
         if holder.lost:
             return await self._lease_lost(key, request, started)
         # A success whose transcript the store could not take: not done (ARCHITECTURE.md).

@@ -68,8 +68,9 @@ ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # Why a turn failed, where its kind alone does not say what the user should do: it ran out of
 # time, hit the agent's step limit or the turn's budget, could not open an attachment, the
 # session's history has outgrown what the runtime's memory can load, the agent's process
-# died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``), or
-# the chat's files passed the disk space a session may use (SESSION_DISK_LIMIT_MB).
+# died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``),
+# the chat's files passed the disk space a session may use (SESSION_DISK_LIMIT_MB), or the
+# model accepted the turn's calls and sent nothing (MODEL_SILENCE_S).
 ErrorReason = Literal[
     "timeout",
     "max_turns",
@@ -80,6 +81,7 @@ ErrorReason = Literal[
     "model_refused",
     "crashed",
     "disk_limit",
+    "model_silent",
 ]
 
 
@@ -132,6 +134,9 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     error_kind: ErrorKind | None = None
     error_reason: ErrorReason | None = None
     retryable: bool = False
+    # Seconds the model asked to wait before it is called again (its 429 or 529 said so): a
+    # retry before then is refused the same way.
+    retry_after_s: float | None = None
     replayed: bool = False
     # The user stopped the turn: ``text`` is what was written until then, and the turn is
     # recorded (a retry replays it; the next message resumes the session after it).

@@ -49,6 +49,7 @@ from ._wording import (
     MISCONFIGURED_NOTICE,
     UNSENT_WORDING,
     failure_text,
+    model_busy_notice,
     unsent_files_notice,
 )
 
@@ -109,6 +110,7 @@ __all__ = [
     "help_text",
     "html_to_plain",
     "markdown_to_html",
+    "model_busy_notice",
     "process_fifo_batch",
     "read_outbox_file",
     "receipt_handles",

@@ -37,7 +37,7 @@ from ._message import MessageHandler
 from ._outcomes import RecordOutcome
 from ._timing import ConsumerTiming, RemainingTimeMs, time_left_of
 from ._visibility_heartbeat import VisibilityHeartbeat, receipt_handles
-from ._wording import MISCONFIGURED_NOTICE
+from ._wording import MISCONFIGURED_NOTICE, model_busy_notice
 
 log = get_logger(__name__)
 
@@ -160,6 +160,8 @@ class Consumer:
                 retry_in_s=delay,
                 error=failure.detail,
             )
+            if failure.model_busy:
+                self._delivery.tell_user_once(msg, key, model_busy_notice(delay), kind="model_busy")
             return RecordOutcome(done=False, status="retry", retry_delay_s=delay)
         if failure.deferrable:
             requeued = self._failures.requeue(record, key, reason=failure.kind)

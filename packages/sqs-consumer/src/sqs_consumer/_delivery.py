@@ -37,7 +37,7 @@ log = get_logger(__name__)
 
 _RECORD_WRITE_ATTEMPTS = 5
 # The notices a user gets once per update (DeliveryRecords.notice_sent's kinds).
-NoticeKind = Literal["failed", "last_try"]
+NoticeKind = Literal["failed", "last_try", "model_busy"]
 _Part = TypeVar("_Part")
 # Reads a file the agent sends: its bytes, or None when it cannot be sent (gone from S3).
 ReadFile = Callable[[StagedAttachment], bytes | None]
@@ -226,8 +226,9 @@ class Delivery:
     ) -> None:
         """Tell the user ``user_message`` (None: FAILED_NOTICE) in reply to their message, once
         per update and ``kind`` however often this runs: "failed", their message failed for
-        good; "last_try", its last try is starting after the one before died. A notice that
-        cannot be sent is only logged."""
+        good; "last_try", its last try is starting after the one before died; "model_busy",
+        it is put off because the model asked to wait. A notice that cannot be sent is only
+        logged."""
         try:
             if not self._registry.notice_sent(key, msg.update_id, kind):
                 return

@@ -43,11 +43,20 @@ class RuntimeInvokeError(ConsumerError):
 class TurnFailedError(ConsumerError):
     """Raised when the runtime answered with an error result (``TurnResult.error_kind``)."""
 
-    def __init__(self, error_kind: str, user_message: str | None, *, retryable: bool) -> None:
+    def __init__(
+        self,
+        error_kind: str,
+        user_message: str | None,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"turn failed: {error_kind}")
         self.error_kind = error_kind
         self.user_message = user_message
         self.retryable = retryable
+        # The model asked to wait this long (TurnResult.retry_after_s).
+        self.retry_after = retry_after
 
 
 class AttachmentNotFetchedError(ConsumerError):

@@ -1,7 +1,8 @@
 """What happens to a record that failed: retried after a delay, re-enqueued, or dead-lettered.
 
-- A retry comes back after max(backoff, Telegram's ``retry_after``), set on the record's
-  visibility rather than left to the queue's (which would leave a chat silent for 90 min).
+- A retry comes back after max(backoff, the ``retry_after`` Telegram or the model asked for),
+  set on the record's visibility rather than left to the queue's (which would leave a chat
+  silent for 90 min).
 - A turn that fails for good (a permanent error, or a retryable one on the queue's last
   receive) goes to the DLQ with its context. A *deferrable* failure (the session stayed
   busy, or only delivery is left) is never dead-lettered on the last receive: a copy is
@@ -56,7 +57,8 @@ class Failure:
     sense; ``user_message``: what the runtime said the user may read, if anything;
     ``chat_unreachable``: Telegram said the bot may no longer post in the chat (nothing to
     retry, nobody to tell, nothing for the operator to fix); ``token_refused``: Telegram
-    refused the bot token, read again already (the operator's to fix).
+    refused the bot token, read again already (the operator's to fix); ``model_busy``: the
+    model asked to wait (``retry_after``), which the user hears before the wait.
     """
 
     kind: str
@@ -67,6 +69,7 @@ class Failure:
     user_message: str | None = None
     chat_unreachable: bool = False
     token_refused: bool = False
+    model_busy: bool = False
 
 
 def classify(exc: Exception) -> Failure:
@@ -82,6 +85,7 @@ def classify(exc: Exception) -> Failure:
             user_message=exc.user_message if isinstance(exc, TurnFailedError) else None,
             chat_unreachable=exc.chat_unreachable,
             token_refused=exc.token_refused,
+            model_busy=isinstance(exc, TurnFailedError) and exc.retry_after is not None,
         )
     if isinstance(exc, TelegramApiError):
         return Failure(
@@ -121,7 +125,7 @@ class FailurePolicy:
 
     def retry_delay(self, record: SqsRecord, retry_after: float | None = None) -> int:
         """Seconds until ``record`` is retried: the backoff for its receive count, or longer
-        when Telegram asked for it (``retry_after``)."""
+        when Telegram or the model asked for it (``retry_after``)."""
         backoff = retry_delay_s(record.receive_count, base_s=self._retry_base_delay_s)
         return min(max(backoff, math.ceil(retry_after or 0)), _MAX_VISIBILITY_S)
 

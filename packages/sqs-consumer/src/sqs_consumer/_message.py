@@ -212,8 +212,19 @@ class MessageHandler:
             log.warning("turn_history_too_large", reason=result.error_reason)
             self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING[result.error_reason])])
             return "history_too_large"
+        if result.error_reason == "model_silent":
+            # The model's outage, not the message's fault: the user sends it again later, and
+            # the operator has the runtime's log line and metric, not a dead letter.
+            log.warning("turn_model_silent")
+            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING["model_silent"])])
+            return "model_silent"
         if not result.ok:
-            raise TurnFailedError(str(result.error_kind), failure_text(result), retryable=result.retryable)
+            raise TurnFailedError(
+                str(result.error_kind),
+                failure_text(result),
+                retryable=result.retryable,
+                retry_after=result.retry_after_s,
+            )
         return "replied"
 
     def _mention_needed(self, msg: InboundMessage) -> str | None:

@@ -16,6 +16,7 @@ MessageStatus = Literal[
     "refused",
     "over_budget",
     "history_too_large",
+    "model_silent",
     "chat_moved",
     "answered_with_comment",
 ]

@@ -42,6 +42,14 @@ LAST_TRY_NOTICE = (
 EMPTY_ANSWER = "(I have nothing to add.)"
 
 
+def model_busy_notice(retry_in_s: int) -> str:
+    """What the user reads when the model asked to wait and their message is put off that
+    long (once per message, before its first such wait)."""
+    minutes = round(retry_in_s / 60)
+    when = f"about {minutes} minutes" if minutes > 1 else "about a minute" if minutes == 1 else "a moment"
+    return f"The AI model is busy right now. I'll try your message again in {when}; no need to send it again."
+
+
 def too_large_notice(file_name: str) -> str:
     """The answer to a file above the Bot API's 20 MB download limit (HTML)."""
     return f"Sorry, {escape_html(file_name)} is too large: I can read files up to 20 MB."
@@ -133,6 +141,8 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "crashed": "Something went wrong on my side while answering. Please try again.",
     "disk_limit": "I stopped because the files I made for this chat grew past the disk space one "
     "chat may use. I remove them before your next message; please ask for something smaller.",
+    "model_silent": "The AI model stopped answering, so after a few minutes I gave up on this "
+    "message. Please send it again in a little while.",
 }
 
 

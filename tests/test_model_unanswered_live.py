@@ -1,0 +1,98 @@
+"""A model that never answers, or that asks to wait (429/529 with ``retry-after``), as the user
+meets it through the real stack: producer → moto FIFO → consumer → the real runtime
+(awslambdaric, real CLI at its default two retries, scripted model) → the local Bot API.
+Short test-time bounds: MODEL_SILENCE_S=2 and the CLI's own request timeout of 10 s."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_stack import real_runtime_stack
+from agentbot_testing.telegram_support import update
+from local_stack import ModelFault, last_user_text, user_turns
+from session_core import configure_logging
+from sqs_consumer import FAILURE_WORDING, model_busy_notice
+
+pytestmark = pytest.mark.slow
+
+CHAT = 531
+
+
+def responder(request: dict[str, Any]) -> str:
+    return f"turns={user_turns(request)} last={last_user_text(request)}"
+
+
+@pytest.fixture
+def live(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    quick = {"MODEL_SILENCE_S": "2", "MODEL_MAX_RETRIES": "2", "MODEL_TIMEOUT_MS": "10000"}
+    with real_runtime_stack(
+        aws, tmp_path, monkeypatch, config=tools_config, responder=responder, runtime_env=quick
+    ) as stack:
+        yield stack
+
+
+def post(stack: Any, update_id: int, text: str) -> None:
+    assert stack.post(update(update_id, message_id=update_id, chat_id=CHAT, text=text)) == 200
+
+
+def texts(stack: Any) -> list[str]:
+    return [m["text"] for m in stack.replies(CHAT)]
+
+
+def test_a_model_that_never_answers_is_told_within_seconds_once_and_the_next_message_is_answered(
+    live: Any,
+) -> None:
+    live.model.inject(ModelFault(silent_s=60), times=100)
+    post(live, 1, "hello?")
+
+    started = time.monotonic()
+    live.drain(live.consumer())
+    took = time.monotonic() - started
+
+    assert texts(live) == [FAILURE_WORDING["model_silent"]]
+    # One try of two silences, not five tries of the CLI's three timeouts each.
+    assert took < 40, f"the user waited {took:.0f} s"
+    assert live.dead_letters() == []  # the model's outage, not the message's fault
+    assert live.receive() == []  # acknowledged: not tried again
+    log = live.log_path.read_text()
+    assert "turn.model_silent" in log and "MODEL_SILENCE_S" in log
+
+    live.model.clear_faults()
+    post(live, 2, "and now?")
+    live.drain(live.consumer())
+    assert texts(live)[1:] == ["turns=1 last=and now?"]
+
+
+def test_a_model_that_asks_to_wait_puts_the_message_off_that_long_and_says_so_once(
+    live: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first two tries meet it (the CLI's own retries within a try are refused at once).
+    live.model.inject(ModelFault(status=529, error_type="overloaded_error", retry_after_s=120), times=2)
+    post(live, 1, "hello?")
+    consumer = live.consumer()
+    configure_logging(json_lines=True)
+
+    for _ in range(2):
+        [message] = live.receive()
+        started = time.monotonic()
+        response = live.hand_over(consumer, [message], keep_retry_delays=True)
+        assert time.monotonic() - started < 30  # not the 120 s slept out in "typing…"
+        assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [message["MessageId"]]
+        assert live.receive() == []  # hidden for the wait, not back after the usual 10 s
+        # As Lambda's event source would, once the wait is over.
+        live.aws.sqs.change_message_visibility(
+            QueueUrl=live.aws.resources.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [line["retry_in_s"] for line in logged if line["event"] == "record_retry"] == [120, 120]
+    assert texts(live) == [model_busy_notice(120)]  # told once, before the first wait
+    assert "in about 2 minutes" in texts(live)[0]
+
+    live.drain(consumer)
+    assert texts(live) == [model_busy_notice(120), "turns=1 last=hello?"]
+    assert live.dead_letters() == []
