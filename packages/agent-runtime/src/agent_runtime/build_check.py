@@ -46,6 +46,7 @@ DEPLOYED_VARIABLES = frozenset(
         "LEASE_DURATION_S",
         "MODEL_TIMEOUT_MS",
         "MODEL_MAX_RETRIES",
+        "MODEL_SILENCE_S",
         "PROCESS_SWEEP_SCOPE",
         "LANDLOCK",
         "CLAUDE_CODE_USE_BEDROCK",
