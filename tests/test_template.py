@@ -916,7 +916,12 @@ def test_a_kms_key_arn_the_template_accepts_includes_multi_region_keys() -> None
 
 # Alarms whose metric is written only when something happens (a turn's spend, a container
 # finding a configuration error): a 5-minute period without one is no evidence of recovery.
-_EVENT_METRIC_ALARMS = ["DeploymentDailyBudgetAlarm", "ConfigurationErrorAlarm", "WebhookErrorsAlarm"]
+_EVENT_METRIC_ALARMS = [
+    "DeploymentDailyBudgetAlarm",
+    "ConfigurationErrorAlarm",
+    "WebhookErrorsAlarm",
+    "ModelSilentAlarm",
+]
 
 
 @pytest.mark.parametrize("logical_id", _EVENT_METRIC_ALARMS)
