@@ -115,3 +115,38 @@ def test_a_message_retried_after_the_model_failed_past_its_tool_gets_one_answer_
     assert ledger.read_text() == "line\n"
     replies = [m["text"] for m in stack.replies(CHAT)]
     assert replies[1:] == ["appended: (Bash completed with no output)"], replies
+
+
+def test_a_message_that_failed_for_good_past_its_tool_says_so_and_the_next_one_is_told_what_ran(
+    stack, tmp_path
+) -> None:
+    """Every try failed after the tool had run: the user read only 'try again in a minute', and
+    the next message left the failed one out without a word, so the agent did not know the line
+    was appended (and would append it again when asked once more)."""
+    send(stack, 930, "hello")
+    overloaded = ModelFault(status=529, error_type="overloaded_error", message="Overloaded")
+
+    def overloaded_from_the_tool_on(request: dict[str, Any]) -> Any:
+        reply = responder(request)
+        if isinstance(reply, list):
+            stack.model.inject(overloaded, times=100)  # every call after the tool ran, every retry's
+        return reply
+
+    stack.model.responder = overloaded_from_the_tool_on
+    send(stack, 931, "please append")
+    stack.model.clear_faults()
+    stack.model.responder = responder
+    send(stack, 932, "did it go through?")
+
+    [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
+    assert ledger.read_text() == "line\n"
+    replies = [m["text"] for m in stack.replies(CHAT)]
+    assert replies[1] == (
+        "The AI model did not answer this time (it may be busy). Please try again in a minute. "
+        "Some steps I took for it may already have run before it stopped (changed a file, sent "
+        "something): ask me which before you try again."
+    ), replies
+    note, message = last_user_text(stack.model.model_calls[-1].body).split("\n\n")
+    assert message == "did it go through?"
+    assert 'These ran: "Bash" {"command": "echo line >> ledger.txt"' in note, note
+    assert replies[2].startswith("turns=2 last=(From the bot, not the user:"), replies

@@ -125,15 +125,21 @@ def test_a_turn_out_of_time_before_it_wrote_anything_fails_as_before(
     model_server.responder = silent_then_slow
     runtime = make_runtime()
     key_text = "default/1303/0"
+    assert runtime.run_turn(turn_request("hello", turn_id=1, session_key=key_text)).ok
     timed_out = runtime.run_turn(
-        turn_request("long task", turn_id=1, session_key=key_text), time_budget_s=TIME_LIMIT_S
+        turn_request("long task", turn_id=2, session_key=key_text), time_budget_s=TIME_LIMIT_S
     )
     assert timed_out.error_kind == "model_error" and timed_out.error_reason == "timeout", timed_out
     assert not timed_out.retryable  # the model had worked: running it again would pay twice
+    assert timed_out.tools_ran  # the user reads that steps may have run
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
-    assert registry.get_turn_result(SessionKey.parse(key_text), 1) is None
-    after = runtime.run_turn(turn_request("and now?", turn_id=2, session_key=key_text))
-    assert after.text == "turns=1 last=and now?"  # the unanswered message is left out
+    assert registry.get_turn_result(SessionKey.parse(key_text), 2) is None
+    after = runtime.run_turn(turn_request("and now?", turn_id=3, session_key=key_text))
+    assert after.text.startswith("turns=2 last=")  # the unanswered message is left out
+    # ... but the agent is told its tool call may have run (cut at the time limit, no result).
+    note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")
+    assert message == "and now?"
+    assert "may or may not have run" in note and MARK in note, note
 
 
 def test_a_turn_over_its_cost_cap_after_writing_answers_with_what_it_wrote(
@@ -313,7 +319,9 @@ def test_a_turn_stopped_by_a_limit_that_cannot_be_recorded_fails_as_before_inste
     assert "TransactWriteItems" in dynamo_faults.failed
     assert not ended.stopped and not ended.ok and not ended.retryable, ended
     assert ended.error_reason == (None if limit == "crashed" else limit), ended
-    assert ended.cost_usd > 0  # for the budgets
+    assert ended.cost_usd > 0 and ended.tools_ran  # for the budgets; the user reads steps may have run
     dynamo_faults.fail = lambda target, body: False
     after = runtime.run_turn(turn_request("and now?", turn_id=3, session_key=key_text))
-    assert after.ok and after.text == "turns=2 last=and now?", after  # the message is left out
+    assert after.ok and after.text.startswith("turns=2 last="), after  # the message is left out,
+    note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")
+    assert message == "and now?" and "may or may not have run" in note, note  # its tool call named

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
 
 import msgspec
@@ -25,18 +25,34 @@ _MARKED_UUID = re.compile(rb'"uuid"\s*:\s*"[0-9a-f]{8}-' + _PROMPT_MARK_BYTES)
 
 
 def find_last_prompt(stored: StoredTranscript) -> tuple[int, dict[str, Any], int] | None:
-    """The last prompt the runtime sent in a transcript: (lines after it, entry, update id).
+    """The last prompt the runtime sent in a transcript: (lines after it, entry, update id)."""
+    return next(_prompts_newest_first(stored), None)
 
-    Only lines whose own uuid has the prompts' mark are decoded, newest first (replies name
-    their prompt's uuid too, as ``parentUuid``: a long history has many such lines)."""
+
+def find_first_attempt(stored: StoredTranscript, turn_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The prompt of the first attempt at turn ``turn_id`` that the transcript ends with (the
+    prompts after it are its retries): (lines after it, entry); None when the last prompt is
+    another turn's."""
+    first = None
+    for following, entry, prompt_turn in _prompts_newest_first(stored):
+        if prompt_turn != turn_id:
+            break
+        first = following, entry
+    return first
+
+
+def _prompts_newest_first(stored: StoredTranscript) -> Iterator[tuple[int, dict[str, Any], int]]:
+    """The runtime's prompts in a transcript, newest first: (lines after it, entry, update id).
+
+    Only lines whose own uuid has the prompts' mark are decoded (replies name their prompt's
+    uuid too, as ``parentUuid``: a long history has many such lines)."""
     for line, following in stored.lines_containing(_PROMPT_MARK_BYTES):
         if not _MARKED_UUID.search(line):
             continue
         entry = decode_entry(line)
         turn_id = prompt_turn_id(entry.get("uuid")) if entry.get("type") == "user" else None
         if turn_id is not None:
-            return following, entry, turn_id
-    return None
+            yield following, entry, turn_id
 
 
 class CompactSummary(NamedTuple):

@@ -23,6 +23,7 @@ from claude_agent_sdk import (
     ResultMessage,
     SystemMessage,
     TextBlock,
+    ToolUseBlock,
     import_session_to_store,
     project_key_for_directory,
     query,
@@ -181,6 +182,7 @@ class SdkRunSteps:
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
+                outcome.tools_ran |= any(isinstance(b, ToolUseBlock) for b in message.content)
                 if message.error is not None:  # the CLI's own message about a failed call
                     outcome.api_error = message.error
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))

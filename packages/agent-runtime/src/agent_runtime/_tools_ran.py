@@ -7,7 +7,13 @@ sends the message again after a note: the same message, the calls above ran and 
 repeated. A call after that point (the attempt was cut while it ran, or its result never
 reached the store) may or may not have run: the note names it and asks the agent to check
 before running it again (decided: named and left to the agent, neither run again blindly nor
-hidden)."""
+hidden).
+
+A turn that ends without an answer and is not retried (retries spent, out of time, its CLI
+crashed) is left out of the conversation by the next message, tools and all: the next
+message is sent after a note naming the calls that ran (and those that may have), once, so
+that the agent does not repeat them unawares and can tell the user. The notes quote every
+call as JSON: what a tool's output led the model to write cannot end a note or forge one."""
 
 from __future__ import annotations
 
@@ -27,6 +33,17 @@ _UNSURE = (
     "each would have done before running it again: {calls}."
 )
 _SAME = " This is the same message again, not a new one: answer it once.)"
+# The next message after a turn that ended without an answer (see ``unfinished_turn_note``).
+_UNFINISHED_START = (
+    "(From the bot, not the user: your answer to an earlier message broke off and never reached "
+    "the user; that message and your work on it are left out above, but tool calls of it had run"
+)
+_UNFINISHED_RAN = " These ran: {calls}."
+_UNFINISHED_END = (
+    " Do not run them again unasked; should the message below ask for the same, first tell the "
+    "user what already ran. The message below is a new one.)"
+)
+_CARRIED = (_NOTE_START, _UNFINISHED_START)
 # Lines holding a tool call ("type":"tool_use") or a result ("tool_use_id").
 _TOOL_USE = b'"tool_use'
 _CALL_SHOWN = 200  # characters of a call's input named in the note
@@ -39,40 +56,92 @@ class ToolsRan(NamedTuple):
     note: str
 
 
+class _ToolWork(NamedTuple):
+    point: str | None  # the last result stored with every call before it answered
+    after_point: list[str]  # calls made after ``point``, as the notes name them
+    answered: list[str]
+    unanswered: list[str]
+
+
 def tools_ran_after(stored: StoredTranscript, following: int) -> ToolsRan | None:
     """The tool work of the failed attempt in the last ``following`` lines (those after its
     prompt), or None when it made no tool call."""
+    work = _tool_work(stored, following)
+    if work is None:
+        return None
+    note = _NOTE_START + (_RAN if work.point is not None else ".")
+    if work.after_point:
+        note += _UNSURE.format(calls=_listed(work.after_point))
+    return ToolsRan(work.point, note + _SAME)
+
+
+def unfinished_turn_note(stored: StoredTranscript, following: int) -> str | None:
+    """The note for the next message after a turn that ended without an answer (failed for
+    good, timed out, its CLI crashed) and that the next message leaves out: the tool calls it
+    made in the last ``following`` lines, that the agent must not repeat unawares (a mail sent
+    twice); None when it made none."""
+    work = _tool_work(stored, following)
+    if work is None:
+        return None
+    note = _UNFINISHED_START + "."
+    if work.answered:
+        note += _UNFINISHED_RAN.format(calls=_listed(work.answered))
+    if work.unanswered:
+        note += _UNSURE.format(calls=_listed(work.unanswered))
+    return note + _UNFINISHED_END
+
+
+def carried_notes(content: object) -> str | None:
+    """The notes of this file a stored prompt (its content) was sent with, if any. A retry that
+    failed too before it ran a tool resumes at the same place and needs the same notes; the
+    next message after it leaves the prompt out and needs its note about an earlier turn."""
+    paragraphs = prompt_text(content).split("\n\n")
+    notes = []
+    for paragraph in paragraphs[:-1]:  # the last is the message
+        if not paragraph.startswith(_CARRIED):
+            break
+        notes.append(paragraph)
+    return "\n\n".join(notes) or None
+
+
+def ran_tools_before(notes: str | None) -> bool:
+    """Whether ``notes`` (see ``carried_notes``) say a failed attempt of the message ran tools."""
+    return notes is not None and notes.startswith(_NOTE_START)
+
+
+def earlier_unfinished_notes(content: object) -> str | None:
+    """The notes about earlier unfinished turns a stored prompt was sent with."""
+    notes = carried_notes(content)
+    kept = [note for note in (notes or "").split("\n\n") if note.startswith(_UNFINISHED_START)]
+    return "\n\n".join(kept) or None
+
+
+def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
     point: str | None = None
-    pending: set[str] = set()  # ids of calls without a result yet
-    after_point: list[str] = []  # calls made after ``point``, as the note names them
+    calls: dict[str, str] = {}  # id: the call as the notes name it
+    answered: set[str] = set()
+    after_point: list[str] = []
     for entry in _tool_entries(stored, following):
         content = entry["message"].get("content")
         blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
         if entry["type"] == "assistant":
             for block in blocks:
                 if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
-                    pending.add(block["id"])
-                    after_point.append(_shown(block))
+                    calls[block["id"]] = _shown(block)
+                    after_point.append(calls[block["id"]])
             continue
-        answered = [block.get("tool_use_id") for block in blocks if block.get("type") == "tool_result"]
-        pending.difference_update(answered)
-        if answered and not pending and isinstance(entry.get("uuid"), str):
+        results = [block.get("tool_use_id") for block in blocks if block.get("type") == "tool_result"]
+        answered.update(call for call in results if isinstance(call, str))
+        if results and answered.issuperset(calls) and isinstance(entry.get("uuid"), str):
             point, after_point = entry["uuid"], []
-    if point is None and not after_point:
+    if not calls:
         return None
-    note = _NOTE_START + (_RAN if point is not None else ".")
-    if after_point:
-        note += _UNSURE.format(calls="; ".join(after_point))
-    return ToolsRan(point, note + _SAME)
-
-
-def tools_ran_note(content: object) -> str | None:
-    """The note a stored prompt (its content) was sent with, if any: a retry that failed too
-    before it ran a tool; the next resumes at the same place and needs the same note."""
-    text = prompt_text(content)
-    if not text.startswith(_NOTE_START):
-        return None
-    return text.split("\n\n", 1)[0]
+    return _ToolWork(
+        point,
+        after_point,
+        [shown for call, shown in calls.items() if call in answered],
+        [shown for call, shown in calls.items() if call not in answered],
+    )
 
 
 def _tool_entries(stored: StoredTranscript, following: int) -> list[dict[str, Any]]:
@@ -93,9 +162,14 @@ def _tool_entries(stored: StoredTranscript, following: int) -> list[dict[str, An
     ]
 
 
+def _listed(calls: list[str]) -> str:
+    return "; ".join(calls)
+
+
 def _shown(call: dict[str, Any]) -> str:
-    """A call as the note names it: its tool and the start of its input (JSON: one line)."""
+    """A call as a note names it: its tool and the start of its input, both as JSON, so that
+    nothing the model wrote into them (an injected prompt's words) reads as the note's own."""
     shown = json.dumps(call.get("input"), ensure_ascii=False)
     if len(shown) > _CALL_SHOWN:
         shown = shown[:_CALL_SHOWN] + "…"
-    return f"{call.get('name')} {shown}"
+    return f"{json.dumps(call.get('name'), ensure_ascii=False)} {shown}"

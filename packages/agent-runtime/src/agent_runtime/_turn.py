@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 from claude_agent_sdk import (
@@ -67,14 +67,20 @@ from ._process_sweep import (
     reap_zombie_children,
     sweep_turn_processes,
 )
-from ._prompt_marks import compact_summary_after, find_last_prompt
+from ._prompt_marks import compact_summary_after, find_first_attempt, find_last_prompt
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import early_answer, stopped_result
 from ._summarised_retry import SUMMARISED_RETRY_NOTE, carries_summarised_retry_note
 from ._timed_store import TimedStore
-from ._tools_ran import tools_ran_after, tools_ran_note
+from ._tools_ran import (
+    carried_notes,
+    earlier_unfinished_notes,
+    ran_tools_before,
+    tools_ran_after,
+    unfinished_turn_note,
+)
 from ._turn_events import TurnStopped
 from ._turn_state import (
     LeaseHolder,
@@ -108,9 +114,12 @@ class Restored(NamedTuple):
 
     resume_at: str | None
     history_bytes: int
-    # What the agent is told before the retried message of a failed attempt that it resumes
-    # after (see ``_summarised_retry`` and ``_tools_ran``); None: nothing.
-    retry_note: str | None = None
+    # What the agent is told before the message: about the failed attempt of it that it
+    # resumes after, or an earlier turn left out unfinished (see ``_summarised_retry`` and
+    # ``_tools_ran``); None: nothing.
+    note: str | None = None
+    # A failed attempt of this very turn ran tools: their effects stand, whatever this one does.
+    after_tools: bool = False
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -195,15 +204,21 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.error(
                 "turn.failed", error_type=type(exc).__name__, detail=str(exc)[:300], spent=outcome.spent
             )
-            return _error(request, "internal", retryable=exc.retryable and outcome.may_retry, started=started)
+            retryable = exc.retryable and outcome.may_retry
+            result = _error(request, "internal", retryable=retryable, started=started)
         except Exception as exc:  # a bug must not raise out of the handler (SQS would pay again)
             log.exception("turn.crashed", error_type=type(exc).__name__, spent=outcome.spent)
-            return _error(request, "internal", retryable=outcome.may_retry, started=started)
-        if self.ended_for is not None:
-            # A process of this turn escaped its sweep: the runtime ends before it answers, so
-            # that Lambda hands no further invoke to this environment. The answer is recorded:
-            # the invoke's retry, in another environment, returns it without running again.
-            end_environment(self.ended_for)
+            result = _error(request, "internal", retryable=outcome.may_retry, started=started)
+        else:
+            if self.ended_for is not None:
+                # A process of this turn escaped its sweep: the runtime ends before it answers,
+                # so that Lambda hands no further invoke to this environment. The answer is
+                # recorded: the invoke's retry, in another environment, returns it without
+                # running again.
+                end_environment(self.ended_for)
+        if not result.ok and not result.replayed and outcome.tools_ran:
+            # What its tools did stands: the user is told (see ``_tools_ran``).
+            result = msgspec.structs.replace(result, tools_ran=True)
         return result
 
     async def _turn(
@@ -301,8 +316,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     outcome.new_conversation = True
                     if await self._history_expired(key):
                         plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
-                if restored.retry_note is not None:
-                    plan.prompt = f"{restored.retry_note}\n\n{plan.prompt}"
+                if restored.note is not None:
+                    plan.prompt = f"{restored.note}\n\n{plan.prompt}"
+                outcome.tools_ran |= restored.after_tools
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -942,16 +958,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         """Where turn ``turn_id`` resumes so that an unrecorded turn at the transcript's end (a
         failed or timed-out run) is left out: otherwise the model would read the user's message
         twice. Its retry (``turn_id`` itself) resumes after the tools the failed attempt ran
-        instead, so that none runs twice. The runtime's prompts carry their update id in their
-        uuid (``_prompt_uuid``); the last one is looked up in the registry. At None: resume it
-        all."""
+        instead, so that none runs twice; a later message is told which ran. The runtime's
+        prompts carry their update id in their uuid (``_prompt_uuid``); the last one is looked
+        up in the registry. At None: resume it all."""
         found = find_last_prompt(stored)
         if found is None:
             return Restored(None, stored.size)
         following, entry, prompt_turn = found
         if await self._answered(key, prompt_turn):
             return Restored(None, stored.size)  # the last prompt's turn was recorded
-        retried = prompt_turn == turn_id
+        if prompt_turn != turn_id:
+            return self._after_unfinished_turn(stored, prompt_turn)
         summary = compact_summary_after(stored, following)
         if summary is not None:
             # The CLI compacted the history during that turn: it no longer finds the prompt's
@@ -969,22 +986,44 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         else:
             # The prompt hangs off the end of the conversation it was sent to: resume there
             # (not at the entry before it in the file, which may be an earlier failed attempt).
-            parent = entry.get("parentUuid")
-            point, after = (parent if isinstance(parent, str) else None), following
+            point, after = _parent(entry), following
             log.info("turn.unrecorded_turn_left_out", turn_id=prompt_turn, dropped=following + 1)
             # A retry sent with a note that failed too (before any tool): resumed at the same
             # place, the next needs telling again.
-            message = entry.get("message")
-            content = message.get("content") if isinstance(message, dict) else None
-            note = tools_ran_note(content)
+            content = _content(entry)
+            note = carried_notes(content)
             if note is None and carries_summarised_retry_note(content):
                 note = SUMMARISED_RETRY_NOTE
-        if not retried:
-            return Restored(point, stored.size)
         ran = tools_ran_after(stored, after)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
-            return Restored(ran.resume_at or point, stored.size, ran.note)
+            return Restored(ran.resume_at or point, stored.size, ran.note, after_tools=True)
+        return Restored(point, stored.size, note, after_tools=ran_tools_before(note))
+
+    def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
+        """Where a new message resumes after turn ``unfinished``, which ended without an answer
+        and is left out with all its attempts, and the note that names the tools it ran."""
+        start = find_first_attempt(stored, unfinished)
+        assert start is not None  # the transcript ends with its prompt
+        following, entry = start
+        summary = compact_summary_after(stored, following)
+        if summary is not None:  # the CLI finds nothing before its boundary (as above)
+            point: str | None = summary.uuid
+            after = summary.following
+        else:
+            point, after = _parent(entry), following
+        log.info(
+            "turn.unrecorded_turn_left_out",
+            turn_id=unfinished,
+            after="compaction" if summary is not None else None,
+            dropped=after + 1,
+        )
+        # Its first prompt may have carried a note about a turn before it: told again, as
+        # that prompt is left out now.
+        notes = [earlier_unfinished_notes(_content(entry)), unfinished_turn_note(stored, after)]
+        note = "\n\n".join(n for n in notes if n is not None) or None
+        if note is not None:
+            log.info("turn.told_unfinished_tools", turn_id=unfinished)
         return Restored(point, stored.size, note)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
@@ -1070,6 +1109,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 return
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
+
+
+def _parent(entry: dict[str, Any]) -> str | None:
+    parent = entry.get("parentUuid")
+    return parent if isinstance(parent, str) else None
+
+
+def _content(entry: dict[str, Any]) -> object:
+    message = entry.get("message")
+    return message.get("content") if isinstance(message, dict) else None
 
 
 def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:

@@ -163,6 +163,10 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # consumer to send after ``text``; and those it could not send, with why.
     files: tuple[StagedAttachment, ...] = ()
     files_not_sent: tuple[UnsentFile, ...] = ()
+    # A failed turn whose agent had called tools (in this attempt or a failed one before it):
+    # what they did (a file written, a mail sent) stands, and the user is told so. The next
+    # message's turn is told which calls ran.
+    tools_ran: bool = False
 
     @property
     def ok(self) -> bool:

@@ -241,14 +241,24 @@ def _literal(name: str) -> str:
     return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", " ".join(name.split()))
 
 
+# After a failed turn's sentence when its agent had called tools: "try again" alone would have
+# the user ask for a mail that went out to be sent again. The next message's turn is told which
+# calls ran (agent-runtime's _tools_ran), so the agent can answer "ask me which".
+TOOLS_RAN_NOTE = (
+    "Some steps I took for it may already have run before it stopped (changed a file, sent "
+    "something): ask me which before you try again."
+)
+
+
 def failure_text(result: TurnResult) -> str | None:
-    """The sentence for a failed turn: by its reason when it has one, else by its kind;
-    None when there is none (the caller sends its general notice)."""
+    """The sentence for a failed turn: by its reason when it has one, else by its kind, with
+    ``TOOLS_RAN_NOTE`` when its tools had run; None when there is none (the caller sends its
+    general notice)."""
     if result.error_reason is not None:
-        return FAILURE_WORDING[result.error_reason]
-    if result.error_kind is None:
-        return None
-    return FAILURE_WORDING.get(result.error_kind)
+        text: str | None = FAILURE_WORDING[result.error_reason]
+    else:
+        text = None if result.error_kind is None else FAILURE_WORDING.get(result.error_kind)
+    return f"{text} {TOOLS_RAN_NOTE}" if text is not None and result.tools_ran else text
 
 
 # [I] Tool approval: the buttons under a call that waits, what the message says once answered,
