@@ -92,15 +92,17 @@ def test_ten_thousand_character_answer_is_split_into_valid_html_messages(stack) 
     assert squash(visible) == squash(expected)
 
 
-def test_an_answer_with_quoted_lists_and_code_setext_headings_and_titled_links_arrives_formatted(
+def test_an_answer_with_quotes_lists_code_rules_badges_and_titled_links_arrives_formatted(
     stack,
 ) -> None:
     # The stub answers "Answer to: <the message>": the message is the answer's Markdown.
     markdown = (
         "this\n\n"
         "Overview\n========\n\n"
-        "> Steps:\n> - open `a_b`\n> ```sh\n> make <all>\n> ```\n> Done.\n\n"
-        '[the docs](https://docs.example/x_y "Docs") at example.com/_next/_app_.js, ![chart](https://c.example/p.png)'
+        "> Steps:\n> - open `a_b`\n> ```sh\n> make <all>\n> ```\n> **Note:** done\nwhen it builds.\n\n"
+        "***\n\n"
+        '[the docs](https://docs.example/x_y "Docs") at example.com/_next/_app_.js, ![chart](https://c.example/p.png)\n'
+        "[![Build](https://img.example/b.svg)](https://ci.example/job/1)"
     )
     stack.post(update(106, text=markdown))
     stack.drain(stack.consumer())
@@ -110,9 +112,11 @@ def test_an_answer_with_quoted_lists_and_code_setext_headings_and_titled_links_a
         "<b>Overview</b>\n\n"
         "<blockquote>Steps:\n• open <code>a_b</code></blockquote>\n"
         '<pre><code class="language-sh">make &lt;all&gt;</code></pre>\n'
-        "<blockquote>Done.</blockquote>\n\n"
+        "<blockquote><b>Note:</b> done\nwhen it builds.</blockquote>\n\n"
+        "────────────\n\n"
         '<a href="https://docs.example/x_y">the docs</a> at example.com/_next/_app_.js, '
-        '<a href="https://c.example/p.png">chart</a>'
+        '<a href="https://c.example/p.png">chart</a>\n'
+        '<a href="https://ci.example/job/1">Build</a>'
     )
     assert reply["_params"]["parse_mode"] == "HTML"  # Telegram took it as HTML, not the plain fallback
 

@@ -610,17 +610,91 @@ def test_a_nested_quote_is_one_quote_as_telegram_nests_none() -> None:
     assert markdown_to_html("> outer\n> > inner") == "<blockquote>outer\ninner</blockquote>"
 
 
+DIVIDER = "─" * 12  # a thematic break as the chat shows it
+
+
 @pytest.mark.parametrize(
     ("markdown", "expected"),
     [
         ("Title\n=====\n\nBody.", "<b>Title</b>\n\nBody."),
         ("Part **two**\n---\nBody.", "<b>Part <b>two</b></b>\nBody."),
         ("A long\ntitle\n===", "<b>A long\ntitle</b>"),
-        ("Body.\n\n---\n\nMore.", "Body.\n\n---\n\nMore."),  # a lone rule is no heading
-        ("---\nText.", "---\nText."),
-        ("- item\n---", "• item\n---"),  # after a list item: a rule, not a heading
     ],
-    ids=["equals", "dashes", "two-lines", "rule", "rule-first", "after-list"],
+    ids=["equals", "dashes", "two-lines"],
 )
-def test_a_setext_heading_is_bold_and_a_lone_rule_is_not(markdown, expected) -> None:
+def test_a_setext_heading_is_bold(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Body.\n\n---\n\nMore.", f"Body.\n\n{DIVIDER}\n\nMore."),
+        ("---\nText.", f"{DIVIDER}\nText."),
+        ("Body.\n***\nMore.", f"Body.\n{DIVIDER}\nMore."),  # under a paragraph: no heading, no bold
+        ("___", DIVIDER),
+        ("- item\n---", f"• item\n{DIVIDER}"),  # under a list item: a rule, not a heading
+        ("- item\n* * *\n- - -", f"• item\n{DIVIDER}\n{DIVIDER}"),  # not bullets
+        ("> Quoted.\n>\n> ---\n> More.", f"<blockquote>Quoted.\n\n{DIVIDER}\nMore.</blockquote>"),
+    ],
+    ids=["dashes", "first", "stars", "underscores", "after-list", "spaced", "in-quote"],
+)
+def test_a_lone_thematic_break_shows_as_a_divider_line(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "[![Build](https://img.shields.io/badge/build-passing-green.svg)](https://ci.example/job/1)",
+            '<a href="https://ci.example/job/1">Build</a>',
+        ),
+        ("[![Build](img.svg)](https://ci.example/link)", '<a href="https://ci.example/link">Build</a>'),
+        (
+            '[![PyPI](https://x.example/v.svg "PyPI")](https://pypi.example/p) '
+            "[![docs_ok](https://x.example/d.svg)](https://docs.example/)",
+            '<a href="https://pypi.example/p">PyPI</a> <a href="https://docs.example/">docs_ok</a>',
+        ),
+        (
+            "[![](https://x.example/b.svg)](https://ci.example/)",
+            '<a href="https://ci.example/">https://ci.example/</a>',
+        ),
+    ],
+    ids=["badge", "relative-image", "two-badges", "no-alt-text"],
+)
+def test_an_image_inside_a_link_is_a_link_named_by_its_alt_text(markdown, expected) -> None:
+    # README badges: the image cannot show inline, the link it sits in is what a tap should open.
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "> **Note:** this call\nis deprecated.",
+            "<blockquote><b>Note:</b> this call\nis deprecated.</blockquote>",
+        ),
+        ("> a\nb\n> c\nd\n\nAfter.", "<blockquote>a\nb\nc\nd</blockquote>\n\nAfter."),
+        ("> - item\nmore of it", "<blockquote>• item\nmore of it</blockquote>"),
+    ],
+    ids=["paragraph", "several", "list-item"],
+)
+def test_a_lazy_line_continues_the_quotes_paragraph(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("> a\n\nb", "<blockquote>a</blockquote>\n\nb"),
+        ("> a\n- b", "<blockquote>a</blockquote>\n• b"),
+        ("> a\n# B", "<blockquote>a</blockquote>\n<b>B</b>"),
+        ("> a\n---", f"<blockquote>a</blockquote>\n{DIVIDER}"),
+        ("> # A\nb", "<blockquote><b>A</b></blockquote>\nb"),
+        ("> ```\n> code\nb", "<pre><code>code</code></pre>\nb"),
+    ],
+    ids=["blank", "list", "heading", "rule", "after-heading", "after-open-code"],
+)
+def test_a_line_that_starts_a_block_or_follows_no_paragraph_ends_the_quote(markdown, expected) -> None:
     assert markdown_to_html(markdown) == expected

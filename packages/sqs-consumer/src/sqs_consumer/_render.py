@@ -34,6 +34,10 @@ _LINK_RE = re.compile(
     r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)"
     r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)|<(https?://[^\s<>"]+)>"""
 )
+# An image inside a link's text (a README badge, [![Build](badge.svg)](https://ci/…)) is
+# named by its alt text: Telegram nests no link in a link, and the outer one is what a tap
+# should open. Its address may be relative (no scheme), as badges' often are.
+_IMAGE_IN_LABEL_RE = re.compile(r"!\[([^\[\]\n]*)\]\((?:[^()\n]|\([^()\n]*\))*\)")
 # A bare URL (GFM's extended autolink), or an address with a path and no scheme
 # (example.com/a_b): Telegram links it itself, so its _ * ~ are part of the address, never
 # emphasis. Such an address starts a word, not a path (a/b.com/c) nor a file name's middle
@@ -68,6 +72,9 @@ _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
 _ORDERED_RE = re.compile(r"^\s*\d{1,9}[.)](?:\s|$)")
 # A thematic break (---, ***, _ _ _): under a paragraph, --- underlines a heading instead.
 _RULE_RE = re.compile(r"^ {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
+# Telegram has no rule: a row of box-drawing lines reads as one, short enough not to wrap
+# on a phone, in a quote too.
+_DIVIDER = "─" * 12
 # Setext heading: its text's lines underlined with = or - (CommonMark 4.3).
 _SETEXT_UNDERLINE_RE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
 _QUOTE_RE = re.compile(r"^ {0,3}>")
@@ -91,7 +98,7 @@ def escape_html(text: str) -> str:
 
 def markdown_to_html(markdown: str) -> str:
     """Convert common Markdown (code blocks, inline code, bold, italic, strike, links,
-    headings, bullets, quotes) to Telegram HTML; anything else stays as escaped text.
+    headings, bullets, quotes, rules) to Telegram HTML; anything else stays as escaped text.
     Fences and code spans follow CommonMark, so no text is ever taken for markup; a bare URL
     is left whole for Telegram to link."""
     out: list[str] = []
@@ -141,15 +148,17 @@ def _blocks_to_html(text: str) -> str:
             index, in_list = table.end, False
             continue
         if _QUOTE_RE.match(line):
-            end = index
-            while end < len(source) and _QUOTE_RE.match(source[end]):
-                end += 1
+            end = _quote_end(source, index)
             lines.append(_quote_to_html(source[index:end]))
             index, in_list = end, False
             continue
         heading = _HEADING_RE.match(line)
         if heading:
             lines.append(f"<b>{_inline(heading.group(1) or '')}</b>")
+            index, in_list = index + 1, False
+            continue
+        if _RULE_RE.match(line):  # a lone one: a paragraph's underline went with its heading
+            lines.append(_DIVIDER)
             index, in_list = index + 1, False
             continue
         if not in_list and not _starts_block(line):
@@ -190,6 +199,46 @@ def _paragraph_end(source: list[str], start: int) -> int:
     ):
         end += 1
     return end
+
+
+def _quote_end(source: list[str], start: int) -> int:
+    """The index after the quote that starts at ``source[start]``: its ``>`` lines and the
+    lazy lines that carry on a paragraph in it (CommonMark 5.1: "> a" then "b" is one
+    quoted paragraph)."""
+    end = start
+    since_lazy: list[str] = []  # the quote's content since its last lazy line
+    while end < len(source):
+        line = source[end]
+        if _QUOTE_RE.match(line):
+            since_lazy.append(_QUOTE_MARKERS_RE.sub("", line, count=1))
+        elif _continues_paragraph(since_lazy, source, end):
+            since_lazy = []  # a lazy line is paragraph text: no code block is open after it
+        else:
+            break
+        end += 1
+    return end
+
+
+def _continues_paragraph(since_lazy: list[str], source: list[str], index: int) -> bool:
+    """Whether ``source[index]``, with no ``>``, carries on the paragraph the quote's content
+    ends in (``since_lazy`` empty: the line before was such a line itself)."""
+    line = source[index]
+    if _starts_block(line) or _SETEXT_UNDERLINE_RE.match(line) or table_at(source, index) is not None:
+        return False
+    if next(fenced_blocks([line]), None) is not None:
+        return False  # a fence opens a code block after the quote
+    if not since_lazy:
+        return True
+    last = since_lazy[-1]
+    ends_in_text = not (
+        _HEADING_RE.match(last)
+        or _RULE_RE.match(last)
+        or _SETEXT_UNDERLINE_RE.match(last)
+        or not last.strip()
+    )
+    # A quote's code block (or its closing fence) is no paragraph: the quote ends with it.
+    in_code = any(end >= len(since_lazy) - 1 for _, end, _ in fenced_blocks(since_lazy))
+    return ends_in_text and not in_code
 
 
 def _quote_to_html(quoted: list[str]) -> str:
@@ -280,6 +329,7 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
 
 def _link(link: re.Match[str]) -> str:
     label, url, autolink = link.groups()
+    label = _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
     address = url or autolink
     href = escape_html(address).replace('"', "&quot;")
     # An autolink's text is its URL, whose _ and * are no markup; so is the text of a link or
