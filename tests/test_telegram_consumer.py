@@ -92,7 +92,7 @@ def test_ten_thousand_character_answer_is_split_into_valid_html_messages(stack) 
     assert squash(visible) == squash(expected)
 
 
-def test_an_answer_with_quotes_lists_code_rules_badges_and_titled_links_arrives_formatted(
+def test_an_answer_with_quotes_lists_tasks_code_rules_badges_and_titled_links_arrives_formatted(
     stack,
 ) -> None:
     # The stub answers "Answer to: <the message>": the message is the answer's Markdown.
@@ -102,7 +102,8 @@ def test_an_answer_with_quotes_lists_code_rules_badges_and_titled_links_arrives_
         "> Steps:\n> - open `a_b`\n> ```sh\n> make <all>\n> ```\n> **Note:** done\nwhen it builds.\n\n"
         "***\n\n"
         '[the docs](https://docs.example/x_y "Docs") at example.com/_next/_app_.js, ![chart](https://c.example/p.png)\n'
-        "[![Build](https://img.example/b.svg)](https://ci.example/job/1)"
+        "[![Build](https://img.example/b.svg)](https://ci.example/job/1)\n\n"
+        "- [x] built\n- [ ] deployed"
     )
     stack.post(update(106, text=markdown))
     stack.drain(stack.consumer())
@@ -116,7 +117,8 @@ def test_an_answer_with_quotes_lists_code_rules_badges_and_titled_links_arrives_
         "────────────\n\n"
         '<a href="https://docs.example/x_y">the docs</a> at example.com/_next/_app_.js, '
         '<a href="https://c.example/p.png">chart</a>\n'
-        '<a href="https://ci.example/job/1">Build</a>'
+        '<a href="https://ci.example/job/1">Build</a>\n\n'
+        "☑ built\n☐ deployed"
     )
     assert reply["_params"]["parse_mode"] == "HTML"  # Telegram took it as HTML, not the plain fallback
 

@@ -698,3 +698,58 @@ def test_a_lazy_line_continues_the_quotes_paragraph(markdown, expected) -> None:
 )
 def test_a_line_that_starts_a_block_or_follows_no_paragraph_ends_the_quote(markdown, expected) -> None:
     assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "- [ ] write **tests**\n- [x] fix the bug\n  * [X] nested, done",
+            "☐ write <b>tests</b>\n☑ fix the bug\n  ☑ nested, done",
+        ),
+        ("1. [ ] first\n2) [x] second", "1. ☐ first\n2) ☑ second"),
+        ("- [link](https://a.example) and [ ] text", '• <a href="https://a.example">link</a> and [ ] text'),
+        ("- [ ]\n- [y] no", "• [ ]\n• [y] no"),  # a box needs text after it; only x marks one done
+    ],
+    ids=["bullets", "ordered", "link-first", "not-tasks"],
+)
+def test_a_task_list_shows_boxes_not_brackets(markdown, expected) -> None:
+    # Plans are written so: "• [ ] write tests" read as raw markup in the chat.
+    assert markdown_to_html(markdown) == expected
+
+
+def test_a_typical_long_answer_reads_as_formatted_text() -> None:
+    """Headings, a list of three levels (ordered inside unordered), code inside list items,
+    a table, a quote, a rule, task boxes and code spans holding * _ < & together."""
+    markdown = (
+        "## 1. Prepare\n\n"
+        "- **Install tooling**\n"
+        "  1. Install `uv`:\n"
+        "     ```bash\n"
+        "     curl -LsSf https://astral.sh/uv/install.sh | sh\n"
+        "     ```\n"
+        "  2. Pin it: `uv>=0.4,<1 && echo ok`\n"
+        "     - on macOS: `brew install uv`\n"
+        "- **Check** `**/*_test.py` matches\n\n"
+        "---\n\n"
+        "| File | Change |\n|---|---|\n| `a_b.py` | `x < 10 & y` |\n\n"
+        "> **Note:** `get_event_loop()` is deprecated\nand warns.\n\n"
+        "### Next\n\n"
+        "- [x] plan\n- [ ] migrate `__init__.py`"
+    )
+    assert markdown_to_html(markdown) == (
+        "<b>1. Prepare</b>\n\n"
+        "• <b>Install tooling</b>\n"
+        "  1. Install <code>uv</code>:\n"
+        '<pre><code class="language-bash">curl -LsSf https://astral.sh/uv/install.sh | sh</code></pre>\n'
+        "  2. Pin it: <code>uv&gt;=0.4,&lt;1 &amp;&amp; echo ok</code>\n"
+        "     • on macOS: <code>brew install uv</code>\n"
+        "• <b>Check</b> <code>**/*_test.py</code> matches\n\n"
+        f"{DIVIDER}\n\n"
+        "<pre>File    Change\n------  ----------\na_b.py  x &lt; 10 &amp; y</pre>\n\n"
+        "<blockquote><b>Note:</b> <code>get_event_loop()</code> is deprecated\nand warns.</blockquote>\n\n"
+        "<b>Next</b>\n\n"
+        "☑ plan\n☐ migrate <code>__init__.py</code>"
+    )
+    for chunk in render_reply(markdown, 120):  # split small, every part still valid HTML
+        assert_valid(chunk)

@@ -70,6 +70,8 @@ _ITALIC_RES = (
 _HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _BULLET_RE = re.compile(r"^(\s*)[-*+]\s+")
 _ORDERED_RE = re.compile(r"^\s*\d{1,9}[.)](?:\s|$)")
+# A GFM task list item's box, "[ ]" or "[x]", before its text.
+_TASK_RE = re.compile(r"\[([ xX])\][ \t]+(?=\S)")
 # A thematic break (---, ***, _ _ _): under a paragraph, --- underlines a heading instead.
 _RULE_RE = re.compile(r"^ {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
 # Telegram has no rule: a row of box-drawing lines reads as one, short enough not to wrap
@@ -171,13 +173,23 @@ def _blocks_to_html(text: str) -> str:
                 lines.append(shown)
             index = end
             continue
-        bullet = _BULLET_RE.match(line)
-        if bullet:
-            line = f"{bullet.group(1)}• {line[bullet.end() :]}"
-        in_list = bool(bullet or _ORDERED_RE.match(line)) or (in_list and bool(line.strip()))
-        lines.append(_inline(line))
+        item = _BULLET_RE.match(line) or _ORDERED_RE.match(line)
+        in_list = bool(item) or (in_list and bool(line.strip()))
+        lines.append(_inline(_shown_list_item(line, item) if item else line))
         index += 1
     return "\n".join(lines)
+
+
+def _shown_list_item(line: str, item: re.Match[str]) -> str:
+    """A list item's line with its marker as the chat shows it: a bullet as "•", a task's box
+    as "☐" or "☑" (in place of the bullet, as GitHub shows it)."""
+    marker, text = line[: item.end()], line[item.end() :]
+    task = _TASK_RE.match(text)
+    if task:
+        text = f"{'☐' if task.group(1) == ' ' else '☑'} {text[task.end() :]}"
+    if item.re is _BULLET_RE:
+        marker = item.group(1) if task else f"{item.group(1)}• "
+    return marker + text
 
 
 def _starts_block(line: str) -> bool:
