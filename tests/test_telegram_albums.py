@@ -19,16 +19,25 @@ GROUP = -100777
 
 
 def _send_album(
-    stack: Any, first_update: int, count: int, *, caption: str, album: str = "13579", **fields: Any
+    stack: Any,
+    first_update: int,
+    count: int,
+    *,
+    caption: str,
+    album: str = "13579",
+    later_captions: dict[int, str] | None = None,
+    **fields: Any,
 ) -> list[str]:
-    """Post the album's parts as Telegram does (the caption on the first); the producer's
-    outcome for each (or the text it answers with in its reply)."""
+    """Post the album's parts as Telegram does (the caption on the first; ``later_captions``:
+    by the part's place from 0, as the apps let each photo carry one); the producer's outcome
+    for each (or the text it answers with in its reply)."""
+    captions = {0: caption, **(later_captions or {})}
     outcomes = []
     for i in range(count):
         content = f"photo {first_update + i}".encode() * 50
         file_id = stack.telegram.add_file(content, file_path=f"photos/a{first_update + i}.jpg")
         photo = [{"file_id": file_id, "file_unique_id": f"u{first_update + i}", "width": 8, "height": 6}]
-        extra = {"caption": caption} if i == 0 else {}
+        extra = {"caption": captions[i]} if i in captions else {}
         part = update(
             first_update + i,
             message_id=60 + first_update + i,
@@ -144,6 +153,38 @@ def test_an_album_whose_stop_comes_after_its_turn_was_queued_is_no_turn_and_answ
     assert answer.endswith(
         "(I did not look at the photos sent with /stop: send them again without the command.)"
     )
+
+
+def test_an_album_with_a_question_on_one_photo_and_stop_on_another_is_no_turn(stack) -> None:
+    """Each photo may carry its caption: the /stop's answer says the album went unread, so
+    the question on the first photo must not become a paid turn that reads "…/stop"."""
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    key = SessionKey.parse(f"default/{CHAT}/0")
+    live.begin(key, 42)
+    outcomes = _send_album(stack, 900, 3, caption="compare these", later_captions={2: "/stop"})
+    stack.drain(stack.consumer())
+
+    assert outcomes[2] == (
+        "Stopping…\n\n(I did not look at the photos sent with /stop: send them again without the command.)"
+    )
+    assert live.stop_requested(key, 42)
+    assert stack.runs() == [] and stack.replies(CHAT) == []
+
+
+def test_an_album_with_a_question_on_one_photo_and_new_on_another_starts_anew(stack) -> None:
+    _send_album(stack, 910, 1, caption="remember: my cat is Tom", album="before")
+    stack.drain(stack.consumer())
+    _send_album(stack, 920, 3, caption="look at these", later_captions={2: "/new"}, album="N1")
+    stack.drain(stack.consumer())
+
+    assert len(stack.runs()) == 1  # the message before the album only
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "Started a fresh conversation. The previous one is kept for 25 days but I will not draw on "
+        "it any more.\n\n(I did not look at the photos sent with /new: send them again without the "
+        "command.)"
+    )
+    record = stack.registry().get_session(SessionKey.parse(f"default/{CHAT}/0"))
+    assert record is not None and record.sdk_session_id is None
 
 
 def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:

@@ -121,10 +121,10 @@ class MessageHandler:
             return "answered_with_comment"
         msg, parts = album
         registry, budgets = self._deps.registry, self._deps.budgets
-        command = self._command_of(msg)
+        command, msg = self._command_in(msg, parts)
         if command == "stop" and len(parts) > 1:
-            # A later part of this album was captioned /stop: the producer stopped and answered
-            # it (saying the photos went unread); a second answer would repeat it.
+            # A part of this album was captioned /stop: the producer stopped and answered it
+            # (saying the album's photos went unread); a second answer would repeat it.
             return "command"
         if command == "permissions":  # with revoke buttons (agentbot dev's terminal: /revoke <n>)
             self._show_permissions(msg, key)
@@ -423,6 +423,19 @@ class MessageHandler:
         if message_id is not None and self._deps.approvals is not None:
             self._deps.approvals.attach_message(key, request.approval_id, message_id)
         log.info("approval_asked", tool=request.tool_name)
+
+    def _command_in(
+        self, msg: InboundMessage, parts: tuple[InboundMessage, ...]
+    ) -> tuple[str | None, InboundMessage]:
+        """The bot command ``msg`` gives, and ``msg`` as that command reads it. Each part of an
+        album has a caption of its own: a command captioned on any part is the album's (the
+        first such part's, its text the command's alone), as it is on the first: a question
+        on another part does not turn "/new" or "/stop" into words for the model."""
+        for part in parts if len(parts) > 1 else ():
+            command = self._command_of(part)
+            if command is not None:
+                return command, msgspec.structs.replace(msg, text=part.text)
+        return self._command_of(msg), msg
 
     def _command_of(self, msg: InboundMessage) -> str | None:
         """The bot command ``msg`` gives, if any: one its sender typed (a forwarded "/new" is
