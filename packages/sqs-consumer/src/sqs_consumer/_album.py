@@ -51,10 +51,14 @@ def with_its_album(
     if is_paste(msg.album_id):
         whole = msgspec.structs.replace(msg, text=pasted_text(ordered))
         return whole, (whole,)
+    attachments = tuple(a for part in ordered for a in part.attachments)
     together = msgspec.structs.replace(
         msg,
         text=joined_text(ordered),
-        attachments=tuple(a for part in ordered for a in part.attachments),
+        attachments=attachments,
+        # A part the bot does not read (a video) starts no "not supported" answer of its own
+        # when the album has photos to answer.
+        kind="message" if attachments and msg.kind == "unsupported" else msg.kind,
     )
     return together, ordered
 

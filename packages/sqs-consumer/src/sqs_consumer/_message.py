@@ -60,7 +60,7 @@ from ._live_view import LiveView
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
-from ._prompt import prompt_of, with_not_fetched
+from ._prompt import prompt_of, with_not_fetched, with_unread_parts
 from ._render import escape_html, render_reply, with_note
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
@@ -108,10 +108,6 @@ class MessageHandler:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
         ran before (see ``with_its_forwards``)."""
-        # A GIF captioned "/new" is the command still (its answer says the GIF went unread).
-        if msg.kind == "unsupported" and self._command_of(msg) is None:
-            self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
-            return "unsupported"
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
@@ -122,6 +118,11 @@ class MessageHandler:
         msg, parts = album
         registry, budgets = self._deps.registry, self._deps.budgets
         command, msg = self._command_in(msg, parts)
+        # A GIF captioned "/new" is the command still (its answer says the GIF went unread); a
+        # video of an album with photos is named in the photos' turn (``with_its_album``).
+        if msg.kind == "unsupported" and command is None:
+            self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
+            return "unsupported"
         if command == "stop" and len(parts) > 1:
             # A part of this album was captioned /stop: the producer stopped and answered it
             # (saying the album's photos went unread); a second answer would repeat it.
@@ -302,7 +303,7 @@ class MessageHandler:
             # answers the first "typing…" late) stops the turn before the model is paid.
             typing.raise_if_shut_out(wait_s=0)
             prompt = with_not_fetched(
-                prompt_of(msg, staged=bool(staged), parts=parts, heard=heard),
+                with_unread_parts(prompt_of(msg, staged=bool(staged), parts=parts, heard=heard), parts),
                 not_fetched,
                 files=len(msg.attachments),
             )

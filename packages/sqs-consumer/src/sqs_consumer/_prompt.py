@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from telegram_core import RECORDING_WORDS, InboundMessage
@@ -30,6 +31,8 @@ _LIKE_A_HEAD_LINE = re.compile(
     re.IGNORECASE,
 )
 
+# Content the bot does not read, as the apps name it ("video"; Telegram's name otherwise).
+_CONTENT_WORDS: dict[str, str] = {medium: word for medium, word in RECORDING_WORDS.items()}
 # What a part's recordings said (or why each was not written down), by the part's update_id.
 Heard = Mapping[int, Sequence[HeardRecording]]
 
@@ -76,6 +79,26 @@ def with_not_fetched(prompt: str, not_fetched: Sequence[NotFetched], *, files: i
         f"Tell the user which {'files' if several else 'file'} you could not read and why.]"
     )
     return "\n\n".join(part for part in (prompt, line) if part)
+
+
+def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
+    """``prompt`` with a line naming the parts of an album the bot does not read (a video
+    beside its photos, without VOICE_TRANSCRIPTION), for the agent to tell the user: the
+    rest of the album is answered without them."""
+    counts = Counter(part.unsupported_what or "" for part in parts if part.kind == "unsupported")
+    if not counts:
+        return prompt
+    named = [f"{n} {_content_word(what)}{'s' if n > 1 else ''}" for what, n in counts.items()]
+    them = "them" if counts.total() > 1 else "it"
+    line = (
+        f"[Not attached, as the bot cannot read {them} yet: {' and '.join(named)}. "
+        f"Tell the user you could not look at {them}.]"
+    )
+    return "\n\n".join(part for part in (prompt, line) if part)
+
+
+def _content_word(what: str) -> str:
+    return _CONTENT_WORDS.get(what) or what.replace("_", " ") or "message"
 
 
 def _why(not_fetched: NotFetched) -> str:

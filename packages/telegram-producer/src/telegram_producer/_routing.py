@@ -88,7 +88,9 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         # Only what the sender typed can mention the bot: a poll or a place is named by anyone.
         addressed, text = _addressed_in_group(msg, text, config)
         # Kept, not addressed: an album's part, a paste's, a forward (for the comment before it).
-        kept = (attachments and msg.media_group_id) or pasted or (passed_on(msg) and msg.date)
+        kept = (
+            ((attachments or unsupported) and msg.media_group_id) or pasted or (passed_on(msg) and msg.date)
+        )
         if not addressed and not kept:
             return Decision(ignored="group message not addressed to the bot")
     text = shared or text
@@ -120,7 +122,11 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         forwarded=passed_on(msg),
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
-        album_id=None if unsupported else _answered_with(msg, sender_id, attachments, pasted=pasted),
+        # A video beside photos (without VOICE_TRANSCRIPTION) is one part of their album still:
+        # its caption is the album's question, and the album's turn says it went unread.
+        album_id=msg.media_group_id
+        if unsupported
+        else _answered_with(msg, sender_id, attachments, pasted=pasted),
         # Typed alone (no reply, not a paste's part): maybe the comment of a forward that follows.
         may_be_comment=pasted and addressed and not near_limit and not context,
     )
