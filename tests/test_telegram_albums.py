@@ -187,27 +187,25 @@ def test_an_album_with_a_question_on_one_photo_and_new_on_another_starts_anew(st
     assert record is not None and record.sdk_session_id is None
 
 
-def _send_photos_and_videos(stack: Any, first_update: int, kinds: str, caption: str, **fields: Any) -> None:
+def _send_photos_and_videos(
+    stack: Any, first_update: int, kinds: str, caption: str, **fields: Any
+) -> list[str]:
     """Post an album of photos ("p") and videos ("v") in the order of ``kinds``, the caption on
     the first (the apps mix the two in one album; videos are not read without
-    VOICE_TRANSCRIPTION)."""
+    VOICE_TRANSCRIPTION); the producer's outcome for each (or the text it answers with)."""
+    outcomes = []
     for i, kind in enumerate(kinds):
         uid = first_update + i
         file_id = stack.telegram.add_file(f"media {uid}".encode() * 50, file_path=f"media/m{uid}")
         media = {"file_id": file_id, "file_unique_id": f"m{uid}", "width": 8, "height": 6}
         content = {"photo": [media]} if kind == "p" else {"video": {**media, "duration": 3}}
         extra = {"caption": caption} if i == 0 else {}
-        stack.post(
-            update(
-                uid,
-                message_id=uid,
-                text=None,
-                media_group_id=f"PV{first_update}",
-                **content,
-                **extra,
-                **fields,
-            )
+        part = update(
+            uid, message_id=uid, text=None, media_group_id=f"PV{first_update}", **content, **extra, **fields
         )
+        body = json.loads(stack.producer.handle_event(webhook_event(part))["body"])
+        outcomes.append(body.get("outcome") or body["text"])
+    return outcomes
 
 
 def test_an_album_of_photos_and_a_video_is_one_turn_told_of_the_video(stack) -> None:
@@ -245,6 +243,23 @@ def test_an_album_of_videos_alone_gets_one_notice(stack) -> None:
     assert [reply["text"] for reply in stack.replies(CHAT)] == [
         "Sorry, videos are not supported yet. Send text, a photo or a document."
     ]
+
+
+def test_a_video_captioned_stop_says_the_rest_of_its_album_went_unread(stack) -> None:
+    """Its photos start no turn either: the answer must say so, not only that videos are
+    not supported, or the user waits for an answer about the photos."""
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    key = SessionKey.parse(f"default/{CHAT}/0")
+    live.begin(key, 42)
+    outcomes = _send_photos_and_videos(stack, 970, "vpp", "/stop")
+    stack.drain(stack.consumer())
+
+    assert outcomes[0] == (
+        "Stopping…\n\nSorry, videos are not supported yet. Send text, a photo or a document.\n\n"
+        "(I did not look at the rest of the album sent with /stop: send it again without the command.)"
+    )
+    assert live.stop_requested(key, 42)
+    assert stack.runs() == [] and stack.replies(CHAT) == []
 
 
 def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:

@@ -25,8 +25,12 @@ def unsupported_notice(what: str | None) -> str:
 def unread_files_note(attachments: Sequence[Attachment], command: str, *, of_an_album: bool = False) -> str:
     """A command does only what it says, so ``attachments`` reached no turn: said, so that they
     are sent again. ``of_an_album``: they are one part of an album (the others, which Telegram
-    sends apart, go unread with them)."""
-    several = len(attachments) > 1 or of_an_album
-    noun = ("photo" if all(a.kind == "photo" for a in attachments) else "file") + ("s" if several else "")
-    them = "them" if several else "it"
-    return f"(I did not look at the {noun} sent with /{command}: send {them} again without the command.)"
+    sends apart, go unread with them); none, of an album: the part was content the bot does
+    not read (a video), and the rest of its album went unread with it."""
+    if of_an_album and not attachments:
+        what, them = "the rest of the album", "it"
+    else:
+        several = len(attachments) > 1 or of_an_album
+        noun = ("photo" if all(a.kind == "photo" for a in attachments) else "file") + ("s" if several else "")
+        what, them = f"the {noun}", "them" if several else "it"
+    return f"(I did not look at {what} sent with /{command}: send {them} again without the command.)"

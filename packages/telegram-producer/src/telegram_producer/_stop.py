@@ -147,6 +147,8 @@ def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | N
         text += "\n\n" + unread_files_note(request.files, "stop", of_an_album=request.album_id is not None)
     elif request.unsupported is not None:
         text += "\n\n" + unsupported_notice(request.unsupported)
+        if request.album_id is not None:  # a video beside photos: they start no turn either
+            text += "\n\n" + unread_files_note((), "stop", of_an_album=True)
     if request.callback_query_id is not None:
         return {"method": "answerCallbackQuery", "callback_query_id": request.callback_query_id, "text": text}
     if request.via == "draft":
