@@ -123,6 +123,29 @@ def test_an_answer_with_quotes_lists_tasks_code_rules_badges_and_titled_links_ar
     assert reply["_params"]["parse_mode"] == "HTML"  # Telegram took it as HTML, not the plain fallback
 
 
+def test_an_answer_with_html_bits_wrapped_bold_and_a_bold_heading_arrives_formatted(stack) -> None:
+    # Models write <br>, &nbsp;, <sub> and <kbd> in Markdown, wrap bold over lines and put bold
+    # in headings: the chat showed them as markup, or got <b> inside <b>.
+    markdown = (
+        "this\n\n"
+        "## Plan with **bold**\n\n"
+        "**a step that\n   wraps** and&nbsp;more<br>next\\\nline\n\n"
+        "| Key | Notes |\n|---|---|\n| a | one<br>two |\n\n"
+        "H<sub>2</sub>O, <kbd>Ctrl</kbd>"
+    )
+    stack.post(update(107, text=markdown))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(CHAT)
+    assert reply["_params"]["text"] == (
+        "Answer to: this\n\n"
+        "<b>Plan with bold</b>\n\n"
+        "<b>a step that\nwraps</b> and\xa0more\nnext\nline\n\n"
+        "<pre>Key  Notes\n---  -----\na    one\n     two</pre>\n\n"
+        "H₂O, <code>Ctrl</code>"
+    )
+    assert reply["_params"]["parse_mode"] == "HTML"
+
+
 def test_chunk_rejected_as_html_is_resent_as_plain_text(stack) -> None:
     stack.telegram.inject("sendMessage", TelegramFault.cant_parse_entities())
     stack.post(update(104, text="hi"))

@@ -19,7 +19,7 @@ from sqs_consumer import (
     split_plain,
 )
 
-_TAGS = {"b", "i", "s", "code", "pre", "a", "blockquote"}
+_TAGS = {"b", "i", "s", "u", "code", "pre", "a", "blockquote"}
 
 
 class _Strict(html.parser.HTMLParser):
@@ -29,6 +29,7 @@ class _Strict(html.parser.HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         assert tag in _TAGS, tag
+        assert tag not in self.stack, f"<{tag}> inside <{tag}>"  # Telegram nests no entity in its kind
         self.stack.append(tag)
 
     def handle_endtag(self, tag):
@@ -170,7 +171,18 @@ def test_any_markdown_renders_to_valid_chunks_within_the_limit(pieces, limit) ->
 _MARKUP = set("*_~`[]()#>|\\-+")
 _SAFE = st.characters(codec=None, exclude_categories=("Cs", "Cc", "Z")).filter(lambda c: c not in _MARKUP)
 _words = st.text(_SAFE, min_size=1, max_size=8) | st.sampled_from(
-    ["C#", "F#", "a_b_c", "x*y", "2*3=6", "<b>", "&amp;", "\U00100000", "\U0010fffd", "😀"]
+    ["C#", "F#", "a_b_c", "x*y", "2*3=6", "<b>", "&amp", "&nosuch;", "\U00100000", "\U0010fffd", "😀"]
+)
+# Character references show as their character (CommonMark 6.2), whatever their form.
+_references = st.sampled_from(
+    [
+        ("&amp;", "&"),
+        ("&lt;b&gt;", "<b>"),
+        ("&copy;", "©"),
+        ("&#35;", "#"),
+        ("&#x1F600;", "😀"),
+        ("&nbsp;", " "),
+    ]
 )
 _code_content = st.text(
     st.characters(codec=None, exclude_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=12
@@ -207,6 +219,7 @@ def _inline_element(used: frozenset[str] = frozenset()):
         _words.map(lambda w: (w, w)),
         code_spans(),
         _escapable.map(lambda c: (f"\\{c}", c)),
+        _references,
         st.deferred(lambda: emphasis(_inline_element, used)) if len(used) < 2 else st.nothing(),
     )
 
@@ -406,7 +419,24 @@ def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
     assert time.monotonic() - start < 1
 
 
-@pytest.mark.parametrize("unit", ["**a ", "__a ", "~~a ", "*a ", "_a ", "***a ", "___a ", "***a** "])
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "**a ",
+        "__a ",
+        "~~a ",
+        "*a ",
+        "_a ",
+        "***a ",
+        "___a ",
+        "***a** ",
+        "**a\n",
+        "<b>a ",
+        "<kbd>a ",
+        "<sup>a ",
+        "<!--a ",
+    ],
+)
 def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
     import time
 
@@ -617,7 +647,7 @@ DIVIDER = "─" * 12  # a thematic break as the chat shows it
     ("markdown", "expected"),
     [
         ("Title\n=====\n\nBody.", "<b>Title</b>\n\nBody."),
-        ("Part **two**\n---\nBody.", "<b>Part <b>two</b></b>\nBody."),
+        ("Part **two**\n---\nBody.", "<b>Part two</b>\nBody."),
         ("A long\ntitle\n===", "<b>A long\ntitle</b>"),
     ],
     ids=["equals", "dashes", "two-lines"],
@@ -753,3 +783,126 @@ def test_a_typical_long_answer_reads_as_formatted_text() -> None:
     )
     for chunk in render_reply(markdown, 120):  # split small, every part still valid HTML
         assert_valid(chunk)
+
+
+@pytest.mark.parametrize("tag", ["<br>", "<br/>", "<br />", "<BR>"])
+def test_a_br_tag_breaks_the_line_outside_code(tag) -> None:
+    # Models write <br> in Markdown often; escaped, it showed as "<br>" in the chat.
+    assert (
+        markdown_to_html(f"one{tag}two and `a{tag}b`")
+        == f"one\ntwo and <code>{html.escape(f'a{tag}b', quote=False)}</code>"
+    )
+    assert markdown_to_html(f"- one{tag}\n  two") == "• one\n  two"
+
+
+def test_a_table_cell_with_br_shows_its_lines_under_each_other() -> None:
+    markdown = "| Step | Notes |\n|---|--:|\n| **build** | fast<br>cached<br/>quiet |\n| test | slow |"
+    assert markdown_to_html(markdown) == (
+        "<pre>Step    Notes\n"
+        "-----  ------\n"
+        "build    fast\n"
+        "       cached\n"
+        "        quiet\n"
+        "\n"  # a blank line between rows once a row takes more than one
+        "test     slow</pre>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("**bold that\nwraps** then", "<b>bold that\nwraps</b> then"),
+        ("an *italic\nphrase* and ~~struck\nout~~", "an <i>italic\nphrase</i> and <s>struck\nout</s>"),
+        ("`code\nspan` here", "<code>code span</code> here"),  # a line end in a code span is a space
+        ("**not closed\n\nnew** paragraph", "**not closed\n\nnew** paragraph"),
+        # Crossed markers on one line keep only that line as text, not the whole paragraph.
+        ("**a *b** c*\n**d** e", "**a *b** c*\n<b>d</b> e"),
+    ],
+    ids=["bold", "italic-strike", "code-span", "paragraphs", "crossed-line"],
+)
+def test_emphasis_may_span_the_lines_of_one_paragraph(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("first\\\nsecond", "first\nsecond"),
+        ("> quoted\\\nline", "<blockquote>quoted\nline</blockquote>"),
+        ("ends in \\", "ends in \\"),  # a paragraph's last backslash is a backslash
+        ("a \\\\\nb", "a \\\nb"),  # an escaped backslash is no line break
+        ("- item\\\n  more\n- last\\", "• item\n  more\n• last\\"),
+    ],
+)
+def test_a_backslash_at_a_line_end_is_a_line_break_not_shown(markdown, expected) -> None:
+    assert markdown_to_html(markdown) == expected
+
+
+def test_continuation_lines_of_a_paragraph_lose_their_indent() -> None:
+    assert markdown_to_html("first line\n    second\n\tthird") == "first line\nsecond\nthird"
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("## Title with **bold** and *it*", "<b>Title with bold and <i>it</i></b>"),
+        ("# **All bold**", "<b>All bold</b>"),
+        ("Setext **bold**\n===", "<b>Setext bold</b>"),
+        ("**a __b__ c** and *a _b_ c*", "<b>a b c</b> and <i>a b c</i>"),
+        ("### ***Both***", "<b><i>Both</i></b>"),
+    ],
+)
+def test_no_bold_inside_bold_nor_italic_inside_italic(markdown, expected) -> None:
+    # Telegram's rules: an entity may hold others, not one of its own kind.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("a&nbsp;b, AT&amp;T, &copy; 2026, &#8594; &#x2713;", "a\xa0b, AT&amp;T, © 2026, → ✓"),
+        ("&lt;div&gt; and &unknown; and `&amp;`", "&lt;div&gt; and &amp;unknown; and <code>&amp;amp;</code>"),
+        ("&ast;not italic&ast;", "*not italic*"),  # a reference is text, never markup
+        ("H<sub>2</sub>O, E = mc<sup>2</sup>, 10<sup>-3</sup>", "H₂O, E = mc², 10⁻³"),
+        ("2<sup>n log n</sup> and log<sub>b</sub>", "2^(n log n) and log_b"),
+        (
+            "<kbd>Ctrl</kbd>+<kbd>C</kbd> or <code>x<y</code>",
+            "<code>Ctrl</code>+<code>C</code> or <code>x&lt;y</code>",
+        ),
+        (
+            "<b>b</b> <strong>s</strong> <i>i</i> <em>e</em> <u>u</u> <ins>n</ins> <s>s</s> <del>d</del>",
+            "<b>b</b> <b>s</b> <i>i</i> <i>e</i> <u>u</u> <u>n</u> <s>s</s> <s>d</s>",
+        ),
+        (
+            "List<String> and <b> alone, <span>x</span>",
+            "List&lt;String&gt; and &lt;b&gt; alone, &lt;span&gt;x&lt;/span&gt;",
+        ),
+        (
+            "<details>\n<summary>Full log</summary>\n\nline one\n</details>\n\nAfter.",
+            "<b>Full log</b>\n\nline one\n\nAfter.",
+        ),
+        ("<details><summary>More</summary>\nhidden</details>", "<b>More</b>\nhidden"),
+        ("<details open>\n<summary><b>Log</b> <i>1</i></summary>", "<b>Log <i>1</i></b>"),
+        ("a <!-- a note --> b, <!-- open", "a  b, &lt;!-- open"),
+    ],
+    ids=[
+        "entities",
+        "unknown-and-code",
+        "reference-no-markup",
+        "scripts",
+        "scripts-fallback",
+        "kbd-code",
+        "styles",
+        "other-tags",
+        "details",
+        "details-one-line",
+        "details-nested",
+        "comment",
+    ],
+)
+def test_html_the_model_writes_reads_as_text_would(markdown, expected) -> None:
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from session_core import fenced_blocks, shown_characters, utf16_len, within_utf16
 
+from ._inline_html import DETAILS_TAGS_RE, with_literal_html, with_style_tags
 from ._tables import table_as_text, table_at
 
 TELEGRAM_MESSAGE_LIMIT = 4096
@@ -23,8 +24,10 @@ TELEGRAM_MESSAGE_ENTITIES = 100
 
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
-# A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4).
-_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+# A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4); at
+# a line's end it is a hard line break (6.7), shown as the line end alone.
+_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~]|\n)")
+_HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$")  # an odd run of backslashes ends the line
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
 # CommonMark allows; one level is enough for real links. A title after it ("…", '…' or (…))
 # is dropped: Telegram shows none. An image (![alt](url)) cannot be shown inline: it becomes
@@ -48,23 +51,24 @@ _BARE_URL_RE = re.compile(
 )
 _URL_TRAILING = "?!.,:;*_~'\""
 # One pattern per marker, applied in turn, so one kind nests inside another (**a _b_ c**).
+# They span the lines of a paragraph (which is matched whole), never a blank line.
 # Emphasis never runs past a marker that could open another (one after a space, or for _
 # and * not inside a word): CommonMark reads "**a **b**" so, and an opener without a closer
 # then costs a scan to the next marker, not to the end of the line (a long line of
 # unclosed markers would take seconds).
 _BOLD_ITALIC_RES = (
-    re.compile(r"\*\*\*(?=[^\s*])((?:(?!(?<!\S)\*\*\*).)+?)(?<=[^\s*])\*\*\*"),
-    re.compile(r"(?<![\w_])___(?=[^\s_])((?:(?!(?<![\w_])___).)+?)(?<=[^\s_])___(?![\w_])"),
+    re.compile(r"\*\*\*(?=[^\s*])((?:(?!(?<!\S)\*\*\*).)+?)(?<=[^\s*])\*\*\*", re.S),
+    re.compile(r"(?<![\w_])___(?=[^\s_])((?:(?!(?<![\w_])___).)+?)(?<=[^\s_])___(?![\w_])", re.S),
 )
 # Underscores never open or close emphasis inside a word (author__name__startswith).
 _BOLD_RES = (
-    re.compile(r"\*\*(?=\S)((?:(?!(?<!\S)\*\*).)+?)(?<=\S)\*\*"),
-    re.compile(r"(?<![\w_])__(?=[^\s_])((?:(?!(?<![\w_])__).)+?)(?<=[^\s_])__(?![\w_])"),
+    re.compile(r"\*\*(?=\S)((?:(?!(?<!\S)\*\*).)+?)(?<=\S)\*\*", re.S),
+    re.compile(r"(?<![\w_])__(?=[^\s_])((?:(?!(?<![\w_])__).)+?)(?<=[^\s_])__(?![\w_])", re.S),
 )
-_STRIKE_RE = re.compile(r"~~(?=\S)((?:(?!(?<!\S)~~).)+?)(?<=\S)~~")
+_STRIKE_RE = re.compile(r"~~(?=\S)((?:(?!(?<!\S)~~).)+?)(?<=\S)~~", re.S)
 _ITALIC_RES = (
-    re.compile(r"(?<![\w*])\*(?=[^\s*])((?:(?!(?<![\w*])\*).)+?)(?<=[^\s*])\*(?![\w*])"),
-    re.compile(r"(?<![\w_])_(?=[^\s_])((?:(?!(?<![\w_])_).)+?)(?<=[^\s_])_(?![\w_])"),
+    re.compile(r"(?<![\w*])\*(?=[^\s*])((?:(?!(?<![\w*])\*).)+?)(?<=[^\s*])\*(?![\w*])", re.S),
+    re.compile(r"(?<![\w_])_(?=[^\s_])((?:(?!(?<![\w_])_).)+?)(?<=[^\s_])_(?![\w_])", re.S),
 )
 # ATX heading: the closing #s count only after a space ("# C#" is the heading "C#").
 _HEADING_RE = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -91,6 +95,9 @@ _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]+", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 _OPENING_TAG_RE = re.compile(r"<[a-z]")
 _LINKED_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
+# Telegram nests no entity in one of its kind (a heading's **bold**, **a __b__ c**): the inner
+# one goes, its text stays as styled by the outer.
+_STYLE_RE = re.compile(r"<(/?)([bisu])>")
 
 
 def escape_html(text: str) -> str:
@@ -116,7 +123,19 @@ def markdown_to_html(markdown: str) -> str:
         out.append(f"<pre><code{attr}>{escape_html(chr(10).join(code))}</code></pre>\n")
         pos = end + 1  # past the closing fence
     out.append(_blocks_to_html("\n".join(lines[pos:])))
-    return "".join(out).strip("\n")
+    return _without_nested_styles("".join(out).strip("\n"))
+
+
+def _without_nested_styles(fragment: str) -> str:
+    depth = dict.fromkeys("bisu", 0)
+
+    def kept(tag: re.Match[str]) -> str:
+        closing, name = tag.groups()
+        depth[name] += -1 if closing else 1
+        outermost = depth[name] == (0 if closing else 1)
+        return tag.group() if outermost else ""
+
+    return _STYLE_RE.sub(kept, fragment)
 
 
 def with_note(markdown: str, note: str) -> str:
@@ -138,7 +157,8 @@ def _unindent(line: str, indent: int) -> str:
 
 def _blocks_to_html(text: str) -> str:
     lines: list[str] = []
-    source = text.split("\n")
+    # A line of <details> tags only goes: its body shows in full (Telegram folds no code block).
+    source = [rest for line in text.split("\n") if (rest := DETAILS_TAGS_RE.sub("", line)) or not line]
     index = 0
     in_list = False  # lines under a list item are its own, not a paragraph (nor a heading)
     while index < len(source):
@@ -165,7 +185,7 @@ def _blocks_to_html(text: str) -> str:
             continue
         if not in_list and not _starts_block(line):
             end = _paragraph_end(source, index)
-            shown = "\n".join(_inline(part) for part in source[index:end])
+            shown = _paragraph_html(source[index:end])
             if end < len(source) and _SETEXT_UNDERLINE_RE.match(source[end]):
                 lines.append(f"<b>{shown}</b>")
                 end += 1
@@ -175,9 +195,20 @@ def _blocks_to_html(text: str) -> str:
             continue
         item = _BULLET_RE.match(line) or _ORDERED_RE.match(line)
         in_list = bool(item) or (in_list and bool(line.strip()))
-        lines.append(_inline(_shown_list_item(line, item) if item else line))
+        shown = _shown_list_item(line, item) if item else line
+        if index + 1 < len(source) and source[index + 1].strip():  # the item goes on below
+            shown = _HARD_BREAK_RE.sub(r"\1", shown)
+        lines.append(_inline(shown))
         index += 1
     return "\n".join(lines)
+
+
+def _paragraph_html(lines: list[str]) -> str:
+    """A paragraph's lines, matched together so emphasis may span them, their indent gone
+    (CommonMark strips it). Crossed markers keep only their own line as text."""
+    text = "\n".join(line.strip(" \t") for line in lines)
+    whole, crossed = _inline_checked(text)
+    return "\n".join(_inline(line) for line in text.split("\n")) if crossed else whole
 
 
 def _shown_list_item(line: str, item: re.Match[str]) -> str:
@@ -276,31 +307,41 @@ def _cell_text(cell: str) -> str:
 
 
 def _inline(line: str) -> str:
-    # Code spans and escapes are taken out first (CommonMark gives them precedence), so
-    # emphasis and links may contain them and never look inside them.
+    return _inline_checked(line)[0]
+
+
+def _inline_checked(line: str) -> tuple[str, bool]:
+    """``line`` as HTML, and whether its markers crossed (``**a *b** c*``): they would
+    produce crossed tags, so the line's markers are then kept as text."""
+    # Code spans, escapes and the HTML the model writes are taken out first (CommonMark gives
+    # them precedence), so emphasis and links may contain them and never look inside them.
     protected: list[str] = []
 
     def protect(html_text: str) -> str:
         protected.append(html_text)
         return chr(_PLACEHOLDER_BASE + len(protected) - 1)
 
+    def literal(text: str) -> str:
+        text = _ESCAPE_RE.sub(
+            lambda m: "\n" if m.group(1) == "\n" else protect(escape_html(m.group(1))), text
+        )
+        return with_literal_html(text, protect, escape_html)
+
     line = _PLACEHOLDER_RE.sub(lambda m: protect(m.group()), line)
     parts: list[str] = []
     pos = 0
     for start, end, content in _code_spans(line):
-        parts.append(_ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), line[pos:start]))
+        parts.append(literal(line[pos:start]))
         parts.append(protect(f"<code>{escape_html(_restore(content, protected, plain=True))}</code>"))
         pos = end
-    parts.append(_ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), line[pos:]))
+    parts.append(literal(line[pos:]))
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
     text = _LINK_RE.sub(lambda m: protect(_restore(_link(m), protected)), "".join(parts))
     text = _BARE_URL_RE.sub(lambda m: _protect_url(m.group(), protect), text)
     converted = _styles(escape_html(text))
-    if not _balanced(converted):
-        # Overlapping markers (``**a *b** c*``) would produce crossed tags: keep them as text.
-        converted = escape_html(text)
-    return _restore(converted, protected)
+    crossed = not _balanced(converted)
+    return _restore(escape_html(text) if crossed else converted, protected), crossed
 
 
 def _protect_url(candidate: str, protect: Callable[[str], str]) -> str:
@@ -323,7 +364,7 @@ def _code_spans(line: str) -> list[tuple[int, int, str]]:
         if closing is None:  # no partner: the run is literal text
             search = opening.end()
             continue
-        content = line[opening.end() : closing.start()]
+        content = line[opening.end() : closing.start()].replace("\n", " ")  # one in a paragraph
         if len(content) >= 2 and content[0] == content[-1] == " " and content.strip(" "):
             content = content[1:-1]
         spans.append((opening.start(), closing.end(), content))
@@ -354,6 +395,7 @@ def _link(link: re.Match[str]) -> str:
 
 
 def _styles(text: str) -> str:
+    text = with_style_tags(text)
     for bold_italic in _BOLD_ITALIC_RES:
         text = bold_italic.sub(r"<b><i>\1</i></b>", text)
     for bold in _BOLD_RES:

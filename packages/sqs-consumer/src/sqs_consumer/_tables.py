@@ -4,6 +4,9 @@ Telegram has no tables, and a table's pipes and dashes in a proportional font re
 around words that no longer line up. A GFM table (a header row, then a delimiter row of as
 many cells) becomes monospace text: each cell its visible text (its Markdown rendered away),
 the columns padded to line up (as the delimiter row aligns them), a rule under the header.
+A cell of several lines (a model's ``<br>``) shows them under each other in its column; the
+rows are then set apart by a blank line, so a line that carries a cell on is not read as a
+row of its own.
 """
 
 from __future__ import annotations
@@ -44,11 +47,30 @@ def table_at(lines: Sequence[str], start: int) -> Table | None:
 
 def table_as_text(table: Table, visible: Callable[[str], str]) -> str:
     """``table`` as lined-up plain text; ``visible`` gives a cell's text as the chat shows it."""
-    texts = [[" ".join(visible(cell).split()) for cell in row] for row in table.rows]
-    widths = [max(_width(row[column]) for row in texts) for column in range(len(table.aligns))]
-    lines = [_row(row, widths, table.aligns) for row in texts]
-    lines.insert(1, _COLUMN_GAP.join("-" * width for width in widths))
-    return "\n".join(lines)
+    rows = [[_cell_lines(visible(cell)) for cell in row] for row in table.rows]
+    widths = [
+        max(_width(line) for row in rows for line in row[column]) for column in range(len(table.aligns))
+    ]
+    shown = ["\n".join(_row(line, widths, table.aligns) for line in _row_lines(row)) for row in rows]
+    rule = _COLUMN_GAP.join("-" * width for width in widths)
+    between_rows = "\n\n" if any(len(cell) > 1 for row in rows for cell in row) else "\n"
+    body = between_rows.join(shown[1:])
+    return f"{shown[0]}\n{rule}\n{body}" if body else f"{shown[0]}\n{rule}"
+
+
+def _cell_lines(text: str) -> list[str]:
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    while len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    while len(lines) > 1 and not lines[0]:
+        lines.pop(0)
+    return lines
+
+
+def _row_lines(row: list[list[str]]) -> list[list[str]]:
+    """A row's cells line by line: a cell with fewer lines than the row is blank below."""
+    height = max(len(cell) for cell in row)
+    return [[cell[n] if n < len(cell) else "" for cell in row] for n in range(height)]
 
 
 def _cells(line: str) -> list[str]:
