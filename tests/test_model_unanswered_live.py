@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agentbot_testing.telegram_stack import real_runtime_stack
 from agentbot_testing.telegram_support import update
-from local_stack import ModelFault, last_user_text, user_turns
+from local_stack import ModelFault, ToolCall, last_user_text, tool_results, user_turns
 from session_core import configure_logging
 from sqs_consumer import FAILURE_WORDING, model_busy_notice
 
@@ -66,6 +66,32 @@ def test_a_model_that_never_answers_is_told_within_seconds_once_and_the_next_mes
     post(live, 2, "and now?")
     live.drain(live.consumer())
     assert texts(live)[1:] == ["turns=1 last=and now?"]
+
+
+def test_a_model_that_goes_silent_after_a_tool_ran_says_the_steps_may_have_run(
+    live: Any, tmp_path: Path
+) -> None:
+    """The model went silent on the call after the agent's tool ran: the user read only "send it
+    again in a little while", without the warning every other failure past a tool carries, and
+    sending it again appended a second line."""
+
+    append = ToolCall(name="Bash", input={"command": "echo line >> ledger.txt", "description": "append"})
+
+    def silent_from_the_tool_on(request: dict[str, Any]) -> Any:
+        if not tool_results(request) and last_user_text(request) == "please append":
+            live.model.inject(ModelFault(silent_s=60), times=100)  # every call after the tool ran
+            return [append]
+        return responder(request)
+
+    live.model.responder = silent_from_the_tool_on
+    post(live, 1, "please append")
+    live.drain(live.consumer())
+
+    [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
+    assert ledger.read_text() == "line\n"
+    [told] = texts(live)
+    assert told.startswith(FAILURE_WORDING["model_silent"]), told
+    assert "may already have run before it stopped" in told, told
 
 
 def test_a_model_that_asks_to_wait_puts_the_message_off_that_long_and_says_so_once(

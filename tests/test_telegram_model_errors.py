@@ -150,3 +150,24 @@ def test_a_message_that_failed_for_good_past_its_tool_says_so_and_the_next_one_i
     assert message == "did it go through?"
     assert 'These ran: "Bash" {"command": "echo line >> ledger.txt"' in note, note
     assert replies[2].startswith("turns=2 last=(From the bot, not the user:"), replies
+
+
+def test_a_conversation_that_fills_up_past_a_tool_says_the_steps_may_have_run(stack, tmp_path) -> None:
+    """The context filled on the call after the tool ran: the user read only "send /new", not
+    that the line was appended already, as every other failure past a tool says."""
+    send(stack, 940, "hello")
+
+    def full_from_the_tool_on(request: dict[str, Any]) -> Any:
+        reply = responder(request)
+        if isinstance(reply, list):
+            stack.model.inject(CONTEXT_FULL, times=100)  # every call after the tool ran
+        return reply
+
+    stack.model.responder = full_from_the_tool_on
+    send(stack, 941, "please append")
+
+    [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
+    assert ledger.read_text() == "line\n"
+    replies = [m["text"] for m in stack.replies(CHAT)]
+    assert replies[1].startswith("This conversation has grown too long for the AI model"), replies
+    assert "may already have run before it stopped" in replies[1], replies

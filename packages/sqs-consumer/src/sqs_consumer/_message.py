@@ -68,7 +68,6 @@ from ._usage_footer import usage_footer
 from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
 from ._wording import (
     EMPTY_ANSWER,
-    FAILURE_WORDING,
     failure_text,
     history_notice,
     none_fetched_notice,
@@ -211,13 +210,13 @@ class MessageHandler:
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.
             log.warning("turn_history_too_large", reason=result.error_reason)
-            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING[result.error_reason])])
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
             return "history_too_large"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
             # the operator has the runtime's log line and metric, not a dead letter.
             log.warning("turn_model_silent")
-            self._delivery.deliver(msg, key, [escape_html(FAILURE_WORDING["model_silent"])])
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
             return "model_silent"
         if not result.ok:
             raise TurnFailedError(
@@ -576,6 +575,14 @@ class _RuntimeCalls:
     def __init__(self) -> None:
         # An invocation failed without an answer, and may have run (and paid for) the turn.
         self.may_have_run = False
+
+
+def _failure_words(result: TurnResult) -> str:
+    # By its reason, with the note that its tools' work stands when they ran (the context
+    # filled, or the model went silent, after a tool had sent a mail).
+    words = failure_text(result)
+    assert words is not None  # a result with a reason has its words
+    return words
 
 
 def _unread_note(msg: InboundMessage, command: str) -> str:
