@@ -24,10 +24,13 @@ _NOT_IN_A_NAME = re.compile(r"[\[\]\r\n\u2028\u2029]+")
 # text that reads like one is escaped, so nobody speaks as another member or as the bot.
 # Matched on the line's NFKC form (full-width letters and brackets read as their ASCII), with
 # the brackets NFKC leaves alone that look like one (U+3010, U+3014, U+27E6, U+301A). A
-# recording's head line names it by RECORDING_WORDS, so every word there is matched.
+# recording's head line names it by RECORDING_WORDS, so every word there is matched. So is a
+# line opening as the runtime's notes to the agent do ("(From the bot, not the user: …"): the
+# runtime carries such a paragraph of a failed turn's prompt over to the next message as its own.
 _LIKE_A_HEAD_LINE = re.compile(
-    "\\s*[\\[\u3010\u3014\u27e6\u301a]\\s*"
-    f"(?:from|in reply to|forwarded from|{'|'.join(map(re.escape, RECORDING_WORDS.values()))})\\b",
+    "\\s*(?:[\\[\u3010\u3014\u27e6\u301a]\\s*"
+    f"(?:from|in reply to|forwarded from|{'|'.join(map(re.escape, RECORDING_WORDS.values()))})"
+    "|\\(\\s*from\\s+the\\s+bot)\\b",
     re.IGNORECASE,
 )
 
