@@ -164,3 +164,23 @@ def test_the_model_proxy_refuses_an_absolute_form_target_too() -> None:
             proxy.stop()
         assert status == 400  # a bad request, told apart from a refused endpoint (403)
         assert upstream.requests == []
+
+
+def test_a_rate_limited_mcp_call_keeps_its_retry_after_and_the_next_call_reaches_the_server(
+    vault_through_proxy,
+) -> None:
+    """The model proxy's handling of a model that asks to wait (drop a long retry-after, refuse
+    the turn's further calls) is the model's: an MCP server's 429 left the agent's client no
+    Retry-After to honour, and its every later call refused by the proxy for the turn."""
+    vault, url, key = vault_through_proxy
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "lookup", "arguments": {}}}
+    vault.rate_limited(60)
+
+    limited = httpx.post(url, headers=key, json=call)
+    assert limited.status_code == 429
+    assert limited.headers.get("retry-after") == "60"
+
+    posts_before = len(vault.requests)
+    answered = httpx.post(url, headers=key, json=call)
+    assert answered.status_code == 200, answered.text
+    assert len(vault.requests) == posts_before + 1  # it reached the server

@@ -10,7 +10,8 @@ the turn, dead when it ends, exactly as for the model. So the secret is never in
 command line, environment or memory, nor in any tool's; a tool can at most call the server
 through the proxy during its own turn, as it can call the model, and only at the configured
 URL's path with the methods of MCP's streamable HTTP: the secret reaches no other endpoint of
-that origin. The proxy reads no model usage from these answers.
+that origin. The proxy reads no model usage from these answers, and takes none of their
+silences or 429s for a model's (those are the CLI's MCP client's to handle).
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ costs a turn about twice ``silence_s``, not the CLI's retries and fallbacks of m
 A refusal (429, 529) whose ``retry-after`` is longer than the CLI should wait inside the turn
 (``WAIT_IN_TURN_S``) reaches the CLI without it, and the turn's further calls get the same
 refusal at once: the run fails fast, and the runtime puts the message off for that wait in the
-queue, instead of the CLI sleeping it while "typing…" shows.
+queue, instead of the CLI sleeping it while "typing…" shows. Both are a model's: a proxy of
+another upstream (``metered=False``, an MCP server) relays its 429s as they are, and its
+timeouts count as no model's silence.
 """
 
 from __future__ import annotations
@@ -258,8 +260,9 @@ class ModelProxy:
     """Forward the model calls ``auth`` allows to ``upstream``, authenticated by ``auth``
     (``api_key`` is short for ``AnthropicKey(api_key)``); everything else gets a 403, and
     anything without the current turn's key a 401. ``metered=False`` reads no usage from the
-    answers (an upstream that is no model). ``silence_s``: how long the upstream may send
-    nothing before a call is given up (see the module's docstring)."""
+    answers (an upstream that is no model: an MCP server), and leaves its silences and its
+    requests to wait to its client, as they are no model's. ``silence_s``: how long the
+    upstream may send nothing before a call is given up (see the module's docstring)."""
 
     def __init__(
         self,
@@ -464,19 +467,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if turn.ended:  # it ended while this call connected (and was not there to be cut)
                 _cut(upstream)
             return upstream.getresponse()
-        except TimeoutError:
-            self._gave_up_on_silence(turn, answering=False)
-            with contextlib.suppress(OSError):
-                self._refuse(504, _SILENT)
-            return None
         except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, TimeoutError) and self.proxy._metered:
+                self._gave_up_on_silence(turn, answering=False)
+                refusal = 504, _SILENT
+            else:
+                self.log_error("upstream unreachable: %s", type(exc).__name__)
+                refusal = 502, _UNREACHABLE
             with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
-                self._refuse(502, _UNREACHABLE)
-            self.log_error("upstream unreachable: %s", type(exc).__name__)
+                self._refuse(*refusal)
             return None
 
     def _gave_up_on_silence(self, turn: _TurnCalls, *, answering: bool) -> None:
-        if turn.ended:  # cut by the turn's end, not silent
+        if turn.ended or not self.proxy._metered:  # cut by the turn's end; or no model's silence
             return
         turn.went_silent()
         # The operator's clue to a model that accepts calls and never answers.
@@ -489,7 +492,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _relay_answer(self, response: http.client.HTTPResponse, body: bytes | None, turn: _TurnCalls) -> None:
         meter = turn.meter
-        wait = _retry_after_s(response.getheader("retry-after")) if response.status in _ASKS_TO_WAIT else None
+        asks_to_wait = self.proxy._metered and response.status in _ASKS_TO_WAIT  # a model's, only
+        wait = _retry_after_s(response.getheader("retry-after")) if asks_to_wait else None
         if wait is not None:
             turn.asked_to_wait(response.status, wait)
             _log.warning("model_proxy.model_asks_to_wait", status=response.status, retry_after_s=wait)

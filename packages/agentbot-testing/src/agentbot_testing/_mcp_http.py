@@ -3,7 +3,8 @@
 It answers ``initialize``, ``tools/list`` and ``tools/call`` for one tool, ``lookup``, with
 JSON responses (no server-sent events; GET is refused with 405, which clients accept). Tests
 use it to see which headers reach an HTTP MCP server; with ``required_headers`` set, it answers
-401 to a request without those values, as a server does to a revoked credential.
+401 to a request without those values, as a server does to a revoked credential; with
+``rate_limited(retry_after_s)``, it answers its next POST 429 with that ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class HttpMcpServer(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.required_headers: dict[str, str] = {}
+        self.retry_after_s: int | None = None  # the next POST is answered 429 with it
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -40,6 +42,16 @@ class HttpMcpServer(LoopbackServer):
         with self._lock:
             self.requests.append((method, headers))
 
+    def rate_limited(self, retry_after_s: int) -> None:
+        """Answer the next POST 429 Too Many Requests, asking to come back in ``retry_after_s``."""
+        with self._lock:
+            self.retry_after_s = retry_after_s
+
+    def take_rate_limit(self) -> int | None:
+        with self._lock:
+            retry_after_s, self.retry_after_s = self.retry_after_s, None
+            return retry_after_s
+
     def header_values(self, name: str) -> list[str]:
         """The values ``name`` had on the requests that carried it."""
         with self._lock:
@@ -53,9 +65,13 @@ class _McpHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _reply(self, status: int, payload: dict[str, Any] | None = None) -> None:
+    def _reply(
+        self, status: int, payload: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload).encode() if payload is not None else b""
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if payload is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -76,10 +92,14 @@ class _McpHandler(BaseHTTPRequestHandler):
     def _refused(self) -> bool:
         headers = self._headers()
         required = self.server_state.required_headers
-        if all(headers.get(name.lower()) == value for name, value in required.items()):
-            return False
-        self._reply(401, {"error": "invalid credentials"})
-        return True
+        if not all(headers.get(name.lower()) == value for name, value in required.items()):
+            self._reply(401, {"error": "invalid credentials"})
+            return True
+        retry_after_s = self.server_state.take_rate_limit()
+        if retry_after_s is not None:
+            self._reply(429, {"error": "too many requests"}, {"Retry-After": str(retry_after_s)})
+            return True
+        return False
 
     def do_POST(self) -> None:
         self.server_state.record("POST", self._headers())
