@@ -9,6 +9,7 @@ import pytest
 from session_core import SessionKey, StorageError
 from sqs_consumer import (
     MAX_REQUEUES,
+    MODEL_WAIT_MAX_S,
     REQUEUES_ATTRIBUTE,
     AttachmentTooLargeError,
     DeferredError,
@@ -148,6 +149,18 @@ def test_telegrams_retry_after_outlasts_the_backoff() -> None:
     record = SqsRecord.from_event(raw("m", receives=1))
     assert policy(RecordingSqs()).retry_delay(record, retry_after=95.5) == 96
     assert policy(RecordingSqs()).retry_delay(record, retry_after=2) == 10
+
+
+def test_a_models_long_retry_after_puts_the_message_off_at_most_a_quarter_hour() -> None:
+    """A model gateway may ask to wait hours: the chat's queue would hold every later message
+    (/new and /help included) that long, and the user read "about 720 minutes". Waits past a
+    quarter hour are cut to it; the retry may be asked to wait again, within the receives."""
+    record = SqsRecord.from_event(raw("m", receives=1))
+    for asked, waited in ((120, 120), (43_200, MODEL_WAIT_MAX_S)):
+        failure = classify(TurnFailedError("model_error", None, retryable=True, retry_after=asked))
+        assert failure.model_busy
+        assert policy(RecordingSqs()).retry_delay(record, failure.retry_after) == waited
+    assert MODEL_WAIT_MAX_S == 900
 
 
 def test_a_deferrable_record_is_copied_until_the_limit_then_left_to_the_dead_letter() -> None:

@@ -17,7 +17,15 @@ from ._errors import (
     RuntimeInvokeError,
     TurnFailedError,
 )
-from ._failures import MAX_REQUEUES, Failure, FailurePolicy, SqsClient, classify, retry_delay_s
+from ._failures import (
+    MAX_REQUEUES,
+    MODEL_WAIT_MAX_S,
+    Failure,
+    FailurePolicy,
+    SqsClient,
+    classify,
+    retry_delay_s,
+)
 from ._money import usd
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus, RecordOutcome, RecordStatus
@@ -65,6 +73,7 @@ __all__ = [
     "MAX_REQUEUES",
     "MAX_VOICE_SECONDS",
     "MISCONFIGURED_NOTICE",
+    "MODEL_WAIT_MAX_S",
     "REQUEUES_ATTRIBUTE",
     "RUNTIME_MAX_TIMEOUT_S",
     "TELEGRAM_MESSAGE_LIMIT",

@@ -30,6 +30,9 @@ log = get_logger(__name__)
 
 RETRY_MAX_DELAY_S = 300
 _MAX_VISIBILITY_S = 43_200  # SQS's limit for ChangeMessageVisibility
+# The longest a model's "retry after" puts a message off: the chat's queue waits behind it
+# (its /new and /help too), and a gateway may ask for hours; the retry may be told to wait again.
+MODEL_WAIT_MAX_S = 900
 # Copies a deferrable record may make of itself on its last receive before it is dead-lettered.
 MAX_REQUEUES = 5
 
@@ -81,7 +84,9 @@ def classify(exc: Exception) -> Failure:
             detail=str(exc),
             retryable=exc.retryable,
             deferrable=exc.retryable and exc.deferrable,
-            retry_after=exc.retry_after,
+            retry_after=min(exc.retry_after, MODEL_WAIT_MAX_S)
+            if isinstance(exc, TurnFailedError) and exc.retry_after is not None
+            else exc.retry_after,
             user_message=exc.user_message if isinstance(exc, TurnFailedError) else None,
             chat_unreachable=exc.chat_unreachable,
             token_refused=exc.token_refused,
