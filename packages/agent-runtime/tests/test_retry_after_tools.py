@@ -246,3 +246,102 @@ def test_the_note_outlives_a_next_message_that_failed_too(
     assert message == "hello again"
     assert UNFINISHED in note and APPEND in note
     assert "did it work?" not in _sent(model_server)
+
+
+# -- a chat's first turn: no session was recorded before it --------------------------------------
+
+
+def test_a_first_turn_retried_after_its_tool_ran_does_not_run_the_tool_again(
+    make_runtime, model, model_server, turn_request, sessions_root, aws
+) -> None:
+    """No answer of the chat was recorded yet, so no session either: the retry began a new
+    conversation and ran the tool again."""
+    model.fail_after_tool = True
+    failed = make_runtime().run_turn(turn_request("please append", turn_id=1))
+    assert failed.error_kind == "model_error" and failed.retryable and failed.tools_ran, failed
+    calls_before = len(model_server.model_calls)
+
+    retried = make_runtime().run_turn(turn_request("please append", turn_id=1))
+
+    assert retried.ok and retried.text.startswith("DONE"), retried
+    assert _ledger(sessions_root) == ["appended"]  # the tool ran once
+    assert len(model_server.model_calls) == calls_before + 1  # straight to the answer
+    sent = _sent(model_server)
+    assert sent.count(APPEND) == 1 and "They already ran and must not be repeated" in sent
+    # The failed run is counted once, the retry's own call once.
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    session = registry.get_session(SessionKey.parse(KEY))
+    assert session is not None and session.turns == 1
+    assert session.cost_usd == pytest.approx(failed.cost_usd + retried.cost_usd)
+    assert 0 < retried.cost_usd < failed.cost_usd * 1.5  # one call, not the tool's two again
+
+    later = make_runtime().run_turn(turn_request("thanks", turn_id=2))
+    assert later.ok and later.text == "last=thanks", later
+    assert _sent(model_server).count(APPEND) == 1  # the retry's history goes on
+
+
+def test_the_next_message_after_a_first_turn_that_failed_past_its_tool_is_told_once_what_ran(
+    make_runtime, model, model_server, turn_request, sessions_root, aws
+) -> None:
+    """The chat's very first message ran its tool, then failed for good: the next message began
+    a new conversation and the agent was told nothing (asked "did it send?", it had no idea)."""
+    model.fail_after_tool = True
+    failed = make_runtime().run_turn(turn_request("please append", turn_id=1))
+    assert failed.error_kind == "model_error" and failed.tools_ran, failed
+
+    answered = make_runtime().run_turn(turn_request("did it work?", turn_id=2))
+
+    assert answered.ok and not answered.tools_ran, answered
+    note, message = _last_prompt(model_server).split("\n\n")
+    assert message == "did it work?"
+    assert UNFINISHED in note and f'These ran: "Bash" {{"command": "{APPEND}"' in note
+    sent = _sent(model_server)
+    assert "please append" not in sent and sent.count(APPEND) == 1  # left out, named in the note
+    assert _ledger(sessions_root) == ["appended"]
+    # Its failed run is counted once, in the chat's and the conversation's cost.
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    session = registry.get_session(SessionKey.parse(KEY))
+    assert session is not None and session.turns == 1
+    assert session.cost_usd == pytest.approx(failed.cost_usd + answered.cost_usd)
+    assert session.conversation_cost_usd == pytest.approx(session.cost_usd)
+
+    later = make_runtime().run_turn(turn_request("thanks", turn_id=3))
+    assert later.ok and _last_prompt(model_server) == "thanks"  # told once
+    told = [
+        m
+        for m in model_server.model_calls[-1].body["messages"]
+        if m["role"] == "user" and UNFINISHED in json.dumps(m)
+    ]
+    assert len(told) == 1  # in the history, with the message it came with
+
+
+def test_a_first_turn_that_failed_past_its_tool_is_still_told_after_a_next_message_that_failed_too(
+    make_runtime, model, model_server, turn_request
+) -> None:
+    model.fail_after_tool = True
+    assert make_runtime().run_turn(turn_request("please append", turn_id=1)).tools_ran
+    model_server.inject(OVERLOADED)
+    assert make_runtime().run_turn(turn_request("did it work?", turn_id=2)).error_kind == "model_error"
+
+    assert make_runtime().run_turn(turn_request("hello again", turn_id=3)).ok
+
+    note, message = _last_prompt(model_server).split("\n\n")
+    assert message == "hello again"
+    assert UNFINISHED in note and APPEND in note
+    assert "did it work?" not in _sent(model_server) and "please append" not in _sent(model_server)
+
+
+def test_the_next_message_after_a_first_turn_stopped_by_its_cost_cap_at_a_tool_call_is_told_of_it(
+    make_runtime, model, model_server, turn_request
+) -> None:
+    """The cap stopped the run at the agent's tool call, before it wrote a word: nothing to
+    record, and the next message began a new conversation untold of the call."""
+    capped = make_runtime().run_turn(turn_request("please append", turn_id=1, max_cost_usd=0.000001))
+    assert capped.error_reason == "max_budget" and capped.tools_ran, capped
+
+    assert make_runtime().run_turn(turn_request("did it work?", turn_id=2)).ok
+
+    note, message = _last_prompt(model_server).split("\n\n")
+    assert message == "did it work?"
+    assert UNFINISHED in note and "may or may not have run" in note and APPEND in note
+    assert "please append" not in _sent(model_server)

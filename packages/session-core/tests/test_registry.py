@@ -228,6 +228,27 @@ def test_renewal_keeps_the_lease_alive_past_its_first_expiry(
     complete(registry, renewed, result(1))
 
 
+def test_an_unfinished_first_turn_names_its_session_only_while_its_lease_holds(
+    registry: SessionRegistry, clock: FakeClock
+) -> None:
+    """A first turn ended unsaved after its tools ran: its session is the chat's (the next
+    turn finds its tool work there), the head and the turn count stay; a run whose lease
+    was taken over names nothing."""
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    registry.keep_unfinished_session(lease, "sdk-unfinished", session_cost_usd=0.5)
+    record = registry.get_session(KEY)
+    assert record is not None
+    assert (record.sdk_session_id, record.sdk_session_cost_usd) == ("sdk-unfinished", 0.5)
+    assert (record.head_version, record.turns) == (0, 0)
+
+    clock.now += 61
+    taker = registry.acquire_lease(KEY, owner="runtime-b", duration_s=60)
+    with pytest.raises(LeaseLostError):
+        registry.keep_unfinished_session(lease, "sdk-zombie", session_cost_usd=0.1)
+    record = complete(registry, taker, result(1, session_id="sdk-1"))
+    assert (record.sdk_session_id, record.head_version, record.turns) == ("sdk-1", 1, 1)
+
+
 def test_release_lets_the_next_turn_in_and_completing_after_release_fails(
     registry: SessionRegistry,
 ) -> None:
@@ -344,6 +365,10 @@ def test_a_missing_table_is_a_storage_error_naming_operation_and_table(aws: Any)
         ("get_session", lambda: registry.get_session(KEY)),
         ("get_turn_result", lambda: registry.get_turn_result(KEY, 1)),
         ("add_failed_turn_cost", lambda: registry.add_failed_turn_cost(KEY, 0.5)),
+        (
+            "keep_unfinished_session",
+            lambda: registry.keep_unfinished_session(lease, "sdk-1", session_cost_usd=0.0),
+        ),
         ("record_turn", lambda: registry.record_turn(lease, result=result(1))),
         ("renew_lease", lambda: registry.renew_lease(lease, duration_s=1)),
         ("release_lease", lambda: registry.release_lease(lease)),

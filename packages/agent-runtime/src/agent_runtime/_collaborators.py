@@ -60,6 +60,10 @@ class RuntimeRegistry(TurnRecords, Protocol):
         """Count what a run without a saved answer cost."""
         ...
 
+    def keep_unfinished_session(self, lease: Lease, session_id: str, *, session_cost_usd: float) -> None:
+        """Name the SDK session a run began that ended unsaved after its tools ran."""
+        ...
+
 
 class S3Objects(Protocol):
     """The S3 verbs the runtime uses (a boto3 S3 client has them)."""

@@ -93,6 +93,7 @@ from ._turn_state import (
     usage_of,
     with_spend,
 )
+from ._unfinished_session import keep_unfinished_session
 from ._usage_meter import MeteredSpend
 from ._workspace import SessionWorkspace, clear_outbox, session_workspace
 
@@ -120,6 +121,9 @@ class Restored(NamedTuple):
     note: str | None = None
     # A failed attempt of this very turn ran tools: their effects stand, whatever this one does.
     after_tools: bool = False
+    # The turn left out began the transcript (a chat's first, see ``_unfinished_session``):
+    # nothing is left to resume, a new conversation begins (told by ``note``).
+    begin_anew: bool = False
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -253,7 +257,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return start.replay
         holder = LeaseHolder(start.lease)
         try:
-            return await self._leased_turn(key, request, holder, started, deadline, outcome)
+            result = await self._leased_turn(key, request, holder, started, deadline, outcome)
+            await keep_unfinished_session(self.registry, holder, outcome)
+            return result
         finally:
             with contextlib.suppress(SessionCoreError):
                 await asyncio.to_thread(self.ledger.release, holder.lease)
@@ -316,6 +322,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     outcome.new_conversation = True
                     if await self._history_expired(key):
                         plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
+                if restored.begin_anew:
+                    resume, resumed_total = None, 0.0
+                outcome.began_session = resume is None
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
                 outcome.tools_ran |= restored.after_tools
@@ -997,8 +1006,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         ran = tools_ran_after(stored, after)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
-            return Restored(ran.resume_at or point, stored.size, ran.note, after_tools=True)
-        return Restored(point, stored.size, note, after_tools=ran_tools_before(note))
+            return _resumed_at(ran.resume_at or point, stored.size, ran.note, after_tools=True)
+        return _resumed_at(point, stored.size, note, after_tools=ran_tools_before(note))
 
     def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
         """Where a new message resumes after turn ``unfinished``, which ended without an answer
@@ -1024,7 +1033,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
-        return Restored(point, stored.size, note)
+        return _resumed_at(point, stored.size, note)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
@@ -1109,6 +1118,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 return
             except SessionCoreError as exc:  # a storage hiccup: try again next interval
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
+
+
+def _resumed_at(point: str | None, size: int, note: str | None, *, after_tools: bool = False) -> Restored:
+    """Resumed at ``point``, the entry before an unrecorded turn left out; None: nothing came
+    before it (it began the transcript), so a new conversation begins."""
+    return Restored(point, size, note, after_tools, begin_anew=point is None)
 
 
 def _parent(entry: dict[str, Any]) -> str | None:

@@ -71,6 +71,8 @@ class RunOutcome:
     mirror_errors: int = 0
     caught_up_after: int = 0
     spent: bool = False  # the model answered at least once (tokens were paid for)
+    # The run began a new SDK session (it resumed none): only a saved answer names it.
+    began_session: bool = False
     # The agent called a tool in this run, or in a failed attempt this run resumed after.
     tools_ran: bool = False
     recorded: bool = False  # the answer is in the registry: a retry replays it

@@ -1,5 +1,6 @@
 """Turn records: the answer saved for each turn, written with the head advance in one
-transaction (exactly once), and the cost of runs that ended without a saved answer."""
+transaction (exactly once), and the cost (and, for a new one, the SDK session) of runs that
+ended without a saved answer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code
-from ._dynamo_table import DynamoTable, item_float, item_key, item_str, number
+from ._dynamo_table import ConditionFailed, DynamoTable, item_float, item_key, item_str, number
 from ._errors import LeaseLostError, MessageDecodeError, StaleHeadError
 from ._keys import SessionKey
 from ._leases import Lease
@@ -175,6 +176,35 @@ class TurnRecordVerbs:
             ),
             ExpressionAttributeValues=values,
         )
+
+    def keep_unfinished_session(self, lease: Lease, session_id: str, *, session_cost_usd: float) -> None:
+        """Make ``session_id`` the chat's SDK session though the run that began it ended
+        without a saved answer (the head and the turn count stay): its tools ran, and only its
+        transcript tells a retry where to resume and the next message what ran (a chat's first
+        turn has no session before it). ``session_cost_usd`` is the CLI's running total of it.
+        Only while ``lease`` is held and the head has not moved; LeaseLostError if not."""
+        now = self._table.clock()
+        try:
+            self._table.update(
+                "keep_unfinished_session",
+                session_item_pk(lease.session_key),
+                META,
+                UpdateExpression=(
+                    "SET sdk_session_id = :sid, sdk_session_cost_usd = :total,"
+                    " updated_at = :now, expires_at = :ttl"
+                ),
+                ConditionExpression="lease_owner = :owner AND head_version = :head",
+                ExpressionAttributeValues={
+                    ":sid": {"S": session_id},
+                    ":total": number(session_cost_usd),
+                    ":now": number(now),
+                    ":ttl": number(self._table.expires_at(now)),
+                    ":owner": {"S": lease.owner},
+                    ":head": number(lease.head_version),
+                },
+            )
+        except ConditionFailed as exc:
+            raise LeaseLostError(lease.session_key.canonical, lease.owner) from exc
 
 
 def _stored_result(result: TurnResult) -> dict[str, Any]:
