@@ -121,13 +121,16 @@ def test_a_message_retried_after_the_model_failed_past_its_tool_gets_one_answer_
     assert len(replies) == 1 if chat_begins_with_it else 2, replies
 
 
+@pytest.mark.parametrize("chat_begins_with_it", [False, True], ids=["later_message", "first_message"])
 def test_a_message_that_failed_for_good_past_its_tool_says_so_and_the_next_one_is_told_what_ran(
-    stack, tmp_path
+    stack, tmp_path, chat_begins_with_it: bool
 ) -> None:
     """Every try failed after the tool had run: the user read only 'try again in a minute', and
     the next message left the failed one out without a word, so the agent did not know the line
-    was appended (and would append it again when asked once more)."""
-    send(stack, 930, "hello")
+    was appended (and would append it again when asked once more). The chat's first message
+    too: no answer of the chat was recorded, and the next message began a new conversation."""
+    if not chat_begins_with_it:
+        send(stack, 930, "hello")
     overloaded = ModelFault(status=529, error_type="overloaded_error", message="Overloaded")
 
     def overloaded_from_the_tool_on(request: dict[str, Any]) -> Any:
@@ -144,16 +147,17 @@ def test_a_message_that_failed_for_good_past_its_tool_says_so_and_the_next_one_i
 
     [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
     assert ledger.read_text() == "line\n"
-    replies = [m["text"] for m in stack.replies(CHAT)]
-    assert replies[1] == (
+    *_, failed, answered = [m["text"] for m in stack.replies(CHAT)]
+    assert failed == (
         "The AI model did not answer this time (it may be busy). Please try again in a minute. "
         "Some steps I took for it may already have run before it stopped (changed a file, sent "
         "something): ask me which before you try again."
-    ), replies
+    )
     note, message = last_user_text(stack.model.model_calls[-1].body).split("\n\n")
     assert message == "did it go through?"
     assert 'These ran: "Bash" {"command": "echo line >> ledger.txt"' in note, note
-    assert replies[2].startswith("turns=2 last=(From the bot, not the user:"), replies
+    turns = 1 if chat_begins_with_it else 2
+    assert answered.startswith(f"turns={turns} last=(From the bot, not the user:"), answered
 
 
 def test_a_conversation_that_fills_up_past_a_tool_says_the_steps_may_have_run(stack, tmp_path) -> None:
@@ -175,35 +179,6 @@ def test_a_conversation_that_fills_up_past_a_tool_says_the_steps_may_have_run(st
     replies = [m["text"] for m in stack.replies(CHAT)]
     assert replies[1].startswith("This conversation has grown too long for the AI model"), replies
     assert "may already have run before it stopped" in replies[1], replies
-
-
-def test_a_chats_first_message_that_failed_for_good_past_its_tool_says_so_and_the_next_one_is_told(
-    stack, tmp_path
-) -> None:
-    """No answer of the chat was recorded yet: the next message began a new conversation, and
-    the agent asked "did it go through?" knew nothing of the line it had appended."""
-    overloaded = ModelFault(status=529, error_type="overloaded_error", message="Overloaded")
-
-    def overloaded_from_the_tool_on(request: dict[str, Any]) -> Any:
-        reply = responder(request)
-        if isinstance(reply, list):
-            stack.model.inject(overloaded, times=100)  # every call after the tool ran, every retry's
-        return reply
-
-    stack.model.responder = overloaded_from_the_tool_on
-    send(stack, 940, "please append")
-    stack.model.clear_faults()
-    stack.model.responder = responder
-    send(stack, 941, "did it go through?")
-
-    [ledger] = (tmp_path / "sessions").rglob("ledger.txt")
-    assert ledger.read_text() == "line\n"
-    replies = [m["text"] for m in stack.replies(CHAT)]
-    assert "Some steps I took for it may already have run" in replies[0], replies
-    note, message = last_user_text(stack.model.model_calls[-1].body).split("\n\n")
-    assert message == "did it go through?"
-    assert 'These ran: "Bash" {"command": "echo line >> ledger.txt"' in note, note
-    assert replies[1].startswith("turns=1 last=(From the bot, not the user:"), replies
 
 
 def test_a_message_written_as_the_bots_note_is_not_carried_to_the_next_message_as_the_bots(stack) -> None:
