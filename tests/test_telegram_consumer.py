@@ -92,23 +92,19 @@ def test_ten_thousand_character_answer_is_split_into_valid_html_messages(stack) 
     assert squash(visible) == squash(expected)
 
 
-def test_an_answer_with_quotes_lists_tasks_code_rules_badges_and_titled_links_arrives_formatted(
-    stack,
-) -> None:
-    # The stub answers "Answer to: <the message>": the message is the answer's Markdown.
-    markdown = (
+# Each: the answer's Markdown (the stub answers "Answer to: <the message>"), and the HTML that
+# reaches Telegram. Models write quotes holding lists and code, rules, badges, titled links and
+# task lists; and <br>, &nbsp;, <sub>, <kbd>, bold over lines and bold in headings, which the
+# chat showed as markup (or got as <b> inside <b>).
+_FORMATTED_ANSWERS = {
+    "quotes_lists_tasks_code_rules_badges_links": (
         "this\n\n"
         "Overview\n========\n\n"
         "> Steps:\n> - open `a_b`\n> ```sh\n> make <all>\n> ```\n> **Note:** done\nwhen it builds.\n\n"
         "***\n\n"
         '[the docs](https://docs.example/x_y "Docs") at example.com/_next/_app_.js, ![chart](https://c.example/p.png)\n'
         "[![Build](https://img.example/b.svg)](https://ci.example/job/1)\n\n"
-        "- [x] built\n- [ ] deployed"
-    )
-    stack.post(update(106, text=markdown))
-    stack.drain(stack.consumer())
-    [reply] = stack.replies(CHAT)
-    assert reply["_params"]["text"] == (
+        "- [x] built\n- [ ] deployed",
         "Answer to: this\n\n"
         "<b>Overview</b>\n\n"
         "<blockquote>Steps:\n• open <code>a_b</code></blockquote>\n"
@@ -118,32 +114,30 @@ def test_an_answer_with_quotes_lists_tasks_code_rules_badges_and_titled_links_ar
         '<a href="https://docs.example/x_y">the docs</a> at example.com/_next/_app_.js, '
         '<a href="https://c.example/p.png">chart</a>\n'
         '<a href="https://ci.example/job/1">Build</a>\n\n'
-        "☑ built\n☐ deployed"
-    )
-    assert reply["_params"]["parse_mode"] == "HTML"  # Telegram took it as HTML, not the plain fallback
-
-
-def test_an_answer_with_html_bits_wrapped_bold_and_a_bold_heading_arrives_formatted(stack) -> None:
-    # Models write <br>, &nbsp;, <sub> and <kbd> in Markdown, wrap bold over lines and put bold
-    # in headings: the chat showed them as markup, or got <b> inside <b>.
-    markdown = (
+        "☑ built\n☐ deployed",
+    ),
+    "html_bits_wrapped_bold_bold_heading": (
         "this\n\n"
         "## Plan with **bold**\n\n"
         "**a step that\n   wraps** and&nbsp;more<br>next\\\nline\n\n"
         "| Key | Notes |\n|---|---|\n| a | one<br>two |\n\n"
-        "H<sub>2</sub>O, <kbd>Ctrl</kbd>"
-    )
-    stack.post(update(107, text=markdown))
-    stack.drain(stack.consumer())
-    [reply] = stack.replies(CHAT)
-    assert reply["_params"]["text"] == (
+        "H<sub>2</sub>O, <kbd>Ctrl</kbd>",
         "Answer to: this\n\n"
         "<b>Plan with bold</b>\n\n"
         "<b>a step that\nwraps</b> and\xa0more\nnext\nline\n\n"
         "<pre>Key  Notes\n---  -----\na    one\n     two</pre>\n\n"
-        "H₂O, <code>Ctrl</code>"
-    )
-    assert reply["_params"]["parse_mode"] == "HTML"
+        "H₂O, <code>Ctrl</code>",
+    ),
+}
+
+
+@pytest.mark.parametrize("markdown, html", _FORMATTED_ANSWERS.values(), ids=_FORMATTED_ANSWERS.keys())
+def test_an_answer_written_in_markdown_arrives_formatted(stack, markdown: str, html: str) -> None:
+    stack.post(update(106, text=markdown))
+    stack.drain(stack.consumer())
+    [reply] = stack.replies(CHAT)
+    assert reply["_params"]["text"] == html
+    assert reply["_params"]["parse_mode"] == "HTML"  # Telegram took it as HTML, not the plain fallback
 
 
 def test_chunk_rejected_as_html_is_resent_as_plain_text(stack) -> None:
