@@ -864,6 +864,20 @@ def test_local_checks_name_the_runtimes_settings_agentbot_dev_would_refuse(
     assert "fix: fix or unset it in your shell" in out
 
 
+def test_local_checks_refuse_a_model_silence_no_turn_could_wait_out(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """MODEL_SILENCE_S=99999999999 passed every check, and then every model call of every turn
+    failed (the proxy cannot wait that long on a socket): each message ended in "the model did
+    not answer" after its retries. No turn runs longer than Lambda's 15 minutes."""
+    clean_env.setenv("MODEL_SILENCE_S", "99999999999")
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "MODEL_SILENCE_S: must be <= 900, got 99999999999" in out.split("FAIL  shell settings", 1)[1], out
+
+
 def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
     telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent_runtime import ClaudeConfigError, ClaudeConfigErrors
+import pytest
+from agent_runtime import ClaudeConfigError, ClaudeConfigErrors, load_settings
 from agent_runtime._config_report import report_config_error
-from session_core import configure_logging
+from session_core import ConfigError, configure_logging
 
 
 def test_each_claude_config_problem_is_a_log_line_and_the_metric_counts_once(capsys: Any) -> None:
@@ -28,3 +29,25 @@ def test_each_claude_config_problem_is_a_log_line_and_the_metric_counts_once(cap
         ("/cfg/approvals.json: require_approval[2].tool", "'Edti' matches no tool"),
     ]
     assert [line.get("ConfigurationErrors") for line in logged if "_aws" in line] == [1]
+
+
+def test_a_model_silence_longer_than_any_turn_is_reported_naming_the_setting(capsys: Any) -> None:
+    """A MODEL_SILENCE_S the proxy cannot wait (a socket timeout past what the OS takes) failed
+    every model call of every turn instead of the container's start."""
+    configure_logging(json_lines=True)
+    environ = {
+        "SESSIONS_TABLE": "t",
+        "SESSIONS_BUCKET": "b",
+        "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key",
+        "MODEL_SILENCE_S": "99999999999",
+    }
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ)
+    report_config_error(refused.value, tenant="default")
+
+    out, err = capsys.readouterr()
+    logged = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+    fixes = [(line["fix"], line["reason"]) for line in logged if line.get("event") == "config.invalid"]
+    assert fixes == [("MODEL_SILENCE_S", "must be <= 900, got 99999999999")]
+    assert load_settings({**environ, "MODEL_SILENCE_S": "900"}).model_silence_s == 900

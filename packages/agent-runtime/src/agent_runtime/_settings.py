@@ -22,6 +22,10 @@ DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 # a host name with '_' (a Compose service) or an IPv6 address in brackets, as the CLI takes them.
 _BASE_URL_SHAPE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/\S*)?")
 
+# No turn runs longer than a Lambda may (15 minutes): a longer silence could never be waited
+# out, and one past what a socket's timeout takes would fail every model call.
+LONGEST_TURN_S = 900
+
 Backend = Literal["anthropic", "bedrock"]
 SweepScope = Literal["descendants", "uid"]
 
@@ -133,7 +137,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
         model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
-        model_silence_s=env_int("MODEL_SILENCE_S", 90, minimum=1, environ=env),
+        model_silence_s=env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S, environ=env),
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
         memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),

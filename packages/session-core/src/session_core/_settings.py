@@ -32,8 +32,16 @@ def require_env(name: str, environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
-def env_int(name: str, default: int, *, minimum: int = 0, environ: Mapping[str, str] | None = None) -> int:
-    """An integer setting with a default; a malformed value is a ConfigError naming it.
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int = 0,
+    maximum: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """An integer setting with a default; a malformed value, or one outside
+    ``minimum``..``maximum``, is a ConfigError naming it.
 
     Read from ``environ`` when given (a settings loader's own mapping), else ``os.environ``.
     """
@@ -47,6 +55,8 @@ def env_int(name: str, default: int, *, minimum: int = 0, environ: Mapping[str, 
         raise ConfigError(name, f"must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise ConfigError(name, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be <= {maximum}, got {value}")
     return value
 
 
