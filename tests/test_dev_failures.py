@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agentbot.dev_failures import FailureReasons
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "claude-config"
 
 
 def test_reasons_come_from_the_consumers_lines_for_that_update_and_odd_lines_are_skipped(
@@ -95,6 +99,46 @@ def test_a_configuration_error_a_turn_met_says_what_to_fix_once(tmp_path: Path) 
         "ANTHROPIC_API_KEY: the model answered 401: the key or "
         "role is refused (`agentbot doctor` checks it; fix it and start `agentbot dev` again)"
     ]
+
+
+def test_a_refused_key_or_token_is_told_with_dev_s_fix_not_the_deployed_bots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the runtime and the consumer really log when the model refuses the key or Telegram
+    the token: the terminal said "put a new key in the parameter: running containers use it …",
+    a parameter of dev's embedded AWS that the operator cannot reach; in dev the key and token
+    come from the shell, and a new one takes a restart."""
+    from agent_runtime import load_claude_config, load_settings
+    from agent_runtime._config_report import report_config_error
+    from agent_runtime._model_refusal import operator_refusal
+    from session_core import configure_logging
+    from sqs_consumer._config_report import report_bot_token_refused
+
+    configure_logging(json_lines=True)
+    settings = load_settings(
+        {
+            "SESSIONS_TABLE": "agentbot-dev-sessions",
+            "SESSIONS_BUCKET": "agentbot-dev-sessions",
+            "ANTHROPIC_API_KEY_PARAMETER": "/agentbot-dev/anthropic-api-key",
+        }
+    )
+    refusal = operator_refusal(401, "authentication_failed", settings, load_claude_config(REPO_CONFIG))
+    assert refusal is not None
+    report_config_error(refusal, tenant="default")
+    report_bot_token_refused("/agentbot-dev/telegram-bot-token", tenant="default")
+    out, err = capsys.readouterr()
+    log = tmp_path / "functions.log"
+    log.write_text("")
+    reasons = FailureReasons(log)
+    log.write_text("".join(line + "\n" for line in (out + err).splitlines() if line.startswith("{")))
+
+    key, token = reasons.take_warnings()
+
+    assert "ANTHROPIC_API_KEY: the model answered 401: the key or role is refused (" in key, key
+    assert "TELEGRAM_BOT_TOKEN: Telegram refuses the bot token" in token, token
+    for warning in (key, token):
+        assert "parameter" not in warning, warning
+        assert warning.endswith("fix it and start `agentbot dev` again)"), warning
 
 
 def test_a_consumer_setting_is_named_by_the_variable_the_operator_set(tmp_path: Path) -> None:

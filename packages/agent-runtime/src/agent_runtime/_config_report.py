@@ -26,10 +26,13 @@ CONFIG_ERROR_METRIC = CONFIGURATION_ERRORS_METRIC
 
 def report_config_error(exc: BaseException, *, tenant: str) -> None:
     """Log what to fix (setting, or file and field: each one claude-config's check found) and
-    count it in the metric."""
+    count it in the metric. A ``remedy`` (what to do in a deployed bot) has a field of its own:
+    `agentbot dev` shows the reason with its own (the shell's variable, a restart)."""
     for problem in exc.problems if isinstance(exc, ClaudeConfigError) else (exc,):
         where, reason = config_problem(problem)
-        log.error("config.invalid", fix=where, reason=reason, error=type(problem).__name__)
+        remedy = getattr(problem, "remedy", None)
+        said = {"remedy": remedy} if remedy else {}
+        log.error("config.invalid", fix=where, reason=reason, error=type(problem).__name__, **said)
     emit_metric(CONFIG_ERROR_METRIC, 1, unit="Count", tenant=tenant)
 
 

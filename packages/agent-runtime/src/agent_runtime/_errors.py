@@ -54,13 +54,17 @@ class McpSecretMissingError(ClaudeConfigError):
 class ModelBackendError(AgentRuntimeError):
     """Raised at container start when the model backend settings cannot be used
     (no API key parameter, Bedrock role cannot be assumed); names the setting.
-    ``retryable`` only when the cause may pass by itself (STS throttled or unreachable)."""
+    ``retryable`` only when the cause may pass by itself (STS throttled or unreachable);
+    ``remedy``, where the deployed bot's fix is not the obvious one, what to do about it."""
 
-    def __init__(self, setting: str, reason: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, setting: str, reason: str, *, retryable: bool = False, remedy: str | None = None
+    ) -> None:
         super().__init__(f"model backend setting {setting}: {reason}")
         self.setting = setting
         self.reason = reason
         self.retryable = retryable
+        self.remedy = remedy
 
 
 class AttachmentError(AgentRuntimeError):

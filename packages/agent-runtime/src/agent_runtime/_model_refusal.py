@@ -33,13 +33,15 @@ def operator_refusal(
     ``api_error_status``) classified as ``api_error``; None for a failure that may pass."""
     answered = f"the model answered {status}" if status else "the model refused the call"
     if status in KEY_REFUSED:
-        reason = f"{answered}: the key or role is refused"
+        remedy = None
         if settings.backend != "bedrock":  # the proxy reads it again (see session_core.RotatingSecret)
-            reason += (
-                "; put a new key in the parameter: running containers use it from their next"
+            remedy = (
+                "put a new key in the parameter: running containers use it from their next"
                 f" refused call (the parameter is read again at most every {SECRET_REREAD_INTERVAL_S:.0f} s)"
             )
-        return ModelBackendError(refused_credential(settings), reason)
+        return ModelBackendError(
+            refused_credential(settings), f"{answered}: the key or role is refused", remedy=remedy
+        )
     if api_error == _OUT_OF_CREDIT:
         return ModelBackendError(
             refused_credential(settings),
