@@ -518,6 +518,22 @@ def test_the_readme_lists_every_alarm_with_what_to_do() -> None:
     assert rows == names, (sorted(names - rows), sorted(rows - names))
 
 
+def test_the_readme_names_every_alarm_it_prices_and_every_metric_the_dashboard_graphs() -> None:
+    """The fixed costs list each alarm ($0.10 a month) and the dashboard's paragraph each Agentbot
+    metric it graphs: a new alarm or graph (model-silent, ModelSilent) went unmentioned there."""
+    from session_core._metrics import NAMESPACE
+
+    costs = README_TEXT[README_TEXT.index("Fixed monthly costs") :]
+    priced = set(re.findall(r"`<BotName>(-[a-z0-9-]+)`", costs[: costs.index(")")]))
+    names = {alarm["AlarmName"]["Fn::Sub"].removeprefix("${BotName}") for alarm in _alarms().values()}
+    assert priced == names, (sorted(names - priced), sorted(priced - names))
+    dashboard = README_TEXT[README_TEXT.index("**Dashboard**") :].split("\n\n", 1)[0]
+    lines = _dashboard_metrics(_dashboard(daily_budget=True))
+    graphed = {metric for namespace, metric, _ in lines if namespace == NAMESPACE}
+    unnamed = sorted(metric for metric in graphed if f"`{metric}`" not in dashboard)
+    assert unnamed == [], unnamed
+
+
 # ------------------------------------------------------- template <-> provisioning.py
 
 
