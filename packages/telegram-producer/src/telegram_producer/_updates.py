@@ -1,7 +1,8 @@
 """The parts of a Telegram ``Update`` the producer reads, as lenient msgspec Structs.
 
 Unknown fields are ignored (Telegram adds fields often); a field of the wrong type is a
-decode error, which the webhook answers with 400.
+decode error, which the webhook answers with a 200 and drops (``update_unprocessable``:
+Telegram would redeliver anything else for a day, refused each time).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import msgspec
 from ._shared_content import SHARED_KINDS
 
 # The Bot API's documented ranges: identifiers have at most 52 significant bits (safe in a
-# double); chat ids are signed 64-bit. Anything outside is not from Telegram: 400.
+# double); chat ids are signed 64-bit. Anything outside is not from Telegram: dropped, as above.
 _52_BITS = msgspec.Meta(ge=0, lt=2**52)
 Id = Annotated[int, _52_BITS]
 ChatId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
