@@ -342,6 +342,13 @@ class ModelProxy:
         return self.accepts(presented), turn
 
     @property
+    def upstream_origin(self) -> str:
+        """Where the calls go, without the path (a gateway's may carry a token): for logs."""
+        port = f":{self._port}" if self._port is not None else ""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{self._scheme}://{host}{port}"
+
+    @property
     def base_url(self) -> str:
         """The URL the CLI is given as ``ANTHROPIC_BASE_URL``."""
         assert self._httpd is not None, "proxy not started"
@@ -469,7 +476,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return upstream.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, TimeoutError) and self.proxy._metered:
-                self._gave_up_on_silence(turn, answering=False)
+                self._gave_up_on_silence(turn, body, answering=False)
                 refusal = 504, _SILENT
             else:
                 self.log_error("upstream unreachable: %s", type(exc).__name__)
@@ -478,15 +485,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._refuse(*refusal)
             return None
 
-    def _gave_up_on_silence(self, turn: _TurnCalls, *, answering: bool) -> None:
+    def _gave_up_on_silence(self, turn: _TurnCalls, body: bytes | None, *, answering: bool) -> None:
         if turn.ended or not self.proxy._metered:  # cut by the turn's end; or no model's silence
             return
         turn.went_silent()
-        # The operator's clue to a model that accepts calls and never answers.
+        # The operator's clue to a model that accepts calls and never answers: which model, at
+        # which endpoint (scheme, host and port: a gateway's path may carry a token).
         _log.warning(
             "model_proxy.model_silent",
             silent_s=self.proxy._silence_s,
             during="answer" if answering else "before_answer",
+            model=_requested_model(self.path, body),
+            upstream=self.proxy.upstream_origin,
             setting="MODEL_SILENCE_S",
         )
 
@@ -525,7 +535,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 try:
                     chunk = response.read1(65536)
                 except TimeoutError:
-                    self._gave_up_on_silence(turn, answering=True)
+                    self._gave_up_on_silence(turn, body, answering=True)
                     self.close_connection = True
                     return  # as a broken stream: the CLI sees it end without its last chunk
                 except (OSError, http.client.HTTPException):
