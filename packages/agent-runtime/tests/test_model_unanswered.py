@@ -74,11 +74,9 @@ def test_a_model_that_never_answers_ends_the_turn_in_seconds_named_for_the_opera
     ] * 2
     assert all(line["setting"] == "MODEL_SILENCE_S" and line["session_key"] == key for line in silent)
     # The alarm's mail sends the operator to these lines for the model and the endpoint.
-    # (Bedrock names the model in the path, the Messages API in the body.)
+    # (Bedrock names the model in the path, the Messages API in the body; calls may overlap.)
     asked = [call.body.get("model") or call.path for call in model_server.model_calls]
-    assert all(line["model"] and line["model"] in where for line, where in zip(silent, asked, strict=True)), (
-        silent
-    )
+    assert all(line["model"] and any(line["model"] in where for where in asked) for line in silent), silent
     assert {line["upstream"] for line in silent} == {model_server.base_url}, silent
     [turn_line] = [line for line in lines if line["event"] == "turn.model_silent"]
     assert turn_line["silence_s"] == SILENCE_S
