@@ -878,6 +878,21 @@ def test_local_checks_refuse_a_model_silence_no_turn_could_wait_out(
     assert "MODEL_SILENCE_S: must be <= 900, got 99999999999" in out.split("FAIL  shell settings", 1)[1], out
 
 
+def test_local_checks_refuse_a_model_silence_the_clis_own_timeout_would_cut_short(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """With MODEL_TIMEOUT_MS=60000 the CLI gave up on a silent call at 60 s, before the default
+    90 s of silence: the proxy never saw a silent model, each message took the CLI's and the
+    queue's retries (half an hour of "typing…") and the model-silent alarm never fired."""
+    clean_env.setenv("MODEL_TIMEOUT_MS", "60000")
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    failed = out.split("FAIL  shell settings", 1)[1]
+    assert "MODEL_SILENCE_S: 90 s must be shorter than MODEL_TIMEOUT_MS (60000 ms)" in failed, out
+
+
 def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
     telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -50,4 +50,5 @@ def test_a_model_silence_longer_than_any_turn_is_reported_naming_the_setting(cap
     logged = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
     fixes = [(line["fix"], line["reason"]) for line in logged if line.get("event") == "config.invalid"]
     assert fixes == [("MODEL_SILENCE_S", "must be <= 900, got 99999999999")]
-    assert load_settings({**environ, "MODEL_SILENCE_S": "900"}).model_silence_s == 900
+    longest = {**environ, "MODEL_SILENCE_S": "900", "MODEL_TIMEOUT_MS": "901000"}
+    assert load_settings(longest).model_silence_s == 900

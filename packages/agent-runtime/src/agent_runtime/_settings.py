@@ -117,6 +117,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             "ANTHROPIC_BASE_URL",
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)",
         )
+    timeout_ms = env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env)
+    silence_s = env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S, environ=env)
+    if silence_s * 1000 >= timeout_ms:
+        # The CLI would end a silent call first: the proxy never sees the model go silent, and
+        # the CLI's and the queue's retries make it half an hour of "typing…" again.
+        raise ConfigError(
+            "MODEL_SILENCE_S",
+            f"{silence_s} s must be shorter than MODEL_TIMEOUT_MS ({timeout_ms} ms), "
+            "the CLI's own limit on a model call, or a silent model is never noticed",
+        )
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
@@ -136,8 +146,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         session_disk_limit_mb=env_int("SESSION_DISK_LIMIT_MB", 512, minimum=16, environ=env),
         lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
-        model_timeout_ms=env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env),
-        model_silence_s=env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S, environ=env),
+        model_timeout_ms=timeout_ms,
+        model_silence_s=silence_s,
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
         memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),
