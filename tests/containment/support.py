@@ -166,6 +166,8 @@ def bash_responder(request: dict[str, Any]) -> Any:
     text, results = last_user_text(request), tool_results(request)
     if results:
         return f"ran: {results[-1]}"
+    while text.startswith("(From the bot, not the user:") and "\n\n" in text:
+        text = text.split("\n\n", 1)[1]  # a note on an earlier turn, before the message
     if text.startswith("bash: "):
         return [ToolCall(name="Bash", input={"command": text[6:], "description": "sabotage"})]
     return f"answer after {user_turns(request) - 1} earlier turns"
