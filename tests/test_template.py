@@ -937,6 +937,7 @@ _EVENT_METRIC_ALARMS = [
     "ConfigurationErrorAlarm",
     "WebhookErrorsAlarm",
     "ModelSilentAlarm",
+    "UnprocessableUpdatesAlarm",
 ]
 
 
