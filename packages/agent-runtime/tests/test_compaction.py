@@ -37,29 +37,41 @@ class CompactingModel:
     ``fail_after_summary`` set (of a turn's tool work, with ``after_work``), the next calls
     fail with a 500 (the model breaking down right after the compaction). With ``fail_after_tool``
     set, the call after the next tool call fails with a 529, and no call after that tool call
-    reports a full context (the summary made room)."""
+    reports a full context (the summary made room). With ``command_after_summary``, the call
+    after a summary of a turn's work runs that command, and the call after it fails (529)."""
 
     def __init__(self) -> None:
         self.server: ModelServer | None = None
         self.fail_after_summary = False
         self.after_work = False
         self.fail_after_tool = False
+        self.command_after_summary: str | None = None
+        self._work_summarised = False
 
     def __call__(self, request: dict[str, Any]) -> Any:
+        if not _is_compaction(request) and self._work_summarised and self.command_after_summary:
+            self._work_summarised = False
+            self.fail_after_tool = True
+            command, self.command_after_summary = self.command_after_summary, None
+            return self._run_failing_after(command)
         if not _is_compaction(request):
             command = last_user_text(request).splitlines()[-1]
             if command.startswith("bash:") and not tool_results(request):
-                if self.fail_after_tool and self.server is not None:
-                    self.fail_after_tool = False
-                    self.server.usage = ROOMY_CONTEXT
-                    self.server.inject(ModelFault(status=529, error_type="overloaded_error"))
-                return [ToolCall(name="Bash", input={"command": command[5:].strip(), "description": "t"})]
+                return self._run_failing_after(command[5:].strip())
             return flow_responder(request)
         work = "tool_result" in json.dumps(request["messages"])
+        self._work_summarised = work
         if self.fail_after_summary and work == self.after_work and self.server is not None:
             self.fail_after_summary = False
             self.server.inject(ModelFault(status=500))
         return WORK_SUMMARY if work else SUMMARY
+
+    def _run_failing_after(self, command: str) -> list[ToolCall]:
+        if self.fail_after_tool and self.server is not None:
+            self.fail_after_tool = False
+            self.server.usage = ROOMY_CONTEXT
+            self.server.inject(ModelFault(status=529, error_type="overloaded_error"))
+        return [ToolCall(name="Bash", input={"command": command, "description": "t"})]
 
 
 @pytest.fixture
@@ -159,6 +171,30 @@ def test_a_turn_retried_after_its_tool_ran_past_a_compaction_does_not_run_the_to
     sent = json.dumps(model_server.model_calls[-1].body["messages"])
     assert "favourite colour is teal." in sent  # the summary
     assert "They already ran and must not be repeated" in sent
+
+
+def test_the_next_message_after_a_turn_that_failed_past_a_summary_of_its_work_is_told_what_ran(
+    make_runtime, model, model_server, turn_request, sessions_root
+) -> None:
+    """Compacted in the middle of a turn that then failed for good: the next message resumes at
+    the summary of that turn's work, which was not left out as the note said, and the call made
+    before the summary went unnamed (with none after it, nothing was said at all)."""
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    model.command_after_summary = "echo second >> ledger.txt"
+    failed = make_runtime().run_turn(turn_request("bash: echo first >> ledger.txt", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.tools_ran, failed
+
+    answered = make_runtime().run_turn(turn_request("did it work?", turn_id=3))
+
+    assert answered.ok, answered
+    # The CLI sends the summary and the message in one user message.
+    note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")[-2:]
+    assert message == "did it work?"
+    assert "never reached the user" in note and "the summary above" in note
+    assert "left out above" not in note
+    assert '"echo first >> ledger.txt"' in note and '"echo second >> ledger.txt"' in note
+    ledger = Path(workspace_paths(sessions_root, SessionKey.parse("default/1001/0")).cwd) / "ledger.txt"
+    assert ledger.read_text() == "first\nsecond\n"
 
 
 def _retried_from_the_summary_as_the_same_message(

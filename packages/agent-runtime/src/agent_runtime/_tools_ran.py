@@ -12,8 +12,11 @@ hidden).
 A turn that ends without an answer and is not retried (retries spent, out of time, its CLI
 crashed) is left out of the conversation by the next message, tools and all: the next
 message is sent after a note naming the calls that ran (and those that may have), once, so
-that the agent does not repeat them unawares and can tell the user. The notes quote every
-call as JSON: what a tool's output led the model to write cannot end a note or forge one."""
+that the agent does not repeat them unawares and can tell the user. When the CLI compacted
+the history in the middle of that turn, the next message resumes at the summary, which covers
+the message and the work before it: the note says so, and names the calls on both sides of it.
+The notes quote every call as JSON: what a tool's output led the model to write cannot end a
+note or forge one."""
 
 from __future__ import annotations
 
@@ -35,9 +38,14 @@ _UNSURE = (
 _SAME = " This is the same message again, not a new one: answer it once.)"
 # The next message after a turn that ended without an answer (see ``unfinished_turn_note``).
 _UNFINISHED_START = (
-    "(From the bot, not the user: your answer to an earlier message broke off and never reached "
-    "the user; that message and your work on it are left out above, but tool calls of it had run"
+    "(From the bot, not the user: your answer to an earlier message broke off and never reached the user; "
 )
+_LEFT_OUT = "that message and your work on it are left out above"
+_SUMMARISED = (
+    "the summary above was written while you were answering it and covers that message and "
+    "your work on it until then; the rest is left out"
+)
+_TOOLS_HAD_RUN = ", but tool calls of it had run."
 _UNFINISHED_RAN = " These ran: {calls}."
 _UNFINISHED_END = (
     " Do not run them again unasked; should the message below ask for the same, first tell the "
@@ -75,15 +83,16 @@ def tools_ran_after(stored: StoredTranscript, following: int) -> ToolsRan | None
     return ToolsRan(work.point, note + _SAME)
 
 
-def unfinished_turn_note(stored: StoredTranscript, following: int) -> str | None:
+def unfinished_turn_note(stored: StoredTranscript, following: int, *, summarised: bool) -> str | None:
     """The note for the next message after a turn that ended without an answer (failed for
     good, timed out, its CLI crashed) and that the next message leaves out: the tool calls it
     made in the last ``following`` lines, that the agent must not repeat unawares (a mail sent
-    twice); None when it made none."""
+    twice); None when it made none. ``summarised``: the next message resumes at a compaction's
+    summary written in the middle of that turn, not before its message."""
     work = _tool_work(stored, following)
     if work is None:
         return None
-    note = _UNFINISHED_START + "."
+    note = _UNFINISHED_START + (_SUMMARISED if summarised else _LEFT_OUT) + _TOOLS_HAD_RUN
     if work.answered:
         note += _UNFINISHED_RAN.format(calls=_listed(work.answered))
     if work.unanswered:

@@ -1027,9 +1027,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             after="compaction" if summary is not None else None,
             dropped=after + 1,
         )
+        # A summary written after its first tool call covers its message and work until then:
+        # the note says so, and names the calls made before it as well.
+        summarised = summary is not None and summary.covers_prompt
+        ran = unfinished_turn_note(stored, following, summarised=summarised)
         # Its first prompt may have carried a note about a turn before it: told again, as
         # that prompt is left out now.
-        notes = [earlier_unfinished_notes(_content(entry)), unfinished_turn_note(stored, after)]
+        notes = [earlier_unfinished_notes(_content(entry)), ran]
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
