@@ -6,6 +6,7 @@ CLI, scripted model server, moto."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from agent_runtime import workspace_paths
+from agentbot_testing import KILL_CLI
 from local_stack import ModelFault, ModelServer, ToolCall, last_user_text, tool_results
 from session_core import SessionKey, SessionRegistry
 
@@ -28,16 +30,21 @@ OVERLOADED = ModelFault(status=529, error_type="overloaded_error", message="Over
 class AppendingModel:
     """Asked to "append", the agent appends a line to ledger.txt with Bash (``command``), then
     answers. With ``fail_after_tool`` set, the call that carries the tool's result fails
-    (529) once: the model overloaded just after the tool ran."""
+    (529) once: the model overloaded just after the tool ran. With ``crash_after_tool`` set,
+    the agent answers that result once with a call that kills its own CLI."""
 
     def __init__(self) -> None:
         self.server: ModelServer | None = None
         self.fail_after_tool = False
+        self.crash_after_tool = False
         self.command = APPEND
         self.tool = "Bash"
 
     def __call__(self, request: dict[str, Any]) -> Any:
         results = tool_results(request)
+        if results and self.crash_after_tool:
+            self.crash_after_tool = False
+            return [ToolCall(name="Bash", input={"command": f"python3 -c {shlex.quote(KILL_CLI)}"})]
         if results:
             return f"DONE: {results[-1]}"
         if last_user_text(request).endswith("append"):
@@ -313,6 +320,32 @@ def test_the_next_message_after_a_first_turn_that_failed_past_its_tool_is_told_o
         if m["role"] == "user" and UNFINISHED in json.dumps(m)
     ]
     assert len(told) == 1  # in the history, with the message it came with
+
+
+@pytest.mark.parametrize("then", ["the same message again", "the next message"])
+def test_a_first_turn_whose_cli_crashed_past_its_tool_runs_it_once_and_is_told(
+    make_runtime, model, model_server, turn_request, sessions_root, then
+) -> None:
+    """The chat's very first message ran its tool, then the CLI died before the agent wrote a
+    word: the same message again resumes after the tool, and the next message is told."""
+    model.crash_after_tool = True
+    crashed = make_runtime().run_turn(turn_request("please append", turn_id=1))
+    assert not crashed.ok and crashed.tools_ran, crashed
+    assert _ledger(sessions_root) == ["appended"]
+
+    if then == "the same message again":
+        retried = make_runtime().run_turn(turn_request("please append", turn_id=1))
+        assert retried.ok and retried.text.startswith("DONE"), retried
+        sent = _sent(model_server)
+        assert sent.count(APPEND) == 1 and "They already ran and must not be repeated" in sent
+    else:
+        answered = make_runtime().run_turn(turn_request("did it work?", turn_id=2))
+        assert answered.ok, answered
+        note, message = _last_prompt(model_server).split("\n\n")
+        assert message == "did it work?"
+        assert UNFINISHED in note and f'These ran: "Bash" {{"command": "{APPEND}"' in note
+        assert "please append" not in _sent(model_server)
+    assert _ledger(sessions_root) == ["appended"]  # the tool ran once
 
 
 def test_a_first_turn_that_failed_past_its_tool_is_still_told_after_a_next_message_that_failed_too(
