@@ -42,6 +42,36 @@ def test_status_after_the_history_expired_says_the_next_message_starts_a_new_con
     assert "<b>This chat in total</b>: 1 turn, $0.2500" in expired
 
 
+def test_status_after_a_first_message_that_broke_off_past_its_tools_names_no_session(aws: Any) -> None:
+    """The chat's first message ran a tool and never got an answer: the registry names its
+    session so that a retry resumes after the tool, but the next message starts the
+    conversation in a new one. /status showed the broken-off session as the conversation's,
+    and its id changed with the next answer though nobody sent /new."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    registry.keep_unfinished_session(lease, "sdk-broken-off", session_cost_usd=0.05)
+    registry.add_failed_turn_cost(KEY, 0.05)
+    registry.release_lease(lease)
+
+    status = _command_days_later("status", KEY, registry, tables, now)
+
+    assert "sdk-broken-off" not in status
+    assert "<b>Session</b>: <code>none yet (next message starts one)</code>" in status
+    assert "<b>This conversation</b> (since /new): 0 turns, $0.0500" in status
+
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    answer = TurnResult(
+        version=TURN_VERSION, session_key=KEY.canonical, turn_id=2, session_id="sdk-next", cost_usd=0.25
+    )
+    registry.record_turn(lease, result=answer)
+    registry.release_lease(lease)
+    answered = _command_days_later("status", KEY, registry, tables, now)
+    assert "<b>Session</b>: <code>sdk-next</code>" in answered
+    assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in answered
+
+
 def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is_kept(aws: Any) -> None:
     """/new in a chat quiet for SessionTtlDays said the previous conversation "is kept for 25
     days", though it had expired (and /status said so): it just starts a fresh one."""

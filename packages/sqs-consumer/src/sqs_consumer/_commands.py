@@ -162,7 +162,11 @@ def run_command(
             "your next message starts a new one\n"
         )
     else:
-        session = escape_html(record.sdk_session_id or "none yet (next message starts one)")
+        # A session with no answered turn holds only a first message that broke off after its
+        # tools ran (kept so that its retry does not run them again): the next message starts
+        # the conversation, in a session of its own.
+        begun = record.sdk_session_id if record.conversation_turns else None
+        session = escape_html(begun or "none yet (next message starts one)")
         conversation = (
             f"<b>Session</b>: <code>{session}</code>\n"
             f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
