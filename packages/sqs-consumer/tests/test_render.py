@@ -435,6 +435,12 @@ def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
         "<kbd>a ",
         "<sup>a ",
         "<!--a ",
+        '<a href="https://x.example">a ',
+        "<a href=",
+        "<img a ",
+        "<p a",
+        "<p> ",
+        "  <b>",
     ],
 )
 def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
@@ -906,3 +912,195 @@ def test_html_the_model_writes_reads_as_text_would(markdown, expected) -> None:
     out = markdown_to_html(markdown)
     assert out == expected
     assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("- **bold that\n  wraps** here\n- next", "• <b>bold that\n  wraps</b> here\n• next"),
+        (
+            "1. an *italic\n   phrase* and ~~struck\n   out~~",
+            "1. an <i>italic\n   phrase</i> and <s>struck\n   out</s>",
+        ),
+        ("- [ ] **write\n  tests**", "☐ <b>write\n  tests</b>"),
+        ("- **a lazy\nline** here", "• <b>a lazy\nline</b> here"),
+        ("> - **quoted\n>   item**", "<blockquote>• <b>quoted\n  item</b></blockquote>"),
+        ("- **a\n- b**", "• **a\n• b**"),  # two items: no bold runs from one into the next
+        ("- **a *b** c*\n  **d** e", "• **a *b** c*\n  <b>d</b> e"),  # crossed: that line alone
+        ("- one\\\n  two **x\n  y**", "• one\n  two <b>x\n  y</b>"),
+    ],
+    ids=["bullet", "ordered", "task", "lazy-line", "in-quote", "two-items", "crossed-line", "hard-break"],
+)
+def test_emphasis_may_span_the_lines_of_one_list_item(markdown, expected) -> None:
+    # A model wraps a long bullet; its **…** showed as raw asterisks on both lines.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+def test_a_table_cells_lines_keep_their_code_their_link_and_no_asterisks() -> None:
+    markdown = (
+        "| Step | How |\n|---|---|\n"
+        "| Setup | **`uv sync`<br>`uv run`** |\n"
+        "| Docs | [**the<br>guide**](https://a.example/g) |\n"
+        "| Note | **Linux:<br>** apt |"
+    )
+    assert markdown_to_html(markdown) == (
+        "<pre>Step   How\n"
+        "-----  ---------------------------\n"
+        "Setup  uv sync\n"
+        "       uv run\n"
+        "\n"
+        "Docs   the\n"
+        "       guide (https://a.example/g)\n"
+        "\n"
+        "Note   Linux:\n"
+        "       apt</pre>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            'See <a href="https://x.example/a_b?q=1&amp;r=2">the *docs*</a>.',
+            'See <a href="https://x.example/a_b?q=1&amp;r=2">the <i>docs</i></a>.',
+        ),
+        ("<a href='tg://user?id=42' target=_blank>Alice</a>", '<a href="tg://user?id=42">Alice</a>'),
+        ("<A HREF=https://x.example/>site</A>", '<a href="https://x.example/">site</a>'),
+        ('<a href="javascript:alert(1)">click</a> me', "click me"),
+        ('<a href="data:text/html;base64,PGI+">open</a>', "open"),
+        ('<a href="/docs/intro">the intro</a>', "the intro"),
+        (
+            '<img src="https://x.example/c.png" alt="a chart">',
+            '<a href="https://x.example/c.png">a chart</a>',
+        ),
+        ('<img alt="logo" src="https://x.example/l.png" />', '<a href="https://x.example/l.png">logo</a>'),
+        (
+            '<img src="https://x.example/c_1_.png">',
+            '<a href="https://x.example/c_1_.png">https://x.example/c_1_.png</a>',
+        ),
+        ('<img src="data:image/png;base64,AAAA" alt="a chart">', "a chart"),
+        (
+            '<a href="https://ci.example/1"><img src="https://x.example/b.svg" alt="Build"></a>',
+            '<a href="https://ci.example/1">Build</a>',
+        ),
+        (
+            '[<a href="https://a.example">inner</a>](https://b.example)',
+            '<a href="https://b.example">inner</a>',
+        ),
+        ("<p>One.</p><p>Two <b>bold</b>.</p>", "One.\n\nTwo <b>bold</b>."),
+        ('<p align="center">\nCentered\n</p>\n<p>Next</p>', "Centered\n\nNext"),
+        ("Before\n<p>After</p>", "Before\n\nAfter"),
+        ("> <p>a</p><p>b</p>", "<blockquote>a\n\nb</blockquote>"),
+        (
+            'Use `<p>` and `<a href="https://x.example">`, not <pre> nor <param>',
+            'Use <code>&lt;p&gt;</code> and <code>&lt;a href="https://x.example"&gt;</code>, '
+            "not &lt;pre&gt; nor &lt;param&gt;",
+        ),
+    ],
+    ids=[
+        "link",
+        "tg-link",
+        "unquoted",
+        "javascript",
+        "data",
+        "relative",
+        "image",
+        "image-alt-first",
+        "image-without-alt",
+        "data-image",
+        "image-in-link",
+        "link-in-link",
+        "paragraphs",
+        "paragraphs-on-lines",
+        "paragraph-after-text",
+        "paragraphs-in-quote",
+        "code-and-other-tags",
+    ],
+)
+def test_links_images_and_paragraphs_the_model_writes_in_html_read_as_meant(markdown, expected) -> None:
+    # They showed as escaped markup; only an address Telegram opens becomes a link.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("<u><s><i><b>deep</b></i></s></u>", "<u><s><i><b>deep</b></i></s></u>"),
+        (
+            '<a href="https://x.example"><del><em>pre <ins><strong>five</strong></ins> post</em></del></a>',
+            '<a href="https://x.example"><s><i>pre <u><b>five</b></u> post</i></s></a>',
+        ),
+        (
+            "[~~*<u>__bold__</u> in it*~~](https://x.example)",
+            '<a href="https://x.example"><s><i><u><b>bold</b></u> in it</i></s></a>',
+        ),
+        ("# <u><s><i><b>x</b></i></s></u>", "<b><u><s><i>x</i></s></u></b>"),  # no bold in bold
+        (
+            "<b><i><s><u>x</b></i></s></u>",
+            "&lt;b&gt;&lt;i&gt;&lt;s&gt;&lt;u&gt;x&lt;/b&gt;&lt;/i&gt;&lt;/s&gt;&lt;/u&gt;",
+        ),
+    ],
+    ids=["html", "html-in-link", "mixed-in-link", "in-heading", "crossed"],
+)
+def test_styles_nested_deeper_than_three_are_all_shown_as_valid_html(markdown, expected) -> None:
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+    for chunk in render_reply(markdown, 24):  # split, each part closes and reopens them in order
+        assert_valid(chunk)
+
+
+_STYLE_WRAPPERS = [
+    ("<b>", "</b>"),
+    ("<strong>", "</strong>"),
+    ("<i>", "</i>"),
+    ("<em>", "</em>"),
+    ("<u>", "</u>"),
+    ("<ins>", "</ins>"),
+    ("<s>", "</s>"),
+    ("<del>", "</del>"),
+    ("**", "**"),
+    ("*", "*"),
+    ("~~", "~~"),
+]
+_LINK_WRAPPERS = [("[", "](https://x.example/a_b)"), ('<a href="https://x.example/c">', "</a>")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    # A Markdown marker inside its own (**a **b** c**) stays text, as the renderer decided.
+    styles=st.lists(st.sampled_from(_STYLE_WRAPPERS), min_size=4, max_size=7).filter(
+        lambda styles: all(styles.count(marker) <= 1 for marker in _STYLE_WRAPPERS[-3:])
+    ),
+    link=st.sampled_from([None, *_LINK_WRAPPERS]),
+    link_at=st.integers(0, 7),
+    padded=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_styles_nested_deep_show_their_text_without_markup_in_valid_html(
+    styles, link, link_at, padded
+) -> None:
+    wrappers = [*styles]
+    if link is not None:
+        wrappers.insert(min(link_at, len(wrappers)), link)
+    markdown, visible = "word", "word"
+    for (opening, closing), pad in zip(wrappers, padded, strict=False):
+        # Markdown markers side by side (***, ****) read otherwise: words keep them apart.
+        if pad or opening[0] not in "<[":
+            markdown, visible = f"{opening}pre {markdown} post{closing}", f"pre {visible} post"
+        else:
+            markdown = f"{opening}{markdown}{closing}"
+    out = markdown_to_html(markdown)
+    assert_valid(out)
+    assert html_to_plain(out) == visible, out
+    for chunk in render_reply(markdown, 40):
+        assert_valid(chunk)
+
+
+def test_a_code_span_in_a_links_address_puts_no_tag_in_its_href() -> None:
+    # The href held "<code>y</code>": Telegram refuses such a message, which fell back to plain.
+    out = markdown_to_html("[a](https://x.example/`y`)")
+    assert out == '<a href="https://x.example/y">a</a>'

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from session_core import fenced_blocks, shown_characters, utf16_len, within_utf16
 
-from ._inline_html import DETAILS_TAGS_RE, with_literal_html, with_style_tags
+from ._inline_html import DETAILS_TAGS_RE, with_html_links, with_literal_html, with_style_tags
 from ._tables import table_as_text, table_at
 
 TELEGRAM_MESSAGE_LIMIT = 4096
@@ -95,6 +95,9 @@ _TOKEN_RE = re.compile(r"<[^>]*>|&#?[A-Za-z0-9]+;|[^<&]+", re.S)
 _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 _OPENING_TAG_RE = re.compile(r"<[a-z]")
 _LINKED_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
+_LINK_TAG_RE = re.compile(r"</?a\b[^>]*>")
+# The addresses a link the model writes in HTML may lead to: the web's and Telegram's own.
+_LINKABLE_RE = re.compile(r"(?:https?|tg)://", re.I)
 # Telegram nests no entity in one of its kind (a heading's **bold**, **a __b__ c**): the inner
 # one goes, its text stays as styled by the outer.
 _STYLE_RE = re.compile(r"<(/?)([bisu])>")
@@ -195,32 +198,53 @@ def _blocks_to_html(text: str) -> str:
             continue
         item = _BULLET_RE.match(line) or _ORDERED_RE.match(line)
         in_list = bool(item) or (in_list and bool(line.strip()))
-        shown = _shown_list_item(line, item) if item else line
-        if index + 1 < len(source) and source[index + 1].strip():  # the item goes on below
-            shown = _HARD_BREAK_RE.sub(r"\1", shown)
-        lines.append(_inline(shown))
-        index += 1
+        if not in_list:  # a blank line
+            lines.append(line)
+            index += 1
+            continue
+        end = _list_item_end(source, index)
+        marker, first = _shown_list_item(line, item) if item else ("", line)
+        item_lines = [first, *source[index + 1 : end]]
+        if end < len(source) and source[end].strip():  # the list goes on below
+            item_lines[-1] = _HARD_BREAK_RE.sub(r"\1", item_lines[-1])
+        lines.append(marker + _lines_html(item_lines))
+        index = end
     return "\n".join(lines)
 
 
 def _paragraph_html(lines: list[str]) -> str:
-    """A paragraph's lines, matched together so emphasis may span them, their indent gone
-    (CommonMark strips it). Crossed markers keep only their own line as text."""
-    text = "\n".join(line.strip(" \t") for line in lines)
-    whole, crossed = _inline_checked(text)
-    return "\n".join(_inline(line) for line in text.split("\n")) if crossed else whole
+    """A paragraph's lines, their indent gone (CommonMark strips it)."""
+    return _lines_html([line.strip(" \t") for line in lines])
 
 
-def _shown_list_item(line: str, item: re.Match[str]) -> str:
-    """A list item's line with its marker as the chat shows it: a bullet as "•", a task's box
-    as "☐" or "☑" (in place of the bullet, as GitHub shows it)."""
-    marker, text = line[: item.end()], line[item.end() :]
+def _lines_html(lines: list[str]) -> str:
+    """The lines of one paragraph or list item, matched together so emphasis may span them.
+    Crossed markers keep only their own line as text. A backslash ending a line but the last
+    is a line break."""
+    lines = [_HARD_BREAK_RE.sub(r"\1", line) for line in lines[:-1]] + lines[-1:]
+    whole, crossed = _inline_checked("\n".join(lines))
+    return "\n".join(_inline(line) for line in lines) if crossed else whole
+
+
+def _list_item_end(source: list[str], start: int) -> int:
+    """The index after the list item at ``source[start]``: the lines under it that carry on
+    its text (indented or lazy), up to a blank line, a new item or another block."""
+    end = start + 1
+    while end < len(source) and not _starts_block(source[end]) and table_at(source, end) is None:
+        end += 1
+    return end
+
+
+def _shown_list_item(line: str, item: re.Match[str]) -> tuple[str, str]:
+    """A list item's marker as the chat shows it (a bullet as "•", a task's box as "☐" or
+    "☑", in place of the bullet as GitHub shows it), and its text."""
+    bullet = item.re is _BULLET_RE
+    marker, text = f"{item.group(1)}• " if bullet else item.group(), line[item.end() :]
     task = _TASK_RE.match(text)
     if task:
-        text = f"{'☐' if task.group(1) == ' ' else '☑'} {text[task.end() :]}"
-    if item.re is _BULLET_RE:
-        marker = item.group(1) if task else f"{item.group(1)}• "
-    return marker + text
+        box = "☐ " if task.group(1) == " " else "☑ "
+        marker, text = (item.group(1) if bullet else marker) + box, text[task.end() :]
+    return marker, text
 
 
 def _starts_block(line: str) -> bool:
@@ -321,23 +345,23 @@ def _inline_checked(line: str) -> tuple[str, bool]:
         protected.append(html_text)
         return chr(_PLACEHOLDER_BASE + len(protected) - 1)
 
-    def literal(text: str) -> str:
-        text = _ESCAPE_RE.sub(
-            lambda m: "\n" if m.group(1) == "\n" else protect(escape_html(m.group(1))), text
-        )
-        return with_literal_html(text, protect, escape_html)
-
     line = _PLACEHOLDER_RE.sub(lambda m: protect(m.group()), line)
     parts: list[str] = []
     pos = 0
     for start, end, content in _code_spans(line):
-        parts.append(literal(line[pos:start]))
+        parts.append(line[pos:start])
         parts.append(protect(f"<code>{escape_html(_restore(content, protected, plain=True))}</code>"))
         pos = end
-    parts.append(literal(line[pos:]))
+    parts.append(line[pos:])
+    # The rest is matched whole, code spans set aside: a <br> between two of them breaks the line.
+    text = _ESCAPE_RE.sub(
+        lambda m: "\n" if m.group(1) == "\n" else protect(escape_html(m.group(1))), "".join(parts)
+    )
+    text = with_literal_html(text, protect, escape_html)
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
-    text = _LINK_RE.sub(lambda m: protect(_restore(_link(m), protected)), "".join(parts))
+    text = with_html_links(text, lambda address, label: _link_or_text(address, label, protect, protected))
+    text = _LINK_RE.sub(lambda m: protect(_link(m, protected)), text)
     text = _BARE_URL_RE.sub(lambda m: _protect_url(m.group(), protect), text)
     converted = _styles(escape_html(text))
     crossed = not _balanced(converted)
@@ -380,18 +404,32 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
     return _PLACEHOLDER_RE.sub(original, text)
 
 
-def _link(link: re.Match[str]) -> str:
+def _link(link: re.Match[str], protected: list[str]) -> str:
     label, url, autolink = link.groups()
     label = _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
-    address = url or autolink
+    # An autolink's text is its URL, whose _ and * are no markup.
+    return _anchor(url or autolink, "" if autolink else label, protected)
+
+
+def _link_or_text(address: str, label: str, protect: Callable[[str], str], protected: list[str]) -> str:
+    """A link the model wrote in HTML, set aside; to an address Telegram would not open
+    (javascript:, data:, a relative path), its text alone, unlinked."""
+    if _LINKABLE_RE.match(_restore(address, protected, plain=True).strip()):
+        return protect(_anchor(address.strip(), label, protected))
+    return label
+
+
+def _anchor(address: str, label: str, protected: list[str]) -> str:
+    """``<a>`` to ``address`` named by the Markdown ``label`` (both may hold set-aside text).
+    A link that names nothing ([](url), ![](url)) is named by its address, whose _ and * are
+    no markup: Telegram would show it as nothing."""
+    address = _restore(address, protected, plain=True)  # a code span in it is its text
     href = escape_html(address).replace('"', "&quot;")
-    # An autolink's text is its URL, whose _ and * are no markup; so is the text of a link or
-    # an image that names nothing ([](url), ![](url)), which Telegram would show as nothing.
-    bare = autolink or not label.strip()
-    shown = escape_html(address) if bare else _styles(escape_html(label))
+    shown = _styles(escape_html(label)) if label.strip() else escape_html(address)
     if not _balanced(shown):
         shown = escape_html(label)
-    return f'<a href="{href}">{shown}</a>'
+    # Telegram nests no link in a link: one set aside inside this one's text keeps its text.
+    return f'<a href="{href}">{_LINK_TAG_RE.sub("", _restore(shown, protected))}</a>'
 
 
 def _styles(text: str) -> str:
