@@ -199,6 +199,10 @@ def _start_fails(
             "bad runtime setting in the shell",
             "LEASE_DURATION_S: must be >= 3, got 1; fix or unset it in your shell",
         ),
+        (
+            "runtime limit longer than any turn in the shell",
+            "MODEL_TIMEOUT_MS: 3600000 ms must be at most 900000 ms (900 s, the longest a turn runs",
+        ),
         ("key and bedrock both set", "ANTHROPIC_API_KEY and CLAUDE_CODE_USE_BEDROCK are both set: unset"),
         ("http webhook url", "--webhook-url http://tunnel.example/hook: 'http://tunnel.example/hook' is not"),
         ("webhook url without token", "--webhook-url needs TELEGRAM_BOT_TOKEN"),
@@ -248,6 +252,8 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             env = {"ANTHROPIC_API_KEY": "sk-ant-x", "CLAUDE_CODE_USE_BEDROCK": "1"}
         elif case == "bad runtime setting in the shell":
             env = {"LEASE_DURATION_S": "1"}  # checked once AWS is up: after the token's check
+        elif case == "runtime limit longer than any turn in the shell":
+            env = {"MODEL_TIMEOUT_MS": "3600000"}
         elif case == "http webhook url":
             args = ["--webhook-url", "http://tunnel.example/hook"]
         elif case == "webhook url without token":

@@ -893,6 +893,23 @@ def test_local_checks_refuse_a_model_silence_the_clis_own_timeout_would_cut_shor
     assert "MODEL_SILENCE_S: 90 s must be shorter than MODEL_TIMEOUT_MS (60000 ms)" in failed, out
 
 
+def test_local_checks_refuse_a_model_timeout_and_a_lease_longer_than_any_turn(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """MODEL_TIMEOUT_MS and LEASE_DURATION_S of an hour passed every check: the turn's end cut
+    each call first, and a crashed turn's chat waited an hour. No turn outlasts Lambda's 900 s."""
+    clean_env.setenv("MODEL_TIMEOUT_MS", "3600000")
+    clean_env.setenv("LEASE_DURATION_S", "3600")
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    failed = [line for line in out.splitlines() if line.startswith("  FAIL  shell settings")]
+    assert len(failed) == 2, out
+    assert "MODEL_TIMEOUT_MS: 3600000 ms must be at most 900000 ms (900 s, the longest a turn runs" in out
+    assert "LEASE_DURATION_S: 3600 s must be at most 900 s (the longest a turn runs on Lambda)" in out
+
+
 def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
     telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

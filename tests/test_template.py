@@ -248,6 +248,20 @@ def test_timeouts_cannot_produce_a_second_run_of_a_turn() -> None:
     assert consumer.properties["Timeout"] == provisioning.CONSUMER_TIMEOUT_S
 
 
+def test_the_runtime_limits_the_template_sets_are_ones_its_loader_takes() -> None:
+    """LEASE_DURATION_S, MODEL_TIMEOUT_MS and MODEL_SILENCE_S are bounded by the longest turn
+    and by each other: a template value past a bound would fail every cold start."""
+    from agent_runtime import load_settings
+
+    runtime = FUNCTIONS["RuntimeFunction"]
+    limits = ("LEASE_DURATION_S", "MODEL_TIMEOUT_MS", "MODEL_SILENCE_S")
+    set_here = {name: str(runtime.environment[name]) for name in limits}
+    base = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/k"}
+    settings = load_settings({**base, **set_here})
+    assert settings.lease_duration_s == float(set_here["LEASE_DURATION_S"])
+    assert settings.model_timeout_ms == int(set_here["MODEL_TIMEOUT_MS"])
+
+
 def test_consumer_reads_the_fifo_queue_with_partial_batch_responses() -> None:
     event = FUNCTIONS["ConsumerFunction"].properties["Events"]["InboundMessages"]
     assert event["Type"] == "SQS"

@@ -50,5 +50,43 @@ def test_a_model_silence_longer_than_any_turn_is_reported_naming_the_setting(cap
     logged = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
     fixes = [(line["fix"], line["reason"]) for line in logged if line.get("event") == "config.invalid"]
     assert fixes == [("MODEL_SILENCE_S", "must be <= 900, got 99999999999")]
-    longest = {**environ, "MODEL_SILENCE_S": "900", "MODEL_TIMEOUT_MS": "901000"}
-    assert load_settings(longest).model_silence_s == 900
+    longest = {**environ, "MODEL_SILENCE_S": "899", "MODEL_TIMEOUT_MS": "900000"}
+    assert load_settings(longest).model_silence_s == 899
+
+
+@pytest.mark.parametrize(
+    ("setting", "longest", "refused"),
+    [
+        (
+            "MODEL_TIMEOUT_MS",
+            "900000",
+            "900001 ms must be at most 900000 ms (900 s, the longest a turn runs on Lambda): "
+            "a longer limit on a model call is never reached",
+        ),
+        (
+            "LEASE_DURATION_S",
+            "900",
+            "901 s must be at most 900 s (the longest a turn runs on Lambda): a turn that crashes "
+            "holds its chat until its lease ends, longer than any turn could have run",
+        ),
+    ],
+)
+def test_a_limit_no_turn_could_reach_is_reported_naming_the_setting_and_what_it_must_be_below(
+    capsys: Any, setting: str, longest: str, refused: str
+) -> None:
+    """MODEL_TIMEOUT_MS=3600000 started, and the turn's own end cut every call that long; a
+    LEASE_DURATION_S of an hour started too, and a crashed turn's chat then waited an hour."""
+    configure_logging(json_lines=True)
+    environ = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key"}
+    beyond = str(int(longest) + 1)
+
+    with pytest.raises(ConfigError) as too_long:
+        load_settings({**environ, setting: beyond})
+    report_config_error(too_long.value, tenant="default")
+
+    out, err = capsys.readouterr()
+    logged = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+    fixes = [(line["fix"], line["reason"]) for line in logged if line.get("event") == "config.invalid"]
+    assert fixes == [(setting, refused)]
+    taken = load_settings({**environ, setting: longest})
+    assert str(int(getattr(taken, setting.lower()))) == longest  # the longest that can work is taken

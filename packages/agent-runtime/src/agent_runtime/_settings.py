@@ -118,6 +118,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)",
         )
     timeout_ms = env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env)
+    if timeout_ms > LONGEST_TURN_S * 1000:
+        # The turn's own budget (the Lambda's remaining time) ends the call first.
+        raise ConfigError(
+            "MODEL_TIMEOUT_MS",
+            f"{timeout_ms} ms must be at most {LONGEST_TURN_S * 1000} ms ({LONGEST_TURN_S} s, the longest a "
+            "turn runs on Lambda): a longer limit on a model call is never reached",
+        )
+    lease_s = env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)
+    if lease_s > LONGEST_TURN_S:
+        # A running turn renews its lease every third of it; only a crashed turn's lease runs
+        # out, and until it does the chat's next messages wait.
+        raise ConfigError(
+            "LEASE_DURATION_S",
+            f"{lease_s} s must be at most {LONGEST_TURN_S} s (the longest a turn runs on Lambda): "
+            "a turn that crashes holds its chat until its lease ends, longer than any turn could have run",
+        )
     silence_s = env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S, environ=env)
     if silence_s * 1000 >= timeout_ms:
         # The CLI would end a silent call first: the proxy never sees the model go silent, and
@@ -144,7 +160,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         model_invoke_role_arn=opt("MODEL_INVOKE_ROLE_ARN"),
         sessions_root=opt("SESSIONS_ROOT") or DEFAULT_SESSIONS_ROOT,
         session_disk_limit_mb=env_int("SESSION_DISK_LIMIT_MB", 512, minimum=16, environ=env),
-        lease_duration_s=float(env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)),
+        lease_duration_s=float(lease_s),
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
         model_timeout_ms=timeout_ms,
         model_silence_s=silence_s,
