@@ -94,3 +94,26 @@ def test_a_variable_only_the_deployed_runtime_has_passes_and_any_other_fails(con
     assert done.returncode == 1
     field = "mcpServers.agentbot-tools.env.SEARCH_REGION"
     assert f"claude-config/mcp.json: {field}: ${{SEARCH_REGION}} is not set" in done.stderr
+
+
+def test_a_url_made_of_a_deployed_variable_passes_and_one_bad_whatever_its_value_fails(
+    config_dir: Path,
+) -> None:
+    """`"url": "${NAME}"` of a variable the template gives the runtime (here ANTHROPIC_BASE_URL,
+    a URL) is valid at deploy, and the build failed it: "must be an http(s) URL with a host"."""
+
+    def serve_at(url: str):
+        def change(mcp: dict) -> None:
+            mcp["mcpServers"]["gateway"] = {"type": "http", "url": url}
+
+        return change
+
+    for url in ("${ANTHROPIC_BASE_URL}", "${ANTHROPIC_BASE_URL}/mcp"):
+        edit_json(config_dir / "mcp.json", serve_at(url))
+        done = build_check(config_dir)
+        assert done.returncode == 0, (url, done.stderr)
+    for url in ("${ANTHROPIC_BASE_URL} /mcp", "mcp.example.com/${TENANT}"):
+        edit_json(config_dir / "mcp.json", serve_at(url))
+        done = build_check(config_dir)
+        assert done.returncode == 1, (url, done.stdout)
+        assert "claude-config/mcp.json: mcpServers.gateway.url: must be an http(s) URL" in done.stderr, url

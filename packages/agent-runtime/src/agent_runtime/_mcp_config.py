@@ -38,6 +38,13 @@ _NOT_IN_AN_HTTP_SERVER = (
 )
 
 
+# What the image's build check (build_check) gives each variable only the deployed runtime has.
+# A url that starts with one gets its scheme and host at deploy: it is checked with this
+# stand-in for them, so "${MCP_URL}" passes the build and "${MCP_URL} /mcp" does not.
+SET_AT_DEPLOY = "set-at-deploy"
+_DEPLOYED_ORIGIN = f"https://{SET_AT_DEPLOY}.invalid"
+
+
 def _is_credential_header(name: str) -> bool:
     return name.lower() in _CREDENTIAL_HEADERS or is_secret_variable(name.replace("-", "_"))
 
@@ -207,6 +214,8 @@ def _refuse_credentials(spec: Mapping[str, Any], expanded: Mapping[str, Any], fi
 def _check_url(url: str, written: str, file: Path, field: str) -> None:
     """An http(s) URL with a host the CLI can connect to; one it cannot would only fail as each
     turn starts the server. Not the value itself in the error: a URL may carry a token."""
+    if _VAR.match(written) and url.startswith(SET_AT_DEPLOY):
+        url = _DEPLOYED_ORIGIN + url.removeprefix(SET_AT_DEPLOY)
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0

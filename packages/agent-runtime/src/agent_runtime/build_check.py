@@ -19,6 +19,7 @@ from typing import TextIO
 from ._claude_config import ClaudeConfig, default_config_path, load_claude_config
 from ._errors import ClaudeConfigError
 from ._mcp_commands import AS_THIS_PROCESS
+from ._mcp_config import SET_AT_DEPLOY
 
 # Variables the deployed runtime has and the build does not: Lambda's own, and those
 # infra/template.yaml sets (tests/test_template.py keeps this list in step with it). mcp.json's
@@ -58,13 +59,12 @@ DEPLOYED_VARIABLES = frozenset(
         "MODEL_INVOKE_ROLE_ARN",
     }
 )
-_SET_AT_DEPLOY = "set-at-deploy"
 
 
 def check_baked_config(root: Path, environ: Mapping[str, str]) -> ClaudeConfig:
     """Load claude-config at ``root`` as a container of the image will: each command MCP
     server's program must be on this PATH. Raises ClaudeConfigError naming every problem found."""
-    deployed = {name: _SET_AT_DEPLOY for name in DEPLOYED_VARIABLES}
+    deployed = dict.fromkeys(DEPLOYED_VARIABLES, SET_AT_DEPLOY)
     return load_claude_config(root, environ={**deployed, **environ}, programs=AS_THIS_PROCESS)
 
 
