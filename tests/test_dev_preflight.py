@@ -192,6 +192,39 @@ def test_a_key_for_a_model_api_that_cannot_be_reached_stops_the_start() -> None:
     assert "unset ANTHROPIC_API_KEY to use the offline demo model" in line
 
 
+def test_a_key_the_model_refuses_stops_the_start_saying_to_export_a_new_one() -> None:
+    """dev's start reached the API and went on; the first message was answered "the bot is
+    misconfigured" and the terminal told of the key only then. dev now asks what doctor asks."""
+    from local_stack import ModelServer, echo_responder
+
+    revoked = "sk-ant-revoked-DEV-0123456789"
+    with ModelServer(echo_responder) as model:
+        model.accepted_key = "sk-ant-the-current-key"
+        done = _start({"ANTHROPIC_API_KEY": revoked, "ANTHROPIC_BASE_URL": model.base_url})
+        asked = len(model.model_calls)
+    line = _one_failure_line(done)
+
+    assert f"cannot start: ANTHROPIC_API_KEY: the model's API at {model.base_url} answered 401" in line, line
+    assert "export ANTHROPIC_API_KEY=<a key from console.anthropic.com> and start `agentbot dev`" in line
+    assert revoked not in done.stdout + done.stderr
+    assert asked == 1  # one 1-token request, then nothing started
+    assert "AWS" not in done.stderr
+
+
+def test_a_model_api_slow_to_answer_the_key_check_does_not_stop_the_start() -> None:
+    """A slow answer is no refused key: the start goes on, and the turns have their own patience."""
+    from local_stack import ModelFault, ModelServer, echo_responder
+
+    from agentbot.dev import DevSetupError, _check_model_api
+
+    with ModelServer(echo_responder) as model:
+        model.inject(ModelFault(silent_s=12))  # past the check's 10 s
+        _check_model_api(model.base_url, "sk-ant-any", "claude-sonnet-4-5")
+        model.accepted_key = "sk-ant-the-current-key"
+        with pytest.raises(DevSetupError, match="answered 401: the key is refused"):
+            _check_model_api(model.base_url, "sk-ant-revoked", "claude-sonnet-4-5")
+
+
 def test_a_key_from_a_env_file_with_crlf_line_ends_is_used_without_its_carriage_return() -> None:
     """`set -a; . ./.env` of a file saved with CRLF gives "key\r" (and "\r" for an empty one):
     the first took 2.7 minutes of retries to end in "the model did not answer (it may be busy)",

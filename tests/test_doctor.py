@@ -1004,12 +1004,12 @@ def test_a_key_and_bedrock_both_set_fail_the_model_check_as_agentbot_dev_refuses
 def test_dev_and_doctor_take_the_model_base_url_as_the_runtime_does(
     model: ModelServer, clean_env: pytest.MonkeyPatch, written: str
 ) -> None:
-    """dev's reachability check and doctor's probe reached these and said nothing, and the
+    """dev's model check and doctor's probe reached these and said nothing, and the
     runtime dev started refused each at every turn."""
     from agent_runtime import load_settings
     from session_core import ConfigError
 
-    from agentbot.dev import DevSetupError, _check_model_reachable
+    from agentbot.dev import DevSetupError, _check_model_api
     from agentbot.doctor import Target, check_model
 
     base = written.format(host=model.base_url.removeprefix("http://"))
@@ -1018,7 +1018,7 @@ def test_dev_and_doctor_take_the_model_base_url_as_the_runtime_does(
         load_settings({**runtime, "ANTHROPIC_BASE_URL": base})
 
     with pytest.raises(DevSetupError, match="ANTHROPIC_BASE_URL: must be an http"):
-        _check_model_reachable(base)
+        _check_model_api(base, API_KEY, "claude-sonnet-4-5")
     clean_env.setenv("ANTHROPIC_API_KEY", API_KEY)
     clean_env.setenv("ANTHROPIC_BASE_URL", base)
     with httpx.Client(timeout=10) as http:

@@ -79,6 +79,13 @@ from .dev_failures import FailureReasons
 from .dev_files import FILE_COMMAND, document_message
 from .dev_stop import StopRequests, TerminalStream, close_within, leave
 from .dev_typed import mangled_line
+from .model_probe import (
+    DEFAULT_ANTHROPIC_BASE,
+    DEFAULT_ANTHROPIC_MODEL,
+    KEY_REFUSED,
+    NEW_SHELL_KEY,
+    ask_for_one_token,
+)
 from .ops import (
     WebhookSettingError,
     check_webhook_settings,
@@ -387,7 +394,11 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
-        _check_model_reachable(os.environ.get("ANTHROPIC_BASE_URL", "").strip() or ANTHROPIC_API_BASE)
+        _check_model_api(
+            os.environ.get("ANTHROPIC_BASE_URL", "").strip() or DEFAULT_ANTHROPIC_BASE,
+            api_key,
+            os.environ.get("ANTHROPIC_MODEL", "").strip() or DEFAULT_ANTHROPIC_MODEL,
+        )
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
@@ -405,25 +416,32 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
     )
 
 
-ANTHROPIC_API_BASE = "https://api.anthropic.com"
-
-
-def _check_model_reachable(base: str) -> None:
-    """Stop the start with one line when the model's API cannot be reached: each message would
-    otherwise take three failed attempts (~45 s) to end in "the model did not answer". Any HTTP
-    answer will do (no model call, nothing billed); `agentbot doctor` checks the key itself."""
+def _check_model_api(base: str, key: str, model: str) -> None:
+    """Stop the start with one line when the model's API cannot be reached or refuses the key:
+    each message would otherwise take three failed attempts (~45 s) to end in "the model did
+    not answer", or be answered "misconfigured". It asks what `agentbot doctor` asks (one
+    token, for a fraction of a cent); an answer slow to come, or any other (busy, a model id
+    it does not know), starts dev as before and is the first turn's to tell."""
     from agent_runtime import is_anthropic_base_url  # as the runtime dev starts reads it
 
     if not is_anthropic_base_url(base):
         raise DevSetupError(f"ANTHROPIC_BASE_URL: {NOT_A_BASE_URL}")
     try:
         with httpx.Client(timeout=10) as http:
-            http.get(base)
+            answer = ask_for_one_token(http, base, key, model)
+    except (httpx.ReadTimeout, httpx.WriteTimeout):
+        return  # reached, merely slow: nothing to say about the key
     except httpx.HTTPError as exc:
         raise DevSetupError(
             f"cannot reach the model's API at {shown_base_url(base)} ({type(exc).__name__}): check the "
             "network (or ANTHROPIC_BASE_URL), or unset ANTHROPIC_API_KEY to use the offline demo model"
         ) from None
+    if answer.status_code in KEY_REFUSED:
+        raise DevSetupError(
+            f"ANTHROPIC_API_KEY: the model's API at {shown_base_url(base)} answered {answer.status_code}: "
+            f"the key is refused; {NEW_SHELL_KEY} and start `agentbot dev` again, or unset it to use "
+            "the offline demo model"
+        )
 
 
 class DevSetupError(Exception):

@@ -25,6 +25,13 @@ from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, Sessi
 from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
+from .model_probe import (
+    DEFAULT_ANTHROPIC_BASE,
+    DEFAULT_ANTHROPIC_MODEL,
+    KEY_REFUSED,
+    NEW_SHELL_KEY,
+    ask_for_one_token,
+)
 from .ops import (
     NO_REGION,
     OpsError,
@@ -51,8 +58,6 @@ from .shown_url import NOT_A_BASE_URL, shown_base_url
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
 
-DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
-DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"  # the template's AnthropicModel default
 # A delivery error Telegram reports this recently means the webhook is failing now.
 RECENT_WEBHOOK_ERROR_S = 3600
 
@@ -334,7 +339,7 @@ def check_model(target: Target) -> Check | list[Check]:
                 key,
                 model_id,
                 source,
-                refused_fix="export ANTHROPIC_API_KEY=<a key from console.anthropic.com>",
+                refused_fix=NEW_SHELL_KEY,
             ),
         )
     if uses_bedrock(os.environ):
@@ -377,11 +382,8 @@ def check_model(target: Target) -> Check | list[Check]:
 def _probe_anthropic(
     http: httpx.Client, base: str, key: str, model: str, source: str, *, refused_fix: str
 ) -> Check:
-    url = f"{base.rstrip('/')}/v1/messages"
-    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
-    headers = {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
     try:
-        answer = http.post(url, json=body, headers=headers)
+        answer = ask_for_one_token(http, base, key, model)
     except httpx.HTTPError as exc:
         return Check(
             "model",
@@ -395,7 +397,7 @@ def _probe_anthropic(
             "ok",
             f"Anthropic API at {shown_base_url(base)} answered a 1-token request ({_named(model, source)})",
         )
-    if answer.status_code in (401, 403):
+    if answer.status_code in KEY_REFUSED:
         return Check(
             "model", "FAIL", f"Anthropic API answered {answer.status_code}: the key is refused", refused_fix
         )
