@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentbot_testing import FaultProxy
+from agentbot_testing import FakeClock, FaultProxy
 from agentbot_testing.telegram_stack import telegram_stack
 from agentbot_testing.telegram_support import WEBHOOK_SECRET, envelopes, update, webhook_event
 from local_stack import TEST_BOT_TOKEN
-from session_core import configure_logging
+from session_core import SECRET_REREAD_INTERVAL_S, configure_logging
 from sqs_consumer import handler as consumer_handler
+from telegram_producer import Producer
 from telegram_producer import handler as producer_handler
 
 CHAT = 501
@@ -49,10 +50,12 @@ def test_a_warm_consumer_answers_with_the_bot_token_the_operator_rotated(
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        consumer = consumer_handler.build_consumer()
+        clock = FakeClock()
+        consumer = consumer_handler.build_consumer(secret_clock=clock)
         stack.post(update(100, text="before"))
         stack.drain(consumer)
         reads = ssm_reads(ssm)
+        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the token was read an interval ago
 
         # A new token from BotFather revokes the old one; the operator puts it in SSM.
         stack.telegram.token = NEW_TOKEN
@@ -74,9 +77,11 @@ def test_a_bot_token_still_refused_after_a_reread_names_its_parameter_to_the_ope
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        consumer = consumer_handler.build_consumer()
+        clock = FakeClock()
+        consumer = consumer_handler.build_consumer(secret_clock=clock)
         configure_logging(json_lines=True)
         reads = ssm_reads(ssm)
+        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the token was read an interval ago
         stack.telegram.token = NEW_TOKEN  # revoked, and no new token in SSM yet
         for update_id in range(110, 115):
             stack.post(update(update_id, chat_id=CHAT + update_id, text="hello"))
@@ -98,9 +103,11 @@ def test_a_warm_producer_accepts_the_webhook_secret_the_operator_rotated(
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch):
-        producer = producer_handler.build_producer()
+        clock = FakeClock()
+        producer = producer_handler.build_producer(secret_clock=clock)
         assert producer.handle_event(webhook_event(update(200), secret=WEBHOOK_SECRET))["statusCode"] == 200
         reads = ssm_reads(ssm)
+        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the secret was read an interval ago
 
         # `agentbot webhook set` gives Telegram the new secret the operator put in SSM.
         rotate(aws, "WEBHOOK_SECRET_PARAMETER", NEW_SECRET)
@@ -113,15 +120,26 @@ def test_a_warm_producer_accepts_the_webhook_secret_the_operator_rotated(
         assert sorted(e.message.update_id for e in queued) == [200, 201, 202]
 
 
+def forged_calls(producer: Producer, first_id: int) -> set[int]:
+    """The statuses 50 calls with guessed secrets get."""
+    guesses = [f"guess-{i:04d}-of-an-attacker" for i in range(50)]
+    calls = [webhook_event(update(first_id + i), secret=guess) for i, guess in enumerate(guesses)]
+    return {producer.handle_event(call)["statusCode"] for call in calls}
+
+
 def test_wrong_webhook_secrets_cost_at_most_one_ssm_read_per_interval(
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch):
-        producer = producer_handler.build_producer()
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        # Cold: the stack's producer read the secret from SSM as it started; no wrong one is
+        # worth another read so soon.
+        assert ssm_reads(ssm) == 1
+        assert forged_calls(stack.producer, 300) == {403}
+        assert ssm_reads(ssm) == 1
+
+        clock = FakeClock()
+        producer = producer_handler.build_producer(secret_clock=clock)
+        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the secret was read an interval ago
         reads = ssm_reads(ssm)
-        answers = [
-            producer.handle_event(webhook_event(update(300 + i), secret=f"guess-{i:04d}-of-an-attacker"))
-            for i in range(50)
-        ]
-        assert {a["statusCode"] for a in answers} == {403}
+        assert forged_calls(producer, 400) == {403}
         assert ssm_reads(ssm) == reads + 1  # the first wrong one is checked against SSM, no other

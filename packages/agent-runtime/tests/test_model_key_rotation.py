@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 from agent_runtime._model_proxy import AnthropicKey, ModelProxy
+from agentbot_testing import FakeClock
 from local_stack import ModelServer
-from session_core import RotatingSecret
+from session_core import SECRET_REREAD_INTERVAL_S, RotatingSecret
 
 
 def put(ssm: Any, name: str, value: str) -> None:
@@ -25,13 +26,15 @@ def test_the_proxy_sends_a_refused_call_once_more_with_a_renewed_key_and_no_more
     ssm = aws.client("ssm")
     name = f"/agentbot-test/{uuid.uuid4().hex}/anthropic-key"
     put(ssm, name, "sk-ant-revoked")
-    key = RotatingSecret(ssm, name)
+    clock = FakeClock()
+    key = RotatingSecret(ssm, name, clock=clock)
     with ModelServer(lambda request: "answer") as upstream:
         upstream.accepted_key = "sk-ant-revoked"
         proxy = ModelProxy(upstream=upstream.base_url, auth=AnthropicKey(key)).start()
         try:
             turn_key = proxy.open_turn()
             answered = httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers={"x-api-key": turn_key})
+            clock.now += SECRET_REREAD_INTERVAL_S  # warm: the key was read an interval ago
             put(ssm, name, "sk-ant-also-bad")
             upstream.accepted_key = "sk-ant-good"
             refused = httpx.post(f"{proxy.base_url}/v1/messages", json=BODY, headers={"x-api-key": turn_key})

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from agentbot_testing import FakeClock
+from agentbot_testing import FakeClock, FaultProxy
 from session_core import SECRET_REREAD_INTERVAL_S as REREAD_INTERVAL_S
 from session_core import ConfigError, RotatingSecret, configure_logging
 
@@ -25,6 +25,7 @@ def test_a_refused_key_is_read_again_at_most_once_per_interval(aws: Any) -> None
     key = RotatingSecret(ssm, name, clock=clock)
     assert key.current() == "sk-ant-first"
 
+    clock.now += REREAD_INTERVAL_S  # warm: read an interval ago
     put(ssm, name, "sk-ant-second")  # the operator rotates it
     assert key.renew("sk-ant-first") is True
     assert key.current() == "sk-ant-second"
@@ -43,6 +44,24 @@ def test_a_refused_key_is_read_again_at_most_once_per_interval(aws: Any) -> None
     clock.now += 1
     assert key.renew("sk-ant-second") is True
     assert key.current() == "sk-ant-third"
+
+
+def test_a_value_just_read_from_ssm_is_not_read_again_when_refused_within_the_interval(aws: Any) -> None:
+    """A cold container's first refused value (a forged webhook call's secret) costs one SSM
+    read, not two: the value first read is as fresh as a re-read would be."""
+    name = f"/agentbot-test/{uuid.uuid4().hex}/webhook-secret"
+    put(aws.client("ssm"), name, "a-long-enough-secret-1")
+    clock = FakeClock()
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as counted:
+        secret = RotatingSecret(counted.client("ssm"), name, clock=clock)
+        assert secret.current() == "a-long-enough-secret-1"
+        clock.now += REREAD_INTERVAL_S - 1
+        assert secret.renew("a-long-enough-secret-1") is False
+        assert counted.seen.count("ssm:GetParameter") == 1
+
+        clock.now += 1
+        assert secret.renew("a-long-enough-secret-1") is False
+        assert counted.seen.count("ssm:GetParameter") == 2
 
 
 def test_a_reread_that_finds_the_same_key_or_no_parameter_keeps_the_key_and_logs_no_value(
@@ -78,9 +97,11 @@ def test_a_reread_value_the_check_refuses_is_not_used(aws: Any, capsys: pytest.C
     ssm = aws.client("ssm")
     name = f"/agentbot-test/{uuid.uuid4().hex}/webhook-secret"
     put(ssm, name, "a-long-enough-secret-1")
-    secret = RotatingSecret(ssm, name, check=must_be_long, clock=FakeClock())
+    clock = FakeClock()
+    secret = RotatingSecret(ssm, name, check=must_be_long, clock=clock)
     assert secret.current() == "a-long-enough-secret-1"
 
+    clock.now += REREAD_INTERVAL_S
     put(ssm, name, "short")
     assert secret.renew("a-long-enough-secret-1") is False
     assert secret.current() == "a-long-enough-secret-1"

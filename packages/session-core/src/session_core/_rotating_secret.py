@@ -1,9 +1,9 @@
 """A secret as a warm container uses it: read from SSM once, and read again when whoever checks
 it refuses it (the Anthropic API, Telegram, an MCP server) or when a caller's secret does not
 match it (the webhook's), so a value the operator rotates in SSM reaches the container without
-a redeploy. One re-read per ``SECRET_REREAD_INTERVAL_S`` at most: a value that is simply bad (revoked,
-no new one yet), or callers who keep sending a wrong one, do not turn every request into an SSM
-request."""
+a redeploy. One read per ``SECRET_REREAD_INTERVAL_S`` at most, the first one counted: a value that
+is simply bad (revoked, no new one yet), or callers who keep sending a wrong one, do not turn every
+request into an SSM request."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ._errors import SessionCoreError
 from ._logging import get_logger
-from ._secrets import read_secret
+from ._secrets import cached_secret, read_secret
 
 log = get_logger(__name__)
 
@@ -82,8 +82,17 @@ class RotatingSecret:
         """The value to use (ConfigError or StorageError from ``read_secret`` on first use)."""
         with self._lock:
             if self._value is None:
-                self._value = self._check(read_secret(self._ssm, self.name))
+                self._value = self._check(self._first_value())
             return self._value
+
+    def _first_value(self) -> str:
+        cached = cached_secret(self.name)  # read earlier, by a start-up check: of unknown age
+        if cached is not None:
+            return cached
+        value = read_secret(self._ssm, self.name, fresh=True)
+        # Just read: a refusal within the interval would read the same value again.
+        self._last_reread = self._clock()
+        return value
 
     def renew(self, refused: str) -> bool:
         """``refused`` was refused: whether another value is now current, worth trying instead.

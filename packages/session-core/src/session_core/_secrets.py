@@ -17,6 +17,12 @@ _cache: dict[str, str] = {}
 _lock = threading.Lock()
 
 
+def cached_secret(name: str) -> str | None:
+    """The value of ``name`` this process last read from SSM, or None if it has not read it."""
+    with _lock:
+        return _cache.get(name)
+
+
 def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     """The decrypted value of SSM parameter ``name`` (a SecureString), cached per process.
     ``fresh=True`` asks SSM again and caches what it answers (the operator rotated it).
@@ -24,8 +30,7 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     Raises ConfigError naming the parameter when it does not exist or is empty, and
     StorageError for other SSM failures (throttling, network) that a retry may cure.
     """
-    with _lock:
-        cached = None if fresh else _cache.get(name)
+    cached = None if fresh else cached_secret(name)
     if cached is not None:
         return cached
     try:

@@ -8,6 +8,8 @@ function errors, API Gateway answers 5xx); it never accepts updates unauthentica
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -20,8 +22,9 @@ from ._webhook import Producer, check_secret
 _producer: Producer | None = None
 
 
-def build_producer() -> Producer:
-    """Build the container's Producer from the environment (raises ConfigError naming a setting)."""
+def build_producer(*, secret_clock: Callable[[], float] = time.monotonic) -> Producer:
+    """Build the container's Producer from the environment (raises ConfigError naming a setting).
+    ``secret_clock`` spaces the webhook secret's SSM reads (tests pass a clock they move)."""
     from session_core import (
         AlbumParts,
         Approvals,
@@ -39,7 +42,9 @@ def build_producer() -> Producer:
     make_non_dumpable()
     configure_logging()
     config = ProducerConfig.from_env()
-    secret = RotatingSecret(boto3.client("ssm"), config.secret_parameter, check=check_secret)
+    secret = RotatingSecret(
+        boto3.client("ssm"), config.secret_parameter, check=check_secret, clock=secret_clock
+    )
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
     approvals = Approvals(dynamodb=dynamodb, table=config.table, retention_days=config.retention_days)
