@@ -64,6 +64,27 @@ class CompactSummary(NamedTuple):
     covers_prompt: bool
 
 
+class ResumePoint(NamedTuple):
+    """Where a transcript resumes with a prompt and all after it left out."""
+
+    uuid: str | None  # the entry resumed at; None: nothing came before (a new conversation)
+    after: int  # lines from the end that what the left-out turn did is read from
+    summary: CompactSummary | None  # the CLI compacted the history after the prompt
+
+
+def resume_point_before(stored: StoredTranscript, following: int, prompt: dict[str, Any]) -> ResumePoint:
+    """Where to resume leaving out ``prompt`` (``following`` lines from the end) and all after
+    it: at the compaction summary after it if the CLI compacted the history there (it finds
+    nothing before its boundary, so the prompt's parent is gone), else at the prompt's parent,
+    the end of the conversation it was sent to (not the entry before it in the file, which may
+    be an earlier failed attempt)."""
+    summary = compact_summary_after(stored, following)
+    if summary is not None:
+        return ResumePoint(summary.uuid, summary.following, summary)
+    parent = prompt.get("parentUuid")
+    return ResumePoint(parent if isinstance(parent, str) else None, following, None)
+
+
 def compact_summary_after(stored: StoredTranscript, following: int) -> CompactSummary | None:
     """The newest compaction summary among the last ``following`` lines (those after a
     prompt): the CLI compacted the history there (it keeps nothing from before its boundary),

@@ -67,7 +67,7 @@ from ._process_sweep import (
     reap_zombie_children,
     sweep_turn_processes,
 )
-from ._prompt_marks import compact_summary_after, find_first_attempt, find_last_prompt
+from ._prompt_marks import find_first_attempt, find_last_prompt, resume_point_before
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
@@ -978,24 +978,18 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return Restored(None, stored.size)  # the last prompt's turn was recorded
         if prompt_turn != turn_id:
             return self._after_unfinished_turn(stored, prompt_turn)
-        summary = compact_summary_after(stored, following)
-        if summary is not None:
-            # The CLI compacted the history during that turn: it no longer finds the prompt's
-            # parent (before the boundary). What the turn did after the summary is left out
-            # (but for the tools it ran, below).
+        resume = resume_point_before(stored, following, entry)
+        if resume.summary is not None:
+            # The CLI compacted the history during that turn: what the turn did after the
+            # summary is left out (but for the tools it ran, below).
             log.info(
                 "turn.unrecorded_turn_left_out",
                 turn_id=prompt_turn,
                 after="compaction",
-                summary_covers_it=summary.covers_prompt,
+                summary_covers_it=resume.summary.covers_prompt,
             )
-            point: str | None = summary.uuid
-            after = summary.following
-            note = SUMMARISED_RETRY_NOTE if summary.covers_prompt else None
+            note = SUMMARISED_RETRY_NOTE if resume.summary.covers_prompt else None
         else:
-            # The prompt hangs off the end of the conversation it was sent to: resume there
-            # (not at the entry before it in the file, which may be an earlier failed attempt).
-            point, after = _parent(entry), following
             log.info("turn.unrecorded_turn_left_out", turn_id=prompt_turn, dropped=following + 1)
             # A retry sent with a note that failed too (before any tool): resumed at the same
             # place, the next needs telling again.
@@ -1003,11 +997,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             note = carried_notes(content)
             if note is None and carries_summarised_retry_note(content):
                 note = SUMMARISED_RETRY_NOTE
-        ran = tools_ran_after(stored, after)
+        ran = tools_ran_after(stored, resume.after)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
-            return _resumed_at(ran.resume_at or point, stored.size, ran.note, after_tools=True)
-        return _resumed_at(point, stored.size, note, after_tools=ran_tools_before(note))
+            return _resumed_at(ran.resume_at or resume.uuid, stored.size, ran.note, after_tools=True)
+        return _resumed_at(resume.uuid, stored.size, note, after_tools=ran_tools_before(note))
 
     def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
         """Where a new message resumes after turn ``unfinished``, which ended without an answer
@@ -1015,21 +1009,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         start = find_first_attempt(stored, unfinished)
         assert start is not None  # the transcript ends with its prompt
         following, entry = start
-        summary = compact_summary_after(stored, following)
-        if summary is not None:  # the CLI finds nothing before its boundary (as above)
-            point: str | None = summary.uuid
-            after = summary.following
-        else:
-            point, after = _parent(entry), following
+        resume = resume_point_before(stored, following, entry)
         log.info(
             "turn.unrecorded_turn_left_out",
             turn_id=unfinished,
-            after="compaction" if summary is not None else None,
-            dropped=after + 1,
+            after="compaction" if resume.summary is not None else None,
+            dropped=resume.after + 1,
         )
         # A summary written after its first tool call covers its message and work until then:
         # the note says so, and names the calls made before it as well.
-        summarised = summary is not None and summary.covers_prompt
+        summarised = resume.summary is not None and resume.summary.covers_prompt
         ran = unfinished_turn_note(stored, following, summarised=summarised)
         # Its first prompt may have carried a note about a turn before it: told again, as
         # that prompt is left out now.
@@ -1037,7 +1026,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
-        return _resumed_at(point, stored.size, note)
+        return _resumed_at(resume.uuid, stored.size, note)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
@@ -1128,11 +1117,6 @@ def _resumed_at(point: str | None, size: int, note: str | None, *, after_tools: 
     """Resumed at ``point``, the entry before an unrecorded turn left out; None: nothing came
     before it (it began the transcript), so a new conversation begins."""
     return Restored(point, size, note, after_tools, begin_anew=point is None)
-
-
-def _parent(entry: dict[str, Any]) -> str | None:
-    parent = entry.get("parentUuid")
-    return parent if isinstance(parent, str) else None
 
 
 def _content(entry: dict[str, Any]) -> object:
