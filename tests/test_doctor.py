@@ -864,33 +864,50 @@ def test_local_checks_name_the_runtimes_settings_agentbot_dev_would_refuse(
     assert "fix: fix or unset it in your shell" in out
 
 
-def test_local_checks_refuse_a_model_silence_no_turn_could_wait_out(
-    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+@pytest.mark.parametrize(
+    ("setting", "value", "refusal"),
+    [
+        # MODEL_SILENCE_S=99999999999 passed every check, and then every model call of every turn
+        # failed (the proxy cannot wait that long on a socket): each message ended in "the model
+        # did not answer" after its retries. No turn runs longer than Lambda's 15 minutes.
+        pytest.param(
+            "MODEL_SILENCE_S",
+            "99999999999",
+            "MODEL_SILENCE_S: must be <= 900, got 99999999999",
+            id="model-silence-longer-than-any-turn",
+        ),
+        # With MODEL_TIMEOUT_MS=60000 the CLI gave up on a silent call at 60 s, before the default
+        # 90 s of silence: the proxy never saw a silent model, each message took the CLI's and
+        # the queue's retries (half an hour of "typing…") and the model-silent alarm never fired.
+        pytest.param(
+            "MODEL_TIMEOUT_MS",
+            "60000",
+            "MODEL_SILENCE_S: 90 s must be shorter than MODEL_TIMEOUT_MS (60000 ms)",
+            id="model-silence-cut-short-by-the-clis-timeout",
+        ),
+        # A SESSION_TTL_DAYS exported in the shell (say for a deploy) is read by the local
+        # producer and consumer: named here instead of passed to a dev whose every message fails.
+        pytest.param(
+            "SESSION_TTL_DAYS", "0", "SESSION_TTL_DAYS: must be >= 1, got 0", id="session-ttl-below-a-day"
+        ),
+    ],
+)
+def test_local_checks_name_a_shell_setting_the_local_functions_would_refuse(
+    telegram: LocalTelegram,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+    setting: str,
+    value: str,
+    refusal: str,
 ) -> None:
-    """MODEL_SILENCE_S=99999999999 passed every check, and then every model call of every turn
-    failed (the proxy cannot wait that long on a socket): each message ended in "the model did
-    not answer" after its retries. No turn runs longer than Lambda's 15 minutes."""
-    clean_env.setenv("MODEL_SILENCE_S", "99999999999")
+    """`agentbot dev`'s functions start with the shell's environment: doctor fails a setting
+    there that they would refuse, or that would fail every turn, naming it."""
+    clean_env.setenv(setting, value)
 
     code, _lines, out = _doctor(capsys)
 
     assert code == 1, out
-    assert "MODEL_SILENCE_S: must be <= 900, got 99999999999" in out.split("FAIL  shell settings", 1)[1], out
-
-
-def test_local_checks_refuse_a_model_silence_the_clis_own_timeout_would_cut_short(
-    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    """With MODEL_TIMEOUT_MS=60000 the CLI gave up on a silent call at 60 s, before the default
-    90 s of silence: the proxy never saw a silent model, each message took the CLI's and the
-    queue's retries (half an hour of "typing…") and the model-silent alarm never fired."""
-    clean_env.setenv("MODEL_TIMEOUT_MS", "60000")
-
-    code, _lines, out = _doctor(capsys)
-
-    assert code == 1, out
-    failed = out.split("FAIL  shell settings", 1)[1]
-    assert "MODEL_SILENCE_S: 90 s must be shorter than MODEL_TIMEOUT_MS (60000 ms)" in failed, out
+    assert refusal in out.split("FAIL  shell settings", 1)[1], out
 
 
 def test_local_checks_refuse_a_model_timeout_and_a_lease_longer_than_any_turn(
@@ -908,20 +925,6 @@ def test_local_checks_refuse_a_model_timeout_and_a_lease_longer_than_any_turn(
     assert len(failed) == 2, out
     assert "MODEL_TIMEOUT_MS: 3600000 ms must be at most 900000 ms (900 s, the longest a turn runs" in out
     assert "LEASE_DURATION_S: 3600 s must be at most 900 s (the longest a turn runs on Lambda)" in out
-
-
-def test_local_checks_name_a_session_ttl_the_local_functions_would_refuse(
-    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    """`agentbot dev`'s functions start with the shell's environment, so a SESSION_TTL_DAYS
-    exported there (say for a deploy) is read by the producer and the consumer: doctor names a
-    bad one instead of passing it to a dev whose every message then fails."""
-    clean_env.setenv("SESSION_TTL_DAYS", "0")
-
-    code, _lines, out = _doctor(capsys)
-
-    assert code == 1, out
-    assert "SESSION_TTL_DAYS: must be >= 1, got 0" in out.split("FAIL  shell settings", 1)[1], out
 
 
 def test_local_checks_pass_good_shell_settings(
