@@ -179,6 +179,32 @@ def _last_prompt(model_server: ModelServer) -> str:
     return last_user_text(model_server.model_calls[-1].body)
 
 
+def _assert_told_what_ran(model_server: ModelServer, sessions_root: Path) -> None:
+    """The message "did it work?" went with a note naming the tool the unfinished turn ran;
+    that turn itself is left out of the history, and its tool ran once."""
+    note, message = _last_prompt(model_server).split("\n\n")
+    assert message == "did it work?"
+    assert UNFINISHED in note and f'These ran: "Bash" {{"command": "{APPEND}"' in note
+    sent = _sent(model_server)
+    assert "please append" not in sent and sent.count(APPEND) == 1  # left out, named in the note
+    assert _ledger(sessions_root) == ["appended"]
+
+
+def _assert_told_only_once(
+    make_runtime: Any, turn_request: Any, model_server: ModelServer, turn_id: int
+) -> None:
+    """The message after the one told goes bare; the note stays in the history once, with the
+    message it came with."""
+    later = make_runtime().run_turn(turn_request("thanks", turn_id=turn_id))
+    assert later.ok and _last_prompt(model_server) == "thanks", later
+    told = [
+        m
+        for m in model_server.model_calls[-1].body["messages"]
+        if m["role"] == "user" and UNFINISHED in json.dumps(m)
+    ]
+    assert len(told) == 1
+
+
 def test_the_next_message_after_a_turn_that_failed_past_its_tool_is_told_once_what_ran(
     make_runtime, model, model_server, turn_request, sessions_root
 ) -> None:
@@ -198,23 +224,8 @@ def test_the_next_message_after_a_turn_that_failed_past_its_tool_is_told_once_wh
     answered = make_runtime().run_turn(turn_request("did it work?", turn_id=3))
 
     assert answered.ok and not answered.tools_ran, answered
-    prompt = _last_prompt(model_server)
-    note, message = prompt.split("\n\n")
-    assert message == "did it work?"
-    assert UNFINISHED in note
-    assert f'These ran: "Bash" {{"command": "{APPEND}"' in note
-    sent = _sent(model_server)
-    assert "please append" not in sent and sent.count(APPEND) == 1  # left out, named in the note
-    assert _ledger(sessions_root) == ["appended"]
-
-    later = make_runtime().run_turn(turn_request("thanks", turn_id=4))
-    assert later.ok and _last_prompt(model_server) == "thanks"  # told once
-    told = [
-        m
-        for m in model_server.model_calls[-1].body["messages"]
-        if m["role"] == "user" and UNFINISHED in json.dumps(m)
-    ]
-    assert len(told) == 1  # in the history, with the message it came with
+    _assert_told_what_ran(model_server, sessions_root)
+    _assert_told_only_once(make_runtime, turn_request, model_server, turn_id=4)
 
 
 def test_a_tool_call_named_by_an_injected_prompt_cannot_forge_the_note(
@@ -299,12 +310,7 @@ def test_the_next_message_after_a_first_turn_that_failed_past_its_tool_is_told_o
     answered = make_runtime().run_turn(turn_request("did it work?", turn_id=2))
 
     assert answered.ok and not answered.tools_ran, answered
-    note, message = _last_prompt(model_server).split("\n\n")
-    assert message == "did it work?"
-    assert UNFINISHED in note and f'These ran: "Bash" {{"command": "{APPEND}"' in note
-    sent = _sent(model_server)
-    assert "please append" not in sent and sent.count(APPEND) == 1  # left out, named in the note
-    assert _ledger(sessions_root) == ["appended"]
+    _assert_told_what_ran(model_server, sessions_root)
     # Its failed run is counted once, in the chat's and the conversation's cost.
     registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
     session = registry.get_session(SessionKey.parse(KEY))
@@ -312,14 +318,7 @@ def test_the_next_message_after_a_first_turn_that_failed_past_its_tool_is_told_o
     assert session.cost_usd == pytest.approx(failed.cost_usd + answered.cost_usd)
     assert session.conversation_cost_usd == pytest.approx(session.cost_usd)
 
-    later = make_runtime().run_turn(turn_request("thanks", turn_id=3))
-    assert later.ok and _last_prompt(model_server) == "thanks"  # told once
-    told = [
-        m
-        for m in model_server.model_calls[-1].body["messages"]
-        if m["role"] == "user" and UNFINISHED in json.dumps(m)
-    ]
-    assert len(told) == 1  # in the history, with the message it came with
+    _assert_told_only_once(make_runtime, turn_request, model_server, turn_id=3)
 
 
 @pytest.mark.parametrize("then", ["the same message again", "the next message"])
