@@ -340,10 +340,7 @@ def test_a_first_turn_whose_cli_crashed_past_its_tool_runs_it_once_and_is_told(
     else:
         answered = make_runtime().run_turn(turn_request("did it work?", turn_id=2))
         assert answered.ok, answered
-        note, message = _last_prompt(model_server).split("\n\n")
-        assert message == "did it work?"
-        assert UNFINISHED in note and f'These ran: "Bash" {{"command": "{APPEND}"' in note
-        assert "please append" not in _sent(model_server)
+        _assert_told_what_ran(model_server, sessions_root)
     assert _ledger(sessions_root) == ["appended"]  # the tool ran once
 
 
