@@ -2,9 +2,9 @@
 
 A moto server (with LocalStack when Docker answers) for S3, DynamoDB and SQS; a Lambda service
 that drives the real `awslambdaric`; the event sources that feed it (SQS, HTTP API); a Bot API
-server and a scripted Messages API server; provisioning of the resources the template declares;
-the local state directory, the reaper that ends a worker's process tree and the unprivileged
-agent user. Nothing here is deployed.
+server and a scripted Messages API server (and model endpoints that cannot be reached);
+provisioning of the resources the template declares; the local state directory, the reaper that
+ends a worker's process tree and the unprivileged agent user. Nothing here is deployed.
 """
 
 from typing import TYPE_CHECKING
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         unreadable_for,
         which_for,
     )
+    from ._unreachable import blackholed_endpoint, refusing_endpoint
 else:  # imported on first use: see _lazy_exports
     from session_core import lazy_exports
 
@@ -87,6 +88,7 @@ __all__ = [
     "TranscriptionJob",
     "agent_user",
     "aws_endpoint",
+    "blackholed_endpoint",
     "demo_responder",
     "echo_responder",
     "eventstream_frame",
@@ -102,6 +104,7 @@ __all__ = [
     "moto_process",
     "prepare_for_agent_user",
     "provision",
+    "refusing_endpoint",
     "signed_by",
     "sqs_lambda_event",
     "tool_results",
