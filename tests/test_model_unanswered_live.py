@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agentbot_testing.telegram_stack import real_runtime_stack
 from agentbot_testing.telegram_support import update
-from local_stack import ModelFault, ToolCall, last_user_text, tool_results, user_turns
+from local_stack import ModelFault, ToolCall, last_user_text, refusing_endpoint, tool_results, user_turns
 from session_core import configure_logging
 from sqs_consumer import FAILURE_WORDING, model_busy_notice
 
@@ -27,11 +27,13 @@ def responder(request: dict[str, Any]) -> str:
     return f"turns={user_turns(request)} last={last_user_text(request)}"
 
 
+QUICK = {"MODEL_SILENCE_S": "2", "MODEL_MAX_RETRIES": "2", "MODEL_TIMEOUT_MS": "10000"}
+
+
 @pytest.fixture
 def live(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    quick = {"MODEL_SILENCE_S": "2", "MODEL_MAX_RETRIES": "2", "MODEL_TIMEOUT_MS": "10000"}
     with real_runtime_stack(
-        aws, tmp_path, monkeypatch, config=tools_config, responder=responder, runtime_env=quick
+        aws, tmp_path, monkeypatch, config=tools_config, responder=responder, runtime_env=QUICK
     ) as stack:
         yield stack
 
@@ -66,6 +68,32 @@ def test_a_model_that_never_answers_is_told_within_seconds_once_and_the_next_mes
     post(live, 2, "and now?")
     live.drain(live.consumer())
     assert texts(live)[1:] == ["turns=1 last=and now?"]
+
+
+def test_a_model_endpoint_that_refuses_connections_is_told_as_unreachable_after_the_queues_tries(
+    aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user read "The AI model did not answer this time (it may be busy)", and the
+    operator's log said nothing of the endpoint the runtime could not connect to."""
+    with (
+        refusing_endpoint() as base_url,
+        real_runtime_stack(
+            aws,
+            tmp_path,
+            monkeypatch,
+            config=tools_config,
+            responder=responder,
+            runtime_env={"ANTHROPIC_BASE_URL": base_url},  # the CLI's own retries: none
+        ) as stack,
+    ):
+        post(stack, 1, "hello?")
+        stack.drain(stack.consumer())
+
+        assert texts(stack) == [FAILURE_WORDING["model_unreachable"]]
+        assert len(stack.dead_letters()) == 1  # a network path may come back: tried, then the alarm
+        log = stack.log_path.read_text()
+        assert "model_proxy.model_unreachable" in log and base_url in log
+        assert "model_silent" not in log
 
 
 def test_a_model_that_goes_silent_after_a_tool_ran_says_the_steps_may_have_run(

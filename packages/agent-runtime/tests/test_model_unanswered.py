@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from local_stack import CallUsage, ModelFault
+from local_stack import CallUsage, ModelFault, blackholed_endpoint, refusing_endpoint
 from session_core import LiveTurns, SessionKey, SessionRegistry, configure_logging
 
 pytestmark = pytest.mark.slow
@@ -33,8 +33,17 @@ def _logged(capsys: pytest.CaptureFixture[str]) -> tuple[list[dict[str, Any]], l
     return lines, metrics
 
 
-# Bedrock's CLI makes a non-streamed call first (its answer comes whole, so its silence is
-# before it): the silence within a stream is the Messages API's case; the proxy reads both alike.
+BEDROCK = {
+    "CLAUDE_CODE_USE_BEDROCK": "1",
+    "ANTHROPIC_API_KEY_PARAMETER": "",
+    "BEDROCK_MODEL_ID": "anthropic.claude-sonnet-4-5-v1:0",
+}
+
+
+# Bedrock's CLI first makes two calls at once that are not streamed (1-token calls to its
+# default models): their answer comes whole, so their silence is before it and lasts the whole
+# MODEL_TIMEOUT_MS (a stream's calls come after them). The silence within a stream is the
+# Messages API's case.
 @pytest.mark.parametrize(
     ("backend", "silent_after_events"),
     [("anthropic", None), ("anthropic", 1), ("bedrock", None)],
@@ -46,13 +55,10 @@ def test_a_model_that_never_answers_ends_the_turn_in_seconds_named_for_the_opera
     model_server.usage = CallUsage(input_tokens=1000)
     model_server.inject(ModelFault(silent_s=NEVER_S, silent_after_events=silent_after_events), times=10)
     env = dict(QUICK)
+    silence_s, setting = SILENCE_S, "MODEL_SILENCE_S"
     if backend == "bedrock":
-        env |= {
-            "CLAUDE_CODE_USE_BEDROCK": "1",
-            "ANTHROPIC_API_KEY_PARAMETER": "",
-            "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url,
-            "BEDROCK_MODEL_ID": "anthropic.claude-sonnet-4-5-v1:0",
-        }
+        env |= BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url, "MODEL_TIMEOUT_MS": "5000"}
+        silence_s, setting = 5, "MODEL_TIMEOUT_MS"
     runtime = make_runtime(env=env)
     configure_logging(json_lines=True)
     key = f"default/{1401 + (backend == 'bedrock') * 2 + (silent_after_events is not None)}/0"
@@ -72,7 +78,8 @@ def test_a_model_that_never_answers_ends_the_turn_in_seconds_named_for_the_opera
     assert [line["during"] for line in silent] == [
         "before_answer" if silent_after_events is None else "answer"
     ] * 2
-    assert all(line["setting"] == "MODEL_SILENCE_S" and line["session_key"] == key for line in silent)
+    assert all(line["setting"] == setting and line["session_key"] == key for line in silent), silent
+    assert all(line["silent_s"] == silence_s for line in silent), silent
     # The alarm's mail sends the operator to these lines for the model and the endpoint.
     # (Bedrock names the model in the path, the Messages API in the body; calls may overlap.)
     asked = [call.body.get("model") or call.path for call in model_server.model_calls]
@@ -159,3 +166,76 @@ def test_a_short_retry_after_is_still_waited_out_within_the_turn(
 
     assert answered.ok and answered.text == "turns=1 last=hello?", answered
     assert len(model_server.model_calls) == 2
+
+
+def _slow_whole_answer(model_server: Any, backend: str) -> None:
+    """The model takes twice MODEL_SILENCE_S to answer calls that are not streamed: Bedrock's
+    first calls, or the non-streamed fallback the CLI makes when the stream's endpoint is not
+    found (404)."""
+    slow = ModelFault(silent_s=2 * SILENCE_S)
+    if backend == "bedrock":
+        model_server.inject(slow, times=2)
+    else:
+        model_server.inject(ModelFault(status=404, error_type="not_found_error"))
+        model_server.inject(slow)
+
+
+@pytest.mark.parametrize("backend", ["anthropic", "bedrock"])
+def test_a_whole_answer_that_is_not_streamed_is_waited_for_past_the_silence_bound(
+    make_runtime, model_server, turn_request, capsys, backend
+) -> None:
+    """Such a call sends nothing until its answer is ready (minutes for a long one): the silence
+    bound cut it, and the turn ended with "the AI model stopped answering"."""
+    env = dict(QUICK)
+    if backend == "bedrock":
+        env |= BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
+    _slow_whole_answer(model_server, backend)
+    runtime = make_runtime(env=env)
+    configure_logging(json_lines=True)
+    key = f"default/{1440 + (backend == 'bedrock')}/0"
+
+    answered = runtime.run_turn(turn_request("hello?", turn_id=1, session_key=key))
+
+    assert answered.ok and answered.text == "turns=1 last=hello?", answered
+    unstreamed = [
+        call
+        for call in model_server.model_calls
+        if not (call.path.endswith("/invoke-with-response-stream") or (call.body or {}).get("stream"))
+    ]
+    assert unstreamed, model_server.model_calls
+    lines, metrics = _logged(capsys)
+    assert [line for line in lines if line["event"] == "model_proxy.model_silent"] == []
+    assert not [m for m in metrics if "ModelSilent" in m]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "error"),
+    [(refusing_endpoint, "ConnectionRefusedError"), (blackholed_endpoint, "TimeoutError")],
+    ids=["refused", "blackholed"],
+)
+def test_a_model_endpoint_that_cannot_be_reached_is_named_so_not_as_a_silent_model(
+    make_runtime, turn_request, capsys, endpoint, error
+) -> None:
+    """A blackholed endpoint was taken for a silent model ("the AI model stopped answering"),
+    a refusing one for any model error, with nothing logged of why."""
+    with endpoint() as base_url:
+        runtime = make_runtime(env={**QUICK, "ANTHROPIC_BASE_URL": base_url})
+        configure_logging(json_lines=True)
+        key = f"default/{1450 + (error == 'TimeoutError')}/0"
+
+        started = time.monotonic()
+        failed = runtime.run_turn(turn_request("hello?", turn_id=1, session_key=key))
+        took = time.monotonic() - started
+
+    assert failed.error_kind == "model_error" and failed.error_reason == "model_unreachable", failed
+    assert failed.retryable  # a network path may come back by the queue's next try
+    assert took < ENDS_WITHIN_S, f"the turn took {took:.1f} s"
+    lines, metrics = _logged(capsys)
+    unreachable = [line for line in lines if line["event"] == "model_proxy.model_unreachable"]
+    assert unreachable and {line["upstream"] for line in unreachable} == {base_url}, unreachable
+    assert {line["error"] for line in unreachable} == {error}
+    assert [line for line in lines if "model_silent" in line["event"]] == []
+    [turn_line] = [line for line in lines if line["event"] == "turn.model_unreachable"]
+    assert turn_line["unreachable_calls"] == len(unreachable)
+    assert [m["ModelUnreachable"] for m in metrics if "ModelUnreachable" in m] == [1]
+    assert not [m for m in metrics if "ModelSilent" in m]

@@ -205,7 +205,10 @@ class AnthropicAccess:
         self._key.current()  # a missing or empty parameter fails the turn here, clearly
         upstream = self._settings.anthropic_base_url or "https://api.anthropic.com"
         return ModelProxy(
-            upstream=upstream, auth=AnthropicKey(self._key), silence_s=self._settings.model_silence_s
+            upstream=upstream,
+            auth=AnthropicKey(self._key),
+            silence_s=self._settings.model_silence_s,
+            whole_answer_s=self._settings.model_timeout_ms / 1000,
         ).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
@@ -284,6 +287,7 @@ class BedrockAccess:
             upstream=upstream,
             auth=BedrockSigner(self._credentials, region),
             silence_s=self._settings.model_silence_s,
+            whole_answer_s=self._settings.model_timeout_ms / 1000,
         ).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:

@@ -17,11 +17,15 @@ they reported, so a run killed before its result still knows its cost. A call of
 in flight then is cut upstream: a tool that started one as its turn ended (its process dies
 with the turn, the proxy's call would not) gets no answer whose cost no budget counts.
 
-``close_turn`` also says how the model failed the turn's calls. A call whose model sends
-nothing for ``silence_s`` (before its answer or within it) is given up (a 504, or the stream
-cut), which the CLI retries as any model failure; after ``SILENT_CALLS_PER_TURN`` such calls,
-the turn's further calls are refused at once: a model that accepts calls and never answers
-costs a turn about twice ``silence_s``, not the CLI's retries and fallbacks of minutes each.
+``close_turn`` also says how the model failed the turn's calls. A streamed call whose model
+sends nothing for ``silence_s`` (before its answer or within it) is given up (a 504, or the
+stream cut), which the CLI retries as any model failure; a call that is not streamed sends
+nothing until its whole answer is ready, so it is given up only after ``whole_answer_s`` (the
+CLI's own limit on a call). After ``SILENT_CALLS_PER_TURN`` such calls, the turn's further
+calls are refused at once: a model that accepts calls and never answers costs a turn about
+twice ``silence_s``, not the CLI's retries and fallbacks of minutes each. An endpoint that
+cannot be connected to (refused, or no answer to the connection within ``CONNECT_TIMEOUT_S``)
+is no silent model: its calls get a 502 and are counted apart (``unreachable_calls``).
 A refusal (429, 529) whose ``retry-after`` is longer than the CLI should wait inside the turn
 (``WAIT_IN_TURN_S``) reaches the CLI without it, and the turn's further calls get the same
 refusal at once: the run fails fast, and the runtime puts the message off for that wait in the
@@ -47,6 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+import msgspec
 from session_core import FixedSecret, SecretSource, bound_log_fields, current_log_fields, get_logger
 
 from ._method_override import asks_for_another_method
@@ -103,6 +108,9 @@ _UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model en
 _SILENT = b'{"type":"error","error":{"type":"api_error","message":"the model sent nothing (agentbot proxy)"}}'
 # Calls of a turn the model may leave silent before the proxy takes it for not answering.
 SILENT_CALLS_PER_TURN = 2
+# A model endpoint accepts a connection in well under a second; one that has not within this
+# (never longer than the silence bound) is unreachable, e.g. a firewall dropping the packets.
+CONNECT_TIMEOUT_S = 10.0
 # The model's refusals that say when to come back (rate limited, overloaded).
 _ASKS_TO_WAIT = frozenset({429, 503, 529})
 _WAIT_HEADERS = frozenset({"retry-after", "retry-after-ms"})
@@ -115,6 +123,14 @@ KEY_REFUSED = frozenset({401, 403})
 
 
 _BEDROCK_INVOKE = re.compile(r"/model/[A-Za-z0-9._:%-]+/(invoke|invoke-with-response-stream)")
+
+
+class _StreamFlag(msgspec.Struct):
+    stream: bool = False
+
+
+# Only the Messages API body's top-level ``stream`` is read (the rest is skipped, not built).
+_STREAM_FLAG = msgspec.json.Decoder(_StreamFlag)
 
 
 class UpstreamAuth(Protocol):
@@ -202,6 +218,7 @@ class _TurnCalls:
     # The turn's log fields (turn, session, invocation): the proxy's threads log with them.
     log_fields: dict[str, Any] = field(default_factory=dict)
     silent_calls: int = 0
+    unreachable_calls: int = 0
     retry_after_s: float | None = None
     # The status of a refusal that asked to wait longer than WAIT_IN_TURN_S (0: none).
     waits_with: int = 0
@@ -209,6 +226,10 @@ class _TurnCalls:
     def went_silent(self) -> None:
         with self.lock:
             self.silent_calls += 1
+
+    def could_not_connect(self) -> None:
+        with self.lock:
+            self.unreachable_calls += 1
 
     def asked_to_wait(self, status: int, seconds: float) -> None:
         with self.lock:
@@ -262,7 +283,9 @@ class ModelProxy:
     anything without the current turn's key a 401. ``metered=False`` reads no usage from the
     answers (an upstream that is no model: an MCP server), and leaves its silences and its
     requests to wait to its client, as they are no model's. ``silence_s``: how long the
-    upstream may send nothing before a call is given up (see the module's docstring)."""
+    upstream may send nothing before a streamed call is given up; ``whole_answer_s``: how long
+    a call that is not streamed may take to answer (default ``silence_s``; see the module's
+    docstring)."""
 
     def __init__(
         self,
@@ -271,6 +294,7 @@ class ModelProxy:
         api_key: str | None = None,
         auth: UpstreamAuth | None = None,
         silence_s: float = 600.0,
+        whole_answer_s: float | None = None,
         metered: bool = True,
     ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
@@ -290,6 +314,7 @@ class ModelProxy:
         self._turn_key: str | None = None
         self._turn = _TurnCalls(meter=None, max_cost_usd=None)
         self._silence_s = silence_s
+        self._whole_answer_s = silence_s if whole_answer_s is None else whole_answer_s
         self._httpd: ThreadingHTTPServer | None = None
 
     def start(self) -> ModelProxy:
@@ -328,7 +353,10 @@ class ModelProxy:
         spend = MeteredSpend() if ended.meter is None else ended.meter.spend()
         with ended.lock:
             return dataclasses.replace(
-                spend, silent_calls=ended.silent_calls, retry_after_s=ended.retry_after_s
+                spend,
+                silent_calls=ended.silent_calls,
+                unreachable_calls=ended.unreachable_calls,
+                retry_after_s=ended.retry_after_s,
             )
 
     def accepts(self, presented: str | None) -> bool:
@@ -355,10 +383,25 @@ class ModelProxy:
         port = self._httpd.server_address[1]
         return f"http://127.0.0.1:{port}"
 
-    def _connect(self) -> http.client.HTTPConnection:
+    @property
+    def connect_timeout_s(self) -> float:
+        """How long a connection to the upstream may take to be made."""
+        return min(CONNECT_TIMEOUT_S, self._silence_s)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        """A connection not yet made, bounded by ``connect_timeout_s`` until it is."""
+        timeout = self.connect_timeout_s
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._silence_s)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._silence_s)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def answer_bound_s(self, path: str, body: bytes | None) -> tuple[float, str]:
+        """How long the upstream may send nothing on this call, and the setting that says so:
+        a streamed call's silence, or a whole answer's wait for one not streamed (it sends
+        nothing before its answer is ready, which may take minutes)."""
+        if _streams(path, body):
+            return self._silence_s, "MODEL_SILENCE_S"
+        return self._whole_answer_s, "MODEL_TIMEOUT_MS"
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -443,7 +486,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         url = self.proxy._upstream + self.path
         for last_try in (False, True):
             sent = auth.authorize(self.command, url, headers, body)
-            upstream = self.proxy._connect()
+            upstream = self.proxy._connection()
             if not turn.hold(upstream):
                 self._refuse(401, _UNAUTHORIZED)
                 return
@@ -468,36 +511,59 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         turn: _TurnCalls,
     ) -> http.client.HTTPResponse | None:
         """The upstream's response (its headers read), or None once the caller heard it is
-        unreachable."""
+        unreachable or silent."""
+        try:
+            upstream.connect()
+        except OSError as exc:
+            self._could_not_connect(turn, body, exc)
+            self._tell_caller(502, _UNREACHABLE)
+            return None
+        if turn.ended:  # it ended while this call connected (and was not there to be cut)
+            _cut(upstream)
+        bound_s, _ = self.proxy.answer_bound_s(self.path, body)
+        upstream.sock.settimeout(bound_s)
         try:
             upstream.request(self.command, self.proxy._prefix + self.path, body=body, headers=headers)
-            if turn.ended:  # it ended while this call connected (and was not there to be cut)
-                _cut(upstream)
             return upstream.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, TimeoutError) and self.proxy._metered:
                 self._gave_up_on_silence(turn, body, answering=False)
-                refusal = 504, _SILENT
+                self._tell_caller(504, _SILENT)
             else:
-                self.log_error("upstream unreachable: %s", type(exc).__name__)
-                refusal = 502, _UNREACHABLE
-            with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
-                self._refuse(*refusal)
+                self._tell_caller(502, _UNREACHABLE)
             return None
+
+    def _tell_caller(self, status: int, body: bytes) -> None:
+        with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)
+            self._refuse(status, body)
+
+    def _could_not_connect(self, turn: _TurnCalls, body: bytes | None, exc: OSError) -> None:
+        if turn.ended or not self.proxy._metered:  # cut by the turn's end; or no model's endpoint
+            return
+        turn.could_not_connect()
+        # Not the model's silence: the operator looks at the endpoint and the network path to it.
+        _log.warning(
+            "model_proxy.model_unreachable",
+            error=type(exc).__name__,
+            connect_timeout_s=self.proxy.connect_timeout_s,
+            model=_requested_model(self.path, body),
+            upstream=self.proxy.upstream_origin,
+        )
 
     def _gave_up_on_silence(self, turn: _TurnCalls, body: bytes | None, *, answering: bool) -> None:
         if turn.ended or not self.proxy._metered:  # cut by the turn's end; or no model's silence
             return
         turn.went_silent()
+        bound_s, setting = self.proxy.answer_bound_s(self.path, body)
         # The operator's clue to a model that accepts calls and never answers: which model, at
         # which endpoint (scheme, host and port: a gateway's path may carry a token).
         _log.warning(
             "model_proxy.model_silent",
-            silent_s=self.proxy._silence_s,
+            silent_s=bound_s,
             during="answer" if answering else "before_answer",
             model=_requested_model(self.path, body),
             upstream=self.proxy.upstream_origin,
-            setting="MODEL_SILENCE_S",
+            setting=setting,
         )
 
     def _relay_answer(self, response: http.client.HTTPResponse, body: bytes | None, turn: _TurnCalls) -> None:
@@ -576,6 +642,18 @@ def _retry_after_s(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if 0 < seconds < float("inf") else None
+
+
+def _streams(path: str, body: bytes | None) -> bool:
+    """Whether a call asks for its answer as a stream: Bedrock by its path, the Messages API
+    by the body's ``stream``."""
+    bedrock = _BEDROCK_INVOKE.fullmatch(path.split("?", 1)[0])
+    if bedrock is not None:
+        return bedrock.group(1) == "invoke-with-response-stream"
+    try:
+        return _STREAM_FLAG.decode(body or b"{}").stream
+    except msgspec.DecodeError:
+        return False
 
 
 def _requested_model(path: str, body: bytes | None) -> str:

@@ -82,6 +82,7 @@ ErrorReason = Literal[
     "crashed",
     "disk_limit",
     "model_silent",
+    "model_unreachable",
 ]
 
 

@@ -143,6 +143,8 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "chat may use. I remove them before your next message; please ask for something smaller.",
     "model_silent": "The AI model stopped answering, so after a few minutes I gave up on this "
     "message. Please send it again in a little while.",
+    "model_unreachable": "I could not reach the AI model, so I could not answer this message. "
+    "Please send it again in a little while.",
 }
 
 
