@@ -873,7 +873,7 @@ def test_local_checks_name_the_runtimes_settings_agentbot_dev_would_refuse(
         pytest.param(
             "MODEL_SILENCE_S",
             "99999999999",
-            "MODEL_SILENCE_S: must be <= 900, got 99999999999",
+            "MODEL_SILENCE_S: must be <= 899, got 99999999999",
             id="model-silence-longer-than-any-turn",
         ),
         # With MODEL_TIMEOUT_MS=60000 the CLI gave up on a silent call at 60 s, before the default

@@ -49,9 +49,21 @@ def test_a_model_silence_longer_than_any_turn_is_reported_naming_the_setting(cap
     out, err = capsys.readouterr()
     logged = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
     fixes = [(line["fix"], line["reason"]) for line in logged if line.get("event") == "config.invalid"]
-    assert fixes == [("MODEL_SILENCE_S", "must be <= 900, got 99999999999")]
+    assert fixes == [("MODEL_SILENCE_S", "must be <= 899, got 99999999999")]
     longest = {**environ, "MODEL_SILENCE_S": "899", "MODEL_TIMEOUT_MS": "900000"}
     assert load_settings(longest).model_silence_s == 899
+
+
+def test_a_model_silence_as_long_as_the_longest_model_timeout_is_refused_with_a_bound_it_can_meet() -> None:
+    """MODEL_SILENCE_S=900 was documented as allowed, and MODEL_TIMEOUT_MS=901000 with it; with
+    the timeout now at most 900000 ms, 900 s was told to be shorter than MODEL_TIMEOUT_MS,
+    whose own bound then refused raising it: the operator went round in a circle."""
+    environ = {"SESSIONS_TABLE": "t", "SESSIONS_BUCKET": "b", "ANTHROPIC_API_KEY_PARAMETER": "/agentbot/key"}
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**environ, "MODEL_SILENCE_S": "900", "MODEL_TIMEOUT_MS": "900000"})
+
+    assert (refused.value.setting, refused.value.reason) == ("MODEL_SILENCE_S", "must be <= 899, got 900")
 
 
 @pytest.mark.parametrize(

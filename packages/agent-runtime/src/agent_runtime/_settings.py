@@ -134,7 +134,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             f"{lease_s} s must be at most {LONGEST_TURN_S} s (the longest a turn runs on Lambda): "
             "a turn that crashes holds its chat until its lease ends, longer than any turn could have run",
         )
-    silence_s = env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S, environ=env)
+    # Shorter than the longest MODEL_TIMEOUT_MS (below), so that a silence past it is refused
+    # with a bound that can be met, not sent to raise a timeout that is at its own.
+    silence_s = env_int("MODEL_SILENCE_S", 90, minimum=1, maximum=LONGEST_TURN_S - 1, environ=env)
     if silence_s * 1000 >= timeout_ms:
         # The CLI would end a silent call first: the proxy never sees the model go silent, and
         # the CLI's and the queue's retries make it half an hour of "typing…" again.
