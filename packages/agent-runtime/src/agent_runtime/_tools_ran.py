@@ -45,7 +45,8 @@ _SUMMARISED = (
     "the summary above was written while you were answering it and covers that message and "
     "your work on it until then; the rest is left out"
 )
-_TOOLS_HAD_RUN = ", but tool calls of it had run."
+# The calls may have been made on either side of a summary: the wording places them on neither.
+_TOOLS_HAD_RUN = ". Tool calls you made for it did run, though."
 _UNFINISHED_RAN = " These ran: {calls}."
 _UNFINISHED_END = (
     " Do not run them again unasked; should the message below ask for the same, first tell the "
