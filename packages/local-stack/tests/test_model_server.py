@@ -119,6 +119,28 @@ def test_an_injected_fault_words_its_error_as_the_api_does() -> None:
     assert response.json()["error"] == {"type": "rate_limit_error", "message": "slow down"}
 
 
+def test_only_models_refuses_any_other_model_id_as_bedrock_does() -> None:
+    """An account that has not enabled a model (or a role not allowed it) refuses its calls:
+    Bedrock names the model in the path (the colon of a version may come escaped), the Messages
+    API in the body."""
+    with ModelServer(lambda request: "fine") as server:
+        server.only_models(["anthropic.claude-chosen-v1:0", "claude-chosen"])
+        body = {k: v for k, v in BODY.items() if k not in ("model", "stream")}
+        chosen = httpx.post(f"{server.base_url}/model/anthropic.claude-chosen-v1%3A0/invoke", json=body)
+        other = httpx.post(f"{server.base_url}/model/us.anthropic.claude-other-v1:0/invoke", json=body)
+        api_other = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False})
+        api_chosen = httpx.post(
+            f"{server.base_url}/v1/messages", json={**BODY, "model": "claude-chosen", "stream": False}
+        )
+    assert chosen.status_code == 200 and api_chosen.status_code == 200
+    assert other.status_code == 403 and other.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert api_other.status_code == 403
+    assert [call.model_id for call in server.refused_calls] == [
+        "us.anthropic.claude-other-v1:0",
+        "claude-test",
+    ]
+
+
 def test_non_streaming_calls_and_token_counts_are_answered() -> None:
     with ModelServer(lambda request: "whole") as server:
         whole = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False}).json()

@@ -12,7 +12,8 @@ What the model says comes from a *responder*: a callable from the request JSON t
 reply (a string, or a sequence of strings and :class:`ToolCall`). Every request is
 recorded, and faults (an HTTP error status, a stream cut part-way) can be injected for
 the next N model calls. With ``accepted_key`` set, a Messages API call with any other
-``x-api-key`` is refused with 401, as the API refuses a revoked key.
+``x-api-key`` is refused with 401, as the API refuses a revoked key. With ``only_models``,
+a call for any other model id is refused, as an account refuses a model it has not enabled.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import unquote
 
 from ._loopback import LoopbackServer
 
@@ -134,6 +136,15 @@ class RecordedRequest:
             self.path.split("?")[0] == "/v1/messages" or self.path.startswith("/model/")
         )
 
+    @property
+    def model_id(self) -> str | None:
+        """The model a model call asks for: Bedrock names it in the path, the Messages API in
+        the body."""
+        if self.path.startswith("/model/"):
+            return unquote(self.path.split("?")[0].split("/")[2])
+        model = (self.body or {}).get("model")
+        return model if isinstance(model, str) else None
+
 
 @dataclass
 class _State:
@@ -142,6 +153,8 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[ModelFault] = field(default_factory=list)
     accepted_key: str | None = None
+    allowed_models: frozenset[str] | None = None
+    model_refusal: ModelFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     # Ids must be unique across runs, not only within one: a session restored from an earlier
@@ -203,6 +216,23 @@ class ModelServer(LoopbackServer):
     @accepted_key.setter
     def accepted_key(self, key: str | None) -> None:
         self._state.accepted_key = key
+
+    def only_models(self, model_ids: Iterable[str], *, refusal: ModelFault | None = None) -> None:
+        """Answer calls for ``model_ids`` only; refuse any other model id with ``refusal``
+        (default: Bedrock's 403 AccessDeniedException for a model the caller may not invoke)."""
+        with self._state.lock:
+            self._state.allowed_models = frozenset(model_ids)
+            self._state.model_refusal = refusal or ModelFault(
+                status=403, message="You don't have access to the model with the specified model ID."
+            )
+
+    @property
+    def refused_calls(self) -> list[RecordedRequest]:
+        """Model calls refused by ``only_models``, in arrival order."""
+        allowed = self._state.allowed_models
+        if allowed is None:
+            return []
+        return [call for call in self.model_calls if call.model_id not in allowed]
 
     def clear_faults(self) -> None:
         """Drop faults not yet used."""
@@ -560,6 +590,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         stream = path.endswith("/invoke-with-response-stream") if bedrock else bool(body.get("stream"))
+        allowed, refusal = self.state.allowed_models, self.state.model_refusal
+        if allowed is not None and refusal is not None and recorded.model_id not in allowed:
+            self._error(refusal, bedrock=bedrock)
+            return
         with self.state.lock:
             fault = self.state.faults.pop(0) if self.state.faults else None
             msg_id = f"msg_{self.state.run_id}{next(self.state.ids):012d}"
