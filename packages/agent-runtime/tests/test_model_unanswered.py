@@ -40,10 +40,9 @@ BEDROCK = {
 }
 
 
-# Bedrock's CLI first makes two calls at once that are not streamed (1-token calls to its
-# default models): their answer comes whole, so their silence is before it and lasts the whole
-# MODEL_TIMEOUT_MS (a stream's calls come after them). The silence within a stream is the
-# Messages API's case.
+# Bedrock's answer streams as the Messages API's does (the CLI's 1-token start-up checks of its
+# default models, not streamed, never reach the model: see test_bedrock_models). The silence
+# within a stream is the Messages API's case.
 @pytest.mark.parametrize(
     ("backend", "silent_after_events"),
     [("anthropic", None), ("anthropic", 1), ("bedrock", None)],
@@ -57,8 +56,7 @@ def test_a_model_that_never_answers_ends_the_turn_in_seconds_named_for_the_opera
     env = dict(QUICK)
     silence_s, setting = SILENCE_S, "MODEL_SILENCE_S"
     if backend == "bedrock":
-        env |= BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url, "MODEL_TIMEOUT_MS": "5000"}
-        silence_s, setting = 5, "MODEL_TIMEOUT_MS"
+        env |= BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
     runtime = make_runtime(env=env)
     configure_logging(json_lines=True)
     key = f"default/{1401 + (backend == 'bedrock') * 2 + (silent_after_events is not None)}/0"
@@ -168,16 +166,11 @@ def test_a_short_retry_after_is_still_waited_out_within_the_turn(
     assert len(model_server.model_calls) == 2
 
 
-def _slow_whole_answer(model_server: Any, backend: str) -> None:
-    """The model takes twice MODEL_SILENCE_S to answer calls that are not streamed: Bedrock's
-    first calls, or the non-streamed fallback the CLI makes when the stream's endpoint is not
-    found (404)."""
-    slow = ModelFault(silent_s=2 * SILENCE_S)
-    if backend == "bedrock":
-        model_server.inject(slow, times=2)
-    else:
-        model_server.inject(ModelFault(status=404, error_type="not_found_error"))
-        model_server.inject(slow)
+def _slow_whole_answer(model_server: Any) -> None:
+    """The model takes twice MODEL_SILENCE_S to answer a call that is not streamed: the
+    fallback the CLI makes when the stream's endpoint is not found (404)."""
+    model_server.inject(ModelFault(status=404, error_type="not_found_error"))
+    model_server.inject(ModelFault(silent_s=2 * SILENCE_S))
 
 
 @pytest.mark.parametrize("backend", ["anthropic", "bedrock"])
@@ -189,7 +182,7 @@ def test_a_whole_answer_that_is_not_streamed_is_waited_for_past_the_silence_boun
     env = dict(QUICK)
     if backend == "bedrock":
         env |= BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
-    _slow_whole_answer(model_server, backend)
+    _slow_whole_answer(model_server)
     runtime = make_runtime(env=env)
     configure_logging(json_lines=True)
     key = f"default/{1440 + (backend == 'bedrock')}/0"

@@ -11,6 +11,7 @@ import typing as _typing
 
 from session_core import is_secret_variable
 
+from ._chosen_models import chosen_model_ids, model_id_of
 from ._claude_config import (
     ClaudeConfig,
     MainAgentPolicy,
@@ -107,6 +108,7 @@ __all__ = [
     "bundled_cli_path",
     "check_model_access",
     "check_runtime_configuration",
+    "chosen_model_ids",
     "config_problem",
     "default_config_path",
     "held_secrets",
@@ -115,6 +117,7 @@ __all__ = [
     "isolate_process_secrets",
     "load_claude_config",
     "load_settings",
+    "model_id_of",
     "read_mcp_secret_headers",
     "session_workspace",
     "transcript_project",

@@ -18,6 +18,7 @@ from session_core import (
     make_non_dumpable,
 )
 
+from ._chosen_models import chosen_model_ids
 from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
@@ -75,7 +76,10 @@ def build_runtime(
     if model is None:
         if settings.backend == "bedrock":
             model = BedrockAccess(
-                settings, sts=sts if settings.model_invoke_role_arn else None, session=session
+                settings,
+                sts=sts if settings.model_invoke_role_arn else None,
+                session=session,
+                models=chosen_model_ids(settings, config),
             )
         else:
             model = AnthropicAccess(settings, ssm=ssm)

@@ -187,6 +187,14 @@ class _TurnProxy:
 
 def _model_names(settings: RuntimeSettings) -> dict[str, str]:
     names = {"ANTHROPIC_MODEL": settings.model, "ANTHROPIC_SMALL_FAST_MODEL": settings.small_model}
+    if settings.backend == "bedrock":
+        # The aliases an agents.json model or the CLI itself may use ("opus", "sonnet",
+        # "haiku") resolve to the chosen models too, never to the CLI's default ids.
+        names |= {
+            "ANTHROPIC_DEFAULT_OPUS_MODEL": settings.model,
+            "ANTHROPIC_DEFAULT_SONNET_MODEL": settings.model,
+            "ANTHROPIC_DEFAULT_HAIKU_MODEL": settings.small_model,
+        }
     return {name: value for name, value in names.items() if value}
 
 
@@ -228,15 +236,24 @@ class BedrockAccess:
     call with SigV4 using credentials of ``MODEL_INVOKE_ROLE_ARN`` (assumed with ``sts``,
     narrowed to model invocation, refreshed 5 minutes before they expire).
 
+    ``models``: the only model ids a call may ask for (``chosen_model_ids``; None: any).
+
     Without a role ARN (never in Lambda, where the template always sets it) the proxy signs
     with the runtime's own credentials from ``session`` (``agentbot dev`` against real Bedrock,
     or a local gateway that ignores signatures, such as the test model server).
     """
 
     def __init__(
-        self, settings: RuntimeSettings, *, sts: Any = None, session: Any = None, clock: Any = time.time
+        self,
+        settings: RuntimeSettings,
+        *,
+        sts: Any = None,
+        session: Any = None,
+        clock: Any = time.time,
+        models: frozenset[str] | None = None,
     ) -> None:
         self._settings = settings
+        self._models = models
         self._sts = sts
         self._session = session
         self._clock = clock
@@ -288,6 +305,7 @@ class BedrockAccess:
             auth=BedrockSigner(self._credentials, region),
             silence_s=self._settings.model_silence_s,
             whole_answer_s=self._settings.model_timeout_ms / 1000,
+            only_models=self._models,
         ).start()
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:

@@ -98,6 +98,11 @@ _SPENT_UP = (
 _FORBIDDEN = (
     b'{"type":"error","error":{"type":"permission_error","message":"not allowed by the agentbot proxy"}}'
 )
+# Bedrock's answer to a model it does not have (the CLI takes it as "not available").
+_NOT_CHOSEN = (
+    b'{"type":"error","error":{"type":"invalid_request_error","message":"The provided model '
+    b'identifier is invalid: not a model the operator chose (agentbot proxy)"}}'
+)
 _BAD_TARGET = (
     b'{"type":"error","error":{"type":"invalid_request_error","message":"request target must be a path"}}'
 )
@@ -285,7 +290,8 @@ class ModelProxy:
     requests to wait to its client, as they are no model's. ``silence_s``: how long the
     upstream may send nothing before a streamed call is given up; ``whole_answer_s``: how long
     a call that is not streamed may take to answer (default ``silence_s``; see the module's
-    docstring)."""
+    docstring). ``only_models``: the model ids a call may ask for (None: any); a call for
+    another gets a 400 without leaving the container."""
 
     def __init__(
         self,
@@ -296,6 +302,7 @@ class ModelProxy:
         silence_s: float = 600.0,
         whole_answer_s: float | None = None,
         metered: bool = True,
+        only_models: frozenset[str] | None = None,
     ) -> None:
         parts = urlsplit(upstream.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -311,6 +318,7 @@ class ModelProxy:
             auth = AnthropicKey(FixedSecret(api_key, name="the API key"))
         self._auth: UpstreamAuth = auth
         self._metered = metered
+        self._only_models = only_models
         self._turn_key: str | None = None
         self._turn = _TurnCalls(meter=None, max_cost_usd=None)
         self._silence_s = silence_s
@@ -395,6 +403,10 @@ class ModelProxy:
             return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
+    def chose(self, path: str, body: bytes | None) -> bool:
+        """Whether the model a call asks for is one of ``only_models``."""
+        return self._only_models is None or _requested_model(path, body) in self._only_models
+
     def answer_bound_s(self, path: str, body: bytes | None) -> tuple[float, str]:
         """How long the upstream may send nothing on this call, and the setting that says so:
         a streamed call's silence, or a whole answer's wait for one not streamed (it sends
@@ -454,6 +466,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if meter is None:  # no model behind it (an MCP server's proxy): nothing to hold back
             self._relay(body, turn)
+            return
+        if not self.proxy.chose(path, body):
+            # The CLI's start-up checks of its default models, each turn: no warning.
+            _log.info("model_proxy.model_not_chosen", model=_requested_model(path, body)[:100])
+            self._refuse(400, _NOT_CHOSEN)
             return
         # A few calls at a time: the cap is checked against what the calls so far reported,
         # so a burst of parallel calls could pass it by any number of calls' worth.

@@ -145,6 +145,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             f"{silence_s} s must be shorter than MODEL_TIMEOUT_MS ({timeout_ms} ms), "
             "the CLI's own limit on a model call, or a silent model is never noticed",
         )
+    bedrock_model = opt("BEDROCK_MODEL_ID") if backend == "bedrock" else None
+    model = bedrock_model or opt("ANTHROPIC_MODEL")
+    # With Bedrock the CLI's own defaults (a Haiku, an Opus) are models the account need not
+    # have enabled, nor the invoke role allow: the background calls use the chosen model.
+    small_model = opt("ANTHROPIC_SMALL_FAST_MODEL") or (model if backend == "bedrock" else None)
     return RuntimeSettings(
         sessions_table=req("SESSIONS_TABLE"),
         sessions_bucket=req("SESSIONS_BUCKET"),
@@ -154,10 +159,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=base_url,
         bedrock_base_url=opt("ANTHROPIC_BEDROCK_BASE_URL"),
-        model=opt("BEDROCK_MODEL_ID")
-        if backend == "bedrock" and opt("BEDROCK_MODEL_ID")
-        else opt("ANTHROPIC_MODEL"),
-        small_model=opt("ANTHROPIC_SMALL_FAST_MODEL"),
+        model=model,
+        small_model=small_model,
         aws_region=region,
         model_invoke_role_arn=opt("MODEL_INVOKE_ROLE_ARN"),
         sessions_root=opt("SESSIONS_ROOT") or DEFAULT_SESSIONS_ROOT,

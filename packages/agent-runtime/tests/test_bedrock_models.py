@@ -1,0 +1,78 @@
+"""With Bedrock, every model the CLI asks for is one the operator chose: BEDROCK_MODEL_ID, or
+ANTHROPIC_SMALL_FAST_MODEL for the quick background calls (BEDROCK_MODEL_ID when unset). The
+CLI's own defaults (a Haiku for its small/fast model and the "haiku" alias, an Opus for "opus")
+are models an account need not have enabled and the invoke role is not allowed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from local_stack import ModelFault
+
+pytestmark = pytest.mark.slow
+
+CHOSEN = "anthropic.claude-sonnet-4-5-v1:0"
+BEDROCK = {"CLAUDE_CODE_USE_BEDROCK": "1", "ANTHROPIC_API_KEY_PARAMETER": "", "BEDROCK_MODEL_ID": CHOSEN}
+# What Bedrock says to a model id an account or a region does not have.
+NOT_ENABLED = ModelFault(status=400, message="The provided model identifier is invalid.")
+
+
+def _subagent_model(tools_config: Path, alias: str) -> None:
+    agents_file = tools_config / "agents.json"
+    agents = json.loads(agents_file.read_text())
+    agents["agents"]["summarizer"]["model"] = alias
+    agents_file.write_text(json.dumps(agents))
+
+
+@pytest.mark.parametrize("alias", ["haiku", "opus"])
+def test_a_subagent_on_a_model_alias_answers_where_only_the_chosen_model_is_enabled(
+    make_runtime, model_server, turn_request, tools_config, alias
+) -> None:
+    """agents.json may name a model by alias (the cheap "haiku" for a summarizer): the CLI
+    resolves it to a model the operator chose, not to its default Haiku or Opus id."""
+    _subagent_model(tools_config, alias)
+    model_server.only_models([CHOSEN], refusal=NOT_ENABLED)
+    runtime = make_runtime(env=BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
+
+    result = runtime.run_turn(turn_request("agent: the cat sat on the mat", turn_id=1))
+
+    assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
+    assert "API Error" not in result.text, result.text
+
+
+def test_the_small_fast_model_is_the_one_the_operator_names(
+    make_runtime, model_server, turn_request, tools_config
+) -> None:
+    """ANTHROPIC_SMALL_FAST_MODEL (SmallFastModel) is what "haiku" and the CLI's background
+    calls use: an operator who enabled a cheaper model for them gets it."""
+    small = "anthropic.claude-haiku-4-5-v1:0"
+    _subagent_model(tools_config, "haiku")
+    model_server.only_models([CHOSEN, small], refusal=NOT_ENABLED)
+    runtime = make_runtime(
+        env=BEDROCK
+        | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url, "ANTHROPIC_SMALL_FAST_MODEL": small}
+    )
+
+    result = runtime.run_turn(turn_request("agent: the dog sat on the log", turn_id=1))
+
+    assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
+    # The subagent's call (not a 1-token start-up check) went to the small model.
+    assert [c for c in model_server.model_calls if c.model_id == small and c.body["max_tokens"] > 1]
+
+
+def test_no_call_for_a_model_the_operator_did_not_choose_reaches_bedrock(
+    make_runtime, model_server, turn_request
+) -> None:
+    """The CLI checks its default models (an Opus, a Haiku, ...) with 1-token calls at the start
+    of each turn: in an account or role that allows only the chosen model they are refused
+    (AccessDenied noise, and a round trip each before the answer), where allowed they cost."""
+    model_server.only_models([CHOSEN])
+    runtime = make_runtime(env=BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
+
+    result = runtime.run_turn(turn_request("hello", turn_id=1))
+
+    assert result.ok and result.text == "turns=1 last=hello", result
+    assert model_server.refused_calls == [], [c.model_id for c in model_server.refused_calls]
+    assert {c.model_id for c in model_server.model_calls} == {CHOSEN}
