@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -862,6 +863,21 @@ def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(m
     assert "BUDGET_USER_DAILY_USD" not in producer and "RATE_LIMIT_USER_PER_MINUTE" not in consumer
     assert "MAX_TURN_COST_USD" not in consumer
     assert not any("SOME_OTHER_SHELL_VARIABLE" in env for env in (producer, consumer, runtime))
+
+
+def test_the_small_model_set_in_the_shell_reaches_devs_bedrock_runtime(monkeypatch) -> None:
+    """`agentbot doctor` checks the shell's ANTHROPIC_SMALL_FAST_MODEL as the model dev's
+    Bedrock runtime uses for background calls and "haiku": dev's runtime must be given it, not
+    fall back to BEDROCK_MODEL_ID behind the developer's back."""
+    from agentbot import dev
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+    monkeypatch.setenv("ANTHROPIC_SMALL_FAST_MODEL", "anthropic.claude-small-v1:0")
+    with contextlib.ExitStack() as stack:
+        choice = dev.choose_model(stack)
+    assert choice.runtime_env["ANTHROPIC_SMALL_FAST_MODEL"] == "anthropic.claude-small-v1:0"
 
 
 def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:

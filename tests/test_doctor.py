@@ -43,6 +43,7 @@ _STACK_TEMPLATE = {
             "AnthropicBaseUrl",
             "AnthropicModel",
             "BedrockModelId",
+            "SmallFastModel",
             "McpSecretsParameterPath",
             "MaxConcurrentTurns",
             "SessionTtlDays",
@@ -962,6 +963,57 @@ def test_a_bedrock_model_refused_locally_names_the_variable_it_came_from(
     assert code == 1, out
     assert lines["model"].startswith("  FAIL") and "anthropic.claude-misspelt-v1:0" in lines["model"], out
     assert "check the model id (ANTHROPIC_MODEL)" in lines["model"], out
+
+
+# What Bedrock answers for a model the account has not enabled, or the caller may not invoke.
+NOT_ENABLED = [
+    ModelFault(status=400, message="The provided model identifier is invalid."),
+    ModelFault(status=403, message="You don't have access to the model with the specified model ID."),
+]
+
+
+@pytest.mark.parametrize("refusal", NOT_ENABLED, ids=["invalid", "denied"])
+def test_bedrock_refusing_the_small_model_names_its_setting_in_the_shell(
+    refusal: ModelFault,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """With Bedrock the CLI's background calls (and "haiku") go to ANTHROPIC_SMALL_FAST_MODEL:
+    a model the account lacks fails those turns, so doctor checks it as it checks the main one."""
+    from local_stack import LOCAL_CREDENTIALS
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    clean_env.setenv("AWS_REGION", "us-east-1")
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+    clean_env.setenv("ANTHROPIC_SMALL_FAST_MODEL", "anthropic.claude-small-v1:0")
+    model.only_models(["anthropic.claude-test-v1:0"], refusal=refusal)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "ok    model          Bedrock answered a 1-token request (anthropic.claude-test-v1:0)" in out
+    assert "FAIL  model          Bedrock refused a 1-token request to anthropic.claude-small-v1:0" in out
+    assert "check the model id (ANTHROPIC_SMALL_FAST_MODEL)" in lines["model"], out
+
+
+def test_a_bedrock_stack_has_its_small_model_checked_as_smallfastmodel(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    stack = _stack(aws, model, ModelBackend="bedrock", SmallFastModel="anthropic.claude-small-v1:0")
+    _set_webhook(telegram)
+    model.only_models(["anthropic.claude-test-v1:0"], refusal=NOT_ENABLED[1])
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    assert "anthropic.claude-small-v1:0 (AccessDeniedException)" in lines["model"], out
+    assert "check the model id (SmallFastModel)" in lines["model"], out
 
 
 @pytest.mark.parametrize("spelled", ["yes", "on", "True"])

@@ -402,7 +402,8 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
-        for name in ("AWS_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "MODEL_INVOKE_ROLE_ARN"):
+        models = ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL")
+        for name in ("AWS_REGION", *models, "MODEL_INVOKE_ROLE_ARN"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
         return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)

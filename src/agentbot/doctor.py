@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -250,34 +249,31 @@ def _allowed_tools_of(config: Any, server: str) -> list[str]:
     return [t for t in config.main.allowed_tools if t.startswith(f"mcp__{server}__")]
 
 
-# Names the CLI resolves itself (and a subagent's "inherit"): no model id to ask the API about.
-# A "[1m]" suffix (1M context) the CLI takes off any name before it asks for the model.
-_MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "fable", "best", "opusplan"})
-_ONE_MILLION_CONTEXT = re.compile(r"\[1m\]$", re.IGNORECASE)
-
-
-def _model_id(name: str | None) -> str | None:
-    """The id the CLI asks the API for with ``name``; None for an alias it resolves itself."""
-    model = _ONE_MILLION_CONTEXT.sub("", name or "")
-    return model if model and model.lower() not in _MODEL_ALIASES else None
-
-
-def _models_of(model: str, source: str) -> list[tuple[str, str]]:
+def _models_of(model: str, source: str, small: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     """(model id, where it is set) of each model the agents ask for: agents.json's main.model,
-    which the CLI is started with over ``model`` (from ``source``), and the subagents' ids."""
-    from agent_runtime import ClaudeConfigError, load_claude_config
+    which the CLI is started with over ``model`` (from ``source``), with Bedrock the ``small``
+    model of the CLI's background calls and "haiku" (see ``_bedrock_small``), and the
+    subagents' ids."""
+    from agent_runtime import ClaudeConfigError, load_claude_config, model_id_of
 
     try:
         config = load_claude_config()
     except ClaudeConfigError:
-        return [(model, source)]  # the claude-config line names its problems
-    models = {model: source}
-    if main_model := _model_id(config.main.model):
-        models = {main_model: "agents.json: main.model"}
-    for agent in config.agents:
-        if agent_model := _model_id(agent.model):
+        config = None  # the claude-config line names its problems
+    main_model = model_id_of(config.main.model) if config is not None else None
+    models = {main_model: "agents.json: main.model"} if main_model else {model: source}
+    if small is not None:
+        models.setdefault(*small)
+    for agent in config.agents if config is not None else ():
+        if agent_model := model_id_of(agent.model):
             models.setdefault(agent_model, f"agents.json: agents.{agent.name}.model")
     return list(models.items())
+
+
+def _bedrock_small(small: str, small_source: str, model: str, source: str) -> tuple[str, str]:
+    """The runtime's reading of the small/fast model with Bedrock: its own setting, else the
+    main model (never the CLI's default Haiku)."""
+    return (small, small_source) if small else (model, source)
 
 
 def _probe_each(models: list[tuple[str, str]], probe: Callable[[str, str], Check]) -> list[Check]:
@@ -296,8 +292,12 @@ def check_model(target: Target) -> Check | list[Check]:
     if target.stack is not None:
         if target.parameter("ModelBackend") == "bedrock":
             bedrock = target.clients("bedrock-runtime")
+            model = target.parameter("BedrockModelId")
+            small = _bedrock_small(
+                target.stack.parameters.get("SmallFastModel", ""), "SmallFastModel", model, "BedrockModelId"
+            )
             return _probe_each(
-                _models_of(target.parameter("BedrockModelId"), "BedrockModelId"),
+                _models_of(model, "BedrockModelId", small),
                 lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
             )
         name = target.parameter("AnthropicApiKeyParameterName")
@@ -370,8 +370,10 @@ def check_model(target: Target) -> Check | list[Check]:
                 "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
             )
         bedrock = session.client("bedrock-runtime", region_name=region)
+        small_model = os.environ.get("ANTHROPIC_SMALL_FAST_MODEL", "").strip()
+        small = _bedrock_small(small_model, "ANTHROPIC_SMALL_FAST_MODEL", model, source)
         return _probe_each(
-            _models_of(model, source),
+            _models_of(model, source, small),
             lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
         )
     return Check(
