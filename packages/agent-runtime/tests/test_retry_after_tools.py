@@ -344,6 +344,53 @@ def test_a_first_turn_whose_cli_crashed_past_its_tool_runs_it_once_and_is_told(
     assert _ledger(sessions_root) == ["appended"]  # the tool ran once
 
 
+@pytest.mark.parametrize("then", ["the same message again", "the next message"])
+def test_status_after_an_expired_history_and_a_first_message_that_broke_off_counts_the_new_one(
+    make_dated_runtime,
+    model,
+    model_server,
+    turn_request,
+    fresh_container,
+    lease_clock,
+    sessions_root,
+    aws,
+    then,
+) -> None:
+    """The chat was quiet past its retention, then its first message ran a tool and failed
+    for good. /status reads the conversation's figures from the session record: it named the
+    broken-off session with the expired conversation's turns and cost (not "none yet"), and
+    each later answer added to them until /new. The chat's total keeps everything."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 26 * 86_400  # no message for 26 days; nothing swept yet
+    fresh_container()
+    model.fail_after_tool = True
+    failed = make_dated_runtime().run_turn(turn_request("please append", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.tools_ran and failed.cost_usd > 0, failed
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    key = SessionKey.parse(KEY)
+
+    broken = registry.get_session(key)
+    assert broken is not None and broken.sdk_session_id not in (None, old.session_id)
+    # /status: "Session: none yet", this conversation 0 turns and the broken-off run's cost
+    assert broken.conversation_turns == 0
+    assert broken.conversation_cost_usd == pytest.approx(failed.cost_usd)
+    assert broken.turns == 1 and broken.cost_usd == pytest.approx(old.cost_usd + failed.cost_usd)
+
+    if then == "the same message again":
+        answered = make_dated_runtime().run_turn(turn_request("please append", turn_id=2))
+    else:
+        answered = make_dated_runtime().run_turn(turn_request("did it work?", turn_id=3))
+    assert answered.ok and answered.session_id != old.session_id, answered
+    assert _ledger(sessions_root) == ["appended"]  # the tool ran once
+    record = registry.get_session(key)
+    assert record is not None and record.sdk_session_id == answered.session_id
+    assert record.conversation_turns == 1
+    assert record.conversation_cost_usd == pytest.approx(failed.cost_usd + answered.cost_usd)
+    assert record.turns == 2
+    assert record.cost_usd == pytest.approx(old.cost_usd + failed.cost_usd + answered.cost_usd)
+
+
 def test_a_first_turn_that_failed_past_its_tool_is_still_told_after_a_next_message_that_failed_too(
     make_runtime, model, model_server, turn_request
 ) -> None:

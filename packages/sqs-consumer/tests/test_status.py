@@ -72,6 +72,51 @@ def test_status_after_a_first_message_that_broke_off_past_its_tools_names_no_ses
     assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in answered
 
 
+def test_status_after_an_expired_history_and_a_broken_off_first_message_shows_the_new_conversation(
+    aws: Any,
+) -> None:
+    """Past its retention the chat's first message ran a tool and broke off: the runtime names
+    its session and starts the conversation's figures again. /status showed that session
+    with the expired conversation's turns and cost, and added the next answer to them."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+
+    def answer(turn_id: int, session: str, cost_usd: float) -> None:
+        lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+        registry.record_turn(
+            lease,
+            result=TurnResult(
+                version=TURN_VERSION,
+                session_key=KEY.canonical,
+                turn_id=turn_id,
+                session_id=session,
+                cost_usd=cost_usd,
+            ),
+        )
+        registry.release_lease(lease)
+
+    answer(1, "sdk-expired", 0.25)
+    now += 26 * _DAY_S
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    registry.add_failed_turn_cost(KEY, 0.05)
+    registry.keep_unfinished_session(
+        lease, "sdk-broken-off", session_cost_usd=0.05, conversation_cost_usd=0.05
+    )
+    registry.release_lease(lease)
+
+    broken = _command_days_later("status", KEY, registry, tables, now)
+    assert "<b>Session</b>: <code>none yet (next message starts one)</code>" in broken
+    assert "<b>This conversation</b> (since /new): 0 turns, $0.0500" in broken
+    assert "<b>This chat in total</b>: 1 turn, $0.3000" in broken
+
+    answer(2, "sdk-broken-off", 0.25)
+    answered = _command_days_later("status", KEY, registry, tables, now)
+    assert "<b>Session</b>: <code>sdk-broken-off</code>" in answered
+    assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in answered
+    assert "<b>This chat in total</b>: 2 turns, $0.5500" in answered
+
+
 def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is_kept(aws: Any) -> None:
     """/new in a chat quiet for SessionTtlDays said the previous conversation "is kept for 25
     days", though it had expired (and /status said so): it just starts a fresh one."""

@@ -60,8 +60,16 @@ class RuntimeRegistry(TurnRecords, Protocol):
         """Count what a run without a saved answer cost."""
         ...
 
-    def keep_unfinished_session(self, lease: Lease, session_id: str, *, session_cost_usd: float) -> None:
-        """Name the SDK session a run began that ended unsaved after its tools ran."""
+    def keep_unfinished_session(
+        self,
+        lease: Lease,
+        session_id: str,
+        *,
+        session_cost_usd: float,
+        conversation_cost_usd: float | None = None,
+    ) -> None:
+        """Name the SDK session a run began that ended unsaved after its tools ran (and, given
+        ``conversation_cost_usd``, start the conversation's figures again)."""
         ...
 
 

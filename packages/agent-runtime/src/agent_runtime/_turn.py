@@ -582,7 +582,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         )
         same_session = result is not None and result.session_id == run.resume
         total = float(result.total_cost_usd or 0.0) if result is not None and same_session else None
-        await self._count_failed_spend(key, cost, total)
+        await self._count_failed_spend(key, outcome, cost, total)
         answer = await self._unrecorded_answer(key, request, holder, outcome, started)
         return msgspec.structs.replace(answer, cost_usd=cost) if cost > 0 and not answer.replayed else answer
 
@@ -629,7 +629,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return _error(request, "internal", retryable=True, started=started)
 
     async def _count_failed_spend(
-        self, key: SessionKey, cost_usd: float, session_total: float | None
+        self, key: SessionKey, outcome: RunOutcome, cost_usd: float, session_total: float | None
     ) -> None:
         """A run that ended without an answer still paid for its tokens: add them to the chat's
         cost (an error result's own figure, or the model proxy's count of a killed run)."""
@@ -642,6 +642,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         except SessionCoreError as exc:
             log.warning("turn.failed_cost_not_counted", error_type=type(exc).__name__, cost_usd=cost_usd)
         else:
+            outcome.failed_cost_counted += cost_usd
             log.info("turn.failed_cost_counted", cost_usd=cost_usd)
 
     async def _count_killed_run(self, key: SessionKey, outcome: RunOutcome) -> None:
@@ -650,7 +651,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if outcome.result is None and outcome.metered.calls:
             spend = outcome.metered
             log.info("turn.killed_run_metered", calls=spend.calls, cost_usd=spend.cost_usd)
-            await self._count_failed_spend(key, outcome.metered.cost_usd, None)
+            await self._count_failed_spend(key, outcome, outcome.metered.cost_usd, None)
 
     async def _run_until_stopped(
         self,

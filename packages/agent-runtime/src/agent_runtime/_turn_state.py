@@ -78,6 +78,7 @@ class RunOutcome:
     recorded: bool = False  # the answer is in the registry: a retry replays it
     # The chat's stored conversation was gone (expired, or lost): the run began a new one.
     new_conversation: bool = False
+    failed_cost_counted: float = 0.0  # what this run, unanswered, added to the chat's cost
     failure: Exception | None = None
     metered: MeteredSpend = field(default_factory=MeteredSpend)  # what the model proxy saw
     sink: TurnEventSink = field(default_factory=NoSink)  # where the turn's events go (progress)

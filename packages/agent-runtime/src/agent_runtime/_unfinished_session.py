@@ -35,9 +35,16 @@ async def keep_unfinished_session(
     result = outcome.result
     same = result is not None and result.session_id == session_id
     total = float(result.total_cost_usd or 0.0) if result is not None and same else 0.0
+    # After an expired history the conversation is this session's: its figures start again
+    # here, once (a retry resumes this session and adds to them, as the next answer does).
+    conversation_cost = outcome.failed_cost_counted if outcome.new_conversation else None
     try:
         await asyncio.to_thread(
-            registry.keep_unfinished_session, holder.lease, session_id, session_cost_usd=total
+            registry.keep_unfinished_session,
+            holder.lease,
+            session_id,
+            session_cost_usd=total,
+            conversation_cost_usd=conversation_cost,
         )
     except SessionCoreError as exc:
         log.warning("turn.unfinished_session_not_kept", error_type=type(exc).__name__)

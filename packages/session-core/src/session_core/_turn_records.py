@@ -177,13 +177,35 @@ class TurnRecordVerbs:
             ExpressionAttributeValues=values,
         )
 
-    def keep_unfinished_session(self, lease: Lease, session_id: str, *, session_cost_usd: float) -> None:
+    def keep_unfinished_session(
+        self,
+        lease: Lease,
+        session_id: str,
+        *,
+        session_cost_usd: float,
+        conversation_cost_usd: float | None = None,
+    ) -> None:
         """Make ``session_id`` the chat's SDK session though the run that began it ended
         without a saved answer (the head and the turn count stay): its tools ran, and only its
         transcript tells a retry where to resume and the next message what ran (a chat's first
         turn has no session before it). ``session_cost_usd`` is the CLI's running total of it.
+        ``conversation_cost_usd``: the run began a new conversation, its stored one gone
+        (expired): the conversation's figures (/status's) start again, with no turn and this
+        cost (what the run added to the chat's); the chat's go on.
         Only while ``lease`` is held and the head has not moved; LeaseLostError if not."""
         now = self._table.clock()
+        values: dict[str, Any] = {
+            ":sid": {"S": session_id},
+            ":total": number(session_cost_usd),
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+            ":owner": {"S": lease.owner},
+            ":head": number(lease.head_version),
+        }
+        conversation = ""
+        if conversation_cost_usd is not None:
+            conversation = ", conversation_turns = :zero, conversation_cost_usd = :conversation_cost"
+            values |= {":zero": number(0), ":conversation_cost": number(conversation_cost_usd)}
         try:
             self._table.update(
                 "keep_unfinished_session",
@@ -191,17 +213,10 @@ class TurnRecordVerbs:
                 META,
                 UpdateExpression=(
                     "SET sdk_session_id = :sid, sdk_session_cost_usd = :total,"
-                    " updated_at = :now, expires_at = :ttl"
+                    f" updated_at = :now, expires_at = :ttl{conversation}"
                 ),
                 ConditionExpression="lease_owner = :owner AND head_version = :head",
-                ExpressionAttributeValues={
-                    ":sid": {"S": session_id},
-                    ":total": number(session_cost_usd),
-                    ":now": number(now),
-                    ":ttl": number(self._table.expires_at(now)),
-                    ":owner": {"S": lease.owner},
-                    ":head": number(lease.head_version),
-                },
+                ExpressionAttributeValues=values,
             )
         except ConditionFailed as exc:
             raise LeaseLostError(lease.session_key.canonical, lease.owner) from exc
