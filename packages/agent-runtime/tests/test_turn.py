@@ -708,23 +708,28 @@ class FlakyStore:
         return await self.inner.list_subkeys(key)
 
 
+@pytest.mark.parametrize(
+    "fact",
+    ["fact: the cat is called Miso", "bash: echo fact: the cat is called Miso"],
+    ids=["at_the_result", "before_a_tool_call"],
+)
 def test_failed_mirror_appends_are_caught_up_before_the_turn_is_recorded(
-    make_runtime, model_server, turn_request, fresh_container, aws
+    make_runtime, model_server, turn_request, fresh_container, aws, fact
 ) -> None:
     from session_core import TranscriptStore
 
     store = TranscriptStore(
         s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table=aws.resources.table
     )
-    flaky = make_runtime(store=FlakyStore(store, failures=3))
-    first = flaky.run_turn(turn_request("fact: the cat is called Miso", turn_id=1))
+    flaky = make_runtime(store=FlakyStore(store, failures=3))  # every try of the first append
+    first = flaky.run_turn(turn_request(fact, turn_id=1))
     assert first.ok, first
 
     fresh_container()
     second = make_runtime().run_turn(turn_request("what is the cat called?", turn_id=2))
 
     assert second.ok and second.session_id == first.session_id
-    assert "fact: the cat is called Miso" in request_text(model_server.model_calls[-1])
+    assert fact in request_text(model_server.model_calls[-1])
 
 
 def test_bedrock_backend_uses_model_invocation_credentials_only(

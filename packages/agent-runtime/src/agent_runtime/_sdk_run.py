@@ -42,9 +42,11 @@ from ._environment import (
 )
 from ._errors import UntrustedCliOutputError
 from ._file_notes import with_file_notes
+from ._held_mirror import HeldMirror
 from ._mcp_secrets import McpSecretProxies
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
+from ._save_before_tools import SaveBeforeTools
 from ._settings import RuntimeSettings
 from ._skills_plugin import install_skills_plugin
 from ._timed_store import TimedStore
@@ -69,7 +71,9 @@ class SdkRunSteps:
     mcp_proxies: McpSecretProxies | None
     _timed_store: TimedStore | None
 
-    def _options(self, run: SdkRun, workspace: SessionWorkspace) -> ClaudeAgentOptions:
+    def _options(
+        self, run: SdkRun, workspace: SessionWorkspace, saver: SaveBeforeTools
+    ) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
         model_env = self.model.cli_environment(max_cost_usd=run.max_cost_usd)
         mcp_servers = (
@@ -95,6 +99,9 @@ class SdkRunSteps:
             del tail[:-20]
 
         gate = run.gate if run.gate is not None and run.gate.needed else None
+        before_tools = [HookMatcher(matcher=None, hooks=[cast(Any, saver)])]
+        if gate is not None:
+            before_tools.append(HookMatcher(matcher=None, hooks=[cast(Any, gate)]))
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
             cli_path=launcher,
@@ -110,7 +117,7 @@ class SdkRunSteps:
             tools=list(main.tools) if main.tools is not None else None,
             allowed_tools=list(main.allowed_tools),
             disallowed_tools=list(main.disallowed_tools),
-            hooks={"PreToolUse": [HookMatcher(matcher=None, hooks=[cast(Any, gate)])]} if gate else None,
+            hooks={"PreToolUse": before_tools},
             permission_mode=main.permission_mode,
             max_turns=main.max_turns,
             model=main.model,
@@ -131,7 +138,9 @@ class SdkRunSteps:
             setting_sources=[],
             skills=[s.name for s in config.skills],
             plugins=[{"type": "local", "path": self._skills_plugin()}] if config.skills else [],
-            session_store=cast(Any, self._timed_store),
+            # Every frame handed over at once: the held mirror batches them (see _held_mirror).
+            session_store=cast(Any, saver.held),
+            session_store_flush="eager",
             resume=run.resume,
             resume_session_at=run.resume_at,
             max_budget_usd=run.max_cost_usd,
@@ -148,27 +157,38 @@ class SdkRunSteps:
     def cli_launcher(self) -> str:
         return install_cli_launcher(Path(self.settings.sessions_root) / ".bin")
 
-    async def _run_sdk(self, run: SdkRun, workspace: SessionWorkspace, outcome: RunOutcome) -> None:
+    async def _run_sdk(
+        self, run: SdkRun, workspace: SessionWorkspace, outcome: RunOutcome, saver: SaveBeforeTools
+    ) -> None:
+        """Run the SDK; what the CLI wrote reaches the store by the end (not when cancelled:
+        see ``_run_until_stopped``)."""
         project_key = project_key_for_directory(workspace.cwd)
         try:
-            options = self._options(run, workspace)
+            options = self._options(run, workspace, saver)
             try:
                 prompt = as_words(run.prompt, workspace.cwd)
                 messages = query(prompt=prompt_stream(prompt, run.turn_id), options=options)
-                await self._consume(messages, outcome, project_key, workspace)
+                await self._consume(messages, outcome, project_key, workspace, saver.held)
             except (ResultError, ProcessError):
                 # The CLI exits non-zero after an error result (ResultError, or ProcessError
                 # with a streamed prompt); that result is the outcome.
                 if outcome.result is None:
                     raise
+            await saver.held.send()
             await self._catch_up(outcome, project_key, workspace)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # classified by the caller, with the partial outcome at hand
             outcome.failure = exc
+            await saver.held.send()  # what the CLI wrote before it failed is kept
 
     async def _consume(
-        self, messages: Any, outcome: RunOutcome, project_key: str, workspace: SessionWorkspace
+        self,
+        messages: Any,
+        outcome: RunOutcome,
+        project_key: str,
+        workspace: SessionWorkspace,
+        held: HeldMirror,
     ) -> None:
         async for message in messages:
             for event in events_of(message, streamed_text=True):
@@ -195,6 +215,9 @@ class SdkRunSteps:
                 outcome.result = message
                 if message.result:
                     outcome.answers.append(message.result.strip())
+                # The store holds the turn so far before anyone reads the result (as the
+                # SDK's own flush at a result did).
+                await held.send()
                 # Still inside the query: the SDK's resume copy of the transcript exists.
                 await self._catch_up(outcome, project_key, workspace)
 

@@ -53,6 +53,7 @@ from ._environment import (
 )
 from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
 from ._expired_history import with_expired_history_note
+from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
@@ -69,6 +70,7 @@ from ._process_sweep import (
 )
 from ._prompt_marks import find_first_attempt, find_last_prompt, resume_point_before
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
+from ._save_before_tools import SaveBeforeTools
 from ._sdk_run import SdkRunSteps
 from ._settings import RuntimeSettings
 from ._stopped_turn import early_answer, stopped_result
@@ -93,7 +95,7 @@ from ._turn_state import (
     usage_of,
     with_spend,
 )
-from ._unfinished_session import keep_unfinished_session
+from ._unfinished_session import keep_session_before_tools, keep_unfinished_session
 from ._usage_meter import MeteredSpend
 from ._workspace import SessionWorkspace, clear_outbox, session_workspace
 
@@ -669,7 +671,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         turn resumed) or the user stops it; a stopped run's CLI and tools are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
         self._sweep_processes(before_run=True)
-        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome))
+        saver = self._save_before_tools(holder, outcome)
+        sdk = asyncio.create_task(self._run_sdk(run, workspace, outcome, saver))
         lost = asyncio.create_task(holder.lost_event.wait())
         limit_mb = self.settings.session_disk_limit_mb
         # The history the turn resumes is the chat's, bounded by the memory's limit (refused as
@@ -707,6 +710,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         sdk.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(sdk, timeout=15)
+        if not holder.lost:  # what the stopped CLI wrote is kept; nothing after a lost lease
+            await saver.held.send()
         reap_zombie_children(self.started_ticks)
         log.info("turn.cli_stopped", processes_killed=killed)
         if holder.lost:
@@ -724,6 +729,20 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             )
             return RunEnd.OVER_DISK_LIMIT
         return RunEnd.TIMED_OUT
+
+    def _save_before_tools(self, holder: LeaseHolder, outcome: RunOutcome) -> SaveBeforeTools:
+        """The run's store and the hook that sends it what the CLI wrote before each tool call."""
+        store = self._timed_store
+        assert store is not None
+
+        def store_behind() -> None:
+            outcome.mirror_errors += 1
+
+        return SaveBeforeTools(
+            HeldMirror(store, on_failed_send=store_behind),
+            holder,
+            name_session=lambda: keep_session_before_tools(self.registry, holder, outcome),
+        )
 
     async def _begin_live(
         self, key: SessionKey, request: TurnRequest, outcome: RunOutcome

@@ -76,6 +76,8 @@ class RunOutcome:
     # The agent called a tool in this run, or in a failed attempt this run resumed after.
     tools_ran: bool = False
     recorded: bool = False  # the answer is in the registry: a retry replays it
+    # The registry names the session the run began, before its first tool call ran.
+    session_kept: bool = False
     # The chat's stored conversation was gone (expired, or lost): the run began a new one.
     new_conversation: bool = False
     failed_cost_counted: float = 0.0  # what this run, unanswered, added to the chat's cost

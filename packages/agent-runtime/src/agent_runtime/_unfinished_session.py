@@ -38,6 +38,33 @@ async def keep_unfinished_session(
     # After an expired history the conversation is this session's: its figures start again
     # here, once (a retry resumes this session and adds to them, as the next answer does).
     conversation_cost = outcome.failed_cost_counted if outcome.new_conversation else None
+    await _keep(registry, holder, session_id, total, conversation_cost)
+
+
+async def keep_session_before_tools(
+    registry: RuntimeRegistry, holder: LeaseHolder, outcome: RunOutcome
+) -> None:
+    """Name the session of ``outcome``'s run in the registry, once, when it began one and a
+    tool call is about to run, its transcript so far stored (``_save_before_tools``): should
+    the runtime die while the call runs, its retry resumes that session and is told what ran.
+    An answer saved later names it all the same."""
+    session_id = outcome.session_id
+    if outcome.session_kept or not outcome.began_session or session_id is None:
+        return
+    if outcome.mirror_errors > outcome.caught_up_after:
+        return  # the store may lack the turn's prompt: the run's end decides (above)
+    # Nothing of this run is counted yet: after an expired history its figures start at nothing.
+    conversation_cost = 0.0 if outcome.new_conversation else None
+    outcome.session_kept = await _keep(registry, holder, session_id, 0.0, conversation_cost)
+
+
+async def _keep(
+    registry: RuntimeRegistry,
+    holder: LeaseHolder,
+    session_id: str,
+    total: float,
+    conversation_cost: float | None,
+) -> bool:
     try:
         await asyncio.to_thread(
             registry.keep_unfinished_session,
@@ -48,5 +75,6 @@ async def keep_unfinished_session(
         )
     except SessionCoreError as exc:
         log.warning("turn.unfinished_session_not_kept", error_type=type(exc).__name__)
-    else:
-        log.info("turn.unfinished_session_kept")
+        return False
+    log.info("turn.unfinished_session_kept")
+    return True
