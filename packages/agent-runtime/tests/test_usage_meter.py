@@ -308,8 +308,12 @@ def test_a_burst_of_parallel_calls_passes_the_cap_by_at_most_the_calls_in_flight
             spend = proxy.close_turn()
         finally:
             proxy.stop()
-    assert sorted(statuses) == [200] * CALLS_IN_FLIGHT + [400] * (30 - CALLS_IN_FLIGHT)
-    assert len(asked) == spend.calls == CALLS_IN_FLIGHT
+    # How many were in flight when the first answer used the cap up depends on how fast the
+    # threads started (on a loaded machine, fewer): never more than CALLS_IN_FLIGHT.
+    answered = statuses.count(200)
+    assert 1 <= answered <= CALLS_IN_FLIGHT, statuses
+    assert statuses.count(400) == 30 - answered, statuses
+    assert len(asked) == spend.calls == answered
 
 
 def test_the_cli_figure_stands_when_an_answer_could_not_be_metered() -> None:
