@@ -763,6 +763,26 @@ def test_the_model_check_leaves_the_clis_own_aliases_to_it(
     assert probed == ["claude-sonnet-test", "claude-haiku-test"]  # the id the CLI sends, no [1m]
 
 
+def test_the_model_check_probes_the_deployments_model_as_the_cli_asks_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEDROCK_MODEL_ID (or ANTHROPIC_MODEL) may carry "[1m]" (1M context), which the CLI takes
+    off before it asks for the model: a probe of the name with it FAILs a model that works."""
+    from agentbot.doctor import _models_of
+
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"].pop("model", None)
+    (config / "agents.json").write_text(json.dumps(agents))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+    small = ("claude-haiku-test[1m]", "ANTHROPIC_SMALL_FAST_MODEL")
+    probed = [model for model, _source in _models_of("claude-sonnet-test[1m]", "BEDROCK_MODEL_ID", small)]
+
+    assert probed[:2] == ["claude-sonnet-test", "claude-haiku-test"], probed
+
+
 @pytest.mark.parametrize("status", [200, 404, None])
 def test_the_model_check_shows_no_token_a_gateway_url_carries(status: int | None) -> None:
     """A gateway's base URL may carry a token in its path (so the runtime's refusal of a

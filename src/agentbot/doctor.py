@@ -261,9 +261,11 @@ def _models_of(model: str, source: str, small: tuple[str, str] | None = None) ->
     except ClaudeConfigError:
         config = None  # the claude-config line names its problems
     main_model = model_id_of(config.main.model) if config is not None else None
-    models = {main_model: "agents.json: main.model"} if main_model else {model: source}
+    # The settings' ids too as the CLI sends them (without a "[1m]"); an alias stays as named.
+    models = {main_model: "agents.json: main.model"} if main_model else {model_id_of(model) or model: source}
     if small is not None:
-        models.setdefault(*small)
+        small_model, small_source = small
+        models.setdefault(model_id_of(small_model) or small_model, small_source)
     for agent in config.agents if config is not None else ():
         if agent_model := model_id_of(agent.model):
             models.setdefault(agent_model, f"agents.json: agents.{agent.name}.model")

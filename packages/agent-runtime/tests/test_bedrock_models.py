@@ -42,6 +42,21 @@ def test_a_subagent_on_a_model_alias_answers_where_only_the_chosen_model_is_enab
     assert "API Error" not in result.text, result.text
 
 
+def test_a_chosen_model_with_the_one_million_context_suffix_answers(
+    make_runtime, model_server, turn_request
+) -> None:
+    """BEDROCK_MODEL_ID may carry "[1m]" (1M context): the CLI takes it off before it asks
+    Bedrock for the model, so that bare id is the chosen one, not refused as another."""
+    model_server.only_models([CHOSEN], refusal=NOT_ENABLED)
+    env = BEDROCK | {"BEDROCK_MODEL_ID": f"{CHOSEN}[1m]", "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
+    runtime = make_runtime(env=env)
+
+    result = runtime.run_turn(turn_request("hello", turn_id=1))
+
+    assert result.ok and result.text == "turns=1 last=hello", result
+    assert {c.model_id for c in model_server.model_calls} == {CHOSEN}
+
+
 def test_the_small_fast_model_is_the_one_the_operator_names(
     make_runtime, model_server, turn_request, tools_config
 ) -> None:

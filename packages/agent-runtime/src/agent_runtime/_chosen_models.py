@@ -16,9 +16,13 @@ _MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "fa
 _ONE_MILLION_CONTEXT = re.compile(r"\[1m\]$", re.IGNORECASE)
 
 
+def _without_context_suffix(name: str | None) -> str:
+    return _ONE_MILLION_CONTEXT.sub("", name or "")
+
+
 def model_id_of(name: str | None) -> str | None:
     """The id the CLI asks the API for with an agents.json ``model``; None for an alias."""
-    model = _ONE_MILLION_CONTEXT.sub("", name or "")
+    model = _without_context_suffix(name)
     return model if model and model.lower() not in _MODEL_ALIASES else None
 
 
@@ -28,5 +32,6 @@ def chosen_model_ids(settings: RuntimeSettings, config: ClaudeConfig) -> frozens
     if not settings.model:
         return None
     named = [config.main.model, *(agent.model for agent in config.agents)]
-    ids = {settings.model, settings.small_model, *(model_id_of(name) for name in named)}
+    chosen = (_without_context_suffix(settings.model), _without_context_suffix(settings.small_model))
+    ids = {*chosen, *(model_id_of(name) for name in named)}
     return frozenset(model for model in ids if model)
