@@ -232,3 +232,25 @@ def test_a_model_endpoint_that_cannot_be_reached_is_named_so_not_as_a_silent_mod
     assert turn_line["unreachable_calls"] == len(unreachable)
     assert [m["ModelUnreachable"] for m in metrics if "ModelUnreachable" in m] == [1]
     assert not [m for m in metrics if "ModelSilent" in m]
+
+
+def test_a_turn_that_also_met_an_unreachable_endpoint_still_waits_what_the_model_asked() -> None:
+    """A call that could not connect (a network blip) and then the model's 429 asking to wait
+    a minute: the retry went to the queue at once (only to be refused again) and the user was
+    told, at the last try, the model could not be reached."""
+    from agent_runtime._model_unanswered import unanswered
+    from agent_runtime._usage_meter import MeteredSpend
+    from session_core import TURN_VERSION, TurnResult
+
+    failed = TurnResult(
+        version=TURN_VERSION,
+        session_key="default/1460/0",
+        turn_id=1,
+        error_kind="model_error",
+        retryable=True,
+    )
+    spend = MeteredSpend(unreachable_calls=1, retry_after_s=60.0)
+
+    told = unanswered(failed, spend, silence_s=SILENCE_S, tenant="default")
+
+    assert told.retryable and told.retry_after_s == 60.0, told

@@ -6,7 +6,8 @@ Silent: not retried. The CLI already tried again within the turn, and the proxy 
 at the second silent call, so the user has waited minutes; the queue's five tries would make
 that half an hour of "typing…". The user is told to send the message again; the operator gets
 a log line and the metric ``Agentbot/ModelSilent``. Unreachable: retried as any model error (a
-network path may come back; connecting fails in seconds), the user told at the last try that
+network path may come back; connecting fails in seconds; not before a wait the model asked of
+a call that reached it), the user told at the last try that
 the bot could not reach the model; the operator gets a log line and ``Agentbot/ModelUnreachable``
 for each try, and the dead letter. Busy: retried, but not before the wait the model asked for
 (the consumer puts the message off that long and tells the user)."""
@@ -36,9 +37,16 @@ def unanswered(failed: TurnResult, spend: MeteredSpend, *, silence_s: int, tenan
         emit_metric(MODEL_SILENT_METRIC, 1, unit="Count", tenant=tenant)
         return msgspec.structs.replace(failed, error_reason="model_silent", retryable=False)
     if spend.unreachable_calls:
-        log.warning("turn.model_unreachable", unreachable_calls=spend.unreachable_calls)
+        log.warning(
+            "turn.model_unreachable",
+            unreachable_calls=spend.unreachable_calls,
+            retry_after_s=spend.retry_after_s,
+        )
         emit_metric(MODEL_UNREACHABLE_METRIC, 1, unit="Count", tenant=tenant)
-        return msgspec.structs.replace(failed, error_reason="model_unreachable")
+        # A call that did connect may have been asked to wait: a retry sooner is refused again.
+        return msgspec.structs.replace(
+            failed, error_reason="model_unreachable", retry_after_s=spend.retry_after_s
+        )
     if spend.retry_after_s is not None:
         log.warning("turn.model_asks_to_wait", retry_after_s=spend.retry_after_s)
         return msgspec.structs.replace(failed, retry_after_s=spend.retry_after_s)
