@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from agentbot_testing import claude_config_without_approvals
 from local_stack import ModelFault
 
 pytestmark = pytest.mark.slow
@@ -19,27 +20,49 @@ BEDROCK = {"CLAUDE_CODE_USE_BEDROCK": "1", "ANTHROPIC_API_KEY_PARAMETER": "", "B
 NOT_ENABLED = ModelFault(status=400, message="The provided model identifier is invalid.")
 
 
-def _subagent_model(tools_config: Path, alias: str) -> None:
-    agents_file = tools_config / "agents.json"
+def _subagent_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> dict[str, str]:
+    """A claude-config of this test's own whose summarizer runs on ``model`` (the session's
+    shared one, edited, would hand it to every later test)."""
+    config = claude_config_without_approvals(tmp_path)
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    agents_file = config / "agents.json"
     agents = json.loads(agents_file.read_text())
-    agents["agents"]["summarizer"]["model"] = alias
+    agents["agents"]["summarizer"]["model"] = model
     agents_file.write_text(json.dumps(agents))
+    return {"CLAUDE_CONFIG_PATH": str(config)}
 
 
 @pytest.mark.parametrize("alias", ["haiku", "opus"])
 def test_a_subagent_on_a_model_alias_answers_where_only_the_chosen_model_is_enabled(
-    make_runtime, model_server, turn_request, tools_config, alias
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch, alias
 ) -> None:
     """agents.json may name a model by alias (the cheap "haiku" for a summarizer): the CLI
     resolves it to a model the operator chose, not to its default Haiku or Opus id."""
-    _subagent_model(tools_config, alias)
+    config = _subagent_model(tmp_path, monkeypatch, alias)
     model_server.only_models([CHOSEN], refusal=NOT_ENABLED)
-    runtime = make_runtime(env=BEDROCK | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
+    runtime = make_runtime(env=BEDROCK | config | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
 
     result = runtime.run_turn(turn_request("agent: the cat sat on the mat", turn_id=1))
 
     assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
     assert "API Error" not in result.text, result.text
+
+
+def test_a_subagent_given_an_anthropic_api_model_id_answers_on_its_bedrock_profile(
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch
+) -> None:
+    """agents.json may name a model as the Anthropic API does: the CLI asks Bedrock for its
+    inference profile (another id). That model was chosen; the proxy refused it ("Agent
+    terminated early due to an API error"), where before it answered."""
+    profile = "us.anthropic.claude-haiku-4-5-20251001-v1:0"  # the CLI's profile of that id
+    config = _subagent_model(tmp_path, monkeypatch, "claude-haiku-4-5-20251001")
+    model_server.only_models([CHOSEN, profile], refusal=NOT_ENABLED)
+    runtime = make_runtime(env=BEDROCK | config | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
+
+    result = runtime.run_turn(turn_request("agent: the cat sat on the mat", turn_id=1))
+
+    assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
+    assert [c for c in model_server.model_calls if c.model_id == profile and c.body["max_tokens"] > 1]
 
 
 def test_a_chosen_model_with_the_one_million_context_suffix_answers(
@@ -58,15 +81,16 @@ def test_a_chosen_model_with_the_one_million_context_suffix_answers(
 
 
 def test_the_small_fast_model_is_the_one_the_operator_names(
-    make_runtime, model_server, turn_request, tools_config
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch
 ) -> None:
     """ANTHROPIC_SMALL_FAST_MODEL (SmallFastModel) is what "haiku" and the CLI's background
     calls use: an operator who enabled a cheaper model for them gets it."""
     small = "anthropic.claude-haiku-4-5-v1:0"
-    _subagent_model(tools_config, "haiku")
+    config = _subagent_model(tmp_path, monkeypatch, "haiku")
     model_server.only_models([CHOSEN, small], refusal=NOT_ENABLED)
     runtime = make_runtime(
         env=BEDROCK
+        | config
         | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url, "ANTHROPIC_SMALL_FAST_MODEL": small}
     )
 
@@ -74,7 +98,9 @@ def test_the_small_fast_model_is_the_one_the_operator_names(
 
     assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
     # The subagent's call (not a 1-token start-up check) went to the small model.
-    assert [c for c in model_server.model_calls if c.model_id == small and c.body["max_tokens"] > 1]
+    assert [c for c in model_server.model_calls if c.model_id == small and c.body["max_tokens"] > 1], [
+        (c.model_id, c.body.get("max_tokens")) for c in model_server.model_calls
+    ]
 
 
 def test_no_call_for_a_model_the_operator_did_not_choose_reaches_bedrock(

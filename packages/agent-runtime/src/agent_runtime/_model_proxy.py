@@ -54,6 +54,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 from session_core import FixedSecret, SecretSource, bound_log_fields, current_log_fields, get_logger
 
+from ._chosen_models import is_chosen
 from ._method_override import asks_for_another_method
 from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
 
@@ -405,7 +406,7 @@ class ModelProxy:
 
     def chose(self, path: str, body: bytes | None) -> bool:
         """Whether the model a call asks for is one of ``only_models``."""
-        return self._only_models is None or _requested_model(path, body) in self._only_models
+        return self._only_models is None or is_chosen(_requested_model(path, body), self._only_models)
 
     def answer_bound_s(self, path: str, body: bytes | None) -> tuple[float, str]:
         """How long the upstream may send nothing on this call, and the setting that says so:
