@@ -251,6 +251,27 @@ def test_a_turn_that_also_met_an_unreachable_endpoint_still_waits_what_the_model
     )
     spend = MeteredSpend(unreachable_calls=1, retry_after_s=60.0)
 
-    told = unanswered(failed, spend, silence_s=SILENCE_S, tenant="default")
+    told = unanswered(failed, spend, tenant="default")
 
     assert told.retryable and told.retry_after_s == 60.0, told
+
+
+def test_a_whole_answer_never_ready_is_named_by_the_setting_that_gave_it_up(
+    make_runtime, model_server, turn_request, capsys
+) -> None:
+    """A call not streamed (the CLI's fallback after a stream's 404) is given up after
+    MODEL_TIMEOUT_MS: the turn's line said MODEL_SILENCE_S and its seconds, sending the
+    operator to the wrong setting."""
+    model_server.inject(ModelFault(status=404, error_type="not_found_error"))
+    model_server.inject(ModelFault(silent_s=NEVER_S), times=10)
+    runtime = make_runtime(env=QUICK | {"MODEL_TIMEOUT_MS": "4000"})
+    configure_logging(json_lines=True)
+
+    failed = runtime.run_turn(turn_request("hello?", turn_id=1, session_key="default/1470/0"))
+
+    assert failed.error_reason == "model_silent", failed
+    lines, _metrics = _logged(capsys)
+    silent = [line for line in lines if line["event"] == "model_proxy.model_silent"]
+    assert "MODEL_TIMEOUT_MS" in {line["setting"] for line in silent}, silent
+    [turn_line] = [line for line in lines if line["event"] == "turn.model_silent"]
+    assert (turn_line["silence_s"], turn_line["setting"]) == (silent[-1]["silent_s"], silent[-1]["setting"])

@@ -224,14 +224,17 @@ class _TurnCalls:
     # The turn's log fields (turn, session, invocation): the proxy's threads log with them.
     log_fields: dict[str, Any] = field(default_factory=dict)
     silent_calls: int = 0
+    # The bound the last silent call was given up after, and the setting that says so.
+    silence: tuple[float, str] = (0.0, "")
     unreachable_calls: int = 0
     retry_after_s: float | None = None
     # The status of a refusal that asked to wait longer than WAIT_IN_TURN_S (0: none).
     waits_with: int = 0
 
-    def went_silent(self) -> None:
+    def went_silent(self, bound_s: float, setting: str) -> None:
         with self.lock:
             self.silent_calls += 1
+            self.silence = bound_s, setting
 
     def could_not_connect(self) -> None:
         with self.lock:
@@ -364,6 +367,8 @@ class ModelProxy:
             return dataclasses.replace(
                 spend,
                 silent_calls=ended.silent_calls,
+                silence_s=ended.silence[0],
+                silence_setting=ended.silence[1],
                 unreachable_calls=ended.unreachable_calls,
                 retry_after_s=ended.retry_after_s,
             )
@@ -571,8 +576,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _gave_up_on_silence(self, turn: _TurnCalls, body: bytes | None, *, answering: bool) -> None:
         if turn.ended or not self.proxy._metered:  # cut by the turn's end; or no model's silence
             return
-        turn.went_silent()
         bound_s, setting = self.proxy.answer_bound_s(self.path, body)
+        turn.went_silent(bound_s, setting)
         # The operator's clue to a model that accepts calls and never answers: which model, at
         # which endpoint (scheme, host and port: a gateway's path may carry a token).
         _log.warning(

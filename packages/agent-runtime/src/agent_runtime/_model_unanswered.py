@@ -25,14 +25,14 @@ MODEL_SILENT_METRIC = "ModelSilent"
 MODEL_UNREACHABLE_METRIC = "ModelUnreachable"
 
 
-def unanswered(failed: TurnResult, spend: MeteredSpend, *, silence_s: int, tenant: str) -> TurnResult:
+def unanswered(failed: TurnResult, spend: MeteredSpend, *, tenant: str) -> TurnResult:
     """``failed`` (a retryable model error) told apart by what the proxy saw of its calls."""
     if spend.silent_calls:
         log.warning(
             "turn.model_silent",
             silent_calls=spend.silent_calls,
-            silence_s=silence_s,
-            setting="MODEL_SILENCE_S",
+            silence_s=spend.silence_s,
+            setting=spend.silence_setting,
         )
         emit_metric(MODEL_SILENT_METRIC, 1, unit="Count", tenant=tenant)
         return msgspec.structs.replace(failed, error_reason="model_silent", retryable=False)

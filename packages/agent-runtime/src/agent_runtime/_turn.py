@@ -621,7 +621,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return unanswered(
                 _error(request, "model_error", retryable=True, started=started),
                 outcome.metered,
-                silence_s=self.settings.model_silence_s,
                 tenant=self.settings.tenant,
             )
         if holder.lost:

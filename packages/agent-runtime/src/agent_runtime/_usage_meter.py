@@ -40,15 +40,17 @@ _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "ca
 class MeteredSpend:
     """What the model calls of one turn reported: ``calls`` made, tokens, and their price;
     and how the model failed them, as the proxy saw it: ``silent_calls`` it gave up on because
-    the model sent nothing for MODEL_SILENCE_S (a whole answer: MODEL_TIMEOUT_MS),
-    ``unreachable_calls`` whose endpoint could not be connected to, the longest
-    ``retry_after_s`` a refusal (429, 529) asked for."""
+    the model sent nothing for MODEL_SILENCE_S (a whole answer: MODEL_TIMEOUT_MS; the last
+    one's bound is ``silence_s`` and ``silence_setting``), ``unreachable_calls`` whose endpoint
+    could not be connected to, the longest ``retry_after_s`` a refusal (429, 529) asked for."""
 
     calls: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     unread: int = 0  # answers whose usage could not be read (encoded, or a broken frame)
     silent_calls: int = 0
+    silence_s: float = 0.0
+    silence_setting: str = ""
     unreachable_calls: int = 0
     retry_after_s: float | None = None
 
