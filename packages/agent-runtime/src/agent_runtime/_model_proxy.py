@@ -23,9 +23,10 @@ stream cut), which the CLI retries as any model failure; a call that is not stre
 nothing until its whole answer is ready, so it is given up only after ``whole_answer_s`` (the
 CLI's own limit on a call). After ``SILENT_CALLS_PER_TURN`` such calls, the turn's further
 calls are refused at once: a model that accepts calls and never answers costs a turn about
-twice ``silence_s``, not the CLI's retries and fallbacks of minutes each. An endpoint that
-cannot be connected to (refused, or no answer to the connection within ``CONNECT_TIMEOUT_S``)
-is no silent model: its calls get a 502 and are counted apart (``unreachable_calls``).
+twice ``silence_s`` (``whole_answer_s`` for each call not streamed), not the CLI's retries and
+fallbacks of minutes each. An endpoint that cannot be connected to (refused, or no answer to
+the connection within ``CONNECT_TIMEOUT_S``) is no silent model: its calls get a 502 and are
+counted apart (``unreachable_calls``).
 A refusal (429, 529) whose ``retry-after`` is longer than the CLI should wait inside the turn
 (``WAIT_IN_TURN_S``) reaches the CLI without it, and the turn's further calls get the same
 refusal at once: the run fails fast, and the runtime puts the message off for that wait in the

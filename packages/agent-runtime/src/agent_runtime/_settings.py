@@ -55,7 +55,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     model_max_retries: int = 2
     model_timeout_ms: int = 120_000
     # A model call whose model sends nothing this long is given up, and a second one ends the
-    # turn (see _model_proxy): a model that never answers costs a message about 2 x this.
+    # turn (see _model_proxy): a model that never answers costs a message about 2 x this
+    # (MODEL_TIMEOUT_MS for each call not streamed).
     model_silence_s: int = 90
     # "uid": also kill every process of the runtime's uid that is not the runtime or its
     # ancestors (Lambda, where the execution environment is ours alone); see _process_sweep.
