@@ -18,7 +18,7 @@ from agentbot_testing import FakeClock, FaultProxy
 from agentbot_testing.telegram_stack import telegram_stack
 from agentbot_testing.telegram_support import WEBHOOK_SECRET, envelopes, update, webhook_event
 from local_stack import TEST_BOT_TOKEN
-from session_core import SECRET_REREAD_INTERVAL_S, configure_logging
+from session_core import SECRET_REREAD_INTERVAL_S, ConfigError, configure_logging
 from sqs_consumer import handler as consumer_handler
 from telegram_producer import Producer
 from telegram_producer import handler as producer_handler
@@ -118,6 +118,26 @@ def test_a_warm_producer_accepts_the_webhook_secret_the_operator_rotated(
         assert ssm_reads(ssm) == reads + 1
         queued = envelopes(aws.sqs, aws.resources.queue_url)
         assert sorted(e.message.update_id for e in queued) == [200, 201, 202]
+
+
+def test_a_producer_started_with_an_unusable_secret_takes_the_one_the_operator_fixed(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container that read a value Telegram cannot send (a space in it) answers 5xx; once the
+    operator puts a valid one in SSM it accepts Telegram's calls, without waiting to be recycled
+    (it kept the unusable value from its process cache)."""
+    with telegram_stack(aws, tmp_path, monkeypatch):
+        monkeypatch.setattr(producer_handler, "_producer", None)  # a new container
+        monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"{os.environ['WEBHOOK_SECRET_PARAMETER']}-new")
+        rotate(aws, "WEBHOOK_SECRET_PARAMETER", "not a valid secret")
+        with pytest.raises(ConfigError):
+            producer_handler.handle(webhook_event(update(210), secret=NEW_SECRET), None)
+
+        rotate(aws, "WEBHOOK_SECRET_PARAMETER", NEW_SECRET)
+        answer = producer_handler.handle(webhook_event(update(211), secret=NEW_SECRET), None)
+
+        assert answer["statusCode"] == 200, answer
+        assert [e.message.update_id for e in envelopes(aws.sqs, aws.resources.queue_url)] == [211]
 
 
 def forged_calls(producer: Producer, first_id: int) -> set[int]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._errors import SessionCoreError
+from ._errors import ConfigError, SessionCoreError
 from ._logging import get_logger
 from ._secrets import cached_secret, read_secret
 
@@ -82,17 +82,20 @@ class RotatingSecret:
         """The value to use (ConfigError or StorageError from ``read_secret`` on first use)."""
         with self._lock:
             if self._value is None:
-                self._value = self._check(self._first_value())
+                self._value = self._first_value()
             return self._value
 
     def _first_value(self) -> str:
         cached = cached_secret(self.name)  # read earlier, by a start-up check: of unknown age
         if cached is not None:
-            return cached
+            try:
+                return self._check(cached)
+            except ConfigError:
+                pass  # unusable when it was read: the operator may have put a usable one since
         value = read_secret(self._ssm, self.name, fresh=True)
         # Just read: a refusal within the interval would read the same value again.
         self._last_reread = self._clock()
-        return value
+        return self._check(value)
 
     def renew(self, refused: str) -> bool:
         """``refused`` was refused: whether another value is now current, worth trying instead.
