@@ -18,7 +18,7 @@ _MODEL_ALIASES = frozenset({"inherit", "default", "sonnet", "opus", "haiku", "fa
 _ONE_MILLION_CONTEXT = re.compile(r"\[1m\]$", re.IGNORECASE)
 # Bedrock's form of an Anthropic API id: the CLI sends an agents.json "claude-haiku-4-5-20251001"
 # to Bedrock as its inference profile "us.anthropic.claude-haiku-4-5-20251001-v1:0".
-_BEDROCK_FORM = re.compile(r"(?:[a-z]+\.)?anthropic\.(claude-[a-z0-9-]+?)(?:-v\d+(?::\d+)?)?")
+_BEDROCK_FORM = re.compile(r"(?:[a-z-]+\.)?anthropic\.(claude-[a-z0-9-]+?)(?:-v\d+(?::\d+)?)?")
 
 
 def _without_context_suffix(name: str | None) -> str:
