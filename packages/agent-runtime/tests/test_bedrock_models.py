@@ -48,6 +48,23 @@ def test_a_subagent_on_a_model_alias_answers_where_only_the_chosen_model_is_enab
     assert "API Error" not in result.text, result.text
 
 
+def test_a_subagent_on_an_alias_no_setting_maps_still_reaches_the_model_the_cli_picks(
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch
+) -> None:
+    """No setting maps "fable": the CLI asks Bedrock for its own id of it, which an account may
+    have enabled. The proxy refused it as unchosen ("Agent terminated early due to an API
+    error"); only the CLI's start-up checks (1-token calls, not streamed) are held back."""
+    config = _subagent_model(tmp_path, monkeypatch, "fable")
+    runtime = make_runtime(env=BEDROCK | config | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url})
+
+    result = runtime.run_turn(turn_request("agent: the cat sat on the mat", turn_id=1))
+
+    assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
+    assert [c for c in model_server.model_calls if "fable" in c.model_id], [
+        c.model_id for c in model_server.model_calls
+    ]
+
+
 def test_a_subagent_given_an_anthropic_api_model_id_answers_on_its_bedrock_profile(
     make_runtime, model_server, turn_request, tmp_path, monkeypatch
 ) -> None:

@@ -1,6 +1,7 @@
 """The model ids the operator chose for a turn: the settings' models and the ids agents.json
-names. With Bedrock the model proxy lets no call for another id leave the container (the CLI
-checks its own default models at start: calls the invoke role is not allowed, and costs)."""
+names. With Bedrock the model proxy answers a call for another id that is not streamed itself
+(the CLI checks its own default models at start with such calls: denied or billed for nothing);
+a streamed call is work (a subagent on an alias no setting maps) and goes on."""
 
 from __future__ import annotations
 

@@ -474,8 +474,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if meter is None:  # no model behind it (an MCP server's proxy): nothing to hold back
             self._relay(body, turn)
             return
-        if not self.proxy.chose(path, body):
-            # The CLI's start-up checks of its default models, each turn: no warning.
+        if not _streams(path, body) and not self.proxy.chose(path, body):
+            # The CLI's start-up checks of its default models, each turn (1-token calls, not
+            # streamed): no warning. A streamed call is work (a subagent on an alias such as
+            # "fable", which no setting maps): it goes on, as Bedrock and the role allow.
             _log.info("model_proxy.model_not_chosen", model=_requested_model(path, body)[:100])
             self._refuse(400, _NOT_CHOSEN)
             return
