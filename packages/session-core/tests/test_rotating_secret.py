@@ -53,7 +53,7 @@ def test_a_value_just_read_from_ssm_is_not_read_again_when_refused_within_the_in
     put(aws.client("ssm"), name, "a-long-enough-secret-1")
     clock = FakeClock()
     with FaultProxy(aws.endpoint, services=aws.endpoints.services) as counted:
-        secret = RotatingSecret(counted.client("ssm"), name, clock=clock)
+        secret = RotatingSecret(counted.client("ssm"), name, clock=clock, first_read_counts=True)
         assert secret.current() == "a-long-enough-secret-1"
         clock.now += REREAD_INTERVAL_S - 1
         assert secret.renew("a-long-enough-secret-1") is False
@@ -62,6 +62,23 @@ def test_a_value_just_read_from_ssm_is_not_read_again_when_refused_within_the_in
         clock.now += 1
         assert secret.renew("a-long-enough-secret-1") is False
         assert counted.seen.count("ssm:GetParameter") == 2
+
+
+def test_a_token_rotated_just_after_a_cold_start_is_taken_at_its_first_refusal(aws: Any) -> None:
+    """Only the operator's rotation makes a token wrong: a container that read the old one a
+    second before takes the new one at its first refusal, instead of failing every message
+    (and raising the configuration alarm) for up to the interval."""
+    ssm = aws.client("ssm")
+    name = f"/agentbot-test/{uuid.uuid4().hex}/bot-token"
+    put(ssm, name, "111:old-token")
+    clock = FakeClock()
+    token = RotatingSecret(ssm, name, clock=clock)
+    assert token.current() == "111:old-token"
+    put(ssm, name, "111:new-token")
+    clock.now += 1
+
+    assert token.renew("111:old-token") is True
+    assert token.current() == "111:new-token"
 
 
 def test_a_reread_that_finds_the_same_key_or_no_parameter_keeps_the_key_and_logs_no_value(

@@ -1,9 +1,12 @@
 """A secret as a warm container uses it: read from SSM once, and read again when whoever checks
 it refuses it (the Anthropic API, Telegram, an MCP server) or when a caller's secret does not
 match it (the webhook's), so a value the operator rotates in SSM reaches the container without
-a redeploy. One read per ``SECRET_REREAD_INTERVAL_S`` at most, the first one counted: a value that
-is simply bad (revoked, no new one yet), or callers who keep sending a wrong one, do not turn every
-request into an SSM request."""
+a redeploy. One read per ``SECRET_REREAD_INTERVAL_S`` at most: a value that is simply bad (revoked,
+no new one yet), or callers who keep sending a wrong one, do not turn every request into an SSM
+request. Where anyone may present a wrong value (the webhook's callers), the first read counts
+too (``first_read_counts``): a cold container's first forged call costs one read, not two. A
+secret only the operator's rotation makes wrong (a token, a key) is read again at its first
+refusal, however fresh: a container started just before a rotation takes the new value at once."""
 
 from __future__ import annotations
 
@@ -57,7 +60,8 @@ class RotatingSecret:
     """The value of SSM parameter ``parameter``, as of the last time it was refused.
 
     ``check`` validates every value read (raising a ConfigError naming what is wrong); a
-    re-read value it refuses is not used.
+    re-read value it refuses is not used. ``first_read_counts``: the first read starts the
+    interval (see the module's docstring).
     """
 
     def __init__(
@@ -68,12 +72,14 @@ class RotatingSecret:
         check: Callable[[str], str] = str,
         clock: Callable[[], float] = time.monotonic,
         reread_interval_s: float = SECRET_REREAD_INTERVAL_S,
+        first_read_counts: bool = False,
     ) -> None:
         self.name = parameter
         self._ssm = ssm
         self._check = check
         self._clock = clock
         self._interval_s = reread_interval_s
+        self._first_read_counts = first_read_counts
         self._value: str | None = None
         self._last_reread = -math.inf
         self._lock = threading.Lock()
@@ -93,8 +99,8 @@ class RotatingSecret:
             except ConfigError:
                 pass  # unusable when it was read: the operator may have put a usable one since
         value = read_secret(self._ssm, self.name, fresh=True)
-        # Just read: a refusal within the interval would read the same value again.
-        self._last_reread = self._clock()
+        if self._first_read_counts:  # just read: a re-read within the interval finds the same
+            self._last_reread = self._clock()
         return self._check(value)
 
     def renew(self, refused: str) -> bool:

@@ -42,8 +42,13 @@ def build_producer(*, secret_clock: Callable[[], float] = time.monotonic) -> Pro
     make_non_dumpable()
     configure_logging()
     config = ProducerConfig.from_env()
+    # Anyone may send a wrong secret: a cold container's first read counts against the interval.
     secret = RotatingSecret(
-        boto3.client("ssm"), config.secret_parameter, check=check_secret, clock=secret_clock
+        boto3.client("ssm"),
+        config.secret_parameter,
+        check=check_secret,
+        clock=secret_clock,
+        first_read_counts=True,
     )
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
