@@ -50,12 +50,10 @@ def test_a_warm_consumer_answers_with_the_bot_token_the_operator_rotated(
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        clock = FakeClock()
-        consumer = consumer_handler.build_consumer(secret_clock=clock)
+        consumer = consumer_handler.build_consumer()
         stack.post(update(100, text="before"))
         stack.drain(consumer)
         reads = ssm_reads(ssm)
-        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the token was read an interval ago
 
         # A new token from BotFather revokes the old one; the operator puts it in SSM.
         stack.telegram.token = NEW_TOKEN
@@ -77,11 +75,9 @@ def test_a_bot_token_still_refused_after_a_reread_names_its_parameter_to_the_ope
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
-        clock = FakeClock()
-        consumer = consumer_handler.build_consumer(secret_clock=clock)
+        consumer = consumer_handler.build_consumer()
         configure_logging(json_lines=True)
         reads = ssm_reads(ssm)
-        clock.now += SECRET_REREAD_INTERVAL_S  # warm: the token was read an interval ago
         stack.telegram.token = NEW_TOKEN  # revoked, and no new token in SSM yet
         for update_id in range(110, 115):
             stack.post(update(update_id, chat_id=CHAT + update_id, text="hello"))

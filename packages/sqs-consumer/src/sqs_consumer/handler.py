@@ -9,8 +9,6 @@ with short timeouts).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -29,9 +27,8 @@ _consumer: Consumer | None = None
 _config_reported = False
 
 
-def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Consumer:
-    """Build the container's Consumer from the environment (ConfigError names a bad setting).
-    ``secret_clock`` spaces the bot token's SSM reads (tests pass a clock they move)."""
+def build_consumer() -> Consumer:
+    """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
     from session_core import (
         Approvals,
         AttemptMarks,
@@ -52,7 +49,7 @@ def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Con
     make_non_dumpable()
     configure_logging()
     config = ConsumerConfig.from_env()
-    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter, clock=secret_clock)
+    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter)
     token.current()  # a missing or empty parameter is a ConfigError naming it, now
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")
