@@ -1104,3 +1104,22 @@ def test_a_code_span_in_a_links_address_puts_no_tag_in_its_href() -> None:
     # The href held "<code>y</code>": Telegram refuses such a message, which fell back to plain.
     out = markdown_to_html("[a](https://x.example/`y`)")
     assert out == '<a href="https://x.example/y">a</a>'
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Use `C:\\dir\\\nfoo` here", "Use <code>C:\\dir\\ foo</code> here"),
+        ("`C:\\dir\\\n` is the folder", "<code>C:\\dir\\ </code> is the folder"),
+        ("- run `a\\\nb`\n- next", "• run <code>a\\ b</code>\n• next"),
+        ("> `a\\\n> b`", "<blockquote><code>a\\ b</code></blockquote>"),
+        # Crossed markers show the lines as written, code and its backslash too.
+        ("**a *b** c* `x\\\ny`", "**a *b** c* `x\\\ny`"),
+    ],
+    ids=["inside", "before-closing", "list-item", "quote", "crossed"],
+)
+def test_a_backslash_ending_a_line_inside_code_is_code(markdown, expected) -> None:
+    # It was taken for a line break and dropped: a Windows path lost its last backslash.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)

@@ -25,9 +25,9 @@ TELEGRAM_MESSAGE_ENTITIES = 100
 _LANG_RE = re.compile(r"[\w+#.-]+")
 _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4); at
-# a line's end it is a hard line break (6.7), shown as the line end alone.
-_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~]|\n)")
-_HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$")  # an odd run of backslashes ends the line
+# a line's end, outside code, it is a hard line break (6.7), shown as the line end alone.
+_ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$", re.M)  # an odd run of backslashes ends the line
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
 # CommonMark allows; one level is enough for real links. A title after it ("…", '…' or (…))
 # is dropped: Telegram shows none. An image (![alt](url)) cannot be shown inline: it becomes
@@ -205,9 +205,8 @@ def _blocks_to_html(text: str) -> str:
         end = _list_item_end(source, index)
         marker, first = _shown_list_item(line, item) if item else ("", line)
         item_lines = [first, *source[index + 1 : end]]
-        if end < len(source) and source[end].strip():  # the list goes on below
-            item_lines[-1] = _HARD_BREAK_RE.sub(r"\1", item_lines[-1])
-        lines.append(marker + _lines_html(item_lines))
+        list_goes_on = end < len(source) and bool(source[end].strip())
+        lines.append(marker + _lines_html(item_lines, line_follows=list_goes_on))
         index = end
     return "\n".join(lines)
 
@@ -217,13 +216,27 @@ def _paragraph_html(lines: list[str]) -> str:
     return _lines_html([line.strip(" \t") for line in lines])
 
 
-def _lines_html(lines: list[str]) -> str:
+def _lines_html(lines: list[str], *, line_follows: bool = False) -> str:
     """The lines of one paragraph or list item, matched together so emphasis may span them.
-    Crossed markers keep only their own line as text. A backslash ending a line but the last
-    is a line break."""
-    lines = [_HARD_BREAK_RE.sub(r"\1", line) for line in lines[:-1]] + lines[-1:]
-    whole, crossed = _inline_checked("\n".join(lines))
-    return "\n".join(_inline(line) for line in lines) if crossed else whole
+    Crossed markers keep only their own line as text."""
+    text = _without_break_marks("\n".join(lines), line_follows=line_follows)
+    whole, crossed = _inline_checked(text)
+    return "\n".join(_inline(line) for line in text.split("\n")) if crossed else whole
+
+
+def _without_break_marks(text: str, *, line_follows: bool) -> str:
+    """``text`` without the backslashes that end its lines as hard breaks: the line end shows
+    one. The last line's is a backslash unless a line follows it (the next list item). In a
+    code span, found across the lines as CommonMark finds it, a backslash is code."""
+    spans = _code_spans(text)
+
+    def shown(mark: re.Match[str]) -> str:
+        backslash = mark.end() - 1
+        in_code = any(start < backslash < end for start, end, _ in spans)
+        ends_text = mark.end() == len(text) and not line_follows
+        return mark.group() if in_code or ends_text else mark.group(1)
+
+    return _HARD_BREAK_RE.sub(shown, text)
 
 
 def _list_item_end(source: list[str], start: int) -> int:
@@ -354,9 +367,7 @@ def _inline_checked(line: str) -> tuple[str, bool]:
         pos = end
     parts.append(line[pos:])
     # The rest is matched whole, code spans set aside: a <br> between two of them breaks the line.
-    text = _ESCAPE_RE.sub(
-        lambda m: "\n" if m.group(1) == "\n" else protect(escape_html(m.group(1))), "".join(parts)
-    )
+    text = _ESCAPE_RE.sub(lambda m: protect(escape_html(m.group(1))), "".join(parts))
     text = with_literal_html(text, protect, escape_html)
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
