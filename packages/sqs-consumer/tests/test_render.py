@@ -1123,3 +1123,64 @@ def test_a_backslash_ending_a_line_inside_code_is_code(markdown, expected) -> No
     out = markdown_to_html(markdown)
     assert out == expected
     assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Ask [Alice](tg://user?id=123).", 'Ask <a href="tg://user?id=123">Alice</a>.'),
+        ("**[Alice](tg://user?id=123)**", '<b><a href="tg://user?id=123">Alice</a></b>'),
+        (
+            "[the bot](tg://resolve?domain=some_bot&start=a_b_c)",
+            '<a href="tg://resolve?domain=some_bot&amp;start=a_b_c">the bot</a>',
+        ),
+        ("<tg://user?id=123>", '<a href="tg://user?id=123">tg://user?id=123</a>'),
+        ("[Docs](HTTPS://X.example/A)", '<a href="HTTPS://X.example/A">Docs</a>'),
+        # The same rule as for <a href>: no other scheme becomes a link.
+        (
+            "[Alice](tg://user?id=1) or [run](javascript:alert(1))",
+            '<a href="tg://user?id=1">Alice</a> or [run](javascript:alert(1))',
+        ),
+        (
+            "[Alice](tg://user?id=1), [page](data:text/html,hi), [key](file:///etc/passwd)",
+            '<a href="tg://user?id=1">Alice</a>, [page](data:text/html,hi), [key](file:///etc/passwd)',
+        ),
+    ],
+    ids=["tg-user", "tg-in-bold", "tg-resolve", "tg-autolink", "upper-case", "javascript", "data-file"],
+)
+def test_markdown_links_lead_where_html_links_may(markdown, expected) -> None:
+    # A mention written [Alice](tg://user?id=123) showed as that literal text.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ('[search](https://x.example/?q="hi")', '<a href="https://x.example/?q=&quot;hi&quot;">search</a>'),
+        (
+            '<https://x.example/?q="hi">',
+            '<a href="https://x.example/?q=&quot;hi&quot;">https://x.example/?q="hi"</a>',
+        ),
+        (
+            "[Foo](<https://en.wikipedia.org/wiki/Foo_(bar>)",
+            '<a href="https://en.wikipedia.org/wiki/Foo_(bar">Foo</a>',
+        ),
+        (
+            '[the report](<https://x.example/my report.pdf> "Q3")',
+            '<a href="https://x.example/my%20report.pdf">the report</a>',
+        ),
+        ("[Alice](<tg://user?id=1>)", '<a href="tg://user?id=1">Alice</a>'),
+        (
+            "See [Foo]( https://en.wikipedia.org/wiki/Foo_(bar) ).",
+            'See <a href="https://en.wikipedia.org/wiki/Foo_(bar)">Foo</a>.',
+        ),
+    ],
+    ids=["quotes", "quotes-autolink", "angle-brackets", "angle-brackets-space", "angle-tg", "spaced"],
+)
+def test_link_addresses_commonmark_allows_are_links(markdown, expected) -> None:
+    # They showed as literal Markdown, brackets and all.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)

@@ -28,14 +28,21 @@ _BACKTICKS_RE = re.compile(r"`+")
 # a line's end, outside code, it is a hard line break (6.7), shown as the line end alone.
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$", re.M)  # an odd run of backslashes ends the line
+# The addresses a link may lead to, written in Markdown or in HTML: the web's and Telegram's
+# own (tg://user?id=…). Any other (javascript:, data:, file:, a relative path) stays text.
+_LINKABLE_SCHEME = r"(?i:https?|tg)://"
+_LINKABLE_RE = re.compile(_LINKABLE_SCHEME)
 # A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
-# CommonMark allows; one level is enough for real links. A title after it ("…", '…' or (…))
+# CommonMark allows; one level is enough for real links. In <…> it may hold any but a line
+# end or angle brackets (spaces, a lone parenthesis). A title after it ("…", '…' or (…))
 # is dropped: Telegram shows none. An image (![alt](url)) cannot be shown inline: it becomes
 # a link named by its alt text. <https://…> is an autolink. Link text may hold balanced
 # brackets too ([[1]](url)); a [ never scans past the next bracket.
 _LINK_RE = re.compile(
-    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\((https?://(?:[^\s()<>\"]|\([^\s()<>\"]*\))+)"
-    r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)|<(https?://[^\s<>"]+)>"""
+    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([ \t]*"
+    rf"(?:<({_LINKABLE_SCHEME}[^<>\n]*)>|({_LINKABLE_SCHEME}(?:[^\s()<>]|\([^\s()<>]*\))+))"
+    r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)"""
+    rf"|<({_LINKABLE_SCHEME}[^\s<>]+)>"
 )
 # An image inside a link's text (a README badge, [![Build](badge.svg)](https://ci/…)) is
 # named by its alt text: Telegram nests no link in a link, and the outer one is what a tap
@@ -96,8 +103,6 @@ _TAG_RE = re.compile(r"<(/?)([a-z][a-z0-9-]*)")
 _OPENING_TAG_RE = re.compile(r"<[a-z]")
 _LINKED_RE = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.S)
 _LINK_TAG_RE = re.compile(r"</?a\b[^>]*>")
-# The addresses a link the model writes in HTML may lead to: the web's and Telegram's own.
-_LINKABLE_RE = re.compile(r"(?:https?|tg)://", re.I)
 # Telegram nests no entity in one of its kind (a heading's **bold**, **a __b__ c**): the inner
 # one goes, its text stays as styled by the outer.
 _STYLE_RE = re.compile(r"<(/?)([bisu])>")
@@ -416,10 +421,10 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
 
 
 def _link(link: re.Match[str], protected: list[str]) -> str:
-    label, url, autolink = link.groups()
+    label, bracketed_url, url, autolink = link.groups()
     label = _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
     # An autolink's text is its URL, whose _ and * are no markup.
-    return _anchor(url or autolink, "" if autolink else label, protected)
+    return _anchor(bracketed_url or url or autolink, "" if autolink else label, protected)
 
 
 def _link_or_text(address: str, label: str, protect: Callable[[str], str], protected: list[str]) -> str:
@@ -435,7 +440,8 @@ def _anchor(address: str, label: str, protected: list[str]) -> str:
     A link that names nothing ([](url), ![](url)) is named by its address, whose _ and * are
     no markup: Telegram would show it as nothing."""
     address = _restore(address, protected, plain=True)  # a code span in it is its text
-    href = escape_html(address).replace('"', "&quot;")
+    # A space (an address in <…> may hold one) is encoded as a browser would send it.
+    href = escape_html(address).replace('"', "&quot;").replace(" ", "%20")
     shown = _styles(escape_html(label)) if label.strip() else escape_html(address)
     if not _balanced(shown):
         shown = escape_html(label)
