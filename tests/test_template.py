@@ -141,8 +141,49 @@ def test_the_image_build_takes_as_set_exactly_what_the_deployed_runtime_is_given
 
     runtime = set(FUNCTIONS["RuntimeFunction"].environment)
     from_lambda = {name for name, why in NOT_FROM_TEMPLATE.items() if why.startswith("Lambda")}
-    assert runtime <= DEPLOYED_VARIABLES, sorted(runtime - DEPLOYED_VARIABLES)
-    assert DEPLOYED_VARIABLES - runtime <= from_lambda, sorted(DEPLOYED_VARIABLES - runtime - from_lambda)
+    deployed = set(DEPLOYED_VARIABLES)
+    assert runtime <= deployed, sorted(runtime - deployed)
+    assert deployed - runtime <= from_lambda, sorted(deployed - runtime - from_lambda)
+
+
+def _takes(value: Any, example: str) -> bool:
+    """Whether the template's ``value`` of a variable may be ``example`` at deploy."""
+    if isinstance(value, str):
+        return value == example
+    if "Fn::If" in value:
+        return any(_takes(branch, example) for branch in value["Fn::If"][1:])
+    parameter = TEMPLATE["Parameters"].get(_ref(value) or "")
+    if parameter is None:  # a resource's name or attribute: never empty, its shape not checked here
+        return example != ""
+    if "AllowedValues" in parameter:
+        return example in parameter["AllowedValues"]
+    if "AllowedPattern" in parameter:
+        return re.fullmatch(parameter["AllowedPattern"], example) is not None
+    return True  # a free-form parameter (a model id) may be anything
+
+
+def _may_be_empty(value: Any) -> bool:
+    """Whether the template's ``value`` of a variable is empty in some deployed stack (a
+    parameter left at its empty default, or a condition's empty branch)."""
+    if isinstance(value, str):
+        return value == ""
+    if "Fn::If" in value:
+        return any(_may_be_empty(branch) for branch in value["Fn::If"][1:])
+    parameter = TEMPLATE["Parameters"].get(_ref(value) or "")
+    return parameter is not None and parameter.get("Default") == ""
+
+
+def test_the_image_build_checks_each_deployed_variable_with_a_value_the_template_gives_it() -> None:
+    """The build checks mcp.json's urls with these values (a ``${TENANT}`` url fails, a port
+    from a number passes), and warns where a stack may deploy the variable empty."""
+    from agent_runtime.build_check import DEPLOYED_VARIABLES
+
+    for name, value in FUNCTIONS["RuntimeFunction"].environment.items():
+        variable = DEPLOYED_VARIABLES[name]
+        assert _takes(value, variable.example), (name, value, variable.example)
+        assert (variable.empty_when is not None) == _may_be_empty(value), name
+        if _ref(value) in TEMPLATE["Parameters"]:  # the build names what to change at deploy
+            assert variable.source == f"the stack's {_ref(value)} parameter", (name, variable.source)
 
 
 def test_every_variable_the_template_sets_is_read_by_some_code() -> None:

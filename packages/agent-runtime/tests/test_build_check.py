@@ -45,6 +45,13 @@ def edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
+def serve_at(url: str):
+    def change(mcp: dict) -> None:
+        mcp["mcpServers"]["gateway"] = {"type": "http", "url": url}
+
+    return change
+
+
 def test_the_shipped_config_passes(config_dir: Path) -> None:
     done = build_check(config_dir)
     assert done.returncode == 0, done.stderr
@@ -101,13 +108,6 @@ def test_a_url_made_of_a_deployed_variable_passes_and_one_bad_whatever_its_value
 ) -> None:
     """`"url": "${NAME}"` of a variable the template gives the runtime (here ANTHROPIC_BASE_URL,
     a URL) is valid at deploy, and the build failed it: "must be an http(s) URL with a host"."""
-
-    def serve_at(url: str):
-        def change(mcp: dict) -> None:
-            mcp["mcpServers"]["gateway"] = {"type": "http", "url": url}
-
-        return change
-
     for url in ("${ANTHROPIC_BASE_URL}", "${ANTHROPIC_BASE_URL}/mcp"):
         edit_json(config_dir / "mcp.json", serve_at(url))
         done = build_check(config_dir)
@@ -117,3 +117,54 @@ def test_a_url_made_of_a_deployed_variable_passes_and_one_bad_whatever_its_value
         done = build_check(config_dir)
         assert done.returncode == 1, (url, done.stdout)
         assert "claude-config/mcp.json: mcpServers.gateway.url: must be an http(s) URL" in done.stderr, url
+
+
+@pytest.mark.parametrize("url", ["${TENANT}", "${TENANT}/mcp", "${AWS_REGION}/mcp"])
+def test_a_url_of_a_deployed_variable_that_never_holds_a_url_fails_the_build(
+    config_dir: Path, url: str
+) -> None:
+    """A tenant or a region is never a URL: the build passed these and every cold start failed."""
+    edit_json(config_dir / "mcp.json", serve_at(url))
+    done = build_check(config_dir)
+    assert done.returncode == 1, (url, done.stdout)
+    (line,) = [line.strip() for line in done.stderr.splitlines() if "mcpServers.gateway" in line]
+    variable = url.split("}")[0] + "}"
+    assert line.startswith(
+        "claude-config/mcp.json: mcpServers.gateway.url: must be an http(s) URL with a host, such as "
+        f"https://mcp.example.com/mcp (its value comes from {variable}); at deploy {variable} is "
+    ), line
+    assert ("the stack's Tenant parameter, such as 'default'" if "TENANT" in url else "Lambda") in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://mcp.example.com:${SESSION_DISK_LIMIT_MB}/mcp",
+        "https://${TENANT}.mcp.example.com/mcp",
+        "http://[::1]:${LEASE_DURATION_S}/${TENANT}/mcp",
+    ],
+)
+def test_a_url_valid_once_its_deployed_variables_are_in_passes_the_build(config_dir: Path, url: str) -> None:
+    """A port from a variable failed: the build put a word where the number goes."""
+    edit_json(config_dir / "mcp.json", serve_at(url))
+    done = build_check(config_dir)
+    assert done.returncode == 0, (url, done.stderr)
+    assert done.stderr == ""
+
+
+def test_a_url_of_a_variable_a_stack_may_deploy_empty_passes_with_a_warning(config_dir: Path) -> None:
+    """ANTHROPIC_BASE_URL is empty unless the stack sets AnthropicBaseUrl, which the build
+    cannot know: it passed without a word, and such a stack failed every cold start."""
+    edit_json(config_dir / "mcp.json", serve_at("${ANTHROPIC_BASE_URL}/mcp"))
+    done = build_check(config_dir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("claude-config ok:")
+    assert done.stderr.splitlines() == [
+        "warning: claude-config/mcp.json: mcpServers.gateway.url: ${ANTHROPIC_BASE_URL} is empty and has "
+        "no default when the stack's AnthropicBaseUrl is left empty (its default), and every cold start "
+        "then fails: deploy with it set, or write a default that works without it "
+        "(${ANTHROPIC_BASE_URL:-...})"
+    ]
+    edit_json(config_dir / "mcp.json", serve_at("${ANTHROPIC_BASE_URL:-https://mcp.example.com}/mcp"))
+    done = build_check(config_dir)
+    assert (done.returncode, done.stderr) == (0, "")

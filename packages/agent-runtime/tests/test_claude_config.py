@@ -90,6 +90,38 @@ def test_a_bad_mcp_url_from_the_environment_names_the_variable_it_came_from() ->
     assert caught.value.reason.endswith("(its value comes from ${DEEPWIKI_MCP_URL})")
 
 
+def _url_refused_at_start(config_dir: Path, url: str, environ: dict[str, str]) -> str:
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(url=url))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ=environ)
+    assert caught.value.field == "mcpServers.deepwiki.url"
+    return caught.value.reason
+
+
+def test_a_url_variable_deployed_empty_is_named_as_empty_at_start(config_dir: Path) -> None:
+    """A stack without AnthropicBaseUrl sets ANTHROPIC_BASE_URL empty: the start said it was
+    "not set", and the operator found it set in the function's configuration."""
+    reason = _url_refused_at_start(config_dir, "${ANTHROPIC_BASE_URL}/mcp", {"ANTHROPIC_BASE_URL": ""})
+    assert reason == "${ANTHROPIC_BASE_URL} is empty and has no default"
+    reason = _url_refused_at_start(config_dir, "${ANTHROPIC_BASE_URL}/mcp", {})
+    assert reason == "${ANTHROPIC_BASE_URL} is not set and has no default"
+
+
+def test_a_url_that_expands_to_nothing_says_so_at_start(config_dir: Path) -> None:
+    reason = _url_refused_at_start(config_dir, "${MCP_URL:-}", {})
+    assert reason == (
+        "must be an http(s) URL with a host, such as https://mcp.example.com/mcp "
+        "(its value comes from ${MCP_URL}, and is empty)"
+    )
+
+
+def test_a_bad_url_of_several_variables_names_each_of_them_at_start(config_dir: Path) -> None:
+    """Only the first was named: here the host, where the port was the one to fix."""
+    environ = {"MCP_HOST": "mcp.example.com", "MCP_PORT": "eighty"}
+    reason = _url_refused_at_start(config_dir, "https://${MCP_HOST}:${MCP_PORT}/mcp", environ)
+    assert reason.endswith("(its value comes from ${MCP_HOST}, ${MCP_PORT})"), reason
+
+
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1:1/mcp", "https://[::1]:8443/mcp", "https://mcp.example.com/mcp?v=2"]
 )

@@ -17,15 +17,17 @@ class ClaudeConfigError(AgentRuntimeError):
     ``file`` is the path of the file to fix, ``field`` the JSON field / front-matter key
     (dotted, e.g. ``agents.summarizer.tools[2]``) or ``None`` for the whole file.
     ``problems`` holds every problem the check found, each a ClaudeConfigError (just this one
-    unless it is a :class:`ClaudeConfigErrors`).
+    unless it is a :class:`ClaudeConfigErrors`). ``variables`` names the ``${NAME}``s whose
+    values made the problem (empty: the file as written is wrong).
     """
 
-    def __init__(self, file: str, field: str | None, reason: str) -> None:
+    def __init__(self, file: str, field: str | None, reason: str, *, variables: Sequence[str] = ()) -> None:
         where = f"{file}: {field}" if field else file
         super().__init__(f"claude-config error in {where}: {reason}")
         self.file = file
         self.field = field
         self.reason = reason
+        self.variables = tuple(variables)
         self.problems: tuple[ClaudeConfigError, ...] = (self,)
 
 

@@ -38,13 +38,6 @@ _NOT_IN_AN_HTTP_SERVER = (
 )
 
 
-# What the image's build check (build_check) gives each variable only the deployed runtime has.
-# A url that starts with one gets its scheme and host at deploy: it is checked with this
-# stand-in for them, so "${MCP_URL}" passes the build and "${MCP_URL} /mcp" does not.
-SET_AT_DEPLOY = "set-at-deploy"
-_DEPLOYED_ORIGIN = f"https://{SET_AT_DEPLOY}.invalid"
-
-
 def _is_credential_header(name: str) -> bool:
     return name.lower() in _CREDENTIAL_HEADERS or is_secret_variable(name.replace("-", "_"))
 
@@ -67,7 +60,12 @@ def _expand(value: Any, env: Mapping[str, str], file: Path, field: str) -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise ClaudeConfigError(str(file), field, f"${{{name}}} is not set and has no default")
+            # Empty counts as unset (as in the shell's ${NAME:-}): a deployed stack sets some
+            # variables empty (ANTHROPIC_BASE_URL without a gateway): the error says which it is.
+            state = "is empty" if name in env else "is not set"
+            raise ClaudeConfigError(
+                str(file), field, f"${{{name}}} {state} and has no default", variables=[name]
+            )
 
         return _VAR.sub(sub, value)
     if isinstance(value, list):
@@ -214,8 +212,6 @@ def _refuse_credentials(spec: Mapping[str, Any], expanded: Mapping[str, Any], fi
 def _check_url(url: str, written: str, file: Path, field: str) -> None:
     """An http(s) URL with a host the CLI can connect to; one it cannot would only fail as each
     turn starts the server. Not the value itself in the error: a URL may carry a token."""
-    if _VAR.match(written) and url.startswith(SET_AT_DEPLOY):
-        url = _DEPLOYED_ORIGIN + url.removeprefix(SET_AT_DEPLOY)
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
@@ -223,11 +219,12 @@ def _check_url(url: str, written: str, file: Path, field: str) -> None:
         parts, port_ok = urlsplit(""), False
     if parts.scheme in ("http", "https") and parts.hostname and port_ok and not re.search(r"\s", url):
         return
-    variables = [match.group(1) for match in _VAR.finditer(written)]
-    source = f" (its value comes from ${{{variables[0]}}})" if variables else ""
-    raise ClaudeConfigError(
-        str(file), field, f"must be an http(s) URL with a host, such as https://mcp.example.com/mcp{source}"
-    )
+    variables = list(dict.fromkeys(match.group(1) for match in _VAR.finditer(written)))
+    source = ", ".join(f"${{{name}}}" for name in variables)
+    reason = "must be an http(s) URL with a host, such as https://mcp.example.com/mcp"
+    if variables:
+        reason += f" (its value comes from {source}{', and is empty' if not url else ''})"
+    raise ClaudeConfigError(str(file), field, reason, variables=variables)
 
 
 def _secret_headers(spec: Mapping[str, Any], file: Path, field: str) -> dict[str, str]:

@@ -17,55 +17,37 @@ from pathlib import Path
 from typing import TextIO
 
 from ._claude_config import ClaudeConfig, default_config_path, load_claude_config
+from ._deployed_variables import DEPLOYED_VARIABLES
 from ._errors import ClaudeConfigError
 from ._mcp_commands import AS_THIS_PROCESS
-from ._mcp_config import SET_AT_DEPLOY
 
-# Variables the deployed runtime has and the build does not: Lambda's own, and those
-# infra/template.yaml sets (tests/test_template.py keeps this list in step with it). mcp.json's
-# ``${NAME}`` of one of these is taken as set; any other unset one without a default is a mistake.
-DEPLOYED_VARIABLES = frozenset(
-    {
-        # Lambda's
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "TZ",
-        # the template's (Globals and RuntimeFunction)
-        "SESSIONS_TABLE",
-        "SESSIONS_BUCKET",
-        "TENANT",
-        "SESSION_TTL_DAYS",
-        "LOG_LEVEL",
-        "SESSIONS_ROOT",
-        "SESSION_DISK_LIMIT_MB",
-        "LEASE_DURATION_S",
-        "MODEL_TIMEOUT_MS",
-        "MODEL_MAX_RETRIES",
-        "MODEL_SILENCE_S",
-        "PROCESS_SWEEP_SCOPE",
-        "LANDLOCK",
-        "CLAUDE_CODE_USE_BEDROCK",
-        "ANTHROPIC_MODEL",
-        "BEDROCK_MODEL_ID",
-        "ANTHROPIC_SMALL_FAST_MODEL",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_API_KEY_PARAMETER",
-        "MODEL_INVOKE_ROLE_ARN",
-    }
-)
+
+def _as_deployed(environ: Mapping[str, str]) -> dict[str, str]:
+    # The deployed runtime's own variables are the template's and Lambda's, whatever the build
+    # machine calls by the same names.
+    return {**environ, **{name: variable.example for name, variable in DEPLOYED_VARIABLES.items()}}
 
 
 def check_baked_config(root: Path, environ: Mapping[str, str]) -> ClaudeConfig:
-    """Load claude-config at ``root`` as a container of the image will: each command MCP
+    """Load claude-config at ``root`` as a container of the image will: each variable only the
+    deployed runtime has holds a value of the shape it has there, and each command MCP
     server's program must be on this PATH. Raises ClaudeConfigError naming every problem found."""
-    deployed = dict.fromkeys(DEPLOYED_VARIABLES, SET_AT_DEPLOY)
-    return load_claude_config(root, environ={**deployed, **environ}, programs=AS_THIS_PROCESS)
+    return load_claude_config(root, environ=_as_deployed(environ), programs=AS_THIS_PROCESS)
+
+
+def problems_if_empty(root: Path, environ: Mapping[str, str]) -> list[tuple[str, ClaudeConfigError]]:
+    """(variable, problem) for each problem a cold start meets in a stack that deploys one of
+    the variables empty (ANTHROPIC_BASE_URL without the AnthropicBaseUrl parameter): the build
+    cannot know the stack's parameters, so these are the operator's to know, not a failure."""
+    found: list[tuple[str, ClaudeConfigError]] = []
+    for name, variable in DEPLOYED_VARIABLES.items():
+        if variable.empty_when is None:
+            continue
+        try:
+            load_claude_config(root, environ={**_as_deployed(environ), name: ""}, programs=AS_THIS_PROCESS)
+        except ClaudeConfigError as exc:
+            found += [(name, problem) for problem in exc.problems]
+    return found
 
 
 def _shown(file: str, root: Path) -> str:
@@ -76,8 +58,23 @@ def _shown(file: str, root: Path) -> str:
     return file
 
 
+def _where(problem: ClaudeConfigError, root: Path) -> str:
+    return _shown(problem.file, root) + (f": {problem.field}" if problem.field else "")
+
+
+def _at_deploy(problem: ClaudeConfigError) -> str:
+    """What the deployed variables a problem came from hold, as the build took them."""
+    held = [
+        f"${{{name}}} is {DEPLOYED_VARIABLES[name].source}, such as {DEPLOYED_VARIABLES[name].example!r}"
+        for name in problem.variables
+        if name in DEPLOYED_VARIABLES
+    ]
+    return f"; at deploy {', '.join(held)}" if held else ""
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Exit 0 with a summary when claude-config loads; 1 with a line per problem when not."""
+    """Exit 0 with a summary when claude-config loads (and a warning for what fails only in a
+    stack deployed with a variable empty); 1 with a line per problem when not."""
     del argv  # no options
     environ = dict(os.environ)
     root = default_config_path()  # CLAUDE_CONFIG_PATH, as the image's ENV sets it
@@ -86,14 +83,19 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: Te
     except ClaudeConfigError as exc:
         err.write("claude-config has mistakes, so the runtime image is not built:\n")
         for problem in exc.problems:
-            where = _shown(problem.file, root) + (f": {problem.field}" if problem.field else "")
-            err.write(f"  {where}: {problem.reason}\n")
+            err.write(f"  {_where(problem, root)}: {problem.reason}{_at_deploy(problem)}\n")
         err.write("Fix them and build again (`uv run agentbot doctor` checks the same without a build).\n")
         return 1
     out.write(
         f"claude-config ok: {len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
         f"{len(config.mcp_servers)} MCP server(s)\n"
     )
+    for name, problem in problems_if_empty(root, environ):
+        err.write(
+            f"warning: {_where(problem, root)}: {problem.reason} when the stack's "
+            f"{DEPLOYED_VARIABLES[name].empty_when}, and every cold start then fails: deploy with it "
+            f"set, or write a default that works without it (${{{name}:-...}})\n"
+        )
     return 0
 
 

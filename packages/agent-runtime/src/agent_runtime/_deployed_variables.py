@@ -1,0 +1,82 @@
+"""What each variable of the deployed runtime holds, for the image build's check of
+claude-config (build_check): Lambda's own and those infra/template.yaml sets.
+
+The build has none of them, and the stack's parameters are chosen only at `sam deploy`. So
+mcp.json's ``${NAME}`` of one is checked with a value of the shape it has at deploy: a URL
+made of ``${TENANT}`` is refused (a tenant is never a URL), one with ``${ANTHROPIC_BASE_URL}``
+or a port from a number passes. tests/test_template.py keeps every entry in step with the
+template: its fixed value, or one its parameter takes, and empty exactly where it may be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployedVariable:
+    """``example``: a value the variable may hold at deploy, which the build checks with;
+    ``source``: what gives it that value, as the operator would change it; ``empty_when``:
+    when the deployed value is empty (None: never)."""
+
+    example: str
+    source: str
+    empty_when: str | None = None
+
+
+def _lambda(example: str) -> DeployedVariable:
+    return DeployedVariable(example=example, source="Lambda")
+
+
+def _fixed(example: str) -> DeployedVariable:
+    return DeployedVariable(example=example, source="infra/template.yaml (a fixed value)")
+
+
+def _parameter(name: str, example: str, *, empty_when: str | None = None) -> DeployedVariable:
+    return DeployedVariable(example=example, source=f"the stack's {name} parameter", empty_when=empty_when)
+
+
+DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
+    "AWS_REGION": _lambda("us-east-1"),
+    "AWS_DEFAULT_REGION": _lambda("us-east-1"),
+    "AWS_EXECUTION_ENV": _lambda("AWS_Lambda_Image"),
+    "AWS_LAMBDA_FUNCTION_NAME": _lambda("agentbot-runtime"),
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": _lambda("1024"),
+    "AWS_LAMBDA_FUNCTION_VERSION": _lambda("$LATEST"),
+    "AWS_LAMBDA_LOG_GROUP_NAME": _lambda("/aws/lambda/agentbot-runtime"),
+    "AWS_LAMBDA_LOG_STREAM_NAME": _lambda("2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"),
+    "TZ": _lambda(":UTC"),
+    # the template's (Globals and RuntimeFunction)
+    "SESSIONS_TABLE": _parameter("BotName", "agentbot-sessions"),
+    "SESSIONS_BUCKET": _parameter("BotName", "agentbot-sessions-123456789012-us-east-1"),
+    "TENANT": _parameter("Tenant", "default"),
+    "SESSION_TTL_DAYS": _parameter("SessionTtlDays", "25"),
+    "LOG_LEVEL": _parameter("LogLevel", "INFO"),
+    "SESSIONS_ROOT": _fixed("/tmp/agentbot-sessions"),
+    "SESSION_DISK_LIMIT_MB": _fixed("512"),
+    "LEASE_DURATION_S": _fixed("120"),
+    "MODEL_TIMEOUT_MS": _fixed("120000"),
+    "MODEL_MAX_RETRIES": _fixed("2"),
+    "MODEL_SILENCE_S": _fixed("90"),
+    "PROCESS_SWEEP_SCOPE": _fixed("uid"),
+    "LANDLOCK": _fixed("on"),
+    "CLAUDE_CODE_USE_BEDROCK": _parameter("ModelBackend", "0"),
+    "ANTHROPIC_MODEL": _parameter("AnthropicModel", "claude-sonnet-4-5"),
+    "BEDROCK_MODEL_ID": _parameter("BedrockModelId", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+    "ANTHROPIC_SMALL_FAST_MODEL": _parameter(
+        "SmallFastModel", "claude-haiku-4-5", empty_when="SmallFastModel is left empty (its default)"
+    ),
+    "ANTHROPIC_BASE_URL": _parameter(
+        "AnthropicBaseUrl",
+        "https://gateway.example.com",
+        empty_when="AnthropicBaseUrl is left empty (its default)",
+    ),
+    "ANTHROPIC_API_KEY_PARAMETER": _parameter(
+        "AnthropicApiKeyParameterName", "/agentbot/anthropic-api-key", empty_when="ModelBackend is bedrock"
+    ),
+    "MODEL_INVOKE_ROLE_ARN": _parameter(
+        "ModelBackend",
+        "arn:aws:iam::123456789012:role/agentbot-model-invoke",
+        empty_when="ModelBackend is anthropic (its default)",
+    ),
+}
