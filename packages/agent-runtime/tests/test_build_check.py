@@ -83,6 +83,51 @@ def test_each_mistake_fails_the_build_naming_the_file_and_field(config_dir: Path
     assert "agentbot doctor" in lines[-1]
 
 
+@pytest.mark.parametrize("refused", ["default", "Default", "", "  ", "claude sonnet 4.5"])
+def test_a_subagent_model_no_model_answers_to_fails_the_build_listing_what_it_may_be(
+    config_dir: Path, refused: str
+) -> None:
+    """The CLI sends a subagent's "default" (or any name it does not resolve) to the model as it
+    is: no model has that name, so every call of the subagent failed ("Agent terminated early
+    due to an API error") in every turn that used it, while the image built and deployed."""
+    edit_json(config_dir / "agents.json", lambda agents: agents["agents"]["summarizer"].update(model=refused))
+
+    done = build_check(config_dir)
+
+    assert done.returncode == 1, done.stdout
+    problem = done.stderr.splitlines()[1].strip()
+    assert problem.startswith("claude-config/agents.json: agents.summarizer.model: "), done.stderr
+    for accepted in ("sonnet", "opus", "haiku", "inherit", "[1m]", "a model id"):
+        assert accepted in problem, problem
+
+
+@pytest.mark.parametrize(
+    "accepted",
+    [
+        "inherit",
+        "INHERIT",
+        "Sonnet",
+        "haiku",
+        "opus[1m]",
+        "fable",
+        "best",
+        "opusplan",
+        " sonnet ",
+        "claude-haiku-4-5-20251001",
+        "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "default-model-v2",
+    ],
+)
+def test_a_subagent_model_the_cli_resolves_or_sends_as_an_id_passes(config_dir: Path, accepted: str) -> None:
+    edit_json(
+        config_dir / "agents.json", lambda agents: agents["agents"]["summarizer"].update(model=accepted)
+    )
+
+    done = build_check(config_dir)
+
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_variable_only_the_deployed_runtime_has_passes_and_any_other_fails(config_dir: Path) -> None:
     """Lambda and the template give the runtime AWS_REGION, TENANT...: mcp.json may name them
     without a default although the build has none; an unknown name would fail every cold start."""

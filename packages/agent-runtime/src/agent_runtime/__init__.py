@@ -11,7 +11,7 @@ import typing as _typing
 
 from session_core import is_secret_variable
 
-from ._chosen_models import chosen_model_ids, model_id_of
+from ._chosen_models import chosen_model_ids
 from ._claude_config import (
     ClaudeConfig,
     MainAgentPolicy,
@@ -37,6 +37,7 @@ from ._errors import (
 )
 from ._mcp_commands import ProgramLookup
 from ._mcp_secrets import read_mcp_secret_headers
+from ._model_names import anthropic_id_of, geography_of, model_id_of
 from ._model_proxy import ModelProxy
 from ._preflight import (
     PERMANENT_CONFIG_ERRORS,
@@ -102,6 +103,7 @@ __all__ = [
     "SessionWorkspace",
     "SkillConfig",
     "SubagentConfig",
+    "anthropic_id_of",
     "aws_session",
     "build_cli_environment",
     "build_runtime",
@@ -111,6 +113,7 @@ __all__ = [
     "chosen_model_ids",
     "config_problem",
     "default_config_path",
+    "geography_of",
     "held_secrets",
     "is_anthropic_base_url",
     "is_secret_variable",

@@ -42,6 +42,7 @@ from ._errors import ClaudeConfigError
 from ._front_matter import FRONT_MATTER, load_front_matter
 from ._mcp_commands import ProgramLookup
 from ._mcp_config import load_mcp
+from ._model_names import agent_model_mistake
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"]
 # A full MCP tool name (a built-in one is one of KNOWN_TOOL_NAMES). No patterns.
@@ -329,6 +330,9 @@ def _subagent(
     model = spec.get("model")
     if model is not None and not isinstance(model, str):
         raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
+    mistake = agent_model_mistake(model) if model is not None else None
+    if mistake is not None:  # every call of the subagent would fail, in every turn that uses it
+        raise ClaudeConfigError(str(file), f"{field}.model", mistake)
     return SubagentConfig(name=name, description=description.strip(), prompt=prompt, tools=tools, model=model)
 
 
