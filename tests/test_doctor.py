@@ -398,6 +398,22 @@ def test_local_checks_name_the_broken_claude_config_file_and_field(
     assert lines["bot token"].startswith("  ok") and lines["dead letters"].startswith("  skip")
 
 
+def test_a_subagent_on_the_default_model_fails_the_claude_config_line_naming_its_field(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """ "default" is the main agent's: a subagent's is sent to the model as a model id (none has
+    it), and the model line had nothing to probe for it (an alias), so doctor passed it."""
+    _subagent_on(tmp_path, clean_env, "default")
+    clean_env.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert lines["claude-config"].startswith("  FAIL"), out
+    assert "agents.json: agents.summarizer.model: 'default' is no model for a subagent" in out
+    assert "use inherit for the main agent's model" in lines["claude-config"], out
+
+
 def _with_command_server(tmp_path: Path, command: str, clean_env: pytest.MonkeyPatch) -> None:
     """The shipped claude-config with its github server run as ``command``, for doctor to check."""
     _with_github_server(tmp_path, {"command": command}, clean_env)
@@ -1034,6 +1050,115 @@ def test_a_bedrock_stack_has_its_small_model_checked_as_smallfastmodel(
     assert code == 1, out
     assert "anthropic.claude-small-v1:0 (AccessDeniedException)" in lines["model"], out
     assert "check the model id (SmallFastModel)" in lines["model"], out
+
+
+def _subagent_on(tmp_path: Path, env: pytest.MonkeyPatch, model: str) -> None:
+    """doctor reads a claude-config of the test's own whose summarizer runs on ``model``."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["agents"]["summarizer"]["model"] = model
+    (config / "agents.json").write_text(json.dumps(agents))
+    env.setenv("CLAUDE_CONFIG_PATH", str(config))
+
+
+def _bedrock_in_the_shell(env: pytest.MonkeyPatch, model: ModelServer, region: str, model_id: str) -> None:
+    from local_stack import LOCAL_CREDENTIALS
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        env.setenv(name, value)
+    env.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    env.setenv("AWS_REGION", region)
+    env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    env.setenv("AWS_ENDPOINT_URL_BEDROCK", model.base_url)
+    env.setenv("BEDROCK_MODEL_ID", model_id)
+
+
+# The inference profiles Bedrock lists for Haiku 4.5 (and another model) in a European region.
+EU_PROFILES = [
+    "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "eu.anthropic.claude-sonnet-4-5-20250929-v1:0",
+]
+
+
+@pytest.mark.parametrize(
+    ("main_model", "called"),
+    [
+        # the region's own geography (measured: the CLI calls the eu. profile from eu-west-1)
+        ("anthropic.claude-test-v1:0", "eu.anthropic.claude-haiku-4-5-20251001-v1:0"),
+        # the main agent's geography when its id has one
+        ("global.anthropic.claude-test-v1:0", "global.anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ],
+)
+def test_a_subagents_anthropic_api_id_is_checked_as_the_profile_the_cli_calls_on_bedrock(
+    main_model: str,
+    called: str,
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """agents.json may name "claude-haiku-4-5-20251001": with Bedrock the CLI calls its inference
+    profile, which the account has. doctor asked Bedrock for the id as written and FAILed a
+    configuration whose turns answer."""
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5-20251001")
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", main_model)
+    model.inference_profiles(EU_PROFILES)
+    model.only_models([main_model, called], refusal=NOT_ENABLED[0])
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert (
+        f"ok    model          Bedrock answered a 1-token request ({called}, agents.json: "
+        "agents.summarizer.model, claude-haiku-4-5-20251001 on Bedrock)"
+    ) in out
+    assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
+
+
+def test_a_subagents_anthropic_api_id_bedrock_has_no_profile_for_fails_naming_its_field(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The CLI sends an id its catalog does not know ("claude-haiku-4-5", no date) to Bedrock as
+    it is, which Bedrock refuses in every turn that uses the subagent."""
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5")
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    model.inference_profiles(EU_PROFILES)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert lines["model"].startswith("  FAIL"), out
+    assert "no inference profile for claude-haiku-4-5 in eu-west-1" in lines["model"], out
+    assert "fix: name a model or inference-profile id enabled in the account in agents.json: " in out
+    assert "agents.summarizer.model" in lines["model"].split("fix:")[1], out
+
+
+def test_a_stack_subagents_anthropic_api_id_is_checked_as_its_bedrock_profile(
+    tmp_path: Path,
+    aws: Any,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The same for `doctor --stack`: the profile of BedrockModelId's geography is probed."""
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5-20251001")
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK", model.base_url)
+    main_model = "eu.anthropic.claude-test-v1:0"
+    stack = _stack(aws, model, ModelBackend="bedrock", BedrockModelId=main_model)
+    _set_webhook(telegram)
+    model.inference_profiles(["us.anthropic.claude-haiku-4-5-20251001-v1:0", *EU_PROFILES])
+    model.only_models([main_model, EU_PROFILES[0]], refusal=NOT_ENABLED[1])
+
+    code, _lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 0, out
+    assert f"Bedrock answered a 1-token request ({EU_PROFILES[0]}, agents.json: agents.summarizer" in out
+    assert not [line for line in out.splitlines() if line.startswith("FAIL  model")], out
 
 
 @pytest.mark.parametrize("spelled", ["yes", "on", "True"])

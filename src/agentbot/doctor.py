@@ -24,6 +24,7 @@ from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, Sessi
 from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
+from .bedrock_profile import names_an_anthropic_api_id, profile_called_for
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
     DEFAULT_ANTHROPIC_MODEL,
@@ -57,6 +58,8 @@ from .shown_url import NOT_A_BASE_URL, shown_base_url
 Status = Literal["ok", "warn", "FAIL", "skip"]
 ClientFactory = Callable[[str], Any]
 
+# Where the model ids agents.json names come from, as a check line shows it.
+AGENTS_JSON = "agents.json: "
 # A delivery error Telegram reports this recently means the webhook is failing now.
 RECENT_WEBHOOK_ERROR_S = 3600
 
@@ -262,13 +265,13 @@ def _models_of(model: str, source: str, small: tuple[str, str] | None = None) ->
         config = None  # the claude-config line names its problems
     main_model = model_id_of(config.main.model) if config is not None else None
     # The settings' ids too as the CLI sends them (without a "[1m]"); an alias stays as named.
-    models = {main_model: "agents.json: main.model"} if main_model else {model_id_of(model) or model: source}
+    models = {main_model: f"{AGENTS_JSON}main.model"} if main_model else {model_id_of(model) or model: source}
     if small is not None:
         small_model, small_source = small
         models.setdefault(model_id_of(small_model) or small_model, small_source)
     for agent in config.agents if config is not None else ():
         if agent_model := model_id_of(agent.model):
-            models.setdefault(agent_model, f"agents.json: agents.{agent.name}.model")
+            models.setdefault(agent_model, f"{AGENTS_JSON}agents.{agent.name}.model")
     return list(models.items())
 
 
@@ -293,15 +296,12 @@ def check_model(target: Target) -> Check | list[Check]:
     each model id the agents ask for."""
     if target.stack is not None:
         if target.parameter("ModelBackend") == "bedrock":
-            bedrock = target.clients("bedrock-runtime")
             model = target.parameter("BedrockModelId")
             small = _bedrock_small(
                 target.stack.parameters.get("SmallFastModel", ""), "SmallFastModel", model, "BedrockModelId"
             )
-            return _probe_each(
-                _models_of(model, "BedrockModelId", small),
-                lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
-            )
+            models = _models_of(model, "BedrockModelId", small)
+            return _probe_bedrock_models(target.clients("bedrock-runtime"), target.clients("bedrock"), models)
         name = target.parameter("AnthropicApiKeyParameterName")
         try:
             key = read_secret(target.clients("ssm"), name)
@@ -371,12 +371,12 @@ def check_model(target: Target) -> Check | list[Check]:
                 "Bedrock: BEDROCK_MODEL_ID is not set",
                 "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
             )
-        bedrock = session.client("bedrock-runtime", region_name=region)
         small_model = os.environ.get("ANTHROPIC_SMALL_FAST_MODEL", "").strip()
         small = _bedrock_small(small_model, "ANTHROPIC_SMALL_FAST_MODEL", model, source)
-        return _probe_each(
+        return _probe_bedrock_models(
+            session.client("bedrock-runtime", region_name=region),
+            session.client("bedrock", region_name=region),
             _models_of(model, source, small),
-            lambda model_id, source: _probe_bedrock(bedrock, model_id, source),
         )
     return Check(
         "model", "skip", "no ANTHROPIC_API_KEY or CLAUDE_CODE_USE_BEDROCK: dev uses the offline demo model"
@@ -433,6 +433,44 @@ _USUAL_MODEL_SOURCES = ("ANTHROPIC_MODEL", "AnthropicModel", "BEDROCK_MODEL_ID",
 def _named(model: str, source: str) -> str:
     """A model as a check line shows it: with where it is set, unless that is the usual place."""
     return model if source in _USUAL_MODEL_SOURCES else f"{model}, {source}"
+
+
+def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str]]) -> list[Check]:
+    """A line per model as the CLI calls it on Bedrock: an agents.json Anthropic API id by the
+    inference profile it calls for it (``bedrock_profile``), any other id as it is."""
+    main_model = models[0][0]
+
+    def probe(model_id: str, source: str) -> Check:
+        if not (source.startswith(AGENTS_JSON) and names_an_anthropic_api_id(model_id)):
+            return _probe_bedrock(bedrock, model_id, source)
+        region = control.meta.region_name
+        try:
+            profile = profile_called_for(control, model_id, main_model)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", "error"))
+            return Check(
+                "model",
+                "FAIL",
+                f"Bedrock would not list its inference profiles in {region} ({code}): the CLI calls "
+                f"the profile of {model_id} ({source}) there",
+                "run this with credentials allowed bedrock:ListInferenceProfiles, or write the "
+                f"Bedrock inference-profile id in {source}",
+            )
+        except BotoCoreError as exc:
+            return Check("model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network")
+        if profile is None:
+            return Check(
+                "model",
+                "FAIL",
+                f"Bedrock has no inference profile for {model_id} in {region} ({source}): "
+                "Bedrock would refuse every call for it",
+                f"name a model or inference-profile id enabled in the account in {source}, or an "
+                "alias: sonnet or opus (BedrockModelId / BEDROCK_MODEL_ID), haiku (SmallFastModel / "
+                "ANTHROPIC_SMALL_FAST_MODEL)",
+            )
+        return _probe_bedrock(bedrock, profile, f"{source}, {model_id} on Bedrock")
+
+    return _probe_each(models, probe)
 
 
 def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:

@@ -14,6 +14,8 @@ recorded, and faults (an HTTP error status, a stream cut part-way) can be inject
 the next N model calls. With ``accepted_key`` set, a Messages API call with any other
 ``x-api-key`` is refused with 401, as the API refuses a revoked key. With ``only_models``,
 a call for any other model id is refused, as an account refuses a model it has not enabled.
+Bedrock's control plane answers one call, ``GET /inference-profiles`` (ListInferenceProfiles,
+for ``AWS_ENDPOINT_URL_BEDROCK``), with the ids ``inference_profiles`` names.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ class _State:
     accepted_key: str | None = None
     allowed_models: frozenset[str] | None = None
     model_refusal: ModelFault | None = None
+    inference_profiles: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     # Ids must be unique across runs, not only within one: a session restored from an earlier
@@ -225,6 +228,11 @@ class ModelServer(LoopbackServer):
             self._state.model_refusal = refusal or ModelFault(
                 status=403, message="You don't have access to the model with the specified model ID."
             )
+
+    def inference_profiles(self, profile_ids: Iterable[str]) -> None:
+        """The inference-profile ids Bedrock's ListInferenceProfiles lists (the region's)."""
+        with self._state.lock:
+            self._state.inference_profiles = tuple(profile_ids)
 
     @property
     def refused_calls(self) -> list[RecordedRequest]:
@@ -508,6 +516,19 @@ def _bedrock_chunk(event: dict[str, Any]) -> bytes:
     )
 
 
+def _profile(profile_id: str) -> dict[str, Any]:
+    """A ListInferenceProfiles summary of a system-defined profile."""
+    arn = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{profile_id}"
+    return {
+        "inferenceProfileId": profile_id,
+        "inferenceProfileName": profile_id,
+        "inferenceProfileArn": arn,
+        "models": [],
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED",
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     state: _State
     model: str
@@ -569,6 +590,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._record(None)
+        if self.path.split("?")[0] == "/inference-profiles":
+            profiles = [_profile(profile_id) for profile_id in self.state.inference_profiles]
+            self._json(200, {"inferenceProfileSummaries": profiles})
+            return
         self._json(200, {"data": [], "has_more": False})
 
     def do_POST(self) -> None:

@@ -1,0 +1,42 @@
+"""The Bedrock id the CLI calls for an Anthropic API model id named in agents.json.
+
+With Bedrock the bundled CLI does not send "claude-haiku-4-5-20251001" as it is: it calls the
+model's inference profile in the region's geography ("eu.anthropic.claude-haiku-4-5-20251001-v1:0"
+from eu-west-1; the main agent's own geography when its model id has one). The version suffix
+comes from the CLI's own model catalog, so the profile is found among those Bedrock lists for
+the region, by the reading the runtime's model proxy lets the call through with
+(``agent_runtime.anthropic_id_of``). An id the CLI does not know it sends as it is, and Bedrock
+lists no profile for it either."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The geography any region may call: the CLI's choice only when the main agent's model is a
+# global profile, or the region has no geography of its own.
+_GLOBAL = "global"
+
+
+def names_an_anthropic_api_id(model_id: str) -> bool:
+    """Whether ``model_id`` is written as the Anthropic API names a model (not a Bedrock id)."""
+    return model_id.startswith("claude-")
+
+
+def profile_called_for(control: Any, model_id: str, main_model: str) -> str | None:
+    """The inference-profile id the CLI calls for ``model_id``, as the ``control`` client's
+    region lists them (ListInferenceProfiles); None when no listed profile stands for it.
+    botocore's ClientError / BotoCoreError pass through."""
+    from agent_runtime import anthropic_id_of, geography_of
+
+    standing_for = [
+        summary["inferenceProfileId"]
+        for page in control.get_paginator("list_inference_profiles").paginate(typeEquals="SYSTEM_DEFINED")
+        for summary in page.get("inferenceProfileSummaries", [])
+        if anthropic_id_of(summary["inferenceProfileId"]) == model_id
+    ]
+    wanted = geography_of(main_model)
+    if wanted is not None:
+        called = [profile for profile in standing_for if geography_of(profile) == wanted]
+    else:  # the region's own geography, else the global one
+        called = [profile for profile in standing_for if geography_of(profile) != _GLOBAL] or standing_for
+    return min(called, default=None)
