@@ -32,7 +32,10 @@ _SEND_PAUSES_S = (0.2, 0.8)
 class HeldMirror:
     """Holds what the SDK appends until ``send``; ``on_failed_send`` is called for each
     transcript whose append failed every try (its entries are dropped: the store is behind,
-    and the runtime catches it up from the CLI's file, as after the SDK's MirrorErrorMessage)."""
+    and the runtime catches it up from the CLI's file, as after the SDK's MirrorErrorMessage).
+    Until ``caught_up`` is called, nothing more of it is sent: appended after the gap, later
+    entries would sit before the missing ones in the store, and the catch-up replays the file
+    in order anyway."""
 
     def __init__(self, store: TimedStore, on_failed_send: Callable[[], None]) -> None:
         self._store = store
@@ -43,6 +46,7 @@ class HeldMirror:
         self._sending = asyncio.Lock()
         self._calls_seen: set[str] = set()
         self._waiting: dict[str, asyncio.Event] = {}
+        self._behind: set[tuple[Any, ...]] = set()  # transcripts the store lacks entries of
 
     async def append(self, key: Mapping[str, Any], entries: list[Any]) -> None:
         self._held.append((key, entries))
@@ -56,8 +60,9 @@ class HeldMirror:
         if self._held_entries > _MAX_HELD_ENTRIES or self._held_bytes > _MAX_HELD_BYTES:
             await self.send()
 
-    async def send(self) -> None:
-        """Append what is held, in the order it came, one append per transcript; never raises."""
+    async def send(self) -> bool:
+        """Append what is held, in the order it came, one append per transcript; never raises.
+        False when the store lacks some of what was held (now or after an earlier failure)."""
         async with self._sending:
             held, self._held = self._held, []
             self._held_entries = self._held_bytes = 0
@@ -65,9 +70,17 @@ class HeldMirror:
             for key, entries in held:
                 name = (key.get("project_key"), key.get("session_id"), key.get("subpath"))
                 by_transcript.setdefault(name, (key, []))[1].extend(entries)
-            for key, entries in by_transcript.values():
-                if entries and not await self._sent(key, entries):
+            for name, (key, entries) in by_transcript.items():
+                if name in self._behind or not entries:
+                    continue
+                if not await self._sent(key, entries):
+                    self._behind.add(name)
                     self._on_failed_send()
+            return not self._behind
+
+    def caught_up(self) -> None:
+        """The store holds the CLI's whole transcript again (the runtime replayed it)."""
+        self._behind.clear()
 
     async def _sent(self, key: Mapping[str, Any], entries: list[Any]) -> bool:
         for pause in (*_SEND_PAUSES_S, None):

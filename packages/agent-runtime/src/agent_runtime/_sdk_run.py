@@ -175,7 +175,7 @@ class SdkRunSteps:
                 if outcome.result is None:
                     raise
             await saver.held.send()
-            await self._catch_up(outcome, project_key, workspace)
+            await self._catch_up(outcome, project_key, workspace, saver.held)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # classified by the caller, with the partial outcome at hand
@@ -202,7 +202,7 @@ class SdkRunSteps:
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
-                outcome.tools_ran |= any(isinstance(b, ToolUseBlock) for b in message.content)
+                outcome.tool_calls.update(b.id for b in message.content if isinstance(b, ToolUseBlock))
                 if message.error is not None:  # the CLI's own message about a failed call
                     outcome.api_error = message.error
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
@@ -219,11 +219,18 @@ class SdkRunSteps:
                 # SDK's own flush at a result did).
                 await held.send()
                 # Still inside the query: the SDK's resume copy of the transcript exists.
-                await self._catch_up(outcome, project_key, workspace)
+                await self._catch_up(outcome, project_key, workspace, held)
 
-    async def _catch_up(self, outcome: RunOutcome, project_key: str, workspace: SessionWorkspace) -> None:
-        """After a MirrorErrorMessage the store misses a batch: replay the local transcript
-        (duplicate-safe by entry uuid) before the turn may be recorded as done."""
+    async def _catch_up(
+        self,
+        outcome: RunOutcome,
+        project_key: str,
+        workspace: SessionWorkspace,
+        held: HeldMirror | None = None,
+    ) -> None:
+        """After a MirrorErrorMessage (or a failed send of the run's ``held`` mirror) the store
+        misses a batch: replay the local transcript (duplicate-safe by entry uuid) before the
+        turn may be recorded as done."""
         if outcome.mirror_errors <= outcome.caught_up_after or not outcome.session_id:
             return
         errors_seen = outcome.mirror_errors
@@ -244,6 +251,8 @@ class SdkRunSteps:
                         outcome.session_id, cast(Any, self._timed_store), directory=workspace.cwd
                     )
                 outcome.caught_up_after = errors_seen
+                if held is not None:
+                    held.caught_up()
                 log.info("turn.store_caught_up")
                 return
         log.error("turn.catch_up_no_local_transcript")

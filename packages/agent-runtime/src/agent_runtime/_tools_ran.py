@@ -7,7 +7,8 @@ sends the message again after a note: the same message, the calls above ran and 
 repeated. A call after that point (the attempt was cut while it ran, or its result never
 reached the store) may or may not have run: the note names it and asks the agent to check
 before running it again (decided: named and left to the agent, neither run again blindly nor
-hidden).
+hidden). A call refused because the store could not take the transcript before it
+(``_save_before_tools``) did not run: it counts as never made.
 
 A turn that ends without an answer and is not retried (retries spent, out of time, its CLI
 crashed) is left out of the conversation by the next message, tools and all: the next
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 from session_core import StoredTranscript
 
 from ._prompt_marks import decode_entry, prompt_text
+from ._save_before_tools import REFUSED_UNSAVED
 
 _NOTE_START = (
     "(From the bot, not the user: your earlier answer to the message below broke off, unseen by the user"
@@ -130,7 +132,7 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
     point: str | None = None
     calls: dict[str, str] = {}  # id: the call as the notes name it
     answered: set[str] = set()
-    after_point: list[str] = []
+    after_point: list[str] = []  # ids
     for entry in _tool_entries(stored, following):
         content = entry["message"].get("content")
         blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
@@ -138,9 +140,17 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
             for block in blocks:
                 if block.get("type") == "tool_use" and isinstance(block.get("id"), str):
                     calls[block["id"]] = _shown(block)
-                    after_point.append(calls[block["id"]])
+                    after_point.append(block["id"])
             continue
-        results = [block.get("tool_use_id") for block in blocks if block.get("type") == "tool_result"]
+        results = []
+        for block in blocks:
+            if block.get("type") != "tool_result":
+                continue
+            call = block.get("tool_use_id")
+            if _refused_unsaved(entry, block):  # never ran: as if never made
+                calls.pop(str(call), None)
+                continue
+            results.append(call)
         answered.update(call for call in results if isinstance(call, str))
         if results and answered.issuperset(calls) and isinstance(entry.get("uuid"), str):
             point, after_point = entry["uuid"], []
@@ -148,9 +158,23 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
         return None
     return _ToolWork(
         point,
-        after_point,
+        [calls[call] for call in after_point if call in calls],
         [shown for call, shown in calls.items() if call in answered],
         [shown for call, shown in calls.items() if call not in answered],
+    )
+
+
+def _refused_unsaved(entry: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Whether ``result`` is the refusal of a call whose save failed (``_save_before_tools``):
+    the CLI's record of a hook's denial, which no tool's output can write, with its reason."""
+    decision = entry.get("permissionDecision")
+    content = result.get("content")
+    return (
+        isinstance(decision, dict)
+        and decision.get("source") == "hook"
+        and result.get("is_error") is True
+        and isinstance(content, str)
+        and content.endswith(REFUSED_UNSAVED)
     )
 
 

@@ -329,7 +329,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.began_session = resume is None
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
-                outcome.tools_ran |= restored.after_tools
+                outcome.tools_ran_before = restored.after_tools
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -548,8 +548,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return None
         else:
             text = "\n\n".join(outcome.answers or outcome.texts).strip()
-        if outcome.mirror_errors > outcome.caught_up_after:
-            return None  # not done until the store caught up (see _unpaid_outcome)
+        if outcome.mirror_errors > outcome.caught_up_after or outcome.refused_unsaved:
+            # not done until the store caught up; a run that ended at a call refused unsaved
+            # is not done at all (see _unrecorded_answer)
+            return None
         # the CLI's usage is this run's
         cost, usage = billed_cost(run_cost(run, result), usage_of(result.usage), outcome.metered)
         return TurnResult(
@@ -612,6 +614,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if request_refused(outcome.api_error):
             log.warning("turn.model_refused_request", api_status=status)
             return _error(request, "model_error", retryable=False, started=started, reason="model_refused")
+        if outcome.refused_unsaved:  # it stopped at a call the store could not take first
+            return await self._store_behind(key, request, holder, outcome, started)
         if result is None or result.is_error or result.subtype != "success":
             log.warning(
                 "turn.model_error",
@@ -623,10 +627,16 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.metered,
                 tenant=self.settings.tenant,
             )
+        return await self._store_behind(key, request, holder, outcome, started)
+
+    async def _store_behind(
+        self, key: SessionKey, request: TurnRequest, holder: LeaseHolder, outcome: RunOutcome, started: float
+    ) -> TurnResult:
+        """The answer to a run whose transcript the store could not take: not done
+        (ARCHITECTURE.md); the queue retries it, as any storage failure."""
         if holder.lost:
             return await self._lease_lost(key, request, started)
-        # A success whose transcript the store could not take: not done (ARCHITECTURE.md).
-        log.error("turn.store_behind", mirror_errors=outcome.mirror_errors)
+        log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, refused=outcome.refused_unsaved)
         return _error(request, "internal", retryable=True, started=started)
 
     async def _count_failed_spend(
@@ -741,6 +751,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             HeldMirror(store, on_failed_send=store_behind),
             holder,
             name_session=lambda: keep_session_before_tools(self.registry, holder, outcome),
+            refused=outcome.refuse_unsaved,
         )
 
     async def _begin_live(

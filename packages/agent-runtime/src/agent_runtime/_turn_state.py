@@ -73,8 +73,13 @@ class RunOutcome:
     spent: bool = False  # the model answered at least once (tokens were paid for)
     # The run began a new SDK session (it resumed none): only a saved answer names it.
     began_session: bool = False
-    # The agent called a tool in this run, or in a failed attempt this run resumed after.
-    tools_ran: bool = False
+    # A failed attempt this run resumed after ran tools.
+    tools_ran_before: bool = False
+    tool_calls: set[str] = field(default_factory=set)  # the ids of the calls the agent made
+    # A call was refused because the store did not take the transcript before it (see
+    # ``_save_before_tools``): the run ends as a storage failure. The ids of those calls.
+    refused_unsaved: bool = False
+    refused_calls: set[str] = field(default_factory=set)
     recorded: bool = False  # the answer is in the registry: a retry replays it
     # The registry names the session the run began, before its first tool call ran.
     session_kept: bool = False
@@ -88,9 +93,22 @@ class RunOutcome:
     outbox_at_end: OutboxAtEnd | None = None
 
     @property
+    def tools_ran(self) -> bool:
+        """The agent ran a tool in this run (a refused call did not run), or in a failed
+        attempt this run resumed after."""
+        return self.tools_ran_before or bool(self.tool_calls - self.refused_calls)
+
+    def refuse_unsaved(self, call_id: str | None) -> None:
+        self.refused_unsaved = True
+        if call_id is not None:
+            self.refused_calls.add(call_id)
+
+    @property
     def may_retry(self) -> bool:
-        """Whether running this update again cannot pay twice for one answer."""
-        return self.recorded or not self.spent
+        """Whether running this update again cannot pay twice for one answer. A run stopped
+        at a call the store could not take first has no answer, and that call never ran: it
+        is tried again, as any store outage."""
+        return self.recorded or not self.spent or self.refused_unsaved
 
 
 # The proxy's price of a run may differ from the CLI's by rounding; beyond this it saw more or
