@@ -16,6 +16,9 @@ Every model run is appended to ``$STUB_RUNTIME_DIR/runs.jsonl`` (with the reques
 The prompt scripts the answer (its last paragraph: the message's own text, after the lines the
 consumer puts before it in a group or for a reply):
   "sleep:<s> ..."      wait s seconds, then answer
+  "work:<s> ..."       the same, publishing progress meanwhile as the real runtime does (the
+                       live item's "Working, step <n>" about five times a second), so the
+                       consumer shows a draft or a group's progress message
   "long:<n>"           a Markdown answer of about n characters with code blocks
   "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
   "crash"              the handler raises (a function error) and keeps the lease
@@ -49,6 +52,7 @@ message"), like the real runtime, and says so in ``approval_outcome``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -67,10 +71,12 @@ from session_core import (
     ErrorKind,
     HistorySize,
     LeaseHeldError,
+    LiveTurns,
     SessionKey,
     SessionRegistry,
     StagedAttachment,
     TurnLedger,
+    TurnProgress,
     TurnRequest,
     TurnResult,
     UnsentFile,
@@ -85,6 +91,7 @@ from agentbot_testing.telegram_support import NEWER_VALUE, OUTBOX_FILE_CONTENT, 
 
 _registry = SessionRegistry(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
 _approvals = Approvals(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
+_live = LiveTurns(dynamodb=boto3.client("dynamodb"), table=os.environ["SESSIONS_TABLE"])
 _s3 = boto3.client("s3")
 
 _FILES_RE = re.compile(r"(?:^|\s)files:(\d+|big|gone)(?:\s|$)")
@@ -115,7 +122,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     request = decode_turn_request(json.dumps(event))
     key = SessionKey.parse(request.session_key)
     prompt = request.prompt.rpartition("\n\n")[2]
-    sleep_s = float(prompt.split()[0].split(":")[1]) if prompt.startswith("sleep:") else 0.0
+    sleep_s = float(prompt.split()[0].split(":")[1]) if prompt.startswith(("sleep:", "work:")) else 0.0
     lease_s = float(os.environ.get("STUB_LEASE_S", "2")) + sleep_s
     ledger = TurnLedger(_registry, owner=context.aws_request_id)
     try:
@@ -132,7 +139,10 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
-    time.sleep(sleep_s)
+    if prompt.startswith("work:"):
+        _work(key, request.turn_id, sleep_s)
+    else:
+        time.sleep(sleep_s)
     if request.resume_approval is not None:
         result = _resume(request, key, request.resume_approval)
         if result.approval_outcome is not None:
@@ -172,6 +182,17 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     _log_run(request, started)
     ledger.release(lease)
     return _answer(result) | newer
+
+
+def _work(key: SessionKey, turn_id: int, seconds: float) -> None:
+    """Publish progress for ``seconds``, as the real runtime does while its agent works."""
+    _live.begin(key, turn_id)
+    ends = time.monotonic() + seconds
+    for step in itertools.count(1):
+        if time.monotonic() >= ends:
+            return
+        _live.publish(key, TurnProgress(turn_id=turn_id, text=f"Working, step {step}", seq=step))
+        time.sleep(0.2)
 
 
 def _with_files(result: TurnResult, key: SessionKey, prompt: str) -> TurnResult:

@@ -13,8 +13,9 @@ polls it and shows it:
   stays inside Telegram's 20 messages a minute per group and leaves room for the answers. The
   progress message is deleted once the answer is out.
 
-Progress is best effort: one attempt per call, a 429 silences it until ``retry_after``, and any
-failure is logged and dropped. It never delays the answer: ``stop()`` ends it first.
+Progress is best effort: one attempt per update, a 429 silences it until ``retry_after``, and
+any failure is logged and dropped (the deletion of a group's progress message gets the client's
+retries). It never delays the answer: ``stop()`` ends it first.
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ class LiveView(StopsOnExit):
         if message_id is None:
             return
         params = {"chat_id": self._chat_id, "message_id": message_id}
-        self._call("deleteMessage", params)
+        # Left behind, it would show a step long done and a Stop that stops nothing, for good:
+        # unlike an update (the next one follows), this gets the client's usual retries.
+        self._call("deleteMessage", params, attempts=None)
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
 
@@ -238,10 +241,10 @@ class LiveView(StopsOnExit):
         }
         return self._call("editMessageText", params) is not None
 
-    def _call(self, method: str, params: dict[str, Any]) -> Any:
+    def _call(self, method: str, params: dict[str, Any], *, attempts: int | None = 1) -> Any:
         self.calls += 1
         try:
-            return self._bot.call(method, params, attempts=1)
+            return self._bot.call(method, params, attempts=attempts)
         except TelegramApiError as exc:
             if isinstance(exc, TelegramRetryAfter):
                 self._quiet_until = self._clock() + float(exc.retry_after or 1)
