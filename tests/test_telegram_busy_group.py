@@ -4,14 +4,18 @@ is slow to do what the bot asks."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from agentbot_testing.telegram_support import BOT_USERNAME, update
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from local_stack import TelegramFault
+from session_core import LiveTurns, SessionKey
 
 GROUP = -100300
 TOPIC = 7
 IN_TOPIC = {"chat_id": GROUP, "chat_type": "supergroup", "thread_id": TOPIC}
+TOPIC_KEY = SessionKey(tenant="default", chat_id=GROUP, thread_id=TOPIC)
+BOB_SENDS = {"from": {"id": 502, "is_bot": False, "first_name": "Bob", "username": "bob"}}
 
 
 def shown(stack: Any) -> list[tuple[str, int | None, bool]]:
@@ -33,3 +37,37 @@ def test_the_progress_message_goes_once_answered_even_when_telegram_fails_its_fi
     [answer] = stack.replies(GROUP)
     assert answer["text"] == "Answer to: [From @alice]\n\nwork:2 go"
     assert (answer["message_thread_id"], answer["reply_to_message"]["message_id"]) == (TOPIC, 70)
+
+
+def in_a_topic_another_bot_opened(update_id: int, text: str, **sender: Any) -> dict[str, Any]:
+    """A message of a topic that a helpdesk bot opened, as Telegram sends it: replying to
+    nothing, it names the topic's opening (the other bot's service message) as replied to."""
+    sent = update(update_id, message_id=update_id, text=text, **IN_TOPIC, **sender)
+    sent["message"]["reply_to_message"] = {
+        "message_id": TOPIC,
+        "from": {"id": 777, "is_bot": True, "first_name": "Helpdesk", "username": "helpdesk_bot"},
+        "chat": sent["message"]["chat"],
+        "date": sent["message"]["date"] - 60,
+        "message_thread_id": TOPIC,
+        "is_topic_message": True,
+        "forum_topic_created": {"name": "Ticket 42", "icon_color": 7322096},
+    }
+    return sent
+
+
+def test_in_a_topic_another_bot_opened_the_bots_bare_commands_are_still_the_bots(stack) -> None:
+    """Every message there "replies" to the other bot's opening, which made each bare /status
+    (as the command menu sends it) and /stop that bot's: ignored, a running turn unstoppable."""
+    live = LiveTurns(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    live.begin(TOPIC_KEY, 710)  # Alice's turn runs in the topic
+    stop = stack.producer.handle_event(
+        webhook_event(in_a_topic_another_bot_opened(711, "/stop", **BOB_SENDS))
+    )
+    assert json.loads(stop["body"])["text"] == "Stopping…"
+    assert live.stop_requested(TOPIC_KEY, 710)
+    live.end(TOPIC_KEY, 710)
+    assert stack.post(in_a_topic_another_bot_opened(712, "/status", **BOB_SENDS)) == 200
+    stack.drain(stack.consumer())
+    [status] = stack.replies(GROUP)
+    assert status["text"].startswith("No conversation yet")
+    assert (status["message_thread_id"], status["reply_to_message"]["message_id"]) == (TOPIC, 712)

@@ -45,8 +45,8 @@ def reply_context(
     forwarded = _forwarded_from(msg.forward_origin)
     if forwarded:
         lines.append(f"[Forwarded from {forwarded}]")
-    replied = msg.reply_to_message
-    if replied is None or _opens_the_topic(msg, replied):
+    replied = _replied(msg)
+    if replied is None:
         return "\n".join(lines), ()
     own = replies_to_the_bot(msg, bot_username)
     who = "your message" if own else f"a message from {_author(replied)}"
@@ -77,18 +77,28 @@ def _attached(attachment: Attachment) -> str:
 
 def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:
     """Whether ``msg`` replies to a message of the bot (``bot_username``; None: unknown)."""
-    author = msg.reply_to_message.from_ if msg.reply_to_message is not None else None
+    replied = _replied(msg)
+    author = replied.from_ if replied is not None else None
     return bool(bot_username and author and (author.username or "").lower() == bot_username.lower())
 
 
 def replies_to_another_bot(msg: Message, bot_username: str | None) -> bool:
     """Whether ``msg`` replies to a message of some other bot (not one sent on behalf of a
-    chat: an anonymous admin's or a channel's message has a bot placeholder as its author)."""
-    replied = msg.reply_to_message
+    chat: an anonymous admin's or a channel's message has a bot placeholder as its author).
+    A topic another bot opened (a helpdesk bot's ticket) does not make every bare command
+    there that bot's: each message of the topic names its opening as replied to."""
+    replied = _replied(msg)
     author = replied.from_ if replied is not None else None
     if replied is None or author is None or not author.is_bot or replied.sender_chat is not None:
         return False
     return not replies_to_the_bot(msg, bot_username)
+
+
+def _replied(msg: Message) -> RepliedMessage | None:
+    """The message ``msg`` replies to; None when it replies to nothing, or names only its
+    topic's opening."""
+    replied = msg.reply_to_message
+    return None if replied is None or _opens_the_topic(msg, replied) else replied
 
 
 def _opens_the_topic(msg: Message, replied: RepliedMessage) -> bool:
