@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from local_stack import TelegramFault
 from session_core import LiveTurns, SessionKey
@@ -25,15 +26,22 @@ def shown(stack: Any) -> list[tuple[str, int | None, bool]]:
     ]
 
 
-def test_the_progress_message_goes_once_answered_even_when_telegram_fails_its_first_delete(stack) -> None:
-    """A 502 on the delete left "Working, step 3" with a Stop button in the topic for good,
-    under the answer: a step long done and a button that stops nothing."""
+@pytest.mark.parametrize(
+    "fault",
+    [TelegramFault.server_error(), TelegramFault.retry_after_seconds(1)],
+    ids=["server_error", "retry_after"],
+)
+def test_the_progress_message_goes_once_answered_even_when_telegram_fails_its_first_delete(
+    stack, fault: TelegramFault
+) -> None:
+    """A 502 (or a 429) on the delete left "Working, step 3" with a Stop button in the topic
+    for good, under the answer: a step long done and a button that stops nothing."""
     assert stack.post(update(700, message_id=70, text=f"@{BOT_USERNAME} work:2 go", **IN_TOPIC)) == 200
-    stack.telegram.inject("deleteMessage", TelegramFault.server_error(), times=1)
+    stack.telegram.inject("deleteMessage", fault, times=1)
     stack.drain(stack.consumer(progress_poll_s=0.1))
     progress = [m for m in stack.replies(GROUP) if m.get("reply_markup")]
     assert progress == [], shown(stack)  # it was there while the turn ran, and is gone
-    assert [c.status for c in stack.telegram.calls("deleteMessage")] == [502, 200]
+    assert [c.status for c in stack.telegram.calls("deleteMessage")] == [fault.status, 200]
     [answer] = stack.replies(GROUP)
     assert answer["text"] == "Answer to: [From @alice]\n\nwork:2 go"
     assert (answer["message_thread_id"], answer["reply_to_message"]["message_id"]) == (TOPIC, 70)

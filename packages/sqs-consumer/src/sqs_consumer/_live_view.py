@@ -44,6 +44,9 @@ DRAFT_INTERVAL_S = 1.0
 DRAFT_REFRESH_S = 20.0  # Telegram shows a draft for 30 s
 # Of Telegram's 20 messages a minute per group, what progress edits may use (answers first).
 GROUP_PROGRESS_PER_MINUTE = 10
+# Deleting a group's progress message once the answer is out: a 5xx or a short 429 is retried.
+CLEANUP_ATTEMPTS = 3
+CLEANUP_MAX_RETRY_AFTER_S = 5.0
 
 
 class ProgressSource(Protocol):
@@ -164,8 +167,11 @@ class LiveView(StopsOnExit):
             return
         params = {"chat_id": self._chat_id, "message_id": message_id}
         # Left behind, it would show a step long done and a Stop that stops nothing, for good:
-        # unlike an update (the next one follows), this gets the client's usual retries.
-        self._call("deleteMessage", params, attempts=None)
+        # unlike an update (the next one follows), this is retried, briefly (the answer is out,
+        # and what is left of the invocation is the delivery's reserve).
+        self._call(
+            "deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S
+        )
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
 
@@ -241,10 +247,12 @@ class LiveView(StopsOnExit):
         }
         return self._call("editMessageText", params) is not None
 
-    def _call(self, method: str, params: dict[str, Any], *, attempts: int | None = 1) -> Any:
+    def _call(
+        self, method: str, params: dict[str, Any], *, attempts: int = 1, max_retry_after_s: float = 0.0
+    ) -> Any:
         self.calls += 1
         try:
-            return self._bot.call(method, params, attempts=attempts)
+            return self._bot.call(method, params, attempts=attempts, max_retry_after_s=max_retry_after_s)
         except TelegramApiError as exc:
             if isinstance(exc, TelegramRetryAfter):
                 self._quiet_until = self._clock() + float(exc.retry_after or 1)

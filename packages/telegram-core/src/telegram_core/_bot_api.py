@@ -177,11 +177,19 @@ class BotApi:
         self._max_retry_after_s = max_retry_after_s
         self._sleep = sleep
 
-    def call(self, method: str, params: Mapping[str, Any], *, attempts: int | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        attempts: int | None = None,
+        max_retry_after_s: float | None = None,
+    ) -> Any:
         """Call ``method`` with JSON ``params`` and return its ``result``.
 
-        Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``), 5xx
-        and network errors up to ``attempts`` times in all; raises TelegramApiError.
+        Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``: this
+        call's, else the client's), 5xx and network errors up to ``attempts`` times in all;
+        raises TelegramApiError.
         """
         body = encode_json(dict(params))
         return self._with_retries(
@@ -190,12 +198,18 @@ class BotApi:
                 self._method_url(method, token), content=body, headers={"content-type": "application/json"}
             ),
             attempts,
+            max_retry_after_s,
         )
 
     def _with_retries(
-        self, method: str, post: Callable[[str], httpx.Response], attempts: int | None = None
+        self,
+        method: str,
+        post: Callable[[str], httpx.Response],
+        attempts: int | None = None,
+        max_retry_after_s: float | None = None,
     ) -> Any:
         total = attempts or self._max_attempts
+        longest_wait = self._max_retry_after_s if max_retry_after_s is None else max_retry_after_s
         for attempt in range(1, total + 1):
             try:
                 return self._answer_of(method, post)
@@ -204,7 +218,7 @@ class BotApi:
                     raise
                 if isinstance(error, TelegramRetryAfter):
                     wait = error.retry_after
-                    if wait > self._max_retry_after_s:
+                    if wait > longest_wait:
                         raise  # let the caller come back later instead of idling
                 else:
                     wait = self._backoff_s * 2 ** (attempt - 1)
