@@ -210,6 +210,16 @@ def test_a_retry_after_longer_than_allowed_is_raised_at_once() -> None:
     assert caught.value.retry_after == 60 and waits == [] and len(seen) == 1
 
 
+def test_a_calls_own_limit_on_retry_after_wins_over_the_clients() -> None:
+    """A call that may wait only briefly (a clean-up once the answer is out) is not held for
+    the client's longer limit."""
+    handle, seen = scripted((429, failure(429, "Too Many Requests", retry_after=20)))
+    api, waits = client(handle, max_retry_after_s=30)
+    with pytest.raises(TelegramRetryAfter):
+        api.call("deleteMessage", {}, max_retry_after_s=5)
+    assert waits == [] and len(seen) == 1
+
+
 def test_server_errors_back_off_and_bad_requests_are_not_retried() -> None:
     handle, seen = scripted(*[(500, failure(500, "Internal"))] * 3)
     api, waits = client(handle, max_attempts=3)
