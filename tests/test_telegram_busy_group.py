@@ -79,3 +79,26 @@ def test_in_a_topic_another_bot_opened_the_bots_bare_commands_are_still_the_bots
     [status] = stack.replies(GROUP)
     assert status["text"].startswith("No conversation yet")
     assert (status["message_thread_id"], status["reply_to_message"]["message_id"]) == (TOPIC, 712)
+
+
+def test_a_revoke_pressed_on_a_topics_list_too_old_to_name_its_topic_revokes_nothing_elsewhere(stack) -> None:
+    """Telegram sends a press on a message over about two days old with the message's chat and
+    id alone (an InaccessibleMessage): no topic. Taken for the General topic, it revoked the
+    General topic's grant and said "Revoked", while the topic's own grant, the one the user
+    meant, stayed."""
+    general = SessionKey(tenant="default", chat_id=GROUP)
+    for key in (TOPIC_KEY, general):
+        stack.approvals().grant(key, "Bash(*)", granted_by="@alice")
+    assert stack.post(update(720, message_id=72, text=f"/permissions@{BOT_USERNAME}", **IN_TOPIC)) == 200
+    stack.drain(stack.consumer())
+    [listing] = stack.replies(GROUP)
+    press = stack.telegram.press_button(listing, user_id=502, username="bob")
+    press["callback_query"]["message"] = {
+        "chat": {"id": GROUP, "type": "supergroup", "title": "Team", "is_forum": True},
+        "message_id": listing["message_id"],
+        "date": 0,
+    }
+    answer = json.loads(stack.producer.handle_event(webhook_event(press))["body"])
+    assert answer["text"].startswith("This message is too old"), answer
+    assert [g.rule for g in stack.approvals().grants(general)] == ["Bash(*)"]
+    assert [g.rule for g in stack.approvals().grants(TOPIC_KEY)] == ["Bash(*)"]

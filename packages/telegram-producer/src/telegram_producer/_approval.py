@@ -41,6 +41,10 @@ STOP_AS_THE_GROUP_TEXT = "To stop it as the group, send /stop while posting anon
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."
+TOPIC_UNKNOWN_TEXT = (
+    "This message is too old: Telegram no longer says which topic it is in, so its buttons do"
+    " nothing. Send /permissions (or your request) in the topic again."
+)
 STOPPED_TEXT = "Already answered: stopped before it ran."
 # A grant holds in the session only: a forum topic's is that topic's (``this_place``).
 _DECIDED: dict[ApprovalChoice, str] = {
@@ -92,6 +96,9 @@ class ButtonPress:
     callback_query_id: str
     thread_id: int = 0
     forum: bool = False  # the chat is a forum (its General topic is a topic too)
+    # The message is a forum's but Telegram no longer names its topic (it is days old): the
+    # press must change nothing, as taken for the General topic it would act on another session.
+    topic_unknown: bool = False
 
 
 def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
@@ -117,6 +124,7 @@ def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
         callback_query_id=query.id,
         thread_id=thread_id,
         forum=chat.is_forum,
+        topic_unknown=query.message.topic_unknown,
     )
 
 

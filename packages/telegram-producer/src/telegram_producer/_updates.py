@@ -162,8 +162,16 @@ class CallbackMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     message_id: Id
     chat: Chat
+    # 0 for an InaccessibleMessage: Telegram sends a message over about two days old with its
+    # chat and id alone, so a forum's message then names no topic (see topic_unknown).
+    date: int | None = None
     message_thread_id: Id | None = None
     is_topic_message: bool = False
+
+    @property
+    def topic_unknown(self) -> bool:
+        """Whether the message is in a forum but Telegram no longer says in which topic."""
+        return self.date == 0 and self.chat.is_forum
 
 
 def topic_of(message: Message | CallbackMessage) -> int:

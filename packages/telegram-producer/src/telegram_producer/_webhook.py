@@ -57,6 +57,7 @@ from ._approval import (
     NOT_VALID_TEXT,
     NOT_WAITING_TEXT,
     STOP_AS_THE_GROUP_TEXT,
+    TOPIC_UNKNOWN_TEXT,
     ApprovalStore,
     ButtonPress,
     already_answered_text,
@@ -445,6 +446,9 @@ class Producer:
         if button == "invalid":
             log.warning("button_invalid")
             return _reply(callback_answer(press, NOT_VALID_TEXT))
+        if press.topic_unknown:
+            log.info("button_topic_unknown")
+            return _reply(callback_answer(press, TOPIC_UNKNOWN_TEXT))
         if self._approvals is None:
             return _reply(callback_answer(press, NOT_WAITING_TEXT))
         try:
