@@ -521,6 +521,8 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
     import signal
     import time
 
+    from agentbot.dev_stop import SAME_PRESS_S
+
     marker = uuid.uuid4().hex
     dev = _Dev(marker, env={"CLAUDE_CONFIG_PATH": str(tools_config)})  # tools run unasked
     try:
@@ -532,10 +534,10 @@ def test_an_abort_during_a_turn_is_quick_quiet_and_leaves_no_process(how: str, t
         else:
             dev.process.send_signal(signal.SIGINT)
             # As a user would: the second press after the first was answered (two presses
-            # before Python runs its handler are one signal to it), and no sooner than a finger
-            # can (one within SAME_PRESS_S is the copy `uv run` passes on of the first).
+            # before Python runs its handler are one signal to it), and after SAME_PRESS_S (one
+            # within it is taken for the copy `uv run` passes on of the first).
             dev.wait_for(r"stopping \(finishing the current turn", timeout_s=10)
-            time.sleep(0.2)
+            time.sleep(SAME_PRESS_S + 0.1)
             dev.process.send_signal(signal.SIGINT)
             expected = 130
         try:
