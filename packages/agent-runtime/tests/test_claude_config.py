@@ -331,6 +331,23 @@ def test_a_mistake_in_main_is_named_in_plain_words(
     assert (caught.value.field, caught.value.reason) == (field, reason)
 
 
+def test_every_mistake_in_main_is_named_in_one_check(config_dir: Path) -> None:
+    """An operator who got three fields of main wrong fixes three in one round, not one per
+    start (the rest of claude-config is checked whole already)."""
+    edit_json(
+        config_dir / "agents.json",
+        lambda d: d["main"].update(max_turns=0, model=5, permission_mode="yolo", alowed_tools=[]),
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert sorted(p.field or "" for p in caught.value.problems) == [
+        "main.alowed_tools",
+        "main.max_turns",
+        "main.model",
+        "main.permission_mode",
+    ]
+
+
 @pytest.mark.parametrize(
     ("file", "change", "field", "reason"),
     [

@@ -38,7 +38,7 @@ from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
 from ._config_files import read_json, read_text, refuse_unknown_fields, string_list
 from ._config_problems import ConfigProblems
-from ._errors import ClaudeConfigError
+from ._errors import ClaudeConfigError, ClaudeConfigErrors
 from ._front_matter import FRONT_MATTER, load_front_matter
 from ._mcp_commands import ProgramLookup
 from ._mcp_config import load_mcp
@@ -278,16 +278,25 @@ def _main_policy(
 ) -> MainAgentPolicy:
     if not isinstance(main_raw, dict):
         raise ClaudeConfigError(str(file), "main", "must be an object")
-    try:
-        main = msgspec.convert(main_raw, MainAgentPolicy)
-    except msgspec.ValidationError as exc:
-        field, reason = _problem_of(exc, "main", MainAgentPolicy)
-        raise ClaudeConfigError(str(file), field, reason) from exc
+    # Field by field: msgspec stops at the first mistake, and the operator should see them all.
+    mistakes = [mistake for item in main_raw.items() if (mistake := _main_field_mistake(item, file))]
+    if mistakes:
+        raise mistakes[0] if len(mistakes) == 1 else ClaudeConfigErrors(mistakes)
+    main = msgspec.convert(main_raw, MainAgentPolicy)
     for name in ("tools", "allowed_tools", "disallowed_tools"):
         value = getattr(main, name)
         if value is not None:
             _check_tools(value, file, f"main.{name}", mcp_names, problems)
     return main
+
+
+def _main_field_mistake(item: tuple[str, object], file: Path) -> ClaudeConfigError | None:
+    try:
+        msgspec.convert(dict([item]), MainAgentPolicy)
+    except msgspec.ValidationError as exc:
+        field, reason = _problem_of(exc, "main", MainAgentPolicy)
+        return ClaudeConfigError(str(file), field, reason)
+    return None
 
 
 def _subagent(
