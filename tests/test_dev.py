@@ -192,6 +192,12 @@ def _start_fails(
         ("state dir that is a file", "not usable as a directory (it is a file)"),
         ("state dir it cannot write", "cannot write"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
+        # boto3 reads it for dev's own clients too, whatever AWS they reach
+        (
+            "unknown AWS_PROFILE in the shell",
+            "AWS_PROFILE=no-such-profile: no such profile in ~/.aws/config or ~/.aws/credentials "
+            "(known: other;",
+        ),
         ("bad webhook secret", "TELEGRAM_WEBHOOK_SECRET: must be 16-256 characters"),
         # the same line `agentbot doctor` shows (test_doctor)
         ("bad limit in the shell", "RATE_LIMIT_USER_PER_MINUTE: must be an integer, got 'lots'"),
@@ -245,6 +251,9 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c"),
             }
             args = ["--aws-profile", "no-such-profile"]
+        elif case == "unknown AWS_PROFILE in the shell":
+            (tmp_path / "config").write_text("[profile other]\nregion = eu-west-1\n")
+            env = {"AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_PROFILE": "no-such-profile"}
         elif case == "bad webhook secret":
             env["TELEGRAM_WEBHOOK_SECRET"] = "bad secret!"
         elif case == "bad limit in the shell":

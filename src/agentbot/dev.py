@@ -91,6 +91,7 @@ from .ops import (
     check_webhook_settings,
     delete_webhook,
     fill_command_menu,
+    no_such_profile,
     operator_bot_api,
     peek_dead_letters,
     queue_depth,
@@ -482,6 +483,16 @@ def aws_for(
             yield label, {**signing, "AWS_ENDPOINT_URL": url}, credentials
 
 
+def _check_shell_profile() -> None:
+    """The shell's AWS_PROFILE names a profile: boto3 reads it for every client of this run
+    (with this run's credentials, whatever AWS they reach) and would stop with a traceback."""
+    import botocore.session
+
+    profile = os.environ.get("AWS_PROFILE", "")
+    if profile and profile not in botocore.session.Session().available_profiles:
+        raise DevSetupError(f"{no_such_profile(None)}, or unset it")
+
+
 def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
     """Real AWS: the profile's credentials, resolved once here so the functions (the runtime
     may run as another user, who cannot read ~/.aws) get them explicitly."""
@@ -683,6 +694,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     endpoints = parse_endpoints(args.aws_endpoint or [])  # a mistake stops the start before any call
+    _check_shell_profile()
     token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
     try:  # `agentbot doctor`'s check: a limit, budget or id list set wrong costs no start-up
         check_dev_shell(os.environ)

@@ -469,12 +469,18 @@ def aws_clients(args: argparse.Namespace) -> ClientFactory:
 
 
 def _no_such_profile(flag: str | None) -> OpsError:
-    """A mistyped profile, named as it was given (--profile, else AWS_PROFILE), with the known
-    ones: boto3's "The config profile (prod) could not be found" says neither."""
+    """A mistyped profile, named as it was given (--profile, else AWS_PROFILE)."""
+    return OpsError(no_such_profile(flag))
+
+
+def no_such_profile(flag: str | None) -> str:
+    """What to say of a profile that does not exist, named as it was given (``flag``, else
+    AWS_PROFILE), with the known ones: boto3's "The config profile (prod) could not be found"
+    says neither."""
     profile = flag or os.environ.get("AWS_PROFILE", "")
     named = f"--profile {profile}" if flag else f"AWS_PROFILE={profile}"
     known = ", ".join(sorted(botocore.session.Session().available_profiles)) or "none"
-    return OpsError(
+    return (
         f"{named}: no such profile in ~/.aws/config or ~/.aws/credentials (known: {known}; "
         f"create it with `aws configure --profile {profile}`)"
     )
