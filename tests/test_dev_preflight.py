@@ -295,6 +295,22 @@ def test_bedrock_without_a_region_stops_the_start_naming_aws_region(tmp_path: Pa
     assert "AWS_REGION" in line and "export AWS_REGION=" in line, line
 
 
+def test_bedrock_without_credentials_stops_the_start_saying_the_fix_once(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text("[default]\nregion = eu-west-1\n")  # a region, no keys
+    line = _one_failure_line(
+        _start(
+            {
+                "CLAUDE_CODE_USE_BEDROCK": "1",
+                "AWS_CONFIG_FILE": str(tmp_path / "config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+            }
+        )
+    )
+    assert "CLAUDE_CODE_USE_BEDROCK" in line and "no AWS credentials" in line, line
+    # one remedy, not the runtime's and dev's both
+    assert line.count("AWS_PROFILE") == 1 and line.count("MODEL_INVOKE_ROLE_ARN") == 1, line
+
+
 def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(agent_tmp_path: Path) -> None:
     config = _copy_config(agent_tmp_path)  # the agent reads it while it runs (see agent_tmp_path)
     mcp = json.loads((config / "mcp.json").read_text())

@@ -88,8 +88,7 @@ def check_model_access(
     if session is None or session.get_credentials() is None:
         raise ModelBackendError(
             "CLAUDE_CODE_USE_BEDROCK",
-            "is set but no AWS credentials were found: configure a profile (AWS_PROFILE) "
-            "or set MODEL_INVOKE_ROLE_ARN",
+            "is set but no AWS credentials were found",  # the fix is the caller's to say
         )
 
 
