@@ -53,7 +53,43 @@ _STACK_TEMPLATE = {
             "Bucket",
         )
     },
-    "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+    "Resources": {
+        # The runtime function with the variables infra/template.yaml gives it from the model's
+        # parameters, as doctor reads them back from Lambda.
+        "RuntimeRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            },
+        },
+        "RuntimeFunction": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": {"Fn::Sub": "${BotName}-runtime"},
+                "Runtime": "python3.12",
+                "Handler": "runtime.handle",
+                "Role": {"Fn::GetAtt": ["RuntimeRole", "Arn"]},
+                "Code": {"ZipFile": "def handle(event, context): pass"},
+                "Environment": {
+                    "Variables": {
+                        "ANTHROPIC_MODEL": {"Ref": "AnthropicModel"},
+                        "BEDROCK_MODEL_ID": {"Ref": "BedrockModelId"},
+                        "ANTHROPIC_SMALL_FAST_MODEL": {"Ref": "SmallFastModel"},
+                        "ANTHROPIC_BASE_URL": {"Ref": "AnthropicBaseUrl"},
+                    }
+                },
+            },
+        },
+    },
     "Outputs": {
         "WebhookUrl": {"Value": WEBHOOK_URL},
         "DeadLetterQueueUrl": {"Value": {"Ref": "DlqUrl"}},
@@ -333,13 +369,18 @@ def test_a_stack_deployed_with_another_bots_username_fails_the_bot_token_check(
 
 
 class _AccountSettings:
-    """Lambda's GetAccountSettings, which moto does not answer: an account's concurrency."""
+    """Lambda's GetAccountSettings, which moto does not answer: an account's concurrency; the
+    rest of Lambda is moto's."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, moto: Any) -> None:
         self.limit = limit
+        self.moto = moto
 
     def get_account_settings(self) -> dict[str, Any]:
         return {"AccountLimit": {"ConcurrentExecutions": self.limit}}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.moto, name)
 
 
 @pytest.mark.parametrize(("limit", "warned"), [(10, True), (22, False)])
@@ -360,7 +401,7 @@ def test_an_account_whose_concurrency_cannot_hold_max_concurrent_turns_is_warned
 
     stack = _stack(aws, model)
     _set_webhook(telegram)
-    settings = _AccountSettings(limit)
+    settings = _AccountSettings(limit, aws.client("lambda"))
     args = argparse.Namespace(stack=stack, profile=None, region=None)
 
     code = run_doctor(args, clients=lambda service: settings if service == "lambda" else aws.client(service))
@@ -523,6 +564,63 @@ def test_a_stacks_secret_header_missing_from_ssm_is_named_with_the_command_that_
     outside = f"{elsewhere} is outside the stack's McpSecretsParameterPath /agentbot-doctor/mcp"
     assert outside in lines["claude-config"], out
     assert "fix: name a parameter under /agentbot-doctor/mcp/" in lines["claude-config"], out
+
+
+def test_a_stack_without_a_gateway_fails_an_mcp_url_made_of_its_base_url_naming_the_parameter(
+    aws: Any, tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """The build only warns (the stack's parameters come after it), and the operator's shell has
+    an ANTHROPIC_BASE_URL of its own: doctor passed a stack whose every cold start then failed."""
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.com")
+    stack = _stack(aws, model, ModelBackend="bedrock", AnthropicBaseUrl="")
+    _set_webhook(telegram)
+    _with_github_server(tmp_path, {"type": "http", "url": "${ANTHROPIC_BASE_URL}/mcp"}, clean_env)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    line = lines["claude-config"]
+    assert line.split()[0] == "FAIL" and "mcp.json: mcpServers.github.url: " in line, out
+    assert "${ANTHROPIC_BASE_URL} is empty (from the stack's AnthropicBaseUrl parameter)" in line, out
+    overrides = "sam deploy --parameter-overrides AnthropicBaseUrl=..."
+    assert f"fix: deploy with AnthropicBaseUrl set ({overrides}), or write a default" in line, out
+
+    defaulted = {"type": "http", "url": "${ANTHROPIC_BASE_URL:-https://mcp.example.com}/mcp"}
+    _with_github_server(tmp_path / "defaulted", defaulted, clean_env)
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert lines["claude-config"].split()[0] in ("ok", "warn"), out
+
+
+def test_a_stacks_mcp_json_is_checked_with_the_runtime_functions_variables_not_the_shells(
+    aws: Any, tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """The shell exports GITHUB_MCP_URL for `agentbot dev`; the deployed runtime has no such
+    variable. Set on the function by hand, it is there, and what it holds is never shown."""
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    clean_env.setenv("GITHUB_MCP_URL", "https://mcp.example.com/mcp")
+    _with_github_server(tmp_path, {"type": "http", "url": "${GITHUB_MCP_URL}"}, clean_env)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    line = lines["claude-config"]
+    assert "mcpServers.github.url: ${GITHUB_MCP_URL} is not set" in line, out
+    assert "in the stack's runtime ${GITHUB_MCP_URL} is not set" in line, out
+    assert "fix: write a default in the file that works without it (${GITHUB_MCP_URL:-...})" in line, out
+
+    runtime, function = aws.client("lambda"), f"{stack}-runtime"
+    variables = runtime.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
+    keyed = "https://mcp.example.com/mcp?key=sk-ant-api03-DOCTOR-not-a-real-key-0123456789"
+    runtime.update_function_configuration(
+        FunctionName=function, Environment={"Variables": {**variables, "GITHUB_MCP_URL": keyed}}
+    )
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 1, out
+    line = lines["claude-config"]
+    assert "mcpServers.github.url: " in line and "(its value comes from ${GITHUB_MCP_URL})" in line, out
+    assert "DOCTOR-not-a-real-key" not in out
 
 
 def test_local_checks_name_a_model_base_url_without_its_scheme(

@@ -184,6 +184,8 @@ def test_the_image_build_checks_each_deployed_variable_with_a_value_the_template
         assert (variable.empty_when is not None) == _may_be_empty(value), name
         if _ref(value) in TEMPLATE["Parameters"]:  # the build names what to change at deploy
             assert variable.source == f"the stack's {_ref(value)} parameter", (name, variable.source)
+            # and doctor names it for a stack that leaves the variable empty
+            assert variable.parameter == _ref(value), (name, variable.parameter)
 
 
 def test_every_variable_the_template_sets_is_read_by_some_code() -> None:

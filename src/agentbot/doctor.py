@@ -25,6 +25,7 @@ from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
 from .bedrock_profile import names_an_anthropic_api_id, profile_called_for
+from .deployed_environment import deployed_problems, runtime_environment
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
     DEFAULT_ANTHROPIC_MODEL,
@@ -99,8 +100,8 @@ class Target:
 
 
 def check_claude_config(target: Target) -> Check | list[Check]:
-    """claude-config validates as the runtime loads it (the same loader, the same errors): a
-    line for each problem found."""
+    """claude-config validates as the runtime loads it (the same loader, the same errors; for a
+    stack, with the environment its runtime function has): a line for each problem found."""
     from agent_runtime import ClaudeConfigError, default_config_path, load_claude_config
     from local_stack import agent_user
 
@@ -117,10 +118,14 @@ def check_claude_config(target: Target) -> Check | list[Check]:
         where += f" (made passable for {user}, as agentbot dev does: {', '.join(opened)})"
     # this machine is where `agentbot dev` starts the command servers' programs
     programs = programs_for(user) if target.stack is None else None
+    # a stack's runtime expands mcp.json's ${NAME}s from its own variables, not this shell's
+    environ = None
+    if target.stack is not None:
+        environ = runtime_environment(target.clients("lambda"), target.parameter("BotName"))
     try:
-        config = load_claude_config(programs=programs)
+        config = load_claude_config(environ=environ, programs=programs)
     except ClaudeConfigError as exc:
-        found = describe(exc, deployed=target.stack is not None).problems
+        found = describe(exc, deployed=False).problems if environ is None else deployed_problems(exc, environ)
         return unreadable + [Check("claude-config", "FAIL", f"{p.where}: {p.reason}", p.fix) for p in found]
     if unreadable:
         return unreadable

@@ -116,3 +116,22 @@ def test_the_build_fails_on_a_claude_config_the_runtime_would_refuse() -> None:
     assert run.split()[-3] == "/opt/agentbot/bin/python"  # the interpreter ${PYTHON} names in the image
     installed = " ".join(r for w, r in steps[:check] if w == "RUN")
     assert "--require-hashes" in installed and "uv export --frozen" in installed
+
+
+def test_doctor_checks_a_stacks_claude_config_with_the_images_own_variables() -> None:
+    """`agentbot doctor --stack` loads claude-config with the runtime function's variables over
+    the image's ENV and under Lambda's own: an mcp.json ``${HOME}`` the image gives passes there
+    as it does in a container."""
+    from agent_runtime import lambda_started_environment
+
+    image_env = dict(
+        item.split("=", 1)
+        for w, r in _stages()["final"]
+        if w == "ENV"
+        for item in shlex.split(r)
+        if "=" in item
+    )
+    started = lambda_started_environment({"SESSIONS_ROOT": "/tmp/elsewhere", "AWS_REGION": "xx-none-0"})
+
+    assert {name: started[name] for name in image_env} == {**image_env, "SESSIONS_ROOT": "/tmp/elsewhere"}
+    assert started["AWS_REGION"] != "xx-none-0" and started["AWS_LAMBDA_FUNCTION_NAME"]  # Lambda's own win

@@ -20,6 +20,7 @@ from ._claude_config import (
     default_config_path,
     load_claude_config,
 )
+from ._deployed_variables import DEPLOYED_VARIABLES, lambda_started_environment
 from ._environment import (
     AnthropicAccess,
     BedrockAccess,
@@ -83,6 +84,7 @@ if not _typing.TYPE_CHECKING:  # mypy sees the imports above, and still flags un
 
 __all__ = [
     "DEADLINE_MARGIN_S",
+    "DEPLOYED_VARIABLES",
     "PERMANENT_CONFIG_ERRORS",
     "AgentRuntimeError",
     "AnthropicAccess",
@@ -118,6 +120,7 @@ __all__ = [
     "is_anthropic_base_url",
     "is_secret_variable",
     "isolate_process_secrets",
+    "lambda_started_environment",
     "load_claude_config",
     "load_settings",
     "model_id_of",

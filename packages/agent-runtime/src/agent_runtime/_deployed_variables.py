@@ -1,5 +1,6 @@
 """What each variable of the deployed runtime holds, for the image build's check of
-claude-config (build_check): Lambda's own and those infra/template.yaml sets.
+claude-config (build_check) and `agentbot doctor --stack`'s: Lambda's own and those
+infra/template.yaml sets.
 
 The build has none of them, and the stack's parameters are chosen only at `sam deploy`. So
 mcp.json's ``${NAME}`` of one is checked with a value of the shape it has at deploy: a URL
@@ -10,6 +11,7 @@ template: its fixed value, or one its parameter takes, and empty exactly where i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -17,15 +19,20 @@ from dataclasses import dataclass
 class DeployedVariable:
     """``example``: a value the variable may hold at deploy, which the build checks with;
     ``source``: what gives it that value, as the operator would change it; ``empty_when``:
-    when the deployed value is empty (None: never)."""
+    when the deployed value is empty (None: never); ``parameter``: the stack parameter the
+    operator sets it with (None: Lambda's, or fixed by the template)."""
 
     example: str
     source: str
     empty_when: str | None = None
+    parameter: str | None = None
+
+
+_LAMBDA = "Lambda"
 
 
 def _lambda(example: str) -> DeployedVariable:
-    return DeployedVariable(example=example, source="Lambda")
+    return DeployedVariable(example=example, source=_LAMBDA)
 
 
 def _fixed(example: str) -> DeployedVariable:
@@ -33,7 +40,9 @@ def _fixed(example: str) -> DeployedVariable:
 
 
 def _parameter(name: str, example: str, *, empty_when: str | None = None) -> DeployedVariable:
-    return DeployedVariable(example=example, source=f"the stack's {name} parameter", empty_when=empty_when)
+    return DeployedVariable(
+        example=example, source=f"the stack's {name} parameter", empty_when=empty_when, parameter=name
+    )
 
 
 DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
@@ -80,3 +89,24 @@ DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
         empty_when="ModelBackend is anthropic (its default)",
     ),
 }
+
+
+# The runtime image's own (packages/agent-runtime/Dockerfile's ENV): under the function's.
+IMAGE_ENVIRONMENT = {
+    "CLAUDE_CONFIG_PATH": "/var/task/claude-config",
+    "PATH": "/opt/agentbot/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LAMBDA_TASK_ROOT": "/var/task",
+    "SESSIONS_ROOT": "/tmp/agentbot-sessions",
+    "HOME": "/tmp",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def lambda_started_environment(function_variables: Mapping[str, str]) -> dict[str, str]:
+    """The environment a container of the deployed runtime starts with, given its function's
+    variables (Lambda's GetFunctionConfiguration): over the image's own, under Lambda's, which
+    that call leaves out and which hold a value of their shape here."""
+    own = {
+        name: variable.example for name, variable in DEPLOYED_VARIABLES.items() if variable.source == _LAMBDA
+    }
+    return {**IMAGE_ENVIRONMENT, **function_variables, **own}
