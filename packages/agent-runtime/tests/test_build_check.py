@@ -208,7 +208,7 @@ def test_a_url_of_a_variable_a_stack_may_deploy_empty_passes_with_a_warning(conf
         "warning: claude-config/mcp.json: mcpServers.gateway.url: ${ANTHROPIC_BASE_URL} is empty and has "
         "no default when the stack's AnthropicBaseUrl is left empty (its default), and every cold start "
         "then fails: deploy with it set, or write a default that works without it "
-        "(${ANTHROPIC_BASE_URL:-...})"
+        "(${ANTHROPIC_BASE_URL:-...}); `agentbot doctor --stack NAME` checks a deployed stack's values"
     ]
     edit_json(config_dir / "mcp.json", serve_at("${ANTHROPIC_BASE_URL:-https://mcp.example.com}/mcp"))
     done = build_check(config_dir)

@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: Te
         err.write(
             f"warning: {_where(problem, root)}: {problem.reason} when the stack's "
             f"{DEPLOYED_VARIABLES[name].empty_when}, and every cold start then fails: deploy with it "
-            f"set, or write a default that works without it (${{{name}:-...}})\n"
+            f"set, or write a default that works without it (${{{name}:-...}}); "
+            "`agentbot doctor --stack NAME` checks a deployed stack's values\n"
         )
     return 0
 
