@@ -1234,6 +1234,28 @@ def test_a_subagents_anthropic_api_id_bedrock_has_no_profile_for_fails_naming_it
     assert "agents.summarizer.model" in lines["model"].split("fix:")[1], out
 
 
+def test_credentials_not_allowed_to_list_inference_profiles_fail_saying_which_permission(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Without bedrock:ListInferenceProfiles doctor cannot tell which profile the CLI calls for
+    an agents.json Anthropic API id: it says so, and how to let it check or to name the profile."""
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5-20251001")
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    model.refuse_inference_profiles()
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert lines["model"].startswith("  FAIL"), out
+    assert (
+        "Bedrock would not list its inference profiles in eu-west-1 (AccessDeniedException): the CLI "
+        "calls the profile of claude-haiku-4-5-20251001 (agents.json: agents.summarizer.model) there"
+    ) in lines["model"], out
+    assert "allowed bedrock:ListInferenceProfiles, or write the Bedrock inference-profile id in " in out
+    # nothing was sent to the model for it: doctor cannot know which id that would be
+    assert not [c for c in model.model_calls if "haiku" in (c.model_id or "")], model.model_calls
+
+
 def test_a_stack_subagents_anthropic_api_id_is_checked_as_its_bedrock_profile(
     tmp_path: Path,
     aws: Any,

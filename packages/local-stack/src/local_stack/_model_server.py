@@ -15,7 +15,8 @@ the next N model calls. With ``accepted_key`` set, a Messages API call with any 
 ``x-api-key`` is refused with 401, as the API refuses a revoked key. With ``only_models``,
 a call for any other model id is refused, as an account refuses a model it has not enabled.
 Bedrock's control plane answers one call, ``GET /inference-profiles`` (ListInferenceProfiles,
-for ``AWS_ENDPOINT_URL_BEDROCK``), with the ids ``inference_profiles`` names.
+for ``AWS_ENDPOINT_URL_BEDROCK``), with the ids ``inference_profiles`` names, or refuses it
+(``refuse_inference_profiles``) as it refuses a caller without that permission.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class _State:
     allowed_models: frozenset[str] | None = None
     model_refusal: ModelFault | None = None
     inference_profiles: tuple[str, ...] = ()
+    profiles_refusal: ModelFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     # Ids must be unique across runs, not only within one: a session restored from an earlier
@@ -233,6 +235,15 @@ class ModelServer(LoopbackServer):
         """The inference-profile ids Bedrock's ListInferenceProfiles lists (the region's)."""
         with self._state.lock:
             self._state.inference_profiles = tuple(profile_ids)
+
+    def refuse_inference_profiles(self, refusal: ModelFault | None = None) -> None:
+        """Refuse ListInferenceProfiles with ``refusal`` (default: the 403 AccessDeniedException
+        of credentials not allowed bedrock:ListInferenceProfiles)."""
+        with self._state.lock:
+            self._state.profiles_refusal = refusal or ModelFault(
+                status=403,
+                message="User is not authorized to perform: bedrock:ListInferenceProfiles",
+            )
 
     @property
     def refused_calls(self) -> list[RecordedRequest]:
@@ -591,6 +602,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._record(None)
         if self.path.split("?")[0] == "/inference-profiles":
+            if self.state.profiles_refusal is not None:
+                self._error(self.state.profiles_refusal, bedrock=True)
+                return
             profiles = [_profile(profile_id) for profile_id in self.state.inference_profiles]
             self._json(200, {"inferenceProfileSummaries": profiles})
             return
