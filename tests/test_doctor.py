@@ -1234,6 +1234,50 @@ def test_a_subagents_anthropic_api_id_bedrock_has_no_profile_for_fails_naming_it
     assert "agents.summarizer.model" in lines["model"].split("fix:")[1], out
 
 
+def test_bedrock_models_set_as_anthropic_api_ids_are_checked_as_the_profiles_the_cli_calls(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """BEDROCK_MODEL_ID "claude-sonnet-4-5-20250929" works: the CLI calls its profile of the
+    region (measured: "eu.anthropic.…-v1:0" from eu-west-1), as for the small model. doctor
+    asked Bedrock for the id as written, which it refuses, and FAILed a set-up whose turns answer."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "claude-sonnet-4-5-20250929")
+    clean_env.setenv("ANTHROPIC_SMALL_FAST_MODEL", "claude-haiku-4-5-20251001")
+    model.inference_profiles(EU_PROFILES)
+    model.only_models([EU_PROFILES[2], EU_PROFILES[0]], refusal=NOT_ENABLED[0])
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert (
+        f"ok    model          Bedrock answered a 1-token request ({EU_PROFILES[2]}, BEDROCK_MODEL_ID, "
+        "claude-sonnet-4-5-20250929 on Bedrock)"
+    ) in out
+    assert (
+        f"ok    model          Bedrock answered a 1-token request ({EU_PROFILES[0]}, "
+        "ANTHROPIC_SMALL_FAST_MODEL, claude-haiku-4-5-20251001 on Bedrock)"
+    ) in out
+    assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
+
+
+def test_a_stacks_bedrockmodelid_written_as_an_anthropic_api_id_is_checked_as_its_profile(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK", model.base_url)
+    stack = _stack(aws, model, ModelBackend="bedrock", BedrockModelId="claude-sonnet-4-5-20250929")
+    _set_webhook(telegram)
+    region = aws.client("bedrock").meta.region_name
+    profile = f"{region.split('-')[0]}.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    model.inference_profiles([profile, "global.anthropic.claude-sonnet-4-5-20250929-v1:0"])
+    model.only_models([profile], refusal=NOT_ENABLED[0])
+
+    _code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert f"Bedrock answered a 1-token request ({profile}, BedrockModelId, claude-sonnet-4-5" in out
+    assert lines["model"].startswith("  ok"), out
+    assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
+
+
 def test_credentials_not_allowed_to_list_inference_profiles_fail_saying_which_permission(
     tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

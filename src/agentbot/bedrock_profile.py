@@ -1,4 +1,5 @@
-"""The Bedrock id the CLI calls for an Anthropic API model id named in agents.json.
+"""The Bedrock id the CLI calls for an Anthropic API model id, named in agents.json or in a
+model setting (BEDROCK_MODEL_ID, ANTHROPIC_SMALL_FAST_MODEL).
 
 With Bedrock the bundled CLI does not send "claude-haiku-4-5-20251001" as it is: it calls the
 model's inference profile in the region's geography ("eu.anthropic.claude-haiku-4-5-20251001-v1:0"

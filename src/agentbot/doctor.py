@@ -441,12 +441,13 @@ def _named(model: str, source: str) -> str:
 
 
 def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str]]) -> list[Check]:
-    """A line per model as the CLI calls it on Bedrock: an agents.json Anthropic API id by the
-    inference profile it calls for it (``bedrock_profile``), any other id as it is."""
+    """A line per model as the CLI calls it on Bedrock: an Anthropic API id (in agents.json or
+    a setting) by the inference profile it calls for it (``bedrock_profile``), any other id as
+    it is."""
     main_model = models[0][0]
 
     def probe(model_id: str, source: str) -> Check:
-        if not (source.startswith(AGENTS_JSON) and names_an_anthropic_api_id(model_id)):
+        if not names_an_anthropic_api_id(model_id):
             return _probe_bedrock(bedrock, model_id, source)
         region = control.meta.region_name
         try:
@@ -464,14 +465,18 @@ def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, st
         except BotoCoreError as exc:
             return Check("model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network")
         if profile is None:
+            aliases = (
+                ", or an alias: sonnet or opus (BedrockModelId / BEDROCK_MODEL_ID), haiku "
+                "(SmallFastModel / ANTHROPIC_SMALL_FAST_MODEL)"
+                if source.startswith(AGENTS_JSON)
+                else ""  # a setting is what the aliases stand for
+            )
             return Check(
                 "model",
                 "FAIL",
                 f"Bedrock has no inference profile for {model_id} in {region} ({source}): "
                 "Bedrock would refuse every call for it",
-                f"name a model or inference-profile id enabled in the account in {source}, or an "
-                "alias: sonnet or opus (BedrockModelId / BEDROCK_MODEL_ID), haiku (SmallFastModel / "
-                "ANTHROPIC_SMALL_FAST_MODEL)",
+                f"name a model or inference-profile id enabled in the account in {source}{aliases}",
             )
         return _probe_bedrock(bedrock, profile, f"{source}, {model_id} on Bedrock")
 
