@@ -134,3 +134,25 @@ def test_no_call_for_a_model_the_operator_did_not_choose_reaches_bedrock(
     assert result.ok and result.text == "turns=1 last=hello", result
     assert model_server.refused_calls == [], [c.model_id for c in model_server.refused_calls]
     assert {c.model_id for c in model_server.model_calls} == {CHOSEN}
+
+
+def test_a_main_model_of_default_is_the_operators_bedrock_model(
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch
+) -> None:
+    """agents.json main.model "default" is the CLI's default model: on Bedrock the one the
+    operator chose (BedrockModelId), never the CLI's own default id, which the account need
+    not have enabled (measured with the bundled CLI; the README decides it is allowed)."""
+    config = claude_config_without_approvals(tmp_path)
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    agents_file = config / "agents.json"
+    agents = json.loads(agents_file.read_text())
+    agents["main"]["model"] = "default"
+    agents_file.write_text(json.dumps(agents))
+    model_server.only_models([CHOSEN], refusal=NOT_ENABLED)
+    env = BEDROCK | {"CLAUDE_CONFIG_PATH": str(config), "ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
+    runtime = make_runtime(env=env)
+
+    result = runtime.run_turn(turn_request("hello", turn_id=1))
+
+    assert result.ok and result.text == "turns=1 last=hello", result
+    assert {c.model_id for c in model_server.model_calls} == {CHOSEN}
