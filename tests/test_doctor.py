@@ -1135,6 +1135,28 @@ def test_bedrock_refusing_the_small_model_names_its_setting_in_the_shell(
     assert "check the model id (ANTHROPIC_SMALL_FAST_MODEL)" in lines["model"], out
 
 
+def test_bedrock_refusing_the_credentials_themselves_says_to_fix_them_not_to_wait(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Credentials Bedrock does not know (mistyped, deleted, expired) were told to "try again
+    in a minute", which never cures them."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    model.inject(
+        ModelFault(
+            status=403,
+            bedrock_error="UnrecognizedClientException",
+            message="The security token included in the request is invalid.",
+        )
+    )
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "FAIL  model          Bedrock refused the AWS credentials (UnrecognizedClientException)" in out
+    fix = lines["model"].split("fix:")[1]
+    assert "AWS_PROFILE" in fix and "bedrock:InvokeModel" in fix and "try again" not in fix, fix
+
+
 def test_a_bedrock_stack_has_its_small_model_checked_as_smallfastmodel(
     aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -19,7 +19,7 @@ from typing import IO, Any, Literal
 
 import boto3
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ReadTimeoutError
 from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, SessionCoreError, read_secret
 from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
@@ -67,12 +67,15 @@ RECENT_WEBHOOK_ERROR_S = 3600
 
 @dataclass(frozen=True)
 class Check:
-    """One line of the checklist; ``fix`` says what to do when it is not ok."""
+    """One line of the checklist; ``fix`` says what to do when it is not ok. ``uncertain``: a
+    FAIL that need not fail the bot's turns (busy, slow, or a permission only the check
+    needs), on which `agentbot dev` starts anyway."""
 
     name: str
     status: Status
     detail: str
     fix: str = ""
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,7 @@ def check_model(target: Target) -> Check | list[Check]:
                 target.stack.parameters.get("SmallFastModel", ""), "SmallFastModel", model, "BedrockModelId"
             )
             models = _models_of(model, "BedrockModelId", small)
-            return _probe_bedrock_models(target.clients("bedrock-runtime"), target.clients("bedrock"), models)
+            return probe_bedrock_models(target.clients("bedrock-runtime"), target.clients("bedrock"), models)
         name = target.parameter("AnthropicApiKeyParameterName")
         try:
             key = read_secret(target.clients("ssm"), name)
@@ -366,26 +369,34 @@ def check_model(target: Target) -> Check | list[Check]:
                 "Bedrock: no AWS credentials found",
                 "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
             )
-        # The runtime's order (agent_runtime settings): BEDROCK_MODEL_ID, else ANTHROPIC_MODEL.
-        source = "BEDROCK_MODEL_ID" if os.environ.get("BEDROCK_MODEL_ID", "").strip() else "ANTHROPIC_MODEL"
-        model = os.environ.get(source, "").strip()
-        if not model:
+        models = shell_bedrock_models()
+        if not models:
             return Check(
                 "model",
                 "FAIL",
                 "Bedrock: BEDROCK_MODEL_ID is not set",
                 "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
             )
-        small_model = os.environ.get("ANTHROPIC_SMALL_FAST_MODEL", "").strip()
-        small = _bedrock_small(small_model, "ANTHROPIC_SMALL_FAST_MODEL", model, source)
-        return _probe_bedrock_models(
+        return probe_bedrock_models(
             session.client("bedrock-runtime", region_name=region),
             session.client("bedrock", region_name=region),
-            _models_of(model, source, small),
+            models,
         )
     return Check(
         "model", "skip", "no ANTHROPIC_API_KEY or CLAUDE_CODE_USE_BEDROCK: dev uses the offline demo model"
     )
+
+
+def shell_bedrock_models() -> list[tuple[str, str]]:
+    """(model id, where it is set) of each model a runtime started from this shell calls on
+    Bedrock (``_models_of``); empty when the shell sets no model."""
+    # The runtime's order (agent_runtime settings): BEDROCK_MODEL_ID, else ANTHROPIC_MODEL.
+    source = "BEDROCK_MODEL_ID" if os.environ.get("BEDROCK_MODEL_ID", "").strip() else "ANTHROPIC_MODEL"
+    model = os.environ.get(source, "").strip()
+    if not model:
+        return []
+    small_model = os.environ.get("ANTHROPIC_SMALL_FAST_MODEL", "").strip()
+    return _models_of(model, source, _bedrock_small(small_model, "ANTHROPIC_SMALL_FAST_MODEL", model, source))
 
 
 def _probe_anthropic(
@@ -440,7 +451,7 @@ def _named(model: str, source: str) -> str:
     return model if source in _USUAL_MODEL_SOURCES else f"{model}, {source}"
 
 
-def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str]]) -> list[Check]:
+def probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str]]) -> list[Check]:
     """A line per model as the CLI calls it on Bedrock: an Anthropic API id (in agents.json or
     a setting) by the inference profile it calls for it (``bedrock_profile``), any other id as
     it is."""
@@ -461,6 +472,7 @@ def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, st
                 f"the profile of {model_id} ({source}) there",
                 "run this with credentials allowed bedrock:ListInferenceProfiles, or write the "
                 f"Bedrock inference-profile id in {source}",
+                uncertain=True,  # the turns may well answer: only this check needs the listing
             )
         except BotoCoreError as exc:
             return Check("model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network")
@@ -483,6 +495,21 @@ def _probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, st
     return _probe_each(models, probe)
 
 
+# Bedrock's answers to credentials it does not take: mistyped, deleted, expired, or signed wrong.
+_CREDENTIALS_REFUSED = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "IncompleteSignature",
+        "MissingAuthenticationTokenException",
+    }
+)
+# Its answers to a model the account lacks, the caller may not invoke, or no model has the id.
+_MODEL_REFUSED = frozenset({"AccessDeniedException", "ValidationException", "ResourceNotFoundException"})
+
+
 def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
     body = {
         "anthropic_version": "bedrock-2023-05-31",
@@ -495,17 +522,35 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
         )
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", "error"))
-        fix = (
-            "the first call to a model subscribes the account: run this with credentials allowed "
-            "aws-marketplace:Subscribe and ViewSubscriptions (or open the model in the Bedrock "
-            f"console's playground), and check the model id ({source})"
-            if code in ("AccessDeniedException", "ValidationException", "ResourceNotFoundException")
-            else "try again in a minute"
+        if code in _CREDENTIALS_REFUSED:
+            return Check(
+                "model",
+                "FAIL",
+                f"Bedrock refused the AWS credentials ({code})",
+                "configure credentials Bedrock accepts, allowed bedrock:InvokeModel (a profile: "
+                "AWS_PROFILE; `aws sso login` again when they expired)",
+            )
+        if code in _MODEL_REFUSED:
+            fix = (
+                "the first call to a model subscribes the account: run this with credentials allowed "
+                "aws-marketplace:Subscribe and ViewSubscriptions (or open the model in the Bedrock "
+                f"console's playground), and check the model id ({source})"
+            )
+            return Check("model", "FAIL", f"Bedrock refused a 1-token request to {model_id} ({code})", fix)
+        return Check(  # throttled, busy: the turns' retries may get through
+            "model",
+            "FAIL",
+            f"Bedrock refused a 1-token request to {model_id} ({code})",
+            "try again in a minute",
+            uncertain=True,
         )
-        return Check("model", "FAIL", f"Bedrock refused a 1-token request to {model_id} ({code})", fix)
     except BotoCoreError as exc:
         return Check(
-            "model", "FAIL", f"cannot reach Bedrock ({type(exc).__name__})", "check the network and region"
+            "model",
+            "FAIL",
+            f"cannot reach Bedrock ({type(exc).__name__})",
+            "check the network and region",
+            uncertain=isinstance(exc, ReadTimeoutError),  # reached, merely slow
         )
     return Check("model", "ok", f"Bedrock answered a 1-token request ({_named(model_id, source)})")
 

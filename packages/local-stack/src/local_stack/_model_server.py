@@ -88,7 +88,9 @@ class ModelFault:
 
     ``error_type`` and ``message`` are the body's ``error`` as the API words it (say
     ``"invalid_request_error"``, ``"prompt is too long: 210000 tokens > 200000 maximum"``);
-    ``retry_after_s`` adds the ``retry-after`` header a 429 or 529 carries."""
+    ``retry_after_s`` adds the ``retry-after`` header a 429 or 529 carries. ``bedrock_error``
+    names Bedrock's error instead of the status's usual one (``"UnrecognizedClientException"``,
+    its 403 to credentials it does not know)."""
 
     status: int | None = None
     cut_after_events: int | None = None
@@ -97,6 +99,7 @@ class ModelFault:
     retry_after_s: int | None = None
     silent_s: float | None = None
     silent_after_events: int | None = None
+    bedrock_error: str | None = None
 
 
 # The error Bedrock's runtime API names for each status (its InvokeModel errors).
@@ -583,7 +586,9 @@ class _Handler(BaseHTTPRequestHandler):
         error_type = fault.error_type or ("api_error" if fault.status >= 500 else "invalid_request_error")
         headers: dict[str, str] = {}
         if bedrock:  # Bedrock names its error in this header (boto3 reads the error code from it)
-            headers["x-amzn-ErrorType"] = _BEDROCK_ERRORS.get(fault.status, "InternalServerException")
+            headers["x-amzn-ErrorType"] = fault.bedrock_error or _BEDROCK_ERRORS.get(
+                fault.status, "InternalServerException"
+            )
         if fault.retry_after_s is not None:
             headers["retry-after"] = str(fault.retry_after_s)
         message = fault.message or f"injected fault {fault.status}"
