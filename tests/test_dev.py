@@ -880,13 +880,19 @@ def test_the_small_model_set_in_the_shell_reaches_devs_bedrock_runtime(monkeypat
     """`agentbot doctor` checks the shell's ANTHROPIC_SMALL_FAST_MODEL as the model dev's
     Bedrock runtime uses for background calls and "haiku": dev's runtime must be given it, not
     fall back to BEDROCK_MODEL_ID behind the developer's back."""
+    from local_stack import ModelServer, echo_responder
+
     from agentbot import dev
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
     monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
     monkeypatch.setenv("ANTHROPIC_SMALL_FAST_MODEL", "anthropic.claude-small-v1:0")
-    with contextlib.ExitStack() as stack:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSMALLMODELTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    with ModelServer(echo_responder) as model, contextlib.ExitStack() as stack:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)  # the start's check
         choice = dev.choose_model(stack)
     assert choice.runtime_env["ANTHROPIC_SMALL_FAST_MODEL"] == "anthropic.claude-small-v1:0"
 

@@ -311,6 +311,84 @@ def test_bedrock_without_credentials_stops_the_start_saying_the_fix_once(tmp_pat
     assert line.count("AWS_PROFILE") == 1 and line.count("MODEL_INVOKE_ROLE_ARN") == 1, line
 
 
+# Bedrock as the developer's shell gives it to dev: region, own credentials and a model, with
+# the model's endpoint on 127.0.0.1 for the start's check (boto3) and the runtime (the CLI).
+SHELL_KEY_ID = "AKIDSHELLDEVTEST0001"
+BEDROCK_MODEL = "anthropic.claude-test-v1:0"
+
+
+def _bedrock_shell(model_url: str) -> dict[str, str]:
+    return {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": SHELL_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": "not-a-real-secret-shell",
+        "BEDROCK_MODEL_ID": BEDROCK_MODEL,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": model_url,
+        "ANTHROPIC_BEDROCK_BASE_URL": model_url,
+    }
+
+
+def test_bedrock_calls_are_signed_with_the_developers_own_credentials() -> None:
+    """dev's runtime signed Bedrock with the credentials dev makes for its local AWS, which
+    real Bedrock never accepts: every turn was answered "misconfigured", naming the AWS
+    credentials that doctor had just checked fine. A busy answer to the start's check (it
+    is the first call) starts dev as before."""
+    from local_stack import ModelFault, ModelServer, echo_responder
+
+    with ModelServer(echo_responder) as model:
+        model.only_models([BEDROCK_MODEL])
+        model.inject(ModelFault(status=429, message="Too many requests, please wait before trying again."))
+        done = _start(_bedrock_shell(model.base_url))
+        calls = model.model_calls
+
+    assert done.returncode == 0 and "bot> echo: hello" in done.stdout, (done.stdout + done.stderr)[-3000:]
+    signers = {call.headers.get("Authorization", "").split("Credential=")[1].split("/")[0] for call in calls}
+    assert signers == {SHELL_KEY_ID}, signers
+    assert "not-a-real-secret-shell" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("refusal", "names"),
+    [
+        (  # the account has not enabled the model, or the id is mistyped
+            {"status": 400, "message": "The provided model identifier is invalid."},
+            (
+                f"Bedrock refused a 1-token request to {BEDROCK_MODEL} (ValidationException)",
+                "check the model id (BEDROCK_MODEL_ID)",
+            ),
+        ),
+        (  # credentials Bedrock does not know (mistyped, deleted, of another partition)
+            {
+                "status": 403,
+                "bedrock_error": "UnrecognizedClientException",
+                "message": "The security token included in the request is invalid.",
+            },
+            ("Bedrock refused the AWS credentials (UnrecognizedClientException)", "AWS_PROFILE"),
+        ),
+    ],
+    ids=["model not enabled", "credentials refused"],
+)
+def test_bedrock_refusing_the_model_or_the_credentials_stops_the_start(
+    refusal: dict[str, Any], names: tuple[str, str]
+) -> None:
+    """With the Anthropic API dev asks for one token at start and stops on a refused key; with
+    Bedrock it started and every message was answered "the bot is misconfigured". It now asks
+    what doctor asks and says what to fix."""
+    from local_stack import ModelFault, ModelServer, echo_responder
+
+    with ModelServer(echo_responder) as model:
+        model.inject(ModelFault(**refusal), times=5)
+        done = _start(_bedrock_shell(model.base_url))
+        asked = len(model.model_calls)
+    line = _one_failure_line(done)
+
+    said, fix = names
+    assert said in line and fix in line.split(said)[1], line
+    assert asked == 1  # the start's one request, and no turn
+    assert "not-a-real-secret-shell" not in done.stdout + done.stderr
+
+
 def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(agent_tmp_path: Path) -> None:
     config = _copy_config(agent_tmp_path)  # the agent reads it while it runs (see agent_tmp_path)
     mcp = json.loads((config / "mcp.json").read_text())

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import fcntl
 import functools
+import json
 import os
 import queue
 import re
@@ -407,6 +408,7 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         for name in ("AWS_REGION", *models, "MODEL_INVOKE_ROLE_ARN"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
+        env |= _bedrock_credentials()
         return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)
     from local_stack import FREE_USAGE, ModelServer, demo_responder
 
@@ -444,6 +446,47 @@ def _check_model_api(base: str, key: str, model: str) -> None:
             f"the key is refused; {NEW_SHELL_KEY} and start `agentbot dev` again, or unset it to use "
             "the offline demo model"
         )
+
+
+def _bedrock_credentials() -> dict[str, str]:
+    """The developer's own AWS credentials (shell or AWS_PROFILE, as `agentbot doctor` checks
+    them) for the runtime to sign Bedrock with, after asking Bedrock what doctor asks: the
+    runtime's own credentials are this run's local ones. Empty when there are none, or no
+    region: the runtime's start-up check (``check_dev_runtime``) names what is missing."""
+    from agent_runtime import BEDROCK_CREDENTIALS_VARIABLE
+
+    session = boto3.Session()
+    region = os.environ.get("AWS_REGION", "").strip() or session.region_name
+    found = session.get_credentials()
+    if not region or found is None:
+        return {}
+    _check_bedrock_model(session, region)
+    frozen = found.get_frozen_credentials()
+    credentials = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key}
+    if frozen.token:
+        credentials["SessionToken"] = frozen.token
+    return {BEDROCK_CREDENTIALS_VARIABLE: json.dumps(credentials)}
+
+
+def _check_bedrock_model(session: Any, region: str) -> None:
+    """Stop the start with one line when Bedrock refuses the credentials or a model the agents
+    use (not enabled, mistyped): every message would otherwise be answered "misconfigured".
+    It sends what `agentbot doctor` sends, a 1-token request per model; a busy or slow answer
+    starts dev as before, the turns have their own retries."""
+    from .doctor import probe_bedrock_models, shell_bedrock_models
+
+    models = shell_bedrock_models()
+    if not models:  # the CLI's own default model: doctor says to set one
+        return
+    quick = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 1})
+    checks = probe_bedrock_models(
+        session.client("bedrock-runtime", region_name=region, config=quick),
+        session.client("bedrock", region_name=region, config=quick),
+        models,
+    )
+    for check in checks:
+        if check.status == "FAIL" and not check.uncertain:
+            raise DevSetupError(f"{check.detail}: {check.fix}, and start `agentbot dev` again")
 
 
 class DevSetupError(Exception):

@@ -46,7 +46,7 @@ from ._preflight import (
     check_runtime_configuration,
     config_problem,
 )
-from ._process_secrets import aws_session, held_secrets
+from ._process_secrets import BEDROCK_CREDENTIALS_VARIABLE, aws_session, held_secrets
 from ._settings import RuntimeSettings, is_anthropic_base_url, load_settings, uses_bedrock
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
@@ -83,6 +83,7 @@ if not _typing.TYPE_CHECKING:  # mypy sees the imports above, and still flags un
 
 
 __all__ = [
+    "BEDROCK_CREDENTIALS_VARIABLE",
     "DEADLINE_MARGIN_S",
     "DEPLOYED_VARIABLES",
     "PERMANENT_CONFIG_ERRORS",

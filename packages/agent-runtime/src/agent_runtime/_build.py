@@ -24,7 +24,7 @@ from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
 from ._mcp_secrets import McpSecretProxies, mcp_secret_sources
 from ._preflight import check_model_access, check_runtime_configuration
-from ._process_secrets import aws_session, config_environ
+from ._process_secrets import aws_session, bedrock_session, config_environ
 from ._process_sweep import effective_scope
 from ._settings import RuntimeSettings
 from ._turn import Runtime
@@ -59,17 +59,18 @@ def build_runtime(
     make_non_dumpable()
     become_subreaper()
     session = aws_session()
+    signs_bedrock = bedrock_session()  # the same, except in `agentbot dev` (see there)
     environ = config_environ()
     ssm = ssm or session.client("ssm", config=_BOTO)
     if sts is None and "MODEL_INVOKE_ROLE_ARN" in environ:
         sts = session.client("sts", config=_BOTO)
     # Everything a turn will need is checked now, once: a broken config fails every turn alike.
     if settings is None:
-        settings, config = check_runtime_configuration(environ, ssm=ssm, session=session, sts=sts)
+        settings, config = check_runtime_configuration(environ, ssm=ssm, session=signs_bedrock, sts=sts)
     else:
         config = load_claude_config(environ=environ)
         if model is None:
-            check_model_access(settings, environ, ssm=ssm, session=session, sts=sts)
+            check_model_access(settings, environ, ssm=ssm, session=signs_bedrock, sts=sts)
     _report_sandbox(settings, bundled_cli_path())
     s3 = s3 or session.client("s3", config=_BOTO)
     dynamodb = dynamodb or session.client("dynamodb", config=_BOTO)
@@ -78,7 +79,7 @@ def build_runtime(
             model = BedrockAccess(
                 settings,
                 sts=sts if settings.model_invoke_role_arn else None,
-                session=session,
+                session=signs_bedrock,
                 models=chosen_model_ids(settings, config),
             )
         else:
