@@ -102,3 +102,27 @@ def test_a_revoke_pressed_on_a_topics_list_too_old_to_name_its_topic_revokes_not
     assert answer["text"].startswith("This message is too old"), answer
     assert [g.rule for g in stack.approvals().grants(general)] == ["Bash(*)"]
     assert [g.rule for g in stack.approvals().grants(TOPIC_KEY)] == ["Bash(*)"]
+
+
+def test_the_progress_message_quotes_the_request_it_works_on(stack) -> None:
+    """Alice and Bob each ask in the topic: the progress message quoted nothing, so nobody
+    could tell whose request was running (nor whose a Stop would stop)."""
+    assert stack.post(update(740, message_id=74, text=f"@{BOT_USERNAME} work:1 first", **IN_TOPIC)) == 200
+    assert (
+        stack.post(update(741, message_id=75, text=f"@{BOT_USERNAME} work:1 then", **IN_TOPIC, **BOB_SENDS))
+        == 200
+    )
+    stack.drain(stack.consumer(progress_poll_s=0.1))
+    sent = stack.telegram.sent_messages(GROUP, include_deleted=True)
+    progress = [m for m in sent if m.get("reply_markup")]
+    assert [(m["message_thread_id"], m["reply_to_message"]["message_id"]) for m in progress] == [
+        (TOPIC, 74),
+        (TOPIC, 75),
+    ], shown(stack)
+    # As the answer's: a request deleted meanwhile does not keep its progress from showing.
+    quotes = [
+        c.params["reply_parameters"]
+        for c in stack.telegram.calls("sendMessage")
+        if c.params.get("reply_markup")
+    ]
+    assert all(q["allow_sending_without_reply"] for q in quotes), quotes

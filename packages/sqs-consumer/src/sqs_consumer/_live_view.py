@@ -10,8 +10,9 @@ polls it and shows it:
 - groups and forum topics (no drafts there): one progress message with an inline Stop button,
   edited at most once per ``group_interval_s`` *and* only with a slot of the group's outgoing
   budget (a DynamoDB token bucket shared by all consumers, ``group_per_minute``), so progress
-  stays inside Telegram's 20 messages a minute per group and leaves room for the answers. The
-  progress message is deleted once the answer is out.
+  stays inside Telegram's 20 messages a minute per group and leaves room for the answers. It
+  replies to the request it works on, as the answer does (in a busy group, whose request runs
+  and whose a Stop would stop); it is deleted once the answer is out.
 
 Progress is best effort: one attempt per update, a 429 silences it until ``retry_after``, and
 any failure is logged and dropped (the deletion of a group's progress message gets the client's
@@ -85,6 +86,7 @@ class LiveView(StopsOnExit):
         chat_id: int,
         private: bool,
         thread_id: int = 0,
+        reply_to: int | None = None,
         budget: GroupBudget | None = None,
         poll_s: float = POLL_S,
         draft_interval_s: float = DRAFT_INTERVAL_S,
@@ -100,6 +102,7 @@ class LiveView(StopsOnExit):
         self._chat_id = chat_id
         self._private = private
         self._thread_id = thread_id
+        self._reply_to = reply_to
         self._budget = budget
         # A group's progress message: one edit per budget slot at most, from this consumer.
         group_pace = 60.0 / max(group_per_minute, 1) if group_interval_s is None else group_interval_s
@@ -232,6 +235,11 @@ class LiveView(StopsOnExit):
             }
             if self._thread_id:
                 params["message_thread_id"] = self._thread_id
+            if self._reply_to is not None:  # a request deleted meanwhile: shown all the same
+                params["reply_parameters"] = {
+                    "message_id": self._reply_to,
+                    "allow_sending_without_reply": True,
+                }
             result = self._call("sendMessage", params)
             if isinstance(result, dict) and "message_id" in result:
                 self.progress_message_id = int(result["message_id"])

@@ -523,6 +523,7 @@ class MessageHandler:
             chat_id=msg.chat_id,
             private=msg.chat_type == "private",
             thread_id=msg.thread_id,
+            reply_to=msg.message_id,  # a group's progress message quotes whose request runs
             budget=self._deps.progress_budget,
             poll_s=self._timing.progress_poll_s,
         )
