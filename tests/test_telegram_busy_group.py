@@ -5,9 +5,11 @@ is slow to do what the bot asks."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
+from agentbot_testing.telegram_stack import wait_until
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from local_stack import TelegramFault
 from session_core import LiveTurns, SessionKey
@@ -126,3 +128,64 @@ def test_the_progress_message_quotes_the_request_it_works_on(stack) -> None:
         if c.params.get("reply_markup")
     ]
     assert all(q["allow_sending_without_reply"] for q in quotes), quotes
+
+
+def running_in_the_topic(
+    stack: Any, update_id: int, **consumer_timing: Any
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Alice's long request in the topic, its turn running in the background: the consumer's
+    thread and the progress message with its Stop button."""
+    request = update(update_id, message_id=update_id, text=f"@{BOT_USERNAME} work:20 long task", **IN_TOPIC)
+    assert stack.post(request) == 200
+    worker = threading.Thread(
+        target=stack.drain, args=(stack.consumer(progress_poll_s=0.1, **consumer_timing),), daemon=True
+    )
+    worker.start()
+    assert wait_until(lambda: any(m.get("reply_markup") for m in stack.replies(GROUP))), shown(stack)
+    [progress] = stack.replies(GROUP)
+    return worker, progress
+
+
+def press_stop(stack: Any, progress: dict[str, Any], **presser: Any) -> None:
+    press = stack.telegram.press_button(progress, **presser)
+    answer = json.loads(stack.producer.handle_event(webhook_event(press))["body"])
+    assert answer["text"] == "Stopping…", answer
+
+
+def stopped_answer(stack: Any, worker: threading.Thread) -> str:
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    [answer] = stack.replies(GROUP)  # the progress message is gone
+    assert answer["text"].startswith("Working, step "), answer
+    return str(answer["text"].partition("\n\n")[2])
+
+
+def test_a_stop_someone_else_pressed_names_them_under_the_askers_answer(stack) -> None:
+    """Bob pressed Stop on Alice's turn: the topic showed "⏹ Stopped." as if she had, and
+    she could not tell why her answer broke off."""
+    worker, progress = running_in_the_topic(stack, 750)
+    press_stop(stack, progress, user_id=502, first_name="Bob", username="bob")
+    assert stopped_answer(stack, worker) == "⏹ Stopped by Bob."
+
+
+def test_a_stop_sent_by_the_asker_says_stopped_alone(stack) -> None:
+    worker, _ = running_in_the_topic(stack, 760)
+    answer = stack.producer.handle_event(webhook_event(update(761, message_id=761, text="/stop", **IN_TOPIC)))
+    assert json.loads(answer["body"])["text"] == "Stopping…"
+    assert stopped_answer(stack, worker) == "⏹ Stopped."
+
+
+def test_the_name_of_whoever_stopped_shows_as_written_and_pings_nobody(stack) -> None:
+    """A first name is anyone's to choose: markup in it is text, and an @username in it (or a
+    link to a user) would notify that person, who did nothing."""
+    worker, _ = running_in_the_topic(stack, 770)
+    named = {"id": 503, "is_bot": False, "first_name": "<b>Eve</b> & *co* @alice", "username": "eve"}
+    answer = stack.producer.handle_event(
+        webhook_event(update(771, message_id=771, text="/stop", **IN_TOPIC, **{"from": named}))
+    )
+    assert json.loads(answer["body"])["text"] == "Stopping…"
+    note = stopped_answer(stack, worker)
+    assert "@alice" not in note and "@eve" not in note, note  # Telegram makes each a mention
+    assert note.replace("\u2060", "") == "⏹ Stopped by <b>Eve</b> & *co* @alice.", note
+    [sent] = [c.params for c in stack.telegram.calls("sendMessage") if not c.params.get("reply_markup")]
+    assert "<a" not in sent["text"] and "tg://" not in sent["text"], sent["text"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FakeClock, FaultProxy
-from session_core import Approval, Approvals, ChatBacklog, LiveTurnsWithBacklog, SessionKey
+from session_core import Approval, Approvals, ChatBacklog, LiveTurnsWithBacklog, SessionKey, Stopper
 
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
 
@@ -71,6 +71,27 @@ def test_a_stop_is_kept_for_the_waiting_message_only_while_the_count_holds_one(
     assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 14
     assert live.request_stop(KEY, turn_id=14, update_id=15) == "nothing_running"
     assert live.expect(KEY, 14) and not live.stop_requested(KEY, 14)
+
+
+def test_who_stopped_a_turn_is_the_first_who_asked_and_named_for_that_turn_alone(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    """A group's stopped answer names whoever stopped it: so a stop kept while the message
+    waited keeps its sender too, a later stop does not rename it, and the next turn names
+    nobody."""
+    live = live_turns(aws, clock, backlog)
+    bob, carol = Stopper(user_id=502, name="Bob"), Stopper(user_id=503, name="Carol")
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 40
+    assert live.request_stop(KEY, update_id=41, by=bob) == "stopping"  # kept for it
+    assert live.expect(KEY, 40) and live.stopped_by(KEY, 40) == bob
+    assert live.request_stop(KEY, turn_id=40, update_id=42, by=carol) == "stopping"
+    assert live.stopped_by(KEY, 40) == bob
+    live.end(KEY, 40)
+    backlog.release(KEY.canonical, now=clock())
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 43
+    assert live.expect(KEY, 43) and live.stopped_by(KEY, 43) is None
+    assert live.request_stop(KEY, update_id=44) == "stopping"  # nobody named (none given)
+    assert live.stop_requested(KEY, 43) and live.stopped_by(KEY, 43) is None
 
 
 def test_a_stop_kept_for_nothing_never_stops_a_message_sent_after_it(

@@ -18,7 +18,9 @@ consumer puts before it in a group or for a reply):
   "sleep:<s> ..."      wait s seconds, then answer
   "work:<s> ..."       the same, publishing progress meanwhile as the real runtime does (the
                        live item's "Working, step <n>" about five times a second), so the
-                       consumer shows a draft or a group's progress message
+                       consumer shows a draft or a group's progress message; a stop requested
+                       meanwhile ends it as the real runtime's Stop does: a recorded answer of
+                       what it wrote so far ("Working, step <n>"), ``stopped``
   "long:<n>"           a Markdown answer of about n characters with code blocks
   "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
   "crash"              the handler raises (a function error) and keeps the lease
@@ -52,7 +54,6 @@ message"), like the real runtime, and says so in ``approval_outcome``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -139,11 +140,22 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
-    if prompt.startswith("work:"):
-        _work(key, request.turn_id, sleep_s)
-    else:
+    stopped_at = _work(key, request.turn_id, sleep_s) if prompt.startswith("work:") else None
+    if not prompt.startswith("work:"):
         time.sleep(sleep_s)
-    if request.resume_approval is not None:
+    if stopped_at is not None:
+        partial = TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            turn_id=request.turn_id,
+            text=stopped_at,
+            session_id=f"sess-{request.session_key.replace('/', '-')}",
+            cost_usd=0.01,
+            stopped=True,
+            duration_ms=int((time.time() - started) * 1000),
+        )
+        result = ledger.save(lease, partial).result or partial
+    elif request.resume_approval is not None:
         result = _resume(request, key, request.resume_approval)
         if result.approval_outcome is not None:
             result = ledger.save(lease, result).result or result
@@ -184,15 +196,20 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     return _answer(result) | newer
 
 
-def _work(key: SessionKey, turn_id: int, seconds: float) -> None:
-    """Publish progress for ``seconds``, as the real runtime does while its agent works."""
-    _live.begin(key, turn_id)
+def _work(key: SessionKey, turn_id: int, seconds: float) -> str | None:
+    """Publish progress for ``seconds``, as the real runtime does while its agent works; the
+    text written so far when a stop came first (None: it worked to the end)."""
+    if _live.begin(key, turn_id):
+        return ""  # stopped before it began
     ends = time.monotonic() + seconds
-    for step in itertools.count(1):
-        if time.monotonic() >= ends:
-            return
-        _live.publish(key, TurnProgress(turn_id=turn_id, text=f"Working, step {step}", seq=step))
+    step = 0
+    while time.monotonic() < ends:
+        step += 1
+        text = f"Working, step {step}"
+        if _live.publish(key, TurnProgress(turn_id=turn_id, text=text, seq=step)):
+            return text
         time.sleep(0.2)
+    return None
 
 
 def _with_files(result: TurnResult, key: SessionKey, prompt: str) -> TurnResult:

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from ._keys import SESSIONS_PREFIX, SessionKey, outbox_key, outbox_prefix, validate_tenant
     from ._lazy_exports import lazy_exports
     from ._leases import Lease
-    from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, ToolActivity, TurnProgress
+    from ._live_turns import MAX_PROGRESS_TEXT, LiveTurns, StopOutcome, Stopper, ToolActivity, TurnProgress
     from ._logging import (
         add_correlation,
         bind_correlation,
@@ -216,6 +216,7 @@ __all__ = [
     "StagedAttachment",
     "StaleHeadError",
     "StopOutcome",
+    "Stopper",
     "StorageError",
     "StoredTranscript",
     "SystemClock",

@@ -6,7 +6,8 @@ runtime). One item per session in the registry table, apart from the turn-writte
 pk                              sk          holds
 ==============================  ==========  ===================================================
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
-                                            stop_requested_at; stop_before, stop_before_at
+                                            stop_requested_at, stopped_by (JSON); stop_before,
+                                            stop_before_at, stop_before_by (JSON)
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
@@ -70,6 +71,17 @@ class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
     argument: str = ""
 
 
+class Stopper(msgspec.Struct, frozen=True, kw_only=True):
+    """Who asked a turn to stop: a person's (or a chat's) id, and a name to show for them that
+    notifies nobody (never an @username)."""
+
+    user_id: int
+    name: str
+
+
+_stopper_decoder = msgspec.json.Decoder(Stopper)
+
+
 class TurnProgress(msgspec.Struct, frozen=True, kw_only=True):
     """The running turn's state as last published (at most about once a second)."""
 
@@ -122,7 +134,7 @@ class LiveTurns(TableStore):
                 turn_id,
                 (
                     "SET started_at = :now, expires_at = :ttl, progress = :p"
-                    " REMOVE ended_at, stop_before, stop_before_at"
+                    " REMOVE ended_at, stop_before, stop_before_at, stop_before_by"
                 ),
                 self._fresh_values(turn_id),
                 ReturnValues="ALL_OLD",
@@ -179,6 +191,17 @@ class LiveTurns(TableStore):
         with contextlib.suppress(ConditionFailed):
             self._update_turn("end", key, turn_id, update, values)
 
+    def stopped_by(self, key: SessionKey, turn_id: int) -> Stopper | None:
+        """Who asked turn ``turn_id`` to stop first (None: nobody said, as a draft's stop
+        control or the consumer, or the turn was not stopped, or another replaced it)."""
+        item = self._table.get("stopped_by", session_item_pk(key), LIVE_SK)
+        if not item or not _is_turn(item, turn_id) or "stopped_by" not in item:
+            return None
+        try:
+            return _stopper_decoder.decode(item["stopped_by"]["S"])
+        except msgspec.DecodeError:
+            return None
+
     def stop_requested(self, key: SessionKey, turn_id: int) -> bool:
         """Whether a stop was requested for the running turn ``turn_id``."""
         item = self._table.get("stop_requested", session_item_pk(key), LIVE_SK)
@@ -198,26 +221,36 @@ class LiveTurns(TableStore):
             return None
 
     def request_stop(
-        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+        self,
+        key: SessionKey,
+        *,
+        turn_id: int | None = None,
+        update_id: int | None = None,
+        by: Stopper | None = None,
     ) -> StopOutcome:
-        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop: one
-        UpdateItem. "nothing_running" when none runs (``update_id``, the stop's own update,
-        counts only where a stop may be kept for a waiting message: LiveTurnsWithBacklog)."""
-        return "stopping" if self._stop_running(key, turn_id) else "nothing_running"
+        """Ask the session's running turn (only if it is ``turn_id``, when given) to stop, as
+        asked ``by`` someone (the first who did is kept): one UpdateItem. "nothing_running"
+        when none runs (``update_id``, the stop's own update, counts only where a stop may be
+        kept for a waiting message: LiveTurnsWithBacklog)."""
+        return "stopping" if self._stop_running(key, turn_id, by) else "nothing_running"
 
-    def _stop_running(self, key: SessionKey, turn_id: int | None) -> bool:
+    def _stop_running(self, key: SessionKey, turn_id: int | None, by: Stopper | None = None) -> bool:
         """Ask the running turn (``turn_id`` only, when given) to stop; whether one runs."""
         condition = "attribute_exists(turn_id) AND attribute_not_exists(ended_at)"
         values = {":now": number(self._table.clock())}
+        update = "SET stop_requested_at = if_not_exists(stop_requested_at, :now)"
         if turn_id is not None:
             condition += " AND turn_id = :t"
             values[":t"] = number(turn_id)
+        if by is not None:
+            update += ", stopped_by = if_not_exists(stopped_by, :by)"
+            values[":by"] = stopper_value(by)
         try:
             self._table.update(
                 "request_stop",
                 session_item_pk(key),
                 LIVE_SK,
-                UpdateExpression="SET stop_requested_at = if_not_exists(stop_requested_at, :now)",
+                UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )
@@ -246,7 +279,8 @@ class LiveTurns(TableStore):
             LIVE_SK,
             UpdateExpression=(
                 "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
-                " REMOVE ended_at, stop_requested_at, stop_before, stop_before_at"
+                " REMOVE ended_at, stop_requested_at, stopped_by, stop_before, stop_before_at,"
+                " stop_before_by"
             ),
             ExpressionAttributeValues={**self._fresh_values(turn_id), ":t": number(turn_id)},
             ReturnValues="ALL_OLD",
@@ -264,8 +298,12 @@ class LiveTurns(TableStore):
         if now - item_float(old, "stop_before_at") > _KEPT_STOP_S:
             return False  # kept for a message that started no turn
         values = {":now": number(now)}
+        update = "SET stop_requested_at = :now"
+        if "stop_before_by" in old:  # who sent it, to be named as who stopped the turn
+            update += ", stopped_by = :by"
+            values[":by"] = old["stop_before_by"]
         try:
-            self._update_turn(operation, key, turn_id, "SET stop_requested_at = :now", values)
+            self._update_turn(operation, key, turn_id, update, values)
         except ConditionFailed:  # a later turn took over meanwhile
             return False
         return True
@@ -295,6 +333,11 @@ class LiveTurns(TableStore):
 
 def _is_turn(item: dict[str, Any], turn_id: int) -> bool:
     return "turn_id" in item and item_int(item, "turn_id") == turn_id
+
+
+def stopper_value(stopper: Stopper) -> dict[str, str]:
+    """``stopper`` as the live item holds it (a DynamoDB string of JSON)."""
+    return {"S": encode_json(stopper).decode()}
 
 
 def _progress_value(progress: TurnProgress) -> dict[str, str]:

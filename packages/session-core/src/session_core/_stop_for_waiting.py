@@ -24,7 +24,7 @@ from ._aws_errors import aws_error_code, retry_transaction_conflicts
 from ._backlog import ChatBacklog
 from ._dynamo_table import item_key, number
 from ._keys import SessionKey
-from ._live_turns import LIVE_SK, LiveTurns, StopOutcome
+from ._live_turns import LIVE_SK, LiveTurns, StopOutcome, Stopper, stopper_value
 from ._registry_keys import session_item_pk
 
 _KeptStop = Literal["kept", "nothing_waits", "turn_began"]
@@ -43,13 +43,18 @@ class LiveTurnsWithBacklog(LiveTurns):
         self._approvals = approvals
 
     def request_stop(
-        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+        self,
+        key: SessionKey,
+        *,
+        turn_id: int | None = None,
+        update_id: int | None = None,
+        by: Stopper | None = None,
     ) -> StopOutcome:
         """Ask the session's running turn (only if it is ``turn_id``, when given) to stop. A stop
         naming no turn, sent as update ``update_id``, that finds no turn running while a turn
         waits to start (see the module) is kept for the turn that starts next, which takes it
-        only if its message (or button press) was sent before the stop. "nothing_running" when
-        no turn runs or waits.
+        only if its message (or button press) was sent before the stop (and ``by``, who sent
+        it, with it). "nothing_running" when no turn runs or waits.
 
         One UpdateItem when a turn runs; when none does, a GetItem of the approval (which also
         says whether a call waits for an answer: "call_waiting") and one TransactWriteItems
@@ -57,26 +62,26 @@ class LiveTurnsWithBacklog(LiveTurns):
         ChatBacklog), or still holding a message whose turn has just ended while its answer is
         sent. At worst such a stop answers "Stopping…" for nothing: it only ever stops a turn
         of a message sent before it."""
-        if self._stop_running(key, turn_id):
+        if self._stop_running(key, turn_id, by):
             return "stopping"
         approval = None if self._approvals is None else self._approvals.current(key)
         if turn_id is None and update_id is not None:  # a button's or a draft's turn has ended
-            kept = self._keep_for_waiting_turn(key, update_id, approval)
+            kept = self._keep_for_waiting_turn(key, update_id, approval, by)
             if kept is not None:
                 return kept
         return "call_waiting" if approval is not None and approval.state == "pending" else "nothing_running"
 
     def _keep_for_waiting_turn(
-        self, key: SessionKey, update_id: int, approval: Approval | None
+        self, key: SessionKey, update_id: int, approval: Approval | None, by: Stopper | None
     ) -> StopOutcome | None:
         """Keep the stop for the chat's turn waiting to start: "stopping" when kept, or when
         that turn began meanwhile and is stopped now; None when no turn waits."""
         for waiting in self._waiting_turn_conditions(key, approval):
-            kept = self._keep_stop(key, update_id, waiting)
+            kept = self._keep_stop(key, update_id, waiting, by)
             if kept == "kept":
                 return "stopping"
             if kept == "turn_began":  # it started since the first write: the stop is for it
-                return "stopping" if self._stop_running(key, None) else "nothing_running"
+                return "stopping" if self._stop_running(key, None, by) else "nothing_running"
         return None
 
     def _waiting_turn_conditions(
@@ -97,22 +102,27 @@ class LiveTurnsWithBacklog(LiveTurns):
             if waiting is not None:
                 yield waiting
 
-    def _keep_stop(self, key: SessionKey, update_id: int, waiting: dict[str, Any]) -> _KeptStop:
-        """Keep a stop (sent as ``update_id``) for the next turn to start, in one transaction
+    def _keep_stop(
+        self, key: SessionKey, update_id: int, waiting: dict[str, Any], by: Stopper | None
+    ) -> _KeptStop:
+        """Keep a stop (sent as ``update_id``, ``by`` whom) for the next turn to start, in one transaction
         with ``waiting`` (a condition that a turn waits) and only while no turn is live:
         "turn_began" when one is (it started since the stop looked)."""
         now = self._table.clock()
+        update = "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl"
+        values = {":s": number(update_id), ":now": number(now), ":ttl": number(self._table.expires_at(now))}
+        if by is None:  # nobody to name: not whoever sent a stop kept before
+            update += " REMOVE stop_before_by"
+        else:
+            update += ", stop_before_by = :by"
+            values[":by"] = stopper_value(by)
         keep = {
             "Update": {
                 "TableName": self._table.name,
                 "Key": item_key(session_item_pk(key), LIVE_SK),
-                "UpdateExpression": "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl",
+                "UpdateExpression": update,
                 "ConditionExpression": "attribute_not_exists(turn_id) OR attribute_exists(ended_at)",
-                "ExpressionAttributeValues": {
-                    ":s": number(update_id),
-                    ":now": number(now),
-                    ":ttl": number(self._table.expires_at(now)),
-                },
+                "ExpressionAttributeValues": values,
             }
         }
         try:

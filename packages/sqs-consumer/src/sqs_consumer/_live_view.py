@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from session_core import SessionKey, StopOutcome, TurnProgress, get_logger
+from session_core import SessionKey, StopOutcome, Stopper, TurnProgress, get_logger
 from telegram_core import (
     BotApi,
     TelegramApiError,
@@ -52,7 +52,7 @@ CLEANUP_MAX_RETRY_AFTER_S = 5.0
 
 class ProgressSource(Protocol):
     """The verbs of session_core.LiveTurns the consumer uses (the view; a stop when the
-    chat shut the bot out)."""
+    chat shut the bot out; who stopped a group's turn, to name them)."""
 
     def expect(self, key: SessionKey, turn_id: int) -> bool: ...
 
@@ -63,6 +63,8 @@ class ProgressSource(Protocol):
     def request_stop(
         self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
     ) -> StopOutcome: ...
+
+    def stopped_by(self, key: SessionKey, turn_id: int) -> Stopper | None: ...
 
 
 class GroupBudget(Protocol):

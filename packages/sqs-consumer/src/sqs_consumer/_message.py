@@ -383,6 +383,7 @@ class MessageHandler:
                 reason=result.stop_reason,
                 duration_ms=result.duration_ms,
                 sends_files=bool(result.files),
+                stopped_by=self._stopped_by_another(msg, key, result),
             )
             if result.stopped
             else result.text
@@ -398,6 +399,18 @@ class MessageHandler:
         if result.history is not None:
             text = with_note(text.strip() or EMPTY_ANSWER, history_notice(result.history))
         return render_reply(text) or [EMPTY_ANSWER]
+
+    def _stopped_by_another(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> str | None:
+        """In a group, the name of whoever stopped this turn when it was not the asker: else a
+        bare "Stopped." reads as if the asker had. None in a private chat, or when nobody said."""
+        if msg.chat_type == "private" or result.stop_reason is not None or self._deps.live_turns is None:
+            return None
+        try:
+            stopper = self._deps.live_turns.stopped_by(key, result.turn_id)
+        except StorageError as exc:  # the answer matters more than who stopped it
+            log.warning("stopper_unreadable", error_code=exc.error_code)
+            return None
+        return None if stopper is None or stopper.user_id == msg.user_id else stopper.name
 
     def _outbox_reader(self, key: SessionKey) -> ReadFile:
         def read(file: StagedAttachment) -> bytes | None:

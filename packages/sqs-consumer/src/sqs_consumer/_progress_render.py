@@ -16,6 +16,11 @@ MAX_SHOWN_TEXT = 3500
 THINKING = "<i>Thinking…</i>"
 STOPPED_NOTE = "⏹ *Stopped.*"
 STOPPED_EMPTY = "⏹ *Stopped before I wrote anything.*"
+STOPPED_BY_NOTE = "⏹ *Stopped by {who}.*"
+STOPPED_BY_EMPTY = "⏹ *Stopped by {who} before I wrote anything.*"
+# A name's ASCII punctuation is escaped so that it shows as written, never as Markdown.
+_MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
+_WORD_JOINER = "\u2060"
 STOP_BUTTON_TEXT = "⏹ Stop"
 # An element that shows nothing yet (a code fence, heading or quote just begun). Telegram
 # drops it and trims the text, so an edit that only adds one would be refused as unchanged.
@@ -74,13 +79,32 @@ def _without_empty_elements(html_text: str) -> str:
 
 
 def stopped_markdown(
-    text: str, *, reason: ErrorReason | None = None, duration_ms: int = 0, sends_files: bool = False
+    text: str,
+    *,
+    reason: ErrorReason | None = None,
+    duration_ms: int = 0,
+    sends_files: bool = False,
+    stopped_by: str | None = None,
 ) -> str:
     """A stopped turn's answer (Markdown, rendered and split like any answer) marked stopped:
-    by the user, or by a limit (``reason``) after ``duration_ms`` (the runtime records that
-    only once something was written or a file made; a turn stopped so before fails instead).
-    One stopped before it wrote any text but that ``sends_files`` it made is just "Stopped.",
-    or says which limit cut it before the files."""
+    by the user (``stopped_by``: the name of a group member who stopped someone else's turn),
+    or by a limit (``reason``) after ``duration_ms`` (the runtime records that only once
+    something was written or a file made; a turn stopped so before fails instead). One
+    stopped before it wrote any text but that ``sends_files`` it made is just "Stopped.", or
+    says which limit cut it before the files."""
     if reason is not None:
         return with_note(text, limit_note(reason, duration_ms, wrote_nothing=not text.strip()))
-    return with_note(text, STOPPED_NOTE) if text.strip() or sends_files else STOPPED_EMPTY
+    wrote = bool(text.strip()) or sends_files
+    if stopped_by is None:
+        return with_note(text, STOPPED_NOTE) if wrote else STOPPED_EMPTY
+    who = _quiet_markdown(stopped_by)
+    return with_note(text, STOPPED_BY_NOTE.format(who=who)) if wrote else STOPPED_BY_EMPTY.format(who=who)
+
+
+def _quiet_markdown(name: str) -> str:
+    """``name`` as Markdown that shows it as written (its markup is text; HTML is escaped when
+    rendered) and notifies nobody: an "@" starts a mention Telegram notifies, and a word joiner
+    after it (which shows nothing) ends it. A backtick would open a code span even escaped (the
+    renderer finds code spans first): it is shown as the modifier letter that looks like it."""
+    quiet = name.replace("`", "\u02cb").replace("@", "@" + _WORD_JOINER)
+    return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", quiet)

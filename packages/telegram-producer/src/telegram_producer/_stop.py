@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from session_core import SessionKey, StopOutcome
+from session_core import SessionKey, StopOutcome, Stopper
 from telegram_core import (
     Attachment,
     for_another_bot,
@@ -30,7 +30,16 @@ from ._attachments import attachments_of
 from ._config import ProducerConfig
 from ._reply_context import replies_to_another_bot
 from ._routing import bot_mention
-from ._updates import Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
+from ._updates import (
+    Message,
+    Update,
+    on_behalf_of_a_chat,
+    passed_on,
+    quiet_chat_name,
+    quiet_name,
+    sender_of,
+    topic_of,
+)
 
 StopVia = Literal["command", "draft", "button"]
 
@@ -48,7 +57,12 @@ class StopRequests(Protocol):
     """The verb of session_core.LiveTurns the producer uses."""
 
     def request_stop(
-        self, key: SessionKey, *, turn_id: int | None = None, update_id: int | None = None
+        self,
+        key: SessionKey,
+        *,
+        turn_id: int | None = None,
+        update_id: int | None = None,
+        by: Stopper | None = None,
     ) -> StopOutcome: ...
 
 
@@ -62,6 +76,9 @@ class StopRequest:
     thread_id: int = 0
     forum: bool = False  # the chat is a forum (its General topic is a topic too)
     user_id: int | None = None
+    # Who asked, as a group's stopped answer names them when they are not whoever asked for it
+    # (None in a private chat, where only one person can stop).
+    stopper: Stopper | None = None
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
     message_id: int | None = None  # the /stop message of a group, whose answer quotes it
@@ -96,6 +113,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             thread_id=thread_id,
             forum=query.message.chat.is_forum,
             user_id=query.from_.id,
+            stopper=Stopper(user_id=query.from_.id, name=quiet_name(query.from_)),
             turn_id=button_turn if button_turn >= 0 else None,
             callback_query_id=query.id,
         )
@@ -126,12 +144,20 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         thread_id=thread_id,
         forum=msg.chat.is_forum,
         user_id=sender_of(msg)[0],
+        stopper=None if msg.chat.type == "private" else _stopper_of(msg),
         # In a private chat the answer needs no quote: there is only one person to answer.
         message_id=None if msg.chat.type == "private" else msg.message_id,
         files=attachments_of(msg, voice=config.transcribes_voice),
         unsupported=msg.unsupported_content(),
         album_id=msg.media_group_id,
     )
+
+
+def _stopper_of(msg: Message) -> Stopper | None:
+    """Who sent the /stop ``msg``, as ``sender_of`` tells (the group, for its anonymous admin)."""
+    if msg.sender_chat is not None and on_behalf_of_a_chat(msg):
+        return Stopper(user_id=msg.sender_chat.id, name=quiet_chat_name(msg.sender_chat))
+    return None if msg.from_ is None else Stopper(user_id=msg.from_.id, name=quiet_name(msg.from_))
 
 
 def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:

@@ -237,6 +237,19 @@ def shown_name(user: User) -> str:
     return plain_name(user.first_name) or str(user.id)
 
 
+def quiet_name(user: User) -> str:
+    """How a line the chat reads names someone without notifying them ("Stopped by Ada"): the
+    first name (see ``plain_name``), else the username without its "@" (Telegram notifies the
+    owner of an @username it finds in a message), else the id."""
+    return plain_name(user.first_name) or user.username or str(user.id)
+
+
+def quiet_chat_name(chat: Chat) -> str:
+    """``quiet_name`` of a chat that speaks for itself (an anonymous admin's group): its title,
+    else its username without the "@"."""
+    return plain_name(chat.title or "") or chat.username or str(chat.id)
+
+
 def chat_name(chat: Chat) -> str:
     """How the agent is told of a chat (one that speaks for itself, one a message was forwarded
     from): its @username, else its title (anyone may choose it: see ``plain_name``)."""

@@ -533,7 +533,9 @@ class Producer:
             outcome: StopOutcome = "nothing_running"
         else:
             try:
-                outcome = self._stops.request_stop(stop.key, turn_id=stop.turn_id, update_id=update_id)
+                outcome = self._stops.request_stop(
+                    stop.key, turn_id=stop.turn_id, update_id=update_id, by=stop.stopper
+                )
             except StorageError as exc:
                 log.error("stop_not_written", error=str(exc)[:200])
                 return _response(503, "stop not recorded, retry")
