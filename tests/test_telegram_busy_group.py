@@ -189,3 +189,18 @@ def test_the_name_of_whoever_stopped_shows_as_written_and_pings_nobody(stack) ->
     assert note.replace("\u2060", "") == "⏹ Stopped by <b>Eve</b> & *co* @alice.", note
     [sent] = [c.params for c in stack.telegram.calls("sendMessage") if not c.params.get("reply_markup")]
     assert "<a" not in sent["text"] and "tg://" not in sent["text"], sent["text"]
+
+
+def test_a_turn_cut_off_when_the_bot_was_removed_posts_nothing_once_it_is_back(stack) -> None:
+    """An admin removes the bot while Alice's turn runs and adds it back a moment later: the
+    consumer stopped the turn (nobody there could get its answer), and the group then got its
+    partial text marked "⏹ Stopped." though nobody pressed Stop."""
+    worker, _ = running_in_the_topic(stack, 780, typing_interval_s=0.3)
+    kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+    stack.telegram.inject("sendChatAction", kicked, times=1)  # then it is back in the group
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert stack.replies(GROUP) == [], shown(stack)  # the progress message went too
+    assert stack.dead_letters() == []
+    [run] = stack.runs()  # it ran once, and was cut short: nothing more paid for
+    assert run["update_id"] == 780 and run["ended"] - run["started"] < 10, run

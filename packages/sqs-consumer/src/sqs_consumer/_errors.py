@@ -111,8 +111,9 @@ class DeliveryFailedError(ConsumerError):
 
 
 class ChatShutOutError(ConsumerError):
-    """Raised before a turn runs when Telegram refused its "typing…" because the bot may no
-    longer post in the chat (``cause``: that refusal): nothing ran, nothing was spent."""
+    """Raised when Telegram refused a turn's "typing…" because the bot may no longer post in
+    the chat (``cause``: that refusal): before the turn runs (nothing ran, nothing was spent),
+    or in place of the answer of a turn stopped for it (its cost was counted)."""
 
     error_kind = "chat_unreachable"
     chat_unreachable = True

@@ -336,6 +336,10 @@ class MessageHandler:
                     stopped=result.stopped,
                 )
                 typing.stop()
+                if result.stopped:
+                    # Cut short because the chat shut the bot out (see on_shut_out): what it wrote
+                    # is for nobody there, even once the bot is back, and nobody pressed Stop.
+                    typing.raise_if_shut_out(wait_s=0)
                 self._deliver_answer(msg, key, result, view)
             finally:
                 view.cleanup()
