@@ -451,6 +451,16 @@ def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
     assert time.monotonic() - start < 1
 
 
+@pytest.mark.parametrize("unit", ["`a\\\n", "`a` b\\\n"])
+def test_many_lines_ending_in_a_backslash_among_code_spans_render_quickly(unit) -> None:
+    # Each line's backslash is looked up among the paragraph's code spans (a hard break or code).
+    import time
+
+    start = time.monotonic()
+    markdown_to_html(unit * (40_000 // len(unit)))
+    assert time.monotonic() - start < 1
+
+
 def test_emphasis_stops_at_a_marker_that_opens_anew() -> None:
     assert markdown_to_html("**a **b** and *c *d*") == "**a <b>b</b> and *c <i>d</i>"
 

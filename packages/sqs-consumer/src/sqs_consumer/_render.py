@@ -8,6 +8,7 @@ tags open at a break are closed at the end of one chunk and reopened at the star
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from collections.abc import Callable
@@ -233,11 +234,13 @@ def _without_break_marks(text: str, *, line_follows: bool) -> str:
     """``text`` without the backslashes that end its lines as hard breaks: the line end shows
     one. The last line's is a backslash unless a line follows it (the next list item). In a
     code span, found across the lines as CommonMark finds it, a backslash is code."""
-    spans = _code_spans(text)
+    spans = _code_spans(text)  # in order, apart: the one a backslash may be in is found by bisection
+    starts = [start for start, _, _ in spans]
 
     def shown(mark: re.Match[str]) -> str:
         backslash = mark.end() - 1
-        in_code = any(start < backslash < end for start, end, _ in spans)
+        before = bisect.bisect_left(starts, backslash) - 1
+        in_code = before >= 0 and backslash < spans[before][1]
         ends_text = mark.end() == len(text) and not line_follows
         return mark.group() if in_code or ends_text else mark.group(1)
 
