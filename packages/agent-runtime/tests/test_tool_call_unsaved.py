@@ -7,14 +7,16 @@ model server, moto behind a fault-injecting HTTP proxy."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agent_runtime import workspace_paths
-from local_stack import ModelServer, ToolCall, last_user_text
-from session_core import SessionKey
+from agentbot_testing import REPO_CLAUDE_CONFIG
+from local_stack import ModelServer, ToolCall, last_tool_call, last_user_text, tool_results
+from session_core import Approvals, SessionKey
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +44,10 @@ def two_steps(request: dict[str, Any]) -> Any:
     """Asked to append one and two, the agent makes two Bash calls one after the other (each
     once its result is in), then answers."""
     results = _results(request)
+    if "Make exactly that call again" in last_user_text(request) and "step-done" not in results:
+        return [last_tool_call(request)]  # as the runtime's prompt after an Allow asks
+    if any("needs the user's approval" in result for result in tool_results(request)):
+        return "Asked for your approval."
     if "second-step-done" in results:
         return "DONE"
     if "first-step-done" in results:
@@ -118,3 +124,40 @@ def test_a_call_whose_save_failed_is_not_run_and_the_retry_runs_it_once(
         assert sent.count(PROMPT) == 1 and "already ran" not in sent
     else:  # resumed after the first call (and the message again): told it ran
         assert sent.count(PROMPT) == 2 and "They already ran and must not be repeated" in sent
+
+
+def test_a_call_the_user_allowed_whose_save_failed_still_runs_once_on_the_retry(
+    make_runtime, turn_request, dynamo_faults, sessions_root, tmp_path, aws, monkeypatch
+) -> None:
+    """The allowed call is made again and its save fails: it did not run, so the retry runs
+    it (the user's Allow is not spent on a refused call, nor is the agent told it ran)."""
+    # The first call waits for approval; the second is excepted.
+    rules = {"require_approval": [{"tool": "Bash", "except": [TWO]}]}
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CLAUDE_CONFIG, config)
+    (config / "approvals.json").write_text(json.dumps(rules))
+    env = {"CLAUDE_CONFIG_PATH": str(config)}
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    key = SessionKey.parse(KEY)
+    asked = make_runtime(env=env).run_turn(turn_request(PROMPT, turn_id=1, user_id=42))
+    assert asked.approval_request is not None, asked
+    approval_id = asked.approval_request.approval_id
+    Approvals(dynamodb=aws.dynamodb, table=aws.resources.table).decide(
+        key, approval_id, "once", decided_by="ada"
+    )
+    outage = SaveOutage(began=lambda: True, tries=SAVE_TRIES)
+    dynamo_faults.fail = outage
+
+    allowed = turn_request("", turn_id=2, resume_approval=approval_id)
+    failed = make_runtime(dynamodb=dynamo_faults.client, env=env).run_turn(allowed)
+
+    assert len(outage.failed) >= SAVE_TRIES  # the save before the call really failed
+    assert failed.error_kind == "internal" and failed.retryable, failed
+    assert _ledger(sessions_root) == []  # the call did not run
+
+    dynamo_faults.fail = lambda target, body: False  # the store is back
+    retried = make_runtime(env=env).run_turn(allowed)
+
+    assert retried.ok and retried.text == "DONE", retried
+    assert _ledger(sessions_root) == ["one", "two"]  # the allowed call ran, once
+    assert retried.approval_outcome is not None and retried.approval_outcome.choice == "once"

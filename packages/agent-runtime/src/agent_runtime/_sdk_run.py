@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -99,9 +99,8 @@ class SdkRunSteps:
             del tail[:-20]
 
         gate = run.gate if run.gate is not None and run.gate.needed else None
-        before_tools = [HookMatcher(matcher=None, hooks=[cast(Any, saver)])]
-        if gate is not None:
-            before_tools.append(HookMatcher(matcher=None, hooks=[cast(Any, gate)]))
+        before_tool = _first_decision(saver, gate) if gate is not None else saver
+        before_tools = [HookMatcher(matcher=None, hooks=[cast(Any, before_tool)])]
         return ClaudeAgentOptions(
             cwd=workspace.cwd,
             cli_path=launcher,
@@ -256,6 +255,21 @@ class SdkRunSteps:
                 log.info("turn.store_caught_up")
                 return
         log.error("turn.catch_up_no_local_transcript")
+
+
+def _first_decision(*hooks: Callable[[Any, str | None, Any], Awaitable[dict[str, Any]]]) -> Any:
+    """One PreToolUse hook asking ``hooks`` in turn, up to the first that decides. The CLI asks
+    every hook of a call whatever another decided: as hooks of their own, the approval gate took
+    the user's allowance for a call the save before it had refused (the retry was told it ran)."""
+
+    async def before_tool(hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:
+        for hook in hooks:
+            decision = await hook(hook_input, tool_use_id, context)
+            if decision:
+                return decision
+        return {}
+
+    return before_tool
 
 
 @contextlib.contextmanager
