@@ -1238,6 +1238,26 @@ def test_a_subagents_anthropic_api_id_is_checked_as_the_profile_the_cli_calls_on
     assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
 
 
+def test_a_subagent_alias_written_with_spaces_around_is_not_probed_as_a_model_id(
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The CLI reads an alias whatever its case and the spaces around it (the build lets
+    " haiku " through): doctor asked Bedrock for " haiku " as a model id and FAILed a
+    configuration whose turns answer."""
+    _subagent_on(tmp_path, clean_env, " haiku ")
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    model.only_models(["anthropic.claude-test-v1:0"], refusal=NOT_ENABLED[0])
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
+
+
 def test_a_subagents_anthropic_api_id_bedrock_has_no_profile_for_fails_naming_its_field(
     tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

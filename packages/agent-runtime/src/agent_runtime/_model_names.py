@@ -35,7 +35,8 @@ def without_context_suffix(name: str | None) -> str:
 def model_id_of(name: str | None) -> str | None:
     """The id the CLI asks the API for with an agents.json ``model``; None for an alias."""
     model = without_context_suffix(name)
-    return model if model and model.lower() not in _ALIASES else None
+    # The CLI reads an alias whatever its case and the spaces around it (" haiku ").
+    return model if model and model.strip().lower() not in _ALIASES else None
 
 
 def anthropic_id_of(bedrock_id: str) -> str | None:
