@@ -1238,6 +1238,28 @@ def test_a_subagents_anthropic_api_id_is_checked_as_the_profile_the_cli_calls_on
     assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
 
 
+def test_outside_the_us_eu_and_asia_pacific_a_subagents_id_is_checked_as_its_global_profile(
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The CLI prefers the global profile in a region of no geography of its own (its region
+    table: us-, eu-, ap- only): doctor probed the us. one Bedrock also listed there, which the
+    account may allow while the turns' calls go to the global one."""
+    global_profile = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5-20251001")
+    _bedrock_in_the_shell(clean_env, model, "ca-central-1", "anthropic.claude-test-v1:0")
+    model.inference_profiles(["us.anthropic.claude-haiku-4-5-20251001-v1:0", global_profile])
+    model.only_models(["anthropic.claude-test-v1:0", global_profile], refusal=NOT_ENABLED[0])
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert f"({global_profile}, agents.json: agents.summarizer.model" in out, out
+
+
 def test_a_subagent_alias_written_with_spaces_around_is_not_probed_as_a_model_id(
     tmp_path: Path,
     telegram: LocalTelegram,

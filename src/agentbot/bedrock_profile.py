@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# The geography any region may call: the CLI's choice only when the main agent's model is a
-# global profile, or the region has no geography of its own.
+# The geography the CLI prefers in a region, by the region's name (read from the bundled CLI):
+# any other region (ca-central-1, sa-east-1...) prefers the global one.
+_REGION_GEOGRAPHIES = (("us-gov-", "us-gov"), ("us-", "us"), ("eu-", "eu"), ("ap-", "apac"))
 _GLOBAL = "global"
 
 
@@ -35,9 +36,15 @@ def profile_called_for(control: Any, model_id: str, main_model: str) -> str | No
         for summary in page.get("inferenceProfileSummaries", [])
         if anthropic_id_of(summary["inferenceProfileId"]) == model_id
     ]
-    wanted = geography_of(main_model)
-    if wanted is not None:
-        called = [profile for profile in standing_for if geography_of(profile) == wanted]
-    else:  # the region's own geography, else the global one
-        called = [profile for profile in standing_for if geography_of(profile) != _GLOBAL] or standing_for
-    return min(called, default=None)
+    main_geography = geography_of(main_model)
+    wanted = main_geography or _geography_of_region(control.meta.region_name or "")
+    preferred = [profile for profile in standing_for if geography_of(profile) == wanted]
+    if preferred or main_geography is not None:
+        return min(preferred, default=None)
+    # None of the region's geography: the CLI takes the first Bedrock lists.
+    return next(iter(standing_for), None)
+
+
+def _geography_of_region(region: str) -> str:
+    named = (geography for prefix, geography in _REGION_GEOGRAPHIES if region.startswith(prefix))
+    return next(named, _GLOBAL)
