@@ -182,6 +182,31 @@ def test_a_url_of_a_deployed_variable_that_never_holds_a_url_fails_the_build(
 
 
 @pytest.mark.parametrize(
+    ("variable", "held"),
+    [
+        (
+            "CLAUDE_CODE_USE_BEDROCK",
+            "1 when the stack's ModelBackend parameter is bedrock, else 0, such as '0'",
+        ),
+        (
+            "MODEL_INVOKE_ROLE_ARN",
+            "the ARN of the role the stack makes when its ModelBackend parameter is bedrock, such as 'arn:",
+        ),
+    ],
+)
+def test_a_url_of_a_variable_the_template_derives_names_what_it_holds(
+    config_dir: Path, variable: str, held: str
+) -> None:
+    """Made from the ModelBackend parameter, neither variable is that parameter: the refusal said
+    "${CLAUDE_CODE_USE_BEDROCK} is the stack's ModelBackend parameter, such as '0'"."""
+    edit_json(config_dir / "mcp.json", serve_at(f"${{{variable}}}/mcp"))
+    done = build_check(config_dir)
+    assert done.returncode == 1, done.stdout
+    (line,) = [line.strip() for line in done.stderr.splitlines() if "mcpServers.gateway" in line]
+    assert f"; at deploy ${{{variable}}} is {held}" in line, line
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "https://mcp.example.com:${SESSION_DISK_LIMIT_MB}/mcp",

@@ -69,7 +69,10 @@ DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
     "MODEL_SILENCE_S": _fixed("90"),
     "PROCESS_SWEEP_SCOPE": _fixed("uid"),
     "LANDLOCK": _fixed("on"),
-    "CLAUDE_CODE_USE_BEDROCK": _parameter("ModelBackend", "0"),
+    # Made from ModelBackend, not that parameter's value
+    "CLAUDE_CODE_USE_BEDROCK": DeployedVariable(
+        example="0", source="1 when the stack's ModelBackend parameter is bedrock, else 0"
+    ),
     "ANTHROPIC_MODEL": _parameter("AnthropicModel", "claude-sonnet-4-5"),
     "BEDROCK_MODEL_ID": _parameter("BedrockModelId", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
     "ANTHROPIC_SMALL_FAST_MODEL": _parameter(
@@ -83,9 +86,9 @@ DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
     "ANTHROPIC_API_KEY_PARAMETER": _parameter(
         "AnthropicApiKeyParameterName", "/agentbot/anthropic-api-key", empty_when="ModelBackend is bedrock"
     ),
-    "MODEL_INVOKE_ROLE_ARN": _parameter(
-        "ModelBackend",
-        "arn:aws:iam::123456789012:role/agentbot-model-invoke",
+    "MODEL_INVOKE_ROLE_ARN": DeployedVariable(
+        example="arn:aws:iam::123456789012:role/agentbot-model-invoke",
+        source="the ARN of the role the stack makes when its ModelBackend parameter is bedrock",
         empty_when="ModelBackend is anthropic (its default)",
     ),
 }
