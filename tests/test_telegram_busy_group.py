@@ -179,14 +179,14 @@ def test_the_name_of_whoever_stopped_shows_as_written_and_pings_nobody(stack) ->
     """A first name is anyone's to choose: markup in it is text, and an @username in it (or a
     link to a user) would notify that person, who did nothing."""
     worker, _ = running_in_the_topic(stack, 770)
-    named = {"id": 503, "is_bot": False, "first_name": "<b>Eve</b> & *co* @alice", "username": "eve"}
+    named = {"id": 503, "is_bot": False, "first_name": "<b>Eve</b> & *co* `sh` @alice", "username": "eve"}
     answer = stack.producer.handle_event(
         webhook_event(update(771, message_id=771, text="/stop", **IN_TOPIC, **{"from": named}))
     )
     assert json.loads(answer["body"])["text"] == "Stopping…"
     note = stopped_answer(stack, worker)
     assert "@alice" not in note and "@eve" not in note, note  # Telegram makes each a mention
-    assert note.replace("\u2060", "") == "⏹ Stopped by <b>Eve</b> & *co* @alice.", note
+    assert note.replace("\u2060", "") == "⏹ Stopped by <b>Eve</b> & *co* `sh` @alice.", note
     [sent] = [c.params for c in stack.telegram.calls("sendMessage") if not c.params.get("reply_markup")]
     assert "<a" not in sent["text"] and "tg://" not in sent["text"], sent["text"]
 

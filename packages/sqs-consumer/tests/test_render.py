@@ -1138,6 +1138,30 @@ def test_a_backslash_ending_a_line_inside_code_is_code(markdown, expected) -> No
 @pytest.mark.parametrize(
     ("markdown", "expected"),
     [
+        ("\\`not code`", "`not code`"),
+        ("\\`a\\` and \\`b\\`", "`a` and `b`"),
+        # The run goes on after the escaped backtick: ``x`` is code, as CommonMark reads it.
+        ("\\```x``", "`<code>x</code>"),
+        ("a \\`b` c `d`", "a `b<code>c</code>d`"),
+        # An escaped backslash escapes no backtick; in code a backslash is code.
+        ("\\\\`code`", "\\<code>code</code>"),
+        ("`a\\` b", "<code>a\\</code> b"),
+        # A line's last backslash outside code is a line break, shown as the line end alone.
+        ("- run \\`x\\\n  y`", "• run `x\n  y`"),
+    ],
+    ids=["opens-nothing", "pairs", "rest-of-run", "closes-nothing", "escaped-backslash", "in-code", "list"],
+)
+def test_an_escaped_backtick_is_a_backtick_and_opens_no_code_span(markdown, expected) -> None:
+    # It opened a code span: a name or file name with a backtick, escaped, swallowed the text
+    # after it into code and showed its backslashes.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
         ("Ask [Alice](tg://user?id=123).", 'Ask <a href="tg://user?id=123">Alice</a>.'),
         ("**[Alice](tg://user?id=123)**", '<b><a href="tg://user?id=123">Alice</a></b>'),
         (

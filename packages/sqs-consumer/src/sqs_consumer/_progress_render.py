@@ -104,7 +104,6 @@ def stopped_markdown(
 def _quiet_markdown(name: str) -> str:
     """``name`` as Markdown that shows it as written (its markup is text; HTML is escaped when
     rendered) and notifies nobody: an "@" starts a mention Telegram notifies, and a word joiner
-    after it (which shows nothing) ends it. A backtick would open a code span even escaped (the
-    renderer finds code spans first): it is shown as the modifier letter that looks like it."""
-    quiet = name.replace("`", "\u02cb").replace("@", "@" + _WORD_JOINER)
+    after it (which shows nothing) ends it."""
+    quiet = name.replace("@", "@" + _WORD_JOINER)
     return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", quiet)

@@ -396,23 +396,37 @@ def _protect_url(candidate: str, protect: Callable[[str], str]) -> str:
 
 def _code_spans(line: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of each code span: a run of n backticks up to the next run of
-    exactly n; one space on each side is dropped when both are there (CommonMark 6.1)."""
+    exactly n; one space on each side is dropped when both are there (CommonMark 6.1). A
+    backslash before a run makes its first backtick literal (the rest may still open one);
+    in a code span a backslash is code, so it never keeps a run from closing one."""
     spans = []
     search = 0
     while (opening := _BACKTICKS_RE.search(line, search)) is not None:
-        size = len(opening.group())
-        closing = next(
-            (m for m in _BACKTICKS_RE.finditer(line, opening.end()) if len(m.group()) == size), None
-        )
+        start = opening.start() + (1 if _escaped(line, opening.start(), since=search) else 0)
+        size = opening.end() - start
+        closing = None
+        if size:  # not the escaped backtick alone
+            closing = next(
+                (m for m in _BACKTICKS_RE.finditer(line, opening.end()) if len(m.group()) == size), None
+            )
         if closing is None:  # no partner: the run is literal text
             search = opening.end()
             continue
         content = line[opening.end() : closing.start()].replace("\n", " ")  # one in a paragraph
         if len(content) >= 2 and content[0] == content[-1] == " " and content.strip(" "):
             content = content[1:-1]
-        spans.append((opening.start(), closing.end(), content))
+        spans.append((start, closing.end(), content))
         search = closing.end()
     return spans
+
+
+def _escaped(line: str, index: int, *, since: int) -> bool:
+    """Whether ``line[index]`` follows an odd run of backslashes (an even one is backslashes
+    escaped in turn), counting none before ``since`` (the end of the last code span)."""
+    backslashes = 0
+    while index - backslashes > since and line[index - backslashes - 1] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
 
 
 def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
