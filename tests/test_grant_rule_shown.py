@@ -8,7 +8,7 @@ import copy
 import json
 
 from agent_runtime._approval_gate import describe_call
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import as_read, update, webhook_event
 from session_core import ApprovalRequest, SessionKey
 from sqs_consumer import html_to_plain
 from sqs_consumer._approval_view import approval_request_html
@@ -43,7 +43,7 @@ def test_permissions_shows_the_grant_as_the_command_was_shown_and_revokes_it_as_
     stack.drain(stack.consumer())
 
     listing = copy.deepcopy(stack.replies(CHAT)[-1])
-    assert listing["text"] == (
+    assert as_read(listing["text"]) == (
         f"Always allowed in this chat:\n• Bash({HIDING_SHOWN}) (by @ada)\n• Bash(git *) (by @ada)"
     )
     labels = [b["text"] for row in listing["reply_markup"]["inline_keyboard"] for b in row]

@@ -13,6 +13,8 @@ import pytest
 from agentbot_testing.telegram_support import (
     BOT_USERNAME,
     WEBHOOK_SECRET,
+    as_read,
+    mentions,
     queue_inbound,
     update,
     webhook_event,
@@ -92,7 +94,7 @@ def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes
     assert resume["resume_approval"] == aid and resume["prompt"] == "" and resume["user_id"] == CHAT
     assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: ls -la <src>"
     edited = message_now(stack, asking["message_id"])
-    assert edited["text"] == "✅ Allowed once by @ada: Bash ls -la <src>"
+    assert as_read(edited["text"]) == "✅ Allowed once by @ada: Bash ls -la <src>"
     assert not edited.get("reply_markup")  # the buttons are gone
     # Pressed again once it ran: nothing waits for an answer any more.
     late = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
@@ -111,7 +113,7 @@ def test_a_double_press_is_answered_once_and_resumes_once(stack) -> None:
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
     assert stack.replies(CHAT)[-1]["text"] == "Did not run Bash."
-    assert message_now(stack, asking["message_id"])["text"] == "❌ Denied by @ada: Bash ls -la <src>"
+    assert as_read(message_now(stack, asking["message_id"])["text"]) == "❌ Denied by @ada: Bash ls -la <src>"
 
 
 def test_a_press_telegram_sends_again_is_processed_once(stack) -> None:
@@ -149,7 +151,9 @@ def test_in_a_group_only_the_asker_or_an_approver_may_answer(stack, monkeypatch)
     stack.drain(stack.consumer())
     [resume] = resumes(stack)
     assert resume["user_id"] == CHAT  # the asker's request goes on, whoever allowed it
-    assert message_now(stack, asking["message_id"], GROUP)["text"].startswith("❌ Denied by @bob: Bash")
+    # Named as the group knows him, and not notified: he did nothing since.
+    decided = message_now(stack, asking["message_id"], GROUP)["text"]
+    assert as_read(decided).startswith("❌ Denied by @bob: Bash") and mentions(decided) == [], decided
 
 
 def test_a_press_by_someone_off_the_allow_list_is_answered_and_changes_nothing(stack, monkeypatch) -> None:
@@ -268,7 +272,8 @@ def test_in_a_group_a_new_message_declining_the_call_names_who_sent_it(stack) ->
     assert stack.post(update(353, text=f"@{BOT_USERNAME} what time is it?", **group, **bob)) == 200
     stack.drain(stack.consumer())
     edited = message_now(stack, asking["message_id"], GROUP)
-    assert edited["text"] == "❌ Declined: @bob sent a new message: Bash rm -rf build"
+    assert as_read(edited["text"]) == "❌ Declined: @bob sent a new message: Bash rm -rf build"
+    assert mentions(edited["text"]) == []  # Bob is not notified of Alice's declined call
 
 
 @pytest.mark.parametrize("hidden", ["\u202e", "\u2067", "\u200f", "\x1b"], ids=["RLO", "RLI", "RLM", "ESC"])
@@ -303,7 +308,7 @@ def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(sta
         == "Always allowed in this chat."
     )
     stack.drain(stack.consumer())
-    assert message_now(stack, asking["message_id"])["text"].startswith(
+    assert as_read(message_now(stack, asking["message_id"])["text"]).startswith(
         "✅ Always allowed in this chat by @ada"
     )
     assert stack.post(update(362, text="ask:Bash pwd")) == 200  # granted: no question this time
@@ -314,7 +319,7 @@ def test_always_grants_are_listed_by_permissions_and_revoked_by_their_button(sta
     assert stack.post(update(363, text="/permissions")) == 200
     stack.drain(stack.consumer())
     listing = copy.deepcopy(stack.replies(CHAT)[-1])
-    assert listing["text"] == "Always allowed in this chat:\n• Bash(*) (by @ada)"
+    assert as_read(listing["text"]) == "Always allowed in this chat:\n• Bash(*) (by @ada)"
     assert buttons_of(listing) == [("Revoke Bash(*)", f"rv:{grant_token('Bash(*)')}")]
     revoke = stack.telegram.press_button(listing, text="Revoke Bash(*)")
     assert post(stack, revoke)["text"] == "Revoked: Bash(*). It will ask again."
@@ -356,12 +361,14 @@ def test_in_a_forum_topic_always_says_this_topic_as_the_grant_holds_only_there(s
     assert post(stack, press)["text"] == "Always allowed in this topic."
     stack.drain(stack.consumer())
     edited = message_now(stack, asking["message_id"], GROUP)
-    assert edited["text"].startswith("✅ Always allowed in this topic by @alice")
+    assert as_read(edited["text"]).startswith("✅ Always allowed in this topic by @alice")
+    assert mentions(edited["text"]) == []
     assert stack.post(update(381, text=f"/permissions@{BOT_USERNAME}", **topic)) == 200
     assert stack.post(update(382, text=f"/permissions@{BOT_USERNAME}", **{**topic, "thread_id": 8})) == 200
     stack.drain(stack.consumer())
     # Two topics, two queues: the answers may come in either order.
-    listings = {m["message_thread_id"]: m["text"] for m in stack.replies(GROUP)[-2:]}
+    listings = {m["message_thread_id"]: as_read(m["text"]) for m in stack.replies(GROUP)[-2:]}
+    assert [mentions(m["text"]) for m in stack.replies(GROUP)[-2:]] == [[], []]  # nor by /permissions
     assert listings == {
         7: "Always allowed in this topic:\n• Bash(*) (by @alice)",
         8: "Nothing is always allowed in this topic. Tools that need approval ask each time.",
@@ -442,7 +449,7 @@ def test_a_press_whose_resume_could_not_be_queued_is_finished_by_telegrams_copy(
     assert post(stack, second, flaky)["text"] == "Already answered: Allowed once by @ada."
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
-    assert message_now(stack, asking["message_id"])["text"].startswith("✅ Allowed once by @ada")
+    assert as_read(message_now(stack, asking["message_id"])["text"]).startswith("✅ Allowed once by @ada")
 
 
 def test_a_press_after_a_stop_declined_the_allowed_call_says_it_was_stopped(stack) -> None:
@@ -510,7 +517,7 @@ def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke
     assert stack.post(update(390, text="/permissions")) == 200
     stack.drain(stack.consumer())
     first = copy.deepcopy(stack.replies(CHAT)[-1])
-    lines = first["text"].split("\n")
+    lines = as_read(first["text"]).split("\n")
     assert lines[0] == "Always allowed in this chat (1-30 of 32):"
     assert lines[1:31] == [f"• {rule} (by @ada)" for rule in rules[:30]]
     assert lines[31] == "2 more: send /permissions 2 to see them."
@@ -519,7 +526,7 @@ def test_permissions_past_one_page_says_how_many_more_and_shows_them_with_revoke
     assert stack.post(update(391, text="/permissions 2")) == 200
     stack.drain(stack.consumer())
     second = copy.deepcopy(stack.replies(CHAT)[-1])
-    assert second["text"] == (
+    assert as_read(second["text"]) == (
         "Always allowed in this chat (31-32 of 32):\n• Bash(tool-30 *) (by @ada)\n• Bash(tool-31 *) (by @ada)"
     )
     assert [text for text, _ in buttons_of(second)] == ["Revoke Bash(tool-30 *)", "Revoke Bash(tool-31 *)"]

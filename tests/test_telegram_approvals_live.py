@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import REPO_CLAUDE_CONFIG
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import as_read, update, webhook_event
 from local_stack import FunctionSpec, ModelServer, ToolCall, last_tool_call, last_user_text, tool_results
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers
     answers = [m["text"] for m in live.replies(CHAT) if f"DONE: ran-{marker}" in m["text"]]
     assert len(answers) == 1, [m["text"] for m in live.replies(CHAT)]
     edited = next(m for m in live.replies(CHAT) if m["message_id"] == asking["message_id"])
-    assert edited["text"].startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
+    assert as_read(edited["text"]).startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
 
 
 def test_deny_and_a_new_message_keep_the_command_from_running(live: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing.telegram_stack import wait_until
-from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, as_read, mentions, update, webhook_event
 from local_stack import TelegramFault
 from session_core import LiveTurns, SessionKey
 
@@ -162,10 +162,12 @@ def stopped_answer(stack: Any, worker: threading.Thread) -> str:
 
 def test_a_stop_someone_else_pressed_names_them_under_the_askers_answer(stack) -> None:
     """Bob pressed Stop on Alice's turn: the topic showed "⏹ Stopped." as if she had, and
-    she could not tell why her answer broke off."""
+    she could not tell why her answer broke off. He is named as approvals name him, and is
+    not notified of it."""
     worker, progress = running_in_the_topic(stack, 750)
     press_stop(stack, progress, user_id=502, first_name="Bob", username="bob")
-    assert stopped_answer(stack, worker) == "⏹ Stopped by Bob."
+    note = stopped_answer(stack, worker)
+    assert as_read(note) == "⏹ Stopped by @bob." and mentions(note) == [], note
 
 
 def test_a_stop_sent_by_the_asker_says_stopped_alone(stack) -> None:
@@ -176,17 +178,18 @@ def test_a_stop_sent_by_the_asker_says_stopped_alone(stack) -> None:
 
 
 def test_the_name_of_whoever_stopped_shows_as_written_and_pings_nobody(stack) -> None:
-    """A first name is anyone's to choose: markup in it is text, and an @username in it (or a
-    link to a user) would notify that person, who did nothing."""
+    """A first name (of someone without a username) is anyone's to choose: markup in it is
+    text, and an @username in it (or a link to a user) would notify that person, who did
+    nothing."""
     worker, _ = running_in_the_topic(stack, 770)
-    named = {"id": 503, "is_bot": False, "first_name": "<b>Eve</b> & *co* `sh` @alice", "username": "eve"}
+    named = {"id": 503, "is_bot": False, "first_name": "<b>Eve</b> & *co* `sh` @alice"}
     answer = stack.producer.handle_event(
         webhook_event(update(771, message_id=771, text="/stop", **IN_TOPIC, **{"from": named}))
     )
     assert json.loads(answer["body"])["text"] == "Stopping…"
     note = stopped_answer(stack, worker)
-    assert "@alice" not in note and "@eve" not in note, note  # Telegram makes each a mention
-    assert note.replace("\u2060", "") == "⏹ Stopped by <b>Eve</b> & *co* `sh` @alice.", note
+    assert mentions(note) == [], note
+    assert as_read(note) == "⏹ Stopped by <b>Eve</b> & *co* `sh` @alice.", note
     [sent] = [c.params for c in stack.telegram.calls("sendMessage") if not c.params.get("reply_markup")]
     assert "<a" not in sent["text"] and "tg://" not in sent["text"], sent["text"]
 

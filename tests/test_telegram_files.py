@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentbot_testing.telegram_support import BOT_USERNAME, OUTBOX_FILE_CONTENT, update
+from agentbot_testing.telegram_support import BOT_USERNAME, OUTBOX_FILE_CONTENT, as_read, update
 from local_stack import TelegramFault
 from session_core import SessionKey
 from sqs_consumer import FAILURE_WORDING
@@ -99,7 +99,7 @@ def test_files_come_before_the_approval_buttons_whose_allow_still_works(stack) -
     stack.drain(stack.consumer())
     assert shown(stack, CHAT)[-1] == "Ran Bash: ls files:2"
     [edited] = [m for m in stack.replies(CHAT) if m["message_id"] == asking["message_id"]]
-    assert edited["text"].startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
+    assert as_read(edited["text"]).startswith("✅ Allowed once by @ada") and not edited.get("reply_markup")
     assert len(stack.telegram.sent_files(CHAT)) == 2  # the resumed turn sends no file again
 
 

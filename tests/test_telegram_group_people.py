@@ -9,7 +9,7 @@ import copy
 import json
 from typing import Any
 
-from agentbot_testing.telegram_support import BOT_USERNAME, message, update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, as_read, mentions, message, update, webhook_event
 from session_core import LiveTurns, SessionKey
 from telegram_core import stop_callback_data
 from telegram_producer import handler as producer_handler
@@ -78,7 +78,8 @@ def test_bobs_new_while_alices_call_waits_says_so_on_her_question(stack) -> None
     assert stack.approvals().current(GROUP_KEY) is None
     shown = now_shown(stack, asking["message_id"])
     assert not buttons_of(shown)
-    assert shown["text"] == "❌ Declined: @bob started a new conversation: Bash rm -rf build"
+    assert as_read(shown["text"]) == "❌ Declined: @bob started a new conversation: Bash rm -rf build"
+    assert mentions(shown["text"]) == []  # Bob is named, not notified
 
 
 def test_two_people_writing_at_once_in_one_topic_each_get_their_own_answer_in_order(stack) -> None:

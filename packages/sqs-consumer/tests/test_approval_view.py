@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from agentbot_testing.telegram_support import as_read
 from local_stack import LocalTelegram
 from session_core import ApprovalOutcome, ApprovalRequest, utf16_len
 from sqs_consumer import TELEGRAM_MESSAGE_LIMIT, html_to_plain
@@ -156,7 +157,7 @@ def test_permissions_shows_a_rule_with_hidden_characters_as_the_command_is_shown
 
     grants = [Grant(rule=r, granted_by="@ada", token=grant_token(r)) for r in (HIDING_RULE, "Bash(git *)")]
 
-    assert html_to_plain(permissions_html(grants)) == (
+    assert as_read(html_to_plain(permissions_html(grants))) == (
         f"Always allowed in this chat:\n• {HIDING_RULE_SHOWN} (by @ada)\n• Bash(git *) (by @ada)"
     )
     labels = [row[0]["text"] for row in permissions_keyboard(grants)["inline_keyboard"]]  # type: ignore[index]
@@ -177,7 +178,7 @@ def test_a_rule_too_long_to_show_whole_is_never_cut_where_it_could_read_as_anoth
     assert _would_allow_line(_asking(rule, command)) == (
         "“Always in this chat” would allow: Bash(the exact command above)"
     )
-    listed = html_to_plain(permissions_html([Grant(rule=rule, granted_by="@ada", token="t1")]))
+    listed = as_read(html_to_plain(permissions_html([Grant(rule=rule, granted_by="@ada", token="t1")])))
     assert "Bash(python3 -c 'print(1)' xy xy" in listed
     assert "… (" in listed and " more characters not shown) (by @ada)" in listed
     assert utf16_len(listed) < 400

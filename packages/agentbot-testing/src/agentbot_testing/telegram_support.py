@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -22,6 +23,22 @@ OUTBOX_FILE_CONTENT = {
     "chart.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
     "data.csv": b"day,visits\n1,10\n2,12\n",
 }
+
+# Telegram makes a mention of an "@" and a username's characters after it (not inside a word,
+# as in an address): one in the bot's own message notifies that person as anyone's does.
+_MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]+)")
+
+
+def mentions(text: str) -> list[str]:
+    """The usernames Telegram makes a mention of in a message's visible ``text``: each one's
+    owner is notified."""
+    return _MENTION_RE.findall(text)
+
+
+def as_read(text: str) -> str:
+    """A message's visible ``text`` as a person reads it: without word joiners (U+2060), which
+    show nothing."""
+    return text.replace("\u2060", "")
 
 
 def user(user_id: int = 501, username: str | None = "alice") -> dict[str, Any]:

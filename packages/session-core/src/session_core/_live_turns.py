@@ -72,8 +72,8 @@ class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Stopper(msgspec.Struct, frozen=True, kw_only=True):
-    """Who asked a turn to stop: a person's (or a chat's) id, and a name to show for them that
-    notifies nobody (never an @username)."""
+    """Who asked a turn to stop: a person's (or a chat's) id, and the name the chat knows them
+    by (their @username, else their first name), which the consumer shows notifying nobody."""
 
     user_id: int
     name: str

@@ -13,13 +13,12 @@ from session_core import (
     ApprovalRequest,
     Grant,
     shown_grant_rule,
-    utf16_len,
     visible_text,
-    within_utf16,
 )
 from telegram_core import approval_callback_data, revoke_callback_data
 
-from ._render import escape_html
+from ._person_names import person_html
+from ._render import escape_html, shortened
 from ._wording import (
     ALLOWED_DROPPED_BY_NEW,
     ALLOWED_DROPPED_BY_NEW_FROM,
@@ -47,7 +46,6 @@ from ._wording import (
 # any message of ours well inside the limit whatever it sends.
 _MAX_SUMMARY_CHARS = 3000
 _MAX_RULE_CHARS = 300
-_MAX_NAME_CHARS = 64
 # A button's label is cut by Telegram anyway; a /permissions message lists at most this many
 # (a page: `/permissions 2` shows the next ones).
 _MAX_BUTTON_LABEL_CHARS = 60
@@ -60,8 +58,8 @@ def approval_request_html(request: ApprovalRequest, *, where: str = "this chat")
     rule = shown_grant_rule(request.grant_rule, _MAX_RULE_CHARS, command_above=True)
     return (
         f"{APPROVAL_ASKS}\n"
-        f"<b>{escape_html(_cut(request.tool_name, _MAX_RULE_CHARS))}</b>\n"
-        f"<pre>{escape_html(_cut(request.summary, _MAX_SUMMARY_CHARS))}</pre>\n"
+        f"<b>{escape_html(shortened(request.tool_name, _MAX_RULE_CHARS))}</b>\n"
+        f"<pre>{escape_html(shortened(request.summary, _MAX_SUMMARY_CHARS))}</pre>\n"
         f"{APPROVAL_ALWAYS_WOULD_ALLOW.format(where=where)}: "
         f"<code>{escape_html(rule)}</code>"
     )
@@ -88,14 +86,13 @@ def approval_outcome_html(
     """The asking message once answered, e.g. "✅ Allowed once by ada: Bash <code>ls</code>"
     (``new_message_from``: in a group, who sent the message that declined it)."""
     if outcome.answered_by == "new_message" and new_message_from:
-        head = APPROVAL_DECLINED_BY.format(who=escape_html(_cut(new_message_from, _MAX_NAME_CHARS)))
+        head = APPROVAL_DECLINED_BY.format(who=person_html(new_message_from))
     elif outcome.answered_by == "new_message":
         head = APPROVAL_DECLINED
     elif outcome.answered_by == "stop":
         head = APPROVAL_STOPPED
     else:
-        who = escape_html(_cut(outcome.decided_by or "someone", _MAX_NAME_CHARS))
-        head = APPROVAL_DECIDED[outcome.choice].format(who=who, where=where)
+        head = APPROVAL_DECIDED[outcome.choice].format(who=person_html(outcome.decided_by), where=where)
     return approval_settled_html(head, outcome.tool_name, outcome.summary)
 
 
@@ -106,15 +103,15 @@ def approval_dropped_html(approval: Approval, *, new_from: str | None = None) ->
     head = ALLOWED_DROPPED_BY_NEW if allowed else APPROVAL_DROPPED_BY_NEW
     if new_from:
         template = ALLOWED_DROPPED_BY_NEW_FROM if allowed else APPROVAL_DROPPED_BY_NEW_FROM
-        head = template.format(who=escape_html(_cut(new_from, _MAX_NAME_CHARS)))
+        head = template.format(who=person_html(new_from))
     return approval_settled_html(head, approval.tool_name, approval.summary)
 
 
 def approval_settled_html(head: str, tool_name: str, summary: str) -> str:
     """``head`` (HTML) followed by the call it was about."""
     return (
-        f"{head}: <b>{escape_html(_cut(tool_name, _MAX_RULE_CHARS))}</b> "
-        f"<code>{escape_html(_cut(summary, _MAX_SUMMARY_CHARS))}</code>"
+        f"{head}: <b>{escape_html(shortened(tool_name, _MAX_RULE_CHARS))}</b> "
+        f"<code>{escape_html(shortened(summary, _MAX_SUMMARY_CHARS))}</code>"
     )
 
 
@@ -146,8 +143,7 @@ def permissions_html(grants: list[Grant], *, where: str = "this chat", page: int
     lines = [heading]
     for grant in shown:
         rule = f"<code>{escape_html(shown_grant_rule(grant.rule, _MAX_RULE_CHARS))}</code>"
-        who = escape_html(_cut(grant.granted_by or "someone", _MAX_NAME_CHARS))
-        lines.append("• " + GRANT_LINE.format(rule=rule, who=who))
+        lines.append("• " + GRANT_LINE.format(rule=rule, who=person_html(grant.granted_by)))
     if last < len(grants):
         lines.append(GRANTS_MORE.format(count=len(grants) - last, page=page + 1))
     return "\n".join(lines)
@@ -163,7 +159,7 @@ def permissions_keyboard(grants: list[Grant], *, page: int = 1) -> dict[str, Any
             [
                 {
                     # a label, cut by Telegram anyway: the list above shows the rule whole
-                    "text": _cut(
+                    "text": shortened(
                         REVOKE_BUTTON_TEXT.format(rule=visible_text(grant.rule)), _MAX_BUTTON_LABEL_CHARS
                     ),
                     "callback_data": revoke_callback_data(grant.token),
@@ -180,11 +176,3 @@ def _page_of(grants: list[Grant], page: int) -> list[Grant]:
 
 def _pages(grants: list[Grant]) -> int:
     return -(-len(grants) // GRANTS_PER_PAGE)
-
-
-def _cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` UTF-16 units, as Telegram counts: cut with "…" when longer
-    (never inside a character)."""
-    if utf16_len(text) <= limit:
-        return text
-    return within_utf16(text, limit - 1) + "…"

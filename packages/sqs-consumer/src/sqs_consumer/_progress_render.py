@@ -8,6 +8,7 @@ import re
 
 from session_core import ErrorReason, ToolActivity, TurnProgress, markdown_tail, utf16_len
 
+from ._person_names import person_markdown
 from ._render import escape_html, html_to_plain, markdown_to_html, with_note
 from ._wording import limit_note
 
@@ -18,9 +19,6 @@ STOPPED_NOTE = "⏹ *Stopped.*"
 STOPPED_EMPTY = "⏹ *Stopped before I wrote anything.*"
 STOPPED_BY_NOTE = "⏹ *Stopped by {who}.*"
 STOPPED_BY_EMPTY = "⏹ *Stopped by {who} before I wrote anything.*"
-# A name's ASCII punctuation is escaped so that it shows as written, never as Markdown.
-_MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
-_WORD_JOINER = "\u2060"
 STOP_BUTTON_TEXT = "⏹ Stop"
 # An element that shows nothing yet (a code fence, heading or quote just begun). Telegram
 # drops it and trims the text, so an edit that only adds one would be refused as unchanged.
@@ -97,13 +95,5 @@ def stopped_markdown(
     wrote = bool(text.strip()) or sends_files
     if stopped_by is None:
         return with_note(text, STOPPED_NOTE) if wrote else STOPPED_EMPTY
-    who = _quiet_markdown(stopped_by)
+    who = person_markdown(stopped_by)
     return with_note(text, STOPPED_BY_NOTE.format(who=who)) if wrote else STOPPED_BY_EMPTY.format(who=who)
-
-
-def _quiet_markdown(name: str) -> str:
-    """``name`` as Markdown that shows it as written (its markup is text; HTML is escaped when
-    rendered) and notifies nobody: an "@" starts a mention Telegram notifies, and a word joiner
-    after it (which shows nothing) ends it."""
-    quiet = name.replace("@", "@" + _WORD_JOINER)
-    return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", quiet)

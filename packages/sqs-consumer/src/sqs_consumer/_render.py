@@ -28,6 +28,7 @@ _BACKTICKS_RE = re.compile(r"`+")
 # A backslash before ASCII punctuation makes it a literal character (CommonMark 2.4); at
 # a line's end, outside code, it is a hard line break (6.7), shown as the line end alone.
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_ASCII_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
 _HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$", re.M)  # an odd run of backslashes ends the line
 # The addresses a link may lead to, written in Markdown or in HTML: the web's and Telegram's
 # own (tg://user?id=…). Any other (javascript:, data:, file:, a relative path) stays text.
@@ -112,6 +113,20 @@ _STYLE_RE = re.compile(r"<(/?)([bisu])>")
 def escape_html(text: str) -> str:
     """Escape the three characters Telegram's HTML mode requires (quotes left alone)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as Markdown that shows exactly it: each ASCII punctuation character escaped
+    (HTML in it is escaped when rendered)."""
+    return _ASCII_PUNCTUATION_RE.sub(r"\\\1", text)
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-16 units, as Telegram counts: cut with "…" when longer
+    (never inside a character)."""
+    if utf16_len(text) <= limit:
+        return text
+    return within_utf16(text, limit - 1) + "…"
 
 
 def markdown_to_html(markdown: str) -> str:

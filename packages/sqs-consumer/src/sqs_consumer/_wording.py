@@ -5,7 +5,6 @@ an error kind and reason (facts, no wording) and words nothing a user reads."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ from session_core import (
 from telegram_core import RECORDING_WORDS, Attachment
 
 from ._errors import AttachmentTooLargeError
-from ._render import escape_html
+from ._render import escape_html, escape_markdown
 
 if TYPE_CHECKING:  # _attachments names its files' notices with shown_name
     from ._attachments import NotFetched
@@ -215,7 +214,6 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
     "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
 }
 _NAMES_SHOWN = 3
-_MARKDOWN_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 def unsent_files_notice(unsent: Sequence[UnsentFile]) -> str:
@@ -240,7 +238,7 @@ def unsent_files_notice(unsent: Sequence[UnsentFile]) -> str:
 
 def _literal(name: str) -> str:
     """``name`` as Markdown that shows exactly it (a file name may hold ``_`` or ``*``)."""
-    return _MARKDOWN_PUNCTUATION_RE.sub(r"\\\1", " ".join(name.split()))
+    return escape_markdown(" ".join(name.split()))
 
 
 # After a failed turn's sentence when its agent had called tools: "try again" alone would have

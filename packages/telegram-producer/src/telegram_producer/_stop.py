@@ -30,16 +30,7 @@ from ._attachments import attachments_of
 from ._config import ProducerConfig
 from ._reply_context import replies_to_another_bot
 from ._routing import bot_mention
-from ._updates import (
-    Message,
-    Update,
-    on_behalf_of_a_chat,
-    passed_on,
-    quiet_chat_name,
-    quiet_name,
-    sender_of,
-    topic_of,
-)
+from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, shown_name, topic_of
 
 StopVia = Literal["command", "draft", "button"]
 
@@ -113,7 +104,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             thread_id=thread_id,
             forum=query.message.chat.is_forum,
             user_id=query.from_.id,
-            stopper=Stopper(user_id=query.from_.id, name=quiet_name(query.from_)),
+            stopper=Stopper(user_id=query.from_.id, name=shown_name(query.from_)),
             turn_id=button_turn if button_turn >= 0 else None,
             callback_query_id=query.id,
         )
@@ -155,9 +146,8 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
 
 def _stopper_of(msg: Message) -> Stopper | None:
     """Who sent the /stop ``msg``, as ``sender_of`` tells (the group, for its anonymous admin)."""
-    if msg.sender_chat is not None and on_behalf_of_a_chat(msg):
-        return Stopper(user_id=msg.sender_chat.id, name=quiet_chat_name(msg.sender_chat))
-    return None if msg.from_ is None else Stopper(user_id=msg.from_.id, name=quiet_name(msg.from_))
+    user_id, name = sender_of(msg)
+    return None if user_id is None else Stopper(user_id=user_id, name=name or str(user_id))
 
 
 def stop_reply(request: StopRequest, outcome: StopOutcome) -> dict[str, Any] | None:

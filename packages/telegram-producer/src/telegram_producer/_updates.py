@@ -229,25 +229,12 @@ def sender_of(msg: Message) -> tuple[int | None, str | None]:
 
 
 def shown_name(user: User) -> str:
-    """How the chat shows who did something ("Allowed once by @ada"): the @username, which
-    nobody else can have, else the first name (which anyone can take, "@ada" too: see
-    ``plain_name``), else the id."""
+    """How the chat shows who did something ("Allowed once by @ada", "Stopped by @ada"): the
+    @username, which nobody else can have, else the first name (which anyone can take, "@ada"
+    too: see ``plain_name``), else the id. The consumer shows it so as to notify nobody."""
     if user.username:
         return f"@{user.username}"
     return plain_name(user.first_name) or str(user.id)
-
-
-def quiet_name(user: User) -> str:
-    """How a line the chat reads names someone without notifying them ("Stopped by Ada"): the
-    first name (see ``plain_name``), else the username without its "@" (Telegram notifies the
-    owner of an @username it finds in a message), else the id."""
-    return plain_name(user.first_name) or user.username or str(user.id)
-
-
-def quiet_chat_name(chat: Chat) -> str:
-    """``quiet_name`` of a chat that speaks for itself (an anonymous admin's group): its title,
-    else its username without the "@"."""
-    return plain_name(chat.title or "") or chat.username or str(chat.id)
 
 
 def chat_name(chat: Chat) -> str:
