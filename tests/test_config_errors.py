@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +19,32 @@ from sqs_consumer import MISCONFIGURED_NOTICE
 pytestmark = pytest.mark.slow
 TESTS_DIR = Path(__file__).parent
 REPO_CONFIG = TESTS_DIR.parent / "claude-config"
-KEY_PARAMETER = "/agentbot/test/config-errors/anthropic-key"
 FIRST_KEY = "sk-ant-test-config"
 
 
 @pytest.fixture
-def real_runtime(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def key_parameter() -> str:
+    """This test's own SSM parameter for the model key. The xdist workers share one moto server:
+    with one name for every test, a neighbour's rotation (or its fixture putting FIRST_KEY back)
+    reached this test's runtime between its key's first read and its refusal, and the refused call
+    was sent again with the other value."""
+    return f"/agentbot/test-{uuid.uuid4().hex[:8]}/anthropic-key"
+
+
+@pytest.fixture
+def real_runtime(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_parameter: str
+) -> Iterator[Any]:
     """``start(config_dir)`` → the Telegram path with the real runtime on that claude-config."""
     from agentbot_testing.telegram_stack import telegram_stack
 
-    aws.client("ssm").put_parameter(Name=KEY_PARAMETER, Value=FIRST_KEY, Type="SecureString", Overwrite=True)
+    aws.client("ssm").put_parameter(Name=key_parameter, Value=FIRST_KEY, Type="SecureString")
     log_path = tmp_path / "runtime.log"
     with ModelServer(demo_responder) as model, log_path.open("a") as log:
 
         def start(config_dir: Path) -> Any:
             env = {
-                "ANTHROPIC_API_KEY_PARAMETER": KEY_PARAMETER,
+                "ANTHROPIC_API_KEY_PARAMETER": key_parameter,
                 "ANTHROPIC_BASE_URL": model.base_url,
                 "SESSIONS_ROOT": str(tmp_path / "sessions"),
                 "CLAUDE_CONFIG_PATH": str(config_dir),
@@ -68,6 +79,11 @@ def metric_lines(log_path: Path) -> list[dict[str, Any]]:
             if "_aws" in record:
                 lines.append(record)
     return lines
+
+
+def sent_key(call: Any) -> str:
+    """The key a model call reached the model with."""
+    return str({name.lower(): value for name, value in call.headers.items()}["x-api-key"])
 
 
 def post_texts(stack: Any, texts: list[str], *, chat_id: int = 4242) -> None:
@@ -111,7 +127,7 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
         consumer = stack.consumer(retry_base_delay_s=0)
         refused = stack.drain(consumer)
         notices = [m["text"] for m in stack.replies(4242)]
-        refused_calls = len(model.model_calls)
+        refused_keys = [sent_key(call) for call in model.model_calls]
 
         model.inject(ModelFault(status=503), times=1)
         post_texts(stack, ["third"], chat_id=5151)
@@ -121,7 +137,8 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
 
     assert all(not r["batchItemFailures"] for r in refused), refused
     assert notices == [MISCONFIGURED_NOTICE, MISCONFIGURED_NOTICE]
-    assert refused_calls == 2  # one model call per message: no retry
+    # One model call per message, with the key the runtime read: no retry, no other key.
+    assert refused_keys == [FIRST_KEY, FIRST_KEY]
     assert len(metric_lines(log_path)) == 1  # reported once per container
     assert "the model answered 401" in log_path.read_text()
     # The fix line says a new key in SSM needs no redeploy.
@@ -132,7 +149,9 @@ def test_model_refusing_the_key_is_permanent_but_a_5xx_keeps_its_retries(real_ru
     assert dead == []
 
 
-def test_a_key_rotated_in_ssm_reaches_the_warm_runtime_without_a_redeploy(aws: Any, real_runtime) -> None:
+def test_a_key_rotated_in_ssm_reaches_the_warm_runtime_without_a_redeploy(
+    aws: Any, real_runtime, key_parameter: str
+) -> None:
     """Operators rotate the model key without redeploying: the new key goes into SSM, then the
     API refuses the old one. The warm runtime read the old key when it started; on the refusal
     it reads the parameter again and sends the refused call once more, with the new key. Every
@@ -148,7 +167,7 @@ def test_a_key_rotated_in_ssm_reaches_the_warm_runtime_without_a_redeploy(aws: A
         for turn, text in enumerate(["before the rotation", "right after it", "and later"]):
             if turn == 1:
                 aws.client("ssm").put_parameter(
-                    Name=KEY_PARAMETER, Value=rotated_key, Type="SecureString", Overwrite=True
+                    Name=key_parameter, Value=rotated_key, Type="SecureString", Overwrite=True
                 )
                 model.accepted_key = rotated_key
             stack.post(update(900 + turn, message_id=30 + turn, chat_id=4242, user_id=4242, text=text))
@@ -160,7 +179,7 @@ def test_a_key_rotated_in_ssm_reaches_the_warm_runtime_without_a_redeploy(aws: A
     assert all(not o["batchItemFailures"] for o in outcomes), outcomes
     assert dead == []
     # Only the call the API refused was sent again: one extra call, once.
-    sent_keys = [{k.lower(): v for k, v in call.headers.items()}["x-api-key"] for call in model.model_calls]
+    sent_keys = [sent_key(call) for call in model.model_calls]
     assert sent_keys == [FIRST_KEY, FIRST_KEY, rotated_key, rotated_key]
     log = log_path.read_text()
     assert "config.invalid" not in log and metric_lines(log_path) == []
@@ -178,13 +197,13 @@ UNKNOWN_MODEL = ModelFault(status=404, error_type="not_found_error", message="mo
 @pytest.mark.parametrize(
     ("fault", "fix"),
     [
-        (OUT_OF_CREDIT, f"{KEY_PARAMETER} (ANTHROPIC_API_KEY_PARAMETER)"),
+        (OUT_OF_CREDIT, "{key_parameter} (ANTHROPIC_API_KEY_PARAMETER)"),
         (UNKNOWN_MODEL, "ANTHROPIC_MODEL (AnthropicModel)"),
     ],
     ids=["credit-balance-too-low", "model-not-found"],
 )
 def test_an_account_out_of_credit_or_an_unknown_model_is_the_operators_to_fix(
-    real_runtime, fault: ModelFault, fix: str
+    real_runtime, key_parameter: str, fault: ModelFault, fix: str
 ) -> None:
     """Neither passes by itself: retried five times over minutes, each message ended in 'the
     model may be busy, try again in a minute' while the operator heard nothing."""
@@ -209,7 +228,8 @@ def test_an_account_out_of_credit_or_an_unknown_model_is_the_operators_to_fix(
         for line in log_path.read_text().splitlines()
         if '"config.invalid"' in line
     ]
-    assert [r["fix"] for r in reports] == [fix], reports  # once per container, naming the setting
+    # Once per container, naming the setting.
+    assert [r["fix"] for r in reports] == [fix.format(key_parameter=key_parameter)], reports
     assert len(metric_lines(log_path)) == 1  # the configuration-error alarm's metric
     assert len(answer) == 1 and "demo" in answer[0], answer
 
