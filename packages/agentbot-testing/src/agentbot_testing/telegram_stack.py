@@ -75,11 +75,13 @@ class TelegramStack:
         dynamodb: Any = None,
         s3: Any = None,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         **timing: Any,
     ) -> Consumer:
         """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
         busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
-        and the comment albums' client; ``s3`` the bucket's; ``clock`` the budgets' clock)."""
+        and the comment albums' client; ``s3`` the bucket's; ``clock`` the budgets' clock;
+        ``sleep`` every wait the consumer chooses, e.g. to record them)."""
         config = ConsumerConfig.from_env()
         timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
         budgets = (
@@ -128,6 +130,7 @@ class TelegramStack:
             attempts=AttemptMarks(
                 dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
             ),
+            sleep=sleep,
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))
 
