@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_runtime._disk_watch import disk_limit_passed
+from agent_runtime._disk_watch import RESIZE_EVERY_S, disk_limit_passed
 from agent_runtime._owned_trees import tree_size
 from agent_runtime._process_sweep import find_turn_processes
 from session_core import boot_ticks
@@ -53,6 +53,49 @@ def test_a_flood_of_empty_files_during_the_turn_passes_the_limit_soon(tmp_path: 
 
     assert size > 1024 * 1024 and took < 5, (size, took)
     assert len(list((tmp_path / "work").iterdir())) < 5000  # stopped before the flood ended
+
+
+def _write_to_disk(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        out.write(bytes(size))
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def test_space_freed_elsewhere_on_the_file_system_hides_no_write_past_the_limit(tmp_path: Path) -> None:
+    """The file system's use fell (another program deleted a big file) before a tool wrote
+    past the limit: its net growth stayed under the room left, and the write went unseen until
+    the sizing every RESIZE_EVERY_S (a test of the flood failed so beside others' clean-ups)."""
+    session = tmp_path / "session"
+    (session / "work").mkdir(parents=True)
+    elsewhere = tmp_path / "another-program"
+    elsewhere.mkdir()
+    _write_to_disk(elsewhere / "build.bin", 64 * 1024 * 1024)
+    written_at: list[float] = []
+
+    def programs() -> None:
+        time.sleep(0.3)  # the watch sized the session and reads the file system's use
+        (elsewhere / "build.bin").unlink()
+        time.sleep(0.5)  # read as less in use
+        _write_to_disk(session / "work" / "output.bin", 24 * 1024 * 1024)
+        written_at.append(time.monotonic())
+
+    async def watch() -> float:
+        return await asyncio.wait_for(
+            disk_limit_passed(str(session), 8 * 1024 * 1024, turn_processes=_none, interval_s=0.01),
+            timeout=RESIZE_EVERY_S - 2,
+        )
+
+    running = threading.Thread(target=programs)
+    running.start()
+    try:
+        size = asyncio.run(watch())
+        fired_at = time.monotonic()
+    finally:
+        running.join()
+
+    assert size > 8 * 1024 * 1024
+    assert fired_at - written_at[0] < 2, fired_at - written_at[0]  # seen at once, not at the resize
 
 
 def test_a_session_under_its_limit_runs_on(tmp_path: Path) -> None:

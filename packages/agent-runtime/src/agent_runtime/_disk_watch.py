@@ -11,8 +11,9 @@ Cheap on an ordinary turn: the directory is sized once as the run starts; after 
 file system's use (one ``statvfs``: blocks, and inodes at a block each) is read every
 ``INTERVAL_S``, and the directory is sized again only once the file system grew by more than
 the room left under the limit (the session's files cannot have grown more than the whole file
-system did), or every ``RESIZE_EVERY_S`` all the same (a sparse file takes no block), and never
-so often that sizing takes more than ``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once
+system did; space freed elsewhere on it is not taken off), or every ``RESIZE_EVERY_S`` all
+the same (a sparse file takes no block), and never so often that sizing takes more than
+``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once
 the file system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
 one that sees it.
@@ -85,17 +86,35 @@ async def _watched(
             return _sized(fd, limit_bytes, turn_processes if held_too else None, last)
 
         last = await asyncio.to_thread(sized, None, False)
+        growth = _Growth(last.used)
         while last.size <= limit_bytes:
             await asyncio.sleep(interval_s)
             since = time.monotonic() - last.at
-            grown = last.size + _file_system_used(fd) - last.used > limit_bytes
+            grown = last.size + growth.read(_file_system_used(fd)) > limit_bytes
             if since < last.cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
                 continue
             if grown or since >= RESIZE_EVERY_S:
                 last = await asyncio.to_thread(sized, last, grown)
+                growth = _Growth(last.used)
         return last.size
     finally:
         os.close(fd)
+
+
+class _Growth:
+    """What the file system gained since a sizing, read by read: a read that finds less in use
+    than the one before takes nothing off. Space freed elsewhere on the file system (another
+    program, another test, in `agentbot dev` the developer's builds) hid a tool's writes until
+    the next sizing ``RESIZE_EVERY_S`` later."""
+
+    def __init__(self, used: float) -> None:
+        self._previous = used
+        self._gained = 0.0
+
+    def read(self, used: float) -> float:
+        self._gained += max(0.0, used - self._previous)
+        self._previous = used
+        return self._gained
 
 
 class _Sizing(NamedTuple):
