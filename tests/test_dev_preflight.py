@@ -348,6 +348,42 @@ def test_bedrock_calls_are_signed_with_the_developers_own_credentials() -> None:
     assert "not-a-real-secret-shell" not in done.stdout + done.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root does the agent run as another user")
+def test_bedrock_credentials_of_a_profile_only_the_developer_can_read_answer_turns(tmp_path: Path) -> None:
+    """The fix dev and doctor give for refused credentials is AWS_PROFILE. Started as root,
+    dev runs the runtime as the agent's user, who cannot read the developer's ~/.aws: the
+    shell's AWS_PROFILE reached the runtime, whose every boto3 client then failed with
+    ProfileNotFound, and each message ended in "Sorry" after minutes of retries."""
+    from local_stack import ModelServer, echo_responder
+
+    private = tmp_path / "dot-aws"
+    private.mkdir(mode=0o700)  # as ~/.aws of root is to the agent's user
+    (private / "credentials").write_text(
+        f"[bedrock]\naws_access_key_id = {SHELL_KEY_ID}\naws_secret_access_key = not-a-real-secret-shell\n"
+    )
+    (private / "config").write_text("[profile bedrock]\nregion = eu-west-1\n")
+    with ModelServer(echo_responder) as model:
+        shell = _bedrock_shell(model.base_url)
+        del shell["AWS_ACCESS_KEY_ID"], shell["AWS_SECRET_ACCESS_KEY"]
+        shell |= {
+            "AWS_PROFILE": "bedrock",
+            "AWS_CONFIG_FILE": str(private / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(private / "credentials"),
+        }
+        done = _start(shell)
+        signers = {
+            call.headers.get("Authorization", "").split("Credential=")[1].split("/")[0]
+            for call in model.model_calls
+        }
+
+    assert _replies_of(done) == ["echo: hello"], (done.stdout + done.stderr)[-3000:]
+    assert signers == {SHELL_KEY_ID}, signers
+
+
+def _replies_of(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.removeprefix("bot> ") for line in done.stdout.splitlines() if line.startswith("bot> ")]
+
+
 @pytest.mark.parametrize(
     ("refusal", "names"),
     [

@@ -108,7 +108,7 @@ class _Worker:
         env = {
             # No secret of the caller's environment (a bot token, a model key) is passed on, only
             # AWS credentials (as Lambda gives every function its role's); the spec adds the rest.
-            **{name: value for name, value in os.environ.items() if not _caller_secret(name)},
+            **_inherited(os.environ, spec.env),
             # functions of this service reach each other through it, as within one account
             "AWS_ENDPOINT_URL_LAMBDA": endpoint,
             **spec.env,
@@ -250,6 +250,23 @@ def _container_command(container: str, spec: FunctionSpec, env: Mapping[str, str
 
 def _caller_secret(name: str) -> bool:
     return is_secret_variable(name) and name not in AWS_CREDENTIAL_VARIABLES
+
+
+# The caller's own AWS identity. A function whose spec gives it credentials (as Lambda gives
+# its role's) takes none of these: the shell's session token would be sent with another key,
+# and a profile the function's user cannot read (root's ~/.aws, for the agent's user) stops
+# every boto3 client it makes with ProfileNotFound.
+_CALLER_IDENTITY = frozenset({*AWS_CREDENTIAL_VARIABLES, "AWS_PROFILE", "AWS_DEFAULT_PROFILE"})
+
+
+def _inherited(caller: Mapping[str, str], spec_env: Mapping[str, str]) -> dict[str, str]:
+    """What a function takes from the caller's environment ``caller``, under its spec's."""
+    own_credentials = "AWS_ACCESS_KEY_ID" in spec_env
+    return {
+        name: value
+        for name, value in caller.items()
+        if not _caller_secret(name) and not (own_credentials and name in _CALLER_IDENTITY)
+    }
 
 
 def _peer_gone(connection: socket.socket) -> bool:
