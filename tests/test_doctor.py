@@ -417,6 +417,55 @@ def test_an_account_whose_concurrency_cannot_hold_max_concurrent_turns_is_warned
     assert code == 0, out  # a warning: one chat at a time still works
 
 
+class _NoFunctionConfiguration:
+    """Lambda as an operator's role without lambda:GetFunctionConfiguration answers it: an
+    AccessDeniedException built as botocore builds it from AWS's answer; the rest is moto's."""
+
+    def __init__(self, moto: Any) -> None:
+        self.moto = moto
+
+    def get_function_configuration(self, FunctionName: str) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        who = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_ReadOnly_0123456789abcdef/" + "o" * 60
+        message = (
+            f"User: {who} is not authorized to perform: lambda:GetFunctionConfiguration on resource: "
+            f"arn:aws:lambda:eu-west-1:123456789012:function:{FunctionName} because no identity-based "
+            "policy allows the lambda:GetFunctionConfiguration action"
+        )
+        error = {"Error": {"Code": "AccessDeniedException", "Message": message}}
+        raise ClientError(error, "GetFunctionConfiguration")  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.moto, name)
+
+
+def test_an_operator_not_allowed_to_read_the_runtimes_variables_is_told_which_permission(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """doctor --stack reads the runtime function's variables to expand mcp.json's ${NAME}s: an
+    operator role without that permission got AWS's message cut at 300 characters (the
+    permission's name lost behind a long role ARN) and "fix what the line names"."""
+    import argparse
+
+    from agentbot.doctor import run_doctor
+
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    refusing = _NoFunctionConfiguration(aws.client("lambda"))
+    args = argparse.Namespace(stack=stack, profile=None, region=None)
+
+    code = run_doctor(args, clients=lambda service: refusing if service == "lambda" else aws.client(service))
+    out = capsys.readouterr().out
+
+    assert code == 1, out
+    (line,) = [line for line in out.splitlines() if "claude-config" in line]
+    assert line.startswith("  FAIL"), out
+    assert f"cannot read the variables of the stack's runtime function {stack}-runtime" in line, out
+    assert "(AccessDeniedException)" in line, out
+    assert f"fix: allow lambda:GetFunctionConfiguration on {stack}-runtime to the credentials" in out, out
+
+
 def test_local_checks_name_the_broken_claude_config_file_and_field(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 RUNTIME_FUNCTION = "{bot}-runtime"
 
 
-def runtime_environment(lambda_client: Any, bot_name: str) -> dict[str, str]:
-    """The environment the stack's runtime containers start with: the function's variables
-    (lambda:GetFunctionConfiguration) with the image's and Lambda's own."""
+def runtime_environment(lambda_client: Any, function_name: str) -> dict[str, str]:
+    """The environment the stack's runtime containers (of ``function_name``, see
+    ``RUNTIME_FUNCTION``) start with: the function's variables (lambda:GetFunctionConfiguration)
+    with the image's and Lambda's own."""
     from agent_runtime import lambda_started_environment
 
-    function = lambda_client.get_function_configuration(FunctionName=RUNTIME_FUNCTION.format(bot=bot_name))
+    function = lambda_client.get_function_configuration(FunctionName=function_name)
     return lambda_started_environment(function.get("Environment", {}).get("Variables", {}))
 
 

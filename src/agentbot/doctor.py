@@ -25,7 +25,7 @@ from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
 from .bedrock_profile import names_an_anthropic_api_id, profile_called_for
-from .deployed_environment import deployed_problems, runtime_environment
+from .deployed_environment import RUNTIME_FUNCTION, deployed_problems, runtime_environment
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
     DEFAULT_ANTHROPIC_MODEL,
@@ -124,7 +124,19 @@ def check_claude_config(target: Target) -> Check | list[Check]:
     # a stack's runtime expands mcp.json's ${NAME}s from its own variables, not this shell's
     environ = None
     if target.stack is not None:
-        environ = runtime_environment(target.clients("lambda"), target.parameter("BotName"))
+        function = RUNTIME_FUNCTION.format(bot=target.parameter("BotName"))
+        try:
+            environ = runtime_environment(target.clients("lambda"), function)
+        except ClientError as exc:  # AWS's own message, a role ARN first, is cut before the permission
+            code = str(exc.response.get("Error", {}).get("Code", "error"))
+            return Check(
+                "claude-config",
+                "FAIL",
+                f"cannot read the variables of the stack's runtime function {function} ({code}), "
+                "which mcp.json's ${NAME}s expand from",
+                f"allow lambda:GetFunctionConfiguration on {function} to the credentials doctor runs "
+                "with, then run doctor again",
+            )
     try:
         config = load_claude_config(environ=environ, programs=programs)
     except ClaudeConfigError as exc:
