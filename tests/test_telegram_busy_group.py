@@ -207,3 +207,22 @@ def test_a_turn_cut_off_when_the_bot_was_removed_posts_nothing_once_it_is_back(s
     assert stack.dead_letters() == []
     [run] = stack.runs()  # it ran once, and was cut short: nothing more paid for
     assert run["update_id"] == 780 and run["ended"] - run["started"] < 10, run
+
+
+def test_a_stop_pressed_under_an_anonymous_admins_request_names_nobody(stack) -> None:
+    """An anonymous admin asked (as the group) and then pressed Stop. A press always comes from
+    the person, so "⏹ Stopped by Carol." under the group's request told everyone who had asked
+    anonymously; nobody can tell the asker's press from another's, so none is named."""
+    group = {"id": GROUP, "type": "supergroup", "title": "Team", "is_forum": True}
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    asked = update(780, message_id=780, text=f"@{BOT_USERNAME} work:20 long task", **IN_TOPIC)
+    asked["message"] |= {"from": anonymous, "sender_chat": group}
+    assert stack.post(asked) == 200
+    worker = threading.Thread(target=stack.drain, args=(stack.consumer(progress_poll_s=0.1),), daemon=True)
+    worker.start()
+    assert wait_until(lambda: any(m.get("reply_markup") for m in stack.replies(GROUP))), shown(stack)
+    [progress] = stack.replies(GROUP)
+
+    press_stop(stack, progress, user_id=504, first_name="Carol", username="carol")
+
+    assert stopped_answer(stack, worker) == "⏹ Stopped."

@@ -406,8 +406,12 @@ class MessageHandler:
 
     def _stopped_by_another(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> str | None:
         """In a group, the name of whoever stopped this turn when it was not the asker: else a
-        bare "Stopped." reads as if the asker had. None in a private chat, or when nobody said."""
+        bare "Stopped." reads as if the asker had. None in a private chat, or when nobody said,
+        or when the asker spoke as a chat (an anonymous admin): a press always comes from the
+        person, who may be that admin, and naming them would say who asked."""
         if msg.chat_type == "private" or result.stop_reason is not None or self._deps.live_turns is None:
+            return None
+        if msg.user_id is not None and msg.user_id < 0:  # a chat's id: the group, its channel
             return None
         try:
             stopper = self._deps.live_turns.stopped_by(key, result.turn_id)
