@@ -3,6 +3,7 @@ storage in moto. Each CLI turn takes about a second."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -734,6 +735,73 @@ def test_failed_mirror_appends_are_caught_up_before_the_turn_is_recorded(
 
     assert second.ok and second.session_id == first.session_id
     assert fact in request_text(model_server.model_calls[-1])
+
+
+class WritesDuringTheReplay(FlakyStore):
+    """The failing store of ``FlakyStore`` where, once the runtime's catch-up has read the
+    CLI's file and replays it, the CLI writes one more entry and mirrors it, and a save
+    (a background subagent's tool call, say) sends what is held before the replay ends."""
+
+    def __init__(self, inner: Any, failures: int, transcript: Path, late: dict[str, Any]) -> None:
+        super().__init__(inner, failures)
+        self.transcript, self.late = transcript, late
+        self.held: Any = None
+        self.late_save: asyncio.Task[bool] | None = None
+
+    async def append(self, key: Any, entries: Any) -> None:
+        if self.failures == 0 and self.late_save is None:
+            with self.transcript.open("a") as file:
+                file.write(json.dumps(self.late) + "\n")
+            await self.held.append(key, [self.late])
+            self.late_save = asyncio.create_task(self.held.send())
+            await asyncio.sleep(0.1)  # the save runs while the replay is under way
+        await super().append(key, entries)
+
+
+@pytest.mark.anyio
+async def test_entries_mirrored_while_the_store_catches_up_are_stored(aws, tmp_path) -> None:
+    """The CLI goes on writing while the runtime replays its file into a store that missed a
+    batch: what it writes after the replay read the file is stored too (the next turn resumes
+    with it), and the save that meets the replay lets its tool call run."""
+    from agent_runtime._held_mirror import HeldMirror
+    from agent_runtime._sdk_run import SdkRunSteps
+    from agent_runtime._timed_store import TimedStore
+    from agent_runtime._turn_state import RunOutcome
+    from claude_agent_sdk import project_key_for_directory
+    from session_core import TranscriptStore
+
+    workspace = workspace_paths(tmp_path, SessionKey.parse(KEY))
+    session_id = str(uuid.uuid4())
+    project_key = project_key_for_directory(workspace.cwd)
+    transcript = Path(workspace.config_dir) / "projects" / project_key / f"{session_id}.jsonl"
+    transcript.parent.mkdir(parents=True)
+    key = {"project_key": project_key, "session_id": session_id}
+    early = [{"type": "user", "uuid": f"early-{n}", "sessionId": session_id} for n in range(2)]
+    late = {"type": "assistant", "uuid": "late", "sessionId": session_id}
+    store = TranscriptStore(
+        s3=aws.s3, dynamodb=aws.dynamodb, bucket=aws.resources.bucket, table=aws.resources.table
+    )
+    writing = WritesDuringTheReplay(store, failures=3, transcript=transcript, late=late)
+    steps = SdkRunSteps()
+    steps._timed_store = TimedStore(writing)
+    outcome = RunOutcome(session_id=session_id)
+
+    def store_behind() -> None:
+        outcome.mirror_errors += 1
+
+    held = writing.held = HeldMirror(steps._timed_store, on_failed_send=store_behind)
+    transcript.write_text("".join(json.dumps(entry) + "\n" for entry in early))
+    await held.append(key, early)
+    assert not await held.send()  # every try failed: the store is behind
+
+    await steps._catch_up(outcome, project_key, workspace, held)
+    assert writing.late_save is not None
+    late_saved = await writing.late_save
+    assert await held.send()  # the run's end
+
+    stored = await store.load(key)
+    assert [entry["uuid"] for entry in stored or []] == ["early-0", "early-1", "late"]
+    assert late_saved  # not refused as unsaved: it waited for the replay
 
 
 def test_bedrock_backend_uses_model_invocation_credentials_only(

@@ -11,8 +11,9 @@ number of appends as before, plus one per tool call that has something new to st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from session_core import get_logger
@@ -33,9 +34,10 @@ class HeldMirror:
     """Holds what the SDK appends until ``send``; ``on_failed_send`` is called for each
     transcript whose append failed every try (its entries are dropped: the store is behind,
     and the runtime catches it up from the CLI's file, as after the SDK's MirrorErrorMessage).
-    Until ``caught_up`` is called, nothing more of it is sent: appended after the gap, later
-    entries would sit before the missing ones in the store, and the catch-up replays the file
-    in order anyway."""
+    Until the runtime has caught it up (``catching_up``), nothing more of it is sent: appended
+    after the gap, later entries would sit before the missing ones in the store, and the
+    catch-up replays the file in order anyway. Dropping them loses nothing: the CLI mirrors an
+    entry only after writing it to its file, so the replay reads every one dropped before it."""
 
     def __init__(self, store: TimedStore, on_failed_send: Callable[[], None]) -> None:
         self._store = store
@@ -78,9 +80,15 @@ class HeldMirror:
                     self._on_failed_send()
             return not self._behind
 
-    def caught_up(self) -> None:
-        """The store holds the CLI's whole transcript again (the runtime replayed it)."""
-        self._behind.clear()
+    @contextlib.asynccontextmanager
+    async def catching_up(self) -> AsyncIterator[None]:
+        """Around the runtime's replay of the CLI's file into the store: when it ends without
+        error, the store holds the whole transcript again. Sends wait for it: what they hold
+        may have been written after the replay read the file, and skipped as behind, it would
+        be in neither (the CLI goes on writing when a background subagent runs)."""
+        async with self._sending:
+            yield
+            self._behind.clear()
 
     async def _sent(self, key: Mapping[str, Any], entries: list[Any]) -> bool:
         for pause in (*_SEND_PAUSES_S, None):

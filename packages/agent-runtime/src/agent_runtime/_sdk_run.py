@@ -244,14 +244,14 @@ class SdkRunSteps:
         ]
         for config_dir in candidates:
             if (config_dir / "projects" / project_key / name).is_file():
-                with _process_config_dir(str(config_dir)):
-                    # TimedStore has the SDK's SessionStore verbs (duck-typed, like _options)
-                    await import_session_to_store(
-                        outcome.session_id, cast(Any, self._timed_store), directory=workspace.cwd
-                    )
+                replaying = held.catching_up() if held is not None else contextlib.nullcontext()
+                async with replaying:
+                    with _process_config_dir(str(config_dir)):
+                        # TimedStore has the SDK's SessionStore verbs (duck-typed, like _options)
+                        await import_session_to_store(
+                            outcome.session_id, cast(Any, self._timed_store), directory=workspace.cwd
+                        )
                 outcome.caught_up_after = errors_seen
-                if held is not None:
-                    held.caught_up()
                 log.info("turn.store_caught_up")
                 return
         log.error("turn.catch_up_no_local_transcript")
