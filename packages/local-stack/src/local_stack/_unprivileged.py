@@ -111,13 +111,16 @@ def which_for(user: str) -> Callable[[str, str], str | None]:
 
 
 def _run_as(user: str, snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """This interpreter running ``snippet`` (isolated mode) as ``user``, its output captured."""
+    """This interpreter running ``snippet`` (isolated mode) as ``user``, its output captured.
+    With no environment: the caller's holds the operator's secrets, and a process of ``user``
+    is readable (/proc/<pid>/environ) by that user's others, the agent's tools among them."""
     record = pwd.getpwnam(user)
     return subprocess.run(
         [sys.executable, "-I", "-c", snippet, *args],
         user=record.pw_uid,
         group=record.pw_gid,
         extra_groups=[],
+        env={},
         capture_output=True,
         text=True,
         timeout=60,
