@@ -57,6 +57,7 @@ NOT_FROM_TEMPLATE = {
     # Set by the runtime image (packages/agent-runtime/Dockerfile ENV), where claude-config is copied.
     "CLAUDE_CONFIG_PATH": "the image's ENV; locally an override of the repository's claude-config",
     "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
+    "ANTHROPIC_BEDROCK_REGION_PREFIX": "local-only: `agentbot dev` passes the shell's to the CLI",
     "CHAT_CHANNEL": "local-only: `agentbot dev` says `terminal` for its text-only terminal chat",
     # Set by the runtime itself for the CLI of one turn (read back only to restore it).
     "CLAUDE_CONFIG_DIR": "runtime-internal, per session",

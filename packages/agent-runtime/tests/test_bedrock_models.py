@@ -156,3 +156,24 @@ def test_a_main_model_of_default_is_the_operators_bedrock_model(
 
     assert result.ok and result.text == "turns=1 last=hello", result
     assert {c.model_id for c in model_server.model_calls} == {CHOSEN}
+
+
+def test_a_subagents_anthropic_api_id_answers_on_the_profile_of_the_region_prefix_the_operator_set(
+    make_runtime, model_server, turn_request, tmp_path, monkeypatch
+) -> None:
+    """ANTHROPIC_BEDROCK_REGION_PREFIX tells the CLI which geography's inference profile to call
+    for an Anthropic API id ("eu" from a US region, where the account enabled only that one).
+    The runtime kept it from the CLI, which called the region's "us." profile: refused in
+    every turn that used the subagent."""
+    profile = "eu.anthropic.claude-haiku-4-5-20251001-v1:0"
+    config = _subagent_model(tmp_path, monkeypatch, "claude-haiku-4-5-20251001")
+    model_server.only_models([CHOSEN, profile], refusal=NOT_ENABLED)
+    env = BEDROCK | config | {"ANTHROPIC_BEDROCK_BASE_URL": model_server.base_url}
+    runtime = make_runtime(env=env | {"AWS_REGION": "us-east-1", "ANTHROPIC_BEDROCK_REGION_PREFIX": "eu"})
+
+    result = runtime.run_turn(turn_request("agent: the cat sat on the mat", turn_id=1))
+
+    assert result.ok and "SUBAGENT-SUMMARY" in result.text, result
+    assert [c for c in model_server.model_calls if c.model_id == profile and c.body["max_tokens"] > 1], [
+        c.model_id for c in model_server.model_calls
+    ]

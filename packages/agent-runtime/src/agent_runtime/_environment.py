@@ -310,13 +310,16 @@ class BedrockAccess:
 
     def cli_environment(self, *, max_cost_usd: float | None = None) -> dict[str, str]:
         base_url, turn_key = self._proxy.open_turn(max_cost_usd)
-        return {
+        env = {
             "CLAUDE_CODE_USE_BEDROCK": "1",
             "AWS_REGION": self._settings.aws_region,
             "ANTHROPIC_BEDROCK_BASE_URL": base_url,
             "AWS_BEARER_TOKEN_BEDROCK": turn_key,
             **_model_names(self._settings),
         }
+        if self._settings.bedrock_region_prefix:
+            env["ANTHROPIC_BEDROCK_REGION_PREFIX"] = self._settings.bedrock_region_prefix
+        return env
 
     def end_turn(self) -> MeteredSpend:
         return self._proxy.end_turn()

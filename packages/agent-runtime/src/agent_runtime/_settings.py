@@ -45,6 +45,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     anthropic_api_key_parameter: str | None = None
     anthropic_base_url: str | None = None
     bedrock_base_url: str | None = None
+    # The geography whose inference profiles the CLI calls for Anthropic API ids ("eu",
+    # "global"...) instead of the region's: an operator who sets it means the turns to use it.
+    bedrock_region_prefix: str | None = None
     model: str | None = None
     small_model: str | None = None
     aws_region: str = "us-east-1"
@@ -160,6 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=base_url,
         bedrock_base_url=opt("ANTHROPIC_BEDROCK_BASE_URL"),
+        bedrock_region_prefix=opt("ANTHROPIC_BEDROCK_REGION_PREFIX"),
         model=model,
         small_model=small_model,
         aws_region=region,
