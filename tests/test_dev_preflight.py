@@ -390,7 +390,8 @@ def _replies_of(done: subprocess.CompletedProcess[str]) -> list[str]:
         (  # the account has not enabled the model, or the id is mistyped
             {"status": 400, "message": "The provided model identifier is invalid."},
             (
-                f"Bedrock refused a 1-token request to {BEDROCK_MODEL} (ValidationException)",
+                f"(ANTHROPIC_BEDROCK_BASE_URL) refused a 1-token request to {BEDROCK_MODEL} "
+                "(ValidationException)",
                 "check the model id (BEDROCK_MODEL_ID)",
             ),
         ),
@@ -400,7 +401,10 @@ def _replies_of(done: subprocess.CompletedProcess[str]) -> list[str]:
                 "bedrock_error": "UnrecognizedClientException",
                 "message": "The security token included in the request is invalid.",
             },
-            ("Bedrock refused the AWS credentials (UnrecognizedClientException)", "AWS_PROFILE"),
+            (
+                "(ANTHROPIC_BEDROCK_BASE_URL) refused the AWS credentials (UnrecognizedClientException)",
+                "AWS_PROFILE",
+            ),
         ),
     ],
     ids=["model not enabled", "credentials refused"],
@@ -423,6 +427,24 @@ def test_bedrock_refusing_the_model_or_the_credentials_stops_the_start(
     assert said in line and fix in line.split(said)[1], line
     assert asked == 1  # the start's one request, and no turn
     assert "not-a-real-secret-shell" not in done.stdout + done.stderr
+
+
+def test_with_a_bedrock_gateway_the_start_asks_the_gateway_its_turns_call() -> None:
+    """dev's runtime calls ANTHROPIC_BEDROCK_BASE_URL; its start asked bedrock-runtime (here
+    one that has not enabled the model) and stopped a start whose every turn answers."""
+    from local_stack import ModelFault, ModelServer, echo_responder
+
+    with ModelServer(echo_responder) as bedrock_runtime, ModelServer(echo_responder) as gateway:
+        bedrock_runtime.only_models(
+            [], refusal=ModelFault(status=400, message="The provided model identifier is invalid.")
+        )
+        done = _start(
+            _bedrock_shell(gateway.base_url) | {"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_runtime.base_url}
+        )
+        asked_bedrock_runtime = len(bedrock_runtime.model_calls)
+
+    assert done.returncode == 0 and "bot> echo: hello" in done.stdout, (done.stdout + done.stderr)[-3000:]
+    assert asked_bedrock_runtime == 0
 
 
 def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(agent_tmp_path: Path) -> None:

@@ -131,6 +131,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, telegram: LocalTelegram) -> pytes
         "CLAUDE_CODE_USE_BEDROCK",
         "AGENTBOT_STACK",
         "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_BEDROCK_BASE_URL",
+        "ANTHROPIC_BEDROCK_REGION_PREFIX",
         "CLAUDE_CONFIG_PATH",
         "TELEGRAM_WEBHOOK_SECRET",
         *SHELL_SETTINGS,
@@ -1307,6 +1309,72 @@ def test_outside_the_us_eu_and_asia_pacific_a_subagents_id_is_checked_as_its_glo
 
     assert code == 0, out
     assert f"({global_profile}, agents.json: agents.summarizer.model" in out, out
+
+
+def test_the_region_prefix_the_operator_set_chooses_the_profile_a_subagents_id_is_checked_as(
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """ANTHROPIC_BEDROCK_REGION_PREFIX=global makes the CLI call the global profile from
+    eu-west-1: doctor probed the eu. one, which the account need not allow, and FAILed a
+    configuration whose turns answer (or passed one whose turns are refused)."""
+    global_profile = "global.anthropic.claude-haiku-4-5-20251001-v1:0"
+    _subagent_on(tmp_path, clean_env, "claude-haiku-4-5-20251001")
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    clean_env.setenv("ANTHROPIC_BEDROCK_REGION_PREFIX", "global")
+    model.inference_profiles(EU_PROFILES)
+    model.only_models(["anthropic.claude-test-v1:0", global_profile], refusal=NOT_ENABLED[0])
+
+    code, _lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert f"({global_profile}, agents.json: agents.summarizer.model" in out, out
+    assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
+
+
+@pytest.mark.parametrize("gateway_answers", [True, False], ids=["gateway answers", "gateway refuses"])
+def test_with_a_bedrock_gateway_the_model_check_asks_the_gateway_the_turns_call(
+    gateway_answers: bool,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The runtime sends every Bedrock call to ANTHROPIC_BEDROCK_BASE_URL: doctor asked
+    bedrock-runtime instead, and passed a model the gateway refuses in every turn (or failed
+    one it answers). The line names the setting."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    with ModelServer(echo_responder) as gateway:
+        clean_env.setenv("ANTHROPIC_BEDROCK_BASE_URL", gateway.base_url)
+        (gateway if not gateway_answers else model).only_models(
+            ["anthropic.other-v1:0"], refusal=NOT_ENABLED[0]
+        )
+
+        code, lines, out = _doctor(capsys)
+        asked = [c.model_id for c in gateway.model_calls]
+
+    assert asked == ["anthropic.claude-test-v1:0"], (asked, out)
+    assert f"Bedrock gateway at {gateway.base_url} (ANTHROPIC_BEDROCK_BASE_URL)" in lines["model"], out
+    if gateway_answers:
+        assert code == 0 and lines["model"].startswith("  ok"), out
+    else:
+        assert code == 1 and "refused a 1-token request to anthropic.claude-test-v1:0" in lines["model"], out
+
+
+def test_a_bedrock_gateway_url_without_its_scheme_fails_naming_the_setting(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    clean_env.setenv("ANTHROPIC_BEDROCK_BASE_URL", "gateway.example.com/bedrock")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "ANTHROPIC_BEDROCK_BASE_URL must be an http(s) URL" in lines["model"], out
+    assert model.model_calls == [], out
 
 
 def test_a_subagent_alias_written_with_spaces_around_is_not_probed_as_a_model_id(

@@ -471,19 +471,16 @@ def _bedrock_credentials() -> dict[str, str]:
 def _check_bedrock_model(session: Any, region: str) -> None:
     """Stop the start with one line when Bedrock refuses the credentials or a model the agents
     use (not enabled, mistyped): every message would otherwise be answered "misconfigured".
-    It sends what `agentbot doctor` sends, a 1-token request per model; a busy or slow answer
-    starts dev as before, the turns have their own retries."""
-    from .doctor import probe_bedrock_models, shell_bedrock_models
+    It sends what `agentbot doctor` sends, a 1-token request per model, where the turns send
+    theirs (a gateway); a busy or slow answer starts dev as before, the turns have their own
+    retries."""
+    from .doctor import probe_shell_bedrock_models, shell_bedrock_models
 
     models = shell_bedrock_models()
     if not models:  # the CLI's own default model: doctor says to set one
         return
     quick = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 1})
-    checks = probe_bedrock_models(
-        session.client("bedrock-runtime", region_name=region, config=quick),
-        session.client("bedrock", region_name=region, config=quick),
-        models,
-    )
+    checks = probe_shell_bedrock_models(session, region, models, quick)
     for check in checks:
         if check.status == "FAIL" and not check.uncertain:
             raise DevSetupError(f"{check.detail}: {check.fix}, and start `agentbot dev` again")

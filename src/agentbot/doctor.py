@@ -25,6 +25,7 @@ from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
 from .bedrock_profile import names_an_anthropic_api_id, profile_called_for
+from .bedrock_route import DIRECT_TO_BEDROCK, BedrockRoute, shell_bedrock_route
 from .deployed_environment import RUNTIME_FUNCTION, deployed_problems, runtime_environment
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
@@ -389,11 +390,7 @@ def check_model(target: Target) -> Check | list[Check]:
                 "Bedrock: BEDROCK_MODEL_ID is not set",
                 "export BEDROCK_MODEL_ID=<a model or inference-profile id enabled in the account>",
             )
-        return probe_bedrock_models(
-            session.client("bedrock-runtime", region_name=region),
-            session.client("bedrock", region_name=region),
-            models,
-        )
+        return probe_shell_bedrock_models(session, region, models)
     return Check(
         "model", "skip", "no ANTHROPIC_API_KEY or CLAUDE_CODE_USE_BEDROCK: dev uses the offline demo model"
     )
@@ -409,6 +406,22 @@ def shell_bedrock_models() -> list[tuple[str, str]]:
         return []
     small_model = os.environ.get("ANTHROPIC_SMALL_FAST_MODEL", "").strip()
     return _models_of(model, source, _bedrock_small(small_model, "ANTHROPIC_SMALL_FAST_MODEL", model, source))
+
+
+def probe_shell_bedrock_models(
+    session: Any, region: str, models: list[tuple[str, str]], config: Any = None
+) -> list[Check]:
+    """``probe_bedrock_models`` where a runtime started from this shell calls them
+    (``shell_bedrock_route``): a gateway's answer, not bedrock-runtime's, is what its turns get."""
+    route = shell_bedrock_route(os.environ)
+    if problem := route.gateway_problem():
+        return [Check("model", "FAIL", problem, "fix or unset it in your shell")]
+    return probe_bedrock_models(
+        session.client("bedrock-runtime", region_name=region, endpoint_url=route.gateway, config=config),
+        session.client("bedrock", region_name=region, config=config),
+        models,
+        route,
+    )
 
 
 def _probe_anthropic(
@@ -463,18 +476,20 @@ def _named(model: str, source: str) -> str:
     return model if source in _USUAL_MODEL_SOURCES else f"{model}, {source}"
 
 
-def probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str]]) -> list[Check]:
+def probe_bedrock_models(
+    bedrock: Any, control: Any, models: list[tuple[str, str]], route: BedrockRoute = DIRECT_TO_BEDROCK
+) -> list[Check]:
     """A line per model as the CLI calls it on Bedrock: an Anthropic API id (in agents.json or
     a setting) by the inference profile it calls for it (``bedrock_profile``), any other id as
-    it is."""
+    it is. ``bedrock`` calls the models where ``route`` says; the lines name it."""
     main_model = models[0][0]
 
     def probe(model_id: str, source: str) -> Check:
         if not names_an_anthropic_api_id(model_id):
-            return _probe_bedrock(bedrock, model_id, source)
+            return _probe_bedrock(bedrock, model_id, source, route)
         region = control.meta.region_name
         try:
-            profile = profile_called_for(control, model_id, main_model)
+            profile = profile_called_for(control, model_id, main_model, route.region_prefix)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "error"))
             return Check(
@@ -502,7 +517,7 @@ def probe_bedrock_models(bedrock: Any, control: Any, models: list[tuple[str, str
                 "Bedrock would refuse every call for it",
                 f"name a model or inference-profile id enabled in the account in {source}{aliases}",
             )
-        return _probe_bedrock(bedrock, profile, f"{source}, {model_id} on Bedrock")
+        return _probe_bedrock(bedrock, profile, f"{source}, {model_id} on Bedrock", route)
 
     return _probe_each(models, probe)
 
@@ -522,7 +537,7 @@ _CREDENTIALS_REFUSED = frozenset(
 _MODEL_REFUSED = frozenset({"AccessDeniedException", "ValidationException", "ResourceNotFoundException"})
 
 
-def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
+def _probe_bedrock(bedrock: Any, model_id: str, source: str, route: BedrockRoute) -> Check:
     body = {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 1,
@@ -538,7 +553,7 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
             return Check(
                 "model",
                 "FAIL",
-                f"Bedrock refused the AWS credentials ({code})",
+                f"{route.called} refused the AWS credentials ({code})",
                 "configure credentials Bedrock accepts, allowed bedrock:InvokeModel (a profile: "
                 "AWS_PROFILE; `aws sso login` again when they expired)",
             )
@@ -548,11 +563,12 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
                 "aws-marketplace:Subscribe and ViewSubscriptions (or open the model in the Bedrock "
                 f"console's playground), and check the model id ({source})"
             )
-            return Check("model", "FAIL", f"Bedrock refused a 1-token request to {model_id} ({code})", fix)
+            refused = f"{route.called} refused a 1-token request to {model_id} ({code})"
+            return Check("model", "FAIL", refused, fix)
         return Check(  # throttled, busy: the turns' retries may get through
             "model",
             "FAIL",
-            f"Bedrock refused a 1-token request to {model_id} ({code})",
+            f"{route.called} refused a 1-token request to {model_id} ({code})",
             "try again in a minute",
             uncertain=True,
         )
@@ -560,11 +576,11 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str) -> Check:
         return Check(
             "model",
             "FAIL",
-            f"cannot reach Bedrock ({type(exc).__name__})",
-            "check the network and region",
+            f"cannot reach {route.called} ({type(exc).__name__})",
+            route.unreachable_fix,
             uncertain=isinstance(exc, ReadTimeoutError),  # reached, merely slow
         )
-    return Check("model", "ok", f"Bedrock answered a 1-token request ({_named(model_id, source)})")
+    return Check("model", "ok", f"{route.called} answered a 1-token request ({_named(model_id, source)})")
 
 
 def _bot_token(target: Target) -> tuple[str | None, Check | None]:
