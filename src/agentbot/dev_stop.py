@@ -4,9 +4,9 @@
 - Ctrl-C again (or SIGTERM, which a service manager follows with SIGKILL): abort. A second
   SIGINT within ``SAME_PRESS_S`` of the first is the same press: `uv run` passes on a SIGINT
   sent to the whole process group when it has no terminal (piped input), 200 ms later, so this
-  process gets it twice. Every
-  process below this one (function workers, the agent's CLI, MCP servers, tools) is killed
-  at once, then the stack is closed; whatever is still closing after a few seconds is cut.
+  process gets it twice. Every process below this one (function workers, the agent's CLI, MCP
+  servers, tools) is killed at once, then the stack is closed; whatever is still closing after
+  a few seconds is cut.
 - A Ctrl-C while the stack is still starting stops the start (KeyboardInterrupt); a second
   one then aborts at once.
 - The terminal's output closing (``agentbot dev | head``) aborts as SIGTERM does: nobody can

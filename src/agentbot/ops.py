@@ -464,13 +464,8 @@ def aws_clients(args: argparse.Namespace) -> ClientFactory:
     try:
         session = boto3.Session(profile_name=args.profile, region_name=region)
     except ProfileNotFound:
-        raise _no_such_profile(args.profile) from None
+        raise OpsError(no_such_profile(args.profile)) from None
     return lambda service: session.client(service)
-
-
-def _no_such_profile(flag: str | None) -> OpsError:
-    """A mistyped profile, named as it was given (--profile, else AWS_PROFILE)."""
-    return OpsError(no_such_profile(flag))
 
 
 def no_such_profile(flag: str | None) -> str:
