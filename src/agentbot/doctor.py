@@ -20,7 +20,14 @@ from typing import IO, Any, Literal
 import boto3
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ReadTimeoutError
-from session_core import SESSIONS_PREFIX, TRANSCRIPTS_PREFIX, ConfigError, SessionCoreError, read_secret
+from session_core import (
+    SESSIONS_PREFIX,
+    TRANSCRIPTS_PREFIX,
+    ConfigError,
+    SessionCoreError,
+    aws_error_code,
+    read_secret,
+)
 from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
@@ -129,7 +136,7 @@ def check_claude_config(target: Target) -> Check | list[Check]:
         try:
             environ = runtime_environment(target.clients("lambda"), function)
         except ClientError as exc:  # AWS's own message, a role ARN first, is cut before the permission
-            code = str(exc.response.get("Error", {}).get("Code", "error"))
+            code = _error_code(exc)
             return Check(
                 "claude-config",
                 "FAIL",
@@ -491,7 +498,7 @@ def probe_bedrock_models(
         try:
             profile = profile_called_for(control, model_id, main_model, route.region_prefix)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "error"))
+            code = _error_code(exc)
             return Check(
                 "model",
                 "FAIL",
@@ -522,6 +529,11 @@ def probe_bedrock_models(
     return _probe_each(models, probe)
 
 
+def _error_code(exc: ClientError) -> str:
+    """The AWS error code of ``exc`` as a check line names it ("error" when AWS gave none)."""
+    return aws_error_code(exc) or "error"
+
+
 # Bedrock's answers to credentials it does not take: mistyped, deleted, expired, or signed wrong.
 _CREDENTIALS_REFUSED = frozenset(
     {
@@ -548,7 +560,7 @@ def _probe_bedrock(bedrock: Any, model_id: str, source: str, route: BedrockRoute
             modelId=model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
         )
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "error"))
+        code = _error_code(exc)
         if code in _CREDENTIALS_REFUSED:
             return Check(
                 "model",
