@@ -77,9 +77,9 @@ class RunOutcome:
     tools_ran_before: bool = False
     tool_calls: set[str] = field(default_factory=set)  # the ids of the calls the agent made
     # A call was refused because the store did not take the transcript before it (see
-    # ``_save_before_tools``): the run ends as a storage failure. The ids of those calls.
+    # ``_save_before_tools``): the run ends as a storage failure.
     refused_unsaved: bool = False
-    refused_calls: set[str] = field(default_factory=set)
+    refused_calls: set[str] = field(default_factory=set)  # the ids of those calls (when known)
     recorded: bool = False  # the answer is in the registry: a retry replays it
     # The registry names the session the run began, before its first tool call ran.
     session_kept: bool = False

@@ -73,7 +73,8 @@ class ToolActivity(msgspec.Struct, frozen=True, kw_only=True):
 
 class Stopper(msgspec.Struct, frozen=True, kw_only=True):
     """Who asked a turn to stop: a person's (or a chat's) id, and the name the chat knows them
-    by (their @username, else their first name), which the consumer shows notifying nobody."""
+    by (their @username, else their first name; a chat's title), which the consumer shows
+    notifying nobody."""
 
     user_id: int
     name: str
@@ -234,8 +235,9 @@ class LiveTurns(TableStore):
         kept for a waiting message: LiveTurnsWithBacklog)."""
         return "stopping" if self._stop_running(key, turn_id, by) else "nothing_running"
 
-    def _stop_running(self, key: SessionKey, turn_id: int | None, by: Stopper | None = None) -> bool:
-        """Ask the running turn (``turn_id`` only, when given) to stop; whether one runs."""
+    def _stop_running(self, key: SessionKey, turn_id: int | None, by: Stopper | None) -> bool:
+        """Ask the running turn (``turn_id`` only, when given) to stop, as asked ``by`` someone
+        (None: nobody to name); whether one runs."""
         condition = "attribute_exists(turn_id) AND attribute_not_exists(ended_at)"
         values = {":now": number(self._table.clock())}
         update = "SET stop_requested_at = if_not_exists(stop_requested_at, :now)"
