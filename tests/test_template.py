@@ -134,10 +134,10 @@ def test_claude_config_references_only_variables_the_runtime_has() -> None:
     assert needed <= set(runtime), f"claude-config/mcp.json needs {sorted(needed - set(runtime))}"
 
 
-def test_the_image_build_takes_as_set_exactly_what_the_deployed_runtime_is_given() -> None:
-    """The build's claude-config check takes mcp.json's ``${NAME}`` of a variable the runtime
-    gets at deploy as set: every one the template or Lambda gives it, and nothing else (a name
-    the runtime lacks would pass the build and fail every cold start)."""
+def test_the_image_build_gives_a_value_to_exactly_what_the_deployed_runtime_is_given() -> None:
+    """The build's claude-config check gives mcp.json's ``${NAME}`` of a variable the runtime
+    gets at deploy a value of its deployed shape: every one the template or Lambda gives it, and
+    nothing else (a name the runtime lacks would pass the build and fail every cold start)."""
     from agent_runtime.build_check import DEPLOYED_VARIABLES
 
     runtime = set(FUNCTIONS["RuntimeFunction"].environment)

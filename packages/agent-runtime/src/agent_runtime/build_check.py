@@ -5,7 +5,8 @@ with, offline.
 A mistake in system_prompt.md, agents.json, a skill, mcp.json or approvals.json stops the build
 (`sam build`) with a line naming the file and field for each, where the image used to deploy and
 answer every message "the bot is misconfigured". What only a deployed stack can tell (the model
-key, the MCP secret headers in SSM) is `agentbot doctor --stack`'s to check.
+key, the MCP secret headers in SSM, mcp.json's ``${NAME}``s with the values the stack's runtime
+has) is `agentbot doctor --stack`'s to check; a variable a stack may deploy empty is warned of.
 """
 
 from __future__ import annotations
