@@ -140,8 +140,10 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
-    stopped_at = _work(key, request.turn_id, sleep_s) if prompt.startswith("work:") else None
-    if not prompt.startswith("work:"):
+    stopped_at = None
+    if prompt.startswith("work:"):
+        stopped_at = _work(key, request.turn_id, sleep_s)
+    else:
         time.sleep(sleep_s)
     if stopped_at is not None:
         partial = TurnResult(

@@ -88,8 +88,8 @@ def stopped_markdown(
     by the user (``stopped_by``: the name of a group member who stopped someone else's turn),
     or by a limit (``reason``) after ``duration_ms`` (the runtime records that only once
     something was written or a file made; a turn stopped so before fails instead). One
-    stopped before it wrote any text but that ``sends_files`` it made is just "Stopped.", or
-    says which limit cut it before the files."""
+    stopped before it wrote any text but that ``sends_files`` it made is just "Stopped." (or
+    "Stopped by …"), or says which limit cut it before the files."""
     if reason is not None:
         return with_note(text, limit_note(reason, duration_ms, wrote_nothing=not text.strip()))
     wrote = bool(text.strip()) or sends_files
