@@ -68,7 +68,8 @@ class StopRequest:
     forum: bool = False  # the chat is a forum (its General topic is a topic too)
     user_id: int | None = None
     # Who asked, as a group's stopped answer names them when they are not whoever asked for it
-    # (None in a private chat, where only one person can stop).
+    # (None in a private chat, where only one person can stop, and for a draft's stop control,
+    # which names nobody).
     stopper: Stopper | None = None
     turn_id: int | None = None  # the turn the control belonged to (draft, button)
     callback_query_id: str | None = None
