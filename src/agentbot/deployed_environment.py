@@ -33,9 +33,9 @@ def runtime_environment(lambda_client: Any, function_name: str) -> dict[str, str
 
 
 def deployed_problems(exc: ClaudeConfigError, environment: Mapping[str, str]) -> list[ConfigurationProblem]:
-    """claude-config's problems as found with the stack's runtime
-    environment, each with its fix; one a ``${NAME}`` made says what the runtime holds, and
-    when the runtime leaves it empty, which stack parameter fills it."""
+    """claude-config's problems as found with the stack's runtime environment, each with its
+    fix; one a ``${NAME}`` made says what the runtime holds, and when the runtime leaves it
+    empty, which stack parameter fills it."""
     from agent_runtime import config_problem
 
     found = []
