@@ -876,10 +876,8 @@ def test_limits_and_budgets_set_in_the_shell_reach_the_functions_that_use_them(m
     assert not any("SOME_OTHER_SHELL_VARIABLE" in env for env in (producer, consumer, runtime))
 
 
-def test_the_small_model_set_in_the_shell_reaches_devs_bedrock_runtime(monkeypatch) -> None:
-    """`agentbot doctor` checks the shell's ANTHROPIC_SMALL_FAST_MODEL as the model dev's
-    Bedrock runtime uses for background calls and "haiku": dev's runtime must be given it, not
-    fall back to BEDROCK_MODEL_ID behind the developer's back."""
+def _bedrock_choice(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What dev chooses for a shell set up for Bedrock with the developer's own credentials."""
     from local_stack import ModelServer, echo_responder
 
     from agentbot import dev
@@ -887,14 +885,33 @@ def test_the_small_model_set_in_the_shell_reaches_devs_bedrock_runtime(monkeypat
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
     monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
-    monkeypatch.setenv("ANTHROPIC_SMALL_FAST_MODEL", "anthropic.claude-small-v1:0")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSMALLMODELTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "not-a-real-session-token")
     with ModelServer(echo_responder) as model, contextlib.ExitStack() as stack:
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)  # the start's check
-        choice = dev.choose_model(stack)
+        return dev.choose_model(stack)
+
+
+def test_the_small_model_set_in_the_shell_reaches_devs_bedrock_runtime(monkeypatch) -> None:
+    """`agentbot doctor` checks the shell's ANTHROPIC_SMALL_FAST_MODEL as the model dev's
+    Bedrock runtime uses for background calls and "haiku": dev's runtime must be given it, not
+    fall back to BEDROCK_MODEL_ID behind the developer's back."""
+    monkeypatch.setenv("ANTHROPIC_SMALL_FAST_MODEL", "anthropic.claude-small-v1:0")
+    choice = _bedrock_choice(monkeypatch)
     assert choice.runtime_env["ANTHROPIC_SMALL_FAST_MODEL"] == "anthropic.claude-small-v1:0"
+
+
+def test_devs_bedrock_runtime_holds_none_of_the_developers_aws_secrets_in_its_environment(
+    monkeypatch,
+) -> None:
+    """The runtime's initial environment block stays readable in /proc/<pid>/environ by every
+    process of the agent's user until it re-executes itself: the developer's credentials go
+    to dev's local SSM, as the model key does, and the runtime is told only where."""
+    choice = _bedrock_choice(monkeypatch)
+    runtime_env = " ".join(f"{k}={v}" for k, v in choice.runtime_env.items())
+    assert "not-a-real-secret" not in runtime_env and "not-a-real-session-token" not in runtime_env
 
 
 def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:

@@ -59,6 +59,7 @@ NOT_FROM_TEMPLATE = {
     "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
     "ANTHROPIC_BEDROCK_REGION_PREFIX": "local-only: `agentbot dev` passes the shell's to the CLI",
     "CHAT_CHANNEL": "local-only: `agentbot dev` says `terminal` for its text-only terminal chat",
+    "BEDROCK_CREDENTIALS_PARAMETER": "local-only: `agentbot dev`'s SSM parameter of your own AWS credentials",
     # Set by the runtime itself for the CLI of one turn (read back only to restore it).
     "CLAUDE_CONFIG_DIR": "runtime-internal, per session",
     # Set by the runtime for its CLI launcher (agent_runtime._cli_launcher), per turn.

@@ -380,6 +380,9 @@ class ModelChoice:
     label: str
     runtime_env: dict[str, str]
     api_key: str | None
+    # The developer's own AWS credentials (STS's JSON) to sign Bedrock with: secrets, so they
+    # reach the runtime through dev's SSM, never in its environment.
+    bedrock_credentials: str | None = None
 
 
 def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
@@ -408,8 +411,8 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
         for name in ("AWS_REGION", *models, "MODEL_INVOKE_ROLE_ARN"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
-        env |= _bedrock_credentials()
-        return ModelChoice(f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})", env, None)
+        label = f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})"
+        return ModelChoice(label, env, None, bedrock_credentials=_bedrock_credentials())
     from local_stack import FREE_USAGE, ModelServer, demo_responder
 
     server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
@@ -448,24 +451,23 @@ def _check_model_api(base: str, key: str, model: str) -> None:
         )
 
 
-def _bedrock_credentials() -> dict[str, str]:
+def _bedrock_credentials() -> str | None:
     """The developer's own AWS credentials (shell or AWS_PROFILE, as `agentbot doctor` checks
-    them) for the runtime to sign Bedrock with, after asking Bedrock what doctor asks: the
-    runtime's own credentials are this run's local ones. Empty when there are none, or no
-    region: the runtime's start-up check (``check_dev_runtime``) names what is missing."""
-    from agent_runtime import BEDROCK_CREDENTIALS_VARIABLE
-
+    them) for the runtime to sign Bedrock with, as STS's JSON, after asking Bedrock what doctor
+    asks: the runtime's own credentials are this run's local ones. Read once: credentials that
+    expire (SSO, a session) need a new start. None when there are none, or no region: the
+    runtime's start-up check (``check_dev_runtime``) names what is missing."""
     session = boto3.Session()
     region = os.environ.get("AWS_REGION", "").strip() or session.region_name
     found = session.get_credentials()
     if not region or found is None:
-        return {}
+        return None
     _check_bedrock_model(session, region)
     frozen = found.get_frozen_credentials()
     credentials = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key}
     if frozen.token:
         credentials["SessionToken"] = frozen.token
-    return {BEDROCK_CREDENTIALS_VARIABLE: json.dumps(credentials)}
+    return json.dumps(credentials)
 
 
 def _check_bedrock_model(session: Any, region: str) -> None:
@@ -632,13 +634,19 @@ def _client(service: str, env: dict[str, str], **kwargs: Any) -> Any:
 
 
 def _put_secrets(ssm: Any, prefix: str, values: dict[str, str]) -> dict[str, str]:
-    """Store secrets as SSM SecureStrings, as in production; return setting → parameter name."""
+    """Store secrets as SSM SecureStrings, as in production; return setting → parameter name
+    (BEDROCK_CREDENTIALS_PARAMETER only when ``values`` holds the developer's "bedrock" ones)."""
+    from agent_runtime import BEDROCK_CREDENTIALS_PARAMETER
+
     names = {}
-    for setting, (suffix, value) in {
+    parameters = {
         "WEBHOOK_SECRET_PARAMETER": ("webhook-secret", values["webhook"]),
         "BOT_TOKEN_PARAMETER": ("bot-token", values["bot"]),
         "ANTHROPIC_API_KEY_PARAMETER": ("anthropic-api-key", values.get("anthropic") or "unused"),
-    }.items():
+    }
+    if values.get("bedrock"):
+        parameters[BEDROCK_CREDENTIALS_PARAMETER] = ("bedrock-credentials", values["bedrock"])
+    for setting, (suffix, value) in parameters.items():
         name = f"/{prefix}/{suffix}"
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
         names[setting] = name
@@ -795,7 +803,12 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     secret_names = _put_secrets(
         ssm,
         names.prefix,
-        {"webhook": webhook_secret, "bot": token or terminal.token, "anthropic": model.api_key or ""},
+        {
+            "webhook": webhook_secret,
+            "bot": token or terminal.token,
+            "anthropic": model.api_key or "",
+            "bedrock": model.bedrock_credentials or "",
+        },
     )
     if agent_user is not None:
         from agent_runtime import bundled_cli_path
@@ -1065,6 +1078,8 @@ def _functions(
         # runtime may run as the developer, whose editor and shell are that uid's too.
         "PROCESS_SWEEP_SCOPE": "descendants",
     }
+    if "BEDROCK_CREDENTIALS_PARAMETER" in secret_names:  # Bedrock, signed with the developer's own
+        runtime["BEDROCK_CREDENTIALS_PARAMETER"] = secret_names["BEDROCK_CREDENTIALS_PARAMETER"]
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
         CONSUMER: FunctionSpec(handler="sqs_consumer.handler.handle", env=consumer, timeout_s=900),

@@ -103,38 +103,3 @@ def test_moved_container_credentials_token_is_used(held: None, monkeypatch: pyte
         server.server_close()
     assert credentials.access_key == "AKIDCONTAINER" and credentials.token == "container-token"
     assert seen == ["moved-auth-token"]
-
-
-def test_bedrock_credentials_handed_over_sign_bedrock_and_reach_nothing_else(held: None) -> None:
-    """`agentbot dev` hands the developer's own credentials over for Bedrock (its runtime's own
-    are the local stack's): they sign Bedrock only, and claude-config's ${NAME} (an MCP
-    server's environment, a tool's) never expands them."""
-    from agent_runtime import BEDROCK_CREDENTIALS_VARIABLE
-    from agent_runtime._process_secrets import bedrock_session, config_environ
-
-    assert is_secret_variable(BEDROCK_CREDENTIALS_VARIABLE)  # moved out of every environ
-    mine = {"AccessKeyId": "AKIDDEVELOPER", "SecretAccessKey": "developer-secret", "SessionToken": "tok"}
-    hand_over(
-        {
-            "AWS_ACCESS_KEY_ID": "AKIDLOCALSTACK",
-            "AWS_SECRET_ACCESS_KEY": "local-secret",
-            BEDROCK_CREDENTIALS_VARIABLE: json.dumps(mine),
-        }
-    )
-
-    signing = bedrock_session().get_credentials().get_frozen_credentials()
-    assert (signing.access_key, signing.secret_key, signing.token) == (
-        "AKIDDEVELOPER",
-        "developer-secret",
-        "tok",
-    )
-    assert aws_session().get_credentials().get_frozen_credentials().access_key == "AKIDLOCALSTACK"
-    assert BEDROCK_CREDENTIALS_VARIABLE not in config_environ()
-
-
-def test_without_bedrock_credentials_bedrock_is_signed_with_the_runtimes_own(held: None) -> None:
-    from agent_runtime._process_secrets import bedrock_session
-
-    hand_over({"AWS_ACCESS_KEY_ID": "AKIDROLE", "AWS_SECRET_ACCESS_KEY": "role-secret"})
-
-    assert bedrock_session().get_credentials().get_frozen_credentials().access_key == "AKIDROLE"

@@ -11,6 +11,7 @@ import typing as _typing
 
 from session_core import is_secret_variable
 
+from ._bedrock_signer import BEDROCK_CREDENTIALS_PARAMETER
 from ._chosen_models import chosen_model_ids
 from ._claude_config import (
     ClaudeConfig,
@@ -46,7 +47,7 @@ from ._preflight import (
     check_runtime_configuration,
     config_problem,
 )
-from ._process_secrets import BEDROCK_CREDENTIALS_VARIABLE, aws_session, held_secrets
+from ._process_secrets import aws_session, held_secrets
 from ._settings import RuntimeSettings, is_anthropic_base_url, load_settings, uses_bedrock
 from ._workspace import SessionWorkspace, session_workspace, workspace_paths
 
@@ -83,7 +84,7 @@ if not _typing.TYPE_CHECKING:  # mypy sees the imports above, and still flags un
 
 
 __all__ = [
-    "BEDROCK_CREDENTIALS_VARIABLE",
+    "BEDROCK_CREDENTIALS_PARAMETER",
     "DEADLINE_MARGIN_S",
     "DEPLOYED_VARIABLES",
     "PERMANENT_CONFIG_ERRORS",

@@ -18,13 +18,14 @@ from session_core import (
     make_non_dumpable,
 )
 
+from ._bedrock_signer import bedrock_signing_session
 from ._chosen_models import chosen_model_ids
 from ._claude_config import load_claude_config
 from ._cli_launcher import landlock_abi
 from ._environment import AnthropicAccess, BedrockAccess, ModelAccess, bundled_cli_path
 from ._mcp_secrets import McpSecretProxies, mcp_secret_sources
 from ._preflight import check_model_access, check_runtime_configuration
-from ._process_secrets import aws_session, bedrock_session, config_environ
+from ._process_secrets import aws_session, config_environ
 from ._process_sweep import effective_scope
 from ._settings import RuntimeSettings
 from ._turn import Runtime
@@ -59,9 +60,9 @@ def build_runtime(
     make_non_dumpable()
     become_subreaper()
     session = aws_session()
-    signs_bedrock = bedrock_session()  # the same, except in `agentbot dev` (see there)
     environ = config_environ()
     ssm = ssm or session.client("ssm", config=_BOTO)
+    signs_bedrock = bedrock_signing_session(environ, ssm=ssm)  # the session's own, except in dev
     if sts is None and "MODEL_INVOKE_ROLE_ARN" in environ:
         sts = session.client("sts", config=_BOTO)
     # Everything a turn will need is checked now, once: a broken config fails every turn alike.

@@ -29,15 +29,7 @@ from typing import Any
 # Anything named like a secret is moved too; the runtime reads it from here, the CLI never sees it.
 from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable
 
-from ._errors import ModelBackendError
-
 SECRETS_FD_VARIABLE = "AGENTBOT_MOVED_ENV_FD"
-# `agentbot dev` hands the developer's own AWS credentials for Bedrock over in this variable
-# (STS's JSON: AccessKeyId, SecretAccessKey, SessionToken): the runtime's own credentials
-# there are the local stack's, which Bedrock does not know. Moved like any secret.
-BEDROCK_CREDENTIALS_VARIABLE = "BEDROCK_CREDENTIALS"
-# Held for boto3 only, never for claude-config's ${NAME} (an MCP server's environment).
-_FOR_BOTO3_ONLY = frozenset({*AWS_CREDENTIAL_VARIABLES, BEDROCK_CREDENTIALS_VARIABLE})
 # awslambdaric deletes it from os.environ before importing the handler; the fd stays open.
 _TELEMETRY_FD = "_LAMBDA_TELEMETRY_LOG_FD"
 _PIPE_LIMIT = 60_000  # below the 64 KiB pipe buffer: the write must not block before exec
@@ -53,7 +45,7 @@ def held_secrets() -> Mapping[str, str]:
 def config_environ() -> dict[str, str]:
     """The environment claude-config expands ``${NAME}`` from: the process environment plus
     moved secrets other than the runtime role's AWS credentials."""
-    extra = {k: v for k, v in _held.items() if k not in _FOR_BOTO3_ONLY}
+    extra = {k: v for k, v in _held.items() if k not in AWS_CREDENTIAL_VARIABLES}
     return {**os.environ, **extra}
 
 
@@ -79,27 +71,6 @@ def aws_session() -> Any:
         core.register_component("credential_provider", CredentialResolver([provider]))
         return boto3.Session(botocore_session=core)
     return boto3.Session()
-
-
-def bedrock_session() -> Any:
-    """The boto3 Session whose credentials sign Bedrock calls when no MODEL_INVOKE_ROLE_ARN
-    is set: those in ``BEDROCK_CREDENTIALS`` when given, else the runtime's own."""
-    given = _held.get(BEDROCK_CREDENTIALS_VARIABLE)
-    if not given:
-        return aws_session()
-    import boto3
-
-    try:
-        credentials = json.loads(given)
-        return boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials.get("SessionToken"),
-        )
-    except (ValueError, KeyError, TypeError):  # not chained: the value is a secret
-        raise ModelBackendError(
-            BEDROCK_CREDENTIALS_VARIABLE, "is not JSON with AccessKeyId and SecretAccessKey"
-        ) from None
 
 
 def _initial_environ() -> dict[str, str]:
