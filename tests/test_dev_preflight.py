@@ -307,8 +307,8 @@ def test_bedrock_without_credentials_stops_the_start_saying_the_fix_once(tmp_pat
         )
     )
     assert "CLAUDE_CODE_USE_BEDROCK" in line and "no AWS credentials" in line, line
-    # one remedy, not the runtime's and dev's both
-    assert line.count("AWS_PROFILE") == 1 and line.count("MODEL_INVOKE_ROLE_ARN") == 1, line
+    # one remedy, not the runtime's and dev's both, and not a role dev refuses
+    assert line.count("AWS_PROFILE") == 1 and "MODEL_INVOKE_ROLE_ARN" not in line, line
 
 
 # Bedrock as the developer's shell gives it to dev: region, own credentials and a model, with
@@ -378,6 +378,22 @@ def test_bedrock_credentials_of_a_profile_only_the_developer_can_read_answer_tur
 
     assert _replies_of(done) == ["echo: hello"], (done.stdout + done.stderr)[-3000:]
     assert signers == {SHELL_KEY_ID}, signers
+
+
+def test_bedrock_with_a_model_invoke_role_stops_the_start_saying_to_unset_it() -> None:
+    """A MODEL_INVOKE_ROLE_ARN exported for a deploy reached dev's runtime, whose start-up
+    check then said "is set but no STS client was given", which nobody can act on. dev signs
+    Bedrock with the developer's own credentials and assumes no role: it says so, at once."""
+    from local_stack import ModelServer, echo_responder
+
+    role = "arn:aws:iam::123456789012:role/agentbot-model-invoke"
+    with ModelServer(echo_responder) as model:
+        done = _start(_bedrock_shell(model.base_url) | {"MODEL_INVOKE_ROLE_ARN": role})
+        asked = len(model.model_calls)
+    line = _one_failure_line(done)
+
+    assert "unset MODEL_INVOKE_ROLE_ARN" in line and "your own credentials" in line, line
+    assert "STS client" not in line and asked == 0
 
 
 def _replies_of(done: subprocess.CompletedProcess[str]) -> list[str]:

@@ -1588,3 +1588,20 @@ def test_the_shell_check_reads_a_model_base_url_dev_leaves_to_the_runtime_with_b
         check_dev_shell(shell)
     assert caught.value.where == "ANTHROPIC_BASE_URL", caught.value
     check_dev_shell({**shell, "CLAUDE_CODE_USE_BEDROCK": ""})  # the demo model: dev sets its own
+
+
+def test_the_shell_check_refuses_a_model_invoke_role_dev_would_not_use() -> None:
+    """dev signs Bedrock with the developer's own credentials and assumes no role: doctor's
+    `shell settings` says what dev's start says for a MODEL_INVOKE_ROLE_ARN left in the shell."""
+    from agentbot.preflight import ConfigurationProblem, check_dev_shell
+
+    shell = {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "AWS_REGION": "eu-west-1",
+        "MODEL_INVOKE_ROLE_ARN": "arn:aws:iam::123456789012:role/agentbot-model-invoke",
+    }
+    with pytest.raises(ConfigurationProblem) as caught:
+        check_dev_shell(shell)
+    assert caught.value.where == "MODEL_INVOKE_ROLE_ARN", caught.value
+    assert "unset MODEL_INVOKE_ROLE_ARN" in str(caught.value)
+    check_dev_shell({**shell, "CLAUDE_CODE_USE_BEDROCK": ""})  # no Bedrock: the role is never used

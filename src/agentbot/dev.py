@@ -408,7 +408,7 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
         models = ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL")
-        for name in ("AWS_REGION", *models, "MODEL_INVOKE_ROLE_ARN"):
+        for name in ("AWS_REGION", *models):
             if os.environ.get(name):
                 env[name] = os.environ[name]
         label = f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})"

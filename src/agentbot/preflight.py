@@ -86,6 +86,8 @@ def fix_for(exc: BaseException, *, deployed: bool, profile: str | None = None) -
         )
     if isinstance(exc, ModelBackendError) and exc.setting == "AWS_REGION":
         return "export AWS_REGION=<a region where the model is enabled in the Bedrock console>"
+    if isinstance(exc, ModelBackendError) and not deployed:  # dev signs with the developer's own
+        return "give dev AWS credentials that may call Bedrock (AWS_PROFILE, or the AWS_ACCESS_KEY_ID pair)"
     if isinstance(exc, ModelBackendError):
         return "give the runtime credentials that may call Bedrock (AWS_PROFILE, or MODEL_INVOKE_ROLE_ARN)"
     if not deployed:  # dev sets the rest itself: this one came from the shell
@@ -295,6 +297,16 @@ def check_dev_shell(environ: Mapping[str, str]) -> None:
         check_shell_settings(functions)
     except ConfigurationProblem as exc:
         found.extend(exc.problems)
+    if uses_bedrock(environ) and environ.get("MODEL_INVOKE_ROLE_ARN", "").strip():
+        # Decided: dev assumes no role. Its runtime's STS is the local stack's, which gives no
+        # credentials Bedrock accepts, and the developer's own are the ones doctor checks.
+        found.append(
+            ConfigurationProblem(
+                "MODEL_INVOKE_ROLE_ARN",
+                "is set, but agentbot dev signs Bedrock with your own credentials and assumes no role",
+                "unset MODEL_INVOKE_ROLE_ARN in your shell (AWS_PROFILE picks the credentials)",
+            )
+        )
     if found:
         raise found[0] if len(found) == 1 else ConfigurationProblems(found)
 
