@@ -914,6 +914,47 @@ def test_devs_bedrock_runtime_holds_none_of_the_developers_aws_secrets_in_its_en
     assert "not-a-real-secret" not in runtime_env and "not-a-real-session-token" not in runtime_env
 
 
+def test_with_aws_profile_devs_bedrock_checks_that_profile_and_keeps_its_credentials_out_of_ssm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With --aws-profile the runtime signs with that profile's credentials already, and dev's
+    SSM is that real account's: the developer's credentials must not be written there (a
+    parameter dev never deletes), and the start's check must ask as that profile."""
+    from local_stack import ModelServer, echo_responder
+
+    from agentbot import dev
+
+    (tmp_path / "config").write_text("[profile work]\nregion = eu-west-1\n")
+    (tmp_path / "credentials").write_text(
+        "[work]\naws_access_key_id = AKIDPROFILEONLY00001\n"
+        "aws_secret_access_key = not-a-real-profile-secret\n"
+    )
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSHELLNOTPROFILE1")  # the shell's, not the flag's
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-shell-secret")
+    with ModelServer(echo_responder) as model, contextlib.ExitStack() as stack:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)
+        choice = dev.choose_model(stack, "work")
+        signers = {
+            c.headers.get("Authorization", "").split("Credential=")[1].split("/")[0]
+            for c in model.model_calls
+        }
+
+    assert choice.bedrock_credentials is None
+    assert signers == {"AKIDPROFILEONLY00001"}, signers
+
+
 def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:
     """There is no Amazon Transcribe locally (moto's never writes a transcript, so each voice
     message would fail on every receive into the dead-letter queue): VOICE_TRANSCRIPTION=auto in

@@ -385,7 +385,7 @@ class ModelChoice:
     bedrock_credentials: str | None = None
 
 
-def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
+def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) -> ModelChoice:
     """Anthropic with ANTHROPIC_API_KEY, Bedrock with CLAUDE_CODE_USE_BEDROCK, else the offline demo."""
     # Stripped as `agentbot doctor` strips it: a .env saved with CRLF line ends gives "key\r",
     # which no request can carry (every turn failed as "the model did not answer"), or "\r" alone.
@@ -412,7 +412,7 @@ def choose_model(stack: contextlib.ExitStack) -> ModelChoice:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         label = f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})"
-        return ModelChoice(label, env, None, bedrock_credentials=_bedrock_credentials())
+        return ModelChoice(label, env, None, bedrock_credentials=_bedrock_credentials(aws_profile))
     from local_stack import FREE_USAGE, ModelServer, demo_responder
 
     server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
@@ -451,18 +451,22 @@ def _check_model_api(base: str, key: str, model: str) -> None:
         )
 
 
-def _bedrock_credentials() -> str | None:
+def _bedrock_credentials(aws_profile: str | None) -> str | None:
     """The developer's own AWS credentials (shell or AWS_PROFILE, as `agentbot doctor` checks
     them) for the runtime to sign Bedrock with, as STS's JSON, after asking Bedrock what doctor
     asks: the runtime's own credentials are this run's local ones. Read once: credentials that
     expire (SSO, a session) need a new start. None when there are none, or no region: the
-    runtime's start-up check (``check_dev_runtime``) names what is missing."""
-    session = boto3.Session()
+    runtime's start-up check (``check_dev_runtime``) names what is missing. None with
+    ``--aws-profile`` too: the runtime's own credentials are that profile's, and the local SSM
+    they would be kept in is that account's (never written there)."""
+    session = boto3.Session(profile_name=aws_profile) if aws_profile else boto3.Session()
     region = os.environ.get("AWS_REGION", "").strip() or session.region_name
     found = session.get_credentials()
     if not region or found is None:
         return None
     _check_bedrock_model(session, region)
+    if aws_profile:
+        return None
     frozen = found.get_frozen_credentials()
     credentials = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key}
     if frozen.token:
@@ -798,7 +802,7 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
             progress.say(f"restored {items} items and {objects} objects from {saved.root}")
         stack.callback(saved.save)
 
-    model = choose_model(stack)
+    model = choose_model(stack, args.aws_profile)
     telegram_base, telegram_label, terminal = _telegram(stack, token, state_root)
     secret_names = _put_secrets(
         ssm,
