@@ -348,6 +348,27 @@ def test_bedrock_calls_are_signed_with_the_developers_own_credentials() -> None:
     assert "not-a-real-secret-shell" not in done.stdout + done.stderr
 
 
+def test_bedrock_turns_are_called_in_the_region_the_start_checked(tmp_path: Path) -> None:
+    """The region in the AWS config (`aws configure`), no AWS_REGION: doctor and dev's start
+    asked Bedrock there and passed, while the runtime called the local stack's us-east-1, where
+    the model may not be enabled (every turn "misconfigured" after a start that said all was well)."""
+    from local_stack import ModelServer, echo_responder
+
+    (tmp_path / "config").write_text("[default]\nregion = eu-west-1\n")
+    with ModelServer(echo_responder) as model:
+        shell = _bedrock_shell(model.base_url) | {"AWS_CONFIG_FILE": str(tmp_path / "config")}
+        del shell["AWS_REGION"]
+        done = _start(shell)
+        regions = {
+            call.headers.get("Authorization", "").split("Credential=")[1].split("/")[2]
+            for call in model.model_calls
+        }
+
+    assert _replies_of(done) == ["echo: hello"], (done.stdout + done.stderr)[-3000:]
+    assert regions == {"eu-west-1"}, regions
+    assert "  model     Bedrock (eu-west-1)" in done.stderr, done.stderr[-3000:]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only as root does the agent run as another user")
 def test_bedrock_credentials_of_a_profile_only_the_developer_can_read_answer_turns(tmp_path: Path) -> None:
     """The fix dev and doctor give for refused credentials is AWS_PROFILE. Started as root,

@@ -407,12 +407,18 @@ def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) ->
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
-        models = ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL")
-        for name in ("AWS_REGION", *models):
+        for name in ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL"):
             if os.environ.get(name):
                 env[name] = os.environ[name]
-        label = f"Bedrock ({os.environ.get('AWS_REGION', 'default region')})"
-        return ModelChoice(label, env, None, bedrock_credentials=_bedrock_credentials(aws_profile))
+        session = boto3.Session(profile_name=aws_profile) if aws_profile else boto3.Session()
+        # Where doctor and the start's check ask Bedrock: AWS_REGION, else boto3's own (the
+        # profile's, AWS_DEFAULT_REGION). Given to the runtime, which would otherwise call the
+        # local stack's us-east-1.
+        region = os.environ.get("AWS_REGION", "").strip() or session.region_name
+        if region:
+            env["AWS_REGION"] = region
+        credentials = _bedrock_credentials(session, region, own_profile=bool(aws_profile))
+        return ModelChoice(f"Bedrock ({region or 'no region'})", env, None, bedrock_credentials=credentials)
     from local_stack import FREE_USAGE, ModelServer, demo_responder
 
     server = stack.enter_context(ModelServer(responder=demo_responder, usage=FREE_USAGE))
@@ -451,21 +457,20 @@ def _check_model_api(base: str, key: str, model: str) -> None:
         )
 
 
-def _bedrock_credentials(aws_profile: str | None) -> str | None:
-    """The developer's own AWS credentials (shell or AWS_PROFILE, as `agentbot doctor` checks
-    them) for the runtime to sign Bedrock with, as STS's JSON, after asking Bedrock what doctor
-    asks: the runtime's own credentials are this run's local ones. Read once: credentials that
-    expire (SSO, a session) need a new start. None when there are none, or no region: the
-    runtime's start-up check (``check_dev_runtime``) names what is missing. None with
-    ``--aws-profile`` too: the runtime's own credentials are that profile's, and the local SSM
-    they would be kept in is that account's (never written there)."""
-    session = boto3.Session(profile_name=aws_profile) if aws_profile else boto3.Session()
-    region = os.environ.get("AWS_REGION", "").strip() or session.region_name
+def _bedrock_credentials(session: Any, region: str | None, *, own_profile: bool) -> str | None:
+    """The developer's own AWS credentials (``session``'s: the shell's or AWS_PROFILE's, as
+    `agentbot doctor` checks them) for the runtime to sign Bedrock with, as STS's JSON, after
+    asking Bedrock in ``region`` what doctor asks: the runtime's own credentials are this run's
+    local ones. Read once: credentials that expire (SSO, a session) need a new start. None when
+    there are none, or no region: the runtime's start-up check (``check_dev_runtime``) names
+    what is missing. None with ``own_profile`` (``--aws-profile``) too: the runtime's own
+    credentials are that profile's, and the local SSM they would be kept in is that account's
+    (never written there)."""
     found = session.get_credentials()
     if not region or found is None:
         return None
     _check_bedrock_model(session, region)
-    if aws_profile:
+    if own_profile:
         return None
     frozen = found.get_frozen_credentials()
     credentials = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key}
