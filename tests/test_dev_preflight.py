@@ -348,6 +348,28 @@ def test_bedrock_calls_are_signed_with_the_developers_own_credentials() -> None:
     assert "not-a-real-secret-shell" not in done.stdout + done.stderr
 
 
+def test_bedrock_gateway_url_without_its_scheme_stops_the_start_without_showing_it(tmp_path: Path) -> None:
+    """A gateway that authenticates by itself needs no AWS credentials, so the start's Bedrock
+    check is skipped: a URL the model proxy cannot use (no scheme) started dev anyway, and the
+    first turn failed with the whole URL in its error, the token in its path included."""
+    (tmp_path / "config").write_text("[default]\n")  # no credentials: the gateway's own auth
+    shell = {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "AWS_REGION": "eu-west-1",
+        "BEDROCK_MODEL_ID": BEDROCK_MODEL,
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "config"),
+        "ANTHROPIC_BEDROCK_BASE_URL": "gateway.example.com/t-secret-in-the-path",
+    }
+    state = tmp_path / "state"
+    done = _start(shell, state_dir=state)
+    logged = "".join(p.read_text(errors="replace") for p in state.rglob("*.log"))
+
+    line = _one_failure_line(done)
+    assert "ANTHROPIC_BEDROCK_BASE_URL" in line and "http(s) URL" in line, line
+    assert "t-secret-in-the-path" not in done.stdout + done.stderr + logged
+
+
 def test_bedrock_turns_are_called_in_the_region_the_start_checked(tmp_path: Path) -> None:
     """The region in the AWS config (`aws configure`), no AWS_REGION: doctor and dev's start
     asked Bedrock there and passed, while the runtime called the local stack's us-east-1, where

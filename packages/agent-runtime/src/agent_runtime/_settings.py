@@ -121,6 +121,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             "ANTHROPIC_BASE_URL",
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)",
         )
+    bedrock_base_url = opt("ANTHROPIC_BEDROCK_BASE_URL")
+    if backend == "bedrock" and bedrock_base_url is not None and not is_anthropic_base_url(bedrock_base_url):
+        # Checked here, not at the first turn's model proxy: a gateway that authenticates by
+        # itself skips every credential check, and each turn failed as "internal".
+        raise ConfigError(
+            "ANTHROPIC_BEDROCK_BASE_URL",
+            "must be an http(s) URL such as https://gateway.example.com (the CLI adds /model/<id>/invoke)",
+        )
     timeout_ms = env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env)
     if timeout_ms > LONGEST_TURN_S * 1000:
         # The turn's own budget (the Lambda's remaining time) ends the call first.
@@ -162,7 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         backend=backend,
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=base_url,
-        bedrock_base_url=opt("ANTHROPIC_BEDROCK_BASE_URL"),
+        bedrock_base_url=bedrock_base_url,
         bedrock_region_prefix=opt("ANTHROPIC_BEDROCK_REGION_PREFIX"),
         model=model,
         small_model=small_model,
