@@ -955,6 +955,15 @@ def test_with_aws_profile_devs_bedrock_checks_that_profile_and_keeps_its_credent
     assert signers == {"AKIDPROFILEONLY00001"}, signers
 
 
+def test_a_credentials_parameter_named_in_the_shell_never_reaches_devs_runtime(monkeypatch, tmp_path) -> None:
+    """The local Lambda passes the shell's environment on: a BEDROCK_CREDENTIALS_PARAMETER
+    there made the runtime sign Bedrock with whatever parameter it named (with --aws-profile,
+    one of the real account's). dev names its own, or none."""
+    monkeypatch.setenv("BEDROCK_CREDENTIALS_PARAMETER", "/someone-elses/credentials")
+    runtime = _local_function_envs(tmp_path)["agentbot-runtime"]
+    assert runtime["BEDROCK_CREDENTIALS_PARAMETER"] == ""
+
+
 def test_voice_transcription_set_in_the_shell_stays_off_locally(monkeypatch, tmp_path) -> None:
     """There is no Amazon Transcribe locally (moto's never writes a transcript, so each voice
     message would fail on every receive into the dead-letter queue): VOICE_TRANSCRIPTION=auto in

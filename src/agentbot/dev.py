@@ -379,10 +379,10 @@ def _updates_of(messages: list[dict[str, Any]]) -> list[tuple[int, SessionKey | 
 class ModelChoice:
     label: str
     runtime_env: dict[str, str]
-    api_key: str | None
+    api_key: str | None = field(repr=False)  # secrets: never in a traceback or a test's output
     # The developer's own AWS credentials (STS's JSON) to sign Bedrock with: secrets, so they
     # reach the runtime through dev's SSM, never in its environment.
-    bedrock_credentials: str | None = None
+    bedrock_credentials: str | None = field(default=None, repr=False)
 
 
 def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) -> ModelChoice:
@@ -1087,8 +1087,10 @@ def _functions(
         # runtime may run as the developer, whose editor and shell are that uid's too.
         "PROCESS_SWEEP_SCOPE": "descendants",
     }
-    if "BEDROCK_CREDENTIALS_PARAMETER" in secret_names:  # Bedrock, signed with the developer's own
-        runtime["BEDROCK_CREDENTIALS_PARAMETER"] = secret_names["BEDROCK_CREDENTIALS_PARAMETER"]
+    # Bedrock signed with the developer's own, when dev stored them; else empty, never the shell's
+    # (the local Lambda passes the shell's environment on: with --aws-profile the runtime would
+    # read whatever parameter of the real account it named).
+    runtime["BEDROCK_CREDENTIALS_PARAMETER"] = secret_names.get("BEDROCK_CREDENTIALS_PARAMETER", "")
     return {
         PRODUCER: FunctionSpec(handler="telegram_producer.handler.handle", env=producer, timeout_s=10),
         CONSUMER: FunctionSpec(handler="sqs_consumer.handler.handle", env=consumer, timeout_s=900),
