@@ -239,7 +239,7 @@ class BedrockAccess:
     ``models``: the only model ids a call may ask for (``chosen_model_ids``; None: any).
 
     Without a role ARN (never in Lambda, where the template always sets it) the proxy signs
-    with the credentials of ``session`` (``bedrock_session``: in ``agentbot dev`` against real
+    with the credentials of ``session`` (``bedrock_signing_session``: in ``agentbot dev`` against real
     Bedrock the developer's own, which dev hands over; or a local gateway that ignores
     signatures, such as the test model server).
     """
