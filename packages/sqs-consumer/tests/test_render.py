@@ -1218,3 +1218,80 @@ def test_link_addresses_commonmark_allows_are_links(markdown, expected) -> None:
     out = markdown_to_html(markdown)
     assert out == expected
     assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "[x](https://en.wikipedia.org/wiki/A_(b_(c)))",
+            '<a href="https://en.wikipedia.org/wiki/A_(b_(c))">x</a>',
+        ),
+        ("[deep](https://x.example/(1(2(3))))", '<a href="https://x.example/(1(2(3)))">deep</a>'),
+        ("[a [b [c]]](https://x.org)", '<a href="https://x.org">a [b [c]]</a>'),
+        ("[a [b [c [d]]]](https://x.org)", '<a href="https://x.org">a [b [c [d]]]</a>'),
+    ],
+    ids=["parens-two-deep", "parens-three-deep", "brackets-two-deep", "brackets-three-deep"],
+)
+def test_brackets_nested_three_deep_in_a_link_are_part_of_it(markdown, expected) -> None:
+    # CommonMark allows balanced parentheses in an address (at least three levels) and balanced
+    # brackets in a link's text; two deep, they showed as the literal Markdown.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Write to <ada@example.org>.", "Write to ada@example.org."),
+        ("<*ada*.lovelace@example.org> or *here*", "*ada*.lovelace@example.org or <i>here</i>"),
+        ("[mail <ada@example.org>](https://x.org)", '<a href="https://x.org">mail ada@example.org</a>'),
+    ],
+    ids=["plain", "markers-kept", "in-link-text"],
+)
+def test_an_email_autolink_shows_the_address_without_angle_brackets(markdown, expected) -> None:
+    # Telegram opens no mailto: link (only http(s), tg and ton addresses) but links an e-mail
+    # address in the text itself; the angle brackets showed.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("[a](<https://>)", "[a](&lt;https://&gt;)"),
+        ("[a](<https:// >) b", "[a](&lt;https:// &gt;) b"),
+        ("[Alice](<tg://>)", "[Alice](&lt;tg://&gt;)"),
+        ("[a](https://?q=1)", "[a](https://?q=1)"),
+        ("<https://#top>", "&lt;https://#top&gt;"),
+        ("![chart](https:///c.png)", "![chart](https:///c.png)"),
+        ('<a href="https://">the docs</a>', "the docs"),
+        ('<a href=" tg:// ">Alice</a>', "Alice"),
+    ],
+    ids=["empty", "space", "tg", "query-only", "autolink", "image", "html", "html-tg"],
+)
+def test_a_link_to_an_address_without_a_host_stays_text(markdown, expected) -> None:
+    # Telegram refuses such an address ("URL is invalid"): a link to it put the message at risk.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "[a](https://x" + "(" * 20_000 + ")" * 20_000 + ")",
+        "[a [b " * 7_000 + "](https://x)",
+        "[" * 20_000 + "a" + "]" * 20_000 + "(https://x)",
+        "<a.b" * 10_000 + "@x",
+    ],
+    ids=["nested-parens", "unclosed-brackets", "nested-brackets", "email-without-end"],
+)
+def test_deeply_nested_link_markup_renders_quickly(markdown) -> None:
+    import time
+
+    start = time.monotonic()
+    markdown_to_html(markdown)
+    assert time.monotonic() - start < 1

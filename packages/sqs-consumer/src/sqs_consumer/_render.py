@@ -33,18 +33,43 @@ _HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$", re.M)  # an odd run of bac
 # The addresses a link may lead to, written in Markdown or in HTML: the web's and Telegram's
 # own (tg://user?id=…). Any other (javascript:, data:, file:, a relative path) stays text.
 _LINKABLE_SCHEME = r"(?i:https?|tg)://"
-_LINKABLE_RE = re.compile(_LINKABLE_SCHEME)
-# A URL may hold balanced parentheses (Wikipedia's "Python_(programming_language)"), as
-# CommonMark allows; one level is enough for real links. In <…> it may hold any but a line
-# end or angle brackets (spaces, a lone parenthesis). A title after it ("…", '…' or (…))
-# is dropped: Telegram shows none. An image (![alt](url)) cannot be shown inline: it becomes
-# a link named by its alt text. <https://…> is an autolink. Link text may hold balanced
-# brackets too ([[1]](url)); a [ never scans past the next bracket.
+# Telegram refuses an address without a host ("https://", "tg://", "https://?q=1"): its part
+# before any / ? # must name one, with a letter or digit and no space.
+_LINKABLE_RE = re.compile(rf"{_LINKABLE_SCHEME}(?=[^/?#]*[^\W_])[^\s/?#]+(?:[/?#].*)?", re.S)
+
+
+def _nested(opening: str, closing: str, inner: str, depth: int) -> str:
+    """A pattern for ``opening``…``closing`` around ``inner`` characters and such pairs nested
+    up to ``depth`` deep in all. Each level is a separate pattern, so a line of unclosed pairs
+    costs a scan ``depth`` pairs long from each, never to the end of the line."""
+    pattern = f"{opening}{inner}*{closing}"
+    for _ in range(depth - 1):
+        pattern = f"{opening}(?:{inner}|{pattern})*{closing}"
+    return pattern
+
+
+# CommonMark allows any balanced parentheses in an address (Wikipedia's
+# "Python_(programming_language)") and brackets in a link's text ([[1]](url)); three levels,
+# the least it asks implementations to support, are plenty for real links. In <…> an address
+# may hold any but a line end or angle brackets (spaces, a lone parenthesis). A title after it
+# ("…", '…' or (…)) is dropped: Telegram shows none. An image (![alt](url)) cannot be shown
+# inline: it becomes a link named by its alt text. <https://…> is an autolink.
+_LABEL_CHARACTER, _ADDRESS_CHARACTER = r"[^\[\]\n]", r"[^\s()<>]"
+_BRACKETS = _nested(r"\[", r"\]", _LABEL_CHARACTER, 3)
+_PARENTHESES = _nested(r"\(", r"\)", _ADDRESS_CHARACTER, 3)
+_LABEL = f"(?:{_LABEL_CHARACTER}|{_BRACKETS})*"
+_ADDRESS = f"(?:{_ADDRESS_CHARACTER}|{_PARENTHESES})+"
 _LINK_RE = re.compile(
-    r"!?\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\([ \t]*"
-    rf"(?:<({_LINKABLE_SCHEME}[^<>\n]*)>|({_LINKABLE_SCHEME}(?:[^\s()<>]|\([^\s()<>]*\))+))"
+    rf"!?\[({_LABEL})\]\([ \t]*"
+    rf"(?:<({_LINKABLE_SCHEME}[^<>\n]*)>|({_LINKABLE_SCHEME}{_ADDRESS}))"
     r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)"""
     rf"|<({_LINKABLE_SCHEME}[^\s<>]+)>"
+)
+# An e-mail autolink (<ada@example.org>, CommonMark 6.5): Telegram opens no mailto: link but
+# links an address in the text itself, so it shows without its angle brackets.
+_EMAIL_AUTOLINK_RE = re.compile(
+    r"<([a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*)>"
 )
 # An image inside a link's text (a README badge, [![Build](badge.svg)](https://ci/…)) is
 # named by its alt text: Telegram nests no link in a link, and the outer one is what a tap
@@ -395,7 +420,9 @@ def _inline_checked(line: str) -> tuple[str, bool]:
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
     text = with_html_links(text, lambda address, label: _link_or_text(address, label, protect, protected))
-    text = _LINK_RE.sub(lambda m: protect(_link(m, protected)), text)
+    # An autolink binds before a link's brackets (CommonMark 6.3): [mail <a@b.org>](url).
+    text = _EMAIL_AUTOLINK_RE.sub(lambda m: protect(escape_html(m.group(1))), text)
+    text = _LINK_RE.sub(lambda m: _link_or_markdown(m, protect, protected), text)
     text = _BARE_URL_RE.sub(lambda m: _protect_url(m.group(), protect), text)
     converted = _styles(escape_html(text))
     crossed = not _balanced(converted)
@@ -452,19 +479,28 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
     return _PLACEHOLDER_RE.sub(original, text)
 
 
-def _link(link: re.Match[str], protected: list[str]) -> str:
+def _link_or_markdown(link: re.Match[str], protect: Callable[[str], str], protected: list[str]) -> str:
+    """A Markdown link set aside as ``<a>``; to an address Telegram would refuse, the Markdown
+    as written."""
     label, bracketed_url, url, autolink = link.groups()
+    address = bracketed_url or url or autolink
+    if not _linkable(address, protected):
+        return link.group()
     label = _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
     # An autolink's text is its URL, whose _ and * are no markup.
-    return _anchor(bracketed_url or url or autolink, "" if autolink else label, protected)
+    return protect(_anchor(address, "" if autolink else label, protected))
 
 
 def _link_or_text(address: str, label: str, protect: Callable[[str], str], protected: list[str]) -> str:
     """A link the model wrote in HTML, set aside; to an address Telegram would not open
-    (javascript:, data:, a relative path), its text alone, unlinked."""
-    if _LINKABLE_RE.match(_restore(address, protected, plain=True).strip()):
+    (javascript:, data:, a relative path, one without a host), its text alone, unlinked."""
+    if _linkable(address, protected):
         return protect(_anchor(address.strip(), label, protected))
     return label
+
+
+def _linkable(address: str, protected: list[str]) -> bool:
+    return _LINKABLE_RE.fullmatch(_restore(address, protected, plain=True).strip()) is not None
 
 
 def _anchor(address: str, label: str, protected: list[str]) -> str:
