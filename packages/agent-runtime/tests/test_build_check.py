@@ -22,12 +22,14 @@ def config_dir(tmp_path: Path) -> Path:
     return target
 
 
-def build_check(config: Path) -> subprocess.CompletedProcess[str]:
-    """The Dockerfile's step: only the image's own variables set (no shell, no AWS)."""
+def build_check(config: Path, build_stage: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The Dockerfile's step: only the image's own variables set (no shell, no AWS), with
+    ``build_stage``'s too (what the build stage's ENV, ARGs or base image give it)."""
     env = {
         "CLAUDE_CONFIG_PATH": str(config),
         "HOME": "/tmp",
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        **(build_stage or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "agent_runtime.build_check"],
@@ -238,3 +240,34 @@ def test_a_url_of_a_variable_a_stack_may_deploy_empty_passes_with_a_warning(conf
     edit_json(config_dir / "mcp.json", serve_at("${ANTHROPIC_BASE_URL:-https://mcp.example.com}/mcp"))
     done = build_check(config_dir)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SEARCH_MCP_URL", "https://search.example.com/mcp"),  # an ARG of the build
+        ("UV_LINK_MODE", "copy"),  # the build stage's own ENV (the Dockerfile's workspace stage)
+    ],
+)
+def test_a_variable_only_the_build_stage_has_fails_the_build(
+    config_dir: Path, variable: str, value: str
+) -> None:
+    """The check runs in a build stage whose ENV, ARGs and base image are not the shipped
+    image's, and the function gets only the image's ENV, the template's and Lambda's: a url of
+    ``${SEARCH_MCP_URL}`` passed the build and failed every cold start."""
+    edit_json(config_dir / "mcp.json", serve_at(f"${{{variable}}}"))
+
+    done = build_check(config_dir, build_stage={variable: value})
+
+    assert done.returncode == 1, done.stdout
+    assert f"claude-config/mcp.json: mcpServers.gateway.url: ${{{variable}}} is not set" in done.stderr
+
+
+def test_a_variable_the_image_sets_passes_though_the_build_stage_has_another_value(config_dir: Path) -> None:
+    """The image's ENV (packages/agent-runtime/Dockerfile's final stage) is the deployed
+    runtime's, whatever the build stage holds under the same name."""
+    edit_json(config_dir / "mcp.json", serve_at("https://mcp.example.com${HOME}/mcp"))
+
+    assert build_check(config_dir, build_stage={"HOME": "/root"}).returncode == 0
+    done = build_check(config_dir, build_stage={"HOME": "not a path"})
+    assert done.returncode == 0, done.stderr

@@ -11,32 +11,33 @@ has) is `agentbot doctor --stack`'s to check; a variable a stack may deploy empt
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from ._claude_config import ClaudeConfig, default_config_path, load_claude_config
-from ._deployed_variables import DEPLOYED_VARIABLES
+from ._deployed_variables import DEPLOYED_VARIABLES, lambda_started_environment
 from ._errors import ClaudeConfigError
 from ._mcp_commands import AS_THIS_PROCESS
 
 
-def _as_deployed(environ: Mapping[str, str]) -> dict[str, str]:
-    # The deployed runtime's own variables are the template's and Lambda's, whatever the build
-    # machine calls by the same names.
-    return {**environ, **{name: variable.example for name, variable in DEPLOYED_VARIABLES.items()}}
+def _as_deployed() -> dict[str, str]:
+    # Only what a container of the image starts with: the image's ENV, the template's variables
+    # and Lambda's. The build stage's own (its ENV and ARGs, its base image's, the build
+    # machine's) never reach the function, so they count as unset here.
+    examples = {name: variable.example for name, variable in DEPLOYED_VARIABLES.items()}
+    return lambda_started_environment(examples)
 
 
-def check_baked_config(root: Path, environ: Mapping[str, str]) -> ClaudeConfig:
-    """Load claude-config at ``root`` as a container of the image will: each variable only the
-    deployed runtime has holds a value of the shape it has there, and each command MCP
-    server's program must be on this PATH. Raises ClaudeConfigError naming every problem found."""
-    return load_claude_config(root, environ=_as_deployed(environ), programs=AS_THIS_PROCESS)
+def check_baked_config(root: Path) -> ClaudeConfig:
+    """Load claude-config at ``root`` as a container of the image will: with only the deployed
+    runtime's variables, each holding a value of the shape it has there, and each command MCP
+    server's program on the image's PATH. Raises ClaudeConfigError naming every problem found."""
+    return load_claude_config(root, environ=_as_deployed(), programs=AS_THIS_PROCESS)
 
 
-def problems_if_empty(root: Path, environ: Mapping[str, str]) -> list[tuple[str, ClaudeConfigError]]:
+def problems_if_empty(root: Path) -> list[tuple[str, ClaudeConfigError]]:
     """(variable, problem) for each problem a cold start meets in a stack that deploys one of
     the variables empty (ANTHROPIC_BASE_URL without the AnthropicBaseUrl parameter): the build
     cannot know the stack's parameters, so these are the operator's to know, not a failure."""
@@ -45,7 +46,7 @@ def problems_if_empty(root: Path, environ: Mapping[str, str]) -> list[tuple[str,
         if variable.empty_when is None:
             continue
         try:
-            load_claude_config(root, environ={**_as_deployed(environ), name: ""}, programs=AS_THIS_PROCESS)
+            load_claude_config(root, environ={**_as_deployed(), name: ""}, programs=AS_THIS_PROCESS)
         except ClaudeConfigError as exc:
             found += [(name, problem) for problem in exc.problems]
     return found
@@ -77,10 +78,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: Te
     """Exit 0 with a summary when claude-config loads (and a warning for what fails only in a
     stack deployed with a variable empty); 1 with a line per problem when not."""
     del argv  # no options
-    environ = dict(os.environ)
     root = default_config_path()  # CLAUDE_CONFIG_PATH, as the image's ENV sets it
     try:
-        config = check_baked_config(root, environ)
+        config = check_baked_config(root)
     except ClaudeConfigError as exc:
         err.write("claude-config has mistakes, so the runtime image is not built:\n")
         for problem in exc.problems:
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO = sys.stdout, err: Te
         f"claude-config ok: {len(config.agents)} subagent(s), {len(config.skills)} skill(s), "
         f"{len(config.mcp_servers)} MCP server(s)\n"
     )
-    for name, problem in problems_if_empty(root, environ):
+    for name, problem in problems_if_empty(root):
         err.write(
             f"warning: {_where(problem, root)}: {problem.reason} when the stack's "
             f"{DEPLOYED_VARIABLES[name].empty_when}, and every cold start then fails: deploy with it "
