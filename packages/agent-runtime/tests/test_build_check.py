@@ -271,3 +271,23 @@ def test_a_variable_the_image_sets_passes_though_the_build_stage_has_another_val
     assert build_check(config_dir, build_stage={"HOME": "/root"}).returncode == 0
     done = build_check(config_dir, build_stage={"HOME": "not a path"})
     assert done.returncode == 0, done.stderr
+
+
+def test_aws_execution_env_fails_without_a_default(config_dir: Path) -> None:
+    """AWS documents AWS_EXECUTION_ENV as a managed runtime's id (AWS_Lambda_python3.13) and
+    not defined for OS-only runtimes; it names no value for a container image like this one, so
+    the runtime may not have it."""
+
+    def pass_execution_env(default: str):
+        def change(mcp: dict) -> None:
+            mcp["mcpServers"]["agentbot-tools"]["env"] = {"EXECUTION_ENV": f"${{AWS_EXECUTION_ENV{default}}}"}
+
+        return change
+
+    edit_json(config_dir / "mcp.json", pass_execution_env(""))
+    done = build_check(config_dir, build_stage={"AWS_EXECUTION_ENV": "AWS_Lambda_Image"})
+    assert done.returncode == 1, done.stdout
+    field = "mcpServers.agentbot-tools.env.EXECUTION_ENV"
+    assert f"claude-config/mcp.json: {field}: ${{AWS_EXECUTION_ENV}} is not set" in done.stderr
+    edit_json(config_dir / "mcp.json", pass_execution_env(":-image"))
+    assert build_check(config_dir).returncode == 0

@@ -48,7 +48,8 @@ def _parameter(name: str, example: str, *, empty_when: str | None = None) -> Dep
 DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
     "AWS_REGION": _lambda("us-east-1"),
     "AWS_DEFAULT_REGION": _lambda("us-east-1"),
-    "AWS_EXECUTION_ENV": _lambda("AWS_Lambda_Image"),
+    # Not AWS_EXECUTION_ENV: AWS documents it as a managed runtime's id (AWS_Lambda_python3.13),
+    # not defined for OS-only runtimes, and names no value for a container image like this one.
     "AWS_LAMBDA_FUNCTION_NAME": _lambda("agentbot-runtime"),
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": _lambda("1024"),
     "AWS_LAMBDA_FUNCTION_VERSION": _lambda("$LATEST"),
