@@ -30,14 +30,19 @@ def shown(stack: Any) -> list[tuple[str, int | None, bool]]:
 
 @pytest.mark.parametrize(
     "fault",
-    [TelegramFault.server_error(), TelegramFault.retry_after_seconds(1)],
-    ids=["server_error", "retry_after"],
+    [
+        TelegramFault.server_error(),
+        TelegramFault.retry_after_seconds(1),
+        TelegramFault.retry_after_seconds(6),
+    ],
+    ids=["server_error", "retry_after", "retry_after_over_5s"],
 )
 def test_the_progress_message_goes_once_answered_even_when_telegram_fails_its_first_delete(
     stack, fault: TelegramFault
 ) -> None:
     """A 502 (or a 429) on the delete left "Working, step 3" with a Stop button in the topic
-    for good, under the answer: a step long done and a button that stops nothing."""
+    for good, under the answer: a step long done and a button that stops nothing (a 429 asking
+    for more than 5 s did so until the delete waited it out)."""
     assert stack.post(update(700, message_id=70, text=f"@{BOT_USERNAME} work:2 go", **IN_TOPIC)) == 200
     stack.telegram.inject("deleteMessage", fault, times=1)
     stack.drain(stack.consumer(progress_poll_s=0.1))

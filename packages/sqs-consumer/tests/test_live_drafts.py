@@ -6,10 +6,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from local_stack import TEST_BOT_TOKEN, LocalTelegram
+import pytest
+from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
 from session_core import SessionKey, TurnProgress
 from sqs_consumer._live_view import LiveView
 from telegram_core import BotApi
@@ -48,11 +50,20 @@ class StreamedAnswer:
 
 
 def view_of(
-    telegram: LocalTelegram, http: httpx.Client, source: StreamedAnswer, chat_id: int = CHAT, **options: Any
+    telegram: LocalTelegram,
+    http: httpx.Client,
+    source: StreamedAnswer,
+    chat_id: int = CHAT,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    **options: Any,
 ) -> LiveView:
-    """A view of ``source`` in ``chat_id`` (private when positive), polling every 10 ms."""
+    """A view of ``source`` in ``chat_id`` (private when positive), polling every 10 ms;
+    ``sleep``: the Bot API client's waits."""
     return LiveView(
-        bot=BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0),
+        bot=BotApi(
+            http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0, sleep=sleep
+        ),
         source=source,
         key=SessionKey(tenant="default", chat_id=chat_id, thread_id=0),
         turn_id=3,
@@ -186,3 +197,22 @@ def test_a_draft_that_stays_the_same_while_a_tool_runs_long_is_shown_again_befor
         view.stop()
     assert (first, before_refresh, after_refresh) == (1, 1, 2)
     assert len({call.params["text"] for call in telegram.calls("sendMessageDraft")}) == 1
+
+
+@pytest.mark.parametrize(("time_left_s", "deleted"), [(10.0, False), (20.0, True)])
+def test_a_groups_progress_message_is_deleted_after_telegrams_wait_only_if_the_invocation_has_time(
+    telegram: LocalTelegram, http: httpx.Client, time_left_s: float, deleted: bool
+) -> None:
+    """The answer is out and Telegram asks to wait before the delete: waiting past the
+    invocation's end would cut the record off and send its answer again on the retry."""
+    group = -100503
+    waits: list[float] = []
+    view = view_of(telegram, http, UnchangedAnswer("", step=1), group, sleep=waits.append)
+    with view:
+        assert telegram.wait_for(lambda t: bool(t.sent_messages(group)))
+        view.stop()
+    telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(8), times=2)
+    view.cleanup(time_left_s=time_left_s)
+    # Three tries, so each of the two waits may take half the time left.
+    assert waits == ([8, 8] if deleted else [])
+    assert (telegram.sent_messages(group) == []) is deleted

@@ -15,8 +15,9 @@ polls it and shows it:
   and whose a Stop would stop); it is deleted once the answer is out.
 
 Progress is best effort: one attempt per update, a 429 silences it until ``retry_after``, and
-any failure is logged and dropped (the deletion of a group's progress message gets the client's
-retries). It never delays the answer: ``stop()`` ends it first.
+any failure is logged and dropped (the deletion of a group's progress message, after the
+answer, is retried and waits out a 429 the invocation has time for). It never delays the
+answer: ``stop()`` ends it first.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ DRAFT_INTERVAL_S = 1.0
 DRAFT_REFRESH_S = 20.0  # Telegram shows a draft for 30 s
 # Of Telegram's 20 messages a minute per group, what progress edits may use (answers first).
 GROUP_PROGRESS_PER_MINUTE = 10
-# Deleting a group's progress message once the answer is out: a 5xx or a short 429 is retried.
+# Deleting a group's progress message once the answer is out: a 5xx is retried, and a 429
+# waited out when it asks for at most a minute (the group limit is per minute; a longer one
+# is a flood wait, not worth the idle invocation) and the invocation has the time left.
 CLEANUP_ATTEMPTS = 3
-CLEANUP_MAX_RETRY_AFTER_S = 5.0
+CLEANUP_MAX_RETRY_AFTER_S = 60.0
 
 
 class ProgressSource(Protocol):
@@ -75,7 +78,7 @@ class GroupBudget(Protocol):
 
 class LiveView(StopsOnExit):
     """``with LiveView(...) as view:`` shows turn ``turn_id`` of ``chat_id`` until
-    ``view.stop()`` or the block's end; ``view.cleanup()`` (after the answer went out) removes
+    ``view.stop()`` or the block's end; ``view.cleanup(...)`` (after the answer went out) removes
     the group's progress message. Without a ``source`` it shows nothing. Never raises."""
 
     def __init__(
@@ -165,18 +168,20 @@ class LiveView(StopsOnExit):
                 log.info("answer_not_counted", error=type(exc).__name__)
                 return
 
-    def cleanup(self) -> None:
-        """Delete the group's progress message (once; the answer replaced it)."""
+    def cleanup(self, *, time_left_s: float) -> None:
+        """Delete the group's progress message (once; the answer replaced it), waiting for
+        Telegram when it asks (a 429) as long as its waits fit in ``time_left_s``."""
         message_id, self.progress_message_id = self.progress_message_id, None
         if message_id is None:
             return
         params = {"chat_id": self._chat_id, "message_id": message_id}
         # Left behind, it would show a step long done and a Stop that stops nothing, for good:
-        # unlike an update (the next one follows), this is retried, briefly (the answer is out,
-        # and what is left of the invocation is the delivery's reserve).
-        self._call(
-            "deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S
-        )
+        # unlike an update (the next one follows), this is retried, each wait short enough
+        # that all of them fit in the time left.
+        longest_wait_s = min(CLEANUP_MAX_RETRY_AFTER_S, time_left_s / (CLEANUP_ATTEMPTS - 1))
+        if self._call("deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=longest_wait_s):
+            return
+        log.warning("progress_message_left", longest_wait_s=round(max(longest_wait_s, 0.0), 1))
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
 

@@ -62,7 +62,7 @@ from ._outcomes import MessageStatus
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of, with_not_fetched, with_unread_parts
 from ._render import escape_html, render_reply, with_note
-from ._timing import ConsumerTiming, RemainingTimeMs
+from ._timing import PROGRESS_CLEANUP_RESERVE_S, ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._usage_footer import usage_footer
 from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
@@ -342,7 +342,7 @@ class MessageHandler:
                     typing.raise_if_shut_out(wait_s=0)
                 self._deliver_answer(msg, key, result, view)
             finally:
-                view.cleanup()
+                view.cleanup(time_left_s=remaining() / 1000 - PROGRESS_CLEANUP_RESERVE_S)
         return result
 
     def _deliver_answer(

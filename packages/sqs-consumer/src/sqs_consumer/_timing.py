@@ -17,6 +17,8 @@ DELIVERY_RESERVE_S = 45.0
 # Busy waiting stops when less than this (plus the delivery reserve) is left for our own turn.
 TURN_RESERVE_S = 120.0
 BUSY_POLL_S = 5.0
+# Kept free of the wait to delete a group's progress message: the record's own last writes.
+PROGRESS_CLEANUP_RESERVE_S = 10.0
 
 # Lambda's context.get_remaining_time_in_millis.
 RemainingTimeMs = Callable[[], int]
