@@ -13,6 +13,7 @@ from agentbot_testing.telegram_stack import wait_until
 from agentbot_testing.telegram_support import BOT_USERNAME, as_read, mentions, update, webhook_event
 from local_stack import TelegramFault
 from session_core import LiveTurns, SessionKey
+from telegram_producer import handler as producer_handler
 
 GROUP = -100300
 TOPIC = 7
@@ -231,3 +232,21 @@ def test_a_stop_pressed_under_an_anonymous_admins_request_names_nobody(stack) ->
     press_stop(stack, progress, user_id=504, first_name="Carol", username="carol")
 
     assert stopped_answer(stack, worker) == "⏹ Stopped."
+
+
+def test_of_two_stops_sent_while_a_request_waits_its_answer_names_the_first(
+    stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob and then Carol sent /stop while Alice's request waited its turn: the answer named
+    Carol, whose stop came too late to change anything (a running turn names the first)."""
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "10")  # the count that tells a stop a request waits
+    stack.producer = producer_handler.build_producer()
+    request = update(790, message_id=790, text=f"@{BOT_USERNAME} work:20 long task", **IN_TOPIC)
+    assert stack.post(request) == 200
+    for update_id, name in ((791, "bob"), (792, "carol")):
+        sender = {"id": 500 + update_id, "is_bot": False, "first_name": name.title(), "username": name}
+        stop = update(update_id, message_id=update_id, text="/stop", **IN_TOPIC, **{"from": sender})
+        assert json.loads(stack.producer.handle_event(webhook_event(stop))["body"])["text"] == "Stopping…"
+    stack.drain(stack.consumer(progress_poll_s=0.1))
+    [answer] = stack.replies(GROUP)
+    assert as_read(answer["text"]) == "⏹ Stopped by @bob before I wrote anything.", answer["text"]

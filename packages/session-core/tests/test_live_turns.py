@@ -94,6 +94,35 @@ def test_who_stopped_a_turn_is_the_first_who_asked_and_named_for_that_turn_alone
     assert live.stop_requested(KEY, 43) and live.stopped_by(KEY, 43) is None
 
 
+def test_of_stops_kept_while_a_message_waits_its_turn_names_the_first_sent_after_it(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    """As a running turn names the first who stopped it: a later stop changes nothing. A stop
+    kept for a message that started no turn (its answer was being sent) stopped nothing, so
+    the next turn names whoever stopped it, even once update ids start afresh."""
+    live = live_turns(aws, clock, backlog)
+    alice, bob, carol = (
+        Stopper(user_id=500 + n, name=name) for n, name in enumerate(("Alice", "Bob", "Carol"))
+    )
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 60
+    assert live.request_stop(KEY, update_id=61, by=bob) == "stopping"
+    assert live.request_stop(KEY, update_id=62, by=carol) == "stopping"
+    assert live.expect(KEY, 60) and live.stopped_by(KEY, 60) == bob
+    live.end(KEY, 60)  # its answer is being sent: the count still holds it
+    assert live.request_stop(KEY, update_id=63, by=alice) == "stopping"  # for nothing
+    backlog.release(KEY.canonical, now=clock())
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 64
+    assert live.request_stop(KEY, update_id=65, by=carol) == "stopping"
+    assert live.expect(KEY, 64) and live.stopped_by(KEY, 64) == carol
+    live.end(KEY, 64)
+    assert live.request_stop(KEY, update_id=7001, by=alice) == "stopping"  # for nothing
+    backlog.release(KEY.canonical, now=clock())
+    clock.now += 8 * 86_400  # a week without updates: Telegram numbers the next ones afresh
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 12
+    assert live.request_stop(KEY, update_id=13, by=bob) == "stopping"
+    assert live.expect(KEY, 12) and live.stopped_by(KEY, 12) == bob
+
+
 def test_a_stop_kept_for_nothing_never_stops_a_message_sent_after_it(
     aws: Any, clock: FakeClock, backlog: ChatBacklog
 ) -> None:

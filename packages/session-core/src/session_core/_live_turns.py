@@ -7,7 +7,8 @@ pk                              sk          holds
 ==============================  ==========  ===================================================
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
                                             stop_requested_at, stopped_by (JSON); stop_before,
-                                            stop_before_at, stop_before_by (JSON)
+                                            stop_before_at, stop_before_by (JSON),
+                                            stop_before_first (map)
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
@@ -25,7 +26,10 @@ turn waits to start (the chat's backlog count says a message waits, or a call th
 waits for its turn: see ``_stop_for_waiting``) is kept as ``stop_before`` (its own update id)
 for the next turn to start. That
 turn takes it only if it was sent before the stop, and any start removes it: a stop never
-outlives the turn it was aimed at, nor stops a message sent after it. One kept for a message
+outlives the turn it was aimed at, nor stops a message sent after it. A later stop replaces
+it, but the first one kept (``stop_before_first``: its update id, when, who) stays: the turn
+that takes the stop names its sender when it came after the turn's message, as a running
+turn names its first stopper. One kept for a message
 that started no turn (a command, a refusal, an answer already being sent) lapses once the
 backlog count would no longer be trusted either: update ids only grow while updates keep coming.
 """
@@ -135,7 +139,7 @@ class LiveTurns(TableStore):
                 turn_id,
                 (
                     "SET started_at = :now, expires_at = :ttl, progress = :p"
-                    " REMOVE ended_at, stop_before, stop_before_at, stop_before_by"
+                    " REMOVE ended_at, stop_before, stop_before_at, stop_before_by, stop_before_first"
                 ),
                 self._fresh_values(turn_id),
                 ReturnValues="ALL_OLD",
@@ -282,7 +286,7 @@ class LiveTurns(TableStore):
             UpdateExpression=(
                 "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
                 " REMOVE ended_at, stop_requested_at, stopped_by, stop_before, stop_before_at,"
-                " stop_before_by"
+                " stop_before_by, stop_before_first"
             ),
             ExpressionAttributeValues={**self._fresh_values(turn_id), ":t": number(turn_id)},
             ReturnValues="ALL_OLD",
@@ -301,9 +305,10 @@ class LiveTurns(TableStore):
             return False  # kept for a message that started no turn
         values = {":now": number(now)}
         update = "SET stop_requested_at = :now"
-        if "stop_before_by" in old:  # who sent it, to be named as who stopped the turn
+        by = _kept_stopper(old, turn_id, now)
+        if by is not None:  # who sent it, to be named as who stopped the turn
             update += ", stopped_by = :by"
-            values[":by"] = old["stop_before_by"]
+            values[":by"] = by
         try:
             self._update_turn(operation, key, turn_id, update, values)
         except ConditionFailed:  # a later turn took over meanwhile
@@ -340,6 +345,26 @@ def _is_turn(item: dict[str, Any], turn_id: int) -> bool:
 def stopper_value(stopper: Stopper) -> dict[str, str]:
     """``stopper`` as the live item holds it (a DynamoDB string of JSON)."""
     return {"S": encode_json(stopper).decode()}
+
+
+def kept_stop_value(update_id: int, at: float, by: Stopper | None) -> dict[str, Any]:
+    """A stop kept for a waiting turn as ``stop_before_first`` holds it: its update id, when
+    it was kept, and who sent it (absent: nobody to name)."""
+    kept: dict[str, Any] = {"update_id": number(update_id), "at": number(at)}
+    if by is not None:
+        kept["by"] = stopper_value(by)
+    return {"M": kept}
+
+
+def _kept_stopper(old: dict[str, Any], turn_id: int, now: float) -> dict[str, str] | None:
+    """Who sent the kept stop that stops ``turn_id`` (of the live item ``old``): the first
+    one kept, when it came after the turn's message and has not lapsed (else it was kept for
+    a message that started no turn); otherwise the latest one."""
+    first = old.get("stop_before_first", {}).get("M")
+    if first and item_int(first, "update_id") > turn_id and now - item_float(first, "at") <= _KEPT_STOP_S:
+        by: dict[str, str] | None = first.get("by")
+        return by
+    return old.get("stop_before_by")
 
 
 def _progress_value(progress: TurnProgress) -> dict[str, str]:

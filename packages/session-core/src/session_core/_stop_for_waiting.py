@@ -24,7 +24,7 @@ from ._aws_errors import aws_error_code, retry_transaction_conflicts
 from ._backlog import ChatBacklog
 from ._dynamo_table import item_key, number
 from ._keys import SessionKey
-from ._live_turns import LIVE_SK, LiveTurns, StopOutcome, Stopper, stopper_value
+from ._live_turns import LIVE_SK, LiveTurns, StopOutcome, Stopper, kept_stop_value, stopper_value
 from ._registry_keys import session_item_pk
 
 _KeptStop = Literal["kept", "nothing_waits", "turn_began"]
@@ -109,8 +109,17 @@ class LiveTurnsWithBacklog(LiveTurns):
         with ``waiting`` (a condition that a turn waits) and only while no turn is live:
         "turn_began" when one is (it started since the stop looked)."""
         now = self._table.clock()
-        update = "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl"
-        values = {":s": number(update_id), ":now": number(now), ":ttl": number(self._table.expires_at(now))}
+        # The latest stop is the one kept; the first stays known, to be named (see LiveTurns).
+        update = (
+            "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl,"
+            " stop_before_first = if_not_exists(stop_before_first, :first)"
+        )
+        values = {
+            ":s": number(update_id),
+            ":now": number(now),
+            ":ttl": number(self._table.expires_at(now)),
+            ":first": kept_stop_value(update_id, now, by),
+        }
         if by is None:  # nobody to name: not whoever sent a stop kept before
             update += " REMOVE stop_before_by"
         else:
