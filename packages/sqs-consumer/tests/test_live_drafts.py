@@ -216,3 +216,41 @@ def test_a_groups_progress_message_is_deleted_after_telegrams_wait_only_if_the_i
     # Three tries, so each of the two waits may take half the time left.
     assert waits == ([8, 8] if deleted else [])
     assert (telegram.sent_messages(group) == []) is deleted
+
+
+def test_a_429_on_a_groups_progress_edit_holds_its_updates_back_until_the_retry_after(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram said when to come back: each edit before then would fail again and spend a
+    slot of the group's budget, which its answers need."""
+    group, budget = -100505, CountingBudget()
+    telegram.inject("editMessageText", TelegramFault.retry_after_seconds(2), times=1)
+    with view_of(telegram, http, StreamedAnswer(ANSWER, step=1), group, budget=budget, group_interval_s=0.02):
+        assert telegram.wait_for(lambda t: bool(t.calls("editMessageText")))
+        time.sleep(1)
+        assert [c.status for c in telegram.calls("editMessageText")] == [429]
+        assert telegram.wait_for(lambda t: len(t.edits(group)) >= 2, timeout_s=5)  # then it goes on
+    assert budget.taken == len(telegram.calls("sendMessage")) + len(telegram.calls("editMessageText"))
+
+
+def test_a_groups_progress_message_a_member_deleted_costs_the_group_nothing_more(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Each edit of it failed ("message to edit not found") and spent a slot of the group's
+    budget until the turn ended, holding back the group's answers and its other progress."""
+    group, budget = -100506, CountingBudget()
+    view = view_of(
+        telegram, http, StreamedAnswer(ANSWER, step=1), group, budget=budget, group_interval_s=0.02
+    )
+    with view:
+        assert telegram.wait_for(lambda t: bool(t.edits(group)))
+        [progress] = telegram.sent_messages(group)
+        admin = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url)
+        admin.call("deleteMessage", {"chat_id": group, "message_id": progress["message_id"]})
+        time.sleep(0.5)
+        view.stop()
+    view.cleanup(time_left_s=60)
+    edits = telegram.calls("editMessageText")
+    assert [c.status for c in edits if c.status != 200] == [400]  # the first one finds it gone
+    assert budget.taken == len(edits) + 1  # and the progress message itself
+    assert [c.status for c in telegram.calls("deleteMessage")] == [200]  # the admin's; none after

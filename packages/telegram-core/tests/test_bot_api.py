@@ -21,6 +21,7 @@ from telegram_core import (
     TelegramChatUnavailable,
     TelegramFileTooBig,
     TelegramForbidden,
+    TelegramMessageNotFound,
     TelegramMessageTooLong,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -115,6 +116,21 @@ def test_a_chat_the_bot_can_no_longer_post_in_says_so(
         check_response("sendMessage", status, failure(status, description))
     assert type(caught.value) is expected
     assert caught.value.chat_unreachable and not caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("method", "description"),
+    [
+        ("editMessageText", "Bad Request: message to edit not found"),
+        ("deleteMessage", "Bad Request: message to delete not found"),
+    ],
+)
+def test_a_message_someone_deleted_is_not_found_in_a_chat_still_reachable(
+    method: str, description: str
+) -> None:
+    with pytest.raises(TelegramMessageNotFound) as caught:
+        check_response(method, 400, failure(400, description))
+    assert not caught.value.chat_unreachable and not caught.value.retryable
 
 
 def test_other_failures_leave_the_chat_reachable() -> None:

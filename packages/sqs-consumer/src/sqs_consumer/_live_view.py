@@ -32,6 +32,7 @@ from telegram_core import (
     TelegramApiError,
     TelegramBadRequest,
     TelegramForbidden,
+    TelegramMessageNotFound,
     TelegramRetryAfter,
     stop_callback_data,
 )
@@ -179,9 +180,17 @@ class LiveView(StopsOnExit):
         # unlike an update (the next one follows), this is retried, each wait short enough
         # that all of them fit in the time left.
         longest_wait_s = min(CLEANUP_MAX_RETRY_AFTER_S, time_left_s / (CLEANUP_ATTEMPTS - 1))
-        if self._call("deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=longest_wait_s):
-            return
-        log.warning("progress_message_left", longest_wait_s=round(max(longest_wait_s, 0.0), 1))
+        self.calls += 1
+        try:
+            self._bot.call(
+                "deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=longest_wait_s
+            )
+        except TelegramMessageNotFound:
+            pass  # someone deleted it already
+        except TelegramApiError as exc:
+            log.warning(
+                "progress_message_left", kind=exc.kind, longest_wait_s=round(max(longest_wait_s, 0.0), 1)
+            )
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
 
@@ -275,5 +284,9 @@ class LiveView(StopsOnExit):
                 isinstance(exc, TelegramForbidden) or type(exc) is TelegramBadRequest
             ):
                 self._disabled = True  # no drafts for this chat (an older Bot API): typing only
+            elif isinstance(exc, TelegramMessageNotFound):
+                # Someone deleted the progress message: every edit would fail and spend a slot
+                # of the group's budget until the turn ends. None again (nor its delete).
+                self._disabled, self.progress_message_id = True, None
             log.info("progress_not_shown", method=method, kind=exc.kind)
             return None

@@ -28,6 +28,7 @@ from ._errors import (
     TelegramChatUnavailable,
     TelegramFileTooBig,
     TelegramForbidden,
+    TelegramMessageNotFound,
     TelegramMessageTooLong,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -73,6 +74,7 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     # Decided: the chat id is always one Telegram's own update carried, so "not found" means
     # the chat is gone for the bot (a deleted group or account), not a bug of ours.
     (("chat not found", "group chat was deactivated", "group is deactivated"), TelegramChatUnavailable),
+    (("message to edit not found", "message to delete not found"), TelegramMessageNotFound),
 )
 _MIGRATED = "group chat was upgraded to a supergroup"
 

@@ -24,6 +24,7 @@ TelegramErrorKind = Literal[
     "forbidden",
     "chat_migrated",
     "chat_unavailable",
+    "message_not_found",
     "unauthorized",
     "bad_request",
 ]
@@ -134,6 +135,12 @@ class TelegramChatUnavailable(TelegramBadRequest):
 
     kind: TelegramErrorKind = "chat_unavailable"
     chat_unreachable = True
+
+
+class TelegramMessageNotFound(TelegramBadRequest):
+    """Raised when the message to edit or delete is not there (someone deleted it)."""
+
+    kind: TelegramErrorKind = "message_not_found"
 
 
 class TelegramForbidden(TelegramApiError):
