@@ -128,20 +128,35 @@ def test_a_broken_claude_config_stops_the_start_naming_file_and_field(
     assert "d3v0" * 9 not in line
 
 
+def _refused_start(done: subprocess.CompletedProcess[str], problems: int) -> list[str]:
+    """The lines of a start refused for ``problems`` problems, from the one that says so."""
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    refusal = done.stderr[done.stderr.index("cannot start") :].splitlines()
+    assert refusal[0].endswith(f"cannot start: {problems} problems:"), refusal
+    return refusal
+
+
 def test_every_claude_config_problem_is_named_in_one_refusal(tmp_path: Path) -> None:
     """Two mistakes: both named at the first start, the fix they share said once."""
     config = _copy_config(tmp_path)
     _edit_json(config / "agents.json", _name_a_tool_of_an_undefined_server)
     (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
 
-    done = _start({"CLAUDE_CONFIG_PATH": str(config)})
-
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    refusal = done.stderr[done.stderr.index("cannot start") :].splitlines()
-    assert refusal[0].endswith("cannot start: 2 problems:"), refusal
+    refusal = _refused_start(_start({"CLAUDE_CONFIG_PATH": str(config)}), problems=2)
     assert "SKILL.md: description: is required" in refusal[1], refusal
     assert "agents.json: agents.summarizer.tools[0]: 'mcp__nowhere__search'" in refusal[2], refusal
     assert "start `agentbot dev` again" in refusal[3], refusal
+
+
+def test_a_wrong_field_of_main_and_its_misspelt_tool_are_named_in_one_refusal(tmp_path: Path) -> None:
+    """The misspelt tool was named only at the start after the field was fixed."""
+    config = _copy_config(tmp_path)
+    _edit_json(config / "agents.json", _misspell_a_main_agent_tool)
+    _edit_json(config / "agents.json", lambda agents: agents["main"].update(max_turns=0))
+
+    refusal = _refused_start(_start({"CLAUDE_CONFIG_PATH": str(config)}), problems=2)
+    assert "agents.json: main.tools[0]: unknown tool 'Bassh'" in refusal[1], refusal
+    assert "agents.json: main.max_turns: must be a whole number of at least 1" in refusal[2], refusal
 
 
 def test_a_missing_program_is_named_with_the_files_problems_in_one_refusal(tmp_path: Path) -> None:
@@ -151,10 +166,7 @@ def test_a_missing_program_is_named_with_the_files_problems_in_one_refusal(tmp_p
     _edit_json(config / "mcp.json", _make_a_program_missing)
 
     done = _start({"CLAUDE_CONFIG_PATH": str(config)})
-
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    refusal = done.stderr[done.stderr.index("cannot start") :].splitlines()
-    assert refusal[0].endswith("cannot start: 2 problems:"), refusal
+    refusal = _refused_start(done, problems=2)
     assert "mcp.json: mcpServers.github.command: program 'npx-not-installed'" in refusal[1], refusal
     assert "agents.json: agents.summarizer.tools[0]: 'mcp__nowhere__search'" in refusal[2], refusal
     assert "AWS" not in done.stderr  # refused before anything started

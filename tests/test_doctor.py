@@ -721,11 +721,12 @@ def test_local_checks_name_a_credential_under_an_innocent_name_as_agentbot_dev_w
 def test_local_checks_name_every_claude_config_problem_in_one_run(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    """An operator with four mistakes fixes four, not one per run of doctor."""
+    """An operator with five mistakes fixes five, not one per run of doctor."""
     _with_command_server(tmp_path, "npx-not-installed-here", clean_env)
     config = tmp_path / "claude-config"
     (config / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
     agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["max_turns"] = 0  # a wrong field of main hid its wrong tools until fixed
     agents["main"]["allowed_tools"].append("mcp__agentbot-tools__*")
     (config / "agents.json").write_text(json.dumps(agents))
     rules = [{"tool": "Bash"}, {"tool": "Write"}, {"tool": "Edti"}]
@@ -740,6 +741,7 @@ def test_local_checks_name_every_claude_config_problem_in_one_run(
         "skills/hello-world/SKILL.md: description: is required",
         f"agents.json: main.allowed_tools[{len(agents['main']['allowed_tools']) - 1}]: "
         "'mcp__agentbot-tools__*' is a wildcard",
+        "agents.json: main.max_turns: must be a whole number of at least 1",
         # agents.json has a problem: its tools are unknown, the rule is checked against the CLI's
         "approvals.json: require_approval[2].tool: 'Edti' matches no built-in tool of Claude Code "
         "(did you mean 'Edit'?)",
@@ -748,7 +750,7 @@ def test_local_checks_name_every_claude_config_problem_in_one_run(
     for line, words in zip(failed, wanted, strict=True):
         assert words in line, out
     assert out.count("fix: fix the file and start `agentbot dev` again") == 1, out  # said once
-    assert "4 problem(s) found." in out
+    assert "5 problem(s) found." in out
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the local agent as another user")

@@ -61,13 +61,14 @@ def test_the_shipped_config_passes(config_dir: Path) -> None:
 
 
 def test_each_mistake_fails_the_build_naming_the_file_and_field(config_dir: Path) -> None:
-    def misspell_a_tool(agents: dict) -> None:
+    def misspell_a_tool_and_a_field(agents: dict) -> None:
         agents["main"]["tools"][1] = "Bassh"
+        agents["main"]["max_turns"] = 0  # named with the tool, not in a second build
 
     def add_a_server_without_its_program(mcp: dict) -> None:
         mcp["mcpServers"]["search"] = {"type": "stdio", "command": "no-such-search-server"}
 
-    edit_json(config_dir / "agents.json", misspell_a_tool)
+    edit_json(config_dir / "agents.json", misspell_a_tool_and_a_field)
     edit_json(config_dir / "mcp.json", add_a_server_without_its_program)
     (config_dir / "skills" / "hello-world" / "SKILL.md").write_text("---\nname: hello-world\n---\nHi.\n")
     done = build_check(config_dir)
@@ -76,12 +77,13 @@ def test_each_mistake_fails_the_build_naming_the_file_and_field(config_dir: Path
     assert lines[0] == "claude-config has mistakes, so the runtime image is not built:"
     problems = sorted(line.strip() for line in lines[1:-1])
     assert [p.split(": ", 2)[:2] for p in problems] == [
+        ["claude-config/agents.json", "main.max_turns"],
         ["claude-config/agents.json", "main.tools[1]"],
         ["claude-config/mcp.json", "mcpServers.search.command"],
         ["claude-config/skills/hello-world/SKILL.md", "description"],
     ]
-    assert "did you mean 'Bash'" in problems[0]
-    assert "not on the runtime's PATH" in problems[1]
+    assert "did you mean 'Bash'" in problems[1]
+    assert "not on the runtime's PATH" in problems[2]
     assert "agentbot doctor" in lines[-1]
 
 

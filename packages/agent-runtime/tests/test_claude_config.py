@@ -348,6 +348,28 @@ def test_every_mistake_in_main_is_named_in_one_check(config_dir: Path) -> None:
     ]
 
 
+def test_a_mistake_in_mains_fields_and_its_misspelt_tools_are_named_in_one_check(config_dir: Path) -> None:
+    """A misspelt tool of main was named only once its fields were right: two rounds of fixes
+    (build, doctor or dev's start) for what one check could name."""
+
+    def mistakes(agents: dict[str, Any]) -> None:
+        agents["main"].update(max_turns=0, disallowed_tools=3)
+        agents["main"]["tools"][0] = "Bassh"
+        agents["main"]["allowed_tools"][1] = "Grepp"
+
+    edit_json(config_dir / "agents.json", mistakes)
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert sorted((p.field or "", p.reason) for p in caught.value.problems) == [
+        ("main.allowed_tools[1]", "unknown tool 'Grepp' (did you mean 'Grep'?)"),
+        ("main.disallowed_tools", "must be a list, not a whole number"),
+        ("main.max_turns", "must be a whole number of at least 1"),
+        ("main.tools[0]", "unknown tool 'Bassh' (did you mean 'Bash'?)"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("file", "change", "field", "reason"),
     [

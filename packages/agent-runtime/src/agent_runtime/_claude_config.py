@@ -38,7 +38,7 @@ from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
 from ._config_files import read_json, read_text, refuse_unknown_fields, string_list
 from ._config_problems import ConfigProblems
-from ._errors import ClaudeConfigError, ClaudeConfigErrors
+from ._errors import ClaudeConfigError
 from ._front_matter import FRONT_MATTER, load_front_matter
 from ._mcp_commands import ProgramLookup
 from ._mcp_config import load_mcp
@@ -275,28 +275,37 @@ def _load_agents(
 
 def _main_policy(
     main_raw: object, file: Path, mcp_names: set[str] | None, problems: ConfigProblems
-) -> MainAgentPolicy:
+) -> MainAgentPolicy | None:
+    """main's tool policy (None: it has problems, added to ``problems``)."""
     if not isinstance(main_raw, dict):
         raise ClaudeConfigError(str(file), "main", "must be an object")
-    # Field by field: msgspec stops at the first mistake, and the operator should see them all.
-    mistakes = [mistake for item in main_raw.items() if (mistake := _main_field_mistake(item, file))]
-    if mistakes:
-        raise mistakes[0] if len(mistakes) == 1 else ClaudeConfigErrors(mistakes)
-    main = msgspec.convert(main_raw, MainAgentPolicy)
-    for name in ("tools", "allowed_tools", "disallowed_tools"):
-        value = getattr(main, name)
-        if value is not None:
-            _check_tools(value, file, f"main.{name}", mcp_names, problems)
-    return main
+    before = len(problems.found)
+    # Field by field, and the tools of each list that is itself right: msgspec stops at the
+    # first mistake, and the operator should see them all (a misspelt tool beside a wrong
+    # max_turns too), not one round of fixes per run.
+    for item in main_raw.items():
+        with problems.part():
+            _check_main_field(item, file, mcp_names, problems)
+    if len(problems.found) > before:
+        return None
+    return msgspec.convert(main_raw, MainAgentPolicy)
 
 
-def _main_field_mistake(item: tuple[str, object], file: Path) -> ClaudeConfigError | None:
+_MAIN_TOOL_LISTS = ("tools", "allowed_tools", "disallowed_tools")
+
+
+def _check_main_field(
+    item: tuple[str, object], file: Path, mcp_names: set[str] | None, problems: ConfigProblems
+) -> None:
     try:
-        msgspec.convert(dict([item]), MainAgentPolicy)
+        alone = msgspec.convert(dict([item]), MainAgentPolicy)
     except msgspec.ValidationError as exc:
         field, reason = _problem_of(exc, "main", MainAgentPolicy)
-        return ClaudeConfigError(str(file), field, reason)
-    return None
+        raise ClaudeConfigError(str(file), field, reason) from exc
+    name = item[0]
+    tools = getattr(alone, name) if name in _MAIN_TOOL_LISTS else None
+    if tools is not None:
+        _check_tools(tools, file, f"main.{name}", mcp_names, problems)
 
 
 def _subagent(
