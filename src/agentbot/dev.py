@@ -53,6 +53,7 @@ from local_stack import (
 )
 from local_stack import agent_user as agent_user_for_runtime
 from session_core import (
+    KEY_REFUSED,
     Approvals,
     InvalidSessionKeyError,
     SessionKey,
@@ -83,7 +84,6 @@ from .dev_typed import mangled_line
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
     DEFAULT_ANTHROPIC_MODEL,
-    KEY_REFUSED,
     NEW_SHELL_KEY,
     ask_for_one_token,
 )

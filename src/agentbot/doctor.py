@@ -21,6 +21,7 @@ import boto3
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ReadTimeoutError
 from session_core import (
+    KEY_REFUSED,
     SESSIONS_PREFIX,
     TRANSCRIPTS_PREFIX,
     ConfigError,
@@ -37,7 +38,6 @@ from .deployed_environment import RUNTIME_FUNCTION, deployed_problems, runtime_e
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
     DEFAULT_ANTHROPIC_MODEL,
-    KEY_REFUSED,
     NEW_SHELL_KEY,
     ask_for_one_token,
 )

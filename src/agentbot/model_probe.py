@@ -7,8 +7,6 @@ import httpx
 
 DEFAULT_ANTHROPIC_BASE = "https://api.anthropic.com"
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"  # the template's AnthropicModel default
-# The API's answer to a key it refuses (revoked, mistyped, of another organisation's).
-KEY_REFUSED = frozenset({401, 403})
 # What the operator does locally about a refused ANTHROPIC_API_KEY.
 NEW_SHELL_KEY = "export ANTHROPIC_API_KEY=<a key from console.anthropic.com>"
 

@@ -53,7 +53,14 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import msgspec
-from session_core import FixedSecret, SecretSource, bound_log_fields, current_log_fields, get_logger
+from session_core import (
+    KEY_REFUSED,
+    FixedSecret,
+    SecretSource,
+    bound_log_fields,
+    current_log_fields,
+    get_logger,
+)
 
 from ._chosen_models import is_chosen
 from ._method_override import asks_for_another_method
@@ -125,8 +132,6 @@ _WAIT_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 # the queue (the CLI would sleep it while "typing…" shows, every try).
 WAIT_IN_TURN_S = 20.0
 TURN_KEY_PREFIX = "sk-ant-agentbot-turn-"
-# The upstream refusing the credential itself (the runtime tells the operator, _model_refusal).
-KEY_REFUSED = frozenset({401, 403})
 
 
 _BEDROCK_INVOKE = re.compile(r"/model/[A-Za-z0-9._:%-]+/(invoke|invoke-with-response-stream)")

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from claude_agent_sdk import ResultMessage
-from session_core import SECRET_REREAD_INTERVAL_S
+from session_core import KEY_REFUSED, SECRET_REREAD_INTERVAL_S
 
 from ._claude_config import ClaudeConfig
 from ._errors import ModelBackendError
-from ._model_proxy import KEY_REFUSED
 from ._settings import RuntimeSettings
 
 # The CLI's kind of a failed call (AssistantMessage.error), decided from the provider's answer.

@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     )
     from ._markdown_fences import fenced_blocks, markdown_tail
     from ._metrics import CONFIGURATION_ERRORS_METRIC, emit_metric
+    from ._model_answers import KEY_REFUSED
     from ._models import (
         TURN_VERSION,
         ErrorKind,
@@ -150,6 +151,7 @@ __all__ = [
     "CONFIGURATION_ERRORS_METRIC",
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_TENANT",
+    "KEY_REFUSED",
     "MAX_JSON_DEPTH",
     "MAX_PROGRESS_TEXT",
     "MAX_RECEIVE_COUNT",
