@@ -58,6 +58,7 @@ from session_core import (
     InvalidSessionKeyError,
     SessionKey,
     SessionRegistry,
+    aws_error_code,
     make_non_dumpable,
     validate_tenant,
 )
@@ -1460,7 +1461,7 @@ def _webhook_outcome(response: httpx.Response) -> str:
 
 def _aws_problem(exc: Exception) -> str:
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "error")
+        return aws_error_code(exc) or "error"
     return type(exc).__name__
 
 

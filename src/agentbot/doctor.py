@@ -781,7 +781,7 @@ def _expiry_shorter_than_sessions(target: Target, bucket: str) -> Check | None:
     try:
         rules = target.clients("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+        if aws_error_code(exc) != "NoSuchLifecycleConfiguration":
             raise
         return None  # nothing expires
     expiring = [

@@ -24,7 +24,7 @@ import boto3
 import botocore.session
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
-from session_core import MessageDecodeError, SessionCoreError, SessionKey, read_secret
+from session_core import MessageDecodeError, SessionCoreError, SessionKey, aws_error_code, read_secret
 from sqs_consumer import command_menu
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
 from telegram_producer import HANDLED_UPDATE_TYPES, SECRET_RULE, WebhookSecretError, check_secret
@@ -106,7 +106,7 @@ def describe_stack(cloudformation: Any, name: str) -> StackInfo:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
     except ClientError as exc:
         said = exc.response.get("Error", {}).get("Message", str(exc))
-        if exc.response.get("Error", {}).get("Code") == "ValidationError":  # no such stack here
+        if aws_error_code(exc) == "ValidationError":  # no such stack here
             # a stack is per region: deployed elsewhere (samconfig.toml's region), it is not here
             region = getattr(getattr(cloudformation, "meta", None), "region_name", None) or "?"
             said += f" in {region} (pass --region REGION where it was deployed, e.g. samconfig.toml's)"

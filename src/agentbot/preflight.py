@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from session_core import ConfigError
+from session_core import ConfigError, aws_error_code
 
 if TYPE_CHECKING:
     from agent_runtime import ClaudeConfig, ProgramLookup
@@ -374,5 +374,5 @@ def _seed_mcp_secrets(environ: Mapping[str, str], ssm: Any) -> None:
             try:
                 ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=False)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ParameterAlreadyExists":
+                if aws_error_code(exc) != "ParameterAlreadyExists":
                     raise
