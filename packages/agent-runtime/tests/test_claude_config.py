@@ -370,6 +370,28 @@ def test_a_mistake_in_mains_fields_and_its_misspelt_tools_are_named_in_one_check
     ]
 
 
+def test_every_mistake_of_a_subagent_is_named_in_one_check(config_dir: Path) -> None:
+    """A subagent's misspelt tool and model were named only once its prompt file was right."""
+
+    def mistakes(agents: dict[str, Any]) -> None:
+        summarizer = agents["agents"]["summarizer"]
+        summarizer.update(description="", prompt_file="agents/missing.md", model="default", colour="red")
+        summarizer["tools"][0] = "Reed"
+
+    edit_json(config_dir / "agents.json", mistakes)
+
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+
+    assert sorted(p.field or "" for p in caught.value.problems) == [
+        "agents.summarizer.colour",
+        "agents.summarizer.description",
+        "agents.summarizer.model",
+        "agents.summarizer.prompt_file",
+        "agents.summarizer.tools[0]",
+    ]
+
+
 @pytest.mark.parametrize(
     ("file", "change", "field", "reason"),
     [

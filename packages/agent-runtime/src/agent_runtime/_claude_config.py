@@ -261,7 +261,9 @@ def _load_agents(
             raise ClaudeConfigError(str(file), "agents", "must be an object of name → definition")
         for name, spec in agents_raw.items():
             with problems.part():
-                agents.append(_subagent(base, file, name, spec, mcp_names, problems))
+                agent = _subagent(base, file, name, spec, mcp_names, problems)
+                if agent is not None:
+                    agents.append(agent)
         for unnamed in _prompts_no_agent_names(base, agents_raw):
             reason = (
                 f"no agent in agents.json names it as prompt_file, so it is no subagent: add "
@@ -310,17 +312,43 @@ def _check_main_field(
 
 def _subagent(
     base: Path, file: Path, name: str, spec: object, mcp_names: set[str] | None, problems: ConfigProblems
-) -> SubagentConfig:
+) -> SubagentConfig | None:
+    """The subagent ``name`` (None: it has problems, added to ``problems``). Its description,
+    prompt file, tools and model are checked each on its own, so one run names every mistake."""
     field = f"agents.{name}"
     if not _SKILL_NAME.fullmatch(name):
         raise ClaudeConfigError(str(file), field, "agent names use a-z, 0-9 and '-'")
     if not isinstance(spec, dict):
         raise ClaudeConfigError(str(file), field, "must be an object")
-    refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
+    before = len(problems.found)
+    with problems.part():
+        refuse_unknown_fields(spec, ("description", "prompt_file", "tools", "model"), file, field)
     description = spec.get("description")
     if not isinstance(description, str) or not description.strip():
-        raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
-    prompt_file = spec.get("prompt_file")
+        with problems.part():
+            raise ClaudeConfigError(str(file), f"{field}.description", "is required (a non-empty string)")
+    prompt = ""
+    with problems.part():
+        prompt = _subagent_prompt(base, file, field, spec.get("prompt_file"))
+    tools = None
+    if "tools" in spec:
+        with problems.part():
+            tools = string_list(spec["tools"], file, f"{field}.tools")
+            _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
+    model = spec.get("model")
+    with problems.part():
+        if model is not None and not isinstance(model, str):
+            raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
+        mistake = agent_model_mistake(model) if model is not None else None
+        if mistake is not None:  # every call of the subagent would fail, in every turn that uses it
+            raise ClaudeConfigError(str(file), f"{field}.model", mistake)
+    if len(problems.found) > before or not isinstance(description, str):
+        return None
+    return SubagentConfig(name=name, description=description.strip(), prompt=prompt, tools=tools, model=model)
+
+
+def _subagent_prompt(base: Path, file: Path, field: str, prompt_file: object) -> str:
+    """The subagent's instructions, read from its ``prompt_file``."""
     if not isinstance(prompt_file, str) or not prompt_file.strip():
         raise ClaudeConfigError(
             str(file), f"{field}.prompt_file", "is required (a path relative to claude-config)"
@@ -341,17 +369,7 @@ def _subagent(
     prompt = prompt.strip()
     if not prompt:  # as for system_prompt.md: the subagent would run with no instructions
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", f"{prompt_file!r} is empty")
-    tools = None
-    if "tools" in spec:
-        tools = string_list(spec["tools"], file, f"{field}.tools")
-        _check_tools(tools, file, f"{field}.tools", mcp_names, problems)
-    model = spec.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ClaudeConfigError(str(file), f"{field}.model", "must be a string (alias or model id)")
-    mistake = agent_model_mistake(model) if model is not None else None
-    if mistake is not None:  # every call of the subagent would fail, in every turn that uses it
-        raise ClaudeConfigError(str(file), f"{field}.model", mistake)
-    return SubagentConfig(name=name, description=description.strip(), prompt=prompt, tools=tools, model=model)
+    return prompt
 
 
 def _prompts_no_agent_names(base: Path, agents_raw: Mapping[str, Any]) -> list[Path]:
