@@ -1366,6 +1366,90 @@ def test_with_a_bedrock_gateway_the_model_check_asks_the_gateway_the_turns_call(
         assert code == 1 and "refused a 1-token request to anthropic.claude-test-v1:0" in lines["model"], out
 
 
+def _no_aws_credentials(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.delenv(name, raising=False)
+    (tmp_path / "aws-config").write_text("[default]\n")
+    env.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-config"))
+    env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize("gateway_answers", [True, False], ids=["gateway answers", "gateway refuses"])
+def test_a_bedrock_gateway_that_authenticates_callers_itself_is_asked_without_aws_credentials(
+    gateway_answers: bool,
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The runtime and `agentbot dev` take a gateway without AWS credentials (its own
+    authentication stands in); doctor failed it "no AWS credentials found" and never asked
+    the gateway whether it answers the model."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    _no_aws_credentials(clean_env, tmp_path)
+    with ModelServer(echo_responder) as gateway:
+        clean_env.setenv("ANTHROPIC_BEDROCK_BASE_URL", gateway.base_url)
+        if not gateway_answers:
+            gateway.only_models(["anthropic.other-v1:0"], refusal=NOT_ENABLED[0])
+
+        code, lines, out = _doctor(capsys)
+        asked = [c.model_id for c in gateway.model_calls]
+
+    assert asked == ["anthropic.claude-test-v1:0"], (asked, out)
+    assert "no AWS credentials" not in out, out
+    if gateway_answers:
+        assert code == 0 and lines["model"].startswith("  ok"), out
+        assert f"Bedrock gateway at {gateway.base_url} (ANTHROPIC_BEDROCK_BASE_URL) answered" in out, out
+    else:
+        assert code == 1 and "refused a 1-token request to anthropic.claude-test-v1:0" in lines["model"], out
+
+
+def test_without_aws_credentials_an_anthropic_api_id_on_a_gateway_is_a_warning_not_a_failure(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Which inference profile the CLI calls for claude-… only Bedrock's listing says, and
+    Bedrock lists to AWS credentials only: doctor says it could not check, and how to."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "claude-haiku-4-5-20251001")
+    _no_aws_credentials(clean_env, tmp_path)
+    clean_env.setenv("ANTHROPIC_BEDROCK_BASE_URL", model.base_url)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0 and lines["model"].startswith("  warn"), out
+    assert "write the inference-profile id the gateway serves in BEDROCK_MODEL_ID" in lines["model"], out
+
+
+def test_without_aws_credentials_and_without_a_gateway_bedrock_still_fails_naming_the_credentials(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    _no_aws_credentials(clean_env, tmp_path)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1 and "Bedrock: no AWS credentials found" in lines["model"], out
+    assert model.model_calls == [], out
+
+
+def test_bedrock_is_asked_where_the_runtime_calls_it_not_at_every_services_endpoint(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """AWS_ENDPOINT_URL (the local stack's, in `agentbot dev`) is no Bedrock: the runtime calls
+    bedrock-runtime for the model, so doctor must not pass a model that endpoint answers."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    clean_env.delenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+    clean_env.setenv("AWS_ENDPOINT_URL", model.base_url)
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    code, lines, out = _doctor(capsys)
+
+    # bedrock-runtime.eu-west-1.amazonaws.com: unreachable offline, refusing these credentials online
+    assert code == 1 and lines["model"].startswith("  FAIL"), out
+    assert model.model_calls == [], out
+
+
 def test_a_bedrock_gateway_url_without_its_scheme_fails_naming_the_setting(
     telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

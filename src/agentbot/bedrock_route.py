@@ -1,8 +1,9 @@
 """Where the Bedrock calls of a runtime started from this shell go, as `agentbot doctor` and
-`agentbot dev` check them: the runtime's model proxy sends every call to
-ANTHROPIC_BEDROCK_BASE_URL when it is set (a gateway; not bedrock-runtime, nor an
-AWS_ENDPOINT_URL_BEDROCK_RUNTIME), and the CLI picks inference profiles in the geography
-ANTHROPIC_BEDROCK_REGION_PREFIX names. A deployed stack sets neither (``DIRECT_TO_BEDROCK``)."""
+`agentbot dev` check them: where the runtime's model proxy sends them
+(``agent_runtime.bedrock_upstream``: ANTHROPIC_BEDROCK_BASE_URL, a gateway, when it is set;
+else AWS_ENDPOINT_URL_BEDROCK_RUNTIME; else bedrock-runtime of the region), and the CLI picks
+inference profiles in the geography ANTHROPIC_BEDROCK_REGION_PREFIX names. A deployed stack
+sets none of them (``DIRECT_TO_BEDROCK``)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,27 @@ from dataclasses import dataclass
 from .shown_url import shown_base_url
 
 GATEWAY_VARIABLE = "ANTHROPIC_BEDROCK_BASE_URL"
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 REGION_PREFIX_VARIABLE = "ANTHROPIC_BEDROCK_REGION_PREFIX"
 
 
 @dataclass(frozen=True)
 class BedrockRoute:
     """``gateway``: the URL model calls go to instead of bedrock-runtime; ``region_prefix``:
-    the geography the CLI's inference profiles are taken from instead of the region's."""
+    the geography the CLI's inference profiles are taken from instead of the region's;
+    ``endpoint``: bedrock-runtime's URL when not AWS's; ``signed``: False for a gateway that
+    authenticates callers itself, called without AWS credentials."""
 
     gateway: str | None = None
     region_prefix: str | None = None
+    endpoint: str | None = None
+    signed: bool = True
+
+    def upstream(self, region: str) -> str:
+        """The URL the runtime's model proxy sends the calls to."""
+        from agent_runtime import bedrock_upstream
+
+        return bedrock_upstream(gateway=self.gateway, endpoint=self.endpoint, region=region)
 
     @property
     def called(self) -> str:
@@ -54,8 +66,9 @@ DIRECT_TO_BEDROCK = BedrockRoute()
 
 def shell_bedrock_route(environ: Mapping[str, str]) -> BedrockRoute:
     """The route of a runtime that `agentbot dev` starts with ``environ`` (the runtime reads
-    both settings stripped, an empty one as unset)."""
+    each setting stripped, an empty one as unset)."""
     return BedrockRoute(
         gateway=environ.get(GATEWAY_VARIABLE, "").strip() or None,
         region_prefix=environ.get(REGION_PREFIX_VARIABLE, "").strip() or None,
+        endpoint=environ.get(ENDPOINT_VARIABLE, "").strip() or None,
     )

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, Literal
 
 import boto3
@@ -382,13 +382,6 @@ def check_model(target: Target) -> Check | list[Check]:
                 "Bedrock: AWS_REGION is not set",
                 "export AWS_REGION=<a region where the model is enabled in the Bedrock console>",
             )
-        if session.get_credentials() is None:
-            return Check(
-                "model",
-                "FAIL",
-                "Bedrock: no AWS credentials found",
-                "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
-            )
         models = shell_bedrock_models()
         if not models:
             return Check(
@@ -419,13 +412,37 @@ def probe_shell_bedrock_models(
     session: Any, region: str, models: list[tuple[str, str]], config: Any = None
 ) -> list[Check]:
     """``probe_bedrock_models`` where a runtime started from this shell calls them
-    (``shell_bedrock_route``): a gateway's answer, not bedrock-runtime's, is what its turns get."""
+    (``shell_bedrock_route``), signed as it signs them: a gateway's answer, not
+    bedrock-runtime's, is what its turns get, and one that authenticates callers itself is
+    asked without AWS credentials, as the turns ask it."""
+    from agent_runtime import ModelBackendError, bedrock_signing_credentials, signs_for_real
+
     route = shell_bedrock_route(os.environ)
     if problem := route.gateway_problem():
         return [Check("model", "FAIL", problem, "fix or unset it in your shell")]
+    try:
+        credentials = bedrock_signing_credentials(session, gateway=route.gateway)
+    except ModelBackendError:
+        return [
+            Check(
+                "model",
+                "FAIL",
+                "Bedrock: no AWS credentials found",
+                "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
+            )
+        ]
+    route = replace(route, signed=signs_for_real(credentials))
+    signing = {
+        "aws_access_key_id": credentials.access_key,
+        "aws_secret_access_key": credentials.secret_key,
+        "aws_session_token": credentials.token,
+    }
+    endpoint = route.upstream(region)
     return probe_bedrock_models(
-        session.client("bedrock-runtime", region_name=region, endpoint_url=route.gateway, config=config),
-        session.client("bedrock", region_name=region, config=config),
+        session.client(
+            "bedrock-runtime", region_name=region, endpoint_url=endpoint, config=config, **signing
+        ),
+        session.client("bedrock", region_name=region, config=config, **signing),
         models,
         route,
     )
@@ -494,6 +511,14 @@ def probe_bedrock_models(
     def probe(model_id: str, source: str) -> Check:
         if not names_an_anthropic_api_id(model_id):
             return _probe_bedrock(bedrock, model_id, source, route)
+        if not route.signed:  # Bedrock lists its inference profiles to AWS credentials only
+            return Check(
+                "model",
+                "warn",
+                f"{model_id} ({source}) not checked: the CLI calls an inference profile for it, which "
+                "Bedrock lists only to AWS credentials, and there are none",
+                f"write the inference-profile id the gateway serves in {source} to have it checked",
+            )
         region = control.meta.region_name
         try:
             profile = profile_called_for(control, model_id, main_model, route.region_prefix)

@@ -11,6 +11,7 @@ import typing as _typing
 
 from session_core import is_secret_variable
 
+from ._bedrock_route import bedrock_signing_credentials, bedrock_upstream, signs_for_real
 from ._bedrock_signer import BEDROCK_CREDENTIALS_PARAMETER
 from ._chosen_models import chosen_model_ids
 from ._claude_config import (
@@ -109,6 +110,8 @@ __all__ = [
     "SubagentConfig",
     "anthropic_id_of",
     "aws_session",
+    "bedrock_signing_credentials",
+    "bedrock_upstream",
     "build_cli_environment",
     "build_runtime",
     "bundled_cli_path",
@@ -128,6 +131,7 @@ __all__ = [
     "model_id_of",
     "read_mcp_secret_headers",
     "session_workspace",
+    "signs_for_real",
     "transcript_project",
     "uses_bedrock",
     "workspace_paths",

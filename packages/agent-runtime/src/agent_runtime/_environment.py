@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from session_core import RotatingSecret
 
 from . import _cli_launcher
+from ._bedrock_route import bedrock_signing_credentials, bedrock_upstream
 from ._errors import ModelBackendError
 from ._model_proxy import AnthropicKey, BedrockSigner, ModelProxy
 from ._owned_trees import reclaim_rights, remove_tree
@@ -288,19 +289,15 @@ class BedrockAccess:
         return credentials
 
     def _own_credentials(self) -> Any:
-        from botocore.credentials import Credentials
-
-        found = self._session.get_credentials() if self._session is not None else None
-        if found is None:
-            if self._settings.bedrock_base_url:  # a gateway that authenticates by itself
-                return Credentials("agentbot-unsigned", "agentbot-unsigned")
-            raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
-        return found.get_frozen_credentials()
+        return bedrock_signing_credentials(self._session, gateway=self._settings.bedrock_base_url)
 
     def _start_proxy(self) -> ModelProxy:
-        region = self._settings.aws_region
+        settings = self._settings
+        region = settings.aws_region
         self._credentials()  # a role that cannot be assumed fails the turn here, clearly
-        upstream = self._settings.bedrock_base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+        upstream = bedrock_upstream(
+            gateway=settings.bedrock_base_url, endpoint=settings.bedrock_endpoint_url, region=region
+        )
         return ModelProxy(
             upstream=upstream,
             auth=BedrockSigner(self._credentials, region),

@@ -17,6 +17,8 @@ from session_core import (
     tenant_from_env,
 )
 
+from ._bedrock_route import ENDPOINT_VARIABLE
+
 DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
 # a host name with '_' (a Compose service) or an IPv6 address in brackets, as the CLI takes them.
@@ -45,6 +47,8 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     anthropic_api_key_parameter: str | None = None
     anthropic_base_url: str | None = None
     bedrock_base_url: str | None = None
+    # AWS_ENDPOINT_URL_BEDROCK_RUNTIME: where Bedrock calls go without a gateway (_bedrock_route).
+    bedrock_endpoint_url: str | None = None
     # The geography whose inference profiles the CLI calls for Anthropic API ids ("eu",
     # "global"...) instead of the region's: an operator who sets it means the turns to use it.
     bedrock_region_prefix: str | None = None
@@ -171,6 +175,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=base_url,
         bedrock_base_url=bedrock_base_url,
+        bedrock_endpoint_url=opt(ENDPOINT_VARIABLE),
         bedrock_region_prefix=opt("ANTHROPIC_BEDROCK_REGION_PREFIX"),
         model=model,
         small_model=small_model,

@@ -1,0 +1,45 @@
+"""Where the model proxy sends Bedrock calls, and what it signs them with when no role is
+assumed: decided here once, for the runtime and for `agentbot doctor` / `agentbot dev`, which
+must ask the place the turns call, the way they call it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._errors import ModelBackendError
+
+GATEWAY_VARIABLE = "ANTHROPIC_BEDROCK_BASE_URL"
+# boto3's own variable for bedrock-runtime's endpoint. Not the global AWS_ENDPOINT_URL: in
+# `agentbot dev` that is the local stack's, which has no Bedrock.
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+# The signature of a gateway's calls when there are no AWS credentials: such a gateway
+# authenticates callers itself and ignores it.
+_PLACEHOLDER_KEY = "agentbot-unsigned"
+
+
+def bedrock_upstream(*, gateway: str | None, endpoint: str | None, region: str) -> str:
+    """The URL Bedrock calls go to: the gateway (``GATEWAY_VARIABLE``), else the endpoint
+    (``ENDPOINT_VARIABLE``), else bedrock-runtime of ``region``."""
+    return gateway or endpoint or f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
+def bedrock_signing_credentials(session: Any, *, gateway: str | None) -> Any:
+    """The frozen botocore credentials Bedrock calls are signed with when no role is assumed:
+    ``session``'s (a boto3 Session, or None); without any, a placeholder when a gateway takes
+    the calls (``signs_for_real`` tells them apart).
+
+    Raises ModelBackendError when there are no credentials and no gateway."""
+    from botocore.credentials import Credentials
+
+    found = session.get_credentials() if session is not None else None
+    if found is not None:
+        return found.get_frozen_credentials()
+    if gateway:
+        return Credentials(_PLACEHOLDER_KEY, _PLACEHOLDER_KEY).get_frozen_credentials()
+    raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
+
+
+def signs_for_real(credentials: Any) -> bool:
+    """Whether ``credentials`` (``bedrock_signing_credentials``'s) are AWS credentials, not the
+    placeholder a self-authenticating gateway is called with."""
+    return bool(credentials.access_key != _PLACEHOLDER_KEY)
