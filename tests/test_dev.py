@@ -955,6 +955,61 @@ def test_with_aws_profile_devs_bedrock_checks_that_profile_and_keeps_its_credent
     assert signers == {"AKIDPROFILEONLY00001"}, signers
 
 
+def test_with_aws_profile_the_start_check_takes_that_profiles_region_and_credentials(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`agentbot dev --aws-profile work` runs its runtime in the profile's region, signing with
+    its credentials; the start's check of that runtime read the shell's default profile (no
+    region, no credentials here) and refused to start: "AWS_REGION is not set"."""
+    import argparse
+
+    from local_stack import ModelServer, echo_responder
+
+    from agentbot import dev
+    from agentbot.preflight import check_dev_runtime
+
+    (tmp_path / "config").write_text("[default]\n[profile work]\nregion = eu-west-1\n")
+    (tmp_path / "credentials").write_text(
+        "[work]\naws_access_key_id = AKIDPROFILEONLY00002\n"
+        "aws_secret_access_key = not-a-real-profile-secret\n"
+    )
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BEDROCK_BASE_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+    _label, aws_env, _credentials = dev._profile_aws("work")
+    with ModelServer(echo_responder) as model, contextlib.ExitStack() as stack:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", model.base_url)  # the start's model check
+        choice = dev.choose_model(stack, "work")
+    functions = dev._functions(
+        argparse.Namespace(tenant="default"),
+        aws_env,
+        aws.resources,
+        {"WEBHOOK_SECRET_PARAMETER": "/w", "BOT_TOKEN_PARAMETER": "/b", "ANTHROPIC_API_KEY_PARAMETER": "/a"},
+        choice,
+        "http://127.0.0.1:1",
+        tmp_path,
+        None,
+        None,
+    )
+    runtime_env = functions[dev.RUNTIME].env
+    assert runtime_env["AWS_REGION"] == "eu-west-1", runtime_env["AWS_REGION"]
+
+    check_dev_runtime(runtime_env, ssm=aws.client("ssm"), aws_profile="work")  # no ConfigurationProblem
+
+
 def test_a_credentials_parameter_named_in_the_shell_never_reaches_devs_runtime(monkeypatch, tmp_path) -> None:
     """The local Lambda passes the shell's environment on: a BEDROCK_CREDENTIALS_PARAMETER
     there made the runtime sign Bedrock with whatever parameter it named (with --aws-profile,

@@ -842,7 +842,8 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
     )
     try:  # the functions' own start-up checks, before any function starts
         check_shell_settings({"producer": functions[PRODUCER].env, "consumer": functions[CONSUMER].env})
-        check_dev_runtime(functions[RUNTIME].env, ssm=ssm, agent_user=agent_user)
+        runtime_env = functions[RUNTIME].env
+        check_dev_runtime(runtime_env, ssm=ssm, agent_user=agent_user, aws_profile=args.aws_profile)
     except ConfigurationProblem as exc:
         raise DevSetupError(str(exc)) from None
     service = stack.enter_context(LocalLambda(functions, log=log, require=credentials))

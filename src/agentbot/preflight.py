@@ -182,13 +182,15 @@ def programs_for(agent_user: str | None) -> ProgramLookup:
 
 
 def check_dev_runtime(
-    runtime_env: Mapping[str, str], *, ssm: Any, agent_user: str | None = None
+    runtime_env: Mapping[str, str], *, ssm: Any, agent_user: str | None = None, aws_profile: str | None = None
 ) -> ClaudeConfig:
-    """`agentbot dev`'s start-up check of the runtime it is about to start (as ``agent_user``).
+    """`agentbot dev`'s start-up check of the runtime it is about to start (as ``agent_user``;
+    with ``aws_profile``, `--aws-profile`'s).
 
     The local stack gives every function a default region, so for Bedrock the region and the
     credentials checked are the user's own (environment or profile): those are what reach
     Bedrock, and a run that merely inherits the local default would fail at the first turn.
+    With ``aws_profile`` they are that profile's, as dev gives them to the runtime.
     """
     import os
 
@@ -196,8 +198,9 @@ def check_dev_runtime(
 
     environ = {**os.environ, **runtime_env}
     _seed_mcp_secrets(environ, ssm)
-    session = boto3.Session()
-    if environ.get("CLAUDE_CODE_USE_BEDROCK"):
+    session = boto3.Session(profile_name=aws_profile) if aws_profile else boto3.Session()
+    if environ.get("CLAUDE_CODE_USE_BEDROCK") and not aws_profile:
+        # runtime_env's region is the local stack's default unless the shell gave one
         environ["AWS_REGION"] = os.environ.get("AWS_REGION") or session.region_name or ""
         environ["AWS_DEFAULT_REGION"] = ""
     return check_runtime_environment(environ, ssm=ssm, session=session, agent_user=agent_user)
