@@ -299,6 +299,80 @@ def test_allowing_a_call_does_not_allow_another_one(runtime, model_server, turn_
     assert resumed.approval_request is not None and "echo swapped" in resumed.approval_request.summary
 
 
+HELD_BACK = "echo held-back"
+ALSO_HELD_BACK = "echo also-held-back"
+
+
+def _runs_pwd_then_a_call_needing_approval(model_server: Any, made: str) -> Callable[..., Any]:
+    """Asked "steps: go", the agent runs ``pwd`` (no approval needed) and makes calls that need
+    approval: one after ``pwd``'s result, or two together with it. The model call after the
+    gate refused them fails, once: that attempt ends without an answer."""
+    failed = False
+    pwd = ToolCall(name="Bash", input={"command": "pwd", "description": "where"})
+
+    def needing_approval(*commands: str) -> list[ToolCall]:
+        nonlocal failed
+        if not failed:
+            failed = True
+            model_server.inject(ModelFault(status=529, error_type="overloaded_error", message="Overloaded"))
+        return [ToolCall(name="Bash", input={"command": c, "description": "held"}) for c in commands]
+
+    def responder(request: dict[str, Any]) -> Any:
+        if not last_user_text(request).endswith("steps: go"):
+            return f"last={last_user_text(request)}"
+        results = tool_results(request)
+        if any(result.startswith("PreToolUse:Bash hook error: Not run") for result in results):
+            return "Asked for your approval."
+        if results:  # pwd's
+            return needing_approval(HELD_BACK)
+        if made == "together":
+            return [pwd, *needing_approval(HELD_BACK, ALSO_HELD_BACK)]
+        return [pwd]
+
+    return responder
+
+
+def _text_after_the_results(request: dict[str, Any]) -> str:
+    """The prompt a retry resumed after tool results sends: in the message of those results."""
+    return "".join(block.get("text", "") for block in request["messages"][-1]["content"])
+
+
+@pytest.mark.parametrize("made", ["one_after_the_other", "together"])
+@pytest.mark.parametrize("then", ["the_same_message_again", "the_next_message"])
+def test_a_call_refused_for_approval_in_an_attempt_that_failed_is_never_said_to_have_run(
+    runtime, model_server, turn_request, made, then
+) -> None:
+    """The gate refused the calls (one waits for approval, another because one is asked at a
+    time), then the model failed: the retry was told they "already ran" (and, made after the
+    call that ran, resumed after their refusal: told approval was asked, though no approval
+    was kept for a turn that failed), and the next message named them among those that ran."""
+    model_server.responder = _runs_pwd_then_a_call_needing_approval(model_server, made)
+    failed = runtime().run_turn(turn_request("steps: go", turn_id=1, user_id=42))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    assert failed.approval_request is None
+    calls_before = len(model_server.model_calls)
+
+    if then == "the_same_message_again":
+        retried = runtime().run_turn(turn_request("steps: go", turn_id=1, user_id=42))
+        assert retried.ok, retried
+        first = model_server.model_calls[calls_before].body
+        note, message = _text_after_the_results(first).split("\n\n")
+        assert message == "steps: go" and "already ran and must not be repeated" in note
+        assert "held-back" not in note
+        if made == "together":  # shown refused above, with pwd: the note names what ran
+            assert 'These of them already ran and must not be repeated: "Bash" {"command": "pwd"' in note
+        else:  # left out, as never made: the retry makes it again, and the user is asked
+            assert HELD_BACK not in json.dumps(first["messages"])
+            assert retried.approval_request is not None
+            assert retried.approval_request.summary == HELD_BACK
+    else:
+        answered = runtime().run_turn(turn_request("did it work?", turn_id=2, user_id=42))
+        assert answered.ok, answered
+        note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")
+        assert message == "did it work?"
+        assert 'These ran: "Bash" {"command": "pwd"' in note and "held-back" not in note, note
+
+
 @pytest.mark.parametrize(
     ("content", "field", "problem"),
     [

@@ -12,7 +12,7 @@ chat by then.
 When the store does not take it (an outage, throttling: every try failed), the call does not
 run and the run stops: run blind, a runtime killed while it ran would leave a retry that runs
 it again unknowing. The turn ends as a storage failure the queue retries; the refused call
-is left out of what that retry is told (its result says so: ``REFUSED_UNSAVED``)."""
+is left out of what that retry is told (as any call a hook refused, see ``_tools_ran``)."""
 
 from __future__ import annotations
 

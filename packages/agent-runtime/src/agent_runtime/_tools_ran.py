@@ -7,8 +7,17 @@ sends the message again after a note: the same message, the calls above ran and 
 repeated. A call after that point (the attempt was cut while it ran, or its result never
 reached the store) may or may not have run: the note names it and asks the agent to check
 before running it again (decided: named and left to the agent, neither run again blindly nor
-hidden). A call refused because the store could not take the transcript before it
-(``_save_before_tools``) did not run: it counts as never made.
+hidden).
+
+A call a PreToolUse hook refused did not run: the store could not take the transcript before it
+(``_save_before_tools``), or the approval gate held it back (``_approval_gate``: it waits for
+the user, another call does, it is too long to show). It counts as never made and no note names
+it (decided: it never ran, and its refusal need not hold for the retry, whose hooks decide
+again). The retry resumes before it, so that the agent may make it again; where it stays above
+(made in one model message with a call that ran, or before calls that ran), its refusal shows
+and the note names which of the calls above ran. A refusal is known by the CLI's record of a
+hook's denial on the result's entry, which no tool's output can write: a result that merely
+reads like one counts as run.
 
 A turn that ends without an answer and is not retried (retries spent, out of time, its CLI
 crashed) is left out of the conversation by the next message, tools and all: the next
@@ -27,12 +36,16 @@ from typing import Any, NamedTuple
 from session_core import StoredTranscript
 
 from ._prompt_marks import decode_entry, prompt_text
-from ._save_before_tools import REFUSED_UNSAVED
 
 _NOTE_START = (
     "(From the bot, not the user: your earlier answer to the message below broke off, unseen by the user"
 )
 _RAN = ", after the tool calls above. They already ran and must not be repeated: carry on from their results."
+# Some calls above were refused before they ran (see the module's docstring).
+_SOME_RAN = (
+    ", after the tool calls above. These of them already ran and must not be repeated: {calls}; "
+    "carry on from their results. The others above were refused and did not run."
+)
 _UNSURE = (
     " These calls of it have no result on record, so they may or may not have run: check what "
     "each would have done before running it again: {calls}."
@@ -69,6 +82,9 @@ class ToolsRan(NamedTuple):
 
 class _ToolWork(NamedTuple):
     point: str | None  # the last result stored with every call before it answered
+    # The calls up to ``point`` that ran (as the notes name them) when a refused one is among
+    # them (it stays above ``point``); None when every call up to it ran.
+    ran_above_if_some_refused: list[str] | None
     after_point: list[str]  # calls made after ``point``, as the notes name them
     answered: list[str]
     unanswered: list[str]
@@ -80,7 +96,12 @@ def tools_ran_after(stored: StoredTranscript, following: int) -> ToolsRan | None
     work = _tool_work(stored, following)
     if work is None:
         return None
-    note = _NOTE_START + (_RAN if work.point is not None else ".")
+    if work.point is None:
+        note = _NOTE_START + "."
+    elif work.ran_above_if_some_refused is None:
+        note = _NOTE_START + _RAN
+    else:
+        note = _NOTE_START + _SOME_RAN.format(calls=_listed(work.ran_above_if_some_refused))
     if work.after_point:
         note += _UNSURE.format(calls=_listed(work.after_point))
     return ToolsRan(work.point, note + _SAME)
@@ -130,9 +151,11 @@ def earlier_unfinished_notes(content: object) -> str | None:
 
 def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
     point: str | None = None
-    calls: dict[str, str] = {}  # id: the call as the notes name it
+    calls: dict[str, str] = {}  # id: the call as the notes name it (not one refused)
     answered: set[str] = set()
     after_point: list[str] = []  # ids
+    refused = False  # a refused call was seen
+    ran_above_if_some_refused: list[str] | None = None
     for entry in _tool_entries(stored, following):
         content = entry["message"].get("content")
         blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
@@ -142,39 +165,46 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
                     calls[block["id"]] = _shown(block)
                     after_point.append(block["id"])
             continue
-        results = []
-        for block in blocks:
-            if block.get("type") != "tool_result":
-                continue
-            call = block.get("tool_use_id")
-            if _refused_unsaved(entry, block):  # never ran: as if never made
-                calls.pop(str(call), None)
-                continue
-            results.append(call)
-        answered.update(call for call in results if isinstance(call, str))
-        if results and answered.issuperset(calls) and isinstance(entry.get("uuid"), str):
+        results = [block.get("tool_use_id") for block in blocks if block.get("type") == "tool_result"]
+        if not results:
+            continue
+        if _refused_by_hook(entry, blocks):  # never ran: as if never made
+            calls.pop(str(results[0]), None)
+            refused = True
+        else:
+            answered.update(call for call in results if isinstance(call, str))
+        # Not at a refusal that follows the point alone (the retry resumes before it), but at
+        # one written after the result of a call made with it: it completes their message.
+        made_since = any(call in calls for call in after_point)
+        if made_since and answered.issuperset(calls) and isinstance(entry.get("uuid"), str):
             point, after_point = entry["uuid"], []
+            ran_above_if_some_refused = list(calls.values()) if refused else None
     if not calls:
         return None
     return _ToolWork(
         point,
+        ran_above_if_some_refused,
         [calls[call] for call in after_point if call in calls],
         [shown for call, shown in calls.items() if call in answered],
         [shown for call, shown in calls.items() if call not in answered],
     )
 
 
-def _refused_unsaved(entry: dict[str, Any], result: dict[str, Any]) -> bool:
-    """Whether ``result`` is the refusal of a call whose save failed (``_save_before_tools``):
-    the CLI's record of a hook's denial, which no tool's output can write, with its reason."""
+def _refused_by_hook(entry: dict[str, Any], blocks: list[dict[str, Any]]) -> bool:
+    """Whether the entry (its content ``blocks``) is a PreToolUse hook's refusal of a call:
+    the CLI writes its record of the denial beside the call's one result, as
+    ``"permissionDecision": {"decision": "reject", "source": "hook", ...}`` (a call that ran
+    has ``"decision": "accept"``). The entry's fields are the CLI's: no tool's output writes
+    them. An entry with more than one result is not taken for a refusal: the record would
+    not say which."""
     decision = entry.get("permissionDecision")
-    content = result.get("content")
     return (
         isinstance(decision, dict)
+        and decision.get("decision") == "reject"
         and decision.get("source") == "hook"
-        and result.get("is_error") is True
-        and isinstance(content, str)
-        and content.endswith(REFUSED_UNSAVED)
+        and len(blocks) == 1
+        and blocks[0].get("type") == "tool_result"
+        and blocks[0].get("is_error") is True
     )
 
 
