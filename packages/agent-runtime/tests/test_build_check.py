@@ -293,3 +293,17 @@ def test_aws_execution_env_fails_without_a_default(config_dir: Path) -> None:
     assert f"claude-config/mcp.json: {field}: ${{AWS_EXECUTION_ENV}} is not set" in done.stderr
     edit_json(config_dir / "mcp.json", pass_execution_env(":-image"))
     assert build_check(config_dir).returncode == 0
+
+
+def test_the_images_locale_passes_as_a_container_of_it_has_one(config_dir: Path) -> None:
+    """Every container of the image starts with LANG=C.UTF-8 (its base image sets it, CI's
+    base too), and a command server may be handed it: the check refused ``${LANG}`` as
+    "not set" once it stopped reading the build stage's environment, where it was."""
+    edit_json(
+        config_dir / "mcp.json",
+        lambda mcp: mcp["mcpServers"]["agentbot-tools"].update(env={"LC_ALL": "${LANG}"}),
+    )
+
+    done = build_check(config_dir, build_stage={"LANG": "C.UTF-8"})
+
+    assert done.returncode == 0, done.stderr

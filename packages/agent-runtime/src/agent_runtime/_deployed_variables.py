@@ -102,6 +102,7 @@ IMAGE_ENVIRONMENT = {
     "LAMBDA_TASK_ROOT": "/var/task",
     "SESSIONS_ROOT": "/tmp/agentbot-sessions",
     "HOME": "/tmp",
+    "LANG": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
 
