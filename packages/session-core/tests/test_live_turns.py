@@ -4,6 +4,7 @@ allowed waits for its turn (then declined), in one request."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -121,6 +122,74 @@ def test_of_stops_kept_while_a_message_waits_its_turn_names_the_first_sent_after
     assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 12
     assert live.request_stop(KEY, update_id=13, by=bob) == "stopping"
     assert live.expect(KEY, 12) and live.stopped_by(KEY, 12) == bob
+
+
+def test_of_two_stops_for_a_waiting_message_the_first_is_named_after_a_stop_kept_for_nothing(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    """Alice's late /stop was kept while an answer was being sent; then Dave's message waited
+    and Carol, then Bob, sent /stop: Bob was named, whose stop changed nothing."""
+    live = live_turns(aws, clock, backlog)
+    alice, carol, bob = (
+        Stopper(user_id=600 + n, name=name) for n, name in enumerate(("Alice", "Carol", "Bob"))
+    )
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 70
+    assert live.expect(KEY, 70)
+    live.end(KEY, 70)  # its answer is being sent: the count still holds it
+    assert live.request_stop(KEY, update_id=71, by=alice) == "stopping"  # for nothing
+    backlog.release(KEY.canonical, now=clock())
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # Dave's message 72
+    assert live.request_stop(KEY, update_id=73, by=carol) == "stopping"
+    assert live.request_stop(KEY, update_id=74, by=bob) == "stopping"
+    assert live.expect(KEY, 72) and live.stopped_by(KEY, 72) == carol
+
+
+def test_stops_spammed_while_a_message_waits_keep_the_live_item_small(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    """Each kept stop is listed, to name the first: a group sending /stop after /stop while a
+    message waits must not grow the item every progress poll reads (nor past DynamoDB's 400 KB)."""
+    live = live_turns(aws, clock, backlog)
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 80
+    for update_id in range(81, 281):
+        stopper = Stopper(user_id=update_id, name=f"member_with_a_long_name_{update_id:03}")
+        assert live.request_stop(KEY, update_id=update_id, by=stopper) == "stopping"
+    item = aws.dynamodb.get_item(
+        TableName=aws.resources.table, Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "live"}}
+    )["Item"]
+    assert len(json.dumps(item)) < 3_000
+    assert live.expect(KEY, 80) and live.stopped_by(KEY, 80) == Stopper(
+        user_id=81, name="member_with_a_long_name_081"
+    )
+
+
+def test_a_stop_the_release_before_kept_is_named_by_this_one(
+    aws: Any, clock: FakeClock, backlog: ChatBacklog
+) -> None:
+    """The release before listed only the first kept stop, as ``stop_before_first``: a message
+    that waited across the deploy still names whoever stopped it first."""
+    live = live_turns(aws, clock, backlog)
+    carol, bob = Stopper(user_id=701, name="Carol"), Stopper(user_id=702, name="Bob")
+    assert backlog.admit(KEY.canonical, now=clock()) == "queued"  # message 90
+    assert live.request_stop(KEY, update_id=92, by=bob) == "stopping"
+    key = {"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "live"}}
+    aws.dynamodb.update_item(  # as the release before wrote Carol's earlier stop
+        TableName=aws.resources.table,
+        Key=key,
+        UpdateExpression="SET stop_before_first = :first REMOVE stop_before_kept",
+        ExpressionAttributeValues={
+            ":first": {
+                "M": {
+                    "update_id": {"N": "91"},
+                    "at": {"N": str(clock())},
+                    "by": {"S": json.dumps({"user_id": 701, "name": "Carol"})},
+                }
+            }
+        },
+    )
+    assert live.expect(KEY, 90) and live.stopped_by(KEY, 90) == carol
+    item = aws.dynamodb.get_item(TableName=aws.resources.table, Key=key)["Item"]
+    assert "stop_before_first" not in item
 
 
 def test_a_stop_kept_for_nothing_never_stops_a_message_sent_after_it(

@@ -8,7 +8,7 @@ pk                              sk          holds
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
                                             stop_requested_at, stopped_by (JSON); stop_before,
                                             stop_before_at, stop_before_by (JSON),
-                                            stop_before_first (map)
+                                            stop_before_kept (list of maps)
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
@@ -27,9 +27,10 @@ waits for its turn: see ``_stop_for_waiting``) is kept as ``stop_before`` (its o
 for the next turn to start. That
 turn takes it only if it was sent before the stop, and any start removes it: a stop never
 outlives the turn it was aimed at, nor stops a message sent after it. A later stop replaces
-it, but the first one kept (``stop_before_first``: its update id, when, who) stays: the turn
-that takes the stop names its sender when it came after the turn's message, as a running
-turn names its first stopper. One kept for a message
+it, but each one kept is listed too (``stop_before_kept``: its update id, when, who; the first
+``MAX_KEPT_STOPS``): the turn that takes the stop names the sender of the first sent after its
+message, as a running turn names its first stopper, even when a stop kept for nothing came
+before. One kept for a message
 that started no turn (a command, a refusal, an answer already being sent) lapses once the
 backlog count would no longer be trusted either: update ids only grow while updates keep coming.
 """
@@ -55,6 +56,9 @@ LIVE_SK = "live"  # the sort key of the live item, in the session's partition
 # itself is trusted was kept for nothing (a message that started no turn). It lapses then: after
 # a week without updates Telegram numbers the next ones at random, lower than the stop's maybe.
 _KEPT_STOP_S = DEFAULT_STALE_AFTER_S
+# Stops listed while a message waits (a stop kept for nothing may come first): enough to find
+# whom to name, and the item stays small whatever a group sends.
+MAX_KEPT_STOPS = 10
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
@@ -139,7 +143,8 @@ class LiveTurns(TableStore):
                 turn_id,
                 (
                     "SET started_at = :now, expires_at = :ttl, progress = :p"
-                    " REMOVE ended_at, stop_before, stop_before_at, stop_before_by, stop_before_first"
+                    " REMOVE ended_at, stop_before, stop_before_at, stop_before_by, stop_before_kept,"
+                    " stop_before_first"
                 ),
                 self._fresh_values(turn_id),
                 ReturnValues="ALL_OLD",
@@ -237,11 +242,14 @@ class LiveTurns(TableStore):
         asked ``by`` someone (the first who did is kept): one UpdateItem. "nothing_running"
         when none runs (``update_id``, the stop's own update, counts only where a stop may be
         kept for a waiting message: LiveTurnsWithBacklog)."""
-        return "stopping" if self._stop_running(key, turn_id, by) else "nothing_running"
+        stopped, _ = self._stop_running(key, turn_id, by)
+        return "stopping" if stopped else "nothing_running"
 
-    def _stop_running(self, key: SessionKey, turn_id: int | None, by: Stopper | None) -> bool:
+    def _stop_running(
+        self, key: SessionKey, turn_id: int | None, by: Stopper | None
+    ) -> tuple[bool, dict[str, Any]]:
         """Ask the running turn (``turn_id`` only, when given) to stop, as asked ``by`` someone
-        (None: nobody to name); whether one runs."""
+        (None: nobody to name); whether one runs, and when none does the live item as found."""
         condition = "attribute_exists(turn_id) AND attribute_not_exists(ended_at)"
         values = {":now": number(self._table.clock())}
         update = "SET stop_requested_at = if_not_exists(stop_requested_at, :now)"
@@ -259,10 +267,11 @@ class LiveTurns(TableStore):
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ConditionFailed:
-            return False
-        return True
+        except ConditionFailed as exc:
+            return False, exc.item or {}
+        return True, {}
 
     def _fresh_values(self, turn_id: int) -> dict[str, Any]:
         """A turn (re)starting now: its start, expiry and empty progress (the runtime that
@@ -286,7 +295,7 @@ class LiveTurns(TableStore):
             UpdateExpression=(
                 "SET turn_id = :t, started_at = :now, progress = :p, expires_at = :ttl"
                 " REMOVE ended_at, stop_requested_at, stopped_by, stop_before, stop_before_at,"
-                " stop_before_by, stop_before_first"
+                " stop_before_by, stop_before_kept, stop_before_first"
             ),
             ExpressionAttributeValues={**self._fresh_values(turn_id), ":t": number(turn_id)},
             ReturnValues="ALL_OLD",
@@ -348,7 +357,7 @@ def stopper_value(stopper: Stopper) -> dict[str, str]:
 
 
 def kept_stop_value(update_id: int, at: float, by: Stopper | None) -> dict[str, Any]:
-    """A stop kept for a waiting turn as ``stop_before_first`` holds it: its update id, when
+    """A stop kept for a waiting turn as ``stop_before_kept`` lists it: its update id, when
     it was kept, and who sent it (absent: nobody to name)."""
     kept: dict[str, Any] = {"update_id": number(update_id), "at": number(at)}
     if by is not None:
@@ -356,13 +365,25 @@ def kept_stop_value(update_id: int, at: float, by: Stopper | None) -> dict[str, 
     return {"M": kept}
 
 
+def kept_stops_listed(item: dict[str, Any]) -> int:
+    """How many stops the live item ``item`` lists as kept for a waiting turn."""
+    return len(item.get("stop_before_kept", {}).get("L", []))
+
+
 def _kept_stopper(old: dict[str, Any], turn_id: int, now: float) -> dict[str, str] | None:
     """Who sent the kept stop that stops ``turn_id`` (of the live item ``old``): the first
-    one kept, when it came after the turn's message and has not lapsed (else it was kept for
+    listed that came after the turn's message and has not lapsed (one before it was kept for
     a message that started no turn); otherwise the latest one."""
-    first = old.get("stop_before_first", {}).get("M")
-    if first and item_int(first, "update_id") > turn_id and now - item_float(first, "at") <= _KEPT_STOP_S:
-        by: dict[str, str] | None = first.get("by")
+    kept = [entry["M"] for entry in old.get("stop_before_kept", {}).get("L", [])]
+    if "stop_before_first" in old:  # the one stop the release before this one listed
+        kept.append(old["stop_before_first"]["M"])
+    aimed = [
+        stop
+        for stop in kept
+        if item_int(stop, "update_id") > turn_id and now - item_float(stop, "at") <= _KEPT_STOP_S
+    ]
+    if aimed:
+        by: dict[str, str] | None = min(aimed, key=lambda stop: item_int(stop, "update_id")).get("by")
         return by
     return old.get("stop_before_by")
 

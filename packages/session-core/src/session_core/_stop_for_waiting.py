@@ -24,7 +24,16 @@ from ._aws_errors import aws_error_code, retry_transaction_conflicts
 from ._backlog import ChatBacklog
 from ._dynamo_table import item_key, number
 from ._keys import SessionKey
-from ._live_turns import LIVE_SK, LiveTurns, StopOutcome, Stopper, kept_stop_value, stopper_value
+from ._live_turns import (
+    LIVE_SK,
+    MAX_KEPT_STOPS,
+    LiveTurns,
+    StopOutcome,
+    Stopper,
+    kept_stop_value,
+    kept_stops_listed,
+    stopper_value,
+)
 from ._registry_keys import session_item_pk
 
 _KeptStop = Literal["kept", "nothing_waits", "turn_began"]
@@ -62,26 +71,30 @@ class LiveTurnsWithBacklog(LiveTurns):
         ChatBacklog), or still holding a message whose turn has just ended while its answer is
         sent. At worst such a stop answers "Stopping…" for nothing: it only ever stops a turn
         of a message sent before it."""
-        if self._stop_running(key, turn_id, by):
+        stopped, live = self._stop_running(key, turn_id, by)
+        if stopped:
             return "stopping"
         approval = None if self._approvals is None else self._approvals.current(key)
         if turn_id is None and update_id is not None:  # a button's or a draft's turn has ended
-            kept = self._keep_for_waiting_turn(key, update_id, approval, by)
+            listed = kept_stops_listed(live) < MAX_KEPT_STOPS
+            kept = self._keep_for_waiting_turn(key, update_id, approval, by, listed=listed)
             if kept is not None:
                 return kept
         return "call_waiting" if approval is not None and approval.state == "pending" else "nothing_running"
 
     def _keep_for_waiting_turn(
-        self, key: SessionKey, update_id: int, approval: Approval | None, by: Stopper | None
+        self, key: SessionKey, update_id: int, approval: Approval | None, by: Stopper | None, *, listed: bool
     ) -> StopOutcome | None:
-        """Keep the stop for the chat's turn waiting to start: "stopping" when kept, or when
-        that turn began meanwhile and is stopped now; None when no turn waits."""
+        """Keep the stop for the chat's turn waiting to start (``listed``: among the kept stops
+        too): "stopping" when kept, or when that turn began meanwhile and is stopped now; None
+        when no turn waits."""
         for waiting in self._waiting_turn_conditions(key, approval):
-            kept = self._keep_stop(key, update_id, waiting, by)
+            kept = self._keep_stop(key, update_id, waiting, by, listed=listed)
             if kept == "kept":
                 return "stopping"
             if kept == "turn_began":  # it started since the first write: the stop is for it
-                return "stopping" if self._stop_running(key, None, by) else "nothing_running"
+                stopped, _ = self._stop_running(key, None, by)
+                return "stopping" if stopped else "nothing_running"
         return None
 
     def _waiting_turn_conditions(
@@ -103,23 +116,24 @@ class LiveTurnsWithBacklog(LiveTurns):
                 yield waiting
 
     def _keep_stop(
-        self, key: SessionKey, update_id: int, waiting: dict[str, Any], by: Stopper | None
+        self, key: SessionKey, update_id: int, waiting: dict[str, Any], by: Stopper | None, *, listed: bool
     ) -> _KeptStop:
-        """Keep a stop (sent as ``update_id``, ``by`` whom) for the next turn to start, in one transaction
-        with ``waiting`` (a condition that a turn waits) and only while no turn is live:
-        "turn_began" when one is (it started since the stop looked)."""
+        """Keep a stop (sent as ``update_id``, ``by`` whom; ``listed``: added to the kept stops)
+        for the next turn to start, in one transaction with ``waiting`` (a condition that a turn
+        waits) and only while no turn is live: "turn_began" when one is (it started since the
+        stop looked)."""
         now = self._table.clock()
-        # The latest stop is the one kept; the first stays known, to be named (see LiveTurns).
-        update = (
-            "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl,"
-            " stop_before_first = if_not_exists(stop_before_first, :first)"
-        )
-        values = {
+        # The latest stop is the one kept; each is listed, to name the first (see LiveTurns).
+        update = "SET stop_before = :s, stop_before_at = :now, expires_at = :ttl"
+        values: dict[str, Any] = {
             ":s": number(update_id),
             ":now": number(now),
             ":ttl": number(self._table.expires_at(now)),
-            ":first": kept_stop_value(update_id, now, by),
         }
+        if listed:
+            update += ", stop_before_kept = list_append(if_not_exists(stop_before_kept, :none), :this)"
+            values[":none"] = {"L": []}
+            values[":this"] = {"L": [kept_stop_value(update_id, now, by)]}
         if by is None:  # nobody to name: not whoever sent a stop kept before
             update += " REMOVE stop_before_by"
         else:
