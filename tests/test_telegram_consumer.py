@@ -662,13 +662,14 @@ def test_typing_shows_at_once_and_is_refreshed_until_the_reply(stack) -> None:
     stack.post(update(150, text="sleep:2.5 think hard"))
     [raw] = stack.receive()
 
-    picked_up = time.monotonic()
     stack.consumer(typing_interval_s=0.8).handle_batch(
         sqs_lambda_event([raw], queue_arn=stack.aws.resources.queue_arn, region=REGION)
     )
     typing = stack.telegram.calls("sendChatAction")
     [reply] = stack.telegram.calls("sendMessage")
-    assert typing[0].at - picked_up < 1.0
+    # Shown before the 2.5 s turn got under way (a load that slows the machine only widens this),
+    # not at its first refresh or once the answer was near.
+    assert reply.at - typing[0].at > 2.0
     assert len(typing) >= 3  # refreshed while the turn ran
     assert typing[-1].at < reply.at
     assert {c.params["action"] for c in typing} == {"typing"}
