@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .shown_url import shown_base_url
 
 GATEWAY_VARIABLE = "ANTHROPIC_BEDROCK_BASE_URL"
-ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 REGION_PREFIX_VARIABLE = "ANTHROPIC_BEDROCK_REGION_PREFIX"
 
 
@@ -65,10 +64,13 @@ DIRECT_TO_BEDROCK = BedrockRoute()
 
 
 def shell_bedrock_route(environ: Mapping[str, str]) -> BedrockRoute:
-    """The route of a runtime that `agentbot dev` starts with ``environ`` (the runtime reads
-    each setting stripped, an empty one as unset)."""
+    """The route of a runtime that `agentbot dev` starts with ``environ``, read as the runtime
+    reads it (each setting stripped, an empty one as unset)."""
+    from agent_runtime import read_bedrock_endpoints
+
+    gateway, endpoint = read_bedrock_endpoints(environ)
     return BedrockRoute(
-        gateway=environ.get(GATEWAY_VARIABLE, "").strip() or None,
+        gateway=gateway,
         region_prefix=environ.get(REGION_PREFIX_VARIABLE, "").strip() or None,
-        endpoint=environ.get(ENDPOINT_VARIABLE, "").strip() or None,
+        endpoint=endpoint,
     )

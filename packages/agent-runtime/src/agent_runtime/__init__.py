@@ -11,7 +11,13 @@ import typing as _typing
 
 from session_core import is_secret_variable
 
-from ._bedrock_route import bedrock_signing_credentials, bedrock_upstream, signs_for_real
+from ._bedrock_route import (
+    bedrock_signing_credentials,
+    bedrock_upstream,
+    lacks_signing_credentials,
+    read_bedrock_endpoints,
+    signs_for_real,
+)
 from ._bedrock_signer import BEDROCK_CREDENTIALS_PARAMETER
 from ._chosen_models import chosen_model_ids
 from ._claude_config import (
@@ -125,10 +131,12 @@ __all__ = [
     "is_anthropic_base_url",
     "is_secret_variable",
     "isolate_process_secrets",
+    "lacks_signing_credentials",
     "lambda_started_environment",
     "load_claude_config",
     "load_settings",
     "model_id_of",
+    "read_bedrock_endpoints",
     "read_mcp_secret_headers",
     "session_workspace",
     "signs_for_real",

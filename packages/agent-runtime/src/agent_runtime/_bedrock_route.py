@@ -4,7 +4,8 @@ must ask the place the turns call, the way they call it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ._errors import ModelBackendError
 
@@ -17,10 +18,38 @@ ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
 _PLACEHOLDER_KEY = "agentbot-unsigned"
 
 
+class BedrockEndpoints(NamedTuple):
+    """Where Bedrock calls go, as set: ``gateway`` (``GATEWAY_VARIABLE``), ``endpoint``
+    (``ENDPOINT_VARIABLE``); None when unset."""
+
+    gateway: str | None
+    endpoint: str | None
+
+
+def read_bedrock_endpoints(environ: Mapping[str, str]) -> BedrockEndpoints:
+    """The two variables as the runtime reads them, stripped, an empty one as unset: doctor and
+    dev read them here too, so they ask the place the turns call."""
+    return BedrockEndpoints(
+        gateway=environ.get(GATEWAY_VARIABLE, "").strip() or None,
+        endpoint=environ.get(ENDPOINT_VARIABLE, "").strip() or None,
+    )
+
+
 def bedrock_upstream(*, gateway: str | None, endpoint: str | None, region: str) -> str:
     """The URL Bedrock calls go to: the gateway (``GATEWAY_VARIABLE``), else the endpoint
     (``ENDPOINT_VARIABLE``), else bedrock-runtime of ``region``."""
     return gateway or endpoint or f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
+def lacks_signing_credentials(session: Any, *, gateway: str | None) -> bool:
+    """Whether Bedrock calls have nothing to be signed with when no role is assumed: no
+    credentials in ``session`` (a boto3 Session, or None), and no gateway, which would
+    authenticate callers itself and need none."""
+    return not gateway and _credentials_of(session) is None
+
+
+def _credentials_of(session: Any) -> Any:
+    return session.get_credentials() if session is not None else None
 
 
 def bedrock_signing_credentials(session: Any, *, gateway: str | None) -> Any:
@@ -31,12 +60,12 @@ def bedrock_signing_credentials(session: Any, *, gateway: str | None) -> Any:
     Raises ModelBackendError when there are no credentials and no gateway."""
     from botocore.credentials import Credentials
 
-    found = session.get_credentials() if session is not None else None
+    if lacks_signing_credentials(session, gateway=gateway):
+        raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
+    found = _credentials_of(session)  # no second lookup: boto3 keeps credentials it found
     if found is not None:
         return found.get_frozen_credentials()
-    if gateway:
-        return Credentials(_PLACEHOLDER_KEY, _PLACEHOLDER_KEY).get_frozen_credentials()
-    raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
+    return Credentials(_PLACEHOLDER_KEY, _PLACEHOLDER_KEY).get_frozen_credentials()
 
 
 def signs_for_real(credentials: Any) -> bool:

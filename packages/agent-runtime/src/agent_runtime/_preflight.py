@@ -14,6 +14,7 @@ from typing import Any
 
 from session_core import ConfigError, read_secret
 
+from ._bedrock_route import lacks_signing_credentials
 from ._claude_config import ClaudeConfig, load_claude_config
 from ._errors import ClaudeConfigError, ModelBackendError
 from ._mcp_commands import AS_THIS_PROCESS, ProgramLookup
@@ -83,9 +84,7 @@ def check_model_access(
                 "MODEL_INVOKE_ROLE_ARN", f"cannot be assumed ({code})", retryable=transient
             ) from exc
         return
-    if settings.bedrock_base_url:  # a gateway that authenticates by itself (the local model server)
-        return
-    if session is None or session.get_credentials() is None:
+    if lacks_signing_credentials(session, gateway=settings.bedrock_base_url):
         raise ModelBackendError(
             "CLAUDE_CODE_USE_BEDROCK",
             "is set but no AWS credentials were found",  # the fix is the caller's to say

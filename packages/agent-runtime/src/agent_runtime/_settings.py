@@ -17,7 +17,7 @@ from session_core import (
     tenant_from_env,
 )
 
-from ._bedrock_route import ENDPOINT_VARIABLE
+from ._bedrock_route import GATEWAY_VARIABLE, read_bedrock_endpoints
 
 DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
@@ -125,12 +125,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             "ANTHROPIC_BASE_URL",
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /v1/messages)",
         )
-    bedrock_base_url = opt("ANTHROPIC_BEDROCK_BASE_URL")
-    if backend == "bedrock" and bedrock_base_url is not None and not is_anthropic_base_url(bedrock_base_url):
+    bedrock = read_bedrock_endpoints(env)
+    if backend == "bedrock" and bedrock.gateway is not None and not is_anthropic_base_url(bedrock.gateway):
         # Checked here, not at the first turn's model proxy: a gateway that authenticates by
         # itself skips every credential check, and each turn failed as "internal".
         raise ConfigError(
-            "ANTHROPIC_BEDROCK_BASE_URL",
+            GATEWAY_VARIABLE,
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /model/<id>/invoke)",
         )
     timeout_ms = env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env)
@@ -174,8 +174,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         backend=backend,
         anthropic_api_key_parameter=opt("ANTHROPIC_API_KEY_PARAMETER"),
         anthropic_base_url=base_url,
-        bedrock_base_url=bedrock_base_url,
-        bedrock_endpoint_url=opt(ENDPOINT_VARIABLE),
+        bedrock_base_url=bedrock.gateway,
+        bedrock_endpoint_url=bedrock.endpoint,
         bedrock_region_prefix=opt("ANTHROPIC_BEDROCK_REGION_PREFIX"),
         model=model,
         small_model=small_model,
