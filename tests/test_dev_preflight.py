@@ -360,19 +360,25 @@ def test_bedrock_calls_are_signed_with_the_developers_own_credentials() -> None:
     assert "not-a-real-secret-shell" not in done.stdout + done.stderr
 
 
-def test_bedrock_gateway_url_without_its_scheme_stops_the_start_without_showing_it(tmp_path: Path) -> None:
-    """A gateway that authenticates by itself needs no AWS credentials, so the start's Bedrock
-    check is skipped: a URL the model proxy cannot use (no scheme) started dev anyway, and the
-    first turn failed with the whole URL in its error, the token in its path included."""
-    (tmp_path / "config").write_text("[default]\n")  # no credentials: the gateway's own auth
-    shell = {
+def _gateway_shell(tmp_path: Path, gateway_url: str) -> dict[str, str]:
+    """Bedrock through a gateway that authenticates callers itself: no AWS credentials at all."""
+    (tmp_path / "config").write_text("[default]\n")
+    return {
         "CLAUDE_CODE_USE_BEDROCK": "1",
         "AWS_REGION": "eu-west-1",
         "BEDROCK_MODEL_ID": BEDROCK_MODEL,
         "AWS_CONFIG_FILE": str(tmp_path / "config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "config"),
-        "ANTHROPIC_BEDROCK_BASE_URL": "gateway.example.com/t-secret-in-the-path",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "ANTHROPIC_BEDROCK_BASE_URL": gateway_url,
     }
+
+
+def test_bedrock_gateway_url_without_its_scheme_stops_the_start_without_showing_it(tmp_path: Path) -> None:
+    """A gateway that authenticates by itself needs no AWS credentials, and the start's Bedrock
+    check once skipped it: a URL the model proxy cannot use (no scheme) started dev anyway, and
+    the first turn failed with the whole URL in its error, the token in its path included."""
+    shell = _gateway_shell(tmp_path, "gateway.example.com/t-secret-in-the-path")
     state = tmp_path / "state"
     done = _start(shell, state_dir=state)
     logged = "".join(p.read_text(errors="replace") for p in state.rglob("*.log"))
@@ -516,6 +522,36 @@ def test_with_a_bedrock_gateway_the_start_asks_the_gateway_its_turns_call() -> N
 
     assert done.returncode == 0 and "bot> echo: hello" in done.stdout, (done.stdout + done.stderr)[-3000:]
     assert asked_bedrock_runtime == 0
+
+
+def test_a_gateway_without_aws_credentials_refusing_the_model_stops_the_start(tmp_path: Path) -> None:
+    """Without AWS credentials dev's start never asked the gateway (doctor does): it started,
+    and every message was answered "the bot is misconfigured"."""
+    from local_stack import ModelFault, ModelServer, echo_responder
+
+    with ModelServer(echo_responder) as gateway:
+        gateway.only_models(
+            ["anthropic.other-v1:0"],
+            refusal=ModelFault(status=400, message="The provided model identifier is invalid."),
+        )
+        done = _start(_gateway_shell(tmp_path, gateway.base_url))
+        asked = len(gateway.model_calls)
+    line = _one_failure_line(done)
+
+    refused = (
+        f"Bedrock gateway at {gateway.base_url} (ANTHROPIC_BEDROCK_BASE_URL) refused a 1-token request "
+        f"to {BEDROCK_MODEL} (ValidationException)"
+    )
+    assert refused in line and "check the model id (BEDROCK_MODEL_ID)" in line, line
+    assert asked == 1  # the start's one request, and no turn
+    assert "no AWS credentials" not in line, line
+
+
+def test_a_gateway_without_aws_credentials_that_cannot_be_reached_stops_the_start(tmp_path: Path) -> None:
+    line = _one_failure_line(_start(_gateway_shell(tmp_path, "http://127.0.0.1:9")))
+
+    assert "cannot reach Bedrock gateway at http://127.0.0.1:9 (ANTHROPIC_BEDROCK_BASE_URL)" in line, line
+    assert "check the network, or ANTHROPIC_BEDROCK_BASE_URL" in line, line
 
 
 def test_an_mcp_secret_header_comes_from_its_variable_or_the_start_says_which(agent_tmp_path: Path) -> None:

@@ -464,14 +464,18 @@ def _bedrock_credentials(session: Any, region: str | None, *, own_profile: bool)
     asking Bedrock in ``region`` what doctor asks: the runtime's own credentials are this run's
     local ones. Read once: credentials that expire (SSO, a session) need a new start. None when
     there are none, or no region: the runtime's start-up check (``check_dev_runtime``) names
-    what is missing. None with ``own_profile`` (``--aws-profile``) too: the runtime's own
-    credentials are that profile's, and the local SSM they would be kept in is that account's
-    (never written there)."""
-    found = session.get_credentials()
-    if not region or found is None:
+    what is missing, unless a gateway that authenticates callers itself takes the calls (it is
+    asked without credentials, as the turns ask it). None with ``own_profile``
+    (``--aws-profile``) too: the runtime's own credentials are that profile's, and the local SSM
+    they would be kept in is that account's (never written there)."""
+    from agent_runtime import lacks_signing_credentials, read_bedrock_endpoints
+
+    gateway = read_bedrock_endpoints(os.environ).gateway
+    if not region or lacks_signing_credentials(session, gateway=gateway):
         return None
     _check_bedrock_model(session, region)
-    if own_profile:
+    found = session.get_credentials()
+    if own_profile or found is None:
         return None
     frozen = found.get_frozen_credentials()
     credentials = {"AccessKeyId": frozen.access_key, "SecretAccessKey": frozen.secret_key}
