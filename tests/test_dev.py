@@ -1010,6 +1010,33 @@ def test_with_aws_profile_the_start_check_takes_that_profiles_region_and_credent
     check_dev_runtime(runtime_env, ssm=aws.client("ssm"), aws_profile="work")  # no ConfigurationProblem
 
 
+def test_bedrock_credentials_that_cannot_be_read_stop_devs_start_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An SSO profile whose sign-in is gone (never done, expired): the start's Bedrock check
+    read the credentials before asking and let botocore's error out as a traceback, where it
+    used to stop with one line saying what to do."""
+    from agentbot import dev
+
+    (tmp_path / "config").write_text(
+        "[profile work]\nregion = eu-west-1\nsso_start_url = https://example.awsapps.com/start\n"
+        "sso_region = eu-west-1\nsso_account_id = 123456789012\nsso_role_name = Bedrock\n"
+    )
+    for name in ("ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no SSO token cache
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "work")
+    monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
+    monkeypatch.setenv("BEDROCK_MODEL_ID", "anthropic.claude-test-v1:0")
+
+    with contextlib.ExitStack() as stack, pytest.raises(dev.DevSetupError) as stopped:
+        dev.choose_model(stack)
+
+    assert "SSOTokenLoadError" in str(stopped.value) and "aws sso login" in str(stopped.value), stopped.value
+
+
 def test_a_credentials_parameter_named_in_the_shell_never_reaches_devs_runtime(monkeypatch, tmp_path) -> None:
     """The local Lambda passes the shell's environment on: a BEDROCK_CREDENTIALS_PARAMETER
     there made the runtime sign Bedrock with whatever parameter it named (with --aws-profile,

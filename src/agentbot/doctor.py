@@ -431,6 +431,16 @@ def probe_shell_bedrock_models(
                 "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
             )
         ]
+    except (BotoCoreError, ClientError) as exc:  # found, but not to be had: an SSO sign-in gone, a role
+        return [
+            Check(
+                "model",
+                "FAIL",
+                f"Bedrock: the AWS credentials cannot be read ({type(exc).__name__})",
+                "sign in again (`aws sso login`) or configure a profile (AWS_PROFILE) that may call "
+                "bedrock:InvokeModel",
+            )
+        ]
     route = replace(route, signed=signs_for_real(credentials))
     signing = {
         "aws_access_key_id": credentials.access_key,
