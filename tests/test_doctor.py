@@ -1463,6 +1463,24 @@ def test_a_bedrock_gateway_url_without_its_scheme_fails_naming_the_setting(
     assert model.model_calls == [], out
 
 
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9", "https://user:secret@bedrock.example.com"])
+def test_a_bedrock_runtime_endpoint_the_runtime_cannot_call_fails_naming_the_setting(
+    endpoint: str, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The runtime sends Bedrock calls to AWS_ENDPOINT_URL_BEDROCK_RUNTIME, and refuses one it
+    cannot call as written (no scheme, a user:password@) at start: doctor stopped with a
+    traceback, or passed a user:password@ the runtime would drop. The line names the setting,
+    as for ANTHROPIC_BEDROCK_BASE_URL, and never repeats its value."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint)
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME must be an http(s) URL" in lines["model"], out
+    assert "secret" not in out and model.model_calls == [], out
+
+
 def test_a_subagent_alias_written_with_spaces_around_is_not_probed_as_a_model_id(
     tmp_path: Path,
     telegram: LocalTelegram,

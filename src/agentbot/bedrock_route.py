@@ -47,15 +47,23 @@ class BedrockRoute:
             return "check the network and region"
         return f"check the network, or {GATEWAY_VARIABLE}"
 
-    def gateway_problem(self) -> str | None:
-        """Why the runtime could not call the gateway as written (None: it can, or none is set)."""
+    def setting_problem(self) -> str | None:
+        """Why the runtime could not call the gateway, or else the endpoint, as written (None:
+        it can, or neither is set). The setting's value is not repeated: it may hold a password."""
         from agent_runtime import is_anthropic_base_url  # the same shape: the CLI adds the path
 
-        if self.gateway is None or is_anthropic_base_url(self.gateway):
+        if self.gateway is not None:
+            if is_anthropic_base_url(self.gateway):
+                return None
+            return (
+                f"{GATEWAY_VARIABLE} must be an http(s) URL such as https://gateway.example.com "
+                "(the CLI adds /model/<id>/invoke)"
+            )
+        if self.endpoint is None or is_anthropic_base_url(self.endpoint):
             return None
         return (
-            f"{GATEWAY_VARIABLE} must be an http(s) URL such as https://gateway.example.com "
-            "(the CLI adds /model/<id>/invoke)"
+            f"{ENDPOINT_VARIABLE} must be an http(s) URL such as "
+            "https://bedrock-runtime.eu-west-1.amazonaws.com, without a user:password@"
         )
 
 

@@ -418,7 +418,7 @@ def probe_shell_bedrock_models(
     from agent_runtime import ModelBackendError, bedrock_signing_credentials, signs_for_real
 
     route = shell_bedrock_route(os.environ)
-    if problem := route.gateway_problem():
+    if problem := route.setting_problem():
         return [Check("model", "FAIL", problem, "fix or unset it in your shell")]
     try:
         credentials = bedrock_signing_credentials(session, gateway=route.gateway)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from local_stack import ModelServer, echo_responder
+from session_core import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +47,18 @@ def test_a_gateway_takes_the_turns_the_bedrock_runtime_endpoint_would(
 
     assert result.ok, result
     assert model_server.model_calls and asked_bedrock_runtime == 0
+
+
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9", "https://user:secret@bedrock.example.com"])
+def test_a_bedrock_runtime_endpoint_the_proxy_cannot_call_is_refused_at_start_naming_it(
+    make_runtime, turn_request, endpoint
+) -> None:
+    """Followed by the model proxy, an AWS_ENDPOINT_URL_BEDROCK_RUNTIME without its scheme
+    failed every turn as "internal" (a user:password@ in it was dropped without a word); it is
+    refused as the container starts, naming the setting, as ANTHROPIC_BEDROCK_BASE_URL is, and
+    never shown."""
+    with pytest.raises(ConfigError) as refused:
+        make_runtime(env=BEDROCK | {"AWS_ENDPOINT_URL_BEDROCK_RUNTIME": endpoint})
+
+    assert refused.value.setting == "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", refused.value
+    assert "secret" not in str(refused.value)

@@ -13,6 +13,9 @@ GATEWAY_VARIABLE = "ANTHROPIC_BEDROCK_BASE_URL"
 # boto3's own variable for bedrock-runtime's endpoint. Not the global AWS_ENDPOINT_URL: in
 # `agentbot dev` that is the local stack's, which has no Bedrock.
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+ENDPOINT_NOT_A_URL = (
+    "must be an http(s) URL such as https://bedrock-runtime.eu-west-1.amazonaws.com, without a user:password@"
+)
 # The signature of a gateway's calls when there are no AWS credentials: such a gateway
 # authenticates callers itself and ignores it.
 _PLACEHOLDER_KEY = "agentbot-unsigned"

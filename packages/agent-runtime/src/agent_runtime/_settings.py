@@ -17,7 +17,7 @@ from session_core import (
     tenant_from_env,
 )
 
-from ._bedrock_route import GATEWAY_VARIABLE, read_bedrock_endpoints
+from ._bedrock_route import ENDPOINT_NOT_A_URL, ENDPOINT_VARIABLE, GATEWAY_VARIABLE, read_bedrock_endpoints
 
 DEFAULT_SESSIONS_ROOT = "/tmp/agentbot-sessions"
 # What infra/template.yaml's AnthropicBaseUrl lets through: a gateway's http(s) URL, no user:pass@;
@@ -133,6 +133,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             GATEWAY_VARIABLE,
             "must be an http(s) URL such as https://gateway.example.com (the CLI adds /model/<id>/invoke)",
         )
+    if (
+        backend == "bedrock"
+        and bedrock.gateway is None
+        and bedrock.endpoint is not None
+        and not is_anthropic_base_url(bedrock.endpoint)
+    ):
+        # The model proxy calls it (_bedrock_route): as for the gateway, here, not as every
+        # turn failing "internal" (and never echoed: a user:password@ would be shown).
+        raise ConfigError(ENDPOINT_VARIABLE, ENDPOINT_NOT_A_URL)
     timeout_ms = env_int("MODEL_TIMEOUT_MS", 120_000, minimum=1000, environ=env)
     if timeout_ms > LONGEST_TURN_S * 1000:
         # The turn's own budget (the Lambda's remaining time) ends the call first.
