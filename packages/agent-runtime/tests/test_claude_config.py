@@ -178,6 +178,17 @@ def test_missing_prompt_file_names_the_agent_field(config_dir: Path) -> None:
     assert caught.value.field == "agents.summarizer.prompt_file"
 
 
+def test_a_prompt_file_path_no_file_can_have_is_named_not_a_crash(config_dir: Path) -> None:
+    """A NUL in prompt_file (valid JSON: "\\u0000") stopped the check, doctor and dev's start
+    with a ValueError traceback instead of naming the field."""
+    edit_json(
+        config_dir / "agents.json", lambda d: d["agents"]["summarizer"].update(prompt_file="agents/s\x00.md")
+    )
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "agents.summarizer.prompt_file", caught.value
+
+
 def test_prompt_file_that_is_not_given_is_reported(config_dir: Path) -> None:
     edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].pop("prompt_file"))
     with pytest.raises(ClaudeConfigError) as caught:

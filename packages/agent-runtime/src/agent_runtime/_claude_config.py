@@ -353,6 +353,8 @@ def _subagent_prompt(base: Path, file: Path, field: str, prompt_file: object) ->
         raise ClaudeConfigError(
             str(file), f"{field}.prompt_file", "is required (a path relative to claude-config)"
         )
+    if "\x00" in prompt_file:  # no file has such a name (and a path with it cannot be looked up)
+        raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must not contain a NUL character")
     prompt_path = (base / prompt_file).resolve()
     if not prompt_path.is_relative_to(base.resolve()):
         raise ClaudeConfigError(str(file), f"{field}.prompt_file", "must stay inside claude-config")
@@ -379,7 +381,9 @@ def _prompts_no_agent_names(base: Path, agents_raw: Mapping[str, Any]) -> list[P
     named = {
         (base / spec["prompt_file"]).resolve()
         for spec in agents_raw.values()
-        if isinstance(spec, dict) and isinstance(spec.get("prompt_file"), str)
+        if isinstance(spec, dict)
+        and isinstance(spec.get("prompt_file"), str)
+        and "\x00" not in spec["prompt_file"]
     }
     return sorted(
         p
