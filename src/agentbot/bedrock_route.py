@@ -50,7 +50,8 @@ class BedrockRoute:
     def setting_problem(self) -> str | None:
         """Why the runtime could not call the gateway, or else the endpoint, as written (None:
         it can, or neither is set). The setting's value is not repeated: it may hold a password."""
-        from agent_runtime import is_anthropic_base_url  # the same shape: the CLI adds the path
+        # The runtime's own rule and words (load_settings refuses the same at start).
+        from agent_runtime import ENDPOINT_NOT_A_URL, ENDPOINT_VARIABLE, is_anthropic_base_url
 
         if self.gateway is not None:
             if is_anthropic_base_url(self.gateway):
@@ -61,10 +62,7 @@ class BedrockRoute:
             )
         if self.endpoint is None or is_anthropic_base_url(self.endpoint):
             return None
-        return (
-            f"{ENDPOINT_VARIABLE} must be an http(s) URL such as "
-            "https://bedrock-runtime.eu-west-1.amazonaws.com, without a user:password@"
-        )
+        return f"{ENDPOINT_VARIABLE} {ENDPOINT_NOT_A_URL}"
 
 
 # A deployed stack's runtime: bedrock-runtime of its region, the region's geography.

@@ -12,6 +12,8 @@ import typing as _typing
 from session_core import is_secret_variable
 
 from ._bedrock_route import (
+    ENDPOINT_NOT_A_URL,
+    ENDPOINT_VARIABLE,
     bedrock_signing_credentials,
     bedrock_upstream,
     lacks_signing_credentials,
@@ -94,6 +96,8 @@ __all__ = [
     "BEDROCK_CREDENTIALS_PARAMETER",
     "DEADLINE_MARGIN_S",
     "DEPLOYED_VARIABLES",
+    "ENDPOINT_NOT_A_URL",
+    "ENDPOINT_VARIABLE",
     "PERMANENT_CONFIG_ERRORS",
     "AgentRuntimeError",
     "AnthropicAccess",
