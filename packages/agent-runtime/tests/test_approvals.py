@@ -301,12 +301,14 @@ def test_allowing_a_call_does_not_allow_another_one(runtime, model_server, turn_
 
 HELD_BACK = "echo held-back"
 ALSO_HELD_BACK = "echo also-held-back"
+NOT_ASKED = "the user was not asked to approve any of them"
 
 
 def _runs_pwd_then_a_call_needing_approval(model_server: Any, made: str) -> Callable[..., Any]:
     """Asked "steps: go", the agent runs ``pwd`` (no approval needed) and makes calls that need
     approval: one after ``pwd``'s result, or two together with it. The model call after the
-    gate refused them fails, once: that attempt ends without an answer."""
+    gate refused them fails, once: that attempt ends without an answer. Told that the user was
+    not asked to approve a call, it makes the call again."""
     failed = False
     pwd = ToolCall(name="Bash", input={"command": "pwd", "description": "where"})
 
@@ -320,6 +322,8 @@ def _runs_pwd_then_a_call_needing_approval(model_server: Any, made: str) -> Call
     def responder(request: dict[str, Any]) -> Any:
         if not last_user_text(request).endswith("steps: go"):
             return f"last={last_user_text(request)}"
+        if NOT_ASKED in _text_after_the_results(request):  # as a real model does when told so
+            return needing_approval(HELD_BACK)
         results = tool_results(request)
         if any(result.startswith("PreToolUse:Bash hook error: Not run") for result in results):
             return "Asked for your approval."
@@ -340,12 +344,14 @@ def _text_after_the_results(request: dict[str, Any]) -> str:
 @pytest.mark.parametrize("made", ["one_after_the_other", "together"])
 @pytest.mark.parametrize("then", ["the_same_message_again", "the_next_message"])
 def test_a_call_refused_for_approval_in_an_attempt_that_failed_is_never_said_to_have_run(
-    runtime, model_server, turn_request, made, then
+    runtime, model_server, turn_request, approvals, made, then
 ) -> None:
     """The gate refused the calls (one waits for approval, another because one is asked at a
     time), then the model failed: the retry was told they "already ran" (and, made after the
     call that ran, resumed after their refusal: told approval was asked, though no approval
-    was kept for a turn that failed), and the next message named them among those that ran."""
+    was kept for a turn that failed), and the next message named them among those that ran.
+    Made with the call that ran, their refusals stay above and still said the user was asked:
+    the agent told the user to expect buttons that never came. The user is asked now."""
     model_server.responder = _runs_pwd_then_a_call_needing_approval(model_server, made)
     failed = runtime().run_turn(turn_request("steps: go", turn_id=1, user_id=42))
     assert failed.error_kind == "model_error" and failed.retryable, failed
@@ -361,16 +367,40 @@ def test_a_call_refused_for_approval_in_an_attempt_that_failed_is_never_said_to_
         assert "held-back" not in note
         if made == "together":  # shown refused above, with pwd: the note names what ran
             assert 'These of them already ran and must not be repeated: "Bash" {"command": "pwd"' in note
+            assert NOT_ASKED in note  # what their refusals say is not so
         else:  # left out, as never made: the retry makes it again, and the user is asked
-            assert HELD_BACK not in json.dumps(first["messages"])
-            assert retried.approval_request is not None
-            assert retried.approval_request.summary == HELD_BACK
+            assert HELD_BACK not in json.dumps(first["messages"]) and NOT_ASKED not in note
+        # Either way the agent made the call again, and the chat asks the user about it.
+        assert retried.approval_request is not None
+        assert retried.approval_request.summary == HELD_BACK
+        waiting = approvals.current(SessionKey.parse(KEY))
+        assert waiting is not None and waiting.state == "pending" and waiting.summary == HELD_BACK
     else:
         answered = runtime().run_turn(turn_request("did it work?", turn_id=2, user_id=42))
         assert answered.ok, answered
         note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")
         assert message == "did it work?"
         assert 'These ran: "Bash" {"command": "pwd"' in note and "held-back" not in note, note
+
+
+def test_a_turn_that_failed_after_the_gate_refused_its_only_call_does_not_say_steps_ran(
+    runtime, model_server, turn_request
+) -> None:
+    """The gate held the agent's only call for approval, then the model failed: nothing ran,
+    but the turn said its tools had (the user's failure message then warns that steps may
+    already have run, and asks to check which before trying again)."""
+
+    def responder(request: dict[str, Any]) -> Any:
+        if tool_results(request):
+            return "Asked for your approval."
+        model_server.inject(ModelFault(status=529, error_type="overloaded_error", message="Overloaded"))
+        return [ToolCall(name="Bash", input={"command": HELD_BACK, "description": "held"})]
+
+    model_server.responder = responder
+    failed = runtime().run_turn(turn_request("steps: go", turn_id=1, user_id=42))
+
+    assert failed.error_kind == "model_error" and failed.approval_request is None, failed
+    assert not failed.tools_ran
 
 
 @pytest.mark.parametrize(

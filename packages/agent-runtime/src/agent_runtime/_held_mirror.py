@@ -18,6 +18,7 @@ from typing import Any
 
 from session_core import get_logger
 
+from ._refused_calls import refused_call
 from ._timed_store import TimedStore
 
 log = get_logger("agent_runtime._turn")
@@ -39,9 +40,16 @@ class HeldMirror:
     catch-up replays the file in order anyway. Dropping them loses nothing: the CLI mirrors an
     entry only after writing it to its file, so the replay reads every one dropped before it."""
 
-    def __init__(self, store: TimedStore, on_failed_send: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: TimedStore,
+        on_failed_send: Callable[[], None],
+        on_refused: Callable[[str], None] = lambda call_id: None,
+    ) -> None:
         self._store = store
         self._on_failed_send = on_failed_send
+        # Told the id of each call an entry records as refused before it ran (``_refused_calls``).
+        self._on_refused = on_refused
         self._held: list[tuple[Mapping[str, Any], list[Any]]] = []
         self._held_entries = 0
         self._held_bytes = 0
@@ -59,6 +67,10 @@ class HeldMirror:
             waiting = self._waiting.get(call_id)
             if waiting is not None:
                 waiting.set()
+        for entry in entries:
+            refused = refused_call(entry) if isinstance(entry, dict) else None
+            if refused is not None:
+                self._on_refused(refused)
         if self._held_entries > _MAX_HELD_ENTRIES or self._held_bytes > _MAX_HELD_BYTES:
             await self.send()
 

@@ -9,15 +9,19 @@ reached the store) may or may not have run: the note names it and asks the agent
 before running it again (decided: named and left to the agent, neither run again blindly nor
 hidden).
 
-A call a PreToolUse hook refused did not run: the store could not take the transcript before it
-(``_save_before_tools``), or the approval gate held it back (``_approval_gate``: it waits for
-the user, another call does, it is too long to show). It counts as never made and no note names
-it (decided: it never ran, and its refusal need not hold for the retry, whose hooks decide
-again). The retry resumes before it, so that the agent may make it again; where it stays above
-(made in one model message with a call that ran, or before calls that ran), its refusal shows
-and the note names which of the calls above ran. A refusal is known by the CLI's record of a
-hook's denial on the result's entry, which no tool's output can write: a result that merely
-reads like one counts as run.
+A call refused before it ran did not run: a PreToolUse hook refused it (the store could not
+take the transcript before it, ``_save_before_tools``; the approval gate held it back,
+``_approval_gate``: it waits for the user, another call does, it is too long to show), or the
+CLI's permission policy did (``disallowed_tools``, ``dontAsk``). It counts as never made and no
+note names it (decided: it never ran, and its refusal need not hold for the retry, whose hooks
+decide again). The retry resumes before it, so that the agent may make it again; where it stays
+above (made in one model message with a call that ran, or before calls that ran), its refusal
+shows and the note names which of the calls above ran. A call held for approval there says the
+user was asked, but a failed attempt keeps no approval: the note says none was asked, so that
+the agent makes the call again (asked for then) instead of telling the user to expect buttons
+that never come. A refusal is known by the CLI's record on the result's entry
+(``_refused_calls``), which no tool's output can write: a result that merely reads like one
+counts as run.
 
 A turn that ends without an answer and is not retried (retries spent, out of time, its CLI
 crashed) is left out of the conversation by the next message, tools and all: the next
@@ -36,6 +40,7 @@ from typing import Any, NamedTuple
 from session_core import StoredTranscript
 
 from ._prompt_marks import decode_entry, prompt_text
+from ._refused_calls import held_for_approval, refused_call
 
 _NOTE_START = (
     "(From the bot, not the user: your earlier answer to the message below broke off, unseen by the user"
@@ -45,6 +50,11 @@ _RAN = ", after the tool calls above. They already ran and must not be repeated:
 _SOME_RAN = (
     ", after the tool calls above. These of them already ran and must not be repeated: {calls}; "
     "carry on from their results. The others above were refused and did not run."
+)
+# One of them was held for the user's approval: its refusal says it was asked for (see above).
+_NOT_ASKED = (
+    " Whatever their results say, the user was not asked to approve any of them: make such a "
+    "call again if it is still needed, and its approval is asked for then."
 )
 _UNSURE = (
     " These calls of it have no result on record, so they may or may not have run: check what "
@@ -85,6 +95,7 @@ class _ToolWork(NamedTuple):
     # The calls up to ``point`` that ran (as the notes name them) when a refused one is among
     # them (it stays above ``point``); None when every call up to it ran.
     ran_above_if_some_refused: list[str] | None
+    held_above: bool  # one refused above ``point`` was held for the user's approval
     after_point: list[str]  # calls made after ``point``, as the notes name them
     answered: list[str]
     unanswered: list[str]
@@ -102,6 +113,8 @@ def tools_ran_after(stored: StoredTranscript, following: int) -> ToolsRan | None
         note = _NOTE_START + _RAN
     else:
         note = _NOTE_START + _SOME_RAN.format(calls=_listed(work.ran_above_if_some_refused))
+        if work.held_above:
+            note += _NOT_ASKED
     if work.after_point:
         note += _UNSURE.format(calls=_listed(work.after_point))
     return ToolsRan(work.point, note + _SAME)
@@ -154,8 +167,9 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
     calls: dict[str, str] = {}  # id: the call as the notes name it (not one refused)
     answered: set[str] = set()
     after_point: list[str] = []  # ids
-    refused = False  # a refused call was seen
+    refused = held = False  # a refused call was seen, one held for approval
     ran_above_if_some_refused: list[str] | None = None
+    held_above = False
     for entry in _tool_entries(stored, following):
         content = entry["message"].get("content")
         blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
@@ -168,9 +182,11 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
         results = [block.get("tool_use_id") for block in blocks if block.get("type") == "tool_result"]
         if not results:
             continue
-        if _refused_by_hook(entry, blocks):  # never ran: as if never made
-            calls.pop(str(results[0]), None)
+        refused_id = refused_call(entry)
+        if refused_id is not None:  # never ran: as if never made
+            calls.pop(refused_id, None)
             refused = True
+            held = held or held_for_approval(entry)
         else:
             answered.update(call for call in results if isinstance(call, str))
         # Not at a refusal that follows the point alone (the retry resumes before it), but at
@@ -179,32 +195,16 @@ def _tool_work(stored: StoredTranscript, following: int) -> _ToolWork | None:
         if made_since and answered.issuperset(calls) and isinstance(entry.get("uuid"), str):
             point, after_point = entry["uuid"], []
             ran_above_if_some_refused = list(calls.values()) if refused else None
+            held_above = held
     if not calls:
         return None
     return _ToolWork(
         point,
         ran_above_if_some_refused,
+        held_above,
         [calls[call] for call in after_point if call in calls],
         [shown for call, shown in calls.items() if call in answered],
         [shown for call, shown in calls.items() if call not in answered],
-    )
-
-
-def _refused_by_hook(entry: dict[str, Any], blocks: list[dict[str, Any]]) -> bool:
-    """Whether the entry (its content ``blocks``) is a PreToolUse hook's refusal of a call:
-    the CLI writes its record of the denial beside the call's one result, as
-    ``"permissionDecision": {"decision": "reject", "source": "hook", ...}`` (a call that ran
-    has ``"decision": "accept"``). The entry's fields are the CLI's: no tool's output writes
-    them. An entry with more than one result is not taken for a refusal: the record would
-    not say which."""
-    decision = entry.get("permissionDecision")
-    return (
-        isinstance(decision, dict)
-        and decision.get("decision") == "reject"
-        and decision.get("source") == "hook"
-        and len(blocks) == 1
-        and blocks[0].get("type") == "tool_result"
-        and blocks[0].get("is_error") is True
     )
 
 

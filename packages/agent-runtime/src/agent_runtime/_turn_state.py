@@ -79,7 +79,9 @@ class RunOutcome:
     # A call was refused because the store did not take the transcript before it (see
     # ``_save_before_tools``): the run ends as a storage failure.
     refused_unsaved: bool = False
-    refused_calls: set[str] = field(default_factory=set)  # the ids of those calls (when known)
+    # The ids of the calls refused before they ran: those above, and any the CLI's transcript
+    # records as refused (a hook's, the permission policy's: see ``_refused_calls``).
+    refused_calls: set[str] = field(default_factory=set)
     recorded: bool = False  # the answer is in the registry: a retry replays it
     # The registry names the session the run began, before its first tool call ran.
     session_kept: bool = False
