@@ -42,9 +42,10 @@ def responder(request: dict[str, Any]) -> Any:
         again = last_tool_call(request)
         return [again] if again is not None else "nothing to make again"
     if text.startswith("bash:"):
+        command = text.splitlines()[0][5:].strip()  # the line listing attached files is not it
         return [
             "Let me run that.",
-            ToolCall(name="Bash", input={"command": text[5:].strip(), "description": "x"}),
+            ToolCall(name="Bash", input={"command": command, "description": "x"}),
         ]
     return f"you said: {text}"
 
@@ -230,3 +231,32 @@ def test_a_stop_while_the_allowed_turn_asks_the_model_keeps_the_call_from_runnin
     assert edited["text"].startswith("⏹ Stopped before it ran: Bash") and not edited.get("reply_markup")
 
     next_message_is_told_the_call_did_not_run(live, f"m-{marker}")
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["same container", "new container"])
+def test_allow_runs_the_command_on_the_file_the_user_sent_with_the_question(
+    live: Any, restarted: bool
+) -> None:
+    """The user's file is what the allowed command works on: pressing Allow must not find it
+    gone ("No such file"), in the container that asked or in a new one."""
+    file_id = live.telegram.add_file(b"apples\npears\n", file_path="documents/file_3.txt")
+    document = {
+        "file_id": file_id,
+        "file_unique_id": "n1",
+        "file_name": "notes.txt",
+        "mime_type": "text/plain",
+    }
+    caption = "bash: cp attachments/notes.txt kept.txt && wc -l kept.txt"
+    assert (
+        live.post(update(1, message_id=1, chat_id=CHAT, text=None, document=document, caption=caption)) == 200
+    )
+    live.drain(live.consumer())
+    asking = asking_message(live)
+
+    if restarted:
+        kill_the_runtime(live)
+    post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
+    live.drain(live.consumer())
+
+    assert [out.strip() for out in outputs(live)][-1] == "2 kept.txt"
+    assert any("DONE: 2 kept.txt" in m["text"] for m in live.replies(CHAT))

@@ -21,6 +21,7 @@ from session_core import (
     Approvals,
     SessionCoreError,
     SessionKey,
+    StagedAttachment,
     TurnRequest,
     TurnResult,
     get_logger,
@@ -191,7 +192,10 @@ class ApprovalSteps:
         outcome = plan.answering.outcome() if plan.answering is not None else None
         if held is None or store is None or turn.session_id is None:
             return msgspec.structs.replace(turn, approval_outcome=outcome)
-        plan.opening = _approval_for(held, turn.session_id, request.user_id)
+        # The files the held call may work on: this message's, or (a press's turn, which
+        # brings none) those of the message that asked before, restored for this run.
+        kept = plan.answering.attachments if plan.answering is not None else ()
+        plan.opening = _approval_for(held, turn.session_id, request.user_id, request.attachments or kept)
         return msgspec.structs.replace(
             turn, approval_request=plan.opening.request(), approval_outcome=outcome
         )
@@ -249,7 +253,9 @@ def _ran_already_text(approval: Approval) -> str:
     )
 
 
-def _approval_for(held: HeldCall, sdk_session_id: str, requested_by: int | None) -> Approval:
+def _approval_for(
+    held: HeldCall, sdk_session_id: str, requested_by: int | None, attachments: tuple[StagedAttachment, ...]
+) -> Approval:
     view = held.view
     return Approval(
         approval_id=new_approval_id(),
@@ -261,4 +267,5 @@ def _approval_for(held: HeldCall, sdk_session_id: str, requested_by: int | None)
         grant_rule=view.grant_rule,
         sdk_session_id=sdk_session_id,
         requested_by=requested_by,
+        attachments=attachments,
     )

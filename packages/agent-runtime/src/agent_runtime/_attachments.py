@@ -1,4 +1,5 @@
-"""The files a user sent, fetched from the session's S3 prefix into the turn's workspace."""
+"""The files a user sent, fetched from the session's S3 prefix into the turn's workspace (again
+for the turn that makes a call they were sent with, once the user allowed it)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import asyncio
 import re
 from pathlib import Path
 
-from session_core import SessionKey, StagedAttachment, TurnRequest, quoted_file_name, safe_file_name
+from session_core import (
+    SessionKey,
+    StagedAttachment,
+    TurnRequest,
+    get_logger,
+    quoted_file_name,
+    safe_file_name,
+)
 
 from ._collaborators import S3Objects
 from ._errors import AttachmentError
 from ._workspace import SessionWorkspace, clear_attachments
+
+log = get_logger(__name__)
 
 
 async def stage_attachments(
@@ -22,22 +32,9 @@ async def stage_attachments(
     clear_attachments(workspace)
     if not request.attachments:
         return request.prompt
-    target = Path(workspace.attachments)
-    target.mkdir(parents=True, exist_ok=True)
     lines = []
     for index, attachment in enumerate(request.attachments):
-        if not attachment.s3_key.startswith(key.s3_prefix) or ".." in attachment.s3_key.split("/"):
-            raise AttachmentError(attachment.s3_key, f"is outside the session prefix {key.s3_prefix}")
-        name = safe_file_name(attachment.file_name, f"attachment-{index + 1}")
-        path = target / name
-        if path.exists():
-            path = target / f"{index + 1}-{name}"
-        try:
-            await asyncio.to_thread(s3.download_file, bucket, attachment.s3_key, str(path))
-        except Exception as exc:  # botocore ClientError / transfer errors
-            raise AttachmentError(
-                attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
-            ) from exc
+        path = await _download(s3, bucket, key, attachment, _place_for(workspace, index, attachment))
         size = path.stat().st_size
         about = f"{_media_type(attachment.mime_type)}, {size} bytes{_sent_as(attachment, path.name)}"
         lines.append(f"- attachments/{path.name} ({about})")
@@ -47,6 +44,46 @@ async def stage_attachments(
         + "\n".join(lines)
         + "]"
     ).strip()
+
+
+async def restore_attachments(
+    s3: S3Objects,
+    bucket: str,
+    key: SessionKey,
+    files: tuple[StagedAttachment, ...],
+    workspace: SessionWorkspace,
+) -> None:
+    """Put ``files`` (those of the turn that asked for the call this turn answers) back in the
+    workspace's ``attachments/``, by the names that turn told the agent: the allowed call works
+    on them, and the workspace may be a new container's, or cleared since. One that cannot be
+    had any more (expired) is left out with a log line: the call then says it is missing."""
+    for index, attachment in enumerate(files):
+        try:
+            await _download(s3, bucket, key, attachment, _place_for(workspace, index, attachment))
+        except AttachmentError as exc:
+            log.warning("turn.attachment_not_restored", reason=exc.reason)
+
+
+def _place_for(workspace: SessionWorkspace, index: int, attachment: StagedAttachment) -> Path:
+    target = Path(workspace.attachments)
+    target.mkdir(parents=True, exist_ok=True)
+    name = safe_file_name(attachment.file_name, f"attachment-{index + 1}")
+    path = target / name
+    return target / f"{index + 1}-{name}" if path.exists() else path
+
+
+async def _download(
+    s3: S3Objects, bucket: str, key: SessionKey, attachment: StagedAttachment, path: Path
+) -> Path:
+    if not attachment.s3_key.startswith(key.s3_prefix) or ".." in attachment.s3_key.split("/"):
+        raise AttachmentError(attachment.s3_key, f"is outside the session prefix {key.s3_prefix}")
+    try:
+        await asyncio.to_thread(s3.download_file, bucket, attachment.s3_key, str(path))
+    except Exception as exc:  # botocore ClientError / transfer errors
+        raise AttachmentError(
+            attachment.s3_key, f"download failed: {type(exc).__name__}", retryable=True
+        ) from exc
+    return path
 
 
 # A MIME type as RFC 6838 shapes it: the sender's app states a document's, and anything else

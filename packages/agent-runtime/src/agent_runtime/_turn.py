@@ -43,7 +43,7 @@ from session_core import (
 )
 
 from ._approval_turn import ApprovalPlan, ApprovalSteps
-from ._attachments import stage_attachments
+from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
 from ._config_report import config_error_result, report_config_error
@@ -313,6 +313,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 plan = await self._approval_plan(key, request, prompt, resume)
                 if plan.nothing_to_do:
                     return _nothing_to_resume(request, started)
+                if plan.answering is not None:
+                    await restore_attachments(
+                        self.s3, self.settings.sessions_bucket, key, plan.answering.attachments, workspace
+                    )
                 sdk_started = time.perf_counter()
                 restored = (
                     Restored(None, 0)

@@ -86,7 +86,6 @@ if TYPE_CHECKING:
         ErrorKind,
         ErrorReason,
         HistorySize,
-        StagedAttachment,
         TurnRequest,
         TurnResult,
         UnsentFile,
@@ -128,6 +127,7 @@ if TYPE_CHECKING:
         retention_days_from_env,
         tenant_from_env,
     )
+    from ._staged_attachment import StagedAttachment
     from ._stop_for_waiting import LiveTurnsWithBacklog
     from ._transcript_file import TranscriptFile
     from ._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX

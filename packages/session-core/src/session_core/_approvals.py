@@ -23,6 +23,7 @@ from ._dynamo_table import ConditionFailed, TableStore, item_int, item_key, item
 from ._keys import SessionKey
 from ._newer_values import NewerValues, Tolerated, convert_tolerating
 from ._registry_keys import session_item_pk
+from ._staged_attachment import StagedAttachment
 
 APPROVAL_SK = "approval"
 GRANT_PREFIX = "grant|"
@@ -80,6 +81,9 @@ class Approval(msgspec.Struct, frozen=True, kw_only=True):
     decided_by: str = ""
     decided_by_id: int | None = None
     answered_by: ApprovalAnsweredBy = "button"  # absent in items written by older versions
+    # The files the user sent with the message whose turn asked: the call may work on them, and
+    # the turn that makes it (in another container, maybe) needs them in its workspace again.
+    attachments: tuple[StagedAttachment, ...] = ()
 
     def request(self) -> ApprovalRequest:
         return ApprovalRequest(
@@ -367,11 +371,13 @@ def _stop_values(approval_id: str) -> dict[str, Any]:
 def _approval_attributes(approval: Approval) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for name, value in msgspec.structs.asdict(approval).items():
-        if value is None:
+        if value is None or name == "attachments":
             continue
         attributes["state" if name == "state" else name] = (
             number(value) if isinstance(value, int) and not isinstance(value, bool) else {"S": str(value)}
         )
+    if approval.attachments:
+        attributes["attachments"] = {"S": msgspec.json.encode(approval.attachments).decode()}
     return attributes
 
 
@@ -388,6 +394,9 @@ def _approval_of(item: dict[str, Any]) -> Approval:
     fields: dict[str, Any] = {}
     for name in Approval.__struct_fields__:
         if name not in item:
+            continue
+        if name == "attachments":
+            fields[name] = msgspec.json.decode(item_str(item, name) or "[]")
             continue
         fields[name] = item_int(item, name) if name in _INT_FIELDS else item_str(item, name)
     return convert_tolerating(fields, Approval, "Approval", _APPROVAL_NEWER_VALUES)

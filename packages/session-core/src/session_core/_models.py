@@ -11,24 +11,12 @@ from ._approvals import ApprovalAnsweredBy, ApprovalOutcome, ApprovalRequest
 from ._errors import MessageDecodeError, UnsupportedVersionError
 from ._json import as_json_bytes, decode_json, encode_json
 from ._newer_values import NewerValues, Tolerated, convert_tolerating, decode_tolerating
+from ._staged_attachment import StagedAttachment
 
 # 2: the turn is named by a channel-neutral ``turn_id`` (was Telegram's ``update_id`` in 1).
 # Version 1 still decodes (turn records stored before, a request in flight during a deploy).
 TURN_VERSION = 2
 _TURN_VERSIONS = (1, 2)
-
-
-class StagedAttachment(msgspec.Struct, frozen=True, kw_only=True):
-    """A file copied to S3 under the session's prefix: a user's attachment, for the runtime
-    to fetch, or a file the agent sends the user (``TurnResult.files``), for the consumer.
-    ``sent_as``: a user's document's name as its sender gave it, where ``file_name`` (what the
-    runtime writes, ``safe_file_name``) is not it ("договор.pdf", staged as "file.pdf")."""
-
-    s3_key: str
-    file_name: str
-    mime_type: str | None = None
-    size: int = 0
-    sent_as: str | None = None
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
