@@ -5,6 +5,7 @@ user gets the answer, then the chart as a photo and the table as a document, onc
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,16 @@ MAKE_FILES = (
 
 # A search that found nothing leaves an empty file: Telegram sends no empty file.
 MAKE_EMPTY_LOG = "mkdir -p outbox && : > outbox/errors.log && printf 'all good' > outbox/summary.txt"
-COMMANDS = {"chart the populations": MAKE_FILES, "send me the logs": MAKE_EMPTY_LOG}
+# An agent that keeps its charts together: a folder is not sent, and the user must learn how to get it.
+MAKE_FOLDER = (
+    "mkdir -p outbox/charts && printf 'a,b' > outbox/charts/sales.csv"
+    " && printf 'all good' > outbox/summary.txt"
+)
+COMMANDS = {
+    "chart the populations": MAKE_FILES,
+    "send me the logs": MAKE_EMPTY_LOG,
+    "send me the charts": MAKE_FOLDER,
+}
 
 
 def responder(request: dict[str, Any]) -> Any:
@@ -67,6 +77,21 @@ def test_an_empty_file_the_agent_makes_is_named_empty_under_the_answer_and_the_r
     assert texts == ["Here they are.\n\n(errors.log was not sent: it is empty)"], texts
     [summary] = stack.telegram.sent_files(CHAT)
     assert (summary.file_name, summary.content()) == ("summary.txt", b"all good")
+
+
+def test_a_folder_the_agent_makes_is_named_as_a_folder_the_user_can_ask_for_as_a_zip(stack) -> None:
+    stack.post(update(703, text="send me the charts"))
+    stack.drain(stack.consumer())
+
+    texts = [m["text"] for m in stack.replies(CHAT) if "text" in m]
+    assert texts == [
+        "Here they are.\n\n(charts was not sent: it is a folder, and only files can be sent: "
+        "ask me for it as a zip)"
+    ], texts
+    [summary] = stack.telegram.sent_files(CHAT)
+    assert summary.file_name == "summary.txt"
+    # the agent knows it from the start: what it saves in folders never reaches the user
+    assert "a folder there is not sent" in json.dumps(stack.model.model_calls[0].body["system"])
 
 
 def test_the_agent_is_told_each_document_by_the_name_the_user_sees(stack) -> None:

@@ -58,7 +58,7 @@ def test_only_plain_files_of_the_agents_own_are_sent_and_the_rest_are_named(
     assert [f.file_name for f in result.files] == [f"n{i:02d}.txt" for i in range(1, 11)]
     assert {(f.file_name, f.reason) for f in result.files_not_sent} == {
         ("empty.txt", "empty"),  # Telegram refuses it: not one of the ten, not "failed"
-        ("folder", "not_a_file"),
+        ("folder", "folder"),  # the user is told to ask for it zipped
         ("huge.bin", "too_large"),
         ("link", "not_a_file"),
         ("n11.txt", "too_many"),

@@ -147,7 +147,8 @@ def entry_names(outbox: int) -> list[str]:
 
 def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReason:
     """Regular file ``name`` in the outbox, open, and its size; why it is not sent otherwise:
-    "too_large", or "not_a_file" (a link, a directory, a pipe, a device, a file of two names)."""
+    "too_large", "folder" (the user can ask for it zipped), or "not_a_file" (a link, a pipe, a
+    device, a file of two names)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=outbox)
     except OSError:
@@ -156,6 +157,8 @@ def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReaso
     if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_size <= MAX_FILE_BYTES:
         return os.fdopen(fd, "rb"), info.st_size
     os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        return "folder"
     return "too_large" if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 else "not_a_file"
 
 

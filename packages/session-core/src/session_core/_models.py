@@ -86,13 +86,14 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
         return self.mb > self.limit_mb
 
 
-UnsentReason = Literal["too_large", "too_many", "not_a_file", "empty", "failed", "unfinished"]
+UnsentReason = Literal["too_large", "too_many", "not_a_file", "folder", "empty", "failed", "unfinished"]
 
 
 class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     """A file in the agent's outbox that was not sent: ``too_large`` (above what Telegram
     takes from a bot), ``too_many`` (past the most sent with one answer), ``not_a_file`` (a
-    link, a directory, a device: only regular files of the agent's own are sent), ``empty``
+    link, a device: only regular files of the agent's own are sent), ``folder`` (a directory:
+    only the files directly in the outbox are sent), ``empty``
     (Telegram sends no file of 0 bytes), ``failed``
     (it could not be stored for sending), ``unfinished`` (a tool was still writing it when the
     turn ended: the user stopped it, its time ran out, its process died)."""

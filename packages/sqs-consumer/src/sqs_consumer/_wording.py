@@ -209,6 +209,10 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
         "only 10 files can be sent with one answer",
     ),
     "not_a_file": ("it is not a regular file", "they are not regular files"),
+    "folder": (
+        "it is a folder, and only files can be sent: ask me for it as a zip",
+        "they are folders, and only files can be sent: ask me for them as a zip",
+    ),
     "empty": ("it is empty", "they are empty"),
     "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
     "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
