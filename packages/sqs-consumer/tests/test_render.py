@@ -410,13 +410,28 @@ def test_a_link_text_with_brackets_is_a_link() -> None:
     )
 
 
-@pytest.mark.parametrize("unit", ["[", "[a", "[ "])
-def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
+def _renders_as_fast_as_prose(markdown: str) -> None:
+    """Hostile markup renders in time of the order of plain prose as long (timed here, so a
+    busy machine slows both): a renderer that backtracks took seconds on 40 kB of it."""
     import time
 
-    start = time.monotonic()
-    markdown_to_html(unit * (40_000 // len(unit)))
-    assert time.monotonic() - start < 1
+    def best_of_three(text: str) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            markdown_to_html(text)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    prose = ("Plain words of an answer, with nothing to mark up. " * (len(markdown) // 50 + 1))[
+        : len(markdown)
+    ]
+    assert best_of_three(markdown) < 30 * best_of_three(prose) + 0.05
+
+
+@pytest.mark.parametrize("unit", ["[", "[a", "[ "])
+def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
+    _renders_as_fast_as_prose(unit * (40_000 // len(unit)))
 
 
 @pytest.mark.parametrize(
@@ -444,21 +459,13 @@ def test_a_long_line_of_brackets_renders_quickly(unit) -> None:
     ],
 )
 def test_a_long_line_of_unclosed_emphasis_renders_quickly(unit) -> None:
-    import time
-
-    start = time.monotonic()
-    markdown_to_html(unit * (40_000 // len(unit)))
-    assert time.monotonic() - start < 1
+    _renders_as_fast_as_prose(unit * (40_000 // len(unit)))
 
 
 @pytest.mark.parametrize("unit", ["`a\\\n", "`a` b\\\n"])
 def test_many_lines_ending_in_a_backslash_among_code_spans_render_quickly(unit) -> None:
     # Each line's backslash is looked up among the paragraph's code spans (a hard break or code).
-    import time
-
-    start = time.monotonic()
-    markdown_to_html(unit * (40_000 // len(unit)))
-    assert time.monotonic() - start < 1
+    _renders_as_fast_as_prose(unit * (40_000 // len(unit)))
 
 
 def test_emphasis_stops_at_a_marker_that_opens_anew() -> None:
@@ -1290,8 +1297,4 @@ def test_a_link_to_an_address_without_a_host_stays_text(markdown, expected) -> N
     ids=["nested-parens", "unclosed-brackets", "nested-brackets", "email-without-end"],
 )
 def test_deeply_nested_link_markup_renders_quickly(markdown) -> None:
-    import time
-
-    start = time.monotonic()
-    markdown_to_html(markdown)
-    assert time.monotonic() - start < 1
+    _renders_as_fast_as_prose(markdown)
