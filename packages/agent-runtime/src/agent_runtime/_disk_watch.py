@@ -12,7 +12,8 @@ file system's use (one ``statvfs``: blocks, and inodes at a block each) is read 
 ``INTERVAL_S``, and the directory is sized again only once the file system grew by more than
 the room left under the limit (the session's files cannot have grown more than the whole file
 system did; space freed elsewhere on it is not taken off), or every ``RESIZE_EVERY_S`` all
-the same (a sparse file takes no block), and never so often that sizing takes more than
+the same (a sparse file takes no block; space freed elsewhere while a tool writes hides its
+growth), and never so often that sizing takes more than
 ``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once
 the file system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
@@ -44,7 +45,10 @@ from ._owned_trees import ENTRY_BLOCK, file_weight, tree_size
 log = get_logger(__name__)
 
 INTERVAL_S = 0.25
-RESIZE_EVERY_S = 10.0
+# Sized again this often all the same: another program freeing space while a tool writes (the
+# developer's builds under `agentbot dev`) hides the tool's growth from the file system's use.
+# At 10 s a tool wrote 200 MiB past a 16 MiB limit beside a busy test run.
+RESIZE_EVERY_S = 1.0
 _SIZING_SHARE = 0.05
 # Once the file system grew by more than the room left the tree may be past the limit: it is
 # sized again as soon as it has rested as long as its last sizing took. At 5 % a tree whose
@@ -58,6 +62,7 @@ async def disk_limit_passed(
     *,
     turn_processes: Callable[[], Iterable[int]],
     interval_s: float = INTERVAL_S,
+    resize_every_s: float = RESIZE_EVERY_S,
 ) -> float:
     """Wait until the tree under ``root``, with the nameless files ``turn_processes()`` hold
     open on its file system, weighs more than ``limit_bytes``; its size then (runs until
@@ -67,7 +72,7 @@ async def disk_limit_passed(
     since the last sizing as its own. A watch that breaks logs ``disk_watch.failed`` and waits
     on: the turn ends when it returns, and must not for want of a look."""
     try:
-        return await _watched(root, limit_bytes, turn_processes, interval_s)
+        return await _watched(root, limit_bytes, turn_processes, interval_s, resize_every_s)
     except Exception as exc:
         log.warning("disk_watch.failed", error=type(exc).__name__)
     while True:
@@ -75,7 +80,11 @@ async def disk_limit_passed(
 
 
 async def _watched(
-    root: str, limit_bytes: int, turn_processes: Callable[[], Iterable[int]], interval_s: float
+    root: str,
+    limit_bytes: int,
+    turn_processes: Callable[[], Iterable[int]],
+    interval_s: float,
+    resize_every_s: float,
 ) -> float:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -93,7 +102,7 @@ async def _watched(
             grown = last.size + growth.read(_file_system_used(fd)) > limit_bytes
             if since < last.cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
                 continue
-            if grown or since >= RESIZE_EVERY_S:
+            if grown or since >= resize_every_s:
                 last = await asyncio.to_thread(sized, last, grown)
                 growth = _Growth(last.used)
         return last.size
