@@ -314,8 +314,8 @@ def test_a_file_of_an_album_over_20_mb_is_named_to_the_agent_and_the_rest_answer
     [run] = stack.runs()
     assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["lease.pdf", "bill.pdf"]
     assert run["prompt"] == (
-        "compare them\n\n[Not attached, as the bot could not fetch it: “Scan «big».pdf” (over the "
-        "20 MB a bot may download from Telegram). Tell the user which file you could not read and why.]"
+        "compare them\n\n[Not attached, as the bot could not fetch it: “Scan «big».pdf” (25 MB, over "
+        "the 20 MB a bot may download from Telegram). Tell the user which file you could not read and why.]"
     )
     assert len(stack.replies(CHAT)) == 1  # the answer, no refusal
 

@@ -560,6 +560,26 @@ def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_question_sent_with_a_document_over_20_mb_is_answered_naming_the_file(stack) -> None:
+    """Sending the file again would not make it smaller: the question is answered all the
+    same, the agent told which file it could not read, how large it is and why."""
+    size = 25 * 1024 * 1024
+    file_id = stack.telegram.add_file(b"x", file_size=size)
+    doc = {"file_id": file_id, "file_unique_id": "big2", "file_name": "huge.zip", "file_size": size}
+    stack.post(update(127, text=None, document=doc, caption="which format is best for this?"))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["attachments"] == []
+    assert run["prompt"] == (
+        "which format is best for this?\n\n[Not attached, as the bot could not fetch it: “huge.zip” "
+        "(25 MB, over the 20 MB a bot may download from Telegram). Tell the user which file you "
+        "could not read and why.]"
+    )
+    [reply] = stack.replies(CHAT)
+    assert reply["text"].startswith("Answer to: which format is best for this?")
+
+
 def test_a_file_telegram_will_not_give_is_named_with_send_it_again_and_no_turn(stack) -> None:
     """getFile refuses some files for good ("wrong file_id or the file is temporarily
     unavailable"); sending the file again gives it a new id. A new conversation would not help."""

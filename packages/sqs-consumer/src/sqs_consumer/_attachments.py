@@ -103,6 +103,15 @@ def fetched_only(
     return tuple(kept)
 
 
+def asks_without_its_files(parts: Sequence[InboundMessage], not_fetched: Sequence[NotFetched]) -> bool:
+    """Whether a message none of whose files could be fetched still gets a turn: it says
+    something (a caption) and every file is too large, which sending again would not cure
+    (the agent is told which and why). While one is a file Telegram would not give, only the
+    notice goes: sent again with its words, it may come through and both are answered."""
+    all_too_large = all(isinstance(nf.error, AttachmentTooLargeError) for nf in not_fetched)
+    return all_too_large and any(part.text.strip() for part in parts)
+
+
 def _download(att: Attachment, name: str, *, bot: BotApi, max_bytes: int) -> tuple[bytes, str]:
     """The file's bytes and its Telegram path. AttachmentTooLargeError above ``max_bytes``,
     AttachmentUnavailableError for one Telegram will not give (both named ``name``)."""

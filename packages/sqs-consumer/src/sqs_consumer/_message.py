@@ -46,7 +46,7 @@ from ._approval_view import (
     permissions_keyboard,
     permissions_page,
 )
-from ._attachments import fetched_only, stage_attachments
+from ._attachments import asks_without_its_files, fetched_only, stage_attachments
 from ._budget import refusal_text, report_deployment_spend
 from ._busy_wait import BusyWait
 from ._chat_move import move_conversation
@@ -285,7 +285,8 @@ class MessageHandler:
                     s3=self._deps.s3,
                     bucket=self._config.bucket,
                 )
-                if not_fetched and not staged:  # nothing left to answer: each is named
+                if not_fetched and not staged and not asks_without_its_files(parts, not_fetched):
+                    # nothing left to answer: each is named
                     typing.stop()
                     self._delivery.deliver(msg, key, [none_fetched_notice(not_fetched)])
                     return None

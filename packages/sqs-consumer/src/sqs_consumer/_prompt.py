@@ -105,8 +105,10 @@ def _content_word(what: str) -> str:
 
 
 def _why(not_fetched: NotFetched) -> str:
-    if isinstance(not_fetched.error, AttachmentTooLargeError):
-        return "over the 20 MB a bot may download from Telegram"
+    error = not_fetched.error
+    if isinstance(error, AttachmentTooLargeError):
+        size = f"{error.size / 1024 / 1024:.0f} MB, " if error.size else ""
+        return f"{size}over the 20 MB a bot may download from Telegram"
     return "Telegram would not give it to the bot; sending it again may work"
 
 
