@@ -60,6 +60,23 @@ def test_the_files_that_were_not_sent_are_named_under_the_answer(stack) -> None:
     ]
 
 
+def test_a_file_whose_answer_was_lost_after_upload_is_not_sent_again_and_is_named(stack) -> None:
+    """Telegram took the CSV but the connection broke before its answer: sent again it would
+    show twice (up to once per retry), so it is not; the user is told it may be missing."""
+    stack.telegram.inject("sendDocument", TelegramFault.served_then_dropped())
+    stack.post(update(607, text="files:2"))
+    responses = stack.drain(stack.consumer())
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    assert shown(stack, CHAT) == [
+        "Answer to: files:2",
+        "sendPhoto chart.png",
+        "sendDocument data.csv",
+        "(data.csv may not have arrived: the connection broke as it went out, so ask me for it "
+        "again if it is missing)",
+    ]
+    assert len(stack.telegram.calls("sendDocument")) == 1
+
+
 def test_a_photo_telegram_refuses_goes_again_as_a_document(stack) -> None:
     stack.telegram.inject("sendPhoto", TelegramFault.photo_invalid_dimensions())
     stack.post(update(603, text="files:1"))

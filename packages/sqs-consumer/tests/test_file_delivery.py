@@ -160,6 +160,18 @@ def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(te
     assert [f.file_name for f in telegram.sent_files()] == ["chart.png", "data.csv", "notes.txt"]
 
 
+def test_a_file_whose_answer_was_lost_is_named_and_never_sent_again_even_by_a_retry(telegram) -> None:
+    records = Records()
+    send = delivery(telegram, records)
+    telegram.inject("sendDocument", TelegramFault.served_then_dropped())  # data.csv
+    telegram.inject("sendDocument", TelegramFault.server_error(502), times=5)  # then notes.txt
+    with pytest.raises(DeliveryFailedError):
+        send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
+    retried = send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))  # the record's retry
+    assert [f.file_name for f in telegram.sent_files()] == ["chart.png", "data.csv", "notes.txt"]
+    assert [(f.file_name, f.reason) for f in retried] == [("data.csv", "unconfirmed")]  # still to be named
+
+
 def test_a_chat_the_bot_cannot_post_in_fails_the_delivery_as_unreachable(telegram) -> None:
     telegram.inject("sendPhoto", TelegramFault(400, "Bad Request: TOPIC_CLOSED"))
     with pytest.raises(DeliveryFailedError) as failed:

@@ -370,6 +370,38 @@ def test_an_upload_is_retried_like_any_call_with_the_same_bytes() -> None:
     assert [form(r)["document"] for r in seen] == [("report.csv", "text/csv", b"a,b\n1,2\n")] * 3
 
 
+def failing_once(error: type[httpx.TransportError]) -> tuple[Handler, list[httpx.Request]]:
+    """A network that breaks the first request with ``error``, then answers OK_MESSAGE."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            raise error("broken", request=request)
+        return httpx.Response(OK_MESSAGE[0], content=OK_MESSAGE[1])
+
+    return handle, seen
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout, httpx.WriteError])
+def test_an_upload_that_never_reached_telegram_is_sent_again(error: type[httpx.TransportError]) -> None:
+    handle, seen = failing_once(error)
+    api, _ = client(handle)
+    assert api.send_file(5, "report.csv", b"a,b\n", mime_type="text/csv") == 77
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("error", [httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError])
+def test_an_upload_whose_answer_was_lost_is_not_sent_twice(error: type[httpx.TransportError]) -> None:
+    """The whole file went out: Telegram may have posted it, and a second upload would show
+    it twice in the chat."""
+    handle, seen = failing_once(error)
+    api, _ = client(handle)
+    with pytest.raises(TelegramNetworkError) as caught:
+        api.send_file(5, "report.csv", b"a,b\n", mime_type="text/csv")
+    assert caught.value.may_have_arrived and len(seen) == 1
+
+
 def test_an_upload_that_cannot_reach_telegram_names_no_token() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.WriteError(f"broken pipe to {request.url}", request=request)

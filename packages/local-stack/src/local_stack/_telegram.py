@@ -82,6 +82,14 @@ class TelegramFault:
     description: str
     retry_after: int | None = None
     migrate_to_chat_id: int | None = None  # the supergroup a group became (its answer names it)
+    # The call is served (a file is sent) but the connection drops before the answer.
+    answer_lost: bool = False
+
+    @classmethod
+    def served_then_dropped(cls) -> TelegramFault:
+        """The call succeeds and the connection breaks before its answer comes back: a big
+        upload Telegram accepted whose answer a flaky network lost."""
+        return cls(200, "", answer_lost=True)
 
     @classmethod
     def group_upgraded(cls, to_chat_id: int) -> TelegramFault:
@@ -153,6 +161,10 @@ class _State:
     callback_answers: list[dict[str, Any]] = field(default_factory=list)
     group_sends: dict[int, list[float]] = field(default_factory=dict)  # chat → monotonic times
     limited: list[str] = field(default_factory=list)  # methods answered 429 by the group limit
+
+
+class _AnswerLost(Exception):
+    """The call was served; its connection is to close without an answer."""
 
 
 class _ApiError(Exception):
@@ -330,15 +342,20 @@ class LocalTelegram(LoopbackServer):
     def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
         if self.on_call is not None:
             self.on_call(method, params)
+        fault = None
         with self._lock:
             queued = self._state.faults.get(method)
             if queued:
                 fault = queued.pop(0)
-                raise _ApiError(fault.status, fault.description, fault.retry_after, fault.migrate_to_chat_id)
+        if fault is not None and not fault.answer_lost:
+            raise _ApiError(fault.status, fault.description, fault.retry_after, fault.migrate_to_chat_id)
         serve = _METHODS.get(method)
         if serve is None:
             raise _ApiError(404, "Not Found: method not found")
-        return serve(self, params)
+        result = serve(self, params)
+        if fault is not None:
+            raise _AnswerLost
+        return result
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> None:
         with self._lock:
@@ -821,6 +838,10 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
             except _ApiError as exc:
                 api._record(method, _recorded(params), exc.status)
                 self._answer_error(exc)
+                return
+            except _AnswerLost:
+                api._record(method, _recorded(params), 200)
+                self.close_connection = True  # no status line: the client sees the connection drop
                 return
             api._record(method, _recorded(params), 200)
             self._send(200, json.dumps({"ok": True, "result": result}).encode())

@@ -86,7 +86,9 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
         return self.mb > self.limit_mb
 
 
-UnsentReason = Literal["too_large", "too_many", "not_a_file", "folder", "empty", "failed", "unfinished"]
+UnsentReason = Literal[
+    "too_large", "too_many", "not_a_file", "folder", "empty", "failed", "unfinished", "unconfirmed"
+]
 
 
 class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,7 +98,8 @@ class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     only the files directly in the outbox are sent), ``empty``
     (Telegram sends no file of 0 bytes), ``failed``
     (it could not be stored for sending), ``unfinished`` (a tool was still writing it when the
-    turn ended: the user stopped it, its time ran out, its process died)."""
+    turn ended: the user stopped it, its time ran out, its process died), ``unconfirmed``
+    (the consumer's upload went out but Telegram's answer was lost: it may have arrived)."""
 
     file_name: str
     reason: UnsentReason

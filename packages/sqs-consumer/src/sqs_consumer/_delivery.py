@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
-from session_core import SessionKey, StagedAttachment, StorageError, get_logger
+from session_core import SessionKey, StagedAttachment, StorageError, UnsentFile, UnsentReason, get_logger
 from telegram_core import (
     BotApi,
     ChatAction,
@@ -25,6 +25,7 @@ from telegram_core import (
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramMessageTooLong,
+    TelegramNetworkError,
     sent_as_photo,
 )
 
@@ -36,6 +37,8 @@ from ._wording import FAILED_NOTICE
 log = get_logger(__name__)
 
 _RECORD_WRITE_ATTEMPTS = 5
+# The message_id recorded for a part that may have gone (its answer was lost).
+_UNCONFIRMED = 0
 # The notices a user gets once per update (DeliveryRecords.notice_sent's kinds).
 NoticeKind = Literal["failed", "last_try", "model_busy"]
 _Part = TypeVar("_Part")
@@ -45,7 +48,14 @@ ReadFile = Callable[[StagedAttachment], bytes | None]
 
 class _NotSent(Exception):
     """A part skipped for good, nothing sent (a file gone from S3, one Telegram refuses):
-    its claim is given up and nothing is recorded."""
+    its claim is given up and nothing is recorded. ``reason``: what the user is told;
+    ``may_have_gone``: Telegram may have it after all (an upload whose answer was lost): it
+    is recorded as sent, so that no retry sends it a second time."""
+
+    def __init__(self, reason: UnsentReason = "failed", *, may_have_gone: bool = False) -> None:
+        super().__init__(reason)
+        self.reason: UnsentReason = reason
+        self.may_have_gone = may_have_gone
 
 
 class DeliveryRecords(Protocol):
@@ -107,18 +117,20 @@ class Delivery:
         first_index: int,
         read: ReadFile,
         quote_first: bool = False,
-    ) -> list[StagedAttachment]:
+    ) -> list[UnsentFile]:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
         time; ``quote_first``: the first one sent quotes the user's message (there was no text). A file
         ``read`` finds gone (None) or Telegram refuses for good (a bad request) is skipped
-        with a log line, unrecorded; the others still go. Returns the files skipped. Raises
-        DeliveryFailedError like ``deliver``."""
+        with a log line, unrecorded; one whose upload went out but whose answer was lost is
+        recorded as sent, not sent again. The others still go. Returns the files skipped or
+        unconfirmed, with why. Raises DeliveryFailedError like ``deliver``."""
 
         def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
             return self._send_file(target, file, read, reply_to=reply_to)
 
-        return self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
+        skipped = self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
+        return [UnsentFile(file_name=file.file_name, reason=reason) for file, reason in skipped]
 
     def deliver_notice(
         self, msg: InboundMessage, key: SessionKey, index: int, text: str, *, quote: bool = False
@@ -137,7 +149,7 @@ class Delivery:
         *,
         first_index: int,
         quote_first: bool,
-    ) -> list[_Part]:
+    ) -> list[tuple[_Part, UnsentReason]]:
         """Send each of ``parts`` not yet delivered with ``send`` as chunk ``first_index``,
         ``first_index + 1``..., claimed first and recorded after (a part ``send`` skips for good
         with _NotSent is neither, and is returned); the first one sent quotes the user's
@@ -145,7 +157,7 @@ class Delivery:
         index = first_index
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
-        skipped: list[_Part] = []
+        skipped: list[tuple[_Part, UnsentReason]] = []
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             # The first part that goes quotes the message: one skipped for good (a file gone)
@@ -156,6 +168,8 @@ class Delivery:
             for index, part in enumerate(parts, start=first_index):
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     quote = False  # sent by an earlier or the other delivery
+                    if delivered.get(index) == _UNCONFIRMED:  # still named, as the first try did
+                        skipped.append((part, "unconfirmed"))
                     continue
                 reply_to = msg.message_id if quote else None
                 try:
@@ -172,8 +186,10 @@ class Delivery:
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
                             message_id = send(target, part, None)
-                except _NotSent:
-                    skipped.append(part)
+                except _NotSent as exc:
+                    skipped.append((part, exc.reason))
+                    if exc.may_have_gone:
+                        self._record_chunk(key, msg.update_id, index, _UNCONFIRMED)
                     continue
                 quote = False
                 self._record_chunk(key, msg.update_id, index, message_id)
@@ -289,6 +305,13 @@ class Delivery:
             # sent already) matter more than failing the whole reply over it.
             log.warning("file_not_sent", kind=exc.kind, error_code=exc.error_code)
             raise _NotSent from None
+        except TelegramNetworkError as exc:
+            if not exc.may_have_arrived:
+                raise
+            # Telegram may have taken it: resending could show it twice, so the user is
+            # told it may be missing instead.
+            log.warning("file_answer_lost")
+            raise _NotSent("unconfirmed", may_have_gone=True) from None
         finally:
             del content  # one file in memory at a time, even while an error travels up
 

@@ -24,7 +24,6 @@ from session_core import (
     StorageError,
     TurnRequest,
     TurnResult,
-    UnsentFile,
     get_logger,
 )
 from telegram_core import (
@@ -369,9 +368,8 @@ class MessageHandler:
                 read=self._outbox_reader(key),
                 quote_first=not chunks,
             )
-            if skipped:  # gone from the bucket, or refused by Telegram: said, not left silent
-                unsent = tuple(UnsentFile(file_name=f.file_name, reason="failed") for f in skipped)
-                [notice] = render_reply(unsent_files_notice(unsent))  # one line: one chunk
+            if skipped:  # gone from the bucket, refused by Telegram, unconfirmed: said, not left silent
+                [notice] = render_reply(unsent_files_notice(skipped))  # one line: one chunk
                 alone = not chunks and len(skipped) == len(files)  # nothing went before it
                 self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone)
         if asking is not None:

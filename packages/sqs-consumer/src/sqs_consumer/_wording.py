@@ -216,6 +216,14 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
     "empty": ("it is empty", "they are empty"),
     "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
     "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
+    "unconfirmed": (
+        "the connection broke as it went out, so ask me for it again if it is missing",
+        "the connection broke as they went out, so ask me for them again if they are missing",
+    ),
+}
+# What is said of files whose reason is not that they were not sent.
+_MAY_HAVE_GONE: Mapping[UnsentReason, tuple[str, str]] = {
+    "unconfirmed": ("may not have arrived", "may not have arrived"),
 }
 _NAMES_SHOWN = 3
 
@@ -235,8 +243,9 @@ def unsent_files_notice(unsent: Sequence[UnsentFile]) -> str:
             listed = f"{', '.join(names[:-1])} and {names[-1]}"
         else:
             listed = names[0]
-        verb, why = ("was", one) if len(names) == 1 else ("were", several)
-        sentences.append(f"{listed} {verb} not sent: {why}")
+        lead_one, lead_several = _MAY_HAVE_GONE.get(reason, ("was not sent", "were not sent"))
+        lead, why = (lead_one, one) if len(names) == 1 else (lead_several, several)
+        sentences.append(f"{listed} {lead}: {why}")
     return f"({'; '.join(sentences)})" if sentences else ""
 
 

@@ -78,6 +78,15 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     (("message to edit not found", "message to delete not found"), TelegramMessageNotFound),
 )
 _MIGRATED = "group chat was upgraded to a supergroup"
+# Network errors before the request was whole on the wire: Telegram cannot have acted on it.
+# A read error, a read timeout or a dropped connection after it may follow a done call.
+_NOT_ARRIVED = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
 
 
 def error_for(
@@ -210,6 +219,8 @@ class BotApi:
         post: Callable[[str], httpx.Response],
         attempts: int | None = None,
         max_retry_after_s: float | None = None,
+        *,
+        resend_safe: bool = True,
     ) -> Any:
         total = attempts or self._max_attempts
         longest_wait = self._max_retry_after_s if max_retry_after_s is None else max_retry_after_s
@@ -219,6 +230,8 @@ class BotApi:
             except TelegramApiError as error:
                 if not error.retryable or attempt == total:
                     raise
+                if not resend_safe and isinstance(error, TelegramNetworkError) and error.may_have_arrived:
+                    raise  # done but unanswered, perhaps: sent again, it would show twice
                 if isinstance(error, TelegramRetryAfter):
                     wait = error.retry_after
                     if wait > longest_wait:
@@ -248,7 +261,10 @@ class BotApi:
         except httpx.HTTPError as exc:
             # httpx messages can quote the URL, which holds the token: name the error class only.
             raise TelegramNetworkError(
-                method, 0, f"cannot reach the Bot API ({type(exc).__name__})"
+                method,
+                0,
+                f"cannot reach the Bot API ({type(exc).__name__})",
+                may_have_arrived=not isinstance(exc, _NOT_ARRIVED),
             ) from None
         return check_response(method, response.status_code, response.content, token=token)
 
@@ -317,7 +333,9 @@ class BotApi:
         reply_to_message_id: int | None = None,
         caption: str | None = None,
     ) -> int:
-        """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``):
+        """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``, but
+        for a network error after the upload went out, TelegramNetworkError.may_have_arrived:
+        resent, a file Telegram took would show twice):
         as a photo (sendPhoto) when Telegram shows it inline (``PHOTO_MIME_TYPES``, at most
         ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
         (TelegramBadPhoto, or a bad request it names no reason for) goes again as a document.
@@ -358,7 +376,7 @@ class BotApi:
             }
             return self._http.post(self._method_url(method, token), data=dict(fields), files=upload)
 
-        result = self._with_retries(method, post)
+        result = self._with_retries(method, post, resend_safe=False)
         return int(result["message_id"])
 
     def send_typing(self, chat_id: int, *, thread_id: int = 0) -> None:

@@ -77,10 +77,18 @@ class TelegramServerError(TelegramApiError):
 
 
 class TelegramNetworkError(TelegramApiError):
-    """Raised when the Bot API cannot be reached or the connection breaks (``error_code`` 0)."""
+    """Raised when the Bot API cannot be reached or the connection breaks (``error_code`` 0);
+    ``may_have_arrived``: the whole request went out before the break, so Telegram may have
+    done it (sent the message or file) and only its answer was lost."""
 
     kind: TelegramErrorKind = "network"
     retryable = True
+
+    def __init__(
+        self, method: str, error_code: int, description: str, *, may_have_arrived: bool = True
+    ) -> None:
+        super().__init__(method, error_code, description)
+        self.may_have_arrived = may_have_arrived
 
 
 class TelegramBadRequest(TelegramApiError):
