@@ -109,6 +109,10 @@ def test_files_go_in_the_order_of_their_names_however_many_the_outbox_holds(
 
     assert result.ok, result
     assert [f.file_name for f in result.files] == [f"part-{i:03d}.txt" for i in range(10)]
+    # the 140 others: the user's note counts each, though only those looked at are named
+    named = [f.file_name for f in result.files_not_sent if f.reason == "too_many"]
+    assert named == [f"part-{i:03d}.txt" for i in range(10, 100)]
+    assert len(named) + result.more_files_not_sent == 140
 
 
 def test_a_file_a_tool_still_writes_when_the_turn_ends_is_named_unfinished_not_sent_half_written(

@@ -69,3 +69,12 @@ def test_files_not_sent_are_named_with_why_in_one_line_that_renders_as_written()
         "answer; link was not sent: it is not a regular file; a b.pdf and &lt;c&gt;.txt were not "
         "sent: something went wrong while preparing them)"
     )
+    # 150 files: ten sent, the next 90 named among the entries looked at, 50 more only counted
+    named = [UnsentFile(file_name=f"part-{i}.txt", reason="too_many") for i in range(10, 100)]
+    [counted] = render_reply(unsent_files_notice(named, more_too_many=50))
+    assert counted == (
+        "(part-10.txt, part-11.txt, part-12.txt and 137 more were not sent: only 10 files can be "
+        "sent with one answer)"
+    )
+    [only_counted] = render_reply(unsent_files_notice([], more_too_many=1))
+    assert only_counted == "(1 file was not sent: only 10 files can be sent with one answer)"

@@ -12,7 +12,7 @@ file), the rest named in ``files_not_sent``.
 Files go in the order of their names (an agent that numbers them is understood). It looks at
 no more than ``MAX_ENTRIES`` of the outbox's entries, the first by name among the first
 ``MAX_NAMES_READ`` it lists: a tool can make millions, and every one named makes the turn's
-result (stored in one DynamoDB item) larger.
+result (stored in one DynamoDB item) larger: the others are only counted.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ MAX_ENTRIES = 100
 MAX_NAMES_READ = 10_000  # names only (no stat): a few milliseconds
 _MAX_SHOWN_NAME_CHARS = 100
 
-# (the files staged for the consumer to send, those that will not be sent and why)
-StagedOutbox = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...]]
+# (the files staged for the consumer to send, those that will not be sent and why, how many
+# more entries were not looked at)
+StagedOutbox = tuple[tuple[StagedAttachment, ...], tuple[UnsentFile, ...], int]
 
 
 async def stage_outbox(
@@ -79,12 +80,13 @@ def _stage_outbox(
 ) -> StagedOutbox:
     outbox = _open_outbox(workspace)
     if outbox is None:
-        return (), ()
+        return (), (), 0
     sent: list[StagedAttachment] = []
     unsent: list[UnsentFile] = []
     used: set[str] = set()
     try:
-        for name in entry_names(outbox):
+        names, not_looked_at = listed_entries(outbox)
+        for name in names:
             shown = _shown_name(name)
             opened = _open_own_file(outbox, name)
             if isinstance(opened, str):
@@ -117,8 +119,8 @@ def _stage_outbox(
     finally:
         os.close(outbox)
     if sent or unsent:
-        log.info("turn.outbox", sent=len(sent), not_sent=len(unsent))
-    return tuple(sent), tuple(unsent)
+        log.info("turn.outbox", sent=len(sent), not_sent=len(unsent) + not_looked_at)
+    return tuple(sent), tuple(unsent), not_looked_at
 
 
 def _open_outbox(workspace: SessionWorkspace) -> int | None:
@@ -138,11 +140,16 @@ def _open_outbox(workspace: SessionWorkspace) -> int | None:
 def entry_names(outbox: int) -> list[str]:
     """The first ``MAX_ENTRIES`` names, sorted, of the first ``MAX_NAMES_READ`` entries the
     outbox lists (all of them, unless a tool made thousands)."""
+    return listed_entries(outbox)[0]
+
+
+def listed_entries(outbox: int) -> tuple[list[str], int]:
+    """``entry_names``, and how many more entries were listed but are not looked at."""
     with os.scandir(outbox) as entries:
         names = sorted(entry.name for entry in itertools.islice(entries, MAX_NAMES_READ + 1))
     if len(names) > MAX_ENTRIES:
         log.warning("turn.outbox_entries_ignored", listed=len(names), looked_at=MAX_ENTRIES)
-    return names[:MAX_ENTRIES]
+    return names[:MAX_ENTRIES], max(0, len(names) - MAX_ENTRIES)
 
 
 def _open_own_file(outbox: int, name: str) -> tuple[BinaryIO, int] | UnsentReason:

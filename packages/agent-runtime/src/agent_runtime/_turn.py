@@ -373,7 +373,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 sdk_s = time.perf_counter() - sdk_started
                 turn = self._paid_answer(request, run, outcome, started)
                 if turn is not None:
-                    files, unsent = await stage_outbox(
+                    files, unsent, more = await stage_outbox(
                         self.s3,
                         self.settings.sessions_bucket,
                         key,
@@ -381,7 +381,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         workspace,
                         outcome.outbox_at_end,
                     )
-                    turn = msgspec.structs.replace(turn, files=files, files_not_sent=unsent)
+                    turn = msgspec.structs.replace(
+                        turn, files=files, files_not_sent=unsent, more_files_not_sent=more
+                    )
                     turn = await self._with_approval(key, request, turn, plan)
                 if turn is not None:
                     # Tokens were paid for this answer: record it (cost included) before
@@ -830,10 +832,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.error("turn.store_behind", mirror_errors=outcome.mirror_errors, stopped=True)
             return await self._early_end_unrecorded(key, request, stopped_turn, outcome, started)
         # The files the agent finished before the stop go with what it wrote, as with any answer.
-        files, unsent = await stage_outbox(
+        files, unsent, more = await stage_outbox(
             self.s3, self.settings.sessions_bucket, key, request.turn_id, workspace, outcome.outbox_at_end
         )
-        stopped_turn = msgspec.structs.replace(stopped_turn, files=files, files_not_sent=unsent)
+        stopped_turn = msgspec.structs.replace(
+            stopped_turn, files=files, files_not_sent=unsent, more_files_not_sent=more
+        )
         if reason is not None and not files and not stopped_turn.text:
             # It ended early for a file, and none goes (changed after the end, too large):
             # nothing to show, so it fails as one that wrote nothing.

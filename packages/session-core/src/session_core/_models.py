@@ -156,6 +156,11 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # consumer to send after ``text``; and those it could not send, with why.
     files: tuple[StagedAttachment, ...] = ()
     files_not_sent: tuple[UnsentFile, ...] = ()
+    # Outbox entries past those the runtime looks at (a tool can make millions, and each one
+    # named makes this result larger): only counted, so the user's note counts every file
+    # that did not go (past ten, each is one too many). At least this many: the listing stops
+    # at some thousands.
+    more_files_not_sent: int = 0
     # A failed turn whose agent had called tools (in this attempt or a failed one before it):
     # what they did (a file written, a mail sent) stands, and the user is told so. The next
     # message's turn is told which calls ran.

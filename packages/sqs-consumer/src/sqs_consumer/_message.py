@@ -391,7 +391,7 @@ class MessageHandler:
             if result.stopped
             else result.text
         )
-        unsent = unsent_files_notice(result.files_not_sent)
+        unsent = unsent_files_notice(result.files_not_sent, more_too_many=result.more_files_not_sent)
         if unsent:
             text = with_note(text, unsent)
         quiet = msg.kind == "approval" or result.approval_request is not None or bool(result.files)

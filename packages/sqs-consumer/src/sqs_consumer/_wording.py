@@ -228,23 +228,28 @@ _MAY_HAVE_GONE: Mapping[UnsentReason, tuple[str, str]] = {
 _NAMES_SHOWN = 3
 
 
-def unsent_files_notice(unsent: Sequence[UnsentFile]) -> str:
+def unsent_files_notice(unsent: Sequence[UnsentFile], *, more_too_many: int = 0) -> str:
     """The line under an answer naming the files that were not sent and why (Markdown, one
     sentence per reason), e.g. "(report.zip was not sent: it is larger than 50 MB, ...)";
-    empty when every file went."""
+    empty when every file went. ``more_too_many``: files not named that were one too many
+    too (``TurnResult.more_files_not_sent``), counted with them."""
     sentences = []
     for reason, (one, several) in UNSENT_WORDING.items():
         names = [_literal(f.file_name) for f in unsent if f.reason == reason]
-        if not names:
+        unnamed = more_too_many if reason == "too_many" else 0
+        count = len(names) + unnamed
+        if not count:
             continue
-        if len(names) > _NAMES_SHOWN:
-            listed = f"{', '.join(names[:_NAMES_SHOWN])} and {len(names) - _NAMES_SHOWN} more"
+        if not names:
+            listed = f"{unnamed} {'file' if unnamed == 1 else 'files'}"
+        elif count > len(names[:_NAMES_SHOWN]):
+            listed = f"{', '.join(names[:_NAMES_SHOWN])} and {count - len(names[:_NAMES_SHOWN])} more"
         elif len(names) > 1:
             listed = f"{', '.join(names[:-1])} and {names[-1]}"
         else:
             listed = names[0]
         lead_one, lead_several = _MAY_HAVE_GONE.get(reason, ("was not sent", "were not sent"))
-        lead, why = (lead_one, one) if len(names) == 1 else (lead_several, several)
+        lead, why = (lead_one, one) if count == 1 else (lead_several, several)
         sentences.append(f"{listed} {lead}: {why}")
     return f"({'; '.join(sentences)})" if sentences else ""
 
