@@ -22,7 +22,7 @@ from agent_runtime._approval_rules import grant_rule_for, granted
 from agent_runtime._history_limit import BASE_MIB
 from agentbot_testing import REPO_CLAUDE_CONFIG, sweep_expired_items
 from local_stack import ModelFault, ToolCall, last_tool_call, last_user_text, tool_results
-from session_core import Approvals, LiveTurns, SessionKey
+from session_core import Approvals, LiveTurns, SessionKey, StagedAttachment
 
 pytestmark = pytest.mark.slow
 
@@ -225,6 +225,32 @@ def test_a_new_message_declines_the_waiting_call_and_reaches_the_agent(
     assert "just list the files" in answer.text  # the agent read it (as the reason)
     assert not any(out.strip() == "made-it" for out in _outputs(model_server))
     assert approvals.current(SessionKey.parse(KEY)).state == "settled"
+
+
+def test_a_new_message_keeps_its_own_files_while_it_declines_a_call_asked_with_others(
+    runtime, model_server, turn_request, aws, sessions_root
+) -> None:
+    """The declined call's files (sent with the question) were put back into the new message's
+    attachments/, over the new message's own file of the same name: the agent, told
+    attachments/2-report.txt is the user's second file, read the old question's instead."""
+    key = SessionKey.parse(KEY)
+
+    def staged(turn: int, name: str, body: bytes) -> StagedAttachment:
+        s3_key = f"{key.s3_prefix}attachments/{turn}/{uuid.uuid4().hex}"
+        aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
+        return StagedAttachment(s3_key=s3_key, file_name=name, mime_type="text/plain", size=len(body))
+
+    old = (staged(1, "old.txt", b"old question"), staged(1, "report.txt", b"old report"))
+    asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=old))
+    assert asked.approval_request is not None
+
+    new = (staged(2, "report.txt", b"new report one"), staged(2, "report.txt", b"new report two"))
+    answer = runtime().run_turn(turn_request("here are the new ones", turn_id=2, attachments=new))
+
+    assert answer.ok and answer.approval_outcome is not None, answer
+    attachments = Path(workspace_paths(sessions_root, key).cwd) / "attachments"
+    assert sorted(path.name for path in attachments.iterdir()) == ["2-report.txt", "report.txt"]
+    assert (attachments / "2-report.txt").read_bytes() == b"new report two"
 
 
 def test_a_new_message_refused_for_its_history_still_declines_the_waiting_call(

@@ -56,10 +56,15 @@ async def restore_attachments(
     """Put ``files`` (those of the turn that asked for the call this turn answers) back in the
     workspace's ``attachments/``, by the names that turn told the agent: the allowed call works
     on them, and the workspace may be a new container's, or cleared since. One that cannot be
-    had any more (expired) is left out with a log line: the call then says it is missing."""
+    had any more (expired), or whose name a file of this turn's own message has, is left out
+    with a log line."""
     for index, attachment in enumerate(files):
+        place = _place_for(workspace, index, attachment)
+        if place.exists():  # a file this turn's own message brought: never replaced
+            log.warning("turn.attachment_not_restored", reason="a file of this message has its name")
+            continue
         try:
-            await _download(s3, bucket, key, attachment, _place_for(workspace, index, attachment))
+            await _download(s3, bucket, key, attachment, place)
         except AttachmentError as exc:
             log.warning("turn.attachment_not_restored", reason=exc.reason)
 

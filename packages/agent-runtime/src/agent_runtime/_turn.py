@@ -313,7 +313,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 plan = await self._approval_plan(key, request, prompt, resume)
                 if plan.nothing_to_do:
                     return _nothing_to_resume(request, started)
-                if plan.answering is not None:
+                # Only a call the user allowed needs its question's files; a declined one's
+                # would land beside (or over) the files of a new message that declined it.
+                if plan.answering is not None and plan.gate.allowed_once is not None:
                     await restore_attachments(
                         self.s3, self.settings.sessions_bucket, key, plan.answering.attachments, workspace
                     )
