@@ -253,6 +253,34 @@ def test_a_new_message_keeps_its_own_files_while_it_declines_a_call_asked_with_o
     assert (attachments / "2-report.txt").read_bytes() == b"new report two"
 
 
+def test_a_call_asked_by_a_message_that_declined_another_does_not_take_the_declined_ones_files(
+    runtime, model_server, turn_request, aws, approvals
+) -> None:
+    """A new message (no files) declined a call asked with files, and made a call of its own
+    that waits: that approval kept the declined question's files, and its Allow put them back
+    for a call they were never sent with."""
+    key = SessionKey.parse(KEY)
+    s3_key = f"{key.s3_prefix}attachments/1/{uuid.uuid4().hex}"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"old report")
+    old = (StagedAttachment(s3_key=s3_key, file_name="report.txt", mime_type="text/plain", size=10),)
+    asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=old))
+    assert asked.approval_request is not None
+
+    follow = model_server.responder
+
+    def asks_another_call(request: dict[str, Any]) -> Any:
+        if "something else" in last_user_text(request) and not tool_results(request):
+            return [ToolCall(name="Bash", input={"command": "echo something else", "description": "x"})]
+        return follow(request)
+
+    model_server.responder = asks_another_call
+    other = runtime().run_turn(turn_request("now do something else", turn_id=2))
+
+    assert other.approval_outcome is not None and other.approval_outcome.choice == "deny"
+    assert other.approval_request is not None and "echo something else" in other.approval_request.summary
+    assert approvals.current(key).attachments == ()
+
+
 def test_a_new_message_refused_for_its_history_still_declines_the_waiting_call(
     runtime, make_runtime, approval_config, model_server, turn_request, approvals
 ) -> None:

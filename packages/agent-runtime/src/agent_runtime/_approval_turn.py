@@ -193,8 +193,10 @@ class ApprovalSteps:
         if held is None or store is None or turn.session_id is None:
             return msgspec.structs.replace(turn, approval_outcome=outcome)
         # The files the held call may work on: this message's, or (a press's turn, which
-        # brings none) those of the message that asked before, restored for this run.
-        kept = plan.answering.attachments if plan.answering is not None else ()
+        # brings none) those of the message that asked before, restored for this run only
+        # when its call was allowed (a declined question's files are not in this run).
+        restored = plan.answering is not None and plan.gate.allowed_once is not None
+        kept = plan.answering.attachments if restored and plan.answering is not None else ()
         plan.opening = _approval_for(held, turn.session_id, request.user_id, request.attachments or kept)
         return msgspec.structs.replace(
             turn, approval_request=plan.opening.request(), approval_outcome=outcome
