@@ -12,10 +12,11 @@ file system's use (one ``statvfs``: blocks, and inodes at a block each) is read 
 ``INTERVAL_S``, and the directory is sized again only once the file system grew by more than
 the room left under the limit (the session's files cannot have grown more than the whole file
 system did; space freed elsewhere on it is not taken off), or every ``RESIZE_EVERY_S`` all
-the same (a sparse file takes no block; space freed elsewhere while a tool writes hides its
-growth), and never so often that sizing takes more than
-``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once
-the file system grew past the room left). What a tool writes past the limit is what it writes
+the same (a sparse file takes no block), or at the next chance once the file system's use
+fell (space freed elsewhere as a tool writes hides the tool's growth: a tool of `agentbot dev`
+wrote all of 200 MiB past a 16 MiB limit beside a busy test run), and never so often that
+sizing takes more than ``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once the file
+system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
 one that sees it.
 
@@ -45,10 +46,7 @@ from ._owned_trees import ENTRY_BLOCK, file_weight, tree_size
 log = get_logger(__name__)
 
 INTERVAL_S = 0.25
-# Sized again this often all the same: another program freeing space while a tool writes (the
-# developer's builds under `agentbot dev`) hides the tool's growth from the file system's use.
-# At 10 s a tool wrote 200 MiB past a 16 MiB limit beside a busy test run.
-RESIZE_EVERY_S = 1.0
+RESIZE_EVERY_S = 10.0
 _SIZING_SHARE = 0.05
 # Once the file system grew by more than the room left the tree may be past the limit: it is
 # sized again as soon as it has rested as long as its last sizing took. At 5 % a tree whose
@@ -102,7 +100,7 @@ async def _watched(
             grown = last.size + growth.read(_file_system_used(fd)) > limit_bytes
             if since < last.cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
                 continue
-            if grown or since >= resize_every_s:
+            if grown or growth.freed or since >= resize_every_s:
                 last = await asyncio.to_thread(sized, last, grown)
                 growth = _Growth(last.used)
         return last.size
@@ -119,8 +117,10 @@ class _Growth:
     def __init__(self, used: float) -> None:
         self._previous = used
         self._gained = 0.0
+        self.freed = False  # a read found less in use: what was gained since may be hidden
 
     def read(self, used: float) -> float:
+        self.freed = self.freed or used < self._previous
         self._gained += max(0.0, used - self._previous)
         self._previous = used
         return self._gained
