@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
+import httpx
 from agentbot_testing.telegram_support import long_markdown, update
-from local_stack import sqs_lambda_event
-from session_core import DynamoTable, SessionKey
-from sqs_consumer import html_to_plain, render_reply
-from telegram_core import DeliveryClaims, DeliveryLog
+from local_stack import TEST_BOT_TOKEN, TelegramFault, sqs_lambda_event
+from session_core import DynamoTable, SessionKey, StagedAttachment, outbox_key
+from sqs_consumer import Delivery, html_to_plain, render_reply
+from telegram_core import BotApi, DeliveryClaims, DeliveryLog, InboundMessage
 
 
 def test_two_live_deliveries_of_one_record_send_each_chunk_once(stack) -> None:
@@ -61,3 +62,41 @@ def test_a_claim_expires_so_a_delivery_that_died_before_sending_never_blocks_the
     assert claims.claim(key, 5, 1, claimant="e") == "held"
     claims.release(key, 5, 1, claimant="c")  # c's send failed: nothing went out
     assert claims.claim(key, 5, 1, claimant="e") == "claimed"
+
+
+def test_a_file_whose_answer_was_lost_is_not_sent_again_by_the_other_live_delivery(stack) -> None:
+    """The upload may have arrived: its chunk stays claimed until it is recorded, so the other
+    delivery (waiting on that claim) finds it recorded instead of free to send a second time."""
+    records = DynamoTable(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    key = SessionKey.parse("default/77/0")
+    msg = InboundMessage(
+        update_id=31, session_key=key.canonical, kind="message", chat_id=77, chat_type="private", message_id=2
+    )
+    files = [
+        StagedAttachment(s3_key=outbox_key(key, 31, name), file_name=name, mime_type="text/plain", size=0)
+        for name in ("data.csv", "notes.txt")
+    ]
+
+    def read(file: StagedAttachment) -> bytes:
+        return file.file_name.encode()
+
+    http = httpx.Client(timeout=5)
+
+    def delivery(claims: DeliveryClaims) -> Delivery:
+        bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=stack.telegram.base_url, backoff_s=0.01)
+        return Delivery(bot=bot, registry=DeliveryLog(records), claims=claims)
+
+    class OtherDeliveryCatchesUp(DeliveryClaims):
+        """The other delivery, waiting on a chunk, claims it the moment it is given up."""
+
+        def release(self, key: SessionKey, update_id: int, index: int, *, claimant: str) -> None:
+            super().release(key, update_id, index, claimant=claimant)
+            delivery(DeliveryClaims(records)).deliver_files(msg, key, files, first_index=1, read=read)
+
+    stack.telegram.inject("sendDocument", TelegramFault.served_then_dropped())  # data.csv
+    with http:
+        delivery(OtherDeliveryCatchesUp(records)).deliver_files(msg, key, files, first_index=1, read=read)
+        retried = delivery(DeliveryClaims(records)).deliver_files(msg, key, files, first_index=1, read=read)
+
+    assert [f.file_name for f in stack.telegram.sent_files()] == ["data.csv", "notes.txt"]  # each once
+    assert [(f.file_name, f.reason) for f in retried] == [("data.csv", "unconfirmed")]  # still named

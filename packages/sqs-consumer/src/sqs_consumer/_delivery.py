@@ -48,14 +48,11 @@ ReadFile = Callable[[StagedAttachment], bytes | None]
 
 class _NotSent(Exception):
     """A part skipped for good, nothing sent (a file gone from S3, one Telegram refuses):
-    its claim is given up and nothing is recorded. ``reason``: what the user is told;
-    ``may_have_gone``: Telegram may have it after all (an upload whose answer was lost): it
-    is recorded as sent, so that no retry sends it a second time."""
+    its claim is given up and nothing is recorded. ``reason``: what the user is told."""
 
-    def __init__(self, reason: UnsentReason = "failed", *, may_have_gone: bool = False) -> None:
+    def __init__(self, reason: UnsentReason = "failed") -> None:
         super().__init__(reason)
         self.reason: UnsentReason = reason
-        self.may_have_gone = may_have_gone
 
 
 class DeliveryRecords(Protocol):
@@ -188,11 +185,13 @@ class Delivery:
                             message_id = send(target, part, None)
                 except _NotSent as exc:
                     skipped.append((part, exc.reason))
-                    if exc.may_have_gone:
-                        self._record_chunk(key, msg.update_id, index, _UNCONFIRMED)
                     continue
                 quote = False
+                # Recorded like any part sent, its claim kept till then: one that may have
+                # gone (_UNCONFIRMED) is never free for the other delivery to send again.
                 self._record_chunk(key, msg.update_id, index, message_id)
+                if message_id == _UNCONFIRMED:
+                    skipped.append((part, "unconfirmed"))
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
         return skipped
@@ -311,7 +310,7 @@ class Delivery:
             # Telegram may have taken it: resending could show it twice, so the user is
             # told it may be missing instead.
             log.warning("file_answer_lost")
-            raise _NotSent("unconfirmed", may_have_gone=True) from None
+            return _UNCONFIRMED
         finally:
             del content  # one file in memory at a time, even while an error travels up
 
