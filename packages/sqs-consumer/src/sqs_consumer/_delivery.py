@@ -48,11 +48,7 @@ ReadFile = Callable[[StagedAttachment], bytes | None]
 
 class _NotSent(Exception):
     """A part skipped for good, nothing sent (a file gone from S3, one Telegram refuses):
-    its claim is given up and nothing is recorded. ``reason``: what the user is told."""
-
-    def __init__(self, reason: UnsentReason = "failed") -> None:
-        super().__init__(reason)
-        self.reason: UnsentReason = reason
+    its claim is given up and nothing is recorded (the user is told it "failed")."""
 
 
 class DeliveryRecords(Protocol):
@@ -183,8 +179,8 @@ class Delivery:
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
                             message_id = send(target, part, None)
-                except _NotSent as exc:
-                    skipped.append((part, exc.reason))
+                except _NotSent:
+                    skipped.append((part, "failed"))
                     continue
                 quote = False
                 # Recorded like any part sent, its claim kept till then: one that may have
