@@ -281,6 +281,27 @@ def test_a_call_asked_by_a_message_that_declined_another_does_not_take_the_decli
     assert approvals.current(key).attachments == ()
 
 
+def test_the_retry_of_a_turn_whose_allowed_call_ran_still_has_the_questions_files(
+    runtime, model_server, turn_request, aws, approvals, sessions_root
+) -> None:
+    """The allowed call ran, then its turn crashed: the retry is told the call ran already,
+    and the files sent with the question are there for what it does next."""
+    key = SessionKey.parse(KEY)
+    s3_key = f"{key.s3_prefix}attachments/1/{uuid.uuid4().hex}"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"the report")
+    sent = (StagedAttachment(s3_key=s3_key, file_name="report.txt", mime_type="text/plain", size=10),)
+    asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=sent))
+    approval_id = asked.approval_request.approval_id
+    approvals.decide(key, approval_id, "once", decided_by="ada")
+    assert approvals.use(key, approval_id)  # the attempt that ran it never finished
+
+    retried = runtime().run_turn(turn_request("", turn_id=2, resume_approval=approval_id))
+
+    assert retried.ok, retried
+    attachments = Path(workspace_paths(sessions_root, key).cwd) / "attachments"
+    assert (attachments / "report.txt").read_bytes() == b"the report"
+
+
 def test_a_new_message_refused_for_its_history_still_declines_the_waiting_call(
     runtime, make_runtime, approval_config, model_server, turn_request, approvals
 ) -> None:

@@ -48,6 +48,18 @@ class ApprovalPlan:
     nothing_to_do: bool = False  # a press whose approval an earlier turn answered
     opening: Approval | None = None  # the call this run held back, stored once it is recorded
 
+    @property
+    def brings_files(self) -> bool:
+        """Whether the files sent with the question this run answers are restored for it: for
+        a call the user allowed (about to run, or run by an attempt that did not finish), not
+        for a declined or stopped one (a new message that declined it brings its own)."""
+        answering = self.answering
+        return (
+            answering is not None
+            and answering.choice in ("once", "always")
+            and answering.answered_by != "stop"
+        )
+
 
 class ApprovalSteps:
     """The approval steps of ``Runtime`` (which sets these attributes)."""
@@ -195,8 +207,7 @@ class ApprovalSteps:
         # The files the held call may work on: this message's, or (a press's turn, which
         # brings none) those of the message that asked before, restored for this run only
         # when its call was allowed (a declined question's files are not in this run).
-        restored = plan.answering is not None and plan.gate.allowed_once is not None
-        kept = plan.answering.attachments if restored and plan.answering is not None else ()
+        kept = plan.answering.attachments if plan.answering is not None and plan.brings_files else ()
         plan.opening = _approval_for(held, turn.session_id, request.user_id, request.attachments or kept)
         return msgspec.structs.replace(
             turn, approval_request=plan.opening.request(), approval_outcome=outcome

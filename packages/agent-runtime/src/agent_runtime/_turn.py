@@ -315,7 +315,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     return _nothing_to_resume(request, started)
                 # Only a call the user allowed needs its question's files; a declined one's
                 # would land beside (or over) the files of a new message that declined it.
-                if plan.answering is not None and plan.gate.allowed_once is not None:
+                if plan.brings_files and plan.answering is not None:
                     await restore_attachments(
                         self.s3, self.settings.sessions_bucket, key, plan.answering.attachments, workspace
                     )
