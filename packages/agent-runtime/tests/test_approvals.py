@@ -227,6 +227,25 @@ def test_a_new_message_declines_the_waiting_call_and_reaches_the_agent(
     assert approvals.current(SessionKey.parse(KEY)).state == "settled"
 
 
+def _staged(aws: Any, turn: int, name: str, body: bytes) -> StagedAttachment:
+    """A file the user sent with turn ``turn``, staged in S3 as the consumer stages it."""
+    s3_key = f"{SessionKey.parse(KEY).s3_prefix}attachments/{turn}/{uuid.uuid4().hex}"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
+    return StagedAttachment(s3_key=s3_key, file_name=name, mime_type="text/plain", size=len(body))
+
+
+def _calls_bash_when(model_server: Any, text: str, command: str) -> None:
+    """The model runs ``command`` when the user's message holds ``text``, else answers as before."""
+    follow = model_server.responder
+
+    def calls(request: dict[str, Any]) -> Any:
+        if text in last_user_text(request) and not tool_results(request):
+            return [ToolCall(name="Bash", input={"command": command, "description": "x"})]
+        return follow(request)
+
+    model_server.responder = calls
+
+
 def test_a_new_message_keeps_its_own_files_while_it_declines_a_call_asked_with_others(
     runtime, model_server, turn_request, aws, sessions_root
 ) -> None:
@@ -234,17 +253,11 @@ def test_a_new_message_keeps_its_own_files_while_it_declines_a_call_asked_with_o
     attachments/, over the new message's own file of the same name: the agent, told
     attachments/2-report.txt is the user's second file, read the old question's instead."""
     key = SessionKey.parse(KEY)
-
-    def staged(turn: int, name: str, body: bytes) -> StagedAttachment:
-        s3_key = f"{key.s3_prefix}attachments/{turn}/{uuid.uuid4().hex}"
-        aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
-        return StagedAttachment(s3_key=s3_key, file_name=name, mime_type="text/plain", size=len(body))
-
-    old = (staged(1, "old.txt", b"old question"), staged(1, "report.txt", b"old report"))
+    old = (_staged(aws, 1, "old.txt", b"old question"), _staged(aws, 1, "report.txt", b"old report"))
     asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=old))
     assert asked.approval_request is not None
 
-    new = (staged(2, "report.txt", b"new report one"), staged(2, "report.txt", b"new report two"))
+    new = (_staged(aws, 2, "report.txt", b"new report one"), _staged(aws, 2, "report.txt", b"new report two"))
     answer = runtime().run_turn(turn_request("here are the new ones", turn_id=2, attachments=new))
 
     assert answer.ok and answer.approval_outcome is not None, answer
@@ -260,20 +273,11 @@ def test_a_call_asked_by_a_message_that_declined_another_does_not_take_the_decli
     that waits: that approval kept the declined question's files, and its Allow put them back
     for a call they were never sent with."""
     key = SessionKey.parse(KEY)
-    s3_key = f"{key.s3_prefix}attachments/1/{uuid.uuid4().hex}"
-    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"old report")
-    old = (StagedAttachment(s3_key=s3_key, file_name="report.txt", mime_type="text/plain", size=10),)
+    old = (_staged(aws, 1, "report.txt", b"old report"),)
     asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=old))
     assert asked.approval_request is not None
 
-    follow = model_server.responder
-
-    def asks_another_call(request: dict[str, Any]) -> Any:
-        if "something else" in last_user_text(request) and not tool_results(request):
-            return [ToolCall(name="Bash", input={"command": "echo something else", "description": "x"})]
-        return follow(request)
-
-    model_server.responder = asks_another_call
+    _calls_bash_when(model_server, "something else", "echo something else")
     other = runtime().run_turn(turn_request("now do something else", turn_id=2))
 
     assert other.approval_outcome is not None and other.approval_outcome.choice == "deny"
@@ -287,9 +291,7 @@ def test_the_retry_of_a_turn_whose_allowed_call_ran_still_has_the_questions_file
     """The allowed call ran, then its turn crashed: the retry is told the call ran already,
     and the files sent with the question are there for what it does next."""
     key = SessionKey.parse(KEY)
-    s3_key = f"{key.s3_prefix}attachments/1/{uuid.uuid4().hex}"
-    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"the report")
-    sent = (StagedAttachment(s3_key=s3_key, file_name="report.txt", mime_type="text/plain", size=10),)
+    sent = (_staged(aws, 1, "report.txt", b"the report"),)
     asked = runtime().run_turn(turn_request("bash: cat attachments/report.txt", turn_id=1, attachments=sent))
     approval_id = asked.approval_request.approval_id
     approvals.decide(key, approval_id, "once", decided_by="ada")
@@ -358,14 +360,7 @@ def test_calls_made_together_are_asked_one_at_a_time(runtime, model_server, turn
 def test_allowing_a_call_does_not_allow_another_one(runtime, model_server, turn_request, approvals) -> None:
     asked = runtime().run_turn(turn_request("bash: echo made-it", turn_id=1, user_id=42))
     approvals.decide(SessionKey.parse(KEY), asked.approval_request.approval_id, "once", decided_by="ada")
-    follow = model_server.responder
-
-    def swaps_the_command(request: dict[str, Any]) -> Any:
-        if "Make exactly that call again" in last_user_text(request) and not tool_results(request):
-            return [ToolCall(name="Bash", input={"command": "echo swapped", "description": "x"})]
-        return follow(request)
-
-    model_server.responder = swaps_the_command
+    _calls_bash_when(model_server, "Make exactly that call again", "echo swapped")  # not the allowed one
     resumed = runtime().run_turn(
         turn_request("", turn_id=2, resume_approval=asked.approval_request.approval_id)
     )
