@@ -58,6 +58,7 @@ NOT_FROM_TEMPLATE = {
     "CLAUDE_CONFIG_PATH": "the image's ENV; locally an override of the repository's claude-config",
     "ANTHROPIC_BEDROCK_BASE_URL": "local-only: tests point the CLI's Bedrock client at a local server",
     "ANTHROPIC_BEDROCK_REGION_PREFIX": "local-only: `agentbot dev` passes the shell's to the CLI",
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "local-only: boto3's bedrock-runtime endpoint, which dev passes on",
     "CHAT_CHANNEL": "local-only: `agentbot dev` says `terminal` for its text-only terminal chat",
     "BEDROCK_CREDENTIALS_PARAMETER": "local-only: `agentbot dev`'s SSM parameter of your own AWS credentials",
     # Set by the runtime itself for the CLI of one turn (read back only to restore it).

@@ -29,14 +29,14 @@ DUMP = (
 )
 
 
-def config_with_vault(tmp_path: Path, url: str, parameter: str) -> Path:
+def config_with_vault(tmp_path: Path, url: str, parameter: str, client: str = "agentbot") -> Path:
     config = tmp_path / "claude-config"
     shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
     mcp = json.loads((config / "mcp.json").read_text())
     mcp["mcpServers"]["vault"] = {
         "type": "http",
         "url": url,
-        "headers": {"X-Client": "agentbot"},
+        "headers": {"X-Client": client},
         "headers_from_ssm": {"Authorization": parameter},
     }
     (config / "mcp.json").write_text(json.dumps(mcp))
@@ -46,13 +46,14 @@ def config_with_vault(tmp_path: Path, url: str, parameter: str) -> Path:
     return config
 
 
-def cli_mcp_config(dump: str) -> dict[str, Any]:
+def cli_mcp_config(dump: str, client: str) -> dict[str, Any]:
     """The MCP servers this turn's CLI was started with (its --mcp-config argument, one line of the
-    dump); other tests' CLIs may run at the same time, and only this one has the vault."""
+    dump); other tests' CLIs may run at the same time, with a vault of their own: this one's
+    sends ``client`` as its X-Client header."""
     for line in dump.splitlines():
         if line.startswith('{"mcpServers"'):
             servers = dict(json.loads(line)["mcpServers"])
-            if "vault" in servers:
+            if servers.get("vault", {}).get("headers", {}).get("X-Client") == client:
                 return servers
     raise AssertionError("the CLI's --mcp-config was not in the dump")
 
@@ -75,8 +76,10 @@ def test_secret_header_reaches_the_server_but_no_tool(
     secret = f"Bearer vault-secret-{uuid.uuid4().hex}"
     parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
     aws.client("ssm").put_parameter(Name=parameter, Value=secret, Type="SecureString")
+    client = f"agentbot-{uuid.uuid4().hex[:8]}"
     with HttpMcpServer() as vault:
-        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config_with_vault(tmp_path, vault.url, parameter)))
+        config = config_with_vault(tmp_path, vault.url, parameter, client)
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
         model_server.responder = vault_then_dump
         runtime = make_runtime()
 
@@ -86,14 +89,14 @@ def test_secret_header_reaches_the_server_but_no_tool(
             errors="replace"
         )
         # What the CLI was given instead: the proxy and this turn's key, dead after the turn.
-        given = cli_mcp_config(dump)["vault"]
+        given = cli_mcp_config(dump, client)["vault"]
         turn_key = given["headers"]["x-api-key"]
         after = httpx.post(given["url"], headers={"x-api-key": turn_key}, json={})
 
     assert result.ok, result
     assert LOOKUP_ANSWER in result.text  # the MCP call went through the proxy
     assert vault.header_values("Authorization") and set(vault.header_values("Authorization")) == {secret}
-    assert set(vault.header_values("X-Client")) == {"agentbot"}
+    assert set(vault.header_values("X-Client")) == {client}
     assert given["url"] != vault.url
     assert turn_key not in vault.header_values("x-api-key")  # the turn key stays local
     assert len(dump) > 10_000  # the tool really read the processes and files
