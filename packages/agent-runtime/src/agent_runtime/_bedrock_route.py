@@ -63,11 +63,13 @@ def bedrock_signing_credentials(session: Any, *, gateway: str | None) -> Any:
     Raises ModelBackendError when there are no credentials and no gateway."""
     from botocore.credentials import Credentials
 
-    if lacks_signing_credentials(session, gateway=gateway):
-        raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
-    found = _credentials_of(session)  # no second lookup: boto3 keeps credentials it found
+    # One lookup: boto3 does not remember finding none, and a lookup may wait on the metadata
+    # address (the rule is ``lacks_signing_credentials``'s, for a session already looked in).
+    found = _credentials_of(session)
     if found is not None:
         return found.get_frozen_credentials()
+    if not gateway:
+        raise ModelBackendError("MODEL_INVOKE_ROLE_ARN", "is not set and no AWS credentials were found")
     return Credentials(_PLACEHOLDER_KEY, _PLACEHOLDER_KEY).get_frozen_credentials()
 
 
