@@ -1298,3 +1298,110 @@ def test_a_link_to_an_address_without_a_host_stays_text(markdown, expected) -> N
 )
 def test_deeply_nested_link_markup_renders_quickly(markdown) -> None:
     _renders_as_fast_as_prose(markdown)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "Open [the dashboard](http://localhost:3000/a_b).",
+            "Open the dashboard (<code>http://localhost:3000/a_b</code>).",
+        ),
+        ('See <a href="http://wiki/Setup">the wiki</a>.', "See the wiki (<code>http://wiki/Setup</code>)."),
+        ("<http://localhost:8080>", "<code>http://localhost:8080</code>"),
+        (
+            "[x](https://x.example:0/) and [y](https://y.example:70000)",
+            "x (<code>https://x.example:0/</code>) and y (<code>https://y.example:70000</code>)",
+        ),
+        (
+            "**[the *API*](http://api:8000/docs)**",
+            "<b>the <i>API</i> (<code>http://api:8000/docs</code>)</b>",
+        ),
+        (
+            '<img src="http://localhost/c.png" alt="the chart">',
+            "the chart (<code>http://localhost/c.png</code>)",
+        ),
+        # Telegram links these: they stay links.
+        ("[app](http://127.0.0.1:8080/a)", '<a href="http://127.0.0.1:8080/a">app</a>'),
+        ("[app](http://[::1]:8080/)", '<a href="http://[::1]:8080/">app</a>'),
+        ("[app](https://x.example:08080/)", '<a href="https://x.example:08080/">app</a>'),
+    ],
+    ids=["localhost", "html-intranet", "autolink", "ports", "in-bold", "image", "ipv4", "ipv6", "port"],
+)
+def test_a_link_telegram_makes_no_link_of_shows_its_address_after_its_text(markdown, expected) -> None:
+    # Telegram drops a link whose host has no dot (localhost, an intranet name) or whose port
+    # is no port, keeping its text: the user never learnt where it led.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        ("Please [write to us](mailto:ada@example.org).", "Please write to us (ada@example.org)."),
+        ('<a href="mailto:ada@example.org">write to us</a>', "write to us (ada@example.org)"),
+        ("[Ada](MAILTO:ada_lovelace_@example.org?subject=Hi)", "Ada (ada_lovelace_@example.org)"),
+        ("[ada@example.org](mailto:ada@example.org)", "ada@example.org"),
+        ("<mailto:ada@example.org>", "ada@example.org"),
+        ("[*us*](mailto:)", "[<i>us</i>](mailto:)"),
+    ],
+    ids=["markdown", "html", "query", "text-is-address", "autolink", "no-address"],
+)
+def test_a_mailto_link_shows_its_address(markdown, expected) -> None:
+    # Telegram opens no mailto: link and dropped it, keeping the text: the address was lost.
+    # It links an e-mail address in the text itself.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"),
+    [
+        (
+            "[see <https://a.example>](https://b.example)",
+            '<a href="https://b.example">see https://a.example</a>',
+        ),
+        (
+            "[<https://a.example/x_y_>](https://b.example)",
+            '<a href="https://b.example">https://a.example/x_y_</a>',
+        ),
+        (
+            "[a <https://x.example/]> b](https://y.example)",
+            '<a href="https://y.example">a https://x.example/] b</a>',
+        ),
+        (
+            '<a href="https://b.example">see <https://a.example></a>',
+            '<a href="https://b.example">see https://a.example</a>',
+        ),
+        # Not a link itself, the outer one leaves the autolink a link.
+        (
+            "[see <https://a.example>](javascript:x)",
+            '[see <a href="https://a.example">https://a.example</a>](javascript:x)',
+        ),
+    ],
+    ids=["in-text", "whole-text", "bracket-inside", "html-link", "outer-no-link"],
+)
+def test_an_autolink_in_a_links_text_shows_as_its_address_in_the_link(markdown, expected) -> None:
+    # CommonMark: an autolink binds before the link's brackets, so the link's text holds it
+    # (the reference parsers nest it); Telegram nests no link, so it shows as its address. Its
+    # angle brackets showed.
+    out = markdown_to_html(markdown)
+    assert out == expected
+    assert_valid(out)
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "](<a" * 10_000,
+        "<https://a" * 10_000,
+        "[a](http://x:" * 4_000,
+        "[a <https://x.example> " * 2_000 + "](https://y)",
+        "[a](mailto:a@" * 4_000,
+    ],
+    ids=["destinations", "autolinks", "ports", "autolinks-in-label", "mailto"],
+)
+def test_unfinished_autolinks_and_addresses_render_quickly(markdown) -> None:
+    _renders_as_fast_as_prose(markdown)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from session_core import fenced_blocks, shown_characters, utf16_len, within_utf16
 
 from ._inline_html import DETAILS_TAGS_RE, with_html_links, with_literal_html, with_style_tags
+from ._link_address import EMAIL_ADDRESS, LINK_SCHEME, LinkTarget, link_target
 from ._tables import table_as_text, table_at
 
 TELEGRAM_MESSAGE_LIMIT = 4096
@@ -30,12 +31,6 @@ _BACKTICKS_RE = re.compile(r"`+")
 _ESCAPE_RE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _ASCII_PUNCTUATION_RE = re.compile(r"([!-/:-@\[-`{-~])")
 _HARD_BREAK_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\$", re.M)  # an odd run of backslashes ends the line
-# The addresses a link may lead to, written in Markdown or in HTML: the web's and Telegram's
-# own (tg://user?id=…). Any other (javascript:, data:, file:, a relative path) stays text.
-_LINKABLE_SCHEME = r"(?i:https?|tg)://"
-# Telegram refuses an address without a host ("https://", "tg://", "https://?q=1"): its part
-# before any / ? # must name one, with a letter or digit and no space.
-_LINKABLE_RE = re.compile(rf"{_LINKABLE_SCHEME}(?=[^/?#]*[^\W_])[^\s/?#]+(?:[/?#].*)?", re.S)
 
 
 def _nested(opening: str, closing: str, inner: str, depth: int) -> str:
@@ -61,15 +56,18 @@ _LABEL = f"(?:{_LABEL_CHARACTER}|{_BRACKETS})*"
 _ADDRESS = f"(?:{_ADDRESS_CHARACTER}|{_PARENTHESES})+"
 _LINK_RE = re.compile(
     rf"!?\[({_LABEL})\]\([ \t]*"
-    rf"(?:<({_LINKABLE_SCHEME}[^<>\n]*)>|({_LINKABLE_SCHEME}{_ADDRESS}))"
+    rf"(?:<({LINK_SCHEME}[^<>\n]*)>|({LINK_SCHEME}{_ADDRESS}))"
     r"""(?:[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?[ \t]*\)"""
-    rf"|<({_LINKABLE_SCHEME}[^\s<>]+)>"
+    rf"|<({LINK_SCHEME}[^\s<>]+)>"
 )
-# An e-mail autolink (<ada@example.org>, CommonMark 6.5): Telegram opens no mailto: link but
-# links an address in the text itself, so it shows without its angle brackets.
-_EMAIL_AUTOLINK_RE = re.compile(
-    r"<([a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
-    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*)>"
+# Autolinks bind before a link's brackets (CommonMark 6.3: [see <https://a.example>](url) is
+# a link whose text holds an autolink), so they are set aside first; an e-mail one
+# (<ada@example.org>, 6.5) shows without its angle brackets, as Telegram links an address in
+# the text itself. A link's address in angle brackets ([a](<https://…>)) is no autolink.
+_AUTOLINK_RE = re.compile(
+    rf"(?P<destination>\]\([ \t]*<[^<>\n]*>)"
+    rf"|<(?P<address>{LINK_SCHEME}[^\s<>]+)>"
+    rf"|<(?P<email>{EMAIL_ADDRESS})>"
 )
 # An image inside a link's text (a README badge, [![Build](badge.svg)](https://ci/…)) is
 # named by its alt text: Telegram nests no link in a link, and the outer one is what a tap
@@ -419,9 +417,8 @@ def _inline_checked(line: str) -> tuple[str, bool]:
     text = with_literal_html(text, protect, escape_html)
     # Links next, also kept aside, so emphasis may wrap one (**[Title](url)**) and markers
     # inside a URL never become tags in its href.
+    text = _AUTOLINK_RE.sub(lambda m: _autolink(m, protect, protected), text)
     text = with_html_links(text, lambda address, label: _link_or_text(address, label, protect, protected))
-    # An autolink binds before a link's brackets (CommonMark 6.3): [mail <a@b.org>](url).
-    text = _EMAIL_AUTOLINK_RE.sub(lambda m: protect(escape_html(m.group(1))), text)
     text = _LINK_RE.sub(lambda m: _link_or_markdown(m, protect, protected), text)
     text = _BARE_URL_RE.sub(lambda m: _protect_url(m.group(), protect), text)
     converted = _styles(escape_html(text))
@@ -479,42 +476,70 @@ def _restore(text: str, protected: list[str], *, plain: bool = False) -> str:
     return _PLACEHOLDER_RE.sub(original, text)
 
 
+def _autolink(match: re.Match[str], protect: Callable[[str], str], protected: list[str]) -> str:
+    if match.group("destination"):
+        return match.group()
+    if match.group("email"):
+        return protect(escape_html(match.group("email")))
+    return _link_or_markdown(match, protect, protected)
+
+
 def _link_or_markdown(link: re.Match[str], protect: Callable[[str], str], protected: list[str]) -> str:
-    """A Markdown link set aside as ``<a>``; to an address Telegram would refuse, the Markdown
-    as written."""
-    label, bracketed_url, url, autolink = link.groups()
-    address = bracketed_url or url or autolink
-    if not _linkable(address, protected):
+    """A Markdown link or autolink set aside as it shows (see ``_shown_link``); to an address
+    that is no link (``javascript:``, a relative path), the Markdown as written."""
+    if link.re is _AUTOLINK_RE:
+        label, address = "", link.group("address")  # its text is its URL, whose _ and * are no markup
+    else:
+        label, bracketed_url, url, autolink = link.groups()
+        address = bracketed_url or url or autolink
+        label = "" if autolink else _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
+    target = link_target(_restore(address, protected, plain=True))
+    if target.kind == "text":
         return link.group()
-    label = _IMAGE_IN_LABEL_RE.sub(r"\1", label or "")
-    # An autolink's text is its URL, whose _ and * are no markup.
-    return protect(_anchor(address, "" if autolink else label, protected))
+    return protect(_shown_link(target, label, protected))
 
 
 def _link_or_text(address: str, label: str, protect: Callable[[str], str], protected: list[str]) -> str:
-    """A link the model wrote in HTML, set aside; to an address Telegram would not open
-    (javascript:, data:, a relative path, one without a host), its text alone, unlinked."""
-    if _linkable(address, protected):
-        return protect(_anchor(address.strip(), label, protected))
-    return label
+    """A link the model wrote in HTML, set aside as it shows (see ``_shown_link``); to an
+    address that is no link (javascript:, data:, a relative path, one without a host), its
+    text alone, unlinked."""
+    target = link_target(_restore(address, protected, plain=True))
+    if target.kind == "text":
+        return label
+    return protect(_shown_link(target, label, protected))
 
 
-def _linkable(address: str, protected: list[str]) -> bool:
-    return _LINKABLE_RE.fullmatch(_restore(address, protected, plain=True).strip()) is not None
+def _shown_link(target: LinkTarget, label: str, protected: list[str]) -> str:
+    """A link named by the Markdown ``label`` as Telegram can show it: ``<a>`` where Telegram
+    opens the address; elsewhere the text and then the address, which would be lost: an
+    e-mail address as text (Telegram links it itself), any other as code (a tap copies it)."""
+    if target.kind == "opens":
+        return _anchor(target.address, label, protected)
+    words = _label_html(label, protected)
+    address = escape_html(target.shown)
+    shown_address = address if target.kind == "mail" else f"<code>{address}</code>"
+    text = html_to_plain(words).strip().casefold()
+    if text in ("", target.shown.casefold(), target.address.casefold()):
+        return shown_address
+    return f"{words} ({shown_address})"
 
 
 def _anchor(address: str, label: str, protected: list[str]) -> str:
-    """``<a>`` to ``address`` named by the Markdown ``label`` (both may hold set-aside text).
-    A link that names nothing ([](url), ![](url)) is named by its address, whose _ and * are
-    no markup: Telegram would show it as nothing."""
-    address = _restore(address, protected, plain=True)  # a code span in it is its text
+    """``<a>`` to the plain ``address`` named by the Markdown ``label`` (which may hold
+    set-aside text). A link that names nothing ([](url), ![](url)) is named by its address,
+    whose _ and * are no markup: Telegram would show it as nothing."""
     # A space (an address in <…> may hold one) is encoded as a browser would send it.
     href = escape_html(address).replace('"', "&quot;").replace(" ", "%20")
-    shown = _styles(escape_html(label)) if label.strip() else escape_html(address)
+    shown = _label_html(label, protected) if label.strip() else escape_html(address)
+    # Telegram nests no link in a link: one set aside inside this one's text keeps its text.
+    return f'<a href="{href}">{_LINK_TAG_RE.sub("", shown)}</a>'
+
+
+def _label_html(label: str, protected: list[str]) -> str:
+    shown = _styles(escape_html(label))
     if not _balanced(shown):
         shown = escape_html(label)
-    # Telegram nests no link in a link: one set aside inside this one's text keeps its text.
-    return f'<a href="{href}">{_LINK_TAG_RE.sub("", _restore(shown, protected))}</a>'
+    return _restore(shown, protected)
 
 
 def _styles(text: str) -> str:
