@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -93,12 +91,6 @@ def outputs(stack: Any) -> list[str]:
     return [r for call in stack.model.model_calls for r in tool_results(call.body)]
 
 
-def kill_the_runtime(stack: Any) -> None:
-    """Every runtime container goes: the next invocation starts a new one (a cold restore)."""
-    for pid in stack.runtime.process_ids:
-        os.kill(pid, signal.SIGKILL)
-
-
 def ask_to_run(stack: Any, name: str) -> dict[str, Any]:
     """The user asks for ``touch NAME; echo NAME`` (update 1): the message asking to allow it."""
     assert stack.post(update(1, message_id=1, chat_id=CHAT, text=f"bash: touch {name}; echo {name}")) == 200
@@ -123,7 +115,7 @@ def test_allow_after_the_runtime_was_restarted_runs_the_command_once_and_answers
     assert f"touch ran-{marker}; echo ran-{marker}" in asking["text"]
     assert not any(f"ran-{marker}" == out.strip() for out in outputs(live))  # nothing ran
 
-    kill_the_runtime(live)
+    live.kill_the_runtime()
     answer = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
     again = post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
     live.drain(live.consumer())
@@ -254,7 +246,7 @@ def test_allow_runs_the_command_on_the_file_the_user_sent_with_the_question(
     asking = asking_message(live)
 
     if restarted:
-        kill_the_runtime(live)
+        live.kill_the_runtime()
     post(live, live.telegram.press_button(asking, user_id=CHAT, text="Allow once", username="ada"))
     live.drain(live.consumer())
 

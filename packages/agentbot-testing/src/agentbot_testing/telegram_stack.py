@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -151,6 +153,11 @@ class TelegramStack:
     def post(self, update: dict[str, Any]) -> int:
         """Deliver a webhook call through the producer; returns the HTTP status."""
         return int(self.producer.handle_event(webhook_event(update))["statusCode"])
+
+    def kill_the_runtime(self) -> None:
+        """Every runtime container goes: the next invocation starts a new one (a cold restore)."""
+        for pid in self.runtime.process_ids:
+            os.kill(pid, signal.SIGKILL)
 
     def runs(self) -> list[dict[str, Any]]:
         """Model runs of the runtime stub, in the order they started."""
