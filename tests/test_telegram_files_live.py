@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing.telegram_support import update
-from local_stack import ToolCall, last_user_text, tool_results
+from local_stack import TelegramFault, ToolCall, last_user_text, tool_results
 
 pytestmark = pytest.mark.slow
 CHAT = 501
@@ -30,8 +30,11 @@ MAKE_FOLDER = (
     "mkdir -p outbox/charts && printf 'a,b' > outbox/charts/sales.csv"
     " && printf 'all good' > outbox/summary.txt"
 )
+# One file too large for Telegram (sparse: nothing is written), one that goes, one more.
+MAKE_BIG_AND_SMALL = f"{MAKE_FILES} && truncate -s 51M outbox/archive.zip"
 COMMANDS = {
     "chart the populations": MAKE_FILES,
+    "send me everything": MAKE_BIG_AND_SMALL,
     "send me the logs": MAKE_EMPTY_LOG,
     "send me the charts": MAKE_FOLDER,
 }
@@ -113,3 +116,27 @@ def test_the_agent_is_told_each_document_by_the_name_the_user_sees(stack) -> Non
     assert "attachments/file.pdf (application/pdf, 10 bytes, sent as “Договор аренды.pdf”)" in told[0]
     # the sender chose it: it cannot close the quote or the line
     assert "attachments/file.pdf (application/pdf, 11 bytes, sent as “Счёт март итог .pdf”)" in told[1]
+
+
+def test_the_next_turn_is_told_once_which_files_never_reached_the_user(stack) -> None:
+    """The user is told under the answer; the agent, whose outbox is cleared, is told with the
+    next message (in whatever container runs it), once: else "where is the zip?" gets "I sent it"."""
+    stack.telegram.inject("sendDocument", TelegramFault.served_then_dropped())  # table.csv's answer is lost
+    stack.post(update(720, text="send me everything"))
+    stack.drain(stack.consumer())
+    assert [f.file_name for f in stack.telegram.sent_files(CHAT)] == ["chart.png", "table.csv"]
+
+    stack.kill_the_runtime()
+    stack.post(update(721, text="where is the zip?"))
+    stack.post(update(722, text="thanks"))
+    stack.drain(stack.consumer())
+
+    told = {
+        last_user_text(call.body or {}).rsplit("\n\n", 1)[-1]: last_user_text(call.body or {})
+        for call in stack.model.model_calls
+    }
+    note = told["where is the zip?"]
+    assert '"archive.zip": larger than 50 MB' in note, note
+    assert '"table.csv": the upload went out but its confirmation was lost' in note, note
+    assert "chart.png" not in note
+    assert told["thanks"] == "thanks"  # told once

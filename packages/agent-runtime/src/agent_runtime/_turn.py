@@ -36,6 +36,7 @@ from session_core import (
     TurnLedger,
     TurnRequest,
     TurnResult,
+    UndeliveredFiles,
     bind_correlation,
     boot_ticks,
     get_logger,
@@ -95,6 +96,7 @@ from ._turn_state import (
     usage_of,
     with_spend,
 )
+from ._undelivered_note import undelivered_files_note
 from ._unfinished_session import keep_session_before_tools, keep_unfinished_session
 from ._usage_meter import MeteredSpend
 from ._workspace import SessionWorkspace, clear_outbox, session_workspace
@@ -277,7 +279,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
     ) -> TurnResult:
         """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
-        resume, resumed_total, project = await self._session_to_resume(key, request)
+        resume, resumed_total, project, undelivered = await self._session_to_resume(key, request)
         store = self._scoped_store(project)
         # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
@@ -333,6 +335,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if restored.begin_anew:
                     resume, resumed_total = None, 0.0
                 outcome.began_session = resume is None
+                if undelivered is not None:  # after the notes a retry carries (``carried_notes``)
+                    plan.prompt = f"{undelivered_files_note(undelivered)}\n\n{plan.prompt}"
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
                 outcome.tools_ran_before = restored.after_tools
@@ -421,9 +425,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _session_to_resume(
         self, key: SessionKey, request: TurnRequest
-    ) -> tuple[str | None, float, str]:
+    ) -> tuple[str | None, float, str, UndeliveredFiles | None]:
         """The SDK session this turn continues (None: a fresh one), its running total so far,
-        and the project its transcripts are kept under."""
+        the project its transcripts are kept under, and the files of the last answer that did
+        not reach the user (the agent is told)."""
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
@@ -433,7 +438,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.warning("turn.stored_session_id_refused", session_id=str(resume)[:80])
             resume = None
         total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
-        return resume, total, transcript_project(key, record)
+        undelivered = None if record is None else record.undelivered_files
+        return resume, total, transcript_project(key, record), undelivered
 
     def _scoped_store(self, project: str) -> TimedStore:
         store = self._timed_store

@@ -135,6 +135,7 @@ if TYPE_CHECKING:
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
     from ._turn_records import RecordedTurn
+    from ._undelivered_files import UndeliveredFiles, undelivered_files
     from ._visible_text import shown_command, shown_grant_rule, utf16_len, visible_text, within_utf16
     from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
@@ -234,6 +235,7 @@ __all__ = [
     "TurnResult",
     "TurnSaved",
     "TurnStart",
+    "UndeliveredFiles",
     "UnsentFile",
     "UnsentReason",
     "UnsupportedVersionError",
@@ -296,6 +298,7 @@ __all__ = [
     "shown_command",
     "shown_grant_rule",
     "tenant_from_env",
+    "undelivered_files",
     "unused_file_name",
     "utf16_len",
     "validate_tenant",

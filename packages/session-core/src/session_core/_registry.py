@@ -12,7 +12,8 @@ pk                              sk                  holds
                                                     (since /new), sdk_session_cost_usd (the SDK's
                                                     running total), previous_session_ids, lease_*,
                                                     moved_from/transcripts_of/moved_to
-                                                    (``_chat_moves.py``)
+                                                    (``_chat_moves.py``), undelivered_files
+                                                    (``_undelivered_files.py``)
 ``session|<canonical key>``     ``turn|<turn id>``  the recorded TurnResult of that turn
 ==============================  ==================  =========================================
 
@@ -33,6 +34,7 @@ from ._keys import SessionKey
 from ._registry_keys import META, session_item_pk
 from ._transcript_items import DAY_S
 from ._turn_records import TurnRecordVerbs
+from ._undelivered_files import UndeliveredFiles, UndeliveredFilesVerbs, read_undelivered
 
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +60,8 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Who runs the chat's turn now (a runtime's lease) and until when; None: nobody.
     lease_owner: str | None = None
     lease_expires_at: float = 0.0
+    # Files of the last answer that did not reach the user, until a turn's agent is told.
+    undelivered_files: UndeliveredFiles | None = None
 
     def history_expired(self, now: float, retention_days: int) -> bool:
         """Whether the chat, quiet since ``updated_at``, has outlived its history (its
@@ -66,7 +70,7 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
         return now - self.updated_at >= retention_days * DAY_S
 
 
-class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
+class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFilesVerbs):
     """Session records, leases and turn results.
 
     ``dynamodb`` is a boto3 DynamoDB client; ``clock`` returns epoch seconds (tests pass a
@@ -85,6 +89,8 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
         The old id moves to ``previous_session_ids``, so its transcript stays retrievable
         until it expires. Returns the updated record, or None if there was no session to
         forget (none yet, or a /new before it: /new's answer then names no previous one).
+        Files of the old conversation's last answer that did not reach the user are forgotten
+        too: the new conversation's agent has no answer they belong to.
         """
         # An update expression cannot copy one attribute into a list, so read the old id
         # first; the write is conditional on it, so a concurrent switch is not undone.
@@ -101,7 +107,7 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs):
                     "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
                     " :empty), :old), updated_at = :now, expires_at = :ttl,"
                     " conversation_turns = :zero, conversation_cost_usd = :zero,"
-                    " sdk_session_cost_usd = :zero REMOVE sdk_session_id"
+                    " sdk_session_cost_usd = :zero REMOVE sdk_session_id, undelivered_files"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={
@@ -136,4 +142,5 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         moved_from=item_str(item, "moved_from"),
         lease_owner=item_str(item, "lease_owner"),
         lease_expires_at=item_float(item, "lease_expires_at"),
+        undelivered_files=read_undelivered(item),
     )

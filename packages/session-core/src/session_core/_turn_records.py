@@ -1,5 +1,6 @@
 """Turn records: the answer saved for each turn, written with the head advance in one
-transaction (exactly once), and the cost (and, for a new one, the SDK session) of runs that
+transaction (exactly once; the files the last answer did not deliver, which the turn's agent
+was told of, are forgotten with it), and the cost (and, for a new one, the SDK session) of runs that
 ended without a saved answer."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._keys import SessionKey
 from ._leases import Lease
 from ._models import TurnResult, decode_turn_result, encode
 from ._registry_keys import META, TURN_PREFIX, session_item_pk, turn_item_sk
+from ._undelivered_files import UNDELIVERED_ATTRIBUTE
 
 # An answer whose record is bigger than this is stored zstd-compressed ("result_codec"): a
 # DynamoDB item holds at most 400 KB, and a long answer (a document the agent wrote out in the
@@ -89,6 +91,9 @@ class TurnRecordVerbs:
             else " conversation_turns = if_not_exists(conversation_turns, :zero) + :one,"
             " conversation_cost_usd = if_not_exists(conversation_cost_usd, :zero) + :cost,"
         )
+        # The turn's agent was told of the files the last answer did not deliver (the
+        # runtime tells every turn whose prompt reaches the model): told once.
+        told_undelivered = "" if result.stopped_before_start else f" REMOVE {UNDELIVERED_ATTRIBUTE}"
         values: dict[str, Any] = {
             ":next": number(lease.head_version + 1),
             ":head": number(lease.head_version),
@@ -125,7 +130,7 @@ class TurnRecordVerbs:
                                 "SET head_version = :next, turns = turns + :one,"
                                 " cost_usd = cost_usd + :cost, updated_at = :now,"
                                 f"{conversation} sdk_session_cost_usd = :sdk_total,"
-                                f" expires_at = :ttl{set_sdk_id}"
+                                f" expires_at = :ttl{set_sdk_id}{told_undelivered}"
                             ),
                             "ConditionExpression": "head_version = :head AND lease_owner = :owner",
                             "ExpressionAttributeValues": values,

@@ -24,6 +24,7 @@ from session_core import (
     StorageError,
     TurnRequest,
     TurnResult,
+    UnsentFile,
     get_logger,
 )
 from telegram_core import (
@@ -63,6 +64,7 @@ from ._prompt import prompt_of, with_not_fetched, with_unread_parts
 from ._render import escape_html, render_reply, with_note
 from ._timing import PROGRESS_CLEANUP_RESERVE_S, ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
+from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
 from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
 from ._wording import (
@@ -359,6 +361,7 @@ class MessageHandler:
         # may render one chunk more or less (the usage footer is read afresh, the history
         # notice is not recorded), and must still find each file and the buttons.
         self._delivery.deliver(msg, key, chunks)
+        skipped: list[UnsentFile] = []
         if files:
             skipped = self._delivery.deliver_files(
                 msg,
@@ -372,6 +375,7 @@ class MessageHandler:
                 [notice] = render_reply(unsent_files_notice(skipped))  # one line: one chunk
                 alone = not chunks and len(skipped) == len(files)  # nothing went before it
                 self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone)
+        keep_undelivered(self._deps.registry, key, result, skipped)  # for the agent's next turn
         if asking is not None:
             self._ask_approval(msg, key, asking, quote=not (chunks or files))
 

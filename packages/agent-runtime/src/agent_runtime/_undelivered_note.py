@@ -1,0 +1,41 @@
+"""The files of the last answer that never reached the user (see session-core's
+``_undelivered_files``): the next turn's agent is told of them before the user's message, one
+line per file, so that "where is the file?" is not answered with "I sent it" (decided: told
+once, on the next turn, by name and reason only). Names are quoted as JSON: a name the agent or
+a tool chose cannot end the note or write one of its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from session_core import UndeliveredFiles, UnsentReason
+
+from ._outbox import MAX_FILE_BYTES, MAX_FILES
+
+_REASONS: Mapping[UnsentReason, str] = {
+    "too_large": f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, the most the chat takes from a bot",
+    "too_many": f"past the {MAX_FILES} files one answer may send",
+    "not_a_file": "not a regular file (a link or a device)",
+    "folder": "a folder: only files directly in outbox/ are sent (zip it)",
+    "empty": "empty: no empty file is sent",
+    "failed": "it could not be prepared or uploaded",
+    "unfinished": "still being written when your answer ended",
+    "unconfirmed": "the upload went out but its confirmation was lost: it may not have arrived",
+}
+_START = (
+    "(From the bot, not the user: these files you put in outbox/ for your previous answer did "
+    "not reach the user, whatever that answer said:"
+)
+_END = "If the user asks about them, say which did not arrive and why; do not say they were sent.)"
+
+
+def undelivered_files_note(undelivered: UndeliveredFiles) -> str:
+    """The note for the agent naming each undelivered file with why, and how many more."""
+    lines = [_START]
+    for file in undelivered.files:
+        lines.append(f"- {json.dumps(file.file_name, ensure_ascii=False)}: {_REASONS[file.reason]}")
+    if undelivered.more:
+        lines.append(f"- and {undelivered.more} more")
+    lines.append(_END)
+    return "\n".join(lines)

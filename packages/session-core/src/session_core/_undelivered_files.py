@@ -1,0 +1,89 @@
+"""Files of an answer that never reached the user (too large, a folder, one too many, an upload
+failed or its answer lost), kept on the session's meta item until the next turn's agent is told
+of them: the user is told under the answer, but the agent's outbox is cleared and its answer
+may say "here it is", so without this it would insist on having sent them.
+
+The channel's consumer writes them after it delivered the answer; the runtime reads them with
+the session's record and tells the next turn's agent; recording that turn removes them
+(``record_turn``), so the agent is told once. The same chat's next turn cannot start before the
+consumer has written them: its messages run one at a time, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from ._dynamo_table import ConditionFailed, DynamoTable
+from ._errors import MessageDecodeError
+from ._keys import SessionKey
+from ._logging import get_logger
+from ._models import UnsentFile, UnsentReason, encode
+from ._newer_values import NewerValues, Tolerated, decode_tolerating
+from ._registry_keys import META, session_item_pk
+
+# The meta item's attribute that holds them (JSON bytes).
+UNDELIVERED_ATTRIBUTE = "undelivered_files"
+# Named at most, the rest counted: a few lines for the agent, a small attribute.
+MAX_NAMED_UNDELIVERED = 10
+
+log = get_logger(__name__)
+
+
+class UndeliveredFiles(msgspec.Struct, frozen=True, kw_only=True):
+    """The files of the answer to ``turn_id`` that did not reach the user, with why, and how
+    many more did not (unnamed)."""
+
+    turn_id: int
+    files: tuple[UnsentFile, ...] = ()
+    more: int = 0
+
+
+_decoder = msgspec.json.Decoder(UndeliveredFiles)
+# A newer consumer's reason reads as a file that failed (as a result's does).
+_NEWER_VALUES = NewerValues(
+    "undelivered_files.unknown_value", (Tolerated.field("files.reason", UnsentReason, "failed"),)
+)
+
+
+def undelivered_files(turn_id: int, unsent: Sequence[UnsentFile], more: int = 0) -> UndeliveredFiles | None:
+    """What to keep of ``unsent`` (and ``more`` unnamed) for turn ``turn_id``: the first
+    ``MAX_NAMED_UNDELIVERED`` named, the rest counted; None when every file went."""
+    if not unsent and more <= 0:
+        return None
+    named = tuple(unsent[:MAX_NAMED_UNDELIVERED])
+    return UndeliveredFiles(turn_id=turn_id, files=named, more=len(unsent) - len(named) + max(more, 0))
+
+
+def read_undelivered(item: Mapping[str, Any]) -> UndeliveredFiles | None:
+    """The undelivered files a meta item holds, or None (none, or unreadable: logged)."""
+    value = item.get(UNDELIVERED_ATTRIBUTE)
+    if not isinstance(value, dict) or "B" not in value:
+        return None
+    try:
+        return decode_tolerating(value["B"], _decoder, "UndeliveredFiles", _NEWER_VALUES)
+    except MessageDecodeError as exc:  # the agent is told nothing, as before this existed
+        log.warning("undelivered_files_unreadable", detail=str(exc)[:200])
+        return None
+
+
+class UndeliveredFilesVerbs:
+    """The undelivered-files verb of SessionRegistry (see ``_registry.py``)."""
+
+    _table: DynamoTable
+
+    def keep_undelivered_files(self, key: SessionKey, undelivered: UndeliveredFiles) -> None:
+        """Keep ``undelivered`` for the session's next turn, in place of any kept before; a
+        session without a record (none ran a turn) keeps nothing."""
+        try:
+            self._table.update(
+                "keep_undelivered_files",
+                session_item_pk(key),
+                META,
+                UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":files": {"B": encode(undelivered)}},
+            )
+        except ConditionFailed:
+            log.info("undelivered_files_without_session")

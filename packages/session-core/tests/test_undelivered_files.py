@@ -1,0 +1,74 @@
+"""Files of an answer that never reached the user, kept with the session for the next turn's
+agent (against the moto server): told once, by a turn whose prompt reaches the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from session_core import (
+    TURN_VERSION,
+    SessionKey,
+    SessionRegistry,
+    TurnResult,
+    UnsentFile,
+    undelivered_files,
+)
+
+KEY = SessionKey(tenant="acme", chat_id=501)
+BIG = UnsentFile(file_name="archive.zip", reason="too_large")
+
+
+@pytest.fixture
+def registry(aws: Any) -> SessionRegistry:
+    return SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+
+
+def answer_turn(registry: SessionRegistry, turn_id: int, **fields: Any) -> None:
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    result = TurnResult(
+        version=TURN_VERSION, session_key=KEY.canonical, turn_id=turn_id, session_id="sdk-1", **fields
+    )
+    registry.record_turn(lease, result=result)
+    registry.release_lease(lease)
+
+
+def kept(registry: SessionRegistry) -> Any:
+    record = registry.get_session(KEY)
+    assert record is not None
+    return record.undelivered_files
+
+
+def test_kept_until_a_turn_whose_agent_heard_of_them_is_recorded(registry: SessionRegistry) -> None:
+    answer_turn(registry, 1)
+    noted = undelivered_files(1, [BIG])
+    assert noted is not None
+    registry.keep_undelivered_files(KEY, noted)
+    assert kept(registry) == noted  # read back from the table, as a new container reads it
+
+    # stopped before it began: its prompt never reached the model, which was told nothing
+    answer_turn(registry, 2, stopped=True, stopped_before_start=True)
+    assert kept(registry) == noted
+
+    answer_turn(registry, 3)
+    assert kept(registry) is None
+
+
+def test_new_forgets_the_files_of_the_old_conversation(registry: SessionRegistry) -> None:
+    answer_turn(registry, 1)
+    noted = undelivered_files(1, [BIG])
+    assert noted is not None
+    registry.keep_undelivered_files(KEY, noted)
+    registry.start_new_session(KEY)
+    assert kept(registry) is None
+
+
+def test_ten_are_named_and_the_rest_counted(registry: SessionRegistry) -> None:
+    many = [UnsentFile(file_name=f"part{n:02}.csv", reason="too_many") for n in range(14)]
+    answer_turn(registry, 1)
+    noted = undelivered_files(1, many, more=5)
+    assert noted is not None
+    registry.keep_undelivered_files(KEY, noted)
+    named = kept(registry)
+    assert [f.file_name for f in named.files] == [f"part{n:02}.csv" for n in range(10)]
+    assert named.more == 4 + 5
