@@ -152,7 +152,8 @@ def test_a_notice_that_is_all_of_the_answer_quotes_the_message(telegram) -> None
 def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(telegram) -> None:
     records = Records()
     send = delivery(telegram, records)
-    telegram.inject("sendDocument", TelegramFault.server_error(502), times=5)
+    # Telegram did not take it and asks for more patience than the client's (a retry of the record)
+    telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60))
     with pytest.raises(DeliveryFailedError) as failed:
         send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
     assert failed.value.retryable and failed.value.deferrable and failed.value.chunk_index == 2
@@ -160,11 +161,31 @@ def test_a_failure_telegram_may_recover_from_fails_the_delivery_to_be_retried(te
     assert [f.file_name for f in telegram.sent_files()] == ["chart.png", "data.csv", "notes.txt"]
 
 
+@pytest.mark.parametrize(
+    "fault", [TelegramFault.served_then_server_error(502), TelegramFault.server_error(500)]
+)
+def test_a_file_answered_with_a_5xx_is_named_and_never_sent_again_even_by_a_retry(
+    telegram, fault: TelegramFault
+) -> None:
+    """Whether or not Telegram took it (it cannot be told from the answer), the user gets at
+    most one copy and a note saying it may be missing."""
+    records = Records()
+    send = delivery(telegram, records)
+    telegram.inject("sendDocument", fault)  # data.csv
+    skipped = send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
+    retried = send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))  # the record's retry
+    copies = [f.file_name for f in telegram.sent_files()].count("data.csv")
+    assert copies == (1 if fault.served_first else 0) and len(telegram.calls("sendDocument")) == 2
+    assert [f.file_name for f in telegram.sent_files()][-1] == "notes.txt"  # the others still went
+    assert [(f.file_name, f.reason) for f in skipped] == [("data.csv", "unconfirmed")]
+    assert [(f.file_name, f.reason) for f in retried] == [("data.csv", "unconfirmed")]
+
+
 def test_a_file_whose_answer_was_lost_is_named_and_never_sent_again_even_by_a_retry(telegram) -> None:
     records = Records()
     send = delivery(telegram, records)
     telegram.inject("sendDocument", TelegramFault.served_then_dropped())  # data.csv
-    telegram.inject("sendDocument", TelegramFault.server_error(502), times=5)  # then notes.txt
+    telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60))  # then notes.txt
     with pytest.raises(DeliveryFailedError):
         send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
     retried = send.deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))  # the record's retry

@@ -358,16 +358,28 @@ def test_a_photo_refused_for_the_chat_is_not_sent_again_as_a_document() -> None:
     assert len(seen) == 1
 
 
-def test_an_upload_is_retried_like_any_call_with_the_same_bytes() -> None:
+def test_an_upload_telegram_refused_for_now_is_retried_with_the_same_bytes() -> None:
+    """A 429 says Telegram did not take the call: it goes again after ``retry_after``."""
     handle, seen = scripted(
         (429, failure(429, "Too Many Requests", retry_after=2)),
-        (502, failure(502, "Bad Gateway")),
+        (429, failure(429, "Too Many Requests", retry_after=3)),
         OK_MESSAGE,
     )
     api, waits = client(handle)
     assert api.send_file(5, "report.csv", b"a,b\n1,2\n", mime_type="text/csv") == 77
-    assert waits == [2.0, 1.0]
+    assert waits == [2.0, 3.0]
     assert [form(r)["document"] for r in seen] == [("report.csv", "text/csv", b"a,b\n1,2\n")] * 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_an_upload_answered_with_a_5xx_is_not_sent_twice(status: int) -> None:
+    """The Bot API server or the proxy in front of it may fail after the file was posted:
+    a second upload could show it twice in the chat."""
+    handle, seen = scripted((status, failure(status, "Bad Gateway")), OK_MESSAGE)
+    api, waits = client(handle)
+    with pytest.raises(TelegramServerError) as caught:
+        api.send_file(5, "report.csv", b"a,b\n", mime_type="text/csv")
+    assert caught.value.may_have_arrived and len(seen) == 1 and waits == []
 
 
 def failing_once(error: type[httpx.TransportError]) -> tuple[Handler, list[httpx.Request]]:

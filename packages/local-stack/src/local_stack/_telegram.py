@@ -23,7 +23,8 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,20 @@ class TelegramFault:
     migrate_to_chat_id: int | None = None  # the supergroup a group became (its answer names it)
     # The call is served (a file is sent) but the connection drops before the answer.
     answer_lost: bool = False
+    # The call is served (a file is sent), then answered with this error all the same.
+    served_first: bool = False
 
     @classmethod
     def served_then_dropped(cls) -> TelegramFault:
         """The call succeeds and the connection breaks before its answer comes back: a big
         upload Telegram accepted whose answer a flaky network lost."""
         return cls(200, "", answer_lost=True)
+
+    @classmethod
+    def served_then_server_error(cls, status: int = 502) -> TelegramFault:
+        """The call succeeds but the answer is a 5xx: the proxy in front of the Bot API gave up
+        waiting on a send that went through."""
+        return replace(cls.server_error(status), served_first=True)
 
     @classmethod
     def group_upgraded(cls, to_chat_id: int) -> TelegramFault:
@@ -104,7 +113,7 @@ class TelegramFault:
     @classmethod
     def server_error(cls, status: int = 502) -> TelegramFault:
         """A 5xx the way Telegram's front end returns them."""
-        return cls(status, "Bad Gateway" if status == 502 else "Internal Server Error")
+        return cls(status, HTTPStatus(status).phrase)
 
     @classmethod
     def message_too_long(cls) -> TelegramFault:
@@ -347,14 +356,14 @@ class LocalTelegram(LoopbackServer):
             queued = self._state.faults.get(method)
             if queued:
                 fault = queued.pop(0)
-        if fault is not None and not fault.answer_lost:
-            raise _ApiError(fault.status, fault.description, fault.retry_after, fault.migrate_to_chat_id)
+        if fault is not None and not (fault.answer_lost or fault.served_first):
+            raise _fault_error(fault)
         serve = _METHODS.get(method)
         if serve is None:
             raise _ApiError(404, "Not Found: method not found")
         result = serve(self, params)
         if fault is not None:
-            raise _AnswerLost
+            raise _AnswerLost if fault.answer_lost else _fault_error(fault)
         return result
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> None:
@@ -877,6 +886,10 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return BotApi
+
+
+def _fault_error(fault: TelegramFault) -> _ApiError:
+    return _ApiError(fault.status, fault.description, fault.retry_after, fault.migrate_to_chat_id)
 
 
 def _int_param(params: dict[str, Any], name: str) -> int:

@@ -99,7 +99,8 @@ class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     (Telegram sends no file of 0 bytes), ``failed``
     (it could not be stored for sending), ``unfinished`` (a tool was still writing it when the
     turn ended: the user stopped it, its time ran out, its process died), ``unconfirmed``
-    (the consumer's upload went out but Telegram's answer was lost: it may have arrived)."""
+    (the consumer's upload went out but Telegram did not confirm it, its answer lost or a 5xx:
+    it may have arrived)."""
 
     file_name: str
     reason: UnsentReason

@@ -25,7 +25,6 @@ from telegram_core import (
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramMessageTooLong,
-    TelegramNetworkError,
     sent_as_photo,
 )
 
@@ -115,9 +114,10 @@ class Delivery:
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
         time; ``quote_first``: the first one sent quotes the user's message (there was no text). A file
         ``read`` finds gone (None) or Telegram refuses for good (a bad request) is skipped
-        with a log line, unrecorded; one whose upload went out but whose answer was lost is
-        recorded as sent, not sent again. The others still go. Returns the files skipped or
-        unconfirmed, with why. Raises DeliveryFailedError like ``deliver``."""
+        with a log line, unrecorded; one whose upload went out but that Telegram did not
+        confirm (its answer lost, or a 5xx) is recorded as sent, not sent again. The others
+        still go. Returns the files skipped or unconfirmed, with why. Raises
+        DeliveryFailedError like ``deliver``."""
 
         def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
             return self._send_file(target, file, read, reply_to=reply_to)
@@ -300,12 +300,12 @@ class Delivery:
             # sent already) matter more than failing the whole reply over it.
             log.warning("file_not_sent", kind=exc.kind, error_code=exc.error_code)
             raise _NotSent from None
-        except TelegramNetworkError as exc:
+        except TelegramApiError as exc:
             if not exc.may_have_arrived:
                 raise
-            # Telegram may have taken it: resending could show it twice, so the user is
-            # told it may be missing instead.
-            log.warning("file_answer_lost")
+            # Telegram may have taken it (its answer was lost, or was a 5xx): resending could
+            # show it twice, so the user is told it may be missing instead.
+            log.warning("file_unconfirmed", kind=exc.kind, error_code=exc.error_code)
             return _UNCONFIRMED
         finally:
             del content  # one file in memory at a time, even while an error travels up

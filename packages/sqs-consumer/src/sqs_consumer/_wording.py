@@ -217,8 +217,8 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
     "failed": ("something went wrong while preparing it", "something went wrong while preparing them"),
     "unfinished": ("I was still writing it when I stopped", "I was still writing them when I stopped"),
     "unconfirmed": (
-        "the connection broke as it went out, so ask me for it again if it is missing",
-        "the connection broke as they went out, so ask me for them again if they are missing",
+        "Telegram did not confirm it, so ask me for it again if it is missing",
+        "Telegram did not confirm them, so ask me for them again if they are missing",
     ),
 }
 # What is said of files whose reason is not that they were not sent.

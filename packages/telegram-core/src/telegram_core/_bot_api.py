@@ -1,9 +1,10 @@
 """The one Bot API client: every call to Telegram in the codebase goes through ``BotApi``.
 
 Retries what Telegram says to retry, no more: a 429 waits ``retry_after``; 5xx and network
-errors back off; every other error is raised at once. What kind of failure an answer is gets
-decided in one place, ``check_response``. The bot token is part of the URL, so no URL or httpx
-error text ever reaches an error message or a log line. A call Telegram answers as if the token
+errors back off (an upload only when Telegram cannot have taken it); every other error is
+raised at once. What kind of failure an answer is gets decided in one place,
+``check_response``. The bot token is part of the URL, so no URL or httpx error text ever
+reaches an error message or a log line. A call Telegram answers as if the token
 were wrong (``token_refused``) goes once more when the token's source has another one by then
 (the operator rotated it in SSM: ``session_core.RotatingSecret``); Telegram did nothing with
 the refused call, so nothing is done twice.
@@ -230,8 +231,8 @@ class BotApi:
             except TelegramApiError as error:
                 if not error.retryable or attempt == total:
                     raise
-                if not resend_safe and isinstance(error, TelegramNetworkError) and error.may_have_arrived:
-                    raise  # done but unanswered, perhaps: sent again, it would show twice
+                if not resend_safe and error.may_have_arrived:
+                    raise  # perhaps done, its answer lost or an error: sent again, it would show twice
                 if isinstance(error, TelegramRetryAfter):
                     wait = error.retry_after
                     if wait > longest_wait:
@@ -334,8 +335,8 @@ class BotApi:
         caption: str | None = None,
     ) -> int:
         """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``, but
-        for a network error after the upload went out, TelegramNetworkError.may_have_arrived:
-        resent, a file Telegram took would show twice):
+        for a 5xx or a network error after the upload went out (the error's
+        ``may_have_arrived``): resent, a file Telegram took would show twice):
         as a photo (sendPhoto) when Telegram shows it inline (``PHOTO_MIME_TYPES``, at most
         ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
         (TelegramBadPhoto, or a bad request it names no reason for) goes again as a document.

@@ -38,12 +38,15 @@ class TelegramApiError(Exception):
     later may help; ``retry_after``: seconds Telegram asked to wait (None: back off as usual);
     ``chat_unreachable``: the bot may no longer post in the chat or topic it was asked to (the
     user blocked it or deleted the account, it was removed, the group was deleted, the topic
-    closed, the group became a supergroup), so no retry helps and nobody there can be told.
+    closed, the group became a supergroup), so no retry helps and nobody there can be told;
+    ``may_have_arrived``: Telegram may have done the call (sent the message or file) although
+    it failed, so sending it again could show it twice.
     """
 
     kind: TelegramErrorKind = "bad_request"
     retryable: bool = False
     chat_unreachable: bool = False
+    may_have_arrived: bool = False
 
     def __init__(
         self, method: str, error_code: int, description: str, *, retry_after: float | None = None
@@ -70,10 +73,14 @@ class TelegramRetryAfter(TelegramApiError):
 
 
 class TelegramServerError(TelegramApiError):
-    """Raised on a 5xx answer (or a non-JSON one): Telegram's side failed, a retry may help."""
+    """Raised on a 5xx answer (or a non-JSON one): Telegram's side failed, a retry may help.
+    It may come after the call was done (the Bot API server passes Telegram's internal errors
+    on as 500; a proxy's 502/504 may come for a call it had passed on), and the Bot API
+    documents no 5xx as "not done": ``may_have_arrived``."""
 
     kind: TelegramErrorKind = "server"
     retryable = True
+    may_have_arrived = True
 
 
 class TelegramNetworkError(TelegramApiError):
