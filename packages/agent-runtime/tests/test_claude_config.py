@@ -189,6 +189,30 @@ def test_a_prompt_file_path_no_file_can_have_is_named_not_a_crash(config_dir: Pa
     assert caught.value.field == "agents.summarizer.prompt_file", caught.value
 
 
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"command": "python3\x00"}, "command"),
+        ({"args": ["-I", "${CLAUDE_CONFIG_PATH}/mcp/agentbot_tools.py\x00"]}, "args[1]"),
+        ({"env": {"LOG_LEVEL": "debug\x00"}}, "env.LOG_LEVEL"),
+    ],
+)
+def test_a_nul_in_what_a_command_server_starts_with_is_named_not_a_crash(
+    config_dir: Path, change: dict[str, Any], field: str
+) -> None:
+    """A NUL (valid JSON: "\\u0000") in a command server's command or arguments passed the check,
+    then its start failed at every turn with a traceback."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(change))
+    for programs in (None, ProgramLookup()):  # the deployed check, and doctor's and dev's
+        with pytest.raises(ClaudeConfigError) as caught:
+            load_claude_config(config_dir, environ={}, programs=programs)
+        assert (Path(caught.value.file).name, caught.value.field) == (
+            "mcp.json",
+            f"mcpServers.agentbot-tools.{field}",
+        )
+        assert caught.value.reason == "must not contain a NUL character"
+
+
 def test_prompt_file_that_is_not_given_is_reported(config_dir: Path) -> None:
     edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].pop("prompt_file"))
     with pytest.raises(ClaudeConfigError) as caught:

@@ -139,6 +139,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
         if "args" in spec:
             string_list(spec["args"], file, f"{field}.args")
+        _refuse_nul(spec, file, field)
     elif not isinstance(spec.get("url"), str) or not spec["url"]:
         raise ClaudeConfigError(str(file), f"{field}.url", f"is required for an {kind} server")
     for mapping in ("env", "headers"):
@@ -180,6 +181,19 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 f"claude-config: write ${{CLAUDE_CONFIG_PATH}}/{arg}",
             )
     return expanded
+
+
+def _refuse_nul(spec: Mapping[str, Any], file: Path, field: str) -> None:
+    """A NUL in what a command server is started with: no program can be given one (the start
+    fails at every turn, with a traceback), so it is named here like any other mistake."""
+    values = [("command", spec["command"])]
+    values += [(f"args[{index}]", arg) for index, arg in enumerate(spec.get("args") or [])]
+    env = spec.get("env")
+    if isinstance(env, dict):  # its shape is checked with the headers' below
+        values += [(f"env.{name}", value) for name, value in env.items() if isinstance(value, str)]
+    for where, value in values:
+        if "\x00" in value:
+            raise ClaudeConfigError(str(file), f"{field}.{where}", "must not contain a NUL character")
 
 
 def _readable_values(server: Mapping[str, Any]) -> list[tuple[str, str]]:
