@@ -1183,8 +1183,14 @@ def test_bedrock_refusing_the_small_model_names_its_setting_in_the_shell(
     code, lines, out = _doctor(capsys)
 
     assert code == 1, out
-    assert "ok    model          Bedrock answered a 1-token request (anthropic.claude-test-v1:0)" in out
-    assert "FAIL  model          Bedrock refused a 1-token request to anthropic.claude-small-v1:0" in out
+    assert (
+        f"ok    model          {_at_endpoint(model)} answered a 1-token request (anthropic.claude-test-v1:0)"
+        in out
+    )
+    assert (
+        f"FAIL  model          {_at_endpoint(model)} refused a 1-token request to anthropic.claude-small-v1:0"
+        in out
+    )
     assert "check the model id (ANTHROPIC_SMALL_FAST_MODEL)" in lines["model"], out
 
 
@@ -1205,7 +1211,10 @@ def test_bedrock_refusing_the_credentials_themselves_says_to_fix_them_not_to_wai
     code, lines, out = _doctor(capsys)
 
     assert code == 1, out
-    assert "FAIL  model          Bedrock refused the AWS credentials (UnrecognizedClientException)" in out
+    assert (
+        f"FAIL  model          {_at_endpoint(model)} refused the AWS credentials "
+        "(UnrecognizedClientException)"
+    ) in out
     fix = lines["model"].split("fix:")[1]
     assert "AWS_PROFILE" in fix and "bedrock:InvokeModel" in fix and "try again" not in fix, fix
 
@@ -1247,6 +1256,11 @@ def _bedrock_in_the_shell(env: pytest.MonkeyPatch, model: ModelServer, region: s
     env.setenv("BEDROCK_MODEL_ID", model_id)
 
 
+def _at_endpoint(model: ModelServer) -> str:
+    """How a check line names Bedrock reached at ``model`` (``_bedrock_in_the_shell``'s)."""
+    return f"Bedrock at {model.base_url} (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)"
+
+
 # The inference profiles Bedrock lists for Haiku 4.5 (and another model) in a European region.
 EU_PROFILES = [
     "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
@@ -1285,7 +1299,7 @@ def test_a_subagents_anthropic_api_id_is_checked_as_the_profile_the_cli_calls_on
 
     assert code == 0, out
     assert (
-        f"ok    model          Bedrock answered a 1-token request ({called}, agents.json: "
+        f"ok    model          {_at_endpoint(model)} answered a 1-token request ({called}, agents.json: "
         "agents.summarizer.model, claude-haiku-4-5-20251001 on Bedrock)"
     ) in out
     assert model.refused_calls == [], [c.model_id for c in model.refused_calls]
@@ -1481,6 +1495,26 @@ def test_a_bedrock_runtime_endpoint_the_runtime_cannot_call_fails_naming_the_set
     assert "secret" not in out and model.model_calls == [], out
 
 
+def test_a_bedrock_runtime_endpoint_that_does_not_answer_is_named_as_what_to_check(
+    telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """With AWS_ENDPOINT_URL_BEDROCK_RUNTIME set, the calls go there, not to the region's
+    bedrock-runtime: "check the network and region" sent the operator to the wrong setting. The
+    line shows the endpoint's origin, not a path that may carry a token."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens
+    clean_env.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"{closed}/bedrock/secret-path-token")
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert f"cannot reach Bedrock at {closed}/… (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)" in lines["model"], out
+    fix = lines["model"].split("fix:")[1]
+    assert "AWS_ENDPOINT_URL_BEDROCK_RUNTIME" in fix and "region" not in fix, fix
+    assert "secret-path-token" not in out
+
+
 def test_a_subagent_alias_written_with_spaces_around_is_not_probed_as_a_model_id(
     tmp_path: Path,
     telegram: LocalTelegram,
@@ -1534,11 +1568,11 @@ def test_bedrock_models_set_as_anthropic_api_ids_are_checked_as_the_profiles_the
 
     assert code == 0, out
     assert (
-        f"ok    model          Bedrock answered a 1-token request ({EU_PROFILES[2]}, BEDROCK_MODEL_ID, "
-        "claude-sonnet-4-5-20250929 on Bedrock)"
+        f"ok    model          {_at_endpoint(model)} answered a 1-token request ({EU_PROFILES[2]}, "
+        "BEDROCK_MODEL_ID, claude-sonnet-4-5-20250929 on Bedrock)"
     ) in out
     assert (
-        f"ok    model          Bedrock answered a 1-token request ({EU_PROFILES[0]}, "
+        f"ok    model          {_at_endpoint(model)} answered a 1-token request ({EU_PROFILES[0]}, "
         "ANTHROPIC_SMALL_FAST_MODEL, claude-haiku-4-5-20251001 on Bedrock)"
     ) in out
     assert model.refused_calls == [], [c.model_id for c in model.refused_calls]

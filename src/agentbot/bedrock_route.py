@@ -36,16 +36,27 @@ class BedrockRoute:
 
     @property
     def called(self) -> str:
-        """What a check line names as answering (or refusing) the model calls."""
-        if self.gateway is None:
-            return "Bedrock"
-        return f"Bedrock gateway at {shown_base_url(self.gateway)} ({GATEWAY_VARIABLE})"
+        """What a check line names as answering (or refusing) the model calls: the setting that
+        sends them elsewhere than the region's bedrock-runtime, with its origin (never a password
+        or a path, which may carry a token)."""
+        from agent_runtime import ENDPOINT_VARIABLE
+
+        if self.gateway is not None:
+            return f"Bedrock gateway at {shown_base_url(self.gateway)} ({GATEWAY_VARIABLE})"
+        if self.endpoint is not None:
+            return f"Bedrock at {shown_base_url(self.endpoint)} ({ENDPOINT_VARIABLE})"
+        return "Bedrock"
 
     @property
     def unreachable_fix(self) -> str:
-        if self.gateway is None:
-            return "check the network and region"
-        return f"check the network, or {GATEWAY_VARIABLE}"
+        """What to check when the calls find no one: the setting that chose where they go."""
+        from agent_runtime import ENDPOINT_VARIABLE
+
+        if self.gateway is not None:
+            return f"check the network, or {GATEWAY_VARIABLE}"
+        if self.endpoint is not None:
+            return f"check the network, or {ENDPOINT_VARIABLE}"
+        return "check the network and region"
 
     def setting_problem(self) -> str | None:
         """Why the runtime could not call the gateway, or else the endpoint, as written (None:
