@@ -278,6 +278,48 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
     assert _survivors(marker) == []
 
 
+@pytest.mark.parametrize(
+    ("profile_given", "named"),
+    [
+        # dev's own AWS through it
+        ("--aws-profile", "--aws-profile broken"),
+        # the shell's profile, whose credentials dev hands the runtime for Bedrock
+        ("AWS_PROFILE", "AWS profile broken"),
+    ],
+)
+def test_a_profile_whose_credential_process_fails_is_one_line_without_its_output(
+    profile_given: str, named: str, tmp_path: Path
+) -> None:
+    """A credential_process that exits 1 stopped the start with a traceback ending in what the
+    process wrote, which may be a credential; said how it fails, "CredentialRetrievalError"
+    did not say which part of the profile to look at."""
+    written = "PROCESS-WROTE-" + uuid.uuid4().hex
+    (tmp_path / "config").write_text(
+        "[profile broken]\nregion = eu-west-1\n"
+        f"credential_process = sh -c 'echo {written}; echo {written} >&2; exit 1'\n"
+    )
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c")}
+    args: list[str] = []
+    if profile_given == "--aws-profile":
+        args = ["--aws-profile", "broken"]
+    else:
+        env |= {
+            "AWS_PROFILE": "broken",
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "BEDROCK_MODEL_ID": "anthropic.x-v1:0",
+        }
+    marker = uuid.uuid4().hex
+
+    done = _start_fails(marker, extra_env=env, args=args)
+
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "Traceback" not in said and written not in said, said[-3000:]
+    failure = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert len(failure) == 1 and f"{named}: its credential_process failed" in failure[0], done.stderr[-2000:]
+    assert _survivors(marker) == []
+
+
 def test_aws_profile_takes_the_region_aws_region_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 import boto3
 import httpx
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError
 from local_stack import (
     LOCAL_CREDENTIALS,
     MAX_RECEIVE_COUNT,
@@ -418,7 +418,11 @@ def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) ->
         region = os.environ.get("AWS_REGION", "").strip() or session.region_name
         if region:
             env["AWS_REGION"] = region
-        credentials = _bedrock_credentials(session, region, own_profile=bool(aws_profile))
+        try:
+            credentials = _bedrock_credentials(session, region, own_profile=bool(aws_profile))
+        except BotoCoreError as exc:  # the shell's profile found, its credentials not to be had
+            named = f"--aws-profile {aws_profile}" if aws_profile else f"AWS profile {session.profile_name}"
+            raise _credentials_unreadable(named, exc) from None
         return ModelChoice(f"Bedrock ({region or 'no region'})", env, None, bedrock_credentials=credentials)
     from local_stack import FREE_USAGE, ModelServer, demo_responder
 
@@ -539,6 +543,18 @@ def aws_for(
             yield label, {**signing, "AWS_ENDPOINT_URL": url}, credentials
 
 
+def _credentials_unreadable(named: str, exc: BotoCoreError) -> DevSetupError:
+    """The start's one line for the credentials of a profile (``named`` as the user gave it)
+    that boto3 found but could not get. Never boto3's message: a failed credential_process's
+    is what the process wrote, which may be a credential."""
+    if isinstance(exc, CredentialRetrievalError) and exc.kwargs.get("provider") == "custom-process":
+        return DevSetupError(
+            f"{named}: its credential_process failed (its output is not shown: run the command in "
+            "a shell to see why), then start `agentbot dev` again"
+        )
+    return DevSetupError(f"{named}: cannot get its credentials ({type(exc).__name__})")
+
+
 def _check_shell_profile() -> None:
     """The shell's AWS_PROFILE names a profile: boto3 reads it for every client of this run
     (with this run's credentials, whatever AWS they reach) and would stop with a traceback."""
@@ -552,7 +568,7 @@ def _check_shell_profile() -> None:
 def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
     """Real AWS: the profile's credentials, resolved once here so the functions (the runtime
     may run as another user, who cannot read ~/.aws) get them explicitly."""
-    from botocore.exceptions import BotoCoreError, ProfileNotFound
+    from botocore.exceptions import ProfileNotFound
 
     try:
         # AWS_REGION as the AWS CLI and the README's deploy steps take it (boto3 reads only
@@ -568,9 +584,7 @@ def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
             f"(create it with `aws configure --profile {profile}`)"
         ) from None
     except BotoCoreError as exc:
-        raise DevSetupError(
-            f"--aws-profile {profile}: cannot get its credentials ({type(exc).__name__})"
-        ) from None
+        raise _credentials_unreadable(f"--aws-profile {profile}", exc) from None
     if frozen is None:
         raise DevSetupError(f"--aws-profile {profile}: the profile has no credentials (`aws configure`)")
     region = session.region_name or "us-east-1"
