@@ -19,7 +19,9 @@ import pytest
 from local_stack import LocalTelegram, ModelFault, ModelServer, echo_responder
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
-from agentbot.cli import main
+from agentbot.cli import build_parser, main
+from agentbot.doctor import run_doctor
+from agentbot.ops import aws_clients, guarded
 from agentbot.preflight import SHELL_SETTINGS as DEV_SHELL_SETTINGS
 
 BOT_TOKEN = "123456789:DOCTOR-test-token-not-a-real-one"
@@ -184,7 +186,13 @@ def _stack(aws: Any, model: ModelServer, **overrides: str) -> str:
 
 
 def _doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, str], str]:
-    code = main(["doctor", *argv])
+    args = build_parser().parse_args(["doctor", *argv])
+    if args.stack or os.environ.get("AGENTBOT_STACK"):
+        # doctor checks a stack in AWS itself, whatever endpoints the shell names: here it is
+        # handed the clients of an operator command that do read them (the fixtures' moto)
+        code = guarded(lambda args: run_doctor(args, clients=aws_clients(args)))(args)
+    else:
+        code = main(["doctor", *argv])
     out, err = capsys.readouterr()
     for secret in (BOT_TOKEN, WEBHOOK_SECRET, API_KEY):
         assert secret not in out + err, "a secret was printed"
@@ -326,6 +334,26 @@ def test_a_deployed_webhook_secret_short_enough_to_guess_fails_as_the_producer_r
     assert "token_urlsafe" in lines["webhook"] and short not in out
 
 
+def test_a_stack_is_checked_in_aws_not_at_an_endpoint_left_in_the_shell(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """AWS_ENDPOINT_URL left in the shell (agentbot dev's moto, here the fixtures') reached
+    doctor's clients: it checked the stack that endpoint had, not the deployed one."""
+    stack = _stack(aws, model)  # in moto, at the shell's AWS_ENDPOINT_URL only
+    _set_webhook(telegram)
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    code = main(["doctor", "--stack", stack])
+    out, err = capsys.readouterr()
+
+    # AWS itself has no such stack (offline: no AWS at all), and no checklist is made of moto's
+    assert code == 1 and not out, out
+    assert err.splitlines()[1].startswith("error: "), err
+    (note,) = [line for line in err.splitlines() if "note: ignored" in line]
+    assert all(variable in note for variable in aws.endpoints.environment()), err
+    assert "from the shell: a stack is checked in AWS itself" in note, err
+
+
 def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_says_how_to_give_one(
     aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -341,7 +369,9 @@ def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_say
     code = main(["doctor"])
     out, err = capsys.readouterr()
     assert code == 1 and not out
-    assert err.startswith("error: no AWS region: pass --region REGION") and "AWS_REGION" in err, err
+    # after the note that the shell's endpoint (the fixtures' moto) is ignored for a stack
+    assert err.splitlines()[1].startswith("error: no AWS region: pass --region REGION"), err
+    assert "AWS_REGION" in err, err
     # whoever sourced .env.example (which sets it) may only want the local checks
     assert f"the stack '{stack}' is AGENTBOT_STACK's; unset AGENTBOT_STACK to check what" in err, err
 

@@ -23,6 +23,7 @@ from typing import IO, Any
 import boto3
 import botocore.session
 import httpx
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 from session_core import MessageDecodeError, SessionCoreError, SessionKey, aws_error_code, read_secret
 from sqs_consumer import command_menu
@@ -456,8 +457,10 @@ def format_dead_letters(letters: Sequence[DeadLetter], *, total: int) -> str:
 ClientFactory = Callable[[str], Any]
 
 
-def aws_clients(args: argparse.Namespace) -> ClientFactory:
-    """The AWS clients of an operator command, from ``--profile`` and ``--region``."""
+def aws_clients(args: argparse.Namespace, *, configured_endpoints: bool = True) -> ClientFactory:
+    """The AWS clients of an operator command, from ``--profile`` and ``--region``; without
+    ``configured_endpoints``, AWS's own endpoints whatever the shell (AWS_ENDPOINT_URL,
+    AWS_ENDPOINT_URL_<SERVICE>) or the profile (endpoint_url) names."""
     # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the README's deploy steps and
     # .env.example export (and what Lambda and the AWS CLI read), so it counts here too.
     region = args.region or os.environ.get("AWS_REGION", "").strip() or None
@@ -465,7 +468,8 @@ def aws_clients(args: argparse.Namespace) -> ClientFactory:
         session = boto3.Session(profile_name=args.profile, region_name=region)
     except ProfileNotFound:
         raise OpsError(no_such_profile(args.profile)) from None
-    return lambda service: session.client(service)
+    config = None if configured_endpoints else Config(ignore_configured_endpoint_urls=True)
+    return lambda service: session.client(service, config=config)
 
 
 def no_such_profile(flag: str | None) -> str:
