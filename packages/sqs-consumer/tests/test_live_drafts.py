@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from agentbot_testing import FakeClock
 from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
 from session_core import SessionKey, TurnProgress
 from sqs_consumer._live_view import LiveView
@@ -205,17 +206,48 @@ def test_a_groups_progress_message_is_deleted_after_telegrams_wait_only_if_the_i
 ) -> None:
     """The answer is out and Telegram asks to wait before the delete: waiting past the
     invocation's end would cut the record off and send its answer again on the retry."""
-    group = -100503
+    group, clock = -100503, FakeClock(0.0)
     waits: list[float] = []
-    view = view_of(telegram, http, UnchangedAnswer("", step=1), group, sleep=waits.append)
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        clock.now += seconds
+
+    view = view_of(telegram, http, UnchangedAnswer("", step=1), group, sleep=wait, clock=clock)
     with view:
         assert telegram.wait_for(lambda t: bool(t.sent_messages(group)))
         view.stop()
     telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(8), times=2)
     view.cleanup(time_left_s=time_left_s)
-    # Three tries, so each of the two waits may take half the time left.
-    assert waits == ([8, 8] if deleted else [])
+    # Each wait is taken while it fits in what is left: the second of two does not fit in 10 s.
+    assert waits == ([8, 8] if deleted else [8])
     assert (telegram.sent_messages(group) == []) is deleted
+
+
+def test_the_wait_to_delete_a_groups_progress_message_counts_slow_calls_against_the_time_left(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Each delete took Telegram 5 s to refuse with a 429 asking for 8 s: counting only the
+    waits (16 s of 20), the cleanup ran 31 s, past the invocation's end (Lambda kills it
+    mid-record, and the record's answer goes out again on the retry)."""
+    group, clock = -100507, FakeClock(0.0)
+
+    def slow_deletes(method: str, params: dict[str, Any]) -> None:
+        if method == "deleteMessage":
+            clock.now += 5
+
+    def wait(seconds: float) -> None:
+        clock.now += seconds
+
+    view = view_of(telegram, http, UnchangedAnswer("", step=1), group, sleep=wait, clock=clock)
+    with view:
+        assert telegram.wait_for(lambda t: bool(t.sent_messages(group)))
+        view.stop()
+    telegram.on_call = slow_deletes
+    telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(8), times=2)
+    view.cleanup(time_left_s=20)
+    assert clock.now <= 20
+    assert len(telegram.sent_messages(group)) == 1  # no time for the last try: left, and logged
 
 
 def test_a_429_on_a_groups_progress_edit_holds_its_updates_back_until_the_retry_after(

@@ -171,25 +171,29 @@ class LiveView(StopsOnExit):
 
     def cleanup(self, *, time_left_s: float) -> None:
         """Delete the group's progress message (once; the answer replaced it), waiting for
-        Telegram when it asks (a 429) as long as its waits fit in ``time_left_s``."""
+        Telegram when it asks (a 429) as long as the cleanup ends within ``time_left_s``."""
         message_id, self.progress_message_id = self.progress_message_id, None
         if message_id is None:
             return
         params = {"chat_id": self._chat_id, "message_id": message_id}
         # Left behind, it would show a step long done and a Stop that stops nothing, for good:
-        # unlike an update (the next one follows), this is retried, each wait short enough
-        # that all of them fit in the time left.
-        longest_wait_s = min(CLEANUP_MAX_RETRY_AFTER_S, time_left_s / (CLEANUP_ATTEMPTS - 1))
+        # unlike an update (the next one follows), this is retried. The time left is read on
+        # the clock before each wait: slow calls spend it as surely as the waits do.
+        ends = self._clock() + time_left_s
         self.calls += 1
         try:
             self._bot.call(
-                "deleteMessage", params, attempts=CLEANUP_ATTEMPTS, max_retry_after_s=longest_wait_s
+                "deleteMessage",
+                params,
+                attempts=CLEANUP_ATTEMPTS,
+                max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S,
+                time_left=lambda: ends - self._clock(),
             )
         except TelegramMessageNotFound:
             pass  # someone deleted it already
         except TelegramApiError as exc:
             log.warning(
-                "progress_message_left", kind=exc.kind, longest_wait_s=round(max(longest_wait_s, 0.0), 1)
+                "progress_message_left", kind=exc.kind, time_left_s=round(max(ends - self._clock(), 0.0), 1)
             )
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------

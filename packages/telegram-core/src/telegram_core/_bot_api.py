@@ -197,12 +197,15 @@ class BotApi:
         *,
         attempts: int | None = None,
         max_retry_after_s: float | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> Any:
         """Call ``method`` with JSON ``params`` and return its ``result``.
 
         Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``: this
         call's, else the client's), 5xx and network errors up to ``attempts`` times in all;
-        raises TelegramApiError.
+        raises TelegramApiError. ``time_left()``: the seconds the caller still has, read before
+        each wait (so slow calls count too); a wait longer than that is not waited, the error
+        is raised.
         """
         body = encode_json(dict(params))
         return self._with_retries(
@@ -212,6 +215,7 @@ class BotApi:
             ),
             attempts,
             max_retry_after_s,
+            time_left=time_left,
         )
 
     def _with_retries(
@@ -222,6 +226,7 @@ class BotApi:
         max_retry_after_s: float | None = None,
         *,
         resend_safe: bool = True,
+        time_left: Callable[[], float] | None = None,
     ) -> Any:
         total = attempts or self._max_attempts
         longest_wait = self._max_retry_after_s if max_retry_after_s is None else max_retry_after_s
@@ -239,6 +244,8 @@ class BotApi:
                         raise  # let the caller come back later instead of idling
                 else:
                     wait = self._backoff_s * 2 ** (attempt - 1)
+                if time_left is not None and wait > time_left():
+                    raise  # the caller's time would end during the wait
                 log.warning("telegram_retry", method=method, kind=error.kind, wait_s=wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")
