@@ -13,6 +13,7 @@ from agentbot_testing.telegram_stack import wait_until
 from agentbot_testing.telegram_support import BOT_USERNAME, as_read, mentions, update, webhook_event
 from local_stack import TelegramFault
 from session_core import LiveTurns, SessionKey
+from sqs_consumer import FAILURE_WORDING
 from telegram_producer import handler as producer_handler
 
 GROUP = -100300
@@ -53,6 +54,23 @@ def test_the_progress_message_goes_once_answered_even_when_telegram_fails_its_fi
     [answer] = stack.replies(GROUP)
     assert answer["text"] == "Answer to: [From @alice]\n\nwork:2 go"
     assert (answer["message_thread_id"], answer["reply_to_message"]["message_id"]) == (TOPIC, 70)
+
+
+def test_a_turn_the_model_failed_is_told_before_the_progress_message_waits_for_its_delete(stack) -> None:
+    """Telegram asked to wait before the progress message's delete, and the user waited that
+    long (up to a minute) for the word that the model failed, under a Stop that stops nothing."""
+    stack.post(update(701, message_id=71, text=f"@{BOT_USERNAME} work:1 fail:model_error", **IN_TOPIC))
+    stack.telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(1), times=1)
+    stack.hand_over(stack.consumer(progress_poll_s=0.1), [stack.receive_for_the_last_time()])
+    said = [c for c in stack.telegram.calls() if c.method in ("sendMessage", "deleteMessage")]
+    assert [(c.method, c.status) for c in said] == [
+        ("sendMessage", 200),  # the progress message, with its Stop
+        ("sendMessage", 200),  # the failure, at once
+        ("deleteMessage", 429),
+        ("deleteMessage", 200),  # the progress message, once Telegram's wait is over
+    ]
+    assert said[1].params["text"] == FAILURE_WORDING["model_error"]
+    assert [m["text"] for m in stack.replies(GROUP)] == [FAILURE_WORDING["model_error"]]
 
 
 def in_a_topic_another_bot_opened(update_id: int, text: str, **sender: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ consumer puts before it in a group or for a reply):
                        meanwhile ends it as the real runtime's Stop does: a recorded answer of
                        what it wrote so far ("Working, step <n>"), ``stopped``
   "long:<n>"           a Markdown answer of about n characters with code blocks
-  "fail:<kind>"        an error result of that kind (model_error, internal, bad_request)
+  "fail:<kind>"        an error result of that kind (model_error, internal, bad_request);
+                       "work:<s> fail:<kind>": the same after s seconds of progress
   "crash"              the handler raises (a function error) and keeps the lease
   "free: ..."          answered like anything else, but billed nothing (as the demo model)
   "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
@@ -140,6 +141,7 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
     if prompt == "crash":
         _log_run(request, started)
         raise RuntimeError("scripted crash")  # the lease stays held until it expires
+    failing = _scripted_failure(prompt)
     stopped_at = None
     if prompt.startswith("work:"):
         stopped_at = _work(key, request.turn_id, sleep_s)
@@ -163,8 +165,8 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             result = ledger.save(lease, result).result or result
     elif "error_kind" in newer:  # a failure: never recorded
         result = failed(request, "bad_request", retryable=False)
-    elif prompt.startswith("fail:"):
-        kind = _scripted_error_kind(prompt.split()[0].split(":")[1])
+    elif failing is not None:
+        kind = _scripted_error_kind(failing)
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)
         result = _with_files(failed(request, kind, retryable=RETRYABLE[kind]), key, prompt)
     elif prompt.startswith("ask:"):
@@ -328,6 +330,15 @@ def _decline_pending(key: SessionKey) -> ApprovalOutcome | None:
     )
     _approvals.settle(key, pending.approval_id)
     return declined.outcome()
+
+
+def _scripted_failure(prompt: str) -> str | None:
+    """The kind named by "fail:<kind>" first, or after "work:<s>"; None when neither."""
+    words = prompt.split()[:2]
+    scripted = [w for w in words if w.startswith("fail:")]
+    if not scripted or (scripted[0] != words[0] and not words[0].startswith("work:")):
+        return None
+    return scripted[0].split(":")[1]
 
 
 def _scripted_error_kind(name: str) -> ErrorKind:

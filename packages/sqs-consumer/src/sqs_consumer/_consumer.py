@@ -8,6 +8,8 @@
 - ``_failures``: retry delays, re-enqueued copies and dead letters.
 - ``_visibility_heartbeat``: the batch's records stay hidden while it runs, and come back
   within minutes if the invocation dies without answering.
+- ``_progress_cleanup``: a group's progress message is deleted after the record's outcome
+  (its answer or its failure's word), as that delete may wait for Telegram.
 - ``_last_try``: a message whose try before last died (nothing could be said then) gets a
   word to the user before its last try.
 
@@ -35,6 +37,7 @@ from ._failures import FailurePolicy, classify
 from ._last_try import LastTryWatch
 from ._message import MessageHandler
 from ._outcomes import RecordOutcome
+from ._progress_cleanup import ProgressCleanup
 from ._timing import ConsumerTiming, RemainingTimeMs, time_left_of
 from ._visibility_heartbeat import VisibilityHeartbeat, receipt_handles
 from ._wording import MISCONFIGURED_NOTICE, model_busy_notice
@@ -126,12 +129,17 @@ class Consumer:
             )
         msg = envelope.message
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
-        with self._last_try.attempt(record.receive_count, msg, key):
+        # The turn's progress message goes last: the answer, or the word of its failure, first.
+        with (
+            ProgressCleanup(remaining) as progress_cleanup,
+            self._last_try.attempt(record.receive_count, msg, key),
+        ):
             try:
                 status = self._messages.process(
                     msg,
                     key,
                     remaining,
+                    progress_cleanup=progress_cleanup,
                     enqueued_at=envelope.enqueued_at,
                     first_try=record.receive_count == 1 and not record.requeues,
                 )

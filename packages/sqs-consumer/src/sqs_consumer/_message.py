@@ -59,10 +59,11 @@ from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
 from ._outcomes import MessageStatus
+from ._progress_cleanup import ProgressCleanup
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of, with_not_fetched, with_unread_parts
 from ._render import escape_html, render_reply, with_note
-from ._timing import PROGRESS_CLEANUP_RESERVE_S, ConsumerTiming, RemainingTimeMs
+from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
@@ -102,12 +103,14 @@ class MessageHandler:
         key: SessionKey,
         remaining: RemainingTimeMs,
         *,
+        progress_cleanup: ProgressCleanup,
         enqueued_at: float = 0.0,
         first_try: bool = True,
     ) -> MessageStatus:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
-        ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
-        ran before (see ``with_its_forwards``)."""
+        ``progress_cleanup`` gets the turn's live view, whose progress message goes once the
+        record's outcome is out. ``enqueued_at``: when the producer queued it; ``first_try``:
+        no attempt of its record ran before (see ``with_its_forwards``)."""
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
@@ -193,6 +196,7 @@ class MessageHandler:
                 remaining,
                 on_result=settle,
                 calls=calls,
+                progress_cleanup=progress_cleanup,
                 enqueued_at=enqueued_at,
                 first_try=first_try,
             )
@@ -244,6 +248,7 @@ class MessageHandler:
         on_result: Callable[[TurnResult], None],
         *,
         calls: _RuntimeCalls,
+        progress_cleanup: ProgressCleanup,
         enqueued_at: float,
         first_try: bool,
     ) -> TurnResult | None:
@@ -309,42 +314,40 @@ class MessageHandler:
                 files=len(msg.attachments),
             )
             view = self._live_view(msg, key)  # drafts / group progress while the turn runs
-            try:
-                with view:
-                    result = self._run_turn_when_free(
-                        TurnRequest(
-                            version=TURN_VERSION,
-                            session_key=key.canonical,
-                            turn_id=msg.update_id,
-                            prompt=prompt,
-                            attachments=staged,
-                            max_cost_usd=self._config.budgets.turn_usd,
-                            resume_approval=msg.approval_id if msg.kind == "approval" else None,
-                            user_id=msg.user_id,
-                        ),
-                        remaining,
-                        calls,
-                    )
-                on_result(result)
-                if result.approval_outcome is not None:  # a refused turn may have declined one too
-                    self._show_outcome(msg, result.approval_outcome)
-                if not result.ok:
-                    return result
-                log.info(
-                    "turn_answered",
-                    replayed=result.replayed,
-                    cost_usd=result.cost_usd,
-                    duration_ms=result.duration_ms,
-                    stopped=result.stopped,
+            progress_cleanup.add(view)  # its progress message goes once the outcome is out
+            with view:
+                result = self._run_turn_when_free(
+                    TurnRequest(
+                        version=TURN_VERSION,
+                        session_key=key.canonical,
+                        turn_id=msg.update_id,
+                        prompt=prompt,
+                        attachments=staged,
+                        max_cost_usd=self._config.budgets.turn_usd,
+                        resume_approval=msg.approval_id if msg.kind == "approval" else None,
+                        user_id=msg.user_id,
+                    ),
+                    remaining,
+                    calls,
                 )
-                typing.stop()
-                if result.stopped:
-                    # Cut short because the chat shut the bot out (see on_shut_out): what it wrote
-                    # is for nobody there, even once the bot is back, and nobody pressed Stop.
-                    typing.raise_if_shut_out(wait_s=0)
-                self._deliver_answer(msg, key, result, view)
-            finally:
-                view.cleanup(time_left_s=remaining() / 1000 - PROGRESS_CLEANUP_RESERVE_S)
+            on_result(result)
+            if result.approval_outcome is not None:  # a refused turn may have declined one too
+                self._show_outcome(msg, result.approval_outcome)
+            if not result.ok:
+                return result
+            log.info(
+                "turn_answered",
+                replayed=result.replayed,
+                cost_usd=result.cost_usd,
+                duration_ms=result.duration_ms,
+                stopped=result.stopped,
+            )
+            typing.stop()
+            if result.stopped:
+                # Cut short because the chat shut the bot out (see on_shut_out): what it wrote
+                # is for nobody there, even once the bot is back, and nobody pressed Stop.
+                typing.raise_if_shut_out(wait_s=0)
+            self._deliver_answer(msg, key, result, view)
         return result
 
     def _deliver_answer(
