@@ -73,6 +73,22 @@ def test_a_turn_the_model_failed_is_told_before_the_progress_message_waits_for_i
     assert [m["text"] for m in stack.replies(GROUP)] == [FAILURE_WORDING["model_error"]]
 
 
+def test_a_429_the_progress_of_one_request_got_holds_back_the_next_ones_in_the_batch(stack) -> None:
+    """Telegram's limit is the group's: the next request's progress, in the same invocation,
+    spent a failed call to learn it again (each one more the group is refused)."""
+    assert stack.post(update(702, message_id=72, text=f"@{BOT_USERNAME} work:1 first", **IN_TOPIC)) == 200
+    assert stack.post(update(703, message_id=73, text=f"@{BOT_USERNAME} work:1 second", **IN_TOPIC)) == 200
+    stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(30), times=1)
+    [response] = stack.drain(stack.consumer(progress_poll_s=0.1))  # one batch, both requests
+    assert response["batchItemFailures"] == []
+    progress = [c for c in stack.telegram.calls("sendMessage") if c.params.get("reply_markup")]
+    assert [c.status for c in progress] == [429]  # the first request's; the second waited
+    assert [m["text"] for m in stack.replies(GROUP)] == [
+        "Answer to: [From @alice]\n\nwork:1 first",
+        "Answer to: [From @alice]\n\nwork:1 second",
+    ]
+
+
 def in_a_topic_another_bot_opened(update_id: int, text: str, **sender: Any) -> dict[str, Any]:
     """A message of a topic that a helpdesk bot opened, as Telegram sends it: replying to
     nothing, it names the topic's opening (the other bot's service message) as replied to."""

@@ -14,6 +14,7 @@ import pytest
 from agentbot_testing import FakeClock
 from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
 from session_core import SessionKey, TurnProgress
+from sqs_consumer._chat_holds import ChatHolds
 from sqs_consumer._live_view import LiveView
 from telegram_core import BotApi
 
@@ -263,6 +264,29 @@ def test_a_429_on_a_groups_progress_edit_holds_its_updates_back_until_the_retry_
         assert [c.status for c in telegram.calls("editMessageText")] == [429]
         assert telegram.wait_for(lambda t: len(t.edits(group)) >= 2, timeout_s=5)  # then it goes on
     assert budget.taken == len(telegram.calls("sendMessage")) + len(telegram.calls("editMessageText"))
+
+
+def test_a_429_one_view_of_a_group_got_holds_the_groups_other_views_back_too(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram's limit is the group's: the view of another topic in the same invocation spent
+    a failed call to learn it again (each failed call one more the group is refused)."""
+    group, holds = -100508, ChatHolds()
+    telegram.group_limit_per_minute = 3
+    first = view_of(
+        telegram, http, StreamedAnswer(ANSWER, step=1), group, group_interval_s=0.02, chat_holds=holds
+    )
+    with first:
+        assert telegram.wait_for(lambda t: bool(t.group_limited))
+        first.stop()
+    other_topic = view_of(
+        telegram, http, StreamedAnswer(ANSWER, step=1), group, thread_id=8, chat_holds=holds
+    )
+    with other_topic:
+        time.sleep(0.5)
+        other_topic.stop()
+    assert telegram.group_limited == ["editMessageText"]  # the first view's, once
+    assert other_topic.calls == 0  # it waits for the group's minute, as the first view does
 
 
 def test_a_groups_progress_message_a_member_deleted_costs_the_group_nothing_more(

@@ -29,6 +29,7 @@ from session_core import InvalidSessionKeyError, MessageDecodeError, SessionKey,
 from telegram_core import InboundMessage, decode_envelope
 
 from ._batch import BatchResponse, SqsRecord, batch_response, process_fifo_batch
+from ._chat_holds import ChatHolds
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._config_report import report_bot_token_refused
 from ._delivery import Delivery
@@ -89,10 +90,11 @@ class Consumer:
         before the failed records' retry delays are set, so those are the last word.
         """
         remaining = remaining_time_ms or time_left_of(RUNTIME_MAX_TIMEOUT_S)
+        holds = ChatHolds()  # a 429 one record's progress got holds back the chat's others
         with self._heartbeat(event):
             failed = process_fifo_batch(
                 event,
-                lambda record: self._handle(record, remaining),
+                lambda record: self._handle(record, remaining, holds),
                 retry_delay=self._failures.retry_delay,
             )
         self._failures.delay_retries(failed)
@@ -113,9 +115,9 @@ class Consumer:
     ) -> RecordOutcome:
         """Process one SQS record (Lambda event shape)."""
         remaining = remaining_time_ms or time_left_of(RUNTIME_MAX_TIMEOUT_S)
-        return self._handle(SqsRecord.from_event(record), remaining)
+        return self._handle(SqsRecord.from_event(record), remaining, ChatHolds())
 
-    def _handle(self, record: SqsRecord, remaining: RemainingTimeMs) -> RecordOutcome:
+    def _handle(self, record: SqsRecord, remaining: RemainingTimeMs, holds: ChatHolds) -> RecordOutcome:
         last_receive = record.receive_count >= self._config.max_receive_count
         bind_correlation(request_id=record.message_id)
         try:
@@ -140,6 +142,7 @@ class Consumer:
                     key,
                     remaining,
                     progress_cleanup=progress_cleanup,
+                    chat_holds=holds,
                     enqueued_at=envelope.enqueued_at,
                     first_try=record.receive_count == 1 and not record.requeues,
                 )

@@ -14,7 +14,8 @@ polls it and shows it:
   replies to the request it works on, as the answer does (in a busy group, whose request runs
   and whose a Stop would stop); it is deleted once the answer is out.
 
-Progress is best effort: one attempt per update, a 429 silences it until ``retry_after``, and
+Progress is best effort: one attempt per update, a 429 silences it until ``retry_after`` (every
+view of that chat in the invocation, given the same ``ChatHolds``), and
 any failure is logged and dropped (the deletion of a group's progress message, after the
 answer, is retried and waits out a 429 the invocation has time for). It never delays the
 answer: ``stop()`` ends it first.
@@ -38,6 +39,7 @@ from telegram_core import (
 )
 
 from ._background import RepeatingStep, StopsOnExit
+from ._chat_holds import ChatHolds
 from ._progress_render import STOP_BUTTON_TEXT, progress_html
 
 log = get_logger(__name__)
@@ -80,7 +82,8 @@ class GroupBudget(Protocol):
 class LiveView(StopsOnExit):
     """``with LiveView(...) as view:`` shows turn ``turn_id`` of ``chat_id`` until
     ``view.stop()`` or the block's end; ``view.cleanup(...)`` (after the answer went out) removes
-    the group's progress message. Without a ``source`` it shows nothing. Never raises."""
+    the group's progress message. Without a ``source`` it shows nothing. ``chat_holds``: the
+    429s it shares with the invocation's other views (None: its own only). Never raises."""
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class LiveView(StopsOnExit):
         thread_id: int = 0,
         reply_to: int | None = None,
         budget: GroupBudget | None = None,
+        chat_holds: ChatHolds | None = None,
         poll_s: float = POLL_S,
         draft_interval_s: float = DRAFT_INTERVAL_S,
         group_per_minute: int = GROUP_PROGRESS_PER_MINUTE,
@@ -110,6 +114,8 @@ class LiveView(StopsOnExit):
         self._thread_id = thread_id
         self._reply_to = reply_to
         self._budget = budget
+        # A 429 is the chat's: what this view learns, the invocation's other views of it know.
+        self._holds = chat_holds or ChatHolds()
         # A group's progress message: one edit per budget slot at most, from this consumer.
         group_pace = 60.0 / max(group_per_minute, 1) if group_interval_s is None else group_interval_s
         self._interval_s = draft_interval_s if private else group_pace
@@ -126,7 +132,6 @@ class LiveView(StopsOnExit):
         self._shown_seq = 0
         self._shown_text = ""
         self._last_sent = float("-inf")
-        self._quiet_until = float("-inf")
         self._disabled = False
         self.progress_message_id: int | None = None
         self.calls = 0  # Bot API calls made (bench/pipeline.py counts them per turn)
@@ -200,7 +205,8 @@ class LiveView(StopsOnExit):
 
     def _tick(self) -> None:
         now = self._clock()
-        if self._disabled or now < self._quiet_until or now - self._last_sent < self._interval_s:
+        held = now < self._holds.until(self._chat_id)
+        if self._disabled or held or now - self._last_sent < self._interval_s:
             return
         assert self._source is not None  # the thread runs only with a source
         progress = self._source.progress(self._key, self._turn_id)
@@ -283,7 +289,7 @@ class LiveView(StopsOnExit):
             return self._bot.call(method, params, attempts=attempts, max_retry_after_s=max_retry_after_s)
         except TelegramApiError as exc:
             if isinstance(exc, TelegramRetryAfter):
-                self._quiet_until = self._clock() + float(exc.retry_after or 1)
+                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
             elif method == "sendMessageDraft" and (
                 isinstance(exc, TelegramForbidden) or type(exc) is TelegramBadRequest
             ):

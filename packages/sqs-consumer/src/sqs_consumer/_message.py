@@ -49,6 +49,7 @@ from ._approval_view import (
 from ._attachments import asks_without_its_files, fetched_only, stage_attachments
 from ._budget import refusal_text, report_deployment_spend
 from ._busy_wait import BusyWait
+from ._chat_holds import ChatHolds
 from ._chat_move import move_conversation
 from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
@@ -104,13 +105,15 @@ class MessageHandler:
         remaining: RemainingTimeMs,
         *,
         progress_cleanup: ProgressCleanup,
+        chat_holds: ChatHolds,
         enqueued_at: float = 0.0,
         first_try: bool = True,
     ) -> MessageStatus:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``progress_cleanup`` gets the turn's live view, whose progress message goes once the
-        record's outcome is out. ``enqueued_at``: when the producer queued it; ``first_try``:
-        no attempt of its record ran before (see ``with_its_forwards``)."""
+        record's outcome is out; ``chat_holds``: the 429s the invocation's live views share.
+        ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
+        ran before (see ``with_its_forwards``)."""
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
@@ -197,6 +200,7 @@ class MessageHandler:
                 on_result=settle,
                 calls=calls,
                 progress_cleanup=progress_cleanup,
+                chat_holds=chat_holds,
                 enqueued_at=enqueued_at,
                 first_try=first_try,
             )
@@ -249,6 +253,7 @@ class MessageHandler:
         *,
         calls: _RuntimeCalls,
         progress_cleanup: ProgressCleanup,
+        chat_holds: ChatHolds,
         enqueued_at: float,
         first_try: bool,
     ) -> TurnResult | None:
@@ -313,7 +318,7 @@ class MessageHandler:
                 not_fetched,
                 files=len(msg.attachments),
             )
-            view = self._live_view(msg, key)  # drafts / group progress while the turn runs
+            view = self._live_view(msg, key, chat_holds)  # drafts / group progress while the turn runs
             progress_cleanup.add(view)  # its progress message goes once the outcome is out
             with view:
                 result = self._run_turn_when_free(
@@ -540,7 +545,7 @@ class MessageHandler:
             outcome = self._deps.live_turns.request_stop(key, turn_id=turn_id)
             log.warning("turn_stopped_chat_unreachable", outcome=outcome)
 
-    def _live_view(self, msg: InboundMessage, key: SessionKey) -> LiveView:
+    def _live_view(self, msg: InboundMessage, key: SessionKey, chat_holds: ChatHolds) -> LiveView:
         """The live view of this message's turn (shows nothing without live turns)."""
         return LiveView(
             bot=self._deps.bot,
@@ -552,6 +557,7 @@ class MessageHandler:
             thread_id=msg.thread_id,
             reply_to=msg.message_id,  # a group's progress message quotes whose request runs
             budget=self._deps.progress_budget,
+            chat_holds=chat_holds,
             poll_s=self._timing.progress_poll_s,
         )
 
