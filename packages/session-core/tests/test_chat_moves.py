@@ -16,6 +16,8 @@ from session_core import (
     SessionKey,
     SessionRegistry,
     TurnResult,
+    UnsentFile,
+    undelivered_files,
 )
 
 OLD = SessionKey(tenant="acme", chat_id=-4055)
@@ -85,6 +87,29 @@ def test_the_group_lets_go_of_the_session_it_handed_on_so_one_chat_alone_writes_
     assert supergroup is not None and supergroup.sdk_session_id == "sdk-old"
     assert group is not None and group.sdk_session_id is None  # a late turn there starts afresh
     assert group.previous_session_ids == ("sdk-old",) and group.turns == 1  # its record stays
+
+
+def test_files_the_groups_last_answer_did_not_deliver_reach_the_supergroups_next_turn(registry) -> None:
+    # The move waits only for the group's turn to be recorded; its answer (and the files that
+    # did not go) is delivered after, by then in the supergroup, whose next turn must be told.
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    noted = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="too_large")])
+    assert noted is not None
+
+    registry.keep_undelivered_files(OLD, noted)
+
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files == noted
+    # A late message of the group, answered from a conversation of its own: its files stay
+    # with it, never told to the supergroup's agent.
+    talk(registry, OLD, 2, session_id="sdk-late", cost=0.25)
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)  # told: forgotten there
+    late = undelivered_files(2, [UnsentFile(file_name="late.csv", reason="too_large")])
+    assert late is not None
+    registry.keep_undelivered_files(OLD, late)
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files is None
 
 
 def test_the_move_waits_for_a_turn_of_the_old_chat_that_is_still_running(registry) -> None:

@@ -6,7 +6,9 @@ may say "here it is", so without this it would insist on having sent them.
 The channel's consumer writes them after it delivered the answer; the runtime reads them with
 the session's record and tells the next turn's agent; recording that turn removes them
 (``record_turn``), so the agent is told once. The same chat's next turn cannot start before the
-consumer has written them: its messages run one at a time, in order."""
+consumer has written them: its messages run one at a time, in order. A group upgraded to a
+supergroup while its answer was out keeps them too: written after the move carried the
+conversation over, they follow it (``moved_to``) to the chat where the next turn runs."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ._dynamo_table import ConditionFailed, DynamoTable
+from ._dynamo_table import ConditionFailed, DynamoTable, item_str
 from ._errors import MessageDecodeError
 from ._keys import SessionKey
 from ._logging import get_logger
@@ -75,15 +77,29 @@ class UndeliveredFilesVerbs:
 
     def keep_undelivered_files(self, key: SessionKey, undelivered: UndeliveredFiles) -> None:
         """Keep ``undelivered`` for the session's next turn, in place of any kept before; a
-        session without a record (none ran a turn) keeps nothing."""
+        session without a record (none ran a turn) keeps nothing. A chat that moved since
+        and has not started a conversation of its own (see ``_chat_moves.py``) keeps them
+        where its conversation went, as its next turn runs there."""
+        kept = self._keep(key, undelivered)
+        if kept is None:
+            return
+        moved_to = item_str(kept, "moved_to")
+        if moved_to is not None and item_str(kept, "sdk_session_id") is None:
+            self._keep(SessionKey.parse(moved_to), undelivered)
+
+    def _keep(self, key: SessionKey, undelivered: UndeliveredFiles) -> dict[str, Any] | None:
         try:
-            self._table.update(
+            out = self._table.update(
                 "keep_undelivered_files",
                 session_item_pk(key),
                 META,
                 UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":files": {"B": encode(undelivered)}},
+                ReturnValues="ALL_NEW",
             )
         except ConditionFailed:
             log.info("undelivered_files_without_session")
+            return None
+        attributes: dict[str, Any] = out.get("Attributes", {})
+        return attributes
