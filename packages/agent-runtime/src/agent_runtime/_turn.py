@@ -335,7 +335,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if restored.begin_anew:
                     resume, resumed_total = None, 0.0
                 outcome.began_session = resume is None
-                if undelivered is not None:  # after the notes a retry carries (``carried_notes``)
+                # After the notes a retry carries (``carried_notes``). A conversation begun
+                # afresh (history expired, a group that moved on) has no answer they belong to.
+                if undelivered is not None and resume is not None:
                     plan.prompt = f"{undelivered_files_note(undelivered)}\n\n{plan.prompt}"
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
