@@ -137,6 +137,6 @@ def test_the_next_turn_is_told_once_which_files_never_reached_the_user(stack) ->
     }
     note = told["where is the zip?"]
     assert '"archive.zip": larger than 50 MB' in note, note
-    assert '"table.csv": the upload went out but its confirmation was lost' in note, note
+    assert '"table.csv": the upload went out but Telegram did not confirm it' in note, note
     assert "chart.png" not in note
     assert told["thanks"] == "thanks"  # told once

@@ -21,7 +21,7 @@ _REASONS: Mapping[UnsentReason, str] = {
     "empty": "empty: no empty file is sent",
     "failed": "it could not be prepared or uploaded",
     "unfinished": "still being written when your answer ended",
-    "unconfirmed": "the upload went out but its confirmation was lost: it may not have arrived",
+    "unconfirmed": "the upload went out but Telegram did not confirm it: it may not have arrived",
 }
 _START = (
     "(From the bot, not the user: these files you put in outbox/ for your previous answer did "
