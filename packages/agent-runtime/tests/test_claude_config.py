@@ -213,6 +213,31 @@ def test_a_nul_in_what_a_command_server_starts_with_is_named_not_a_crash(
         assert caught.value.reason == "must not contain a NUL character"
 
 
+@pytest.mark.parametrize(
+    "change, field, character",
+    [
+        ({"url": "https://mcp.deepwiki.com/mcp\x00"}, "url", "U+0000"),
+        ({"url": "https://mcp.deep\x07wiki.com/mcp"}, "url", "U+0007"),
+        ({"headers": {"X-Team\x00": "ops"}}, "headers.X-Team\\x00", "U+0000"),
+        ({"headers": {"X-Team": "ops\x00"}}, "headers.X-Team", "U+0000"),
+        # a line break would end the header and start another the CLI sends
+        ({"headers": {"X-Team": "ops\r\nX-Injected: 1"}}, "headers.X-Team", "U+000D"),
+        ({"url": "${WIKI_URL}"}, "url", "U+001B"),  # from the environment
+    ],
+)
+def test_a_control_character_in_an_http_servers_url_or_headers_is_named(
+    config_dir: Path, change: dict[str, Any], field: str, character: str
+) -> None:
+    """A NUL (valid JSON: "\\u0000") or another control character in an HTTP server's url or a
+    header passed the check, then the server could not be reached at any turn."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(change))
+    environ = {"WIKI_URL": "https://mcp.deepwiki.com/\x1b[2Jmcp"}
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ=environ)
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", f"mcpServers.deepwiki.{field}")
+    assert caught.value.reason == f"must not contain a control character ({character})"
+
+
 def test_prompt_file_that_is_not_given_is_reported(config_dir: Path) -> None:
     edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].pop("prompt_file"))
     with pytest.raises(ClaudeConfigError) as caught:

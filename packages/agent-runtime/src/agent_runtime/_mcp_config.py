@@ -21,6 +21,7 @@ from ._mcp_commands import ProgramLookup, check_mcp_command
 
 _MCP_TYPES = ("stdio", "http", "sse")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # '_' too: Context7's key is CONTEXT7_API_KEY
 _SSM_NAME = re.compile(r"/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 # Only through headers_from_ssm: in ``headers`` the value would be in the image and the CLI's
@@ -166,6 +167,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     _refuse_credentials(spec, expanded, file, field)
     if kind != "stdio":
+        _refuse_control_characters(expanded, file, field)
         _check_url(expanded["url"], spec["url"], file, f"{field}.url")
     args = expanded.get("args") or []
     for index, arg in enumerate(args):
@@ -194,6 +196,21 @@ def _refuse_nul(spec: Mapping[str, Any], file: Path, field: str) -> None:
     for where, value in values:
         if "\x00" in value:
             raise ClaudeConfigError(str(file), f"{field}.{where}", "must not contain a NUL character")
+
+
+def _refuse_control_characters(server: Mapping[str, Any], file: Path, field: str) -> None:
+    """A control character in an HTTP server's url or a header (as expanded): no request can
+    carry one (a CR or LF would even end the header and start another), so the server would be
+    out of reach at every turn. The field is named, never the value: it may carry a token."""
+    values = [("url", server["url"])]
+    for name, value in (server.get("headers") or {}).items():
+        shown = name.encode("unicode_escape").decode("ascii")  # the name itself may hold one
+        values += [(f"headers.{shown}", name), (f"headers.{shown}", value)]
+    for where, value in values:
+        if found := _CONTROL_CHARACTER.search(value):
+            raise ClaudeConfigError(
+                str(file), f"{field}.{where}", f"must not contain a control character (U+{ord(found[0]):04X})"
+            )
 
 
 def _readable_values(server: Mapping[str, Any]) -> list[tuple[str, str]]:
