@@ -1477,6 +1477,28 @@ def test_without_aws_credentials_and_without_a_gateway_bedrock_still_fails_namin
     assert model.model_calls == [], out
 
 
+def test_a_profile_whose_credential_process_fails_is_named_without_its_output(
+    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Said only "the AWS credentials cannot be read (CredentialRetrievalError)": not which
+    profile, nor that its credential_process is what failed (what it wrote may be a credential)."""
+    _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
+    _no_aws_credentials(clean_env, tmp_path)
+    written = "PROCESS-WROTE-" + uuid.uuid4().hex
+    (tmp_path / "aws-config").write_text(
+        "[profile broken]\nregion = eu-west-1\n"
+        f"credential_process = sh -c 'echo {written}; echo {written} >&2; exit 1'\n"
+    )
+    clean_env.setenv("AWS_PROFILE", "broken")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1 and written not in out, out
+    assert "Bedrock: AWS profile broken: its credential_process failed" in lines["model"], out
+    assert "run the command in a shell to see why" in lines["model"], out
+    assert model.model_calls == [], out
+
+
 def test_bedrock_is_asked_where_the_runtime_calls_it_not_at_every_services_endpoint(
     telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 import boto3
 import httpx
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, CredentialRetrievalError
+from botocore.exceptions import BotoCoreError, ClientError
 from local_stack import (
     LOCAL_CREDENTIALS,
     MAX_RECEIVE_COUNT,
@@ -111,6 +111,7 @@ from .preflight import (
     check_webhook_secret_setting,
     shell_settings,
 )
+from .profile_credentials import credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
@@ -544,15 +545,8 @@ def aws_for(
 
 
 def _credentials_unreadable(named: str, exc: BotoCoreError) -> DevSetupError:
-    """The start's one line for the credentials of a profile (``named`` as the user gave it)
-    that boto3 found but could not get. Never boto3's message: a failed credential_process's
-    is what the process wrote, which may be a credential."""
-    if isinstance(exc, CredentialRetrievalError) and exc.kwargs.get("provider") == "custom-process":
-        return DevSetupError(
-            f"{named}: its credential_process failed (its output is not shown: run the command in "
-            "a shell to see why), then start `agentbot dev` again"
-        )
-    return DevSetupError(f"{named}: cannot get its credentials ({type(exc).__name__})")
+    """The start's one line for the credentials of a profile boto3 found but could not get."""
+    return DevSetupError(f"{credentials_unreadable(named, exc)}, then start `agentbot dev` again")
 
 
 def _check_shell_profile() -> None:

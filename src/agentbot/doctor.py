@@ -63,6 +63,7 @@ from .preflight import (
     mcp_secret_variable,
     programs_for,
 )
+from .profile_credentials import credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
@@ -437,9 +438,9 @@ def probe_shell_bedrock_models(
             Check(
                 "model",
                 "FAIL",
-                f"Bedrock: the AWS credentials cannot be read ({type(exc).__name__})",
-                "sign in again (`aws sso login`) or configure a profile (AWS_PROFILE) that may call "
-                "bedrock:InvokeModel",
+                f"Bedrock: {credentials_unreadable(f'AWS profile {session.profile_name}', exc)}",
+                "fix the profile (an SSO one: `aws sso login`) or configure one (AWS_PROFILE) that may "
+                "call bedrock:InvokeModel",
             )
         ]
     route = replace(route, signed=signs_for_real(credentials))
