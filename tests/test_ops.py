@@ -14,6 +14,7 @@ from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
 from agentbot.ops import ALLOWED_UPDATES
+from tests.operator_commands import run_at_the_shells_endpoints
 
 BOT_TOKEN = "123456789:OPS-test-token-not-a-real-one"
 WEBHOOK_SECRET = "ops-test-webhook-secret-0123456789"
@@ -44,6 +45,13 @@ def secrets_in_ssm(aws: Any, telegram: LocalTelegram, monkeypatch: pytest.Monkey
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = run_at_the_shells_endpoints(argv)
+    out, err = capsys.readouterr()
+    assert BOT_TOKEN not in out + err and WEBHOOK_SECRET not in out + err, "a secret was printed"
+    return code, out, err
+
+
+def _run_as_the_operator(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     assert BOT_TOKEN not in out + err and WEBHOOK_SECRET not in out + err, "a secret was printed"
@@ -285,19 +293,20 @@ _STACK_TEMPLATE = {
         "WebhookSecretParameterName": {"Type": "String"},
         "DlqUrl": {"Type": "String"},
         "QueueUrl": {"Type": "String"},
+        "Table": {"Type": "String", "Default": "unused"},
     },
     "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
     "Outputs": {
         "WebhookUrl": {"Value": WEBHOOK_URL},
         "DeadLetterQueueUrl": {"Value": {"Ref": "DlqUrl"}},
         "InboundQueueUrl": {"Value": {"Ref": "QueueUrl"}},
+        "SessionsTableName": {"Value": {"Ref": "Table"}},
     },
 }
 
 
-def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
-    aws: Any, telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _stack(aws: Any) -> str:
+    """A stack in moto whose secrets and queues are the ``aws`` fixture's."""
     stack = f"agentbot-{uuid.uuid4().hex[:8]}"
     aws.client("cloudformation").create_stack(
         StackName=stack,
@@ -310,8 +319,16 @@ def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
             },
             {"ParameterKey": "DlqUrl", "ParameterValue": aws.resources.dlq_url},
             {"ParameterKey": "QueueUrl", "ParameterValue": aws.resources.queue_url},
+            {"ParameterKey": "Table", "ParameterValue": aws.resources.table},
         ],
     )
+    return stack
+
+
+def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
+    aws: Any, telegram: LocalTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _stack(aws)
     monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
     for name in ("BOT_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "DEAD_LETTER_QUEUE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -323,6 +340,45 @@ def test_stack_option_reads_webhook_url_and_secret_parameters_from_the_stack(
     _send_dead_letter(aws, update_id=77, session_key="default/42/0")
     code, out, _ = _run(capsys, "dlq", "list", "--stack", stack, "--wait", "0")
     assert code == 0 and "77" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dlq", "redrive", "--wait", "0"],
+        ["dlq", "list", "--wait", "0"],
+        ["webhook", "set"],
+        ["chat", "default/42/0"],
+    ],
+    ids=["dlq_redrive", "dlq_list", "webhook_set", "chat"],
+)
+def test_a_stack_is_operated_in_aws_not_at_an_endpoint_left_in_the_shell(
+    argv: list[str],
+    aws: Any,
+    telegram: LocalTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """AWS_ENDPOINT_URL left in the shell (agentbot dev's moto, here the fixtures') reached the
+    commands' clients: `dlq redrive --stack NAME` moved the dead letters of a local stack of
+    that name, `webhook set` pointed the bot at its webhook."""
+    stack = _stack(aws)  # in moto, at the shell's AWS_ENDPOINT_URL only
+    _send_dead_letter(aws, update_id=77, session_key="default/42/0")
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name in ("BOT_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "DEAD_LETTER_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    code, out, err = _run_as_the_operator(capsys, *argv, "--stack", stack)
+
+    # AWS itself has no such stack (offline: no AWS at all), and nothing was done to moto's
+    assert code == 1 and not out, out + err
+    assert err.splitlines()[-1].startswith("error: "), err
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ignored")]
+    assert all(variable in note for variable in aws.endpoints.environment()), err
+    assert note.endswith("from the shell: a stack is reached in AWS itself"), err
+    assert telegram.calls("setWebhook") == []
+    assert len(_drain(aws, aws.resources.dlq_url)) == 1
 
 
 def test_aws_region_set_alone_is_the_region_the_no_region_error_asks_for(

@@ -10,7 +10,15 @@ from typing import IO, Any
 from session_core import InvalidSessionKeyError, SessionKey
 
 from .chat_state import budget_caps, format_chat_state, read_chat_state
-from .ops import ClientFactory, OpsError, aws_clients, common_options, guarded, resolve_setting, stack_of
+from .ops import (
+    ClientFactory,
+    OpsError,
+    common_options,
+    guarded,
+    operator_aws_clients,
+    resolve_setting,
+    stack_of,
+)
 
 _OUTPUT_TABLE = "SessionsTableName"
 
@@ -26,7 +34,7 @@ def run_chat(
         raise OpsError(
             f"{args.key!r} is no session key ({exc}): tenant/chat_id/thread_id, as logged"
         ) from None
-    clients = clients or aws_clients(args)
+    clients = clients or operator_aws_clients(args)
     stack = stack_of(args, clients)
     table = resolve_setting(args.table, "SESSIONS_TABLE", stack, _OUTPUT_TABLE, "--table")
     caps = budget_caps(stack.parameters if stack else None, os.environ)

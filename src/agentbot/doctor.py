@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import IO, Any, Literal
 
@@ -45,9 +45,9 @@ from .ops import (
     NO_REGION,
     OpsError,
     StackInfo,
-    aws_clients,
     describe_stack,
     guarded,
+    named_stack,
     operator_bot_api,
     operator_clients,
     queue_depth,
@@ -933,16 +933,7 @@ def run_doctor(
 ) -> int:
     """`agentbot doctor [--stack NAME]`: print the checklist; 1 when anything failed."""
     out = out or sys.stdout
-    name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
-    if name and clients is None:
-        # Decided: a deployed stack is checked in AWS itself. An endpoint left in the shell (agentbot
-        # dev's or a test's moto) would check another stack of the same name, or find none.
-        if ignored := _endpoint_variables(os.environ):
-            print(
-                f"note: ignored {', '.join(ignored)} from the shell: a stack is checked in AWS itself",
-                file=sys.stderr,
-            )
-        clients = aws_clients(args, configured_endpoints=False)
+    name = named_stack(args)
     with operator_clients(args, clients, http) as (clients, http):
         try:
             stack = describe_stack(clients("cloudformation"), name) if name else None
@@ -966,16 +957,6 @@ def run_doctor(
         )
         print(format_checklist(title, checks), file=out)
     return 1 if any(c.status == "FAIL" for c in checks) else 0
-
-
-def _endpoint_variables(environ: Mapping[str, str]) -> list[str]:
-    """The names of boto3's endpoint variables ``environ`` sets (AWS_ENDPOINT_URL and
-    AWS_ENDPOINT_URL_<SERVICE>), an empty one left out as boto3 leaves it."""
-    return sorted(
-        variable
-        for variable, value in environ.items()
-        if (variable == "AWS_ENDPOINT_URL" or variable.startswith("AWS_ENDPOINT_URL_")) and value.strip()
-    )
 
 
 def register(subparsers: Any) -> None:

@@ -2,8 +2,9 @@
 
 Where things are comes from ``--stack NAME`` (the CloudFormation outputs and parameters of
 infra/template.yaml), from explicit flags, or from the environment the functions use
-(``INBOUND_QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL``, ``BOT_TOKEN_PARAMETER``, ...), so the same
-commands work against AWS, LocalStack or the moto server of ``agentbot dev``.
+(``INBOUND_QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL``, ``BOT_TOKEN_PARAMETER``, ...). Given directly,
+they reach wherever the shell's AWS endpoints say (AWS, LocalStack, ``agentbot dev``'s moto); a
+named stack is reached in AWS itself (``operator_aws_clients``).
 
 Secrets (bot token, webhook secret) are read from SSM, or from ``TELEGRAM_BOT_TOKEN`` /
 ``TELEGRAM_WEBHOOK_SECRET`` when set; they are sent to Telegram and never printed.
@@ -472,6 +473,31 @@ def aws_clients(args: argparse.Namespace, *, configured_endpoints: bool = True) 
     return lambda service: session.client(service, config=config)
 
 
+def operator_aws_clients(args: argparse.Namespace) -> ClientFactory:
+    """The AWS clients of an operator command as it runs. Decided: a named stack (``--stack``,
+    AGENTBOT_STACK) is reached in AWS itself. An endpoint left in the shell (agentbot dev's or
+    a test's moto) would act on a local stack of the same name: replay its dead letters, point
+    the bot at its webhook. The endpoint variables ignored are named in one line."""
+    if not named_stack(args):
+        return aws_clients(args)  # queue URLs and parameters given directly: wherever the shell says
+    if ignored := _endpoint_variables(os.environ):
+        print(
+            f"note: ignored {', '.join(ignored)} from the shell: a stack is reached in AWS itself",
+            file=sys.stderr,
+        )
+    return aws_clients(args, configured_endpoints=False)
+
+
+def _endpoint_variables(environ: Mapping[str, str]) -> list[str]:
+    """The names of boto3's endpoint variables ``environ`` sets (AWS_ENDPOINT_URL and
+    AWS_ENDPOINT_URL_<SERVICE>), an empty one left out as boto3 leaves it."""
+    return sorted(
+        variable
+        for variable, value in environ.items()
+        if (variable == "AWS_ENDPOINT_URL" or variable.startswith("AWS_ENDPOINT_URL_")) and value.strip()
+    )
+
+
 def no_such_profile(flag: str | None) -> str:
     """What to say of a profile that does not exist, named as it was given (``flag``, else
     AWS_PROFILE), with the known ones: boto3's "The config profile (prod) could not be found"
@@ -499,9 +525,9 @@ def operator_bot_api(http: httpx.Client, token: str, base_url: str) -> BotApi:
 def operator_clients(
     args: argparse.Namespace, clients: ClientFactory | None, http: httpx.Client | None
 ) -> Iterator[tuple[ClientFactory, httpx.Client]]:
-    """The AWS clients (from ``--profile`` / ``--region``) and the HTTP client of an operator
+    """The AWS clients (``operator_aws_clients``) and the HTTP client of an operator
     command, each made only when not given (tests pass their own); closes what it made."""
-    clients = clients or aws_clients(args)
+    clients = clients or operator_aws_clients(args)
     if http is not None:
         yield clients, http
         return
@@ -509,9 +535,14 @@ def operator_clients(
         yield clients, owned
 
 
+def named_stack(args: argparse.Namespace) -> str:
+    """The name of the stack ``--stack`` (or AGENTBOT_STACK) names; empty when none is."""
+    return args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
+
+
 def stack_of(args: argparse.Namespace, clients: ClientFactory) -> StackInfo | None:
-    """The stack ``--stack`` (or AGENTBOT_STACK) names, described once; None when none is named."""
-    name = args.stack or os.environ.get("AGENTBOT_STACK", "").strip()
+    """The stack ``named_stack`` names, described once; None when none is named."""
+    name = named_stack(args)
     if not name:
         return None
     cached = getattr(args, "_stack_info", None)
@@ -627,7 +658,7 @@ def run_dlq(
 ) -> int:
     """`agentbot dlq list|redrive`."""
     out = out or sys.stdout
-    clients = clients or aws_clients(args)
+    clients = clients or operator_aws_clients(args)
     stack = stack_of(args, clients)
     # Where the queue is comes first: with nothing set, that (not the region) is what to fix.
     dlq_url = resolve_setting(args.dlq_url, "DEAD_LETTER_QUEUE_URL", stack, _OUTPUT_DLQ_URL, "--dlq-url")
