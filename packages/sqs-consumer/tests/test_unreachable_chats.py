@@ -48,8 +48,16 @@ def backlog(aws: Any, limit: int = 1) -> ChatBacklog:
     return ChatBacklog(dynamodb=aws.dynamodb, table=aws.resources.table, limit=limit)
 
 
+# The local Bot API answers the first "typing…" in milliseconds, but a loaded test machine may
+# take longer than production's wait: these tests are about what its refusal stops, not how
+# long a turn waits for it (the wait ends as soon as it is answered).
+PATIENT = ConsumerTiming(first_typing_wait_s=10.0, record_retry_backoff_s=0.01, retry_base_delay_s=0)
+
+
 def consumer(aws: Any, make_consumer: Any, runtime: AnsweringRuntime) -> Consumer:
-    return make_consumer(runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)})
+    return make_consumer(
+        runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)}, timing=PATIENT
+    )
 
 
 def queue_message(
@@ -172,7 +180,10 @@ def test_messages_queued_before_the_bot_was_removed_are_not_paid_for(
     caps = BudgetCaps(user_daily_usd=0.05, turn_usd=0.02)
     budgets = BudgetLedger(dynamodb=aws.dynamodb, table=aws.resources.table, caps=caps, tenant="default")
     worker = make_consumer(
-        runtime, config={"chat_queue_limit": 3}, deps={"backlog": backlog(aws, 3), "budgets": budgets}
+        runtime,
+        config={"chat_queue_limit": 3},
+        deps={"backlog": backlog(aws, 3), "budgets": budgets},
+        timing=PATIENT,
     )
     for update_id in (420, 421, 422):
         queue_message(aws, update_id, limit=3)
@@ -218,15 +229,19 @@ def test_a_refusal_that_comes_while_the_file_is_fetched_still_runs_no_paid_turn(
     file_id = telegram.add_file(b"%PDF-1.4 lease", file_path="documents/lease.pdf")
 
     def slow_telegram(method: str, params: dict[str, Any]) -> None:
-        # The refusal of the first "typing…" comes after the turn's 0.3 s wait for it, and
+        # The refusal of the first "typing…" comes after the turn's 0.1 s wait for it, and
         # before the document (asked for meanwhile) has arrived.
         time.sleep({"sendChatAction": 0.6, "getFile": 1.0}.get(method, 0.0))
 
     telegram.on_call = slow_telegram
     document = Attachment(kind="document", file_id=file_id, file_name="lease.pdf", file_size=14)
     queue_message(aws, 440, attachments=(document,))
+    hasty = ConsumerTiming(first_typing_wait_s=0.1, record_retry_backoff_s=0.01, retry_base_delay_s=0)
+    worker = make_consumer(
+        runtime, config={"chat_queue_limit": 1}, deps={"backlog": backlog(aws)}, timing=hasty
+    )
     with capture_logs() as logs:
-        response = run_once(aws, consumer(aws, make_consumer, runtime))
+        response = run_once(aws, worker)
     assert response == {"batchItemFailures": []}
     assert runtime.turns == [] and dead_letters(aws) == []
     assert [e for e in logs if e["event"] == "chat_unreachable"]

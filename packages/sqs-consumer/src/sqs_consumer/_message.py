@@ -269,6 +269,7 @@ class MessageHandler:
             msg.chat_id,
             thread_id=msg.thread_id,
             interval_s=self._timing.typing_interval_s,
+            first_answer_wait_s=self._timing.first_typing_wait_s,
             on_shut_out=lambda: self._stop_turn(key, msg.update_id),
         ) as typing:
             # The comment typed in Telegram's forward dialog, with what it forwards: "typing…"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._live_view import POLL_S
-from ._typing import TYPING_REFRESH_S
+from ._typing import FIRST_TYPING_WAIT_S, TYPING_REFRESH_S
 from ._visibility_heartbeat import HEARTBEAT_INTERVAL_S, HEARTBEAT_VISIBILITY_S
 
 RETRY_BASE_DELAY_S = 10
@@ -27,15 +27,17 @@ RemainingTimeMs = Callable[[], int]
 @dataclass(frozen=True)
 class ConsumerTiming:
     """How long the consumer waits for what: ``typing_interval_s`` between "typing…"
-    refreshes, ``busy_poll_s`` between polls of a busy session, the reserves kept free of a
-    turn for delivery (``delivery_reserve_s``) and for our own turn while waiting
-    (``turn_reserve_s``), the first retry's delay (``retry_base_delay_s``), the backoff of
-    a delivery record's write (``record_retry_backoff_s``), how often a running turn's
-    progress is read (``progress_poll_s``), and how long the batch's records are hidden
+    refreshes, ``first_typing_wait_s`` at most for the first one's answer before a turn runs,
+    ``busy_poll_s`` between polls of a busy session, the reserves kept free of a turn for
+    delivery (``delivery_reserve_s``) and for our own turn while waiting (``turn_reserve_s``),
+    the first retry's delay (``retry_base_delay_s``), the backoff of a delivery record's write
+    (``record_retry_backoff_s``), how often a running turn's progress is read
+    (``progress_poll_s``), and how long the batch's records are hidden
     (``heartbeat_visibility_s``) and how often that is renewed (``heartbeat_interval_s``)
     while the batch runs (``_visibility_heartbeat``)."""
 
     typing_interval_s: float = TYPING_REFRESH_S
+    first_typing_wait_s: float = FIRST_TYPING_WAIT_S
     busy_poll_s: float = BUSY_POLL_S
     delivery_reserve_s: float = DELIVERY_RESERVE_S
     turn_reserve_s: float = TURN_RESERVE_S

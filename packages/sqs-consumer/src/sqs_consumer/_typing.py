@@ -33,9 +33,11 @@ class TypingIndicator(StopsOnExit):
         *,
         thread_id: int = 0,
         interval_s: float = TYPING_REFRESH_S,
+        first_answer_wait_s: float = FIRST_TYPING_WAIT_S,
         on_shut_out: Callable[[], None] | None = None,
     ) -> None:
         self._bot = bot
+        self._first_answer_wait_s = first_answer_wait_s
         self._on_shut_out = on_shut_out
         self._chat_id = chat_id
         self._thread_id = thread_id
@@ -59,11 +61,12 @@ class TypingIndicator(StopsOnExit):
         answer would show the chat as typing for 5 s more."""
         self._refreshes.stop()
 
-    def raise_if_shut_out(self, wait_s: float = FIRST_TYPING_WAIT_S) -> None:
+    def raise_if_shut_out(self, wait_s: float | None = None) -> None:
         """Raise ChatShutOutError when Telegram refused a "typing…" because the bot may no
         longer post in the chat: a turn run now would be paid for an answer nobody can get.
-        Waits up to ``wait_s`` for the first one's answer; a slow Telegram delays no turn more."""
-        self._first_answered.wait(wait_s)
+        Waits up to ``wait_s`` (default: ``first_answer_wait_s``) for the first one's answer;
+        a slow Telegram delays no turn more."""
+        self._first_answered.wait(self._first_answer_wait_s if wait_s is None else wait_s)
         if self._shut_out is not None:
             raise self._shut_out
 
