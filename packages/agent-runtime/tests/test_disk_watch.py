@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -344,3 +346,101 @@ def test_a_watch_that_breaks_never_ends_the_turn_it_watches(tmp_path: Path) -> N
         asyncio.run(watch())
     assert [entry["event"] for entry in logs] == ["disk_watch.failed"]
     assert logs[0]["error"] == "FileNotFoundError"
+
+
+@contextlib.contextmanager
+def _as_a_walk_opens(
+    prefix: str, act: Callable[[str], None], *, sizing_after: threading.Event
+) -> Iterator[None]:
+    """``act(name)`` runs in the watch's walk just before it opens a folder whose name starts
+    with ``prefix``, in a sizing begun once ``sizing_after`` was set: a tool's ``rm -rf`` or
+    ``mv`` landing at that moment (in the wild a race on a busy machine, here made certain)."""
+    begun_after = threading.local()  # per sizing thread: whether its sizing began after
+
+    def on_call(frame: FrameType, event: str, arg: object) -> None:
+        called, name = frame.f_code.co_name, frame.f_locals.get("name")
+        if called == "_sized":
+            begun_after.value = sizing_after.is_set()
+        opening = called == "_open_directory" and isinstance(name, str) and name.startswith(prefix)
+        if opening and getattr(begun_after, "value", False):
+            act(name)
+
+    threading.settrace(on_call)  # the watch's sizing threads start inside
+    try:
+        yield
+    finally:
+        threading.settrace(None)
+
+
+def _take_at_once(path: Path, size: int) -> None:
+    """``size`` bytes of the disk taken in one call: no look sees half of them."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
+def _watch_for_16_mib(session: Path) -> Coroutine[Any, Any, float]:
+    return disk_limit_passed(
+        str(session), 16 * 1024 * 1024, turn_processes=_none, interval_s=0.01, resize_every_s=60
+    )
+
+
+def test_a_folder_deleted_as_a_sizing_walks_it_ends_no_session_under_its_limit(tmp_path: Path) -> None:
+    """A tool's `rm -rf build/` met a sizing while another program grew the disk: the walk
+    found folders gone under it, and the watch took the disk's growth since the last sizing
+    (the other program's 256 MiB) for the session's own, ending a session far under its limit."""
+    session = tmp_path / "session"
+    build = session / "work" / "build"
+    for step in range(20):
+        (build / f"step-{step}").mkdir(parents=True)
+        (build / f"step-{step}" / "out.o").write_bytes(bytes(4096))
+    disk_grew = threading.Event()
+    deleted: list[str] = []
+
+    def rm_rf_build(name: str) -> None:
+        if not deleted:
+            subprocess.run(["rm", "-rf", str(build)], check=True)
+            deleted.append(name)
+
+    async def watch() -> None:
+        watching = asyncio.create_task(_watch_for_16_mib(session))
+        await asyncio.sleep(0.3)  # sized
+        # Far more than the room left (others on this disk may free some meanwhile).
+        _take_at_once(tmp_path / "another-programs-cache", 256 * 1024 * 1024)
+        disk_grew.set()  # the sizing it sets off walks into build/ as it is deleted
+        await asyncio.wait_for(watching, 1.5)
+
+    try:
+        with _as_a_walk_opens("build", rm_rf_build, sizing_after=disk_grew), pytest.raises(TimeoutError):
+            asyncio.run(watch())
+    finally:
+        (tmp_path / "another-programs-cache").unlink()
+    assert deleted, "no sizing met the deletion: this proves nothing"
+
+
+def test_a_tool_renaming_its_folder_whenever_a_sizing_walks_it_is_still_stopped(tmp_path: Path) -> None:
+    """The folder holding the tool's 32 MiB is renamed just before every walk opens it: the
+    walks never see it, and the session is stopped all the same (the disk's growth since the
+    last sizing counts as its own)."""
+    session = tmp_path / "session"
+    (session / "work" / "hide-0").mkdir(parents=True)
+    dodging = threading.Event()
+    renamed: list[str] = []
+
+    def rename_away(name: str) -> None:
+        renamed.append(name)
+        os.rename(session / "work" / name, session / "work" / f"hide-{len(renamed)}")
+
+    async def watch() -> float:
+        watching = asyncio.create_task(_watch_for_16_mib(session))
+        await asyncio.sleep(0.3)  # sized
+        dodging.set()
+        _take_at_once(session / "work" / "hide-0" / "data", 32 * 1024 * 1024)
+        return await asyncio.wait_for(watching, 5)
+
+    with _as_a_walk_opens("hide", rename_away, sizing_after=dodging):
+        size = asyncio.run(watch())
+    assert size > 16 * 1024 * 1024
+    assert renamed, "no walk met the folder: this proves nothing"

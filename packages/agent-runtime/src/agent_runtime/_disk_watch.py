@@ -18,7 +18,10 @@ wrote all of 200 MiB past a 16 MiB limit beside a busy test run), and never so o
 sizing takes more than ``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once the file
 system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
-one that sees it.
+one that sees it; ``_VANISHED_RETRIES`` intervals more if it deletes or renames folders under
+every walk. (A walk that meets entries vanishing is walked again a look later, when an ordinary
+`rm -rf build/` is over: taking the file system's growth for the session's at once ended
+sessions under their limit while another program filled the disk.)
 
 A file a tool unlinked while holding it open (or made nameless with ``O_TMPFILE``) is in no
 directory, yet takes the disk until its last close: when the file system grew past the room
@@ -32,6 +35,7 @@ descriptors this user may not read (a non-dumpable one) shows nothing.
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import os
 import stat
@@ -52,6 +56,12 @@ _SIZING_SHARE = 0.05
 # sized again as soon as it has rested as long as its last sizing took. At 5 % a tree whose
 # sizing took 1 s (120,000 files) waited 20 s, and a tool wrote gigabytes past the limit.
 _GROWN_SIZING_SHARE = 0.5
+# A walk that meets entries vanishing under it (an `rm -rf build/`, a `mv`) is walked again a
+# look later, this many times at most, before the file system's growth counts as the tree's: a
+# tool that renames or deletes under every walk gains this many looks, no more.
+_VANISHED_RETRIES = 2
+# What the walk meets where an entry it listed was deleted, or replaced by a file or a link.
+_VANISHED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 
 
 async def disk_limit_passed(
@@ -66,9 +76,10 @@ async def disk_limit_passed(
     open on its file system, weighs more than ``limit_bytes``; its size then (runs until
     cancelled while it does not). The directory is held open from the start, so a tool that
     takes the rights on the sessions root away, or moves it, hides nothing; a tree that cannot
-    be sized (one too deep, a tool changing it under the walk) counts the file system's growth
-    since the last sizing as its own. A watch that breaks logs ``disk_watch.failed`` and waits
-    on: the turn ends when it returns, and must not for want of a look."""
+    be sized (one too deep, a tool changing it under ``_VANISHED_RETRIES`` + 1 walks a look
+    apart) counts the file system's growth since the last sizing as its own. A watch that
+    breaks logs ``disk_watch.failed`` and waits on: the turn ends when it returns, and must
+    not for want of a look."""
     try:
         return await _watched(root, limit_bytes, turn_processes, interval_s, resize_every_s)
     except Exception as exc:
@@ -92,6 +103,15 @@ async def _watched(
             held_too = grown or (last is not None and last.held > 0)
             return _sized(fd, limit_bytes, turn_processes if held_too else None, last)
 
+        async def sized_again(last: _Sizing, grown: bool) -> _Sizing:
+            sizing = await asyncio.to_thread(sized, last, grown)
+            for _ in range(_VANISHED_RETRIES):
+                if not sizing.vanished:
+                    break
+                await asyncio.sleep(interval_s)  # the deletion the walk met is over by then
+                sizing = await asyncio.to_thread(sized, last, grown)
+            return sizing
+
         last = await asyncio.to_thread(sized, None, False)
         growth = _Growth(last.used)
         while last.size <= limit_bytes:
@@ -101,7 +121,7 @@ async def _watched(
             if since < last.cost / (_GROWN_SIZING_SHARE if grown else _SIZING_SHARE):
                 continue
             if grown or growth.freed or since >= resize_every_s:
-                last = await asyncio.to_thread(sized, last, grown)
+                last = await sized_again(last, grown)
                 growth = _Growth(last.used)
         return last.size
     finally:
@@ -132,6 +152,7 @@ class _Sizing(NamedTuple):
     at: float
     cost: float  # seconds it took
     held: int  # bytes of nameless files the turn's processes held open (0: not looked)
+    vanished: bool  # entries vanished under the walk: ``size`` is the last plus the disk's growth
 
 
 def _sized(
@@ -142,17 +163,19 @@ def _sized(
     used = _file_system_used(fd)
     started = time.monotonic()
     held = 0
+    vanished = False
     try:
         size = tree_size(".", dir_fd=fd)
         if turn_processes is not None and size <= limit_bytes:
             held = held_nameless(os.fstat(fd).st_dev, turn_processes())
             size += held
-    except OSError:
+    except OSError as exc:
+        vanished = exc.errno in _VANISHED
         size = math.inf
     if size == math.inf:
         size = last.size + used - last.used if last is not None else 0.0
         used = last.used if last is not None else used
-    return _Sizing(size, used, started, time.monotonic() - started, held)
+    return _Sizing(size, used, started, time.monotonic() - started, held, vanished)
 
 
 def held_nameless(device: int, pids: Iterable[int]) -> int:
