@@ -251,6 +251,33 @@ def test_the_wait_to_delete_a_groups_progress_message_counts_slow_calls_against_
     assert len(telegram.sent_messages(group)) == 1  # no time for the last try: left, and logged
 
 
+@pytest.mark.parametrize("time_left_s", [14.0, 17.0])
+def test_a_wait_to_delete_a_groups_progress_message_leaves_time_for_the_call_after_it(
+    telegram: LocalTelegram, http: httpx.Client, time_left_s: float
+) -> None:
+    """Each delete took Telegram 5 s to refuse with a 429 asking for 8 s: the wait fitted in
+    the time left (8 s of 9, or of 12), the delete after it did not, and the cleanup ran past
+    its end (the invocation's, less the record's own writes)."""
+    group, clock = -100509, FakeClock(0.0)
+
+    def slow_deletes(method: str, params: dict[str, Any]) -> None:
+        if method == "deleteMessage":
+            clock.now += 5
+
+    def wait(seconds: float) -> None:
+        clock.now += seconds
+
+    view = view_of(telegram, http, UnchangedAnswer("", step=1), group, sleep=wait, clock=clock)
+    with view:
+        assert telegram.wait_for(lambda t: bool(t.sent_messages(group)))
+        view.stop()
+    telegram.on_call = slow_deletes
+    telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(8), times=2)
+    view.cleanup(time_left_s=time_left_s)
+    assert clock.now <= time_left_s
+    assert len(telegram.sent_messages(group)) == 1  # no time for the next try: left, and logged
+
+
 def test_a_429_on_a_groups_progress_edit_holds_its_updates_back_until_the_retry_after(
     telegram: LocalTelegram, http: httpx.Client
 ) -> None:

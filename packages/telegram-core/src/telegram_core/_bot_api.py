@@ -203,9 +203,9 @@ class BotApi:
 
         Retries 429 (after ``retry_after``, if no longer than ``max_retry_after_s``: this
         call's, else the client's), 5xx and network errors up to ``attempts`` times in all;
-        raises TelegramApiError. ``time_left()``: the seconds the caller still has, read before
-        each wait (so slow calls count too); a wait longer than that is not waited, the error
-        is raised.
+        raises TelegramApiError. ``time_left()``: the seconds the caller still has, read around
+        each call; a wait is taken only when it and another call as slow as the last fit in
+        what is left, else the error is raised.
         """
         body = encode_json(dict(params))
         return self._with_retries(
@@ -231,6 +231,7 @@ class BotApi:
         total = attempts or self._max_attempts
         longest_wait = self._max_retry_after_s if max_retry_after_s is None else max_retry_after_s
         for attempt in range(1, total + 1):
+            left_before_call = time_left() if time_left is not None else 0.0
             try:
                 return self._answer_of(method, post)
             except TelegramApiError as error:
@@ -244,8 +245,11 @@ class BotApi:
                         raise  # let the caller come back later instead of idling
                 else:
                     wait = self._backoff_s * 2 ** (attempt - 1)
-                if time_left is not None and wait > time_left():
-                    raise  # the caller's time would end during the wait
+                if time_left is not None:
+                    left = time_left()
+                    # The call after the wait is likely as slow as this one was.
+                    if wait + (left_before_call - left) > left:
+                        raise  # the caller's time would end during the wait or the next call
                 log.warning("telegram_retry", method=method, kind=error.kind, wait_s=wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")
