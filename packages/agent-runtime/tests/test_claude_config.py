@@ -238,6 +238,22 @@ def test_a_control_character_in_an_http_servers_url_or_headers_is_named(
     assert caught.value.reason == f"must not contain a control character ({character})"
 
 
+def test_a_nul_in_the_name_of_a_command_servers_variable_is_named_not_a_crash(config_dir: Path) -> None:
+    """A NUL in a variable's name passed the check that refuses one in its value: no program
+    can be started with it either."""
+    edit_json(
+        config_dir / "mcp.json", lambda d: d["mcpServers"]["agentbot-tools"].update(env={"LOG\x00LEVEL": "x"})
+    )
+    for programs in (None, ProgramLookup()):  # the deployed check, and doctor's and dev's
+        with pytest.raises(ClaudeConfigError) as caught:
+            load_claude_config(config_dir, environ={}, programs=programs)
+        assert (Path(caught.value.file).name, caught.value.field) == (
+            "mcp.json",
+            "mcpServers.agentbot-tools.env",
+        )
+        assert "NUL" in caught.value.reason
+
+
 def test_prompt_file_that_is_not_given_is_reported(config_dir: Path) -> None:
     edit_json(config_dir / "agents.json", lambda d: d["agents"]["summarizer"].pop("prompt_file"))
     with pytest.raises(ClaudeConfigError) as caught:

@@ -192,6 +192,10 @@ def _refuse_nul(spec: Mapping[str, Any], file: Path, field: str) -> None:
     values += [(f"args[{index}]", arg) for index, arg in enumerate(spec.get("args") or [])]
     env = spec.get("env")
     if isinstance(env, dict):  # its shape is checked with the headers' below
+        if any("\x00" in name for name in env):  # the name is cut there too ("NAME=value\0")
+            raise ClaudeConfigError(
+                str(file), f"{field}.env", "a variable's name must not contain a NUL character"
+            )
         values += [(f"env.{name}", value) for name, value in env.items() if isinstance(value, str)]
     for where, value in values:
         if "\x00" in value:
