@@ -13,9 +13,11 @@ import httpx
 import pytest
 from agentbot_testing import FakeClock
 from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
-from session_core import SessionKey, TurnProgress
+from session_core import SecretSource, SessionKey, StorageError, TurnProgress
 from sqs_consumer._chat_holds import ChatHolds
 from sqs_consumer._live_view import LiveView
+from sqs_consumer._progress_cleanup import ProgressCleanup
+from structlog.testing import capture_logs
 from telegram_core import BotApi
 
 CHAT = 501
@@ -58,14 +60,13 @@ def view_of(
     chat_id: int = CHAT,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    token: str | SecretSource = TEST_BOT_TOKEN,
     **options: Any,
 ) -> LiveView:
     """A view of ``source`` in ``chat_id`` (private when positive), polling every 10 ms;
-    ``sleep``: the Bot API client's waits."""
+    ``sleep``: the Bot API client's waits; ``token``: its bot token, or where it is kept."""
     return LiveView(
-        bot=BotApi(
-            http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, max_retry_after_s=0, sleep=sleep
-        ),
+        bot=BotApi(http=http, token=token, base_url=telegram.base_url, max_retry_after_s=0, sleep=sleep),
         source=source,
         key=SessionKey(tenant="default", chat_id=chat_id, thread_id=0),
         turn_id=3,
@@ -337,3 +338,41 @@ def test_a_groups_progress_message_a_member_deleted_costs_the_group_nothing_more
     assert [c.status for c in edits if c.status != 200] == [400]  # the first one finds it gone
     assert budget.taken == len(edits) + 1  # and the progress message itself
     assert [c.status for c in telegram.calls("deleteMessage")] == [200]  # the admin's; none after
+
+
+class TokenStoreDown:
+    """The bot token's store, out of reach once Telegram refuses the token it gave."""
+
+    name = "/agentbot/bot-token"
+
+    def current(self) -> str:
+        return TEST_BOT_TOKEN
+
+    def renew(self, refused: str) -> bool:
+        raise StorageError("ssm.GetParameter", "endpoint not reachable")
+
+
+def test_a_progress_message_whose_delete_fails_oddly_leaves_the_records_other_ones_deleted(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """The record's outcome is out when its progress messages go: a delete that fails with
+    something other than Telegram's refusal (the token refused, its store out of reach) is
+    logged, neither skipping the other messages' deletes nor failing the record, which would
+    run its handling again."""
+    first, second = -100507, -100508
+    views = [
+        view_of(telegram, http, StreamedAnswer(ANSWER, step=1), chat, group_interval_s=0.02, token=token)
+        for chat, token in ((first, TokenStoreDown()), (second, TEST_BOT_TOKEN))
+    ]
+    for chat, view in zip((first, second), views, strict=True):
+        with view:
+            assert telegram.wait_for(lambda t, chat=chat: bool(t.sent_messages(chat)))
+            view.stop()
+    telegram.inject("deleteMessage", TelegramFault(401, "Unauthorized"), times=1)
+    with capture_logs() as logs, ProgressCleanup(lambda: 60_000) as cleanup:
+        for view in views:
+            cleanup.add(view)
+    deleted = [c.params["chat_id"] for c in telegram.calls("deleteMessage") if c.status == 200]
+    assert deleted == [second]
+    [left] = [e for e in logs if e["event"] == "progress_message_left"]
+    assert left["kind"] == "StorageError", left

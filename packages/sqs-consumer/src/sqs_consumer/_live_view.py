@@ -196,9 +196,11 @@ class LiveView(StopsOnExit):
             )
         except TelegramMessageNotFound:
             pass  # someone deleted it already
-        except TelegramApiError as exc:
+        except Exception as exc:  # Telegram's refusal, or the token's store out of reach
+            # The record's outcome is out: a failure here must not fail (and replay) the record.
+            kind = exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__
             log.warning(
-                "progress_message_left", kind=exc.kind, time_left_s=round(max(ends - self._clock(), 0.0), 1)
+                "progress_message_left", kind=kind, time_left_s=round(max(ends - self._clock(), 0.0), 1)
             )
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
