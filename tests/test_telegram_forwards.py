@@ -102,6 +102,41 @@ def test_a_forwarded_photo_comes_with_the_messages_forwarded_beside_it(stack) ->
     ]  # named by its message id
 
 
+def test_a_forwarded_video_the_bot_cannot_read_is_named_in_the_forwards_one_answer(stack) -> None:
+    """A video (voice transcription off) forwarded with texts, first or among them: one turn
+    about the texts that tells the agent a video came too, and one answer, not a second
+    "not supported" message beside an answer that never heard of the video."""
+    sent = int(time.time())
+    video = {"file_id": "v1", "file_unique_id": "uv1", "width": 8, "height": 6, "duration": 3}
+    _forward(stack, 1060, sent=sent, text=None, video=video)
+    _forward(stack, 1061, sent=sent, text="what does he show here?")
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\nwhat does he show here?\n\n"
+        "[Not attached, as the bot cannot read it yet: 1 video. Tell the user you could not look at it.]"
+    )
+    assert len(stack.replies(CHAT)) == 1
+
+
+def test_a_comment_typed_before_a_forwarded_gif_is_asked_about_it(stack) -> None:
+    """A comment ("what is this?") typed in the forward dialog of a GIF: one answer that knows
+    a GIF came (the agent cannot watch it), not "what is what?" and a "not supported" beside it."""
+    sent = int(time.time())
+    gif = {"file_id": "g1", "file_unique_id": "ug1", "width": 8, "height": 6, "duration": 3}
+    stack.post(update(1070, message_id=170, date=sent, text="what is this?"))
+    _forward(stack, 1071, sent=sent, text=None, animation=gif)
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert run["prompt"].startswith("what is this?\n\n")
+    assert run["prompt"].endswith(
+        "[Not attached, as the bot cannot read it yet: 1 GIF. Tell the user you could not look at it.]"
+    )
+    assert len(stack.replies(CHAT)) == 1
+
+
 def test_forwards_sent_at_different_times_are_answered_apart(stack) -> None:
     sent = int(time.time())
     _forward(stack, 980, sent=sent, text="first forward")

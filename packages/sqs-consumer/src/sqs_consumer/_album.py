@@ -57,10 +57,16 @@ def with_its_album(
         text=joined_text(ordered),
         attachments=attachments,
         # A part the bot does not read (a video) starts no "not supported" answer of its own
-        # when the album has photos to answer.
-        kind="message" if attachments and msg.kind == "unsupported" else msg.kind,
+        # when the album has photos, or the forward texts, to answer.
+        kind="message" if msg.kind == "unsupported" and _some_read(ordered) else msg.kind,
     )
     return together, ordered
+
+
+def _some_read(parts: tuple[InboundMessage, ...]) -> bool:
+    """Whether parts answered together hold something the bot reads: a file, or a part that
+    is a message (a forwarded text; not a video's caption, which alone asks about the video)."""
+    return any(part.kind == "message" or part.attachments for part in parts)
 
 
 def joined_text(parts: tuple[InboundMessage, ...]) -> str:

@@ -34,8 +34,11 @@ _LIKE_A_HEAD_LINE = re.compile(
     re.IGNORECASE,
 )
 
-# Content the bot does not read, as the apps name it ("video"; Telegram's name otherwise).
-_CONTENT_WORDS: dict[str, str] = {medium: word for medium, word in RECORDING_WORDS.items()}
+# Content the bot does not read, as the apps name it ("video", "GIF"; Telegram's name otherwise).
+_CONTENT_WORDS: dict[str, str] = {
+    **{medium: word for medium, word in RECORDING_WORDS.items()},
+    "animation": "GIF",
+}
 # What a part's recordings said (or why each was not written down), by the part's update_id.
 Heard = Mapping[int, Sequence[HeardRecording]]
 

@@ -122,11 +122,9 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         forwarded=passed_on(msg),
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
-        # A video beside photos (without VOICE_TRANSCRIPTION) is one part of their album still:
-        # its caption is the album's question, and the album's turn says it went unread.
-        album_id=msg.media_group_id
-        if unsupported
-        else _answered_with(msg, sender_id, attachments, pasted=pasted),
+        # A video beside photos or forwarded texts (without VOICE_TRANSCRIPTION) is one part of
+        # their album or forward still: the turn of the rest says it went unread.
+        album_id=_answered_with(msg, sender_id, media=bool(attachments or unsupported), pasted=pasted),
         # Typed alone (no reply, not a paste's part): maybe the comment of a forward that follows.
         may_be_comment=pasted and addressed and not near_limit and not context,
     )
@@ -153,19 +151,18 @@ def _pasted(
     )
 
 
-def _answered_with(
-    msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...], *, pasted: bool
-) -> str | None:
+def _answered_with(msg: Message, sender_id: int | None, *, media: bool, pasted: bool) -> str | None:
     """The group of messages ``msg`` is answered together with (its ``album_id``): the others
-    forwarded with it, the other parts of its album, or the other parts of a text its sender
-    pasted (``pasted``: see ``_pasted``). Telegram delivers a forward of several messages as
-    one message each, all sent at the same second: by sender and that second (a forwarded
-    album is part of the forward)."""
+    forwarded with it, the other parts of its album (``media``: it holds a file, or content the
+    bot does not read), or the other parts of a text its sender pasted (``pasted``: see
+    ``_pasted``). Telegram delivers a forward of several messages as one message each, all
+    sent at the same second: by sender and that second (a forwarded album is part of the
+    forward)."""
     if pasted and sender_id is not None:
         return paste_album_id(sender_id)
     if passed_on(msg) and msg.date:
         return forward_album_id(sender_id, msg.date)
-    return msg.media_group_id if attachments else None
+    return msg.media_group_id if media else None
 
 
 def _chat_moved(update: Update, msg: Message, sender_id: int | None, config: ProducerConfig) -> Decision:
