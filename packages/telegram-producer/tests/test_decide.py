@@ -220,6 +220,20 @@ BERLIN = {"latitude": 52.520008, "longitude": 13.404954}
             "[Shared poll: Lunch? Options: Pizza; Sushi]",
         ),
         ("a dice roll", {"dice": {"emoji": "🎯", "value": 6}}, "[Rolled 🎯: 6]"),
+        (
+            # Telegram Premium users send them to any chat: once met with silence
+            "a checklist",
+            {
+                "checklist": {
+                    "title": "Trip",
+                    "tasks": [
+                        {"id": 1, "text": "Passport", "completion_date": 1_700_000_000},
+                        {"id": 2, "text": "Tickets"},
+                    ],
+                }
+            },
+            "[Shared checklist: Trip. Tasks: Passport (done); Tickets]",
+        ),
         ("a sticker", {"sticker": {"file_id": "s", "emoji": "😂"}}, "[Sticker 😂]"),
     ],
 )

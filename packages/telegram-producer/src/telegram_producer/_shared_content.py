@@ -1,5 +1,5 @@
-"""What a user shares without typing it (a location, a place, a contact, a poll, a dice roll,
-a sticker), written as the text of the turn, so the agent can answer it: "what is near
+"""What a user shares without typing it (a location, a place, a contact, a poll, a checklist,
+a dice roll, a sticker), written as the text of the turn, so the agent can answer it: "what is near
 here?" right after sharing a location works as it does with a person.
 
 The parts are read leniently: one whose shape is not what the Bot API documents is treated as
@@ -44,6 +44,16 @@ class _Poll(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "regular"
 
 
+class _ChecklistTask(msgspec.Struct, frozen=True, kw_only=True):
+    text: str = ""
+    completion_date: int = 0  # set once someone marked the task done
+
+
+class _Checklist(msgspec.Struct, frozen=True, kw_only=True):
+    title: str = ""
+    tasks: tuple[_ChecklistTask, ...] = ()
+
+
 class _Dice(msgspec.Struct, frozen=True, kw_only=True):
     emoji: str = "🎲"
     value: int = 0
@@ -55,7 +65,7 @@ class _Sticker(msgspec.Struct, frozen=True, kw_only=True):
 
 # The kinds described here, in the order a message is looked at (Telegram sends a venue with
 # its location as well: the venue says more).
-SHARED_KINDS = ("venue", "location", "contact", "poll", "dice", "sticker")
+SHARED_KINDS = ("venue", "location", "contact", "poll", "checklist", "dice", "sticker")
 
 
 def shared_content_text(msg: MessageContent) -> str | None:
@@ -87,6 +97,12 @@ def _describe(kind: str, raw: Any) -> str:
         poll = msgspec.convert(raw, _Poll)
         options = "; ".join(option.text for option in poll.options)
         return f"[Shared {'quiz' if poll.type == 'quiz' else 'poll'}: {poll.question} Options: {options}]"
+    if kind == "checklist":
+        checklist = msgspec.convert(raw, _Checklist)
+        tasks = "; ".join(
+            f"{task.text} (done)" if task.completion_date else task.text for task in checklist.tasks
+        )
+        return f"[Shared checklist: {checklist.title}. Tasks: {tasks}]"
     if kind == "dice":
         dice = msgspec.convert(raw, _Dice)
         return f"[Rolled {dice.emoji}: {dice.value}]"

@@ -96,6 +96,7 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     venue: Any = None
     contact: Any = None
     poll: Any = None
+    checklist: Any = None  # a to-do list (Telegram Premium users send them)
     dice: Any = None
     # A voice message, a round video message, an audio file, a video: read by _attachments
     # where they are transcribed (VOICE_TRANSCRIPTION), else only recognised as unsupported.
