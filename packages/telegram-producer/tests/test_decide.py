@@ -392,6 +392,29 @@ def test_the_part_a_user_quoted_is_what_the_agent_sees_of_the_replied_message() 
     assert message is not None and message.context == "[In reply to a message from @bob:]\n> two"
 
 
+def test_a_reply_to_a_message_of_another_chat_shows_what_the_user_quoted_and_its_photo() -> None:
+    """Telegram's "Reply in another chat" sends the replied message as ``external_reply``
+    (where it came from and its media, never its text) and the part the user selected as
+    ``quote``: the agent once saw only "what does this mean?"."""
+    news = {"id": -1009, "type": "channel", "title": "City news"}
+    external = {
+        "origin": {"type": "channel", "chat": news, "message_id": 8, "date": 1},
+        "chat": news,
+        "message_id": 8,
+        "photo": PHOTO,
+    }
+    given = update(text="what does this mean?", external_reply=external, quote={"text": "Roads closed"})
+
+    message = decide(given, config()).message
+
+    assert message is not None
+    assert (
+        message.context
+        == "[In reply to a message from City news with the attached photo photo-8.jpg:]\n> Roads closed"
+    )
+    assert [a.file_name for a in message.attachments] == ["photo-8.jpg"]
+
+
 def test_a_reply_to_the_bots_own_long_answer_names_it_by_its_beginning() -> None:
     replied = {"message_id": 2, "from": BOT, "text": "word " * 200}
     message = decide(update(text="shorter please", reply_to_message=replied), config()).message

@@ -17,7 +17,17 @@ from telegram_core import RECORDING_WORDS, Attachment
 
 from ._attachments import attachments_of
 from ._shared_content import shared_content_text
-from ._updates import Chat, Message, RepliedMessage, User, chat_name, plain_name, shown_name
+from ._updates import (
+    Chat,
+    ExternalReply,
+    Message,
+    MessageContent,
+    RepliedMessage,
+    User,
+    chat_name,
+    plain_name,
+    shown_name,
+)
 
 # The bot's own message is in the agent's history already: enough of it to say which one.
 _OWN_MESSAGE_EXCERPT_CHARS = 300
@@ -45,7 +55,8 @@ def reply_context(
     forwarded = _forwarded_from(msg.forward_origin)
     if forwarded:
         lines.append(f"[Forwarded from {forwarded}]")
-    replied = _replied(msg)
+    # A message of another chat comes only as ``external_reply``.
+    replied: MessageContent | None = _replied(msg) or msg.external_reply
     if replied is None:
         return "\n".join(lines), ()
     own = replies_to_the_bot(msg, bot_username)
@@ -109,7 +120,9 @@ def _opens_the_topic(msg: Message, replied: RepliedMessage) -> bool:
     )
 
 
-def _author(replied: RepliedMessage) -> str:
+def _author(replied: MessageContent) -> str:
+    if isinstance(replied, ExternalReply):
+        return _forwarded_from(replied.origin) or "someone"
     if replied.sender_chat is not None:
         return chat_name(replied.sender_chat)
     return shown_name(replied.from_) if replied.from_ is not None else "someone"

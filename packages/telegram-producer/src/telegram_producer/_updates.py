@@ -114,6 +114,15 @@ class RepliedMessage(MessageContent, frozen=True, kw_only=True):
     forum_topic_created: Any = None
 
 
+class ExternalReply(MessageContent, frozen=True, kw_only=True):
+    """The message of another chat (or topic) a message replies to ("Reply in another chat"):
+    Telegram sends where it came from and its media, never its text (the message's ``quote``
+    holds the part the user selected)."""
+
+    message_id: Id = 0  # given only for a message of a channel or supergroup
+    origin: Any = None  # a MessageOrigin, read leniently as a forward's is
+
+
 # Content Telegram can carry that the bot does not handle yet; the consumer answers
 # "not supported yet" naming it. Service messages (joins, pins, ...) are not in this
 # list: they are ignored silently. What a user shares (SHARED_KINDS) becomes the turn's text.
@@ -137,6 +146,7 @@ class Message(MessageContent, frozen=True, kw_only=True):
     entities: tuple[MessageEntity, ...] = ()
     caption_entities: tuple[MessageEntity, ...] = ()
     reply_to_message: RepliedMessage | None = None
+    external_reply: ExternalReply | None = None
     # The part of the replied message the user selected (TextQuote), and where a forwarded
     # message came from (MessageOrigin); read leniently by _reply_context.
     quote: Any = None
