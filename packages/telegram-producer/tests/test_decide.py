@@ -189,6 +189,27 @@ def test_a_voice_note_names_what_is_unsupported() -> None:
     assert message is not None and message.unsupported_what == "voice"
 
 
+@pytest.mark.parametrize(
+    ("what", "content"),
+    [
+        ("giveaway", {"chats": [], "winners_selection_date": 1_700_000_000, "winner_count": 3}),
+        ("paid_media", {"star_count": 10, "paid_media": [{"type": "preview"}]}),
+        (
+            "invoice",
+            {"title": "T", "description": "D", "start_parameter": "", "currency": "EUR", "total_amount": 1},
+        ),
+    ],
+)
+def test_a_forwarded_channel_post_the_bot_cannot_read_is_named_not_met_with_silence(
+    what: str, content: dict[str, Any]
+) -> None:
+    """Anyone can forward a channel's giveaway or paid post (or a bot's invoice) to the bot:
+    taken for a service message, it got no answer at all."""
+    origin = {"type": "channel", "chat": {"id": -1009, "type": "channel", "title": "Deals"}, "date": 1}
+    message = decide(update(forward_origin=origin, **{what: content}), config()).message
+    assert message is not None and (message.kind, message.unsupported_what) == ("unsupported", what)
+
+
 BERLIN = {"latitude": 52.520008, "longitude": 13.404954}
 
 

@@ -134,6 +134,10 @@ UNSUPPORTED_CONTENT = (
     "animation",
     "game",
     "story",
+    # a channel's posts and a bot's bill, which anyone can forward to the bot
+    "giveaway",
+    "paid_media",
+    "invoice",
 )
 
 
@@ -158,6 +162,9 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # Present only to recognise unsupported content; their contents are never read.
     game: Any = None
     story: Any = None
+    giveaway: Any = None
+    paid_media: Any = None
+    invoice: Any = None
 
     def unsupported_content(self) -> str | None:
         """Name of the first content type this message carries that the bot does not handle
