@@ -349,27 +349,34 @@ def test_a_watch_that_breaks_never_ends_the_turn_it_watches(tmp_path: Path) -> N
 
 
 @contextlib.contextmanager
-def _as_a_walk_opens(
+def _as_a_walk_reaches(
     prefix: str, act: Callable[[str], None], *, sizing_after: threading.Event
 ) -> Iterator[None]:
-    """``act(name)`` runs in the watch's walk just before it opens a folder whose name starts
-    with ``prefix``, in a sizing begun once ``sizing_after`` was set: a tool's ``rm -rf`` or
-    ``mv`` landing at that moment (in the wild a race on a busy machine, here made certain)."""
+    """``act(name)`` runs in the watch's walk just before it opens a folder, or reads the size
+    of a file, whose name starts with ``prefix``, in a sizing begun once ``sizing_after`` was
+    set: a tool's ``rm -rf`` or ``mv`` landing at that moment (in the wild a race on a busy
+    machine, here made certain)."""
     begun_after = threading.local()  # per sizing thread: whether its sizing began after
 
-    def on_call(frame: FrameType, event: str, arg: object) -> None:
-        called, name = frame.f_code.co_name, frame.f_locals.get("name")
-        if called == "_sized":
-            begun_after.value = sizing_after.is_set()
-        opening = called == "_open_directory" and isinstance(name, str) and name.startswith(prefix)
-        if opening and getattr(begun_after, "value", False):
+    def on_event(frame: FrameType, event: str, arg: object) -> None:
+        name: object = None
+        if event == "call":
+            called = frame.f_code.co_name
+            if called == "_sized":
+                begun_after.value = sizing_after.is_set()
+            if called == "_open_directory":
+                name = frame.f_locals.get("name")
+        elif event == "c_call" and getattr(arg, "__name__", None) == "stat":
+            listed = getattr(arg, "__self__", None)  # a file's size, read from the listing
+            name = listed.name if isinstance(listed, os.DirEntry) else None
+        if isinstance(name, str) and name.startswith(prefix) and getattr(begun_after, "value", False):
             act(name)
 
-    threading.settrace(on_call)  # the watch's sizing threads start inside
+    threading.setprofile(on_event)  # the watch's sizing threads start inside
     try:
         yield
     finally:
-        threading.settrace(None)
+        threading.setprofile(None)  # type: ignore[arg-type]
 
 
 def _take_at_once(path: Path, size: int) -> None:
@@ -387,21 +394,26 @@ def _watch_for_16_mib(session: Path) -> Coroutine[Any, Any, float]:
     )
 
 
-def test_a_folder_deleted_as_a_sizing_walks_it_ends_no_session_under_its_limit(tmp_path: Path) -> None:
-    """A tool's `rm -rf build/` met a sizing while another program grew the disk: the walk
-    found folders gone under it, and the watch took the disk's growth since the last sizing
-    (the other program's 256 MiB) for the session's own, ending a session far under its limit."""
+@pytest.mark.parametrize("vanishing", ["build", "out.o.tmp"], ids=["a folder", "a file"])
+def test_an_entry_deleted_as_a_sizing_reaches_it_ends_no_session_under_its_limit(
+    tmp_path: Path, vanishing: str
+) -> None:
+    """A tool's `rm -rf build/` (or a compiler's temporary file going) met a sizing while
+    another program grew the disk: the walk found entries gone under it, and the watch took
+    the disk's growth since the last sizing (the other program's 256 MiB) for the session's
+    own, ending a session far under its limit."""
     session = tmp_path / "session"
-    build = session / "work" / "build"
+    work = session / "work"
     for step in range(20):
-        (build / f"step-{step}").mkdir(parents=True)
-        (build / f"step-{step}" / "out.o").write_bytes(bytes(4096))
+        (work / "build" / f"step-{step}").mkdir(parents=True)
+        (work / "build" / f"step-{step}" / "out.o").write_bytes(bytes(4096))
+    (work / "out.o.tmp").write_bytes(bytes(4096))
     disk_grew = threading.Event()
     deleted: list[str] = []
 
-    def rm_rf_build(name: str) -> None:
+    def rm_rf(name: str) -> None:
         if not deleted:
-            subprocess.run(["rm", "-rf", str(build)], check=True)
+            subprocess.run(["rm", "-rf", str(work / name)], check=True)
             deleted.append(name)
 
     async def watch() -> None:
@@ -409,11 +421,11 @@ def test_a_folder_deleted_as_a_sizing_walks_it_ends_no_session_under_its_limit(t
         await asyncio.sleep(0.3)  # sized
         # Far more than the room left (others on this disk may free some meanwhile).
         _take_at_once(tmp_path / "another-programs-cache", 256 * 1024 * 1024)
-        disk_grew.set()  # the sizing it sets off walks into build/ as it is deleted
+        disk_grew.set()  # the sizing it sets off reaches the entry as it is deleted
         await asyncio.wait_for(watching, 1.5)
 
     try:
-        with _as_a_walk_opens("build", rm_rf_build, sizing_after=disk_grew), pytest.raises(TimeoutError):
+        with _as_a_walk_reaches(vanishing, rm_rf, sizing_after=disk_grew), pytest.raises(TimeoutError):
             asyncio.run(watch())
     finally:
         (tmp_path / "another-programs-cache").unlink()
@@ -440,7 +452,34 @@ def test_a_tool_renaming_its_folder_whenever_a_sizing_walks_it_is_still_stopped(
         _take_at_once(session / "work" / "hide-0" / "data", 32 * 1024 * 1024)
         return await asyncio.wait_for(watching, 5)
 
-    with _as_a_walk_opens("hide", rename_away, sizing_after=dodging):
+    with _as_a_walk_reaches("hide", rename_away, sizing_after=dodging):
         size = asyncio.run(watch())
     assert size > 16 * 1024 * 1024
     assert renamed, "no walk met the folder: this proves nothing"
+
+
+def test_a_tool_renaming_its_file_whenever_a_sizing_reads_it_is_still_stopped(tmp_path: Path) -> None:
+    """The tool's 32 MiB file is renamed between the walk's listing and its reading of the
+    file's size, at every walk: the walks never find it under any name, and the session is
+    stopped all the same (a file gone under the walk was skipped as if never there: the tool
+    wrote on past the limit for as long as it kept renaming)."""
+    session = tmp_path / "session"
+    (session / "work").mkdir(parents=True)
+    dodging = threading.Event()
+    renamed: list[str] = []
+
+    def rename_away(name: str) -> None:
+        renamed.append(name)
+        os.rename(session / "work" / name, session / "work" / f"hide-{len(renamed)}")
+
+    async def watch() -> float:
+        watching = asyncio.create_task(_watch_for_16_mib(session))
+        await asyncio.sleep(0.3)  # sized
+        dodging.set()
+        _take_at_once(session / "work" / "hide-0", 32 * 1024 * 1024)
+        return await asyncio.wait_for(watching, 5)
+
+    with _as_a_walk_reaches("hide", rename_away, sizing_after=dodging):
+        size = asyncio.run(watch())
+    assert size > 16 * 1024 * 1024
+    assert renamed, "no walk met the file: this proves nothing"

@@ -18,10 +18,10 @@ wrote all of 200 MiB past a 16 MiB limit beside a busy test run), and never so o
 sizing takes more than ``_SIZING_SHARE`` of a core (``_GROWN_SIZING_SHARE`` once the file
 system grew past the room left). What a tool writes past the limit is what it writes
 in one interval and three sizings: the one under way as it passed, the rest as long again, the
-one that sees it; ``_VANISHED_RETRIES`` intervals more if it deletes or renames folders under
-every walk. (A walk that meets entries vanishing is walked again a look later, when an ordinary
-`rm -rf build/` is over: taking the file system's growth for the session's at once ended
-sessions under their limit while another program filled the disk.)
+one that sees it; ``_VANISHED_RETRIES`` intervals and sizings more if it deletes or renames
+files or folders under every walk. (A walk that meets entries vanishing is walked again a look
+later, when an ordinary `rm -rf build/` is over: taking the file system's growth for the
+session's at once ended sessions under their limit while another program filled the disk.)
 
 A file a tool unlinked while holding it open (or made nameless with ``O_TMPFILE``) is in no
 directory, yet takes the disk until its last close: when the file system grew past the room

@@ -40,7 +40,9 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
     """Bytes of the entries under the directory ``path`` (relative to ``dir_fd`` if given),
     each (file, link or directory) counting at least ENTRY_BLOCK and a file at least the
     blocks it holds, once whatever its number of names (0 if there is none, or a link);
-    ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH."""
+    ``math.inf`` for a tree nested deeper than MAX_SIZED_DEPTH. An entry listed and gone
+    before it was looked at raises (``FileNotFoundError``; ``NotADirectoryError`` or ELOOP
+    for a folder replaced): skipped, a file a tool renames under every walk was never seen."""
     try:
         top = _open_directory(os.fspath(path), dir_fd, writable=False)
     except OSError as exc:
@@ -57,14 +59,13 @@ def tree_size(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> flo
             if entry is None:
                 _close(*levels.pop())
             elif not entry.is_dir(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    info = entry.stat(follow_symlinks=False)
-                    if info.st_nlink > 1:  # hard links share their blocks: a further name, a block
-                        if (info.st_dev, info.st_ino) in linked:
-                            total += ENTRY_BLOCK
-                            continue
-                        linked.add((info.st_dev, info.st_ino))
-                    total += file_weight(info)
+                info = entry.stat(follow_symlinks=False)  # gone since listed: raised, as a folder
+                if info.st_nlink > 1:  # hard links share their blocks: a further name, a block
+                    if (info.st_dev, info.st_ino) in linked:
+                        total += ENTRY_BLOCK
+                        continue
+                    linked.add((info.st_dev, info.st_ino))
+                total += file_weight(info)
             elif len(levels) > MAX_SIZED_DEPTH:
                 return math.inf
             else:
