@@ -483,3 +483,50 @@ def test_a_tool_renaming_its_file_whenever_a_sizing_reads_it_is_still_stopped(tm
         size = asyncio.run(watch())
     assert size > 16 * 1024 * 1024
     assert renamed, "no walk met the file: this proves nothing"
+
+
+def test_a_watch_cancelled_as_it_sizes_walks_no_other_directory(tmp_path: Path) -> None:
+    """The turn ended (its watch cancelled) while a sizing ran: the watch let go of its
+    directory's descriptor at once, the runtime's next opens took that number, and the walk
+    went on in whatever it now named (here another chat's folder)."""
+    session = tmp_path / "session"
+    (session / "work").mkdir(parents=True)
+    other = tmp_path / "another-chat"
+    other.mkdir()
+    (other / "its-notes").write_text("not this session's")
+    walking, go_on = threading.Event(), threading.Event()
+    reached: list[str] = []
+
+    def pause_then_note(name: str) -> None:
+        if name == ".":  # the walk's first step: its top, from the watch's descriptor
+            walking.set()
+            go_on.wait(5)
+        else:
+            reached.append(name)
+
+    async def cancel_while_sizing() -> None:
+        watching = asyncio.create_task(_watch_for_16_mib(session))
+        for _ in range(500):
+            if walking.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert walking.is_set(), "no sizing began: this proves nothing"
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        taken = [os.open(other, os.O_RDONLY | os.O_DIRECTORY) for _ in range(64)]
+        try:
+            go_on.set()
+            for _ in range(500):
+                if reached:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            for fd in taken:
+                os.close(fd)
+
+    always = threading.Event()
+    always.set()
+    with _as_a_walk_reaches("", pause_then_note, sizing_after=always):
+        asyncio.run(cancel_while_sizing())
+    assert reached == ["work"]

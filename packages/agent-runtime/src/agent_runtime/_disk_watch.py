@@ -41,6 +41,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from session_core import get_logger
@@ -96,23 +97,30 @@ async def _watched(
     resize_every_s: float,
 ) -> float:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    # A watch cancelled as it sizes (the turn ended) lets ``fd`` go at once while the walk goes
+    # on: each walk gets a copy of its own, closed once it is done (or will never start), or
+    # it walked whatever the runtime opened next under that number (another chat's folder).
+    walks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="disk-watch")
     try:
 
-        def sized(last: _Sizing | None, grown: bool) -> _Sizing:
+        def sized(last: _Sizing | None, grown: bool) -> asyncio.Future[_Sizing]:
             # Descriptors only once the disk grew past what the tree explains (or held some).
             held_too = grown or (last is not None and last.held > 0)
-            return _sized(fd, limit_bytes, turn_processes if held_too else None, last)
+            own = os.dup(fd)
+            walk = walks.submit(_sized, own, limit_bytes, turn_processes if held_too else None, last)
+            walk.add_done_callback(lambda _: os.close(own))
+            return asyncio.wrap_future(walk)
 
         async def sized_again(last: _Sizing, grown: bool) -> _Sizing:
-            sizing = await asyncio.to_thread(sized, last, grown)
+            sizing = await sized(last, grown)
             for _ in range(_VANISHED_RETRIES):
                 if not sizing.vanished:
                     break
                 await asyncio.sleep(interval_s)  # the deletion the walk met is over by then
-                sizing = await asyncio.to_thread(sized, last, grown)
+                sizing = await sized(last, grown)
             return sizing
 
-        last = await asyncio.to_thread(sized, None, False)
+        last = await sized(None, False)
         growth = _Growth(last.used)
         while last.size <= limit_bytes:
             await asyncio.sleep(interval_s)
@@ -125,6 +133,7 @@ async def _watched(
                 growth = _Growth(last.used)
         return last.size
     finally:
+        walks.shutdown(wait=False, cancel_futures=True)
         os.close(fd)
 
 
