@@ -296,3 +296,18 @@ def test_a_turn_that_waited_for_the_chats_running_one_still_stops_when_the_bot_i
     assert response == {"batchItemFailures": []} and dead_letters(aws) == []
     assert len(runtime.turns) == 2
     assert runtime.stopped_after_s is not None and runtime.stopped_after_s < 1.0
+
+
+def test_a_refusal_within_the_configured_wait_for_the_first_typing_runs_no_paid_turn(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """The turn waits for the first "typing…" as long as the consumer's timing says (the
+    default's 0.3 s would have run the turn before this refusal came, at 0.5 s)."""
+    runtime = AnsweringRuntime()
+    kicked = TelegramFault(403, "Forbidden: bot was kicked from the supergroup chat")
+    telegram.inject("sendChatAction", kicked, times=100)
+    telegram.on_call = lambda method, params: time.sleep(0.5 if method == "sendChatAction" else 0.0)
+    queue_message(aws, 460)
+    response = run_once(aws, consumer(aws, make_consumer, runtime))
+    assert response == {"batchItemFailures": []}
+    assert runtime.turns == [] and dead_letters(aws) == []
