@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.failing_credential_processes import FAILING_CREDENTIAL_PROCESSES
+
 pytestmark = pytest.mark.slow
 
 
@@ -287,16 +289,17 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
         ("AWS_PROFILE", "AWS profile broken"),
     ],
 )
+@pytest.mark.parametrize("process", FAILING_CREDENTIAL_PROCESSES)
 def test_a_profile_whose_credential_process_fails_is_one_line_without_its_output(
-    profile_given: str, named: str, tmp_path: Path
+    profile_given: str, named: str, process: str, tmp_path: Path
 ) -> None:
     """A credential_process that exits 1 stopped the start with a traceback ending in what the
     process wrote, which may be a credential; said how it fails, "CredentialRetrievalError"
-    did not say which part of the profile to look at."""
+    did not say which part of the profile to look at. One whose program is not there, or that
+    writes no JSON, still stopped it with a traceback after that."""
     written = "PROCESS-WROTE-" + uuid.uuid4().hex
     (tmp_path / "config").write_text(
-        "[profile broken]\nregion = eu-west-1\n"
-        f"credential_process = sh -c 'echo {written}; echo {written} >&2; exit 1'\n"
+        f"[profile broken]\nregion = eu-west-1\ncredential_process = {process.format(written=written)}\n"
     )
     env = {"AWS_CONFIG_FILE": str(tmp_path / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "c")}
     args: list[str] = []

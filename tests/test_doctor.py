@@ -21,6 +21,7 @@ from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
 from agentbot.preflight import SHELL_SETTINGS as DEV_SHELL_SETTINGS
+from tests.failing_credential_processes import FAILING_CREDENTIAL_PROCESSES
 from tests.operator_commands import run_at_the_shells_endpoints
 
 BOT_TOKEN = "123456789:DOCTOR-test-token-not-a-real-one"
@@ -1470,17 +1471,23 @@ def test_without_aws_credentials_and_without_a_gateway_bedrock_still_fails_namin
     assert model.model_calls == [], out
 
 
+@pytest.mark.parametrize("process", FAILING_CREDENTIAL_PROCESSES)
 def test_a_profile_whose_credential_process_fails_is_named_without_its_output(
-    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+    process: str,
+    tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
 ) -> None:
     """Said only "the AWS credentials cannot be read (CredentialRetrievalError)": not which
-    profile, nor that its credential_process is what failed (what it wrote may be a credential)."""
+    profile, nor that its credential_process is what failed (what it wrote may be a credential).
+    One whose program is not there, or that writes no JSON, stopped doctor with a traceback."""
     _bedrock_in_the_shell(clean_env, model, "eu-west-1", "anthropic.claude-test-v1:0")
     _no_aws_credentials(clean_env, tmp_path)
     written = "PROCESS-WROTE-" + uuid.uuid4().hex
     (tmp_path / "aws-config").write_text(
-        "[profile broken]\nregion = eu-west-1\n"
-        f"credential_process = sh -c 'echo {written}; echo {written} >&2; exit 1'\n"
+        f"[profile broken]\nregion = eu-west-1\ncredential_process = {process.format(written=written)}\n"
     )
     clean_env.setenv("AWS_PROFILE", "broken")
 

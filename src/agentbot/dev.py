@@ -111,7 +111,7 @@ from .preflight import (
     check_webhook_secret_setting,
     shell_settings,
 )
-from .profile_credentials import credentials_unreadable
+from .profile_credentials import CREDENTIAL_PROCESS_NOT_RUN, credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
@@ -421,7 +421,8 @@ def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) ->
             env["AWS_REGION"] = region
         try:
             credentials = _bedrock_credentials(session, region, own_profile=bool(aws_profile))
-        except BotoCoreError as exc:  # the shell's profile found, its credentials not to be had
+        # the shell's profile found, its credentials not to be had
+        except (BotoCoreError, *CREDENTIAL_PROCESS_NOT_RUN) as exc:
             named = f"--aws-profile {aws_profile}" if aws_profile else f"AWS profile {session.profile_name}"
             raise _credentials_unreadable(named, exc) from None
         return ModelChoice(f"Bedrock ({region or 'no region'})", env, None, bedrock_credentials=credentials)
@@ -544,7 +545,7 @@ def aws_for(
             yield label, {**signing, "AWS_ENDPOINT_URL": url}, credentials
 
 
-def _credentials_unreadable(named: str, exc: BotoCoreError) -> DevSetupError:
+def _credentials_unreadable(named: str, exc: Exception) -> DevSetupError:
     """The start's one line for the credentials of a profile boto3 found but could not get."""
     return DevSetupError(f"{credentials_unreadable(named, exc)}, then start `agentbot dev` again")
 
@@ -577,7 +578,7 @@ def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
             f"--aws-profile {profile}: no such profile in ~/.aws/config or ~/.aws/credentials "
             f"(create it with `aws configure --profile {profile}`)"
         ) from None
-    except BotoCoreError as exc:
+    except (BotoCoreError, *CREDENTIAL_PROCESS_NOT_RUN) as exc:
         raise _credentials_unreadable(f"--aws-profile {profile}", exc) from None
     if frozen is None:
         raise DevSetupError(f"--aws-profile {profile}: the profile has no credentials (`aws configure`)")

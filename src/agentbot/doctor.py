@@ -63,7 +63,7 @@ from .preflight import (
     mcp_secret_variable,
     programs_for,
 )
-from .profile_credentials import credentials_unreadable
+from .profile_credentials import CREDENTIAL_PROCESS_NOT_RUN, credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
@@ -433,7 +433,8 @@ def probe_shell_bedrock_models(
                 "configure a profile (AWS_PROFILE) that may call bedrock:InvokeModel",
             )
         ]
-    except (BotoCoreError, ClientError) as exc:  # found, but not to be had: an SSO sign-in gone, a role
+    # found, but not to be had: an SSO sign-in gone, a role, a credential_process that fails
+    except (BotoCoreError, ClientError, *CREDENTIAL_PROCESS_NOT_RUN) as exc:
         return [
             Check(
                 "model",
