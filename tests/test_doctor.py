@@ -22,7 +22,7 @@ from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 from agentbot.cli import main
 from agentbot.preflight import SHELL_SETTINGS as DEV_SHELL_SETTINGS
 from tests.failing_credential_processes import FAILING_CREDENTIAL_PROCESSES
-from tests.operator_commands import run_at_the_shells_endpoints
+from tests.operator_commands import reach_the_fixtures_through_a_profile, run_at_the_shells_endpoints
 
 BOT_TOKEN = "123456789:DOCTOR-test-token-not-a-real-one"
 WEBHOOK_SECRET = "doctor-test-webhook-secret-0123456789"
@@ -346,6 +346,29 @@ def test_a_stack_is_checked_in_aws_not_at_an_endpoint_left_in_the_shell(
     (note,) = [line for line in err.splitlines() if "note: ignored" in line]
     assert all(variable in note for variable in aws.endpoints.environment()), err
     assert note.endswith("from the shell: a stack is reached in AWS itself"), err
+
+
+def test_a_stack_is_checked_through_the_endpoint_the_operators_profile_names(
+    aws: Any,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
+    tmp_path: Path,
+) -> None:
+    """An operator whose AWS is reached through their profile's endpoint_url (a VPC endpoint)
+    had it ignored as the shell's leftovers were: doctor --stack found no stack where `sam
+    deploy` had made one."""
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    profile = reach_the_fixtures_through_a_profile(aws, clean_env, tmp_path)
+    clean_env.setenv("AWS_MAX_ATTEMPTS", "1")
+
+    main(["doctor", "--stack", stack, "--profile", profile])
+    out, err = capsys.readouterr()
+
+    assert out.startswith(f"agentbot doctor · stack {stack}"), out + err
+    assert "note: ignored" not in err, err
 
 
 def test_the_stack_is_looked_up_in_the_region_aws_region_names_and_no_region_says_how_to_give_one(

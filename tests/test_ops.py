@@ -14,7 +14,7 @@ from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
 from agentbot.ops import ALLOWED_UPDATES
-from tests.operator_commands import run_at_the_shells_endpoints
+from tests.operator_commands import reach_the_fixtures_through_a_profile, run_at_the_shells_endpoints
 
 BOT_TOKEN = "123456789:OPS-test-token-not-a-real-one"
 WEBHOOK_SECRET = "ops-test-webhook-secret-0123456789"
@@ -378,6 +378,65 @@ def test_a_stack_is_operated_in_aws_not_at_an_endpoint_left_in_the_shell(
     assert all(variable in note for variable in aws.endpoints.environment()), err
     assert note.endswith("from the shell: a stack is reached in AWS itself"), err
     assert telegram.calls("setWebhook") == []
+    assert len(_drain(aws, aws.resources.dlq_url)) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["dlq", "list", "--wait", "0"], ["webhook", "set"], ["chat", "default/42/0"]],
+    ids=["dlq_list", "webhook_set", "chat"],
+)
+def test_a_stack_is_operated_through_the_endpoint_the_operators_profile_names(
+    argv: list[str],
+    aws: Any,
+    telegram: LocalTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """An operator whose AWS is reached through their profile's endpoint_url (a VPC endpoint)
+    had it ignored as the shell's leftovers were: the commands found no stack where `sam
+    deploy` had made one."""
+    stack = _stack(aws)
+    _send_dead_letter(aws, update_id=77, session_key="default/42/0")
+    monkeypatch.setenv("TELEGRAM_API_BASE", telegram.base_url)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    for name in ("BOT_TOKEN_PARAMETER", "WEBHOOK_SECRET_PARAMETER", "DEAD_LETTER_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    profile = reach_the_fixtures_through_a_profile(aws, monkeypatch, tmp_path)
+
+    code, out, err = _run_as_the_operator(capsys, *argv, "--stack", stack, "--profile", profile)
+
+    assert code == 0, out + err
+    assert "note: ignored" not in err, err
+    if argv[0] == "dlq":
+        assert "77" in out, out
+    if argv[0] == "webhook":
+        assert len(telegram.calls("setWebhook")) == 1
+
+
+@pytest.mark.parametrize("host", ["localhost", "[::1]", "0.0.0.0"])
+def test_an_endpoint_left_in_the_shell_is_on_this_machine_however_its_host_is_spelled(
+    host: str,
+    aws: Any,
+    telegram: LocalTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only endpoints on this machine are ignored for a stack: dev's or a test's moto named
+    by another name for it must not move a local stack's dead letters either."""
+    stack = _stack(aws)
+    _send_dead_letter(aws, update_id=77, session_key="default/42/0")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.delenv("DEAD_LETTER_QUEUE_URL", raising=False)
+    for variable, url in aws.endpoints.environment().items():
+        monkeypatch.setenv(variable, url.replace("127.0.0.1", host))
+
+    code, out, err = _run_as_the_operator(capsys, "dlq", "redrive", "--wait", "0", "--stack", stack)
+
+    assert code == 1 and not out, out + err
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ignored")]
+    assert "AWS_ENDPOINT_URL" in note, err
     assert len(_drain(aws, aws.resources.dlq_url)) == 1
 
 

@@ -4,7 +4,7 @@ Where things are comes from ``--stack NAME`` (the CloudFormation outputs and par
 infra/template.yaml), from explicit flags, or from the environment the functions use
 (``INBOUND_QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL``, ``BOT_TOKEN_PARAMETER``, ...). Given directly,
 they reach wherever the shell's AWS endpoints say (AWS, LocalStack, ``agentbot dev``'s moto); a
-named stack is reached in AWS itself (``operator_aws_clients``).
+named stack is never reached at an endpoint on this machine (``operator_aws_clients``).
 
 Secrets (bot token, webhook secret) are read from SSM, or from ``TELEGRAM_BOT_TOKEN`` /
 ``TELEGRAM_WEBHOOK_SECRET`` when set; they are sent to Telegram and never printed.
@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -475,16 +477,20 @@ def aws_clients(args: argparse.Namespace, *, configured_endpoints: bool = True) 
 
 def operator_aws_clients(args: argparse.Namespace) -> ClientFactory:
     """The AWS clients of an operator command as it runs. Decided: a named stack (``--stack``,
-    AGENTBOT_STACK) is reached in AWS itself. An endpoint left in the shell (agentbot dev's or
-    a test's moto) would act on a local stack of the same name: replay its dead letters, point
-    the bot at its webhook. The endpoint variables ignored are named in one line."""
+    AGENTBOT_STACK) is not reached at this machine. An endpoint on it left in the shell
+    (agentbot dev's or a test's moto) would act on a local stack of the same name: replay its
+    dead letters, point the bot at its webhook; then every endpoint the shell or the profile
+    names is ignored, in one line naming the shell's. Endpoints elsewhere (a VPC endpoint where
+    AWS's public ones are blocked, a profile's endpoint_url) are the operator's way to AWS."""
     if not named_stack(args):
         return aws_clients(args)  # queue URLs and parameters given directly: wherever the shell says
-    if ignored := _endpoint_variables(os.environ):
-        print(
-            f"note: ignored {', '.join(ignored)} from the shell: a stack is reached in AWS itself",
-            file=sys.stderr,
-        )
+    variables = _endpoint_variables(os.environ)
+    if not any(_names_this_machine(os.environ[variable]) for variable in variables):
+        return aws_clients(args)
+    print(
+        f"note: ignored {', '.join(variables)} from the shell: a stack is reached in AWS itself",
+        file=sys.stderr,
+    )
     return aws_clients(args, configured_endpoints=False)
 
 
@@ -496,6 +502,23 @@ def _endpoint_variables(environ: Mapping[str, str]) -> list[str]:
         for variable, value in environ.items()
         if (variable == "AWS_ENDPOINT_URL" or variable.startswith("AWS_ENDPOINT_URL_")) and value.strip()
     )
+
+
+def _names_this_machine(url: str) -> bool:
+    """Whether ``url`` is served on this machine: localhost or a loopback (or any-)address."""
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:  # no URL boto3 could call either
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a name: resolved elsewhere (a VPC endpoint's), not ours to guess
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return address.is_loopback or address.is_unspecified
 
 
 def no_such_profile(flag: str | None) -> str:
