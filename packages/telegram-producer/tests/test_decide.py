@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from agentbot_testing.telegram_support import with_entities
 from telegram_producer import ProducerConfig, Update, decide, stop_request
 
 BOT = {"id": 99, "is_bot": True, "first_name": "Bot", "username": "agent_bot"}
@@ -19,7 +20,11 @@ def config(**changes: Any) -> ProducerConfig:
     return replace(base, **changes)
 
 
-def update(kind: str = "message", *, chat: dict[str, Any] | None = None, **message: Any) -> Update:
+def update(
+    kind: str = "message", *, chat: dict[str, Any] | None = None, marked: bool = True, **message: Any
+) -> Update:
+    """An update as Telegram sends it: its text's mentions, commands and e-mail addresses marked
+    (``marked=False``: not, as a client of an older Bot API may post it)."""
     body: dict[str, Any] = {
         "message_id": 3,
         "date": 1_700_000_000,
@@ -27,7 +32,7 @@ def update(kind: str = "message", *, chat: dict[str, Any] | None = None, **messa
         "from": ALICE,
         **message,
     }
-    return msgspec.convert({"update_id": 100, kind: body}, Update)
+    return msgspec.convert({"update_id": 100, kind: with_entities(body) if marked else body}, Update)
 
 
 GROUP = {"id": -100, "type": "supergroup"}
@@ -73,6 +78,13 @@ def test_updates_that_start_no_turn_say_why(
         ("an allowed user", update(text="hi"), {"allowed_user_ids": frozenset({7})}, "message", "hi"),
         ("an allowed chat", update(text="hi"), {"allowed_chat_ids": frozenset({7})}, "message", "hi"),
         ("a mention in a group", update(chat=GROUP, text="@agent_bot what now"), {}, "message", "what now"),
+        (
+            "a mention in an update without entities",
+            update(chat=GROUP, text="@agent_bot what now", marked=False),
+            {},
+            "message",
+            "what now",
+        ),
         (
             "a reply to the bot in a group",
             update(chat=GROUP, text="and then?", reply_to_message={"message_id": 2, "from": BOT}),
@@ -589,6 +601,57 @@ def test_a_word_that_only_looks_like_another_bots_command_does_not_silence_a_mes
     """A command is "/" and up to 32 letters, digits or underscores (Telegram's rule): a path
     such as "/etc/…/getty@.service" is text, written to whoever the message addresses."""
     assert decide(given, config(**settings)).message is not None, case
+
+
+ADDRESS = "write to help@agent_bot.com"
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["marked by Telegram", "an update without entities"])
+def test_an_email_address_holding_the_bots_username_is_no_mention_and_reaches_the_model_whole(
+    marked: bool,
+) -> None:
+    """Telegram marks "help@agent_bot.com" as an e-mail address, not a mention: in a group it
+    is no paid turn, and where the bot answers every message the model reads it as written."""
+    given = update(chat=GROUP, text=ADDRESS, marked=marked)
+
+    assert decide(given, config()).ignored == "group message not addressed to the bot"
+    answered = decide(given, config(group_reply_mode="always")).message
+    assert answered is not None and answered.text == ADDRESS
+
+
+def test_only_the_mention_telegram_marks_is_taken_out_of_the_text() -> None:
+    """Offsets count UTF-16 units: after an emoji the mention is still cut whole, and the
+    address beside it stays as written."""
+    given = update(chat=GROUP, text=f"\U0001f642 @Agent_Bot {ADDRESS}")
+    message = decide(given, config()).message
+    assert message is not None and message.text == f"\U0001f642  {ADDRESS}"
+
+
+@pytest.mark.parametrize(
+    ("case", "named", "addressed"),
+    [("the bot", BOT, True), ("someone else", {**ALICE, "id": 8, "username": None}, False)],
+)
+def test_a_name_linked_to_a_user_addresses_the_bot_only_when_it_is_the_bots(
+    case: str, named: dict[str, Any], addressed: bool
+) -> None:
+    """A "text_mention": a name in the text that Telegram links to a user."""
+    linked = [{"type": "text_mention", "offset": 0, "length": 5, "user": named}]
+    decision = decide(update(chat=GROUP, text="Agent what now", entities=linked), config())
+    if addressed:
+        assert decision.message is not None and decision.message.text == "what now", case
+    else:
+        assert decision.ignored == "group message not addressed to the bot", case
+
+
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200b", "\u2060", "\ufeff", "\ufe0f", "\U000e0100", " \u200b\n\u2060 "],
+    ids=["zero-width space", "word joiner", "BOM", "variation selector", "supplement selector", "mixed"],
+)
+def test_a_mention_followed_by_nothing_visible_has_nothing_to_answer(invisible: str) -> None:
+    """ "@agent_bot" and a zero-width space shows as a bare mention: no paid turn on nothing."""
+    decision = decide(update(chat=GROUP, text=f"@agent_bot{invisible}"), config())
+    assert decision.message is None and decision.ignored == "a mention with nothing to answer"
 
 
 QUIZ_BOT = {"id": 55, "is_bot": True, "first_name": "Quiz", "username": "quiz_bot"}

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from local_stack import http_api_event
-from session_core import TURN_VERSION, ErrorKind, TurnRequest, TurnResult
+from session_core import TURN_VERSION, ErrorKind, TurnRequest, TurnResult, utf16_len
 from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, decode_envelope, encode_envelope
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
@@ -27,6 +27,29 @@ OUTBOX_FILE_CONTENT = {
 # Telegram makes a mention of an "@" and a username's characters after it (not inside a word,
 # as in an address): one in the bot's own message notifies that person as anyone's does.
 _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]+)")
+
+
+# What Telegram marks in a message's text as it arrives (``entities``): an e-mail address first
+# ("help@agent_bot.com" is one, not a mention), a command at the start of a word
+# ("/new@agent_bot", one entity), a mention.
+_MARKED_RE = re.compile(
+    r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
+    r"|(?P<bot_command>(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@]))"
+    r"|(?P<mention>(?<![\w@])@[A-Za-z0-9_]{3,32}\b)"
+)
+
+
+def entities_of(text: str) -> list[dict[str, Any]]:
+    """The ``entities`` Telegram gives ``text`` (mentions, e-mail addresses, commands; offsets
+    and lengths in UTF-16 code units, as Telegram counts)."""
+    return [
+        {
+            "type": match.lastgroup,
+            "offset": utf16_len(text[: match.start()]),
+            "length": utf16_len(match.group(0)),
+        }
+        for match in _MARKED_RE.finditer(text)
+    ]
 
 
 def mentions(text: str) -> list[str]:
@@ -75,6 +98,16 @@ def message(
         msg["message_thread_id"] = thread_id
         msg["is_topic_message"] = True
     msg.update(extra)
+    return with_entities(msg)
+
+
+def with_entities(msg: dict[str, Any]) -> dict[str, Any]:
+    """``msg`` with the ``entities`` (``caption_entities``) Telegram gives its text (caption)
+    where it has none given; Telegram leaves the field out when it marks nothing."""
+    for field, marked in (("text", "entities"), ("caption", "caption_entities")):
+        found = entities_of(msg[field]) if isinstance(msg.get(field), str) else []
+        if found and marked not in msg:
+            msg[marked] = found
     return msg
 
 

@@ -136,7 +136,14 @@ if TYPE_CHECKING:
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
     from ._turn_records import RecordedTurn
     from ._undelivered_files import UndeliveredFiles, undelivered_files
-    from ._visible_text import shown_command, shown_grant_rule, utf16_len, visible_text, within_utf16
+    from ._visible_text import (
+        shown_command,
+        shown_grant_rule,
+        shows_nothing,
+        utf16_len,
+        visible_text,
+        within_utf16,
+    )
     from ._voice_settings import voice_transcription
 else:  # imported on first use: see _lazy_exports
     from ._lazy_exports import lazy_exports
@@ -297,6 +304,7 @@ __all__ = [
     "shown_characters",
     "shown_command",
     "shown_grant_rule",
+    "shows_nothing",
     "tenant_from_env",
     "undelivered_files",
     "unused_file_name",

@@ -70,6 +70,12 @@ def shown_grant_rule(rule: str, limit: int, *, command_above: bool = False) -> s
     return kept + _LEFT_OUT.format(count=len(shown) - len(kept))
 
 
+def shows_nothing(text: str) -> bool:
+    """Whether a chat shows ``text`` as nothing at all: spaces, line breaks and characters
+    drawn as nothing (zero-width spaces, word joiners, variation selectors, ...) only."""
+    return all(_looks_blank(line) for line in text.split("\n"))
+
+
 def utf16_len(text: str) -> int:
     """Length as Telegram counts it (UTF-16 code units: an emoji is two)."""
     return len(text.encode("utf-16-le")) // 2

@@ -3,15 +3,15 @@ acknowledged and ignored, and why. Pure: no I/O, so tests call ``decide`` direct
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
-from session_core import SessionKey, forward_album_id, paste_album_id, utf16_len
+from session_core import SessionKey, forward_album_id, paste_album_id, shows_nothing, utf16_len
 from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
+from ._mentions import without_bot_mentions
 from ._reply_context import replies_to_another_bot, replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
@@ -99,6 +99,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     voice = config.transcribes_voice
     shown = addressed or passed_on(msg)
     context, replied_files = reply_context(msg, config.bot_username, voice=voice) if shown else ("", ())
+    if shows_nothing(text):  # "@bot\u200b": a zero-width space is nothing to answer either
+        text = ""
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
@@ -202,12 +204,6 @@ def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> boo
     )
 
 
-def bot_mention(config: ProducerConfig) -> re.Pattern[str] | None:
-    """The bot's @mention in a message's text (None: the bot's username is not configured)."""
-    username = config.bot_username
-    return re.compile(rf"@{re.escape(username)}\b", re.IGNORECASE) if username else None
-
-
 def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
     """(should the bot answer, text without the bot's @mention). A forwarded message's mention
     is someone else's words: it addresses nobody, and stays in the text. One of the bot's
@@ -218,12 +214,9 @@ def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tupl
     bot's, whatever else holds: the model would be paid to answer it."""
     username = config.bot_username
     typed = not passed_on(msg)  # by the sender, not forwarded
-    mention = bot_mention(config) if typed else None
-    mentioned = bool(mention and mention.search(text))
+    mentioned, text = without_bot_mentions(msg, text, username) if typed else (False, text)
     replied = replies_to_the_bot(msg, username)
     command = typed and parse_command(text, username) is not None
-    if mention is not None:
-        text = mention.sub("", text).strip()
     their_reply = not mentioned and replies_to_another_bot(msg, username)
     if typed and for_another_bot(text, username, replying_to_another_bot=their_reply):
         return False, text

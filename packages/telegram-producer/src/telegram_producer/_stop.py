@@ -28,8 +28,8 @@ from telegram_core import (
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
+from ._mentions import bot_mention
 from ._reply_context import replies_to_another_bot
-from ._routing import bot_mention
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, shown_name, topic_of
 
 StopVia = Literal["command", "draft", "button"]
@@ -117,7 +117,7 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
     if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
         return None  # ignored as any bot's message is
     words = typed.split()
-    mention = bot_mention(config)
+    mention = bot_mention(config.bot_username)
     mentioned = bool(words and mention is not None and mention.fullmatch(words[0]))
     if mentioned:
         words = words[1:]  # "@bot /stop" in a group, as every other command may be written

@@ -68,9 +68,13 @@ class Recording(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MessageEntity(msgspec.Struct, frozen=True, kw_only=True):
+    """A part of a message's text Telegram marks (a mention, an e-mail address, a command...);
+    ``offset`` and ``length`` count UTF-16 code units."""
+
     type: str
     offset: Count
     length: Count
+    user: User | None = None  # the user a "text_mention" names
 
 
 class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
