@@ -205,6 +205,16 @@ def test_a_voice_note_names_what_is_unsupported() -> None:
     ("what", "content"),
     [
         ("giveaway", {"chats": [], "winners_selection_date": 1_700_000_000, "winner_count": 3}),
+        (
+            "giveaway_winners",
+            {
+                "chat": {"id": -1009, "type": "channel", "title": "Deals"},
+                "giveaway_message_id": 5,
+                "winners_selection_date": 1_700_000_000,
+                "winner_count": 1,
+                "winners": [ALICE],
+            },
+        ),
         ("paid_media", {"star_count": 10, "paid_media": [{"type": "preview"}]}),
         (
             "invoice",

@@ -140,6 +140,7 @@ UNSUPPORTED_CONTENT = (
     "story",
     # a channel's posts and a bot's bill, which anyone can forward to the bot
     "giveaway",
+    "giveaway_winners",
     "paid_media",
     "invoice",
 )
@@ -167,6 +168,7 @@ class Message(MessageContent, frozen=True, kw_only=True):
     game: Any = None
     story: Any = None
     giveaway: Any = None
+    giveaway_winners: Any = None  # the post naming a giveaway's winners
     paid_media: Any = None
     invoice: Any = None
 
