@@ -453,9 +453,28 @@ def test_a_reply_to_a_message_of_another_chat_shows_what_the_user_quoted_and_its
     assert message is not None
     assert (
         message.context
-        == "[In reply to a message from City news with the attached photo photo-8.jpg:]\n> Roads closed"
+        == "[In reply to a message from City news with the attached photo photo-other-chat-8.jpg:]\n"
+        "> Roads closed"
     )
-    assert [a.file_name for a in message.attachments] == ["photo-8.jpg"]
+    assert [a.file_name for a in message.attachments] == ["photo-other-chat-8.jpg"]
+
+
+def test_a_photo_replying_in_another_chat_to_a_photo_keeps_the_two_apart() -> None:
+    """The message of another chat may have the same id as the user's own (ids count per
+    chat): both photos were named photo-8.jpg, and the agent, told the channel's photo was
+    photo-8.jpg, read the user's own as the channel's."""
+    news = {"id": -1009, "type": "channel", "title": "City news"}
+    external = {"origin": {"type": "channel", "chat": news, "message_id": 8, "date": 1}, "message_id": 8}
+    given = update(
+        message_id=8, caption="which is newer?", photo=PHOTO, external_reply={**external, "photo": PHOTO}
+    )
+
+    message = decide(given, config()).message
+
+    assert message is not None
+    own, replied = (a.file_name for a in message.attachments)
+    assert own != replied
+    assert message.context.endswith(f"with the attached photo {replied}]")
 
 
 def test_a_reply_to_the_bots_own_long_answer_names_it_by_its_beginning() -> None:

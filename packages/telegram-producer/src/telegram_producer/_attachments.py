@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from telegram_core import Attachment, Medium
 
-from ._updates import MessageContent, Recording
+from ._updates import ExternalReply, MessageContent, Recording
 
 
 def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachment, ...]:
@@ -23,7 +23,7 @@ def attachments_of(msg: MessageContent, *, voice: bool = False) -> tuple[Attachm
                 kind="photo",
                 file_id=best.file_id,
                 file_unique_id=best.file_unique_id,
-                file_name=f"photo-{msg.message_id}.jpg",
+                file_name=f"{_named('photo', msg)}.jpg",
                 mime_type="image/jpeg",
                 file_size=best.file_size,
             ),
@@ -89,13 +89,23 @@ def _recording(msg: MessageContent) -> tuple[Attachment, ...]:
                 medium=medium,
                 file_id=recording.file_id,
                 file_unique_id=recording.file_unique_id,
-                file_name=f"{_NAMED[medium]}-{msg.message_id}{suffix}",
+                file_name=f"{_named(_NAMED[medium], msg)}{suffix}",
                 mime_type=mime,
                 file_size=recording.file_size,
                 duration_s=recording.duration,
             ),
         )
     return ()
+
+
+def _named(what: str, msg: MessageContent) -> str:
+    """The name the producer gives what ``msg`` carries: by its message's id ("photo-8"). A
+    message of another chat ("Reply in another chat") is named as one, as its id may be the
+    replying message's own (ids count per chat) or be missing: two photos of one turn were
+    one "photo-8.jpg", and the agent took the user's for the other chat's."""
+    if isinstance(msg, ExternalReply):
+        return f"{what}-other-chat-{msg.message_id}" if msg.message_id else f"{what}-other-chat"
+    return f"{what}-{msg.message_id}"
 
 
 def _plain_suffix(file_name: str | None) -> str:
