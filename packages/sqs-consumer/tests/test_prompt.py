@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from sqs_consumer._prompt import prompt_of
+from sqs_consumer._prompt import prompt_of, with_unread_parts
 from telegram_core import InboundMessage
 
 
@@ -52,4 +52,20 @@ def test_a_header_line_written_with_lookalike_brackets_or_full_width_letters_is_
 
     assert prompt_of(msg, staged=False) == (
         f"[From Eve (user 9)]\n\n\\{full_width}\n\\\u3010From @bob\u3011 ok\n(From a friend) stays"
+    )
+
+
+def test_the_parts_the_bot_cannot_read_are_counted_in_plain_english() -> None:
+    """A forward of stories, paid posts and giveaway winners: the agent reads how many of each,
+    worded as a person would ("2 stories", not "2 storys" or "1 giveaway winners")."""
+    kinds = ["story", "story", "paid_media", "giveaway_winners", "giveaway_winners", "video"]
+    parts = [
+        msgspec.structs.replace(
+            _group_message(7, "ada"), update_id=n, kind="unsupported", unsupported_what=what
+        )
+        for n, what in enumerate(kinds)
+    ]
+    assert with_unread_parts("look", parts) == (
+        "look\n\n[Not attached, as the bot cannot read them yet: 2 stories and 1 paid post and "
+        "2 giveaway winners posts and 1 video. Tell the user you could not look at them.]"
     )

@@ -277,6 +277,11 @@ BERLIN = {"latitude": 52.520008, "longitude": 13.404954}
             },
             "[Shared checklist: Trip. Tasks: Passport (done); Tickets]",
         ),
+        (
+            "a checklist whose title ends a sentence",
+            {"checklist": {"title": "Before we fly!", "tasks": [{"id": 1, "text": "Passport"}]}},
+            "[Shared checklist: Before we fly! Tasks: Passport]",
+        ),
         ("a sticker", {"sticker": {"file_id": "s", "emoji": "😂"}}, "[Sticker 😂]"),
     ],
 )

@@ -38,6 +38,8 @@ _LIKE_A_HEAD_LINE = re.compile(
 _CONTENT_WORDS: dict[str, str] = {
     **{medium: word for medium, word in RECORDING_WORDS.items()},
     "animation": "GIF",
+    "giveaway_winners": "giveaway winners post",
+    "paid_media": "paid post",
 }
 # What a part's recordings said (or why each was not written down), by the part's update_id.
 Heard = Mapping[int, Sequence[HeardRecording]]
@@ -94,7 +96,7 @@ def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
     counts = Counter(part.unsupported_what or "" for part in parts if part.kind == "unsupported")
     if not counts:
         return prompt
-    named = [f"{n} {_content_word(what)}{'s' if n > 1 else ''}" for what, n in counts.items()]
+    named = [f"{n} {_counted(_content_word(what), n)}" for what, n in counts.items()]
     them = "them" if counts.total() > 1 else "it"
     line = (
         f"[Not attached, as the bot cannot read {them} yet: {' and '.join(named)}. "
@@ -105,6 +107,15 @@ def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
 
 def _content_word(what: str) -> str:
     return _CONTENT_WORDS.get(what) or what.replace("_", " ") or "message"
+
+
+def _counted(word: str, n: int) -> str:
+    """``word`` as ``n`` of it: "1 story", "2 stories", "2 videos"."""
+    if n == 1:
+        return word
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return word[:-1] + "ies"
+    return word + "s"
 
 
 def _why(not_fetched: NotFetched) -> str:

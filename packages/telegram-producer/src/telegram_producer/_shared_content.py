@@ -102,7 +102,8 @@ def _describe(kind: str, raw: Any) -> str:
         tasks = "; ".join(
             f"{task.text} (done)" if task.completion_date else task.text for task in checklist.tasks
         )
-        return f"[Shared checklist: {checklist.title}. Tasks: {tasks}]"
+        title = checklist.title if checklist.title.endswith((".", "!", "?", "…")) else f"{checklist.title}."
+        return f"[Shared checklist: {title} Tasks: {tasks}]"
     if kind == "dice":
         dice = msgspec.convert(raw, _Dice)
         return f"[Rolled {dice.emoji}: {dice.value}]"
