@@ -44,3 +44,12 @@ def test_a_mention_and_a_command_to_the_bot_still_start_turns(stack: Any) -> Non
     assert run["prompt"].endswith("mail help@x.org")
     assert any(m["text"].startswith("Answer to:") for m in stack.replies(GROUP))
     assert len(stack.replies(GROUP)) == 2  # the status too
+
+
+def test_a_private_message_showing_nothing_is_answered_without_a_paid_turn(stack: Any) -> None:
+    """Only a word joiner, sent to the bot alone: a short notice, not silence and not the model."""
+    assert stack.post(update(730, message_id=74, text="\u2060")) == 200
+    stack.drain(stack.consumer())
+    assert stack.runs() == []
+    [reply] = stack.replies(update(730)["message"]["chat"]["id"])
+    assert "not supported" in reply["text"]

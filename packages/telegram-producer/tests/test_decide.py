@@ -688,6 +688,13 @@ def test_a_mention_followed_by_nothing_visible_has_nothing_to_answer(invisible: 
     assert decision.message is None and decision.ignored == "a mention with nothing to answer"
 
 
+@pytest.mark.parametrize("invisible", ["\u2060", "\u200b\ufe0f"], ids=["word joiner", "zero-width space"])
+def test_a_private_message_showing_nothing_gets_a_notice_and_no_paid_turn(invisible: str) -> None:
+    """In a private chat the user wrote to the bot alone: silence would look like a broken bot."""
+    message = decide(update(text=invisible), config()).message
+    assert message is not None and message.kind == "unsupported" and message.text == ""
+
+
 QUIZ_BOT = {"id": 55, "is_bot": True, "first_name": "Quiz", "username": "quiz_bot"}
 
 

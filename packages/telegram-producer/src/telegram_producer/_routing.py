@@ -101,6 +101,9 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     context, replied_files = reply_context(msg, config.bot_username, voice=voice) if shown else ("", ())
     if shows_nothing(text):  # "@bot\u200b": a zero-width space is nothing to answer either
         text = ""
+        if msg.chat.type == "private" and not (attachments or unsupported or context):
+            # Sent to the bot alone: silence would look broken; a notice costs no paid turn.
+            unsupported = "invisible_text"
     if not text and not attachments and unsupported is None and not context:
         return Decision(ignored="a mention with nothing to answer")  # a paid turn on ""
     thread_id = topic_of(msg)
