@@ -11,4 +11,6 @@ FAILING_CREDENTIAL_PROCESSES = [
     # a sign-in prompt on stdout, and a helper not installed: boto3 raises no error of its own
     pytest.param("sh -c 'echo {written}; echo {written} >&2'", id="writes-no-json"),
     pytest.param("/nonexistent/{written}-helper", id="program-not-there"),
+    # JSON, but not an object: botocore reads it with .get (AttributeError)
+    pytest.param("sh -c 'echo 123456; echo {written} >&2'", id="writes-a-json-number"),
 ]

@@ -7,8 +7,9 @@ from botocore.exceptions import CredentialRetrievalError
 
 # What boto3 lets through, besides its own errors, from a credential_process that does not run
 # (its program not there, not executable: OSError) or writes no credentials JSON (a sign-in
-# prompt on stdout: ValueError). Callers catch these with BotoCoreError.
-CREDENTIAL_PROCESS_NOT_RUN: tuple[type[Exception], ...] = (OSError, ValueError)
+# prompt on stdout: ValueError; JSON that is not an object, which botocore reads with .get:
+# AttributeError). Callers catch these with BotoCoreError, around the credential lookup alone.
+CREDENTIAL_PROCESS_NOT_RUN: tuple[type[Exception], ...] = (OSError, ValueError, AttributeError)
 
 
 def credentials_unreadable(named: str, exc: Exception) -> str:
