@@ -415,7 +415,7 @@ def test_a_stack_is_operated_through_the_endpoint_the_operators_profile_names(
         assert len(telegram.calls("setWebhook")) == 1
 
 
-@pytest.mark.parametrize("host", ["localhost", "[::1]", "0.0.0.0"])
+@pytest.mark.parametrize("host", ["localhost", "localhost.", "127.1", "[::1]", "0.0.0.0"])
 def test_an_endpoint_left_in_the_shell_is_on_this_machine_however_its_host_is_spelled(
     host: str,
     aws: Any,

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -510,12 +511,16 @@ def _names_this_machine(url: str) -> bool:
         host = urlsplit(url.strip()).hostname or ""
     except ValueError:  # no URL boto3 could call either
         return False
+    host = host.removesuffix(".")  # "localhost." is the same name, fully qualified
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         address = ipaddress.ip_address(host)
-    except ValueError:  # a name: resolved elsewhere (a VPC endpoint's), not ours to guess
-        return False
+    except ValueError:
+        try:  # the short IPv4 forms a connect takes too: 127.1 is 127.0.0.1
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:  # a name: resolved elsewhere (a VPC endpoint's), not ours to guess
+            return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     return address.is_loopback or address.is_unspecified
