@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentbot_testing.telegram_support import BOT_USERNAME, update
+from agentbot_testing.telegram_support import BOT_USERNAME, message, update, with_entities
 from telegram_producer import handler as producer_handler
 
 GROUP = -100400
@@ -53,3 +53,32 @@ def test_a_private_message_showing_nothing_is_answered_without_a_paid_turn(stack
     assert stack.runs() == []
     [reply] = stack.replies(update(730)["message"]["chat"]["id"])
     assert "not supported" in reply["text"]
+
+
+def test_an_edit_that_adds_the_mention_is_answered_once(stack: Any) -> None:
+    """A member who forgot the @mention edits it in: answered once, in reply to the message;
+    editing it again, or editing a message the bot answered, brings no second answer."""
+    forgot = message(message_id=74, text="what is 2+2?", **IN_GROUP)
+    assert stack.post({"update_id": 730, "message": forgot}) == 200
+    stack.drain(stack.consumer())
+    assert stack.runs() == []
+
+    def edit(update_id: int, original: dict[str, Any], text: str) -> int:
+        kept = {k: v for k, v in original.items() if k not in ("text", "entities")}
+        edited = with_entities({**kept, "text": text, "edit_date": original["date"] + update_id % 100})
+        return stack.post({"update_id": update_id, "edited_message": edited})
+
+    assert edit(731, forgot, f"@{BOT_USERNAME} what is 2+2?") == 200
+    stack.drain(stack.consumer())
+    [run] = stack.runs()
+    assert run["prompt"].endswith("what is 2+2?")
+    [answer] = stack.replies(GROUP)
+    assert answer["reply_to_message"]["message_id"] == 74
+
+    assert edit(732, forgot, f"@{BOT_USERNAME} what is 2+3?") == 200
+    answered = message(message_id=75, text=f"@{BOT_USERNAME} waht is 3+3", **IN_GROUP)
+    assert stack.post({"update_id": 733, "message": answered}) == 200
+    assert edit(734, answered, f"@{BOT_USERNAME} what is 3+3") == 200
+    stack.drain(stack.consumer())
+    assert [run["update_id"] for run in stack.runs()] == [731, 733]
+    assert len(stack.replies(GROUP)) == 2

@@ -13,7 +13,7 @@ from agentbot_testing import CLOCK_START as START
 from agentbot_testing import AwsFault, FakeClock, FaultProxy, sweep_expired_items
 from botocore.config import Config
 from session_core import DynamoTable, SessionKey, StorageError
-from telegram_core import ChatSettings, DeliveryLog, UpdateDedup
+from telegram_core import ChatSettings, DeliveryLog, GroupMessage, UpdateDedup
 
 DAY = 86_400
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
@@ -86,6 +86,22 @@ def test_update_dedup_is_durable_and_per_tenant(aws: Any, dedup: UpdateDedup) ->
         dedup.update_seen("a|b", 1)
     with pytest.raises(ValueError, match="update_id"):
         dedup.update_seen("acme", -1)
+
+
+def test_a_queued_group_message_is_kept_as_long_as_its_update_and_claimed_by_no_edit(
+    aws: Any, table: DynamoTable, clock: FakeClock
+) -> None:
+    dedup = UpdateDedup(table)
+    answered = GroupMessage(chat_id=-1007, thread_id=3, message_id=40)
+    dedup.mark_update_seen("acme", 50, queued=answered)
+    pk = "message|acme|-1007|3|40"
+    assert expires(aws, pk, "queued") == expires(aws, "update|acme|50", "seen") == int(START) + 25 * DAY
+    assert dedup.claim_edited_message("acme", answered, 51) is False
+    unanswered = GroupMessage(chat_id=-1007, thread_id=3, message_id=41)
+    assert dedup.claim_edited_message("acme", unanswered, 52) is True
+    assert dedup.claim_edited_message("acme", unanswered, 52) is True  # its redelivery
+    assert dedup.claim_edited_message("acme", unanswered, 53) is False  # a further edit
+    assert dedup.claim_edited_message("other", unanswered, 53) is True
 
 
 def test_the_usage_footer_is_off_until_set_and_expires_with_the_retention(

@@ -350,6 +350,8 @@ _IAM_ACTIONS_IN_MODULE = {
         "dynamodb:ConditionCheckItem",
         "dynamodb:UpdateItem",
     },
+    # an update marked seen with the group message it queued: two updates
+    ("dynamodb", "transact_write_items", "telegram_core/_update_dedup.py"): {"dynamodb:UpdateItem"},
 }
 
 

@@ -16,8 +16,8 @@ from ._reply_context import replies_to_another_bot, replies_to_the_bot, reply_co
 from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
-# Updates of other kinds than a message; each is acknowledged and starts no turn (edits
-# included: see README "Telegram").
+# Updates of other kinds than a message; each is acknowledged and starts no turn (an edit
+# starts one only through ``_edits``: see README "Telegram").
 OtherUpdate = Literal["edited_message", "callback_query", "my_chat_member", "channel_post"]
 _OTHER_UPDATES: tuple[OtherUpdate, ...] = (
     "edited_message",
@@ -34,6 +34,8 @@ IgnoredReason = Literal[
     "no content (service message)",
     "group message not addressed to the bot",
     "a mention with nothing to answer",
+    "edit long after its message",
+    "edit of a message already queued",
 ]
 
 

@@ -148,6 +148,7 @@ UNSUPPORTED_CONTENT = (
 
 class Message(MessageContent, frozen=True, kw_only=True):
     date: Count = 0
+    edit_date: Count = 0  # when an edited message was last edited
     chat: Chat
     is_automatic_forward: bool = False  # a linked channel's post, forwarded into its group
     message_thread_id: Id | None = None
@@ -336,8 +337,9 @@ update_decoder = msgspec.json.Decoder(Update)
 
 def chat_of(update: Update) -> int | None:
     """The chat an update comes from (None: an update of a kind without one)."""
-    if update.message is not None:
-        return update.message.chat.id
+    message = update.message or update.edited_message
+    if message is not None:
+        return message.chat.id
     query = update.callback_query
     if query is not None and query.message is not None:
         return query.message.chat.id

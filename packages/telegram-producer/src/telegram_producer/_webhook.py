@@ -43,6 +43,7 @@ from session_core import (
 from telegram_core import (
     ENVELOPE_VERSION,
     ApprovalButton,
+    GroupMessage,
     InboundMessage,
     QueueEnvelope,
     RateLimiter,
@@ -68,6 +69,7 @@ from ._approval import (
     revoked_text,
 )
 from ._config import ProducerConfig
+from ._edits import decide_edit
 from ._errors import WebhookSecretError
 from ._moved_chats import MovedChats
 from ._routing import allowed, decide
@@ -102,7 +104,11 @@ class Registry(Protocol):
 
     def update_seen(self, tenant: str, update_id: int) -> bool: ...
 
-    def mark_update_seen(self, tenant: str, update_id: int) -> None: ...
+    def mark_update_seen(
+        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None
+    ) -> None: ...
+
+    def claim_edited_message(self, tenant: str, message: GroupMessage, update_id: int) -> bool: ...
 
     def update_acted(self, tenant: str, update_id: int) -> bool: ...
 
@@ -207,8 +213,9 @@ class Producer:
             return self._unprocessable(f"unusable chat: {exc.field}")
         if press is not None:
             return self._press(update.update_id, press, config)
+        edit = update.edited_message is not None
         try:
-            decision = decide(update, config, now=self._clock())
+            decision = (decide_edit if edit else decide)(update, config, now=self._clock())
         except InvalidSessionKeyError as exc:
             return self._unprocessable(f"unusable chat: {exc.field}")
         # In a group, a text not addressed to the bot is answered only as a further part of its
@@ -232,6 +239,8 @@ class Producer:
         message = decision.message
         if message.kind == "chat_moved":
             return self._move_chat(update.update_id, message)
+        if edit:
+            return self._enqueue_edit(update.update_id, message)
         if is_paste(message.album_id):
             return self._enqueue_paste_part(update.update_id, message, decision.near_limit)
         verdict = self._record_album_part(message, addressed=True)
@@ -265,6 +274,23 @@ class Producer:
         # Dropped (rate limit, full backlog), no turn will gather its paste, which must not
         # keep the sender's next messages.
         return self._enqueue(update_id, message, if_dropped=lambda: self._forget_paste(message))
+
+    def _enqueue_edit(self, update_id: int, message: InboundMessage) -> dict[str, Any]:
+        """Queue an edited group message that now addresses the bot, unless the message was
+        queued already (as sent, or by an earlier edit): claimed first, so two edits never
+        both start a turn."""
+        add_correlation(session_key=message.session_key)
+        edited = _group_message(message)
+        assert edited is not None  # decide_edit answers group messages only
+        try:
+            claimed = self._registry.claim_edited_message(self._config.tenant, edited, update_id)
+        except StorageError as exc:
+            log.error("edit_claim_failed", error=str(exc)[:200])
+            return _response(503, "edit not checked, retry")
+        if not claimed:
+            log.info("update_ignored", reason="edit of a message already queued")
+            return _response(200, "ignored: edit of a message already queued")
+        return self._enqueue(update_id, message)
 
     def _config_for(self, update: Update) -> ProducerConfig | None:
         """The configuration for ``update``: with its chat on ALLOWED_CHAT_IDS too when it is a
@@ -407,7 +433,7 @@ class Producer:
             if self._backlog is not None:  # not queued after all; Telegram sends it again
                 self._backlog.release(message.session_key, now=self._clock())
             return _response(503, "queue unavailable, retry")
-        self._mark_seen(update_id)
+        self._mark_seen(update_id, queued=_group_message(message))
         log.info("update_enqueued")
         return _response(200, "enqueued")
 
@@ -424,9 +450,9 @@ class Producer:
             return False
         return True
 
-    def _mark_seen(self, update_id: int) -> None:
+    def _mark_seen(self, update_id: int, *, queued: GroupMessage | None = None) -> None:
         try:
-            self._registry.mark_update_seen(self._config.tenant, update_id)
+            self._registry.mark_update_seen(self._config.tenant, update_id, queued=queued)
         except StorageError as exc:
             # The update is on the queue; a redelivery is caught by SQS dedup or the replay.
             log.warning("dedup_mark_failed", error=str(exc))
@@ -676,6 +702,14 @@ def _decided_by(approval: Approval | None, button: ApprovalButton, press: Button
         and approval.choice == button.choice
         and approval.decided_by_id == press.user_id
     )
+
+
+def _group_message(message: InboundMessage) -> GroupMessage | None:
+    """The group message ``message`` answers, as an edit of it names it (None in a private
+    chat, where edits start no turn)."""
+    if message.chat_type not in ("group", "supergroup"):
+        return None
+    return GroupMessage(chat_id=message.chat_id, thread_id=message.thread_id, message_id=message.message_id)
 
 
 def _queue_body(message: InboundMessage, now: float) -> str:

@@ -1,0 +1,152 @@
+"""An edit that adds the bot's @mention to a group message nobody answered starts one turn;
+every other edit starts none. Real boto3 on the local AWS, fed API Gateway v2 events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from agentbot_testing.telegram_support import (
+    BOT_USERNAME,
+    WEBHOOK_SECRET,
+    message,
+    receive_all,
+    webhook_event,
+    with_entities,
+)
+from session_core import DynamoTable
+from telegram_core import UpdateDedup, decode_envelope
+from telegram_producer import Producer, ProducerConfig
+
+GROUP = {"chat_id": -100700, "chat_type": "supergroup"}
+SENT_AT = 1_796_212_800  # 2026-12-02 12:00:00 UTC
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def dynamodb_calls(aws: Any) -> tuple[Any, list[str]]:
+    """A DynamoDB client of its own and the requests it made (by name), in order."""
+    client = boto3.client("dynamodb")
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return client, calls
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(SENT_AT + 60)
+
+
+@pytest.fixture
+def producer(aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock) -> Producer:
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret")
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    config = ProducerConfig.from_env()
+    dynamodb, _ = dynamodb_calls
+    return Producer(
+        config=config,
+        secret=WEBHOOK_SECRET,
+        sqs=aws.sqs,
+        registry=UpdateDedup(DynamoTable(dynamodb=dynamodb, table=config.table)),
+        clock=clock,
+    )
+
+
+def sent(message_id: int, text: str, **fields: Any) -> dict[str, Any]:
+    return message(message_id=message_id, text=text, date=SENT_AT, **{**GROUP, **fields})
+
+
+def edited(original: dict[str, Any], text: str, *, after_s: int = 30) -> dict[str, Any]:
+    """``original`` as its edit brings it: the new text (and its entities), the edit's time."""
+    kept = {k: v for k, v in original.items() if k not in ("text", "entities")}
+    return with_entities({**kept, "text": text, "edit_date": original["date"] + after_s})
+
+
+def post(
+    producer: Producer, update_id: int, *, sent_now: dict | None = None, edit: dict | None = None
+) -> str:
+    body = {"update_id": update_id, **({"message": sent_now} if sent_now else {"edited_message": edit})}
+    response = producer.handle_event(webhook_event(body))
+    assert response["statusCode"] == 200, response
+    return str(response["body"])
+
+
+def queued(aws: Any) -> list[tuple[int, int, str]]:
+    """(update id, message id, text) of each message the producer queued since last asked."""
+    return [
+        (m.update_id, m.message_id, m.text)
+        for m in (
+            decode_envelope(raw["Body"]).message for raw in receive_all(aws.sqs, aws.resources.queue_url)
+        )
+    ]
+
+
+def test_an_edit_that_adds_the_mention_is_answered_once_as_the_message(aws: Any, producer: Producer) -> None:
+    forgot = sent(40, "what is the capital of Peru?")
+    post(producer, 800, sent_now=forgot)
+    assert queued(aws) == []  # not addressed to the bot
+    post(producer, 801, edit=edited(forgot, f"@{BOT_USERNAME} what is the capital of Peru?"))
+    assert queued(aws) == [(801, 40, "what is the capital of Peru?")]
+    post(producer, 802, edit=edited(forgot, f"@{BOT_USERNAME} what is the capital of Peru??", after_s=45))
+    post(producer, 801, edit=edited(forgot, f"@{BOT_USERNAME} what is the capital of Peru?"))  # redelivered
+    assert queued(aws) == []
+
+
+def test_an_edit_that_replies_to_the_bot_in_a_topic_is_answered(aws: Any, producer: Producer) -> None:
+    bot_said = {
+        "message_id": 5,
+        "from": {"id": 42, "is_bot": True, "first_name": "Bot", "username": BOT_USERNAME},
+    }
+    forgot = sent(41, "and in Chile?", thread_id=7)
+    post(producer, 810, sent_now=forgot)
+    assert queued(aws) == []
+    replying = {**edited(forgot, "and in Chile?"), "reply_to_message": bot_said}
+    post(producer, 811, edit=replying)
+    [raw] = receive_all(aws.sqs, aws.resources.queue_url)
+    assert raw["Attributes"]["MessageGroupId"] == "default/-100700/7"
+    assert decode_envelope(raw["Body"]).message.message_id == 41
+
+
+def test_an_edit_of_a_message_already_answered_is_not_a_second_turn(aws: Any, producer: Producer) -> None:
+    asked = sent(42, f"@{BOT_USERNAME} waht is 2+2")
+    post(producer, 820, sent_now=asked)
+    assert [m[0] for m in queued(aws)] == [820]
+    post(producer, 821, edit=edited(asked, f"@{BOT_USERNAME} what is 2+2"))
+    assert queued(aws) == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["private chat", "more than an hour later", "still not addressed"],
+)
+def test_other_edits_start_no_turn(aws: Any, producer: Producer, case: str) -> None:
+    if case == "private chat":
+        edit = message(message_id=43, text="fixed typo", date=SENT_AT, edit_date=SENT_AT + 5)
+    elif case == "more than an hour later":
+        edit = edited(sent(44, "hello"), f"@{BOT_USERNAME} hello", after_s=3_601)
+    else:
+        edit = edited(sent(45, "hello"), "hello there")
+    post(producer, 830, edit=edit)
+    assert queued(aws) == []
+
+
+def test_queueing_a_group_message_still_costs_one_dedup_write(
+    aws: Any, producer: Producer, dynamodb_calls: tuple[Any, list[str]]
+) -> None:
+    """The message is recorded for its edits in the request that marks its update seen: the
+    webhook's answer waits on as many requests as before (a read, a write)."""
+    _, calls = dynamodb_calls
+    post(producer, 840, sent_now=sent(46, f"@{BOT_USERNAME} hi"))
+    assert calls == ["GetItem", "TransactWriteItems"]
+    calls.clear()
+    post(producer, 841, sent_now=message(message_id=47, text="hi"))  # private: nothing to record
+    assert calls == ["GetItem", "UpdateItem"]
