@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -33,6 +30,8 @@ from session_core import MessageDecodeError, SessionCoreError, SessionKey, aws_e
 from sqs_consumer import command_menu
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
 from telegram_producer import HANDLED_UPDATE_TYPES, SECRET_RULE, WebhookSecretError, check_secret
+
+from .this_machine import names_this_machine
 
 # Telegram drops every update type the producer does not handle, before it reaches us.
 ALLOWED_UPDATES = HANDLED_UPDATE_TYPES
@@ -486,7 +485,7 @@ def operator_aws_clients(args: argparse.Namespace) -> ClientFactory:
     if not named_stack(args):
         return aws_clients(args)  # queue URLs and parameters given directly: wherever the shell says
     variables = _endpoint_variables(os.environ)
-    if not any(_names_this_machine(os.environ[variable]) for variable in variables):
+    if not any(names_this_machine(os.environ[variable]) for variable in variables):
         return aws_clients(args)
     print(
         f"note: ignored {', '.join(variables)} from the shell: a stack is reached in AWS itself",
@@ -503,27 +502,6 @@ def _endpoint_variables(environ: Mapping[str, str]) -> list[str]:
         for variable, value in environ.items()
         if (variable == "AWS_ENDPOINT_URL" or variable.startswith("AWS_ENDPOINT_URL_")) and value.strip()
     )
-
-
-def _names_this_machine(url: str) -> bool:
-    """Whether ``url`` is served on this machine: localhost or a loopback (or any-)address."""
-    try:
-        host = urlsplit(url.strip()).hostname or ""
-    except ValueError:  # no URL boto3 could call either
-        return False
-    host = host.removesuffix(".")  # "localhost." is the same name, fully qualified
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # the short IPv4 forms a connect takes too: 127.1 is 127.0.0.1
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:  # a name: resolved elsewhere (a VPC endpoint's), not ours to guess
-            return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    return address.is_loopback or address.is_unspecified
 
 
 def no_such_profile(flag: str | None) -> str:
