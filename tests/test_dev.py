@@ -133,6 +133,8 @@ def test_aws_endpoint_runs_the_bot_against_the_test_aws_and_an_approved_call_run
 ) -> None:
     """`--aws-endpoint`: the test session's AWS (LocalStack's S3 and SQS when it runs, per
     service; DynamoDB and SSM on the embedded moto server), as a user points it at LocalStack.
+    The run's secrets (bot token, API key) stay in the embedded moto server's SSM: an endpoint
+    such as LocalStack lets anything that reaches it read them, and may keep them on disk.
 
     [I] The shipped claude-config asks before a Bash command that is not read-only: the
     terminal shows the call and how to answer; /allow runs it, once."""
@@ -153,6 +155,8 @@ def test_aws_endpoint_runs_the_bot_against_the_test_aws_and_an_approved_call_run
     sqs = local_client("sqs", aws_backend.url_for("sqs"))
     assert any(b["Name"].startswith("agentbot-dev") for b in s3.list_buckets()["Buckets"])
     assert sqs.list_queues(QueueNamePrefix="agentbot-dev").get("QueueUrls")  # (unnamed: 1,000 at most)
+    ssm = local_client("ssm", aws_backend.url_for("ssm"))
+    assert ssm.get_parameters_by_path(Path="/agentbot-dev", Recursive=True)["Parameters"] == []
 
     asked = next(r for r in replies if "May I run this?" in r and f"touch {target}" in r)
     assert "/allow, /always or /deny" in done.stdout
@@ -191,6 +195,11 @@ def _start_fails(
         ("aws endpoint without scheme", "--aws-endpoint 'localhost:4566' is not an http(s) URL"),
         ("aws endpoint port out of range", "Port out of range"),
         ("aws endpoint of an unknown service", "'dynamdb' is not one of the services"),
+        (
+            "ssm endpoint elsewhere",
+            "--aws-endpoint ssm=http://192.0.2.7:4566: the run's secrets (bot token, API key, AWS "
+            "credentials) go into SSM and never leave this machine",
+        ),
         ("state dir that is a file", "not usable as a directory (it is a file)"),
         ("state dir it cannot write", "cannot write"),
         ("unknown aws profile", "--aws-profile no-such-profile: no such profile"),
@@ -238,6 +247,9 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
             args = ["--aws-endpoint", "http://127.0.0.1:99999"]
         elif case == "aws endpoint of an unknown service":
             args = ["--aws-endpoint", "dynamdb=http://127.0.0.1:4566"]
+        elif case == "ssm endpoint elsewhere":  # LocalStack on another host (TEST-NET-1: none)
+            env = {"AWS_MAX_ATTEMPTS": "1", "AWS_CONNECT_TIMEOUT": "2"}
+            args = ["--aws-endpoint", "http://192.0.2.7:4566", "--aws-endpoint", "ssm=http://192.0.2.7:4566"]
         elif case == "state dir that is a file":
             (tmp_path / "state").write_text("")
             args = ["--state-dir", str(tmp_path / "state")]

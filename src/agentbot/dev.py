@@ -113,6 +113,7 @@ from .preflight import (
 )
 from .profile_credentials import CREDENTIAL_PROCESS_NOT_RUN, credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
+from .this_machine import names_this_machine
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -526,23 +527,30 @@ def aws_for(
     credentials = LocalCredentials.generate()
     signing = {**credentials.environment(), "AWS_DEFAULT_REGION": LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"]}
     default, services = endpoints
-    if default or services:
-        named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
-        mine = ", ".join(f"{service} at {url}" for service, url in services.items())
+    named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
+    mine = "".join(f"; {service} at {url}" for service, url in services.items())
+    if default and "ssm" in services:  # every service yours, SSM on this machine (parse_endpoints)
+        yield (
+            f"{default} (your endpoint){mine}",
+            {**signing, "AWS_ENDPOINT_URL": default, **named},
+            credentials,
+        )
+        return
+    # What the embedded moto server serves still demands signatures with this run's credentials;
+    # the functions sign every service with them (an endpoint of yours that checks nothing, such
+    # as LocalStack, accepts them as any others).
+    with moto_endpoint(require=credentials) as url:
         if default:
-            label = f"{default} (your endpoint)" + (f"; {mine}" if mine else "")
-            yield label, {**signing, "AWS_ENDPOINT_URL": default, **named}, credentials
+            # SSM holds the run's secrets (bot token, API key, your own AWS credentials for
+            # Bedrock): never written into an endpoint that anything reaching it may read.
+            label = f"{default} (your endpoint){mine}; ssm (the run's secrets) on the embedded moto server"
+            env = {**signing, "AWS_ENDPOINT_URL": default, "AWS_ENDPOINT_URL_SSM": url, **named}
+        elif services:
+            label = f"{mine.removeprefix('; ')}; the rest on the embedded moto server"
+            env = {**signing, "AWS_ENDPOINT_URL": url, **named}
         else:
-            # Services not named run on the embedded moto server, which still demands signatures
-            # with this run's credentials; the functions sign every service with them (an endpoint
-            # of yours that checks nothing, such as LocalStack, accepts them as any others).
-            with moto_endpoint(require=credentials) as url:
-                label = f"{mine}; the rest on the embedded moto server at {url} (signed requests only)"
-                yield label, {**signing, "AWS_ENDPOINT_URL": url, **named}, credentials
-    else:
-        with moto_endpoint(require=credentials) as url:
-            label = f"embedded moto server at {url} (signed requests only)"
-            yield label, {**signing, "AWS_ENDPOINT_URL": url}, credentials
+            label, env = "embedded moto server", {**signing, "AWS_ENDPOINT_URL": url}
+        yield f"{label} at {url} (signed requests only)", env, credentials
 
 
 def _credentials_unreadable(named: str, exc: Exception) -> DevSetupError:
@@ -603,7 +611,8 @@ ENDPOINT_SERVICES = ("dynamodb", "s3", "sqs", "ssm", "sts")
 
 
 def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
-    """``--aws-endpoint`` values: (the URL for every service or None, service -> URL)."""
+    """``--aws-endpoint`` values: (the URL for every service or None, service -> URL).
+    Decided: SSM, which holds the run's secrets, is named only on this machine."""
     default: str | None = None
     services: dict[str, str] = {}
     for value in values:
@@ -617,6 +626,12 @@ def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
                 f"--aws-endpoint {value!r}: {service!r} is not one of the services the functions use "
                 f"({', '.join(ENDPOINT_SERVICES)}); write URL for all of them or SERVICE=URL"
             )
+    if "ssm" in services and not names_this_machine(services["ssm"]):
+        raise DevSetupError(
+            f"--aws-endpoint ssm={services['ssm']}: the run's secrets (bot token, API key, AWS "
+            "credentials) go into SSM and never leave this machine; name an endpoint on it "
+            "(localhost, 127.0.0.1) or leave ssm out (the embedded moto server serves it)"
+        )
     return default, services
 
 
