@@ -57,16 +57,22 @@ def test_a_private_message_showing_nothing_is_answered_without_a_paid_turn(stack
 
 def test_an_edit_that_adds_the_mention_is_answered_once(stack: Any) -> None:
     """A member who forgot the @mention edits it in: answered once, in reply to the message;
-    editing it again, or editing a message the bot answered, brings no second answer."""
-    forgot = message(message_id=74, text="what is 2+2?", **IN_GROUP)
-    assert stack.post({"update_id": 730, "message": forgot}) == 200
-    stack.drain(stack.consumer())
-    assert stack.runs() == []
+    editing it again, or editing a message the bot answered, brings no second answer. The
+    first edit the producer ever sees only starts the tracking (the messages before it may
+    have been answered by a version that kept no record of it)."""
 
     def edit(update_id: int, original: dict[str, Any], text: str) -> int:
         kept = {k: v for k, v in original.items() if k not in ("text", "entities")}
         edited = with_entities({**kept, "text": text, "edit_date": original["date"] + update_id % 100})
         return stack.post({"update_id": update_id, "edited_message": edited})
+
+    before = message(message_id=73, text="hi", **IN_GROUP)
+    before["date"] -= 60
+    assert edit(729, before, f"@{BOT_USERNAME} hi") == 200
+    forgot = message(message_id=74, text="what is 2+2?", **IN_GROUP)
+    assert stack.post({"update_id": 730, "message": forgot}) == 200
+    stack.drain(stack.consumer())
+    assert stack.runs() == []
 
     assert edit(731, forgot, f"@{BOT_USERNAME} what is 2+2?") == 200
     stack.drain(stack.consumer())

@@ -92,16 +92,32 @@ def test_a_queued_group_message_is_kept_as_long_as_its_update_and_claimed_by_no_
     aws: Any, table: DynamoTable, clock: FakeClock
 ) -> None:
     dedup = UpdateDedup(table)
+    first = GroupMessage(chat_id=-1007, thread_id=3, message_id=39)
+    # The first edit ever seen starts the tracking: messages sent before it may be unrecorded.
+    assert dedup.claim_edited_message("acme", first, 49, sent_at=int(START) - 5) == (
+        "sent before edits were tracked"
+    )
     answered = GroupMessage(chat_id=-1007, thread_id=3, message_id=40)
     dedup.mark_update_seen("acme", 50, queued=answered)
     pk = "message|acme|-1007|3|40"
     assert expires(aws, pk, "queued") == expires(aws, "update|acme|50", "seen") == int(START) + 25 * DAY
-    assert dedup.claim_edited_message("acme", answered, 51) is False
+    sent_at = int(START)
+    assert dedup.claim_edited_message("acme", answered, 51, sent_at=sent_at) == "already queued"
     unanswered = GroupMessage(chat_id=-1007, thread_id=3, message_id=41)
-    assert dedup.claim_edited_message("acme", unanswered, 52) is True
-    assert dedup.claim_edited_message("acme", unanswered, 52) is True  # its redelivery
-    assert dedup.claim_edited_message("acme", unanswered, 53) is False  # a further edit
-    assert dedup.claim_edited_message("other", unanswered, 53) is True
+    assert dedup.claim_edited_message("acme", unanswered, 52, sent_at=sent_at) == "claimed"
+    assert dedup.claim_edited_message("acme", unanswered, 52, sent_at=sent_at) == "claimed"  # redelivery
+    assert dedup.claim_edited_message("acme", unanswered, 53, sent_at=sent_at) == "already queued"
+    assert dedup.claim_edited_message("acme", first, 54, sent_at=int(START) - 5) == (
+        "sent before edits were tracked"
+    )
+    clock.now += 30 * DAY  # the mark outlives the records' retention: the cut never moves back
+    sweep_expired_items(aws.dynamodb, aws.resources.table, clock.now)
+    assert dedup.claim_edited_message("acme", first, 55, sent_at=int(START) - 5) == (
+        "sent before edits were tracked"
+    )
+    assert dedup.claim_edited_message("other", unanswered, 56, sent_at=int(clock.now)) == (
+        "sent before edits were tracked"  # each tenant's tracking starts with its first edit
+    )
 
 
 def test_the_usage_footer_is_off_until_set_and_expires_with_the_retention(

@@ -47,7 +47,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def producer(aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock) -> Producer:
+def just_upgraded(
+    aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock
+) -> Producer:
+    """A producer that has not seen an edit yet (as just after the upgrade that taught it edits)."""
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret")
     monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
     config = ProducerConfig.from_env()
@@ -56,9 +59,23 @@ def producer(aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], 
         config=config,
         secret=WEBHOOK_SECRET,
         sqs=aws.sqs,
-        registry=UpdateDedup(DynamoTable(dynamodb=dynamodb, table=config.table)),
+        registry=UpdateDedup(DynamoTable(dynamodb=dynamodb, table=config.table, clock=clock)),
         clock=clock,
     )
+
+
+@pytest.fixture
+def producer(
+    aws: Any, just_upgraded: Producer, dynamodb_calls: tuple[Any, list[str]], clock: Clock
+) -> Producer:
+    """A producer that saw its first edit (which starts the tracking) a day before SENT_AT."""
+    now, clock.now = clock.now, SENT_AT - 86_400
+    first = message(message_id=1, text="hi", date=clock.now - 10, **GROUP)
+    post(just_upgraded, 1, edit=edited(first, f"@{BOT_USERNAME} hi"))
+    clock.now = now
+    queued(aws)  # (nothing, once the producer knows its first edit)
+    dynamodb_calls[1].clear()
+    return just_upgraded
 
 
 def sent(message_id: int, text: str, **fields: Any) -> dict[str, Any]:
@@ -150,3 +167,21 @@ def test_queueing_a_group_message_still_costs_one_dedup_write(
     calls.clear()
     post(producer, 841, sent_now=message(message_id=47, text="hi"))  # private: nothing to record
     assert calls == ["GetItem", "UpdateItem"]
+
+
+def test_after_the_upgrade_edits_of_messages_sent_before_the_first_edit_start_no_turn(
+    aws: Any, just_upgraded: Producer, clock: Clock
+) -> None:
+    """Messages queued by the version before kept no record of it: an edit of one (a typo fixed
+    in a question the bot answered) is no second turn. The first edit the producer sees marks
+    when the tracking began; a message sent from then on is answered when its mention is edited in."""
+    asked_before = sent(50, f"@{BOT_USERNAME} waht is 2+2")  # queued, answered, unrecorded
+    post(just_upgraded, 850, edit=edited(asked_before, f"@{BOT_USERNAME} what is 2+2"))
+    other_before = sent(51, f"@{BOT_USERNAME} helo")
+    post(just_upgraded, 851, edit=edited(other_before, f"@{BOT_USERNAME} hello", after_s=50))
+    assert queued(aws) == []
+    forgot = message(message_id=52, text="and 3+3?", date=int(clock.now) + 5, **GROUP)
+    clock.now += 10
+    post(just_upgraded, 852, sent_now=forgot)
+    post(just_upgraded, 853, edit=edited(forgot, f"@{BOT_USERNAME} and 3+3?"))
+    assert queued(aws) == [(853, 52, "and 3+3?")]

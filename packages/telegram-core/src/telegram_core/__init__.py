@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
     from ._unread_files import unread_files_note, unsupported_notice
-    from ._update_dedup import GroupMessage, UpdateDedup
+    from ._update_dedup import EditClaim, GroupMessage, UpdateDedup
 else:  # imported on first use (a producer never loads the Bot API client): see session_core's lazy_exports
     from session_core import lazy_exports
 
@@ -93,6 +93,7 @@ __all__ = [
     "ClaimVerdict",
     "DeliveryClaims",
     "DeliveryLog",
+    "EditClaim",
     "GroupMessage",
     "GroupReplyMode",
     "InboundMessage",

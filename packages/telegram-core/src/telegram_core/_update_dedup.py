@@ -1,11 +1,14 @@
 """The producer's durable dedup of Telegram updates (Telegram redelivers for 24 h, SQS dedup
 lasts 5 minutes): ``update|<tenant>|<update_id>`` / ``seen`` in the registry's table; and
 which group messages were queued (``message|<tenant>|<chat>|<thread>|<message_id>`` /
-``queued``), so an edit that adds the bot's mention is answered only when the message was not."""
+``queued``), so an edit that adds the bot's mention is answered only when the message was not.
+Messages queued before the producer recorded them have no such record: the first edit the
+producer sees writes when the tracking began (``edits|<tenant>`` / ``tracked_since``, kept for
+good), and an edit of a message sent earlier is never answered."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from msgspec import Struct
@@ -13,6 +16,7 @@ from session_core import (
     ConditionFailed,
     DynamoTable,
     check_update_id,
+    item_int,
     item_key,
     number,
     validate_tenant,
@@ -21,7 +25,10 @@ from session_core import (
 _SEEN = "seen"
 _ACTED = "acted"
 _QUEUED = "queued"
+_TRACKED_SINCE = "tracked_since"
 _MARK = "SET first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :ttl"
+
+EditClaim = Literal["claimed", "already queued", "sent before edits were tracked"]
 
 
 class GroupMessage(Struct, frozen=True, kw_only=True):
@@ -74,10 +81,16 @@ class UpdateDedup:
         ]
         self._transact("mark_update_seen", items)
 
-    def claim_edited_message(self, tenant: str, message: GroupMessage, update_id: int) -> bool:
-        """Record that the edit ``update_id`` is about to queue ``message``; False when the
-        message was queued already (as sent, or by another edit). The same update claiming it
-        again (Telegram sends it again when queueing failed) is True."""
+    def claim_edited_message(
+        self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
+    ) -> EditClaim:
+        """Record that the edit ``update_id`` is about to queue ``message`` (sent at ``sent_at``,
+        epoch seconds): "claimed", or "already queued" (as sent, or by another edit), or "sent
+        before edits were tracked" (it may have been queued without a record). The same update
+        claiming it again (Telegram sends it again when queueing failed) is "claimed"."""
+        since = self._edits_tracked_since(tenant)
+        if since is None or sent_at < since:
+            return "sent before edits were tracked"
         now = self._table.clock()
         try:
             self._table.update(
@@ -93,8 +106,26 @@ class UpdateDedup:
                 },
             )
         except ConditionFailed:
-            return False
-        return True
+            return "already queued"
+        return "claimed"
+
+    def _edits_tracked_since(self, tenant: str) -> int | None:
+        """Since when every queued group message of ``tenant`` is recorded; None the first time
+        asked, which starts the count now. Read on the edit path only (edits are rare); the
+        mark never moves back, so a message sent before it can never pass."""
+        pk = _edits_pk(tenant)
+        item = self._table.get("claim_edited_message", pk, _TRACKED_SINCE)
+        if item is not None:
+            return item_int(item, "since")
+        # No expires_at: the mark is kept for good (written again, it could only move forward).
+        self._table.update(
+            "claim_edited_message",
+            pk,
+            _TRACKED_SINCE,
+            UpdateExpression="SET since = if_not_exists(since, :now)",
+            ExpressionAttributeValues={":now": number(int(self._table.clock()))},
+        )
+        return None
 
     def _transact(self, operation: str, items: list[dict[str, Any]]) -> None:
         try:
@@ -123,6 +154,10 @@ class UpdateDedup:
 
 def _message_pk(tenant: str, message: GroupMessage) -> str:
     return f"message|{validate_tenant(tenant)}|{message.chat_id}|{message.thread_id}|{message.message_id}"
+
+
+def _edits_pk(tenant: str) -> str:
+    return f"edits|{validate_tenant(tenant)}"
 
 
 def _update_pk(tenant: str, update_id: int) -> str:

@@ -36,6 +36,7 @@ IgnoredReason = Literal[
     "a mention with nothing to answer",
     "edit long after its message",
     "edit of a message already queued",
+    "edit of a message sent before edits were tracked",
 ]
 
 

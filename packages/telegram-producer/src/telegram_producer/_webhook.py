@@ -43,6 +43,7 @@ from session_core import (
 from telegram_core import (
     ENVELOPE_VERSION,
     ApprovalButton,
+    EditClaim,
     GroupMessage,
     InboundMessage,
     QueueEnvelope,
@@ -108,7 +109,9 @@ class Registry(Protocol):
         self, tenant: str, update_id: int, *, queued: GroupMessage | None = None
     ) -> None: ...
 
-    def claim_edited_message(self, tenant: str, message: GroupMessage, update_id: int) -> bool: ...
+    def claim_edited_message(
+        self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
+    ) -> EditClaim: ...
 
     def update_acted(self, tenant: str, update_id: int) -> bool: ...
 
@@ -277,19 +280,22 @@ class Producer:
 
     def _enqueue_edit(self, update_id: int, message: InboundMessage) -> dict[str, Any]:
         """Queue an edited group message that now addresses the bot, unless the message was
-        queued already (as sent, or by an earlier edit): claimed first, so two edits never
-        both start a turn."""
+        queued already (as sent, or by an earlier edit) or may have been (sent before edits
+        were tracked): claimed first, so two edits never both start a turn."""
         add_correlation(session_key=message.session_key)
         edited = _group_message(message)
         assert edited is not None  # decide_edit answers group messages only
         try:
-            claimed = self._registry.claim_edited_message(self._config.tenant, edited, update_id)
+            claim = self._registry.claim_edited_message(
+                self._config.tenant, edited, update_id, sent_at=message.sent_at
+            )
         except StorageError as exc:
             log.error("edit_claim_failed", error=str(exc)[:200])
             return _response(503, "edit not checked, retry")
-        if not claimed:
-            log.info("update_ignored", reason="edit of a message already queued")
-            return _response(200, "ignored: edit of a message already queued")
+        if claim != "claimed":
+            reason = f"edit of a message {claim}"
+            log.info("update_ignored", reason=reason)
+            return _response(200, f"ignored: {reason}")
         return self._enqueue(update_id, message)
 
     def _config_for(self, update: Update) -> ProducerConfig | None:
