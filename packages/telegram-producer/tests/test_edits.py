@@ -16,7 +16,7 @@ from agentbot_testing.telegram_support import (
     webhook_event,
     with_entities,
 )
-from session_core import DynamoTable
+from session_core import DynamoTable, PasteParts
 from telegram_core import UpdateDedup, decode_envelope
 from telegram_producer import Producer, ProducerConfig
 
@@ -47,8 +47,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def with_pastes() -> bool:
+    """Whether the producer joins the parts of long pastes (a test parametrizes it to True)."""
+    return False
+
+
+@pytest.fixture
 def just_upgraded(
-    aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock
+    aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock, with_pastes: bool
 ) -> Producer:
     """A producer that has not seen an edit yet (as just after the upgrade that taught it edits)."""
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret")
@@ -61,6 +67,7 @@ def just_upgraded(
         sqs=aws.sqs,
         registry=UpdateDedup(DynamoTable(dynamodb=dynamodb, table=config.table, clock=clock)),
         clock=clock,
+        pastes=PasteParts(dynamodb=dynamodb, table=config.table, clock=clock) if with_pastes else None,
     )
 
 
@@ -185,3 +192,23 @@ def test_after_the_upgrade_edits_of_messages_sent_before_the_first_edit_start_no
     post(just_upgraded, 852, sent_now=forgot)
     post(just_upgraded, 853, edit=edited(forgot, f"@{BOT_USERNAME} and 3+3?"))
     assert queued(aws) == [(853, 52, "and 3+3?")]
+
+
+@pytest.mark.parametrize("with_pastes", [True])
+def test_an_edit_of_a_part_of_a_paste_answered_with_it_is_not_a_second_turn(
+    aws: Any, producer: Producer, clock: Clock
+) -> None:
+    """A long text the app split: its first part addressed the bot, the rest joined its turn.
+    Editing a mention into a later part (or fixing a typo in it) brings no second answer."""
+    first = sent(60, f"@{BOT_USERNAME} " + "a" * 4_070)
+    post(producer, 860, sent_now=first)
+    clock.now += 1
+    rest = sent(61, "b" * 4_090)
+    assert "answered with its paste" in post(producer, 861, sent_now=rest)
+    clock.now += 1
+    last = sent(62, "the end")
+    assert "answered with its paste" in post(producer, 862, sent_now=last)
+    assert [m[0] for m in queued(aws)] == [860]
+    post(producer, 863, edit=edited(rest, f"@{BOT_USERNAME} " + "b" * 4_090))
+    post(producer, 864, edit=edited(last, f"@{BOT_USERNAME} the end"))
+    assert queued(aws) == []

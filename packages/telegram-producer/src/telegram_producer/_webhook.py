@@ -229,7 +229,7 @@ class Producer:
             and len(unaddressed.text) <= MAX_TEXT_CHARS
             and self._record_paste_part(unaddressed, decision.near_limit, addressed=False) == "joins"
         ):
-            return _joined_paste()
+            return self._joined_paste(update.update_id, unaddressed)
         if decision.album_part is not None:
             self._record_album_part(decision.album_part, addressed=False)
             log.info("update_ignored", reason="album part not addressed to the bot")
@@ -271,7 +271,7 @@ class Producer:
         part of a paste (answered with it)."""
         verdict = self._record_paste_part(message, near_limit, addressed=True)
         if verdict == "joins":
-            return _joined_paste()
+            return self._joined_paste(update_id, message)
         if verdict != "starts":  # no paste of its sender open, or not recorded: as before pastes
             return self._enqueue(update_id, msgspec.structs.replace(message, album_id=None))
         # Dropped (rate limit, full backlog), no turn will gather its paste, which must not
@@ -355,6 +355,15 @@ class Producer:
         except StorageError as exc:
             log.warning("paste_part_not_recorded", error=str(exc)[:200])
             return None
+
+    def _joined_paste(self, update_id: int, part: InboundMessage) -> dict[str, Any]:
+        """A part answered with its paste: in a group, recorded as queued (as its paste's first
+        part is), so an edit of it is no second turn."""
+        log.info("paste_part_joined")
+        answered = _group_message(part)
+        if answered is not None:
+            self._mark_seen(update_id, queued=answered)
+        return _response(200, "paste part: answered with its paste")
 
     def _forget_paste(self, message: InboundMessage) -> None:
         assert self._pastes is not None and message.user_id is not None
@@ -750,11 +759,6 @@ def _body_bytes(http: _HttpEvent) -> bytes | None:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         return None
-
-
-def _joined_paste() -> dict[str, Any]:
-    log.info("paste_part_joined")
-    return _response(200, "paste part: answered with its paste")
 
 
 def _response(status: int, outcome: str) -> dict[str, Any]:
