@@ -14,6 +14,7 @@ from agentbot_testing import AwsFault, FakeClock, FaultProxy, sweep_expired_item
 from botocore.config import Config
 from session_core import DynamoTable, SessionKey, StorageError
 from telegram_core import ChatSettings, DeliveryLog, GroupMessage, UpdateDedup
+from telegram_core._update_dedup import TRACKING_MARGIN_S
 
 DAY = 86_400
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
@@ -101,7 +102,10 @@ def test_a_queued_group_message_is_kept_as_long_as_its_update_and_claimed_by_no_
     dedup.mark_update_seen("acme", 50, queued=answered)
     pk = "message|acme|-1007|3|40"
     assert expires(aws, pk, "queued") == expires(aws, "update|acme|50", "seen") == int(START) + 25 * DAY
-    sent_at = int(START)
+    sent_at = int(START) + TRACKING_MARGIN_S  # (the tracking starts that long after the first edit)
+    assert dedup.claim_edited_message("acme", answered, 51, sent_at=sent_at - 1) == (
+        "sent before edits were tracked"
+    )
     assert dedup.claim_edited_message("acme", answered, 51, sent_at=sent_at) == "already queued"
     unanswered = GroupMessage(chat_id=-1007, thread_id=3, message_id=41)
     assert dedup.claim_edited_message("acme", unanswered, 52, sent_at=sent_at) == "claimed"

@@ -28,6 +28,11 @@ _QUEUED = "queued"
 _TRACKED_SINCE = "tracked_since"
 _MARK = "SET first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :ttl"
 
+# The mark is set this far past the first edit: a producer of the version before (still
+# finishing during a deploy) may queue a message without a record, and Telegram's clock dates
+# messages while ours dates the mark. Edits of messages in this margin are merely not answered.
+TRACKING_MARGIN_S = 300
+
 EditClaim = Literal["claimed", "already queued", "sent before edits were tracked"]
 
 
@@ -122,8 +127,8 @@ class UpdateDedup:
             "claim_edited_message",
             pk,
             _TRACKED_SINCE,
-            UpdateExpression="SET since = if_not_exists(since, :now)",
-            ExpressionAttributeValues={":now": number(int(self._table.clock()))},
+            UpdateExpression="SET since = if_not_exists(since, :since)",
+            ExpressionAttributeValues={":since": number(int(self._table.clock()) + TRACKING_MARGIN_S)},
         )
         return None
 
