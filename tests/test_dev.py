@@ -198,7 +198,13 @@ def _start_fails(
         (
             "ssm endpoint elsewhere",
             "--aws-endpoint ssm=http://192.0.2.7:4566: the run's secrets (bot token, API key, AWS "
-            "credentials) go into SSM and never leave this machine",
+            "credentials) stay on the embedded moto server",
+        ),
+        # LocalStack on this machine answers anyone who reaches it: the agent's tools too
+        (
+            "ssm endpoint on this machine",
+            "--aws-endpoint ssm=http://127.0.0.1:4566: the run's secrets (bot token, API key, AWS "
+            "credentials) stay on the embedded moto server",
         ),
         ("state dir that is a file", "not usable as a directory (it is a file)"),
         ("state dir it cannot write", "cannot write"),
@@ -250,6 +256,8 @@ def test_a_start_up_mistake_is_one_line_without_traceback_or_token(
         elif case == "ssm endpoint elsewhere":  # LocalStack on another host (TEST-NET-1: none)
             env = {"AWS_MAX_ATTEMPTS": "1", "AWS_CONNECT_TIMEOUT": "2"}
             args = ["--aws-endpoint", "http://192.0.2.7:4566", "--aws-endpoint", "ssm=http://192.0.2.7:4566"]
+        elif case == "ssm endpoint on this machine":  # (nothing listens there: no call is made)
+            args = ["--aws-endpoint", "ssm=http://127.0.0.1:4566"]
         elif case == "state dir that is a file":
             (tmp_path / "state").write_text("")
             args = ["--state-dir", str(tmp_path / "state")]

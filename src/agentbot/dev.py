@@ -113,7 +113,6 @@ from .preflight import (
 )
 from .profile_credentials import CREDENTIAL_PROCESS_NOT_RUN, credentials_unreadable
 from .shown_url import NOT_A_BASE_URL, shown_base_url
-from .this_machine import names_this_machine
 
 PRODUCER, CONSUMER, RUNTIME = "agentbot-producer", "agentbot-consumer", "agentbot-runtime"
 TERMINAL_CHAT_ID = 424242  # the private chat the terminal plays
@@ -529,13 +528,6 @@ def aws_for(
     default, services = endpoints
     named = {f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in services.items()}
     mine = "".join(f"; {service} at {url}" for service, url in services.items())
-    if default and "ssm" in services:  # every service yours, SSM on this machine (parse_endpoints)
-        yield (
-            f"{default} (your endpoint){mine}",
-            {**signing, "AWS_ENDPOINT_URL": default, **named},
-            credentials,
-        )
-        return
     # What the embedded moto server serves still demands signatures with this run's credentials;
     # the functions sign every service with them (an endpoint of yours that checks nothing, such
     # as LocalStack, accepts them as any others).
@@ -606,19 +598,26 @@ def _profile_aws(profile: str) -> tuple[str, dict[str, str], LocalCredentials]:
     )
 
 
-# The services the functions use, which ``--aws-endpoint SERVICE=URL`` may place elsewhere.
-ENDPOINT_SERVICES = ("dynamodb", "s3", "sqs", "ssm", "sts")
+# The services the functions use, which ``--aws-endpoint SERVICE=URL`` may place elsewhere (SSM,
+# which holds the run's secrets, never).
+ENDPOINT_SERVICES = ("dynamodb", "s3", "sqs", "sts")
 
 
 def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
     """``--aws-endpoint`` values: (the URL for every service or None, service -> URL).
-    Decided: SSM, which holds the run's secrets, is named only on this machine."""
+    Decided: SSM, which holds the run's secrets, is never placed elsewhere."""
     default: str | None = None
     services: dict[str, str] = {}
     for value in values:
         service, sep, url = value.partition("=")
         if not sep:
             default = _endpoint_url(value, value)
+        elif service == "ssm":
+            # Anything that reaches LocalStack reads its SSM: the agent's tools on this machine too.
+            raise DevSetupError(
+                f"--aws-endpoint {value}: the run's secrets (bot token, API key, AWS credentials) "
+                "stay on the embedded moto server, which answers this run alone; leave ssm out"
+            )
         elif service in ENDPOINT_SERVICES:
             services[service] = _endpoint_url(value, url)
         else:
@@ -626,12 +625,6 @@ def parse_endpoints(values: list[str]) -> tuple[str | None, dict[str, str]]:
                 f"--aws-endpoint {value!r}: {service!r} is not one of the services the functions use "
                 f"({', '.join(ENDPOINT_SERVICES)}); write URL for all of them or SERVICE=URL"
             )
-    if "ssm" in services and not names_this_machine(services["ssm"]):
-        raise DevSetupError(
-            f"--aws-endpoint ssm={services['ssm']}: the run's secrets (bot token, API key, AWS "
-            "credentials) go into SSM and never leave this machine; name an endpoint on it "
-            "(localhost, 127.0.0.1) or leave ssm out (the embedded moto server serves it)"
-        )
     return default, services
 
 
