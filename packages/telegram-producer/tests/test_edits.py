@@ -218,3 +218,15 @@ def test_an_edit_of_a_part_of_a_paste_answered_with_it_is_not_a_second_turn(
     post(producer, 863, edit=edited(rest, f"@{BOT_USERNAME} " + "b" * 4_090))
     post(producer, 864, edit=edited(last, f"@{BOT_USERNAME} the end"))
     assert queued(aws) == []
+
+
+@pytest.mark.parametrize("fixed", ["/stop", f"/stop@{BOT_USERNAME}", f"@{BOT_USERNAME} /stop"])
+def test_an_edit_of_a_stop_the_bot_answered_is_not_a_second_answer(
+    aws: Any, producer: Producer, fixed: str
+) -> None:
+    """A /stop in a group is answered by the producer itself, never queued: editing it (a
+    mention added, a word fixed) brings no queued "/stop" and its second "nothing is running"."""
+    stopped = sent(70, "/stop")
+    assert "Nothing is running" in post(producer, 870, sent_now=stopped)
+    post(producer, 871, edit=edited(stopped, fixed))
+    assert queued(aws) == []

@@ -580,8 +580,15 @@ class Producer:
             except StorageError as exc:
                 log.error("stop_not_written", error=str(exc)[:200])
                 return _response(503, "stop not recorded, retry")
+        # A group's /stop is answered here: recorded as a queued message is, so an edit of it
+        # (a mention added) queues no "/stop" and its second answer. Still one write.
+        answered = (
+            None
+            if stop.message_id is None
+            else GroupMessage(chat_id=stop.chat_id, thread_id=stop.thread_id, message_id=stop.message_id)
+        )
         try:
-            self._registry.mark_update_seen(tenant, update_id)
+            self._registry.mark_update_seen(tenant, update_id, queued=answered)
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
