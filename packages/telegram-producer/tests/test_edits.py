@@ -17,7 +17,7 @@ from agentbot_testing.telegram_support import (
     with_entities,
 )
 from session_core import DynamoTable, PasteParts
-from telegram_core import UpdateDedup, decode_envelope
+from telegram_core import RateLimiter, UpdateDedup, decode_envelope
 from telegram_core._update_dedup import TRACKING_MARGIN_S
 from telegram_producer import Producer, ProducerConfig
 
@@ -54,14 +54,30 @@ def with_pastes() -> bool:
 
 
 @pytest.fixture
+def per_user_limit() -> int | None:
+    """Messages a user may send a minute (a test parametrizes it; None: no limit)."""
+    return None
+
+
+@pytest.fixture
 def just_upgraded(
-    aws: Any, monkeypatch: Any, dynamodb_calls: tuple[Any, list[str]], clock: Clock, with_pastes: bool
+    aws: Any,
+    monkeypatch: Any,
+    dynamodb_calls: tuple[Any, list[str]],
+    clock: Clock,
+    with_pastes: bool,
+    per_user_limit: int | None,
 ) -> Producer:
     """A producer that has not seen an edit yet (as just after the upgrade that taught it edits)."""
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret")
     monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
     config = ProducerConfig.from_env()
     dynamodb, _ = dynamodb_calls
+    limits = None
+    if per_user_limit is not None:
+        limits = RateLimiter(
+            dynamodb=dynamodb, table=config.table, tenant=config.tenant, per_user=per_user_limit
+        )
     return Producer(
         config=config,
         secret=WEBHOOK_SECRET,
@@ -69,6 +85,7 @@ def just_upgraded(
         registry=UpdateDedup(DynamoTable(dynamodb=dynamodb, table=config.table, clock=clock)),
         clock=clock,
         pastes=PasteParts(dynamodb=dynamodb, table=config.table, clock=clock) if with_pastes else None,
+        rate_limiter=limits,
     )
 
 
@@ -230,3 +247,19 @@ def test_an_edit_of_a_stop_the_bot_answered_is_not_a_second_answer(
     assert "Nothing is running" in post(producer, 870, sent_now=stopped)
     post(producer, 871, edit=edited(stopped, fixed))
     assert queued(aws) == []
+
+
+@pytest.mark.parametrize("per_user_limit", [1])
+def test_an_edit_dropped_by_the_rate_limit_is_answered_when_edited_again(
+    aws: Any, producer: Producer, clock: Clock
+) -> None:
+    """An edit over its sender's limit is not queued ("slow down"): the message stays
+    unanswered, so an edit of it once the minute is over is answered."""
+    post(producer, 880, sent_now=sent(80, f"@{BOT_USERNAME} hi"))
+    forgot = sent(81, "and the weather?")
+    post(producer, 881, sent_now=forgot)
+    post(producer, 882, edit=edited(forgot, f"@{BOT_USERNAME} and the weather?"))
+    assert [m[0] for m in queued(aws)] == [880]
+    clock.now += 61
+    post(producer, 883, edit=edited(forgot, f"@{BOT_USERNAME} and the weather now?", after_s=70))
+    assert queued(aws) == [(883, 81, "and the weather now?")]

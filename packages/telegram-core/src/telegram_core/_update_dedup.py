@@ -114,6 +114,11 @@ class UpdateDedup:
             return "already queued"
         return "claimed"
 
+    def release_edit_claim(self, tenant: str, message: GroupMessage) -> None:
+        """The edit that claimed ``message`` was not queued after all (a limit dropped it): a
+        later edit of it may claim it. Only that edit can hold the claim, so no condition."""
+        self._table.delete("release_edit_claim", _message_pk(tenant, message), _QUEUED)
+
     def _edits_tracked_since(self, tenant: str) -> int | None:
         """Since when every queued group message of ``tenant`` is recorded; None the first time
         asked, which starts the count now. Read on the edit path only (edits are rare); the

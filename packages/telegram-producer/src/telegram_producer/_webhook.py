@@ -113,6 +113,8 @@ class Registry(Protocol):
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
     ) -> EditClaim: ...
 
+    def release_edit_claim(self, tenant: str, message: GroupMessage) -> None: ...
+
     def update_acted(self, tenant: str, update_id: int) -> bool: ...
 
     def mark_update_acted(self, tenant: str, update_id: int) -> None: ...
@@ -296,7 +298,14 @@ class Producer:
             reason = f"edit of a message {claim}"
             log.info("update_ignored", reason=reason)
             return _response(200, f"ignored: {reason}")
-        return self._enqueue(update_id, message)
+        return self._enqueue(update_id, message, if_dropped=lambda: self._release_edit_claim(edited))
+
+    def _release_edit_claim(self, edited: GroupMessage) -> None:
+        """An edit dropped by a limit answered nothing: its message may be edited in again."""
+        try:
+            self._registry.release_edit_claim(self._config.tenant, edited)
+        except StorageError as exc:  # its next edits are ignored, as if it had been answered
+            log.warning("edit_claim_not_released", error=str(exc)[:200])
 
     def _config_for(self, update: Update) -> ProducerConfig | None:
         """The configuration for ``update``: with its chat on ALLOWED_CHAT_IDS too when it is a
