@@ -218,3 +218,24 @@ def test_an_unreachable_endpoint_is_a_storage_error(aws: Any) -> None:
         dedup.update_seen("acme", 1)
     assert info.value.operation == "registry.update_seen"
     assert info.value.error_code == "EndpointConnectionError"
+
+
+def test_the_mark_of_a_producer_that_recorded_fewer_kinds_of_messages_is_not_trusted(
+    aws: Any, table: DynamoTable
+) -> None:
+    """A producer before this one marked when it began recording queued messages, but not the
+    parts of pastes or the stops it answered: edits of those could bring a second answer. Its
+    mark is not taken: the tracking starts anew with this producer's first edit."""
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table,
+        Item={
+            "pk": {"S": "edits|acme"},
+            "sk": {"S": "tracked_since"},
+            "since": {"N": str(int(START) - 3600)},
+        },
+    )
+    dedup = UpdateDedup(table)
+    part = GroupMessage(chat_id=-1007, thread_id=3, message_id=90)
+    assert (
+        dedup.claim_edited_message("acme", part, 91, sent_at=int(START)) == "sent before edits were tracked"
+    )

@@ -3,7 +3,7 @@ lasts 5 minutes): ``update|<tenant>|<update_id>`` / ``seen`` in the registry's t
 which group messages were queued (``message|<tenant>|<chat>|<thread>|<message_id>`` /
 ``queued``), so an edit that adds the bot's mention is answered only when the message was not.
 Messages queued before the producer recorded them have no such record: the first edit the
-producer sees writes when the tracking began (``edits|<tenant>`` / ``tracked_since``, kept for
+producer sees writes when the tracking began (``edits|<tenant>|v<n>`` / ``tracked_since``, kept for
 good), and an edit of a message sent earlier is never answered."""
 
 from __future__ import annotations
@@ -166,8 +166,14 @@ def _message_pk(tenant: str, message: GroupMessage) -> str:
     return f"message|{validate_tenant(tenant)}|{message.chat_id}|{message.thread_id}|{message.message_id}"
 
 
+# Which messages the producer records as answered (groups' queued messages, the parts of a
+# paste answered with it, /stop): raise it when another kind starts being recorded, so the
+# mark of a producer that did not record that kind is not trusted and tracking starts anew.
+RECORDING_VERSION = 2
+
+
 def _edits_pk(tenant: str) -> str:
-    return f"edits|{validate_tenant(tenant)}"
+    return f"edits|{validate_tenant(tenant)}|v{RECORDING_VERSION}"
 
 
 def _update_pk(tenant: str, update_id: int) -> str:
