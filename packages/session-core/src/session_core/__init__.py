@@ -17,7 +17,7 @@ if TYPE_CHECKING:
         new_approval_id,
     )
     from ._attempt_marks import AttemptMarks
-    from ._aws_errors import MISSING_OBJECT_CODES, aws_error_code
+    from ._aws_errors import MISSING_OBJECT_CODES, aws_error_code, retry_transaction_conflicts
     from ._backlog import BacklogVerdict, ChatBacklog
     from ._budgets import (
         BudgetCaps,
@@ -298,6 +298,7 @@ __all__ = [
     "read_secret",
     "require_env",
     "retention_days_from_env",
+    "retry_transaction_conflicts",
     "runs",
     "safe_file_name",
     "session_item_pk",

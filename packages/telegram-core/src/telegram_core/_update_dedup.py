@@ -19,6 +19,7 @@ from session_core import (
     item_int,
     item_key,
     number,
+    retry_transaction_conflicts,
     validate_tenant,
 )
 
@@ -138,8 +139,9 @@ class UpdateDedup:
         return None
 
     def _transact(self, operation: str, items: list[dict[str, Any]]) -> None:
-        try:
-            self._table.dynamodb.transact_write_items(TransactItems=items)
+        write = self._table.dynamodb.transact_write_items
+        try:  # an edit's claim of the same message may hold it for a moment
+            retry_transaction_conflicts(lambda: write(TransactItems=items))
         except (ClientError, BotoCoreError) as exc:
             raise self._table.storage_error(operation, "TransactWriteItems", exc) from exc
 
@@ -157,7 +159,7 @@ class UpdateDedup:
             "mark_update_acted",
             _update_pk(tenant, update_id),
             _ACTED,
-            UpdateExpression="SET first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :ttl",
+            UpdateExpression=_MARK,
             ExpressionAttributeValues={":now": number(now), ":ttl": number(self._table.expires_at(now))},
         )
 
