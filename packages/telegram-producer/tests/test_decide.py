@@ -658,7 +658,26 @@ def test_only_the_mention_telegram_marks_is_taken_out_of_the_text() -> None:
     address beside it stays as written."""
     given = update(chat=GROUP, text=f"\U0001f642 @Agent_Bot {ADDRESS}")
     message = decide(given, config()).message
-    assert message is not None and message.text == f"\U0001f642  {ADDRESS}"
+    assert message is not None and message.text == f"\U0001f642 {ADDRESS}"
+
+
+@pytest.mark.parametrize("marked", [True, False], ids=["marked by Telegram", "an update without entities"])
+@pytest.mark.parametrize(
+    ("text", "asked"),
+    [
+        ("hey @agent_bot can you help", "hey can you help"),
+        ("hey  @agent_bot  can you help", "hey can you help"),
+        ("the log:\n@agent_bot what failed?", "the log:\nwhat failed?"),
+        ("what failed? @agent_bot\n\nthe log", "what failed?\n\nthe log"),
+    ],
+)
+def test_a_mention_taken_out_of_a_sentence_leaves_the_sentence_spaced_as_written(
+    text: str, asked: str, marked: bool
+) -> None:
+    """The words around the mention close up: the model reads "hey can you help", not two
+    spaces where the name was; a line break beside it stays a line break."""
+    message = decide(update(chat=GROUP, text=text, marked=marked), config()).message
+    assert message is not None and message.text == asked
 
 
 @pytest.mark.parametrize(

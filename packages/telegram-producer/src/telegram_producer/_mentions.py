@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from session_core import utf16_len
+
 from ._updates import Message, MessageEntity
 
 
@@ -19,26 +21,40 @@ def without_bot_mentions(msg: Message, text: str, username: str | None) -> tuple
     mentions). Telegram marks each mention in the message's entities, and an e-mail address as
     one of its own; only an update without any (as a client of an older Bot API may post) is
     read by the text rule, ``bot_mention``."""
-    entities = msg.entities if msg.text is not None else msg.caption_entities
-    if not entities:
-        mention = bot_mention(username)
-        if mention is None:
-            return False, text
-        return bool(mention.search(text)), mention.sub("", text).strip()
     units = text.encode("utf-16-le")
-    spans = sorted(
-        (e.offset * 2, (e.offset + e.length) * 2) for e in entities if _names_the_bot(e, units, username)
-    )
+    entities = msg.entities if msg.text is not None else msg.caption_entities
+    if entities:
+        spans = [(e.offset, e.offset + e.length) for e in entities if names_the_bot(e, units, username)]
+    else:
+        mention = bot_mention(username)
+        found = () if mention is None else mention.finditer(text)
+        spans = [(utf16_len(text[: m.start()]), utf16_len(text[: m.end()])) for m in found]
     kept, start = [], 0
-    for begin, end in spans:
-        kept.append(units[start:begin])
+    for begin, end in sorted(spans):
+        kept.append(units[start * 2 : begin * 2])
         start = max(start, end)
-    kept.append(units[start:])
+    kept.append(units[start * 2 :])
     # "replace": offsets that split a character (no Telegram update has them) cost a "?", not the update.
-    return bool(spans), b"".join(kept).decode("utf-16-le", errors="replace").strip()
+    return bool(spans), _closed_up([part.decode("utf-16-le", errors="replace") for part in kept])
 
 
-def _names_the_bot(entity: MessageEntity, units: bytes, username: str | None) -> bool:
+def _closed_up(parts: list[str]) -> str:
+    """``parts`` joined where a mention was cut out: the spaces on both sides of a cut become
+    one ("hey @bot can" → "hey can"), or the line breaks there when it held any."""
+    text = parts[0]
+    for part in parts[1:]:
+        before, after = text.rstrip(), part.lstrip()
+        gap_before, gap_after = text[len(before) :], part[: len(part) - len(after)]
+        if gap_before and gap_after:
+            breaks = max(gap_before.count("\n"), gap_after.count("\n"))
+            text = before + ("\n" * breaks or " ") + after
+        else:
+            text += part
+    return text.strip()
+
+
+def names_the_bot(entity: MessageEntity, units: bytes, username: str | None) -> bool:
+    """Whether ``entity`` of a text (``units``: its UTF-16 code units) is a mention of the bot."""
     if not username:
         return False
     if entity.type == "mention":
