@@ -175,6 +175,73 @@ def test_stop_requests_are_recognised(fields: dict[str, Any], expected: Any) -> 
     assert got == expected
 
 
+THIS_BOT = {"id": 4242, "is_bot": True, "first_name": "Agent", "username": BOT_USERNAME}
+IN_GROUP = {"chat_id": -100200, "chat_type": "supergroup"}
+
+
+def _without_entities(msg: dict[str, Any]) -> dict[str, Any]:
+    """``msg`` as a client of an older Bot API may post it: nothing marked."""
+    return {field: value for field, value in msg.items() if field not in ("entities", "caption_entities")}
+
+
+@pytest.mark.parametrize(
+    ("msg", "stops"),
+    [
+        # Telegram ends a command at the first character that cannot be in one.
+        (message(text="/stop, wrong file"), True),
+        (message(text="/stop!", **IN_GROUP), True),
+        (message(text=None, caption="/stop.", photo=PHOTO), True),
+        (message(text="/stop@AGENT_Test_Bot", **IN_GROUP), True),
+        (message(text="/stop@other_bot!", **IN_GROUP), False),
+        # The bot named by a name Telegram links to it, then the command.
+        (
+            message(
+                text="Agent /stop",
+                entities=[
+                    {"type": "text_mention", "offset": 0, "length": 5, "user": THIS_BOT},
+                    {"type": "bot_command", "offset": 6, "length": 5},
+                ],
+                **IN_GROUP,
+            ),
+            True,
+        ),
+        # Shown as code, "/stop" is text about the command: Telegram marks no command in it.
+        (message(text="/stop", entities=[{"type": "code", "offset": 0, "length": 5}], **IN_GROUP), False),
+        (
+            message(
+                text="/stop now",
+                entities=[
+                    {"type": "bold", "offset": 0, "length": 9},
+                    {"type": "bot_command", "offset": 0, "length": 5},
+                ],
+                **IN_GROUP,
+            ),
+            True,
+        ),
+        # Where Telegram marked nothing at all, the first word is read.
+        (_without_entities(message(text="/stop please", **IN_GROUP)), True),
+        (_without_entities(message(text=f"@{BOT_USERNAME} /stop", **IN_GROUP)), True),
+    ],
+    ids=[
+        "comma_after",
+        "exclamation_after",
+        "caption_full_stop_after",
+        "username_in_other_case",
+        "other_bot_exclaimed",
+        "name_linked_to_the_bot_first",
+        "shown_as_code",
+        "bold",
+        "unmarked_update_first_word",
+        "unmarked_update_mention_first",
+    ],
+)
+def test_a_stop_is_the_command_telegram_marks_at_the_start(msg: dict[str, Any], stops: bool) -> None:
+    """/stop is what Telegram marks as a command (a ``bot_command`` entity) at the start of the
+    text or caption, after a mention of the bot if any: "/stop, wrong file" stops the turn
+    instead of queueing a paid one behind it."""
+    assert (stop_request(_update(message=msg), CONFIG) is not None) is stops
+
+
 def test_an_anonymous_admins_stop_counts_against_the_group_not_the_shared_placeholder() -> None:
     """Rate limits are per sender: every group's anonymous admins share one placeholder user."""
     anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}

@@ -28,7 +28,7 @@ from telegram_core import (
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
-from ._mentions import bot_mention
+from ._opening_command import opening_command
 from ._reply_context import replies_to_another_bot
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, shown_name, topic_of
 
@@ -116,16 +116,13 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         return None  # a forwarded "/stop" is someone else's words, passed on: no request
     if msg.from_ is not None and msg.from_.is_bot and not on_behalf_of_a_chat(msg):
         return None  # ignored as any bot's message is
-    words = typed.split()
-    mention = bot_mention(config.bot_username)
-    mentioned = bool(words and mention is not None and mention.fullmatch(words[0]))
-    if mentioned:
-        words = words[1:]  # "@bot /stop" in a group, as every other command may be written
-    text, username = " ".join(words), config.bot_username
-    if parse_command(text, username) != "stop":
+    username = config.bot_username
+    # "@bot /stop" in a group, as every other command may be written.
+    command = opening_command(msg, typed, username)
+    if command is None or parse_command(command.word, username) != "stop":
         return None  # not a /stop, or another bot's (telegram_core reads commands for all)
-    if not mentioned and for_another_bot(
-        text, username, replying_to_another_bot=replies_to_another_bot(msg, username)
+    if not command.after_mention and for_another_bot(
+        command.word, username, replying_to_another_bot=replies_to_another_bot(msg, username)
     ):
         return None  # a bare /stop in reply to another bot's message is that bot's
     thread_id = topic_of(msg)
