@@ -376,3 +376,22 @@ def test_a_progress_message_whose_delete_fails_oddly_leaves_the_records_other_on
     assert deleted == [second]
     [left] = [e for e in logs if e["event"] == "progress_message_left"]
     assert left["kind"] == "StorageError", left
+
+
+def test_a_delete_telegram_answers_slowly_ends_within_the_time_left(telegram: LocalTelegram) -> None:
+    """The HTTP call kept its own timeout (30 s in the consumer): a delete Telegram was slow to
+    answer ran past the invocation's end, and Lambda cut the record off mid-cleanup."""
+    group = -100511
+    with httpx.Client(timeout=30) as http:  # the consumer's own read timeout
+        view = view_of(telegram, http, UnchangedAnswer("", step=1), group)
+        with view:
+            assert telegram.wait_for(lambda t: bool(t.sent_messages(group)))
+            view.stop()
+        telegram.on_call = lambda method, params: time.sleep(3) if method == "deleteMessage" else None
+        started = time.monotonic()
+        with capture_logs() as logs:
+            view.cleanup(time_left_s=1)
+        took = time.monotonic() - started
+    assert took < 2
+    assert [e["kind"] for e in logs if e["event"] == "progress_message_left"] == ["network"]
+

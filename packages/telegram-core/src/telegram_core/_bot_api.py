@@ -48,6 +48,8 @@ MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 PHOTO_MIME_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# A call made with (almost) no time left still gets this long: a zero timeout is no timeout.
+MIN_CALL_TIMEOUT_S = 0.1
 
 # Telegram says which bad request it is only in the description; read here, nowhere else.
 _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
@@ -205,13 +207,16 @@ class BotApi:
         call's, else the client's), 5xx and network errors up to ``attempts`` times in all;
         raises TelegramApiError. ``time_left()``: the seconds the caller still has, read around
         each call; a wait is taken only when it and another call as slow as the last fit in
-        what is left, else the error is raised.
+        what is left, else the error is raised; each call's HTTP timeouts end within it too.
         """
         body = encode_json(dict(params))
         return self._with_retries(
             method,
             lambda token: self._http.post(
-                self._method_url(method, token), content=body, headers={"content-type": "application/json"}
+                self._method_url(method, token),
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=self._timeout_within(time_left),
             ),
             attempts,
             max_retry_after_s,
@@ -253,6 +258,24 @@ class BotApi:
                 log.warning("telegram_retry", method=method, kind=error.kind, wait_s=wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")
+
+    def _timeout_within(self, time_left: Callable[[], float] | None) -> httpx.Timeout:
+        """The HTTP client's timeouts, none longer than the caller's time left: a slow answer
+        must not hold the caller (a Lambda invocation) past its end."""
+        own = self._http.timeout
+        if time_left is None:
+            return own
+        left = max(time_left(), MIN_CALL_TIMEOUT_S)
+
+        def bounded(seconds: float | None) -> float:
+            return left if seconds is None else min(seconds, left)
+
+        return httpx.Timeout(
+            connect=bounded(own.connect),
+            read=bounded(own.read),
+            write=bounded(own.write),
+            pool=bounded(own.pool),
+        )
 
     def _method_url(self, method: str, token: str) -> str:
         return f"{self._base}/bot{token}/{method}"
