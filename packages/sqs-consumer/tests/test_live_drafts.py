@@ -378,6 +378,31 @@ def test_a_progress_message_whose_delete_fails_oddly_leaves_the_records_other_on
     assert left["kind"] == "StorageError", left
 
 
+def test_a_progress_message_whose_send_is_answered_after_the_turn_ended_is_deleted_all_the_same(
+    telegram: LocalTelegram,
+) -> None:
+    """Telegram answered the progress message's send after the view's wait for it when the
+    turn ended (or Stop was pressed): the cleanup found no message to delete, the late answer
+    then gave the view one, and the group kept a progress message whose Stop stops nothing."""
+    group, sent = -100510, threading.Event()
+
+    def slow_answer(message: dict[str, Any]) -> None:
+        sent.set()
+        time.sleep(5.5)  # longer than stop() waits for a step in flight
+
+    telegram.on_send = slow_answer
+    with httpx.Client(timeout=30) as http:  # the consumer's own read timeout
+        view = view_of(telegram, http, UnchangedAnswer("", step=1), group)
+        with ProgressCleanup(lambda: 60_000) as cleanup:
+            cleanup.add(view)
+            with view:
+                assert sent.wait(10)
+                view.stop()
+        assert telegram.wait_for(lambda t: bool(t.calls("sendMessage")))
+        time.sleep(0.2)  # the late answer reaches the view
+    assert telegram.sent_messages(group) == []
+
+
 def test_a_delete_telegram_answers_slowly_ends_within_the_time_left(telegram: LocalTelegram) -> None:
     """The HTTP call kept its own timeout (30 s in the consumer): a delete Telegram was slow to
     answer ran past the invocation's end, and Lambda cut the record off mid-cleanup."""
@@ -395,3 +420,47 @@ def test_a_delete_telegram_answers_slowly_ends_within_the_time_left(telegram: Lo
     assert took < 2
     assert [e["kind"] for e in logs if e["event"] == "progress_message_left"] == ["network"]
 
+
+def test_a_429_on_one_progress_messages_delete_holds_the_groups_other_deletes_back(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram's limit is the group's: the progress message of the group's other topic spent
+    a failed delete to learn it again, one more call the group is refused."""
+    group, holds = -100512, ChatHolds()
+    views = [
+        view_of(telegram, http, UnchangedAnswer("", step=1), group, thread_id=topic, chat_holds=holds)
+        for topic in (0, 8)
+    ]
+    for shown, view in enumerate(views, start=1):
+        with view:
+            assert telegram.wait_for(lambda t, shown=shown: len(t.sent_messages(group)) == shown)
+            view.stop()
+    telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(40), times=2)
+    with capture_logs() as logs, ProgressCleanup(lambda: 30_000) as cleanup:  # 20 s: no 40 s wait
+        for view in views:
+            cleanup.add(view)
+    assert [c.status for c in telegram.calls("deleteMessage")] == [429]
+    assert len([e for e in logs if e["event"] == "progress_message_left"]) == 2
+
+
+def test_a_delete_waits_out_the_429_the_groups_progress_got_before_it_is_sent(
+    telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """An edit of the group's progress was refused with a 429 for a second: the delete went at
+    once and was refused too, one more failed call the group's limit counts."""
+    group = -100513
+    telegram.inject("editMessageText", TelegramFault.retry_after_seconds(1), times=1)
+    view = view_of(telegram, http, StreamedAnswer(ANSWER, step=1), group, group_interval_s=0.02)
+    with view:
+        assert telegram.wait_for(lambda t: bool(t.calls("editMessageText")))
+        view.stop()
+    [refused] = telegram.calls("editMessageText")
+
+    def refused_while_limited(method: str, params: dict[str, Any]) -> None:
+        if method == "deleteMessage" and time.monotonic() < refused.at + 1:
+            telegram.inject("deleteMessage", TelegramFault.retry_after_seconds(1), times=1)
+
+    telegram.on_call = refused_while_limited
+    view.cleanup(time_left_s=20)
+    assert [c.status for c in telegram.calls("deleteMessage")] == [200]
+    assert telegram.sent_messages(group) == []

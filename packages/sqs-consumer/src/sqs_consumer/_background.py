@@ -66,6 +66,14 @@ class RepeatingStep:
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=self._join_timeout_s)
 
+    def wait_ended(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) for a step still in flight after ``stop()`` (one that
+        outlasted its wait there); whether none is."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout=max(timeout_s, 0.0))
+        return not self._thread.is_alive()
+
     def _run(self) -> None:
         if self._at_once and not self._stop.is_set():
             self._step_logged()

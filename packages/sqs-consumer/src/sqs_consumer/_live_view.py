@@ -17,8 +17,9 @@ polls it and shows it:
 Progress is best effort: one attempt per update, a 429 silences it until ``retry_after`` (every
 view of that chat in the invocation, given the same ``ChatHolds``), and
 any failure is logged and dropped (the deletion of a group's progress message, after the
-answer, is retried and waits out a 429 the invocation has time for). It never delays the
-answer: ``stop()`` ends it first.
+answer, waits for a send still in flight, is retried and waits out a 429 the invocation has
+time for, each call ending within that time). It never delays the answer: ``stop()`` ends it
+first.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class LiveView(StopsOnExit):
     """``with LiveView(...) as view:`` shows turn ``turn_id`` of ``chat_id`` until
     ``view.stop()`` or the block's end; ``view.cleanup(...)`` (after the answer went out) removes
     the group's progress message. Without a ``source`` it shows nothing. ``chat_holds``: the
-    429s it shares with the invocation's other views (None: its own only). Never raises."""
+    429s it shares with the invocation's other views (None: its own only); ``clock`` and
+    ``sleep``: the monotonic time it reads and waits on. Never raises."""
 
     def __init__(
         self,
@@ -104,6 +106,7 @@ class LiveView(StopsOnExit):
         group_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._bot = bot
         self._source = source
@@ -122,6 +125,7 @@ class LiveView(StopsOnExit):
         self._group_per_minute = group_per_minute
         self._clock = clock
         self._wall_clock = wall_clock
+        self._sleep = sleep
         self._polls = RepeatingStep(
             self._tick,
             interval_s=poll_s,
@@ -176,15 +180,29 @@ class LiveView(StopsOnExit):
 
     def cleanup(self, *, time_left_s: float) -> None:
         """Delete the group's progress message (once; the answer replaced it), waiting for
-        Telegram when it asks (a 429) as long as the cleanup ends within ``time_left_s``."""
+        Telegram when it asks (a 429, this call's or one the chat's other views got) as long as
+        the cleanup ends within ``time_left_s``."""
+        # The time left is read on the clock before each wait: slow calls spend it as surely
+        # as the waits do.
+        ends = self._clock() + time_left_s
+        # A send still in flight (Telegram slower than stop() waits) gives the view its
+        # message only after this ran: waited for, so that message goes too.
+        if not self._polls.wait_ended(ends - self._clock()):
+            self._left_behind("send_in_flight", ends)
+            return
         message_id, self.progress_message_id = self.progress_message_id, None
         if message_id is None:
             return
+        # A 429 is the chat's: a call before it ends is refused again, one more the chat counts.
+        held_s = self._holds.until(self._chat_id) - self._clock()
+        if held_s > 0:
+            if held_s > CLEANUP_MAX_RETRY_AFTER_S or held_s >= ends - self._clock():
+                self._left_behind("rate_limited", ends)
+                return
+            self._sleep(held_s)
         params = {"chat_id": self._chat_id, "message_id": message_id}
         # Left behind, it would show a step long done and a Stop that stops nothing, for good:
-        # unlike an update (the next one follows), this is retried. The time left is read on
-        # the clock before each wait: slow calls spend it as surely as the waits do.
-        ends = self._clock() + time_left_s
+        # unlike an update (the next one follows), this is retried.
         self.calls += 1
         try:
             self._bot.call(
@@ -198,10 +216,12 @@ class LiveView(StopsOnExit):
             pass  # someone deleted it already
         except Exception as exc:  # Telegram's refusal, or the token's store out of reach
             # The record's outcome is out: a failure here must not fail (and replay) the record.
-            kind = exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__
-            log.warning(
-                "progress_message_left", kind=kind, time_left_s=round(max(ends - self._clock(), 0.0), 1)
-            )
+            if isinstance(exc, TelegramRetryAfter):
+                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
+            self._left_behind(exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__, ends)
+
+    def _left_behind(self, kind: str, ends: float) -> None:
+        log.warning("progress_message_left", kind=kind, time_left_s=round(max(ends - self._clock(), 0.0), 1))
 
     # -- the loop (one poll every poll_s; a poll that raises is logged) ------------------------
 
