@@ -345,7 +345,7 @@ def test_a_stack_is_checked_in_aws_not_at_an_endpoint_left_in_the_shell(
     assert err.splitlines()[1].startswith("error: "), err
     (note,) = [line for line in err.splitlines() if "note: ignored" in line]
     assert all(variable in note for variable in aws.endpoints.environment()), err
-    assert note.endswith("from the shell: a stack is reached in AWS itself"), err
+    assert note.endswith("this machine, and a stack is reached in AWS itself"), err
 
 
 def test_a_stack_is_checked_through_the_endpoint_the_operators_profile_names(

@@ -12,8 +12,8 @@ from local_stack import LocalTelegram, TelegramFault
 from sqs_consumer import HELP_TEXT
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
-from agentbot.cli import main
-from agentbot.ops import ALLOWED_UPDATES
+from agentbot.cli import build_parser, main
+from agentbot.ops import ALLOWED_UPDATES, operator_aws_clients
 from tests.operator_commands import reach_the_fixtures_through_a_profile, run_at_the_shells_endpoints
 
 BOT_TOKEN = "123456789:OPS-test-token-not-a-real-one"
@@ -376,7 +376,7 @@ def test_a_stack_is_operated_in_aws_not_at_an_endpoint_left_in_the_shell(
     assert err.splitlines()[-1].startswith("error: "), err
     (note,) = [line for line in err.splitlines() if line.startswith("note: ignored")]
     assert all(variable in note for variable in aws.endpoints.environment()), err
-    assert note.endswith("from the shell: a stack is reached in AWS itself"), err
+    assert note.endswith("this machine, and a stack is reached in AWS itself"), err
     assert telegram.calls("setWebhook") == []
     assert len(_drain(aws, aws.resources.dlq_url)) == 1
 
@@ -413,6 +413,52 @@ def test_a_stack_is_operated_through_the_endpoint_the_operators_profile_names(
         assert "77" in out, out
     if argv[0] == "webhook":
         assert len(telegram.calls("setWebhook")) == 1
+
+
+# An address elsewhere (TEST-NET-1: never this machine), as a VPC endpoint is to the operator.
+_ELSEWHERE = "http://192.0.2.10:4566"
+
+
+def test_a_services_endpoint_left_in_the_shell_leaves_the_others_where_the_operator_reaches_aws(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One endpoint on this machine left in the shell (LocalStack's S3) made a stack command
+    ignore every other endpoint too: the shell's DynamoDB elsewhere and the profile's way to
+    AWS, and `dlq list --stack`, which needs neither S3 nor DynamoDB, found no stack."""
+    stack = _stack(aws)
+    _send_dead_letter(aws, update_id=77, session_key="default/42/0")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.delenv("DEAD_LETTER_QUEUE_URL", raising=False)
+    profile = reach_the_fixtures_through_a_profile(aws, monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://localhost:4566")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", _ELSEWHERE)
+
+    code, out, err = _run_as_the_operator(
+        capsys, "dlq", "list", "--wait", "0", "--stack", stack, "--profile", profile
+    )
+
+    assert code == 0 and "77" in out, out + err
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ignored")]
+    assert note.startswith("note: ignored AWS_ENDPOINT_URL_S3 from the shell: it names this machine"), note
+    assert note.endswith("(kept, elsewhere: AWS_ENDPOINT_URL_DYNAMODB)"), note
+
+
+def test_a_service_whose_own_endpoint_is_on_this_machine_goes_where_the_shell_sends_the_rest(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ignoring AWS_ENDPOINT_URL_SQS on this machine leaves SQS where the shell's
+    AWS_ENDPOINT_URL elsewhere sends every service, not at AWS's public endpoint (which an
+    operator behind a VPC endpoint cannot reach)."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _ELSEWHERE)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:4566")
+    args = build_parser().parse_args(["dlq", "list", "--stack", "agentbot"])
+
+    clients = operator_aws_clients(args)
+
+    assert clients("sqs").meta.endpoint_url == _ELSEWHERE
+    assert clients("cloudformation").meta.endpoint_url == _ELSEWHERE
+    assert "note: ignored AWS_ENDPOINT_URL_SQS from the shell" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("host", ["localhost", "localhost.", "127.1", "[::1]", "0.0.0.0"])

@@ -460,38 +460,61 @@ def format_dead_letters(letters: Sequence[DeadLetter], *, total: int) -> str:
 ClientFactory = Callable[[str], Any]
 
 
-def aws_clients(args: argparse.Namespace, *, configured_endpoints: bool = True) -> ClientFactory:
-    """The AWS clients of an operator command, from ``--profile`` and ``--region``; without
-    ``configured_endpoints``, AWS's own endpoints whatever the shell (AWS_ENDPOINT_URL,
-    AWS_ENDPOINT_URL_<SERVICE>) or the profile (endpoint_url) names."""
+def aws_clients(args: argparse.Namespace, *, ignored: Sequence[str] = ()) -> ClientFactory:
+    """The AWS clients of an operator command, from ``--profile`` and ``--region``, at the
+    endpoints the shell (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>) or the profile
+    (endpoint_url) names; a service whose shell variable is one of ``ignored`` goes where it
+    would without that variable: the shell's AWS_ENDPOINT_URL when kept, else AWS's own endpoint
+    (the profile's endpoint_url ignored too)."""
     # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what the README's deploy steps and
     # .env.example export (and what Lambda and the AWS CLI read), so it counts here too.
     region = args.region or os.environ.get("AWS_REGION", "").strip() or None
+    core = botocore.session.Session()
     try:
-        session = boto3.Session(profile_name=args.profile, region_name=region)
+        session = boto3.Session(botocore_session=core, profile_name=args.profile, region_name=region)
     except ProfileNotFound:
         raise OpsError(no_such_profile(args.profile)) from None
-    config = None if configured_endpoints else Config(ignore_configured_endpoint_urls=True)
-    return lambda service: session.client(service, config=config)
+
+    def client(service: str) -> Any:
+        hyphenized = core.get_service_model(service).service_id.hyphenize()
+        if _shell_endpoint_variable(os.environ, hyphenized) not in ignored:
+            return session.client(service)  # none, or one elsewhere: boto3's own choice
+        everywhere = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+        endpoint = everywhere if everywhere and "AWS_ENDPOINT_URL" not in ignored else None
+        return session.client(
+            service, endpoint_url=endpoint, config=Config(ignore_configured_endpoint_urls=True)
+        )
+
+    return client
+
+
+def _shell_endpoint_variable(environ: Mapping[str, str], hyphenized_service_id: str) -> str | None:
+    """The shell variable boto3 takes a service's endpoint from: AWS_ENDPOINT_URL_<SERVICE>,
+    else AWS_ENDPOINT_URL; None when neither is set."""
+    own = f"AWS_ENDPOINT_URL_{hyphenized_service_id.replace('-', '_').upper()}"
+    return next((v for v in (own, "AWS_ENDPOINT_URL") if environ.get(v, "").strip()), None)
 
 
 def operator_aws_clients(args: argparse.Namespace) -> ClientFactory:
     """The AWS clients of an operator command as it runs. Decided: a named stack (``--stack``,
     AGENTBOT_STACK) is not reached at this machine. An endpoint on it left in the shell
     (agentbot dev's or a test's moto) would act on a local stack of the same name: replay its
-    dead letters, point the bot at its webhook; then every endpoint the shell or the profile
-    names is ignored, in one line naming the shell's. Endpoints elsewhere (a VPC endpoint where
+    dead letters, point the bot at its webhook; each such variable is ignored (``aws_clients``),
+    in one line naming them and the shell's kept. Endpoints elsewhere (a VPC endpoint where
     AWS's public ones are blocked, a profile's endpoint_url) are the operator's way to AWS."""
     if not named_stack(args):
         return aws_clients(args)  # queue URLs and parameters given directly: wherever the shell says
     variables = _endpoint_variables(os.environ)
-    if not any(names_this_machine(os.environ[variable]) for variable in variables):
-        return aws_clients(args)
-    print(
-        f"note: ignored {', '.join(variables)} from the shell: a stack is reached in AWS itself",
-        file=sys.stderr,
-    )
-    return aws_clients(args, configured_endpoints=False)
+    ignored = [variable for variable in variables if names_this_machine(os.environ[variable])]
+    if ignored:
+        kept = [variable for variable in variables if variable not in ignored]
+        print(
+            f"note: ignored {', '.join(ignored)} from the shell: "
+            f"{'it names' if len(ignored) == 1 else 'they name'} this machine, and a stack is "
+            "reached in AWS itself" + (f" (kept, elsewhere: {', '.join(kept)})" if kept else ""),
+            file=sys.stderr,
+        )
+    return aws_clients(args, ignored=ignored)
 
 
 def _endpoint_variables(environ: Mapping[str, str]) -> list[str]:
