@@ -31,7 +31,12 @@ def _clean_env(marker: str) -> dict[str, str]:
 
 
 def _run_dev(
-    lines: list[str], *, marker: str, state_dir: Path | None = None, extra: tuple[str, ...] = ()
+    lines: list[str],
+    *,
+    marker: str,
+    state_dir: Path | None = None,
+    extra: tuple[str, ...] = (),
+    shell: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "agentbot.cli", "dev", *extra]
     if state_dir is not None:
@@ -41,7 +46,7 @@ def _run_dev(
         input="".join(f"{line}\n" for line in lines),
         capture_output=True,
         text=True,
-        env=_clean_env(marker),
+        env={**_clean_env(marker), **(shell or {})},
         timeout=240,
         check=False,
     )
@@ -165,6 +170,22 @@ def test_aws_endpoint_runs_the_bot_against_the_test_aws_and_an_approved_call_run
     assert replies.index(asked) < replies.index(ran[0])
     assert any("Allowed once by" in r for r in replies), replies  # the asking message, edited
     assert "nothing is waiting for your approval" in done.stdout  # the second /allow
+    assert _survivors(marker, _state_root(done.stderr)) == []
+
+
+def test_aws_endpoints_left_in_the_shell_do_not_reach_devs_functions() -> None:
+    """A shell holding another stack's AWS_ENDPOINT_URL_<SERVICE> (LocalStack's, a finished
+    test's) passed them on to the functions, whose reads then went there instead of to the
+    AWS dev chose: every message failed. The functions get only the endpoints dev chose."""
+    marker = uuid.uuid4().hex
+    nowhere = "http://127.0.0.1:9"  # nothing listens: a read sent there fails
+    shell = {f"AWS_ENDPOINT_URL_{service}": nowhere for service in ("DYNAMODB", "S3", "SQS", "SSM", "STS")}
+
+    done = _run_dev(["hello there"], marker=marker, shell=shell)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    replies = _replies(done.stdout)
+    assert len(replies) == 1 and "offline demo model" in replies[0], (done.stdout, done.stderr[-3000:])
     assert _survivors(marker, _state_root(done.stderr)) == []
 
 

@@ -391,7 +391,7 @@ def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) ->
     """Anthropic with ANTHROPIC_API_KEY, Bedrock with CLAUDE_CODE_USE_BEDROCK, else the offline demo."""
     # Stripped as `agentbot doctor` strips it: a .env saved with CRLF line ends gives "key\r",
     # which no request can carry (every turn failed as "the model did not answer"), or "\r" alone.
-    from agent_runtime import uses_bedrock
+    from agent_runtime import ENDPOINT_VARIABLE, uses_bedrock
 
     api_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if api_key and uses_bedrock(os.environ):  # dev would pick the key, the runtime Bedrock
@@ -409,7 +409,9 @@ def choose_model(stack: contextlib.ExitStack, aws_profile: str | None = None) ->
         return ModelChoice("Anthropic API (ANTHROPIC_API_KEY)", env, api_key)
     if uses_bedrock(os.environ):  # as the runtime reads it: "yes" gave a demo banner, a Bedrock runtime
         env = {"CLAUDE_CODE_USE_BEDROCK": "1"}
-        for name in ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL"):
+        # AWS_ENDPOINT_URL_BEDROCK_RUNTIME: where the start's check asks Bedrock, and so the turns
+        # (the functions take no AWS endpoint of the shell's).
+        for name in ("BEDROCK_MODEL_ID", "ANTHROPIC_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", ENDPOINT_VARIABLE):
             if os.environ.get(name):
                 env[name] = os.environ[name]
         session = boto3.Session(profile_name=aws_profile) if aws_profile else boto3.Session()
