@@ -263,3 +263,21 @@ def test_an_edit_dropped_by_the_rate_limit_is_answered_when_edited_again(
     clock.now += 61
     post(producer, 883, edit=edited(forgot, f"@{BOT_USERNAME} and the weather now?", after_s=70))
     assert queued(aws) == [(883, 81, "and the weather now?")]
+
+
+def test_an_edit_too_large_for_the_queue_does_not_keep_its_message_from_a_later_edit(
+    aws: Any, producer: Producer
+) -> None:
+    """An edit whose turn would not fit on the queue is dropped: the message stays unanswered,
+    so a smaller edit of it is answered."""
+    someone = {
+        "message_id": 3,
+        "from": {"id": 9, "is_bot": False, "first_name": "Ann"},
+        "text": "x" * 300_000,
+    }
+    forgot = sent(82, "what does it say?")
+    post(producer, 890, sent_now=forgot)
+    too_large = {**edited(forgot, f"@{BOT_USERNAME} what does it say?"), "reply_to_message": someone}
+    assert "too large for the queue" in post(producer, 891, edit=too_large)
+    post(producer, 892, edit=edited(forgot, f"@{BOT_USERNAME} what does the first line say?", after_s=60))
+    assert queued(aws) == [(892, 82, "what does the first line say?")]

@@ -301,7 +301,8 @@ class Producer:
         return self._enqueue(update_id, message, if_dropped=lambda: self._release_edit_claim(edited))
 
     def _release_edit_claim(self, edited: GroupMessage) -> None:
-        """An edit dropped by a limit answered nothing: its message may be edited in again."""
+        """An edit dropped (a limit, too large for the queue) answered nothing: its message may
+        be edited in again."""
         try:
             self._registry.release_edit_claim(self._config.tenant, edited)
         except StorageError as exc:  # its next edits are ignored, as if it had been answered
@@ -436,7 +437,8 @@ class Producer:
         self, update_id: int, message: InboundMessage, *, if_dropped: Callable[[], None] = lambda: None
     ) -> dict[str, Any]:
         """Queue ``message`` unless Telegram sent it before; ``if_dropped`` is called when the
-        limits drop it (answered 200: Telegram will not send it again)."""
+        limits drop it or it is too large for the queue (answered 200: Telegram will not send
+        it again)."""
         add_correlation(session_key=message.session_key)
         if self._seen_before(update_id):
             return _response(200, "duplicate")
@@ -447,6 +449,7 @@ class Producer:
                 return limited
         body = _queue_body(message, self._clock())
         if len(body.encode()) > MAX_QUEUE_MESSAGE_BYTES:
+            if_dropped()
             return self._unprocessable("update too large for the queue")
         if self._backlog is not None:
             refused = self._backlog_full(message)
