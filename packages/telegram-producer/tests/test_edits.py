@@ -16,12 +16,14 @@ from agentbot_testing.telegram_support import (
     webhook_event,
     with_entities,
 )
-from session_core import DynamoTable, PasteParts
+from session_core import DynamoTable, LiveTurns, PasteParts, SessionKey
 from telegram_core import RateLimiter, UpdateDedup, decode_envelope
 from telegram_core._update_dedup import TRACKING_MARGIN_S
 from telegram_producer import Producer, ProducerConfig
 
 GROUP = {"chat_id": -100700, "chat_type": "supergroup"}
+PRIVATE = {"chat_id": 501, "chat_type": "private"}
+TOPIC = {**GROUP, "thread_id": 7}
 SENT_AT = 1_796_212_800  # 2026-12-02 12:00:00 UTC
 
 
@@ -86,6 +88,7 @@ def just_upgraded(
         clock=clock,
         pastes=PasteParts(dynamodb=dynamodb, table=config.table, clock=clock) if with_pastes else None,
         rate_limiter=limits,
+        stops=LiveTurns(dynamodb=dynamodb, table=config.table, clock=clock),
     )
 
 
@@ -101,6 +104,11 @@ def producer(
     queued(aws)  # (nothing, once the producer knows its first edit)
     dynamodb_calls[1].clear()
     return just_upgraded
+
+
+def live(aws: Any) -> LiveTurns:
+    """The sessions' running turns, as the runtime marks them."""
+    return LiveTurns(dynamodb=aws.dynamodb, table=aws.resources.table)
 
 
 def sent(message_id: int, text: str, **fields: Any) -> dict[str, Any]:
@@ -238,15 +246,19 @@ def test_an_edit_of_a_part_of_a_paste_answered_with_it_is_not_a_second_turn(
 
 
 @pytest.mark.parametrize("fixed", ["/stop", f"/stop@{BOT_USERNAME}", f"@{BOT_USERNAME} /stop"])
+@pytest.mark.parametrize("chat", [GROUP, PRIVATE])
 def test_an_edit_of_a_stop_the_bot_answered_is_not_a_second_answer(
-    aws: Any, producer: Producer, fixed: str
+    aws: Any, producer: Producer, fixed: str, chat: dict[str, Any]
 ) -> None:
-    """A /stop in a group is answered by the producer itself, never queued: editing it (a
-    mention added, a word fixed) brings no queued "/stop" and its second "nothing is running"."""
-    stopped = sent(70, "/stop")
+    """A /stop is answered by the producer itself, never queued: editing it (a mention added, a
+    word fixed) brings no queued "/stop" and no second answer, nor stops the next turn."""
+    stopped = sent(70, "/stop", **chat)
     assert "Nothing is running" in post(producer, 870, sent_now=stopped)
-    post(producer, 871, edit=edited(stopped, fixed))
+    next_turn = SessionKey(tenant="default", chat_id=chat["chat_id"])
+    live(aws).begin(next_turn, 872)
+    assert "ignored" in post(producer, 871, edit=edited(stopped, fixed + " now"))
     assert queued(aws) == []
+    assert not live(aws).stop_requested(next_turn, 872)
 
 
 @pytest.mark.parametrize("per_user_limit", [1])
@@ -281,3 +293,48 @@ def test_an_edit_too_large_for_the_queue_does_not_keep_its_message_from_a_later_
     assert "too large for the queue" in post(producer, 891, edit=too_large)
     post(producer, 892, edit=edited(forgot, f"@{BOT_USERNAME} what does the first line say?", after_s=60))
     assert queued(aws) == [(892, 82, "what does the first line say?")]
+
+
+@pytest.mark.parametrize(
+    ("chat", "typo", "fixed"),
+    [
+        (PRIVATE, "/stpo", "/stop"),
+        (GROUP, f"/stpo@{BOT_USERNAME}", f"/stop@{BOT_USERNAME}"),
+        (TOPIC, "please wait", "/stop"),
+    ],
+    ids=["private", "group", "topic"],
+)
+def test_a_message_edited_into_a_stop_stops_the_running_turn_once(
+    aws: Any, producer: Producer, chat: dict[str, Any], typo: str, fixed: str
+) -> None:
+    """A user fixes a typo into /stop while a turn runs: the turn stops as for a sent /stop.
+    A copy Telegram sends again, or editing it once more, stops nothing more (not the next
+    turn), and no edit of it starts a turn."""
+    key = SessionKey(tenant="default", chat_id=chat["chat_id"], thread_id=chat.get("thread_id", 0))
+    live(aws).begin(key, 900)
+    mistyped = sent(90, typo, **chat)
+    post(producer, 900, sent_now=mistyped)
+    before = queued(aws)
+    stopping = post(producer, 901, edit=edited(mistyped, fixed))
+    assert "Stopping" in stopping
+    assert live(aws).stop_requested(key, 900)
+    live(aws).end(key, 900)
+    live(aws).begin(key, 902)
+    post(producer, 901, edit=edited(mistyped, fixed))  # its 200 was lost
+    again = post(producer, 903, edit=edited(mistyped, f"{fixed} now", after_s=60))
+    mentioned = post(producer, 904, edit=edited(mistyped, f"@{BOT_USERNAME} what now?", after_s=90))
+    assert "ignored" in again and "ignored" in mentioned
+    assert not live(aws).stop_requested(key, 902)
+    assert queued(aws) == [], before
+
+
+def test_a_message_edited_into_a_stop_with_nothing_running_is_answered_as_a_sent_one(
+    aws: Any, producer: Producer
+) -> None:
+    """Decided: as a sent /stop, it answers that nothing is running (and starts no turn)."""
+    mistyped = sent(91, f"/stpo@{BOT_USERNAME}", **TOPIC)
+    post(producer, 910, sent_now=mistyped)
+    queued(aws)
+    answer = post(producer, 911, edit=edited(mistyped, f"/stop@{BOT_USERNAME}"))
+    assert "Nothing is running in this topic" in answer and '"message_thread_id":7' in answer
+    assert queued(aws) == []

@@ -34,11 +34,11 @@ _MARK = "SET first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :t
 # messages while ours dates the mark. Edits of messages in this margin are merely not answered.
 TRACKING_MARGIN_S = 300
 
-EditClaim = Literal["claimed", "already queued", "sent before edits were tracked"]
+EditClaim = Literal["claimed", "already queued", "already a stop", "sent before edits were tracked"]
 
 
 class GroupMessage(Struct, frozen=True, kw_only=True):
-    """A message of a group (or forum topic), as its edits name it."""
+    """A message of a group (or forum topic), as its edits name it; a private chat's /stop too."""
 
     chat_id: int
     thread_id: int
@@ -55,10 +55,13 @@ class UpdateDedup:
         """True if ``update_id`` of ``tenant`` was already accepted (Telegram redelivers for 24 h)."""
         return self._table.get("update_seen", _update_pk(tenant, update_id), _SEEN) is not None
 
-    def mark_update_seen(self, tenant: str, update_id: int, *, queued: GroupMessage | None = None) -> None:
+    def mark_update_seen(
+        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
+    ) -> None:
         """Record that ``update_id`` was accepted (after it is safely queued); repeating is fine.
         ``queued``: the group message it queued, recorded in the same request (one transaction,
-        still one round trip) with the same expiry, for ``claim_edited_message``."""
+        still one round trip) with the same expiry, for ``claim_edited_message``; with
+        ``as_stop`` it was a /stop, answered so (for ``claim_stop_edit``)."""
         now = self._table.clock()
         values = {":now": number(now), ":ttl": number(self._table.expires_at(now))}
         if queued is None:
@@ -74,12 +77,13 @@ class UpdateDedup:
             (_update_pk(tenant, update_id), _SEEN, {}),
             (_message_pk(tenant, queued), _QUEUED, {":update": number(update_id)}),
         ]
+        recorded = ", update_id = :update" + (", stop_update_id = :update" if as_stop else "")
         items = [
             {
                 "Update": {
                     "TableName": self._table.name,
                     "Key": item_key(pk, sk),
-                    "UpdateExpression": _MARK + (", update_id = :update" if extra else ""),
+                    "UpdateExpression": _MARK + (recorded if extra else ""),
                     "ExpressionAttributeValues": {**values, **extra},
                 }
             }
@@ -94,17 +98,58 @@ class UpdateDedup:
         epoch seconds): "claimed", or "already queued" (as sent, or by another edit), or "sent
         before edits were tracked" (it may have been queued without a record). The same update
         claiming it again (Telegram sends it again when queueing failed) is "claimed"."""
+        return self._claim(
+            "claim_edited_message",
+            tenant,
+            message,
+            update_id,
+            sent_at=sent_at,
+            update=", update_id = :update",
+            condition="attribute_not_exists(pk) OR update_id = :update",
+            refused="already queued",
+        )
+
+    def claim_stop_edit(
+        self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
+    ) -> EditClaim:
+        """Record that the edit ``update_id`` turned ``message`` into a /stop about to be
+        written: "claimed", or "already a stop" (sent as one, or edited into one before), or
+        "sent before edits were tracked". A message queued as a question may still become a
+        stop (to stop its own turn); once claimed, no edit of it queues a turn."""
+        return self._claim(
+            "claim_stop_edit",
+            tenant,
+            message,
+            update_id,
+            sent_at=sent_at,
+            update=", update_id = if_not_exists(update_id, :update), stop_update_id = :update",
+            condition="attribute_not_exists(stop_update_id) OR stop_update_id = :update",
+            refused="already a stop",
+        )
+
+    def _claim(
+        self,
+        operation: str,
+        tenant: str,
+        message: GroupMessage,
+        update_id: int,
+        *,
+        sent_at: int,
+        update: str,
+        condition: str,
+        refused: EditClaim,
+    ) -> EditClaim:
         since = self._edits_tracked_since(tenant)
         if since is None or sent_at < since:
             return "sent before edits were tracked"
         now = self._table.clock()
         try:
             self._table.update(
-                "claim_edited_message",
+                operation,
                 _message_pk(tenant, message),
                 _QUEUED,
-                UpdateExpression=_MARK + ", update_id = :update",
-                ConditionExpression="attribute_not_exists(pk) OR update_id = :update",
+                UpdateExpression=_MARK + update,
+                ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":now": number(now),
                     ":ttl": number(self._table.expires_at(now)),
@@ -112,7 +157,7 @@ class UpdateDedup:
                 },
             )
         except ConditionFailed:
-            return "already queued"
+            return refused
         return "claimed"
 
     def release_edit_claim(self, tenant: str, message: GroupMessage) -> None:
@@ -169,9 +214,10 @@ def _message_pk(tenant: str, message: GroupMessage) -> str:
 
 
 # Which messages the producer records as answered (groups' queued messages, the parts of a
-# paste answered with it, /stop): raise it when another kind starts being recorded, so the
-# mark of a producer that did not record that kind is not trusted and tracking starts anew.
-RECORDING_VERSION = 2
+# paste answered with it, /stop; private chats' /stop from v3): raise it when another kind
+# starts being recorded, so the mark of a producer that did not record that kind is not
+# trusted and tracking starts anew.
+RECORDING_VERSION = 3
 
 
 def _edits_pk(tenant: str) -> str:

@@ -1,5 +1,6 @@
-"""[H] Stop requests: `/stop`, a draft's stop control (``stopped_message_generation``) and the
-Stop button of a group's progress message (``callback_query`` with ``stop:<turn>``).
+"""[H] Stop requests: `/stop` (sent, or a message edited into one), a draft's stop control
+(``stopped_message_generation``) and the Stop button of a group's progress message
+(``callback_query`` with ``stop:<turn>``).
 
 The producer handles them itself instead of queueing them: the FIFO group of the chat is busy
 with the very turn to stop. It writes the request into the session's live item (the runtime
@@ -17,6 +18,7 @@ from typing import Any, Literal, Protocol
 from session_core import SessionKey, StopOutcome, Stopper
 from telegram_core import (
     Attachment,
+    GroupMessage,
     for_another_bot,
     nothing_running,
     parse_command,
@@ -79,6 +81,11 @@ class StopRequest:
     files: tuple[Attachment, ...] = ()
     unsupported: str | None = None  # content sent with the /stop the bot does not handle (a GIF)
     album_id: str | None = None
+    # The /stop message itself (any chat), recorded so that an edit of it stops nothing more;
+    # ``edited``: it became a /stop by an edit, sent at ``sent_at``.
+    command_message: GroupMessage | None = None
+    edited: bool = False
+    sent_at: int = 0
 
 
 def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
@@ -109,7 +116,9 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
             turn_id=button_turn if button_turn >= 0 else None,
             callback_query_id=query.id,
         )
-    msg = update.message
+    # A message edited into a /stop (a typo fixed) asks what a sent /stop asks.
+    edited = update.message is None and update.edited_message is not None
+    msg = update.edited_message if edited else update.message
     # A photo's or file's caption holds commands as a text does (Telegram marks them alike).
     typed = None if msg is None else msg.text if msg.text is not None else msg.caption
     if msg is None or typed is None or passed_on(msg):
@@ -136,9 +145,13 @@ def stop_request(update: Update, config: ProducerConfig) -> StopRequest | None:
         stopper=None if msg.chat.type == "private" else _stopper_of(msg),
         # In a private chat the answer needs no quote: there is only one person to answer.
         message_id=None if msg.chat.type == "private" else msg.message_id,
-        files=attachments_of(msg, voice=config.transcribes_voice),
-        unsupported=msg.unsupported_content(),
-        album_id=msg.media_group_id,
+        # An edited message's files were answered (or not) when it was sent.
+        files=() if edited else attachments_of(msg, voice=config.transcribes_voice),
+        unsupported=None if edited else msg.unsupported_content(),
+        album_id=None if edited else msg.media_group_id,
+        command_message=GroupMessage(chat_id=msg.chat.id, thread_id=thread_id, message_id=msg.message_id),
+        edited=edited,
+        sent_at=msg.date,
     )
 
 

@@ -106,10 +106,14 @@ class Registry(Protocol):
     def update_seen(self, tenant: str, update_id: int) -> bool: ...
 
     def mark_update_seen(
-        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None
+        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
     ) -> None: ...
 
     def claim_edited_message(
+        self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
+    ) -> EditClaim: ...
+
+    def claim_stop_edit(
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
     ) -> EditClaim: ...
 
@@ -570,7 +574,7 @@ class Producer:
         start: a queued message's, or a pressed approval's, see session_core's
         LiveTurnsWithBacklog) and answer in the reply. A stop Telegram sends
         again (its answer was lost) is dropped: a /stop names no turn, and a late copy would
-        stop the next one."""
+        stop the next one. So is a message edited into a /stop a second time (or sent as one)."""
         if not allowed(config, user_id=stop.user_id, chat_id=stop.chat_id):
             as_the_group = stop.chat_id in config.allowed_user_ids
             return _stranger(stop.callback_query_id, hint=STOP_AS_THE_GROUP_TEXT if as_the_group else "")
@@ -582,6 +586,10 @@ class Producer:
                 return _response(200, "duplicate")
         except StorageError as exc:
             log.warning("dedup_check_failed", error=str(exc))
+        if stop.edited:
+            refused = self._claim_stop_edit(update_id, stop)
+            if refused is not None:
+                return refused
         if self._stops is None:
             outcome: StopOutcome = "nothing_running"
         else:
@@ -592,15 +600,12 @@ class Producer:
             except StorageError as exc:
                 log.error("stop_not_written", error=str(exc)[:200])
                 return _response(503, "stop not recorded, retry")
-        # A group's /stop is answered here: recorded as a queued message is, so an edit of it
-        # (a mention added) queues no "/stop" and its second answer. Still one write.
-        answered = (
-            None
-            if stop.message_id is None
-            else GroupMessage(chat_id=stop.chat_id, thread_id=stop.thread_id, message_id=stop.message_id)
-        )
+        # A /stop is answered here: recorded as a queued message is, so an edit of it (a
+        # mention added, a word fixed) stops nothing more and queues no "/stop". Still one
+        # write; an edit into a /stop recorded it when it claimed it.
+        answered = None if stop.edited else stop.command_message
         try:
-            self._registry.mark_update_seen(tenant, update_id, queued=answered)
+            self._registry.mark_update_seen(tenant, update_id, queued=answered, as_stop=answered is not None)
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
@@ -619,6 +624,23 @@ class Producer:
                 "answer until the rate falls."
             )
         return _reply(reply)
+
+    def _claim_stop_edit(self, update_id: int, stop: StopRequest) -> dict[str, Any] | None:
+        """None when the message edited into ``stop`` was no stop yet (now it is one); else the
+        answer that drops it, so two edits (or a /stop and its edit) never stop twice."""
+        assert stop.command_message is not None
+        try:
+            claim = self._registry.claim_stop_edit(
+                self._config.tenant, stop.command_message, update_id, sent_at=stop.sent_at
+            )
+        except StorageError as exc:
+            log.error("edit_claim_failed", error=str(exc)[:200])
+            return _response(503, "edit not checked, retry")
+        if claim == "claimed":
+            return None
+        reason = f"edit of a message {claim}"
+        log.info("update_ignored", reason=reason)
+        return _response(200, f"ignored: {reason}")
 
     def _keep_album_from_a_turn(self, update: Update, config: ProducerConfig) -> None:
         """Record the album part captioned /stop as the part that starts its album, and queue
