@@ -4,10 +4,11 @@ every other edit starts none. Real boto3 on the local AWS, fed API Gateway v2 ev
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import (
     BOT_USERNAME,
     WEBHOOK_SECRET,
@@ -16,6 +17,7 @@ from agentbot_testing.telegram_support import (
     webhook_event,
     with_entities,
 )
+from botocore.config import Config
 from session_core import DynamoTable, LiveTurns, PasteParts, SessionKey
 from telegram_core import RateLimiter, UpdateDedup, decode_envelope
 from telegram_core._update_dedup import TRACKING_MARGIN_S
@@ -36,9 +38,18 @@ class Clock:
 
 
 @pytest.fixture
-def dynamodb_calls(aws: Any) -> tuple[Any, list[str]]:
-    """A DynamoDB client of its own and the requests it made (by name), in order."""
-    client = boto3.client("dynamodb")
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    """Between the producer and DynamoDB: a test may make it fail requests (as DynamoDB's
+    throttling does)."""
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as started:
+        yield started
+
+
+@pytest.fixture
+def dynamodb_calls(proxy: FaultProxy) -> tuple[Any, list[str]]:
+    """The producer's DynamoDB client (botocore's standard retries) and the requests it made
+    (by name), in order."""
+    client = proxy.client("dynamodb", config=Config(retries={"mode": "standard"}))
     calls: list[str] = []
     client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     return client, calls
@@ -189,14 +200,14 @@ def test_other_edits_start_no_turn(aws: Any, producer: Producer, case: str) -> N
     assert queued(aws) == []
 
 
-def test_queueing_a_group_message_still_costs_one_dedup_write(
+def test_queueing_a_group_message_costs_one_write_more_than_a_private_one(
     aws: Any, producer: Producer, dynamodb_calls: tuple[Any, list[str]]
 ) -> None:
-    """The message is recorded for its edits in the request that marks its update seen: the
-    webhook's answer waits on as many requests as before (a read, a write)."""
+    """The message is recorded for its edits before it is queued (one UpdateItem), its update
+    marked seen after (another): no transaction, whose items cost twice."""
     _, calls = dynamodb_calls
     post(producer, 840, sent_now=sent(46, f"@{BOT_USERNAME} hi"))
-    assert calls == ["GetItem", "TransactWriteItems"]
+    assert calls == ["GetItem", "UpdateItem", "UpdateItem"]
     calls.clear()
     post(producer, 841, sent_now=message(message_id=47, text="hi"))  # private: nothing to record
     assert calls == ["GetItem", "UpdateItem"]
@@ -338,3 +349,28 @@ def test_a_message_edited_into_a_stop_with_nothing_running_is_answered_as_a_sent
     answer = post(producer, 911, edit=edited(mistyped, f"/stop@{BOT_USERNAME}"))
     assert "Nothing is running in this topic" in answer and '"message_thread_id":7' in answer
     assert queued(aws) == []
+
+
+def test_a_group_message_whose_record_was_throttled_is_not_answered_again_when_edited(
+    aws: Any, producer: Producer, proxy: FaultProxy
+) -> None:
+    """DynamoDB throttles the writes of a message's record (longer than botocore retries) while
+    the producer takes it: fixing a typo in it afterwards must not bring a second answer."""
+    asked = sent(83, f"@{BOT_USERNAME} waht is 3+3")
+    record = f"message|default|{GROUP['chat_id']}|0|83".encode()
+    throttled = AwsFault(
+        "dynamodb:*",
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        when=lambda _, body: record in body,
+    )
+    proxy.faults.append(throttled)
+    answers = [producer.handle_event(webhook_event({"update_id": 893, "message": asked}))["statusCode"]]
+    proxy.faults.remove(throttled)
+    while answers[-1] != 200 and len(answers) < 3:  # Telegram sends it again; the throttle is over
+        answers.append(
+            producer.handle_event(webhook_event({"update_id": 893, "message": asked}))["statusCode"]
+        )
+    assert proxy.failed, "the record was not written"
+    post(producer, 894, edit=edited(asked, f"@{BOT_USERNAME} what is 3+3"))
+    assert [m[0] for m in queued(aws)] == [893], answers

@@ -91,6 +91,24 @@ class UpdateDedup:
         ]
         self._transact("mark_update_seen", items)
 
+    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> None:
+        """Record that update ``update_id`` is about to queue ``message`` (before it is queued:
+        a record that cannot be written keeps it from the queue, so an edit of a queued
+        message always finds it). Should queueing fail, Telegram sends the update again and it
+        is queued then, so the record needs no undoing."""
+        now = self._table.clock()
+        self._table.update(
+            "record_queued",
+            _message_pk(tenant, message),
+            _QUEUED,
+            UpdateExpression=_MARK + ", update_id = :update",
+            ExpressionAttributeValues={
+                ":now": number(now),
+                ":ttl": number(self._table.expires_at(now)),
+                ":update": number(check_update_id(update_id)),
+            },
+        )
+
     def claim_edited_message(
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
     ) -> EditClaim:

@@ -109,6 +109,8 @@ class Registry(Protocol):
         self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
     ) -> None: ...
 
+    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> None: ...
+
     def claim_edited_message(
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
     ) -> EditClaim: ...
@@ -460,13 +462,32 @@ class Producer:
             if refused is not None:
                 if_dropped()
                 return refused
+        if not self._record_queued(update_id, message):
+            return self._not_queued(message, "message not recorded, retry")
         if not self._send_to_queue(update_id, message.session_key, body):
-            if self._backlog is not None:  # not queued after all; Telegram sends it again
-                self._backlog.release(message.session_key, now=self._clock())
-            return _response(503, "queue unavailable, retry")
-        self._mark_seen(update_id, queued=_group_message(message))
+            return self._not_queued(message, "queue unavailable, retry")
+        self._mark_seen(update_id)
         log.info("update_enqueued")
         return _response(200, "enqueued")
+
+    def _record_queued(self, update_id: int, message: InboundMessage) -> bool:
+        """Record a group message as answered before it is queued: written after, a failed
+        write left it editable into a second answer. False when it could not be written."""
+        answered = _group_message(message)
+        if answered is None:
+            return True
+        try:
+            self._registry.record_queued(self._config.tenant, answered, update_id)
+        except StorageError as exc:
+            log.error("message_not_recorded", error=str(exc)[:200])
+            return False
+        return True
+
+    def _not_queued(self, message: InboundMessage, outcome: str) -> dict[str, Any]:
+        """The 503 for a message not queued after all: Telegram sends it again."""
+        if self._backlog is not None:
+            self._backlog.release(message.session_key, now=self._clock())
+        return _response(503, outcome)
 
     def _send_to_queue(self, update_id: int, group: str, body: str) -> bool:
         try:
