@@ -115,6 +115,28 @@ def test_a_file_gone_from_the_bucket_is_skipped_named_once_and_the_answer_still_
     ]
 
 
+def test_files_a_group_does_not_let_the_bot_send_are_named_under_its_answer(stack) -> None:
+    """An admin turned off photos and files for members (the bot among them): the answer's
+    text still arrives, with a line saying which files did not and why, so someone can change
+    the group's permissions and ask again."""
+    stack.telegram.inject(
+        "sendPhoto", TelegramFault(400, "Bad Request: not enough rights to send photos to the chat")
+    )
+    stack.telegram.inject(
+        "sendDocument",
+        TelegramFault(400, "Bad Request: not enough rights to send documents to the chat"),
+        times=2,
+    )
+    text = f"@{BOT_USERNAME} files:2"
+    stack.post(update(609, message_id=62, text=text, chat_id=GROUP, chat_type="supergroup", thread_id=9))
+    responses = stack.drain(stack.consumer())
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    answer, note = shown(stack, GROUP)
+    assert answer.startswith("Answer to: ")
+    assert note == "(chart.png and data.csv were not sent: this chat does not let me send files)"
+    assert stack.telegram.sent_files(GROUP) == [] and len(stack.runs()) == 1
+
+
 def test_files_come_before_the_approval_buttons_whose_allow_still_works(stack) -> None:
     stack.post(update(605, text="ask:Bash ls files:2"))
     stack.drain(stack.consumer())

@@ -202,6 +202,39 @@ def test_a_chat_the_bot_cannot_post_in_fails_the_delivery_as_unreachable(telegra
     assert failed.value.chat_unreachable and telegram.sent_files() == []
 
 
+# What Telegram answers a bot a group's permissions keep from sending a kind of file (an admin
+# turned off photos or files for members); its text still goes.
+NO_PHOTOS = TelegramFault(400, "Bad Request: not enough rights to send photos to the chat")
+NO_DOCUMENTS = TelegramFault(400, "Bad Request: not enough rights to send documents to the chat")
+
+
+def test_a_photo_the_group_does_not_allow_goes_as_a_document(telegram) -> None:
+    telegram.inject("sendPhoto", NO_PHOTOS)
+    skipped = delivery(telegram, Records()).deliver_files(
+        MSG, KEY, FILES, first_index=1, read=Outbox(telegram)
+    )
+    assert skipped == []
+    sent = [(f.method, f.file_name) for f in telegram.sent_files()]
+    assert sent == [("sendDocument", name) for name in ("chart.png", "data.csv", "notes.txt")]
+
+
+def test_files_the_group_does_not_allow_are_named_not_taken_for_the_chat_shutting_the_bot_out(
+    telegram,
+) -> None:
+    """Its text went: the user is told which files did not go and why, and the record is not
+    dropped as if the bot could no longer post there."""
+    telegram.inject("sendPhoto", NO_PHOTOS)
+    telegram.inject("sendDocument", NO_DOCUMENTS, times=len(FILES))
+    records = Records()
+    skipped = delivery(telegram, records).deliver_files(MSG, KEY, FILES, first_index=1, read=Outbox(telegram))
+    assert [(f.file_name, f.reason) for f in skipped] == [
+        ("chart.png", "not_allowed"),
+        ("data.csv", "not_allowed"),
+        ("notes.txt", "not_allowed"),
+    ]
+    assert telegram.sent_files() == [] and records.delivered_chunks(KEY, 21) == {}
+
+
 def test_the_outbox_is_read_from_the_session_prefix_only_and_a_missing_object_is_none(aws: Any) -> None:
     bucket = aws.resources.bucket
     file = staged("data.csv", "text/csv")

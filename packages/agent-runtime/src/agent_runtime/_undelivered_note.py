@@ -22,6 +22,7 @@ _REASONS: Mapping[UnsentReason, str] = {
     "failed": "it could not be prepared or uploaded",
     "unfinished": "still being written when your answer ended",
     "unconfirmed": "the upload went out but Telegram did not confirm it: it may not have arrived",
+    "not_allowed": "the chat's permissions do not let the bot send files there",
 }
 _START = (
     "(From the bot, not the user: these files you put in outbox/ for your previous answer did "

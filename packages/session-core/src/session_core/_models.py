@@ -87,7 +87,15 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
 
 
 UnsentReason = Literal[
-    "too_large", "too_many", "not_a_file", "folder", "empty", "failed", "unfinished", "unconfirmed"
+    "too_large",
+    "too_many",
+    "not_a_file",
+    "folder",
+    "empty",
+    "failed",
+    "unfinished",
+    "unconfirmed",
+    "not_allowed",
 ]
 
 
@@ -100,7 +108,8 @@ class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     (it could not be stored for sending), ``unfinished`` (a tool was still writing it when the
     turn ended: the user stopped it, its time ran out, its process died), ``unconfirmed``
     (the consumer's upload went out but Telegram did not confirm it, its answer lost or a 5xx:
-    it may have arrived)."""
+    it may have arrived), ``not_allowed`` (the group's permissions let the bot write there but
+    not send files)."""
 
     file_name: str
     reason: UnsentReason

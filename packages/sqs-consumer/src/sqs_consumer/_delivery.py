@@ -24,6 +24,7 @@ from telegram_core import (
     TelegramBadMarkup,
     TelegramBadRequest,
     TelegramChatMigrated,
+    TelegramMediaForbidden,
     TelegramMessageTooLong,
     sent_as_photo,
 )
@@ -47,7 +48,11 @@ ReadFile = Callable[[StagedAttachment], bytes | None]
 
 class _NotSent(Exception):
     """A part skipped for good, nothing sent (a file gone from S3, one Telegram refuses):
-    its claim is given up and nothing is recorded (the user is told it "failed")."""
+    its claim is given up and nothing is recorded (the user is told why: ``reason``)."""
+
+    def __init__(self, reason: UnsentReason = "failed") -> None:
+        super().__init__(reason)
+        self.reason: UnsentReason = reason
 
 
 class DeliveryRecords(Protocol):
@@ -179,8 +184,8 @@ class Delivery:
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
                             message_id = send(target, part, None)
-                except _NotSent:
-                    skipped.append((part, "failed"))
+                except _NotSent as not_sent:
+                    skipped.append((part, not_sent.reason))
                     continue
                 quote = False
                 # Recorded like any part sent, its claim kept till then: one that may have
@@ -299,7 +304,7 @@ class Delivery:
             # Telegram will not take this file, now or later: the others (and the answer,
             # sent already) matter more than failing the whole reply over it.
             log.warning("file_not_sent", kind=exc.kind, error_code=exc.error_code)
-            raise _NotSent from None
+            raise _NotSent("not_allowed" if isinstance(exc, TelegramMediaForbidden) else "failed") from None
         except TelegramApiError as exc:
             if not exc.may_have_arrived:
                 raise

@@ -220,6 +220,7 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
         "Telegram did not confirm it, so ask me for it again if it is missing",
         "Telegram did not confirm them, so ask me for them again if they are missing",
     ),
+    "not_allowed": ("this chat does not let me send files", "this chat does not let me send files"),
 }
 # What is said of files whose reason is not that they were not sent.
 _MAY_HAVE_GONE: Mapping[UnsentReason, tuple[str, str]] = {

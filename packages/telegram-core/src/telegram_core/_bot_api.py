@@ -30,6 +30,7 @@ from ._errors import (
     TelegramChatUnavailable,
     TelegramFileTooBig,
     TelegramForbidden,
+    TelegramMediaForbidden,
     TelegramMessageNotFound,
     TelegramMessageTooLong,
     TelegramNetworkError,
@@ -60,6 +61,12 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     (
         ("photo_invalid", "image_process_failed", "photo_save_file_invalid", "photo_ext_invalid"),
         TelegramBadPhoto,
+    ),
+    # the group lets the bot write but not send this kind of file (its text still goes); before
+    # the refusals below, whose "not enough rights to send" these begin with
+    (
+        ("not enough rights to send photos", "not enough rights to send documents"),
+        TelegramMediaForbidden,
     ),
     # the bot may no longer post there: the topic is closed or gone, the bot lost the right to
     # write (TDLib's words; a raw MTProto name at times), the group or account was deleted
@@ -373,7 +380,8 @@ class BotApi:
         ``may_have_arrived``): resent, a file Telegram took would show twice):
         as a photo (sendPhoto) when Telegram shows it inline (``PHOTO_MIME_TYPES``, at most
         ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
-        (TelegramBadPhoto, or a bad request it names no reason for) goes again as a document.
+        (TelegramBadPhoto, the group's permissions, or a bad request it names no reason for) goes
+        again as a document.
         ``caption``: plain text under the file. Returns the message_id."""
         fields: dict[str, str] = {"chat_id": str(chat_id)}
         if thread_id:
@@ -388,7 +396,7 @@ class BotApi:
             try:
                 return self._upload("photo", fields, file_name, content, mime_type)
             except TelegramBadRequest as exc:
-                if exc.chat_unreachable or exc.kind not in ("bad_photo", "bad_request"):
+                if exc.chat_unreachable or exc.kind not in ("bad_photo", "media_forbidden", "bad_request"):
                     raise
                 log.warning("photo_sent_as_document", kind=exc.kind, error_code=exc.error_code)
         return self._upload("document", fields, file_name, content, mime_type)

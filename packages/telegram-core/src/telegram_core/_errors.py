@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Literal
 
 # rate_limited: 429; server: 5xx; network: no answer; too_long / bad_html / file_too_big /
-# bad_photo: the bad requests a caller can repair; forbidden: 403 (blocked, kicked);
+# bad_photo: the bad requests a caller can repair; media_forbidden: the chat lets the bot
+# write but not send that kind of file; forbidden: 403 (blocked, kicked);
 # chat_migrated / chat_unavailable: the bad requests that say the bot cannot post there any
 # more; unauthorized: 401 (token).
 TelegramErrorKind = Literal[
@@ -21,6 +22,7 @@ TelegramErrorKind = Literal[
     "bad_html",
     "file_too_big",
     "bad_photo",
+    "media_forbidden",
     "forbidden",
     "chat_migrated",
     "chat_unavailable",
@@ -127,6 +129,14 @@ class TelegramBadPhoto(TelegramBadRequest):
     format, its processing); the same file still goes as a document."""
 
     kind: TelegramErrorKind = "bad_photo"
+
+
+class TelegramMediaForbidden(TelegramBadRequest):
+    """Raised when the chat's permissions keep the bot from sending this kind of file (an admin
+    turned off photos or files for members) while it may still write there: not the chat
+    shutting the bot out."""
+
+    kind: TelegramErrorKind = "media_forbidden"
 
 
 class TelegramChatMigrated(TelegramBadRequest):
