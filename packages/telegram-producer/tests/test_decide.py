@@ -145,6 +145,20 @@ def test_the_message_carries_its_session_topic_and_sender() -> None:
     assert message.sent_at == 1_700_000_000
 
 
+def test_the_general_topic_named_by_its_id_is_the_general_topic_the_answer_can_reach() -> None:
+    """Telegram's own id of a forum's General topic is 1, which it refuses as a
+    ``message_thread_id`` ("message thread not found", read as the topic gone): an update
+    naming it is answered in General, in General's conversation, like one naming no topic."""
+    forum = {"id": -100, "type": "supergroup", "is_forum": True}
+    named = decide(
+        update(chat=forum, text="@agent_bot hi", message_thread_id=1, is_topic_message=True), config()
+    )
+    unnamed = decide(update(chat=forum, text="@agent_bot hi"), config())
+    assert named.message is not None and unnamed.message is not None
+    assert (named.message.session_key, named.message.thread_id) == ("default/-100/0", 0)
+    assert named.message.session_key == unnamed.message.session_key
+
+
 # Telegram's placeholder senders: every anonymous admin, every auto-forwarded channel post,
 # every member posting as a channel of their own
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}

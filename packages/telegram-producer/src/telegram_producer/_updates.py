@@ -199,11 +199,17 @@ class CallbackMessage(msgspec.Struct, frozen=True, kw_only=True):
         return self.date == 0 and self.chat.is_forum
 
 
+# Telegram's own id of a forum's General topic: a message sent with it is refused ("message
+# thread not found"); one sent without a topic lands in General.
+GENERAL_TOPIC_ID = 1
+
+
 def topic_of(message: Message | CallbackMessage) -> int:
-    """The forum topic ``message`` is in (0: none, or the General topic). Telegram also sets
-    ``message_thread_id`` on a reply in a group without topics (the id of the reply chain's
-    first message): that names no topic, and no session."""
-    return message.message_thread_id if message.is_topic_message and message.message_thread_id else 0
+    """The forum topic ``message`` is in (0: none, or the General topic, whether named by its
+    id or not). Telegram also sets ``message_thread_id`` on a reply in a group without topics
+    (the id of the reply chain's first message): that names no topic, and no session."""
+    topic = message.message_thread_id if message.is_topic_message else None
+    return topic if topic and topic != GENERAL_TOPIC_ID else 0
 
 
 _BRACKETS_RE = re.compile(r"[\[\]]")
