@@ -72,3 +72,32 @@ def test_ten_are_named_and_the_rest_counted(registry: SessionRegistry) -> None:
     named = kept(registry)
     assert [f.file_name for f in named.files] == [f"part{n:02}.csv" for n in range(10)]
     assert named.more == 4 + 5
+
+
+def test_an_older_turns_list_written_late_does_not_replace_a_newer_ones(registry: SessionRegistry) -> None:
+    """A stuck first delivery of turn 1 that wakes up after turn 2's answer was delivered."""
+    answer_turn(registry, 1)
+    answer_turn(registry, 2)
+    newer = undelivered_files(2, [UnsentFile(file_name="report.pdf", reason="too_large")])
+    assert newer is not None
+    registry.keep_undelivered_files(KEY, newer)
+    late = undelivered_files(1, [BIG])
+    assert late is not None
+    registry.keep_undelivered_files(KEY, late)
+    assert kept(registry) == newer
+
+
+def test_a_list_written_late_does_not_come_back_after_the_agent_was_told(registry: SessionRegistry) -> None:
+    answer_turn(registry, 1)
+    noted = undelivered_files(1, [BIG])
+    assert noted is not None
+    registry.keep_undelivered_files(KEY, noted)
+    answer_turn(registry, 2)  # its agent was told of archive.zip
+    registry.keep_undelivered_files(KEY, noted)  # turn 1's stuck first delivery, late
+    assert kept(registry) is None
+
+    # turn 2's own list is still kept for turn 3
+    own = undelivered_files(2, [UnsentFile(file_name="report.pdf", reason="too_large")])
+    assert own is not None
+    registry.keep_undelivered_files(KEY, own)
+    assert kept(registry) == own

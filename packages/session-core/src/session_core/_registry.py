@@ -12,7 +12,8 @@ pk                              sk                  holds
                                                     (since /new), sdk_session_cost_usd (the SDK's
                                                     running total), previous_session_ids, lease_*,
                                                     moved_from/transcripts_of/moved_to
-                                                    (``_chat_moves.py``), undelivered_files
+                                                    (``_chat_moves.py``), undelivered_files,
+                                                    undelivered_turn_id, undelivered_told_by_turn_id
                                                     (``_undelivered_files.py``)
 ``session|<canonical key>``     ``turn|<turn id>``  the recorded TurnResult of that turn
 ==============================  ==================  =========================================
@@ -107,7 +108,8 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
                     "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
                     " :empty), :old), updated_at = :now, expires_at = :ttl,"
                     " conversation_turns = :zero, conversation_cost_usd = :zero,"
-                    " sdk_session_cost_usd = :zero REMOVE sdk_session_id, undelivered_files"
+                    " sdk_session_cost_usd = :zero"
+                    " REMOVE sdk_session_id, undelivered_files, undelivered_turn_id"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={

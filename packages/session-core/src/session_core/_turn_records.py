@@ -17,7 +17,7 @@ from ._keys import SessionKey
 from ._leases import Lease
 from ._models import TurnResult, decode_turn_result, encode
 from ._registry_keys import META, TURN_PREFIX, session_item_pk, turn_item_sk
-from ._undelivered_files import UNDELIVERED_ATTRIBUTE
+from ._undelivered_files import TOLD_BY_TURN_ATTRIBUTE, UNDELIVERED_ATTRIBUTE, UNDELIVERED_TURN_ATTRIBUTE
 
 # An answer whose record is bigger than this is stored zstd-compressed ("result_codec"): a
 # DynamoDB item holds at most 400 KB, and a long answer (a document the agent wrote out in the
@@ -93,7 +93,13 @@ class TurnRecordVerbs:
         )
         # The turn's agent was told of the files the last answer did not deliver (the
         # runtime tells every turn whose prompt reaches the model): told once.
-        told_undelivered = "" if result.stopped_before_start else f" REMOVE {UNDELIVERED_ATTRIBUTE}"
+        # Its id keeps an older turn's list written late from coming back.
+        told_by = "" if result.stopped_before_start else f", {TOLD_BY_TURN_ATTRIBUTE} = :turn_id"
+        told_undelivered = (
+            ""
+            if result.stopped_before_start
+            else f" REMOVE {UNDELIVERED_ATTRIBUTE}, {UNDELIVERED_TURN_ATTRIBUTE}"
+        )
         values: dict[str, Any] = {
             ":next": number(lease.head_version + 1),
             ":head": number(lease.head_version),
@@ -105,6 +111,8 @@ class TurnRecordVerbs:
             ":now": number(now),
             ":ttl": ttl,
         }
+        if told_by:
+            values[":turn_id"] = number(result.turn_id)
         if result.session_id:
             values[":sid"] = {"S": result.session_id}
         try:
@@ -130,7 +138,7 @@ class TurnRecordVerbs:
                                 "SET head_version = :next, turns = turns + :one,"
                                 " cost_usd = cost_usd + :cost, updated_at = :now,"
                                 f"{conversation} sdk_session_cost_usd = :sdk_total,"
-                                f" expires_at = :ttl{set_sdk_id}{told_undelivered}"
+                                f" expires_at = :ttl{set_sdk_id}{told_by}{told_undelivered}"
                             ),
                             "ConditionExpression": "head_version = :head AND lease_owner = :owner",
                             "ExpressionAttributeValues": values,

@@ -8,7 +8,12 @@ the session's record and tells the next turn's agent; recording that turn remove
 (``record_turn``), so the agent is told once. The same chat's next turn cannot start before the
 consumer has written them: its messages run one at a time, in order. A group upgraded to a
 supergroup while its answer was out keeps them too: written after the move carried the
-conversation over, they follow it (``moved_to``) to the chat where the next turn runs."""
+conversation over, they follow it (``moved_to``) to the chat where the next turn runs.
+
+A stuck attempt of an older delivery may still write its list late, so a list carries its turn
+(``UNDELIVERED_TURN_ATTRIBUTE``) and recording a turn that told the agent leaves its id
+(``TOLD_BY_TURN_ATTRIBUTE``): an older turn's list never replaces a newer one's, nor comes back
+once a later turn's agent was told (turn ids are Telegram update ids: they grow)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from ._dynamo_table import ConditionFailed, DynamoTable, item_str
+from ._dynamo_table import ConditionFailed, DynamoTable, item_str, number
 from ._errors import MessageDecodeError
 from ._keys import SessionKey
 from ._logging import get_logger
@@ -27,6 +32,14 @@ from ._registry_keys import META, session_item_pk
 
 # The meta item's attribute that holds them (JSON bytes).
 UNDELIVERED_ATTRIBUTE = "undelivered_files"
+# The turn the kept list belongs to (a number, for the write's condition).
+UNDELIVERED_TURN_ATTRIBUTE = "undelivered_turn_id"
+# The last recorded turn whose agent was told: lists of turns before it are stale.
+TOLD_BY_TURN_ATTRIBUTE = "undelivered_told_by_turn_id"
+# A list is written only over one of its own turn or an older one, and not once a later turn's
+# agent was told (``:turn``: the list's turn).
+_NOT_NEWER = f"(attribute_not_exists({UNDELIVERED_TURN_ATTRIBUTE}) OR {UNDELIVERED_TURN_ATTRIBUTE} <= :turn)"
+_NOT_TOLD_LATER = f"(attribute_not_exists({TOLD_BY_TURN_ATTRIBUTE}) OR {TOLD_BY_TURN_ATTRIBUTE} <= :turn)"
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
 
@@ -76,10 +89,12 @@ class UndeliveredFilesVerbs:
     _table: DynamoTable
 
     def keep_undelivered_files(self, key: SessionKey, undelivered: UndeliveredFiles) -> None:
-        """Keep ``undelivered`` for the session's next turn, in place of any kept before; a
-        session without a record (none ran a turn) keeps nothing. A chat that moved since
-        and has not started a conversation of its own (see ``_chat_moves.py``) keeps them
-        where its conversation went, as its next turn runs there."""
+        """Keep ``undelivered`` for the session's next turn, in place of any kept before for
+        its turn or an older one; nothing is kept by a session without a record (none ran a
+        turn), nor over a newer turn's list, nor once a later turn's agent was told. A chat
+        that moved since and has not started a conversation of its own (see
+        ``_chat_moves.py``) keeps them where its conversation went, as its next turn runs
+        there."""
         kept = self._keep(key, undelivered)
         if kept is None:
             return
@@ -93,13 +108,19 @@ class UndeliveredFilesVerbs:
                 "keep_undelivered_files",
                 session_item_pk(key),
                 META,
-                UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":files": {"B": encode(undelivered)}},
+                UpdateExpression=(
+                    f"SET {UNDELIVERED_ATTRIBUTE} = :files, {UNDELIVERED_TURN_ATTRIBUTE} = :turn"
+                ),
+                ConditionExpression=f"attribute_exists(pk) AND {_NOT_NEWER} AND {_NOT_TOLD_LATER}",
+                ExpressionAttributeValues={
+                    ":files": {"B": encode(undelivered)},
+                    ":turn": number(undelivered.turn_id),
+                },
                 ReturnValues="ALL_NEW",
             )
         except ConditionFailed:
-            log.info("undelivered_files_without_session")
+            # no record, or a newer turn's list, or a later turn's agent was told already
+            log.info("undelivered_files_not_kept_stale_or_without_session", turn_id=undelivered.turn_id)
             return None
         attributes: dict[str, Any] = out.get("Attributes", {})
         return attributes
