@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import BOT_USERNAME, OUTBOX_FILE_CONTENT, as_read, update
+from botocore.config import Config
 from local_stack import TelegramFault
-from session_core import SessionKey
-from sqs_consumer import FAILURE_WORDING
+from session_core import MAX_RECEIVE_COUNT, SessionKey, UnsentFile
+from sqs_consumer import FAILED_NOTICE, FAILURE_WORDING, MAX_REQUEUES, REQUEUES_ATTRIBUTE
 
 CHAT = 501
 GROUP = -100300
@@ -58,6 +60,47 @@ def test_the_files_that_were_not_sent_are_named_under_the_answer(stack) -> None:
     assert shown(stack, CHAT) == [
         "Answer to: files:big\n\n(report.zip was not sent: it is larger than 50 MB, the most a bot can send)"
     ]
+
+
+def test_when_the_files_that_did_not_arrive_cannot_be_noted_for_the_agent_the_user_is_told(stack) -> None:
+    """The agent would not learn that report.zip never went, and might say "I sent it": the
+    user hears so instead, once, and the answer is not retried for it."""
+    noting_fails = AwsFault("dynamodb:UpdateItem", when=lambda _, body: b"undelivered_files" in body)
+    with FaultProxy(stack.aws.endpoint, [noting_fails]) as proxy:
+        dynamodb = proxy.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+        stack.post(update(609, text="files:big"))
+        responses = stack.drain(stack.consumer(dynamodb=dynamodb))
+    assert proxy.failed and [r["batchItemFailures"] for r in responses] == [[]]
+    assert shown(stack, CHAT) == [
+        "Answer to: files:big\n\n(report.zip was not sent: it is larger than 50 MB, the most a bot can send)",
+        "(I could not make a note that the files above did not reach you, so later I may wrongly "
+        "say I sent them.)",
+    ]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record is not None and record.undelivered_files is None
+
+
+def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(stack) -> None:
+    """Telegram refuses the CSV on every try, and the record was requeued as often as it may:
+    it is dead-lettered, and the agent, which wrote "here are your files", learns that the CSV
+    never went (the photo did)."""
+    stack.post(update(610, text="files:2"))
+    [raw] = stack.receive()
+    stack.aws.sqs.delete_message(QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+    stack.aws.sqs.send_message(
+        QueueUrl=stack.aws.resources.queue_url,
+        MessageBody=raw["Body"],
+        MessageGroupId=f"default/{CHAT}/0",
+        MessageDeduplicationId="requeued-often",
+        MessageAttributes={REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(MAX_REQUEUES)}},
+    )
+    stack.telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT)
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT) == ["Answer to: files:2", "sendPhoto chart.png", FAILED_NOTICE]
+    assert len(stack.dead_letters()) == 1
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record is not None and record.undelivered_files is not None
+    assert record.undelivered_files.files == (UnsentFile(file_name="data.csv", reason="failed"),)
 
 
 def test_a_file_whose_answer_was_lost_after_upload_is_not_sent_again_and_is_named(stack) -> None:

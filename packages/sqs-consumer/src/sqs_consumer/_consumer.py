@@ -34,6 +34,7 @@ from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
 from ._config_report import report_bot_token_refused
 from ._delivery import Delivery
 from ._deps import ConsumerDeps
+from ._errors import DeliveryFailedError
 from ._failures import FailurePolicy, classify
 from ._last_try import LastTryWatch
 from ._message import MessageHandler
@@ -181,6 +182,8 @@ class Consumer:
         log.error(
             "record_failed", error_kind=failure.kind, receive_count=record.receive_count, error=failure.detail
         )
+        if isinstance(exc, DeliveryFailedError) and exc.answer is not None:
+            self._messages.answer_not_delivered(msg, key, exc.answer)  # for the agent's next turn
         # A deferred record's own text (say the runtime's "still busy") is no final answer.
         self._delivery.tell_user_once(msg, key, None if failure.deferrable else failure.user_message)
         outcome = self._failures.dead_letter(

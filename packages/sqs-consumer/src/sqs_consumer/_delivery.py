@@ -130,6 +130,19 @@ class Delivery:
         skipped = self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
         return [UnsentFile(file_name=file.file_name, reason=reason) for file, reason in skipped]
 
+    def files_not_delivered(
+        self, msg: InboundMessage, key: SessionKey, files: Sequence[StagedAttachment], *, first_index: int
+    ) -> list[UnsentFile]:
+        """The files of ``files`` (chunks ``first_index``...) that the delivery record does not
+        show as sent: "failed" when none went out, "unconfirmed" when one may have. Raises
+        StorageError when the record cannot be read."""
+        delivered = self._registry.delivered_chunks(key, msg.update_id)
+        return [
+            UnsentFile(file_name=file.file_name, reason="failed" if index not in delivered else "unconfirmed")
+            for index, file in enumerate(files, start=first_index)
+            if delivered.get(index, _UNCONFIRMED) == _UNCONFIRMED
+        ]
+
     def deliver_notice(
         self, msg: InboundMessage, key: SessionKey, index: int, text: str, *, quote: bool = False
     ) -> None:

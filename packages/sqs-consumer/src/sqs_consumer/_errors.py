@@ -3,6 +3,8 @@ acknowledging it with a message to the user."""
 
 from __future__ import annotations
 
+from session_core import TurnResult
+
 
 class ConsumerError(Exception):
     """Base of every error the consumer raises on purpose.
@@ -94,9 +96,12 @@ class DeliveryFailedError(ConsumerError):
     the local retries; ``cause`` is the TelegramApiError or StorageError. What was to be
     sent is settled (a recorded turn is replayed, not re-run), so a retryable one is
     ``deferrable``: it is retried, never dead-lettered while Telegram may still take it; one
-    Telegram refused because the chat is gone for the bot is ``chat_unreachable``."""
+    Telegram refused because the chat is gone for the bot is ``chat_unreachable``. ``answer``:
+    the turn's answer being delivered, when it was one (set on the way up), so that a failure
+    for good still tells its agent which of its files never went."""
 
     error_kind = "delivery"
+    answer: TurnResult | None = None
 
     def __init__(self, update_id: int, chunk_index: int, cause: Exception) -> None:
         super().__init__(f"delivery of update {update_id} chunk {chunk_index} failed: {cause}")

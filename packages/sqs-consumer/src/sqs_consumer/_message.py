@@ -55,7 +55,7 @@ from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
-from ._errors import DeferredError, RuntimeInvokeError, TurnFailedError
+from ._errors import DeferredError, DeliveryFailedError, RuntimeInvokeError, TurnFailedError
 from ._forward_comment import with_its_forwards
 from ._live_view import LiveView
 from ._outbox import read_outbox_file
@@ -71,6 +71,7 @@ from ._usage_footer import usage_footer
 from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
 from ._wording import (
     EMPTY_ANSWER,
+    UNDELIVERED_NOT_NOTED_NOTICE,
     failure_text,
     history_notice,
     none_fetched_notice,
@@ -84,6 +85,7 @@ log = get_logger(__name__)
 # most ~25 chunks, as the model writes at most ~100,000 characters; at most 10 files).
 FIRST_FILE_CHUNK = 1000
 FILES_SKIPPED_CHUNK = 1500  # the line naming files that could not be sent after all
+UNDELIVERED_NOT_NOTED_CHUNK = 1600  # the line saying the agent could not be told of them
 APPROVAL_CHUNK = 2000
 
 
@@ -360,7 +362,28 @@ class MessageHandler:
         self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
     ) -> None:
         """Deliver a turn's answer: its text, then the files the agent sends, then the buttons
-        of a call waiting for approval; the first of them quotes the user's message."""
+        of a call waiting for approval; the first of them quotes the user's message. A failed
+        delivery carries the answer (``DeliveryFailedError.answer``: see ``answer_not_delivered``)."""
+        try:
+            self._deliver_answer_parts(msg, key, result, view)
+        except DeliveryFailedError as exc:
+            exc.answer = result
+            raise
+
+    def answer_not_delivered(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> None:
+        """The delivery of ``result`` failed for good (the record is dead-lettered): keep its
+        files that never went for the agent's next turn, which would otherwise think them sent.
+        When they cannot be kept, the user's failure notice at least says the answer failed."""
+        try:
+            missing = self._delivery.files_not_delivered(msg, key, result.files, first_index=FIRST_FILE_CHUNK)
+        except StorageError as exc:
+            log.warning("undelivered_files_unknown", error_code=exc.error_code)
+            return
+        keep_undelivered(self._deps.registry, key, result, missing)
+
+    def _deliver_answer_parts(
+        self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
+    ) -> None:
         chunks = self._answer_chunks(msg, key, result)
         files = result.files
         asking = result.approval_request
@@ -384,7 +407,9 @@ class MessageHandler:
                 [notice] = render_reply(unsent_files_notice(skipped))  # one line: one chunk
                 alone = not chunks and len(skipped) == len(files)  # nothing went before it
                 self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone)
-        keep_undelivered(self._deps.registry, key, result, skipped)  # for the agent's next turn
+        if not keep_undelivered(self._deps.registry, key, result, skipped):  # for the agent's next turn
+            [notice] = render_reply(UNDELIVERED_NOT_NOTED_NOTICE)
+            self._delivery.deliver_notice(msg, key, UNDELIVERED_NOT_NOTED_CHUNK, notice)
         if asking is not None:
             self._ask_approval(msg, key, asking, quote=not (chunks or files))
 

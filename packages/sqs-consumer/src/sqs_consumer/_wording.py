@@ -255,6 +255,14 @@ def unsent_files_notice(unsent: Sequence[UnsentFile], *, more_too_many: int = 0)
     return f"({'; '.join(sentences)})" if sentences else ""
 
 
+# Under the line naming the files that did not go, when the agent cannot be told of them (see
+# ``_undelivered``): the user hears what the agent will not know.
+UNDELIVERED_NOT_NOTED_NOTICE = (
+    "(I could not make a note that the files above did not reach you, so later I may wrongly "
+    "say I sent them.)"
+)
+
+
 def _literal(name: str) -> str:
     """``name`` as Markdown that shows exactly it (a file name may hold ``_`` or ``*``)."""
     return escape_markdown(" ".join(name.split()))
