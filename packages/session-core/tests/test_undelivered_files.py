@@ -101,3 +101,23 @@ def test_a_list_written_late_does_not_come_back_after_the_agent_was_told(registr
     assert own is not None
     registry.keep_undelivered_files(KEY, own)
     assert kept(registry) == own
+
+
+def test_a_late_list_stays_stale_after_telegram_restarts_its_update_ids_lower(
+    registry: SessionRegistry,
+) -> None:
+    """After a week without updates Telegram numbers the next update at random: a later turn's
+    id may be lower than the last one's. Its own list is kept; the earlier turn's, written late
+    by a stuck delivery, does not come back."""
+    answer_turn(registry, 904_118)
+    late = undelivered_files(904_118, [BIG])
+    assert late is not None
+    answer_turn(registry, 12_007)  # a week later; its agent was told whatever was kept
+    registry.keep_undelivered_files(KEY, late)
+    assert kept(registry) is None
+
+    own = undelivered_files(12_007, [UnsentFile(file_name="report.pdf", reason="too_large")])
+    assert own is not None
+    registry.keep_undelivered_files(KEY, own)
+    registry.keep_undelivered_files(KEY, late)
+    assert kept(registry) == own

@@ -13,7 +13,7 @@ pk                              sk                  holds
                                                     running total), previous_session_ids, lease_*,
                                                     moved_from/transcripts_of/moved_to
                                                     (``_chat_moves.py``), undelivered_files,
-                                                    undelivered_turn_id, undelivered_told_by_turn_id
+                                                    undelivered_told_by_turn_id
                                                     (``_undelivered_files.py``)
 ``session|<canonical key>``     ``turn|<turn id>``  the recorded TurnResult of that turn
 ==============================  ==================  =========================================
@@ -109,7 +109,7 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
                     " :empty), :old), updated_at = :now, expires_at = :ttl,"
                     " conversation_turns = :zero, conversation_cost_usd = :zero,"
                     " sdk_session_cost_usd = :zero"
-                    " REMOVE sdk_session_id, undelivered_files, undelivered_turn_id"
+                    " REMOVE sdk_session_id, undelivered_files"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={

@@ -17,7 +17,7 @@ from ._keys import SessionKey
 from ._leases import Lease
 from ._models import TurnResult, decode_turn_result, encode
 from ._registry_keys import META, TURN_PREFIX, session_item_pk, turn_item_sk
-from ._undelivered_files import TOLD_BY_TURN_ATTRIBUTE, UNDELIVERED_ATTRIBUTE, UNDELIVERED_TURN_ATTRIBUTE
+from ._undelivered_files import TOLD_BY_TURN_ATTRIBUTE, UNDELIVERED_ATTRIBUTE
 
 # An answer whose record is bigger than this is stored zstd-compressed ("result_codec"): a
 # DynamoDB item holds at most 400 KB, and a long answer (a document the agent wrote out in the
@@ -95,11 +95,7 @@ class TurnRecordVerbs:
         # runtime tells every turn whose prompt reaches the model): told once.
         # Its id keeps an older turn's list written late from coming back.
         told_by = "" if result.stopped_before_start else f", {TOLD_BY_TURN_ATTRIBUTE} = :turn_id"
-        told_undelivered = (
-            ""
-            if result.stopped_before_start
-            else f" REMOVE {UNDELIVERED_ATTRIBUTE}, {UNDELIVERED_TURN_ATTRIBUTE}"
-        )
+        told_undelivered = "" if result.stopped_before_start else f" REMOVE {UNDELIVERED_ATTRIBUTE}"
         values: dict[str, Any] = {
             ":next": number(lease.head_version + 1),
             ":head": number(lease.head_version),

@@ -10,10 +10,12 @@ consumer has written them: its messages run one at a time, in order. A group upg
 supergroup while its answer was out keeps them too: written after the move carried the
 conversation over, they follow it (``moved_to``) to the chat where the next turn runs.
 
-A stuck attempt of an older delivery may still write its list late, so a list carries its turn
-(``UNDELIVERED_TURN_ATTRIBUTE``) and recording a turn that told the agent leaves its id
-(``TOLD_BY_TURN_ATTRIBUTE``): an older turn's list never replaces a newer one's, nor comes back
-once a later turn's agent was told (turn ids are Telegram update ids: they grow)."""
+A stuck attempt of an older delivery may still write its list late, so recording a turn that
+told the agent leaves its id (``TOLD_BY_TURN_ATTRIBUTE``) and a list is written only while no
+other turn's agent was told since its own turn was recorded: an older turn's list never replaces
+a newer one's, nor comes back once a later turn's agent was told. Turn ids are compared for
+equality only: they are Telegram update ids, which restart at a random number after a week
+without updates."""
 
 from __future__ import annotations
 
@@ -32,14 +34,10 @@ from ._registry_keys import META, session_item_pk
 
 # The meta item's attribute that holds them (JSON bytes).
 UNDELIVERED_ATTRIBUTE = "undelivered_files"
-# The turn the kept list belongs to (a number, for the write's condition).
-UNDELIVERED_TURN_ATTRIBUTE = "undelivered_turn_id"
-# The last recorded turn whose agent was told: lists of turns before it are stale.
+# The last recorded turn whose agent was told: a list of any other turn is stale (``:turn``:
+# the list's turn; a session recorded before this attribute existed has none).
 TOLD_BY_TURN_ATTRIBUTE = "undelivered_told_by_turn_id"
-# A list is written only over one of its own turn or an older one, and not once a later turn's
-# agent was told (``:turn``: the list's turn).
-_NOT_NEWER = f"(attribute_not_exists({UNDELIVERED_TURN_ATTRIBUTE}) OR {UNDELIVERED_TURN_ATTRIBUTE} <= :turn)"
-_NOT_TOLD_LATER = f"(attribute_not_exists({TOLD_BY_TURN_ATTRIBUTE}) OR {TOLD_BY_TURN_ATTRIBUTE} <= :turn)"
+_STILL_THE_LAST_TURN = f"(attribute_not_exists({TOLD_BY_TURN_ATTRIBUTE}) OR {TOLD_BY_TURN_ATTRIBUTE} = :turn)"
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
 
@@ -89,9 +87,9 @@ class UndeliveredFilesVerbs:
     _table: DynamoTable
 
     def keep_undelivered_files(self, key: SessionKey, undelivered: UndeliveredFiles) -> None:
-        """Keep ``undelivered`` for the session's next turn, in place of any kept before for
-        its turn or an older one; nothing is kept by a session without a record (none ran a
-        turn), nor over a newer turn's list, nor once a later turn's agent was told. A chat
+        """Keep ``undelivered`` for the session's next turn, in place of any kept before; nothing
+        is kept by a session without a record (none ran a turn), nor once another turn's agent
+        ran after the list's turn (a newer turn's list, or one told already). A chat
         that moved since and has not started a conversation of its own (see
         ``_chat_moves.py``) keeps them where its conversation went, as its next turn runs
         there."""
@@ -108,10 +106,8 @@ class UndeliveredFilesVerbs:
                 "keep_undelivered_files",
                 session_item_pk(key),
                 META,
-                UpdateExpression=(
-                    f"SET {UNDELIVERED_ATTRIBUTE} = :files, {UNDELIVERED_TURN_ATTRIBUTE} = :turn"
-                ),
-                ConditionExpression=f"attribute_exists(pk) AND {_NOT_NEWER} AND {_NOT_TOLD_LATER}",
+                UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
+                ConditionExpression=f"attribute_exists(pk) AND {_STILL_THE_LAST_TURN}",
                 ExpressionAttributeValues={
                     ":files": {"B": encode(undelivered)},
                     ":turn": number(undelivered.turn_id),
