@@ -40,17 +40,23 @@ def without_bot_mentions(msg: Message, text: str, username: str | None) -> tuple
 
 def _closed_up(parts: list[str]) -> str:
     """``parts`` joined where a mention was cut out: the spaces on both sides of a cut become
-    one ("hey @bot can" → "hey can"), or the line breaks there when it held any."""
+    one ("hey @bot can" → "hey can"), or the line breaks there when it held any, the next
+    line keeping its indentation (code pasted below the mention)."""
     text = parts[0]
     for part in parts[1:]:
         before, after = text.rstrip(), part.lstrip()
         gap_before, gap_after = text[len(before) :], part[: len(part) - len(after)]
         if gap_before and gap_after:
             breaks = max(gap_before.count("\n"), gap_after.count("\n"))
-            text = before + ("\n" * breaks or " ") + after
+            text = before + ("\n" * breaks + _indentation(gap_after) if breaks else " ") + after
         else:
             text += part
     return text.strip()
+
+
+def _indentation(gap: str) -> str:
+    """The whitespace that starts the line after ``gap``'s last line break ("" without one)."""
+    return gap.rpartition("\n")[2] if "\n" in gap else ""
 
 
 def names_the_bot(entity: MessageEntity, units: bytes, username: str | None) -> bool:
