@@ -464,3 +464,29 @@ def test_a_delete_waits_out_the_429_the_groups_progress_got_before_it_is_sent(
     view.cleanup(time_left_s=20)
     assert [c.status for c in telegram.calls("deleteMessage")] == [200]
     assert telegram.sent_messages(group) == []
+
+
+def test_a_slow_draft_in_a_private_chat_does_not_hold_back_the_chats_next_record(
+    telegram: LocalTelegram,
+) -> None:
+    """A private chat has no progress message to delete, yet the cleanup waited for a draft
+    Telegram was slow to answer, up to the client's 30 s timeout: the chat's next message was
+    answered that much later."""
+    started_draft = threading.Event()
+
+    def slow_draft(method: str, params: dict[str, Any]) -> None:
+        if method == "sendMessageDraft" and not started_draft.is_set():
+            started_draft.set()
+            time.sleep(9)  # longer than stop() waits for a step in flight
+
+    telegram.on_call = slow_draft
+    with httpx.Client(timeout=30) as http:  # the consumer's own read timeout
+        view = view_of(telegram, http, UnchangedAnswer("", step=1), CHAT)
+        with ProgressCleanup(lambda: 60_000) as cleanup:
+            cleanup.add(view)
+            with view:
+                assert started_draft.wait(10)
+                view.stop()
+            stopped = time.monotonic()
+        took = time.monotonic() - stopped
+    assert took < 1

@@ -186,8 +186,10 @@ class LiveView(StopsOnExit):
         # as the waits do.
         ends = self._clock() + time_left_s
         # A send still in flight (Telegram slower than stop() waits) gives the view its
-        # message only after this ran: waited for, so that message goes too.
-        if not self._polls.wait_ended(ends - self._clock()):
+        # message only after this ran: waited for, so that message goes too. A draft or an
+        # edit in flight brings no message to delete: not waited for (the chat's next record is).
+        sending = not self._private and self.progress_message_id is None
+        if sending and not self._polls.wait_ended(ends - self._clock()):
             self._left_behind("send_in_flight", ends)
             return
         message_id, self.progress_message_id = self.progress_message_id, None
