@@ -683,6 +683,8 @@ def test_only_the_mention_telegram_marks_is_taken_out_of_the_text() -> None:
         ("hey  @agent_bot  can you help", "hey can you help"),
         ("the log:\n@agent_bot what failed?", "the log:\nwhat failed?"),
         ("what failed? @agent_bot\n\nthe log", "what failed?\n\nthe log"),
+        ("hey @agent_bot, can you help", "hey, can you help"),
+        ("thanks @agent_bot!", "thanks!"),
         (
             "why does this fail? @agent_bot\n    if x:\n        go()",
             "why does this fail?\n    if x:\n        go()",
@@ -694,7 +696,8 @@ def test_a_mention_taken_out_of_a_sentence_leaves_the_sentence_spaced_as_written
 ) -> None:
     """The words around the mention close up: the model reads "hey can you help", not two
     spaces where the name was; a line break beside it stays a line break, and so does the
-    indentation of the line after it (code pasted below the mention)."""
+    indentation of the line after it (code pasted below the mention); no space is left
+    before the punctuation that followed the name ("hey, can you help")."""
     message = decide(update(chat=GROUP, text=text, marked=marked), config()).message
     assert message is not None and message.text == asked
 

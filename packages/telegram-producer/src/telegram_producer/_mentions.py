@@ -38,10 +38,15 @@ def without_bot_mentions(msg: Message, text: str, username: str | None) -> tuple
     return bool(spans), _closed_up([part.decode("utf-16-le", errors="replace") for part in kept])
 
 
+# What follows a word without a space: a mention cut out before it takes its space along.
+_CLOSING_PUNCTUATION = tuple(",.;:!?)]}…")
+
+
 def _closed_up(parts: list[str]) -> str:
     """``parts`` joined where a mention was cut out: the spaces on both sides of a cut become
     one ("hey @bot can" → "hey can"), or the line breaks there when it held any, the next
-    line keeping its indentation (code pasted below the mention)."""
+    line keeping its indentation (code pasted below the mention); none is left before the
+    punctuation that followed the mention ("thanks @bot!" → "thanks!")."""
     text = parts[0]
     for part in parts[1:]:
         before, after = text.rstrip(), part.lstrip()
@@ -49,6 +54,8 @@ def _closed_up(parts: list[str]) -> str:
         if gap_before and gap_after:
             breaks = max(gap_before.count("\n"), gap_after.count("\n"))
             text = before + ("\n" * breaks + _indentation(gap_after) if breaks else " ") + after
+        elif before and "\n" not in gap_before and part[:1] in _CLOSING_PUNCTUATION:
+            text = before + part  # "hey @bot, can" → "hey, can", not "hey , can"
         else:
             text += part
     return text.strip()
