@@ -374,3 +374,25 @@ def test_a_group_message_whose_record_was_throttled_is_not_answered_again_when_e
     assert proxy.failed, "the record was not written"
     post(producer, 894, edit=edited(asked, f"@{BOT_USERNAME} what is 3+3"))
     assert [m[0] for m in queued(aws)] == [893], answers
+
+
+def test_a_group_message_answered_by_its_edit_while_its_record_was_throttled_is_not_answered_again(
+    aws: Any, producer: Producer, proxy: FaultProxy
+) -> None:
+    """The message's record is throttled (503), the user fixes a typo before Telegram sends it
+    again: the edit is answered, and the copy Telegram sends then is not a second answer."""
+    asked = sent(84, f"@{BOT_USERNAME} waht is 4+4")
+    record = f"message|default|{GROUP['chat_id']}|0|84".encode()
+    throttled = AwsFault(
+        "dynamodb:*",
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        when=lambda _, body: record in body,
+    )
+    proxy.faults.append(throttled)
+    first = producer.handle_event(webhook_event({"update_id": 895, "message": asked}))
+    proxy.faults.remove(throttled)
+    assert first["statusCode"] == 503, first
+    post(producer, 896, edit=edited(asked, f"@{BOT_USERNAME} what is 4+4"))
+    post(producer, 895, sent_now=asked)  # Telegram sends it again
+    assert [m[0] for m in queued(aws)] == [896]

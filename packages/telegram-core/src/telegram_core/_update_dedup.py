@@ -91,23 +91,29 @@ class UpdateDedup:
         ]
         self._transact("mark_update_seen", items)
 
-    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> None:
+    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> bool:
         """Record that update ``update_id`` is about to queue ``message`` (before it is queued:
         a record that cannot be written keeps it from the queue, so an edit of a queued
         message always finds it). Should queueing fail, Telegram sends the update again and it
-        is queued then, so the record needs no undoing."""
+        is queued then, so the record needs no undoing. False when an edit of ``message``
+        claimed it first (the copy Telegram sent again after a failed record): it is answered."""
         now = self._table.clock()
-        self._table.update(
-            "record_queued",
-            _message_pk(tenant, message),
-            _QUEUED,
-            UpdateExpression=_MARK + ", update_id = :update",
-            ExpressionAttributeValues={
-                ":now": number(now),
-                ":ttl": number(self._table.expires_at(now)),
-                ":update": number(check_update_id(update_id)),
-            },
-        )
+        try:
+            self._table.update(
+                "record_queued",
+                _message_pk(tenant, message),
+                _QUEUED,
+                UpdateExpression=_MARK + ", update_id = :update",
+                ConditionExpression="attribute_not_exists(pk) OR update_id = :update",
+                ExpressionAttributeValues={
+                    ":now": number(now),
+                    ":ttl": number(self._table.expires_at(now)),
+                    ":update": number(check_update_id(update_id)),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def claim_edited_message(
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int

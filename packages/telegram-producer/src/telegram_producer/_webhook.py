@@ -109,7 +109,7 @@ class Registry(Protocol):
         self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
     ) -> None: ...
 
-    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> None: ...
+    def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> bool: ...
 
     def claim_edited_message(
         self, tenant: str, message: GroupMessage, update_id: int, *, sent_at: int
@@ -462,26 +462,38 @@ class Producer:
             if refused is not None:
                 if_dropped()
                 return refused
-        if not self._record_queued(update_id, message):
+        recorded = self._record_queued(update_id, message)
+        if recorded is None:
             return self._not_queued(message, "message not recorded, retry")
+        if not recorded:
+            return self._answered_by_its_edit(update_id, message)
         if not self._send_to_queue(update_id, message.session_key, body):
             return self._not_queued(message, "queue unavailable, retry")
         self._mark_seen(update_id)
         log.info("update_enqueued")
         return _response(200, "enqueued")
 
-    def _record_queued(self, update_id: int, message: InboundMessage) -> bool:
+    def _record_queued(self, update_id: int, message: InboundMessage) -> bool | None:
         """Record a group message as answered before it is queued: written after, a failed
-        write left it editable into a second answer. False when it could not be written."""
+        write left it editable into a second answer. None when it could not be written; False
+        when an edit of it was answered first (a /stop included)."""
         answered = _group_message(message)
         if answered is None:
             return True
         try:
-            self._registry.record_queued(self._config.tenant, answered, update_id)
+            return self._registry.record_queued(self._config.tenant, answered, update_id)
         except StorageError as exc:
             log.error("message_not_recorded", error=str(exc)[:200])
-            return False
-        return True
+            return None
+
+    def _answered_by_its_edit(self, update_id: int, message: InboundMessage) -> dict[str, Any]:
+        """The copy Telegram sent again of a message whose record failed, edited meanwhile into
+        one the bot answered: queued too, it would be a second answer."""
+        if self._backlog is not None:
+            self._backlog.release(message.session_key, now=self._clock())
+        self._mark_seen(update_id)
+        log.info("update_ignored", reason="message answered by its edit")
+        return _response(200, "ignored: message answered by its edit")
 
     def _not_queued(self, message: InboundMessage, outcome: str) -> dict[str, Any]:
         """The 503 for a message not queued after all: Telegram sends it again."""
