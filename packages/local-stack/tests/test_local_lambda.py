@@ -196,3 +196,23 @@ def test_an_idle_worker_killed_just_before_an_invoke_is_not_given_it(local_lambd
         after, error = _invoke(client, {"n": round_})  # at once: it is still exiting
         assert error is None, after
         assert after["pid"] != before["pid"]
+
+
+def test_a_function_given_its_aws_endpoint_keeps_it_whatever_the_callers_shell_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A function whose spec names AWS_ENDPOINT_URL (agentbot dev's local AWS) sends its
+    requests there: neither the caller's AWS_ENDPOINT_URL_<SERVICE> nor its
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS (which makes boto3 skip every endpoint variable) sends
+    them to another AWS."""
+    mine = "http://127.0.0.1:9"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:7")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    spec = FunctionSpec(
+        handler="probe_handler.handle", env={"PYTHONPATH": FIXTURES, "AWS_ENDPOINT_URL": mine}, timeout_s=10
+    )
+    with LocalLambda({"probe": spec}) as service:
+        client = _client(service.endpoint)
+        for service_name in ("s3", "dynamodb"):
+            answer, error = _invoke(client, {"action": "endpoint", "service": service_name})
+            assert error is None and answer["endpoint"] == mine, answer

@@ -259,18 +259,23 @@ def _caller_secret(name: str) -> bool:
 _CALLER_IDENTITY = frozenset({*AWS_CREDENTIAL_VARIABLES, "AWS_PROFILE", "AWS_DEFAULT_PROFILE"})
 
 
+# Where the caller's boto3 sends requests (its endpoint variables and the switch that skips them).
+_CALLER_ENDPOINTS = ("AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+
+
 def _inherited(caller: Mapping[str, str], spec_env: Mapping[str, str]) -> dict[str, str]:
     """What a function takes from the caller's environment ``caller``, under its spec's."""
     own_credentials = "AWS_ACCESS_KEY_ID" in spec_env
     # A spec naming the endpoint of every service (AWS_ENDPOINT_URL) takes none of the caller's:
-    # a caller's AWS_ENDPOINT_URL_S3 (another stack's) would send the function's S3 there.
+    # a caller's AWS_ENDPOINT_URL_S3 (another stack's) would send the function's S3 there, and
+    # its AWS_IGNORE_CONFIGURED_ENDPOINT_URLS every service to AWS itself.
     own_endpoints = "AWS_ENDPOINT_URL" in spec_env
     return {
         name: value
         for name, value in caller.items()
         if not _caller_secret(name)
         and not (own_credentials and name in _CALLER_IDENTITY)
-        and not (own_endpoints and name.startswith("AWS_ENDPOINT_URL"))
+        and not (own_endpoints and name.startswith(_CALLER_ENDPOINTS))
     }
 
 
