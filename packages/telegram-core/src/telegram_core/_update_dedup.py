@@ -104,7 +104,8 @@ class UpdateDedup:
                 _message_pk(tenant, message),
                 _QUEUED,
                 UpdateExpression=_MARK + ", update_id = :update",
-                ConditionExpression="attribute_not_exists(pk) OR update_id = :update",
+                # Only an edit's claim is refused: that edit answered the message.
+                ConditionExpression="attribute_not_exists(edit_update_id) OR update_id = :update",
                 ExpressionAttributeValues={
                     ":now": number(now),
                     ":ttl": number(self._table.expires_at(now)),
@@ -128,7 +129,7 @@ class UpdateDedup:
             message,
             update_id,
             sent_at=sent_at,
-            update=", update_id = :update",
+            update=", update_id = :update, edit_update_id = :update",
             condition="attribute_not_exists(pk) OR update_id = :update",
             refused="already queued",
         )
@@ -146,7 +147,10 @@ class UpdateDedup:
             message,
             update_id,
             sent_at=sent_at,
-            update=", update_id = if_not_exists(update_id, :update), stop_update_id = :update",
+            update=(
+                ", update_id = if_not_exists(update_id, :update), stop_update_id = :update,"
+                " edit_update_id = :update"
+            ),
             condition="attribute_not_exists(stop_update_id) OR stop_update_id = :update",
             refused="already a stop",
         )
