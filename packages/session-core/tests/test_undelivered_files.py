@@ -63,6 +63,25 @@ def test_new_forgets_the_files_of_the_old_conversation(registry: SessionRegistry
     assert kept(registry) is None
 
 
+def test_a_list_written_late_does_not_come_back_in_the_conversation_begun_by_new(
+    registry: SessionRegistry,
+) -> None:
+    """A stuck delivery of the old conversation's last answer writes its list after /new: the
+    new conversation's agent has no answer it belongs to."""
+    answer_turn(registry, 1)
+    late = undelivered_files(1, [BIG])
+    assert late is not None
+    registry.start_new_session(KEY)
+    registry.keep_undelivered_files(KEY, late)
+    assert kept(registry) is None
+
+    answer_turn(registry, 2)  # the new conversation's own list is kept
+    own = undelivered_files(2, [UnsentFile(file_name="report.pdf", reason="too_large")])
+    assert own is not None
+    registry.keep_undelivered_files(KEY, own)
+    assert kept(registry) == own
+
+
 def test_ten_are_named_and_the_rest_counted(registry: SessionRegistry) -> None:
     many = [UnsentFile(file_name=f"part{n:02}.csv", reason="too_many") for n in range(14)]
     answer_turn(registry, 1)

@@ -35,7 +35,14 @@ from ._keys import SessionKey
 from ._registry_keys import META, session_item_pk
 from ._transcript_items import DAY_S
 from ._turn_records import TurnRecordVerbs
-from ._undelivered_files import UndeliveredFiles, UndeliveredFilesVerbs, read_undelivered
+from ._undelivered_files import (
+    NO_TURN_TOLD,
+    TOLD_BY_TURN_ATTRIBUTE,
+    UNDELIVERED_ATTRIBUTE,
+    UndeliveredFiles,
+    UndeliveredFilesVerbs,
+    read_undelivered,
+)
 
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +98,8 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
         until it expires. Returns the updated record, or None if there was no session to
         forget (none yet, or a /new before it: /new's answer then names no previous one).
         Files of the old conversation's last answer that did not reach the user are forgotten
-        too: the new conversation's agent has no answer they belong to.
+        too, and a list of them written late is not kept: the new conversation's agent has no
+        answer they belong to.
         """
         # An update expression cannot copy one attribute into a list, so read the old id
         # first; the write is conditional on it, so a concurrent switch is not undone.
@@ -108,8 +116,8 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
                     "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
                     " :empty), :old), updated_at = :now, expires_at = :ttl,"
                     " conversation_turns = :zero, conversation_cost_usd = :zero,"
-                    " sdk_session_cost_usd = :zero"
-                    " REMOVE sdk_session_id, undelivered_files"
+                    f" sdk_session_cost_usd = :zero, {TOLD_BY_TURN_ATTRIBUTE} = :no_turn"
+                    f" REMOVE sdk_session_id, {UNDELIVERED_ATTRIBUTE}"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={
@@ -117,6 +125,7 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
                     ":old": {"L": [{"S": record.sdk_session_id}]},
                     ":old_id": {"S": record.sdk_session_id},
                     ":zero": number(0),
+                    ":no_turn": number(NO_TURN_TOLD),
                     ":now": number(now),
                     ":ttl": number(self._table.expires_at(now)),
                 },

@@ -13,9 +13,9 @@ conversation over, they follow it (``moved_to``) to the chat where the next turn
 A stuck attempt of an older delivery may still write its list late, so recording a turn that
 told the agent leaves its id (``TOLD_BY_TURN_ATTRIBUTE``) and a list is written only while no
 other turn's agent was told since its own turn was recorded: an older turn's list never replaces
-a newer one's, nor comes back once a later turn's agent was told. Turn ids are compared for
-equality only: they are Telegram update ids, which restart at a random number after a week
-without updates."""
+a newer one's, nor comes back once a later turn's agent was told or ``/new`` began another
+conversation (``NO_TURN_TOLD``). Turn ids are compared for equality only: they are Telegram
+update ids, which restart at a random number after a week without updates."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ UNDELIVERED_ATTRIBUTE = "undelivered_files"
 # The last recorded turn whose agent was told: a list of any other turn is stale (``:turn``:
 # the list's turn; a session recorded before this attribute existed has none).
 TOLD_BY_TURN_ATTRIBUTE = "undelivered_told_by_turn_id"
+# What /new leaves as the last turn told: no turn's id (update ids are positive), so a list of
+# the old conversation written late is stale too.
+NO_TURN_TOLD = -1
 _STILL_THE_LAST_TURN = f"(attribute_not_exists({TOLD_BY_TURN_ATTRIBUTE}) OR {TOLD_BY_TURN_ATTRIBUTE} = :turn)"
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
