@@ -80,11 +80,9 @@ def test_when_the_files_that_did_not_arrive_cannot_be_noted_for_the_agent_the_us
     assert record is not None and record.undelivered_files is None
 
 
-def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(stack) -> None:
-    """Telegram refuses the CSV on every try, and the record was requeued as often as it may:
-    it is dead-lettered, and the agent, which wrote "here are your files", learns that the CSV
-    never went (the photo did)."""
-    stack.post(update(610, text="files:2"))
+def requeued_as_often_as_it_may(stack, text: str, update_id: int) -> None:
+    """Queue the message as a copy requeued ``MAX_REQUEUES`` times: its last failure dead-letters it."""
+    stack.post(update(update_id, text=text))
     [raw] = stack.receive()
     stack.aws.sqs.delete_message(QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"])
     stack.aws.sqs.send_message(
@@ -94,6 +92,13 @@ def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(
         MessageDeduplicationId="requeued-often",
         MessageAttributes={REQUEUES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(MAX_REQUEUES)}},
     )
+
+
+def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(stack) -> None:
+    """Telegram refuses the CSV on every try, and the record was requeued as often as it may:
+    it is dead-lettered, and the agent, which wrote "here are your files", learns that the CSV
+    never went (the photo did)."""
+    requeued_as_often_as_it_may(stack, "files:2", 610)
     stack.telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT)
     stack.drain(stack.consumer())
     assert shown(stack, CHAT) == ["Answer to: files:2", "sendPhoto chart.png", FAILED_NOTICE]
@@ -101,6 +106,26 @@ def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(
     record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
     assert record is not None and record.undelivered_files is not None
     assert record.undelivered_files.files == (UnsentFile(file_name="data.csv", reason="failed"),)
+
+
+def test_an_answer_without_files_dead_lettered_reads_its_delivery_record_once_per_try(stack) -> None:
+    """Its agent sent no file that could have gone missing: dead-lettering it costs no read
+    of the delivery record beyond the one each try makes before sending."""
+    delivery_reads: list[bytes] = []
+
+    def counts_delivery_reads(_: str, body: bytes) -> bool:
+        if b"delivery|611" in body:
+            delivery_reads.append(body)
+        return False  # fails nothing
+
+    with FaultProxy(stack.aws.endpoint, [AwsFault("dynamodb:GetItem", when=counts_delivery_reads)]) as proxy:
+        requeued_as_often_as_it_may(stack, "hi", 611)
+        stack.telegram.inject("sendMessage", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT)
+        stack.drain(stack.consumer(dynamodb=proxy.client("dynamodb")))
+    assert shown(stack, CHAT) == [FAILED_NOTICE] and len(stack.dead_letters()) == 1
+    tries = [call for call in stack.telegram.calls("sendMessage") if call.status != 200]
+    assert len(tries) == MAX_RECEIVE_COUNT
+    assert len(delivery_reads) == len(tries)
 
 
 def test_a_file_whose_answer_was_lost_after_upload_is_not_sent_again_and_is_named(stack) -> None:

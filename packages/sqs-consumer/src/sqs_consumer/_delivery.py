@@ -135,7 +135,9 @@ class Delivery:
     ) -> list[UnsentFile]:
         """The files of ``files`` (chunks ``first_index``...) that the delivery record does not
         show as sent: "failed" when none went out, "unconfirmed" when one may have. Raises
-        StorageError when the record cannot be read."""
+        StorageError when the record cannot be read (not read for no files: most answers)."""
+        if not files:
+            return []
         delivered = self._registry.delivered_chunks(key, msg.update_id)
         return [
             UnsentFile(file_name=file.file_name, reason="failed" if index not in delivered else "unconfirmed")
