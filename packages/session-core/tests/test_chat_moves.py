@@ -112,6 +112,21 @@ def test_files_the_groups_last_answer_did_not_deliver_reach_the_supergroups_next
     assert supergroup is not None and supergroup.undelivered_files is None
 
 
+def test_files_the_groups_last_answer_did_not_deliver_follow_even_after_a_supergroup_turn(registry) -> None:
+    # The supergroup's messages queue apart from the group's: one of its turns can be recorded
+    # while the group's last answer is still held back (a 429), before any agent was told.
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)
+    noted = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="too_large")])
+    assert noted is not None
+
+    registry.keep_undelivered_files(OLD, noted)
+
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files == noted
+
+
 def test_the_move_waits_for_a_turn_of_the_old_chat_that_is_still_running(registry) -> None:
     talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
     running = registry.acquire_lease(OLD, owner="runtime", duration_s=60)

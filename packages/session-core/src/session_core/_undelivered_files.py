@@ -101,19 +101,24 @@ class UndeliveredFilesVerbs:
             return
         moved_to = item_str(kept, "moved_to")
         if moved_to is not None and item_str(kept, "sdk_session_id") is None:
-            self._keep(SessionKey.parse(moved_to), undelivered)
+            # Not judged by the new chat's turns: its messages queue apart from the old chat's,
+            # so one of its turns may be recorded before this list was written, told nothing.
+            self._keep(SessionKey.parse(moved_to), undelivered, its_own_turn=False)
 
-    def _keep(self, key: SessionKey, undelivered: UndeliveredFiles) -> dict[str, Any] | None:
+    def _keep(
+        self, key: SessionKey, undelivered: UndeliveredFiles, *, its_own_turn: bool = True
+    ) -> dict[str, Any] | None:
+        condition = "attribute_exists(pk)" + (f" AND {_STILL_THE_LAST_TURN}" if its_own_turn else "")
         try:
             out = self._table.update(
                 "keep_undelivered_files",
                 session_item_pk(key),
                 META,
                 UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
-                ConditionExpression=f"attribute_exists(pk) AND {_STILL_THE_LAST_TURN}",
+                ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":files": {"B": encode(undelivered)},
-                    ":turn": number(undelivered.turn_id),
+                    **({":turn": number(undelivered.turn_id)} if its_own_turn else {}),
                 },
                 ReturnValues="ALL_NEW",
             )
