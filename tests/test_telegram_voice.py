@@ -449,3 +449,63 @@ def test_a_voice_message_telegram_will_not_give_gets_the_notice_and_no_turn(voic
     assert voice_stack.runs() == []
     [reply] = voice_stack.replies(CHAT)
     assert reply["text"] == "Sorry, Telegram would not give me the voice message. Please send it again."
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "BadRequestException"])
+def test_amazon_transcribe_refusing_its_jobs_is_told_at_once_and_reported_to_the_operator(
+    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any, capsys: Any, code: str
+) -> None:
+    """The consumer's role may not call Transcribe, or Transcribe may not read the bucket (a
+    KMS key, say): no retry can cure that. Retried, the user waited minutes for "try again in
+    a moment, or send /new" (a reset of the conversation for nothing) and the operator had
+    only a dead letter that named no setting."""
+    refused = AwsFault("transcribe:StartTranscriptionJob", status=400, code=code)
+    with FaultProxy(transcribe.base_url, [refused]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", proxy.endpoint)
+        _voice(voice_stack, 500, "book a table for two")
+        responses = voice_stack.drain(voice_stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]  # not retried
+    assert voice_stack.runs() == [] and voice_stack.dead_letters() == []
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"] == (
+        "Sorry, I cannot have the voice message written down right now; the operator has been told. "
+        "Please type it."
+    )
+    said = capsys.readouterr()
+    assert '"ConfigurationErrors":1' in said.out  # the configuration-error alarm's metric
+    [report] = [line for line in said.err.splitlines() if "config.invalid" in line]
+    assert "VOICE_TRANSCRIPTION" in report and code in report
+
+
+def test_a_voice_message_transcribe_refuses_leaves_the_rest_of_a_forward_answered(
+    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any
+) -> None:
+    refused = AwsFault("transcribe:StartTranscriptionJob", status=400, code="AccessDeniedException")
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    with FaultProxy(transcribe.base_url, [refused]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", proxy.endpoint)
+        voice_stack.post(update(505, text="the plan:", message_id=70, date=sent, forward_origin=origin))
+        _voice(voice_stack, 506, "meet at noon", message_id=71, date=sent, forward_origin=origin)
+        voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\nthe plan:\n\n"
+        "[Voice message voice-71.ogg: the transcription service refused it, so it was not written down]"
+    )
+
+
+def test_amazon_transcribe_busy_is_waited_out(
+    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any
+) -> None:
+    """Its quota of jobs at once (LimitExceededException) passes: the message is tried again."""
+    busy = AwsFault("transcribe:StartTranscriptionJob", times=1, status=400, code="LimitExceededException")
+    with FaultProxy(transcribe.base_url, [busy]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", proxy.endpoint)
+        _voice(voice_stack, 507, "book a table for two")
+        voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("transcribed:]\nbook a table for two")

@@ -7,8 +7,9 @@ started (StartTranscriptionJob answers ConflictException) instead of paying for 
 Its transcript is kept by the recording's file (Telegram's ``file_unique_id``) within the
 session's prefix, so every later reply to that recording reads it and pays nothing.
 The recordings of one turn (a forward of several) are written down at once; one not written
-down (too long, in a format not heard, nothing made of it) is named with why in the prompt,
-and refuses the turn only when the turn has nothing else.
+down (too long, in a format not heard, nothing made of it, Transcribe refusing the job for
+good: the operator's to fix, reported as a configuration error) is named with why in the
+prompt, and refuses the turn only when the turn has nothing else.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from telegram_core import RECORDING_WORDS, Attachment, InboundMessage, unsupport
 
 from ._audio_length import audio_heard
 from ._config import ConsumerConfig
+from ._config_report import report_config_error
 from ._errors import DeferredError
 
 log = get_logger(__name__)
@@ -37,6 +39,11 @@ _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
 # Telegram's file_unique_id: kept as a file name only when it is one.
 _FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Transcribe's 4xx answers that pass (its quota of jobs at once, throttling): retried, as a 5xx
+# is. Any other (AccessDenied, BadRequest: it may not read the bucket) is the operator's to fix.
+_PASSING_CODES = frozenset(
+    {"LimitExceededException", "ThrottlingException", "TooManyRequestsException", "RequestTimeout"}
+)
 
 
 def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | None:
@@ -47,7 +54,11 @@ def voice_transcriber(config: ConsumerConfig, s3: Any) -> VoiceTranscriber | Non
     import boto3  # only where recordings are transcribed
 
     return VoiceTranscriber(
-        transcribe=boto3.client("transcribe"), s3=s3, bucket=config.bucket, language=config.voice_language
+        transcribe=boto3.client("transcribe"),
+        s3=s3,
+        bucket=config.bucket,
+        language=config.voice_language,
+        tenant=config.tenant,
     )
 
 
@@ -85,12 +96,14 @@ class Unheard:
 class VoiceTranscriber:
     """``transcribe``: a boto3 Transcribe client; ``language``: "auto" (identified per
     message) or a language code (VOICE_TRANSCRIPTION); the audio and its transcript stay in
-    ``bucket`` beside the staged file."""
+    ``bucket`` beside the staged file; ``tenant``: whose configuration-error metric counts a
+    refusal of Transcribe's."""
 
     transcribe: Any
     s3: Any
     bucket: str
     language: str
+    tenant: str = "default"
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
@@ -127,8 +140,12 @@ class VoiceTranscriber:
                 f"{self.bucket}/{voice.s3_key}/{self.language}"  # a retry finds it; another language does not
             )
             name = "voice-" + hashlib.sha256(job_of.encode()).hexdigest()[:48]
+            try:
+                self._start(name, voice, output_key, media_formats[output_key])
+            except _Refused as refused:
+                said[output_key] = self._refused(refused)
+                continue
             jobs[name] = output_key
-            self._start(name, voice, output_key, media_formats[output_key])
         give_up_at = self.clock() + min(wait_s, _WAIT_S)
         while True:
             for name, output_key in jobs.items():
@@ -187,7 +204,11 @@ class VoiceTranscriber:
         """{output_key: what was said} once the job is done; {} while it runs."""
         try:
             job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if _refused_for_good(exc):
+                return {output_key: self._refused(_Refused("GetTranscriptionJob", aws_error_code(exc)))}
+            raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
+        except BotoCoreError as exc:
             raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
         status = job.get("TranscriptionJobStatus")
         if status == "COMPLETED":
@@ -222,10 +243,42 @@ class VoiceTranscriber:
         try:
             self.transcribe.start_transcription_job(**request)
         except ClientError as exc:
-            if aws_error_code(exc) != "ConflictException":  # started by an earlier try of this record
-                raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
+            if aws_error_code(exc) == "ConflictException":  # started by an earlier try of this record
+                return
+            if _refused_for_good(exc):
+                raise _Refused("StartTranscriptionJob", aws_error_code(exc)) from exc
+            raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
         except BotoCoreError as exc:
             raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
+
+    def _refused(self, refused: _Refused) -> Unheard:
+        """Tell the operator (the configuration-error alarm) that Transcribe refuses the
+        consumer's calls; the recording is not written down, and nothing is kept of it, so it
+        is heard again once that is fixed."""
+        report_config_error(
+            "VoiceTranscription (VOICE_TRANSCRIPTION)",
+            f"Amazon Transcribe refuses {refused.operation}: {refused.code}",
+            tenant=self.tenant,
+            remedy=(
+                "let the consumer's role call Amazon Transcribe and Transcribe read the bucket "
+                "(its KMS key too), or set VoiceTranscription to off"
+            ),
+        )
+        return REFUSED
+
+
+class _Refused(Exception):
+    """Transcribe refused ``operation`` with ``code``, which no later try cures."""
+
+    def __init__(self, operation: str, code: str) -> None:
+        super().__init__(f"{operation}: {code}")
+        self.operation = operation
+        self.code = code
+
+
+def _refused_for_good(exc: ClientError) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 400 <= status < 500 and aws_error_code(exc) not in _PASSING_CODES
 
 
 def _said(raw: bytes, output_key: str) -> str | Unheard:
@@ -266,6 +319,12 @@ TOO_LONG = Unheard(
     notice=(
         f"Sorry, the {{what}} is too long for me: I can listen to up to "
         f"{MAX_VOICE_SECONDS // 60} minutes. Please send a shorter one or type it."
+    ),
+)
+REFUSED = Unheard(
+    why="the transcription service refused it, so it was not written down",
+    notice=(
+        "Sorry, I cannot have the {what} written down right now; the operator has been told. Please type it."
     ),
 )
 
