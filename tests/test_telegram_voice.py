@@ -451,15 +451,22 @@ def test_a_voice_message_telegram_will_not_give_gets_the_notice_and_no_turn(voic
     assert reply["text"] == "Sorry, Telegram would not give me the voice message. Please send it again."
 
 
-@pytest.mark.parametrize("code", ["AccessDeniedException", "BadRequestException"])
+@pytest.mark.parametrize(
+    ("operation", "code"),
+    [
+        ("StartTranscriptionJob", "AccessDeniedException"),
+        ("StartTranscriptionJob", "BadRequestException"),
+        ("GetTranscriptionJob", "AccessDeniedException"),
+    ],
+)
 def test_amazon_transcribe_refusing_its_jobs_is_told_at_once_and_reported_to_the_operator(
-    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any, capsys: Any, code: str
+    voice_stack: Any, transcribe: LocalTranscribe, monkeypatch: Any, capsys: Any, operation: str, code: str
 ) -> None:
     """The consumer's role may not call Transcribe, or Transcribe may not read the bucket (a
     KMS key, say): no retry can cure that. Retried, the user waited minutes for "try again in
     a moment, or send /new" (a reset of the conversation for nothing) and the operator had
     only a dead letter that named no setting."""
-    refused = AwsFault("transcribe:StartTranscriptionJob", status=400, code=code)
+    refused = AwsFault(f"transcribe:{operation}", status=400, code=code)
     with FaultProxy(transcribe.base_url, [refused]) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", proxy.endpoint)
         _voice(voice_stack, 500, "book a table for two")
@@ -475,7 +482,7 @@ def test_amazon_transcribe_refusing_its_jobs_is_told_at_once_and_reported_to_the
     said = capsys.readouterr()
     assert '"ConfigurationErrors":1' in said.out  # the configuration-error alarm's metric
     [report] = [line for line in said.err.splitlines() if "config.invalid" in line]
-    assert "VOICE_TRANSCRIPTION" in report and code in report
+    assert "VOICE_TRANSCRIPTION" in report and f"{operation}: {code}" in report
 
 
 def test_a_voice_message_transcribe_refuses_leaves_the_rest_of_a_forward_answered(
