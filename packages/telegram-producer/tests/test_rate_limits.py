@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import WEBHOOK_SECRET, receive_all, update, webhook_event
 from session_core import DynamoTable
 from telegram_core import UpdateDedup, decode_envelope
@@ -23,17 +26,28 @@ class Clock:
 
 
 @pytest.fixture
+def proxy(aws: Any) -> Iterator[FaultProxy]:
+    """Between a producer and the local AWS: a test may make it fail requests (an SQS outage,
+    DynamoDB's throttling)."""
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as started:
+        yield started
+
+
+@pytest.fixture
 def make_producer(aws, monkeypatch):
     monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret")
     monkeypatch.setenv("GROUP_REPLY_MODE", "always")
 
-    def make(clock: Clock, *, per_user: int, per_chat: int) -> Producer:
+    def make(clock: Clock, *, per_user: int, per_chat: int, via: FaultProxy | None = None) -> Producer:
+        """``via``: the proxy the queue and the update registry are reached through."""
         config = ProducerConfig.from_env()
         return Producer(
             config=config,
             secret=WEBHOOK_SECRET,
-            sqs=aws.sqs,
-            registry=UpdateDedup(DynamoTable(dynamodb=aws.dynamodb, table=config.table)),
+            sqs=via.client("sqs") if via else aws.sqs,
+            registry=UpdateDedup(
+                DynamoTable(dynamodb=via.client("dynamodb") if via else aws.dynamodb, table=config.table)
+            ),
             clock=clock,
             rate_limiter=RateLimiter(
                 dynamodb=aws.dynamodb,
@@ -200,3 +214,54 @@ def test_a_paste_whose_first_part_was_dropped_keeps_no_later_message_of_its_send
     assert post(9502, "the rest")["outcome"] == "rate limited (user)"  # not kept for the paste
     clock.now = START + 61
     assert post(9503, "y" * 3600)["outcome"] == "enqueued"  # starts a paste of its own
+
+
+def _until_taken(producer: Producer, event: dict[str, Any], proxy: FaultProxy, fault: AwsFault) -> list[Any]:
+    """Post ``event`` as Telegram does during an outage: again after each 5xx, three times
+    while ``fault`` holds, then once more after it is over. The outcome of each post."""
+    outcomes: list[Any] = []
+    proxy.faults.append(fault)
+    for _ in range(3):
+        response = producer.handle_event(event)
+        outcomes.append(response["statusCode"])
+    proxy.faults.remove(fault)
+    outcomes.append(json.loads(producer.handle_event(event)["body"]).get("outcome", "notice"))
+    return outcomes
+
+
+def test_a_message_telegram_sends_again_while_the_queue_is_down_counts_once_against_the_limit(
+    aws, make_producer, proxy
+) -> None:
+    """Each 503 makes Telegram send the same update again: it is still one message, queued once
+    the queue is back, not dropped as too fast. The limit still holds for the next one."""
+    clock = Clock(START)
+    producer = make_producer(clock, per_user=1, per_chat=0, via=proxy)
+    queue_down = AwsFault("sqs:SendMessage", status=500, code="InternalError")
+    event = webhook_event(update(9600, chat_id=504, text="are you there?"))
+
+    assert _until_taken(producer, event, proxy, queue_down) == [503, 503, 503, "enqueued"]
+    clock.now += 1
+    again = producer.handle_event(webhook_event(update(9601, chat_id=504, text="hello?")))
+    assert json.loads(again["body"]).get("method") == "sendMessage"  # over the limit: one notice
+    queued = [decode_envelope(m["Body"]).message.text for m in receive_all(aws.sqs, aws.resources.queue_url)]
+    assert queued == ["are you there?"]
+
+
+def test_a_group_message_whose_record_was_throttled_counts_once_for_its_sender_and_its_chat(
+    aws, make_producer, proxy
+) -> None:
+    clock = Clock(START)
+    producer = make_producer(clock, per_user=1, per_chat=1, via=proxy)
+    record = b"message|default|-100601|0|50"
+    throttled = AwsFault(
+        "dynamodb:*",
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        when=lambda _, body: record in body,
+    )
+    event = webhook_event(
+        update(9700, message_id=50, chat_id=-100601, chat_type="supergroup", user_id=702, text="hi all")
+    )
+
+    assert _until_taken(producer, event, proxy, throttled) == [503, 503, 503, "enqueued"]
+    assert len(receive_all(aws.sqs, aws.resources.queue_url)) == 1

@@ -8,7 +8,8 @@ theoretical arrival time in epoch milliseconds, in one item per owner (``pk``
 costs ``60/N`` s of the bucket; a message is allowed when ``max(tat, now) + 60/N <= now + 60``
 s, i.e. the bucket holds at most ``N`` messages and refills one every ``60/N`` s. So a flood
 gets ``N`` at once and then one every ``60/N`` s; a steady sender under ``N`` a minute is never
-held back. Rejected messages take nothing from the bucket.
+held back. Rejected messages take nothing from the bucket; one the producer could not queue
+after all gives its slot back (``give_back``: Telegram sends it again).
 
 One conditional UpdateItem per message in the common case. DynamoDB cannot compute
 ``max(tat, now)``, so the check writes whichever form fits what it last saw of the bucket
@@ -68,6 +69,46 @@ class RateLimiter:
             if verdict != "allowed":
                 return verdict, "chat"
         return "allowed", ""
+
+    def give_back(self, *, user_id: int | None, chat_id: int, private: bool, now: float) -> None:
+        """Return the slots ``check`` took for a message that was not queued after all (the
+        webhook answered 5xx, so Telegram sends the same update again): that copy is counted
+        then, and an outage's retries never make one message look like a flood. One
+        UpdateItem per bucket ``check`` takes from; a failure keeps the slot taken (the
+        copy may be refused as too fast, as it was before slots were given back); a slot
+        ``check`` could not take (storage failed) is given back all the same, letting one
+        message more through, as the limit errs that way."""
+        owners = []
+        if self.per_user and user_id is not None:
+            owners.append((f"user|{user_id}", self.per_user))
+        if self.per_chat and not private:
+            owners.append((f"chat|{chat_id}", self.per_chat))
+        for owner, per_minute in owners:
+            self._give_back(f"rate|{self._tenant}|{owner}", per_minute, now)
+
+    def _give_back(self, pk: str, per_minute: int, now: float) -> None:
+        now_ms = round(now * 1000)
+        cost_ms = -(-_WINDOW_MS // per_minute)
+        self.calls += 1
+        try:
+            # GCRA adds each message's cost to ``tat``: taking one off undoes exactly one,
+            # whatever came since. A bucket whose ``tat`` has passed is full: nothing to return.
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": pk}, "sk": {"S": "bucket"}},
+                UpdateExpression="SET tat = tat - :cost",
+                ConditionExpression="tat > :now",
+                ExpressionAttributeValues={":cost": {"N": str(cost_ms)}, ":now": {"N": str(now_ms)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
+                log.warning("rate_limit_not_given_back", error=type(exc).__name__)
+            return
+        except BotoCoreError as exc:
+            log.warning("rate_limit_not_given_back", error=type(exc).__name__)
+            return
+        if pk in self._last_tat:
+            self._last_tat[pk] -= cost_ms
 
     def take(self, bucket: str, per_minute: int, *, now: float) -> bool:
         """Take one slot of ``bucket`` (a name of the caller's, e.g. ``out|chat|<id>``) that

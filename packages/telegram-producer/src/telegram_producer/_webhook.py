@@ -13,7 +13,7 @@ import hmac
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -496,9 +496,13 @@ class Producer:
         return _response(200, "ignored: message answered by its edit")
 
     def _not_queued(self, message: InboundMessage, outcome: str) -> dict[str, Any]:
-        """The 503 for a message not queued after all: Telegram sends it again."""
+        """The 503 for a message not queued after all: Telegram sends it again, and that copy
+        is counted against the limits then, not a second time."""
+        now = self._clock()
+        if self._rate_limiter is not None:
+            self._rate_limiter.give_back(**_counted_as(message), now=now)
         if self._backlog is not None:
-            self._backlog.release(message.session_key, now=self._clock())
+            self._backlog.release(message.session_key, now=now)
         return _response(503, outcome)
 
     def _send_to_queue(self, update_id: int, group: str, body: str) -> bool:
@@ -704,12 +708,7 @@ class Producer:
         needed, no extra request), the rest with nothing."""
         limiter = self._rate_limiter
         assert limiter is not None
-        verdict, which = limiter.check(
-            user_id=message.user_id,
-            chat_id=message.chat_id,
-            private=message.chat_type == "private",
-            now=self._clock(),
-        )
+        verdict, which = limiter.check(**_counted_as(message), now=self._clock())
         if verdict == "allowed":
             return None
         log.warning("update_rate_limited", limit=which, notified=verdict == "notify")
@@ -751,6 +750,17 @@ def _stranger(callback_query_id: str | None, *, hint: str = "") -> dict[str, Any
         return _response(200, "ignored: not on the allow-list")
     text = f"{NOT_ALLOWED_TEXT} {hint}" if hint else NOT_ALLOWED_TEXT
     return _reply({"method": "answerCallbackQuery", "callback_query_id": callback_query_id, "text": text})
+
+
+class _RateOwners(TypedDict):
+    user_id: int | None
+    chat_id: int
+    private: bool
+
+
+def _counted_as(message: InboundMessage) -> _RateOwners:
+    """Whose rate limits ``message`` counts against (``RateLimiter.check`` and ``give_back``)."""
+    return {"user_id": message.user_id, "chat_id": message.chat_id, "private": message.chat_type == "private"}
 
 
 def _too_fast(limiter: RateLimiter, which: str) -> str:
