@@ -705,6 +705,29 @@ def test_masking_and_whitespace_never_hide_what_a_command_does(command, visible)
 
 
 @pytest.mark.parametrize(
+    ("tool", "tool_input", "visible"),
+    [
+        # the path a Write would create, reversed on screen: "…/invoice_exe.pdf" is an .exe
+        (
+            "Write",
+            {"file_path": "/work/invoice_\u202efdp.exe", "content": "x"},
+            "/work/invoice_⟨U+202E⟩fdp.exe",
+        ),
+        ("Edit", {"file_path": "/w/a\u200b.py", "old_string": "a", "new_string": "b"}, "/w/a⟨U+200B⟩.py"),
+        # a preview of blank lines says so rather than looking like nothing to write
+        ("Write", {"file_path": "/w/x", "content": "\n" * 300 + "rm -rf ~"}, "⟨300 blank lines⟩\nrm -rf ~"),
+        ("mcp__srv__pay", {"to": "bob\u202e@evil", "amount": 5}, '"to": "bob⟨U+202E⟩@evil"'),
+    ],
+    ids=["write-path-bidi", "edit-path-zero-width", "write-blank-preview", "mcp-argument-bidi"],
+)
+def test_files_and_mcp_arguments_are_shown_without_hidden_characters(tool, tool_input, visible) -> None:
+    view = describe_call(tool, tool_input)
+
+    assert visible in view.summary
+    assert not any(c in view.summary for c in "\u202e\u200b")
+
+
+@pytest.mark.parametrize(
     "filler",
     ["\u200b", "\u2800", "\u3164", "\u115f", "\ufeff", "\u3000", "\ufe0f \u200e\t"],
     ids=[

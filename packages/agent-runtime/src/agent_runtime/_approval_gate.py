@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_core import get_logger, mask_secrets, shown_command, utf16_len, within_utf16
+from session_core import get_logger, mask_secrets, shown_command, utf16_len, visible_text, within_utf16
 
 from ._approval_rules import ApprovalRules, grant_rule_for, granted
 
@@ -156,11 +156,12 @@ def describe_call(name: str, tool_input: Mapping[str, Any]) -> CallView:
         return CallView(shown, rule, complete=utf16_len(shown) <= MAX_SUMMARY_CHARS)
     if name in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
         path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
-        summary = mask_secrets(f"{path}\n{_change_summary(name, tool_input)}", keep_paths=True)
+        summary = f"{path}\n{_change_summary(name, tool_input)}"
     else:
         summary = json.dumps(_without_secret_fields(tool_input), ensure_ascii=False, sort_keys=True)
-        summary = mask_secrets(summary, keep_paths=True)
-    return CallView(_bounded(summary), rule)
+    # As a command is shown: a path or argument must not be reordered (bidi controls) or hidden
+    # (zero-width characters, blank lines) on the user's screen.
+    return CallView(_bounded(mask_secrets(visible_text(summary), keep_paths=True)), rule)
 
 
 def _bounded(summary: str) -> str:
