@@ -189,6 +189,26 @@ def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monk
     assert answer["text"] == "Allowed once."
 
 
+def test_an_anonymous_admins_request_never_names_who_answered_it(stack, monkeypatch) -> None:
+    """Asked anonymously: a press comes from the real person, who may be that very admin (an
+    approver too). "Allowed once by @dora" under the group's anonymous request would tell the
+    group who asked, as a stop's "Stopped by" would; so neither the message nor a toast names them."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    asking = ask(stack, 326, f"rm -rf build @{BOT_USERNAME}", **group, **on_behalf)
+    monkeypatch.setenv("APPROVER_USER_IDS", "777")
+    approvers = producer_handler.build_producer()
+    press = stack.telegram.press_button(asking, user_id=777, text="Allow once", username="dora")
+    assert post(stack, press, approvers)["text"] == "Allowed once."
+    # Any member pressing too is told it was answered, not by whom.
+    again = post(stack, stack.telegram.press_button(asking, user_id=CHAT, text="Deny"), approvers)
+    assert again["text"] == "Already answered: Allowed once by an approver."
+    stack.drain(stack.consumer())
+    shown = message_now(stack, asking["message_id"], GROUP)["text"]
+    assert as_read(shown) == "✅ Allowed once by an approver: Bash rm -rf build"
+
+
 NOTHING_BUT_A_CALL_WAITS = (
     "Nothing is running in this chat right now. A tool call is waiting for an answer: deny it to drop it."
 )

@@ -41,6 +41,8 @@ STOP_AS_THE_GROUP_TEXT = "To stop it as the group, send /stop while posting anon
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
 ALREADY_REVOKED_TEXT = "Already revoked."
+# Who answered a request made on behalf of a chat, as the chat is told ("Allowed once by …").
+ANONYMOUS_REQUEST_ANSWERER = "an approver"
 TOPIC_UNKNOWN_TEXT = (
     "This message is too old: Telegram no longer says which topic it is in, so its buttons do"
     " nothing. Send /permissions (or your request) in the topic again."
@@ -140,6 +142,15 @@ def refusal(
     if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
         return NEEDS_APPROVER_TEXT if asker < 0 else NOT_YOURS_TEXT
     return None
+
+
+def presser_name(approval: Approval | None, press: ButtonPress) -> str:
+    """How the chat names who answered ``approval``: never by name when it was asked on behalf
+    of a chat (an anonymous admin): the presser may be that admin, and naming them would say
+    who asked (as a stop of such a request names nobody)."""
+    if approval is not None and approval.requested_by is not None and approval.requested_by < 0:
+        return ANONYMOUS_REQUEST_ANSWERER
+    return press.user_name
 
 
 def decided_text(choice: ApprovalChoice, press: ButtonPress) -> str:

@@ -66,6 +66,7 @@ from ._approval import (
     button_press,
     callback_answer,
     decided_text,
+    presser_name,
     refusal,
     revoked_text,
 )
@@ -570,7 +571,7 @@ class Producer:
                     press.key,
                     button.approval_id,
                     button.choice,
-                    decided_by=press.user_name,
+                    decided_by=presser_name(current, press),
                     decided_by_id=press.user_id,
                 )
             except ApprovalNotPending as lost:  # another press won the race
@@ -594,7 +595,7 @@ class Producer:
             # The asker's request goes on (an approver's press included): it counts against
             # their budget, and a call the turn asks next is theirs to answer.
             user_id=_asker(current, press),
-            user_name=press.user_name,
+            user_name=presser_name(current, press),
             approval_id=button.approval_id,
             sent_at=int(self._clock()),
         )
