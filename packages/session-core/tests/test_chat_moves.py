@@ -195,3 +195,50 @@ def test_the_days_spending_follows_the_chat_once(aws) -> None:
     assert spent[("chat", "day")] == 0.75 and spent[("chat", "month")] == 0.75
     # Upgrading the group is no way round its cap: one more turn fits, then it is refused.
     assert not hasattr(ledger.hold(chat_id=NEW.chat_id, user_id=None), "scope")
+
+
+def test_a_groups_list_written_again_late_is_not_told_to_the_supergroup_twice(registry) -> None:
+    # A stuck attempt of the group's last delivery writes its list again after the
+    # supergroup's next turn was told of it: that agent would hear of the files twice.
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    noted = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="too_large")])
+    assert noted is not None
+    registry.keep_undelivered_files(OLD, noted)
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)  # told of it
+
+    registry.keep_undelivered_files(OLD, noted)
+
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files is None
+
+
+def test_a_groups_list_kept_before_the_move_is_not_told_to_the_supergroup_twice(registry) -> None:
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    noted = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="too_large")])
+    assert noted is not None
+    registry.keep_undelivered_files(OLD, noted)  # carried over by the move
+    assert registry.move_chat(OLD, NEW) is True
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)  # told of it
+
+    registry.keep_undelivered_files(OLD, noted)  # written again late
+
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files is None
+
+
+def test_a_groups_late_list_does_not_replace_the_supergroups_own(registry) -> None:
+    # The supergroup's own answer left files undelivered after the group's list was held
+    # back: its next agent must still be told of the supergroup's.
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    talk(registry, NEW, 3, session_id="sdk-old", cost=0.25)
+    own = undelivered_files(3, [UnsentFile(file_name="report.pdf", reason="too_large")])
+    group = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="too_large")])
+    assert own is not None and group is not None
+    registry.keep_undelivered_files(NEW, own)
+
+    registry.keep_undelivered_files(OLD, group)
+
+    supergroup = registry.get_session(NEW)
+    assert supergroup is not None and supergroup.undelivered_files == own

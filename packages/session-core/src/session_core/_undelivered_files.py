@@ -8,7 +8,8 @@ the session's record and tells the next turn's agent; recording that turn remove
 (``record_turn``), so the agent is told once. The same chat's next turn cannot start before the
 consumer has written them: its messages run one at a time, in order. A group upgraded to a
 supergroup while its answer was out keeps them too: written after the move carried the
-conversation over, they follow it (``moved_to``) to the chat where the next turn runs.
+conversation over, they follow it (``moved_to``) to the chat where the next turn runs, once
+(``LIST_TURN_ATTRIBUTE``), and never over a list of that chat's own.
 
 A stuck attempt of an older delivery may still write its list late, so recording a turn that
 told the agent leaves its id (``TOLD_BY_TURN_ATTRIBUTE``) and a list is written only while no
@@ -37,10 +38,19 @@ UNDELIVERED_ATTRIBUTE = "undelivered_files"
 # The last recorded turn whose agent was told: a list of any other turn is stale (``:turn``:
 # the list's turn; a session recorded before this attribute existed has none).
 TOLD_BY_TURN_ATTRIBUTE = "undelivered_told_by_turn_id"
+# The turn of the list last kept on the item (left when the list is told and removed, and
+# carried by a chat's move): a moved chat's list follows where it went once, never again.
+LIST_TURN_ATTRIBUTE = "undelivered_list_turn_id"
 # What /new leaves as the last turn told: no turn's id (update ids are positive), so a list of
 # the old conversation written late is stale too.
 NO_TURN_TOLD = -1
 _STILL_THE_LAST_TURN = f"(attribute_not_exists({TOLD_BY_TURN_ATTRIBUTE}) OR {TOLD_BY_TURN_ATTRIBUTE} = :turn)"
+# Where a moved chat's list follows: not over that chat's own list (newer: the old chat's last
+# answer was held back), nor once it lay there (told since, or written again late).
+_NOT_FOLLOWED_YET = (
+    f"attribute_not_exists({UNDELIVERED_ATTRIBUTE}) AND "
+    f"(attribute_not_exists({LIST_TURN_ATTRIBUTE}) OR {LIST_TURN_ATTRIBUTE} <> :turn)"
+)
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
 
@@ -108,17 +118,18 @@ class UndeliveredFilesVerbs:
     def _keep(
         self, key: SessionKey, undelivered: UndeliveredFiles, *, its_own_turn: bool = True
     ) -> dict[str, Any] | None:
-        condition = "attribute_exists(pk)" + (f" AND {_STILL_THE_LAST_TURN}" if its_own_turn else "")
+        stale_check = _STILL_THE_LAST_TURN if its_own_turn else _NOT_FOLLOWED_YET
+        condition = f"attribute_exists(pk) AND {stale_check}"
         try:
             out = self._table.update(
                 "keep_undelivered_files",
                 session_item_pk(key),
                 META,
-                UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files",
+                UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files, {LIST_TURN_ATTRIBUTE} = :turn",
                 ConditionExpression=condition,
                 ExpressionAttributeValues={
                     ":files": {"B": encode(undelivered)},
-                    **({":turn": number(undelivered.turn_id)} if its_own_turn else {}),
+                    ":turn": number(undelivered.turn_id),
                 },
                 ReturnValues="ALL_NEW",
             )
