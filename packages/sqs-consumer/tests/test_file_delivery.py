@@ -235,6 +235,24 @@ def test_files_the_group_does_not_allow_are_named_not_taken_for_the_chat_shuttin
     assert telegram.sent_files() == [] and records.delivered_chunks(KEY, 21) == {}
 
 
+@pytest.mark.parametrize("kind", ["videos", "animations", "music", "voice notes"])
+def test_a_file_telegram_takes_for_media_the_group_does_not_allow_is_named_and_the_rest_go(
+    telegram, kind: str
+) -> None:
+    """sendDocument lets Telegram tell what a file holds (an MP4 goes as a video, a GIF as an
+    animation): a group that turned those off refuses it in their words, which is the group's
+    permissions, not the chat shutting the bot out."""
+    telegram.inject(
+        "sendDocument", TelegramFault(400, f"Bad Request: not enough rights to send {kind} to the chat")
+    )
+    files = [staged("clip.mp4", "video/mp4"), staged("notes.txt", "text/plain")]
+    skipped = delivery(telegram, Records()).deliver_files(
+        MSG, KEY, files, first_index=1, read=lambda file: b"content"
+    )
+    assert [(f.file_name, f.reason) for f in skipped] == [("clip.mp4", "not_allowed")]
+    assert [f.file_name for f in telegram.sent_files()] == ["notes.txt"]
+
+
 def test_the_outbox_is_read_from_the_session_prefix_only_and_a_missing_object_is_none(aws: Any) -> None:
     bucket = aws.resources.bucket
     file = staged("data.csv", "text/csv")

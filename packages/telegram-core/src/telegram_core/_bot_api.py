@@ -63,9 +63,13 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
         TelegramBadPhoto,
     ),
     # the group lets the bot write but not send this kind of file (its text still goes); before
-    # the refusals below, whose "not enough rights to send" these begin with
+    # the refusals below, whose "not enough rights to send" these begin with. sendDocument lets
+    # Telegram tell what a file holds: an MP4 is refused as a video, a GIF as an animation.
     (
-        ("not enough rights to send photos", "not enough rights to send documents"),
+        tuple(
+            f"not enough rights to send {kind}"
+            for kind in ("photos", "documents", "videos", "animations", "music", "voice notes", "video notes")
+        ),
         TelegramMediaForbidden,
     ),
     # the bot may no longer post there: the topic is closed or gone, the bot lost the right to
