@@ -210,11 +210,14 @@ def test_an_anonymous_admins_request_never_names_who_answered_it(stack, monkeypa
 
 
 NOTHING_BUT_A_CALL_WAITS = (
-    "Nothing is running in this chat right now. A tool call is waiting for an answer: deny it to drop it."
+    "Nothing is running in this chat right now."
+    " A tool call is waiting for your answer; a new message to me drops it."
 )
 
 
 def test_a_stop_while_a_call_waits_says_nothing_runs_and_how_to_drop_the_call(stack) -> None:
+    """The way it names must work whether or not the question is still there: "deny it" left a
+    user who had deleted the question (its buttons with it) with no Deny to press."""
     ask(stack, 328)
     answer = post(stack, update(329, text="/stop"))
     assert answer["text"] == NOTHING_BUT_A_CALL_WAITS
@@ -238,6 +241,13 @@ def test_a_stop_while_a_call_waits_says_nothing_runs_and_how_to_drop_the_call(st
         "callback_query_id": "cb-330",
         "text": NOTHING_BUT_A_CALL_WAITS,
     }
+    # Taking the advice, no button needed: the new message drops the call and is answered.
+    assert stack.post(update(331, text="never mind")) == 200
+    stack.drain(stack.consumer())
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: never mind"
+    dropped = stack.approvals().current(KEY)
+    assert dropped is not None and dropped.choice == "deny" and dropped.answered_by == "new_message"
+    assert resumes(stack) == []
 
 
 def test_after_new_the_buttons_are_stale_and_change_nothing(stack) -> None:

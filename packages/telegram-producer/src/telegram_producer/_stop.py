@@ -38,8 +38,9 @@ StopVia = Literal["command", "draft", "button"]
 
 STOPPING_TEXT = "Stopping…"
 NOTHING_TO_STOP_TEXT = nothing_running("this chat")
-# A call held for approval is not running: what the user may mean is to drop it.
-WAITING_CALL_TEXT = " A tool call is waiting for an answer: deny it to drop it."  # a button or /deny
+# A call held for approval is not running: what the user may mean is to drop it. A new message
+# does, whether or not the question (and its Deny) is still there: the user may have deleted it.
+WAITING_CALL_TEXT = " A tool call is waiting for your answer; a new message to me drops it."
 # In a group only whoever asked (or an approver) may press Deny; any member's message drops it.
 WAITING_CALL_IN_GROUP_TEXT = (
     " A tool call is waiting for the answer of whoever asked for it; a new message to me drops it."
