@@ -96,9 +96,10 @@ def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes
     edited = message_now(stack, asking["message_id"])
     assert as_read(edited["text"]) == "✅ Allowed once by @ada: Bash ls -la <src>"
     assert not edited.get("reply_markup")  # the buttons are gone
-    # Pressed again once it ran: nothing waits for an answer any more.
+    # Pressed again once it ran (buttons a failed edit left, a stale copy of the chat): told
+    # what was decided, as a press before it ran is; "no longer waiting" left the user to guess.
     late = post(stack, stack.telegram.press_button(asking, text="Deny", username="ada"))
-    assert late["text"] == "This request is no longer waiting for an answer."
+    assert late["text"] == "Already answered: Allowed once by @ada."
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
 
@@ -291,6 +292,10 @@ def test_a_new_message_declines_the_waiting_call_and_the_buttons_say_so(stack) -
     edited = message_now(stack, asking["message_id"])
     assert edited["text"] == "❌ Declined: you sent a new message: Bash ls -la <src>"
     assert not edited.get("reply_markup")
+    late = post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    assert late["text"] == "Already answered: declined by a new message."
+    stack.drain(stack.consumer())
+    assert resumes(stack) == []
 
 
 def test_in_a_group_a_new_message_declining_the_call_names_who_sent_it(stack) -> None:

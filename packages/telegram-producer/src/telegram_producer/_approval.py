@@ -48,6 +48,7 @@ TOPIC_UNKNOWN_TEXT = (
     " nothing. Send /permissions (or your request) in the topic again."
 )
 STOPPED_TEXT = "Already answered: stopped before it ran."
+NEW_MESSAGE_TEXT = "Already answered: declined by a new message."
 # A grant holds in the session only: a forum topic's is that topic's (``this_place``).
 _DECIDED: dict[ApprovalChoice, str] = {
     "once": "Allowed once.",
@@ -134,9 +135,9 @@ def refusal(
     approval: Approval | None, button: ApprovalButton, press: ButtonPress, config: ProducerConfig
 ) -> str | None:
     """Why ``press`` may not answer ``approval`` (the text to answer with), or None: it may."""
-    if approval is None or approval.approval_id != button.approval_id or approval.state == "settled":
+    if approval is None or approval.approval_id != button.approval_id:
         return NOT_WAITING_TEXT
-    if approval.state in ("decided", "used"):
+    if approval.state in ("decided", "used", "settled"):  # settled: its turn is over, the call ran or not
         return already_answered_text(approval)
     asker = approval.requested_by
     if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
@@ -159,11 +160,14 @@ def decided_text(choice: ApprovalChoice, press: ButtonPress) -> str:
 
 
 def already_answered_text(approval: Approval) -> str:
-    """ "Already answered: Allowed once by ada." (or "no longer waiting" without a choice)."""
+    """ "Already answered: Allowed once by ada.", or how else it was declined ("no longer
+    waiting" without a choice)."""
     if approval.choice is None:
         return NOT_WAITING_TEXT
     if approval.answered_by == "stop":  # declined by a /stop (of anyone), not by who pressed
         return STOPPED_TEXT
+    if approval.answered_by == "new_message":  # nobody pressed: "Denied by a new message" reads odd
+        return NEW_MESSAGE_TEXT
     return f"Already answered: {_ANSWERED_AS[approval.choice]} by {approval.decided_by or 'someone'}."
 
 
