@@ -20,6 +20,7 @@ from agentbot_testing.telegram_support import (
     webhook_event,
 )
 from botocore.exceptions import ClientError
+from local_stack import TelegramFault
 from session_core import SessionKey, grant_token
 from telegram_core import InboundMessage, stop_callback_data
 from telegram_producer import Producer, ProducerConfig
@@ -590,3 +591,27 @@ def test_permissions_with_a_page_number_typed_oddly_still_answers(stack, text: s
     shown = stack.replies(CHAT)[-1]
     page = "31-32" if text.endswith("\n2") else "1-30"
     assert shown["text"].split("\n")[0] == f"Always allowed in this chat ({page} of 32):"
+
+
+@pytest.mark.parametrize(
+    ("fault", "times", "longest_wait_s"),
+    [
+        (TelegramFault.server_error(502), 5, 30.0),  # every retry of the first edit
+        (TelegramFault.retry_after_seconds(2), 1, 1.0),  # a wait longer than a reply's may take
+    ],
+    ids=["5xx", "429"],
+)
+def test_an_answered_question_loses_its_buttons_even_when_telegram_refuses_its_first_edit(
+    stack, fault, times, longest_wait_s
+) -> None:
+    """The answer went through but the edit of its question failed: left as it was, the
+    question would offer live Allow/Deny buttons for a call that already ran, for good."""
+    asking = ask(stack, 395)
+    post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    stack.telegram.inject("editMessageText", fault, times=times)
+    stack.drain(stack.consumer(max_retry_after_s=longest_wait_s))
+    assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: ls -la <src>"  # the answer came
+    edited = message_now(stack, asking["message_id"])
+    assert as_read(edited["text"]) == "✅ Allowed once by @ada: Bash ls -la <src>"
+    assert not edited.get("reply_markup")
+    assert stack.telegram.calls("editMessageText")[-1].status == 200

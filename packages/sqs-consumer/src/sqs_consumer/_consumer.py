@@ -9,7 +9,8 @@
 - ``_visibility_heartbeat``: the batch's records stay hidden while it runs, and come back
   within minutes if the invocation dies without answering.
 - ``_progress_cleanup``: a group's progress message is deleted after the record's outcome
-  (its answer or its failure's word), as that delete may wait for Telegram.
+  (its answer or its failure's word), as that delete may wait for Telegram; so is an approval's
+  question edited again (``_question_edit``) when its first edit was refused.
 - ``_last_try``: a message whose try before last died (nothing could be said then) gets a
   word to the user before its last try.
 

@@ -63,6 +63,7 @@ from ._outcomes import MessageStatus
 from ._progress_cleanup import ProgressCleanup
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of, with_not_fetched, with_unread_parts
+from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
@@ -340,7 +341,7 @@ class MessageHandler:
                 )
             on_result(result)
             if result.approval_outcome is not None:  # a refused turn may have declined one too
-                self._show_outcome(msg, result.approval_outcome)
+                self._show_outcome(msg, result.approval_outcome, progress_cleanup, chat_holds)
             if not result.ok:
                 return result
             log.info(
@@ -502,24 +503,26 @@ class MessageHandler:
             return None
         return parse_command(msg.text, self._config.bot_username)
 
-    def _show_outcome(self, msg: InboundMessage, outcome: ApprovalOutcome) -> None:
+    def _show_outcome(
+        self, msg: InboundMessage, outcome: ApprovalOutcome, later: ProgressCleanup, chat_holds: ChatHolds
+    ) -> None:
         """[I] Edit the buttons message of the answered approval: the call, the decision and
-        who made it, buttons gone. Best effort: a message deleted or edited already (a retry)
-        changes nothing."""
+        who made it, buttons gone. A message deleted or edited already (a retry) changes
+        nothing; an edit Telegram refused for now is tried again once the answer is out."""
         if outcome.message_id is None:
             return
         sender = None if msg.chat_type == "private" else msg.user_name
-        try:
-            self._deps.bot.edit_message_text(
-                msg.chat_id,
-                outcome.message_id,
-                approval_outcome_html(
-                    outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
-                ),
-                html=True,
-            )
-        except TelegramApiError as exc:
-            log.info("approval_message_not_edited", kind=exc.kind)
+        edit = QuestionEdit(
+            bot=self._deps.bot,
+            chat_id=msg.chat_id,
+            message_id=outcome.message_id,
+            html=approval_outcome_html(
+                outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
+            ),
+            chat_holds=chat_holds,
+        )
+        if not edit.first_try():
+            later.add(edit)
 
     def _answered_for_another(self, msg: InboundMessage, key: SessionKey) -> bool:
         """An approval resume whose button an approver pressed for someone else's call (the

@@ -353,9 +353,13 @@ class BotApi:
         *,
         html: bool,
         reply_markup: Mapping[str, Any] | None = None,
+        attempts: int | None = None,
+        max_retry_after_s: float | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> None:
         """Replace the text of message ``message_id``; without ``reply_markup`` its inline
-        buttons go (Telegram drops a keyboard an edit does not repeat)."""
+        buttons go (Telegram drops a keyboard an edit does not repeat). ``attempts``,
+        ``max_retry_after_s``, ``time_left``: as for ``call``."""
         params: dict[str, Any] = {
             "chat_id": chat_id,
             "message_id": message_id,
@@ -366,7 +370,13 @@ class BotApi:
             params["parse_mode"] = "HTML"
         if reply_markup is not None:
             params["reply_markup"] = dict(reply_markup)
-        self.call("editMessageText", params)
+        self.call(
+            "editMessageText",
+            params,
+            attempts=attempts,
+            max_retry_after_s=max_retry_after_s,
+            time_left=time_left,
+        )
 
     def send_file(
         self,

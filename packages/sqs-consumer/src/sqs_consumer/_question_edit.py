@@ -1,0 +1,90 @@
+"""[I] The edit that marks an approval's question answered (its buttons gone), tried again once
+the record's outcome is out when Telegram refused it (a 5xx on every retry, a 429 longer than a
+reply may wait): left as it was, the question would offer live Allow/Deny buttons for a call
+already answered, for good. The retry is the one a group's progress message gets (``ProgressCleanup``):
+within the invocation's time left, waiting out a 429 of up to a minute."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from session_core import get_logger
+from telegram_core import BotApi, TelegramApiError, TelegramMessageNotFound, TelegramRetryAfter
+
+from ._chat_holds import ChatHolds
+from ._live_view import CLEANUP_ATTEMPTS, CLEANUP_MAX_RETRY_AFTER_S
+
+log = get_logger(__name__)
+
+
+class QuestionEdit:
+    """Edit message ``message_id`` of ``chat_id`` to ``html`` (no buttons): ``first_try()`` with
+    the client's usual retries, then, if Telegram refused, ``cleanup(time_left_s=...)`` again."""
+
+    def __init__(
+        self,
+        *,
+        bot: BotApi,
+        chat_id: int,
+        message_id: int,
+        html: str,
+        chat_holds: ChatHolds,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._message_id = message_id
+        self._html = html
+        self._holds = chat_holds
+        self._clock = clock
+        self._sleep = sleep
+        self._done = False
+
+    def first_try(self) -> bool:
+        """Edit now; False when Telegram refused in a way worth trying again later."""
+        try:
+            self._bot.edit_message_text(self._chat_id, self._message_id, self._html, html=True)
+        except TelegramApiError as exc:
+            log.info("approval_message_not_edited", kind=exc.kind)
+            if isinstance(exc, TelegramRetryAfter):  # the chat's limit: its progress waits too
+                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
+            self._done = not exc.retryable  # deleted, or edited already by a retry: nothing to do
+            return self._done
+        self._done = True
+        return True
+
+    def cleanup(self, *, time_left_s: float) -> None:
+        """Edit again, once, if the first try was refused, ending within ``time_left_s``."""
+        if self._done:
+            return
+        self._done = True
+        ends = self._clock() + time_left_s
+        held_s = self._holds.until(self._chat_id) - self._clock()
+        if held_s > 0:
+            if held_s > CLEANUP_MAX_RETRY_AFTER_S or held_s >= ends - self._clock():
+                self._left_behind("rate_limited", ends)
+                return
+            self._sleep(held_s)
+        try:
+            self._bot.edit_message_text(
+                self._chat_id,
+                self._message_id,
+                self._html,
+                html=True,
+                attempts=CLEANUP_ATTEMPTS,
+                max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S,
+                time_left=lambda: ends - self._clock(),
+            )
+        except TelegramMessageNotFound:
+            pass  # someone deleted the question
+        except Exception as exc:  # Telegram's refusal, or the token's store out of reach
+            # The record's outcome is out: a failure here must not fail (and replay) the record.
+            if isinstance(exc, TelegramRetryAfter):
+                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
+            self._left_behind(exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__, ends)
+
+    def _left_behind(self, kind: str, ends: float) -> None:
+        # A press on its buttons still says what was decided (the producer reads the store).
+        log.warning("approval_buttons_left", kind=kind, time_left_s=round(max(ends - self._clock(), 0.0), 1))
