@@ -4,9 +4,12 @@ It answers the two calls the consumer makes (JSON 1.1, ``X-Amz-Target``
 ``Transcribe.StartTranscriptionJob`` / ``Transcribe.GetTranscriptionJob``) as the service does:
 a job reads its media from S3 (the local AWS endpoint), puts its transcript JSON at
 ``OutputBucketName``/``OutputKey`` and is COMPLETED at the ``looks_to_finish``-th look (2:
-IN_PROGRESS at the first); a second job of the same name is a ConflictException. What was
-said comes from a *hearing* function of the audio's bytes; None makes the job FAILED. Every
-job is recorded, and every call in ``calls`` (the action and the job's name, in order).
+IN_PROGRESS at the first); a second job of the same name is a ConflictException, until
+``DeleteTranscriptionJob`` removes the first. What was said comes from a *hearing* function of
+the audio's bytes; None makes the job FAILED for want of speech, and ``fail_next`` makes the
+next jobs FAILED with a FailureReason of the test's (Transcribe's own texts: the bucket it
+cannot read, its internal failure). Every job is recorded, and every call in ``calls`` (the
+action and the job's name, in order).
 """
 
 from __future__ import annotations
@@ -24,13 +27,22 @@ __all__ = ["LocalTranscribe", "TranscriptionJob"]
 
 Hearing = Callable[[bytes], "str | None"]
 
+# Transcribe's FailureReason for a recording it hears no speech in (identifying its language).
+NO_SPEECH = (
+    "Your audio file must have a speech segment long enough in duration to perform automatic "
+    "language identification. Provide an audio file with someone speaking for a longer period "
+    "of time and try your request again."
+)
+
 
 @dataclass
 class TranscriptionJob:
-    """One job as started: its request, and how many times it was looked at."""
+    """One job as started: its request, what it heard (None: nothing), why it fails (None: it
+    does not), and how many times it was looked at."""
 
     request: dict[str, Any]
     transcript: str | None
+    failure_reason: str | None = None
     looks: int = 0
 
 
@@ -47,6 +59,12 @@ class LocalTranscribe(LoopbackServer):
         self._lock = threading.Lock()
         self.jobs: dict[str, TranscriptionJob] = {}
         self.calls: list[tuple[str, str]] = []
+        self._failing: list[str] = []
+
+    def fail_next(self, reason: str, *, times: int = 1) -> None:
+        """The next ``times`` jobs started end FAILED with ``reason`` as their FailureReason."""
+        with self._lock:
+            self._failing.extend([reason] * times)
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -82,6 +100,11 @@ class LocalTranscribe(LoopbackServer):
             if job is None:
                 return 400, {"__type": "BadRequestException", "Message": f"job {name} not found"}
             return 200, {"TranscriptionJob": _described(name, job, self.looks_to_finish)}
+        if action == "DeleteTranscriptionJob":
+            with self._lock:
+                if self.jobs.pop(name, None) is None:
+                    return 400, {"__type": "BadRequestException", "Message": f"job {name} not found"}
+            return 200, {}
         return 400, {"__type": "UnknownOperationException", "Message": action}
 
     def _start(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -94,7 +117,11 @@ class LocalTranscribe(LoopbackServer):
             bucket, _, key = str(body["Media"]["MediaFileUri"]).removeprefix("s3://").partition("/")
             audio = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             job = TranscriptionJob(request=body, transcript=self.hearing(audio))
-            if job.transcript is not None:
+            if self._failing:
+                job.failure_reason = self._failing.pop(0)
+            elif job.transcript is None:
+                job.failure_reason = NO_SPEECH
+            if job.failure_reason is None:
                 output = {"jobName": name, "results": {"transcripts": [{"transcript": job.transcript}]}}
                 self._s3.put_object(
                     Bucket=body["OutputBucketName"], Key=body["OutputKey"], Body=json.dumps(output).encode()
@@ -107,8 +134,8 @@ def _described(name: str, job: TranscriptionJob, looks_to_finish: int) -> dict[s
     described: dict[str, Any] = {"TranscriptionJobName": name, "Media": job.request["Media"]}
     if job.looks < looks_to_finish:
         described["TranscriptionJobStatus"] = "IN_PROGRESS" if job.looks else "QUEUED"
-    elif job.transcript is None:
-        described.update(TranscriptionJobStatus="FAILED", FailureReason="The media file could not be read.")
+    elif job.failure_reason is not None:
+        described.update(TranscriptionJobStatus="FAILED", FailureReason=job.failure_reason)
     else:
         uri = f"https://s3.amazonaws.com/{job.request['OutputBucketName']}/{job.request['OutputKey']}"
         described.update(TranscriptionJobStatus="COMPLETED", Transcript={"TranscriptFileUri": uri})
