@@ -516,3 +516,57 @@ def test_amazon_transcribe_busy_is_waited_out(
 
     [run] = voice_stack.runs()
     assert run["prompt"].endswith("transcribed:]\nbook a table for two")
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        # Transcribe's own text when it may not read the staged audio (bucket policy, KMS key).
+        "The S3 URI that you provided can't be accessed. Make sure that you have read permission "
+        "and try your request again.",
+        "A reason Transcribe has not given before.",  # unknown: README "Decided:"
+    ],
+)
+def test_a_job_failed_by_the_setup_is_told_at_once_reported_and_heard_once_fixed(
+    voice_stack: Any, transcribe: LocalTranscribe, capsys: Any, reason: str
+) -> None:
+    """Transcribe may accept a job and fail it for the setup's sake (it may not read the bucket
+    or use its KMS key). Kept as "no words could be made out", the user was misled, the
+    operator never told, and the recording stayed unheard after the fix."""
+    transcribe.fail_next(reason)
+    _voice(voice_stack, 520, "book a table for two")
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == []
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"] == (
+        "Sorry, I cannot have the voice message written down right now; the operator has been told. "
+        "Please type it."
+    )
+    said = capsys.readouterr()
+    assert '"ConfigurationErrors":1' in said.out
+    [report] = [line for line in said.err.splitlines() if "config.invalid" in line]
+    assert "VOICE_TRANSCRIPTION" in report and reason[:40] in report
+
+    # Once fixed, a reply to that voice message hears it.
+    replied = _voice_message_of(voice_stack, BOB, "book a table for two", unique="v520")
+    voice_stack.post(update(521, text="what did he want?", reply_to_message=replied))
+    voice_stack.drain(voice_stack.consumer())
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("transcribed:]\nbook a table for two")
+
+
+def test_a_job_transcribe_fails_on_its_own_fault_is_tried_again(
+    voice_stack: Any, transcribe: LocalTranscribe, capsys: Any
+) -> None:
+    """An internal failure of Transcribe's passes, as its 5xx answers do: the record is tried
+    again (its failed job deleted, or the retry would find it by name), and the user gets the
+    answer, not "no words could be made out"."""
+    transcribe.fail_next("Internal Failure. Please try your request again.")
+    _voice(voice_stack, 530, "book a table for two")
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("transcribed:]\nbook a table for two")
+    assert [action for action, _ in transcribe.calls].count("StartTranscriptionJob") == 2
+    assert "config.invalid" not in capsys.readouterr().err

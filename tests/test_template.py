@@ -843,7 +843,11 @@ def test_each_function_has_its_own_role_and_no_policies_added_by_sam() -> None:
 
 # Actions granted on Resource "*": the consumer names each voice message's batch job itself, and
 # a statement naming job ARNs would deny them all if the action takes no resource type.
-RESOURCE_STAR_ACTIONS = {"transcribe:StartTranscriptionJob", "transcribe:GetTranscriptionJob"}
+RESOURCE_STAR_ACTIONS = {
+    "transcribe:StartTranscriptionJob",
+    "transcribe:GetTranscriptionJob",
+    "transcribe:DeleteTranscriptionJob",
+}
 
 
 def test_no_statement_allows_every_resource() -> None:

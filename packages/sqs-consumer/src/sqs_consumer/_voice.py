@@ -8,8 +8,9 @@ Its transcript is kept by the recording's file (Telegram's ``file_unique_id``) w
 session's prefix, so every later reply to that recording reads it and pays nothing.
 The recordings of one turn (a forward of several) are written down at once; one not written
 down (too long, in a format not heard, nothing made of it, Transcribe refusing the job for
-good: the operator's to fix, reported as a configuration error) is named with why in the
-prompt, and refuses the turn only when the turn has nothing else.
+good or failing it for the setup's sake: the operator's to fix, reported as a configuration
+error) is named with why in the prompt, and refuses the turn only when the turn has nothing
+else. A job Transcribe fails on its own fault is started again on the record's next try.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ._audio_length import audio_heard
 from ._config import ConsumerConfig
 from ._config_report import report_config_error
 from ._errors import DeferredError
+from ._job_failure import job_failure
 
 log = get_logger(__name__)
 
@@ -143,7 +145,7 @@ class VoiceTranscriber:
             try:
                 self._start(name, voice, output_key, media_formats[output_key])
             except _Refused as refused:
-                said[output_key] = self._refused(refused)
+                said[output_key] = self._reported(refused.reason)
                 continue
             jobs[name] = output_key
         give_up_at = self.clock() + min(wait_s, _WAIT_S)
@@ -206,7 +208,8 @@ class VoiceTranscriber:
             job = self.transcribe.get_transcription_job(TranscriptionJobName=name)["TranscriptionJob"]
         except ClientError as exc:
             if _refused_for_good(exc):
-                return {output_key: self._refused(_Refused("GetTranscriptionJob", aws_error_code(exc)))}
+                refused = _Refused("GetTranscriptionJob", aws_error_code(exc))
+                return {output_key: self._reported(refused.reason)}
             raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
         except BotoCoreError as exc:
             raise StorageError("transcribe.GetTranscriptionJob", str(exc)[:300]) from exc
@@ -214,10 +217,36 @@ class VoiceTranscriber:
         if status == "COMPLETED":
             return self._written(output_key, not_kept_codes=frozenset())  # the job wrote it
         if status == "FAILED":
-            log.warning("voice.transcription_failed", reason=str(job.get("FailureReason", ""))[:200])
-            self._keep_no_words(output_key)
-            return {output_key: NO_WORDS}
+            return {output_key: self._failed(name, output_key, str(job.get("FailureReason") or "")[:300])}
         return {}
+
+    def _failed(self, name: str, output_key: str, reason: str) -> Unheard:
+        """Why a FAILED job's recording is not written down, by whose the failure is: the
+        recording's is kept (a later reply starts no job to fail again); the setup's, or one
+        not known, is reported and nothing is kept, so it is heard once fixed; Transcribe's own
+        is a StorageError (retried), its job deleted first, or the retry would find it by name."""
+        failure = job_failure(reason)
+        log.warning("voice.transcription_failed", reason=reason, failure=failure)
+        if failure == "recording":
+            self._keep_no_words(output_key)
+            return NO_WORDS
+        if failure == "passing":
+            try:
+                self._delete(name)
+            except _Refused as refused:
+                return self._reported(refused.reason)
+            raise StorageError("transcribe.TranscriptionJob", f"Amazon Transcribe failed a job: {reason}")
+        return self._reported(f"Amazon Transcribe failed a job: {reason}")
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.transcribe.delete_transcription_job(TranscriptionJobName=name)
+        except ClientError as exc:
+            if _refused_for_good(exc):
+                raise _Refused("DeleteTranscriptionJob", aws_error_code(exc)) from exc
+            raise StorageError("transcribe.DeleteTranscriptionJob", str(exc)[:300]) from exc
+        except BotoCoreError as exc:
+            raise StorageError("transcribe.DeleteTranscriptionJob", str(exc)[:300]) from exc
 
     def _keep_no_words(self, output_key: str) -> None:
         """Keep, where the transcript would lie, that nothing could be made of the recording
@@ -251,13 +280,14 @@ class VoiceTranscriber:
         except BotoCoreError as exc:
             raise StorageError("transcribe.StartTranscriptionJob", str(exc)[:300]) from exc
 
-    def _refused(self, refused: _Refused) -> Unheard:
-        """Tell the operator (the configuration-error alarm) that Transcribe refuses the
-        consumer's calls; the recording is not written down, and nothing is kept of it, so it
-        is heard again once that is fixed."""
+    def _reported(self, reason: str) -> Unheard:
+        """Tell the operator (the configuration-error alarm) why Transcribe writes nothing down
+        (it refuses the consumer's calls, or fails its jobs for the setup's sake); the
+        recording is not written down, and nothing is kept of it, so it is heard again once
+        that is fixed."""
         report_config_error(
             "VoiceTranscription (VOICE_TRANSCRIPTION)",
-            f"Amazon Transcribe refuses {refused.operation}: {refused.code}",
+            reason,
             tenant=self.tenant,
             remedy=(
                 "let the consumer's role call Amazon Transcribe and Transcribe read the bucket "
@@ -274,6 +304,11 @@ class _Refused(Exception):
         super().__init__(f"{operation}: {code}")
         self.operation = operation
         self.code = code
+
+    @property
+    def reason(self) -> str:
+        """What the operator is told."""
+        return f"Amazon Transcribe refuses {self.operation}: {self.code}"
 
 
 def _refused_for_good(exc: ClientError) -> bool:
