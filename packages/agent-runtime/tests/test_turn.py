@@ -596,6 +596,30 @@ def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_a
     assert request_text(model_server.model_calls[-1]).count("no message for 25 days") == 2
 
 
+def test_a_lowered_session_ttl_ends_a_conversation_quiet_longer_than_it_although_its_history_is_still_stored(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """The operator lowers SessionTtlDays from 25 to 7 while chats exist. A chat quiet for 10
+    days: /status (and /new) already say its conversation expired and the next message starts
+    a new one, but the transcript, written under the old TTL, still reads for 15 more days (and
+    a lowered SessionObjectExpiryDays may be deleting its older objects): the bot went on with
+    the old conversation, contradicting /status. The new TTL holds for the old chat too."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 10 * 86_400
+    fresh_container()
+    runtime = make_dated_runtime(env={"SESSION_TTL_DAYS": "7"})
+
+    later = runtime.run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent
+    assert "no message for 7 days" in sent
+    record = runtime.registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.conversation_turns == 1 and record.turns == 2
+
+
 def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_expiry_note(
     make_runtime, model_server, turn_request
 ) -> None:

@@ -1,5 +1,6 @@
-"""A chat whose history expired: ``SessionTtlDays`` without a message and the transcript is
-gone, though the registry may still name its session until DynamoDB's lagging TTL sweep.
+"""A chat whose history expired: ``SessionTtlDays`` without a message (the TTL in force: a
+transcript written under a longer one may still read), though the registry may still name its
+session until DynamoDB's lagging TTL sweep.
 The turn starts a new conversation and the agent is told (decided: told, so the user hears
 that the earlier conversation is gone instead of an agent that silently knows nothing)."""
 

@@ -279,7 +279,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
     ) -> TurnResult:
         """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
-        resume, resumed_total, project, undelivered = await self._session_to_resume(key, request)
+        resume, resumed_total, project, undelivered, expired = await self._session_to_resume(key, request)
+        outcome.new_conversation = expired
         store = self._scoped_store(project)
         # Renewed until the result is recorded; a lost lease stops the run at once.
         renewer = asyncio.create_task(self._keep_lease(holder))
@@ -327,11 +328,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     if resume is None
                     else await self._restore(key, project, resume, workspace, request.turn_id)
                 )
-                if restored is None:  # nothing stored (expired): the CLI cannot resume it
+                if restored is None:  # nothing stored (lost): the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, Restored(None, 0)
                     outcome.new_conversation = True
-                    if await self._history_expired(key):
-                        plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
+                    log.warning("turn.history_gone", expired=False)
+                if expired:
+                    plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
                 if restored.begin_anew:
                     resume, resumed_total = None, 0.0
                 outcome.began_session = resume is None
@@ -427,10 +429,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _session_to_resume(
         self, key: SessionKey, request: TurnRequest
-    ) -> tuple[str | None, float, str, UndeliveredFiles | None]:
+    ) -> tuple[str | None, float, str, UndeliveredFiles | None, bool]:
         """The SDK session this turn continues (None: a fresh one), its running total so far,
-        the project its transcripts are kept under, and the files of the last answer that did
-        not reach the user (the agent is told)."""
+        the project its transcripts are kept under, the files of the last answer that did
+        not reach the user (the agent is told), and whether the chat's conversation expired
+        (the chat was quiet for SessionTtlDays; the agent is told)."""
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
@@ -439,9 +442,20 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # Recorded before session ids were checked: it names no file, so nothing resumes.
             log.warning("turn.stored_session_id_refused", session_id=str(resume)[:80])
             resume = None
+        # Judged by the TTL in force, not by whether the history still reads: one written under
+        # a longer TTL the operator lowered since still does (for now: S3's lifecycle may be
+        # deleting its older objects), and /status already told the chat it expired.
+        expired = (
+            resume is not None
+            and record is not None
+            and record.history_expired(self.clock(), self.settings.retention_days)
+        )
+        if expired:
+            log.warning("turn.history_gone", expired=True)
+            resume = None
         total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
         undelivered = None if record is None else record.undelivered_files
-        return resume, total, transcript_project(key, record), undelivered
+        return resume, total, transcript_project(key, record), undelivered, expired
 
     def _scoped_store(self, project: str) -> TimedStore:
         store = self._timed_store
