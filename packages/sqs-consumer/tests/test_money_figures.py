@@ -15,6 +15,7 @@ from session_core import (
     SessionKey,
     SessionRegistry,
     TurnResult,
+    session_item_pk,
 )
 from sqs_consumer import run_command
 from sqs_consumer._usage_footer import usage_footer
@@ -65,3 +66,31 @@ def test_a_cheap_turn_is_not_shown_as_costing_nothing(aws: Any) -> None:
     report = _command("cost", aws, budgets=ledger, user_id=42)
     assert "<b>This chat</b>, today: under $0.0001 of $1.00" in report
     assert "<b>You</b>, today: under $0.0001 no cap" in report
+
+
+def test_months_of_use_read_with_thousands_grouped_as_the_usage_line_groups_tokens(aws: Any) -> None:
+    """A busy chat after months: /status read "1500 turns, $1234.5678" and /cost "$1234.50 of
+    $2000.00", while the usage line under each answer writes "12,400 tokens"."""
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    registry.record_turn(lease, result=_answer(1234.5678))
+    registry.release_lease(lease)
+    aws.dynamodb.update_item(  # the other 1,499 turns of those months, cost already counted
+        TableName=aws.resources.table,
+        Key={"pk": {"S": session_item_pk(KEY)}, "sk": {"S": "meta"}},
+        UpdateExpression="ADD turns :more, conversation_turns :more",
+        ExpressionAttributeValues={":more": {"N": "1499"}},
+    )
+    status = _command("status", aws)
+    assert "<b>This conversation</b> (since /new): 1,500 turns, $1,234.5678\n" in status
+    assert "<b>This chat in total</b>: 1,500 turns, $1,234.5678\n" in status
+
+    caps = BudgetCaps(chat_monthly_usd=2000.0)
+    ledger = BudgetLedger(
+        dynamodb=aws.dynamodb, table=aws.resources.table, caps=caps, tenant="default", clock=lambda: NOON
+    )
+    hold = ledger.hold(chat_id=KEY.chat_id, user_id=42)
+    assert isinstance(hold, BudgetHold)
+    ledger.settle(hold, 1234.5)
+    report = _command("cost", aws, budgets=ledger, user_id=42)
+    assert "<b>This chat</b>, this month: $1,234.50 of $2,000.00" in report

@@ -191,7 +191,7 @@ def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str
 
 
 def _turns(count: int) -> str:
-    return f"{count} turn" + ("" if count == 1 else "s")
+    return f"{count:,} turn" + ("" if count == 1 else "s")
 
 
 def _age(seconds: float) -> str:
