@@ -137,7 +137,36 @@ def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is
         return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
 
     assert new(KEY, 25) == "Started a fresh conversation."
-    assert "The previous one is kept for 25 days" in new(SessionKey.parse("default/1002/0"), 24)
+    assert "The previous one is kept for 1 more day" in new(SessionKey.parse("default/1002/0"), 24)
+
+
+def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_still_kept(aws: Any) -> None:
+    """The previous conversation's history lives SessionTtlDays (25) after its last message,
+    and /new does not extend it. After 20 quiet days /new said it "is kept for 25 days", though
+    it is gone 5 days later."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    chats = [SessionKey.parse(f"default/{chat}/0") for chat in (1003, 1004, 1005)]
+    for turn, chat in enumerate(chats, start=1):
+        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
+        registry.record_turn(
+            lease,
+            result=TurnResult(
+                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
+            ),
+        )
+        registry.release_lease(lease)
+
+    def new(key: SessionKey, days_later: float) -> str:
+        return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
+
+    assert new(chats[0], 0) == (
+        "Started a fresh conversation. The previous one is kept for 25 days but I will not draw on "
+        "it any more."
+    )
+    assert "The previous one is kept for 5 more days but" in new(chats[1], 20)
+    assert "The previous one is kept for 1 more day but" in new(chats[2], 24.5)
 
 
 def _command_days_later(

@@ -4,6 +4,7 @@ is _message's)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -132,13 +133,13 @@ def run_command(
         # its question; "Always in this chat" grants stay (revoked with /permissions).
         # A chat quiet for the retention: its record outlives the history (DynamoDB's TTL
         # sweep lags), so the conversation it names is gone, not kept.
-        before = registry.get_session(key)
-        expired = before is not None and before.history_expired(clock(), retention_days)
-        if registry.start_new_session(key) is None or expired:
+        before, now = registry.get_session(key), clock()
+        expired = before is not None and before.history_expired(now, retention_days)
+        if registry.start_new_session(key) is None or before is None or expired:
             return "Started a fresh conversation."
         return (
             "Started a fresh conversation. The previous one is kept for "
-            f"{retention_days} days but I will not draw on it any more."
+            f"{_still_kept(now - before.updated_at, retention_days)} but I will not draw on it any more."
         )
     if name == "usage":
         return _usage(key, chat_settings, argument.strip().lower(), where)
@@ -188,6 +189,14 @@ def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str
         return f"Answers in {where} no longer show their tokens and cost."
     state = "on" if chat_settings.usage_footer(key) else "off"
     return f"The usage line under answers is {state} in {where}. Send /usage on or /usage off."
+
+
+def _still_kept(quiet_s: float, retention_days: int) -> str:
+    # The history lives retention_days after its last message; /new does not extend it.
+    days = max(1, math.ceil(retention_days - quiet_s / 86_400))
+    if days >= retention_days:
+        return f"{retention_days} days"
+    return f"{days} more day" + ("" if days == 1 else "s")
 
 
 def _turns(count: int) -> str:
