@@ -620,6 +620,31 @@ def test_a_lowered_session_ttl_ends_a_conversation_quiet_longer_than_it_although
     assert record is not None and record.conversation_turns == 1 and record.turns == 2
 
 
+def test_a_chat_whose_last_message_failed_is_not_taken_for_quiet_since_its_last_answer(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """The last answer came 26 days ago, but the user wrote 6 days ago and that turn failed
+    (the model broke off mid-answer): the chat was not quiet for SessionTtlDays, and its
+    history, written then, still reads. The next message goes on with the conversation, and
+    is not told that the chat had no message for 25 days."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 20 * 86_400
+    model_server.inject(ModelFault(cut_after_events=3), times=5)
+    fresh_container()
+    failed = make_dated_runtime().run_turn(turn_request("are you there?", turn_id=2))
+    assert not failed.ok, failed
+    model_server.clear_faults()
+    lease_clock.now += 6 * 86_400
+    fresh_container()
+
+    later = make_dated_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=3))
+
+    assert later.ok and later.session_id == old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" in sent and "no message for" not in sent
+
+
 def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_expiry_note(
     make_runtime, model_server, turn_request
 ) -> None:

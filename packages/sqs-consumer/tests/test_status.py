@@ -169,6 +169,29 @@ def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_sti
     assert "The previous one is kept for 1 more day but" in new(chats[2], 24.5)
 
 
+def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) -> None:
+    """The last answer came 26 days ago, but a message 6 days ago ran and failed (its cost
+    counted): its history was written then and still reads. /status said the conversation
+    expired after 25 days without a message."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
+    registry.record_turn(
+        lease,
+        result=TurnResult(
+            version=TURN_VERSION, session_key=KEY.canonical, turn_id=1, session_id="s-1", cost_usd=0.25
+        ),
+    )
+    registry.release_lease(lease)
+    now += 20 * _DAY_S
+    registry.add_failed_turn_cost(KEY, 0.05)
+
+    status = _command_days_later("status", KEY, registry, tables, now + 6 * _DAY_S)
+    assert "<b>Session</b>: <code>s-1</code>" in status
+    assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in status
+
+
 def _command_days_later(
     command: str, key: SessionKey, registry: SessionRegistry, tables: dict[str, Any], at: float
 ) -> str:

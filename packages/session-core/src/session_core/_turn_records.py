@@ -167,11 +167,12 @@ class TurnRecordVerbs:
         """Add what a run that ended without a recorded answer (an error result) cost to the
         chat's and the conversation's totals; the turn count stays. ``session_cost_usd`` is
         the CLI's running total after that run when it continued the recorded SDK session:
-        the CLI keeps counting the run even though the next turn resumes before it."""
+        the CLI keeps counting the run even though the next turn resumes before it. The chat
+        was in use (``updated_at``): the run wrote its history, which lives on from now."""
         if not cost_usd > 0:
             raise ValueError(f"cost_usd must be > 0, got {cost_usd!r}")
         now = self._table.clock()
-        values = {":cost": number(cost_usd), ":ttl": number(self._table.expires_at(now))}
+        values = {":cost": number(cost_usd), ":now": number(now), ":ttl": number(self._table.expires_at(now))}
         set_total = ""
         if session_cost_usd is not None:
             values[":total"] = number(session_cost_usd)
@@ -181,7 +182,8 @@ class TurnRecordVerbs:
             session_item_pk(key),
             META,
             UpdateExpression=(
-                f"ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl{set_total}"
+                "ADD cost_usd :cost, conversation_cost_usd :cost"
+                f" SET updated_at = :now, expires_at = :ttl{set_total}"
             ),
             ExpressionAttributeValues=values,
         )
