@@ -94,3 +94,18 @@ def test_months_of_use_read_with_thousands_grouped_as_the_usage_line_groups_toke
     ledger.settle(hold, 1234.5)
     report = _command("cost", aws, budgets=ledger, user_id=42)
     assert "<b>This chat</b>, this month: $1,234.50 of $2,000.00" in report
+
+
+def test_cost_just_after_midnight_says_today_ends_in_hours_not_in_a_day(aws: Any) -> None:
+    """Half a minute into the UTC day, /cost said "today ends in 1 d 0 h" (23 h 59.5 min
+    rounded up): a day that ends in a day reads as a mistake."""
+    just_after_midnight = datetime(2026, 12, 3, 0, 0, 30, tzinfo=UTC).timestamp()
+    ledger = BudgetLedger(
+        dynamodb=aws.dynamodb,
+        table=aws.resources.table,
+        caps=BudgetCaps(chat_daily_usd=1.0),
+        tenant="default",
+        clock=lambda: just_after_midnight,
+    )
+    report = _command("cost", aws, budgets=ledger, user_id=42)
+    assert "Days and months are UTC; today ends in 24 h 0 min." in report

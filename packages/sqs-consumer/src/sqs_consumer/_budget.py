@@ -119,8 +119,10 @@ def _next_midnight(now: float) -> float:
 
 
 def _duration(seconds: float) -> str:
+    # Minutes round up (a wait is never said shorter than it is), but not into days: under a
+    # day, "1 d 0 h" would read as a day that ends in a day.
     minutes = max(1, int(seconds + 59) // 60)
-    days, rest = divmod(minutes, 1440)
+    days, rest = divmod(minutes, 1440) if seconds >= 86_400 else (0, minutes)
     hours, minutes = divmod(rest, 60)
     if days:
         return f"{days} d {hours} h"
