@@ -265,3 +265,27 @@ def test_a_group_message_whose_record_was_throttled_counts_once_for_its_sender_a
 
     assert _until_taken(producer, event, proxy, throttled) == [503, 503, 503, "enqueued"]
     assert len(receive_all(aws.sqs, aws.resources.queue_url)) == 1
+
+
+def test_messages_a_busy_group_drops_leave_their_senders_own_limit_untouched(aws, make_producer) -> None:
+    """A member whose group messages the chat's limit dropped sent nothing that was answered:
+    their own limit (which holds in their private chat too) must not count those messages."""
+    clock = Clock(START)
+    producer = make_producer(clock, per_user=3, per_chat=3)
+
+    def post(update_id: int, **fields: Any) -> dict[str, Any]:
+        return json.loads(producer.handle_event(webhook_event(update(update_id, **fields)))["body"])
+
+    for i in range(3):  # three members take the group's three messages of this minute
+        clock.now = START + i * 0.1
+        assert post(9800 + i, chat_id=-100602, chat_type="supergroup", user_id=710 + i, text="hi")[
+            "outcome"
+        ] == ("enqueued")
+    for i in range(3):  # a fourth member's messages find the group's limit reached
+        clock.now = START + 1 + i * 0.1
+        dropped = post(9810 + i, chat_id=-100602, chat_type="supergroup", user_id=713, text=f"q{i}")
+        assert dropped.get("outcome", "notice") != "enqueued"
+
+    clock.now = START + 2
+    private = post(9820, chat_id=713, user_id=713, text="can you help me here instead?")
+    assert private.get("outcome") == "enqueued", private.get("text")

@@ -8,7 +8,8 @@ theoretical arrival time in epoch milliseconds, in one item per owner (``pk``
 costs ``60/N`` s of the bucket; a message is allowed when ``max(tat, now) + 60/N <= now + 60``
 s, i.e. the bucket holds at most ``N`` messages and refills one every ``60/N`` s. So a flood
 gets ``N`` at once and then one every ``60/N`` s; a steady sender under ``N`` a minute is never
-held back. Rejected messages take nothing from the bucket; one the producer could not queue
+held back. Rejected messages take nothing from the bucket (one the chat's limit refuses gives
+its sender's slot back); one the producer could not queue
 after all gives its slot back (``give_back``: Telegram sends it again).
 
 One conditional UpdateItem per message in the common case. DynamoDB cannot compute
@@ -60,13 +61,18 @@ class RateLimiter:
 
         A storage failure lets the message through (the limit protects cost, not correctness).
         """
-        if self.per_user and user_id is not None:
+        counts_for_user = bool(self.per_user and user_id is not None)
+        if counts_for_user:
             verdict = self._take(f"user|{user_id}", self.per_user, now)
             if verdict != "allowed":
                 return verdict, "user"
         if self.per_chat and not private:
             verdict = self._take(f"chat|{chat_id}", self.per_chat, now)
             if verdict != "allowed":
+                # Dropped after all: a busy group must not use up its members' own limits
+                # (which hold in their private chats too). One more call, on this path only.
+                if counts_for_user:
+                    self._give_back(f"rate|{self._tenant}|user|{user_id}", self.per_user, now)
                 return verdict, "chat"
         return "allowed", ""
 
