@@ -65,6 +65,10 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # turn (see _model_proxy): a model that never answers costs a message about 2 x this
     # (MODEL_TIMEOUT_MS for each call not streamed).
     model_silence_s: int = 90
+    # The longest the CLI waits for one MCP tool call. Its own limit is past any turn (30 min
+    # for a command server), so a server that takes a call and never answers would hold the
+    # turn to its time limit; at this one the model is told the call timed out and answers.
+    mcp_tool_timeout_ms: int = 120_000
     # "uid": also kill every process of the runtime's uid that is not the runtime or its
     # ancestors (Lambda, where the execution environment is ours alone); see _process_sweep.
     process_sweep_scope: SweepScope = "descendants"
@@ -150,6 +154,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
             f"{timeout_ms} ms must be at most {LONGEST_TURN_S * 1000} ms ({LONGEST_TURN_S} s, the longest a "
             "turn runs on Lambda): a longer limit on a model call is never reached",
         )
+    mcp_tool_timeout_ms = env_int(
+        "MCP_TOOL_TIMEOUT_MS", 120_000, minimum=1000, maximum=LONGEST_TURN_S * 1000, environ=env
+    )
     lease_s = env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)
     if lease_s > LONGEST_TURN_S:
         # A running turn renews its lease every third of it; only a crashed turn's lease runs
@@ -196,6 +203,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         model_max_retries=env_int("MODEL_MAX_RETRIES", 2, minimum=0, environ=env),
         model_timeout_ms=timeout_ms,
         model_silence_s=silence_s,
+        mcp_tool_timeout_ms=mcp_tool_timeout_ms,
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
         memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),
