@@ -160,6 +160,19 @@ def test_a_skill_file_outside_a_skill_directory_is_named_not_ignored(
     assert caught.value.reason == f"is no skill: a skill is a directory, move it to skills/{moved}/SKILL.md"
 
 
+def test_a_link_in_a_skill_that_leads_nowhere_is_named_at_start_not_at_every_turn(config_dir: Path) -> None:
+    """The skill's directory is copied for each turn: a link to a file outside claude-config
+    (there on the operator's machine, not in the image) loaded, then failed every turn."""
+    skill = config_dir / "skills" / "hello-world"
+    (skill / "data").mkdir()
+    (skill / "data" / "prices.csv").symlink_to("../../../../shared/prices.csv")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (caught.value.file, caught.value.field) == (str(skill / "data" / "prices.csv"), None)
+    target = "'../../../../shared/prices.csv'"
+    assert caught.value.reason.startswith(f"is a link to {target}, which does not exist")
+
+
 def test_a_skill_file_named_in_the_wrong_case_is_named_with_the_rename(config_dir: Path) -> None:
     """Found on a case-insensitive disk (macOS), missed by the runtime's Linux."""
     skill = config_dir / "skills" / "hello-world"

@@ -509,4 +509,21 @@ def _skill(skill_dir: Path) -> SkillConfig:
     description = meta.get("description")
     if not isinstance(description, str) or not description.strip():
         raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
+    _refuse_dangling_links(skill_dir)
     return SkillConfig(name=name, description=description.strip(), directory=str(skill_dir))
+
+
+def _refuse_dangling_links(skill_dir: Path) -> None:
+    """A link in a skill's directory that leads nowhere: the directory is copied for every turn
+    (_skills_plugin), and that copy would fail every turn. A link out of claude-config leads
+    nowhere in the image, which holds claude-config alone."""
+    for parent, dirs, files in os.walk(skill_dir):
+        for name in sorted([*dirs, *files]):
+            path = Path(parent) / name
+            if path.is_symlink() and not path.exists():
+                raise ClaudeConfigError(
+                    str(path),
+                    None,
+                    f"is a link to {os.readlink(path)!r}, which does not exist: put the file itself in the "
+                    "skill's directory (a link out of claude-config leads nowhere in the runtime's image)",
+                )
