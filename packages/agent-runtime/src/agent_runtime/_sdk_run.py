@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,7 +24,9 @@ from claude_agent_sdk import (
     ResultMessage,
     SystemMessage,
     TextBlock,
+    ToolResultBlock,
     ToolUseBlock,
+    UserMessage,
     import_session_to_store,
     project_key_for_directory,
     query,
@@ -189,6 +192,7 @@ class SdkRunSteps:
         workspace: SessionWorkspace,
         held: HeldMirror,
     ) -> None:
+        mcp_calls: dict[str, str] = {}  # id → name of each MCP tool call, to read its result
         async for message in messages:
             for event in events_of(message, streamed_text=True):
                 outcome.sink.emit(event)
@@ -202,11 +206,20 @@ class SdkRunSteps:
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 outcome.tool_calls.update(b.id for b in message.content if isinstance(b, ToolUseBlock))
+                mcp_calls.update(
+                    (b.id, b.name)
+                    for b in message.content
+                    if isinstance(b, ToolUseBlock) and b.name.startswith("mcp__")
+                )
                 if message.error is not None:  # the CLI's own message about a failed call
                     outcome.api_error = message.error
                 text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
                 if text and message.parent_tool_use_id is None:
                     outcome.texts.append(text)
+            elif isinstance(message, UserMessage) and isinstance(message.content, list):
+                for block in message.content:
+                    if isinstance(block, ToolResultBlock) and block.tool_use_id in mcp_calls:
+                        _log_unreached_mcp_server(mcp_calls.pop(block.tool_use_id), block, self.config)
             elif isinstance(message, ResultMessage):
                 # A background subagent that finishes wakes the session for another turn
                 # inside this run: every result is part of the answer.
@@ -299,6 +312,25 @@ def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None
                 server=name,
                 status=status,
                 fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
+            )
+
+
+def _log_unreached_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
+    """A server the CLI had not connected when the turn began is "pending", not "failed", at
+    the start (_log_unavailable_mcp_servers): one that never finishes its handshake is only
+    seen when the agent calls its tool and the CLI answers that there is no such tool."""
+    content = result.content
+    text = content if isinstance(content, str) else json.dumps(content)
+    if not result.is_error or f"No such tool available: {tool}" not in text:
+        return
+    for name in config.mcp_servers:
+        if tool.startswith(f"mcp__{name}__"):
+            log.warning(
+                "turn.mcp_server_unavailable",
+                server=name,
+                status="not connected",
+                tool=tool,
+                fix=f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}",
             )
 
 
