@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from local_stack import prepare_for_agent_user
+from local_stack import make_directory_reachable, prepare_for_agent_user, unreadable_for
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands a directory to another user")
@@ -27,3 +27,24 @@ def test_a_link_the_agent_plants_in_its_sessions_root_opens_nothing_of_roots(tmp
     for directory in (tmp_path / "private", private):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, opened
     assert stat.S_IMODE(sessions.stat().st_mode) & stat.S_IXOTH  # its own root is passable
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can try reading as another user")
+def test_a_link_that_leads_nowhere_is_not_taken_for_a_file_the_agent_cannot_read(tmp_path: Path) -> None:
+    """The config loader names a link that leads nowhere itself; "cannot read it, chmod o+r"
+    beside that would send the operator after permissions that are fine."""
+    root = tmp_path / "claude-config"
+    (root / "skills" / "notes").mkdir(parents=True)
+    (root / "skills" / "notes" / "SKILL.md").write_text("---\nname: notes\n---\n")
+    (root / "skills" / "notes" / "extra.md").symlink_to(tmp_path / "gone.md")
+    for path in (root, root / "skills", root / "skills" / "notes"):
+        path.chmod(0o755)
+    (root / "skills" / "notes" / "SKILL.md").chmod(0o644)
+    make_directory_reachable(root)
+
+    assert unreadable_for("nobody", root) is None
+
+    private = root / "skills" / "notes" / "private.md"
+    private.write_text("x")
+    private.chmod(0o600)
+    assert unreadable_for("nobody", root) == str(private)

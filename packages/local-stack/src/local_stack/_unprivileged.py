@@ -65,7 +65,8 @@ def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
 
 
 # Run as the user: list every directory and open every file under argv[1] (following links,
-# skipping hidden names the loader never reads); print the first path that fails.
+# skipping hidden names the loader never reads, and links that lead nowhere: the loader names
+# those itself); print the first path that fails.
 _READ_ALL = """
 import os, sys
 seen = set()
@@ -78,8 +79,12 @@ def visit(path):
         for name in sorted(os.listdir(path)):
             if not name.startswith("."):
                 visit(os.path.join(path, name))
-    else:
+        return
+    try:
         open(path, "rb").close()
+    except FileNotFoundError:
+        if not os.path.islink(path):
+            raise
 try:
     visit(sys.argv[1])
 except OSError as exc:
