@@ -192,15 +192,47 @@ def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) ->
     assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in status
 
 
+def test_a_one_day_history_is_not_said_to_last_1_days(aws: Any) -> None:
+    """SessionTtlDays may be 1: /new said the previous conversation "is kept for 1 days" and
+    /status that it "expired after 1 days without a message"."""
+    now = 1_760_000_000.0
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: now)
+    chats = [SessionKey.parse(f"default/{chat}/0") for chat in (1006, 1007)]
+    for turn, chat in enumerate(chats, start=1):
+        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
+        registry.record_turn(
+            lease,
+            result=TurnResult(
+                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
+            ),
+        )
+        registry.release_lease(lease)
+
+    new = _command_days_later("new", chats[0], registry, tables, now + 600, retention_days=1)
+    assert new == (
+        "Started a fresh conversation. The previous one is kept for 1 day but I will not draw on "
+        "it any more."
+    )
+    status = _command_days_later("status", chats[1], registry, tables, now + _DAY_S, retention_days=1)
+    assert "<b>This conversation</b>: expired after 1 day without a message;" in status
+
+
 def _command_days_later(
-    command: str, key: SessionKey, registry: SessionRegistry, tables: dict[str, Any], at: float
+    command: str,
+    key: SessionKey,
+    registry: SessionRegistry,
+    tables: dict[str, Any],
+    at: float,
+    *,
+    retention_days: int = 25,
 ) -> str:
-    """The answer to ``command`` at ``at`` (epoch seconds), with a 25-day history."""
+    """The answer to ``command`` at ``at`` (epoch seconds), with a ``retention_days`` history."""
     return run_command(
         command,
         key,
         registry=registry,
         chat_settings=ChatSettings(DynamoTable(**tables)),
-        retention_days=25,
+        retention_days=retention_days,
         clock=lambda: at,
     )

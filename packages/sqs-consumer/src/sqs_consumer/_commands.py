@@ -159,7 +159,7 @@ def run_command(
         # The record outlives the history until DynamoDB's TTL sweep: its session is gone.
         conversation = (
             "<b>Session</b>: <code>none yet (next message starts one)</code>\n"
-            f"<b>This conversation</b>: expired after {retention_days} days without a message; "
+            f"<b>This conversation</b>: expired after {_days(retention_days)} without a message; "
             "your next message starts a new one\n"
         )
     else:
@@ -195,8 +195,12 @@ def _still_kept(quiet_s: float, retention_days: int) -> str:
     # The history lives retention_days after its last message; /new does not extend it.
     days = max(1, math.ceil(retention_days - quiet_s / 86_400))
     if days >= retention_days:
-        return f"{retention_days} days"
+        return _days(retention_days)
     return f"{days} more day" + ("" if days == 1 else "s")
+
+
+def _days(count: int) -> str:
+    return f"{count:,} day" + ("" if count == 1 else "s")  # SessionTtlDays may be 1
 
 
 def _turns(count: int) -> str:
