@@ -645,6 +645,32 @@ def test_a_chat_whose_last_message_failed_is_not_taken_for_quiet_since_its_last_
     assert "teal" in sent and "no message for" not in sent
 
 
+def test_a_failed_first_message_after_the_history_expired_does_not_bring_the_old_conversation_back(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """The chat was quiet for 26 days (SessionTtlDays 25): the next message starts a new
+    conversation, but its turn fails (its cost counted) before anything is saved. The failed
+    run wrote nothing of the old conversation, yet counting its cost made the chat look in use
+    since then: the retry went on with the expired conversation, untold, and /status named it
+    again after saying it had expired."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 26 * 86_400
+    model_server.inject(ModelFault(cut_after_events=3), times=5)
+    fresh_container()
+    failed = make_dated_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
+    assert not failed.ok, failed
+    model_server.clear_faults()
+    lease_clock.now += 60
+    fresh_container()
+
+    retried = make_dated_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert retried.ok and retried.session_id != old.session_id, retried
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent and "no message for 25 days" in sent
+
+
 def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_expiry_note(
     make_runtime, model_server, turn_request
 ) -> None:

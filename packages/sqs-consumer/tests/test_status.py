@@ -185,7 +185,7 @@ def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) ->
     )
     registry.release_lease(lease)
     now += 20 * _DAY_S
-    registry.add_failed_turn_cost(KEY, 0.05)
+    registry.add_failed_turn_cost(KEY, 0.05, continued_session=True)
 
     status = _command_days_later("status", KEY, registry, tables, now + 6 * _DAY_S)
     assert "<b>Session</b>: <code>s-1</code>" in status
@@ -211,8 +211,7 @@ def test_a_one_day_history_is_not_said_to_last_1_days(aws: Any) -> None:
 
     new = _command_days_later("new", chats[0], registry, tables, now + 600, retention_days=1)
     assert new == (
-        "Started a fresh conversation. The previous one is kept for 1 day but I will not draw on "
-        "it any more."
+        "Started a fresh conversation. The previous one is kept for 1 day but I will not draw on it any more."
     )
     status = _command_days_later("status", chats[1], registry, tables, now + _DAY_S, retention_days=1)
     assert "<b>This conversation</b>: expired after 1 day without a message;" in status

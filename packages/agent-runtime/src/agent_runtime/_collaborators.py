@@ -55,9 +55,15 @@ class RuntimeRegistry(TurnRecords, Protocol):
         ...
 
     def add_failed_turn_cost(
-        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+        self,
+        key: SessionKey,
+        cost_usd: float,
+        *,
+        session_cost_usd: float | None = None,
+        continued_session: bool = False,
     ) -> None:
-        """Count what a run without a saved answer cost."""
+        """Count what a run without a saved answer cost (``continued_session``: it resumed the
+        recorded session, so the chat counts as in use)."""
         ...
 
     def keep_unfinished_session(

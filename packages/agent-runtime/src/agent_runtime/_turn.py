@@ -677,8 +677,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if cost_usd <= 0:
             return
         try:
+            # Only a run that resumed the recorded session keeps it in use: one that began anew
+            # after it expired must not bring it back for the next message.
             await asyncio.to_thread(
-                self.registry.add_failed_turn_cost, key, cost_usd, session_cost_usd=session_total
+                self.registry.add_failed_turn_cost,
+                key,
+                cost_usd,
+                session_cost_usd=session_total,
+                continued_session=not outcome.began_session,
             )
         except SessionCoreError as exc:
             log.warning("turn.failed_cost_not_counted", error_type=type(exc).__name__, cost_usd=cost_usd)

@@ -162,28 +162,37 @@ class TurnRecordVerbs:
         return True
 
     def add_failed_turn_cost(
-        self, key: SessionKey, cost_usd: float, *, session_cost_usd: float | None = None
+        self,
+        key: SessionKey,
+        cost_usd: float,
+        *,
+        session_cost_usd: float | None = None,
+        continued_session: bool = False,
     ) -> None:
         """Add what a run that ended without a recorded answer (an error result) cost to the
         chat's and the conversation's totals; the turn count stays. ``session_cost_usd`` is
         the CLI's running total after that run when it continued the recorded SDK session:
-        the CLI keeps counting the run even though the next turn resumes before it. The chat
-        was in use (``updated_at``): the run wrote its history, which lives on from now."""
+        the CLI keeps counting the run even though the next turn resumes before it.
+        ``continued_session``: the run resumed the recorded session, so the chat was in use
+        (``updated_at``): the run wrote its history, which lives on from now. A run that began
+        anew (the recorded one expired) leaves it: that history stays expired."""
         if not cost_usd > 0:
             raise ValueError(f"cost_usd must be > 0, got {cost_usd!r}")
         now = self._table.clock()
-        values = {":cost": number(cost_usd), ":now": number(now), ":ttl": number(self._table.expires_at(now))}
-        set_total = ""
+        values = {":cost": number(cost_usd), ":ttl": number(self._table.expires_at(now))}
+        set_more = ""
+        if continued_session:
+            values[":now"] = number(now)
+            set_more = ", updated_at = :now"
         if session_cost_usd is not None:
             values[":total"] = number(session_cost_usd)
-            set_total = ", sdk_session_cost_usd = :total"
+            set_more += ", sdk_session_cost_usd = :total"
         self._table.update(
             "add_failed_turn_cost",
             session_item_pk(key),
             META,
             UpdateExpression=(
-                "ADD cost_usd :cost, conversation_cost_usd :cost"
-                f" SET updated_at = :now, expires_at = :ttl{set_total}"
+                f"ADD cost_usd :cost, conversation_cost_usd :cost SET expires_at = :ttl{set_more}"
             ),
             ExpressionAttributeValues=values,
         )
