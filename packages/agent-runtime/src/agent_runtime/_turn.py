@@ -999,15 +999,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         finally:
             store.load_s += time.perf_counter() - started
 
-    async def _history_expired(self, key: SessionKey) -> bool:
-        """The chat's session is not stored: whether it expired (the chat was quiet for the
-        retention) rather than went missing otherwise (a transcript deleted by hand gets no
-        note)."""
-        record = await asyncio.to_thread(self.registry.get_session, key)
-        expired = record is not None and record.history_expired(self.clock(), self.settings.retention_days)
-        log.warning("turn.history_gone", expired=expired)
-        return expired
-
     async def _remember_local_copy(
         self, key: SessionKey, project: str, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
     ) -> None:
