@@ -166,7 +166,8 @@ def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_sti
         "it any more."
     )
     assert "The previous one is kept for 5 more days but" in new(chats[1], 20)
-    assert "The previous one is kept for 1 more day but" in new(chats[2], 24.5)
+    # Under a day left it says hours, rounded down: "1 more day" with 3 hours left misled.
+    assert "The previous one is kept for 12 more hours but" in new(chats[2], 24.5)
 
 
 def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) -> None:

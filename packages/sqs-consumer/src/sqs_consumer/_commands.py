@@ -193,10 +193,17 @@ def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str
 
 def _still_kept(quiet_s: float, retention_days: int) -> str:
     # The history lives retention_days after its last message; /new does not extend it.
-    days = max(1, math.ceil(retention_days - quiet_s / 86_400))
-    if days >= retention_days:
+    # Rounded down: a user told "1 more day" with 3 hours left would come back to nothing.
+    if quiet_s < 3_600:  # used within the hour: its whole time, as a user would say it
         return _days(retention_days)
-    return f"{days} more day" + ("" if days == 1 else "s")
+    left_s = retention_days * 86_400 - quiet_s
+    if left_s >= 86_400:
+        days = math.floor(left_s / 86_400)
+        return f"{days:,} more day" + ("" if days == 1 else "s")
+    hours = math.floor(left_s / 3_600)
+    if hours < 1:
+        return "less than an hour more"
+    return f"{hours} more hour" + ("" if hours == 1 else "s")
 
 
 def _days(count: int) -> str:
