@@ -173,6 +173,21 @@ def test_a_link_in_a_skill_that_leads_nowhere_is_named_at_start_not_at_every_tur
     assert caught.value.reason.startswith(f"is a link to {target}, which does not exist")
 
 
+@pytest.mark.parametrize("target", [".", "..", "../.."])
+def test_a_link_in_a_skill_that_leads_back_above_itself_is_named_at_start_not_at_every_turn(
+    config_dir: Path, target: str
+) -> None:
+    """The copy made for each turn follows links: one back to the skill or above it loaded fine
+    and then failed every turn, copying itself until Python gave up."""
+    skill = config_dir / "skills" / "hello-world"
+    (skill / "data").mkdir()
+    (skill / "data" / "again").symlink_to(target)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (caught.value.file, caught.value.field) == (str(skill / "data" / "again"), None)
+    assert caught.value.reason.startswith(f"is a link to {target!r}, a directory it is in: the copy")
+
+
 def test_a_skill_file_named_in_the_wrong_case_is_named_with_the_rename(config_dir: Path) -> None:
     """Found on a case-insensitive disk (macOS), missed by the runtime's Linux."""
     skill = config_dir / "skills" / "hello-world"

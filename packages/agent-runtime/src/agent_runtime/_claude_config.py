@@ -509,21 +509,31 @@ def _skill(skill_dir: Path) -> SkillConfig:
     description = meta.get("description")
     if not isinstance(description, str) or not description.strip():
         raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
-    _refuse_dangling_links(skill_dir)
+    _refuse_links_the_copy_cannot_follow(skill_dir, {skill_dir.resolve()})
     return SkillConfig(name=name, description=description.strip(), directory=str(skill_dir))
 
 
-def _refuse_dangling_links(skill_dir: Path) -> None:
-    """A link in a skill's directory that leads nowhere: the directory is copied for every turn
-    (_skills_plugin), and that copy would fail every turn. A link out of claude-config leads
-    nowhere in the image, which holds claude-config alone."""
-    for parent, dirs, files in os.walk(skill_dir):
-        for name in sorted([*dirs, *files]):
-            path = Path(parent) / name
-            if path.is_symlink() and not path.exists():
-                raise ClaudeConfigError(
-                    str(path),
-                    None,
-                    f"is a link to {os.readlink(path)!r}, which does not exist: put the file itself in the "
-                    "skill's directory (a link out of claude-config leads nowhere in the runtime's image)",
-                )
+def _refuse_links_the_copy_cannot_follow(directory: Path, above: set[Path]) -> None:
+    """A skill's directory is copied for every turn, links followed (_skills_plugin): a link
+    that leads nowhere, or back to a directory it is in (which the copy would repeat without
+    end), would fail every turn. A link out of claude-config leads nowhere in the image, which
+    holds claude-config alone. ``above``: where the links followed so far really are."""
+    for path in sorted(directory.iterdir()):
+        if path.is_symlink() and not path.exists():
+            raise ClaudeConfigError(
+                str(path),
+                None,
+                f"is a link to {os.readlink(path)!r}, which does not exist: put the file itself in the "
+                "skill's directory (a link out of claude-config leads nowhere in the runtime's image)",
+            )
+        if not path.is_dir():
+            continue
+        real = path.resolve()
+        if any(seen.is_relative_to(real) for seen in above):
+            raise ClaudeConfigError(
+                str(path),
+                None,
+                f"is a link to {os.readlink(path)!r}, a directory it is in: the copy of the skill made "
+                "for each turn would never end; link to the files themselves, or remove it",
+            )
+        _refuse_links_the_copy_cannot_follow(path, above | {real})
