@@ -99,3 +99,28 @@ def test_an_mcp_server_that_never_finishes_starting_is_named_when_the_agent_need
         (line["server"], line["fix"]) for line in logged if line.get("event") == "turn.mcp_server_unavailable"
     ]
     assert ("stalls", f"{config}/mcp.json: mcpServers.stalls") in unavailable
+
+
+def test_a_call_of_a_tool_a_connected_server_does_not_offer_does_not_name_the_server_as_not_connected(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The CLI answers "No such tool available" to a made-up tool name too: a server that
+    connected and runs fine is no lead for the operator."""
+    config = _config_with_stalling_server(tmp_path, "stall-on-call", monkeypatch)
+
+    def calls_a_tool_the_server_lacks(request: dict[str, Any]) -> Any:
+        results = tool_results(request)
+        if results:
+            return f"The lookup failed: {results[-1]}"
+        return [ToolCall(name="mcp__stalls__lookup_everything", input={})]
+
+    model_server.responder = calls_a_tool_the_server_lacks
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+    configure_logging(json_lines=True)
+
+    result = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=120)
+
+    assert result.ok and "No such tool available" in result.text, result
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    unavailable = [line for line in logged if line.get("event") == "turn.mcp_server_unavailable"]
+    assert [line for line in unavailable if line["server"] == "stalls"] == []

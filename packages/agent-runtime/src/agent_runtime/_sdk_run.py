@@ -193,6 +193,7 @@ class SdkRunSteps:
         held: HeldMirror,
     ) -> None:
         mcp_calls: dict[str, str] = {}  # id → name of each MCP tool call, to read its result
+        pending: set[str] = set()  # MCP servers the CLI had not connected when the turn began
         async for message in messages:
             for event in events_of(message, streamed_text=True):
                 outcome.sink.emit(event)
@@ -202,6 +203,7 @@ class SdkRunSteps:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 _log_unavailable_mcp_servers(message.data, self.config.root)
+                pending = _pending_mcp_servers(message.data)
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
@@ -219,7 +221,9 @@ class SdkRunSteps:
             elif isinstance(message, UserMessage) and isinstance(message.content, list):
                 for block in message.content:
                     if isinstance(block, ToolResultBlock) and block.tool_use_id in mcp_calls:
-                        _log_unreached_mcp_server(mcp_calls.pop(block.tool_use_id), block, self.config)
+                        _log_unreached_mcp_server(
+                            mcp_calls.pop(block.tool_use_id), block, pending, self.config.root
+                        )
             elif isinstance(message, ResultMessage):
                 # A background subagent that finishes wakes the session for another turn
                 # inside this run: every result is part of the answer.
@@ -315,22 +319,30 @@ def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None
             )
 
 
-def _log_unreached_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
+def _pending_mcp_servers(init: dict[str, Any]) -> set[str]:
+    servers = [s for s in init.get("mcp_servers") or [] if isinstance(s, dict)]
+    return {str(s.get("name")) for s in servers if s.get("status") == "pending"}
+
+
+def _log_unreached_mcp_server(
+    tool: str, result: ToolResultBlock, pending: set[str], config_root: str
+) -> None:
     """A server the CLI had not connected when the turn began is "pending", not "failed", at
     the start (_log_unavailable_mcp_servers): one that never finishes its handshake is only
-    seen when the agent calls its tool and the CLI answers that there is no such tool."""
+    seen when the agent calls its tool and the CLI answers that there is no such tool. Only a
+    ``pending`` server's: the CLI answers so to a made-up name of a connected server's tool too."""
     content = result.content
     text = content if isinstance(content, str) else json.dumps(content)
     if not result.is_error or f"No such tool available: {tool}" not in text:
         return
-    for name in config.mcp_servers:
+    for name in pending:
         if tool.startswith(f"mcp__{name}__"):
             log.warning(
                 "turn.mcp_server_unavailable",
                 server=name,
                 status="not connected",
                 tool=tool,
-                fix=f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}",
+                fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
             )
 
 
