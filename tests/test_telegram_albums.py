@@ -8,6 +8,7 @@ captioned (addressed) photo reached the agent at all.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
@@ -26,18 +27,22 @@ def _send_album(
     caption: str,
     album: str = "13579",
     later_captions: dict[int, str] | None = None,
+    dates: dict[int, int] | None = None,
     **fields: Any,
 ) -> list[str]:
     """Post the album's parts as Telegram does (the caption on the first; ``later_captions``:
-    by the part's place from 0, as the apps let each photo carry one); the producer's outcome
-    for each (or the text it answers with in its reply)."""
+    by the part's place from 0, as the apps let each photo carry one; ``dates``: when each
+    was sent, by its place, else now); the producer's outcome for each (or the text it
+    answers with in its reply)."""
     captions = {0: caption, **(later_captions or {})}
     outcomes = []
     for i in range(count):
         content = f"photo {first_update + i}".encode() * 50
         file_id = stack.telegram.add_file(content, file_path=f"photos/a{first_update + i}.jpg")
         photo = [{"file_id": file_id, "file_unique_id": f"u{first_update + i}", "width": 8, "height": 6}]
-        extra = {"caption": captions[i]} if i in captions else {}
+        extra: dict[str, Any] = {"caption": captions[i]} if captions.get(i) else {}
+        if dates and i in dates:
+            extra["date"] = dates[i]
         part = update(
             first_update + i,
             message_id=60 + first_update + i,
@@ -78,6 +83,27 @@ def test_an_album_addressed_to_the_bot_in_a_group_shows_it_every_photo(stack) ->
     [run] = stack.runs()
     # in a group the agent is told who asks (see test_telegram_consumer for the rest)
     assert run["prompt"] == "[From @alice]\n\nwhich is sharper?" and len(run["attachments"]) == 3
+
+
+def test_an_album_answered_late_is_dated_by_its_first_photo(stack) -> None:
+    """The runtime tells the agent how long ago a late message was sent (``_late_note``): an
+    album is as old as its first photo, though a later one carried the question."""
+    sent = int(time.time()) - 2 * 3600
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    _send_album(
+        stack,
+        900,
+        3,
+        caption="",
+        later_captions={2: f"@{BOT_USERNAME} which is sharper?"},
+        dates={0: sent, 1: sent + 40, 2: sent + 90},
+        **group,
+    )
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert len(run["attachments"]) == 3
+    assert run["sent_at_epoch_s"] == sent
 
 
 def test_an_album_not_addressed_to_the_bot_in_a_group_starts_no_turn(stack) -> None:

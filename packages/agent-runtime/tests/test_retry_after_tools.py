@@ -136,6 +136,40 @@ def test_a_second_retry_after_a_retry_that_failed_before_any_tool_still_does_not
     assert "They already ran and must not be repeated" in sent
 
 
+def test_a_late_message_retried_twice_is_told_its_age_once_as_of_the_attempt_that_answers(
+    make_dated_runtime, model, model_server, turn_request, lease_clock, sessions_root
+) -> None:
+    """A failed attempt's notes are carried into its retry: the note saying when a late message
+    was sent must not be, or the retry would read two ages, the first one stale."""
+    sent = int(lease_clock.now) - 10 * 60
+    model.fail_after_tool = True
+    assert (
+        make_dated_runtime()
+        .run_turn(turn_request("please append", turn_id=1, sent_at_epoch_s=sent))
+        .retryable
+    )
+    lease_clock.now += 20 * 60
+    model_server.inject(OVERLOADED)
+    again = make_dated_runtime().run_turn(turn_request("please append", turn_id=1, sent_at_epoch_s=sent))
+    assert again.error_kind == "model_error" and again.retryable, again
+    lease_clock.now += 40 * 60
+
+    retried = make_dated_runtime().run_turn(turn_request("please append", turn_id=1, sent_at_epoch_s=sent))
+
+    assert retried.ok and retried.text.startswith("DONE"), retried
+    assert _ledger(sessions_root) == ["appended"]
+    # The retry's prompt goes after the first attempt's tool result, in the same message.
+    [*_, prompt] = [
+        block
+        for block in model_server.model_calls[-1].body["messages"][-1]["content"]
+        if block.get("type") == "text"
+    ]
+    tools_note, late_note, message = prompt["text"].split("\n\n")
+    assert "They already ran and must not be repeated" in tools_note
+    assert "the message below was sent 1 h 10 min ago" in late_note
+    assert message == "please append"
+
+
 def test_a_call_cut_while_it_ran_is_named_to_the_retry_as_one_that_may_have_run(
     make_runtime, model, model_server, turn_request, sessions_root, aws, dynamo_faults, lease_clock
 ) -> None:

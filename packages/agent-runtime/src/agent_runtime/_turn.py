@@ -56,6 +56,7 @@ from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
 from ._expired_history import with_expired_history_note
 from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size
+from ._late_note import with_late_note
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_secrets import McpSecretProxies
 from ._model_refusal import context_full, operator_refusal, request_refused
@@ -313,6 +314,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         started=started,
                         reason="attachment",
                     )
+                # Measured as the turn starts: a retry of a late message says its own age.
+                prompt = with_late_note(
+                    prompt, sent_at_epoch_s=request.sent_at_epoch_s, now_epoch_s=self.clock()
+                )
                 plan = await self._approval_plan(key, request, prompt, resume)
                 if plan.nothing_to_do:
                     return _nothing_to_resume(request, started)

@@ -11,7 +11,7 @@ blocks the chat until the lease expires (``$STUB_LEASE_S`` seconds beyond the sc
 sleep; the real runtime renews its lease while the model works).
 
 Every model run is appended to ``$STUB_RUNTIME_DIR/runs.jsonl`` (with the request's
-``deadline_epoch_ms``) so tests can count and order them.
+``deadline_epoch_ms`` and ``sent_at_epoch_s``) so tests can count and order them.
 
 The prompt scripts the answer (its last paragraph: the message's own text, after the lines the
 consumer puts before it in a group or for a reply):
@@ -366,6 +366,7 @@ def _log_run(request: TurnRequest, started: float) -> None:
                     "user_id": request.user_id,
                     "attachments": [a.s3_key for a in request.attachments],
                     "deadline_epoch_ms": request.deadline_epoch_ms,
+                    "sent_at_epoch_s": request.sent_at_epoch_s,
                     "started": started,
                     "ended": time.time(),
                     "pid": os.getpid(),

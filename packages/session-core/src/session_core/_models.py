@@ -41,6 +41,9 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     resume_approval: str | None = None
     # Who sent the message (Telegram user id): the one whose buttons an approval shows.
     user_id: int | None = None
+    # When the user sent the message (epoch seconds, the channel's clock); None: not known.
+    # A turn that starts well after it tells the agent (the runtime's ``_late_note``).
+    sent_at_epoch_s: int | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):

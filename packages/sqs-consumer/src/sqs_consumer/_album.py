@@ -63,6 +63,14 @@ def with_its_album(
     return together, ordered
 
 
+def first_sent_at(msg: InboundMessage, parts: tuple[InboundMessage, ...]) -> int | None:
+    """When the message the turn answers was sent: its first part's time (an album's, the
+    comment's before its forwards), for the runtime to tell the agent when it is answered late.
+    A paste's parts went out within a second of each other: its queued part's time stands for
+    them. None when the producer did not say (one before ``sent_at``)."""
+    return min((part.sent_at for part in (msg, *parts) if part.sent_at), default=None)
+
+
 def _some_read(parts: tuple[InboundMessage, ...]) -> bool:
     """Whether parts answered together hold something the bot reads: a file, or a part that
     is a message (a forwarded text; not a video's caption, which alone asks about the video)."""

@@ -36,7 +36,7 @@ from telegram_core import (
     unsupported_notice,
 )
 
-from ._album import with_its_album
+from ._album import first_sent_at, with_its_album
 from ._approval_view import (
     approval_dropped_html,
     approval_keyboard,
@@ -335,6 +335,7 @@ class MessageHandler:
                         max_cost_usd=self._config.budgets.turn_usd,
                         resume_approval=msg.approval_id if msg.kind == "approval" else None,
                         user_id=msg.user_id,
+                        sent_at_epoch_s=first_sent_at(msg, parts),
                     ),
                     remaining,
                     calls,
