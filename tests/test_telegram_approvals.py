@@ -211,6 +211,28 @@ def test_an_anonymous_admins_request_never_names_who_answered_it(stack, monkeypa
     assert as_read(shown) == "✅ Allowed once by an approver: Bash rm -rf build"
 
 
+def test_an_anonymous_admins_request_answered_before_that_rule_still_names_nobody(stack, monkeypatch) -> None:
+    """A request answered by an older producer stored the presser's own name: pressed again, the
+    toast must not name them either (it said "Allowed once by @dora", telling the group who asked)."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    asking = ask(stack, 327, f"rm -rf build @{BOT_USERNAME}", **group, **on_behalf)
+    approval = stack.approvals().current(GROUP_KEY)
+    assert approval is not None
+    # As the producer before the rule recorded dora's press.
+    stack.approvals().decide(GROUP_KEY, approval.approval_id, "once", decided_by="@dora", decided_by_id=777)
+    monkeypatch.setenv("APPROVER_USER_IDS", "777")
+
+    again = post(
+        stack,
+        stack.telegram.press_button(asking, user_id=CHAT, text="Deny"),
+        producer_handler.build_producer(),
+    )
+
+    assert again["text"] == "Already answered: Allowed once by an approver."
+
+
 NOTHING_BUT_A_CALL_WAITS = (
     "Nothing is running in this chat right now."
     " A tool call is waiting for your answer; a new message to me drops it."

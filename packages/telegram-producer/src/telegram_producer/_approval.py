@@ -149,9 +149,14 @@ def presser_name(approval: Approval | None, press: ButtonPress) -> str:
     """How the chat names who answered ``approval``: never by name when it was asked on behalf
     of a chat (an anonymous admin): the presser may be that admin, and naming them would say
     who asked (as a stop of such a request names nobody)."""
+    return _answerer_shown(approval, press.user_name)
+
+
+def _answerer_shown(approval: Approval | None, name: str) -> str:
+    # Decided at display time too: an older producer stored the presser's own name.
     if approval is not None and approval.requested_by is not None and approval.requested_by < 0:
         return ANONYMOUS_REQUEST_ANSWERER
-    return press.user_name
+    return name
 
 
 def decided_text(choice: ApprovalChoice, press: ButtonPress) -> str:
@@ -168,7 +173,8 @@ def already_answered_text(approval: Approval) -> str:
         return STOPPED_TEXT
     if approval.answered_by == "new_message":  # nobody pressed: "Denied by a new message" reads odd
         return NEW_MESSAGE_TEXT
-    return f"Already answered: {_ANSWERED_AS[approval.choice]} by {approval.decided_by or 'someone'}."
+    answerer = _answerer_shown(approval, approval.decided_by or "someone")
+    return f"Already answered: {_ANSWERED_AS[approval.choice]} by {answerer}."
 
 
 def revoked_text(grant: Grant | None) -> str:
