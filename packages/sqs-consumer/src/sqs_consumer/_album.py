@@ -67,8 +67,9 @@ def first_sent_at(msg: InboundMessage, parts: tuple[InboundMessage, ...]) -> int
     """When the message the turn answers was sent: its first part's time (an album's, the
     comment's before its forwards), for the runtime to tell the agent when it is answered late.
     A paste's parts went out within a second of each other: its queued part's time stands for
-    them. None when the producer did not say (one before ``sent_at``)."""
-    return min((part.sent_at for part in (msg, *parts) if part.sent_at), default=None)
+    them. An edit that addressed the bot is timed from the edit. None when the producer did
+    not say (one before ``sent_at``)."""
+    return min((part.addressed_at or part.sent_at for part in (msg, *parts) if part.sent_at), default=None)
 
 
 def _some_read(parts: tuple[InboundMessage, ...]) -> bool:

@@ -74,6 +74,9 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     unsupported_what: str | None = None
     approval_id: str | None = None
     sent_at: int = 0
+    # When an edit addressed the bot (its edit_date; 0: the message did as sent): what a late
+    # answer is timed from, as the sender asked only then.
+    addressed_at: int = 0
     # Messages answered together as one turn: Telegram's media_group_id (an album), or the
     # producer's name for messages forwarded together ("forwarded-<sender>-<second>").
     album_id: str | None = None

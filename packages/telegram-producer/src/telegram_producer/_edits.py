@@ -33,4 +33,6 @@ def decide_edit(update: Update, config: ProducerConfig, *, now: float = 0.0) -> 
     if message is None or message.kind not in ("message", "unsupported"):
         return Decision(ignored=decision.ignored or "edited_message")
     # Answered alone: no paste or forward of its sender follows an edit.
-    return Decision(message=msgspec.structs.replace(message, album_id=None, may_be_comment=False))
+    return Decision(
+        message=msgspec.structs.replace(message, album_id=None, may_be_comment=False, addressed_at=edited_at)
+    )
