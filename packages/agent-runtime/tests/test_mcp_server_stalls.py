@@ -4,8 +4,12 @@ which server of mcp.json to look at.
 - One that takes a tool call and never answers it: the CLI would wait far past any turn's time
   (its own limit for a command server is 30 minutes), and the user would get nothing but the
   time limit's stop. The runtime bounds each MCP call (``MCP_TOOL_TIMEOUT_MS``).
-- One that never finishes its handshake: the CLI starts the turn with it still "pending" (not
-  "failed"), and the agent's call of its tool finds no such tool."""
+- One that never finishes its handshake: the CLI waits for it at the start of the turn (the
+  runtime's ``MCP_STARTUP_TIMEOUT_MS``, not the CLI's 30 s), then goes on with it still
+  "pending" (not "failed"). A warm container leaves it out of the next turns for a while, so
+  that the users' answers are not each slowed by that wait, and tells the agent it is missing.
+- One that dies in the middle of a call: the agent is told the connection closed; the operator
+  is told which server."""
 
 from __future__ import annotations
 
@@ -15,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentbot_testing import claude_config_without_approvals
+from agentbot_testing import LOOKUP_ANSWER, HttpMcpServer, claude_config_without_approvals
 from local_stack import ToolCall, tool_results
 from session_core import configure_logging
 
 pytestmark = pytest.mark.slow
 
 # Answers the handshake and lists one tool, as mcp.json's argument says: "stall-on-call" reads a
-# call of it and never answers; "stall-on-start" never answers anything.
+# call of it and never answers; "stall-on-start" never answers anything; "crash-on-call" exits
+# when called.
 STALLING_SERVER = """
-import json, sys, time
+import json, os, sys, time
 if sys.argv[1] == "stall-on-start":
     time.sleep(3600)
 for line in sys.stdin:
@@ -32,6 +37,8 @@ for line in sys.stdin:
     if "id" not in message:
         continue
     method = message.get("method")
+    if method == "tools/call" and sys.argv[1] == "crash-on-call":
+        os._exit(1)
     if method == "tools/call":
         time.sleep(3600)
     result = {}
@@ -82,22 +89,26 @@ def test_an_mcp_tool_call_that_is_never_answered_fails_in_time_for_an_answer(
     assert time.monotonic() - started < 30
 
 
-def test_an_mcp_server_that_never_finishes_starting_is_named_when_the_agent_needs_it(
+def _logged_unavailable(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    return [line for line in logged if line.get("event") == "turn.mcp_server_unavailable"]
+
+
+def test_an_mcp_server_that_never_finishes_starting_costs_the_turn_only_the_startup_wait(
     make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     config = _config_with_stalling_server(tmp_path, "stall-on-start", monkeypatch)
     model_server.responder = responder
-    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config), "MCP_STARTUP_TIMEOUT_MS": "2000"})
     configure_logging(json_lines=True)
 
+    started = time.monotonic()
     result = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=120)
 
     assert result.ok and not result.stopped, result
     assert result.text.startswith("The lookup failed:"), result.text
-    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    unavailable = [
-        (line["server"], line["fix"]) for line in logged if line.get("event") == "turn.mcp_server_unavailable"
-    ]
+    assert time.monotonic() - started < 20  # the CLI's own wait is 30 s
+    unavailable = [(line["server"], line["fix"]) for line in _logged_unavailable(capsys)]
     assert ("stalls", f"{config}/mcp.json: mcpServers.stalls") in unavailable
 
 
@@ -124,3 +135,54 @@ def test_a_call_of_a_tool_a_connected_server_does_not_offer_does_not_name_the_se
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     unavailable = [line for line in logged if line.get("event") == "turn.mcp_server_unavailable"]
     assert [line for line in unavailable if line["server"] == "stalls"] == []
+
+
+def test_a_warm_container_leaves_out_a_server_that_did_not_connect_then_tries_it_again(
+    make_dated_runtime, lease_clock, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    config = claude_config_without_approvals(tmp_path)
+    model_server.responder = responder
+    with HttpMcpServer() as vault:
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        runtime = make_dated_runtime(
+            env={"CLAUDE_CONFIG_PATH": str(config), "MCP_STARTUP_TIMEOUT_MS": "1000"}
+        )
+        configure_logging(json_lines=True)
+        vault.stalled = True
+
+        first = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
+        tried = len(vault.requests)
+        second = runtime.run_turn(turn_request("look it up again", turn_id=2), time_budget_s=60)
+
+        assert first.ok and second.ok, (first, second)
+        assert tried > 0 and len(vault.requests) == tried  # the second turn did not wait for it
+        told = [json.dumps(call.body["system"]) for call in model_server.model_calls]
+        assert "stalls" not in told[0] and "stalls" in told[-1]  # the agent knows what it lacks
+        assert [line["server"] for line in _logged_unavailable(capsys)].count("stalls") == 1
+
+        vault.stalled = False
+        lease_clock.now += 600
+        third = runtime.run_turn(turn_request("and now?", turn_id=3), time_budget_s=60)
+
+    assert third.ok and LOOKUP_ANSWER in third.text, third
+
+
+def test_an_mcp_server_that_dies_during_a_call_is_named_for_the_operator(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    config = _config_with_stalling_server(tmp_path, "crash-on-call", monkeypatch)
+    model_server.responder = responder
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+    configure_logging(json_lines=True)
+
+    result = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
+
+    assert result.ok and result.text.startswith("The lookup failed:"), result
+    unavailable = [
+        (line["server"], line["tool"], line["fix"]) for line in _logged_unavailable(capsys) if "tool" in line
+    ]
+    expected = ("stalls", "mcp__stalls__lookup", f"{config}/mcp.json: mcpServers.stalls")
+    assert unavailable == [expected], result.text

@@ -69,6 +69,7 @@ DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
     "MODEL_MAX_RETRIES": _fixed("2"),
     "MODEL_SILENCE_S": _fixed("90"),
     "MCP_TOOL_TIMEOUT_MS": _fixed("120000"),
+    "MCP_STARTUP_TIMEOUT_MS": _fixed("10000"),
     "PROCESS_SWEEP_SCOPE": _fixed("uid"),
     "LANDLOCK": _fixed("on"),
     # Made from ModelBackend, not that parameter's value

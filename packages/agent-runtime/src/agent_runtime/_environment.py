@@ -367,6 +367,7 @@ def build_cli_environment(
         "CLAUDE_CODE_MAX_RETRIES": str(settings.model_max_retries),
         "API_TIMEOUT_MS": str(settings.model_timeout_ms),
         "MCP_TOOL_TIMEOUT": str(settings.mcp_tool_timeout_ms),
+        "MCP_TIMEOUT": str(settings.mcp_startup_timeout_ms),  # the CLI's wait to connect a server
         **model_env,
     }
     if settings.landlock and tool_shell:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -46,6 +46,7 @@ from ._environment import (
 from ._errors import UntrustedCliOutputError
 from ._file_notes import with_file_notes
 from ._held_mirror import HeldMirror
+from ._mcp_rest import REST_S, McpServersAtRest, unavailable_servers_note
 from ._mcp_secrets import McpSecretProxies
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
@@ -72,6 +73,7 @@ class SdkRunSteps:
     cli_path: str
     stderr_tail: list[str]
     mcp_proxies: McpSecretProxies | None
+    mcp_at_rest: McpServersAtRest
     _timed_store: TimedStore | None
 
     def _options(
@@ -79,9 +81,12 @@ class SdkRunSteps:
     ) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
         model_env = self.model.cli_environment(max_cost_usd=run.max_cost_usd)
-        mcp_servers = (
+        mcp_servers, left_out = self.mcp_at_rest.split(
             self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers)
         )
+        system_prompt = with_file_notes(config.system_prompt)
+        if left_out:
+            system_prompt += "\n\n" + unavailable_servers_note(left_out)
         launcher = self.cli_launcher
         env = build_cli_environment(
             home=workspace.home,
@@ -113,7 +118,7 @@ class SdkRunSteps:
             # Rebuilt from this deploy, the text is the same on every request, so caching holds.
             system_prompt={
                 "type": "custom",
-                "prompt": with_file_notes(config.system_prompt),
+                "prompt": system_prompt,
                 "snapshot": False,
             },
             tools=list(main.tools) if main.tools is not None else None,
@@ -193,7 +198,6 @@ class SdkRunSteps:
         held: HeldMirror,
     ) -> None:
         mcp_calls: dict[str, str] = {}  # id → name of each MCP tool call, to read its result
-        pending: set[str] = set()  # MCP servers the CLI had not connected when the turn began
         async for message in messages:
             for event in events_of(message, streamed_text=True):
                 outcome.sink.emit(event)
@@ -202,8 +206,7 @@ class SdkRunSteps:
                 log.warning("turn.mirror_error")
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
-                _log_unavailable_mcp_servers(message.data, self.config.root)
-                pending = _pending_mcp_servers(message.data)
+                self.mcp_at_rest.rest(_log_unavailable_mcp_servers(message.data, self.config.root))
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
@@ -221,9 +224,7 @@ class SdkRunSteps:
             elif isinstance(message, UserMessage) and isinstance(message.content, list):
                 for block in message.content:
                     if isinstance(block, ToolResultBlock) and block.tool_use_id in mcp_calls:
-                        _log_unreached_mcp_server(
-                            mcp_calls.pop(block.tool_use_id), block, pending, self.config.root
-                        )
+                        _log_lost_mcp_server(mcp_calls.pop(block.tool_use_id), block, self.config)
             elif isinstance(message, ResultMessage):
                 # A background subagent that finishes wakes the session for another turn
                 # inside this run: every result is part of the answer.
@@ -303,46 +304,51 @@ def _process_config_dir(path: str) -> Iterator[None]:
             os.environ["CLAUDE_CONFIG_DIR"] = before
 
 
-def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> None:
-    """The CLI goes on without an MCP server it could not start or reach (the agent only lacks
-    its tools, and says nothing): the operator reads which one here (in the claude-config at
-    ``config_root``), every turn it happens."""
+# A server's status in the CLI's init message: "pending" is one that had not connected when
+# the CLI's startup wait (MCP_STARTUP_TIMEOUT_MS) ran out, read as the operator would.
+_NOT_CONNECTED = {"failed": "failed", "needs-auth": "needs-auth", "pending": "not connected"}
+# The CLI's whole answer to a call whose command server exited while it ran (not a server's
+# own error that happens to say so).
+_CONNECTION_LOST = re.compile(r"(MCP error -?\d+: )?Connection closed")
+
+
+def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> list[str]:
+    """The CLI goes on without an MCP server it could not start or reach in its startup wait
+    (the agent only lacks its tools, and says nothing): the operator reads which one here (in
+    the claude-config at ``config_root``). Returns their names, to leave out for a while
+    (_mcp_rest): so each is logged once per rest, not every turn."""
+    names = []
     for server in init.get("mcp_servers") or []:
-        status = server.get("status") if isinstance(server, dict) else None
-        if status in ("failed", "needs-auth"):
+        status = _NOT_CONNECTED.get(str(server.get("status"))) if isinstance(server, dict) else None
+        if status is not None:
             name = server.get("name")
             log.warning(
                 "turn.mcp_server_unavailable",
                 server=name,
                 status=status,
+                left_out_for_s=int(REST_S),
                 fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
             )
+            names.append(str(name))
+    return names
 
 
-def _pending_mcp_servers(init: dict[str, Any]) -> set[str]:
-    servers = [s for s in init.get("mcp_servers") or [] if isinstance(s, dict)]
-    return {str(s.get("name")) for s in servers if s.get("status") == "pending"}
-
-
-def _log_unreached_mcp_server(
-    tool: str, result: ToolResultBlock, pending: set[str], config_root: str
-) -> None:
-    """A server the CLI had not connected when the turn began is "pending", not "failed", at
-    the start (_log_unavailable_mcp_servers): one that never finishes its handshake is only
-    seen when the agent calls its tool and the CLI answers that there is no such tool. Only a
-    ``pending`` server's: the CLI answers so to a made-up name of a connected server's tool too."""
+def _log_lost_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
+    """A command server that exits during a call (it crashed, or was killed for its memory)
+    gives the agent only "Connection closed": the operator reads which server here."""
     content = result.content
-    text = content if isinstance(content, str) else json.dumps(content)
-    if not result.is_error or f"No such tool available: {tool}" not in text:
+    if isinstance(content, list):
+        content = "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    if not result.is_error or not _CONNECTION_LOST.fullmatch(str(content or "").strip()):
         return
-    for name in pending:
+    for name in config.mcp_servers:
         if tool.startswith(f"mcp__{name}__"):
             log.warning(
                 "turn.mcp_server_unavailable",
                 server=name,
-                status="not connected",
+                status="closed the connection during a call",
                 tool=tool,
-                fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
+                fix=f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}",
             )
 
 

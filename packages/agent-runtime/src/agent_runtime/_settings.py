@@ -69,6 +69,9 @@ class RuntimeSettings(msgspec.Struct, frozen=True, kw_only=True):
     # for a command server), so a server that takes a call and never answers would hold the
     # turn to its time limit; at this one the model is told the call timed out and answers.
     mcp_tool_timeout_ms: int = 120_000
+    # How long the CLI waits at a turn's start for an MCP server to connect (its own: 30 s),
+    # then goes on without it; a warm container then leaves it out for a while (_mcp_rest).
+    mcp_startup_timeout_ms: int = 10_000
     # "uid": also kill every process of the runtime's uid that is not the runtime or its
     # ancestors (Lambda, where the execution environment is ours alone); see _process_sweep.
     process_sweep_scope: SweepScope = "descendants"
@@ -157,6 +160,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     mcp_tool_timeout_ms = env_int(
         "MCP_TOOL_TIMEOUT_MS", 120_000, minimum=1000, maximum=LONGEST_TURN_S * 1000, environ=env
     )
+    mcp_startup_timeout_ms = env_int(
+        "MCP_STARTUP_TIMEOUT_MS", 10_000, minimum=1000, maximum=LONGEST_TURN_S * 1000, environ=env
+    )
     lease_s = env_int("LEASE_DURATION_S", 120, minimum=3, environ=env)
     if lease_s > LONGEST_TURN_S:
         # A running turn renews its lease every third of it; only a crashed turn's lease runs
@@ -204,6 +210,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         model_timeout_ms=timeout_ms,
         model_silence_s=silence_s,
         mcp_tool_timeout_ms=mcp_tool_timeout_ms,
+        mcp_startup_timeout_ms=mcp_startup_timeout_ms,
         process_sweep_scope="uid" if scope == "uid" else "descendants",
         landlock=_flag(env.get("LANDLOCK", "on")),
         memory_mb=env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0, environ=env),

@@ -58,6 +58,7 @@ from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size
 from ._late_note import with_late_note
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
+from ._mcp_rest import McpServersAtRest
 from ._mcp_secrets import McpSecretProxies
 from ._model_refusal import context_full, operator_refusal, request_refused
 from ._model_unanswered import unanswered
@@ -183,8 +184,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     _timed_store: TimedStore | None = None
     _restorer: TranscriptRestorer | None = None
     _model_refusals_reported: set[str] = field(default_factory=set)
+    # MCP servers that did not connect at a recent turn's start, left out for a while.
+    mcp_at_rest: McpServersAtRest = field(init=False)
 
     def __post_init__(self) -> None:
+        self.mcp_at_rest = McpServersAtRest(self.clock)
         self.ledger = TurnLedger(self.registry, owner=self.owner)
         self._timed_store = TimedStore(self.store)
         self._restorer = TranscriptRestorer(self.store)

@@ -4,13 +4,15 @@ It answers ``initialize``, ``tools/list`` and ``tools/call`` for one tool, ``loo
 JSON responses (no server-sent events; GET is refused with 405, which clients accept). Tests
 use it to see which headers reach an HTTP MCP server; with ``required_headers`` set, it answers
 401 to a request without those values, as a server does to a revoked credential; with
-``rate_limited(retry_after_s)``, it answers its next POST 429 with that ``Retry-After``.
+``rate_limited(retry_after_s)``, it answers its next POST 429 with that ``Retry-After``; while
+``stalled``, it reads each POST and answers none (a server that hangs), until set False.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -27,6 +29,7 @@ class HttpMcpServer(LoopbackServer):
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.required_headers: dict[str, str] = {}
         self.retry_after_s: int | None = None  # the next POST is answered 429 with it
+        self.stalled = False  # POSTs wait unanswered while it is True
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -105,6 +108,8 @@ class _McpHandler(BaseHTTPRequestHandler):
         self.server_state.record("POST", self._headers())
         length = int(self.headers.get("Content-Length") or 0)
         message = json.loads(self.rfile.read(length) or b"{}")
+        while self.server_state.stalled:
+            time.sleep(0.05)
         if self._refused():
             return
         if "id" not in message:  # a notification

@@ -1,0 +1,53 @@
+"""MCP servers that did not connect at a turn's start, left out of this container's next turns
+for a while (``REST_S``), and what the agent is told about them meanwhile.
+
+The CLI waits for every server at the start of each turn (``MCP_STARTUP_TIMEOUT_MS``): without
+this, a server that is down would slow every answer by that wait for as long as it stays down.
+After ``REST_S`` the next turn tries it again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+# Decided: 5 minutes. A dead server then costs one slowed answer per 5 minutes per warm
+# container; one that comes back is missed for at most that long.
+REST_S = 300.0
+
+_Spec = TypeVar("_Spec")
+
+
+class McpServersAtRest:
+    """The servers ``rest`` was told of in the last ``REST_S`` seconds of ``clock``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def rest(self, names: Iterable[str]) -> None:
+        """Leave ``names`` out of the turns of the next ``REST_S`` seconds."""
+        until = self._clock() + REST_S
+        for name in names:
+            self._until[name] = until
+
+    def resting(self) -> frozenset[str]:
+        """The servers to leave out of a turn starting now."""
+        now = self._clock()
+        return frozenset(name for name, until in self._until.items() if now < until)
+
+    def split(self, servers: Mapping[str, _Spec]) -> tuple[dict[str, _Spec], list[str]]:
+        """``servers`` to start in a turn starting now, and the names of those left out."""
+        resting = self.resting()
+        started = {name: spec for name, spec in servers.items() if name not in resting}
+        return started, sorted(resting & servers.keys())
+
+
+def unavailable_servers_note(names: Iterable[str]) -> str:
+    """What the agent is told of the servers left out of its turn (after the system prompt,
+    which then changes only as a server is left out or back)."""
+    listed = ", ".join(repr(name) for name in names)
+    return (
+        f"MCP servers unavailable right now (they did not start; their tools are missing from "
+        f"this turn): {listed}. If the user asks for something only they can do, say that it "
+        "is unavailable for now and to try again in a few minutes."
+    )
