@@ -173,6 +173,64 @@ def test_a_link_in_a_skill_that_leads_nowhere_is_named_at_start_not_at_every_tur
     assert caught.value.reason.startswith(f"is a link to {target}, which does not exist")
 
 
+@pytest.mark.parametrize("link", ["mcp/helper.py", "agents/shared/style.md", "notes/prices.csv"])
+def test_a_link_that_leads_nowhere_anywhere_in_claude_config_is_named_at_start(
+    config_dir: Path, link: str
+) -> None:
+    """Only skills/ was checked: a command server's helper linked from the operator's machine
+    loaded (and passed `agentbot doctor`), then failed in every turn."""
+    path = config_dir / link
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to("../../../shared/helper.py")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert [(p.file, p.field) for p in caught.value.problems] == [(str(path), None)]
+    assert caught.value.reason.startswith("is a link to '../../../shared/helper.py', which does not exist")
+
+
+def test_a_hidden_link_outside_the_skills_is_not_read_so_not_checked(config_dir: Path) -> None:
+    (config_dir / "mcp" / ".cache").symlink_to("nowhere")
+    (config_dir / ".editor").symlink_to("/etc")
+    assert load_claude_config(config_dir, environ={}).skills
+
+
+@pytest.mark.parametrize(
+    "link", ["skills/hello-world/notes", "skills/hello-world/.notes", "mcp/helper.py", "system.d/env"]
+)
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/etc/hostname", "/etc"])
+def test_a_link_out_of_claude_config_is_refused_at_start(config_dir: Path, link: str, target: str) -> None:
+    """A skill's files are copied for each turn, links followed, where the agent's tools read
+    them: a link to /proc/self/environ would hand them the runtime's environment (its AWS
+    credentials); other files are read by what the agent runs."""
+    path = config_dir / link
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert [(p.file, p.field) for p in caught.value.problems] == [(str(path), None)]
+    assert caught.value.reason.startswith(f"is a link to {target!r}, outside claude-config")
+
+
+def test_a_link_out_of_claude_config_through_another_link_is_refused(config_dir: Path) -> None:
+    (config_dir / "mcp" / "env").symlink_to("/proc/self/environ")
+    skill_link = config_dir / "skills" / "hello-world" / "env"
+    skill_link.symlink_to("../../mcp/env")
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert sorted(p.file for p in caught.value.problems) == sorted(
+        [str(config_dir / "mcp" / "env"), str(skill_link)]
+    )
+
+
+def test_links_that_stay_inside_claude_config_are_followed(config_dir: Path) -> None:
+    skill = config_dir / "skills" / "hello-world"
+    (skill / "prompt.md").symlink_to("../../system_prompt.md")
+    (skill / "helpers").symlink_to("../../mcp")
+    (config_dir / "agents" / "shared").symlink_to("../agents")
+    config = load_claude_config(config_dir, environ={})
+    assert [s.name for s in config.skills] == ["hello-world"]
+
+
 @pytest.mark.parametrize("target", [".", "..", "../.."])
 def test_a_link_in_a_skill_that_leads_back_above_itself_is_named_at_start_not_at_every_turn(
     config_dir: Path, target: str

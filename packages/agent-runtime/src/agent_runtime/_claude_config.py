@@ -37,6 +37,7 @@ import yaml
 from ._approval_rules import ApprovalRules, load_approval_rules
 from ._builtin_tools import KNOWN_TOOL_NAMES, did_you_mean
 from ._config_files import read_json, read_text, refuse_unknown_fields, string_list
+from ._config_links import link_problems
 from ._config_problems import ConfigProblems
 from ._errors import ClaudeConfigError
 from ._front_matter import FRONT_MATTER, load_front_matter
@@ -154,6 +155,7 @@ def load_claude_config(
     for name, where_instead in _NOT_READ.items():
         if (base / name).exists():
             problems.found.append(ClaudeConfigError(str(base / name), None, f"is not read: {where_instead}"))
+    problems.found.extend(link_problems(base))
     # A file with problems of its own is not what the files that name its parts are checked
     # against (its tools), as that would only repeat its problems as theirs; but mcp.json
     # defines its servers' names as soon as it parses, whatever is wrong inside a server.
@@ -509,26 +511,21 @@ def _skill(skill_dir: Path) -> SkillConfig:
     description = meta.get("description")
     if not isinstance(description, str) or not description.strip():
         raise ClaudeConfigError(str(file), "description", "is required (when should the agent use it?)")
-    _refuse_links_the_copy_cannot_follow(skill_dir, {skill_dir.resolve()})
+    _refuse_links_the_copy_cannot_follow(skill_dir, {skill_dir.resolve()}, skill_dir.parent.parent.resolve())
     return SkillConfig(name=name, description=description.strip(), directory=str(skill_dir))
 
 
-def _refuse_links_the_copy_cannot_follow(directory: Path, above: set[Path]) -> None:
+def _refuse_links_the_copy_cannot_follow(directory: Path, above: set[Path], inside: Path) -> None:
     """A skill's directory is copied for every turn, links followed (_skills_plugin): a link
-    that leads nowhere, or back to a directory it is in (which the copy would repeat without
-    end), would fail every turn. A link out of claude-config leads nowhere in the image, which
-    holds claude-config alone. ``above``: where the links followed so far really are."""
+    back to a directory it is in would make the copy repeat without end, failing every turn.
+    ``above``: where the links followed so far really are. Links that lead nowhere or out of
+    claude-config are named by _config_links, and not followed here."""
     for path in sorted(directory.iterdir()):
-        if path.is_symlink() and not path.exists():
-            raise ClaudeConfigError(
-                str(path),
-                None,
-                f"is a link to {os.readlink(path)!r}, which does not exist: put the file itself in the "
-                "skill's directory (a link out of claude-config leads nowhere in the runtime's image)",
-            )
         if not path.is_dir():
             continue
         real = path.resolve()
+        if not real.is_relative_to(inside):
+            continue
         if any(seen.is_relative_to(real) for seen in above):
             raise ClaudeConfigError(
                 str(path),
@@ -536,4 +533,4 @@ def _refuse_links_the_copy_cannot_follow(directory: Path, above: set[Path]) -> N
                 f"is a link to {os.readlink(path)!r}, a directory it is in: the copy of the skill made "
                 "for each turn would never end; link to the files themselves, or remove it",
             )
-        _refuse_links_the_copy_cannot_follow(path, above | {real})
+        _refuse_links_the_copy_cannot_follow(path, above | {real}, inside)
