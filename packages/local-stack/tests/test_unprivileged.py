@@ -48,3 +48,19 @@ def test_a_link_that_leads_nowhere_is_not_taken_for_a_file_the_agent_cannot_read
     private.write_text("x")
     private.chmod(0o600)
     assert unreadable_for("nobody", root) == str(private)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can try reading as another user")
+def test_a_link_out_of_the_config_is_not_walked(tmp_path: Path) -> None:
+    """The loader refuses a link out of claude-config; walking it (a link to /) would read the
+    machine as the agent's user and name some private file there, after the wrong problem."""
+    root = tmp_path / "claude-config"
+    root.mkdir()
+    root.chmod(0o755)
+    outside = tmp_path / "private"
+    outside.mkdir(mode=0o700)
+    (outside / "key").write_text("x")
+    (root / "mcp").symlink_to(outside)
+    make_directory_reachable(root)
+
+    assert unreadable_for("nobody", root) is None

@@ -64,13 +64,16 @@ def make_interpreter_reachable(python: str = sys.executable) -> list[str]:
     return [*make_reachable(python), *make_reachable(os.path.realpath(python))]
 
 
-# Run as the user: list every directory and open every file under argv[1] (following links,
-# skipping hidden names the loader never reads, and links that lead nowhere: the loader names
-# those itself); print the first path that fails.
+# Run as the user: list every directory and open every file under argv[1] (following links
+# that stay inside it, skipping hidden names the loader never reads, and links that lead nowhere
+# or out of it: the loader refuses those itself); print the first path that fails.
 _READ_ALL = """
 import os, sys
+root = os.path.realpath(sys.argv[1])
 seen = set()
 def visit(path):
+    if os.path.islink(path) and os.path.commonpath([root, os.path.realpath(path)]) != root:
+        return
     if os.path.isdir(path):
         real = os.path.realpath(path)
         if real in seen:
