@@ -41,6 +41,7 @@ from telegram_core import (
 
 from ._background import RepeatingStep, StopsOnExit
 from ._chat_holds import ChatHolds
+from ._cleanup_call import cleanup_call
 from ._progress_render import STOP_BUTTON_TEXT, progress_html
 
 log = get_logger(__name__)
@@ -50,11 +51,6 @@ DRAFT_INTERVAL_S = 1.0
 DRAFT_REFRESH_S = 20.0  # Telegram shows a draft for 30 s
 # Of Telegram's 20 messages a minute per group, what progress edits may use (answers first).
 GROUP_PROGRESS_PER_MINUTE = 10
-# Deleting a group's progress message once the answer is out: a 5xx is retried, and a 429
-# waited out when it asks for at most a minute (the group limit is per minute; a longer one
-# is a flood wait, not worth the idle invocation) and the invocation has the time left.
-CLEANUP_ATTEMPTS = 3
-CLEANUP_MAX_RETRY_AFTER_S = 60.0
 
 
 class ProgressSource(Protocol):
@@ -195,32 +191,19 @@ class LiveView(StopsOnExit):
         message_id, self.progress_message_id = self.progress_message_id, None
         if message_id is None:
             return
-        # A 429 is the chat's: a call before it ends is refused again, one more the chat counts.
-        held_s = self._holds.until(self._chat_id) - self._clock()
-        if held_s > 0:
-            if held_s > CLEANUP_MAX_RETRY_AFTER_S or held_s >= ends - self._clock():
-                self._left_behind("rate_limited", ends)
-                return
-            self._sleep(held_s)
         params = {"chat_id": self._chat_id, "message_id": message_id}
+
         # Left behind, it would show a step long done and a Stop that stops nothing, for good:
-        # unlike an update (the next one follows), this is retried.
-        self.calls += 1
-        try:
-            self._bot.call(
-                "deleteMessage",
-                params,
-                attempts=CLEANUP_ATTEMPTS,
-                max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S,
-                time_left=lambda: ends - self._clock(),
-            )
-        except TelegramMessageNotFound:
-            pass  # someone deleted it already
-        except Exception as exc:  # Telegram's refusal, or the token's store out of reach
-            # The record's outcome is out: a failure here must not fail (and replay) the record.
-            if isinstance(exc, TelegramRetryAfter):
-                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
-            self._left_behind(exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__, ends)
+        # unlike an update (the next one follows), this is retried (``cleanup_call``).
+        def delete(**retries: Any) -> object:
+            self.calls += 1
+            return self._bot.call("deleteMessage", params, **retries)
+
+        left = cleanup_call(
+            delete, chat_id=self._chat_id, holds=self._holds, ends=ends, clock=self._clock, sleep=self._sleep
+        )
+        if left is not None:
+            self._left_behind(left, ends)
 
     def _left_behind(self, kind: str, ends: float) -> None:
         log.warning("progress_message_left", kind=kind, time_left_s=round(max(ends - self._clock(), 0.0), 1))

@@ -6,14 +6,15 @@ within the invocation's time left, waiting out a 429 of up to a minute."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
 from session_core import get_logger
-from telegram_core import BotApi, TelegramApiError, TelegramMessageNotFound, TelegramRetryAfter
+from telegram_core import BotApi, TelegramApiError, TelegramRetryAfter
 
 from ._chat_holds import ChatHolds
-from ._live_view import CLEANUP_ATTEMPTS, CLEANUP_MAX_RETRY_AFTER_S
+from ._cleanup_call import cleanup_call
 
 log = get_logger(__name__)
 
@@ -61,29 +62,14 @@ class QuestionEdit:
             return
         self._done = True
         ends = self._clock() + time_left_s
-        held_s = self._holds.until(self._chat_id) - self._clock()
-        if held_s > 0:
-            if held_s > CLEANUP_MAX_RETRY_AFTER_S or held_s >= ends - self._clock():
-                self._left_behind("rate_limited", ends)
-                return
-            self._sleep(held_s)
-        try:
-            self._bot.edit_message_text(
-                self._chat_id,
-                self._message_id,
-                self._html,
-                html=True,
-                attempts=CLEANUP_ATTEMPTS,
-                max_retry_after_s=CLEANUP_MAX_RETRY_AFTER_S,
-                time_left=lambda: ends - self._clock(),
-            )
-        except TelegramMessageNotFound:
-            pass  # someone deleted the question
-        except Exception as exc:  # Telegram's refusal, or the token's store out of reach
-            # The record's outcome is out: a failure here must not fail (and replay) the record.
-            if isinstance(exc, TelegramRetryAfter):
-                self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
-            self._left_behind(exc.kind if isinstance(exc, TelegramApiError) else type(exc).__name__, ends)
+        edit = functools.partial(
+            self._bot.edit_message_text, self._chat_id, self._message_id, self._html, html=True
+        )
+        left = cleanup_call(
+            edit, chat_id=self._chat_id, holds=self._holds, ends=ends, clock=self._clock, sleep=self._sleep
+        )
+        if left is not None:
+            self._left_behind(left, ends)
 
     def _left_behind(self, kind: str, ends: float) -> None:
         # A press on its buttons still says what was decided (the producer reads the store).
