@@ -21,13 +21,8 @@ def test_status_after_the_history_expired_says_the_next_message_starts_a_new_con
     now = 1_760_000_000.0
     tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
     registry = SessionRegistry(**tables, clock=lambda: now)
-    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
     session = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
-    answer = TurnResult(
-        version=TURN_VERSION, session_key=KEY.canonical, turn_id=1, session_id=session, cost_usd=0.25
-    )
-    registry.record_turn(lease, result=answer)
-    registry.release_lease(lease)
+    _answer(registry, KEY, 1, session, cost_usd=0.25)
 
     def status(days_later: int) -> str:
         return _command_days_later("status", KEY, registry, tables, now + days_later * _DAY_S)
@@ -61,12 +56,7 @@ def test_status_after_a_first_message_that_broke_off_past_its_tools_names_no_ses
     assert "<b>Session</b>: <code>none yet (next message starts one)</code>" in status
     assert "<b>This conversation</b> (since /new): 0 turns, $0.0500" in status
 
-    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    answer = TurnResult(
-        version=TURN_VERSION, session_key=KEY.canonical, turn_id=2, session_id="sdk-next", cost_usd=0.25
-    )
-    registry.record_turn(lease, result=answer)
-    registry.release_lease(lease)
+    _answer(registry, KEY, 2, "sdk-next", cost_usd=0.25)
     answered = _command_days_later("status", KEY, registry, tables, now)
     assert "<b>Session</b>: <code>sdk-next</code>" in answered
     assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in answered
@@ -81,22 +71,7 @@ def test_status_after_an_expired_history_and_a_broken_off_first_message_shows_th
     now = 1_760_000_000.0
     tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
     registry = SessionRegistry(**tables, clock=lambda: now)
-
-    def answer(turn_id: int, session: str, cost_usd: float) -> None:
-        lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-        registry.record_turn(
-            lease,
-            result=TurnResult(
-                version=TURN_VERSION,
-                session_key=KEY.canonical,
-                turn_id=turn_id,
-                session_id=session,
-                cost_usd=cost_usd,
-            ),
-        )
-        registry.release_lease(lease)
-
-    answer(1, "sdk-expired", 0.25)
+    _answer(registry, KEY, 1, "sdk-expired", cost_usd=0.25)
     now += 26 * _DAY_S
     lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
     registry.add_failed_turn_cost(KEY, 0.05)
@@ -110,7 +85,7 @@ def test_status_after_an_expired_history_and_a_broken_off_first_message_shows_th
     assert "<b>This conversation</b> (since /new): 0 turns, $0.0500" in broken
     assert "<b>This chat in total</b>: 1 turn, $0.3000" in broken
 
-    answer(2, "sdk-broken-off", 0.25)
+    _answer(registry, KEY, 2, "sdk-broken-off", cost_usd=0.25)
     answered = _command_days_later("status", KEY, registry, tables, now)
     assert "<b>Session</b>: <code>sdk-broken-off</code>" in answered
     assert "<b>This conversation</b> (since /new): 1 turn, $0.3000" in answered
@@ -124,14 +99,7 @@ def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is
     tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
     registry = SessionRegistry(**tables, clock=lambda: now)
     for chat, turn in ((KEY, 1), (SessionKey.parse("default/1002/0"), 2)):
-        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
-        registry.record_turn(
-            lease,
-            result=TurnResult(
-                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
-            ),
-        )
-        registry.release_lease(lease)
+        _answer(registry, chat, turn, f"s-{turn}")
 
     def new(key: SessionKey, days_later: int) -> str:
         return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
@@ -149,14 +117,7 @@ def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_sti
     registry = SessionRegistry(**tables, clock=lambda: now)
     chats = [SessionKey.parse(f"default/{chat}/0") for chat in (1003, 1004, 1005)]
     for turn, chat in enumerate(chats, start=1):
-        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
-        registry.record_turn(
-            lease,
-            result=TurnResult(
-                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
-            ),
-        )
-        registry.release_lease(lease)
+        _answer(registry, chat, turn, f"s-{turn}")
 
     def new(key: SessionKey, days_later: float) -> str:
         return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
@@ -177,14 +138,7 @@ def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) ->
     now = 1_760_000_000.0
     tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
     registry = SessionRegistry(**tables, clock=lambda: now)
-    lease = registry.acquire_lease(KEY, owner="runtime-a", duration_s=60)
-    registry.record_turn(
-        lease,
-        result=TurnResult(
-            version=TURN_VERSION, session_key=KEY.canonical, turn_id=1, session_id="s-1", cost_usd=0.25
-        ),
-    )
-    registry.release_lease(lease)
+    _answer(registry, KEY, 1, "s-1", cost_usd=0.25)
     now += 20 * _DAY_S
     registry.add_failed_turn_cost(KEY, 0.05, continued_session=True)
 
@@ -201,14 +155,7 @@ def test_a_one_day_history_is_not_said_to_last_1_days(aws: Any) -> None:
     registry = SessionRegistry(**tables, clock=lambda: now)
     chats = [SessionKey.parse(f"default/{chat}/0") for chat in (1006, 1007)]
     for turn, chat in enumerate(chats, start=1):
-        lease = registry.acquire_lease(chat, owner="runtime-a", duration_s=60)
-        registry.record_turn(
-            lease,
-            result=TurnResult(
-                version=TURN_VERSION, session_key=chat.canonical, turn_id=turn, session_id=f"s-{turn}"
-            ),
-        )
-        registry.release_lease(lease)
+        _answer(registry, chat, turn, f"s-{turn}")
 
     new = _command_days_later("new", chats[0], registry, tables, now + 600, retention_days=1)
     assert new == (
@@ -216,6 +163,22 @@ def test_a_one_day_history_is_not_said_to_last_1_days(aws: Any) -> None:
     )
     status = _command_days_later("status", chats[1], registry, tables, now + _DAY_S, retention_days=1)
     assert "<b>This conversation</b>: expired after 1 day without a message;" in status
+
+
+def _answer(
+    registry: SessionRegistry, key: SessionKey, turn_id: int, session_id: str, *, cost_usd: float = 0.0
+) -> None:
+    """Record turn ``turn_id`` of ``key`` as answered in SDK session ``session_id``."""
+    lease = registry.acquire_lease(key, owner="runtime-a", duration_s=60)
+    result = TurnResult(
+        version=TURN_VERSION,
+        session_key=key.canonical,
+        turn_id=turn_id,
+        session_id=session_id,
+        cost_usd=cost_usd,
+    )
+    registry.record_turn(lease, result=result)
+    registry.release_lease(lease)
 
 
 def _command_days_later(
