@@ -99,7 +99,7 @@ def test_a_queued_group_message_is_kept_as_long_as_its_update_and_claimed_by_no_
         "sent before edits were tracked"
     )
     answered = GroupMessage(chat_id=-1007, thread_id=3, message_id=40)
-    dedup.mark_update_seen("acme", 50, queued=answered)
+    dedup.mark_update_seen("acme", 50, answered=answered)
     pk = "message|acme|-1007|3|40"
     assert expires(aws, pk, "queued") == expires(aws, "update|acme|50", "seen") == int(START) + 25 * DAY
     sent_at = int(START) + TRACKING_MARGIN_S  # (the tracking starts that long after the first edit)

@@ -9,8 +9,8 @@ costs ``60/N`` s of the bucket; a message is allowed when ``max(tat, now) + 60/N
 s, i.e. the bucket holds at most ``N`` messages and refills one every ``60/N`` s. So a flood
 gets ``N`` at once and then one every ``60/N`` s; a steady sender under ``N`` a minute is never
 held back. Rejected messages take nothing from the bucket (one the chat's limit refuses gives
-its sender's slot back); one the producer could not queue
-after all gives its slot back (``give_back``: Telegram sends it again).
+its sender's slot back); one the producer could not queue after all gives its slot back
+(``give_back``: Telegram sends it again).
 
 One conditional UpdateItem per message in the common case. DynamoDB cannot compute
 ``max(tat, now)``, so the check writes whichever form fits what it last saw of the bucket

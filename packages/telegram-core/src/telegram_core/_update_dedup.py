@@ -56,15 +56,16 @@ class UpdateDedup:
         return self._table.get("update_seen", _update_pk(tenant, update_id), _SEEN) is not None
 
     def mark_update_seen(
-        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
+        self, tenant: str, update_id: int, *, answered: GroupMessage | None = None, as_stop: bool = False
     ) -> None:
         """Record that ``update_id`` was accepted (after it is safely queued); repeating is fine.
-        ``queued``: the group message it queued, recorded in the same request (one transaction,
-        still one round trip) with the same expiry, for ``claim_edited_message``; with
-        ``as_stop`` it was a /stop, answered so (for ``claim_stop_edit``)."""
+        ``answered``: the message it answered without queueing it (a paste's part, a /stop),
+        recorded as a queued message is (``record_queued``) in the same request (one
+        transaction, still one round trip) with the same expiry, for ``claim_edited_message``;
+        with ``as_stop`` it was a /stop, answered so (for ``claim_stop_edit``)."""
         now = self._table.clock()
         values = {":now": number(now), ":ttl": number(self._table.expires_at(now))}
-        if queued is None:
+        if answered is None:
             self._table.update(
                 "mark_update_seen",
                 _update_pk(tenant, update_id),
@@ -75,7 +76,7 @@ class UpdateDedup:
             return
         marks = [
             (_update_pk(tenant, update_id), _SEEN, {}),
-            (_message_pk(tenant, queued), _QUEUED, {":update": number(update_id)}),
+            (_message_pk(tenant, answered), _QUEUED, {":update": number(update_id)}),
         ]
         recorded = ", update_id = :update" + (", stop_update_id = :update" if as_stop else "")
         items = [

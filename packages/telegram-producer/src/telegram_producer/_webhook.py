@@ -107,7 +107,7 @@ class Registry(Protocol):
     def update_seen(self, tenant: str, update_id: int) -> bool: ...
 
     def mark_update_seen(
-        self, tenant: str, update_id: int, *, queued: GroupMessage | None = None, as_stop: bool = False
+        self, tenant: str, update_id: int, *, answered: GroupMessage | None = None, as_stop: bool = False
     ) -> None: ...
 
     def record_queued(self, tenant: str, message: GroupMessage, update_id: int) -> bool: ...
@@ -379,7 +379,7 @@ class Producer:
         log.info("paste_part_joined")
         answered = _group_message(part)
         if answered is not None:
-            self._mark_seen(update_id, queued=answered)
+            self._mark_seen(update_id, answered=answered)
         return _response(200, "paste part: answered with its paste")
 
     def _forget_paste(self, message: InboundMessage) -> None:
@@ -519,9 +519,9 @@ class Producer:
             return False
         return True
 
-    def _mark_seen(self, update_id: int, *, queued: GroupMessage | None = None) -> None:
+    def _mark_seen(self, update_id: int, *, answered: GroupMessage | None = None) -> None:
         try:
-            self._registry.mark_update_seen(self._config.tenant, update_id, queued=queued)
+            self._registry.mark_update_seen(self._config.tenant, update_id, answered=answered)
         except StorageError as exc:
             # The update is on the queue; a redelivery is caught by SQS dedup or the replay.
             log.warning("dedup_mark_failed", error=str(exc))
@@ -643,7 +643,9 @@ class Producer:
         # write; an edit into a /stop recorded it when it claimed it.
         answered = None if stop.edited else stop.command_message
         try:
-            self._registry.mark_update_seen(tenant, update_id, queued=answered, as_stop=answered is not None)
+            self._registry.mark_update_seen(
+                tenant, update_id, answered=answered, as_stop=answered is not None
+            )
         except StorageError as exc:
             log.warning("dedup_mark_failed", error=str(exc))
         log.info("stop_requested", via=stop.via, outcome=outcome)
