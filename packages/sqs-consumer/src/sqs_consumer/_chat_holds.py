@@ -1,5 +1,6 @@
 """What Telegram's 429s told the live views of one invocation: until when each chat takes no
-more of the bot's progress (its updates, and the deletes of its progress messages).
+more of the bot's progress (its updates, the deletes of its progress messages, and an answered
+approval question's edit tried again).
 
 Telegram's limit is the chat's (a group's 20 messages a minute), not one view's: each view of
 the chat in the invocation (another topic's turn, the chat's next record) would otherwise spend

@@ -1,8 +1,9 @@
 """[I] The edit that marks an approval's question answered (its buttons gone), tried again once
 the record's outcome is out when Telegram refused it (a 5xx on every retry, a 429 longer than a
 reply may wait): left as it was, the question would offer live Allow/Deny buttons for a call
-already answered, for good. The retry is the one a group's progress message gets (``ProgressCleanup``):
-within the invocation's time left, waiting out a 429 of up to a minute."""
+already answered, for good. The retry is the one a group's progress message gets (run by
+``ProgressCleanup``, made by ``cleanup_call``): within the invocation's time left, waiting out a
+429 of up to a minute."""
 
 from __future__ import annotations
 
