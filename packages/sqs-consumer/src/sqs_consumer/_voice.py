@@ -113,7 +113,8 @@ class VoiceTranscriber:
         self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
     ) -> list[str | Unheard]:
         """What each staged recording says, in order, or why it was not written down (too
-        long, in a format not heard: no job is started for it; nothing could be made of it).
+        long, in a format not heard: no job is started for it; nothing could be made of it;
+        Transcribe refused it or failed it for the setup's sake: reported to the operator).
         One written down before (``prefix``: the session's) is read, not paid for again; every
         other job is started before any is waited for (each takes its time at Amazon
         Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
