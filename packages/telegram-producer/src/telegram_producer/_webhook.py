@@ -489,9 +489,9 @@ class Producer:
 
     def _answered_by_its_edit(self, update_id: int, message: InboundMessage) -> dict[str, Any]:
         """The copy Telegram sent again of a message whose record failed, edited meanwhile into
-        one the bot answered: queued too, it would be a second answer."""
-        if self._backlog is not None:
-            self._backlog.release(message.session_key, now=self._clock())
+        one the bot answered: queued too, it would be a second answer (and, counted, a second
+        message against the limits)."""
+        self._give_back_counted(message)
         self._mark_seen(update_id)
         log.info("update_ignored", reason="message answered by its edit")
         return _response(200, "ignored: message answered by its edit")
@@ -499,12 +499,17 @@ class Producer:
     def _not_queued(self, message: InboundMessage, outcome: str) -> dict[str, Any]:
         """The 503 for a message not queued after all: Telegram sends it again, and that copy
         is counted against the limits then, not a second time."""
+        self._give_back_counted(message)
+        return _response(503, outcome)
+
+    def _give_back_counted(self, message: InboundMessage) -> None:
+        """Undo what taking ``message`` counted (its rate-limit slots, its place in the chat's
+        backlog): it was not queued after all."""
         now = self._clock()
         if self._rate_limiter is not None:
             self._rate_limiter.give_back(**_counted_as(message), now=now)
         if self._backlog is not None:
             self._backlog.release(message.session_key, now=now)
-        return _response(503, outcome)
 
     def _send_to_queue(self, update_id: int, group: str, body: str) -> bool:
         try:
