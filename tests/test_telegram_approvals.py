@@ -233,6 +233,23 @@ def test_an_anonymous_admins_request_answered_before_that_rule_still_names_nobod
     assert again["text"] == "Already answered: Allowed once by an approver."
 
 
+def test_an_anonymous_admins_request_declined_by_a_new_message_of_an_older_runtime_says_so(stack) -> None:
+    """A runtime before ``answered_by`` recorded a new message's decline as a presser named "a
+    new message" (with nobody's id): pressed again, the toast said so; hiding the presser's name
+    under an anonymous request must not turn it into "Denied by an approver", whom nobody was."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    group = {"chat_id": GROUP, "chat_type": "supergroup"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    asking = ask(stack, 328, f"rm -rf build @{BOT_USERNAME}", **group, **on_behalf)
+    approval = stack.approvals().current(GROUP_KEY)
+    assert approval is not None
+    stack.approvals().decide(GROUP_KEY, approval.approval_id, "deny", decided_by="a new message")
+
+    again = post(stack, stack.telegram.press_button(asking, user_id=CHAT, text="Allow once"))
+
+    assert again["text"] == "Already answered: Denied by a new message."
+
+
 NOTHING_BUT_A_CALL_WAITS = (
     "Nothing is running in this chat right now."
     " A tool call is waiting for your answer; a new message to me drops it."

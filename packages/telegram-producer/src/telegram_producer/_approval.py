@@ -173,7 +173,11 @@ def already_answered_text(approval: Approval) -> str:
         return STOPPED_TEXT
     if approval.answered_by == "new_message":  # nobody pressed: "Denied by a new message" reads odd
         return NEW_MESSAGE_TEXT
-    answerer = _answerer_shown(approval, approval.decided_by or "someone")
+    answerer = approval.decided_by or "someone"
+    # Hidden only when a person pressed: an older runtime recorded a new message's decline as
+    # the presser "a new message" (nobody's id), which names nobody and says how it went.
+    if approval.decided_by_id is not None:
+        answerer = _answerer_shown(approval, answerer)
     return f"Already answered: {_ANSWERED_AS[approval.choice]} by {answerer}."
 
 
