@@ -351,19 +351,24 @@ def test_a_message_edited_into_a_stop_with_nothing_running_is_answered_as_a_sent
     assert queued(aws) == []
 
 
+def _record_throttled(message_id: int) -> AwsFault:
+    """DynamoDB throttling the writes of the group message ``message_id``'s record."""
+    record = f"message|default|{GROUP['chat_id']}|0|{message_id}".encode()
+    return AwsFault(
+        "dynamodb:*",
+        status=400,
+        code="ProvisionedThroughputExceededException",
+        when=lambda _, body: record in body,
+    )
+
+
 def test_a_group_message_whose_record_was_throttled_is_not_answered_again_when_edited(
     aws: Any, producer: Producer, proxy: FaultProxy
 ) -> None:
     """DynamoDB throttles the writes of a message's record (longer than botocore retries) while
     the producer takes it: fixing a typo in it afterwards must not bring a second answer."""
     asked = sent(83, f"@{BOT_USERNAME} waht is 3+3")
-    record = f"message|default|{GROUP['chat_id']}|0|83".encode()
-    throttled = AwsFault(
-        "dynamodb:*",
-        status=400,
-        code="ProvisionedThroughputExceededException",
-        when=lambda _, body: record in body,
-    )
+    throttled = _record_throttled(83)
     proxy.faults.append(throttled)
     answers = [producer.handle_event(webhook_event({"update_id": 893, "message": asked}))["statusCode"]]
     proxy.faults.remove(throttled)
@@ -383,13 +388,7 @@ def test_a_group_message_answered_by_its_edit_while_its_record_was_throttled_is_
     """The message's record is throttled (503), the user fixes a typo before Telegram sends it
     again: the edit is answered, and the copy Telegram sends then is not a second answer."""
     asked = sent(84, f"@{BOT_USERNAME} waht is 4+4")
-    record = f"message|default|{GROUP['chat_id']}|0|84".encode()
-    throttled = AwsFault(
-        "dynamodb:*",
-        status=400,
-        code="ProvisionedThroughputExceededException",
-        when=lambda _, body: record in body,
-    )
+    throttled = _record_throttled(84)
     proxy.faults.append(throttled)
     first = producer.handle_event(webhook_event({"update_id": 895, "message": asked}))
     proxy.faults.remove(throttled)
