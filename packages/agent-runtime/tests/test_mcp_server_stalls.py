@@ -20,17 +20,18 @@ from typing import Any
 
 import pytest
 from agentbot_testing import LOOKUP_ANSWER, HttpMcpServer, claude_config_without_approvals
-from local_stack import ToolCall, tool_results
+from local_stack import ToolCall, last_user_text, tool_results
 from session_core import configure_logging
 
 pytestmark = pytest.mark.slow
 
 # Answers the handshake and lists one tool, as mcp.json's argument says: "stall-on-call" reads a
 # call of it and never answers; "stall-on-start" never answers anything; "crash-on-call" exits
-# when called.
+# when called; "stall-on-start-if-marked" never answers in a cwd the agent marked, else answers.
 STALLING_SERVER = """
 import json, os, sys, time
-if sys.argv[1] == "stall-on-start":
+marked = sys.argv[1] == "stall-on-start-if-marked" and os.path.exists("marked")
+if sys.argv[1] == "stall-on-start" or marked:
     time.sleep(3600)
 for line in sys.stdin:
     message = json.loads(line)
@@ -39,9 +40,9 @@ for line in sys.stdin:
     method = message.get("method")
     if method == "tools/call" and sys.argv[1] == "crash-on-call":
         os._exit(1)
-    if method == "tools/call":
+    if method == "tools/call" and sys.argv[1] != "stall-on-start-if-marked":
         time.sleep(3600)
-    result = {}
+    result = {"content": [{"type": "text", "text": "found"}]}
     if method == "initialize":
         result = {"protocolVersion": message["params"]["protocolVersion"], "capabilities": {"tools": {}},
                   "serverInfo": {"name": "stalls", "version": "1"}}
@@ -186,3 +187,34 @@ def test_an_mcp_server_that_dies_during_a_call_is_named_for_the_operator(
     ]
     expected = ("stalls", "mcp__stalls__lookup", f"{config}/mcp.json: mcpServers.stalls")
     assert unavailable == [expected], result.text
+
+
+def test_a_command_server_one_chat_broke_is_not_left_out_of_another_chats_turns(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A command server starts in the chat's work/, which its agent writes: a server that one
+    chat's files stop from starting is that chat's problem, not every chat's for 5 minutes."""
+    config = _config_with_stalling_server(tmp_path, "stall-on-start-if-marked", monkeypatch)
+
+    def marks_then_looks_up(request: dict[str, Any]) -> Any:
+        results = tool_results(request)
+        if results:
+            return f"Got: {results[-1]}"
+        if last_user_text(request) == "mark it":
+            return [ToolCall(name="Bash", input={"command": "touch marked", "description": "mark"})]
+        return [ToolCall(name="mcp__stalls__lookup", input={})]
+
+    model_server.responder = marks_then_looks_up
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config), "MCP_STARTUP_TIMEOUT_MS": "1000"})
+    configure_logging(json_lines=True)
+    chat_a, chat_b = "default/1001/0", "default/2002/0"
+
+    runtime.run_turn(turn_request("mark it", turn_id=1, session_key=chat_a), time_budget_s=60)
+    broken = runtime.run_turn(turn_request("look it up", turn_id=2, session_key=chat_a), time_budget_s=60)
+    other = runtime.run_turn(turn_request("look it up", turn_id=1, session_key=chat_b), time_budget_s=60)
+
+    assert broken.ok and "found" not in broken.text, broken
+    assert [line["session_key"] for line in _logged_unavailable(capsys) if line["server"] == "stalls"] == [
+        chat_a
+    ]
+    assert other.ok and "found" in other.text, other

@@ -8,38 +8,46 @@ After ``REST_S`` the next turn tries it again."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 # Decided: 5 minutes. A dead server then costs one slowed answer per 5 minutes per warm
 # container; one that comes back is missed for at most that long.
 REST_S = 300.0
 
-_Spec = TypeVar("_Spec")
+_Spec = TypeVar("_Spec", bound=Mapping[str, Any])
 
 
 class McpServersAtRest:
-    """The servers ``rest`` was told of in the last ``REST_S`` seconds of ``clock``."""
+    """The servers ``rest`` was told of in the last ``REST_S`` seconds of ``clock``.
+
+    A remote server is left out of every chat's turns; a command server only of its own chat's
+    (``session``): it starts in the session's ``work/``, which that chat's agent writes, so one
+    chat's files (or its full disk) must not take it from the others."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._until: dict[str, float] = {}
+        self._until: dict[tuple[str, str], float] = {}
 
-    def rest(self, names: Iterable[str]) -> None:
-        """Leave ``names`` out of the turns of the next ``REST_S`` seconds."""
+    def rest(self, names: Iterable[str], servers: Mapping[str, Mapping[str, Any]], session: str) -> None:
+        """Leave ``names`` (of ``servers``) out of the turns of the next ``REST_S`` seconds."""
         until = self._clock() + REST_S
         for name in names:
-            self._until[name] = until
+            self._until[_key(name, servers.get(name, {}), session)] = until
 
-    def resting(self) -> frozenset[str]:
-        """The servers to leave out of a turn starting now."""
+    def split(self, servers: Mapping[str, _Spec], session: str) -> tuple[dict[str, _Spec], list[str]]:
+        """``servers`` to start in a turn of ``session`` starting now, and the names of those
+        left out."""
         now = self._clock()
-        return frozenset(name for name, until in self._until.items() if now < until)
-
-    def split(self, servers: Mapping[str, _Spec]) -> tuple[dict[str, _Spec], list[str]]:
-        """``servers`` to start in a turn starting now, and the names of those left out."""
-        resting = self.resting()
+        resting = {
+            name for name, spec in servers.items() if now < self._until.get(_key(name, spec, session), 0.0)
+        }
         started = {name: spec for name, spec in servers.items() if name not in resting}
-        return started, sorted(resting & servers.keys())
+        return started, sorted(resting)
+
+
+def _key(name: str, spec: Mapping[str, Any], session: str) -> tuple[str, str]:
+    # A command server is known by its "command"; a remote one by its "url".
+    return (session if "command" in spec else "", name)
 
 
 def unavailable_servers_note(names: Iterable[str]) -> str:

@@ -82,7 +82,8 @@ class SdkRunSteps:
         config, main = self.config, self.config.main
         model_env = self.model.cli_environment(max_cost_usd=run.max_cost_usd)
         mcp_servers, left_out = self.mcp_at_rest.split(
-            self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers)
+            self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers),
+            str(workspace.cwd),
         )
         system_prompt = with_file_notes(config.system_prompt)
         if left_out:
@@ -206,7 +207,11 @@ class SdkRunSteps:
                 log.warning("turn.mirror_error")
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
-                self.mcp_at_rest.rest(_log_unavailable_mcp_servers(message.data, self.config.root))
+                self.mcp_at_rest.rest(
+                    _log_unavailable_mcp_servers(message.data, self.config.root),
+                    self.config.mcp_servers,
+                    str(workspace.cwd),
+                )
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
