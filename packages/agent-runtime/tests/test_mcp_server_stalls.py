@@ -14,6 +14,7 @@ which server of mcp.json to look at.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -218,3 +219,28 @@ def test_a_command_server_one_chat_broke_is_not_left_out_of_another_chats_turns(
         chat_a
     ]
     assert other.ok and "found" in other.text, other
+
+
+def test_a_slow_server_that_connects_during_the_turn_is_not_left_out_of_the_next(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A healthy remote server that needs 12 s to connect (a cold start) misses the 10 s
+    startup wait, then connects and answers in the same turn: the next turns keep it."""
+    config = claude_config_without_approvals(tmp_path)
+    model_server.responder = responder
+    with HttpMcpServer() as vault:
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+        configure_logging(json_lines=True)
+        vault.stalled = True
+        threading.Timer(12, lambda: setattr(vault, "stalled", False)).start()
+
+        first = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
+        second = runtime.run_turn(turn_request("look it up again", turn_id=2), time_budget_s=60)
+
+    assert LOOKUP_ANSWER in first.text, first
+    assert LOOKUP_ANSWER in second.text, second
+    assert "stalls" not in json.dumps(model_server.model_calls[-1].body["system"])

@@ -34,6 +34,11 @@ class McpServersAtRest:
         for name in names:
             self._until[_key(name, servers.get(name, {}), session)] = until
 
+    def lift(self, name: str, servers: Mapping[str, Mapping[str, Any]], session: str) -> bool:
+        """Start ``name`` in the next turns again (it connected after all); whether it was
+        left out."""
+        return self._until.pop(_key(name, servers.get(name, {}), session), None) is not None
+
     def split(self, servers: Mapping[str, _Spec], session: str) -> tuple[dict[str, _Spec], list[str]]:
         """``servers`` to start in a turn of ``session`` starting now, and the names of those
         left out."""

@@ -190,6 +190,18 @@ class SdkRunSteps:
             outcome.failure = exc
             await saver.held.send()  # what the CLI wrote before it failed is kept
 
+    def _lift_late_server(self, tool: str, result: ToolResultBlock, session: str) -> None:
+        """A server still "pending" when the turn began may connect later in it (one that needs
+        12 s, past MCP_STARTUP_TIMEOUT_MS): a call it answered shows it works, so it is not
+        left out of the next turns."""
+        if result.is_error and "No such tool available" in _result_text(result):
+            return  # the CLI's answer: the server never took the call
+        for name in self.config.mcp_servers:
+            if tool.startswith(f"mcp__{name}__") and self.mcp_at_rest.lift(
+                name, self.config.mcp_servers, session
+            ):
+                log.info("turn.mcp_server_connected_late", server=name, tool=tool)
+
     async def _consume(
         self,
         messages: Any,
@@ -229,7 +241,9 @@ class SdkRunSteps:
             elif isinstance(message, UserMessage) and isinstance(message.content, list):
                 for block in message.content:
                     if isinstance(block, ToolResultBlock) and block.tool_use_id in mcp_calls:
-                        _log_lost_mcp_server(mcp_calls.pop(block.tool_use_id), block, self.config)
+                        tool = mcp_calls.pop(block.tool_use_id)
+                        _log_lost_mcp_server(tool, block, self.config)
+                        self._lift_late_server(tool, block, str(workspace.cwd))
             elif isinstance(message, ResultMessage):
                 # A background subagent that finishes wakes the session for another turn
                 # inside this run: every result is part of the answer.
@@ -338,13 +352,17 @@ def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> list
     return names
 
 
-def _log_lost_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
-    """A command server that exits during a call (it crashed, or was killed for its memory)
-    gives the agent only "Connection closed": the operator reads which server here."""
+def _result_text(result: ToolResultBlock) -> str:
     content = result.content
     if isinstance(content, list):
         content = "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
-    if not result.is_error or not _CONNECTION_LOST.fullmatch(str(content or "").strip()):
+    return str(content or "")
+
+
+def _log_lost_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
+    """A command server that exits during a call (it crashed, or was killed for its memory)
+    gives the agent only "Connection closed": the operator reads which server here."""
+    if not result.is_error or not _CONNECTION_LOST.fullmatch(_result_text(result).strip()):
         return
     for name in config.mcp_servers:
         if tool.startswith(f"mcp__{name}__"):
