@@ -224,19 +224,27 @@ def test_a_command_server_one_chat_broke_is_not_left_out_of_another_chats_turns(
 def test_a_slow_server_that_connects_during_the_turn_is_not_left_out_of_the_next(
     make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    """A healthy remote server that needs 12 s to connect (a cold start) misses the 10 s
-    startup wait, then connects and answers in the same turn: the next turns keep it."""
+    """A healthy remote server that needs longer to connect than the startup wait (a cold
+    start) misses it, then connects and answers in the same turn: the next turns keep it.
+    Scaled down (1 s wait, 3 s start) with seconds of margin each way: the model asks for the
+    tool only well after the server is up."""
     config = claude_config_without_approvals(tmp_path)
-    model_server.responder = responder
+    up_at = time.monotonic() + 3
+
+    def once_the_server_is_up(request: dict[str, Any]) -> Any:
+        time.sleep(max(0.0, up_at + 2 - time.monotonic()))
+        return responder(request)
+
+    model_server.responder = once_the_server_is_up
     with HttpMcpServer() as vault:
         mcp = json.loads((config / "mcp.json").read_text())
         mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
         (config / "mcp.json").write_text(json.dumps(mcp))
         monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
-        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config), "MCP_STARTUP_TIMEOUT_MS": "1000"})
         configure_logging(json_lines=True)
         vault.stalled = True
-        threading.Timer(12, lambda: setattr(vault, "stalled", False)).start()
+        threading.Timer(up_at - time.monotonic(), lambda: setattr(vault, "stalled", False)).start()
 
         first = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
         second = runtime.run_turn(turn_request("look it up again", turn_id=2), time_budget_s=60)
