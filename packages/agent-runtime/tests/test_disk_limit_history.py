@@ -20,7 +20,7 @@ def test_a_chat_whose_history_passes_the_disk_limit_is_still_answered(
     assert runtime.run_turn(turn_request("hi", turn_id=1, session_key=key)).ok
     # Its history grew past 16 MiB over many turns: here 17 entries of 1 MiB put in the store
     # as the CLI's mirror would have (copies of its last entry, with a field the CLI ignores).
-    resume, _, project, _ = asyncio.run(
+    resume, _, project, *_ = asyncio.run(
         runtime._session_to_resume(SessionKey.parse(key), turn_request("x", turn_id=2, session_key=key))
     )
     store_key = {"project_key": project, "session_id": resume}
