@@ -142,11 +142,14 @@ def test_a_turn_killed_at_its_deadline_costs_exactly_the_calls_it_made(
 
     calls_before = len(model_server.model_calls)
     killed = runtime.run_turn(turn_request("stall after 3", turn_id=2), time_budget_s=20)
-    assert len(model_server.model_calls) - calls_before == 3
+    # Three answered calls, then one the model server holds until the deadline (recorded by it
+    # or not yet, as a loaded machine's timing goes): never answered, never charged.
+    answered = 3
+    assert len(model_server.model_calls) - calls_before >= answered
     assert killed.error_kind == "model_error" and not killed.retryable, killed
     assert killed.error_reason == "timeout"
     # Priced by the model proxy from the three calls' usage: what the CLI charges for three.
-    assert killed.cost_usd == pytest.approx(3 * price, rel=1e-9)
+    assert killed.cost_usd == pytest.approx(answered * price, rel=1e-9)
     assert (killed.usage.input_tokens, killed.usage.output_tokens) == (3000, 300)
     record = registry.get_session(SessionKey.parse(KEY))
     assert record is not None and record.turns == 1  # no recorded turn, but its spend counts
