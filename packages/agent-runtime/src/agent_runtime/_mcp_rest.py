@@ -51,7 +51,7 @@ class McpServersAtRest:
 
 
 def _key(name: str, spec: Mapping[str, Any], session: str) -> tuple[str, str]:
-    # A command server is known by its "command"; a remote one by its "url".
+    # A command server (it has a "command") rests per session; a remote one for every chat.
     return (session if "command" in spec else "", name)
 
 
