@@ -23,6 +23,7 @@ from telegram_core import (
     TelegramForbidden,
     TelegramMediaForbidden,
     TelegramMessageNotFound,
+    TelegramMessageNotModified,
     TelegramMessageTooLong,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -143,6 +144,13 @@ def test_a_message_someone_deleted_is_not_found_in_a_chat_still_reachable(
 ) -> None:
     with pytest.raises(TelegramMessageNotFound) as caught:
         check_response(method, 400, failure(400, description))
+    assert not caught.value.chat_unreachable and not caught.value.retryable
+
+
+def test_an_edit_to_what_the_message_shows_already_is_not_modified_not_a_bad_request() -> None:
+    """What a retried edit gets when its first attempt landed: callers take it as done."""
+    with pytest.raises(TelegramMessageNotModified) as caught:
+        check_response("editMessageText", 400, failure(400, "Bad Request: message is not modified"))
     assert not caught.value.chat_unreachable and not caught.value.retryable
 
 

@@ -32,6 +32,7 @@ from ._errors import (
     TelegramForbidden,
     TelegramMediaForbidden,
     TelegramMessageNotFound,
+    TelegramMessageNotModified,
     TelegramMessageTooLong,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -90,6 +91,7 @@ _BAD_REQUESTS: tuple[tuple[tuple[str, ...], type[TelegramBadRequest]], ...] = (
     # the chat is gone for the bot (a deleted group or account), not a bug of ours.
     (("chat not found", "group chat was deactivated", "group is deactivated"), TelegramChatUnavailable),
     (("message to edit not found", "message to delete not found"), TelegramMessageNotFound),
+    (("message is not modified",), TelegramMessageNotModified),
 )
 _MIGRATED = "group chat was upgraded to a supergroup"
 # Network errors before the request was whole on the wire: Telegram cannot have acted on it.

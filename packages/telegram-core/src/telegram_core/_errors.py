@@ -13,7 +13,7 @@ from typing import Literal
 # bad_photo: the bad requests a caller can repair; media_forbidden: the chat lets the bot
 # write but not send that kind of file; forbidden: 403 (blocked, kicked);
 # chat_migrated / chat_unavailable: the bad requests that say the bot cannot post there any
-# more; unauthorized: 401 (token).
+# more; message_not_modified: an edit to what the message shows already; unauthorized: 401 (token).
 TelegramErrorKind = Literal[
     "rate_limited",
     "server",
@@ -27,6 +27,7 @@ TelegramErrorKind = Literal[
     "chat_migrated",
     "chat_unavailable",
     "message_not_found",
+    "message_not_modified",
     "unauthorized",
     "bad_request",
 ]
@@ -166,6 +167,13 @@ class TelegramMessageNotFound(TelegramBadRequest):
     """Raised when the message to edit or delete is not there (someone deleted it)."""
 
     kind: TelegramErrorKind = "message_not_found"
+
+
+class TelegramMessageNotModified(TelegramBadRequest):
+    """Raised when an edit would change nothing: the message shows that text and those buttons
+    already (for a retried edit: its first attempt landed, its answer lost)."""
+
+    kind: TelegramErrorKind = "message_not_modified"
 
 
 class TelegramForbidden(TelegramApiError):
