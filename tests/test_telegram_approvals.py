@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ from agentbot_testing.telegram_support import (
     webhook_event,
 )
 from botocore.exceptions import ClientError
-from local_stack import TelegramFault
+from local_stack import TelegramFault, sqs_lambda_event
 from session_core import SessionKey, grant_token
+from structlog.testing import capture_logs
 from telegram_core import InboundMessage, stop_callback_data
 from telegram_producer import Producer, ProducerConfig
 from telegram_producer import handler as producer_handler
@@ -654,3 +657,83 @@ def test_an_answered_question_loses_its_buttons_even_when_telegram_refuses_its_f
     assert as_read(edited["text"]) == "✅ Allowed once by @ada: Bash ls -la <src>"
     assert not edited.get("reply_markup")
     assert stack.telegram.calls("editMessageText")[-1].status == 200
+
+
+@pytest.mark.parametrize(
+    ("fault", "times", "longest_wait_s"),
+    [
+        (TelegramFault.server_error(502), 5, 30.0),  # every retry of the first edit
+        (TelegramFault.retry_after_seconds(2), 1, 1.0),  # a wait longer than a reply's may take
+    ],
+    ids=["5xx", "429"],
+)
+def test_new_takes_the_buttons_off_a_waiting_question_even_when_telegram_refuses_its_first_edit(
+    stack, fault, times, longest_wait_s
+) -> None:
+    """/new dropped the call: left as it was, the question would offer live buttons for a call
+    the store no longer knows, and its asker would never learn why it did not run."""
+    asking = ask(stack, 396)
+    stack.telegram.inject("editMessageText", fault, times=times)
+    assert stack.post(update(397, text="/new")) == 200
+    stack.drain(stack.consumer(max_retry_after_s=longest_wait_s))
+    assert stack.approvals().current(KEY) is None
+    assert stack.replies(CHAT)[-1]["text"].startswith("Started a fresh conversation.")  # /new's answer
+    dropped = message_now(stack, asking["message_id"])
+    assert dropped["text"] == "❌ Declined: you started a new conversation: Bash ls -la <src>"
+    assert not dropped.get("reply_markup")
+    assert stack.telegram.calls("editMessageText")[-1].status == 200
+
+
+def test_a_telegram_that_never_answers_the_questions_edit_does_not_keep_the_consumer_past_its_end(
+    stack,
+) -> None:
+    """Lambda stops an invocation at its end, whatever it was doing: an edit still waiting on
+    Telegram then would take the record's outcome with it, and its answer would be sent again."""
+    asking = ask(stack, 398)
+    post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    answered = threading.Event()  # set at the end: until then Telegram holds every edit
+    stack.telegram.on_call = lambda method, params: method == "editMessageText" and answered.wait(120)
+    invocation_s = 30.0
+    ends = time.monotonic() + invocation_s
+    [raw] = stack.receive()
+    try:
+        response = stack.consumer(delivery_reserve_s=15.0).handle_batch(
+            sqs_lambda_event(
+                [raw], queue_arn=stack.aws.resources.queue_arn, region=stack.aws.sqs.meta.region_name
+            ),
+            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+        )
+        took_s = invocation_s - (ends - time.monotonic())
+    finally:
+        answered.set()
+    assert response == {"batchItemFailures": []}
+    assert stack.replies(CHAT)[-1]["text"] == "Ran Bash: ls -la <src>"  # the answer came
+    assert took_s < invocation_s, f"the invocation ran {took_s:.1f} s of its {invocation_s:.0f} s"
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        # the client's retry finds the edit done: its first attempt landed, its answer lost
+        [TelegramFault.served_then_server_error(502)],
+        # so does the retry once the answer is out (the first try ended on a long 429)
+        [TelegramFault.served_then_server_error(502), TelegramFault.retry_after_seconds(2)],
+    ],
+    ids=["client-retry", "retry-after-the-answer"],
+)
+def test_an_edit_whose_retry_finds_it_done_already_is_done_not_a_failure(stack, faults) -> None:
+    """Telegram answers the retry "message is not modified": the question says what was decided
+    and has no buttons, which is what the edit was for. Logged as a failure, it would send the
+    operator looking for buttons left on a question that has none."""
+    asking = ask(stack, 399)
+    post(stack, stack.telegram.press_button(asking, text="Allow once", username="ada"))
+    for fault in faults:
+        stack.telegram.inject("editMessageText", fault)
+    with capture_logs() as logs:
+        stack.drain(stack.consumer(max_retry_after_s=1.0))
+    edited = message_now(stack, asking["message_id"])
+    assert as_read(edited["text"]) == "✅ Allowed once by @ada: Bash ls -la <src>"
+    assert not edited.get("reply_markup")
+    assert stack.telegram.calls("editMessageText")[-1].status == 400  # the retry: "not modified"
+    refused = [e for e in logs if e["event"] in ("approval_message_not_edited", "approval_buttons_left")]
+    assert [e for e in refused if e["kind"] != "rate_limited"] == []  # only the 429 was a refusal

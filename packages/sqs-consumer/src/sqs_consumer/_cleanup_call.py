@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from telegram_core import TelegramApiError, TelegramMessageNotFound, TelegramRetryAfter
+from telegram_core import (
+    TelegramApiError,
+    TelegramMessageNotFound,
+    TelegramMessageNotModified,
+    TelegramRetryAfter,
+)
 
 from ._chat_holds import ChatHolds
 
@@ -37,7 +42,8 @@ def cleanup_call(
     sleep: Callable[[float], None],
 ) -> str | None:
     """Make ``call`` in ``chat_id`` by ``ends`` (on ``clock``), after the chat's 429 when that
-    ends in time. None when done (or its message is gone already); else the kind of failure
+    ends in time. None when done (or its message is gone already, or an edit finds it edited
+    already: an earlier attempt landed, its answer lost); else the kind of failure
     that left it undone. Never raises: the record's outcome is out, and a failure here must not
     fail (and replay) the record."""
     # A 429 is the chat's: a call before it ends is refused again, one more the chat counts.
@@ -54,6 +60,8 @@ def cleanup_call(
         )
     except TelegramMessageNotFound:
         return None  # someone deleted it already
+    except TelegramMessageNotModified:
+        return None  # it says that already, buttons gone: an attempt landed, its answer lost
     except Exception as exc:  # Telegram's refusal, or the token's store out of reach
         if isinstance(exc, TelegramRetryAfter):
             holds.hold(chat_id, clock() + float(exc.retry_after or 1))

@@ -29,7 +29,6 @@ from session_core import (
 )
 from telegram_core import (
     InboundMessage,
-    TelegramApiError,
     parse_command,
     this_place,
     unread_files_note,
@@ -142,7 +141,7 @@ class MessageHandler:
         if command is not None:
             if not self._deps.deliveries.delivered_chunks(key, msg.update_id):  # not done on a retry
                 if command == "new":
-                    self._drop_waiting_call(msg, key)
+                    self._drop_waiting_call(msg, key, remaining, progress_cleanup, chat_holds)
                 reply = run_command(
                     command,
                     key,
@@ -342,7 +341,7 @@ class MessageHandler:
                 )
             on_result(result)
             if result.approval_outcome is not None:  # a refused turn may have declined one too
-                self._show_outcome(msg, result.approval_outcome, progress_cleanup, chat_holds)
+                self._show_outcome(msg, result.approval_outcome, remaining, progress_cleanup, chat_holds)
             if not result.ok:
                 return result
             log.info(
@@ -505,7 +504,12 @@ class MessageHandler:
         return parse_command(msg.text, self._config.bot_username)
 
     def _show_outcome(
-        self, msg: InboundMessage, outcome: ApprovalOutcome, later: ProgressCleanup, chat_holds: ChatHolds
+        self,
+        msg: InboundMessage,
+        outcome: ApprovalOutcome,
+        remaining: RemainingTimeMs,
+        later: ProgressCleanup,
+        chat_holds: ChatHolds,
     ) -> None:
         """[I] Edit the buttons message of the answered approval: the call, the decision and
         who made it, buttons gone. A message deleted or edited already (a retry) changes
@@ -513,16 +517,27 @@ class MessageHandler:
         if outcome.message_id is None:
             return
         sender = None if msg.chat_type == "private" else msg.user_name
-        edit = QuestionEdit(
-            bot=self._deps.bot,
-            chat_id=msg.chat_id,
-            message_id=outcome.message_id,
-            html=approval_outcome_html(
-                outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
-            ),
-            chat_holds=chat_holds,
+        html = approval_outcome_html(
+            outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
         )
-        if not edit.first_try():
+        self._edit_question(msg, outcome.message_id, html, remaining, later, chat_holds)
+
+    def _edit_question(
+        self,
+        msg: InboundMessage,
+        message_id: int,
+        html: str,
+        remaining: RemainingTimeMs,
+        later: ProgressCleanup,
+        chat_holds: ChatHolds,
+    ) -> None:
+        """Edit an approval's question to ``html``, buttons gone: now, leaving the reply that
+        follows its delivery reserve, and again once the record's outcome is out if Telegram
+        refused."""
+        edit = QuestionEdit(
+            bot=self._deps.bot, chat_id=msg.chat_id, message_id=message_id, html=html, chat_holds=chat_holds
+        )
+        if not edit.first_try(time_left_s=remaining() / 1000 - self._timing.delivery_reserve_s):
             later.add(edit)
 
     def _answered_for_another(self, msg: InboundMessage, key: SessionKey) -> bool:
@@ -538,24 +553,29 @@ class MessageHandler:
             return False
         return current.decided_by_id != msg.user_id
 
-    def _drop_waiting_call(self, msg: InboundMessage, key: SessionKey) -> None:
+    def _drop_waiting_call(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        remaining: RemainingTimeMs,
+        later: ProgressCleanup,
+        chat_holds: ChatHolds,
+    ) -> None:
         """[I] /new: a call still waiting belongs to the old conversation. Forget it and say so
         on its question (buttons gone, and in a group who started anew): buttons left in place
         would only answer "no longer waiting", and whoever asked would not know why. So too a
         call answered whose answer never reached the agent (the budget held it back): its
-        question still asks, and will never be edited by the turn that would have run it."""
+        question still asks, and will never be edited by the turn that would have run it. An
+        edit Telegram refused is tried again once /new's answer is out, as an answered
+        question's is."""
         if self._deps.approvals is None:
             return
         dropped = self._deps.approvals.clear(key)
         if dropped is None or dropped.state not in ("pending", "decided") or dropped.message_id is None:
             return
         sender = None if msg.chat_type == "private" else msg.user_name
-        try:
-            self._deps.bot.edit_message_text(
-                msg.chat_id, dropped.message_id, approval_dropped_html(dropped, new_from=sender), html=True
-            )
-        except TelegramApiError as exc:
-            log.info("approval_message_not_edited", kind=exc.kind)
+        html = approval_dropped_html(dropped, new_from=sender)
+        self._edit_question(msg, dropped.message_id, html, remaining, later, chat_holds)
 
     def _show_permissions(self, msg: InboundMessage, key: SessionKey) -> None:
         """[I] /permissions: the chat's grants, each with a revoke button."""

@@ -1,9 +1,12 @@
-"""[I] The edit that marks an approval's question answered (its buttons gone), tried again once
-the record's outcome is out when Telegram refused it (a 5xx on every retry, a 429 longer than a
-reply may wait): left as it was, the question would offer live Allow/Deny buttons for a call
-already answered, for good. The retry is the one a group's progress message gets (run by
-``ProgressCleanup``, made by ``cleanup_call``): within the invocation's time left, waiting out a
-429 of up to a minute."""
+"""[I] The edit that marks an approval's question answered, or dropped by /new (its buttons
+gone), tried again once the record's outcome is out when Telegram refused it (a 5xx on every
+retry, a 429 longer than a reply may wait): left as it was, the question would offer live
+Allow/Deny buttons for a call already answered, for good. The retry is the one a group's
+progress message gets (run by ``ProgressCleanup``, made by ``cleanup_call``): within the
+invocation's time left, waiting out a 429 of up to a minute. Each try ends within the time it
+is given, so a Telegram that does not answer never keeps the invocation past its end. A retry
+Telegram answers "message is not modified" found the edit made (an attempt landed, its answer
+lost): done, not refused."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from session_core import get_logger
-from telegram_core import BotApi, TelegramApiError, TelegramRetryAfter
+from telegram_core import BotApi, TelegramApiError, TelegramMessageNotModified, TelegramRetryAfter
 
 from ._chat_holds import ChatHolds
 from ._cleanup_call import cleanup_call
@@ -21,7 +24,7 @@ log = get_logger(__name__)
 
 
 class QuestionEdit:
-    """Edit message ``message_id`` of ``chat_id`` to ``html`` (no buttons): ``first_try()`` with
+    """Edit message ``message_id`` of ``chat_id`` to ``html`` (no buttons): ``first_try(...)`` with
     the client's usual retries, then, if Telegram refused, ``cleanup(time_left_s=...)`` again."""
 
     def __init__(
@@ -44,15 +47,23 @@ class QuestionEdit:
         self._sleep = sleep
         self._done = False
 
-    def first_try(self) -> bool:
-        """Edit now; False when Telegram refused in a way worth trying again later."""
+    def first_try(self, *, time_left_s: float) -> bool:
+        """Edit now, ending within ``time_left_s`` (with none left, not now); False when it is
+        worth trying again later."""
+        if time_left_s <= 0:
+            return False  # the cleanup's turn, with the time kept for it
+        ends = self._clock() + time_left_s
         try:
-            self._bot.edit_message_text(self._chat_id, self._message_id, self._html, html=True)
+            self._bot.edit_message_text(
+                self._chat_id, self._message_id, self._html, html=True, time_left=lambda: ends - self._clock()
+            )
+        except TelegramMessageNotModified:
+            pass  # it says that already: an earlier attempt (the client's, a record's) landed
         except TelegramApiError as exc:
             log.info("approval_message_not_edited", kind=exc.kind)
             if isinstance(exc, TelegramRetryAfter):  # the chat's limit: its progress waits too
                 self._holds.hold(self._chat_id, self._clock() + float(exc.retry_after or 1))
-            self._done = not exc.retryable  # deleted, or edited already by a retry: nothing to do
+            self._done = not exc.retryable  # deleted, say: nothing to do
             return self._done
         self._done = True
         return True
