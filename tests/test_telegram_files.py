@@ -108,6 +108,48 @@ def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(
     assert record.undelivered_files.files == (UnsentFile(file_name="data.csv", reason="failed"),)
 
 
+# Telegram refuses the answer for good (not worth a retry): its record is dead-lettered at once.
+REFUSED = TelegramFault(400, "Bad Request: message text is empty")
+
+
+def test_an_answer_whose_text_failed_for_good_is_kept_as_unread_for_the_agents_next_turn(stack) -> None:
+    """Telegram refuses the answer (it sent no file): the user has the failure notice, and the
+    agent, which would otherwise go on as if its answer was read, learns it was not."""
+    stack.telegram.inject("sendMessage", REFUSED)
+    stack.post(update(612, text="hi"))
+    stack.drain(stack.consumer())
+    assert shown(stack, CHAT) == [FAILED_NOTICE] and len(stack.dead_letters()) == 1
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    kept = None if record is None else record.undelivered_files
+    assert kept is not None and kept.text_lost and not kept.files
+
+
+def test_a_later_try_that_delivers_the_whole_answer_forgets_what_a_failed_dead_letter_kept(stack) -> None:
+    """The answer failed for good and its loss was kept for the agent, but the dead-letter
+    queue refused the record, so it was tried again, and this time everything went: the agent
+    must not be told of a loss the user did not have."""
+    stack.telegram.inject("sendMessage", REFUSED)
+    dlq_name = stack.aws.resources.dlq_url.rsplit("/", 1)[-1].encode()
+    dlq_down = AwsFault("sqs:SendMessage", times=1, when=lambda _, body: dlq_name in body)
+    key = SessionKey(tenant="default", chat_id=CHAT)
+    with FaultProxy(stack.aws.endpoint, [dlq_down]) as proxy:
+        consumer = stack.consumer(sqs=proxy.client("sqs", config=Config(retries={"total_max_attempts": 1})))
+        stack.post(update(613, text="files:2"))
+        [first] = stack.drain(consumer, rounds=1)
+        record = stack.registry().get_session(key)
+        assert first["batchItemFailures"] and record is not None and record.undelivered_files is not None
+        stack.drain(consumer)
+    assert proxy.failed and not stack.dead_letters()
+    assert shown(stack, CHAT) == [
+        FAILED_NOTICE,
+        "Answer to: files:2",
+        "sendPhoto chart.png",
+        "sendDocument data.csv",
+    ]
+    record = stack.registry().get_session(key)
+    assert record is not None and record.undelivered_files is None
+
+
 def test_an_answer_without_files_dead_lettered_reads_its_delivery_record_once_per_try(stack) -> None:
     """Its agent sent no file that could have gone missing: dead-lettering it costs no read
     of the delivery record beyond the one each try makes before sending."""

@@ -26,3 +26,21 @@ def test_files_the_chat_does_not_allow_are_said_to_be_kept_out_by_its_permission
     assert '\n- "chart.png": the chat\'s permissions do not let the bot send files there\n' in (
         undelivered_files_note(kept)
     )
+
+
+def test_an_answer_whose_text_was_lost_is_said_to_be_unread() -> None:
+    kept = undelivered_files(3, [], text_lost=True)
+    assert kept is not None
+    assert undelivered_files_note(kept) == (
+        "(From the bot, not the user: your previous answer could not be sent to the user, or not "
+        "all of it: do not assume they read it.)"
+    )
+
+
+def test_an_answer_whose_text_and_files_were_lost_names_the_files_after_the_text() -> None:
+    kept = undelivered_files(3, [UnsentFile(file_name="chart.png", reason="failed")], text_lost=True)
+    assert kept is not None
+    first, files, last = undelivered_files_note(kept).splitlines()
+    assert "could not be sent to the user" in first and first.endswith("did not reach them either:")
+    assert files == '- "chart.png": it could not be prepared or uploaded'
+    assert last.startswith("If the user asks about them") and last.endswith(")")

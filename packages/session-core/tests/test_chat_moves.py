@@ -242,3 +242,19 @@ def test_a_groups_late_list_does_not_replace_the_supergroups_own(registry) -> No
 
     supergroup = registry.get_session(NEW)
     assert supergroup is not None and supergroup.undelivered_files == own
+
+
+def test_a_groups_list_forgotten_by_a_later_try_is_forgotten_where_it_followed(registry) -> None:
+    """The group's last answer failed for good after the move (its list followed to the
+    supergroup), then a later try delivered it all: the supergroup's agent is told nothing."""
+    talk(registry, OLD, 1, session_id="sdk-old", cost=0.25)
+    assert registry.move_chat(OLD, NEW) is True
+    noted = undelivered_files(1, [UnsentFile(file_name="archive.zip", reason="failed")], text_lost=True)
+    assert noted is not None
+    registry.keep_undelivered_files(OLD, noted)
+
+    registry.forget_undelivered_files(OLD, 1)
+
+    group, supergroup = registry.get_session(OLD), registry.get_session(NEW)
+    assert group is not None and group.undelivered_files is None
+    assert supergroup is not None and supergroup.undelivered_files is None

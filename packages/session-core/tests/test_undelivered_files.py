@@ -140,3 +140,20 @@ def test_a_late_list_stays_stale_after_telegram_restarts_its_update_ids_lower(
     registry.keep_undelivered_files(KEY, own)
     registry.keep_undelivered_files(KEY, late)
     assert kept(registry) == own
+
+
+def test_a_later_try_that_delivered_it_all_forgets_its_own_turns_list_only(registry: SessionRegistry) -> None:
+    """A dead-lettered answer's list, its record tried again and delivered in full: nothing
+    was lost. Forgetting another turn's list would hide a loss that happened."""
+    answer_turn(registry, 1)
+    lost = undelivered_files(1, [], text_lost=True)
+    assert lost is not None
+    registry.keep_undelivered_files(KEY, lost)
+    assert kept(registry) == lost  # the text's loss is read back too
+
+    registry.forget_undelivered_files(KEY, 2)  # not its turn
+    assert kept(registry) == lost
+    registry.forget_undelivered_files(KEY, 1)
+    assert kept(registry) is None
+    registry.forget_undelivered_files(KEY, 1)  # again (a retry): nothing to forget, no error
+    assert kept(registry) is None

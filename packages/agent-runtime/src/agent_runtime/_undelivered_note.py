@@ -1,8 +1,10 @@
-"""The files of the last answer that never reached the user (see session-core's
-``_undelivered_files``): the next turn's agent is told of them before the user's message, one
-line per file, so that "where is the file?" is not answered with "I sent it" (decided: told
-once, on the next turn, by name and reason only). Names are quoted as JSON: a name the agent or
-a tool chose cannot end the note or write one of its own."""
+"""The files of the last answer that never reached the user, and its text when that did not
+either (see session-core's ``_undelivered_files``): the next turn's agent is told of them
+before the user's message, one line per file, so that "where is the file?" is not answered
+with "I sent it", nor "as I said" by an agent whose answer was never read (decided: told
+once, on the next turn, by name and reason only; a lost text in one sentence, not quoted).
+Names are quoted as JSON: a name the agent or a tool chose cannot end the note or write one of
+its own."""
 
 from __future__ import annotations
 
@@ -29,11 +31,19 @@ _START = (
     "not reach the user, whatever that answer said:"
 )
 _END = "If the user asks about them, say which did not arrive and why; do not say they were sent.)"
+_TEXT_LOST = (
+    "(From the bot, not the user: your previous answer could not be sent to the user, or not all "
+    "of it: do not assume they read it."
+)
+_FILES_TOO = "These files you put in outbox/ for it did not reach them either:"
 
 
 def undelivered_files_note(undelivered: UndeliveredFiles) -> str:
-    """The note for the agent naming each undelivered file with why, and how many more."""
-    lines = [_START]
+    """The note for the agent naming each undelivered file with why, and how many more, after
+    a line saying its answer's text was lost too when it was."""
+    if undelivered.text_lost and not (undelivered.files or undelivered.more):
+        return f"{_TEXT_LOST})"
+    lines = [f"{_TEXT_LOST} {_FILES_TOO}" if undelivered.text_lost else _START]
     for file in undelivered.files:
         lines.append(f"- {json.dumps(file.file_name, ensure_ascii=False)}: {_REASONS[file.reason]}")
     if undelivered.more:

@@ -76,13 +76,15 @@ class TelegramStack:
         max_retry_after_s: float = 30.0,
         dynamodb: Any = None,
         s3: Any = None,
+        sqs: Any = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         **timing: Any,
     ) -> Consumer:
         """An in-process Consumer wired like sqs_consumer.handler, with short back-offs and
         busy polls (``timing`` overrides Consumer's timing knobs; ``dynamodb`` the registry's
-        and the comment albums' client; ``s3`` the bucket's; ``clock`` the budgets' clock;
+        and the comment albums' client; ``s3`` the bucket's; ``sqs`` the queues' (retries,
+        requeues, dead letters); ``clock`` the budgets' clock;
         ``sleep`` every wait the consumer chooses, e.g. to record them)."""
         config = ConsumerConfig.from_env()
         timing = {"busy_poll_s": 0.2, "record_retry_backoff_s": 0.05, **timing}
@@ -113,7 +115,7 @@ class TelegramStack:
                 max_retry_after_s=max_retry_after_s,
             ),
             s3=s3 or self.aws.s3,
-            sqs=self.aws.sqs,
+            sqs=sqs or self.aws.sqs,
             budgets=budgets,
             backlog=ChatBacklog(
                 dynamodb=self.aws.dynamodb, table=self.aws.resources.table, limit=config.chat_queue_limit

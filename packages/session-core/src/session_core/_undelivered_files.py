@@ -1,7 +1,9 @@
 """Files of an answer that never reached the user (too large, a folder, one too many, an upload
-failed or its answer lost), kept on the session's meta item until the next turn's agent is told
-of them: the user is told under the answer, but the agent's outbox is cleared and its answer
-may say "here it is", so without this it would insist on having sent them.
+failed or its answer lost), and whether its text did (a delivery that failed for good, see
+sqs-consumer's ``_undelivered``), kept on the session's meta item until the next turn's agent
+is told of them: the user is told under the answer, but the agent's outbox is cleared and its
+answer may say "here it is", so without this it would insist on having sent them, or believe
+the user read an answer they never got.
 
 The channel's consumer writes them after it delivered the answer; the runtime reads them with
 the session's record and tells the next turn's agent; recording that turn removes them
@@ -9,7 +11,9 @@ the session's record and tells the next turn's agent; recording that turn remove
 consumer has written them: its messages run one at a time, in order. A group upgraded to a
 supergroup while its answer was out keeps them too: written after the move carried the
 conversation over, they follow it (``moved_to``) to the chat where the next turn runs, once
-(``LIST_TURN_ATTRIBUTE``), and never over a list of that chat's own.
+(``LIST_TURN_ATTRIBUTE``), and never over a list of that chat's own. A later try of the same
+delivery (the dead-letter queue refused the record, or ``dlq redrive``) that delivers it all
+forgets the list of its turn (``forget_undelivered_files``): nothing is lost any more.
 
 A stuck attempt of an older delivery may still write its list late, so recording a turn that
 told the agent leaves its id (``TOLD_BY_TURN_ATTRIBUTE``) and a list is written only while no
@@ -51,6 +55,8 @@ _NOT_FOLLOWED_YET = (
     f"attribute_not_exists({UNDELIVERED_ATTRIBUTE}) AND "
     f"(attribute_not_exists({LIST_TURN_ATTRIBUTE}) OR {LIST_TURN_ATTRIBUTE} <> :turn)"
 )
+# The list kept is this turn's (``forget_undelivered_files``).
+_THIS_TURNS_LIST = f"attribute_exists({UNDELIVERED_ATTRIBUTE}) AND {LIST_TURN_ATTRIBUTE} = :turn"
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
 
@@ -59,11 +65,13 @@ log = get_logger(__name__)
 
 class UndeliveredFiles(msgspec.Struct, frozen=True, kw_only=True):
     """The files of the answer to ``turn_id`` that did not reach the user, with why, and how
-    many more did not (unnamed)."""
+    many more did not (unnamed); ``text_lost``: its text did not reach the user either, or not
+    all of it (its delivery failed for good)."""
 
     turn_id: int
     files: tuple[UnsentFile, ...] = ()
     more: int = 0
+    text_lost: bool = False
 
 
 _decoder = msgspec.json.Decoder(UndeliveredFiles)
@@ -73,13 +81,18 @@ _NEWER_VALUES = NewerValues(
 )
 
 
-def undelivered_files(turn_id: int, unsent: Sequence[UnsentFile], more: int = 0) -> UndeliveredFiles | None:
+def undelivered_files(
+    turn_id: int, unsent: Sequence[UnsentFile], more: int = 0, *, text_lost: bool = False
+) -> UndeliveredFiles | None:
     """What to keep of ``unsent`` (and ``more`` unnamed) for turn ``turn_id``: the first
-    ``MAX_NAMED_UNDELIVERED`` named, the rest counted; None when every file went."""
-    if not unsent and more <= 0:
+    ``MAX_NAMED_UNDELIVERED`` named, the rest counted, and whether its text was lost; None
+    when the text and every file went."""
+    if not unsent and more <= 0 and not text_lost:
         return None
     named = tuple(unsent[:MAX_NAMED_UNDELIVERED])
-    return UndeliveredFiles(turn_id=turn_id, files=named, more=len(unsent) - len(named) + max(more, 0))
+    return UndeliveredFiles(
+        turn_id=turn_id, files=named, more=len(unsent) - len(named) + max(more, 0), text_lost=text_lost
+    )
 
 
 def read_undelivered(item: Mapping[str, Any]) -> UndeliveredFiles | None:
@@ -114,6 +127,33 @@ class UndeliveredFilesVerbs:
             # Not judged by the new chat's turns: its messages queue apart from the old chat's,
             # so one of its turns may be recorded before this list was written, told nothing.
             self._keep(SessionKey.parse(moved_to), undelivered, its_own_turn=False)
+
+    def forget_undelivered_files(self, key: SessionKey, turn_id: int) -> None:
+        """Forget the list of turn ``turn_id`` (a later try delivered that answer in full), here
+        and where it followed a move; a list of any other turn stays. Its turn stays noted
+        (``LIST_TURN_ATTRIBUTE``): a late write of it never follows a move again."""
+        forgotten = self._forget(key, turn_id)
+        if forgotten is None:
+            return
+        moved_to = item_str(forgotten, "moved_to")
+        if moved_to is not None and item_str(forgotten, "sdk_session_id") is None:
+            self._forget(SessionKey.parse(moved_to), turn_id)
+
+    def _forget(self, key: SessionKey, turn_id: int) -> dict[str, Any] | None:
+        try:
+            out = self._table.update(
+                "forget_undelivered_files",
+                session_item_pk(key),
+                META,
+                UpdateExpression=f"REMOVE {UNDELIVERED_ATTRIBUTE}",
+                ConditionExpression=_THIS_TURNS_LIST,
+                ExpressionAttributeValues={":turn": number(turn_id)},
+                ReturnValues="ALL_NEW",
+            )
+        except ConditionFailed:
+            return None  # no list, or another turn's
+        attributes: dict[str, Any] = out.get("Attributes", {})
+        return attributes
 
     def _keep(
         self, key: SessionKey, undelivered: UndeliveredFiles, *, its_own_turn: bool = True

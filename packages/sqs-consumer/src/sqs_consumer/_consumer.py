@@ -184,7 +184,7 @@ class Consumer:
             "record_failed", error_kind=failure.kind, receive_count=record.receive_count, error=failure.detail
         )
         if isinstance(exc, DeliveryFailedError) and exc.answer is not None:
-            self._messages.answer_not_delivered(msg, key, exc.answer)  # for the agent's next turn
+            self._messages.answer_not_delivered(msg, key, exc.answer, exc)  # for the agent's next turn
         # A deferred record's own text (say the runtime's "still busy") is no final answer.
         self._delivery.tell_user_once(msg, key, None if failure.deferrable else failure.user_message)
         outcome = self._failures.dead_letter(

@@ -371,16 +371,21 @@ class MessageHandler:
             exc.answer = result
             raise
 
-    def answer_not_delivered(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> None:
-        """The delivery of ``result`` failed for good (the record is dead-lettered): keep its
-        files that never went for the agent's next turn, which would otherwise think them sent.
-        When they cannot be kept, the user's failure notice at least says the answer failed."""
+    def answer_not_delivered(
+        self, msg: InboundMessage, key: SessionKey, result: TurnResult, failed: DeliveryFailedError
+    ) -> None:
+        """The delivery of ``result`` failed for good at ``failed`` (the record is dead-lettered):
+        keep its files that never went, and whether its text did not, for the agent's next
+        turn, which would otherwise think them sent and read. When they cannot be kept, the
+        user's failure notice at least says the answer failed."""
         try:
             missing = self._delivery.files_not_delivered(msg, key, result.files, first_index=FIRST_FILE_CHUNK)
         except StorageError as exc:
             log.warning("undelivered_files_unknown", error_code=exc.error_code)
             return
-        keep_undelivered(self._deps.registry, key, result, missing)
+        # The text goes first, as chunks below the files': a failure there lost (some of) it.
+        text_lost = failed.chunk_index < FIRST_FILE_CHUNK
+        keep_undelivered(self._deps.registry, key, result, missing, text_lost=text_lost)
 
     def _deliver_answer_parts(
         self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
