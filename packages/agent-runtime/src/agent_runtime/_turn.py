@@ -71,7 +71,7 @@ from ._process_sweep import (
     reap_zombie_children,
     sweep_turn_processes,
 )
-from ._prompt_marks import find_first_attempt, find_last_prompt, resume_point_before
+from ._prompt_marks import find_first_attempt, find_last_prompt, prompt_text, resume_point_before
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._save_before_tools import SaveBeforeTools
 from ._sdk_run import SdkRunSteps
@@ -130,6 +130,9 @@ class Restored(NamedTuple):
     # The turn left out began the transcript (a chat's first, see ``_unfinished_session``):
     # nothing is left to resume, a new conversation begins (told by ``note``).
     begin_anew: bool = False
+    # The text of this turn's first failed attempt, kept above the resume point (its retry
+    # resumes after its tools): what it told the agent, the agent knows.
+    kept_prompt: str | None = None
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -348,8 +351,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.began_session = resume is None
                 # After the notes a retry carries (``carried_notes``). A conversation begun
                 # afresh (history expired, a group that moved on) has no answer they belong to.
-                if undelivered is not None and resume is not None:
-                    plan.prompt = f"{undelivered_files_note(undelivered)}\n\n{plan.prompt}"
+                # A retry that keeps its failed attempt's prompt above was told already.
+                lost = None if undelivered is None else undelivered_files_note(undelivered)
+                if lost is not None and resume is not None and lost not in (restored.kept_prompt or ""):
+                    plan.prompt = f"{lost}\n\n{plan.prompt}"
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
                 outcome.tools_ran_before = restored.after_tools
@@ -1066,10 +1071,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             if note is None and carries_summarised_retry_note(content):
                 note = SUMMARISED_RETRY_NOTE
         ran = tools_ran_after(stored, resume.after)
+        point = resume.uuid if ran is None else ran.resume_at or resume.uuid
+        kept = _kept_first_attempt(stored, turn_id, point)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
-            return _resumed_at(ran.resume_at or resume.uuid, stored.size, ran.note, after_tools=True)
-        return _resumed_at(resume.uuid, stored.size, note, after_tools=ran_tools_before(note))
+            return _resumed_at(point, stored.size, ran.note, after_tools=True, kept_prompt=kept)
+        return _resumed_at(point, stored.size, note, after_tools=ran_tools_before(note), kept_prompt=kept)
 
     def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
         """Where a new message resumes after turn ``unfinished``, which ended without an answer
@@ -1181,10 +1188,31 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 log.warning("turn.lease_renew_failed", error_type=type(exc).__name__)
 
 
-def _resumed_at(point: str | None, size: int, note: str | None, *, after_tools: bool = False) -> Restored:
+def _resumed_at(
+    point: str | None,
+    size: int,
+    note: str | None,
+    *,
+    after_tools: bool = False,
+    kept_prompt: str | None = None,
+) -> Restored:
     """Resumed at ``point``, the entry before an unrecorded turn left out; None: nothing came
     before it (it began the transcript), so a new conversation begins."""
-    return Restored(point, size, note, after_tools, begin_anew=point is None)
+    return Restored(point, size, note, after_tools, begin_anew=point is None, kept_prompt=kept_prompt)
+
+
+def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | None) -> str | None:
+    """The text of turn ``turn_id``'s first attempt when its retry resumes at ``point`` inside
+    that attempt (after tools it ran), not before it, nor at a compaction's summary (which
+    may not have kept what the prompt said); None otherwise."""
+    first = find_first_attempt(stored, turn_id)
+    if first is None or point is None:
+        return None
+    following, entry = first
+    before = resume_point_before(stored, following, entry)
+    if before.summary is not None or point == before.uuid:
+        return None
+    return prompt_text(_content(entry))
 
 
 def _content(entry: dict[str, Any]) -> object:
