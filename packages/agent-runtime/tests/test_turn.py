@@ -596,6 +596,56 @@ def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_a
     assert request_text(model_server.model_calls[-1]).count("no message for 25 days") == 2
 
 
+def test_a_message_sent_before_the_history_expired_but_run_after_goes_on_with_the_conversation(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """The user writes an hour before SessionTtlDays (25) of silence are up, but the turn runs
+    two hours later (a backlog in the queue, retries, Telegram redelivering): the chat was not
+    quiet for 25 days when they wrote. Judged when the turn ran, the conversation had expired:
+    the user lost their history and was told the chat had been silent for 25 days."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 25 * 86_400 - 3_600
+    sent_at = int(lease_clock.now)
+    lease_clock.now += 2 * 3_600  # the head's and the record's TTL have passed; nothing swept yet
+    fresh_container()
+
+    later = make_dated_runtime().run_turn(
+        turn_request("what is my favourite colour?", turn_id=2, sent_at_epoch_s=sent_at)
+    )
+
+    assert later.ok and later.session_id == old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" in sent and "no message for" not in sent
+    # Its answer kept the conversation for another 25 days, from now.
+    lease_clock.now += 24 * 86_400
+    fresh_container()
+    next_one = make_dated_runtime().run_turn(turn_request("and now?", turn_id=3))
+    assert next_one.ok and next_one.session_id == old.session_id, next_one
+    assert "teal" in request_text(model_server.model_calls[-1])
+
+
+def test_a_message_sent_after_the_history_expired_starts_a_new_conversation_though_it_waited_too(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """Judged by when it was sent, a message sent after SessionTtlDays of silence still finds
+    the conversation expired, however long it waited before it ran."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 25 * 86_400 + 60
+    sent_at = int(lease_clock.now)
+    lease_clock.now += 2 * 3_600
+    fresh_container()
+
+    later = make_dated_runtime().run_turn(
+        turn_request("what is my favourite colour?", turn_id=2, sent_at_epoch_s=sent_at)
+    )
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent and "no message for 25 days" in sent
+
+
 def test_a_lowered_session_ttl_ends_a_conversation_quiet_longer_than_it_although_its_history_is_still_stored(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

@@ -26,6 +26,7 @@ from session_core import (
     TranscriptFile,
     TranscriptStore,
     TranscriptTooLargeError,
+    transcripts_read_as_of,
 )
 from session_core._snapshot_padding import PADDING_BYTES, PADDING_KEY
 from session_core._transcript_format import decode_jsonl, jsonl_of
@@ -430,6 +431,38 @@ async def test_a_transcript_past_its_ttl_reads_as_gone_and_can_start_again(aws: 
     assert await later.list_sessions(KEY["project_key"]) == []
     await later.append(KEY, turn(3))
     assert await make_store(aws, clock=lambda: now[0]).load(KEY) == turn(3)
+
+
+async def test_a_transcript_read_as_of_a_message_sent_before_its_ttl_goes_on_and_is_kept(aws: Any) -> None:
+    """A message sent before the transcript expired, answered after: read as of its sending,
+    the transcript is there, and the answer's entries go on after it (and keep it 25 days)."""
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0], tail_limit_bytes=14_000, chunk_limit_bytes=10_000)
+    for n in range(24):
+        await store.append(KEY, turn(n))  # a snapshot and a tail
+    sent_at = now[0] + 25 * 86400 - 3600
+    now[0] += 25 * 86400 + 3600
+
+    later = make_store(aws, clock=lambda: now[0])
+    with transcripts_read_as_of(sent_at):
+        assert await later.load(KEY) == [e for n in range(24) for e in turn(n)]
+        await later.append(KEY, turn(24))
+    now[0] += 24 * 86400
+    assert await make_store(aws, clock=lambda: now[0]).load(KEY) == [e for n in range(25) for e in turn(n)]
+
+
+async def test_a_transcript_is_not_read_as_of_a_moment_whose_objects_s3_may_have_deleted(aws: Any) -> None:
+    """Read as of a moment before its TTL, a transcript still reads as gone a day past it: S3
+    keeps its objects SessionTtlDays + 5 days from their making, and its snapshot may be
+    4 days old, so later its head may name objects already deleted."""
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0])
+    await store.append(KEY, turn(1))
+    sent_at = now[0] + 25 * 86400 - 3600
+    now[0] += 26 * 86400 + 60
+
+    with transcripts_read_as_of(sent_at):
+        assert await make_store(aws, clock=lambda: now[0]).load(KEY) is None
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -2,9 +2,22 @@
 transcript written under a longer one may still read), though the registry may still name its
 session until DynamoDB's lagging TTL sweep.
 The turn starts a new conversation and the agent is told (decided: told, so the user hears
-that the earlier conversation is gone instead of an agent that silently knows nothing)."""
+that the earlier conversation is gone instead of an agent that silently knows nothing).
+Decided: the silence is measured to when the message was sent, not to when its turn runs: a
+message sent in time but answered after the TTL (a queue backlog, retries, Telegram
+redelivering) goes on with the conversation, read as it stood then (``transcripts_read_as_of``;
+storage keeps it a day past the TTL at least, so one that waited longer may find it gone)."""
 
 from __future__ import annotations
+
+from session_core import TurnRequest
+
+
+def message_arrived_at(request: TurnRequest, now: float) -> float:
+    """When the message ``request`` answers was sent (the channel's clock), or ``now`` when
+    the channel did not say (a button press); never later than ``now`` (clocks differ)."""
+    sent = request.sent_at_epoch_s
+    return now if not sent else min(float(sent), now)
 
 
 def with_expired_history_note(prompt: str, retention_days: int) -> str:

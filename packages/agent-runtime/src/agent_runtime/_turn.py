@@ -40,6 +40,7 @@ from session_core import (
     bind_correlation,
     boot_ticks,
     get_logger,
+    transcripts_read_as_of,
     well_formed,
 )
 
@@ -53,7 +54,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
-from ._expired_history import with_expired_history_note
+from ._expired_history import message_arrived_at, with_expired_history_note
 from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size
 from ._late_note import with_late_note
@@ -269,7 +270,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return start.replay
         holder = LeaseHolder(start.lease)
         try:
-            result = await self._leased_turn(key, request, holder, started, deadline, outcome)
+            # The history as it stood when the message was sent (see _expired_history.py).
+            with transcripts_read_as_of(message_arrived_at(request, self.clock())):
+                result = await self._leased_turn(key, request, holder, started, deadline, outcome)
             await keep_unfinished_session(self.registry, holder, outcome)
             return result
         finally:
@@ -462,7 +465,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         expired = (
             resume is not None
             and record is not None
-            and record.history_expired(self.clock(), self.settings.retention_days)
+            and record.history_expired(
+                message_arrived_at(request, self.clock()), self.settings.retention_days
+            )
         )
         if expired:
             log.warning("turn.history_gone", expired=True)

@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_core import DEFAULT_RETENTION_DAYS, MAX_RECEIVE_COUNT
+from session_core import S3_EXPIRY_MARGIN_DAYS as S3_EXPIRY_MARGIN_DAYS  # the store's, shared here
 
 # Shared constants: the template and the code must agree on these.
 TABLE_HASH_KEY = "pk"
 TABLE_RANGE_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
-# S3 keeps objects a little longer than the registry so a session's items never
-# point at an expired snapshot (the store also refreshes old snapshots on use).
-S3_EXPIRY_MARGIN_DAYS = 5
 CONSUMER_TIMEOUT_S = 900
 QUEUE_VISIBILITY_TIMEOUT_S = 6 * CONSUMER_TIMEOUT_S
 QUEUE_RETENTION_S = 4 * 24 * 3600

@@ -113,6 +113,7 @@ if TYPE_CHECKING:
         process_table,
         runs,
     )
+    from ._read_as_of import transcripts_read_as_of
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
     from ._rotating_secret import SECRET_REREAD_INTERVAL_S, FixedSecret, RotatingSecret, SecretSource
@@ -132,6 +133,7 @@ if TYPE_CHECKING:
     from ._transcript_file import TranscriptFile
     from ._transcript_format import S3_PREFIX as TRANSCRIPTS_PREFIX
     from ._transcript_format import InvalidTranscriptEntryError, StoredTranscript
+    from ._transcript_items import S3_EXPIRY_MARGIN_DAYS
     from ._transcript_store import SessionListing, SessionSummary, TranscriptStore
     from ._turn_ledger import SaveOutcome, TurnLedger, TurnRecords, TurnSaved, TurnStart
     from ._turn_records import RecordedTurn
@@ -164,6 +166,7 @@ __all__ = [
     "MAX_PROGRESS_TEXT",
     "MAX_RECEIVE_COUNT",
     "MISSING_OBJECT_CODES",
+    "S3_EXPIRY_MARGIN_DAYS",
     "SECRET_REREAD_INTERVAL_S",
     "SESSIONS_PREFIX",
     "TRANSCRIPTS_PREFIX",
@@ -307,6 +310,7 @@ __all__ = [
     "shown_grant_rule",
     "shows_nothing",
     "tenant_from_env",
+    "transcripts_read_as_of",
     "undelivered_files",
     "unused_file_name",
     "utf16_len",

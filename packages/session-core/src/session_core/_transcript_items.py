@@ -28,6 +28,9 @@ DAY_S = 86400.0
 DEFAULT_CHUNK_LIMIT_BYTES = 300_000
 DEFAULT_TAIL_LIMIT_BYTES = 600_000
 DEFAULT_MAX_TAIL_CHUNKS = 200
+# S3 keeps objects a little longer than the registry so a session's items never point at
+# an expired snapshot (infra/template.yaml's SessionObjectExpiryDays >= SessionTtlDays + this).
+S3_EXPIRY_MARGIN_DAYS = 5
 # S3 expires objects retention + 5 days after creation while items live retention days
 # after their last write; rewriting a snapshot (and old chunks) that is older than 4 days
 # whenever the transcript is written keeps every part of a live session alive.
