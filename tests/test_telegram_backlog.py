@@ -55,6 +55,13 @@ def test_a_burst_beyond_the_limit_gets_one_notice_and_only_the_limit_runs(stack)
     assert bodies[LIMIT + 1] == {"ok": True, "outcome": "chat backlog full"}
 
 
+def test_a_backlog_limit_of_one_is_told_as_one_message(stack, monkeypatch) -> None:
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "1")
+    bodies = post_burst(stack, 603, 43_000, 2, producer=producer_handler.build_producer())
+
+    assert bodies[1]["text"].startswith("I still have 1 message of this chat to answer.")
+
+
 def test_a_count_left_by_messages_that_never_reached_the_consumer_heals_itself(aws, stack) -> None:
     class Clock:
         now = 1_796_212_800.0

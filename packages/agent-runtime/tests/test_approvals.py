@@ -670,6 +670,20 @@ def test_with_every_tool_a_rule_must_still_name_a_built_in_tool(approval_config,
             "Edit",
         ),
         (
+            "Write",
+            {"file_path": "/work/answer.txt", "content": "y"},
+            "/work/answer.txt\nwrite (1 line, 1 byte):\ny",
+            None,
+            "Write",
+        ),
+        (
+            "Edit",
+            {"file_path": "/w/x.py", "old_string": "the quick brown fox " * 20 + "!", "new_string": "n"},
+            "fox … (1 more character not shown)\nwith:\nn",
+            None,
+            "Edit",
+        ),
+        (
             "mcp__srv__drop",
             {"table": "users", "token": "s3cr3t-value"},
             '"table": "users"',
@@ -781,6 +795,9 @@ def test_a_command_too_long_to_show_is_measured_as_telegram_counts_it() -> None:
     assert not describe_call("Bash", {"command": "env " + emoji * 999}).complete
     mcp = describe_call("mcp__srv__say", {"text": emoji * 1500})
     assert mcp.complete and mcp.summary.endswith("… (507 more characters not shown)")
+    # {"text": "…"}: 2,001 characters
+    one_over = describe_call("mcp__srv__say", {"text": ("the quick brown fox " * 100)[:1989]})
+    assert one_over.summary.endswith("… (1 more character not shown)")
     assert len(mcp.summary.split("…")[0].encode("utf-16-le")) // 2 <= 2000
 
 

@@ -670,6 +670,23 @@ def test_a_lowered_session_ttl_ends_a_conversation_quiet_longer_than_it_although
     assert record is not None and record.conversation_turns == 1 and record.turns == 2
 
 
+def test_the_expiry_note_of_a_one_day_ttl_says_one_day_not_one_days(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 2 * 86_400
+    fresh_container()
+
+    later = make_dated_runtime(env={"SESSION_TTL_DAYS": "1"}).run_turn(
+        turn_request("what is my favourite colour?", turn_id=2)
+    )
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "no message for 1 day, so" in sent and "1 days" not in sent
+
+
 def test_a_chat_whose_last_message_failed_is_not_taken_for_quiet_since_its_last_answer(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:
@@ -782,6 +799,20 @@ def test_attachments_are_downloaded_into_the_working_directory(
     assert result.ok, result
     assert "attached-content-xyz" in result.text
     assert "attachments/notes.txt (text/plain, 20 bytes)" in request_text(model_server.model_calls[0])
+
+
+def test_a_one_byte_attachment_is_listed_to_the_agent_as_1_byte(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    key = SessionKey.parse(KEY)
+    s3_key = f"{key.s3_prefix}attachments/9/answer.txt"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=b"y")
+    staged = (StagedAttachment(s3_key=s3_key, file_name="answer.txt", mime_type="text/plain", size=1),)
+
+    result = make_runtime().run_turn(turn_request("what is this?", turn_id=9, attachments=staged))
+
+    assert result.ok, result
+    assert "attachments/answer.txt (text/plain, 1 byte)" in request_text(model_server.model_calls[0])
 
 
 def test_a_documents_stated_type_cannot_write_words_into_the_attachments_line(

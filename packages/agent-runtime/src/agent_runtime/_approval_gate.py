@@ -21,7 +21,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from session_core import get_logger, mask_secrets, shown_command, utf16_len, visible_text, within_utf16
+from session_core import (
+    counted,
+    get_logger,
+    mask_secrets,
+    shown_command,
+    utf16_len,
+    visible_text,
+    within_utf16,
+)
 
 from ._approval_rules import ApprovalRules, grant_rule_for, granted
 
@@ -168,7 +176,7 @@ def _bounded(summary: str) -> str:
     if utf16_len(summary) <= MAX_SUMMARY_CHARS:
         return summary
     kept = within_utf16(summary, MAX_SUMMARY_CHARS)
-    return f"{kept}… ({len(summary) - len(kept)} more characters not shown)"
+    return f"{kept}… ({counted(len(summary) - len(kept), 'more character')} not shown)"
 
 
 _SECRET_FIELD = re.compile(
@@ -193,7 +201,7 @@ _PREVIEW_CHARS = 400
 def _change_summary(name: str, tool_input: Mapping[str, Any]) -> str:
     if name == "Write":
         content = str(tool_input.get("content") or "")
-        size = f"{_lines(_count_lines(content))}, {len(content.encode())} bytes"
+        size = f"{counted(_count_lines(content), 'line')}, {counted(len(content.encode()), 'byte')}"
         return f"write ({size}):\n{_preview(content)}"
     edits = tool_input.get("edits") if name == "MultiEdit" else [tool_input]
     removed = added = 0
@@ -205,18 +213,14 @@ def _change_summary(name: str, tool_input: Mapping[str, Any]) -> str:
             removed += _count_lines(old)
             added += _count_lines(new)
             shown.append(f"replace:\n{_preview(old)}\nwith:\n{_preview(new)}")
-    return f"-{_lines(removed)}, +{_lines(added)}\n" + "\n".join(shown)
+    return f"-{counted(removed, 'line')}, +{counted(added, 'line')}\n" + "\n".join(shown)
 
 
 def _preview(text: str) -> str:
     if len(text) <= _PREVIEW_CHARS:
         return text
-    return f"{text[:_PREVIEW_CHARS]}… ({len(text) - _PREVIEW_CHARS} more characters not shown)"
+    return f"{text[:_PREVIEW_CHARS]}… ({counted(len(text) - _PREVIEW_CHARS, 'more character')} not shown)"
 
 
 def _count_lines(text: str) -> int:
     return len(text.splitlines()) if text else 0
-
-
-def _lines(n: int) -> str:
-    return f"{n} line{'s' if n != 1 else ''}"

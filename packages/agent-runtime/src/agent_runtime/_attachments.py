@@ -11,6 +11,7 @@ from session_core import (
     SessionKey,
     StagedAttachment,
     TurnRequest,
+    counted,
     get_logger,
     quoted_file_name,
     safe_file_name,
@@ -35,8 +36,8 @@ async def stage_attachments(
     lines = []
     for index, attachment in enumerate(request.attachments):
         path = await _download(s3, bucket, key, attachment, _place_for(workspace, index, attachment))
-        size = path.stat().st_size
-        about = f"{_media_type(attachment.mime_type)}, {size} bytes{_sent_as(attachment, path.name)}"
+        size = counted(path.stat().st_size, "byte")
+        about = f"{_media_type(attachment.mime_type)}, {size}{_sent_as(attachment, path.name)}"
         lines.append(f"- attachments/{path.name} ({about})")
     return (
         request.prompt

@@ -10,7 +10,7 @@ storage keeps it a day past the TTL at least, so one that waited longer may find
 
 from __future__ import annotations
 
-from session_core import TurnRequest
+from session_core import TurnRequest, counted
 
 
 def message_arrived_at(request: TurnRequest, now: float) -> float:
@@ -23,7 +23,7 @@ def message_arrived_at(request: TurnRequest, now: float) -> float:
 def with_expired_history_note(prompt: str, retention_days: int) -> str:
     """``prompt`` after a note to the agent that the chat's earlier conversation expired."""
     note = (
-        f"(From the bot, not the user: this chat had no message for {retention_days} days, so "
+        f"(From the bot, not the user: this chat had no message for {counted(retention_days, 'day')}, so "
         "its earlier conversation has expired and you no longer have it; this message starts a "
         "new one. Tell the user so in one short sentence, and if they refer to something said "
         "before, ask them to tell you again.)"

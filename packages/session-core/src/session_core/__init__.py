@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from ._clock import LeaseClock, SystemClock
     from ._comment_albums import CommentAlbums
+    from ._counted import counted
     from ._dynamo_table import (
         ConditionFailed,
         DynamoTable,
@@ -261,6 +262,7 @@ __all__ = [
     "check_update_id",
     "children",
     "configure_logging",
+    "counted",
     "current_log_fields",
     "decode_json",
     "decode_tolerating",

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from session_core import BudgetLedger, SessionKey, SessionRegistry
+from session_core import BudgetLedger, SessionKey, SessionRegistry, counted
 from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._budget import cost_report, no_budgets_text
@@ -159,7 +159,7 @@ def run_command(
         # The record outlives the history until DynamoDB's TTL sweep: its session is gone.
         conversation = (
             "<b>Session</b>: <code>none yet (next message starts one)</code>\n"
-            f"<b>This conversation</b>: expired after {_days(retention_days)} without a message; "
+            f"<b>This conversation</b>: expired after {counted(retention_days, 'day')} without a message; "
             "your next message starts a new one\n"
         )
     else:
@@ -170,11 +170,11 @@ def run_command(
         session = escape_html(begun or "none yet (next message starts one)")
         conversation = (
             f"<b>Session</b>: <code>{session}</code>\n"
-            f"<b>This conversation</b> (since /new): {_turns(record.conversation_turns)}, "
+            f"<b>This conversation</b> (since /new): {counted(record.conversation_turns, 'turn')}, "
             f"{turn_usd(record.conversation_cost_usd)}\n"
         )
     return (
-        conversation + f"<b>{where.capitalize()} in total</b>: {_turns(record.turns)}, "
+        conversation + f"<b>{where.capitalize()} in total</b>: {counted(record.turns, 'turn')}, "
         f"{turn_usd(record.cost_usd)}\n"
         f"<b>Age</b>: {_age(now - record.created_at)}"
     )
@@ -195,23 +195,14 @@ def _still_kept(quiet_s: float, retention_days: int) -> str:
     # The history lives retention_days after its last message; /new does not extend it.
     # Rounded down: a user told "1 more day" with 3 hours left would come back to nothing.
     if quiet_s < 3_600:  # used within the hour: its whole time, as a user would say it
-        return _days(retention_days)
+        return counted(retention_days, "day")
     left_s = retention_days * 86_400 - quiet_s
     if left_s >= 86_400:
-        days = math.floor(left_s / 86_400)
-        return f"{days:,} more day" + ("" if days == 1 else "s")
+        return counted(math.floor(left_s / 86_400), "more day")
     hours = math.floor(left_s / 3_600)
     if hours < 1:
         return "less than an hour more"
-    return f"{hours} more hour" + ("" if hours == 1 else "s")
-
-
-def _days(count: int) -> str:
-    return f"{count:,} day" + ("" if count == 1 else "s")  # SessionTtlDays may be 1
-
-
-def _turns(count: int) -> str:
-    return f"{count:,} turn" + ("" if count == 1 else "s")
+    return counted(hours, "more hour")
 
 
 def _age(seconds: float) -> str:

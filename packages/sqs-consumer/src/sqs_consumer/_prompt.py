@@ -7,6 +7,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from session_core import counted
 from telegram_core import RECORDING_WORDS, InboundMessage
 
 from ._attachments import NotFetched
@@ -96,7 +97,7 @@ def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
     counts = Counter(part.unsupported_what or "" for part in parts if part.kind == "unsupported")
     if not counts:
         return prompt
-    named = [f"{n} {_counted(_content_word(what), n)}" for what, n in counts.items()]
+    named = [counted(n, _content_word(what)) for what, n in counts.items()]
     them = "them" if counts.total() > 1 else "it"
     line = (
         f"[Not attached, as the bot cannot read {them} yet: {' and '.join(named)}. "
@@ -107,15 +108,6 @@ def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
 
 def _content_word(what: str) -> str:
     return _CONTENT_WORDS.get(what) or what.replace("_", " ") or "message"
-
-
-def _counted(word: str, n: int) -> str:
-    """``word`` as ``n`` of it: "1 story", "2 stories", "2 videos"."""
-    if n == 1:
-        return word
-    if word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
-        return word[:-1] + "ies"
-    return word + "s"
 
 
 def _why(not_fetched: NotFetched) -> str:

@@ -16,6 +16,7 @@ from session_core import (
     TurnResult,
     UnsentFile,
     UnsentReason,
+    counted,
     quoted_file_name,
 )
 from telegram_core import RECORDING_WORDS, Attachment
@@ -242,7 +243,7 @@ def unsent_files_notice(unsent: Sequence[UnsentFile], *, more_too_many: int = 0)
         if not count:
             continue
         if not names:
-            listed = f"{unnamed} {'file' if unnamed == 1 else 'files'}"
+            listed = counted(unnamed, "file")
         elif count > len(names[:_NAMES_SHOWN]):
             listed = f"{', '.join(names[:_NAMES_SHOWN])} and {count - len(names[:_NAMES_SHOWN])} more"
         elif len(names) > 1:

@@ -33,6 +33,7 @@ from session_core import (
     StorageError,
     add_correlation,
     bind_correlation,
+    counted,
     decode_json,
     emit_metric,
     encode_json,
@@ -744,7 +745,7 @@ class Producer:
         where = this_place(message.thread_id, forum=message.forum)
         return _notice(
             message,
-            f"I still have {backlog.limit} messages of {where} to answer. "
+            f"I still have {counted(backlog.limit, 'message')} of {where} to answer. "
             "I skip new ones until I have caught up: please wait for my answers, then ask again.",
         )
 

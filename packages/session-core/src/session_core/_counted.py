@@ -1,0 +1,18 @@
+"""A count and its noun as a message says it: "1 day", "2 days", "1,024 bytes", "3 stories".
+One rule for every count a user or the agent reads, so none says "1 days" when a setting
+(SessionTtlDays, ChatQueueLimit) or a size happens to be one."""
+
+from __future__ import annotations
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` (with thousands separators) and ``noun``, its last word in the plural unless
+    ``count`` is 1: ``counted(1, "more day")`` is "1 more day", ``counted(2, "story")``
+    "2 stories"."""
+    return f"{count:,} {noun if count == 1 else _plural(noun)}"
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
