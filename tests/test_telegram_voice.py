@@ -570,3 +570,34 @@ def test_a_job_transcribe_fails_on_its_own_fault_is_tried_again(
     assert run["prompt"].endswith("transcribed:]\nbook a table for two")
     assert [action for action, _ in transcribe.calls].count("StartTranscriptionJob") == 2
     assert "config.invalid" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "code"),
+    [
+        ("StartTranscriptionJob", 400, "ExpiredTokenException"),
+        ("GetTranscriptionJob", 403, "ExpiredToken"),
+    ],
+)
+def test_credentials_expired_at_amazon_transcribe_are_waited_out_not_reported(
+    voice_stack: Any,
+    transcribe: LocalTranscribe,
+    monkeypatch: Any,
+    capsys: Any,
+    operation: str,
+    status: int,
+    code: str,
+) -> None:
+    """The Lambda role's credentials rotate: one call signed with those that just expired is
+    refused once, and the next try's are fresh. Taken for a refusal for good, the user was
+    told to type it and the operator's alarm went off for nothing to fix."""
+    expired = AwsFault(f"transcribe:{operation}", times=1, status=status, code=code)
+    with FaultProxy(transcribe.base_url, [expired]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_TRANSCRIBE", proxy.endpoint)
+        _voice(voice_stack, 540, "book a table for two")
+        voice_stack.drain(voice_stack.consumer())
+
+    assert proxy.failed == [f"transcribe:{operation}"]
+    [run] = voice_stack.runs()
+    assert run["prompt"].endswith("transcribed:]\nbook a table for two")
+    assert "config.invalid" not in capsys.readouterr().err

@@ -41,10 +41,18 @@ _POLL_S = 1.0
 _WAIT_S = 180.0  # short messages take seconds to a minute; past this the user is told
 # Telegram's file_unique_id: kept as a file name only when it is one.
 _FILE_UNIQUE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# Transcribe's 4xx answers that pass (its quota of jobs at once, throttling): retried, as a 5xx
-# is. Any other (AccessDenied, BadRequest: it may not read the bucket) is the operator's to fix.
+# Transcribe's 4xx answers that pass (its quota of jobs at once, throttling; credentials that
+# expired as the Lambda role's rotate, fresh on the next try): retried, as a 5xx is. Any other
+# (AccessDenied, BadRequest: it may not read the bucket) is the operator's to fix.
 _PASSING_CODES = frozenset(
-    {"LimitExceededException", "ThrottlingException", "TooManyRequestsException", "RequestTimeout"}
+    {
+        "LimitExceededException",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
 )
 
 
