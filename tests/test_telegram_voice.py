@@ -601,3 +601,44 @@ def test_credentials_expired_at_amazon_transcribe_are_waited_out_not_reported(
     [run] = voice_stack.runs()
     assert run["prompt"].endswith("transcribed:]\nbook a table for two")
     assert "config.invalid" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [
+        b"",  # no bytes at all
+        voice_note("", seconds=0, claims_s=0),  # an Ogg Opus stream of headers and no audio
+    ],
+    ids=["no-bytes", "no-audio"],
+)
+def test_an_empty_voice_message_is_told_so_without_a_transcribe_job(
+    voice_stack: Any, transcribe: LocalTranscribe, audio: bytes
+) -> None:
+    """Nothing to write down: a job for it costs a request and fails; and "I cannot listen
+    to this audio: I hear Ogg Opus…" misled a user who sent a voice message as Telegram
+    records it."""
+    file_id = voice_stack.telegram.add_file(audio, file_path="voice/file_550.oga")
+    voice = {"file_id": file_id, "file_unique_id": "v550", "duration": 0, "mime_type": "audio/ogg"}
+    voice_stack.post(update(550, text=None, voice=voice))
+    voice_stack.drain(voice_stack.consumer())
+
+    assert voice_stack.runs() == [] and transcribe.calls == []
+    [reply] = voice_stack.replies(CHAT)
+    assert reply["text"] == "Sorry, the voice message is empty: there is nothing in it to listen to."
+
+
+def test_an_empty_voice_message_leaves_the_rest_of_a_forward_answered(
+    voice_stack: Any, transcribe: LocalTranscribe
+) -> None:
+    sent = int(time.time())
+    origin = {"type": "user", "sender_user": BOB, "date": 1_700_000_000}
+    voice_stack.post(update(555, text="the plan:", message_id=75, date=sent, forward_origin=origin))
+    _voice(voice_stack, 556, "", plays_s=0, duration=0, message_id=76, date=sent, forward_origin=origin)
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"] == (
+        "[Forwarded from @bob]\n\nthe plan:\n\n"
+        "[Voice message voice-76.ogg: it is empty (no audio at all), so it was not written down]"
+    )
+    assert transcribe.calls == []

@@ -7,7 +7,7 @@ started (StartTranscriptionJob answers ConflictException) instead of paying for 
 Its transcript is kept by the recording's file (Telegram's ``file_unique_id``) within the
 session's prefix, so every later reply to that recording reads it and pays nothing.
 The recordings of one turn (a forward of several) are written down at once; one not written
-down (too long, in a format not heard, nothing made of it, Transcribe refusing the job for
+down (too long, empty, in a format not heard, nothing made of it, Transcribe refusing the job for
 good or failing it for the setup's sake: the operator's to fix, reported as a configuration
 error) is named with why in the prompt, and refuses the turn only when the turn has nothing
 else. A job Transcribe fails on its own fault is started again on the record's next try.
@@ -121,7 +121,7 @@ class VoiceTranscriber:
         self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
     ) -> list[str | Unheard]:
         """What each staged recording says, in order, or why it was not written down (too
-        long, in a format not heard: no job is started for it; nothing could be made of it;
+        long, empty, in a format not heard: no job is started for it; nothing could be made of it;
         Transcribe refused it or failed it for the setup's sake: reported to the operator).
         One written down before (``prefix``: the session's) is read, not paid for again; every
         other job is started before any is waited for (each takes its time at Amazon
@@ -180,15 +180,20 @@ class VoiceTranscriber:
     def _media_format(self, voice: StagedAttachment) -> str | Unheard:
         """The format Transcribe is told of the staged recording, or why it is not sent there:
         longer than MAX_VOICE_SECONDS whatever length the message states (the sender's app's
-        word, which check_voice had), or in a format not heard."""
+        word, which check_voice had), empty (no bytes, or no audio in its format: a job would
+        be paid for and fail), or in a format not heard."""
         try:
             audio = self.s3.get_object(Bucket=self.bucket, Key=voice.s3_key)["Body"].read()
         except (ClientError, BotoCoreError) as exc:
             raise StorageError("transcribe.audio", f"S3 GetObject {voice.s3_key}: {exc}") from exc
+        if not audio:
+            return EMPTY
         # A second of slack: what a recording states is rounded, and Opus adds its pre-skip.
         measured = audio_heard(audio, stop_past_s=MAX_VOICE_SECONDS + 1)
         if measured is None:
             return NOT_HEARD
+        if measured.seconds <= 0:  # by its audio: a stated 0 s is a short one rounded down
+            return EMPTY
         if measured.seconds > MAX_VOICE_SECONDS + 1:
             log.warning(
                 "voice.too_long", plays_over_s=int(measured.seconds), media_format=measured.media_format
@@ -347,6 +352,10 @@ def _transcript_key(prefix: str, att: Attachment, voice: StagedAttachment, langu
 NO_WORDS = Unheard(
     why="no words could be made out of it",
     notice="Sorry, I could not make out any words in the {what}. Please try again or type it.",
+)
+EMPTY = Unheard(
+    why="it is empty (no audio at all), so it was not written down",
+    notice="Sorry, the {what} is empty: there is nothing in it to listen to.",
 )
 NOT_HEARD = Unheard(
     why=(
