@@ -8,12 +8,13 @@ VOICE_TRANSCRIPTION is off (the default).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FaultProxy
-from agentbot_testing.telegram_support import update, voice_note, webhook_event
+from agentbot_testing.telegram_support import as_read, update, voice_note, webhook_event
 from local_stack import LocalTranscribe, TelegramFault, sqs_lambda_event
 from session_core import ConfigError, voice_transcription
 
@@ -642,3 +643,61 @@ def test_an_empty_voice_message_leaves_the_rest_of_a_forward_answered(
         "[Voice message voice-76.ogg: it is empty (no audio at all), so it was not written down]"
     )
     assert transcribe.calls == []
+
+
+@pytest.mark.parametrize(
+    ("where", "stopper", "told"),
+    [
+        ({}, {}, "⏹ Stopped before I wrote anything."),
+        (  # Bob stops Alice's voice message in a group: named, as for any turn he stops
+            {"chat_id": -100779, "chat_type": "supergroup", "caption": "@agent_test_bot"},
+            {"from": BOB},
+            "⏹ Stopped by @bob before I wrote anything.",
+        ),
+    ],
+    ids=["private", "group"],
+)
+def test_stop_sent_while_a_voice_message_is_written_down_stops_the_turn_at_once(
+    voice_stack: Any, transcribe: LocalTranscribe, where: dict[str, Any], stopper: dict[str, Any], told: str
+) -> None:
+    """The user presses Stop while Amazon Transcribe works: the wait for the job ends then,
+    nothing goes to the agent, and the chat is told as for any stopped turn. Before, Stop
+    found "nothing running" and the turn went on to the agent once the job was done."""
+    chat_id = where.get("chat_id", CHAT)
+    in_chat = {key: value for key, value in where.items() if key != "caption"}
+    transcribe.looks_to_finish = 10_000  # the job runs for as long as the test lasts
+    _voice(voice_stack, 560, "a long story to write down", **where)
+    [raw] = voice_stack.receive()
+    event = sqs_lambda_event(
+        [raw], queue_arn=voice_stack.aws.resources.queue_arn, region=voice_stack.aws.sqs.meta.region_name
+    )
+    consumer = voice_stack.consumer(delivery_reserve_s=1.0, turn_reserve_s=1.0)
+    # Unstopped, the wait would end with the invocation's time (the record put off) after 40 s.
+    ends = time.monotonic() + 42.0
+    responses: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: responses.append(
+            consumer.handle_batch(event, remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000))
+        ),
+        daemon=True,
+    )
+    worker.start()
+    _wait_for(lambda: any(action == "GetTranscriptionJob" for action, _ in transcribe.calls))
+    stop = voice_stack.producer.handle_event(webhook_event(update(561, text="/stop", **in_chat, **stopper)))
+    worker.join(timeout=120)
+
+    assert json.loads(stop["body"])["text"] == "Stopping…"
+    [response] = responses
+    assert response["batchItemFailures"] == []  # answered, not put off
+    assert voice_stack.runs() == []  # nothing went to the agent
+    assert [as_read(m["text"]) for m in voice_stack.replies(chat_id)] == [told]
+    # Spent on that turn: the next /stop finds nothing running.
+    again = voice_stack.producer.handle_event(webhook_event(update(562, text="/stop", **in_chat)))
+    assert "Nothing is running" in json.loads(again["body"])["text"]
+
+
+def _wait_for(predicate: Any, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

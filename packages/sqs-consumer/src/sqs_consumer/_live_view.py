@@ -55,9 +55,12 @@ GROUP_PROGRESS_PER_MINUTE = 10
 
 class ProgressSource(Protocol):
     """The verbs of session_core.LiveTurns the consumer uses (the view; a stop when the
-    chat shut the bot out; who stopped a group's turn, to name them)."""
+    chat shut the bot out; a stop while a turn's recordings are written down; who stopped a
+    group's turn, to name them)."""
 
     def expect(self, key: SessionKey, turn_id: int) -> bool: ...
+
+    def stop_requested(self, key: SessionKey, turn_id: int) -> bool: ...
 
     def progress(self, key: SessionKey, turn_id: int) -> TurnProgress | None: ...
 

@@ -64,11 +64,12 @@ from ._progress_render import stopped_markdown
 from ._prompt import prompt_of, with_not_fetched, with_unread_parts
 from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
+from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
-from ._voice import VoiceNotTranscribed, check_voice, transcripts_of
+from ._voice import TranscriptionStopped, VoiceNotTranscribed, check_voice, hears_recordings, transcripts_of
 from ._wording import (
     EMPTY_ANSWER,
     UNDELIVERED_NOT_NOTED_NOTICE,
@@ -289,38 +290,57 @@ class MessageHandler:
             # Removed from the group, blocked, the topic closed: no file is fetched, no
             # recording heard, no model paid for an answer nobody there can get.
             typing.raise_if_shut_out()
-            try:
-                check_voice(msg, self._deps.voices)
-                staged, not_fetched = stage_attachments(
-                    msg.attachments,
-                    key=key,
-                    update_id=msg.update_id,
-                    bot=bot,
-                    s3=self._deps.s3,
-                    bucket=self._config.bucket,
-                )
-                if not_fetched and not staged and not asks_without_its_files(parts, not_fetched):
-                    # nothing left to answer: each is named
+            # Writing recordings down takes a while: a Stop meanwhile must find the turn.
+            hears = hears_recordings(parts, deps.voices)
+            with StopWhileHearing(deps.live_turns, key, msg.update_id, hears=hears) as hearing:
+                try:
+                    check_voice(msg, self._deps.voices)
+                    staged, not_fetched = stage_attachments(
+                        msg.attachments,
+                        key=key,
+                        update_id=msg.update_id,
+                        bot=bot,
+                        s3=self._deps.s3,
+                        bucket=self._config.bucket,
+                    )
+                    if not_fetched and not staged and not asks_without_its_files(parts, not_fetched):
+                        # nothing left to answer: each is named
+                        typing.stop()
+                        self._delivery.deliver(msg, key, [none_fetched_notice(not_fetched)])
+                        return None
+                    parts = fetched_only(parts, not_fetched)
+                    # Transcribe may take what the turn and its delivery would not need.
+                    timing = self._timing
+                    wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
+                    heard = transcripts_of(
+                        parts,
+                        staged,
+                        self._deps.voices,
+                        prefix=key.s3_prefix,
+                        wait_s=wait_s,
+                        stopped=hearing.requested,
+                    )
+                except VoiceNotTranscribed as exc:
                     typing.stop()
-                    self._delivery.deliver(msg, key, [none_fetched_notice(not_fetched)])
+                    self._delivery.deliver(msg, key, [escape_html(exc.notice)])
                     return None
-                parts = fetched_only(parts, not_fetched)
-                # Transcribe may take what the turn and its delivery would not need.
-                timing = self._timing
-                wait_s = remaining() / 1000 - timing.delivery_reserve_s - timing.turn_reserve_s
-                heard = transcripts_of(parts, staged, self._deps.voices, prefix=key.s3_prefix, wait_s=wait_s)
-            except VoiceNotTranscribed as exc:
-                typing.stop()
-                self._delivery.deliver(msg, key, [escape_html(exc.notice)])
-                return None
-            # A refusal that came while the files were fetched or heard (a slow Telegram
-            # answers the first "typing…" late) stops the turn before the model is paid.
-            typing.raise_if_shut_out(wait_s=0)
-            prompt = with_not_fetched(
-                with_unread_parts(prompt_of(msg, staged=bool(staged), parts=parts, heard=heard), parts),
-                not_fetched,
-                files=len(msg.attachments),
-            )
+                except TranscriptionStopped:
+                    # Told as a turn stopped before it wrote anything; the agent never sees it.
+                    typing.stop()
+                    stopped = stopped_markdown(
+                        "", stopped_by=self._stopped_by_another(msg, key, msg.update_id)
+                    )
+                    self._delivery.deliver(msg, key, render_reply(stopped))
+                    return None
+                # A refusal that came while the files were fetched or heard (a slow Telegram
+                # answers the first "typing…" late) stops the turn before the model is paid.
+                typing.raise_if_shut_out(wait_s=0)
+                prompt = with_not_fetched(
+                    with_unread_parts(prompt_of(msg, staged=bool(staged), parts=parts, heard=heard), parts),
+                    not_fetched,
+                    files=len(msg.attachments),
+                )
+                hearing.hand_over()  # the view expects the turn again, keeping a stop, and ends it
             view = self._live_view(msg, key, chat_holds)  # drafts / group progress while the turn runs
             progress_cleanup.add(view)  # its progress message goes once the outcome is out
             with view:
@@ -430,7 +450,9 @@ class MessageHandler:
                 reason=result.stop_reason,
                 duration_ms=result.duration_ms,
                 sends_files=bool(result.files),
-                stopped_by=self._stopped_by_another(msg, key, result),
+                stopped_by=None
+                if result.stop_reason is not None
+                else self._stopped_by_another(msg, key, result.turn_id),
             )
             if result.stopped
             else result.text
@@ -447,17 +469,17 @@ class MessageHandler:
             text = with_note(text.strip() or EMPTY_ANSWER, history_notice(result.history))
         return render_reply(text) or [EMPTY_ANSWER]
 
-    def _stopped_by_another(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> str | None:
-        """In a group, the name of whoever stopped this turn when it was not the asker: else a
-        bare "Stopped." reads as if the asker had. None in a private chat, or when nobody said,
-        or when the asker spoke as a chat (an anonymous admin): a press always comes from the
-        person, who may be that admin, and naming them would say who asked."""
-        if msg.chat_type == "private" or result.stop_reason is not None or self._deps.live_turns is None:
+    def _stopped_by_another(self, msg: InboundMessage, key: SessionKey, turn_id: int) -> str | None:
+        """In a group, the name of whoever stopped turn ``turn_id`` (``msg``'s) when it was not
+        the asker: else a bare "Stopped." reads as if the asker had. None in a private chat, or
+        when nobody said, or when the asker spoke as a chat (an anonymous admin): a press always
+        comes from the person, who may be that admin, and naming them would say who asked."""
+        if msg.chat_type == "private" or self._deps.live_turns is None:
             return None
         if msg.user_id is not None and msg.user_id < 0:  # a chat's id: the group, its channel
             return None
         try:
-            stopper = self._deps.live_turns.stopped_by(key, result.turn_id)
+            stopper = self._deps.live_turns.stopped_by(key, turn_id)
         except StorageError as exc:  # the answer matters more than who stopped it
             log.warning("stopper_unreadable", error_code=exc.error_code)
             return None

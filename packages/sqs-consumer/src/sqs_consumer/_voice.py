@@ -10,7 +10,10 @@ The recordings of one turn (a forward of several) are written down at once; one 
 down (too long, empty, in a format not heard, nothing made of it, Transcribe refusing the job for
 good or failing it for the setup's sake: the operator's to fix, reported as a configuration
 error) is named with why in the prompt, and refuses the turn only when the turn has nothing
-else. A job Transcribe fails on its own fault is started again on the record's next try.
+else. A job Transcribe fails on its own fault is started again on the record's next try. A
+stop of the turn ends the wait for the jobs, which go on: Transcribe has no call to cancel one
+and refuses to delete one IN_PROGRESS (BadRequestException); its transcript is kept for a later
+reply to the recording.
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ class HeardRecording(NamedTuple):
     said: str | Unheard
 
 
+class TranscriptionStopped(Exception):
+    """The turn was stopped (Stop) while its recordings were written down: nothing of it goes
+    to the agent."""
+
+
 class VoiceNotTranscribed(Exception):
     """A recording that could not be written down: ``notice`` tells the user why."""
 
@@ -118,7 +126,12 @@ class VoiceTranscriber:
     clock: Callable[[], float] = time.monotonic
 
     def transcripts(
-        self, voices: Sequence[tuple[Attachment, StagedAttachment]], *, prefix: str, wait_s: float
+        self,
+        voices: Sequence[tuple[Attachment, StagedAttachment]],
+        *,
+        prefix: str,
+        wait_s: float,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> list[str | Unheard]:
         """What each staged recording says, in order, or why it was not written down (too
         long, empty, in a format not heard: no job is started for it; nothing could be made of it;
@@ -127,7 +140,9 @@ class VoiceTranscriber:
         other job is started before any is waited for (each takes its time at Amazon
         Transcribe), then all are waited for together, up to _WAIT_S. ``wait_s``: how long the
         invocation may wait and still leave the turn its time; past it, DeferredError (the
-        jobs go on: the record's next try finds them by name)."""
+        jobs go on: the record's next try finds them by name). ``stopped``: whether the turn
+        was stopped, asked before any job is started and at each look at them (one request
+        a second, as the runtime asks once it runs): TranscriptionStopped then."""
         outputs = [_transcript_key(prefix, att, voice, self.language) for att, voice in voices]
         said: dict[str, str | Unheard] = {}  # by where the transcript lies
         for output_key in dict.fromkeys(outputs):  # the same file twice (a forward) is read once
@@ -143,6 +158,8 @@ class VoiceTranscriber:
                 said[output_key] = media_format
             else:
                 media_formats[output_key] = media_format
+        if media_formats and stopped():  # stopped while the recordings were fetched: none is paid
+            raise TranscriptionStopped
         jobs: dict[str, str] = {}  # job name: where its transcript goes
         for output_key, voice in todo.items():
             if output_key in said:
@@ -175,6 +192,11 @@ class VoiceTranscriber:
                     f"Sorry, writing down the {RECORDING_WORDS[slow.medium]} is taking too long. "
                     "Please try again or type it."
                 )
+            if stopped():
+                log.info(
+                    "voice.transcription_stopped", waiting=sum(1 for key in jobs.values() if key not in said)
+                )
+                raise TranscriptionStopped
             self.sleep(_POLL_S)
 
     def _media_format(self, voice: StagedAttachment) -> str | Unheard:
@@ -411,6 +433,11 @@ def check_voice(msg: InboundMessage, voices: VoiceTranscriber | None) -> None:
         raise VoiceNotTranscribed(TOO_LONG.told(RECORDING_WORDS[too_long[0].medium]))
 
 
+def hears_recordings(parts: tuple[InboundMessage, ...], voices: VoiceTranscriber | None) -> bool:
+    """Whether the turn of ``parts`` has recordings written down before it runs."""
+    return voices is not None and any(att.kind == "voice" for part in parts for att in part.attachments)
+
+
 def transcripts_of(
     parts: tuple[InboundMessage, ...],
     staged: tuple[StagedAttachment, ...],
@@ -418,13 +445,14 @@ def transcripts_of(
     *,
     prefix: str,
     wait_s: float,
+    stopped: Callable[[], bool],
 ) -> dict[int, list[HeardRecording]]:
     """What each recording among the ``parts``' attachments says, by its part's update_id, for
     ``prompt_of`` (``staged``: the parts' attachments as staged, in order); empty when there
     is none (``check_voice`` passed: ``voices`` is set when there is one). ``prefix``,
-    ``wait_s``: see ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the turn would
-    have nothing but recordings none of which was written down."""
-    if voices is None or not any(att.kind == "voice" for part in parts for att in part.attachments):
+    ``wait_s``, ``stopped``: see ``VoiceTranscriber.transcripts``. VoiceNotTranscribed when the
+    turn would have nothing but recordings none of which was written down."""
+    if voices is None or not hears_recordings(parts, voices):
         return {}
     files = iter(staged)
     voices_of = {
@@ -434,7 +462,7 @@ def transcripts_of(
         for part in parts
     }
     all_voices = [pair for pairs in voices_of.values() for pair in pairs]
-    said = voices.transcripts(all_voices, prefix=prefix, wait_s=wait_s)
+    said = voices.transcripts(all_voices, prefix=prefix, wait_s=wait_s, stopped=stopped)
     anything_else = any(
         part.text.strip() or any(att.kind != "voice" for att in part.attachments) for part in parts
     )
