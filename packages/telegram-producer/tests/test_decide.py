@@ -846,3 +846,24 @@ def test_only_a_plain_text_typed_alone_may_be_the_comment_of_a_forward() -> None
     for case, given in cannot.items():
         message = decide(given, config()).message
         assert message is not None and not message.may_be_comment, case
+
+
+@pytest.mark.parametrize(
+    ("message", "command", "text"),
+    [
+        ({"text": "/new"}, "new", "/new"),
+        ({"text": "/status!"}, "status", "/status!"),
+        ({"text": "@agent_bot /usage on"}, "usage", "/usage on"),
+        ({"text": "/new", "entities": [{"type": "code", "offset": 0, "length": 4}]}, "", "/new"),
+        ({"text": "/new@other_bot"}, "", "/new@other_bot"),
+        ({"text": "/etc/hosts is empty"}, "", "/etc/hosts is empty"),
+    ],
+    ids=["marked", "punctuation_after", "after_a_mention", "shown_as_code", "another_bots", "a_path"],
+)
+def test_the_queued_message_carries_the_command_telegram_marks(
+    message: dict[str, Any], command: str, text: str
+) -> None:
+    """The consumer runs the command the producer read (Telegram's mark), not one it reads
+    again from the text: a "/new" shown as code is words for the agent in both."""
+    queued = decide(update(**message), config()).message
+    assert queued is not None and (queued.command, queued.text) == (command, text)

@@ -28,6 +28,7 @@ from session_core import (
     get_logger,
 )
 from telegram_core import (
+    COMMANDS,
     InboundMessage,
     parse_command,
     this_place,
@@ -525,10 +526,13 @@ class MessageHandler:
 
     def _command_of(self, msg: InboundMessage) -> str | None:
         """The bot command ``msg`` gives, if any: one its sender typed (a forwarded "/new" is
-        someone else's words, and resets nothing)."""
+        someone else's words, and resets nothing), as the producer read Telegram's mark of it
+        (a "/stop" shown as code is words for the agent, as the producer queued it)."""
         if msg.kind == "approval" or msg.forwarded:
             return None
-        return parse_command(msg.text, self._config.bot_username)
+        if msg.command is not None:
+            return msg.command if msg.command in COMMANDS else None
+        return parse_command(msg.text, self._config.bot_username)  # an older producer's message
 
     def _show_outcome(
         self,

@@ -71,6 +71,11 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     # None in a message queued by an older producer, which did not say.
     replied_attachments: int | None = None
     forwarded: bool = False  # someone else's message passed on: never a command
+    # The bot command the message gives ("new", "stop"...), as the producer read it from
+    # Telegram's mark (a ``bot_command`` entity at the start): "" for none, so a "/new" shown
+    # as code is words for the agent. None in a message queued by an older producer, which did
+    # not say: its text is read then.
+    command: str | None = None
     unsupported_what: str | None = None
     approval_id: str | None = None
     sent_at: int = 0

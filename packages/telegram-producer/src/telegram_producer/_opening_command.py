@@ -15,10 +15,12 @@ _NAMES = ("mention", "text_mention")
 @dataclass(frozen=True)
 class OpeningCommand:
     """The command word as written ("/stop@agent_bot"; Telegram's entity ends it, so "/stop,"
-    is "/stop"), and whether a mention of the bot comes before it."""
+    is "/stop"), whether a mention of the bot comes before it, and the text from the command
+    on ("/usage on" of "@agent_bot /usage on": what the command reads)."""
 
     word: str
     after_mention: bool
+    from_command: str
 
 
 def opening_command(msg: Message, text: str, username: str | None) -> OpeningCommand | None:
@@ -31,7 +33,9 @@ def opening_command(msg: Message, text: str, username: str | None) -> OpeningCom
         mention = bot_mention(username)
         mentioned = bool(words and mention is not None and mention.fullmatch(words[0]))
         words = words[1:] if mentioned else words
-        return OpeningCommand(words[0], mentioned) if words and words[0].startswith("/") else None
+        if not words or not words[0].startswith("/"):
+            return None
+        return OpeningCommand(words[0], mentioned, text[text.index(words[0]) :])
     units = text.encode("utf-16-le")
     read, mentioned = 0, False  # code units read; a mention of the bot among them
     for entity in sorted(entities, key=lambda e: e.offset):
@@ -41,7 +45,8 @@ def opening_command(msg: Message, text: str, username: str | None) -> OpeningCom
             return None  # words before it: "please /stop"
         end = entity.offset + entity.length
         if entity.type == "bot_command":
-            return OpeningCommand(_decoded(units, entity.offset, end), mentioned)
+            rest = _decoded(units, entity.offset, len(units) // 2)
+            return OpeningCommand(_decoded(units, entity.offset, end), mentioned, rest)
         if not names_the_bot(entity, units, username):
             return None  # "@other_bot /stop" is written to that bot
         read, mentioned = end, True

@@ -12,6 +12,7 @@ from telegram_core import Attachment, InboundMessage, for_another_bot, parse_com
 from ._attachments import attachments_of
 from ._config import ProducerConfig
 from ._mentions import without_bot_mentions
+from ._opening_command import OpeningCommand, opening_command
 from ._reply_context import replies_to_another_bot, replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
 from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
@@ -85,11 +86,15 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
     unsupported = msg.unsupported_content() if not attachments and msg.text is None and not shared else None
     if not (text or shared) and not attachments and unsupported is None:
         return Decision(ignored="no content (service message)")
+    # What Telegram marks as a command decides it, here and in the consumer ("/new" shown as
+    # code is words for the agent); a forwarded "/new" is someone else's words.
+    opening = None if passed_on(msg) else opening_command(msg, text, config.bot_username)
+    command = None if opening is None else parse_command(opening.word, config.bot_username)
     addressed = True
-    pasted = _pasted(msg, sender_id, attachments, config)
+    pasted = _pasted(msg, sender_id, attachments, command=command)
     if msg.chat.type in ("group", "supergroup"):
         # Only what the sender typed can mention the bot: a poll or a place is named by anyone.
-        addressed, text = _addressed_in_group(msg, text, config)
+        addressed, text = _addressed_in_group(msg, text, config, opening=opening, command=command)
         # Kept, not addressed: an album's part, a paste's, a forward (for the comment before it).
         kept = (
             ((attachments or unsupported) and msg.media_group_id) or pasted or (passed_on(msg) and msg.date)
@@ -97,6 +102,8 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         if not addressed and not kept:
             return Decision(ignored="group message not addressed to the bot")
     text = shared or text
+    if command is not None and opening is not None and not text.startswith("/"):
+        text = opening.from_command  # "@bot /usage on" in a private chat: what /usage reads
     # Only for a message addressed to the bot: an album part's turn is its album's. A forward
     # says where it came from wherever it is answered.
     voice = config.transcribes_voice
@@ -128,6 +135,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         attachments=attachments + replied_files,
         replied_attachments=len(replied_files),
         forwarded=passed_on(msg),
+        command=command or "",
         unsupported_what=unsupported,
         sent_at=msg.date or int(now),
         # A video beside photos or forwarded texts (without VOICE_TRANSCRIPTION) is one part of
@@ -146,16 +154,17 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
 
 
 def _pasted(
-    msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...], config: ProducerConfig
+    msg: Message, sender_id: int | None, attachments: tuple[Attachment, ...], *, command: str | None
 ) -> bool:
     """Whether ``msg`` may be a part of a text its sender pasted, which the app split into
-    several messages: typed text alone (a forward, a caption or a command is never split)."""
+    several messages: typed text alone (a forward, a caption or a ``command`` of the bot is
+    never split)."""
     return (
         msg.text is not None
         and not attachments
         and sender_id is not None
         and not passed_on(msg)
-        and parse_command(msg.text, config.bot_username) is None
+        and command is None
     )
 
 
@@ -210,24 +219,27 @@ def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> boo
     )
 
 
-def _addressed_in_group(msg: Message, text: str, config: ProducerConfig) -> tuple[bool, str]:
-    """(should the bot answer, text without the bot's @mention). A forwarded message's mention
-    is someone else's words: it addresses nobody, and stays in the text. One of the bot's
-    commands addresses it bare ("/status"): Telegram's command menu sends it so in a group
-    with one bot, and delivers such a command to the bot even in privacy mode; not in reply
-    to another bot's message, where the apps offer that bot's commands ("/new" there would
-    reset this conversation). A command written to another bot ("/help@other_bot") is that
-    bot's, whatever else holds: the model would be paid to answer it."""
+def _addressed_in_group(
+    msg: Message, text: str, config: ProducerConfig, *, opening: OpeningCommand | None, command: str | None
+) -> tuple[bool, str]:
+    """(should the bot answer, text without the bot's @mention); ``opening``: the command
+    Telegram marks at its start (None when forwarded), ``command``: that command when it is
+    one of the bot's. A forwarded message's mention is someone else's words: it addresses
+    nobody, and stays in the text. One of the bot's commands addresses it bare ("/status"):
+    Telegram's command menu sends it so in a group with one bot, and delivers such a command
+    to the bot even in privacy mode; not in reply to another bot's message, where the apps
+    offer that bot's commands ("/new" there would reset this conversation). A command written
+    to another bot ("/help@other_bot") is that bot's, whatever else holds: the model would be
+    paid to answer it."""
     username = config.bot_username
     typed = not passed_on(msg)  # by the sender, not forwarded
     mentioned, text = without_bot_mentions(msg, text, username) if typed else (False, text)
     replied = replies_to_the_bot(msg, username)
-    command = typed and parse_command(text, username) is not None
     their_reply = not mentioned and replies_to_another_bot(msg, username)
-    if typed and for_another_bot(text, username, replying_to_another_bot=their_reply):
+    if opening is not None and for_another_bot(opening.word, username, replying_to_another_bot=their_reply):
         return False, text
     everything = config.group_reply_mode == "always" and not _a_reaction(msg)
-    return (everything or mentioned or replied or command), text
+    return (everything or mentioned or replied or command is not None), text
 
 
 # What members send each other, not the bot: with GROUP_REPLY_MODE=always too, answered only
