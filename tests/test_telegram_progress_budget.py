@@ -27,7 +27,7 @@ class ChangingProgress:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
-    def expect(self, key: SessionKey, turn_id: int) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
         return True
 
     def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None:

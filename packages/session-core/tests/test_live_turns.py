@@ -420,3 +420,37 @@ def test_progress_a_newer_runtime_published_with_an_activity_of_a_kind_unknown_h
     assert [(e["event"], e["field"], e["value"]) for e in logs] == [
         ("progress.unknown_value", "activity.kind", "some_future_value")
     ]
+
+
+def test_a_stop_kept_for_a_message_edited_into_one_stops_that_messages_turn_alone(
+    aws: Any, clock: FakeClock
+) -> None:
+    """Its sender edited message 31 into a /stop while nothing ran (no count: nothing said a
+    message waits): turns started before it are not stopped, its own is, whoever named."""
+    live = live_turns(aws, clock, None)
+    bob = Stopper(user_id=502, name="Bob")
+    assert live.request_stop(KEY, update_id=90, by=bob) == "nothing_running"
+    live.keep_stop_for_message(KEY, 31, by=bob)
+    assert live.expect(KEY, 80, message_id=30) and not live.stop_requested(KEY, 80)
+    live.end(KEY, 80)
+    assert live.expect(KEY, 81, message_id=31) and live.stop_requested(KEY, 81)
+    assert live.begin(KEY, 81) and live.stopped_by(KEY, 81) == bob
+    live.end(KEY, 81)
+    assert live.expect(KEY, 91, message_id=32) and not live.stop_requested(KEY, 91)
+
+
+def test_a_stop_kept_for_an_edited_message_lapses_and_many_keep_the_live_item_small(
+    aws: Any, clock: FakeClock
+) -> None:
+    live = live_turns(aws, clock, None)
+    live.keep_stop_for_message(KEY, 1)
+    clock.now += 3 * 3_600  # its message never came: the stop lapses, as a kept stop does
+    assert live.expect(KEY, 10, message_id=1) and not live.stop_requested(KEY, 10)
+    live.end(KEY, 10)
+    for message_id in range(100, 125):
+        live.keep_stop_for_message(KEY, message_id)
+    item = aws.dynamodb.get_item(
+        TableName=aws.resources.table, Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "live"}}
+    )["Item"]
+    assert len(item["stopped_messages"]["L"]) <= 10
+    assert live.expect(KEY, 11, message_id=124) and live.stop_requested(KEY, 11)  # the latest holds

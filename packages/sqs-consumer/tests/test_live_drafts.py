@@ -37,7 +37,7 @@ class StreamedAnswer:
         self._reads = itertools.count()
         self._lock = threading.Lock()
 
-    def expect(self, key: SessionKey, turn_id: int) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
         return True
 
     def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None:

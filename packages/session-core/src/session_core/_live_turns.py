@@ -8,7 +8,8 @@ pk                              sk          holds
 ``session|<canonical key>``     ``live``    turn_id, started_at, ended_at, progress (JSON),
                                             stop_requested_at, stopped_by (JSON); stop_before,
                                             stop_before_at, stop_before_by (JSON),
-                                            stop_before_kept (list of maps)
+                                            stop_before_kept (list of maps);
+                                            stopped_messages (list of maps)
 ==============================  ==========  ===================================================
 
 Why a table item and not a stream: the runtime is invoked synchronously and Lambda response
@@ -33,6 +34,11 @@ message, as a running turn names its first stopper, even when a stop kept for no
 before. One kept for a message
 that started no turn (a command, a refusal, an answer already being sent) lapses once the
 backlog count would no longer be trusted either: update ids only grow while updates keep coming.
+
+A message its sender edited into a /stop is named apart (``stopped_messages``: its message id,
+when, who; ``keep_stop_for_message``): whenever its own turn is expected later (it waited in
+the queue, or reached the producer only after its edit), that turn is stopped before it begins,
+whatever started between; other turns never take it. It lapses as a kept stop does.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ _KEPT_STOP_S = DEFAULT_STALE_AFTER_S
 # Stops listed while a message waits (a stop kept for nothing may come first): enough to find
 # whom to name, and the item stays small whatever a group sends.
 MAX_KEPT_STOPS = 10
+# Messages edited into a /stop named at once (each lapses as a kept stop does): the item stays
+# small, and a chat would have to edit this many within the lapse for one to give way.
+MAX_STOPPED_MESSAGES = 10
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
@@ -120,18 +129,21 @@ class LiveTurns(TableStore):
 
     _label = "live_turns"
 
-    def expect(self, key: SessionKey, turn_id: int) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
         runtime), so a stop pressed while the runtime starts is not lost; done only when no
         other turn is running (answers whether it was). The same turn expected again (a retry:
         its runtime crashed or its invoke failed) starts over with no progress, and the stop
-        the user asked for is kept; so is one sent while the turn waited (see request_stop)."""
+        the user asked for is kept; so is one sent while the turn waited (see request_stop),
+        and one kept for ``message_id``, the turn's message, when it was edited into a /stop
+        (see keep_stop_for_message)."""
         try:
             self._start(
                 "expect",
                 key,
                 turn_id,
                 "attribute_not_exists(turn_id) OR (attribute_exists(ended_at) AND turn_id <> :t)",
+                message_id=message_id,
             )
             return True
         except ConditionFailed:
@@ -152,7 +164,7 @@ class LiveTurns(TableStore):
         except ConditionFailed:  # another turn is running
             return False
         # A retry waits in the queue as any message does: a stop kept meanwhile is its own.
-        self._take_kept_stop("expect", key, turn_id, out.get("Attributes", {}))
+        self._take_kept_stop("expect", key, turn_id, out.get("Attributes", {}), message_id)
         return True
 
     def begin(self, key: SessionKey, turn_id: int) -> bool:
@@ -245,6 +257,47 @@ class LiveTurns(TableStore):
         stopped, _ = self._stop_running(key, turn_id, by)
         return "stopping" if stopped else "nothing_running"
 
+    def keep_stop_for_message(self, key: SessionKey, message_id: int, *, by: Stopper | None = None) -> None:
+        """Keep a stop for the turn of the session's message ``message_id``, which its sender
+        (``by``, None: nobody to name) edited into a /stop: should that turn be expected later,
+        it is stopped before it begins (see the module). One UpdateItem; a second when the list
+        is full, keeping those that have not lapsed (the oldest give way)."""
+        now = self._table.clock()
+        stopped: dict[str, Any] = {"message_id": number(message_id), "at": number(now)}
+        if by is not None:
+            stopped["by"] = stopper_value(by)
+        this = {"L": [{"M": stopped}]}
+        values = {":this": this, ":ttl": number(self._table.expires_at(now))}
+        try:
+            self._table.update(
+                "keep_stop_for_message",
+                session_item_pk(key),
+                LIVE_SK,
+                UpdateExpression=(
+                    "SET stopped_messages = list_append(if_not_exists(stopped_messages, :none), :this),"
+                    " expires_at = :ttl"
+                ),
+                ConditionExpression="attribute_not_exists(stopped_messages) OR size(stopped_messages) < :max",
+                ExpressionAttributeValues={
+                    **values,
+                    ":none": {"L": []},
+                    ":max": number(MAX_STOPPED_MESSAGES),
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return
+        except ConditionFailed as full:
+            old = (full.item or {}).get("stopped_messages", {}).get("L", [])
+        kept = [entry for entry in old if now - item_float(entry["M"], "at") <= _KEPT_STOP_S]
+        values[":this"] = {"L": [*kept[-(MAX_STOPPED_MESSAGES - 1) :], *this["L"]]}
+        self._table.update(
+            "keep_stop_for_message",
+            session_item_pk(key),
+            LIVE_SK,
+            UpdateExpression="SET stopped_messages = :this, expires_at = :ttl",
+            ExpressionAttributeValues=values,
+        )
+
     def _stop_running(
         self, key: SessionKey, turn_id: int | None, by: Stopper | None
     ) -> tuple[bool, dict[str, Any]]:
@@ -283,10 +336,19 @@ class LiveTurns(TableStore):
             ":p": _progress_value(TurnProgress(turn_id=turn_id)),
         }
 
-    def _start(self, operation: str, key: SessionKey, turn_id: int, condition: str | None = None) -> bool:
-        """Make ``turn_id`` the session's turn, started now with no progress and no stop, under
-        ``condition`` (``:t`` is the turn); but a stop kept while it waited (``stop_before``)
-        is its own when it was sent before the stop. Answers whether it is stopped."""
+    def _start(
+        self,
+        operation: str,
+        key: SessionKey,
+        turn_id: int,
+        condition: str | None = None,
+        *,
+        message_id: int | None = None,
+    ) -> bool:
+        """Make ``turn_id`` (of message ``message_id``, when known) the session's turn, started
+        now with no progress and no stop, under ``condition`` (``:t`` is the turn); but a stop
+        kept while it waited (``stop_before``) is its own when it was sent before the stop, as
+        is one kept for its message. Answers whether it is stopped."""
         extra = {} if condition is None else {"ConditionExpression": condition}
         out = self._table.update(
             operation,
@@ -301,20 +363,31 @@ class LiveTurns(TableStore):
             ReturnValues="ALL_OLD",
             **extra,
         )
-        return self._take_kept_stop(operation, key, turn_id, out.get("Attributes", {}))
+        return self._take_kept_stop(operation, key, turn_id, out.get("Attributes", {}), message_id)
 
-    def _take_kept_stop(self, operation: str, key: SessionKey, turn_id: int, old: dict[str, Any]) -> bool:
+    def _take_kept_stop(
+        self,
+        operation: str,
+        key: SessionKey,
+        turn_id: int,
+        old: dict[str, Any],
+        message_id: int | None = None,
+    ) -> bool:
         """Turn ``turn_id``, just started over ``old`` (the live item as it was, its kept stop
-        now removed), takes that stop when its message was sent before it. Answers whether
-        the turn is stopped."""
-        if item_int(old, "stop_before") <= turn_id:
-            return False  # none kept, or the stop came before this turn was sent
+        now removed), takes that stop when its message was sent before it, or the stop kept
+        for its message ``message_id``. Answers whether the turn is stopped."""
         now = self._table.clock()
-        if now - item_float(old, "stop_before_at") > _KEPT_STOP_S:
+        edited = _stopped_message(old, message_id, now)
+        if edited is not None:
+            by: dict[str, str] | None = edited.get("by")
+        elif item_int(old, "stop_before") <= turn_id:
+            return False  # none kept, or the stop came before this turn was sent
+        elif now - item_float(old, "stop_before_at") > _KEPT_STOP_S:
             return False  # kept for a message that started no turn
+        else:
+            by = _kept_stopper(old, turn_id, now)
         values = {":now": number(now)}
         update = "SET stop_requested_at = :now"
-        by = _kept_stopper(old, turn_id, now)
         if by is not None:  # who sent it, to be named as who stopped the turn
             update += ", stopped_by = :by"
             values[":by"] = by
@@ -368,6 +441,18 @@ def kept_stop_value(update_id: int, at: float, by: Stopper | None) -> dict[str, 
 def kept_stops_listed(item: dict[str, Any]) -> int:
     """How many stops the live item ``item`` lists as kept for a waiting turn."""
     return len(item.get("stop_before_kept", {}).get("L", []))
+
+
+def _stopped_message(old: dict[str, Any], message_id: int | None, now: float) -> dict[str, Any] | None:
+    """The stop the live item ``old`` keeps for message ``message_id`` (edited into a /stop),
+    None when it keeps none that has not lapsed."""
+    if message_id is None:
+        return None
+    for entry in old.get("stopped_messages", {}).get("L", []):
+        stopped: dict[str, Any] = entry["M"]
+        if item_int(stopped, "message_id") == message_id and now - item_float(stopped, "at") <= _KEPT_STOP_S:
+            return stopped
+    return None
 
 
 def _kept_stopper(old: dict[str, Any], turn_id: int, now: float) -> dict[str, str] | None:

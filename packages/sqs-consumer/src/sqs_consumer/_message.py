@@ -637,6 +637,7 @@ class MessageHandler:
             private=msg.chat_type == "private",
             thread_id=msg.thread_id,
             reply_to=msg.message_id,  # a group's progress message quotes whose request runs
+            message_id=msg.message_id,
             budget=self._deps.progress_budget,
             chat_holds=chat_holds,
             poll_s=self._timing.progress_poll_s,

@@ -48,7 +48,7 @@ WAITING_CALL_IN_GROUP_TEXT = (
 
 
 class StopRequests(Protocol):
-    """The verb of session_core.LiveTurns the producer uses."""
+    """The verbs of session_core.LiveTurns the producer uses."""
 
     def request_stop(
         self,
@@ -58,6 +58,10 @@ class StopRequests(Protocol):
         update_id: int | None = None,
         by: Stopper | None = None,
     ) -> StopOutcome: ...
+
+    def keep_stop_for_message(
+        self, key: SessionKey, message_id: int, *, by: Stopper | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

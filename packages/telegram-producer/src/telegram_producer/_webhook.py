@@ -641,6 +641,12 @@ class Producer:
                 outcome = self._stops.request_stop(
                     stop.key, turn_id=stop.turn_id, update_id=update_id, by=stop.stopper
                 )
+                if stop.edited and stop.command_message is not None:
+                    # Its sender took the message back: its own turn, should it come later
+                    # (queued, or sent again by Telegram), does not run either.
+                    self._stops.keep_stop_for_message(
+                        stop.key, stop.command_message.message_id, by=stop.stopper
+                    )
             except StorageError as exc:
                 log.error("stop_not_written", error=str(exc)[:200])
                 return _response(503, "stop not recorded, retry")
