@@ -293,7 +293,9 @@ class MessageHandler:
             typing.raise_if_shut_out()
             # Writing recordings down takes a while: a Stop meanwhile must find the turn.
             hears = hears_recordings(parts, deps.voices)
-            with StopWhileHearing(deps.live_turns, key, msg.update_id, hears=hears) as hearing:
+            with StopWhileHearing(
+                deps.live_turns, key, msg.update_id, hears=hears, message_id=msg.message_id
+            ) as hearing:
                 try:
                     check_voice(msg, self._deps.voices)
                     staged, not_fetched = stage_attachments(

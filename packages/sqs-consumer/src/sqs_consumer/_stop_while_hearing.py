@@ -26,17 +26,24 @@ class StopWhileHearing:
     until the runtime begins."""
 
     def __init__(
-        self, live_turns: ProgressSource | None, key: SessionKey, turn_id: int, *, hears: bool
+        self,
+        live_turns: ProgressSource | None,
+        key: SessionKey,
+        turn_id: int,
+        *,
+        hears: bool,
+        message_id: int | None = None,
     ) -> None:
         self._live_turns = live_turns if hears else None
         self._key = key
         self._turn_id = turn_id
+        self._message_id = message_id  # an edit of it into /stop stops it before a job is paid
         self._handed_over = False
 
     def __enter__(self) -> StopWhileHearing:
         if self._live_turns is not None:
             try:
-                self._live_turns.expect(self._key, self._turn_id)
+                self._live_turns.expect(self._key, self._turn_id, message_id=self._message_id)
             except Exception as exc:
                 log.info("live_item_not_written", error=type(exc).__name__)
                 self._live_turns = None  # nothing marked: nothing to ask or end
