@@ -252,3 +252,37 @@ def test_a_slow_server_that_connects_during_the_turn_is_not_left_out_of_the_next
     assert LOOKUP_ANSWER in first.text, first
     assert LOOKUP_ANSWER in second.text, second
     assert "stalls" not in json.dumps(model_server.model_calls[-1].body["system"])
+
+
+def test_a_slow_server_that_connects_during_a_turn_that_does_not_call_it_is_offered_in_the_next(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch
+) -> None:
+    """The server misses the startup wait, then connects while the agent works with another
+    tool (the CLI tells the model its tools just became available): it works, so the next turn
+    offers it, though nothing called it in the turn it was late for."""
+    config = claude_config_without_approvals(tmp_path)
+    up_at = time.monotonic() + 3
+
+    def runs_bash_once_the_server_is_up(request: dict[str, Any]) -> Any:
+        if tool_results(request):
+            return "Done."
+        time.sleep(max(0.0, up_at + 2 - time.monotonic()))
+        return [ToolCall(name="Bash", input={"command": "echo hi", "description": "greet"})]
+
+    model_server.responder = runs_bash_once_the_server_is_up
+    with HttpMcpServer() as vault:
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config), "MCP_STARTUP_TIMEOUT_MS": "1000"})
+        vault.stalled = True
+        threading.Timer(up_at - time.monotonic(), lambda: setattr(vault, "stalled", False)).start()
+
+        first = runtime.run_turn(turn_request("say hi", turn_id=1), time_budget_s=60)
+        model_server.responder = responder
+        second = runtime.run_turn(turn_request("look it up", turn_id=2), time_budget_s=60)
+
+    assert first.ok and first.text == "Done.", first
+    assert second.ok and LOOKUP_ANSWER in second.text, second
+    assert "stalls" not in json.dumps(model_server.model_calls[-1].body["system"])

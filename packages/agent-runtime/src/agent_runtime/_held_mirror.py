@@ -18,6 +18,7 @@ from typing import Any
 
 from session_core import get_logger
 
+from ._mcp_tools_added import tools_added
 from ._refused_calls import refused_call
 from ._timed_store import TimedStore
 
@@ -45,11 +46,14 @@ class HeldMirror:
         store: TimedStore,
         on_failed_send: Callable[[], None],
         on_refused: Callable[[str], None] = lambda call_id: None,
+        on_tools_added: Callable[[list[str]], None] = lambda names: None,
     ) -> None:
         self._store = store
         self._on_failed_send = on_failed_send
         # Told the id of each call an entry records as refused before it ran (``_refused_calls``).
         self._on_refused = on_refused
+        # Told the tools an entry records as just become available (``_mcp_tools_added``).
+        self._on_tools_added = on_tools_added
         self._held: list[tuple[Mapping[str, Any], list[Any]]] = []
         self._held_entries = 0
         self._held_bytes = 0
@@ -68,9 +72,14 @@ class HeldMirror:
             if waiting is not None:
                 waiting.set()
         for entry in entries:
-            refused = refused_call(entry) if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                continue
+            refused = refused_call(entry)
             if refused is not None:
                 self._on_refused(refused)
+            added = tools_added(entry)
+            if added:
+                self._on_tools_added(added)
         if self._held_entries > _MAX_HELD_ENTRIES or self._held_bytes > _MAX_HELD_BYTES:
             await self.send()
 

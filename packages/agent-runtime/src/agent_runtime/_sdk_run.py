@@ -189,6 +189,9 @@ class SdkRunSteps:
         except Exception as exc:  # classified by the caller, with the partial outcome at hand
             outcome.failure = exc
             await saver.held.send()  # what the CLI wrote before it failed is kept
+        finally:
+            for tool in sorted(outcome.tools_added):
+                self._lift_server_of(tool, str(workspace.cwd))
 
     def _lift_late_server(self, tool: str, result: ToolResultBlock, session: str) -> None:
         """A server still "pending" when the turn began may connect later in it (one that needs
@@ -196,6 +199,11 @@ class SdkRunSteps:
         left out of the next turns."""
         if result.is_error and "No such tool available" in _result_text(result):
             return  # the CLI's answer: the server never took the call
+        self._lift_server_of(tool, session)
+
+    def _lift_server_of(self, tool: str, session: str) -> None:
+        """The server ``tool`` belongs to connected after all (it answered a call of it, or
+        the CLI offered it once the server connected, called or not): the next turns start it."""
         for name in self.config.mcp_servers:
             if tool.startswith(f"mcp__{name}__") and self.mcp_at_rest.lift(
                 name, self.config.mcp_servers, session

@@ -803,7 +803,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             outcome.mirror_errors += 1
 
         return SaveBeforeTools(
-            HeldMirror(store, on_failed_send=store_behind, on_refused=outcome.refused_calls.add),
+            HeldMirror(
+                store,
+                on_failed_send=store_behind,
+                on_refused=outcome.refused_calls.add,
+                on_tools_added=outcome.tools_added.update,
+            ),
             holder,
             name_session=lambda: keep_session_before_tools(self.registry, holder, outcome),
             refused=outcome.refuse_unsaved,

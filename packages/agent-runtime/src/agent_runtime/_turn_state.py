@@ -82,6 +82,9 @@ class RunOutcome:
     # The ids of the calls refused before they ran: those above, and any the CLI's transcript
     # records as refused (a hook's, the permission policy's: see ``_refused_calls``).
     refused_calls: set[str] = field(default_factory=set)
+    # The tools the CLI said became available during the run: an MCP server that connected
+    # after its startup wait brought them (see ``_mcp_tools_added``).
+    tools_added: set[str] = field(default_factory=set)
     recorded: bool = False  # the answer is in the registry: a retry replays it
     # The registry names the session the run began, before its first tool call ran.
     session_kept: bool = False
