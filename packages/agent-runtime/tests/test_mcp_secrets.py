@@ -143,6 +143,38 @@ def test_a_warm_runtime_sends_the_secret_header_the_operator_rotated(
     assert set(sent[:first_new]) == {old} and set(sent[first_new:]) == {new}
 
 
+def test_a_server_with_a_secret_header_that_dies_during_a_call_is_named_but_not_its_header(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Through the proxy that adds its header too, the operator reads which server dropped a
+    call; the header's value reaches no log."""
+    from session_core import configure_logging
+
+    secret = f"Bearer vault-secret-{uuid.uuid4().hex}"
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=parameter, Value=secret, Type="SecureString")
+    with HttpMcpServer() as vault:
+        config = config_with_vault(tmp_path, vault.url, parameter)
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        model_server.responder = look_up
+        runtime = make_runtime()
+        configure_logging(json_lines=True)
+        vault.dies_on_call = True
+
+        result = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+
+    logged = capsys.readouterr().err
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    named = [
+        (line["server"], line["tool"], line["fix"])
+        for line in lines
+        if line.get("event") == "turn.mcp_server_unavailable" and "tool" in line
+    ]
+    assert result.ok and LOOKUP_ANSWER not in result.text, result
+    assert named == [("vault", "mcp__vault__lookup", f"{config}/mcp.json: mcpServers.vault")], result.text
+    assert secret.split()[1] not in logged
+
+
 def runtime_check_refuses(config: Path, aws: Any) -> pytest.ExceptionInfo[ClaudeConfigError]:
     """The runtime's start-up check of ``config`` (with a model key in SSM), which must refuse it."""
     from agent_runtime import check_runtime_configuration

@@ -286,3 +286,29 @@ def test_a_slow_server_that_connects_during_a_turn_that_does_not_call_it_is_offe
     assert first.ok and first.text == "Done.", first
     assert second.ok and LOOKUP_ANSWER in second.text, second
     assert "stalls" not in json.dumps(model_server.model_calls[-1].body["system"])
+
+
+def test_an_http_server_that_dies_during_a_call_is_named_for_the_operator(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The CLI tells the agent only its fetch's error (ECONNRESET): the operator reads which
+    server (one with a secret header: test_mcp_secrets)."""
+    config = claude_config_without_approvals(tmp_path)
+    model_server.responder = responder
+    with HttpMcpServer() as vault:
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+        configure_logging(json_lines=True)
+        vault.dies_on_call = True
+
+        result = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
+
+    assert result.ok and result.text.startswith("The lookup failed:"), result
+    unavailable = [
+        (line["server"], line["tool"], line["fix"]) for line in _logged_unavailable(capsys) if "tool" in line
+    ]
+    expected = ("stalls", "mcp__stalls__lookup", f"{config}/mcp.json: mcpServers.stalls")
+    assert unavailable == [expected], result.text

@@ -119,6 +119,12 @@ _UNAUTHORIZED = (
     b'{"type":"error","error":{"type":"authentication_error","message":"not the current turn\'s key"}}'
 )
 _UNREACHABLE = b'{"type":"error","error":{"type":"api_error","message":"model endpoint unreachable"}}'
+# The same, from an MCP server's proxy (``metered=False``): the runtime reads it in the CLI's
+# answer to the call and names the server for the operator (``_sdk_run``).
+MCP_SERVER_UNREACHABLE = "MCP server unreachable (agentbot proxy)"
+_MCP_UNREACHABLE = json.dumps(
+    {"type": "error", "error": {"type": "api_error", "message": MCP_SERVER_UNREACHABLE}}
+).encode()
 _SILENT = b'{"type":"error","error":{"type":"api_error","message":"the model sent nothing (agentbot proxy)"}}'
 # Calls of a turn the model may leave silent before the proxy takes it for not answering.
 SILENT_CALLS_PER_TURN = 2
@@ -547,7 +553,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.connect()
         except OSError as exc:
             self._could_not_connect(turn, body, exc)
-            self._tell_caller(502, _UNREACHABLE)
+            self._tell_caller(502, self._unreachable)
             return None
         if turn.ended:  # it ended while this call connected (and was not there to be cut)
             _cut(upstream)
@@ -561,8 +567,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._gave_up_on_silence(turn, body, answering=False)
                 self._tell_caller(504, _SILENT)
             else:
-                self._tell_caller(502, _UNREACHABLE)
+                self._tell_caller(502, self._unreachable)
             return None
+
+    @property
+    def _unreachable(self) -> bytes:
+        return _UNREACHABLE if self.proxy._metered else _MCP_UNREACHABLE
 
     def _tell_caller(self, status: int, body: bytes) -> None:
         with contextlib.suppress(OSError):  # the caller may be gone (a tool killed)

@@ -48,6 +48,7 @@ from ._file_notes import with_file_notes
 from ._held_mirror import HeldMirror
 from ._mcp_rest import REST_S, McpServersAtRest, unavailable_servers_note
 from ._mcp_secrets import McpSecretProxies
+from ._model_proxy import MCP_SERVER_UNREACHABLE
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
 from ._save_before_tools import SaveBeforeTools
@@ -337,6 +338,14 @@ _NOT_CONNECTED = {"failed": "failed", "needs-auth": "needs-auth", "pending": "no
 # The CLI's whole answer to a call whose command server exited while it ran (not a server's
 # own error that happens to say so).
 _CONNECTION_LOST = re.compile(r"(MCP error -?\d+: )?Connection closed")
+# Its whole answer to a call whose HTTP server's connection failed (reset mid-call, refused):
+# the code and advice of the CLI's fetch, which no server's own error carries; or, for a
+# server behind the secret headers' proxy, the proxy's own 502.
+_HTTP_CONNECTION_FAILED = re.compile(
+    r"(E[A-Z]+): .*(in the second argument to fetch\(\)|Is the computer able to access the url\?)"
+    rf"|Error POSTing to endpoint: .*{re.escape(MCP_SERVER_UNREACHABLE)}.*",
+    re.DOTALL,
+)
 
 
 def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> list[str]:
@@ -369,15 +378,26 @@ def _result_text(result: ToolResultBlock) -> str:
 
 def _log_lost_mcp_server(tool: str, result: ToolResultBlock, config: ClaudeConfig) -> None:
     """A command server that exits during a call (it crashed, or was killed for its memory)
-    gives the agent only "Connection closed": the operator reads which server here."""
-    if not result.is_error or not _CONNECTION_LOST.fullmatch(_result_text(result).strip()):
+    gives the agent only "Connection closed", an HTTP server that dies during one only the
+    CLI's fetch error: the operator reads which server here (never its headers: only the
+    error's code is logged)."""
+    if not result.is_error:
+        return
+    text = _result_text(result).strip()
+    failed = _HTTP_CONNECTION_FAILED.fullmatch(text)
+    if failed is not None:
+        code = failed.group(1) or "the proxy that adds its secret headers could not reach it"
+        status = f"its connection failed during a call ({code})"
+    elif _CONNECTION_LOST.fullmatch(text):
+        status = "closed the connection during a call"
+    else:
         return
     for name in config.mcp_servers:
         if tool.startswith(f"mcp__{name}__"):
             log.warning(
                 "turn.mcp_server_unavailable",
                 server=name,
-                status="closed the connection during a call",
+                status=status,
                 tool=tool,
                 fix=f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}",
             )

@@ -30,6 +30,7 @@ class HttpMcpServer(LoopbackServer):
         self.required_headers: dict[str, str] = {}
         self.retry_after_s: int | None = None  # the next POST is answered 429 with it
         self.stalled = False  # POSTs wait unanswered while it is True
+        self.dies_on_call = False  # a tool call's connection is closed unanswered (a crash)
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -133,6 +134,9 @@ class _McpHandler(BaseHTTPRequestHandler):
                     }
                 ]
             }
+        elif method == "tools/call" and self.server_state.dies_on_call:
+            self.close_connection = True  # no answer: as a server that crashed mid-call
+            return
         elif method == "tools/call":
             result = {"content": [{"type": "text", "text": LOOKUP_ANSWER}]}
         else:
