@@ -312,3 +312,34 @@ def test_an_http_server_that_dies_during_a_call_is_named_for_the_operator(
     ]
     expected = ("stalls", "mcp__stalls__lookup", f"{config}/mcp.json: mcpServers.stalls")
     assert unavailable == [expected], result.text
+
+
+def test_a_server_that_refuses_the_runtimes_credentials_is_told_as_needing_authorisation(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A server that asks for an OAuth sign-in is up: it waits for the operator to give the
+    runtime a credential (the CLI cannot sign in without a person). The operator reads which
+    server and where the credential goes; the agent, that it needs the operator, not that it
+    did not start."""
+    config = claude_config_without_approvals(tmp_path)
+    model_server.responder = responder
+    with HttpMcpServer() as vault:
+        vault.required_headers = {"Authorization": "Bearer valid"}
+        vault.offers_oauth = True
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["stalls"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+        configure_logging(json_lines=True)
+
+        first = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=60)
+        second = runtime.run_turn(turn_request("look it up again", turn_id=2), time_budget_s=60)
+
+    assert first.ok and second.ok, (first, second)
+    logged = [line for line in _logged_unavailable(capsys) if line["server"] == "stalls"]
+    assert [line["status"] for line in logged] == ["needs authorisation"], logged
+    assert "headers_from_ssm" in logged[0]["fix"] and f"{config}/mcp.json" in logged[0]["fix"]
+    system = " ".join(block["text"] for block in model_server.model_calls[-1].body["system"])
+    told = [paragraph for paragraph in system.split("\n\n") if "'stalls'" in paragraph]
+    assert len(told) == 1 and "operator" in told[0] and "did not start" not in told[0], system

@@ -46,7 +46,7 @@ from ._environment import (
 from ._errors import UntrustedCliOutputError
 from ._file_notes import with_file_notes
 from ._held_mirror import HeldMirror
-from ._mcp_rest import REST_S, McpServersAtRest, unavailable_servers_note
+from ._mcp_rest import REST_S, Absence, McpServersAtRest, unavailable_servers_note
 from ._mcp_secrets import McpSecretProxies
 from ._model_proxy import MCP_SERVER_UNREACHABLE
 from ._prompt_marks import prompt_stream
@@ -229,7 +229,7 @@ class SdkRunSteps:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 self.mcp_at_rest.rest(
-                    _log_unavailable_mcp_servers(message.data, self.config.root),
+                    _log_unavailable_mcp_servers(message.data, self.config),
                     self.config.mcp_servers,
                     str(workspace.cwd),
                 )
@@ -334,7 +334,7 @@ def _process_config_dir(path: str) -> Iterator[None]:
 
 # A server's status in the CLI's init message: "pending" is one that had not connected when
 # the CLI's startup wait (MCP_STARTUP_TIMEOUT_MS) ran out, read as the operator would.
-_NOT_CONNECTED = {"failed": "failed", "needs-auth": "needs-auth", "pending": "not connected"}
+_NOT_CONNECTED = {"failed": "failed", "needs-auth": "needs authorisation", "pending": "not connected"}
 # The CLI's whole answer to a call whose command server exited while it ran (not a server's
 # own error that happens to say so).
 _CONNECTION_LOST = re.compile(r"(MCP error -?\d+: )?Connection closed")
@@ -348,25 +348,37 @@ _HTTP_CONNECTION_FAILED = re.compile(
 )
 
 
-def _log_unavailable_mcp_servers(init: dict[str, Any], config_root: str) -> list[str]:
+def _log_unavailable_mcp_servers(init: dict[str, Any], config: ClaudeConfig) -> dict[str, Absence]:
     """The CLI goes on without an MCP server it could not start or reach in its startup wait
-    (the agent only lacks its tools, and says nothing): the operator reads which one here (in
-    the claude-config at ``config_root``). Returns their names, to leave out for a while
-    (_mcp_rest): so each is logged once per rest, not every turn."""
-    names = []
+    (the agent only lacks its tools, and says nothing): the operator reads which one here, and
+    what to fix. Returns them with why, to leave out for a while (_mcp_rest): so each is
+    logged once per rest, not every turn."""
+    absences: dict[str, Absence] = {}
     for server in init.get("mcp_servers") or []:
         status = _NOT_CONNECTED.get(str(server.get("status"))) if isinstance(server, dict) else None
-        if status is not None:
-            name = server.get("name")
-            log.warning(
-                "turn.mcp_server_unavailable",
-                server=name,
-                status=status,
-                left_out_for_s=int(REST_S),
-                fix=f"{Path(config_root) / 'mcp.json'}: mcpServers.{name}",
-            )
-            names.append(str(name))
-    return names
+        if status is None:
+            continue
+        name = str(server.get("name"))
+        fix = f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}"
+        if status == "needs authorisation":
+            fix += ": " + _authorisation_fix(name, config)
+        log.warning(
+            "turn.mcp_server_unavailable", server=name, status=status, left_out_for_s=int(REST_S), fix=fix
+        )
+        absences[name] = "needs authorisation" if status == "needs authorisation" else "did not start"
+    return absences
+
+
+def _authorisation_fix(name: str, config: ClaudeConfig) -> str:
+    """What the operator does for a server that asked for a sign-in (OAuth), which the CLI
+    cannot do without a person: give the runtime a token the server takes."""
+    parameters = sorted(config.mcp_secret_headers.get(name, {}).values())
+    if parameters:
+        return f"the server refused the credential in SSM {', '.join(parameters)}: put a valid one there"
+    return (
+        "the server asks for a sign-in the runtime cannot do: put a token for it in SSM and "
+        "name it in headers_from_ssm"
+    )
 
 
 def _result_text(result: ToolResultBlock) -> str:

@@ -23,7 +23,9 @@ LOOKUP_ANSWER = "the vault is open"
 
 class HttpMcpServer(LoopbackServer):
     """Serve at ``url`` (``/mcp``) until ``stop()``; ``requests`` lists (method, headers) seen;
-    ``required_headers`` (name → value; may change while it serves): refuse others with 401."""
+    ``required_headers`` (name → value; may change while it serves): refuse others with 401.
+    ``offers_oauth``: the 401 asks for a bearer token and ``/register`` registers OAuth clients,
+    so a client may start a sign-in (which the runtime cannot finish)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -31,6 +33,7 @@ class HttpMcpServer(LoopbackServer):
         self.retry_after_s: int | None = None  # the next POST is answered 429 with it
         self.stalled = False  # POSTs wait unanswered while it is True
         self.dies_on_call = False  # a tool call's connection is closed unanswered (a crash)
+        self.offers_oauth = False
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -97,7 +100,8 @@ class _McpHandler(BaseHTTPRequestHandler):
         headers = self._headers()
         required = self.server_state.required_headers
         if not all(headers.get(name.lower()) == value for name, value in required.items()):
-            self._reply(401, {"error": "invalid credentials"})
+            challenge = {"WWW-Authenticate": 'Bearer realm="vault"'} if self.server_state.offers_oauth else {}
+            self._reply(401, {"error": "invalid credentials"}, challenge)
             return True
         retry_after_s = self.server_state.take_rate_limit()
         if retry_after_s is not None:
@@ -109,6 +113,11 @@ class _McpHandler(BaseHTTPRequestHandler):
         self.server_state.record("POST", self._headers())
         length = int(self.headers.get("Content-Length") or 0)
         message = json.loads(self.rfile.read(length) or b"{}")
+        if self.server_state.offers_oauth and self.path == "/register":  # OAuth client registration
+            self._reply(
+                201, {"client_id": "agentbot-test", "redirect_uris": message.get("redirect_uris", [])}
+            )
+            return
         while self.server_state.stalled:
             time.sleep(0.05)
         if self._refused():
