@@ -573,7 +573,7 @@ def test_every_mistake_of_a_subagent_is_named_in_one_check(config_dir: Path) -> 
             "mcp.json",
             lambda d: d["mcpServers"]["deepwiki"].update(header={}),
             "mcpServers.deepwiki.header",
-            "unknown field (known: type, url, headers, headers_from_ssm)",
+            "unknown field (known: type, url, headers, headers_from_ssm, timeout)",
         ),
         (
             "mcp.json",
@@ -581,13 +581,13 @@ def test_every_mistake_of_a_subagent_is_named_in_one_check(config_dir: Path) -> 
                 comand=d["mcpServers"]["agentbot-tools"].pop("command")
             ),
             "mcpServers.agentbot-tools.comand",
-            "unknown field (known: type, command, args, env)",
+            "unknown field (known: type, command, args, env, timeout)",
         ),
         (
             "mcp.json",
             lambda d: d["mcpServers"]["deepwiki"].update(uri=d["mcpServers"]["deepwiki"].pop("url")),
             "mcpServers.deepwiki.uri",
-            "unknown field (known: type, url, headers, headers_from_ssm)",
+            "unknown field (known: type, url, headers, headers_from_ssm, timeout)",
         ),
     ],
     ids=["mcp_top_level", "subagent", "mcp_server", "mcp_command_misspelt", "mcp_url_misspelt"],
@@ -601,6 +601,25 @@ def test_a_misspelt_field_is_named_in_its_own_file_with_the_known_ones(
     with pytest.raises(ClaudeConfigError) as caught:
         load_claude_config(config_dir, environ={})
     assert (Path(caught.value.file).name, caught.value.field, caught.value.reason) == (file, field, reason)
+
+
+@pytest.mark.parametrize("timeout", [500, 1_800_000, "60000", 2.5])
+def test_a_servers_timeout_outside_what_the_cli_and_a_turn_take_is_refused(
+    config_dir: Path, timeout: object
+) -> None:
+    """The CLI ignores less than a second (the server would fall back to MCP_TOOL_TIMEOUT_MS
+    without a word), and a turn never runs 30 minutes."""
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(timeout=timeout))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert caught.value.field == "mcpServers.deepwiki.timeout"
+    assert "1000 to 900000" in caught.value.reason and "MCP_TOOL_TIMEOUT_MS" in caught.value.reason
+
+
+def test_a_servers_timeout_reaches_the_cli_as_written(config_dir: Path) -> None:
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(timeout=300_000))
+    config = load_claude_config(config_dir, environ={})
+    assert config.mcp_servers["deepwiki"]["timeout"] == 300_000
 
 
 def _named(caught: pytest.ExceptionInfo[ClaudeConfigError], config_dir: Path) -> list[tuple[str, str | None]]:

@@ -91,6 +91,26 @@ def test_an_mcp_tool_call_that_is_never_answered_fails_in_time_for_an_answer(
     assert time.monotonic() - started < 30
 
 
+def test_a_servers_own_timeout_in_mcp_json_bounds_its_calls(
+    make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch
+) -> None:
+    """One server's calls may get less time than MCP_TOOL_TIMEOUT_MS gives every server: its
+    ``timeout`` (milliseconds) in mcp.json, which the CLI takes as that server's limit."""
+    config = _config_with_stalling_server(tmp_path, "stall-on-call", monkeypatch)
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["stalls"]["timeout"] = 2000
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    model_server.responder = responder
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config), "MCP_TOOL_TIMEOUT_MS": "600000"})
+
+    started = time.monotonic()
+    result = runtime.run_turn(turn_request("look it up", turn_id=1), time_budget_s=120)
+
+    assert result.ok and not result.stopped, result
+    assert result.text.startswith("The lookup failed:") and "timed out" in result.text, result.text
+    assert time.monotonic() - started < 60  # not the 10 minutes every other server gets
+
+
 def _logged_unavailable(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     return [line for line in logged if line.get("event") == "turn.mcp_server_unavailable"]

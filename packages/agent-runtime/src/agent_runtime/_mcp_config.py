@@ -130,11 +130,13 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
         )
     # Unknown fields first: a misspelt "comand" is named as written, not as "command: is required".
     allowed = (
-        ("type", "command", "args", "env")
+        ("type", "command", "args", "env", "timeout")
         if kind == "stdio"
-        else ("type", "url", "headers", "headers_from_ssm")
+        else ("type", "url", "headers", "headers_from_ssm", "timeout")
     )
     refuse_unknown_fields(spec, allowed, file, field)
+    if "timeout" in spec:
+        _check_timeout(spec["timeout"], file, f"{field}.timeout")
     if kind == "stdio":
         if not isinstance(spec.get("command"), str) or not spec["command"]:
             raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
@@ -183,6 +185,24 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 f"claude-config: write ${{CLAUDE_CONFIG_PATH}}/{arg}",
             )
     return expanded
+
+
+# A server's own limit on one tool call, in milliseconds (the bundled CLI's per-server
+# "timeout", in place of MCP_TOOL_TIMEOUT_MS for it): the CLI ignores less than a second, and
+# no turn runs longer than Lambda's 15 minutes, which a longer limit would outlast.
+_TIMEOUT_MS = (1000, 900_000)
+
+
+def _check_timeout(value: object, file: Path, field: str) -> None:
+    low, high = _TIMEOUT_MS
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ClaudeConfigError(
+            str(file),
+            field,
+            f"must be a whole number of milliseconds from {low} to {high} (the longest this "
+            "server's tool call may take; MCP_TOOL_TIMEOUT_MS in infra/template.yaml is the "
+            "limit of every other server)",
+        )
 
 
 def _refuse_nul(spec: Mapping[str, Any], file: Path, field: str) -> None:
