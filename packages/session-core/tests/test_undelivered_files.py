@@ -12,8 +12,11 @@ from session_core import (
     SessionRegistry,
     TurnResult,
     UnsentFile,
+    session_item_pk,
     undelivered_files,
 )
+from session_core._registry_keys import META
+from session_core._undelivered_files import LIST_TURN_ATTRIBUTE
 
 KEY = SessionKey(tenant="acme", chat_id=501)
 BIG = UnsentFile(file_name="archive.zip", reason="too_large")
@@ -156,4 +159,32 @@ def test_a_later_try_that_delivered_it_all_forgets_its_own_turns_list_only(regis
     registry.forget_undelivered_files(KEY, 1)
     assert kept(registry) is None
     registry.forget_undelivered_files(KEY, 1)  # again (a retry): nothing to forget, no error
+    assert kept(registry) is None
+
+
+def _unmarked(aws: Any, key: SessionKey) -> None:
+    """The list as a consumer kept it before lists were marked with their turn on the item
+    (``undelivered_list_turn_id``): its turn is only inside the list."""
+    aws.dynamodb.update_item(
+        TableName=aws.resources.table,
+        Key={"pk": {"S": session_item_pk(key)}, "sk": {"S": META}},
+        UpdateExpression=f"REMOVE {LIST_TURN_ATTRIBUTE}",
+    )
+
+
+def test_a_list_kept_before_lists_were_marked_is_forgotten_by_its_own_turns_later_try_only(
+    registry: SessionRegistry, aws: Any
+) -> None:
+    """A dead letter of the last release, redriven after the upgrade (`dlq redrive`) and
+    delivered in full: its list must go, or the agent is told of files the user has. Another
+    turn's such list stays: the loss it names happened."""
+    answer_turn(registry, 1)
+    noted = undelivered_files(1, [BIG])
+    assert noted is not None
+    registry.keep_undelivered_files(KEY, noted)
+    _unmarked(aws, KEY)
+
+    registry.forget_undelivered_files(KEY, 2)  # not its turn
+    assert kept(registry) == noted
+    registry.forget_undelivered_files(KEY, 1)
     assert kept(registry) is None

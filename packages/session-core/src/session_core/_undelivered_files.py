@@ -13,7 +13,8 @@ supergroup while its answer was out keeps them too: written after the move carri
 conversation over, they follow it (``moved_to``) to the chat where the next turn runs, once
 (``LIST_TURN_ATTRIBUTE``), and never over a list of that chat's own. A later try of the same
 delivery (the dead-letter queue refused the record, or ``dlq redrive``) that delivers it all
-forgets the list of its turn (``forget_undelivered_files``): nothing is lost any more.
+forgets the list of its turn (``forget_undelivered_files``): nothing is lost any more (a list
+kept before the item named its turn too, read for it).
 
 A stuck attempt of an older delivery may still write its list late, so recording a turn that
 told the agent leaves its id (``TOLD_BY_TURN_ATTRIBUTE``) and a list is written only while no
@@ -55,8 +56,10 @@ _NOT_FOLLOWED_YET = (
     f"attribute_not_exists({UNDELIVERED_ATTRIBUTE}) AND "
     f"(attribute_not_exists({LIST_TURN_ATTRIBUTE}) OR {LIST_TURN_ATTRIBUTE} <> :turn)"
 )
-# The list kept is this turn's (``forget_undelivered_files``).
+# The list kept is this turn's (``forget_undelivered_files``); or, kept before the item named
+# its turn, the one read (``:list``).
 _THIS_TURNS_LIST = f"attribute_exists({UNDELIVERED_ATTRIBUTE}) AND {LIST_TURN_ATTRIBUTE} = :turn"
+_THE_UNMARKED_LIST_READ = f"attribute_not_exists({LIST_TURN_ATTRIBUTE}) AND {UNDELIVERED_ATTRIBUTE} = :list"
 # Named at most, the rest counted: a few lines for the agent, a small attribute.
 MAX_NAMED_UNDELIVERED = 10
 
@@ -149,9 +152,35 @@ class UndeliveredFilesVerbs:
                 ConditionExpression=_THIS_TURNS_LIST,
                 ExpressionAttributeValues={":turn": number(turn_id)},
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ConditionFailed as failed:
+            return self._forget_unmarked(key, turn_id, failed.item)  # else no list, or another turn's
+        attributes: dict[str, Any] = out.get("Attributes", {})
+        return attributes
+
+    def _forget_unmarked(
+        self, key: SessionKey, turn_id: int, item: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        # A list kept before the item named its turn (``LIST_TURN_ATTRIBUTE``) names it only
+        # inside: forgotten when that is ``turn_id`` and the list is still the one read.
+        if item is None or LIST_TURN_ATTRIBUTE in item:
+            return None
+        unmarked = read_undelivered(item)
+        if unmarked is None or unmarked.turn_id != turn_id:
+            return None
+        try:
+            out = self._table.update(
+                "forget_undelivered_files",
+                session_item_pk(key),
+                META,
+                UpdateExpression=f"REMOVE {UNDELIVERED_ATTRIBUTE}",
+                ConditionExpression=_THE_UNMARKED_LIST_READ,
+                ExpressionAttributeValues={":list": item[UNDELIVERED_ATTRIBUTE]},
+                ReturnValues="ALL_NEW",
             )
         except ConditionFailed:
-            return None  # no list, or another turn's
+            return None  # written again meanwhile
         attributes: dict[str, Any] = out.get("Attributes", {})
         return attributes
 
