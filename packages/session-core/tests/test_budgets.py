@@ -222,3 +222,32 @@ def test_a_turn_running_past_midnight_counts_on_the_day_it_started(aws) -> None:
     assert spent[("chat", "day")] == 0.4
     # The old day's hold was given back: a late turn of that day fits beside the 0.4.
     assert isinstance(budget.hold(chat_id=7, user_id=42), BudgetHold)
+
+
+def test_a_cap_the_operator_adds_mid_day_counts_what_was_spent_before_it(aws) -> None:
+    """The chat's cap was the only one; the user spent $3 today in it. The operator then
+    sets a user daily cap of $2 (a redeploy, the consumer reads it anew): /cost says the user
+    spent $3 of $2, so the next turn must be refused, not admitted as if nothing were spent."""
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    before = ledger(aws, BudgetCaps(chat_daily_usd=100.0, turn_usd=1.0), clock)
+    for _ in range(3):
+        before.settle(before.hold(chat_id=7, user_id=42), 1.0)  # type: ignore[arg-type]
+
+    after = ledger(aws, BudgetCaps(chat_daily_usd=100.0, user_daily_usd=2.0, turn_usd=1.0), clock)
+    spent = {(s.scope, s.period): (s.spent_usd, s.cap_usd) for s in after.spending(chat_id=8, user_id=42)}
+    assert spent[("user", "day")] == (3.0, 2.0)
+    refused = after.hold(chat_id=8, user_id=42)
+    assert isinstance(refused, BudgetExceeded)
+    assert (refused.scope, refused.period, refused.spent_usd) == ("user", "day", 3.0)
+    assert not refused.only_held  # told it resets at midnight, not to try again in minutes
+
+
+def test_a_cap_lifted_and_set_again_counts_what_was_spent_while_it_was_lifted(aws) -> None:
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    capped = ledger(aws, BudgetCaps(chat_daily_usd=2.0, turn_usd=1.0), clock)
+    capped.settle(capped.hold(chat_id=7, user_id=42), 1.0)  # type: ignore[arg-type]
+    lifted = ledger(aws, BudgetCaps(user_daily_usd=100.0, turn_usd=1.0), clock)
+    lifted.settle(lifted.hold(chat_id=7, user_id=42), 1.5)  # type: ignore[arg-type]
+    refused = capped.hold(chat_id=7, user_id=42)  # 2.5 spent today against the chat's 2.0
+    assert isinstance(refused, BudgetExceeded)
+    assert (refused.scope, refused.period, refused.spent_usd) == ("chat", "day", 2.5)

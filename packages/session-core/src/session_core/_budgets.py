@@ -4,7 +4,8 @@ Every capped account is one DynamoDB item per period (``pk`` ``budget|<scope>|<t
 ``sk`` ``day|2026-12-02`` or ``month|2026-12``, TTL ``expires_at``) holding
 
 - ``spent_usd``: what finished turns cost (what ``/cost`` shows);
-- ``committed_usd``: ``spent_usd`` plus the per-turn cap of every turn still running.
+- ``committed_usd``: ``spent_usd`` plus the per-turn cap of every turn still running (on
+  capped accounts; an uncapped one counts costs there too, so a cap set later finds them).
 
 Once any cap is set, every turn is counted on the chat's, the user's and the deployment's
 day and month (six items), so ``/cost`` knows what an uncapped account spent too; running
@@ -186,7 +187,12 @@ class BudgetLedger:
                         "TableName": self._table,
                         "Key": _key(*key),
                         "UpdateExpression": "ADD committed_usd :held SET expires_at = :ttl",
-                        "ConditionExpression": "attribute_not_exists(committed_usd) OR committed_usd < :cap",
+                        # spent_usd too: an account counted before its cap was set (by an older
+                        # consumer that kept no committed_usd there) is judged by what it spent.
+                        "ConditionExpression": (
+                            "(attribute_not_exists(committed_usd) OR committed_usd < :cap)"
+                            " AND (attribute_not_exists(spent_usd) OR spent_usd < :cap)"
+                        ),
                         "ExpressionAttributeValues": {
                             ":held": _num(held),
                             ":cap": _num(cap),
@@ -281,13 +287,13 @@ class BudgetLedger:
         held_on = set(hold.held_on)
         for key, ttl in hold.accounts:
             values = {":cost": _num(cost), ":ttl": _num(ttl)}
-            expression = "ADD spent_usd :cost SET expires_at = :ttl"
+            # committed_usd counts the cost on an uncapped account too: a cap the operator sets
+            # on it later in the period must find what was spent before it.
+            expression = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
             releases = key in held_on and hold.hold_id and key not in released_before
             if releases:
                 expression = "ADD spent_usd :cost, committed_usd :delta SET expires_at = :ttl"
                 values[":delta"] = _num(cost - hold.held_usd)
-            elif key in held_on:  # held nothing, or its hold was released for us: count the cost
-                expression = "ADD spent_usd :cost, committed_usd :cost SET expires_at = :ttl"
             items.append(
                 {
                     "Update": {
