@@ -213,3 +213,27 @@ def test_a_turn_the_runtime_never_ran_holds_nothing_back(stack, monkeypatch) -> 
         stack.drain(consumer)
     assert proxy.failed == ["lambda:Invoke"]
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: question 420", "Answer to: question 421"]
+
+
+def test_a_turn_the_per_turn_cap_stopped_before_it_wrote_is_answered_counted_and_not_dead_lettered(
+    stack, monkeypatch
+) -> None:
+    """MAX_TURN_COST_USD stopped the run before it wrote a word: the operator's own cap at
+    work, like a daily budget's refusal. The user reads why, the cost counts once, and the
+    message is neither retried nor dead-lettered: the dead-letter alarm is not the operator's
+    to answer for it, and a `dlq redrive` would pay the model again for a run the cap stops again."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    stack.post(update(430, text="limit:max_budget", user_id=77))
+    stack.drain(stack.consumer(clock=clock))
+
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "I stopped because answering this would cost more than one message may spend. "
+        "Please ask for a smaller part."
+    )
+    assert [r["update_id"] for r in stack.runs()] == [430]  # not retried
+    assert stack.dead_letters() == []
+    stack.post(update(431, text="/cost", user_id=77))
+    stack.drain(stack.consumer(clock=clock))
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]

@@ -25,6 +25,9 @@ consumer puts before it in a group or for a reply):
   "fail:<kind>"        an error result of that kind (model_error, internal, bad_request);
                        "work:<s> fail:<kind>": the same after s seconds of progress
   "crash"              the handler raises (a function error) and keeps the lease
+  "limit:<reason>"     a run a limit stopped before it wrote anything (max_budget: the turn's
+                       cost cap, max_turns: the step limit), as the real runtime answers it: a
+                       model_error, not retryable, with that reason, what it paid ($0.01) counted
   "free: ..."          answered like anything else, but billed nothing (as the demo model)
   "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
                        above it the turn is refused (reason ``history_too_large``), else
@@ -165,6 +168,9 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             result = ledger.save(lease, result).result or result
     elif "error_kind" in newer:  # a failure: never recorded
         result = failed(request, "bad_request", retryable=False)
+    elif prompt.startswith("limit:"):  # a failure: never recorded
+        stopped = failed(request, "model_error", retryable=False)
+        result = msgspec.structs.replace(stopped, error_reason=prompt.split()[0].split(":")[1], cost_usd=0.01)
     elif failing is not None:
         kind = _scripted_error_kind(failing)
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)

@@ -225,6 +225,13 @@ class MessageHandler:
             log.warning("turn_history_too_large", reason=result.error_reason)
             self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
             return "history_too_large"
+        if result.error_reason == "max_budget":
+            # MAX_TURN_COST_USD stopped the run before it wrote anything: the operator's own cap
+            # at work, answered like a budget's refusal. A dead letter would raise the alarm,
+            # and its redrive pay the model again for a run the cap stops again.
+            log.warning("turn_over_turn_cap", cost_usd=result.cost_usd)
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
+            return "over_budget"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
             # the operator has the runtime's log line and metric, not a dead letter.

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
-# attachment, the budget's refusal, the runtime's for a history its memory (or the model's
-# context) cannot hold, or
-# with the comment typed before it (messages forwarded with a comment).
+# attachment, the budget's refusal (or the per-turn cap's stop before the run wrote), the
+# runtime's for a history its memory (or the model's context) cannot hold, or with the comment
+# typed before it (messages forwarded with a comment).
 MessageStatus = Literal[
     "replied",
     "command",
