@@ -451,6 +451,29 @@ async def test_a_transcript_read_as_of_a_message_sent_before_its_ttl_goes_on_and
     assert await make_store(aws, clock=lambda: now[0]).load(KEY) == [e for n in range(25) for e in turn(n)]
 
 
+async def test_a_transcript_read_as_of_its_last_day_finds_every_chunk_dynamodb_may_not_have_swept(
+    aws: Any,
+) -> None:
+    """The chat's last two messages came 3.9 days apart (the tail, not compacted, holds both
+    chunks). A message sent an hour before its TTL is answered 12 hours after it: read as of
+    its sending, the history goes on. Its first chunk once expired 29 days after it was written,
+    when the head did (4 days less the tail's age past it): DynamoDB's sweep, in no order, may
+    take it before the head, and the history read as missing a chunk (CorruptTranscriptError)."""
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0])
+    await store.append(KEY, turn(1))
+    now[0] += 3.9 * 86400
+    await store.append(KEY, turn(2))
+    sent_at = now[0] + 25 * 86400 - 3600
+    now[0] += 25 * 86400 + 12 * 3600
+    for item in all_items(aws):  # the TTL sweep: what expired, the head not yet
+        if item["sk"]["S"].startswith("c#") and float(item["expires_at"]["N"]) < now[0]:
+            aws.dynamodb.delete_item(TableName=aws.resources.table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+    with transcripts_read_as_of(sent_at):
+        assert await make_store(aws, clock=lambda: now[0]).load(KEY) == turn(1) + turn(2)
+
+
 async def test_a_transcript_is_not_read_as_of_a_moment_whose_objects_s3_may_have_deleted(aws: Any) -> None:
     """Read as of a moment before its TTL, a transcript still reads as gone a day past it: S3
     keeps its objects SessionTtlDays + 5 days from their making, and its snapshot may be

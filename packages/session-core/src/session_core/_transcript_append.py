@@ -27,7 +27,9 @@ from ._transcript_format import (
     jsonl_size,
 )
 from ._transcript_items import (
+    DAY_S,
     MIN_COPY_PART_BYTES,
+    S3_EXPIRY_MARGIN_DAYS,
     _content_type,
     _Head,
     _head_item,
@@ -142,8 +144,10 @@ class Appending(Loading):
             "n": {"N": str(len(lines))},
             "data": {"B": chunk},
             "codec": {"S": CODEC_ZSTD},
-            # Outlives the head: a chunk can be refresh_after_days old when the head is rewritten.
-            "expires_at": {"N": str(int(now + self._retention_s + self._refresh_after_s))},
+            # Outlives the head: a chunk can be refresh_after_days old when the head is rewritten,
+            # and the head is read up to a day past its TTL for a message sent before it (see
+            # _read_as_of): kept as long as the bucket keeps objects, as a snapshot is.
+            "expires_at": {"N": str(int(now + self._retention_s + self._chunk_margin_s()))},
         }
         tail = [*(state.tail if state else []), *lines]
         try:
@@ -169,6 +173,9 @@ class Appending(Loading):
             garbage=dict(state.garbage) if state else {},
             snap_body=state.snap_body if state else None,
         )
+
+    def _chunk_margin_s(self) -> float:
+        return max(self._refresh_after_s, S3_EXPIRY_MARGIN_DAYS * DAY_S)
 
     def _needs_snapshot(self, old: _Head | None, chunk_size: int, now: float) -> bool:
         if chunk_size > self._chunk_limit:

@@ -84,11 +84,11 @@ Entries' ``uuid`` is an idempotency key (the SDK's ``import_session_to_store`` r
 whole transcripts): an entry whose uuid is already stored is skipped at append time.
 
 Retention: the head and index items carry ``expires_at`` = now + ``retention_days``,
-refreshed by every write; chunks get ``refresh_after_days`` (4) more; the bucket expires
-objects ``retention_days + 5`` days after creation. A write that finds the snapshot or the
-oldest tail chunk older than ``refresh_after_days`` compacts, so no part of a transcript
-expires before its head does. A head past ``expires_at`` reads as absent even before
-DynamoDB's lagging TTL sweep removes it.
+refreshed by every write; chunks get 5 days more, as the bucket's objects do (it expires them
+``retention_days + 5`` days after creation). A write that finds the snapshot or the oldest
+tail chunk older than ``refresh_after_days`` (4) compacts, so every part of a transcript
+outlives its head by a day: a message sent before its TTL is read as of then (_read_as_of).
+A head past ``expires_at`` reads as absent even before DynamoDB's lagging TTL sweep removes it.
 A subagent transcript not written for ``retention_days`` expires on its own; its subpath
 stays listed until the session is deleted and ``load`` then returns ``None`` for it.
 
