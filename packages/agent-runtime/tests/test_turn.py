@@ -625,6 +625,28 @@ def test_a_message_sent_before_the_history_expired_but_run_after_goes_on_with_th
     assert "teal" in request_text(model_server.model_calls[-1])
 
 
+def test_a_message_sent_in_time_that_waited_days_past_the_ttl_is_told_its_history_expired(
+    make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
+) -> None:
+    """Sent an hour before SessionTtlDays were up but run three days later (a dead-letter
+    redrive): storage keeps a history only a day past its TTL, so the conversation is gone,
+    and the agent is told so, as for any expired chat, not left to answer as if it knew."""
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    lease_clock.now += 25 * 86_400 - 3_600
+    sent_at = int(lease_clock.now)
+    lease_clock.now += 3 * 86_400
+    fresh_container()
+
+    later = make_dated_runtime().run_turn(
+        turn_request("what is my favourite colour?", turn_id=2, sent_at_epoch_s=sent_at)
+    )
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent and "no message for 25 days" in sent
+
+
 def test_a_message_sent_after_the_history_expired_starts_a_new_conversation_though_it_waited_too(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

@@ -10,14 +10,16 @@ storage keeps it a day past the TTL at least, so one that waited longer may find
 
 from __future__ import annotations
 
-from session_core import TurnRequest, counted
+from session_core import TurnRequest, counted, longest_read_past_expiry_s
 
 
 def message_arrived_at(request: TurnRequest, now: float) -> float:
     """When the message ``request`` answers was sent (the channel's clock), or ``now`` when
-    the channel did not say (a button press); never later than ``now`` (clocks differ)."""
+    the channel did not say (a button press); never later than ``now`` (clocks differ), nor
+    earlier than storage reads a history past its expiry: a message that waited longer finds
+    its history gone, and is told so like any expired chat."""
     sent = request.sent_at_epoch_s
-    return now if not sent else min(float(sent), now)
+    return now if not sent else min(now, max(float(sent), now - longest_read_past_expiry_s()))
 
 
 def with_expired_history_note(prompt: str, retention_days: int) -> str:

@@ -114,7 +114,7 @@ if TYPE_CHECKING:
         process_table,
         runs,
     )
-    from ._read_as_of import transcripts_read_as_of
+    from ._read_as_of import longest_read_past_expiry_s, transcripts_read_as_of
     from ._registry import SessionRecord, SessionRegistry
     from ._registry_keys import session_item_pk
     from ._rotating_secret import SECRET_REREAD_INTERVAL_S, FixedSecret, RotatingSecret, SecretSource
@@ -287,6 +287,7 @@ __all__ = [
     "json_event_bytes",
     "kill_until_gone",
     "lazy_exports",
+    "longest_read_past_expiry_s",
     "look_at",
     "make_non_dumpable",
     "markdown_tail",

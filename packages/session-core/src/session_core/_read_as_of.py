@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from ._transcript_items import DAY_S, DEFAULT_REFRESH_AFTER_DAYS, S3_EXPIRY_MARGIN_DAYS
+
 # A context variable, not an argument: the SDK calls the store (load, append) with its own
 # arguments, from tasks and threads that inherit the turn's context.
 _read_as_of: ContextVar[float | None] = ContextVar("transcripts_read_as_of", default=None)
@@ -28,6 +30,12 @@ def transcripts_read_as_of(moment: float | None) -> Iterator[None]:
         yield
     finally:
         _read_as_of.reset(token)
+
+
+def longest_read_past_expiry_s(refresh_after_s: float = DEFAULT_REFRESH_AFTER_DAYS * DAY_S) -> float:
+    """How long past its expiry a history still reads as of an earlier moment: the bucket's
+    margin less the age a snapshot may already have (a day, with the defaults)."""
+    return S3_EXPIRY_MARGIN_DAYS * DAY_S - refresh_after_s
 
 
 def expiry_judged_at(now: float, latest_read_s: float) -> float:

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ._aws_errors import aws_error_code
 from ._errors import CorruptTranscriptError, StaleHeadError, TranscriptTooLargeError
 from ._logging import get_logger
-from ._read_as_of import expiry_judged_at
+from ._read_as_of import expiry_judged_at, longest_read_past_expiry_s
 from ._transcript_cache import StateCache
 from ._transcript_file import TranscriptFile
 from ._transcript_format import (
@@ -37,10 +37,8 @@ from ._transcript_format import (
     uuids_of_jsonl,
 )
 from ._transcript_items import (
-    DAY_S,
     MAX_SNAPSHOT_RANGES,
     MIN_COPY_PART_BYTES,
-    S3_EXPIRY_MARGIN_DAYS,
     SNAPSHOT_RANGE_BYTES,
     STREAM_PIECE_BYTES,
     _Head,
@@ -208,7 +206,7 @@ class Loading(StateCache):
             if item["sk"]["S"] == HEAD_SK:
                 expires = item.get("expires_at", {}).get("N")
                 # Up to the day every part of it still outlives the head by (see _read_as_of).
-                latest_read_s = S3_EXPIRY_MARGIN_DAYS * DAY_S - self._refresh_after_s
+                latest_read_s = longest_read_past_expiry_s(self._refresh_after_s)
                 if expires is not None and float(expires) < expiry_judged_at(self._clock(), latest_read_s):
                     return None  # expired: TTL deletion lags, the transcript is gone already
                 return _head_from_item(item, self._head_location(location))
