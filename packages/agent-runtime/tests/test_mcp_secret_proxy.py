@@ -4,12 +4,13 @@ or method on the same origin. A recording MCP server on 127.0.0.1 is the upstrea
 
 from __future__ import annotations
 
+import json
 import socket
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from agent_runtime._mcp_secrets import McpSecretProxies
+from agent_runtime._mcp_secrets import McpSecretProxies, _proxy_starter
 from agent_runtime._model_proxy import ModelProxy
 from agentbot_testing import HttpMcpServer
 from local_stack import ModelServer
@@ -184,3 +185,22 @@ def test_a_rate_limited_mcp_call_keeps_its_retry_after_and_the_next_call_reaches
     answered = httpx.post(url, headers=key, json=call)
     assert answered.status_code == 200, answered.text
     assert len(vault.requests) == posts_before + 1  # it reached the server
+
+
+def test_a_tool_call_through_the_proxy_may_wait_as_long_as_mcp_json_lets_it() -> None:
+    """A server's own "timeout" (or MCP_TOOL_TIMEOUT_MS) may give its call up to 15 minutes:
+    the proxy that adds its secret header never gives up on it first. It cut such a call after
+    10 minutes (its default for a model), and the agent and the operator read the server as
+    unreachable. Read from the proxy's bound: a real wait of 10 minutes is no test."""
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "lookup", "arguments": {}}}
+    with HttpMcpServer() as vault:
+        parts = urlsplit(vault.url)
+        start = _proxy_starter(
+            f"{parts.scheme}://{parts.netloc}", {"Authorization": FixedSecret(SECRET)}, parts.path
+        )
+        proxy = start()
+        try:
+            bound_s, _setting = proxy.answer_bound_s(parts.path, json.dumps(call).encode())
+        finally:
+            proxy.stop()
+    assert bound_s * 1000 >= 900_000  # the longest "timeout" mcp.json takes (test_claude_config)

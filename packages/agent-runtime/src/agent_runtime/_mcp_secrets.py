@@ -27,6 +27,7 @@ from ._config_problems import ConfigProblems
 from ._environment import _TurnProxy
 from ._errors import McpSecretMissingError
 from ._model_proxy import ModelProxy
+from ._settings import LONGEST_TURN_S
 
 # MCP's streamable HTTP: POST (messages), GET (server events), DELETE (end of session).
 _MCP_METHODS = frozenset({"POST", "GET", "DELETE"})
@@ -125,4 +126,7 @@ class McpSecretProxies:
 
 def _proxy_starter(origin: str, headers: Mapping[str, SecretSource], path: str) -> Any:
     auth = McpSecretHeaders(headers, path)
-    return lambda: ModelProxy(upstream=origin, auth=auth, metered=False).start()
+    # A call waits as long as the CLI lets it (the server's "timeout" in mcp.json or
+    # MCP_TOOL_TIMEOUT_MS, up to a whole turn), and the turn's end cuts it: the proxy's own
+    # default (10 minutes) cut a slower call short, told as the server unreachable.
+    return lambda: ModelProxy(upstream=origin, auth=auth, metered=False, silence_s=LONGEST_TURN_S).start()
