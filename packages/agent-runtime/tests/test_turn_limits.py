@@ -195,6 +195,35 @@ def test_a_turn_at_the_agents_step_limit_after_writing_answers_with_what_it_wrot
     assert call.body["messages"][-1]["content"][-1]["text"] == "and now?"
 
 
+def test_a_turn_at_the_agents_step_limit_before_it_wrote_anything_fails_unrecorded_with_its_cost(
+    aws, make_runtime, model_server, turn_request, tools_config, tmp_path, monkeypatch
+) -> None:
+    """What the consumer answers as the operator's limit (not a dead letter): a failure of
+    reason ``max_turns``, not retryable (a retry pays for the same steps to be stopped again),
+    with what it paid, and no record (the next message leaves it out)."""
+
+    def silent_steps(request: dict[str, Any]) -> Any:
+        if last_user_text(request).startswith("two steps") and not tool_results(request):
+            return [ToolCall(name="Bash", input={"command": "echo hi"})]
+        return responder(request)
+
+    config = tmp_path / "claude-config"
+    shutil.copytree(tools_config, config)
+    agents = json.loads((config / "agents.json").read_text())
+    agents["main"]["max_turns"] = 1
+    (config / "agents.json").write_text(json.dumps(agents))
+    model_server.responder = silent_steps
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    runtime = make_runtime(env={"CLAUDE_CONFIG_PATH": str(config)})
+    key_text = "default/1307/0"
+    limited = runtime.run_turn(turn_request("two steps", turn_id=1, session_key=key_text))
+    assert limited.error_kind == "model_error" and limited.error_reason == "max_turns", limited
+    assert not limited.retryable and not limited.stopped, limited
+    assert limited.cost_usd > 0  # for the budgets
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    assert registry.get_turn_result(SessionKey.parse(key_text), 1) is None
+
+
 def test_a_turn_whose_cli_dies_after_writing_answers_with_what_it_wrote(
     aws, make_runtime, model_server, turn_request
 ) -> None:

@@ -26,8 +26,9 @@ consumer puts before it in a group or for a reply):
                        "work:<s> fail:<kind>": the same after s seconds of progress
   "crash"              the handler raises (a function error) and keeps the lease
   "limit:<reason>"     a run a limit stopped before it wrote anything (max_budget: the turn's
-                       cost cap, max_turns: the step limit), as the real runtime answers it: a
-                       model_error, not retryable, with that reason, what it paid ($0.01) counted
+                       cost cap, max_turns: the step limit, timeout: its time, after the model
+                       was paid), as the real runtime answers it: a model_error, not
+                       retryable, with that reason, what it paid ($0.01) counted
   "free: ..."          answered like anything else, but billed nothing (as the demo model)
   "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
                        above it the turn is refused (reason ``history_too_large``), else

@@ -67,6 +67,7 @@ from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
+from ._turn_limits import TURN_LIMIT_SETTINGS, stopped_by_turn_limit
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
@@ -225,13 +226,21 @@ class MessageHandler:
             log.warning("turn_history_too_large", reason=result.error_reason)
             self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
             return "history_too_large"
-        if result.error_reason == "max_budget":
-            # MAX_TURN_COST_USD stopped the run before it wrote anything: the operator's own cap
-            # at work, answered like a budget's refusal. A dead letter would raise the alarm,
-            # and its redrive pay the model again for a run the cap stops again.
-            log.warning("turn_over_turn_cap", cost_usd=result.cost_usd)
+        if result.error_reason is not None and stopped_by_turn_limit(
+            result.error_reason, retryable=result.retryable
+        ):
+            # The turn's cost cap, the agent's step limit or the turn's time stopped the run
+            # before it wrote anything: the operator's own limit at work, answered like a
+            # budget's refusal. A dead letter would raise the alarm, and its redrive pay the
+            # model again for a run the limit stops again.
+            log.warning(
+                "turn_stopped_by_limit",
+                limit=result.error_reason,
+                setting=TURN_LIMIT_SETTINGS[result.error_reason],
+                cost_usd=result.cost_usd,
+            )
             self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
-            return "over_budget"
+            return "stopped_by_limit"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
             # the operator has the runtime's log line and metric, not a dead letter.

@@ -1,0 +1,25 @@
+"""The operator's limits on one turn, each with the setting that sets it. A run one of them
+stopped before it wrote anything is answered (the user told which limit, the operator warned),
+not dead-lettered: any retry or `dlq redrive` pays the model again for a run the same limit
+stops again, and the dead-letter alarm is for what the operator must look into."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from session_core import ErrorReason
+
+# Where the operator changes each limit (named in the warning the consumer logs).
+TURN_LIMIT_SETTINGS: Mapping[ErrorReason, str] = {
+    "max_budget": "MAX_TURN_COST_USD (the MaxTurnCostUsd parameter)",
+    "max_turns": "max_turns in claude-config/agents.json (the main agent's)",
+    # The runtime's deadline: its own function's, below the consumer's (which Lambda caps at 900 s).
+    "timeout": "the runtime function's Timeout in infra/template.yaml (below the consumer's 900 s)",
+}
+
+
+def stopped_by_turn_limit(reason: ErrorReason, *, retryable: bool) -> bool:
+    """Whether a failed turn of ``reason`` is one of the operator's limits at work: a run it
+    stopped, which any retry would pay for again. A retryable timeout (its deadline passed
+    before the model was paid, e.g. a long wait for a busy session) is no such stop."""
+    return reason in TURN_LIMIT_SETTINGS and not retryable

@@ -1,0 +1,45 @@
+"""The operator's limits on one turn as a user meets them: the agent's step limit (`max_turns`
+in claude-config's agents.json) and the turn's time limit. A run one of them stopped before it
+wrote anything is the runtime's failure (see agent-runtime's test_turn_limits), answered here
+like a budget's refusal: not a dead letter."""
+
+from __future__ import annotations
+
+import pytest
+from agentbot_testing.telegram_support import update
+from structlog.testing import capture_logs
+
+CHAT = 502
+
+STOPPED_BY = {
+    "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
+    "timeout": "This took longer than I can spend on one message, so I stopped. "
+    "Please ask for a smaller part.",
+}
+
+
+@pytest.mark.parametrize("limit", ["max_turns", "timeout"])
+def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not_dead_lettered(
+    stack, monkeypatch, limit
+) -> None:
+    """The operator's own limit at work, the same for this message however often it runs: the
+    user reads which limit stopped it and what to do, the operator a warning naming the setting,
+    and the message is neither retried nor dead-lettered (the dead-letter alarm is not the
+    operator's to answer for it, and a `dlq redrive` would pay the model again for a run the
+    limit stops again). What the run paid counts once."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.post(update(440, chat_id=CHAT, text=f"limit:{limit}", user_id=78))
+    with capture_logs() as logs:
+        responses = stack.drain(stack.consumer())
+
+    assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY[limit]
+    assert [r["update_id"] for r in stack.runs()] == [440]  # not retried
+    assert all(not r["batchItemFailures"] for r in responses) and stack.receive() == []
+    assert stack.dead_letters() == []
+    [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
+    assert warning["log_level"] == "warning" and warning["limit"] == limit
+    setting = {"max_turns": "max_turns in claude-config/agents.json", "timeout": "Timeout"}[limit]
+    assert setting in warning["setting"]
+    stack.post(update(441, chat_id=CHAT, text="/cost", user_id=78))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
