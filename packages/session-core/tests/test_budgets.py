@@ -110,6 +110,22 @@ def test_without_caps_nothing_is_read_or_written(aws) -> None:
     assert aws.dynamodb.scan(TableName=aws.resources.table)["Count"] == 0
 
 
+def test_caps_that_apply_to_no_account_of_the_message_admit_it_holding_nothing(aws) -> None:
+    """Only user caps set, and a message with no user (a channel post, an anonymous admin): no
+    cap applies, so the turn is admitted with nothing held (not refused with a storage error
+    for an empty transaction), and what it spent still counts on the chat's accounts."""
+    clock = Clock(LATE)
+    budget = ledger(aws, BudgetCaps(user_daily_usd=1.0, user_monthly_usd=5.0, turn_usd=0.5), clock)
+    hold = budget.hold(chat_id=7, user_id=None)
+    assert isinstance(hold, BudgetHold) and hold.held_usd == 0.0 and hold.held_on == ()
+    budget.settle(hold, 0.25)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=7, user_id=None)}
+    assert spent == {("chat", "day"): 0.25, ("chat", "month"): 0.25}
+    # no hold record was left behind for a later refusal to release
+    records = aws.dynamodb.scan(TableName=aws.resources.table)["Items"]
+    assert not [r for r in records if r["sk"]["S"].startswith("hold|")]
+
+
 def test_concurrent_chats_of_one_user_overspend_by_less_than_one_turns_cap(aws) -> None:
     """Ten chats of one user start turns at the same moment; each turn spends its whole cap."""
     clock = Clock(LATE)

@@ -165,8 +165,9 @@ class BudgetLedger:
     def hold(self, *, chat_id: int, user_id: int | None) -> BudgetHold | BudgetExceeded:
         """Admit a turn: hold the per-turn cap on every capped account of this day and month,
         or say which cap is reached (nothing is held then). One TransactWriteItems over the
-        capped accounts only (fewer items, fewer conflicts between concurrent turns); a
-        refusal first releases holds of crashed turns past their deadline (see the module)."""
+        capped accounts only (fewer items, fewer conflicts between concurrent turns), none
+        when no cap applies to them; a refusal first releases holds of crashed turns past
+        their deadline (see the module)."""
         if not self.caps.any_period_cap:
             return BudgetHold()
         now = self._clock()
@@ -175,6 +176,10 @@ class BudgetLedger:
         # Monthly accounts first: of the caps reached, a refusal names the first, and one that said
         # "resets at midnight" while a monthly cap is reached too would refuse again at midnight.
         capped.sort(key=lambda account: account[1] != "month")
+        if not capped:
+            # The caps set apply to none of its accounts (only user caps, a message with no
+            # user): admitted with nothing held; settling still counts it on every account.
+            return BudgetHold(accounts=tuple((key, _ttl(period, now)) for _, period, key in counted))
         held = self.caps.turn_usd or 0.0
         hold_id = uuid.uuid4().hex
         items = []
