@@ -43,3 +43,32 @@ def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not
     stack.post(update(441, chat_id=CHAT, text="/cost", user_id=78))
     stack.drain(stack.consumer())
     assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "note"),
+    [
+        (
+            "max_turns",
+            "⏹ I stopped here: this took more steps than I may take for one message. "
+            "I remember what I did so far; to go on, ask for the next part.",
+        ),
+        ("timeout", "⏱ I reached the time limit (0 s), so I stopped here."),
+    ],
+)
+def test_a_turn_a_limit_stopped_after_it_wrote_answers_with_what_it_wrote_counted_once(
+    stack, monkeypatch, limit, note
+) -> None:
+    """As before: what it wrote is the answer, the note under it says which limit stopped it and
+    how to go on; recorded, so a retry replays it (not paid twice), and nothing is dead-lettered."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.post(update(450, chat_id=CHAT, text=f"limit:{limit} wrote", user_id=79))
+    stack.drain(stack.consumer())
+
+    answer = stack.replies(CHAT)[-1]["text"]
+    assert answer.startswith(f"Step one done.\n\n{note}"), answer
+    assert [r["update_id"] for r in stack.runs()] == [450]
+    assert stack.dead_letters() == []
+    stack.post(update(451, chat_id=CHAT, text="/cost", user_id=79))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]

@@ -28,7 +28,10 @@ consumer puts before it in a group or for a reply):
   "limit:<reason>"     a run a limit stopped before it wrote anything (max_budget: the turn's
                        cost cap, max_turns: the step limit, timeout: its time, after the model
                        was paid), as the real runtime answers it: a model_error, not
-                       retryable, with that reason, what it paid ($0.01) counted
+                       retryable, with that reason, what it paid ($0.01) counted;
+                       "limit:<reason> wrote": stopped so after it wrote "Step one done.", as
+                       the real runtime answers it: that text, ``stopped`` with that
+                       ``stop_reason``, recorded, $0.01
   "free: ..."          answered like anything else, but billed nothing (as the demo model)
   "history:<mb>/<limit> ..."  the session's history of <mb> MB next to the runtime's <limit>:
                        above it the turn is refused (reason ``history_too_large``), else
@@ -169,6 +172,19 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
             result = ledger.save(lease, result).result or result
     elif "error_kind" in newer:  # a failure: never recorded
         result = failed(request, "bad_request", retryable=False)
+    elif prompt.startswith("limit:") and prompt.split()[1:2] == ["wrote"]:
+        wrote = TurnResult(
+            version=TURN_VERSION,
+            session_key=request.session_key,
+            turn_id=request.turn_id,
+            text="Step one done.",
+            session_id=f"sess-{request.session_key.replace('/', '-')}",
+            cost_usd=0.01,
+            stopped=True,
+            duration_ms=int((time.time() - started) * 1000),
+        )
+        limited = msgspec.structs.replace(wrote, stop_reason=prompt.split()[0].split(":")[1])
+        result = ledger.save(lease, limited).result or limited
     elif prompt.startswith("limit:"):  # a failure: never recorded
         stopped = failed(request, "model_error", retryable=False)
         result = msgspec.structs.replace(stopped, error_reason=prompt.split()[0].split(":")[1], cost_usd=0.01)
