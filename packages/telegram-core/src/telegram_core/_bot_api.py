@@ -325,9 +325,10 @@ class BotApi:
         thread_id: int = 0,
         reply_to_message_id: int | None = None,
         reply_markup: Mapping[str, Any] | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> int:
         """Send one message (HTML or plain), with inline buttons when ``reply_markup`` is
-        given; returns its message_id."""
+        given; returns its message_id. ``time_left``: as for ``call``."""
         params: dict[str, Any] = {
             "chat_id": chat_id,
             "text": text,
@@ -344,7 +345,7 @@ class BotApi:
             }
         if reply_markup is not None:
             params["reply_markup"] = dict(reply_markup)
-        result = self.call("sendMessage", params)
+        result = self.call("sendMessage", params, time_left=time_left)
         return int(result["message_id"])
 
     def edit_message_text(
@@ -390,6 +391,7 @@ class BotApi:
         thread_id: int = 0,
         reply_to_message_id: int | None = None,
         caption: str | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> int:
         """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``, but
         for a 5xx or a network error after the upload went out (the error's
@@ -398,7 +400,8 @@ class BotApi:
         ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
         (TelegramBadPhoto, the group's permissions, or a bad request it names no reason for) goes
         again as a document.
-        ``caption``: plain text under the file. Returns the message_id."""
+        ``caption``: plain text under the file; ``time_left``: as for ``call`` (both tries).
+        Returns the message_id."""
         fields: dict[str, str] = {"chat_id": str(chat_id)}
         if thread_id:
             fields["message_thread_id"] = str(thread_id)
@@ -410,12 +413,12 @@ class BotApi:
             fields["caption"] = caption
         if sent_as_photo(mime_type, len(content)):
             try:
-                return self._upload("photo", fields, file_name, content, mime_type)
+                return self._upload("photo", fields, file_name, content, mime_type, time_left)
             except TelegramBadRequest as exc:
                 if exc.chat_unreachable or exc.kind not in ("bad_photo", "media_forbidden", "bad_request"):
                     raise
                 log.warning("photo_sent_as_document", kind=exc.kind, error_code=exc.error_code)
-        return self._upload("document", fields, file_name, content, mime_type)
+        return self._upload("document", fields, file_name, content, mime_type, time_left)
 
     def _upload(
         self,
@@ -424,6 +427,7 @@ class BotApi:
         file_name: str,
         content: bytes,
         mime_type: str | None,
+        time_left: Callable[[], float] | None,
     ) -> int:
         method = "sendPhoto" if field == "photo" else "sendDocument"
 
@@ -433,9 +437,14 @@ class BotApi:
             upload: dict[str, tuple[str, IO[bytes], str]] = {
                 field: (file_name, io.BytesIO(content), mime_type or "application/octet-stream")
             }
-            return self._http.post(self._method_url(method, token), data=dict(fields), files=upload)
+            return self._http.post(
+                self._method_url(method, token),
+                data=dict(fields),
+                files=upload,
+                timeout=self._timeout_within(time_left),
+            )
 
-        result = self._with_retries(method, post, resend_safe=False)
+        result = self._with_retries(method, post, resend_safe=False, time_left=time_left)
         return int(result["message_id"])
 
     def send_typing(self, chat_id: int, *, thread_id: int = 0) -> None:
@@ -448,13 +457,14 @@ class BotApi:
         action: Literal["typing", "upload_photo", "upload_document"],
         *,
         thread_id: int = 0,
+        time_left: Callable[[], float] | None = None,
     ) -> None:
         """Show what the bot is doing ("typing…", "sending a photo…") for up to 5 s; one
-        attempt only."""
+        attempt only. ``time_left``: as for ``call``."""
         params: dict[str, Any] = {"chat_id": chat_id, "action": action}
         if thread_id:
             params["message_thread_id"] = thread_id
-        self.call("sendChatAction", params, attempts=1)
+        self.call("sendChatAction", params, attempts=1, time_left=time_left)
 
     def get_file(self, file_id: str) -> dict[str, Any]:
         """``getFile``: the file's ``file_path`` and ``file_size``."""
