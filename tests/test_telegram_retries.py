@@ -2,7 +2,8 @@
 local Lambda runtime, the local Bot API server): a busy session is waited for, never
 dead-lettered; Telegram's retry_after is honoured by SQS; an answer that is recorded but not
 yet sent is never dead-lettered; a throttled delivery record is retried, not resent; the
-runtime gets a deadline inside the consumer's invocation."""
+runtime gets a deadline inside the consumer's invocation, and the answer's delivery ends
+inside it too."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from agentbot_testing import AwsFault as AwsFault
 from agentbot_testing import FaultProxy
 from agentbot_testing.telegram_stack import RUNTIME_FUNCTION, wait_until
-from agentbot_testing.telegram_support import update
+from agentbot_testing.telegram_support import long_markdown, update
 from botocore.config import Config
 from local_stack import LOCAL_CREDENTIALS, TelegramFault, sqs_lambda_event
 from session_core import MAX_RECEIVE_COUNT, TURN_VERSION, TurnRequest, encode
@@ -24,6 +25,7 @@ from sqs_consumer import (
     FAILURE_WORDING,
     MAX_REQUEUES,
     REQUEUES_ATTRIBUTE,
+    render_reply,
     runtime_client_config,
 )
 from telegram_core import decode_envelope
@@ -191,3 +193,97 @@ def test_throttled_delivery_record_is_retried_not_the_message_sent_again(stack) 
     assert proxy.failed == ["dynamodb:UpdateItem"] * 2
     assert [r["batchItemFailures"] for r in responses] == [[]]
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hi"]
+
+
+INVOCATION_S = 30.0
+
+
+def invoke_for(stack, raw: dict, invocation_s: float) -> dict:
+    """Hand ``raw`` to a consumer invocation of ``invocation_s`` (the runtime's deadline 15 s
+    before its end); its batch response, once it is checked to have ended in time."""
+    ends = time.monotonic() + invocation_s
+    response = stack.consumer(delivery_reserve_s=15.0).handle_batch(
+        event(stack, [raw]), remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000)
+    )
+    took_s = invocation_s - (ends - time.monotonic())
+    assert took_s < invocation_s, f"the invocation ran {took_s:.1f} s of its {invocation_s:.0f} s"
+    return response
+
+
+def shown(stack) -> list[str]:
+    """What the chat shows, in order: each text, and each file as its name."""
+    files = {f.message["message_id"]: f.file_name for f in stack.telegram.sent_files(CHAT)}
+    return [files[m["message_id"]] if m["message_id"] in files else m["text"] for m in stack.replies(CHAT)]
+
+
+@pytest.mark.parametrize(
+    ("words", "held"),
+    [
+        ("long:10000", ("sendMessage",)),  # every part after the first
+        ("hi files:4", ("sendPhoto", "sendDocument")),  # the files after the text
+    ],
+    ids=["text", "files"],
+)
+def test_a_telegram_that_holds_the_answer_does_not_keep_the_consumer_past_its_end(stack, words, held) -> None:
+    """Lambda stops an invocation at its end, whatever it was doing: a delivery still waiting on
+    Telegram then would leave the record's outcome unsaid, the record hidden for minutes, and
+    the rest of the answer (or a part sent twice) to whichever try comes next."""
+    released = threading.Event()  # set at the end: until then Telegram holds those sends
+
+    def hold_after_the_first(method: str, params: dict) -> None:
+        if method in held and stack.replies(CHAT):
+            released.wait(120)
+            # What Telegram says at last, too late: the held send never reached the chat.
+            stack.telegram.inject(method, TelegramFault.server_error(502))
+
+    stack.telegram.on_call = hold_after_the_first
+    stack.post(update(188, text=words))
+    [raw] = stack.receive()
+    try:
+        response = invoke_for(stack, raw, INVOCATION_S)
+    finally:
+        released.set()
+    assert response["batchItemFailures"] == [{"itemIdentifier": raw["MessageId"]}]  # tried again
+    first_try = shown(stack)
+    stack.telegram.on_call = None
+    stack.aws.sqs.change_message_visibility(
+        QueueUrl=stack.aws.resources.queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+    )
+    stack.drain(stack.consumer())
+    assert len(stack.runs()) == 1  # replayed, not run again
+    assert stack.dead_letters() == []
+    now = shown(stack)
+    assert now[: len(first_try)] == first_try and len(now) == len(set(now))  # each part once
+    if held == ("sendMessage",):
+        assert len(first_try) == 1  # the first part came; nothing said it failed
+        assert len(now) == len(render_reply(long_markdown(10000)))  # the rest after it
+    else:
+        assert first_try == ["Answer to: hi files:4"]
+        # A held upload may have gone (its answer never came): named, not sent twice; the
+        # files never begun went on the retry.
+        files = ["chart.png", "data.csv", "notes-3.txt", "notes-4.txt"]
+        assert "notes-4.txt" in now and "may not have arrived" in now[-1]
+        assert all((name in now) != (name in now[-1]) for name in files), now
+
+
+def test_a_telegram_that_holds_the_failure_notice_does_not_keep_the_consumer_past_its_end(stack) -> None:
+    """Killed while the notice waits, the record would go without its dead letter and come back
+    to run (and pay for) its turn again, the notice perhaps twice."""
+    released = threading.Event()  # set at the end: until then Telegram holds every message
+
+    def hold(method: str, params: dict) -> None:
+        if method == "sendMessage":
+            released.wait(120)
+            stack.telegram.inject(method, TelegramFault.server_error(502))  # too late, and refused
+
+    stack.telegram.on_call = hold
+    stack.post(update(189, text="fail:bad_request"))
+    [raw] = stack.receive()
+    try:
+        response = invoke_for(stack, raw, INVOCATION_S)
+    finally:
+        released.set()
+    assert response["batchItemFailures"] == []  # its outcome settled: dead-lettered, acknowledged
+    [dead] = stack.dead_letters()
+    assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "bad_request"
+    assert stack.replies(CHAT) == [] and len(stack.runs()) == 1

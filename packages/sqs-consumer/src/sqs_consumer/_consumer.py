@@ -66,6 +66,7 @@ class Consumer:
             sleep=deps.sleep,
             record_retry_backoff_s=timing.record_retry_backoff_s,
             claim_poll_s=min(timing.busy_poll_s, 0.5),
+            end_reserve_s=timing.delivery_end_reserve_s,
         )
         self._messages = MessageHandler(config=config, deps=deps, timing=timing, delivery=self._delivery)
         self._last_try = LastTryWatch(
@@ -149,19 +150,26 @@ class Consumer:
                     first_try=record.receive_count == 1 and not record.requeues,
                 )
             except Exception as exc:
-                return self._failed(record, msg, key, exc, last_receive=last_receive)
+                return self._failed(record, msg, key, exc, last_receive=last_receive, remaining=remaining)
             log.info("record_done", status=status, receive_count=record.receive_count)
             self._left_queue(msg, key)
             return RecordOutcome(done=True, status=status)
 
     def _failed(
-        self, record: SqsRecord, msg: InboundMessage, key: SessionKey, exc: Exception, *, last_receive: bool
+        self,
+        record: SqsRecord,
+        msg: InboundMessage,
+        key: SessionKey,
+        exc: Exception,
+        *,
+        last_receive: bool,
+        remaining: RemainingTimeMs,
     ) -> RecordOutcome:
         failure = classify(exc)
         if failure.token_refused:
             report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
         if failure.kind == "config":
-            return self._misconfigured(msg, key)
+            return self._misconfigured(msg, key, remaining)
         if failure.chat_unreachable:
             return self._chat_unreachable(msg, key, failure.detail)
         if failure.retryable and not last_receive:
@@ -174,7 +182,9 @@ class Consumer:
                 error=failure.detail,
             )
             if failure.model_busy:
-                self._delivery.tell_user_once(msg, key, model_busy_notice(delay), kind="model_busy")
+                self._delivery.tell_user_once(
+                    msg, key, model_busy_notice(delay), kind="model_busy", remaining=remaining
+                )
             return RecordOutcome(done=False, status="retry", retry_delay_s=delay)
         if failure.deferrable:
             requeued = self._failures.requeue(record, key, reason=failure.kind)
@@ -186,7 +196,9 @@ class Consumer:
         if isinstance(exc, DeliveryFailedError) and exc.answer is not None:
             self._messages.answer_not_delivered(msg, key, exc.answer, exc)  # for the agent's next turn
         # A deferred record's own text (say the runtime's "still busy") is no final answer.
-        self._delivery.tell_user_once(msg, key, None if failure.deferrable else failure.user_message)
+        # Its time ends before the invocation's, so the dead letter below is always written.
+        notice = None if failure.deferrable else failure.user_message
+        self._delivery.tell_user_once(msg, key, notice, remaining=remaining)
         outcome = self._failures.dead_letter(
             record, update_id=msg.update_id, key=key, error_kind=failure.kind, detail=failure.detail
         )
@@ -210,10 +222,12 @@ class Consumer:
         self._left_queue(msg, key)
         return RecordOutcome(done=True, status="chat_unreachable")
 
-    def _misconfigured(self, msg: InboundMessage, key: SessionKey) -> RecordOutcome:
+    def _misconfigured(
+        self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs
+    ) -> RecordOutcome:
         """The runtime found a permanent configuration error (and reported it to the operator:
         log, metric, alarm). Retrying cannot help and the message is not at fault, so it is
         acknowledged with one short notice, neither retried nor dead-lettered."""
         log.error("record_misconfigured", error_kind="config")
-        self._delivery.tell_user_once(msg, key, MISCONFIGURED_NOTICE)
+        self._delivery.tell_user_once(msg, key, MISCONFIGURED_NOTICE, remaining=remaining)
         return RecordOutcome(done=True, status="misconfigured")

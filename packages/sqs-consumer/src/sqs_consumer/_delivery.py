@@ -5,6 +5,11 @@ be undone) and skipped on a retry; with claims, each chunk is claimed before it 
 chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
 plain halves (a message with buttons too, the buttons under the second). The files the agent
 sends are chunks too, after the text: each one read, sent and recorded before the next.
+
+Given the invocation's remaining time, every send ends ``end_reserve_s`` before its end (the
+timing's ``delivery_end_reserve_s``), and a part is not begun with none left: a Telegram that
+holds a send fails the delivery (retryable), so the record is retried and sends the rest,
+instead of Lambda killing the invocation mid-delivery with the record's outcome unsaid.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from telegram_core import (
 )
 
 from ._chunk_claims import ChunkClaimer, Claims
-from ._errors import ConsumerError, DeliveryFailedError
+from ._errors import ConsumerError, DeferredError, DeliveryFailedError
 from ._render import html_to_plain, split_plain
+from ._timing import DELIVERY_END_SHARE, DELIVERY_RESERVE_S, RemainingTimeMs
 from ._wording import FAILED_NOTICE
 
 log = get_logger(__name__)
@@ -44,6 +50,8 @@ NoticeKind = Literal["failed", "last_try", "model_busy"]
 _Part = TypeVar("_Part")
 # Reads a file the agent sends: its bytes, or None when it cannot be sent (gone from S3).
 ReadFile = Callable[[StagedAttachment], bytes | None]
+# The seconds a delivery has left (None: no bound but the HTTP client's own timeouts).
+TimeLeft = Callable[[], float] | None
 
 
 class _NotSent(Exception):
@@ -76,7 +84,8 @@ class Delivery:
     message through ``bot``, recording each chunk in ``registry``; with ``claims`` each chunk
     is claimed before it is sent, so two live deliveries of one record never both send it
     (``claim_poll_s``: how often the other one looks again); ``sleep`` and
-    ``record_retry_backoff_s`` pace a record write's retries."""
+    ``record_retry_backoff_s`` pace a record write's retries; ``end_reserve_s``: what
+    delivery leaves of an invocation's remaining time (see the module's docstring)."""
 
     def __init__(
         self,
@@ -87,6 +96,7 @@ class Delivery:
         sleep: Callable[[float], None] = time.sleep,
         record_retry_backoff_s: float = 0.2,
         claim_poll_s: float = 0.5,
+        end_reserve_s: float = DELIVERY_RESERVE_S * DELIVERY_END_SHARE,
     ) -> None:
         self._bot = bot
         self._registry = registry
@@ -94,16 +104,27 @@ class Delivery:
         self._claim_poll_s = claim_poll_s
         self._sleep = sleep
         self._record_retry_backoff_s = record_retry_backoff_s
+        self._end_reserve_s = end_reserve_s
 
-    def deliver(self, msg: InboundMessage, key: SessionKey, chunks: list[str]) -> None:
+    def deliver(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        chunks: list[str],
+        *,
+        remaining: RemainingTimeMs | None = None,
+    ) -> None:
         """Send the chunks not yet delivered for this update, recording each one as it goes.
 
         The first chunk quotes the user's message; all go to the message's forum topic, or to
         the supergroup the group became meanwhile (Telegram names it). Raises
         DeliveryFailedError (retryable ones are deferrable) when Telegram or the delivery
-        record fails after the local retries.
+        record fails after the local retries, or when the invocation's ``remaining`` time
+        ran out for delivery (see the module's docstring; None: no bound of its own).
         """
-        self._deliver_parts(msg, key, chunks, self._send_text, first_index=0, quote_first=True)
+        self._deliver_parts(
+            msg, key, chunks, self._send_text, first_index=0, quote_first=True, remaining=remaining
+        )
 
     def deliver_files(
         self,
@@ -114,6 +135,7 @@ class Delivery:
         first_index: int,
         read: ReadFile,
         quote_first: bool = False,
+        remaining: RemainingTimeMs | None = None,
     ) -> list[UnsentFile]:
         """Send the files the agent sent with this reply as chunks ``first_index``... (after
         its text), each once, like ``deliver``'s chunks: ``read`` gives one file's bytes at a
@@ -122,12 +144,14 @@ class Delivery:
         with a log line, unrecorded; one whose upload went out but that Telegram did not
         confirm (its answer lost, or a 5xx) is recorded as sent, not sent again. The others
         still go. Returns the files skipped or unconfirmed, with why. Raises
-        DeliveryFailedError like ``deliver``."""
+        DeliveryFailedError like ``deliver`` (``remaining`` too)."""
 
-        def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None) -> int:
-            return self._send_file(target, file, read, reply_to=reply_to)
+        def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None, left: TimeLeft) -> int:
+            return self._send_file(target, file, read, reply_to=reply_to, time_left=left)
 
-        skipped = self._deliver_parts(msg, key, files, send, first_index=first_index, quote_first=quote_first)
+        skipped = self._deliver_parts(
+            msg, key, files, send, first_index=first_index, quote_first=quote_first, remaining=remaining
+        )
         return [UnsentFile(file_name=file.file_name, reason=reason) for file, reason in skipped]
 
     def files_not_delivered(
@@ -146,28 +170,41 @@ class Delivery:
         ]
 
     def deliver_notice(
-        self, msg: InboundMessage, key: SessionKey, index: int, text: str, *, quote: bool = False
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        index: int,
+        text: str,
+        *,
+        quote: bool = False,
+        remaining: RemainingTimeMs | None = None,
     ) -> None:
         """Send ``text`` (HTML) once, as chunk ``index`` of this update's reply (a place of its
         own after the answer's parts), quoting the user's message when ``quote`` (nothing of
-        the answer went before it). Raises DeliveryFailedError like ``deliver``."""
-        self._deliver_parts(msg, key, [text], self._send_text, first_index=index, quote_first=quote)
+        the answer went before it). Raises DeliveryFailedError like ``deliver`` (``remaining``
+        too)."""
+        self._deliver_parts(
+            msg, key, [text], self._send_text, first_index=index, quote_first=quote, remaining=remaining
+        )
 
     def _deliver_parts(
         self,
         msg: InboundMessage,
         key: SessionKey,
         parts: Sequence[_Part],
-        send: Callable[[InboundMessage, _Part, int | None], int],
+        send: Callable[[InboundMessage, _Part, int | None, TimeLeft], int],
         *,
         first_index: int,
         quote_first: bool,
+        remaining: RemainingTimeMs | None,
     ) -> list[tuple[_Part, UnsentReason]]:
         """Send each of ``parts`` not yet delivered with ``send`` as chunk ``first_index``,
         ``first_index + 1``..., claimed first and recorded after (a part ``send`` skips for good
         with _NotSent is neither, and is returned); the first one sent quotes the user's
-        message when ``quote_first``. A group that became a supergroup gets the rest there."""
+        message when ``quote_first``. A group that became a supergroup gets the rest there.
+        Each send ends within the delivery's time (``remaining``); none begins without it."""
         index = first_index
+        time_left = self._delivery_time(remaining)
         claims = self._chunk_claimer(key, msg.update_id)
         target = msg
         skipped: list[tuple[_Part, UnsentReason]] = []
@@ -179,6 +216,8 @@ class Delivery:
                 i in delivered for i in range(first_index, first_index + len(parts))
             )
             for index, part in enumerate(parts, start=first_index):
+                if index not in delivered:
+                    _stop_when_out_of_time(msg.update_id, index, time_left)
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     quote = False  # sent by an earlier or the other delivery
                     if delivered.get(index) == _UNCONFIRMED:  # still named, as the first try did
@@ -189,7 +228,7 @@ class Delivery:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
                         try:
-                            message_id = send(target, part, reply_to)
+                            message_id = send(target, part, reply_to, time_left)
                         except TelegramChatMigrated as exc:
                             if exc.migrate_to_chat_id is None or target is not msg:
                                 raise
@@ -198,7 +237,7 @@ class Delivery:
                         # bytes in it) is gone before the next send reads the file again.
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
-                            message_id = send(target, part, None)
+                            message_id = send(target, part, None, time_left)
                 except _NotSent as not_sent:
                     skipped.append((part, not_sent.reason))
                     continue
@@ -221,6 +260,7 @@ class Delivery:
         markup: Mapping[str, Any],
         *,
         quote: bool,
+        remaining: RemainingTimeMs | None = None,
     ) -> int | None:
         """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply
         (quoting the user's message when ``quote``: it is the reply's first message),
@@ -229,22 +269,35 @@ class Delivery:
         text like ``deliver``'s chunks, the buttons on its last part (whose message_id this
         answers). Unlike ``deliver`` it does not follow a group to the supergroup it became: a
         press there would come from another chat, another session. Raises DeliveryFailedError
-        like ``deliver``."""
+        like ``deliver`` (``remaining`` too)."""
         claims = self._chunk_claimer(key, msg.update_id)
+        time_left = self._delivery_time(remaining)
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             if index in delivered:
                 return delivered[index]
+            _stop_when_out_of_time(msg.update_id, index, time_left)
             if claims is not None and not claims.claim(index):  # the other delivery sent it
                 return self._registry.delivered_chunks(key, msg.update_id).get(index)
             with claims.sending(index) if claims is not None else contextlib.nullcontext():
                 message_id = self._send_chunk(
-                    msg, text, reply_to=msg.message_id if quote else None, reply_markup=markup
+                    msg,
+                    text,
+                    reply_to=msg.message_id if quote else None,
+                    reply_markup=markup,
+                    time_left=time_left,
                 )
             self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
         return message_id
+
+    def _delivery_time(self, remaining: RemainingTimeMs | None) -> TimeLeft:
+        """The seconds left for delivery: the invocation's, less what the record's outcome
+        needs after it (None: no bound of its own)."""
+        if remaining is None:
+            return None
+        return lambda: remaining() / 1000 - self._end_reserve_s
 
     def _chunk_claimer(self, key: SessionKey, update_id: int) -> ChunkClaimer | None:
         """This delivery attempt's chunk claims (None: claims are off)."""
@@ -253,13 +306,19 @@ class Delivery:
         return ChunkClaimer(self._claims, key, update_id, sleep=self._sleep, poll_s=self._claim_poll_s)
 
     def tell_user_once(
-        self, msg: InboundMessage, key: SessionKey, user_message: str | None, *, kind: NoticeKind = "failed"
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        user_message: str | None,
+        *,
+        kind: NoticeKind = "failed",
+        remaining: RemainingTimeMs | None = None,
     ) -> None:
         """Tell the user ``user_message`` (None: FAILED_NOTICE) in reply to their message, once
         per update and ``kind`` however often this runs: "failed", their message failed for
         good; "last_try", its last try is starting after the one before died; "model_busy",
-        it is put off because the model asked to wait. A notice that cannot be sent is only
-        logged."""
+        it is put off because the model asked to wait. A notice that cannot be sent (or not
+        within the delivery's time: ``remaining`` as for ``deliver``) is only logged."""
         try:
             if not self._registry.notice_sent(key, msg.update_id, kind):
                 return
@@ -269,6 +328,7 @@ class Delivery:
                 html=False,
                 thread_id=msg.thread_id,
                 reply_to_message_id=msg.message_id,
+                time_left=self._delivery_time(remaining),
             )
         except (ConsumerError, TelegramApiError, StorageError, ValueError) as exc:
             log.warning("failure_notice_not_sent", kind=kind, error=type(exc).__name__)
@@ -294,16 +354,22 @@ class Delivery:
                 )
                 self._sleep(wait)
 
-    def _send_text(self, msg: InboundMessage, chunk: str, reply_to: int | None) -> int:
-        return self._send_chunk(msg, chunk, reply_to=reply_to)
+    def _send_text(self, msg: InboundMessage, chunk: str, reply_to: int | None, time_left: TimeLeft) -> int:
+        return self._send_chunk(msg, chunk, reply_to=reply_to, time_left=time_left)
 
     def _send_file(
-        self, msg: InboundMessage, file: StagedAttachment, read: ReadFile, *, reply_to: int | None
+        self,
+        msg: InboundMessage,
+        file: StagedAttachment,
+        read: ReadFile,
+        *,
+        reply_to: int | None,
+        time_left: TimeLeft,
     ) -> int:
         content = read(file)
         if content is None:
             raise _NotSent
-        self._show_uploading(msg, file, len(content))
+        self._show_uploading(msg, file, len(content), time_left)
         try:
             return self._bot.send_file(
                 msg.chat_id,
@@ -312,6 +378,7 @@ class Delivery:
                 mime_type=file.mime_type,
                 thread_id=msg.thread_id,
                 reply_to_message_id=reply_to,
+                time_left=time_left,
             )
         except TelegramBadRequest as exc:
             if exc.chat_unreachable:
@@ -330,12 +397,14 @@ class Delivery:
         finally:
             del content  # one file in memory at a time, even while an error travels up
 
-    def _show_uploading(self, msg: InboundMessage, file: StagedAttachment, size: int) -> None:
+    def _show_uploading(
+        self, msg: InboundMessage, file: StagedAttachment, size: int, time_left: TimeLeft
+    ) -> None:
         """ "sending a photo…" / "sending a file…" while it uploads; best effort: the file
         matters, not this."""
         action: ChatAction = "upload_photo" if sent_as_photo(file.mime_type, size) else "upload_document"
         try:
-            self._bot.send_chat_action(msg.chat_id, action, thread_id=msg.thread_id)
+            self._bot.send_chat_action(msg.chat_id, action, thread_id=msg.thread_id, time_left=time_left)
         except TelegramApiError as exc:
             log.info("upload_action_not_shown", kind=exc.kind)
 
@@ -346,6 +415,7 @@ class Delivery:
         *,
         reply_to: int | None,
         reply_markup: Mapping[str, Any] | None = None,
+        time_left: TimeLeft = None,
     ) -> int:
         try:
             return self._bot.send_message(
@@ -355,6 +425,7 @@ class Delivery:
                 thread_id=msg.thread_id,
                 reply_to_message_id=reply_to,
                 reply_markup=reply_markup,
+                time_left=time_left,
             )
         except (TelegramBadMarkup, TelegramMessageTooLong) as exc:
             rejected: TelegramApiError = exc
@@ -374,6 +445,7 @@ class Delivery:
                 reply_to_message_id=reply_to,
                 # Buttons go under the last part, after the text they answer.
                 reply_markup=reply_markup if number == len(parts) else None,
+                time_left=time_left,
             )
             reply_to = None
         return message_id
@@ -384,3 +456,10 @@ def _moved_to(msg: InboundMessage, chat_id: int) -> InboundMessage:
     caller quotes nothing there, where the user's message has another id, if any."""
     log.warning("chat_migrated", chat_id=msg.chat_id, migrate_to_chat_id=chat_id)
     return msgspec.structs.replace(msg, chat_id=chat_id, thread_id=0)
+
+
+def _stop_when_out_of_time(update_id: int, index: int, time_left: TimeLeft) -> None:
+    # Nothing of the part went: the record's retry sends it (and the rest) in a new invocation.
+    if time_left is not None and time_left() <= 0:
+        cause = DeferredError("out_of_time", "the invocation's time for delivery ran out")
+        raise DeliveryFailedError(update_id, index, cause)

@@ -132,14 +132,14 @@ class MessageHandler:
         # A GIF captioned "/new" is the command still (its answer says the GIF went unread); a
         # video of an album with photos is named in the photos' turn (``with_its_album``).
         if msg.kind == "unsupported" and command is None:
-            self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)])
+            self._delivery.deliver(msg, key, [unsupported_notice(msg.unsupported_what)], remaining=remaining)
             return "unsupported"
         if command == "stop" and len(parts) > 1:
             # A part of this album was captioned /stop: the producer stopped and answered it
             # (saying the album's photos went unread); a second answer would repeat it.
             return "command"
         if command == "permissions":  # with revoke buttons (agentbot dev's terminal: /revoke <n>)
-            self._show_permissions(msg, key)
+            self._show_permissions(msg, key, remaining)
             return "command"
         if command is not None:
             if not self._deps.deliveries.delivered_chunks(key, msg.update_id):  # not done on a retry
@@ -161,7 +161,7 @@ class MessageHandler:
                     mention=self._mention_needed(msg),
                     forum=msg.forum,
                 )
-                self._delivery.deliver(msg, key, [reply + _unread_note(msg, command)])
+                self._delivery.deliver(msg, key, [reply + _unread_note(msg, command)], remaining=remaining)
             return "command"
         hold = BudgetHold()
         if budgets is not None:
@@ -176,7 +176,7 @@ class MessageHandler:
                     approval_answer=msg.kind == "approval",
                     for_another=self._answered_for_another(msg, key),
                 )
-                self._delivery.deliver(msg, key, [escape_html(refused)])
+                self._delivery.deliver(msg, key, [escape_html(refused)], remaining=remaining)
                 return "over_budget"
             hold = admitted
         settled = False
@@ -224,7 +224,7 @@ class MessageHandler:
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.
             log.warning("turn_history_too_large", reason=result.error_reason)
-            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
             return "history_too_large"
         if result.error_reason is not None and stopped_by_turn_limit(
             result.error_reason, retryable=result.retryable
@@ -239,13 +239,13 @@ class MessageHandler:
                 setting=TURN_LIMIT_SETTINGS[result.error_reason],
                 cost_usd=result.cost_usd,
             )
-            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
             return "stopped_by_limit"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
             # the operator has the runtime's log line and metric, not a dead letter.
             log.warning("turn_model_silent")
-            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))])
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
             return "model_silent"
         if not result.ok:
             raise TurnFailedError(
@@ -325,7 +325,9 @@ class MessageHandler:
                     if not_fetched and not staged and not asks_without_its_files(parts, not_fetched):
                         # nothing left to answer: each is named
                         typing.stop()
-                        self._delivery.deliver(msg, key, [none_fetched_notice(not_fetched)])
+                        self._delivery.deliver(
+                            msg, key, [none_fetched_notice(not_fetched)], remaining=remaining
+                        )
                         return None
                     parts = fetched_only(parts, not_fetched)
                     # Transcribe may take what the turn and its delivery would not need.
@@ -341,7 +343,7 @@ class MessageHandler:
                     )
                 except VoiceNotTranscribed as exc:
                     typing.stop()
-                    self._delivery.deliver(msg, key, [escape_html(exc.notice)])
+                    self._delivery.deliver(msg, key, [escape_html(exc.notice)], remaining=remaining)
                     return None
                 except TranscriptionStopped:
                     # Told as a turn stopped before it wrote anything; the agent never sees it.
@@ -349,7 +351,7 @@ class MessageHandler:
                     stopped = stopped_markdown(
                         "", stopped_by=self._stopped_by_another(msg, key, msg.update_id)
                     )
-                    self._delivery.deliver(msg, key, render_reply(stopped))
+                    self._delivery.deliver(msg, key, render_reply(stopped), remaining=remaining)
                     return None
                 # A refusal that came while the files were fetched or heard (a slow Telegram
                 # answers the first "typing…" late) stops the turn before the model is paid.
@@ -395,17 +397,23 @@ class MessageHandler:
                 # Cut short because the chat shut the bot out (see on_shut_out): what it wrote
                 # is for nobody there, even once the bot is back, and nobody pressed Stop.
                 typing.raise_if_shut_out(wait_s=0)
-            self._deliver_answer(msg, key, result, view)
+            self._deliver_answer(msg, key, result, view, remaining)
         return result
 
     def _deliver_answer(
-        self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        result: TurnResult,
+        view: LiveView,
+        remaining: RemainingTimeMs,
     ) -> None:
         """Deliver a turn's answer: its text, then the files the agent sends, then the buttons
         of a call waiting for approval; the first of them quotes the user's message. A failed
-        delivery carries the answer (``DeliveryFailedError.answer``: see ``answer_not_delivered``)."""
+        delivery carries the answer (``DeliveryFailedError.answer``: see ``answer_not_delivered``),
+        as does one the invocation's ``remaining`` time cut short (the record's retry sends the rest)."""
         try:
-            self._deliver_answer_parts(msg, key, result, view)
+            self._deliver_answer_parts(msg, key, result, view, remaining)
         except DeliveryFailedError as exc:
             exc.answer = result
             raise
@@ -427,7 +435,12 @@ class MessageHandler:
         keep_undelivered(self._deps.registry, key, result, missing, text_lost=text_lost)
 
     def _deliver_answer_parts(
-        self, msg: InboundMessage, key: SessionKey, result: TurnResult, view: LiveView
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        result: TurnResult,
+        view: LiveView,
+        remaining: RemainingTimeMs,
     ) -> None:
         chunks = self._answer_chunks(msg, key, result)
         files = result.files
@@ -437,7 +450,7 @@ class MessageHandler:
         # Each part has its place in the delivery record whatever the text's length: a retry
         # may render one chunk more or less (the usage footer is read afresh, the history
         # notice is not recorded), and must still find each file and the buttons.
-        self._delivery.deliver(msg, key, chunks)
+        self._delivery.deliver(msg, key, chunks, remaining=remaining)
         skipped: list[UnsentFile] = []
         if files:
             skipped = self._delivery.deliver_files(
@@ -447,16 +460,19 @@ class MessageHandler:
                 first_index=FIRST_FILE_CHUNK,
                 read=self._outbox_reader(key),
                 quote_first=not chunks,
+                remaining=remaining,
             )
             if skipped:  # gone from the bucket, refused by Telegram, unconfirmed: said, not left silent
                 [notice] = render_reply(unsent_files_notice(skipped))  # one line: one chunk
                 alone = not chunks and len(skipped) == len(files)  # nothing went before it
-                self._delivery.deliver_notice(msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone)
+                self._delivery.deliver_notice(
+                    msg, key, FILES_SKIPPED_CHUNK, notice, quote=alone, remaining=remaining
+                )
         if not keep_undelivered(self._deps.registry, key, result, skipped):  # for the agent's next turn
             [notice] = render_reply(UNDELIVERED_NOT_NOTED_NOTICE)
-            self._delivery.deliver_notice(msg, key, UNDELIVERED_NOT_NOTED_CHUNK, notice)
+            self._delivery.deliver_notice(msg, key, UNDELIVERED_NOT_NOTED_CHUNK, notice, remaining=remaining)
         if asking is not None:
-            self._ask_approval(msg, key, asking, quote=not (chunks or files))
+            self._ask_approval(msg, key, asking, quote=not (chunks or files), remaining=remaining)
 
     def _answer_chunks(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> list[str]:
         """The reply's HTML chunks, with a line naming the files that were not sent. A turn
@@ -511,7 +527,13 @@ class MessageHandler:
         return read
 
     def _ask_approval(
-        self, msg: InboundMessage, key: SessionKey, request: ApprovalRequest, *, quote: bool
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        request: ApprovalRequest,
+        *,
+        quote: bool,
+        remaining: RemainingTimeMs,
     ) -> None:
         """[I] Show the call waiting for approval with its buttons (once, as this reply's
         APPROVAL_CHUNK; quoting the user's message when nothing came before it), and tell the
@@ -524,6 +546,7 @@ class MessageHandler:
             approval_request_html(request, where=where),
             approval_keyboard(request.approval_id, where=where),
             quote=quote,
+            remaining=remaining,
         )
         if message_id is not None and self._deps.approvals is not None:
             self._deps.approvals.attach_message(key, request.approval_id, message_id)
@@ -626,7 +649,7 @@ class MessageHandler:
         html = approval_dropped_html(dropped, new_from=sender)
         self._edit_question(msg, dropped.message_id, html, remaining, later, chat_holds)
 
-    def _show_permissions(self, msg: InboundMessage, key: SessionKey) -> None:
+    def _show_permissions(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> None:
         """[I] /permissions: the chat's grants, each with a revoke button."""
         grants = [] if self._deps.approvals is None else self._deps.approvals.grants(key)
         page = permissions_page(_command_argument(msg.text))  # /permissions 2: the next page
@@ -634,9 +657,9 @@ class MessageHandler:
         listing = permissions_html(grants, where=this_place(key.thread_id, forum=msg.forum), page=page)
         listing += _unread_note(msg, "permissions")
         if markup is None:
-            self._delivery.deliver(msg, key, [listing])
+            self._delivery.deliver(msg, key, [listing], remaining=remaining)
         else:
-            self._delivery.deliver_with_buttons(msg, key, 0, listing, markup, quote=True)
+            self._delivery.deliver_with_buttons(msg, key, 0, listing, markup, quote=True, remaining=remaining)
 
     def _stop_turn(self, key: SessionKey, turn_id: int) -> None:
         """Stop the turn as Stop does: the chat shut the bot out, nobody can get its answer."""

@@ -19,6 +19,11 @@ TURN_RESERVE_S = 120.0
 BUSY_POLL_S = 5.0
 # Kept free of the wait to delete a group's progress message: the record's own last writes.
 PROGRESS_CLEANUP_RESERVE_S = 10.0
+# Of the delivery reserve, the share kept free of the sends themselves (15 s of 45): the
+# record's outcome after them (a part not sent is retried, or dead-lettered with the user
+# told), then its progress message's deletion. A share, not seconds: a shorter reserve keeps
+# room for sends.
+DELIVERY_END_SHARE = 1 / 3
 
 # Lambda's context.get_remaining_time_in_millis.
 RemainingTimeMs = Callable[[], int]
@@ -46,6 +51,11 @@ class ConsumerTiming:
     progress_poll_s: float = POLL_S
     heartbeat_visibility_s: int = HEARTBEAT_VISIBILITY_S
     heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
+
+    @property
+    def delivery_end_reserve_s(self) -> float:
+        """What delivery leaves of the invocation's time: every send ends that long before it."""
+        return self.delivery_reserve_s * DELIVERY_END_SHARE
 
 
 def time_left_of(seconds: float) -> RemainingTimeMs:
