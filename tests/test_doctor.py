@@ -765,6 +765,23 @@ def test_local_checks_name_a_credential_under_an_innocent_name_as_agentbot_dev_w
     assert token not in out
 
 
+def test_local_checks_name_an_mcp_server_whose_tools_would_read_as_another_servers(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Beside "deepwiki", a "deepwiki__docs" server's tool mcp__deepwiki__docs__ask reads as
+    deepwiki's (the CLI's approval rules, the runtime's log): doctor passed it."""
+    _with_github_server(tmp_path, {"type": "http", "url": "https://mcp.example.com/mcp"}, clean_env)
+    mcp = tmp_path / "claude-config" / "mcp.json"
+    mcp.write_text(mcp.read_text().replace('"github"', '"deepwiki__docs"'))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert (
+        "mcp.json: mcpServers.deepwiki__docs: a server name must not contain '__'" in lines["claude-config"]
+    )
+
+
 def test_local_checks_name_every_claude_config_problem_in_one_run(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -622,6 +622,28 @@ def test_a_servers_timeout_reaches_the_cli_as_written(config_dir: Path) -> None:
     assert config.mcp_servers["deepwiki"]["timeout"] == 300_000
 
 
+@pytest.mark.parametrize("name", ["deepwiki__docs", "deepwiki_", "a__b__c"])
+def test_a_server_name_its_tools_names_would_read_as_another_servers_is_refused(
+    config_dir: Path, name: str
+) -> None:
+    """The CLI names a tool mcp__<server>__<tool> and reads the server up to the first '__':
+    mcp__deepwiki__docs__ask was a tool of "deepwiki" and of "deepwiki__docs" alike (as was
+    mcp__deepwiki___ask of "deepwiki_"), for the runtime's log and the approval rules too."""
+    server = {"type": "http", "url": "https://mcp.example.com/mcp"}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"].update({name: server}))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", f"mcpServers.{name}")
+    assert "must not contain '__' nor end with '_'" in caught.value.reason
+    assert "mcp__<server>__<tool>" in caught.value.reason
+
+
+def test_a_server_name_with_single_underscores_and_dashes_is_taken(config_dir: Path) -> None:
+    server = {"type": "http", "url": "https://mcp.example.com/mcp"}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"].update({"_my_docs-2": server}))
+    assert "_my_docs-2" in load_claude_config(config_dir, environ={}).mcp_servers
+
+
 def _named(caught: pytest.ExceptionInfo[ClaudeConfigError], config_dir: Path) -> list[tuple[str, str | None]]:
     """(file within claude-config, field) of each problem one load found, in order."""
     return [(str(Path(p.file).relative_to(config_dir)), p.field) for p in caught.value.problems]

@@ -111,8 +111,7 @@ def load_mcp(
 def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
     """One server of mcp.json as the CLI takes it: ``${}`` expanded, ``headers_from_ssm`` left out."""
     field = f"mcpServers.{name}"
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
+    _check_server_name(name, file, field)
     if not isinstance(spec, dict):
         raise ClaudeConfigError(str(file), field, "must be an object")
     kind = spec.get("type", "stdio")
@@ -185,6 +184,23 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
                 f"claude-config: write ${{CLAUDE_CONFIG_PATH}}/{arg}",
             )
     return expanded
+
+
+def _check_server_name(name: str, file: Path, field: str) -> None:
+    """A name the CLI writes into its tools' names (``mcp__<server>__<tool>``) as it is, and
+    that reads back as this server alone: the CLI turns any other character into '_', and it
+    (as the runtime, the approval rules and agents.json) takes the server to end at the first
+    '__' after ``mcp__``, so "a__b" and "a_" would name tools of server "a"."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ClaudeConfigError(str(file), field, "server names use letters, digits, '_' and '-'")
+    if "__" in name or name.endswith("_"):
+        raise ClaudeConfigError(
+            str(file),
+            field,
+            "a server name must not contain '__' nor end with '_': the CLI names its tools "
+            "mcp__<server>__<tool> and reads the server as ending at the first '__', so this "
+            "one's tools would be taken for another server's (use a single '_' or '-')",
+        )
 
 
 # A server's own limit on one tool call, in milliseconds (the bundled CLI's per-server
