@@ -603,7 +603,7 @@ def test_a_misspelt_field_is_named_in_its_own_file_with_the_known_ones(
     assert (Path(caught.value.file).name, caught.value.field, caught.value.reason) == (file, field, reason)
 
 
-@pytest.mark.parametrize("timeout", [500, 1_800_000, "60000", 2.5])
+@pytest.mark.parametrize("timeout", [500, 1_800_000, "60000", "1000", 2.5, 1000.5, True, float("nan")])
 def test_a_servers_timeout_outside_what_the_cli_and_a_turn_take_is_refused(
     config_dir: Path, timeout: object
 ) -> None:
@@ -620,6 +620,20 @@ def test_a_servers_timeout_reaches_the_cli_as_written(config_dir: Path) -> None:
     edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"]["deepwiki"].update(timeout=300_000))
     config = load_claude_config(config_dir, environ={})
     assert config.mcp_servers["deepwiki"]["timeout"] == 300_000
+
+
+@pytest.mark.parametrize("written", ["1000.0", "1e3", "3.0e5"])
+def test_a_servers_timeout_written_as_a_decimal_number_of_whole_milliseconds_is_taken(
+    config_dir: Path, written: str
+) -> None:
+    """JSON has no integer type, and the CLI reads 1000.0 as 1000: the check refused it as
+    "must be a whole number"."""
+    mcp = config_dir / "mcp.json"
+    edit_json(mcp, lambda d: d["mcpServers"]["deepwiki"].update(timeout="WRITTEN"))
+    mcp.write_text(mcp.read_text().replace('"WRITTEN"', written))
+    config = load_claude_config(config_dir, environ={})
+    timeout = config.mcp_servers["deepwiki"]["timeout"]
+    assert timeout == float(written) and type(timeout) is int  # as the CLI takes it
 
 
 @pytest.mark.parametrize("name", ["deepwiki__docs", "deepwiki_", "a__b__c"])

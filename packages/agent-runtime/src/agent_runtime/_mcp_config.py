@@ -134,8 +134,7 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
         else ("type", "url", "headers", "headers_from_ssm", "timeout")
     )
     refuse_unknown_fields(spec, allowed, file, field)
-    if "timeout" in spec:
-        _check_timeout(spec["timeout"], file, f"{field}.timeout")
+    timeout = _check_timeout(spec["timeout"], file, f"{field}.timeout") if "timeout" in spec else None
     if kind == "stdio":
         if not isinstance(spec.get("command"), str) or not spec["command"]:
             raise ClaudeConfigError(str(file), f"{field}.command", "is required for a command (stdio) server")
@@ -157,6 +156,8 @@ def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> 
             )
     plain = {k: v for k, v in spec.items() if k != "headers_from_ssm"}
     expanded: dict[str, Any] = _expand({**plain, "type": kind}, env, file, field)
+    if timeout is not None:
+        expanded["timeout"] = timeout  # 1e3 reaches the CLI as 1000
     for variable, value in (spec.get("env") or {}).items():
         if is_secret_variable(variable) and not is_plain_setting(value):
             raise ClaudeConfigError(
@@ -209,8 +210,12 @@ def _check_server_name(name: str, file: Path, field: str) -> None:
 _TIMEOUT_MS = (1000, 900_000)
 
 
-def _check_timeout(value: object, file: Path, field: str) -> None:
+def _check_timeout(value: object, file: Path, field: str) -> int:
+    """The limit as a whole number: JSON has no integer type (the CLI reads 1000.0 or 1e3 as
+    1000), so a decimal number of a whole value counts as that whole number."""
     low, high = _TIMEOUT_MS
+    if isinstance(value, float) and value.is_integer():  # not inf or nan
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ClaudeConfigError(
             str(file),
@@ -219,6 +224,7 @@ def _check_timeout(value: object, file: Path, field: str) -> None:
             "server's tool call may take; MCP_TOOL_TIMEOUT_MS in infra/template.yaml is the "
             "limit of every other server)",
         )
+    return value
 
 
 def _refuse_nul(spec: Mapping[str, Any], file: Path, field: str) -> None:
