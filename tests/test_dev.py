@@ -1161,12 +1161,14 @@ def _tool_gone(marker: str, state_root: str, timeout_s: float) -> bool:
     return True
 
 
+@pytest.mark.parametrize("stop_line", ["/stop", "/stop, wrong file"])
 def test_stop_in_the_terminal_chat_shows_progress_ends_the_turn_and_the_next_resumes(
-    tools_config: Path,
+    tools_config: Path, stop_line: str
 ) -> None:
     """[H] The terminal chat shows what the agent does; /stop ends the running turn (its tool
     killed, the partial answer marked stopped) and the next message continues the session.
-    Then Ctrl-C with no turn running stops everything at once and leaves no process behind."""
+    Then Ctrl-C with no turn running stops everything at once and leaves no process behind.
+    "/stop, wrong file" stops it too, as in Telegram (it waited for the turn's end)."""
     import signal
     import time
 
@@ -1176,7 +1178,7 @@ def test_stop_in_the_terminal_chat_shows_progress_ends_the_turn_and_the_next_res
         state_root = _run_a_tool_that_never_ends(dev, marker)
         dev.wait_for(r"^  ⋯ 🔧 Bash: timeout 120 tail", timeout_s=30)
         asked = time.monotonic()
-        dev.send("/stop")
+        dev.send(stop_line)
         stopped = dev.wait_for(r"⏹ Stopped\.$", timeout_s=30)
         dead = _tool_gone(marker, state_root, timeout_s=5)
         dev.send("and now?")
@@ -1290,6 +1292,19 @@ def test_what_the_webhook_answers_itself_reaches_the_chat_as_telegram_carries_it
         sent = [m["text"] for m in telegram.sent_messages(777)]
     assert answered and sent == ["Nothing is running in this chat right now."], sent
     assert token not in dev.text(), dev.text()[-3000:]
+
+
+def test_a_command_with_words_after_it_is_read_as_the_command_telegram_marks() -> None:
+    """Telegram marks "/stop" of "/stop!" and "/status" of "/status, wrong file" as the
+    command: the terminal marked the whole first word, which names no command, so the agent
+    was sent them as words."""
+    terminal = _run_dev(["/stop!", "/status, wrong file", "/etc/hosts is it?"], marker=uuid.uuid4().hex)
+    assert terminal.returncode == 0, terminal.stderr[-3000:]
+    stop, status, words = _replies(terminal.stdout)
+    assert stop == "Nothing is running in this chat right now.", terminal.stdout
+    assert status.startswith("No conversation yet"), terminal.stdout
+    assert "(I did not read what you wrote after /status:" in status, terminal.stdout
+    assert "I received: " in words and "/etc/hosts is it?'" in words, terminal.stdout  # a path: words
 
 
 def test_revoke_in_the_terminal_chat_takes_back_an_always_and_the_call_asks_again() -> None:

@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import queue
-import re
 import secrets
 import stat
 import sys
@@ -67,6 +66,8 @@ from telegram_core import (
     TelegramNetworkError,
     TelegramUnauthorized,
     decode_envelope,
+    marked_command,
+    parse_command,
 )
 from telegram_producer import (
     DECIDED_TEXT,
@@ -1271,8 +1272,11 @@ def _terminal_chat(
         )
 
     def post_text(text: str) -> None:
-        command = {"entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]}
-        post_message({"text": text, **(command if text.startswith("/") else {})})
+        # Marked as Telegram marks it: "/stop, wrong file" gives /stop (the whole first word
+        # was marked, which names no command, so the agent was sent it as words)
+        command = marked_command(text)
+        mark = {"entities": [{"type": "bot_command", "offset": 0, "length": len(command)}]}
+        post_message({"text": text, **(mark if command else {})})
 
     def press(text: str) -> None:
         nonlocal update_id
@@ -1300,7 +1304,7 @@ def _terminal_chat(
                 line = lines.get_nowait()
             except queue.Empty:
                 return
-            if line is not None and _STOP_LINE.match(line.strip()):
+            if line is not None and parse_command(marked_command(line.strip())) == "stop":
                 post_text(line.strip())
             else:
                 held.append(line)  # type: ignore[arg-type]  # None (end of input) keeps its place
@@ -1343,7 +1347,6 @@ def _terminal_chat(
 
 # [I] A press the producer decided: it queued the turn that carries the decision out.
 _QUEUED_PRESSES = frozenset(f"button: {text}" for text in DECIDED_TEXT.values())
-_STOP_LINE = re.compile(r"/stop(@\w+)?(\s|$)", re.IGNORECASE)
 
 
 def _stdin_lines(before_each: Callable[[], object]) -> Iterator[str]:

@@ -10,7 +10,14 @@ from typing import Any
 
 from local_stack import http_api_event
 from session_core import TURN_VERSION, ErrorKind, TurnRequest, TurnResult, utf16_len
-from telegram_core import ENVELOPE_VERSION, InboundMessage, QueueEnvelope, decode_envelope, encode_envelope
+from telegram_core import (
+    BOT_COMMAND_MARK,
+    ENVELOPE_VERSION,
+    InboundMessage,
+    QueueEnvelope,
+    decode_envelope,
+    encode_envelope,
+)
 
 WEBHOOK_SECRET = "test-webhook-secret_0123456789"
 BOT_USERNAME = "agent_test_bot"
@@ -34,7 +41,7 @@ _MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]+)")
 # ("/new@agent_bot", one entity), a mention.
 _MARKED_RE = re.compile(
     r"(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"
-    r"|(?P<bot_command>(?<!\S)/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@]))"
+    rf"|(?P<bot_command>(?<!\S){BOT_COMMAND_MARK})"
     r"|(?P<mention>(?<![\w@])@[A-Za-z0-9_]{3,32}\b)"
 )
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         sent_as_photo,
     )
     from ._chat_settings import CHAT_SETTINGS_SK, ChatSettings
-    from ._commands import COMMANDS, for_another_bot, parse_command
+    from ._commands import BOT_COMMAND_MARK, COMMANDS, for_another_bot, marked_command, parse_command
     from ._delivery_claims import ClaimVerdict, DeliveryClaims
     from ._delivery_log import DeliveryLog
     from ._envelope import (
@@ -76,6 +76,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APPROVAL_CALLBACK_PREFIX",
+    "BOT_COMMAND_MARK",
     "CHAT_SETTINGS_SK",
     "COMMANDS",
     "ENVELOPE_VERSION",
@@ -132,6 +133,7 @@ __all__ = [
     "error_for",
     "for_another_bot",
     "group_reply_mode",
+    "marked_command",
     "nothing_running",
     "parse_command",
     "revoke_button_of",

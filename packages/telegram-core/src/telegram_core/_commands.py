@@ -9,6 +9,18 @@ COMMANDS = ("start", "help", "new", "status", "cost", "usage", "stop", "permissi
 # Telegram's rule: "/", up to 32 Latin letters, digits or underscores, and "@" and a bot's
 # username; anything else ("/etc/getty@.service") is text, and names no bot.
 _COMMAND_WORD = re.compile(r"/(\w{1,32})(?:@(\w+))?", re.ASCII)
+# What Telegram marks as a command (a ``bot_command`` entity) where a word begins: "/", Latin
+# letters, digits or underscores, and "@" and a username; the mark ends there ("/stop, wrong
+# file" marks "/stop"), and none is made where the word goes on as a path ("/etc/getty@.service").
+BOT_COMMAND_MARK = r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/@])"
+_OPENING_MARK = re.compile(BOT_COMMAND_MARK)
+
+
+def marked_command(text: str) -> str:
+    """The command Telegram marks at the start of ``text`` ("/stop" of "/stop, wrong file"),
+    "" when it marks none there: what a sender that plays Telegram (``agentbot dev``) marks."""
+    match = _OPENING_MARK.match(text)
+    return match.group(0) if match else ""
 
 
 def _command_word(text: str) -> tuple[str, str] | None:
