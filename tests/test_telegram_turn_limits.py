@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from agentbot_testing.telegram_support import update
+from local_stack import TelegramFault
 from structlog.testing import capture_logs
 
 CHAT = 502
@@ -70,5 +71,28 @@ def test_a_turn_a_limit_stopped_after_it_wrote_answers_with_what_it_wrote_counte
     assert [r["update_id"] for r in stack.runs()] == [450]
     assert stack.dead_letters() == []
     stack.post(update(451, chat_id=CHAT, text="/cost", user_id=79))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
+
+
+def test_a_limit_stop_whose_notice_telegram_fails_to_take_is_not_run_and_paid_again(
+    stack, monkeypatch
+) -> None:
+    """Telegram fails (5xx past the local retries) as the user is told the per-turn cap stopped
+    the run. The record is not retried: its run is not recorded, so a retry would make it again,
+    paid again (up to MAX_TURN_COST_USD each time) for the same cap to stop it. The notice is
+    only logged as not sent, as a failure's notice is; the cost counts once."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.telegram.inject("sendMessage", TelegramFault(502, "Bad Gateway"), times=5)
+    stack.post(update(460, chat_id=CHAT, text="limit:max_budget", user_id=80))
+    with capture_logs() as logs:
+        responses = stack.drain(stack.consumer())
+
+    assert [r["update_id"] for r in stack.runs()] == [460]  # paid once
+    assert all(not r["batchItemFailures"] for r in responses) and stack.receive() == []
+    assert stack.dead_letters() == []
+    [warning] = [entry for entry in logs if entry["event"] == "limit_notice_not_sent"]
+    assert warning["limit"] == "max_budget"
+    stack.post(update(461, chat_id=CHAT, text="/cost", user_id=80))
     stack.drain(stack.consumer())
     assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]

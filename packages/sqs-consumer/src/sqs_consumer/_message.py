@@ -239,7 +239,7 @@ class MessageHandler:
                 setting=TURN_LIMIT_SETTINGS[result.error_reason],
                 cost_usd=result.cost_usd,
             )
-            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
+            self._tell_limit_stop(msg, key, result, remaining)
             return "stopped_by_limit"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
@@ -255,6 +255,19 @@ class MessageHandler:
                 retry_after=result.retry_after_s,
             )
         return "replied"
+
+    def _tell_limit_stop(
+        self, msg: InboundMessage, key: SessionKey, result: TurnResult, remaining: RemainingTimeMs
+    ) -> None:
+        """Tell the user which limit stopped the run. Its answer is not recorded, so a retry of
+        the record would run (and pay) the turn again for the same limit to stop it: a notice
+        Telegram would not take after the local retries is only logged, as a failure's is."""
+        try:
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
+        except DeliveryFailedError as exc:
+            if exc.chat_unreachable or exc.token_refused:
+                raise  # acknowledged as such; a refused token is the operator's alarm
+            log.warning("limit_notice_not_sent", limit=result.error_reason, error=type(exc.cause).__name__)
 
     def _mention_needed(self, msg: InboundMessage) -> str | None:
         """The bot's username when ``msg`` comes from a group where only what addresses the
