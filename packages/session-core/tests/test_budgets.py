@@ -267,3 +267,32 @@ def test_a_cap_lifted_and_set_again_counts_what_was_spent_while_it_was_lifted(aw
     refused = capped.hold(chat_id=7, user_id=42)  # 2.5 spent today against the chat's 2.0
     assert isinstance(refused, BudgetExceeded)
     assert (refused.scope, refused.period, refused.spent_usd) == ("chat", "day", 2.5)
+
+
+def test_running_turns_on_an_account_an_older_consumer_counted_uncapped_hold_on_what_it_spent(aws) -> None:
+    """Before the upgrade the user had no cap, and the older consumer counted their $2.50 of
+    today in ``spent_usd`` only (no ``committed_usd``). The operator now sets a $3 daily cap:
+    turns of theirs running at once in ten chats must be admitted while what was spent and
+    what they hold is below it (two of $0.30), not while what they hold alone is (ten, $5.50)."""
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table,
+        Item={
+            "pk": {"S": "budget|user|default|42"},
+            "sk": {"S": "day|2026-12-02"},
+            "spent_usd": {"N": "2.5"},
+            "expires_at": {"N": str(int(clock.now) + 3 * 86_400)},
+        },
+    )
+    budget = ledger(aws, BudgetCaps(user_daily_usd=3.0, turn_usd=0.3), clock)
+    holds = [budget.hold(chat_id=100 + i, user_id=42) for i in range(10)]
+    admitted = [hold for hold in holds if isinstance(hold, BudgetHold)]
+    assert len(admitted) == 2  # 2.5 + 0.3 + 0.3 held: together less than one turn's cap over
+    refused = holds[2]
+    assert isinstance(refused, BudgetExceeded) and (refused.scope, refused.spent_usd) == ("user", 2.5)
+    assert refused.only_held  # told to try again once the running turns end
+    for hold in admitted:
+        budget.settle(hold, 0.3)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=100, user_id=42)}
+    assert spent[("user", "day")] == pytest.approx(3.1)
+    assert isinstance(budget.hold(chat_id=100, user_id=42), BudgetExceeded)

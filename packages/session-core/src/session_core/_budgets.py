@@ -6,6 +6,8 @@ Every capped account is one DynamoDB item per period (``pk`` ``budget|<scope>|<t
 - ``spent_usd``: what finished turns cost (what ``/cost`` shows);
 - ``committed_usd``: ``spent_usd`` plus the per-turn cap of every turn still running (on
   capped accounts; an uncapped one counts costs there too, so a cap set later finds them).
+  An account an older consumer counted uncapped has less there than it spent: the first hold
+  on it brings it up to ``spent_usd``, so running turns are held on top of what was spent.
 
 Once any cap is set, every turn is counted on the chat's, the user's and the deployment's
 day and month (six items), so ``/cost`` knows what an uncapped account spent too; running
@@ -37,6 +39,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
@@ -168,6 +171,9 @@ class BudgetLedger:
         capped accounts only (fewer items, fewer conflicts between concurrent turns), none
         when no cap applies to them; a refusal first releases holds of crashed turns past
         their deadline (see the module)."""
+        return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=2)
+
+    def _hold(self, *, chat_id: int, user_id: int | None, repairs_left: int) -> BudgetHold | BudgetExceeded:
         if not self.caps.any_period_cap:
             return BudgetHold()
         now = self._clock()
@@ -192,11 +198,13 @@ class BudgetLedger:
                         "TableName": self._table,
                         "Key": _key(*key),
                         "UpdateExpression": "ADD committed_usd :held SET expires_at = :ttl",
-                        # spent_usd too: an account counted before its cap was set (by an older
-                        # consumer that kept no committed_usd there) is judged by what it spent.
+                        # committed_usd holds spent_usd (this code keeps it so on every
+                        # account): one an older consumer counted uncapped, with less or none
+                        # there, fails here and is brought up to what it spent (see below).
                         "ConditionExpression": (
                             "(attribute_not_exists(committed_usd) OR committed_usd < :cap)"
-                            " AND (attribute_not_exists(spent_usd) OR spent_usd < :cap)"
+                            " AND (attribute_not_exists(spent_usd)"
+                            " OR (spent_usd < :cap AND committed_usd >= spent_usd))"
                         ),
                         "ExpressionAttributeValues": {
                             ":held": _num(held),
@@ -229,9 +237,14 @@ class BudgetLedger:
             if reason.get("Code") == "ConditionalCheckFailed"
         ]
         if refused:
+            behind = [(key, item) for _, _, key, item in refused if _committed_behind(item)]
+            if behind and repairs_left:
+                for key, item in behind:
+                    self._catch_up_committed(key, item)
+                return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left - 1)
             released = [self._release_expired(key, now) for _, _, key, _ in refused]
             if any(released):
-                return self.hold(chat_id=chat_id, user_id=user_id)
+                return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left)
             reached = [
                 BudgetExceeded(
                     scope=scope,
@@ -488,6 +501,35 @@ class BudgetLedger:
                 released = True
         return released
 
+    def _catch_up_committed(self, key: tuple[str, str], item: dict[str, Any]) -> None:
+        """Bring ``committed_usd`` of an account an older consumer counted uncapped up to its
+        ``spent_usd`` (holds of turns running now stay on top), unless it changed meanwhile (then
+        the next try reads it again)."""
+        spent = item["spent_usd"]["N"]
+        committed = item.get("committed_usd", {}).get("N")
+        gap = Decimal(spent) - Decimal(committed or "0")
+        unchanged = "spent_usd = :spent AND " + (
+            "committed_usd = :committed" if committed is not None else "attribute_not_exists(committed_usd)"
+        )
+        values = {":gap": {"N": str(gap)}, ":spent": {"N": spent}}
+        if committed is not None:
+            values[":committed"] = {"N": committed}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(*key),
+                UpdateExpression="ADD committed_usd :gap",
+                ConditionExpression=unchanged,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if aws_error_code(exc) != "ConditionalCheckFailedException":
+                raise self._error("catch_up_committed", exc) from exc
+            return
+        except BotoCoreError as exc:
+            raise self._error("catch_up_committed", exc) from exc
+        log.warning("budget.committed_caught_up", period=key[1], gap_usd=float(gap))
+
     def _get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         try:
             out = self._db.get_item(TableName=self._table, Key=_key(*key), ConsistentRead=True)
@@ -498,6 +540,13 @@ class BudgetLedger:
 
     def _error(self, operation: str, exc: ClientError | BotoCoreError) -> StorageError:
         return storage_error(f"budget.{operation}", exc, context=f"DynamoDB table {self._table!r}")
+
+
+def _committed_behind(item: dict[str, Any]) -> bool:
+    # Written by an older consumer while the account had no cap: spent, never committed.
+    if "spent_usd" not in item:
+        return False
+    return Decimal(item["spent_usd"]["N"]) > Decimal(item.get("committed_usd", {}).get("N", "0"))
 
 
 def _hold_key(account: tuple[str, str], hold_id: str) -> tuple[str, str]:
