@@ -1,5 +1,5 @@
 """The operator's limits on one turn as a user meets them: the agent's step limit (`max_turns`
-in claude-config's agents.json) and the turn's time limit. A run one of them stopped before it
+in claude-config's agents.json), the turn's time limit and the disk its files may use. A run one of them stopped before it
 wrote anything is the runtime's failure (see agent-runtime's test_turn_limits), answered here
 like a budget's refusal: not a dead letter."""
 
@@ -16,10 +16,12 @@ STOPPED_BY = {
     "max_turns": "I stopped because this took too many steps. Please ask for a smaller part.",
     "timeout": "This took longer than I can spend on one message, so I stopped. "
     "Please ask for a smaller part.",
+    "disk_limit": "I stopped because the files I made for this chat grew past the disk space one "
+    "chat may use. I remove them before your next message; please ask for something smaller.",
 }
 
 
-@pytest.mark.parametrize("limit", ["max_turns", "timeout"])
+@pytest.mark.parametrize("limit", ["max_turns", "timeout", "disk_limit"])
 def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not_dead_lettered(
     stack, monkeypatch, limit
 ) -> None:
@@ -39,7 +41,11 @@ def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not
     assert stack.dead_letters() == []
     [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
     assert warning["log_level"] == "warning" and warning["limit"] == limit
-    setting = {"max_turns": "max_turns in claude-config/agents.json", "timeout": "Timeout"}[limit]
+    setting = {
+        "max_turns": "max_turns in claude-config/agents.json",
+        "timeout": "Timeout",
+        "disk_limit": "SESSION_DISK_LIMIT_MB",
+    }[limit]
     assert setting in warning["setting"]
     stack.post(update(441, chat_id=CHAT, text="/cost", user_id=78))
     stack.drain(stack.consumer())

@@ -15,6 +15,8 @@ TURN_LIMIT_SETTINGS: Mapping[ErrorReason, str] = {
     "max_turns": "max_turns in claude-config/agents.json (the main agent's)",
     # The runtime's deadline: its own function's, below the consumer's (which Lambda caps at 900 s).
     "timeout": "the runtime function's Timeout in infra/template.yaml (below the consumer's 900 s)",
+    # What one chat's files may take of the runtime's disk; another try fills it again.
+    "disk_limit": "the runtime function's SESSION_DISK_LIMIT_MB in infra/template.yaml",
 }
 
 
