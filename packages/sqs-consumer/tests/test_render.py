@@ -540,6 +540,27 @@ def test_a_table_shows_as_lined_up_columns_in_monospace() -> None:
 
 
 @pytest.mark.parametrize(
+    "emoji",
+    [
+        "⚠️",  # a sign made an emoji by its variation selector
+        "1️⃣",  # a keycap
+        "👍🏽",  # a skin tone
+        "👨‍👩‍👧",  # a family joined by ZWJ
+        "🏳️‍🌈",  # a flag joined by ZWJ
+        "🇷🇺",  # a flag of two regional indicators
+    ],
+)
+def test_an_emoji_in_a_table_takes_two_columns_as_any_other_emoji(emoji: str) -> None:
+    """Models mark rows with emoji ("✅ done", "⚠️ partly"): each shows as one picture, as
+    wide as "✅". Counted by its code points, "⚠️" took one column and a family six, and the
+    columns after them no longer lined up."""
+    markdown = f"| State | Task |\n|---|---|\n| ✅ | one |\n| {emoji} | two |"
+    _, _, done, other = html_to_plain(markdown_to_html(markdown)).split("\n")
+    assert done == "✅     one"
+    assert other == f"{emoji}     two"
+
+
+@pytest.mark.parametrize(
     "markdown",
     [
         "a | b\nno rule under it",

@@ -16,9 +16,12 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from session_core import shown_characters
+
 _DELIMITER_CELL = re.compile(r"\s*(:?)-+(:?)\s*")
 _BACKTICKS = re.compile(r"`+")
 _COLUMN_GAP = "  "
+_EMOJI_PRESENTATION = "\ufe0f"  # variation selector 16: the character before it is drawn as an emoji
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,17 @@ def _row(cells: Sequence[str], widths: Sequence[int], aligns: Sequence[str]) -> 
 
 def _width(text: str) -> int:
     """Columns ``text`` takes in a monospace font: wide East Asian characters two, marks none."""
-    width = 0
-    for char in text:
-        if unicodedata.category(char) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-    return width
+    return sum(_character_width(character) for character in shown_characters(text))
+
+
+def _character_width(character: str) -> int:
+    # One character as the chat shows it (a grapheme): an emoji is one picture two columns
+    # wide however many code points make it ("⚠️" is a sign and a variation selector, "👍🏽"
+    # two wide ones, a family several joined), as is a wide character with its marks.
+    if _wide(character[0]) or _EMOJI_PRESENTATION in character:
+        return 2
+    return sum(0 if unicodedata.category(char) in ("Mn", "Me", "Cf") else 1 for char in character)
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
