@@ -12,7 +12,7 @@ import pytest
 from agent_runtime._live_progress import LiveProgress
 from agent_runtime._tool_activity import tool_activity
 from agent_runtime._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted
-from session_core import MAX_PROGRESS_TEXT, SessionKey, ToolActivity, TurnProgress
+from session_core import MAX_PROGRESS_TEXT, SessionKey, ToolActivity, TurnProgress, shown_characters
 
 KEY = SessionKey.parse("default/1/0")
 
@@ -105,6 +105,25 @@ def test_the_tool_line_names_the_tool_and_its_main_argument_never_a_secret(
     name, tool_input, expected
 ) -> None:
     assert tool_activity(name, tool_input) == expected
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "a" + "🇷🇺" * 40,  # the cut falls between a flag's two letters
+        "ab " * 24 + "👨‍👩‍👧‍👦",  # inside a family joined by ZWJ
+        "क्ष" * 30,  # inside a Hindi conjunct
+    ],
+    ids=["flag", "family", "conjunct"],
+)
+def test_a_long_tool_line_is_cut_between_characters_as_the_chat_shows_them(said: str) -> None:
+    """A command or search in the user's script, cut to fit the line, ends with whole
+    characters: half a flag showed as a letter in a box, half a family as other people."""
+    command = f"echo {said}"
+    shown = tool_activity("Bash", {"command": command}).argument
+    assert shown.endswith("…")
+    kept = shown_characters(shown[:-1])
+    assert kept == shown_characters(command)[: len(kept)]
 
 
 def test_progress_is_published_at_most_once_per_interval_and_a_stop_ends_the_watch() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from session_core import ToolActivity, mask_secrets
+from session_core import ToolActivity, mask_secrets, utf16_len, within_utf16
 
 MAX_ARGUMENT_CHARS = 80
 # Tools whose main argument is a file path: shown as the path's last two parts.
@@ -24,9 +24,10 @@ _ARGUMENT_FIELDS = {
 
 
 def shorten(text: str, limit: int = MAX_ARGUMENT_CHARS) -> str:
-    """One line of at most ``limit`` characters."""
+    """One line of at most ``limit`` UTF-16 units (as Telegram counts), cut between the
+    characters a chat shows (never inside a flag, a family emoji or a conjunct)."""
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return line if utf16_len(line) <= limit else within_utf16(line, limit - 1).rstrip() + "…"
 
 
 def tool_activity(name: str, tool_input: Mapping[str, Any] | None) -> ToolActivity:
