@@ -82,6 +82,7 @@ from .dev_approvals import NOTHING_WAITING, TerminalApprovals
 from .dev_failures import FailureReasons
 from .dev_files import FILE_COMMAND, document_message
 from .dev_stop import StopRequests, TerminalStream, close_within, leave
+from .dev_terminal_text import shown_at_terminal
 from .dev_typed import mangled_line
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
@@ -1178,7 +1179,7 @@ def _terminal_progress() -> Any:
         line = str(draft.get("visible", "")).rsplit("\n\n", 1)[-1]
         if draft.get("chat_id") == TERMINAL_CHAT_ID and line.startswith(("🔧", "🤖")) and line != last[0]:
             last[0] = line
-            print(f"  ⋯ {line}", flush=True)
+            print(f"  ⋯ {shown_at_terminal(line, one_line=True)}", flush=True)
 
     return show
 
@@ -1189,13 +1190,12 @@ def terminal_reply(message: dict[str, Any]) -> str:
     caption. Continuation lines are indented so each reply reads as one block."""
     sent = message.get("_file")
     if isinstance(sent, dict):
-        # The agent chose the name: no control character of it reaches the terminal.
-        name = "".join(c if c.isprintable() else "?" for c in str(sent["name"]))
+        name = shown_at_terminal(str(sent["name"]), one_line=True)
         text = f"📎 {name} ({_size_text(int(sent['size']))}) saved to {sent['path']}"
         if message.get("caption"):
-            text += f"\n{message['caption']}"
+            text += f"\n{shown_at_terminal(str(message['caption']))}"
     else:
-        text = str(message.get("text", ""))
+        text = shown_at_terminal(str(message.get("text", "")))
     return "bot> " + text.replace("\n", "\n     ")
 
 
@@ -1236,7 +1236,7 @@ def _terminal_chat(
 
     def show_edit(edit: dict[str, Any]) -> None:
         if edit["chat_id"] == TERMINAL_CHAT_ID and not edit.get("reply_markup"):
-            print("bot> " + str(edit["visible"]).replace("\n", "\n     "), flush=True)
+            print("bot> " + shown_at_terminal(str(edit["visible"])).replace("\n", "\n     "), flush=True)
 
     server.on_send = show
     server.on_edit = show_edit  # [I] an approval's message, edited to show the decision
