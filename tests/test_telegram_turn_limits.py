@@ -1,7 +1,7 @@
 """The operator's limits on one turn as a user meets them: the agent's step limit (`max_turns`
-in claude-config's agents.json), the turn's time limit and the disk its files may use. A run one of them stopped before it
-wrote anything is the runtime's failure (see agent-runtime's test_turn_limits), answered here
-like a budget's refusal: not a dead letter."""
+in claude-config's agents.json), the turn's time limit and the disk its files may use. A run
+one of them stopped before it wrote anything is the runtime's failure (see agent-runtime's
+test_turn_limits), answered here like a budget's refusal: not a dead letter."""
 
 from __future__ import annotations
 
