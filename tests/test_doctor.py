@@ -312,6 +312,30 @@ def test_a_refused_key_an_unset_webhook_and_a_recent_delivery_error_are_failures
     assert "403 Forbidden" in lines["webhook"] and "the secret differs" in lines["webhook"], out
 
 
+def test_a_webhook_an_older_release_set_without_todays_update_types_fails_until_it_is_set_again(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """Telegram keeps a webhook's allowed_updates until the next setWebhook: after an upgrade that
+    handles a new update type (the approval buttons' callback_query, a draft's Stop), a webhook
+    set by the older release never sends it, and the buttons do nothing. Doctor said "ok"."""
+    stack = _stack(aws, model)
+    older_types = ["message", "edited_message"]
+    older = {"url": WEBHOOK_URL, "secret_token": WEBHOOK_SECRET, "allowed_updates": older_types}
+    assert httpx.post(f"{telegram.base_url}/bot{BOT_TOKEN}/setWebhook", json=older).json()["ok"]
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 1, out
+    assert lines["webhook"].startswith("  FAIL"), out
+    assert "callback_query" in lines["webhook"] and "stopped_message_generation" in lines["webhook"], out
+    assert f"agentbot webhook set --stack {stack}" in lines["webhook"], out
+
+    assert run_at_the_shells_endpoints(["webhook", "set", "--stack", stack]) == 0
+    capsys.readouterr()
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 0 and lines["webhook"].startswith("  ok"), out
+
+
 def test_a_deployed_webhook_secret_short_enough_to_guess_fails_as_the_producer_refuses_it(
     aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
 ) -> None:

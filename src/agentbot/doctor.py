@@ -42,6 +42,7 @@ from .model_probe import (
     ask_for_one_token,
 )
 from .ops import (
+    ALLOWED_UPDATES,
     NO_REGION,
     OpsError,
     StackInfo,
@@ -741,6 +742,18 @@ def check_webhook(target: Target, api: BotApi | None) -> Check:
             f"{info.get('last_error_message', '')} ({pending} pending)",
             f"look at the producer's log (sam logs --stack-name {target.stack.name}); "
             f"a 401/403 means the secret differs: {set_again}",
+        )
+    # Telegram keeps the update types of the last setWebhook (none listed: all but a few): one
+    # set by an older release never sends a type this one added, and its feature does nothing.
+    subscribed = info.get("allowed_updates") or ALLOWED_UPDATES
+    missing = [kind for kind in ALLOWED_UPDATES if kind not in subscribed]
+    if missing:
+        return Check(
+            "webhook",
+            "FAIL",
+            f"Telegram sends no {', '.join(missing)} updates (the webhook was set by an older "
+            "release or by hand): what this release answers them with never happens",
+            f"{set_again} (registers every update type the producer handles)",
         )
     note = f"; last error {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(error_at))}" if error_at else ""
     return Check("webhook", "ok", f"{url}, secret set, {pending} pending{note}")

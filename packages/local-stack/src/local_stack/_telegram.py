@@ -518,13 +518,14 @@ class LocalTelegram(LoopbackServer):
 
     def _set_webhook(self, params: dict[str, Any]) -> Any:
         url = str(params.get("url", ""))
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, str):
+            allowed = json.loads(allowed)
         with self._lock:
+            if allowed is None:  # Telegram keeps the previous setting when none is given
+                allowed = self._state.webhook.get("allowed_updates")
             self._state.webhook = (
-                {
-                    "url": url,
-                    "secret_token": params.get("secret_token"),
-                    "allowed_updates": params.get("allowed_updates"),
-                }
+                {"url": url, "secret_token": params.get("secret_token"), "allowed_updates": allowed}
                 if url
                 else {}
             )
@@ -560,6 +561,8 @@ class LocalTelegram(LoopbackServer):
             for name in ("last_error_date", "last_error_message"):
                 if name in self._state.webhook:
                     info[name] = self._state.webhook[name]
+            if self._state.webhook.get("allowed_updates"):  # absent: every type but a few
+                info["allowed_updates"] = list(self._state.webhook["allowed_updates"])
             return info
 
     def fail_webhook_delivery(self, message: str, *, at: float | None = None) -> None:
