@@ -71,6 +71,39 @@ def test_a_warm_consumer_answers_with_the_bot_token_the_operator_rotated(
         assert stack.dead_letters() == []
 
 
+def test_a_bot_token_rotated_as_botfather_makes_it_loses_no_answer_and_needs_no_redrive(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BotFather's /revoke kills the old token before the operator can put the new one in SSM:
+    a message answered in between meets the refusal, and the parameter read again then still
+    holds the old token. That answer is tried again once the parameter may be read again, and
+    a message that came after the operator put the new one is answered too. Before, both went
+    to the dead-letter queue (the second as the container would not read again for 30 s)."""
+    with telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        clock = FakeClock()
+        consumer = consumer_handler.build_consumer(secret_clock=clock)
+        stack.post(update(120, text="before"))
+        stack.drain(consumer)
+
+        stack.telegram.token = NEW_TOKEN  # /revoke: the old token is refused from now on
+        stack.post(update(121, text="while the operator copies the new token"))
+        [tried] = stack.drain(consumer, rounds=1)
+        assert len(tried["batchItemFailures"]) == 1  # tried again later, not dead-lettered
+
+        rotate(aws, "BOT_TOKEN_PARAMETER", NEW_TOKEN)
+        stack.post(update(122, text="after"))
+        clock.now += SECRET_REREAD_INTERVAL_S
+        stack.drain(consumer)
+
+        assert [m["text"] for m in stack.replies(CHAT)] == [
+            "Answer to: before",
+            "Answer to: while the operator copies the new token",
+            "Answer to: after",
+        ]
+        assert stack.dead_letters() == []
+        assert len(stack.runs()) == 3  # the retried answer was replayed, not run again
+
+
 def test_a_bot_token_still_refused_after_a_reread_names_its_parameter_to_the_operator(
     aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -85,12 +118,13 @@ def test_a_bot_token_still_refused_after_a_reread_names_its_parameter_to_the_ope
 
         assert stack.telegram.sent_messages() == []
         assert ssm_reads(ssm) == reads + 1  # five chats refused, one re-read
+        assert len(stack.dead_letters()) == 5  # tried until the queue's last receive
         captured = capsys.readouterr()
         lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
         metrics = [json.loads(line) for line in captured.out.splitlines() if '"ConfigurationErrors"' in line]
         fixes = {line.get("fix") for line in lines if line["event"] == "config.invalid"}
         assert fixes == {f"{os.environ['BOT_TOKEN_PARAMETER']} (BOT_TOKEN_PARAMETER)"}
-        assert len(metrics) == 5  # one per refused answer: the configuration alarm fires
+        assert len(metrics) == 5 * 5  # one per refused try: the configuration alarm fires
         logged = json.dumps(lines)
         assert NEW_TOKEN not in logged and TEST_BOT_TOKEN not in logged
 

@@ -9,16 +9,20 @@
   re-enqueued (at most ``MAX_REQUEUES`` times) and the original acknowledged.
 - A chat the bot may no longer post in (``Failure.chat_unreachable``) is none of these: the
   consumer logs it and acknowledges the record.
+- A bot token Telegram refuses (``Failure.token_refused``) is retried, at the earliest when the
+  token's parameter may be read again: it is most often a rotation under way (BotFather's
+  /revoke refuses the old token before the operator can put the new one in SSM). A token still
+  refused on the last receive is dead-lettered, to be redriven once it is right.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SessionKey, get_logger, well_formed
+from session_core import SECRET_REREAD_INTERVAL_S, SessionKey, get_logger, well_formed
 from telegram_core import TelegramApiError
 
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord
@@ -78,6 +82,14 @@ class Failure:
 def classify(exc: Exception) -> Failure:
     """The Failure an exception stands for. Our own errors and Telegram's carry their kind and
     a safe detail; any other is named by its type only and retried unless it says otherwise."""
+    failure = _failure_of(exc)
+    if failure.token_refused:  # see the module's docstring
+        retry_after = max(failure.retry_after or 0.0, SECRET_REREAD_INTERVAL_S)
+        return replace(failure, retryable=True, deferrable=False, retry_after=retry_after)
+    return failure
+
+
+def _failure_of(exc: Exception) -> Failure:
     if isinstance(exc, ConsumerError):
         return Failure(
             kind=exc.error_kind,

@@ -9,6 +9,8 @@ with short timeouts).
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -27,8 +29,9 @@ _consumer: Consumer | None = None
 _config_reported = False
 
 
-def build_consumer() -> Consumer:
-    """Build the container's Consumer from the environment (ConfigError names a bad setting)."""
+def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Consumer:
+    """Build the container's Consumer from the environment (ConfigError names a bad setting).
+    ``secret_clock`` spaces the bot token's SSM reads (tests pass a clock they move)."""
     from session_core import (
         Approvals,
         AttemptMarks,
@@ -49,7 +52,7 @@ def build_consumer() -> Consumer:
     make_non_dumpable()
     configure_logging()
     config = ConsumerConfig.from_env()
-    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter)
+    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter, clock=secret_clock)
     token.current()  # a missing or empty parameter is a ConfigError naming it, now
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")
