@@ -11,6 +11,7 @@ import pytest
 from agent_runtime import transcript_project
 from agent_runtime._history_limit import BASE_MIB, HEADROOM, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
 from session_core import HistorySize, SessionKey, TranscriptStore
+from structlog.testing import capture_logs
 
 KEY = "default/1001/0"
 
@@ -61,6 +62,24 @@ def test_a_history_too_large_for_the_memory_is_refused_without_running_the_model
     assert kept and "the password is heron" in json.dumps(kept)
     fresh = small.run_turn(turn_request("hello again", turn_id=3, new_session=True))
     assert fresh.ok and fresh.session_id != first.session_id and fresh.history is None
+
+
+@pytest.mark.slow
+def test_a_history_refused_after_the_operator_lowered_the_memory_names_the_setting_to_raise(
+    make_runtime, turn_request
+) -> None:
+    """A chat that fit 2048 MB is refused once RuntimeMemoryMb goes back to 1024 (here: to the
+    runtime's own share): no alarm, no dead letter, so the log line is the operator's one sign,
+    and it must say what gives the chat its history back rather than /new (which drops it)."""
+    assert make_runtime().run_turn(turn_request("a chat that fit before", turn_id=1)).ok
+    lowered = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(BASE_MIB)})
+
+    with capture_logs() as logs:
+        refused = lowered.run_turn(turn_request("and now?", turn_id=2))
+
+    assert refused.error_reason == "history_too_large", refused
+    [line] = [e for e in logs if e["event"] == "turn.history_too_large"]
+    assert "RuntimeMemoryMb" in line["fix"] and f"{BASE_MIB} MB" in line["fix"], line
 
 
 @pytest.mark.slow

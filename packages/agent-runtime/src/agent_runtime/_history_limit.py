@@ -12,6 +12,8 @@ attachment adds to the peak.
 
 from __future__ import annotations
 
+import math
+
 from session_core import HistorySize
 
 BASE_MIB = 340
@@ -38,6 +40,16 @@ def history_size(history_bytes: int, memory_mb: int) -> HistorySize | None:
     if mb < WARN_SHARE * limit_mb:
         return None
     return HistorySize(mb=mb, limit_mb=limit_mb)
+
+
+def memory_fix(history: HistorySize, memory_mb: int) -> str:
+    """What gives a refused history back to its chat, for the operator's log line: the memory
+    setting, and about how much the history needs (else the user's /new drops it)."""
+    needed = math.ceil((BASE_MIB + MIB_PER_HISTORY_MB * history.mb) / (1 - HEADROOM))
+    return (
+        f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB): "
+        f"this history needs about {needed} MB; below that the chat goes on only after /new"
+    )
 
 
 def _limit_mb(memory_mb: int) -> float:

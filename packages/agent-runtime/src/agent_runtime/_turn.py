@@ -56,7 +56,7 @@ from ._environment import (
 from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
 from ._expired_history import message_arrived_at, with_expired_history_note
 from ._held_mirror import HeldMirror
-from ._history_limit import history_limit_bytes, history_size
+from ._history_limit import history_limit_bytes, history_size, memory_fix
 from ._late_note import with_late_note
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._mcp_rest import McpServersAtRest
@@ -364,7 +364,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
-                    return _history_too_large(request, history, started, plan.answering)
+                    return _history_too_large(
+                        request, history, started, plan.answering, memory_mb=self.settings.memory_mb
+                    )
                 run = SdkRun(
                     plan.prompt,
                     request.turn_id,
@@ -1241,13 +1243,17 @@ def _nothing_to_resume(request: TurnRequest, started: float) -> TurnResult:
 
 
 def _history_too_large(
-    request: TurnRequest, history: HistorySize, started: float, answering: Approval | None
+    request: TurnRequest, history: HistorySize, started: float, answering: Approval | None, *, memory_mb: int
 ) -> TurnResult:
     """The answer to a turn whose history the runtime's memory cannot load: /new helps, a
     retry does not. A waiting call this message declined says so (its buttons go); one a
-    button allowed did not run, so its buttons stay."""
+    button allowed did not run, so its buttons stay. No alarm: the log line names the setting
+    (a lowered RuntimeMemoryMb refuses every chat that outgrew it)."""
     log.warning(
-        "turn.history_too_large", history_mb=round(history.mb, 1), limit_mb=round(history.limit_mb, 1)
+        "turn.history_too_large",
+        history_mb=round(history.mb, 1),
+        limit_mb=round(history.limit_mb, 1),
+        fix=memory_fix(history, memory_mb),
     )
     refused = _error(request, "bad_request", retryable=False, started=started, reason="history_too_large")
     declined = answering.outcome() if answering is not None and answering.choice == "deny" else None
