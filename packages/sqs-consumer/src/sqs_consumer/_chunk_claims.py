@@ -32,7 +32,8 @@ class Claims(Protocol):
 
 
 class ChunkClaimer:
-    """Claims for one delivery attempt of one update's answer."""
+    """Claims for one delivery attempt of one update's answer; ``time_left()``: the seconds
+    this attempt may still wait for a chunk another delivery holds (None: a claim's life)."""
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class ChunkClaimer:
         poll_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        time_left: Callable[[], float] | None = None,
     ) -> None:
         self._claims = claims
         self._key = key
@@ -52,12 +54,15 @@ class ChunkClaimer:
         self._poll_s = poll_s
         self._sleep = sleep
         self._clock = clock
+        self._time_left = time_left
         self.claimant = uuid.uuid4().hex
 
     def claim(self, index: int) -> bool:
         """True: chunk ``index`` is ours to send now; False: it went out already. While
         another delivery holds it, wait for that one (up to a claim's life, then the claim
-        has expired); DeferredError if it is still held after that."""
+        has expired); DeferredError if it is still held after that, or when ``time_left``
+        ends first (the invocation's end must not come while it waits: its record's outcome
+        would go unsaid)."""
         give_up = self._clock() + self._hold_s + 2 * self._poll_s
         while True:
             verdict = self._claim_once(index)
@@ -66,6 +71,10 @@ class ChunkClaimer:
             if self._clock() > give_up:
                 raise DeferredError(
                     "delivery_in_progress", f"chunk {index} is being sent by another delivery"
+                )
+            if self._time_left is not None and self._time_left() <= self._poll_s:
+                raise DeferredError(
+                    "out_of_time", f"the time for delivery ran out while another delivery held chunk {index}"
                 )
             log.info("chunk_held_by_another_delivery", chunk=index)
             self._sleep(self._poll_s)

@@ -7,7 +7,8 @@ plain halves (a message with buttons too, the buttons under the second). The fil
 sends are chunks too, after the text: each one read, sent and recorded before the next.
 
 Given the invocation's remaining time, every send ends ``end_reserve_s`` before its end (the
-timing's ``delivery_end_reserve_s``), and a part is not begun with none left: a Telegram that
+timing's ``delivery_end_reserve_s``), and a part is not begun (nor another delivery's claim on
+it waited for) with less than ``DELIVERY_PART_MIN_S`` of that time left: a Telegram that
 holds a send fails the delivery (retryable), so the record is retried and sends the rest,
 instead of Lambda killing the invocation mid-delivery with the record's outcome unsaid.
 """
@@ -37,7 +38,7 @@ from telegram_core import (
 from ._chunk_claims import ChunkClaimer, Claims
 from ._errors import ConsumerError, DeferredError, DeliveryFailedError
 from ._render import html_to_plain, split_plain
-from ._timing import DELIVERY_END_SHARE, DELIVERY_RESERVE_S, RemainingTimeMs
+from ._timing import DELIVERY_END_SHARE, DELIVERY_PART_MIN_S, DELIVERY_RESERVE_S, RemainingTimeMs
 from ._wording import FAILED_NOTICE
 
 log = get_logger(__name__)
@@ -205,7 +206,7 @@ class Delivery:
         Each send ends within the delivery's time (``remaining``); none begins without it."""
         index = first_index
         time_left = self._delivery_time(remaining)
-        claims = self._chunk_claimer(key, msg.update_id)
+        claims = self._chunk_claimer(key, msg.update_id, time_left)
         target = msg
         skipped: list[tuple[_Part, UnsentReason]] = []
         try:
@@ -270,8 +271,8 @@ class Delivery:
         answers). Unlike ``deliver`` it does not follow a group to the supergroup it became: a
         press there would come from another chat, another session. Raises DeliveryFailedError
         like ``deliver`` (``remaining`` too)."""
-        claims = self._chunk_claimer(key, msg.update_id)
         time_left = self._delivery_time(remaining)
+        claims = self._chunk_claimer(key, msg.update_id, time_left)
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             if index in delivered:
@@ -299,11 +300,19 @@ class Delivery:
             return None
         return lambda: remaining() / 1000 - self._end_reserve_s
 
-    def _chunk_claimer(self, key: SessionKey, update_id: int) -> ChunkClaimer | None:
-        """This delivery attempt's chunk claims (None: claims are off)."""
+    def _chunk_claimer(self, key: SessionKey, update_id: int, time_left: TimeLeft) -> ChunkClaimer | None:
+        """This delivery attempt's chunk claims (None: claims are off), waited for only while
+        a part may still be begun."""
         if self._claims is None:
             return None
-        return ChunkClaimer(self._claims, key, update_id, sleep=self._sleep, poll_s=self._claim_poll_s)
+        return ChunkClaimer(
+            self._claims,
+            key,
+            update_id,
+            sleep=self._sleep,
+            poll_s=self._claim_poll_s,
+            time_left=_time_to_begin(time_left),
+        )
 
     def tell_user_once(
         self,
@@ -458,8 +467,16 @@ def _moved_to(msg: InboundMessage, chat_id: int) -> InboundMessage:
     return msgspec.structs.replace(msg, chat_id=chat_id, thread_id=0)
 
 
+def _time_to_begin(time_left: TimeLeft) -> TimeLeft:
+    """The seconds left in which a part may still be begun (see DELIVERY_PART_MIN_S)."""
+    if time_left is None:
+        return None
+    return lambda: time_left() - DELIVERY_PART_MIN_S
+
+
 def _stop_when_out_of_time(update_id: int, index: int, time_left: TimeLeft) -> None:
     # Nothing of the part went: the record's retry sends it (and the rest) in a new invocation.
-    if time_left is not None and time_left() <= 0:
+    begin_left = _time_to_begin(time_left)
+    if begin_left is not None and begin_left() <= 0:
         cause = DeferredError("out_of_time", "the invocation's time for delivery ran out")
         raise DeliveryFailedError(update_id, index, cause)

@@ -24,6 +24,10 @@ PROGRESS_CLEANUP_RESERVE_S = 10.0
 # told), then its progress message's deletion. A share, not seconds: a shorter reserve keeps
 # room for sends.
 DELIVERY_END_SHARE = 1 / 3
+# A part of a reply is begun only with this long left of the time for delivery: a healthy
+# Telegram answers a send well within it. A part begun with less is cut by the time bound while
+# Telegram takes it all the same, and the record's retry sends it again.
+DELIVERY_PART_MIN_S = 5.0
 
 # Lambda's context.get_remaining_time_in_millis.
 RemainingTimeMs = Callable[[], int]

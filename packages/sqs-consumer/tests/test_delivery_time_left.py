@@ -1,0 +1,82 @@
+"""Delivery within the invocation's time, called directly against a Bot API server on 127.0.0.1
+and the delivery records in the test stack's table (moto over HTTP, real boto3): a part begun
+too late to be answered is one Telegram may take after all (and the record's retry sends it
+again), and a wait for another delivery's claim must end with the time for delivery."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from local_stack import TEST_BOT_TOKEN, LocalTelegram
+from session_core import DynamoTable, SessionKey
+from sqs_consumer import DeferredError, Delivery, DeliveryFailedError
+from telegram_core import BotApi, DeliveryClaims, DeliveryLog, InboundMessage
+
+CHAT = 91
+KEY = SessionKey.parse(f"default/{CHAT}/0")
+MSG = InboundMessage(
+    update_id=61, session_key=KEY.canonical, kind="message", chat_id=CHAT, chat_type="private", message_id=4
+)
+END_RESERVE_S = 5.0  # what delivery leaves of the invocation (its outcome's time)
+
+
+def delivery(aws: Any, telegram: LocalTelegram, http: httpx.Client) -> Delivery:
+    records = DynamoTable(dynamodb=aws.dynamodb, table=aws.resources.table)
+    bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=telegram.base_url, backoff_s=0.01)
+    return Delivery(
+        bot=bot, registry=DeliveryLog(records), claims=DeliveryClaims(records), end_reserve_s=END_RESERVE_S
+    )
+
+
+def invocation_of(seconds: float) -> tuple[list[float], Any]:
+    """An invocation's end (a list, for a test to move it) and its remaining-time function."""
+    ends = [time.monotonic() + seconds]
+    return ends, lambda: int((ends[0] - time.monotonic()) * 1000)
+
+
+def test_a_part_with_too_little_time_for_an_answer_is_left_to_the_retry_not_sent_twice(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """A healthy Telegram takes a second to answer; the second part would be begun with half
+    of one left. Cut by the time bound, its answer lost, it reached the chat all the same, and
+    the record's retry would send it again."""
+    parts = ["one", "two", "three"]
+    ends, remaining = invocation_of(60)
+
+    begun: list[str] = []
+
+    def slow_telegram(method: str, params: dict) -> None:
+        if method == "sendMessage":
+            begun.append(params["text"])
+            if not telegram.sent_messages(CHAT):  # the first part: the invocation's time runs on
+                ends[0] = time.monotonic() + END_RESERVE_S + 1.5
+            time.sleep(1.0)
+
+    telegram.on_call = slow_telegram
+    with pytest.raises(DeliveryFailedError) as cut:
+        delivery(aws, telegram, http).deliver(MSG, KEY, parts, remaining=remaining)
+    assert cut.value.retryable  # the record is retried for the rest
+    # Telegram answers every send it got, a cut one too: the chat has it.
+    assert telegram.wait_for(lambda t: len(t.sent_messages(CHAT)) == len(begun), timeout_s=30)
+    telegram.on_call = None
+    _, retry_remaining = invocation_of(60)
+    delivery(aws, telegram, http).deliver(MSG, KEY, parts, remaining=retry_remaining)
+    assert [m["text"] for m in telegram.sent_messages(CHAT)] == parts  # each once, in order
+
+
+def test_a_part_another_delivery_holds_is_not_waited_for_past_the_time_for_delivery(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """The other live delivery's claim lasts longer than this invocation's time: waited for to
+    the end, the record's outcome (its retry, its dead letter) would go unsaid."""
+    records = DynamoTable(dynamodb=aws.dynamodb, table=aws.resources.table)
+    assert DeliveryClaims(records, hold_s=120).claim(KEY, MSG.update_id, 0, claimant="other") == "claimed"
+    _, remaining = invocation_of(END_RESERVE_S + 8)
+    with pytest.raises((DeferredError, DeliveryFailedError)) as put_off:
+        delivery(aws, telegram, http).deliver(MSG, KEY, ["hi"], remaining=remaining)
+    assert put_off.value.retryable and put_off.value.deferrable  # retried, never dead-lettered
+    assert remaining() > 0, "the delivery outlived the invocation"
+    assert telegram.sent_messages(CHAT) == []
