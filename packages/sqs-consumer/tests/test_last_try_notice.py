@@ -17,7 +17,7 @@ import pytest
 from agentbot_testing.telegram_support import answered, failed, queue_inbound
 from local_stack import LocalTelegram, sqs_lambda_event
 from session_core import MAX_RECEIVE_COUNT, AttemptMarks, SessionKey, TurnRequest, TurnResult
-from sqs_consumer import FAILURE_WORDING, LAST_TRY_NOTICE, Consumer
+from sqs_consumer import FAILURE_WORDING, LAST_TRY_NOTICE, Consumer, ConsumerTiming
 from structlog.testing import capture_logs
 from telegram_core import InboundMessage
 
@@ -191,6 +191,37 @@ def test_a_last_try_that_dies_too_leaves_the_user_the_word(
             run(aws, worker, message)
         let_go(aws, message)
     assert texts(telegram) == [LAST_TRY_NOTICE]
+
+
+def test_a_telegram_that_holds_the_word_does_not_keep_the_last_try_past_its_end(
+    aws: Any, telegram: LocalTelegram, make_consumer: Any
+) -> None:
+    """The word is sent as the last try starts: waited for with every retry of the client,
+    a Telegram that holds it would keep the invocation past its end, and Lambda would kill
+    the last try too (the record then dead-lettered by the queue, its outcome unsaid)."""
+    invocation_s = 20.0
+    worker = make_consumer(
+        ScriptedRuntime(telegram, "die", "answer"),
+        timing=ConsumerTiming(delivery_reserve_s=15.0, record_retry_backoff_s=0.01, retry_base_delay_s=0),
+    )
+    queue_message(aws, 508)
+    message = receive_at(aws, TRY_BEFORE_LAST)
+    with pytest.raises(WorkerKilled):
+        run(aws, worker, message)
+    let_go(aws, message)
+
+    def hold(method: str, params: dict[str, Any]) -> None:
+        if method == "sendMessage":
+            time.sleep(6)  # longer than the client's timeout: each try of the word is cut
+
+    telegram.on_call = hold
+    last = receive_at(aws, MAX_RECEIVE_COUNT)
+    event = sqs_lambda_event([last], queue_arn=aws.resources.queue_arn, region=aws.sqs.meta.region_name)
+    ends = time.monotonic() + invocation_s
+    response = worker.handle_batch(event, remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000))
+    assert time.monotonic() < ends, "the last try ran past its invocation's end"
+    # Too little time was left for the turn: put off (a fresh copy queued), not lost.
+    assert response == {"batchItemFailures": []}
 
 
 class RecordedDynamoDB:

@@ -137,7 +137,7 @@ class Consumer:
         # The turn's progress message goes last: the answer, or the word of its failure, first.
         with (
             ProgressCleanup(remaining) as progress_cleanup,
-            self._last_try.attempt(record.receive_count, msg, key),
+            self._last_try.attempt(record.receive_count, msg, key, remaining),
         ):
             try:
                 status = self._messages.process(

@@ -25,6 +25,7 @@ from session_core import AttemptMarks, SessionKey, StorageError, get_logger
 from telegram_core import InboundMessage
 
 from ._delivery import Delivery
+from ._timing import RemainingTimeMs
 from ._wording import LAST_TRY_NOTICE
 
 log = get_logger(__name__)
@@ -41,10 +42,14 @@ class LastTryWatch:
         self._max_receive_count = max_receive_count
 
     @contextmanager
-    def attempt(self, receive_count: int, msg: InboundMessage, key: SessionKey) -> Iterator[None]:
+    def attempt(
+        self, receive_count: int, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs
+    ) -> Iterator[None]:
         """Around one try at ``msg``, its ``receive_count``-th receive. An end by an Exception
         or none removes the try's mark; a BaseException (the process going: interrupted,
-        exiting) leaves it, as a death would."""
+        exiting) leaves it, as a death would. The word ends within the invocation's
+        ``remaining`` time as a delivery does: a Telegram that holds it must not make the last
+        try die too."""
         marks = self._marks
         if marks is None or receive_count < self._max_receive_count - 1:
             yield
@@ -52,7 +57,7 @@ class LastTryWatch:
         if receive_count >= self._max_receive_count:
             if _left_unfinished(marks, msg, key):
                 log.warning("previous_try_died", receive_count=receive_count)
-                self._delivery.tell_user_once(msg, key, LAST_TRY_NOTICE, kind="last_try")
+                self._delivery.tell_user_once(msg, key, LAST_TRY_NOTICE, kind="last_try", remaining=remaining)
             yield
             return
         marked = _mark(marks, msg, key)
