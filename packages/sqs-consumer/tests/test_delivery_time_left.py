@@ -5,14 +5,16 @@ again), and a wait for another delivery's claim must end with the time for deliv
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
 from local_stack import TEST_BOT_TOKEN, LocalTelegram
-from session_core import DynamoTable, SessionKey
+from session_core import DynamoTable, SessionKey, StagedAttachment
 from sqs_consumer import DeferredError, Delivery, DeliveryFailedError
+from sqs_consumer._timing import DELIVERY_PART_MIN_S
 from telegram_core import BotApi, DeliveryClaims, DeliveryLog, InboundMessage
 
 CHAT = 91
@@ -80,3 +82,33 @@ def test_a_part_another_delivery_holds_is_not_waited_for_past_the_time_for_deliv
     assert put_off.value.retryable and put_off.value.deferrable  # retried, never dead-lettered
     assert remaining() > 0, "the delivery outlived the invocation"
     assert telegram.sent_messages(CHAT) == []
+
+
+def test_a_held_upload_notice_leaves_the_file_its_time_not_an_upload_cut_short(
+    aws: Any, telegram: LocalTelegram
+) -> None:
+    """ "sending a file…" is best effort; Telegram holds it. Were it given all the time left,
+    the file would then go with none: cut short while Telegram takes it, and named as one that
+    may not have arrived although it did."""
+    files = [
+        StagedAttachment(s3_key="outbox/report.txt", file_name="report.txt", mime_type="text/plain", size=6)
+    ]
+    released = threading.Event()  # set at the end: until then Telegram holds the notice
+
+    def holds_the_notice(method: str, params: dict) -> None:
+        if method == "sendChatAction":
+            released.wait(60)
+        elif method == "sendDocument":
+            time.sleep(2.0)  # a healthy Telegram takes a while over a file
+
+    telegram.on_call = holds_the_notice
+    _, remaining = invocation_of(END_RESERVE_S + DELIVERY_PART_MIN_S + 0.8)
+    with httpx.Client(timeout=30) as http:
+        try:
+            unsent = delivery(aws, telegram, http).deliver_files(
+                MSG, KEY, files, first_index=1, read=lambda file: b"report", remaining=remaining
+            )
+        finally:
+            released.set()
+    assert unsent == []  # confirmed: not named as perhaps missing
+    assert [f.file_name for f in telegram.sent_files(CHAT)] == ["report.txt"]

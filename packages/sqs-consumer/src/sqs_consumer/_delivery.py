@@ -378,7 +378,9 @@ class Delivery:
         content = read(file)
         if content is None:
             raise _NotSent
-        self._show_uploading(msg, file, len(content), time_left)
+        # Best effort, so it ends while the file may still be begun: held by Telegram to the
+        # end, it would leave the upload no time, cut short while Telegram takes it.
+        self._show_uploading(msg, file, len(content), _time_to_begin(time_left))
         try:
             return self._bot.send_file(
                 msg.chat_id,
