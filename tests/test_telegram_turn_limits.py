@@ -102,3 +102,28 @@ def test_a_limit_stop_whose_notice_telegram_fails_to_take_is_not_run_and_paid_ag
     stack.post(update(461, chat_id=CHAT, text="/cost", user_id=80))
     stack.drain(stack.consumer())
     assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
+
+
+def test_a_limit_stop_whose_notice_meets_a_refused_bot_token_is_not_run_and_paid_again(
+    stack, monkeypatch
+) -> None:
+    """Telegram refuses the bot token (a /revoke before the new token is in SSM) as the user is
+    told the per-turn cap stopped the run. A refused answer is tried again, as it is replayed;
+    this run is not recorded, so a retry would make it again, paid again for the same cap to
+    stop it (and a dead letter's redrive too). The operator is told which parameter to fix; the
+    notice is logged as not sent, the record acknowledged, the cost counted once."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.telegram.inject("sendMessage", TelegramFault(401, "Unauthorized"), times=50)
+    stack.post(update(470, chat_id=CHAT, text="limit:max_budget", user_id=81))
+    with capture_logs() as logs:
+        responses = stack.drain(stack.consumer())
+
+    assert [r["update_id"] for r in stack.runs()] == [470]  # paid once
+    assert all(not r["batchItemFailures"] for r in responses) and stack.receive() == []
+    assert stack.dead_letters() == []
+    events = [entry["event"] for entry in logs]
+    assert "config.invalid" in events and "limit_notice_not_sent" in events
+    stack.telegram.clear_faults()
+    stack.post(update(471, chat_id=CHAT, text="/cost", user_id=81))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]

@@ -53,6 +53,7 @@ from ._chat_holds import ChatHolds
 from ._chat_move import move_conversation
 from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
+from ._config_report import report_bot_token_refused
 from ._delivery import Delivery, ReadFile
 from ._deps import ConsumerDeps
 from ._errors import DeferredError, DeliveryFailedError, RuntimeInvokeError, TurnFailedError
@@ -261,12 +262,16 @@ class MessageHandler:
     ) -> None:
         """Tell the user which limit stopped the run. Its answer is not recorded, so a retry of
         the record would run (and pay) the turn again for the same limit to stop it: a notice
-        Telegram would not take after the local retries is only logged, as a failure's is."""
+        Telegram would not take after the local retries is only logged, as a failure's is; one
+        it refused for the bot token too (a refused answer is retried, as it is replayed), the
+        operator told which parameter to fix."""
         try:
             self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
         except DeliveryFailedError as exc:
-            if exc.chat_unreachable or exc.token_refused:
-                raise  # acknowledged as such; a refused token is the operator's alarm
+            if exc.chat_unreachable:
+                raise  # acknowledged as such
+            if exc.token_refused:
+                report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
             log.warning("limit_notice_not_sent", limit=result.error_reason, error=type(exc.cause).__name__)
 
     def _mention_needed(self, msg: InboundMessage) -> str | None:
