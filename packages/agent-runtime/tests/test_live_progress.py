@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import pytest
 from agent_runtime._live_progress import LiveProgress
 from agent_runtime._tool_activity import tool_activity
 from agent_runtime._turn_events import TextBlockEnded, TextWritten, ToolFinished, ToolStarted
+from local_stack import ModelServer, ToolCall, tool_results
 from session_core import MAX_PROGRESS_TEXT, SessionKey, ToolActivity, TurnProgress, shown_characters
 
 KEY = SessionKey.parse("default/1/0")
@@ -124,6 +126,25 @@ def test_a_long_tool_line_is_cut_between_characters_as_the_chat_shows_them(said:
     assert shown.endswith("…")
     kept = shown_characters(shown[:-1])
     assert kept == shown_characters(command)[: len(kept)]
+
+
+def test_a_tool_call_with_half_an_emoji_in_its_command_neither_breaks_the_turn_nor_its_line(
+    make_runtime: Any, model_server: ModelServer, turn_request: Any
+) -> None:
+    """A model writes a tool's input as JSON, where "\\ud83d" alone is valid: the command holds
+    half an emoji (as a model's answer may, see test_turn_failures). Measuring the tool line in
+    UTF-16 units refused it, which ended the turn (in every chat: the line is made whether a
+    draft shows it or not); it shows U+FFFD there, as the answer does."""
+    command = "echo '\ud83d' # a stray half of an emoji"
+
+    def responder(request: dict[str, Any]) -> Any:
+        return "DONE" if tool_results(request) else [ToolCall(name="Bash", input={"command": command})]
+
+    model_server.responder = responder
+    result = make_runtime().run_turn(turn_request("run it", turn_id=1))
+
+    assert result.ok and result.text == "DONE", result
+    assert tool_activity("Bash", {"command": command}).argument == "echo '\ufffd' # a stray half of an emoji"
 
 
 def test_progress_is_published_at_most_once_per_interval_and_a_stop_ends_the_watch() -> None:

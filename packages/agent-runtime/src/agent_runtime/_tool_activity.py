@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from session_core import ToolActivity, mask_secrets, utf16_len, within_utf16
+from session_core import ToolActivity, mask_secrets, utf16_len, well_formed, within_utf16
 
 MAX_ARGUMENT_CHARS = 80
 # Tools whose main argument is a file path: shown as the path's last two parts.
@@ -25,8 +25,10 @@ _ARGUMENT_FIELDS = {
 
 def shorten(text: str, limit: int = MAX_ARGUMENT_CHARS) -> str:
     """One line of at most ``limit`` UTF-16 units (as Telegram counts), cut between the
-    characters a chat shows (never inside a flag, a family emoji or a conjunct)."""
-    line = " ".join(text.split())
+    characters a chat shows (never inside a flag, a family emoji or a conjunct). A lone
+    surrogate (a model's JSON may hold "\\ud83d" alone) shows as U+FFFD: UTF-16 has no
+    length for it."""
+    line = " ".join(well_formed(text).split())
     return line if utf16_len(line) <= limit else within_utf16(line, limit - 1).rstrip() + "…"
 
 
