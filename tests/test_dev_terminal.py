@@ -41,3 +41,12 @@ def test_a_file_named_in_persian_or_with_an_emoji_family_shows_as_named() -> Non
     assert terminal_reply({"_file": {"name": "a\nb.txt", "size": 5, "path": "/s/6-x"}}) == (
         "bot> 📎 a?b.txt (5 B) saved to /s/6-x"
     )
+
+
+def test_a_file_name_cannot_reorder_itself_to_show_another_extension() -> None:
+    """A right-to-left override (or isolate) in the name the agent chose draws what follows it
+    backwards in a terminal that lays out bidi text (GNOME's): "invoice\u202efdp.exe" reads as
+    "invoiceexe.pdf". It showed as "?" before names kept their format characters."""
+    for control in ("\u202e", "\u202d", "\u2067", "\u2066"):
+        sent = {"_file": {"name": f"invoice{control}fdp.exe", "size": 5, "path": "/s/7-x"}}
+        assert terminal_reply(sent) == "bot> 📎 invoice?fdp.exe (5 B) saved to /s/7-x"
