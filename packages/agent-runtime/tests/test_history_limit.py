@@ -9,7 +9,14 @@ import math
 
 import pytest
 from agent_runtime import transcript_project
-from agent_runtime._history_limit import BASE_MIB, HEADROOM, MIB_PER_HISTORY_MB, WARN_SHARE, history_size
+from agent_runtime._history_limit import (
+    BASE_MIB,
+    HEADROOM,
+    MIB_PER_HISTORY_MB,
+    WARN_SHARE,
+    history_size,
+    memory_fix,
+)
 from session_core import HistorySize, SessionKey, TranscriptStore
 from structlog.testing import capture_logs
 
@@ -135,3 +142,13 @@ def test_a_refused_history_is_not_downloaded(make_runtime, model_server, turn_re
     assert not refused.ok and refused.error_reason == "history_too_large"
     assert refused.history is not None
     assert refused.history.mb == pytest.approx(stored_mb(small, first.session_id or ""))
+
+
+def test_a_history_no_function_memory_can_load_is_said_to_need_new_not_more_memory() -> None:
+    """Lambda gives a function 10,240 MB at most: advising more would send the operator after a
+    setting that cannot help; the chat goes on only after /new."""
+    huge = HistorySize(mb=1_100, limit_mb=1_000)
+    fix = memory_fix(huge, 10_240)
+    assert "10,240 MB" in fix and "/new" in fix, fix
+    assert "needs about" not in fix, fix
+    assert "needs about" in memory_fix(HistorySize(mb=100, limit_mb=90), 1024)

@@ -20,6 +20,7 @@ BASE_MIB = 340
 MIB_PER_HISTORY_MB = 9
 HEADROOM = 0.1
 WARN_SHARE = 0.8
+LAMBDA_MAX_MEMORY_MB = 10_240  # the most memory Lambda gives a function
 
 
 def history_limit_bytes(memory_mb: int) -> int | None:
@@ -46,6 +47,11 @@ def memory_fix(history: HistorySize, memory_mb: int) -> str:
     """What gives a refused history back to its chat, for the operator's log line: the memory
     setting, and about how much the history needs (else the user's /new drops it)."""
     needed = math.ceil((BASE_MIB + MIB_PER_HISTORY_MB * history.mb) / (1 - HEADROOM))
+    if needed > LAMBDA_MAX_MEMORY_MB:  # no setting helps: only /new
+        return (
+            f"none: this history needs more memory than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB maximum "
+            f"(RuntimeMemoryMb, now {memory_mb} MB); the chat goes on only after /new"
+        )
     return (
         f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB): "
         f"this history needs about {needed} MB; below that the chat goes on only after /new"
