@@ -133,8 +133,8 @@ def test_a_cap_taken_up_by_running_turns_is_not_called_reached_until_midnight(st
 
     assert stack.replies(CHAT)[-1]["text"] == (
         "This bot's shared daily budget of $0.03 is held for answers still being written "
-        "(spent $0.00 so far), so I did not send this message to the AI model. Try again in a "
-        "few minutes."
+        "(spent $0.00 so far), so I did not send this message to the AI model. Try again when "
+        "they finish, in 20 minutes at the latest."
     )
     for hold in running:
         assert isinstance(hold, BudgetHold)
@@ -142,6 +142,43 @@ def test_a_cap_taken_up_by_running_turns_is_not_called_reached_until_midnight(st
     stack.post(update(501, text="hello again"))
     stack.drain(consumer)
     assert stack.replies(CHAT)[-1]["text"] == "Answer to: hello again"
+
+
+def test_a_cap_held_by_a_crashed_consumers_turn_says_when_its_hold_lapses(stack, monkeypatch) -> None:
+    """A consumer died between its hold and settling: the hold fills the user's cap until its
+    deadline (20 minutes). Told "a few minutes", the user came back and was refused again;
+    they are told the real wait, rounded up to the minute."""
+    from session_core import BudgetCaps, BudgetHold, BudgetLedger
+
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.01")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    clock = Clock(NOON)
+    crashed = BudgetLedger(
+        dynamodb=stack.aws.dynamodb,
+        table=stack.aws.resources.table,
+        caps=BudgetCaps(user_daily_usd=0.01, turn_usd=0.01),
+        tenant="default",
+        clock=clock,
+    ).hold(chat_id=702, user_id=77)
+    assert isinstance(crashed, BudgetHold)  # never settled
+    consumer = stack.consumer(clock=clock)
+    clock.now += 14 * 60 + 30
+    stack.post(update(520, text="hello", user_id=77))
+    stack.drain(consumer)
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "Your daily budget of $0.01 is held for answers still being written (spent $0.00 so far), "
+        "so I did not send this message to the AI model. Try again when they finish, in 6 minutes "
+        "at the latest."
+    )
+    clock.now += 5 * 60
+    stack.post(update(521, text="hello again", user_id=77))
+    stack.drain(consumer)
+    assert stack.replies(CHAT)[-1]["text"].endswith("Try again when they finish, in 1 minute at the latest.")
+    clock.now += 30  # the hold's deadline: released, the message admitted
+    stack.post(update(522, text="and now", user_id=77))
+    stack.drain(consumer)
+    assert stack.replies(CHAT)[-1]["text"] == "Answer to: and now"
+    assert [r["update_id"] for r in stack.runs()] == [522]
 
 
 def test_cost_names_the_per_turn_cap_when_it_is_the_only_limit(stack, monkeypatch) -> None:

@@ -205,6 +205,29 @@ def test_a_hold_left_by_a_crashed_turn_is_released_after_its_deadline(aws) -> No
     assert isinstance(budget.hold(chat_id=9, user_id=42), BudgetExceeded)
 
 
+def test_a_cap_held_by_a_crashed_turn_says_when_its_hold_lapses(aws) -> None:
+    """The user is told the real wait (the hold's deadline), not "a few minutes" that may be
+    twenty; with two holds and room for one, the first to lapse frees the cap."""
+    from session_core._budgets import HOLD_LIFETIME_S
+
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    budget = ledger(aws, BudgetCaps(user_daily_usd=1.0, turn_usd=0.5), clock)
+    first = budget.hold(chat_id=8, user_id=42)  # its consumer dies: never settled
+    clock.now += 300
+    second = budget.hold(chat_id=9, user_id=42)  # this one too, five minutes later
+    assert isinstance(first, BudgetHold) and isinstance(second, BudgetHold)
+    clock.now += 120
+    refused = budget.hold(chat_id=10, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and refused.only_held
+    assert refused.frees_by == datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp() + HOLD_LIFETIME_S
+
+    # A cap spent outright does not free as holds lapse: it says when it resets instead.
+    spent = ledger(aws, BudgetCaps(chat_daily_usd=0.5, turn_usd=0.5), clock)
+    spent.settle(spent.hold(chat_id=11, user_id=None), 0.5)  # type: ignore[arg-type]
+    outright = spent.hold(chat_id=11, user_id=None)
+    assert isinstance(outright, BudgetExceeded) and outright.frees_by is None
+
+
 def test_a_recorded_answer_counts_once_whichever_attempt_settles_it(aws) -> None:
     """Two attempts of one update: one ran the model, the other replays its recorded answer.
     Whichever settles first counts the cost; the other only gives its hold back."""

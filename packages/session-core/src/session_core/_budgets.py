@@ -95,6 +95,10 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
     cap_usd: float
     spent_usd: float
     resets_at: float
+    # Only held: when enough of the holds filling it reach their deadline to admit a turn (epoch
+    # seconds), at the latest (a running turn frees its hold sooner, as it ends); None when spent
+    # outright, or when no hold record accounts for what is held.
+    frees_by: float | None = None
 
     @property
     def only_held(self) -> bool:
@@ -242,8 +246,8 @@ class BudgetLedger:
                 for key, item in behind:
                     self._catch_up_committed(key, item)
                 return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left - 1)
-            released = [self._release_expired(key, now) for _, _, key, _ in refused]
-            if any(released):
+            holds_left = [self._release_expired(key, now) for _, _, key, _ in refused]
+            if any(left is None for left in holds_left):
                 return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left)
             reached = [
                 BudgetExceeded(
@@ -252,12 +256,19 @@ class BudgetLedger:
                     cap_usd=self.caps.cap(scope, period) or 0.0,
                     spent_usd=_float(item, "spent_usd"),
                     resets_at=period_end(period, now),
+                    frees_by=_frees_by(item, self.caps.cap(scope, period) or 0.0, left or []),
                 )
-                for scope, period, _, item in refused
+                for (scope, period, _, item), left in zip(refused, holds_left, strict=True)
             ]
             # A cap spent outright is named before one only held by turns still running: told
             # "try again in a few minutes", the user would be refused again by the spent one.
-            return next((cap for cap in reached if not cap.only_held), reached[0])
+            spent_cap = next((cap for cap in reached if not cap.only_held), None)
+            if spent_cap is not None:
+                return spent_cap
+            # Every refusing cap is only held: the wait is until the last of them frees.
+            frees = [cap.frees_by for cap in reached]
+            latest = None if None in frees else max(t for t in frees if t is not None)
+            return msgspec.structs.replace(reached[0], frees_by=latest)
         return BudgetHold(
             accounts=tuple((key, _ttl(period, now)) for _, period, key in counted),
             held_on=tuple(key for _, _, key in capped),
@@ -461,9 +472,9 @@ class BudgetLedger:
                 raise self._error(operation, exc) from exc
         raise AssertionError("unreachable")
 
-    def _release_expired(self, key: tuple[str, str], now: float) -> bool:
+    def _release_expired(self, key: tuple[str, str], now: float) -> list[tuple[float, float]] | None:
         """Release the holds on account ``key`` whose turns did not settle by their deadline;
-        True when any was released."""
+        None when any was released, else the holds still on it (deadline, amount held)."""
         prefix = f"hold|{key[1]}|"
         try:
             out = self._db.query(
@@ -475,8 +486,10 @@ class BudgetLedger:
         except (ClientError, BotoCoreError) as exc:
             raise self._error("release_expired", exc) from exc
         released = False
+        left: list[tuple[float, float]] = []
         for record in out.get("Items", []):
             if _float(record, "deadline") > now:
+                left.append((_float(record, "deadline"), _float(record, "held_usd")))
                 continue
             items = [
                 {
@@ -499,7 +512,7 @@ class BudgetLedger:
                 held = _float(record, "held_usd")
                 log.warning("budget.expired_hold_released", period=key[1], held_usd=held)
                 released = True
-        return released
+        return None if released else left
 
     def _catch_up_committed(self, key: tuple[str, str], item: dict[str, Any]) -> None:
         """Bring ``committed_usd`` of an account an older consumer counted uncapped up to its
@@ -547,6 +560,19 @@ def _committed_behind(item: dict[str, Any]) -> bool:
     if "spent_usd" not in item:
         return False
     return Decimal(item["spent_usd"]["N"]) > Decimal(item.get("committed_usd", {}).get("N", "0"))
+
+
+def _frees_by(account: dict[str, Any], cap: float, holds: list[tuple[float, float]]) -> float | None:
+    """When enough of ``holds`` (deadline, amount) lapse, oldest first, for the account to
+    be below ``cap`` again; None when spent outright or the holds are not enough."""
+    if _float(account, "spent_usd") >= cap:
+        return None
+    committed = _float(account, "committed_usd")
+    for deadline, held in sorted(holds):
+        committed -= held
+        if round(committed, 9) < cap:  # amounts are kept to the nano-dollar (_num)
+            return deadline
+    return None
 
 
 def _hold_key(account: tuple[str, str], hold_id: str) -> tuple[str, str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
-from session_core import BudgetExceeded, BudgetLedger, BudgetScope, Spend, emit_metric, get_logger
+from session_core import BudgetExceeded, BudgetLedger, BudgetScope, Spend, counted, emit_metric, get_logger
 
 from ._money import usd
 
@@ -56,8 +57,7 @@ def refusal_text(
         return (
             f"{budget_of} {_PERIOD_NAME[exceeded.period]} budget of "
             f"{usd(exceeded.cap_usd)} is held for answers still being written "
-            f"(spent {usd(exceeded.spent_usd)} so far), {not_sent} "
-            "Try again in a few minutes."
+            f"(spent {usd(exceeded.spent_usd)} so far), {not_sent} {_held_wait(exceeded, now)}"
         )
     resets = datetime.fromtimestamp(exceeded.resets_at, UTC)
     when = "00:00 UTC" if exceeded.period == "day" else f"{resets:%-d %B} 00:00 UTC"
@@ -67,6 +67,16 @@ def refusal_text(
         f"{usd(exceeded.cap_usd)} (spent {usd(exceeded.spent_usd)}), {not_sent} "
         f"The budget resets at {when}, in {_duration(exceeded.resets_at - now)}."
     )
+
+
+def _held_wait(exceeded: BudgetExceeded, now: float) -> str:
+    # Held by a crashed consumer's turn, a cap frees only at the hold's deadline (up to 20
+    # minutes): "a few minutes" sent the user back to be refused again. Running turns free it
+    # sooner, as they end, hence "at the latest".
+    if exceeded.frees_by is None:
+        return "Try again in a few minutes."
+    minutes = max(1, math.ceil((exceeded.frees_by - now) / 60))
+    return f"Try again when they finish, in {counted(minutes, 'minute')} at the latest."
 
 
 def cost_report(spending: list[Spend], now: float, *, turn_cap_usd: float | None = None) -> str:
