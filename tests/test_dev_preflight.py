@@ -277,6 +277,21 @@ def test_a_env_file_filled_in_but_not_loaded_is_pointed_out_in_the_banner(tmp_pa
     assert "sk-ant-in-the-file" not in done.stdout + done.stderr
 
 
+def test_budgets_without_a_per_turn_cap_are_warned_of_in_the_banner() -> None:
+    """`agentbot doctor`'s warning, at dev's start too: a daily cap without MAX_TURN_COST_USD
+    holds nothing while turns run, so it is passed without bound. dev still starts."""
+    done = _start({"BUDGET_USER_DAILY_USD": "1"}, said="")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    (warning,) = [line for line in done.stderr.splitlines() if "WARNING" in line and "BUDGET" in line]
+    assert "MAX_TURN_COST_USD: not set while BUDGET_USER_DAILY_USD cap" in warning, warning
+    assert "export MAX_TURN_COST_USD=" in warning, warning
+
+    bounded = _start({"BUDGET_USER_DAILY_USD": "1", "MAX_TURN_COST_USD": "0.5"}, said="")
+    assert bounded.returncode == 0, bounded.stderr[-3000:]
+    assert "MAX_TURN_COST_USD" not in bounded.stderr
+
+
 def test_bedrock_turned_on_as_the_runtime_reads_it_is_the_model_the_banner_names() -> None:
     """The runtime takes CLAUDE_CODE_USE_BEDROCK=on (or yes): the banner said "offline demo model"
     while the runtime it started used Bedrock."""

@@ -49,6 +49,13 @@ _STACK_TEMPLATE = {
             "McpSecretsParameterPath",
             "MaxConcurrentTurns",
             "SessionTtlDays",
+            "BudgetChatDailyUsd",
+            "BudgetChatMonthlyUsd",
+            "BudgetUserDailyUsd",
+            "BudgetUserMonthlyUsd",
+            "BudgetDeploymentDailyUsd",
+            "BudgetDeploymentMonthlyUsd",
+            "MaxTurnCostUsd",
             "DlqUrl",
             "QueueUrl",
             "Table",
@@ -266,6 +273,28 @@ def test_a_stack_anyone_may_chat_with_is_a_warning_naming_the_parameters(
     limited = _stack(aws, model, AllowedUserIds="", AllowedChatIds="-1001234567890")
     code, lines, out = _doctor(capsys, "--stack", limited)
     assert code == 0 and "who may chat" not in lines, out
+
+
+def test_a_stack_with_budgets_but_no_per_turn_cap_is_a_warning_naming_maxturncostusd(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """Without MaxTurnCostUsd a running turn holds nothing against the daily and monthly caps:
+    concurrent turns, or one long turn, overspend them without bound. The bot works, so a
+    warning that names the parameter to add."""
+    stack = _stack(aws, model, BudgetUserDailyUsd="5", BudgetDeploymentMonthlyUsd="50")
+    _set_webhook(telegram)
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 0, out
+    assert lines["budgets"].startswith("  warn"), out
+    assert "BudgetUserDailyUsd, BudgetDeploymentMonthlyUsd" in lines["budgets"], out
+    assert "without bound" in lines["budgets"], out
+    assert "fix: sam deploy --parameter-overrides MaxTurnCostUsd=" in lines["budgets"], out
+
+    bounded = _stack(aws, model, BudgetUserDailyUsd="5", MaxTurnCostUsd="0.50")
+    code, lines, out = _doctor(capsys, "--stack", bounded)
+    assert code == 0 and "budgets" not in lines, out
 
 
 def test_each_failure_of_a_stack_has_its_fix_and_the_exit_code_is_1(
@@ -1215,6 +1244,27 @@ def test_local_checks_pass_good_shell_settings(
 
     assert code == 0, out
     assert lines["shell settings"].startswith("  ok"), out
+
+
+def test_local_budgets_without_a_per_turn_cap_are_a_warning_naming_max_turn_cost_usd(
+    telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The same warning for what `agentbot dev` takes from the shell: a BUDGET_* cap without
+    MAX_TURN_COST_USD holds nothing while turns run."""
+    clean_env.setenv("BUDGET_CHAT_DAILY_USD", "1")
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 0, out
+    assert lines["shell settings"].startswith("  ok"), out
+    assert lines["budgets"].startswith("  warn"), out
+    assert "MAX_TURN_COST_USD: not set while BUDGET_CHAT_DAILY_USD cap" in lines["budgets"], out
+    assert "BUDGET_CHAT_DAILY_USD" in lines["budgets"], out
+    assert "fix: export MAX_TURN_COST_USD=" in lines["budgets"], out
+
+    clean_env.setenv("MAX_TURN_COST_USD", "0.5")
+    code, lines, out = _doctor(capsys)
+    assert code == 0 and "budgets" not in lines, out
 
 
 def test_a_bedrock_model_refused_locally_names_the_variable_it_came_from(

@@ -9,7 +9,8 @@ from typing import IO, Any
 
 from session_core import InvalidSessionKeyError, SessionKey
 
-from .chat_state import budget_caps, format_chat_state, read_chat_state
+from .budget_settings import budget_caps
+from .chat_state import format_chat_state, read_chat_state
 from .ops import (
     ClientFactory,
     OpsError,

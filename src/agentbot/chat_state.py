@@ -23,18 +23,8 @@ from session_core import (
     SessionRegistry,
     Spend,
 )
-from sqs_consumer import budget_caps_from_env, usd
+from sqs_consumer import usd
 from telegram_core import DeliveryLog
-
-# The stack parameter behind each of the consumer's budget variables.
-BUDGET_PARAMETERS = {
-    "BUDGET_CHAT_DAILY_USD": "BudgetChatDailyUsd",
-    "BUDGET_CHAT_MONTHLY_USD": "BudgetChatMonthlyUsd",
-    "BUDGET_USER_DAILY_USD": "BudgetUserDailyUsd",
-    "BUDGET_USER_MONTHLY_USD": "BudgetUserMonthlyUsd",
-    "BUDGET_DEPLOYMENT_DAILY_USD": "BudgetDeploymentDailyUsd",
-    "BUDGET_DEPLOYMENT_MONTHLY_USD": "BudgetDeploymentMonthlyUsd",
-}
 
 
 @dataclass(frozen=True)
@@ -55,14 +45,6 @@ class ChatState:
     turns: list[DeliveredTurn]
     approval: Approval | None
     spending: list[Spend]  # empty when no budget is set
-
-
-def budget_caps(parameters: Mapping[str, str] | None, env: Mapping[str, str]) -> BudgetCaps:
-    """The caps the consumer runs with: the stack's Budget* parameters, else the BUDGET_*
-    variables (the consumer's own names)."""
-    if parameters is None:
-        return budget_caps_from_env(env)
-    return budget_caps_from_env({var: parameters.get(name, "") for var, name in BUDGET_PARAMETERS.items()})
 
 
 def read_chat_state(

@@ -77,6 +77,7 @@ from telegram_producer import (
 )
 
 from . import __version__
+from .budget_settings import budget_caps, turn_cap_missing
 from .dev_approvals import HINT as APPROVAL_HINT
 from .dev_approvals import NOTHING_WAITING, TerminalApprovals
 from .dev_failures import FailureReasons
@@ -935,6 +936,9 @@ def start_stack(args: argparse.Namespace, stack: contextlib.ExitStack, progress:
             "commands on this machine. Set ALLOWED_USER_IDS=<your id> (each progress line shows the "
             "sender's id)."
         )
+    # `agentbot doctor`'s warning; check_dev_shell above refused any budget it cannot read
+    if unbounded := turn_cap_missing(budget_caps(None, os.environ), deployed=False):
+        banner.append(f"  WARNING   {unbounded}")
     approvals = Approvals(dynamodb=dynamodb, table=resources.table)
     bot_token = token or terminal.token
     return DevStack(

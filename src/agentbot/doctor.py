@@ -34,6 +34,7 @@ from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
 from .bedrock_profile import names_an_anthropic_api_id, profile_called_for
 from .bedrock_route import DIRECT_TO_BEDROCK, BedrockRoute, shell_bedrock_route
+from .budget_settings import budget_caps, turn_cap_missing
 from .deployed_environment import RUNTIME_FUNCTION, deployed_problems, runtime_environment
 from .model_probe import (
     DEFAULT_ANTHROPIC_BASE,
@@ -277,6 +278,20 @@ def check_who_may_chat(target: Target) -> list[Check]:
             "AllowedChatIds), or set budgets (BudgetUserDailyUsd) if it is meant to be open",
         )
     ]
+
+
+def check_budgets(target: Target) -> list[Check]:
+    """Daily or monthly caps without MaxTurnCostUsd (MAX_TURN_COST_USD locally) bound nothing
+    while turns run: a warning naming the setting to add, as the bot works without it."""
+    parameters = target.stack.parameters if target.stack is not None else None
+    try:
+        caps = budget_caps(parameters, os.environ)
+    except ConfigError:
+        return []  # the shell settings line names it (a stack's, CloudFormation refused)
+    problem = turn_cap_missing(caps, deployed=target.stack is not None)
+    if problem is None:
+        return []
+    return [Check("budgets", "warn", f"{problem.where}: {problem.reason}", problem.fix)]
 
 
 def _allowed_tools_of(config: Any, server: str) -> list[str]:
@@ -906,6 +921,7 @@ def run_checks(target: Target) -> list[Check]:
     guarded("claude-config", lambda: check_claude_config(target))
     guarded("shell settings", lambda: check_shell(target))
     guarded("who may chat", lambda: check_who_may_chat(target))
+    guarded("budgets", lambda: check_budgets(target))
     guarded("model", lambda: check_model(target))
     api: BotApi | None = None
     missing: Check | None = None
