@@ -647,6 +647,59 @@ def test_a_message_sent_in_time_that_waited_days_past_the_ttl_is_told_its_histor
     assert "teal" not in sent and "no message for 25 days" in sent
 
 
+@pytest.mark.parametrize("swept_head", [False, True], ids=["older-chunk-swept", "head-swept-too"])
+def test_a_message_sent_in_time_whose_history_lost_an_older_chunk_to_the_ttl_sweep_starts_anew(
+    aws, make_dated_runtime, model_server, turn_request, fresh_container, lease_clock, swept_head
+) -> None:
+    """The chat's last two messages came 3.9 days apart, their chunks written before chunks
+    were kept 5 days past expiry: the first one's expired 0.1 day after the head. A message
+    sent an hour before SessionTtlDays were up runs half a day after: read as of its sending
+    the history goes on, but the sweep took that chunk. The message failed ("chunk is
+    missing"); the history expired by now, so it is answered in a new conversation, the agent
+    told the history expired. The same when the sweep took the head too (it started anew
+    without the note)."""
+    table = aws.resources.table
+
+    def kept_as_before(written_at: float) -> None:  # the TTL chunks had then: + 25 + 4 days
+        for item in aws.dynamodb.scan(TableName=table)["Items"]:
+            if item["sk"]["S"].startswith("c#") and "marked_old" not in item:
+                aws.dynamodb.update_item(
+                    TableName=table,
+                    Key={"pk": item["pk"], "sk": item["sk"]},
+                    UpdateExpression="SET expires_at = :ttl, marked_old = :yes",
+                    ExpressionAttributeValues={
+                        ":ttl": {"N": str(int(written_at + 29 * 86_400))},
+                        ":yes": {"BOOL": True},
+                    },
+                )
+
+    old = make_dated_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert old.ok, old
+    kept_as_before(lease_clock.now)
+    lease_clock.now += 3.9 * 86_400
+    assert make_dated_runtime().run_turn(turn_request("and my pet is a cat", turn_id=2)).ok
+    kept_as_before(lease_clock.now)
+    lease_clock.now += 25 * 86_400 - 3_600
+    sent_at = int(lease_clock.now)
+    lease_clock.now += 13 * 3_600
+    swept = []  # DynamoDB's TTL sweep, in no order: the first message's chunks, the head or not yet
+    for item in aws.dynamodb.scan(TableName=table)["Items"]:
+        part = item["sk"]["S"].startswith("c#") or (swept_head and item["pk"]["S"].startswith("tx|"))
+        if part and float(item["expires_at"]["N"]) < lease_clock.now:
+            aws.dynamodb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+            swept.append(item["sk"]["S"])
+    assert swept, "no chunk expired: the test lost its point"
+    fresh_container()
+
+    later = make_dated_runtime().run_turn(
+        turn_request("what is my favourite colour?", turn_id=3, sent_at_epoch_s=sent_at)
+    )
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent and "no message for 25 days" in sent
+
+
 def test_a_message_sent_after_the_history_expired_starts_a_new_conversation_though_it_waited_too(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

@@ -474,6 +474,63 @@ async def test_a_transcript_read_as_of_its_last_day_finds_every_chunk_dynamodb_m
         assert await make_store(aws, clock=lambda: now[0]).load(KEY) == turn(1) + turn(2)
 
 
+def _kept_as_before_5_days(aws: Any, written_at: float) -> None:
+    """Give the chunks not yet marked the TTL chunks had before they were kept 5 days past
+    expiry: written_at + SessionTtlDays (25) + refresh_after_days (4)."""
+    for item in all_items(aws):
+        if item["sk"]["S"].startswith("c#") and "marked_old" not in item:
+            aws.dynamodb.update_item(
+                TableName=aws.resources.table,
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="SET expires_at = :ttl, marked_old = :yes",
+                ExpressionAttributeValues={
+                    ":ttl": {"N": str(int(written_at + 29 * 86400))},
+                    ":yes": {"BOOL": True},
+                },
+            )
+
+
+def _sweep_chunks(aws: Any, now: float) -> None:
+    """DynamoDB's TTL sweep, in no order: the expired chunks have gone, the head not yet."""
+    for item in all_items(aws):
+        if item["sk"]["S"].startswith("c#") and float(item["expires_at"]["N"]) < now:
+            aws.dynamodb.delete_item(TableName=aws.resources.table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+async def test_a_history_read_as_of_its_last_day_that_lost_an_older_chunk_to_the_sweep_is_gone(
+    aws: Any,
+) -> None:
+    """A chunk written before chunks were kept 5 days past expiry expired 4 days less the
+    tail's age after the head: read as of a message sent before the TTL, half a day after it,
+    the sweep may have taken it. The history expired by now: gone (a new conversation), not a
+    corrupt transcript that fails the message. A head still live now that misses a chunk is
+    still corrupt."""
+    now = [1_800_000_000.0]
+    store = make_store(aws, clock=lambda: now[0])
+    await store.append(KEY, turn(1))
+    _kept_as_before_5_days(aws, now[0])
+    now[0] += 3.9 * 86400
+    await store.append(KEY, turn(2))
+    _kept_as_before_5_days(aws, now[0])
+    sent_at = now[0] + 25 * 86400 - 3600
+    now[0] += 25 * 86400 + 12 * 3600
+    _sweep_chunks(aws, now[0])
+
+    with transcripts_read_as_of(sent_at):
+        assert await make_store(aws, clock=lambda: now[0]).load(KEY) is None
+    # A new conversation is written over it as over any expired one.
+    await make_store(aws, clock=lambda: now[0]).append(KEY, turn(3))
+    assert await make_store(aws, clock=lambda: now[0]).load(KEY) == turn(3)
+
+    live = {"project_key": KEY["project_key"], "session_id": "0b6e-live"}
+    await store.append(live, turn(4))
+    await store.append(live, turn(5))
+    first = next(i for i in all_items(aws) if i["sk"]["S"] == "c#000000000000" and "live" in i["pk"]["S"])
+    aws.dynamodb.delete_item(TableName=aws.resources.table, Key={"pk": first["pk"], "sk": first["sk"]})
+    with transcripts_read_as_of(sent_at), pytest.raises(CorruptTranscriptError, match="chunk is missing"):
+        await make_store(aws, clock=lambda: now[0]).load(live)
+
+
 async def test_a_transcript_is_not_read_as_of_a_moment_whose_objects_s3_may_have_deleted(aws: Any) -> None:
     """Read as of a moment before its TTL, a transcript still reads as gone a day past it: S3
     keeps its objects SessionTtlDays + 5 days from their making, and its snapshot may be

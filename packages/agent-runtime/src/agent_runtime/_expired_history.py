@@ -10,7 +10,14 @@ storage keeps it a day past the TTL at least, so one that waited longer may find
 
 from __future__ import annotations
 
+from typing import Literal
+
 from session_core import TurnRequest, counted, longest_read_past_expiry_s
+
+# A chat's history as a turn finds it: live; expired when its message was sent (a new
+# conversation, the agent told); or expired only since, so read as of the sending, but a
+# history storage no longer holds (whole or in part) expired all the same.
+HistoryAge = Literal["live", "expired", "expired_since_sent"]
 
 
 def message_arrived_at(request: TurnRequest, now: float) -> float:

@@ -54,7 +54,7 @@ from ._environment import (
     ModelAccess,
 )
 from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
-from ._expired_history import message_arrived_at, with_expired_history_note
+from ._expired_history import HistoryAge, message_arrived_at, with_expired_history_note
 from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size, memory_fix
 from ._late_note import with_late_note
@@ -290,7 +290,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
     ) -> TurnResult:
         """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
-        resume, resumed_total, project, undelivered, expired = await self._session_to_resume(key, request)
+        resume, resumed_total, project, undelivered, age = await self._session_to_resume(key, request)
+        expired = age == "expired"
         outcome.new_conversation = expired
         store = self._scoped_store(project)
         # Renewed until the result is recorded; a lost lease stops the run at once.
@@ -343,10 +344,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     if resume is None
                     else await self._restore(key, project, resume, workspace, request.turn_id)
                 )
-                if restored is None:  # nothing stored (lost): the CLI cannot resume it
+                if restored is None:  # nothing stored: the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, Restored(None, 0)
                     outcome.new_conversation = True
-                    log.warning("turn.history_gone", expired=False)
+                    # Expired since the message was sent, storage may have let it (or a part)
+                    # go already: it expired, and the agent is told so. Else it was lost.
+                    expired = age == "expired_since_sent"
+                    log.warning("turn.history_gone", expired=expired)
                 if expired:
                     plan.prompt = with_expired_history_note(plan.prompt, self.settings.retention_days)
                 if restored.begin_anew:
@@ -448,11 +452,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _session_to_resume(
         self, key: SessionKey, request: TurnRequest
-    ) -> tuple[str | None, float, str, UndeliveredFiles | None, bool]:
+    ) -> tuple[str | None, float, str, UndeliveredFiles | None, HistoryAge]:
         """The SDK session this turn continues (None: a fresh one), its running total so far,
         the project its transcripts are kept under, the files of the last answer that did
         not reach the user (the agent is told), and whether the chat's conversation expired
-        (the chat was quiet for SessionTtlDays; the agent is told)."""
+        (the chat was quiet for SessionTtlDays; the agent is told) when the message was sent,
+        or only since."""
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
@@ -474,9 +479,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if expired:
             log.warning("turn.history_gone", expired=True)
             resume = None
+        age: HistoryAge = "expired" if expired else "live"
+        now = self.clock()
+        if (
+            resume is not None
+            and record is not None
+            and record.history_expired(now, self.settings.retention_days)
+        ):
+            age = "expired_since_sent"
         total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
         undelivered = None if record is None else record.undelivered_files
-        return resume, total, transcript_project(key, record), undelivered, expired
+        return resume, total, transcript_project(key, record), undelivered, age
 
     def _scoped_store(self, project: str) -> TimedStore:
         store = self._timed_store

@@ -95,6 +95,11 @@ class _SnapshotMissing(Exception):
     pass
 
 
+class _ExpiredPartSwept(Exception):
+    """A head expired by now, read only as of an earlier moment (see _read_as_of), lacks a
+    chunk DynamoDB's TTL sweep may have taken: the history is gone, as an expired one is."""
+
+
 class _ReadCancelled(Exception):
     """An early snapshot download nobody needs any more stopped."""
 
@@ -123,6 +128,8 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     # Where each marked frame's JSONL starts in the transcript file, one per mark (or none:
     # heads from before these were kept). A restore writes each range's JSONL there at once.
     snap_frames_raw: tuple[int, ...] = ()
+    # The item's TTL (epoch seconds) as read from the table; None in a head this process built.
+    expires_at: float | None = None
 
 
 class _SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,6 +278,7 @@ def _head_from_item(item: dict[str, Any], where: str) -> _Head:
             snap_start=(start := _snapshot_start(item)),
             snap_frames=(marks := _frame_marks(item, start, int(item["snap_size"]["N"]))),
             snap_frames_raw=_raw_marks(item, marks, raw_size),
+            expires_at=float(item["expires_at"]["N"]) if "expires_at" in item else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptTranscriptError(where, f"head item is malformed: {exc!r}") from exc

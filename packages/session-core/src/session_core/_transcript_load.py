@@ -41,6 +41,7 @@ from ._transcript_items import (
     MIN_COPY_PART_BYTES,
     SNAPSHOT_RANGE_BYTES,
     STREAM_PIECE_BYTES,
+    _ExpiredPartSwept,
     _Head,
     _head_from_item,
     _ReadCancelled,
@@ -120,6 +121,9 @@ class Loading(StateCache):
                     ) from None
                 cached = None
                 early = None
+            except _ExpiredPartSwept as swept:
+                _log.info("transcript.expired_part_swept", part=swept.args[0])
+                return None
         raise StaleHeadError(location.describe(), cached.head.version if cached else 0)
 
     def _catch_up(self, location: Location, cached: _State, max_bytes: int | None) -> _State | None:
@@ -232,6 +236,10 @@ class Loading(StateCache):
             where = f"dynamodb://{self._table}/{location.pk}/{sk}"
             item = chunks.get(sk)
             if item is None:
+                if head.expires_at is not None and head.expires_at < self._clock():
+                    # Read as of a message sent before the TTL: a chunk written before chunks
+                    # outlived the head by 5 days may be swept already. Live, it is corruption.
+                    raise _ExpiredPartSwept(where)
                 raise CorruptTranscriptError(where, f"chunk is missing (head version {head.version})")
             try:
                 data = item["data"]["B"]
