@@ -205,8 +205,8 @@ def error_response(operation: str, fault: AwsFault) -> Reply:
         code = fault.code or "InternalServerError"
         body = {"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": fault.message}
         return fault.status, [("Content-Type", "application/x-amz-json-1.0")], json.dumps(body).encode()
-    if service == "transcribe":  # JSON 1.1, as DynamoDB's 1.0: the code travels in the body
-        code = fault.code or "InternalFailureException"
+    if service in ("transcribe", "ssm"):  # JSON 1.1, as DynamoDB's 1.0: the code travels in the body
+        code = fault.code or ("InternalServerError" if service == "ssm" else "InternalFailureException")
         body = {"__type": code, "Message": fault.message}
         return fault.status, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(body).encode()
     # REST-JSON services (Lambda): the code travels in a header.
