@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from session_core import ConfigError, RotatingSecret, SecretSource, read_secret
+from session_core import ConfigError, RotatingSecret, SecretAccessDeniedError, SecretSource, read_secret
 
 from ._claude_config import ClaudeConfig
 from ._config_problems import ConfigProblems
@@ -58,7 +58,8 @@ class McpSecretHeaders:
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
     """server → header → value, read from SSM. Missing or empty parameters are
     McpSecretMissingErrors, each naming mcp.json's field and the parameter, all of them at once;
-    an SSM outage is a (retryable) StorageError."""
+    a parameter the role may not read is a (retryable) SecretAccessDeniedError naming the field,
+    the parameter and McpSecretsParameterPath; an SSM outage is a (retryable) StorageError."""
     values: dict[str, dict[str, str]] = {}
     problems = ConfigProblems()
     for server, headers in config.mcp_secret_headers.items():
@@ -67,6 +68,14 @@ def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[st
             with problems.part():
                 try:
                     values[server][header] = read_secret(ssm, parameter)
+                except SecretAccessDeniedError as exc:
+                    field = f"mcpServers.{server}.headers_from_ssm.{header}"
+                    raise SecretAccessDeniedError(
+                        f"{config.root}/mcp.json: {field}",
+                        f"{parameter}: {exc.reason}; a headers_from_ssm parameter must also be under "
+                        "the stack's McpSecretsParameterPath, the only SSM path the runtime may read",
+                        error_code=exc.error_code,
+                    ) from exc
                 except ConfigError as exc:
                     raise McpSecretMissingError(
                         f"{config.root}/mcp.json",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from session_core import ConfigError, read_secret
+from session_core import ConfigError, SecretAccessDeniedError, read_secret
 
 from ._bedrock_route import lacks_signing_credentials
 from ._claude_config import ClaudeConfig, load_claude_config
@@ -95,6 +95,6 @@ def config_problem(exc: BaseException) -> tuple[str, str]:
     """(what to fix: the setting, or file and field; why) of a permanent configuration error."""
     if isinstance(exc, ClaudeConfigError):
         return (f"{exc.file}: {exc.field}" if exc.field else exc.file), exc.reason
-    if isinstance(exc, ConfigError | ModelBackendError):
+    if isinstance(exc, ConfigError | ModelBackendError | SecretAccessDeniedError):
         return exc.setting, exc.reason
     return type(exc).__name__, str(exc)

@@ -15,6 +15,7 @@ import msgspec
 from session_core import (
     TURN_VERSION,
     MessageDecodeError,
+    SecretAccessDeniedError,
     TurnResult,
     configure_logging,
     decode_turn_request,
@@ -54,6 +55,8 @@ def get_runtime() -> Runtime:
     A permanent configuration error is kept and raised again on every later invocation
     without rebuilding: it is reported once per container (see ``report_config_error``).
     A transient failure (SSM throttled) is raised as is; the next invocation builds again.
+    A secret the role may not read is reported as a configuration error on every try, yet
+    raised as transient: a role's permissions just deployed take seconds to reach it.
     """
     global _runtime, _config_error
     with _lock:
@@ -63,6 +66,9 @@ def get_runtime() -> Runtime:
             configure_logging()
             try:
                 _runtime = build_runtime()
+            except SecretAccessDeniedError as exc:
+                report_config_error(exc, tenant=os.environ.get("TENANT") or "default")
+                raise
             except PERMANENT_CONFIG_ERRORS as exc:
                 if getattr(exc, "retryable", False):
                     raise

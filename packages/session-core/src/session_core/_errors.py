@@ -62,6 +62,19 @@ class StorageError(SessionCoreError):
         self.error_code = error_code
 
 
+class SecretAccessDeniedError(StorageError):
+    """Raised when SSM refuses to give this function's role a secret parameter (IAM does not
+    allow the parameter, or KMS the key it is encrypted with): ``setting`` is what to fix (the
+    parameter, or the field naming it), ``reason`` how, never a value. Still retryable: a role's
+    new permissions take seconds to reach a new container, so a denial right after a deploy
+    passes by itself; the caller reports it as a configuration error on every try."""
+
+    def __init__(self, setting: str, reason: str, *, error_code: str | None) -> None:
+        super().__init__("read_secret", f"{setting}: {reason}", error_code=error_code)
+        self.setting = setting
+        self.reason = reason
+
+
 class CorruptTranscriptError(SessionCoreError):
     """Raised when a stored transcript part cannot be read back; the stored data is left untouched."""
 

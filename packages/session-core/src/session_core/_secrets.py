@@ -9,12 +9,17 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ._aws_errors import aws_error_code, storage_error
-from ._errors import ConfigError
+from ._errors import ConfigError, SecretAccessDeniedError
 
 # Parameter name → value. A warm Lambda container reads each secret once; values never
 # leave this dict except to the caller (no logging, no error messages).
 _cache: dict[str, str] = {}
 _lock = threading.Lock()
+# What SSM answers when the role may not read the parameter (IAM) or may not decrypt it (the
+# SecureString's KMS key: SSM passes KMS's refusal on, or says the key cannot be used).
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDeniedException", "AccessDenied", "KMSAccessDeniedException", "InvalidKeyId"}
+)
 
 
 def cached_secret(name: str) -> str | None:
@@ -27,7 +32,8 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     """The decrypted value of SSM parameter ``name`` (a SecureString), cached per process.
     ``fresh=True`` asks SSM again and caches what it answers (the operator rotated it).
 
-    Raises ConfigError naming the parameter when it does not exist or is empty, and
+    Raises ConfigError naming the parameter when it does not exist or is empty,
+    SecretAccessDeniedError (retryable) when the role may not read or decrypt it, and
     StorageError for other SSM failures (throttling, network) that a retry may cure.
     """
     cached = None if fresh else cached_secret(name)
@@ -40,6 +46,10 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
             raise ConfigError(
                 name, "SSM parameter not found; create it as a SecureString in this region"
             ) from exc
+        if aws_error_code(exc) in ACCESS_DENIED_CODES:
+            raise SecretAccessDeniedError(
+                name, _denied_reason(aws_error_code(exc)), error_code=aws_error_code(exc)
+            ) from exc
         raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
     except BotoCoreError as exc:
         raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
@@ -51,3 +61,12 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     with _lock:
         _cache[name] = value
     return value
+
+
+def _denied_reason(code: str) -> str:
+    """What to fix when SSM refused a parameter with ``code`` (IAM, or the key's KMS policy)."""
+    return (
+        f"this function's role may not read or decrypt it ({code}): if it is a SecureString under "
+        "a customer managed KMS key, give that key's ARN as the stack's SecretsKmsKeyArn "
+        "(permissions just deployed take a few seconds to apply; the message is retried)"
+    )

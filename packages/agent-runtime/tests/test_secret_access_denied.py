@@ -1,0 +1,130 @@
+"""A secret parameter SSM will not give the runtime's role (outside McpSecretsParameterPath, or
+under a customer managed KMS key while SecretsKmsKeyArn is unset) is told to the operator as a
+configuration error naming what to fix, on every try; the message is still retried and the
+container still builds once the role may read it (new permissions take seconds to arrive).
+The handler's own entry point, SSM (moto) behind agentbot's fault-injecting proxy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from agent_runtime import handler
+from agentbot_testing import AwsFault, FaultProxy
+from session_core import StorageError, encode
+
+from .conftest import API_KEY_PARAMETER, FAKE_API_KEY
+
+pytestmark = pytest.mark.slow
+REPO_CONFIG = Path(__file__).resolve().parents[3] / "claude-config"
+
+
+@pytest.fixture
+def denying_ssm(
+    aws: Any, runtime_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FaultProxy]:
+    """The handler's next build reads SSM through a proxy (no fault yet), as a new container
+    would; its JSON log lines are what Lambda would keep."""
+    monkeypatch.setattr(handler, "_runtime", None)
+    monkeypatch.setattr(handler, "_config_error", None)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-runtime")  # JSON log lines
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+        yield proxy
+        built = handler._runtime
+        if built is not None:
+            built.model.close()
+
+
+def invoke(turn_request: Any, turn_id: int) -> Any:
+    event = msgspec.json.decode(encode(turn_request("hello", turn_id=turn_id, session_key="default/8080/0")))
+    return handler.handle(event, None)
+
+
+def logged(capsys: Any) -> list[dict[str, Any]]:
+    out, err = capsys.readouterr()
+    return [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+
+
+def config_lines(lines: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(line["fix"], line["reason"]) for line in lines if line.get("event") == "config.invalid"]
+
+
+def metric_count(lines: list[dict[str, Any]]) -> int:
+    return sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line)
+
+
+def test_a_key_the_role_may_not_decrypt_is_reported_on_every_try_and_the_fixed_role_answers(
+    denying_ssm: FaultProxy, turn_request: Any, capsys: Any
+) -> None:
+    """KMS refuses the key's decryption: each try logs config.invalid naming the parameter and
+    SecretsKmsKeyArn and counts the metric, and is retried (raised, as an outage is); once the
+    role may decrypt, the same container answers: it kept no permanent error."""
+    denied = AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException", message="kms:Decrypt")
+    denying_ssm.faults = [denied]
+
+    tries = []
+    for turn_id in (1, 2):
+        with pytest.raises(StorageError):
+            invoke(turn_request, turn_id)
+        tries.append(logged(capsys))
+    denying_ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
+    answered = invoke(turn_request, 3)
+
+    for lines in tries:
+        ((fix, reason),) = config_lines(lines)
+        assert fix == API_KEY_PARAMETER
+        assert "SecretsKmsKeyArn" in reason and "AccessDeniedException" in reason
+        assert metric_count(lines) == 1
+        assert FAKE_API_KEY not in json.dumps(lines)
+    assert answered["error_kind"] is None and answered["retryable"] is False, answered
+    assert answered["text"]
+
+
+def test_an_mcp_secret_outside_the_stacks_path_names_the_field_the_parameter_and_the_path(
+    aws: Any,
+    denying_ssm: FaultProxy,
+    turn_request: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """IAM refuses a headers_from_ssm parameter outside McpSecretsParameterPath: the operator
+    reads mcp.json's field, the parameter and the setting; the value reaches no log."""
+    parameter = f"/elsewhere/vault-{uuid.uuid4().hex[:8]}"
+    secret = f"Bearer vault-{uuid.uuid4().hex}"
+    aws.client("ssm").put_parameter(Name=parameter, Value=secret, Type="SecureString")
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": "http://127.0.0.1:9/mcp",
+        "headers_from_ssm": {"Authorization": parameter},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    denying_ssm.faults = [
+        AwsFault(
+            "ssm:GetParameter",
+            status=400,
+            code="AccessDeniedException",
+            when=lambda operation, body: parameter.encode() in body,
+        )
+    ]
+
+    with pytest.raises(StorageError):
+        invoke(turn_request, 1)
+    lines = logged(capsys)
+
+    ((fix, reason),) = config_lines(lines)
+    assert fix == f"{config}/mcp.json: mcpServers.vault.headers_from_ssm.Authorization"
+    assert parameter in reason and "McpSecretsParameterPath" in reason
+    assert metric_count(lines) == 1
+    assert secret not in json.dumps(lines)
