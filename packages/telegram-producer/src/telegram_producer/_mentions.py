@@ -4,6 +4,7 @@ mentions (what the model is asked)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from session_core import utf16_len
 
@@ -38,8 +39,17 @@ def without_bot_mentions(msg: Message, text: str, username: str | None) -> tuple
     return bool(spans), _closed_up([part.decode("utf-16-le", errors="replace") for part in kept])
 
 
-# What follows a word without a space: a mention cut out before it takes its space along.
-_CLOSING_PUNCTUATION = tuple(",.;:!?)]}…")
+# What follows a word without a space, in every script: a mention cut out before it takes its
+# space along. Closing brackets (Unicode category Pe: ")", "」", fullwidth ones) and "other"
+# punctuation (Po: , . ! ? … ، ؟ ؛ 。 、 । ። and the fullwidth and Armenian stops and commas),
+# but for the Po signs that open or stand before what they mark: quotes, "#tag", "@name",
+# "/path", Spanish "¿" and "¡", "§", bullets, Tibetan head marks.
+_CLOSING_CATEGORIES = frozenset({"Pe", "Po"})
+_STANDS_BEFORE = frozenset("\"#%&'*/@\\¡¿§¶†‡•※⸘") | {chr(c) for c in range(0x0F04, 0x0F0B)}
+
+
+def _closes_up(char: str) -> bool:
+    return unicodedata.category(char) in _CLOSING_CATEGORIES and char not in _STANDS_BEFORE
 
 
 def _closed_up(parts: list[str]) -> str:
@@ -54,7 +64,7 @@ def _closed_up(parts: list[str]) -> str:
         if gap_before and gap_after:
             breaks = max(gap_before.count("\n"), gap_after.count("\n"))
             text = before + ("\n" * breaks + _indentation(gap_after) if breaks else " ") + after
-        elif before and "\n" not in gap_before and part[:1] in _CLOSING_PUNCTUATION:
+        elif before and "\n" not in gap_before and part and _closes_up(part[0]):
             text = before + part  # "hey @bot, can" → "hey, can", not "hey , can"
         else:
             text += part
