@@ -504,6 +504,25 @@ def test_a_reply_to_the_bots_own_long_answer_names_it_by_its_beginning() -> None
     assert message.context.endswith("…") and len(message.context) < 400
 
 
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # one picture of three people
+FLAG = "\U0001f1e9\U0001f1ea"  # one flag of two regional letters
+
+
+@pytest.mark.parametrize(
+    ("answer", "excerpt"),
+    [("a" * 298 + FAMILY * 40, "a" * 298), ("x" + FLAG * 200, "x" + FLAG * 74)],
+    ids=["a family emoji", "a flag"],
+)
+def test_the_bots_own_answer_replied_to_is_cut_between_whole_characters(answer: str, excerpt: str) -> None:
+    """Its 300 characters as Telegram counts them, never half an emoji: the agent would read a
+    man alone where the answer showed a family, or a letter in a box for half a flag."""
+    replied = {"message_id": 2, "from": BOT, "text": answer}
+    message = decide(update(text="shorter please", reply_to_message=replied), config()).message
+
+    assert message is not None
+    assert message.context == f"[In reply to your message:]\n> {excerpt}…"
+
+
 def test_a_forum_topics_opening_is_no_reply_and_a_forward_names_where_it_came_from() -> None:
     forum = {"id": -100, "type": "supergroup", "is_forum": True}
     opening = {"message_id": 12, "from": BOB, "forum_topic_created": {"name": "Trips", "icon_color": 1}}

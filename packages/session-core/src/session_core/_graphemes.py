@@ -33,6 +33,6 @@ def shown_characters(text: str) -> list[str]:
 
 @cache
 def _grapheme_re() -> regex.Pattern[str]:
-    import regex  # on first use: the producer imports session_core but never cuts text
+    import regex  # on first use: the producer imports session_core, and cuts text only rarely
 
     return regex.compile(r"\X", regex.DOTALL)

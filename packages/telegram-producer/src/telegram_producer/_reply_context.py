@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from session_core import quoted_file_name
+from session_core import quoted_file_name, within_utf16
 from telegram_core import RECORDING_WORDS, Attachment
 
 from ._attachments import attachments_of
@@ -29,7 +29,8 @@ from ._updates import (
     shown_name,
 )
 
-# The bot's own message is in the agent's history already: enough of it to say which one.
+# The bot's own message is in the agent's history already: enough of it to say which one
+# (characters as Telegram counts them, cut between whole characters as the chat shows them).
 _OWN_MESSAGE_EXCERPT_CHARS = 300
 
 
@@ -63,8 +64,8 @@ def reply_context(
     who = "your message" if own else f"a message from {_author(replied)}"
     attachments = attachments_of(replied, voice=voice) if msg.media_group_id is None else ()
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
-    if own and len(quoted) > _OWN_MESSAGE_EXCERPT_CHARS:
-        quoted = quoted[:_OWN_MESSAGE_EXCERPT_CHARS].rstrip() + "…"
+    if own and (excerpt := within_utf16(quoted, _OWN_MESSAGE_EXCERPT_CHARS)) != quoted:
+        quoted = excerpt.rstrip() + "…"
     what = f"{who} with the attached {_attached(attachments[0])}" if attachments else who
     if quoted:
         lines.append(f"[In reply to {what}:]")
