@@ -9,6 +9,7 @@ import copy
 import json
 import threading
 import time
+import unicodedata
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from agentbot_testing.telegram_support import (
 )
 from botocore.exceptions import ClientError
 from local_stack import TelegramFault, sqs_lambda_event
-from session_core import SessionKey, grant_token
+from session_core import SessionKey, grant_token, utf16_len
 from structlog.testing import capture_logs
 from telegram_core import InboundMessage, stop_callback_data
 from telegram_producer import Producer, ProducerConfig
@@ -106,6 +107,21 @@ def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes
     assert late["text"] == "Already answered: Allowed once by @ada."
     stack.drain(stack.consumer())
     assert len(resumes(stack)) == 1
+
+
+def test_a_toast_longer_than_telegram_shows_is_cut_between_whole_characters(stack) -> None:
+    """A name can make a toast long: the ligature U+FDFA reads as the 18 letters of its words. The
+    toast stays within Telegram's 200 characters as Telegram counts them (an emoji is two),
+    so it is shown at all, and never ends in half an emoji (a family cut to a man alone)."""
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    asking = ask(stack, 312)
+    name = "\ufdfa" * 9 + family * 3
+    first = post(stack, stack.telegram.press_button(asking, text="Deny", first_name=name))
+    again = post(stack, stack.telegram.press_button(asking, text="Deny", first_name=name))
+    assert first["text"] == "Denied."
+    shown_name = unicodedata.normalize("NFKC", "\ufdfa") * 9 + family
+    assert again["text"] == f"Already answered: Denied by {shown_name}…"
+    assert utf16_len(again["text"]) <= 200
 
 
 def test_a_double_press_is_answered_once_and_resumes_once(stack) -> None:

@@ -19,7 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from session_core import Approval, ApprovalChoice, Grant, SessionKey, shown_grant_rule
+from session_core import (
+    Approval,
+    ApprovalChoice,
+    Grant,
+    SessionKey,
+    shown_grant_rule,
+    utf16_len,
+    within_utf16,
+)
 from telegram_core import (
     ApprovalButton,
     InvalidButton,
@@ -61,7 +69,7 @@ _ANSWERED_AS: dict[ApprovalChoice, str] = {
     "always": "Always allowed",
     "deny": "Denied",
 }
-# answerCallbackQuery shows at most 200 characters.
+# answerCallbackQuery shows at most 200 characters, as Telegram counts them (UTF-16 units).
 _MAX_ANSWER_CHARS = 200
 _REVOKED_TEXT = "Revoked: {rule}. It will ask again."
 
@@ -191,6 +199,6 @@ def revoked_text(grant: Grant | None) -> str:
 
 def callback_answer(press: ButtonPress, text: str) -> dict[str, Any]:
     """The answerCallbackQuery the webhook replies with (Telegram makes the call for us)."""
-    if len(text) > _MAX_ANSWER_CHARS:
-        text = text[: _MAX_ANSWER_CHARS - 1] + "…"
+    if utf16_len(text) > _MAX_ANSWER_CHARS:  # longer: refused (MESSAGE_TOO_LONG), no toast at all
+        text = within_utf16(text, _MAX_ANSWER_CHARS - 1) + "…"
     return {"method": "answerCallbackQuery", "callback_query_id": press.callback_query_id, "text": text}
