@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from ._clock import LeaseClock, SystemClock
     from ._comment_albums import CommentAlbums
+    from ._config_report import report_config_problem, report_secret_access_denied
     from ._counted import counted
     from ._dynamo_table import (
         ConditionFailed,
@@ -304,6 +305,8 @@ __all__ = [
     "process_table",
     "quoted_file_name",
     "read_secret",
+    "report_config_problem",
+    "report_secret_access_denied",
     "require_env",
     "retention_days_from_env",
     "retry_transaction_conflicts",

@@ -1,25 +1,15 @@
-"""Telling the operator what to fix: the log line ``config.invalid`` (``fix`` names the setting)
-and one ``ConfigurationErrors`` metric (alarmed in infra/template.yaml), as the runtime does."""
+"""Telling the operator what to fix about the bot token (``session_core.report_config_problem``:
+the log line ``config.invalid`` and one ``ConfigurationErrors`` metric, as the runtime does)."""
 
 from __future__ import annotations
 
-from session_core import CONFIGURATION_ERRORS_METRIC, emit_metric, get_logger
-
-log = get_logger(__name__)
-
-
-def report_config_error(fix: str, reason: str, *, tenant: str, remedy: str | None = None) -> None:
-    """Log what to fix and why (and ``remedy``, what to do in a deployed bot, in a field of
-    its own: `agentbot dev` says its own), and count it in the metric."""
-    said = {"remedy": remedy} if remedy else {}
-    log.error("config.invalid", fix=fix, reason=reason, **said)
-    emit_metric(CONFIGURATION_ERRORS_METRIC, 1, unit="Count", tenant=tenant)
+from session_core import report_config_problem
 
 
 def report_bot_token_refused(parameter: str, *, tenant: str) -> None:
     """Telegram refused the bot token the consumer read from ``parameter`` (after reading it
     again): the operator puts the bot's current token there; no redeploy is needed."""
-    report_config_error(
+    report_config_problem(
         f"{parameter} (BOT_TOKEN_PARAMETER)",
         "Telegram refuses the bot token (revoked or mistyped)",
         tenant=tenant,

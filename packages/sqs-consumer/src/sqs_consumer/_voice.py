@@ -27,12 +27,18 @@ from typing import Any, NamedTuple
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import MISSING_OBJECT_CODES, StagedAttachment, StorageError, aws_error_code, get_logger
+from session_core import (
+    MISSING_OBJECT_CODES,
+    StagedAttachment,
+    StorageError,
+    aws_error_code,
+    get_logger,
+    report_config_problem,
+)
 from telegram_core import RECORDING_WORDS, Attachment, InboundMessage, unsupported_notice
 
 from ._audio_length import audio_heard
 from ._config import ConsumerConfig
-from ._config_report import report_config_error
 from ._errors import DeferredError
 from ._job_failure import job_failure
 
@@ -321,7 +327,7 @@ class VoiceTranscriber:
         (it refuses the consumer's calls, or fails its jobs for the setup's sake); the
         recording is not written down, and nothing is kept of it, so it is heard again once
         that is fixed."""
-        report_config_error(
+        report_config_problem(
             "VoiceTranscription (VOICE_TRANSCRIPTION)",
             reason,
             tenant=self.tenant,

@@ -18,7 +18,6 @@ import httpx
 from telegram_core import BotApi
 
 from ._config import ConsumerConfig
-from ._config_report import report_config_error
 from ._consumer import Consumer
 from ._deps import ConsumerDeps
 from ._runtime import RuntimeClient, runtime_client_config
@@ -99,7 +98,9 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]
     A missing or malformed setting (the bot token's parameter, say) fails the batch: with no
     token nobody can be told, and the records reach the DLQ to be redriven once it is fixed.
     It is reported once per container (log line ``config.invalid`` and the
-    ConfigurationErrors metric), like the runtime's configuration errors. The visibility
+    ConfigurationErrors metric), like the runtime's configuration errors. A bot token SSM
+    refuses to the role (its KMS key, say) is reported so on every try, yet the batch is
+    retried and nothing is kept: a role's new permissions take seconds to reach it. The visibility
     heartbeat does not cover this failure, on purpose: nothing here is known to be right
     (not even INBOUND_QUEUE_URL), and the queue's 90-minute visibility timeout spreads the
     records' five receives over 7.5 hours, not 15 minutes, so a fix made within hours
@@ -107,14 +108,23 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]
     """
     global _consumer, _config_reported
     if _consumer is None:
-        from session_core import ConfigError
+        from session_core import (
+            ConfigError,
+            SecretAccessDeniedError,
+            report_config_problem,
+            report_secret_access_denied,
+        )
 
+        tenant = os.environ.get("TENANT") or "default"
         try:
             _consumer = build_consumer()
+        except SecretAccessDeniedError as exc:
+            report_secret_access_denied(exc, setting="BOT_TOKEN_PARAMETER", tenant=tenant)
+            raise
         except ConfigError as exc:
             if not _config_reported:
                 _config_reported = True
-                report_config_error(exc.setting, exc.reason, tenant=os.environ.get("TENANT") or "default")
+                report_config_problem(exc.setting, exc.reason, tenant=tenant)
             raise
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return _consumer.handle_batch(event, remaining_time_ms=remaining)

@@ -8,6 +8,7 @@ function errors, API Gateway answers 5xx); it never accepts updates unauthentica
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,8 +85,20 @@ def build_producer(*, secret_clock: Callable[[], float] = time.monotonic) -> Pro
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer one webhook call."""
+    """Answer one webhook call.
+
+    A webhook secret SSM refuses to the role (its KMS key, say) is reported as a configuration
+    error on every call (log line ``config.invalid``, the ConfigurationErrors metric), and
+    raised as an outage is: API Gateway answers 5xx, so Telegram sends the update again, and
+    nothing is kept: a role's new permissions take seconds to reach it."""
     global _producer
     if _producer is None:
-        _producer = build_producer()
+        from session_core import SecretAccessDeniedError, report_secret_access_denied
+
+        try:
+            _producer = build_producer()
+        except SecretAccessDeniedError as exc:
+            tenant = os.environ.get("TENANT") or "default"
+            report_secret_access_denied(exc, setting="WEBHOOK_SECRET_PARAMETER", tenant=tenant)
+            raise
     return _producer.handle_event(event, request_id=getattr(context, "aws_request_id", None))

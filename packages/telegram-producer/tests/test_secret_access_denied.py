@@ -1,0 +1,72 @@
+"""A webhook secret SSM will not give the producer's role (under a customer managed KMS key
+while SecretsKmsKeyArn is unset, say) is told to the operator as a configuration error naming
+the parameter and the setting, on every call; Telegram gets a 5xx (the function errors) and
+sends the update again, and the same container accepts it once the role may read the secret.
+The handler's own entry point, SSM (moto) behind agentbot's fault-injecting proxy."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agentbot_testing import AwsFault, FaultProxy
+from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, envelopes, update, webhook_event
+from session_core import StorageError
+from telegram_producer import handler as producer_handler
+
+
+@pytest.fixture
+def parameter(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"/agentbot/test-{uuid.uuid4().hex[:8]}/webhook-secret"
+    aws.client("ssm").put_parameter(Name=name, Value=WEBHOOK_SECRET, Type="SecureString")
+    monkeypatch.setenv("WEBHOOK_SECRET_PARAMETER", name)
+    monkeypatch.setenv("BOT_USERNAME", BOT_USERNAME)
+    return name
+
+
+@pytest.fixture
+def denying_ssm(aws: Any, parameter: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A new container reading SSM through a proxy (no fault yet); its JSON log lines are what
+    Lambda would keep."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-producer")  # JSON log lines
+    monkeypatch.setattr(producer_handler, "_producer", None)
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+        yield proxy
+
+
+def logged(capsys: Any) -> list[dict[str, Any]]:
+    out, err = capsys.readouterr()
+    return [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+
+
+def test_a_secret_the_role_may_not_decrypt_is_reported_on_every_call_and_telegram_sends_again(
+    aws: Any, parameter: str, denying_ssm: FaultProxy, capsys: Any
+) -> None:
+    denying_ssm.faults = [
+        AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException", message="kms:Decrypt")
+    ]
+    event = webhook_event(update(7101, text="hi"))
+
+    calls = []
+    for _ in range(2):
+        with pytest.raises(StorageError):  # the function errors: API Gateway answers 500
+            producer_handler.handle(event, None)
+        calls.append(logged(capsys))
+    assert envelopes(aws.sqs, aws.resources.queue_url) == []
+    denying_ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
+    resent = producer_handler.handle(event, None)
+
+    for lines in calls:
+        [(fix, reason)] = [
+            (line["fix"], line["reason"]) for line in lines if line.get("event") == "config.invalid"
+        ]
+        assert parameter in fix and "WEBHOOK_SECRET_PARAMETER" in fix
+        assert "SecretsKmsKeyArn" in reason and "AccessDeniedException" in reason
+        assert sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line) == 1
+        assert WEBHOOK_SECRET not in json.dumps(lines)
+    assert resent["statusCode"] == 200, resent
+    assert len(envelopes(aws.sqs, aws.resources.queue_url)) == 1
