@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentbot_testing import FakeClock, FaultProxy
+from agentbot_testing import AwsFault, FakeClock, FaultProxy
 from agentbot_testing.telegram_stack import telegram_stack
 from agentbot_testing.telegram_support import WEBHOOK_SECRET, envelopes, update, webhook_event
 from local_stack import TEST_BOT_TOKEN
@@ -193,3 +193,40 @@ def test_wrong_webhook_secrets_cost_at_most_one_ssm_read_per_interval(
         reads = ssm_reads(ssm)
         assert forged_calls(producer, 400) == {403}
         assert ssm_reads(ssm) == reads + 1  # the first wrong one is checked against SSM, no other
+
+
+def test_a_rotated_bot_token_the_role_may_not_decrypt_names_the_key_setting_and_is_answered_once_fixed(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator put the new token under a customer managed KMS key the consumer's role may
+    not decrypt (SecretsKmsKeyArn empty): the re-read is refused, and the operator reads which
+    parameter and which setting to fix, not only that Telegram refuses the old token. The
+    message is tried again, and answered once the role may decrypt the new token."""
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        clock = FakeClock()
+        consumer = consumer_handler.build_consumer(secret_clock=clock)
+        configure_logging(json_lines=True)
+        stack.telegram.token = NEW_TOKEN
+        rotate(aws, "BOT_TOKEN_PARAMETER", NEW_TOKEN)
+        ssm.faults = [AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException")]
+        stack.post(update(130, text="hello"))
+        [tried] = stack.drain(consumer, rounds=1)
+        captured = capsys.readouterr()
+
+        ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
+        clock.now += SECRET_REREAD_INTERVAL_S
+        stack.drain(consumer)
+
+        assert len(tried["batchItemFailures"]) == 1  # tried again later
+        lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+        denied = [
+            line
+            for line in lines
+            if line["event"] == "config.invalid" and "SecretsKmsKeyArn" in line["reason"]
+        ]
+        assert [line["fix"] for line in denied] == [
+            f"{os.environ['BOT_TOKEN_PARAMETER']} (BOT_TOKEN_PARAMETER)"
+        ]
+        assert NEW_TOKEN not in json.dumps(lines) and TEST_BOT_TOKEN not in json.dumps(lines)
+        assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hello"]
+        assert stack.dead_letters() == []

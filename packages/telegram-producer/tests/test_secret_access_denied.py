@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, envelopes, update, webhook_event
-from session_core import StorageError
+from session_core import SECRET_REREAD_INTERVAL_S, StorageError
 from telegram_producer import handler as producer_handler
 
 
@@ -70,3 +70,38 @@ def test_a_secret_the_role_may_not_decrypt_is_reported_on_every_call_and_telegra
         assert WEBHOOK_SECRET not in json.dumps(lines)
     assert resent["statusCode"] == 200, resent
     assert len(envelopes(aws.sqs, aws.resources.queue_url)) == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_rotated_secret_the_role_may_not_decrypt_is_reported_when_telegram_sends_it(
+    aws: Any, parameter: str, denying_ssm: FaultProxy, capsys: Any
+) -> None:
+    """A warm producer: the operator put the new secret under a key the role may not decrypt and
+    gave it to Telegram. Reading it again is refused: the operator hears which parameter and
+    setting to fix (the call itself is refused, as any call whose secret does not match)."""
+    clock = FakeClock()
+    producer = producer_handler.build_producer(secret_clock=clock)
+    clock.now += SECRET_REREAD_INTERVAL_S  # warm: the secret was read an interval ago
+    rotated = "n3w_" + "R" * 28
+    aws.client("ssm").put_parameter(Name=parameter, Value=rotated, Type="SecureString", Overwrite=True)
+    denying_ssm.faults = [AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException")]
+    capsys.readouterr()
+
+    answer = producer.handle_event(webhook_event(update(7102, text="hi"), secret=rotated))
+    lines = logged(capsys)
+
+    assert answer["statusCode"] == 403
+    [(fix, reason)] = [
+        (line["fix"], line["reason"]) for line in lines if line.get("event") == "config.invalid"
+    ]
+    assert fix == f"{parameter} (WEBHOOK_SECRET_PARAMETER)"
+    assert "SecretsKmsKeyArn" in reason
+    assert sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line) == 1
+    assert rotated not in json.dumps(lines) and WEBHOOK_SECRET not in json.dumps(lines)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._errors import ConfigError, SessionCoreError
+from ._errors import ConfigError, SecretAccessDeniedError, SessionCoreError
 from ._logging import get_logger
 from ._secrets import cached_secret, read_secret
 
@@ -61,7 +61,9 @@ class RotatingSecret:
 
     ``check`` validates every value read (raising a ConfigError naming what is wrong); a
     re-read value it refuses is not used. ``first_read_counts``: the first read starts the
-    interval (see the module's docstring).
+    interval (see the module's docstring). ``on_denied`` hears of a re-read SSM refuses to the
+    role (the operator put the new value under a key it may not decrypt), to tell the operator;
+    a first read raises that error to the caller instead.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class RotatingSecret:
         clock: Callable[[], float] = time.monotonic,
         reread_interval_s: float = SECRET_REREAD_INTERVAL_S,
         first_read_counts: bool = False,
+        on_denied: Callable[[SecretAccessDeniedError], None] | None = None,
     ) -> None:
         self.name = parameter
         self._ssm = ssm
@@ -80,6 +83,7 @@ class RotatingSecret:
         self._clock = clock
         self._interval_s = reread_interval_s
         self._first_read_counts = first_read_counts
+        self._on_denied = on_denied
         self._value: str | None = None
         self._last_reread = -math.inf
         self._lock = threading.Lock()
@@ -122,6 +126,8 @@ class RotatingSecret:
                     error_type=type(exc).__name__,
                     reason=str(exc),
                 )
+                if isinstance(exc, SecretAccessDeniedError) and self._on_denied is not None:
+                    self._on_denied(exc)
                 return False
             renewed = self._value != refused
             log.info("secret.reread", parameter=self.name, renewed=renewed)

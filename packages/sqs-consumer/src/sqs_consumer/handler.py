@@ -44,6 +44,7 @@ def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Con
         SessionRegistry,
         configure_logging,
         make_non_dumpable,
+        report_secret_access_denied,
     )
     from telegram_core import ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter
 
@@ -51,7 +52,14 @@ def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Con
     make_non_dumpable()
     configure_logging()
     config = ConsumerConfig.from_env()
-    token = RotatingSecret(boto3.client("ssm"), config.bot_token_parameter, clock=secret_clock)
+    token = RotatingSecret(
+        boto3.client("ssm"),
+        config.bot_token_parameter,
+        clock=secret_clock,
+        on_denied=lambda exc: report_secret_access_denied(
+            exc, setting="BOT_TOKEN_PARAMETER", tenant=config.tenant
+        ),
+    )
     token.current()  # a missing or empty parameter is a ConfigError naming it, now
     http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
     dynamodb = boto3.client("dynamodb")

@@ -36,6 +36,7 @@ def build_producer(*, secret_clock: Callable[[], float] = time.monotonic) -> Pro
         RotatingSecret,
         configure_logging,
         make_non_dumpable,
+        report_secret_access_denied,
     )
     from telegram_core import UpdateDedup
 
@@ -50,6 +51,9 @@ def build_producer(*, secret_clock: Callable[[], float] = time.monotonic) -> Pro
         check=check_secret,
         clock=secret_clock,
         first_read_counts=True,
+        on_denied=lambda exc: report_secret_access_denied(
+            exc, setting="WEBHOOK_SECRET_PARAMETER", tenant=config.tenant
+        ),
     )
     dynamodb = boto3.client("dynamodb")
     backlog = ChatBacklog(dynamodb=dynamodb, table=config.table, limit=config.chat_queue_limit)
