@@ -228,6 +228,60 @@ def test_a_cap_held_by_a_crashed_turn_says_when_its_hold_lapses(aws) -> None:
     assert isinstance(outright, BudgetExceeded) and outright.frees_by is None
 
 
+class ReleasedFirstElsewhere:
+    """The real DynamoDB client, where another consumer's turn runs just before this ledger's
+    first release of an expired hold: both saw the hold past its deadline, the other released
+    it first."""
+
+    def __init__(self, inner: Any, other_turn: Any) -> None:
+        self.inner, self.other_turn = inner, other_turn
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        if self.other_turn is not None and any("Delete" in item for item in kwargs["TransactItems"]):
+            other_turn, self.other_turn = self.other_turn, None
+            other_turn()
+        return self.inner.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_turn_refused_by_holds_another_consumer_released_meanwhile_is_admitted(aws) -> None:
+    """Two crashed turns fill a user's cap; past their deadline two messages are refused at
+    once and both go to release the holds. The other consumer released them first: this one
+    was refused ("try again in a few minutes") though the cap had room for both turns, as
+    it has when they come one after the other."""
+    from session_core._budgets import HOLD_LIFETIME_S
+
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    caps = BudgetCaps(user_daily_usd=1.0, turn_usd=0.5)
+    crashed = ledger(aws, caps, clock)
+    assert isinstance(crashed.hold(chat_id=1, user_id=42), BudgetHold)  # never settled
+    assert isinstance(crashed.hold(chat_id=2, user_id=42), BudgetHold)  # nor this one
+    clock.now += HOLD_LIFETIME_S + 60
+    others: list[BudgetHold | BudgetExceeded] = []
+    other = ledger(aws, caps, clock)
+
+    def other_turn() -> None:
+        others.append(other.hold(chat_id=3, user_id=42))
+
+    racing = BudgetLedger(
+        dynamodb=ReleasedFirstElsewhere(aws.dynamodb, other_turn),
+        table=aws.resources.table,
+        caps=caps,
+        tenant="default",
+        clock=clock,
+    )
+
+    mine = racing.hold(chat_id=4, user_id=42)
+
+    assert [type(hold) for hold in others] == [BudgetHold]
+    assert isinstance(mine, BudgetHold), mine
+    # Both turns hold the cap now: the next one waits for one of them, no overspend.
+    full = other.hold(chat_id=5, user_id=42)
+    assert isinstance(full, BudgetExceeded) and full.frees_by == clock.now + HOLD_LIFETIME_S
+
+
 def test_a_recorded_answer_counts_once_whichever_attempt_settles_it(aws) -> None:
     """Two attempts of one update: one ran the model, the other replays its recorded answer.
     Whichever settles first counts the cost; the other only gives its hold back."""

@@ -474,7 +474,8 @@ class BudgetLedger:
 
     def _release_expired(self, key: tuple[str, str], now: float) -> list[tuple[float, float]] | None:
         """Release the holds on account ``key`` whose turns did not settle by their deadline;
-        None when any was released, else the holds still on it (deadline, amount held)."""
+        None when any was released (here, or meanwhile by another consumer's refused turn: it
+        freed the room all the same), else the holds still on it (deadline, amount held)."""
         prefix = f"hold|{key[1]}|"
         try:
             out = self._db.query(
@@ -511,7 +512,10 @@ class BudgetLedger:
             if not self._write("release_expired", items):
                 held = _float(record, "held_usd")
                 log.warning("budget.expired_hold_released", period=key[1], held_usd=held)
-                released = True
+            # Its record gone otherwise: released by another consumer, or settled, since this
+            # turn was refused. Either freed room this turn's refusal did not see: try again
+            # (each record frees once, so the tries end).
+            released = True
         return None if released else left
 
     def _catch_up_committed(self, key: tuple[str, str], item: dict[str, Any]) -> None:
