@@ -228,29 +228,41 @@ def test_a_cap_held_by_a_crashed_turn_says_when_its_hold_lapses(aws) -> None:
     assert isinstance(outright, BudgetExceeded) and outright.frees_by is None
 
 
-class ReleasedFirstElsewhere:
-    """The real DynamoDB client, where another consumer's turn runs just before this ledger's
-    first release of an expired hold: both saw the hold past its deadline, the other released
-    it first."""
+class OtherConsumerFirst:
+    """The real DynamoDB client, where another consumer's turn runs just before this ledger
+    reads the account's hold records (``at`` "query") or releases one of them ("release")."""
 
-    def __init__(self, inner: Any, other_turn: Any) -> None:
-        self.inner, self.other_turn = inner, other_turn
+    def __init__(self, inner: Any, other_turn: Any, at: str) -> None:
+        self.inner, self.other_turn, self.at = inner, other_turn, at
 
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        if self.other_turn is not None and any("Delete" in item for item in kwargs["TransactItems"]):
+    def _other_turn_first(self) -> None:
+        if self.other_turn is not None:
             other_turn, self.other_turn = self.other_turn, None
             other_turn()
+
+    def query(self, **kwargs: Any) -> Any:
+        if self.at == "query":
+            self._other_turn_first()
+        return self.inner.query(**kwargs)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        if self.at == "release" and any("Delete" in item for item in kwargs["TransactItems"]):
+            self._other_turn_first()
         return self.inner.transact_write_items(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
-def test_a_turn_refused_by_holds_another_consumer_released_meanwhile_is_admitted(aws) -> None:
+@pytest.mark.parametrize(
+    "at", ["release", "query"], ids=["released-first-there", "released-before-the-query"]
+)
+def test_a_turn_refused_by_holds_another_consumer_released_meanwhile_is_admitted(aws, at: str) -> None:
     """Two crashed turns fill a user's cap; past their deadline two messages are refused at
-    once and both go to release the holds. The other consumer released them first: this one
-    was refused ("try again in a few minutes") though the cap had room for both turns, as
-    it has when they come one after the other."""
+    once. The other consumer released the holds first (before this one could, or even before
+    it read them): this one was refused, told to try again in a few minutes (or in 20, for
+    the other turn's new hold), though the cap had room for both turns, as it has when they
+    come one after the other."""
     from session_core._budgets import HOLD_LIFETIME_S
 
     clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
@@ -266,7 +278,7 @@ def test_a_turn_refused_by_holds_another_consumer_released_meanwhile_is_admitted
         others.append(other.hold(chat_id=3, user_id=42))
 
     racing = BudgetLedger(
-        dynamodb=ReleasedFirstElsewhere(aws.dynamodb, other_turn),
+        dynamodb=OtherConsumerFirst(aws.dynamodb, other_turn, at),
         table=aws.resources.table,
         caps=caps,
         tenant="default",

@@ -175,6 +175,7 @@ class BudgetLedger:
         capped accounts only (fewer items, fewer conflicts between concurrent turns), none
         when no cap applies to them; a refusal first releases holds of crashed turns past
         their deadline (see the module)."""
+        # repairs_left bounds the tries again after an account seen stale (caught up, or freed).
         return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=2)
 
     def _hold(self, *, chat_id: int, user_id: int | None, repairs_left: int) -> BudgetHold | BudgetExceeded:
@@ -249,6 +250,13 @@ class BudgetLedger:
             holds_left = [self._release_expired(key, now) for _, _, key, _ in refused]
             if any(left is None for left in holds_left):
                 return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left)
+            # Another consumer may have released (or a turn settled) what filled the caps
+            # before this one read their holds: tried again while each has room now, not sent
+            # to wait for holds that are gone.
+            if repairs_left and all(
+                self._room_now(scope, period, key, item) for scope, period, key, item in refused
+            ):
+                return self._hold(chat_id=chat_id, user_id=user_id, repairs_left=repairs_left - 1)
             reached = [
                 BudgetExceeded(
                     scope=scope,
@@ -517,6 +525,16 @@ class BudgetLedger:
             # (each record frees once, so the tries end).
             released = True
         return None if released else left
+
+    def _room_now(
+        self, scope: BudgetScope, period: BudgetPeriod, key: tuple[str, str], refused_by: dict[str, Any]
+    ) -> bool:
+        """Whether an account that refused a turn while only held (as ``refused_by``) is below
+        its cap now; one spent outright has no room, and is not read."""
+        cap = self.caps.cap(scope, period) or 0.0
+        if _float(refused_by, "spent_usd") >= cap:
+            return False
+        return round(_float(self._get(key) or {}, "committed_usd"), 9) < cap  # nano-dollars (_num)
 
     def _catch_up_committed(self, key: tuple[str, str], item: dict[str, Any]) -> None:
         """Bring ``committed_usd`` of an account an older consumer counted uncapped up to its
