@@ -143,6 +143,47 @@ def test_a_warm_runtime_sends_the_secret_header_the_operator_rotated(
     assert set(sent[:first_new]) == {old} and set(sent[first_new:]) == {new}
 
 
+def test_a_rotated_secret_header_the_role_may_not_decrypt_names_mcp_json_field_and_parameter(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A warm runtime: the operator put the new value under a customer managed KMS key the
+    role may not decrypt. The vault refuses the old value and SSM the new one: the operator
+    reads mcp.json's field, the parameter and the settings to check, not only a failed call."""
+    from agentbot_testing import AwsFault, FaultProxy
+    from session_core import configure_logging
+
+    old, new = (f"Bearer vault-{which}-{uuid.uuid4().hex}" for which in ("old", "new"))
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    ssm = aws.client("ssm")
+    ssm.put_parameter(Name=parameter, Value=old, Type="SecureString")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-runtime")  # JSON log lines
+    with HttpMcpServer() as vault, FaultProxy(aws.endpoint, services=aws.endpoints.services) as denying:
+        config = config_with_vault(tmp_path, vault.url, parameter)
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        model_server.responder = look_up
+        runtime = make_runtime(ssm=denying.client("ssm"))
+        vault.required_headers = {"Authorization": old}
+        before = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+
+        ssm.put_parameter(Name=parameter, Value=new, Type="SecureString", Overwrite=True)
+        vault.required_headers = {"Authorization": new}  # the old value is revoked
+        denying.faults = [AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException")]
+        configure_logging(json_lines=True)
+        capsys.readouterr()
+        runtime.run_turn(turn_request("use the vault again", turn_id=2, session_key=KEY))
+        out, err = capsys.readouterr()
+
+    assert before.ok, before
+    lines = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+    [(fix, reason)] = [
+        (line["fix"], line["reason"]) for line in lines if line.get("event") == "config.invalid"
+    ]
+    assert fix == f"{config}/mcp.json: mcpServers.vault.headers_from_ssm.Authorization"
+    assert parameter in reason and "SecretsKmsKeyArn" in reason and "McpSecretsParameterPath" in reason
+    assert sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line) == 1
+    assert old not in out + err and new not in out + err
+
+
 def test_a_server_with_a_secret_header_that_dies_during_a_call_is_named_but_not_its_header(
     aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -99,7 +99,9 @@ def build_runtime(
     )
     mcp_proxies = None
     if config.mcp_secret_headers:
-        mcp_proxies = McpSecretProxies(config.mcp_servers, mcp_secret_sources(config, ssm))
+        mcp_proxies = McpSecretProxies(
+            config.mcp_servers, mcp_secret_sources(config, ssm, tenant=settings.tenant)
+        )
     return Runtime(
         settings=settings,
         config=config,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from session_core import RotatingSecret
+from session_core import RotatingSecret, report_secret_access_denied
 
 from . import _cli_launcher
 from ._bedrock_route import bedrock_signing_credentials, bedrock_upstream
@@ -207,7 +207,15 @@ class AnthropicAccess:
         if not settings.anthropic_api_key_parameter:
             raise ModelBackendError("ANTHROPIC_API_KEY_PARAMETER", "is not set")
         self._settings = settings
-        self._key = RotatingSecret(ssm, settings.anthropic_api_key_parameter)
+        # A rotated key SSM refuses to the role (its KMS key) is what the operator fixes, not
+        # the key the model then refuses: they have just put a new one in the parameter.
+        self._key = RotatingSecret(
+            ssm,
+            settings.anthropic_api_key_parameter,
+            on_denied=lambda exc: report_secret_access_denied(
+                exc, setting="ANTHROPIC_API_KEY_PARAMETER", tenant=settings.tenant
+            ),
+        )
         self._proxy = _TurnProxy(self._start_proxy)
 
     def _start_proxy(self) -> ModelProxy:

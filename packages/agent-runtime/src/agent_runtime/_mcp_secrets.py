@@ -16,11 +16,18 @@ silences or 429s for a model's (those are the CLI's MCP client's to handle).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from session_core import ConfigError, RotatingSecret, SecretAccessDeniedError, SecretSource, read_secret
+from session_core import (
+    ConfigError,
+    RotatingSecret,
+    SecretAccessDeniedError,
+    SecretSource,
+    read_secret,
+    report_config_problem,
+)
 
 from ._claude_config import ClaudeConfig
 from ._config_problems import ConfigProblems
@@ -69,13 +76,7 @@ def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[st
                 try:
                     values[server][header] = read_secret(ssm, parameter)
                 except SecretAccessDeniedError as exc:
-                    field = f"mcpServers.{server}.headers_from_ssm.{header}"
-                    raise SecretAccessDeniedError(
-                        f"{config.root}/mcp.json: {field}",
-                        f"{parameter}: {exc.reason}; a headers_from_ssm parameter must also be under "
-                        "the stack's McpSecretsParameterPath, the only SSM path the runtime may read",
-                        error_code=exc.error_code,
-                    ) from exc
+                    raise _header_denied(config, server, header, exc) from exc
                 except ConfigError as exc:
                     raise McpSecretMissingError(
                         f"{config.root}/mcp.json",
@@ -87,12 +88,39 @@ def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[st
     return values
 
 
-def mcp_secret_sources(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, SecretSource]]:
+def _header_denied(
+    config: ClaudeConfig, server: str, header: str, exc: SecretAccessDeniedError
+) -> SecretAccessDeniedError:
+    """SSM refused a header's parameter to the role: mcp.json's field, the parameter, and both
+    settings that may be the cause (the path the role may read, the KMS key it may use)."""
+    field = f"mcpServers.{server}.headers_from_ssm.{header}"
+    return SecretAccessDeniedError(
+        f"{config.root}/mcp.json: {field}",
+        f"{exc.setting}: {exc.reason}; a headers_from_ssm parameter must also be under "
+        "the stack's McpSecretsParameterPath, the only SSM path the runtime may read",
+        error_code=exc.error_code,
+    )
+
+
+def mcp_secret_sources(config: ClaudeConfig, ssm: Any, *, tenant: str) -> dict[str, dict[str, SecretSource]]:
     """server → header → its value's source, read again when the server refuses it; every
-    parameter is read (and checked) now, as ``read_mcp_secret_headers`` does."""
+    parameter is read (and checked) now, as ``read_mcp_secret_headers`` does. A re-read SSM
+    refuses to the role (the rotated value under a KMS key it may not use) is reported as
+    a configuration error: the server's refusal alone would not say what to fix."""
     read_mcp_secret_headers(config, ssm)
+
+    def report_denied(server: str, header: str) -> Callable[[SecretAccessDeniedError], None]:
+        def report(exc: SecretAccessDeniedError) -> None:
+            denied = _header_denied(config, server, header, exc)
+            report_config_problem(denied.setting, denied.reason, tenant=tenant)
+
+        return report
+
     return {
-        server: {header: RotatingSecret(ssm, parameter) for header, parameter in headers.items()}
+        server: {
+            header: RotatingSecret(ssm, parameter, on_denied=report_denied(server, header))
+            for header, parameter in headers.items()
+        }
         for server, headers in config.mcp_secret_headers.items()
     }
 
