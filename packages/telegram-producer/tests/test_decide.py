@@ -715,6 +715,10 @@ def test_only_the_mention_telegram_marks_is_taken_out_of_the_text() -> None:
         ("ሰላም @agent_bot።", "ሰላም።"),
         ("hola @agent_bot ¿qué tal?", "hola ¿qué tal?"),
         ("ask @agent_bot #help", "ask #help"),
+        # A sign that stands before what it marks keeps its space, in its fullwidth form too.
+        ("ask @agent_bot#help", "ask #help"),
+        ("聞いて @agent_bot\uff03ヘルプ", "聞いて \uff03ヘルプ"),
+        ("ask @agent_bot\uff20alice", "ask \uff20alice"),
         (
             "why does this fail? @agent_bot\n    if x:\n        go()",
             "why does this fail?\n    if x:\n        go()",

@@ -43,13 +43,17 @@ def without_bot_mentions(msg: Message, text: str, username: str | None) -> tuple
 # space along. Closing brackets (Unicode category Pe: ")", "」", fullwidth ones) and "other"
 # punctuation (Po: , . ! ? … ، ؟ ؛ 。 、 । ። and the fullwidth and Armenian stops and commas),
 # but for the Po signs that open or stand before what they mark: quotes, "#tag", "@name",
-# "/path", Spanish "¿" and "¡", "§", bullets, Tibetan head marks.
+# "/path", Spanish "¿" and "¡", "§", bullets, Tibetan head marks; and their fullwidth and small
+# forms (U+FF03 before a Japanese tag, U+FF20), which NFKC turns into these.
 _CLOSING_CATEGORIES = frozenset({"Pe", "Po"})
 _STANDS_BEFORE = frozenset("\"#%&'*/@\\¡¿§¶†‡•※⸘") | {chr(c) for c in range(0x0F04, 0x0F0B)}
 
 
 def _closes_up(char: str) -> bool:
-    return unicodedata.category(char) in _CLOSING_CATEGORIES and char not in _STANDS_BEFORE
+    return (
+        unicodedata.category(char) in _CLOSING_CATEGORIES
+        and unicodedata.normalize("NFKC", char)[:1] not in _STANDS_BEFORE
+    )
 
 
 def _closed_up(parts: list[str]) -> str:
