@@ -65,10 +65,22 @@ def stack(aws: Any, tmp_path: Path, tools_config: Path, monkeypatch: pytest.Monk
 
 
 def _sleeping() -> bool:
+    """Whether the tool's python3 waits: the bash that runs the tool's command names the mark
+    too, from before its first step (on a loaded machine a /stop sent then came before it)."""
     import subprocess
 
-    out = subprocess.run(["pgrep", "-f", f"time.sleep.{MARK}"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", f"^python3 -c .*time.sleep.{MARK}"], capture_output=True, text=True)
     return bool(out.stdout.split())
+
+
+def _half_written(tmp_path: Path) -> bool:
+    """Whether the tool has written the first half of draft.txt in its session's outbox."""
+    try:
+        return any(
+            draft.read_bytes() == b"half of it" for draft in (tmp_path / "sessions").rglob("draft.txt")
+        )
+    except OSError:  # a directory of the turn made or removed meanwhile: look again
+        return False
 
 
 def _wait_for(predicate: Any, what: str, timeout_s: float = 60.0) -> None:
@@ -129,13 +141,14 @@ def _assert_replayed_not_run_again(
 
 
 def test_a_turn_the_user_stops_sends_the_file_it_finished_once_and_not_the_one_half_written(
-    stack: Any,
+    stack: Any, tmp_path: Path
 ) -> None:
     event = _take(stack, 801, "report then draft")
     consumer = stack.consumer()
     worker = threading.Thread(target=consumer.handle_batch, args=(event,), daemon=True)
     worker.start()
     _wait_for(_sleeping, "the tool to hold the draft open")
+    _wait_for(lambda: _half_written(tmp_path), "the tool to write half of the draft")
     response = stack.producer.handle_event(webhook_event(update(802, chat_id=CHAT, text="/stop")))
     assert response["statusCode"] == 200
     worker.join(timeout=60)
