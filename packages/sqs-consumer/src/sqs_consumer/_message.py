@@ -230,7 +230,7 @@ class MessageHandler:
         if result.error_reason is not None and stopped_by_turn_limit(
             result.error_reason, retryable=result.retryable
         ):
-            # The turn's cost cap, the agent's step limit or the turn's time stopped the run
+            # The turn's cost cap, the agent's step limit, its time or its disk stopped the run
             # before it wrote anything: the operator's own limit at work, answered like a
             # budget's refusal. A dead letter would raise the alarm, and its redrive pay the
             # model again for a run the limit stops again.
