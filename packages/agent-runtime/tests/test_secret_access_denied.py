@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from agent_runtime import handler
 from agentbot_testing import AwsFault, FaultProxy
-from session_core import StorageError, encode
+from session_core import StorageError, _secrets, encode
 
 from .conftest import API_KEY_PARAMETER, FAKE_API_KEY
 
@@ -33,6 +33,7 @@ def denying_ssm(
     would; its JSON log lines are what Lambda would keep."""
     monkeypatch.setattr(handler, "_runtime", None)
     monkeypatch.setattr(handler, "_config_error", None)
+    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-runtime")  # JSON log lines
     with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)

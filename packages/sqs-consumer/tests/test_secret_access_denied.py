@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FaultProxy
-from session_core import StorageError
+from session_core import StorageError, _secrets
 from sqs_consumer import handler as consumer_handler
 
 TOKEN = "123456:" + "tokenvalue-" + "x" * 24
@@ -31,6 +31,7 @@ def denying_ssm(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProx
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-consumer")  # JSON log lines
     monkeypatch.setattr(consumer_handler, "_consumer", None)
     monkeypatch.setattr(consumer_handler, "_config_reported", False)
+    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
     with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
         yield proxy

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, envelopes, update, webhook_event
-from session_core import SECRET_REREAD_INTERVAL_S, StorageError
+from session_core import SECRET_REREAD_INTERVAL_S, StorageError, _secrets
 from telegram_producer import handler as producer_handler
 
 
@@ -33,6 +33,7 @@ def denying_ssm(aws: Any, parameter: str, monkeypatch: pytest.MonkeyPatch) -> It
     Lambda would keep."""
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-producer")  # JSON log lines
     monkeypatch.setattr(producer_handler, "_producer", None)
+    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
     with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
         yield proxy
