@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import pytest
 from agent_runtime import handler
-from agentbot_testing import AwsFault, FaultProxy
-from session_core import StorageError, _secrets, encode
+from agentbot_testing import AwsFault, FaultProxy, json_log_lines, new_container_ssm
+from session_core import StorageError, encode
 
 from .conftest import API_KEY_PARAMETER, FAKE_API_KEY
 
@@ -33,10 +33,8 @@ def denying_ssm(
     would; its JSON log lines are what Lambda would keep."""
     monkeypatch.setattr(handler, "_runtime", None)
     monkeypatch.setattr(handler, "_config_error", None)
-    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-runtime")  # JSON log lines
-    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+    with new_container_ssm(aws, monkeypatch) as proxy:
         yield proxy
         built = handler._runtime
         if built is not None:
@@ -46,11 +44,6 @@ def denying_ssm(
 def invoke(turn_request: Any, turn_id: int) -> Any:
     event = msgspec.json.decode(encode(turn_request("hello", turn_id=turn_id, session_key="default/8080/0")))
     return handler.handle(event, None)
-
-
-def logged(capsys: Any) -> list[dict[str, Any]]:
-    out, err = capsys.readouterr()
-    return [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
 
 
 def config_lines(lines: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -74,7 +67,7 @@ def test_a_key_the_role_may_not_decrypt_is_reported_on_every_try_and_the_fixed_r
     for turn_id in (1, 2):
         with pytest.raises(StorageError):
             invoke(turn_request, turn_id)
-        tries.append(logged(capsys))
+        tries.append(json_log_lines(capsys))
     denying_ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
     answered = invoke(turn_request, 3)
 
@@ -122,7 +115,7 @@ def test_an_mcp_secret_outside_the_stacks_path_names_the_field_the_parameter_and
 
     with pytest.raises(StorageError):
         invoke(turn_request, 1)
-    lines = logged(capsys)
+    lines = json_log_lines(capsys)
 
     ((fix, reason),) = config_lines(lines)
     assert fix == f"{config}/mcp.json: mcpServers.vault.headers_from_ssm.Authorization"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentbot_testing import AwsFault, FaultProxy
-from session_core import StorageError, _secrets
+from agentbot_testing import AwsFault, FaultProxy, json_log_lines, new_container_ssm
+from session_core import StorageError
 from sqs_consumer import handler as consumer_handler
 
 TOKEN = "123456:" + "tokenvalue-" + "x" * 24
@@ -31,15 +31,8 @@ def denying_ssm(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProx
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-consumer")  # JSON log lines
     monkeypatch.setattr(consumer_handler, "_consumer", None)
     monkeypatch.setattr(consumer_handler, "_config_reported", False)
-    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
-    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+    with new_container_ssm(aws, monkeypatch) as proxy:
         yield proxy
-
-
-def logged(capsys: Any) -> list[dict[str, Any]]:
-    out, err = capsys.readouterr()
-    return [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
 
 
 def test_a_bot_token_the_role_may_not_decrypt_is_reported_on_every_try_and_the_fixed_role_serves(
@@ -54,7 +47,7 @@ def test_a_bot_token_the_role_may_not_decrypt_is_reported_on_every_try_and_the_f
     for _ in range(2):
         with pytest.raises(StorageError):  # the batch fails: its records are received again
             consumer_handler.handle({"Records": []}, None)
-        tries.append(logged(capsys))
+        tries.append(json_log_lines(capsys))
     denying_ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
     served = consumer_handler.handle({"Records": []}, None)
 

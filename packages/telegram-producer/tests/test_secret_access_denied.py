@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentbot_testing import AwsFault, FaultProxy
+from agentbot_testing import AwsFault, FaultProxy, json_log_lines, new_container_ssm
 from agentbot_testing.telegram_support import BOT_USERNAME, WEBHOOK_SECRET, envelopes, update, webhook_event
-from session_core import SECRET_REREAD_INTERVAL_S, StorageError, _secrets
+from session_core import SECRET_REREAD_INTERVAL_S, StorageError
 from telegram_producer import handler as producer_handler
 
 
@@ -33,15 +33,8 @@ def denying_ssm(aws: Any, parameter: str, monkeypatch: pytest.MonkeyPatch) -> It
     Lambda would keep."""
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "agentbot-producer")  # JSON log lines
     monkeypatch.setattr(producer_handler, "_producer", None)
-    monkeypatch.setattr(_secrets, "_cache", {})  # a new container has read no secret yet
-    with FaultProxy(aws.endpoint, services=aws.endpoints.services) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", proxy.endpoint)
+    with new_container_ssm(aws, monkeypatch) as proxy:
         yield proxy
-
-
-def logged(capsys: Any) -> list[dict[str, Any]]:
-    out, err = capsys.readouterr()
-    return [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
 
 
 def test_a_secret_the_role_may_not_decrypt_is_reported_on_every_call_and_telegram_sends_again(
@@ -56,7 +49,7 @@ def test_a_secret_the_role_may_not_decrypt_is_reported_on_every_call_and_telegra
     for _ in range(2):
         with pytest.raises(StorageError):  # the function errors: API Gateway answers 500
             producer_handler.handle(event, None)
-        calls.append(logged(capsys))
+        calls.append(json_log_lines(capsys))
     assert envelopes(aws.sqs, aws.resources.queue_url) == []
     denying_ssm.faults = []  # the stack's SecretsKmsKeyArn deployed, and its grant arrived
     resent = producer_handler.handle(event, None)
@@ -96,7 +89,7 @@ def test_a_rotated_secret_the_role_may_not_decrypt_is_reported_when_telegram_sen
     capsys.readouterr()
 
     answer = producer.handle_event(webhook_event(update(7102, text="hi"), secret=rotated))
-    lines = logged(capsys)
+    lines = json_log_lines(capsys)
 
     assert answer["statusCode"] == 403
     [(fix, reason)] = [

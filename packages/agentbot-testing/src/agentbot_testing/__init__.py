@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ._fault_proxy import AwsFault, FaultProxy
     from ._kept_between_runs import kept_dir
     from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
+    from ._new_container_ssm import json_log_lines, new_container_ssm
     from ._tool_scripts import FIND_CLI, KILL_CLI
     from ._ttl_sweep import sweep_expired_items
 else:  # imported on first use (a function worker running the stub needs none of these)
@@ -33,6 +34,8 @@ __all__ = [
     "FaultProxy",
     "HttpMcpServer",
     "claude_config_without_approvals",
+    "json_log_lines",
     "kept_dir",
+    "new_container_ssm",
     "sweep_expired_items",
 ]
