@@ -144,20 +144,9 @@ class UndeliveredFilesVerbs:
 
     def _forget(self, key: SessionKey, turn_id: int) -> dict[str, Any] | None:
         try:
-            out = self._table.update(
-                "forget_undelivered_files",
-                session_item_pk(key),
-                META,
-                UpdateExpression=f"REMOVE {UNDELIVERED_ATTRIBUTE}",
-                ConditionExpression=_THIS_TURNS_LIST,
-                ExpressionAttributeValues={":turn": number(turn_id)},
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            return self._remove_list(key, _THIS_TURNS_LIST, {":turn": number(turn_id)})
         except ConditionFailed as failed:
             return self._forget_unmarked(key, turn_id, failed.item)  # else no list, or another turn's
-        attributes: dict[str, Any] = out.get("Attributes", {})
-        return attributes
 
     def _forget_unmarked(
         self, key: SessionKey, turn_id: int, item: dict[str, Any] | None
@@ -170,17 +159,23 @@ class UndeliveredFilesVerbs:
         if unmarked is None or unmarked.turn_id != turn_id:
             return None
         try:
-            out = self._table.update(
-                "forget_undelivered_files",
-                session_item_pk(key),
-                META,
-                UpdateExpression=f"REMOVE {UNDELIVERED_ATTRIBUTE}",
-                ConditionExpression=_THE_UNMARKED_LIST_READ,
-                ExpressionAttributeValues={":list": item[UNDELIVERED_ATTRIBUTE]},
-                ReturnValues="ALL_NEW",
-            )
+            return self._remove_list(key, _THE_UNMARKED_LIST_READ, {":list": item[UNDELIVERED_ATTRIBUTE]})
         except ConditionFailed:
             return None  # written again meanwhile
+
+    def _remove_list(self, key: SessionKey, condition: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Remove the chat's list if ``condition`` holds: the item as it is after (ConditionFailed,
+        carrying the item as it was, when the condition does not hold)."""
+        out = self._table.update(
+            "forget_undelivered_files",
+            session_item_pk(key),
+            META,
+            UpdateExpression=f"REMOVE {UNDELIVERED_ATTRIBUTE}",
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
         attributes: dict[str, Any] = out.get("Attributes", {})
         return attributes
 
