@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from local_stack import local_client
-from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, period_end
+from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, StorageError, period_end
 
 # 2026-12-02 23:59:00 UTC, one minute before the day ends (and 29 days before the month does).
 LATE = datetime(2026, 12, 2, 23, 59, tzinfo=UTC).timestamp()
@@ -385,3 +386,44 @@ def test_running_turns_on_an_account_an_older_consumer_counted_uncapped_hold_on_
     spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=100, user_id=42)}
     assert spent[("user", "day")] == pytest.approx(3.1)
     assert isinstance(budget.hold(chat_id=100, user_id=42), BudgetExceeded)
+
+
+def test_an_account_an_older_consumer_keeps_counting_under_every_catch_up_is_retried_not_told_held(
+    aws,
+) -> None:
+    """An older consumer still running (a deploy under way) counts the user's turns in
+    ``spent_usd`` alone, and settled one between this consumer's read of the account and each
+    of its catch-ups: every catch-up found the account changed. The user was refused as if
+    their running turns held the $3 cap, though nothing held it ($2.50 spent, no turn running)."""
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    account = {"pk": {"S": "budget|user|default|42"}, "sk": {"S": "day|2026-12-02"}}
+    aws.dynamodb.put_item(
+        TableName=aws.resources.table,
+        Item={**account, "spent_usd": {"N": "2.5"}, "expires_at": {"N": str(int(clock.now) + 3 * 86_400)}},
+    )
+
+    def older_consumer_settles_first(operation: str, body: bytes) -> bool:
+        if b"ADD committed_usd :gap" in body:  # this consumer's catch-up, about to be sent
+            aws.dynamodb.update_item(
+                TableName=aws.resources.table,
+                Key=account,
+                UpdateExpression="ADD spent_usd :cost",
+                ExpressionAttributeValues={":cost": {"N": "0.001"}},
+            )
+        return False  # sent as it is: it meets the account the older consumer changed
+
+    race = AwsFault("dynamodb:UpdateItem", when=older_consumer_settles_first)
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[race]) as proxy:
+        budget = BudgetLedger(
+            dynamodb=proxy.client("dynamodb"),
+            table=aws.resources.table,
+            caps=BudgetCaps(user_daily_usd=3.0, turn_usd=0.3),
+            tenant="default",
+            clock=clock,
+        )
+        with pytest.raises(StorageError) as raised:
+            budget.hold(chat_id=100, user_id=42)
+        assert raised.value.retryable  # the record is tried again, the user told nothing yet
+
+        proxy.faults.clear()  # the older consumer is gone: the record's retry is admitted
+        assert isinstance(budget.hold(chat_id=100, user_id=42), BudgetHold)

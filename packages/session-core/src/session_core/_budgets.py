@@ -8,6 +8,8 @@ Every capped account is one DynamoDB item per period (``pk`` ``budget|<scope>|<t
   capped accounts; an uncapped one counts costs there too, so a cap set later finds them).
   An account an older consumer counted uncapped has less there than it spent: the first hold
   on it brings it up to ``spent_usd``, so running turns are held on top of what was spent.
+  One that changes under every catch-up (the older consumer still counting it) fails the hold
+  as a transient StorageError: no running turn holds it, so no refusal says one does.
 
 Once any cap is set, every turn is counted on the chat's, the user's and the deployment's
 day and month (six items), so ``/cost`` knows what an uncapped account spent too; running
@@ -273,6 +275,17 @@ class BudgetLedger:
             spent_cap = next((cap for cap in reached if not cap.only_held), None)
             if spent_cap is not None:
                 return spent_cap
+            if behind:
+                # Each catch-up met the account changed (an older consumer still counting it):
+                # no running turn holds what is missing, so "try again in a few minutes" would
+                # be untrue. A transient failure: the record is tried again.
+                raise StorageError(
+                    "budget.hold",
+                    f"DynamoDB table {self._table!r}: {len(behind)} account(s) an older consumer "
+                    f"counted uncapped ({behind[0][0][0]} {behind[0][0][1]}) changed under each "
+                    "catch-up of committed_usd to spent_usd",
+                    error_code="ConditionalCheckFailedException",
+                )
             # Every refusing cap is only held: the wait is until the last of them frees.
             frees = [cap.frees_by for cap in reached]
             latest = None if None in frees else max(t for t in frees if t is not None)
