@@ -41,6 +41,8 @@ def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not
     assert stack.dead_letters() == []
     [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
     assert warning["log_level"] == "warning" and warning["limit"] == limit
+    if limit == "timeout":  # the runtime's own time (the consumer's left it more)
+        assert warning["timed_out_by"] == "runtime"
     setting = {
         "max_turns": "max_turns in claude-config/agents.json",
         "timeout": "Timeout",
@@ -48,6 +50,35 @@ def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not
     }[limit]
     assert setting in warning["setting"]
     stack.post(update(441, chat_id=CHAT, text="/cost", user_id=78))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
+
+
+def test_a_turn_out_of_the_consumers_time_is_told_and_logged_as_that_not_as_the_runtimes_timeout(
+    stack, monkeypatch
+) -> None:
+    """The consumer had spent most of its invocation before the turn (a long wait for the chat's
+    previous turn, a voice transcription), and its deadline cut the paid run. The user read
+    "ask for a smaller part" and the operator "raise the runtime function's Timeout", which
+    had not stopped it. Still answered once, counted once, not retried, not dead-lettered."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.post(update(445, chat_id=CHAT, text="limit:timeout", user_id=82))
+    [message] = stack.receive()
+    with capture_logs() as logs:
+        # 80 s left: the turn gets 35 s (after the delivery reserve), below the runtime's 60 s.
+        response = stack.hand_over(stack.consumer(), [message], remaining_s=80)
+
+    assert stack.replies(CHAT)[-1]["text"] == (
+        "I had to wait before I could start on this message (for the previous message here, or "
+        "to write down a recording), and ran out of time for it. Please send it again."
+    )
+    assert [r["update_id"] for r in stack.runs()] == [445]  # not retried
+    assert not response["batchItemFailures"] and stack.receive() == []
+    assert stack.dead_letters() == []
+    [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
+    assert warning["limit"] == "timeout" and warning["timed_out_by"] == "caller"
+    assert warning["setting"].startswith("the consumer function's Timeout"), warning
+    stack.post(update(446, chat_id=CHAT, text="/cost", user_id=82))
     stack.drain(stack.consumer())
     assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
 

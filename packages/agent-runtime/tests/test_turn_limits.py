@@ -130,6 +130,7 @@ def test_a_turn_out_of_time_before_it_wrote_anything_fails_as_before(
         turn_request("long task", turn_id=2, session_key=key_text), time_budget_s=TIME_LIMIT_S
     )
     assert timed_out.error_kind == "model_error" and timed_out.error_reason == "timeout", timed_out
+    assert timed_out.timed_out_by == "runtime"  # its own time: the function's Timeout
     assert not timed_out.retryable  # the model had worked: running it again would pay twice
     assert timed_out.tools_ran  # the user reads that steps may have run
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
@@ -354,3 +355,27 @@ def test_a_turn_stopped_by_a_limit_that_cannot_be_recorded_fails_as_before_inste
     assert after.ok and after.text.startswith("turns=2 last="), after  # the message is left out,
     note, message = last_user_text(model_server.model_calls[-1].body).split("\n\n")
     assert message == "and now?" and "may or may not have run" in note, note  # its tool call named
+
+
+def test_a_turn_out_of_time_because_its_callers_deadline_came_first_says_whose_time_it_was(
+    make_runtime, model_server, turn_request
+) -> None:
+    """The consumer had spent most of its invocation before the turn (a long wait for the
+    chat's previous turn, a voice transcription): its deadline, not the runtime's own time,
+    cut the turn. It was told and logged as the runtime's Timeout, the setting that did not
+    stop it."""
+
+    def slow(request: dict[str, Any]) -> Any:
+        if last_user_text(request).startswith("long task") and not tool_results(request):
+            return [ToolCall(name="Bash", input={"command": COMMAND, "description": "slow"})]
+        return responder(request)
+
+    model_server.responder = slow
+    runtime = make_runtime()
+    deadline_ms = int((time.time() + DEADLINE_MARGIN_S + TIME_LIMIT_S) * 1000)
+    timed_out = runtime.run_turn(
+        turn_request("long task", turn_id=1, session_key="default/1320/0", deadline_epoch_ms=deadline_ms),
+        time_budget_s=120,  # the runtime's own time: far more than the caller left it
+    )
+    assert timed_out.error_reason == "timeout" and not timed_out.retryable, timed_out
+    assert timed_out.timed_out_by == "caller"

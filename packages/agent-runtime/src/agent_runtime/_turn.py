@@ -94,6 +94,7 @@ from ._turn_state import (
     RunOutcome,
     SdkRun,
     billed_cost,
+    callers_deadline_first,
     run_cost,
     time_budget,
     usage_of,
@@ -257,6 +258,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             log.warning("turn.deadline_passed", deadline_epoch_ms=request.deadline_epoch_ms)
             return _error(request, "model_error", retryable=True, started=started, reason="timeout")
         deadline = None if budget is None else started + budget
+        outcome.callers_deadline = callers_deadline_first(time_budget_s, request.deadline_epoch_ms)
         try:
             start = await asyncio.to_thread(
                 self.ledger.start, key, request.turn_id, lease_s=self.settings.lease_duration_s
@@ -510,18 +512,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             answer = _error(request, "model_error", retryable=False, started=started, reason="disk_limit")
             return with_spend(answer, outcome)
         # A long task started again three times costs three times: tell the user, unless
-        # nothing was spent yet.
-        log.warning("turn.timeout", spent=outcome.spent)
-        return with_spend(
-            _error(
-                request,
-                "model_error",
-                retryable=not outcome.spent,
-                started=started,
-                reason="timeout",
-            ),
-            outcome,
+        # nothing was spent yet. Whose time it was tells the operator which setting to look at.
+        timed_out_by = "caller" if outcome.callers_deadline else "runtime"
+        log.warning("turn.timeout", spent=outcome.spent, timed_out_by=timed_out_by)
+        failed = _error(
+            request, "model_error", retryable=not outcome.spent, started=started, reason="timeout"
         )
+        return with_spend(msgspec.structs.replace(failed, timed_out_by=timed_out_by), outcome)
 
     async def _failed_run(
         self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, *, answered: bool, started: float

@@ -96,6 +96,8 @@ class RunOutcome:
     sink: TurnEventSink = field(default_factory=NoSink)  # where the turn's events go (progress)
     # The outbox as the run ended, before its processes were killed (see _outbox_at_end).
     outbox_at_end: OutboxAtEnd | None = None
+    # The caller's deadline, not the runtime's own time, bounds the run (a timeout is its).
+    callers_deadline: bool = False
 
     @property
     def tools_ran(self) -> bool:
@@ -151,6 +153,15 @@ def time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> f
     if deadline_epoch_ms is not None:
         budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
     return min(budgets) if budgets else None
+
+
+def callers_deadline_first(time_budget_s: float | None, deadline_epoch_ms: int | None) -> bool:
+    """Whether the caller's deadline ends the turn before the runtime's own budget does (see
+    ``time_budget``): the caller spent part of its invocation before it."""
+    if deadline_epoch_ms is None:
+        return False
+    callers = deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S
+    return time_budget_s is None or callers < max(time_budget_s, 1.0)
 
 
 def run_cost(run: SdkRun, result: ResultMessage) -> float:

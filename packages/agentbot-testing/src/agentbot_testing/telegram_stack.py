@@ -203,16 +203,24 @@ class TelegramStack:
         return responses
 
     def hand_over(
-        self, consumer: Consumer, messages: list[dict[str, Any]], *, keep_retry_delays: bool = False
+        self,
+        consumer: Consumer,
+        messages: list[dict[str, Any]],
+        *,
+        keep_retry_delays: bool = False,
+        remaining_s: float | None = None,
     ) -> dict[str, Any]:
         """Hand ``messages`` (received already, as Lambda's poller takes them before the
         consumer runs) to the consumer as one batch; delete what succeeded, make the failures
         visible again at once (``keep_retry_delays``: leave them hidden for the delay the
-        consumer set, as Lambda's event source does). Answers the batch response."""
+        consumer set, as Lambda's event source does). ``remaining_s``: what is left of the
+        consumer's invocation (default: Lambda's maximum). Answers the batch response."""
         event = sqs_lambda_event(
             messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
         )
-        response: dict[str, Any] = dict(consumer.handle_batch(event))
+        ends = time.monotonic() + (remaining_s or 0.0)
+        remaining = None if remaining_s is None else lambda: int((ends - time.monotonic()) * 1000)
+        response: dict[str, Any] = dict(consumer.handle_batch(event, remaining_time_ms=remaining))
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] in failed:

@@ -28,7 +28,9 @@ consumer puts before it in a group or for a reply):
   "limit:<reason>"     a run a limit stopped before it wrote anything (max_budget: the turn's
                        cost cap, max_turns: the step limit, timeout: its time, after the model
                        was paid), as the real runtime answers it: a model_error, not
-                       retryable, with that reason, what it paid ($0.01) counted;
+                       retryable, with that reason, what it paid ($0.01) counted (a
+                       timeout's ``timed_out_by`` "caller" when the request's deadline
+                       comes before the stub's own end, as the real runtime's);
                        "limit:<reason> wrote": stopped so after it wrote "Step one done.", as
                        the real runtime answers it: that text, ``stopped`` with that
                        ``stop_reason``, recorded, $0.01
@@ -67,7 +69,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import boto3
 import msgspec
@@ -124,6 +126,8 @@ class _LambdaContext(Protocol):
 
     @property
     def aws_request_id(self) -> str: ...
+
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
 def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
@@ -187,7 +191,10 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         result = ledger.save(lease, limited).result or limited
     elif prompt.startswith("limit:"):  # a failure: never recorded
         stopped = failed(request, "model_error", retryable=False)
-        result = msgspec.structs.replace(stopped, error_reason=prompt.split()[0].split(":")[1], cost_usd=0.01)
+        reason = prompt.split()[0].split(":")[1]
+        result = msgspec.structs.replace(stopped, error_reason=reason, cost_usd=0.01)
+        if reason == "timeout":
+            result = msgspec.structs.replace(result, timed_out_by=_whose_time(request, context))
     elif failing is not None:
         kind = _scripted_error_kind(failing)
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)
@@ -369,6 +376,14 @@ def _scripted_error_kind(name: str) -> ErrorKind:
         if kind == name:
             return kind
     raise KeyError(name)
+
+
+def _whose_time(request: TurnRequest, context: _LambdaContext) -> Literal["runtime", "caller"]:
+    # As the real runtime decides it: the caller's deadline when it comes before its own end.
+    if request.deadline_epoch_ms is None:
+        return "runtime"
+    callers_s = request.deadline_epoch_ms / 1000 - time.time()
+    return "caller" if callers_s < context.get_remaining_time_in_millis() / 1000 else "runtime"
 
 
 def _answer(result: TurnResult) -> dict[str, Any]:

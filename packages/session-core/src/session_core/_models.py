@@ -153,6 +153,11 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # what was written until then, recorded the same way. A turn stopped so before it wrote
     # anything fails instead (``error_kind``, unrecorded).
     stop_reason: ErrorReason | None = None
+    # Whose time ran out, with reason "timeout": the runtime's own (its function's Timeout) or
+    # the caller's deadline, when the caller had spent part of its own invocation before the
+    # turn (a wait for the chat's previous turn, a voice transcription). None: no timeout, or
+    # a runtime older than this field.
+    timed_out_by: Literal["runtime", "caller"] | None = None
     # Stopped before its run began (the stop came while it waited to start): its prompt never
     # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is
     # no part of the conversation either (the next turn leaves it out, as for a failed turn).

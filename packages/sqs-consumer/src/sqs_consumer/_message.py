@@ -68,7 +68,7 @@ from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
-from ._turn_limits import TURN_LIMIT_SETTINGS, stopped_by_turn_limit
+from ._turn_limits import limit_setting, stopped_by_turn_limit
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
@@ -237,7 +237,8 @@ class MessageHandler:
             log.warning(
                 "turn_stopped_by_limit",
                 limit=result.error_reason,
-                setting=TURN_LIMIT_SETTINGS[result.error_reason],
+                timed_out_by=result.timed_out_by,
+                setting=limit_setting(result.error_reason, timed_out_by=result.timed_out_by),
                 cost_usd=result.cost_usd,
             )
             self._tell_limit_stop(msg, key, result, remaining)

@@ -20,6 +20,23 @@ TURN_LIMIT_SETTINGS: Mapping[ErrorReason, str] = {
 }
 
 
+# A timeout whose deadline was the consumer's (``TurnResult.timed_out_by`` "caller"): the
+# runtime's Timeout did not stop it; the consumer's invocation had gone mostly before the turn.
+CONSUMER_TIME_SETTING = (
+    "the consumer function's Timeout in infra/template.yaml (900 s, Lambda's maximum), shared "
+    "with what came before the turn: a wait for the chat's previous turn (up to the runtime "
+    "function's Timeout; a lower one leaves more to the next turn) or a voice transcription"
+)
+
+
+def limit_setting(reason: ErrorReason, *, timed_out_by: str | None = None) -> str:
+    """Where the operator changes the limit that stopped a run of ``reason``;
+    ``timed_out_by``: the result's, for a timeout (the consumer's deadline or the runtime's)."""
+    if reason == "timeout" and timed_out_by == "caller":
+        return CONSUMER_TIME_SETTING
+    return TURN_LIMIT_SETTINGS[reason]
+
+
 def stopped_by_turn_limit(reason: ErrorReason, *, retryable: bool) -> bool:
     """Whether a failed turn of ``reason`` is one of the operator's limits at work: a run it
     stopped, which any retry would pay for again. A retryable timeout (its deadline passed

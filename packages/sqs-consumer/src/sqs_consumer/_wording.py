@@ -148,6 +148,14 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
 }
 
 
+# A turn out of time because the consumer's own had mostly gone before it began (the
+# result's ``timed_out_by`` "caller"): the message was not too big, so not "a smaller part".
+OUT_OF_TIME_AFTER_WAITING = (
+    "I had to wait before I could start on this message (for the previous message here, or "
+    "to write down a recording), and ran out of time for it. Please send it again."
+)
+
+
 # Under what a turn wrote before the agent's step limit or the turn's cost cap stopped it.
 # True to what the runtime keeps: such a run stops between steps, all of them in the
 # conversation the next message resumes.
@@ -282,8 +290,10 @@ def failure_text(result: TurnResult) -> str | None:
     """The sentence for a failed turn: by its reason when it has one, else by its kind, with
     ``TOOLS_RAN_NOTE`` when its tools had run; None when there is none (the caller sends its
     general notice)."""
-    if result.error_reason is not None:
-        text: str | None = FAILURE_WORDING[result.error_reason]
+    if result.error_reason == "timeout" and result.timed_out_by == "caller":
+        text: str | None = OUT_OF_TIME_AFTER_WAITING
+    elif result.error_reason is not None:
+        text = FAILURE_WORDING[result.error_reason]
     else:
         text = None if result.error_kind is None else FAILURE_WORDING.get(result.error_kind)
     return f"{text} {TOOLS_RAN_NOTE}" if text is not None and result.tools_ran else text
