@@ -65,14 +65,26 @@ def test_a_waiting_message_edited_into_a_stop_is_not_answered(
     assert len(stack.replies(where)) == 2 and stack.replies(where)[-1]["text"] != STOPPED
 
 
-def test_a_private_message_that_reaches_the_producer_after_its_edit_into_a_stop_is_not_answered(
-    stack: Any,
+@pytest.mark.parametrize(
+    ("chat", "asked", "where"),
+    [({}, "work:1", 501), (IN_GROUP, f"@{BOT_USERNAME} work:1", GROUP)],
+    ids=["private", "group"],
+)
+def test_a_message_that_reaches_the_producer_after_its_edit_into_a_stop_is_answered_stopped_once(
+    stack: Any, chat: dict[str, Any], asked: str, where: int
 ) -> None:
-    """Telegram sends the message again (its first delivery failed) after the edit came."""
-    _edits_tracked(stack)
-    original = _sent(92, "work:1")
+    """Telegram sends the message again (its first delivery failed) after the edit came: in a
+    group too, its sender learns it was withdrawn, not only that nothing ran then."""
+    _edits_tracked(stack, **chat)
+    original = _sent(92, asked, **chat)
     answer = _post(stack, {"update_id": 911, "edited_message": _edited(original, "/stop")})
     assert answer["text"] == "Nothing is running in this chat right now."
     assert _post(stack, {"update_id": 910, "message": original})["outcome"] == "enqueued"
     stack.drain(stack.consumer())
-    assert [m["text"] for m in stack.replies(501)] == [STOPPED]
+    assert [m["text"] for m in stack.replies(where)] == [STOPPED]
+    # Sent again once more, it is answered no second time; nor is a further edit of it.
+    assert _post(stack, {"update_id": 910, "message": original})["outcome"] == "duplicate"
+    edited_again = _edited(original, f"@{BOT_USERNAME} work:2")
+    assert "ignored" in _post(stack, {"update_id": 912, "edited_message": edited_again})["outcome"]
+    stack.drain(stack.consumer())
+    assert [m["text"] for m in stack.replies(where)] == [STOPPED]

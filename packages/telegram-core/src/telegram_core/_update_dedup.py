@@ -97,7 +97,10 @@ class UpdateDedup:
         a record that cannot be written keeps it from the queue, so an edit of a queued
         message always finds it). Should queueing fail, Telegram sends the update again and it
         is queued then, so the record needs no undoing. False when an edit of ``message``
-        claimed it first (the copy Telegram sent again after a failed record): it is answered."""
+        claimed it first (the copy Telegram sent again after a failed record): it is answered.
+        An edit into a /stop that claimed it before anything was queued for it answered only
+        the stop: the message is recorded and queued, and its turn is stopped before it begins
+        (its sender is told, as in a private chat, where nothing is recorded)."""
         now = self._table.clock()
         try:
             self._table.update(
@@ -105,8 +108,12 @@ class UpdateDedup:
                 _message_pk(tenant, message),
                 _QUEUED,
                 UpdateExpression=_MARK + ", update_id = :update",
-                # Only an edit's claim is refused: that edit answered the message.
-                ConditionExpression="attribute_not_exists(edit_update_id) OR update_id = :update",
+                # Only an edit's claim is refused: that edit answered the message. A /stop
+                # edit's claim alone (update_id is its own: nothing was queued before) did not.
+                ConditionExpression=(
+                    "attribute_not_exists(edit_update_id) OR update_id = :update"
+                    " OR update_id = stop_update_id"
+                ),
                 ExpressionAttributeValues={
                     ":now": number(now),
                     ":ttl": number(self._table.expires_at(now)),
