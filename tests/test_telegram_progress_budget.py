@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ class ChangingProgress:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
 
-    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_ids: Collection[int] = ()) -> bool:
         return True
 
     def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None:

@@ -88,3 +88,53 @@ def test_a_message_that_reaches_the_producer_after_its_edit_into_a_stop_is_answe
     assert "ignored" in _post(stack, {"update_id": 912, "edited_message": edited_again})["outcome"]
     stack.drain(stack.consumer())
     assert [m["text"] for m in stack.replies(where)] == [STOPPED]
+
+
+def _long_line_text(first: int) -> str:
+    """A text as long as an app's part of a split paste (over 3,500 characters)."""
+    return "\n".join(
+        f"line {i}: request {i} took {i % 97} ms, worker {i % 7}" for i in range(first, first + 100)
+    )
+
+
+@pytest.mark.parametrize(
+    ("chat", "mention", "where"),
+    [({}, "", 501), (IN_GROUP, f"@{BOT_USERNAME} ", GROUP)],
+    ids=["private", "group"],
+)
+def test_a_later_part_of_a_paste_edited_into_a_stop_withdraws_the_whole_paste(
+    stack: Any, chat: dict[str, Any], mention: str, where: int
+) -> None:
+    """The app split one long text into three messages, answered by one turn named after the
+    first: its sender edits the second into /stop before that turn began."""
+    _edits_tracked(stack, **chat)
+    parts = [_sent(93, mention + _long_line_text(0), **chat), _sent(94, _long_line_text(100), **chat)]
+    parts.append(_sent(95, "the end of the log\n\nwork:1", **chat))  # (the stub's script)
+    outcomes = [
+        _post(stack, {"update_id": 920 + i, "message": part})["outcome"] for i, part in enumerate(parts)
+    ]
+    assert outcomes == ["enqueued"] + ["paste part: answered with its paste"] * 2
+    answer = _post(stack, {"update_id": 923, "edited_message": _edited(parts[1], "/stop")})
+    assert answer["text"] == "Nothing is running in this chat right now."
+    stack.drain(stack.consumer())
+    assert [m["text"] for m in stack.replies(where)] == [STOPPED]
+
+
+def test_a_later_photo_of_an_album_edited_into_a_stop_withdraws_the_whole_album(stack: Any) -> None:
+    """Telegram sends an album as one message per photo; its turn is named after the first."""
+    _edits_tracked(stack)
+    photos = []
+    for i in range(3):
+        file_id = stack.telegram.add_file(b"photo" * 50, file_path=f"photos/s{i}.jpg")
+        photo = [{"file_id": file_id, "file_unique_id": f"s{i}", "width": 8, "height": 6}]
+        caption = {"caption": "work:1"} if i == 0 else {}
+        photos.append(_sent(96 + i, None, photo=photo, media_group_id="24680", **caption))
+    outcomes = [
+        _post(stack, {"update_id": 930 + i, "message": part})["outcome"] for i, part in enumerate(photos)
+    ]
+    assert outcomes == ["enqueued"] + ["album part: answered with its album"] * 2
+    recaptioned = with_entities({**photos[2], "caption": "/stop", "edit_date": photos[2]["date"] + 20})
+    answer = _post(stack, {"update_id": 933, "edited_message": recaptioned})
+    assert answer["text"] == "Nothing is running in this chat right now."
+    stack.drain(stack.consumer())
+    assert [m["text"] for m in stack.replies(501)] == [STOPPED]

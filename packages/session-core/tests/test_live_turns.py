@@ -431,12 +431,25 @@ def test_a_stop_kept_for_a_message_edited_into_one_stops_that_messages_turn_alon
     bob = Stopper(user_id=502, name="Bob")
     assert live.request_stop(KEY, update_id=90, by=bob) == "nothing_running"
     live.keep_stop_for_message(KEY, 31, by=bob)
-    assert live.expect(KEY, 80, message_id=30) and not live.stop_requested(KEY, 80)
+    assert live.expect(KEY, 80, message_ids=(30,)) and not live.stop_requested(KEY, 80)
     live.end(KEY, 80)
-    assert live.expect(KEY, 81, message_id=31) and live.stop_requested(KEY, 81)
+    assert live.expect(KEY, 81, message_ids=(31,)) and live.stop_requested(KEY, 81)
     assert live.begin(KEY, 81) and live.stopped_by(KEY, 81) == bob
     live.end(KEY, 81)
-    assert live.expect(KEY, 91, message_id=32) and not live.stop_requested(KEY, 91)
+    assert live.expect(KEY, 91, message_ids=(32,)) and not live.stop_requested(KEY, 91)
+
+
+def test_a_stop_kept_for_any_message_a_turn_answers_stops_it_naming_the_first_to_edit(
+    aws: Any, clock: FakeClock
+) -> None:
+    """An album (or a text the app split) is one turn named after its first message: Bob
+    edited its third part into a /stop, then Carol its second."""
+    live = live_turns(aws, clock, None)
+    bob, carol = Stopper(user_id=502, name="Bob"), Stopper(user_id=503, name="Carol")
+    live.keep_stop_for_message(KEY, 33, by=bob)
+    live.keep_stop_for_message(KEY, 32, by=carol)
+    assert live.expect(KEY, 80, message_ids=(31, 32, 33)) and live.stop_requested(KEY, 80)
+    assert live.stopped_by(KEY, 80) == bob
 
 
 def test_a_stop_kept_for_an_edited_message_lapses_and_many_keep_the_live_item_small(
@@ -445,7 +458,7 @@ def test_a_stop_kept_for_an_edited_message_lapses_and_many_keep_the_live_item_sm
     live = live_turns(aws, clock, None)
     live.keep_stop_for_message(KEY, 1)
     clock.now += 3 * 3_600  # its message never came: the stop lapses, as a kept stop does
-    assert live.expect(KEY, 10, message_id=1) and not live.stop_requested(KEY, 10)
+    assert live.expect(KEY, 10, message_ids=(1,)) and not live.stop_requested(KEY, 10)
     live.end(KEY, 10)
     for message_id in range(100, 125):
         live.keep_stop_for_message(KEY, message_id)
@@ -453,4 +466,4 @@ def test_a_stop_kept_for_an_edited_message_lapses_and_many_keep_the_live_item_sm
         TableName=aws.resources.table, Key={"pk": {"S": f"session|{KEY.canonical}"}, "sk": {"S": "live"}}
     )["Item"]
     assert len(item["stopped_messages"]["L"]) <= 10
-    assert live.expect(KEY, 11, message_id=124) and live.stop_requested(KEY, 11)  # the latest holds
+    assert live.expect(KEY, 11, message_ids=(124,)) and live.stop_requested(KEY, 11)  # the latest holds

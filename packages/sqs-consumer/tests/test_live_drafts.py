@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -37,7 +37,7 @@ class StreamedAnswer:
         self._reads = itertools.count()
         self._lock = threading.Lock()
 
-    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_ids: Collection[int] = ()) -> bool:
         return True
 
     def end(self, key: SessionKey, turn_id: int, progress: TurnProgress | None = None) -> None:

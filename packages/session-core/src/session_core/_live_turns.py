@@ -38,12 +38,15 @@ backlog count would no longer be trusted either: update ids only grow while upda
 A message its sender edited into a /stop is named apart (``stopped_messages``: its message id,
 when, who; ``keep_stop_for_message``): whenever its own turn is expected later (it waited in
 the queue, or reached the producer only after its edit), that turn is stopped before it begins,
-whatever started between; other turns never take it. It lapses as a kept stop does.
+whatever started between; other turns never take it. The turn of messages answered together
+(an album, a text the app split) is named after its first, but is the turn of each: an edit of
+any of them stops it. It lapses as a kept stop does.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from typing import Any, Literal
 
 import msgspec
@@ -129,21 +132,21 @@ class LiveTurns(TableStore):
 
     _label = "live_turns"
 
-    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool:
+    def expect(self, key: SessionKey, turn_id: int, *, message_ids: Collection[int] = ()) -> bool:
         """Mark ``turn_id`` as the session's coming turn (the consumer, before it invokes the
         runtime), so a stop pressed while the runtime starts is not lost; done only when no
         other turn is running (answers whether it was). The same turn expected again (a retry:
         its runtime crashed or its invoke failed) starts over with no progress, and the stop
         the user asked for is kept; so is one sent while the turn waited (see request_stop),
-        and one kept for ``message_id``, the turn's message, when it was edited into a /stop
-        (see keep_stop_for_message)."""
+        and one kept for any of ``message_ids``, the messages the turn answers (an album's
+        parts, a split text's), when it was edited into a /stop (see keep_stop_for_message)."""
         try:
             self._start(
                 "expect",
                 key,
                 turn_id,
                 "attribute_not_exists(turn_id) OR (attribute_exists(ended_at) AND turn_id <> :t)",
-                message_id=message_id,
+                message_ids=message_ids,
             )
             return True
         except ConditionFailed:
@@ -164,7 +167,7 @@ class LiveTurns(TableStore):
         except ConditionFailed:  # another turn is running
             return False
         # A retry waits in the queue as any message does: a stop kept meanwhile is its own.
-        self._take_kept_stop("expect", key, turn_id, out.get("Attributes", {}), message_id)
+        self._take_kept_stop("expect", key, turn_id, out.get("Attributes", {}), message_ids)
         return True
 
     def begin(self, key: SessionKey, turn_id: int) -> bool:
@@ -343,12 +346,12 @@ class LiveTurns(TableStore):
         turn_id: int,
         condition: str | None = None,
         *,
-        message_id: int | None = None,
+        message_ids: Collection[int] = (),
     ) -> bool:
-        """Make ``turn_id`` (of message ``message_id``, when known) the session's turn, started
+        """Make ``turn_id`` (of the messages ``message_ids``, when known) the session's turn, started
         now with no progress and no stop, under ``condition`` (``:t`` is the turn); but a stop
         kept while it waited (``stop_before``) is its own when it was sent before the stop, as
-        is one kept for its message. Answers whether it is stopped."""
+        is one kept for one of its messages. Answers whether it is stopped."""
         extra = {} if condition is None else {"ConditionExpression": condition}
         out = self._table.update(
             operation,
@@ -363,7 +366,7 @@ class LiveTurns(TableStore):
             ReturnValues="ALL_OLD",
             **extra,
         )
-        return self._take_kept_stop(operation, key, turn_id, out.get("Attributes", {}), message_id)
+        return self._take_kept_stop(operation, key, turn_id, out.get("Attributes", {}), message_ids)
 
     def _take_kept_stop(
         self,
@@ -371,13 +374,13 @@ class LiveTurns(TableStore):
         key: SessionKey,
         turn_id: int,
         old: dict[str, Any],
-        message_id: int | None = None,
+        message_ids: Collection[int] = (),
     ) -> bool:
         """Turn ``turn_id``, just started over ``old`` (the live item as it was, its kept stop
         now removed), takes that stop when its message was sent before it, or the stop kept
-        for its message ``message_id``. Answers whether the turn is stopped."""
+        for one of its messages ``message_ids``. Answers whether the turn is stopped."""
         now = self._table.clock()
-        edited = _stopped_message(old, message_id, now)
+        edited = _stopped_message(old, message_ids, now)
         if edited is not None:
             by: dict[str, str] | None = edited.get("by")
         elif item_int(old, "stop_before") <= turn_id:
@@ -443,14 +446,13 @@ def kept_stops_listed(item: dict[str, Any]) -> int:
     return len(item.get("stop_before_kept", {}).get("L", []))
 
 
-def _stopped_message(old: dict[str, Any], message_id: int | None, now: float) -> dict[str, Any] | None:
-    """The stop the live item ``old`` keeps for message ``message_id`` (edited into a /stop),
-    None when it keeps none that has not lapsed."""
-    if message_id is None:
-        return None
+def _stopped_message(old: dict[str, Any], message_ids: Collection[int], now: float) -> dict[str, Any] | None:
+    """The first stop the live item ``old`` keeps for one of ``message_ids`` (edited into a
+    /stop), None when it keeps none that has not lapsed. Listed in the order kept: of several
+    parts edited, the first edit named stopped the turn (the later ones changed nothing)."""
     for entry in old.get("stopped_messages", {}).get("L", []):
         stopped: dict[str, Any] = entry["M"]
-        if item_int(stopped, "message_id") == message_id and now - item_float(stopped, "at") <= _KEPT_STOP_S:
+        if item_int(stopped, "message_id") in message_ids and now - item_float(stopped, "at") <= _KEPT_STOP_S:
             return stopped
     return None
 

@@ -5,6 +5,7 @@ the app split): the part the producer queued, with the other parts it kept
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import msgspec
 from session_core import AlbumParts, MessageDecodeError, PasteParts, get_logger, is_paste
@@ -13,22 +14,33 @@ from telegram_core import InboundMessage, decode_inbound_message
 log = get_logger(__name__)
 
 
+class Gathered(NamedTuple):
+    """The message a turn answers, its parts, and the Telegram ids of every message it answers
+    (a paste's too, whose parts become one message again): an edit of any into /stop is the
+    turn's."""
+
+    message: InboundMessage
+    parts: tuple[InboundMessage, ...]
+    message_ids: tuple[int, ...]
+
+
 def with_its_album(
     msg: InboundMessage,
     albums: AlbumParts | None,
     pastes: PasteParts | None,
     sleep: Callable[[float], None],
-) -> tuple[InboundMessage, tuple[InboundMessage, ...]] | None:
+) -> Gathered | None:
     """``msg`` with every part of its album (waiting until Telegram has sent them all), and
     the parts in the order sent (each keeps what it refers to: a forward its origin); ``msg``
     alone when it is no album's part or the album was never recorded. A paste is one message
     the app split: its parts become that message again (``parts``: just it). None when the
     turn of the comment typed before them answered the album (``_forward_comment``)."""
+    alone = Gathered(msg, (msg,), (msg.message_id,))
     if msg.album_id is None:
-        return msg, (msg,)
+        return alone
     if is_paste(msg.album_id):
         if pastes is None or msg.user_id is None:
-            return msg, (msg,)
+            return alone
         raw = pastes.gather(msg.session_key, msg.user_id, starter=msg.update_id, sleep=sleep)
     elif albums is not None:
         album = albums.gather(msg.session_key, msg.album_id, sleep=sleep)
@@ -37,7 +49,7 @@ def with_its_album(
             return None
         raw = album.parts
     else:
-        return msg, (msg,)
+        return alone
     parts = {msg.update_id: msg}
     for encoded in raw:
         try:
@@ -48,9 +60,10 @@ def with_its_album(
             parts.setdefault(part.update_id, part)
     ordered = tuple(parts[update_id] for update_id in sorted(parts))
     log.info("album_gathered", parts=len(ordered), paste=is_paste(msg.album_id))
+    message_ids = tuple(part.message_id for part in ordered)
     if is_paste(msg.album_id):
         whole = msgspec.structs.replace(msg, text=pasted_text(ordered))
-        return whole, (whole,)
+        return Gathered(whole, (whole,), message_ids)
     attachments = tuple(a for part in ordered for a in part.attachments)
     together = msgspec.structs.replace(
         msg,
@@ -60,7 +73,7 @@ def with_its_album(
         # when the album has photos, or the forward texts, to answer.
         kind="message" if msg.kind == "unsupported" and _some_read(ordered) else msg.kind,
     )
-    return together, ordered
+    return Gathered(together, ordered, message_ids)
 
 
 def first_sent_at(msg: InboundMessage, parts: tuple[InboundMessage, ...]) -> int | None:

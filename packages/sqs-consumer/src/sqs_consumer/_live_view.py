@@ -25,7 +25,7 @@ first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from session_core import SessionKey, StopOutcome, Stopper, TurnProgress, get_logger
@@ -58,7 +58,7 @@ class ProgressSource(Protocol):
     chat shut the bot out; a stop while a turn's recordings are written down; who stopped a
     group's turn, to name them)."""
 
-    def expect(self, key: SessionKey, turn_id: int, *, message_id: int | None = None) -> bool: ...
+    def expect(self, key: SessionKey, turn_id: int, *, message_ids: Collection[int] = ()) -> bool: ...
 
     def stop_requested(self, key: SessionKey, turn_id: int) -> bool: ...
 
@@ -82,9 +82,9 @@ class GroupBudget(Protocol):
 class LiveView(StopsOnExit):
     """``with LiveView(...) as view:`` shows turn ``turn_id`` of ``chat_id`` until
     ``view.stop()`` or the block's end; ``view.cleanup(...)`` (after the answer went out) removes
-    the group's progress message. Without a ``source`` it shows nothing. ``message_id``: the
-    turn's message (a stop kept for it, as it was edited into a /stop, stops the turn as it is
-    expected). ``chat_holds``: the 429s it shares with the invocation's other views (None: its
+    the group's progress message. Without a ``source`` it shows nothing. ``message_ids``: the
+    messages the turn answers (a stop kept for one, as it was edited into a /stop, stops the
+    turn as it is expected). ``chat_holds``: the 429s it shares with the invocation's other views (None: its
     own only); ``clock`` and ``sleep``: the monotonic time it reads and waits on. Never raises."""
 
     def __init__(
@@ -98,7 +98,7 @@ class LiveView(StopsOnExit):
         private: bool,
         thread_id: int = 0,
         reply_to: int | None = None,
-        message_id: int | None = None,
+        message_ids: Collection[int] = (),
         budget: GroupBudget | None = None,
         chat_holds: ChatHolds | None = None,
         poll_s: float = POLL_S,
@@ -113,7 +113,7 @@ class LiveView(StopsOnExit):
         self._source = source
         self._key = key
         self._turn_id = turn_id
-        self._message_id = message_id
+        self._message_ids = message_ids
         self._chat_id = chat_id
         self._private = private
         self._thread_id = thread_id
@@ -146,7 +146,9 @@ class LiveView(StopsOnExit):
     def __enter__(self) -> LiveView:
         if self._source is not None:
             # A stop pressed while the runtime starts must find the turn (it keeps the stop).
-            self._quietly(lambda source: source.expect(self._key, self._turn_id, message_id=self._message_id))
+            self._quietly(
+                lambda source: source.expect(self._key, self._turn_id, message_ids=self._message_ids)
+            )
             self._polls.start()
         return self
 

@@ -127,7 +127,7 @@ class MessageHandler:
         album = with_its_album(msg, self._deps.albums, self._deps.pastes, self._deps.sleep)
         if album is None:  # the comment typed before these forwards was answered with them
             return "answered_with_comment"
-        msg, parts = album
+        msg, parts, message_ids = album
         registry, budgets = self._deps.registry, self._deps.budgets
         command, msg = self._command_in(msg, parts)
         # A GIF captioned "/new" is the command still (its answer says the GIF went unread); a
@@ -204,6 +204,7 @@ class MessageHandler:
                 key,
                 remaining,
                 on_result=settle,
+                message_ids=message_ids,
                 calls=calls,
                 progress_cleanup=progress_cleanup,
                 chat_holds=chat_holds,
@@ -290,6 +291,7 @@ class MessageHandler:
         remaining: RemainingTimeMs,
         on_result: Callable[[TurnResult], None],
         *,
+        message_ids: tuple[int, ...],
         calls: _RuntimeCalls,
         progress_cleanup: ProgressCleanup,
         chat_holds: ChatHolds,
@@ -298,9 +300,10 @@ class MessageHandler:
     ) -> TurnResult | None:
         """Run the turn and deliver its answer; None when an attachment is refused, the
         runtime's failed result (not raised here, so its cost is still counted). ``parts``:
-        the messages ``msg`` joins (see ``with_its_album``). ``on_result`` gets the runtime's
-        result before anything is delivered; ``calls`` learns whether the runtime may have run
-        it. ``enqueued_at``, ``first_try``: see ``with_its_forwards``."""
+        the messages ``msg`` joins, ``message_ids`` their ids (see ``with_its_album``).
+        ``on_result`` gets the runtime's result before anything is delivered; ``calls`` learns
+        whether the runtime may have run it. ``enqueued_at``, ``first_try``: see
+        ``with_its_forwards``."""
         bot = self._deps.bot
         deps = self._deps
         with TypingIndicator(
@@ -329,7 +332,7 @@ class MessageHandler:
             # Writing recordings down takes a while: a Stop meanwhile must find the turn.
             hears = hears_recordings(parts, deps.voices)
             with StopWhileHearing(
-                deps.live_turns, key, msg.update_id, hears=hears, message_id=msg.message_id
+                deps.live_turns, key, msg.update_id, hears=hears, message_ids=message_ids
             ) as hearing:
                 try:
                     check_voice(msg, self._deps.voices)
@@ -381,7 +384,8 @@ class MessageHandler:
                     files=len(msg.attachments),
                 )
                 hearing.hand_over()  # the view expects the turn again, keeping a stop, and ends it
-            view = self._live_view(msg, key, chat_holds)  # drafts / group progress while the turn runs
+            # Drafts or a group's progress message while the turn runs.
+            view = self._live_view(msg, key, chat_holds, message_ids)
             progress_cleanup.add(view)  # its progress message goes once the outcome is out
             with view:
                 result = self._run_turn_when_free(
@@ -686,8 +690,11 @@ class MessageHandler:
             outcome = self._deps.live_turns.request_stop(key, turn_id=turn_id)
             log.warning("turn_stopped_chat_unreachable", outcome=outcome)
 
-    def _live_view(self, msg: InboundMessage, key: SessionKey, chat_holds: ChatHolds) -> LiveView:
-        """The live view of this message's turn (shows nothing without live turns)."""
+    def _live_view(
+        self, msg: InboundMessage, key: SessionKey, chat_holds: ChatHolds, message_ids: tuple[int, ...]
+    ) -> LiveView:
+        """The live view of this message's turn, which answers the messages ``message_ids``
+        (shows nothing without live turns)."""
         return LiveView(
             bot=self._deps.bot,
             source=self._deps.live_turns,
@@ -697,7 +704,7 @@ class MessageHandler:
             private=msg.chat_type == "private",
             thread_id=msg.thread_id,
             reply_to=msg.message_id,  # a group's progress message quotes whose request runs
-            message_id=msg.message_id,
+            message_ids=message_ids,
             budget=self._deps.progress_budget,
             chat_holds=chat_holds,
             poll_s=self._timing.progress_poll_s,

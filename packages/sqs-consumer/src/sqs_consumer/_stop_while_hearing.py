@@ -7,6 +7,7 @@ Transcribe, asking once a look, ends with it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from types import TracebackType
 
 from session_core import SessionKey, get_logger
@@ -32,18 +33,19 @@ class StopWhileHearing:
         turn_id: int,
         *,
         hears: bool,
-        message_id: int | None = None,
+        message_ids: Collection[int] = (),
     ) -> None:
         self._live_turns = live_turns if hears else None
         self._key = key
         self._turn_id = turn_id
-        self._message_id = message_id  # an edit of it into /stop stops it before a job is paid
+        # An edit of one of the messages it answers into /stop stops it before a job is paid.
+        self._message_ids = message_ids
         self._handed_over = False
 
     def __enter__(self) -> StopWhileHearing:
         if self._live_turns is not None:
             try:
-                self._live_turns.expect(self._key, self._turn_id, message_id=self._message_id)
+                self._live_turns.expect(self._key, self._turn_id, message_ids=self._message_ids)
             except Exception as exc:
                 log.info("live_item_not_written", error=type(exc).__name__)
                 self._live_turns = None  # nothing marked: nothing to ask or end
