@@ -5,10 +5,12 @@ allowed waits for its turn (then declined), in one request."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
 from agentbot_testing import AwsFault, FakeClock, FaultProxy
+from local_stack import local_client
 from session_core import Approval, Approvals, ChatBacklog, LiveTurnsWithBacklog, SessionKey, Stopper
 
 KEY = SessionKey(tenant="acme", chat_id=-100123, thread_id=7)
@@ -467,3 +469,36 @@ def test_a_stop_kept_for_an_edited_message_lapses_and_many_keep_the_live_item_sm
     )["Item"]
     assert len(item["stopped_messages"]["L"]) <= 10
     assert live.expect(KEY, 11, message_ids=(124,)) and live.stop_requested(KEY, 11)  # the latest holds
+
+
+def test_two_edits_into_a_stop_at_once_when_the_list_is_full_are_both_kept(
+    aws: Any, clock: FakeClock
+) -> None:
+    """Two members edit their waiting messages into /stop at the same moment while the chat's
+    list of such messages is full: each reads the full list and writes it back with its own
+    message, and neither may overwrite the other's (its message would then be answered)."""
+    live = live_turns(aws, clock, None)
+    for message_id in range(100, 110):
+        live.keep_stop_for_message(KEY, message_id)
+    for first in range(200, 210, 2):  # several rounds: each must keep both
+        racers = [
+            live_turns(aws, clock, None, dynamodb=local_client("dynamodb", aws.endpoints.url_for("dynamodb")))
+            for _ in range(2)
+        ]
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=_edit_at_once, args=(barrier, racers[i], first + i)) for i in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for message_id in (first, first + 1):
+            assert live.expect(KEY, message_id, message_ids=(message_id,)), message_id
+            assert live.stop_requested(KEY, message_id), f"the stop for message {message_id} was lost"
+            live.end(KEY, message_id)
+
+
+def _edit_at_once(barrier: threading.Barrier, live: LiveTurnsWithBacklog, message_id: int) -> None:
+    barrier.wait()
+    live.keep_stop_for_message(KEY, message_id)

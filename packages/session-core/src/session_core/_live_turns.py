@@ -54,7 +54,7 @@ import msgspec
 from ._aws_errors import retry_transaction_conflicts
 from ._backlog import DEFAULT_STALE_AFTER_S
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, number
-from ._errors import MessageDecodeError
+from ._errors import MessageDecodeError, StorageError
 from ._json import encode_json
 from ._keys import SessionKey
 from ._newer_values import NewerValues, Tolerated, decode_tolerating
@@ -71,6 +71,7 @@ MAX_KEPT_STOPS = 10
 # Messages edited into a /stop named at once (each lapses as a kept stop does): the item stays
 # small, and a chat would have to edit this many within the lapse for one to give way.
 MAX_STOPPED_MESSAGES = 10
+_KEEP_STOP_ROUNDS = 10
 # Enough for a draft (Telegram shows at most 4096 characters) and a progress line.
 MAX_PROGRESS_TEXT = 4000
 
@@ -264,41 +265,63 @@ class LiveTurns(TableStore):
         """Keep a stop for the turn of the session's message ``message_id``, which its sender
         (``by``, None: nobody to name) edited into a /stop: should that turn be expected later,
         it is stopped before it begins (see the module). One UpdateItem; a second when the list
-        is full, keeping those that have not lapsed (the oldest give way)."""
+        is full, keeping those that have not lapsed (the oldest give way), written only over
+        the list it read: another edit kept meanwhile is never overwritten (read again, it is
+        kept too). StorageError when the list kept changing under it (Telegram sends the edit
+        again, which claims its message anew)."""
         now = self._table.clock()
         stopped: dict[str, Any] = {"message_id": number(message_id), "at": number(now)}
         if by is not None:
             stopped["by"] = stopper_value(by)
-        this = {"L": [{"M": stopped}]}
-        values = {":this": this, ":ttl": number(self._table.expires_at(now))}
-        try:
-            self._table.update(
-                "keep_stop_for_message",
-                session_item_pk(key),
-                LIVE_SK,
-                UpdateExpression=(
-                    "SET stopped_messages = list_append(if_not_exists(stopped_messages, :none), :this),"
-                    " expires_at = :ttl"
-                ),
-                ConditionExpression="attribute_not_exists(stopped_messages) OR size(stopped_messages) < :max",
-                ExpressionAttributeValues={
-                    **values,
-                    ":none": {"L": []},
-                    ":max": number(MAX_STOPPED_MESSAGES),
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return
-        except ConditionFailed as full:
-            old = (full.item or {}).get("stopped_messages", {}).get("L", [])
-        kept = [entry for entry in old if now - item_float(entry["M"], "at") <= _KEPT_STOP_S]
-        values[":this"] = {"L": [*kept[-(MAX_STOPPED_MESSAGES - 1) :], *this["L"]]}
-        self._table.update(
-            "keep_stop_for_message",
-            session_item_pk(key),
-            LIVE_SK,
-            UpdateExpression="SET stopped_messages = :this, expires_at = :ttl",
-            ExpressionAttributeValues=values,
+        this = {"M": stopped}
+        ttl = number(self._table.expires_at(now))
+        # Each round lost means another edit was kept: a chat's edits at once are few.
+        for _ in range(_KEEP_STOP_ROUNDS):
+            try:
+                self._table.update(
+                    "keep_stop_for_message",
+                    session_item_pk(key),
+                    LIVE_SK,
+                    UpdateExpression=(
+                        "SET stopped_messages = list_append(if_not_exists(stopped_messages, :none), :this),"
+                        " expires_at = :ttl"
+                    ),
+                    ConditionExpression=(
+                        "attribute_not_exists(stopped_messages) OR size(stopped_messages) < :max"
+                    ),
+                    ExpressionAttributeValues={
+                        ":this": {"L": [this]},
+                        ":ttl": ttl,
+                        ":none": {"L": []},
+                        ":max": number(MAX_STOPPED_MESSAGES),
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return
+            except ConditionFailed as full:
+                old = (full.item or {}).get("stopped_messages", {"L": []})
+            kept = [entry for entry in old["L"] if now - item_float(entry["M"], "at") <= _KEPT_STOP_S]
+            try:
+                self._table.update(
+                    "keep_stop_for_message",
+                    session_item_pk(key),
+                    LIVE_SK,
+                    UpdateExpression="SET stopped_messages = :this, expires_at = :ttl",
+                    # Unconditioned, two edits reading the same full list each wrote back their
+                    # own message alone: the first one's turn then ran.
+                    ConditionExpression="stopped_messages = :old",
+                    ExpressionAttributeValues={
+                        ":this": {"L": [*kept[-(MAX_STOPPED_MESSAGES - 1) :], this]},
+                        ":ttl": ttl,
+                        ":old": old,
+                    },
+                )
+                return
+            except ConditionFailed:
+                continue  # another edit rewrote the list since it was read
+        raise StorageError(
+            "live_turns.keep_stop_for_message",
+            f"the list of messages edited into a /stop kept changing ({_KEEP_STOP_ROUNDS} tries)",
         )
 
     def _stop_running(
