@@ -224,7 +224,7 @@ class Delivery:
                     if delivered.get(index) == _UNCONFIRMED:  # still named, as the first try did
                         skipped.append((part, "unconfirmed"))
                     continue
-                reply_to = msg.message_id if quote else None
+                reply_to = msg.message_id if quote or msg.in_reply_thread else None
                 try:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
@@ -284,7 +284,7 @@ class Delivery:
                 message_id = self._send_chunk(
                     msg,
                     text,
-                    reply_to=msg.message_id if quote else None,
+                    reply_to=msg.message_id if quote or msg.in_reply_thread else None,
                     reply_markup=markup,
                     time_left=time_left,
                 )
@@ -458,7 +458,8 @@ class Delivery:
                 reply_markup=reply_markup if number == len(parts) else None,
                 time_left=time_left,
             )
-            reply_to = None
+            if not msg.in_reply_thread:  # else each part quotes it, to stay in the thread
+                reply_to = None
         return message_id
 
 

@@ -60,6 +60,10 @@ class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     message_id: int
     thread_id: int = 0
     forum: bool = False  # the chat is a forum: its General topic (thread_id 0) is a topic too
+    # The message is in a reply thread of a group without topics (a channel post's comments):
+    # only a message quoting one of the thread's lands in it, so every part of the answer quotes
+    # this one (the first alone would leave the rest outside the comments, unseen by readers).
+    in_reply_thread: bool = False
     user_id: int | None = None
     user_name: str | None = None
     text: str = ""

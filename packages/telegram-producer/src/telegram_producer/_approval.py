@@ -38,7 +38,7 @@ from telegram_core import (
 )
 
 from ._config import ProducerConfig
-from ._updates import Update, shown_name, topic_of
+from ._updates import Update, in_reply_thread, shown_name, topic_of
 
 NOT_VALID_TEXT = "This button is not valid."
 NOT_WAITING_TEXT = "This request is no longer waiting for an answer."
@@ -107,6 +107,7 @@ class ButtonPress:
     callback_query_id: str
     thread_id: int = 0
     forum: bool = False  # the chat is a forum (its General topic is a topic too)
+    in_reply_thread: bool = False  # the question is in a channel post's comments (see InboundMessage)
     # The message is a forum's but Telegram no longer names its topic (it is days old): the
     # press must change nothing, as taken for the General topic it would act on another session.
     topic_unknown: bool = False
@@ -135,6 +136,7 @@ def button_press(update: Update, config: ProducerConfig) -> ButtonPress | None:
         callback_query_id=query.id,
         thread_id=thread_id,
         forum=chat.is_forum,
+        in_reply_thread=in_reply_thread(query.message),
         topic_unknown=query.message.topic_unknown,
     )
 

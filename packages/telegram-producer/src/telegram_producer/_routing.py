@@ -15,7 +15,7 @@ from ._mentions import without_bot_mentions
 from ._opening_command import OpeningCommand, opening_command
 from ._reply_context import replies_to_another_bot, replies_to_the_bot, reply_context
 from ._shared_content import shared_content_text
-from ._updates import Message, Update, on_behalf_of_a_chat, passed_on, sender_of, topic_of
+from ._updates import Message, Update, in_reply_thread, on_behalf_of_a_chat, passed_on, sender_of, topic_of
 
 # Updates of other kinds than a message; each is acknowledged and starts no turn (an edit
 # starts one only through ``_edits``: see README "Telegram").
@@ -128,6 +128,7 @@ def decide(update: Update, config: ProducerConfig, *, now: float = 0.0) -> Decis
         message_id=msg.message_id,
         thread_id=thread_id,
         forum=msg.chat.is_forum,
+        in_reply_thread=in_reply_thread(msg),
         user_id=sender_id,
         user_name=sender_name,
         text=text,

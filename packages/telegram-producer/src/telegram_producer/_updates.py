@@ -212,6 +212,13 @@ def topic_of(message: Message | CallbackMessage) -> int:
     return topic if topic and topic != GENERAL_TOPIC_ID else 0
 
 
+def in_reply_thread(message: Message | CallbackMessage) -> bool:
+    """Whether ``message`` is in a reply thread that is no forum topic (a channel post's
+    comments in its discussion group): Telegram puts a message there only when it quotes one
+    of the thread's, as ``message_thread_id`` names forum topics alone."""
+    return bool(message.message_thread_id) and not message.is_topic_message
+
+
 _BRACKETS_RE = re.compile(r"[\[\]]")
 # What shows nothing before a name's first character: format and control characters, marks
 # with nothing to combine with, and the blanks Unicode files as a letter or a symbol (the

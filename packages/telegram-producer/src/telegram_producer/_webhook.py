@@ -598,6 +598,7 @@ class Producer:
             message_id=press.message_id,
             thread_id=press.thread_id,
             forum=press.forum,
+            in_reply_thread=press.in_reply_thread,
             # The asker's request goes on (an approver's press included): it counts against
             # their budget, and a call the turn asks next is theirs to answer.
             user_id=_asker(current, press),
