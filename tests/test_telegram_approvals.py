@@ -199,7 +199,12 @@ def test_an_anonymous_admins_request_is_answered_by_an_approver_only(stack, monk
     asking = ask(stack, 325, f"rm -rf build @{BOT_USERNAME}", **group, **on_behalf)
     pending = stack.approvals().current(GROUP_KEY)
     assert pending is not None and pending.requested_by == GROUP
-    refused = post(stack, stack.telegram.press_button(asking, user_id=777, text="Allow once"))
+    monkeypatch.setenv("APPROVER_USER_IDS", "888")
+    refused = post(
+        stack,
+        stack.telegram.press_button(asking, user_id=777, text="Allow once"),
+        producer_handler.build_producer(),
+    )
     assert refused["text"] == "This was asked anonymously: only an approver of this bot can answer it."
     monkeypatch.setenv("APPROVER_USER_IDS", "777")
     answer = post(

@@ -248,3 +248,25 @@ def test_a_stop_button_pressed_where_only_the_group_itself_is_allowed_says_how_t
     assert post(stack, {**press, "update_id": 722}, producer_handler.build_producer())["text"] == (
         "Only people allowed to use this bot can press its buttons."
     )
+
+
+def test_an_anonymous_admins_call_where_the_bot_has_no_approvers_says_how_to_drop_it(stack) -> None:
+    """Nobody may answer it (a press is always a person's, and APPROVER_USER_IDS is empty):
+    "only an approver can answer it" sent the admin looking for an approver there is none of,
+    while the call held the conversation. The press says what does work, and that works."""
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    on_behalf = {"from": anonymous, "sender_chat": {"id": GROUP, "type": "supergroup", "title": "Team"}}
+    assert stack.post(update(730, text=f"@{BOT_USERNAME} ask:Bash ls", **IN_GROUP, **on_behalf)) == 200
+    stack.drain(stack.consumer())
+    [asking] = [m for m in stack.replies(GROUP) if buttons_of(m)]
+    for label in ("Allow once", "Deny"):
+        press = stack.telegram.press_button(copy.deepcopy(asking), user_id=777, text=label, username="admin")
+        assert post(stack, press)["text"] == (
+            "This was asked anonymously, and this bot has no approvers to answer it: a new message "
+            "to me drops it."
+        )
+    assert stack.post(update(731, text=f"@{BOT_USERNAME} never mind", **IN_GROUP, **on_behalf)) == 200
+    stack.drain(stack.consumer())
+    dropped = stack.approvals().current(GROUP_KEY)
+    assert dropped is not None and (dropped.state, dropped.answered_by) == ("settled", "new_message")
+    assert not buttons_of(now_shown(stack, asking["message_id"]))

@@ -48,6 +48,10 @@ NOT_ALLOWED_TEXT = "Only people allowed to use this bot can press its buttons."
 STOP_AS_THE_GROUP_TEXT = "To stop it as the group, send /stop while posting anonymously."
 # Asked on behalf of a chat (an anonymous admin, a channel post): no press comes from its id.
 NEEDS_APPROVER_TEXT = "This was asked anonymously: only an approver of this bot can answer it."
+# ... and the bot has none (APPROVER_USER_IDS is empty): nobody can, so say what ends the wait.
+NO_APPROVER_TEXT = (
+    "This was asked anonymously, and this bot has no approvers to answer it: a new message to me drops it."
+)
 ALREADY_REVOKED_TEXT = "Already revoked."
 # Who answered a request made on behalf of a chat, as the chat is told ("Allowed once by …").
 ANONYMOUS_REQUEST_ANSWERER = "an approver"
@@ -151,7 +155,9 @@ def refusal(
         return already_answered_text(approval)
     asker = approval.requested_by
     if asker is not None and press.user_id != asker and press.user_id not in config.approver_user_ids:
-        return NEEDS_APPROVER_TEXT if asker < 0 else NOT_YOURS_TEXT
+        if asker >= 0:
+            return NOT_YOURS_TEXT
+        return NEEDS_APPROVER_TEXT if config.approver_user_ids else NO_APPROVER_TEXT
     return None
 
 
