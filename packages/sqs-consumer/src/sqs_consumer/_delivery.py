@@ -224,7 +224,10 @@ class Delivery:
                     if delivered.get(index) == _UNCONFIRMED:  # still named, as the first try did
                         skipped.append((part, "unconfirmed"))
                     continue
-                reply_to = msg.message_id if quote or msg.in_reply_thread else None
+                # In a reply thread every part quotes the message, to land in the thread (not
+                # in the supergroup a group became: the message has another id there).
+                in_thread = msg.in_reply_thread and target is msg
+                reply_to = msg.message_id if quote or in_thread else None
                 try:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
