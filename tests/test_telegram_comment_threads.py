@@ -6,9 +6,12 @@ the consumer and the runtime stub, as in test_telegram_group_people."""
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
-from agentbot_testing.telegram_support import BOT_USERNAME, update
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
+from telegram_core import decode_envelope
 
 GROUP = -100400
 CHANNEL = -100401
@@ -69,3 +72,21 @@ def test_an_approval_asked_after_files_in_a_comments_thread_is_shown_under_the_p
     asking = [m for m in stack.replies(GROUP) if m.get("reply_markup")]
     assert len(asking) == 1 and len(stack.replies(GROUP)) >= 2, stack.replies(GROUP)
     assert all(in_the_thread(stack)), in_the_thread(stack)
+
+
+def test_the_answer_an_allow_in_the_comments_lets_run_stays_under_the_post(stack) -> None:
+    """The press is on the bot's question, which Telegram names as in the post's thread: the
+    turn it resumes answers there too, every part quoting the question."""
+    assert stack.post(a_comment(830, f"@{BOT_USERNAME} ask:Bash ls")) == 200
+    stack.drain(stack.consumer())
+    [asking] = [m for m in stack.replies(GROUP) if m.get("reply_markup")]
+    shown = {**copy.deepcopy(asking), "message_thread_id": POST}  # as Telegram shows it
+    press = stack.telegram.press_button(shown, text="Allow once", username="alice")
+    answer = stack.producer.handle_event(webhook_event(press))
+    assert json.loads(answer["body"])["text"] == "Allowed once."
+    [queued] = [decode_envelope(raw["Body"]).message for raw in stack.receive()]
+    assert (queued.kind, queued.message_id, queued.in_reply_thread) == (
+        "approval",
+        asking["message_id"],
+        True,
+    )
