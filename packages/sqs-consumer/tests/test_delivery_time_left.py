@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
-from local_stack import TEST_BOT_TOKEN, LocalTelegram
+from local_stack import TEST_BOT_TOKEN, LocalTelegram, TelegramFault
 from session_core import DynamoTable, SessionKey, StagedAttachment
 from sqs_consumer import DeferredError, Delivery, DeliveryFailedError
 from sqs_consumer._timing import DELIVERY_PART_MIN_S
@@ -112,3 +113,106 @@ def test_a_held_upload_notice_leaves_the_file_its_time_not_an_upload_cut_short(
             released.set()
     assert unsent == []  # confirmed: not named as perhaps missing
     assert [f.file_name for f in telegram.sent_files(CHAT)] == ["report.txt"]
+
+
+def eats_the_time_then_holds(first: str, then: str, ends: list[float], held: threading.Event) -> Any:
+    """A Telegram that takes a second over the first ``first`` call, by when the invocation has
+    1.5 s left of its time for delivery, then holds each ``then`` call 1.5 s (``held`` set
+    once it served one): begun, such a send is cut and Telegram takes it all the same."""
+    seen: list[str] = []
+
+    def on_call(method: str, params: dict) -> None:
+        if method == first and first not in seen:
+            seen.append(method)
+            ends[0] = time.monotonic() + END_RESERVE_S + 1.5
+            time.sleep(1.0)
+        elif method == then:
+            time.sleep(1.5)
+            held.set()
+
+    return on_call
+
+
+def test_a_group_that_became_a_supergroup_gets_the_part_once_when_time_ran_out_at_the_move(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """The send to the supergroup comes after the refused one: begun with no time left, it is
+    cut while Telegram takes it, and the record's retry sends it again."""
+    group = msgspec.structs.replace(MSG, chat_id=-CHAT, chat_type="group", update_id=62)
+    supergroup = -100_000_000_091
+    ends, remaining = invocation_of(60)
+    held = threading.Event()
+    telegram.on_call = eats_the_time_then_holds("sendMessage", "sendMessage", ends, held)
+    telegram.inject("sendMessage", TelegramFault.group_upgraded(supergroup))
+    with pytest.raises(DeliveryFailedError) as cut:
+        delivery(aws, telegram, http).deliver(group, KEY, ["hello"], remaining=remaining)
+    assert cut.value.retryable
+    held.wait(5)  # a send held by Telegram, if one was begun, lands meanwhile
+    telegram.on_call = None
+    telegram.inject("sendMessage", TelegramFault.group_upgraded(supergroup))  # still a supergroup
+    _, retry_remaining = invocation_of(60)
+    delivery(aws, telegram, http).deliver(group, KEY, ["hello"], remaining=retry_remaining)
+    assert [m["text"] for m in telegram.sent_messages(supergroup)] == ["hello"]
+
+
+def test_a_text_telegram_counts_as_too_long_does_not_begin_its_second_half_without_time(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """The halves of a text refused as too long are sends of their own: the second, begun with
+    no time left, is cut while Telegram takes it, and the record's retry sends it again."""
+    text = "first half of the answer. second half of the answer."
+    ends, remaining = invocation_of(60)
+    held = threading.Event()
+    halves: list[str] = []
+
+    def on_call(method: str, params: dict) -> None:
+        if method == "sendMessage" and "parse_mode" not in params:  # a plain half
+            halves.append(params["text"])
+            if len(halves) == 1:
+                ends[0] = time.monotonic() + END_RESERVE_S + 1.5
+                time.sleep(1.0)
+            else:
+                time.sleep(1.5)
+                held.set()
+
+    telegram.on_call = on_call
+    telegram.inject("sendMessage", TelegramFault.message_too_long())
+    with pytest.raises(DeliveryFailedError) as cut:
+        delivery(aws, telegram, http).deliver(MSG, KEY, [text], remaining=remaining)
+    assert cut.value.retryable
+    held.wait(5)
+    telegram.on_call = None
+    telegram.inject("sendMessage", TelegramFault.message_too_long())
+    _, retry_remaining = invocation_of(60)
+    delivery(aws, telegram, http).deliver(MSG, KEY, [text], remaining=retry_remaining)
+    shown = [m["text"] for m in telegram.sent_messages(CHAT)]
+    second_half = shown[-1]
+    assert second_half.endswith("answer.") and shown.count(second_half) == 1, shown
+
+
+def test_a_refused_photo_is_not_begun_again_as_a_document_without_time_for_it(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """The document after a refused photo is a send of its own: begun with no time left, it is
+    cut while Telegram takes it, and the user is told it may be missing although it arrived."""
+    files = [
+        StagedAttachment(s3_key="outbox/chart.png", file_name="chart.png", mime_type="image/png", size=5)
+    ]
+    ends, remaining = invocation_of(60)
+    held = threading.Event()
+    telegram.on_call = eats_the_time_then_holds("sendPhoto", "sendDocument", ends, held)
+    telegram.inject("sendPhoto", TelegramFault.photo_invalid_dimensions())
+    with pytest.raises(DeliveryFailedError) as cut:
+        delivery(aws, telegram, http).deliver_files(
+            MSG, KEY, files, first_index=1, read=lambda file: b"chart", remaining=remaining
+        )
+    assert cut.value.retryable
+    held.wait(5)
+    telegram.on_call = None
+    telegram.inject("sendPhoto", TelegramFault.photo_invalid_dimensions())
+    _, retry_remaining = invocation_of(60)
+    unsent = delivery(aws, telegram, http).deliver_files(
+        MSG, KEY, files, first_index=1, read=lambda file: b"chart", remaining=retry_remaining
+    )
+    assert unsent == []  # sent, and said to be
+    assert [f.file_name for f in telegram.sent_files(CHAT)] == ["chart.png"]

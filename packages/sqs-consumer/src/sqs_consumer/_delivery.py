@@ -8,9 +8,11 @@ sends are chunks too, after the text: each one read, sent and recorded before th
 
 Given the invocation's remaining time, every send ends ``end_reserve_s`` before its end (the
 timing's ``delivery_end_reserve_s``), and a part is not begun (nor another delivery's claim on
-it waited for) with less than ``DELIVERY_PART_MIN_S`` of that time left: a Telegram that
-holds a send fails the delivery (retryable), so the record is retried and sends the rest,
-instead of Lambda killing the invocation mid-delivery with the record's outcome unsaid.
+it waited for) with less than ``DELIVERY_PART_MIN_S`` of that time left, nor is any later
+send of a part begun (to the supergroup a group became, a too long text's halves, a refused
+photo as a document): a Telegram that holds a send fails the delivery (retryable), so the
+record is retried and sends the rest, instead of Lambda killing the invocation mid-delivery
+with the record's outcome unsaid.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class _NotSent(Exception):
     def __init__(self, reason: UnsentReason = "failed") -> None:
         super().__init__(reason)
         self.reason: UnsentReason = reason
+
+
+class _NoTimeToBegin(Exception):
+    """A send within a part (after its first) not begun: too little of the time for delivery
+    is left (see DELIVERY_PART_MIN_S). Nothing of that send went; the part fails, retryable."""
 
 
 class DeliveryRecords(Protocol):
@@ -241,10 +248,13 @@ class Delivery:
                         # bytes in it) is gone before the next send reads the file again.
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
+                            _begin_or_stop(time_left)
                             message_id = send(target, part, None, time_left)
                 except _NotSent as not_sent:
                     skipped.append((part, not_sent.reason))
                     continue
+                except _NoTimeToBegin:
+                    raise _out_of_time(msg.update_id, index) from None
                 quote = False
                 # Recorded like any part sent, its claim kept till then: one that may have
                 # gone (_UNCONFIRMED) is never free for the other delivery to send again.
@@ -294,6 +304,8 @@ class Delivery:
             self._record_chunk(key, msg.update_id, index, message_id)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
+        except _NoTimeToBegin:
+            raise _out_of_time(msg.update_id, index) from None
         return message_id
 
     def _delivery_time(self, remaining: RemainingTimeMs | None) -> TimeLeft:
@@ -393,6 +405,7 @@ class Delivery:
                 thread_id=msg.thread_id,
                 reply_to_message_id=reply_to,
                 time_left=time_left,
+                before_fallback=lambda: _begin_or_stop(time_left),
             )
         except TelegramBadRequest as exc:
             if exc.chat_unreachable:
@@ -451,6 +464,7 @@ class Delivery:
             parts = split_plain(plain, len(plain) // 2 + 1)  # Telegram counted more than we did
         message_id = 0
         for number, part in enumerate(parts, start=1):
+            _begin_or_stop(time_left)
             message_id = self._bot.send_message(
                 msg.chat_id,
                 part,
@@ -481,8 +495,21 @@ def _time_to_begin(time_left: TimeLeft) -> TimeLeft:
 
 
 def _stop_when_out_of_time(update_id: int, index: int, time_left: TimeLeft) -> None:
-    # Nothing of the part went: the record's retry sends it (and the rest) in a new invocation.
+    try:
+        _begin_or_stop(time_left)
+    except _NoTimeToBegin:
+        raise _out_of_time(update_id, index) from None
+
+
+def _begin_or_stop(time_left: TimeLeft) -> None:
+    """Before any send of a part: _NoTimeToBegin when it may no longer be begun (begun, it
+    would be cut while Telegram takes it, and the record's retry would send it again)."""
     begin_left = _time_to_begin(time_left)
     if begin_left is not None and begin_left() <= 0:
-        cause = DeferredError("out_of_time", "the invocation's time for delivery ran out")
-        raise DeliveryFailedError(update_id, index, cause)
+        raise _NoTimeToBegin
+
+
+def _out_of_time(update_id: int, index: int) -> DeliveryFailedError:
+    # Nothing of the send went: the record's retry sends the part (and the rest) in a new invocation.
+    cause = DeferredError("out_of_time", "the invocation's time for delivery ran out")
+    return DeliveryFailedError(update_id, index, cause)

@@ -392,6 +392,7 @@ class BotApi:
         reply_to_message_id: int | None = None,
         caption: str | None = None,
         time_left: Callable[[], float] | None = None,
+        before_fallback: Callable[[], None] | None = None,
     ) -> int:
         """Upload ``content`` as ``file_name`` (multipart/form-data, retried as ``call``, but
         for a 5xx or a network error after the upload went out (the error's
@@ -399,7 +400,8 @@ class BotApi:
         as a photo (sendPhoto) when Telegram shows it inline (``PHOTO_MIME_TYPES``, at most
         ``MAX_PHOTO_BYTES``), else as a document (sendDocument). A photo Telegram refuses
         (TelegramBadPhoto, the group's permissions, or a bad request it names no reason for) goes
-        again as a document.
+        again as a document, after ``before_fallback()`` (which may raise to keep it from
+        going: the caller's time to begin a send is over).
         ``caption``: plain text under the file; ``time_left``: as for ``call`` (both tries).
         Returns the message_id."""
         fields: dict[str, str] = {"chat_id": str(chat_id)}
@@ -418,6 +420,8 @@ class BotApi:
                 if exc.chat_unreachable or exc.kind not in ("bad_photo", "media_forbidden", "bad_request"):
                     raise
                 log.warning("photo_sent_as_document", kind=exc.kind, error_code=exc.error_code)
+            if before_fallback is not None:
+                before_fallback()
         return self._upload("document", fields, file_name, content, mime_type, time_left)
 
     def _upload(
