@@ -216,3 +216,16 @@ def test_a_refused_photo_is_not_begun_again_as_a_document_without_time_for_it(
     )
     assert unsent == []  # sent, and said to be
     assert [f.file_name for f in telegram.sent_files(CHAT)] == ["chart.png"]
+
+
+def test_a_send_whose_answer_trickles_in_ends_within_the_time_for_delivery(
+    aws: Any, telegram: LocalTelegram
+) -> None:
+    """Every read of a trickling answer is quick, so no HTTP timeout ends the call: bounded by
+    its phases only, it would hold the invocation past its end, the record's outcome unsaid."""
+    telegram.inject("sendMessage", TelegramFault.served_then_trickled(25.0))
+    _, remaining = invocation_of(END_RESERVE_S + DELIVERY_PART_MIN_S + 3)
+    with httpx.Client(timeout=5) as http, pytest.raises(DeliveryFailedError) as cut:
+        delivery(aws, telegram, http).deliver(MSG, KEY, ["hello"], remaining=remaining)
+    assert cut.value.retryable  # the record is retried (the part may have gone: Telegram took it)
+    assert remaining() > 0, "the send outlived the invocation"

@@ -87,6 +87,8 @@ class TelegramFault:
     answer_lost: bool = False
     # The call is served (a file is sent), then answered with this error all the same.
     served_first: bool = False
+    # The call is served; its answer then trickles out a byte at a time over this many seconds.
+    trickle_s: float = 0.0
 
     @classmethod
     def served_then_dropped(cls) -> TelegramFault:
@@ -99,6 +101,12 @@ class TelegramFault:
         """The call succeeds but the answer is a 5xx: the proxy in front of the Bot API gave up
         waiting on a send that went through."""
         return replace(cls.server_error(status), served_first=True)
+
+    @classmethod
+    def served_then_trickled(cls, seconds: float) -> TelegramFault:
+        """The call succeeds and its answer comes a byte at a time over ``seconds``: a slow
+        link or proxy that keeps every read of the client busy, so no read timeout ever ends it."""
+        return cls(200, "", trickle_s=seconds)
 
     @classmethod
     def group_upgraded(cls, to_chat_id: int) -> TelegramFault:
@@ -174,6 +182,15 @@ class _State:
 
 class _AnswerLost(Exception):
     """The call was served; its connection is to close without an answer."""
+
+
+class _Trickled(Exception):
+    """The call was served; its answer (``result``) is to go out a byte at a time over ``seconds``."""
+
+    def __init__(self, result: Any, seconds: float) -> None:
+        super().__init__("trickled")
+        self.result = result
+        self.seconds = seconds
 
 
 class _ApiError(Exception):
@@ -356,12 +373,14 @@ class LocalTelegram(LoopbackServer):
             queued = self._state.faults.get(method)
             if queued:
                 fault = queued.pop(0)
-        if fault is not None and not (fault.answer_lost or fault.served_first):
+        if fault is not None and not (fault.answer_lost or fault.served_first or fault.trickle_s):
             raise _fault_error(fault)
         serve = _METHODS.get(method)
         if serve is None:
             raise _ApiError(404, "Not Found: method not found")
         result = serve(self, params)
+        if fault is not None and fault.trickle_s:
+            raise _Trickled(result, fault.trickle_s)
         if fault is not None:
             raise _AnswerLost if fault.answer_lost else _fault_error(fault)
         return result
@@ -855,6 +874,10 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
                 api._record(method, _recorded(params), 200)
                 self.close_connection = True  # no status line: the client sees the connection drop
                 return
+            except _Trickled as slow:
+                api._record(method, _recorded(params), 200)
+                self._trickle(json.dumps({"ok": True, "result": slow.result}).encode(), slow.seconds)
+                return
             api._record(method, _recorded(params), 200)
             self._send(200, json.dumps({"ok": True, "result": result}).encode())
 
@@ -880,6 +903,19 @@ def _handler_for(api: LocalTelegram) -> type[BaseHTTPRequestHandler]:
             if any(value is not None for value in parameters.values()):
                 body["parameters"] = {name: value for name, value in parameters.items() if value is not None}
             self._send(exc.status, json.dumps(body).encode())
+
+        def _trickle(self, body: bytes, seconds: float) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            for index in range(len(body)):
+                if not api._serving:  # stopped: no thread of it outlives the server
+                    return
+                time.sleep(seconds / len(body))
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
 
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
             self.send_response(status)

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal
 import httpx
 from session_core import FixedSecret, MessageDecodeError, SecretSource, decode_json, encode_json, get_logger
 
+from ._call_deadline import call_within
 from ._errors import (
     TelegramApiError,
     TelegramBadMarkup,
@@ -220,16 +221,20 @@ class BotApi:
         call's, else the client's), 5xx and network errors up to ``attempts`` times in all;
         raises TelegramApiError. ``time_left()``: the seconds the caller still has, read around
         each call; a wait is taken only when it and another call as slow as the last fit in
-        what is left, else the error is raised; each call's HTTP timeouts end within it too.
+        what is left, else the error is raised; each call ends within it too, whole (not only
+        each of its HTTP phases: a network error that may have arrived when it does not).
         """
         body = encode_json(dict(params))
         return self._with_retries(
             method,
-            lambda token: self._http.post(
-                self._method_url(method, token),
-                content=body,
-                headers={"content-type": "application/json"},
-                timeout=self._timeout_within(time_left),
+            lambda token: self._post_within(
+                time_left,
+                lambda: self._http.post(
+                    self._method_url(method, token),
+                    content=body,
+                    headers={"content-type": "application/json"},
+                    timeout=self._timeout_within(time_left),
+                ),
             ),
             attempts,
             max_retry_after_s,
@@ -271,6 +276,16 @@ class BotApi:
                 log.warning("telegram_retry", method=method, kind=error.kind, wait_s=wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _post_within(
+        time_left: Callable[[], float] | None, post: Callable[[], httpx.Response]
+    ) -> httpx.Response:
+        """``post()`` ended within the caller's time left, whole: the timeouts below bound
+        each phase of it only (an answer that trickles in takes as long as it likes)."""
+        if time_left is None:
+            return post()
+        return call_within(max(time_left(), MIN_CALL_TIMEOUT_S), post)
 
     def _timeout_within(self, time_left: Callable[[], float] | None) -> httpx.Timeout:
         """The HTTP client's timeouts, none longer than the caller's time left: a slow answer
@@ -441,11 +456,14 @@ class BotApi:
             upload: dict[str, tuple[str, IO[bytes], str]] = {
                 field: (file_name, io.BytesIO(content), mime_type or "application/octet-stream")
             }
-            return self._http.post(
-                self._method_url(method, token),
-                data=dict(fields),
-                files=upload,
-                timeout=self._timeout_within(time_left),
+            return self._post_within(
+                time_left,
+                lambda: self._http.post(
+                    self._method_url(method, token),
+                    data=dict(fields),
+                    files=upload,
+                    timeout=self._timeout_within(time_left),
+                ),
             )
 
         result = self._with_retries(method, post, resend_safe=False, time_left=time_left)
