@@ -71,6 +71,49 @@ def ask(stack: Any, update_id: int, what: str = "ls -la <src>", **fields: Any) -
     return asking_message(stack, fields.get("chat_id", CHAT))
 
 
+def test_a_question_telegram_showed_after_the_consumer_gave_it_up_leaves_one_question_to_press(
+    stack,
+) -> None:
+    """Telegram held the question's send past the time for delivery, then showed it all the
+    same, and the record's retry asked again. Buttons under that late copy would never be
+    edited to the answer (its message_id never came back): only the question the answer edits
+    carries them, and once answered, no message in the chat still asks."""
+    ends = [time.monotonic() + 600]
+    held = threading.Event()
+
+    def holds_the_question(method: str, params: dict[str, Any]) -> None:
+        text = str(params.get("text", ""))
+        if method == "sendMessage" and text == "I need to use Bash for this.":
+            ends[0] = time.monotonic() + 2.0 + 5.0 + 1.5  # the end reserve, a part's 5 s, 1.5 s
+        elif method == "sendMessage" and "May I run this?" in text and not held.is_set():
+            time.sleep(10)  # past the time for delivery: the consumer gives the send up
+            held.set()
+
+    stack.telegram.on_call = holds_the_question
+    assert stack.post(update(330, text="ask:Bash ls -la")) == 200
+    first_try = stack.hand_over(
+        stack.consumer(delivery_reserve_s=6.0),  # a third of it kept after the sends: 2 s
+        stack.receive(),
+        remaining_time_ms=lambda: int((ends[0] - time.monotonic()) * 1000),
+    )
+    assert first_try["batchItemFailures"]  # retried for the question
+    assert held.wait(30)  # Telegram showed it all the same
+    stack.telegram.on_call = None
+    stack.drain(stack.consumer())
+    questions = [m for m in stack.replies(CHAT) if "May I run this?" in m["text"]]
+    assert len(questions) == 2  # the late one, and the retry's
+    asking = [copy.deepcopy(m) for m in questions if buttons_of(m)]
+    assert len(asking) == 1, "the late copy's buttons would answer nothing the chat then shows"
+    [live] = asking
+    approval = stack.approvals().current(KEY)
+    assert approval is not None and approval.message_id == live["message_id"]
+
+    post(stack, stack.telegram.press_button(live, text="Allow once", username="ada"))
+    stack.drain(stack.consumer())
+    assert as_read(message_now(stack, live["message_id"])["text"]).startswith("✅ Allowed once by @ada")
+    assert not [m["message_id"] for m in stack.replies(CHAT) if buttons_of(m)], "a question still asks"
+
+
 def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes_it(stack) -> None:
     asking = ask(stack, 300)
     approval = stack.approvals().current(KEY)

@@ -5,6 +5,8 @@ test_turn_limits), answered here like a budget's refusal: not a dead letter."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from agentbot_testing.telegram_support import update
 from local_stack import TelegramFault
@@ -66,7 +68,10 @@ def test_a_turn_out_of_the_consumers_time_is_told_and_logged_as_that_not_as_the_
     [message] = stack.receive()
     with capture_logs() as logs:
         # 80 s left: the turn gets 35 s (after the delivery reserve), below the runtime's 60 s.
-        response = stack.hand_over(stack.consumer(), [message], remaining_s=80)
+        ends = time.monotonic() + 80
+        response = stack.hand_over(
+            stack.consumer(), [message], remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000)
+        )
 
     assert stack.replies(CHAT)[-1]["text"] == (
         "I had to wait before I could start on this message (for the previous message here, or "

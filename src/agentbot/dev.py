@@ -1239,7 +1239,13 @@ def _terminal_chat(
                 print(hint, flush=True)
 
     def show_edit(edit: dict[str, Any]) -> None:
-        if edit["chat_id"] == TERMINAL_CHAT_ID and not edit.get("reply_markup"):
+        if edit["chat_id"] != TERMINAL_CHAT_ID:
+            return
+        if "message" in edit:  # [I] buttons put under a question shown already: how to press them
+            hint = approvals.seen(edit["message"])
+            if hint is not None:
+                print(hint, flush=True)
+        elif not edit.get("reply_markup"):
             print("bot> " + shown_at_terminal(str(edit["visible"])).replace("\n", "\n     "), flush=True)
 
     server.on_send = show

@@ -208,19 +208,17 @@ class TelegramStack:
         messages: list[dict[str, Any]],
         *,
         keep_retry_delays: bool = False,
-        remaining_s: float | None = None,
+        remaining_time_ms: Callable[[], int] | None = None,
     ) -> dict[str, Any]:
         """Hand ``messages`` (received already, as Lambda's poller takes them before the
         consumer runs) to the consumer as one batch; delete what succeeded, make the failures
         visible again at once (``keep_retry_delays``: leave them hidden for the delay the
-        consumer set, as Lambda's event source does). ``remaining_s``: what is left of the
-        consumer's invocation (default: Lambda's maximum). Answers the batch response."""
+        consumer set, as Lambda's event source does; ``remaining_time_ms``: the invocation's,
+        as Lambda's context gives it). Answers the batch response."""
         event = sqs_lambda_event(
             messages, queue_arn=self.aws.resources.queue_arn, region=self.aws.sqs.meta.region_name
         )
-        ends = time.monotonic() + (remaining_s or 0.0)
-        remaining = None if remaining_s is None else lambda: int((ends - time.monotonic()) * 1000)
-        response: dict[str, Any] = dict(consumer.handle_batch(event, remaining_time_ms=remaining))
+        response: dict[str, Any] = dict(consumer.handle_batch(event, remaining_time_ms=remaining_time_ms))
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] in failed:

@@ -241,7 +241,9 @@ class LocalTelegram(LoopbackServer):
         # [H] Telegram's limit of messages (sends and edits) a minute per group; None: off.
         self.group_limit_per_minute = group_limit_per_minute
         self.on_draft = on_draft  # [H] called with every draft (agentbot dev's terminal chat)
-        self.on_edit = on_edit  # [I] called with every edit that landed (the terminal chat)
+        # [I] called with every edit that landed (the terminal chat); one of the buttons only
+        # (editMessageReplyMarkup) also carries the whole ``message`` as it now is
+        self.on_edit = on_edit
         self._files_dir = files_dir
         self._own_files_dir: Path | None = None
         self._state = _State()
@@ -765,6 +767,37 @@ class LocalTelegram(LoopbackServer):
             self.on_edit({**params, "chat_id": chat_id, "message_id": message_id, "visible": visible})
         return {k: v for k, v in found.items() if not k.startswith("_")}
 
+    def _edit_message_reply_markup(self, params: dict[str, Any]) -> Any:
+        chat_id = _int_param(params, "chat_id")
+        message_id = _int_param(params, "message_id")
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        with self._lock:
+            found = self._sent_message(chat_id, message_id)
+        if found is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        if (found.get("reply_markup") or None) == (markup or None):
+            raise _ApiError(400, "Bad Request: message is not modified")
+        self._count_group_send(chat_id, "editMessageReplyMarkup")
+        with self._lock:
+            if markup:
+                found["reply_markup"] = markup
+            else:
+                found.pop("reply_markup", None)
+            shown = {k: v for k, v in found.items() if not k.startswith("_")}
+        if self.on_edit is not None:
+            self.on_edit(
+                {
+                    **params,
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                    "visible": found["text"],
+                    "message": shown,
+                }
+            )
+        return shown
+
     def _delete_message(self, params: dict[str, Any]) -> Any:
         chat_id = _int_param(params, "chat_id")
         message_id = _int_param(params, "message_id")
@@ -815,6 +848,7 @@ _METHODS: dict[str, Callable[[LocalTelegram, dict[str, Any]], Any]] = {
     # [H] live turns
     "sendMessageDraft": LocalTelegram._send_message_draft,
     "editMessageText": LocalTelegram._edit_message_text,
+    "editMessageReplyMarkup": LocalTelegram._edit_message_reply_markup,
     "deleteMessage": LocalTelegram._delete_message,
     "answerCallbackQuery": LocalTelegram._answer_callback_query,
 }

@@ -33,6 +33,8 @@ from telegram_core import (
     TelegramBadRequest,
     TelegramChatMigrated,
     TelegramMediaForbidden,
+    TelegramMessageNotFound,
+    TelegramMessageNotModified,
     TelegramMessageTooLong,
     sent_as_photo,
 )
@@ -274,6 +276,7 @@ class Delivery:
         markup: Mapping[str, Any],
         *,
         quote: bool,
+        buttons_once_recorded: bool = False,
         remaining: RemainingTimeMs | None = None,
     ) -> int | None:
         """Send ``text`` (HTML) with inline buttons as chunk ``index`` of this update's reply
@@ -282,13 +285,19 @@ class Delivery:
         another delivery holds its claim). Refused HTML or a text too long goes again as plain
         text like ``deliver``'s chunks, the buttons on its last part (whose message_id this
         answers). Unlike ``deliver`` it does not follow a group to the supergroup it became: a
-        press there would come from another chat, another session. Raises DeliveryFailedError
-        like ``deliver`` (``remaining`` too)."""
+        press there would come from another chat, another session. ``buttons_once_recorded``:
+        the text goes without its buttons, which an edit puts under it once its message_id is
+        recorded (a retry puts them there again if need be): a send Telegram took after this
+        delivery gave it up (its time ran out, its answer was lost) then shows no buttons that
+        nothing would ever edit, beside the question the retry sends. Raises
+        DeliveryFailedError like ``deliver`` (``remaining`` too)."""
         time_left = self._delivery_time(remaining)
         claims = self._chunk_claimer(key, msg.update_id, time_left)
         try:
             delivered = self._registry.delivered_chunks(key, msg.update_id)
             if index in delivered:
+                if buttons_once_recorded:  # the edit may not have landed before the retry
+                    self._put_buttons(msg, delivered[index], markup, time_left)
                 return delivered[index]
             _stop_when_out_of_time(msg.update_id, index, time_left)
             if claims is not None and not claims.claim(index):  # the other delivery sent it
@@ -298,15 +307,30 @@ class Delivery:
                     msg,
                     text,
                     reply_to=msg.message_id if quote or msg.in_reply_thread else None,
-                    reply_markup=markup,
+                    reply_markup=None if buttons_once_recorded else markup,
                     time_left=time_left,
                 )
             self._record_chunk(key, msg.update_id, index, message_id)
+            if buttons_once_recorded:
+                self._put_buttons(msg, message_id, markup, time_left)
         except (TelegramApiError, StorageError) as exc:
             raise DeliveryFailedError(msg.update_id, index, exc) from exc
         except _NoTimeToBegin:
             raise _out_of_time(msg.update_id, index) from None
         return message_id
+
+    def _put_buttons(
+        self, msg: InboundMessage, message_id: int, markup: Mapping[str, Any], time_left: TimeLeft
+    ) -> None:
+        _begin_or_stop(time_left)
+        try:
+            self._bot.edit_message_reply_markup(msg.chat_id, message_id, markup, time_left=time_left)
+        except TelegramMessageNotModified:
+            pass  # there already: an earlier attempt's edit landed, its answer lost
+        except TelegramMessageNotFound:
+            # Deleted before a retry put them back: nothing to press there, nothing to fail
+            # the reply for (a new message still declines the call).
+            log.info("buttons_not_put", kind="message_not_found")
 
     def _delivery_time(self, remaining: RemainingTimeMs | None) -> TimeLeft:
         """The seconds left for delivery: the invocation's, less what the record's outcome

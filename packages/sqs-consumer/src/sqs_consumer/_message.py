@@ -469,7 +469,8 @@ class MessageHandler:
         files = result.files
         asking = result.approval_request
         # progress yields to answers in groups
-        view.spend_on_answer(len(chunks) + len(files) + (asking is not None))  # (+ a rare notice)
+        # (+ a rare notice; a question is sent, then given its buttons)
+        view.spend_on_answer(len(chunks) + len(files) + 2 * (asking is not None))
         # Each part has its place in the delivery record whatever the text's length: a retry
         # may render one chunk more or less (the usage footer is read afresh, the history
         # notice is not recorded), and must still find each file and the buttons.
@@ -559,8 +560,8 @@ class MessageHandler:
         remaining: RemainingTimeMs,
     ) -> None:
         """[I] Show the call waiting for approval with its buttons (once, as this reply's
-        APPROVAL_CHUNK; quoting the user's message when nothing came before it), and tell the
-        store which message carries them."""
+        APPROVAL_CHUNK; quoting the user's message when nothing came before it; the buttons put
+        under it once it is recorded), and tell the store which message carries them."""
         where = this_place(key.thread_id, forum=msg.forum)
         message_id = self._delivery.deliver_with_buttons(
             msg,
@@ -569,6 +570,9 @@ class MessageHandler:
             approval_request_html(request, where=where),
             approval_keyboard(request.approval_id, where=where),
             quote=quote,
+            # Buttons Telegram shows under a question sent late, beside the retry's, would never
+            # be edited to the answer: only the question whose message_id is known gets them.
+            buttons_once_recorded=True,
             remaining=remaining,
         )
         if message_id is not None and self._deps.approvals is not None:

@@ -396,6 +396,20 @@ class BotApi:
             time_left=time_left,
         )
 
+    def edit_message_reply_markup(
+        self,
+        chat_id: int,
+        message_id: int,
+        reply_markup: Mapping[str, Any],
+        *,
+        time_left: Callable[[], float] | None = None,
+    ) -> None:
+        """Put the inline buttons ``reply_markup`` under message ``message_id``, its text
+        unchanged (TelegramMessageNotModified when they are there already). ``time_left``: as
+        for ``call``."""
+        params = {"chat_id": chat_id, "message_id": message_id, "reply_markup": dict(reply_markup)}
+        self.call("editMessageReplyMarkup", params, time_left=time_left)
+
     def send_file(
         self,
         chat_id: int,
