@@ -114,6 +114,19 @@ def test_a_question_telegram_showed_after_the_consumer_gave_it_up_leaves_one_que
     assert not [m["message_id"] for m in stack.replies(CHAT) if buttons_of(m)], "a question still asks"
 
 
+def test_a_question_whose_buttons_telegram_refused_for_now_gets_them_from_the_retry(stack) -> None:
+    """The buttons go under the question by an edit after it is recorded; a Telegram failing
+    that edit leaves a question nobody can answer unless the record's retry puts them there
+    (the question itself, recorded, is not sent again)."""
+    stack.telegram.inject("editMessageReplyMarkup", TelegramFault.server_error(), times=5)
+    assert stack.post(update(331, text="ask:Bash ls -la")) == 200
+    stack.drain(stack.consumer())
+    [question] = [m for m in stack.replies(CHAT) if "May I run this?" in m["text"]]
+    assert buttons_of(question)
+    approval = stack.approvals().current(KEY)
+    assert approval is not None and approval.message_id == question["message_id"]
+
+
 def test_a_call_needing_approval_shows_it_with_three_buttons_and_a_press_resumes_it(stack) -> None:
     asking = ask(stack, 300)
     approval = stack.approvals().current(KEY)
