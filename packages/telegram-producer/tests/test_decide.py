@@ -445,6 +445,42 @@ def test_a_reply_to_a_document_names_the_file_as_its_sender_did(file_name: str |
     assert (attached.kind, attached.file_id, attached.file_name) == ("document", "d", file_name)
 
 
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        ({"voice": {"file_id": "v", "duration": 3}}, "a voice message"),
+        ({"video_note": {"file_id": "n", "length": 240, "duration": 5}}, "a video message"),
+        ({"audio": {"file_id": "a", "duration": 200, "title": "Song"}}, "an audio file"),
+        ({"video": {"file_id": "c", "width": 1, "height": 1, "duration": 9}}, "a video"),
+        # a GIF, with the copy of it Telegram sends as a document for older bots
+        ({"animation": {"file_id": "g"}, "document": {"file_id": "g", "file_name": "a.mp4"}}, "a GIF"),
+        ({"story": {"chat": {"id": 5, "type": "private"}, "id": 3}}, "a story"),
+    ],
+)
+def test_a_reply_to_what_the_bot_cannot_read_tells_the_agent_what_it_was(content: dict, what: str) -> None:
+    """ "what did he say?" as a reply to a voice message, without VoiceTranscription: the agent
+    read only "[In reply to a message from @bob]", nothing saying what it was or that it could
+    not be given, and answered as if the message had said nothing."""
+    replied = {"message_id": 2, "from": BOB, **content}
+    message = decide(update(text="what did he say?", reply_to_message=replied), config()).message
+
+    assert message is not None and message.attachments == ()
+    assert (
+        message.context
+        == f"[In reply to a message from @bob with {what} (not attached: the bot cannot read it)]"
+    )
+
+
+def test_a_reply_to_a_captioned_video_shows_its_caption_and_that_the_video_is_not_attached() -> None:
+    replied = {"message_id": 2, "from": BOB, "video": {"file_id": "c", "duration": 9}, "caption": "the demo"}
+    message = decide(update(text="does it work?", reply_to_message=replied), config()).message
+
+    assert message is not None
+    assert message.context == (
+        "[In reply to a message from @bob with a video (not attached: the bot cannot read it):]\n> the demo"
+    )
+
+
 def test_the_part_a_user_quoted_is_what_the_agent_sees_of_the_replied_message() -> None:
     replied = {"message_id": 2, "from": BOB, "text": "one\ntwo\nthree"}
     given = update(text="why?", reply_to_message=replied, quote={"text": "two", "position": 4})

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from session_core import counted
-from telegram_core import RECORDING_WORDS, InboundMessage
+from telegram_core import RECORDING_WORDS, InboundMessage, content_word
 
 from ._attachments import NotFetched
 from ._errors import AttachmentTooLargeError
@@ -35,13 +35,6 @@ _LIKE_A_HEAD_LINE = re.compile(
     re.IGNORECASE,
 )
 
-# Content the bot does not read, as the apps name it ("video", "GIF"; Telegram's name otherwise).
-_CONTENT_WORDS: dict[str, str] = {
-    **{medium: word for medium, word in RECORDING_WORDS.items()},
-    "animation": "GIF",
-    "giveaway_winners": "giveaway winners post",
-    "paid_media": "paid post",
-}
 # What a part's recordings said (or why each was not written down), by the part's update_id.
 Heard = Mapping[int, Sequence[HeardRecording]]
 
@@ -97,17 +90,13 @@ def with_unread_parts(prompt: str, parts: Sequence[InboundMessage]) -> str:
     counts = Counter(part.unsupported_what or "" for part in parts if part.kind == "unsupported")
     if not counts:
         return prompt
-    named = [counted(n, _content_word(what)) for what, n in counts.items()]
+    named = [counted(n, content_word(what)) for what, n in counts.items()]
     them = "them" if counts.total() > 1 else "it"
     line = (
         f"[Not attached, as the bot cannot read {them} yet: {' and '.join(named)}. "
         f"Tell the user you could not look at {them}.]"
     )
     return "\n\n".join(part for part in (prompt, line) if part)
-
-
-def _content_word(what: str) -> str:
-    return _CONTENT_WORDS.get(what) or what.replace("_", " ") or "message"
 
 
 def _why(not_fetched: NotFetched) -> str:

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ._places import nothing_running, this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
-    from ._unread_files import unread_files_note, unsupported_notice
+    from ._unread_files import content_word, unread_files_note, unsupported_notice
     from ._update_dedup import EditClaim, GroupMessage, UpdateDedup
 else:  # imported on first use (a producer never loads the Bot API client): see session_core's lazy_exports
     from session_core import lazy_exports
@@ -127,6 +127,7 @@ __all__ = [
     "approval_button_of",
     "approval_callback_data",
     "check_response",
+    "content_word",
     "decode_envelope",
     "decode_inbound_message",
     "encode_envelope",

@@ -1,6 +1,6 @@
 """The line under a command's answer when the message that carried it (in its caption) carried
 photos or files too, or content the bot does not handle (a GIF): the producer's, for /stop,
-and the consumer's, for every other command."""
+and the consumer's, for every other command; and the names of such content."""
 
 from __future__ import annotations
 
@@ -14,6 +14,21 @@ _AS_THE_APPS_SAY: Mapping[str, str] = {
     **{medium: f"{word}s" for medium, word in RECORDING_WORDS.items()},
     "animation": "GIFs",
 }
+
+
+# The same, one of them, as the agent is told it (a replied voice message, an album's video).
+_ONE_AS_THE_APPS_SAY: Mapping[str, str] = {
+    **{medium: word for medium, word in RECORDING_WORDS.items()},
+    "animation": "GIF",
+    "giveaway_winners": "giveaway winners post",
+    "paid_media": "paid post",
+}
+
+
+def content_word(what: str) -> str:
+    """Content the bot does not read (Telegram's name of it: ``video_note``, ``animation``)
+    as the apps name one of it: "video message", "GIF"."""
+    return _ONE_AS_THE_APPS_SAY.get(what) or what.replace("_", " ") or "message"
 
 
 def unsupported_notice(what: str | None) -> str:

@@ -13,11 +13,12 @@ from typing import Any
 
 import msgspec
 from session_core import quoted_file_name, within_utf16
-from telegram_core import RECORDING_WORDS, Attachment
+from telegram_core import RECORDING_WORDS, Attachment, content_word
 
 from ._attachments import attachments_of
 from ._shared_content import shared_content_text
 from ._updates import (
+    UNSUPPORTED_CONTENT,
     Chat,
     ExternalReply,
     Message,
@@ -66,7 +67,13 @@ def reply_context(
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
     if own and (excerpt := within_utf16(quoted, _OWN_MESSAGE_EXCERPT_CHARS)) != quoted:
         quoted = excerpt.rstrip() + "…"
-    what = f"{who} with the attached {_attached(attachments[0])}" if attachments else who
+    if attachments:
+        what = f"{who} with the attached {_attached(attachments[0])}"
+    elif unread := _unread(replied):
+        # Said, or "what did he say?" about a voice message is answered as if it said nothing.
+        what = f"{who} with {_a(content_word(unread))} (not attached: the bot cannot read it)"
+    else:
+        what = who
     if quoted:
         lines.append(f"[In reply to {what}:]")
         lines += [f"> {line}" for line in quoted.splitlines() or [""]]
@@ -85,6 +92,16 @@ def _attached(attachment: Attachment) -> str:
         return f"document “{name}”" if name else "document"
     kind = RECORDING_WORDS[attachment.medium] if attachment.kind == "voice" else "photo"
     return f"{kind} {attachment.file_name}"
+
+
+def _unread(replied: MessageContent) -> str | None:
+    """Telegram's name of the content ``replied`` carries that the bot does not read
+    (a recording, where none is heard; a GIF; a story...), if any."""
+    return next((name for name in UNSUPPORTED_CONTENT if getattr(replied, name) is not None), None)
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def replies_to_the_bot(msg: Message, bot_username: str | None) -> bool:

@@ -108,6 +108,14 @@ class MessageContent(msgspec.Struct, frozen=True, kw_only=True):
     video_note: Any = None
     audio: Any = None
     video: Any = None
+    # Present only to recognise unsupported content (a message's, or the one it replies
+    # to); their contents are never read.
+    game: Any = None
+    story: Any = None
+    giveaway: Any = None
+    giveaway_winners: Any = None  # the post naming a giveaway's winners
+    paid_media: Any = None
+    invoice: Any = None
 
 
 class RepliedMessage(MessageContent, frozen=True, kw_only=True):
@@ -165,13 +173,6 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # The group this supergroup was until an upgrade gave it a new id (the first message of
     # the supergroup, a service message).
     migrate_from_chat_id: ChatId | None = None
-    # Present only to recognise unsupported content; their contents are never read.
-    game: Any = None
-    story: Any = None
-    giveaway: Any = None
-    giveaway_winners: Any = None  # the post naming a giveaway's winners
-    paid_media: Any = None
-    invoice: Any = None
 
     def unsupported_content(self) -> str | None:
         """Name of the first content type this message carries that the bot does not handle
