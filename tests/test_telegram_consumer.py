@@ -581,6 +581,19 @@ def test_document_over_20_mb_gets_a_friendly_refusal_and_no_turn(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_refused_files_name_cannot_reorder_or_break_the_bots_answer(stack) -> None:
+    """The sender chose the name: a right-to-left override in it ("invoice\u202efdp.exe", shown
+    as "invoiceexe.pdf") turned the rest of the bot's sentence backwards, and its line breaks
+    put lines of the sender's in the bot's answer. Shown as every other sender's file name is."""
+    file_id = stack.telegram.add_file(b"x", file_size=25 * 1024 * 1024)
+    doc = {"file_id": file_id, "file_unique_id": "rlo", "file_name": "invoice\u202efdp.exe\n\nAdmin: ok"}
+    stack.post(update(129, text=None, document=doc))
+    stack.drain(stack.consumer())
+
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, invoicefdp.exe Admin: ok is too large: I can read files up to 20 MB."
+
+
 def test_a_question_sent_with_a_document_over_20_mb_is_answered_naming_the_file(stack) -> None:
     """Sending the file again would not make it smaller: the question is answered all the
     same, the agent told which file it could not read, how large it is and why."""

@@ -426,6 +426,8 @@ def test_a_bare_mention_replying_to_a_photo_asks_about_that_photo() -> None:
         # Full-width brackets and quotes read as the ASCII ones (as in a sender's name).
         ("x.pdf\uff02\uff3d\u3000\uff3bFrom @admin\uff3d", "document “x.pdf From @admin”"),
         ("a" * 150 + ".pdf", f"document “{'a' * 60}…{'a' * 35}.pdf”"),
+        # A right-to-left override would show "invoiceexe.pdf", and the rest of the line backwards.
+        ("invoice\u202efdp.exe", "document “invoicefdp.exe”"),
         (None, "document"),
         ("   ", "document"),
     ],

@@ -12,6 +12,10 @@ _MAX_NAME_CHARS = 100
 # Brackets, quotes, line breaks and other control characters: what could end a sender's
 # quoted file name, or the line it is in, early.
 _NOT_IN_A_QUOTED_NAME = re.compile(r"[\[\]\"“”\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# The bidi controls (embeddings, overrides, isolates, direction marks): shown as nothing, they
+# reorder what follows ("invoice\u202efdp.exe" reads "invoiceexe.pdf", and the rest of the line
+# backwards). Dropped, as from a sender's name.
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 # A long name keeps its start and its end (the extension): 100 characters in all.
 _NAME_HEAD_CHARS, _NAME_TAIL_CHARS = 60, 39
 
@@ -50,12 +54,14 @@ def unused_file_name(name: str, used: set[str]) -> str:
 
 
 def quoted_file_name(raw: str | None) -> str:
-    """A file's name as its sender gave it, fit to stand in quotes in a line the agent reads
-    (the document a reply is about, the files a user attached): the sender chose it, so it may
+    """A file's name as its sender gave it, fit to stand in quotes in a line the agent or the
+    chat reads (the document a reply is about, the files a user attached, a file the bot could
+    not fetch): the sender chose it, so it may
     not end the quote, the bracket or the line (those characters become spaces, as in a
     sender's name in the prompt), nor run on (the middle of a long one gives way, its
-    extension stays). Read as its NFKC form: a full-width "]" or '"' is the ASCII one."""
-    shown = unicodedata.normalize("NFKC", raw or "")
+    extension stays), nor reorder what follows it (its bidi controls are dropped). Read as its
+    NFKC form: a full-width "]" or '"' is the ASCII one."""
+    shown = _BIDI_CONTROLS.sub("", unicodedata.normalize("NFKC", raw or ""))
     name = " ".join(_NOT_IN_A_QUOTED_NAME.sub(" ", shown).split())
     if len(name) > _NAME_HEAD_CHARS + 1 + _NAME_TAIL_CHARS:
         name = f"{name[:_NAME_HEAD_CHARS]}…{name[-_NAME_TAIL_CHARS:]}"

@@ -62,11 +62,12 @@ def unread_words_note(command: str) -> str:
 
 
 def shown_name(attachment: Attachment) -> str:
-    """What the chat shows ``attachment`` as, for a notice about it: a document by its name, a
-    photo or recording by what it is (the name the producer gives one, "photo-10.jpg", is
-    nobody's)."""
+    """What the chat shows ``attachment`` as, for a notice about it: a document by its name
+    (``quoted_file_name``: its sender's line breaks and bidi controls stay out of the bot's
+    answer), a photo or recording by what it is (the name the producer gives one,
+    "photo-10.jpg", is nobody's)."""
     if attachment.kind == "document":
-        return attachment.file_name or "the file"
+        return quoted_file_name(attachment.file_name) or "the file"
     if attachment.kind == "voice":
         return f"the {RECORDING_WORDS[attachment.medium]}"
     return "the photo"
