@@ -65,6 +65,7 @@ from ._model_refusal import context_full, operator_refusal, request_refused
 from ._model_unanswered import unanswered
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
+from ._owned_trees import tree_size
 from ._process_sweep import (
     effective_scope,
     end_environment,
@@ -382,8 +383,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     request.max_cost_usd,
                     gate=plan.gate,
                 )
+                # this message's files, and those of the turn an approval answers brought back
+                user_files_bytes = int(await asyncio.to_thread(tree_size, workspace.attachments))
                 end = await self._run_until_stopped(
-                    run, workspace, outcome, holder, deadline, live, history_bytes=history_bytes
+                    run,
+                    workspace,
+                    outcome,
+                    holder,
+                    deadline,
+                    live,
+                    history_bytes=history_bytes,
+                    user_files_bytes=user_files_bytes,
                 )
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
@@ -741,10 +751,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         live: LiveProgress | None = None,
         *,
         history_bytes: int = 0,
+        user_files_bytes: int = 0,
     ) -> RunEnd:
         """Run the SDK until it finishes, the lease is lost, the time budget ends, the session's
         files pass SESSION_DISK_LIMIT_MB (on top of the ``history_bytes`` of transcript the
-        turn resumed) or the user stops it; a stopped run's CLI and tools are killed."""
+        turn resumed and the ``user_files_bytes`` of files the user sent) or the user stops
+        it; a stopped run's CLI and tools are killed."""
         # Nothing a previous turn started may watch this one (normally a no-op: see below).
         self._sweep_processes(before_run=True)
         saver = self._save_before_tools(holder, outcome)
@@ -754,7 +766,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         # The history the turn resumes is the chat's, bounded by the memory's limit (refused as
         # history_too_large past it), not its tools' doing: counted, a transcript past the cap
         # stopped every later turn of the chat before it began.
-        budget = limit_mb * 1024 * 1024 + history_bytes
+        # So are the files the user sent (up to 10 of 20 MB each): counted, a PDF larger than
+        # the cap stopped its turn before it began, the user told the bot's files grew too large.
+        budget = limit_mb * 1024 * 1024 + history_bytes + user_files_bytes
         scope, since = self.settings.process_sweep_scope, self.started_ticks
         disk = asyncio.create_task(
             disk_limit_passed(
