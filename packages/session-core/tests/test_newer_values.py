@@ -69,6 +69,18 @@ def test_an_unknown_error_reason_keeps_its_kind_and_an_unknown_kind_is_an_intern
     ]
 
 
+def test_a_timeout_charged_to_a_newer_kind_of_deadline_reads_as_the_runtimes() -> None:
+    # A runtime one release newer may name whose time ran out in a way this consumer does not
+    # know: the turn's text and spend are kept, its timeout told as the runtime's own.
+    with capture_logs() as logs:
+        result = decode_turn_result(
+            newer_result(error_kind="model_error", error_reason="timeout", timed_out_by=FUTURE)
+        )
+
+    assert (result.error_reason, result.timed_out_by, result.text) == ("timeout", None, "half an answer")
+    assert [(e["field"], e["value"]) for e in logs] == [("timed_out_by", FUTURE)]
+
+
 def test_an_approval_answered_in_a_newer_way_reads_as_answered_by_its_buttons() -> None:
     outcome = {
         "approval_id": "a1",

@@ -89,6 +89,9 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
         return self.mb > self.limit_mb
 
 
+# Whose time a turn stopped by "timeout" ran out of (see ``TurnResult.timed_out_by``).
+TimedOutBy = Literal["runtime", "caller"]
+
 UnsentReason = Literal[
     "too_large",
     "too_many",
@@ -157,7 +160,7 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # the caller's deadline, when the caller had spent part of its own invocation before the
     # turn (a wait for the chat's previous turn, a voice transcription). None: no timeout, or
     # a runtime older than this field.
-    timed_out_by: Literal["runtime", "caller"] | None = None
+    timed_out_by: TimedOutBy | None = None
     # Stopped before its run began (the stop came while it waited to start): its prompt never
     # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is
     # no part of the conversation either (the next turn leaves it out, as for a failed turn).
@@ -201,13 +204,16 @@ _result_decoder = msgspec.json.Decoder(TurnResult)
 # does not know: read as what the consumer can say truthfully. An unknown reason is no reason
 # (the kind's own words, a plain "Stopped."); an unknown kind still a failure, of ours; a file
 # not sent for an unknown reason, one that "could not be prepared". Logged: the operator sees
-# the skew. (Approval choices and states have no truthful fallback: they stay strict.)
+# the skew; a timeout charged to an unknown deadline, the runtime's. (Approval choices and
+# states have no truthful fallback: they stay strict.)
 _RESULT_NEWER_VALUES = NewerValues(
     "result.unknown_value",
     (
         Tolerated.field("error_kind", ErrorKind, "internal"),
         Tolerated.field("error_reason", ErrorReason, None),
         Tolerated.field("stop_reason", ErrorReason, None),
+        # A deadline of a kind this release cannot name: told as it told every timeout before.
+        Tolerated.field("timed_out_by", TimedOutBy, None),
         Tolerated.field("files_not_sent.reason", UnsentReason, "failed"),
         Tolerated.field("approval_outcome.answered_by", ApprovalAnsweredBy, "button"),
     ),
