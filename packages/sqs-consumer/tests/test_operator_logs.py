@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from agentbot_testing import AwsFault, FaultProxy
 from agentbot_testing.telegram_support import answered, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
+    BudgetCaps,
+    BudgetLedger,
     SessionKey,
     StorageError,
     TurnRequest,
@@ -99,6 +103,45 @@ def test_a_failed_invocation_warns_of_no_budget_hold_where_no_budget_is_set(
     events = [line["event"] for line in json_lines(capsys.readouterr().err)]
     assert "record_retry" in events
     assert "budget_hold_kept" not in events
+
+
+def test_a_budget_hold_an_older_consumer_keeps_changing_is_logged_naming_the_budget(
+    aws: Any, make_consumer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hold fails as a transient StorageError while an older consumer still counts the
+    user's account (a deploy under way): each retry's line, and the dead letter's when it never
+    passes, must name the budget hold, or the operator reads "StorageError" and nothing to go
+    on. (AWS's own message is never logged: it may quote an item's values.)"""
+    account = {
+        "pk": {"S": "budget|user|default|77"},
+        "sk": {"S": "day|" + datetime.now(UTC).strftime("%Y-%m-%d")},
+    }
+    aws.dynamodb.put_item(TableName=aws.resources.table, Item={**account, "spent_usd": {"N": "2.5"}})
+
+    def older_consumer_settles_first(operation: str, body: bytes) -> bool:
+        if b"ADD committed_usd :gap" in body:  # this consumer's catch-up, about to be sent
+            aws.dynamodb.update_item(
+                TableName=aws.resources.table,
+                Key=account,
+                UpdateExpression="ADD spent_usd :cost",
+                ExpressionAttributeValues={":cost": {"N": "0.001"}},
+            )
+        return False
+
+    race = AwsFault("dynamodb:UpdateItem", when=older_consumer_settles_first)
+    caps = BudgetCaps(user_daily_usd=3.0, turn_usd=0.3)
+    queue_message(aws, 644)
+    configure_logging(json_lines=True)
+    with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[race]) as proxy:
+        budgets = BudgetLedger(
+            dynamodb=proxy.client("dynamodb"), table=aws.resources.table, caps=caps, tenant="default"
+        )
+        run_once(aws, make_consumer(SlowRuntime(), config={"budgets": caps}, deps={"budgets": budgets}))
+
+    retried = [line for line in json_lines(capsys.readouterr().err) if line["event"] == "record_retry"]
+    assert len(retried) == 1
+    assert "budget.hold" in retried[0]["error"]
+    assert "ConditionalCheckFailedException" in retried[0]["error"]
 
 
 class ClaimsThatFailToRenew:

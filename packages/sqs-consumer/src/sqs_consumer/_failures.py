@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from session_core import SECRET_REREAD_INTERVAL_S, SessionKey, get_logger, well_formed
+from session_core import SECRET_REREAD_INTERVAL_S, SessionKey, StorageError, get_logger, well_formed
 from telegram_core import TelegramApiError
 
 from ._batch import REQUEUES_ATTRIBUTE, SqsRecord
@@ -113,7 +113,15 @@ def _failure_of(exc: Exception) -> Failure:
             chat_unreachable=exc.chat_unreachable,
             token_refused=exc.token_refused,
         )
-    # Other errors (session-core's StorageError, a bug) may say whether retrying helps.
+    if isinstance(exc, StorageError):
+        # Named by what failed and the service's code, never by its detail (AWS's message may
+        # quote an item's values): "StorageError" alone left the operator nothing to look at.
+        return Failure(
+            kind=type(exc).__name__,
+            detail=f"{type(exc).__name__} in {exc.operation} ({exc.error_code or 'no error code'})",
+            retryable=exc.retryable,
+        )
+    # Other errors (a bug) may say whether retrying helps.
     return Failure(
         kind=str(getattr(exc, "error_kind", type(exc).__name__)),
         detail=type(exc).__name__,
