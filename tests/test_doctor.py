@@ -835,6 +835,23 @@ def test_local_checks_name_an_mcp_server_whose_tools_would_read_as_another_serve
     )
 
 
+def test_local_checks_name_two_mcp_servers_whose_names_differ_only_in_case(
+    tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """ "DeepWiki" beside the shipped "deepwiki" passed doctor, and the CLI took some tools of
+    one for the other's."""
+    _with_github_server(tmp_path, {"type": "http", "url": "https://mcp.example.com/mcp"}, clean_env)
+    mcp = tmp_path / "claude-config" / "mcp.json"
+    mcp.write_text(mcp.read_text().replace('"github"', '"DeepWiki"'))
+
+    code, lines, out = _doctor(capsys)
+
+    assert code == 1, out
+    assert (
+        "mcp.json: mcpServers.DeepWiki: differs from server 'deepwiki' only in case" in lines["claude-config"]
+    )
+
+
 def test_local_checks_name_every_claude_config_problem_in_one_run(
     tmp_path: Path, telegram: LocalTelegram, clean_env: pytest.MonkeyPatch, capsys: Any
 ) -> None:

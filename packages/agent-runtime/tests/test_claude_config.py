@@ -1271,3 +1271,14 @@ def test_ordinary_settings_are_not_taken_for_credentials(config_dir: Path) -> No
     config = load_claude_config(config_dir, environ={})
     assert config.mcp_servers["agentbot-tools"]["env"] == env
     assert config.mcp_servers["deepwiki"]["url"] == url
+
+
+def test_two_server_names_differing_only_in_case_are_refused_naming_both(config_dir: Path) -> None:
+    """ "GitHub" beside "github" was taken: the CLI finds some tools by their name without its
+    case, so the tools of one were taken for the other's."""
+    server = {"type": "http", "url": "https://mcp.example.com/mcp"}
+    edit_json(config_dir / "mcp.json", lambda d: d["mcpServers"].update({"github": server, "GitHub": server}))
+    with pytest.raises(ClaudeConfigError) as caught:
+        load_claude_config(config_dir, environ={})
+    assert (Path(caught.value.file).name, caught.value.field) == ("mcp.json", "mcpServers.GitHub")
+    assert "'github'" in caught.value.reason and "only in case" in caught.value.reason

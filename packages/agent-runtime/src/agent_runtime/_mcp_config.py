@@ -98,14 +98,29 @@ def load_mcp(
         return None, None
     out: dict[str, dict[str, Any]] = {}
     secret_headers: dict[str, dict[str, str]] = {}
+    first_by_folded_name: dict[str, str] = {}
     for name, spec in servers.items():
         with problems.part():
+            _refuse_name_differing_only_in_case(name, first_by_folded_name, file)
             out[name] = _mcp_server(file, name, spec, env)
             if "headers_from_ssm" in spec:
                 secret_headers[name] = _secret_headers(spec, file, f"mcpServers.{name}")
             if programs is not None:
                 check_mcp_command(str(file), name, out[name], env, programs)
     return (None if len(problems.found) > before else (out, secret_headers)), set(servers)
+
+
+def _refuse_name_differing_only_in_case(name: str, seen: dict[str, str], file: Path) -> None:
+    """Two servers named alike but for case ("GitHub", "github"): the CLI finds some tools by
+    their name without its case, so one server's tools would be taken for the other's."""
+    first = seen.setdefault(name.casefold(), name)
+    if first != name:
+        raise ClaudeConfigError(
+            str(file),
+            f"mcpServers.{name}",
+            f"differs from server {first!r} only in case, and the CLI takes some tool names without "
+            f"their case, so one's tools would be taken for the other's: rename {name!r} or {first!r}",
+        )
 
 
 def _mcp_server(file: Path, name: str, spec: object, env: Mapping[str, str]) -> dict[str, Any]:
