@@ -122,3 +122,33 @@ def test_an_mcp_secret_outside_the_stacks_path_names_the_field_the_parameter_and
     assert parameter in reason and "McpSecretsParameterPath" in reason
     assert metric_count(lines) == 1
     assert secret not in json.dumps(lines)
+
+
+def test_a_rotated_key_the_role_may_not_decrypt_is_told_once_as_the_kms_key_not_as_a_refused_key(
+    aws: Any, denying_ssm: FaultProxy, model_server: Any, turn_request: Any, capsys: Any
+) -> None:
+    """A warm container: the operator rotated the key, under a customer managed KMS key the
+    role may not decrypt, and revoked the old one. The operator read two lines: the denied
+    re-read (the KMS key: what to fix), and beside it 'the key or role is refused: put a new
+    key in the parameter', which they had just done. One line now, the accurate one."""
+    rotated = "sk-ant-rotated-under-a-customer-key"
+    model_server.accepted_key = FAKE_API_KEY
+    first = invoke(turn_request, 1)
+    json_log_lines(capsys)
+    aws.client("ssm").put_parameter(
+        Name=API_KEY_PARAMETER, Value=rotated, Type="SecureString", Overwrite=True
+    )
+    model_server.accepted_key = rotated  # the old key is revoked
+    denying_ssm.faults = [AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException")]
+
+    refused = invoke(turn_request, 2)
+    lines = json_log_lines(capsys)
+
+    assert first["error_kind"] is None, first
+    assert refused["error_kind"] == "config" and refused["retryable"] is False, refused
+    ((fix, reason),) = config_lines(lines)
+    assert fix == f"{API_KEY_PARAMETER} (ANTHROPIC_API_KEY_PARAMETER)"
+    assert "SecretsKmsKeyArn" in reason and "AccessDeniedException" in reason
+    assert [line["event"] for line in lines if API_KEY_PARAMETER in json.dumps(line)] == ["config.invalid"]
+    assert metric_count(lines) == 1
+    assert rotated not in json.dumps(lines) and FAKE_API_KEY not in json.dumps(lines)

@@ -154,6 +154,11 @@ class ModelAccess(Protocol):
         Returns what its model calls reported (their usage and its price)."""
         ...
 
+    def key_unreadable(self) -> bool:
+        """Whether the model's refusal of the key in use is told already: SSM refused the
+        rotated key to the role when the proxy read it again (config.invalid names what to fix)."""
+        ...
+
     def close(self) -> None:
         """Stop anything started (the proxy)."""
         ...
@@ -234,6 +239,9 @@ class AnthropicAccess:
 
     def end_turn(self) -> MeteredSpend:
         return self._proxy.end_turn()
+
+    def key_unreadable(self) -> bool:
+        return self._key.unreadable
 
     def close(self) -> None:
         self._proxy.close()
@@ -329,6 +337,9 @@ class BedrockAccess:
 
     def end_turn(self) -> MeteredSpend:
         return self._proxy.end_turn()
+
+    def key_unreadable(self) -> bool:
+        return False  # the role's credentials, never read from SSM
 
     def close(self) -> None:
         self._proxy.close()

@@ -14,6 +14,7 @@ from claude_agent_sdk import (
     project_key_for_directory,
 )
 from session_core import (
+    KEY_REFUSED,
     TURN_VERSION,
     Approval,
     Approvals,
@@ -673,8 +674,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         refusal = operator_refusal(status, outcome.api_error, self.settings, self.config)
         if refusal is not None:
             # Every later turn would fail the same way: the operator hears once per container
-            # and per problem, the user that the bot is misconfigured.
-            if str(refusal) not in self._model_refusals_reported:
+            # and per problem, the user that the bot is misconfigured. A key refused while SSM
+            # refuses its rotated value to the role is told as that already, not as a key to
+            # replace (the operator just did).
+            told = status in KEY_REFUSED and self.model.key_unreadable()
+            if not told and str(refusal) not in self._model_refusals_reported:
                 self._model_refusals_reported.add(str(refusal))
                 report_config_error(refusal, tenant=self.settings.tenant)
             return config_error_result(request, started=started)

@@ -62,8 +62,10 @@ class RotatingSecret:
     ``check`` validates every value read (raising a ConfigError naming what is wrong); a
     re-read value it refuses is not used. ``first_read_counts``: the first read starts the
     interval (see the module's docstring). ``on_denied`` hears of a re-read SSM refuses to the
-    role (the operator put the new value under a key it may not decrypt), to tell the operator;
-    a first read raises that error to the caller instead.
+    role (the operator put the new value under a key it may not decrypt), to tell the operator
+    (the one line logged of it); a first read raises that error to the caller instead.
+    ``unreadable``: the last re-read was so refused (no value has been read since), so a
+    refusal of the value still in use is that, already told, not a key to replace.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class RotatingSecret:
         self._first_read_counts = first_read_counts
         self._on_denied = on_denied
         self._value: str | None = None
+        self.unreadable = False
         self._last_reread = -math.inf
         self._lock = threading.Lock()
 
@@ -120,15 +123,18 @@ class RotatingSecret:
             try:
                 self._value = self._check(read_secret(self._ssm, self.name, fresh=True))
             except SessionCoreError as exc:  # names the parameter, never a value
+                self.unreadable = isinstance(exc, SecretAccessDeniedError)
+                if isinstance(exc, SecretAccessDeniedError) and self._on_denied is not None:
+                    self._on_denied(exc)  # the caller's line names the setting to fix: no second one
+                    return False
                 log.warning(
                     "secret.reread_failed",
                     parameter=self.name,
                     error_type=type(exc).__name__,
                     reason=str(exc),
                 )
-                if isinstance(exc, SecretAccessDeniedError) and self._on_denied is not None:
-                    self._on_denied(exc)
                 return False
+            self.unreadable = False
             renewed = self._value != refused
             log.info("secret.reread", parameter=self.name, renewed=renewed)
             return renewed
