@@ -152,3 +152,75 @@ def test_a_rotated_key_the_role_may_not_decrypt_is_told_once_as_the_kms_key_not_
     assert [line["event"] for line in lines if API_KEY_PARAMETER in json.dumps(line)] == ["config.invalid"]
     assert metric_count(lines) == 1
     assert rotated not in json.dumps(lines) and FAKE_API_KEY not in json.dumps(lines)
+
+
+UNUSABLE_KEY = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_a_key_kms_will_not_use_is_named_with_its_state_not_as_a_missing_secrets_kms_key_arn(
+    denying_ssm: FaultProxy, turn_request: Any, capsys: Any
+) -> None:
+    """SSM answers InvalidKeyId when the parameter's KMS key is pending deletion (or disabled):
+    the operator was told to set SecretsKmsKeyArn, which they had set. They read the key, its
+    state and what to do with it."""
+    denying_ssm.faults = [
+        AwsFault(
+            "ssm:GetParameter",
+            status=400,
+            code="InvalidKeyId",
+            message=f"{UNUSABLE_KEY} is pending deletion. (Service: AWSKMS; Status Code: 400; "
+            "Error Code: KMSInvalidStateException; Request ID: 0f1e2d3c)",
+        )
+    ]
+
+    with pytest.raises(StorageError):
+        invoke(turn_request, 1)
+    lines = json_log_lines(capsys)
+
+    ((fix, reason),) = config_lines(lines)
+    assert fix == API_KEY_PARAMETER
+    assert UNUSABLE_KEY in reason and "pending deletion" in reason and "cancel its deletion" in reason
+    assert "give that key's ARN" not in reason
+    assert metric_count(lines) == 1
+
+
+def test_an_mcp_secret_under_a_disabled_key_names_the_key_not_the_stacks_path(
+    aws: Any,
+    denying_ssm: FaultProxy,
+    turn_request: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """A headers_from_ssm parameter under the path, whose KMS key is disabled: not told to
+    move it under McpSecretsParameterPath, where it is."""
+    parameter = f"/agentbot/mcp/vault-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=parameter, Value="Bearer vault", Type="SecureString")
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": "http://127.0.0.1:9/mcp",
+        "headers_from_ssm": {"Authorization": parameter},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    denying_ssm.faults = [
+        AwsFault(
+            "ssm:GetParameter",
+            status=400,
+            code="InvalidKeyId",
+            message=f"{UNUSABLE_KEY} is disabled. (Service: AWSKMS; Error Code: DisabledException)",
+            when=lambda operation, body: parameter.encode() in body,
+        )
+    ]
+
+    with pytest.raises(StorageError):
+        invoke(turn_request, 1)
+    lines = json_log_lines(capsys)
+
+    ((fix, reason),) = config_lines(lines)
+    assert fix == f"{config}/mcp.json: mcpServers.vault.headers_from_ssm.Authorization"
+    assert parameter in reason and UNUSABLE_KEY in reason and "disabled" in reason
+    assert "McpSecretsParameterPath" not in reason and "give that key's ARN" not in reason

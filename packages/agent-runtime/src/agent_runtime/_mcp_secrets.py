@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from session_core import (
+    KEY_UNUSABLE,
     ConfigError,
     RotatingSecret,
     SecretAccessDeniedError,
@@ -94,12 +95,13 @@ def _header_denied(
     """SSM refused a header's parameter to the role: mcp.json's field, the parameter, and both
     settings that may be the cause (the path the role may read, the KMS key it may use)."""
     field = f"mcpServers.{server}.headers_from_ssm.{header}"
-    return SecretAccessDeniedError(
-        f"{config.root}/mcp.json: {field}",
-        f"{exc.setting}: {exc.reason}; a headers_from_ssm parameter must also be under "
-        "the stack's McpSecretsParameterPath, the only SSM path the runtime may read",
-        error_code=exc.error_code,
-    )
+    reason = f"{exc.setting}: {exc.reason}"
+    if exc.error_code != KEY_UNUSABLE:  # the role was refused, not the key: the path may be why
+        reason += (
+            "; a headers_from_ssm parameter must also be under the stack's "
+            "McpSecretsParameterPath, the only SSM path the runtime may read"
+        )
+    return SecretAccessDeniedError(f"{config.root}/mcp.json: {field}", reason, error_code=exc.error_code)
 
 
 def mcp_secret_sources(config: ClaudeConfig, ssm: Any, *, tenant: str) -> dict[str, dict[str, SecretSource]]:

@@ -121,7 +121,7 @@ if TYPE_CHECKING:
     from ._registry_keys import session_item_pk
     from ._rotating_secret import SECRET_REREAD_INTERVAL_S, FixedSecret, RotatingSecret, SecretSource
     from ._secret_masking import mask_command_secrets, mask_secrets
-    from ._secrets import read_secret
+    from ._secrets import KEY_UNUSABLE, read_secret
     from ._settings import (
         DEFAULT_RETENTION_DAYS,
         DEFAULT_TENANT,
@@ -165,6 +165,7 @@ __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_TENANT",
     "KEY_REFUSED",
+    "KEY_UNUSABLE",
     "MAX_JSON_DEPTH",
     "MAX_PROGRESS_TEXT",
     "MAX_RECEIVE_COUNT",

@@ -3,6 +3,7 @@ unless a caller asks for the current value (a secret rotated since)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -17,8 +18,19 @@ _cache: dict[str, str] = {}
 _lock = threading.Lock()
 # What SSM answers when the role may not read the parameter (IAM) or may not decrypt it (the
 # SecureString's KMS key: SSM passes KMS's refusal on, or says the key cannot be used).
+# SSM's code when the SecureString's KMS key itself cannot be used (disabled, pending deletion,
+# deleted): no permission or SecretsKmsKeyArn helps, only the key. Its message names the key
+# and KMS's own word for its state ("arn:aws:kms:...:key/... is pending deletion. (Service:
+# AWSKMS; ... Error Code: KMSInvalidStateException ...)").
+KEY_UNUSABLE = "InvalidKeyId"
 ACCESS_DENIED_CODES = frozenset(
-    {"AccessDeniedException", "AccessDenied", "KMSAccessDeniedException", "InvalidKeyId"}
+    {"AccessDeniedException", "AccessDenied", "KMSAccessDeniedException", KEY_UNUSABLE}
+)
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+")
+_KEY_STATES = (
+    ("pending deletion", "pending deletion"),
+    ("is disabled", "disabled"),
+    ("does not exist", "deleted"),
 )
 
 
@@ -47,8 +59,9 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
                 name, "SSM parameter not found; create it as a SecureString in this region"
             ) from exc
         if aws_error_code(exc) in ACCESS_DENIED_CODES:
+            message = str(exc.response.get("Error", {}).get("Message", ""))
             raise SecretAccessDeniedError(
-                name, _denied_reason(aws_error_code(exc)), error_code=aws_error_code(exc)
+                name, _denied_reason(aws_error_code(exc), message), error_code=aws_error_code(exc)
             ) from exc
         raise storage_error("read_secret", exc, context=f"SSM GetParameter {name!r}") from exc
     except BotoCoreError as exc:
@@ -63,8 +76,20 @@ def read_secret(ssm_client: Any, name: str, *, fresh: bool = False) -> str:
     return value
 
 
-def _denied_reason(code: str) -> str:
-    """What to fix when SSM refused a parameter with ``code`` (IAM, or the key's KMS policy)."""
+def _denied_reason(code: str, message: str) -> str:
+    """What to fix when SSM refused a parameter with ``code`` (IAM, the key's KMS policy, or
+    the key itself: ``message`` then names it, never the parameter's value)."""
+    if code == KEY_UNUSABLE:
+        found = _KMS_KEY_ARN.search(message)
+        key = f"its KMS key {found[0]}" if found else "its KMS key"
+        state = next(
+            (said for words, said in _KEY_STATES if words in message), "disabled or scheduled for deletion"
+        )
+        return (
+            f"{key} cannot be used ({code}: {state}): enable the key (or cancel its deletion) in "
+            "KMS, or put the value in the parameter again under a usable key "
+            "(SecretsKmsKeyArn is not the cause; the message is retried)"
+        )
     return (
         f"this function's role may not read or decrypt it ({code}): if it is a SecureString under "
         "a customer managed KMS key, give that key's ARN as the stack's SecretsKmsKeyArn "
