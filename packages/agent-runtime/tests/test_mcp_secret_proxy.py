@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from agent_runtime._mcp_secrets import McpSecretProxies, _proxy_starter
+from agent_runtime._mcp_secrets import McpSecretHeaders, McpSecretProxies, _proxy_starter
 from agent_runtime._model_proxy import ModelProxy
 from agentbot_testing import HttpMcpServer
 from local_stack import ModelServer
@@ -195,9 +195,8 @@ def test_a_tool_call_through_the_proxy_may_wait_as_long_as_mcp_json_lets_it() ->
     call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "lookup", "arguments": {}}}
     with HttpMcpServer() as vault:
         parts = urlsplit(vault.url)
-        start = _proxy_starter(
-            f"{parts.scheme}://{parts.netloc}", {"Authorization": FixedSecret(SECRET)}, parts.path
-        )
+        auth = McpSecretHeaders({"Authorization": FixedSecret(SECRET)}, parts.path)
+        start = _proxy_starter(f"{parts.scheme}://{parts.netloc}", auth)
         proxy = start()
         try:
             bound_s, _setting = proxy.answer_bound_s(parts.path, json.dumps(call).encode())

@@ -216,6 +216,38 @@ def test_a_server_with_a_secret_header_that_dies_during_a_call_is_named_but_not_
     assert secret.split()[1] not in logged
 
 
+def test_a_server_refusing_its_secret_header_is_told_as_needing_a_new_value_in_the_parameter(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The server's token went bad (revoked, expired) and it answers 401 without asking for a
+    sign-in: the operator read "failed" and went looking for a crash. They read that the server
+    needs authorisation, and which SSM parameter to refresh (never its value)."""
+    from session_core import configure_logging
+
+    stale = f"Bearer vault-stale-{uuid.uuid4().hex}"
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    aws.client("ssm").put_parameter(Name=parameter, Value=stale, Type="SecureString")
+    with HttpMcpServer() as vault:
+        vault.required_headers = {"Authorization": "Bearer only-the-new-one"}
+        config = config_with_vault(tmp_path, vault.url, parameter)
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        model_server.responder = look_up
+        runtime = make_runtime()
+        configure_logging(json_lines=True)
+        capsys.readouterr()
+
+        result = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+
+    logged = capsys.readouterr().err
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    told = [line for line in lines if line.get("event") == "turn.mcp_server_unavailable"]
+    assert result.ok, result
+    told = [line for line in told if line["server"] == "vault"]
+    assert [line["status"] for line in told] == ["needs authorisation"], told
+    assert parameter in told[0]["fix"] and f"{config}/mcp.json: mcpServers.vault" in told[0]["fix"]
+    assert stale not in logged and stale.split()[1] not in logged
+
+
 def runtime_check_refuses(config: Path, aws: Any) -> pytest.ExceptionInfo[ClaudeConfigError]:
     """The runtime's start-up check of ``config`` (with a model key in SSM), which must refuse it."""
     from agent_runtime import check_runtime_configuration

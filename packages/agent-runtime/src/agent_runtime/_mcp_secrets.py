@@ -48,6 +48,9 @@ class McpSecretHeaders:
     def __init__(self, headers: Mapping[str, SecretSource], path: str) -> None:
         self._headers = dict(headers)
         self._path = path or "/"
+        # The server refused the headers since the turn began (reset by the next): the CLI then
+        # tells the server "failed", like one that crashed, where it needs a new value in SSM.
+        self.refused = False
 
     def allows(self, method: str, path: str) -> bool:
         """Only the configured endpoint: the same origin's other paths never get the secret."""
@@ -59,6 +62,7 @@ class McpSecretHeaders:
 
     def renew(self, sent: dict[str, str]) -> bool:
         """Whether any header has another value than the refused one (each is asked)."""
+        self.refused = True
         renewed = [value.renew(sent[name]) for name, value in self._headers.items()]
         return any(renewed)
 
@@ -135,22 +139,30 @@ class McpSecretProxies:
     ) -> None:
         self._servers = servers
         self._proxies: dict[str, tuple[_TurnProxy, str]] = {}
+        self._auths: dict[str, McpSecretHeaders] = {}
         for name, headers in secrets.items():
             parts = urlsplit(str(servers[name]["url"]))
             origin = f"{parts.scheme}://{parts.netloc}"
             path = parts.path + (f"?{parts.query}" if parts.query else "")
-            start = _proxy_starter(origin, headers, parts.path)
+            self._auths[name] = McpSecretHeaders(headers, parts.path)
+            start = _proxy_starter(origin, self._auths[name])
             self._proxies[name] = (_TurnProxy(start), path)
 
     def cli_servers(self) -> dict[str, dict[str, Any]]:
         """The MCP servers as the CLI of the turn that starts now sees them: servers with
         secret headers point at their proxy, with this turn's key as ``x-api-key``."""
         out = {name: dict(spec) for name, spec in self._servers.items()}
+        for auth in self._auths.values():
+            auth.refused = False
         for name, (proxy, path) in self._proxies.items():
             base_url, turn_key = proxy.open_turn()
             out[name]["url"] = base_url + path
             out[name]["headers"] = {**dict(out[name].get("headers") or {}), "x-api-key": turn_key}
         return out
+
+    def refused_their_headers(self) -> set[str]:
+        """The servers that refused their secret headers (401/403) in this turn so far."""
+        return {name for name, auth in self._auths.items() if auth.refused}
 
     def end_turn(self) -> None:
         """The turn ended: its keys stop working."""
@@ -163,8 +175,7 @@ class McpSecretProxies:
             proxy.close()
 
 
-def _proxy_starter(origin: str, headers: Mapping[str, SecretSource], path: str) -> Any:
-    auth = McpSecretHeaders(headers, path)
+def _proxy_starter(origin: str, auth: McpSecretHeaders) -> Any:
     # A call waits as long as the CLI lets it (the server's "timeout" in mcp.json or
     # MCP_TOOL_TIMEOUT_MS, up to a whole turn), and the turn's end cuts it: the proxy's own
     # default (10 minutes) cut a slower call short, told as the server unreachable.

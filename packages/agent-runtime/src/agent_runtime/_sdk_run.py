@@ -77,6 +77,9 @@ class SdkRunSteps:
     mcp_at_rest: McpServersAtRest
     _timed_store: TimedStore | None
 
+    def _refused_headers(self) -> set[str]:
+        return self.mcp_proxies.refused_their_headers() if self.mcp_proxies is not None else set()
+
     def _options(
         self, run: SdkRun, workspace: SessionWorkspace, saver: SaveBeforeTools
     ) -> ClaudeAgentOptions:
@@ -229,7 +232,7 @@ class SdkRunSteps:
             elif isinstance(message, SystemMessage) and message.subtype == "init":
                 outcome.session_id = _checked_session_id(message.data.get("session_id"))
                 self.mcp_at_rest.rest(
-                    _log_unavailable_mcp_servers(message.data, self.config),
+                    _log_unavailable_mcp_servers(message.data, self.config, self._refused_headers()),
                     self.config.mcp_servers,
                     str(workspace.cwd),
                 )
@@ -348,17 +351,23 @@ _HTTP_CONNECTION_FAILED = re.compile(
 )
 
 
-def _log_unavailable_mcp_servers(init: dict[str, Any], config: ClaudeConfig) -> dict[str, Absence]:
+def _log_unavailable_mcp_servers(
+    init: dict[str, Any], config: ClaudeConfig, refused_headers: set[str]
+) -> dict[str, Absence]:
     """The CLI goes on without an MCP server it could not start or reach in its startup wait
     (the agent only lacks its tools, and says nothing): the operator reads which one here, and
     what to fix. Returns them with why, to leave out for a while (_mcp_rest): so each is
-    logged once per rest, not every turn."""
+    logged once per rest, not every turn. A server that refused its secret headers
+    (``refused_headers``) and did not ask for a sign-in is one the CLI tells "failed": it is
+    up, and needs a new value in SSM, not a look for a crash."""
     absences: dict[str, Absence] = {}
     for server in init.get("mcp_servers") or []:
         status = _NOT_CONNECTED.get(str(server.get("status"))) if isinstance(server, dict) else None
         if status is None:
             continue
         name = str(server.get("name"))
+        if status == "failed" and name in refused_headers:
+            status = "needs authorisation"
         fix = f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}"
         if status == "needs authorisation":
             fix += ": " + _authorisation_fix(name, config)
@@ -374,7 +383,10 @@ def _authorisation_fix(name: str, config: ClaudeConfig) -> str:
     cannot do without a person: give the runtime a token the server takes."""
     parameters = sorted(config.mcp_secret_headers.get(name, {}).values())
     if parameters:
-        return f"the server refused the credential in SSM {', '.join(parameters)}: put a valid one there"
+        return (
+            f"the server refused the value of SSM parameter {', '.join(parameters)} (revoked or "
+            "expired?): put a valid one in it (it is read again at the server's next refusal)"
+        )
     return (
         "the server asks for a sign-in the runtime cannot do: put a token for it in SSM and "
         "name it in headers_from_ssm"
