@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from local_stack import LocalTelegram, ModelFault, ModelServer, echo_responder
+from sqs_consumer import command_menu
 from telegram_core import InboundMessage, QueueEnvelope, encode_envelope
 
 from agentbot.cli import main
@@ -211,11 +212,14 @@ def _doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[s
 
 
 def _set_webhook(telegram: LocalTelegram) -> None:
+    """The webhook and the "/" menu, as `agentbot webhook set` leaves them."""
     answer = httpx.post(
         f"{telegram.base_url}/bot{BOT_TOKEN}/setWebhook",
         json={"url": WEBHOOK_URL, "secret_token": WEBHOOK_SECRET},
     )
     assert answer.json()["ok"]
+    menu = httpx.post(f"{telegram.base_url}/bot{BOT_TOKEN}/setMyCommands", json={"commands": command_menu()})
+    assert menu.json()["ok"]
 
 
 def _dead_letter(aws: Any) -> None:
@@ -245,7 +249,7 @@ def test_a_healthy_stack_passes_every_check(
     code, lines, out = _doctor(capsys, "--stack", stack)
 
     assert code == 0, out
-    assert [line.split()[0] for line in lines.values()] == ["ok"] * 7, out
+    assert [line.split()[0] for line in lines.values()] == ["ok"] * 8, out
     assert "@doctor_test_bot" in lines["bot token"]
     assert WEBHOOK_URL in lines["webhook"] and "secret set" in lines["webhook"]
     assert "All checks passed." in out
@@ -363,6 +367,31 @@ def test_a_webhook_an_older_release_set_without_todays_update_types_fails_until_
     capsys.readouterr()
     code, lines, out = _doctor(capsys, "--stack", stack)
     assert code == 0 and lines["webhook"].startswith("  ok"), out
+
+
+def test_a_command_menu_an_older_release_set_is_a_warning_until_the_webhook_is_set_again(
+    aws: Any, telegram: LocalTelegram, model: ModelServer, clean_env: Any, capsys: Any
+) -> None:
+    """Telegram keeps the last setMyCommands, and only `agentbot webhook set` sends it: after an
+    upgrade that adds a command, the users never saw it in the "/" menu, and doctor said "ok"."""
+    stack = _stack(aws, model)
+    _set_webhook(telegram)
+    older = [entry for entry in command_menu() if entry["command"] != "usage"]
+    assert httpx.post(f"{telegram.base_url}/bot{BOT_TOKEN}/setMyCommands", json={"commands": older}).json()[
+        "ok"
+    ]
+
+    code, lines, out = _doctor(capsys, "--stack", stack)
+
+    assert code == 0, out  # every command still answers when typed
+    assert lines["command menu"].startswith("  warn"), out
+    assert "lacks /usage" in lines["command menu"], out
+    assert f"fix: agentbot webhook set --stack {stack}" in lines["command menu"], out
+
+    assert run_at_the_shells_endpoints(["webhook", "set", "--stack", stack]) == 0
+    capsys.readouterr()
+    code, lines, out = _doctor(capsys, "--stack", stack)
+    assert code == 0 and lines["command menu"].startswith("  ok") and "/usage" in lines["command menu"], out
 
 
 def test_a_deployed_webhook_secret_short_enough_to_guess_fails_as_the_producer_refuses_it(

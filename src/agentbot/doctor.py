@@ -29,6 +29,7 @@ from session_core import (
     aws_error_code,
     read_secret,
 )
+from sqs_consumer import command_menu
 from telegram_core import BotApi, TelegramApiError
 from telegram_producer import SECRET_RULE, WebhookSecretError, check_secret
 
@@ -774,6 +775,44 @@ def check_webhook(target: Target, api: BotApi | None) -> Check:
     return Check("webhook", "ok", f"{url}, secret set, {pending} pending{note}")
 
 
+def check_command_menu(target: Target, api: BotApi | None) -> Check | list[Check]:
+    """The "/" menu (getMyCommands) is this release's: Telegram keeps the last setMyCommands,
+    and only `agentbot webhook set` sends it, so after an upgrade that adds a command the users
+    never see it in the menu. A warning: every command still answers when typed. Local runs
+    have none: `agentbot dev` fills the menu as it starts."""
+    if target.stack is None:
+        return []
+    if api is None:
+        return Check("command menu", "skip", "needs a bot token that Telegram accepts (see above)")
+    try:
+        shown = api.call("getMyCommands", {})
+    except TelegramApiError as exc:
+        return Check("command menu", "FAIL", str(exc), "check the network (or TELEGRAM_API_BASE)")
+    wanted = command_menu()
+    if shown == wanted:
+        return Check("command menu", "ok", ", ".join(f"/{entry['command']}" for entry in wanted))
+    shown_names = [str(entry.get("command")) for entry in shown or []]
+    missing = [entry["command"] for entry in wanted if entry["command"] not in shown_names]
+    extra = [name for name in shown_names if name not in {entry["command"] for entry in wanted}]
+    if not shown:
+        what = "is empty"
+    elif missing or extra:
+        lacks = f"lacks {', '.join('/' + name for name in missing)}" if missing else ""
+        stale = (
+            f"offers {', '.join('/' + name for name in extra)}, which this release has not" if extra else ""
+        )
+        what = " and ".join(part for part in (lacks, stale) if part)
+    else:
+        what = "says what an older release's commands did"
+    return Check(
+        "command menu",
+        "warn",
+        f'the menu the apps show when "/" is typed {what} (set by an older release or by hand): '
+        "users do not find this release's commands there, though each answers when typed",
+        f"agentbot webhook set --stack {target.stack.name} (fills it with this release's commands)",
+    )
+
+
 def check_dead_letters(target: Target) -> Check:
     """Nothing waits in the dead-letter queue."""
     if target.stack is None:
@@ -934,6 +973,7 @@ def run_checks(target: Target) -> list[Check]:
     # Telegram answers nothing about the webhook to a token it refuses.
     accepted = any(c.name == "bot token" and c.status == "ok" for c in checks)
     guarded("webhook", lambda: check_webhook(target, api if accepted else None))
+    guarded("command menu", lambda: check_command_menu(target, api if accepted else None))
     guarded("dead letters", lambda: check_dead_letters(target))
     guarded("AWS resources", lambda: check_aws_resources(target))
     guarded("config alarm", lambda: check_configuration_alarm(target))

@@ -565,6 +565,10 @@ class LocalTelegram(LoopbackServer):
             self._state.commands = [dict(entry) for entry in commands]
         return True
 
+    def _get_my_commands(self, params: dict[str, Any]) -> Any:
+        with self._lock:
+            return [dict(c) for c in self._state.commands]
+
     def _delete_webhook(self, params: dict[str, Any]) -> Any:
         with self._lock:
             self._state.webhook = {}
@@ -843,6 +847,7 @@ _METHODS: dict[str, Callable[[LocalTelegram, dict[str, Any]], Any]] = {
     "setWebhook": LocalTelegram._set_webhook,
     "deleteWebhook": LocalTelegram._delete_webhook,
     "setMyCommands": LocalTelegram._set_my_commands,
+    "getMyCommands": LocalTelegram._get_my_commands,
     "getWebhookInfo": LocalTelegram._get_webhook_info,
     "getUpdates": LocalTelegram._get_updates,
     # [H] live turns
