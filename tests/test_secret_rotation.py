@@ -227,6 +227,10 @@ def test_a_rotated_bot_token_the_role_may_not_decrypt_names_the_key_setting_and_
         assert [line["fix"] for line in denied] == [
             f"{os.environ['BOT_TOKEN_PARAMETER']} (BOT_TOKEN_PARAMETER)"
         ]
+        # One line, the accurate one: not also "Telegram refuses the bot token: put the bot's
+        # current token in the parameter", which the operator has just done.
+        assert [line for line in lines if line["event"] == "config.invalid"] == denied
+        assert not [line for line in lines if line["event"] == "secret.reread_failed"]
         assert NEW_TOKEN not in json.dumps(lines) and TEST_BOT_TOKEN not in json.dumps(lines)
         assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hello"]
         assert stack.dead_letters() == []

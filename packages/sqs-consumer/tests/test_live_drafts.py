@@ -344,6 +344,7 @@ class TokenStoreDown:
     """The bot token's store, out of reach once Telegram refuses the token it gave."""
 
     name = "/agentbot/bot-token"
+    unreadable = False
 
     def current(self) -> str:
         return TEST_BOT_TOKEN

@@ -454,6 +454,7 @@ class RotatedToken:
         self.value = TOKEN
         self.renewed = renewed
         self.refused: list[str] = []
+        self.unreadable = False
 
     def current(self) -> str:
         return self.value

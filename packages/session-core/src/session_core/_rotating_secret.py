@@ -31,9 +31,12 @@ class SecretSource(Protocol):
     ``name`` says what the operator fixes when it is wrong (an SSM parameter's name); never a
     value. ``current()`` is the value to use now. ``renew(refused)``: ``refused`` (a value
     ``current()`` gave) was refused or did not match; whether another value is current now.
+    ``unreadable``: its last re-read was refused to the role, and the operator told so: a
+    refusal of the value in use is that, not a value to replace.
     """
 
     name: str
+    unreadable: bool
 
     def current(self) -> str: ...
 
@@ -46,6 +49,7 @@ class FixedSecret:
     def __init__(self, value: str, *, name: str = "the secret") -> None:
         self._value = value
         self.name = name
+        self.unreadable = False  # never read again
 
     def current(self) -> str:
         """The value."""

@@ -166,7 +166,7 @@ class Consumer:
         remaining: RemainingTimeMs,
     ) -> RecordOutcome:
         failure = classify(exc)
-        if failure.token_refused:
+        if failure.token_refused and not self._deps.bot.token_unreadable():  # else told already
             report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
         if failure.kind == "config":
             return self._misconfigured(msg, key, remaining)

@@ -206,6 +206,11 @@ class BotApi:
         self._max_retry_after_s = max_retry_after_s
         self._sleep = sleep
 
+    def token_unreadable(self) -> bool:
+        """Whether SSM refused the token's last re-read to the role (the operator was told which
+        key setting to fix): Telegram refusing the old token is that, not a token to replace."""
+        return self._token.unreadable
+
     def call(
         self,
         method: str,
