@@ -181,6 +181,13 @@ def test_a_rotated_secret_header_the_role_may_not_decrypt_names_mcp_json_field_a
     assert fix == f"{config}/mcp.json: mcpServers.vault.headers_from_ssm.Authorization"
     assert parameter in reason and "SecretsKmsKeyArn" in reason and "McpSecretsParameterPath" in reason
     assert sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line) == 1
+    # The server's refusal of the old value is that denial, not a value to put in the parameter.
+    [unavailable] = [
+        line
+        for line in lines
+        if line.get("event") == "turn.mcp_server_unavailable" and line["server"] == "vault"
+    ]
+    assert "config.invalid" in unavailable["fix"] and "put a valid one" not in unavailable["fix"], unavailable
     assert old not in out + err and new not in out + err
 
 

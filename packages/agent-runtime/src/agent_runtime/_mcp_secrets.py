@@ -17,7 +17,7 @@ silences or 429s for a model's (those are the CLI's MCP client's to handle).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from session_core import (
@@ -37,6 +37,9 @@ from ._errors import McpSecretMissingError
 from ._model_proxy import ModelProxy
 from ._settings import LONGEST_TURN_S
 
+# Why a server refused its secret headers: a value it no longer takes, or one SSM would not
+# give the role when read again (the operator rotated it under a KMS key the role may not use).
+HeaderRefusal = Literal["refused", "unreadable"]
 # MCP's streamable HTTP: POST (messages), GET (server events), DELETE (end of session).
 _MCP_METHODS = frozenset({"POST", "GET", "DELETE"})
 
@@ -59,6 +62,10 @@ class McpSecretHeaders:
     def authorize(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
         """The headers to send upstream."""
         return {**headers, **{name: value.current() for name, value in self._headers.items()}}
+
+    def unreadable(self) -> bool:
+        """Whether SSM refused a header's last re-read to the role (config.invalid told so)."""
+        return any(value.unreadable for value in self._headers.values())
 
     def renew(self, sent: dict[str, str]) -> bool:
         """Whether any header has another value than the refused one (each is asked)."""
@@ -160,9 +167,14 @@ class McpSecretProxies:
             out[name]["headers"] = {**dict(out[name].get("headers") or {}), "x-api-key": turn_key}
         return out
 
-    def refused_their_headers(self) -> set[str]:
-        """The servers that refused their secret headers (401/403) in this turn so far."""
-        return {name for name, auth in self._auths.items() if auth.refused}
+    def refused_their_headers(self) -> dict[str, HeaderRefusal]:
+        """The servers that refused their secret headers (401/403) in this turn so far, each
+        with whether SSM then refused the headers' re-read to the role ("unreadable")."""
+        return {
+            name: "unreadable" if auth.unreadable() else "refused"
+            for name, auth in self._auths.items()
+            if auth.refused
+        }
 
     def end_turn(self) -> None:
         """The turn ended: its keys stop working."""

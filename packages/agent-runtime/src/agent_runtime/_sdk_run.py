@@ -9,7 +9,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,7 +47,7 @@ from ._errors import UntrustedCliOutputError
 from ._file_notes import with_file_notes
 from ._held_mirror import HeldMirror
 from ._mcp_rest import REST_S, Absence, McpServersAtRest, unavailable_servers_note
-from ._mcp_secrets import McpSecretProxies
+from ._mcp_secrets import HeaderRefusal, McpSecretProxies
 from ._model_proxy import MCP_SERVER_UNREACHABLE
 from ._prompt_marks import prompt_stream
 from ._restore import is_session_id
@@ -77,8 +77,8 @@ class SdkRunSteps:
     mcp_at_rest: McpServersAtRest
     _timed_store: TimedStore | None
 
-    def _refused_headers(self) -> set[str]:
-        return self.mcp_proxies.refused_their_headers() if self.mcp_proxies is not None else set()
+    def _refused_headers(self) -> dict[str, HeaderRefusal]:
+        return self.mcp_proxies.refused_their_headers() if self.mcp_proxies is not None else {}
 
     def _options(
         self, run: SdkRun, workspace: SessionWorkspace, saver: SaveBeforeTools
@@ -352,7 +352,7 @@ _HTTP_CONNECTION_FAILED = re.compile(
 
 
 def _log_unavailable_mcp_servers(
-    init: dict[str, Any], config: ClaudeConfig, refused_headers: set[str]
+    init: dict[str, Any], config: ClaudeConfig, refused_headers: Mapping[str, HeaderRefusal]
 ) -> dict[str, Absence]:
     """The CLI goes on without an MCP server it could not start or reach in its startup wait
     (the agent only lacks its tools, and says nothing): the operator reads which one here, and
@@ -370,7 +370,7 @@ def _log_unavailable_mcp_servers(
             status = "needs authorisation"
         fix = f"{Path(config.root) / 'mcp.json'}: mcpServers.{name}"
         if status == "needs authorisation":
-            fix += ": " + _authorisation_fix(name, config)
+            fix += ": " + _authorisation_fix(name, config, refused_headers.get(name))
         log.warning(
             "turn.mcp_server_unavailable", server=name, status=status, left_out_for_s=int(REST_S), fix=fix
         )
@@ -378,10 +378,16 @@ def _log_unavailable_mcp_servers(
     return absences
 
 
-def _authorisation_fix(name: str, config: ClaudeConfig) -> str:
+def _authorisation_fix(name: str, config: ClaudeConfig, refusal: HeaderRefusal | None) -> str:
     """What the operator does for a server that asked for a sign-in (OAuth), which the CLI
-    cannot do without a person: give the runtime a token the server takes."""
+    cannot do without a person: give the runtime a token the server takes. For one whose new
+    value SSM refused to the role, the config.invalid line says what to fix."""
     parameters = sorted(config.mcp_secret_headers.get(name, {}).values())
+    if refusal == "unreadable":
+        return (
+            f"the server refused the old value, and SSM refuses {', '.join(parameters)} to the "
+            "runtime's role: fix what its config.invalid line names"
+        )
     if parameters:
         return (
             f"the server refused the value of SSM parameter {', '.join(parameters)} (revoked or "
