@@ -18,7 +18,16 @@ from agent_runtime import Runtime, build_runtime, load_settings
 from agentbot_testing import AwsFault, FaultProxy
 from botocore.config import Config
 from local_stack import ModelServer, ToolCall, last_user_text, tool_results, user_turns
-from session_core import TURN_VERSION, TranscriptStore, TurnRequest, configure_logging
+from session_core import (
+    TURN_VERSION,
+    SessionKey,
+    SessionRegistry,
+    TranscriptStore,
+    TurnRequest,
+    UnsentFile,
+    configure_logging,
+    undelivered_files,
+)
 
 API_KEY_PARAMETER = "/agentbot/test/anthropic-api-key"
 # Looks like a key so a leak would be obvious; opens nothing.
@@ -64,6 +73,18 @@ class ManualClock:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.01)
+
+
+# Said by the note about the last answer's losses (``_undelivered_note``), once per telling.
+LOSSES_TOLD = "could not be sent to the user"
+
+
+def answer_lost(aws: Any, key: str, turn_id: int) -> None:
+    """Turn ``turn_id``'s answer failed for good (its text and logs.zip), as the consumer keeps it."""
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    lost = undelivered_files(turn_id, [UnsentFile(file_name="logs.zip", reason="failed")], text_lost=True)
+    assert lost is not None
+    registry.keep_undelivered_files(SessionKey.parse(key), lost)
 
 
 def lease_renewals(target: str, body: bytes) -> bool:

@@ -13,7 +13,7 @@ from agent_runtime import workspace_paths
 from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
 from session_core import SessionKey
 
-from .conftest import flow_responder
+from .conftest import LOSSES_TOLD, answer_lost, flow_responder
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +210,24 @@ def _retried_from_the_summary_as_the_same_message(
     assert "it printed hi." in sent
     assert "same message again, not a new one" in sent
     assert sent.count("bash: echo hi") == 1
+
+
+def test_a_retry_resumed_past_a_summary_is_not_told_again_what_the_last_answer_lost(
+    make_runtime, model, model_server, turn_request, aws
+) -> None:
+    """Compacted before its first call, the failed attempt's prompt (the losses note above the
+    message) went after the summary as it was, and its tool ran; the retry resumes after that
+    tool, the note kept above: told once more, the agent read the losses twice."""
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    answer_lost(aws, "default/1001/0", 1)
+    model.fail_after_tool = True
+    append = "bash: echo appended >> ledger.txt"
+    failed = make_runtime().run_turn(turn_request(append, turn_id=2))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+
+    retried = make_runtime().run_turn(turn_request(append, turn_id=2))
+
+    assert retried.ok, retried
+    sent = json.dumps(model_server.model_calls[-1].body["messages"])
+    assert "favourite colour is teal." in sent  # the summary
+    assert sent.count(LOSSES_TOLD) == 1 and sent.count("logs.zip") == 1

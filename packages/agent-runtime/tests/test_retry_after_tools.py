@@ -18,9 +18,9 @@ from agent_runtime import workspace_paths
 from agent_runtime._save_before_tools import REFUSED_UNSAVED
 from agentbot_testing import KILL_CLI, REPO_CLAUDE_CONFIG
 from local_stack import ModelFault, ModelServer, ToolCall, last_user_text, tool_results
-from session_core import SessionKey, SessionRegistry, UnsentFile, undelivered_files
+from session_core import SessionKey, SessionRegistry
 
-from .conftest import stall_past_the_lease
+from .conftest import LOSSES_TOLD, answer_lost, stall_past_the_lease
 
 pytestmark = pytest.mark.slow
 
@@ -267,25 +267,13 @@ def test_the_next_message_after_a_turn_that_failed_past_its_tool_is_told_once_wh
     _assert_told_only_once(make_runtime, turn_request, model_server, turn_id=4)
 
 
-# Said by the note about the last answer's losses (``_undelivered_note``), once per telling.
-LOSSES_TOLD = "could not be sent to the user"
-
-
-def _answer_lost(aws: Any, turn_id: int) -> None:
-    """Turn ``turn_id``'s answer failed for good (its text and logs.zip), as the consumer keeps it."""
-    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
-    lost = undelivered_files(turn_id, [UnsentFile(file_name="logs.zip", reason="failed")], text_lost=True)
-    assert lost is not None
-    registry.keep_undelivered_files(SessionKey.parse(KEY), lost)
-
-
 def test_a_retry_after_tools_is_not_told_again_what_the_last_answer_lost(
     make_runtime, model, model_server, turn_request, aws
 ) -> None:
     """Its failed attempt was told, and the retry resumes after that attempt's tools, its
     prompt and the note kept above: told once more, the agent read the losses twice."""
     assert make_runtime().run_turn(turn_request("hello", turn_id=1)).ok
-    _answer_lost(aws, 1)
+    answer_lost(aws, KEY, 1)
     model.fail_after_tool = True
     failed = make_runtime().run_turn(turn_request("please append", turn_id=2))
     assert failed.error_kind == "model_error" and failed.tools_ran, failed
@@ -305,7 +293,7 @@ def test_the_next_message_after_a_failed_turn_left_out_is_still_told_what_the_la
     """The failed turn was told, but the next message leaves it out, note and all: the agent
     must be told again, or it would never know (the list outlives a turn that was not recorded)."""
     assert make_runtime().run_turn(turn_request("hello", turn_id=1)).ok
-    _answer_lost(aws, 1)
+    answer_lost(aws, KEY, 1)
     model_server.inject(OVERLOADED)  # fails at its first call, before any tool: nothing kept
     failed = make_runtime().run_turn(turn_request("hi again", turn_id=2))
     assert failed.error_kind == "model_error" and not failed.tools_ran, failed

@@ -1243,14 +1243,17 @@ def _resumed_at(
 
 def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | None) -> str | None:
     """The text of turn ``turn_id``'s first attempt when its retry resumes at ``point`` inside
-    that attempt (after tools it ran), not before it, nor at a compaction's summary (which
-    may not have kept what the prompt said); None otherwise."""
+    that attempt (after tools it ran), not before it, nor at a compaction's summary; past a
+    summary only when that summary came before the attempt's first call (the CLI then keeps
+    the prompt as it was after it): one written from the prompt may not have kept what it
+    said. None otherwise."""
     first = find_first_attempt(stored, turn_id)
     if first is None or point is None:
         return None
     following, entry = first
     before = resume_point_before(stored, following, entry)
-    if before.summary is not None or point == before.uuid:
+    summarised = before.summary is not None and before.summary.covers_prompt
+    if summarised or point == before.uuid:
         return None
     return prompt_text(_content(entry))
 
