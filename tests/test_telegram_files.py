@@ -108,6 +108,29 @@ def test_a_file_whose_delivery_failed_for_good_is_kept_for_the_agents_next_turn(
     assert record.undelivered_files.files == (UnsentFile(file_name="data.csv", reason="failed"),)
 
 
+def test_an_answer_whose_last_try_failed_reading_its_delivery_record_keeps_its_text_as_read(stack) -> None:
+    """Each earlier try sent the text and the photo and was refused the CSV; the last one
+    failed reading the delivery record before sending anything: the user read the text, so
+    the agent is told only that the CSV never went, not that its answer may be unread."""
+    requeued_as_often_as_it_may(stack, "files:2", 614)
+    stack.telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT - 1)
+
+    def on_the_last_try(_: str, body: bytes) -> bool:
+        return b"delivery|614" in body and len(stack.telegram.calls("sendDocument")) == MAX_RECEIVE_COUNT - 1
+
+    with FaultProxy(
+        stack.aws.endpoint, [AwsFault("dynamodb:GetItem", times=1, when=on_the_last_try)]
+    ) as proxy:
+        dynamodb = proxy.client("dynamodb", config=Config(retries={"total_max_attempts": 1}))
+        stack.drain(stack.consumer(dynamodb=dynamodb))
+    assert proxy.failed and len(stack.dead_letters()) == 1
+    assert shown(stack, CHAT) == ["Answer to: files:2", "sendPhoto chart.png", FAILED_NOTICE]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    kept = None if record is None else record.undelivered_files
+    assert kept is not None and not kept.text_lost
+    assert kept.files == (UnsentFile(file_name="data.csv", reason="failed"),)
+
+
 # Telegram refuses the answer for good (not worth a retry): its record is dead-lettered at once.
 REFUSED = TelegramFault(400, "Bad Request: message text is empty")
 

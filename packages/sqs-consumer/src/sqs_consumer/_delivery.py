@@ -164,20 +164,10 @@ class Delivery:
         )
         return [UnsentFile(file_name=file.file_name, reason=reason) for file, reason in skipped]
 
-    def files_not_delivered(
-        self, msg: InboundMessage, key: SessionKey, files: Sequence[StagedAttachment], *, first_index: int
-    ) -> list[UnsentFile]:
-        """The files of ``files`` (chunks ``first_index``...) that the delivery record does not
-        show as sent: "failed" when none went out, "unconfirmed" when one may have. Raises
-        StorageError when the record cannot be read (not read for no files: most answers)."""
-        if not files:
-            return []
-        delivered = self._registry.delivered_chunks(key, msg.update_id)
-        return [
-            UnsentFile(file_name=file.file_name, reason="failed" if index not in delivered else "unconfirmed")
-            for index, file in enumerate(files, start=first_index)
-            if delivered.get(index, _UNCONFIRMED) == _UNCONFIRMED
-        ]
+    def delivered_chunks(self, msg: InboundMessage, key: SessionKey) -> Mapping[int, int]:
+        """What the delivery record shows as sent of the reply to ``msg`` (index → message_id,
+        0 for a file that may have gone). Raises StorageError when it cannot be read."""
+        return self._registry.delivered_chunks(key, msg.update_id)
 
     def deliver_notice(
         self,
@@ -218,16 +208,16 @@ class Delivery:
         claims = self._chunk_claimer(key, msg.update_id, time_left)
         target = msg
         skipped: list[tuple[_Part, UnsentReason]] = []
+        covered = range(first_index, first_index + len(parts))
+        delivered: dict[int, int] | None = None  # the record as this call knows it (None: unread)
         try:
-            delivered = self._registry.delivered_chunks(key, msg.update_id)
+            delivered = dict(self._registry.delivered_chunks(key, msg.update_id))
             # The first part that goes quotes the message: one skipped for good (a file gone)
             # leaves the quote to the next; one delivered already (a retry) has taken it.
-            quote = quote_first and not any(
-                i in delivered for i in range(first_index, first_index + len(parts))
-            )
+            quote = quote_first and not any(i in delivered for i in covered)
             for index, part in enumerate(parts, start=first_index):
                 if index not in delivered:
-                    _stop_when_out_of_time(msg.update_id, index, time_left)
+                    _begin_or_stop(time_left)
                 if index in delivered or (claims is not None and not claims.claim(index)):
                     quote = False  # sent by an earlier or the other delivery
                     if delivered.get(index) == _UNCONFIRMED:  # still named, as the first try did
@@ -255,16 +245,17 @@ class Delivery:
                 except _NotSent as not_sent:
                     skipped.append((part, not_sent.reason))
                     continue
-                except _NoTimeToBegin:
-                    raise _out_of_time(msg.update_id, index) from None
                 quote = False
                 # Recorded like any part sent, its claim kept till then: one that may have
                 # gone (_UNCONFIRMED) is never free for the other delivery to send again.
                 self._record_chunk(key, msg.update_id, index, message_id)
+                delivered[index] = message_id
                 if message_id == _UNCONFIRMED:
                     skipped.append((part, "unconfirmed"))
         except (TelegramApiError, StorageError) as exc:
-            raise DeliveryFailedError(msg.update_id, index, exc) from exc
+            raise DeliveryFailedError(msg.update_id, index, exc, parts=covered, delivered=delivered) from exc
+        except _NoTimeToBegin:
+            raise _out_of_time(msg.update_id, index, parts=covered, delivered=delivered) from None
         return skipped
 
     def deliver_with_buttons(
@@ -533,7 +524,21 @@ def _begin_or_stop(time_left: TimeLeft) -> None:
         raise _NoTimeToBegin
 
 
-def _out_of_time(update_id: int, index: int) -> DeliveryFailedError:
+def _out_of_time(
+    update_id: int, index: int, *, parts: range | None = None, delivered: Mapping[int, int] | None = None
+) -> DeliveryFailedError:
     # Nothing of the send went: the record's retry sends the part (and the rest) in a new invocation.
     cause = DeferredError("out_of_time", "the invocation's time for delivery ran out")
-    return DeliveryFailedError(update_id, index, cause)
+    return DeliveryFailedError(update_id, index, cause, parts=parts, delivered=delivered)
+
+
+def files_not_delivered(
+    files: Sequence[StagedAttachment], delivered: Mapping[int, int], *, first_index: int
+) -> list[UnsentFile]:
+    """The files of ``files`` (chunks ``first_index``...) that ``delivered`` (the delivery
+    record) does not show as sent: "failed" when none went out, "unconfirmed" when one may have."""
+    return [
+        UnsentFile(file_name=file.file_name, reason="failed" if index not in delivered else "unconfirmed")
+        for index, file in enumerate(files, start=first_index)
+        if delivered.get(index, _UNCONFIRMED) == _UNCONFIRMED
+    ]

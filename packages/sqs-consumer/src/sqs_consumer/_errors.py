@@ -3,6 +3,8 @@ acknowledging it with a message to the user."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from session_core import TurnResult
 
 
@@ -98,15 +100,28 @@ class DeliveryFailedError(ConsumerError):
     ``deferrable``: it is retried, never dead-lettered while Telegram may still take it; one
     Telegram refused because the chat is gone for the bot is ``chat_unreachable``. ``answer``:
     the turn's answer being delivered, when it was one (set on the way up), so that a failure
-    for good still tells its agent which of its files never went."""
+    for good still tells its agent which of its files never went. ``parts``: the chunk indices
+    the failing call was delivering (``chunk_index`` among them); ``delivered``: what the
+    delivery record held as that call last knew it (index → message_id: what it read and
+    what it recorded since), None when it could not read it."""
 
     error_kind = "delivery"
     answer: TurnResult | None = None
 
-    def __init__(self, update_id: int, chunk_index: int, cause: Exception) -> None:
+    def __init__(
+        self,
+        update_id: int,
+        chunk_index: int,
+        cause: Exception,
+        *,
+        parts: range | None = None,
+        delivered: Mapping[int, int] | None = None,
+    ) -> None:
         super().__init__(f"delivery of update {update_id} chunk {chunk_index} failed: {cause}")
         self.update_id = update_id
         self.chunk_index = chunk_index
+        self.parts = range(chunk_index, chunk_index + 1) if parts is None else parts
+        self.delivered = delivered
         self.cause = cause
         self.retryable = bool(getattr(cause, "retryable", False))
         self.deferrable = self.retryable

@@ -54,7 +54,7 @@ from ._chat_move import move_conversation
 from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
 from ._config_report import report_bot_token_refused
-from ._delivery import Delivery, ReadFile
+from ._delivery import Delivery, ReadFile, files_not_delivered
 from ._deps import ConsumerDeps
 from ._errors import DeferredError, DeliveryFailedError, RuntimeInvokeError, TurnFailedError
 from ._forward_comment import with_its_forwards
@@ -446,15 +446,21 @@ class MessageHandler:
     ) -> None:
         """The delivery of ``result`` failed for good at ``failed`` (the record is dead-lettered):
         keep its files that never went, and whether its text did not, for the agent's next
-        turn, which would otherwise think them sent and read. When they cannot be kept, the
-        user's failure notice at least says the answer failed."""
+        turn, which would otherwise think them sent and read. Both are judged from the delivery
+        record, not from where the last try failed: an earlier try may have sent the text. When
+        they cannot be kept, the user's failure notice at least says the answer failed."""
+        delivered = failed.delivered
         try:
-            missing = self._delivery.files_not_delivered(msg, key, result.files, first_index=FIRST_FILE_CHUNK)
+            if delivered is None or result.files:  # files: the record as it is now, their last word
+                delivered = self._delivery.delivered_chunks(msg, key)
         except StorageError as exc:
             log.warning("undelivered_files_unknown", error_code=exc.error_code)
             return
-        # The text goes first, as chunks below the files': a failure there lost (some of) it.
-        text_lost = failed.chunk_index < FIRST_FILE_CHUNK
+        # The text goes first, as chunks below the files': once the files were begun, it was
+        # all recorded; before, it is lost when one of its chunks is not.
+        text = failed.parts if failed.chunk_index < FIRST_FILE_CHUNK else range(0)
+        text_lost = any(index not in delivered for index in text)
+        missing = files_not_delivered(result.files, delivered, first_index=FIRST_FILE_CHUNK)
         keep_undelivered(self._deps.registry, key, result, missing, text_lost=text_lost)
 
     def _deliver_answer_parts(
