@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from session_core import (
     TURN_VERSION,
@@ -188,3 +189,44 @@ def test_a_list_kept_before_lists_were_marked_is_forgotten_by_its_own_turns_late
     assert kept(registry) == noted
     registry.forget_undelivered_files(KEY, 1)
     assert kept(registry) is None
+
+
+class _LastReleasesList(msgspec.Struct, frozen=True, kw_only=True):
+    """UndeliveredFiles as the release before ``text_lost`` decodes it (unknown fields ignored)."""
+
+    turn_id: int
+    files: tuple[UnsentFile, ...] = ()
+    more: int = 0
+
+
+def _read_by_the_last_release(aws: Any) -> _LastReleasesList | None:
+    """What a runtime of the last release reads (its ``read_undelivered``): a binary attribute,
+    decoded; anything else is no list. What it reads, it tells the agent as files not sent."""
+    item = aws.dynamodb.get_item(
+        TableName=aws.resources.table, Key={"pk": {"S": session_item_pk(KEY)}, "sk": {"S": META}}
+    )["Item"]
+    value = item.get("undelivered_files")
+    if not isinstance(value, dict) or "B" not in value:
+        return None
+    return msgspec.json.decode(value["B"], type=_LastReleasesList)
+
+
+def test_a_lost_text_alone_is_passed_over_by_the_last_releases_runtime(
+    registry: SessionRegistry, aws: Any
+) -> None:
+    """During a rolling deploy a runtime of the last release may run the next turn: it knows no
+    lost text, and read such a list as files not sent, naming none (an empty "these files did
+    not reach the user" note). It says nothing instead, as it did of a lost text; the new one
+    reads it, and a list with files still names them to either."""
+    answer_turn(registry, 1)
+    text_only = undelivered_files(1, [], text_lost=True)
+    assert text_only is not None
+    registry.keep_undelivered_files(KEY, text_only)
+    assert _read_by_the_last_release(aws) is None
+    assert kept(registry) == text_only
+
+    with_files = undelivered_files(1, [BIG], text_lost=True)
+    assert with_files is not None
+    registry.keep_undelivered_files(KEY, with_files)
+    assert _read_by_the_last_release(aws) == _LastReleasesList(turn_id=1, files=(BIG,))
+    assert kept(registry) == with_files

@@ -38,7 +38,8 @@ from ._models import UnsentFile, UnsentReason, encode
 from ._newer_values import NewerValues, Tolerated, decode_tolerating
 from ._registry_keys import META, session_item_pk
 
-# The meta item's attribute that holds them (JSON bytes).
+# The meta item's attribute that holds them (JSON bytes; JSON text for a lost text alone,
+# see ``_stored``).
 UNDELIVERED_ATTRIBUTE = "undelivered_files"
 # The last recorded turn whose agent was told: a list of any other turn is stale (``:turn``:
 # the list's turn; a session recorded before this attribute existed has none).
@@ -101,13 +102,25 @@ def undelivered_files(
 def read_undelivered(item: Mapping[str, Any]) -> UndeliveredFiles | None:
     """The undelivered files a meta item holds, or None (none, or unreadable: logged)."""
     value = item.get(UNDELIVERED_ATTRIBUTE)
-    if not isinstance(value, dict) or "B" not in value:
+    stored = value.get("B", value.get("S")) if isinstance(value, dict) else None
+    if stored is None:
         return None
     try:
-        return decode_tolerating(value["B"], _decoder, "UndeliveredFiles", _NEWER_VALUES)
+        return decode_tolerating(stored, _decoder, "UndeliveredFiles", _NEWER_VALUES)
     except MessageDecodeError as exc:  # the agent is told nothing, as before this existed
         log.warning("undelivered_files_unreadable", detail=str(exc)[:200])
         return None
+
+
+def _stored(undelivered: UndeliveredFiles) -> dict[str, Any]:
+    """The attribute value of ``undelivered``: JSON bytes, but JSON text for a lost text with no
+    file. A runtime of the release before ``text_lost`` (a rolling deploy) reads only bytes, as
+    files not sent: it would tell the agent of files naming none. Text it passes over, saying
+    nothing of a loss it cannot say, as it did before."""
+    encoded = encode(undelivered)
+    if undelivered.files or undelivered.more:
+        return {"B": encoded}
+    return {"S": encoded.decode()}
 
 
 class UndeliveredFilesVerbs:
@@ -192,7 +205,7 @@ class UndeliveredFilesVerbs:
                 UpdateExpression=f"SET {UNDELIVERED_ATTRIBUTE} = :files, {LIST_TURN_ATTRIBUTE} = :turn",
                 ConditionExpression=condition,
                 ExpressionAttributeValues={
-                    ":files": {"B": encode(undelivered)},
+                    ":files": _stored(undelivered),
                     ":turn": number(undelivered.turn_id),
                 },
                 ReturnValues="ALL_NEW",
