@@ -195,6 +195,19 @@ def test_throttled_delivery_record_is_retried_not_the_message_sent_again(stack) 
     assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hi"]
 
 
+def test_a_text_telegram_took_but_whose_answer_was_lost_is_sent_again_rather_than_left_missing(stack) -> None:
+    """Decided (README, "Exactly one reply"): the Bot API has no idempotency key and a bot can
+    neither read its chat nor find a message it has no id of, so nothing can tell whether a
+    send whose answer was lost arrived; a file is then named as "may not have arrived", a
+    text goes again: the user may read it twice, never miss it."""
+    stack.telegram.inject("sendMessage", TelegramFault.served_then_dropped())
+    stack.post(update(188, text="hi"))
+    responses = stack.drain(stack.consumer())
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hi", "Answer to: hi"]
+    assert len(stack.runs()) == 1
+
+
 INVOCATION_S = 30.0
 
 
