@@ -229,6 +229,20 @@ def test_a_cap_held_by_a_crashed_turn_says_when_its_hold_lapses(aws) -> None:
     assert isinstance(outright, BudgetExceeded) and outright.frees_by is None
 
 
+def test_a_cap_held_just_before_midnight_frees_at_midnight_not_at_the_holds_deadline(aws) -> None:
+    """At 23:55 a crashed turn's hold fills the user's daily cap: it lapses at 00:15, but the
+    new day admits them at midnight. They were told "in 20 minutes at the latest", not 5."""
+    clock = Clock(datetime(2026, 12, 2, 23, 55, tzinfo=UTC).timestamp())
+    midnight = datetime(2026, 12, 3, tzinfo=UTC).timestamp()
+    budget = ledger(aws, BudgetCaps(user_daily_usd=0.5, user_monthly_usd=10.0, turn_usd=0.5), clock)
+    assert isinstance(budget.hold(chat_id=1, user_id=42), BudgetHold)  # its consumer dies
+    refused = budget.hold(chat_id=2, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and refused.only_held
+    assert refused.frees_by == midnight
+    clock.now = midnight
+    assert isinstance(budget.hold(chat_id=2, user_id=42), BudgetHold)
+
+
 class OtherConsumerFirst:
     """The real DynamoDB client, where another consumer's turn runs just before this ledger
     reads the account's hold records (``at`` "query") or releases one of them ("release")."""

@@ -97,9 +97,9 @@ class BudgetExceeded(msgspec.Struct, frozen=True, kw_only=True):
     cap_usd: float
     spent_usd: float
     resets_at: float
-    # Only held: when enough of the holds filling it reach their deadline to admit a turn (epoch
-    # seconds), at the latest (a running turn frees its hold sooner, as it ends); None when spent
-    # outright, or when no hold record accounts for what is held.
+    # Only held: when enough of the holds filling it reach their deadline to admit a turn, or its
+    # period ends if sooner (epoch seconds), at the latest (a running turn frees its hold sooner,
+    # as it ends); None when spent outright, or when no hold record accounts for what is held.
     frees_by: float | None = None
 
     @property
@@ -266,7 +266,9 @@ class BudgetLedger:
                     cap_usd=self.caps.cap(scope, period) or 0.0,
                     spent_usd=_float(item, "spent_usd"),
                     resets_at=period_end(period, now),
-                    frees_by=_frees_by(item, self.caps.cap(scope, period) or 0.0, left or []),
+                    frees_by=_frees_by(
+                        item, self.caps.cap(scope, period) or 0.0, left or [], period_end(period, now)
+                    ),
                 )
                 for (scope, period, _, item), left in zip(refused, holds_left, strict=True)
             ]
@@ -597,16 +599,21 @@ def _committed_behind(item: dict[str, Any]) -> bool:
     return Decimal(item["spent_usd"]["N"]) > Decimal(item.get("committed_usd", {}).get("N", "0"))
 
 
-def _frees_by(account: dict[str, Any], cap: float, holds: list[tuple[float, float]]) -> float | None:
+def _frees_by(
+    account: dict[str, Any], cap: float, holds: list[tuple[float, float]], period_ends: float
+) -> float | None:
     """When enough of ``holds`` (deadline, amount) lapse, oldest first, for the account to
-    be below ``cap`` again; None when spent outright or the holds are not enough."""
+    be below ``cap`` again, or when its period ends if that is sooner (the next period's
+    account holds nothing); None when spent outright or the holds are not enough."""
     if _float(account, "spent_usd") >= cap:
         return None
     committed = _float(account, "committed_usd")
     for deadline, held in sorted(holds):
         committed -= held
         if round(committed, 9) < cap:  # amounts are kept to the nano-dollar (_num)
-            return deadline
+            # A hold taken before midnight lapses up to 20 minutes into the next day: the
+            # user was told to wait for it, while the new day admitted them at midnight.
+            return min(deadline, period_ends)
     return None
 
 
