@@ -441,3 +441,34 @@ def test_an_account_an_older_consumer_keeps_counting_under_every_catch_up_is_ret
 
         proxy.faults.clear()  # the older consumer is gone: the record's retry is admitted
         assert isinstance(budget.hold(chat_id=100, user_id=42), BudgetHold)
+
+
+def test_a_catch_up_under_a_running_turn_keeps_its_hold(aws) -> None:
+    """A deploy under way: this consumer caught the user's account up and admitted a turn
+    ($2.50 spent + $0.30 held of $3); then an older consumer settled a turn of theirs in
+    ``spent_usd`` alone ($2.85 spent). The next catch-up brought ``committed_usd`` up to what was
+    spent and dropped the running turn's hold: a second turn was admitted on $2.85 + $0.30, and
+    both together could spend $3.45, more than one turn's cap over the $3."""
+    clock = Clock(datetime(2026, 12, 2, 12, tzinfo=UTC).timestamp())
+    account = {"pk": {"S": "budget|user|default|42"}, "sk": {"S": "day|2026-12-02"}}
+
+    def older_consumer_settles(cost: str) -> None:
+        aws.dynamodb.update_item(
+            TableName=aws.resources.table,
+            Key=account,
+            UpdateExpression="ADD spent_usd :cost SET expires_at = :ttl",
+            ExpressionAttributeValues={":cost": {"N": cost}, ":ttl": {"N": str(int(clock.now) + 3 * 86_400)}},
+        )
+
+    older_consumer_settles("2.5")
+    budget = ledger(aws, BudgetCaps(user_daily_usd=3.0, turn_usd=0.3), clock)
+    running = budget.hold(chat_id=1, user_id=42)
+    assert isinstance(running, BudgetHold)
+    older_consumer_settles("0.35")
+
+    refused = budget.hold(chat_id=2, user_id=42)
+    assert isinstance(refused, BudgetExceeded) and refused.only_held, refused  # 2.85 + 0.30 held
+    budget.settle(running, 0.3)
+    spent = {(s.scope, s.period): s.spent_usd for s in budget.spending(chat_id=1, user_id=42)}
+    assert spent[("user", "day")] == pytest.approx(3.15)
+    assert isinstance(budget.hold(chat_id=2, user_id=42), BudgetExceeded)  # spent outright now

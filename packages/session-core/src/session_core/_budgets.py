@@ -7,7 +7,8 @@ Every capped account is one DynamoDB item per period (``pk`` ``budget|<scope>|<t
 - ``committed_usd``: ``spent_usd`` plus the per-turn cap of every turn still running (on
   capped accounts; an uncapped one counts costs there too, so a cap set later finds them).
   An account an older consumer counted uncapped has less there than it spent: the first hold
-  on it brings it up to ``spent_usd``, so running turns are held on top of what was spent.
+  on it brings it up to ``spent_usd`` plus what its hold records hold, so running turns are
+  held on top of what was spent.
   One that changes under every catch-up (the older consumer still counting it) fails the hold
   as a transient StorageError: no running turn holds it, so no refusal says one does.
 
@@ -499,19 +500,9 @@ class BudgetLedger:
         """Release the holds on account ``key`` whose turns did not settle by their deadline;
         None when any was released (here, or meanwhile by another consumer's refused turn: it
         freed the room all the same), else the holds still on it (deadline, amount held)."""
-        prefix = f"hold|{key[1]}|"
-        try:
-            out = self._db.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={":pk": {"S": key[0]}, ":prefix": {"S": prefix}},
-                ConsistentRead=True,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error("release_expired", exc) from exc
         released = False
         left: list[tuple[float, float]] = []
-        for record in out.get("Items", []):
+        for record in self._hold_records(key, "release_expired"):
             if _float(record, "deadline") > now:
                 left.append((_float(record, "deadline"), _float(record, "held_usd")))
                 continue
@@ -551,13 +542,33 @@ class BudgetLedger:
             return False
         return round(_float(self._get(key) or {}, "committed_usd"), 9) < cap  # nano-dollars (_num)
 
+    def _hold_records(self, key: tuple[str, str], operation: str) -> list[dict[str, Any]]:
+        """The hold records beside account ``key`` (its period's), read with one Query."""
+        try:
+            out = self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":pk": {"S": key[0]}, ":prefix": {"S": f"hold|{key[1]}|"}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(operation, exc) from exc
+        records: list[dict[str, Any]] = out.get("Items", [])
+        return records
+
     def _catch_up_committed(self, key: tuple[str, str], item: dict[str, Any]) -> None:
         """Bring ``committed_usd`` of an account an older consumer counted uncapped up to its
-        ``spent_usd`` (holds of turns running now stay on top), unless it changed meanwhile (then
-        the next try reads it again)."""
+        ``spent_usd`` plus what its hold records hold (turns running now stay held on top),
+        unless it changed meanwhile (then the next try reads it again)."""
         spent = item["spent_usd"]["N"]
         committed = item.get("committed_usd", {}).get("N")
-        gap = Decimal(spent) - Decimal(committed or "0")
+        # An older consumer still running (a deploy under way) adds to spent_usd under holds
+        # this code took: caught up to spent_usd alone, committed_usd lost those holds, and
+        # turns were admitted past the cap by more than one turn's cap.
+        held = sum(
+            Decimal(record["held_usd"]["N"]) for record in self._hold_records(key, "catch_up_committed")
+        )
+        gap = Decimal(spent) + held - Decimal(committed or "0")
         unchanged = "spent_usd = :spent AND " + (
             "committed_usd = :committed" if committed is not None else "attribute_not_exists(committed_usd)"
         )
