@@ -53,12 +53,16 @@ class OutboxAtEnd:
 
 
 def look_at_outbox(workspace: SessionWorkspace, pids: Iterable[int]) -> OutboxAtEnd | None:
-    """The outbox as the turn ends, before its processes (``pids``) are killed; None when there
-    is no outbox (nothing to send) or it cannot be looked at (then files are sent as they are)."""
+    """The outbox as the turn ends, before its processes (``pids``) are killed: empty when there
+    is no outbox yet; None when it cannot be looked at (then files are sent as they are)."""
     try:
         outbox = os.open(
             os.path.join(workspace.cwd, OUTBOX), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         )
+    except FileNotFoundError:
+        # A tool not yet killed may still make it and half write a file there: anything in it
+        # later was not there at the end, so it is named unfinished, never sent half-written.
+        return OutboxAtEnd(files={}, being_written=frozenset())
     except OSError:
         return None
     try:
