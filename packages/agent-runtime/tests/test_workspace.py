@@ -227,3 +227,25 @@ def test_runtimes_sharing_the_sessions_root_never_remove_a_directory_one_of_them
         runtime.join()
 
     assert failures == [], failures[:3]
+
+
+@pytest.mark.parametrize("passing", ["attachments", "outbox"])
+def test_a_tools_file_with_a_second_name_in_the_passing_files_still_counts_at_the_next_turn(
+    passing: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The last turn's attachments/ and outbox/ go before the next turn's files come, so they
+    do not count against SESSION_DISK_LIMIT_MB as it begins. A tool's own file given a second
+    name there (a hard link) does not go with them: it is the tool's, over the limit, and
+    work/ goes, as without the link (counted there, it was kept past the limit turn after turn)."""
+    config, key = load_claude_config(), SessionKey.parse("default/3001/0")
+    root = tmp_path / "sessions"
+    with session_workspace(root, key, config, disk_limit_mb=1, alone=True) as paths:
+        kept = Path(paths.cwd, "kept.bin")
+        kept.write_bytes(b"\0" * 3 * 2**20)  # 3 MiB: over 1 MiB
+        Path(paths.cwd, passing).mkdir(exist_ok=True)
+        os.link(kept, Path(paths.cwd, passing, "kept.bin"))
+    with session_workspace(root, key, config, disk_limit_mb=1, alone=True) as paths:
+        left = sorted(p.name for p in Path(paths.cwd).iterdir() if p.name != ".claude")
+
+    assert left == [], left
+    assert "workspace.over_disk_limit" in capfd.readouterr().err

@@ -284,8 +284,8 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
     # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/; over
     # budget, work/ and config/ too (the transcript lives in the store).
     kept = {_LOCK}
-    # every entry counts a block: an inode flood is over; too deep: inf
-    size = tree_size(mine) - _last_turns_passing_files(paths)
+    _clear_last_turns_passing_files(paths)
+    size = tree_size(mine)  # every entry counts a block: an inode flood is over; too deep: inf
     if size <= disk_limit_mb * 1024 * 1024:
         kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
     else:
@@ -314,22 +314,18 @@ def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit
         shutil.copytree(skill.directory, skills_dir / skill.name)
 
 
-def _last_turns_passing_files(paths: SessionWorkspace) -> float:
-    """Bytes of the files the last turn's user sent and its agent sent (``attachments/``,
-    ``OUTBOX``): they go before this turn's come, so they are not the session's to keep
-    under the cap. Counted, a user's 20 MB files made the next turn start without the
-    agent's working files. Read through ``work/`` itself, never a link in its place."""
-    try:
-        cwd = os.open(paths.cwd, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return 0
-    try:
-        sizes = [tree_size(name, dir_fd=cwd) for name in (Path(paths.attachments).name, OUTBOX)]
-    except OSError:
-        return 0
-    finally:
-        os.close(cwd)
-    return 0 if math.inf in sizes else sum(sizes)
+def _clear_last_turns_passing_files(paths: SessionWorkspace) -> None:
+    """The files the last turn's user sent and its agent sent (``attachments/``, ``OUTBOX``)
+    removed before the session's files are counted: they go before this turn's come, so
+    they weigh nothing against the cap (counted, a user's 20 MB files made the next turn
+    start without the agent's working files), while a tool's own file given a second name
+    there (a hard link) stays, counted by the name it keeps in ``work/``. Subtracted
+    instead, such a file was kept past the cap turn after turn."""
+    cwd = Path(paths.cwd)
+    if cwd.is_symlink() or not cwd.is_dir():  # a link a tool put in work/'s place leads elsewhere
+        return
+    clear_attachments(paths)
+    clear_outbox(paths)
 
 
 def _keep_only_transcripts(projects: Path) -> None:
