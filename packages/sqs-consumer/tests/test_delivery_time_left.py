@@ -229,3 +229,36 @@ def test_a_send_whose_answer_trickles_in_ends_within_the_time_for_delivery(
         delivery(aws, telegram, http).deliver(MSG, KEY, ["hello"], remaining=remaining)
     assert cut.value.retryable  # the record is retried (the part may have gone: Telegram took it)
     assert remaining() > 0, "the send outlived the invocation"
+
+
+class _SlowToConnectOnce(httpx.HTTPTransport):
+    """A new connection that takes ``delay_s`` before a byte of the request goes (a lost DNS
+    answer, a slow TCP and TLS handshake, each phase within its own timeout), once."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self._delay_s: float | None = delay_s
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        delay, self._delay_s = self._delay_s, None
+        if delay is not None:
+            time.sleep(delay)
+        return super().handle_request(request)
+
+
+def test_a_send_given_up_before_it_went_out_is_not_sent_after_all_beside_the_retrys(
+    aws: Any, telegram: LocalTelegram
+) -> None:
+    """The time for delivery ran out while the call was still connecting: the caller stops
+    waiting for it, but the call, left to itself, went on to send the part once connected, and
+    the record's retry sent it too, so the chat read the answer twice."""
+    _, remaining = invocation_of(END_RESERVE_S + DELIVERY_PART_MIN_S + 1)
+    with httpx.Client(timeout=10, transport=_SlowToConnectOnce(DELIVERY_PART_MIN_S + 3)) as http:
+        with pytest.raises(DeliveryFailedError) as cut:
+            delivery(aws, telegram, http).deliver(MSG, KEY, ["hello"], remaining=remaining)
+        assert cut.value.retryable
+        _, retry_remaining = invocation_of(60)
+        delivery(aws, telegram, http).deliver(MSG, KEY, ["hello"], remaining=retry_remaining)
+        time.sleep(4)  # the given-up call's connection is made by now
+
+    assert [m["text"] for m in telegram.sent_messages(CHAT)] == ["hello"]

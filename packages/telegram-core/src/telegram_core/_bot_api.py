@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 import httpx
 from session_core import FixedSecret, MessageDecodeError, SecretSource, decode_json, encode_json, get_logger
 
-from ._call_deadline import call_within
+from ._call_deadline import Extensions, WholeCallUnsent, call_within
 from ._errors import (
     TelegramApiError,
     TelegramBadMarkup,
@@ -103,6 +103,7 @@ _NOT_ARRIVED = (
     httpx.PoolTimeout,
     httpx.WriteError,
     httpx.WriteTimeout,
+    WholeCallUnsent,  # its time ran out while it connected: stopped before a byte went
 )
 
 
@@ -234,11 +235,12 @@ class BotApi:
             method,
             lambda token: self._post_within(
                 time_left,
-                lambda: self._http.post(
+                lambda extensions: self._http.post(
                     self._method_url(method, token),
                     content=body,
                     headers={"content-type": "application/json"},
                     timeout=self._timeout_within(time_left),
+                    extensions=extensions,
                 ),
             ),
             attempts,
@@ -284,12 +286,13 @@ class BotApi:
 
     @staticmethod
     def _post_within(
-        time_left: Callable[[], float] | None, post: Callable[[], httpx.Response]
+        time_left: Callable[[], float] | None, post: Callable[[Extensions], httpx.Response]
     ) -> httpx.Response:
-        """``post()`` ended within the caller's time left, whole: the timeouts below bound
-        each phase of it only (an answer that trickles in takes as long as it likes)."""
+        """``post(extensions)`` ended within the caller's time left, whole: the timeouts below
+        bound each phase of it only (an answer that trickles in takes as long as it likes);
+        given up before its request went out, it never sends it (see _call_deadline)."""
         if time_left is None:
-            return post()
+            return post({})
         return call_within(max(time_left(), MIN_CALL_TIMEOUT_S), post)
 
     def _timeout_within(self, time_left: Callable[[], float] | None) -> httpx.Timeout:
@@ -477,11 +480,12 @@ class BotApi:
             }
             return self._post_within(
                 time_left,
-                lambda: self._http.post(
+                lambda extensions: self._http.post(
                     self._method_url(method, token),
                     data=dict(fields),
                     files=upload,
                     timeout=self._timeout_within(time_left),
+                    extensions=extensions,
                 ),
             )
 
