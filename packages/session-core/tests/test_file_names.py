@@ -12,7 +12,7 @@ from session_core import safe_file_name
         ("report.pdf", "report.pdf"),
         ("../../etc/passwd", "passwd"),
         ("dir/sub/notes.txt", "notes.txt"),
-        (".bashrc", "bashrc"),
+        (".bashrc", "file.bashrc"),  # a hidden file's name reads as its extension (see below)
         ("..", "file"),
         ("", "file"),
         (None, "file"),
@@ -41,11 +41,20 @@ def test_the_fallback_names_what_nothing_was_left_of() -> None:
         ("../../отчёт.pdf", "file.pdf"),
         ("отчёт.пдф", "file"),  # an extension in another script says nothing we can keep
         ("отчёт", "file"),
+        ("отчёт.tar.gz", "file.tar.gz"),
+        ("___.pdf", "file.pdf"),
+        (".pdf", "file.pdf"),
+        ("_.csv", "file.csv"),
+        ("..pdf", "file.pdf"),
+        (".tar.gz", "file.tar.gz"),
+        ("Отчёт 2024.tar.gz", "2024.tar.gz"),  # what is safe of the stem stays the stem
+        ("notes", "notes"),  # none to keep: the agent is told its type beside it (text/plain)
     ],
 )
 def test_a_document_named_in_another_script_keeps_its_extension(name: str, expected: str) -> None:
     """The agent's tools pick how to read a file (PDF, image) by its extension: "отчёт.pdf"
-    must arrive as a .pdf, not as a file called "pdf"."""
+    must arrive as a .pdf, not as a file called "pdf" (as "___.pdf" and ".pdf" did), and
+    "отчёт.tar.gz" as a .tar.gz, not as "tar.gz"."""
     assert safe_file_name(name) == expected
 
 

@@ -7,7 +7,8 @@ import re
 import unicodedata
 
 _UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-_KEPT_EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]+")
+# A name's extension: its last dotted parts of ASCII letters and digits ("отчёт.tar.gz" → ".tar.gz").
+_EXTENSIONS_RE = re.compile(r"(?:\.[A-Za-z0-9]+)+\Z")
 _MAX_NAME_CHARS = 100
 # Brackets, quotes, line breaks and other control characters: what could end a sender's
 # quoted file name, or the line it is in, early.
@@ -24,17 +25,16 @@ def safe_file_name(name: str | None, fallback: str = "file") -> str:
     """A file name that is one harmless path step: ASCII letters, digits, ``.``, ``_`` and
     ``-`` only (each other run becomes ``_``), no leading dot or underscore, at most 100
     characters (the end kept, so the extension survives); ``fallback`` when nothing is left,
-    and ``fallback`` plus the extension when only the stem was unsafe ("отчёт.pdf" → "file.pdf")."""
+    and ``fallback`` plus the extension when nothing of the stem was safe ("отчёт.pdf" →
+    "file.pdf", "отчёт.tar.gz" → "file.tar.gz", "___.pdf" and ".pdf" → "file.pdf")."""
     base = posixpath.basename(name or "")
-    stem, extension = posixpath.splitext(base)
-    if (
-        _KEPT_EXTENSION_RE.fullmatch(extension)
-        and stem.strip("._")
-        and not _UNSAFE_NAME_RE.sub("", stem).strip("._")
-    ):
-        # A stem in another script leaves nothing, but tools pick how to read a file by its
-        # extension: keep it behind the fallback stem.
-        base = fallback + extension
+    extension = _EXTENSIONS_RE.search(base)
+    if extension and not _UNSAFE_NAME_RE.sub("", base[: extension.start()]).strip("._"):
+        # Tools pick how to read a file by its extension: a stem in another script (or only
+        # dots and underscores, or none) leaves nothing, and the extension alone would become
+        # the whole name ("pdf", "tar.gz"). Decided: a hidden file's name counts as its
+        # extension too (".bashrc" → "file.bashrc"); the agent is told the name it was sent as.
+        base = fallback + extension.group()
     # Stripped after the cut too: it may fall on a dot (a hidden file) or a space's "_".
     cleaned = _UNSAFE_NAME_RE.sub("_", base)[-_MAX_NAME_CHARS:].lstrip("._")
     return cleaned or fallback
