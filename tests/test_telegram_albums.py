@@ -311,12 +311,20 @@ def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:
     ]
 
 
-def _send_documents(stack: Any, first_update: int, names: list[str], *, too_big: str = "") -> None:
+def _send_documents(
+    stack: Any, first_update: int, names: list[str], *, too_big: str = "", not_downloadable: str = ""
+) -> None:
     """Post an album of documents named ``names`` (captioned "compare them"); the one named
-    ``too_big`` is over the 20 MB a bot may download."""
+    ``too_big`` is over the 20 MB a bot may download; getFile names no path for the one named
+    ``not_downloadable``."""
     for i, name in enumerate(names):
         big = {"file_size": 25 * 1024 * 1024} if name == too_big else {}
-        file_id = stack.telegram.add_file(f"%PDF {name}".encode(), file_path=f"documents/file_{i}.pdf", **big)
+        file_id = stack.telegram.add_file(
+            f"%PDF {name}".encode(),
+            file_path=f"documents/file_{i}.pdf",
+            downloadable=name != not_downloadable,
+            **big,
+        )
         doc = {"file_id": file_id, "file_unique_id": f"d{first_update + i}", "file_name": name, **big}
         extra = {"caption": "compare them"} if i == 0 else {}
         stack.post(
@@ -361,6 +369,25 @@ def test_a_file_of_an_album_telegram_will_not_give_is_named_to_the_agent_and_the
         "\n\n[Not attached, as the bot could not fetch it: “lease.pdf” (Telegram would not give it to "
         "the bot; sending it again may work). Tell the user which file you could not read and why.]"
     )
+
+
+def test_a_file_of_an_album_getfile_gives_no_path_for_is_named_to_the_agent_and_the_rest_answered(
+    stack,
+) -> None:
+    """Telegram answers getFile without a ``file_path`` for a file it cannot serve: that raised
+    a KeyError, the record was retried until dead-lettered and the user read the general
+    failure notice, the two good files never answered."""
+    _send_documents(stack, 855, ["lease.pdf", "plan.pdf", "bill.pdf"], not_downloadable="plan.pdf")
+    responses = stack.drain(stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]  # answered once, not retried
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["lease.pdf", "bill.pdf"]
+    assert run["prompt"].endswith(
+        "\n\n[Not attached, as the bot could not fetch it: “plan.pdf” (Telegram would not give it to "
+        "the bot; sending it again may work). Tell the user which file you could not read and why.]"
+    )
+    assert stack.dead_letters() == []
 
 
 def test_an_album_none_of_whose_files_telegram_gives_gets_the_notice_and_no_turn(stack) -> None:

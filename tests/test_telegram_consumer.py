@@ -631,6 +631,20 @@ def test_a_file_telegram_will_not_give_is_named_with_send_it_again_and_no_turn(s
     assert stack.runs() == []
 
 
+def test_a_file_getfile_gives_no_path_for_is_named_with_send_it_again_and_no_retry(stack) -> None:
+    """getFile may answer without a ``file_path`` (a file Telegram cannot serve): the user
+    is told which file, as for a refusal, not retried into the general failure notice."""
+    file_id = stack.telegram.add_file(b"%PDF-1.4 scan", downloadable=False)
+    doc = {"file_id": file_id, "file_unique_id": "nopath", "file_name": "scan.pdf"}
+    stack.post(update(125, text=None, document=doc, caption="what does it say?"))
+    responses = stack.drain(stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    [reply] = stack.replies(CHAT)
+    assert reply["text"] == "Sorry, Telegram would not give me scan.pdf. Please send it again."
+    assert stack.runs() == [] and stack.dead_letters() == []
+
+
 def test_a_photo_telegram_will_not_give_is_named_as_the_user_sees_it(stack) -> None:
     """A photo has no name in the chat: the user is told of "the photo", not of the name the
     bot would have given its copy ("photo-0")."""

@@ -160,6 +160,7 @@ class _File:
     file_path: str
     file_unique_id: str
     file_size: int
+    downloadable: bool = True  # False: getFile answers with no file_path
 
 
 @dataclass
@@ -313,10 +314,13 @@ class LocalTelegram(LoopbackServer):
         file_id: str | None = None,
         file_path: str | None = None,
         file_size: int | None = None,
+        downloadable: bool = True,
     ) -> str:
         """Make a file available to ``getFile``/downloads; returns its file_id.
 
-        ``file_size`` overrides the reported size (to test the 20 MB limit cheaply).
+        ``file_size`` overrides the reported size (to test the 20 MB limit cheaply);
+        ``downloadable=False``: ``getFile`` answers without a ``file_path``, as Telegram does for a
+        file it cannot serve (the Bot API makes the field optional).
         """
         file_id = file_id or f"file-{uuid.uuid4().hex[:12]}"
         with self._lock:
@@ -325,6 +329,7 @@ class LocalTelegram(LoopbackServer):
                 file_path=file_path or f"documents/{file_id}.bin",
                 file_unique_id=uuid.uuid4().hex[:8],
                 file_size=len(content) if file_size is None else file_size,
+                downloadable=downloadable,
             )
         return file_id
 
@@ -530,12 +535,12 @@ class LocalTelegram(LoopbackServer):
             raise _ApiError(400, "Bad Request: invalid file_id")
         if found.file_size > MAX_DOWNLOAD_BYTES:
             raise _ApiError(400, "Bad Request: file is too big")
-        return {
+        described = {
             "file_id": params["file_id"],
             "file_unique_id": found.file_unique_id,
             "file_size": found.file_size,
-            "file_path": found.file_path,
         }
+        return {**described, "file_path": found.file_path} if found.downloadable else described
 
     def _set_webhook(self, params: dict[str, Any]) -> Any:
         url = str(params.get("url", ""))

@@ -114,7 +114,8 @@ def asks_without_its_files(parts: Sequence[InboundMessage], not_fetched: Sequenc
 
 def _download(att: Attachment, name: str, *, bot: BotApi, max_bytes: int) -> tuple[bytes, str]:
     """The file's bytes and its Telegram path. AttachmentTooLargeError above ``max_bytes``,
-    AttachmentUnavailableError for one Telegram will not give (both named ``name``)."""
+    AttachmentUnavailableError for one Telegram will not give: refused, or described without
+    the ``file_path`` to download it by (both named ``name``)."""
     if att.file_size is not None and att.file_size > max_bytes:
         raise AttachmentTooLargeError(name, att.file_size)
     try:
@@ -122,7 +123,11 @@ def _download(att: Attachment, name: str, *, bot: BotApi, max_bytes: int) -> tup
         size = int(info.get("file_size") or 0)
         if size > max_bytes:
             raise AttachmentTooLargeError(name, size)
-        file_path = str(info["file_path"])
+        file_path = info.get("file_path")
+        if not isinstance(file_path, str) or not file_path:
+            # Optional in the Bot API: absent for a file Telegram cannot serve, for good, as
+            # a refusal is (a retry of the record gets the same answer).
+            raise AttachmentUnavailableError(name)
         return bot.download(file_path, max_bytes=max_bytes), file_path
     except TelegramFileTooBig as exc:
         raise AttachmentTooLargeError(name, att.file_size) from exc
