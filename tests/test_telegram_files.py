@@ -248,6 +248,49 @@ def test_a_file_gone_from_the_bucket_is_skipped_named_once_and_the_answer_still_
     ]
 
 
+def test_a_file_telegram_refuses_is_said_to_be_refused_and_kept_for_the_agents_next_turn(stack) -> None:
+    """Telegram would not take the CSV (a 400 that no retry cures): the user read "something
+    went wrong while preparing it", the words of a file gone from the bucket, though it was
+    Telegram that said no."""
+    stack.telegram.inject(
+        "sendDocument", TelegramFault(400, "Bad Request: wrong file identifier/HTTP URL specified")
+    )
+    stack.post(update(613, text="files:2"))
+    responses = stack.drain(stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    assert shown(stack, CHAT) == [
+        "Answer to: files:2",
+        "sendPhoto chart.png",
+        "(data.csv was not sent: Telegram refused it)",
+    ]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record is not None and record.undelivered_files is not None
+    assert record.undelivered_files.files == (UnsentFile(file_name="data.csv", reason="refused"),)
+
+
+def test_a_file_telegram_refuses_as_too_large_is_named_with_its_size_and_the_limit(stack) -> None:
+    """413 Request Entity Too Large: the user learns the file was too large for Telegram, how
+    large it is and what a bot may send, so they can ask for it smaller or split."""
+    stack.telegram.inject("sendDocument", TelegramFault(413, "Request Entity Too Large"))
+    stack.post(update(614, text="files:2"))
+    responses = stack.drain(stack.consumer())
+
+    assert [r["batchItemFailures"] for r in responses] == [[]]
+    size = len(OUTBOX_FILE_CONTENT["data.csv"])
+    assert shown(stack, CHAT) == [
+        "Answer to: files:2",
+        "sendPhoto chart.png",
+        f"(data.csv ({size} bytes) was not sent: Telegram refused it as too large, and a bot can "
+        "send files of up to 50 MB)",
+    ]
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    assert record is not None and record.undelivered_files is not None
+    assert record.undelivered_files.files == (
+        UnsentFile(file_name="data.csv", reason="refused_too_large", size=size),
+    )
+
+
 def test_files_a_group_does_not_let_the_bot_send_are_named_under_its_answer(stack) -> None:
     """An admin turned off photos and files for members (the bot among them): the answer's
     text still arrives, with a line saying which files did not and why, so someone can change

@@ -28,6 +28,16 @@ def test_files_the_chat_does_not_allow_are_said_to_be_kept_out_by_its_permission
     )
 
 
+def test_a_file_telegram_refused_as_too_large_is_told_with_its_size_and_the_limit() -> None:
+    unsent = UnsentFile(file_name="video.mp4", reason="refused_too_large", size=52_000_000)
+    kept = undelivered_files(3, [unsent], 0)
+    assert kept is not None
+    assert (
+        '\n- "video.mp4" (49.6 MB): Telegram refused it as too large (a bot may send files of up to 50 MB)\n'
+        in (undelivered_files_note(kept))
+    )
+
+
 def test_an_answer_whose_text_was_lost_is_said_to_be_unread() -> None:
     kept = undelivered_files(3, [], text_lost=True)
     assert kept is not None

@@ -57,6 +57,9 @@ def failure(code: int, description: str, **parameters: Any) -> bytes:
             False,
         ),
         (400, failure(400, "Bad Request: file is too big"), TelegramFileTooBig, False),
+        # an upload past what Telegram takes, answered by its front end (JSON or not)
+        (413, failure(413, "Request Entity Too Large"), TelegramFileTooBig, False),
+        (413, b"<html><h1>413 Request Entity Too Large</h1></html>", TelegramFileTooBig, False),
         (400, failure(400, "Bad Request: PHOTO_INVALID_DIMENSIONS"), TelegramBadPhoto, False),
         (
             400,

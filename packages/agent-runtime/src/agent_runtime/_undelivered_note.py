@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from session_core import UndeliveredFiles, UnsentReason
+from session_core import UndeliveredFiles, UnsentReason, file_size_text
 
 from ._outbox import MAX_FILE_BYTES, MAX_FILES
 
@@ -25,6 +25,11 @@ _REASONS: Mapping[UnsentReason, str] = {
     "unfinished": "still being written when your answer ended",
     "unconfirmed": "the upload went out but Telegram did not confirm it: it may not have arrived",
     "not_allowed": "the chat's permissions do not let the bot send files there",
+    "refused": "Telegram refused it (it would not take this file from the bot)",
+    "refused_too_large": (
+        "Telegram refused it as too large "
+        f"(a bot may send files of up to {MAX_FILE_BYTES // (1024 * 1024)} MB)"
+    ),
 }
 _START = (
     "(From the bot, not the user: these files you put in outbox/ for your previous answer did "
@@ -45,7 +50,8 @@ def undelivered_files_note(undelivered: UndeliveredFiles) -> str:
         return f"{_TEXT_LOST})"
     lines = [f"{_TEXT_LOST} {_FILES_TOO}" if undelivered.text_lost else _START]
     for file in undelivered.files:
-        lines.append(f"- {json.dumps(file.file_name, ensure_ascii=False)}: {_REASONS[file.reason]}")
+        size = "" if file.size is None else f" ({file_size_text(file.size)})"
+        lines.append(f"- {json.dumps(file.file_name, ensure_ascii=False)}{size}: {_REASONS[file.reason]}")
     if undelivered.more:
         lines.append(f"- and {undelivered.more} more")
     lines.append(_END)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._clock import LeaseClock, SystemClock
     from ._comment_albums import CommentAlbums
     from ._config_report import report_config_problem, report_secret_access_denied
-    from ._counted import counted
+    from ._counted import counted, file_size_text
     from ._dynamo_table import (
         ConditionFailed,
         DynamoTable,
@@ -279,6 +279,7 @@ __all__ = [
     "encode_json",
     "env_int",
     "fenced_blocks",
+    "file_size_text",
     "forward_album_id",
     "get_logger",
     "grant_token",

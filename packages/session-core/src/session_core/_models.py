@@ -102,6 +102,8 @@ UnsentReason = Literal[
     "unfinished",
     "unconfirmed",
     "not_allowed",
+    "refused",
+    "refused_too_large",
 ]
 
 
@@ -115,10 +117,12 @@ class UnsentFile(msgspec.Struct, frozen=True, kw_only=True):
     turn ended: the user stopped it, its time ran out, its process died), ``unconfirmed``
     (the consumer's upload went out but Telegram did not confirm it, its answer lost or a 5xx:
     it may have arrived), ``not_allowed`` (the group's permissions let the bot write there but
-    not send files)."""
+    not send files), ``refused`` (Telegram would not take it, for good), ``refused_too_large``
+    (Telegram refused it as too large: ``size``, its bytes, says how large it was)."""
 
     file_name: str
     reason: UnsentReason
+    size: int | None = None
 
 
 class TurnResult(msgspec.Struct, frozen=True, kw_only=True):

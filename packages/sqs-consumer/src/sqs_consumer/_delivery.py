@@ -32,6 +32,7 @@ from telegram_core import (
     TelegramBadMarkup,
     TelegramBadRequest,
     TelegramChatMigrated,
+    TelegramFileTooBig,
     TelegramMediaForbidden,
     TelegramMessageNotFound,
     TelegramMessageNotModified,
@@ -162,7 +163,15 @@ class Delivery:
         skipped = self._deliver_parts(
             msg, key, files, send, first_index=first_index, quote_first=quote_first, remaining=remaining
         )
-        return [UnsentFile(file_name=file.file_name, reason=reason) for file, reason in skipped]
+        return [
+            # how large one Telegram refused as too large was, for the user and the agent
+            UnsentFile(
+                file_name=file.file_name,
+                reason=reason,
+                size=file.size if reason == "refused_too_large" else None,
+            )
+            for file, reason in skipped
+        ]
 
     def delivered_chunks(self, msg: InboundMessage, key: SessionKey) -> Mapping[int, int]:
         """What the delivery record shows as sent of the reply to ``msg`` (index → message_id,
@@ -428,7 +437,7 @@ class Delivery:
             # Telegram will not take this file, now or later: the others (and the answer,
             # sent already) matter more than failing the whole reply over it.
             log.warning("file_not_sent", kind=exc.kind, error_code=exc.error_code)
-            raise _NotSent("not_allowed" if isinstance(exc, TelegramMediaForbidden) else "failed") from None
+            raise _NotSent(_refused_because(exc)) from None
         except TelegramApiError as exc:
             if not exc.may_have_arrived:
                 raise
@@ -500,6 +509,17 @@ def _moved_to(msg: InboundMessage, chat_id: int) -> InboundMessage:
     caller quotes nothing there, where the user's message has another id, if any."""
     log.warning("chat_migrated", chat_id=msg.chat_id, migrate_to_chat_id=chat_id)
     return msgspec.structs.replace(msg, chat_id=chat_id, thread_id=0)
+
+
+def _refused_because(exc: TelegramBadRequest) -> UnsentReason:
+    """Why Telegram would not take a file, as the user and the agent are told: the chat's
+    permissions, its size, or Telegram's own refusal (not "something went wrong while
+    preparing it", the words of a file gone from the bucket)."""
+    if isinstance(exc, TelegramMediaForbidden):
+        return "not_allowed"
+    if isinstance(exc, TelegramFileTooBig):
+        return "refused_too_large"
+    return "refused"
 
 
 def _time_to_begin(time_left: TimeLeft) -> TimeLeft:

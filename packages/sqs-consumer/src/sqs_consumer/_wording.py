@@ -17,6 +17,7 @@ from session_core import (
     UnsentFile,
     UnsentReason,
     counted,
+    file_size_text,
     quoted_file_name,
 )
 from telegram_core import RECORDING_WORDS, Attachment
@@ -231,6 +232,12 @@ UNSENT_WORDING: Mapping[UnsentReason, tuple[str, str]] = {
         "Telegram did not confirm them, so ask me for them again if they are missing",
     ),
     "not_allowed": ("this chat does not let me send files", "this chat does not let me send files"),
+    "refused": ("Telegram refused it", "Telegram refused them"),
+    # each named with its size (``_named``)
+    "refused_too_large": (
+        "Telegram refused it as too large, and a bot can send files of up to 50 MB",
+        "Telegram refused them as too large, and a bot can send files of up to 50 MB",
+    ),
 }
 # What is said of files whose reason is not that they were not sent.
 _MAY_HAVE_GONE: Mapping[UnsentReason, tuple[str, str]] = {
@@ -246,7 +253,7 @@ def unsent_files_notice(unsent: Sequence[UnsentFile], *, more_too_many: int = 0)
     too (``TurnResult.more_files_not_sent``), counted with them."""
     sentences = []
     for reason, (one, several) in UNSENT_WORDING.items():
-        names = [_literal(f.file_name) for f in unsent if f.reason == reason]
+        names = [_named(f) for f in unsent if f.reason == reason]
         unnamed = more_too_many if reason == "too_many" else 0
         count = len(names) + unnamed
         if not count:
@@ -271,6 +278,12 @@ UNDELIVERED_NOT_NOTED_NOTICE = (
     "(I could not make a note that the files above did not reach you, so later I may wrongly "
     "say I sent them.)"
 )
+
+
+def _named(file: UnsentFile) -> str:
+    """A file not sent by its name, and its size where that is why ("data.zip (50.2 MB)")."""
+    name = _literal(file.file_name)
+    return name if file.size is None else f"{name} ({file_size_text(file.size)})"
 
 
 def _literal(name: str) -> str:

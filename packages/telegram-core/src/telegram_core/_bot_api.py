@@ -116,7 +116,7 @@ def error_for(
     migrate_to_chat_id: int | None = None,
 ) -> TelegramApiError:
     """The typed error for a failed call: by ``error_code`` first (429, 0 for no answer, 5xx,
-    401, 403), then by the description of a bad request Telegram gives no code of its own
+    413, 401, 403), then by the description of a bad request Telegram gives no code of its own
     (``migrate_to_chat_id``: the supergroup a group became, from the answer's ``parameters``)."""
     if error_code == 429:
         return TelegramRetryAfter(method, error_code, description, retry_after=retry_after or 1.0)
@@ -124,6 +124,8 @@ def error_for(
         return TelegramNetworkError(method, error_code, description)
     if error_code >= 500:
         return TelegramServerError(method, error_code, description)
+    if error_code == 413:  # "Request Entity Too Large": an upload past what Telegram takes
+        return TelegramFileTooBig(method, error_code, description)
     text = description.lower()
     if migrate_to_chat_id is not None or _MIGRATED in text:
         return TelegramChatMigrated(method, error_code, description, migrate_to_chat_id=migrate_to_chat_id)

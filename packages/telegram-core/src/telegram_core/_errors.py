@@ -120,7 +120,8 @@ class TelegramBadMarkup(TelegramBadRequest):
 
 
 class TelegramFileTooBig(TelegramBadRequest):
-    """Raised when a file is above the Bot API's 20 MB download limit (``getFile`` or download)."""
+    """Raised when a file is above what the Bot API gives or takes: its 20 MB download limit
+    (``getFile`` or download), or an upload Telegram refused as too large (413)."""
 
     kind: TelegramErrorKind = "file_too_big"
 
