@@ -374,6 +374,15 @@ def test_voice_and_video_notes_get_not_supported_yet(stack) -> None:
     assert stack.runs() == []
 
 
+def test_a_story_gets_not_supported_yet_in_the_apps_word_for_it(stack) -> None:
+    """A story shared with the bot: the apps call them "stories", not "story messages"."""
+    stack.post(update(122, text=None, story={"chat": {"id": 5, "type": "private"}, "id": 3}))
+    stack.drain(stack.consumer())
+    texts = [m["text"] for m in stack.replies(CHAT)]
+    assert texts == ["Sorry, stories are not supported yet. Send text, a photo or a document."]
+    assert stack.runs() == []
+
+
 def test_a_gif_as_telegram_sends_it_gets_not_supported_yet_not_a_paid_turn(stack) -> None:
     """Telegram sends a GIF (an MP4 without sound) as ``animation`` and, for older bots, the same
     file as ``document`` too: it is a GIF, which the model cannot watch, not a file sent."""

@@ -473,6 +473,25 @@ def test_a_reply_to_what_the_bot_cannot_read_tells_the_agent_what_it_was(content
     )
 
 
+@pytest.mark.parametrize(
+    ("story_chat", "whose"),
+    [
+        ({"id": 5, "type": "private", "username": "bob", "first_name": "Bob"}, "@bob"),
+        ({"id": -1005, "type": "channel", "title": "City news"}, "City news"),
+        ({"id": 6, "type": "private", "first_name": "Ann"}, "someone"),  # no name the agent can trust
+    ],
+)
+def test_a_reply_to_a_story_says_so_and_that_the_story_is_not_attached(story_chat: dict, whose: str) -> None:
+    """A reply to a story comes as ``reply_to_story`` (no ``reply_to_message``): the agent read
+    "is this place open today?" with nothing saying it was about a story it cannot see."""
+    story = {"chat": story_chat, "id": 3}
+    message = decide(update(text="is this place open today?", reply_to_story=story), config()).message
+
+    assert message is not None and message.attachments == ()
+    assert message.context == f"[In reply to a story from {whose} (not attached: the bot cannot read it)]"
+    assert message.text == "is this place open today?"
+
+
 def test_a_reply_to_a_captioned_video_shows_its_caption_and_that_the_video_is_not_attached() -> None:
     replied = {"message_id": 2, "from": BOB, "video": {"file_id": "c", "duration": 9}, "caption": "the demo"}
     message = decide(update(text="does it work?", reply_to_message=replied), config()).message

@@ -13,6 +13,7 @@ from ._envelope import RECORDING_WORDS, Attachment
 _AS_THE_APPS_SAY: Mapping[str, str] = {
     **{medium: f"{word}s" for medium, word in RECORDING_WORDS.items()},
     "animation": "GIFs",
+    "story": "stories",
 }
 
 

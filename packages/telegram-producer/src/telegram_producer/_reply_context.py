@@ -39,6 +39,10 @@ class _Quote(msgspec.Struct, frozen=True, kw_only=True):
     text: str
 
 
+class _Story(msgspec.Struct, frozen=True, kw_only=True):
+    chat: Chat | None = None
+
+
 class _Origin(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     sender_user: User | None = None
@@ -60,6 +64,10 @@ def reply_context(
     # A message of another chat comes only as ``external_reply``.
     replied: MessageContent | None = _replied(msg) or msg.external_reply
     if replied is None:
+        if msg.reply_to_story is not None:
+            # Said, or "is this place open today?" reaches the agent as if about nothing.
+            story = f"a story from {_story_author(msg.reply_to_story)}"
+            lines.append(f"[In reply to {story} (not attached: the bot cannot read it)]")
         return "\n".join(lines), ()
     own = replies_to_the_bot(msg, bot_username)
     who = "your message" if own else f"a message from {_author(replied)}"
@@ -144,6 +152,16 @@ def _author(replied: MessageContent) -> str:
     if replied.sender_chat is not None:
         return chat_name(replied.sender_chat)
     return shown_name(replied.from_) if replied.from_ is not None else "someone"
+
+
+def _story_author(raw: Any) -> str:
+    """Whose story a message replies to: the chat that posted it, by its @username or title
+    ("someone" when it has neither, or its shape is not the Bot API's)."""
+    try:
+        chat = msgspec.convert(raw, _Story).chat
+    except msgspec.ValidationError:
+        return "someone"
+    return chat_name(chat) if chat is not None and (chat.username or chat.title) else "someone"
 
 
 def _text(raw: Any) -> str:

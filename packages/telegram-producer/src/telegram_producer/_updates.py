@@ -169,6 +169,9 @@ class Message(MessageContent, frozen=True, kw_only=True):
     # message came from (MessageOrigin); read leniently by _reply_context.
     quote: Any = None
     forward_origin: Any = None
+    # The story a message replies to (a Story: its chat and id; no reply_to_message comes
+    # with it), read leniently by _reply_context.
+    reply_to_story: Any = None
     media_group_id: str | None = None  # the album the photo or file is part of
     # The group this supergroup was until an upgrade gave it a new id (the first message of
     # the supergroup, a service message).
