@@ -543,6 +543,26 @@ def test_a_reply_asks_the_agent_about_the_replied_message_and_its_photo(stack) -
     assert stack.replies(CHAT)[-1]["text"].startswith("Session: "), stack.replies(CHAT)
 
 
+def test_a_bare_photo_sent_as_a_reply_to_a_photo_says_which_photo_is_the_users(stack) -> None:
+    """A photo with no caption, replying to Bob's photo: the agent read the reply line alone,
+    nothing saying the user had sent a photo of their own, nor which of the two it was."""
+    bobs = stack.telegram.add_file(b"\x89PNG Bob's office" * 50, file_path="photos/file_10.jpg")
+    users = stack.telegram.add_file(b"\x89PNG the user's office" * 50, file_path="photos/file_11.jpg")
+    bob = {"id": 8, "is_bot": False, "first_name": "Bob", "username": "bob"}
+    replied = {"message_id": 42, "from": bob, "photo": [{"file_id": bobs, "file_unique_id": "u10"}]}
+    photo = [{"file_id": users, "file_unique_id": "u11", "width": 640, "height": 480}]
+
+    stack.post(update(131, message_id=43, text=None, photo=photo, reply_to_message=replied))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["photo-43.jpg", "photo-42.jpg"]
+    assert run["prompt"] == (
+        "[In reply to a message from @bob with the attached photo photo-42.jpg]\n\n"
+        "The user sent the attached photo photo-43.jpg without a message."
+    )
+
+
 def test_a_reply_to_a_voice_message_the_bot_cannot_hear_tells_the_agent_so(stack) -> None:
     """Without VoiceTranscription, "what did he say?" replying to Bob's voice message showed
     the agent only "[In reply to a message from @bob]": it answered as if Bob had said nothing."""

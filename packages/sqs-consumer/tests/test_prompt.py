@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 from sqs_consumer._prompt import prompt_of, with_unread_parts
-from telegram_core import InboundMessage
+from telegram_core import Attachment, InboundMessage
 
 
 def _group_message(user_id: int, user_name: str) -> InboundMessage:
@@ -69,3 +69,50 @@ def test_the_parts_the_bot_cannot_read_are_counted_in_plain_english() -> None:
         "look\n\n[Not attached, as the bot cannot read them yet: 2 stories and 1 paid post and "
         "2 giveaway winners posts and 1 video. Tell the user you could not look at them.]"
     )
+
+
+def _files_only(context: str, own: int, replied: int | None) -> InboundMessage:
+    photo = Attachment(kind="photo", file_id="p", file_name="photo-43.jpg", mime_type="image/jpeg")
+    lease = Attachment(kind="document", file_id="d", file_name="Lease “final”.pdf")
+    theirs = Attachment(kind="photo", file_id="q", file_name="photo-42.jpg", mime_type="image/jpeg")
+    return InboundMessage(
+        update_id=1,
+        session_key="default/7/0",
+        kind="message",
+        chat_id=7,
+        chat_type="private",
+        message_id=43,
+        context=context,
+        attachments=(photo, lease)[:own] + (theirs,) * (replied or 0),
+        replied_attachments=replied,
+    )
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        (_files_only("", 1, 0), "The user sent the attached file(s) without a message."),
+        (
+            _files_only("[In reply to a message from @bob with the attached photo photo-42.jpg]", 2, 1),
+            "[In reply to a message from @bob with the attached photo photo-42.jpg]\n\n"
+            "The user sent the attached photo photo-43.jpg and document “Lease final .pdf” without "
+            "a message.",
+        ),
+        # a reply with no file of the user's: the reply line alone says whose the file is
+        (
+            _files_only("[In reply to a message from @bob with the attached photo photo-42.jpg]", 0, 1),
+            "[In reply to a message from @bob with the attached photo photo-42.jpg]",
+        ),
+        # Decided: a photo forwarded with no words is named as the user's too
+        (
+            _files_only("[Forwarded from @bob]", 1, 0),
+            "[Forwarded from @bob]\n\nThe user sent the attached photo photo-43.jpg without a message.",
+        ),
+    ],
+)
+def test_files_sent_without_words_are_named_as_the_users_beside_a_reply(
+    msg: InboundMessage, expected: str
+) -> None:
+    """A bare photo replying to Bob's photo read the reply line alone: nothing said the user had
+    sent one too, nor which of the two was theirs."""
+    assert prompt_of(msg, staged=True) == expected

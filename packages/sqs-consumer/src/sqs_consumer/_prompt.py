@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from session_core import counted
-from telegram_core import RECORDING_WORDS, InboundMessage, content_word
+from telegram_core import RECORDING_WORDS, InboundMessage, attachment_words, content_word
 
 from ._attachments import NotFetched
 from ._errors import AttachmentTooLargeError
@@ -61,11 +61,24 @@ def prompt_of(
     said = (
         "\n\n".join(t for t in (_said(part, heard) for part in parts) if t) if heard else _escaped(msg.text)
     )
-    own = said or (FILE_ONLY_PROMPT if staged and not msg.context else "")
+    own = said or (_files_only(msg) if staged else "")
     if not (own or msg.context):
         return ""
     head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
     return "\n\n".join(part for part in (head, own) if part)
+
+
+def _files_only(msg: InboundMessage) -> str:
+    """What the agent is told of a message that is files alone. Beside a reply line (which
+    names the replied message's file) the sender's own are named: "the attached file(s)"
+    would be both, and nothing said which was the user's."""
+    if not msg.context:
+        return FILE_ONLY_PROMPT
+    own = [attachment_words(attachment) for attachment in msg.own_attachments]
+    if not own:
+        return ""  # only the replied message's: the reply line says so
+    named = own[0] if len(own) == 1 else f"{', '.join(own[:-1])} and {own[-1]}"
+    return f"The user sent the attached {named} without a message."
 
 
 def with_not_fetched(prompt: str, not_fetched: Sequence[NotFetched], *, files: int) -> str:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         revoke_button_of,
         revoke_callback_data,
     )
+    from ._attachment_names import attachment_words
     from ._bot_api import (
         MAX_DOWNLOAD_BYTES,
         MAX_PHOTO_BYTES,
@@ -126,6 +127,7 @@ __all__ = [
     "UpdateDedup",
     "approval_button_of",
     "approval_callback_data",
+    "attachment_words",
     "check_response",
     "content_word",
     "decode_envelope",

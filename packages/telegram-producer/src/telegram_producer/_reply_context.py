@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from session_core import quoted_file_name, within_utf16
-from telegram_core import RECORDING_WORDS, Attachment, content_word
+from session_core import within_utf16
+from telegram_core import Attachment, attachment_words, content_word
 
 from ._attachments import attachments_of
 from ._shared_content import shared_content_text
@@ -76,7 +76,7 @@ def reply_context(
     if own and (excerpt := within_utf16(quoted, _OWN_MESSAGE_EXCERPT_CHARS)) != quoted:
         quoted = excerpt.rstrip() + "…"
     if attachments:
-        what = f"{who} with the attached {_attached(attachments[0])}"
+        what = f"{who} with the attached {attachment_words(attachments[0])}"
     elif unread := _unread(replied):
         # Said, or "what did he say?" about a voice message is answered as if it said nothing.
         what = f"{who} with {_a(content_word(unread))} (not attached: the bot cannot read it)"
@@ -88,18 +88,6 @@ def reply_context(
     else:
         lines.append(f"[In reply to {what}]")
     return "\n".join(lines), attachments
-
-
-def _attached(attachment: Attachment) -> str:
-    """A recording or photo by its name (one the producer gives): the sender's own recording
-    or photo may come too, and each is named so (a transcript's head line, the file
-    in the workspace), so neither passes for the other author's. A document by the name its
-    sender gave it, as the chat shows it, in quotes it cannot close (``session_core.quoted_file_name``)."""
-    if attachment.kind == "document":
-        name = quoted_file_name(attachment.file_name)
-        return f"document “{name}”" if name else "document"
-    kind = RECORDING_WORDS[attachment.medium] if attachment.kind == "voice" else "photo"
-    return f"{kind} {attachment.file_name}"
 
 
 def _unread(replied: MessageContent) -> str | None:
