@@ -255,6 +255,44 @@ def test_a_server_refusing_its_secret_header_is_told_as_needing_a_new_value_in_t
     assert stale not in logged and stale.split()[1] not in logged
 
 
+def test_a_server_that_took_the_rotated_header_then_failed_is_not_told_as_refusing_it(
+    aws: Any, make_runtime, model_server, turn_request, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The operator rotated the header; the vault refused the old value, took the new one the
+    proxy read again, then failed the start for another reason (a 500). Its refusal was
+    answered: the operator is not told to put a valid value in the parameter (they just did),
+    nor the agent that only the operator can help (the server is left out as one that failed)."""
+    from session_core import configure_logging
+
+    old, new = (f"Bearer vault-{which}-{uuid.uuid4().hex}" for which in ("old", "new"))
+    parameter = f"/agentbot/test/vault-{uuid.uuid4().hex[:8]}"
+    ssm = aws.client("ssm")
+    ssm.put_parameter(Name=parameter, Value=old, Type="SecureString")
+    with HttpMcpServer() as vault:
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config_with_vault(tmp_path, vault.url, parameter)))
+        model_server.responder = look_up
+        runtime = make_runtime()
+        vault.required_headers = {"Authorization": old}
+        before = runtime.run_turn(turn_request("use the vault", turn_id=1, session_key=KEY))
+
+        ssm.put_parameter(Name=parameter, Value=new, Type="SecureString", Overwrite=True)
+        vault.required_headers = {"Authorization": new}  # the old value is revoked
+        vault.broken = True  # it takes the new value, then fails the call
+        configure_logging(json_lines=True)
+        capsys.readouterr()
+        runtime.run_turn(turn_request("use the vault again", turn_id=2, session_key=KEY))
+        logged = capsys.readouterr().err
+
+    assert before.ok, before
+    assert new in vault.header_values("Authorization")  # the new value reached the server
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    told = [line for line in lines if line.get("event") == "turn.mcp_server_unavailable"]
+    told = [line for line in told if line["server"] == "vault"]
+    assert [line["status"] for line in told] == ["failed"], told
+    assert parameter not in told[0]["fix"], told
+    assert old not in logged and new not in logged
+
+
 def runtime_check_refuses(config: Path, aws: Any) -> pytest.ExceptionInfo[ClaudeConfigError]:
     """The runtime's start-up check of ``config`` (with a model key in SSM), which must refuse it."""
     from agent_runtime import check_runtime_configuration

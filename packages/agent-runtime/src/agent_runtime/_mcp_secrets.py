@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from session_core import (
+    KEY_REFUSED,
     KEY_UNUSABLE,
     ConfigError,
     RotatingSecret,
@@ -51,8 +52,10 @@ class McpSecretHeaders:
     def __init__(self, headers: Mapping[str, SecretSource], path: str) -> None:
         self._headers = dict(headers)
         self._path = path or "/"
-        # The server refused the headers since the turn began (reset by the next): the CLI then
-        # tells the server "failed", like one that crashed, where it needs a new value in SSM.
+        # The server's last answer (since the turn began: reset by the next) refused the headers,
+        # a renewed value too: the CLI then tells the server "failed", like one that crashed,
+        # where it needs a new value in SSM. Not one whose refusal a renewed value answered: it
+        # failed for another reason, with the value the operator just put in the parameter.
         self.refused = False
 
     def allows(self, method: str, path: str) -> bool:
@@ -69,9 +72,12 @@ class McpSecretHeaders:
 
     def renew(self, sent: dict[str, str]) -> bool:
         """Whether any header has another value than the refused one (each is asked)."""
-        self.refused = True
         renewed = [value.renew(sent[name]) for name, value in self._headers.items()]
         return any(renewed)
+
+    def answered(self, status: int) -> None:
+        """Note whether the server's last answer refused the headers."""
+        self.refused = status in KEY_REFUSED
 
 
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:

@@ -165,6 +165,10 @@ class UpstreamAuth(Protocol):
         whether another one is in use now, worth sending the call again with."""
         ...
 
+    def answered(self, status: int) -> None:
+        """The upstream's last word on a call (after any resend with a renewed credential)."""
+        ...
+
 
 class AnthropicKey:
     """Upstream authentication for the Anthropic API: the real key as ``x-api-key``, from
@@ -184,6 +188,9 @@ class AnthropicKey:
     def renew(self, sent: dict[str, str]) -> bool:
         """Whether the key source has another key than the refused one."""
         return self._key.renew(sent["x-api-key"])
+
+    def answered(self, status: int) -> None:
+        """Nothing to note: a refused key is told by the turn's outcome."""
 
 
 class BedrockSigner:
@@ -211,6 +218,9 @@ class BedrockSigner:
         """Never: the role's credentials are refreshed as they expire; one it refuses now is
         refused again (its access is the deployment's)."""
         return False
+
+    def answered(self, status: int) -> None:
+        """Nothing to note: a refusal is told by the turn's outcome."""
 
 
 class _ProxyServer(ThreadingHTTPServer):
@@ -534,6 +544,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 if not last_try and response.status in KEY_REFUSED and auth.renew(sent):
                     _log.info("model_proxy.resent_with_renewed_key", refused_status=response.status)
                     continue
+                auth.answered(response.status)
                 self._relay_answer(response, body, turn)
                 return
             finally:

@@ -5,7 +5,9 @@ JSON responses (no server-sent events; GET is refused with 405, which clients ac
 use it to see which headers reach an HTTP MCP server; with ``required_headers`` set, it answers
 401 to a request without those values, as a server does to a revoked credential; with
 ``rate_limited(retry_after_s)``, it answers its next POST 429 with that ``Retry-After``; while
-``stalled``, it reads each POST and answers none (a server that hangs), until set False.
+``stalled``, it reads each POST and answers none (a server that hangs), until set False;
+while ``broken``, it answers each POST whose headers it takes with a 500 (a server whose
+handler crashes).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class HttpMcpServer(LoopbackServer):
         self.retry_after_s: int | None = None  # the next POST is answered 429 with it
         self.stalled = False  # POSTs wait unanswered while it is True
         self.dies_on_call = False  # a tool call's connection is closed unanswered (a crash)
+        self.broken = False  # POSTs it takes the headers of are answered 500
         self.offers_oauth = False
         self._lock = threading.Lock()
         super().__init__()
@@ -102,6 +105,9 @@ class _McpHandler(BaseHTTPRequestHandler):
         if not all(headers.get(name.lower()) == value for name, value in required.items()):
             challenge = {"WWW-Authenticate": 'Bearer realm="vault"'} if self.server_state.offers_oauth else {}
             self._reply(401, {"error": "invalid credentials"}, challenge)
+            return True
+        if self.server_state.broken:
+            self._reply(500, {"error": "internal server error"})
             return True
         retry_after_s = self.server_state.take_rate_limit()
         if retry_after_s is not None:
