@@ -234,3 +234,27 @@ def test_a_rotated_bot_token_the_role_may_not_decrypt_names_the_key_setting_and_
         assert NEW_TOKEN not in json.dumps(lines) and TEST_BOT_TOKEN not in json.dumps(lines)
         assert [m["text"] for m in stack.replies(CHAT)] == ["Answer to: hello"]
         assert stack.dead_letters() == []
+
+
+def test_a_limit_stops_notice_meeting_a_rotated_bot_token_the_role_may_not_decrypt_is_told_in_one_line(
+    aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The turn's cap stopped the run, and its notice meets Telegram refusing the old token
+    while SSM refuses the rotated one to the role: the operator reads the line naming the key
+    setting, not also 'put the bot's current token in the parameter', which they had just done."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    with counted_ssm(aws, monkeypatch) as ssm, telegram_stack(aws, tmp_path, monkeypatch) as stack:
+        consumer = consumer_handler.build_consumer(secret_clock=FakeClock())
+        configure_logging(json_lines=True)
+        stack.telegram.token = NEW_TOKEN
+        rotate(aws, "BOT_TOKEN_PARAMETER", NEW_TOKEN)
+        ssm.faults = [AwsFault("ssm:GetParameter", status=400, code="AccessDeniedException")]
+        stack.post(update(150, text="limit:max_budget"))
+        stack.drain(consumer, rounds=1)
+        captured = capsys.readouterr()
+
+    lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    assert any(line["event"] == "limit_notice_not_sent" for line in lines)
+    told = [line for line in lines if line["event"] == "config.invalid"]
+    assert told and all("SecretsKmsKeyArn" in line["reason"] for line in told), told
+    assert NEW_TOKEN not in json.dumps(lines) and TEST_BOT_TOKEN not in json.dumps(lines)

@@ -32,7 +32,7 @@ from telegram_core import InboundMessage, decode_envelope
 from ._batch import BatchResponse, SqsRecord, batch_response, process_fifo_batch
 from ._chat_holds import ChatHolds
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
-from ._config_report import report_bot_token_refused
+from ._config_report import tell_bot_token_refused
 from ._delivery import Delivery
 from ._deps import ConsumerDeps
 from ._errors import DeliveryFailedError
@@ -166,8 +166,10 @@ class Consumer:
         remaining: RemainingTimeMs,
     ) -> RecordOutcome:
         failure = classify(exc)
-        if failure.token_refused and not self._deps.bot.token_unreadable():  # else told already
-            report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
+        if failure.token_refused:
+            tell_bot_token_refused(
+                self._deps.bot, self._config.bot_token_parameter, tenant=self._config.tenant
+            )
         if failure.kind == "config":
             return self._misconfigured(msg, key, remaining)
         if failure.chat_unreachable:

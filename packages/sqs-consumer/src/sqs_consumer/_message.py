@@ -53,7 +53,7 @@ from ._chat_holds import ChatHolds
 from ._chat_move import move_conversation
 from ._commands import TAKES_NO_WORDS, run_command
 from ._config import ConsumerConfig
-from ._config_report import report_bot_token_refused
+from ._config_report import tell_bot_token_refused
 from ._delivery import Delivery, ReadFile, files_not_delivered
 from ._deps import ConsumerDeps
 from ._errors import DeferredError, DeliveryFailedError, RuntimeInvokeError, TurnFailedError
@@ -273,7 +273,9 @@ class MessageHandler:
             if exc.chat_unreachable:
                 raise  # acknowledged as such
             if exc.token_refused:
-                report_bot_token_refused(self._config.bot_token_parameter, tenant=self._config.tenant)
+                tell_bot_token_refused(
+                    self._deps.bot, self._config.bot_token_parameter, tenant=self._config.tenant
+                )
             log.warning("limit_notice_not_sent", limit=result.error_reason, error=type(exc.cause).__name__)
 
     def _mention_needed(self, msg: InboundMessage) -> str | None:
