@@ -56,15 +56,56 @@ def test_a_turn_a_limit_stopped_before_it_wrote_is_answered_counted_once_and_not
     assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
 
 
-def test_a_turn_out_of_the_consumers_time_is_told_and_logged_as_that_not_as_the_runtimes_timeout(
+def test_a_turn_out_of_time_after_a_wait_is_told_and_logged_as_that_not_as_the_runtimes_timeout(
     stack, monkeypatch
 ) -> None:
-    """The consumer had spent most of its invocation before the turn (a long wait for the chat's
-    previous turn, a voice transcription), and its deadline cut the paid run. The user read
-    "ask for a smaller part" and the operator "raise the runtime function's Timeout", which
-    had not stopped it. Still answered once, counted once, not retried, not dead-lettered."""
+    """The consumer had spent a real share of its invocation before the turn (here the chat's
+    previous message, earlier in the same batch), and its deadline cut the paid run. The user
+    read "ask for a smaller part" and the operator "raise the runtime function's Timeout",
+    which had not stopped it; the operator now also reads how long the wait took. Still
+    answered once, counted once, not retried, not dead-lettered."""
     monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
-    stack.post(update(445, chat_id=CHAT, text="limit:timeout", user_id=82))
+    stack.post(update(445, chat_id=CHAT, text="sleep:8 first", user_id=82))
+    stack.post(update(446, chat_id=CHAT, text="limit:timeout", user_id=82))
+    messages = stack.receive()
+    assert len(messages) == 2  # one batch: the second waits for the first's turn
+    with capture_logs() as logs:
+        # 28 s left: the first turn takes 8 s of it (more than a quarter); the second then
+        # gets under 15 s (after the 5 s delivery reserve), below the runtime's 60 s.
+        ends = time.monotonic() + 28
+        response = stack.hand_over(
+            stack.consumer(delivery_reserve_s=5),
+            messages,
+            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+        )
+
+    first, second = stack.replies(CHAT)[-2:]
+    assert first["text"].startswith("Answer to: sleep:8 first"), first
+    assert second["text"] == (
+        "I had to wait before I could start on this message (for the previous message here, or "
+        "to write down a recording), and ran out of time for it. Please send it again."
+    )
+    assert [r["update_id"] for r in stack.runs()] == [445, 446]  # not retried
+    assert not response["batchItemFailures"] and stack.receive() == []
+    assert stack.dead_letters() == []
+    [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
+    assert warning["limit"] == "timeout" and warning["timed_out_by"] == "caller"
+    assert warning["setting"].startswith("the consumer function's Timeout"), warning
+    assert warning["waited_s"] >= 8, warning  # the wait that took the turn's time
+    stack.post(update(447, chat_id=CHAT, text="/cost", user_id=82))
+    stack.drain(stack.consumer())
+    assert "You, today: $0.02 of $0.05" in stack.replies(CHAT)[-1]["text"]
+
+
+def test_a_turn_cut_by_the_consumers_deadline_without_a_wait_is_told_as_out_of_time(
+    stack, monkeypatch
+) -> None:
+    """Nothing came before the turn: the consumer's time, less its delivery reserve, was simply
+    shorter than the runtime's (its Timeout set so). The user reads the usual words, not of a
+    wait that never happened, and the operator the setting that cut it: the consumer's Timeout
+    and delivery reserve against the runtime function's Timeout."""
+    monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
+    stack.post(update(448, chat_id=CHAT, text="limit:timeout", user_id=83))
     [message] = stack.receive()
     with capture_logs() as logs:
         # 80 s left: the turn gets 35 s (after the delivery reserve), below the runtime's 60 s.
@@ -73,19 +114,15 @@ def test_a_turn_out_of_the_consumers_time_is_told_and_logged_as_that_not_as_the_
             stack.consumer(), [message], remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000)
         )
 
-    assert stack.replies(CHAT)[-1]["text"] == (
-        "I had to wait before I could start on this message (for the previous message here, or "
-        "to write down a recording), and ran out of time for it. Please send it again."
-    )
-    assert [r["update_id"] for r in stack.runs()] == [445]  # not retried
-    assert not response["batchItemFailures"] and stack.receive() == []
-    assert stack.dead_letters() == []
+    assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY["timeout"]
+    assert [r["update_id"] for r in stack.runs()] == [448]  # not retried
+    assert not response["batchItemFailures"] and stack.dead_letters() == []
     [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
-    assert warning["limit"] == "timeout" and warning["timed_out_by"] == "caller"
-    assert warning["setting"].startswith("the consumer function's Timeout"), warning
-    stack.post(update(446, chat_id=CHAT, text="/cost", user_id=82))
-    stack.drain(stack.consumer())
-    assert "You, today: $0.01 of $0.05" in stack.replies(CHAT)[-1]["text"]
+    assert warning["limit"] == "timeout" and warning["timed_out_by"] == "caller"  # as the runtime said
+    assert warning["waited_s"] < 5, warning
+    setting = warning["setting"]
+    assert "consumer function's Timeout" in setting and "delivery" in setting, setting
+    assert "runtime function's Timeout" in setting and "wait" not in setting, setting
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import get_args
 
+import msgspec
 import pytest
 from session_core import TURN_VERSION, ErrorKind, ErrorReason, TurnResult
 from sqs_consumer import FAILURE_WORDING, failure_text
@@ -43,6 +44,18 @@ def test_a_misconfigured_deployment_gets_the_general_notice_and_success_has_no_w
         failure_text(TurnResult(version=TURN_VERSION, session_key="default/1/0", turn_id=1, text="hi"))
         is None
     )
+
+
+def test_a_timeout_of_the_callers_deadline_tells_of_a_wait_only_after_one() -> None:
+    """The runtime's ``timed_out_by`` "caller" says whose deadline came first, not why: the
+    consumer's time may simply be set shorter than the runtime's, with nothing waited for."""
+    cut = msgspec.structs.replace(failed("model_error", "timeout"), timed_out_by="caller")
+    no_wait = failure_text(cut)
+    assert no_wait is not None and no_wait.startswith("This took longer than I can spend"), no_wait
+    waited = failure_text(cut, after_a_wait=True)
+    assert waited is not None and waited.startswith("I had to wait before I could start"), waited
+    own_time = msgspec.structs.replace(cut, timed_out_by="runtime")
+    assert failure_text(own_time, after_a_wait=True) == no_wait  # the wait did not cut it
 
 
 def test_every_reason_has_its_words() -> None:

@@ -93,11 +93,12 @@ class Consumer:
         before the failed records' retry delays are set, so those are the last word.
         """
         remaining = remaining_time_ms or time_left_of(RUNTIME_MAX_TIMEOUT_S)
+        began_with_ms = remaining()  # what a record spends before its turn is measured from here
         holds = ChatHolds()  # a 429 one record's progress got holds back the chat's others
         with self._heartbeat(event):
             failed = process_fifo_batch(
                 event,
-                lambda record: self._handle(record, remaining, holds),
+                lambda record: self._handle(record, remaining, holds, began_with_ms),
                 retry_delay=self._failures.retry_delay,
             )
         self._failures.delay_retries(failed)
@@ -118,9 +119,11 @@ class Consumer:
     ) -> RecordOutcome:
         """Process one SQS record (Lambda event shape)."""
         remaining = remaining_time_ms or time_left_of(RUNTIME_MAX_TIMEOUT_S)
-        return self._handle(SqsRecord.from_event(record), remaining, ChatHolds())
+        return self._handle(SqsRecord.from_event(record), remaining, ChatHolds(), remaining())
 
-    def _handle(self, record: SqsRecord, remaining: RemainingTimeMs, holds: ChatHolds) -> RecordOutcome:
+    def _handle(
+        self, record: SqsRecord, remaining: RemainingTimeMs, holds: ChatHolds, batch_began_with_ms: int
+    ) -> RecordOutcome:
         last_receive = record.receive_count >= self._config.max_receive_count
         bind_correlation(request_id=record.message_id)
         try:
@@ -148,6 +151,7 @@ class Consumer:
                     chat_holds=holds,
                     enqueued_at=envelope.enqueued_at,
                     first_try=record.receive_count == 1 and not record.requeues,
+                    batch_began_with_ms=batch_began_with_ms,
                 )
             except Exception as exc:
                 return self._failed(record, msg, key, exc, last_receive=last_receive, remaining=remaining)

@@ -68,7 +68,7 @@ from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
-from ._turn_limits import limit_setting, stopped_by_turn_limit
+from ._turn_limits import limit_setting, stopped_by_turn_limit, timeout_cut_by
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
@@ -114,12 +114,14 @@ class MessageHandler:
         chat_holds: ChatHolds,
         enqueued_at: float = 0.0,
         first_try: bool = True,
+        batch_began_with_ms: int | None = None,
     ) -> MessageStatus:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``progress_cleanup`` gets the turn's live view, whose progress message goes once the
         record's outcome is out; ``chat_holds``: the 429s the invocation's live views share.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
-        ran before (see ``with_its_forwards``)."""
+        ran before (see ``with_its_forwards``). ``batch_began_with_ms``: ``remaining`` when the
+        invocation's batch began (default: now), to tell how long the turn waited."""
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
@@ -193,7 +195,9 @@ class MessageHandler:
                 report_deployment_spend(budgets, self._config.tenant)
             settled = True
 
-        calls = _RuntimeCalls()
+        calls = _RuntimeCalls(
+            batch_began_with_ms=remaining() if batch_began_with_ms is None else batch_began_with_ms
+        )
         try:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
             # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
@@ -222,6 +226,9 @@ class MessageHandler:
             settle(result)
         if result is None:
             return "refused"
+        # A wait before the turn that took its time is told as that, not as a message too big.
+        cut_by = timeout_cut_by(result, waited_s=calls.waited_s, had_s=calls.batch_began_with_ms / 1000)
+        after_a_wait = cut_by == "wait"
         if result.error_reason in ("history_too_large", "context_full"):
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.
@@ -239,10 +246,11 @@ class MessageHandler:
                 "turn_stopped_by_limit",
                 limit=result.error_reason,
                 timed_out_by=result.timed_out_by,
-                setting=limit_setting(result.error_reason, timed_out_by=result.timed_out_by),
+                waited_s=round(calls.waited_s, 1),
+                setting=limit_setting(result.error_reason, cut_by=cut_by),
                 cost_usd=result.cost_usd,
             )
-            self._tell_limit_stop(msg, key, result, remaining)
+            self._tell_limit_stop(msg, key, result, remaining, after_a_wait=after_a_wait)
             return "stopped_by_limit"
         if result.error_reason == "model_silent":
             # The model's outage, not the message's fault: the user sends it again later, and
@@ -253,22 +261,29 @@ class MessageHandler:
         if not result.ok:
             raise TurnFailedError(
                 str(result.error_kind),
-                failure_text(result),
+                failure_text(result, after_a_wait=after_a_wait),
                 retryable=result.retryable,
                 retry_after=result.retry_after_s,
             )
         return "replied"
 
     def _tell_limit_stop(
-        self, msg: InboundMessage, key: SessionKey, result: TurnResult, remaining: RemainingTimeMs
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        result: TurnResult,
+        remaining: RemainingTimeMs,
+        *,
+        after_a_wait: bool,
     ) -> None:
         """Tell the user which limit stopped the run. Its answer is not recorded, so a retry of
         the record would run (and pay) the turn again for the same limit to stop it: a notice
         Telegram would not take after the local retries is only logged, as a failure's is; one
         it refused for the bot token too (a refused answer is retried, as it is replayed), the
-        operator told which parameter to fix."""
+        operator told which parameter to fix. ``after_a_wait``: see ``failure_text``."""
         try:
-            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
+            words = _failure_words(result, after_a_wait=after_a_wait)
+            self._delivery.deliver(msg, key, [escape_html(words)], remaining=remaining)
         except DeliveryFailedError as exc:
             if exc.chat_unreachable:
                 raise  # acknowledged as such
@@ -739,7 +754,9 @@ class MessageHandler:
         timing = self._timing
         wait = BusyWait(timing, self._deps.sleep)
         while True:
-            budget_s = remaining_time_ms() / 1000 - timing.delivery_reserve_s
+            left_ms = remaining_time_ms()
+            calls.invoked_with(left_ms)
+            budget_s = left_ms / 1000 - timing.delivery_reserve_s
             if budget_s < 1:
                 raise DeferredError(
                     "out_of_time",
@@ -765,17 +782,26 @@ class MessageHandler:
 
 
 class _RuntimeCalls:
-    """What the runtime invocations of one message tell about its spending."""
+    """What the runtime invocations of one message tell about its spending and its time;
+    ``batch_began_with_ms``: what the invocation had left when its batch began."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, batch_began_with_ms: int) -> None:
         # An invocation failed without an answer, and may have run (and paid for) the turn.
         self.may_have_run = False
+        self.batch_began_with_ms = batch_began_with_ms
+        # How much of the invocation had gone when the runtime was last invoked: a voice
+        # transcription, a busy chat's wait, the chat's earlier records in the batch.
+        self.waited_s = 0.0
+
+    def invoked_with(self, remaining_ms: int) -> None:
+        """The runtime is invoked for the message with ``remaining_ms`` left."""
+        self.waited_s = max(0.0, (self.batch_began_with_ms - remaining_ms) / 1000)
 
 
-def _failure_words(result: TurnResult) -> str:
+def _failure_words(result: TurnResult, *, after_a_wait: bool = False) -> str:
     # By its reason, with the note that its tools' work stands when they ran (the context
     # filled, or the model went silent, after a tool had sent a mail).
-    words = failure_text(result)
+    words = failure_text(result, after_a_wait=after_a_wait)
     assert words is not None  # a result with a reason has its words
     return words
 

@@ -150,8 +150,9 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
 }
 
 
-# A turn out of time because the consumer's own had mostly gone before it began (the
-# result's ``timed_out_by`` "caller"): the message was not too big, so not "a smaller part".
+# A turn out of time because the consumer's own had gone to a wait before it began (the
+# result's ``timed_out_by`` "caller", and the wait a real share of the invocation: see
+# ``_turn_limits.timeout_cut_by``): the message was not too big, so not "a smaller part".
 OUT_OF_TIME_AFTER_WAITING = (
     "I had to wait before I could start on this message (for the previous message here, or "
     "to write down a recording), and ran out of time for it. Please send it again."
@@ -300,11 +301,12 @@ TOOLS_RAN_NOTE = (
 )
 
 
-def failure_text(result: TurnResult) -> str | None:
+def failure_text(result: TurnResult, *, after_a_wait: bool = False) -> str | None:
     """The sentence for a failed turn: by its reason when it has one, else by its kind, with
     ``TOOLS_RAN_NOTE`` when its tools had run; None when there is none (the caller sends its
-    general notice)."""
-    if result.error_reason == "timeout" and result.timed_out_by == "caller":
+    general notice). ``after_a_wait``: the consumer's wait before the turn is what cut its time
+    (a timeout of the caller's deadline only tells so then: without a wait, it is the usual)."""
+    if result.error_reason == "timeout" and result.timed_out_by == "caller" and after_a_wait:
         text: str | None = OUT_OF_TIME_AFTER_WAITING
     elif result.error_reason is not None:
         text = FAILURE_WORDING[result.error_reason]
