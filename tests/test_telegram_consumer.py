@@ -563,6 +563,27 @@ def test_a_bare_photo_sent_as_a_reply_to_a_photo_says_which_photo_is_the_users(s
     )
 
 
+def test_a_bare_photo_telegram_would_not_give_sent_as_a_reply_is_not_said_to_be_attached(stack) -> None:
+    """The user's own photo, replying to Bob's, that Telegram would not give: only Bob's came to
+    the workspace, and the agent was told the user's was attached beside the line saying it was
+    not, so Bob's photo passed for the user's."""
+    bobs = stack.telegram.add_file(b"\x89PNG Bob's office" * 50, file_path="photos/file_10.jpg")
+    users = stack.telegram.add_file(b"\x89PNG the user's office" * 50, downloadable=False)
+    bob = {"id": 8, "is_bot": False, "first_name": "Bob", "username": "bob"}
+    replied = {"message_id": 42, "from": bob, "photo": [{"file_id": bobs, "file_unique_id": "u10"}]}
+    photo = [{"file_id": users, "file_unique_id": "u11", "width": 640, "height": 480}]
+
+    stack.post(update(132, message_id=43, text=None, photo=photo, reply_to_message=replied))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["photo-42.jpg"]
+    assert "The user sent the attached" not in run["prompt"], run["prompt"]
+    assert run["prompt"].startswith(
+        "[In reply to a message from @bob with the attached photo photo-42.jpg]\n\n[Not attached"
+    ), run["prompt"]
+
+
 def test_a_reply_to_a_voice_message_the_bot_cannot_hear_tells_the_agent_so(stack) -> None:
     """Without VoiceTranscription, "what did he say?" replying to Bob's voice message showed
     the agent only "[In reply to a message from @bob]": it answered as if Bob had said nothing."""

@@ -396,7 +396,12 @@ class MessageHandler:
                 # answers the first "typing…" late) stops the turn before the model is paid.
                 typing.raise_if_shut_out(wait_s=0)
                 prompt = with_not_fetched(
-                    with_unread_parts(prompt_of(msg, staged=bool(staged), parts=parts, heard=heard), parts),
+                    with_unread_parts(
+                        prompt_of(
+                            msg, staged=bool(staged), parts=parts, heard=heard, not_fetched=not_fetched
+                        ),
+                        parts,
+                    ),
                     not_fetched,
                     files=len(msg.attachments),
                 )

@@ -40,7 +40,12 @@ Heard = Mapping[int, Sequence[HeardRecording]]
 
 
 def prompt_of(
-    msg: InboundMessage, *, staged: bool, parts: tuple[InboundMessage, ...] = (), heard: Heard | None = None
+    msg: InboundMessage,
+    *,
+    staged: bool,
+    parts: tuple[InboundMessage, ...] = (),
+    heard: Heard | None = None,
+    not_fetched: Sequence[NotFetched] = (),
 ) -> str:
     """Who sent the message (in a group), what it refers to (its ``context``: the message it
     replies to, where it was forwarded from), then its text; ``staged``: files came with it
@@ -50,7 +55,8 @@ def prompt_of(
     different things (forwarded from different chats), each part's text comes after what it
     refers to, said again only where that changes. ``heard``: what the parts' recordings
     said, each after its part's text under a head line of its own (typed text cannot pose as
-    one: it is escaped)."""
+    one: it is escaped). ``not_fetched``: the message's files the bot could not get (never
+    said to be attached)."""
     if len({part.context for part in parts}) > 1:
         blocks, said_before = [], None
         for part in parts:
@@ -61,20 +67,23 @@ def prompt_of(
     said = (
         "\n\n".join(t for t in (_said(part, heard) for part in parts) if t) if heard else _escaped(msg.text)
     )
-    own = said or (_files_only(msg) if staged else "")
+    own = said or (_files_only(msg, not_fetched) if staged else "")
     if not (own or msg.context):
         return ""
     head = "\n".join(part for part in (_sender_line(msg), msg.context) if part)
     return "\n\n".join(part for part in (head, own) if part)
 
 
-def _files_only(msg: InboundMessage) -> str:
+def _files_only(msg: InboundMessage, not_fetched: Sequence[NotFetched]) -> str:
     """What the agent is told of a message that is files alone. Beside a reply line (which
     names the replied message's file) the sender's own are named: "the attached file(s)"
-    would be both, and nothing said which was the user's."""
+    would be both, and nothing said which was the user's. Only those fetched: one said to be
+    attached that is not, the replied message's file passes for the user's."""
     if not msg.context:
         return FILE_ONLY_PROMPT
-    own = [attachment_words(attachment) for attachment in msg.own_attachments]
+    # The sender's own come first among the message's files, as NotFetched.index counts them.
+    left_out = {nf.index for nf in not_fetched}
+    own = [attachment_words(att) for i, att in enumerate(msg.own_attachments) if i not in left_out]
     if not own:
         return ""  # only the replied message's: the reply line says so
     named = own[0] if len(own) == 1 else f"{', '.join(own[:-1])} and {own[-1]}"
