@@ -311,6 +311,26 @@ def test_files_of_an_album_with_the_same_name_are_all_staged(stack) -> None:
     ]
 
 
+def test_archives_of_an_album_with_the_same_safe_name_keep_their_archive_extension(stack) -> None:
+    """Two archives named in another script both become file.tar.gz: the second was staged as
+    file.tar-2.gz, which tools that read an archive by its extension (Python's
+    shutil.unpack_archive) take for no archive at all."""
+    for i, name in enumerate(["отчёт.tar.gz", "данные.tar.gz", "backup.tar.gz", "backup.tar.gz"]):
+        file_id = stack.telegram.add_file(f"archive {i}".encode() * 20, file_path=f"documents/file_{i}.gz")
+        doc = {"file_id": file_id, "file_unique_id": f"t{i}", "file_name": name}
+        extra = {"caption": "unpack them"} if i == 0 else {}
+        stack.post(update(860 + i, message_id=130 + i, text=None, document=doc, media_group_id="T1", **extra))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == [
+        "file.tar.gz",
+        "file-2.tar.gz",
+        "backup.tar.gz",
+        "backup-2.tar.gz",
+    ]
+
+
 def _send_documents(
     stack: Any, first_update: int, names: list[str], *, too_big: str = "", not_downloadable: str = ""
 ) -> None:

@@ -9,6 +9,9 @@ import unicodedata
 _UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 # A name's extension: its last dotted parts of ASCII letters and digits ("отчёт.tar.gz" → ".tar.gz").
 _EXTENSIONS_RE = re.compile(r"(?:\.[A-Za-z0-9]+)+\Z")
+# Where a second file of one name takes its number: before the extension, and before ".tar" of
+# a compressed one ("file.tar-2.gz" is no archive to tools that read one by its extension).
+_NUMBERED_BEFORE_RE = re.compile(r"(?:\.tar)?\.[A-Za-z0-9]+\Z", re.IGNORECASE)
 _MAX_NAME_CHARS = 100
 # Brackets, quotes, line breaks and other control characters: what could end a sender's
 # quoted file name, or the line it is in, early.
@@ -43,8 +46,10 @@ def safe_file_name(name: str | None, fallback: str = "file") -> str:
 def unused_file_name(name: str, used: set[str]) -> str:
     """``name``, or ``name-2.ext``, ``name-3.ext``...: the first not in ``used`` (which it joins).
     Files that go to one folder may have one name ("scan.pdf" twice, or two that became
-    "file.pdf" by ``safe_file_name``)."""
-    stem, extension = posixpath.splitext(name)
+    "file.pdf" by ``safe_file_name``); a compressed tar keeps ".tar" with its extension
+    ("file-2.tar.gz")."""
+    found = _NUMBERED_BEFORE_RE.search(name)
+    stem, extension = (name[: found.start()], found.group()) if found and found.start() else (name, "")
     candidate, n = name, 1
     while candidate in used:
         n += 1
