@@ -331,6 +331,29 @@ def test_archives_of_an_album_with_the_same_safe_name_keep_their_archive_extensi
     ]
 
 
+def test_files_of_an_album_with_long_names_are_each_staged_whole(stack) -> None:
+    """Two files of one 100-character name: the second, numbered, was 102 characters, cut
+    again to 100 for its key, and that was the third file's name: the third overwrote it in
+    S3, and the agent read the third file twice and never the second."""
+    long_name = "ab" + "x" * 94 + ".pdf"
+    names = [long_name, long_name, "x" * 94 + "-2.pdf"]
+    for i, name in enumerate(names):
+        file_id = stack.telegram.add_file(
+            f"%PDF document {i}".encode() * 20, file_path=f"documents/file_{i}.pdf"
+        )
+        doc = {"file_id": file_id, "file_unique_id": f"l{i}", "file_name": name}
+        extra = {"caption": "compare them"} if i == 0 else {}
+        stack.post(update(870 + i, message_id=140 + i, text=None, document=doc, media_group_id="L1", **extra))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    bodies = [
+        stack.aws.s3.get_object(Bucket=stack.aws.resources.bucket, Key=key)["Body"].read()
+        for key in run["attachments"]
+    ]
+    assert bodies == [f"%PDF document {i}".encode() * 20 for i in range(3)], run["attachments"]
+
+
 def _send_documents(
     stack: Any, first_update: int, names: list[str], *, too_big: str = "", not_downloadable: str = ""
 ) -> None:

@@ -47,13 +47,16 @@ def unused_file_name(name: str, used: set[str]) -> str:
     """``name``, or ``name-2.ext``, ``name-3.ext``...: the first not in ``used`` (which it joins).
     Files that go to one folder may have one name ("scan.pdf" twice, or two that became
     "file.pdf" by ``safe_file_name``); a compressed tar keeps ".tar" with its extension
-    ("file-2.tar.gz")."""
+    ("file-2.tar.gz"); never longer than 100 characters, as ``safe_file_name``'s are."""
     found = _NUMBERED_BEFORE_RE.search(name)
     stem, extension = (name[: found.start()], found.group()) if found and found.start() else (name, "")
     candidate, n = name, 1
     while candidate in used:
         n += 1
-        candidate = f"{stem}-{n}{extension}"
+        number = f"-{n}"
+        # Within safe_file_name's length, its stem's end giving way: longer, the name was cut
+        # again where it became a key (its head lost), and could be another file's.
+        candidate = f"{stem[: _MAX_NAME_CHARS - len(number) - len(extension)]}{number}{extension}"
     used.add(candidate)
     return candidate
 
