@@ -23,6 +23,7 @@ MSG = InboundMessage(
 class Records:
     def __init__(self, *, failing_writes: int = 0) -> None:
         self.chunks: dict[tuple[int, int], int] = {}
+        self.halves: dict[tuple[int, int, int], int] = {}
         self.notices: set[tuple[int, str]] = set()
         self.failing_writes = failing_writes
 
@@ -34,6 +35,14 @@ class Records:
             self.failing_writes -= 1
             raise StorageError("record_delivered_chunk", "throttled")
         self.chunks[(update_id, index)] = message_id
+
+    def halves_sent(self, key: SessionKey, update_id: int, index: int) -> dict[int, int]:
+        return {half: mid for (uid, i, half), mid in self.halves.items() if (uid, i) == (update_id, index)}
+
+    def record_half_sent(
+        self, key: SessionKey, update_id: int, index: int, half: int, message_id: int
+    ) -> None:
+        self.halves[(update_id, index, half)] = message_id
 
     def notice_sent(self, key: SessionKey, update_id: int, kind: str) -> bool:
         first = (update_id, kind) not in self.notices

@@ -185,9 +185,40 @@ def test_a_text_telegram_counts_as_too_long_does_not_begin_its_second_half_witho
     telegram.inject("sendMessage", TelegramFault.message_too_long())
     _, retry_remaining = invocation_of(60)
     delivery(aws, telegram, http).deliver(MSG, KEY, [text], remaining=retry_remaining)
+    # Each half once: the first half, recorded as it went, is not sent again by the retry.
     shown = [m["text"] for m in telegram.sent_messages(CHAT)]
-    second_half = shown[-1]
-    assert second_half.endswith("answer.") and shown.count(second_half) == 1, shown
+    assert len(shown) == 2 and "".join(shown) == text, shown
+
+
+def test_a_text_telegram_counts_as_too_long_is_not_half_repeated_when_telegram_fails_after_its_first_half(
+    aws: Any, telegram: LocalTelegram, http: httpx.Client
+) -> None:
+    """Telegram took the first half and then failed (a 5xx through every retry of the client):
+    the record's retry sends the second half only, after the first, quoting nothing."""
+    text = "first half of the answer.\nsecond half of the answer."
+    plain_sends: list[dict] = []
+
+    def fails_at_the_second_half(method: str, params: dict) -> None:
+        if method == "sendMessage" and "parse_mode" not in params:
+            plain_sends.append(params)
+            if len(plain_sends) == 2:
+                telegram.inject("sendMessage", TelegramFault.server_error(), times=5)
+
+    telegram.on_call = fails_at_the_second_half
+    telegram.inject("sendMessage", TelegramFault.message_too_long())
+    with pytest.raises(DeliveryFailedError) as failed:
+        delivery(aws, telegram, http).deliver(MSG, KEY, [text, "after it"])
+    assert failed.value.retryable
+    telegram.on_call = None
+    telegram.inject("sendMessage", TelegramFault.message_too_long())  # still too long
+    delivery(aws, telegram, http).deliver(MSG, KEY, [text, "after it"])
+    shown = telegram.sent_messages(CHAT)
+    assert [m["text"] for m in shown] == [
+        "first half of the answer.\n",
+        "second half of the answer.",
+        "after it",
+    ]
+    assert [m.get("reply_to_message") is not None for m in shown] == [True, False, False]
 
 
 def test_a_refused_photo_is_not_begun_again_as_a_document_without_time_for_it(

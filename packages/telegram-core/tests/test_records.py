@@ -63,6 +63,22 @@ def test_delivery_records_accumulate_per_update(deliveries: DeliveryLog) -> None
         deliveries.record_delivered_chunk(KEY, 9, -1, 503)
 
 
+def test_halves_of_a_too_long_chunk_are_recorded_apart_from_the_chunks(deliveries: DeliveryLog) -> None:
+    """A rolling deploy: a consumer that predates halves reads the chunks as before (it would
+    choke on a ``chunk_`` name that is not a number); one that knows them reads an older record
+    as no halves sent."""
+    deliveries.record_delivered_chunk(KEY, 9, 0, 501)
+    assert deliveries.halves_sent(KEY, 9, 1) == {}  # an older consumer's record
+    deliveries.record_half_sent(KEY, 9, 1, 1, 502)
+    deliveries.record_half_sent(KEY, 9, 12, 1, 900)  # another chunk's, not chunk 1's
+    assert deliveries.halves_sent(KEY, 9, 1) == {1: 502}
+    assert deliveries.halves_sent(KEY, 10, 1) == {}
+    assert deliveries.delivered_chunks(KEY, 9) == {0: 501}  # what an older consumer reads too
+    deliveries.record_half_sent(KEY, 9, 1, 2, 503)
+    deliveries.record_delivered_chunk(KEY, 9, 1, 503)
+    assert deliveries.delivered_chunks(KEY, 9) == {0: 501, 1: 503}
+
+
 def test_a_notice_is_sent_once_per_update_and_kind(deliveries: DeliveryLog) -> None:
     assert deliveries.notice_sent(KEY, 9, "busy") is True
     assert deliveries.notice_sent(KEY, 9, "busy") is False

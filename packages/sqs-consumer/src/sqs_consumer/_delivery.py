@@ -3,7 +3,8 @@
 Each delivered chunk is recorded (``record_delivered_chunk``, retried locally: the send cannot
 be undone) and skipped on a retry; with claims, each chunk is claimed before it is sent. A
 chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
-plain halves (a message with buttons too, the buttons under the second). The files the agent
+plain halves (a message with buttons too, the buttons under the second), each recorded as it
+goes, so a retry after the first sends only the second. The files the agent
 sends are chunks too, after the text: each one read, sent and recorded before the next.
 
 Given the invocation's remaining time, every send ends ``end_reserve_s`` before its end (the
@@ -85,6 +86,16 @@ class DeliveryRecords(Protocol):
         """Remember that chunk ``index`` went out as ``message_id``."""
         ...
 
+    def halves_sent(self, key: SessionKey, update_id: int, index: int) -> Mapping[int, int]:
+        """Halves of chunk ``index`` (refused as too long) already sent: number (from 1) → message_id."""
+        ...
+
+    def record_half_sent(
+        self, key: SessionKey, update_id: int, index: int, half: int, message_id: int
+    ) -> None:
+        """Remember that half number ``half`` of chunk ``index`` went out as ``message_id``."""
+        ...
+
     def notice_sent(self, key: SessionKey, update_id: int, kind: str) -> bool:
         """Mark notice ``kind`` as sent for ``update_id``; True the first time only."""
         ...
@@ -134,7 +145,7 @@ class Delivery:
         ran out for delivery (see the module's docstring; None: no bound of its own).
         """
         self._deliver_parts(
-            msg, key, chunks, self._send_text, first_index=0, quote_first=True, remaining=remaining
+            msg, key, chunks, self._text_sender(key), first_index=0, quote_first=True, remaining=remaining
         )
 
     def deliver_files(
@@ -157,7 +168,9 @@ class Delivery:
         still go. Returns the files skipped or unconfirmed, with why. Raises
         DeliveryFailedError like ``deliver`` (``remaining`` too)."""
 
-        def send(target: InboundMessage, file: StagedAttachment, reply_to: int | None, left: TimeLeft) -> int:
+        def send(
+            target: InboundMessage, file: StagedAttachment, _index: int, reply_to: int | None, left: TimeLeft
+        ) -> int:
             return self._send_file(target, file, read, reply_to=reply_to, time_left=left)
 
         skipped = self._deliver_parts(
@@ -193,7 +206,13 @@ class Delivery:
         the answer went before it). Raises DeliveryFailedError like ``deliver`` (``remaining``
         too)."""
         self._deliver_parts(
-            msg, key, [text], self._send_text, first_index=index, quote_first=quote, remaining=remaining
+            msg,
+            key,
+            [text],
+            self._text_sender(key),
+            first_index=index,
+            quote_first=quote,
+            remaining=remaining,
         )
 
     def _deliver_parts(
@@ -201,7 +220,7 @@ class Delivery:
         msg: InboundMessage,
         key: SessionKey,
         parts: Sequence[_Part],
-        send: Callable[[InboundMessage, _Part, int | None, TimeLeft], int],
+        send: Callable[[InboundMessage, _Part, int, int | None, TimeLeft], int],
         *,
         first_index: int,
         quote_first: bool,
@@ -240,7 +259,7 @@ class Delivery:
                     with claims.sending(index) if claims is not None else contextlib.nullcontext():
                         moved_to = None
                         try:
-                            message_id = send(target, part, reply_to, time_left)
+                            message_id = send(target, part, index, reply_to, time_left)
                         except TelegramChatMigrated as exc:
                             if exc.migrate_to_chat_id is None or target is not msg:
                                 raise
@@ -250,7 +269,7 @@ class Delivery:
                         if moved_to is not None:
                             target = _moved_to(msg, moved_to)
                             _begin_or_stop(time_left)
-                            message_id = send(target, part, None, time_left)
+                            message_id = send(target, part, index, None, time_left)
                 except _NotSent as not_sent:
                     skipped.append((part, not_sent.reason))
                     continue
@@ -306,6 +325,7 @@ class Delivery:
                 message_id = self._send_chunk(
                     msg,
                     text,
+                    halves=self._halves(key, index),
                     reply_to=msg.message_id if quote or msg.in_reply_thread else None,
                     reply_markup=None if buttons_once_recorded else markup,
                     time_left=time_left,
@@ -382,11 +402,16 @@ class Delivery:
             log.warning("failure_notice_not_sent", kind=kind, error=type(exc).__name__)
 
     def _record_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
-        # The chunk is out and cannot be taken back: a lost record would send it twice on
-        # the record's retry, so a throttled or failing write is retried here first.
+        self._write_record(
+            lambda: self._registry.record_delivered_chunk(key, update_id, index, message_id), index
+        )
+
+    def _write_record(self, write: Callable[[], None], index: int) -> None:
+        # The chunk (or half) is out and cannot be taken back: a lost record would send it
+        # twice on the record's retry, so a throttled or failing write is retried here first.
         for attempt in range(1, _RECORD_WRITE_ATTEMPTS + 1):
             try:
-                self._registry.record_delivered_chunk(key, update_id, index, message_id)
+                write()
                 return
             except StorageError as exc:
                 if attempt == _RECORD_WRITE_ATTEMPTS:
@@ -402,8 +427,20 @@ class Delivery:
                 )
                 self._sleep(wait)
 
-    def _send_text(self, msg: InboundMessage, chunk: str, reply_to: int | None, time_left: TimeLeft) -> int:
-        return self._send_chunk(msg, chunk, reply_to=reply_to, time_left=time_left)
+    def _halves(self, key: SessionKey, index: int) -> _HalvesRecord:
+        return _HalvesRecord(self._registry, key, index, self._write_record)
+
+    def _text_sender(
+        self, key: SessionKey
+    ) -> Callable[[InboundMessage, str, int, int | None, TimeLeft], int]:
+        def send_text(
+            msg: InboundMessage, chunk: str, index: int, reply_to: int | None, left: TimeLeft
+        ) -> int:
+            return self._send_chunk(
+                msg, chunk, halves=self._halves(key, index), reply_to=reply_to, time_left=left
+            )
+
+        return send_text
 
     def _send_file(
         self,
@@ -464,6 +501,7 @@ class Delivery:
         msg: InboundMessage,
         chunk: str,
         *,
+        halves: _HalvesRecord,
         reply_to: int | None,
         reply_markup: Mapping[str, Any] | None = None,
         time_left: TimeLeft = None,
@@ -482,26 +520,61 @@ class Delivery:
             rejected: TelegramApiError = exc
             log.warning("chunk_sent_as_plain_text", kind=exc.kind)
         plain = html_to_plain(chunk)
+        sent: Mapping[int, int] = {}
         if isinstance(rejected, TelegramBadMarkup):
             parts = [plain]
         else:
             parts = split_plain(plain, len(plain) // 2 + 1)  # Telegram counted more than we did
+            # The same text splits the same way on a retry: the halves an earlier attempt
+            # sent (it failed or ran out of time after them) are not sent again.
+            sent = halves.sent(msg.update_id)
         message_id = 0
         for number, part in enumerate(parts, start=1):
-            _begin_or_stop(time_left)
-            message_id = self._bot.send_message(
-                msg.chat_id,
-                part,
-                html=False,
-                thread_id=msg.thread_id,
-                reply_to_message_id=reply_to,
-                # Buttons go under the last part, after the text they answer.
-                reply_markup=reply_markup if number == len(parts) else None,
-                time_left=time_left,
-            )
+            if number in sent:
+                message_id = sent[number]
+            else:
+                _begin_or_stop(time_left)
+                message_id = self._bot.send_message(
+                    msg.chat_id,
+                    part,
+                    html=False,
+                    thread_id=msg.thread_id,
+                    reply_to_message_id=reply_to,
+                    # Buttons go under the last part, after the text they answer.
+                    reply_markup=reply_markup if number == len(parts) else None,
+                    time_left=time_left,
+                )
+                if len(parts) > 1:
+                    halves.record(msg.update_id, number, message_id)
             if not msg.in_reply_thread:  # else each part quotes it, to stay in the thread
                 reply_to = None
         return message_id
+
+
+class _HalvesRecord:
+    """Where the halves of chunk ``index`` (a text Telegram refused as too long) are recorded;
+    ``write_record`` retries a write like the chunk's own."""
+
+    def __init__(
+        self,
+        registry: DeliveryRecords,
+        key: SessionKey,
+        index: int,
+        write_record: Callable[[Callable[[], None], int], None],
+    ) -> None:
+        self._registry = registry
+        self._key = key
+        self._index = index
+        self._write_record = write_record
+
+    def sent(self, update_id: int) -> Mapping[int, int]:
+        return self._registry.halves_sent(self._key, update_id, self._index)
+
+    def record(self, update_id: int, half: int, message_id: int) -> None:
+        self._write_record(
+            lambda: self._registry.record_half_sent(self._key, update_id, self._index, half, message_id),
+            self._index,
+        )
 
 
 def _moved_to(msg: InboundMessage, chat_id: int) -> InboundMessage:

@@ -3,7 +3,10 @@ only what is missing) and the notices sent (so a redelivered update tells the us
 
 One item per update in the session's partition: ``session|<key>`` / ``delivery|<update_id>``
 holding ``chunk_<i>`` → Telegram message_id and ``notice_<kind>`` → when it was sent (and the
-chunk claims of ``_delivery_claims.py``).
+chunk claims of ``_delivery_claims.py``). A chunk Telegram refused as too long goes out in
+halves, each recorded as ``half_<i>_<n>`` → message_id as it goes, so a retry sends only the
+halves missing. Their prefix is not ``chunk_``: a consumer older than them reads the item as
+before (and sends the chunk whole again, as it always did).
 """
 
 from __future__ import annotations
@@ -48,6 +51,36 @@ class DeliveryLog:
             delivery_sk(update_id),
             UpdateExpression="SET #chunk = :mid, expires_at = :ttl",
             ExpressionAttributeNames={"#chunk": f"chunk_{index}"},
+            ExpressionAttributeValues={
+                ":mid": number(message_id),
+                ":ttl": number(self._table.expires_at(now)),
+            },
+        )
+
+    def halves_sent(self, key: SessionKey, update_id: int, index: int) -> dict[int, int]:
+        """The halves of chunk ``index`` (one Telegram refused as too long) already sent:
+        half number (from 1) → Telegram message_id."""
+        item = self._table.get("halves_sent", session_item_pk(key), delivery_sk(update_id)) or {}
+        prefix = f"half_{index}_"
+        return {
+            int(name.removeprefix(prefix)): int(value["N"])
+            for name, value in item.items()
+            if name.startswith(prefix)
+        }
+
+    def record_half_sent(
+        self, key: SessionKey, update_id: int, index: int, half: int, message_id: int
+    ) -> None:
+        """Remember that half number ``half`` of chunk ``index`` went out as ``message_id``."""
+        if index < 0 or half < 1:
+            raise ValueError(f"chunk index must be >= 0 and half >= 1, got {index}, {half}")
+        now = self._table.clock()
+        self._table.update(
+            "record_half_sent",
+            session_item_pk(key),
+            delivery_sk(update_id),
+            UpdateExpression="SET #half = :mid, expires_at = :ttl",
+            ExpressionAttributeNames={"#half": f"half_{index}_{half}"},
             ExpressionAttributeValues={
                 ":mid": number(message_id),
                 ":ttl": number(self._table.expires_at(now)),
