@@ -474,6 +474,27 @@ def test_a_reply_to_what_the_bot_cannot_read_tells_the_agent_what_it_was(content
 
 
 @pytest.mark.parametrize(
+    ("heard", "why"),
+    [
+        (True, "an album brings no replied recording; the bot hears it when a message alone replies to it"),
+        (False, "the bot cannot read it"),
+    ],
+)
+def test_an_album_replying_to_a_voice_message_says_truly_why_it_is_not_attached(
+    heard: bool, why: str
+) -> None:
+    """An album's parts bring no replied file. With recordings heard, the agent read that the
+    bot cannot read a voice message and told the user so, when a reply of its own would have
+    had it heard."""
+    replied = {"message_id": 2, "from": BOB, "voice": {"file_id": "v", "duration": 3}}
+    album = update(photo=PHOTO, caption="what did he say?", media_group_id="g1", reply_to_message=replied)
+    message = decide(album, config(transcribes_voice=heard)).message
+
+    assert message is not None and [a.kind for a in message.attachments] == ["photo"]
+    assert message.context == f"[In reply to a message from @bob with a voice message (not attached: {why})]"
+
+
+@pytest.mark.parametrize(
     ("story_chat", "whose"),
     [
         ({"id": 5, "type": "private", "username": "bob", "first_name": "Bob"}, "@bob"),

@@ -33,6 +33,10 @@ from ._updates import (
 # The bot's own message is in the agent's history already: enough of it to say which one
 # (characters as Telegram counts them, cut between whole characters as the chat shows them).
 _OWN_MESSAGE_EXCERPT_CHARS = 300
+# Why a recording the bot hears is not attached to an album replying to it.
+_NOT_WITH_AN_ALBUM = (
+    "an album brings no replied recording; the bot hears it when a message alone replies to it"
+)
 
 
 class _Quote(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,7 +75,8 @@ def reply_context(
         return "\n".join(lines), ()
     own = replies_to_the_bot(msg, bot_username)
     who = "your message" if own else f"a message from {_author(replied)}"
-    attachments = attachments_of(replied, voice=voice) if msg.media_group_id is None else ()
+    readable = attachments_of(replied, voice=voice)
+    attachments = readable if msg.media_group_id is None else ()
     quoted = _text(msg.quote) or replied.text or replied.caption or shared_content_text(replied) or ""
     if own and (excerpt := within_utf16(quoted, _OWN_MESSAGE_EXCERPT_CHARS)) != quoted:
         quoted = excerpt.rstrip() + "…"
@@ -79,7 +84,10 @@ def reply_context(
         what = f"{who} with the attached {attachment_words(attachments[0])}"
     elif unread := _unread(replied):
         # Said, or "what did he say?" about a voice message is answered as if it said nothing.
-        what = f"{who} with {_a(content_word(unread))} (not attached: the bot cannot read it)"
+        # A recording the bot hears stays behind only because an album replied to it: told
+        # the bot cannot read it, the agent would tell the user a reply of its own will not do.
+        why = _NOT_WITH_AN_ALBUM if readable else "the bot cannot read it"
+        what = f"{who} with {_a(content_word(unread))} (not attached: {why})"
     else:
         what = who
     if quoted:
