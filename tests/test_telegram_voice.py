@@ -107,6 +107,35 @@ def test_a_reply_to_a_voice_message_hears_it(voice_stack: Any) -> None:
     )
 
 
+def test_an_album_replying_to_a_voice_message_is_not_told_the_bot_cannot_read_it(voice_stack: Any) -> None:
+    """An album's parts bring no replied file; the agent read that the bot cannot read voice
+    messages, and told the user so, though a reply of its own would have had it heard."""
+    replied = _voice_message_of(voice_stack, BOB, "buy milk and eggs")
+    for i in range(2):
+        file_id = voice_stack.telegram.add_file(b"photo" * 50, file_path=f"photos/p{i}.jpg")
+        photo = [{"file_id": file_id, "file_unique_id": f"p{i}", "width": 8, "height": 6}]
+        caption = {"caption": "is this what he asked for?"} if i == 0 else {}
+        part = update(
+            345 + i,
+            message_id=45 + i,
+            text=None,
+            photo=photo,
+            media_group_id="V1",
+            reply_to_message=replied,
+            **caption,
+        )
+        assert voice_stack.producer.handle_event(webhook_event(part))["statusCode"] == 200
+    voice_stack.drain(voice_stack.consumer())
+
+    [run] = voice_stack.runs()
+    assert run["prompt"].startswith(
+        "[In reply to a message from @bob with a voice message (not attached: an album brings no replied"
+        " recording; the bot hears it when a message alone replies to it)]\n\n"
+    ), run["prompt"]
+    assert "cannot read it" not in run["prompt"]
+    assert [key.rsplit("/", 1)[1] for key in run["attachments"]] == ["photo-45.jpg", "photo-46.jpg"]
+
+
 def test_without_transcription_a_voice_message_is_not_supported_yet(stack: Any) -> None:
     _voice(stack, 350, "hello")
     stack.drain(stack.consumer())
