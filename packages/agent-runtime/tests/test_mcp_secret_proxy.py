@@ -195,7 +195,7 @@ def test_a_tool_call_through_the_proxy_may_wait_as_long_as_mcp_json_lets_it() ->
     call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "lookup", "arguments": {}}}
     with HttpMcpServer() as vault:
         parts = urlsplit(vault.url)
-        auth = McpSecretHeaders({"Authorization": FixedSecret(SECRET)}, parts.path)
+        auth = McpSecretHeaders({"Authorization": FixedSecret(SECRET)}, parts.path, server="vault")
         start = _proxy_starter(f"{parts.scheme}://{parts.netloc}", auth)
         proxy = start()
         try:

@@ -10,8 +10,11 @@ the turn, dead when it ends, exactly as for the model. So the secret is never in
 command line, environment or memory, nor in any tool's; a tool can at most call the server
 through the proxy during its own turn, as it can call the model, and only at the configured
 URL's path with the methods of MCP's streamable HTTP: the secret reaches no other endpoint of
-that origin. The proxy reads no model usage from these answers, and takes none of their
-silences or 429s for a model's (those are the CLI's MCP client's to handle).
+that origin. A server that echoes the headers' values (a 401 quoting the token, a debug tool
+listing its request's headers) has them removed from its answers before the CLI reads them
+(``_echo_scrub``), the value before a rotation too. The proxy reads no model usage from these
+answers, and takes none of their silences or 429s for a model's (those are the CLI's MCP
+client's to handle).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from session_core import (
 
 from ._claude_config import ClaudeConfig
 from ._config_problems import ConfigProblems
+from ._echo_scrub import SentSecret
 from ._environment import _TurnProxy
 from ._errors import McpSecretMissingError
 from ._model_proxy import ModelProxy
@@ -46,10 +50,11 @@ _MCP_METHODS = frozenset({"POST", "GET", "DELETE"})
 
 
 class McpSecretHeaders:
-    """Upstream authentication for an MCP server: the secret headers, added only to MCP's
-    methods at the server's own ``path`` (any query string)."""
+    """Upstream authentication for MCP server ``server``: the secret headers, added only to
+    MCP's methods at the server's own ``path`` (any query string)."""
 
-    def __init__(self, headers: Mapping[str, SecretSource], path: str) -> None:
+    def __init__(self, headers: Mapping[str, SecretSource], path: str, *, server: str) -> None:
+        self._server = server
         self._headers = dict(headers)
         self._path = path or "/"
         # The server's last answer (since the turn began: reset by the next) refused the headers,
@@ -78,6 +83,10 @@ class McpSecretHeaders:
     def answered(self, status: int) -> None:
         """Note whether the server's last answer refused the headers."""
         self.refused = status in KEY_REFUSED
+
+    def secrets_in(self, sent: dict[str, str]) -> list[SentSecret]:
+        """Every header's value, named by its SSM parameter."""
+        return [SentSecret(self._server, value.name, sent[name]) for name, value in self._headers.items()]
 
 
 def read_mcp_secret_headers(config: ClaudeConfig, ssm: Any) -> dict[str, dict[str, str]]:
@@ -157,7 +166,7 @@ class McpSecretProxies:
             parts = urlsplit(str(servers[name]["url"]))
             origin = f"{parts.scheme}://{parts.netloc}"
             path = parts.path + (f"?{parts.query}" if parts.query else "")
-            self._auths[name] = McpSecretHeaders(headers, parts.path)
+            self._auths[name] = McpSecretHeaders(headers, parts.path, server=name)
             start = _proxy_starter(origin, self._auths[name])
             self._proxies[name] = (_TurnProxy(start), path)
 

@@ -3,12 +3,14 @@
 The CLI (and every tool it runs) only knows the current turn's key, made fresh for every
 turn (``open_turn``) and dead when it ends (``close_turn``): a tool that copied it cannot use
 it after its turn. The proxy replaces it with the real key on the way out and streams the
-answer back unchanged, byte for byte, as it arrives. A broken upstream stream becomes a
-broken downstream stream (no silent truncation).
+answer back unchanged, byte for byte, as it arrives (but for a secret it added, echoed). A
+broken upstream stream becomes a broken downstream stream (no silent truncation).
 
 Two upstreams: the Anthropic API (the proxy adds ``x-api-key``) and Bedrock (the proxy signs
 each request with SigV4 using the model-invoke role's credentials; the CLI sends this turn's
-key as a Bedrock bearer token and never holds AWS credentials). A call the upstream refuses
+key as a Bedrock bearer token and never holds AWS credentials). The secrets it adds (the key, an
+MCP server's headers: ``UpstreamAuth.secrets_in``) are removed from the answers it relays, as a
+server that echoes its credential would write them (``_echo_scrub``). A call the upstream refuses
 (401/403) is sent once more when the authentication has another credential by then (``renew``:
 a key the operator rotated); a refusal happens before any model work, so nothing is paid twice.
 
@@ -63,6 +65,7 @@ from session_core import (
 )
 
 from ._chosen_models import is_chosen
+from ._echo_scrub import EchoScrubber, SentSecret
 from ._method_override import asks_for_another_method
 from ._usage_meter import MeteredSpend, ResponseReader, TurnMeter
 
@@ -169,6 +172,11 @@ class UpstreamAuth(Protocol):
         """The upstream's last word on a call (after any resend with a renewed credential)."""
         ...
 
+    def secrets_in(self, sent: dict[str, str]) -> list[SentSecret]:
+        """The secret values ``authorize`` put in ``sent``: removed, echoed, from the answers of
+        the rest of the turn."""
+        ...
+
 
 class AnthropicKey:
     """Upstream authentication for the Anthropic API: the real key as ``x-api-key``, from
@@ -191,6 +199,10 @@ class AnthropicKey:
 
     def answered(self, status: int) -> None:
         """Nothing to note: a refused key is told by the turn's outcome."""
+
+    def secrets_in(self, sent: dict[str, str]) -> list[SentSecret]:
+        """The key (an error quoting the request's headers would hand it to the CLI)."""
+        return [SentSecret("Anthropic API", self._key.name, sent["x-api-key"])]
 
 
 class BedrockSigner:
@@ -222,6 +234,10 @@ class BedrockSigner:
     def answered(self, status: int) -> None:
         """Nothing to note: a refusal is told by the turn's outcome."""
 
+    def secrets_in(self, sent: dict[str, str]) -> list[SentSecret]:
+        """None: a signature is good for its one request; the role's keys are never sent."""
+        return []
+
 
 class _ProxyServer(ThreadingHTTPServer):
     # Calls beyond the turn's slots wait inside the proxy, not in the kernel's accept queue:
@@ -252,6 +268,16 @@ class _TurnCalls:
     retry_after_s: float | None = None
     # The status of a refusal that asked to wait longer than WAIT_IN_TURN_S (0: none).
     waits_with: int = 0
+    # Every secret value its calls carried: one replaced by a rotation may still be echoed.
+    secrets: set[SentSecret] = field(default_factory=set)
+
+    def carried(self, secrets: list[SentSecret]) -> None:
+        with self.lock:
+            self.secrets.update(secrets)
+
+    def echo_scrubber(self) -> EchoScrubber:
+        with self.lock:
+            return EchoScrubber(self.secrets)
 
     def went_silent(self, bound_s: float, setting: str) -> None:
         with self.lock:
@@ -533,6 +559,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         url = self.proxy._upstream + self.path
         for last_try in (False, True):
             sent = auth.authorize(self.command, url, headers, body)
+            turn.carried(auth.secrets_in(sent))
             upstream = self.proxy._connection()
             if not turn.hold(upstream):
                 self._refuse(401, _UNAUTHORIZED)
@@ -545,7 +572,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     _log.info("model_proxy.resent_with_renewed_key", refused_status=response.status)
                     continue
                 auth.answered(response.status)
-                self._relay_answer(response, body, turn)
+                scrubber = turn.echo_scrubber()
+                try:
+                    self._relay_answer(response, body, turn, scrubber)
+                finally:
+                    _log_removed(scrubber)
                 return
             finally:
                 turn.release(upstream)
@@ -618,7 +649,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             setting=setting,
         )
 
-    def _relay_answer(self, response: http.client.HTTPResponse, body: bytes | None, turn: _TurnCalls) -> None:
+    def _relay_answer(
+        self,
+        response: http.client.HTTPResponse,
+        body: bytes | None,
+        turn: _TurnCalls,
+        scrubber: EchoScrubber,
+    ) -> None:
         meter = turn.meter
         asks_to_wait = self.proxy._metered and response.status in _ASKS_TO_WAIT  # a model's, only
         wait = _retry_after_s(response.getheader("retry-after")) if asks_to_wait else None
@@ -643,10 +680,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             else None
         )
         try:
-            self.send_response(response.status, response.reason)
+            self.send_response(response.status, scrubber.scrub_text(response.reason))
             for name, value in response.getheaders():
                 if name.lower() not in dropped:
-                    self.send_header(name, value)
+                    self.send_header(name, scrubber.scrub_text(value))
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             while True:
@@ -663,10 +700,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     break
                 if reader is not None:
                     reader.feed(chunk)
-                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                self.wfile.flush()
+                self._send_chunk(scrubber.feed(chunk))
             if reader is not None:
                 reader.finish()
+            self._send_chunk(scrubber.finish())
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -675,7 +712,19 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             _log.info("model_proxy.client_gone")
             self.close_connection = True
 
+    def _send_chunk(self, data: bytes) -> None:
+        if data:  # an empty chunk would end the answer
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
     do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _forward_in_turn
+
+
+def _log_removed(scrubber: EchoScrubber) -> None:
+    # The operator's clue to a server that echoes its credential: which, and which setting's
+    # value (never the value: the log is no place for it either).
+    for secret in sorted(scrubber.removed, key=lambda secret: (secret.server, secret.parameter)):
+        _log.warning("model_proxy.echoed_secret_removed", server=secret.server, parameter=secret.parameter)
 
 
 def _cut(upstream: http.client.HTTPConnection) -> None:

@@ -7,16 +7,25 @@ use it to see which headers reach an HTTP MCP server; with ``required_headers`` 
 ``rate_limited(retry_after_s)``, it answers its next POST 429 with that ``Retry-After``; while
 ``stalled``, it reads each POST and answers none (a server that hangs), until set False;
 while ``broken``, it answers each POST whose headers it takes with a 500 (a server whose
-handler crashes).
+handler crashes). With ``echoes_headers``, it says the credential it got back, as careless
+servers do: a 401's reason phrase and body quote the request's ``Authorization`` (or its
+``x-api-key``; decoded too when it is Basic), every answer carries it in an
+``X-Echoed-Authorization`` header, and ``tools/call`` answers with every request's headers it
+has seen (a debug tool), as JSON and as a query string. With ``streams``, POSTs are answered
+as server-sent events, written a few bytes at a time (the proxy reads them in as many pieces
+as arrive).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlencode
 
 from local_stack import LoopbackServer
 
@@ -37,6 +46,8 @@ class HttpMcpServer(LoopbackServer):
         self.dies_on_call = False  # a tool call's connection is closed unanswered (a crash)
         self.broken = False  # POSTs it takes the headers of are answered 500
         self.offers_oauth = False
+        self.echoes_headers = False  # every answer quotes the credential it got (above)
+        self.streams = False  # POSTs are answered as server-sent events, a few bytes at a time
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -62,6 +73,11 @@ class HttpMcpServer(LoopbackServer):
             retry_after_s, self.retry_after_s = self.retry_after_s, None
             return retry_after_s
 
+    def seen_headers(self) -> list[dict[str, str]]:
+        """Every recorded request's headers, oldest first."""
+        with self._lock:
+            return [dict(headers) for _m, headers in self.requests]
+
     def header_values(self, name: str) -> list[str]:
         """The values ``name`` had on the requests that carried it."""
         with self._lock:
@@ -78,15 +94,41 @@ class _McpHandler(BaseHTTPRequestHandler):
     def _reply(
         self, status: int, payload: dict[str, Any] | None = None, headers: dict[str, str] | None = None
     ) -> None:
+        headers = dict(headers or {})
+        reason = None
+        if self.server_state.echoes_headers:
+            credential = self._credential()
+            headers["X-Echoed-Authorization"] = credential
+            if status == 401:
+                reason = f"Unauthorized ({credential})"
+        if self.server_state.streams and payload is not None and self.command == "POST":
+            self._stream(status, reason, headers, payload)
+            return
         body = json.dumps(payload).encode() if payload is not None else b""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
+        self.send_response(status, reason)
+        for name, value in headers.items():
             self.send_header(name, value)
         if payload is not None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _stream(
+        self, status: int, reason: str | None, headers: dict[str, str], payload: dict[str, Any]
+    ) -> None:
+        event = b"event: message\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        self.send_response(status, reason)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(event), 5):
+            piece = event[start : start + 5]
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def _headers(self) -> dict[str, str]:
         return {k.lower(): v for k, v in self.headers.items()}
@@ -104,7 +146,7 @@ class _McpHandler(BaseHTTPRequestHandler):
         required = self.server_state.required_headers
         if not all(headers.get(name.lower()) == value for name, value in required.items()):
             challenge = {"WWW-Authenticate": 'Bearer realm="vault"'} if self.server_state.offers_oauth else {}
-            self._reply(401, {"error": "invalid credentials"}, challenge)
+            self._reply(401, {"error": self._refusal()}, challenge)
             return True
         if self.server_state.broken:
             self._reply(500, {"error": "internal server error"})
@@ -114,6 +156,22 @@ class _McpHandler(BaseHTTPRequestHandler):
             self._reply(429, {"error": "too many requests"}, {"Retry-After": str(retry_after_s)})
             return True
         return False
+
+    def _credential(self) -> str:
+        headers = self._headers()
+        return headers.get("authorization") or headers.get("x-api-key", "")
+
+    def _refusal(self) -> str:
+        if not self.server_state.echoes_headers:
+            return "invalid credentials"
+        credential = self._credential()
+        scheme, _, encoded = credential.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                return f"invalid credentials {base64.b64decode(encoded, validate=True).decode()}"
+            except (binascii.Error, UnicodeDecodeError):
+                pass
+        return f"invalid token {credential}"
 
     def do_POST(self) -> None:
         self.server_state.record("POST", self._headers())
@@ -152,6 +210,10 @@ class _McpHandler(BaseHTTPRequestHandler):
         elif method == "tools/call" and self.server_state.dies_on_call:
             self.close_connection = True  # no answer: as a server that crashed mid-call
             return
+        elif method == "tools/call" and self.server_state.echoes_headers:
+            seen = self.server_state.seen_headers()
+            text = json.dumps(seen) + "\n" + "\n".join(urlencode(headers) for headers in seen)
+            result = {"content": [{"type": "text", "text": text}]}
         elif method == "tools/call":
             result = {"content": [{"type": "text", "text": LOOKUP_ANSWER}]}
         else:

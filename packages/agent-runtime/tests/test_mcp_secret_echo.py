@@ -1,0 +1,187 @@
+"""A server that says back the secret header the proxy added (a 401 quoting the token, a debug
+tool listing its requests' headers, a response header echoing it) never hands it to the CLI:
+the proxy removes every value it added, in the forms a server writes it, from the status line,
+the headers and the body (JSON or streamed in pieces), the value before a rotation too, and
+logs which server and parameter, never the value. A recording MCP server on 127.0.0.1 is the
+upstream; the Anthropic key's proxy does the same for a model API quoting its key."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from agent_runtime._echo_scrub import REMOVED, EchoScrubber, SentSecret
+from agent_runtime._mcp_secrets import McpSecretProxies
+from agent_runtime._model_proxy import ModelProxy
+from agentbot_testing import HttpMcpServer
+from session_core import FixedSecret, configure_logging
+
+PARAMETER = "/agentbot/mcp/vault-authorization"
+# "/", "+", "=" and quotes: its URL-encoded and JSON-escaped forms differ from it; every form a
+# server may write it in still contains "s3cr3t", the part a leak would show.
+SECRET = 'Bearer vault/s3cr3t+for="tests"=='
+MARK = REMOVED.decode()
+CALL = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "lookup", "arguments": {}}}
+
+
+class RotatedSecret:
+    """A header's source whose value the operator rotated: ``old`` until the server refuses it."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.name = PARAMETER
+        self.unreadable = False
+        self._value, self._next = old, new
+
+    def current(self) -> str:
+        return self._value
+
+    def renew(self, refused: str) -> bool:
+        if self._value == refused and self._next:
+            self._value, self._next = self._next, ""
+        return self._value != refused
+
+
+@pytest.fixture
+def vault() -> Iterator[HttpMcpServer]:
+    with HttpMcpServer() as server:
+        server.echoes_headers = True
+        yield server
+
+
+def through_proxy(vault: HttpMcpServer, source: Any) -> tuple[McpSecretProxies, str, dict[str, str]]:
+    """(the proxies, the URL the CLI is given, this turn's key header)."""
+    proxies = McpSecretProxies(
+        {"vault": {"type": "http", "url": vault.url}}, {"vault": {"Authorization": source}}
+    )
+    given = proxies.cli_servers()["vault"]
+    return proxies, given["url"], {"x-api-key": given["headers"]["x-api-key"]}
+
+
+def everything_relayed(response: httpx.Response) -> str:
+    """What the CLI reads of an answer: its status line, its headers and its body."""
+    headers = "\n".join(f"{name}: {value}" for name, value in response.headers.multi_items())
+    return f"{response.status_code} {response.reason_phrase}\n{headers}\n{response.text}"
+
+
+@pytest.mark.parametrize("streams", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("answer", ["refusal", "tool_result"])
+def test_a_server_echoing_its_secret_header_never_hands_it_to_the_cli(
+    vault: HttpMcpServer, streams: bool, answer: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(json_lines=True)
+    vault.streams = streams
+    if answer == "refusal":
+        vault.required_headers = {"Authorization": "Bearer another-value"}
+    proxies, url, key = through_proxy(vault, FixedSecret(SECRET, name=PARAMETER))
+    try:
+        response = httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+
+    assert response.status_code == (401 if answer == "refusal" else 200)
+    assert vault.header_values("Authorization") == [SECRET]  # the server got it, and echoed it
+    relayed = everything_relayed(response)
+    assert "s3cr3t" not in relayed, relayed
+    assert response.headers["X-Echoed-Authorization"] == MARK
+    assert MARK in response.text
+    if answer == "refusal":
+        assert MARK in response.reason_phrase
+    else:  # the rest of the answer reaches the CLI as the server wrote it
+        assert '"jsonrpc": "2.0"' in response.text and "accept-encoding" in response.text
+    logged = capsys.readouterr().err
+    lines = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    [line] = [line for line in lines if line["event"] == "model_proxy.echoed_secret_removed"]
+    assert (line["server"], line["parameter"]) == ("vault", PARAMETER)
+    assert "s3cr3t" not in logged
+
+
+def test_a_basic_credential_the_server_decodes_in_its_refusal_is_removed(vault: HttpMcpServer) -> None:
+    secret = "Basic " + base64.b64encode(b"alice:hunter2-s3cr3t").decode()
+    vault.required_headers = {"Authorization": "Basic bm90OnRoaXM="}
+    proxies, url, key = through_proxy(vault, FixedSecret(secret, name=PARAMETER))
+    try:
+        response = httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+    assert response.status_code == 401
+    relayed = everything_relayed(response)
+    assert "s3cr3t" not in relayed and secret.split()[1] not in relayed, relayed
+
+
+@pytest.mark.parametrize("streams", [False, True], ids=["json", "sse"])
+def test_the_value_before_a_rotation_is_removed_for_the_rest_of_the_turn(
+    vault: HttpMcpServer, streams: bool
+) -> None:
+    """The server refused the old value (a call the proxy sent again with the new one) and its
+    debug tool lists every request it saw: the old value too, still worth something to an
+    attacker where the operator has not revoked it yet."""
+    old, new = SECRET.replace("s3cr3t", "old-s3cr3t"), SECRET.replace("s3cr3t", "new-s3cr3t")
+    vault.streams = streams
+    vault.required_headers = {"Authorization": new}
+    proxies, url, key = through_proxy(vault, RotatedSecret(old, new))
+    try:
+        first = httpx.post(url, headers=key, json=CALL)
+        second = httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+    assert first.status_code == second.status_code == 200
+    assert vault.header_values("Authorization") == [old, new, new]
+    for response in (first, second):
+        relayed = everything_relayed(response)
+        assert "s3cr3t" not in relayed, relayed
+        assert relayed.count(MARK) >= 3  # old, new (and new again) in the listed requests
+
+
+def test_a_value_split_across_the_pieces_of_a_stream_is_removed_wherever_it_is_cut() -> None:
+    scrubbed = EchoScrubber([SentSecret("vault", PARAMETER, SECRET)])
+    stream = b'data: {"error": "invalid token ' + json.dumps(SECRET).encode()[1:-1] + b'"}\n\n'
+    for cut in range(1, len(stream)):
+        for second_cut in (cut, min(cut + 7, len(stream))):
+            scrubber = EchoScrubber([SentSecret("vault", PARAMETER, SECRET)])
+            pieces = [stream[:cut], stream[cut:second_cut], stream[second_cut:]]
+            out = b"".join(scrubber.feed(piece) for piece in pieces) + scrubber.finish()
+            assert out == b'data: {"error": "invalid token ' + REMOVED + b'"}\n\n', cut
+    # an event that ends a piece is sent on at once, not held for the next piece
+    assert scrubbed.feed(b"data: {}\n\n") == b"data: {}\n\n"
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        SECRET,
+        'vault/s3cr3t+for="tests"==',
+        json.dumps(SECRET)[1:-1],
+        json.dumps(json.dumps(SECRET)[1:-1])[1:-1],
+        json.dumps(SECRET)[1:-1].replace("/", "\\/"),
+        "Bearer%20vault%2Fs3cr3t%2Bfor%3D%22tests%22%3D%3D",
+        "Bearer+vault%2Fs3cr3t%2Bfor%3D%22tests%22%3D%3D",
+    ],
+    ids=["as-is", "credential", "json", "json-in-json", "json-slashes", "url", "form"],
+)
+def test_each_common_form_of_the_value_is_removed(echoed: str) -> None:
+    scrubber = EchoScrubber([SentSecret("vault", PARAMETER, SECRET)])
+    assert scrubber.scrub(f"got <{echoed}>".encode()) == b"got <" + REMOVED + b">"
+
+
+def test_the_model_proxy_removes_its_key_from_an_error_quoting_it(vault: HttpMcpServer) -> None:
+    """An API gateway's refusal quoting the x-api-key it got: the operator's key, to the CLI."""
+    api_key = "sk-ant-api03-s3cr3t-operator-key"
+    vault.required_headers = {"x-api-key": "another"}
+    proxy = ModelProxy(upstream=vault.base_url, api_key=api_key).start()
+    try:
+        turn_key = proxy.open_turn()
+        response = httpx.post(f"{proxy.base_url}/v1/messages", headers={"x-api-key": turn_key}, json=CALL)
+        proxy.close_turn()
+    finally:
+        proxy.stop()
+    assert response.status_code == 401
+    assert vault.header_values("x-api-key") == [api_key]
+    relayed = everything_relayed(response)
+    assert "s3cr3t" not in relayed and MARK in relayed, relayed
