@@ -139,6 +139,27 @@ def test_the_value_before_a_rotation_is_removed_for_the_rest_of_the_turn(
         assert relayed.count(MARK) >= 3  # old, new (and new again) in the listed requests
 
 
+def test_an_answer_compressed_against_the_proxys_asking_is_read_for_the_secret(vault: HttpMcpServer) -> None:
+    """The proxy asks for identity; a server that gzips anyway had its echo pass unread (the
+    proxy relays it undone), and one it cannot undo is refused rather than passed on unread."""
+    vault.content_encoding = "gzip"
+    proxies, url, key = through_proxy(vault, FixedSecret(SECRET, name=PARAMETER))
+    try:
+        gzipped = httpx.post(url, headers=key, json=CALL)
+        vault.content_encoding = "br"
+        unreadable = httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+    assert gzipped.status_code == 200
+    assert (
+        "s3cr3t" not in everything_relayed(gzipped) and MARK in gzipped.json()["result"]["content"][0]["text"]
+    )
+    assert unreadable.status_code == 502
+    assert "s3cr3t" not in everything_relayed(unreadable)
+    assert "Content-Encoding" in unreadable.json()["error"]["message"]
+
+
 def test_a_value_split_across_the_pieces_of_a_stream_is_removed_wherever_it_is_cut() -> None:
     scrubbed = EchoScrubber([SentSecret("vault", PARAMETER, SECRET)])
     stream = b'data: {"error": "invalid token ' + json.dumps(SECRET).encode()[1:-1] + b'"}\n\n'

@@ -3,14 +3,16 @@
 The CLI (and every tool it runs) only knows the current turn's key, made fresh for every
 turn (``open_turn``) and dead when it ends (``close_turn``): a tool that copied it cannot use
 it after its turn. The proxy replaces it with the real key on the way out and streams the
-answer back unchanged, byte for byte, as it arrives (but for a secret it added, echoed). A
-broken upstream stream becomes a broken downstream stream (no silent truncation).
+answer back as it arrives, byte for byte but for a secret it added that the upstream echoes
+(below). A broken upstream stream becomes a broken downstream stream (no silent truncation).
 
 Two upstreams: the Anthropic API (the proxy adds ``x-api-key``) and Bedrock (the proxy signs
 each request with SigV4 using the model-invoke role's credentials; the CLI sends this turn's
 key as a Bedrock bearer token and never holds AWS credentials). The secrets it adds (the key, an
 MCP server's headers: ``UpstreamAuth.secrets_in``) are removed from the answers it relays, as a
-server that echoes its credential would write them (``_echo_scrub``). A call the upstream refuses
+server that echoes its credential would write them (``_echo_scrub``); an MCP server's answer
+compressed against the proxy's ``Accept-Encoding: identity`` is undone first (gzip, zlib) or
+refused (502: no other can be read for the secret). A call the upstream refuses
 (401/403) is sent once more when the authentication has another credential by then (``renew``:
 a key the operator rotated); a refusal happens before any model work, so nothing is paid twice.
 
@@ -48,6 +50,7 @@ import re
 import secrets
 import socket
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -128,6 +131,13 @@ MCP_SERVER_UNREACHABLE = "MCP server unreachable (agentbot proxy)"
 _MCP_UNREACHABLE = json.dumps(
     {"type": "error", "error": {"type": "api_error", "message": MCP_SERVER_UNREACHABLE}}
 ).encode()
+# An MCP server's answer compressed in a way the proxy cannot undo, to look for the secret in.
+_MCP_UNREADABLE = (
+    b'{"type":"error","error":{"type":"api_error","message":"MCP server answered in a '
+    b'Content-Encoding the agentbot proxy cannot read (it asks for identity)"}}'
+)
+# Compressions an MCP server's answer is undone from (gzip or zlib, told apart by their header).
+_UNZIPPED = frozenset({"gzip", "x-gzip", "deflate"})
 _SILENT = b'{"type":"error","error":{"type":"api_error","message":"the model sent nothing (agentbot proxy)"}}'
 # Calls of a turn the model may leave silent before the proxy takes it for not answering.
 SILENT_CALLS_PER_TURN = 2
@@ -670,6 +680,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             # the turn's cost is the CLI's own figure (_turn_state.billed_cost).
             _log.warning("model_proxy.unmetered_answer", content_encoding=encoding[:40])
             meter.mark_unread()
+        # An MCP server's answer is read for the secret it may echo, which compression would hide:
+        # undone (against the proxy's Accept-Encoding: identity), or refused when it cannot be.
+        unzip = None
+        if not self.proxy._metered and encoding in _UNZIPPED:
+            unzip = zlib.decompressobj(wbits=47)
+            dropped = dropped | {"content-encoding"}
+        elif not self.proxy._metered and encoding != "identity":
+            _log.warning("model_proxy.unreadable_mcp_answer", content_encoding=encoding[:40])
+            self._tell_caller(502, _MCP_UNREADABLE)
+            return
         reader = (
             ResponseReader(
                 meter,
@@ -689,18 +709,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             while True:
                 try:
                     chunk = response.read1(65536)
+                    data = chunk if unzip is None else unzip.decompress(chunk) if chunk else unzip.flush()
                 except TimeoutError:
                     self._gave_up_on_silence(turn, body, answering=True)
                     self.close_connection = True
                     return  # as a broken stream: the CLI sees it end without its last chunk
-                except (OSError, http.client.HTTPException):
+                except (OSError, http.client.HTTPException, zlib.error):
                     self.close_connection = True
                     return  # upstream broke: end without the final chunk so the CLI sees it
                 if not chunk:
+                    self._send_chunk(scrubber.feed(data))
                     break
                 if reader is not None:
-                    reader.feed(chunk)
-                self._send_chunk(scrubber.feed(chunk))
+                    reader.feed(data)
+                self._send_chunk(scrubber.feed(data))
             if reader is not None:
                 reader.finish()
             self._send_chunk(scrubber.finish())

@@ -13,13 +13,15 @@ servers do: a 401's reason phrase and body quote the request's ``Authorization``
 ``X-Echoed-Authorization`` header, and ``tools/call`` answers with every request's headers it
 has seen (a debug tool), as JSON and as a query string. With ``streams``, POSTs are answered
 as server-sent events, written a few bytes at a time (the proxy reads them in as many pieces
-as arrive).
+as arrive). With ``content_encoding`` set, JSON answers name it whatever the request asked
+for: gzip-compressed for "gzip", left as they are for another (no client can read them then).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import json
 import threading
 import time
@@ -48,6 +50,7 @@ class HttpMcpServer(LoopbackServer):
         self.offers_oauth = False
         self.echoes_headers = False  # every answer quotes the credential it got (above)
         self.streams = False  # POSTs are answered as server-sent events, a few bytes at a time
+        self.content_encoding: str | None = None  # JSON answers are sent so encoded (above)
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -105,6 +108,10 @@ class _McpHandler(BaseHTTPRequestHandler):
             self._stream(status, reason, headers, payload)
             return
         body = json.dumps(payload).encode() if payload is not None else b""
+        encoding = self.server_state.content_encoding
+        if encoding is not None and payload is not None:
+            headers["Content-Encoding"] = encoding
+            body = gzip.compress(body) if encoding == "gzip" else body
         self.send_response(status, reason)
         for name, value in headers.items():
             self.send_header(name, value)
