@@ -73,6 +73,7 @@ class EchoScrubber:
         longest_first = sorted(self._owner, key=len, reverse=True)  # the longest match wins
         self._pattern = re.compile(b"|".join(map(re.escape, longest_first))) if longest_first else None
         self._longest = len(longest_first[0]) if longest_first else 0
+        self._first_bytes = frozenset(form[0] for form in longest_first)
         self._held = b""
         self.removed: set[SentSecret] = set()
 
@@ -116,6 +117,8 @@ class EchoScrubber:
         (the next piece decides), or the end of ``data``."""
         end = len(data)
         for position in range(max(start, end - self._longest + 1), end):
+            if data[position] not in self._first_bytes:  # most bytes of a stream: no form begins
+                continue
             rest = data[position:]
             if any(len(form) > len(rest) and form.startswith(rest) for form in self._owner):
                 return position
