@@ -130,6 +130,26 @@ def test_a_tool_calling_the_model_itself_is_on_the_turns_bill(
     assert turn.cost_usd == pytest.approx(3 * price, rel=1e-9)
 
 
+def test_a_turn_that_asked_a_subagent_shows_the_subagents_tokens_beside_their_cost(
+    make_runtime, model_server, turn_request
+) -> None:
+    """The usage line under an answer (/usage on) gave the CLI's own count of tokens, which
+    leaves out its subagents' calls (and a compaction's summary) while its cost counts them:
+    "2,000 tokens in · 200 out" priced as three calls."""
+    runtime = make_runtime()
+    first = runtime.run_turn(turn_request("hello", turn_id=1))
+    assert first.ok, first
+    calls_before = len(model_server.model_calls)
+
+    turn = runtime.run_turn(turn_request("agent: one two three", turn_id=2))
+
+    assert turn.ok and "SUBAGENT-SUMMARY" in turn.text, turn
+    calls = len(model_server.model_calls) - calls_before
+    assert calls == 3  # the agent's two, the subagent's one
+    assert turn.cost_usd == pytest.approx(calls * first.cost_usd, rel=1e-9)
+    assert (turn.usage.input_tokens, turn.usage.output_tokens) == (calls * 1000, calls * 100)
+
+
 @pytest.mark.parametrize("new_container_after", [False, True])
 def test_a_turn_killed_at_its_deadline_costs_exactly_the_calls_it_made(
     make_runtime, model_server, turn_request, fresh_container, aws, new_container_after

@@ -128,14 +128,18 @@ def billed_cost(cli_cost: float, cli_usage: Usage, metered: MeteredSpend) -> tup
     of the run's calls where they part. The proxy sees every call the run paid for: more than
     the CLI counted is a tool calling the model itself; less is a figure a tool wrote into the
     CLI's output (where no Landlock stops it), which would settle into every budget. An answer
-    the proxy could not read leaves the CLI's figure standing."""
+    the proxy could not read leaves the CLI's figure standing.
+
+    The tokens are the proxy's whenever it read every answer: the CLI's count leaves out its
+    subagents' calls and a compaction's summary, which its cost includes, so the usage line
+    under an answer gave fewer tokens than the price it named."""
     if metered.cost_usd > cli_cost * (1 + _METERED_SLACK) + 1e-9:
         log.warning("turn.cost_above_cli_figure", cli_usd=cli_cost, metered_usd=metered.cost_usd)
         return metered.cost_usd, metered.usage
     if metered.calls and not metered.unread and cli_cost > metered.cost_usd * (1 + _METERED_SLACK) + 1e-9:
         log.warning("turn.cli_cost_above_metered", cli_usd=cli_cost, metered_usd=metered.cost_usd)
         return metered.cost_usd, metered.usage
-    return cli_cost, cli_usage
+    return cli_cost, metered.usage if metered.calls and not metered.unread else cli_usage
 
 
 def with_spend(answer: TurnResult, outcome: RunOutcome) -> TurnResult:
