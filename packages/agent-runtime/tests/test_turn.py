@@ -565,6 +565,30 @@ def test_new_session_starts_fresh_and_keeps_the_old_one_retrievable(
     assert entries and "old topic" in json.dumps(entries)
 
 
+def test_after_new_the_agent_finds_nothing_of_the_old_conversation_in_a_warm_container(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    """/new answers that the bot will not draw on the old conversation: in a warm container its
+    agent still found the old one's working files and its whole transcript beside them (a cold
+    container starts without either)."""
+    runtime = make_runtime()
+    old = runtime.run_turn(turn_request("bash: echo pineapple-diagnosis > notes.txt", turn_id=1))
+    assert old.ok, old
+    # The consumer's /new
+    SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table).start_new_session(SessionKey.parse(KEY))
+
+    # (the pattern split: this command is in the new conversation's own transcript)
+    look = 'bash: ls; cat notes.txt; grep -rl "pine""apple" ../config || echo nothing-found'
+    new = runtime.run_turn(turn_request(look, turn_id=2))
+
+    assert new.ok and new.session_id != old.session_id, new
+    assert "nothing-found" in new.text and "pineapple-diagnosis" not in new.text, new.text
+    after = runtime.run_turn(turn_request("bash: echo kept > mine.txt; cat mine.txt", turn_id=3))
+    assert after.ok and "kept" in after.text, after
+    again = runtime.run_turn(turn_request("bash: cat mine.txt", turn_id=4))
+    assert again.ok and "DONE: kept" in again.text, again  # the new conversation's files carry over
+
+
 def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_agent_says_so(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

@@ -314,6 +314,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 self.config,
                 disk_limit_mb=self.settings.session_disk_limit_mb,
                 alone=effective_scope(self.settings.process_sweep_scope) == "uid",
+                new_conversation=resume is None,
             ) as workspace:
                 clear_outbox(workspace)
                 try:

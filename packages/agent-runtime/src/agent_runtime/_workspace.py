@@ -160,17 +160,19 @@ def session_workspace(
     *,
     disk_limit_mb: int,
     alone: bool = False,
+    new_conversation: bool = False,
 ) -> Iterator[SessionWorkspace]:
     """Prepare this session's directories (deleting every other session's) and hold them for
     the block. ``alone``: nothing else of this uid runs here (Lambda, whose uid sweep makes it
     so), so whatever of this uid is in the system temp dir, but the sessions root, is an earlier
-    turn's leftover (``remove_strays_in_temp``)."""
+    turn's leftover (``remove_strays_in_temp``). ``new_conversation``: the turn begins one (/new,
+    an expired history), so nothing of the last one carries over, as in a cold container."""
     base = Path(sessions_root)
     paths = workspace_paths(base, key)
     mine = Path(paths.root)
     fd = _cleared_then_locked(base, mine) if alone else _locked_then_cleared(base, mine)
     try:
-        _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb)
+        _fill_workspace(paths, config, disk_limit_mb=disk_limit_mb, new_conversation=new_conversation)
         with contextlib.nullcontext() if alone else strays_of_the_turn_removed(keep=base):
             yield paths
     finally:
@@ -278,16 +280,21 @@ def _lock(mine: Path) -> int:
     return fd
 
 
-def _fill_workspace(paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit_mb: int) -> None:
+def _fill_workspace(
+    paths: SessionWorkspace, config: ClaudeConfig, *, disk_limit_mb: int, new_conversation: bool
+) -> None:
     mine = Path(paths.root)
     # Anything else in the session's directory (the CLI reads CLAUDE.md from the cwd's parents
     # too; a kernel without Landlock lets a tool write there) goes, with home/ and tmp/; over
-    # budget, work/ and config/ too (the transcript lives in the store).
+    # budget, work/ and config/ too (the transcript lives in the store); for a new conversation
+    # too: /new says the bot no longer draws on the old one, whose files and transcript its
+    # agent would otherwise read in a warm container.
     kept = {_LOCK}
     _clear_last_turns_passing_files(paths)
     size = tree_size(mine)  # every entry counts a block: an inode flood is over; too deep: inf
     if size <= disk_limit_mb * 1024 * 1024:
-        kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
+        if not new_conversation:
+            kept |= {Path(p).name for p in (paths.cwd, paths.config_dir)}
     else:
         log.warning(
             "workspace.over_disk_limit",
