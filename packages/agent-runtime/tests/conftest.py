@@ -118,7 +118,7 @@ def flow_responder(request: dict[str, Any]) -> Any:
     if "You are a summarizer" in system:
         return "SUBAGENT-SUMMARY: one, two, three"
     results = tool_results(request)
-    text = last_user_text(request)
+    text = _past_day_note(last_user_text(request))
     notice = re.search(
         r"<task-notification>.*?<result>(.*?)</result>", json.dumps(request["messages"][-1]), re.S
     )
@@ -158,6 +158,16 @@ def flow_responder(request: dict[str, Any]) -> Any:
     if text.startswith("skill:"):
         return [ToolCall(name="Skill", input={"skill": "hello-world"})]
     return f"turns={user_turns(request)} last={text}"
+
+
+# The runtime's note before the first message of a day (_day_note): a command after it is
+# still the message's, as a model reads it.
+_DAY_NOTE = "(From the bot, not the user: the message below was sent on "
+
+
+def _past_day_note(text: str) -> str:
+    note, _, message = text.partition("\n\n")
+    return message if note.startswith(_DAY_NOTE) and message else text
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_runtime import workspace_paths
-from local_stack import ModelFault
+from local_stack import ModelFault, last_user_text
 from session_core import (
     ConfigError,
     LeaseHeldError,
@@ -587,6 +587,35 @@ def test_after_new_the_agent_finds_nothing_of_the_old_conversation_in_a_warm_con
     assert after.ok and "kept" in after.text, after
     again = runtime.run_turn(turn_request("bash: cat mine.txt", turn_id=4))
     assert again.ok and "DONE: kept" in again.text, again  # the new conversation's files carry over
+
+
+def test_a_message_a_week_later_tells_the_agent_its_day_and_the_day_of_the_conversation_before(
+    make_dated_runtime, model_server, turn_request, lease_clock
+) -> None:
+    """A conversation kept for weeks: the agent read today's date but not when anything before
+    was said, so "what did I ask you last week?" had no answer. The first message of a day
+    names its day and the day of the last answer; a second message that day says nothing."""
+    first = make_dated_runtime().run_turn(
+        turn_request("remind me to call Ana", turn_id=1, sent_at_epoch_s=int(lease_clock.now))
+    )
+    assert first.ok, first
+    asked = "what did I ask you last week?"
+    lease_clock.now += 8 * 86_400  # 1_760_000_000 is Thursday 2025-10-09
+
+    later = make_dated_runtime().run_turn(
+        turn_request(asked, turn_id=2, sent_at_epoch_s=int(lease_clock.now))
+    )
+
+    assert later.ok and later.session_id == first.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "sent on Friday 2025-10-17 (UTC)" in sent and "last answered on Thursday 2025-10-09" in sent
+    assert "remind me to call Ana" in sent  # the conversation it dates
+    lease_clock.now += 3_600
+    same_day = make_dated_runtime().run_turn(
+        turn_request("and today?", turn_id=3, sent_at_epoch_s=int(lease_clock.now))
+    )
+    assert same_day.ok, same_day
+    assert last_user_text(model_server.model_calls[-1].body) == "and today?"  # no note
 
 
 def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_agent_says_so(

@@ -50,6 +50,7 @@ from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
 from ._config_report import config_error_result, report_config_error
+from ._day_note import with_day_note
 from ._disk_watch import disk_limit_passed
 from ._environment import (
     ModelAccess,
@@ -294,7 +295,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome: RunOutcome,
     ) -> TurnResult:
         """The turn under its lease: what to resume, the SDK run, then its answer, saved once."""
-        resume, resumed_total, project, undelivered, age = await self._session_to_resume(key, request)
+        resume, resumed_total, project, undelivered, age, last_answer = await self._session_to_resume(
+            key, request
+        )
         expired = age == "expired"
         outcome.new_conversation = expired
         store = self._scoped_store(project)
@@ -333,6 +336,11 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 # Measured as the turn starts: a retry of a late message says its own age.
                 prompt = with_late_note(
                     prompt, sent_at_epoch_s=request.sent_at_epoch_s, now_epoch_s=self.clock()
+                )
+                prompt = with_day_note(
+                    prompt,
+                    sent_at_epoch_s=message_arrived_at(request, self.clock()),
+                    last_answer_epoch_s=last_answer,
                 )
                 plan = await self._approval_plan(key, request, prompt, resume)
                 if plan.nothing_to_do:
@@ -466,12 +474,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
 
     async def _session_to_resume(
         self, key: SessionKey, request: TurnRequest
-    ) -> tuple[str | None, float, str, UndeliveredFiles | None, HistoryAge]:
+    ) -> tuple[str | None, float, str, UndeliveredFiles | None, HistoryAge, float | None]:
         """The SDK session this turn continues (None: a fresh one), its running total so far,
         the project its transcripts are kept under, the files of the last answer that did
-        not reach the user (the agent is told), and whether the chat's conversation expired
+        not reach the user (the agent is told), whether the chat's conversation expired
         (the chat was quiet for SessionTtlDays; the agent is told) when the message was sent,
-        or only since."""
+        or only since, and when the conversation it continues was last written (None: none)."""
         if request.new_session:
             await asyncio.to_thread(self.registry.start_new_session, key)
         record = await asyncio.to_thread(self.registry.get_session, key)
@@ -503,7 +511,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             age = "expired_since_sent"
         total = 0.0 if record is None or resume is None else record.sdk_session_cost_usd
         undelivered = None if record is None else record.undelivered_files
-        return resume, total, transcript_project(key, record), undelivered, age
+        last_answer = None if record is None or resume is None else record.updated_at
+        return resume, total, transcript_project(key, record), undelivered, age, last_answer
 
     def _scoped_store(self, project: str) -> TimedStore:
         store = self._timed_store
