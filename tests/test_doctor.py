@@ -979,12 +979,18 @@ def test_a_firing_configuration_alarm_points_at_the_log_line(
 
 
 def test_the_model_check_asks_for_the_models_agents_json_names(
-    tmp_path: Path, telegram: LocalTelegram, model: ModelServer, clean_env: pytest.MonkeyPatch, capsys: Any
+    agent_tmp_path: Path,
+    telegram: LocalTelegram,
+    model: ModelServer,
+    clean_env: pytest.MonkeyPatch,
+    capsys: Any,
 ) -> None:
     """agents.json's main.model is what the CLI is started with (over ANTHROPIC_MODEL), and a
     subagent's model id is what its turns ask for: a misspelt one must fail here, not as a model
     error at every turn after doctor said the model was fine."""
-    config = tmp_path / "claude-config"
+    # Outside pytest's basetemp: the second run must pass whole, and another pytest session
+    # starting meanwhile makes basetemp root's alone again (nobody could not read the config).
+    config = agent_tmp_path / "claude-config"
     shutil.copytree(REPO_CONFIG, config)
     agents = json.loads((config / "agents.json").read_text())
     agents["main"]["model"] = "claude-sonet-4-5"
