@@ -354,6 +354,28 @@ def test_files_of_an_album_with_long_names_are_each_staged_whole(stack) -> None:
     assert bodies == [f"%PDF document {i}".encode() * 20 for i in range(3)], run["attachments"]
 
 
+def test_files_of_an_album_with_one_name_all_extension_are_each_staged_whole(stack) -> None:
+    """Two files of one 100-character name that is nearly all extension ('a.' and 98 letters):
+    the second, numbered, had no stem left to give way and was 101 characters, cut again to
+    '2.yyy…' for its key, the third file's name: the third overwrote it in S3."""
+    long_name = "a." + "y" * 98
+    names = [long_name, long_name, "2." + "y" * 98]
+    for i, name in enumerate(names):
+        file_id = stack.telegram.add_file(f"document {i}".encode() * 20, file_path=f"documents/file_{i}.bin")
+        doc = {"file_id": file_id, "file_unique_id": f"e{i}", "file_name": name}
+        extra = {"caption": "compare them"} if i == 0 else {}
+        stack.post(update(880 + i, message_id=150 + i, text=None, document=doc, media_group_id="E1", **extra))
+    stack.drain(stack.consumer())
+
+    [run] = stack.runs()
+    assert len(set(run["attachments"])) == 3, run["attachments"]
+    bodies = [
+        stack.aws.s3.get_object(Bucket=stack.aws.resources.bucket, Key=key)["Body"].read()
+        for key in run["attachments"]
+    ]
+    assert bodies == [f"document {i}".encode() * 20 for i in range(3)], run["attachments"]
+
+
 def _send_documents(
     stack: Any, first_update: int, names: list[str], *, too_big: str = "", not_downloadable: str = ""
 ) -> None:

@@ -56,7 +56,13 @@ def unused_file_name(name: str, used: set[str]) -> str:
         number = f"-{n}"
         # Within safe_file_name's length, its stem's end giving way: longer, the name was cut
         # again where it became a key (its head lost), and could be another file's.
-        candidate = f"{stem[: _MAX_NAME_CHARS - len(number) - len(extension)]}{number}{extension}"
+        room = _MAX_NAME_CHARS - len(number) - len(extension)
+        if room > 0:
+            candidate = f"{stem[:room]}{number}{extension}"
+        else:
+            # A name nearly all extension ("a." and 98 letters) has no stem to give way: its
+            # end does, the number last (a name begun by "-" would read as a tool's option).
+            candidate = f"{name[: _MAX_NAME_CHARS - len(number)]}{number}"
     used.add(candidate)
     return candidate
 
