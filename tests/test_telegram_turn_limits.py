@@ -65,14 +65,15 @@ def test_a_turn_out_of_time_after_a_wait_is_told_and_logged_as_that_not_as_the_r
     which had not stopped it; the operator now also reads how long the wait took. Still
     answered once, counted once, not retried, not dead-lettered."""
     monkeypatch.setenv("BUDGET_USER_DAILY_USD", "0.05")
-    stack.post(update(445, chat_id=CHAT, text="sleep:8 first", user_id=82))
+    stack.post(update(445, chat_id=CHAT, text="sleep:20 first", user_id=82))
     stack.post(update(446, chat_id=CHAT, text="limit:timeout", user_id=82))
     messages = stack.receive()
     assert len(messages) == 2  # one batch: the second waits for the first's turn
     with capture_logs() as logs:
-        # 28 s left: the first turn takes 8 s of it (more than a quarter); the second then
-        # gets under 15 s (after the 5 s delivery reserve), below the runtime's 60 s.
-        ends = time.monotonic() + 28
+        # 70 s left, 65 after the 5 s delivery reserve (the runtime's 60 s fit, as 840 s fit in
+        # 900 less 45): the first turn takes 20 s of it (more than a quarter), and the second
+        # then gets under 45 s, below the runtime's 60 s.
+        ends = time.monotonic() + 70
         response = stack.hand_over(
             stack.consumer(delivery_reserve_s=5),
             messages,
@@ -80,7 +81,7 @@ def test_a_turn_out_of_time_after_a_wait_is_told_and_logged_as_that_not_as_the_r
         )
 
     first, second = stack.replies(CHAT)[-2:]
-    assert first["text"].startswith("Answer to: sleep:8 first"), first
+    assert first["text"].startswith("Answer to: sleep:20 first"), first
     assert second["text"] == (
         "I had to wait before I could start on this message (for the previous message here, or "
         "to write down a recording), and ran out of time for it. Please send it again."
@@ -91,7 +92,7 @@ def test_a_turn_out_of_time_after_a_wait_is_told_and_logged_as_that_not_as_the_r
     [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
     assert warning["limit"] == "timeout" and warning["timed_out_by"] == "caller"
     assert warning["setting"].startswith("the consumer function's Timeout"), warning
-    assert warning["waited_s"] >= 8, warning  # the wait that took the turn's time
+    assert warning["waited_s"] >= 20, warning  # the wait that took the turn's time
     stack.post(update(447, chat_id=CHAT, text="/cost", user_id=82))
     stack.drain(stack.consumer())
     assert "You, today: $0.02 of $0.05" in stack.replies(CHAT)[-1]["text"]
@@ -123,6 +124,58 @@ def test_a_turn_cut_by_the_consumers_deadline_without_a_wait_is_told_as_out_of_t
     setting = warning["setting"]
     assert "consumer function's Timeout" in setting and "delivery" in setting, setting
     assert "runtime function's Timeout" in setting and "wait" not in setting, setting
+
+
+def test_a_short_wait_that_made_the_consumers_deadline_cut_the_turn_is_not_logged_as_a_setting_too_short(
+    stack, monkeypatch
+) -> None:
+    """The consumer's time less its delivery reserve covers the runtime's (65 s against 60, as
+    900 less 45 covers 840), and the chat's previous message took 8 s of it, under a quarter:
+    the consumer's deadline then came before the runtime's own. The operator read that the
+    consumer's Timeout less the reserve is shorter than the runtime's, and to lower the
+    runtime's (the settings already were so); it is the wait before the turn that cut it."""
+    stack.post(update(449, chat_id=CHAT, text="sleep:8 first", user_id=84))
+    stack.post(update(450, chat_id=CHAT, text="limit:timeout", user_id=84))
+    messages = stack.receive()
+    assert len(messages) == 2  # one batch: the second waits for the first's turn
+    with capture_logs() as logs:
+        ends = time.monotonic() + 70
+        stack.hand_over(
+            stack.consumer(delivery_reserve_s=5),
+            messages,
+            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+        )
+
+    # Under a quarter of the invocation: the user reads the usual words (decided).
+    assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY["timeout"]
+    [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
+    assert warning["timed_out_by"] == "caller" and 8 <= warning["waited_s"] < 17.5, warning
+    setting = warning["setting"]
+    assert "is shorter than the runtime function's Timeout" not in setting, setting
+    assert "shared with what came before the turn" in setting, setting
+
+
+def test_a_wait_before_a_turn_the_consumers_timeout_cut_anyway_is_not_told_as_the_wait(stack) -> None:
+    """The consumer's time less its delivery reserve (23 s) is short of the runtime's 60 s, and
+    the chat's previous message took 8 s of it (over a quarter): without the wait the turn
+    would have been cut all the same. The user read "I had to wait… Please send it again",
+    which would only run out again; the operator the wait's setting, not the Timeouts'."""
+    stack.post(update(451, chat_id=CHAT, text="sleep:8 first", user_id=85))
+    stack.post(update(452, chat_id=CHAT, text="limit:timeout", user_id=85))
+    messages = stack.receive()
+    assert len(messages) == 2  # one batch: the second waits for the first's turn
+    with capture_logs() as logs:
+        ends = time.monotonic() + 28
+        stack.hand_over(
+            stack.consumer(delivery_reserve_s=5),
+            messages,
+            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+        )
+
+    assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY["timeout"]
+    [warning] = [entry for entry in logs if entry["event"] == "turn_stopped_by_limit"]
+    assert warning["timed_out_by"] == "caller" and warning["waited_s"] >= 8, warning
+    assert "is shorter than the runtime function's Timeout" in warning["setting"], warning
 
 
 @pytest.mark.parametrize(

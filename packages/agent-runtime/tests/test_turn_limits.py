@@ -131,6 +131,7 @@ def test_a_turn_out_of_time_before_it_wrote_anything_fails_as_before(
     )
     assert timed_out.error_kind == "model_error" and timed_out.error_reason == "timeout", timed_out
     assert timed_out.timed_out_by == "runtime"  # its own time: the function's Timeout
+    assert timed_out.caller_short_by_s is None
     assert not timed_out.retryable  # the model had worked: running it again would pay twice
     assert timed_out.tools_ran  # the user reads that steps may have run
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
@@ -379,3 +380,7 @@ def test_a_turn_out_of_time_because_its_callers_deadline_came_first_says_whose_t
     )
     assert timed_out.error_reason == "timeout" and not timed_out.retryable, timed_out
     assert timed_out.timed_out_by == "caller"
+    # By how much the caller's deadline came first: a wait of the caller's at least this long
+    # is what cut the turn (its own Timeout, less what it keeps, would have covered the run).
+    assert timed_out.caller_short_by_s is not None
+    assert 120 - TIME_LIMIT_S - 5 <= timed_out.caller_short_by_s <= 120 - TIME_LIMIT_S, timed_out

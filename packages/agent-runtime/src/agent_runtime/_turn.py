@@ -98,6 +98,7 @@ from ._turn_state import (
     SdkRun,
     billed_cost,
     callers_deadline_first,
+    callers_short_by_s,
     run_cost,
     time_budget,
     usage_of,
@@ -262,6 +263,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return _error(request, "model_error", retryable=True, started=started, reason="timeout")
         deadline = None if budget is None else started + budget
         outcome.callers_deadline = callers_deadline_first(time_budget_s, request.deadline_epoch_ms)
+        outcome.callers_short_by_s = callers_short_by_s(time_budget_s, request.deadline_epoch_ms)
         try:
             start = await asyncio.to_thread(
                 self.ledger.start, key, request.turn_id, lease_s=self.settings.lease_duration_s
@@ -539,7 +541,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         failed = _error(
             request, "model_error", retryable=not outcome.spent, started=started, reason="timeout"
         )
-        return with_spend(msgspec.structs.replace(failed, timed_out_by=timed_out_by), outcome)
+        short_by = outcome.callers_short_by_s if outcome.callers_deadline else None
+        timed_out = msgspec.structs.replace(
+            failed,
+            timed_out_by=timed_out_by,
+            caller_short_by_s=None if short_by is None else round(short_by, 1),
+        )
+        return with_spend(timed_out, outcome)
 
     async def _failed_run(
         self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, *, answered: bool, started: float

@@ -98,6 +98,8 @@ class RunOutcome:
     outbox_at_end: OutboxAtEnd | None = None
     # The caller's deadline, not the runtime's own time, bounds the run (a timeout is its).
     callers_deadline: bool = False
+    # By how much (seconds) the caller's deadline comes before the runtime's own time, when it does.
+    callers_short_by_s: float | None = None
 
     @property
     def tools_ran(self) -> bool:
@@ -157,6 +159,17 @@ def time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> f
     if deadline_epoch_ms is not None:
         budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
     return min(budgets) if budgets else None
+
+
+def callers_short_by_s(time_budget_s: float | None, deadline_epoch_ms: int | None) -> float | None:
+    """How many seconds before the runtime's own budget the caller's deadline ends the turn
+    (see ``callers_deadline_first``); None when it does not, or the runtime has no budget of its
+    own to compare with. The caller tells by it whether a wait of its own before the turn cut it."""
+    if deadline_epoch_ms is None or time_budget_s is None:
+        return None
+    callers = deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S
+    short_by = max(time_budget_s, 1.0) - callers
+    return short_by if short_by > 0 else None
 
 
 def callers_deadline_first(time_budget_s: float | None, deadline_epoch_ms: int | None) -> bool:

@@ -194,7 +194,8 @@ def handle(event: dict[str, Any], context: _LambdaContext) -> dict[str, Any]:
         reason = prompt.split()[0].split(":")[1]
         result = msgspec.structs.replace(stopped, error_reason=reason, cost_usd=0.01)
         if reason == "timeout":
-            result = msgspec.structs.replace(result, timed_out_by=_whose_time(request, context))
+            whose, short_by = _whose_time(request, context)
+            result = msgspec.structs.replace(result, timed_out_by=whose, caller_short_by_s=short_by)
     elif failing is not None:
         kind = _scripted_error_kind(failing)
         # with "files:<n>", files a failed turn should never carry (the consumer sends none)
@@ -378,12 +379,17 @@ def _scripted_error_kind(name: str) -> ErrorKind:
     raise KeyError(name)
 
 
-def _whose_time(request: TurnRequest, context: _LambdaContext) -> Literal["runtime", "caller"]:
-    # As the real runtime decides it: the caller's deadline when it comes before its own end.
+def _whose_time(
+    request: TurnRequest, context: _LambdaContext
+) -> tuple[Literal["runtime", "caller"], float | None]:
+    # As the real runtime decides it: the caller's deadline when it comes before its own end,
+    # with by how much it does.
     if request.deadline_epoch_ms is None:
-        return "runtime"
-    callers_s = request.deadline_epoch_ms / 1000 - time.time()
-    return "caller" if callers_s < context.get_remaining_time_in_millis() / 1000 else "runtime"
+        return "runtime", None
+    short_by = context.get_remaining_time_in_millis() / 1000 - (
+        request.deadline_epoch_ms / 1000 - time.time()
+    )
+    return ("caller", round(short_by, 1)) if short_by > 0 else ("runtime", None)
 
 
 def _answer(result: TurnResult) -> dict[str, Any]:

@@ -165,6 +165,11 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # turn (a wait for the chat's previous turn, a voice transcription). None: no timeout, or
     # a runtime older than this field.
     timed_out_by: TimedOutBy | None = None
+    # With ``timed_out_by`` "caller": the seconds by which the caller's deadline came before
+    # the runtime's own time would have ended the turn. A caller that spent at least this much
+    # before the turn (a wait) was cut by that wait, not by its Timeout as set. None: no such
+    # timeout, or a runtime older than this field.
+    caller_short_by_s: float | None = None
     # Stopped before its run began (the stop came while it waited to start): its prompt never
     # reached the model, so a prompt an earlier, failed attempt of it left in the transcript is
     # no part of the conversation either (the next turn leaves it out, as for a failed turn).

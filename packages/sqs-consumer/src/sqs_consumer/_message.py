@@ -68,7 +68,7 @@ from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
-from ._turn_limits import limit_setting, stopped_by_turn_limit, timeout_cut_by
+from ._turn_limits import limit_setting, stopped_by_turn_limit, timeout_cut_by, told_as_a_wait
 from ._typing import TypingIndicator
 from ._undelivered import keep_undelivered
 from ._usage_footer import usage_footer
@@ -227,8 +227,9 @@ class MessageHandler:
         if result is None:
             return "refused"
         # A wait before the turn that took its time is told as that, not as a message too big.
-        cut_by = timeout_cut_by(result, waited_s=calls.waited_s, had_s=calls.batch_began_with_ms / 1000)
-        after_a_wait = cut_by == "wait"
+        had_s = calls.batch_began_with_ms / 1000
+        cut_by = timeout_cut_by(result, waited_s=calls.waited_s, had_s=had_s)
+        after_a_wait = told_as_a_wait(cut_by, waited_s=calls.waited_s, had_s=had_s)
         if result.error_reason in ("history_too_large", "context_full"):
             # Expected, and the same for every message until the user sends /new: an answer,
             # not a failure for the dead-letter queue and its alarm.

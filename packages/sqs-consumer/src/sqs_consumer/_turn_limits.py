@@ -51,13 +51,26 @@ TimeoutCut = Literal["runtime", "consumer", "wait"]
 
 def timeout_cut_by(result: TurnResult, *, waited_s: float, had_s: float) -> TimeoutCut | None:
     """What cut ``result``'s run, a timeout (None for any other result): ``waited_s``, how
-    much of the invocation had gone before the runtime was invoked for it, against ``had_s``,
-    what the invocation had left when its batch began."""
+    much of the invocation had gone before the runtime was invoked for it, against the
+    seconds the caller's deadline fell short of the runtime's own (the result's
+    ``caller_short_by_s``): a wait at least that long is what cut it, a shorter one left the
+    turn short all the same (the consumer's Timeout as set). From a runtime older than that
+    field: a wait of ``WAIT_SHARE_THAT_CUTS`` of ``had_s`` (what the invocation had left when
+    its batch began)."""
     if result.error_reason != "timeout":
         return None
     if result.timed_out_by != "caller":
         return "runtime"
+    if result.caller_short_by_s is not None:
+        return "wait" if waited_s >= result.caller_short_by_s else "consumer"
     return "wait" if waited_s >= WAIT_SHARE_THAT_CUTS * had_s else "consumer"
+
+
+def told_as_a_wait(cut_by: TimeoutCut | None, *, waited_s: float, had_s: float) -> bool:
+    """Whether the user is told the turn ran out of time after a wait ("send it again"): the
+    wait cut it and took a real share of the invocation (``WAIT_SHARE_THAT_CUTS``); a shorter
+    one left the turn most of its time, and it would most likely run out again."""
+    return cut_by == "wait" and waited_s >= WAIT_SHARE_THAT_CUTS * had_s
 
 
 def limit_setting(reason: ErrorReason, *, cut_by: TimeoutCut | None = None) -> str:
