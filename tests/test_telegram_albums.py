@@ -205,8 +205,9 @@ def test_an_album_with_a_question_on_one_photo_and_new_on_another_starts_anew(st
 
     assert len(stack.runs()) == 1  # the message before the album only
     assert stack.replies(CHAT)[-1]["text"] == (
-        "Started a fresh conversation. The previous one is kept for 25 days but I will not draw on "
-        "it any more.\n\n(I did not look at the photos sent with /new: send them again without the "
+        "Started a fresh conversation. I no longer draw on the previous one, and /new cannot be "
+        "undone: its history is not kept to come back to, only stored until it is deleted in 25 days."
+        "\n\n(I did not look at the photos sent with /new: send them again without the "
         "command.)"
     )
     record = stack.registry().get_session(SessionKey.parse(f"default/{CHAT}/0"))

@@ -281,7 +281,7 @@ def test_a_second_new_says_nothing_of_a_previous_conversation_kept(stack) -> Non
     stack.post(update(152, text="/new"))
     stack.drain(stack.consumer())
     texts = [m["text"] for m in stack.replies(CHAT)]
-    assert texts[1].startswith("Started a fresh conversation. The previous one is kept")
+    assert texts[1].startswith("Started a fresh conversation. I no longer draw on the previous one")
     assert texts[2] == "Started a fresh conversation."
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from agent_runtime import workspace_paths
 from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
-from session_core import SessionKey
+from session_core import SessionKey, SessionRegistry
 
 from .conftest import LOSSES_TOLD, answer_lost, flow_responder
 
@@ -84,6 +84,29 @@ def model_server(model: CompactingModel) -> Iterator[ModelServer]:
     with ModelServer(model, usage=FULL_CONTEXT) as server:
         model.server = server
         yield server
+
+
+def test_a_turn_the_cli_compacted_the_history_in_is_recorded_as_summarised_for_status(
+    aws, make_runtime, model, model_server, turn_request
+) -> None:
+    """The CLI summarised the conversation (the agent keeps only the summary from then on) and
+    nobody could tell: the answer and the chat's record say so, and when, so that /status tells
+    the user why the agent forgot details."""
+    key = SessionKey.parse("default/1001/0")
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    # The first turn reports a full context: the CLI compacts before the next one's answer.
+    first = make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1))
+    assert first.ok and not first.summarised, first
+    before = registry.get_session(key)
+    assert before is not None and before.summarised_at is None
+
+    compacted = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
+
+    assert any(_is_compaction(call.body) for call in model_server.model_calls)
+    assert compacted.ok and compacted.summarised, compacted
+    after = registry.get_session(key)
+    assert after is not None and after.summarised_at is not None
+    assert after.summarised_at >= before.updated_at
 
 
 def test_a_turn_that_failed_after_the_cli_compacted_the_history_is_retried_and_the_chat_goes_on(

@@ -105,13 +105,13 @@ def test_new_after_the_history_expired_does_not_say_the_previous_conversation_is
         return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
 
     assert new(KEY, 25) == "Started a fresh conversation."
-    assert "The previous one is kept for 1 more day" in new(SessionKey.parse("default/1002/0"), 24)
+    assert "only stored until it is deleted in 1 day." in new(SessionKey.parse("default/1002/0"), 24)
 
 
-def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_still_kept(aws: Any) -> None:
-    """The previous conversation's history lives SessionTtlDays (25) after its last message,
-    and /new does not extend it. After 20 quiet days /new said it "is kept for 25 days", though
-    it is gone 5 days later."""
+def test_new_says_it_cannot_be_undone_and_when_the_stored_history_is_deleted(aws: Any) -> None:
+    """/new said the previous conversation "is kept for 25 days", but nothing brings it back:
+    the user read it as a way back. Its history lives SessionTtlDays (25) after its last message,
+    and /new does not extend it: after 20 quiet days it is deleted 5 days later."""
     now = 1_760_000_000.0
     tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
     registry = SessionRegistry(**tables, clock=lambda: now)
@@ -123,12 +123,15 @@ def test_new_after_weeks_of_quiet_says_how_long_the_previous_conversation_is_sti
         return _command_days_later("new", key, registry, tables, now + days_later * _DAY_S)
 
     assert new(chats[0], 0) == (
-        "Started a fresh conversation. The previous one is kept for 25 days but I will not draw on "
-        "it any more."
+        "Started a fresh conversation. I no longer draw on the previous one, and /new cannot be "
+        "undone: its history is not kept to come back to, only stored until it is deleted in 25 days."
     )
-    assert "The previous one is kept for 5 more days but" in new(chats[1], 20)
-    # Under a day left it says hours, rounded down: "1 more day" with 3 hours left misled.
-    assert "The previous one is kept for 12 more hours but" in new(chats[2], 24.5)
+    assert new(chats[1], 20).endswith(
+        "/new cannot be undone: its history is not kept to come back to, only stored until it is "
+        "deleted in 5 days."
+    )
+    # Under a day left it says hours, rounded down: "in 1 day" with 3 hours left would mislead.
+    assert new(chats[2], 24.5).endswith("only stored until it is deleted in 12 hours.")
 
 
 def test_status_after_a_failed_message_counts_the_chat_as_used_then(aws: Any) -> None:
@@ -158,17 +161,76 @@ def test_a_one_day_history_is_not_said_to_last_1_days(aws: Any) -> None:
         _answer(registry, chat, turn, f"s-{turn}")
 
     new = _command_days_later("new", chats[0], registry, tables, now + 600, retention_days=1)
-    assert new == (
-        "Started a fresh conversation. The previous one is kept for 1 day but I will not draw on it any more."
-    )
+    assert new.endswith("only stored until it is deleted in 1 day.")
     status = _command_days_later("status", chats[1], registry, tables, now + _DAY_S, retention_days=1)
     assert "<b>This conversation</b>: expired after 1 day without a message;" in status
 
 
+def test_status_after_weeks_and_a_new_says_when_the_conversation_and_the_chat_began(aws: Any) -> None:
+    """/status's "Age" was the chat's (its first message), read as the conversation's: a user
+    who sent /new 3 days ago read "23 d". Both are shown, labelled; one line while they agree."""
+    clock = [1_760_000_000.0]
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: clock[0])
+    _answer(registry, KEY, 1, "s-1")
+    first = _command_days_later("status", KEY, registry, tables, clock[0] + 2 * _DAY_S)
+    assert "<b>Age</b>" not in first
+    assert first.endswith("<b>This conversation began</b>: 2 d 0 h ago")
+
+    clock[0] += 20 * _DAY_S
+    _command_days_later("new", KEY, registry, tables, clock[0])
+    clock[0] += _DAY_S
+    _answer(registry, KEY, 2, "s-2")
+
+    status = _command_days_later("status", KEY, registry, tables, clock[0] + 2 * _DAY_S)
+    assert status.endswith(
+        "<b>This conversation began</b>: 3 d 0 h ago\n<b>This chat began</b>: 23 d 0 h ago"
+    )
+
+
+def test_status_says_when_the_cli_last_summarised_the_conversation(aws: Any) -> None:
+    """The CLI compacts a long conversation (the agent keeps only its summary of the earlier
+    part) without a word: the user could not tell why the agent forgot what they had said.
+    /status says whether and when; a new conversation (/new, or after an expired one) has none."""
+    clock = [1_760_000_000.0]
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: clock[0])
+    _answer(registry, KEY, 1, "s-1")
+
+    def status(hours_later: float = 0) -> str:
+        return _command_days_later("status", KEY, registry, tables, clock[0] + hours_later * 3_600)
+
+    assert "<b>Summarised</b>: no (I still read all of this conversation)" in status()
+    clock[0] += _DAY_S
+    _answer(registry, KEY, 2, "s-1", summarised=True)
+    assert "<b>Summarised</b>: 2 h 0 min ago (it grew too long for me: I now keep only a summary" in (
+        status(2)
+    )
+    _answer(registry, KEY, 3, "s-1")  # a later answer leaves the summary standing
+    assert "<b>Summarised</b>: 3 h 0 min ago" in status(3)
+
+    _command_days_later("new", KEY, registry, tables, clock[0])
+    assert "<b>Summarised</b>: no" in status()
+
+    _answer(registry, KEY, 4, "s-2", summarised=True)
+    clock[0] += 26 * _DAY_S  # expired: the next answer begins another conversation
+    _answer(registry, KEY, 5, "s-3", new_conversation=True)
+    assert "<b>Summarised</b>: no" in status()
+    assert "<b>This conversation began</b>: 0 s ago" in status()
+
+
 def _answer(
-    registry: SessionRegistry, key: SessionKey, turn_id: int, session_id: str, *, cost_usd: float = 0.0
+    registry: SessionRegistry,
+    key: SessionKey,
+    turn_id: int,
+    session_id: str,
+    *,
+    cost_usd: float = 0.0,
+    summarised: bool = False,
+    new_conversation: bool = False,
 ) -> None:
-    """Record turn ``turn_id`` of ``key`` as answered in SDK session ``session_id``."""
+    """Record turn ``turn_id`` of ``key`` as answered in SDK session ``session_id``
+    (``summarised``: the CLI compacted the history in it)."""
     lease = registry.acquire_lease(key, owner="runtime-a", duration_s=60)
     result = TurnResult(
         version=TURN_VERSION,
@@ -176,8 +238,9 @@ def _answer(
         turn_id=turn_id,
         session_id=session_id,
         cost_usd=cost_usd,
+        summarised=summarised,
     )
-    registry.record_turn(lease, result=result)
+    registry.record_turn(lease, result=result, new_conversation=new_conversation)
     registry.release_lease(lease)
 
 

@@ -237,6 +237,11 @@ class SdkRunSteps:
                     str(workspace.cwd),
                 )
                 _log_unknown_tools(message.data, self.config.main, self.config.root)
+            elif isinstance(message, SystemMessage) and message.subtype == "compact_boundary":
+                outcome.summarised = True
+                metadata = message.data.get("compact_metadata")
+                trigger = metadata.get("trigger") if isinstance(metadata, dict) else None
+                log.info("turn.history_summarised", trigger=trigger)
             elif isinstance(message, AssistantMessage):
                 outcome.spent = True
                 outcome.tool_calls.update(b.id for b in message.content if isinstance(b, ToolUseBlock))

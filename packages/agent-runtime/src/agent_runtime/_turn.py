@@ -657,6 +657,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             usage=usage,
             num_turns=result.num_turns,
             duration_ms=int((time.perf_counter() - started) * 1000),
+            summarised=outcome.summarised,
         )
 
     async def _unpaid_outcome(
@@ -921,6 +922,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             duration_ms=int((time.perf_counter() - started) * 1000),
             reason=reason,
         )
+        stopped_turn = msgspec.structs.replace(stopped_turn, summarised=outcome.summarised)
         decided = stopped_call
         if decided is None and answering is not None and plan.gate.allowance_taken:
             # The allowed call ran before the stop: the asking message shows the decision now,

@@ -100,6 +100,9 @@ class RunOutcome:
     callers_deadline: bool = False
     # By how much (seconds) the caller's deadline comes before the runtime's own time, when it does.
     callers_short_by_s: float | None = None
+    # The CLI compacted the history during the run (its compact_boundary message): the
+    # recorded answer says so, for /status.
+    summarised: bool = False
 
     @property
     def tools_ran(self) -> bool:

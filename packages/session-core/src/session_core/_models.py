@@ -195,6 +195,9 @@ class TurnResult(msgspec.Struct, frozen=True, kw_only=True):
     # what they did (a file written, a mail sent) stands, and the user is told so. The next
     # message's turn is told which calls ran.
     tools_ran: bool = False
+    # The CLI compacted the conversation during this turn (summarised its earlier part; the
+    # agent keeps only the summary of it from then on): /status tells the user when.
+    summarised: bool = False
 
     @property
     def ok(self) -> bool:

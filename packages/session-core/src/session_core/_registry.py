@@ -9,7 +9,9 @@ pk                              sk                  holds
 ==============================  ==================  =========================================
 ``session|<canonical key>``     ``meta``            sdk_session_id, head_version, turns, cost_usd
                                                     (the chat's total), conversation_turns/_cost_usd
-                                                    (since /new), sdk_session_cost_usd (the SDK's
+                                                    (since /new), conversation_started_at and
+                                                    summarised_at (its first answer, the CLI's last
+                                                    compaction of it), sdk_session_cost_usd (the SDK's
                                                     running total), previous_session_ids, lease_*,
                                                     moved_from/transcripts_of/moved_to
                                                     (``_chat_moves.py``), undelivered_files,
@@ -34,7 +36,7 @@ from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, it
 from ._keys import SessionKey
 from ._registry_keys import META, session_item_pk
 from ._transcript_items import DAY_S
-from ._turn_records import TurnRecordVerbs
+from ._turn_records import CONVERSATION_STARTED_AT, SUMMARISED_AT, TurnRecordVerbs
 from ._undelivered_files import (
     NO_TURN_TOLD,
     TOLD_BY_TURN_ATTRIBUTE,
@@ -70,6 +72,13 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     lease_expires_at: float = 0.0
     # Files of the last answer that did not reach the user, until a turn's agent is told.
     undelivered_files: UndeliveredFiles | None = None
+    # When the conversation began: the /new that started it, or the first message after the
+    # one before expired. None: the chat's first conversation (it began at ``created_at``),
+    # or a record older than this field.
+    conversation_started_at: float | None = None
+    # When the CLI last compacted the conversation (summarised its earlier part, of which the
+    # agent then keeps only the summary); None: never since it began.
+    summarised_at: float | None = None
 
     def history_expired(self, now: float, retention_days: int) -> bool:
         """Whether the chat, quiet since ``updated_at``, has outlived its history (its
@@ -116,8 +125,9 @@ class SessionRegistry(TableStore, ChatMoveVerbs, TurnRecordVerbs, UndeliveredFil
                     "SET previous_session_ids = list_append(if_not_exists(previous_session_ids,"
                     " :empty), :old), updated_at = :now, expires_at = :ttl,"
                     " conversation_turns = :zero, conversation_cost_usd = :zero,"
-                    f" sdk_session_cost_usd = :zero, {TOLD_BY_TURN_ATTRIBUTE} = :no_turn"
-                    f" REMOVE sdk_session_id, {UNDELIVERED_ATTRIBUTE}"
+                    f" sdk_session_cost_usd = :zero, {TOLD_BY_TURN_ATTRIBUTE} = :no_turn,"
+                    f" {CONVERSATION_STARTED_AT} = :now"
+                    f" REMOVE sdk_session_id, {UNDELIVERED_ATTRIBUTE}, {SUMMARISED_AT}"
                 ),
                 ConditionExpression="sdk_session_id = :old_id",
                 ExpressionAttributeValues={
@@ -154,4 +164,6 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         lease_owner=item_str(item, "lease_owner"),
         lease_expires_at=item_float(item, "lease_expires_at"),
         undelivered_files=read_undelivered(item),
+        conversation_started_at=item_float(item, CONVERSATION_STARTED_AT) or None,
+        summarised_at=item_float(item, SUMMARISED_AT) or None,
     )

@@ -24,6 +24,9 @@ from ._undelivered_files import TOLD_BY_TURN_ATTRIBUTE, UNDELIVERED_ATTRIBUTE
 # chat) compresses several times. Records written before it carry no codec.
 _COMPRESS_ABOVE_BYTES = 16 * 1024
 _ZSTD = "zstd"
+# Meta item attributes /status reads (see ``SessionRecord``).
+CONVERSATION_STARTED_AT = "conversation_started_at"
+SUMMARISED_AT = "summarised_at"
 
 
 class RecordedTurn(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +66,7 @@ class TurnRecordVerbs:
         it, or the one an earlier run of the same update recorded first (``replayed=True``).
         ``new_conversation``: the run began a new conversation, its stored one gone (expired):
         the conversation's figures (/status's) start again from this turn, the chat's go on.
+        A result ``summarised`` (the CLI compacted the history) marks the conversation so.
 
         One TransactWriteItems: the turn item (only if that update has none yet) and the
         session update (only if the head is still ``lease.head_version`` and the lease is
@@ -86,16 +90,23 @@ class TurnRecordVerbs:
         ttl = number(self._table.expires_at(now))
         set_sdk_id = ", sdk_session_id = :sid" if result.session_id else ""
         conversation = (
-            " conversation_turns = :one, conversation_cost_usd = :cost,"
+            f" conversation_turns = :one, conversation_cost_usd = :cost, {CONVERSATION_STARTED_AT} = :now,"
             if new_conversation
             else " conversation_turns = if_not_exists(conversation_turns, :zero) + :one,"
             " conversation_cost_usd = if_not_exists(conversation_cost_usd, :zero) + :cost,"
         )
+        removed: list[str] = []
+        if result.summarised:
+            conversation += f" {SUMMARISED_AT} = :now,"
+        elif new_conversation:
+            removed.append(SUMMARISED_AT)  # the expired conversation's summary is gone with it
         # The turn's agent was told of the files the last answer did not deliver (the
         # runtime tells every turn whose prompt reaches the model): told once.
         # Its id keeps an older turn's list written late from coming back.
         told_by = "" if result.stopped_before_start else f", {TOLD_BY_TURN_ATTRIBUTE} = :turn_id"
-        told_undelivered = "" if result.stopped_before_start else f" REMOVE {UNDELIVERED_ATTRIBUTE}"
+        if not result.stopped_before_start:
+            removed.append(UNDELIVERED_ATTRIBUTE)
+        removing = f" REMOVE {', '.join(removed)}" if removed else ""
         values: dict[str, Any] = {
             ":next": number(lease.head_version + 1),
             ":head": number(lease.head_version),
@@ -134,7 +145,7 @@ class TurnRecordVerbs:
                                 "SET head_version = :next, turns = turns + :one,"
                                 " cost_usd = cost_usd + :cost, updated_at = :now,"
                                 f"{conversation} sdk_session_cost_usd = :sdk_total,"
-                                f" expires_at = :ttl{set_sdk_id}{told_by}{told_undelivered}"
+                                f" expires_at = :ttl{set_sdk_id}{told_by}{removing}"
                             ),
                             "ConditionExpression": "head_version = :head AND lease_owner = :owner",
                             "ExpressionAttributeValues": values,
@@ -224,7 +235,10 @@ class TurnRecordVerbs:
         }
         conversation = ""
         if conversation_cost_usd is not None:
-            conversation = ", conversation_turns = :zero, conversation_cost_usd = :conversation_cost"
+            conversation = (
+                ", conversation_turns = :zero, conversation_cost_usd = :conversation_cost,"
+                f" {CONVERSATION_STARTED_AT} = :now REMOVE {SUMMARISED_AT}"
+            )
             values |= {":zero": number(0), ":conversation_cost": number(conversation_cost_usd)}
         try:
             self._table.update(

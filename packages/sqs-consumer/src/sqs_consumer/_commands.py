@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from session_core import BudgetLedger, SessionKey, SessionRegistry, counted
+from session_core import BudgetLedger, SessionKey, SessionRecord, SessionRegistry, counted
 from telegram_core import ChatSettings, nothing_running, this_place
 
 from ._budget import cost_report, no_budgets_text
@@ -137,9 +137,12 @@ def run_command(
         expired = before is not None and before.history_expired(now, retention_days)
         if registry.start_new_session(key) is None or before is None or expired:
             return "Started a fresh conversation."
+        # The old transcript only waits in storage for its TTL: no command brings it back, so
+        # the answer says so rather than that it is "kept" (for nothing the user can do).
         return (
-            "Started a fresh conversation. The previous one is kept for "
-            f"{_still_kept(now - before.updated_at, retention_days)} but I will not draw on it any more."
+            "Started a fresh conversation. I no longer draw on the previous one, and /new cannot be "
+            "undone: its history is not kept to come back to, only stored until it is deleted "
+            f"{_deleted_in(now - before.updated_at, retention_days)}."
         )
     if name == "usage":
         return _usage(key, chat_settings, argument.strip().lower(), where)
@@ -155,7 +158,8 @@ def run_command(
     if record is None:
         return "No conversation yet: send me a message to start one."
     now = clock()
-    if record.history_expired(now, retention_days):
+    expired = record.history_expired(now, retention_days)
+    if expired:
         # The record outlives the history until DynamoDB's TTL sweep: its session is gone.
         conversation = (
             "<b>Session</b>: <code>none yet (next message starts one)</code>\n"
@@ -172,12 +176,38 @@ def run_command(
             f"<b>Session</b>: <code>{session}</code>\n"
             f"<b>This conversation</b> (since /new): {counted(record.conversation_turns, 'turn')}, "
             f"{turn_usd(record.conversation_cost_usd)}\n"
+            f"{_summarised(record, now)}\n"
         )
     return (
         conversation + f"<b>{where.capitalize()} in total</b>: {counted(record.turns, 'turn')}, "
         f"{turn_usd(record.cost_usd)}\n"
-        f"<b>Age</b>: {_age(now - record.created_at)}"
+        f"{_began(record, now, where, expired=expired)}"
     )
+
+
+def _summarised(record: SessionRecord, now: float) -> str:
+    # The agent then keeps only the summary: why it forgot details the user gave before.
+    if record.summarised_at is None:
+        return "<b>Summarised</b>: no (I still read all of this conversation)"
+    return (
+        f"<b>Summarised</b>: {_age(now - record.summarised_at)} ago (it grew too long for me: I now keep "
+        "only a summary of what came before, so I may have lost details from then)"
+    )
+
+
+def _began(record: SessionRecord, now: float, where: str, *, expired: bool) -> str:
+    """When this conversation began (since /new, or since an expired one) and, when earlier,
+    the chat itself (``created_at``): "Age" was the chat's alone, read as the conversation's."""
+    started = record.conversation_started_at
+    if started is None and not record.previous_session_ids:
+        started = record.created_at  # the chat's first conversation (or one recorded before the field)
+    chat = f"<b>{where.capitalize()} began</b>: {_age(now - record.created_at)} ago"
+    if expired or started is None:
+        return chat  # no conversation now, or one begun before its start was recorded
+    conversation = f"<b>This conversation began</b>: {_age(now - started)} ago"
+    if started - record.created_at < 60:
+        return conversation  # the chat's first: one time for both
+    return f"{conversation}\n{chat}"
 
 
 def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str) -> str:
@@ -191,18 +221,18 @@ def _usage(key: SessionKey, chat_settings: ChatSettings, choice: str, where: str
     return f"The usage line under answers is {state} in {where}. Send /usage on or /usage off."
 
 
-def _still_kept(quiet_s: float, retention_days: int) -> str:
+def _deleted_in(quiet_s: float, retention_days: int) -> str:
     # The history lives retention_days after its last message; /new does not extend it.
-    # Rounded down: a user told "1 more day" with 3 hours left would come back to nothing.
+    # Rounded down: a user told "in 1 day" with 3 hours left would come back to nothing.
     if quiet_s < 3_600:  # used within the hour: its whole time, as a user would say it
-        return counted(retention_days, "day")
+        return f"in {counted(retention_days, 'day')}"
     left_s = retention_days * 86_400 - quiet_s
     if left_s >= 86_400:
-        return counted(math.floor(left_s / 86_400), "more day")
+        return f"in {counted(math.floor(left_s / 86_400), 'day')}"
     hours = math.floor(left_s / 3_600)
     if hours < 1:
-        return "less than an hour more"
-    return counted(hours, "more hour")
+        return "within the hour"
+    return f"in {counted(hours, 'hour')}"
 
 
 def _age(seconds: float) -> str:
