@@ -183,12 +183,43 @@ def test_a_value_split_across_the_pieces_of_a_stream_is_removed_wherever_it_is_c
         json.dumps(SECRET)[1:-1].replace("/", "\\/"),
         "Bearer%20vault%2Fs3cr3t%2Bfor%3D%22tests%22%3D%3D",
         "Bearer+vault%2Fs3cr3t%2Bfor%3D%22tests%22%3D%3D",
+        "Bearer%20vault%2fs3cr3t%2bfor%3d%22tests%22%3d%3d",  # .NET's HttpUtility.UrlEncode
+        "vault/s3cr3t+for=&quot;tests&quot;==",  # an HTML error page (Python, Django, PHP)
+        "vault/s3cr3t+for=&#34;tests&#34;==",  # an HTML error page (Flask/Jinja, Go)
     ],
-    ids=["as-is", "credential", "json", "json-in-json", "json-slashes", "url", "form"],
+    ids=[
+        "as-is",
+        "credential",
+        "json",
+        "json-in-json",
+        "json-slashes",
+        "url",
+        "form",
+        "url-lower",
+        "html",
+        "html-numeric",
+    ],
 )
 def test_each_common_form_of_the_value_is_removed(echoed: str) -> None:
     scrubber = EchoScrubber([SentSecret("vault", PARAMETER, SECRET)])
     assert scrubber.scrub(f"got <{echoed}>".encode()) == b"got <" + REMOVED + b">"
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        '{"header": "p\\u003cs3cr3t\\u0026\\u003e\'\\"word"}',  # Go's encoding/json
+        "<td>p&lt;s3cr3t&amp;&gt;&#x27;&quot;word</td>",  # Python's html.escape, Django
+        "<td>p&lt;s3cr3t&amp;&gt;&#39;&#34;word</td>",  # MarkupSafe (Flask), Go's html
+        "<td>p&lt;s3cr3t&amp;&gt;&#039;&quot;word</td>",  # PHP's htmlspecialchars
+    ],
+    ids=["go-json", "html-python", "html-markupsafe", "html-php"],
+)
+def test_a_password_of_html_characters_is_removed_as_json_and_html_pages_escape_it(echoed: str) -> None:
+    basic = "Basic " + base64.b64encode(b"alice:p<s3cr3t&>'\"word").decode()
+    scrubber = EchoScrubber([SentSecret("vault", PARAMETER, basic)])
+    assert b"s3cr3t" not in scrubber.scrub(echoed.encode())
+    assert REMOVED in scrubber.scrub(echoed.encode())
 
 
 def test_the_model_proxy_removes_its_key_from_an_error_quoting_it(vault: HttpMcpServer) -> None:

@@ -7,7 +7,8 @@ proxy exists to keep from it. Every occurrence of a value the proxy added during
 value read before a rotation too) is replaced with ``REMOVED``, in the forms a server may
 write it: as sent, its credential without the scheme (``Bearer``), a Basic credential decoded
 (``user:password``, and the password), each of those JSON string-escaped (once and twice:
-a tool's JSON text inside a JSON-RPC answer) and URL-encoded. A streamed answer is never held
+a tool's JSON text inside a JSON-RPC answer), URL-encoded (upper- or lowercase hex) and
+HTML-escaped (an error page), as common libraries write them. A streamed answer is never held
 whole: only a tail that may be the start of a value waits for the next piece.
 """
 
@@ -17,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
@@ -25,6 +26,21 @@ REMOVED = b"[secret removed]"
 # A shorter form (the password of "user:abc") would be replaced wherever those letters occur,
 # mangling the answer, and shields next to nothing: a value so short is guessed anyway.
 SHORTEST_REMOVED = 6
+# How HTML error pages escape a value, library by library: each writes the quotes its own way.
+_HTML_ESCAPES: tuple[Mapping[str, str], ...] = tuple(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", **quotes}
+    for quotes in (
+        {'"': "&quot;", "'": "&#x27;"},  # Python's html.escape, Django
+        {'"': "&#34;", "'": "&#39;"},  # MarkupSafe (Flask, Jinja), Go's html
+        {'"': "&quot;", "'": "&#039;"},  # PHP's htmlspecialchars
+        {'"': "&quot;", "'": "&#39;"},  # Ruby's CGI.escapeHTML, Rails
+        {'"': "&quot;"},  # Java's escapeHtml4
+        {},  # text only (html.escape(quote=False))
+    )
+)
+_PERCENT_ESCAPE = re.compile("%[0-9A-F]{2}")
+# What Go's encoding/json (many MCP servers) writes as \u escapes for HTML's sake.
+_GO_JSON_ESCAPE = re.compile("[<>&]")
 
 
 @dataclass(frozen=True)
@@ -55,8 +71,13 @@ def echoed_forms(value: str) -> set[bytes]:
     for text in plain:
         escaped = {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
         escaped |= {form.replace("/", "\\/") for form in escaped}  # PHP's and others' JSON
+        escaped |= {_GO_JSON_ESCAPE.sub(lambda char: f"\\u{ord(char.group()):04x}", form) for form in escaped}
         escaped |= {json.dumps(form)[1:-1] for form in escaped}  # JSON text inside JSON
-        forms |= {text, quote(text, safe=""), quote(text), quote_plus(text)} | escaped
+        url_encoded = {quote(text, safe=""), quote(text), quote_plus(text)}
+        # .NET's HttpUtility.UrlEncode writes the hex in lowercase
+        url_encoded |= {_PERCENT_ESCAPE.sub(lambda hex_: hex_.group().lower(), form) for form in url_encoded}
+        html_escaped = {"".join(escapes.get(char, char) for char in text) for escapes in _HTML_ESCAPES}
+        forms |= {text} | url_encoded | escaped | html_escaped
     return {form.encode() for form in forms if len(form.encode()) >= SHORTEST_REMOVED}
 
 
