@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -158,6 +159,37 @@ def test_an_answer_compressed_against_the_proxys_asking_is_read_for_the_secret(v
     assert unreadable.status_code == 502
     assert "s3cr3t" not in everything_relayed(unreadable)
     assert "Content-Encoding" in unreadable.json()["error"]["message"]
+
+
+def _resident_kib(field: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:", 1)[1].split()[0])
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's peak-memory reset")
+def test_a_gzip_bomb_from_a_server_is_relayed_without_the_runtime_holding_it_whole(
+    vault: HttpMcpServer,
+) -> None:
+    """A hostile server's 150 KiB gzipped answer that stands for 128 MiB: the proxy undoes it
+    a piece at a time (before, each 64 KiB read became some 64 MiB at once, copied several
+    times over while scrubbed: a few such calls at once and the runtime ran out of memory)."""
+    vault.content_encoding = "gzip"
+    vault.padded_mib = 128
+    vault.echoes_headers = False  # the tool's answer is the padded lookup
+    proxies, url, key = through_proxy(vault, FixedSecret(SECRET, name=PARAMETER))
+    try:
+        httpx.post(url, headers=key, json=CALL)  # the proxy started; its first call made
+        Path("/proc/self/clear_refs").write_text("5")  # the peak is counted from here
+        resident_before = _resident_kib("VmRSS")
+        with httpx.stream("POST", url, headers=key, json=CALL, timeout=120) as response:
+            relayed = sum(len(piece) for piece in response.iter_raw())
+        peak_growth_mib = (_resident_kib("VmHWM") - resident_before) / 1024
+    finally:
+        proxies.end_turn()
+        proxies.close()
+    assert response.status_code == 200
+    assert relayed > 128 * 2**20
+    assert peak_growth_mib < 48, peak_growth_mib
 
 
 def test_a_value_split_across_the_pieces_of_a_stream_is_removed_wherever_it_is_cut() -> None:

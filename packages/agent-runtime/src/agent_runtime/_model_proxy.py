@@ -11,10 +11,11 @@ each request with SigV4 using the model-invoke role's credentials; the CLI sends
 key as a Bedrock bearer token and never holds AWS credentials). The secrets it adds (the key, an
 MCP server's headers: ``UpstreamAuth.secrets_in``) are removed from the answers it relays, as a
 server that echoes its credential would write them (``_echo_scrub``); an MCP server's answer
-compressed against the proxy's ``Accept-Encoding: identity`` is undone first (gzip, zlib) or
-refused (502: no other can be read for the secret). A call the upstream refuses
-(401/403) is sent once more when the authentication has another credential by then (``renew``:
-a key the operator rotated); a refusal happens before any model work, so nothing is paid twice.
+compressed against the proxy's ``Accept-Encoding: identity`` is undone first (gzip, zlib; a
+piece at a time, as a hostile server's few KiB may stand for gigabytes) or refused (502: no
+other can be read for the secret). A call the upstream refuses (401/403) is sent once more
+when the authentication has another credential by then (``renew``: a key the operator
+rotated); a refusal happens before any model work, so nothing is paid twice.
 
 Each turn's calls are metered on the way back (``_usage_meter``): ``close_turn`` returns what
 they reported, so a run killed before its result still knows its cost. A call of the turn still
@@ -138,6 +139,9 @@ _MCP_UNREADABLE = (
 )
 # Compressions an MCP server's answer is undone from (gzip or zlib, told apart by their header).
 _UNZIPPED = frozenset({"gzip", "x-gzip", "deflate"})
+# The most of an answer read, or undone, at once: a 64 KiB read of a hostile server's gzip
+# stands for some 64 MiB, copied several times over while it is scrubbed.
+_PIECE = 65536
 _SILENT = b'{"type":"error","error":{"type":"api_error","message":"the model sent nothing (agentbot proxy)"}}'
 # Calls of a turn the model may leave silent before the proxy takes it for not answering.
 SILENT_CALLS_PER_TURN = 2
@@ -708,8 +712,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             while True:
                 try:
-                    chunk = response.read1(65536)
-                    data = chunk if unzip is None else unzip.decompress(chunk) if chunk else unzip.flush()
+                    if unzip is not None and unzip.unconsumed_tail:
+                        chunk = unzip.unconsumed_tail  # what the last piece left undone
+                    else:
+                        chunk = response.read1(_PIECE)
+                    data = (
+                        chunk
+                        if unzip is None
+                        else unzip.decompress(chunk, _PIECE)
+                        if chunk
+                        else unzip.flush()
+                    )
                 except TimeoutError:
                     self._gave_up_on_silence(turn, body, answering=True)
                     self.close_connection = True

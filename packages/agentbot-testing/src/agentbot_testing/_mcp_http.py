@@ -14,7 +14,10 @@ servers do: a 401's reason phrase and body quote the request's ``Authorization``
 has seen (a debug tool), as JSON and as a query string. With ``streams``, POSTs are answered
 as server-sent events, written a few bytes at a time (the proxy reads them in as many pieces
 as arrive). With ``content_encoding`` set, JSON answers name it whatever the request asked
-for: gzip-compressed for "gzip", left as they are for another (no client can read them then).
+for: gzip-compressed for "gzip", left as they are for another (no client can read them then);
+with ``padded_mib`` too, a gzipped ``tools/call`` answer's text goes on with that many MiB of
+spaces, compressed as they are made: a small answer that stands for a great deal (a hostile
+server's gzip bomb).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import gzip
 import json
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlencode
@@ -51,6 +55,7 @@ class HttpMcpServer(LoopbackServer):
         self.echoes_headers = False  # every answer quotes the credential it got (above)
         self.streams = False  # POSTs are answered as server-sent events, a few bytes at a time
         self.content_encoding: str | None = None  # JSON answers are sent so encoded (above)
+        self.padded_mib = 0  # a gzipped tool call's answer is padded so (above)
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -111,7 +116,7 @@ class _McpHandler(BaseHTTPRequestHandler):
         encoding = self.server_state.content_encoding
         if encoding is not None and payload is not None:
             headers["Content-Encoding"] = encoding
-            body = gzip.compress(body) if encoding == "gzip" else body
+            body = _gzipped(body, self.server_state.padded_mib) if encoding == "gzip" else body
         self.send_response(status, reason)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -226,3 +231,16 @@ class _McpHandler(BaseHTTPRequestHandler):
         else:
             result = {}
         self._reply(200, {"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+
+def _gzipped(body: bytes, padded_mib: int) -> bytes:
+    """``body`` gzipped, its lookup answer's text followed by ``padded_mib`` MiB of spaces
+    (never all held: they compress a thousand times smaller)."""
+    if not padded_mib or LOOKUP_ANSWER.encode() not in body:
+        return gzip.compress(body)
+    head, answer, tail = body.partition(LOOKUP_ANSWER.encode())
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
+    out = [compressor.compress(head + answer)]
+    mib = b" " * 2**20
+    out += [compressor.compress(mib) for _ in range(padded_mib)]
+    return b"".join([*out, compressor.compress(tail), compressor.flush()])
