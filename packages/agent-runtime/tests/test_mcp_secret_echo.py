@@ -161,6 +161,38 @@ def test_an_answer_compressed_against_the_proxys_asking_is_read_for_the_secret(v
     assert "Content-Encoding" in unreadable.json()["error"]["message"]
 
 
+def test_an_answer_gzipped_in_several_members_reaches_the_cli_whole(vault: HttpMcpServer) -> None:
+    """RFC 1952 lets a gzip body be several members one after another (a server gzipping each
+    piece it flushes); the CLI's own client reads them all, so the proxy undoing it does too:
+    it relayed the first member as the whole answer."""
+    vault.content_encoding = "gzip"
+    vault.gzip_members = 3
+    proxies, url, key = through_proxy(vault, FixedSecret(SECRET, name=PARAMETER))
+    try:
+        response = httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+    assert response.status_code == 200
+    assert "s3cr3t" not in everything_relayed(response)
+    text = response.json()["result"]["content"][0]["text"]
+    assert "accept-encoding" in text and MARK in text
+
+
+def test_a_gzipped_answer_cut_short_reaches_the_cli_as_a_broken_stream(vault: HttpMcpServer) -> None:
+    """The server's body ended inside its gzip stream: the CLI's own client would fail on it,
+    so it must see the stream broken, not its first half as the whole answer."""
+    vault.content_encoding = "gzip"
+    vault.gzip_cut_short = True
+    proxies, url, key = through_proxy(vault, FixedSecret(SECRET, name=PARAMETER))
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(url, headers=key, json=CALL)
+    finally:
+        proxies.end_turn()
+        proxies.close()
+
+
 def _resident_kib(field: str) -> int:
     status = Path("/proc/self/status").read_text()
     return int(status.split(f"{field}:", 1)[1].split()[0])

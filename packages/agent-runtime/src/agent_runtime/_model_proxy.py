@@ -714,6 +714,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 try:
                     if unzip is not None and unzip.unconsumed_tail:
                         chunk = unzip.unconsumed_tail  # what the last piece left undone
+                    elif unzip is not None and unzip.eof and unzip.unused_data:
+                        # gzip's next member (RFC 1952 allows many; the CLI's client reads them all)
+                        chunk, unzip = unzip.unused_data, zlib.decompressobj(wbits=47)
                     else:
                         chunk = response.read1(_PIECE)
                     data = (
@@ -731,6 +734,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self.close_connection = True
                     return  # upstream broke: end without the final chunk so the CLI sees it
                 if not chunk:
+                    if unzip is not None and not unzip.eof:
+                        # its gzip ended short: broken, as the CLI's own client would find it
+                        self.close_connection = True
+                        return
                     self._send_chunk(scrubber.feed(data))
                     break
                 if reader is not None:

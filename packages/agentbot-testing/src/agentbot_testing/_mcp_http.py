@@ -17,7 +17,9 @@ as arrive). With ``content_encoding`` set, JSON answers name it whatever the req
 for: gzip-compressed for "gzip", left as they are for another (no client can read them then);
 with ``padded_mib`` too, a gzipped ``tools/call`` answer's text goes on with that many MiB of
 spaces, compressed as they are made: a small answer that stands for a great deal (a hostile
-server's gzip bomb).
+server's gzip bomb); with ``gzip_members`` above 1, a gzipped answer is that many gzip
+members one after the other (RFC 1952 allows it: a server that gzips each piece it flushes);
+with ``gzip_cut_short``, a gzipped answer lacks its last bytes (a server that broke writing it).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class HttpMcpServer(LoopbackServer):
         self.streams = False  # POSTs are answered as server-sent events, a few bytes at a time
         self.content_encoding: str | None = None  # JSON answers are sent so encoded (above)
         self.padded_mib = 0  # a gzipped tool call's answer is padded so (above)
+        self.gzip_members = 1  # a gzipped answer is cut into so many members (above)
+        self.gzip_cut_short = False  # a gzipped answer lacks its end (above)
         self._lock = threading.Lock()
         super().__init__()
         self.bind()  # the url is known before it serves
@@ -116,7 +120,13 @@ class _McpHandler(BaseHTTPRequestHandler):
         encoding = self.server_state.content_encoding
         if encoding is not None and payload is not None:
             headers["Content-Encoding"] = encoding
-            body = _gzipped(body, self.server_state.padded_mib) if encoding == "gzip" else body
+            if encoding == "gzip" and self.server_state.gzip_members > 1:
+                step = -(-len(body) // self.server_state.gzip_members)
+                body = b"".join(gzip.compress(body[at : at + step]) for at in range(0, len(body), step))
+            elif encoding == "gzip":
+                body = _gzipped(body, self.server_state.padded_mib)
+            if encoding == "gzip" and self.server_state.gzip_cut_short:
+                body = body[: len(body) // 2]
         self.send_response(status, reason)
         for name, value in headers.items():
             self.send_header(name, value)
