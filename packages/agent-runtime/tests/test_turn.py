@@ -888,6 +888,32 @@ def test_a_history_gone_before_its_time_starts_a_new_conversation_without_the_ex
     assert "no message for" not in request_text(model_server.model_calls[-1])
 
 
+def test_a_history_gone_from_the_store_leaves_nothing_of_it_to_the_new_conversation_in_a_warm_container(
+    make_runtime, model_server, turn_request
+) -> None:
+    """The store no longer has the conversation (expired since the message was sent and let go
+    by S3's lifecycle, or lost): the turn begins a new one, as after /new, yet in a warm
+    container its agent still found the old one's working files and transcript beside it."""
+    import asyncio
+
+    from agent_runtime import transcript_project
+
+    runtime = make_runtime()
+    old = runtime.run_turn(turn_request("bash: echo pineapple-diagnosis > notes.txt", turn_id=1))
+    assert old.ok, old
+    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": old.session_id}
+    asyncio.run(runtime.store.delete(store_key))
+
+    # (the pattern split: this command is in the new conversation's own transcript)
+    look = 'bash: ls; cat notes.txt; grep -rl "pine""apple" ../config || echo nothing-found'
+    new = runtime.run_turn(turn_request(look, turn_id=2))
+
+    assert new.ok and new.session_id != old.session_id, new
+    assert "nothing-found" in new.text and "pineapple-diagnosis" not in new.text, new.text
+    again = runtime.run_turn(turn_request("bash: echo kept > mine.txt; cat mine.txt", turn_id=3))
+    assert again.ok and "kept" in again.text, again
+
+
 def test_status_after_the_history_expired_counts_the_new_conversation_not_the_expired_one(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

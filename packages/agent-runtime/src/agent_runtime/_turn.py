@@ -107,7 +107,7 @@ from ._turn_state import (
 from ._undelivered_note import undelivered_files_note
 from ._unfinished_session import keep_session_before_tools, keep_unfinished_session
 from ._usage_meter import MeteredSpend
-from ._workspace import SessionWorkspace, clear_outbox, session_workspace
+from ._workspace import SessionWorkspace, clear_outbox, forget_conversation, session_workspace
 
 log = get_logger(__name__)
 
@@ -362,6 +362,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if restored is None:  # nothing stored: the CLI cannot resume it
                     resume, resumed_total, restored = None, 0.0, Restored(None, 0)
                     outcome.new_conversation = True
+                    # Prepared to go on with it: nothing of it carries over, as after /new.
+                    forget_conversation(workspace)
                     # Expired since the message was sent, storage may have let it (or a part)
                     # go already: it expired, and the agent is told so. Else it was lost.
                     expired = age == "expired_since_sent"

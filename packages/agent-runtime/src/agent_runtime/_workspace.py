@@ -352,6 +352,18 @@ def _keep_only_transcripts(projects: Path) -> None:
                 _remove(entry)
 
 
+def forget_conversation(paths: SessionWorkspace) -> None:
+    """The turn found the conversation it was to continue gone from the store (expired since
+    its message was sent, or lost) and begins a new one: the old one's working files and
+    transcripts go, as for /new (``new_conversation``), but what this turn put there already
+    (its message's attachments, the skills copied for it)."""
+    this_turns = {Path(paths.attachments).name, ".claude"}
+    for child in Path(paths.cwd).iterdir():
+        if child.name not in this_turns:
+            _remove(child)
+    _remove(Path(paths.config_dir) / _TRANSCRIPTS)
+
+
 def clear_attachments(paths: SessionWorkspace) -> None:
     """Remove files of earlier turns' attachments."""
     _remove(Path(paths.attachments))
