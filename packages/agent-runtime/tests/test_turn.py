@@ -618,6 +618,33 @@ def test_a_message_a_week_later_tells_the_agent_its_day_and_the_day_of_the_conve
     assert last_user_text(model_server.model_calls[-1].body) == "and today?"  # no note
 
 
+def test_a_conversation_found_gone_from_the_store_is_not_dated_to_the_agent(
+    make_dated_runtime, model_server, turn_request, lease_clock
+) -> None:
+    """Days later the store no longer has the conversation (lost, or let go by S3 once it
+    expired): the turn begins a new one, whose first message names no day, where the agent
+    was told of "the conversation above", last answered days ago, with nothing above."""
+    from agent_runtime import transcript_project
+
+    runtime = make_dated_runtime()
+    old = runtime.run_turn(
+        turn_request("my favourite colour is teal", turn_id=1, sent_at_epoch_s=int(lease_clock.now))
+    )
+    assert old.ok, old
+    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": old.session_id}
+    asyncio.run(runtime.store.delete(store_key))
+    lease_clock.now += 3 * 86_400
+
+    later = make_dated_runtime().run_turn(
+        turn_request("what is my favourite colour?", turn_id=2, sent_at_epoch_s=int(lease_clock.now))
+    )
+
+    assert later.ok and later.session_id != old.session_id, later
+    sent = request_text(model_server.model_calls[-1])
+    assert "teal" not in sent and "conversation above" not in sent, sent
+    assert last_user_text(model_server.model_calls[-1].body) == "what is my favourite colour?"
+
+
 def test_a_message_after_the_history_expired_starts_a_new_conversation_and_the_agent_says_so(
     make_dated_runtime, model_server, turn_request, fresh_container, lease_clock
 ) -> None:

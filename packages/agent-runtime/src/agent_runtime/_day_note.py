@@ -8,7 +8,13 @@ a later day's note dates it, today's date in the CLI's prompt does)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+_NOTE = re.compile(
+    r"\(From the bot, not the user: the message below was sent on [^()]*\(UTC\); "
+    r"the conversation above was last answered on [^()]*\.\)\n\n"
+)
 
 
 def with_day_note(prompt: str, *, sent_at_epoch_s: float, last_answer_epoch_s: float | None) -> str:
@@ -26,3 +32,9 @@ def with_day_note(prompt: str, *, sent_at_epoch_s: float, last_answer_epoch_s: f
         f"the conversation above was last answered on {before:%A %Y-%m-%d}.)"
     )
     return f"{note}\n\n{prompt}"
+
+
+def without_day_note(prompt: str) -> str:
+    """``prompt`` without its day note: the conversation it dated turned out gone from the store,
+    so the turn begins a new one, whose first message has none (there is no "above")."""
+    return _NOTE.sub("", prompt, count=1)

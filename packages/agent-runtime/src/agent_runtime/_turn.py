@@ -50,7 +50,7 @@ from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
 from ._config_report import config_error_result, report_config_error
-from ._day_note import with_day_note
+from ._day_note import with_day_note, without_day_note
 from ._disk_watch import disk_limit_passed
 from ._environment import (
     ModelAccess,
@@ -364,6 +364,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     outcome.new_conversation = True
                     # Prepared to go on with it: nothing of it carries over, as after /new.
                     forget_conversation(workspace)
+                    plan.prompt = without_day_note(plan.prompt)
                     # Expired since the message was sent, storage may have let it (or a part)
                     # go already: it expired, and the agent is told so. Else it was lost.
                     expired = age == "expired_since_sent"
