@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from agentbot_testing import AwsFault, FaultProxy
+from agentbot_testing import FaultProxy, older_consumer_settling_before_each_catch_up
 from local_stack import local_client
 from session_core import BudgetCaps, BudgetExceeded, BudgetHold, BudgetLedger, StorageError, period_end
 
@@ -416,17 +416,7 @@ def test_an_account_an_older_consumer_keeps_counting_under_every_catch_up_is_ret
         Item={**account, "spent_usd": {"N": "2.5"}, "expires_at": {"N": str(int(clock.now) + 3 * 86_400)}},
     )
 
-    def older_consumer_settles_first(operation: str, body: bytes) -> bool:
-        if b"ADD committed_usd :gap" in body:  # this consumer's catch-up, about to be sent
-            aws.dynamodb.update_item(
-                TableName=aws.resources.table,
-                Key=account,
-                UpdateExpression="ADD spent_usd :cost",
-                ExpressionAttributeValues={":cost": {"N": "0.001"}},
-            )
-        return False  # sent as it is: it meets the account the older consumer changed
-
-    race = AwsFault("dynamodb:UpdateItem", when=older_consumer_settles_first)
+    race = older_consumer_settling_before_each_catch_up(aws, account)
     with FaultProxy(aws.endpoint, services=aws.endpoints.services, faults=[race]) as proxy:
         budget = BudgetLedger(
             dynamodb=proxy.client("dynamodb"),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from agentbot_testing import AwsFault, FaultProxy
+from agentbot_testing import FaultProxy, older_consumer_settling_before_each_catch_up
 from agentbot_testing.telegram_support import answered, queue_inbound
 from local_stack import LocalTelegram, TelegramFault, sqs_lambda_event
 from session_core import (
@@ -118,17 +118,7 @@ def test_a_budget_hold_an_older_consumer_keeps_changing_is_logged_naming_the_bud
     }
     aws.dynamodb.put_item(TableName=aws.resources.table, Item={**account, "spent_usd": {"N": "2.5"}})
 
-    def older_consumer_settles_first(operation: str, body: bytes) -> bool:
-        if b"ADD committed_usd :gap" in body:  # this consumer's catch-up, about to be sent
-            aws.dynamodb.update_item(
-                TableName=aws.resources.table,
-                Key=account,
-                UpdateExpression="ADD spent_usd :cost",
-                ExpressionAttributeValues={":cost": {"N": "0.001"}},
-            )
-        return False
-
-    race = AwsFault("dynamodb:UpdateItem", when=older_consumer_settles_first)
+    race = older_consumer_settling_before_each_catch_up(aws, account)
     caps = BudgetCaps(user_daily_usd=3.0, turn_usd=0.3)
     queue_message(aws, 644)
     configure_logging(json_lines=True)
