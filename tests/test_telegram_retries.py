@@ -25,6 +25,7 @@ from sqs_consumer import (
     FAILURE_WORDING,
     MAX_REQUEUES,
     REQUEUES_ATTRIBUTE,
+    html_to_plain,
     render_reply,
     runtime_client_config,
 )
@@ -300,3 +301,42 @@ def test_a_telegram_that_holds_the_failure_notice_does_not_keep_the_consumer_pas
     [dead] = stack.dead_letters()
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "bad_request"
     assert stack.replies(CHAT) == [] and len(stack.runs()) == 1
+
+
+def test_a_retry_without_the_first_tries_history_notice_still_sends_the_parts_the_user_has_not_got(
+    stack,
+) -> None:
+    """The first try's answer carries the history notice (the runtime does not record it, so the
+    retry's replay has none): with it the text splits in two, without it it fits in one. The
+    retry delivers the parts of the answer the first try began, not a list whose index 0 now
+    names the whole text (recorded as sent, so its last paragraph would never go)."""
+    # One paragraph (the stub reads its script from the prompt's last one), six lines.
+    prompt = "history:62/76 " + "\n".join(f"Line {i}: " + "word " * 130 for i in range(6))
+    first_try = [html_to_plain(c) for c in render_reply(f"Answer to: {prompt}\n\n{HISTORY_NOTE}")]
+    assert len(first_try) == 2 and len(render_reply(f"Answer to: {prompt}")) == 1
+    fail_nth(stack, "sendMessage", 2)
+    stack.post(update(189, text=prompt))
+    responses = stack.drain(stack.consumer())
+    assert [bool(r["batchItemFailures"]) for r in responses] == [True, False]
+    assert [m["text"] for m in stack.replies(CHAT)] == first_try  # each part once, none missing
+    assert len(stack.runs()) == 1
+
+
+HISTORY_NOTE = (
+    "_⚠️ This conversation is long: 62 MB of history, and at about 76 MB I can no longer "
+    "continue it. Send /new to start a fresh one._"
+)
+
+
+def fail_nth(stack, method: str, nth: int) -> None:
+    """Make Telegram refuse the ``nth`` call of ``method`` (1-based) for longer than the client
+    waits (a 429: it did not take the call), so the record is retried."""
+    seen = {"n": 0}
+
+    def on_call(called: str, params: dict) -> None:
+        if called == method:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                stack.telegram.inject(method, TelegramFault.retry_after_seconds(60))
+
+    stack.telegram.on_call = on_call

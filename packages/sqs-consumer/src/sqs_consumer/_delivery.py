@@ -5,7 +5,9 @@ be undone) and skipped on a retry; with claims, each chunk is claimed before it 
 chunk Telegram refuses as HTML goes again as plain text; one it counts as too long goes as two
 plain halves (a message with buttons too, the buttons under the second), each recorded as it
 goes, so a retry after the first sends only the second. The files the agent
-sends are chunks too, after the text: each one read, sent and recorded before the next.
+sends are chunks too, after the text: each one read, sent and recorded before the next. A
+turn's answer is sent as the chunk list its first delivery kept (``deliver_answer``), so an
+index names the same text on every try however a retry renders it.
 
 Given the invocation's remaining time, every send ends ``end_reserve_s`` before its end (the
 timing's ``delivery_end_reserve_s``), and a part is not begun (nor another delivery's claim on
@@ -86,6 +88,11 @@ class DeliveryRecords(Protocol):
         """Remember that chunk ``index`` went out as ``message_id``."""
         ...
 
+    def keep_answer_chunks(self, key: SessionKey, update_id: int, chunks: Sequence[str]) -> list[str]:
+        """The text chunks of the answer to ``update_id`` as its first delivery kept them
+        (``chunks`` kept now when none were)."""
+        ...
+
     def halves_sent(self, key: SessionKey, update_id: int, index: int) -> Mapping[int, int]:
         """Halves of chunk ``index`` (refused as too long) already sent: number (from 1) → message_id."""
         ...
@@ -147,6 +154,26 @@ class Delivery:
         self._deliver_parts(
             msg, key, chunks, self._text_sender(key), first_index=0, quote_first=True, remaining=remaining
         )
+
+    def deliver_answer(
+        self,
+        msg: InboundMessage,
+        key: SessionKey,
+        chunks: list[str],
+        *,
+        remaining: RemainingTimeMs | None = None,
+    ) -> list[str]:
+        """Like ``deliver``, for the text of a turn's answer: the chunks sent are those its first
+        delivery kept (``chunks`` when this is it), so a retry that renders the answer otherwise
+        (a note the first try had and it has not) still sends exactly the parts not yet sent,
+        each index naming the text it named then. Answers the chunks delivered."""
+        if chunks:  # an answer with no text has nothing whose parts could shift
+            try:
+                chunks = self._registry.keep_answer_chunks(key, msg.update_id, chunks)
+            except StorageError as exc:
+                raise DeliveryFailedError(msg.update_id, 0, exc, parts=range(len(chunks))) from exc
+        self.deliver(msg, key, chunks, remaining=remaining)
+        return chunks
 
     def deliver_files(
         self,

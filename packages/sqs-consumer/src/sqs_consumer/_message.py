@@ -500,10 +500,9 @@ class MessageHandler:
         # progress yields to answers in groups
         # (+ a rare notice; a question is sent, then given its buttons)
         view.spend_on_answer(len(chunks) + len(files) + 2 * (asking is not None))
-        # Each part has its place in the delivery record whatever the text's length: a retry
-        # may render one chunk more or less (the usage footer is read afresh, the history
-        # notice is not recorded), and must still find each file and the buttons.
-        self._delivery.deliver(msg, key, chunks, remaining=remaining)
+        # Each part has its place in the delivery record whatever the text's length (a retry
+        # sends the text as its first try rendered it, but an older consumer's try kept none).
+        chunks = self._delivery.deliver_answer(msg, key, chunks, remaining=remaining)
         skipped: list[UnsentFile] = []
         if files:
             skipped = self._delivery.deliver_files(

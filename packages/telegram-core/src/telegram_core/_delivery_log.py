@@ -7,12 +7,20 @@ chunk claims of ``_delivery_claims.py``). A chunk Telegram refused as too long g
 halves, each recorded as ``half_<i>_<n>`` → message_id as it goes, so a retry sends only the
 halves missing. Their prefix is not ``chunk_``: a consumer older than them reads the item as
 before (and sends the chunk whole again, as it always did).
+
+The chunk indices name the texts of one list: ``answer_chunks`` keeps the list of an answer's
+text as its first delivery built it (zlib-compressed JSON), and every later delivery of it sends
+that list, not one built anew: a retry may render the answer otherwise (the history notice is
+not recorded with it, the usage footer is read afresh), and index N would then name another text.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
+from collections.abc import Sequence
 
+import msgspec
 from session_core import (
     ConditionFailed,
     DynamoTable,
@@ -23,6 +31,11 @@ from session_core import (
 )
 
 _NOTICE_KIND_RE = re.compile(r"[a-z0-9_]{1,64}")
+_ANSWER_CHUNKS = "answer_chunks"
+# Far below DynamoDB's 400 KB item (the chunk and claim attributes share it); an answer is at
+# most ~100,000 characters, a few dozen KB compressed.
+_MAX_KEPT_ANSWER_BYTES = 200_000
+_chunk_list = msgspec.json.Decoder(list[str])
 
 
 class DeliveryLog:
@@ -56,6 +69,25 @@ class DeliveryLog:
                 ":ttl": number(self._table.expires_at(now)),
             },
         )
+
+    def keep_answer_chunks(self, key: SessionKey, update_id: int, chunks: Sequence[str]) -> list[str]:
+        """The text chunks of the answer to ``update_id`` as its first delivery kept them: kept
+        now (``chunks``) unless a delivery before kept its own, which is answered instead. A
+        list too large to keep is not kept (``chunks`` answered), as before such lists."""
+        packed = zlib.compress(msgspec.json.encode(list(chunks)))
+        if len(packed) > _MAX_KEPT_ANSWER_BYTES:
+            return list(chunks)
+        now = self._table.clock()
+        out = self._table.update(
+            "keep_answer_chunks",
+            session_item_pk(key),
+            delivery_sk(update_id),
+            UpdateExpression="SET #chunks = if_not_exists(#chunks, :chunks), expires_at = :ttl",
+            ExpressionAttributeNames={"#chunks": _ANSWER_CHUNKS},
+            ExpressionAttributeValues={":chunks": {"B": packed}, ":ttl": number(self._table.expires_at(now))},
+            ReturnValues="ALL_NEW",  # moto leaves an unchanged attribute out of UPDATED_NEW
+        )
+        return _chunk_list.decode(zlib.decompress(out["Attributes"][_ANSWER_CHUNKS]["B"]))
 
     def halves_sent(self, key: SessionKey, update_id: int, index: int) -> dict[int, int]:
         """The halves of chunk ``index`` (one Telegram refused as too long) already sent:
