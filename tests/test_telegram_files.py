@@ -115,8 +115,13 @@ def test_an_answer_whose_last_try_failed_reading_its_delivery_record_keeps_its_t
     requeued_as_often_as_it_may(stack, "files:2", 614)
     stack.telegram.inject("sendDocument", TelegramFault.retry_after_seconds(60), times=MAX_RECEIVE_COUNT - 1)
 
+    reads_after_the_last_refusal: list[bytes] = []
+
     def on_the_last_try(_: str, body: bytes) -> bool:
-        return b"delivery|614" in body and len(stack.telegram.calls("sendDocument")) == MAX_RECEIVE_COUNT - 1
+        if b"delivery|614" in body and len(stack.telegram.calls("sendDocument")) == MAX_RECEIVE_COUNT - 1:
+            reads_after_the_last_refusal.append(body)
+        # the first is the refused try's own look at what it lost, the second the last try's
+        return len(reads_after_the_last_refusal) == 2
 
     with FaultProxy(
         stack.aws.endpoint, [AwsFault("dynamodb:GetItem", times=1, when=on_the_last_try)]
@@ -129,6 +134,39 @@ def test_an_answer_whose_last_try_failed_reading_its_delivery_record_keeps_its_t
     kept = None if record is None else record.undelivered_files
     assert kept is not None and not kept.text_lost
     assert kept.files == (UnsentFile(file_name="data.csv", reason="failed"),)
+
+
+def test_an_answer_whose_last_try_failed_before_its_delivery_keeps_the_text_an_earlier_try_lost(
+    stack, monkeypatch
+) -> None:
+    """The first try sent the answer's first part and Telegram refused its second for now; every
+    later try, the last one too, found the runtime throttled and never got to delivery. The
+    record is dead-lettered with the user's failure notice, and the agent, whose answer the
+    user read only in part, learns it was not read."""
+    requeued_as_often_as_it_may(stack, "long:6000", 615)
+    fail_nth(stack, "sendMessage", 2)  # the answer's second part, on the first try
+    invokes = {"n": 0}
+
+    def after_the_first(_: str, __: bytes) -> bool:
+        invokes["n"] += 1
+        return invokes["n"] > 1
+
+    throttled = AwsFault(
+        "lambda:Invoke",
+        status=429,
+        code="TooManyRequestsException",
+        message="Rate exceeded",
+        when=after_the_first,
+    )
+    with FaultProxy(stack.runtime.endpoint, [throttled]) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        stack.drain(stack.consumer())
+    assert proxy.failed and len(stack.dead_letters()) == 1
+    shows = shown(stack, CHAT)
+    assert len(shows) == 2 and shows[1] == FAILED_NOTICE  # the answer's first part, then the notice
+    record = stack.registry().get_session(SessionKey(tenant="default", chat_id=CHAT))
+    kept = None if record is None else record.undelivered_files
+    assert kept is not None and kept.text_lost and not kept.files
 
 
 # Telegram refuses the answer for good (not worth a retry): its record is dead-lettered at once.

@@ -178,6 +178,11 @@ class Consumer:
             return self._misconfigured(msg, key, remaining)
         if failure.chat_unreachable:
             return self._chat_unreachable(msg, key, failure.detail)
+        if isinstance(exc, DeliveryFailedError) and exc.answer is not None:
+            # Kept for the agent's next turn at every failed try, not only at the dead letter:
+            # a later try that fails before its delivery (the runtime throttled) has no answer
+            # to judge, and one that delivers the rest forgets it (``keep_undelivered``).
+            self._messages.answer_not_delivered(msg, key, exc.answer, exc)
         if failure.retryable and not last_receive:
             delay = self._failures.retry_delay(record, failure.retry_after)
             log.warning(
@@ -199,8 +204,6 @@ class Consumer:
         log.error(
             "record_failed", error_kind=failure.kind, receive_count=record.receive_count, error=failure.detail
         )
-        if isinstance(exc, DeliveryFailedError) and exc.answer is not None:
-            self._messages.answer_not_delivered(msg, key, exc.answer, exc)  # for the agent's next turn
         # A deferred record's own text (say the runtime's "still busy") is no final answer.
         # Its time ends before the invocation's, so the dead letter below is always written.
         notice = None if failure.deferrable else failure.user_message

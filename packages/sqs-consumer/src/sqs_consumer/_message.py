@@ -467,11 +467,13 @@ class MessageHandler:
     def answer_not_delivered(
         self, msg: InboundMessage, key: SessionKey, result: TurnResult, failed: DeliveryFailedError
     ) -> None:
-        """The delivery of ``result`` failed for good at ``failed`` (the record is dead-lettered):
-        keep its files that never went, and whether its text did not, for the agent's next
-        turn, which would otherwise think them sent and read. Both are judged from the delivery
-        record, not from where the last try failed: an earlier try may have sent the text. When
-        they cannot be kept, the user's failure notice at least says the answer failed."""
+        """The delivery of ``result`` failed at ``failed`` (its record retried, requeued or
+        dead-lettered): keep its files that never went, and whether its text did not, for the
+        agent's next turn, which would otherwise think them sent and read (a later try that
+        delivers them forgets it; one that fails before delivering leaves it). Both are judged
+        from the delivery record, not from where the last try failed: an earlier try may have
+        sent the text. When they cannot be kept at the dead letter, the user's failure notice
+        at least says the answer failed."""
         delivered = failed.delivered
         try:
             if delivered is None or result.files:  # files: the record as it is now, their last word

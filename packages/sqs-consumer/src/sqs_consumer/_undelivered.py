@@ -1,6 +1,7 @@
 """After an answer's delivery: the files of it that did not reach the user (the runtime could
 not send them, Telegram refused one, or its answer to an upload was lost), and its text when
-its delivery failed for good there, are kept with the session, for the next turn's agent to be
+its delivery failed there (at every failed try: a last try that fails before delivering
+cannot judge), are kept with the session, for the next turn's agent to be
 told (see session-core's ``_undelivered_files``). A later try of a recorded answer (replayed:
 the dead-letter queue refused the record, or it was redriven) keeps what it lost in place of
 what an earlier try kept, and forgets that list when it lost nothing: the agent is not told
