@@ -11,7 +11,7 @@ import httpx
 from agentbot_testing.telegram_support import long_markdown, update
 from local_stack import TEST_BOT_TOKEN, TelegramFault, sqs_lambda_event
 from session_core import DynamoTable, SessionKey, StagedAttachment, outbox_key
-from sqs_consumer import Delivery, html_to_plain, render_reply
+from sqs_consumer import Delivery, DeliveryFailedError, html_to_plain, render_reply
 from telegram_core import BotApi, DeliveryClaims, DeliveryLog, InboundMessage
 
 
@@ -100,3 +100,55 @@ def test_a_file_whose_answer_was_lost_is_not_sent_again_by_the_other_live_delive
 
     assert [f.file_name for f in stack.telegram.sent_files()] == ["data.csv", "notes.txt"]  # each once
     assert [(f.file_name, f.reason) for f in retried] == [("data.csv", "unconfirmed")]  # still named
+
+
+def test_a_part_another_delivery_held_and_then_failed_to_send_is_not_counted_as_delivered(stack) -> None:
+    """One delivery holds the text's claim while Telegram keeps it waiting, then refuses it for
+    now; the other, waiting on that claim, then sends the part itself (refused too here). Neither
+    counts the part as delivered: each failed delivery names it among what did not go (the
+    text is judged lost), and the delivery record, which judges the files, shows nothing sent."""
+    records = DynamoTable(dynamodb=stack.aws.dynamodb, table=stack.aws.resources.table)
+    key = SessionKey.parse("default/77/0")
+    msg = InboundMessage(
+        update_id=32, session_key=key.canonical, kind="message", chat_id=77, chat_type="private", message_id=2
+    )
+    files = [
+        StagedAttachment(s3_key=outbox_key(key, 32, "a.csv"), file_name="a.csv", mime_type="text/csv", size=0)
+    ]
+
+    def slow_then_refused(method: str, params: dict) -> None:
+        time.sleep(0.5)  # the other delivery finds the part held meanwhile
+        stack.telegram.inject(method, TelegramFault.retry_after_seconds(60))
+
+    stack.telegram.on_call = slow_then_refused
+    failures: list[DeliveryFailedError] = []
+    http = httpx.Client(timeout=5)
+
+    def deliver(part: str) -> None:
+        bot = BotApi(http=http, token=TEST_BOT_TOKEN, base_url=stack.telegram.base_url, backoff_s=0.01)
+        delivery = Delivery(
+            bot=bot, registry=DeliveryLog(records), claims=DeliveryClaims(records), claim_poll_s=0.1
+        )
+        try:
+            if part == "text":
+                delivery.deliver(msg, key, ["<b>the answer</b>"])
+            else:
+                delivery.deliver_files(msg, key, files, first_index=1000, read=lambda _: b"a,b")
+        except DeliveryFailedError as exc:
+            failures.append(exc)
+
+    with http:
+        for part in ("text", "file"):
+            workers = [threading.Thread(target=deliver, args=(part,)) for _ in range(2)]
+            for worker in workers:
+                worker.start()
+                time.sleep(0.1)  # the first holds the claim when the second asks for it
+            for worker in workers:
+                worker.join(timeout=60)
+
+    assert len(failures) == 4  # each delivery of each part failed: none skipped it as sent
+    assert [len(stack.telegram.calls(m)) for m in ("sendMessage", "sendDocument")] == [2, 2]
+    text_failures = [f for f in failures if f.chunk_index == 0]
+    assert all(0 not in (f.delivered or {}) for f in text_failures) and len(text_failures) == 2
+    # what the files' judgement reads: neither the text nor the file went
+    assert DeliveryLog(records).delivered_chunks(key, 32) == {}
