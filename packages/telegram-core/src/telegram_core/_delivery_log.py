@@ -46,29 +46,13 @@ class DeliveryLog:
 
     def delivered_chunks(self, key: SessionKey, update_id: int) -> dict[int, int]:
         """Chunks of the answer to ``update_id`` already sent: chunk index → Telegram message_id."""
-        item = self._table.get("delivered_chunks", session_item_pk(key), delivery_sk(update_id)) or {}
-        return {
-            int(name.removeprefix("chunk_")): int(value["N"])
-            for name, value in item.items()
-            if name.startswith("chunk_")
-        }
+        return self._sent_under("delivered_chunks", key, update_id, "chunk_")
 
     def record_delivered_chunk(self, key: SessionKey, update_id: int, index: int, message_id: int) -> None:
         """Remember that chunk ``index`` of the answer went out as ``message_id``."""
         if index < 0:
             raise ValueError(f"chunk index must be >= 0, got {index}")
-        now = self._table.clock()
-        self._table.update(
-            "record_delivered_chunk",
-            session_item_pk(key),
-            delivery_sk(update_id),
-            UpdateExpression="SET #chunk = :mid, expires_at = :ttl",
-            ExpressionAttributeNames={"#chunk": f"chunk_{index}"},
-            ExpressionAttributeValues={
-                ":mid": number(message_id),
-                ":ttl": number(self._table.expires_at(now)),
-            },
-        )
+        self._record_sent("record_delivered_chunk", key, update_id, f"chunk_{index}", message_id)
 
     def keep_answer_chunks(self, key: SessionKey, update_id: int, chunks: Sequence[str]) -> list[str]:
         """The text chunks of the answer to ``update_id`` as its first delivery kept them: kept
@@ -92,13 +76,7 @@ class DeliveryLog:
     def halves_sent(self, key: SessionKey, update_id: int, index: int) -> dict[int, int]:
         """The halves of chunk ``index`` (one Telegram refused as too long) already sent:
         half number (from 1) → Telegram message_id."""
-        item = self._table.get("halves_sent", session_item_pk(key), delivery_sk(update_id)) or {}
-        prefix = f"half_{index}_"
-        return {
-            int(name.removeprefix(prefix)): int(value["N"])
-            for name, value in item.items()
-            if name.startswith(prefix)
-        }
+        return self._sent_under("halves_sent", key, update_id, f"half_{index}_")
 
     def record_half_sent(
         self, key: SessionKey, update_id: int, index: int, half: int, message_id: int
@@ -106,13 +84,28 @@ class DeliveryLog:
         """Remember that half number ``half`` of chunk ``index`` went out as ``message_id``."""
         if index < 0 or half < 1:
             raise ValueError(f"chunk index must be >= 0 and half >= 1, got {index}, {half}")
+        self._record_sent("record_half_sent", key, update_id, f"half_{index}_{half}", message_id)
+
+    def _sent_under(self, operation: str, key: SessionKey, update_id: int, prefix: str) -> dict[int, int]:
+        # What went out under ``prefix`` + number: number → Telegram message_id.
+        item = self._table.get(operation, session_item_pk(key), delivery_sk(update_id)) or {}
+        return {
+            int(name.removeprefix(prefix)): int(value["N"])
+            for name, value in item.items()
+            if name.startswith(prefix)
+        }
+
+    def _record_sent(
+        self, operation: str, key: SessionKey, update_id: int, name: str, message_id: int
+    ) -> None:
+        # One message that went out, as attribute ``name``; the item lives as long as the update's.
         now = self._table.clock()
         self._table.update(
-            "record_half_sent",
+            operation,
             session_item_pk(key),
             delivery_sk(update_id),
-            UpdateExpression="SET #half = :mid, expires_at = :ttl",
-            ExpressionAttributeNames={"#half": f"half_{index}_{half}"},
+            UpdateExpression="SET #sent = :mid, expires_at = :ttl",
+            ExpressionAttributeNames={"#sent": name},
             ExpressionAttributeValues={
                 ":mid": number(message_id),
                 ":ttl": number(self._table.expires_at(now)),
