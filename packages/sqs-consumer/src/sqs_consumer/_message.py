@@ -15,8 +15,6 @@ from collections.abc import Callable
 import msgspec
 from session_core import (
     TURN_VERSION,
-    ApprovalOutcome,
-    ApprovalRequest,
     BudgetExceeded,
     BudgetHold,
     SessionKey,
@@ -37,11 +35,8 @@ from telegram_core import (
 )
 
 from ._album import first_sent_at, with_its_album
+from ._approval_messages import ApprovalMessages
 from ._approval_view import (
-    approval_dropped_html,
-    approval_keyboard,
-    approval_outcome_html,
-    approval_request_html,
     permissions_html,
     permissions_keyboard,
     permissions_page,
@@ -64,7 +59,6 @@ from ._outcomes import MessageStatus
 from ._progress_cleanup import ProgressCleanup
 from ._progress_render import stopped_markdown
 from ._prompt import prompt_of, with_not_fetched, with_unread_parts
-from ._question_edit import QuestionEdit
 from ._render import escape_html, render_reply, with_note
 from ._stop_while_hearing import StopWhileHearing
 from ._timing import ConsumerTiming, RemainingTimeMs
@@ -90,7 +84,6 @@ log = get_logger(__name__)
 FIRST_FILE_CHUNK = 1000
 FILES_SKIPPED_CHUNK = 1500  # the line naming files that could not be sent after all
 UNDELIVERED_NOT_NOTED_CHUNK = 1600  # the line saying the agent could not be told of them
-APPROVAL_CHUNK = 2000
 
 
 class MessageHandler:
@@ -103,6 +96,7 @@ class MessageHandler:
         self._deps = deps
         self._timing = timing
         self._delivery = delivery
+        self._approvals = ApprovalMessages(deps=deps, timing=timing, delivery=delivery)
 
     def process(
         self,
@@ -147,7 +141,7 @@ class MessageHandler:
         if command is not None:
             if not self._deps.deliveries.delivered_chunks(key, msg.update_id):  # not done on a retry
                 if command == "new":
-                    self._drop_waiting_call(msg, key, remaining, progress_cleanup, chat_holds)
+                    self._approvals.drop_waiting_call(msg, key, remaining, progress_cleanup, chat_holds)
                 reply = run_command(
                     command,
                     key,
@@ -177,7 +171,7 @@ class MessageHandler:
                     admitted,
                     budgets.now(),
                     approval_answer=msg.kind == "approval",
-                    for_another=self._answered_for_another(msg, key),
+                    for_another=self._approvals.answered_for_another(msg, key),
                 )
                 self._delivery.deliver(msg, key, [escape_html(refused)], remaining=remaining)
                 return "over_budget"
@@ -428,7 +422,9 @@ class MessageHandler:
                 )
             on_result(result)
             if result.approval_outcome is not None:  # a refused turn may have declined one too
-                self._show_outcome(msg, result.approval_outcome, remaining, progress_cleanup, chat_holds)
+                self._approvals.show_outcome(
+                    msg, result.approval_outcome, remaining, progress_cleanup, chat_holds
+                )
             if not result.ok:
                 return result
             log.info(
@@ -526,7 +522,7 @@ class MessageHandler:
             [notice] = render_reply(UNDELIVERED_NOT_NOTED_NOTICE)
             self._delivery.deliver_notice(msg, key, UNDELIVERED_NOT_NOTED_CHUNK, notice, remaining=remaining)
         if asking is not None:
-            self._ask_approval(msg, key, asking, quote=not (chunks or files), remaining=remaining)
+            self._approvals.ask(msg, key, asking, quote=not (chunks or files), remaining=remaining)
 
     def _answer_chunks(self, msg: InboundMessage, key: SessionKey, result: TurnResult) -> list[str]:
         """The reply's HTML chunks, with a line naming the files that were not sent. A turn
@@ -580,35 +576,6 @@ class MessageHandler:
 
         return read
 
-    def _ask_approval(
-        self,
-        msg: InboundMessage,
-        key: SessionKey,
-        request: ApprovalRequest,
-        *,
-        quote: bool,
-        remaining: RemainingTimeMs,
-    ) -> None:
-        """[I] Show the call waiting for approval with its buttons (once, as this reply's
-        APPROVAL_CHUNK; quoting the user's message when nothing came before it; the buttons put
-        under it once it is recorded), and tell the store which message carries them."""
-        where = this_place(key.thread_id, forum=msg.forum)
-        message_id = self._delivery.deliver_with_buttons(
-            msg,
-            key,
-            APPROVAL_CHUNK,
-            approval_request_html(request, where=where),
-            approval_keyboard(request.approval_id, where=where),
-            quote=quote,
-            # Buttons Telegram shows under a question sent late, beside the retry's, would never
-            # be edited to the answer: only the question whose message_id is known gets them.
-            buttons_once_recorded=True,
-            remaining=remaining,
-        )
-        if message_id is not None and self._deps.approvals is not None:
-            self._deps.approvals.attach_message(key, request.approval_id, message_id)
-        log.info("approval_asked", tool=request.tool_name)
-
     def _command_in(
         self, msg: InboundMessage, parts: tuple[InboundMessage, ...]
     ) -> tuple[str | None, InboundMessage]:
@@ -631,80 +598,6 @@ class MessageHandler:
         if msg.command is not None:
             return msg.command if msg.command in COMMANDS else None
         return parse_command(msg.text, self._config.bot_username)  # an older producer's message
-
-    def _show_outcome(
-        self,
-        msg: InboundMessage,
-        outcome: ApprovalOutcome,
-        remaining: RemainingTimeMs,
-        later: ProgressCleanup,
-        chat_holds: ChatHolds,
-    ) -> None:
-        """[I] Edit the buttons message of the answered approval: the call, the decision and
-        who made it, buttons gone. A message deleted or edited already (a retry) changes
-        nothing; an edit Telegram refused for now is tried again once the answer is out."""
-        if outcome.message_id is None:
-            return
-        sender = None if msg.chat_type == "private" else msg.user_name
-        html = approval_outcome_html(
-            outcome, new_message_from=sender, where=this_place(msg.thread_id, forum=msg.forum)
-        )
-        self._edit_question(msg, outcome.message_id, html, remaining, later, chat_holds)
-
-    def _edit_question(
-        self,
-        msg: InboundMessage,
-        message_id: int,
-        html: str,
-        remaining: RemainingTimeMs,
-        later: ProgressCleanup,
-        chat_holds: ChatHolds,
-    ) -> None:
-        """Edit an approval's question to ``html``, buttons gone: now, leaving the reply that
-        follows its delivery reserve, and again once the record's outcome is out if Telegram
-        refused."""
-        edit = QuestionEdit(
-            bot=self._deps.bot, chat_id=msg.chat_id, message_id=message_id, html=html, chat_holds=chat_holds
-        )
-        if not edit.first_try(time_left_s=remaining() / 1000 - self._timing.delivery_reserve_s):
-            later.add(edit)
-
-    def _answered_for_another(self, msg: InboundMessage, key: SessionKey) -> bool:
-        """An approval resume whose button an approver pressed for someone else's call (the
-        resume goes on as the asker's request: its user is the asker, not the presser)."""
-        if msg.kind != "approval" or self._deps.approvals is None:
-            return False
-        try:
-            current = self._deps.approvals.current(key)
-        except StorageError:  # the refusal still goes out, in the asker's words
-            return False
-        if current is None or current.approval_id != msg.approval_id or current.decided_by_id is None:
-            return False
-        return current.decided_by_id != msg.user_id
-
-    def _drop_waiting_call(
-        self,
-        msg: InboundMessage,
-        key: SessionKey,
-        remaining: RemainingTimeMs,
-        later: ProgressCleanup,
-        chat_holds: ChatHolds,
-    ) -> None:
-        """[I] /new: a call still waiting belongs to the old conversation. Forget it and say so
-        on its question (buttons gone, and in a group who started anew): buttons left in place
-        would only answer "no longer waiting", and whoever asked would not know why. So too a
-        call answered whose answer never reached the agent (the budget held it back): its
-        question still asks, and will never be edited by the turn that would have run it. An
-        edit Telegram refused is tried again once /new's answer is out, as an answered
-        question's is."""
-        if self._deps.approvals is None:
-            return
-        dropped = self._deps.approvals.clear(key)
-        if dropped is None or dropped.state not in ("pending", "decided") or dropped.message_id is None:
-            return
-        sender = None if msg.chat_type == "private" else msg.user_name
-        html = approval_dropped_html(dropped, new_from=sender)
-        self._edit_question(msg, dropped.message_id, html, remaining, later, chat_holds)
 
     def _show_permissions(self, msg: InboundMessage, key: SessionKey, remaining: RemainingTimeMs) -> None:
         """[I] /permissions: the chat's grants, each with a revoke button."""
