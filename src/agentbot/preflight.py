@@ -224,6 +224,8 @@ SHELL_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "consumer": (
         "SESSION_TTL_DAYS",
+        "ALLOWED_USER_IDS",
+        "ALLOWED_CHAT_IDS",
         "CHAT_QUEUE_LIMIT",
         "GROUP_REPLY_MODE",
         "MAX_TURN_COST_USD",

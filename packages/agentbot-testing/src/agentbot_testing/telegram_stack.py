@@ -47,7 +47,15 @@ from sqs_consumer import (
     runtime_client_config,
     voice_transcriber,
 )
-from telegram_core import BotApi, ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter, UpdateDedup
+from telegram_core import (
+    BotApi,
+    ChatSettings,
+    DeliveryClaims,
+    DeliveryLog,
+    MovedChats,
+    RateLimiter,
+    UpdateDedup,
+)
 from telegram_producer import Producer
 from telegram_producer import handler as producer_handler
 
@@ -134,6 +142,7 @@ class TelegramStack:
             attempts=AttemptMarks(
                 dynamodb=dynamodb or self.aws.dynamodb, table=self.aws.resources.table, retention_days=1
             ),
+            moved_chats=MovedChats(self.records(dynamodb)),
             sleep=sleep,
         )
         return Consumer(config, deps, ConsumerTiming(typing_interval_s=typing_interval_s, **timing))

@@ -19,7 +19,7 @@ from session_core import (
     tenant_from_env,
     voice_transcription,
 )
-from telegram_core import TELEGRAM_API_BASE, GroupReplyMode, group_reply_mode
+from telegram_core import TELEGRAM_API_BASE, GroupReplyMode, group_reply_mode, parse_id_list
 
 from ._commands import CHANNELS, Channel
 
@@ -49,13 +49,18 @@ class ConsumerConfig:
     chat_queue_limit: int = 10  # the producer's CHAT_QUEUE_LIMIT: the consumer releases its count
     voice_language: str | None = None  # VOICE_TRANSCRIPTION: None (off), "auto" or a language code
     group_reply_mode: GroupReplyMode = "mention"  # the producer's: what /help tells a group
+    # The producer's lists, asked again before a queued message's turn (its sender may have
+    # been taken off them while it waited).
+    allowed_user_ids: frozenset[int] = frozenset()
+    allowed_chat_ids: frozenset[int] = frozenset()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
         """Read RUNTIME_FUNCTION_NAME, BOT_TOKEN_PARAMETER, SESSIONS_TABLE, SESSIONS_BUCKET,
         DEAD_LETTER_QUEUE_URL (required), INBOUND_QUEUE_URL, TELEGRAM_API_BASE, TENANT, SESSION_TTL_DAYS and
         BOT_USERNAME, CHAT_QUEUE_LIMIT (10; must match the producer's), VOICE_TRANSCRIPTION (off;
-        the producer's too), GROUP_REPLY_MODE (mention; the producer's too) and the budget caps
+        the producer's too), GROUP_REPLY_MODE (mention; the producer's too), ALLOWED_USER_IDS and
+        ALLOWED_CHAT_IDS (the producer's too) and the budget caps
         (see ``budget_caps_from_env``); raises ConfigError naming the first bad setting.
         ``environ`` (default ``os.environ``) lets `agentbot dev` check the settings it will
         start the consumer with."""
@@ -80,6 +85,8 @@ class ConsumerConfig:
             chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
             voice_language=voice_transcription(env.get("VOICE_TRANSCRIPTION", "")),
             group_reply_mode=group_reply_mode(env.get("GROUP_REPLY_MODE", "")),
+            allowed_user_ids=parse_id_list("ALLOWED_USER_IDS", env.get("ALLOWED_USER_IDS", "")),
+            allowed_chat_ids=parse_id_list("ALLOWED_CHAT_IDS", env.get("ALLOWED_CHAT_IDS", "")),
         )
 
 

@@ -19,6 +19,8 @@ gets one short notice and the record is acknowledged: no retry, no DLQ. A turn t
 good tells the user once, goes to the DLQ with its context and is acknowledged. A chat the bot
 may no longer post in (the user blocked it, it was removed, the topic closed) is logged and
 the record acknowledged: nobody there can be told, and it is no fault for the DLQ's alarm.
+So is a message whose sender the operator took off the allow-list while it waited
+(``_allow_list``): no turn is paid for them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from session_core import InvalidSessionKeyError, MessageDecodeError, SessionKey, bind_correlation, get_logger
 from telegram_core import InboundMessage, decode_envelope
 
+from ._allow_list import AllowList
 from ._batch import BatchResponse, SqsRecord, batch_response, process_fifo_batch
 from ._chat_holds import ChatHolds
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig
@@ -68,6 +71,7 @@ class Consumer:
             claim_poll_s=min(timing.busy_poll_s, 0.5),
             end_reserve_s=timing.delivery_end_reserve_s,
         )
+        self._allow_list = AllowList(config, deps.moved_chats)
         self._messages = MessageHandler(config=config, deps=deps, timing=timing, delivery=self._delivery)
         self._last_try = LastTryWatch(
             marks=deps.attempts, delivery=self._delivery, max_receive_count=config.max_receive_count
@@ -137,6 +141,8 @@ class Consumer:
             )
         msg = envelope.message
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
+        if not self._allow_list.still_allows(msg):
+            return self._no_longer_allowed(msg, key)
         # The turn's progress message goes last: the answer, or the word of its failure, first.
         with (
             ProgressCleanup(remaining) as progress_cleanup,
@@ -221,6 +227,13 @@ class Consumer:
         # never counted (the producer queues them past the backlog).
         if self._deps.backlog is not None and msg.counted_in_backlog:
             self._deps.backlog.release(key.canonical, now=self._deps.clock())
+
+    def _no_longer_allowed(self, msg: InboundMessage, key: SessionKey) -> RecordOutcome:
+        """Queued while its sender was allowed, taken off the allow-list since: dropped as the
+        producer now drops their messages, silently (no turn, no notice), and acknowledged."""
+        log.warning("message_no_longer_allowed", user_id=msg.user_id, chat_id=msg.chat_id)
+        self._left_queue(msg, key)
+        return RecordOutcome(done=True, status="not_allowed")
 
     def _chat_unreachable(self, msg: InboundMessage, key: SessionKey, reason: str) -> RecordOutcome:
         """Telegram refused to post in the chat for good: the user blocked the bot, removed it,

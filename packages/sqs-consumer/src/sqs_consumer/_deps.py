@@ -21,7 +21,7 @@ from session_core import (
     TurnRequest,
     TurnResult,
 )
-from telegram_core import BotApi, ChatSettings, DeliveryLog
+from telegram_core import BotApi, ChatSettings, DeliveryLog, MovedChats
 
 from ._chunk_claims import Claims
 from ._failures import SqsClient
@@ -95,6 +95,8 @@ class ConsumerDeps:
     (``heartbeat_client_config``; None: ``sqs``);
     ``attempts``: marks a message's try before last, so that its last try can tell the user
     when that one died (session_core.AttemptMarks; None: no word before the last try);
+    ``moved_chats``: supergroups allowed as the listed groups they were, for the allow-list
+    asked again before a turn (telegram_core.MovedChats; None: none are);
     ``clock`` / ``sleep``: wall-clock time, injectable."""
 
     registry: SessionRegistry
@@ -115,5 +117,6 @@ class ConsumerDeps:
     voices: VoiceTranscriber | None = None
     heartbeat_sqs: VisibilityClient | None = None
     attempts: AttemptMarks | None = None
+    moved_chats: MovedChats | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep

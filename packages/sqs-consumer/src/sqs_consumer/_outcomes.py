@@ -23,9 +23,10 @@ MessageStatus = Literal[
     "answered_with_comment",
 ]
 # What became of a record: answered (a MessageStatus), or handled without an answer
-# ("chat_unreachable": the bot may no longer post in the chat, so the answer was dropped).
+# ("chat_unreachable": the bot may no longer post in the chat, so the answer was dropped;
+# "not_allowed": its sender was taken off the allow-list while it waited).
 RecordStatus = Literal[
-    MessageStatus, "dead_lettered", "requeued", "misconfigured", "chat_unreachable", "retry"
+    MessageStatus, "dead_lettered", "requeued", "misconfigured", "chat_unreachable", "not_allowed", "retry"
 ]
 
 

@@ -46,7 +46,7 @@ def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Con
         make_non_dumpable,
         report_secret_access_denied,
     )
-    from telegram_core import ChatSettings, DeliveryClaims, DeliveryLog, RateLimiter
+    from telegram_core import ChatSettings, DeliveryClaims, DeliveryLog, MovedChats, RateLimiter
 
     # This process is about to hold the bot token: no other process of its user may read it.
     make_non_dumpable()
@@ -96,6 +96,7 @@ def build_consumer(*, secret_clock: Callable[[], float] = time.monotonic) -> Con
         pastes=PasteParts(dynamodb=dynamodb, table=config.table, retention_days=1),
         voices=voice_transcriber(config, s3),
         attempts=AttemptMarks(dynamodb=dynamodb, table=config.table, retention_days=1),
+        moved_chats=MovedChats(records),
     )
     return Consumer(config, deps)
 

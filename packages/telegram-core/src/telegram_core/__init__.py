@@ -3,6 +3,7 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._access import on_allow_list, parse_id_list
     from ._approval_control import (
         APPROVAL_CALLBACK_PREFIX,
         REVOKE_CALLBACK_PREFIX,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         TelegramUnauthorized,
     )
     from ._group_reply_mode import GroupReplyMode, group_reply_mode
+    from ._moved_chats import MovedChats
     from ._places import nothing_running, this_place
     from ._rate_limit import RateLimiter, RateVerdict
     from ._stop_control import STOP_CALLBACK_PREFIX, stop_callback_data, stopped_turn_of
@@ -103,6 +105,7 @@ __all__ = [
     "InboundMessage",
     "InvalidButton",
     "Medium",
+    "MovedChats",
     "QueueEnvelope",
     "RateLimiter",
     "RateVerdict",
@@ -138,7 +141,9 @@ __all__ = [
     "group_reply_mode",
     "marked_command",
     "nothing_running",
+    "on_allow_list",
     "parse_command",
+    "parse_id_list",
     "revoke_button_of",
     "revoke_callback_data",
     "sent_as_photo",

@@ -1,6 +1,10 @@
 """Telegram webhook Lambda: verify the secret, decode, decide, dedupe and enqueue updates."""
 
-from telegram_core import RateLimiter, RateVerdict  # moved to telegram-core: the consumer shares them
+from telegram_core import (  # moved to telegram-core: the consumer shares them
+    RateLimiter,
+    RateVerdict,
+    parse_id_list,
+)
 
 from ._approval import (
     ALREADY_REVOKED_TEXT,
@@ -11,7 +15,7 @@ from ._approval import (
     ButtonPress,
     button_press,
 )
-from ._config import ProducerConfig, parse_id_list
+from ._config import ProducerConfig
 from ._errors import ProducerError, WebhookSecretError
 from ._routing import Decision, IgnoredReason, decide
 from ._stop import NOTHING_TO_STOP_TEXT, STOPPING_TEXT, StopRequest, stop_request

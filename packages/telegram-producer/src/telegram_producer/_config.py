@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from session_core import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TENANT,
-    ConfigError,
     env_int,
     require_env,
     retention_days_from_env,
     tenant_from_env,
     voice_transcription,
 )
-from telegram_core import GroupReplyMode, group_reply_mode
+from telegram_core import GroupReplyMode, group_reply_mode, parse_id_list
 
 
 @dataclass(frozen=True)
@@ -72,20 +71,3 @@ class ProducerConfig:
             chat_queue_limit=env_int("CHAT_QUEUE_LIMIT", 10, minimum=0, environ=env),
             transcribes_voice=voice_transcription(env.get("VOICE_TRANSCRIPTION", "")) is not None,
         )
-
-
-def parse_id_list(setting: str, raw: str) -> frozenset[int]:
-    """Parse a comma list of Telegram ids ("" = no restriction); ConfigError names ``setting``."""
-    ids: set[int] = set()
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        try:
-            # int() takes "1_000" and "١٢": only plain digits are an id; and "123 456" is two
-            # ids with a comma missing, never the id 123456.
-            if not part.lstrip("-").isascii() or not part.lstrip("-").isdigit():
-                raise ValueError(part)
-            ids.add(int(part))
-        except ValueError as exc:
-            raise ConfigError(setting, f"{part!r} is not an integer id (separate ids with commas)") from exc
-    return frozenset(ids)

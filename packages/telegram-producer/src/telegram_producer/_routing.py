@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from session_core import SessionKey, forward_album_id, paste_album_id, shows_nothing, utf16_len
-from telegram_core import Attachment, InboundMessage, for_another_bot, parse_command
+from telegram_core import Attachment, InboundMessage, for_another_bot, on_allow_list, parse_command
 
 from ._attachments import attachments_of
 from ._config import ProducerConfig
@@ -211,12 +211,11 @@ def _chat_moved(update: Update, msg: Message, sender_id: int | None, config: Pro
 
 
 def allowed(config: ProducerConfig, *, user_id: int | None, chat_id: int) -> bool:
-    # Empty lists mean everyone; otherwise an allowed user (anywhere) or an allowed chat
-    # (anyone in it) passes.
-    if not config.allowed_user_ids and not config.allowed_chat_ids:
-        return True
-    return (user_id is not None and user_id in config.allowed_user_ids) or (
-        chat_id in config.allowed_chat_ids
+    return on_allow_list(
+        user_id=user_id,
+        chat_id=chat_id,
+        allowed_user_ids=config.allowed_user_ids,
+        allowed_chat_ids=config.allowed_chat_ids,
     )
 
 

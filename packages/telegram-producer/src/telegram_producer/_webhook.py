@@ -47,6 +47,7 @@ from telegram_core import (
     EditClaim,
     GroupMessage,
     InboundMessage,
+    MovedChats,
     QueueEnvelope,
     RateLimiter,
     RateVerdict,
@@ -74,7 +75,6 @@ from ._approval import (
 from ._config import ProducerConfig
 from ._edits import decide_edit
 from ._errors import WebhookSecretError
-from ._moved_chats import MovedChats
 from ._routing import allowed, decide
 from ._stop import StopRequest, StopRequests, stop_reply, stop_request
 from ._updates import Update, chat_of, update_decoder

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from telegram_core import RateLimiter
+from telegram_core import MovedChats, RateLimiter
 
 from ._config import ProducerConfig
-from ._moved_chats import MovedChats
 from ._webhook import Producer, check_secret
 
 _producer: Producer | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from agentbot_testing import FakeClock
 from session_core import DynamoTable
-from telegram_producer._moved_chats import MovedChats
+from telegram_core import MovedChats
 
 LISTED = frozenset({-4077})
 SUPERGROUP, STRANGERS, BASIC_GROUP = -1001234567077, -1009876543210, -4099

@@ -6,6 +6,7 @@ can send it, as the webhook is verified. The producer records the move in the re
 one item per supergroup, kept until removed: a chat that is not on the list is allowed while
 the group it was still is, so taking the group off the list takes its supergroup off too.
 The operator is told to add the new id to the list, which makes the lookup unnecessary.
+The consumer reads it too, asking the list again before a queued message's turn.
 
 A lookup is made only for a supergroup not on the list while the list is in use. A move found
 is kept for a minute in the container; "not moved" only for a few seconds: the supergroup's

@@ -1,0 +1,45 @@
+"""The allow-list asked again when a queued message's turn comes. The producer let the message
+in, but the operator may have taken its sender (or its chat) off ALLOWED_USER_IDS /
+ALLOWED_CHAT_IDS since, while it waited behind a slow turn or an outage: the model must not be
+paid to answer someone no longer allowed."""
+
+from __future__ import annotations
+
+from session_core import StorageError, get_logger
+from telegram_core import InboundMessage, MovedChats, on_allow_list
+
+from ._config import ConsumerConfig
+
+log = get_logger(__name__)
+
+
+class AllowList:
+    """Whether a queued message may still be answered; ``moved_chats``: the supergroups
+    allowed as the listed groups they were (telegram_core.MovedChats; None: none are)."""
+
+    def __init__(self, config: ConsumerConfig, moved_chats: MovedChats | None) -> None:
+        self._config = config
+        self._moved_chats = moved_chats
+
+    def still_allows(self, msg: InboundMessage) -> bool:
+        """A person's message (a turn, a command, a "not supported" notice) passes as the
+        producer's check would now; a press the producer decided (an approval, which an
+        approver off the lists may answer) and a chat's move always do."""
+        config = self._config
+        if msg.kind not in ("message", "unsupported"):
+            return True
+        if on_allow_list(
+            user_id=msg.user_id,
+            chat_id=msg.chat_id,
+            allowed_user_ids=config.allowed_user_ids,
+            allowed_chat_ids=config.allowed_chat_ids,
+        ):
+            return True
+        if self._moved_chats is None or not config.allowed_chat_ids:
+            return False
+        try:
+            return self._moved_chats.allowed_as_moved(config.tenant, msg.chat_id, config.allowed_chat_ids)
+        except StorageError as exc:
+            # The producer let it in moments ago: a failed read does not drop a message.
+            log.warning("moved_chat_lookup_failed", error=str(exc)[:200])
+            return True

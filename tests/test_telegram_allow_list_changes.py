@@ -1,0 +1,39 @@
+"""The operator takes someone off the allow-list while their messages wait in the queue: what
+the bot still spends on them. Driven through the producer, the queue, the consumer and the
+runtime stub, as in test_telegram_group_people."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from agentbot_testing.telegram_support import update, webhook_event
+from telegram_producer import handler as producer_handler
+
+ALICE, BOB = 501, 502
+
+
+def queued(producer: Any, body: dict[str, Any]) -> None:
+    response = producer.handle_event(webhook_event(body))
+    assert json.loads(response["body"])["outcome"] == "enqueued", response
+
+
+def test_messages_queued_by_someone_taken_off_the_allow_list_run_no_turn(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's messages wait behind a slow turn (or an outage) when the operator removes him and
+    redeploys: they were queued while he was allowed, but the model must not be paid to answer
+    him now, nor he answered. Alice, still listed, is answered as before."""
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{ALICE},{BOB}")
+    producer = producer_handler.build_producer()
+    queued(producer, update(900, message_id=900, chat_id=BOB, user_id=BOB, text="summarise this"))
+    queued(producer, update(901, message_id=901, chat_id=BOB, user_id=BOB, text="/new"))
+    queued(producer, update(902, message_id=902, chat_id=ALICE, user_id=ALICE, text="hello"))
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))  # the deploy that removes Bob
+    stack.drain(stack.consumer())
+    assert [run["user_id"] for run in stack.runs()] == [ALICE]
+    assert stack.replies(BOB) == []
+    assert len(stack.replies(ALICE)) == 1
+    assert stack.receive() == []  # acknowledged, not retried or dead-lettered
+    assert stack.dead_letters() == []
