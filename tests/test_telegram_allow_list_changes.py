@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from agentbot_testing.telegram_support import update, webhook_event
+from agentbot_testing.telegram_support import BOT_USERNAME, update, webhook_event
 from telegram_producer import handler as producer_handler
 
 ALICE, BOB = 501, 502
@@ -37,3 +37,24 @@ def test_messages_queued_by_someone_taken_off_the_allow_list_run_no_turn(
     assert len(stack.replies(ALICE)) == 1
     assert stack.receive() == []  # acknowledged, not retried or dead-lettered
     assert stack.dead_letters() == []
+
+
+def test_a_removed_members_dropped_message_gives_its_place_in_the_groups_backlog_back(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a group off the lists, where Alice (listed) and Bob (removed since) talk to the bot:
+    Bob's queued message, dropped, no longer counts against the group's CHAT_QUEUE_LIMIT, or
+    Alice's next message would be refused as one too many for half an hour."""
+    group = {"chat_id": -100400, "chat_type": "supergroup"}
+    monkeypatch.setenv("CHAT_QUEUE_LIMIT", "1")
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{ALICE},{BOB}")
+    producer = producer_handler.build_producer()
+    queued(producer, update(910, message_id=910, user_id=BOB, text=f"@{BOT_USERNAME} hi", **group))
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))
+    producer = producer_handler.build_producer()
+    stack.drain(stack.consumer())
+    assert stack.runs() == []
+    assert stack.replies(group["chat_id"]) == []
+    queued(producer, update(911, message_id=911, user_id=ALICE, text=f"@{BOT_USERNAME} hi", **group))
+    stack.drain(stack.consumer())
+    assert [run["user_id"] for run in stack.runs()] == [ALICE]
