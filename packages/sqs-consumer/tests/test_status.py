@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from session_core import TURN_VERSION, DynamoTable, SessionKey, SessionRegistry, TurnResult
+from session_core import TURN_VERSION, DynamoTable, SessionKey, SessionRegistry, TurnResult, session_item_pk
+from session_core._registry_keys import META
 from sqs_consumer import run_command
 from telegram_core import ChatSettings
 
@@ -186,6 +187,28 @@ def test_status_after_weeks_and_a_new_says_when_the_conversation_and_the_chat_be
     assert status.endswith(
         "<b>This conversation began</b>: 3 d 0 h ago\n<b>This chat began</b>: 23 d 0 h ago"
     )
+
+
+def test_status_does_not_date_a_conversation_begun_after_an_expiry_before_this_release(aws: Any) -> None:
+    """A chat's history expired and its next answer began another conversation under the last
+    release, which recorded no conversation_started_at: /status said "This conversation
+    began" when the chat did (28 days, over an expired conversation), as for the chat's first.
+    Its start is unknown: only the chat's is said."""
+    clock = [1_760_000_000.0]
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: clock[0])
+    _answer(registry, KEY, 1, "s-1")
+    clock[0] += 26 * _DAY_S
+    _answer(registry, KEY, 2, "s-2", new_conversation=True)
+    aws.dynamodb.update_item(  # as the release before recorded that answer
+        TableName=aws.resources.table,
+        Key={"pk": {"S": session_item_pk(KEY)}, "sk": {"S": META}},
+        UpdateExpression="REMOVE conversation_started_at",
+    )
+
+    status = _command_days_later("status", KEY, registry, tables, clock[0] + 2 * _DAY_S)
+    assert "This conversation began" not in status
+    assert status.endswith("<b>This chat began</b>: 28 d 0 h ago")
 
 
 def test_status_says_when_the_cli_last_summarised_the_conversation(aws: Any) -> None:

@@ -199,8 +199,11 @@ def _began(record: SessionRecord, now: float, where: str, *, expired: bool) -> s
     """When this conversation began (since /new, or since an expired one) and, when earlier,
     the chat itself (``created_at``): "Age" was the chat's alone, read as the conversation's."""
     started = record.conversation_started_at
-    if started is None and not record.previous_session_ids:
-        started = record.created_at  # the chat's first conversation (or one recorded before the field)
+    # The chat's first conversation (or one recorded before the field) has all its turns: one
+    # begun after an expired history under an older release has fewer, and began unrecorded.
+    first = not record.previous_session_ids and record.conversation_turns == record.turns
+    if started is None and first:
+        started = record.created_at
     chat = f"<b>{where.capitalize()} began</b>: {_age(now - record.created_at)} ago"
     if expired or started is None:
         return chat  # no conversation now, or one begun before its start was recorded
