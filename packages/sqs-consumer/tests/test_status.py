@@ -242,6 +242,37 @@ def test_status_says_when_the_cli_last_summarised_the_conversation(aws: Any) -> 
     assert "<b>This conversation began</b>: 0 s ago" in status()
 
 
+def test_status_does_not_say_a_conversation_begun_before_this_release_was_never_summarised(
+    aws: Any,
+) -> None:
+    """The CLI's compactions are recorded from this release on: a long conversation it
+    compacted the day before the upgrade read "Summarised: no (I still read all of this
+    conversation)", the very users who wonder why the agent forgot. /status says how long it
+    has kept track instead; a chat begun since (or a /new since) still reads "no"."""
+    clock = [1_760_000_000.0]
+    tables = {"dynamodb": aws.dynamodb, "table": aws.resources.table}
+    registry = SessionRegistry(**tables, clock=lambda: clock[0])
+    _answer(registry, KEY, 1, "s-1")
+    aws.dynamodb.update_item(  # as the release before left it
+        TableName=aws.resources.table,
+        Key={"pk": {"S": session_item_pk(KEY)}, "sk": {"S": META}},
+        UpdateExpression="REMOVE summaries_recorded_since",
+    )
+
+    def status(hours_later: float = 0) -> str:
+        return _command_days_later("status", KEY, registry, tables, clock[0] + hours_later * 3_600)
+
+    assert "<b>Summarised</b>: unknown (I kept no record of it before my last update)" in status()
+    clock[0] += _DAY_S
+    _answer(registry, KEY, 2, "s-1")  # the first turn after the upgrade
+    assert "<b>Summarised</b>: not in the last 2 h 0 min (I kept no record of it before then)" in status(2)
+    _answer(registry, KEY, 3, "s-1", summarised=True)
+    assert "<b>Summarised</b>: 1 h 0 min ago" in status(1)
+
+    _command_days_later("new", KEY, registry, tables, clock[0])
+    assert "<b>Summarised</b>: no (I still read all of this conversation)" in status()
+
+
 def _answer(
     registry: SessionRegistry,
     key: SessionKey,

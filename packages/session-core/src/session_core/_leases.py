@@ -15,6 +15,10 @@ from ._logging import get_logger
 from ._registry_keys import META, session_item_pk
 
 _log = get_logger("session_core._registry")
+# When the meta item was first leased by a release that records the CLI's compactions
+# (``summarised_at``): a chat's item made by it has this at its ``created_at``, an older one
+# later. /status tells by it whether "never summarised" is known or only since then.
+SUMMARIES_RECORDED_SINCE = "summaries_recorded_since"
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,7 +60,8 @@ class LeaseVerbs:
                     " session_key = :key, head_version = if_not_exists(head_version, :zero),"
                     " turns = if_not_exists(turns, :zero), cost_usd = if_not_exists(cost_usd, :zero),"
                     " created_at = if_not_exists(created_at, :now),"
-                    " updated_at = if_not_exists(updated_at, :now)"
+                    " updated_at = if_not_exists(updated_at, :now),"
+                    f" {SUMMARIES_RECORDED_SINCE} = if_not_exists({SUMMARIES_RECORDED_SINCE}, :now)"
                 ),
                 ConditionExpression=(
                     "attribute_not_exists(lease_owner) OR lease_expires_at <= :now OR lease_owner = :owner"

@@ -11,7 +11,8 @@ pk                              sk                  holds
                                                     (the chat's total), conversation_turns/_cost_usd
                                                     (since /new), conversation_started_at and
                                                     summarised_at (its first answer, the CLI's last
-                                                    compaction of it), sdk_session_cost_usd (the SDK's
+                                                    compaction of it), summaries_recorded_since
+                                                    (``_leases.py``), sdk_session_cost_usd (the SDK's
                                                     running total), previous_session_ids, lease_*,
                                                     moved_from/transcripts_of/moved_to
                                                     (``_chat_moves.py``), undelivered_files,
@@ -34,6 +35,7 @@ import msgspec
 from ._chat_moves import ChatMoveVerbs
 from ._dynamo_table import ConditionFailed, TableStore, item_float, item_int, item_str, number
 from ._keys import SessionKey
+from ._leases import SUMMARIES_RECORDED_SINCE
 from ._registry_keys import META, session_item_pk
 from ._transcript_items import DAY_S
 from ._turn_records import CONVERSATION_STARTED_AT, SUMMARISED_AT, TurnRecordVerbs
@@ -77,8 +79,12 @@ class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
     # or a record older than this field.
     conversation_started_at: float | None = None
     # When the CLI last compacted the conversation (summarised its earlier part, of which the
-    # agent then keeps only the summary); None: never since it began.
+    # agent then keeps only the summary); None: never since it began, or since
+    # ``summaries_recorded_since`` when that came later.
     summarised_at: float | None = None
+    # Since when compactions are recorded (the first lease by a release that records them);
+    # None: not yet, the item is older.
+    summaries_recorded_since: float | None = None
 
     def history_expired(self, now: float, retention_days: int) -> bool:
         """Whether the chat, quiet since ``updated_at``, has outlived its history (its
@@ -166,4 +172,5 @@ def _record(key: SessionKey, item: Mapping[str, Any]) -> SessionRecord:
         undelivered_files=read_undelivered(item),
         conversation_started_at=item_float(item, CONVERSATION_STARTED_AT) or None,
         summarised_at=item_float(item, SUMMARISED_AT) or None,
+        summaries_recorded_since=item_float(item, SUMMARIES_RECORDED_SINCE) or None,
     )

@@ -187,23 +187,35 @@ def run_command(
 
 def _summarised(record: SessionRecord, now: float) -> str:
     # The agent then keeps only the summary: why it forgot details the user gave before.
-    if record.summarised_at is None:
+    if record.summarised_at is not None:
+        return (
+            f"<b>Summarised</b>: {_age(now - record.summarised_at)} ago (it grew too long for me: I now "
+            "keep only a summary of what came before, so I may have lost details from then)"
+        )
+    since = record.summaries_recorded_since
+    # Begun by a release that records compactions (/new or an expired history under it, or the
+    # chat's item made by it): none went unrecorded. One begun before: "no" is not known.
+    if record.conversation_started_at is not None or (since is not None and since <= record.created_at):
         return "<b>Summarised</b>: no (I still read all of this conversation)"
-    return (
-        f"<b>Summarised</b>: {_age(now - record.summarised_at)} ago (it grew too long for me: I now keep "
-        "only a summary of what came before, so I may have lost details from then)"
-    )
+    if since is None:
+        return "<b>Summarised</b>: unknown (I kept no record of it before my last update)"
+    return f"<b>Summarised</b>: not in the last {_age(now - since)} (I kept no record of it before then)"
+
+
+def _conversation_start(record: SessionRecord) -> float | None:
+    """When this conversation began; None: before that was recorded (an older release)."""
+    if record.conversation_started_at is not None:
+        return record.conversation_started_at
+    # The chat's first conversation has all its turns: one begun after an expired history
+    # under an older release has fewer, and began unrecorded.
+    first = not record.previous_session_ids and record.conversation_turns == record.turns
+    return record.created_at if first else None
 
 
 def _began(record: SessionRecord, now: float, where: str, *, expired: bool) -> str:
     """When this conversation began (since /new, or since an expired one) and, when earlier,
     the chat itself (``created_at``): "Age" was the chat's alone, read as the conversation's."""
-    started = record.conversation_started_at
-    # The chat's first conversation (or one recorded before the field) has all its turns: one
-    # begun after an expired history under an older release has fewer, and began unrecorded.
-    first = not record.previous_session_ids and record.conversation_turns == record.turns
-    if started is None and first:
-        started = record.created_at
+    started = _conversation_start(record)
     chat = f"<b>{where.capitalize()} began</b>: {_age(now - record.created_at)} ago"
     if expired or started is None:
         return chat  # no conversation now, or one begun before its start was recorded
