@@ -220,6 +220,28 @@ def test_the_next_message_after_a_turn_that_failed_past_a_summary_of_its_work_is
     assert ledger.read_text() == "first\nsecond\n"
 
 
+def test_the_next_message_after_a_turn_that_failed_past_a_summary_is_recorded_as_summarised(
+    aws, make_runtime, model, model_server, turn_request
+) -> None:
+    """The CLI compacted the history in a turn that then failed for good (not recorded): the
+    next message resumes at that summary, the agent keeping only it, yet its answer was not
+    marked summarised and /status said "no (I still read all of this conversation)"."""
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table)
+    assert make_runtime().run_turn(turn_request("my favourite colour is teal", turn_id=1)).ok
+    model.command_after_summary = "echo second >> ledger.txt"
+    failed = make_runtime().run_turn(turn_request("bash: echo first >> ledger.txt", turn_id=2))
+    assert failed.error_kind == "model_error" and failed.tools_ran, failed
+    compactions = sum(_is_compaction(call.body) for call in model_server.model_calls)
+
+    answered = make_runtime().run_turn(turn_request("did it work?", turn_id=3))
+
+    assert answered.ok, answered
+    assert sum(_is_compaction(call.body) for call in model_server.model_calls) == compactions  # none now
+    assert answered.summarised, answered
+    record = registry.get_session(SessionKey.parse("default/1001/0"))
+    assert record is not None and record.summarised_at is not None
+
+
 def _retried_from_the_summary_as_the_same_message(
     make_runtime: Any, model_server: Any, turn_request: Any, fresh_container: Any
 ) -> None:

@@ -139,6 +139,9 @@ class Restored(NamedTuple):
     # The text of this turn's first failed attempt, kept above the resume point (its retry
     # resumes after its tools): what it told the agent, the agent knows.
     kept_prompt: str | None = None
+    # Resumed at the summary of a compaction in a turn left out (unrecorded): the agent keeps
+    # only that summary, so this turn's answer is the one recorded as summarised (for /status).
+    at_summary: bool = False
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -383,6 +386,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if restored.note is not None:
                     plan.prompt = f"{restored.note}\n\n{plan.prompt}"
                 outcome.tools_ran_before = restored.after_tools
+                outcome.summarised = restored.at_summary
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 history = history_size(history_bytes, self.settings.memory_mb)
                 if history is not None and history.too_large:
@@ -1136,10 +1140,20 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         ran = tools_ran_after(stored, resume.after)
         point = resume.uuid if ran is None else ran.resume_at or resume.uuid
         kept = _kept_first_attempt(stored, turn_id, point)
+        at_summary = resume.summary is not None
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
-            return _resumed_at(point, stored.size, ran.note, after_tools=True, kept_prompt=kept)
-        return _resumed_at(point, stored.size, note, after_tools=ran_tools_before(note), kept_prompt=kept)
+            return _resumed_at(
+                point, stored.size, ran.note, after_tools=True, kept_prompt=kept, at_summary=at_summary
+            )
+        return _resumed_at(
+            point,
+            stored.size,
+            note,
+            after_tools=ran_tools_before(note),
+            kept_prompt=kept,
+            at_summary=at_summary,
+        )
 
     def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
         """Where a new message resumes after turn ``unfinished``, which ended without an answer
@@ -1164,7 +1178,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
-        return _resumed_at(resume.uuid, stored.size, note)
+        return _resumed_at(resume.uuid, stored.size, note, at_summary=resume.summary is not None)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
@@ -1258,10 +1272,19 @@ def _resumed_at(
     *,
     after_tools: bool = False,
     kept_prompt: str | None = None,
+    at_summary: bool = False,
 ) -> Restored:
     """Resumed at ``point``, the entry before an unrecorded turn left out; None: nothing came
     before it (it began the transcript), so a new conversation begins."""
-    return Restored(point, size, note, after_tools, begin_anew=point is None, kept_prompt=kept_prompt)
+    return Restored(
+        point,
+        size,
+        note,
+        after_tools,
+        begin_anew=point is None,
+        kept_prompt=kept_prompt,
+        at_summary=at_summary and point is not None,
+    )
 
 
 def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | None) -> str | None:
