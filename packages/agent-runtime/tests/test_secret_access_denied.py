@@ -54,6 +54,22 @@ def metric_count(lines: list[dict[str, Any]]) -> int:
     return sum(line.get("ConfigurationErrors", 0) for line in lines if "_aws" in line)
 
 
+def use_config_with_vault(tmp_path: Path, parameter: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The repository's claude-config (no approvals) with an MCP server "vault" whose
+    Authorization header is read from SSM ``parameter``, as the runtime's config (answered)."""
+    config = tmp_path / "claude-config"
+    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
+    mcp = json.loads((config / "mcp.json").read_text())
+    mcp["mcpServers"]["vault"] = {
+        "type": "http",
+        "url": "http://127.0.0.1:9/mcp",
+        "headers_from_ssm": {"Authorization": parameter},
+    }
+    (config / "mcp.json").write_text(json.dumps(mcp))
+    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    return config
+
+
 def test_a_key_the_role_may_not_decrypt_is_reported_on_every_try_and_the_fixed_role_answers(
     denying_ssm: FaultProxy, turn_request: Any, capsys: Any
 ) -> None:
@@ -94,16 +110,7 @@ def test_an_mcp_secret_outside_the_stacks_path_names_the_field_the_parameter_and
     parameter = f"/elsewhere/vault-{uuid.uuid4().hex[:8]}"
     secret = f"Bearer vault-{uuid.uuid4().hex}"
     aws.client("ssm").put_parameter(Name=parameter, Value=secret, Type="SecureString")
-    config = tmp_path / "claude-config"
-    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
-    mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["vault"] = {
-        "type": "http",
-        "url": "http://127.0.0.1:9/mcp",
-        "headers_from_ssm": {"Authorization": parameter},
-    }
-    (config / "mcp.json").write_text(json.dumps(mcp))
-    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    config = use_config_with_vault(tmp_path, parameter, monkeypatch)
     denying_ssm.faults = [
         AwsFault(
             "ssm:GetParameter",
@@ -196,16 +203,7 @@ def test_an_mcp_secret_under_a_disabled_key_names_the_key_not_the_stacks_path(
     move it under McpSecretsParameterPath, where it is."""
     parameter = f"/agentbot/mcp/vault-{uuid.uuid4().hex[:8]}"
     aws.client("ssm").put_parameter(Name=parameter, Value="Bearer vault", Type="SecureString")
-    config = tmp_path / "claude-config"
-    shutil.copytree(REPO_CONFIG, config, ignore=shutil.ignore_patterns("approvals.json"))
-    mcp = json.loads((config / "mcp.json").read_text())
-    mcp["mcpServers"]["vault"] = {
-        "type": "http",
-        "url": "http://127.0.0.1:9/mcp",
-        "headers_from_ssm": {"Authorization": parameter},
-    }
-    (config / "mcp.json").write_text(json.dumps(mcp))
-    monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+    config = use_config_with_vault(tmp_path, parameter, monkeypatch)
     denying_ssm.faults = [
         AwsFault(
             "ssm:GetParameter",
