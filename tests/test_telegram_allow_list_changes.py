@@ -58,3 +58,36 @@ def test_a_removed_members_dropped_message_gives_its_place_in_the_groups_backlog
     queued(producer, update(911, message_id=911, user_id=ALICE, text=f"@{BOT_USERNAME} hi", **group))
     stack.drain(stack.consumer())
     assert [run["user_id"] for run in stack.runs()] == [ALICE]
+
+
+def test_a_turn_already_paid_when_its_sender_was_removed_is_counted_and_its_answer_delivered(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's turn ran and was recorded, but its answer never reached the consumer (the
+    connection dropped); the operator removes Bob before the record's retry. The model was
+    paid already: the retry replays the recorded answer (no second run), so the cost counts
+    against the group's budget and Bob gets what was paid for. Dropped, the paid run counted
+    nowhere (its hold lapses after 20 minutes) and its answer was lost."""
+    from agentbot_testing import AwsFault, FaultProxy
+
+    group = {"chat_id": -100400, "chat_type": "supergroup"}
+    monkeypatch.setenv("BUDGET_CHAT_DAILY_USD", "1")
+    monkeypatch.setenv("MAX_TURN_COST_USD", "0.01")
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{ALICE},{BOB}")
+    producer = producer_handler.build_producer()
+    queued(producer, update(920, message_id=920, user_id=BOB, text=f"@{BOT_USERNAME} question", **group))
+    lost = AwsFault("lambda:Invoke", times=1, forward_first=True)
+    with FaultProxy(stack.runtime.endpoint, [lost]) as proxy, monkeypatch.context() as first_try:
+        first_try.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        stack.hand_over(stack.consumer(), stack.receive())
+    assert proxy.failed == ["lambda:Invoke"]
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))  # the deploy that removes Bob
+    producer = producer_handler.build_producer()
+    stack.drain(stack.consumer())
+    assert [run["update_id"] for run in stack.runs()] == [920]  # one model run, not two
+    [answer] = stack.replies(group["chat_id"])
+    assert answer["text"].startswith("Answer to:") and answer["text"].endswith("question")
+
+    queued(producer, update(921, message_id=921, user_id=ALICE, text="/cost", **group))
+    stack.drain(stack.consumer())
+    assert "This chat, today: $0.01 of $1.00" in stack.replies(group["chat_id"])[-1]["text"]

@@ -71,7 +71,7 @@ class Consumer:
             claim_poll_s=min(timing.busy_poll_s, 0.5),
             end_reserve_s=timing.delivery_end_reserve_s,
         )
-        self._allow_list = AllowList(config, deps.moved_chats)
+        self._allow_list = AllowList(config, deps.moved_chats, deps.registry)
         self._messages = MessageHandler(config=config, deps=deps, timing=timing, delivery=self._delivery)
         self._last_try = LastTryWatch(
             marks=deps.attempts, delivery=self._delivery, max_receive_count=config.max_receive_count
@@ -141,7 +141,8 @@ class Consumer:
             )
         msg = envelope.message
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
-        if not self._allow_list.still_allows(msg):
+        first_try = record.receive_count == 1 and not record.requeues
+        if not self._allow_list.still_allows(msg, key, retry=not first_try):
             return self._no_longer_allowed(msg, key)
         # The turn's progress message goes last: the answer, or the word of its failure, first.
         with (
@@ -156,7 +157,7 @@ class Consumer:
                     progress_cleanup=progress_cleanup,
                     chat_holds=holds,
                     enqueued_at=envelope.enqueued_at,
-                    first_try=record.receive_count == 1 and not record.requeues,
+                    first_try=first_try,
                     batch_began_with_ms=batch_began_with_ms,
                 )
             except Exception as exc:
