@@ -6,7 +6,7 @@ model was paid, and its replay (no second run) counts that cost and delivers wha
 
 from __future__ import annotations
 
-from session_core import SessionKey, SessionRegistry, StorageError, get_logger
+from session_core import MessageDecodeError, SessionKey, SessionRegistry, StorageError, get_logger
 from telegram_core import InboundMessage, MovedChats, on_allow_list
 
 from ._config import ConsumerConfig
@@ -58,6 +58,8 @@ class AllowList:
         # runtime's reply, or failed to deliver it, before settling) and its answer be lost.
         try:
             return self._registry.get_turn_result(key, msg.update_id) is not None
+        except MessageDecodeError:
+            return True  # recorded, in a shape this release does not read: its replay says more
         except StorageError as exc:
             log.warning("answered_turn_lookup_failed", error=str(exc)[:200])
             return True  # as the moved-chat lookup: a failed read does not drop a message
