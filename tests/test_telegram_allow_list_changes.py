@@ -91,3 +91,39 @@ def test_a_turn_already_paid_when_its_sender_was_removed_is_counted_and_its_answ
     queued(producer, update(921, message_id=921, user_id=ALICE, text="/cost", **group))
     stack.drain(stack.consumer())
     assert "This chat, today: $0.01 of $1.00" in stack.replies(group["chat_id"])[-1]["text"]
+
+
+def test_a_turn_already_paid_when_its_sender_was_removed_is_replayed_once_its_dead_letter_is_redriven(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's turn ran and was recorded, but the runtime's reply was lost on every try, so the
+    record went to the dead-letter queue; the operator removes Bob, fixes the cause and runs
+    `agentbot dlq redrive`. The redriven record is a later try of one whose turn ran: it replays
+    the recorded answer (no second run), as a retry does, instead of being dropped as a
+    message never answered (its paid answer lost)."""
+    from agentbot_testing import AwsFault, FaultProxy
+    from agentbot_testing.telegram_stack import MAX_RECEIVE_COUNT
+
+    from agentbot.ops import redrive_dead_letters
+
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{ALICE},{BOB}")
+    producer = producer_handler.build_producer()
+    queued(producer, update(930, message_id=930, chat_id=BOB, user_id=BOB, text="question"))
+    lost = AwsFault("lambda:Invoke", times=MAX_RECEIVE_COUNT, forward_first=True)
+    with FaultProxy(stack.runtime.endpoint, [lost]) as proxy, monkeypatch.context() as lost_replies:
+        lost_replies.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        stack.drain(stack.consumer())
+    [dead] = stack.dead_letters()
+    stack.aws.sqs.change_message_visibility(
+        QueueUrl=stack.aws.resources.dlq_url, ReceiptHandle=dead["ReceiptHandle"], VisibilityTimeout=0
+    )
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))  # the deploy that removes Bob
+    redrive_dead_letters(
+        stack.aws.sqs,
+        dlq_url=stack.aws.resources.dlq_url,
+        queue_url=stack.aws.resources.queue_url,
+        wait_seconds=0,
+    )
+    stack.drain(stack.consumer())
+    assert [run["update_id"] for run in stack.runs()] == [930]  # one model run, not two
+    assert any(reply["text"].endswith("question") for reply in stack.replies(BOB))

@@ -27,7 +27,7 @@ import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 from session_core import MessageDecodeError, SessionCoreError, SessionKey, aws_error_code, read_secret
-from sqs_consumer import command_menu
+from sqs_consumer import REDRIVES_ATTRIBUTE, command_menu
 from telegram_core import TELEGRAM_API_BASE, BotApi, TelegramApiError, decode_envelope
 from telegram_producer import HANDLED_UPDATE_TYPES, SECRET_RULE, WebhookSecretError, check_secret
 
@@ -362,6 +362,18 @@ def _send_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _redriven_attributes(message: Mapping[str, Any]) -> dict[str, Any]:
+    # Counted, as SQS counts the copy's receives from 1 again: a try of this record ran (its
+    # turn may have, paid), which the consumer must know (sqs_consumer.SqsRecord.first_try).
+    kept = _send_attributes(message)
+    try:
+        before = int(kept.get(REDRIVES_ATTRIBUTE, {}).get("StringValue") or 0)
+    except ValueError:
+        before = 0
+    kept[REDRIVES_ATTRIBUTE] = {"DataType": "Number", "StringValue": str(max(0, before) + 1)}
+    return kept
+
+
 def redrive_dead_letters(
     sqs: Any,
     *,
@@ -411,7 +423,7 @@ def redrive_dead_letters(
                         MessageBody=message["Body"],
                         MessageGroupId=letter.group_id,
                         MessageDeduplicationId=f"redrive-{letter.message_id}",
-                        MessageAttributes=_send_attributes(message),
+                        MessageAttributes=_redriven_attributes(message),
                     )
                 except Exception:
                     kept.append(message)

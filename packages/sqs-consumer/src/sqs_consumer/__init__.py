@@ -3,7 +3,7 @@
 from session_core import MAX_RECEIVE_COUNT
 
 from ._attachments import attachment_key, stage_attachments
-from ._batch import REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
+from ._batch import REDRIVES_ATTRIBUTE, REQUEUES_ATTRIBUTE, SqsRecord, batch_response, process_fifo_batch
 from ._commands import HELP_TEXT, Channel, command_menu, help_text, run_command
 from ._config import RUNTIME_MAX_TIMEOUT_S, ConsumerConfig, budget_caps_from_env
 from ._consumer import Consumer
@@ -74,6 +74,7 @@ __all__ = [
     "MAX_VOICE_SECONDS",
     "MISCONFIGURED_NOTICE",
     "MODEL_WAIT_MAX_S",
+    "REDRIVES_ATTRIBUTE",
     "REQUEUES_ATTRIBUTE",
     "RUNTIME_MAX_TIMEOUT_S",
     "TELEGRAM_MESSAGE_LIMIT",

@@ -20,6 +20,9 @@ from ._outcomes import RecordOutcome
 log = get_logger(__name__)
 
 REQUEUES_ATTRIBUTE = "requeues"
+# Set by `agentbot dlq redrive` on each message it sends back: SQS counts the copy's receives
+# from 1 again, so without it a redriven record would pass for one no try ever ran.
+REDRIVES_ATTRIBUTE = "redrives"
 MAX_PARALLEL_CHATS = 8
 
 BatchResponse = dict[str, list[dict[str, str]]]
@@ -37,6 +40,7 @@ class SqsRecord:
     # ApproximateReceiveCount as SQS wrote it ("" when absent), for the dead letter's context.
     receive_count_attribute: str
     requeues: int
+    redrives: int = 0
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> SqsRecord:
@@ -50,8 +54,14 @@ class SqsRecord:
             group_id=str(attributes.get("MessageGroupId", "")),
             receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
             receive_count_attribute=str(attributes.get("ApproximateReceiveCount", "")),
-            requeues=_requeue_count(record),
+            requeues=_count_attribute(record, REQUEUES_ATTRIBUTE),
+            redrives=_count_attribute(record, REDRIVES_ATTRIBUTE),
         )
+
+    @property
+    def first_try(self) -> bool:
+        """No try of this record ran before: not a retry, a requeued copy or a redriven one."""
+        return self.receive_count == 1 and not self.requeues and not self.redrives
 
     @property
     def body_text(self) -> str:
@@ -60,8 +70,8 @@ class SqsRecord:
         return well_formed(body if isinstance(body, str) else str(body or ""))
 
 
-def _requeue_count(record: Mapping[str, Any]) -> int:
-    attribute = (record.get("messageAttributes") or {}).get(REQUEUES_ATTRIBUTE) or {}
+def _count_attribute(record: Mapping[str, Any], name: str) -> int:
+    attribute = (record.get("messageAttributes") or {}).get(name) or {}
     try:
         return max(0, int(attribute.get("stringValue") or 0))
     except ValueError:

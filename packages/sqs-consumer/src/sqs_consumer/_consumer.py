@@ -141,7 +141,7 @@ class Consumer:
             )
         msg = envelope.message
         bind_correlation(update_id=msg.update_id, session_key=key.canonical, request_id=record.message_id)
-        first_try = record.receive_count == 1 and not record.requeues
+        first_try = record.first_try
         if not self._allow_list.still_allows(msg, key, retry=not first_try):
             return self._no_longer_allowed(msg, key)
         # The turn's progress message goes last: the answer, or the word of its failure, first.
