@@ -127,3 +127,26 @@ def test_a_turn_already_paid_when_its_sender_was_removed_is_replayed_once_its_de
     stack.drain(stack.consumer())
     assert [run["update_id"] for run in stack.runs()] == [930]  # one model run, not two
     assert any(reply["text"].endswith("question") for reply in stack.replies(BOB))
+
+
+def test_a_retry_whose_turn_never_ran_is_still_dropped_once_its_sender_was_removed(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exception for a turn that ran is no way around the allow-list: Bob's first try
+    fails before the runtime runs anything, the operator removes him, and SQS delivers the
+    record again. No answer is recorded for it, so no model is paid and Bob gets nothing."""
+    from agentbot_testing import AwsFault, FaultProxy
+
+    monkeypatch.setenv("ALLOWED_USER_IDS", f"{ALICE},{BOB}")
+    producer = producer_handler.build_producer()
+    queued(producer, update(940, message_id=940, chat_id=BOB, user_id=BOB, text="question"))
+    refused = AwsFault("lambda:Invoke", times=1)  # refused before it reached the runtime
+    with FaultProxy(stack.runtime.endpoint, [refused]) as proxy, monkeypatch.context() as first_try:
+        first_try.setenv("AWS_ENDPOINT_URL_LAMBDA", proxy.endpoint)
+        stack.hand_over(stack.consumer(), stack.receive())
+    assert proxy.failed == ["lambda:Invoke"]
+    monkeypatch.setenv("ALLOWED_USER_IDS", str(ALICE))  # the deploy that removes Bob
+    stack.drain(stack.consumer())
+    assert stack.runs() == []
+    assert stack.replies(BOB) == []
+    assert stack.receive() == [] and stack.dead_letters() == []
