@@ -345,7 +345,7 @@ class Delivery:
                 if buttons_once_recorded:  # the edit may not have landed before the retry
                     self._put_buttons(msg, delivered[index], markup, time_left)
                 return delivered[index]
-            _stop_when_out_of_time(msg.update_id, index, time_left)
+            _begin_or_stop(time_left)
             if claims is not None and not claims.claim(index):  # the other delivery sent it
                 return self._registry.delivered_chunks(key, msg.update_id).get(index)
             with claims.sending(index) if claims is not None else contextlib.nullcontext():
@@ -627,13 +627,6 @@ def _time_to_begin(time_left: TimeLeft) -> TimeLeft:
     if time_left is None:
         return None
     return lambda: time_left() - DELIVERY_PART_MIN_S
-
-
-def _stop_when_out_of_time(update_id: int, index: int, time_left: TimeLeft) -> None:
-    try:
-        _begin_or_stop(time_left)
-    except _NoTimeToBegin:
-        raise _out_of_time(update_id, index) from None
 
 
 def _begin_or_stop(time_left: TimeLeft) -> None:
