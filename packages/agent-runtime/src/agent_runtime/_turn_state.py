@@ -160,8 +160,14 @@ def time_budget(time_budget_s: float | None, deadline_epoch_ms: int | None) -> f
     the caller's deadline minus a margin for stopping, recording and answering."""
     budgets = [] if time_budget_s is None else [max(time_budget_s, 1.0)]
     if deadline_epoch_ms is not None:
-        budgets.append(deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S)
+        budgets.append(_callers_time_s(deadline_epoch_ms))
     return min(budgets) if budgets else None
+
+
+def _callers_time_s(deadline_epoch_ms: int) -> float:
+    # The seconds left before the caller's deadline, less the margin for stopping, recording
+    # and answering: one reckoning for the budget and for telling whose time ran out.
+    return deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S
 
 
 def callers_short_by_s(time_budget_s: float | None, deadline_epoch_ms: int | None) -> float | None:
@@ -170,8 +176,7 @@ def callers_short_by_s(time_budget_s: float | None, deadline_epoch_ms: int | Non
     own to compare with. The caller tells by it whether a wait of its own before the turn cut it."""
     if deadline_epoch_ms is None or time_budget_s is None:
         return None
-    callers = deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S
-    short_by = max(time_budget_s, 1.0) - callers
+    short_by = max(time_budget_s, 1.0) - _callers_time_s(deadline_epoch_ms)
     return short_by if short_by > 0 else None
 
 
@@ -180,8 +185,7 @@ def callers_deadline_first(time_budget_s: float | None, deadline_epoch_ms: int |
     ``time_budget``): the caller spent part of its invocation before it."""
     if deadline_epoch_ms is None:
         return False
-    callers = deadline_epoch_ms / 1000 - time.time() - DEADLINE_MARGIN_S
-    return time_budget_s is None or callers < max(time_budget_s, 1.0)
+    return time_budget_s is None or _callers_time_s(deadline_epoch_ms) < max(time_budget_s, 1.0)
 
 
 def run_cost(run: SdkRun, result: ResultMessage) -> float:
