@@ -108,14 +108,14 @@ class MessageHandler:
         chat_holds: ChatHolds,
         enqueued_at: float = 0.0,
         first_try: bool = True,
-        batch_began_with_ms: int | None = None,
+        batch_began_with_ms: int,
     ) -> MessageStatus:
         """Answer ``msg``; ``remaining`` bounds the turn (the runtime's deadline) and busy waiting.
         ``progress_cleanup`` gets the turn's live view, whose progress message goes once the
         record's outcome is out; ``chat_holds``: the 429s the invocation's live views share.
         ``enqueued_at``: when the producer queued it; ``first_try``: no attempt of its record
         ran before (see ``with_its_forwards``). ``batch_began_with_ms``: ``remaining`` when the
-        invocation's batch began (default: now), to tell how long the turn waited."""
+        invocation's batch began, to tell how long the turn waited."""
         if msg.kind == "chat_moved":  # Telegram tells the chat itself; nothing to answer
             move_conversation(msg, key, self._deps, self._timing, remaining)
             return "chat_moved"
@@ -189,9 +189,7 @@ class MessageHandler:
                 report_deployment_spend(budgets, self._config.tenant)
             settled = True
 
-        calls = _RuntimeCalls(
-            batch_began_with_ms=remaining() if batch_began_with_ms is None else batch_began_with_ms
-        )
+        calls = _RuntimeCalls(batch_began_with_ms=batch_began_with_ms)
         try:
             # Settled as soon as the runtime answers, before delivery: a reply that cannot be
             # delivered (the user blocked the bot, Telegram failed) is retried as a replay,
