@@ -5,11 +5,10 @@ test_turn_limits), answered here like a budget's refusal: not a dead letter."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from agentbot_testing.telegram_support import update
 from local_stack import TelegramFault
+from sqs_consumer._timing import time_left_of
 from structlog.testing import capture_logs
 
 CHAT = 502
@@ -73,11 +72,10 @@ def test_a_turn_out_of_time_after_a_wait_is_told_and_logged_as_that_not_as_the_r
         # 70 s left, 65 after the 5 s delivery reserve (the runtime's 60 s fit, as 840 s fit in
         # 900 less 45): the first turn takes 20 s of it (more than a quarter), and the second
         # then gets under 45 s, below the runtime's 60 s.
-        ends = time.monotonic() + 70
         response = stack.hand_over(
             stack.consumer(delivery_reserve_s=5),
             messages,
-            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+            remaining_time_ms=time_left_of(70),
         )
 
     first, second = stack.replies(CHAT)[-2:]
@@ -110,10 +108,7 @@ def test_a_turn_cut_by_the_consumers_deadline_without_a_wait_is_told_as_out_of_t
     [message] = stack.receive()
     with capture_logs() as logs:
         # 80 s left: the turn gets 35 s (after the delivery reserve), below the runtime's 60 s.
-        ends = time.monotonic() + 80
-        response = stack.hand_over(
-            stack.consumer(), [message], remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000)
-        )
+        response = stack.hand_over(stack.consumer(), [message], remaining_time_ms=time_left_of(80))
 
     assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY["timeout"]
     assert [r["update_id"] for r in stack.runs()] == [448]  # not retried
@@ -139,11 +134,10 @@ def test_a_short_wait_that_made_the_consumers_deadline_cut_the_turn_is_not_logge
     messages = stack.receive()
     assert len(messages) == 2  # one batch: the second waits for the first's turn
     with capture_logs() as logs:
-        ends = time.monotonic() + 70
         stack.hand_over(
             stack.consumer(delivery_reserve_s=5),
             messages,
-            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+            remaining_time_ms=time_left_of(70),
         )
 
     # Under a quarter of the invocation: the user reads the usual words (decided).
@@ -165,11 +159,10 @@ def test_a_wait_before_a_turn_the_consumers_timeout_cut_anyway_is_not_told_as_th
     messages = stack.receive()
     assert len(messages) == 2  # one batch: the second waits for the first's turn
     with capture_logs() as logs:
-        ends = time.monotonic() + 28
         stack.hand_over(
             stack.consumer(delivery_reserve_s=5),
             messages,
-            remaining_time_ms=lambda: int((ends - time.monotonic()) * 1000),
+            remaining_time_ms=time_left_of(28),
         )
 
     assert stack.replies(CHAT)[-1]["text"] == STOPPED_BY["timeout"]
