@@ -12,14 +12,17 @@ Runs the real runtime (real Claude Code CLI, moto storage, scripted model server
   point) next to a whole-file download of it (GET of one JSONL object + write) in the same run.
 
 Peak RSS is the largest sum of RSS over the runtime process and all its children (the CLI,
-the MCP server, tools), sampled every 10 ms; shared pages count twice, so it errs high.
+the MCP server, tools), sampled every 10 ms; shared pages count twice, so it errs high. "of it
+runtime" is the runtime process's own peak (its copy of the transcript). With ``--compacted``
+the long session's last turn follows a compaction, so the CLI loads only that turn: the
+history then costs memory on the runtime's side alone (``agent_runtime/_history_limit.py``).
 Target: fits a 1024 MB Lambda with margin.
 
 Containment cost (issue [F], target <= 50 ms per turn): the two process sweeps of a turn
 (before and after, both scopes) and starting the CLI through the confining launcher
 (clean environment + Landlock) instead of directly, each against its baseline in the same run.
 
-    uv run python bench/runtime_turn.py [--long-turns 100] [--containment-only]
+    uv run python bench/runtime_turn.py [--long-turns 100] [--compacted] [--containment-only]
 """
 
 from __future__ import annotations
@@ -69,18 +72,28 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
+def _own_rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class PeakSampler:
+    """Peak RSS of this process's tree, and of this process alone (the runtime's Python side)."""
+
     def __init__(self) -> None:
         self.peak = 0
+        self.own_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
             self.peak = max(self.peak, _tree_rss_bytes(os.getpid()))
+            self.own_peak = max(self.own_peak, _own_rss_bytes())
 
     def __enter__(self) -> PeakSampler:
         self.peak = _tree_rss_bytes(os.getpid())
+        self.own_peak = _own_rss_bytes()
         self._thread.start()
         return self
 
@@ -130,6 +143,7 @@ def child(args: argparse.Namespace) -> None:
                 "sdk_s": phases.sdk_s,
                 "persist_s": phases.persist_s,
                 "peak_rss": peak.peak,
+                "own_peak_rss": peak.own_peak,
                 "text": result.text,
                 "loads": phases.store_loads,
                 "appends": phases.store_appends,
@@ -215,10 +229,14 @@ def _prose(rng: random.Random, size: int) -> str:
     return " ".join(out)
 
 
-def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_bytes: int) -> bytes:
+def _grow_session(
+    store: Any, session: Any, session_id: str, turns: int, turn_bytes: int, *, compacted: bool = False
+) -> bytes:
     """Append ``turns`` synthetic user/assistant exchanges of ~``turn_bytes`` to a real
     transcript, one append per turn as if the session had run that many turns (same entry
-    shapes, fresh uuids, one parent chain). Returns the whole transcript as one JSONL file."""
+    shapes, fresh uuids, one parent chain). ``compacted``: the last turn is one the CLI
+    compacted the history before (its compact boundary and summary come first, as the CLI
+    writes them), so the CLI loads only that turn. Returns the whole transcript as one JSONL file."""
     import asyncio
 
     from agent_runtime import transcript_project
@@ -252,8 +270,12 @@ def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_by
                 "content": [{"type": "text", "text": f"earlier answer {index}: {filler}"}],
             },
         }
-        parent = a["uuid"]
         new = [u, a]
+        if compacted and index == turns - 1:
+            boundary, summary = _compaction(user, parent, stamp)
+            u["parentUuid"] = summary["uuid"]
+            new = [boundary, summary, u, a]
+        parent = a["uuid"]
         if index == turns - 1:  # the CLI resumes from the leaf the last "last-prompt" names
             new.append(
                 {
@@ -269,6 +291,36 @@ def _grow_session(store: Any, session: Any, session_id: str, turns: int, turn_by
     print(file=sys.stderr)
     entries = asyncio.run(store.load(key))
     return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries)
+
+
+def _compaction(user: dict[str, Any], parent: str, stamp: str) -> list[dict[str, Any]]:
+    """A compact boundary and its summary, shaped as the CLI writes them: the boundary starts
+    a new chain (no parent), so the CLI reads nothing before it into the conversation."""
+    common = {k: v for k, v in user.items() if k not in ("message", "uuid", "parentUuid", "type")}
+    boundary = {
+        **common,
+        "parentUuid": None,
+        "logicalParentUuid": parent,
+        "type": "system",
+        "subtype": "compact_boundary",
+        "content": "Conversation compacted",
+        "isMeta": False,
+        "level": "info",
+        "compactMetadata": {"trigger": "auto", "preTokens": 190_000},
+        "uuid": str(uuid.uuid4()),
+        "timestamp": stamp,
+    }
+    summary = {
+        **common,
+        "parentUuid": boundary["uuid"],
+        "type": "user",
+        "message": {"role": "user", "content": "This session is being continued: a summary."},
+        "isCompactSummary": True,
+        "isVisibleInTranscriptOnly": True,
+        "uuid": str(uuid.uuid4()),
+        "timestamp": stamp,
+    }
+    return [boundary, summary]
 
 
 def _whole_file_download_s(s3: Any, bucket: str, whole: bytes, runs: int = 3) -> float:
@@ -312,6 +364,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--turn-kb", type=int, default=100, help="size of each grown turn in KB (default 100)"
+    )
+    parser.add_argument(
+        "--compacted",
+        action="store_true",
+        help="the long session's last grown turn follows a compaction (the CLI loads only that turn)",
     )
     parser.add_argument(
         "--containment-only", action="store_true", help="only measure the sweep and launcher cost"
@@ -382,12 +439,14 @@ def main() -> None:
         )
         assert record is not None and record.sdk_session_id
         grown, size = args.long_turns - 1, args.turn_kb * 1000
-        whole = _grow_session(store, SessionKey.parse("default/2/0"), record.sdk_session_id, grown, size)
+        session = SessionKey.parse("default/2/0")
+        whole = _grow_session(store, session, record.sdk_session_id, grown, size, compacted=args.compacted)
         whole_s = _whole_file_download_s(clients["s3"], resources.bucket, whole)
         progress("long session: a fresh container runs a cold and a warm turn")
         long, _ = _run_container(env, sessions_root, turns=2, first_update=2, session_key="default/2/0")
-        rows.append((f"{args.long_turns}-turn, cold process", long["turns"][0], _start_to_answer(long)))
-        rows.append((f"{args.long_turns}-turn, warm", long["turns"][1], None))
+        name = f"{args.long_turns}-turn{', compacted' if args.compacted else ''}"
+        rows.append((f"{name}, cold process", long["turns"][0], _start_to_answer(long)))
+        rows.append((f"{name}, warm", long["turns"][1], None))
 
     shutil.rmtree(work, ignore_errors=True)
     baseline = short["baseline"]
@@ -395,19 +454,20 @@ def main() -> None:
     print(f"agent-runtime turn (real CLI, moto storage, scripted model; {os.cpu_count()} CPUs)")
     print(f"process start → runtime built: import {short['import_s']:.2f} s, build {short['build_s']:.2f} s")
     header = (
-        f"{'scenario':<24} {'cold→1st':>8} {'turn':>6} {'restore':>8} {'SDK+CLI':>8} {'persist':>8} "
-        f"{'loads':>5} {'appends':>7} {'peak RSS MiB':>12}"
+        f"{'scenario':<34} {'cold→1st':>8} {'turn':>6} {'restore':>8} {'SDK+CLI':>8} {'persist':>8} "
+        f"{'loads':>5} {'appends':>7} {'peak RSS MiB':>12} {'of it runtime':>13}"
     )
     print(header)
     print("-" * len(header))
     for name, turn, process_wall in rows:
         process = f"{process_wall:7.2f}s" if process_wall is not None else f"{'-':>8}"
         print(
-            f"{name:<24} {process} {turn['wall_s']:5.2f}s {turn['restore_s']:7.3f}s {turn['sdk_s']:7.2f}s "
-            f"{turn['persist_s']:7.3f}s {turn['loads']:>5} {turn['appends']:>7} {_mb(turn['peak_rss']):>12}"
+            f"{name:<34} {process} {turn['wall_s']:5.2f}s {turn['restore_s']:7.3f}s {turn['sdk_s']:7.2f}s "
+            f"{turn['persist_s']:7.3f}s {turn['loads']:>5} {turn['appends']:>7} {_mb(turn['peak_rss']):>12} "
+            f"{_mb(turn['own_peak_rss']):>13}"
         )
     print(
-        f"{'baseline: bare SDK query':<24} {'-':>8} {baseline['wall_s']:5.2f}s {'-':>8} {'-':>8} {'-':>8} "
+        f"{'baseline: bare SDK query':<34} {'-':>8} {baseline['wall_s']:5.2f}s {'-':>8} {'-':>8} {'-':>8} "
         f"{'-':>5} {'-':>7} {_mb(baseline['peak_rss']):>12}"
     )
     print()

@@ -27,3 +27,13 @@ def test_last_line_skips_empty_fragments_and_is_none_for_an_empty_transcript() -
     assert fragments(4, 1, 0).last_line() == LINES[4]
     assert fragments(5, 0).last_line() == LINES[4]
     assert StoredTranscript(revision="r", count=0, jsonl=(b"", b"")).last_line() is None
+
+
+def test_matching_lines_come_newest_first_with_the_bytes_from_their_start_to_the_end() -> None:
+    def from_line(index: int) -> int:
+        return sum(len(line) + 1 for line in LINES[index:])
+
+    expected = [(LINES[3], from_line(3)), (LINES[2], from_line(2)), (LINES[0], from_line(0))]
+    for stored in (fragments(5), fragments(2, 3), fragments(3, 0, 2), fragments(1, 1, 1, 1, 1, 0)):
+        assert list(stored.tails_containing(b'"tag"')) == expected
+        assert list(stored.tails_containing(b"nowhere")) == []

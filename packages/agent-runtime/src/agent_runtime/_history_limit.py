@@ -1,12 +1,19 @@
 """How much session history the runtime's memory can load.
 
-The Claude Code CLI reads a resumed session's whole transcript into memory, and the store keeps
-a copy too. ``bench/runtime_turn.py`` measured a turn's peak memory (runtime, CLI and tools
-together) at ~340 MiB for a short session plus ~9 MiB per MB of transcript (1,230 MiB at
-102 MB). A turn whose history needs more than the function's memory would be killed mid-run,
-and again on every retry: it is refused instead, with a reason the user can act on (/new), and
-from WARN_SHARE of the limit every answer says how close the history is. The limit keeps
-HEADROOM of the memory spare: the model was measured on short turns, and a big tool output or
+A turn's peak memory (runtime, CLI and tools together) is ~340 MiB for a short session, plus
+what the history costs on two sides, measured by ``bench/runtime_turn.py``:
+
+* the CLI reads only what follows the transcript's last compaction (its compact boundary):
+  before one, the whole transcript (1,230 MiB at 102 MB uncompacted); the runtime's model proxy
+  carries the same conversation in every request. ~7 MiB per MB of what the CLI loads;
+* the runtime keeps the whole transcript as stored (its copy to restore and mirror from):
+  ~1.2 MiB per MB measured (457 MiB peak at 102 MB compacted, 391 at 30.5 MB); 2 is counted.
+
+So a compacted chat keeps going far past an uncompacted one (290 MB against 65 MB at 1024 MB).
+A turn whose history needs more than the function's memory would be killed mid-run, and again
+on every retry: it is refused instead, with a reason the user can act on (/new), and from
+WARN_SHARE of the limit every answer says how close the history is. The limit keeps HEADROOM
+of the memory spare: the model was measured on short turns, and a big tool output or
 attachment adds to the peak.
 """
 
@@ -17,36 +24,48 @@ import math
 from session_core import HistorySize
 
 BASE_MIB = 340
-MIB_PER_HISTORY_MB = 9
+CLI_MIB_PER_LOADED_MB = 7  # per MB the CLI loads (after the last compaction)
+RUNTIME_MIB_PER_MB = 2  # per MB of the whole stored transcript
+MIB_PER_HISTORY_MB = CLI_MIB_PER_LOADED_MB + RUNTIME_MIB_PER_MB  # a history never compacted
 HEADROOM = 0.1
 WARN_SHARE = 0.8
 LAMBDA_MAX_MEMORY_MB = 10_240  # the most memory Lambda gives a function
 
 
 def history_limit_bytes(memory_mb: int) -> int | None:
-    """The most transcript bytes the runtime loads with ``memory_mb`` (None: not on Lambda)."""
+    """The most transcript bytes the runtime downloads with ``memory_mb``: those of a history
+    whose last compaction left the CLI next to nothing to load (None: not on Lambda)."""
     if memory_mb <= 0:
         return None
-    return int(_limit_mb(memory_mb) * 1_000_000)
+    return int(_spare_mib(memory_mb) / RUNTIME_MIB_PER_MB * 1_000_000)
 
 
-def history_size(history_bytes: int, memory_mb: int) -> HistorySize | None:
+def history_size(
+    history_bytes: int, memory_mb: int, *, loaded_bytes: int | None = None
+) -> HistorySize | None:
     """The history next to its limit once it reaches WARN_SHARE of it; None while it is well
     inside, for a new session (no history), or when the memory is unknown (``memory_mb`` 0:
-    not on Lambda)."""
+    not on Lambda). ``loaded_bytes``: what of it the CLI loads (from the last compaction on);
+    None: all of it. The limit is the whole history's, with the CLI loading as much as now."""
     if memory_mb <= 0 or history_bytes <= 0:
         return None
-    limit_mb = _limit_mb(memory_mb)
     mb = history_bytes / 1_000_000
+    loaded_mb = mb if loaded_bytes is None else min(mb, loaded_bytes / 1_000_000)
+    if loaded_mb >= mb:  # never compacted: the CLI's share grows with it
+        limit_mb = _spare_mib(memory_mb) / MIB_PER_HISTORY_MB
+    else:
+        limit_mb = max(0.0, (_spare_mib(memory_mb) - CLI_MIB_PER_LOADED_MB * loaded_mb) / RUNTIME_MIB_PER_MB)
     if mb < WARN_SHARE * limit_mb:
         return None
-    return HistorySize(mb=mb, limit_mb=limit_mb)
+    return HistorySize(mb=mb, limit_mb=limit_mb, loaded_mb=loaded_mb)
 
 
 def memory_fix(history: HistorySize, memory_mb: int) -> str:
     """What gives a refused history back to its chat, for the operator's log line: the memory
     setting, and about how much the history needs (else the user's /new drops it)."""
-    needed = math.ceil((BASE_MIB + MIB_PER_HISTORY_MB * history.mb) / (1 - HEADROOM))
+    loaded = history.mb if history.loaded_mb is None else history.loaded_mb
+    peak = BASE_MIB + RUNTIME_MIB_PER_MB * history.mb + CLI_MIB_PER_LOADED_MB * loaded
+    needed = math.ceil(peak / (1 - HEADROOM))
     if needed > LAMBDA_MAX_MEMORY_MB:  # no setting helps: only /new
         return (
             f"none: this history needs more memory than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB maximum "
@@ -58,5 +77,6 @@ def memory_fix(history: HistorySize, memory_mb: int) -> str:
     )
 
 
-def _limit_mb(memory_mb: int) -> float:
-    return max(0.0, (memory_mb * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB)
+def _spare_mib(memory_mb: int) -> float:
+    """The memory a history may take: the function's, less HEADROOM and the base."""
+    return max(0.0, memory_mb * (1 - HEADROOM) - BASE_MIB)

@@ -61,6 +61,7 @@ from ._held_mirror import HeldMirror
 from ._history_limit import history_limit_bytes, history_size, memory_fix
 from ._late_note import with_late_note
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
+from ._loaded_history import bytes_the_cli_loads
 from ._mcp_rest import McpServersAtRest
 from ._mcp_secrets import McpSecretProxies
 from ._model_refusal import context_full, operator_refusal, request_refused
@@ -142,6 +143,9 @@ class Restored(NamedTuple):
     # Resumed at the summary of a compaction in a turn left out (unrecorded): the agent keeps
     # only that summary, so this turn's answer is the one recorded as summarised (for /status).
     at_summary: bool = False
+    # What of the history the CLI loads (from its last compaction on); None: all of it, or
+    # not looked for (the history is well inside the memory's limit either way).
+    loaded_bytes: int | None = None
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -388,7 +392,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.tools_ran_before = restored.after_tools
                 outcome.summarised = restored.at_summary
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
-                history = history_size(history_bytes, self.settings.memory_mb)
+                loaded = restored.loaded_bytes
+                history = history_size(history_bytes, self.settings.memory_mb, loaded_bytes=loaded)
                 if history is not None and history.too_large:
                     return _history_too_large(
                         request, history, started, plan.answering, memory_mb=self.settings.memory_mb
@@ -1076,9 +1081,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             if restored.local:
                 store.restored_locally = resume
             log.info("turn.restored", local=restored.local, written=restored.written)
-            return await self._resume_point(key, restored.stored, turn_id)
+            point = await self._resume_point(key, restored.stored, turn_id)
+            if not restored.local:  # the SDK decodes the whole history itself: all of it counts
+                return point
+            return point._replace(loaded_bytes=await asyncio.to_thread(self._loaded_bytes, restored.stored))
         finally:
             store.load_s += time.perf_counter() - started
+
+    def _loaded_bytes(self, stored: StoredTranscript) -> int | None:
+        """What of ``stored`` the CLI loads, looked for only where it matters: a history the
+        memory could not load whole (a search of it all, ~100 MB, costs a warm turn time)."""
+        if history_size(stored.size, self.settings.memory_mb) is None:
+            return None
+        return bytes_the_cli_loads(stored)
 
     async def _remember_local_copy(
         self, key: SessionKey, project: str, end: RunEnd, outcome: RunOutcome, workspace: SessionWorkspace
@@ -1330,6 +1345,7 @@ def _history_too_large(
         "turn.history_too_large",
         history_mb=round(history.mb, 1),
         limit_mb=round(history.limit_mb, 1),
+        loaded_mb=None if history.loaded_mb is None else round(history.loaded_mb, 1),
         fix=memory_fix(history, memory_mb),
     )
     refused = _error(request, "bad_request", retryable=False, started=started, reason="history_too_large")

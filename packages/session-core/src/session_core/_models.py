@@ -82,6 +82,8 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
 
     mb: float
     limit_mb: float
+    # What of it the CLI loads: from the last compaction on (None: all, or an older runtime).
+    loaded_mb: float | None = None
 
     @property
     def too_large(self) -> bool:

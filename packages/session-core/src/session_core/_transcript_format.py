@@ -253,6 +253,18 @@ class StoredTranscript:
                 end = start
             following += part.count(b"\n", 0, counted)
 
+    def tails_containing(self, needle: bytes) -> Iterator[tuple[bytes, int]]:
+        """Lines that contain ``needle``, newest first, each with the bytes from its start to
+        the transcript's end (what a reader that starts at that line reads)."""
+        later = 0  # bytes of the fragments after ``part``
+        for part in reversed(self.jsonl):
+            end = len(part)
+            while (hit := part.rfind(needle, 0, end)) >= 0:
+                start = part.rfind(b"\n", 0, hit) + 1
+                yield part[start : part.index(b"\n", hit)], len(part) - start + later
+                end = start
+            later += len(part)
+
     @property
     def size(self) -> int:
         """Bytes of the JSONL file it makes."""

@@ -1,0 +1,112 @@
+"""A chat the CLI has compacted goes on past the size an uncompacted history is refused at:
+the CLI loads only what follows its last compaction, so only that grows its memory (real
+CLI, moto storage, the runtime's memory set low enough that the history's size matters)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agent_runtime import transcript_project
+from agent_runtime._history_limit import (
+    BASE_MIB,
+    CLI_MIB_PER_LOADED_MB,
+    HEADROOM,
+    MIB_PER_HISTORY_MB,
+    RUNTIME_MIB_PER_MB,
+)
+from agent_runtime._loaded_history import bytes_the_cli_loads
+from local_stack import CallUsage, ModelServer
+from session_core import SessionKey
+
+from .conftest import flow_responder
+
+pytestmark = pytest.mark.slow
+
+FULL_CONTEXT = CallUsage(input_tokens=990_000, output_tokens=10)  # the CLI compacts next turn
+ROOMY_CONTEXT = CallUsage(input_tokens=20_000, output_tokens=10)
+# ~0.72 MB of history: this prompt and the model's echo of it.
+LONG_PROMPT = "remember this: " + "lorem ipsum " * 30_000
+KEY = "default/1001/0"
+
+
+def stored_and_loaded_mb(runtime: Any, session_id: str) -> tuple[float, float]:
+    project = transcript_project(SessionKey.parse(KEY))
+    stored = asyncio.run(runtime.store.load_stored({"project_key": project, "session_id": session_id}))
+    assert stored is not None
+    return stored.size / 1_000_000, bytes_the_cli_loads(stored) / 1_000_000
+
+
+def memory_for_a_limit_at(limit_mb: float, loaded_mb: float) -> int:
+    """The function memory (MB) whose limit for this compacted history is about ``limit_mb``."""
+    return math.ceil(
+        (BASE_MIB + RUNTIME_MIB_PER_MB * limit_mb + CLI_MIB_PER_LOADED_MB * loaded_mb) / (1 - HEADROOM)
+    )
+
+
+def _is_compaction(request: dict[str, Any]) -> bool:
+    users = [message for message in request["messages"] if message["role"] == "user"]
+    return "Respond with TEXT ONLY" in json.dumps(users[-1])
+
+
+@pytest.fixture
+def model_server() -> Iterator[ModelServer]:
+    def respond(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            return "<summary>The user asked to remember a long text of lorem ipsum.</summary>"
+        return flow_responder(request)
+
+    with ModelServer(respond, usage=ROOMY_CONTEXT) as server:
+        yield server
+
+
+def test_a_compacted_history_past_the_uncompacted_limit_still_answers(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    model_server.usage = FULL_CONTEXT
+    first = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=1))
+    assert first.ok, first
+    model_server.usage = ROOMY_CONTEXT
+    compacted = make_runtime().run_turn(turn_request("what did I ask you to remember?", turn_id=2))
+    assert compacted.ok and compacted.summarised, compacted
+    calls = len(model_server.model_calls)
+    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    assert loaded < history / 10  # the CLI loads the summary and what followed it
+    # A memory whose limit is 10 % above the history, and far below what it needs uncompacted.
+    memory = memory_for_a_limit_at(history * 1.1, loaded)
+    assert (memory * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB < history / 2
+
+    fresh_container()
+    small = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)})
+    answer = small.run_turn(turn_request("and now?", turn_id=3))
+
+    assert answer.ok and answer.text.endswith("last=and now?"), answer
+    assert len(model_server.model_calls) > calls  # the model answered it
+    # Past 80 % of its limit, the answer says how long the history is, and where the limit is now.
+    assert answer.history is not None and not answer.history.too_large
+    assert answer.history.mb == pytest.approx(history, rel=0.05)
+    spare = memory * (1 - HEADROOM) - BASE_MIB
+    expected_limit = (spare - CLI_MIB_PER_LOADED_MB * loaded) / RUNTIME_MIB_PER_MB
+    assert answer.history.limit_mb == pytest.approx(expected_limit) and expected_limit > history
+
+
+def test_the_same_history_uncompacted_is_refused(make_runtime, model_server, turn_request) -> None:
+    """The control: without a compaction the CLI would load all of it, which the memory cannot."""
+    first = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=1))
+    assert first.ok, first
+    second = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=2))
+    assert second.ok and not second.summarised, second
+
+    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    assert loaded == history  # no compaction: the CLI loads it all
+    small = make_runtime(
+        env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_for_a_limit_at(history * 1.1, 0))}
+    )
+    refused = small.run_turn(turn_request("and now?", turn_id=3))
+
+    assert refused.error_reason == "history_too_large", refused
+    assert refused.history is not None and refused.history.loaded_mb == pytest.approx(history)
