@@ -41,6 +41,15 @@ def stored_and_loaded_mb(runtime: Any, session_id: str) -> tuple[float, float]:
     return stored.size / 1_000_000, bytes_the_cli_loads(stored) / 1_000_000
 
 
+def from_the_boundary_mb(runtime: Any, session_id: str) -> float:
+    """The bytes from the transcript's last compact boundary to its end, in MB."""
+    project = transcript_project(SessionKey.parse(KEY))
+    stored = asyncio.run(runtime.store.load_stored({"project_key": project, "session_id": session_id}))
+    assert stored is not None
+    _, from_line = next(stored.tails_containing(b'"subtype":"compact_boundary"'))
+    return from_line / 1_000_000
+
+
 def memory_for_a_limit_at(limit_mb: float, loaded_mb: float) -> int:
     """The function memory (MB) whose limit for this compacted history is about ``limit_mb``."""
     return math.ceil(
@@ -110,3 +119,33 @@ def test_the_same_history_uncompacted_is_refused(make_runtime, model_server, tur
 
     assert refused.error_reason == "history_too_large", refused
     assert refused.history is not None and refused.history.loaded_mb == pytest.approx(history)
+
+
+def test_what_a_compaction_kept_from_before_its_boundary_counts(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """The CLI compacts at the start of the long message's turn and keeps that message as it
+    is (its boundary's preserved segment), written before the boundary: it loads it and sends
+    it again, so the memory it needs counts it, not only what follows the boundary."""
+    model_server.usage = FULL_CONTEXT
+    first = make_runtime().run_turn(turn_request("hi", turn_id=1))
+    assert first.ok, first
+    model_server.usage = ROOMY_CONTEXT
+    kept = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=2))
+    assert kept.ok and kept.summarised, kept
+    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    # A memory that would hold the history if the CLI loaded only what follows its boundary.
+    memory = memory_for_a_limit_at(
+        history * 1.1, from_the_boundary_mb(make_runtime(), first.session_id or "")
+    )
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    small = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)})
+    refused = small.run_turn(turn_request("and now?", turn_id=3))
+
+    assert refused.error_reason == "history_too_large", refused
+    assert len(model_server.model_calls) == calls  # refused before the model was called
+    assert refused.history is not None and refused.history.loaded_mb == pytest.approx(loaded)
+    # The CLI sends the kept message and the answer to it: at least that much it loads.
+    assert loaded * 1_000_000 > 2 * len(LONG_PROMPT)

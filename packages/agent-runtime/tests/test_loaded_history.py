@@ -56,3 +56,20 @@ def test_a_boundary_hidden_under_many_planted_lines_counts_the_whole_history() -
     assert bytes_the_cli_loads(history) == history.size
     found = stored(TURN, BOUNDARY, SUMMARY, *[PLANTED] * (MOST_LOOKED - 1))
     assert bytes_the_cli_loads(found) == found.size - len(TURN)
+
+
+def kept_by(head: str) -> bytes:
+    """A boundary whose compaction kept the messages from ``head`` on, written before it."""
+    meta = {"preservedSegment": {"headUuid": head, "anchorUuid": "s", "tailUuid": head}}
+    return line({"type": "system", "subtype": "compact_boundary", "uuid": "b", "compactMetadata": meta})
+
+
+def test_what_a_compaction_kept_before_its_boundary_loads_with_it() -> None:
+    prompt = line({"type": "user", "uuid": "p", "message": {"role": "user", "content": "y" * 5000}})
+    reply = line({"type": "user", "parentUuid": "p", "uuid": "r", "message": {"content": "x"}})
+    history = stored(TURN, TURN, prompt, reply, kept_by("p"), SUMMARY, TURN)
+    assert bytes_the_cli_loads(history) == len(prompt + reply + kept_by("p") + SUMMARY + TURN)
+    # Kept messages it cannot find: all of it counts.
+    assert bytes_the_cli_loads(stored(TURN, prompt, kept_by("gone"), SUMMARY)) == len(
+        TURN + prompt + kept_by("gone") + SUMMARY
+    )
