@@ -13,6 +13,7 @@ from agent_runtime._history_limit import (
     BASE_MIB,
     HEADROOM,
     MIB_PER_HISTORY_MB,
+    RUNTIME_MIB_PER_MB,
     WARN_SHARE,
     history_size,
     memory_fix,
@@ -142,13 +143,26 @@ def test_a_refused_history_is_not_downloaded(make_runtime, model_server, turn_re
     assert not refused.ok and refused.error_reason == "history_too_large"
     assert refused.history is not None
     assert refused.history.mb == pytest.approx(stored_mb(small, first.session_id or ""))
+    assert refused.history.loaded_mb is None  # not read: what the CLI would load of it is unknown
 
 
 def test_a_history_no_function_memory_can_load_is_said_to_need_new_not_more_memory() -> None:
     """Lambda gives a function 10,240 MB at most: advising more would send the operator after a
     setting that cannot help; the chat goes on only after /new."""
-    huge = HistorySize(mb=1_100, limit_mb=1_000)
+    huge = HistorySize(mb=1_100, limit_mb=1_000, loaded_mb=1_100)
     fix = memory_fix(huge, 10_240)
     assert "10,240 MB" in fix and "/new" in fix, fix
     assert "needs about" not in fix, fix
     assert "needs about" in memory_fix(HistorySize(mb=100, limit_mb=90), 1024)
+
+
+def test_a_history_not_read_is_said_to_fit_the_memory_that_would_hold_it_compacted() -> None:
+    """A history refused before it was downloaded (past what the runtime could keep even
+    compacted) may have been compacted lately: the CLI would load little of it. The operator
+    who lowered the memory is told what would do then, not only what a history never compacted
+    needs (which may pass Lambda's maximum and say no setting helps)."""
+    unread = HistorySize(mb=1_200, limit_mb=854)  # at 2048 MB, nothing known of what the CLI loads
+    fix = memory_fix(unread, 2048)
+    compacted = math.ceil((BASE_MIB + RUNTIME_MIB_PER_MB * 1_200) / (1 - HEADROOM))
+    assert "RuntimeMemoryMb" in fix and f"about {compacted} MB if the CLI compacted it" in fix, fix
+    assert "never" in fix and "10,240 MB" in fix, fix

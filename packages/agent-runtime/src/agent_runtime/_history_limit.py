@@ -41,12 +41,14 @@ def history_limit_bytes(memory_mb: int) -> int | None:
 
 
 def history_size(
-    history_bytes: int, memory_mb: int, *, loaded_bytes: int | None = None
+    history_bytes: int, memory_mb: int, *, loaded_bytes: int | None = None, read: bool = True
 ) -> HistorySize | None:
     """The history next to its limit once it reaches WARN_SHARE of it; None while it is well
     inside, for a new session (no history), or when the memory is unknown (``memory_mb`` 0:
     not on Lambda). ``loaded_bytes``: what of it the CLI loads (from the last compaction on);
-    None: all of it. The limit is the whole history's, with the CLI loading as much as now."""
+    None: all of it. The limit is the whole history's, with the CLI loading as much as now.
+    ``read`` False: the history was not downloaded (past what the runtime keeps even
+    compacted), so what the CLI would load of it is unknown (``loaded_mb`` None)."""
     if memory_mb <= 0 or history_bytes <= 0:
         return None
     mb = history_bytes / 1_000_000
@@ -57,24 +59,49 @@ def history_size(
         limit_mb = max(0.0, (_spare_mib(memory_mb) - CLI_MIB_PER_LOADED_MB * loaded_mb) / RUNTIME_MIB_PER_MB)
     if mb < WARN_SHARE * limit_mb:
         return None
-    return HistorySize(mb=mb, limit_mb=limit_mb, loaded_mb=loaded_mb)
+    return HistorySize(mb=mb, limit_mb=limit_mb, loaded_mb=loaded_mb if read else None)
 
 
 def memory_fix(history: HistorySize, memory_mb: int) -> str:
     """What gives a refused history back to its chat, for the operator's log line: the memory
-    setting, and about how much the history needs (else the user's /new drops it)."""
-    loaded = history.mb if history.loaded_mb is None else history.loaded_mb
-    peak = BASE_MIB + RUNTIME_MIB_PER_MB * history.mb + CLI_MIB_PER_LOADED_MB * loaded
-    needed = math.ceil(peak / (1 - HEADROOM))
-    if needed > LAMBDA_MAX_MEMORY_MB:  # no setting helps: only /new
-        return (
-            f"none: this history needs more memory than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB maximum "
-            f"(RuntimeMemoryMb, now {memory_mb} MB); the chat goes on only after /new"
-        )
-    return (
-        f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB): "
-        f"this history needs about {needed} MB; below that the chat goes on only after /new"
+    setting, and about how much the history needs (else the user's /new drops it). Not knowing
+    what of it the CLI loads (``loaded_mb`` None: not downloaded), both ends: compacted lately
+    (the CLI loads next to nothing) and never (it loads all)."""
+    if history.loaded_mb is not None:
+        needed = _needed_mb(history.mb, history.loaded_mb)
+        if needed > LAMBDA_MAX_MEMORY_MB:  # no setting helps: only /new
+            return _no_memory_helps(memory_mb)
+        return f"{_setting(memory_mb)}: this history needs about {needed} MB; {_ONLY_NEW_BELOW}"
+    compacted, never = _needed_mb(history.mb, 0.0), _needed_mb(history.mb, history.mb)
+    if compacted > LAMBDA_MAX_MEMORY_MB:
+        return _no_memory_helps(memory_mb)
+    uncompacted = (
+        f"{never} MB" if never <= LAMBDA_MAX_MEMORY_MB else f"more than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB"
     )
+    return (
+        f"{_setting(memory_mb)}: this history needs about {compacted} MB if the CLI compacted it "
+        f"lately, {uncompacted} if it never did; {_ONLY_NEW_BELOW}"
+    )
+
+
+_ONLY_NEW_BELOW = "below that the chat goes on only after /new"
+
+
+def _setting(memory_mb: int) -> str:
+    return f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB)"
+
+
+def _no_memory_helps(memory_mb: int) -> str:
+    return (
+        f"none: this history needs more memory than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB maximum "
+        f"(RuntimeMemoryMb, now {memory_mb} MB); the chat goes on only after /new"
+    )
+
+
+def _needed_mb(history_mb: float, loaded_mb: float) -> int:
+    """The function memory a history needs, the CLI loading ``loaded_mb`` of it."""
+    peak = BASE_MIB + RUNTIME_MIB_PER_MB * history_mb + CLI_MIB_PER_LOADED_MB * loaded_mb
+    return math.ceil(peak / (1 - HEADROOM))
 
 
 def _spare_mib(memory_mb: int) -> float:

@@ -146,6 +146,9 @@ class Restored(NamedTuple):
     # What of the history the CLI loads (from its last compaction on); None: all of it, or
     # not looked for (the history is well inside the memory's limit either way).
     loaded_bytes: int | None = None
+    # False: the history was not downloaded (past what the runtime keeps even compacted), so
+    # what of it the CLI would load is unknown.
+    read: bool = True
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -393,7 +396,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.summarised = restored.at_summary
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
                 loaded = restored.loaded_bytes
-                history = history_size(history_bytes, self.settings.memory_mb, loaded_bytes=loaded)
+                history = history_size(
+                    history_bytes, self.settings.memory_mb, loaded_bytes=loaded, read=restored.read
+                )
                 if history is not None and history.too_large:
                     return _history_too_large(
                         request, history, started, plan.answering, memory_mb=self.settings.memory_mb
@@ -1072,7 +1077,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     key.canonical, store_key, path, max_bytes=history_limit_bytes(self.settings.memory_mb)
                 )
             except TranscriptTooLargeError as exc:
-                return Restored(None, exc.size)
+                return Restored(None, exc.size, read=False)
             except Exception as exc:  # the SDK's own load reports a real outage; resume it all
                 log.warning("turn.restore_failed", error_type=type(exc).__name__)
                 return Restored(None, 0)

@@ -82,7 +82,8 @@ class HistorySize(msgspec.Struct, frozen=True, kw_only=True):
 
     mb: float
     limit_mb: float
-    # What of it the CLI loads: from the last compaction on (None: all, or an older runtime).
+    # What of it the CLI loads: from the last compaction on (None: unknown, the history was not
+    # downloaded; or an older runtime).
     loaded_mb: float | None = None
 
     @property
