@@ -9,11 +9,12 @@ after it. Only a line the CLI itself wrote as a boundary counts: one whose entry
 inside its own entry is looked past; past MOST_LOOKED such lines the whole history is counted,
 the safe side (a refusal, never a CLI killed for lack of memory).
 
-A compaction in the middle of a turn (or at its start) keeps that turn's messages as they are:
-the boundary names them (``compactMetadata.preservedSegment``, ``preservedMessages``) and they
-stay where they were written, before it. The CLI loads them and sends them again, so what it
-loads begins at the first of them: a long message, or a tool's long output, kept that way
-would otherwise pass as small.
+A compaction at the start of a turn keeps that turn's message as it is, one in the middle of
+a turn its tool calls and outputs so far: the boundary names them (``compactMetadata``'s
+``preservedSegment``, ``preservedMessages``) and they stay where they were written, before it.
+The CLI loads them and sends them again, so what it loads begins at the first of them (the
+segment's head): a long message, or a tool's long output, kept that way would otherwise pass
+as small.
 """
 
 from __future__ import annotations
