@@ -13,8 +13,10 @@ from agent_runtime._history_limit import (
     BASE_MIB,
     HEADROOM,
     MIB_PER_HISTORY_MB,
+    MOST_HISTORY_MB,
     RUNTIME_MIB_PER_MB,
     WARN_SHARE,
+    history_limit_bytes,
     history_size,
     memory_fix,
 )
@@ -146,14 +148,26 @@ def test_a_refused_history_is_not_downloaded(make_runtime, model_server, turn_re
     assert refused.history.loaded_mb is None  # not read: what the CLI would load of it is unknown
 
 
-def test_a_history_no_function_memory_can_load_is_said_to_need_new_not_more_memory() -> None:
-    """Lambda gives a function 10,240 MB at most: advising more would send the operator after a
-    setting that cannot help; the chat goes on only after /new."""
-    huge = HistorySize(mb=1_100, limit_mb=1_000, loaded_mb=1_100)
+def test_a_history_past_what_tmp_holds_is_said_to_need_new_not_more_memory() -> None:
+    """Lambda's /tmp holds MOST_HISTORY_MB of transcript beside a turn's files whatever the
+    memory: advising more memory would send the operator after a setting that cannot help; the
+    chat goes on only after /new. Below it, the memory it needs is named."""
+    huge = HistorySize(mb=MOST_HISTORY_MB + 1, limit_mb=MOST_HISTORY_MB, loaded_mb=1.0)
     fix = memory_fix(huge, 10_240)
-    assert "10,240 MB" in fix and "/new" in fix, fix
+    assert fix.startswith("none:") and f"{MOST_HISTORY_MB} MB" in fix and "/new" in fix, fix
     assert "needs about" not in fix, fix
     assert "needs about" in memory_fix(HistorySize(mb=100, limit_mb=90), 1024)
+
+
+def test_no_memory_lets_a_history_past_what_tmp_holds_be_downloaded_or_pass() -> None:
+    """Compacted, a history could grow to (0.9 x memory - 340) / 2 MB: 4,438 MB at 10,240, more
+    than the 2,048 MB /tmp holds. The limit stops at MOST_HISTORY_MB whatever the memory."""
+    assert history_limit_bytes(10_240) == MOST_HISTORY_MB * 1_000_000
+    assert history_limit_bytes(1024) == int(
+        (1024 * (1 - HEADROOM) - BASE_MIB) / RUNTIME_MIB_PER_MB * 1_000_000
+    )
+    past = history_size((MOST_HISTORY_MB + 1) * 1_000_000, 10_240, loaded_bytes=1_000_000)
+    assert past is not None and past.too_large and past.limit_mb == MOST_HISTORY_MB
 
 
 def test_a_history_not_read_is_said_to_fit_the_memory_that_would_hold_it_compacted() -> None:
@@ -161,8 +175,9 @@ def test_a_history_not_read_is_said_to_fit_the_memory_that_would_hold_it_compact
     compacted) may have been compacted lately: the CLI would load little of it. The operator
     who lowered the memory is told what would do then, not only what a history never compacted
     needs (which may pass Lambda's maximum and say no setting helps)."""
-    unread = HistorySize(mb=1_200, limit_mb=854)  # at 2048 MB, nothing known of what the CLI loads
-    fix = memory_fix(unread, 2048)
-    compacted = math.ceil((BASE_MIB + RUNTIME_MIB_PER_MB * 1_200) / (1 - HEADROOM))
+    unread = HistorySize(mb=300, limit_mb=290)  # at 1024 MB, nothing known of what the CLI loads
+    fix = memory_fix(unread, 1024)
+    compacted = math.ceil((BASE_MIB + RUNTIME_MIB_PER_MB * 300) / (1 - HEADROOM))
+    never = math.ceil((BASE_MIB + MIB_PER_HISTORY_MB * 300) / (1 - HEADROOM))
     assert "RuntimeMemoryMb" in fix and f"about {compacted} MB if the CLI compacted it" in fix, fix
-    assert "never" in fix and "10,240 MB" in fix, fix
+    assert f"{never} MB if it never did" in fix, fix

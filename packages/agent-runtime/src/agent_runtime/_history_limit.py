@@ -29,7 +29,10 @@ RUNTIME_MIB_PER_MB = 2  # per MB of the whole stored transcript
 MIB_PER_HISTORY_MB = CLI_MIB_PER_LOADED_MB + RUNTIME_MIB_PER_MB  # a history never compacted
 HEADROOM = 0.1
 WARN_SHARE = 0.8
-LAMBDA_MAX_MEMORY_MB = 10_240  # the most memory Lambda gives a function
+# The most transcript /tmp holds, whatever the memory: Lambda's 2,048 MB (EphemeralStorage in
+# infra/template.yaml) hold the CLI's copy (~400 MB), the turn's files (SESSION_DISK_LIMIT_MB,
+# 512) and the transcript twice while a restore or a clean turn's rewrite replaces it.
+MOST_HISTORY_MB = 500
 
 
 def history_limit_bytes(memory_mb: int) -> int | None:
@@ -37,7 +40,7 @@ def history_limit_bytes(memory_mb: int) -> int | None:
     whose last compaction left the CLI next to nothing to load (None: not on Lambda)."""
     if memory_mb <= 0:
         return None
-    return int(_spare_mib(memory_mb) / RUNTIME_MIB_PER_MB * 1_000_000)
+    return int(min(_spare_mib(memory_mb) / RUNTIME_MIB_PER_MB, MOST_HISTORY_MB) * 1_000_000)
 
 
 def history_size(
@@ -57,6 +60,7 @@ def history_size(
         limit_mb = _spare_mib(memory_mb) / MIB_PER_HISTORY_MB
     else:
         limit_mb = max(0.0, (_spare_mib(memory_mb) - CLI_MIB_PER_LOADED_MB * loaded_mb) / RUNTIME_MIB_PER_MB)
+    limit_mb = min(limit_mb, MOST_HISTORY_MB)
     if mb < WARN_SHARE * limit_mb:
         return None
     return HistorySize(mb=mb, limit_mb=limit_mb, loaded_mb=loaded_mb if read else None)
@@ -66,36 +70,20 @@ def memory_fix(history: HistorySize, memory_mb: int) -> str:
     """What gives a refused history back to its chat, for the operator's log line: the memory
     setting, and about how much the history needs (else the user's /new drops it). Not knowing
     what of it the CLI loads (``loaded_mb`` None: not downloaded), both ends: compacted lately
-    (the CLI loads next to nothing) and never (it loads all)."""
+    (the CLI loads next to nothing) and never (it loads all). Under MOST_HISTORY_MB both stay
+    below Lambda's 10,240 MB maximum; past it no setting helps."""
+    if history.mb > MOST_HISTORY_MB:
+        return (
+            f"none: past the {MOST_HISTORY_MB} MB of transcript Lambda's /tmp holds beside a turn's "
+            f"files, whatever RuntimeMemoryMb (now {memory_mb} MB); the chat goes on only after /new"
+        )
+    setting = f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB)"
     if history.loaded_mb is not None:
-        needed = _needed_mb(history.mb, history.loaded_mb)
-        if needed > LAMBDA_MAX_MEMORY_MB:  # no setting helps: only /new
-            return _no_memory_helps(memory_mb)
-        return f"{_setting(memory_mb)}: this history needs about {needed} MB; {_ONLY_NEW_BELOW}"
-    compacted, never = _needed_mb(history.mb, 0.0), _needed_mb(history.mb, history.mb)
-    if compacted > LAMBDA_MAX_MEMORY_MB:
-        return _no_memory_helps(memory_mb)
-    uncompacted = (
-        f"{never} MB" if never <= LAMBDA_MAX_MEMORY_MB else f"more than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB"
-    )
-    return (
-        f"{_setting(memory_mb)}: this history needs about {compacted} MB if the CLI compacted it "
-        f"lately, {uncompacted} if it never did; {_ONLY_NEW_BELOW}"
-    )
-
-
-_ONLY_NEW_BELOW = "below that the chat goes on only after /new"
-
-
-def _setting(memory_mb: int) -> str:
-    return f"RuntimeMemoryMb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, now {memory_mb} MB)"
-
-
-def _no_memory_helps(memory_mb: int) -> str:
-    return (
-        f"none: this history needs more memory than Lambda's {LAMBDA_MAX_MEMORY_MB:,} MB maximum "
-        f"(RuntimeMemoryMb, now {memory_mb} MB); the chat goes on only after /new"
-    )
+        needs = f"about {_needed_mb(history.mb, history.loaded_mb)} MB"
+    else:
+        compacted, never = _needed_mb(history.mb, 0.0), _needed_mb(history.mb, history.mb)
+        needs = f"about {compacted} MB if the CLI compacted it lately, {never} MB if it never did"
+    return f"{setting}: this history needs {needs}; below that the chat goes on only after /new"
 
 
 def _needed_mb(history_mb: float, loaded_mb: float) -> int:
