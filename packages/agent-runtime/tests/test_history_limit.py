@@ -20,6 +20,7 @@ from agent_runtime._history_limit import (
     history_size,
     memory_fix,
 )
+from local_stack import ModelFault
 from session_core import HistorySize, SessionKey, TranscriptStore
 from structlog.testing import capture_logs
 
@@ -105,6 +106,9 @@ def test_an_answer_says_how_close_the_history_is_once_it_nears_the_limit(
     memory = math.floor((BASE_MIB + MIB_PER_HISTORY_MB * history / WARN_SHARE) / (1 - HEADROOM))
     limit = (memory * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB
     assert limit >= history, "the test's history is too small"
+    # The runtime has the CLI compact such a history first (test_compact_ahead.py): only when
+    # that fails is the answer given on the history as it was, and says how close it is.
+    model_server.inject(ModelFault(status=500))
 
     answer = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}).run_turn(
         turn_request("and now?", turn_id=2)

@@ -15,6 +15,11 @@ on every retry: it is refused instead, with a reason the user can act on (/new),
 WARN_SHARE of the limit every answer says how close the history is. The limit keeps HEADROOM
 of the memory spare: the model was measured on short turns, and a big tool output or
 attachment adds to the peak.
+
+The CLI compacts only when the model's context fills, and a transcript can outgrow the memory
+with few tokens (every photo the agent reads is kept as base64, twice). So from WARN_SHARE of
+an uncompacted history's limit on, the runtime has the CLI compact first (``compact_first``,
+``_compact_ahead``): the compaction loads the whole history too, so it must run while it fits.
 """
 
 from __future__ import annotations
@@ -64,6 +69,21 @@ def history_size(
     if mb < WARN_SHARE * limit_mb:
         return None
     return HistorySize(mb=mb, limit_mb=limit_mb, loaded_mb=loaded_mb if read else None)
+
+
+def compact_first(
+    history: HistorySize | None, memory_mb: int, *, loaded_bytes: int | None, resumes_at_end: bool
+) -> bool:
+    """Whether the CLI compacts the conversation before the turn: what it loads (``loaded_bytes``,
+    from the last compaction on; None: not restored locally, or too small to be looked for)
+    has reached WARN_SHARE of the limit of a history never compacted, and still loads
+    (``history`` not too large). Only for a turn that resumes at the transcript's end
+    (``resumes_at_end``): a retry that resumes before its failed attempt is left alone."""
+    if memory_mb <= 0 or loaded_bytes is None or not resumes_at_end:
+        return False
+    if history is not None and history.too_large:
+        return False
+    return loaded_bytes / 1_000_000 >= WARN_SHARE * _spare_mib(memory_mb) / MIB_PER_HISTORY_MB
 
 
 def memory_fix(history: HistorySize, memory_mb: int) -> str:

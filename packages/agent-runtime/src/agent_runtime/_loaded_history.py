@@ -19,6 +19,7 @@ as small.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from session_core import StoredTranscript
@@ -41,6 +42,14 @@ def bytes_the_cli_loads(stored: StoredTranscript) -> int:
             kept = _first_kept(entry)
             return from_line if kept is None else max(from_line, _from_entry(stored, kept))
     return stored.size
+
+
+def loaded_after_compaction(path: Path) -> tuple[int, int]:
+    """The local transcript at ``path`` as the CLI left it after a compaction: its bytes, and
+    those the CLI loads from then on. Read whole, between two runs (no CLI holds it then): what
+    the compaction kept of the conversation lies before its boundary."""
+    jsonl = path.read_bytes()
+    return len(jsonl), bytes_the_cli_loads(StoredTranscript(revision="", count=0, jsonl=(jsonl,)))
 
 
 def _first_kept(boundary: dict[str, Any]) -> str | None:

@@ -20,6 +20,10 @@ _entry_decoder = msgspec.json.Decoder(dict[str, Any])
 # The user message of a compaction's summary has this key (true), as the CLI writes it.
 _COMPACT_SUMMARY = b'"isCompactSummary"'
 _ASSISTANT = b'"assistant"'
+_PARENT = b'"parentUuid"'
+# Lines looked at back from a prompt for the compaction ahead of it (the /compact command's own
+# are a handful; the CLI's attachments to the prompt a few more).
+_MOST_WALKED = 64
 # An entry's own "uuid" with the mark (not "parentUuid"/"leafUuid", which name another entry).
 _MARKED_UUID = re.compile(rb'"uuid"\s*:\s*"[0-9a-f]{8}-' + _PROMPT_MARK_BYTES)
 
@@ -98,6 +102,27 @@ def compact_summary_after(stored: StoredTranscript, following: int) -> CompactSu
     return None
 
 
+def compacted_ahead_of(stored: StoredTranscript, following: int, prompt: dict[str, Any]) -> bool:
+    """Whether the conversation ``prompt`` (``following`` lines from the end) was sent to ends
+    in a compaction's summary the runtime had the CLI write ahead of the prompt's turn (see
+    ``_compact_ahead``): back from the prompt, only what the CLI wrote for its ``/compact``
+    command (no model reply, no other prompt) lies before that summary."""
+    parent = prompt.get("parentUuid")
+    before = (line for line, after in stored.lines_containing(_PARENT) if after > following)
+    for looked, line in enumerate(before):
+        if looked == _MOST_WALKED or not isinstance(parent, str):
+            return False
+        entry = decode_entry(line)
+        if entry.get("uuid") != parent:
+            continue  # another branch's
+        if entry.get("isCompactSummary") is True:
+            return True
+        if entry.get("type") == "assistant" or prompt_turn_id(parent) is not None:
+            return False
+        parent = entry.get("parentUuid")
+    return False
+
+
 def _model_replied(stored: StoredTranscript, following: int, summary_following: int) -> bool:
     """Whether a model reply lies between the prompt and the summary (``following`` and
     ``summary_following`` lines from the end)."""
@@ -143,12 +168,13 @@ def prompt_turn_id(entry_uuid: object) -> int | None:
         return None
 
 
-async def prompt_stream(prompt: str, turn_id: int) -> AsyncIterator[dict[str, Any]]:
-    # A streamed user message may carry its own uuid; a plain string prompt may not.
+async def prompt_stream(prompt: str, turn_id: int | None) -> AsyncIterator[dict[str, Any]]:
+    # A streamed user message may carry its own uuid; a plain string prompt may not. None: no
+    # turn's mark (a command of the CLI's own the runtime sends is no turn's prompt).
     yield {
         "type": "user",
         "session_id": "",
         "message": {"role": "user", "content": prompt},
         "parent_tool_use_id": None,
-        "uuid": prompt_uuid(turn_id),
+        "uuid": str(uuid.uuid4()) if turn_id is None else prompt_uuid(turn_id),
     }

@@ -178,8 +178,11 @@ class SdkRunSteps:
         try:
             options = self._options(run, workspace, saver)
             try:
-                prompt = as_words(run.prompt, workspace.cwd)
-                messages = query(prompt=prompt_stream(prompt, run.turn_id), options=options)
+                if run.command:
+                    stream = prompt_stream(run.prompt, None)
+                else:
+                    stream = prompt_stream(as_words(run.prompt, workspace.cwd), run.turn_id)
+                messages = query(prompt=stream, options=options)
                 await self._consume(messages, outcome, project_key, workspace, saver.held)
             except (ResultError, ProcessError):
                 # The CLI exits non-zero after an error result (ResultError, or ProcessError

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -49,6 +50,7 @@ from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
+from ._compact_ahead import compact_ahead
 from ._config_report import config_error_result, report_config_error
 from ._day_note import with_day_note, without_day_note
 from ._disk_watch import disk_limit_passed
@@ -58,10 +60,10 @@ from ._environment import (
 from ._errors import AgentRuntimeError, AttachmentError, UntrustedCliOutputError
 from ._expired_history import HistoryAge, message_arrived_at, with_expired_history_note
 from ._held_mirror import HeldMirror
-from ._history_limit import history_limit_bytes, history_size, memory_fix
+from ._history_limit import compact_first, history_limit_bytes, history_size, memory_fix
 from ._late_note import with_late_note
 from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
-from ._loaded_history import bytes_the_cli_loads
+from ._loaded_history import bytes_the_cli_loads, loaded_after_compaction
 from ._mcp_rest import McpServersAtRest
 from ._mcp_secrets import McpSecretProxies
 from ._model_refusal import context_full, operator_refusal, request_refused
@@ -76,7 +78,13 @@ from ._process_sweep import (
     reap_zombie_children,
     sweep_turn_processes,
 )
-from ._prompt_marks import find_first_attempt, find_last_prompt, prompt_text, resume_point_before
+from ._prompt_marks import (
+    compacted_ahead_of,
+    find_first_attempt,
+    find_last_prompt,
+    prompt_text,
+    resume_point_before,
+)
 from ._restore import TranscriptRestorer, is_session_id, transcript_path
 from ._save_before_tools import SaveBeforeTools
 from ._sdk_run import SdkRunSteps
@@ -414,6 +422,23 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 # this message's files, and those of the turn an approval answers brought back
                 user_files_bytes = int(await asyncio.to_thread(tree_size, workspace.attachments))
+                resumes_at_end = resume is not None and resume_at is None
+                # Not before an allowed call the agent is to make again exactly as asked, which
+                # a summary may not keep: the next message compacts.
+                if plan.answering is None and compact_first(
+                    history, self.settings.memory_mb, loaded_bytes=loaded, resumes_at_end=resumes_at_end
+                ):
+                    run, history = await self._compact_first(
+                        run,
+                        workspace,
+                        outcome,
+                        holder,
+                        deadline,
+                        live,
+                        history=history,
+                        history_bytes=history_bytes,
+                        user_files_bytes=user_files_bytes,
+                    )
                 end = await self._run_until_stopped(
                     run,
                     workspace,
@@ -831,7 +856,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # Before any result leaves: no process of this turn survives it, and the model
             # key it was given is dead.
             killed = self._sweep_processes(before_run=False)
-            outcome.metered = self.model.end_turn()
+            # after what a compaction ahead of this run paid, if one did (see _compact_first)
+            outcome.metered = self.model.end_turn().after(outcome.metered)
             if self.mcp_proxies is not None:
                 self.mcp_proxies.end_turn()
         if sdk in done:
@@ -859,6 +885,46 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             )
             return RunEnd.OVER_DISK_LIMIT
         return RunEnd.TIMED_OUT
+
+    async def _compact_first(
+        self,
+        run: SdkRun,
+        workspace: SessionWorkspace,
+        outcome: RunOutcome,
+        holder: LeaseHolder,
+        deadline: float | None,
+        live: LiveProgress | None,
+        *,
+        history: HistorySize | None,
+        history_bytes: int,
+        user_files_bytes: int,
+    ) -> tuple[SdkRun, HistorySize | None]:
+        """Have the CLI compact the conversation before the turn's ``run`` (see
+        ``_compact_ahead``): the run to start then, and the history it resumes."""
+
+        def run_until(step: SdkRun, step_outcome: RunOutcome, until: float | None) -> Awaitable[RunEnd]:
+            return self._run_until_stopped(
+                step,
+                workspace,
+                step_outcome,
+                holder,
+                until,
+                live,
+                history_bytes=history_bytes,
+                user_files_bytes=user_files_bytes,
+            )
+
+        assert run.resume is not None  # only a resumed session is compacted
+        path = transcript_path(workspace.config_dir, project_key_for_directory(workspace.cwd), run.resume)
+        ahead = await compact_ahead(run, run_until, deadline, transcript=path, stored_bytes=history_bytes)
+        outcome.metered = ahead.metered  # the turn's run adds its own calls to it
+        # A batch the store missed and could not catch up on: the turn's run replays it all.
+        outcome.mirror_errors += ahead.store_behind
+        if not ahead.compacted:
+            return ahead.turn(run), history
+        outcome.summarised = True
+        size, loaded = await asyncio.to_thread(loaded_after_compaction, path)
+        return ahead.turn(run), history_size(size, self.settings.memory_mb, loaded_bytes=loaded)
 
     def _save_before_tools(self, holder: LeaseHolder, outcome: RunOutcome) -> SaveBeforeTools:
         """The run's store and the hook that sends it what the CLI wrote before each tool call."""
@@ -1160,7 +1226,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         ran = tools_ran_after(stored, resume.after)
         point = resume.uuid if ran is None else ran.resume_at or resume.uuid
         kept = _kept_first_attempt(stored, turn_id, point)
-        at_summary = resume.summary is not None
+        at_summary = resume.summary is not None or _compacted_ahead(stored, turn_id)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
             return _resumed_at(
@@ -1198,7 +1264,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
-        return _resumed_at(resume.uuid, stored.size, note, at_summary=resume.summary is not None)
+        at_summary = resume.summary is not None or compacted_ahead_of(stored, following, entry)
+        return _resumed_at(resume.uuid, stored.size, note, at_summary=at_summary)
 
     async def _answered(self, key: SessionKey, turn_id: int) -> bool:
         """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
@@ -1322,6 +1389,13 @@ def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | Non
     if summarised or point == before.uuid:
         return None
     return prompt_text(_content(entry))
+
+
+def _compacted_ahead(stored: StoredTranscript, turn_id: int) -> bool:
+    """Whether the runtime had the CLI compact the history ahead of turn ``turn_id``'s first
+    attempt (see ``_compact_ahead``): the turn resumes after that summary."""
+    first = find_first_attempt(stored, turn_id)
+    return first is not None and compacted_ahead_of(stored, *first)
 
 
 def _content(entry: dict[str, Any]) -> object:

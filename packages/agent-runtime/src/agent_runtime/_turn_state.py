@@ -56,6 +56,9 @@ class SdkRun:
     resumed_total_usd: float = 0.0  # the resumed SDK session's running total so far
     max_cost_usd: float | None = None  # the SDK's max_budget_usd
     gate: ApprovalGate | None = None  # [I] the PreToolUse hook asking for approvals
+    # A command of the CLI's own the runtime sends (``/compact``, see ``_compact_ahead``): not
+    # the user's words, and not one of the turn's marked prompts (``_prompt_marks``).
+    command: bool = False
 
 
 @dataclass

@@ -16,7 +16,7 @@ import binascii
 import json
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from session_core import Usage, get_logger
@@ -53,6 +53,24 @@ class MeteredSpend:
     silence_setting: str = ""
     unreachable_calls: int = 0
     retry_after_s: float | None = None
+
+    def after(self, earlier: MeteredSpend) -> MeteredSpend:
+        """This run's spend with what an ``earlier`` run of the same turn paid (a compaction
+        ahead of it, see ``_compact_ahead``) added; how the model failed is this run's own."""
+        return replace(
+            self,
+            calls=earlier.calls + self.calls,
+            usage=Usage(
+                input_tokens=earlier.usage.input_tokens + self.usage.input_tokens,
+                output_tokens=earlier.usage.output_tokens + self.usage.output_tokens,
+                cache_read_input_tokens=earlier.usage.cache_read_input_tokens
+                + self.usage.cache_read_input_tokens,
+                cache_creation_input_tokens=earlier.usage.cache_creation_input_tokens
+                + self.usage.cache_creation_input_tokens,
+            ),
+            cost_usd=earlier.cost_usd + self.cost_usd,
+            unread=earlier.unread + self.unread,
+        )
 
 
 @dataclass

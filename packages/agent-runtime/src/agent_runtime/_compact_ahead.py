@@ -1,0 +1,124 @@
+"""Having the CLI compact a conversation before a turn, while the memory still loads it all.
+
+The CLI compacts only when the model's context fills; a transcript can outgrow the memory long
+before (a photo the agent read costs ~1.5k tokens but megabytes of base64), and a chat it never
+compacted is refused past its limit (``_history_limit``). From WARN_SHARE of that limit on
+(``compact_first``), the turn first runs the CLI's own ``/compact`` on the session, resumed as
+the turn is (one model call: the summary), then the user's message on the compacted session:
+the CLI loads only the summary, what it kept, and what follows from then on.
+
+Paid as the turn's, as a compaction the CLI makes mid-turn is: what the model proxy metered
+goes into the turn's spend, and the turn's cost cap is what is left of it. A compaction that
+fails (the model's error, its share of the turn's time run out, a stop) leaves the message to
+run on the history as it was, which still loads: logged ``turn.compact_ahead_failed``. The
+``/compact`` prompt is no turn's marked prompt, so the resume point of a retry is found as
+before (what the CLI wrote for it lies before the turn's own prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
+
+from session_core import get_logger
+
+from ._prompt_marks import decode_entry
+from ._turn_state import RunEnd, RunOutcome, SdkRun
+from ._usage_meter import MeteredSpend
+
+log = get_logger("agent_runtime._turn")
+
+COMPACT_COMMAND = "/compact"
+# The most of the turn's time left the compaction may take: a summary that stalls must leave
+# the message its time to run on the history as it was.
+COMPACT_SHARE_OF_TIME = 0.5
+
+
+class CompactedAhead(NamedTuple):
+    """What a compaction ahead of a turn did: ``compacted`` (the CLI wrote its summary), what
+    its model calls cost (``metered``: the turn's spend begins with it), the mirror batches
+    the store missed and did not catch up on (``store_behind``), and where the turn resumes
+    (``resume_at``; None: at the transcript's end)."""
+
+    compacted: bool
+    metered: MeteredSpend
+    store_behind: int = 0
+    resume_at: str | None = None
+
+    def turn(self, run: SdkRun) -> SdkRun:
+        """The turn's ``run`` after this compaction: resumed where it says, and with what is
+        left of its cost cap once the compaction is paid (as for one the CLI makes mid-run)."""
+        cap = run.max_cost_usd
+        left = None if cap is None else max(cap - self.metered.cost_usd, 0.0)
+        return replace(run, resume_at=self.resume_at, max_cost_usd=left)
+
+
+# The step that runs one SDK run on the turn's workspace and lease, until ``deadline``.
+RunUntil = Callable[[SdkRun, RunOutcome, float | None], Awaitable[RunEnd]]
+
+
+async def compact_ahead(
+    turn: SdkRun, run_until: RunUntil, deadline: float | None, *, transcript: Path, stored_bytes: int
+) -> CompactedAhead:
+    """Run ``/compact`` on the session ``turn`` resumes (at its end: the local ``transcript``,
+    ``stored_bytes`` long), within a share of the time to ``deadline`` and under the turn's
+    cost cap."""
+    compaction = SdkRun(
+        COMPACT_COMMAND,
+        turn.turn_id,
+        turn.resume,
+        None,
+        turn.resumed_total_usd,
+        turn.max_cost_usd,
+        command=True,
+    )
+    outcome = RunOutcome()
+    now = time.perf_counter()
+    own_deadline = None if deadline is None else now + (deadline - now) * COMPACT_SHARE_OF_TIME
+    end = await run_until(compaction, outcome, own_deadline)
+    behind = max(outcome.mirror_errors - outcome.caught_up_after, 0)
+    failed = _why_failed(end, outcome)
+    if failed is None:
+        log.info("turn.compacted_ahead", cost_usd=outcome.metered.cost_usd)
+        return CompactedAhead(True, outcome.metered, behind)
+    log.warning(
+        "turn.compact_ahead_failed",
+        why=failed,
+        api_status=getattr(outcome.result, "api_error_status", None),
+        cost_usd=outcome.metered.cost_usd,
+    )
+    # What the CLI wrote of the failed command (its error, which names the model's endpoint)
+    # is no part of the chat: the turn resumes where the history ended before it.
+    resume_at = await asyncio.to_thread(_entry_before, transcript, stored_bytes)
+    return CompactedAhead(False, outcome.metered, behind, resume_at)
+
+
+def _entry_before(transcript: Path, stored_bytes: int) -> str | None:
+    """The entry the conversation ended with before what the CLI wrote past ``stored_bytes``:
+    the parent of the first entry it wrote there (None: it wrote none)."""
+    with transcript.open("rb") as file:
+        file.seek(stored_bytes)
+        written = file.read()
+    for line in written.splitlines():
+        entry = decode_entry(line)
+        if "parentUuid" in entry:  # of the conversation, not the CLI's own bookkeeping
+            parent = entry.get("parentUuid") or entry.get("logicalParentUuid")
+            return parent if isinstance(parent, str) else None
+    return None
+
+
+def _why_failed(end: RunEnd, outcome: RunOutcome) -> str | None:
+    if outcome.summarised:  # the CLI wrote its boundary and summary: compacted, whatever followed
+        return None
+    if end is not RunEnd.FINISHED:
+        return str(end.value)  # timed out, stopped, lease lost, over the disk limit
+    if outcome.failure is not None:
+        return type(outcome.failure).__name__
+    result = outcome.result
+    if result is None or result.is_error:
+        return "model_error" if result is None else str(result.subtype)
+    return "not_compacted"  # the CLI's command ended without a summary (its model call failed)

@@ -1,0 +1,264 @@
+"""A chat whose transcript outgrows the memory with few tokens (photos the agent read are kept
+as base64) is never compacted by the CLI, which compacts only when the context fills: the
+runtime has it compact first, while the history still loads, so the chat goes on instead of
+being refused at its limit (real CLI, moto storage, the runtime's memory set low enough that a
+~1.4 MB history nears its limit)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agent_runtime import transcript_project
+from agent_runtime._history_limit import (
+    BASE_MIB,
+    HEADROOM,
+    MIB_PER_HISTORY_MB,
+    WARN_SHARE,
+    compact_first,
+    history_size,
+)
+from agent_runtime._loaded_history import bytes_the_cli_loads
+from local_stack import CallUsage, ModelFault, ModelServer
+from session_core import SessionKey
+
+from .conftest import flow_responder
+
+pytestmark = pytest.mark.slow
+
+KEY = "default/1001/0"
+# Every call of a turn reports this usage, far from a full context: the CLI never compacts on
+# its own. The summary costs exactly SUMMARY_CALLS times as much, to tell it in the turn's cost.
+PER_CALL = CallUsage(input_tokens=1_000, output_tokens=100)
+SUMMARY_CALLS = 20
+SUMMARY_USAGE = CallUsage(input_tokens=SUMMARY_CALLS * 1_000, output_tokens=SUMMARY_CALLS * 100)
+SUMMARY = "<summary>The user asked to remember a long text of lorem ipsum.</summary>"
+# ~0.72 MB of history: this prompt and the model's echo of it.
+LONG_PROMPT = "remember this: " + "lorem ipsum " * 30_000
+
+
+def _is_compaction(request: dict[str, Any]) -> bool:
+    users = [message for message in request["messages"] if message["role"] == "user"]
+    return "Respond with TEXT ONLY" in json.dumps(users[-1])
+
+
+@pytest.fixture
+def model_server() -> Iterator[ModelServer]:
+    server = ModelServer(usage=PER_CALL)
+
+    def respond(request: dict[str, Any]) -> Any:
+        # The usage is read after the reply is chosen: the summary's own is that call's.
+        server.usage = SUMMARY_USAGE if _is_compaction(request) else PER_CALL
+        return SUMMARY if _is_compaction(request) else flow_responder(request)
+
+    server.responder = respond
+    with server:
+        yield server
+
+
+def stored_and_loaded_mb(runtime: Any, session_id: str) -> tuple[float, float]:
+    project = transcript_project(SessionKey.parse(KEY))
+    stored = asyncio.run(runtime.store.load_stored({"project_key": project, "session_id": session_id}))
+    assert stored is not None
+    return stored.size / 1_000_000, bytes_the_cli_loads(stored) / 1_000_000
+
+
+def memory_for_an_uncompacted_limit_at(limit_mb: float) -> int:
+    """The function memory (MB) whose limit for a history never compacted is about ``limit_mb``."""
+    return math.ceil((BASE_MIB + MIB_PER_HISTORY_MB * limit_mb) / (1 - HEADROOM))
+
+
+def a_long_uncompacted_chat(make_runtime: Any, turn_request: Any) -> tuple[str, float, int, float]:
+    """Two long turns (~1.4 MB, few tokens), the CLI never compacting: the session, its
+    history's MB, a memory whose limit is 10 % above it (inside the warning's 80 %), and the
+    price of one call (the second turn's)."""
+    for turn_id in (1, 2):
+        answer = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=turn_id))
+        assert answer.ok and not answer.summarised, answer
+    session = answer.session_id or ""
+    history, loaded = stored_and_loaded_mb(make_runtime(), session)
+    assert loaded == history  # the CLI would load it all
+    return session, history, memory_for_an_uncompacted_limit_at(history * 1.1), answer.cost_usd
+
+
+def test_a_1024_mb_runtime_compacts_ahead_from_80_percent_of_an_uncompacted_historys_limit() -> None:
+    limit = (1024 * (1 - HEADROOM) - BASE_MIB) / MIB_PER_HISTORY_MB  # ~65 MB
+
+    def ahead(loaded_mb: float, stored_mb: float | None = None, *, at_end: bool = True) -> bool:
+        stored, loaded = int((stored_mb or loaded_mb) * 1_000_000), int(loaded_mb * 1_000_000)
+        history = history_size(stored, 1024, loaded_bytes=loaded)
+        return compact_first(history, 1024, loaded_bytes=loaded, resumes_at_end=at_end)
+
+    assert 51 < WARN_SHARE * limit < 53
+    assert not ahead(WARN_SHARE * limit - 0.01)
+    assert ahead(WARN_SHARE * limit + 0.01)
+    assert ahead(WARN_SHARE * limit + 0.01, stored_mb=90)  # compacted long ago, grown since
+    assert not ahead(5, stored_mb=200)  # compacted lately: the CLI loads little
+    assert not ahead(limit + 1)  # too large: refused, the compaction could not load it either
+    assert not ahead(WARN_SHARE * limit + 0.01, at_end=False)  # a retry resuming before its attempt
+    assert not compact_first(None, 0, loaded_bytes=60_000_000, resumes_at_end=True)  # not on Lambda
+    assert not compact_first(None, 1024, loaded_bytes=None, resumes_at_end=True)  # the SDK restores it
+
+
+def test_a_long_history_is_compacted_before_the_turn_and_the_chat_goes_on(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    session, history, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    answer = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+
+    assert answer.ok and answer.text.endswith("last=and now?"), answer
+    assert answer.session_id == session
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert _is_compaction(turn[0])  # the summary first, then the message
+    assert len(turn) == 2 and not _is_compaction(turn[1])
+    sent = json.dumps(turn[1]["messages"])
+    assert "remember a long text of lorem ipsum" in sent and "and now?" in sent
+    # The long messages are summarised away (the CLI keeps the last answer after the summary).
+    assert not any("remember this:" in json.dumps(m) for m in turn[1]["messages"] if m["role"] == "user")
+    assert answer.summarised  # /status says when
+    # The warning line under the answer was the uncompacted history's (91 % of its limit): the
+    # compacted one is well inside its own.
+    assert answer.history is None, answer.history
+    _, loaded = stored_and_loaded_mb(make_runtime(), session)
+    assert loaded < history / 3  # the summary, and the last answer the CLI keeps with it
+
+    fresh_container()
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+
+    assert later.ok and later.text.endswith("last=still there?"), later
+    assert later.session_id == session and not later.summarised
+    assert not any(_is_compaction(call.body) for call in model_server.model_calls[calls:])
+
+
+def test_the_compaction_ahead_is_paid_as_the_turns(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    _, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    assert one_call > 0
+
+    fresh_container()
+    answer = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}).run_turn(
+        turn_request("and now?", turn_id=3)
+    )
+
+    assert answer.ok and answer.summarised, answer
+    # The summary's call and the answer's, as for a compaction the CLI makes within a turn.
+    assert answer.cost_usd == pytest.approx((SUMMARY_CALLS + 1) * one_call, rel=0.01)
+    assert answer.usage.input_tokens == (SUMMARY_CALLS + 1) * PER_CALL.input_tokens
+
+
+def test_a_failed_compaction_still_answers_on_the_history_as_it_was(
+    make_runtime, model_server, turn_request, fresh_container, capsys
+) -> None:
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    calls = len(model_server.model_calls)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+
+    fresh_container()
+    model_server.inject(ModelFault(status=500))  # the turn's first call: the summary
+    answer = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+
+    assert answer.ok and answer.text.endswith("last=and now?"), answer
+    assert answer.session_id == session and not answer.summarised
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert _is_compaction(turn[0]) and not _is_compaction(turn[-1])
+    sent = json.dumps(turn[-1]["messages"])
+    assert sent.count("and now?") == 1 and "lorem ipsum lorem ipsum" in sent
+    # The runtime's command and its error (which names the model's endpoint) are no part of it.
+    assert "/compact" not in sent and "Error during compaction" not in sent
+    assert answer.history is not None and not answer.history.too_large  # still warned
+    logged = capsys.readouterr()
+    assert "turn.compact_ahead_failed" in logged.out + logged.err
+
+    # The next message compacts ahead again, and reads the chat as it was.
+    fresh_container()
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.summarised and later.text.endswith("last=still there?"), later
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert _is_compaction(turn[0])
+    assert "and now?" in json.dumps(turn[0]["messages"])  # the answered turn is summarised too
+    assert json.dumps(turn[-1]["messages"]).count("still there?") == 1
+
+
+def test_a_turn_that_fails_after_its_compaction_ahead_is_retried_on_the_compacted_history(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    respond = model_server.responder
+
+    def fail_after_the_summary(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            model_server.inject(ModelFault(status=500))  # the message's own call
+        return respond(request)
+
+    model_server.responder = fail_after_the_summary
+    fresh_container()
+    failed = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    assert failed.cost_usd > 0  # the summary was paid for
+
+    model_server.responder = respond
+    fresh_container()
+    calls = len(model_server.model_calls)
+    retried = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+
+    assert retried.ok and retried.text.endswith("last=and now?"), retried
+    assert retried.session_id == session
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert not any(_is_compaction(body) for body in turn)  # compacted already
+    sent = json.dumps(turn[-1]["messages"])
+    assert "remember a long text of lorem ipsum" in sent and sent.count("and now?") == 1
+    assert retried.summarised  # its answer is the first the summary is under
+
+
+def test_a_history_outside_the_zone_is_never_compacted_ahead(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    _, history, _, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    not_on_lambda: dict[str, str] = {}  # memory unknown: no limit at all
+    roomy = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_for_an_uncompacted_limit_at(history * 2))}
+    for turn_id, env in ((3, not_on_lambda), (4, roomy)):
+        fresh_container()
+        calls = len(model_server.model_calls)
+        answer = make_runtime(env=env).run_turn(turn_request("and now?", turn_id=turn_id))
+        assert answer.ok and not answer.summarised, answer
+        assert not any(_is_compaction(call.body) for call in model_server.model_calls[calls:])
+
+
+def test_the_message_after_a_turn_that_failed_after_its_compaction_ahead_is_summarised(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """The failed turn is left out, not its compaction: the next message resumes after the
+    summary, and its answer is the first recorded under it (for /status)."""
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    respond = model_server.responder
+
+    def fail_after_the_summary(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            model_server.inject(ModelFault(status=500))
+        return respond(request)
+
+    model_server.responder = fail_after_the_summary
+    failed = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+    assert failed.error_kind == "model_error", failed
+
+    model_server.responder = respond
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("something else", turn_id=4))
+
+    assert later.ok and later.summarised and later.session_id == session, later
+    sent = [call.body for call in model_server.model_calls[calls:]]
+    assert not any(_is_compaction(body) for body in sent)
+    assert "remember a long text of lorem ipsum" in json.dumps(sent[-1]["messages"])
