@@ -24,7 +24,7 @@ from agent_runtime._history_limit import (
 )
 from agent_runtime._loaded_history import bytes_the_cli_loads
 from local_stack import CallUsage, ModelFault, ModelServer
-from session_core import SessionKey
+from session_core import SessionKey, SessionRegistry
 
 from .conftest import flow_responder
 
@@ -262,3 +262,39 @@ def test_the_message_after_a_turn_that_failed_after_its_compaction_ahead_is_summ
     sent = [call.body for call in model_server.model_calls[calls:]]
     assert not any(_is_compaction(body) for body in sent)
     assert "remember a long text of lorem ipsum" in json.dumps(sent[-1]["messages"])
+
+
+def test_a_compaction_ahead_that_uses_up_the_turns_cap_ends_the_turn_at_its_cap(
+    aws, make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """The summary cost more than the turn may spend (MaxTurnCostUsd): the turn stops there, as
+    at a compaction the CLI makes mid-turn, paid once; the next message runs on the summary.
+    The message was run with a cap of $0, which the CLI refuses to start with (an internal
+    error, retried: the retry then spent a whole cap more on the same message)."""
+    session, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    capped = make_runtime(env=small).run_turn(
+        turn_request("and now?", turn_id=3, max_cost_usd=(SUMMARY_CALLS / 4) * one_call)
+    )
+
+    assert capped.error_kind == "model_error" and capped.error_reason == "max_budget", capped
+    assert not capped.retryable  # nothing is run again for it
+    assert capped.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)  # the summary's
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 1 and _is_compaction(turn[0])
+
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    sent = [call.body for call in model_server.model_calls[calls:]]
+    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
+    assert later.cost_usd == pytest.approx(one_call, rel=0.01)  # the summary is not paid twice
+    record = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table).get_session(
+        SessionKey.parse(KEY)
+    )
+    assert record is not None
+    assert record.cost_usd == pytest.approx((2 + SUMMARY_CALLS + 1) * one_call, rel=0.01)

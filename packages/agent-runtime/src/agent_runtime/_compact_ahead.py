@@ -56,6 +56,11 @@ class CompactedAhead(NamedTuple):
         left = None if cap is None else max(cap - self.metered.cost_usd, 0.0)
         return replace(run, resume_at=self.resume_at, max_cost_usd=left)
 
+    def used_up(self, cap: float | None) -> bool:
+        """Whether this compaction cost all of the turn's ``cap``: the turn stops at it, as one
+        whose compaction the CLI made mid-run does (and the CLI refuses a budget of nothing)."""
+        return cap is not None and self.metered.cost_usd >= cap
+
 
 # The step that runs one SDK run on the turn's workspace and lease, until ``deadline``.
 RunUntil = Callable[[SdkRun, RunOutcome, float | None], Awaitable[RunEnd]]

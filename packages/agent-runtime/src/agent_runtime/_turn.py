@@ -428,7 +428,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if plan.answering is None and compact_first(
                     history, self.settings.memory_mb, loaded_bytes=loaded, resumes_at_end=resumes_at_end
                 ):
-                    run, history = await self._compact_first(
+                    compacted_run, history = await self._compact_first(
                         run,
                         workspace,
                         outcome,
@@ -439,6 +439,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         history_bytes=history_bytes,
                         user_files_bytes=user_files_bytes,
                     )
+                    if compacted_run is None:
+                        return await self._cap_used_up_ahead(key, request, outcome, started)
+                    run = compacted_run
                 end = await self._run_until_stopped(
                     run,
                     workspace,
@@ -898,9 +901,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         history: HistorySize | None,
         history_bytes: int,
         user_files_bytes: int,
-    ) -> tuple[SdkRun, HistorySize | None]:
+    ) -> tuple[SdkRun | None, HistorySize | None]:
         """Have the CLI compact the conversation before the turn's ``run`` (see
-        ``_compact_ahead``): the run to start then, and the history it resumes."""
+        ``_compact_ahead``): the run to start then (None: the compaction cost the turn's whole
+        cap, see ``_cap_used_up_ahead``), and the history it resumes."""
 
         def run_until(step: SdkRun, step_outcome: RunOutcome, until: float | None) -> Awaitable[RunEnd]:
             return self._run_until_stopped(
@@ -920,11 +924,24 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         outcome.metered = ahead.metered  # the turn's run adds its own calls to it
         # A batch the store missed and could not catch up on: the turn's run replays it all.
         outcome.mirror_errors += ahead.store_behind
+        if ahead.used_up(run.max_cost_usd):
+            return None, history
         if not ahead.compacted:
             return ahead.turn(run), history
         outcome.summarised = True
         size, loaded = await asyncio.to_thread(loaded_after_compaction, path)
         return ahead.turn(run), history_size(size, self.settings.memory_mb, loaded_bytes=loaded)
+
+    async def _cap_used_up_ahead(
+        self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, started: float
+    ) -> TurnResult:
+        """The answer to a turn whose compaction ahead cost its whole cap (MaxTurnCostUsd): it
+        stops there, as at a compaction the CLI makes mid-run, with the summary paid once
+        (counted in the chat's cost) and kept for the next message; its message is not run."""
+        log.warning("turn.stopped_by_limit", subtype="error_max_budget_usd", by="compaction_ahead")
+        await self._count_failed_spend(key, outcome, outcome.metered.cost_usd, None)
+        capped = _error(request, "model_error", retryable=False, started=started, reason="max_budget")
+        return with_spend(capped, outcome)
 
     def _save_before_tools(self, holder: LeaseHolder, outcome: RunOutcome) -> SaveBeforeTools:
         """The run's store and the hook that sends it what the CLI wrote before each tool call."""
