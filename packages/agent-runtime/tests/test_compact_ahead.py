@@ -298,3 +298,39 @@ def test_a_compaction_ahead_that_uses_up_the_turns_cap_ends_the_turn_at_its_cap(
     )
     assert record is not None
     assert record.cost_usd == pytest.approx((2 + SUMMARY_CALLS + 1) * one_call, rel=0.01)
+
+
+def test_a_failed_compaction_ahead_the_message_never_ran_after_is_left_out_of_the_chat(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """The compaction failed (paid: the summary came back empty) and its turn ended before its
+    message ran (here the summary cost the turn's cap): the next message resumes where the
+    conversation ended before the runtime's /compact, and compacts ahead from there. It resumed
+    at the transcript's end: the model read the command and the CLI's error as the chat's."""
+    session, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    respond = model_server.responder
+
+    def empty_summary(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            model_server.usage = SUMMARY_USAGE
+            return ""  # the CLI: "Error during compaction: summarization produced empty response"
+        return respond(request)
+
+    model_server.responder = empty_summary
+    fresh_container()
+    capped = make_runtime(env=small).run_turn(
+        turn_request("and now?", turn_id=3, max_cost_usd=(SUMMARY_CALLS / 4) * one_call)
+    )
+    assert capped.error_reason == "max_budget" and not capped.retryable, capped
+
+    model_server.responder = respond
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+
+    assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    turn = [json.dumps(call.body["messages"]) for call in model_server.model_calls[calls:]]
+    assert len(turn) == 2 and _is_compaction(model_server.model_calls[calls].body)  # it tries again
+    assert later.summarised
+    for sent in turn:
+        assert "Error during compaction" not in sent and "empty response" not in sent

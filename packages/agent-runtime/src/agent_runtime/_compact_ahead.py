@@ -22,9 +22,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from session_core import get_logger
+from session_core import StoredTranscript, get_logger
 
 from ._prompt_marks import decode_entry
 from ._turn_state import RunEnd, RunOutcome, SdkRun
@@ -33,6 +33,10 @@ from ._usage_meter import MeteredSpend
 log = get_logger("agent_runtime._turn")
 
 COMPACT_COMMAND = "/compact"
+_PARENT = b'"parentUuid"'
+# Conversation lines looked at back from the transcript's end for a failed /compact: its own are
+# three (a caveat, the command, its outcome), a few more after failed attempts in a row.
+_MOST_WALKED = 16
 # The most of the turn's time left the compaction may take: a summary that stalls must leave
 # the message its time to run on the history as it was.
 COMPACT_SHARE_OF_TIME = 0.5
@@ -76,7 +80,7 @@ async def compact_ahead(
         COMPACT_COMMAND,
         turn.turn_id,
         turn.resume,
-        None,
+        turn.resume_at,  # None, or where the conversation ended before a failed compaction
         turn.resumed_total_usd,
         turn.max_cost_usd,
         command=True,
@@ -99,7 +103,52 @@ async def compact_ahead(
     # What the CLI wrote of the failed command (its error, which names the model's endpoint)
     # is no part of the chat: the turn resumes where the history ended before it.
     resume_at = await asyncio.to_thread(_entry_before, transcript, stored_bytes)
-    return CompactedAhead(False, outcome.metered, behind, resume_at)
+    return CompactedAhead(False, outcome.metered, behind, resume_at or turn.resume_at)
+
+
+def before_failed_compaction(stored: StoredTranscript) -> str | None:
+    """Where the conversation ended before a compaction ahead that failed and is the
+    transcript's last word (its turn ended before the message ran: its run failed first, or
+    the summary cost the turn's cap): the entry the /compact command's own entries follow, to
+    resume at so that the agent never reads the command or its error. None: it ends otherwise."""
+    parent: object = None
+    for looked, (line, _) in enumerate(stored.lines_containing(_PARENT)):
+        if looked == _MOST_WALKED:
+            return None
+        entry = decode_entry(line)
+        if "parentUuid" not in entry or (parent is not None and entry.get("uuid") != parent):
+            continue  # the CLI's bookkeeping, or another branch's
+        if parent is None and not _failed_compaction(entry):
+            return None  # the conversation's last entry is no failed /compact
+        if not _failed_compaction(entry) and not _compact_command(entry):
+            return parent if isinstance(parent, str) else None
+        parent = entry.get("parentUuid")
+        if not isinstance(parent, str):
+            return None
+    return None
+
+
+def _failed_compaction(entry: dict[str, Any]) -> bool:
+    """The outcome the CLI writes of a /compact that failed (its error is the entry's text)."""
+    run, outcome = entry.get("commandRun"), entry.get("commandOutcome")
+    return (
+        entry.get("subtype") == "local_command"
+        and isinstance(run, dict)
+        and run.get("command") == "compact"
+        and isinstance(outcome, dict)
+        and outcome.get("kind") == "failed"
+    )
+
+
+def _compact_command(entry: dict[str, Any]) -> bool:
+    """The user entries the CLI writes for the /compact command: the caveat that a local
+    command follows, and the command itself (the runtime's; a user's text never runs one)."""
+    message = entry.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if entry.get("type") != "user" or not isinstance(content, str):
+        return False
+    caveat = entry.get("isMeta") is True and content.startswith("<local-command-caveat>")
+    return caveat or content.startswith(f"<command-name>{COMPACT_COMMAND}</command-name>")
 
 
 def _entry_before(transcript: Path, stored_bytes: int) -> str | None:

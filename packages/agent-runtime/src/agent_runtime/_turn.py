@@ -50,7 +50,7 @@ from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
-from ._compact_ahead import compact_ahead
+from ._compact_ahead import before_failed_compaction, compact_ahead
 from ._config_report import config_error_result, report_config_error
 from ._day_note import with_day_note, without_day_note
 from ._disk_watch import disk_limit_passed
@@ -157,6 +157,9 @@ class Restored(NamedTuple):
     # False: the history was not downloaded (past what the runtime keeps even compacted), so
     # what of it the CLI would load is unknown.
     read: bool = True
+    # ``resume_at`` is where the conversation ended before a compaction ahead that failed
+    # (see ``before_failed_compaction``): the turn may compact ahead from there.
+    before_failed_compaction: bool = False
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -422,7 +425,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 # this message's files, and those of the turn an approval answers brought back
                 user_files_bytes = int(await asyncio.to_thread(tree_size, workspace.attachments))
-                resumes_at_end = resume is not None and resume_at is None
+                resumes_at_end = resume is not None and (
+                    resume_at is None or restored.before_failed_compaction
+                )
                 # Not before an allowed call the agent is to make again exactly as asked, which
                 # a summary may not keep: the next message compacts.
                 if plan.answering is None and compact_first(
@@ -1218,7 +1223,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return Restored(None, stored.size)
         following, entry, prompt_turn = found
         if await self._answered(key, prompt_turn):
-            return Restored(None, stored.size)  # the last prompt's turn was recorded
+            # The last prompt's turn was recorded: resumed at the end, but before a compaction
+            # ahead that failed there (a later turn's, which ended before its message ran).
+            before = before_failed_compaction(stored)
+            return Restored(before, stored.size, before_failed_compaction=before is not None)
         if prompt_turn != turn_id:
             return self._after_unfinished_turn(stored, prompt_turn)
         resume = resume_point_before(stored, following, entry)
