@@ -289,6 +289,7 @@ def test_a_compaction_ahead_that_uses_up_the_turns_cap_ends_the_turn_at_its_cap(
     calls = len(model_server.model_calls)
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    assert later.summarised  # the first answer under the summary: /status says when
     sent = [call.body for call in model_server.model_calls[calls:]]
     assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
     assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])

@@ -123,6 +123,18 @@ def compacted_ahead_of(stored: StoredTranscript, following: int, prompt: dict[st
     return False
 
 
+def ends_at_compaction(stored: StoredTranscript) -> bool:
+    """Whether the conversation ends in a compaction's summary (and what the CLI wrote for its
+    ``/compact`` command): one the runtime had the CLI make ahead of a turn that then ended
+    before its message ran (see ``_compact_ahead``)."""
+    for line, following in stored.lines_containing(_PARENT):
+        entry = decode_entry(line)
+        uuid_ = entry.get("uuid")
+        if "parentUuid" in entry and isinstance(uuid_, str):  # the conversation's last entry
+            return compacted_ahead_of(stored, following - 1, {"parentUuid": uuid_})
+    return False
+
+
 def _model_replied(stored: StoredTranscript, following: int, summary_following: int) -> bool:
     """Whether a model reply lies between the prompt and the summary (``following`` and
     ``summary_following`` lines from the end)."""

@@ -80,6 +80,7 @@ from ._process_sweep import (
 )
 from ._prompt_marks import (
     compacted_ahead_of,
+    ends_at_compaction,
     find_first_attempt,
     find_last_prompt,
     prompt_text,
@@ -1226,7 +1227,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # The last prompt's turn was recorded: resumed at the end, but before a compaction
             # ahead that failed there (a later turn's, which ended before its message ran).
             before = before_failed_compaction(stored)
-            return Restored(before, stored.size, before_failed_compaction=before is not None)
+            if before is not None:
+                return Restored(before, stored.size, before_failed_compaction=True)
+            # One that worked: this turn's answer is the first under its summary (for /status).
+            return Restored(None, stored.size, at_summary=ends_at_compaction(stored))
         if prompt_turn != turn_id:
             return self._after_unfinished_turn(stored, prompt_turn)
         resume = resume_point_before(stored, following, entry)
