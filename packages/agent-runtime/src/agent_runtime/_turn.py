@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
@@ -50,7 +51,7 @@ from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
-from ._compact_ahead import before_failed_compaction, compact_ahead
+from ._compact_ahead import RunUntil, before_failed_compaction, compact_ahead
 from ._config_report import config_error_result, report_config_error
 from ._day_note import with_day_note, without_day_note
 from ._disk_watch import disk_limit_passed
@@ -426,6 +427,22 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 )
                 # this message's files, and those of the turn an approval answers brought back
                 user_files_bytes = int(await asyncio.to_thread(tree_size, workspace.attachments))
+
+                def run_until(
+                    step: SdkRun, step_outcome: RunOutcome, until: float | None
+                ) -> Awaitable[RunEnd]:
+                    """One SDK run on this turn's workspace and lease, until ``until``."""
+                    return self._run_until_stopped(
+                        step,
+                        workspace,
+                        step_outcome,
+                        holder,
+                        until,
+                        live,
+                        history_bytes=history_bytes,
+                        user_files_bytes=user_files_bytes,
+                    )
+
                 resumes_at_end = resume is not None and (
                     resume_at is None or restored.before_failed_compaction
                 )
@@ -434,30 +451,17 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 if plan.answering is None and compact_first(
                     history, self.settings.memory_mb, loaded_bytes=loaded, resumes_at_end=resumes_at_end
                 ):
+                    assert resume is not None  # only a resumed session is compacted
+                    path = transcript_path(
+                        workspace.config_dir, project_key_for_directory(workspace.cwd), resume
+                    )
                     compacted_run, history = await self._compact_first(
-                        run,
-                        workspace,
-                        outcome,
-                        holder,
-                        deadline,
-                        live,
-                        history=history,
-                        history_bytes=history_bytes,
-                        user_files_bytes=user_files_bytes,
+                        run, run_until, outcome, deadline, path, history=history, history_bytes=history_bytes
                     )
                     if compacted_run is None:
                         return await self._cap_used_up_ahead(key, request, outcome, started)
                     run = compacted_run
-                end = await self._run_until_stopped(
-                    run,
-                    workspace,
-                    outcome,
-                    holder,
-                    deadline,
-                    live,
-                    history_bytes=history_bytes,
-                    user_files_bytes=user_files_bytes,
-                )
+                end = await run_until(run, outcome, deadline)
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
                 written = written or "\n\n".join(outcome.texts)
@@ -898,35 +902,20 @@ class Runtime(SdkRunSteps, ApprovalSteps):
     async def _compact_first(
         self,
         run: SdkRun,
-        workspace: SessionWorkspace,
+        run_until: RunUntil,
         outcome: RunOutcome,
-        holder: LeaseHolder,
         deadline: float | None,
-        live: LiveProgress | None,
+        transcript: Path,
         *,
         history: HistorySize | None,
         history_bytes: int,
-        user_files_bytes: int,
     ) -> tuple[SdkRun | None, HistorySize | None]:
         """Have the CLI compact the conversation before the turn's ``run`` (see
         ``_compact_ahead``): the run to start then (None: the compaction cost the turn's whole
-        cap, see ``_cap_used_up_ahead``), and the history it resumes."""
-
-        def run_until(step: SdkRun, step_outcome: RunOutcome, until: float | None) -> Awaitable[RunEnd]:
-            return self._run_until_stopped(
-                step,
-                workspace,
-                step_outcome,
-                holder,
-                until,
-                live,
-                history_bytes=history_bytes,
-                user_files_bytes=user_files_bytes,
-            )
-
-        assert run.resume is not None  # only a resumed session is compacted
-        path = transcript_path(workspace.config_dir, project_key_for_directory(workspace.cwd), run.resume)
-        ahead = await compact_ahead(run, run_until, deadline, transcript=path, stored_bytes=history_bytes)
+        cap, see ``_cap_used_up_ahead``), and the history it resumes (``transcript``: its file)."""
+        ahead = await compact_ahead(
+            run, run_until, deadline, transcript=transcript, stored_bytes=history_bytes
+        )
         outcome.metered = ahead.metered  # the turn's run adds its own calls to it
         # A batch the store missed and could not catch up on: the turn's run replays it all.
         outcome.mirror_errors += ahead.store_behind
@@ -935,7 +924,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if not ahead.compacted:
             return ahead.turn(run), history
         outcome.summarised = True
-        size, loaded = await asyncio.to_thread(loaded_after_compaction, path)
+        size, loaded = await asyncio.to_thread(loaded_after_compaction, transcript)
         return ahead.turn(run), history_size(size, self.settings.memory_mb, loaded_bytes=loaded)
 
     async def _cap_used_up_ahead(
