@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from agent_runtime import workspace_paths
-from local_stack import ModelFault, last_user_text
+from agentbot_testing import noise_png
+from local_stack import ModelFault, ToolCall, last_user_text, tool_results
 from session_core import (
     ConfigError,
     LeaseHeldError,
@@ -980,6 +981,37 @@ def test_attachments_are_downloaded_into_the_working_directory(
     assert result.ok, result
     assert "attached-content-xyz" in result.text
     assert "attachments/notes.txt (text/plain, 20 bytes)" in request_text(model_server.model_calls[0])
+
+
+def test_a_photo_the_agent_reads_is_answered_however_long_its_base64(
+    make_runtime, model_server, turn_request, aws
+) -> None:
+    """The CLI hands the SDK a tool's result in one line, a photo's base64 twice in it: past
+    the SDK's default 1 MiB (a 480 KB photo) the turn failed as the runtime's own error."""
+    key = SessionKey.parse(KEY)
+    s3_key = f"{key.s3_prefix}attachments/9/garden.png"
+    photo = noise_png(400)
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=photo)
+    staged = (
+        StagedAttachment(s3_key=s3_key, file_name="garden.png", mime_type="image/png", size=len(photo)),
+    )
+
+    def look(request: dict[str, Any]) -> Any:
+        results = tool_results(request)
+        if not results:  # Read takes an absolute path: where is the working directory?
+            return [ToolCall(name="Bash", input={"command": "pwd", "description": "where am I"})]
+        if results[-1].startswith("/"):
+            return [
+                ToolCall(name="Read", input={"file_path": f"{results[-1].strip()}/attachments/garden.png"})
+            ]
+        return "What a garden."
+
+    model_server.responder = look
+    result = make_runtime().run_turn(turn_request("look at this", turn_id=9, attachments=staged))
+
+    assert result.ok and result.text == "What a garden.", result
+    [*_, answered] = model_server.model_calls
+    assert json.dumps(answered.body).count('"type": "image"') == 1  # the model saw the photo
 
 
 def test_a_one_byte_attachment_is_listed_to_the_agent_as_1_byte(

@@ -158,6 +158,7 @@ class SdkRunSteps:
             max_budget_usd=run.max_cost_usd,
             stderr=keep_stderr,
             include_partial_messages=True,  # text deltas for the live progress
+            max_buffer_size=LARGEST_CLI_MESSAGE_BYTES,
         )
 
     def _skills_plugin(self) -> str:
@@ -343,6 +344,11 @@ def _process_config_dir(path: str) -> Iterator[None]:
             os.environ["CLAUDE_CONFIG_DIR"] = before
 
 
+# The longest line of the CLI's output the SDK reads (its default, 1 MiB, failed the turn of a
+# ~400 KB photo the agent read: the CLI sends a tool's result twice, as base64, in one line, as
+# the model reads it and as the tool returned it). A model request holds at most 32 MB (the
+# Messages API's limit), so no tool result the CLI keeps is longer than that, twice over.
+LARGEST_CLI_MESSAGE_BYTES = 64 * 1024 * 1024
 # A server's status in the CLI's init message: "pending" is one that had not connected when
 # the CLI's startup wait (MCP_STARTUP_TIMEOUT_MS) ran out, read as the operator would.
 _NOT_CONNECTED = {"failed": "failed", "needs-auth": "needs authorisation", "pending": "not connected"}

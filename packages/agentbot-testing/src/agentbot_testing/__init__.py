@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._mcp_http import LOOKUP_ANSWER, HttpMcpServer
     from ._new_container_ssm import json_log_lines, new_container_ssm
     from ._older_consumer import older_consumer_settling_before_each_catch_up
+    from ._photos import noise_png
     from ._tool_scripts import FIND_CLI, KILL_CLI
     from ._ttl_sweep import sweep_expired_items
 else:  # imported on first use (a function worker running the stub needs none of these)
@@ -38,6 +39,7 @@ __all__ = [
     "json_log_lines",
     "kept_dir",
     "new_container_ssm",
+    "noise_png",
     "older_consumer_settling_before_each_catch_up",
     "sweep_expired_items",
 ]
