@@ -343,11 +343,13 @@ def real_runtime_stack(
     config: Path,
     responder: Callable[[dict[str, Any]], Any],
     runtime_env: Mapping[str, str] | None = None,
+    runtime_memory_mb: int = 1024,
     **telegram_kwargs: Any,
 ) -> Iterator[TelegramStack]:
     """The path with the real runtime (awslambdaric, the real CLI with claude-config ``config``)
     and a scripted model answering with ``responder``; ``stack.model`` is that model server,
-    ``stack.log_path`` the runtime's log; ``runtime_env``: more of the runtime's settings."""
+    ``stack.log_path`` the runtime's log; ``runtime_env``: more of the runtime's settings;
+    ``runtime_memory_mb``: the function's memory, as Lambda tells it (what history it loads)."""
     key_parameter = f"/agentbot/test-{uuid.uuid4().hex[:8]}/anthropic-key"
     aws.client("ssm").put_parameter(Name=key_parameter, Value="sk-ant-test-live", Type="SecureString")
     log_path = tmp_path / "runtime.log"
@@ -361,7 +363,13 @@ def real_runtime_stack(
             "MODEL_MAX_RETRIES": "0",
             **(runtime_env or {}),
         }
-        spec = FunctionSpec(handler="agent_runtime.handler.handle", env=env, timeout_s=120, max_concurrency=2)
+        spec = FunctionSpec(
+            handler="agent_runtime.handler.handle",
+            env=env,
+            timeout_s=120,
+            max_concurrency=2,
+            memory_mb=runtime_memory_mb,
+        )
         with telegram_stack(
             aws, tmp_path, monkeypatch, runtime_spec=spec, runtime_log=log, **telegram_kwargs
         ) as stack:
