@@ -1243,8 +1243,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 note = SUMMARISED_RETRY_NOTE
         ran = tools_ran_after(stored, resume.after)
         point = resume.uuid if ran is None else ran.resume_at or resume.uuid
-        kept = _kept_first_attempt(stored, turn_id, point)
-        at_summary = resume.summary is not None or _compacted_ahead(stored, turn_id)
+        first = find_first_attempt(stored, turn_id)
+        kept = _kept_first_attempt(stored, first, point)
+        # Compacted ahead of its first attempt (see ``_compact_ahead``): resumed after that summary.
+        at_summary = resume.summary is not None or (first is not None and compacted_ahead_of(stored, *first))
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
             return _resumed_at(
@@ -1392,13 +1394,14 @@ def _resumed_at(
     )
 
 
-def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | None) -> str | None:
-    """The text of turn ``turn_id``'s first attempt when its retry resumes at ``point`` inside
-    that attempt (after tools it ran), not before it, nor at a compaction's summary; past a
-    summary only when that summary came before the attempt's first call (the CLI then keeps
-    the prompt as it was after it): one written from the prompt may not have kept what it
-    said. None otherwise."""
-    first = find_first_attempt(stored, turn_id)
+def _kept_first_attempt(
+    stored: StoredTranscript, first: tuple[int, dict[str, Any]] | None, point: str | None
+) -> str | None:
+    """The text of a turn's ``first`` attempt (``find_first_attempt``) when its retry resumes
+    at ``point`` inside that attempt (after tools it ran), not before it, nor at a compaction's
+    summary; past a summary only when that summary came before the attempt's first call (the
+    CLI then keeps the prompt as it was after it): one written from the prompt may not have
+    kept what it said. None otherwise."""
     if first is None or point is None:
         return None
     following, entry = first
@@ -1407,13 +1410,6 @@ def _kept_first_attempt(stored: StoredTranscript, turn_id: int, point: str | Non
     if summarised or point == before.uuid:
         return None
     return prompt_text(_content(entry))
-
-
-def _compacted_ahead(stored: StoredTranscript, turn_id: int) -> bool:
-    """Whether the runtime had the CLI compact the history ahead of turn ``turn_id``'s first
-    attempt (see ``_compact_ahead``): the turn resumes after that summary."""
-    first = find_first_attempt(stored, turn_id)
-    return first is not None and compacted_ahead_of(stored, *first)
 
 
 def _content(entry: dict[str, Any]) -> object:
