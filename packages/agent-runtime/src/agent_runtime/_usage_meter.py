@@ -60,14 +60,7 @@ class MeteredSpend:
         return replace(
             self,
             calls=earlier.calls + self.calls,
-            usage=Usage(
-                input_tokens=earlier.usage.input_tokens + self.usage.input_tokens,
-                output_tokens=earlier.usage.output_tokens + self.usage.output_tokens,
-                cache_read_input_tokens=earlier.usage.cache_read_input_tokens
-                + self.usage.cache_read_input_tokens,
-                cache_creation_input_tokens=earlier.usage.cache_creation_input_tokens
-                + self.usage.cache_creation_input_tokens,
-            ),
+            usage=Usage(**{n: getattr(earlier.usage, n) + getattr(self.usage, n) for n in _TOKEN_FIELDS}),
             cost_usd=earlier.cost_usd + self.cost_usd,
             unread=earlier.unread + self.unread,
         )
