@@ -26,14 +26,13 @@ from typing import Any, NamedTuple
 
 from session_core import StoredTranscript, get_logger
 
-from ._prompt_marks import decode_entry
+from ._prompt_marks import conversation_back, decode_entry
 from ._turn_state import RunEnd, RunOutcome, SdkRun
 from ._usage_meter import MeteredSpend
 
 log = get_logger("agent_runtime._turn")
 
 COMPACT_COMMAND = "/compact"
-_PARENT = b'"parentUuid"'
 # Conversation lines looked at back from the transcript's end for a failed /compact: its own are
 # three (a caveat, the command, its outcome), a few more after failed attempts in a row.
 _MOST_WALKED = 16
@@ -111,20 +110,13 @@ def before_failed_compaction(stored: StoredTranscript) -> str | None:
     transcript's last word (its turn ended before the message ran: its run failed first, or
     the summary cost the turn's cap): the entry the /compact command's own entries follow, to
     resume at so that the agent never reads the command or its error. None: it ends otherwise."""
-    parent: object = None
-    for looked, (line, _) in enumerate(stored.lines_containing(_PARENT)):
-        if looked == _MOST_WALKED:
-            return None
-        entry = decode_entry(line)
-        if "parentUuid" not in entry or (parent is not None and entry.get("uuid") != parent):
-            continue  # the CLI's bookkeeping, or another branch's
+    parent: str | None = None
+    for entry in conversation_back(stored, _MOST_WALKED):
         if parent is None and not _failed_compaction(entry):
             return None  # the conversation's last entry is no failed /compact
         if not _failed_compaction(entry) and not _compact_command(entry):
-            return parent if isinstance(parent, str) else None
+            return parent
         parent = entry.get("parentUuid")
-        if not isinstance(parent, str):
-            return None
     return None
 
 

@@ -108,18 +108,13 @@ def compacted_ahead_of(stored: StoredTranscript, following: int, prompt: dict[st
     ``_compact_ahead``): back from the prompt, only what the CLI wrote for its ``/compact``
     command (no model reply, no other prompt) lies before that summary."""
     parent = prompt.get("parentUuid")
-    before = (line for line, after in stored.lines_containing(_PARENT) if after > following)
-    for looked, line in enumerate(before):
-        if looked == _MOST_WALKED or not isinstance(parent, str):
-            return False
-        entry = decode_entry(line)
-        if entry.get("uuid") != parent:
-            continue  # another branch's
+    if not isinstance(parent, str):
+        return False
+    for entry in conversation_back(stored, _MOST_WALKED, from_uuid=parent, following=following):
         if entry.get("isCompactSummary") is True:
             return True
-        if entry.get("type") == "assistant" or prompt_turn_id(parent) is not None:
+        if entry.get("type") == "assistant" or prompt_turn_id(entry.get("uuid")) is not None:
             return False
-        parent = entry.get("parentUuid")
     return False
 
 
@@ -133,6 +128,27 @@ def ends_at_compaction(stored: StoredTranscript) -> bool:
         if "parentUuid" in entry and isinstance(uuid_, str):  # the conversation's last entry
             return compacted_ahead_of(stored, following - 1, {"parentUuid": uuid_})
     return False
+
+
+def conversation_back(
+    stored: StoredTranscript, most: int, *, from_uuid: str | None = None, following: int = -1
+) -> Iterator[dict[str, Any]]:
+    """The conversation's entries back along their parents, newest first: from the entry
+    ``from_uuid`` (None: the conversation's last) among the lines before the one ``following``
+    lines from the end, until an entry with no parent or ``most`` lines that name one were
+    looked at (the CLI's bookkeeping and other branches' entries are passed over)."""
+    wanted = from_uuid
+    before = (line for line, after in stored.lines_containing(_PARENT) if after > following)
+    for looked, line in enumerate(before):
+        if looked == most:
+            return
+        entry = decode_entry(line)
+        if "parentUuid" not in entry or (wanted is not None and entry.get("uuid") != wanted):
+            continue  # the CLI's bookkeeping, or another branch's
+        yield entry
+        wanted = entry.get("parentUuid")
+        if not isinstance(wanted, str):
+            return
 
 
 def _model_replied(stored: StoredTranscript, following: int, summary_following: int) -> bool:
