@@ -110,23 +110,24 @@ def compacted_ahead_of(stored: StoredTranscript, following: int, prompt: dict[st
     parent = prompt.get("parentUuid")
     if not isinstance(parent, str):
         return False
-    for entry in conversation_back(stored, _MOST_WALKED, from_uuid=parent, following=following):
-        if entry.get("isCompactSummary") is True:
-            return True
-        if entry.get("type") == "assistant" or prompt_turn_id(entry.get("uuid")) is not None:
-            return False
-    return False
+    return _summary_first(conversation_back(stored, _MOST_WALKED, from_uuid=parent, following=following))
 
 
 def ends_at_compaction(stored: StoredTranscript) -> bool:
     """Whether the conversation ends in a compaction's summary (and what the CLI wrote for its
     ``/compact`` command): one the runtime had the CLI make ahead of a turn that then ended
     before its message ran (see ``_compact_ahead``)."""
-    for line, following in stored.lines_containing(_PARENT):
-        entry = decode_entry(line)
-        uuid_ = entry.get("uuid")
-        if "parentUuid" in entry and isinstance(uuid_, str):  # the conversation's last entry
-            return compacted_ahead_of(stored, following - 1, {"parentUuid": uuid_})
+    return _summary_first(conversation_back(stored, _MOST_WALKED))
+
+
+def _summary_first(entries: Iterator[dict[str, Any]]) -> bool:
+    """Whether, back along the conversation's ``entries``, a compaction's summary comes before
+    any model reply or prompt (only what the CLI wrote for its ``/compact`` command may)."""
+    for entry in entries:
+        if entry.get("isCompactSummary") is True:
+            return True
+        if entry.get("type") == "assistant" or prompt_turn_id(entry.get("uuid")) is not None:
+            return False
     return False
 
 
