@@ -21,13 +21,9 @@ too); the store is still the only source of truth, this is just a faster copy of
 
 from __future__ import annotations
 
-import array
 import asyncio
-import contextlib
-import fcntl
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +32,13 @@ from typing import Any
 import msgspec
 from session_core import StoredTranscript, TranscriptFile, get_logger
 
+from ._guarded_writes import discard, finish, last_line, matched_in_place, open_partial, write_atomically
+
 log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
 _SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_COMPARE_WINDOW = 8 * 1024 * 1024  # snapshot fragments are ~2.5 MB: most compare whole
-_FS_IOC_GETFLAGS = 0x80086601  # linux/fs.h, a long-sized read
-# FS_SYNC_FL, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_JOURNAL_DATA_FL, FS_DIRSYNC_FL
-_WRITE_FLAGS = 0x8 | 0x10 | 0x20 | 0x4000 | 0x10000
 
 
 @dataclass(frozen=True)
@@ -127,7 +121,7 @@ class TranscriptRestorer:
             )
         if stored is None or not stored.count or subkeys:
             return _not_written(stored)
-        await asyncio.to_thread(_write_atomically, path, stored.jsonl)  # the lease renewer keeps running
+        await asyncio.to_thread(write_atomically, path, stored.jsonl)  # the lease renewer keeps running
         return Restored(stored=stored, local=True, written=True)
 
     async def _restore_cold(
@@ -135,19 +129,19 @@ class TranscriptRestorer:
     ) -> Restored | None:
         """A restore with nothing of the session in this container: the store writes the
         snapshot's JSONL into the file while it downloads; the tail follows once it returns."""
-        partial, fd = _open_partial(path)  # a few syscalls; no await between open and try
+        partial, fd = open_partial(path)  # a few syscalls; no await between open and try
         file = TranscriptFile(fd)
         try:
             stored, subkeys = await self.store.load_for_restore(store_key, max_bytes=max_bytes, into=file)
         except BaseException:
             file.close()  # a download still running writes nothing more
-            _discard(partial, fd)
+            discard(partial, fd)
             raise
         file.close()
         if stored is None or not stored.count or subkeys:
-            _discard(partial, fd)
+            discard(partial, fd)
             return _not_written(stored)
-        await asyncio.to_thread(_finish, partial, fd, path, stored.jsonl, file.written)
+        await asyncio.to_thread(finish, partial, fd, path, stored.jsonl, file.written)
         return Restored(stored=stored, local=True, written=True)
 
     def remember(self, slot: str, store_key: dict[str, str], path: Path) -> bool:
@@ -166,12 +160,12 @@ class TranscriptRestorer:
         last = _decoded(newest) if newest is not None else None
         # The CLI may encode the entry longer (escapes): past that, the file is not trusted.
         limit = 8 * len(newest or b"") + _TAIL_BLOCK
-        if stored is None or last is None or last != _decoded(_last_line(path, limit=limit)):
+        if stored is None or last is None or last != _decoded(last_line(path, limit=limit)):
             log.info("restore.local_copy_not_current")
             return False
         try:
-            if not _matched_in_place(path, stored.jsonl):
-                _write_atomically(path, stored.jsonl)
+            if not matched_in_place(path, stored.jsonl):
+                write_atomically(path, stored.jsonl)
             info = path.stat()
         except OSError:
             return False
@@ -206,171 +200,6 @@ def _unchanged(path: Path, copy: LocalCopy) -> bool:
         and info.st_size == copy.size
         and (info.st_mtime_ns, info.st_ctime_ns) == (copy.mtime_ns, copy.ctime_ns)
     )
-
-
-def _real_directories(path: Path, levels: int) -> None:
-    """Make the ``levels`` directories above ``path`` real directories: a symlink or any other
-    file a tool put in their place is removed first (the runtime must not write through it)."""
-    for directory in reversed(path.parents[:levels]):
-        try:
-            mode = os.lstat(directory).st_mode
-        except FileNotFoundError:
-            directory.mkdir(mode=0o700)
-            continue
-        if not stat.S_ISDIR(mode):
-            directory.unlink()
-            directory.mkdir(mode=0o700)
-
-
-def _write_atomically(path: Path, jsonl: tuple[bytes, ...]) -> None:
-    partial, fd = _open_partial(path)
-    _finish(partial, fd, path, jsonl)
-
-
-def _open_partial(path: Path) -> tuple[Path, int]:
-    """A new file beside ``path`` to write it in, open for writing. Its name is new each time,
-    so nothing a tool planted there (a link, a FIFO, a directory) is in its way."""
-    # path is <config_dir>/projects/<project>/<session>.jsonl: config_dir, projects and the
-    # project dir are checked; the config dir's own parents belong to the runtime.
-    _real_directories(path, 3)
-    partial = path.with_name(f"{path.name}.{secrets.token_hex(8)}.partial")
-    return partial, os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-
-
-def _finish(partial: Path, fd: int, path: Path, jsonl: tuple[bytes, ...], written: int = 0) -> None:
-    """Write ``jsonl`` into the partial file (its first ``written`` bytes are there already,
-    when they end a fragment) and put it in place of ``path``: only if the directories are
-    still real and the name still the file written (nothing swapped them meanwhile)."""
-    try:
-        with os.fdopen(fd, "wb") as out:
-            rest = _after(jsonl, written)
-            if rest is None:  # not on a fragment's end: write it all
-                rest = jsonl
-            else:
-                out.seek(written)
-            for part in rest:  # fragments as stored: the history is never copied into one buffer
-                out.write(part)
-            out.truncate()
-            opened = os.fstat(out.fileno())
-        _check_still_there(partial, opened, path)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise
-
-
-def _check_still_there(name: Path, written: os.stat_result, path: Path) -> None:
-    """Raise ``OSError`` unless ``path``'s directories are still real and ``name`` is still
-    the very file written (nothing swapped either while it was being written)."""
-    _real_directories(path, 3)
-    placed = os.lstat(name)
-    if (placed.st_dev, placed.st_ino) != (written.st_dev, written.st_ino):
-        raise OSError(f"{name} was replaced while the transcript was written into it")
-
-
-def _matched_in_place(path: Path, jsonl: tuple[bytes, ...]) -> bool:
-    """Make the file at ``path`` hold exactly ``jsonl`` where it lies: the fragments it
-    already holds byte for byte stay, the first that differs and all after it are written over
-    them (the CLI's own encoding of the turn's entries, or a tool's edit), and the file is cut
-    to length. False, with nothing written, unless it is plainly what a restore leaves (see
-    ``_plain``): then a new one is written instead. Raises ``OSError`` if the name was swapped
-    meanwhile (nothing then counts as current)."""
-    _real_directories(path, 3)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    if not _plain(fd):
-        os.close(fd)
-        return False
-    with os.fdopen(fd, "r+b") as file:
-        offset, first = 0, len(jsonl)
-        for index, part in enumerate(jsonl):
-            if not _holds(fd, offset, part):
-                first = index
-                break
-            offset += len(part)
-        file.seek(offset)
-        for part in jsonl[first:]:
-            file.write(part)
-        file.truncate()
-        file.flush()
-        written = os.fstat(fd)
-    _check_still_there(path, written, path)
-    return True
-
-
-def _plain(fd: int) -> bool:
-    """A regular file of this process's user, with one name, mode 0600, no extended attributes
-    (an ACL among them) and no inode flags that change how it is written (sync, append-only,
-    immutable): what a restore creates. Anything a tool set on it would otherwise outlive the
-    turn, since the file is kept."""
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_uid != os.geteuid():
-        return False
-    if stat.S_IMODE(info.st_mode) != 0o600:
-        return False
-    try:
-        if os.listxattr(fd):
-            return False
-    except OSError:  # a file system without extended attributes
-        pass
-    flags = array.array("l", [0])
-    try:
-        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, flags)
-    except OSError:  # a file system without inode flags
-        return True
-    return not flags[0] & _WRITE_FLAGS
-
-
-def _holds(fd: int, offset: int, part: bytes) -> bool:
-    """Whether the file holds ``part`` at ``offset``; compared a window at a time, so a big
-    fragment never needs a second copy of itself in memory."""
-    for start in range(0, len(part), _COMPARE_WINDOW):
-        window = part[start : start + _COMPARE_WINDOW] if len(part) > _COMPARE_WINDOW else part
-        if os.pread(fd, len(window), offset + start) != window:
-            return False
-    return True
-
-
-def _after(jsonl: tuple[bytes, ...], written: int) -> tuple[bytes, ...] | None:
-    """The fragments after the first ``written`` bytes; None unless those end a fragment."""
-    for index, part in enumerate(jsonl):
-        if written == 0:
-            return jsonl[index:]
-        if written < len(part):
-            return None
-        written -= len(part)
-    return () if written == 0 else None
-
-
-def _discard(partial: Path, fd: int) -> None:
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        partial.unlink()
-
-
-def _last_line(path: Path, *, limit: int) -> bytes:
-    """The file's last non-empty line, read from its last ``limit`` bytes at most; empty if it
-    starts before them (a file a tool grew, or a hole it cut, is not read on and on), or unless
-    a regular file (a link or a FIFO a tool put there must neither redirect nor block this)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return b""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return b""
-        start = max(0, info.st_size - limit)
-        tail = os.pread(fd, info.st_size - start, start).rstrip(b"\n")
-    finally:
-        os.close(fd)
-    cut = tail.rfind(b"\n")
-    if cut >= 0:
-        return tail[cut + 1 :]
-    return tail if start == 0 else b""
 
 
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])
