@@ -139,6 +139,31 @@ def test_a_long_history_is_compacted_before_the_turn_and_the_chat_goes_on(
     assert not any(_is_compaction(call.body) for call in model_server.model_calls[calls:])
 
 
+def test_a_chat_that_used_a_subagent_is_compacted_ahead_and_its_subagent_kept(
+    make_runtime, model_server, turn_request, fresh_container, sessions_root
+) -> None:
+    """A session with a subagent's transcript resumes from its own files like any other (it
+    went through the SDK's own resume, all of it counted, never compacted ahead): measured by
+    what the CLI loads, compacted ahead, and the subagent's transcript where the CLI keeps it."""
+    for turn_id in (1, 2):
+        assert make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=turn_id)).ok
+    delegated = make_runtime().run_turn(turn_request("agent: the cat sat on the mat", turn_id=3))
+    assert delegated.ok and "SUBAGENT-SUMMARY" in delegated.text, delegated
+    history, _ = stored_and_loaded_mb(make_runtime(), delegated.session_id or "")
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_for_an_uncompacted_limit_at(history * 1.1))}
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    answer = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=4))
+
+    assert answer.ok and answer.text.endswith("last=and now?"), answer
+    assert answer.session_id == delegated.session_id and answer.summarised
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert _is_compaction(turn[0]) and not _is_compaction(turn[-1])
+    [kept] = sessions_root.rglob("subagents/agent-*.jsonl")  # the new container's, from the store
+    assert "the cat sat on the mat" in kept.read_text()
+
+
 def test_the_compaction_ahead_is_paid_as_the_turns(
     make_runtime, model_server, turn_request, fresh_container
 ) -> None:

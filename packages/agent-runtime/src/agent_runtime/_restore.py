@@ -15,8 +15,8 @@ trusted: after a clean turn it is made the store's own bytes again (a tool that 
 earlier entry during the turn is undone there; what still matches is read, not rewritten),
 and every write refuses links, FIFOs and directories a tool may have planted in its path.
 
-Sessions with subagent transcripts keep the SDK's own resume path (it materializes those
-too); the store is still the only source of truth, this is just a faster copy of it.
+A session's subagent transcripts are put beside it the same way (``_subagent_files``); the
+store is still the only source of truth, this is just a faster copy of it.
 """
 
 from __future__ import annotations
@@ -33,10 +33,20 @@ import msgspec
 from session_core import StoredTranscript, TranscriptFile, get_logger
 
 from ._guarded_writes import discard, finish, last_line, matched_in_place, open_partial, write_atomically
+from ._subagent_files import (
+    EntryState,
+    folder_state,
+    is_subagent_subpath,
+    local_subpaths,
+    put_files,
+    session_folder,
+    stored_files,
+)
 
 log = get_logger(__name__)
 
 _TAIL_BLOCK = 64 * 1024
+_LOADS_AT_ONCE = 8  # a session's subagent transcripts loaded side by side
 _SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -50,6 +60,8 @@ class LocalCopy:
     size: int
     mtime_ns: int
     ctime_ns: int  # unlike mtime, no process can set it back after a write
+    subagents: tuple[EntryState, ...] = ()  # the subagents folder as the turn left it
+    subagent_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class Restored:
     stored: StoredTranscript = field(repr=False)
     local: bool
     written: bool  # False: the file from the last turn was current and kept
+    subagent_bytes: int = 0  # the session's subagent transcripts, as stored
 
 
 def transcript_path(config_dir: str, project_dir: str, session_id: str) -> Path:
@@ -86,14 +99,16 @@ class TranscriptRestorer:
         self.store = store
         self.enabled = all(hasattr(store, verb) for verb in ("load_stored", "known_stored", "list_subkeys"))
         self._copies: dict[str, LocalCopy] = {}
+        self._subpaths: dict[str, list[str]] = {}  # the subagent transcripts each slot's restore put
 
     async def restore(
         self, slot: str, store_key: dict[str, str], path: Path, *, max_bytes: int | None = None
     ) -> Restored | None:
-        """Bring ``path`` up to the stored transcript ``store_key``; None if nothing is stored.
+        """Bring ``path`` (and the session's subagent transcripts beside it) up to the stored
+        transcript ``store_key``; None if nothing is stored.
 
-        ``slot`` names the session (one local copy per slot). ``local`` is False when the
-        session has subagent transcripts: then the SDK materializes it as before. A
+        ``slot`` names the session (one local copy per slot). ``local`` is False only for a
+        store that cannot hand out its JSONL: then the SDK materializes it as before. A
         ``TranscriptStore`` raises ``TranscriptTooLargeError`` past ``max_bytes`` before it
         downloads the history.
         """
@@ -111,21 +126,22 @@ class TranscriptRestorer:
         if copy is not None:  # likely current: one Query says so
             stored = await self.store.load_stored(store_key, max_bytes=max_bytes)
             if stored is not None and copy.revision == stored.revision and _unchanged(path, copy):
-                return Restored(stored=stored, local=True, written=False)
+                return Restored(stored=stored, local=True, written=False, subagent_bytes=copy.subagent_bytes)
             subkeys = await self.store.list_subkeys(store_key)
         elif hasattr(self.store, "load_for_restore"):  # the index item names the snapshot early
-            return await self._restore_cold(store_key, path, max_bytes)
+            return await self._restore_cold(slot, store_key, path, max_bytes)
         else:  # subagent transcripts are listed while the transcript loads: one round trip
             stored, subkeys = await asyncio.gather(
                 self.store.load_stored(store_key), self.store.list_subkeys(store_key)
             )
-        if stored is None or not stored.count or subkeys:
-            return _not_written(stored)
+        if stored is None or not stored.count:
+            return None
         await asyncio.to_thread(write_atomically, path, stored.jsonl)  # the lease renewer keeps running
-        return Restored(stored=stored, local=True, written=True)
+        subagent_bytes = await self._put_subagents(slot, store_key, path, subkeys)
+        return Restored(stored=stored, local=True, written=True, subagent_bytes=subagent_bytes)
 
     async def _restore_cold(
-        self, store_key: dict[str, str], path: Path, max_bytes: int | None
+        self, slot: str, store_key: dict[str, str], path: Path, max_bytes: int | None
     ) -> Restored | None:
         """A restore with nothing of the session in this container: the store writes the
         snapshot's JSONL into the file while it downloads; the tail follows once it returns."""
@@ -138,20 +154,50 @@ class TranscriptRestorer:
             discard(partial, fd)
             raise
         file.close()
-        if stored is None or not stored.count or subkeys:
+        if stored is None or not stored.count:
             discard(partial, fd)
-            return _not_written(stored)
+            return None
         await asyncio.to_thread(finish, partial, fd, path, stored.jsonl, file.written)
-        return Restored(stored=stored, local=True, written=True)
+        subagent_bytes = await self._put_subagents(slot, store_key, path, subkeys)
+        return Restored(stored=stored, local=True, written=True, subagent_bytes=subagent_bytes)
+
+    async def _put_subagents(
+        self, slot: str, store_key: dict[str, str], path: Path, subkeys: list[str]
+    ) -> int:
+        """Put the session's subagent transcripts ``subkeys`` beside ``path``, loaded a few at
+        a time (one that expired on its own is left out); their stored bytes."""
+        subpaths = [subpath for subpath in subkeys if is_subagent_subpath(subpath)]
+        if len(subpaths) < len(subkeys):
+            log.warning("restore.subpath_skipped", count=len(subkeys) - len(subpaths))
+        room = asyncio.Semaphore(_LOADS_AT_ONCE)
+
+        async def load(subpath: str) -> StoredTranscript | None:
+            async with room:
+                stored: StoredTranscript | None = await self.store.load_stored(
+                    {**store_key, "subpath": subpath}
+                )
+                return stored
+
+        loaded = await asyncio.gather(*(load(subpath) for subpath in subpaths))
+        files: dict[str, bytes] = {}
+        for subpath, stored in zip(subpaths, loaded, strict=True):
+            if stored is not None:
+                files.update(stored_files(subpath, stored))
+        await asyncio.to_thread(put_files, session_folder(path), files)
+        self._subpaths[slot] = subpaths
+        return sum(stored.size for stored in loaded if stored is not None)
 
     def remember(self, slot: str, store_key: dict[str, str], path: Path) -> bool:
-        """After a clean turn: make the file what the store holds and note it as current.
+        """After a clean turn: make the files what the store holds and note them as current.
 
         The store's last entry must be the file's last entry (the SDK's final flush can fail
         after the last message was read); otherwise the next turn restores from the store.
         The file is then made the stored bytes, so nothing a tool changed in it during the
         turn reaches the next one: what already matches them is read, not written again
-        (reading 110 MB costs a third of writing it), and the rest is written.
+        (reading 110 MB costs a third of writing it), and the rest is written. So are the
+        subagent transcripts: every one the store knows must be one this store has seen
+        (the restore's, or one the turn mirrored); a file the store does not know (a tool's)
+        leaves the copy not current, and the next restore removes it.
         """
         if not self.enabled:
             return False
@@ -163,10 +209,19 @@ class TranscriptRestorer:
         if stored is None or last is None or last != _decoded(last_line(path, limit=limit)):
             log.info("restore.local_copy_not_current")
             return False
+        session = session_folder(path)
+        subagents = self._known_subagents(slot, store_key, session)
+        if subagents is None:
+            log.info("restore.local_copy_not_current", why="subagent")
+            return False
         try:
             if not matched_in_place(path, stored.jsonl):
                 write_atomically(path, stored.jsonl)
             info = path.stat()
+            files: dict[str, bytes] = {}
+            for subpath, transcript in subagents.items():
+                files.update(stored_files(subpath, transcript))
+            folder = put_files(session, files)
         except OSError:
             return False
         self._copies[slot] = LocalCopy(
@@ -175,22 +230,36 @@ class TranscriptRestorer:
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
             ctime_ns=info.st_ctime_ns,
+            subagents=folder,
+            subagent_bytes=sum(transcript.size for transcript in subagents.values()),
         )
         return True
+
+    def _known_subagents(
+        self, slot: str, store_key: dict[str, str], session: Path
+    ) -> dict[str, StoredTranscript] | None:
+        """The session's subagent transcripts as this store last saw them: those the restore
+        put and those in the folder now. None if the store knows one of them not (or not
+        any more: it may have let it go to keep its cache small)."""
+        wanted = set(self._subpaths.get(slot, [])) | local_subpaths(session)
+        known: dict[str, StoredTranscript] = {}
+        for subpath in sorted(wanted):
+            transcript = self.store.known_stored({**store_key, "subpath": subpath})
+            if transcript is None or not is_subagent_subpath(subpath):
+                return None
+            known[subpath] = transcript
+        self._subpaths[slot] = list(known)
+        return known
 
     def forget(self, slot: str) -> None:
         """The local copy may differ from the store (a failed turn): restore it next time."""
         self._copies.pop(slot, None)
 
 
-def _not_written(stored: StoredTranscript | None) -> Restored | None:
-    """No file: nothing stored (None), or subagent transcripts the SDK materializes itself."""
-    if stored is None or not stored.count:
-        return None
-    return Restored(stored=stored, local=False, written=False)
-
-
 def _unchanged(path: Path, copy: LocalCopy) -> bool:
+    """Whether the file, and the subagents folder beside it, are as the last clean turn left them."""
+    if folder_state(session_folder(path)) != copy.subagents:
+        return False
     try:
         info = os.lstat(path)  # a link put in its place is not the file this turn left
     except OSError:

@@ -162,6 +162,9 @@ class Restored(NamedTuple):
     # ``resume_at`` is where the conversation ended before a compaction ahead that failed
     # (see ``before_failed_compaction``): the turn may compact ahead from there.
     before_failed_compaction: bool = False
+    # The session's subagent transcripts: kept by the runtime too, loaded by the CLI only
+    # when it resumes that agent.
+    subagent_bytes: int = 0
 
 
 class PhaseTimes(msgspec.Struct, kw_only=True):
@@ -408,9 +411,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 outcome.tools_ran_before = restored.after_tools
                 outcome.summarised = restored.at_summary
                 resume_at, history_bytes = restored.resume_at, restored.history_bytes
+                kept_bytes = history_bytes + restored.subagent_bytes  # all the runtime keeps
                 loaded = restored.loaded_bytes
                 history = history_size(
-                    history_bytes, self.settings.memory_mb, loaded_bytes=loaded, read=restored.read
+                    kept_bytes, self.settings.memory_mb, loaded_bytes=loaded, read=restored.read
                 )
                 if history is not None and history.too_large:
                     return _history_too_large(
@@ -439,7 +443,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         holder,
                         until,
                         live,
-                        history_bytes=history_bytes,
+                        history_bytes=kept_bytes,
                         user_files_bytes=user_files_bytes,
                     )
 
@@ -456,7 +460,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         workspace.config_dir, project_key_for_directory(workspace.cwd), resume
                     )
                     compacted_run, history = await self._compact_first(
-                        run, run_until, outcome, deadline, path, history=history, history_bytes=history_bytes
+                        run,
+                        run_until,
+                        outcome,
+                        deadline,
+                        path,
+                        history=history,
+                        history_bytes=history_bytes,
+                        subagent_bytes=restored.subagent_bytes,
                     )
                     if compacted_run is None:
                         return await self._cap_used_up_ahead(key, request, outcome, started)
@@ -909,10 +920,12 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         *,
         history: HistorySize | None,
         history_bytes: int,
+        subagent_bytes: int,
     ) -> tuple[SdkRun | None, HistorySize | None]:
         """Have the CLI compact the conversation before the turn's ``run`` (see
         ``_compact_ahead``): the run to start then (None: the compaction cost the turn's whole
-        cap, see ``_cap_used_up_ahead``), and the history it resumes (``transcript``: its file)."""
+        cap, see ``_cap_used_up_ahead``), and the history it resumes (``transcript``: its file,
+        ``history_bytes`` long; beside it ``subagent_bytes`` of subagent transcripts)."""
         ahead = await compact_ahead(
             run, run_until, deadline, transcript=transcript, stored_bytes=history_bytes
         )
@@ -925,7 +938,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             return ahead.turn(run), history
         outcome.summarised = True
         size, loaded = await asyncio.to_thread(loaded_after_compaction, transcript)
-        return ahead.turn(run), history_size(size, self.settings.memory_mb, loaded_bytes=loaded)
+        return ahead.turn(run), history_size(
+            size + subagent_bytes, self.settings.memory_mb, loaded_bytes=loaded
+        )
 
     async def _cap_used_up_ahead(
         self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, started: float
@@ -1167,7 +1182,10 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             point = await self._resume_point(key, restored.stored, turn_id)
             if not restored.local:  # the SDK decodes the whole history itself: all of it counts
                 return point
-            return point._replace(loaded_bytes=await asyncio.to_thread(self._loaded_bytes, restored.stored))
+            loaded = await asyncio.to_thread(self._loaded_bytes, restored.stored)
+            if restored.subagent_bytes and loaded is None:  # all of the transcript, none of theirs
+                loaded = restored.stored.size
+            return point._replace(loaded_bytes=loaded, subagent_bytes=restored.subagent_bytes)
         finally:
             store.load_s += time.perf_counter() - started
 
