@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from session_core import StoredTranscript
 
 from ._guarded_writes import matched_in_place, real_directories, write_atomically
+from ._prompt_marks import decode_entry
 
 FOLDER = "subagents"
 # Plain names only, at most four folders deep: nothing the store hands back leaves the folder.
@@ -38,8 +38,6 @@ _LEVELS_TO_SESSION = 4
 
 # One entry under the folder: its path in it, kind and size, and when it last changed.
 EntryState = tuple[str, int, int, int, int]
-
-_entry_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def session_folder(transcript: Path) -> Path:
@@ -59,8 +57,8 @@ def stored_files(subpath: str, stored: StoredTranscript) -> dict[str, bytes]:
     metadata: dict[str, Any] | None = None
     for line in b"".join(stored.jsonl).splitlines(keepends=True):
         if _METADATA in line:
-            entry = _decoded(line)
-            if entry is not None and entry.get("type") == "agent_metadata":
+            entry = decode_entry(line)
+            if entry.get("type") == "agent_metadata":
                 metadata = entry
                 continue
         lines.append(line)
@@ -143,10 +141,3 @@ def _remove_all_but(folder: Path, keep: set[Path]) -> None:
             elif path not in keep_folders:
                 shutil.rmtree(path)  # never follows a link inside it either
                 dirs.remove(name)
-
-
-def _decoded(line: bytes) -> dict[str, Any] | None:
-    try:
-        return _entry_decoder.decode(line)
-    except (msgspec.DecodeError, RecursionError):
-        return None
