@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from session_core import StoredTranscript
 
 from ._guarded_writes import matched_in_place, real_directories, write_atomically
+from ._owned_trees import reclaim_rights, remove_tree
 from ._prompt_marks import decode_entry
 
 FOLDER = "subagents"
@@ -125,19 +125,19 @@ def _state(name: str, info: os.stat_result) -> EntryState:
 
 
 def _remove_all_but(folder: Path, keep: set[Path]) -> None:
-    """Remove everything under ``folder`` that is neither in ``keep`` nor a folder above it."""
+    """Remove everything under ``folder`` that is neither in ``keep`` nor a folder above it
+    (however a tool shaped it: ``remove_tree``); the folders kept are made ours to write."""
     keep_folders = {parent for path in keep for parent in path.parents}
+    reclaim_rights(folder)
     for root, dirs, names in os.walk(folder):  # never follows a link
         for name in names:
             path = Path(root) / name
             if path not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                remove_tree(path)
         for name in list(dirs):
             path = Path(root) / name
-            if os.path.islink(path):
-                path.unlink()
+            if os.path.islink(path) or path not in keep_folders:
+                remove_tree(path)  # a link itself, never what it points to
                 dirs.remove(name)
-            elif path not in keep_folders:
-                shutil.rmtree(path)  # never follows a link inside it either
-                dirs.remove(name)
+            else:
+                reclaim_rights(path)  # before the walk lists it

@@ -45,6 +45,7 @@ from session_core import SessionKey, get_logger
 
 from ._claude_config import ClaudeConfig
 from ._owned_trees import reclaim_rights, remove_tree, tree_size
+from ._subagent_files import FOLDER as SUBAGENTS_FOLDER
 from ._temp_leftovers import remove_stale_sdk_copies, remove_strays_in_temp, strays_of_the_turn_removed
 
 _RESERVED = {".bin"}
@@ -336,8 +337,10 @@ def _clear_last_turns_passing_files(paths: SessionWorkspace) -> None:
 
 
 def _keep_only_transcripts(projects: Path) -> None:
-    """Of ``projects/`` keep the transcript files (``<project>/<session>.jsonl``): the CLI
-    keeps more there (auto-memory, tool results) that a tool could write for later turns."""
+    """Of ``projects/`` keep the transcript files (``<project>/<session>.jsonl``) and their
+    subagents' (``<project>/<session>/subagents/``, which the restore checks against the store
+    before the CLI may read them, see ``_subagent_files``): the CLI keeps more there
+    (auto-memory, tool results) that a tool could write for later turns."""
     if not projects.is_dir() or projects.is_symlink():
         _remove(projects)
         return
@@ -348,8 +351,29 @@ def _keep_only_transcripts(projects: Path) -> None:
             continue
         reclaim_rights(project)
         for entry in project.iterdir():
-            if not (entry.suffix == ".jsonl" and entry.is_file() and not entry.is_symlink()):
-                _remove(entry)
+            if _is_transcript(entry):
+                continue
+            if _is_transcript(entry.with_name(f"{entry.name}.jsonl")) and _real_directory_of_ours(entry):
+                _keep_only_subagents(entry)
+                continue
+            _remove(entry)
+
+
+def _is_transcript(entry: Path) -> bool:
+    return entry.suffix == ".jsonl" and entry.is_file() and not entry.is_symlink()
+
+
+def _real_directory_of_ours(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.geteuid()
+
+
+def _keep_only_subagents(session: Path) -> None:
+    """Of a session's own folder keep ``subagents/`` (as a tool may have left it: the restore
+    makes it the store's again, or the CLI never resumes that session)."""
+    reclaim_rights(session)
+    for entry in session.iterdir():
+        if entry.name != SUBAGENTS_FOLDER or not _real_directory_of_ours(entry):
+            _remove(entry)
 
 
 def forget_conversation(paths: SessionWorkspace) -> None:
