@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from agent_runtime import transcript_project
@@ -24,9 +26,9 @@ from agent_runtime._history_limit import (
 )
 from agent_runtime._loaded_history import bytes_the_cli_loads
 from local_stack import CallUsage, ModelFault, ModelServer
-from session_core import SessionKey, SessionRegistry
+from session_core import LiveTurns, SessionKey, SessionRegistry
 
-from .conftest import flow_responder
+from .conftest import flow_responder, stall_past_the_lease
 
 pytestmark = pytest.mark.slow
 
@@ -360,3 +362,182 @@ def test_a_failed_compaction_ahead_the_message_never_ran_after_is_left_out_of_th
     assert later.summarised
     for sent in turn:
         assert "Error during compaction" not in sent and "empty response" not in sent
+
+
+def _pressing_stop(
+    model_server: ModelServer, live: LiveTurns, turn_id: int, *, then: Literal["wait", "answer"]
+) -> Any:
+    """A responder that presses Stop as the summary is asked for; ``then`` "wait": the summary
+    comes only once the turn says it stopped (or after a long while), "answer": at once."""
+    respond = model_server.responder
+    key = SessionKey.parse(KEY)
+
+    def stop_then_respond(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            assert live.request_stop(key) == "stopping"
+            deadline = time.monotonic() + 30
+            while then == "wait" and time.monotonic() < deadline:
+                progress = live.progress(key, turn_id)
+                if progress is not None and progress.stopped:
+                    break
+                time.sleep(0.1)
+        return respond(request)
+
+    return stop_then_respond
+
+
+def _logged_count(capsys: Any, event: str) -> int:
+    logged = capsys.readouterr()
+    return (logged.out + logged.err).count(event)
+
+
+def test_a_stop_during_the_compaction_ahead_ends_the_turn_before_its_message_runs(
+    aws, make_runtime, model_server, turn_request, fresh_container, capsys
+) -> None:
+    """The user pressed Stop while the summary was written: the turn ends stopped there, its
+    message's CLI never started (it was started, stopped at once, and the stop told twice)."""
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    respond = model_server.responder
+    model_server.responder = _pressing_stop(model_server, live, 3, then="wait")
+    calls = len(model_server.model_calls)
+    capsys.readouterr()
+
+    fresh_container()
+    stopped = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+
+    assert stopped.ok and stopped.stopped and stopped.text == "", stopped
+    assert not stopped.summarised
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    assert _logged_count(capsys, "turn.cli_stopped") == 1  # the compaction's CLI, no other
+
+    # The next message compacts ahead again, on the chat as it was before the stopped /compact.
+    model_server.responder = respond
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    assert later.summarised
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 2 and _is_compaction(turn[0])
+    summarised = json.dumps(turn[0]["messages"])
+    assert "<command-name>/compact" not in summarised and "and now?" not in summarised
+    assert json.dumps(turn[1]["messages"]).count("<command-name>/compact") == 1  # its own
+
+
+def test_a_lease_lost_during_the_compaction_ahead_ends_the_turn_before_its_message_runs(
+    make_runtime, model_server, turn_request, fresh_container, dynamo_faults, lease_clock, aws, capsys
+) -> None:
+    """The container stalled and another took the chat while the summary was written: the turn
+    ends there (a retry runs it), its message's CLI never started."""
+    _, _, memory, _ = a_long_uncompacted_chat(
+        lambda **kw: make_runtime(clock=lease_clock, **kw), turn_request
+    )
+    env = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory), "LEASE_DURATION_S": "3"}
+    registry = SessionRegistry(dynamodb=aws.dynamodb, table=aws.resources.table, clock=lease_clock)
+    respond = model_server.responder
+    thief: list[Any] = []
+
+    def lose_the_lease_during_the_summary(request: dict[str, Any]) -> Any:
+        if _is_compaction(request) and not thief:
+            stall_past_the_lease(lease_clock, dynamo_faults)
+            thief.append(registry.acquire_lease(SessionKey.parse(KEY), owner="thief", duration_s=60))
+            dynamo_faults.fail = lambda target, body: False
+            lease_clock.advance(1.0)  # the next renewal finds the lease gone
+            lease_clock.wait_for(lambda: lease_clock.sleeping == 0, "the runtime to see it", timeout_s=30)
+        return respond(request)
+
+    model_server.responder = lose_the_lease_during_the_summary
+    calls = len(model_server.model_calls)
+    capsys.readouterr()
+
+    fresh_container()
+    runtime = make_runtime(dynamodb=dynamo_faults.client, env=env, clock=lease_clock)
+    lost = runtime.run_turn(turn_request("and now?", turn_id=3))
+
+    assert lost.error_kind == "internal" and lost.retryable, lost
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    assert _logged_count(capsys, "turn.cli_stopped") == 1  # the compaction's CLI, no other
+    registry.release_lease(thief[0])
+
+
+@pytest.mark.parametrize("cap", ["none", "the_summarys_cost"])
+def test_a_stop_right_after_the_compaction_ahead_ends_the_turn_stopped_with_the_summary_recorded_once(
+    aws, make_runtime, model_server, turn_request, fresh_container, cap
+) -> None:
+    """The summary was written and the user pressed Stop before the message ran: the turn ends
+    stopped, marked summarised and its summary paid, also when the summary cost the whole cap
+    (the user's stop wins: it ended as max_budget). The next message is not marked summarised
+    again (/status then showed its later time as the last summary)."""
+    session, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    respond = model_server.responder
+    model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    runtime = make_runtime(env=small)
+    # Pressed between two looks of the runtime for a stop: it sees it before the message runs.
+    runtime.progress_interval_s = 120.0
+    max_cost = None if cap == "none" else (SUMMARY_CALLS / 4) * one_call
+    stopped = runtime.run_turn(turn_request("and now?", turn_id=3, max_cost_usd=max_cost))
+
+    assert stopped.ok and stopped.stopped and stopped.text == "", stopped
+    assert stopped.summarised  # the answer the summary is under
+    assert stopped.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.summarised_at is not None
+    summarised_at = record.summarised_at
+
+    model_server.responder = respond
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+
+    assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    assert not later.summarised
+    sent = [call.body for call in model_server.model_calls[calls:]]
+    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
+    assert later.cost_usd == pytest.approx(one_call, rel=0.01)  # the summary is not paid twice
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.summarised_at == summarised_at  # /status: the stopped turn's
+
+
+def test_a_stop_while_the_message_runs_after_its_compaction_ahead_records_the_summary_once(
+    aws, make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """Stopped while its message's tool ran, after the summary: that answer is the one marked
+    summarised, and the next message is not marked again."""
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    key = SessionKey.parse(KEY)
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    results: list[Any] = []
+    fresh_container()
+    runtime = make_runtime(env=small)
+    # Not `sleep N`: the CLI refuses a long leading sleep.
+    slow = "bash: python3 -c 'import time; time.sleep(45.25)'"
+    turn = threading.Thread(target=lambda: results.append(runtime.run_turn(turn_request(slow, turn_id=3))))
+    turn.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = live.progress(key, 3)
+        if progress is not None and progress.activity is not None:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the tool never showed up in the progress: {live.progress(key, 3)}")
+    assert live.request_stop(key) == "stopping"
+    turn.join(timeout=60)
+    [stopped] = results
+    assert stopped.ok and stopped.stopped and stopped.summarised, stopped
+
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
+    assert not later.summarised

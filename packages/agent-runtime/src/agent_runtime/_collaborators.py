@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from session_core import Lease, SessionKey, SessionRecord, TurnRecords
+from session_core import Lease, RecordedTurn, SessionKey, SessionRecord, TurnRecords
 
 
 class TranscriptStoreVerbs(Protocol):
@@ -44,6 +44,10 @@ class RuntimeRegistry(TurnRecords, Protocol):
 
     def get_session(self, key: SessionKey) -> SessionRecord | None:
         """The session's record, or None before its first turn."""
+        ...
+
+    def get_turn_record(self, key: SessionKey, turn_id: int) -> RecordedTurn | None:
+        """Turn ``turn_id``'s recorded answer and when it was recorded, or None."""
         ...
 
     def start_new_session(self, key: SessionKey) -> SessionRecord | None:

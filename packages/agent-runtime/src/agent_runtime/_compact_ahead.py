@@ -9,8 +9,10 @@ the CLI loads only the summary, what it kept, and what follows from then on.
 
 Paid as the turn's, as a compaction the CLI makes mid-turn is: what the model proxy metered
 goes into the turn's spend, and the turn's cost cap is what is left of it. A compaction that
-fails (the model's error, its share of the turn's time run out, a stop) leaves the message to
-run on the history as it was, which still loads: logged ``turn.compact_ahead_failed``. The
+fails (the model's error, its share of the turn's time run out) leaves the message to run on
+the history as it was, which still loads: logged ``turn.compact_ahead_failed``. A stop or a
+lost lease (``CompactedAhead.end``) ends the turn there instead, before its message's CLI
+starts (see ``_turn``). The
 ``/compact`` prompt is no turn's marked prompt, so the resume point of a retry is found as
 before (what the CLI wrote for it lies before the turn's own prompt).
 """
@@ -43,12 +45,14 @@ COMPACT_SHARE_OF_TIME = 0.5
 
 class CompactedAhead(NamedTuple):
     """What a compaction ahead of a turn did: ``compacted`` (the CLI wrote its summary), what
-    its model calls cost (``metered``: the turn's spend begins with it), the mirror batches
-    the store missed and did not catch up on (``store_behind``), and where the turn resumes
-    (``resume_at``; None: at the transcript's end)."""
+    its model calls cost (``metered``: the turn's spend begins with it), how its run ended
+    (``end``: a stop or a lost lease ends the turn there), the mirror batches the store missed
+    and did not catch up on (``store_behind``), and where the turn resumes (``resume_at``;
+    None: at the transcript's end)."""
 
     compacted: bool
     metered: MeteredSpend
+    end: RunEnd = RunEnd.FINISHED
     store_behind: int = 0
     resume_at: str | None = None
 
@@ -92,7 +96,7 @@ async def compact_ahead(
     failed = _why_failed(end, outcome)
     if failed is None:
         log.info("turn.compacted_ahead", cost_usd=outcome.metered.cost_usd)
-        return CompactedAhead(True, outcome.metered, behind)
+        return CompactedAhead(True, outcome.metered, end, behind)
     log.warning(
         "turn.compact_ahead_failed",
         why=failed,
@@ -102,7 +106,7 @@ async def compact_ahead(
     # What the CLI wrote of the failed command (its error, which names the model's endpoint)
     # is no part of the chat: the turn resumes where the history ended before it.
     resume_at = await asyncio.to_thread(_entry_before, transcript, stored_bytes)
-    return CompactedAhead(False, outcome.metered, behind, resume_at or turn.resume_at)
+    return CompactedAhead(False, outcome.metered, end, behind, resume_at or turn.resume_at)
 
 
 def before_failed_compaction(stored: StoredTranscript) -> str | None:

@@ -100,6 +100,21 @@ class LiveProgress:
         if await asyncio.to_thread(self._live.begin, self._key, self._turn_id):
             self.stop_requested.set()
 
+    async def stop_asked(self) -> bool:
+        """Whether the user asked to stop the turn, read now rather than at the watcher's next
+        round (up to an interval later): before a step a stop must keep from starting. A read
+        that fails counts as no stop (the watcher still looks)."""
+        if not self.stop_requested.is_set():
+            try:
+                asked = await asyncio.to_thread(self._live.stop_requested, self._key, self._turn_id)
+            except SessionCoreError as exc:
+                log.warning("turn.live_stop_read_failed", error_type=type(exc).__name__)
+                asked = False
+            if asked:
+                log.info("turn.stop_requested")
+                self.stop_requested.set()
+        return self.stop_requested.is_set()
+
     async def end(self) -> None:
         """Publish the final state and mark the turn ended; storage trouble is only logged
         (the answer itself travels in the TurnResult)."""

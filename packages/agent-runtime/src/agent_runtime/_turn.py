@@ -29,6 +29,7 @@ from session_core import (
     LeaseLostError,
     LiveTurns,
     ProcessesRemainError,
+    RecordedTurn,
     SessionCoreError,
     SessionKey,
     SessionRecord,
@@ -51,7 +52,7 @@ from ._approval_turn import ApprovalPlan, ApprovalSteps
 from ._attachments import restore_attachments, stage_attachments
 from ._claude_config import ClaudeConfig
 from ._collaborators import RuntimeRegistry, S3Objects, TranscriptStoreVerbs
-from ._compact_ahead import RunUntil, before_failed_compaction, compact_ahead
+from ._compact_ahead import CompactedAhead, RunUntil, before_failed_compaction, compact_ahead
 from ._config_report import config_error_result, report_config_error
 from ._day_note import with_day_note, without_day_note
 from ._disk_watch import disk_limit_passed
@@ -450,6 +451,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                 resumes_at_end = resume is not None and (
                     resume_at is None or restored.before_failed_compaction
                 )
+                end: RunEnd | None = None
                 # Not before an allowed call the agent is to make again exactly as asked, which
                 # a summary may not keep: the next message compacts.
                 if plan.answering is None and compact_first(
@@ -459,7 +461,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     path = transcript_path(
                         workspace.config_dir, project_key_for_directory(workspace.cwd), resume
                     )
-                    compacted_run, history = await self._compact_first(
+                    ahead, history = await self._compact_first(
                         run,
                         run_until,
                         outcome,
@@ -469,10 +471,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         history_bytes=history_bytes,
                         subagent_bytes=restored.subagent_bytes,
                     )
-                    if compacted_run is None:
+                    # The user's stop wins over the cap: they asked for the turn to end.
+                    end = await _ended_at_compaction(ahead.end, holder, live)
+                    if end is None and ahead.used_up(run.max_cost_usd):
                         return await self._cap_used_up_ahead(key, request, outcome, started)
-                    run = compacted_run
-                end = await run_until(run, outcome, deadline)
+                    run = ahead.turn(run)
+                if end is None:
+                    end = await run_until(run, outcome, deadline)
                 await self._remember_local_copy(key, project, end, outcome, workspace)
                 written = "" if live is None else live.text
                 written = written or "\n\n".join(outcome.texts)
@@ -921,26 +926,23 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         history: HistorySize | None,
         history_bytes: int,
         subagent_bytes: int,
-    ) -> tuple[SdkRun | None, HistorySize | None]:
+    ) -> tuple[CompactedAhead, HistorySize | None]:
         """Have the CLI compact the conversation before the turn's ``run`` (see
-        ``_compact_ahead``): the run to start then (None: the compaction cost the turn's whole
-        cap, see ``_cap_used_up_ahead``), and the history it resumes (``transcript``: its file,
-        ``history_bytes`` long; beside it ``subagent_bytes`` of subagent transcripts)."""
+        ``_compact_ahead``): what it did (``turn`` gives the run to start then; see
+        ``_cap_used_up_ahead`` for one that cost the turn's whole cap), and the history the
+        run resumes (``transcript``: its file, ``history_bytes`` long; beside it
+        ``subagent_bytes`` of subagent transcripts)."""
         ahead = await compact_ahead(
             run, run_until, deadline, transcript=transcript, stored_bytes=history_bytes
         )
         outcome.metered = ahead.metered  # the turn's run adds its own calls to it
         # A batch the store missed and could not catch up on: the turn's run replays it all.
         outcome.mirror_errors += ahead.store_behind
-        if ahead.used_up(run.max_cost_usd):
-            return None, history
         if not ahead.compacted:
-            return ahead.turn(run), history
-        outcome.summarised = True
+            return ahead, history
+        outcome.summarised = True  # whether the turn then runs its message or ends here
         size, loaded = await asyncio.to_thread(loaded_after_compaction, transcript)
-        return ahead.turn(run), history_size(
-            size + subagent_bytes, self.settings.memory_mb, loaded_bytes=loaded
-        )
+        return ahead, history_size(size + subagent_bytes, self.settings.memory_mb, loaded_bytes=loaded)
 
     async def _cap_used_up_ahead(
         self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, started: float
@@ -1230,14 +1232,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         if found is None:
             return Restored(None, stored.size)
         following, entry, prompt_turn = found
-        if await self._answered(key, prompt_turn):
+        answered = await self._recorded_answer(key, prompt_turn)
+        if answered is not None:
             # The last prompt's turn was recorded: resumed at the end, but before a compaction
             # ahead that failed there (a later turn's, which ended before its message ran).
             before = before_failed_compaction(stored)
             if before is not None:
                 return Restored(before, stored.size, before_failed_compaction=True)
-            # One that worked: this turn's answer is the first under its summary (for /status).
-            return Restored(None, stored.size, at_summary=ends_at_compaction(stored))
+            # One that worked: this turn's answer is the first under its summary (for /status),
+            # unless the turn that made it was recorded with it (stopped before its message ran).
+            at_summary = ends_at_compaction(stored) and not await self._summarised_since(
+                key, answered.recorded_at
+            )
+            return Restored(None, stored.size, at_summary=at_summary)
         if prompt_turn != turn_id:
             return self._after_unfinished_turn(stored, prompt_turn)
         resume = resume_point_before(stored, following, entry)
@@ -1305,21 +1312,29 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         at_summary = resume.summary is not None or compacted_ahead_of(stored, following, entry)
         return _resumed_at(resume.uuid, stored.size, note, at_summary=at_summary)
 
-    async def _answered(self, key: SessionKey, turn_id: int) -> bool:
-        """Whether turn ``turn_id`` was recorded as run: by this chat, or by the chat it was
-        before it moved to a new id (its turn records stay there, its prompts are in this
+    async def _recorded_answer(self, key: SessionKey, turn_id: int) -> RecordedTurn | None:
+        """Turn ``turn_id``'s answer if it was recorded as run: by this chat, or by the chat it
+        was before it moved to a new id (its turn records stay there, its prompts are in this
         transcript). One stopped before it began never ran, whatever an earlier attempt wrote."""
         seen: set[str] = set()
         chat: SessionKey | None = key
         while chat is not None and chat.canonical not in seen:
             seen.add(chat.canonical)
-            saved = await asyncio.to_thread(self.ledger.saved, chat, turn_id)
+            saved = await asyncio.to_thread(self.registry.get_turn_record, chat, turn_id)
             if saved is not None:
-                return not saved.stopped_before_start
+                return None if saved.result.stopped_before_start else saved
             record = await asyncio.to_thread(self.registry.get_session, chat)
             moved_from = None if record is None else record.moved_from
             chat = None if moved_from is None else SessionKey.parse(moved_from)
-        return False
+        return None
+
+    async def _summarised_since(self, key: SessionKey, since: float) -> bool:
+        """Whether an answer recorded after ``since`` was marked summarised: after the last
+        prompt's turn, only a turn that ended at its compaction ahead, its message never run
+        (the user stopped it), records one. Both times are the registry's clock as each answer
+        was recorded, a turn apart under the chat's lease."""
+        record = await asyncio.to_thread(self.registry.get_session, key)
+        return record is not None and record.summarised_at is not None and record.summarised_at > since
 
     async def _lease_lost(self, key: SessionKey, request: TurnRequest, started: float) -> TurnResult:
         # Whoever took the lease may have answered this very update: that answer counts.
@@ -1410,6 +1425,20 @@ def _resumed_at(
         kept_prompt=kept_prompt,
         at_summary=at_summary and point is not None,
     )
+
+
+async def _ended_at_compaction(end: RunEnd, holder: LeaseHolder, live: LiveProgress | None) -> RunEnd | None:
+    """How a turn ends at its compaction ahead (which ran to ``end``), before its message's CLI
+    starts: stopped by the user or its lease lost, during the compaction or since. None: the
+    message runs."""
+    if end in (RunEnd.STOPPED, RunEnd.LEASE_LOST):
+        return end  # the compaction's run said so already (the user saw it stop)
+    if holder.lost:
+        return RunEnd.LEASE_LOST
+    if live is not None and await live.stop_asked():
+        live.emit(TurnStopped())
+        return RunEnd.STOPPED
+    return None
 
 
 def _kept_first_attempt(

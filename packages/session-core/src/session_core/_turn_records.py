@@ -43,10 +43,17 @@ class TurnRecordVerbs:
 
     def get_turn_result(self, key: SessionKey, turn_id: int) -> TurnResult | None:
         """The result recorded for turn ``turn_id`` (marked ``replayed=True``), or None."""
+        recorded = self.get_turn_record(key, turn_id)
+        return None if recorded is None else recorded.result
+
+    def get_turn_record(self, key: SessionKey, turn_id: int) -> RecordedTurn | None:
+        """The result recorded for turn ``turn_id`` (marked ``replayed=True``) and when it was
+        recorded (the registry's clock, as ``SessionRecord.summarised_at``), or None."""
         item = self._table.get("get_turn_result", session_item_pk(key), turn_item_sk(turn_id))
         if item is None:
             return None
-        return msgspec.structs.replace(_recorded_result(item), replayed=True)
+        result = msgspec.structs.replace(_recorded_result(item), replayed=True)
+        return RecordedTurn(recorded_at=item_float(item, "recorded_at"), result=result)
 
     def recent_turns(self, key: SessionKey, *, limit: int) -> list[RecordedTurn]:
         """The ``limit`` answers saved last for the session, newest first (kept until their
