@@ -541,3 +541,53 @@ def test_a_stop_while_the_message_runs_after_its_compaction_ahead_records_the_su
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
     assert not later.summarised
+
+
+def test_the_retry_of_a_turn_whose_compaction_ahead_failed_pays_for_no_second_summary(
+    aws, make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """The compaction failed after the model answered (paid: the summary came back empty), then
+    the message's CLI could not start: the turn failed before anything of its message was
+    written, and is retried. The retry ran /compact again and the user paid a second failed
+    summary for the one message; it now runs the message on the history as it was (the next
+    message compacts ahead again)."""
+    session, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    respond = model_server.responder
+    fresh_container()
+    runtime = make_runtime(env=small)
+
+    def empty_summary_then_no_cli(request: dict[str, Any]) -> Any:
+        if _is_compaction(request):
+            runtime.cli_path = "/bin/false"  # the message's CLI exits at once, writing nothing
+            model_server.usage = SUMMARY_USAGE
+            return ""  # the CLI: "Error during compaction: summarization produced empty response"
+        return respond(request)
+
+    model_server.responder = empty_summary_then_no_cli
+    failed = runtime.run_turn(turn_request("and now?", turn_id=3))
+    assert failed.error_kind == "internal" and failed.retryable, failed
+    assert failed.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)  # the summary's
+
+    model_server.responder = respond
+    fresh_container()
+    calls = len(model_server.model_calls)
+    retried = make_runtime(env=small).run_turn(turn_request("and now?", turn_id=3))
+
+    assert retried.ok and retried.session_id == session and retried.text.endswith("last=and now?"), retried
+    turn = [call.body for call in model_server.model_calls[calls:]]
+    assert len(turn) == 1 and not _is_compaction(turn[0])  # no second summary
+    sent = json.dumps(turn[0]["messages"])
+    assert sent.count("and now?") == 1 and "lorem ipsum lorem ipsum" in sent  # as it was
+    assert "/compact" not in sent and "Error during compaction" not in sent
+    assert not retried.summarised
+    assert retried.cost_usd == pytest.approx(one_call, rel=0.01)
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None  # /cost: the two long turns, one summary, the retry's answer
+    assert record.cost_usd == pytest.approx((2 + SUMMARY_CALLS + 1) * one_call, rel=0.01)
+
+    calls = len(model_server.model_calls)
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.summarised and later.text.endswith("last=still there?"), later
+    assert _is_compaction(model_server.model_calls[calls].body)  # the next message tries again

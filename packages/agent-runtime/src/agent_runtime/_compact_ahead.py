@@ -10,11 +10,12 @@ the CLI loads only the summary, what it kept, and what follows from then on.
 Paid as the turn's, as a compaction the CLI makes mid-turn is: what the model proxy metered
 goes into the turn's spend, and the turn's cost cap is what is left of it. A compaction that
 fails (the model's error, its share of the turn's time run out) leaves the message to run on
-the history as it was, which still loads: logged ``turn.compact_ahead_failed``. A stop or a
-lost lease (``CompactedAhead.end``) ends the turn there instead, before its message's CLI
-starts (see ``_turn``). The
-``/compact`` prompt is no turn's marked prompt, so the resume point of a retry is found as
-before (what the CLI wrote for it lies before the turn's own prompt).
+the history as it was, which still loads: logged ``turn.compact_ahead_failed``. Its turn's
+retry does not compact again: the user pays one failed summary per message, and the next
+message tries again. A stop or a lost lease (``CompactedAhead.end``) ends the turn there
+instead, before its message's CLI starts (see ``_turn``). The ``/compact`` command names its
+turn with a mark of its own (``_prompt_marks``), no turn's prompt, so the resume point of a
+retry is found as before (what the CLI wrote for it lies before the turn's own prompt).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 
 from session_core import StoredTranscript, get_logger
 
-from ._prompt_marks import conversation_back, decode_entry
+from ._prompt_marks import command_turn_id, conversation_back, decode_entry
 from ._turn_state import RunEnd, RunOutcome, SdkRun
 from ._usage_meter import MeteredSpend
 
@@ -109,17 +110,30 @@ async def compact_ahead(
     return CompactedAhead(False, outcome.metered, end, behind, resume_at or turn.resume_at)
 
 
-def before_failed_compaction(stored: StoredTranscript) -> str | None:
+class FailedCompaction(NamedTuple):
+    """Compactions ahead that failed at the conversation's end: the entry before them
+    (``resume_at``) and the turns that ran them (``turns``; one sent before the /compact
+    command named its turn is in none)."""
+
+    resume_at: str
+    turns: frozenset[int]
+
+
+def before_failed_compaction(stored: StoredTranscript) -> FailedCompaction | None:
     """Where the conversation ended before a compaction ahead that failed and is the
     transcript's last word (its turn ended before the message ran: its run failed first, or
     the summary cost the turn's cap): the entry the /compact command's own entries follow, to
     resume at so that the agent never reads the command or its error. None: it ends otherwise."""
     parent: str | None = None
+    turns: set[int] = set()
     for entry in conversation_back(stored, _MOST_WALKED):
         if parent is None and not _failed_compaction(entry):
             return None  # the conversation's last entry is no failed /compact
         if not _failed_compaction(entry) and not _compact_command(entry):
-            return parent
+            return None if parent is None else FailedCompaction(parent, frozenset(turns))
+        turn = command_turn_id(entry.get("uuid"))
+        if turn is not None:
+            turns.add(turn)
         parent = entry.get("parentUuid")
     return None
 

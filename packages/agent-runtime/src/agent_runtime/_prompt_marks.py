@@ -16,6 +16,9 @@ from session_core import StoredTranscript
 # Groups 2-3 of the uuid of every prompt the runtime sends; the last group is the turn id.
 _PROMPT_MARK = "ab07-4b07"
 _PROMPT_MARK_BYTES = _PROMPT_MARK.encode()
+# The same for a command of the CLI's own the runtime sends for a turn (``/compact``, see
+# ``_compact_ahead``): it names its turn, but is none of the turn's prompts.
+_COMMAND_MARK = "ab07-4c07"
 _entry_decoder = msgspec.json.Decoder(dict[str, Any])
 # The user message of a compaction's summary has this key (true), as the CLI writes it.
 _COMPACT_SUMMARY = b'"isCompactSummary"'
@@ -181,15 +184,29 @@ def prompt_text(content: object) -> str:
 
 def prompt_uuid(turn_id: int) -> str:
     """A fresh uuid per attempt (the store de-duplicates by uuid) that names its turn."""
-    random = uuid.uuid4().hex
-    if not 0 <= turn_id < 1 << 48:
-        return str(uuid.UUID(random))
-    return f"{random[:8]}-{_PROMPT_MARK}-8{random[8:11]}-{turn_id:012x}"
+    return _marked_uuid(turn_id, _PROMPT_MARK)
 
 
 def prompt_turn_id(entry_uuid: object) -> int | None:
+    return _marked_turn_id(entry_uuid, _PROMPT_MARK)
+
+
+def command_turn_id(entry_uuid: object) -> int | None:
+    """The turn a command of the CLI's own was sent for (``prompt_stream``); None: none the
+    runtime marked (sent before commands named their turn)."""
+    return _marked_turn_id(entry_uuid, _COMMAND_MARK)
+
+
+def _marked_uuid(turn_id: int, mark: str) -> str:
+    random = uuid.uuid4().hex
+    if not 0 <= turn_id < 1 << 48:
+        return str(uuid.UUID(random))
+    return f"{random[:8]}-{mark}-8{random[8:11]}-{turn_id:012x}"
+
+
+def _marked_turn_id(entry_uuid: object, mark: str) -> int | None:
     parts = entry_uuid.split("-") if isinstance(entry_uuid, str) else []
-    if len(parts) != 5 or f"{parts[1]}-{parts[2]}" != _PROMPT_MARK:
+    if len(parts) != 5 or f"{parts[1]}-{parts[2]}" != mark:
         return None
     try:
         return int(parts[4], 16)
@@ -197,13 +214,14 @@ def prompt_turn_id(entry_uuid: object) -> int | None:
         return None
 
 
-async def prompt_stream(prompt: str, turn_id: int | None) -> AsyncIterator[dict[str, Any]]:
-    # A streamed user message may carry its own uuid; a plain string prompt may not. None: no
-    # turn's mark (a command of the CLI's own the runtime sends is no turn's prompt).
+async def prompt_stream(prompt: str, turn_id: int, *, command: bool = False) -> AsyncIterator[dict[str, Any]]:
+    # A streamed user message may carry its own uuid (the CLI keeps it, a command's too); a
+    # plain string prompt may not. A ``command`` of the CLI's own names its turn apart from the
+    # turn's prompts: it is none of them.
     yield {
         "type": "user",
         "session_id": "",
         "message": {"role": "user", "content": prompt},
         "parent_tool_use_id": None,
-        "uuid": str(uuid.uuid4()) if turn_id is None else prompt_uuid(turn_id),
+        "uuid": _marked_uuid(turn_id, _COMMAND_MARK if command else _PROMPT_MARK),
     }

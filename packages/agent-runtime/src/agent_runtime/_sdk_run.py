@@ -180,7 +180,7 @@ class SdkRunSteps:
             options = self._options(run, workspace, saver)
             try:
                 if run.command:
-                    stream = prompt_stream(run.prompt, None)
+                    stream = prompt_stream(run.prompt, run.turn_id, command=True)
                 else:
                     stream = prompt_stream(as_words(run.prompt, workspace.cwd), run.turn_id)
                 messages = query(prompt=stream, options=options)

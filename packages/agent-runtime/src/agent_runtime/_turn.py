@@ -161,8 +161,9 @@ class Restored(NamedTuple):
     # what of it the CLI would load is unknown.
     read: bool = True
     # ``resume_at`` is where the conversation ended before a compaction ahead that failed
-    # (see ``before_failed_compaction``): the turn may compact ahead from there.
-    before_failed_compaction: bool = False
+    # (see ``before_failed_compaction``) in an earlier turn: this one may compact ahead from
+    # there. Not again for the turn whose attempt it was: one failed summary is paid per turn.
+    compacts_again: bool = False
     # The session's subagent transcripts: kept by the runtime too, loaded by the CLI only
     # when it resumes that agent.
     subagent_bytes: int = 0
@@ -448,9 +449,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                         user_files_bytes=user_files_bytes,
                     )
 
-                resumes_at_end = resume is not None and (
-                    resume_at is None or restored.before_failed_compaction
-                )
+                resumes_at_end = resume is not None and (resume_at is None or restored.compacts_again)
                 end: RunEnd | None = None
                 # Not before an allowed call the agent is to make again exactly as asked, which
                 # a summary may not keep: the next message compacts.
@@ -1235,10 +1234,14 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         answered = await self._recorded_answer(key, prompt_turn)
         if answered is not None:
             # The last prompt's turn was recorded: resumed at the end, but before a compaction
-            # ahead that failed there (a later turn's, which ended before its message ran).
-            before = before_failed_compaction(stored)
-            if before is not None:
-                return Restored(before, stored.size, before_failed_compaction=True)
+            # ahead that failed there (a later turn's, which ended before its message ran; this
+            # turn's own, paid already, when this is its retry: it runs on the history as it was).
+            failed = before_failed_compaction(stored)
+            if failed is not None:
+                again = turn_id not in failed.turns
+                if not again:
+                    log.info("turn.compact_ahead_not_retried")
+                return Restored(failed.resume_at, stored.size, compacts_again=again)
             # One that worked: this turn's answer is the first under its summary (for /status),
             # unless the turn that made it was recorded with it (stopped before its message ran).
             at_summary = ends_at_compaction(stored) and not await self._summarised_since(
