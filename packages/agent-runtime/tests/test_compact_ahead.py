@@ -7,11 +7,13 @@ being refused at its limit (real CLI, moto storage, the runtime's memory set low
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -25,7 +27,8 @@ from agent_runtime._history_limit import (
     history_size,
 )
 from agent_runtime._loaded_history import bytes_the_cli_loads
-from local_stack import CallUsage, ModelFault, ModelServer
+from agentbot_testing import LOOKUP_ANSWER, HttpMcpServer, claude_config_without_approvals
+from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
 from session_core import LiveTurns, SessionKey, SessionRegistry
 
 from .conftest import flow_responder, stall_past_the_lease
@@ -591,3 +594,48 @@ def test_the_retry_of_a_turn_whose_compaction_ahead_failed_pays_for_no_second_su
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.summarised and later.text.endswith("last=still there?"), later
     assert _is_compaction(model_server.model_calls[calls].body)  # the next message tries again
+
+
+def test_the_compactions_cli_starts_no_mcp_server_and_the_message_has_them_all(
+    make_runtime, model_server, turn_request, fresh_container, tmp_path: Path, monkeypatch
+) -> None:
+    """/compact uses no tool, yet its CLI run started every server of mcp.json: one that failed
+    to start there (here an HTTP server down for a moment) was left out of the message's own
+    run for 300 s, and the agent could not use it though it was back."""
+    config = claude_config_without_approvals(tmp_path)
+    with HttpMcpServer() as vault:
+        mcp = json.loads((config / "mcp.json").read_text())
+        mcp["mcpServers"]["vault"] = {"type": "http", "url": vault.url}
+        (config / "mcp.json").write_text(json.dumps(mcp))
+        monkeypatch.setenv("CLAUDE_CONFIG_PATH", str(config))
+        with_vault = {"CLAUDE_CONFIG_PATH": str(config)}
+        _, _, memory, _ = a_long_uncompacted_chat(
+            functools.partial(make_runtime, env=with_vault), turn_request
+        )
+        respond = model_server.responder
+        asked_at_compaction: list[int] = []
+
+        def look_it_up(request: dict[str, Any]) -> Any:
+            if _is_compaction(request):
+                asked_at_compaction.append(len(vault.requests))
+                vault.broken = False  # back before the message's run starts
+                return respond(request)
+            results = tool_results(request)
+            if results:
+                return f"looked up: {results[-1]}"
+            if last_user_text(request).endswith("look it up"):
+                return [ToolCall(name="mcp__vault__lookup", input={})]
+            return respond(request)
+
+        model_server.responder = look_it_up
+        vault.broken = True  # down as the turn starts
+        asked_before = len(vault.requests)
+        fresh_container()
+        small = {**with_vault, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+        answer = make_runtime(env=small).run_turn(turn_request("look it up", turn_id=3))
+
+    assert answer.ok and answer.summarised, answer
+    assert LOOKUP_ANSWER in answer.text, answer.text
+    assert asked_at_compaction == [asked_before]  # the compaction's CLI never reached the server
+    told = json.dumps(model_server.model_calls[-1].body["system"])
+    assert "vault" not in told  # the agent is not told it lacks it

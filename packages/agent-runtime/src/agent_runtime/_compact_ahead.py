@@ -15,7 +15,8 @@ retry does not compact again: the user pays one failed summary per message, and 
 message tries again. A stop or a lost lease (``CompactedAhead.end``) ends the turn there
 instead, before its message's CLI starts (see ``_turn``). The ``/compact`` command names its
 turn with a mark of its own (``_prompt_marks``), no turn's prompt, so the resume point of a
-retry is found as before (what the CLI wrote for it lies before the turn's own prompt).
+retry is found as before (what the CLI wrote for it lies before the turn's own prompt). Its
+CLI run starts no MCP server.
 """
 
 from __future__ import annotations

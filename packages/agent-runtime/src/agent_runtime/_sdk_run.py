@@ -85,10 +85,7 @@ class SdkRunSteps:
     ) -> ClaudeAgentOptions:
         config, main = self.config, self.config.main
         model_env = self.model.cli_environment(max_cost_usd=run.max_cost_usd)
-        mcp_servers, left_out = self.mcp_at_rest.split(
-            self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(config.mcp_servers),
-            str(workspace.cwd),
-        )
+        mcp_servers, left_out = self._mcp_servers(run, workspace)
         system_prompt = with_file_notes(config.system_prompt)
         if left_out:
             system_prompt += "\n\n" + unavailable_servers_note(left_out)
@@ -160,6 +157,19 @@ class SdkRunSteps:
             include_partial_messages=True,  # text deltas for the live progress
             max_buffer_size=LARGEST_CLI_MESSAGE_BYTES,
         )
+
+    def _mcp_servers(
+        self, run: SdkRun, workspace: SessionWorkspace
+    ) -> tuple[dict[str, Any], dict[str, Absence]]:
+        """The MCP servers ``run``'s CLI starts, and those resting (left out, see _mcp_rest)."""
+        if run.command:
+            # A command of the CLI's own (/compact) uses no tool: a server started for it would
+            # only slow it, and one failing there would rest through the message's own run.
+            return {}, {}
+        servers = (
+            self.mcp_proxies.cli_servers() if self.mcp_proxies is not None else dict(self.config.mcp_servers)
+        )
+        return self.mcp_at_rest.split(servers, str(workspace.cwd))
 
     def _skills_plugin(self) -> str:
         return install_skills_plugin(
