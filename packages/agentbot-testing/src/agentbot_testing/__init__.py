@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._claude_config import REPO_CLAUDE_CONFIG, claude_config_without_approvals
+    from ._documents import noise_pdf
     from ._fake_clock import CLOCK_START, FakeClock
     from ._fault_proxy import AwsFault, FaultProxy
     from ._kept_between_runs import kept_dir
@@ -39,6 +40,7 @@ __all__ = [
     "json_log_lines",
     "kept_dir",
     "new_container_ssm",
+    "noise_pdf",
     "noise_png",
     "older_consumer_settling_before_each_catch_up",
     "sweep_expired_items",
