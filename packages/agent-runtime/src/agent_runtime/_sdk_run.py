@@ -358,6 +358,7 @@ def _process_config_dir(path: str) -> Iterator[None]:
 # ~400 KB photo the agent read: the CLI sends a tool's result twice, as base64, in one line, as
 # the model reads it and as the tool returned it). A model request holds at most 32 MB (the
 # Messages API's limit), so no tool result the CLI keeps is longer than that, twice over.
+# Measured (test_largest_attachment): a 20 MB PDF, the most a bot downloads, is a ~56 MB line.
 LARGEST_CLI_MESSAGE_BYTES = 64 * 1024 * 1024
 # A server's status in the CLI's init message: "pending" is one that had not connected when
 # the CLI's startup wait (MCP_STARTUP_TIMEOUT_MS) ran out, read as the operator would.
