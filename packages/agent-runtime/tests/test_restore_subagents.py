@@ -149,3 +149,59 @@ async def test_a_subagent_subpath_that_would_leave_the_session_dir_is_never_writ
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written == [path]
     assert not os.path.exists("/tmp/escaped.jsonl")
+
+
+async def test_a_subagent_whose_transcript_expired_leaves_the_next_warm_turn_reading_nothing(
+    aws: Any, tmp_path: Path
+) -> None:
+    """A subagent not resumed for the retention period expires on its own while the chat goes
+    on; the store still lists it. The restore leaves it out, and a clean turn then leaves a
+    copy the next turn keeps: it used to count the expired one as a file the store could not
+    vouch for, so every later turn of the chat rewrote everything from the store."""
+    now = [1_800_000_000.0]
+    store = TranscriptStore(
+        s3=aws.s3,
+        dynamodb=aws.dynamodb,
+        bucket=aws.resources.bucket,
+        table=aws.resources.table,
+        clock=lambda: now[0],
+    )
+    await store.append({**KEY, "subpath": OTHER}, [{"type": "user", "uuid": "o1", "isSidechain": True}])
+    await store.append(KEY, [{"type": "user", "uuid": "m1", "message": {"content": "agent: one two"}}])
+    now[0] += 25 * 86400 + 60  # the chat went on; the subagent was never resumed
+    await store.append(KEY, [{"type": "user", "uuid": "m2", "message": {"content": "still here"}}])
+    await store.append({**KEY, "subpath": AGENT}, [LINES[0], META, LINES[1]])
+    assert sorted(await store.list_subkeys(KEY)) == [AGENT, OTHER]
+    restorer = TranscriptRestorer(store)
+    path = transcript_path(str(tmp_path / "config"), "-work", KEY["session_id"])
+    restored = await restorer.restore("slot", KEY, path)
+    assert restored is not None and restored.local and restored.written
+    assert sorted(_files(_session_dir(path))) == [
+        "subagents/agent-a1b2.jsonl",
+        "subagents/agent-a1b2.meta.json",
+    ]
+
+    assert restorer.remember("slot", KEY, path)  # the turn ended cleanly
+    again = await restorer.restore("slot", KEY, path)
+
+    assert again is not None and again.local and not again.written
+    assert _lines(_session_dir(path) / "subagents" / "agent-a1b2.jsonl") == LINES
+
+
+async def test_a_new_conversation_after_one_with_subagents_is_kept_by_its_first_clean_turn(
+    aws: Any, tmp_path: Path
+) -> None:
+    """After /new the chat's next turn begins a session of its own (nothing restored): its
+    clean turn leaves a copy the turn after keeps. The old session's subagents used to be
+    looked for under the new one, so that copy was never current and was written again."""
+    store, restorer, _ = await _restored(aws, tmp_path)
+    new = {**KEY, "session_id": "7f3e9a10-2b4c-4d5e-8f60-718293a4b5c6"}
+    path = transcript_path(str(tmp_path / "config"), "-work", new["session_id"])
+    first = [{"type": "user", "uuid": "n1", "message": {"content": "hello again"}}]
+    await store.append(new, first)  # what the CLI wrote in the turn, mirrored
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in first))
+
+    assert restorer.remember("slot", new, path)  # the turn ended cleanly
+    again = await restorer.restore("slot", new, path)
+
+    assert again is not None and again.local and not again.written

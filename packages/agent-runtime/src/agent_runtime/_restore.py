@@ -99,7 +99,9 @@ class TranscriptRestorer:
         self.store = store
         self.enabled = all(hasattr(store, verb) for verb in ("load_stored", "known_stored", "list_subkeys"))
         self._copies: dict[str, LocalCopy] = {}
-        self._subpaths: dict[str, list[str]] = {}  # the subagent transcripts each slot's restore put
+        # the session id and subagent transcripts each slot's restore put (a slot's chat may
+        # begin a new session: /new)
+        self._subpaths: dict[str, tuple[str, list[str]]] = {}
 
     async def restore(
         self, slot: str, store_key: dict[str, str], path: Path, *, max_bytes: int | None = None
@@ -179,13 +181,15 @@ class TranscriptRestorer:
                 return stored
 
         loaded = await asyncio.gather(*(load(subpath) for subpath in subpaths))
+        pairs = zip(subpaths, loaded, strict=True)
+        found = {subpath: stored for subpath, stored in pairs if stored is not None}
         files: dict[str, bytes] = {}
-        for subpath, stored in zip(subpaths, loaded, strict=True):
-            if stored is not None:
-                files.update(stored_files(subpath, stored))
+        for subpath, stored in found.items():
+            files.update(stored_files(subpath, stored))
         await asyncio.to_thread(put_files, session_folder(path), files)
-        self._subpaths[slot] = subpaths
-        return sum(stored.size for stored in loaded if stored is not None)
+        # Only those put: one that expired stays listed, and the store (rightly) knows it not.
+        self._subpaths[slot] = (store_key["session_id"], list(found))
+        return sum(stored.size for stored in found.values())
 
     def remember(self, slot: str, store_key: dict[str, str], path: Path) -> bool:
         """After a clean turn: make the files what the store holds and note them as current.
@@ -238,17 +242,18 @@ class TranscriptRestorer:
     def _known_subagents(
         self, slot: str, store_key: dict[str, str], session: Path
     ) -> dict[str, StoredTranscript] | None:
-        """The session's subagent transcripts as this store last saw them: those the restore
-        put and those in the folder now. None if the store knows one of them not (or not
-        any more: it may have let it go to keep its cache small)."""
-        wanted = set(self._subpaths.get(slot, [])) | local_subpaths(session)
+        """The session's subagent transcripts as this store last saw them: those this session's
+        restore put and those in the folder now. None if the store knows one of them not (or
+        not any more: it may have let it go to keep its cache small)."""
+        session_id, put = self._subpaths.get(slot, ("", []))
+        wanted = set(put if session_id == store_key["session_id"] else []) | local_subpaths(session)
         known: dict[str, StoredTranscript] = {}
         for subpath in sorted(wanted):
             transcript = self.store.known_stored({**store_key, "subpath": subpath})
             if transcript is None or not is_subagent_subpath(subpath):
                 return None
             known[subpath] = transcript
-        self._subpaths[slot] = list(known)
+        self._subpaths[slot] = (store_key["session_id"], list(known))
         return known
 
     def forget(self, slot: str) -> None:
