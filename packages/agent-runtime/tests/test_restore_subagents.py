@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_runtime._owned_trees import remove_tree
 from agent_runtime._restore import TranscriptRestorer, transcript_path
 from session_core import TranscriptStore
 
@@ -103,9 +105,12 @@ async def test_a_warm_turn_with_the_subagents_files_as_the_last_turn_left_them_w
     assert {p: p.stat().st_ino for p in _session_dir(path).rglob("*.json*")} == inodes
 
 
-@pytest.mark.parametrize("change", ["edited", "removed", "planted", "metadata edited", "replaced by a link"])
+@pytest.mark.parametrize(
+    "change",
+    ["edited", "removed", "planted", "metadata edited", "replaced by a link", "nested past any depth"],
+)
 async def test_what_a_tool_changes_in_the_subagents_files_does_not_reach_the_next_turn(
-    aws: Any, tmp_path: Path, change: str
+    aws: Any, tmp_path: Path, change: str, request: pytest.FixtureRequest
 ) -> None:
     _, restorer, path = await _restored(aws, tmp_path)
     session_dir = _session_dir(path)
@@ -121,6 +126,9 @@ async def test_what_a_tool_changes_in_the_subagents_files_does_not_reach_the_nex
         (agents / "agent-evil.jsonl").write_text(json.dumps({**LINES[1], "uuid": "evil"}) + "\n")
     elif change == "metadata edited":
         (agents / "agent-a1b2.meta.json").write_text('{"agentType": "general-purpose"}')
+    elif change == "nested past any depth":  # os.walk of Python 3.11 recurses per folder
+        request.addfinalizer(lambda: remove_tree(agents / "a"))  # pytest's own rmtree would recurse too
+        subprocess.run(["mkdir", "-p", str(agents / ("a/" * 1100))], check=True)
     else:
         (agents / "agent-a1b2.jsonl").unlink()
         (agents / "agent-a1b2.jsonl").symlink_to(outside)

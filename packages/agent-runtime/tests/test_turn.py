@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from agent_runtime import workspace_paths
+from agent_runtime._owned_trees import remove_tree
 from agentbot_testing import noise_png
 from local_stack import ModelFault, ToolCall, last_user_text, tool_results
 from session_core import (
@@ -125,6 +126,29 @@ def test_a_tool_that_edits_the_kept_transcript_changes_neither_the_next_turn_nor
     sent = request_text(model_server.model_calls[-1])
     assert "the bird is a heron" in sent and "EAGLE" not in sent
     assert outside.read_text() == "untouched"
+
+
+def test_a_tool_that_nests_folders_deep_where_subagents_are_kept_still_gets_its_turn_answered(
+    make_runtime, model_server, turn_request, sessions_root, request
+) -> None:
+    """After a clean turn the runtime makes the session's subagents folder the store's. A tool
+    that nested folders there thousands deep made that look fail (Python 3.11's os.walk
+    recursed once per folder) after the model had answered: the user got an error for a paid
+    turn. It is answered, and the next turn resumes the conversation."""
+    request.addfinalizer(lambda: remove_tree(sessions_root))  # pytest's own rmtree would recurse
+    runtime = make_runtime()
+    assert runtime.run_turn(turn_request("the bird is a heron", turn_id=1)).ok
+    nest = (
+        'bash: for f in "$CLAUDE_CONFIG_DIR"/projects/*/*.jsonl; do '
+        "mkdir -p \"${f%.jsonl}/subagents/$(printf 'a/%.0s' $(seq 1100))\"; done; echo nested"
+    )
+
+    nested = runtime.run_turn(turn_request(nest, turn_id=2))
+
+    assert nested.ok and "nested" in nested.text, nested
+    third = runtime.run_turn(turn_request("which bird?", turn_id=3))
+    assert third.ok and third.text == "turns=3 last=which bird?", third
+    assert "the bird is a heron" in request_text(model_server.model_calls[-1])
 
 
 def test_bash_tool_result_reaches_the_model_and_its_environment_holds_no_secret(

@@ -244,9 +244,13 @@ class TranscriptRestorer:
     ) -> dict[str, StoredTranscript] | None:
         """The session's subagent transcripts as this store last saw them: those this session's
         restore put and those in the folder now. None if the store knows one of them not (or
-        not any more: it may have let it go to keep its cache small)."""
+        not any more: it may have let it go to keep its cache small), or a tool made the
+        folder unknowable (``local_subpaths``)."""
+        local = local_subpaths(session)
+        if local is None:
+            return None
         session_id, put = self._subpaths.get(slot, ("", []))
-        wanted = set(put if session_id == store_key["session_id"] else []) | local_subpaths(session)
+        wanted = set(put if session_id == store_key["session_id"] else []) | local
         known: dict[str, StoredTranscript] = {}
         for subpath in sorted(wanted):
             transcript = self.store.known_stored({**store_key, "subpath": subpath})

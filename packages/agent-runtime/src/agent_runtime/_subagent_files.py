@@ -32,6 +32,7 @@ from ._prompt_marks import decode_entry
 FOLDER = "subagents"
 # Plain names only, at most four folders deep: nothing the store hands back leaves the folder.
 _SUBPATH = re.compile(r"subagents(?:/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}){1,4}")
+_DEEPEST = 4  # names a subpath may have under ``subagents`` (its file's among them)
 _METADATA = b'"agent_metadata"'
 # config dir, projects, the project's folder, the session's folder: above every file here
 _LEVELS_TO_SESSION = 4
@@ -71,15 +72,34 @@ def stored_files(subpath: str, stored: StoredTranscript) -> dict[str, bytes]:
     return files
 
 
-def local_subpaths(session: Path) -> set[str]:
-    """The subagent transcripts in the session's folder now (the CLI's, or a tool's)."""
-    folder = session / FOLDER
+def local_subpaths(session: Path) -> set[str] | None:
+    """The subagent transcripts in the session's folder now (the CLI's, or a tool's); None if
+    a tool made it unknowable what is there (a link in place of a folder, or a folder it took
+    our rights to). Only as deep as a subpath may be: a tool's nesting is not walked (Python
+    3.11's os.walk recursed once per folder, past the recursion limit), a link never followed."""
     found: set[str] = set()
-    for root, _, names in os.walk(folder):  # never follows a link
-        for name in names:
-            if name.endswith(".jsonl"):
-                subpath = str((Path(root) / name).relative_to(session))[: -len(".jsonl")]
-                found.add(subpath)
+    for directory in (session, session / FOLDER):
+        try:
+            mode = os.lstat(directory).st_mode
+        except FileNotFoundError:
+            return found
+        except OSError:
+            return None
+        if not stat.S_ISDIR(mode):
+            return None
+    pending = [(session / FOLDER, 1)]
+    while pending:
+        directory, depth = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            return None
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if depth < _DEEPEST:
+                    pending.append((Path(entry.path), depth + 1))
+            elif entry.name.endswith(".jsonl"):
+                found.add(str(Path(entry.path).relative_to(session))[: -len(".jsonl")])
     return found
 
 
