@@ -149,3 +149,41 @@ def test_what_a_compaction_kept_from_before_its_boundary_counts(
     assert refused.history is not None and refused.history.loaded_mb == pytest.approx(loaded)
     # The CLI sends the kept message and the answer to it: at least that much it loads.
     assert loaded * 1_000_000 > 2 * len(LONG_PROMPT)
+
+
+def test_a_compacted_chat_with_large_subagents_is_measured_by_what_the_cli_loads_of_it(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    """A compacted chat whose subagents' transcripts are large (they read photos, say): the
+    runtime keeps those, the CLI loads only what follows the conversation's last compaction.
+    The transcript alone was too small for the runtime to look for that compaction, so it was
+    counted as loaded whole, and the chat was refused at a memory that holds it."""
+    model_server.usage = FULL_CONTEXT
+    first = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=1))
+    assert first.ok, first
+    model_server.usage = ROOMY_CONTEXT
+    compacted = make_runtime().run_turn(turn_request("what did I ask you to remember?", turn_id=2))
+    assert compacted.ok and compacted.summarised, compacted
+    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    assert loaded < history / 10
+    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": first.session_id}
+    photos = [{"type": "user", "uuid": f"s{n}", "isSidechain": True, "text": LONG_PROMPT} for n in range(8)]
+    asyncio.run(make_runtime().store.append({**store_key, "subpath": "subagents/agent-a1"}, photos))
+    subagent = 8 * len(LONG_PROMPT) / 1_000_000  # ~2.5x the conversation's transcript
+    # Spare memory for the transcript and its subagents with the CLI loading what follows the
+    # compaction (with room), not were it to load the whole transcript; the transcript alone
+    # is well inside the limit of a history never compacted.
+    spare = 12.5 * history
+    assert 2 * (history + subagent) + CLI_MIB_PER_LOADED_MB * loaded < 0.8 * spare
+    assert 2 * (history + subagent) + CLI_MIB_PER_LOADED_MB * history > spare + 1  # + rounding
+    assert history < 0.8 * spare / MIB_PER_HISTORY_MB
+    memory = math.ceil((BASE_MIB + spare) / (1 - HEADROOM))
+    calls = len(model_server.model_calls)
+
+    fresh_container()
+    answer = make_runtime(env={"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}).run_turn(
+        turn_request("and now?", turn_id=3)
+    )
+
+    assert answer.ok and answer.text.endswith("last=and now?"), answer
+    assert len(model_server.model_calls) > calls

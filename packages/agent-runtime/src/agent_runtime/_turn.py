@@ -1183,17 +1183,18 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             point = await self._resume_point(key, restored.stored, turn_id)
             if not restored.local:  # the SDK decodes the whole history itself: all of it counts
                 return point
-            loaded = await asyncio.to_thread(self._loaded_bytes, restored.stored)
+            loaded = await asyncio.to_thread(self._loaded_bytes, restored.stored, restored.subagent_bytes)
             if restored.subagent_bytes and loaded is None:  # all of the transcript, none of theirs
                 loaded = restored.stored.size
             return point._replace(loaded_bytes=loaded, subagent_bytes=restored.subagent_bytes)
         finally:
             store.load_s += time.perf_counter() - started
 
-    def _loaded_bytes(self, stored: StoredTranscript) -> int | None:
+    def _loaded_bytes(self, stored: StoredTranscript, subagent_bytes: int) -> int | None:
         """What of ``stored`` the CLI loads, looked for only where it matters: a history the
-        memory could not load whole (a search of it all, ~100 MB, costs a warm turn time)."""
-        if history_size(stored.size, self.settings.memory_mb) is None:
+        memory could not load whole (a search of it all, ~100 MB, costs a warm turn time),
+        its subagents' transcripts (``subagent_bytes``, which the runtime keeps) counted in."""
+        if history_size(stored.size + subagent_bytes, self.settings.memory_mb) is None:
             return None
         return bytes_the_cli_loads(stored)
 
