@@ -72,7 +72,9 @@ TURN_BYTES = 100_000
 S3_FIRST_BYTE_S = 0.015
 DYNAMODB_ROUND_TRIP_S = 0.005
 BYTES_PER_S = 90e6
-DEFAULT_RUNTIME_MB = 1024  # RuntimeMemoryMb's default in infra/template.yaml
+# RuntimeMemoryMb's lowest (infra/template.yaml's MinValue): the smallest CPU share a deployment
+# may give a restore (its default, 2048, gives twice as much)
+DEFAULT_RUNTIME_MB = 1024
 
 
 # --- synthetic transcripts ---------------------------------------------------------------------

@@ -909,8 +909,8 @@ def test_no_process_survives_when_a_worker_was_killed_under_a_running_tool(tools
     assert _gone(marker, state_root, timeout_s=2) == []
 
 
-def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
-    """The environments `agentbot dev` gives its producer, consumer and runtime (by name)."""
+def _local_functions(tmp_path) -> dict[str, Any]:
+    """The functions `agentbot dev` runs (by name: their FunctionSpec)."""
     import argparse
 
     from local_stack import StackResources
@@ -920,7 +920,7 @@ def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
     resources = StackResources(
         table="t", bucket="b", queue_url="q", dlq_url="d", queue_arn="qa", dlq_arn="da"
     )
-    functions = dev._functions(
+    return dev._functions(
         argparse.Namespace(tenant="default"),
         {},
         resources,
@@ -931,7 +931,25 @@ def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
         None,
         None,
     )
+
+
+def _local_function_envs(tmp_path) -> dict[str, dict[str, str]]:
+    """The environments `agentbot dev` gives its producer, consumer and runtime (by name)."""
+    from agentbot import dev
+
+    functions = _local_functions(tmp_path)
     return {name: functions[name].env for name in (dev.PRODUCER, dev.CONSUMER, dev.RUNTIME)}
+
+
+def test_the_runtime_under_dev_has_the_memory_it_is_deployed_with(tmp_path) -> None:
+    """A chat's history and files meet the limits of the deployed function (RuntimeMemoryMb's
+    default): one that `agentbot dev` answers is not refused, or killed, once deployed."""
+    from agentbot_testing.template_support import load_template
+
+    from agentbot import dev
+
+    deployed = load_template()["Parameters"]["RuntimeMemoryMb"]["Default"]
+    assert _local_functions(tmp_path)[dev.RUNTIME].memory_mb == deployed
 
 
 def test_the_runtime_under_dev_never_sweeps_every_process_of_its_user(monkeypatch, tmp_path) -> None:

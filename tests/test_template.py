@@ -683,15 +683,35 @@ def test_provisioning_constants_match_the_template() -> None:
 # --------------------------------------------------------------------- the resources
 
 
+def test_the_runtime_runs_locally_and_is_checked_with_the_memory_it_is_deployed_with() -> None:
+    """The local stack's functions, the test stack and the build's check of claude-config all
+    give the runtime RuntimeMemoryMb's default (`agentbot dev`'s: tests/test_dev.py): a history
+    or a file that fits locally fits the deployed function, and one refused there is refused
+    here too."""
+    import inspect
+
+    from agent_runtime import DEPLOYED_VARIABLES
+    from agentbot_testing.telegram_stack import real_runtime_stack
+    from local_stack import FunctionSpec
+    from session_core import DEFAULT_RUNTIME_MEMORY_MB
+
+    deployed = _default("RuntimeMemoryMb")
+    assert deployed == DEFAULT_RUNTIME_MEMORY_MB
+    assert FunctionSpec(handler="agent_runtime.handler.handle").memory_mb == deployed
+    assert inspect.signature(real_runtime_stack).parameters["runtime_memory_mb"].default == deployed
+    assert DEPLOYED_VARIABLES["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"].example == str(deployed)
+
+
 def test_runtime_is_an_arm64_image_sized_by_the_benchmark() -> None:
     runtime = FUNCTIONS["RuntimeFunction"]
     assert runtime.properties["PackageType"] == "Image"
     assert TEMPLATE["Globals"]["Function"]["Architectures"] == ["arm64"]
     assert "Architectures" not in runtime.properties
-    # Sized by the benchmark: 1024 MB by default, more for long transcripts (never less).
+    # Sized by the benchmark: 2048 MB by default (the biggest file a user can send peaks at
+    # ~1 GiB), down to 1024 for chats without large files or long histories (never less).
     assert runtime.properties["MemorySize"] == {"Ref": "RuntimeMemoryMb"}
     memory = TEMPLATE["Parameters"]["RuntimeMemoryMb"]
-    assert (memory["Default"], memory["MinValue"], memory["MaxValue"]) == (1024, 1024, 10240)
+    assert (memory["Default"], memory["MinValue"], memory["MaxValue"]) == (2048, 1024, 10240)
     storage = runtime.properties["EphemeralStorage"]["Size"]
     assert 1024 <= storage <= 10240
     # /tmp holds the turn's session (capped) and warm copies of others: room for at least 3.

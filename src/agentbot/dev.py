@@ -52,6 +52,7 @@ from local_stack import (
 )
 from local_stack import agent_user as agent_user_for_runtime
 from session_core import (
+    DEFAULT_RUNTIME_MEMORY_MB,
     KEY_REFUSED,
     Approvals,
     InvalidSessionKeyError,
@@ -1133,6 +1134,8 @@ def _functions(
             timeout_s=840,
             user=agent_user,
             max_concurrency=1,
+            # the deployed function's (RuntimeMemoryMb's default): its history limits hold here too
+            memory_mb=DEFAULT_RUNTIME_MEMORY_MB,
         ),
     }
 

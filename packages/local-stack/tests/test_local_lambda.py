@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from botocore.config import Config
 from local_stack import FunctionSpec, LocalLambda, local_client
+from session_core import DEFAULT_RUNTIME_MEMORY_MB
 
 FIXTURES = str(Path(__file__).parent / "lambda_fixtures")
 
@@ -45,6 +46,8 @@ def test_invoke_reaches_the_handler_and_reuses_the_warm_process(local_lambda) ->
     assert error is None
     assert first["echo"] == {"hello": "world"} and first["function"] == "probe"
     assert 0 < first["remaining_ms"] <= 3000
+    # the deployed runtime's memory unless the spec says another (tests/test_template.py ties it)
+    assert first["memory_mb"] == str(DEFAULT_RUNTIME_MEMORY_MB)
     second, _ = _invoke(client, {"n": 2})
     assert second["pid"] == first["pid"] and second["calls"] == 2
     assert second["request_id"] != first["request_id"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from session_core import DEFAULT_RUNTIME_MEMORY_MB
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeployedVariable:
@@ -51,7 +53,7 @@ DEPLOYED_VARIABLES: dict[str, DeployedVariable] = {
     # Not AWS_EXECUTION_ENV: AWS documents it as a managed runtime's id (AWS_Lambda_python3.13),
     # not defined for OS-only runtimes, and names no value for a container image like this one.
     "AWS_LAMBDA_FUNCTION_NAME": _lambda("agentbot-runtime"),
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": _lambda("1024"),
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": _lambda(str(DEFAULT_RUNTIME_MEMORY_MB)),
     "AWS_LAMBDA_FUNCTION_VERSION": _lambda("$LATEST"),
     "AWS_LAMBDA_LOG_GROUP_NAME": _lambda("/aws/lambda/agentbot-runtime"),
     "AWS_LAMBDA_LOG_STREAM_NAME": _lambda("2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"),

@@ -9,7 +9,8 @@ what the history costs on two sides, measured by ``bench/runtime_turn.py``:
 * the runtime keeps the whole transcript as stored (its copy to restore and mirror from):
   ~1.2 MiB per MB measured (457 MiB peak at 102 MB compacted, 391 at 30.5 MB); 2 is counted.
 
-So a compacted chat keeps going far past an uncompacted one (290 MB against 65 MB at 1024 MB).
+So a compacted chat keeps going far past an uncompacted one: 500 MB (MOST_HISTORY_MB) against
+167 MB at 2048 MB (RuntimeMemoryMb's default), 290 MB against 65 MB at 1024 MB.
 A turn whose history needs more than the function's memory would be killed mid-run, and again
 on every retry: it is refused instead, with a reason the user can act on (/new), and from
 WARN_SHARE of the limit every answer says how close the history is. The limit keeps HEADROOM

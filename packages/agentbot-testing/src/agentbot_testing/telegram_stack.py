@@ -27,6 +27,7 @@ from local_stack import (
     sqs_lambda_event,
 )
 from session_core import (
+    DEFAULT_RUNTIME_MEMORY_MB,
     MAX_RECEIVE_COUNT,
     Approvals,
     AttemptMarks,
@@ -343,7 +344,7 @@ def real_runtime_stack(
     config: Path,
     responder: Callable[[dict[str, Any]], Any],
     runtime_env: Mapping[str, str] | None = None,
-    runtime_memory_mb: int = 1024,
+    runtime_memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB,
     **telegram_kwargs: Any,
 ) -> Iterator[TelegramStack]:
     """The path with the real runtime (awslambdaric, the real CLI with claude-config ``config``)

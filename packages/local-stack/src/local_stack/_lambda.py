@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
 
-from session_core import AWS_CREDENTIAL_VARIABLES, is_secret_variable, runs
+from session_core import AWS_CREDENTIAL_VARIABLES, DEFAULT_RUNTIME_MEMORY_MB, is_secret_variable, runs
 
 from ._loopback import LoopbackServer, QuietHTTPServer
 from ._process_tree import dying, kill_descendants
@@ -57,7 +57,8 @@ class FunctionSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 900.0
     max_concurrency: int = 2
-    memory_mb: int = 1024
+    # The deployed runtime's (the one function that reads it: it sizes the history it loads)
+    memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB
     image: str | None = None
     image_platform: str | None = None
     # Run the function's processes as this user (the local stack started as root runs the

@@ -64,6 +64,7 @@ def handle(event, context):
         "request_id": context.aws_request_id,
         "function": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         "remaining_ms": context.get_remaining_time_in_millis(),
+        "memory_mb": context.memory_limit_in_mb,
     }
 
 

@@ -124,6 +124,7 @@ if TYPE_CHECKING:
     from ._secrets import KEY_UNUSABLE, read_secret
     from ._settings import (
         DEFAULT_RETENTION_DAYS,
+        DEFAULT_RUNTIME_MEMORY_MB,
         DEFAULT_TENANT,
         MAX_RECEIVE_COUNT,
         env_int,
@@ -163,6 +164,7 @@ __all__ = [
     "AWS_CREDENTIAL_VARIABLES",
     "CONFIGURATION_ERRORS_METRIC",
     "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_RUNTIME_MEMORY_MB",
     "DEFAULT_TENANT",
     "KEY_REFUSED",
     "KEY_UNUSABLE",
