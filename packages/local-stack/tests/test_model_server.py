@@ -141,6 +141,34 @@ def test_only_models_refuses_any_other_model_id_as_bedrock_does() -> None:
     ]
 
 
+def test_a_request_over_max_request_bytes_is_refused_with_the_apis_413_every_time() -> None:
+    """The Messages API refuses any request body over 32 MB (its edge does, before reading
+    it): a size limit the server holds, not a fault for the next few calls."""
+    answered: list[int] = []
+
+    def respond(request: dict) -> str:
+        answered.append(len(request["messages"]))
+        return "fine"
+
+    with ModelServer(respond, max_request_bytes=2_000) as server:
+        small = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False})
+        large_body = {**BODY, "stream": False, "messages": [{"role": "user", "content": "x" * 2_000}]}
+        large = [httpx.post(f"{server.base_url}/v1/messages", json=large_body) for _ in range(3)]
+        server.max_request_bytes = None
+        unlimited = httpx.post(f"{server.base_url}/v1/messages", json=large_body)
+    assert small.status_code == 200 and unlimited.status_code == 200
+    assert [response.status_code for response in large] == [413, 413, 413]
+    assert large[0].json() == {
+        "type": "error",
+        "error": {
+            "type": "request_too_large",
+            "message": "Request exceeds the maximum allowed number of bytes.",
+        },
+    }
+    assert answered == [1, 1]  # the model never saw the refused requests
+    assert len(server.model_calls) == 5  # but they are recorded, as every request is
+
+
 def test_non_streaming_calls_and_token_counts_are_answered() -> None:
     with ModelServer(lambda request: "whole") as server:
         whole = httpx.post(f"{server.base_url}/v1/messages", json={**BODY, "stream": False}).json()

@@ -14,6 +14,8 @@ recorded, and faults (an HTTP error status, a stream cut part-way) can be inject
 the next N model calls. With ``accepted_key`` set, a Messages API call with any other
 ``x-api-key`` is refused with 401, as the API refuses a revoked key. With ``only_models``,
 a call for any other model id is refused, as an account refuses a model it has not enabled.
+With ``max_request_bytes``, a request whose body is larger is refused with the Messages API's
+413 ``request_too_large``, as the API refuses every request over 32 MB (scaled down for tests).
 Bedrock's control plane answers one call, ``GET /inference-profiles`` (ListInferenceProfiles,
 for ``AWS_ENDPOINT_URL_BEDROCK``), with the ids ``inference_profiles`` names, or refuses it
 (``refuse_inference_profiles``) as it refuses a caller without that permission.
@@ -102,6 +104,13 @@ class ModelFault:
     bedrock_error: str | None = None
 
 
+# The Messages API's answer to a request over its size limit (its documented error shape).
+_TOO_LARGE = ModelFault(
+    status=413,
+    error_type="request_too_large",
+    message="Request exceeds the maximum allowed number of bytes.",
+)
+
 # The error Bedrock's runtime API names for each status (its InvokeModel errors).
 _BEDROCK_ERRORS = {
     400: "ValidationException",
@@ -161,6 +170,7 @@ class _State:
     accepted_key: str | None = None
     allowed_models: frozenset[str] | None = None
     model_refusal: ModelFault | None = None
+    max_request_bytes: int | None = None
     inference_profiles: tuple[str, ...] = ()
     profiles_refusal: ModelFault | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -176,6 +186,7 @@ class ModelServer(LoopbackServer):
 
     ``base_url`` is for ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_BEDROCK_BASE_URL`` alike.
     ``usage`` fixes the tokens every call reports (default: estimated from the request).
+    ``max_request_bytes`` refuses any larger request body with 413 (the API's is 32 MB).
     """
 
     def __init__(
@@ -184,10 +195,13 @@ class ModelServer(LoopbackServer):
         *,
         model: str = "claude-scripted",
         usage: CallUsage | None = None,
+        max_request_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self._state = _State(responder=responder or echo_responder, usage=usage)
+        self._state = _State(
+            responder=responder or echo_responder, usage=usage, max_request_bytes=max_request_bytes
+        )
 
     # -- life cycle (start, stop, base_url: LoopbackServer) ---------------------------
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -215,6 +229,15 @@ class ModelServer(LoopbackServer):
         """Make the next ``times`` model calls fail with ``fault``."""
         with self._state.lock:
             self._state.faults.extend([fault] * times)
+
+    @property
+    def max_request_bytes(self) -> int | None:
+        """The largest request body answered; a larger one is refused with 413 (None: any)."""
+        return self._state.max_request_bytes
+
+    @max_request_bytes.setter
+    def max_request_bytes(self, limit: int | None) -> None:
+        self._state.max_request_bytes = limit
 
     @property
     def accepted_key(self) -> str | None:
@@ -547,6 +570,7 @@ class _Handler(BaseHTTPRequestHandler):
     state: _State
     model: str
     protocol_version = "HTTP/1.1"
+    body_bytes = 0
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -554,6 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> dict[str, Any] | None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        self.body_bytes = len(raw)
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -619,6 +644,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body() or {}
         recorded = self._record(body)
         path = self.path.split("?")[0]
+        limit = self.state.max_request_bytes
+        if limit is not None and self.body_bytes > limit:
+            # Refused at the API's edge before the model sees it (count_tokens too: 32 MB).
+            self._error(_TOO_LARGE, bedrock=path.startswith("/model/"))
+            return
         if path.endswith("/count_tokens"):
             self._json(200, {"input_tokens": _estimate_tokens(body)})
             return
