@@ -4,6 +4,7 @@ answers with the provider's errors."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,31 @@ def test_a_message_the_api_refuses_as_invalid_is_told_at_once_and_the_next_one_i
     assert replies[2] == "turns=2 last=never mind, hello again", replies
     [dead] = stack.dead_letters()  # kept for the operator: a request of ours may be at fault
     assert dead["MessageAttributes"]["error_kind"]["StringValue"] == "model_error", dead
+
+
+def test_a_message_too_large_for_the_model_says_so_and_raises_no_alarm(stack) -> None:
+    """A request past the API's size (413 ``request_too_large``; 32 MB there, a few KB here)
+    that the CLI's summary did not get under it: the user's big file, not the operator's
+    setup. It read as refused "as it was sent" and was dead-lettered, raising the alarm."""
+    send(stack, 920, "hello")
+    stack.model.max_request_bytes = 2_000  # every request of the next message is over it
+
+    refused = send(stack, 921, "read this big scan")
+    stack.model.max_request_bytes = None
+    send(stack, 922, "never mind, hello again")
+
+    assert all(not r["batchItemFailures"] for r in refused), refused  # not retried
+    replies = [m["text"] for m in stack.replies(CHAT)]
+    assert replies[1] == (
+        "This message, with its files, is too large for the AI model together with our "
+        "conversation. Please send a smaller file or fewer pages, or send /new to start a "
+        "fresh conversation."
+    ), replies
+    assert replies[2] == "turns=2 last=never mind, hello again", replies
+    assert stack.dead_letters() == []  # no alarm for a user's big file
+    # The operator still sees it, and how large the refused request was.
+    [line] = [json.loads(x) for x in stack.log_path.read_text().splitlines() if "turn.request_too_large" in x]
+    assert line["request_bytes"] > 2_000, line
 
 
 @pytest.mark.parametrize("chat_begins_with_it", [False, True], ids=["later_message", "first_message"])

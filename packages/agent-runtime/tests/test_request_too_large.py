@@ -2,8 +2,8 @@
 reads is a ~28 MB request; scaled down here, the scripted model refusing any larger body with
 the API's 413 ``request_too_large``, as the API does). The CLI meets a 413 by summarising the
 conversation without the newest file and asking again; when what it must send after the
-summary is still too large, the turn fails (``model_refused``) and the next message leaves that
-turn out, so the chat goes on without /new."""
+summary is still too large, the turn fails (``request_too_large``: the user's file, not the
+operator's setup) and the next message leaves that turn out, so the chat goes on without /new."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from agentbot_testing import noise_pdf
 from local_stack import ModelServer, ToolCall, last_user_text
 from session_core import SessionKey, StagedAttachment
+from structlog.testing import capture_logs
 
 pytestmark = pytest.mark.slow
 KEY = "default/1001/0"
@@ -70,6 +71,11 @@ def _size(call: Any) -> int:
     return len(json.dumps(call.body, separators=(",", ":")))
 
 
+def _sent_bytes(call: Any) -> int:
+    """The body's size as it came over the wire."""
+    return int(next(value for name, value in call.headers.items() if name.lower() == "content-length"))
+
+
 def _carries_a_document(call: Any) -> bool:
     return '"type": "document"' in json.dumps(call.body["messages"])
 
@@ -108,16 +114,21 @@ def test_a_pdf_too_large_for_the_model_fails_its_turn_and_the_next_message_leave
     make_runtime, model_server, turn_request, aws
 ) -> None:
     """Even after the CLI's summary the turn must send the file again: refused, the turn
-    fails as refused (not retried), and the next message resumes before the file (here at
-    the CLI's summary), so it is answered: the chat is not stuck until /new."""
+    fails as too large (not retried; the operator's log says how large), and the next message
+    resumes before the file (here at the CLI's summary), so it is answered: the chat is not
+    stuck until /new."""
     runtime = make_runtime()
     assert runtime.run_turn(turn_request("hello", turn_id=1)).ok
 
-    refused = runtime.run_turn(
-        turn_request("read big.pdf", turn_id=2, attachments=stage(aws, 2, "big.pdf", TOO_LARGE_ALONE))
-    )
+    with capture_logs() as logs:
+        refused = runtime.run_turn(
+            turn_request("read big.pdf", turn_id=2, attachments=stage(aws, 2, "big.pdf", TOO_LARGE_ALONE))
+        )
     assert not refused.ok and not refused.retryable, refused
-    assert (refused.error_kind, refused.error_reason) == ("model_error", "model_refused")
+    assert (refused.error_kind, refused.error_reason) == ("bad_request", "request_too_large")
+    [line] = [e for e in logs if e["event"] == "turn.request_too_large"]
+    sent = [_sent_bytes(call) for call in model_server.model_calls]
+    assert line["request_bytes"] == [size for size in sent if size > REQUEST_LIMIT][-1], (line, sent)
     before = len(model_server.model_calls)
 
     after = runtime.run_turn(turn_request("hello again", turn_id=3))

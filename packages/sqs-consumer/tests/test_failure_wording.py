@@ -28,6 +28,7 @@ def failed(kind: ErrorKind, reason: ErrorReason | None = None) -> TurnResult:
         ("model_error", "max_budget", "cost more than one message may spend"),
         ("bad_request", "attachment", "could not open the file you sent"),
         ("bad_request", "history_too_large", "Send /new to start a fresh one"),
+        ("bad_request", "request_too_large", "send a smaller file or fewer pages"),
         ("model_error", "disk_limit", "grew past the disk space one chat may use"),
     ],
 )

@@ -37,7 +37,8 @@ A refusal (429, 529) whose ``retry-after`` is longer than the CLI should wait in
 refusal at once: the run fails fast, and the runtime puts the message off for that wait in the
 queue, instead of the CLI sleeping it while "typing…" shows. Both are a model's: a proxy of
 another upstream (``metered=False``, an MCP server) relays its 429s as they are, and its
-timeouts count as no model's silence.
+timeouts count as no model's silence. A request the model refuses as too large (413) is
+measured (``too_large_bytes``): the CLI's error names no size, the operator's log line does.
 """
 
 from __future__ import annotations
@@ -150,6 +151,7 @@ SILENT_CALLS_PER_TURN = 2
 CONNECT_TIMEOUT_S = 10.0
 # The model's refusals that say when to come back (rate limited, overloaded).
 _ASKS_TO_WAIT = frozenset({429, 503, 529})
+_TOO_LARGE = 413  # the Messages API's request_too_large (past 32 MB)
 _WAIT_HEADERS = frozenset({"retry-after", "retry-after-ms"})
 # The longest retry-after the CLI waits out itself, in the turn; a longer one is waited for in
 # the queue (the CLI would sleep it while "typing…" shows, every try).
@@ -284,6 +286,9 @@ class _TurnCalls:
     waits_with: int = 0
     # Every secret value its calls carried: one replaced by a rotation may still be echoed.
     secrets: set[SentSecret] = field(default_factory=set)
+    # The size of the last request the model refused as too large (413): the CLI's error
+    # names no size, and the operator's log line should.
+    too_large_bytes: int | None = None
 
     def carried(self, secrets: list[SentSecret]) -> None:
         with self.lock:
@@ -301,6 +306,10 @@ class _TurnCalls:
     def could_not_connect(self) -> None:
         with self.lock:
             self.unreachable_calls += 1
+
+    def refused_as_too_large(self, size: int) -> None:
+        with self.lock:
+            self.too_large_bytes = size
 
     def asked_to_wait(self, status: int, seconds: float) -> None:
         with self.lock:
@@ -433,6 +442,7 @@ class ModelProxy:
                 silence_setting=ended.silence[1],
                 unreachable_calls=ended.unreachable_calls,
                 retry_after_s=ended.retry_after_s,
+                too_large_bytes=ended.too_large_bytes,
             )
 
     def accepts(self, presented: str | None) -> bool:
@@ -586,6 +596,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     _log.info("model_proxy.resent_with_renewed_key", refused_status=response.status)
                     continue
                 auth.answered(response.status)
+                if self.proxy._metered and response.status == _TOO_LARGE:
+                    turn.refused_as_too_large(len(body or b""))
                 scrubber = turn.echo_scrubber()
                 try:
                     self._relay_answer(response, body, turn, scrubber)

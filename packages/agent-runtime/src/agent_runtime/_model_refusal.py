@@ -2,8 +2,9 @@
 account out of credit, a model id the API does not know; each fails every later turn the same
 way, so the user hears the bot is misconfigured and the operator which setting to fix (see
 ``_config_report``). The conversation's: a context the CLI could not compact enough, which
-every later message of the chat meets until /new. The message's: any other request the API
-refuses as invalid (400), which sending it again cannot change."""
+every later message of the chat meets until /new. The message's: a request too large for the
+API (413: a big file with the conversation, even after the CLI's summary), and any other
+request the API refuses as invalid (400), which sending it again cannot change."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from ._settings import RuntimeSettings
 _OUT_OF_CREDIT = "billing_error"  # Anthropic: 400 "Your credit balance is too low ..."
 _UNKNOWN_MODEL = "model_not_found"  # 404, or Bedrock's 400 "The provided model identifier is invalid"
 _INVALID_REQUEST = "invalid_request"
+# The API's status for a request past its size (request_too_large, 32 MB), as the CLI reports
+# it (api_error_status); its kind is a plain invalid_request.
+_REQUEST_TOO_LARGE = 413
 # The CLI's own words (its constant) when the context overflows and its compaction did not
 # help; no field says so apart from a plain 400 invalid_request.
 _CONTEXT_FULL = "Prompt is too long"
@@ -91,3 +95,10 @@ def request_refused(api_error: str | None) -> bool:
     """Whether the API refused the run's request as invalid (a 400 that is neither about the
     context nor the account): the same request, sent again, is refused again."""
     return api_error == _INVALID_REQUEST
+
+
+def request_too_large(status: int | None) -> bool:
+    """Whether the API refused the run's request as too large (413): the message's files with
+    the conversation, still too large after the CLI summarised it. The user's to change (a
+    smaller file, or /new), not the operator's."""
+    return status == _REQUEST_TOO_LARGE

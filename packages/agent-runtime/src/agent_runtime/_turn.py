@@ -68,7 +68,7 @@ from ._live_progress import PUBLISH_INTERVAL_S, LiveProgress
 from ._loaded_history import bytes_the_cli_loads, loaded_after_compaction
 from ._mcp_rest import McpServersAtRest
 from ._mcp_secrets import McpSecretProxies
-from ._model_refusal import context_full, operator_refusal, request_refused
+from ._model_refusal import context_full, operator_refusal, request_refused, request_too_large
 from ._model_unanswered import unanswered
 from ._outbox import stage_outbox
 from ._outbox_at_end import OutboxAtEnd, look_at_outbox
@@ -775,6 +775,13 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             # Every later message resumes the same conversation: the user must start a new one.
             log.warning("turn.context_full", api_status=status)
             return _error(request, "bad_request", retryable=False, started=started, reason="context_full")
+        if request_too_large(status):
+            # The user's big file, not the operator's setup: told to them, with no alarm; the
+            # operator's log says how large the refused request was (the proxy measured it).
+            log.warning("turn.request_too_large", request_bytes=outcome.metered.too_large_bytes)
+            return _error(
+                request, "bad_request", retryable=False, started=started, reason="request_too_large"
+            )
         if request_refused(outcome.api_error):
             log.warning("turn.model_refused_request", api_status=status)
             return _error(request, "model_error", retryable=False, started=started, reason="model_refused")

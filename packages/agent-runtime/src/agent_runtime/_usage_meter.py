@@ -42,7 +42,8 @@ class MeteredSpend:
     and how the model failed them, as the proxy saw it: ``silent_calls`` it gave up on because
     the model sent nothing for MODEL_SILENCE_S (a whole answer: MODEL_TIMEOUT_MS; the last
     one's bound is ``silence_s`` and ``silence_setting``), ``unreachable_calls`` whose endpoint
-    could not be connected to, the longest ``retry_after_s`` a refusal (429, 529) asked for."""
+    could not be connected to, the longest ``retry_after_s`` a refusal (429, 529) asked for,
+    and the size in bytes of the last request refused as too large (413: ``too_large_bytes``)."""
 
     calls: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -53,6 +54,7 @@ class MeteredSpend:
     silence_setting: str = ""
     unreachable_calls: int = 0
     retry_after_s: float | None = None
+    too_large_bytes: int | None = None
 
     def after(self, earlier: MeteredSpend) -> MeteredSpend:
         """This run's spend with what an ``earlier`` run of the same turn paid (a compaction

@@ -58,7 +58,8 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
 ErrorKind = Literal["busy", "model_error", "bad_request", "internal", "config"]
 # Why a turn failed, where its kind alone does not say what the user should do: it ran out of
 # time, hit the agent's step limit or the turn's budget, could not open an attachment, the
-# session's history has outgrown what the runtime's memory can load, the agent's process
+# session's history has outgrown what the runtime's memory can load, the message's files with
+# the conversation are too large for the model's API (request_too_large), the agent's process
 # died mid-run (so far only the reason of a stopped answer, see ``TurnResult.stop_reason``),
 # the chat's files passed the disk space a session may use (SESSION_DISK_LIMIT_MB), or the
 # model accepted the turn's calls and sent nothing (MODEL_SILENCE_S).
@@ -70,6 +71,7 @@ ErrorReason = Literal[
     "history_too_large",
     "context_full",
     "model_refused",
+    "request_too_large",
     "crashed",
     "disk_limit",
     "model_silent",

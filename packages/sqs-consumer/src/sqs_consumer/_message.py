@@ -228,6 +228,13 @@ class MessageHandler:
             log.warning("turn_history_too_large", reason=result.error_reason)
             self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
             return "history_too_large"
+        if result.error_reason == "request_too_large":
+            # The user's big file, not the operator's setup: told what to send instead; a dead
+            # letter would raise the alarm, and its redrive be refused again. The runtime's
+            # turn.request_too_large line has the size.
+            log.warning("turn_request_too_large")
+            self._delivery.deliver(msg, key, [escape_html(_failure_words(result))], remaining=remaining)
+            return "request_too_large"
         if result.error_reason is not None and stopped_by_turn_limit(
             result.error_reason, retryable=result.retryable
         ):

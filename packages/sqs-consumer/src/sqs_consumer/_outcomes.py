@@ -8,8 +8,9 @@ from typing import Literal
 # How a message was answered: a turn's reply, a command's, "not supported yet", a refused
 # attachment, the budget's refusal, the stop of one of the operator's limits on a turn (its cost
 # cap, the agent's step limit, its time) before the run wrote anything, the runtime's for a
-# history its memory (or the model's context) cannot hold, or with the comment typed before it
-# (messages forwarded with a comment).
+# history its memory (or the model's context) cannot hold, or for a message whose files with the
+# conversation are too large for the model's API, or with the comment typed before it (messages
+# forwarded with a comment).
 MessageStatus = Literal[
     "replied",
     "command",
@@ -18,6 +19,7 @@ MessageStatus = Literal[
     "over_budget",
     "stopped_by_limit",
     "history_too_large",
+    "request_too_large",
     "model_silent",
     "chat_moved",
     "answered_with_comment",

@@ -138,6 +138,9 @@ FAILURE_WORDING: Mapping[ErrorKind | ErrorReason, str] = {
     "longer fits in my memory. Send /new to start a fresh one.",
     "model_refused": "The AI model refused this message as it was sent. Please send it in "
     "other words (or without its file), or send /new to start a fresh conversation.",
+    "request_too_large": "This message, with its files, is too large for the AI model together with "
+    "our conversation. Please send a smaller file or fewer pages, or send /new to start a fresh "
+    "conversation.",
     "context_full": "This conversation has grown too long for the AI model, and I could not shorten "
     "it enough. Send /new to start a fresh one.",
     "crashed": "Something went wrong on my side while answering. Please try again.",
