@@ -639,3 +639,46 @@ def test_the_compactions_cli_starts_no_mcp_server_and_the_message_has_them_all(
     assert asked_at_compaction == [asked_before]  # the compaction's CLI never reached the server
     told = json.dumps(model_server.model_calls[-1].body["system"])
     assert "vault" not in told  # the agent is not told it lacks it
+
+
+@pytest.mark.parametrize("then", ["its_retry", "the_next_message"])
+def test_a_failed_message_after_a_turn_stopped_at_its_compaction_ahead_is_not_marked_summarised_again(
+    aws, make_runtime, model_server, turn_request, fresh_container, then
+) -> None:
+    """The turn stopped right after its summary was recorded as the one under it; the next
+    message's run failed after its prompt was written (not recorded). Its retry, or the message
+    after it, resumes after that summary as well: it was marked summarised again, and /status
+    showed its later time as the last summary."""
+    session, _, memory, _ = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    respond = model_server.responder
+    model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
+    fresh_container()
+    runtime = make_runtime(env=small)
+    runtime.progress_interval_s = 120.0  # the stop is seen before the message runs
+    stopped = runtime.run_turn(turn_request("and now?", turn_id=3))
+    assert stopped.ok and stopped.stopped and stopped.summarised, stopped
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.summarised_at is not None
+    summarised_at = record.summarised_at
+
+    model_server.responder = respond
+    model_server.inject(ModelFault(status=500))  # the message's call, its prompt written
+    failed = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+
+    calls = len(model_server.model_calls)
+    request = (
+        turn_request("still there?", turn_id=4) if then == "its_retry" else turn_request("hello?", turn_id=5)
+    )
+    later = make_runtime(env=small).run_turn(request)
+
+    assert later.ok and later.session_id == session, later
+    sent = [call.body for call in model_server.model_calls[calls:]]
+    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
+    assert not later.summarised  # the stopped turn's answer is the one under the summary
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None and record.summarised_at == summarised_at  # /status: the stopped turn's

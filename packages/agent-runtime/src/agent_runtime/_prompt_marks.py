@@ -105,14 +105,24 @@ def compact_summary_after(stored: StoredTranscript, following: int) -> CompactSu
     return None
 
 
-def compacted_ahead_of(stored: StoredTranscript, following: int, prompt: dict[str, Any]) -> bool:
-    """Whether the conversation ``prompt`` (``following`` lines from the end) was sent to ends
-    in a compaction's summary the runtime had the CLI write ahead of the prompt's turn (see
-    ``_compact_ahead``): back from the prompt, only what the CLI wrote for its ``/compact``
-    command (no model reply, no other prompt) lies before that summary."""
+class SummaryAhead(NamedTuple):
+    """A compaction's summary the runtime had the CLI write ahead of a turn (see
+    ``_compact_ahead``): ``turn`` is the turn whose ``/compact`` command made it (None: one
+    sent before commands named their turn)."""
+
+    turn: int | None
+
+
+def compacted_ahead_of(
+    stored: StoredTranscript, following: int, prompt: dict[str, Any]
+) -> SummaryAhead | None:
+    """The compaction's summary the conversation ``prompt`` (``following`` lines from the end)
+    was sent to ends in, when the runtime had the CLI write it ahead of a turn: back from the
+    prompt, only what the CLI wrote for its ``/compact`` command (no model reply, no other
+    prompt) lies before that summary. None: it ends otherwise."""
     parent = prompt.get("parentUuid")
     if not isinstance(parent, str):
-        return False
+        return None
     return _summary_first(conversation_back(stored, _MOST_WALKED, from_uuid=parent, following=following))
 
 
@@ -120,18 +130,21 @@ def ends_at_compaction(stored: StoredTranscript) -> bool:
     """Whether the conversation ends in a compaction's summary (and what the CLI wrote for its
     ``/compact`` command): one the runtime had the CLI make ahead of a turn that then ended
     before its message ran (see ``_compact_ahead``)."""
-    return _summary_first(conversation_back(stored, _MOST_WALKED))
+    return _summary_first(conversation_back(stored, _MOST_WALKED)) is not None
 
 
-def _summary_first(entries: Iterator[dict[str, Any]]) -> bool:
-    """Whether, back along the conversation's ``entries``, a compaction's summary comes before
-    any model reply or prompt (only what the CLI wrote for its ``/compact`` command may)."""
+def _summary_first(entries: Iterator[dict[str, Any]]) -> SummaryAhead | None:
+    """The compaction's summary that comes, back along the conversation's ``entries``, before
+    any model reply or prompt (only what the CLI wrote for its ``/compact`` command may, which
+    names the turn that sent it), or None."""
+    turn = None
     for entry in entries:
         if entry.get("isCompactSummary") is True:
-            return True
+            return SummaryAhead(turn)
         if entry.get("type") == "assistant" or prompt_turn_id(entry.get("uuid")) is not None:
-            return False
-    return False
+            return None
+        turn = command_turn_id(entry.get("uuid")) if turn is None else turn
+    return None
 
 
 def conversation_back(

@@ -81,6 +81,7 @@ from ._process_sweep import (
     sweep_turn_processes,
 )
 from ._prompt_marks import (
+    SummaryAhead,
     compacted_ahead_of,
     ends_at_compaction,
     find_first_attempt,
@@ -1257,7 +1258,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             )
             return Restored(None, stored.size, at_summary=at_summary)
         if prompt_turn != turn_id:
-            return self._after_unfinished_turn(stored, prompt_turn)
+            return await self._after_unfinished_turn(key, stored, prompt_turn)
         resume = resume_point_before(stored, following, entry)
         if resume.summary is not None:
             # The CLI compacted the history during that turn: what the turn did after the
@@ -1282,7 +1283,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         first = find_first_attempt(stored, turn_id)
         kept = _kept_first_attempt(stored, first, point)
         # Compacted ahead of its first attempt (see ``_compact_ahead``): resumed after that summary.
-        at_summary = resume.summary is not None or (first is not None and compacted_ahead_of(stored, *first))
+        ahead = None if first is None else compacted_ahead_of(stored, *first)
+        at_summary = resume.summary is not None or await self._first_under_summary(key, ahead)
         if ran is not None:  # tools ran for it: its retry resumes after them, not to run them again
             log.info("turn.retry_after_tools", turn_id=prompt_turn, resumed_after=ran.resume_at is not None)
             return _resumed_at(
@@ -1297,7 +1299,9 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             at_summary=at_summary,
         )
 
-    def _after_unfinished_turn(self, stored: StoredTranscript, unfinished: int) -> Restored:
+    async def _after_unfinished_turn(
+        self, key: SessionKey, stored: StoredTranscript, unfinished: int
+    ) -> Restored:
         """Where a new message resumes after turn ``unfinished``, which ended without an answer
         and is left out with all its attempts, and the note that names the tools it ran."""
         start = find_first_attempt(stored, unfinished)
@@ -1320,7 +1324,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         note = "\n\n".join(n for n in notes if n is not None) or None
         if note is not None:
             log.info("turn.told_unfinished_tools", turn_id=unfinished)
-        at_summary = resume.summary is not None or compacted_ahead_of(stored, following, entry)
+        ahead = compacted_ahead_of(stored, following, entry)
+        at_summary = resume.summary is not None or await self._first_under_summary(key, ahead)
         return _resumed_at(resume.uuid, stored.size, note, at_summary=at_summary)
 
     async def _recorded_answer(self, key: SessionKey, turn_id: int) -> RecordedTurn | None:
@@ -1338,6 +1343,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             moved_from = None if record is None else record.moved_from
             chat = None if moved_from is None else SessionKey.parse(moved_from)
         return None
+
+    async def _first_under_summary(self, key: SessionKey, summary: SummaryAhead | None) -> bool:
+        """Whether the turn's answer is the first under the ``summary`` made ahead of the
+        prompt it resumes after (for /status): not when the turn that made it was recorded with
+        it (it stopped before its message ran), whatever turn's prompt follows it unanswered."""
+        if summary is None:
+            return False
+        made_it = None if summary.turn is None else await self._recorded_answer(key, summary.turn)
+        return made_it is None or not made_it.result.summarised
 
     async def _summarised_since(self, key: SessionKey, since: float) -> bool:
         """Whether an answer recorded after ``since`` was marked summarised: after the last
