@@ -682,3 +682,41 @@ def test_a_failed_message_after_a_turn_stopped_at_its_compaction_ahead_is_not_ma
     assert not later.summarised  # the stopped turn's answer is the one under the summary
     record = registry.get_session(SessionKey.parse(KEY))
     assert record is not None and record.summarised_at == summarised_at  # /status: the stopped turn's
+
+
+@pytest.mark.parametrize("ended", ["stopped", "at_its_cap"])
+def test_a_failed_message_after_a_turn_ended_at_its_compaction_ahead_pays_no_second_summary(
+    aws, make_runtime, model_server, turn_request, fresh_container, ended
+) -> None:
+    """The turn ended right after its summary, which it paid (the user stopped it, or the
+    summary cost its whole cap); the next message's only model call failed (nothing to pay).
+    The ended turn left the SDK session's running total where it was before the summary, and
+    the CLI's own total counts it: that message was charged the whole summary again, in /cost
+    and in the budgets."""
+    _, _, memory, one_call = a_long_uncompacted_chat(make_runtime, turn_request)
+    small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
+    live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
+    respond = model_server.responder
+    if ended == "stopped":
+        model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
+    fresh_container()
+    runtime = make_runtime(env=small)
+    runtime.progress_interval_s = 120.0  # the stop is seen before the message runs
+    max_cost = None if ended == "stopped" else (SUMMARY_CALLS / 4) * one_call
+    first = runtime.run_turn(turn_request("and now?", turn_id=3, max_cost_usd=max_cost))
+    assert first.stopped if ended == "stopped" else first.error_reason == "max_budget", first
+    assert first.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)
+
+    model_server.responder = respond
+    model_server.inject(ModelFault(status=500))
+    failed = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+
+    assert failed.error_kind == "model_error" and failed.retryable, failed
+    assert failed.cost_usd == pytest.approx(0.0, abs=one_call / 10), failed
+    record = registry.get_session(SessionKey.parse(KEY))
+    assert record is not None  # /cost: the two long turns and one summary
+    assert record.cost_usd == pytest.approx((2 + SUMMARY_CALLS) * one_call, rel=0.01)
+
+    later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
+    assert later.ok and later.cost_usd == pytest.approx(one_call, rel=0.01), later

@@ -49,21 +49,32 @@ class CompactedAhead(NamedTuple):
     """What a compaction ahead of a turn did: ``compacted`` (the CLI wrote its summary), what
     its model calls cost (``metered``: the turn's spend begins with it), how its run ended
     (``end``: a stop or a lost lease ends the turn there), the mirror batches the store missed
-    and did not catch up on (``store_behind``), and where the turn resumes (``resume_at``;
-    None: at the transcript's end)."""
+    and did not catch up on (``store_behind``), where the turn resumes (``resume_at``; None:
+    at the transcript's end), and the resumed SDK session's running total after it, as its
+    CLI reported it (``session_total_usd``; None: it reported none)."""
 
     compacted: bool
     metered: MeteredSpend
     end: RunEnd = RunEnd.FINISHED
     store_behind: int = 0
     resume_at: str | None = None
+    session_total_usd: float | None = None
 
-    def turn(self, run: SdkRun) -> SdkRun:
+    def turn(self, run: SdkRun, *, ends_here: bool = False) -> SdkRun:
         """The turn's ``run`` after this compaction: resumed where it says, and with what is
-        left of its cost cap once the compaction is paid (as for one the CLI makes mid-run)."""
+        left of its cost cap once the compaction is paid (as for one the CLI makes mid-run).
+        ``ends_here``: the turn ends at it, its message never run; the session's running total
+        it records is the one after the summary, which the next turn's CLI counts on from (the
+        next message was charged the summary again by difference)."""
         cap = run.max_cost_usd
         left = None if cap is None else max(cap - self.metered.cost_usd, 0.0)
-        return replace(run, resume_at=self.resume_at, max_cost_usd=left)
+        total = self.session_total_usd if ends_here else None
+        return replace(
+            run,
+            resume_at=self.resume_at,
+            max_cost_usd=left,
+            resumed_total_usd=run.resumed_total_usd if total is None else total,
+        )
 
     def used_up(self, cap: float | None) -> bool:
         """Whether this compaction cost all of the turn's ``cap``: the turn stops at it, as one
@@ -98,7 +109,7 @@ async def compact_ahead(
     failed = _why_failed(end, outcome)
     if failed is None:
         log.info("turn.compacted_ahead", cost_usd=outcome.metered.cost_usd)
-        return CompactedAhead(True, outcome.metered, end, behind)
+        return CompactedAhead(True, outcome.metered, end, behind, None, _running_total(turn, outcome))
     log.warning(
         "turn.compact_ahead_failed",
         why=failed,
@@ -174,6 +185,15 @@ def _entry_before(transcript: Path, stored_bytes: int) -> str | None:
             parent = entry.get("parentUuid") or entry.get("logicalParentUuid")
             return parent if isinstance(parent, str) else None
     return None
+
+
+def _running_total(turn: SdkRun, outcome: RunOutcome) -> float | None:
+    """The resumed session's running total the compaction's CLI reported (None: none, or of
+    another session)."""
+    result = outcome.result
+    if result is None or result.session_id != turn.resume or result.total_cost_usd is None:
+        return None
+    return float(result.total_cost_usd)
 
 
 def _why_failed(end: RunEnd, outcome: RunOutcome) -> str | None:

@@ -474,8 +474,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     # The user's stop wins over the cap: they asked for the turn to end.
                     end = await _ended_at_compaction(ahead.end, holder, live)
                     if end is None and ahead.used_up(run.max_cost_usd):
-                        return await self._cap_used_up_ahead(key, request, outcome, started)
-                    run = ahead.turn(run)
+                        return await self._cap_used_up_ahead(key, request, ahead, outcome, started)
+                    run = ahead.turn(run, ends_here=end is not None)
                 if end is None:
                     end = await run_until(run, outcome, deadline)
                 await self._remember_local_copy(key, project, end, outcome, workspace)
@@ -952,13 +952,19 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         return ahead, history_size(size + subagent_bytes, self.settings.memory_mb, loaded_bytes=loaded)
 
     async def _cap_used_up_ahead(
-        self, key: SessionKey, request: TurnRequest, outcome: RunOutcome, started: float
+        self,
+        key: SessionKey,
+        request: TurnRequest,
+        ahead: CompactedAhead,
+        outcome: RunOutcome,
+        started: float,
     ) -> TurnResult:
-        """The answer to a turn whose compaction ahead cost its whole cap (MaxTurnCostUsd): it
-        stops there, as at a compaction the CLI makes mid-run, with the summary paid once
-        (counted in the chat's cost) and kept for the next message; its message is not run."""
+        """The answer to a turn whose compaction ahead (``ahead``) cost its whole cap
+        (MaxTurnCostUsd): it stops there, as at a compaction the CLI makes mid-run, with the
+        summary paid once (counted in the chat's cost, and in the session's running total the
+        next turn's CLI counts on from) and kept for the next message; its message is not run."""
         log.warning("turn.stopped_by_limit", subtype="error_max_budget_usd", by="compaction_ahead")
-        await self._count_failed_spend(key, outcome, outcome.metered.cost_usd, None)
+        await self._count_failed_spend(key, outcome, outcome.metered.cost_usd, ahead.session_total_usd)
         capped = _error(request, "model_error", retryable=False, started=started, reason="max_budget")
         return with_spend(capped, outcome)
 
