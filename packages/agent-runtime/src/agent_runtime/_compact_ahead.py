@@ -60,20 +60,15 @@ class CompactedAhead(NamedTuple):
     resume_at: str | None = None
     session_total_usd: float | None = None
 
-    def turn(self, run: SdkRun, *, ends_here: bool = False) -> SdkRun:
-        """The turn's ``run`` after this compaction: resumed where it says, and with what is
-        left of its cost cap once the compaction is paid (as for one the CLI makes mid-run).
-        ``ends_here``: the turn ends at it, its message never run; the session's running total
-        it records is the one after the summary, which the next turn's CLI counts on from (the
-        next message was charged the summary again by difference)."""
+    def turn(self, run: SdkRun) -> SdkRun:
+        """The turn's ``run`` after this compaction: resumed where it says, with what is left
+        of its cost cap once the compaction is paid (as for one the CLI makes mid-run), and
+        the running total after it, which a turn stopped before its run's result leaves (the
+        next turn's CLI counts on from it: that turn was charged the summary again)."""
         cap = run.max_cost_usd
         left = None if cap is None else max(cap - self.metered.cost_usd, 0.0)
-        total = self.session_total_usd if ends_here else None
         return replace(
-            run,
-            resume_at=self.resume_at,
-            max_cost_usd=left,
-            resumed_total_usd=run.resumed_total_usd if total is None else total,
+            run, resume_at=self.resume_at, max_cost_usd=left, summarised_total_usd=self.session_total_usd
         )
 
     def used_up(self, cap: float | None) -> bool:

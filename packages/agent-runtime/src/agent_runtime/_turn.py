@@ -475,7 +475,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
                     end = await _ended_at_compaction(ahead.end, holder, live)
                     if end is None and ahead.used_up(run.max_cost_usd):
                         return await self._cap_used_up_ahead(key, request, ahead, outcome, started)
-                    run = ahead.turn(run, ends_here=end is not None)
+                    run = ahead.turn(run)
                 if end is None:
                     end = await run_until(run, outcome, deadline)
                 await self._remember_local_copy(key, project, end, outcome, workspace)
@@ -1036,13 +1036,15 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         )
         stopped_call = await self._decline_stopped_call(key, allowed_call)
         # A run stopped before the CLI named its session still continues the resumed one: its
-        # running total stays, or the next turn would be priced the whole session's history.
+        # running total stays (with a summary ahead of it paid), or the next turn would be
+        # priced the whole session's history.
         continued = outcome.session_id in (None, run.resume)
+        total = run.resumed_total_usd if run.summarised_total_usd is None else run.summarised_total_usd
         stopped_turn = stopped_result(
             request,
             text=written,
             session_id=outcome.session_id,
-            resumed_total_usd=run.resumed_total_usd if continued else 0.0,
+            resumed_total_usd=total if continued else 0.0,
             metered=outcome.metered,
             duration_ms=int((time.perf_counter() - started) * 1000),
             reason=reason,
