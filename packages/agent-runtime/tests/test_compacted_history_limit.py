@@ -73,17 +73,24 @@ def model_server() -> Iterator[ModelServer]:
         yield server
 
 
-def test_a_compacted_history_past_the_uncompacted_limit_still_answers(
-    make_runtime, model_server, turn_request, fresh_container
-) -> None:
+def a_compacted_chat(make_runtime: Any, model_server: ModelServer, turn_request: Any) -> str:
+    """A long first message, its context full, so the CLI compacts it in the second turn: the
+    session."""
     model_server.usage = FULL_CONTEXT
     first = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=1))
     assert first.ok, first
     model_server.usage = ROOMY_CONTEXT
     compacted = make_runtime().run_turn(turn_request("what did I ask you to remember?", turn_id=2))
     assert compacted.ok and compacted.summarised, compacted
+    return first.session_id or ""
+
+
+def test_a_compacted_history_past_the_uncompacted_limit_still_answers(
+    make_runtime, model_server, turn_request, fresh_container
+) -> None:
+    session = a_compacted_chat(make_runtime, model_server, turn_request)
     calls = len(model_server.model_calls)
-    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    history, loaded = stored_and_loaded_mb(make_runtime(), session)
     assert loaded < history / 10  # the CLI loads the summary and what followed it
     # A memory whose limit is 10 % above the history, and far below what it needs uncompacted.
     memory = memory_for_a_limit_at(history * 1.1, loaded)
@@ -158,15 +165,10 @@ def test_a_compacted_chat_with_large_subagents_is_measured_by_what_the_cli_loads
     runtime keeps those, the CLI loads only what follows the conversation's last compaction.
     The transcript alone was too small for the runtime to look for that compaction, so it was
     counted as loaded whole, and the chat was refused at a memory that holds it."""
-    model_server.usage = FULL_CONTEXT
-    first = make_runtime().run_turn(turn_request(LONG_PROMPT, turn_id=1))
-    assert first.ok, first
-    model_server.usage = ROOMY_CONTEXT
-    compacted = make_runtime().run_turn(turn_request("what did I ask you to remember?", turn_id=2))
-    assert compacted.ok and compacted.summarised, compacted
-    history, loaded = stored_and_loaded_mb(make_runtime(), first.session_id or "")
+    session = a_compacted_chat(make_runtime, model_server, turn_request)
+    history, loaded = stored_and_loaded_mb(make_runtime(), session)
     assert loaded < history / 10
-    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": first.session_id}
+    store_key = {"project_key": transcript_project(SessionKey.parse(KEY)), "session_id": session}
     photos = [{"type": "user", "uuid": f"s{n}", "isSidechain": True, "text": LONG_PROMPT} for n in range(8)]
     asyncio.run(make_runtime().store.append({**store_key, "subpath": "subagents/agent-a1"}, photos))
     subagent = 8 * len(LONG_PROMPT) / 1_000_000  # ~2.5x the conversation's transcript

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import noise_pdf
-from local_stack import ModelServer, ToolCall, last_user_text
+from local_stack import ModelServer, ToolCall, conversation_tool_results, last_user_text
 from session_core import SessionKey, StagedAttachment
 from structlog.testing import capture_logs
 
@@ -30,19 +30,6 @@ def _is_compaction(request: dict[str, Any]) -> bool:
     return "Respond with TEXT ONLY" in json.dumps(users[-1])
 
 
-def _results(request: dict[str, Any]) -> list[str]:
-    """Texts of every tool result in the request (the whole conversation's)."""
-    texts = []
-    for message in request["messages"]:
-        for block in message["content"] if isinstance(message["content"], list) else []:
-            if block.get("type") == "tool_result":
-                content = block.get("content")
-                if isinstance(content, list):
-                    content = "\n".join(c.get("text", "") for c in content if isinstance(c, dict))
-                texts.append(str(content or ""))
-    return texts
-
-
 def reads_the_file_named(request: dict[str, Any]) -> Any:
     """``read NAME``: the agent Reads NAME from attachments/ (after asking Bash where it works:
     Read takes an absolute path); any other message is answered plainly; a compaction summarised."""
@@ -51,7 +38,7 @@ def reads_the_file_named(request: dict[str, Any]) -> Any:
     words = last_user_text(request).split()
     if words[:1] != ["read"]:
         return "answered."
-    results = _results(request)
+    results = conversation_tool_results(request)
     cwd = next((result.strip() for result in results if result.startswith("/")), None)
     if cwd is None:
         return [ToolCall(name="Bash", input={"command": "pwd", "description": "where am I"})]

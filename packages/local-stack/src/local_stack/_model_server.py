@@ -347,14 +347,24 @@ def tool_results(request: dict[str, Any]) -> list[str]:
         messages = messages[:-1]
     if not messages or messages[-1].get("role") != "user":
         return []
+    return _result_texts(messages[-1:])
+
+
+def conversation_tool_results(request: dict[str, Any]) -> list[str]:
+    """Texts of every tool result in the request, the whole conversation's, in order."""
+    return _result_texts(request.get("messages", []))
+
+
+def _result_texts(messages: list[dict[str, Any]]) -> list[str]:
     out = []
-    for block in _blocks(messages[-1]):
-        if block.get("type") != "tool_result":
-            continue
-        content = block.get("content")
-        if isinstance(content, list):
-            content = "\n".join(c.get("text", "") for c in content if isinstance(c, dict))
-        out.append(str(content or ""))
+    for message in messages:
+        for block in _blocks(message):
+            if block.get("type") != "tool_result":
+                continue
+            content = block.get("content")
+            if isinstance(content, list):
+                content = "\n".join(c.get("text", "") for c in content if isinstance(c, dict))
+            out.append(str(content or ""))
     return out
 
 
