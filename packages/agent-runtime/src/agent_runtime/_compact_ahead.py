@@ -63,8 +63,8 @@ class CompactedAhead(NamedTuple):
     def turn(self, run: SdkRun) -> SdkRun:
         """The turn's ``run`` after this compaction: resumed where it says, with what is left
         of its cost cap once the compaction is paid (as for one the CLI makes mid-run), and
-        the running total after it, which a turn stopped before its run's result leaves (the
-        next turn's CLI counts on from it: that turn was charged the summary again)."""
+        the running total after it, which a turn stopped before its run's result leaves: the
+        next turn's CLI counts on from it (from the total before, it charged the summary again)."""
         cap = run.max_cost_usd
         left = None if cap is None else max(cap - self.metered.cost_usd, 0.0)
         return replace(
@@ -129,8 +129,9 @@ class FailedCompaction(NamedTuple):
 def before_failed_compaction(stored: StoredTranscript) -> FailedCompaction | None:
     """Where the conversation ended before a compaction ahead that failed and is the
     transcript's last word (its turn ended before the message ran: its run failed first, or
-    the summary cost the turn's cap): the entry the /compact command's own entries follow, to
-    resume at so that the agent never reads the command or its error. None: it ends otherwise."""
+    the summary cost the turn's cap), and the turns that ran it: the entry the /compact
+    command's own entries follow, to resume at so that the agent never reads the command or
+    its error, and whose retry must not compact again. None: it ends otherwise."""
     parent: str | None = None
     turns: set[int] = set()
     for entry in conversation_back(stored, _MOST_WALKED):

@@ -1242,7 +1242,7 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         failed or timed-out run) is left out: otherwise the model would read the user's message
         twice. Its retry (``turn_id`` itself) resumes after the tools the failed attempt ran
         instead, so that none runs twice; a later message is told which ran. The runtime's
-        prompts carry their update id in their uuid (``_prompt_uuid``); the last one is looked
+        prompts carry their update id in their uuid (``prompt_uuid``); the last one is looked
         up in the registry. At None: resume it all."""
         found = find_last_prompt(stored)
         if found is None:

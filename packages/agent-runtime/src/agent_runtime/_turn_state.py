@@ -59,8 +59,9 @@ class SdkRun:
     # A command of the CLI's own the runtime sends (``/compact``, see ``_compact_ahead``): not
     # the user's words, and not one of the turn's marked prompts (``_prompt_marks``).
     command: bool = False
-    # After a compaction ahead (``_compact_ahead``): that running total once the summary was
-    # paid (None: unknown), which a stopped run leaves for the next turn to count on from.
+    # After a compaction ahead (``_compact_ahead``): the resumed session's running total once
+    # the summary was paid (None: unknown), which a stopped run leaves for the next turn to
+    # count on from.
     summarised_total_usd: float | None = None
 
 
