@@ -104,7 +104,9 @@ async def compact_ahead(
     failed = _why_failed(end, outcome)
     if failed is None:
         log.info("turn.compacted_ahead", cost_usd=outcome.metered.cost_usd)
-        return CompactedAhead(True, outcome.metered, end, behind, None, _running_total(turn, outcome))
+        return CompactedAhead(
+            True, outcome.metered, end, store_behind=behind, session_total_usd=_running_total(turn, outcome)
+        )
     log.warning(
         "turn.compact_ahead_failed",
         why=failed,
@@ -114,7 +116,9 @@ async def compact_ahead(
     # What the CLI wrote of the failed command (its error, which names the model's endpoint)
     # is no part of the chat: the turn resumes where the history ended before it.
     resume_at = await asyncio.to_thread(_entry_before, transcript, stored_bytes)
-    return CompactedAhead(False, outcome.metered, end, behind, resume_at or turn.resume_at)
+    return CompactedAhead(
+        False, outcome.metered, end, store_behind=behind, resume_at=resume_at or turn.resume_at
+    )
 
 
 class FailedCompaction(NamedTuple):
