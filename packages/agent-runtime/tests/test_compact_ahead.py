@@ -389,6 +389,31 @@ def _pressing_stop(
     return stop_then_respond
 
 
+def _ended_at_its_summary(
+    make_runtime: Any,
+    model_server: ModelServer,
+    live: LiveTurns,
+    turn_request: Any,
+    env: dict[str, str],
+    *,
+    stop: bool = True,
+    max_cost_usd: float | None = None,
+) -> Any:
+    """Run turn 3, compacted ahead: with ``stop`` the user presses Stop as its summary is asked
+    for, and the runtime sees it before the message runs; with ``max_cost_usd`` the summary may
+    cost the whole cap. Its answer (the model's responder is as before after it)."""
+    respond = model_server.responder
+    if stop:
+        model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
+    runtime = make_runtime(env=env)
+    # Pressed between two looks of the runtime for a stop: it sees it before the message runs.
+    runtime.progress_interval_s = 120.0
+    try:
+        return runtime.run_turn(turn_request("and now?", turn_id=3, max_cost_usd=max_cost_usd))
+    finally:
+        model_server.responder = respond
+
+
 def _stopped_in_its_message(runtime: Any, live: LiveTurns, turn_request: Any, turn_id: int) -> Any:
     """Run turn ``turn_id``, whose message runs a slow tool, and press Stop once the tool runs:
     the stopped answer."""
@@ -500,16 +525,13 @@ def test_a_stop_right_after_the_compaction_ahead_ends_the_turn_stopped_with_the_
     small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
     live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
-    respond = model_server.responder
-    model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
     calls = len(model_server.model_calls)
 
     fresh_container()
-    runtime = make_runtime(env=small)
-    # Pressed between two looks of the runtime for a stop: it sees it before the message runs.
-    runtime.progress_interval_s = 120.0
     max_cost = None if cap == "none" else (SUMMARY_CALLS / 4) * one_call
-    stopped = runtime.run_turn(turn_request("and now?", turn_id=3, max_cost_usd=max_cost))
+    stopped = _ended_at_its_summary(
+        make_runtime, model_server, live, turn_request, small, max_cost_usd=max_cost
+    )
 
     assert stopped.ok and stopped.stopped and stopped.text == "", stopped
     assert stopped.summarised  # the answer the summary is under
@@ -520,7 +542,6 @@ def test_a_stop_right_after_the_compaction_ahead_ends_the_turn_stopped_with_the_
     assert record is not None and record.summarised_at is not None
     summarised_at = record.summarised_at
 
-    model_server.responder = respond
     calls = len(model_server.model_calls)
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
 
@@ -658,18 +679,13 @@ def test_a_failed_message_after_a_turn_stopped_at_its_compaction_ahead_is_not_ma
     small = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory)}
     live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
-    respond = model_server.responder
-    model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
     fresh_container()
-    runtime = make_runtime(env=small)
-    runtime.progress_interval_s = 120.0  # the stop is seen before the message runs
-    stopped = runtime.run_turn(turn_request("and now?", turn_id=3))
+    stopped = _ended_at_its_summary(make_runtime, model_server, live, turn_request, small)
     assert stopped.ok and stopped.stopped and stopped.summarised, stopped
     record = registry.get_session(SessionKey.parse(KEY))
     assert record is not None and record.summarised_at is not None
     summarised_at = record.summarised_at
 
-    model_server.responder = respond
     model_server.inject(ModelFault(status=500))  # the message's call, its prompt written
     failed = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert failed.error_kind == "model_error" and failed.retryable, failed
@@ -703,25 +719,22 @@ def test_a_failed_message_after_a_turn_ended_after_its_compaction_ahead_pays_no_
     key = SessionKey.parse(KEY)
     live = LiveTurns(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
     registry = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table)
-    respond = model_server.responder
     fresh_container()
-    runtime = make_runtime(env=small)
     if ended == "stopped_in_its_message":
-        first = _stopped_in_its_message(runtime, live, turn_request, 3)
+        first = _stopped_in_its_message(make_runtime(env=small), live, turn_request, 3)
         assert first.stopped and first.summarised, first
     else:
-        if ended == "stopped":
-            model_server.responder = _pressing_stop(model_server, live, 3, then="answer")
-        runtime.progress_interval_s = 120.0  # the stop is seen before the message runs
-        max_cost = None if ended == "stopped" else (SUMMARY_CALLS / 4) * one_call
-        first = runtime.run_turn(turn_request("and now?", turn_id=3, max_cost_usd=max_cost))
+        stop = ended == "stopped"
+        max_cost = None if stop else (SUMMARY_CALLS / 4) * one_call
+        first = _ended_at_its_summary(
+            make_runtime, model_server, live, turn_request, small, stop=stop, max_cost_usd=max_cost
+        )
         assert first.stopped if ended == "stopped" else first.error_reason == "max_budget", first
         assert first.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)
     record = registry.get_session(key)
     assert record is not None
     paid = record.cost_usd
 
-    model_server.responder = respond
     model_server.inject(ModelFault(status=500))
     failed = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
 
