@@ -8,7 +8,6 @@ refused, and is told what it cost and that the chat was summarised."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -19,7 +18,15 @@ import pytest
 from agent_runtime._history_limit import BASE_MIB, HEADROOM, MIB_PER_HISTORY_MB
 from agentbot_testing import noise_png
 from agentbot_testing.telegram_support import update
-from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
+from local_stack import (
+    CallUsage,
+    ModelFault,
+    ModelServer,
+    ToolCall,
+    is_summary_request,
+    last_user_text,
+    tool_results,
+)
 
 pytestmark = pytest.mark.slow
 CHAT = 501
@@ -36,11 +43,6 @@ SUMMARY_USAGE = CallUsage(PER_CALL.input_tokens * SUMMARY_CALLS, PER_CALL.output
 SUMMARY = "<summary>The user shares a photo of their garden every day.</summary>"
 REFUSED = "This conversation has grown too long for me to continue"
 WARNED = "⚠️ This conversation is long"
-
-
-def is_summary_request(request: dict[str, Any]) -> bool:
-    users = [message for message in request["messages"] if message["role"] == "user"]
-    return "Respond with TEXT ONLY" in json.dumps(users[-1])
 
 
 def looks_at_photos(model: ModelServer) -> Any:

@@ -28,7 +28,15 @@ from agent_runtime._history_limit import (
 )
 from agent_runtime._loaded_history import bytes_the_cli_loads
 from agentbot_testing import LOOKUP_ANSWER, HttpMcpServer, claude_config_without_approvals
-from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
+from local_stack import (
+    CallUsage,
+    ModelFault,
+    ModelServer,
+    ToolCall,
+    is_summary_request,
+    last_user_text,
+    tool_results,
+)
 from session_core import LiveTurns, SessionKey, SessionRegistry
 
 from .conftest import flow_responder, stall_past_the_lease
@@ -46,19 +54,14 @@ SUMMARY = "<summary>The user asked to remember a long text of lorem ipsum.</summ
 LONG_PROMPT = "remember this: " + "lorem ipsum " * 30_000
 
 
-def _is_compaction(request: dict[str, Any]) -> bool:
-    users = [message for message in request["messages"] if message["role"] == "user"]
-    return "Respond with TEXT ONLY" in json.dumps(users[-1])
-
-
 @pytest.fixture
 def model_server() -> Iterator[ModelServer]:
     server = ModelServer(usage=PER_CALL)
 
     def respond(request: dict[str, Any]) -> Any:
         # The usage is read after the reply is chosen: the summary's own is that call's.
-        server.usage = SUMMARY_USAGE if _is_compaction(request) else PER_CALL
-        return SUMMARY if _is_compaction(request) else flow_responder(request)
+        server.usage = SUMMARY_USAGE if is_summary_request(request) else PER_CALL
+        return SUMMARY if is_summary_request(request) else flow_responder(request)
 
     server.responder = respond
     with server:
@@ -122,8 +125,8 @@ def test_a_long_history_is_compacted_before_the_turn_and_the_chat_goes_on(
     assert answer.ok and answer.text.endswith("last=and now?"), answer
     assert answer.session_id == session
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert _is_compaction(turn[0])  # the summary first, then the message
-    assert len(turn) == 2 and not _is_compaction(turn[1])
+    assert is_summary_request(turn[0])  # the summary first, then the message
+    assert len(turn) == 2 and not is_summary_request(turn[1])
     sent = json.dumps(turn[1]["messages"])
     assert "remember a long text of lorem ipsum" in sent and "and now?" in sent
     # The long messages are summarised away (the CLI keeps the last answer after the summary).
@@ -141,7 +144,7 @@ def test_a_long_history_is_compacted_before_the_turn_and_the_chat_goes_on(
 
     assert later.ok and later.text.endswith("last=still there?"), later
     assert later.session_id == session and not later.summarised
-    assert not any(_is_compaction(call.body) for call in model_server.model_calls[calls:])
+    assert not any(is_summary_request(call.body) for call in model_server.model_calls[calls:])
 
 
 def test_a_chat_that_used_a_subagent_is_compacted_ahead_and_its_subagent_kept(
@@ -164,7 +167,7 @@ def test_a_chat_that_used_a_subagent_is_compacted_ahead_and_its_subagent_kept(
     assert answer.ok and answer.text.endswith("last=and now?"), answer
     assert answer.session_id == delegated.session_id and answer.summarised
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert _is_compaction(turn[0]) and not _is_compaction(turn[-1])
+    assert is_summary_request(turn[0]) and not is_summary_request(turn[-1])
     [kept] = sessions_root.rglob("subagents/agent-*.jsonl")  # the new container's, from the store
     assert "the cat sat on the mat" in kept.read_text()
 
@@ -200,7 +203,7 @@ def test_a_failed_compaction_still_answers_on_the_history_as_it_was(
     assert answer.ok and answer.text.endswith("last=and now?"), answer
     assert answer.session_id == session and not answer.summarised
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert _is_compaction(turn[0]) and not _is_compaction(turn[-1])
+    assert is_summary_request(turn[0]) and not is_summary_request(turn[-1])
     sent = json.dumps(turn[-1]["messages"])
     assert sent.count("and now?") == 1 and "lorem ipsum lorem ipsum" in sent
     # The runtime's command and its error (which names the model's endpoint) are no part of it.
@@ -215,7 +218,7 @@ def test_a_failed_compaction_still_answers_on_the_history_as_it_was(
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.summarised and later.text.endswith("last=still there?"), later
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert _is_compaction(turn[0])
+    assert is_summary_request(turn[0])
     assert "and now?" in json.dumps(turn[0]["messages"])  # the answered turn is summarised too
     assert json.dumps(turn[-1]["messages"]).count("still there?") == 1
 
@@ -228,7 +231,7 @@ def test_a_turn_that_fails_after_its_compaction_ahead_is_retried_on_the_compacte
     respond = model_server.responder
 
     def fail_after_the_summary(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             model_server.inject(ModelFault(status=500))  # the message's own call
         return respond(request)
 
@@ -246,7 +249,7 @@ def test_a_turn_that_fails_after_its_compaction_ahead_is_retried_on_the_compacte
     assert retried.ok and retried.text.endswith("last=and now?"), retried
     assert retried.session_id == session
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert not any(_is_compaction(body) for body in turn)  # compacted already
+    assert not any(is_summary_request(body) for body in turn)  # compacted already
     sent = json.dumps(turn[-1]["messages"])
     assert "remember a long text of lorem ipsum" in sent and sent.count("and now?") == 1
     assert retried.summarised  # its answer is the first the summary is under
@@ -263,7 +266,7 @@ def test_a_history_outside_the_zone_is_never_compacted_ahead(
         calls = len(model_server.model_calls)
         answer = make_runtime(env=env).run_turn(turn_request("and now?", turn_id=turn_id))
         assert answer.ok and not answer.summarised, answer
-        assert not any(_is_compaction(call.body) for call in model_server.model_calls[calls:])
+        assert not any(is_summary_request(call.body) for call in model_server.model_calls[calls:])
 
 
 def test_the_message_after_a_turn_that_failed_after_its_compaction_ahead_is_summarised(
@@ -276,7 +279,7 @@ def test_the_message_after_a_turn_that_failed_after_its_compaction_ahead_is_summ
     respond = model_server.responder
 
     def fail_after_the_summary(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             model_server.inject(ModelFault(status=500))
         return respond(request)
 
@@ -290,7 +293,7 @@ def test_the_message_after_a_turn_that_failed_after_its_compaction_ahead_is_summ
 
     assert later.ok and later.summarised and later.session_id == session, later
     sent = [call.body for call in model_server.model_calls[calls:]]
-    assert not any(_is_compaction(body) for body in sent)
+    assert not any(is_summary_request(body) for body in sent)
     assert "remember a long text of lorem ipsum" in json.dumps(sent[-1]["messages"])
 
 
@@ -314,14 +317,14 @@ def test_a_compaction_ahead_that_uses_up_the_turns_cap_ends_the_turn_at_its_cap(
     assert not capped.retryable  # nothing is run again for it
     assert capped.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)  # the summary's
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 1 and _is_compaction(turn[0])
+    assert len(turn) == 1 and is_summary_request(turn[0])
 
     calls = len(model_server.model_calls)
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
     assert later.summarised  # the first answer under the summary: /status says when
     sent = [call.body for call in model_server.model_calls[calls:]]
-    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert len(sent) == 1 and not is_summary_request(sent[0])  # compacted already
     assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
     assert later.cost_usd == pytest.approx(one_call, rel=0.01)  # the summary is not paid twice
     record = SessionRegistry(dynamodb=aws.client("dynamodb"), table=aws.resources.table).get_session(
@@ -343,7 +346,7 @@ def test_a_failed_compaction_ahead_the_message_never_ran_after_is_left_out_of_th
     respond = model_server.responder
 
     def empty_summary(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             model_server.usage = SUMMARY_USAGE
             return ""  # the CLI: "Error during compaction: summarization produced empty response"
         return respond(request)
@@ -361,7 +364,7 @@ def test_a_failed_compaction_ahead_the_message_never_ran_after_is_left_out_of_th
 
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
     turn = [json.dumps(call.body["messages"]) for call in model_server.model_calls[calls:]]
-    assert len(turn) == 2 and _is_compaction(model_server.model_calls[calls].body)  # it tries again
+    assert len(turn) == 2 and is_summary_request(model_server.model_calls[calls].body)  # it tries again
     assert later.summarised
     for sent in turn:
         assert "Error during compaction" not in sent and "empty response" not in sent
@@ -376,7 +379,7 @@ def _pressing_stop(
     key = SessionKey.parse(KEY)
 
     def stop_then_respond(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             assert live.request_stop(key) == "stopping"
             deadline = time.monotonic() + 30
             while then == "wait" and time.monotonic() < deadline:
@@ -460,7 +463,7 @@ def test_a_stop_during_the_compaction_ahead_ends_the_turn_before_its_message_run
     assert stopped.ok and stopped.stopped and stopped.text == "", stopped
     assert not stopped.summarised
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    assert len(turn) == 1 and is_summary_request(turn[0])  # the message never reached the model
     assert _logged_count(capsys, "turn.cli_stopped") == 1  # the compaction's CLI, no other
 
     # The next message compacts ahead again, on the chat as it was before the stopped /compact.
@@ -470,7 +473,7 @@ def test_a_stop_during_the_compaction_ahead_ends_the_turn_before_its_message_run
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
     assert later.summarised
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 2 and _is_compaction(turn[0])
+    assert len(turn) == 2 and is_summary_request(turn[0])
     summarised = json.dumps(turn[0]["messages"])
     assert "<command-name>/compact" not in summarised and "and now?" not in summarised
     assert json.dumps(turn[1]["messages"]).count("<command-name>/compact") == 1  # its own
@@ -490,7 +493,7 @@ def test_a_lease_lost_during_the_compaction_ahead_ends_the_turn_before_its_messa
     thief: list[Any] = []
 
     def lose_the_lease_during_the_summary(request: dict[str, Any]) -> Any:
-        if _is_compaction(request) and not thief:
+        if is_summary_request(request) and not thief:
             stall_past_the_lease(lease_clock, dynamo_faults)
             thief.append(registry.acquire_lease(SessionKey.parse(KEY), owner="thief", duration_s=60))
             dynamo_faults.fail = lambda target, body: False
@@ -508,7 +511,7 @@ def test_a_lease_lost_during_the_compaction_ahead_ends_the_turn_before_its_messa
 
     assert lost.error_kind == "internal" and lost.retryable, lost
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    assert len(turn) == 1 and is_summary_request(turn[0])  # the message never reached the model
     assert _logged_count(capsys, "turn.cli_stopped") == 1  # the compaction's CLI, no other
     registry.release_lease(thief[0])
 
@@ -537,7 +540,7 @@ def test_a_stop_right_after_the_compaction_ahead_ends_the_turn_stopped_with_the_
     assert stopped.summarised  # the answer the summary is under
     assert stopped.cost_usd == pytest.approx(SUMMARY_CALLS * one_call, rel=0.01)
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 1 and _is_compaction(turn[0])  # the message never reached the model
+    assert len(turn) == 1 and is_summary_request(turn[0])  # the message never reached the model
     record = registry.get_session(SessionKey.parse(KEY))
     assert record is not None and record.summarised_at is not None
     summarised_at = record.summarised_at
@@ -548,7 +551,7 @@ def test_a_stop_right_after_the_compaction_ahead_ends_the_turn_stopped_with_the_
     assert later.ok and later.session_id == session and later.text.endswith("last=still there?"), later
     assert not later.summarised
     sent = [call.body for call in model_server.model_calls[calls:]]
-    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert len(sent) == 1 and not is_summary_request(sent[0])  # compacted already
     assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
     assert later.cost_usd == pytest.approx(one_call, rel=0.01)  # the summary is not paid twice
     record = registry.get_session(SessionKey.parse(KEY))
@@ -587,7 +590,7 @@ def test_the_retry_of_a_turn_whose_compaction_ahead_failed_pays_for_no_second_su
     runtime = make_runtime(env=small)
 
     def empty_summary_then_no_cli(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             runtime.cli_path = "/bin/false"  # the message's CLI exits at once, writing nothing
             model_server.usage = SUMMARY_USAGE
             return ""  # the CLI: "Error during compaction: summarization produced empty response"
@@ -605,7 +608,7 @@ def test_the_retry_of_a_turn_whose_compaction_ahead_failed_pays_for_no_second_su
 
     assert retried.ok and retried.session_id == session and retried.text.endswith("last=and now?"), retried
     turn = [call.body for call in model_server.model_calls[calls:]]
-    assert len(turn) == 1 and not _is_compaction(turn[0])  # no second summary
+    assert len(turn) == 1 and not is_summary_request(turn[0])  # no second summary
     sent = json.dumps(turn[0]["messages"])
     assert sent.count("and now?") == 1 and "lorem ipsum lorem ipsum" in sent  # as it was
     assert "/compact" not in sent and "Error during compaction" not in sent
@@ -619,7 +622,7 @@ def test_the_retry_of_a_turn_whose_compaction_ahead_failed_pays_for_no_second_su
     calls = len(model_server.model_calls)
     later = make_runtime(env=small).run_turn(turn_request("still there?", turn_id=4))
     assert later.ok and later.summarised and later.text.endswith("last=still there?"), later
-    assert _is_compaction(model_server.model_calls[calls].body)  # the next message tries again
+    assert is_summary_request(model_server.model_calls[calls].body)  # the next message tries again
 
 
 def test_the_compactions_cli_starts_no_mcp_server_and_the_message_has_them_all(
@@ -642,7 +645,7 @@ def test_the_compactions_cli_starts_no_mcp_server_and_the_message_has_them_all(
         asked_at_compaction: list[int] = []
 
         def look_it_up(request: dict[str, Any]) -> Any:
-            if _is_compaction(request):
+            if is_summary_request(request):
                 asked_at_compaction.append(len(vault.requests))
                 vault.broken = False  # back before the message's run starts
                 return respond(request)
@@ -698,7 +701,7 @@ def test_a_failed_message_after_a_turn_stopped_at_its_compaction_ahead_is_not_ma
 
     assert later.ok and later.session_id == session, later
     sent = [call.body for call in model_server.model_calls[calls:]]
-    assert len(sent) == 1 and not _is_compaction(sent[0])  # compacted already
+    assert len(sent) == 1 and not is_summary_request(sent[0])  # compacted already
     assert "remember a long text of lorem ipsum" in json.dumps(sent[0]["messages"])
     assert not later.summarised  # the stopped turn's answer is the one under the summary
     record = registry.get_session(SessionKey.parse(KEY))

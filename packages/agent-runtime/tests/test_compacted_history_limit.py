@@ -5,7 +5,6 @@ CLI, moto storage, the runtime's memory set low enough that the history's size m
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from agent_runtime._history_limit import (
     RUNTIME_MIB_PER_MB,
 )
 from agent_runtime._loaded_history import bytes_the_cli_loads
-from local_stack import CallUsage, ModelServer
+from local_stack import CallUsage, ModelServer, is_summary_request
 from session_core import SessionKey
 
 from .conftest import flow_responder
@@ -57,15 +56,10 @@ def memory_for_a_limit_at(limit_mb: float, loaded_mb: float) -> int:
     )
 
 
-def _is_compaction(request: dict[str, Any]) -> bool:
-    users = [message for message in request["messages"] if message["role"] == "user"]
-    return "Respond with TEXT ONLY" in json.dumps(users[-1])
-
-
 @pytest.fixture
 def model_server() -> Iterator[ModelServer]:
     def respond(request: dict[str, Any]) -> Any:
-        if _is_compaction(request):
+        if is_summary_request(request):
             return "<summary>The user asked to remember a long text of lorem ipsum.</summary>"
         return flow_responder(request)
 

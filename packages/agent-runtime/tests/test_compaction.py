@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 from agent_runtime import workspace_paths
-from local_stack import CallUsage, ModelFault, ModelServer, ToolCall, last_user_text, tool_results
+from local_stack import (
+    CallUsage,
+    ModelFault,
+    ModelServer,
+    ToolCall,
+    is_summary_request,
+    last_user_text,
+    tool_results,
+)
 from session_core import SessionKey, SessionRegistry
 
 from .conftest import LOSSES_TOLD, answer_lost, flow_responder
@@ -23,12 +31,6 @@ ROOMY_CONTEXT = CallUsage(input_tokens=20_000, output_tokens=10)
 SUMMARY = "<summary>The user's favourite colour is teal.</summary>"
 # What the CLI is told to summarize in the middle of a turn: its prompt and tool results too.
 WORK_SUMMARY = "<summary>The user asked to run echo hi; it printed hi.</summary>"
-
-
-def _is_compaction(request: dict[str, Any]) -> bool:
-    # The last user message; the CLI may add a system notice after it.
-    users = [message for message in request["messages"] if message["role"] == "user"]
-    return "Respond with TEXT ONLY" in json.dumps(users[-1])
 
 
 class CompactingModel:
@@ -49,12 +51,12 @@ class CompactingModel:
         self._work_summarised = False
 
     def __call__(self, request: dict[str, Any]) -> Any:
-        if not _is_compaction(request) and self._work_summarised and self.command_after_summary:
+        if not is_summary_request(request) and self._work_summarised and self.command_after_summary:
             self._work_summarised = False
             self.fail_after_tool = True
             command, self.command_after_summary = self.command_after_summary, None
             return self._run_failing_after(command)
-        if not _is_compaction(request):
+        if not is_summary_request(request):
             command = last_user_text(request).splitlines()[-1]
             if command.startswith("bash:") and not tool_results(request):
                 return self._run_failing_after(command[5:].strip())
@@ -102,7 +104,7 @@ def test_a_turn_the_cli_compacted_the_history_in_is_recorded_as_summarised_for_s
 
     compacted = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
 
-    assert any(_is_compaction(call.body) for call in model_server.model_calls)
+    assert any(is_summary_request(call.body) for call in model_server.model_calls)
     assert compacted.ok and compacted.summarised, compacted
     after = registry.get_session(key)
     assert after is not None and after.summarised_at is not None
@@ -121,7 +123,7 @@ def test_a_turn_that_failed_after_the_cli_compacted_the_history_is_retried_and_t
 
     failed = make_runtime().run_turn(turn_request("what is my favourite colour?", turn_id=2))
     assert failed.error_kind == "model_error" and failed.retryable, failed
-    compactions = [call.body for call in model_server.model_calls if _is_compaction(call.body)]
+    compactions = [call.body for call in model_server.model_calls if is_summary_request(call.body)]
     # Compacted before the turn's first call: summarized without its prompt, which the CLI
     # sends after the summary as it is.
     assert "what is my favourite colour?" not in json.dumps(compactions[-1])
@@ -151,7 +153,7 @@ def test_a_turn_retried_after_the_cli_summarized_its_own_work_is_said_to_be_the_
 
     failed = make_runtime().run_turn(turn_request("bash: echo hi", turn_id=2))
     assert failed.error_kind == "model_error" and failed.retryable, failed
-    summarized = [call.body for call in model_server.model_calls if _is_compaction(call.body)][-1]
+    summarized = [call.body for call in model_server.model_calls if is_summary_request(call.body)][-1]
     assert "bash: echo hi" in json.dumps(summarized)  # the summary was written from the prompt
 
     _retried_from_the_summary_as_the_same_message(make_runtime, model_server, turn_request, fresh_container)
@@ -231,12 +233,12 @@ def test_the_next_message_after_a_turn_that_failed_past_a_summary_is_recorded_as
     model.command_after_summary = "echo second >> ledger.txt"
     failed = make_runtime().run_turn(turn_request("bash: echo first >> ledger.txt", turn_id=2))
     assert failed.error_kind == "model_error" and failed.tools_ran, failed
-    compactions = sum(_is_compaction(call.body) for call in model_server.model_calls)
+    compactions = sum(is_summary_request(call.body) for call in model_server.model_calls)
 
     answered = make_runtime().run_turn(turn_request("did it work?", turn_id=3))
 
     assert answered.ok, answered
-    assert sum(_is_compaction(call.body) for call in model_server.model_calls) == compactions  # none now
+    assert sum(is_summary_request(call.body) for call in model_server.model_calls) == compactions  # none now
     assert answered.summarised, answered
     record = registry.get_session(SessionKey.parse("default/1001/0"))
     assert record is not None and record.summarised_at is not None

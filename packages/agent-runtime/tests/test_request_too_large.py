@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from agentbot_testing import noise_pdf
-from local_stack import ModelServer, ToolCall, conversation_tool_results, last_user_text
+from local_stack import ModelServer, ToolCall, conversation_tool_results, is_summary_request, last_user_text
 from session_core import SessionKey, StagedAttachment
 from structlog.testing import capture_logs
 
@@ -25,15 +25,10 @@ TOO_LARGE_ALONE = 2_000_000  # ~2.7 MB: over the limit with nothing else
 SUMMARY = "<summary>The user had the agent read PDFs.</summary>"
 
 
-def _is_compaction(request: dict[str, Any]) -> bool:
-    users = [message for message in request["messages"] if message["role"] == "user"]
-    return "Respond with TEXT ONLY" in json.dumps(users[-1])
-
-
 def reads_the_file_named(request: dict[str, Any]) -> Any:
     """``read NAME``: the agent Reads NAME from attachments/ (after asking Bash where it works:
     Read takes an absolute path); any other message is answered plainly; a compaction summarised."""
-    if _is_compaction(request):
+    if is_summary_request(request):
         return SUMMARY
     words = last_user_text(request).split()
     if words[:1] != ["read"]:

@@ -48,8 +48,10 @@ __all__ = [
     "ModelServer",
     "RecordedRequest",
     "ToolCall",
+    "conversation_tool_results",
     "demo_responder",
     "echo_responder",
+    "is_summary_request",
     "last_tool_call",
     "last_user_text",
     "tool_results",
@@ -300,6 +302,8 @@ class ModelServer(LoopbackServer):
 # Reading a request
 # ---------------------------------------------------------------------------------------
 _REMINDER = re.compile(r"^\s*<(system-reminder|command-[a-z-]+|local-command-[a-z-]+)>", re.S)
+# Words of the CLI's own prompt for a compaction's summary (no field marks that request).
+_SUMMARY_INSTRUCTIONS = "Respond with TEXT ONLY"
 
 
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -337,6 +341,14 @@ def last_user_text(request: dict[str, Any]) -> str:
         if _is_user_turn(message):
             return "\n".join(_user_texts(message)).strip()
     return ""
+
+
+def is_summary_request(request: dict[str, Any]) -> bool:
+    """Whether the request is the CLI's ask for a compaction's summary (its own or for
+    ``/compact``), not one of the conversation's turns: its last user message carries the CLI's
+    summary instructions (the CLI may add a system notice after it, so not only the last block)."""
+    users = [message for message in request.get("messages", []) if message.get("role") == "user"]
+    return bool(users) and _SUMMARY_INSTRUCTIONS in json.dumps(users[-1])
 
 
 def tool_results(request: dict[str, Any]) -> list[str]:
