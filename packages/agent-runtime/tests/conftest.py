@@ -22,6 +22,7 @@ from session_core import (
     TURN_VERSION,
     SessionKey,
     SessionRegistry,
+    StagedAttachment,
     TranscriptStore,
     TurnRequest,
     UnsentFile,
@@ -85,6 +86,16 @@ def answer_lost(aws: Any, key: str, turn_id: int) -> None:
     lost = undelivered_files(turn_id, [UnsentFile(file_name="logs.zip", reason="failed")], text_lost=True)
     assert lost is not None
     registry.keep_undelivered_files(SessionKey.parse(key), lost)
+
+
+def staged_file(
+    aws: Any, turn_id: int, file_name: str, mime_type: str, body: bytes
+) -> tuple[StagedAttachment, ...]:
+    """``body`` put where the consumer stages a file the user sent with turn ``turn_id`` of the
+    default chat: the request's ``attachments``."""
+    s3_key = f"{SessionKey.parse('default/1001/0').s3_prefix}attachments/{turn_id}/{file_name}"
+    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
+    return (StagedAttachment(s3_key=s3_key, file_name=file_name, mime_type=mime_type, size=len(body)),)
 
 
 def lease_renewals(target: str, body: bytes) -> bool:

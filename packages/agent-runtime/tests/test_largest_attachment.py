@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from agentbot_testing import noise_pdf, noise_png
 from local_stack import ToolCall, tool_results
-from session_core import SessionKey, StagedAttachment
+
+from .conftest import staged_file
 
 pytestmark = pytest.mark.slow
-KEY = "default/1001/0"
 LARGEST_FILE = 20 * 1024 * 1024  # getFile's limit: a larger file never reaches the runtime
 PNG_SIDE = 2643  # pixels: the largest noise PNG within LARGEST_FILE
 # The Messages API refuses a larger request (413), which the scripted model would accept.
@@ -38,12 +38,6 @@ def reads(file_name: str) -> Any:
     return respond
 
 
-def stage(aws: Any, file_name: str, mime_type: str, body: bytes) -> tuple[StagedAttachment, ...]:
-    s3_key = f"{SessionKey.parse(KEY).s3_prefix}attachments/9/{file_name}"
-    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
-    return (StagedAttachment(s3_key=s3_key, file_name=file_name, mime_type=mime_type, size=len(body)),)
-
-
 def test_the_largest_pdf_a_user_can_send_reaches_the_model_whole(
     make_runtime, model_server, turn_request, aws
 ) -> None:
@@ -53,7 +47,9 @@ def test_the_largest_pdf_a_user_can_send_reaches_the_model_whole(
     model_server.responder = reads("scan.pdf")
 
     result = make_runtime().run_turn(
-        turn_request("what is in it?", turn_id=9, attachments=stage(aws, "scan.pdf", "application/pdf", pdf))
+        turn_request(
+            "what is in it?", turn_id=9, attachments=staged_file(aws, 9, "scan.pdf", "application/pdf", pdf)
+        )
     )
 
     assert result.ok and result.text == "I have read it.", result
@@ -80,7 +76,9 @@ def test_the_largest_png_a_user_can_send_as_a_document_is_seen_by_the_model(
     model_server.responder = reads("big.png")
 
     result = make_runtime().run_turn(
-        turn_request("what is in it?", turn_id=9, attachments=stage(aws, "big.png", "image/png", png))
+        turn_request(
+            "what is in it?", turn_id=9, attachments=staged_file(aws, 9, "big.png", "image/png", png)
+        )
     )
 
     assert result.ok and result.text == "I have read it.", result

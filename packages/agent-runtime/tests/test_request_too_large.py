@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from agentbot_testing import noise_pdf
 from local_stack import ModelServer, ToolCall, conversation_tool_results, is_summary_request, last_user_text
-from session_core import SessionKey, StagedAttachment
+from session_core import StagedAttachment
 from structlog.testing import capture_logs
 
+from .conftest import staged_file
+
 pytestmark = pytest.mark.slow
-KEY = "default/1001/0"
 REQUEST_LIMIT = 2_500_000
 FITS_ALONE = 1_000_000  # a request carrying its read is ~1.4 MB (base64): two are over the limit
 TOO_LARGE_ALONE = 2_000_000  # ~2.7 MB: over the limit with nothing else
@@ -42,11 +43,9 @@ def reads_the_file_named(request: dict[str, Any]) -> Any:
     return "I have read it."
 
 
-def stage(aws: Any, turn_id: int, name: str, size: int) -> tuple[StagedAttachment, ...]:
-    body = noise_pdf(size, seed=turn_id)
-    s3_key = f"{SessionKey.parse(KEY).s3_prefix}attachments/{turn_id}/{name}"
-    aws.s3.put_object(Bucket=aws.resources.bucket, Key=s3_key, Body=body)
-    return (StagedAttachment(s3_key=s3_key, file_name=name, mime_type="application/pdf", size=len(body)),)
+def a_pdf(aws: Any, turn_id: int, name: str, size: int) -> tuple[StagedAttachment, ...]:
+    """A scan of about ``size`` bytes (it does not compress) the user sent with turn ``turn_id``."""
+    return staged_file(aws, turn_id, name, "application/pdf", noise_pdf(size, seed=turn_id))
 
 
 def _size(call: Any) -> int:
@@ -75,13 +74,13 @@ def test_a_second_pdf_past_the_request_limit_is_answered_on_a_summary(
     on: the turn is answered (marked summarised) and so is the next message."""
     runtime = make_runtime()
     first = runtime.run_turn(
-        turn_request("read one.pdf", turn_id=1, attachments=stage(aws, 1, "one.pdf", FITS_ALONE))
+        turn_request("read one.pdf", turn_id=1, attachments=a_pdf(aws, 1, "one.pdf", FITS_ALONE))
     )
     assert first.ok and first.text == "I have read it.", first
     before = len(model_server.model_calls)
 
     second = runtime.run_turn(
-        turn_request("read two.pdf", turn_id=2, attachments=stage(aws, 2, "two.pdf", FITS_ALONE))
+        turn_request("read two.pdf", turn_id=2, attachments=a_pdf(aws, 2, "two.pdf", FITS_ALONE))
     )
     third = runtime.run_turn(turn_request("hello again", turn_id=3))
 
@@ -104,7 +103,7 @@ def test_a_pdf_too_large_for_the_model_fails_its_turn_and_the_next_message_leave
 
     with capture_logs() as logs:
         refused = runtime.run_turn(
-            turn_request("read big.pdf", turn_id=2, attachments=stage(aws, 2, "big.pdf", TOO_LARGE_ALONE))
+            turn_request("read big.pdf", turn_id=2, attachments=a_pdf(aws, 2, "big.pdf", TOO_LARGE_ALONE))
         )
     assert not refused.ok and not refused.retryable, refused
     assert (refused.error_kind, refused.error_reason) == ("bad_request", "request_too_large")
