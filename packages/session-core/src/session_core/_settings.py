@@ -22,8 +22,9 @@ MAX_RECEIVE_COUNT = 5
 # The agent runtime's memory (MB) unless the operator sets another: infra/template.yaml's
 # RuntimeMemoryMb repeats it (a test ties them), and `agentbot dev` and the local stack run the
 # runtime with it, so a chat's history and files meet the same limits locally as deployed.
-# 2048, not Lambda's 1024 minimum: the biggest file a user can send (a 20 MB PDF the agent
-# reads) peaks at ~1 GiB for runtime and CLI together, past what 1024 MB leaves.
+# 2048, not 1024 (RuntimeMemoryMb's lowest, and its default before): the biggest file a user
+# can send (a 20 MB PDF the agent reads) peaks at ~1 GiB for runtime and CLI together, past
+# what 1024 MB leaves.
 DEFAULT_RUNTIME_MEMORY_MB = 2048
 
 
