@@ -74,7 +74,7 @@ DYNAMODB_ROUND_TRIP_S = 0.005
 BYTES_PER_S = 90e6
 # RuntimeMemoryMb's lowest (infra/template.yaml's MinValue): the smallest CPU share a deployment
 # may give a restore (its default, 2048, gives twice as much)
-DEFAULT_RUNTIME_MB = 1024
+LOWEST_RUNTIME_MB = 1024
 
 
 # --- synthetic transcripts ---------------------------------------------------------------------
@@ -550,7 +550,7 @@ def main() -> None:
     parser.add_argument(
         "--runtime-mb",
         type=int,
-        default=DEFAULT_RUNTIME_MB,
+        default=LOWEST_RUNTIME_MB,
         help="memory of the function whose CPU share the CPU-limited row gets (RuntimeMemoryMb)",
     )
     args = parser.parse_args()
