@@ -124,6 +124,8 @@ def put_files(session: Path, files: Mapping[str, bytes]) -> tuple[EntryState, ..
 
 def folder_state(session: Path) -> tuple[EntryState, ...]:
     """What is in the session's ``subagents`` folder, to tell next turn whether it changed."""
+    # A whole walk is safe here, unlike in ``local_subpaths``: it follows ``put_files`` (which
+    # leaves nothing deeper than a subpath) and no process of the turn outlives the turn.
     folder = session / FOLDER
     entries: list[EntryState] = []
     try:
