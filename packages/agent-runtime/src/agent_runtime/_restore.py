@@ -183,10 +183,7 @@ class TranscriptRestorer:
         loaded = await asyncio.gather(*(load(subpath) for subpath in subpaths))
         pairs = zip(subpaths, loaded, strict=True)
         found = {subpath: stored for subpath, stored in pairs if stored is not None}
-        files: dict[str, bytes] = {}
-        for subpath, stored in found.items():
-            files.update(stored_files(subpath, stored))
-        await asyncio.to_thread(put_files, session_folder(path), files)
+        await asyncio.to_thread(put_files, session_folder(path), stored_files(found))
         # Only those put: one that expired stays listed, and the store (rightly) knows it not.
         self._subpaths[slot] = (store_key["session_id"], list(found))
         return sum(stored.size for stored in found.values())
@@ -222,10 +219,7 @@ class TranscriptRestorer:
             if not matched_in_place(path, stored.jsonl):
                 write_atomically(path, stored.jsonl)
             info = path.stat()
-            files: dict[str, bytes] = {}
-            for subpath, transcript in subagents.items():
-                files.update(stored_files(subpath, transcript))
-            folder = put_files(session, files)
+            folder = put_files(session, stored_files(subagents))
         except OSError:
             return False
         self._copies[slot] = LocalCopy(

@@ -51,9 +51,18 @@ def is_subagent_subpath(subpath: str) -> bool:
     return _SUBPATH.fullmatch(subpath) is not None
 
 
-def stored_files(subpath: str, stored: StoredTranscript) -> dict[str, bytes]:
-    """The files of the subagent ``subpath`` as ``stored``, by their path in the session's folder:
-    its transcript's lines as stored, and the metadata sidecar when the stream carries one."""
+def stored_files(transcripts: Mapping[str, StoredTranscript]) -> dict[str, bytes]:
+    """The files of the subagents ``transcripts`` (by subpath) as stored, by their path in the
+    session's folder."""
+    files: dict[str, bytes] = {}
+    for subpath, stored in transcripts.items():
+        files.update(_files_of(subpath, stored))
+    return files
+
+
+def _files_of(subpath: str, stored: StoredTranscript) -> dict[str, bytes]:
+    """One subagent's files: its transcript's lines as stored, and the metadata sidecar when
+    the stream carries one."""
     lines: list[bytes] = []
     metadata: dict[str, Any] | None = None
     for line in b"".join(stored.jsonl).splitlines(keepends=True):

@@ -1149,8 +1149,6 @@ class Runtime(SdkRunSteps, ApprovalSteps):
             if not restored.local:  # the SDK decodes the whole history itself: all of it counts
                 return point
             loaded = await asyncio.to_thread(self._loaded_bytes, restored.stored, restored.subagent_bytes)
-            if restored.subagent_bytes and loaded is None:  # all of the transcript, none of theirs
-                loaded = restored.stored.size
             return point._replace(loaded_bytes=loaded, subagent_bytes=restored.subagent_bytes)
         finally:
             store.load_s += time.perf_counter() - started
@@ -1160,7 +1158,8 @@ class Runtime(SdkRunSteps, ApprovalSteps):
         memory could not load whole (a search of it all, ~100 MB, costs a warm turn time),
         its subagents' transcripts (``subagent_bytes``, which the runtime keeps) counted in."""
         if history_size(stored.size + subagent_bytes, self.settings.memory_mb) is None:
-            return None
+            # All of the transcript, none of theirs (None would count theirs as loaded too).
+            return stored.size if subagent_bytes else None
         return bytes_the_cli_loads(stored)
 
     async def _remember_local_copy(
